@@ -1,0 +1,47 @@
+# creditsim — set-up, demo and tests. A fresh machine has no venv: every target builds what it needs.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+# pytest workers: the suite is sized for a 2-core machine
+WORKERS ?= 2
+
+.PHONY: install demo test test-fast bench pretrained clean chromium
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# torch first and pinned: a wider range would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[dev,distributed]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Headless Chromium for the HTML-report rendering test; best effort (needs root + apt), the test skips without it.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1)) \
+	  || echo "chromium not installed: the HTML render test will skip"; }
+
+demo: $(STAMP)
+	$(PY) -m creditsim.demo
+
+test: $(STAMP) chromium
+	$(PY) -m pytest -q -n $(WORKERS) -m "not slow"
+
+test-all: $(STAMP) chromium
+	$(PY) -m pytest -q -n $(WORKERS)
+
+bench: $(STAMP)
+	for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
+
+pretrained: $(STAMP)
+	$(PY) -m creditsim.training.pretrained
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

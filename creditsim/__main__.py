@@ -1,0 +1,3 @@
+from creditsim.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""creditsim.cashflows"""

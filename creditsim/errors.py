@@ -1,0 +1,52 @@
+"""Exception hierarchy of creditsim.
+
+Every error a user can trigger with bad input is a :class:`CreditSimError`, so callers (and the CLI,
+which turns them into one-line messages and exit status 2) can catch one class.
+
+- :class:`DataError`: a loan tape, panel, macro frame, matrix or count table is malformed. The message
+  names the column / row / field, up to 10 offending row labels and what was expected.
+- :class:`ConfigError`: a configuration, deal file, option or argument is invalid.
+- :class:`CheckpointError`: a model checkpoint is missing, incomplete or does not match its config.
+- :class:`NotFittedError`: a model was used before ``fit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "CreditSimError",
+    "DataError",
+    "ConfigError",
+    "CheckpointError",
+    "NotFittedError",
+    "format_labels",
+]
+
+
+class CreditSimError(Exception):
+    """Base class of every error raised deliberately by creditsim."""
+
+
+class DataError(CreditSimError, ValueError):
+    """Input data (tape, panel, macro frame, matrix, counts) violates the data contract."""
+
+
+class ConfigError(CreditSimError, ValueError):
+    """A configuration value, deal definition or argument is invalid."""
+
+
+class CheckpointError(CreditSimError):
+    """A checkpoint cannot be read or does not match the model it is loaded into."""
+
+
+class NotFittedError(CreditSimError, RuntimeError):
+    """A model attribute or method needs ``fit`` to have been called first."""
+
+
+def format_labels(labels: Iterable[object], limit: int = 10) -> str:
+    """Render up to ``limit`` offending row labels, e.g. ``"[3, 17, 42] (and 5 more)"``."""
+    items = list(labels)
+    shown = ", ".join(repr(x) if isinstance(x, str) else str(x) for x in items[:limit])
+    more = f" (and {len(items) - limit} more)" if len(items) > limit else ""
+    return f"[{shown}]{more}"
