@@ -1,0 +1,184 @@
+"""Bundled S&P (S&P Global Ratings) corporate rating statistics: average one-year migration matrix
+and annual obligor / default counts by rating, 1981-2000.
+
+Publisher and licence (see ``creditsim/datasets/sp_ratings/PROVENANCE.md``): every number
+originates in **S&P Global Ratings** publications, which hold the copyright of the underlying
+statistics; cite "S&P Global Ratings" wherever the data are shown. The files were taken from
+open-source packages that redistribute them:
+
+- ``sp_global_avg_1y_transition_1981_2016_pct.csv`` and ``..._nr_adjusted.csv``: from the
+  ``transitionMatrix`` package 0.5.1 (Open Risk, Apache-2.0; GitHub ``open-risk/transitionMatrix``,
+  ``datasets/sp_1981-2016.csv`` and ``datasets/sp_NR_adjusted.json``). S&P global corporate average
+  one-year transition rates 1981-2016; the NR-adjusted form spreads the NR (withdrawn) mass
+  proportionally over the other columns.
+- ``sp_annual_obligors_defaults_by_rating_1981_2000_wide.csv``: from the R package ``QRM`` 0.4-35
+  (CRAN, GPL >= 2), data set ``spdata.raw`` ("Standard & Poors Credit Monitor"), used by McNeil,
+  Frey & Embrechts, *Quantitative Risk Management*. Grades A, BBB, BB, B, CCC/C; no AAA/AA rows.
+
+Decisions (documented because the raw files admit several forms):
+
+- ``matrix_8x8`` (AAA, AA, A, BBB, BB, B, CCC, D) is the **NR-adjusted** matrix with each row divided
+  by its sum, so rows sum to 1 within 1e-15 (the published 5-decimal rounding leaves up to 1.2e-4)
+  and D is absorbing. This is the default TTC anchor of the library (e.g. the CCC row and the
+  i -> CCC column used by ``creditsim.ratings.ccc.expand_to_8x8(method="calibrated")``).
+- ``matrix_pct_nr`` is the raw published table, percent, 7 rows (AAA..CCC) x 9 columns (.., D, NR).
+- ``matrix_7x7`` (AAA, AA, A, BBB, BB, B, D) is what a source without a CCC grade would show:
+  CCC merged into B. Columns B and CCC are summed; the merged B row is the obligor-weighted mix
+  ``(1 - w) * row_B + w * row_CCC`` with ``w = ccc_share_of_b`` = pooled CCC obligors / (B + CCC
+  obligors) in the 1981-2000 counts (0.0934). Obligor weighting is the right rule because a
+  matrix row is a ratio of migration counts to starting obligors.
+- ``obligors`` / ``defaults``: int64 frames indexed by ``year`` (int, 1981..2000), columns
+  ``["A", "BBB", "BB", "B", "CCC"]`` (S&P's CCC/C written ``CCC`` like ``GRADES_8``); each row is
+  the number of issuers rated in that grade at the start of the year and how many of them
+  defaulted within the year.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from creditsim.errors import DataError
+from creditsim.states import GRADES_7, GRADES_8
+
+__all__ = ["SPRatings", "load_sp_ratings", "COUNT_GRADES", "merge_ccc_into_b"]
+
+_DIR = Path(__file__).with_name("sp_ratings")
+_MATRIX_NR_ADJ = "sp_global_avg_1y_transition_1981_2016_nr_adjusted.csv"
+_MATRIX_PCT = "sp_global_avg_1y_transition_1981_2016_pct.csv"
+_COUNTS = "sp_annual_obligors_defaults_by_rating_1981_2000_wide.csv"
+
+#: grades present in the annual count data (S&P CCC/C written CCC)
+COUNT_GRADES: tuple[str, ...] = ("A", "BBB", "BB", "B", "CCC")
+
+SOURCE_NOTE = (
+    "Source: S&P Global Ratings (copyright S&P). Matrices via transitionMatrix 0.5.1 (Open Risk, "
+    "Apache-2.0); annual counts via R package QRM 0.4-35 (GPL>=2), spdata.raw."
+)
+
+
+@dataclass(frozen=True)
+class SPRatings:
+    """S&P rating statistics bundled with creditsim (see the module docstring for provenance).
+
+    Attributes
+    ----------
+    matrix_8x8 : DataFrame (8, 8) float64, fractions, index/columns ``GRADES_8``; average one-year
+        matrix 1981-2016, NR-adjusted, rows renormalised to 1, D absorbing.
+    matrix_7x7 : DataFrame (7, 7) float64, fractions, index/columns ``GRADES_7``; CCC merged into B
+        by obligor weight ``ccc_share_of_b``.
+    matrix_pct_nr : DataFrame (7, 9) float64, percent as published, rows AAA..CCC, columns
+        AAA..CCC, D, NR (rows sum to 100 +- 0.01).
+    obligors, defaults : DataFrame (20, 5) int64, index ``year`` 1981..2000, columns
+        ``COUNT_GRADES``.
+    ccc_share_of_b : float, pooled 1981-2000 CCC obligors / (B + CCC obligors).
+    source : str, citation line (S&P Global Ratings).
+    """
+
+    matrix_8x8: pd.DataFrame
+    matrix_7x7: pd.DataFrame
+    matrix_pct_nr: pd.DataFrame
+    obligors: pd.DataFrame
+    defaults: pd.DataFrame
+    ccc_share_of_b: float
+    source: str = SOURCE_NOTE
+
+    @property
+    def default_rates(self) -> pd.DataFrame:
+        """Annual default rates ``defaults / obligors``, (20, 5) float64 decimals, year index."""
+        return self.defaults / self.obligors
+
+    @property
+    def pooled_default_rates(self) -> pd.Series:
+        """Count-pooled 1981-2000 one-year default rate by grade (sum defaults / sum obligors)."""
+        return self.defaults.sum() / self.obligors.sum()
+
+
+def merge_ccc_into_b(matrix_8x8: np.ndarray, ccc_weight: float) -> np.ndarray:
+    """Collapse an (8, 8) matrix (AAA..B, CCC, D) to (7, 7) (AAA..B, D) by merging CCC into B.
+
+    Columns B and CCC are summed; the merged B row is ``(1 - ccc_weight) * row_B + ccc_weight *
+    row_CCC`` (``ccc_weight`` = share of CCC obligors in the merged B+CCC pool, in [0, 1)).
+    Rows of the result sum to 1 when the input rows do.
+    """
+    p = np.asarray(matrix_8x8, dtype=np.float64)
+    if p.shape != (8, 8):
+        raise DataError(f"merge_ccc_into_b needs an (8, 8) matrix (AAA..B, CCC, D), got shape {p.shape}")
+    if not 0.0 <= float(ccc_weight) < 1.0:
+        raise DataError(f"ccc_weight must be in [0, 1), got {ccc_weight}")
+    b, c, d = 5, 6, 7
+    cols = np.concatenate([p[:, :b], (p[:, b] + p[:, c])[:, None], p[:, d:d + 1]], axis=1)  # (8, 7)
+    out = np.empty((7, 7))
+    out[:b] = cols[:b]
+    out[b] = (1.0 - ccc_weight) * cols[b] + ccc_weight * cols[c]
+    out[6] = cols[d]
+    return out
+
+
+def _read_csv(name: str) -> pd.DataFrame:
+    path = _DIR / name
+    if not path.exists():
+        raise DataError(f"bundled S&P file missing: {path} (reinstall creditsim)")
+    return pd.read_csv(path)
+
+
+@lru_cache(maxsize=1)
+def _load() -> SPRatings:
+    nr = _read_csv(_MATRIX_NR_ADJ).set_index("from")
+    m8 = nr.to_numpy(dtype=np.float64)
+    m8 = m8 / m8.sum(axis=1, keepdims=True)  # undo 5-decimal rounding drift (<= 1.2e-4)
+    matrix_8x8 = pd.DataFrame(m8, index=list(GRADES_8), columns=list(GRADES_8))
+    matrix_8x8.index.name = "from"
+
+    pct = _read_csv(_MATRIX_PCT).set_index("from")
+    pct.index = list(GRADES_8[:-1])
+    pct.columns = list(GRADES_8) + ["NR"]
+    pct.index.name = "from"
+    pct = pct.astype(np.float64)
+
+    wide = _read_csv(_COUNTS)
+    year = pd.Index(wide["year"].astype(np.int64), name="year")
+    obligors = pd.DataFrame(
+        {g: wide[f"{g}obligors"].to_numpy(np.int64) for g in COUNT_GRADES}, index=year
+    )
+    defaults = pd.DataFrame(
+        {g: wide[f"{g}defaults"].to_numpy(np.int64) for g in COUNT_GRADES}, index=year
+    )
+    share = float(obligors["CCC"].sum() / (obligors["CCC"].sum() + obligors["B"].sum()))
+    m7 = merge_ccc_into_b(m8, share)
+    matrix_7x7 = pd.DataFrame(m7, index=list(GRADES_7), columns=list(GRADES_7))
+    matrix_7x7.index.name = "from"
+    return SPRatings(
+        matrix_8x8=matrix_8x8,
+        matrix_7x7=matrix_7x7,
+        matrix_pct_nr=pct,
+        obligors=obligors,
+        defaults=defaults,
+        ccc_share_of_b=share,
+    )
+
+
+def load_sp_ratings() -> SPRatings:
+    """Load the bundled S&P Global Ratings data (average 1-year matrix and 1981-2000 counts).
+
+    Returns a frozen :class:`SPRatings`; frames are copies, so callers may modify them.
+    Data: S&P Global Ratings (copyright S&P), redistributed via transitionMatrix 0.5.1
+    (Apache-2.0) and QRM 0.4-35 (GPL >= 2); see the module docstring and PROVENANCE.md.
+
+    >>> sp = load_sp_ratings()
+    >>> sp.matrix_8x8.shape, sp.obligors.index[0]
+    ((8, 8), 1981)
+    """
+    d = _load()
+    return SPRatings(
+        matrix_8x8=d.matrix_8x8.copy(),
+        matrix_7x7=d.matrix_7x7.copy(),
+        matrix_pct_nr=d.matrix_pct_nr.copy(),
+        obligors=d.obligors.copy(),
+        defaults=d.defaults.copy(),
+        ccc_share_of_b=d.ccc_share_of_b,
+    )
