@@ -17,7 +17,7 @@ from rich.console import Console
 
 from creditsim.errors import CreditSimError
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run_app"]
 
 #: command-group modules, each with ``register(app: typer.Typer) -> None``
 COMMAND_MODULES: tuple[str, ...] = ("data", "deal", "ratings", "train", "evaluate", "run")
@@ -32,6 +32,35 @@ app = typer.Typer(
 
 err_console = Console(stderr=True)
 
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details to stderr."),
+) -> None:
+    """Credit portfolio and SPV analytics with deep generative models."""
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command("version")
+def version() -> None:
+    """Print the versions of creditsim and its main dependencies."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    from creditsim import __version__
+
+    typer.echo(f"creditsim {__version__}")
+    for dist in ("numpy", "pandas", "torch"):
+        try:
+            typer.echo(f"{dist} {dist_version(dist)}")
+        except PackageNotFoundError:
+            typer.echo(f"{dist} (not installed)")
+
 for _name in COMMAND_MODULES:
     try:
         _mod = importlib.import_module(f"creditsim.cli.{_name}")
@@ -44,20 +73,28 @@ for _name in COMMAND_MODULES:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``creditsim`` console script."""
+    run_app(app, argv)
+
+
+def run_app(typer_app: typer.Typer, argv: list[str] | None = None) -> None:
+    """Run ``typer_app`` and exit: 0 on success, 2 with a one-line message on a CreditSimError.
+
+    typer >= 0.2x vendors its own click, so usage errors are recognised by shape (``show`` and
+    ``exit_code``) rather than by class, which also covers commands written against plain click.
+    """
     try:
-        rv = app(args=argv, standalone_mode=False)
+        rv = typer_app(args=argv, standalone_mode=False)
     except CreditSimError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except (KeyboardInterrupt, typer.Abort, click.exceptions.Abort):
         err_console.print("[yellow]interrupted[/]")
         sys.exit(130)
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except (typer.Exit, click.exceptions.Exit) as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click/typer usage errors
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
     sys.exit(rv if isinstance(rv, int) else 0)

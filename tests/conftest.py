@@ -1,0 +1,29 @@
+"""Suite-wide test settings: deterministic hypothesis, headless plotting, modest thread counts."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+# The suite runs with 2 pytest workers on a 2-core machine; more threads per worker only thrash.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# derandomize: the same examples on every run, so a red CI is reproducible and a green one is not luck.
+settings.register_profile(
+    "creditsim",
+    derandomize=True,
+    deadline=None,
+    max_examples=40,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "creditsim"))
+
+try:  # torch is a hard dependency, but keep conftest importable for data-only runs
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # pragma: no cover
+    pass

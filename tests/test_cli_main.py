@@ -1,0 +1,56 @@
+"""The CLI shell: help works, and library errors become one line on stderr with exit status 2."""
+
+import pytest
+import typer
+
+from creditsim.cli import main, run_app
+from creditsim.errors import DataError
+
+
+def _app_raising(exc: BaseException) -> typer.Typer:
+    app = typer.Typer()
+
+    @app.command()
+    def boom() -> None:
+        raise exc
+
+    @app.command()
+    def fine() -> None:
+        typer.echo("ok")
+
+    return app
+
+
+def test_help_lists_command_groups(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    assert "creditsim" in capsys.readouterr().out.lower()
+
+
+def test_creditsim_error_is_one_line_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        run_app(_app_raising(DataError("loan tape: column 'x' is bad")), ["boom"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "column 'x' is bad" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_keyboard_interrupt_exits_130(capsys):
+    with pytest.raises(SystemExit) as e:
+        run_app(_app_raising(KeyboardInterrupt()), ["boom"])
+    assert e.value.code == 130
+
+
+def test_unknown_option_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        run_app(_app_raising(DataError("x")), ["fine", "--nope"])
+    assert e.value.code == 2
+
+
+def test_success_exits_zero(capsys):
+    with pytest.raises(SystemExit) as e:
+        run_app(_app_raising(DataError("x")), ["fine"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == "ok"

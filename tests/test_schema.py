@@ -1,0 +1,153 @@
+"""Validation at the edge: every bad-input case names the column, the rows and what was expected."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from creditsim.errors import DataError
+from creditsim.schema import validate_loan_tape, validate_macro, validate_panel
+from creditsim.states import MACRO_VARS
+
+
+def _tape(n: int = 4) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "loan_id": [f"L{i}" for i in range(n)],
+            "origination_date": ["2022-01-15"] * n,
+            "maturity_date": ["2027-01-15"] * n,
+            "original_balance": [100_000.0] * n,
+            "interest_rate": [0.06] * n,
+            "rate_type": ["fixed"] * n,
+            "payment_frequency": ["monthly"] * n,
+            "amortization_type": ["annuity"] * n,
+            "asset_class": ["corporate"] * n,
+            "term_months": [60] * n,
+            "geography_country": ["DE"] * n,
+            "borrower_type": ["sme"] * n,
+            "originator_id": ["O1"] * n,
+            "vintage": ["2022-01"] * n,
+            "current_balance": [80_000.0] * n,
+        }
+    )
+
+
+def test_valid_tape_is_cleaned():
+    out = validate_loan_tape(_tape())
+    assert out["origination_date"].dtype.kind == "M"
+    assert out["term_months"].dtype == np.int64
+
+
+def test_missing_column_is_named():
+    with pytest.raises(DataError, match=r"missing required column\(s\) \['interest_rate'\]"):
+        validate_loan_tape(_tape().drop(columns="interest_rate"))
+
+
+def test_nan_in_required_field_names_column_and_row():
+    df = _tape()
+    df.loc[2, "original_balance"] = np.nan
+    with pytest.raises(DataError, match=r"'original_balance'.*\[2\].*missing"):
+        validate_loan_tape(df)
+
+
+def test_negative_balance():
+    df = _tape()
+    df.loc[1, "original_balance"] = -5.0
+    with pytest.raises(DataError, match=r"'original_balance'.*\[1\].*> 0"):
+        validate_loan_tape(df)
+
+
+def test_maturity_before_origination():
+    df = _tape()
+    df.loc[3, "maturity_date"] = "2021-01-01"
+    with pytest.raises(DataError, match=r"'maturity_date'.*\[3\]"):
+        validate_loan_tape(df)
+
+
+def test_unknown_asset_class_lists_choices():
+    df = _tape()
+    df.loc[0, "asset_class"] = "crypto"
+    with pytest.raises(DataError, match=r"'asset_class'.*\[0\].*one of \['corporate'"):
+        validate_loan_tape(df)
+
+
+def test_duplicate_loan_id_lists_both_rows():
+    df = _tape()
+    df.loc[3, "loan_id"] = "L0"
+    with pytest.raises(DataError, match=r"'loan_id'.*\[0, 3\].*unique"):
+        validate_loan_tape(df)
+
+
+def test_rate_above_100_percent_rejected():
+    df = _tape()
+    df.loc[0, "interest_rate"] = 6.0  # percent instead of a decimal
+    with pytest.raises(DataError, match=r"'interest_rate'.*<= 1"):
+        validate_loan_tape(df)
+
+
+def test_current_balance_above_original():
+    df = _tape()
+    df.loc[1, "current_balance"] = 150_000.0
+    with pytest.raises(DataError, match=r"'current_balance'.*\[1\]"):
+        validate_loan_tape(df)
+
+
+def test_many_bad_rows_are_truncated_to_ten_labels():
+    df = _tape(15)
+    df["interest_rate"] = 2.0
+    with pytest.raises(DataError, match=r"15 invalid row\(s\).*\(and 5 more\)"):
+        validate_loan_tape(df)
+
+
+def _panel(states):
+    n = len(states)
+    return pd.DataFrame(
+        {
+            "loan_id": ["A"] * n,
+            "reporting_month": pd.date_range("2023-01-31", periods=n, freq="ME"),
+            "current_balance": np.linspace(1000, 500, n),
+            "loan_state": states,
+        }
+    )
+
+
+def test_panel_state_outside_range():
+    with pytest.raises(DataError, match=r"'loan_state'.*<= 6"):
+        validate_panel(_panel([0, 0, 9]))
+
+
+def test_panel_forbidden_move_names_row_and_move():
+    with pytest.raises(DataError, match=r"'loan_state'.*\[2\].*0->2"):
+        validate_panel(_panel([0, 0, 2, 3]))
+
+
+def test_panel_leaving_absorbing_state_is_forbidden():
+    with pytest.raises(DataError, match=r"4->0"):
+        validate_panel(_panel([0, 4, 0]))
+
+
+def test_panel_valid_path_passes_and_is_sorted():
+    df = _panel([0, 1, 2, 0, 5]).iloc[::-1]
+    out = validate_panel(df)
+    assert out["reporting_month"].is_monotonic_increasing
+    assert out["loan_state"].dtype == np.int8
+
+
+def test_panel_moves_are_checked_per_loan_not_across_loans():
+    a = _panel([0, 1, 2, 3, 4])
+    b = _panel([0, 0]).assign(loan_id="B")
+    validate_panel(pd.concat([a, b], ignore_index=True))  # 4 -> 0 across loans is fine
+
+
+def test_macro_frame_missing_variable_is_named():
+    idx = pd.date_range("2020-01-31", periods=3, freq="ME")
+    df = pd.DataFrame({v: 0.01 for v in MACRO_VARS[:-1]}, index=idx)
+    with pytest.raises(DataError, match="default_rate"):
+        validate_macro(df)
+
+
+def test_macro_frame_percent_values_rejected():
+    idx = pd.date_range("2020-01-31", periods=3, freq="ME")
+    df = pd.DataFrame({v: 0.01 for v in MACRO_VARS}, index=idx)
+    df.iloc[1, 1] = 4.5
+    with pytest.raises(DataError, match=r"unemployment_rate.*2020-02.*decimals"):
+        validate_macro(df)
