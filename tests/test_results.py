@@ -1,0 +1,243 @@
+"""SimulationResults / TrancheResult: exact risk estimators, standard errors, tables, storage."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import openpyxl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from creditsim.errors import ConfigError, DataError
+from creditsim.simulation import risk
+from creditsim.simulation.results import SimulationResults, TrancheResult, escape_excel_text
+from creditsim.states import POOL_CF_TYPES
+
+
+# ---------------------------------------------------------------- estimators on hand-computed samples
+def test_var_is_order_statistic_without_interpolation():
+    losses = np.arange(1, 101, dtype=float)  # 1..100
+    # F(99) = 0.99 exactly -> VaR_99 = 99 (np.percentile would give 99.01)
+    assert risk.value_at_risk(losses, 0.99) == 99.0
+    assert np.percentile(losses, 99) != 99.0
+    # F(95) = 0.95 -> 95; F(x) >= 0.951 first at 96
+    assert risk.value_at_risk(losses, 0.95) == 95.0
+    assert risk.value_at_risk(losses, 0.951) == 96.0
+
+
+def test_cvar_acerbi_tasche_on_1_to_100():
+    losses = np.arange(1, 101, dtype=float)
+    # 99 + E[(L-99)^+]/0.01 = 99 + (1/100)/0.01 = 100
+    assert risk.expected_shortfall(losses, 0.99) == pytest.approx(100.0, abs=1e-12)
+    # 95 + (1+2+3+4+5)/100/0.05 = 95 + 3 = 98 = mean of the top 5
+    assert risk.expected_shortfall(losses, 0.95) == pytest.approx(98.0, abs=1e-12)
+
+
+def test_cvar_with_ties_differs_from_naive_tail_mean():
+    losses = np.array([0.0] * 9 + [1.0])
+    # F(0) = 0.9 >= 0.8 -> VaR_0.8 = 0; CVaR = 0 + 0.1/0.2 = 0.5 (the worst 20 %: half atom at 0, 1)
+    assert risk.value_at_risk(losses, 0.8) == 0.0
+    assert risk.expected_shortfall(losses, 0.8) == pytest.approx(0.5)
+    naive = losses[losses >= 0.0].mean()
+    assert naive == pytest.approx(0.1)  # mean(L | L >= VaR) badly understates here
+
+
+def test_var_and_cvar_with_weights():
+    losses = np.array([3.0, 1.0, 2.0])  # unsorted on purpose
+    weights = np.array([0.2, 0.5, 0.3])
+    # F(1) = .5, F(2) = .8, F(3) = 1
+    assert risk.value_at_risk(losses, 0.75, weights) == 2.0
+    assert risk.value_at_risk(losses, 0.8, weights) == 2.0
+    assert risk.value_at_risk(losses, 0.81, weights) == 3.0
+    # tail 25 %: mass .2 at 3 and .05 at 2 -> (0.6 + 0.1) / 0.25 = 2.8
+    assert risk.expected_shortfall(losses, 0.75, weights) == pytest.approx(2.8)
+    assert risk.expected_value(losses, weights) == pytest.approx(0.5 + 0.6 + 0.6)
+    # unnormalised weights give the same answer
+    assert risk.expected_shortfall(losses, 0.75, weights * 7) == pytest.approx(2.8)
+
+
+def test_weights_equal_to_duplication():
+    x = np.array([0.1, 0.4, 0.2])
+    w = np.array([2.0, 1.0, 3.0])
+    dup = np.repeat(x, w.astype(int))
+    for a in (0.3, 0.5, 0.6, 0.9):
+        assert risk.value_at_risk(x, a, w) == risk.value_at_risk(dup, a)
+        assert risk.expected_shortfall(x, a, w) == pytest.approx(risk.expected_shortfall(dup, a))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=60),
+       st.floats(0.01, 0.99))
+def test_cvar_bounds_and_monotonicity(xs, alpha):
+    x = np.array(xs)
+    v = risk.value_at_risk(x, alpha)
+    c = risk.expected_shortfall(x, alpha)
+    assert x.min() <= v <= x.max()
+    assert v - 1e-12 <= c <= x.max() + 1e-9
+    assert c >= risk.expected_value(x) - 1e-12
+    assert v in x  # a sample value, never interpolated
+
+
+def test_estimators_reject_bad_input():
+    with pytest.raises(ConfigError, match="alpha"):
+        risk.value_at_risk(np.ones(3), 1.0)
+    with pytest.raises(DataError, match="NaN"):
+        risk.expected_shortfall(np.array([0.1, np.nan]), 0.9)
+    with pytest.raises(DataError, match="weights"):
+        risk.value_at_risk(np.ones(3), 0.5, np.array([1.0, -1.0, 1.0]))
+
+
+def test_standard_errors_match_closed_forms():
+    rng = np.random.default_rng(3)
+    n = 20_000
+    x = rng.uniform(size=n)
+    # mean of U(0,1): sd = 1/sqrt(12)
+    assert risk.expected_value_se(x) == pytest.approx(1 / np.sqrt(12 * n), rel=0.03)
+    # quantile of U(0,1): density 1 -> se = sqrt(a(1-a)/n)
+    a = 0.95
+    assert risk.value_at_risk_se(x, a) == pytest.approx(np.sqrt(a * (1 - a) / n), rel=0.25)
+    # CVaR of U(0,1): h = a + (L-a)^+/(1-a) is the atom a (prob a) or a + U' with U' ~ U(0,1)
+    eh = a * a + (1 - a) * (a + 0.5)
+    eh2 = a * a**2 + (1 - a) * ((a + 0.5) ** 2 + 1 / 12)
+    se = np.sqrt((eh2 - eh**2) / n)
+    assert risk.expected_shortfall_se(x, a) == pytest.approx(se, rel=0.1)
+
+
+def test_standard_error_uses_effective_sample_size():
+    x = np.array([0.0, 1.0, 0.0, 1.0])
+    se_equal = risk.expected_value_se(x)
+    se_dup = risk.expected_value_se(x, np.array([1.0, 1.0, 1.0, 1.0]))
+    assert se_equal == pytest.approx(se_dup)
+    assert risk.effective_sample_size(np.array([1.0, 0.0, 0.0, 1.0]), 4) == pytest.approx(2.0)
+
+
+# ---------------------------------------------------------------- results object
+def _make_results(n=200, t=12, seed=0, weights=None, names=("A", "B", "Equity")) -> SimulationResults:
+    rng = np.random.default_rng(seed)
+    losses = rng.beta(1, 30, size=n)
+    tranches = []
+    for j, name in enumerate(names):
+        tl = np.clip(losses * (3 ** j) - 0.02 * (2 - j), 0, 1)
+        tranches.append(TrancheResult(
+            name=name, balance=100.0 * (3 - j), losses=tl, irr=0.05 - tl, wal=np.full(n, 2.0 + j),
+            coupon=0.05 + 0.01 * j, attachment=0.1 * (2 - j), detachment=0.1 * (3 - j), equity=name == "Equity",
+            weights=weights,
+        ))
+    pool = rng.uniform(size=(n, t, len(POOL_CF_TYPES)))
+    macro = rng.normal(0.05, 0.01, size=(n, t, 9))
+    return SimulationResults(
+        portfolio_losses=losses, tranche_results=tranches,
+        cashflows={"pool": pool, "tranche_principal": rng.uniform(size=(n, t, len(names)))},
+        scenarios=rng.integers(0, 4, size=n), weights=weights, macro_paths=macro,
+        initial_balance=1e8, settings={"seed": 7, "scenario_mix": {"baseline": 0.6}, "engine": "markov"},
+    )
+
+
+def test_scenario_conditional_measures_use_only_that_scenario():
+    r = _make_results()
+    mask = r.scenarios == 2
+    assert r.el("severely_adverse") == pytest.approx(r.portfolio_losses[mask].mean())
+    assert r.var(0.9, 2) == risk.value_at_risk(r.portfolio_losses[mask], 0.9)
+    assert r.cvar(0.9, "severely_adverse") == pytest.approx(risk.expected_shortfall(r.portfolio_losses[mask], 0.9))
+    assert r.var_99 == risk.value_at_risk(r.portfolio_losses, 0.99)
+    with pytest.raises(ConfigError, match="unknown scenario"):
+        r.el("armageddon")
+
+
+def test_tranche_pd_el_lgd_hand_computed():
+    t = TrancheResult(name="M", balance=10.0, losses=np.array([0.0, 0.0, 0.5, 1.0]),
+                      irr=np.array([0.1, 0.1, -0.2, -1.0]), wal=np.array([3.0, 3.0, 4.0, np.nan]))
+    assert t.pd == 0.5
+    assert t.expected_loss == pytest.approx(0.375)
+    assert t.lgd == pytest.approx(0.75)
+    assert t.mean_wal == pytest.approx(10 / 3)
+    assert t.median_irr == pytest.approx(-0.2)  # inf{x: F(x) >= .5} of sorted [-1, -.2, .1, .1]
+
+
+def test_summary_has_portfolio_and_tranche_rows():
+    r = _make_results()
+    s = r.summary()
+    assert list(s.index) == ["portfolio", "A", "B", "Equity"]
+    assert s.loc["portfolio", "var_99"] == r.var_99
+    assert s.loc["B", "expected_loss"] == pytest.approx(r.tranche("B").expected_loss)
+    rt = r.risk_table()
+    assert "all" in rt.columns and rt.loc["expected_loss", "all"] == pytest.approx(r.expected_loss)
+
+
+def test_parquet_round_trip_is_exact(tmp_path):
+    r = _make_results(weights=np.linspace(1, 2, 200))
+    out = r.to_parquet(tmp_path / "run")
+    back = SimulationResults.load(out)
+    np.testing.assert_array_equal(back.portfolio_losses, r.portfolio_losses)
+    np.testing.assert_array_equal(back.scenarios, r.scenarios)
+    np.testing.assert_allclose(back.weights, r.weights, rtol=0, atol=0)
+    np.testing.assert_array_equal(back.cashflows["pool"], r.cashflows["pool"])
+    np.testing.assert_array_equal(back.macro_paths, r.macro_paths)
+    for a, b in zip(r.tranche_results, back.tranche_results):
+        assert a.name == b.name and a.balance == b.balance and a.equity == b.equity
+        np.testing.assert_array_equal(a.losses, b.losses)
+        np.testing.assert_array_equal(a.wal, b.wal)
+    assert back.cvar_99 == r.cvar_99
+    assert back.settings == r.settings
+    # overwriting leaves exactly one complete directory and no temporaries behind
+    r.to_parquet(tmp_path / "run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_load_rejects_non_result_directory(tmp_path):
+    with pytest.raises(DataError, match="meta.json"):
+        SimulationResults.load(tmp_path)
+    r = _make_results()
+    out = r.to_parquet(tmp_path / "run")
+    (out / "cf_pool.parquet").unlink()
+    with pytest.raises(DataError, match="cf_pool.parquet is missing"):
+        SimulationResults.load(out)
+
+
+def test_excel_has_five_sheets_and_escapes_formulas(tmp_path):
+    r = _make_results(names=("=HYPERLINK(\"http://x\")", "+B", "Equity"))
+    r.settings["note"] = "@SUM(A1:A2)"
+    path = r.to_excel(tmp_path / "out.xlsx")
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames == ["summary", "tranches", "loss_distribution", "pool_cashflows", "run_settings"]
+    texts = []
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                assert cell.data_type != "f", f"formula written in {ws.title}!{cell.coordinate}"
+                if isinstance(cell.value, str):
+                    texts.append(cell.value)
+    assert "'=HYPERLINK(\"http://x\")" in texts and "'+B" in texts and "'@SUM(A1:A2)" in texts
+    pc = wb["pool_cashflows"]
+    assert [c.value for c in pc[1]] == ["month", *POOL_CF_TYPES]
+    assert pc.max_row == 1 + 12
+    assert not [p for p in tmp_path.iterdir() if p.name != "out.xlsx"]  # no temp file left
+
+
+def test_escape_excel_text_leaves_numbers_and_plain_text():
+    assert escape_excel_text("-1") == "'-1"
+    assert escape_excel_text(-1.0) == -1.0
+    assert escape_excel_text("Class A") == "Class A"
+
+
+def test_plot_writes_png(tmp_path):
+    r = _make_results()
+    fig = r.plot(tmp_path / "p.png")
+    assert len(fig.axes) == 3
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_results_validate_shapes():
+    with pytest.raises(DataError, match="cashflows"):
+        SimulationResults(np.zeros(3), [], cashflows={"pool": np.zeros((2, 4, 7))})
+    with pytest.raises(DataError, match="scenarios"):
+        SimulationResults(np.zeros(3), [], scenarios=np.array([0, 1, 9]))
+
+
+def test_settings_json_round_trip(tmp_path):
+    r = _make_results()
+    out = r.to_parquet(tmp_path / "x")
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["settings"]["seed"] == 7
