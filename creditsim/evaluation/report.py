@@ -1,0 +1,207 @@
+"""Self-contained HTML report of a simulation run.
+
+One file, no network: plotly.js is inlined once (~4.5 MB) and every chart is a plotly div with its data
+embedded, so the page opens offline and in an air-gapped environment. Histograms are binned here
+(numpy) rather than in the browser, which keeps the page small for 10^5 scenarios.
+
+Sections: headline risk measures, summary table (portfolio + tranches), risk measures by scenario type,
+tranche metrics by scenario, charts (loss distribution with VaR/CVaR, tranche expected loss by
+scenario, tranche loss distributions, mean pool cashflows by month, macro fan chart), run settings.
+
+A small script at the end counts the rendered charts and writes the count into
+``<body data-charts-rendered=N>`` so a headless browser test can check that plotly actually drew them.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from creditsim.simulation import risk
+from creditsim.simulation.results import SimulationResults
+from creditsim.states import MACRO_VARS, SCENARIOS
+
+__all__ = ["build_report_html", "write_report"]
+
+_CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px 40px;color:#222}
+h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:12px;margin:8px 0} th,td{padding:3px 8px;border-bottom:1px solid #eee;text-align:right}
+th:first-child,td:first-child{text-align:left} thead th{background:#f4f4f4}
+.cards{display:flex;gap:16px;flex-wrap:wrap} .card{border:1px solid #ddd;border-radius:6px;padding:10px 16px;min-width:150px}
+.card .v{font-size:20px;font-weight:600} .card .l{font-size:11px;color:#666}
+.chart{width:100%;max-width:1100px;height:420px} .muted{color:#777;font-size:12px}
+"""
+
+_PCT_COLS = {"attachment", "detachment", "pd", "expected_loss", "expected_loss_se", "lgd", "var_99",
+             "cvar_99", "irr_mean", "irr_median"}
+
+
+def _fmt_cell(col: str, v: object) -> str:
+    if isinstance(v, (float, np.floating)):
+        if not np.isfinite(v):
+            return "–"
+        if col in _PCT_COLS or col.startswith(("var_", "cvar_", "expected_loss")) or col in SCENARIOS or col == "all":
+            return f"{v * 100:.3f}%"
+        if abs(v) >= 1e4:
+            return f"{v:,.0f}"
+        return f"{v:.4g}"
+    return html.escape(str(v))
+
+
+def _table(df: pd.DataFrame, index: bool = True, pct_rows: bool = False) -> str:
+    """HTML table with escaped text. ``pct_rows``: format by row name (risk table) not column."""
+    cols = list(df.columns)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in ([df.index.name or ""] if index else []) + cols)
+    body = []
+    for idx, row in df.iterrows():
+        cells = [f"<td>{html.escape(str(idx))}</td>"] if index else []
+        for c in cols:
+            v = row[c]
+            if pct_rows and str(idx) == "n_sims":
+                cells.append(f"<td>{int(v):,}</td>")
+            else:
+                key = str(idx) if pct_rows else str(c)
+                cells.append(f"<td>{_fmt_cell(key if pct_rows else c, v)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _figures(results: SimulationResults) -> list[tuple[str, object]]:
+    import plotly.graph_objects as go
+
+    figs: list[tuple[str, object]] = []
+    w = risk.normalise_weights(results.weights, results.n_sims)
+    x = results.portfolio_losses * 100
+    lo, hi = float(x.min()), float(x.max())
+    mass, edges = np.histogram(x, bins=60, range=(lo, hi if hi > lo else lo + 1e-9), weights=w)
+    centers = (edges[:-1] + edges[1:]) / 2
+    f = go.Figure(go.Bar(x=centers, y=mass, width=np.diff(edges), name="probability", marker_color="#4c72b0"))
+    for label, val, color in (("VaR 99%", results.var_99 * 100, "#dd8452"),
+                              ("CVaR 99%", results.cvar_99 * 100, "#c44e52"),
+                              ("EL", results.expected_loss * 100, "#55a868")):
+        f.add_vline(x=val, line_dash="dash", line_color=color, annotation_text=f"{label} {val:.2f}%")
+    f.update_layout(title="Portfolio loss distribution", xaxis_title="loss, % of initial pool balance",
+                    yaxis_title="probability", bargap=0)
+    figs.append(("loss_distribution", f))
+
+    if results.tranche_results:
+        f = go.Figure()
+        present = sorted(set(results.scenarios.tolist()))
+        names = [t.name for t in results.tranche_results]
+        f.add_trace(go.Bar(x=names, y=[t.expected_loss * 100 for t in results.tranche_results], name="all"))
+        for sc in present:
+            mask = results.scenarios == sc
+            f.add_trace(go.Bar(x=names, y=[t.subset(mask).expected_loss * 100 for t in results.tranche_results],
+                               name=SCENARIOS[sc]))
+        f.update_layout(title="Tranche expected loss by scenario", yaxis_title="EL, % of tranche balance",
+                        barmode="group")
+        figs.append(("tranche_el", f))
+
+        f = go.Figure()
+        for t in results.tranche_results:
+            cnt, e = np.histogram(t.losses * 100, bins=40, range=(0, 100), weights=t._w())
+            f.add_trace(go.Scatter(x=(e[:-1] + e[1:]) / 2, y=cnt, mode="lines", name=t.name))
+        f.update_layout(title="Tranche loss distributions", xaxis_title="principal loss, % of balance",
+                        yaxis_title="probability", yaxis_type="log")
+        figs.append(("tranche_losses", f))
+
+    if "pool" in results.cashflows:
+        pc = results.pool_cashflows_by_month()
+        f = go.Figure()
+        for k in ("interest", "scheduled_principal", "prepayment", "recovery"):
+            f.add_trace(go.Scatter(x=pc["month"], y=pc[k], stackgroup="cash", name=k))
+        f.add_trace(go.Scatter(x=pc["month"], y=pc["default_par"], name="default_par", line=dict(dash="dot")))
+        f.update_layout(title="Mean pool cashflows by month", xaxis_title="month after cut-off",
+                        yaxis_title="currency units")
+        figs.append(("pool_cashflows", f))
+
+    if results.macro_paths is not None:
+        f = go.Figure()
+        months = np.arange(results.macro_paths.shape[1])
+        for var, color in (("unemployment_rate", "128,114,179"), ("credit_spread_hy", "196,78,82")):
+            y = results.macro_paths[:, :, MACRO_VARS.index(var)] * 100
+            q = np.quantile(y, [0.05, 0.5, 0.95], axis=0)
+            f.add_trace(go.Scatter(x=months, y=q[2], line=dict(width=0), showlegend=False, hoverinfo="skip"))
+            f.add_trace(go.Scatter(x=months, y=q[0], fill="tonexty", line=dict(width=0),
+                                   fillcolor=f"rgba({color},0.25)", name=f"{var} 5-95%"))
+            f.add_trace(go.Scatter(x=months, y=q[1], line=dict(color=f"rgb({color})"), name=f"{var} median"))
+        f.update_layout(title="Macro fan chart", xaxis_title="month", yaxis_title="%")
+        figs.append(("macro_fan", f))
+    return figs
+
+
+def build_report_html(results: SimulationResults, title: str | None = None) -> str:
+    """Return the report as one self-contained HTML string."""
+    from plotly.offline import get_plotlyjs
+
+    title = title or str(results.settings.get("name") or "creditsim simulation report")
+    se = results.standard_errors(0.99)
+    cards = [
+        ("Expected loss", results.expected_loss, se["expected_loss"]),
+        ("VaR 99%", results.var_99, se["var"]),
+        ("CVaR 99%", results.cvar_99, se["cvar"]),
+    ]
+    cards_html = "".join(
+        f'<div class="card"><div class="v">{v * 100:.3f}%</div><div class="l">{html.escape(n)} '
+        f'(MC s.e. {s * 100:.3f}%)</div></div>' for n, v, s in cards
+    )
+    cards_html += f'<div class="card"><div class="v">{results.n_sims:,}</div><div class="l">scenarios</div></div>'
+    summary = results.summary()
+    risk_tab = results.risk_table()
+    tranche_tab = results.tranche_table().set_index("tranche")
+    settings = results.settings_table().set_index("setting")
+    chart_divs = []
+    for div_id, fig in _figures(results):
+        chart_divs.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
+                                      default_height="420px", config={"displaylogo": False}))
+    n_charts = len(chart_divs)
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{_CSS}</style>
+<script type="text/javascript">{get_plotlyjs()}</script>
+</head><body data-charts-expected="{n_charts}" data-charts-rendered="0">
+<h1>{html.escape(title)}</h1>
+<div class="muted">generated {stamp}; losses are fractions of the initial balance (pool or tranche);
+VaR is the empirical quantile without interpolation, CVaR the Acerbi-Tasche expected shortfall.</div>
+<h2>Headline</h2><div class="cards">{cards_html}</div>
+<h2>Portfolio and tranches</h2>{_table(summary)}
+<h2>Risk measures by scenario type</h2>{_table(risk_tab, pct_rows=True)}
+<h2>Tranche metrics by scenario type</h2>{_table(tranche_tab)}
+<h2>Charts</h2>{''.join(chart_divs)}
+<h2>Run settings</h2>{_table(settings)}
+<script>
+window.addEventListener("load", function () {{
+  var n = document.querySelectorAll(".js-plotly-plot .main-svg").length > 0
+    ? Array.prototype.filter.call(document.querySelectorAll(".js-plotly-plot"),
+        function (d) {{ return d.querySelector(".main-svg") !== null; }}).length : 0;
+  document.body.setAttribute("data-charts-rendered", String(n));
+}});
+</script>
+</body></html>
+"""
+
+
+def write_report(results: SimulationResults, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Write :func:`build_report_html` to ``path`` atomically (temp file + os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = build_report_html(results, title)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.html", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
