@@ -1,0 +1,241 @@
+"""US macro history in the 9 :data:`~creditsim.states.MACRO_VARS`, monthly decimals, 1981-01 .. 2019-12.
+
+Built from the FRED series bundled in ``creditsim/datasets/fred/`` and, for the back-fill regression,
+the FRED-MD vintage in ``creditsim/datasets/fred_md/``. See :func:`load_macro_history`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from creditsim.datasets._files import monthly_index, parse_month, quarterly_to_monthly, read_fred_series
+from creditsim.errors import ConfigError
+from creditsim.schema import validate_macro
+from creditsim.states import MACRO_VARS
+
+__all__ = ["load_macro_history", "BACKFILL_REGRESSORS", "LATE_VARIABLES"]
+
+#: cyclical regressors of the back-fill; all observed over the whole frame and, unlike the 1981-84 rate
+#: regime (fed funds up to 19 %), inside the range seen in the fit period
+BACKFILL_REGRESSORS: tuple[str, ...] = ("gdp_growth", "unemployment_rate", "baa_treasury_spread")
+#: variables whose FRED source starts after the frame's first month (first observed month in brackets):
+#: credit_spread_ig / credit_spread_hy (1996-12), house_price_growth (1988-01), default_rate (1985-01)
+LATE_VARIABLES: tuple[str, ...] = ("credit_spread_ig", "credit_spread_hy", "house_price_growth", "default_rate")
+#: per late variable: (regressors, offset). The target minus the offset column is regressed; the offset
+#: enters with coefficient 1 (nominal house prices follow the general price level one for one).
+_BACKFILL_SPECS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "credit_spread_ig": (BACKFILL_REGRESSORS, None),
+    "credit_spread_hy": (BACKFILL_REGRESSORS, None),
+    "house_price_growth": (("gdp_growth", "unemployment_rate"), "inflation_rate"),
+    "default_rate": (BACKFILL_REGRESSORS, None),
+}
+
+#: back-filled spreads are floored here: an OAS is positive, and a linear fit must not say otherwise
+_SPREAD_FLOOR = {"credit_spread_ig": 0.003, "credit_spread_hy": 0.015}
+
+_SOURCE = (
+    "FRED, Federal Reserve Bank of St. Louis: GDPC1 (BEA), UNRATE and CPIAUCSL (BLS), FEDFUNDS, DGS10 "
+    "and DRALACBS (Federal Reserve Board), BAMLC0A0CM and BAMLH0A0HYM2 (ICE Data Indices, copyrighted), "
+    "CSUSHPINSA (S&P CoreLogic Case-Shiller, copyrighted); FRED-MD 2019-10 vintage (McCracken & Ng) for "
+    "the Moody's Baa - 10y spread used in the back-fill. Internal research use only; do not republish."
+)
+
+
+def _fred_md_baa_spread() -> pd.Series:
+    """Moody's Baa corporate yield minus the 10-year Treasury (FRED-MD ``BAA - GS10``), decimal, monthly."""
+    from creditsim.datasets.fred import load_fred_md
+
+    md = load_fred_md()
+    spread = (md["BAA"] - md["GS10"]) / 100.0
+    spread.index = spread.index.rename("reporting_month")
+    return spread.rename("baa_treasury_spread")
+
+
+def _observed_variables() -> pd.DataFrame:
+    """The 9 variables (plus the Baa spread) where their sources exist, NaN elsewhere; 1981-01..2019-12."""
+    gdp_q = read_fred_series("GDPC1")
+    gdp_yoy_q = (gdp_q / gdp_q.shift(4) - 1.0).rename("gdp_growth")
+    cpi = read_fred_series("CPIAUCSL")
+    hpi = read_fred_series("CSUSHPINSA")
+    columns = {
+        "gdp_growth": quarterly_to_monthly(gdp_yoy_q),
+        "unemployment_rate": read_fred_series("UNRATE") / 100.0,
+        "inflation_rate": cpi / cpi.shift(12) - 1.0,
+        "policy_rate": read_fred_series("FEDFUNDS") / 100.0,
+        "yield_10y": read_fred_series("DGS10").resample("MS").mean() / 100.0,
+        "credit_spread_ig": read_fred_series("BAMLC0A0CM").resample("MS").mean() / 100.0,
+        "credit_spread_hy": read_fred_series("BAMLH0A0HYM2").resample("MS").mean() / 100.0,
+        "house_price_growth": hpi / hpi.shift(12) - 1.0,
+        "default_rate": quarterly_to_monthly(read_fred_series("DRALACBS")) / 100.0,
+    }
+    # the frame starts where the core five (no back-fill) all exist: CPI y/y and GDP y/y need 1980 as base
+    index = monthly_index(pd.Timestamp("1981-01-01"), pd.Timestamp("2019-12-01"))
+    frame = pd.DataFrame({k: v.reindex(index) for k, v in columns.items()}, index=index)
+    frame["baa_treasury_spread"] = _fred_md_baa_spread().reindex(index)
+    return frame
+
+
+def _backfill(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, float]]]:
+    """OLS back-fill of each late variable (see ``_BACKFILL_SPECS``), fitted on its observed months."""
+    out = frame.copy()
+    mask = pd.DataFrame(False, index=frame.index, columns=list(MACRO_VARS))
+    fits: dict[str, dict[str, float]] = {}
+    for var in LATE_VARIABLES:
+        regressors, offset_col = _BACKFILL_SPECS[var]
+        design = np.column_stack([np.ones(len(frame))] + [frame[r].to_numpy() for r in regressors])
+        offset = frame[offset_col].to_numpy() if offset_col else np.zeros(len(frame))
+        design_ok = np.isfinite(design).all(axis=1) & np.isfinite(offset)
+        y = frame[var].to_numpy() - offset
+        fit_rows = design_ok & np.isfinite(y)
+        coef, *_ = np.linalg.lstsq(design[fit_rows], y[fit_rows], rcond=None)
+        resid = y[fit_rows] - design[fit_rows] @ coef
+        r2 = 1.0 - resid.var() / y[fit_rows].var()
+        fill_rows = ~np.isfinite(y)
+        if not design_ok[fill_rows].all():  # pragma: no cover - guarded by the bundled data
+            raise ConfigError(f"cannot back-fill {var}: regressors missing in the fill period")
+        pred = design[fill_rows] @ coef
+        # Regression errors are persistent (AR(1) rho ~ 0.75-0.99 monthly): backcast the error of the first
+        # observed month, decayed by rho per month back, so the series joins without a jump at the splice.
+        obs_pos = np.flatnonzero(fit_rows)
+        rho = float(np.clip(np.corrcoef(resid[1:], resid[:-1])[0, 1], 0.0, 0.99))
+        fill_pos = np.flatnonzero(fill_rows)
+        before = fill_pos < obs_pos[0]
+        pred[before] += resid[0] * rho ** (obs_pos[0] - fill_pos[before])
+        pred = pred + offset[fill_rows]
+        if var in _SPREAD_FLOOR:
+            pred = np.maximum(pred, _SPREAD_FLOOR[var])
+        filled = frame[var].to_numpy().copy()
+        filled[fill_rows] = pred
+        out[var] = filled
+        mask[var] = fill_rows
+        fits[var] = {
+            "r2": float(r2),
+            "n_obs": float(fit_rows.sum()),
+            "resid_std": float(resid.std()),
+            "resid_ar1": rho,
+            "intercept": float(coef[0]),
+        }
+        fits[var].update({f"coef_{r}": float(c) for r, c in zip(regressors, coef[1:])})
+    return out, mask, fits
+
+
+@lru_cache(maxsize=None)
+def _macro_history(backfill: bool) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, float]]]:
+    observed = _observed_variables()
+    if backfill:
+        filled, mask, fits = _backfill(observed)
+    else:
+        complete = observed[list(MACRO_VARS)].notna().all(axis=1)
+        first = complete.idxmax()
+        filled = observed.loc[first:]
+        mask = pd.DataFrame(False, index=filled.index, columns=list(MACRO_VARS))
+        fits = {}
+    macro = validate_macro(filled[list(MACRO_VARS)])  # contract check: no NaN, decimals, all 9 present
+    macro.index = monthly_index(macro.index[0], macro.index[-1])
+    mask.index = macro.index
+    return macro, mask.astype(bool), fits
+
+
+def load_macro_history(
+    start: object = None,
+    end: object = None,
+    backfill: bool = True,
+    return_mask: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+    """Monthly US macro history in the 9 :data:`~creditsim.states.MACRO_VARS`, decimals, no NaN.
+
+    Args:
+        start, end: first / last month to keep (inclusive; anything ``pd.Timestamp`` parses, e.g.
+            ``"1990-01"``); ``None`` keeps the full range.
+        backfill: ``True`` (default) returns 1981-01 .. 2019-12 (468 months) with the late-starting
+            series back-filled by regression; ``False`` returns only fully observed months,
+            1996-12 .. 2019-12 (277 months).
+        return_mask: also return a bool frame of the same shape, ``True`` where a value is back-filled.
+
+    Returns:
+        ``macro``: float64 DataFrame ``(n_months, 9)``, columns in ``MACRO_VARS`` order, month-start
+        ``DatetimeIndex`` named ``reporting_month`` (freq ``MS``); or ``(macro, backfilled)`` with
+        ``return_mask=True``. ``macro.attrs`` holds ``source``, ``backfilled_until`` (last back-filled
+        month per variable, ``None`` if never) and ``backfill_fit`` (R^2, residual std and OLS
+        coefficients per back-filled variable).
+
+    Transformations (FRED mnemonic; all results decimals):
+
+    - ``gdp_growth``: real GDP ``GDPC1`` (quarterly) year-on-year growth ``Y_q / Y_{q-4} - 1``, placed
+      at the middle month of each quarter and linearly interpolated between; the first/last month of
+      the span hold the nearest quarterly value. Real GDP, not ``INDPRO``, because the Fed scenarios
+      (:func:`load_fed_scenarios`) publish real GDP, and industrial production covers only ~1/5 of output
+      and swings about three times as much.
+    - ``unemployment_rate``: ``UNRATE / 100``.
+    - ``inflation_rate``: ``CPIAUCSL_t / CPIAUCSL_{t-12} - 1``.
+    - ``policy_rate``: ``FEDFUNDS / 100`` (monthly average effective rate).
+    - ``yield_10y``: monthly mean of daily ``DGS10`` / 100.
+    - ``credit_spread_ig``: monthly mean of daily ``BAMLC0A0CM`` (ICE BofA US Corporate OAS) / 100.
+    - ``credit_spread_hy``: monthly mean of daily ``BAMLH0A0HYM2`` (ICE BofA US High Yield OAS) / 100.
+    - ``house_price_growth``: ``CSUSHPINSA_t / CSUSHPINSA_{t-12} - 1`` (NSA index; y/y removes seasonality).
+    - ``default_rate``: delinquency rate on all loans at commercial banks ``DRALACBS / 100`` (quarterly,
+      interpolated as for GDP). Scaling: the rate is used **as is** (scale factor 1): 30+ days
+      delinquency is the pipeline into default and its range (1.4 % in 2019 to 7.4 % in 2010) matches the
+      annual default-rate ranges of the loan-tape spec; a model mapping the index to one asset class's
+      default rate learns its own slope.
+
+    Back-fill decision: the frame starts in 1981-01 because CPI and GDP year-on-year growth need 1980 as
+    their base year. Four series start later: the ICE BofA spreads (1996-12), Case-Shiller growth
+    (1988-01) and DRALACBS (1985-01). Starting the frame in 1996-12 would leave 277 months (218 windows of
+    60 months) and drop the 1981-82 and 1990-91 recessions and the S&L crisis, so by default the missing
+    early values are **back-filled** by OLS fitted on the months where the target is observed:
+
+    - spreads and ``default_rate`` on ``gdp_growth``, ``unemployment_rate`` and the Moody's Baa - 10y
+      Treasury spread from FRED-MD (``(BAA - GS10) / 100``), which carries the 1980s credit cycle the ICE
+      spreads miss (R^2 0.88 IG, 0.89 HY, 0.69 default rate);
+    - ``house_price_growth`` as ``inflation_rate`` + OLS of real house-price growth
+      (``house_price_growth - inflation_rate``) on ``gdp_growth`` and ``unemployment_rate`` (R^2 0.34).
+
+    Only cyclical regressors are used: the 1981-84 rate regime (fed funds up to 19 %, CPI up to 12 %)
+    lies far outside the fit periods, and a fit that includes rates or inflation extrapolates there to
+    absurd values (a free nominal fit gives -13 % house-price growth for 1982, when US house prices
+    rose). The unit pass-through of inflation into nominal house prices is imposed, not estimated, for
+    the same reason. The regression errors are strongly autocorrelated, so the fitted value is corrected
+    by the error of the first observed month decayed by the residuals' AR(1) coefficient per month back
+    (the best backcast under AR(1) errors): the back-fill joins the observed series without a jump and
+    reverts to the regression further back. Back-filled spreads are floored at 30 bp (IG) and 150 bp
+    (HY); the floors bind in 13 / 9 months, mostly 1983-84 when the Baa - Treasury spread was narrow. Back-filled values are a model, not data: ``return_mask=True`` (or
+    ``attrs["backfilled_until"]``) says which they are, to weight or drop them.
+
+    Source and licence: FRED (Federal Reserve Bank of St. Louis); underlying publishers BEA (GDPC1), BLS
+    (UNRATE, CPIAUCSL), Federal Reserve Board (FEDFUNDS, DGS10, DRALACBS; public domain), ICE Data Indices
+    (BAMLC0A0CM, BAMLH0A0HYM2: copyrighted, reproduction restricted), S&P CoreLogic Case-Shiller
+    (CSUSHPINSA: copyrighted); FRED-MD by McCracken & Ng (2016), JBES 34(4), no licence stated. Per
+    ``shared/data/macro/PROVENANCE.md``: **internal research use only; do not republish.** All series are
+    truncated at 2019-12-31; later realised history is held out for validation.
+
+    Raises:
+        ConfigError: unparseable ``start``/``end``, ``start`` after ``end``, or a window with no months.
+    """
+    if not isinstance(backfill, (bool, np.bool_)):
+        raise ConfigError(f"backfill must be True or False, got {backfill!r}")
+    macro, mask, fits = _macro_history(bool(backfill))
+    lo, hi = parse_month(start, "start"), parse_month(end, "end")
+    if lo is not None and hi is not None and lo > hi:
+        raise ConfigError(f"start ({lo:%Y-%m}) must not be after end ({hi:%Y-%m})")
+    window = macro.loc[lo:hi]
+    if window.empty:
+        raise ConfigError(
+            f"no macro history between {start!r} and {end!r}; available "
+            f"{macro.index[0]:%Y-%m} .. {macro.index[-1]:%Y-%m}"
+        )
+    out = window.copy()
+    out.attrs = {
+        "source": _SOURCE,
+        "backfilled_until": {
+            var: (f"{mask.index[mask[var].to_numpy()][-1]:%Y-%m}" if mask[var].any() else None)
+            for var in MACRO_VARS
+        },
+        "backfill_fit": {k: dict(v) for k, v in fits.items()},
+    }
+    if return_mask:
+        return out, mask.loc[out.index].copy()
+    return out

@@ -1,0 +1,196 @@
+"""Bundled real data: every loader's shape, dtypes, dates, NaN policy and published facts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from creditsim.datasets import (
+    load_fred_md,
+    load_macro_history,
+    load_recession_indicator,
+)
+from creditsim.datasets.fred import apply_fred_md_transform
+from creditsim.errors import ConfigError, DataError
+from creditsim.schema import validate_macro
+from creditsim.states import MACRO_VARS
+
+
+def _is_month_start_index(index: pd.Index) -> bool:
+    return (
+        isinstance(index, pd.DatetimeIndex)
+        and index.is_monotonic_increasing
+        and index.is_unique
+        and bool((index == index.to_period("M").to_timestamp()).all())
+        and bool((np.diff(index.to_period("M").asi8) == 1).all())
+    )
+
+
+# --------------------------------------------------------------------------- macro history
+
+
+def test_macro_history_shape_dtypes_and_range():
+    macro = load_macro_history()
+    assert list(macro.columns) == list(MACRO_VARS)
+    assert macro.shape == (468, 9)
+    assert (macro.dtypes == np.float64).all()
+    assert _is_month_start_index(macro.index)
+    assert macro.index.name == "reporting_month"
+    assert macro.index[0] == pd.Timestamp("1981-01-01")
+    assert macro.index[-1] == pd.Timestamp("2019-12-01")
+    assert not macro.isna().any().any()
+    validate_macro(macro)  # the library's own contract: decimals, finite, all 9 present
+
+
+def test_macro_history_matches_published_episodes():
+    macro = load_macro_history()
+    u = macro["unemployment_rate"]
+    assert u.loc["2009-10-01"] == pytest.approx(0.100, abs=0.002)  # BLS: 10.0 % in Oct 2009
+    assert u.loc["2008":"2011"].idxmax() == pd.Timestamp("2009-10-01")
+    assert u.loc["1982-11-01"] == pytest.approx(0.108, abs=0.001)
+    assert macro["credit_spread_hy"].loc["2008"].max() > 0.15  # ICE BofA HY OAS peaked ~19.9 % (Dec 2008)
+    assert macro["credit_spread_ig"].loc["2008-12-01"] > 0.05
+    assert (macro["inflation_rate"].loc["1981-01":"1981-06"] > 0.09).all()
+    assert macro["inflation_rate"].loc["1981-01-01"] > 0.10
+    assert macro["policy_rate"].loc["1981"].max() > 0.18  # Volcker: fed funds above 19 %
+    assert macro["policy_rate"].loc["2009":"2015"].max() < 0.005  # zero lower bound
+    assert macro["gdp_growth"].loc["2009"].min() < -0.03  # Great Recession real GDP y/y trough ~ -3.9 %
+    assert macro["house_price_growth"].loc["2008":"2009"].min() < -0.10  # Case-Shiller fall
+    assert macro["house_price_growth"].loc["2004":"2005"].max() > 0.12
+    assert macro["default_rate"].loc["2009":"2010"].max() == pytest.approx(0.074, abs=0.003)
+    assert macro["yield_10y"].loc["2012"].min() < 0.02
+
+
+def test_macro_history_transformations_reproduce_raw_fred():
+    """Spot-check the documented transforms against hand computations from the raw FRED files."""
+    from creditsim.datasets._files import read_fred_series
+
+    macro = load_macro_history()
+    cpi = read_fred_series("CPIAUCSL")
+    assert macro.loc["2000-06-01", "inflation_rate"] == pytest.approx(
+        cpi.loc["2000-06-01"] / cpi.loc["1999-06-01"] - 1.0, rel=1e-12
+    )
+    dgs10 = read_fred_series("DGS10")
+    assert macro.loc["2005-03-01", "yield_10y"] == pytest.approx(dgs10.loc["2005-03"].mean() / 100, rel=1e-12)
+    gdp = read_fred_series("GDPC1")
+    # a quarter's y/y growth sits in its middle month
+    assert macro.loc["2010-05-01", "gdp_growth"] == pytest.approx(
+        gdp.loc["2010-04-01"] / gdp.loc["2009-04-01"] - 1.0, rel=1e-12
+    )
+    # the month between two mid-quarter months is the linear blend (1/3, 2/3)
+    q2 = gdp.loc["2010-04-01"] / gdp.loc["2009-04-01"] - 1.0
+    q3 = gdp.loc["2010-07-01"] / gdp.loc["2009-07-01"] - 1.0
+    assert macro.loc["2010-06-01", "gdp_growth"] == pytest.approx(q2 + (q3 - q2) / 3, rel=1e-12)
+    dra = read_fred_series("DRALACBS")
+    assert macro.loc["2000-08-01", "default_rate"] == pytest.approx(dra.loc["2000-07-01"] / 100, rel=1e-12)
+
+
+def test_macro_history_backfill_mask_and_flags():
+    macro, mask = load_macro_history(return_mask=True)
+    assert mask.shape == macro.shape and (mask.dtypes == bool).all()
+    assert (mask.index == macro.index).all()
+    # core variables are never back-filled; late ones exactly up to their source start
+    for var in ("gdp_growth", "unemployment_rate", "inflation_rate", "policy_rate", "yield_10y"):
+        assert not mask[var].any()
+    assert macro.attrs["backfilled_until"]["credit_spread_ig"] == "1996-11"
+    assert macro.attrs["backfilled_until"]["credit_spread_hy"] == "1996-11"
+    assert macro.attrs["backfilled_until"]["house_price_growth"] == "1987-12"
+    assert macro.attrs["backfilled_until"]["default_rate"] == "1984-12"
+    assert mask["default_rate"].sum() == 48
+    # the splice is continuous: the AR(1) backcast removes the jump between last filled and first observed
+    for var, splice in (("default_rate", "1985-01-01"), ("credit_spread_ig", "1996-12-01")):
+        pos = macro.index.get_loc(pd.Timestamp(splice))
+        step = abs(macro[var].iloc[pos] - macro[var].iloc[pos - 1])
+        typical = macro[var].diff().abs().loc[splice:].quantile(0.95)
+        assert step <= typical
+    fit = macro.attrs["backfill_fit"]
+    assert fit["credit_spread_ig"]["r2"] > 0.8 and fit["credit_spread_hy"]["r2"] > 0.8
+    # back-filled spreads stay positive and plausible; HY above IG everywhere
+    early = macro.loc[:"1996-11"]
+    assert (early["credit_spread_ig"] >= 0.003).all() and (early["credit_spread_hy"] >= 0.015).all()
+    assert (macro["credit_spread_hy"] > macro["credit_spread_ig"]).all()
+    # back-filled house prices rise over 1981-87 on average (they did, nominally)
+    assert macro.loc["1981":"1987", "house_price_growth"].mean() > 0.0
+
+
+def test_macro_history_without_backfill_starts_when_all_observed():
+    macro, mask = load_macro_history(backfill=False, return_mask=True)
+    assert macro.index[0] == pd.Timestamp("1996-12-01")
+    assert len(macro) == 277 and not mask.any().any()
+    full = load_macro_history()
+    pd.testing.assert_frame_equal(macro, full.loc["1996-12":], check_freq=False)
+
+
+def test_macro_history_window_and_copies():
+    window = load_macro_history(start="2000-01", end="2004-12-31")
+    assert len(window) == 60
+    assert window.index[0] == pd.Timestamp("2000-01-01") and window.index[-1] == pd.Timestamp("2004-12-01")
+    window.iloc[:, :] = 99.0  # mutating the result must not touch the cache
+    assert load_macro_history(start="2000-01", end="2004-12").max().max() < 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"start": "not-a-date"}, "start"),
+        ({"start": "2010-01", "end": "2000-01"}, "must not be after"),
+        ({"start": "2030-01"}, "available 1981-01 .. 2019-12"),
+        ({"backfill": "yes"}, "backfill"),
+    ],
+)
+def test_macro_history_bad_arguments(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        load_macro_history(**kwargs)
+
+
+# --------------------------------------------------------------------------- FRED-MD and USREC
+
+
+def test_fred_md_raw_with_tcodes():
+    md = load_fred_md()
+    assert md.shape == (729, 128)
+    assert (md.dtypes == np.float64).all()
+    assert _is_month_start_index(md.index)
+    assert md.index[0] == pd.Timestamp("1959-01-01") and md.index[-1] == pd.Timestamp("2019-09-01")
+    tcodes = md.attrs["tcodes"]
+    assert set(tcodes) == set(md.columns)
+    assert set(tcodes.values()) <= set(range(1, 8))
+    assert tcodes["INDPRO"] == 5 and tcodes["UNRATE"] == 2 and tcodes["CPIAUCSL"] == 6
+    assert tcodes["FEDFUNDS"] == 2
+    # core series are complete; the ragged edge is confined to a few late series
+    assert not md[["INDPRO", "UNRATE", "CPIAUCSL", "FEDFUNDS", "GS10", "BAA"]].isna().any().any()
+    assert md["UNRATE"].loc["2009-10-01"] == pytest.approx(10.0, abs=0.05)  # percent, as published
+    # same BLS series in the FRED file and in FRED-MD, up to seasonal-factor revisions between vintages
+    macro = load_macro_history(start="1990-01", end="2019-09")
+    diff = (md["UNRATE"].loc["1990-01":] / 100 - macro["unemployment_rate"]).abs()
+    assert diff.max() <= 0.001 + 1e-12 and (diff < 1e-12).mean() > 0.95
+
+
+def test_fred_md_transform_applies_codes():
+    md = load_fred_md()
+    tr = load_fred_md(transform=True)
+    assert tr.attrs["transformed"] and not md.attrs["transformed"]
+    np.testing.assert_allclose(tr["INDPRO"].iloc[1:], np.diff(np.log(md["INDPRO"].to_numpy())), rtol=1e-12)
+    np.testing.assert_allclose(tr["UNRATE"].iloc[1:], np.diff(md["UNRATE"].to_numpy()), rtol=1e-12)
+    assert np.isnan(tr["CPIAUCSL"].iloc[:2]).all()  # second log difference loses two months
+    x = pd.Series([1.0, 2.0, 4.0, 4.0])
+    np.testing.assert_allclose(apply_fred_md_transform(x, 7).iloc[2:], [0.0, -1.0])
+    with pytest.raises(DataError, match="tcode"):
+        apply_fred_md_transform(x, 8)
+    with pytest.raises(DataError, match="values <= 0"):
+        apply_fred_md_transform(pd.Series([1.0, 0.0], name="z"), 5)
+
+
+def test_recession_indicator_marks_nber_recessions():
+    rec = load_recession_indicator()
+    assert list(rec.columns) == ["recession"] and rec["recession"].dtype == np.int8
+    assert _is_month_start_index(rec.index) and len(rec) == 480
+    assert rec.index[0] == pd.Timestamp("1980-01-01") and rec.index[-1] == pd.Timestamp("2019-12-01")
+    flags = rec["recession"]
+    assert set(flags.unique()) == {0, 1}
+    assert flags.loc["2008-01":"2009-06"].eq(1).all()
+    assert flags.loc["2009-07":"2019-12"].eq(0).all()
+    assert flags.loc["2001-04":"2001-11"].eq(1).all()
+    assert flags.loc["1990-08":"1991-03"].eq(1).all()
+    assert int(flags.sum()) == 6 + 16 + 8 + 8 + 18  # months in the five NBER recessions 1980-2009
