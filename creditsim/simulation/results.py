@@ -19,6 +19,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -430,17 +431,37 @@ class SimulationResults:
             raise
         return path
 
-    def to_parquet(self, directory: str | os.PathLike) -> Path:
+    def to_parquet(
+        self,
+        directory: str | os.PathLike,
+        extra_files: dict[str, str | bytes] | None = None,
+        extra_writers: list[tuple[str, Callable[[Path], Any]]] | None = None,
+    ) -> Path:
         """Write the full result to ``directory`` (parquet tables + ``meta.json``), atomically.
 
         The directory is assembled under a temporary sibling and renamed into place; an existing
-        result directory at ``directory`` is replaced only once the new one is complete.
+        result directory at ``directory`` is replaced only once the new one is complete, so an
+        interruption (Ctrl-C) leaves the old directory or nothing, never a mixture.
+
+        Args:
+            extra_files: more files to put in the directory, name -> text or bytes (e.g. run.json).
+            extra_writers: ``(name, write(path))`` callables producing more files (Excel, HTML).
         """
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
         try:
             self._write_parquet_files(tmp)
+            for name, content in (extra_files or {}).items():
+                _check_file_name(name)
+                target = tmp / name
+                if isinstance(content, bytes):
+                    target.write_bytes(content)
+                else:
+                    target.write_text(content, encoding="utf-8")
+            for name, write in extra_writers or []:
+                _check_file_name(name)
+                write(tmp / name)
             _replace_dir(tmp, directory)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -584,6 +605,11 @@ def _scenario_index(scenario: int | str) -> int:
     from creditsim.states import scenario_index
 
     return scenario_index(scenario)
+
+
+def _check_file_name(name: str) -> None:
+    if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", name) or name == "meta.json":
+        raise ConfigError(f"extra file name {name!r}: expected a plain file name other than meta.json")
 
 
 def _json_float(x: float) -> float | None:
