@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from creditsim.datasets import (
+    available_fed_scenarios,
+    load_fed_scenarios,
     load_fred_md,
     load_macro_history,
     load_recession_indicator,
@@ -194,3 +196,85 @@ def test_recession_indicator_marks_nber_recessions():
     assert flags.loc["2001-04":"2001-11"].eq(1).all()
     assert flags.loc["1990-08":"1991-03"].eq(1).all()
     assert int(flags.sum()) == 6 + 16 + 8 + 8 + 18  # months in the five NBER recessions 1980-2009
+
+
+# --------------------------------------------------------------------------- Fed scenarios
+
+
+@pytest.mark.parametrize(("year", "region"), sorted({(y, r) for y, _, r in available_fed_scenarios()}))
+def test_fed_scenarios_published_tables(year, region):
+    for scenario in ("baseline", "severely_adverse"):
+        table = load_fed_scenarios(year, scenario, region=region)
+        assert table.shape == ((13, 16) if region == "domestic" else (13, 12))
+        assert (table.dtypes == np.float64).all() and not table.isna().any().any()
+        assert isinstance(table.index, pd.DatetimeIndex) and table.index.name == "quarter"
+        assert table.index[0] == pd.Timestamp(f"{year}-01-01")
+        assert (table.index.to_period("Q").asi8[1:] - table.index.to_period("Q").asi8[:-1] == 1).all()
+        expected = "Supervisory Baseline" if scenario == "baseline" else "Supervisory Severely Adverse"
+        assert table.attrs["scenario_name"] == expected
+
+
+def test_fed_scenarios_published_values():
+    sa = load_fed_scenarios(2025, "severely_adverse")
+    assert sa["Unemployment rate"].max() == pytest.approx(10.0)  # the Fed's 2025 peak: 10 %
+    assert sa.loc["2025-01-01", "Real GDP growth"] == pytest.approx(-8.9)
+    # aliases of the scenario name
+    pd.testing.assert_frame_equal(load_fed_scenarios(2025, "Supervisory Severely Adverse"), sa)
+    pd.testing.assert_frame_equal(load_fed_scenarios(2025, 2), sa)
+    proposed = load_fed_scenarios(2026, "baseline")  # integers written without '.0' in these files
+    assert proposed.loc["2026-01-01", "Unemployment rate"] == pytest.approx(4.6)
+
+
+def test_fed_scenarios_monthly_mapping():
+    table = load_fed_scenarios(2025, "severely_adverse")
+    macro = load_fed_scenarios(2025, "severely_adverse", monthly=True)
+    assert list(macro.columns) == list(MACRO_VARS) and macro.shape == (39, 9)
+    assert _is_month_start_index(macro.index)
+    assert macro.index[0] == pd.Timestamp("2025-01-01") and macro.index[-1] == pd.Timestamp("2028-03-01")
+    assert not macro.isna().any().any()
+    validate_macro(macro)
+    # levels: the middle month of each quarter carries the published value / 100
+    mid = macro.iloc[1::3]
+    np.testing.assert_allclose(mid["unemployment_rate"], table["Unemployment rate"] / 100, rtol=1e-12)
+    np.testing.assert_allclose(mid["yield_10y"], table["10-year Treasury yield"] / 100, rtol=1e-12)
+    np.testing.assert_allclose(mid["policy_rate"], table["3-month Treasury rate"] / 100, rtol=1e-12)
+    # growth rates: from the 4th quarter on, y/y is exactly the compounded published annualised rates
+    g = (1 + table["Real GDP growth"].to_numpy() / 100) ** 0.25
+    assert mid["gdp_growth"].iloc[5] == pytest.approx(np.prod(g[2:6]) - 1, rel=1e-12)
+    hpi = table["House Price Index (Level)"].to_numpy()
+    assert mid["house_price_growth"].iloc[8] == pytest.approx(hpi[8] / hpi[4] - 1, rel=1e-12)
+    # the severe path is a recession: cumulative GDP fall and a house-price slump, spreads wide
+    assert macro["gdp_growth"].min() < -0.05
+    assert macro["house_price_growth"].min() < -0.20
+    assert macro["credit_spread_hy"].max() > 0.10 and macro["credit_spread_ig"].max() > 0.03
+    base = load_fed_scenarios(2025, "baseline", monthly=True)
+    for var in ("unemployment_rate", "credit_spread_ig", "credit_spread_hy", "default_rate"):
+        assert macro[var].max() > base[var].max()
+    assert macro["gdp_growth"].min() < base["gdp_growth"].min()
+    assert set(macro.attrs["derived"]) == {"credit_spread_ig", "credit_spread_hy", "default_rate"}
+    assert set(macro.attrs["mapping"]) == set(MACRO_VARS)
+
+
+def test_fed_scenarios_monthly_without_derived_says_what_it_lacks():
+    macro = load_fed_scenarios(2024, "baseline", monthly=True, include_derived=False)
+    assert macro.shape == (39, 6)
+    assert macro.attrs["missing"] == ["credit_spread_ig", "credit_spread_hy", "default_rate"]
+    with pytest.raises(DataError, match="credit_spread_ig"):
+        validate_macro(macro)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [
+        ((2023, "baseline"), {}, r"available \(year, scenario, region\): \(2024, 'baseline'"),
+        ((2025, "adverse"), {}, "no 'adverse' supervisory scenario"),
+        ((2025, "stagflation"), {}, "no 'stagflation'"),
+        ((2024, "baseline"), {"region": "international"}, "available"),
+        ((2025, "baseline"), {"region": "international", "monthly": True}, "domestic"),
+        (("twenty", "baseline"), {}, "year must be an integer"),
+        ((2025, 7), {}, "scenario index"),
+    ],
+)
+def test_fed_scenarios_bad_arguments(args, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        load_fed_scenarios(*args, **kwargs)
