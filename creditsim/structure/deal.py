@@ -1,0 +1,384 @@
+"""Deal model of an SPV / CLO: tranches, coverage-test triggers, fees, and the YAML deal file.
+
+A deal is a :class:`WaterfallConfig`: tranches in priority order (the last one is the equity /
+subordinated notes), deal-level default triggers that every debt class inherits unless it overrides
+them, fees and the reinvestment period. ``load_deal`` / ``dump_deal`` read and write the YAML format of
+``shared/spec/loan-tape.md``::
+
+    name: Example CLO 1
+    payment_frequency: monthly
+    reinvestment_period: 24          # months
+    senior_fee: 0.0015               # annual, on collateral par
+    sub_fee: 0.0035
+    tranches:                        # in priority order
+      - {name: A, balance: 70_000_000, coupon: 0.055, oc_trigger: 1.20, ic_trigger: 1.20}
+      - {name: C, balance: 10_000_000, coupon: 0.10, oc_trigger: 1.05, deferrable: true}
+      - {name: Equity, balance: 5_000_000, equity: true}
+
+Decisions (see ``shared/docs/WATERFALL.md``):
+
+- Trigger inheritance: a tranche key that is *absent* inherits the deal-level ``oc_trigger`` /
+  ``ic_trigger``; an explicit ``null`` switches that test off for the class. A deal-level ``null``
+  means "no test unless the class sets one".
+- Fees: ``senior_fee`` and ``sub_fee`` are annual rates on the collateral par at the start of the
+  period. A single ``management_fee`` (the spec's 0.5 %) is paid as a *senior* fee (the conservative
+  reading) unless ``senior_fee`` is given, in which case ``management_fee`` is ignored.
+- Only monthly payment dates and fixed coupons are modelled (30/360, accrual 1/12).
+- Validation happens here, once: every error is a :class:`~creditsim.errors.ConfigError` that names
+  the field (``tranches[2].balance``) and what was expected.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from creditsim.errors import ConfigError
+
+__all__ = ["Tranche", "WaterfallConfig", "load_deal", "dump_deal", "IC_CURE_MODES"]
+
+IC_CURE_MODES: tuple[str, ...] = ("pro_forma", "turbo")
+
+#: marker for "key absent in the tranche dict": inherit the deal-level trigger
+_INHERIT = object()
+
+
+def _as_float(value: Any, where: str) -> float:
+    """Coerce a YAML scalar to float (PyYAML reads ``5e-3`` as a string) or raise naming ``where``."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} must be a number, got {value!r}") from None
+    if not math.isfinite(out):
+        raise ConfigError(f"{where} must be finite, got {value!r}")
+    return out
+
+
+def _as_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{where} must be true or false, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Tranche:
+    """One class of notes.
+
+    Attributes:
+        name: unique class name.
+        balance: initial note balance, currency units (> 0). For the equity class this is the
+            notional the investors paid (used for IRR, attachment and cash-on-cash loss).
+        coupon: fixed annual coupon, decimal (0.055 = 5.5 %); 0 for equity.
+        oc_trigger: overcollateralisation trigger of the class test (>= 1), or None for no test.
+        ic_trigger: interest-coverage trigger (>= 1), or None for no test.
+        deferrable: unpaid interest is capitalised (PIK) instead of being an event of default.
+        equity: the residual class (exactly one, last in priority).
+    """
+
+    name: str
+    balance: float
+    coupon: float = 0.0
+    oc_trigger: float | None = None
+    ic_trigger: float | None = None
+    deferrable: bool = False
+    equity: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "balance": self.balance}
+        if self.equity:
+            out["equity"] = True
+            return out
+        out["coupon"] = self.coupon
+        # explicit null keeps "no test" distinct from "inherit" when the deal is re-read
+        out["oc_trigger"] = self.oc_trigger
+        out["ic_trigger"] = self.ic_trigger
+        if self.deferrable:
+            out["deferrable"] = True
+        return out
+
+
+_TRANCHE_KEYS = {f.name for f in fields(Tranche)}
+
+
+def _make_tranche(spec: Any, i: int, oc_default: float | None, ic_default: float | None) -> Tranche:
+    where = f"tranches[{i}]"
+    if isinstance(spec, Tranche):
+        return spec
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where} must be a mapping with name and balance, got {type(spec).__name__}")
+    unknown = sorted(set(spec) - _TRANCHE_KEYS)
+    if unknown:
+        raise ConfigError(f"{where} has unknown key(s) {unknown}; allowed: {sorted(_TRANCHE_KEYS)}")
+    if "name" not in spec or spec["name"] is None or str(spec["name"]).strip() == "":
+        raise ConfigError(f"{where}.name is required (a non-empty string)")
+    name = str(spec["name"])
+    where = f"tranches[{i}] ({name})"
+    if "balance" not in spec:
+        raise ConfigError(f"{where}.balance is required")
+    equity = _as_bool(spec.get("equity", False), f"{where}.equity")
+    deferrable = _as_bool(spec.get("deferrable", False), f"{where}.deferrable")
+    coupon = _as_float(spec.get("coupon", 0.0) if spec.get("coupon") is not None else 0.0, f"{where}.coupon")
+
+    def trig(key: str, default: float | None) -> float | None:
+        raw = spec.get(key, _INHERIT)
+        if raw is _INHERIT:
+            return None if equity else default
+        return None if raw is None else _as_float(raw, f"{where}.{key}")
+
+    return Tranche(
+        name=name,
+        balance=_as_float(spec["balance"], f"{where}.balance"),
+        coupon=coupon,
+        oc_trigger=trig("oc_trigger", oc_default),
+        ic_trigger=trig("ic_trigger", ic_default),
+        deferrable=deferrable,
+        equity=equity,
+    )
+
+
+@dataclass
+class WaterfallConfig:
+    """An SPV / CLO deal: capital structure, coverage tests, fees and waterfall options.
+
+    Attributes:
+        tranches: classes in priority order, dicts (as in the YAML) or :class:`Tranche`; normalised
+            to a list of :class:`Tranche` on construction. The last one must be the equity class.
+        oc_trigger, ic_trigger: deal-level default triggers inherited by every debt class that does
+            not set its own (None = no test).
+        reinvestment_period: months during which principal proceeds buy new collateral (months
+            ``t < reinvestment_period`` with t = 0 the first month after the cut-off).
+        management_fee: annual rate paid as the senior fee when ``senior_fee`` is None.
+        soft_temperature: temperature of the sigmoid gates of the "soft" / "straight_through" modes,
+            in ratio units (``sigmoid((ratio - trigger) / soft_temperature)``).
+        name: deal name.
+        payment_frequency: only "monthly" is supported.
+        senior_fee: annual senior management fee on collateral par (None = use management_fee).
+        sub_fee: annual subordinated management fee on collateral par, paid after all note
+            interest and tests; unpaid amounts are carried (without interest).
+        collateral_balance: initial collateral par at the cut-off, currency units; None = sum of the
+            tranche balances. Used by analytics (attachment points) and the deterministic CLI run;
+            the waterfall itself takes the pool balance from the cashflows.
+        reinvestment_price: purchase price of reinvested collateral, fraction of par (1.0 = par).
+        reinvestment_coupon: annual coupon of reinvested collateral; None = the pool's realised
+            interest yield of the period (pool mirroring, the default).
+        liquidation_price: price, fraction of par, at which performing collateral is sold at the
+            horizon; defaulted par still awaiting recovery is realised at its expected recovery.
+        liquidate_at_horizon: sell the remaining collateral in the last month (and pay it
+            sequentially) so that nothing is left in the SPV.
+        ic_cure: "pro_forma" (pay down the minimum making the test pass on post-paydown balances)
+            or "turbo" (divert all remaining interest while the IC test fails).
+        ic_first_period: first month index at which IC tests apply (indentures start them at the
+            second payment date, index 1).
+        interest_diversion_trigger: reinvestment OC (interest diversion) trigger tested on the most
+            junior debt class during the reinvestment period; None = no such test.
+        interest_diversion_share: maximum share of remaining interest diverted to buy collateral.
+        sub_fee_before_diversion: pay the subordinated fee before the interest diversion test (the
+            US variant) instead of after it.
+        pay_deferred_from_interest: leftover interest repays capitalised (PIK) interest of a
+            deferrable class right after its tests.
+    """
+
+    tranches: list[Any]
+    oc_trigger: float | None = 1.20
+    ic_trigger: float | None = 1.05
+    reinvestment_period: int = 24
+    management_fee: float = 0.005
+    soft_temperature: float = 0.1
+    name: str = "deal"
+    payment_frequency: str = "monthly"
+    senior_fee: float | None = None
+    sub_fee: float = 0.0
+    collateral_balance: float | None = None
+    reinvestment_price: float = 1.0
+    reinvestment_coupon: float | None = None
+    liquidation_price: float = 1.0
+    liquidate_at_horizon: bool = True
+    ic_cure: str = "pro_forma"
+    ic_first_period: int = 1
+    interest_diversion_trigger: float | None = None
+    interest_diversion_share: float = 0.5
+    sub_fee_before_diversion: bool = False
+    pay_deferred_from_interest: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("oc_trigger", "ic_trigger", "interest_diversion_trigger", "senior_fee",
+                    "reinvestment_coupon", "collateral_balance"):
+            val = getattr(self, key)
+            if val is not None:
+                setattr(self, key, _as_float(val, key))
+        for key in ("management_fee", "soft_temperature", "sub_fee", "reinvestment_price",
+                    "liquidation_price", "interest_diversion_share"):
+            setattr(self, key, _as_float(getattr(self, key), key))
+        for key in ("reinvestment_period", "ic_first_period"):
+            val = getattr(self, key)
+            if isinstance(val, bool) or not isinstance(val, (int, float)) or float(val) != int(val):
+                raise ConfigError(f"{key} must be a whole number of months, got {val!r}")
+            if int(val) < 0:
+                raise ConfigError(f"{key} must be >= 0, got {val!r}")
+            setattr(self, key, int(val))
+        for key in ("liquidate_at_horizon", "sub_fee_before_diversion", "pay_deferred_from_interest"):
+            setattr(self, key, _as_bool(getattr(self, key), key))
+        self.name = str(self.name)
+        if self.payment_frequency != "monthly":
+            raise ConfigError(
+                f"payment_frequency must be 'monthly' (the only frequency modelled), got {self.payment_frequency!r}"
+            )
+        if self.ic_cure not in IC_CURE_MODES:
+            raise ConfigError(f"ic_cure must be one of {list(IC_CURE_MODES)}, got {self.ic_cure!r}")
+        if self.soft_temperature <= 0:
+            raise ConfigError(f"soft_temperature must be > 0, got {self.soft_temperature}")
+        for key in ("management_fee", "sub_fee"):
+            if not 0.0 <= getattr(self, key) < 0.1:
+                raise ConfigError(f"{key} must be an annual rate in [0, 0.1), got {getattr(self, key)}")
+        if self.senior_fee is not None and not 0.0 <= self.senior_fee < 0.1:
+            raise ConfigError(f"senior_fee must be an annual rate in [0, 0.1), got {self.senior_fee}")
+        for key in ("reinvestment_price", "liquidation_price"):
+            if not 0.0 < getattr(self, key) <= 2.0:
+                raise ConfigError(f"{key} must be a price in (0, 2] (fraction of par), got {getattr(self, key)}")
+        if self.reinvestment_coupon is not None and not 0.0 <= self.reinvestment_coupon < 1.0:
+            raise ConfigError(f"reinvestment_coupon must be an annual rate in [0, 1), got {self.reinvestment_coupon}")
+        if not 0.0 <= self.interest_diversion_share <= 1.0:
+            raise ConfigError(f"interest_diversion_share must be in [0, 1], got {self.interest_diversion_share}")
+        if self.collateral_balance is not None and self.collateral_balance <= 0:
+            raise ConfigError(f"collateral_balance must be > 0, got {self.collateral_balance}")
+        for key in ("oc_trigger", "ic_trigger", "interest_diversion_trigger"):
+            val = getattr(self, key)
+            if val is not None and val < 1.0:
+                raise ConfigError(f"{key} must be >= 1 (a coverage ratio), got {val}")
+
+        if not isinstance(self.tranches, (list, tuple)) or len(self.tranches) == 0:
+            raise ConfigError("tranches must be a non-empty list in priority order")
+        self.tranches = [
+            _make_tranche(t, i, self.oc_trigger, self.ic_trigger) for i, t in enumerate(self.tranches)
+        ]
+        self._validate_tranches()
+
+    def _validate_tranches(self) -> None:
+        names = [t.name for t in self.tranches]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ConfigError(f"tranches: names must be unique, duplicated {dupes}")
+        equity_idx = [i for i, t in enumerate(self.tranches) if t.equity]
+        if len(equity_idx) != 1:
+            raise ConfigError(
+                f"tranches: exactly one class must have equity: true, found {len(equity_idx)}"
+            )
+        if equity_idx[0] != len(self.tranches) - 1:
+            raise ConfigError(
+                f"tranches[{equity_idx[0]}] ({names[equity_idx[0]]}): the equity class must be last in priority"
+            )
+        if len(self.tranches) < 2:
+            raise ConfigError("tranches: at least one debt class is needed before the equity class")
+        for i, t in enumerate(self.tranches):
+            where = f"tranches[{i}] ({t.name})"
+            if not t.balance > 0:
+                raise ConfigError(f"{where}.balance must be > 0, got {t.balance}")
+            if t.equity:
+                if t.coupon != 0.0:
+                    raise ConfigError(f"{where}.coupon: the equity class has no coupon, got {t.coupon}")
+                if t.deferrable or t.oc_trigger is not None or t.ic_trigger is not None:
+                    raise ConfigError(f"{where}: the equity class takes no triggers and is not deferrable")
+                continue
+            if not 0.0 <= t.coupon < 1.0:
+                raise ConfigError(f"{where}.coupon must be an annual decimal in [0, 1), got {t.coupon}")
+            for key in ("oc_trigger", "ic_trigger"):
+                val = getattr(t, key)
+                if val is not None and val < 1.0:
+                    raise ConfigError(f"{where}.{key} must be >= 1 (a coverage ratio), got {val}")
+
+    # ----------------------------------------------------------------------------------- views
+    @property
+    def debt_tranches(self) -> list[Tranche]:
+        """Debt classes in priority order (all but the equity class)."""
+        return self.tranches[:-1]
+
+    @property
+    def equity_tranche(self) -> Tranche:
+        return self.tranches[-1]
+
+    @property
+    def tranche_names(self) -> list[str]:
+        return [t.name for t in self.tranches]
+
+    @property
+    def senior_fee_rate(self) -> float:
+        """Annual senior fee rate: ``senior_fee`` or, when unset, ``management_fee``."""
+        return self.management_fee if self.senior_fee is None else self.senior_fee
+
+    @property
+    def initial_collateral(self) -> float:
+        """Collateral par at the cut-off: ``collateral_balance`` or the sum of tranche balances."""
+        if self.collateral_balance is not None:
+            return self.collateral_balance
+        return float(sum(t.balance for t in self.tranches))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict in the YAML layout (round-trips through :func:`load_deal`)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name.startswith("_"):
+                continue
+            val = getattr(self, f.name)
+            out[f.name] = [t.to_dict() for t in val] if f.name == "tranches" else val
+        # the name first and tranches last read best in a file
+        ordered = {"name": out.pop("name")}
+        tranches = out.pop("tranches")
+        ordered.update(out)
+        ordered["tranches"] = tranches
+        return ordered
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WaterfallConfig:
+        """Build from a mapping in the YAML layout; unknown keys are a :class:`ConfigError`."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a deal must be a mapping of fields, got {type(data).__name__}")
+        allowed = {f.name for f in fields(cls) if not f.name.startswith("_")}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ConfigError(f"deal has unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+        if "tranches" not in data:
+            raise ConfigError("deal: the field 'tranches' is required")
+        return cls(**data)
+
+
+def load_deal(path: str | os.PathLike[str]) -> WaterfallConfig:
+    """Read a deal YAML file into a validated :class:`WaterfallConfig`."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"deal file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"deal file {p} is not valid YAML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"deal file {p} is not UTF-8 text") from None
+    try:
+        return WaterfallConfig.from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None
+
+
+def dump_deal(config: WaterfallConfig, path: str | os.PathLike[str]) -> Path:
+    """Write ``config`` as YAML, atomically (temporary sibling + ``os.replace``); returns the path."""
+    p = Path(path)
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return p
+

@@ -1,0 +1,533 @@
+"""Monthly CLO / ABS waterfall, vectorised over scenarios, exact or differentiable.
+
+One implementation serves three modes (torch, float64):
+
+- ``"hard"``: the exact waterfall. Every pass/fail is a 0/1 flag; payments are ``min``/``clamp`` of
+  amounts, so cash is conserved to rounding in every period and scenario.
+- ``"soft"``: each coverage-test failure becomes a weight ``g = sigmoid((trigger - ratio) / tau)``
+  (``tau = config.soft_temperature``, ratio units) that scales the cure amount. Because the cure is
+  zero at the trigger, the soft waterfall differs from the hard one by O(tau) and converges to it as
+  ``tau -> 0``. Payments stay ``min(available, g * cure)``, so conservation is exact in this mode too.
+- ``"straight_through"``: forward values of the hard mode, gradients of the sigmoid gates
+  (``hard + soft - soft.detach()``).
+
+Kinks of ``min``/``clamp`` are not smoothed: with cure-amount semantics the waterfall is continuous
+and piecewise linear in the collections and the note sizes, so autograd sub-gradients are exact almost
+everywhere and match finite differences away from the kinks.
+
+Period timeline (month t = 0..T-1, payment date at the end of month t), after WATERFALL.md:
+
+1. Collections of the original pool (input) and of the reinvestment bucket (pool mirroring, below).
+   Interest proceeds ``IP = interest``; principal proceeds ``PrP = scheduled + prepayment + recovery``.
+2. Determination date: OC and IC ratios on pre-distribution note balances.
+   ``ACPA = performing pool par + bucket par + expected recovery of defaulted par not yet recovered
+   + principal cash of the period``; ``OC_k = ACPA / sum_{j<=k} N_j``;
+   ``IC_k = (IP - senior fee due)^+ / sum_{j<=k} c_j/12 N_j``.
+3. Interest priority: senior fee (+ unpaid) -> for each debt class in order: interest (+ carried
+   shortfall), then its OC / IC tests (cure paid sequentially to the classes senior to and including
+   it, interest formula ``x = L_k - ACPA/theta_k``; IC pro forma walk-down, or "turbo"), then, for a
+   deferrable class, repayment of its capitalised interest -> interest diversion test during the
+   reinvestment period (cash to buy collateral, ``min(share * remaining, theta L - ACPA)``) ->
+   subordinated fee (+ unpaid; optionally before the diversion test) -> residual to equity.
+4. Principal priority: unpaid senior fee -> unpaid interest of non-deferrable classes and of a
+   deferrable class that is the most senior outstanding -> (reinvestment period only) cure amounts
+   still owed, principal formula ``x = (theta L_k - ACPA) / (theta - 1)`` and the IC walk-down ->
+   reinvestment of everything left (reinvestment period) or sequential note paydown (after it) ->
+   unpaid subordinated fee -> residual to equity.
+5. Deferrable classes capitalise the interest still unpaid (PIK; it accrues at the coupon and counts
+   in OC denominators); unpaid interest of a non-deferrable class is carried to the next period
+   (without interest) and flagged as an event of default (recorded, no acceleration).
+6. Last month with ``liquidate_at_horizon``: performing collateral is sold at ``liquidation_price``,
+   defaulted par awaiting recovery is realised at its expected recovery, the proceeds are principal
+   proceeds and are paid sequentially (no reinvestment in the last month).
+
+Reinvestment bucket ("pool mirroring", WATERFALL 2.7): par bought during the reinvestment period
+defaults, prepays and amortises in each scenario and month at the realised rates of the original pool
+(``default_par / P_{t-1}``, ``prepayment / P_{t-1}``, ``scheduled_principal / P_{t-1}``), earns the
+pool's realised interest yield (or ``reinvestment_coupon``), loses the pool's realised severity
+(``loss / default_par``) and collects the same fraction of its pending recoveries as the pool does
+(``recovery / pending expected recoveries``). When the pool has fully paid down, the bucket matures.
+
+Decisions: coverage tests are per class on cumulative balances (pari-passu groups are not modelled);
+no CCC haircut (pool flows carry no ratings); no incentive fee, admin-expense cap, hedge or EoD
+acceleration; fees accrue 30/360 on collateral par at the start of the month.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from creditsim.errors import ConfigError, DataError
+from creditsim.states import POOL_CF_TYPES
+from creditsim.structure.deal import WaterfallConfig
+
+__all__ = ["MODES", "run_waterfall", "cash_conservation_error", "infer_initial_balance", "RESULT_KEYS"]
+
+MODES: tuple[str, ...] = ("hard", "soft", "straight_through")
+_ALPHA = 1.0 / 12.0  # 30/360 monthly accrual fraction
+_K = len(POOL_CF_TYPES)
+_INTEREST, _SCHED, _PREPAY, _RECOV, _DEFPAR, _LOSS, _BAL = range(_K)
+
+#: keys of the dict returned by :func:`run_waterfall` (all float64 tensors)
+RESULT_KEYS: tuple[str, ...] = (
+    "cash_in", "interest_proceeds", "principal_proceeds", "liquidation", "senior_fee", "sub_fee",
+    "interest", "principal", "deferred_interest_paid", "deferred_interest", "deferred_balance",
+    "interest_shortfall", "balances", "oc_ratio", "oc_pass", "ic_ratio", "ic_pass", "interest_cure",
+    "principal_cure", "interest_diversion", "reinvestment", "bucket_balance", "collateral_balance",
+    "acpa", "equity_interest", "equity_principal", "equity", "event_of_default", "tranche_cashflows",
+    "tranche_interest", "tranche_principal", "tranche_balance", "initial_balances", "pool_balance_0",
+)
+
+
+def infer_initial_balance(pool_cf: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Pool balance at the cut-off implied by month 0: ``balance + scheduled + prepayment + default_par``.
+
+    Exact when month-0 principal reduces the balance one for one (the engine's convention); pass the
+    balance explicitly when the tape's cut-off balance is known.
+    """
+    return (pool_cf[:, 0, _BAL] + pool_cf[:, 0, _SCHED] + pool_cf[:, 0, _PREPAY]
+            + pool_cf[:, 0, _DEFPAR])
+
+
+def _validate_inputs(pool_cf: Any, initial_balance: Any, device: str | torch.device | None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(pool_cf, torch.Tensor):
+        cf = pool_cf.to(dtype=torch.float64, device=device)
+    else:
+        try:
+            cf = torch.as_tensor(np.asarray(pool_cf, dtype=np.float64), device=device)
+        except (TypeError, ValueError):
+            raise DataError(f"pool_cf must be a numeric array (S, T, {_K}), got {type(pool_cf).__name__}") from None
+    if cf.ndim != 3 or cf.shape[2] != _K:
+        raise DataError(
+            f"pool_cf must have shape (n_sims, n_months, {_K}) with the last axis {list(POOL_CF_TYPES)}, "
+            f"got {tuple(cf.shape)}"
+        )
+    if cf.shape[0] == 0 or cf.shape[1] == 0:
+        raise DataError(f"pool_cf needs at least one scenario and one month, got {tuple(cf.shape)}")
+    with torch.no_grad():
+        bad = ~torch.isfinite(cf)
+        if bool(bad.any()):
+            s, t, k = (int(v) for v in torch.nonzero(bad)[0])
+            raise DataError(f"pool_cf has a non-finite value: {POOL_CF_TYPES[k]} at scenario {s}, month {t}")
+        neg = cf < -1e-9 * cf.abs().amax().clamp(min=1.0)
+        if bool(neg.any()):
+            s, t, k = (int(v) for v in torch.nonzero(neg)[0])
+            raise DataError(
+                f"pool_cf.{POOL_CF_TYPES[k]} must be >= 0 (cash and balances), got {float(cf[s, t, k]):.6g} "
+                f"at scenario {s}, month {t}"
+            )
+    if initial_balance is None:
+        p0 = infer_initial_balance(cf)
+    else:
+        p0 = initial_balance if isinstance(initial_balance, torch.Tensor) else torch.as_tensor(
+            np.asarray(initial_balance, dtype=np.float64))
+        p0 = p0.to(dtype=torch.float64, device=cf.device)
+        if p0.ndim == 0:
+            p0 = p0.expand(cf.shape[0])
+        if p0.shape != (cf.shape[0],):
+            raise DataError(f"initial_balance must be a scalar or shape ({cf.shape[0]},), got {tuple(p0.shape)}")
+    with torch.no_grad():
+        if not bool(torch.isfinite(p0).all()) or bool((p0 <= 0).any()):
+            s = int(torch.nonzero(~(torch.isfinite(p0) & (p0 > 0)))[0])
+            raise DataError(f"initial pool balance must be finite and > 0, got {float(p0[s])} at scenario {s}")
+    return cf, p0
+
+
+def _pay_sequential(pot: torch.Tensor, dues: torch.Tensor) -> torch.Tensor:
+    """Allocate ``pot`` (S,) across ``dues`` (S, m) in priority order; returns paid (S, m) <= dues.
+
+    ``paid_k = min(due_k, (pot - sum_{j<k} due_j)^+)``: one vectorised step instead of a loop.
+    """
+    before = torch.cumsum(dues, dim=1) - dues
+    return torch.minimum(dues, torch.clamp(pot.unsqueeze(1) - before, min=0.0))
+
+
+def _ic_paydown(balances: torch.Tensor, rates: torch.Tensor, excess: torch.Tensor) -> torch.Tensor:
+    """Sequential paydown (S,) from the most senior class that cuts interest due by ``excess`` (S,).
+
+    Walks down the classes: ``x_j = min(N_j, remaining cut / rate_j)``; a zero-coupon class must be
+    repaid in full before the next one is reached (its repayment cuts nothing).
+    """
+    due = balances * rates
+    rem = torch.clamp(excess.unsqueeze(1) - (torch.cumsum(due, dim=1) - due), min=0.0)
+    safe = torch.where(rates > 0, rates, torch.ones_like(rates))
+    x = torch.where(rates > 0, torch.minimum(balances, rem / safe),
+                    torch.where(rem > 0, balances, torch.zeros_like(balances)))
+    return x.sum(dim=1)
+
+
+def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``num / den``, +inf where the denominator is 0 (a repaid class passes every test)."""
+    pos = den > 0
+    safe = torch.where(pos, den, torch.ones_like(den))
+    return torch.where(pos, num / safe, torch.full_like(num, float("inf")))
+
+
+class _Gates:
+    """Pass/fail weights of the three modes; ``fail(margin)`` with margin = trigger - ratio."""
+
+    def __init__(self, mode: str, tau: float) -> None:
+        self.mode, self.tau = mode, tau
+
+    def fail(self, margin: torch.Tensor) -> torch.Tensor:
+        hard = (margin > 0).to(margin.dtype)
+        if self.mode == "hard":
+            return hard
+        # margin is -inf for a repaid class: sigmoid gives exactly 0 there, gradient 0
+        soft = torch.sigmoid(margin / self.tau)
+        if self.mode == "soft":
+            return soft
+        return hard + (soft - soft.detach())
+
+
+def run_waterfall(
+    pool_cf: np.ndarray | torch.Tensor,
+    config: WaterfallConfig,
+    initial_balance: float | np.ndarray | torch.Tensor | None = None,
+    mode: str = "hard",
+    tranche_balances: torch.Tensor | None = None,
+    temperature: float | None = None,
+    device: str | torch.device | None = None,
+) -> dict[str, torch.Tensor]:
+    """Run the deal's monthly waterfall on pool cashflows of every scenario at once.
+
+    Args:
+        pool_cf: ``(S, T, 7)`` float64 pool cashflows in ``POOL_CF_TYPES`` order (cash received in
+            month t; ``balance`` = performing par at the end of month t), currency units.
+        config: the deal.
+        initial_balance: pool par at the cut-off, scalar or ``(S,)``; None = inferred from month 0
+            (:func:`infer_initial_balance`).
+        mode: "hard", "soft" or "straight_through" (see module docstring).
+        tranche_balances: optional ``(N,)`` tensor of initial balances of all tranches (equity last)
+            replacing the deal's; pass one with ``requires_grad`` for sensitivities to tranche sizes.
+        temperature: gate temperature (ratio units); None = ``config.soft_temperature``.
+        device: "cpu" / "cuda"; None = the device of ``pool_cf`` (CPU for arrays).
+
+    Returns:
+        dict of float64 tensors; with ``Nd`` debt classes and ``N = Nd + 1`` tranches:
+
+        - ``(S, T)``: ``cash_in`` (interest + principal proceeds incl. liquidation),
+          ``interest_proceeds``, ``principal_proceeds`` (incl. liquidation), ``liquidation``,
+          ``senior_fee``, ``sub_fee`` (paid), ``interest_cure`` (interest used to pay notes down on
+          test failure), ``principal_cure``, ``interest_diversion`` (interest sent to buy collateral),
+          ``reinvestment`` (cash spent on collateral, diversion included), ``bucket_balance`` (par of
+          the reinvestment bucket at the end of the month), ``collateral_balance`` (pool + bucket
+          par), ``acpa`` (OC numerator), ``equity_interest``, ``equity_principal``, ``equity``,
+          ``event_of_default`` (1 where a non-deferrable class is owed unpaid interest).
+        - ``(S, T, Nd)``: ``interest`` (paid, incl. carried shortfalls), ``principal`` (note principal
+          repaid, capitalised interest excluded), ``deferred_interest_paid`` (capitalised interest
+          repaid), ``deferred_interest`` (capitalised in the month), ``deferred_balance``
+          (capitalised, outstanding), ``interest_shortfall`` (unpaid, carried; non-deferrable),
+          ``balances`` (end of month, incl. PIK), ``oc_ratio``, ``ic_ratio`` (determination date,
+          NaN for a class without that test), ``oc_pass``, ``ic_pass`` (1 pass / 0 fail; sigmoid
+          weights in soft mode; 1 where no test or the IC test is not yet active).
+        - ``(S, T, N)``: ``tranche_cashflows`` (all cash to each tranche, equity last),
+          ``tranche_interest``, ``tranche_principal`` (principal + capitalised interest repaid;
+          equity: interest / principal residuals), ``tranche_balance`` (equity: its notional).
+        - ``initial_balances`` ``(N,)`` and ``pool_balance_0`` ``(S,)``.
+    """
+    if not isinstance(config, WaterfallConfig):
+        raise ConfigError(f"config must be a WaterfallConfig, got {type(config).__name__}")
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {list(MODES)}, got {mode!r}")
+    tau = config.soft_temperature if temperature is None else float(temperature)
+    if not tau > 0:
+        raise ConfigError(f"temperature must be > 0, got {temperature}")
+    cf, p0 = _validate_inputs(pool_cf, initial_balance, device)
+    dev = cf.device
+    S, T, _ = cf.shape
+    debt = config.debt_tranches
+    Kd = len(debt)
+    if tranche_balances is None:
+        sizes = torch.tensor([t.balance for t in config.tranches], dtype=torch.float64, device=dev)
+    else:
+        sizes = torch.as_tensor(tranche_balances).to(dtype=torch.float64, device=dev)
+        if sizes.shape != (len(config.tranches),):
+            raise ConfigError(f"tranche_balances must have shape ({len(config.tranches)},), got {tuple(sizes.shape)}")
+    gates = _Gates(mode, tau)
+
+    rates = torch.tensor([t.coupon * _ALPHA for t in debt], dtype=torch.float64, device=dev)  # (Kd,)
+    deferrable = torch.tensor([t.deferrable for t in debt], dtype=torch.bool, device=dev)
+    oc_trig = [t.oc_trigger for t in debt]
+    ic_trig = [t.ic_trigger for t in debt]
+    sr_rate = config.senior_fee_rate * _ALPHA
+    sub_rate = config.sub_fee * _ALPHA
+    reinv_coupon = None if config.reinvestment_coupon is None else config.reinvestment_coupon * _ALPHA
+    price = config.reinvestment_price
+    div_trig = config.interest_diversion_trigger
+    tol = 1e-9 * p0  # (S,) "zero balance" tolerance, relative to the deal size
+    zero = torch.zeros(S, dtype=torch.float64, device=dev)
+
+    # state (S,) / (S, Kd)
+    N = sizes[:Kd].unsqueeze(0).expand(S, Kd)
+    deferred = torch.zeros(S, Kd, dtype=torch.float64, device=dev)
+    carried = torch.zeros(S, Kd, dtype=torch.float64, device=dev)
+    fee_sr_unpaid, fee_sub_unpaid = zero, zero
+    bucket, bucket_pending = zero, zero
+    pool_pending = zero  # expected recoveries of defaulted pool par not yet received
+    pool_prev = p0
+
+    rec: dict[str, list[torch.Tensor]] = {k: [] for k in RESULT_KEYS if k not in (
+        "tranche_cashflows", "tranche_interest", "tranche_principal", "tranche_balance",
+        "equity", "initial_balances", "pool_balance_0")}
+
+    for t in range(T):
+        flows = cf[:, t, :]
+        interest, sched, prepay, recov, defpar, loss, pool_bal = flows.unbind(dim=1)
+        last = config.liquidate_at_horizon and t == T - 1
+        in_rp = t < config.reinvestment_period and not last
+
+        # ---- pool-mirroring rates of the period (from the original pool's realised flows)
+        alive = pool_prev > tol
+        base = torch.where(alive, pool_prev, torch.ones_like(pool_prev))
+        d_rate = torch.where(alive, defpar / base, zero)
+        p_rate = torch.where(alive, prepay / base, zero)
+        s_rate = torch.where(alive, sched / base, torch.ones_like(base))  # pool gone: bucket matures
+        total = torch.clamp(d_rate + p_rate + s_rate, min=1.0)
+        d_rate, p_rate, s_rate = d_rate / total, p_rate / total, s_rate / total
+        y_rate = torch.where(alive, interest / base, zero)
+        has_def = defpar > 0
+        severity = torch.where(has_def, loss / torch.where(has_def, defpar, torch.ones_like(defpar)), zero)
+        severity = torch.clamp(severity, 0.0, 1.0)
+        pending_pre = torch.clamp(pool_pending + defpar - loss, min=0.0)
+        has_pend = pending_pre > 0
+        rec_frac = torch.where(has_pend, recov / torch.where(has_pend, pending_pre, torch.ones_like(pending_pre)), zero)
+        rec_frac = torch.clamp(rec_frac, 0.0, 1.0)
+        pool_pending = torch.clamp(pending_pre - recov, min=0.0)
+
+        # ---- reinvestment bucket collections
+        bucket_start = bucket
+        b_int = bucket * (y_rate if reinv_coupon is None else reinv_coupon)
+        b_def, b_pre, b_sch = bucket * d_rate, bucket * p_rate, bucket * s_rate
+        b_pending_pre = bucket_pending + b_def * (1.0 - severity)
+        b_rec = rec_frac * b_pending_pre
+        bucket_pending = b_pending_pre - b_rec
+        bucket = bucket - b_def - b_pre - b_sch
+
+        ip = interest + b_int
+        prp_coll = sched + prepay + recov + b_sch + b_pre + b_rec
+        acpa = pool_bal + bucket + pool_pending + bucket_pending + prp_coll
+        if last:
+            liquidation = config.liquidation_price * (pool_bal + bucket) + pool_pending + bucket_pending
+            bucket, bucket_pending, pool_pending = zero, zero, zero
+        else:
+            liquidation = zero
+        prp = prp_coll + liquidation
+        basis = pool_prev + bucket_start  # collateral par at the start of the month
+
+        # ---- determination date (pre-distribution balances)
+        fee_sr_due = sr_rate * basis + fee_sr_unpaid
+        ip_net = torch.clamp(ip - fee_sr_due, min=0.0)
+        cum_bal = torch.cumsum(N, dim=1)
+        cum_due = torch.cumsum(N * rates, dim=1)
+        oc_ratio = _ratio(acpa.unsqueeze(1).expand(S, Kd), cum_bal)
+        ic_ratio = _ratio(ip_net.unsqueeze(1).expand(S, Kd), cum_due)
+        nan = torch.full((S,), float("nan"), dtype=torch.float64, device=dev)
+        one = torch.ones(S, dtype=torch.float64, device=dev)
+        oc_fail: list[torch.Tensor | None] = []
+        ic_fail: list[torch.Tensor | None] = []
+        oc_r, ic_r, oc_p, ic_p = [], [], [], []
+        for k in range(Kd):
+            if oc_trig[k] is None:
+                oc_fail.append(None)
+                oc_r.append(nan)
+                oc_p.append(one)
+            else:
+                g = gates.fail(oc_trig[k] - oc_ratio[:, k])
+                oc_fail.append(g)
+                oc_r.append(oc_ratio[:, k])
+                oc_p.append(1.0 - g)
+            if ic_trig[k] is None:
+                ic_fail.append(None)
+                ic_r.append(nan)
+                ic_p.append(one)
+            elif t < config.ic_first_period:
+                ic_fail.append(None)
+                ic_r.append(ic_ratio[:, k])
+                ic_p.append(one)
+            else:
+                g = gates.fail(ic_trig[k] - ic_ratio[:, k])
+                ic_fail.append(g)
+                ic_r.append(ic_ratio[:, k])
+                ic_p.append(1.0 - g)
+
+        principal_paid = torch.zeros(S, Kd, dtype=torch.float64, device=dev)
+        deferred_paid = torch.zeros(S, Kd, dtype=torch.float64, device=dev)
+
+        def paydown(x: torch.Tensor) -> None:
+            """Apply a paydown (S, m) to classes 0..m-1: capitalised interest first, then principal."""
+            nonlocal N, deferred, principal_paid, deferred_paid
+            x = F.pad(x, (0, Kd - x.shape[1]))
+            dpart = torch.minimum(x, deferred)
+            N = N - x
+            deferred = deferred - dpart
+            deferred_paid = deferred_paid + dpart
+            principal_paid = principal_paid + (x - dpart)
+
+        def cure_need(k: int, acpa_now: torch.Tensor, principal_funded: bool, avail: torch.Tensor
+                      ) -> torch.Tensor | None:
+            """Paydown amount (S,) that cures class k's failing tests on current balances."""
+            need = None
+            if oc_fail[k] is not None:
+                theta = oc_trig[k]
+                lk = N[:, : k + 1].sum(dim=1)
+                if principal_funded:  # the cash paid out also leaves the numerator
+                    x = torch.clamp((theta * lk - acpa_now) / max(theta - 1.0, 1e-12), min=0.0)
+                else:
+                    x = torch.clamp(lk - acpa_now / theta, min=0.0)
+                need = oc_fail[k] * x
+            if ic_fail[k] is not None:
+                if config.ic_cure == "turbo" and not principal_funded:
+                    x = avail
+                else:
+                    excess = (N[:, : k + 1] * rates[: k + 1]).sum(dim=1) - ip_net / ic_trig[k]
+                    x = _ic_paydown(N[:, : k + 1], rates[: k + 1], torch.clamp(excess, min=0.0))
+                x = ic_fail[k] * x
+                need = x if need is None else torch.maximum(need, x)
+            return need
+
+        # ---- interest priority of payments
+        avail = ip
+        fee_sr_paid = torch.minimum(avail, fee_sr_due)
+        avail = avail - fee_sr_paid
+        fee_sr_unpaid = fee_sr_due - fee_sr_paid
+        int_due = N * rates + carried
+        int_paid_cols, short_cols = [], []
+        interest_cure = zero
+        for k in range(Kd):
+            paid = torch.minimum(avail, int_due[:, k])
+            avail = avail - paid
+            int_paid_cols.append(paid)
+            short_cols.append(int_due[:, k] - paid)
+            need = cure_need(k, acpa, False, avail)
+            if need is not None:
+                cure = _pay_sequential(torch.minimum(need, avail), N[:, : k + 1])
+                used = cure.sum(dim=1)
+                avail = avail - used
+                interest_cure = interest_cure + used
+                paydown(cure)
+            if debt[k].deferrable and config.pay_deferred_from_interest:
+                rep = torch.minimum(avail, deferred[:, k])
+                avail = avail - rep
+                paydown(F.pad(rep.unsqueeze(1), (k, 0)))
+        int_paid = torch.stack(int_paid_cols, dim=1)
+        shortfall = torch.stack(short_cols, dim=1)
+
+        fee_sub_paid = zero
+
+        def pay_sub_fee(pot: torch.Tensor) -> torch.Tensor:
+            nonlocal fee_sub_unpaid, fee_sub_paid
+            paid = torch.minimum(pot, fee_sub_unpaid)
+            fee_sub_unpaid = fee_sub_unpaid - paid
+            fee_sub_paid = fee_sub_paid + paid
+            return pot - paid
+
+        fee_sub_unpaid = fee_sub_unpaid + sub_rate * basis
+        if config.sub_fee_before_diversion:
+            avail = pay_sub_fee(avail)
+        diversion = zero
+        if in_rp and div_trig is not None:
+            l_all = N.sum(dim=1)
+            g = gates.fail(div_trig - _ratio(acpa, cum_bal[:, -1]))
+            # cash at par counts in the numerator: buying x of collateral lifts ACPA by x
+            diversion = torch.minimum(config.interest_diversion_share * avail,
+                                      g * torch.clamp(div_trig * l_all - acpa, min=0.0))
+            avail = avail - diversion
+        if not config.sub_fee_before_diversion:
+            avail = pay_sub_fee(avail)
+        equity_interest = avail
+
+        # ---- principal priority of payments
+        pav = prp
+        extra_fee = torch.minimum(pav, fee_sr_unpaid)
+        pav = pav - extra_fee
+        fee_sr_unpaid = fee_sr_unpaid - extra_fee
+        fee_sr_paid = fee_sr_paid + extra_fee
+        senior_out = torch.cumsum(N, dim=1) - N
+        eligible = (~deferrable).unsqueeze(0) | (senior_out <= tol.unsqueeze(1))
+        catch_up = _pay_sequential(pav, shortfall * eligible)
+        pav = pav - catch_up.sum(dim=1)
+        int_paid = int_paid + catch_up
+        shortfall = shortfall - catch_up
+        capitalised = shortfall * deferrable
+        N = N + capitalised
+        deferred = deferred + capitalised
+        carried = shortfall * (~deferrable)
+        principal_cure = zero
+        if in_rp:
+            acpa_now = acpa + diversion - (prp - pav)
+            for k in range(Kd):
+                need = cure_need(k, acpa_now, True, pav)
+                if need is None:
+                    continue
+                cure = _pay_sequential(torch.minimum(need, pav), N[:, : k + 1])
+                used = cure.sum(dim=1)
+                pav = pav - used
+                acpa_now = acpa_now - used
+                principal_cure = principal_cure + used
+                paydown(cure)
+            reinvest = pav + diversion
+            bucket = bucket + reinvest / price
+            pav = zero
+        else:
+            seq = _pay_sequential(pav, N)
+            pav = pav - seq.sum(dim=1)
+            paydown(seq)
+            reinvest = diversion  # zero outside the reinvestment period
+        pav = pay_sub_fee(pav)
+        equity_principal = pav
+        pool_prev = pool_bal
+
+        rec["cash_in"].append(ip + prp)
+        rec["interest_proceeds"].append(ip)
+        rec["principal_proceeds"].append(prp)
+        rec["liquidation"].append(liquidation)
+        rec["senior_fee"].append(fee_sr_paid)
+        rec["sub_fee"].append(fee_sub_paid)
+        rec["interest"].append(int_paid)
+        rec["principal"].append(principal_paid)
+        rec["deferred_interest_paid"].append(deferred_paid)
+        rec["deferred_interest"].append(capitalised)
+        rec["deferred_balance"].append(deferred)
+        rec["interest_shortfall"].append(carried)
+        rec["balances"].append(N)
+        rec["oc_ratio"].append(torch.stack(oc_r, dim=1))
+        rec["oc_pass"].append(torch.stack(oc_p, dim=1))
+        rec["ic_ratio"].append(torch.stack(ic_r, dim=1))
+        rec["ic_pass"].append(torch.stack(ic_p, dim=1))
+        rec["interest_cure"].append(interest_cure)
+        rec["principal_cure"].append(principal_cure)
+        rec["interest_diversion"].append(diversion)
+        rec["reinvestment"].append(reinvest)
+        rec["bucket_balance"].append(bucket)
+        rec["collateral_balance"].append((zero if last else pool_bal) + bucket)
+        rec["acpa"].append(acpa)
+        rec["equity_interest"].append(equity_interest)
+        rec["equity_principal"].append(equity_principal)
+        rec["event_of_default"].append((carried.sum(dim=1) > tol).to(torch.float64))
+
+    out = {k: torch.stack(v, dim=1) for k, v in rec.items()}
+    out["equity"] = out["equity_interest"] + out["equity_principal"]
+    debt_cash = out["interest"] + out["principal"] + out["deferred_interest_paid"]
+    out["tranche_cashflows"] = torch.cat([debt_cash, out["equity"].unsqueeze(2)], dim=2)
+    out["tranche_interest"] = torch.cat([out["interest"], out["equity_interest"].unsqueeze(2)], dim=2)
+    out["tranche_principal"] = torch.cat(
+        [out["principal"] + out["deferred_interest_paid"], out["equity_principal"].unsqueeze(2)], dim=2)
+    eq_notional = sizes[Kd].expand(S, T).unsqueeze(2)
+    out["tranche_balance"] = torch.cat([out["balances"], eq_notional], dim=2)
+    out["initial_balances"] = sizes
+    out["pool_balance_0"] = p0
+    return out
+
+
+def cash_conservation_error(result: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``cash_in - (fees + interest + principal + capitalised repaid + reinvestment + equity)``, (S, T)."""
+    out = (result["senior_fee"] + result["sub_fee"] + result["interest"].sum(dim=2)
+           + result["principal"].sum(dim=2) + result["deferred_interest_paid"].sum(dim=2)
+           + result["reinvestment"] + result["equity"])
+    return result["cash_in"] - out
