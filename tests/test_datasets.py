@@ -8,6 +8,8 @@ import pytest
 
 from creditsim.datasets import (
     available_fed_scenarios,
+    load_credit_card_panel,
+    load_credit_card_tape,
     load_fed_scenarios,
     load_fred_md,
     load_macro_history,
@@ -15,8 +17,8 @@ from creditsim.datasets import (
 )
 from creditsim.datasets.fred import apply_fred_md_transform
 from creditsim.errors import ConfigError, DataError
-from creditsim.schema import validate_macro
-from creditsim.states import MACRO_VARS
+from creditsim.schema import validate_loan_tape, validate_macro, validate_panel
+from creditsim.states import ALLOWED_TRANSITIONS, MACRO_VARS, LoanState
 
 
 def _is_month_start_index(index: pd.Index) -> bool:
@@ -278,3 +280,106 @@ def test_fed_scenarios_monthly_without_derived_says_what_it_lacks():
 def test_fed_scenarios_bad_arguments(args, kwargs, match):
     with pytest.raises(ConfigError, match=match):
         load_fed_scenarios(*args, **kwargs)
+
+
+# --------------------------------------------------------------------------- UCI credit-card panel
+
+
+def test_credit_card_panel_shape_dtypes_and_contract():
+    panel = load_credit_card_panel()
+    assert panel.shape == (30_000 * 6 + 6_636, 9)
+    assert panel["loan_id"].nunique() == 30_000
+    assert panel["loan_state"].dtype == np.int8 and panel["days_past_due"].dtype == np.int64
+    assert panel["current_balance"].dtype == np.float64 and panel["actual_payment"].dtype == np.float64
+    assert panel["pay_status"].dtype == "Int8"
+    months = pd.DatetimeIndex(panel["reporting_month"].unique()).sort_values()
+    assert _is_month_start_index(months)
+    assert months[0] == pd.Timestamp("2005-04-01") and months[-1] == pd.Timestamp("2005-10-01")
+    # NaN only where documented: the raw columns of the October DEFAULT rows
+    required = ["loan_id", "reporting_month", "current_balance", "actual_payment", "days_past_due", "loan_state"]
+    assert not panel[required].isna().any().any()
+    is_default_row = panel["reporting_month"] == pd.Timestamp("2005-10-01")
+    assert panel.loc[is_default_row, ["pay_status", "bill_amount"]].isna().all().all()
+    assert not panel.loc[~is_default_row, ["pay_status", "bill_amount"]].isna().any().any()
+    assert (panel["current_balance"] >= 0).all() and (panel["actual_payment"] >= 0).all()
+    checked = validate_panel(panel)
+    assert len(checked) == len(panel)
+
+
+def test_credit_card_panel_states_follow_the_raw_codes():
+    panel = load_credit_card_panel()
+    tape = load_credit_card_tape()
+    live = panel[panel["reporting_month"] < pd.Timestamp("2005-10-01")]
+    # the uncapped mapping: <= 0 current, 1, 2, >= 3 -> DPD90
+    raw = live["pay_status"].astype(np.int64)
+    np.testing.assert_array_equal(live["reported_state"], np.clip(raw, 0, 3))
+    # the cap only ever lowers a state, and only where the reported path jumped
+    assert (live["loan_state"] <= live["reported_state"]).all()
+    assert 0 < panel.attrs["n_capped"] == int((live["loan_state"] != live["reported_state"]).sum())
+    # exactly the Y = 1 accounts end in DEFAULT in October 2005
+    defaults = panel.loc[panel["loan_state"] == LoanState.DEFAULT]
+    assert (defaults["reporting_month"] == pd.Timestamp("2005-10-01")).all()
+    flagged = set(tape.loc[tape["default_next_month"] == 1, "loan_id"])
+    assert set(defaults["loan_id"]) == flagged and len(flagged) == 6_636
+    assert tape["default_next_month"].mean() == pytest.approx(0.2212)
+    # the published UCI counts of repayment codes over all 6 months (PROVENANCE)
+    counts = raw.value_counts().to_dict()
+    assert counts[-2] == 24_415 and counts[2] == 18_964 and counts[0] == 95_919 and counts[8] == 28
+    # every consecutive move is allowed by the library's mask
+    st = panel["loan_state"].to_numpy(np.int64)
+    same = panel["loan_id"].to_numpy()[1:] == panel["loan_id"].to_numpy()[:-1]
+    assert ALLOWED_TRANSITIONS[st[:-1], st[1:]][same].all()
+    # days past due agree with the state in live months
+    np.testing.assert_array_equal(live["days_past_due"], 30 * live["loan_state"].astype(np.int64))
+
+
+def test_credit_card_first_account_matches_the_source_row():
+    """UCI ID 1: statuses Apr..Sep = -2, -2, -1, -1, 2, 2; bills 0, 0, 0, 689, 3102, 3913; Y = 1."""
+    panel = load_credit_card_panel()
+    one = panel[panel["loan_id"] == "UCI-00001"]
+    assert one["pay_status"].tolist() == [-2, -2, -1, -1, 2, 2, pd.NA]
+    assert one["reported_state"].tolist() == [0, 0, 0, 0, 2, 2, 4]
+    assert one["loan_state"].tolist() == [0, 0, 0, 0, 1, 2, 4]  # 0 -> 2 capped to 0 -> 1 -> 2
+    assert one["current_balance"].tolist() == [0.0, 0.0, 0.0, 689.0, 3102.0, 3913.0, 3913.0]
+    assert one["actual_payment"].tolist() == [0.0, 0.0, 0.0, 0.0, 689.0, 0.0, 0.0]
+
+
+def test_capped_delinquency_path_advances_one_bucket_a_month():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from creditsim.datasets.credit_card import capped_delinquency_path
+
+    @settings(max_examples=50, deadline=None)
+    @given(st.lists(st.lists(st.integers(0, 3), min_size=6, max_size=6), min_size=1, max_size=20))
+    def check(rows):
+        reported = np.array(rows, dtype=np.int8)
+        capped = capped_delinquency_path(reported)
+        assert (capped <= reported).all()
+        assert (np.diff(capped.astype(int), axis=1) <= 1).all()
+        assert (capped[:, 0] == reported[:, 0]).all()
+        # where the reported path never jumps, nothing changes
+        smooth = (np.diff(reported.astype(int), axis=1) <= 1).all(axis=1)
+        assert (capped[smooth] == reported[smooth]).all()
+
+    check()
+
+
+def test_credit_card_tape_passes_contract_and_matches_panel():
+    tape = load_credit_card_tape()
+    assert tape.shape[0] == 30_000 and tape["loan_id"].is_unique
+    validate_loan_tape(tape)
+    assert (tape["original_balance"] == tape["credit_limit"]).all()
+    assert tape["original_balance"].min() == 10_000 and tape["original_balance"].max() == 1_000_000
+    assert (tape["asset_class"] == "consumer").all() and (tape["geography_country"] == "TW").all()
+    assert tape["age"].between(18, 100).all()
+    assert not tape.isna().any().any()
+    panel = load_credit_card_panel()
+    assert set(panel["loan_id"]) == set(tape["loan_id"])
+    assert (panel["reporting_month"] >= tape["origination_date"].min()).all()
+
+
+def test_credit_card_loaders_return_copies():
+    panel = load_credit_card_panel()
+    panel["loan_state"] = np.int8(6)
+    assert (load_credit_card_panel()["loan_state"] != 6).all()

@@ -13,6 +13,7 @@ Licences differ per source and several are "internal research use only": every l
 cites the original publisher and the licence note.
 """
 
+from creditsim.datasets.credit_card import load_credit_card_panel, load_credit_card_tape
 from creditsim.datasets.fed import available_fed_scenarios, load_fed_scenarios
 from creditsim.datasets.fred import load_fred_md, load_recession_indicator
 from creditsim.datasets.macro import load_macro_history
@@ -24,5 +25,7 @@ __all__ = [
     "load_recession_indicator",
     "load_fed_scenarios",
     "available_fed_scenarios",
+    "load_credit_card_panel",
+    "load_credit_card_tape",
     "load_sp_ratings",
 ]
