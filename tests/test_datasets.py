@@ -296,7 +296,9 @@ def test_credit_card_panel_shape_dtypes_and_contract():
     assert _is_month_start_index(months)
     assert months[0] == pd.Timestamp("2005-04-01") and months[-1] == pd.Timestamp("2005-10-01")
     # NaN only where documented: the raw columns of the October DEFAULT rows
-    required = ["loan_id", "reporting_month", "current_balance", "actual_payment", "days_past_due", "loan_state"]
+    required = [
+        "loan_id", "reporting_month", "current_balance", "actual_payment", "days_past_due", "loan_state"
+    ]
     assert not panel[required].isna().any().any()
     is_default_row = panel["reporting_month"] == pd.Timestamp("2005-10-01")
     assert panel.loc[is_default_row, ["pay_status", "bill_amount"]].isna().all().all()

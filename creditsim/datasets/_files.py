@@ -64,7 +64,7 @@ def quarterly_to_monthly(quarterly: pd.Series) -> pd.Series:
     A quarterly observation is a quarter average (GDP, delinquency rates), so it is placed at the
     middle month of its quarter and months in between are interpolated linearly. The first month of
     the first quarter and the last month of the last quarter hold the nearest quarterly value (no
-    extrapolation of the trend). Quarters with a missing value are skipped, not bridged at the edges.
+    extrapolation of the trend). A missing quarter inside the span is interpolated over.
     """
     q = quarterly.dropna()
     if q.empty:

@@ -19,7 +19,9 @@ from creditsim.states import LoanState
 __all__ = ["load_credit_card_panel", "load_credit_card_tape", "CREDIT_CARD_MONTHS"]
 
 #: observed reporting months (month starts), oldest first; a default row adds 2005-10
-CREDIT_CARD_MONTHS: pd.DatetimeIndex = pd.date_range("2005-04-01", "2005-09-01", freq="MS", name="reporting_month")
+CREDIT_CARD_MONTHS: pd.DatetimeIndex = pd.date_range(
+    "2005-04-01", "2005-09-01", freq="MS", name="reporting_month"
+)
 _DEFAULT_MONTH = pd.Timestamp("2005-10-01")
 # UCI columns per observed month, oldest (April) first: X11..X6 repayment status, X17..X12 bill statement,
 # X23..X18 amount paid
@@ -182,11 +184,12 @@ def _tape() -> pd.DataFrame:
     raw = _raw()
     n = len(raw)
     origination = pd.Timestamp("2005-04-01")
+    maturity = origination + pd.DateOffset(months=NOMINAL_TERM_MONTHS)
     tape = pd.DataFrame(
         {
             "loan_id": _loan_ids(raw),
             "origination_date": np.full(n, origination.to_datetime64()),
-            "maturity_date": np.full(n, (origination + pd.DateOffset(months=NOMINAL_TERM_MONTHS)).to_datetime64()),
+            "maturity_date": np.full(n, maturity.to_datetime64()),
             "original_balance": raw["X1"].to_numpy(np.float64),
             "interest_rate": ASSUMED_INTEREST_RATE,
             "rate_type": "fixed",

@@ -29,9 +29,9 @@ FED_SCENARIO_FILES: dict[tuple[int, str, str], str] = {
 
 #: how each macro variable is obtained from a domestic table (see load_fed_scenarios)
 MAPPING: dict[str, str] = {
-    "gdp_growth": "published: Real GDP growth (annualised q/q) compounded over the trailing 4 quarters",  # noqa: E501
+    "gdp_growth": "published: Real GDP growth (annualised q/q), compounded over 4 quarters",
     "unemployment_rate": "published: Unemployment rate / 100",
-    "inflation_rate": "published: CPI inflation rate (annualised q/q) compounded over the trailing 4 quarters",
+    "inflation_rate": "published: CPI inflation rate (annualised q/q), compounded over 4 quarters",
     "policy_rate": "proxy: 3-month Treasury rate / 100",
     "yield_10y": "published: 10-year Treasury yield / 100",
     "credit_spread_ig": "regression: history back-fill OLS on gdp, unemployment, (BBB yield - 10y) / 100",
@@ -95,7 +95,9 @@ def _macro_quarterly(table: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFram
         return (1.0 + frame[col].to_numpy() / 100.0) ** 0.25  # annualised q/q rate -> quarterly factor
 
     out = pd.DataFrame(index=table.index)
-    out["gdp_growth"] = _year_on_year(q_factor(table, "Real GDP growth"), q_factor(baseline, "Real GDP growth")[0])
+    out["gdp_growth"] = _year_on_year(
+        q_factor(table, "Real GDP growth"), q_factor(baseline, "Real GDP growth")[0]
+    )
     out["unemployment_rate"] = table["Unemployment rate"] / 100.0
     out["inflation_rate"] = _year_on_year(
         q_factor(table, "CPI inflation rate"), q_factor(baseline, "CPI inflation rate")[0]
@@ -214,7 +216,9 @@ def load_fed_scenarios(
     baseline, _ = _read_table(FED_SCENARIO_FILES[(year_key, "baseline", "domestic")])
     quarterly = _macro_quarterly(table, baseline)
     months = monthly_index(quarterly.index[0], quarterly.index[-1] + pd.DateOffset(months=2))
-    out = pd.DataFrame({v: quarterly_to_monthly(quarterly[v]).reindex(months) for v in MACRO_VARS}, index=months)
+    out = pd.DataFrame(
+        {v: quarterly_to_monthly(quarterly[v]).reindex(months) for v in MACRO_VARS}, index=months
+    )
     out = out.astype(np.float64)
     missing: list[str] = []
     if not include_derived:

@@ -23,7 +23,12 @@ __all__ = ["load_macro_history", "BACKFILL_REGRESSORS", "LATE_VARIABLES"]
 BACKFILL_REGRESSORS: tuple[str, ...] = ("gdp_growth", "unemployment_rate", "baa_treasury_spread")
 #: variables whose FRED source starts after the frame's first month (first observed month in brackets):
 #: credit_spread_ig / credit_spread_hy (1996-12), house_price_growth (1988-01), default_rate (1985-01)
-LATE_VARIABLES: tuple[str, ...] = ("credit_spread_ig", "credit_spread_hy", "house_price_growth", "default_rate")
+LATE_VARIABLES: tuple[str, ...] = (
+    "credit_spread_ig",
+    "credit_spread_hy",
+    "house_price_growth",
+    "default_rate",
+)
 #: per late variable: (regressors, offset). The target minus the offset column is regressed; the offset
 #: enters with coefficient 1 (nominal house prices follow the general price level one for one).
 _BACKFILL_SPECS: dict[str, tuple[tuple[str, ...], str | None]] = {
@@ -202,7 +207,8 @@ def load_macro_history(
     by the error of the first observed month decayed by the residuals' AR(1) coefficient per month back
     (the best backcast under AR(1) errors): the back-fill joins the observed series without a jump and
     reverts to the regression further back. Back-filled spreads are floored at 30 bp (IG) and 150 bp
-    (HY); the floors bind in 13 / 9 months, mostly 1983-84 when the Baa - Treasury spread was narrow. Back-filled values are a model, not data: ``return_mask=True`` (or
+    (HY); the floors bind in 13 / 9 months, mostly 1983-84 when the Baa - Treasury spread was narrow.
+    Back-filled values are a model, not data: ``return_mask=True`` (or
     ``attrs["backfilled_until"]``) says which they are, to weight or drop them.
 
     Source and licence: FRED (Federal Reserve Bank of St. Louis); underlying publishers BEA (GDPC1), BLS
