@@ -1,0 +1,568 @@
+"""Rating-migration estimators: cohort counts, Aalen-Johansen, pooled TTC, validation, generators.
+
+Conventions
+-----------
+- States are ordered best -> worst and the LAST state is default ``D`` (absorbing). With
+  ``nr="state"`` a withdrawn/not-rated state ``NR`` is appended after D (so D is no longer last in
+  that layout; use it for diagnostics, not for the one-factor model).
+- A *panel* is a frame with one row per (entity, observation time, rating). For the cohort estimator
+  ``time`` is the cohort index (an integer: year 0, 1, ...; a float time is floored to
+  ``period`` bins). For Aalen-Johansen ``time`` is continuous: the rating holds from ``time`` until
+  the entity's next row, or until its censoring time.
+- ``nr="drop"`` (remove and renormalise): a move into NR, or a missing next observation, removes the
+  obligor from the row's denominator (right censoring). ``nr="state"``: NR is counted as a state.
+- All matrices are float64 ``(K, K)``, rows = from-state, rows sum to 1, annual unless stated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+
+from creditsim.errors import ConfigError, DataError, format_labels
+
+__all__ = [
+    "CohortResult",
+    "AalenJohansenResult",
+    "GeneratorResult",
+    "cohort_matrix",
+    "aalen_johansen",
+    "ttc_matrix",
+    "validate_matrix",
+    "generator",
+    "monthly_matrix",
+    "matrix_log",
+]
+
+ROW_SUM_TOL = 1e-9
+
+
+# ----------------------------------------------------------------------------- validation
+def validate_matrix(
+    P: np.ndarray | pd.DataFrame,
+    *,
+    name: str = "transition matrix",
+    n_states: int | None = None,
+    labels: Sequence[str] | None = None,
+    absorbing_default: bool = True,
+    tol: float = ROW_SUM_TOL,
+) -> np.ndarray:
+    """Check a one-period transition matrix and return it as float64 ``(K, K)``.
+
+    Checks: 2-D square, ``K == n_states`` when given, finite, non-negative, every row sums to 1
+    within ``tol`` (default 1e-9) and, when ``absorbing_default``, the last row (D) is the unit
+    vector. Raises :class:`DataError` naming the offending rows (by ``labels`` when given).
+    """
+    if isinstance(P, pd.DataFrame):
+        if labels is None:
+            labels = [str(x) for x in P.index]
+        P = P.to_numpy()
+    try:
+        a = np.asarray(P, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{name}: cannot convert to a float array ({exc})") from None
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise DataError(f"{name} must be square (K, K), got shape {a.shape}")
+    k = a.shape[0]
+    if n_states is not None and k != n_states:
+        raise DataError(f"{name} must be {n_states}x{n_states}, got {k}x{k}")
+    lab = list(labels) if labels is not None and len(labels) == k else [str(i) for i in range(k)]
+    bad = ~np.isfinite(a).all(axis=1)
+    if bad.any():
+        raise DataError(f"{name}: non-finite (NaN/inf) entries in rows {format_labels(np.array(lab)[bad])}")
+    bad = (a < 0).any(axis=1)
+    if bad.any():
+        raise DataError(f"{name}: negative probabilities in rows {format_labels(np.array(lab)[bad])}")
+    sums = a.sum(axis=1)
+    bad = np.abs(sums - 1.0) > tol
+    if bad.any():
+        rows = [f"{lab[i]} (sum {sums[i]:.12g})" for i in np.flatnonzero(bad)]
+        raise DataError(f"{name}: rows must sum to 1 within {tol:g}; offending rows {format_labels(rows)}")
+    if absorbing_default:
+        unit = np.zeros(k)
+        unit[-1] = 1.0
+        if not np.array_equal(a[-1], unit):
+            raise DataError(f"{name}: default row {lab[-1]!r} must be absorbing (unit vector on D), got {a[-1]}")
+    return a
+
+
+def _check_counts(counts: np.ndarray, name: str) -> np.ndarray:
+    c = np.asarray(counts, dtype=np.float64)
+    if c.ndim not in (2, 3) or c.shape[-1] != c.shape[-2]:
+        raise DataError(f"{name} must be (K, K) or (T, K, K) migration counts, got shape {c.shape}")
+    if not np.isfinite(c).all():
+        raise DataError(f"{name} contains NaN/inf")
+    if (c < 0).any():
+        idx = np.argwhere(c < 0)[:10]
+        raise DataError(f"{name} has negative counts at {format_labels([tuple(map(int, i)) for i in idx])}")
+    return c
+
+
+# ----------------------------------------------------------------------------- cohort
+@dataclass(frozen=True)
+class CohortResult:
+    """Output of :func:`cohort_matrix`.
+
+    matrix : (K, K) pooled one-period matrix (sum of counts / sum of starting obligors); the D row is
+        the unit vector; a non-default row with no obligors is NaN (see ``empty_rows``).
+    counts : (K, K) migration counts pooled over periods. ``period_counts`` : (T, K, K) per period.
+    exposures : (K,) starting obligors per state (= row sums of ``counts``).
+    period_matrices : (T, K, K) per-period matrices (NaN rows where a period has no obligors).
+    states : state labels; ``periods`` : the cohort start times (length T).
+    censored : (K,) obligors removed from denominators (NR moves / missing next observation).
+    """
+
+    matrix: np.ndarray
+    counts: np.ndarray
+    exposures: np.ndarray
+    period_counts: np.ndarray
+    period_matrices: np.ndarray
+    states: tuple[str, ...]
+    periods: np.ndarray
+    censored: np.ndarray
+    empty_rows: tuple[str, ...] = field(default=())
+
+
+def _rows_to_matrix(counts: np.ndarray, absorbing_last: bool) -> np.ndarray:
+    tot = counts.sum(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = np.where(tot > 0, counts / np.where(tot > 0, tot, 1.0), np.nan)
+    if absorbing_last:
+        m[..., -1, :] = 0.0
+        m[..., -1, -1] = 1.0
+    return m
+
+
+def _encode_ratings(values: np.ndarray, states: Sequence[str], nr_label: str, column: str) -> np.ndarray:
+    """Map rating labels (or integer codes) to codes 0..K-1; NR -> K; missing -> -1."""
+    k = len(states)
+    if np.issubdtype(values.dtype, np.integer):
+        codes = values.astype(np.int64)
+        bad = (codes < 0) | (codes > k)
+        if bad.any():
+            raise DataError(f"column {column!r}: integer codes must be in 0..{k} ({k} = NR), got {np.unique(codes[bad])[:10]}")
+        return codes
+    lookup = {str(s): i for i, s in enumerate(states)}
+    lookup[nr_label] = k
+    ser = pd.Series(values, dtype="object")
+    missing = ser.isna().to_numpy()
+    codes = ser.astype(str).map(lookup)
+    unknown = codes.isna().to_numpy() & ~missing
+    if unknown.any():
+        raise DataError(
+            f"column {column!r}: unknown ratings {format_labels(pd.unique(ser[unknown]))}; expected one of "
+            f"{list(states) + [nr_label]}"
+        )
+    out = codes.fillna(-1).to_numpy(np.int64)
+    return out
+
+
+def _panel_arrays(panel: pd.DataFrame, cols: tuple[str, str, str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not isinstance(panel, pd.DataFrame):
+        raise DataError(f"panel must be a pandas DataFrame with columns {list(cols)}, got {type(panel).__name__}")
+    missing = [c for c in cols if c not in panel.columns]
+    if missing:
+        raise DataError(f"panel lacks columns {missing}; expected {list(cols)}")
+    ent = pd.factorize(panel[cols[0]])[0].astype(np.int64)
+    t = panel[cols[1]]
+    if pd.api.types.is_datetime64_any_dtype(t):
+        tt = (t - t.min()).dt.total_seconds().to_numpy() / (365.25 * 86400.0)
+    else:
+        try:
+            tt = t.to_numpy(dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(f"column {cols[1]!r} must be numeric or datetime") from None
+    if not np.isfinite(tt).all():
+        raise DataError(f"column {cols[1]!r} has NaN/inf at rows {format_labels(panel.index[~np.isfinite(tt)])}")
+    return ent, tt, panel[cols[2]].to_numpy()
+
+
+def cohort_matrix(
+    panel: pd.DataFrame | None = None,
+    *,
+    counts: np.ndarray | None = None,
+    states: Sequence[str] = ("AAA", "AA", "A", "BBB", "BB", "B", "D"),
+    nr: str = "drop",
+    nr_label: str = "NR",
+    entity_col: str = "entity",
+    time_col: str = "time",
+    rating_col: str = "rating",
+    period: float = 1.0,
+) -> CohortResult:
+    """Cohort (discrete-time) transition matrix from a rating panel or from migration counts.
+
+    ``panel``: rows (entity, time, rating); ``time`` is floored to cohort index
+    ``floor((time - min time) / period)``; the rating of an entity in a cohort is its last row in
+    that bin. A transition is counted from cohort ``c`` to ``c + 1`` when the entity is observed in
+    both. ``counts``: (K, K) or (T, K, K) migration counts instead of a panel.
+
+    NR handling (``nr``): ``"drop"`` removes obligors that move to NR (or are not observed in the next
+    cohort) from the denominator and renormalises (right censoring); ``"state"`` keeps NR as the
+    (K+1)-th state (not absorbing; the D row stays absorbing). Obligors already in NR or D at the start
+    of a period count in those rows only.
+
+    The pooled matrix is ``sum_t N[i, j, t] / sum_t N[i, t]`` (count-weighted, as TTC estimation
+    needs). Vectorised: one ``np.bincount`` over all consecutive pairs (2e6 rows in ~0.2 s).
+    """
+    if nr not in ("drop", "state"):
+        raise ConfigError(f"nr must be 'drop' or 'state', got {nr!r}")
+    states = tuple(str(s) for s in states)
+    k = len(states)
+    if k < 2:
+        raise ConfigError(f"need at least 2 states, got {states}")
+    if (panel is None) == (counts is None):
+        raise ConfigError("give exactly one of panel= or counts=")
+    if counts is not None:
+        c = _check_counts(counts, "counts")
+        if c.shape[-1] != k and not (nr == "state" and c.shape[-1] == k + 1):
+            raise DataError(f"counts are {c.shape[-1]}x{c.shape[-1]} but {k} states were given ({list(states)})")
+        pc = c if c.ndim == 3 else c[None]
+        lab = states + ((nr_label,) if pc.shape[-1] == k + 1 else ())
+        censored = np.zeros(pc.shape[-1])
+        periods = np.arange(pc.shape[0], dtype=np.float64)
+        return _cohort_from_counts(pc, lab, periods, censored, k)
+
+    if period <= 0:
+        raise ConfigError(f"period must be > 0, got {period}")
+    ent, tt, raw = _panel_arrays(panel, (entity_col, time_col, rating_col))
+    code = _encode_ratings(raw, states, nr_label, rating_col)
+    keep = code >= 0
+    ent, tt, code = ent[keep], tt[keep], code[keep]
+    cidx = np.floor((tt - tt.min()) / period + 1e-9).astype(np.int64)
+    # last observation per (entity, cohort): stable sort by entity, cohort, time
+    order = np.lexsort((tt, cidx, ent))
+    ent, cidx, code = ent[order], cidx[order], code[order]
+    last = np.ones(len(ent), dtype=bool)
+    last[:-1] = (ent[1:] != ent[:-1]) | (cidx[1:] != cidx[:-1])
+    ent, cidx, code = ent[last], cidx[last], code[last]
+    n_periods = int(cidx.max()) if len(cidx) else 0
+    if n_periods < 1:
+        raise DataError("panel spans a single cohort; need observations at >= 2 cohort dates")
+    kk = k + 1  # NR code = k
+    nxt_same = np.zeros(len(ent), dtype=bool)
+    nxt_same[:-1] = (ent[1:] == ent[:-1]) & (cidx[1:] == cidx[:-1] + 1)
+    frm = code
+    to = np.full(len(ent), -1, dtype=np.int64)
+    to[:-1] = np.where(nxt_same[:-1], code[1:], -1)
+    start = cidx < n_periods
+    frm, to, cid = frm[start], to[start], cidx[start]
+    d = k - 1
+    # an obligor in D stays in D even if later rows are missing or carry another rating
+    to = np.where(frm == d, d, to)
+    if nr == "drop":
+        obs = (to >= 0) & (to < k) & (frm < k)
+        cens = np.bincount(frm[(frm < k) & ~obs], minlength=kk)[:k].astype(np.float64)
+        width = k
+    else:
+        obs = to >= 0
+        cens = np.bincount(frm[~obs], minlength=kk).astype(np.float64)
+        width = kk
+    flat = (cid[obs] * width + frm[obs]) * width + to[obs]
+    pc = np.bincount(flat, minlength=n_periods * width * width).reshape(n_periods, width, width).astype(np.float64)
+    lab = states + ((nr_label,) if nr == "state" else ())
+    return _cohort_from_counts(pc, lab, np.arange(n_periods) * period, cens, k)
+
+
+def _cohort_from_counts(pc: np.ndarray, lab: tuple[str, ...], periods: np.ndarray, cens: np.ndarray, k: int) -> CohortResult:
+    pooled = pc.sum(axis=0)
+    m = _rows_to_matrix(pooled, absorbing_last=False)
+    m[k - 1] = 0.0
+    m[k - 1, k - 1] = 1.0  # D absorbing (index k-1 in both layouts)
+    pm = _rows_to_matrix(pc, absorbing_last=False)
+    pm[:, k - 1] = 0.0
+    pm[:, k - 1, k - 1] = 1.0
+    empty = tuple(lab[i] for i in range(len(lab)) if i != k - 1 and pooled[i].sum() == 0)
+    return CohortResult(
+        matrix=m,
+        counts=pooled,
+        exposures=pooled.sum(axis=1),
+        period_counts=pc,
+        period_matrices=pm,
+        states=lab,
+        periods=periods,
+        censored=cens,
+        empty_rows=empty,
+    )
+
+
+def ttc_matrix(annual_counts: np.ndarray, *, states: Sequence[str] | None = None) -> np.ndarray:
+    """Through-the-cycle matrix pooled by counts: ``P[i, j] = sum_t N[i, j, t] / sum_t N[i, t]``.
+
+    ``annual_counts``: (T, K, K) migration counts (last state D). Not a plain average of annual
+    matrices, which over-weights thin years. The D row is set to the unit vector. A non-default
+    grade with no obligors in any year raises :class:`DataError` naming it. Returns (K, K) float64.
+    """
+    c = _check_counts(annual_counts, "annual_counts")
+    if c.ndim == 2:
+        c = c[None]
+    k = c.shape[-1]
+    lab = list(states) if states is not None and len(states) == k else [str(i) for i in range(k)]
+    pooled = c.sum(axis=0)
+    tot = pooled.sum(axis=1)
+    empty = [lab[i] for i in range(k - 1) if tot[i] <= 0]
+    if empty:
+        raise DataError(f"ttc_matrix: grades with no obligors in any year: {format_labels(empty)}")
+    m = _rows_to_matrix(pooled, absorbing_last=True)
+    return m
+
+
+# ----------------------------------------------------------------------------- Aalen-Johansen
+@dataclass(frozen=True)
+class AalenJohansenResult:
+    """Output of :func:`aalen_johansen`.
+
+    matrix : (K, K) product-limit estimate of P(t_start, t_end); rows of states with nobody at risk
+        stay unit rows (no information -> no movement).
+    event_times : (m,) distinct transition times in (t_start, t_end].
+    counts : (K, K) observed transitions (diagonal 0). exposures : (K,) time at risk per state
+        (obligor-years when time is in years). generator : (K, K) duration MLE ``N_ij / exposure_i``
+        (Poisson/Markov-chain intensity estimate; rows with no exposure are 0).
+    censored : (K,) obligors censored (withdrawn/NR or end of observation before t_end) per state.
+    """
+
+    matrix: np.ndarray
+    event_times: np.ndarray
+    counts: np.ndarray
+    exposures: np.ndarray
+    generator: np.ndarray
+    censored: np.ndarray
+    states: tuple[str, ...]
+
+
+def _ordered_product(mats: np.ndarray) -> np.ndarray:
+    """Left-to-right product ``mats[0] @ mats[1] @ ...`` by pairwise batched reduction (O(log m) calls)."""
+    k = mats.shape[-1]
+    while mats.shape[0] > 1:
+        if mats.shape[0] % 2:
+            mats = np.concatenate([mats, np.eye(k)[None]], axis=0)
+        mats = mats[0::2] @ mats[1::2]
+    return mats[0]
+
+
+def aalen_johansen(
+    events: pd.DataFrame,
+    *,
+    states: Sequence[str] = ("AAA", "AA", "A", "BBB", "BB", "B", "D"),
+    nr: str = "drop",
+    nr_label: str = "NR",
+    t_start: float | None = None,
+    t_end: float | None = None,
+    end_times: pd.Series | None = None,
+    entity_col: str = "entity",
+    time_col: str = "time",
+    rating_col: str = "rating",
+) -> AalenJohansenResult:
+    """Aalen-Johansen (product-limit) estimate of the transition matrix P(t_start, t_end).
+
+    ``events``: rows (entity, time, rating): the rating holds from ``time`` until the entity's next
+    row. An entity is observed until ``end_times[entity]`` when given, else until ``t_end`` (default:
+    the last time in the data), i.e. it is right-censored at its end time. With ``nr="drop"`` a move
+    to NR censors the entity at that time; with ``nr="state"`` NR is a state. D is absorbing.
+
+    ``P = prod_{u in event times} (I + dA(u))``, ``dA(u)[i, j] = dN_ij(u) / Y_i(u-)``; ties: entities
+    censored at ``u`` are still at risk at ``u``. On a complete yearly panel (everyone observed at
+    every integer time) this equals the product of the yearly cohort matrices exactly.
+    Vectorised: at-risk counts by a cumulative sum over sorted event times, the product by pairwise
+    batched matrix products.
+    """
+    if nr not in ("drop", "state"):
+        raise ConfigError(f"nr must be 'drop' or 'state', got {nr!r}")
+    states = tuple(str(s) for s in states)
+    k0 = len(states)
+    ent, tt, raw = _panel_arrays(events, (entity_col, time_col, rating_col))
+    code = _encode_ratings(raw, states, nr_label, rating_col)
+    keep = code >= 0
+    ent, tt, code = ent[keep], tt[keep], code[keep]
+    if len(ent) == 0:
+        raise DataError("events frame has no rows with a rating")
+    order = np.lexsort((tt, ent))
+    ent, tt, code = ent[order], tt[order], code[order]
+    t0 = float(tt.min()) if t_start is None else float(t_start)
+    t1 = float(tt.max()) if t_end is None else float(t_end)
+    if not t1 > t0:
+        raise ConfigError(f"t_end ({t1}) must be greater than t_start ({t0})")
+    n_ent = int(ent.max()) + 1
+    if end_times is not None:
+        uniq = pd.factorize(events[entity_col].to_numpy()[keep][order])
+        ent_end = pd.Series(end_times).reindex(pd.Index(uniq[1])).to_numpy(dtype=np.float64)
+        if np.isnan(ent_end).any():
+            raise DataError("end_times lacks some entities of the events frame")
+        ent_end = np.minimum(ent_end, t1)
+    else:
+        ent_end = np.full(n_ent, t1)
+    d = k0 - 1
+    k = k0 + 1 if nr == "state" else k0
+
+    # sojourns: [a, b) in state s; next state (or -1 = censored)
+    same_next = np.zeros(len(ent), dtype=bool)
+    same_next[:-1] = ent[1:] == ent[:-1]
+    nxt_code = np.full(len(ent), -1, dtype=np.int64)
+    nxt_code[:-1] = np.where(same_next[:-1], code[1:], -1)
+    b = np.empty(len(ent))
+    b[:-1] = np.where(same_next[:-1], tt[1:], ent_end[ent[:-1]])
+    b[-1] = ent_end[ent[-1]]
+    a = tt
+    s = code
+    # NR handling: with drop, NR sojourns carry no risk and a move into NR is a censoring
+    if nr == "drop":
+        live = s < k0
+        nxt_code = np.where(nxt_code == k0, -1, nxt_code)
+        a, b, s, nxt_code = a[live], b[live], s[live], nxt_code[live]
+    # same-state rows are not events: keep them as contiguous sojourns (transition i->i ignored)
+    # restrict to the window
+    a_c = np.maximum(a, t0)
+    b_c = np.minimum(b, t1)
+    ok = b_c > a_c
+    event = ok & (nxt_code >= 0) & (nxt_code != s) & (b <= t1) & (b > t0) & (s != d)
+    ev_t = b[event]
+    ev_f, ev_to = s[event], nxt_code[event]
+    times = np.unique(ev_t)
+    m = len(times)
+    # at risk just before u: a < u <= b  (sojourn start strictly before u, end at or after u)
+    sa, sb, ss = a_c[ok], b_c[ok], s[ok]
+    i_start = np.searchsorted(times, sa, side="right")
+    i_stop = np.searchsorted(times, sb, side="right")
+    delta = np.zeros((m + 1) * k)
+    np.add.at(delta, i_start * k + ss, 1.0)
+    np.add.at(delta, i_stop * k + ss, -1.0)
+    at_risk = np.cumsum(delta.reshape(m + 1, k), axis=0)[:m]  # (m, K)
+    ti = np.searchsorted(times, ev_t)
+    dn = np.bincount((ti * k + ev_f) * k + ev_to, minlength=m * k * k).reshape(m, k, k).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        da = np.where(at_risk[:, :, None] > 0, dn / np.where(at_risk > 0, at_risk, 1.0)[:, :, None], 0.0)
+    step = da.copy()
+    idx = np.arange(k)
+    step[:, idx, idx] = 1.0 - da.sum(axis=2)
+    P = _ordered_product(step) if m else np.eye(k)
+    P[d] = 0.0
+    P[d, d] = 1.0
+    counts = dn.sum(axis=0)
+    expo = np.bincount(ss, weights=sb - sa, minlength=k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        Q = np.where(expo[:, None] > 0, counts / np.where(expo > 0, expo, 1.0)[:, None], 0.0)
+    Q[idx, idx] = -Q.sum(axis=1)
+    cens_mask = ok & ~event & (s != d) & (b < t1)
+    cens = np.bincount(s[cens_mask], minlength=k).astype(np.float64)
+    lab = states + ((nr_label,) if nr == "state" else ())
+    return AalenJohansenResult(P, times, counts, expo, Q, cens, lab)
+
+
+# ----------------------------------------------------------------------------- generators
+@dataclass(frozen=True)
+class GeneratorResult:
+    """Regularised generator ``Q`` (K, K) per year (rows sum to 0, off-diagonals >= 0) and the
+    embedding distance ``distance = max |expm(Q) - P|`` (also as Frobenius norm ``distance_fro``)."""
+
+    Q: np.ndarray
+    distance: float
+    distance_fro: float
+    method: str
+
+
+def matrix_log(P: np.ndarray) -> np.ndarray:
+    """Principal matrix logarithm of a batch ``(..., K, K)`` via eigendecomposition (real part).
+
+    Raises :class:`DataError` if a matrix has a non-positive real eigenvalue (no real log)."""
+    w, v = np.linalg.eig(P)
+    neg = (np.abs(w.imag) < 1e-12) & (w.real <= 0)
+    if neg.any():
+        raise DataError("matrix has a non-positive real eigenvalue: no real matrix logarithm (not embeddable)")
+    lw = np.log(w.astype(np.complex128))
+    q = ((v * lw[..., None, :]) @ np.linalg.inv(v)).real
+    # near-defective matrices make the eigenbasis ill-conditioned: fall back to Schur-Pade logm
+    recon = np.abs(scipy.linalg.expm(q) - P).max(axis=(-2, -1)) if q.ndim > 2 else np.abs(scipy.linalg.expm(q) - P).max()
+    bad = np.atleast_1d(recon > 1e-8)
+    if bad.any():
+        flat_q = q.reshape(-1, *q.shape[-2:])
+        flat_p = np.asarray(P).reshape(-1, *q.shape[-2:])
+        for i in np.flatnonzero(bad.reshape(-1)):
+            flat_q[i] = np.real(scipy.linalg.logm(flat_p[i]))
+        q = flat_q.reshape(q.shape)
+    return q
+
+
+def _regularise(q: np.ndarray, method: str) -> np.ndarray:
+    k = q.shape[-1]
+    idx = np.arange(k)
+    q = q.copy()
+    off = ~np.eye(k, dtype=bool)
+    if method == "diagonal":  # Israel-Rosenthal-Wei diagonal adjustment
+        q = np.where(off & (q < 0), 0.0, q)
+        q[..., idx, idx] = 0.0
+        q[..., idx, idx] = -q.sum(axis=-1)
+    elif method == "weighted":  # IRW weighted adjustment: spread the row error over |q| weights
+        g = np.abs(q[..., idx, idx])
+        pos = np.where(off, np.maximum(q, 0.0), 0.0)
+        row_sum = q.sum(axis=-1)
+        bsum = g + pos.sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = np.where(bsum > 0, row_sum / np.where(bsum > 0, bsum, 1.0), 0.0)
+        new = pos - pos * frac[..., None]
+        new[..., idx, idx] = q[..., idx, idx] - g * frac
+        new = np.where(off & (new < 0), 0.0, new)
+        new[..., idx, idx] = 0.0
+        new[..., idx, idx] = -new.sum(axis=-1)
+        q = new
+    else:
+        raise ConfigError(f"unknown generator method {method!r}; expected 'diagonal', 'weighted' or 'jlt'")
+    return q
+
+
+def generator(P: np.ndarray | pd.DataFrame, method: str = "diagonal") -> GeneratorResult:
+    """Regularised generator (intensity matrix) of a one-year matrix ``P`` (K, K), D absorbing.
+
+    Methods: ``"diagonal"`` (Israel-Rosenthal-Wei: principal log, negative off-diagonals set to 0,
+    diagonal rebalanced), ``"weighted"`` (IRW: row error spread in proportion to |q_ij|), ``"jlt"``
+    (Jarrow-Lando-Turnbull closed form ``q_ii = log p_ii``, ``q_ij = p_ij log p_ii / (p_ii - 1)``, no
+    logarithm needed). Always returns a valid generator; ``distance`` = max |expm(Q) - P|.
+    """
+    a = validate_matrix(P, name="P")
+    k = a.shape[0]
+    if method == "jlt":
+        diag = np.diag(a).copy()
+        if (diag <= 0).any():
+            raise DataError("jlt generator needs every diagonal entry > 0")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fac = np.where(diag < 1.0, np.log(diag) / (diag - 1.0), 0.0)
+        q = a * fac[:, None]
+        np.fill_diagonal(q, np.log(diag))
+    else:
+        q = _regularise(matrix_log(a), method)
+    q[-1] = 0.0
+    err = scipy.linalg.expm(q) - a
+    return GeneratorResult(q, float(np.abs(err).max()), float(np.linalg.norm(err)), method)
+
+
+def monthly_matrix(P_annual: np.ndarray, *, steps: int = 12, method: str = "diagonal", return_distance: bool = False):
+    """Convert annual matrices ``(..., K, K)`` to one-step matrices for ``steps`` steps a year
+    (default monthly): ``expm(Q / steps)`` with ``Q`` the regularised generator (see
+    :func:`generator`), batched over leading axes. The result is stochastic with D absorbing and
+    ``M ** steps`` approximates ``P_annual`` up to the embedding distance (0 for embeddable input).
+    Rows sum to 1 within 1e-12. With ``return_distance`` also returns max |M**steps - P| per matrix.
+    """
+    a = np.asarray(P_annual, dtype=np.float64)
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise DataError(f"P_annual must be (..., K, K), got shape {a.shape}")
+    if not np.isfinite(a).all() or (a < 0).any():
+        raise DataError("P_annual must be finite and non-negative")
+    if np.abs(a.sum(-1) - 1.0).max() > 1e-9:
+        raise DataError("P_annual rows must sum to 1 within 1e-9")
+    if steps < 1:
+        raise ConfigError(f"steps must be >= 1, got {steps}")
+    if method not in ("diagonal", "weighted"):
+        raise ConfigError(f"monthly_matrix method must be 'diagonal' or 'weighted', got {method!r}")
+    q = _regularise(matrix_log(a), method) / steps
+    q[..., -1, :] = 0.0
+    m = scipy.linalg.expm(q)
+    m = np.clip(m, 0.0, None)
+    m /= m.sum(axis=-1, keepdims=True)
+    m[..., -1, :] = 0.0
+    m[..., -1, -1] = 1.0
+    if return_distance:
+        dist = np.abs(np.linalg.matrix_power(m, steps) - a).max(axis=(-2, -1))
+        return m, dist
+    return m
