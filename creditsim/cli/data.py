@@ -1,0 +1,202 @@
+"""``creditsim data``: synthesise, validate and export data.
+
+- ``creditsim data synth``: a synthetic loan tape and panel (:class:`~creditsim.data.synthetic.LoanTapeGenerator`)
+  written to a directory as Parquet or CSV, with the macro path that drove it.
+- ``creditsim data validate FILE``: check a loan tape or panel file against the data contract.
+- ``creditsim data macro``: print or export the bundled US macro history (:func:`creditsim.datasets.load_macro_history`).
+
+Bad input raises :class:`~creditsim.errors.DataError` / :class:`~creditsim.errors.ConfigError`;
+:func:`creditsim.cli.main` prints the one-line message and exits with status 2.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from creditsim.errors import ConfigError, DataError
+
+__all__ = ["register", "data_app"]
+
+console = Console()
+
+data_app = typer.Typer(
+    name="data",
+    help="Synthesise, validate and export loan tapes, panels and macro data.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+class FileFormat(str, Enum):
+    parquet = "parquet"
+    csv = "csv"
+
+
+class FileKind(str, Enum):
+    tape = "tape"
+    panel = "panel"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``data`` command group to the ``creditsim`` app."""
+    app.add_typer(data_app, name="data")
+
+
+@data_app.command("synth")
+def synth(
+    out: Path = typer.Option(..., "--out", help="Output directory (created if missing)."),
+    n_loans: int = typer.Option(10_000, "--n-loans", min=1, help="Number of loans."),
+    n_months: int = typer.Option(60, "--n-months", min=1, help="Panel length in months."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed (same seed, same files)."),
+    scenario: str = typer.Option(
+        "baseline", "--scenario", help="Macro scenario driving the panel: baseline, adverse, severely_adverse, stagflation."
+    ),
+    fmt: FileFormat = typer.Option(FileFormat.parquet, "--format", help="File format of the outputs."),
+    cutoff: str = typer.Option("2025-01", "--cutoff", help="Cut-off month (first panel month), YYYY-MM."),
+) -> None:
+    """Generate a synthetic loan tape and monthly panel and write loans / panel / macro files to OUT."""
+    import pandas as pd
+
+    from creditsim.data.io import atomic_write_frame, write_loan_tape, write_panel
+    from creditsim.data.synthetic import LoanTapeGenerator, MacroScenarioGenerator
+    from creditsim.states import MACRO_VARS, scenario_index
+
+    idx = scenario_index(scenario)
+    macro_gen = MacroScenarioGenerator(n_months, start=cutoff)
+    macro = macro_gen.generate_scenario(idx, n_paths=1, seed=seed)[0]
+    gen = LoanTapeGenerator(n_loans, n_months, random_seed=seed, macro_path=macro, cutoff=cutoff)
+    with console.status("generating tape and panel"):
+        loans, panel = gen.generate()
+    ext = fmt.value
+    out.mkdir(parents=True, exist_ok=True)
+    loans_path = write_loan_tape(loans, out / f"loans.{ext}")
+    panel_path = write_panel(panel, out / f"panel.{ext}", validate=False)
+    macro_df = pd.DataFrame(macro, index=macro_gen.index, columns=list(MACRO_VARS)).reset_index()
+    macro_path = atomic_write_frame(macro_df, out / f"macro.{ext}")
+
+    table = Table(title=f"synthetic tape: {n_loans:,} loans x {n_months} months, seed {seed}, {scenario}")
+    for col in ("asset class", "loans", "balance at cut-off", "pd_annual (mean)", "defaulted", "prepaid", "matured"):
+        table.add_column(col, justify="right" if col != "asset class" else "left")
+    last = panel.groupby("loan_id", observed=True)["loan_state"].last()
+    final = loans.set_index("loan_id")["asset_class"].to_frame().join(last.rename("final_state"))
+    for cls, grp in loans.groupby("asset_class"):
+        fs = final.loc[final["asset_class"] == cls, "final_state"]
+        table.add_row(
+            str(cls), f"{len(grp):,}", f"{grp['current_balance'].sum():,.0f}", f"{grp['pd_annual'].mean():.2%}",
+            f"{(fs == 4).mean():.1%}", f"{(fs == 5).mean():.1%}", f"{(fs == 6).mean():.1%}",
+        )
+    console.print(table)
+    for p in (loans_path, panel_path, macro_path):
+        console.print(f"wrote {p}")
+
+
+def _guess_kind(path: Path) -> FileKind:
+    """A file with ``reporting_month`` and ``loan_state`` columns is a panel, otherwise a tape."""
+    import pandas as pd
+
+    from creditsim.data.io import file_format
+
+    fmt = file_format(path)
+    if not path.is_file():
+        raise DataError(f"file {path} does not exist or is not a file")
+    try:
+        if fmt == "csv":
+            cols = set(pd.read_csv(path, nrows=0).columns)
+        else:
+            import pyarrow.parquet as pq
+
+            cols = set(pq.read_schema(path).names)
+    except Exception:  # noqa: BLE001 - unreadable: let the reader produce the DataError
+        return FileKind.tape
+    return FileKind.panel if {"reporting_month", "loan_state"} <= cols else FileKind.tape
+
+
+@data_app.command("validate")
+def validate(
+    file: Path = typer.Argument(..., help="Loan tape or panel file (.csv, .csv.gz, .parquet)."),
+    kind: FileKind | None = typer.Option(None, "--kind", help="tape or panel; guessed from the columns if omitted."),
+) -> None:
+    """Validate FILE against the data contract; print a summary, or the error and exit with status 2."""
+    from creditsim.data.io import read_loan_tape, read_panel
+
+    use = kind or _guess_kind(file)
+    if use is FileKind.tape:
+        df = read_loan_tape(file)
+        table = Table(title=f"{file}: valid loan tape, {len(df):,} loans")
+        for col in ("asset class", "loans", "original balance", "current balance", "wa rate", "wa term (m)"):
+            table.add_column(col, justify="right" if col != "asset class" else "left")
+        for cls, grp in df.groupby("asset_class"):
+            w = grp["original_balance"]
+            cur = grp["current_balance"].sum() if "current_balance" in grp else float("nan")
+            table.add_row(
+                str(cls), f"{len(grp):,}", f"{w.sum():,.0f}", f"{cur:,.0f}",
+                f"{(grp['interest_rate'] * w).sum() / w.sum():.2%}", f"{(grp['term_months'] * w).sum() / w.sum():.0f}",
+            )
+    else:
+        df = read_panel(file)
+        table = Table(title=f"{file}: valid panel, {len(df):,} rows, {df['loan_id'].nunique():,} loans")
+        table.add_column("state", justify="left")
+        table.add_column("rows", justify="right")
+        table.add_column("share", justify="right")
+        from creditsim.states import LoanState
+
+        counts = df["loan_state"].value_counts().sort_index()
+        for code, n in counts.items():
+            table.add_row(LoanState(int(code)).name, f"{n:,}", f"{n / len(df):.1%}")
+        months = df["reporting_month"]
+        table.caption = f"months {months.min():%Y-%m} .. {months.max():%Y-%m}"
+    console.print(table)
+
+
+_SHORT = {
+    "gdp_growth": "gdp y/y", "unemployment_rate": "unemp", "inflation_rate": "cpi y/y", "policy_rate": "policy",
+    "yield_10y": "10y", "credit_spread_ig": "ig oas", "credit_spread_hy": "hy oas",
+    "house_price_growth": "hpi y/y", "default_rate": "dflt",
+}
+
+
+@data_app.command("macro")
+def macro(
+    out: Path | None = typer.Option(None, "--out", help="Export to this .csv or .parquet file (atomic)."),
+    start: str | None = typer.Option(None, "--start", help="First month, e.g. 2000-01."),
+    end: str | None = typer.Option(None, "--end", help="Last month, e.g. 2019-12."),
+    rows: int = typer.Option(6, "--rows", min=0, help="Rows to print from each end of the frame."),
+) -> None:
+    """Print (and optionally export) the bundled monthly US macro history in the 9 variables, decimals."""
+    import pandas as pd
+
+    from creditsim.datasets import load_macro_history
+
+    for name, value in (("--start", start), ("--end", end)):
+        if value is not None:
+            try:
+                pd.Timestamp(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{name} must be a month like 2000-01, got {value!r}") from None
+    frame = load_macro_history(start=start, end=end)
+    if len(frame) == 0:
+        raise ConfigError(f"no macro history between {start or 'the start'} and {end or 'the end'}")
+    table = Table(title=f"US macro history {frame.index[0]:%Y-%m} .. {frame.index[-1]:%Y-%m} ({len(frame)} months)",
+        caption="shown in percent; files hold decimals (0.045 = 4.5 %)",
+    )
+    table.add_column("month")
+    for col in frame.columns:
+        table.add_column(_SHORT.get(col, col), justify="right")
+    shown = frame if len(frame) <= 2 * rows else pd.concat([frame.head(rows), frame.tail(rows)])
+    prev = None
+    for ts, values in shown.iterrows():
+        if prev is not None and (ts.year * 12 + ts.month) - (prev.year * 12 + prev.month) > 1:
+            table.add_row("...", *["..."] * len(frame.columns))
+        table.add_row(f"{ts:%Y-%m}", *[f"{v:.2%}" for v in values])
+        prev = ts
+    console.print(table)
+    if out is not None:
+        from creditsim.data.io import atomic_write_frame
+
+        path = atomic_write_frame(frame.reset_index(), out)
+        console.print(f"wrote {path}")
