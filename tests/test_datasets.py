@@ -37,11 +37,11 @@ def _is_month_start_index(index: pd.Index) -> bool:
 def test_macro_history_shape_dtypes_and_range():
     macro = load_macro_history()
     assert list(macro.columns) == list(MACRO_VARS)
-    assert macro.shape == (468, 9)
+    assert macro.shape == (480, 9)
     assert (macro.dtypes == np.float64).all()
     assert _is_month_start_index(macro.index)
     assert macro.index.name == "reporting_month"
-    assert macro.index[0] == pd.Timestamp("1981-01-01")
+    assert macro.index[0] == pd.Timestamp("1980-01-01")
     assert macro.index[-1] == pd.Timestamp("2019-12-01")
     assert not macro.isna().any().any()
     validate_macro(macro)  # the library's own contract: decimals, finite, all 9 present
@@ -55,8 +55,8 @@ def test_macro_history_matches_published_episodes():
     assert u.loc["1982-11-01"] == pytest.approx(0.108, abs=0.001)
     assert macro["credit_spread_hy"].loc["2008"].max() > 0.15  # ICE BofA HY OAS peaked ~19.9 % (Dec 2008)
     assert macro["credit_spread_ig"].loc["2008-12-01"] > 0.05
-    assert (macro["inflation_rate"].loc["1981-01":"1981-06"] > 0.09).all()
-    assert macro["inflation_rate"].loc["1981-01-01"] > 0.10
+    assert (macro["inflation_rate"].loc["1980"] > 0.10).all()  # BLS CPI-U y/y peaked at 14.8 % (Mar 1980)
+    assert macro["inflation_rate"].loc["1980"].max() > 0.14
     assert macro["policy_rate"].loc["1981"].max() > 0.18  # Volcker: fed funds above 19 %
     assert macro["policy_rate"].loc["2009":"2015"].max() < 0.005  # zero lower bound
     assert macro["gdp_growth"].loc["2009"].min() < -0.03  # Great Recession real GDP y/y trough ~ -3.9 %
@@ -86,6 +86,11 @@ def test_macro_history_transformations_reproduce_raw_fred():
     q2 = gdp.loc["2010-04-01"] / gdp.loc["2009-04-01"] - 1.0
     q3 = gdp.loc["2010-07-01"] / gdp.loc["2009-07-01"] - 1.0
     assert macro.loc["2010-06-01", "gdp_growth"] == pytest.approx(q2 + (q3 - q2) / 3, rel=1e-12)
+    # 1980 CPI y/y uses FRED-MD's 1979 CPI as its base
+    md = load_fred_md()
+    assert macro.loc["1980-03-01", "inflation_rate"] == pytest.approx(
+        cpi.loc["1980-03-01"] / md.loc["1979-03-01", "CPIAUCSL"] - 1.0, rel=1e-12
+    )
     dra = read_fred_series("DRALACBS")
     assert macro.loc["2000-08-01", "default_rate"] == pytest.approx(dra.loc["2000-07-01"] / 100, rel=1e-12)
 
@@ -95,13 +100,14 @@ def test_macro_history_backfill_mask_and_flags():
     assert mask.shape == macro.shape and (mask.dtypes == bool).all()
     assert (mask.index == macro.index).all()
     # core variables are never back-filled; late ones exactly up to their source start
-    for var in ("gdp_growth", "unemployment_rate", "inflation_rate", "policy_rate", "yield_10y"):
+    for var in ("unemployment_rate", "inflation_rate", "policy_rate", "yield_10y"):
         assert not mask[var].any()
+    assert macro.attrs["backfilled_until"]["gdp_growth"] == "1980-12" and mask["gdp_growth"].sum() == 12
     assert macro.attrs["backfilled_until"]["credit_spread_ig"] == "1996-11"
     assert macro.attrs["backfilled_until"]["credit_spread_hy"] == "1996-11"
     assert macro.attrs["backfilled_until"]["house_price_growth"] == "1987-12"
     assert macro.attrs["backfilled_until"]["default_rate"] == "1984-12"
-    assert mask["default_rate"].sum() == 48
+    assert mask["default_rate"].sum() == 60
     # the splice is continuous: the AR(1) backcast removes the jump between last filled and first observed
     for var, splice in (("default_rate", "1985-01-01"), ("credit_spread_ig", "1996-12-01")):
         pos = macro.index.get_loc(pd.Timestamp(splice))
@@ -114,8 +120,11 @@ def test_macro_history_backfill_mask_and_flags():
     early = macro.loc[:"1996-11"]
     assert (early["credit_spread_ig"] >= 0.003).all() and (early["credit_spread_hy"] >= 0.015).all()
     assert (macro["credit_spread_hy"] > macro["credit_spread_ig"]).all()
-    # back-filled house prices rise over 1981-87 on average (they did, nominally)
-    assert macro.loc["1981":"1987", "house_price_growth"].mean() > 0.0
+    # back-filled house prices rise over 1980-87 on average (they did, nominally)
+    assert macro.loc["1980":"1987", "house_price_growth"].mean() > 0.0
+    # the 1980 recession shows in the back-filled GDP growth (BEA: real GDP y/y -1.5 % in 1980Q3)
+    gdp_1980 = macro.loc["1980", "gdp_growth"]
+    assert gdp_1980.loc["1980-06":"1980-08"].min() < 0.0 < gdp_1980.iloc[0]
 
 
 def test_macro_history_without_backfill_starts_when_all_observed():
@@ -139,7 +148,7 @@ def test_macro_history_window_and_copies():
     [
         ({"start": "not-a-date"}, "start"),
         ({"start": "2010-01", "end": "2000-01"}, "must not be after"),
-        ({"start": "2030-01"}, "available 1981-01 .. 2019-12"),
+        ({"start": "2030-01"}, "available 1980-01 .. 2019-12"),
         ({"backfill": "yes"}, "backfill"),
     ],
 )

@@ -1,7 +1,7 @@
 """Real data bundled with creditsim (pattern of ``arch.data``): compressed CSV under
 ``creditsim/datasets/<name>/`` and one short loader per data set returning a typed DataFrame.
 
-- :func:`load_macro_history` — the 9 macro variables, monthly decimals, 1981-01 .. 2019-12 (FRED).
+- :func:`load_macro_history` — the 9 macro variables, monthly decimals, 1980-01 .. 2019-12 (FRED).
 - :func:`load_fred_md` — FRED-MD 2019-10 vintage with transformation codes.
 - :func:`load_recession_indicator` — NBER recession months (FRED ``USREC``).
 - :func:`load_fed_scenarios` — Federal Reserve supervisory stress-test scenarios.

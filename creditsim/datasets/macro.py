@@ -1,4 +1,4 @@
-"""US macro history in the 9 :data:`~creditsim.states.MACRO_VARS`, monthly decimals, 1981-01 .. 2019-12.
+"""US macro history in the 9 :data:`~creditsim.states.MACRO_VARS`, monthly decimals, 1980-01 .. 2019-12.
 
 Built from the FRED series bundled in ``creditsim/datasets/fred/`` and, for the back-fill regression,
 the FRED-MD vintage in ``creditsim/datasets/fred_md/``. See :func:`load_macro_history`.
@@ -18,12 +18,15 @@ from creditsim.states import MACRO_VARS
 
 __all__ = ["load_macro_history", "BACKFILL_REGRESSORS", "LATE_VARIABLES"]
 
-#: cyclical regressors of the back-fill; all observed over the whole frame and, unlike the 1981-84 rate
-#: regime (fed funds up to 19 %), inside the range seen in the fit period
+#: cyclical regressors of the back-fill of spreads and default rate: observed (or, for gdp_growth in 1980,
+#: back-filled first) over the whole frame and, unlike the 1980-84 rate regime (fed funds up to 19 %),
+#: inside the range seen in the fit period
 BACKFILL_REGRESSORS: tuple[str, ...] = ("gdp_growth", "unemployment_rate", "baa_treasury_spread")
-#: variables whose FRED source starts after the frame's first month (first observed month in brackets):
-#: credit_spread_ig / credit_spread_hy (1996-12), house_price_growth (1988-01), default_rate (1985-01)
+#: variables whose FRED source starts after the frame's first month (first observed month in brackets),
+#: in back-fill order: gdp_growth (1981-01: y/y needs 1979 GDP), credit_spread_ig / credit_spread_hy
+#: (1996-12), house_price_growth (1988-01), default_rate (1985-01)
 LATE_VARIABLES: tuple[str, ...] = (
+    "gdp_growth",
     "credit_spread_ig",
     "credit_spread_hy",
     "house_price_growth",
@@ -32,6 +35,7 @@ LATE_VARIABLES: tuple[str, ...] = (
 #: per late variable: (regressors, offset). The target minus the offset column is regressed; the offset
 #: enters with coefficient 1 (nominal house prices follow the general price level one for one).
 _BACKFILL_SPECS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "gdp_growth": (("indpro_growth", "unemployment_change"), None),
     "credit_spread_ig": (BACKFILL_REGRESSORS, None),
     "credit_spread_hy": (BACKFILL_REGRESSORS, None),
     "house_price_growth": (("gdp_growth", "unemployment_rate"), "inflation_rate"),
@@ -44,26 +48,51 @@ _SPREAD_FLOOR = {"credit_spread_ig": 0.003, "credit_spread_hy": 0.015}
 _SOURCE = (
     "FRED, Federal Reserve Bank of St. Louis: GDPC1 (BEA), UNRATE and CPIAUCSL (BLS), FEDFUNDS, DGS10 "
     "and DRALACBS (Federal Reserve Board), BAMLC0A0CM and BAMLH0A0HYM2 (ICE Data Indices, copyrighted), "
-    "CSUSHPINSA (S&P CoreLogic Case-Shiller, copyrighted); FRED-MD 2019-10 vintage (McCracken & Ng) for "
-    "the Moody's Baa - 10y spread used in the back-fill. Internal research use only; do not republish."
+    "CSUSHPINSA (S&P CoreLogic Case-Shiller, copyrighted); FRED-MD 2019-10 vintage (McCracken & Ng) "
+    "for 1979 CPI and the back-fill regressors (Moody's Baa - 10y spread, INDPRO, UNRATE); "
+    "internal research use only; do not republish."
 )
 
 
-def _fred_md_baa_spread() -> pd.Series:
-    """Moody's Baa corporate yield minus the 10-year Treasury (FRED-MD ``BAA - GS10``), decimal, monthly."""
+def _fred_md_regressors() -> pd.DataFrame:
+    """Back-fill regressors from FRED-MD, decimals, monthly 1959-01 .. 2019-09.
+
+    ``baa_treasury_spread`` = Moody's Baa corporate yield - 10-year Treasury (``(BAA - GS10) / 100``);
+    ``indpro_growth`` = industrial production y/y; ``unemployment_change`` = 12-month change of UNRATE.
+    """
     from creditsim.datasets.fred import load_fred_md
 
     md = load_fred_md()
-    spread = (md["BAA"] - md["GS10"]) / 100.0
-    spread.index = spread.index.rename("reporting_month")
-    return spread.rename("baa_treasury_spread")
+    unemployment = md["UNRATE"] / 100.0
+    return pd.DataFrame(
+        {
+            "baa_treasury_spread": (md["BAA"] - md["GS10"]) / 100.0,
+            "indpro_growth": md["INDPRO"] / md["INDPRO"].shift(12) - 1.0,
+            "unemployment_change": unemployment - unemployment.shift(12),
+        },
+        index=md.index,
+    )
+
+
+def _cpi_level() -> pd.Series:
+    """CPIAUCSL level: the FRED file (1980-01 on) preceded by FRED-MD (1959-1979), the y/y base of 1980."""
+    from creditsim.datasets.fred import load_fred_md
+
+    fred = read_fred_series("CPIAUCSL")
+    early = load_fred_md()["CPIAUCSL"]
+    early = early.loc[early.index < fred.index[0]]
+    level = pd.concat([early, fred.rename(early.name)])
+    return pd.Series(level.to_numpy(), index=monthly_index(level.index[0], level.index[-1]), name="CPIAUCSL")
 
 
 def _observed_variables() -> pd.DataFrame:
-    """The 9 variables (plus the Baa spread) where their sources exist, NaN elsewhere; 1981-01..2019-12."""
+    """The 9 variables plus the back-fill regressors where their sources exist, NaN elsewhere.
+
+    Monthly, 1980-01 .. 2019-12.
+    """
     gdp_q = read_fred_series("GDPC1")
     gdp_yoy_q = (gdp_q / gdp_q.shift(4) - 1.0).rename("gdp_growth")
-    cpi = read_fred_series("CPIAUCSL")
+    cpi = _cpi_level()
     hpi = read_fred_series("CSUSHPINSA")
     columns = {
         "gdp_growth": quarterly_to_monthly(gdp_yoy_q),
@@ -76,10 +105,12 @@ def _observed_variables() -> pd.DataFrame:
         "house_price_growth": hpi / hpi.shift(12) - 1.0,
         "default_rate": quarterly_to_monthly(read_fred_series("DRALACBS")) / 100.0,
     }
-    # the frame starts where the core five (no back-fill) all exist: CPI y/y and GDP y/y need 1980 as base
-    index = monthly_index(pd.Timestamp("1981-01-01"), pd.Timestamp("2019-12-01"))
+    # the first month of the FRED files; 1979 CPI comes from FRED-MD, 1980 GDP growth is back-filled
+    index = monthly_index(pd.Timestamp("1980-01-01"), pd.Timestamp("2019-12-01"))
     frame = pd.DataFrame({k: v.reindex(index) for k, v in columns.items()}, index=index)
-    frame["baa_treasury_spread"] = _fred_md_baa_spread().reindex(index)
+    regressors = _fred_md_regressors().reindex(index)
+    for col in regressors.columns:
+        frame[col] = regressors[col]
     return frame
 
 
@@ -90,8 +121,9 @@ def _backfill(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str
     fits: dict[str, dict[str, float]] = {}
     for var in LATE_VARIABLES:
         regressors, offset_col = _BACKFILL_SPECS[var]
-        design = np.column_stack([np.ones(len(frame))] + [frame[r].to_numpy() for r in regressors])
-        offset = frame[offset_col].to_numpy() if offset_col else np.zeros(len(frame))
+        # from `out`: a regressor back-filled earlier in LATE_VARIABLES order (gdp_growth) is used filled
+        design = np.column_stack([np.ones(len(out))] + [out[r].to_numpy() for r in regressors])
+        offset = out[offset_col].to_numpy() if offset_col else np.zeros(len(out))
         design_ok = np.isfinite(design).all(axis=1) & np.isfinite(offset)
         y = frame[var].to_numpy() - offset
         fit_rows = design_ok & np.isfinite(y)
@@ -155,7 +187,7 @@ def load_macro_history(
     Args:
         start, end: first / last month to keep (inclusive; anything ``pd.Timestamp`` parses, e.g.
             ``"1990-01"``); ``None`` keeps the full range.
-        backfill: ``True`` (default) returns 1981-01 .. 2019-12 (468 months) with the late-starting
+        backfill: ``True`` (default) returns 1980-01 .. 2019-12 (480 months) with the late-starting
             series back-filled by regression; ``False`` returns only fully observed months,
             1996-12 .. 2019-12 (277 months).
         return_mask: also return a bool frame of the same shape, ``True`` where a value is back-filled.
@@ -173,9 +205,10 @@ def load_macro_history(
       at the middle month of each quarter and linearly interpolated between; the first/last month of
       the span hold the nearest quarterly value. Real GDP, not ``INDPRO``, because the Fed scenarios
       (:func:`load_fed_scenarios`) publish real GDP, and industrial production covers only ~1/5 of output
-      and swings about three times as much.
+      and swings about three times as much. (1980 has no 1979 base in the bundled GDPC1: back-filled.)
     - ``unemployment_rate``: ``UNRATE / 100``.
-    - ``inflation_rate``: ``CPIAUCSL_t / CPIAUCSL_{t-12} - 1``.
+    - ``inflation_rate``: ``CPIAUCSL_t / CPIAUCSL_{t-12} - 1``; the 1979 base months come from FRED-MD's
+      CPIAUCSL (the same BLS series; the two files agree exactly on 1980-82).
     - ``policy_rate``: ``FEDFUNDS / 100`` (monthly average effective rate).
     - ``yield_10y``: monthly mean of daily ``DGS10`` / 100.
     - ``credit_spread_ig``: monthly mean of daily ``BAMLC0A0CM`` (ICE BofA US Corporate OAS) / 100.
@@ -187,19 +220,23 @@ def load_macro_history(
       annual default-rate ranges of the loan-tape spec; a model mapping the index to one asset class's
       default rate learns its own slope.
 
-    Back-fill decision: the frame starts in 1981-01 because CPI and GDP year-on-year growth need 1980 as
-    their base year. Four series start later: the ICE BofA spreads (1996-12), Case-Shiller growth
-    (1988-01) and DRALACBS (1985-01). Starting the frame in 1996-12 would leave 277 months (218 windows of
-    60 months) and drop the 1981-82 and 1990-91 recessions and the S&L crisis, so by default the missing
-    early values are **back-filled** by OLS fitted on the months where the target is observed:
+    Back-fill decision: the frame starts in 1980-01, the first month of the bundled FRED files, so that
+    it holds the 1980 stagflation recession (CPI 14 %, fed funds 17-19 %). Five series start later: GDP
+    year-on-year growth (1981-01; no 1979 GDP bundled), the ICE BofA spreads (1996-12), Case-Shiller
+    growth (1988-01) and DRALACBS (1985-01). Starting the frame in 1996-12 would leave 277 months (218
+    windows of 60 months) and drop the 1980 and 1981-82 recessions, the 1990-91 recession and the S&L
+    crisis, so by default the missing early values are **back-filled** by OLS fitted on the months where
+    the target is observed, in this order:
 
+    - ``gdp_growth`` (1980 only) on industrial production y/y and the 12-month change of the
+      unemployment rate, both from FRED-MD (R^2 0.75);
     - spreads and ``default_rate`` on ``gdp_growth``, ``unemployment_rate`` and the Moody's Baa - 10y
       Treasury spread from FRED-MD (``(BAA - GS10) / 100``), which carries the 1980s credit cycle the ICE
       spreads miss (R^2 0.88 IG, 0.89 HY, 0.69 default rate);
     - ``house_price_growth`` as ``inflation_rate`` + OLS of real house-price growth
       (``house_price_growth - inflation_rate``) on ``gdp_growth`` and ``unemployment_rate`` (R^2 0.34).
 
-    Only cyclical regressors are used: the 1981-84 rate regime (fed funds up to 19 %, CPI up to 12 %)
+    Only cyclical regressors are used: the 1980-84 rate regime (fed funds up to 19 %, CPI up to 12 %)
     lies far outside the fit periods, and a fit that includes rates or inflation extrapolates there to
     absurd values (a free nominal fit gives -13 % house-price growth for 1982, when US house prices
     rose). The unit pass-through of inflation into nominal house prices is imposed, not estimated, for
@@ -207,7 +244,7 @@ def load_macro_history(
     by the error of the first observed month decayed by the residuals' AR(1) coefficient per month back
     (the best backcast under AR(1) errors): the back-fill joins the observed series without a jump and
     reverts to the regression further back. Back-filled spreads are floored at 30 bp (IG) and 150 bp
-    (HY); the floors bind in 13 / 9 months, mostly 1983-84 when the Baa - Treasury spread was narrow.
+    (HY); the floors bind in 13 / 10 months, mostly 1983-84 when the Baa - Treasury spread was narrow.
     Back-filled values are a model, not data: ``return_mask=True`` (or
     ``attrs["backfilled_until"]``) says which they are, to weight or drop them.
 
