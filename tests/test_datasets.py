@@ -394,3 +394,10 @@ def test_credit_card_loaders_return_copies():
     panel = load_credit_card_panel()
     panel["loan_state"] = np.int8(6)
     assert (load_credit_card_panel()["loan_state"] != 6).all()
+
+
+def test_missing_bundled_file_raises_data_error():
+    from creditsim.datasets._files import data_path
+
+    with pytest.raises(DataError, match="fred/NOPE.csv.gz' is missing"):
+        data_path("fred", "NOPE.csv.gz")

@@ -177,8 +177,8 @@ def _macro_history(backfill: bool) -> tuple[pd.DataFrame, pd.DataFrame, dict[str
 
 
 def load_macro_history(
-    start: object = None,
-    end: object = None,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
     backfill: bool = True,
     return_mask: bool = False,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
