@@ -161,13 +161,28 @@ def _encode_ratings(values: np.ndarray, states: Sequence[str], nr_label: str, co
     return out
 
 
+def _sort_order(ent: np.ndarray, key2: np.ndarray, key3: np.ndarray | None = None) -> np.ndarray | None:
+    """Order by (entity, key2[, key3]); None when the arrays are already in that order (O(n) check)."""
+    de = np.diff(ent)
+    same = de == 0
+    ok = (de >= 0).all() and (np.diff(key2)[same] >= 0).all()
+    if ok and key3 is not None:
+        d2 = np.diff(key2)
+        ok = (np.diff(key3)[same & (d2 == 0)] >= 0).all()
+    if ok:
+        return None
+    return np.lexsort((key3, key2, ent)) if key3 is not None else np.lexsort((key2, ent))
+
+
 def _panel_arrays(panel: pd.DataFrame, cols: tuple[str, str, str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not isinstance(panel, pd.DataFrame):
         raise DataError(f"panel must be a pandas DataFrame with columns {list(cols)}, got {type(panel).__name__}")
     missing = [c for c in cols if c not in panel.columns]
     if missing:
         raise DataError(f"panel lacks columns {missing}; expected {list(cols)}")
-    ent = pd.factorize(panel[cols[0]])[0].astype(np.int64)
+    e = panel[cols[0]]
+    # integer ids are used as they are (only equality between neighbours matters); others factorised
+    ent = e.to_numpy(np.int64) if pd.api.types.is_integer_dtype(e) else pd.factorize(e)[0].astype(np.int64)
     t = panel[cols[1]]
     if pd.api.types.is_datetime64_any_dtype(t):
         tt = (t - t.min()).dt.total_seconds().to_numpy() / (365.25 * 86400.0)
@@ -234,8 +249,9 @@ def cohort_matrix(
     ent, tt, code = ent[keep], tt[keep], code[keep]
     cidx = np.floor((tt - tt.min()) / period + 1e-9).astype(np.int64)
     # last observation per (entity, cohort): stable sort by entity, cohort, time
-    order = np.lexsort((tt, cidx, ent))
-    ent, cidx, code = ent[order], cidx[order], code[order]
+    order = _sort_order(ent, cidx, tt)
+    if order is not None:
+        ent, cidx, code = ent[order], cidx[order], code[order]
     last = np.ones(len(ent), dtype=bool)
     last[:-1] = (ent[1:] != ent[:-1]) | (cidx[1:] != cidx[:-1])
     ent, cidx, code = ent[last], cidx[last], code[last]
@@ -379,21 +395,23 @@ def aalen_johansen(
     ent, tt, code = ent[keep], tt[keep], code[keep]
     if len(ent) == 0:
         raise DataError("events frame has no rows with a rating")
-    order = np.lexsort((tt, ent))
-    ent, tt, code = ent[order], tt[order], code[order]
+    order = _sort_order(ent, tt)
+    if order is None:
+        order = np.arange(len(ent))
+    else:
+        ent, tt, code = ent[order], tt[order], code[order]
     t0 = float(tt.min()) if t_start is None else float(t_start)
     t1 = float(tt.max()) if t_end is None else float(t_end)
     if not t1 > t0:
         raise ConfigError(f"t_end ({t1}) must be greater than t_start ({t0})")
-    n_ent = int(ent.max()) + 1
     if end_times is not None:
-        uniq = pd.factorize(events[entity_col].to_numpy()[keep][order])
-        ent_end = pd.Series(end_times).reindex(pd.Index(uniq[1])).to_numpy(dtype=np.float64)
-        if np.isnan(ent_end).any():
-            raise DataError("end_times lacks some entities of the events frame")
-        ent_end = np.minimum(ent_end, t1)
+        raw_ids = events[entity_col].to_numpy()[keep][order]
+        row_end = pd.Series(end_times).reindex(pd.Index(raw_ids)).to_numpy(dtype=np.float64)
+        if np.isnan(row_end).any():
+            raise DataError(f"end_times lacks entities {format_labels(pd.unique(raw_ids[np.isnan(row_end)]))}")
+        row_end = np.minimum(row_end, t1)  # per row: censoring time of that row's entity
     else:
-        ent_end = np.full(n_ent, t1)
+        row_end = np.full(len(ent), t1)
     d = k0 - 1
     k = k0 + 1 if nr == "state" else k0
 
@@ -403,8 +421,8 @@ def aalen_johansen(
     nxt_code = np.full(len(ent), -1, dtype=np.int64)
     nxt_code[:-1] = np.where(same_next[:-1], code[1:], -1)
     b = np.empty(len(ent))
-    b[:-1] = np.where(same_next[:-1], tt[1:], ent_end[ent[:-1]])
-    b[-1] = ent_end[ent[-1]]
+    b[:-1] = np.where(same_next[:-1], tt[1:], row_end[:-1])
+    b[-1] = row_end[-1]
     a = tt
     s = code
     # NR handling: with drop, NR sojourns carry no risk and a move into NR is a censoring
@@ -426,10 +444,9 @@ def aalen_johansen(
     sa, sb, ss = a_c[ok], b_c[ok], s[ok]
     i_start = np.searchsorted(times, sa, side="right")
     i_stop = np.searchsorted(times, sb, side="right")
-    delta = np.zeros((m + 1) * k)
-    np.add.at(delta, i_start * k + ss, 1.0)
-    np.add.at(delta, i_stop * k + ss, -1.0)
-    at_risk = np.cumsum(delta.reshape(m + 1, k), axis=0)[:m]  # (m, K)
+    nb = (m + 1) * k
+    delta = np.bincount(i_start * k + ss, minlength=nb) - np.bincount(i_stop * k + ss, minlength=nb)
+    at_risk = np.cumsum(delta.reshape(m + 1, k), axis=0)[:m].astype(np.float64)  # (m, K)
     ti = np.searchsorted(times, ev_t)
     dn = np.bincount((ti * k + ev_f) * k + ev_to, minlength=m * k * k).reshape(m, k, k).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):

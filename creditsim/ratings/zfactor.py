@@ -82,7 +82,9 @@ def _thresholds_raw(p: np.ndarray) -> np.ndarray:
     rows = p[:-1]
     c = np.cumsum(rows[:, ::-1], axis=1)[:, ::-1]  # c[:, j] = sum_{k>=j}
     c = np.clip(c, 0.0, 1.0)
-    c[:, 0] = 1.0
+    # no mass before column j -> "j or worse" is exactly 1 (keeps leading zero cells exactly 0)
+    before = np.cumsum(rows, axis=1) - rows
+    c[before == 0] = 1.0
     b = np.empty((k - 1, k + 1))
     b[:, :k] = special.ndtri(c)
     b[:, 0] = np.inf
