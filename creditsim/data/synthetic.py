@@ -778,7 +778,9 @@ class LoanTapeGenerator:
                 dilution[idx] = 0.02 + 0.08 * uu[:, 9]
             lgd[idx] = lo + (hi - lo) * lgd_pos
 
+        # the engine uses exactly the rounded figures the tape reports, so the tape reproduces the panel
         balance = np.round(balance, 2)
+        rate = np.round(rate, 5)
         sched = _Schedule(balance, rate, term, period, amort)
         cur_bal, _ = sched(seasoning)
         cur_bal = np.round(cur_bal, 2)
@@ -787,7 +789,6 @@ class LoanTapeGenerator:
         spread = np.where(floating, np.clip(np.round((rate - policy0) * 1e4), 50.0, 800.0), np.nan)
         coll_value = np.where(np.isfinite(ltv), np.round(balance / np.where(np.isfinite(ltv), ltv, 1.0), 2), 0.0)
 
-        months_back = seasoning.astype("timedelta64[M]") if False else None  # noqa: F841 (clarity)
         cut = np.datetime64(self.cutoff.strftime("%Y-%m"), "M")
         orig_m = cut - seasoning.astype("timedelta64[M]")
         mat_m = orig_m + term.astype("timedelta64[M]")
@@ -817,7 +818,7 @@ class LoanTapeGenerator:
                 "origination_date": orig_m.astype("datetime64[ns]"),
                 "maturity_date": mat_m.astype("datetime64[ns]"),
                 "original_balance": balance,
-                "interest_rate": np.round(rate, 5),
+                "interest_rate": rate,
                 "rate_type": np.where(floating, "floating", "fixed").astype(object),
                 "payment_frequency": np.array([inv_period[int(x)] for x in (1, 3, 6, 12)], dtype=object)[
                     np.searchsorted(np.array([1, 3, 6, 12]), period)
