@@ -1,0 +1,135 @@
+"""Cohort keys, cohort features and transition counts (creditsim.data.cohorts)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from creditsim.data.cohorts import (
+    COHORT_FEATURES,
+    cohort_features,
+    cohort_keys,
+    risk_bucket,
+    transition_counts,
+)
+from creditsim.data.synthetic import LoanTapeGenerator
+from creditsim.errors import ConfigError, DataError
+from creditsim.states import ALLOWED_TRANSITIONS
+
+
+@pytest.fixture(scope="module")
+def small() -> tuple[pd.DataFrame, pd.DataFrame]:
+    return LoanTapeGenerator(600, 24, random_seed=21).generate()
+
+
+def direct_counts(panel: pd.DataFrame, loans: pd.DataFrame) -> pd.Series:
+    """Count moves with plain pandas: shift within loan, keep consecutive months."""
+    df = panel[["loan_id", "reporting_month", "loan_state"]].copy()
+    df["loan_id"] = df["loan_id"].astype(str)
+    df = df.sort_values(["loan_id", "reporting_month"])
+    df["prev_state"] = df.groupby("loan_id")["loan_state"].shift(1)
+    df["prev_month"] = df.groupby("loan_id")["reporting_month"].shift(1)
+    df = df[df["prev_month"].notna() & (df["reporting_month"] == df["prev_month"] + pd.offsets.MonthBegin(1))]
+    key = cohort_keys(loans).set_axis(loans["loan_id"].astype(str).to_numpy())
+    df["cohort"] = df["loan_id"].map(key)
+    return df.groupby(["cohort", "reporting_month", "prev_state", "loan_state"]).size()
+
+
+def to_frame_counts(counts: np.ndarray, cohorts: pd.Index, months: pd.DatetimeIndex) -> pd.Series:
+    c, t, i, j = np.nonzero(counts)
+    idx = pd.MultiIndex.from_arrays(
+        [cohorts[c], months[t], i.astype(float), j.astype(np.int64)],
+        names=["cohort", "reporting_month", "prev_state", "loan_state"],
+    )
+    return pd.Series(counts[c, t, i, j], index=idx)
+
+
+def test_cohort_counts_equal_a_direct_pandas_count(small):
+    loans, panel = small
+    shuffled = panel.sample(frac=1.0, random_state=0)  # order must not matter
+    counts, cohorts, months = transition_counts(shuffled, loans)
+    assert counts.dtype == np.int64 and counts.shape == (len(cohorts), 23, 7, 7)
+    assert months[0] == pd.Timestamp("2025-02-01") and len(months) == 23
+    ours = to_frame_counts(counts, cohorts, months).sort_index()
+    ref = direct_counts(panel, loans).sort_index()
+    ref.index = ref.index.set_levels(ref.index.levels[3].astype(np.int64), level=3)
+    ours.index = ours.index.set_levels(ours.index.levels[3].astype(np.int64), level=3)
+    pd.testing.assert_series_equal(ours, ref, check_names=False, check_index_type=False)
+    assert counts.sum() == 600 * 23
+    assert counts[..., ~ALLOWED_TRANSITIONS].sum() == 0
+
+
+def test_a_gap_in_reporting_is_not_a_move(small):
+    loans, panel = small
+    first = panel["loan_id"].astype(str) == loans["loan_id"].iloc[0]
+    drop = panel.index[first & (panel["reporting_month"] == pd.Timestamp("2025-06-01"))]
+    counts_gap, _, _ = transition_counts(panel.drop(index=drop), loans)
+    counts_full, _, _ = transition_counts(panel, loans)
+    # the June row is gone: the May->June and June->July moves of that loan disappear
+    assert counts_full.sum() - counts_gap.sum() == 2
+
+
+def test_object_and_categorical_loan_ids_give_the_same_counts(small):
+    loans, panel = small
+    as_obj = panel.assign(loan_id=panel["loan_id"].astype(str))
+    a = transition_counts(panel, loans)[0]
+    b = transition_counts(as_obj, loans)[0]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_transition_counts_reject_bad_panels(small):
+    loans, panel = small
+    bad = panel.copy()
+    bad["loan_state"] = bad["loan_state"].astype(np.int64)
+    bad.loc[5, "loan_state"] = 9
+    with pytest.raises(DataError, match=r"loan_state.*\[5\].*0\.\.6"):
+        transition_counts(bad, loans)
+    with pytest.raises(DataError, match="not in the loan tape"):
+        transition_counts(panel, loans.iloc[1:])
+    with pytest.raises(DataError, match="loan_state"):
+        transition_counts(panel.drop(columns="loan_state"), loans)
+
+
+def test_default_cohort_key_is_asset_class_vintage_year_and_risk_bucket(small):
+    loans, _ = small
+    keys = cohort_keys(loans)
+    parts = keys.str.split("|", expand=True)
+    assert (parts[0] == loans["asset_class"]).all()
+    assert (parts[1] == loans["vintage"].str.slice(0, 4)).all()
+    assert set(parts[2]) <= {"low", "mid", "high"}
+    assert (cohort_keys(loans, "asset_class") == loans["asset_class"]).all()
+    with pytest.raises(ConfigError, match="colour"):
+        cohort_keys(loans, ["asset_class", "colour"])
+
+
+def test_risk_bucket_rule():
+    tape = pd.DataFrame(
+        {
+            "rating": ["BBB", "BB", "CCC", None, None, None, None, None],
+            "external_score": [np.nan, np.nan, np.nan, 750, 650, 600, np.nan, np.nan],
+            "internal_score": [np.nan] * 6 + [45.0, np.nan],
+            "ltv_origination": [np.nan] * 7 + [0.85],
+        }
+    )
+    assert risk_bucket(tape).tolist() == ["low", "mid", "high", "low", "mid", "high", "mid", "high"]
+    assert risk_bucket(pd.DataFrame(index=range(2))).tolist() == ["mid", "mid"]
+
+
+def test_cohort_features_shape_and_weighted_averages(small):
+    loans, _ = small
+    feats = cohort_features(loans)
+    keys = cohort_keys(loans)
+    assert feats.shape == (keys.nunique(), 12) and list(feats.columns) == list(COHORT_FEATURES)
+    assert np.isfinite(feats.to_numpy()).all()
+    # independent check on one cohort
+    label = keys.value_counts().index[0]
+    grp = loans[keys == label]
+    w = grp["current_balance"]
+    assert feats.loc[label, "log_n_loans"] == pytest.approx(np.log(len(grp)))
+    assert feats.loc[label, "log_balance"] == pytest.approx(np.log(w.sum()))
+    assert feats.loc[label, "wa_interest_rate"] == pytest.approx((grp["interest_rate"] * w).sum() / w.sum())
+    assert feats.loc[label, "wa_lgd"] == pytest.approx((grp["lgd_assumption"] * w).sum() / w.sum())
+    fl = (grp["rate_type"] == "floating") * w
+    assert feats.loc[label, "share_floating"] == pytest.approx(fl.sum() / w.sum())
+    assert feats["risk_level"].isin([0.0, 0.5, 1.0]).all()
