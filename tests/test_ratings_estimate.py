@@ -1,0 +1,221 @@
+"""Cohort and Aalen-Johansen estimators, TTC pooling, validation, generators and monthly matrices."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.linalg
+
+from creditsim.datasets.ratings import load_sp_ratings
+from creditsim.errors import ConfigError, DataError
+from creditsim.ratings.estimate import (
+    aalen_johansen,
+    cohort_matrix,
+    generator,
+    monthly_matrix,
+    ttc_matrix,
+    validate_matrix,
+)
+from creditsim.ratings.simulate import simulate_rating_panel
+
+STATES = ("AAA", "AA", "A", "BBB", "BB", "B", "D")
+
+
+@pytest.fixture(scope="module")
+def p7():
+    return load_sp_ratings().matrix_7x7.to_numpy()
+
+
+def direct_count(panel: pd.DataFrame, k: int, nr_label="NR", labels=STATES):
+    """Reference count by a plain loop: (from, to) over consecutive years of each entity."""
+    code = {s: i for i, s in enumerate(labels)}
+    counts = np.zeros((k, k))
+    for _, g in panel.sort_values(["entity", "time"]).groupby("entity"):
+        r, t = list(g["rating"]), list(g["time"])
+        for a in range(len(r) - 1):
+            if t[a + 1] != t[a] + 1 or r[a] == nr_label or r[a + 1] == nr_label:
+                continue
+            counts[code[r[a]], code[r[a + 1]]] += 1
+    return counts
+
+
+def test_cohort_matrix_agrees_with_direct_count_on_synthetic_panel(p7):
+    panel = simulate_rating_panel(p7, 300, 6, seed=3, states=STATES, labels=True)
+    rng = np.random.default_rng(0)
+    # withdrawals (NR) and gaps (missing rows = right censoring)
+    nr_rows = rng.choice(len(panel), 60, replace=False)
+    panel.loc[nr_rows, "rating"] = "NR"
+    panel = panel.drop(index=rng.choice(len(panel), 80, replace=False)).sample(frac=1, random_state=1)
+    res = cohort_matrix(panel, states=STATES)
+    ref = direct_count(panel, 7)
+    # D is absorbing: a defaulted obligor is counted D->D in every later year even if rows are missing
+    np.testing.assert_array_equal(res.counts[:-1], ref[:-1])
+    np.testing.assert_array_equal(res.exposures[:-1], ref[:-1].sum(axis=1))
+    with np.errstate(invalid="ignore"):
+        expected = ref[:-1] / ref[:-1].sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(res.matrix[:-1], expected)
+    np.testing.assert_array_equal(res.matrix[-1], np.eye(7)[-1])
+    assert res.censored.sum() > 0
+
+
+def test_cohort_nr_as_state_keeps_nr_column(p7):
+    panel = simulate_rating_panel(p7, 200, 4, seed=4, states=STATES, labels=True)
+    panel.loc[panel.sample(40, random_state=2).index, "rating"] = "NR"
+    keep = cohort_matrix(panel, states=STATES, nr="state")
+    drop = cohort_matrix(panel, states=STATES, nr="drop")
+    assert keep.matrix.shape == (8, 8) and keep.states[-1] == "NR"
+    ok = keep.exposures > 0
+    np.testing.assert_allclose(keep.matrix[ok].sum(axis=1), 1.0)
+    # dropping NR = removing the NR column and renormalising the rated rows
+    sub = keep.counts[:6, :7]
+    np.testing.assert_allclose(drop.matrix[:6], sub / sub.sum(axis=1, keepdims=True))
+
+
+def test_cohort_matrix_from_counts_pools_by_counts():
+    c = np.zeros((2, 3, 3))
+    c[0, 0] = [90, 10, 0]  # a thick year
+    c[1, 0] = [1, 1, 0]  # a thin year
+    c[:, 1] = [[0, 50, 50], [0, 1, 1]]
+    res = cohort_matrix(counts=c, states=("A", "B", "D"))
+    assert res.matrix[0, 0] == pytest.approx(91 / 102)  # not (0.9 + 0.5) / 2
+    np.testing.assert_allclose(ttc_matrix(c), res.matrix)
+
+
+def test_ttc_matrix_rejects_negative_counts_and_empty_grades():
+    c = np.ones((3, 3, 3))
+    c[1, 0, 2] = -1
+    with pytest.raises(DataError, match="negative counts at \\[\\(1, 0, 2\\)\\]"):
+        ttc_matrix(c)
+    c = np.ones((3, 3, 3))
+    c[:, 1] = 0
+    with pytest.raises(DataError, match="no obligors in any year: \\['B'\\]"):
+        ttc_matrix(c, states=("A", "B", "D"))
+
+
+def test_aalen_johansen_equals_product_of_cohort_matrices_on_complete_yearly_panel(p7):
+    panel = simulate_rating_panel(p7, 3000, 8, seed=7)
+    coh = cohort_matrix(panel, states=STATES)
+    aj = aalen_johansen(panel, states=STATES)
+    np.testing.assert_allclose(aj.matrix, np.linalg.multi_dot(list(coh.period_matrices)), atol=1e-13)
+    np.testing.assert_allclose(aj.matrix.sum(axis=1), 1.0, atol=1e-12)
+    assert len(aj.event_times) == 8
+    # exposure: obligor-years in each non-default state (each entity observed 8 years)
+    assert aj.exposures[:-1].sum() + aj.exposures[-1] == pytest.approx(3000 * 8)
+
+
+def test_aalen_johansen_handles_right_censoring_by_hand():
+    # 4 obligors in A at t=0; #1 moves to B at 0.5, #2 is censored at 0.3 (end_times), #3 defaults
+    # at 0.7, #4 stays in A until t_end = 1.
+    ev = pd.DataFrame(
+        {
+            "entity": [1, 1, 2, 3, 3, 4],
+            "time": [0.0, 0.5, 0.0, 0.0, 0.7, 0.0],
+            "rating": ["A", "B", "A", "A", "D", "A"],
+        }
+    )
+    res = aalen_johansen(ev, states=("A", "B", "D"), t_end=1.0, end_times=pd.Series({1: 1.0, 2: 0.3, 3: 1.0, 4: 1.0}))
+    # at 0.5: 3 at risk in A (#2 gone), one A->B; at 0.7: 2 in A, one A->D; B row: #1 stays
+    step1 = np.array([[2 / 3, 1 / 3, 0], [0, 1, 0], [0, 0, 1]])
+    step2 = np.array([[1 / 2, 0, 1 / 2], [0, 1, 0], [0, 0, 1]])
+    np.testing.assert_allclose(res.matrix, step1 @ step2, atol=1e-15)
+    np.testing.assert_allclose(res.event_times, [0.5, 0.7])
+    np.testing.assert_allclose(res.exposures[:2], [0.5 + 0.3 + 0.7 + 1.0, 0.5])
+    assert res.censored[0] == 1  # obligor 2
+    # NR withdrawal = censoring with nr="drop"
+    ev2 = pd.DataFrame({"entity": [1, 1, 2, 2, 3], "time": [0, 0.4, 0, 0.6, 0], "rating": ["A", "NR", "A", "D", "A"]})
+    r2 = aalen_johansen(ev2, states=("A", "B", "D"), t_end=1.0)
+    assert r2.matrix[0, 2] == pytest.approx(0.5)  # 2 at risk at 0.6, one default
+
+
+def test_estimators_agree_with_transitionmatrix_cohort_estimator(p7):
+    tm_cohort = pytest.importorskip("transitionMatrix.estimators.cohort_estimator")
+    from transitionMatrix.statespaces.statespace import StateSpace
+
+    panel = simulate_rating_panel(p7, 1500, 5, seed=9)
+    ours = cohort_matrix(panel, states=STATES)
+    ss = StateSpace([(str(i), s) for i, s in enumerate(STATES)])
+    est = tm_cohort.CohortEstimator(states=ss, cohort_bounds=list(range(6)), ci={"method": "goodman", "alpha": 0.05})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(panel.rename(columns={"entity": "ID", "time": "Time", "rating": "State"}))
+    # transitionMatrix adds the very last row of the panel to the denominators once more (its
+    # boundary handling), so agreement is to one obligor in ~1500 per row
+    np.testing.assert_allclose(est.average_matrix[:-1], ours.matrix[:-1], atol=2e-3)
+
+
+def test_validate_matrix_names_the_offending_row(p7):
+    bad = p7.copy()
+    bad[3, 3] += 0.01
+    with pytest.raises(DataError, match="BBB"):
+        validate_matrix(bad, labels=STATES)
+    bad = p7.copy()
+    bad[2, 0] = np.nan
+    with pytest.raises(DataError, match="non-finite.*'A'"):
+        validate_matrix(bad, labels=STATES)
+    bad = p7.copy()
+    bad[4, 0] = -0.01
+    bad[4, 4] += 0.01
+    with pytest.raises(DataError, match="negative.*'BB'"):
+        validate_matrix(bad, labels=STATES)
+    with pytest.raises(DataError, match="square"):
+        validate_matrix(np.ones((3, 4)) / 4)
+    nd = p7.copy()
+    nd[6] = [0.1, 0, 0, 0, 0, 0, 0.9]
+    with pytest.raises(DataError, match="absorbing"):
+        validate_matrix(nd)
+    with pytest.raises(DataError, match="8x8"):
+        validate_matrix(p7, n_states=8)
+    np.testing.assert_array_equal(validate_matrix(p7), p7)
+
+
+def test_panel_errors_are_clear(p7):
+    panel = simulate_rating_panel(p7, 10, 2, seed=1, states=STATES, labels=True)
+    with pytest.raises(DataError, match="lacks columns \\['rating'\\]"):
+        cohort_matrix(panel.drop(columns="rating"), states=STATES)
+    bad = panel.copy()
+    bad.loc[3, "rating"] = "ZZ"
+    with pytest.raises(DataError, match="unknown ratings \\['ZZ'\\]"):
+        cohort_matrix(bad, states=STATES)
+    with pytest.raises(ConfigError, match="nr"):
+        cohort_matrix(panel, states=STATES, nr="keep")
+
+
+# ----------------------------------------------------------------------------- generators
+def test_generator_of_sp_matrix_is_valid_and_close():
+    p = load_sp_ratings().matrix_8x8.to_numpy()
+    for method in ("diagonal", "weighted", "jlt"):
+        g = generator(p, method=method)
+        off = ~np.eye(8, dtype=bool)
+        assert (g.Q[off] >= 0).all()
+        np.testing.assert_allclose(g.Q.sum(axis=1), 0.0, atol=1e-12)
+        np.testing.assert_allclose(scipy.linalg.expm(g.Q) - p, 0, atol=g.distance + 1e-15)
+    assert generator(p, "diagonal").distance < 1e-3
+    assert generator(p, "jlt").distance < 0.05
+
+
+def test_generator_recovers_embeddable_matrix_exactly():
+    q0 = np.array([[-0.2, 0.15, 0.05], [0.1, -0.3, 0.2], [0, 0, 0]])
+    p = scipy.linalg.expm(q0)
+    p[-1] = [0, 0, 1]
+    g = generator(p)
+    np.testing.assert_allclose(g.Q, q0, atol=1e-10)
+    assert g.distance < 1e-12
+    m, dist = monthly_matrix(np.stack([p, p]), return_distance=True)
+    np.testing.assert_allclose(m[0], scipy.linalg.expm(q0 / 12), atol=1e-12)
+    assert dist.max() < 1e-12
+
+
+def test_monthly_matrix_is_stochastic_and_twelfth_power_matches(p7):
+    m, dist = monthly_matrix(p7, return_distance=True)
+    assert (m >= 0).all()
+    np.testing.assert_allclose(m.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_array_equal(m[-1], np.eye(7)[-1])
+    np.testing.assert_allclose(np.linalg.matrix_power(m, 12), p7, atol=float(dist) + 1e-12)
+    assert dist < 1e-3
+    q, dq = monthly_matrix(p7, steps=4, return_distance=True)
+    assert dq < 1e-3
+    with pytest.raises(DataError):
+        monthly_matrix(p7 * 1.1)
