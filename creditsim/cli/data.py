@@ -127,7 +127,8 @@ def validate(
     use = kind or _guess_kind(file)
     if use is FileKind.tape:
         df = read_loan_tape(file)
-        table = Table(title=f"{file}: valid loan tape, {len(df):,} loans")
+        headline = f"{file}: valid loan tape, {len(df):,} loans"
+        table = Table(title="loan tape by asset class")
         for col in ("asset class", "loans", "original balance", "current balance", "wa rate", "wa term (m)"):
             table.add_column(col, justify="right" if col != "asset class" else "left")
         for cls, grp in df.groupby("asset_class"):
@@ -139,7 +140,8 @@ def validate(
             )
     else:
         df = read_panel(file)
-        table = Table(title=f"{file}: valid panel, {len(df):,} rows, {df['loan_id'].nunique():,} loans")
+        headline = f"{file}: valid panel, {len(df):,} rows, {df['loan_id'].nunique():,} loans"
+        table = Table(title="panel rows by loan state")
         table.add_column("state", justify="left")
         table.add_column("rows", justify="right")
         table.add_column("share", justify="right")
@@ -150,6 +152,7 @@ def validate(
             table.add_row(LoanState(int(code)).name, f"{n:,}", f"{n / len(df):.1%}")
         months = df["reporting_month"]
         table.caption = f"months {months.min():%Y-%m} .. {months.max():%Y-%m}"
+    console.print(f"[green]ok[/] {headline}", soft_wrap=True, highlight=False)
     console.print(table)
 
 
