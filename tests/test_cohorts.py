@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from creditsim.data.cohorts import (
     COHORT_FEATURES,
@@ -133,3 +135,45 @@ def test_cohort_features_shape_and_weighted_averages(small):
     fl = (grp["rate_type"] == "floating") * w
     assert feats.loc[label, "share_floating"] == pytest.approx(fl.sum() / w.sum())
     assert feats["risk_level"].isin([0.0, 0.5, 1.0]).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_counts_match_direct_count_on_random_panels(data):
+    """Property: for any panel (random states, random missing months), counts = direct pandas count."""
+    n_loans = data.draw(st.integers(1, 5))
+    n_months = data.draw(st.integers(2, 7))
+    loans = pd.DataFrame(
+        {
+            "loan_id": [f"X{i}" for i in range(n_loans)],
+            "asset_class": data.draw(st.lists(st.sampled_from(["corporate", "consumer"]), min_size=n_loans,
+                                              max_size=n_loans)),
+        }
+    )
+    rows = []
+    months = pd.date_range("2024-01-01", periods=n_months, freq="MS")
+    for lid in loans["loan_id"]:
+        keep = data.draw(st.lists(st.booleans(), min_size=n_months, max_size=n_months))
+        states = data.draw(st.lists(st.integers(0, 6), min_size=n_months, max_size=n_months))
+        rows += [(lid, m, s) for m, s, k in zip(months, states, keep) if k]
+    panel = pd.DataFrame(rows, columns=["loan_id", "reporting_month", "loan_state"])
+    if panel.empty:
+        return
+    counts, cohorts, out_months = transition_counts(panel, loans, cohort_key="asset_class")
+    span = (panel["reporting_month"].max().to_period("M") - panel["reporting_month"].min().to_period("M")).n
+    assert counts.shape == (loans["asset_class"].nunique(), span, 7, 7)
+    ref = direct_counts_by(panel, loans)
+    assert counts.sum() == ref.sum()
+    for (cohort, month, i, j), n in ref.items():
+        c = list(cohorts).index(cohort)
+        t = list(out_months).index(month)
+        assert counts[c, t, int(i), int(j)] == n
+
+
+def direct_counts_by(panel: pd.DataFrame, loans: pd.DataFrame) -> pd.Series:
+    df = panel.sort_values(["loan_id", "reporting_month"]).copy()
+    df["prev_state"] = df.groupby("loan_id")["loan_state"].shift(1)
+    df["prev_month"] = df.groupby("loan_id")["reporting_month"].shift(1)
+    df = df[df["prev_month"].notna() & (df["reporting_month"] == df["prev_month"] + pd.offsets.MonthBegin(1))]
+    df["cohort"] = df["loan_id"].map(loans.set_index("loan_id")["asset_class"])
+    return df.groupby(["cohort", "reporting_month", "prev_state", "loan_state"]).size()

@@ -378,3 +378,11 @@ def test_loan_features_validate_the_tape(tape_and_panel):
     loans, _ = tape_and_panel
     with pytest.raises(DataError, match="original_balance"):
         loan_features(loans.drop(columns="original_balance"))
+
+
+def test_macro_dataframe_and_array_inputs_give_the_same_panel():
+    gen = MacroScenarioGenerator(12)
+    frame = gen.scenario_frame("adverse", seed=3)
+    _, from_frame = LoanTapeGenerator(200, 12, random_seed=1, macro_path=frame).generate()
+    _, from_array = LoanTapeGenerator(200, 12, random_seed=1, macro_path=frame.to_numpy()[None]).generate()
+    pd.testing.assert_frame_equal(from_frame, from_array)
