@@ -15,7 +15,7 @@ from creditsim.simulation.scenarios import (
     mix_from_string,
     parse_scenario_mix,
 )
-from creditsim.states import MACRO_VARS
+from creditsim.states import MACRO_VARS, POOL_CF_TYPES
 
 
 # ---------------------------------------------------------------- scenario mix and labels
@@ -85,3 +85,156 @@ def test_macro_frame_and_array_inputs():
         build_macro_paths(np.zeros((2, 12, 9)), lab, 12, seed=0)
     with pytest.raises(ConfigError, match="macro must be one of"):
         build_macro_paths("crystal_ball", lab, 12, seed=0)
+
+
+# ---------------------------------------------------------------- end to end with a stress-sensitive chain
+class StressMarkov:
+    """A macro-conditioned chain (test double of the transition model interface): onset of
+    delinquency and the 90 dpd -> default roll scale with exp(25 (unemployment - 4.5 %))."""
+
+    def scenario_matrices(self, macro: np.ndarray) -> np.ndarray:
+        s, t, _ = macro.shape
+        mult = np.exp(25.0 * (macro[:, :, MACRO_VARS.index("unemployment_rate")] - 0.045))
+        P = np.zeros((s, t, 7, 7))
+        onset = np.clip(0.015 * mult, 0, 0.3)
+        P[..., 0, 1], P[..., 0, 5] = onset, 0.008
+        P[..., 0, 0] = 1 - onset - 0.008
+        P[..., 1, 0], P[..., 1, 2], P[..., 1, 1] = 0.4, 0.3, 0.3
+        P[..., 2, 0], P[..., 2, 3], P[..., 2, 2] = 0.2, 0.4, 0.4
+        d = np.clip(0.5 * mult, 0, 0.85)
+        P[..., 3, 0], P[..., 3, 4] = 0.1, d
+        P[..., 3, 3] = 0.9 - d
+        for a in (4, 5, 6):
+            P[..., a, a] = 1.0
+        return P
+
+
+@pytest.fixture(scope="module")
+def small_tape():
+    from creditsim.data.synthetic import LoanTapeGenerator
+
+    loans, _ = LoanTapeGenerator(300, 1, random_seed=11).generate()
+    return loans
+
+
+@pytest.fixture(scope="module")
+def small_deal():
+    from creditsim.structure.deal import WaterfallConfig
+
+    return WaterfallConfig(name="T", tranches=[
+        {"name": "A", "balance": 70, "coupon": 0.05},
+        {"name": "B", "balance": 15, "coupon": 0.07},
+        {"name": "C", "balance": 10, "coupon": 0.09, "deferrable": True},
+        {"name": "Equity", "balance": 5, "equity": True},
+    ])
+
+
+def _run(tape, deal, **kw):
+    from creditsim.simulation.monte_carlo import simulate
+
+    args = dict(n_simulations=24, macro="synthetic", seed=5, chunk_size=24, horizon=24,
+                transition_model=StressMarkov(), progress=False)
+    args.update(kw)
+    return simulate(tape, deal, **args)
+
+
+def _assert_same(a, b):
+    np.testing.assert_array_equal(a.portfolio_losses, b.portfolio_losses)
+    np.testing.assert_array_equal(a.scenarios, b.scenarios)
+    np.testing.assert_array_equal(a.cashflows["pool"], b.cashflows["pool"])
+    for x, y in zip(a.tranche_results, b.tranche_results):
+        np.testing.assert_array_equal(x.losses, y.losses)
+        np.testing.assert_array_equal(x.irr, y.irr)
+
+
+def test_same_seed_same_results_across_chunk_sizes(small_tape, small_deal):
+    ref = _run(small_tape, small_deal, chunk_size=24)
+    _assert_same(ref, _run(small_tape, small_deal, chunk_size=5))
+    _assert_same(ref, _run(small_tape, small_deal, chunk_size=1000))
+    other = _run(small_tape, small_deal, seed=6)
+    assert not np.array_equal(ref.portfolio_losses, other.portfolio_losses)
+
+
+def test_dask_backend_matches_local(small_tape, small_deal):
+    from dask.distributed import Client, LocalCluster
+
+    ref = _run(small_tape, small_deal, chunk_size=7)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        got = _run(small_tape, small_deal, chunk_size=7, backend="dask", client=client)
+    _assert_same(ref, got)
+
+
+def test_result_is_consistent_with_the_pool_cashflows(small_tape, small_deal):
+    r = _run(small_tape, small_deal)
+    pool = r.cashflows["pool"]
+    loss = pool[:, :, POOL_CF_TYPES.index("loss")].sum(axis=1)
+    np.testing.assert_allclose(r.portfolio_losses, loss / r.initial_balance, rtol=1e-12)
+    assert r.initial_balance == pytest.approx(small_tape["current_balance"].sum(), rel=1e-9)
+    # the deal is scaled to the pool: tranche notionals add up to the pool balance
+    assert sum(t.balance for t in r.tranche_results) == pytest.approx(r.initial_balance, rel=1e-9)
+    assert r.settings["seed"] == 5 and r.settings["scenario_mix"]["baseline"] == 0.6
+    assert r.macro_paths.shape == (24, 24, 9)
+
+
+def test_severe_mix_loses_more_and_tranches_are_ordered(small_tape, small_deal):
+    base = _run(small_tape, small_deal, scenario_mix="baseline", n_simulations=32, chunk_size=32)
+    severe = _run(small_tape, small_deal, scenario_mix="severely_adverse", n_simulations=32, chunk_size=32)
+    assert severe.expected_loss > base.expected_loss
+    el = {t.name: t.expected_loss for t in severe.tranche_results}
+    assert el["Equity"] >= el["C"] >= el["B"] >= el["A"]
+    assert el["Equity"] > el["A"]
+
+
+def test_bad_inputs_fail_before_any_work(small_tape, small_deal):
+    from creditsim.simulation.monte_carlo import simulate
+
+    with pytest.raises(ConfigError, match="sum to 1"):
+        simulate(small_tape, small_deal, scenario_mix={"baseline": 0.3}, progress=False)
+    with pytest.raises(ConfigError, match="not part of this build"):
+        simulate(small_tape, small_deal, engine="transformer", progress=False)
+    with pytest.raises(ConfigError, match="not part of this build"):
+        simulate(small_tape, small_deal, engine="trajectory", progress=False)
+    with pytest.raises(ConfigError, match="engine must be one of"):
+        simulate(small_tape, small_deal, engine="magic", progress=False)
+    with pytest.raises(ConfigError, match="n_simulations"):
+        simulate(small_tape, small_deal, n_simulations=0, progress=False)
+    with pytest.raises(ConfigError, match="backend"):
+        simulate(small_tape, small_deal, backend="spark", progress=False)
+    bad = small_tape.drop(columns=["maturity_date"])
+    with pytest.raises(DataError, match="maturity_date"):
+        simulate(bad, small_deal, progress=False, transition_model=StressMarkov())
+
+
+# ---------------------------------------------------------------- rated loans: rating-chain default hazard
+def test_rating_hazard_reproduces_the_chain_default_time_distribution():
+    from creditsim.simulation.engine import rating_default_hazard
+
+    rng = np.random.default_rng(0)
+    M = rng.uniform(size=(8, 8)) * np.r_[np.ones(7), 0.05]  # small default column
+    M[7] = 0.0
+    M[7, 7] = 1.0
+    M /= M.sum(axis=1, keepdims=True)
+    T = 30
+    h = rating_default_hazard(np.broadcast_to(M, (2, T, 8, 8)))
+    assert h.shape == (2, 7, T)
+    np.testing.assert_allclose(h[:, :, 0], np.broadcast_to(M[:7, 7], (2, 7)))
+    # survival from the hazards == 1 - P(chain in D at t) from matrix powers
+    surv = np.cumprod(1.0 - h[0], axis=1)
+    for t in (1, 12, 29):
+        pd_chain = np.linalg.matrix_power(M, t + 1)[:7, 7]
+        np.testing.assert_allclose(1.0 - surv[:, t], pd_chain, rtol=1e-10)
+
+
+def test_rated_cohort_rows_are_stochastic_and_allowed():
+    from creditsim.simulation.engine import rated_cohort_matrices
+    from creditsim.states import ALLOWED_TRANSITIONS
+
+    corp = StressMarkov().scenario_matrices(np.full((3, 5, 9), 0.05))
+    hz = np.full((3, 7, 5), 0.01)
+    hz[:, 6] = 0.999  # a hazard larger than the room left: clipped, rows still sum to 1
+    m = rated_cohort_matrices(hz, corp)
+    assert m.shape == (3, 7, 5, 7, 7)
+    np.testing.assert_allclose(m.sum(-1), 1.0, atol=1e-12)
+    assert np.all(m >= 0) and np.all(m[..., ~ALLOWED_TRANSITIONS] == 0)
+    assert np.allclose(m[:, 0, :, 0, 4], 0.01) and np.all(m[:, :, :, 0, 1] == 0)

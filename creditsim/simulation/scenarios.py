@@ -134,8 +134,9 @@ def build_macro_paths(macro: Any, labels: np.ndarray, horizon: int, seed: int, d
     """Macro paths ``(S, horizon, 9)`` float64 (decimals, MACRO_VARS order) for the given labels.
 
     macro:
-        ``"vae"``: the pretrained :class:`~creditsim.models.macro_vae.MacroVAE`, one batch per scenario
-        type with a seed derived from (seed, scenario);
+        ``"vae"``: the pretrained :class:`~creditsim.models.macro_vae.MacroVAE` (or a MacroVAE
+        instance passed directly), one batch per scenario type with a seed derived from
+        (seed, scenario);
         ``"synthetic"``: :class:`~creditsim.data.synthetic.MacroScenarioGenerator` (rule-based);
         ``"fed"``: the latest Federal Reserve supervisory baseline / severely adverse paths (the same
         path for every simulation of a scenario type; only those two types are available);
@@ -155,6 +156,8 @@ def build_macro_paths(macro: Any, labels: np.ndarray, horizon: int, seed: int, d
         raise ConfigError(f"macro must be one of {list(MACRO_SOURCES)}, a DataFrame or an array, got {macro!r}")
     if isinstance(macro, pd.DataFrame):
         return _frame_paths(macro, labels, horizon)
+    if hasattr(macro, "generate") and hasattr(macro, "config"):  # a MacroVAE instance
+        return _vae_paths(labels, horizon, seed, device, model=macro)
     if isinstance(macro, np.ndarray):
         arr = np.asarray(macro, dtype=np.float64)
         if arr.ndim == 2:
@@ -170,10 +173,11 @@ def build_macro_paths(macro: Any, labels: np.ndarray, horizon: int, seed: int, d
     raise ConfigError(f"macro must be one of {list(MACRO_SOURCES)}, a DataFrame or an array, got {type(macro).__name__}")
 
 
-def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str) -> np.ndarray:
-    from creditsim.models.macro_vae import MacroVAE
+def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: Any = None) -> np.ndarray:
+    if model is None:
+        from creditsim.models.macro_vae import MacroVAE
 
-    model = MacroVAE.from_pretrained(device=device)
+        model = MacroVAE.from_pretrained(device=device)
     order = list(model.config.variables)
     perm = [order.index(v) for v in MACRO_VARS]
     out = np.empty((labels.size, horizon, len(MACRO_VARS)))
