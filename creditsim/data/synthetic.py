@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from creditsim.errors import ConfigError, DataError
-from creditsim.states import ASSET_CLASSES, MACRO_VARS, N_STATES, SCENARIOS, LoanState, scenario_index
+from creditsim.states import ASSET_CLASSES, MACRO_VARS, N_STATES, LoanState, scenario_index
 
 __all__ = [
     "MacroAnchors",
@@ -38,9 +38,6 @@ __all__ = [
     "loan_features",
     "LOAN_FEATURES",
 ]
-
-_MONTH = pd.offsets.MonthBegin(1)
-
 
 def _month_start(value: object, what: str) -> pd.Timestamp:
     """Parse a date-like value to the first day of its month."""
@@ -575,6 +572,9 @@ class LoanTapeGenerator:
     (``principal_paid``, balloon included); DEFAULT writes off the balance with ``loss_amount = lgd x
     balance`` in the month of default and ``recovery_amount = (1 - lgd) x balance`` after the class's
     recovery lag (if it falls inside the panel). Floating coupons are held at the cut-off fixing.
+    ``days_past_due`` is 30 x the delinquency bucket, 120 once defaulted and 0 once prepaid or matured.
+    ``loan_id`` in the panel is a pandas Categorical over the tape's ids (cheap for millions of rows;
+    Parquet stores it as a dictionary column).
 
     Args:
         n_loans: number of loans, >= 1.
@@ -609,7 +609,6 @@ class LoanTapeGenerator:
         self.cutoff = _month_start(cutoff, "cutoff")
         self.sensitivity = sensitivity if sensitivity is not None else MacroSensitivity()
         self.anchors = MacroAnchors()
-        self._macro_input = macro_path
         self.macro_path_ = self._check_macro(macro_path)
 
     # -- validation -------------------------------------------------------------------------------
@@ -804,8 +803,8 @@ class LoanTapeGenerator:
         onset_shift = np.log(pd_annual / pd_class[cls])
         base_pp = np.array([ASSET_CLASS_PARAMS[c].roll_rates[(_S.CURRENT, _S.PREPAID)] for c in ASSET_CLASSES])
         pp_class = 1.0 - (1.0 - base_pp) ** 12
+        # receivables have no prepayment range in the spec: they keep the base-case roll rate
         pp_shift = np.where(np.isfinite(prepay), np.log(np.nan_to_num(prepay, nan=1.0) / pp_class[cls]), 0.0)
-        pp_shift = np.where(np.isfinite(prepay), pp_shift, 0.0)
         loan_eta = base[cls].copy()
         loan_eta[:, _S.CURRENT, _S.DPD30] += onset_shift
         loan_eta[:, _S.CURRENT, _S.PREPAID] += pp_shift
