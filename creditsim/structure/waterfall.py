@@ -356,18 +356,16 @@ def run_waterfall(
                 ic_r.append(ic_ratio[:, k])
                 ic_p.append(1.0 - g)
 
-        principal_paid = torch.zeros(S, Kd, dtype=torch.float64, device=dev)
-        deferred_paid = torch.zeros(S, Kd, dtype=torch.float64, device=dev)
+        deferred_start = deferred
+        paid_down = torch.zeros(S, Kd, dtype=torch.float64, device=dev)
 
         def paydown(x: torch.Tensor) -> None:
-            """Apply a paydown (S, m) to classes 0..m-1: capitalised interest first, then principal."""
-            nonlocal N, deferred, principal_paid, deferred_paid
-            x = F.pad(x, (0, Kd - x.shape[1]))
-            dpart = torch.minimum(x, deferred)
+            """Pay classes 0..m-1 down by ``x`` (S, m); split into capitalised / principal at month end."""
+            nonlocal N, paid_down
+            if x.shape[1] < Kd:
+                x = F.pad(x, (0, Kd - x.shape[1]))
             N = N - x
-            deferred = deferred - dpart
-            deferred_paid = deferred_paid + dpart
-            principal_paid = principal_paid + (x - dpart)
+            paid_down = paid_down + x
 
         def cure_need(k: int, acpa_now: torch.Tensor, principal_funded: bool, avail: torch.Tensor
                       ) -> torch.Tensor | None:
@@ -412,7 +410,7 @@ def run_waterfall(
                 interest_cure = interest_cure + used
                 paydown(cure)
             if debt[k].deferrable and config.pay_deferred_from_interest:
-                rep = torch.minimum(avail, deferred[:, k])
+                rep = torch.minimum(avail, torch.clamp(deferred_start[:, k] - paid_down[:, k], min=0.0))
                 avail = avail - rep
                 paydown(F.pad(rep.unsqueeze(1), (k, 0)))
         int_paid = torch.stack(int_paid_cols, dim=1)
@@ -456,7 +454,6 @@ def run_waterfall(
         shortfall = shortfall - catch_up
         capitalised = shortfall * deferrable
         N = N + capitalised
-        deferred = deferred + capitalised
         carried = shortfall * (~deferrable)
         principal_cure = zero
         if in_rp:
@@ -482,6 +479,10 @@ def run_waterfall(
         pav = pay_sub_fee(pav)
         equity_principal = pav
         pool_prev = pool_bal
+        # a month's paydowns repay capitalised interest (incl. this month's) before note principal
+        deferred_paid = torch.minimum(paid_down, deferred_start + capitalised)
+        principal_paid = paid_down - deferred_paid
+        deferred = deferred_start + capitalised - deferred_paid
 
         rec["cash_in"].append(ip + prp)
         rec["interest_proceeds"].append(ip)

@@ -1,0 +1,323 @@
+"""``PortfolioAggregator``: loan trajectories -> pool cashflows -> waterfall, as an ``nn.Module``.
+
+The module holds a deal (:class:`~creditsim.structure.deal.WaterfallConfig`), a mode and a device.
+:meth:`PortfolioAggregator.aggregate_cashflows` sums loan-level trajectories into the pool cashflow
+table, :meth:`PortfolioAggregator.apply_waterfall` (= ``forward``) runs the waterfall of
+:mod:`creditsim.structure.waterfall`. It never imports ``creditsim.models``; the end-to-end Monte Carlo
+(:meth:`monte_carlo_simulate`) lives in ``creditsim.simulation.monte_carlo`` and is imported lazily.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from creditsim.errors import ConfigError, DataError
+from creditsim.states import POOL_CF_TYPES, LoanState
+from creditsim.structure.deal import WaterfallConfig
+from creditsim.structure.waterfall import MODES, run_waterfall
+
+__all__ = ["PortfolioAggregator", "TRAJECTORY_ALIASES"]
+
+#: accepted trajectory keys -> pool cashflow type (or "states" / "payments")
+TRAJECTORY_ALIASES: dict[str, str] = {
+    "interest": "interest",
+    "scheduled_principal": "scheduled_principal",
+    "principal": "scheduled_principal",
+    "prepayment": "prepayment",
+    "prepayments": "prepayment",
+    "recovery": "recovery",
+    "recoveries": "recovery",
+    "default_par": "default_par",
+    "defaults": "default_par",
+    "loss": "loss",
+    "losses": "loss",
+    "balance": "balance",
+    "balances": "balance",
+    "states": "states",
+    "payments": "payments",
+}
+
+
+def _as_numpy(value: Any, key: str) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"trajectories[{key!r}] must be numeric, got {type(value).__name__}") from None
+
+
+class PortfolioAggregator(nn.Module):
+    """Differentiable waterfall simulation of one deal.
+
+    Args:
+        config: the deal.
+        mode: default waterfall mode, "hard" (exact), "soft" or "straight_through".
+        device: "cpu" or "cuda"; inputs are moved there.
+
+    The tranche balances are a float64 buffer ``tranche_balances`` ``(N,)``; pass a tensor with
+    ``requires_grad`` to :meth:`apply_waterfall` for sensitivities to the capital structure.
+    """
+
+    def __init__(self, config: WaterfallConfig, mode: str = "hard", device: str | torch.device = "cpu") -> None:
+        super().__init__()
+        if not isinstance(config, WaterfallConfig):
+            raise ConfigError(f"config must be a WaterfallConfig, got {type(config).__name__}")
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {list(MODES)}, got {mode!r}")
+        self.config = config
+        self.mode = mode
+        self.register_buffer(
+            "tranche_balances",
+            torch.tensor([t.balance for t in config.tranches], dtype=torch.float64, device=device),
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.tranche_balances.device
+
+    @property
+    def tranche_names(self) -> list[str]:
+        return self.config.tranche_names
+
+    # ------------------------------------------------------------------------------ aggregation
+    def aggregate_cashflows(
+        self,
+        trajectories: dict[str, Any],
+        loan_features: pd.DataFrame | None = None,
+        group_by: str | Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Aggregate loan-level to portfolio-level cashflows.
+
+        Args:
+            trajectories: per-loan arrays / tensors of shape ``(n_sims, n_loans, T)``, currency units
+                per month (``states``: LoanState codes). Accepted keys (aliases in brackets):
+                ``interest``, ``scheduled_principal`` [``principal``], ``prepayment``
+                [``prepayments``], ``recovery`` [``recoveries``], ``default_par`` [``defaults``],
+                ``loss`` [``losses``], ``balance`` [``balances``, required, end of month],
+                ``states``, ``payments`` (cash paid by the borrower: interest + scheduled principal
+                + prepayment, recoveries excluded), and ``initial_balance`` ``(n_loans,)`` or
+                ``(n_sims, n_loans)`` (balance at the cut-off). Missing flows are derived:
+
+                - ``initial_balance``: ``loan_features.current_balance`` else ``original_balance``;
+                - ``default_par`` / ``prepayment``: the previous month's balance of loans entering
+                  DEFAULT / PREPAID (needs ``states``; loans start CURRENT); ``prepayment`` is 0
+                  without ``states``;
+                - ``scheduled_principal``: ``(previous balance - balance - default_par -
+                  prepayment)^+``;
+                - ``interest``: ``(payments - scheduled_principal - prepayment)^+``;
+                - ``loss``: ``loan_features.lgd_assumption x default_par``;
+                - ``recovery``: ``default_par - loss`` in the month of default (no lag).
+            loan_features: one row per loan, in the loans' order (needed for the derivations above
+                and for ``group_by``).
+            group_by: loan_features column(s) to keep as extra index levels (e.g. "asset_class").
+
+        Returns:
+            long DataFrame indexed by ``(sim, month[, *group_by])`` with the ``POOL_CF_TYPES``
+            columns and ``initial_balance`` (pool par at the cut-off of that sim / group).
+        """
+        if not isinstance(trajectories, dict) or not trajectories:
+            raise DataError("trajectories must be a non-empty dict of (n_sims, n_loans, T) arrays")
+        flows: dict[str, np.ndarray] = {}
+        init: np.ndarray | None = None
+        for key, value in trajectories.items():
+            if key == "initial_balance":
+                init = _as_numpy(value, key)
+                continue
+            if key not in TRAJECTORY_ALIASES:
+                raise DataError(
+                    f"trajectories has unknown key {key!r}; accepted: {sorted(TRAJECTORY_ALIASES) + ['initial_balance']}"
+                )
+            canon = TRAJECTORY_ALIASES[key]
+            if canon in flows:
+                raise DataError(f"trajectories gives {canon!r} twice (key {key!r} is an alias)")
+            arr = _as_numpy(value, key)
+            if arr.ndim != 3:
+                raise DataError(f"trajectories[{key!r}] must have shape (n_sims, n_loans, T), got {arr.shape}")
+            flows[canon] = arr
+        if "balance" not in flows:
+            raise DataError("trajectories needs 'balance' (or 'balances'): end-of-month loan balances (n_sims, n_loans, T)")
+        shape = flows["balance"].shape
+        for key, arr in flows.items():
+            if arr.shape != shape:
+                raise DataError(f"trajectories[{key!r}] has shape {arr.shape}, 'balance' has {shape}")
+            if not np.all(np.isfinite(arr)):
+                raise DataError(f"trajectories[{key!r}] has non-finite values")
+            if key != "states" and np.any(arr < 0):
+                s, l, t = (int(v) for v in np.argwhere(arr < 0)[0])
+                raise DataError(f"trajectories[{key!r}] must be >= 0, got {arr[s, l, t]:.6g} at sim {s}, loan {l}, month {t}")
+        S, L, T = shape
+        if loan_features is not None:
+            if not isinstance(loan_features, pd.DataFrame):
+                raise DataError(f"loan_features must be a DataFrame, got {type(loan_features).__name__}")
+            if len(loan_features) != L:
+                raise DataError(f"loan_features has {len(loan_features)} rows, trajectories have {L} loans")
+
+        def feature(col: str) -> np.ndarray | None:
+            if loan_features is None or col not in loan_features.columns:
+                return None
+            vals = pd.to_numeric(loan_features[col], errors="coerce").to_numpy(dtype=np.float64)
+            if not np.all(np.isfinite(vals)):
+                bad = loan_features.index[~np.isfinite(vals)].tolist()
+                raise DataError(f"loan_features.{col} must be numeric for every loan; bad rows {bad[:10]}")
+            return vals
+
+        if init is None:
+            init = feature("current_balance")
+            if init is None:
+                init = feature("original_balance")
+        if init is None:
+            raise DataError(
+                "initial loan balances are needed: pass trajectories['initial_balance'] or a loan_features "
+                "column 'current_balance' / 'original_balance'"
+            )
+        if init.shape not in ((L,), (S, L)):
+            raise DataError(
+                f"initial loan balances must have shape ({L},) or ({S}, {L}), got {init.shape}"
+            )
+        if not np.all(np.isfinite(init)) or np.any(init < 0):
+            raise DataError("initial loan balances must be finite and >= 0")
+        init = np.broadcast_to(init, (S, L)).astype(np.float64)
+        bal = flows["balance"]
+        prev = np.concatenate([init[:, :, None], bal[:, :, :-1]], axis=2)
+
+        states = flows.get("states")
+        if states is not None:
+            st = states.astype(np.int64)
+            prev_st = np.concatenate([np.full((S, L, 1), int(LoanState.CURRENT)), st[:, :, :-1]], axis=2)
+            entering_default = (st == LoanState.DEFAULT) & (prev_st != LoanState.DEFAULT)
+            entering_prepaid = (st == LoanState.PREPAID) & (prev_st != LoanState.PREPAID)
+        if "default_par" not in flows:
+            if states is None:
+                raise DataError("trajectories needs 'default_par' (or 'states' to derive it)")
+            flows["default_par"] = np.where(entering_default, prev, 0.0)
+        if "prepayment" not in flows:
+            flows["prepayment"] = np.where(entering_prepaid, prev, 0.0) if states is not None else np.zeros(shape)
+        if "scheduled_principal" not in flows:
+            flows["scheduled_principal"] = np.clip(prev - bal - flows["default_par"] - flows["prepayment"], 0.0, None)
+        if "interest" not in flows:
+            if "payments" not in flows:
+                raise DataError("trajectories needs 'interest' (or 'payments' to derive it)")
+            flows["interest"] = np.clip(flows["payments"] - flows["scheduled_principal"] - flows["prepayment"], 0.0, None)
+        if "loss" not in flows:
+            lgd = feature("lgd_assumption")
+            if lgd is None:
+                raise DataError("trajectories needs 'loss' (or loan_features.lgd_assumption to derive it)")
+            if np.any((lgd < 0) | (lgd > 1)):
+                raise DataError("loan_features.lgd_assumption must be in [0, 1]")
+            flows["loss"] = flows["default_par"] * lgd[None, :, None]
+        if "recovery" not in flows:
+            flows["recovery"] = np.clip(flows["default_par"] - flows["loss"], 0.0, None)
+
+        groups = [] if group_by is None else ([group_by] if isinstance(group_by, str) else list(group_by))
+        if groups:
+            if loan_features is None:
+                raise DataError("group_by needs loan_features")
+            missing = [g for g in groups if g not in loan_features.columns]
+            if missing:
+                raise DataError(f"group_by column(s) {missing} not in loan_features")
+            keys = pd.MultiIndex.from_frame(loan_features[groups].reset_index(drop=True).astype(object)) \
+                if len(groups) > 1 else pd.Index(loan_features[groups[0]].to_numpy(), name=groups[0])
+            codes, uniques = pd.factorize(keys)
+        else:
+            codes, uniques = np.zeros(L, dtype=np.int64), None
+        n_groups = int(codes.max()) + 1
+        onehot = np.zeros((L, n_groups))
+        onehot[np.arange(L), codes] = 1.0
+        # (S, L, T) x (L, G) -> (S, T, G) per flow type
+        cols = {k: np.einsum("slt,lg->stg", flows[k], onehot) for k in POOL_CF_TYPES}
+        init_g = init @ onehot  # (S, G)
+        sims, months, grp = np.meshgrid(np.arange(S), np.arange(T), np.arange(n_groups), indexing="ij")
+        data = {k: v.reshape(-1) for k, v in cols.items()}
+        data["initial_balance"] = np.broadcast_to(init_g[:, None, :], (S, T, n_groups)).reshape(-1)
+        index_frame = {"sim": sims.reshape(-1), "month": months.reshape(-1)}
+        if groups:
+            gvals = np.asarray(uniques, dtype=object)[grp.reshape(-1)]
+            if len(groups) > 1:
+                for i, g in enumerate(groups):
+                    index_frame[g] = [v[i] for v in gvals]
+            else:
+                index_frame[groups[0]] = gvals
+        index = pd.MultiIndex.from_frame(pd.DataFrame(index_frame))
+        return pd.DataFrame(data, index=index)
+
+    @staticmethod
+    def pool_tensor(portfolio_cf: pd.DataFrame, device: str | torch.device = "cpu"
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(S, T, 7)`` float64 tensor and ``(S,)`` initial balance from an aggregated table.
+
+        Extra index levels (groups) are summed: the waterfall sees the whole pool.
+        """
+        if not isinstance(portfolio_cf.index, pd.MultiIndex) or not {"sim", "month"} <= set(portfolio_cf.index.names):
+            raise DataError("portfolio_cf DataFrame must be indexed by (sim, month[, groups]) as aggregate_cashflows returns")
+        missing = [c for c in POOL_CF_TYPES if c not in portfolio_cf.columns]
+        if missing:
+            raise DataError(f"portfolio_cf lacks column(s) {missing}; expected {list(POOL_CF_TYPES)}")
+        cols = list(POOL_CF_TYPES) + (["initial_balance"] if "initial_balance" in portfolio_cf.columns else [])
+        summed = portfolio_cf[cols].groupby(level=["sim", "month"]).sum().sort_index()
+        sims = summed.index.get_level_values("sim").unique()
+        months = summed.index.get_level_values("month").unique()
+        if len(summed) != len(sims) * len(months):
+            raise DataError("portfolio_cf must have one row per (sim, month) on a full grid")
+        arr = summed[list(POOL_CF_TYPES)].to_numpy(dtype=np.float64).reshape(len(sims), len(months), len(POOL_CF_TYPES))
+        init = None
+        if "initial_balance" in cols:
+            init = torch.as_tensor(
+                summed["initial_balance"].to_numpy(dtype=np.float64).reshape(len(sims), len(months))[:, 0],
+                device=device)
+        return torch.as_tensor(arr, device=device), init
+
+    # -------------------------------------------------------------------------------- waterfall
+    def apply_waterfall(
+        self,
+        portfolio_cf: torch.Tensor | np.ndarray | pd.DataFrame,
+        initial_balance: float | np.ndarray | torch.Tensor | None = None,
+        mode: str | None = None,
+        tranche_balances: torch.Tensor | None = None,
+        temperature: float | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Apply the waterfall rules to distribute pool cashflows.
+
+        Args:
+            portfolio_cf: ``(n_sims, n_months, 7)`` pool cashflows (``POOL_CF_TYPES`` order) or the
+                DataFrame of :meth:`aggregate_cashflows` (its ``initial_balance`` column is used).
+            initial_balance: pool par at the cut-off, scalar or ``(n_sims,)``; None = from the
+                DataFrame, else inferred from month 0.
+            mode: override of the module's mode; temperature: override of ``soft_temperature``.
+            tranche_balances: ``(N,)`` override of the buffer (e.g. with ``requires_grad``).
+
+        Returns:
+            dict of tensors described in :func:`creditsim.structure.waterfall.run_waterfall`: per
+            period tranche interest / principal / balances / deferred interest, OC and IC ratios and
+            pass flags, cures and diversions, fees, reinvestment, equity cash, tranche cashflows.
+        """
+        if isinstance(portfolio_cf, pd.DataFrame):
+            cf, init = self.pool_tensor(portfolio_cf, self.device)
+            if initial_balance is None:
+                initial_balance = init
+        else:
+            cf = portfolio_cf
+        return run_waterfall(
+            cf, self.config, initial_balance=initial_balance, mode=self.mode if mode is None else mode,
+            tranche_balances=self.tranche_balances if tranche_balances is None else tranche_balances,
+            temperature=temperature, device=self.device,
+        )
+
+    def forward(self, portfolio_cf: torch.Tensor, initial_balance: Any = None) -> dict[str, torch.Tensor]:
+        """Same as :meth:`apply_waterfall` with the module's mode."""
+        return self.apply_waterfall(portfolio_cf, initial_balance)
+
+    def monte_carlo_simulate(self, *args: Any, **kwargs: Any) -> Any:
+        """Full Monte Carlo simulation; see ``creditsim.simulation.monte_carlo.monte_carlo_simulate``.
+
+        Imported lazily so that ``structure`` does not depend on the simulation / model layers.
+        """
+        from creditsim.simulation.monte_carlo import monte_carlo_simulate
+
+        return monte_carlo_simulate(self, *args, **kwargs)
