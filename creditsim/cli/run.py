@@ -1,0 +1,197 @@
+"""``creditsim simulate`` and ``creditsim report``.
+
+``simulate`` reads a loan tape and a deal, runs the Monte Carlo (see :func:`creditsim.simulate`) with a
+rich progress bar, prints the risk and tranche tables and saves the run directory: the parquet result
+(:meth:`SimulationResults.to_parquet`), ``run.json`` (settings, seed, package versions, input hashes) and
+the deal as ``deal.yaml``. The directory is assembled under a temporary sibling and renamed at the end,
+so Ctrl-C at any moment leaves either the complete run or nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from creditsim.errors import ConfigError, DataError
+
+__all__ = ["register", "read_tape", "read_macro_file", "print_results"]
+
+console = Console()
+
+
+def read_tape(path: Path) -> Any:
+    """Read a loan tape (.csv, .csv.gz or .parquet) into a DataFrame; errors name the file."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise DataError(f"loan tape not found: {path}")
+    name = path.name.lower()
+    try:
+        if name.endswith(".parquet"):
+            return pd.read_parquet(path)
+        if name.endswith((".csv", ".csv.gz")):
+            return pd.read_csv(path)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem of this file
+        raise DataError(f"loan tape {path}: cannot be read ({type(exc).__name__}: {str(exc)[:200]})") from None
+    raise DataError(f"loan tape {path}: expected a .csv, .csv.gz or .parquet file")
+
+
+def read_macro_file(path: Path) -> Any:
+    """Read a macro frame file (csv/parquet with a ``reporting_month`` column)."""
+    import pandas as pd
+
+    try:
+        if path.name.lower().endswith(".parquet"):
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_csv(path)
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(f"macro file {path}: cannot be read ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if "reporting_month" in df.columns:
+        df = df.set_index(pd.to_datetime(df.pop("reporting_month"), errors="coerce"))
+    return df
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _measure_label(key: str) -> str:
+    """``var_99_9_se`` -> ``VaR 99.9% s.e.`` (short labels keep the table inside 80 columns)."""
+    se = key.endswith("_se")
+    base = key[:-3] if se else key
+    if base == "expected_loss":
+        label = "EL"
+    else:
+        kind, _, level = base.partition("_")
+        label = f"{'VaR' if kind == 'var' else 'CVaR'} {level.replace('_', '.')}%"
+    return label + (" s.e." if se else "")
+
+
+def print_results(results: Any, out: Console | None = None) -> None:
+    """Print the portfolio risk table (by scenario type) and the tranche table."""
+    out = out or console
+    rt = results.risk_table()
+    short = {"baseline": "base", "adverse": "adv", "severely_adverse": "sev", "stagflation": "stag"}
+    t = Table(title="Portfolio loss, % of initial pool balance")
+    t.add_column("measure")
+    for c in rt.columns:
+        t.add_column(short.get(str(c), str(c)), justify="right")
+    for idx, row in rt.iterrows():
+        if idx == "n_sims":
+            t.add_row("scenarios", *[f"{int(v):,}" for v in row])
+        else:
+            t.add_row(_measure_label(str(idx)), *[f"{v * 100:.3f}" for v in row])
+    out.print(t)
+    s = results.summary()
+    t2 = Table(title="Tranches, % of tranche balance")
+    for c in ("tranche", "balance", "attach", "PD", "EL", "LGD", "CVaR 99", "WAL y", "IRR"):
+        t2.add_column(c, justify="left" if c == "tranche" else "right", no_wrap=c == "tranche")
+
+    def pct(v: float) -> str:
+        return "-" if v != v else f"{v * 100:.2f}"
+
+    for name, r in s.iterrows():
+        t2.add_row(
+            "pool" if name == "portfolio" else str(name), f"{r['balance'] / 1e6:,.1f}m", pct(r["attachment"]), pct(r["pd"]), pct(r["expected_loss"]),
+            pct(r["lgd"]), pct(r["cvar_99"]), "-" if r["wal_years"] != r["wal_years"] else f"{r['wal_years']:.2f}",
+            pct(r["irr_mean"]),
+        )
+    out.print(t2)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``simulate`` and ``report`` commands to ``app``."""
+
+    @app.command("simulate")
+    def simulate_cmd(
+        tape: Path = typer.Option(..., "--tape", help="loan tape (.csv, .csv.gz or .parquet)"),
+        deal: Path = typer.Option(..., "--deal", help="deal YAML file"),
+        out: Path = typer.Option(..., "--out", help="run directory to create (e.g. runs/NAME)"),
+        n_sims: int = typer.Option(10_000, "--n-sims", help="number of Monte Carlo scenarios"),
+        mix: str = typer.Option(None, "--mix", help="scenario mix, e.g. 'baseline=0.5,severely_adverse=0.5' "
+                                "or one scenario name (default 0.6/0.25/0.1/0.05)"),
+        macro: str = typer.Option("vae", "--macro", help="vae | synthetic | fed | path to a macro csv/parquet"),
+        engine: str = typer.Option("markov", "--engine", help="markov | transformer | trajectory"),
+        seed: int = typer.Option(0, "--seed", help="master seed of every random draw"),
+        chunk_size: int = typer.Option(500, "--chunk-size", help="scenarios per chunk"),
+        horizon: int = typer.Option(60, "--horizon", help="simulation horizon, months"),
+        backend: str = typer.Option("local", "--backend", help="local | dask"),
+        device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
+        excel: bool = typer.Option(False, "--excel", help="also write results.xlsx into the run directory"),
+        html_report: bool = typer.Option(False, "--html", help="also write report.html into the run directory"),
+    ) -> None:
+        """Run the Monte Carlo simulation of a deal on a loan tape and save the run."""
+        import time
+
+        from creditsim.simulation.monte_carlo import simulate, versions
+
+        if out.exists() and any(out.iterdir()) and not (out / "meta.json").is_file():
+            raise ConfigError(f"--out {out}: exists and is not a creditsim run directory; refusing to replace it")
+        loans = read_tape(tape)
+        from creditsim.structure.deal import load_deal
+
+        deal_cfg = load_deal(deal)
+        if macro in ("vae", "synthetic", "fed"):
+            macro_arg: Any = macro
+        else:
+            mp = Path(macro)
+            if not mp.is_file():
+                raise ConfigError(f"--macro must be vae, synthetic, fed or an existing file, got {macro!r}")
+            macro_arg = read_macro_file(mp)
+        t0 = time.perf_counter()
+        results = simulate(
+            loans, deal_cfg, n_simulations=n_sims, scenario_mix=mix, macro=macro_arg, engine=engine, seed=seed,
+            chunk_size=chunk_size, backend=backend, progress=True, device=device, horizon=horizon,
+        )
+        wall = time.perf_counter() - t0
+        results.settings.update({
+            "tape": str(tape), "tape_sha256": _sha256(tape), "deal_file": str(deal),
+            "deal_sha256": _sha256(deal), "macro": macro, "wall_seconds": round(wall, 3),
+        })
+        run_info = {"settings": results.settings, "versions": versions()}
+        import yaml
+
+        extra = {
+            "run.json": json.dumps(run_info, indent=2, default=str),
+            "deal.yaml": yaml.safe_dump(deal_cfg.to_dict(), sort_keys=False),
+        }
+        writers: list = []
+        if excel:
+            writers.append(("results.xlsx", results.to_excel))
+        if html_report:
+            from creditsim.evaluation.report import write_report
+
+            writers.append(("report.html", lambda p: write_report(results, p)))
+        results.to_parquet(out, extra_files=extra, extra_writers=writers)
+        print_results(results)
+        console.print(f"run saved to [bold]{out}[/] ({results.n_sims:,} scenarios, {wall:.1f} s)")
+
+    @app.command("report")
+    def report_cmd(
+        run_dir: Path = typer.Argument(..., help="run directory written by `creditsim simulate`"),
+        output: Path = typer.Option(Path("report.html"), "-o", "--output", help="HTML file to write"),
+        excel: Path = typer.Option(None, "--excel", help="also write the Excel workbook here"),
+        title: str = typer.Option(None, "--title", help="report title (default: the deal name)"),
+    ) -> None:
+        """Write the self-contained HTML report (and optionally the Excel workbook) of a saved run."""
+        from creditsim.evaluation.report import write_report
+        from creditsim.simulation.results import SimulationResults
+
+        if not run_dir.is_dir():
+            raise DataError(f"run directory not found: {run_dir}")
+        results = SimulationResults.load(run_dir)
+        write_report(results, output, title=title)
+        if excel is not None:
+            results.to_excel(excel)
+        console.print(f"report written to [bold]{output}[/]")

@@ -1,0 +1,183 @@
+"""`creditsim simulate` / `creditsim report`: one-line errors with exit 2, saved runs, no half-written
+output after an interruption."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from creditsim.cli import main
+from creditsim.simulation.results import SimulationResults, TrancheResult
+from creditsim.states import POOL_CF_TYPES
+
+EXAMPLE_DEAL = Path(__file__).resolve().parents[1] / "creditsim" / "examples" / "example_clo.yaml"
+
+
+def _saved_run(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    n, t = 120, 12
+    losses = rng.beta(1, 20, size=n)
+    tr = [TrancheResult(name=nm, balance=b, losses=np.clip(losses * m - 0.02, 0, 1), irr=0.05 - losses,
+                        wal=np.full(n, 2.5)) for nm, b, m in (("A", 80.0, 1), ("Equity", 20.0, 8))]
+    r = SimulationResults(losses, tr, cashflows={"pool": rng.uniform(size=(n, t, len(POOL_CF_TYPES)))},
+                          scenarios=rng.integers(0, 4, n), initial_balance=100.0, settings={"seed": 1})
+    return r.to_parquet(tmp_path / "run")
+
+
+def _run_cli(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    return int(e.value.code)
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_report_command_writes_html_and_excel(tmp_path, capsys):
+    run = _saved_run(tmp_path)
+    code = _run_cli(["report", str(run), "-o", str(tmp_path / "r.html"), "--excel", str(tmp_path / "r.xlsx")])
+    assert code == 0
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert 'id="loss_distribution"' in page
+    assert (tmp_path / "r.xlsx").stat().st_size > 0
+
+
+def test_report_on_missing_or_bad_run_dir_is_one_line(tmp_path, capsys):
+    assert _run_cli(["report", str(tmp_path / "nope"), "-o", str(tmp_path / "r.html")]) == 2
+    assert "run directory not found" in _one_line_error(capsys)
+    (tmp_path / "empty").mkdir()
+    assert _run_cli(["report", str(tmp_path / "empty"), "-o", str(tmp_path / "r.html")]) == 2
+    assert "meta.json" in _one_line_error(capsys)
+    assert not (tmp_path / "r.html").exists()
+
+
+# ---------------------------------------------------------------- simulate
+DEAL_YAML = """
+name: Test CLO
+reinvestment_period: 6
+tranches:
+  - {name: A, balance: 70_000_000, coupon: 0.055, oc_trigger: 1.20, ic_trigger: 1.20}
+  - {name: B, balance: 15_000_000, coupon: 0.075, oc_trigger: 1.10}
+  - {name: C, balance: 10_000_000, coupon: 0.10, oc_trigger: 1.05, deferrable: true}
+  - {name: Equity, balance: 5_000_000, equity: true}
+"""
+
+
+@pytest.fixture()
+def inputs(tmp_path, monkeypatch):
+    from creditsim.data.synthetic import LoanTapeGenerator
+    from tests.test_monte_carlo import StressMarkov
+
+    import creditsim.simulation.engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "default_transition_model", lambda: StressMarkov())
+    loans, _ = LoanTapeGenerator(150, 1, random_seed=3).generate()
+    tape = tmp_path / "loans.parquet"
+    loans.to_parquet(tape)
+    deal = tmp_path / "deal.yaml"
+    deal.write_text(DEAL_YAML)
+    return tape, deal
+
+
+def _sim_args(tape, deal, out, *extra):
+    return ["simulate", "--tape", str(tape), "--deal", str(deal), "--n-sims", "12", "--macro", "synthetic",
+            "--engine", "markov", "--seed", "7", "--horizon", "18", "--chunk-size", "5", "--out", str(out), *extra]
+
+
+def test_simulate_saves_a_complete_run(inputs, tmp_path, capsys):
+    tape, deal = inputs
+    out = tmp_path / "runs" / "r1"
+    assert _run_cli(_sim_args(tape, deal, out, "--excel", "--html")) == 0
+    printed = capsys.readouterr().out
+    assert "CVaR 99%" in printed and "Equity" in printed and "…" not in printed
+    names = {p.name for p in out.iterdir()}
+    assert {"meta.json", "portfolio.parquet", "tranches.parquet", "run.json", "deal.yaml",
+            "results.xlsx", "report.html"} <= names
+    info = json.loads((out / "run.json").read_text())
+    assert info["settings"]["seed"] == 7 and info["settings"]["tape_sha256"]
+    assert "torch" in info["versions"]
+    back = SimulationResults.load(out)
+    assert back.n_sims == 12 and back.settings["engine"] == "markov"
+    # same seed through the CLI -> identical numbers
+    out2 = tmp_path / "runs" / "r2"
+    assert _run_cli(_sim_args(tape, deal, out2)) == 0
+    np.testing.assert_array_equal(SimulationResults.load(out2).portfolio_losses, back.portfolio_losses)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["r1", "r2"]
+
+
+@pytest.mark.parametrize("case, match", [
+    ("missing_tape", "loan tape not found"),
+    ("bad_tape", "interest_rate"),
+    ("bad_deal", "equity"),
+    ("missing_deal", "deal file not found"),
+    ("bad_mix", "sum to 1"),
+    ("bad_engine", "not part of this build"),
+])
+def test_bad_inputs_are_one_line_errors_exit_2(inputs, tmp_path, capsys, case, match):
+    import pandas as pd
+
+    tape, deal = inputs
+    extra: list[str] = []
+    if case == "missing_tape":
+        tape = tmp_path / "nope.parquet"
+    elif case == "bad_tape":
+        df = pd.read_parquet(tape)
+        df.loc[3, "interest_rate"] = 7.5  # percent instead of a decimal
+        tape = tmp_path / "bad.parquet"
+        df.to_parquet(tape)
+    elif case == "bad_deal":
+        deal = tmp_path / "bad.yaml"
+        deal.write_text("tranches:\n  - {name: A, balance: 10, coupon: 0.05}\n")
+    elif case == "missing_deal":
+        deal = tmp_path / "nope.yaml"
+    elif case == "bad_mix":
+        extra = ["--mix", "baseline=0.5,adverse=0.2"]
+    elif case == "bad_engine":
+        extra = ["--engine", "transformer"]
+    args = _sim_args(tape, deal, tmp_path / "out", *extra)
+    if case == "bad_engine":
+        args.remove("markov")
+        args.remove("--engine")
+    assert _run_cli(args) == 2
+    assert match in _one_line_error(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_interrupted_simulation_leaves_no_output(inputs, tmp_path, monkeypatch, capsys):
+    import creditsim.simulation.monte_carlo as mc
+
+    tape, deal = inputs
+    real = mc.run_chunk
+    calls = {"n": 0}
+
+    def interrupt_second_chunk(ctx, task):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(ctx, task)
+
+    monkeypatch.setattr(mc, "run_chunk", interrupt_second_chunk)
+    out = tmp_path / "runs" / "r"
+    assert _run_cli(_sim_args(tape, deal, out)) == 130
+    assert not out.exists()
+    assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
+
+
+def test_interrupt_while_writing_leaves_no_half_written_run(inputs, tmp_path, monkeypatch, capsys):
+    tape, deal = inputs
+
+    def interrupted(self, path):
+        Path(path).write_bytes(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SimulationResults, "to_excel", interrupted)
+    out = tmp_path / "runs" / "r"
+    assert _run_cli(_sim_args(tape, deal, out, "--excel")) == 130
+    assert list((tmp_path / "runs").iterdir()) == []
