@@ -1,0 +1,239 @@
+"""``creditsim ratings``: fit the one-factor credit-cycle model and project lifetime PDs.
+
+- ``creditsim ratings fit``: TTC matrix, rho and the Z_t table from annual default counts (bundled
+  S&P 1981-2000 by default, or ``--data`` a CSV with columns year, rating, obligors, defaults);
+  ``--plot PATH`` writes a PNG of Z_t and of the TTC cumulative PD term structures by grade.
+- ``creditsim ratings lifetime --scenario NAME``: lifetime cumulative PDs by grade (8x8 S&P TTC) under
+  Federal Reserve supervisory scenarios mapped to Z by the bundled macro link, with the residual
+  variance integrated, reverting to TTC after the scenario's full years; several ``--scenario`` with
+  ``--weights`` give the probability-weighted (outcome-weighted) term structure. ``--z`` gives an
+  explicit Z path instead.
+
+Sign convention: z > 0 is a good year. Bad input raises DataError / ConfigError (one-line message,
+exit status 2 through :func:`creditsim.cli.main`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from creditsim.errors import ConfigError, DataError
+
+__all__ = ["register", "ratings_app"]
+
+console = Console()
+
+ratings_app = typer.Typer(
+    name="ratings",
+    help="Rating migration: one-factor Z model (z > 0 = good year) and lifetime PD term structures.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``ratings`` command group to the ``creditsim`` app."""
+    app.add_typer(ratings_app, name="ratings")
+
+
+def _save_png(fig, path: Path) -> Path:
+    """Write a matplotlib figure atomically (temp file in the same directory + os.replace)."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ConfigError(f"--plot must name a .png file, got {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _read_counts(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if not path.exists():
+        raise DataError(f"counts file not found: {path}")
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read counts CSV {path}: {exc}") from None
+    need = ["year", "rating", "obligors", "defaults"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: missing columns {missing}; expected {need}")
+    order = list(pd.unique(df["rating"].astype(str)))
+    obl = df.pivot_table(index="year", columns="rating", values="obligors", aggfunc="sum")[order]
+    dft = df.pivot_table(index="year", columns="rating", values="defaults", aggfunc="sum")[order]
+    if obl.isna().any().any():
+        raise DataError(f"{path}: some (year, rating) pairs are missing")
+    obl.index.name = dft.index.name = "year"
+    return dft, obl
+
+
+def _fmt_matrix(p: pd.DataFrame, title: str) -> Table:
+    t = Table(title=title)
+    t.add_column("from")
+    for c in p.columns:
+        t.add_column(str(c), justify="right")
+    for i, row in p.iterrows():
+        t.add_row(str(i), *[f"{v:.4f}" for v in row])
+    return t
+
+
+@ratings_app.command("fit")
+def fit(
+    data: Path = typer.Option(None, "--data", help="CSV with columns year, rating, obligors, defaults (default: bundled S&P 1981-2000)."),
+    method: str = typer.Option("map", "--method", help="Z estimator: map (default), mle or wls."),
+    rho_method: str = typer.Option("marginal", "--rho-method", help="rho estimator: marginal (Gauss-Hermite ML) or bsf."),
+    rho: float = typer.Option(None, "--rho", help="Fix rho instead of estimating it."),
+    years: int = typer.Option(10, "--years", min=1, help="Horizon of the PD term-structure plot (years)."),
+    plot: Path = typer.Option(None, "--plot", help="Write a PNG of Z_t and PD term structures by grade."),
+) -> None:
+    """Fit Z_t and rho (z > 0 = good year) and print TTC, rho and the Z_t table."""
+    from creditsim.datasets.ratings import load_sp_ratings
+    from creditsim.ratings.lifetime import ttc_term_structure
+    from creditsim.ratings.zfactor import ZFactorModel
+
+    sp = load_sp_ratings()
+    if data is None:
+        defaults, obligors = sp.defaults, sp.obligors
+        source = "S&P Global Ratings 1981-2000 (bundled)"
+    else:
+        defaults, obligors = _read_counts(Path(data))
+        source = str(data)
+    model = ZFactorModel(rho=rho, rho_method=rho_method)
+    res = model.fit(defaults=defaults, obligors=obligors, method=method)
+    pooled = defaults.sum() / obligors.sum()
+    console.print(f"[bold]Data:[/] {source}; grades {', '.join(map(str, defaults.columns))}")
+    console.print(_fmt_matrix(sp.matrix_8x8, "TTC one-year matrix (S&P 1981-2016, NR-adjusted)"))
+    tp = Table(title="TTC PD used for Z (pooled default rate)")
+    for g in pooled.index:
+        tp.add_column(str(g), justify="right")
+    tp.add_row(*[f"{v:.4%}" for v in pooled])
+    console.print(tp)
+    se = f" (se {res.rho_se_:.4f})" if np.isfinite(res.rho_se_) else ""
+    console.print(f"[bold]rho[/] = {res.rho_:.4f}{se}  by {res.rho_method}; Z by {res.method}; z > 0 = good year")
+    tz = Table(title="Credit-cycle index Z_t")
+    for c in ("year", "Z", "se", "default rate"):
+        tz.add_column(c, justify="right")
+    agg = defaults.sum(axis=1) / obligors.sum(axis=1)
+    for y in res.z_.index:
+        tz.add_row(str(y), f"{res.z_[y]:+.3f}", f"{res.z_se_[y]:.3f}", f"{agg[y]:.3%}")
+    console.print(tz)
+    if plot is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        ts = ttc_term_structure(sp.matrix_8x8, years)
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))
+        colors = ["tab:green" if v > 0 else "tab:red" for v in res.z_]
+        a1.bar([str(y) for y in res.z_.index], res.z_.to_numpy(), color=colors, yerr=res.z_se_.to_numpy(), capsize=2)
+        a1.axhline(0, color="black", lw=0.8)
+        a1.set_title(f"Z_t ({res.method}, rho={res.rho_:.3f}; z > 0 good year)")
+        a1.tick_params(axis="x", rotation=90)
+        yrs = np.arange(1, years + 1)
+        for j, g in enumerate(ts.grades):
+            a2.plot(yrs, np.maximum(ts.cumulative[:, j], 1e-6), marker="o", ms=3, label=g)
+        a2.set_yscale("log")
+        a2.set_xlabel("year")
+        a2.set_ylabel("cumulative PD")
+        a2.set_title("TTC cumulative PD by grade (S&P 8x8)")
+        a2.legend(fontsize=8)
+        out = _save_png(fig, Path(plot))
+        plt.close(fig)
+        console.print(f"plot written to {out}")
+
+
+def _parse_floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated numbers, got {text!r}") from None
+
+
+@ratings_app.command("lifetime")
+def lifetime(
+    scenario: list[str] = typer.Option(["baseline"], "--scenario", help="Fed scenario (baseline, severely_adverse); repeat for several."),
+    weights: str = typer.Option(None, "--weights", help="Comma-separated scenario weights (sum 1) for the weighted term structure."),
+    fed_year: int = typer.Option(2025, "--fed-year", help="Fed stress-test year of the scenarios (2024, 2025, 2026)."),
+    z: str = typer.Option(None, "--z", help="Explicit annual Z path, e.g. '-1.5,-0.5,0.3' (replaces --scenario)."),
+    years: int = typer.Option(10, "--years", min=1, help="Projection horizon in years."),
+    plot: Path = typer.Option(None, "--plot", help="Write a PNG of the cumulative PD term structures."),
+) -> None:
+    """Lifetime cumulative PD by grade under scenarios (z > 0 = good year), reverting to TTC."""
+    from creditsim.datasets.fed import load_fed_scenarios
+    from creditsim.ratings.lifetime import (
+        ZMacroLink,
+        matrices_term_structure,
+        path_term_structure,
+        scenario_weighted,
+        ttc_term_structure,
+    )
+
+    link = ZMacroLink.from_bundled()
+    ttc = link.ttc.to_numpy() if isinstance(link.ttc, pd.DataFrame) else np.asarray(link.ttc)
+    structures: dict[str, object] = {}
+    if z is not None:
+        path = np.asarray(_parse_floats(z, "--z"))
+        if path.size == 0:
+            raise ConfigError("--z needs at least one value")
+        structures["z path"] = path_term_structure(ttc, path, link.rho, n_years=max(years, path.size))
+        console.print(f"Z path {path.tolist()} (z > 0 = good year), rho = {link.rho:.4f}")
+    else:
+        for name in scenario:
+            monthly = load_fed_scenarios(fed_year, name, monthly=True)
+            n_full = len(monthly) // 12
+            if n_full < 1:
+                raise DataError(f"scenario {name!r} has fewer than 12 months")
+            arr = monthly.to_numpy()[None, : 12 * n_full]
+            mats = link.scenario_matrices(arr, frequency="monthly")[0]  # (n_full, 8, 8), residual integrated
+            zmean = link.predict(arr.reshape(1, n_full, 12, -1).mean(axis=2))[0]
+            structures[name] = matrices_term_structure(mats, ttc=ttc, n_years=max(years, n_full))
+            console.print(
+                f"{name} ({fed_year}): Z mean by year {np.round(zmean, 3).tolist()} (z > 0 = good year), "
+                f"{n_full} scenario years then TTC; rho = {link.rho:.4f}, residual var = {link.resid_var_:.3f}"
+            )
+        if weights is not None:
+            w = _parse_floats(weights, "--weights")
+            structures["weighted"] = scenario_weighted([structures[s] for s in scenario], w)
+    structures["TTC"] = ttc_term_structure(ttc, max(years, 1))
+    for name, ts in structures.items():
+        t = Table(title=f"Cumulative PD, {name}")
+        t.add_column("year", justify="right")
+        for g in ts.grades:
+            t.add_column(g, justify="right")
+        for i in range(years):
+            t.add_row(str(i + 1), *[f"{v:.3%}" for v in ts.cumulative[i]])
+        console.print(t)
+    if plot is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        grades = structures["TTC"].grades
+        fig, axes = plt.subplots(2, 4, figsize=(14, 6), sharex=True)
+        yrs = np.arange(1, years + 1)
+        for j, (ax, g) in enumerate(zip(axes.ravel(), grades)):
+            for name, ts in structures.items():
+                ax.plot(yrs, ts.cumulative[:years, j], label=name, ls="--" if name == "TTC" else "-")
+            ax.set_title(g)
+        axes.ravel()[-1].axis("off")
+        axes.ravel()[0].legend(fontsize=7)
+        fig.suptitle("Cumulative PD by grade (z > 0 = good year)")
+        out = _save_png(fig, Path(plot))
+        plt.close(fig)
+        console.print(f"plot written to {out}")

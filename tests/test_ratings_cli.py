@@ -1,0 +1,66 @@
+"""``creditsim ratings fit`` / ``creditsim ratings lifetime`` (z > 0 is a good year)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from creditsim.cli import main
+from creditsim.datasets.ratings import load_sp_ratings
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def test_ratings_fit_prints_ttc_rho_and_z_table_and_writes_png(tmp_path, capsys):
+    png = tmp_path / "plots" / "z.png"
+    code, out, _ = run(["ratings", "fit", "--plot", str(png)], capsys)
+    assert code == 0
+    assert "TTC one-year matrix" in out and "rho" in out and "1991" in out and "z > 0 = good year" in out
+    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in png.parent.iterdir() if p.name.startswith(".")]  # no temp file left
+
+
+def test_ratings_fit_reads_a_counts_csv(tmp_path, capsys):
+    sp = load_sp_ratings()
+    long = pd.concat(
+        {"obligors": sp.obligors.stack(), "defaults": sp.defaults.stack()}, axis=1
+    ).reset_index().rename(columns={"level_1": "rating"})
+    path = tmp_path / "counts.csv"
+    long.to_csv(path, index=False)
+    code, out, _ = run(["ratings", "fit", "--data", str(path), "--rho", "0.05"], capsys)
+    assert code == 0 and "rho = 0.0500" in out and "given" in out
+
+
+def test_ratings_fit_bad_input_is_a_one_line_error(tmp_path, capsys):
+    code, _, err = run(["ratings", "fit", "--method", "ols"], capsys)
+    assert code == 2 and "method" in err
+    code, _, err = run(["ratings", "fit", "--data", str(tmp_path / "nope.csv")], capsys)
+    assert code == 2 and "not found" in err
+    code, _, err = run(["ratings", "fit", "--method", "mle", "--rho", "0.05"], capsys)
+    assert code == 2 and "1981" in err  # zero-default year: no finite MLE
+
+
+def test_ratings_lifetime_scenarios_weighted_and_plot(tmp_path, capsys):
+    png = tmp_path / "lt.png"
+    code, out, _ = run(
+        ["ratings", "lifetime", "--scenario", "baseline", "--scenario", "severely_adverse", "--weights", "0.7,0.3",
+         "--years", "4", "--plot", str(png)],
+        capsys,
+    )
+    assert code == 0
+    assert "Cumulative PD, severely_adverse" in out and "Cumulative PD, weighted" in out
+    assert png.exists()
+
+
+def test_ratings_lifetime_explicit_z_path_and_errors(capsys):
+    code, out, _ = run(["ratings", "lifetime", "--z", "-1.5,-0.5", "--years", "3"], capsys)
+    assert code == 0 and "Cumulative PD, z path" in out
+    code, _, err = run(["ratings", "lifetime", "--z", "bad,z"], capsys)
+    assert code == 2 and "--z" in err
+    code, _, err = run(["ratings", "lifetime", "--scenario", "baseline", "--scenario", "severely_adverse", "--weights", "0.9,0.3"], capsys)
+    assert code == 2 and "sum to 1" in err
