@@ -219,3 +219,29 @@ def test_monthly_matrix_is_stochastic_and_twelfth_power_matches(p7):
     assert dq < 1e-3
     with pytest.raises(DataError):
         monthly_matrix(p7 * 1.1)
+
+
+def test_weighted_adjustment_differs_from_diagonal_on_a_non_embeddable_matrix():
+    # Jarrow-Lando-Turnbull (1997) 8x8: its principal logarithm has negative off-diagonals
+    jlt = np.array(
+        [
+            [0.891, 0.0963, 0.0078, 0.0019, 0.003, 0.0, 0.0, 0.0],
+            [0.0086, 0.901, 0.0747, 0.0099, 0.0029, 0.0029, 0.0, 0.0],
+            [0.0009, 0.0291, 0.8894, 0.0649, 0.0101, 0.0045, 0.0, 0.0011],
+            [0.0006, 0.0043, 0.0656, 0.8427, 0.0644, 0.016, 0.0018, 0.0046],
+            [0.0004, 0.0022, 0.0079, 0.0719, 0.7764, 0.1043, 0.0127, 0.0242],
+            [0.0, 0.0019, 0.0031, 0.0066, 0.0517, 0.8246, 0.0435, 0.0686],
+            [0.0, 0.0, 0.0116, 0.0116, 0.0203, 0.0754, 0.6493, 0.2318],
+            [0, 0, 0, 0, 0, 0, 0, 1.0],
+        ]
+    )
+    jlt /= jlt.sum(axis=1, keepdims=True)
+    d, w = generator(jlt, "diagonal"), generator(jlt, "weighted")
+    off = ~np.eye(8, dtype=bool)
+    for g in (d, w):
+        assert (g.Q[off] >= 0).all()
+        np.testing.assert_allclose(g.Q.sum(axis=1), 0.0, atol=1e-12)
+        assert 0 < g.distance < 1e-3
+    assert np.abs(d.Q - w.Q).max() > 1e-4
+    with pytest.raises(ConfigError, match="generator method"):
+        generator(jlt, "kreinin")

@@ -511,19 +511,17 @@ def _regularise(q: np.ndarray, method: str) -> np.ndarray:
         q = np.where(off & (q < 0), 0.0, q)
         q[..., idx, idx] = 0.0
         q[..., idx, idx] = -q.sum(axis=-1)
-    elif method == "weighted":  # IRW weighted adjustment: spread the row error over |q| weights
-        g = np.abs(q[..., idx, idx])
+    elif method == "weighted":  # IRW weighted adjustment
+        # zero the negative off-diagonals, then take the excess row sum back from every entry in
+        # proportion to its magnitude (G_i = |q_ii| + sum of positive off-diagonals)
+        d = q[..., idx, idx].copy()
         pos = np.where(off, np.maximum(q, 0.0), 0.0)
-        row_sum = q.sum(axis=-1)
-        bsum = g + pos.sum(axis=-1)
+        excess = d + pos.sum(axis=-1)
+        g = np.abs(d) + pos.sum(axis=-1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            frac = np.where(bsum > 0, row_sum / np.where(bsum > 0, bsum, 1.0), 0.0)
-        new = pos - pos * frac[..., None]
-        new[..., idx, idx] = q[..., idx, idx] - g * frac
-        new = np.where(off & (new < 0), 0.0, new)
-        new[..., idx, idx] = 0.0
-        new[..., idx, idx] = -new.sum(axis=-1)
-        q = new
+            frac = np.where(g > 0, excess / np.where(g > 0, g, 1.0), 0.0)
+        q = pos * (1.0 - frac[..., None])
+        q[..., idx, idx] = d - np.abs(d) * frac
     else:
         raise ConfigError(f"unknown generator method {method!r}; expected 'diagonal', 'weighted' or 'jlt'")
     return q
