@@ -148,12 +148,12 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask) -> dict[str, Any]:
     from creditsim.structure.analytics import tranche_outcomes
     from creditsim.structure.waterfall import run_waterfall
 
-    torch.set_grad_enabled(False)
     ids = np.arange(task.start, task.stop, dtype=np.int64)
-    pool = ctx.engine.pool_cashflows(task.macro, ids)  # (s, T, 7) float64
-    p0 = ctx.engine.initial_balance
-    wf = run_waterfall(pool, ctx.config, initial_balance=p0, mode=ctx.mode, device=ctx.device)
-    outcomes = tranche_outcomes(wf, ctx.config, collateral_balance=p0)
+    with torch.no_grad():  # reported numbers need no autograd graph (and no_grad keeps memory flat)
+        pool = ctx.engine.pool_cashflows(task.macro, ids)  # (s, T, 7) float64
+        p0 = ctx.engine.initial_balance
+        wf = run_waterfall(pool, ctx.config, initial_balance=p0, mode=ctx.mode, device=ctx.device)
+        outcomes = tranche_outcomes(wf, ctx.config, collateral_balance=p0)
     out: dict[str, Any] = {
         "portfolio_losses": pool[:, :, _LOSS].sum(axis=1) / p0,
         "tranches": outcomes,
@@ -338,7 +338,8 @@ def monte_carlo_simulate(
     if trajectory_model is not None:
         _check_engine("trajectory")
     engine = kw.pop("engine", "markov")
-    if transition_model is not None and type(transition_model).__name__ != "MarkovTransitionModel":
+    if transition_model is not None and not hasattr(transition_model, "scenario_matrices"):
+        # a TransitionTransformer (or anything without macro-conditioned cohort matrices)
         _check_engine("transformer")
     macro = kw.pop("macro", None)
     if macro is None:
