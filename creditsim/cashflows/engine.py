@@ -1,0 +1,669 @@
+"""Cashflow engine: loan states -> interest, principal, prepayment, default, loss, recovery, pooled.
+
+Conventions (ARCHITECTURE.md, made precise here)
+------------------------------------------------
+Month ``t = 0..T-1`` is the t-th month after the cut-off; a loan with ``n`` remaining payments is due
+one in each of months ``0..n-1`` (its contractual maturity is month ``m = n - 1``).
+
+*Delinquency buckets count missed payments.* DPD30/60/90 mean 1/2/3 scheduled payments outstanding.
+A loan keeps a "paid-through" index ``p`` (the last scheduled payment it has made). Moving from state
+``x`` in month ``t-1`` to live state ``y`` in month ``t`` sets ``p' = max(p, tau_t - y)`` with
+``tau_t = min(t, m)``: staying CURRENT pays this month's instalment; advancing a bucket pays nothing;
+staying in a bucket pays the oldest arrear while missing the new one; a cure to CURRENT (or a lower
+bucket) pays the arrears down to the new bucket. Cash received is the contractual interest and
+principal of the payments settled (interest into ``interest``, principal -- arrears included -- into
+``scheduled_principal``); no default interest or fees accrue on arrears. After maturity no new
+instalments fall due (``tau`` stops at ``m``), so a delinquent loan still owes its missed ones.
+
+*Exits.* PREPAID: pays interest and principal through the current month plus the remaining balance as
+``prepayment``. MATURED: reached when the balance is paid off at or after contractual maturity (a
+CURRENT/PREPAID/MATURED outcome in month ``t >= m``); a MATURED draw before month ``m`` is an early
+payoff and is booked as PREPAID. DEFAULT: the outstanding principal (arrears principal included,
+accrued unpaid interest excluded) is ``default_par``; ``loss = LGD x default_par`` in the default
+month; ``recovery = (1 - LGD) x default_par`` arrives ``recovery_lag`` months later, or is reported as
+pending when that falls after the horizon. So for every loan: loss + recovery (+ pending) =
+default_par, and opening balance - scheduled_principal - prepayment - default_par = closing balance.
+Absorbed loans pay nothing (except recoveries of an earlier default).
+
+How it is fast
+--------------
+Every cashflow of month ``t`` is a function of (loan, t, previous state x, new state y) only. For each
+block of loans the engine tabulates those flows once per month as an ``(L_b * 49, 5)`` table indexed by
+``code = loan * 49 + 7 x + y`` (scenario-independent), so the per-(scenario, loan) work per month is:
+one float32 uniform, a gather of the 6 cumulative thresholds of the current row, a comparison count,
+one row gather of 5 flows and a sum over loans. Loan-level arrays exist only for a (scenario chunk x
+loan block) at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from creditsim.cashflows.book import LoanBook
+from creditsim.cashflows.sampler import (
+    RNG_LOAN_BLOCK,
+    apply_risk_shift,
+    check_positive_int,
+    check_states,
+    cumulative_thresholds,
+    BlockStreams,
+    risk_bins,
+    sample_next,
+    validate_matrices,
+)
+from creditsim.cashflows.schedule import amortization_schedule
+from creditsim.errors import ConfigError, DataError, format_labels
+from creditsim.states import ALLOWED_TRANSITIONS, N_STATES, POOL_CF_TYPES
+
+__all__ = [
+    "LoanCashflows",
+    "PoolCashflows",
+    "loan_cashflows",
+    "simulate_loan_level",
+    "simulate_pool_chunk",
+    "simulate_pool_cashflows",
+]
+
+# flows tabulated per (loan, x, y); loss and recovery follow from default_par and the LGD draw
+_F_INTEREST, _F_PRINCIPAL, _F_PREPAY, _F_PAR, _F_BALANCE = range(5)
+_N_FLOWS = 5
+_K = len(POOL_CF_TYPES)
+_K_INTEREST, _K_PRINCIPAL, _K_PREPAY, _K_RECOVERY, _K_PAR, _K_LOSS, _K_BALANCE = (
+    POOL_CF_TYPES.index(n)
+    for n in ("interest", "scheduled_principal", "prepayment", "recovery", "default_par", "loss", "balance")
+)
+_FLOW_TO_K = (_K_INTEREST, _K_PRINCIPAL, _K_PREPAY, _K_PAR, _K_BALANCE)
+_PAST = 4  # months of history kept before month 0 (arrears of up to 3 payments + the cut-off)
+_MAX_LOAN_LEVEL = 50_000_000
+
+
+# ---------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class LoanCashflows:
+    """Loan-level cashflows of ``s`` scenarios x ``L`` loans x ``T`` months (currency units, float64).
+
+    ``states`` are the effective states at the end of each month (int8; maturity and early-payoff
+    relabelling applied). ``recovery`` is the cash received in the month; ``pending_recovery``
+    ``(s, L)`` is recovery cash that falls after the horizon. ``lgd`` ``(s, L)`` is the realised LGD.
+    ``opening_balance`` ``(L,)`` is the balance at the cut-off.
+    """
+
+    states: np.ndarray
+    interest: np.ndarray
+    scheduled_principal: np.ndarray
+    prepayment: np.ndarray
+    recovery: np.ndarray
+    default_par: np.ndarray
+    loss: np.ndarray
+    balance: np.ndarray
+    pending_recovery: np.ndarray
+    lgd: np.ndarray
+    opening_balance: np.ndarray
+
+    def pool(self) -> np.ndarray:
+        """Sum over loans: ``(s, T, K)`` in :data:`POOL_CF_TYPES` order."""
+        parts = [getattr(self, name).sum(axis=1) for name in POOL_CF_TYPES]
+        return np.stack(parts, axis=-1)
+
+
+@dataclass(frozen=True)
+class PoolCashflows:
+    """Pool cashflows of ``S`` scenarios.
+
+    Attributes:
+        cashflows: ``(S, T, K)`` float64 (or ``(S, T, G, K)`` by group), K = :data:`POOL_CF_TYPES`.
+        pending_recovery: ``(S,)`` (or ``(S, G)``) recoveries due after the horizon.
+        initial_balance: pool (or ``(G,)`` group) balance at the cut-off.
+        group_labels: group names when grouped, else None.
+    """
+
+    cashflows: np.ndarray
+    pending_recovery: np.ndarray
+    initial_balance: float | np.ndarray
+    group_labels: tuple[str, ...] | None = None
+
+
+# ---------------------------------------------------------------------------- preparation
+def _device(device: str | torch.device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device must be 'cpu' or 'cuda[:n]', got {device!r}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' requested but CUDA is not available")
+    return dev
+
+
+def _history(book: LoanBook, index: np.ndarray, n_months: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Contractual balance and cumulative interest by month index ``k = -4 .. T-1`` for some loans.
+
+    Returns ``(cb (L_b, T+4), ci (L_b, T+4), m (L_b,))``: ``cb[:, k+4]`` is the contractual balance
+    after the payment of month k, ``ci[:, k+4]`` the interest of all payments through month k counted
+    from the schedule anchor (the last paid payment at the cut-off), ``m`` the maturity month.
+    """
+    x0 = book.initial_state[index].astype(np.int64)
+    n = book.remaining_term[index] + x0  # payments from the anchor, the x0 arrears included
+    io = book.io_months[index]
+    io = np.where(io > 0, io + x0, 0)
+    n_cols = n_months + 3
+    sched = amortization_schedule(book.balance[index], book.monthly_rate[index], n, book.amortization[index], io, n_columns=n_cols)
+    ci_sched = np.concatenate([np.zeros((len(index), 1)), np.cumsum(sched.interest, axis=1)], axis=1)
+    k = np.arange(-_PAST, n_months)[None, :]
+    j = k + 1 + x0[:, None]  # payments made since the anchor by the end of month k
+    jc = np.clip(j, 0, n_cols)
+    cb = np.take_along_axis(sched.balance, jc, axis=1)
+    ci = np.take_along_axis(ci_sched, jc, axis=1)
+    m = book.remaining_term[index] - 1
+    return (torch.from_numpy(cb).to(dev), torch.from_numpy(ci).to(dev), torch.from_numpy(m).to(dev))
+
+
+def _month_table(cb: torch.Tensor, ci: torch.Tensor, m: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flows and next-state relabelling of month ``t`` for every (loan, x, y).
+
+    Returns ``(flows (L_b * 49, 5) float64, next_state (L_b * 49,) int64)`` indexed by
+    ``loan * 49 + 7 x + y``; flows are (interest, scheduled_principal, prepayment, default_par,
+    closing balance). Rows of absorbing ``x`` are zero and keep the state.
+    """
+    lb = cb.shape[0]
+    dev = cb.device
+    live = torch.arange(4, device=dev)
+    tau_prev = torch.clamp(m, max=t - 1)  # (L_b,)
+    tau = torch.clamp(m, max=t)
+    p_prev = tau_prev[:, None] - live[None, :]  # (L_b, 4) paid-through index before month t
+    p_new = torch.maximum(p_prev[:, :, None], (tau[:, None] - live[None, :])[:, None, :])  # (L_b, x, y)
+
+    def at(table: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        col = (p + _PAST).clamp(min=0).reshape(lb, -1)
+        return table.gather(1, col).reshape(p.shape)
+
+    cb_prev, ci_prev = at(cb, p_prev), at(ci, p_prev)  # (L_b, 4)
+    cb_new, ci_new = at(cb, p_new), at(ci, p_new)  # (L_b, 4, 4)
+    cb_now, ci_now = at(cb, tau[:, None]), at(ci, tau[:, None])  # (L_b, 1)
+
+    flows = torch.zeros(lb, N_STATES, N_STATES, _N_FLOWS, dtype=torch.float64, device=dev)
+    flows[:, :4, :4, _F_INTEREST] = ci_new - ci_prev[:, :, None]
+    flows[:, :4, :4, _F_PRINCIPAL] = cb_prev[:, :, None] - cb_new
+    flows[:, :4, :4, _F_BALANCE] = cb_new
+    flows[:, :4, 4, _F_PAR] = cb_prev
+    for exit_state in (5, 6):
+        flows[:, :4, exit_state, _F_INTEREST] = ci_now - ci_prev
+        flows[:, :4, exit_state, _F_PRINCIPAL] = cb_prev - cb_now
+        flows[:, :4, exit_state, _F_PREPAY] = cb_now.expand(lb, 4)
+
+    states = torch.arange(N_STATES, device=dev)
+    matured = (t >= m)[:, None]  # (L_b, 1)
+    nxt = states.view(1, 1, N_STATES).expand(lb, N_STATES, N_STATES).clone()
+    pay_off = torch.where(matured, 6, 5)  # an exit before maturity is a prepayment, at/after it maturity
+    nxt[:, :4, 0] = torch.where(matured, 6, 0).expand(lb, 4)
+    nxt[:, :4, 5] = pay_off.expand(lb, 4)
+    nxt[:, :4, 6] = pay_off.expand(lb, 4)
+    nxt[:, 4:, :] = states[4:].view(1, 3, 1)
+    return flows.reshape(lb * N_STATES * N_STATES, _N_FLOWS), nxt.reshape(-1)
+
+
+def _as_tensor(matrices: object, name: str = "matrices") -> torch.Tensor:
+    return torch.from_numpy(validate_matrices(matrices, name))
+
+
+class _Thresholds:
+    """Sampling thresholds of a scenario chunk, per (scenario, segment, state) and month.
+
+    A segment is a (cohort, risk bin) pair used by the book. ``rows(t)`` returns ``(6, n_rows)``
+    float32 and ``offset`` the per-scenario row offset (0 when the matrices do not vary by scenario).
+    """
+
+    def __init__(self, matrices: torch.Tensor, book: LoanBook, n_scenarios: int, n_months: int, dev: torch.device, max_risk_bins: int):
+        shape = tuple(matrices.shape)
+        if matrices.ndim == 2:
+            m = matrices.view(1, 1, 1, N_STATES, N_STATES)  # (s, C, T, 7, 7)
+        elif matrices.ndim == 3:
+            m = matrices.view(1, shape[0], 1, N_STATES, N_STATES)
+        elif matrices.ndim == 4:
+            m = matrices.unsqueeze(1)
+        elif matrices.ndim == 5:
+            m = matrices
+        else:
+            raise DataError(f"matrices: expected (7,7), (C,7,7), (s,T,7,7) or (s,C,T,7,7), got shape {shape}")
+        s_m, c_m, t_m = m.shape[:3]
+        if s_m not in (1, n_scenarios):
+            raise DataError(f"matrices: scenario axis has {s_m} entries for a chunk of {n_scenarios} scenarios")
+        if t_m not in (1,) and t_m < n_months:
+            raise DataError(f"matrices: month axis has {t_m} months, fewer than n_months={n_months}")
+        n_coh = int(book.cohort.max()) + 1
+        if c_m != 1 and c_m < n_coh:
+            raise DataError(f"matrices: cohort axis has {c_m} cohorts but the book uses cohort index up to {n_coh - 1}")
+        cohort = book.cohort if c_m != 1 else np.zeros(book.n_loans, np.int64)
+        bins, loan_bin = risk_bins(book.risk_shift, max_risk_bins)
+        seg_key = cohort * len(bins) + loan_bin
+        used, self.loan_segment = np.unique(seg_key, return_inverse=True)
+        seg_cohort = torch.from_numpy(used // len(bins))
+        seg_bin = torch.from_numpy(used % len(bins))
+        self.n_rows_per_scenario = len(used) * N_STATES
+        self.varies = s_m > 1
+        self.t_m = t_m
+        self._bins = torch.from_numpy(bins)
+        self._m = m
+        self._seg_cohort, self._seg_bin = seg_cohort, seg_bin
+        self._dev = dev
+        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        if t_m == 1:
+            self._cache[0] = self._compute(0)
+
+    def _compute(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        mt = self._m[:, :, t]  # (s_m, C, 7, 7)
+        shifted = apply_risk_shift(mt, self._bins)  # (s_m, C, R, 7, 7)
+        seg = shifted[:, self._seg_cohort, self._seg_bin]  # (s_m, G, 7, 7)
+        thr = cumulative_thresholds(seg)  # (s_m, G, 7, 6)
+        # u < stay_current  <=>  a CURRENT loan stays CURRENT (y = 0); never true for other rows
+        stay = torch.where(torch.arange(N_STATES) == 0, thr[..., 0], torch.full_like(thr[..., 0], -1.0))
+        return thr.reshape(-1, N_STATES - 1).t().contiguous().to(self._dev), stay.reshape(-1).to(self._dev)
+
+    def rows(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(thresholds (6, n_rows) float32, stay_current (n_rows,) float32)`` of month ``t``."""
+        key = 0 if self.t_m == 1 else t
+        if key not in self._cache:
+            self._cache[key] = self._compute(key)
+        return self._cache[key]
+
+
+# ---------------------------------------------------------------------------- core loop
+def _month_step(
+    u: torch.Tensor,
+    x: torch.Tensor,
+    row_base: torch.Tensor,
+    thresholds: torch.Tensor,
+    flow_table: torch.Tensor,
+    next_table: torch.Tensor,
+    loan_base: torch.Tensor,
+    weights: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One month for an (s x L_b) block: sample, tabulated flows, weighted sums over loans.
+
+    Args:
+        u: ``(s, L_b)`` float32 uniforms; x: ``(s, L_b)`` int64 states at the start of the month.
+        row_base: ``(s, L_b)`` int64 threshold row of state 0 for each (scenario, loan).
+        thresholds: ``(6, n_rows)`` float32 cumulative thresholds, threshold-major (one gather each).
+        flow_table / next_table: from :func:`_month_table`; loan_base ``(s, L_b)`` = ``loan * 49``.
+        weights: ``(s, R, L_b)`` float64 aggregation weights (ones / LGD, per group).
+
+    Returns:
+        ``(x_next (s, L_b) int64, flows (s, L_b, 5) float64, sums (s, R, 5) float64)``.
+    """
+    s, lb = x.shape
+    ridx = (row_base + x).view(-1)
+    uf = u.view(-1)
+    # six threshold-major gathers beat a row gather + reduction over a length-6 axis in eager torch
+    y = (uf >= thresholds[0].take(ridx)).to(torch.int64)
+    for j in range(1, N_STATES - 1):
+        y += uf >= thresholds[j].take(ridx)
+    code = x.view(-1) * N_STATES + y + loan_base.view(-1)
+    flows = flow_table.index_select(0, code).view(s, lb, _N_FLOWS)
+    x_next = next_table.take(code).view(s, lb)
+    sums = torch.bmm(weights, flows)
+    return x_next, flows, sums
+
+
+def _month_step_pool(
+    u: torch.Tensor,
+    x: torch.Tensor,
+    row_base: torch.Tensor,
+    thresholds: torch.Tensor,
+    stay_current: torch.Tensor,
+    flow_table: torch.Tensor,
+    next_table: torch.Tensor,
+    current_flows: torch.Tensor,
+    lgd: torch.Tensor,
+    loan_group: torch.Tensor,
+    n_groups: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One month for an (s x L_b) block, pool sums only (same numbers as :func:`_month_step`).
+
+    Most loan-months are quiet: a CURRENT loan staying CURRENT (its flows are the loan's scheduled
+    instalment, summed for all scenarios at once by one matrix product) or an absorbed loan (no flows).
+    Only the other loan-months -- roll-forwards, cures, exits, delinquent months; a few percent --
+    are sampled in full and gathered individually. ``current_flows`` is ``(L_b, G * 5)``: the
+    CURRENT->CURRENT flows of each loan placed in its group's columns.
+
+    Returns ``(x_next (s, L_b) int64, sums (s, G, 6))`` with sums = 5 flows + loss.
+    """
+    s, lb = x.shape
+    ridx = row_base + x
+    stay = u < stay_current.take(ridx)  # CURRENT -> CURRENT, exactly y == 0 of the full sampler
+    sums = torch.mm(stay.to(torch.float64), current_flows).view(s, n_groups, _N_FLOWS)
+    sums = torch.cat([sums, torch.zeros(s, n_groups, 1, dtype=sums.dtype, device=sums.device)], dim=2)
+    event = torch.logical_and(torch.logical_not(stay), x < 4).view(-1).nonzero().squeeze(1)
+    x_next = torch.where(stay, next_table.view(lb, -1)[:, 0], x)
+    if event.numel():
+        xe = x.view(-1)[event]
+        ue = u.view(-1)[event]
+        re = ridx.view(-1)[event]
+        ye = (ue >= thresholds[0].take(re)).to(torch.int64)
+        for j in range(1, N_STATES - 1):
+            ye += ue >= thresholds[j].take(re)
+        se = torch.div(event, lb, rounding_mode="floor")
+        le = event - se * lb
+        code = le * (N_STATES * N_STATES) + xe * N_STATES + ye
+        fe = flow_table.index_select(0, code)
+        x_next.view(-1)[event] = next_table.take(code)
+        loss = fe[:, _F_PAR] * lgd.view(-1)[event]
+        sums.view(s * n_groups, _N_FLOWS + 1).index_add_(
+            0, se * n_groups + loan_group.take(le), torch.cat([fe, loss[:, None]], dim=1)
+        )
+    return x_next, sums
+
+
+def _run_block(
+    book: LoanBook,
+    index: np.ndarray,
+    thresholds: _Thresholds | None,
+    streams: BlockStreams | None,
+    paths: torch.Tensor | None,
+    lgd: np.ndarray,
+    n_months: int,
+    dev: torch.device,
+    groups: np.ndarray | None,
+    n_groups: int,
+    keep_loan_level: bool,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+    """Run the month loop for one (scenario chunk x loan block).
+
+    States come from the random ``streams`` and the thresholds, or from given ``paths``
+    ``(s, L_b, T)`` (rows of absorbed loans map to themselves whatever the path says). Returns the
+    block's sums ``(s, T, G, 6)`` (5 tabulated flows + loss; G = 1 without groups) and, if asked,
+    loan-level states ``(s, L_b, T)`` and flows ``(s, L_b, T, 5)``.
+    """
+    lb = len(index)
+    s = lgd.shape[0]
+    cb, ci, m = _history(book, index, n_months, dev)
+    x = torch.from_numpy(book.initial_state[index].astype(np.int64)).to(dev).expand(s, lb).contiguous()
+    loan_base = (torch.arange(lb, device=dev) * (N_STATES * N_STATES)).expand(s, lb).contiguous()
+    lgd_t = torch.from_numpy(np.ascontiguousarray(lgd)).to(dev)  # (s, L_b)
+    if groups is None:
+        member = torch.ones(1, lb, dtype=torch.float64, device=dev)
+    else:
+        member = torch.zeros(n_groups, lb, dtype=torch.float64, device=dev)
+        member[torch.from_numpy(groups[index]).to(dev), torch.arange(lb, device=dev)] = 1.0
+    # rows 0..G-1 sum flows by group, rows G..2G-1 weight them by the realised LGD (-> loss)
+    weights = torch.cat([member.expand(s, -1, -1), member[None] * lgd_t[:, None, :]], dim=1).contiguous()
+    g = member.shape[0]
+    if thresholds is not None:
+        seg7 = torch.from_numpy(thresholds.loan_segment[index] * N_STATES).to(dev)
+        off = (torch.arange(s, device=dev) * thresholds.n_rows_per_scenario) if thresholds.varies else torch.zeros(s, dtype=torch.int64, device=dev)
+        row_base = (off[:, None] + seg7[None, :]).contiguous()
+    else:
+        # given paths: a one-row table whose thresholds are never used (y comes from the path)
+        row_base = torch.zeros(s, lb, dtype=torch.int64, device=dev)
+    acc = torch.zeros(s, n_months, g, _N_FLOWS + 1, dtype=torch.float64, device=dev)
+    keep: dict[str, torch.Tensor] | None = None
+    if keep_loan_level:
+        keep = {
+            "states": torch.empty(s, lb, n_months, dtype=torch.int8, device=dev),
+            "flows": torch.empty(s, lb, n_months, _N_FLOWS, dtype=torch.float64, device=dev),
+        }
+    fast = paths is None and not keep_loan_level
+    if fast:
+        loan_group = torch.zeros(lb, dtype=torch.int64, device=dev) if groups is None else torch.from_numpy(groups[index]).to(dev)
+        lgd_dev = lgd_t.contiguous()
+    for t in range(n_months):
+        flow_table, next_table = _month_table(cb, ci, m, t)
+        if fast:
+            u = torch.from_numpy(streams.next_month()).to(dev)
+            thr, stay_current = thresholds.rows(t)
+            current = flow_table.view(lb, N_STATES * N_STATES, _N_FLOWS)[:, 0, :]  # (L_b, 5)
+            current_flows = (member.t()[:, :, None] * current[:, None, :]).reshape(lb, g * _N_FLOWS)
+            x, sums = _month_step_pool(u, x, row_base, thr, stay_current, flow_table, next_table, current_flows,
+                                       lgd_dev, loan_group, g)
+            acc[:, t] = sums
+            continue
+        if paths is None:
+            u = torch.from_numpy(streams.next_month()).to(dev)
+            x, f, sums = _month_step(u, x, row_base, thresholds.rows(t)[0], flow_table, next_table, loan_base, weights)
+        else:
+            # a given path: its states replace the draw (absorbed rows of next_table ignore them)
+            y = paths[:, :, t]
+            code = (x * N_STATES + y + loan_base).view(-1)
+            f = flow_table.index_select(0, code).view(s, lb, _N_FLOWS)
+            x = next_table.take(code).view(s, lb)
+            sums = torch.bmm(weights, f)
+        acc[:, t, :, :_N_FLOWS] = sums[:, :g]
+        acc[:, t, :, _N_FLOWS] = sums[:, g:, _F_PAR]
+        if keep is not None:
+            keep["states"][:, :, t] = x.to(torch.int8)
+            keep["flows"][:, :, t] = f
+    return acc, keep
+
+
+def _scatter_pool(acc: torch.Tensor, lag: int, grouped: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(s, T, [G,] 6)`` block flows -> ``(s, T, [G,] K)`` pool cashflows and pending recoveries."""
+    a = acc.cpu().numpy()
+    if not grouped:
+        a = a[:, :, 0]
+    n_months = a.shape[1]
+    out = np.zeros(a.shape[:-1] + (_K,), dtype=np.float64)
+    for f, k in enumerate(_FLOW_TO_K):
+        out[..., k] = a[..., f]
+    out[..., _K_LOSS] = a[..., _N_FLOWS]
+    recoverable = out[..., _K_PAR] - out[..., _K_LOSS]  # (s, T, [G])
+    if lag < n_months:
+        out[:, lag:, ..., _K_RECOVERY] = recoverable[:, : n_months - lag]
+    pending = recoverable[:, max(n_months - lag, 0):].sum(axis=1)
+    return out, pending
+
+
+# ---------------------------------------------------------------------------- public API
+def _check_chunk_args(book: LoanBook, scenario_ids: object, seed: object, n_months: object) -> tuple[np.ndarray, int, int]:
+    if not isinstance(book, LoanBook):
+        raise ConfigError(f"book must be a LoanBook (see LoanBook.from_tape), got {type(book).__name__}")
+    ids = np.atleast_1d(np.asarray(scenario_ids))
+    if ids.ndim != 1 or ids.dtype.kind not in "iu" or (ids < 0).any():
+        raise ConfigError(f"scenario_ids must be a 1-D array of non-negative integers, got {scenario_ids!r}")
+    seed_i = check_positive_int(seed, "seed", minimum=0)
+    months = check_positive_int(n_months, "n_months")
+    return ids.astype(np.int64), seed_i, months
+
+
+def simulate_pool_chunk(
+    book: LoanBook,
+    matrices: object,
+    scenario_ids: object,
+    seed: int,
+    n_months: int,
+    *,
+    loan_chunk: int = 4096,
+    group_by: object | None = None,
+    device: str | torch.device = "cpu",
+    max_risk_bins: int = 32,
+    return_pending: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Pool cashflows of a slice of scenarios, sampled from transition matrices.
+
+    Args:
+        book: loan terms (:class:`LoanBook`).
+        matrices: ``(7, 7)``, ``(C, 7, 7)``, ``(s, T_m, 7, 7)`` or ``(s, C, T_m, 7, 7)`` monthly
+            transition matrices for THIS slice (``s = len(scenario_ids)``; ``T_m >= n_months`` or 1).
+            Validated: stochastic rows, forbidden moves exactly 0. Loan risk shifts are applied per
+            risk bin (:func:`creditsim.cashflows.sampler.risk_bins`).
+        scenario_ids: ``(s,)`` GLOBAL scenario ids; each scenario's random stream depends only on
+            (seed, scenario id, fixed loan block), so results do not depend on chunking.
+        seed: root seed (int >= 0).
+        n_months: horizon T.
+        loan_chunk: loans processed at once (rounded up to a multiple of the RNG block, 1024); bounds
+            memory at about ``s * loan_chunk * (4 T + 120)`` bytes.
+        group_by: None, ``"asset_class"``, ``"cohort"``, ``"amortization"`` or ``(L,)`` labels.
+        device: torch device for the tables and the state loop (uniforms are drawn on the CPU).
+        return_pending: also return recoveries still pending at the horizon.
+
+    Returns:
+        ``(s, T, K)`` float64 pool cashflows in :data:`POOL_CF_TYPES` order (``(s, T, G, K)`` when
+        grouped); with ``return_pending`` a tuple ``(cashflows, pending (s,) or (s, G))``.
+    """
+    ids, seed_i, months = _check_chunk_args(book, scenario_ids, seed, n_months)
+    chunk = check_positive_int(loan_chunk, "loan_chunk")
+    dev = _device(device)
+    mats = _as_tensor(matrices)
+    thresholds = _Thresholds(mats, book, len(ids), months, dev, max_risk_bins)
+    groups, labels = (None, ()) if group_by is None else book.group_codes(group_by)
+    n_groups = len(labels) if groups is not None else 1
+    blocks_per_chunk = max(1, -(-chunk // RNG_LOAN_BLOCK))
+    total = None
+    for first_block in range(0, -(-book.n_loans // RNG_LOAN_BLOCK), blocks_per_chunk):
+        start = first_block * RNG_LOAN_BLOCK
+        stop = min(book.n_loans, (first_block + blocks_per_chunk) * RNG_LOAN_BLOCK)
+        index = np.arange(start, stop)
+        n_blocks = -(-(stop - start) // RNG_LOAN_BLOCK)
+        streams = BlockStreams(seed_i, ids, range(first_block, first_block + n_blocks), stop - start,
+                               book.lgd[index], book.lgd_concentration)
+        acc, _ = _run_block(book, index, thresholds, streams, None, streams.lgd, months, dev, groups, n_groups, False)
+        total = acc if total is None else total + acc
+    cashflows, pending = _scatter_pool(total, book.recovery_lag, groups is not None)
+    return (cashflows, pending) if return_pending else cashflows
+
+
+def simulate_pool_cashflows(
+    book: LoanBook,
+    matrices: object | Callable[[np.ndarray], object],
+    n_sims: int,
+    seed: int,
+    n_months: int,
+    *,
+    chunk_size: int = 256,
+    loan_chunk: int = 4096,
+    group_by: object | None = None,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> PoolCashflows:
+    """Pool cashflows of ``n_sims`` scenarios, streamed in scenario chunks (bounded memory).
+
+    Args:
+        matrices: one matrix set shared by all scenarios (``(7,7)`` / ``(C,7,7)``), an array whose
+            first axis has ``n_sims`` scenarios (``(S, T, 7, 7)`` / ``(S, C, T, 7, 7)``, sliced per
+            chunk), or a callable ``scenario_ids -> matrices`` for the chunk (e.g. generated by a model).
+        chunk_size: scenarios per chunk; results are identical for any chunk size.
+        progress: called as ``progress(done, n_sims)`` after each chunk.
+
+    Returns:
+        :class:`PoolCashflows` with ``(S, T, K)`` (or ``(S, T, G, K)``) cashflows.
+    """
+    sims = check_positive_int(n_sims, "n_sims")
+    size = check_positive_int(chunk_size, "chunk_size")
+    per_scenario = None
+    if not callable(matrices):
+        arr = matrices if isinstance(matrices, (np.ndarray, torch.Tensor)) else np.asarray(matrices, dtype=np.float64)
+        if arr.ndim >= 4:
+            if arr.shape[0] != sims:
+                raise DataError(f"matrices: first axis has {arr.shape[0]} scenarios, expected n_sims={sims}")
+            per_scenario = arr
+    outs, pendings = [], []
+    for start in range(0, sims, size):
+        ids = np.arange(start, min(sims, start + size))
+        if callable(matrices):
+            mats = matrices(ids)
+        elif per_scenario is not None:
+            mats = per_scenario[start : start + len(ids)]
+        else:
+            mats = matrices
+        cf, pend = simulate_pool_chunk(book, mats, ids, seed, n_months, loan_chunk=loan_chunk, group_by=group_by,
+                                       device=device, return_pending=True)
+        outs.append(cf)
+        pendings.append(pend)
+        if progress is not None:
+            progress(int(ids[-1]) + 1, sims)
+    if group_by is None:
+        init: float | np.ndarray = book.initial_balance
+        labels = None
+    else:
+        codes, labels = book.group_codes(group_by)
+        init = np.bincount(codes, weights=book.balance, minlength=len(labels))
+    return PoolCashflows(np.concatenate(outs, axis=0), np.concatenate(pendings, axis=0), init, labels)
+
+
+def _loan_level(book: LoanBook, keep: dict[str, torch.Tensor], lgd: np.ndarray) -> LoanCashflows:
+    states = keep["states"].cpu().numpy()
+    flows = keep["flows"].cpu().numpy()
+    par = flows[..., _F_PAR]
+    loss = par * lgd[:, :, None]
+    recoverable = par - loss
+    lag, n_months = book.recovery_lag, par.shape[-1]
+    recovery = np.zeros_like(par)
+    if lag < n_months:
+        recovery[..., lag:] = recoverable[..., : n_months - lag]
+    pending = recoverable[..., max(n_months - lag, 0):].sum(-1)
+    return LoanCashflows(
+        states=states,
+        interest=flows[..., _F_INTEREST],
+        scheduled_principal=flows[..., _F_PRINCIPAL],
+        prepayment=flows[..., _F_PREPAY],
+        recovery=recovery,
+        default_par=par,
+        loss=loss,
+        balance=flows[..., _F_BALANCE],
+        pending_recovery=pending,
+        lgd=lgd,
+        opening_balance=book.balance.copy(),
+    )
+
+
+def simulate_loan_level(
+    book: LoanBook,
+    matrices: object,
+    scenario_ids: object,
+    seed: int,
+    n_months: int,
+    *,
+    device: str | torch.device = "cpu",
+    max_risk_bins: int = 32,
+) -> LoanCashflows:
+    """Loan-level states and cashflows ``(s, L, T)`` for a small book, with the SAME random streams as
+    :func:`simulate_pool_chunk` (so ``simulate_loan_level(...).pool()`` equals its output)."""
+    ids, seed_i, months = _check_chunk_args(book, scenario_ids, seed, n_months)
+    if len(ids) * book.n_loans * months > _MAX_LOAN_LEVEL:
+        raise ConfigError(
+            f"loan-level output of {len(ids)} x {book.n_loans} x {months} values is too large "
+            f"(limit {_MAX_LOAN_LEVEL}); use simulate_pool_chunk or a book.subset(...)"
+        )
+    dev = _device(device)
+    thresholds = _Thresholds(_as_tensor(matrices), book, len(ids), months, dev, max_risk_bins)
+    index = np.arange(book.n_loans)
+    n_blocks = -(-book.n_loans // RNG_LOAN_BLOCK)
+    streams = BlockStreams(seed_i, ids, range(n_blocks), book.n_loans, book.lgd, book.lgd_concentration)
+    _, keep = _run_block(book, index, thresholds, streams, None, streams.lgd, months, dev, None, 1, True)
+    return _loan_level(book, keep, streams.lgd)
+
+
+def loan_cashflows(book: LoanBook, states: object, lgd: object | None = None, *, device: str | torch.device = "cpu") -> LoanCashflows:
+    """Deterministic cashflows of given state paths.
+
+    Args:
+        states: ``(L, T)`` or ``(s, L, T)`` int states at the END of months 0..T-1 (the cut-off state is
+            ``book.initial_state``). Moves must be allowed (:data:`ALLOWED_TRANSITIONS`); a path that
+            stays CURRENT past maturity is relabelled MATURED, and entries after an absorbing state are
+            ignored (the loan stays absorbed).
+        lgd: realised LGD ``(L,)`` or ``(s, L)``; default the book's LGD assumption.
+
+    Returns:
+        :class:`LoanCashflows` with ``(s, L, T)`` arrays (s = 1 for a 2-D input).
+    """
+    paths = check_states(states, "states")
+    if paths.ndim == 2:
+        paths = paths[None]
+    if paths.ndim != 3 or paths.shape[1] != book.n_loans:
+        raise DataError(f"states: expected shape (L, T) or (s, L, T) with L={book.n_loans}, got {np.shape(states)}")
+    s, n_loans, months = paths.shape
+    prev = np.concatenate([np.broadcast_to(book.initial_state.astype(np.int64)[None, :, None], (s, n_loans, 1)), paths[:, :, :-1]], axis=2)
+    # after an absorbing state the path is ignored, so only moves out of live states are checked
+    ok = ALLOWED_TRANSITIONS[prev, paths] | (np.maximum.accumulate(prev >= 4, axis=2))
+    if not ok.all():
+        pos = np.argwhere(~ok)
+        desc = [f"(scenario {a}, loan {book.loan_id[b]}, month {c}: {prev[a, b, c]}->{paths[a, b, c]})" for a, b, c in pos[:10]]
+        raise DataError(f"states: forbidden moves at {format_labels(desc)}; see creditsim.states.ALLOWED_TRANSITIONS")
+    lgd_arr = np.broadcast_to(np.asarray(book.lgd if lgd is None else lgd, dtype=np.float64), (s, n_loans)).copy()
+    if not ((lgd_arr >= 0) & (lgd_arr <= 1)).all():
+        raise DataError("lgd: realised LGDs must be decimals in [0, 1]")
+    dev = _device(device)
+    index = np.arange(n_loans)
+    _, keep = _run_block(book, index, None, None, torch.from_numpy(paths).to(dev), lgd_arr, months, dev, None, 1, True)
+    return _loan_level(book, keep, lgd_arr)
