@@ -238,3 +238,16 @@ def test_rated_cohort_rows_are_stochastic_and_allowed():
     np.testing.assert_allclose(m.sum(-1), 1.0, atol=1e-12)
     assert np.all(m >= 0) and np.all(m[..., ~ALLOWED_TRANSITIONS] == 0)
     assert np.allclose(m[:, 0, :, 0, 4], 0.01) and np.all(m[:, :, :, 0, 1] == 0)
+
+
+def test_portfolio_aggregator_monte_carlo_simulate_delegates(small_tape, small_deal):
+    from creditsim.structure.aggregator import PortfolioAggregator
+
+    agg = PortfolioAggregator(small_deal)
+    got = agg.monte_carlo_simulate(small_tape, None, StressMarkov(), None, n_simulations=24, macro="synthetic",
+                                   seed=5, chunk_size=24, horizon=24, progress=False)
+    _assert_same(got, _run(small_tape, small_deal))
+    with pytest.raises(ConfigError, match="not part of this build"):
+        agg.monte_carlo_simulate(small_tape, None, StressMarkov(), object(), n_simulations=2, progress=False)
+    with pytest.raises(ConfigError, match="not part of this build"):
+        agg.monte_carlo_simulate(small_tape, None, object(), None, n_simulations=2, progress=False)
