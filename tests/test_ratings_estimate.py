@@ -245,3 +245,13 @@ def test_weighted_adjustment_differs_from_diagonal_on_a_non_embeddable_matrix():
     assert np.abs(d.Q - w.Q).max() > 1e-4
     with pytest.raises(ConfigError, match="generator method"):
         generator(jlt, "kreinin")
+
+
+def test_expm_batched_matches_scipy():
+    from creditsim.ratings.estimate import expm_batched
+
+    q = np.random.default_rng(0).normal(size=(20, 6, 6)) * 1.5
+    ours = expm_batched(q)
+    for i in range(20):
+        ref = scipy.linalg.expm(q[i])
+        np.testing.assert_allclose(ours[i], ref, rtol=1e-11, atol=1e-12 * np.abs(ref).max())

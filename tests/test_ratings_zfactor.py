@@ -252,3 +252,12 @@ def test_non_stochastic_ttc_raises_naming_row(sp):
     p.loc["BB", "BB"] += 0.01
     with pytest.raises(DataError, match="BB"):
         conditional_matrix(p, 0.0, 0.1)
+
+
+def test_counts_in_zero_ttc_cells_raise(sp):
+    p = sp.matrix_8x8
+    c = np.zeros((2, 8, 8))
+    c[:, :-1] = p.to_numpy()[:-1] * 100
+    c[1, 0, 7] = 1.0  # AAA -> D never happens in the S&P TTC matrix
+    with pytest.raises(DataError, match="AAA->D"):
+        ZFactorModel(p, rho=0.1).fit(c)

@@ -10,8 +10,10 @@ Scenario weighting follows IFRS 9 §5.5.17: weight *outcomes* (cumulative PDs), 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -340,18 +342,17 @@ class ZMacroLink:
         ``ttc`` (default: the bundled S&P 8x8), ``rho`` = the fitted rho, and ``z_result_``.
         """
         from creditsim.datasets.ratings import load_sp_ratings
-        from creditsim.ratings.zfactor import ZFactorModel
 
         try:
             from creditsim.datasets.macro import load_macro_history
         except ImportError as exc:  # pragma: no cover - the macro loader ships with the package
             raise DataError(f"macro history loader unavailable: {exc}") from None
         sp = load_sp_ratings()
-        res = ZFactorModel().fit(defaults=sp.defaults, obligors=sp.obligors, method="map")
+        res = _bundled_z_fit()
         macro = load_macro_history(start="1981-01", end="2000-12")
         link = cls(variables, ttc=sp.matrix_8x8 if ttc is None else ttc, rho=res.rho_)
         link.fit(res.z_, macro)
-        link.z_result_ = res
+        link.z_result_ = copy.deepcopy(res)  # the cached fit stays untouched
         return link
 
     def summary(self) -> str:
@@ -362,6 +363,16 @@ class ZMacroLink:
         for v in self.variables:
             rows.append(f"  {v:<20} {self.coef_[v]:9.4f} (se {self.se_[v]:.4f})")
         return "\n".join(rows)
+
+
+@lru_cache(maxsize=1)
+def _bundled_z_fit():
+    """Z_t (MAP) and rho (marginal ML) on the bundled S&P 1981-2000 default counts, computed once."""
+    from creditsim.datasets.ratings import load_sp_ratings
+    from creditsim.ratings.zfactor import ZFactorModel
+
+    sp = load_sp_ratings()
+    return ZFactorModel().fit(defaults=sp.defaults, obligors=sp.obligors, method="map")
 
 
 def monthly_scenario_matrices(

@@ -314,6 +314,14 @@ class ZFactorModel:
             c = np.zeros_like(m)
             c[:, :-1] = m[:, :-1] * n[:, : k - 1, None]
         rows_c = c[:, :-1]
+        impossible = (rows_c.sum(axis=0) > 0) & (p[:-1] == 0)
+        if impossible.any():
+            lab_all = [str(x) for x in self.ttc.index] if isinstance(self.ttc, pd.DataFrame) else list(_ordered_labels(k) or range(k))
+            cells = [f"{lab_all[i]}->{lab_all[j]}" for i, j in np.argwhere(impossible)]
+            raise DataError(
+                f"counts observed in cells where the TTC matrix is 0 (the model gives them probability 0 for "
+                f"every z): {format_labels(cells)}; use a TTC matrix estimated from these counts (ttc_matrix)"
+            )
         empty = rows_c.sum(axis=(1, 2)) <= 0
         if empty.any():
             raise DataError(f"years with no obligors: {format_labels(yi[empty])}")
