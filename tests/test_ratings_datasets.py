@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from creditsim.datasets.ratings import COUNT_GRADES, load_sp_ratings, merge_ccc_into_b

@@ -5,7 +5,6 @@ Sign convention under test: z > 0 is a good year."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
