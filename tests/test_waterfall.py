@@ -254,3 +254,19 @@ def test_bad_inputs_raise_clear_errors():
         run_waterfall(make_pool(1, balance=[1.0]), cfg, 0.0)
     with pytest.raises(ConfigError, match="mode must be one of"):
         run_waterfall(make_pool(1, balance=[1.0]), cfg, 1.0, mode="fuzzy")
+
+
+@pytest.mark.parametrize("trigger, diverted", [(1.30, 1.0), (1.26, 0.8), (1.20, 0.0)])
+def test_interest_diversion_buys_collateral_during_reinvestment(trigger, diverted):
+    cfg = deal([
+        {"name": "A", "balance": 80.0, "coupon": 0.0},
+        {"name": "Equity", "balance": 20.0, "equity": True},
+    ], reinvestment_period=12, interest_diversion_trigger=trigger, interest_diversion_share=0.5,
+        liquidate_at_horizon=False)
+    r = run_waterfall(make_pool(1, interest=[2.0], balance=[100.0]), cfg, initial_balance=100.0)
+    # ratio 100 / 80 = 1.25; cure by buying collateral: trigger x 80 - 100, capped at 50 % of 2.0
+    assert v(r, "interest_diversion")[0] == pytest.approx(diverted, abs=1e-12)
+    assert v(r, "reinvestment")[0] == pytest.approx(diverted, abs=1e-12)
+    assert v(r, "bucket_balance")[0] == pytest.approx(diverted, abs=1e-12)
+    assert v(r, "equity")[0] == pytest.approx(2.0 - diverted, abs=1e-12)
+    assert v(r, "balances")[0, 0] == 80.0
