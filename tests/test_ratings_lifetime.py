@@ -217,3 +217,20 @@ def test_term_structure_frame_requires_single_structure(p8):
     ts = PDTermStructure(np.zeros((2, 3, 7)), ("AAA", "AA", "A", "BBB", "BB", "B", "CCC"))
     with pytest.raises(ConfigError):
         ts.to_frame()
+
+
+def test_monthly_pd_curves_reach_the_annual_pd_after_twelve_months(p8):
+    from creditsim.ratings.estimate import monthly_matrix
+    from creditsim.ratings.lifetime import monthly_pd_curves
+
+    curves = monthly_pd_curves(p8, 36)
+    assert curves.cumulative.shape == (36, 7)
+    _, dist = monthly_matrix(p8, return_distance=True)
+    np.testing.assert_allclose(curves.cumulative[11], p8[:-1, -1], atol=float(dist) + 1e-12)
+    np.testing.assert_allclose(curves.cumulative[35], ttc_term_structure(p8, 3).cumulative[2], atol=3 * float(dist) + 1e-12)
+    assert (curves.marginal > -1e-15).all()
+    # year-varying annual matrices: months 12..23 use the second (stressed) year
+    mats = conditional_matrix(p8, np.array([[0.0, -2.0]]), 0.08)  # (1, 2, 8, 8)
+    c = monthly_pd_curves(mats, 24)
+    assert c.cumulative.shape == (1, 24, 7)
+    assert (c.conditional[0, 12, 1:] > c.conditional[0, 11, 1:]).all()

@@ -33,6 +33,7 @@ __all__ = [
     "ZMacroLink",
     "DEFAULT_LINK_VARIABLES",
     "monthly_scenario_matrices",
+    "monthly_pd_curves",
 ]
 
 
@@ -416,3 +417,27 @@ def monthly_scenario_matrices(
     monthly = monthly_matrix(annual.reshape(-1, 8, 8), method=method).reshape(s, ny, 8, 8)
     year_of_month = np.arange(n_months) // 12
     return monthly[:, year_of_month]
+
+
+def monthly_pd_curves(annual: np.ndarray | pd.DataFrame, n_months: int, *, method: str = "diagonal") -> PDTermStructure:
+    """Monthly cumulative PD curves for the simulation.
+
+    ``annual``: a TTC matrix (K, K) (homogeneous) or annual matrices ``(..., Y, K, K)`` (year y used for
+    months 12y..12y+11; after Y years the last year's matrix is kept). Each annual matrix becomes a
+    monthly one with :func:`monthly_matrix`. Returns a term structure with ``cumulative`` of shape
+    ``(n_months, K-1)`` or ``(..., n_months, K-1)``: row m-1 is the probability of default by the
+    end of month m (decimals); ``marginal`` / ``conditional`` give monthly default probabilities
+    and monthly hazards.
+    """
+    a = np.asarray(annual.to_numpy() if isinstance(annual, pd.DataFrame) else annual, dtype=np.float64)
+    n = _check_years(n_months)
+    if a.ndim == 2:
+        m = monthly_matrix(validate_matrix(a, name="TTC matrix"), method=method)
+        mats = np.broadcast_to(m, (n,) + m.shape)
+    elif a.ndim >= 3:
+        m = monthly_matrix(a, method=method)  # (..., Y, K, K)
+        year = np.minimum(np.arange(n) // 12, a.shape[-3] - 1)
+        mats = m[..., year, :, :]
+    else:
+        raise DataError(f"annual must be (K, K) or (..., Y, K, K), got shape {a.shape}")
+    return matrices_term_structure(mats)
