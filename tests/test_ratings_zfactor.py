@@ -260,3 +260,18 @@ def test_counts_in_zero_ttc_cells_raise(sp):
     c[1, 0, 7] = 1.0  # AAA -> D never happens in the S&P TTC matrix
     with pytest.raises(DataError, match="AAA->D"):
         ZFactorModel(p, rho=0.1).fit(c)
+
+
+def test_marginal_loglik_matches_brute_force_integration(sp):
+    from scipy.special import logsumexp
+
+    d, n = sp.defaults.to_numpy(float), sp.obligors.to_numpy(float)
+    rho = 0.06
+    res = ZFactorModel(rho=rho).fit(defaults=sp.defaults, obligors=sp.obligors)
+    pd_ttc = d.sum(axis=0) / n.sum(axis=0)
+    z = np.linspace(-9, 9, 20001)
+    pz = conditional_pd(pd_ttc, z, rho)  # (Z, G)
+    ll = (d[:, None, :] * np.log(pz)[None] + (n - d)[:, None, :] * np.log1p(-pz)[None]).sum(axis=2)  # (T, Z)
+    log_phi = -0.5 * z**2 - 0.5 * np.log(2 * np.pi)
+    brute = (logsumexp(ll + log_phi, axis=1) + np.log(z[1] - z[0])).sum()
+    assert res.loglik_ == pytest.approx(brute, abs=1e-6)
