@@ -4,7 +4,8 @@ Definitions (WATERFALL.md 2.11). Timeline: the notes are bought at the cut-off (
 ``price x initial balance``; the cash of month t (t = 0..T-1) is received at the end of month t, i.e.
 ``t + 1`` months after the cut-off.
 
-- principal loss ``l_k = unpaid balance incl. PIK at the horizon / N_k(0)`` (debt classes); for the
+- principal loss ``l_k = min(1, unpaid balance incl. PIK at the horizon / N_k(0))`` (debt classes;
+  the cap: see :func:`principal_loss`); for the
   equity class, whose cash has no promised amount, the cash-on-cash shortfall
   ``max(0, 1 - total cash received / notional)``.
 - PV loss ``1 - PV_c(cash received) / PV_c(cash promised)`` at the class coupon. The promised cash of a
@@ -218,9 +219,15 @@ def wal(principal: np.ndarray) -> np.ndarray:
 
 
 def principal_loss(result: dict[str, torch.Tensor]) -> torch.Tensor:
-    """``(S, N)`` principal loss fractions (debt: unpaid balance at the horizon; equity: cash-on-cash)."""
+    """``(S, N)`` principal loss fractions in [0, 1].
+
+    Debt: unpaid balance at the horizon incl. capitalised (PIK) interest / initial balance, capped at
+    1. Including PIK makes unrepaid deferred interest a loss (a default event for PD); the cap keeps a
+    wiped-out deferrable class at 100 % rather than above it (its full economic shortfall, interest
+    included, is the PV loss). Equity: cash-on-cash shortfall ``max(0, 1 - cash / notional)``.
+    """
     sizes = result["initial_balances"]
-    debt_loss = result["balances"][:, -1, :] / sizes[:-1]
+    debt_loss = torch.clamp(result["balances"][:, -1, :] / sizes[:-1], max=1.0)
     eq_cash = result["equity"].sum(dim=1)
     eq_loss = torch.clamp(1.0 - eq_cash / sizes[-1], min=0.0)
     return torch.cat([debt_loss, eq_loss.unsqueeze(1)], dim=1)
