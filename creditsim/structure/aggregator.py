@@ -268,10 +268,10 @@ class PortfolioAggregator(nn.Module):
         arr = summed[list(POOL_CF_TYPES)].to_numpy(dtype=np.float64).reshape(len(sims), len(months), len(POOL_CF_TYPES))
         init = None
         if "initial_balance" in cols:
-            init = torch.as_tensor(
+            init = torch.tensor(
                 summed["initial_balance"].to_numpy(dtype=np.float64).reshape(len(sims), len(months))[:, 0],
                 device=device)
-        return torch.as_tensor(arr, device=device), init
+        return torch.tensor(arr, device=device), init
 
     # -------------------------------------------------------------------------------- waterfall
     def apply_waterfall(
