@@ -78,6 +78,12 @@ def _measure_label(key: str) -> str:
     return label + (" s.e." if se else "")
 
 
+def _money(x: float) -> str:
+    if x != x:
+        return "-"
+    return f"{x / 1e9:.2f}bn" if abs(x) >= 1e9 else f"{x / 1e6:.1f}m" if abs(x) >= 1e6 else f"{x:,.0f}"
+
+
 def print_results(results: Any, out: Console | None = None) -> None:
     """Print the portfolio risk table (by scenario type) and the tranche table."""
     out = out or console
@@ -103,7 +109,7 @@ def print_results(results: Any, out: Console | None = None) -> None:
 
     for name, r in s.iterrows():
         t2.add_row(
-            "pool" if name == "portfolio" else str(name), f"{r['balance'] / 1e6:,.1f}m", pct(r["attachment"]), pct(r["pd"]), pct(r["expected_loss"]),
+            "pool" if name == "portfolio" else str(name), _money(r["balance"]), pct(r["attachment"]), pct(r["pd"]), pct(r["expected_loss"]),
             pct(r["lgd"]), pct(r["cvar_99"]), "-" if r["wal_years"] != r["wal_years"] else f"{r['wal_years']:.2f}",
             pct(r["irr_mean"]),
         )

@@ -146,6 +146,11 @@ class PoolEngine:
         elif not hasattr(transition_model, "scenario_matrices"):
             raise ConfigError(f"transition_model must have scenario_matrices(macro_paths), got "
                               f"{type(transition_model).__name__}")
+        segments = getattr(transition_model, "segments_", None)
+        if segments is not None and tuple(segments) != tuple(ASSET_CLASSES):
+            raise ConfigError(f"transition_model is segmented by {list(segments)}; the simulation needs one "
+                              f"segment per asset class {list(ASSET_CLASSES)} (fit with by='asset_class') "
+                              f"or an unsegmented model")
         if rated and rating_link is None:
             from creditsim.ratings.lifetime import ZMacroLink
 
