@@ -201,6 +201,8 @@ def run(
     from creditsim.structure.analytics import breakeven_cdr, level_pay_pool, tranche_outcomes
     from creditsim.structure.waterfall import cash_conservation_error, run_waterfall
 
+    if excel is not None and Path(excel).suffix.lower() != ".xlsx":
+        raise ConfigError(f"--excel must name a .xlsx file, got {excel}")
     config = _load(path)
     if rows < 0:
         raise ConfigError(f"--rows must be >= 0, got {rows}")

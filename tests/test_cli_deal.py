@@ -1,0 +1,88 @@
+"""``creditsim deal check`` / ``creditsim deal run``."""
+
+from __future__ import annotations
+
+import os
+
+import openpyxl
+import pytest
+
+from creditsim.cli import main
+from creditsim.examples import example_path
+from creditsim.structure.deal import dump_deal, load_deal
+
+EXAMPLE = str(example_path("example_clo.yaml"))
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def test_deal_check_prints_the_capital_structure(capsys):
+    code, out, _ = run_cli(["deal", "check", EXAMPLE], capsys)
+    assert code == 0
+    assert "Example CLO 1" in out and "deal OK" in out
+    assert "70,000,000" in out and "0.3000" in out  # class A balance and attachment
+    assert "Equity" in out
+
+
+def test_deal_check_reports_bad_field_in_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tranches:\n  - {name: A, balance: -1, coupon: 0.05}\n  - {name: E, balance: 1, equity: true}\n")
+    code, _, err = run_cli(["deal", "check", str(bad)], capsys)
+    assert code == 2
+    assert "tranches[0] (A).balance must be > 0" in err
+    assert "Traceback" not in err
+
+
+def test_deal_run_prints_periods_and_tranche_metrics(capsys):
+    code, out, _ = run_cli(["deal", "run", EXAMPLE, "--cdr", "0.02", "--cpr", "0.10", "--severity", "0.4",
+                            "--lag", "6", "--rows", "3", "--no-breakeven"], capsys)
+    assert code == 0
+    assert "periods (first 3 of 66 months)" in out
+    assert "tranche metrics" in out
+    assert "max cash conservation error" in out
+    err = float(out.split("max cash conservation error")[1].split()[0])
+    assert err < 1e-6  # currency units on a 100m deal
+
+
+def test_deal_run_writes_escaped_excel_atomically(tmp_path, capsys):
+    cfg = load_deal(EXAMPLE)
+    cfg.name = "=HYPERLINK(\"http://x\")"
+    deal_file = dump_deal(cfg, tmp_path / "deal.yaml")
+    out_dir = tmp_path / "out"
+    xlsx = out_dir / "run.xlsx"
+    code, out, _ = run_cli(["deal", "run", str(deal_file), "--cdr", "0.03", "--term", "36", "--excel", str(xlsx)], capsys)
+    assert code == 0 and "wrote" in out
+    assert sorted(os.listdir(out_dir)) == ["run.xlsx"]  # no temporary file left
+    wb = openpyxl.load_workbook(xlsx)
+    assert wb.sheetnames == ["periods", "tranches", "deal", "scenario"]
+    periods = wb["periods"]
+    assert periods.max_row == 36 + 6 + 1  # term + lag months and a header
+    names = [c.value for c in wb["deal"]["A"]][1:]
+    assert all(n == "'=HYPERLINK(\"http://x\")" for n in names)
+    tranche_rows = {row[0].value: row for row in wb["tranches"].iter_rows(min_row=2)}
+    assert set(tranche_rows) == {"A", "B", "C", "Equity"}
+    header = [c.value for c in wb["tranches"][1]]
+    be = header.index("breakeven_cdr")
+    assert 0 < tranche_rows["A"][be].value <= 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--cdr", "1.5"], "cdr must be decimals in [0, 1]"),
+    (["--lag", "-2"], "lag must be a whole number"),
+    (["--excel", "out.csv"], "--excel must name a .xlsx file"),
+])
+def test_deal_run_rejects_bad_options(args, message, capsys, tmp_path):
+    args = [a if a != "out.csv" else str(tmp_path / "out.csv") for a in args]
+    code, _, err = run_cli(["deal", "run", EXAMPLE, "--no-breakeven", *args], capsys)
+    assert code == 2
+    assert message in err.replace("\n", " ")
+
+
+def test_deal_run_missing_file(capsys, tmp_path):
+    code, _, err = run_cli(["deal", "run", str(tmp_path / "nope.yaml")], capsys)
+    assert code == 2 and "deal file not found" in err
