@@ -161,12 +161,17 @@ def _history(book: LoanBook, index: np.ndarray, n_months: int, dev: torch.device
     return (torch.from_numpy(cb).to(dev), torch.from_numpy(ci).to(dev), torch.from_numpy(m).to(dev))
 
 
-def _month_table(cb: torch.Tensor, ci: torch.Tensor, m: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flows and next-state relabelling of month ``t`` for every (loan, x, y).
+def _month_table(cb: torch.Tensor, ci: torch.Tensor, m: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Flows and next states of month ``t`` for every (loan, c, y).
 
-    Returns ``(flows (L_b * 49, 5) float64, next_state (L_b * 49,) int64)`` indexed by
-    ``loan * 49 + 7 x + y``; flows are (interest, scheduled_principal, prepayment, default_par,
-    closing balance). Rows of absorbing ``x`` are zero and keep the state.
+    ``c`` is the loan's cash state at the start of the month: the number of missed instalments (0..3)
+    for a live loan, the state itself (4..6) for an absorbed one. Before maturity ``c`` equals the
+    chain state; after maturity no instalment falls due, so a loan that rolls DPD30 -> DPD60 still
+    misses one instalment (``c`` = 1) while the chain says DPD60. ``y`` is the sampled chain state.
+
+    Returns ``(flows (L_b * 49, 5) float64, next_state (L_b * 49,) int64, next_c (L_b * 49,) int64)``
+    indexed by ``loan * 49 + 7 c + y``; flows are (interest, scheduled_principal, prepayment,
+    default_par, closing balance). Rows of absorbed ``c`` are zero and keep the state.
     """
     lb = cb.shape[0]
     dev = cb.device
@@ -185,12 +190,13 @@ def _month_table(cb: torch.Tensor, ci: torch.Tensor, m: torch.Tensor, t: int) ->
     cb_now, ci_now = at(cb, tau[:, None]), at(ci, tau[:, None])  # (L_b, 1)
 
     flows = torch.zeros(lb, N_STATES, N_STATES, _N_FLOWS, dtype=torch.float64, device=dev)
-    flows[:, :4, :4, _F_INTEREST] = ci_new - ci_prev[:, :, None]
+    # scheduled interest is cent-valued: re-round differences of cumulative sums to the exact cents
+    flows[:, :4, :4, _F_INTEREST] = torch.round((ci_new - ci_prev[:, :, None]) * 100.0) / 100.0
     flows[:, :4, :4, _F_PRINCIPAL] = cb_prev[:, :, None] - cb_new
     flows[:, :4, :4, _F_BALANCE] = cb_new
     flows[:, :4, 4, _F_PAR] = cb_prev
     for exit_state in (5, 6):
-        flows[:, :4, exit_state, _F_INTEREST] = ci_now - ci_prev
+        flows[:, :4, exit_state, _F_INTEREST] = torch.round((ci_now - ci_prev) * 100.0) / 100.0
         flows[:, :4, exit_state, _F_PRINCIPAL] = cb_prev - cb_now
         flows[:, :4, exit_state, _F_PREPAY] = cb_now.expand(lb, 4)
 
@@ -202,11 +208,17 @@ def _month_table(cb: torch.Tensor, ci: torch.Tensor, m: torch.Tensor, t: int) ->
     nxt[:, :4, 5] = pay_off.expand(lb, 4)
     nxt[:, :4, 6] = pay_off.expand(lb, 4)
     nxt[:, 4:, :] = states[4:].view(1, 3, 1)
-    return flows.reshape(lb * N_STATES * N_STATES, _N_FLOWS), nxt.reshape(-1)
+    # missed instalments after the move: min(c + newly due, y); nothing falls due after maturity
+    due = (t <= m).to(torch.int64)[:, None, None]  # (L_b, 1, 1)
+    missed = torch.minimum(live[None, :, None] + due, live[None, None, :])  # (L_b, c, y)
+    nxt_c = nxt.clone()
+    nxt_c[:, :4, :4] = torch.where(nxt[:, :4, :4] < 4, missed, nxt[:, :4, :4])
+    return flows.reshape(lb * N_STATES * N_STATES, _N_FLOWS), nxt.reshape(-1), nxt_c.reshape(-1)
 
 
 def _as_tensor(matrices: object, name: str = "matrices") -> torch.Tensor:
-    return torch.from_numpy(validate_matrices(matrices, name))
+    arr = validate_matrices(matrices, name)
+    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
 
 
 class _Thresholds:
@@ -274,24 +286,27 @@ class _Thresholds:
 def _month_step(
     u: torch.Tensor,
     x: torch.Tensor,
+    c: torch.Tensor,
     row_base: torch.Tensor,
     thresholds: torch.Tensor,
     flow_table: torch.Tensor,
     next_table: torch.Tensor,
+    next_c: torch.Tensor,
     loan_base: torch.Tensor,
     weights: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One month for an (s x L_b) block: sample, tabulated flows, weighted sums over loans.
 
     Args:
-        u: ``(s, L_b)`` float32 uniforms; x: ``(s, L_b)`` int64 states at the start of the month.
+        u: ``(s, L_b)`` float32 uniforms; x / c: ``(s, L_b)`` int64 chain and cash states at the start
+            of the month (see :func:`_month_table`).
         row_base: ``(s, L_b)`` int64 threshold row of state 0 for each (scenario, loan).
         thresholds: ``(6, n_rows)`` float32 cumulative thresholds, threshold-major (one gather each).
-        flow_table / next_table: from :func:`_month_table`; loan_base ``(s, L_b)`` = ``loan * 49``.
+        flow_table / next_table / next_c: from :func:`_month_table`; loan_base ``(s, L_b)`` = ``loan * 49``.
         weights: ``(s, R, L_b)`` float64 aggregation weights (ones / LGD, per group).
 
     Returns:
-        ``(x_next (s, L_b) int64, flows (s, L_b, 5) float64, sums (s, R, 5) float64)``.
+        ``(x_next, c_next (s, L_b) int64, flows (s, L_b, 5) float64, sums (s, R, 5) float64)``.
     """
     s, lb = x.shape
     ridx = (row_base + x).view(-1)
@@ -300,21 +315,24 @@ def _month_step(
     y = (uf >= thresholds[0].take(ridx)).to(torch.int64)
     for j in range(1, N_STATES - 1):
         y += uf >= thresholds[j].take(ridx)
-    code = x.view(-1) * N_STATES + y + loan_base.view(-1)
+    code = c.view(-1) * N_STATES + y + loan_base.view(-1)
     flows = flow_table.index_select(0, code).view(s, lb, _N_FLOWS)
     x_next = next_table.take(code).view(s, lb)
+    c_next = next_c.take(code).view(s, lb)
     sums = torch.bmm(weights, flows)
-    return x_next, flows, sums
+    return x_next, c_next, flows, sums
 
 
 def _month_step_pool(
     u: torch.Tensor,
     x: torch.Tensor,
+    c: torch.Tensor,
     row_base: torch.Tensor,
     thresholds: torch.Tensor,
     stay_current: torch.Tensor,
     flow_table: torch.Tensor,
     next_table: torch.Tensor,
+    next_c: torch.Tensor,
     current_flows: torch.Tensor,
     lgd: torch.Tensor,
     loan_group: torch.Tensor,
@@ -328,7 +346,7 @@ def _month_step_pool(
     are sampled in full and gathered individually. ``current_flows`` is ``(L_b, G * 5)``: the
     CURRENT->CURRENT flows of each loan placed in its group's columns.
 
-    Returns ``(x_next (s, L_b) int64, sums (s, G, 6))`` with sums = 5 flows + loss.
+    Returns ``(x_next, c_next (s, L_b) int64, sums (s, G, 6))`` with sums = 5 flows + loss.
     """
     s, lb = x.shape
     ridx = row_base + x
@@ -336,9 +354,11 @@ def _month_step_pool(
     sums = torch.mm(stay.to(torch.float64), current_flows).view(s, n_groups, _N_FLOWS)
     sums = torch.cat([sums, torch.zeros(s, n_groups, 1, dtype=sums.dtype, device=sums.device)], dim=2)
     event = torch.logical_and(torch.logical_not(stay), x < 4).view(-1).nonzero().squeeze(1)
-    x_next = torch.where(stay, next_table.view(lb, -1)[:, 0], x)
+    stay_next = next_table.view(lb, -1)[:, 0]  # CURRENT, or MATURED at the last instalment
+    x_next = torch.where(stay, stay_next, x)
+    c_next = torch.where(stay, stay_next, c)
     if event.numel():
-        xe = x.view(-1)[event]
+        ce = c.view(-1)[event]
         ue = u.view(-1)[event]
         re = ridx.view(-1)[event]
         ye = (ue >= thresholds[0].take(re)).to(torch.int64)
@@ -346,14 +366,15 @@ def _month_step_pool(
             ye += ue >= thresholds[j].take(re)
         se = torch.div(event, lb, rounding_mode="floor")
         le = event - se * lb
-        code = le * (N_STATES * N_STATES) + xe * N_STATES + ye
+        code = le * (N_STATES * N_STATES) + ce * N_STATES + ye
         fe = flow_table.index_select(0, code)
         x_next.view(-1)[event] = next_table.take(code)
+        c_next.view(-1)[event] = next_c.take(code)
         loss = fe[:, _F_PAR] * lgd.view(-1)[event]
         sums.view(s * n_groups, _N_FLOWS + 1).index_add_(
             0, se * n_groups + loan_group.take(le), torch.cat([fe, loss[:, None]], dim=1)
         )
-    return x_next, sums
+    return x_next, c_next, sums
 
 
 def _run_block(
@@ -380,6 +401,7 @@ def _run_block(
     s = lgd.shape[0]
     cb, ci, m = _history(book, index, n_months, dev)
     x = torch.from_numpy(book.initial_state[index].astype(np.int64)).to(dev).expand(s, lb).contiguous()
+    c = x.clone()
     loan_base = (torch.arange(lb, device=dev) * (N_STATES * N_STATES)).expand(s, lb).contiguous()
     lgd_t = torch.from_numpy(np.ascontiguousarray(lgd)).to(dev)  # (s, L_b)
     if groups is None:
@@ -409,25 +431,27 @@ def _run_block(
         loan_group = torch.zeros(lb, dtype=torch.int64, device=dev) if groups is None else torch.from_numpy(groups[index]).to(dev)
         lgd_dev = lgd_t.contiguous()
     for t in range(n_months):
-        flow_table, next_table = _month_table(cb, ci, m, t)
+        flow_table, next_table, next_c = _month_table(cb, ci, m, t)
         if fast:
             u = torch.from_numpy(streams.next_month()).to(dev)
             thr, stay_current = thresholds.rows(t)
             current = flow_table.view(lb, N_STATES * N_STATES, _N_FLOWS)[:, 0, :]  # (L_b, 5)
             current_flows = (member.t()[:, :, None] * current[:, None, :]).reshape(lb, g * _N_FLOWS)
-            x, sums = _month_step_pool(u, x, row_base, thr, stay_current, flow_table, next_table, current_flows,
-                                       lgd_dev, loan_group, g)
+            x, c, sums = _month_step_pool(u, x, c, row_base, thr, stay_current, flow_table, next_table, next_c,
+                                          current_flows, lgd_dev, loan_group, g)
             acc[:, t] = sums
             continue
         if paths is None:
             u = torch.from_numpy(streams.next_month()).to(dev)
-            x, f, sums = _month_step(u, x, row_base, thresholds.rows(t)[0], flow_table, next_table, loan_base, weights)
+            x, c, f, sums = _month_step(u, x, c, row_base, thresholds.rows(t)[0], flow_table, next_table, next_c,
+                                        loan_base, weights)
         else:
             # a given path: its states replace the draw (absorbed rows of next_table ignore them)
             y = paths[:, :, t]
-            code = (x * N_STATES + y + loan_base).view(-1)
+            code = (c * N_STATES + y + loan_base).view(-1)
             f = flow_table.index_select(0, code).view(s, lb, _N_FLOWS)
             x = next_table.take(code).view(s, lb)
+            c = next_c.take(code).view(s, lb)
             sums = torch.bmm(weights, f)
         acc[:, t, :, :_N_FLOWS] = sums[:, :g]
         acc[:, t, :, _N_FLOWS] = sums[:, g:, _F_PAR]

@@ -10,10 +10,11 @@ Random streams
 --------------
 Every uniform comes from ``numpy.random.Generator(SFC64(SeedSequence(seed, spawn_key=(scenario_id,
 block))))`` where ``scenario_id`` is the GLOBAL scenario index and ``block`` the index of a fixed block
-of :data:`RNG_LOAN_BLOCK` consecutive loans. Each stream first draws the block's LGD Beta variates,
-then a ``(n_months, RNG_LOAN_BLOCK)`` float32 uniform array (month-major), so a loan's numbers depend
-only on (seed, scenario id, loan position, month) -- never on how scenarios or loans are chunked, nor
-on the device (uniforms are drawn on the CPU and moved to the device). SFC64 is used because it is
+of :data:`RNG_LOAN_BLOCK` consecutive loans of the book. Each stream first draws the block's LGD Beta
+variates, then one float32 uniform per loan of the block each month (month-major), so a loan's numbers
+depend only on (seed, scenario id, loan position, month; and the book size for loans of the book's
+last, partial block) -- never on how scenarios or loans are chunked, nor on the device (uniforms are
+drawn on the CPU and moved to the device). SFC64 is used because it is
 about four times faster than PCG64 for float32 draws; quality is ample for Monte Carlo.
 """
 
@@ -193,35 +194,34 @@ class BlockStreams:
                  lgd_mean: np.ndarray, lgd_concentration: float):
         s, nb = len(scenario_ids), len(blocks)
         self.n_loans = n_loans
-        width = nb * RNG_LOAN_BLOCK
-        mu = np.full(width, 0.5)
-        mu[:n_loans] = lgd_mean
+        # loans per stream: full blocks, except the book's last block which holds the remainder
+        self._widths = [min(RNG_LOAN_BLOCK, n_loans - j * RNG_LOAN_BLOCK) for j in range(nb)]
+        mu = np.asarray(lgd_mean, dtype=np.float64)
         # LGD of 0 or 1, or an infinite concentration, is deterministic; Beta(1, 1) placeholders keep the
-        # stream layout identical (one Beta draw per loan slot) so mixing cases never shifts the uniforms.
+        # stream layout identical (one Beta draw per loan) so mixing cases never shifts the uniforms.
         finite = bool(np.isfinite(lgd_concentration))
         kappa = float(lgd_concentration) if finite else 1.0
         degenerate = (mu <= 0.0) | (mu >= 1.0) | (not finite)
         a = np.where(degenerate, 1.0, mu * kappa)
         b = np.where(degenerate, 1.0, (1.0 - mu) * kappa)
         self._streams: list[np.random.Generator] = []
-        lgd = np.empty((s, width))
+        lgd = np.empty((s, n_loans))
         for i, sid in enumerate(scenario_ids):
             for j, blk in enumerate(blocks):
                 rng = block_stream(seed, int(sid), blk)
-                lgd[i, j * RNG_LOAN_BLOCK : (j + 1) * RNG_LOAN_BLOCK] = rng.beta(a[j * RNG_LOAN_BLOCK : (j + 1) * RNG_LOAN_BLOCK], b[j * RNG_LOAN_BLOCK : (j + 1) * RNG_LOAN_BLOCK])
+                sl = slice(j * RNG_LOAN_BLOCK, j * RNG_LOAN_BLOCK + self._widths[j])
+                lgd[i, sl] = rng.beta(a[sl], b[sl])
                 self._streams.append(rng)
-        self.lgd = np.where(degenerate[None, :], mu[None, :], lgd)[:, :n_loans]
-        self._buffer = np.empty((s, width), dtype=np.float32)
+        self.lgd = np.where(degenerate[None, :], mu[None, :], lgd)
+        self._buffer = np.empty((s, n_loans), dtype=np.float32)
         self._nb = nb
 
     def next_month(self) -> np.ndarray:
         """``(s, n_loans)`` float32 uniforms in [0, 1) of the next month (a reused buffer)."""
-        buf, nb, blk = self._buffer, self._nb, RNG_LOAN_BLOCK
+        buf, nb, blk, widths = self._buffer, self._nb, RNG_LOAN_BLOCK, self._widths
         for k, rng in enumerate(self._streams):
             i, j = divmod(k, nb)
-            rng.random(out=buf[i, j * blk : (j + 1) * blk], dtype=np.float32)
-        if self.n_loans < buf.shape[1]:
-            return np.ascontiguousarray(buf[:, : self.n_loans])
+            rng.random(out=buf[i, j * blk : j * blk + widths[j]], dtype=np.float32)
         return buf
 
 

@@ -141,6 +141,8 @@ def amortization_schedule(
     bal = np.where(is_linear, linear, annuity)
     bal = np.where(j >= nn, 0.0, np.round(bal, 2))
     bal[:, 0] = balance
+    # a sub-cent starting balance must not round up: balances never increase
+    bal = np.minimum.accumulate(bal, axis=1)
     interest = np.round(r * bal[:, :-1], 2)
     interest = np.where(j[:, 1:] <= nn, interest, 0.0)
     principal = bal[:, :-1] - bal[:, 1:]

@@ -1,0 +1,402 @@
+"""MarkovTransitionModel: the homogeneous monthly Markov chain baseline, with a macro credit-cycle overlay.
+
+Baseline. ``fit(panel)`` estimates the monthly 7x7 transition matrix by maximum likelihood from the
+loan-month transitions of a performance panel: ``p_ij = n_ij / n_i`` (multinomial MLE), with standard
+errors ``sqrt(p_ij (1 - p_ij) / n_i)``. Only pairs of consecutive calendar months of the same loan
+count (a gap in reporting is not a one-month move). Absorbing rows (DEFAULT, PREPAID, MATURED) are
+exact unit rows and forbidden moves are exactly 0 (the panel is validated against
+:data:`creditsim.states.ALLOWED_TRANSITIONS`). With ``by=`` one matrix is fitted per segment.
+
+Rows without observations (decision): a segment's live row with no observations borrows the pooled
+(all-segment) row; a pooled live row with no observations becomes a "stay" unit row. Every such row is
+listed in ``empty_rows_`` and reported by :meth:`summary` and a warning, never silently filled.
+
+Macro overlay (decision, documented). The homogeneous chain is the through-the-cycle baseline. For
+scenario analysis :meth:`scenario_matrices` tilts it month by month with log-odds shifts per
+standardised macro shock ``z = (x - mean) / std``:
+
+    logit_ij(s, t) = log p_ij + sum_v beta_{class(i, j), v} z_v(s, t),   row softmax over p_ij > 0,
+
+where the move classes and default sensitivities are those of spec/loan-tape.md: delinquency
+(CURRENT -> DPD30), default (roll-forward DPD30 -> DPD60 -> DPD90 and any live state -> DEFAULT), cure
+(any delinquent state -> a lower bucket or CURRENT) and prepayment (live -> PREPAID); "spreads" are the
+high-yield spread. Staying put is the reference category (no shift). Forbidden and unobserved moves
+keep probability exactly 0, rows stay stochastic, and a zero shock returns the baseline matrix exactly.
+The standardisation statistics are ``macro_mean_`` / ``macro_std_``: taken from the macro frame given
+to :meth:`fit` if any, else long-run US values (FRED: real GDP growth y/y 1990-2019, other series
+1997-2019, see :data:`DEFAULT_MACRO_MEAN`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from creditsim.cashflows.sampler import check_positive_int, check_states, cumulative_thresholds, validate_matrices
+from creditsim.errors import ConfigError, DataError, NotFittedError
+from creditsim.schema import validate_macro, validate_panel
+from creditsim.states import ABSORBING_STATES, ALLOWED_TRANSITIONS, ASSET_CLASSES, MACRO_VARS, N_STATES, LoanState
+
+__all__ = [
+    "MarkovTransitionModel",
+    "MOVE_CLASSES",
+    "DEFAULT_MACRO_SENSITIVITY",
+    "DEFAULT_MACRO_MEAN",
+    "DEFAULT_MACRO_STD",
+    "BASE_CASE_ROLL_RATES",
+    "base_case_matrix",
+]
+
+_S = LoanState
+_LIVE = (_S.CURRENT, _S.DPD30, _S.DPD60, _S.DPD90)
+
+
+def _move_classes() -> dict[str, np.ndarray]:
+    masks = {name: np.zeros((N_STATES, N_STATES), dtype=bool) for name in ("delinquency", "default", "cure", "prepayment")}
+    masks["delinquency"][_S.CURRENT, _S.DPD30] = True
+    for i in (_S.DPD30, _S.DPD60):
+        masks["default"][i, i + 1] = True
+    for i in _LIVE:
+        masks["default"][i, _S.DEFAULT] = True
+        masks["prepayment"][i, _S.PREPAID] = True
+        for j in _LIVE:
+            if j < i:
+                masks["cure"][i, j] = True
+    for m in masks.values():
+        m.setflags(write=False)
+    return masks
+
+
+#: (7, 7) bool masks of the moves each macro sensitivity applies to.
+MOVE_CLASSES: dict[str, np.ndarray] = _move_classes()
+
+#: Log-odds per unit standardised shock (spec/loan-tape.md), by move class and macro variable.
+DEFAULT_MACRO_SENSITIVITY: dict[str, dict[str, float]] = {
+    "delinquency": {"unemployment_rate": 1.5, "credit_spread_hy": 0.8, "gdp_growth": -2.0},
+    "default": {"unemployment_rate": 1.0, "credit_spread_hy": 0.5, "gdp_growth": -1.5},
+    "cure": {"unemployment_rate": -0.8, "credit_spread_hy": -0.3, "gdp_growth": 1.0},
+    "prepayment": {"unemployment_rate": -0.3, "credit_spread_hy": -0.2, "gdp_growth": 0.5},
+}
+
+#: Long-run means of the macro variables (decimals): FRED GDPC1 y/y 1990-2019; UNRATE, CPIAUCSL y/y,
+#: FEDFUNDS, DGS10, BAMLC0A0CM, BAMLH0A0HYM2, CSUSHPINSA y/y 1997-2019; default-rate index: bank loan
+#: delinquency-based index, rough long-run level.
+DEFAULT_MACRO_MEAN: dict[str, float] = {
+    "gdp_growth": 0.0252, "unemployment_rate": 0.0571, "inflation_rate": 0.0245, "policy_rate": 0.0224,
+    "yield_10y": 0.0373, "credit_spread_ig": 0.0155, "credit_spread_hy": 0.0555, "house_price_growth": 0.0361,
+    "default_rate": 0.0300,
+}
+#: Long-run standard deviations, same sources as :data:`DEFAULT_MACRO_MEAN`.
+DEFAULT_MACRO_STD: dict[str, float] = {
+    "gdp_growth": 0.0165, "unemployment_rate": 0.0175, "inflation_rate": 0.0126, "policy_rate": 0.0214,
+    "yield_10y": 0.0141, "credit_spread_ig": 0.0088, "credit_spread_hy": 0.0268, "house_price_growth": 0.0556,
+    "default_rate": 0.0150,
+}
+
+#: Base-case monthly roll rates of spec/loan-tape.md by asset class:
+#: (cur->30, 30->60, 30->cur, 60->90, 60->cur, 90->default, 90->cur, cur->prepaid).
+BASE_CASE_ROLL_RATES: dict[str, tuple[float, ...]] = {
+    "corporate": (0.015, 0.30, 0.40, 0.40, 0.20, 0.50, 0.10, 0.008),
+    "consumer": (0.025, 0.35, 0.35, 0.45, 0.15, 0.55, 0.08, 0.015),
+    "real_estate": (0.008, 0.25, 0.45, 0.35, 0.25, 0.45, 0.12, 0.005),
+    "receivables": (0.010, 0.20, 0.50, 0.30, 0.30, 0.40, 0.15, 0.020),
+}
+
+
+def base_case_matrix(asset_class: str) -> np.ndarray:
+    """The spec's base-case monthly matrix of an asset class, ``(7, 7)`` float64.
+
+    Unlisted moves are 0; the remaining mass of each live row stays in its state. Maturity is left to
+    the contractual schedule (the cashflow engine matures loans at their last payment), so the
+    MATURED column is 0.
+    """
+    if asset_class not in BASE_CASE_ROLL_RATES:
+        raise ConfigError(f"asset_class must be one of {list(BASE_CASE_ROLL_RATES)}, got {asset_class!r}")
+    c30, r3060, c30cur, r6090, c60cur, r90d, c90cur, prepay = BASE_CASE_ROLL_RATES[asset_class]
+    p = np.zeros((N_STATES, N_STATES))
+    p[_S.CURRENT, [_S.DPD30, _S.PREPAID]] = c30, prepay
+    p[_S.DPD30, [_S.DPD60, _S.CURRENT]] = r3060, c30cur
+    p[_S.DPD60, [_S.DPD90, _S.CURRENT]] = r6090, c60cur
+    p[_S.DPD90, [_S.DEFAULT, _S.CURRENT]] = r90d, c90cur
+    for i in _LIVE:
+        p[i, i] = 1.0 - p[i].sum()
+    for a in ABSORBING_STATES:
+        p[a, a] = 1.0
+    return p
+
+
+class MarkovTransitionModel:
+    """Homogeneous monthly Markov chain over the 7 loan states, optionally one matrix per segment.
+
+    Args:
+        n_states: must be 7 (the :class:`~creditsim.states.LoanState` chain).
+        sensitivities: macro log-odds sensitivities by move class (default
+            :data:`DEFAULT_MACRO_SENSITIVITY`).
+
+    Fitted attributes:
+        counts_: ``(7, 7)`` (or ``(C, 7, 7)``) int64 observed one-month transitions.
+        transition_matrix_: ``(7, 7)`` (or ``(C, 7, 7)``) float64 monthly matrix.
+        standard_errors_: same shape, multinomial standard errors (0 where a row has no data).
+        segments_: segment labels (None when unsegmented).
+        empty_rows_: list of ``(segment, state name, filled_with)`` for rows without observations.
+        macro_mean_, macro_std_: ``(9,)`` standardisation statistics in MACRO_VARS order.
+    """
+
+    def __init__(self, n_states: int = N_STATES, sensitivities: dict[str, dict[str, float]] | None = None):
+        if n_states != N_STATES:
+            raise ConfigError(f"n_states must be {N_STATES} (the LoanState chain), got {n_states}")
+        self.n_states = n_states
+        self.sensitivities = _check_sensitivities(DEFAULT_MACRO_SENSITIVITY if sensitivities is None else sensitivities)
+        self.macro_mean_ = np.array([DEFAULT_MACRO_MEAN[v] for v in MACRO_VARS])
+        self.macro_std_ = np.array([DEFAULT_MACRO_STD[v] for v in MACRO_VARS])
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_matrix(cls, matrix: object, segments: Sequence[str] | None = None, **kwargs: object) -> "MarkovTransitionModel":
+        """A model with a given ``(7, 7)`` or ``(C, 7, 7)`` matrix (validated) instead of a fit."""
+        arr = validate_matrices(matrix, "matrix")
+        if arr.ndim not in (2, 3):
+            raise DataError(f"matrix: expected (7, 7) or (C, 7, 7), got {arr.shape}")
+        if arr.ndim == 3 and (segments is None or len(segments) != arr.shape[0]):
+            raise ConfigError(f"segments: expected {arr.shape[0]} labels for a (C, 7, 7) matrix, got {segments!r}")
+        model = cls(**kwargs)
+        model.transition_matrix_ = arr.copy()
+        model.counts_ = None
+        model.standard_errors_ = np.zeros_like(arr)
+        model.segments_ = None if arr.ndim == 2 else tuple(str(s) for s in segments)
+        model.empty_rows_ = []
+        return model
+
+    @classmethod
+    def default(cls) -> "MarkovTransitionModel":
+        """The spec's base-case roll rates, one segment per asset class (ASSET_CLASSES order)."""
+        return cls.from_matrix(np.stack([base_case_matrix(a) for a in ASSET_CLASSES]), segments=ASSET_CLASSES)
+
+    # ------------------------------------------------------------------ estimation
+    def fit(self, panel_df: pd.DataFrame, by: str | None = None, macro: pd.DataFrame | None = None) -> "MarkovTransitionModel":
+        """Estimate the monthly matrix (per segment with ``by``) from a loan x month panel.
+
+        Args:
+            panel_df: panel with ``loan_id``, ``reporting_month``, ``loan_state`` (validated).
+            by: optional segment column (constant per loan is not required: a transition belongs to
+                the segment of its starting month).
+            macro: optional macro frame; its mean/std become the standardisation statistics of
+                :meth:`scenario_matrices`.
+
+        Returns:
+            self, with the fitted attributes set.
+        """
+        if by is not None and (not isinstance(panel_df, pd.DataFrame) or by not in panel_df.columns):
+            raise DataError(f"panel: segment column '{by}' is missing")
+        df = validate_panel(panel_df)
+        ids = df["loan_id"].to_numpy()
+        month = df["reporting_month"].dt.year.to_numpy() * 12 + df["reporting_month"].dt.month.to_numpy()
+        st = df["loan_state"].to_numpy(np.int64)
+        pair = (ids[1:] == ids[:-1]) & (month[1:] - month[:-1] == 1)
+        frm, to = st[:-1][pair], st[1:][pair]
+        if len(frm) == 0:
+            raise DataError("panel: no one-month transitions (need consecutive months of the same loan)")
+        if by is None:
+            seg, labels = np.zeros(len(frm), np.int64), None
+        else:
+            values = df[by].astype(str).to_numpy()[:-1][pair]
+            labels = tuple(ASSET_CLASSES) if by == "asset_class" and set(values) <= set(ASSET_CLASSES) else tuple(sorted(set(values)))
+            position = {label: k for k, label in enumerate(labels)}
+            seg = np.array([position[v] for v in values], dtype=np.int64)
+        n_seg = 1 if labels is None else len(labels)
+        counts = np.zeros((n_seg, N_STATES, N_STATES), dtype=np.int64)
+        np.add.at(counts, (seg, frm, to), 1)
+        pooled = counts.sum(0)
+        matrix, se, empty = np.zeros(counts.shape), np.zeros(counts.shape), []
+        pooled_p = _row_mle(pooled)
+        for c in range(n_seg):
+            p = _row_mle(counts[c])
+            n_i = counts[c].sum(1)
+            for i in _LIVE:
+                if n_i[i] == 0:
+                    if labels is not None and pooled[i].sum() > 0:
+                        p[i] = pooled_p[i]
+                        empty.append((labels[c], _S(i).name, "pooled"))
+                    else:
+                        p[i] = 0.0
+                        p[i, i] = 1.0
+                        empty.append((None if labels is None else labels[c], _S(i).name, "stay"))
+            for a in ABSORBING_STATES:
+                p[a] = 0.0
+                p[a, a] = 1.0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                se[c] = np.where(n_i[:, None] > 0, np.sqrt(p * (1 - p) / np.maximum(n_i, 1)[:, None]), 0.0)
+            se[c][list(ABSORBING_STATES)] = 0.0
+            matrix[c] = p
+        if empty:
+            warnings.warn(f"MarkovTransitionModel.fit: rows without observations filled: {empty}", stacklevel=2)
+        squeeze = labels is None
+        self.counts_ = counts[0] if squeeze else counts
+        self.transition_matrix_ = matrix[0] if squeeze else matrix
+        self.standard_errors_ = se[0] if squeeze else se
+        self.segments_ = labels
+        self.empty_rows_ = empty
+        if macro is not None:
+            mac = validate_macro(macro)
+            std = mac.std().to_numpy()
+            if (std <= 0).any():
+                flat = [v for v, s_ in zip(MACRO_VARS, std) if s_ <= 0]
+                raise DataError(f"macro frame: variables {flat} are constant; cannot standardise")
+            self.macro_mean_ = mac.mean().to_numpy()
+            self.macro_std_ = std
+        return self
+
+    # ------------------------------------------------------------------ use
+    def _matrix(self) -> np.ndarray:
+        if not hasattr(self, "transition_matrix_"):
+            raise NotFittedError("MarkovTransitionModel is not fitted; call fit(panel) or from_matrix(...)")
+        return self.transition_matrix_
+
+    def simulate(self, initial_states: object, n_steps: int, seed: int | None = None, segment: object | None = None) -> np.ndarray:
+        """Sample state paths of the chain.
+
+        Args:
+            initial_states: ``(n_loans,)`` states 0..6 at month 0.
+            n_steps: months to simulate.
+            seed: root seed (numpy SeedSequence); None = fresh entropy.
+            segment: ``(n_loans,)`` segment index for a segmented model (default 0).
+
+        Returns:
+            ``(n_loans, n_steps)`` int8 states after each month.
+        """
+        p = self._matrix()
+        x = check_states(np.atleast_1d(initial_states), "initial_states")
+        if x.ndim != 1:
+            raise DataError(f"initial_states: expected a 1-D array, got shape {x.shape}")
+        steps = check_positive_int(n_steps, "n_steps")
+        mats = p if p.ndim == 3 else p[None]
+        seg = np.zeros(len(x), np.int64) if segment is None else np.asarray(segment, dtype=np.int64)
+        if seg.shape != x.shape or (seg < 0).any() or (seg >= len(mats)).any():
+            raise DataError(f"segment: expected {len(x)} indices in 0..{len(mats) - 1}")
+        thr = cumulative_thresholds(torch.from_numpy(mats)).numpy().reshape(-1, N_STATES - 1)  # (C*7, 6)
+        rng = np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed)))
+        out = np.empty((len(x), steps), dtype=np.int8)
+        base = seg * N_STATES
+        for t in range(steps):
+            u = rng.random(len(x), dtype=np.float32)
+            x = (u[:, None] >= thr[base + x]).sum(1)
+            out[:, t] = x
+        return out
+
+    def matrix_power(self, n: int) -> np.ndarray:
+        """``P^n``: n-month transition probabilities, ``(7, 7)`` or ``(C, 7, 7)``."""
+        return np.linalg.matrix_power(self._matrix(), check_positive_int(n, "n", minimum=0))
+
+    def pd_curve(self, horizon: int, initial_state: int = LoanState.CURRENT) -> np.ndarray:
+        """Cumulative probability of DEFAULT by month 1..horizon from ``initial_state``.
+
+        Returns ``(horizon,)`` (or ``(C, horizon)`` for a segmented model), ``(P^t)[initial, DEFAULT]``.
+        """
+        p = self._matrix()
+        steps = check_positive_int(horizon, "horizon")
+        state = int(check_states(np.array([initial_state]), "initial_state")[0])
+        row = np.zeros(p.shape[:-2] + (N_STATES,))
+        row[..., state] = 1.0
+        out = np.empty(p.shape[:-2] + (steps,))
+        for t in range(steps):
+            row = np.einsum("...i,...ij->...j", row, p)
+            out[..., t] = row[..., _S.DEFAULT]
+        return out
+
+    def absorption_probabilities(self) -> np.ndarray:
+        """Long-run probability of ending in DEFAULT / PREPAID / MATURED from each live state.
+
+        Returns ``(4, 3)`` (or ``(C, 4, 3)``): ``B = (I - Q)^{-1} R`` with ``Q`` the live-to-live and
+        ``R`` the live-to-absorbing blocks (the fundamental-matrix result). A live block that never
+        leaves (e.g. an all-stay row) makes ``I - Q`` singular: a DataError says so.
+        """
+        p = self._matrix()
+        live, absorbing = list(_LIVE), list(ABSORBING_STATES)
+        q = p[..., live, :][..., :, live]
+        r = p[..., live, :][..., :, absorbing]
+        try:
+            return np.linalg.solve(np.eye(len(live)) - q, r)
+        except np.linalg.LinAlgError as exc:
+            raise DataError("transition matrix: some live states never reach an absorbing state") from exc
+
+    def scenario_matrices(self, macro_paths: object, macro_mean: object | None = None, macro_std: object | None = None) -> np.ndarray:
+        """Macro-conditioned monthly matrices (the credit-cycle overlay of the module docstring).
+
+        Args:
+            macro_paths: ``(S, T, 9)`` macro paths in MACRO_VARS order, decimals.
+            macro_mean, macro_std: ``(9,)`` overrides of the standardisation statistics.
+
+        Returns:
+            ``(S, T, 7, 7)`` float64, or ``(S, C, T, 7, 7)`` for a segmented model. Rows stochastic,
+            forbidden (and zero-probability) moves exactly 0, the baseline exactly when ``z = 0``.
+        """
+        p = self._matrix()
+        macro = np.asarray(macro_paths, dtype=np.float64)
+        if macro.ndim != 3 or macro.shape[-1] != len(MACRO_VARS):
+            raise DataError(f"macro_paths: expected shape (S, T, {len(MACRO_VARS)}) in MACRO_VARS order, got {macro.shape}")
+        if not np.isfinite(macro).all():
+            raise DataError("macro_paths: contains NaN or infinite values")
+        mean = self.macro_mean_ if macro_mean is None else np.asarray(macro_mean, dtype=np.float64)
+        std = self.macro_std_ if macro_std is None else np.asarray(macro_std, dtype=np.float64)
+        if mean.shape != (len(MACRO_VARS),) or std.shape != (len(MACRO_VARS),) or not (std > 0).all():
+            raise ConfigError(f"macro_mean / macro_std: expected ({len(MACRO_VARS)},) with std > 0")
+        z = (macro - mean) / std  # (S, T, 9)
+        delta = np.zeros(macro.shape[:2] + (N_STATES, N_STATES))
+        for name, sens in self.sensitivities.items():
+            beta = np.array([sens.get(v, 0.0) for v in MACRO_VARS])
+            delta += (z @ beta)[..., None, None] * MOVE_CLASSES[name]
+        base = p if p.ndim == 3 else p[None]  # (C, 7, 7)
+        logp = np.log(np.where(base > 0, base, 1.0))
+        logp = np.where(base > 0, logp, -np.inf)
+        logits = logp[None, :, None] + delta[:, None]  # (S, C, T, 7, 7)
+        logits -= logits.max(-1, keepdims=True)
+        w = np.exp(logits)
+        out = w / w.sum(-1, keepdims=True)
+        unshifted = (delta == 0).all(-1)[:, None, :, :, None]  # rows with no tilt: the baseline bit for bit
+        out = np.where(unshifted, base[None, :, None], out)
+        return out if p.ndim == 3 else out[:, 0]
+
+    def summary(self) -> pd.DataFrame:
+        """Fitted matrix as a table: one row per (segment, from_state), target probabilities, n_obs,
+        and how rows without observations were filled."""
+        p = self._matrix()
+        mats = p if p.ndim == 3 else p[None]
+        counts = None if self.counts_ is None else (self.counts_ if self.counts_.ndim == 3 else self.counts_[None])
+        segs = self.segments_ if self.segments_ is not None else ("all",)
+        filled = {(seg if seg is not None else "all", st): how for seg, st, how in self.empty_rows_}
+        rows = []
+        for c, seg in enumerate(segs):
+            for i in range(N_STATES):
+                rec = {"segment": seg, "from_state": _S(i).name}
+                rec.update({_S(j).name: mats[c, i, j] for j in range(N_STATES)})
+                rec["n_obs"] = int(counts[c, i].sum()) if counts is not None else np.nan
+                rec["filled"] = filled.get((seg, _S(i).name), "")
+                rows.append(rec)
+        return pd.DataFrame(rows).set_index(["segment", "from_state"])
+
+
+def _row_mle(counts: np.ndarray) -> np.ndarray:
+    """Row-normalised counts (multinomial MLE); rows without counts are zero."""
+    n = counts.sum(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.where(n > 0, counts / np.maximum(n, 1), 0.0)
+    p[~ALLOWED_TRANSITIONS] = 0.0  # validated panels have none; kept as a guard for the invariant
+    return p
+
+
+def _check_sensitivities(sens: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    if not isinstance(sens, dict):
+        raise ConfigError(f"sensitivities: expected a dict move_class -> {{macro variable: log-odds}}, got {type(sens).__name__}")
+    for name, per_var in sens.items():
+        if name not in MOVE_CLASSES:
+            raise ConfigError(f"sensitivities: unknown move class {name!r}; expected one of {list(MOVE_CLASSES)}")
+        for var, val in per_var.items():
+            if var not in MACRO_VARS:
+                raise ConfigError(f"sensitivities[{name!r}]: unknown macro variable {var!r}; expected one of {list(MACRO_VARS)}")
+            if not np.isfinite(float(val)):
+                raise ConfigError(f"sensitivities[{name!r}][{var!r}] must be finite, got {val}")
+    return {k: dict(v) for k, v in sens.items()}

@@ -1,0 +1,366 @@
+"""Cashflow engine: identities to the cent, schedule reproduction, an independent reference model,
+pool = sum of loans, chunk invariance, Monte Carlo against closed forms, bad input."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from creditsim.cashflows.book import LoanBook
+from creditsim.cashflows.engine import (
+    loan_cashflows,
+    simulate_loan_level,
+    simulate_pool_cashflows,
+    simulate_pool_chunk,
+)
+from creditsim.cashflows.schedule import AMORTIZATION_NAMES, amortization_schedule
+from creditsim.errors import ConfigError, DataError
+from creditsim.models.markov import base_case_matrix
+from creditsim.states import ALLOWED_TRANSITIONS, POOL_CF_TYPES, LoanState
+
+K = {name: i for i, name in enumerate(POOL_CF_TYPES)}
+CENT = 0.005
+
+# a stressed chain with every live move possible, so short tests see cures, rolls and exits
+STRESSED = np.array(
+    [
+        [0.90, 0.05, 0.00, 0.00, 0.01, 0.03, 0.01],
+        [0.30, 0.35, 0.25, 0.00, 0.05, 0.04, 0.01],
+        [0.15, 0.10, 0.35, 0.30, 0.08, 0.01, 0.01],
+        [0.10, 0.05, 0.05, 0.35, 0.44, 0.01, 0.00],
+        [0, 0, 0, 0, 1, 0, 0],
+        [0, 0, 0, 0, 0, 1, 0],
+        [0, 0, 0, 0, 0, 0, 1],
+    ],
+    dtype=np.float64,
+)
+
+
+def _book(n: int = 40, seed: int = 0, **kw: object) -> LoanBook:
+    rng = np.random.default_rng(seed)
+    args = dict(
+        balance=np.round(rng.uniform(1e3, 1e6, n), 2),
+        annual_rate=rng.uniform(0.0, 0.2, n),
+        remaining_term=rng.integers(1, 40, n),
+        amortization=rng.choice(AMORTIZATION_NAMES, n),
+        io_months=rng.integers(0, 10, n),
+        lgd=rng.uniform(0.1, 0.9, n),
+        initial_state=rng.choice([0, 0, 0, 1, 2, 3], n),
+        recovery_lag=3,
+    )
+    args.update(kw)
+    return LoanBook.from_arrays(**args)
+
+
+# ---------------------------------------------------------------------------- independent reference
+def _reference_loan(book: LoanBook, i: int, path: np.ndarray, lgd: float) -> dict[str, np.ndarray]:
+    """A FIFO of unpaid instalments, written without the engine's tables: each month the instalment
+    due (if any) joins the queue; a live state y leaves y instalments unpaid (oldest paid first)."""
+    x0 = int(book.initial_state[i])
+    n = int(book.remaining_term[i])
+    io = int(book.io_months[i])
+    sched = amortization_schedule(book.balance[i : i + 1], book.monthly_rate[i : i + 1], np.array([n + x0]),
+                                  book.amortization[i : i + 1], np.array([io + x0 if io > 0 else 0]))
+    inst = list(zip(sched.interest[0], sched.principal[0]))  # payment j+1 is due in month j - x0
+    queue = deque(inst[:x0])
+    outstanding = float(book.balance[i])
+    m = n - 1
+    months = len(path)
+    out = {k: np.zeros(months) for k in ("interest", "scheduled_principal", "prepayment", "default_par", "balance")}
+    states = np.zeros(months, dtype=np.int64)
+    state = x0
+    for t in range(months):
+        if state >= 4:
+            states[t] = state
+            continue
+        if t <= m:
+            queue.append(inst[t + x0])
+        y = int(path[t])
+        if y == LoanState.DEFAULT:
+            out["default_par"][t] = outstanding
+            outstanding, state = 0.0, 4
+        else:
+            keep = 0 if y >= 4 else y
+            while len(queue) > keep:
+                it, pr = queue.popleft()
+                out["interest"][t] += it
+                out["scheduled_principal"][t] += pr
+                outstanding -= pr
+            if y >= 5:
+                out["prepayment"][t] = outstanding
+                outstanding = 0.0
+                state = 6 if t >= m else 5
+            elif y == 0 and t >= m:
+                state = 6
+            else:
+                state = y
+        out["balance"][t] = outstanding if state < 4 else 0.0
+        states[t] = state
+    out["states"] = states
+    out["loss"] = out["default_par"] * lgd
+    return out
+
+
+def _random_paths(draw_int, book: LoanBook, months: int) -> np.ndarray:
+    paths = np.zeros((book.n_loans, months), dtype=np.int64)
+    for i in range(book.n_loans):
+        x = int(book.initial_state[i])
+        for t in range(months):
+            choices = np.flatnonzero(ALLOWED_TRANSITIONS[x])
+            x = int(choices[draw_int(len(choices))])
+            paths[i, t] = x
+    return paths
+
+
+def _assert_identities(cf, book: LoanBook) -> None:
+    opening = np.concatenate([np.broadcast_to(book.balance[None, :, None], cf.balance.shape[:2] + (1,)), cf.balance[..., :-1]], axis=-1)
+    gap = opening - cf.scheduled_principal - cf.prepayment - cf.default_par - cf.balance
+    assert np.abs(gap).max() < CENT, "opening - principal - default = closing"
+    lag = book.recovery_lag
+    rec_total = cf.recovery.sum(-1) + cf.pending_recovery
+    np.testing.assert_allclose(cf.loss.sum(-1) + rec_total, cf.default_par.sum(-1), atol=CENT)
+    if lag < cf.recovery.shape[-1]:
+        np.testing.assert_allclose(cf.recovery[..., lag:], cf.default_par[..., :-lag or None] - cf.loss[..., :-lag or None], atol=CENT)
+    absorbed_before = np.concatenate([np.zeros(cf.states.shape[:2] + (1,), bool), cf.states[..., :-1] >= 4], axis=-1)
+    for name in ("interest", "scheduled_principal", "prepayment", "default_par", "balance"):
+        assert (getattr(cf, name)[absorbed_before] == 0).all(), f"{name} paid after an absorbing state"
+    for name in ("interest", "scheduled_principal", "prepayment", "default_par", "balance", "loss", "recovery"):
+        assert (getattr(cf, name) >= -1e-9).all(), f"negative {name}"
+
+
+# ---------------------------------------------------------------------------- deterministic paths
+def test_all_current_path_reproduces_the_schedule_exactly() -> None:
+    book = LoanBook.from_arrays([120_000.0, 50_000.0, 1e6, 30_000.0], [0.06, 0.09, 0.045, 0.12], [24, 12, 18, 10],
+                                ["annuity", "linear", "bullet", "interest_only"], io_months=[0, 0, 0, 4])
+    months = 30
+    cf = loan_cashflows(book, np.zeros((4, months), dtype=np.int64))
+    sched = amortization_schedule(book.balance, book.monthly_rate, book.remaining_term, book.amortization, book.io_months, n_columns=months)
+    np.testing.assert_array_equal(cf.interest[0], sched.interest)
+    np.testing.assert_array_equal(cf.scheduled_principal[0], sched.principal)
+    np.testing.assert_array_equal(cf.balance[0], sched.balance[:, 1:])
+    assert (cf.prepayment == 0).all() and (cf.default_par == 0).all()
+    for i, n in enumerate(book.remaining_term):
+        assert (cf.states[0, i, : n - 1] == LoanState.CURRENT).all()
+        assert (cf.states[0, i, n - 1 :] == LoanState.MATURED).all()
+
+
+def test_cure_pays_the_arrears_and_delinquency_pays_nothing() -> None:
+    book = LoanBook.from_arrays([1200.0], [0.0], [12], ["linear"])  # 100 principal a month, no interest
+    path = np.array([[0, 1, 2, 0, 1, 1, 0]])
+    cf = loan_cashflows(book, path)
+    np.testing.assert_allclose(cf.scheduled_principal[0, 0], [100, 0, 0, 300, 0, 100, 200])
+    np.testing.assert_allclose(cf.balance[0, 0], [1100, 1100, 1100, 800, 800, 700, 500])
+
+
+def test_default_writes_off_balance_with_arrears_and_recovers_after_lag() -> None:
+    book = LoanBook.from_arrays([1200.0], [0.0], [12], ["linear"], lgd=0.4, recovery_lag=2)
+    cf = loan_cashflows(book, np.array([[0, 1, 2, 4, 4, 4]]), lgd=np.array([[0.25]]))
+    assert cf.default_par[0, 0, 3] == 1100.0  # two missed instalments are still owed principal
+    assert cf.loss[0, 0, 3] == pytest.approx(275.0)
+    assert cf.recovery[0, 0, 5] == pytest.approx(825.0)
+    assert cf.pending_recovery[0, 0] == 0.0
+    late = loan_cashflows(book, np.array([[0, 0, 0, 0, 0, 4]]), lgd=np.array([[0.25]]))
+    assert late.pending_recovery[0, 0] == pytest.approx(0.75 * 700.0)
+    assert late.recovery.sum() == 0.0
+
+
+def test_prepayment_pays_arrears_and_balance_and_early_matured_draw_is_prepaid() -> None:
+    book = LoanBook.from_arrays([1200.0], [0.0], [12], ["linear"])
+    cf = loan_cashflows(book, np.array([[0, 1, 6, 6]]))
+    assert cf.states[0, 0, 2] == LoanState.PREPAID
+    assert cf.scheduled_principal[0, 0, 2] == pytest.approx(200.0)
+    assert cf.prepayment[0, 0, 2] == pytest.approx(900.0)
+
+
+def test_delinquent_at_maturity_owes_balloon_until_cure() -> None:
+    book = LoanBook.from_arrays([1000.0], [0.12], [3], ["bullet"])
+    cf = loan_cashflows(book, np.array([[0, 0, 1, 2, 2, 0, 0]]))
+    np.testing.assert_allclose(cf.balance[0, 0], [1000, 1000, 1000, 1000, 1000, 0, 0])
+    assert cf.scheduled_principal[0, 0, 5] == pytest.approx(1000.0)
+    assert cf.interest[0, 0, 5] == pytest.approx(10.0)  # the missed final coupon, no default interest
+    assert cf.states[0, 0, 5] == LoanState.MATURED
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), n=st.integers(1, 6), months=st.integers(1, 30), seed=st.integers(0, 10_000))
+def test_identities_and_reference_model_on_random_tapes_and_paths(data: st.DataObject, n: int, months: int, seed: int) -> None:
+    book = _book(n, seed, remaining_term=np.random.default_rng(seed).integers(1, 25, n))
+    paths = _random_paths(lambda k: data.draw(st.integers(0, k - 1)), book, months)
+    lgd = np.random.default_rng(seed + 1).uniform(0, 1, (1, n))
+    cf = loan_cashflows(book, paths, lgd=lgd)
+    _assert_identities(cf, book)
+    for i in range(n):
+        ref = _reference_loan(book, i, paths[i], lgd[0, i])
+        np.testing.assert_array_equal(cf.states[0, i], ref["states"])
+        for name in ("interest", "scheduled_principal", "prepayment", "default_par", "balance", "loss"):
+            np.testing.assert_allclose(getattr(cf, name)[0, i], ref[name], atol=1e-6, err_msg=name)
+
+
+# ---------------------------------------------------------------------------- sampled paths
+def test_sampled_loan_level_identities_and_pool_equals_sum_of_loans() -> None:
+    book = _book(60, 3)
+    ids = np.arange(7)
+    ll = simulate_loan_level(book, STRESSED, ids, seed=11, n_months=36)
+    _assert_identities(ll, book)
+    prev = np.concatenate([np.broadcast_to(book.initial_state[None, :, None], ll.states.shape[:2] + (1,)), ll.states[..., :-1]], axis=-1)
+    live = prev < 4
+    assert ALLOWED_TRANSITIONS[prev[live], ll.states[live]].all()
+    pool, pending = simulate_pool_chunk(book, STRESSED, ids, seed=11, n_months=36, return_pending=True)
+    np.testing.assert_allclose(pool, ll.pool(), rtol=1e-12, atol=1e-6)
+    np.testing.assert_allclose(pending, ll.pending_recovery.sum(1), atol=1e-6)
+
+
+def test_same_seed_identical_pool_cashflows_for_chunk_sizes_1000_and_7919() -> None:
+    book = _book(12, 5, recovery_lag=2)
+    a = simulate_pool_cashflows(book, STRESSED, 8000, seed=42, n_months=18, chunk_size=1000)
+    b = simulate_pool_cashflows(book, STRESSED, 8000, seed=42, n_months=18, chunk_size=7919)
+    np.testing.assert_array_equal(a.cashflows, b.cashflows)
+    np.testing.assert_array_equal(a.pending_recovery, b.pending_recovery)
+    other_seed = simulate_pool_chunk(book, STRESSED, np.arange(100), seed=43, n_months=18)
+    assert not np.array_equal(a.cashflows[:100], other_seed)
+
+
+def test_results_do_not_depend_on_loan_chunk_or_scenario_slice() -> None:
+    book = _book(2600, 9)
+    ids = np.array([5, 17, 900])
+    full = simulate_pool_chunk(book, STRESSED, ids, seed=3, n_months=6, loan_chunk=4096)
+    small = simulate_pool_chunk(book, STRESSED, ids, seed=3, n_months=6, loan_chunk=1000)
+    np.testing.assert_allclose(full, small, rtol=1e-12)
+    single = simulate_pool_chunk(book, STRESSED, ids[1:2], seed=3, n_months=6)
+    np.testing.assert_allclose(full[1:2], single, rtol=1e-12)
+
+
+def test_grouped_pool_sums_to_total_and_initial_balance_by_group() -> None:
+    book = _book(50, 2, asset_class=np.random.default_rng(2).integers(0, 4, 50))
+    ids = np.arange(4)
+    total = simulate_pool_chunk(book, STRESSED, ids, seed=1, n_months=12)
+    grouped = simulate_pool_chunk(book, STRESSED, ids, seed=1, n_months=12, group_by="asset_class")
+    assert grouped.shape == (4, 12, 4, len(POOL_CF_TYPES))
+    np.testing.assert_allclose(grouped.sum(2), total, rtol=1e-12, atol=1e-6)
+    res = simulate_pool_cashflows(book, STRESSED, 4, seed=1, n_months=12, group_by="asset_class")
+    np.testing.assert_allclose(res.initial_balance.sum(), book.initial_balance)
+
+
+def test_known_matrix_default_and_prepay_probabilities_within_monte_carlo_error() -> None:
+    # equal bullet loans that outlive the horizon: the pool's cumulative default par / par is the
+    # fraction of loans absorbed in DEFAULT, whose probability is (P^T)[CURRENT, DEFAULT]
+    n_loans, months, sims = 500, 24, 40
+    book = LoanBook.from_arrays(np.full(n_loans, 1000.0), 0.06, 120, "bullet")
+    res = simulate_pool_cashflows(book, STRESSED, sims, seed=8, n_months=months, chunk_size=16)
+    pt = np.linalg.matrix_power(STRESSED, months)[LoanState.CURRENT]
+    n = n_loans * sims
+    for state, k in ((LoanState.DEFAULT, "default_par"), (LoanState.PREPAID, "prepayment")):
+        observed = res.cashflows[..., K[k]].sum() / (1000.0 * n)
+        p = pt[state] + (pt[LoanState.MATURED] if state == LoanState.PREPAID else 0.0)  # early MATURED -> PREPAID
+        se = np.sqrt(p * (1 - p) / n)
+        assert abs(observed - p) < 4 * se, (state, observed, p, se)
+
+
+def test_scenario_matrices_and_risk_shift_drive_defaults() -> None:
+    book = LoanBook.from_arrays(np.full(400, 1000.0), 0.05, 60, "bullet", risk_shift=np.repeat([0.0, 1.5], 200))
+    benign = base_case_matrix("corporate")
+    stressed = STRESSED
+    mats = np.stack([np.broadcast_to(benign, (12, 7, 7)), np.broadcast_to(stressed, (12, 7, 7))])  # (2, T, 7, 7)
+    ll = simulate_loan_level(book, mats, np.arange(2), seed=4, n_months=12)
+    defaulted = (ll.states[:, :, -1] == LoanState.DEFAULT)
+    assert defaulted[1].mean() > defaulted[0].mean() + 0.1
+    assert defaulted[1, 200:].mean() > defaulted[1, :200].mean()
+    # benign matrix has no CURRENT->DEFAULT or MATURED moves: never sampled even with a shift
+    prev = np.concatenate([np.zeros((2, 400, 1), np.int8), ll.states[..., :-1]], axis=-1)
+    assert not ((prev[0] == 0) & (ll.states[0] == LoanState.DEFAULT)).any()
+
+
+def test_lgd_draws_have_the_assumed_mean_and_deterministic_limit() -> None:
+    book = LoanBook.from_arrays(np.full(1000, 1000.0), 0.05, 12, "annuity", lgd=0.4, lgd_concentration=5.0)
+    ll = simulate_loan_level(book, STRESSED, np.arange(3), seed=1, n_months=2)
+    assert ll.lgd.mean() == pytest.approx(0.4, abs=0.01)
+    assert ll.lgd.var() == pytest.approx(0.4 * 0.6 / 6, rel=0.1)
+    fixed = LoanBook.from_arrays(np.full(10, 1000.0), 0.05, 12, "annuity", lgd=0.4, lgd_concentration=np.inf)
+    assert (simulate_loan_level(fixed, STRESSED, np.arange(2), seed=1, n_months=2).lgd == 0.4).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu() -> None:
+    book = _book(300, 1)
+    a = simulate_pool_chunk(book, STRESSED, np.arange(16), seed=2, n_months=24, device="cpu")
+    b = simulate_pool_chunk(book, STRESSED, np.arange(16), seed=2, n_months=24, device="cuda")
+    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- bad input
+def _tape(**overrides: object) -> pd.DataFrame:
+    base = {
+        "loan_id": ["a", "b"], "origination_date": ["2023-01-15", "2023-06-01"], "maturity_date": ["2026-01-15", "2025-06-01"],
+        "original_balance": [100_000.0, 5000.0], "interest_rate": [0.06, 0.12], "rate_type": ["fixed", "fixed"],
+        "payment_frequency": ["monthly", "monthly"], "amortization_type": ["annuity", "linear"],
+        "asset_class": ["corporate", "consumer"], "term_months": [36, 24], "geography_country": ["DE", "FR"],
+        "borrower_type": ["sme", "consumer"], "originator_id": ["o1", "o1"], "vintage": ["2023-01", "2023-06"],
+    }
+    base.update(overrides)
+    return pd.DataFrame(base)
+
+
+def test_from_tape_builds_terms_at_a_cutoff() -> None:
+    book = LoanBook.from_tape(_tape(), cutoff="2024-01-31")
+    np.testing.assert_array_equal(book.remaining_term, [24, 17])
+    np.testing.assert_allclose(book.monthly_rate, [0.005, 0.01])
+    assert book.balance[1] == pytest.approx(5000 * 17 / 24, abs=0.01)  # linear: contractual balance
+    np.testing.assert_allclose(book.lgd, [0.45, 0.75])
+    assert book.cohort_labels[book.cohort[1]] == "consumer"
+    at_orig = LoanBook.from_tape(_tape(current_balance=[90_000.0, 5000.0]))
+    np.testing.assert_array_equal(at_orig.remaining_term, [36, 24])
+    assert at_orig.balance[0] == 90_000.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, cutoff, match",
+    [
+        ({"remaining_term_months": [12, 0]}, None, "remaining_term_months"),
+        ({}, "2026-03-01", "no remaining term"),
+        ({"current_balance": [100_001.0, 10.0]}, None, "current_balance"),
+        ({"interest_rate": [0.06, 1.2]}, None, "interest_rate"),
+        ({}, "2022-12-01", "after the cut-off"),
+    ],
+)
+def test_bad_tapes_raise_data_error_naming_column(kwargs: dict, cutoff: str | None, match: str) -> None:
+    with pytest.raises(DataError, match=match):
+        LoanBook.from_tape(_tape(**kwargs), cutoff=cutoff)
+
+
+def test_bad_books_paths_and_matrices_raise() -> None:
+    with pytest.raises(DataError, match="initial_state"):
+        LoanBook.from_arrays([100.0], 0.05, 12, initial_state=[4])
+    with pytest.raises(DataError, match="remaining_term"):
+        LoanBook.from_arrays([100.0], 0.05, 0)
+    with pytest.raises(DataError, match="balance <= original"):
+        LoanBook.from_arrays([100.0], 0.05, 12, original_balance=[50.0])
+    with pytest.raises(DataError, match="interest_rate"):
+        LoanBook.from_arrays([100.0], 1.5, 12)
+    book = _book(3)
+    with pytest.raises(DataError, match="states must be in 0..6"):
+        loan_cashflows(book, np.full((3, 4), 7))
+    with pytest.raises(DataError, match="forbidden moves"):
+        loan_cashflows(LoanBook.from_arrays([100.0], 0.05, 12), np.array([[0, 2]]))
+    with pytest.raises(DataError, match="shape"):
+        simulate_pool_chunk(book, np.eye(6), [0], 1, 3)
+    bad = STRESSED.copy()
+    bad[0, 0] -= 0.1
+    with pytest.raises(DataError, match="sum to 1"):
+        simulate_pool_chunk(book, bad, [0], 1, 3)
+    forbidden = STRESSED.copy()
+    forbidden[0, 0] -= 0.1
+    forbidden[0, 2] += 0.1
+    with pytest.raises(DataError, match="forbidden"):
+        simulate_pool_chunk(book, forbidden, [0], 1, 3)
+    with pytest.raises(DataError, match="month axis"):
+        simulate_pool_chunk(book, np.broadcast_to(STRESSED, (1, 2, 7, 7)), [0], 1, 3)
+    with pytest.raises(ConfigError, match="scenario_ids"):
+        simulate_pool_chunk(book, STRESSED, [-1], 1, 3)
+    with pytest.raises(ConfigError, match="n_months"):
+        simulate_pool_chunk(book, STRESSED, [0], 1, 0)
