@@ -1,0 +1,316 @@
+"""TransitionTransformer: valid matrices, causality, training, checkpoints, errors, and the Markov baseline."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from creditsim.data.cohorts import COHORT_FEATURES, cohort_features
+from creditsim.errors import CheckpointError, ConfigError, DataError
+from creditsim.evaluation.transition_eval import (
+    brier_score,
+    chained_curve_gap,
+    evaluate_transition_models,
+    homogeneous_matrix,
+    roll_rate_calibration,
+    transition_nll,
+)
+from creditsim.models.transition_transformer import PRETRAINED_DIR, TransitionConfig, TransitionTransformer
+from creditsim.states import ABSORBING_STATES, ALLOWED_TRANSITIONS, ASSET_CLASSES, LoanState
+from creditsim.training.transition import (
+    SHIPPED_TRAINING,
+    TransitionDataConfig,
+    build_transition_data,
+    prepare_model,
+    train_transition_model,
+)
+
+TINY = TransitionConfig(d_model=16, n_heads=2, n_layers=1, dropout=0.0, max_months=24)
+FORBIDDEN = torch.from_numpy(~ALLOWED_TRANSITIONS)
+
+
+def tiny_model(seed: int = 0, config: TransitionConfig = TINY) -> TransitionTransformer:
+    torch.manual_seed(seed)
+    return TransitionTransformer(config).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    cfg = TransitionDataConfig(paths_per_scenario=3, n_val=1, n_test=1, n_loans=400, n_months=12, seed=5,
+                               scenarios=(0, 2))
+    return build_transition_data(cfg, progress=False)
+
+
+# ----------------------------------------------------------------------------- valid matrices
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), batch=st.integers(1, 4), months=st.integers(1, 30),
+       scale=st.sampled_from([1e-3, 1.0, 50.0]))
+def test_rows_stochastic_and_forbidden_moves_exactly_zero(seed, batch, months, scale):
+    model = tiny_model(seed % 7)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():  # random (not just initial) weights, large logits included
+            p.add_(torch.randn(p.shape, generator=g) * 0.5)
+        probs = model(torch.randn(batch, 12, generator=g) * scale, torch.randn(batch, months, 9, generator=g) * scale)
+    assert probs.shape == (batch, months, 7, 7)
+    assert torch.all(probs >= 0)
+    assert torch.all(probs[..., FORBIDDEN] == 0.0)  # exactly zero, not small
+    for a in ABSORBING_STATES:
+        assert torch.equal(probs[..., a, :], torch.eye(7)[a].expand(batch, months, 7))
+    assert torch.allclose(probs.sum(-1), torch.ones(batch, months, 7), atol=1e-6)
+
+
+def test_month_t_matrix_depends_only_on_macro_up_to_t():
+    model = tiny_model(1)
+    cf = torch.randn(2, 12)
+    macro = torch.randn(2, 20, 9)
+    base = model(cf, macro)
+    for t in (0, 7, 19):
+        bumped = macro.clone()
+        bumped[:, t:] += 3.0
+        out = model(cf, bumped)
+        assert torch.allclose(out[:, :t], base[:, :t], atol=1e-7, rtol=0)
+        assert not torch.allclose(out[:, t], base[:, t], atol=1e-4)
+
+
+def test_months_beyond_max_months_reuse_the_last_month_embedding():
+    model = tiny_model(2)
+    out = model(torch.randn(1, 12), torch.zeros(1, 40, 9))  # max_months = 24
+    assert out.shape == (1, 40, 7, 7)
+    assert torch.isfinite(out).all()
+
+
+# ----------------------------------------------------------------------------- loss
+def test_loss_is_the_multinomial_nll_per_live_move():
+    model = tiny_model(3)
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 20, size=(2, 5, 7, 7)) * ALLOWED_TRANSITIONS
+    cf, macro = torch.randn(2, 12), torch.randn(2, 5, 9)
+    probs, loss = model(cf, macro, torch.as_tensor(counts, dtype=torch.float32))
+    p = probs.detach().double().numpy()
+    expected = -(counts * np.log(np.where(counts > 0, p, 1.0))).sum() / counts[..., :4, :].sum()
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert transition_nll(p, counts)["nll"] == pytest.approx(expected, rel=1e-5)
+    assert float(model.loss(cf, macro, torch.as_tensor(counts, dtype=torch.float32)).item()) == pytest.approx(loss.item())
+
+
+def test_loss_decreases_on_a_tiny_training_run(tiny_data):
+    torch.manual_seed(0)
+    model = prepare_model(TransitionTransformer(TINY), tiny_data["train"])
+    cf, macro, counts = tiny_data["train"].tensors()
+    before = float(model.loss(cf, macro, counts))
+    cfg = replace(SHIPPED_TRAINING, epochs=8, batch_size=16, patience=8, min_epochs=0, progress=False)
+    res = train_transition_model(tiny_data, TINY, cfg, evaluate=False)
+    after = float(res.model.loss(cf, macro, counts))
+    assert after < before - 0.005
+    assert res.fit.epochs_run >= 1
+
+
+def test_untrained_model_starts_at_the_pooled_markov_prior(tiny_data):
+    model = prepare_model(tiny_model(4), tiny_data["train"])
+    with torch.no_grad():
+        model.head.weight.zero_()
+    prior = homogeneous_matrix(tiny_data["train"].counts.sum(axis=(0, 1)))
+    with torch.no_grad():
+        out = model(torch.randn(1, 12), torch.randn(1, 3, 9)).double().numpy()[0, 0]
+    live = prior[:4] > 1e-5
+    np.testing.assert_allclose(out[:4][live], prior[:4][live], rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, tiny_data):
+    model = prepare_model(tiny_model(5), tiny_data["train"])
+    cf, macro = torch.randn(3, 12), torch.randn(3, 9, 9)
+    model.save_pretrained(tmp_path / "ckpt", extra={"note": "test"})
+    loaded = TransitionTransformer.from_pretrained(tmp_path / "ckpt")
+    assert loaded.config == model.config
+    assert torch.equal(loaded(cf, macro), model(cf, macro))
+    assert torch.equal(loaded.macro_mean, model.macro_mean)
+    assert not list((tmp_path / "ckpt").glob("*.tmp"))
+
+
+def test_missing_or_mismatched_checkpoint_raises_checkpoint_error(tmp_path):
+    with pytest.raises(CheckpointError, match="missing"):
+        TransitionTransformer.from_pretrained(tmp_path / "nothing")
+    tiny_model().save_pretrained(tmp_path / "a")
+    replace_cfg = TransitionConfig(d_model=32, n_heads=2, n_layers=1, dropout=0.0, max_months=24)
+    TransitionTransformer(replace_cfg).save_pretrained(tmp_path / "b")
+    (tmp_path / "a" / "model.safetensors").replace(tmp_path / "b" / "model.safetensors")
+    with pytest.raises(CheckpointError, match="do not match"):
+        TransitionTransformer.from_pretrained(tmp_path / "b")
+    (tmp_path / "b" / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        TransitionTransformer.from_pretrained(tmp_path / "b")
+
+
+# ----------------------------------------------------------------------------- errors
+def test_bad_shapes_and_values_raise_clear_errors():
+    model = tiny_model()
+    with pytest.raises(DataError, match=r"macro_path must have shape \(batch, months >= 1, 9\)"):
+        model(torch.randn(2, 12), torch.randn(2, 5, 8))
+    with pytest.raises(DataError, match=r"cohort_features must have shape \(batch, 12\)"):
+        model(torch.randn(2, 11), torch.randn(2, 5, 9))
+    with pytest.raises(DataError, match="one macro path per cohort"):
+        model(torch.randn(3, 12), torch.randn(2, 5, 9))
+    bad = torch.randn(1, 4, 9)
+    bad[0, 2, 3] = float("nan")
+    with pytest.raises(DataError, match="NaN"):
+        model(torch.randn(1, 12), bad)
+    counts = torch.zeros(1, 4, 7, 7)
+    counts[0, 1, LoanState.CURRENT, LoanState.DPD60] = 1.0
+    with pytest.raises(DataError, match="forbids"):
+        model(torch.randn(1, 12), torch.randn(1, 4, 9), counts)
+    with pytest.raises(DataError, match=r"counts must have shape \(1, 4, 7, 7\)"):
+        model(torch.randn(1, 12), torch.randn(1, 4, 9), torch.zeros(1, 3, 7, 7))
+    with pytest.raises(DataError, match=r"missing column\(s\) \['risk_level'\]"):
+        model.predict(pd.DataFrame(np.zeros((2, 11)), columns=list(COHORT_FEATURES[:-1])), torch.randn(1, 3, 9))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_states": 8}, "n_states must be 7"),
+    ({"d_model": 30, "n_heads": 4}, "divisible by n_heads"),
+    ({"dropout": 1.5}, "dropout"),
+    ({"n_layers": 0}, "n_layers must be a positive integer"),
+])
+def test_bad_config_raises_config_error(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        TransitionConfig(**kwargs)
+
+
+def test_bad_data_config_raises_config_error():
+    with pytest.raises(ConfigError, match="must exceed n_val"):
+        TransitionDataConfig(paths_per_scenario=3, n_val=2, n_test=1)
+
+
+# ----------------------------------------------------------------------------- data and metrics
+def test_count_month_t_is_the_move_during_macro_month_t(tiny_data):
+    train = tiny_data["train"]
+    coarse = train.subset(train.definition == "asset_class")
+    # month 0 starts from the cut-off, where every loan is CURRENT
+    n_loans_per_path = coarse.counts[:, 0].sum(axis=(-2, -1))
+    assert np.all(coarse.counts[:, 0, 1:, :] == 0)
+    assert n_loans_per_path.reshape(-1, len(ASSET_CLASSES)).sum(1) == pytest.approx(400)
+    # both cohort definitions count the same moves, and MarkovTransitionModel.fit on the panels agrees
+    fine = train.subset(train.definition == "asset_class_vintage_risk")
+    np.testing.assert_array_equal(fine.counts.sum(axis=(0, 1)), coarse.counts.sum(axis=(0, 1)))
+    np.testing.assert_array_equal(train.markov_counts, coarse.counts.sum(axis=(0, 1)))
+
+
+def test_build_transition_data_is_deterministic_and_splits_by_path():
+    cfg = TransitionDataConfig(paths_per_scenario=3, n_val=1, n_test=1, n_loans=100, n_months=6, seed=9, scenarios=(1,))
+    a, b = build_transition_data(cfg, progress=False), build_transition_data(cfg, progress=False)
+    for split in ("train", "val", "test"):
+        np.testing.assert_array_equal(a[split].counts, b[split].counts)
+        np.testing.assert_array_equal(a[split].macro, b[split].macro)
+    assert not set(a["train"].path) & set(a["test"].path)
+    assert not set(a["val"].path) & set(a["test"].path)
+
+
+def test_brier_and_calibration_against_hand_computed_values():
+    p = np.zeros((1, 1, 7, 7))
+    p[0, 0] = np.eye(7)
+    p[0, 0, 0, :2] = [0.9, 0.1]
+    n = np.zeros((1, 1, 7, 7))
+    n[0, 0, 0, 0], n[0, 0, 0, 1] = 8, 2
+    # loans staying: (0.9-1)^2 + 0.1^2 = 0.02; loans rolling: 0.9^2 + (0.1-1)^2 = 1.62
+    assert brier_score(p, n) == pytest.approx((8 * 0.02 + 2 * 1.62) / 10)
+    cal = roll_rate_calibration(p, n)
+    assert cal.loc["CURRENT->DPD30", "observed"] == pytest.approx(0.2)
+    assert cal.loc["CURRENT->DPD30", "predicted"] == pytest.approx(0.1)
+    assert cal.loc["CURRENT->DPD30", "ece"] == pytest.approx(0.1)
+    # the empirical matrix is perfectly calibrated and chains to the realised default curve
+    emp = np.tile(np.eye(7), (1, 2, 1, 1))
+    emp[0, :, 0, :] = [0.5, 0.3, 0, 0, 0.2, 0, 0]
+    n2 = np.zeros((1, 2, 7, 7))
+    n2[0, 0, 0] = [5, 3, 0, 0, 2, 0, 0]
+    n2[0, 1, 0] = [2.5, 1.5, 0, 0, 1, 0, 0]
+    n2[0, 1, 1, 1], n2[0, 1, 4, 4] = 3, 2
+    assert roll_rate_calibration(emp, n2).loc["CURRENT->DPD30", "ece"] == pytest.approx(0.0)
+    assert chained_curve_gap(emp, n2)["cum_default_gap"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_homogeneous_matrix_matches_markov_transition_model_fit():
+    from creditsim.data.synthetic import LoanTapeGenerator
+    from creditsim.models.markov import MarkovTransitionModel
+    from creditsim.training.transition import _panel_with_cutoff_row
+    from creditsim.data.cohorts import transition_counts
+
+    loans, panel = LoanTapeGenerator(300, 12, random_seed=3).generate()
+    full = _panel_with_cutoff_row(panel, loans, pd.Timestamp("2025-01-01"))
+    counts, _, _ = transition_counts(full, loans)
+    fitted = MarkovTransitionModel().fit(full).transition_matrix_
+    np.testing.assert_allclose(homogeneous_matrix(counts.sum(axis=(0, 1))), fitted, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- simulation plumbing
+def test_cohort_matrices_for_a_tape_in_sorted_cohort_order():
+    from creditsim.data.synthetic import LoanTapeGenerator, MacroScenarioGenerator
+
+    model = tiny_model(6)
+    loans, _ = LoanTapeGenerator(200, 2, random_seed=1).generate()
+    paths = MacroScenarioGenerator(10).generate_scenario("adverse", 3, seed=2)
+    mats, cohorts = model.cohort_matrices(loans, paths)
+    feats = cohort_features(loans)
+    assert list(cohorts) == sorted(cohorts) == list(feats.index)
+    assert mats.shape == (3, len(cohorts), 10, 7, 7) and mats.dtype == np.float64
+    with torch.no_grad():
+        direct = model(torch.as_tensor(feats.iloc[[2]].to_numpy(), dtype=torch.float32),
+                       torch.as_tensor(paths[[1]], dtype=torch.float32))[0].double().numpy()
+    np.testing.assert_allclose(mats[1, 2], direct, atol=1e-6)  # batched vs single: float rounding only
+    bound = model.for_tape(loans)
+    per_class = bound.scenario_matrices(paths)
+    assert per_class.shape == (3, len(ASSET_CLASSES), 10, 7, 7)
+    assert np.all(per_class[..., ~ALLOWED_TRANSITIONS] == 0.0)
+
+
+def test_tape_bound_model_plugs_into_the_pool_engine():
+    from creditsim.data.synthetic import LoanTapeGenerator, MacroScenarioGenerator
+    from creditsim.simulation.engine import PoolEngine
+
+    loans, _ = LoanTapeGenerator(60, 2, random_seed=4, asset_mix={"consumer": 1.0}).generate()
+    model = tiny_model(7)
+    engine = PoolEngine.from_tape(loans, seed=0, horizon=6, transition_model=model.for_tape(loans))
+    macro = MacroScenarioGenerator(6).generate_scenario(0, 2, seed=0)
+    mats = engine.cohort_matrices(macro)
+    assert mats.shape[:3] == (2, len(ASSET_CLASSES), 6)
+    np.testing.assert_allclose(mats.sum(-1), 1.0, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- the shipped model
+def _shipped() -> TransitionTransformer:
+    if not (PRETRAINED_DIR / "model.safetensors").is_file():
+        pytest.skip("no shipped checkpoint; run python -m creditsim.training.transition")
+    return TransitionTransformer.from_pretrained()
+
+
+def test_shipped_checkpoint_beats_homogeneous_markov_on_held_out_paths():
+    model = _shipped()
+    # a seed the shipped training never used: new macro paths and new loans
+    cfg = TransitionDataConfig(paths_per_scenario=2, n_val=0, n_test=1, n_loans=800, n_months=36, seed=2024)
+    data = build_transition_data(cfg, progress=False)
+    table = evaluate_transition_models(model, data["train"], data["test"])
+    assert table.loc["transformer", "nll"] < table.loc["markov", "nll"]
+    assert table.loc["transformer", "nll"] < table.loc["markov_by_cohort", "nll"]
+    assert table.loc["transformer", "brier"] < table.loc["markov", "brier"]
+
+
+def test_shipped_model_default_rates_rise_with_the_stress_scenario():
+    from creditsim.data.synthetic import LoanTapeGenerator, MacroScenarioGenerator
+
+    model = _shipped()
+    loans, _ = LoanTapeGenerator(500, 2, random_seed=11).generate()
+    gen = MacroScenarioGenerator(24)
+    paths = np.concatenate([gen.generate_scenario(s, 20, seed=3) for s in ("baseline", "severely_adverse")])
+    mats = model.for_tape(loans).scenario_matrices(paths)  # (40, 4, 24, 7, 7)
+    pi = np.zeros(mats.shape[:2] + (7,))
+    pi[..., LoanState.CURRENT] = 1.0
+    for t in range(24):
+        pi = np.einsum("scA,scAB->scB", pi, mats[:, :, t])
+    cum_default = pi[..., LoanState.DEFAULT]  # (40, 4)
+    assert np.all(cum_default[20:].mean(0) > cum_default[:20].mean(0))
