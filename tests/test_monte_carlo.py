@@ -251,3 +251,15 @@ def test_portfolio_aggregator_monte_carlo_simulate_delegates(small_tape, small_d
         agg.monte_carlo_simulate(small_tape, None, StressMarkov(), object(), n_simulations=2, progress=False)
     with pytest.raises(ConfigError, match="not part of this build"):
         agg.monte_carlo_simulate(small_tape, None, object(), None, n_simulations=2, progress=False)
+
+
+def test_fed_macro_paths_hold_the_last_quarter_and_reject_other_scenarios():
+    lab = np.array([0, 2, 2])
+    paths = build_macro_paths("fed", lab, 60, seed=0)
+    assert paths.shape == (3, 60, 9)
+    np.testing.assert_array_equal(paths[1], paths[2])  # one supervisory path per scenario type
+    np.testing.assert_array_equal(paths[1, 39:], np.repeat(paths[1, 38:39], 21, axis=0))
+    u = MACRO_VARS.index("unemployment_rate")
+    assert paths[1, :, u].max() > paths[0, :, u].max() + 0.02
+    with pytest.raises(ConfigError, match="only baseline and severely_adverse"):
+        build_macro_paths("fed", np.array([0, 1]), 60, seed=0)

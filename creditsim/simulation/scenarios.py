@@ -39,6 +39,8 @@ DEFAULT_SCENARIO_MIX: dict[str, float] = {
     "baseline": 0.60, "adverse": 0.25, "severely_adverse": 0.10, "stagflation": 0.05,
 }
 MACRO_SOURCES: tuple[str, ...] = ("vae", "synthetic", "fed")
+#: supervisory scenario vintage used by ``macro="fed"``: the latest final (not proposed) one bundled
+FED_SCENARIO_YEAR = 2025
 
 # spawn keys of the independent random streams of a run (never reuse a number)
 STREAM_LABELS = 1
@@ -138,7 +140,7 @@ def build_macro_paths(macro: Any, labels: np.ndarray, horizon: int, seed: int, d
         instance passed directly), one batch per scenario type with a seed derived from
         (seed, scenario);
         ``"synthetic"``: :class:`~creditsim.data.synthetic.MacroScenarioGenerator` (rule-based);
-        ``"fed"``: the latest Federal Reserve supervisory baseline / severely adverse paths (the same
+        ``"fed"``: the 2025 Federal Reserve supervisory baseline / severely adverse paths (the same
         path for every simulation of a scenario type; only those two types are available);
         a DataFrame with the 9 variables (monthly rows; one path for all simulations, or one path
         per scenario type when it has a ``scenario`` column);
@@ -218,7 +220,7 @@ def _fed_paths(labels: np.ndarray, horizon: int) -> np.ndarray:
         if name not in ("baseline", "severely_adverse"):
             raise ConfigError(f"macro='fed' has only baseline and severely_adverse paths; the scenario mix "
                               f"gives weight to {name!r}")
-        frame = load_fed_scenarios(scenario=name, monthly=True)
+        frame = load_fed_scenarios(FED_SCENARIO_YEAR, scenario=name, monthly=True)
         out[labels == s] = _extend(frame[list(MACRO_VARS)].to_numpy(np.float64), horizon)
     return out
 
