@@ -140,7 +140,7 @@ def test_bad_inputs_are_one_line_errors_exit_2(inputs, tmp_path, capsys, case, m
     elif case == "bad_mix":
         extra = ["--mix", "baseline=0.5,adverse=0.2"]
     elif case == "bad_engine":
-        extra = ["--engine", "transformer"]
+        extra = ["--engine", "trajectory"]
     args = _sim_args(tape, deal, tmp_path / "out", *extra)
     if case == "bad_engine":
         args.remove("markov")

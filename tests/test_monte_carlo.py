@@ -192,8 +192,6 @@ def test_bad_inputs_fail_before_any_work(small_tape, small_deal):
     with pytest.raises(ConfigError, match="sum to 1"):
         simulate(small_tape, small_deal, scenario_mix={"baseline": 0.3}, progress=False)
     with pytest.raises(ConfigError, match="not part of this build"):
-        simulate(small_tape, small_deal, engine="transformer", progress=False)
-    with pytest.raises(ConfigError, match="not part of this build"):
         simulate(small_tape, small_deal, engine="trajectory", progress=False)
     with pytest.raises(ConfigError, match="engine must be one of"):
         simulate(small_tape, small_deal, engine="magic", progress=False)
@@ -249,7 +247,7 @@ def test_portfolio_aggregator_monte_carlo_simulate_delegates(small_tape, small_d
     _assert_same(got, _run(small_tape, small_deal))
     with pytest.raises(ConfigError, match="not part of this build"):
         agg.monte_carlo_simulate(small_tape, None, StressMarkov(), object(), n_simulations=2, progress=False)
-    with pytest.raises(ConfigError, match="not part of this build"):
+    with pytest.raises(ConfigError, match="scenario_matrices"):
         agg.monte_carlo_simulate(small_tape, None, object(), None, n_simulations=2, progress=False)
 
 
@@ -263,3 +261,16 @@ def test_fed_macro_paths_hold_the_last_quarter_and_reject_other_scenarios():
     assert paths[1, :, u].max() > paths[0, :, u].max() + 0.02
     with pytest.raises(ConfigError, match="only baseline and severely_adverse"):
         build_macro_paths("fed", np.array([0, 1]), 60, seed=0)
+
+
+def test_transformer_engine_runs_and_is_chunk_invariant(small_tape, small_deal):
+    import torch
+
+    from creditsim.models.transition_transformer import TransitionConfig, TransitionTransformer
+
+    torch.manual_seed(0)
+    model = TransitionTransformer(TransitionConfig(d_model=32, n_heads=2, n_layers=1)).eval()
+    a = _run(small_tape, small_deal, engine="transformer", transition_model=model, n_simulations=6, chunk_size=6)
+    b = _run(small_tape, small_deal, engine="transformer", transition_model=model, n_simulations=6, chunk_size=4)
+    _assert_same(a, b)
+    assert a.settings["engine"] == "transformer" and "TapeTransitionModel" in a.settings["transition_model"]

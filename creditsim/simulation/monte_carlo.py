@@ -105,12 +105,37 @@ def _check_engine(engine: str) -> str:
     if not isinstance(engine, str) or engine not in ENGINES:
         raise ConfigError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
     if engine == "transformer":
-        raise ConfigError("engine='transformer' needs the TransitionTransformer (creditsim.models."
-                          "transition_transformer), which is not part of this build; use engine='markov'")
+        try:
+            import creditsim.models.transition_transformer  # noqa: F401
+        except ImportError:
+            raise ConfigError("engine='transformer' needs the TransitionTransformer (creditsim.models."
+                              "transition_transformer), which is not part of this build; use engine='markov'") from None
     if engine == "trajectory":
         raise ConfigError("engine='trajectory' needs the LoanTrajectoryModel (creditsim.models."
                           "loan_trajectory), which is not part of this build; use engine='markov'")
     return engine
+
+
+def _transition_model_for(engine: str, model: Any, loans_df: pd.DataFrame, device: str) -> Any:
+    """The object whose ``scenario_matrices`` drives the chosen engine.
+
+    markov: ``model`` or None (the default Markov model, picked by the engine).
+    transformer: a TransitionTransformer (bound to the tape with ``for_tape``), an already bound
+    adapter, or None for the pretrained checkpoint (CheckpointError when it is not installed).
+    """
+    if engine != "transformer":
+        return model
+    from creditsim.models.transition_transformer import TransitionTransformer
+
+    if model is None:
+        model = TransitionTransformer.from_pretrained(device=device)
+    if isinstance(model, TransitionTransformer):
+        if not isinstance(loans_df, pd.DataFrame):
+            raise ConfigError(f"loans_df must be a pandas DataFrame, got {type(loans_df).__name__}")
+        from creditsim.schema import validate_loan_tape
+
+        return model.for_tape(validate_loan_tape(loans_df))
+    return model
 
 
 # ---------------------------------------------------------------------- chunk work
@@ -199,8 +224,10 @@ def simulate(
         macro: ``"vae"`` (pretrained MacroVAE), ``"synthetic"`` (MacroScenarioGenerator), ``"fed"``
             (supervisory paths), a macro DataFrame or an array (see
             :func:`creditsim.simulation.scenarios.build_macro_paths`).
-        engine: ``"markov"`` (macro-conditioned Markov chain + fast cashflow sampler); ``"transformer"``
-            and ``"trajectory"`` need models that are not part of this build (ConfigError).
+        engine: ``"markov"`` (macro-conditioned Markov chain + fast cashflow sampler);
+            ``"transformer"`` (TransitionTransformer cohort matrices + the same sampler; the pretrained
+            checkpoint unless ``transition_model`` is given); ``"trajectory"`` needs the
+            LoanTrajectoryModel, which is not part of this build (ConfigError).
         seed: master seed of every random draw.
         chunk_size: scenarios per chunk (memory ~ chunk_size x loans x months bytes in the sampler).
         backend: ``"local"`` or ``"dask"`` (``client``: an existing dask Client; default a
@@ -210,7 +237,8 @@ def simulate(
         horizon: months simulated, T.
         cutoff: cut-off date of the tape (None: project each loan from its origination).
         transition_model: a fitted :class:`~creditsim.models.markov.MarkovTransitionModel`
-            (default: the model calibrated to the spec's base-case roll rates and macro sensitivities).
+            (default: the model calibrated to the spec's base-case roll rates and macro sensitivities),
+            or with ``engine="transformer"`` a TransitionTransformer.
         scale_deal: scale tranche notionals to the tape's pool balance (module docstring).
         keep_cashflows: keep ``(S, T, k)`` pool and tranche cashflows in the result.
         mode: waterfall mode, "hard" (exact) by default.
@@ -232,6 +260,7 @@ def simulate(
         raise ConfigError(f"progress must be True or False, got {progress!r}")
     if backend not in ("local", "dask"):
         raise ConfigError(f"backend must be 'local' or 'dask', got {backend!r}")
+    transition_model = _transition_model_for(engine, transition_model, loans_df, device)
     pool_engine = PoolEngine.from_tape(loans_df, seed=seed, horizon=horizon, cutoff=cutoff,
                                        transition_model=transition_model, device=device)
     p0 = pool_engine.initial_balance
@@ -328,8 +357,9 @@ def monte_carlo_simulate(
     aggregator's deal and the given models.
 
     ``macro_vae``: a MacroVAE instance (its paths drive the run), None for the pretrained one;
-    ``transition_model``: a fitted MarkovTransitionModel or None (default calibration); a
-    TransitionTransformer and ``trajectory_model`` need models not in this build (ConfigError).
+    ``transition_model``: a fitted MarkovTransitionModel, None (default calibration) or a
+    TransitionTransformer (engine "transformer"); ``trajectory_model`` needs the LoanTrajectoryModel,
+    not part of this build (ConfigError).
     Other keyword arguments go to :func:`simulate` (seed, chunk_size, backend, horizon, ...).
     """
     config = getattr(aggregator, "config", None)
@@ -338,9 +368,11 @@ def monte_carlo_simulate(
     if trajectory_model is not None:
         _check_engine("trajectory")
     engine = kw.pop("engine", "markov")
-    if transition_model is not None and not hasattr(transition_model, "scenario_matrices"):
-        # a TransitionTransformer (or anything without macro-conditioned cohort matrices)
-        _check_engine("transformer")
+    if transition_model is not None and type(transition_model).__name__ == "TransitionTransformer":
+        engine = "transformer"
+    elif transition_model is not None and not hasattr(transition_model, "scenario_matrices"):
+        raise ConfigError(f"transition_model must be a MarkovTransitionModel, a TransitionTransformer or have "
+                          f"scenario_matrices(macro_paths), got {type(transition_model).__name__}")
     macro = kw.pop("macro", None)
     if macro is None:
         macro = "vae" if macro_vae is None else macro_vae
