@@ -241,3 +241,18 @@ def test_settings_json_round_trip(tmp_path):
     out = r.to_parquet(tmp_path / "x")
     meta = json.loads((out / "meta.json").read_text())
     assert meta["settings"]["seed"] == 7
+
+
+def test_written_files_follow_the_umask_not_mkstemp_0600(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        r = _make_results()
+        run = r.to_parquet(tmp_path / "run")
+        xl = r.to_excel(tmp_path / "x.xlsx")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(run.stat().st_mode) == 0o755
+    assert stat.S_IMODE(xl.stat().st_mode) == 0o644

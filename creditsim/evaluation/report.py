@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from creditsim.simulation import risk
-from creditsim.simulation.results import SimulationResults
+from creditsim.simulation.results import SimulationResults, umask_mode
 from creditsim.states import MACRO_VARS, SCENARIOS
 
 __all__ = ["build_report_html", "write_report"]
@@ -83,10 +83,12 @@ def _figures(results: SimulationResults) -> list[tuple[str, object]]:
     mass, edges = np.histogram(x, bins=60, range=(lo, hi if hi > lo else lo + 1e-9), weights=w)
     centers = (edges[:-1] + edges[1:]) / 2
     f = go.Figure(go.Bar(x=centers, y=mass, width=np.diff(edges), name="probability", marker_color="#4c72b0"))
-    for label, val, color in (("VaR 99%", results.var_99 * 100, "#dd8452"),
-                              ("CVaR 99%", results.cvar_99 * 100, "#c44e52"),
-                              ("EL", results.expected_loss * 100, "#55a868")):
-        f.add_vline(x=val, line_dash="dash", line_color=color, annotation_text=f"{label} {val:.2f}%")
+    # labels at different heights/sides: VaR and CVaR are often only a bar or two apart
+    for label, val, color, pos in (("EL", results.expected_loss * 100, "#55a868", "top right"),
+                                   ("VaR 99%", results.var_99 * 100, "#dd8452", "top left"),
+                                   ("CVaR 99%", results.cvar_99 * 100, "#c44e52", "bottom right")):
+        f.add_vline(x=val, line_dash="dash", line_color=color, annotation_text=f"{label} {val:.2f}%",
+                    annotation_position=pos)
     f.update_layout(title="Portfolio loss distribution", xaxis_title="loss, % of initial pool balance",
                     yaxis_title="probability", bargap=0)
     figs.append(("loss_distribution", f))
@@ -196,6 +198,7 @@ def write_report(results: SimulationResults, path: str | os.PathLike, title: str
     text = build_report_html(results, title)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.html", dir=path.parent)
     try:
+        os.chmod(tmp, umask_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)

@@ -418,6 +418,7 @@ class SimulationResults:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.xlsx", dir=path.parent)
         os.close(fd)
         try:
+            os.chmod(tmp, umask_mode())
             with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
                 for name, df in sheets.items():
                     _escape_frame(df).to_excel(xw, sheet_name=name, index=False)
@@ -451,6 +452,7 @@ class SimulationResults:
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
         try:
+            os.chmod(tmp, umask_mode(directory=True))
             self._write_parquet_files(tmp)
             for name, content in (extra_files or {}).items():
                 _check_file_name(name)
@@ -591,6 +593,7 @@ class SimulationResults:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.png", dir=path.parent)
             os.close(fd)
             try:
+                os.chmod(tmp, umask_mode())
                 fig.savefig(tmp, format="png", dpi=110)
                 os.replace(tmp, path)
             except BaseException:
@@ -605,6 +608,14 @@ def _scenario_index(scenario: int | str) -> int:
     from creditsim.states import scenario_index
 
     return scenario_index(scenario)
+
+
+def umask_mode(directory: bool = False) -> int:
+    """Permissions a plain ``open``/``mkdir`` would give under the current umask (mkstemp/mkdtemp
+    create 0600/0700, which would make results unreadable to colleagues after the rename)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask
 
 
 def _check_file_name(name: str) -> None:
