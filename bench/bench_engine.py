@@ -62,7 +62,7 @@ def main() -> None:
     ap.add_argument("--loans", type=int, default=10_000)
     ap.add_argument("--months", type=int, default=60)
     ap.add_argument("--sims", type=int, default=1_000)
-    ap.add_argument("--chunk", type=int, default=500)
+    ap.add_argument("--chunk", type=int, default=1000)
     ap.add_argument("--loan-chunk", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")

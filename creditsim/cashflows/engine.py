@@ -334,29 +334,31 @@ def _month_step_pool(
     next_table: torch.Tensor,
     next_c: torch.Tensor,
     current_flows: torch.Tensor,
+    not_maturing: torch.Tensor,
     lgd: torch.Tensor,
     loan_group: torch.Tensor,
     n_groups: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One month for an (s x L_b) block, pool sums only (same numbers as :func:`_month_step`).
 
     Most loan-months are quiet: a CURRENT loan staying CURRENT (its flows are the loan's scheduled
     instalment, summed for all scenarios at once by one matrix product) or an absorbed loan (no flows).
     Only the other loan-months -- roll-forwards, cures, exits, delinquent months; a few percent --
     are sampled in full and gathered individually. ``current_flows`` is ``(L_b, G * 5)``: the
-    CURRENT->CURRENT flows of each loan placed in its group's columns.
+    CURRENT->CURRENT flows of each loan placed in its group's columns. A loan paying its last
+    instalment this month (``not_maturing`` False) is an event too, since it becomes MATURED. ``x`` and
+    ``c`` are updated in place (quiet loan-months keep their state).
 
-    Returns ``(x_next, c_next (s, L_b) int64, sums (s, G, 6))`` with sums = 5 flows + loss.
+    Returns ``(x, c (s, L_b) int64, sums (s, G, 6))`` with sums = 5 flows + loss.
     """
     s, lb = x.shape
     ridx = row_base + x
-    stay = u < stay_current.take(ridx)  # CURRENT -> CURRENT, exactly y == 0 of the full sampler
-    sums = torch.mm(stay.to(torch.float64), current_flows).view(s, n_groups, _N_FLOWS)
+    # CURRENT -> CURRENT (exactly y == 0 of the full sampler) of a loan not at its last instalment
+    quiet = torch.logical_and(u < stay_current.take(ridx), not_maturing)
+    sums = torch.mm(quiet.to(torch.float64), current_flows).view(s, n_groups, _N_FLOWS)
     sums = torch.cat([sums, torch.zeros(s, n_groups, 1, dtype=sums.dtype, device=sums.device)], dim=2)
-    event = torch.logical_and(torch.logical_not(stay), x < 4).view(-1).nonzero().squeeze(1)
-    stay_next = next_table.view(lb, -1)[:, 0]  # CURRENT, or MATURED at the last instalment
-    x_next = torch.where(stay, stay_next, x)
-    c_next = torch.where(stay, stay_next, c)
+    event = torch.logical_and(quiet.logical_not_(), x < 4).view(-1).nonzero().squeeze(1)
+    x_next, c_next = x, c
     if event.numel():
         ce = c.view(-1)[event]
         ue = u.view(-1)[event]
@@ -368,6 +370,7 @@ def _month_step_pool(
         le = event - se * lb
         code = le * (N_STATES * N_STATES) + ce * N_STATES + ye
         fe = flow_table.index_select(0, code)
+        # re is computed from x before the in-place update, so writing x here is safe
         x_next.view(-1)[event] = next_table.take(code)
         c_next.view(-1)[event] = next_c.take(code)
         loss = fe[:, _F_PAR] * lgd.view(-1)[event]
@@ -438,7 +441,7 @@ def _run_block(
             current = flow_table.view(lb, N_STATES * N_STATES, _N_FLOWS)[:, 0, :]  # (L_b, 5)
             current_flows = (member.t()[:, :, None] * current[:, None, :]).reshape(lb, g * _N_FLOWS)
             x, c, sums = _month_step_pool(u, x, c, row_base, thr, stay_current, flow_table, next_table, next_c,
-                                          current_flows, lgd_dev, loan_group, g)
+                                          current_flows, m != t, lgd_dev, loan_group, g)
             acc[:, t] = sums
             continue
         if paths is None:
@@ -554,7 +557,7 @@ def simulate_pool_cashflows(
     seed: int,
     n_months: int,
     *,
-    chunk_size: int = 256,
+    chunk_size: int = 1000,
     loan_chunk: int = 4096,
     group_by: object | None = None,
     device: str | torch.device = "cpu",

@@ -1,0 +1,146 @@
+"""MarkovTransitionModel: MLE recovers a planted matrix, absorption probabilities, macro overlay."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from creditsim.errors import ConfigError, DataError, NotFittedError
+from creditsim.models.markov import MOVE_CLASSES, MarkovTransitionModel, base_case_matrix
+from creditsim.states import ALLOWED_TRANSITIONS, ASSET_CLASSES, MACRO_VARS, LoanState
+
+PLANTED = np.array(
+    [
+        [0.93, 0.04, 0.00, 0.00, 0.005, 0.02, 0.005],
+        [0.35, 0.30, 0.28, 0.00, 0.03, 0.03, 0.01],
+        [0.18, 0.07, 0.33, 0.35, 0.05, 0.01, 0.01],
+        [0.10, 0.03, 0.04, 0.33, 0.49, 0.01, 0.00],
+        [0, 0, 0, 0, 1, 0, 0],
+        [0, 0, 0, 0, 0, 1, 0],
+        [0, 0, 0, 0, 0, 0, 1],
+    ]
+)
+
+
+def _panel(model: MarkovTransitionModel, n_loans: int, months: int, seed: int, segment: str | None = None) -> pd.DataFrame:
+    start = np.random.default_rng(seed).choice([0, 0, 1, 2, 3], n_loans)
+    paths = np.concatenate([start[:, None], model.simulate(start, months, seed=seed)], axis=1)
+    dates = pd.date_range("2020-01-01", periods=months + 1, freq="MS")
+    df = pd.DataFrame({
+        "loan_id": np.repeat([f"{segment or 'L'}{i}" for i in range(n_loans)], months + 1),
+        "reporting_month": np.tile(dates, n_loans),
+        "current_balance": 1000.0,
+        "loan_state": paths.reshape(-1),
+    })
+    if segment is not None:
+        df["asset_class"] = segment
+    return df
+
+
+def test_fit_recovers_planted_matrix_within_3_standard_errors() -> None:
+    truth = MarkovTransitionModel.from_matrix(PLANTED)
+    fitted = MarkovTransitionModel().fit(_panel(truth, 3000, 24, seed=5))
+    p, se = fitted.transition_matrix_, fitted.standard_errors_
+    positive = PLANTED > 0
+    assert (np.abs(p - PLANTED)[positive] <= 3 * se[positive]).all(), np.abs(p - PLANTED) / np.where(se > 0, se, 1)
+    assert (p[~positive] == 0).all() and (p[~ALLOWED_TRANSITIONS] == 0).all()
+    np.testing.assert_array_equal(p[4:], np.eye(7)[4:])
+    assert fitted.counts_[:4].sum() > 30_000 and fitted.empty_rows_ == []
+    np.testing.assert_allclose(p[:4], fitted.counts_[:4] / fitted.counts_[:4].sum(1, keepdims=True))
+
+
+def test_fit_skips_reporting_gaps_and_segments_fill_empty_rows_from_pool() -> None:
+    a = _panel(MarkovTransitionModel.from_matrix(PLANTED), 300, 12, seed=1, segment="consumer")
+    b = pd.DataFrame({
+        "loan_id": ["x"] * 4, "reporting_month": pd.to_datetime(["2020-01-01", "2020-02-01", "2020-05-01", "2020-06-01"]),
+        "current_balance": 1.0, "loan_state": [0, 0, 0, 5], "asset_class": "corporate",
+    })
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = MarkovTransitionModel().fit(pd.concat([a, b], ignore_index=True), by="asset_class")
+    assert any("without observations" in str(w.message) for w in caught)
+    assert model.segments_ == ASSET_CLASSES and model.transition_matrix_.shape == (4, 7, 7)
+    corp = model.counts_[ASSET_CLASSES.index("corporate")]
+    assert corp.sum() == 2 and corp[0, 0] == 1 and corp[0, 5] == 1  # the Feb->May gap is not a move
+    assert ("corporate", "DPD30", "pooled") in model.empty_rows_
+    np.testing.assert_allclose(model.transition_matrix_[0, 1], model.transition_matrix_[1, 1])
+    assert model.summary().loc[("corporate", "DPD30"), "filled"] == "pooled"
+
+
+def test_simulated_paths_recover_absorption_probabilities_within_monte_carlo_error() -> None:
+    model = MarkovTransitionModel.from_matrix(PLANTED)
+    n = 20_000
+    paths = model.simulate(np.zeros(n, dtype=np.int64), 400, seed=3)
+    assert paths.dtype == np.int8 and paths.shape == (n, 400)
+    final = paths[:, -1]
+    assert (final >= 4).all()
+    b = model.absorption_probabilities()[LoanState.CURRENT]  # (DEFAULT, PREPAID, MATURED)
+    for k, state in enumerate((4, 5, 6)):
+        freq = (final == state).mean()
+        assert abs(freq - b[k]) < 4 * np.sqrt(b[k] * (1 - b[k]) / n), (state, freq, b[k])
+    assert b.sum() == pytest.approx(1.0)
+
+
+def test_pd_curve_is_the_default_column_of_matrix_powers() -> None:
+    model = MarkovTransitionModel.default()
+    curve = model.pd_curve(24)
+    assert curve.shape == (4, 24)
+    for c in range(4):
+        assert curve[c, 11] == pytest.approx(np.linalg.matrix_power(base_case_matrix(ASSET_CLASSES[c]), 12)[0, 4])
+    assert (np.diff(curve, axis=1) >= 0).all()
+
+
+def test_scenario_matrices_zero_shock_is_exact_and_downturn_tilts_moves() -> None:
+    model = MarkovTransitionModel.default()
+    calm = np.broadcast_to(model.macro_mean_, (2, 6, 9)).copy()
+    stressed = calm.copy()
+    stressed[1, :, MACRO_VARS.index("unemployment_rate")] += 2 * model.macro_std_[MACRO_VARS.index("unemployment_rate")]
+    out = model.scenario_matrices(stressed)
+    assert out.shape == (2, 4, 6, 7, 7)
+    np.testing.assert_array_equal(out[0], np.broadcast_to(model.transition_matrix_[:, None], (4, 6, 7, 7)))
+    np.testing.assert_allclose(out.sum(-1), 1.0, atol=1e-12)
+    assert (out[..., ~ALLOWED_TRANSITIONS] == 0).all()
+    assert (out[1][np.broadcast_to(model.transition_matrix_[:, None] == 0, out[1].shape)] == 0).all()
+    base, hit = model.transition_matrix_[0], out[1, 0, 0]
+    assert hit[0, 1] > base[0, 1] and hit[3, 4] > base[3, 4]  # more delinquency and default
+    assert hit[1, 0] < base[1, 0] and hit[0, 5] < base[0, 5]  # fewer cures and prepayments
+    # log-odds of CURRENT->DPD30 against staying rise by exactly beta * z = 1.5 * 2
+    lor = np.log(hit[0, 1] / hit[0, 0]) - np.log(base[0, 1] / base[0, 0])
+    assert lor == pytest.approx(3.0)
+
+
+def test_unsegmented_scenario_matrices_and_macro_statistics_from_fit() -> None:
+    model = MarkovTransitionModel.from_matrix(PLANTED)
+    rng = np.random.default_rng(0)
+    macro = pd.DataFrame(rng.normal(0.03, 0.01, (48, 9)), columns=list(MACRO_VARS),
+                         index=pd.date_range("2015-01-01", periods=48, freq="MS"))
+    model.fit(_panel(MarkovTransitionModel.from_matrix(PLANTED), 200, 6, seed=2), macro=macro)
+    np.testing.assert_allclose(model.macro_mean_, macro.mean().to_numpy())
+    paths = np.broadcast_to(model.macro_mean_, (3, 5, 9))
+    out = model.scenario_matrices(paths)
+    assert out.shape == (3, 5, 7, 7)
+    np.testing.assert_array_equal(out[1, 2], model.transition_matrix_)
+    assert set(MOVE_CLASSES) == {"delinquency", "default", "cure", "prepayment"}
+
+
+def test_bad_inputs_raise_clear_errors() -> None:
+    with pytest.raises(ConfigError, match="n_states"):
+        MarkovTransitionModel(n_states=5)
+    with pytest.raises(NotFittedError):
+        MarkovTransitionModel().pd_curve(12)
+    model = MarkovTransitionModel.from_matrix(PLANTED)
+    with pytest.raises(DataError, match="0..6"):
+        model.simulate(np.array([0, 7]), 3)
+    with pytest.raises(DataError, match="macro_paths"):
+        model.scenario_matrices(np.zeros((2, 3, 8)))
+    with pytest.raises(DataError, match="segment column"):
+        MarkovTransitionModel().fit(_panel(model, 5, 3, seed=0), by="asset_class")
+    bad = PLANTED.copy()
+    bad[0, 2] = 0.01
+    with pytest.raises(DataError, match="forbidden"):
+        MarkovTransitionModel.from_matrix(bad)
+    with pytest.raises(ConfigError, match="unknown move class"):
+        MarkovTransitionModel(sensitivities={"recovery": {"gdp_growth": 1.0}})
