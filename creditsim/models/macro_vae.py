@@ -55,6 +55,13 @@ CONFIG_FILE = "config.json"
 SCALERS_FILE = "scalers.json"
 
 
+def _to_numpy(x: Any, dtype) -> np.ndarray:
+    """Array-like or tensor -> a fresh numpy array of ``dtype``."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    return np.array(x, dtype=dtype)
+
+
 class ConditionRangeWarning(UserWarning):
     """A condition lies outside the range of values seen in training (extrapolation)."""
 
@@ -75,6 +82,8 @@ class MacroVAEConfig:
     free_bits: float = 0.1  # nats per latent dimension not penalised by the KL term
     min_scale: float = 1e-3  # floor of the innovation sd, standardised units
     dropout: float = 0.0  # between LSTM layers
+    teacher_noise: float = 0.0  # sd of Gaussian noise on the teacher-forced past in training (standardised)
+    linear_ar: bool = True  # linear error-correction path in the decoder mean
     variables: tuple[str, ...] = field(default_factory=lambda: tuple(MACRO_VARS))
 
     def __post_init__(self) -> None:
@@ -89,7 +98,7 @@ class MacroVAEConfig:
             )
         if len(set(self.variables)) != len(self.variables):
             raise ConfigError(f"MacroVAEConfig.variables has duplicates: {list(self.variables)}")
-        for name in ("beta", "free_bits", "dropout"):
+        for name in ("beta", "free_bits", "dropout", "teacher_noise"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f"MacroVAEConfig.{name} must be a finite number >= 0, got {value!r}")
@@ -147,6 +156,13 @@ class Decoder(nn.Module):
         self.lstm = nn.LSTM(D + 1 + Z + E, H, cfg.n_layers, batch_first=True,
                             dropout=cfg.dropout if cfg.n_layers > 1 else 0.0)
         self.head = nn.Linear(H, 2 * D)
+        # linear error-correction path x_prev -> change (a VAR(1) in differences), zero at start: it
+        # carries mean reversion and co-integration (policy rate vs 10y) that an LSTM on ~470 months
+        # learns slowly; the LSTM adds the nonlinear, scenario- and latent-dependent part
+        self.linear_ar = nn.Linear(D, D) if cfg.linear_ar else None
+        if self.linear_ar is not None:
+            nn.init.zeros_(self.linear_ar.weight)
+            nn.init.zeros_(self.linear_ar.bias)
         self.corr_offdiag = nn.Parameter(torch.zeros(D, D))
 
     def unit_tril(self) -> torch.Tensor:
@@ -171,6 +187,8 @@ class Decoder(nn.Module):
     def emit(self, out: torch.Tensor, x_prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """LSTM output (B, T, H) -> mean (B, T, D) and innovation sd (B, T, D), standardised units."""
         delta, raw_scale = self.head(out).chunk(2, dim=-1)
+        if self.linear_ar is not None:
+            delta = delta + self.linear_ar(x_prev)
         return x_prev + delta, F.softplus(raw_scale) + self.min_scale
 
 
@@ -180,7 +198,9 @@ class MacroVAE(nn.Module):
     Buffers set by training (and stored in the checkpoint's scalers JSON): ``x_mean``, ``x_std``
     (standardisation, real units), ``x_min``, ``x_max`` (range seen in training, real units, used for
     out-of-range warnings) and ``scenario_freq`` (share of each scenario label among training windows,
-    used when a scenario is not given).
+    used when a scenario is not given); ``start_states`` (N, D) / ``start_labels`` (N,): the first month
+    of every training window and its scenario label, the pool of historical starting points (saved in
+    the safetensors file).
     """
 
     def __init__(self, config: MacroVAEConfig):
@@ -197,6 +217,9 @@ class MacroVAE(nn.Module):
         self.register_buffer("x_min", torch.full((D,), -1.0))
         self.register_buffer("x_max", torch.full((D,), 1.0))
         self.register_buffer("scenario_freq", torch.full((config.n_scenarios,), 1.0 / config.n_scenarios))
+        # historical start months of the training windows (real units) and their scenario labels
+        self.register_buffer("start_states", torch.zeros(0, D))
+        self.register_buffer("start_labels", torch.zeros(0, dtype=torch.long))
 
     # ------------------------------------------------------------------ scalers
     @property
@@ -210,7 +233,7 @@ class MacroVAE(nn.Module):
         if np.any(~np.isfinite(std)) or np.any(std <= 0):
             raise ConfigError(f"scaler std must be finite and > 0 for every variable, got {std.tolist()}")
         for name, value in (("x_mean", mean), ("x_std", std), ("x_min", lo), ("x_max", hi)):
-            arr = torch.as_tensor(np.asarray(value, dtype=np.float64), dtype=torch.float32)
+            arr = torch.as_tensor(np.array(value, dtype=np.float64), dtype=torch.float32)
             if arr.shape != (self.config.n_macro_vars,):
                 raise ConfigError(f"{name} must have shape ({self.config.n_macro_vars},), got {tuple(arr.shape)}")
             getattr(self, name).copy_(arr)
@@ -218,7 +241,7 @@ class MacroVAE(nn.Module):
             freq = np.asarray(scenario_freq, dtype=np.float64)
             if freq.shape != (self.config.n_scenarios,) or np.any(freq < 0) or freq.sum() <= 0:
                 raise ConfigError(f"scenario_freq must be {self.config.n_scenarios} non-negative weights, got {freq}")
-            self.scenario_freq.copy_(torch.as_tensor(freq / freq.sum(), dtype=torch.float32))
+            self.scenario_freq.copy_(torch.as_tensor(np.array(freq / freq.sum()), dtype=torch.float32))
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Real units (..., D) -> standardised units."""
@@ -242,10 +265,21 @@ class MacroVAE(nn.Module):
     def _teacher_forced(self, x: torch.Tensor, z: torch.Tensor, s_emb: torch.Tensor):
         B, T, D = x.shape
         x_prev = torch.cat([x.new_zeros(B, 1, D), x[:, :-1]], dim=1)  # (B, T, D), x_{-1} = 0
-        first = x.new_zeros(B, T, 1)
+        if self.training and self.config.teacher_noise > 0:
+            # a noisy past regularises the one-step model (~400 distinct months) and reduces exposure
+            # bias: at generation time the decoder conditions on its own, imperfect, samples
+            # (only the LSTM sees the noise; the linear path and the mean use the clean past, so the
+            # noise does not bias the linear coefficients towards zero)
+            noisy = x_prev + self.config.teacher_noise * torch.randn_like(x_prev)
+            return self._decode(noisy, x_prev, z, s_emb)
+        return self._decode(x_prev, x_prev, z, s_emb)
+
+    def _decode(self, x_in: torch.Tensor, x_prev: torch.Tensor, z: torch.Tensor, s_emb: torch.Tensor):
+        B, T, _ = x_prev.shape
+        first = x_prev.new_zeros(B, T, 1)
         first[:, 0] = 1.0
         h0 = self.decoder.initial_state(z, s_emb)
-        out, _ = self.decoder.lstm(self.decoder.step_inputs(x_prev, first, z, s_emb), h0)  # (B, T, H)
+        out, _ = self.decoder.lstm(self.decoder.step_inputs(x_in, first, z, s_emb), h0)  # (B, T, H)
         return self.decoder.emit(out, x_prev)
 
     def forward(self, x: torch.Tensor, scenario: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -316,23 +350,38 @@ class MacroVAE(nn.Module):
 
     @torch.no_grad()
     def generate(self, scenario: int | str | None = 0, seq_length: int = 60, n_samples: int = 100, *,
-                 seed: int | None = None) -> torch.Tensor:
+                 seed: int | None = None, start: str = "auto") -> torch.Tensor:
         """Sample macro paths under a scenario.
 
         scenario: index or name (0 baseline, 1 adverse, 2 severely_adverse, 3 stagflation), or None for
-        the mixture at the training frequencies. Returns (n_samples, seq_length, n_vars) float32 on the
+        the mixture at the training frequencies. start: where month 0 comes from -- ``"history"``: the
+        first month of a training window with that scenario label, drawn at random (the decoder's
+        latent is then sampled given that start, see :meth:`generate_conditional`); ``"model"``: the
+        decoder generates month 0 too; ``"auto"`` (default): history when the model holds a start bank
+        (every trained model does), else model. Returns (n_samples, seq_length, n_vars) float32 on the
         model's device, real units (decimals), variables in ``config.variables`` order. The same
         ``seed`` gives the same paths.
         """
         return self.generate_conditional({}, seq_length=seq_length, n_samples=n_samples,
-                                         scenario=scenario, seed=seed)
+                                         scenario=scenario, seed=seed, start=start)
 
-    def _parse_conditions(self, conditions: Mapping[str, Any], seq_length: int) -> dict[int, dict[int, float]]:
-        """{var: {'month', 'value'} | [..]} -> {month: {var_index: standardised value}} plus checks."""
+    def set_start_bank(self, states: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> None:
+        """Store historical starting months: states (N, D) real units, labels (N,) scenario indices."""
+        states = torch.tensor(_to_numpy(states, np.float32)).reshape(-1, self.config.n_macro_vars)
+        labels = torch.tensor(_to_numpy(labels, np.int64)).reshape(-1)
+        if states.shape[0] != labels.shape[0]:
+            raise ConfigError(f"start bank: {states.shape[0]} states but {labels.shape[0]} labels")
+        if labels.numel() and (labels.min() < 0 or labels.max() >= self.config.n_scenarios):
+            raise ConfigError(f"start bank labels must be in 0..{self.config.n_scenarios - 1}")
+        self.start_states = states.to(self.device)
+        self.start_labels = labels.to(self.device)
+
+    def _parse_conditions(self, conditions: Mapping[str, Any], seq_length: int) -> dict[int, dict[int, tuple[float, float]]]:
+        """{var: {'month', 'value'} | [..]} -> {month: {var_index: (standardised, real value)}} plus checks."""
         if not isinstance(conditions, Mapping):
             raise ConfigError(f"conditions must be a dict {{var_name: {{'month': int, 'value': float}}}}, "
                               f"got {type(conditions).__name__}")
-        by_month: dict[int, dict[int, float]] = {}
+        by_month: dict[int, dict[int, tuple[float, float]]] = {}
         variables = list(self.config.variables)
         x_min, x_max = self.x_min.double().cpu().numpy(), self.x_max.double().cpu().numpy()
         for var, spec in conditions.items():
@@ -361,14 +410,14 @@ class MacroVAE(nn.Module):
                 if not x_min[j] <= value <= x_max[j]:
                     warnings.warn(
                         f"condition {var}={value:.4g} at month {month} is outside the training range "
-                        f"[{x_min[j]:.4g}, {x_max[j]:.4g}]; the model extrapolates", ConditionRangeWarning, stacklevel=3)
+                        f"[{x_min[j]:.4g}, {x_max[j]:.4g}]; the model extrapolates", ConditionRangeWarning, stacklevel=4)
                 std_value = (value - float(self.x_mean[j])) / float(self.x_std[j])
                 by_month[month][j] = (std_value, value)
         return by_month
 
     @torch.no_grad()
     def generate_conditional(self, conditions: Mapping[str, Any], seq_length: int = 60, n_samples: int = 100, *,
-                             scenario: int | str | None = None, seed: int | None = None,
+                             scenario: int | str | None = None, seed: int | None = None, start: str = "auto",
                              n_particles: int | None = None) -> torch.Tensor:
         """Sample paths that meet every condition exactly.
 
@@ -376,39 +425,59 @@ class MacroVAE(nn.Module):
         months are 0-based positions in the generated path, values real units (decimals).
         scenario: index / name, or None (default) to let the conditions pick among scenarios in
         proportion to their training frequency times how well they explain the conditions.
+        start: as in :meth:`generate` (with ``"history"`` the start month is a historical one, drawn
+        in proportion to how well it explains the conditions; a condition at month 0 overrides it).
         Returns (n_samples, seq_length, n_vars) float32 in real units.
 
         Method (sequential Monte Carlo with the conditions as observations): ``n_particles`` paths
-        (default ``max(16 n_samples, 2048)``) are drawn with ``z`` and the scenario from the prior and
-        rolled forward month by month. At a conditioned month the decoder's one-step distribution is
-        Gaussian, ``N(mu_t, Sigma_t)``; each particle is weighted by the predictive density of the
-        condition, ``N(c_J; mu_J, Sigma_JJ)`` (this is importance sampling of ``z``, the scenario and the
-        past given the observation, i.e. latent posterior sampling), particles are resampled by those
-        weights, the conditioned variables are set to their targets and the other variables of that
-        month are drawn from the exact Gaussian conditional ``x_~J | x_J = c`` -- the smooth local
+        (default ``max(16 n_samples, 2048)`` with conditions) are drawn with ``z`` and the scenario from
+        the prior and rolled forward month by month. At a conditioned month the decoder's one-step
+        distribution is Gaussian, ``N(mu_t, Sigma_t)``; each particle is weighted by the predictive
+        density of the condition, ``N(c_J; mu_J, Sigma_JJ)`` (importance sampling of ``z``, the scenario
+        and the past given the observation, i.e. latent posterior sampling), particles are resampled by
+        those weights, the conditioned variables are set to their targets and the other variables of
+        that month are drawn from the exact Gaussian conditional ``x_~J | x_J = c`` -- the smooth local
         adjustment: co-moving variables follow the condition with the learned shock correlation. Later
-        months continue from the conditioned state. The whole path is a draw from the model's
-        conditional distribution up to the Monte Carlo error of the particle approximation. After
-        de-standardisation the conditioned entries are written with the exact target so rounding never
-        breaks ``|value - target| < 1e-6``. A warning is given when the effective sample size of a
-        resampling step falls below 1 % of the particles (extreme conditions: few distinct pasts).
+        months continue from the conditioned state. The path is a draw from the model's conditional
+        distribution up to the Monte Carlo error of the particle approximation. A historical start is
+        the same mechanism at month 0 with all variables observed (16 latent candidates per path,
+        resampled within the path's group). After de-standardisation the conditioned entries are written
+        with the exact target so float rounding never breaks ``|value - target| < 1e-6``. A warning is
+        given when the effective sample size of a resampling step falls below 1 % of the particles
+        (extreme conditions: few distinct pasts survive).
 
         Raises ConfigError for unknown variables, months outside ``0..seq_length-1``, non-finite or
         contradictory values; warns (:class:`ConditionRangeWarning`) for values outside the training
         range.
         """
         self._check_sizes(seq_length, n_samples)
+        if start not in ("auto", "history", "model"):
+            raise ConfigError(f"start must be 'auto', 'history' or 'model', got {start!r}")
         by_month = self._parse_conditions(conditions, seq_length)
+        has_bank = self.start_states.shape[0] > 0
+        if start == "history" and not has_bank:
+            raise ConfigError("start='history' needs a trained model with a start bank; use start='model'")
+        use_bank = start == "history" or (start == "auto" and has_bank)
         cfg, dev = self.config, self.device
         D = cfg.n_macro_vars
         g = self._generator(seed)
-        P = n_samples if not by_month else int(n_particles or max(16 * n_samples, 2048))
-        if P < n_samples:
+        if by_month:
+            P = int(n_particles or max(16 * n_samples, 2048))
+        else:
+            P = 16 * n_samples if use_bank else n_samples
+        k = P // n_samples  # particles per group (groups share a historical start)
+        if k < 1:
             raise ConfigError(f"n_particles must be >= n_samples ({n_samples}), got {P}")
+        P = k * n_samples
         was_training = self.training
         self.eval()
         try:
-            s = self._scenario_draw(scenario, P, g)
+            s = self._scenario_draw(scenario, n_samples, g)  # one scenario per group
+            start_target = None
+            if use_bank:
+                start_target = self.normalize(self._draw_starts(s, g))  # (n, D) standardised
+                start_target = start_target.repeat_interleave(k, dim=0)  # (P, D)
+            s = s.repeat_interleave(k)
             s_emb = self.scenario_emb(s)  # (P, E)
             z = torch.randn(P, cfg.latent_dim, generator=g, device=dev)  # prior N(0, I)
             state = self.decoder.initial_state(z, s_emb)
@@ -421,19 +490,30 @@ class MacroVAE(nn.Module):
                 mean, scale = self.decoder.emit(out, x_prev)  # (P, 1, D) each
                 mean, scale = mean[:, 0], scale[:, 0]
                 eps = torch.randn(P, D, generator=g, device=dev)
-                if t in by_month:
-                    x_t, log_w = self._conditional_step(mean, scale, L, by_month[t], eps)
+                user = by_month.get(t, {})
+                if t == 0 and start_target is not None:
+                    target = start_target.clone()
+                    for j, (std_value, _) in user.items():
+                        target[:, j] = std_value
+                    x_t, log_w = self._conditional_step(mean, scale, L, list(range(D)), target, eps)
+                    idx = self._resample_groups(log_w, k, g)
+                elif user:
+                    J = sorted(user)
+                    target = torch.tensor([user[j][0] for j in J], dtype=mean.dtype, device=dev).expand(P, -1)
+                    x_t, log_w = self._conditional_step(mean, scale, L, J, target, eps)
                     idx = self._resample(log_w, g, t)
+                else:
+                    x_t, idx = mean + scale * (eps @ L.T), None  # (P, D): diag(sigma) L eps
+                if idx is not None:
                     x_t, path, z, s_emb = x_t[idx], path[idx], z[idx], s_emb[idx]
                     state = (state[0][:, idx], state[1][:, idx])
-                else:
-                    x_t = mean + scale * (eps @ L.T)  # (P, D): diag(sigma) L eps
                 path[:, t] = x_t
                 x_prev = x_t[:, None, :]
-            if P > n_samples:  # after resampling particles are equally weighted: take a random subset
+            if by_month:  # after resampling particles are equally weighted: take a random subset
                 keep = torch.randperm(P, generator=g, device=dev)[:n_samples]
-                path = path[keep]
-            real = self.denormalize(path)
+            else:  # one particle per group keeps the drawn starts
+                keep = torch.arange(n_samples, device=dev) * k
+            real = self.denormalize(path[keep])
             for t, conds in by_month.items():
                 for j, (_, value) in conds.items():
                     real[:, t, j] = value
@@ -441,30 +521,44 @@ class MacroVAE(nn.Module):
         finally:
             self.train(was_training)
 
+    def _draw_starts(self, s: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Historical start months (n, D), real units: for each path a random bank entry with its scenario
+        label (any entry when the bank has none with that label)."""
+        out = torch.empty(s.shape[0], self.config.n_macro_vars, device=self.device)
+        for label in torch.unique(s).tolist():
+            rows = (s == label).nonzero().squeeze(1)
+            pool = (self.start_labels == label).nonzero().squeeze(1)
+            if pool.numel() == 0:
+                pool = torch.arange(self.start_states.shape[0], device=self.device)
+            pick = torch.randint(pool.numel(), (rows.numel(),), generator=g, device=self.device)
+            out[rows] = self.start_states[pool[pick]]
+        return out
+
     @staticmethod
-    def _conditional_step(mean: torch.Tensor, scale: torch.Tensor, L: torch.Tensor,
-                          conds: Mapping[int, tuple[float, float]], eps: torch.Tensor):
-        """Exact Gaussian conditioning of one month. mean, scale, eps: (P, D). Returns x (P, D), log_w (P,)."""
+    def _conditional_step(mean: torch.Tensor, scale: torch.Tensor, L: torch.Tensor, J: list[int],
+                          target: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact Gaussian conditioning of one month on x_J = target.
+
+        mean, scale, eps: (P, D); target: (P, |J|) standardised. Returns x (P, D), log_w (P,).
+        """
         P, D = mean.shape
-        J = sorted(conds)
-        K = [k for k in range(D) if k not in conds]
-        c = torch.tensor([conds[j][0] for j in J], dtype=mean.dtype, device=mean.device)  # (|J|,)
+        K = [k for k in range(D) if k not in J]
         S = scale[:, :, None] * L[None]  # (P, D, D) scale_tril of the innovation
         cov = S @ S.transpose(1, 2)  # (P, D, D)
-        cov_jj = cov[:, J][:, :, J] + 1e-9 * torch.eye(len(J), device=mean.device)
-        chol_jj = torch.linalg.cholesky(cov_jj)
-        resid = (c[None] - mean[:, J]).unsqueeze(-1)  # (P, |J|, 1)
+        eye_j = torch.eye(len(J), device=mean.device, dtype=mean.dtype)
+        chol_jj = torch.linalg.cholesky(cov[:, J][:, :, J] + 1e-9 * eye_j)
+        resid = (target - mean[:, J]).unsqueeze(-1)  # (P, |J|, 1)
         white = torch.linalg.solve_triangular(chol_jj, resid, upper=False)  # (P, |J|, 1)
         log_w = -0.5 * (white ** 2).sum((1, 2)) - torch.log(torch.diagonal(chol_jj, dim1=1, dim2=2)).sum(-1)
         x = torch.empty_like(mean)
-        x[:, J] = c
+        x[:, J] = target
         if K:
             cov_kj = cov[:, K][:, :, J]  # (P, |K|, |J|)
             gain = torch.cholesky_solve(cov_kj.transpose(1, 2), chol_jj).transpose(1, 2)  # cov_kj cov_jj^-1
             cond_mean = mean[:, K] + (gain @ resid).squeeze(-1)
             cond_cov = cov[:, K][:, :, K] - gain @ cov_kj.transpose(1, 2)
-            cond_cov = 0.5 * (cond_cov + cond_cov.transpose(1, 2)) + 1e-9 * torch.eye(len(K), device=mean.device)
-            chol_k = torch.linalg.cholesky(cond_cov)
+            eye_k = torch.eye(len(K), device=mean.device, dtype=mean.dtype)
+            chol_k = torch.linalg.cholesky(0.5 * (cond_cov + cond_cov.transpose(1, 2)) + 1e-9 * eye_k)
             x[:, K] = cond_mean + (chol_k @ eps[:, K, None]).squeeze(-1)
         return x, log_w
 
@@ -483,6 +577,13 @@ class MacroVAE(nn.Module):
         cdf = torch.cumsum(w, 0)
         cdf[-1] = 1.0
         return torch.searchsorted(cdf, u).clamp(max=P - 1)
+
+    @staticmethod
+    def _resample_groups(log_w: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
+        """Multinomial resampling of k particles within each consecutive group of k; returns (P,) indices."""
+        w = torch.softmax(log_w.double().view(-1, k), dim=1)  # (n, k)
+        draws = torch.multinomial(w, k, replacement=True, generator=g)  # (n, k)
+        return (draws + k * torch.arange(w.shape[0], device=log_w.device)[:, None]).reshape(-1)
 
     # ------------------------------------------------------------------ checkpoints
     _SCALER_KEYS = ("x_mean", "x_std", "x_min", "x_max", "scenario_freq")
@@ -530,6 +631,11 @@ class MacroVAE(nn.Module):
                                   f"do not match config variables {list(config.variables)}")
         model = cls(config)
         tensors = load_tensors(folder / WEIGHTS_FILE)
+        if "start_states" in tensors and "start_labels" in tensors:
+            try:
+                model.set_start_bank(tensors["start_states"], tensors["start_labels"])
+            except ConfigError as exc:
+                raise CheckpointError(f"checkpoint {folder}: bad start bank ({exc})") from None
         try:
             missing, unexpected = model.load_state_dict(tensors, strict=False)
         except RuntimeError as exc:  # shape mismatch

@@ -25,8 +25,13 @@ LossFn = Callable[[torch.nn.Module, Sequence[torch.Tensor], int], dict[str, torc
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings. ``patience``: epochs without a validation improvement before stopping
-    (counted after ``min_epochs``); ``kl_warmup``: epochs of linear KL annealing from 0 to beta."""
+    """Optimisation settings.
+
+    ``patience``: epochs without a validation improvement before stopping. ``min_epochs``: epochs
+    before which no weights are kept as "best" and patience does not count -- a floor on training
+    length for models whose validation loss is a poor proxy early on (see
+    :mod:`creditsim.training.pretrained`). ``kl_warmup``: epochs of linear KL annealing from 0 to beta.
+    """
 
     epochs: int = 300
     batch_size: int = 64
@@ -91,9 +96,10 @@ def _mean_losses(model, loss_fn, tensors, batch_size, epoch, device) -> dict[str
 
 
 def fit(model: torch.nn.Module, loss_fn: LossFn, train: Sequence[torch.Tensor], val: Sequence[torch.Tensor] | None,
-        cfg: TrainConfig, description: str = "training") -> TrainResult:
+        cfg: TrainConfig, description: str = "training", keep_last: bool = False) -> TrainResult:
     """Train ``model`` in place; returns a :class:`TrainResult`. Early-stops on the validation ``loss``
-    (or the training loss when ``val`` is None) and restores the best weights."""
+    (or the training loss when ``val`` is None) and restores the best weights; ``keep_last`` instead
+    runs all ``cfg.epochs`` and keeps the final weights (used to refit for a known number of epochs)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     device = torch.device(cfg.device)
@@ -137,18 +143,20 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, train: Sequence[torch.Tensor], 
             result.epochs_run = epoch + 1
             if not math.isfinite(score):
                 raise ConfigError(f"{description}: loss became {score} at epoch {epoch}; lower the learning rate")
-            if score < result.best_val_loss - 1e-4:
+            candidate = epoch >= min(cfg.min_epochs, cfg.epochs - 1)  # warm-up epochs never count
+            if candidate and score < result.best_val_loss - 1e-4:
                 result.best_val_loss, result.best_epoch, bad_epochs = score, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
-            elif epoch >= cfg.min_epochs:
+            elif candidate:
                 bad_epochs += 1
             stats = f"train {row['train_loss']:.3f}" + (f"  val {row['val_loss']:.3f}" if "val_loss" in row else "") \
                 + f"  best {result.best_val_loss:.3f}@{result.best_epoch}"
             bar.update(task, advance=1, stats=stats)
-            if bad_epochs >= cfg.patience:
+            if bad_epochs >= cfg.patience and not keep_last:
                 result.stopped_early = True
                 break
-    model.load_state_dict(best_state)
+    if not keep_last:
+        model.load_state_dict(best_state)
     model.eval()
     result.seconds = time.perf_counter() - t0
     return result

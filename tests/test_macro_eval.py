@@ -1,0 +1,235 @@
+"""Generative metrics (closed forms), VAR / bootstrap baselines, the evaluation table and `creditsim eval macro`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from creditsim.errors import ConfigError, DataError, NotFittedError
+from creditsim.evaluation import metrics as M
+from creditsim.evaluation.baselines import BlockBootstrapGenerator, VARGenerator
+from creditsim.evaluation.macro_eval import compare_generators, evaluate_macro, historical_windows
+from creditsim.states import MACRO_VARS
+
+
+@pytest.fixture(scope="module")
+def history() -> pd.DataFrame:
+    from creditsim.datasets import load_macro_history
+
+    return load_macro_history()
+
+
+@pytest.fixture(scope="module")
+def recession() -> pd.Series:
+    from creditsim.datasets import load_recession_indicator
+
+    return load_recession_indicator()["recession"]
+
+
+class HistoryGenerator:
+    """Returns real windows (random with replacement): the noise floor of every metric."""
+
+    name = "history"
+
+    def __init__(self, history):
+        self.windows = historical_windows(history)
+
+    def generate(self, scenario=None, seq_length=60, n_samples=100, *, seed=None):
+        rng = np.random.default_rng(seed)
+        return torch.from_numpy(self.windows[rng.integers(len(self.windows), size=n_samples), :seq_length])
+
+
+# ---------------------------------------------------------------- metrics against closed forms
+def test_w1_of_a_shifted_sample_is_the_shift():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 20, 3))
+    np.testing.assert_allclose(M.marginal_w1(x, x + 0.7), 0.7, rtol=1e-12)
+    np.testing.assert_allclose(M.marginal_w1(x, x + 0.7, diff=True), 0.0, atol=1e-12)
+
+
+def test_acf_of_an_ar1_process_is_phi_to_the_k():
+    rng = np.random.default_rng(1)
+    phi, n, T = 0.8, 400, 400
+    x = np.zeros((n, T, 1))
+    for t in range(1, T):
+        x[:, t] = phi * x[:, t - 1] + rng.normal(size=(n, 1))
+    rho = M.acf(x, (1, 3, 6))[0]
+    # within-window demeaning biases by O(1/T); 400 months keep it below 0.02
+    np.testing.assert_allclose(rho, [phi, phi ** 3, phi ** 6], atol=0.03)
+    assert M.acf_error(x, x) == 0.0
+
+
+def test_correlation_error_of_known_correlations():
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(200, 50, 2))
+    a = np.stack([z[..., 0], z[..., 0]], -1)  # correlation 1
+    b = np.stack([z[..., 0], z[..., 1]], -1)  # correlation ~0
+    assert M.correlation_error(a, a) == 0.0
+    assert M.correlation_error(a, b) == pytest.approx(1.0, abs=0.02)
+
+
+def test_cross_correlation_detects_a_lead():
+    rng = np.random.default_rng(3)
+    e = rng.normal(size=(100, 63))
+    x = np.stack([e[:, 3:], e[:, :-3]], -1)  # variable 1 is variable 0 three months later
+    assert M.cross_correlation(x, 0, 1, 3) == pytest.approx(1.0, abs=1e-12)
+    assert abs(M.cross_correlation(x, 0, 1, 0)) < 0.05
+
+
+def test_mmd_and_energy_distinguish_shifted_distributions():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(120, 10, 2)), rng.normal(size=(120, 10, 2))
+    c = rng.normal(size=(120, 10, 2)) + 0.5
+    same, _ = M.mmd2_unbiased(a, b)
+    diff, _ = M.mmd2_unbiased(a, c)
+    assert abs(same) < 0.01 < diff
+    assert M.energy_distance(a, b) < M.energy_distance(a, c)
+    stat, p_same = M.mmd_test(a, b, n_perm=50)
+    stat, p_diff = M.mmd_test(a, c, n_perm=50)
+    assert p_same > 0.05 and p_diff < 0.05
+
+
+def test_discriminative_score_is_near_zero_for_twins_and_near_half_for_strangers():
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=(200, 24, 2)), rng.normal(size=(200, 24, 2))
+    assert M.discriminative_score(a, b) < 0.1
+    assert M.discriminative_score(a, b * 3 + 2) > 0.45
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-5, 5, allow_nan=False), min_size=1, max_size=15),
+       st.lists(st.floats(-5, 5, allow_nan=False), min_size=1, max_size=15))
+def test_prob_greater_matches_pairwise_count(a, b):
+    a, b = np.array(a), np.array(b)
+    brute = np.mean([(x > y) + 0.5 * (x == y) for x in a for y in b])
+    assert M.prob_greater(a, b) == pytest.approx(brute, abs=1e-12)
+
+
+def test_tail_statistics_of_a_hand_made_path():
+    T = 60
+    path = np.tile(np.array([0.02, 0.05, 0.02, 0.03, 0.04, 0.01, 0.04, 0.0, 0.03]), (1, T, 1)).astype(float)
+    path[0, 10:, 1] = 0.09  # unemployment 5 % -> 9 %
+    path[0, 20, 6] = 0.12  # HY spread peaks at 1,200 bp
+    path[0, :12, 7] = -0.12  # house prices fall 12 % over the first year
+    stats = M.tail_statistics(path).iloc[0]
+    assert stats["peak_unemployment_rise_pp"] == pytest.approx(4.0)
+    assert stats["peak_hy_spread_bp"] == pytest.approx(1200.0)
+    assert stats["hy_spread_widening_bp"] == pytest.approx(800.0)
+    assert stats["max_hpi_drawdown"] == pytest.approx(0.12, rel=1e-9)
+    assert stats["peak_default_rate"] == pytest.approx(0.03)
+
+
+def test_as_paths_rejects_bad_input():
+    with pytest.raises(DataError, match="shape"):
+        M.as_paths(np.zeros((3, 4)))
+    with pytest.raises(DataError, match="NaN"):
+        M.as_paths(np.full((2, 3, 4), np.nan))
+
+
+# ---------------------------------------------------------------- baselines
+def test_var_baseline_matches_statsmodels_and_its_implied_mean(history, recession):
+    from statsmodels.tsa.api import VAR
+
+    gen = VARGenerator(1).fit(history, recession)
+    ref = VAR(history.to_numpy()).fit(1)
+    np.testing.assert_allclose(gen.coefs_, ref.coefs, rtol=1e-10)
+    np.testing.assert_allclose(gen.sigma_u_, ref.sigma_u, rtol=1e-10)
+    paths = gen.generate(None, seq_length=400, n_samples=2000, seed=0).numpy()
+    implied = np.linalg.solve(np.eye(9) - gen.coefs_[0], gen.intercept_)
+    # after ~30 years the simulation has forgotten its start and sits around the implied mean
+    np.testing.assert_allclose(paths[:, -1].mean(0), implied, atol=4 * paths[:, -1].std(0).max() / np.sqrt(2000) + 2e-3)
+
+
+def test_var_generate_is_seeded_and_starts_from_real_months(history, recession):
+    gen = VARGenerator(2).fit(history, recession)
+    a = gen.generate(scenario=2, n_samples=20, seed=3)
+    assert torch.equal(a, gen.generate(scenario=2, n_samples=20, seed=3))
+    assert a.shape == (20, 60, 9)
+    windows = historical_windows(history)
+    starts = windows[gen.window_labels_ == 2][:, :2]
+    for path in a.numpy():
+        assert np.abs(starts - path[:2]).max(axis=(1, 2)).min() < 1e-12
+
+
+def test_var_lag_selection_and_errors(history):
+    gen = VARGenerator("aic", max_lags=3).fit(history)
+    assert 1 <= gen.lags_ <= 3
+    with pytest.raises(ConfigError):
+        VARGenerator(0)
+    with pytest.raises(NotFittedError):
+        VARGenerator(1).generate()
+
+
+def test_bootstrap_changes_are_historical_changes(history, recession):
+    gen = BlockBootstrapGenerator(mean_block=6).fit(history, recession)
+    paths = gen.generate(None, seq_length=60, n_samples=50, seed=1).numpy()
+    steps = np.diff(paths, axis=1).reshape(-1, 9)
+    changes = np.diff(history.to_numpy(), axis=0)
+    # every simulated monthly change is one of the historical monthly change vectors
+    dist = np.abs(steps[:, None, :] - changes[None, :, :]).max(-1).min(-1)
+    assert dist.max() < 1e-12
+    # blocks: consecutive steps continue the same historical sequence with probability 1 - 1/6
+    idx = np.abs(steps[:, None, :] - changes[None, :, :]).max(-1).argmin(-1).reshape(50, 59)
+    cont = (np.diff(idx, axis=1) == 1).mean()
+    assert cont == pytest.approx(5 / 6, abs=0.05)
+
+
+def test_bootstrap_scenario_uses_only_its_windows(history, recession):
+    gen = BlockBootstrapGenerator().fit(history, recession)
+    with pytest.raises(ConfigError):
+        gen.generate(scenario="boom")
+    paths = gen.generate("severely_adverse", n_samples=10, seed=0).numpy()
+    firsts = historical_windows(history)[gen.window_labels_ == 2][:, 0]
+    assert all(np.abs(firsts - p[0]).max(1).min() < 1e-12 for p in paths)
+
+
+# ---------------------------------------------------------------- the table
+def test_evaluate_macro_is_tidy_and_real_windows_score_near_zero(history):
+    table = evaluate_macro(HistoryGenerator(history), history, n_samples=400, seeds=(0, 1))
+    assert list(table.columns) == ["generator", "metric", "mean", "sd"]
+    m = table.set_index("metric")["mean"]
+    assert m["w1_mean"] < 0.08 and m["acf_err"] < 0.02 and m["corr_err"] < 0.05
+    assert m["disc_score"] < 0.15
+    with pytest.raises(ConfigError):
+        evaluate_macro(HistoryGenerator(history), history, n_samples=5)
+
+
+@pytest.fixture(scope="module")
+def eval_table(history, recession):
+    from creditsim.models.macro_vae import MacroVAE
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    gens = {"vae": MacroVAE.from_pretrained(), "var1": VARGenerator(1).fit(history, recession),
+            "boot": BlockBootstrapGenerator().fit(history, recession)}
+    return compare_generators(gens, history, n_samples=1000, seeds=(0, 1, 2))
+
+
+def test_vae_tails_are_closer_to_history_than_var1(eval_table):
+    t = eval_table
+    for stat in ("peak_unemployment_rise_pp_q95", "peak_hy_spread_bp_q95"):
+        assert abs(t.loc[stat, "vae"] - t.loc[stat, "history"]) < abs(t.loc[stat, "var1"] - t.loc[stat, "history"]), stat
+
+
+def test_vae_acf_and_correlation_errors_within_1_5x_of_var1(eval_table):
+    t = eval_table
+    assert t.loc["acf_err", "vae"] <= 1.5 * t.loc["acf_err", "var1"]
+    assert t.loc["corr_err", "vae"] <= 1.5 * t.loc["corr_err", "var1"]
+
+
+def test_cli_eval_macro_prints_table_and_writes_fan_charts(tmp_path, capsys):
+    from creditsim.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", "macro", "--n-samples", "60", "--seeds", "1", "--plot", str(tmp_path / "fans"),
+              "--csv", str(tmp_path / "table.csv")])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "peak_unemployment_rise_pp_q95" in out and "VAR(1)" in out
+    pngs = sorted(p.name for p in (tmp_path / "fans").glob("*.png"))
+    assert pngs == [f"fan_{s}.png" for s in sorted(["baseline", "adverse", "severely_adverse", "stagflation"])]
+    assert (tmp_path / "fans" / "fan_baseline.png").read_bytes()[:4] == b"\x89PNG"
+    assert pd.read_csv(tmp_path / "table.csv", index_col=0).shape[0] > 10

@@ -1,0 +1,273 @@
+"""MacroVAE: spec shapes, generation, exact conditioning, checkpoints, and the shipped model's acceptance."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import multivariate_normal
+
+from creditsim.errors import CheckpointError, ConfigError
+from creditsim.models.macro_vae import PRETRAINED_DIR, ConditionRangeWarning, MacroVAE, MacroVAEConfig
+from creditsim.states import MACRO_VARS
+
+TINY = dict(seq_length=24, latent_dim=2, hidden_dim=8, n_layers=1, scenario_dim=3)
+
+
+def tiny_model(seed: int = 0) -> MacroVAE:
+    torch.manual_seed(seed)
+    model = MacroVAE(MacroVAEConfig(**TINY))
+    mean = np.array([0.025, 0.06, 0.03, 0.045, 0.06, 0.015, 0.06, 0.03, 0.04])
+    std = np.array([0.02, 0.015, 0.02, 0.035, 0.03, 0.007, 0.025, 0.05, 0.02])
+    model.set_scalers(mean, std, mean - 3 * std, mean + 3 * std, [0.4, 0.3, 0.2, 0.1])
+    rng = np.random.default_rng(0)
+    model.set_start_bank(mean + std * rng.standard_normal((20, 9)), rng.integers(0, 4, 20))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def shipped() -> MacroVAE:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    return MacroVAE.from_pretrained()
+
+
+@pytest.fixture(scope="module")
+def history():
+    from creditsim.datasets import load_macro_history
+
+    return load_macro_history()
+
+
+# ---------------------------------------------------------------- spec surface
+def test_config_defaults_follow_spec():
+    cfg = MacroVAEConfig()
+    assert (cfg.n_macro_vars, cfg.seq_length, cfg.latent_dim, cfg.hidden_dim, cfg.n_layers, cfg.beta, cfg.n_scenarios) == (
+        9, 60, 32, 128, 2, 1.0, 4)
+    assert cfg.variables == MACRO_VARS
+
+
+@pytest.mark.parametrize("field,value", [("latent_dim", 0), ("hidden_dim", -3), ("beta", -1.0), ("n_macro_vars", 5)])
+def test_config_rejects_bad_values_naming_the_field(field, value):
+    with pytest.raises(ConfigError, match=field if field != "n_macro_vars" else "variables"):
+        MacroVAEConfig(**{field: value})
+
+
+def test_forward_returns_reconstruction_mu_log_var_with_spec_shapes():
+    model = tiny_model()
+    x = torch.randn(5, 24, 9)
+    recon, mu, log_var = model(x, torch.tensor([0, 1, 2, 3, 0]))
+    assert recon.shape == (5, 24, 9) and mu.shape == (5, 2) and log_var.shape == (5, 2)
+
+
+def test_forward_rejects_bad_shapes_and_scenarios():
+    model = tiny_model()
+    with pytest.raises(ConfigError, match="shape"):
+        model(torch.randn(5, 24, 8), torch.zeros(5, dtype=torch.long))
+    with pytest.raises(ConfigError, match="scenario"):
+        model(torch.randn(2, 24, 9), torch.tensor([0, 4]))
+
+
+def test_loss_is_gaussian_nll_plus_free_bits_kl():
+    model = tiny_model()
+    x = torch.randn(4, 24, 9)
+    s = torch.tensor([0, 1, 2, 3])
+    out = model.loss(x, s, beta=0.0)
+    torch.testing.assert_close(out["loss"], out["nll"])
+    # free bits: the penalised KL is never below latent_dim * free_bits per window
+    assert float(out["kl"]) >= model.config.latent_dim * model.config.free_bits / 24 - 1e-7
+    # an independent evaluation of the eval-mode likelihood with torch.distributions
+    with torch.no_grad():
+        mean, scale, mu, _ = model._forward_full(x, s)
+        tril = scale[..., :, None] * model.decoder.unit_tril()
+        nll = -torch.distributions.MultivariateNormal(mean, scale_tril=tril).log_prob(x).mean()
+        torch.testing.assert_close(model.loss(x, s, beta=0.0)["nll"], nll, rtol=1e-4, atol=1e-4)
+
+
+def test_generate_shape_units_and_seed_reproducibility():
+    model = tiny_model()
+    a = model.generate(scenario=2, seq_length=30, n_samples=40, seed=7)
+    assert a.shape == (40, 30, 9) and a.dtype == torch.float32
+    assert torch.equal(a, model.generate(scenario="severely_adverse", seq_length=30, n_samples=40, seed=7))
+    assert not torch.equal(a, model.generate(scenario=2, seq_length=30, n_samples=40, seed=8))
+    # real units: around the stored means, not standardised values
+    assert abs(float(a[:, 0, 1].mean()) - 0.06) < 0.05
+
+
+def test_generate_history_start_uses_bank_of_the_scenario():
+    model = tiny_model()
+    paths = model.generate(scenario=1, n_samples=30, seed=1)
+    bank = model.start_states[model.start_labels == 1]
+
+    def nearest(x):  # max-abs distance of every path's month 0 to its nearest bank entry
+        return (x[:, 0, None, :] - bank[None]).abs().amax(-1).amin(1)
+
+    assert float(nearest(paths).max()) < 1e-6
+    free = model.generate(scenario=1, n_samples=30, seed=1, start="model")
+    assert float(nearest(free).max()) > 1e-4
+
+
+def test_generate_rejects_bad_arguments():
+    model = tiny_model()
+    with pytest.raises(ConfigError):
+        model.generate(scenario=9)
+    with pytest.raises(ConfigError):
+        model.generate(scenario="boom")
+    with pytest.raises(ConfigError):
+        model.generate(n_samples=0)
+    with pytest.raises(ConfigError):
+        model.generate(start="nowhere")
+
+
+# ---------------------------------------------------------------- conditioning
+def test_conditional_step_matches_closed_form_gaussian_conditioning():
+    rng = np.random.default_rng(3)
+    D, P = 4, 3
+    L = torch.tensor(np.tril(rng.normal(size=(D, D)), -1) + np.eye(D), dtype=torch.float64)
+    mean = torch.tensor(rng.normal(size=(P, D)))
+    scale = torch.tensor(rng.uniform(0.5, 1.5, size=(P, D)))
+    J, target = [1, 3], torch.tensor([[0.3, -0.2]] * P, dtype=torch.float64)
+    x, log_w = MacroVAE._conditional_step(mean, scale, L, J, target, torch.zeros(P, D, dtype=torch.float64))
+    for p in range(P):
+        S = np.diag(scale[p].numpy()) @ L.numpy()
+        cov = S @ S.T
+        K = [0, 2]
+        gain = cov[np.ix_(K, J)] @ np.linalg.inv(cov[np.ix_(J, J)])
+        expected = mean[p, K].numpy() + gain @ (target[p].numpy() - mean[p, J].numpy())
+        np.testing.assert_allclose(x[p, K].numpy(), expected, rtol=1e-6)
+        np.testing.assert_allclose(x[p, J].numpy(), target[p].numpy())
+        logpdf = multivariate_normal(mean[p, J].numpy(), cov[np.ix_(J, J)]).logpdf(target[p].numpy())
+        np.testing.assert_allclose(float(log_w[p]) - len(J) / 2 * math.log(2 * math.pi), logpdf, rtol=1e-6)
+
+
+def test_one_condition_is_met_by_every_sample():
+    model = tiny_model()
+    paths = model.generate_conditional({"unemployment_rate": {"month": 10, "value": 0.075}}, seq_length=24,
+                                       n_samples=200, seed=0)
+    assert paths.shape == (200, 24, 9)
+    assert float((paths[:, 10, 1] - 0.075).abs().max()) < 1e-6
+    assert float(paths[:, 11, 1].std()) > 0  # the path goes on stochastically after the condition
+
+
+def test_three_conditions_including_a_list_and_a_shared_month_are_met_by_every_sample():
+    model = tiny_model()
+    conds = {
+        "unemployment_rate": [{"month": 5, "value": 0.07}, {"month": 20, "value": 0.09}],
+        "credit_spread_hy": {"month": 5, "value": 0.08},
+    }
+    paths = model.generate_conditional(conds, seq_length=24, n_samples=150, scenario=2, seed=4)
+    assert float((paths[:, 5, 1] - 0.07).abs().max()) < 1e-6
+    assert float((paths[:, 20, 1] - 0.09).abs().max()) < 1e-6
+    assert float((paths[:, 5, 6] - 0.08).abs().max()) < 1e-6
+    # non-conditioned variables of the same month stay random
+    assert float(paths[:, 5, 0].std()) > 0
+
+
+def test_conditioning_reweights_towards_paths_that_explain_the_condition():
+    """A high month-12 target pulls the month-11 value up relative to unconditional sampling."""
+    model = tiny_model()
+    free = model.generate(scenario=0, seq_length=24, n_samples=2000, seed=1)
+    hi = float(free[:, 12, 1].quantile(0.95))
+    cond = model.generate_conditional({"unemployment_rate": {"month": 12, "value": hi}}, seq_length=24,
+                                      n_samples=500, scenario=0, seed=2)
+    assert float(cond[:, 11, 1].mean()) > float(free[:, 11, 1].mean())
+
+
+def test_unknown_variable_or_bad_month_is_a_config_error():
+    model = tiny_model()
+    with pytest.raises(ConfigError, match="unknown variable 'gdp'"):
+        model.generate_conditional({"gdp": {"month": 1, "value": 0.01}}, seq_length=24)
+    with pytest.raises(ConfigError, match="month"):
+        model.generate_conditional({"gdp_growth": {"month": 24, "value": 0.01}}, seq_length=24)
+    with pytest.raises(ConfigError, match="month"):
+        model.generate_conditional({"gdp_growth": {"month": -1, "value": 0.01}}, seq_length=24)
+    with pytest.raises(ConfigError, match="keys"):
+        model.generate_conditional({"gdp_growth": {"t": 1, "value": 0.01}}, seq_length=24)
+    with pytest.raises(ConfigError, match="finite"):
+        model.generate_conditional({"gdp_growth": {"month": 1, "value": float("nan")}}, seq_length=24)
+    with pytest.raises(ConfigError, match="two different values"):
+        model.generate_conditional({"gdp_growth": [{"month": 1, "value": 0.01}, {"month": 1, "value": 0.02}]},
+                                   seq_length=24)
+
+
+def test_out_of_range_condition_warns_but_is_still_met():
+    model = tiny_model()
+    with pytest.warns(ConditionRangeWarning, match="outside the training range"):
+        paths = model.generate_conditional({"unemployment_rate": {"month": 3, "value": 0.2}}, seq_length=24,
+                                           n_samples=20, seed=0)
+    assert float((paths[:, 3, 1] - 0.2).abs().max()) < 1e-6
+
+
+# ---------------------------------------------------------------- checkpoints
+def test_checkpoint_round_trip_is_safetensors_and_json(tmp_path):
+    model = tiny_model()
+    model.save_pretrained(tmp_path / "ck")
+    files = sorted(p.name for p in (tmp_path / "ck").iterdir())
+    assert files == ["config.json", "model.safetensors", "scalers.json"]
+    meta = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert meta["config"]["hidden_dim"] == 8
+    loaded = MacroVAE.from_pretrained(tmp_path / "ck")
+    assert torch.equal(model.generate(1, 24, 10, seed=3), loaded.generate(1, 24, 10, seed=3))
+
+
+def test_broken_checkpoints_raise_checkpoint_error(tmp_path):
+    model = tiny_model()
+    folder = model.save_pretrained(tmp_path / "ck")
+    (folder / "scalers.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="scalers.json"):
+        MacroVAE.from_pretrained(folder)
+    folder = model.save_pretrained(tmp_path / "ck2")
+    meta = json.loads((folder / "config.json").read_text())
+    meta["config"]["hidden_dim"] = 16
+    (folder / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="do not match"):
+        MacroVAE.from_pretrained(folder)
+    with pytest.raises(CheckpointError, match="missing"):
+        MacroVAE.from_pretrained(tmp_path / "nowhere")
+
+
+def test_model_runs_on_cuda_when_available():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    model = tiny_model().to("cuda")
+    paths = model.generate_conditional({"unemployment_rate": {"month": 3, "value": 0.07}}, seq_length=24,
+                                       n_samples=10, seed=0)
+    assert paths.device.type == "cuda" and float((paths[:, 3, 1] - 0.07).abs().max()) < 1e-6
+
+
+# ---------------------------------------------------------------- the shipped model (acceptance)
+def test_shipped_checkpoint_is_small_and_loads():
+    size = sum(p.stat().st_size for p in PRETRAINED_DIR.iterdir())
+    assert size < 5 * 2 ** 20
+    assert not any(p.suffix in (".pt", ".pth", ".pkl", ".bin") for p in PRETRAINED_DIR.iterdir())
+
+
+def test_shipped_samples_are_diverse_at_month_36(shipped, history):
+    from creditsim.evaluation.macro_eval import dispersion_ratio
+
+    ratio = dispersion_ratio(shipped, history, month=36, n_samples=1000, seed=0)
+    assert (ratio.to_numpy() >= 0.5).all(), ratio.round(2).to_string()
+
+
+def test_shipped_scenarios_are_ordered(shipped):
+    from creditsim.evaluation.macro_eval import scenario_ordering
+
+    table = scenario_ordering(shipped, n_samples=1000, seed=0)
+    assert table.loc["severely_adverse", "p_rise_gt_baseline"] >= 0.9
+    assert table.loc["adverse", "p_rise_gt_baseline"] >= 0.7
+    assert table.loc["stagflation", "mean_inflation"] > table.loc["baseline", "mean_inflation"]
+
+
+@pytest.mark.parametrize("conditions", [
+    {"unemployment_rate": {"month": 24, "value": 0.09}},
+    {"unemployment_rate": {"month": 12, "value": 0.08}, "credit_spread_hy": {"month": 12, "value": 0.09},
+     "policy_rate": {"month": 36, "value": 0.01}},
+])
+def test_shipped_conditioning_is_exact(shipped, conditions):
+    paths = shipped.generate_conditional(conditions, n_samples=300, seed=0)
+    for var, spec in conditions.items():
+        j = MACRO_VARS.index(var)
+        assert float((paths[:, spec["month"], j] - spec["value"]).abs().max()) < 1e-6
