@@ -1,0 +1,400 @@
+"""LoanTrajectoryModel: allowed moves, cashflow accounting, reproducibility, training, checkpoints, errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from creditsim.errors import CheckpointError, ConfigError, DataError
+from creditsim.models.loan_trajectory import (
+    COHORT_PROB_FLOOR,
+    LoanTrajectoryModel,
+    TrajectoryConfig,
+    loan_terms_from_features,
+)
+from creditsim.states import ALLOWED_TRANSITIONS, N_STATES, LoanState
+
+S = LoanState
+TINY = TrajectoryConfig(d_model=16, n_heads=2, n_layers=1, diffusion_steps=5, diffusion_hidden=16, dropout=0.0,
+                        idio_scale=0.3, max_months=48)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _features(n: int, remaining_months: int = 40, balance: float = 10_000.0, rate: float = 0.06,
+              amort: str = "annuity") -> torch.Tensor:
+    """Standardised loan features for n identical loans with the given terms (LOAN_FEATURES constants)."""
+    from creditsim.data.synthetic import LOAN_FEATURES
+
+    names = [f[0] for f in LOAN_FEATURES]
+    raw = {name: centre for name, centre, _ in LOAN_FEATURES}
+    raw.update(log_current_balance=np.log1p(balance), interest_rate=rate, remaining_term_years=remaining_months / 12.0,
+               is_annuity=0.0, is_linear=0.0, is_bullet=0.0, is_interest_only=0.0)
+    raw[f"is_{amort}"] = 1.0
+    x = np.array([(raw[n_] - c) / s for n_, c, s in LOAN_FEATURES], dtype=np.float32)
+    assert len(names) == 24
+    return torch.from_numpy(np.tile(x, (n, 1)))
+
+
+def _matrix(rows: dict[int, list[float]]) -> np.ndarray:
+    p = np.eye(N_STATES)
+    for i, r in rows.items():
+        p[i] = r
+    return p
+
+
+BASE_P = _matrix({
+    S.CURRENT: [0.90, 0.05, 0, 0, 0.01, 0.03, 0.01],
+    S.DPD30: [0.30, 0.40, 0.25, 0, 0.02, 0.02, 0.01],
+    S.DPD60: [0.20, 0.10, 0.30, 0.35, 0.03, 0.01, 0.01],
+    S.DPD90: [0.10, 0.05, 0.05, 0.40, 0.38, 0.01, 0.01],
+})
+
+
+def _cohort(B: int, T: int, p: np.ndarray = BASE_P) -> torch.Tensor:
+    return torch.from_numpy(np.broadcast_to(p, (B, T, N_STATES, N_STATES)).copy()).float()
+
+
+def _model(seed: int = 0, **kw) -> LoanTrajectoryModel:
+    torch.manual_seed(seed)
+    return LoanTrajectoryModel(replace(TINY, **kw)).eval()
+
+
+def _prev(states: np.ndarray) -> np.ndarray:
+    n, B, _ = states.shape
+    return np.concatenate([np.zeros((n, B, 1), np.int64), states[..., :-1]], axis=-1)
+
+
+# ------------------------------------------------------------------------------------------- states
+@st.composite
+def _random_cohort(draw):
+    T = draw(st.integers(2, 12))
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    w = rng.gamma(0.5, size=(T, N_STATES, N_STATES)) * ALLOWED_TRANSITIONS
+    # some allowed moves get exactly 0 (the floor must not make forbidden moves possible)
+    w = w * (rng.random(w.shape) > 0.3)
+    w[:, np.arange(N_STATES), np.arange(N_STATES)] += 1e-3
+    return T, w / w.sum(-1, keepdims=True), seed
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=_random_cohort(), remaining=st.integers(0, 14), sigma=st.sampled_from([0.0, 0.3, 2.0]))
+def test_generated_states_never_make_a_forbidden_move_and_stay_absorbed(case, remaining, sigma):
+    T, p, seed = case
+    B = 6
+    model = _model(seed % 7)
+    # a non-zero correction, so the learned part is exercised too
+    with torch.no_grad():
+        model.correction.bias.copy_(torch.linspace(-2, 2, N_STATES))
+    out = model.generate(_features(B, remaining), torch.from_numpy(p).float().expand(B, T, 7, 7), None,
+                         n_samples=3, seed=seed, idio_scale=sigma)
+    s = out["states"].numpy().astype(np.int64)
+    prev = _prev(s)
+    assert ALLOWED_TRANSITIONS[prev, s].all()
+    absorbed = prev >= S.DEFAULT
+    assert (s[absorbed] == prev[absorbed]).all()
+    t = np.arange(T)[None, None, :]
+    live_prev = prev <= S.DPD90
+    # maturity rule: no MATURED before month m = remaining - 1, no CURRENT from m on
+    assert not (live_prev & (t < remaining - 1) & (s == S.MATURED)).any()
+    assert not (live_prev & (t >= remaining - 1) & (s == S.CURRENT)).any()
+
+
+def test_untrained_model_samples_exactly_the_cohort_rows():
+    """With the correction at 0, next-state probabilities are the cohort rows, MATURED masked before maturity."""
+    model = _model()
+    B, T = 4, 6
+    states = torch.tensor([[0, 1, 2, 3, 4, 4], [0, 0, 1, 0, 5, 5], [1, 2, 1, 0, 0, 0], [0, 1, 2, 3, 3, 0]])
+    out = model(_features(B, 40), _cohort(B, T), states)
+    prob = torch.softmax(out["state_logits"].detach().double(), -1).numpy()
+    prev = np.concatenate([np.zeros((B, 1), np.int64), states[:, :-1].numpy()], 1)
+    floor = np.where(ALLOWED_TRANSITIONS & (BASE_P == 0), COHORT_PROB_FLOOR, BASE_P)
+    # remaining term 40 months: no live loan can mature yet, a payoff is a prepayment
+    floor[: S.DPD90 + 1, S.PREPAID] += floor[: S.DPD90 + 1, S.MATURED]
+    floor[: S.DPD90 + 1, S.MATURED] = 0.0
+    expected = floor[prev] / floor[prev].sum(-1, keepdims=True)
+    np.testing.assert_allclose(prob, expected, atol=1e-6)
+    assert (prob[~ALLOWED_TRANSITIONS[prev]] == 0).all()
+
+
+def test_incremental_generation_matches_the_teacher_forced_pass():
+    """The key/value cache of generate computes the same hidden states as the full causal forward."""
+    model = _model(3)
+    B, T = 5, 7
+    feats, cohort = _features(B, 30), _cohort(B, T)
+    states = torch.tensor([[0, 0, 1, 2, 0, 0, 5], [0, 1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 4],
+                           [1, 2, 3, 4, 4, 4, 4], [0, 0, 0, 0, 0, 0, 0]])
+    with torch.no_grad():
+        full = model(feats, cohort, states)["hidden"]
+    prev = torch.cat([torch.zeros(B, 1, dtype=torch.long), states[:, :-1]], 1)
+    macro = torch.zeros(B, T, 9)
+    from creditsim.models.loan_trajectory import _remaining_term
+
+    rem = _remaining_term(feats)
+    pasts = [None] * len(model.blocks)
+    with torch.no_grad():
+        for t in range(T):
+            x, _ = model._embed(feats, cohort[:, t:t + 1], macro[:, t:t + 1], prev[:, t:t + 1], rem, t)
+            for i, block in enumerate(model.blocks):
+                x, pasts[i] = block(x, pasts[i])
+            torch.testing.assert_close(model.ln_f(x)[:, 0], full[:, t], atol=1e-5, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------- cashflows
+def _check_accounting(out: dict[str, torch.Tensor]) -> None:
+    s = out["states"].numpy().astype(np.int64)
+    bal = out["balances"].numpy()
+    n, B, T = s.shape
+    before = np.concatenate([np.broadcast_to(out["opening_balance"].numpy()[None, :, None], (n, B, 1)), bal[..., :-1]], -1)
+    assert (bal >= 0).all()
+    assert (bal <= before + 1e-9).all(), "balances never increase (no capitalisation)"
+    flows = out["scheduled_principal"] + out["prepayment"] + out["default_par"]
+    np.testing.assert_allclose(before - flows.numpy(), bal, atol=1e-6)
+    absorbed_now = s >= S.DEFAULT
+    assert (bal[absorbed_now] == 0).all()
+    prev = _prev(s)
+    after = prev >= S.DEFAULT
+    for k in ("payments", "losses", "default_par", "interest"):
+        assert (out[k].numpy()[after] == 0).all(), k
+    losses, par = out["losses"].numpy(), out["default_par"].numpy()
+    assert (losses <= par + 1e-9).all() and (losses >= 0).all()
+    assert ((losses > 0) <= (s == S.DEFAULT)).all(), "losses only in the month of default"
+
+
+def test_balances_nonnegative_nonincreasing_and_reconciled_with_partial_payments():
+    model = _model(1)
+    B, T = 40, 24
+    feats = torch.cat([_features(10, 12), _features(10, 30, amort="linear"), _features(10, 20, amort="bullet"),
+                       _features(10, 3)])
+    out = model.generate(feats, _cohort(B, T), None, n_samples=4, seed=5)
+    _check_accounting(out)
+    s = out["states"].numpy()
+    # the untrained value head draws payment ratios below 1, so shortfalls are exercised
+    perf = (_prev(s.astype(np.int64)) == S.CURRENT) & (s == S.CURRENT)
+    assert perf.any() and (s == S.DEFAULT).any() and (s == S.MATURED).any() and (s == S.PREPAID).any()
+
+
+def _full_values(model: LoanTrajectoryModel) -> None:
+    """Make the value head return payment ratio 1 and LGD 0.4 (to check the schedule arithmetic)."""
+    def sample(value_params, noise):
+        out = torch.empty(value_params.shape[0], 2)
+        out[:, 0], out[:, 1] = 1.0, 0.4
+        return out
+
+    model._sample_values = sample
+
+
+def test_current_loan_follows_the_annuity_closed_form_and_matures():
+    model = _model()
+    _full_values(model)
+    n, r, B0 = 12, 0.06 / 12, 10_000.0
+    stay = _matrix({S.CURRENT: [1, 0, 0, 0, 0, 0, 0]})
+    terms = {"balance": np.array([B0]), "interest_rate": np.array([0.06]), "remaining_term": np.array([n]),
+             "amortization": np.array(["annuity"])}
+    out = model.generate(_features(1, n, B0), _cohort(1, 15, stay), None, loan_terms=terms, seed=0)
+    j = np.arange(1, 16)
+    closed = B0 * ((1 + r) ** n - (1 + r) ** np.minimum(j, n)) / ((1 + r) ** n - 1)
+    bal = out["balances"][0, 0].numpy()
+    np.testing.assert_allclose(bal[: n - 1], closed[: n - 1], atol=0.01)
+    states = out["states"][0, 0].numpy()
+    assert (states[: n - 1] == S.CURRENT).all() and (states[n - 1:] == S.MATURED).all()
+    assert (bal[n - 1:] == 0).all()
+    instalment = B0 * r / (1 - (1 + r) ** -n)
+    np.testing.assert_allclose(out["payments"][0, 0, : n].numpy(), instalment, atol=0.02)
+    assert out["payments"][0, 0].sum().item() == pytest.approx(n * instalment, abs=0.1)
+
+
+def test_delinquent_month_pays_nothing_and_the_cure_pays_the_arrears():
+    model = _model()
+    _full_values(model)
+    T = 5
+    p = np.stack([_matrix({S.CURRENT: [0, 1, 0, 0, 0, 0, 0]}),  # month 0: miss a payment
+                  _matrix({S.DPD30: [1, 0, 0, 0, 0, 0, 0]}),  # month 1: cure, paying both instalments
+                  *[_matrix({S.CURRENT: [1, 0, 0, 0, 0, 0, 0]})] * 3])
+    terms = {"balance": np.array([5_000.0]), "interest_rate": np.array([0.12]), "remaining_term": np.array([24]),
+             "amortization": np.array([0])}
+    out = model.generate(_features(1, 24, 5_000.0, 0.12), torch.from_numpy(p).float()[None], None, loan_terms=terms)
+    assert out["states"][0, 0].tolist() == [1, 0, 0, 0, 0]
+    pay = out["payments"][0, 0].numpy()
+    assert pay[0] == 0
+    np.testing.assert_allclose(pay[1], 2 * pay[2], rtol=1e-3)
+    assert out["balances"][0, 0, 0].item() == pytest.approx(5_000.0)
+
+
+def test_loss_at_default_is_lgd_times_the_balance_before_default():
+    model = _model()
+    _full_values(model)
+    p = np.stack([_matrix({S.CURRENT: [1, 0, 0, 0, 0, 0, 0]})] * 2 + [_matrix({S.CURRENT: [0, 0, 0, 0, 1, 0, 0]})] * 2)
+    out = model.generate(_features(3, 24), torch.from_numpy(p).float().expand(3, 4, 7, 7), None)
+    s, bal = out["states"][0].numpy(), out["balances"][0].numpy()
+    assert (s[:, 2] == S.DEFAULT).all()
+    np.testing.assert_allclose(out["default_par"][0, :, 2].numpy(), bal[:, 1])
+    np.testing.assert_allclose(out["losses"][0, :, 2].numpy(), 0.4 * bal[:, 1])
+    np.testing.assert_allclose(out["lgd"][0].numpy(), 0.4)
+    _check_accounting(out)
+
+
+def test_loan_terms_are_recovered_from_the_features():
+    from creditsim.data.synthetic import LoanTapeGenerator, loan_features
+
+    loans, _ = LoanTapeGenerator(200, 2, random_seed=3).generate()
+    f = loan_features(loans, as_of="2025-01-01").to_numpy(np.float32)
+    terms = loan_terms_from_features(f)
+    seasoning = (pd.Timestamp("2025-01-01").to_period("M") - loans["origination_date"].dt.to_period("M")).map(lambda d: d.n)
+    np.testing.assert_array_equal(terms["remaining_term"], loans["term_months"].to_numpy() - seasoning.to_numpy())
+    np.testing.assert_allclose(terms["balance"], loans["current_balance"].to_numpy(), rtol=2e-6)
+    names = np.array(["annuity", "linear", "bullet", "interest_only"])[terms["amortization"]]
+    assert (names == loans["amortization_type"].to_numpy()).all()
+
+
+# ---------------------------------------------------------------------------------- reproducibility
+def test_generate_is_reproducible_with_a_seed_and_independent_of_chunk_size():
+    model = _model(2)
+    B, T = 300, 8
+    feats, cohort = _features(B, 20), _cohort(B, T)
+    a = model.generate(feats, cohort, None, n_samples=2, seed=11)
+    b = model.generate(feats, cohort, None, n_samples=2, seed=11, chunk_size=256)
+    c = model.generate(feats, cohort, None, n_samples=2, seed=12)
+    assert torch.equal(a["states"], b["states"])
+    # the random draws are identical; the network's float32 arithmetic may round differently with
+    # another batch size, so amounts agree to float precision
+    for k in ("payments", "balances", "losses"):
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+    assert not torch.equal(a["states"], c["states"])
+    g1 = model.generate(feats, cohort, None, generator=torch.Generator().manual_seed(4))
+    g2 = model.generate(feats, cohort, None, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(g1["balances"], g2["balances"])
+
+
+# ------------------------------------------------------------------------------------------ training
+def test_empirical_cohort_matrices_match_transition_counts():
+    from creditsim.data.cohorts import cohort_keys, transition_counts
+    from creditsim.data.synthetic import LoanTapeGenerator
+    from creditsim.training.trajectory import empirical_cohort_matrices, panel_arrays
+
+    loans, panel = LoanTapeGenerator(300, 10, random_seed=4).generate()
+    states = panel_arrays(loans, panel)["states"]
+    codes, labels = pd.factorize(cohort_keys(loans), sort=True)
+    p = empirical_cohort_matrices(states, codes, len(labels), smoothing=1e-9)
+    counts, cohorts, _ = transition_counts(panel, loans)
+    assert list(cohorts) == list(labels)
+    rows = counts.sum(-1)
+    seen = rows > 0
+    np.testing.assert_allclose(p[:, 1:][seen], (counts / np.maximum(rows, 1)[..., None])[seen], atol=1e-6)
+    np.testing.assert_allclose(p.sum(-1), 1.0, atol=1e-12)
+    assert (p[..., ~ALLOWED_TRANSITIONS] == 0).all()
+
+
+def test_training_loss_decreases_on_a_tiny_run():
+    from creditsim.training.trainer import TrainConfig
+    from creditsim.training.trajectory import build_trajectory_data, train_trajectory_model
+
+    data = build_trajectory_data(n_loans=80, n_months=10, paths_per_scenario=1, seed=1)
+    assert data.value_mask[..., 0].any() and data.value_mask[..., 1].any()
+    cfg = TrainConfig(epochs=4, batch_size=32, lr=1e-2, patience=10, min_epochs=0, kl_warmup=0, progress=False)
+    res = train_trajectory_model(data, replace(TINY, diffusion_steps=10), cfg)
+    hist = res.fit.history
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+    assert hist[-1]["train_value"] < hist[0]["train_value"]
+    assert np.isfinite(res.fit.best_val_loss)
+
+
+# ---------------------------------------------------------------------------------------- checkpoints
+def test_checkpoint_round_trip_and_mismatches(tmp_path):
+    model = _model(5)
+    with torch.no_grad():
+        model.correction.bias.add_(0.1)
+    model.save_pretrained(tmp_path / "ck")
+    loaded = LoanTrajectoryModel.from_pretrained(tmp_path / "ck")
+    assert loaded.config == model.config
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k]), k
+    feats, cohort = _features(4, 10), _cohort(4, 6)
+    a = model.generate(feats, cohort, None, n_samples=2, seed=3)
+    b = loaded.generate(feats, cohort, None, n_samples=2, seed=3)
+    assert torch.equal(a["balances"], b["balances"]) and torch.equal(a["states"], b["states"])
+
+    other = _model(d_model=32, n_heads=2)
+    other.save_pretrained(tmp_path / "other")
+    cfg_file = tmp_path / "other" / "config.json"
+    meta = json.loads(cfg_file.read_text())
+    meta["config"]["d_model"] = 16
+    cfg_file.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="do not match"):
+        LoanTrajectoryModel.from_pretrained(tmp_path / "other")
+    meta["model"] = "MacroVAE"
+    cfg_file.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="LoanTrajectoryModel"):
+        LoanTrajectoryModel.from_pretrained(tmp_path / "other")
+    with pytest.raises(CheckpointError, match="missing"):
+        LoanTrajectoryModel.from_pretrained(tmp_path / "nowhere")
+
+
+def test_shipped_checkpoint_loads_and_its_lgd_head_tracks_the_loan_lgd():
+    from creditsim.data.synthetic import LoanTapeGenerator, loan_features
+
+    model = LoanTrajectoryModel.from_pretrained()
+    loans, _ = LoanTapeGenerator(200, 2, random_seed=99).generate()
+    feats = torch.from_numpy(np.array(loan_features(loans, as_of="2025-01-01").to_numpy(np.float32)))
+    dflt = _matrix({s: [0, 0, 0, 0, 1, 0, 0] for s in (S.CURRENT, S.DPD30, S.DPD60, S.DPD90)})
+    out = model.generate(feats, _cohort(200, 2, dflt), None, n_samples=2, seed=0)
+    lgd = out["lgd"].numpy().mean(0)
+    assert np.isfinite(lgd).all()
+    truth = loans["lgd_assumption"].to_numpy()
+    assert np.corrcoef(lgd, truth)[0, 1] > 0.8
+    assert np.abs(lgd - truth).mean() < 0.1
+
+
+# -------------------------------------------------------------------------------------------- errors
+def test_bad_inputs_raise_clear_errors():
+    model = _model()
+    B, T = 3, 4
+    feats, cohort = _features(B, 10), _cohort(B, T)
+    with pytest.raises(DataError, match=r"loan_features: expected shape \(batch, 24\)"):
+        model(feats[:, :23], cohort)
+    with pytest.raises(DataError, match="cohort_transitions: expected shape"):
+        model(feats, cohort[:, :, :6])
+    with pytest.raises(DataError, match="cohort_transitions: expected shape"):
+        model(feats[:2], cohort)
+    bad = cohort.clone()
+    bad[1, 2, 0, 0] = 0.5
+    with pytest.raises(DataError, match=r"row CURRENT of \(loan 1, month 2\) sums to"):
+        model(feats, bad)
+    leak = cohort.clone()
+    leak[0, 1, 0] = torch.tensor([0.5, 0, 0.5, 0, 0, 0, 0])
+    with pytest.raises(DataError, match="forbidden move CURRENT -> DPD60"):
+        model(feats, leak)
+    nan = feats.clone()
+    nan[2, 5] = float("nan")
+    with pytest.raises(DataError, match="loan_features: NaN"):
+        model.generate(nan, cohort, None)
+    with pytest.raises(DataError, match=r"target_states: expected shape \(3, 4\)"):
+        model(feats, cohort, torch.zeros(3, 5, dtype=torch.long))
+    with pytest.raises(DataError, match="loan 0 month 0 moves CURRENT -> DPD90"):
+        model(feats, cohort, torch.tensor([[3, 3, 3, 3], [0, 0, 0, 0], [0, 0, 0, 0]]))
+    with pytest.raises(DataError, match="macro_path: expected shape"):
+        model.generate(feats, cohort, torch.zeros(T, 8))
+    with pytest.raises(DataError, match="loan_terms: missing"):
+        model.generate(feats, cohort, None, loan_terms={"balance": np.ones(B)})
+    with pytest.raises(ConfigError, match="n_samples"):
+        model.generate(feats, cohort, None, n_samples=0)
+    with pytest.raises(ConfigError, match="max_months"):
+        model.generate(_features(1, 10), _cohort(1, 49), None)
+    with pytest.raises(ConfigError, match="multiple of n_heads"):
+        TrajectoryConfig(d_model=30, n_heads=4)
+    with pytest.raises(ConfigError, match="n_states must be 7"):
+        TrajectoryConfig(n_states=8)
