@@ -274,3 +274,15 @@ def test_transformer_engine_runs_and_is_chunk_invariant(small_tape, small_deal):
     b = _run(small_tape, small_deal, engine="transformer", transition_model=model, n_simulations=6, chunk_size=4)
     _assert_same(a, b)
     assert a.settings["engine"] == "transformer" and "TapeTransitionModel" in a.settings["transition_model"]
+
+
+def test_rated_corporates_default_by_their_rating(small_tape, small_deal):
+    corp = small_tape[small_tape["asset_class"] == "corporate"].copy()
+    assert len(corp) > 50
+    runs = {}
+    for grade in ("AAA", "CCC"):
+        tape = corp.assign(rating=grade)
+        runs[grade] = _run(tape, small_deal, transition_model=StressMarkov(), n_simulations=16, chunk_size=16)
+    assert "rated loans" in runs["CCC"].settings["transition_model"]
+    # CCC names default far more often than AAA names under the same macro paths
+    assert runs["CCC"].expected_loss > 10 * max(runs["AAA"].expected_loss, 1e-4)
