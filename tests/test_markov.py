@@ -144,3 +144,25 @@ def test_bad_inputs_raise_clear_errors() -> None:
         MarkovTransitionModel.from_matrix(bad)
     with pytest.raises(ConfigError, match="unknown move class"):
         MarkovTransitionModel(sensitivities={"recovery": {"gdp_growth": 1.0}})
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")
+def test_fit_matches_transition_matrix_reference_estimator() -> None:
+    """The cohort MLE equals transitionMatrix's SimpleEstimator on the same one-month pairs, and the
+    planted matrix lies inside its Goodman simultaneous 99 % confidence intervals."""
+    from transitionMatrix.estimators.simple_estimator import SimpleEstimator
+    from transitionMatrix.statespaces.statespace import StateSpace
+
+    panel = _panel(MarkovTransitionModel.from_matrix(PLANTED), 800, 12, seed=9)
+    fitted = MarkovTransitionModel().fit(panel)
+    st = panel["loan_state"].to_numpy()
+    same = panel["loan_id"].to_numpy()[1:] == panel["loan_id"].to_numpy()[:-1]
+    pairs = pd.DataFrame({"id": panel["loan_id"].to_numpy()[:-1][same], "time": 0,
+                          "state_in": st[:-1][same], "state_out": st[1:][same]})
+    pairs = pairs[pairs["state_in"] < 4]  # absorbing rows are unit rows by definition in our model
+    space = StateSpace([(str(i), s.name) for i, s in enumerate(LoanState)])
+    ref = SimpleEstimator(states=space, ci={"method": "goodman", "alpha": 0.01})
+    matrix = np.asarray(ref.fit(pairs)[0])
+    np.testing.assert_allclose(fitted.transition_matrix_[:4], matrix[:4], atol=1e-12)
+    lower, upper = ref.confint_lower[..., 0], ref.confint_upper[..., 0]
+    assert ((PLANTED[:4] >= lower[:4] - 1e-12) & (PLANTED[:4] <= upper[:4] + 1e-12)).all()
