@@ -260,7 +260,7 @@ def test_cohort_matrices_for_a_tape_in_sorted_cohort_order():
     assert list(cohorts) == sorted(cohorts) == list(feats.index)
     assert mats.shape == (3, len(cohorts), 10, 7, 7) and mats.dtype == np.float64
     with torch.no_grad():
-        direct = model(torch.as_tensor(feats.iloc[[2]].to_numpy(), dtype=torch.float32),
+        direct = model(torch.tensor(feats.iloc[[2]].to_numpy(), dtype=torch.float32),
                        torch.as_tensor(paths[[1]], dtype=torch.float32))[0].double().numpy()
     np.testing.assert_allclose(mats[1, 2], direct, atol=1e-6)  # batched vs single: float rounding only
     bound = model.for_tape(loans)

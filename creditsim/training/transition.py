@@ -228,7 +228,7 @@ def build_transition_data(cfg: TransitionDataConfig | None = None, progress: boo
 #: shipped model: small enough to train in about a minute on 2 CPU cores and to ship (< 200 KB)
 SHIPPED_CONFIG = TransitionConfig(n_cohort_features=12, n_macro_vars=9, d_model=32, n_heads=4, n_layers=2,
                                   n_states=7, dropout=0.0, max_months=120)
-SHIPPED_TRAINING = TrainConfig(epochs=80, batch_size=64, lr=3e-3, weight_decay=1e-4, grad_clip=1.0, patience=10,
+SHIPPED_TRAINING = TrainConfig(epochs=100, batch_size=64, lr=3e-3, weight_decay=1e-4, grad_clip=1.0, patience=15,
                                min_epochs=10, kl_warmup=0, seed=0, device="cpu")
 SHIPPED_DATA = TransitionDataConfig()
 
