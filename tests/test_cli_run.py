@@ -118,7 +118,7 @@ def test_simulate_saves_a_complete_run(inputs, tmp_path, capsys):
     ("bad_deal", "equity"),
     ("missing_deal", "deal file not found"),
     ("bad_mix", "sum to 1"),
-    ("bad_engine", "not part of this build"),
+    ("bad_engine", "engine must be one of"),
 ])
 def test_bad_inputs_are_one_line_errors_exit_2(inputs, tmp_path, capsys, case, match):
     import pandas as pd
@@ -140,7 +140,7 @@ def test_bad_inputs_are_one_line_errors_exit_2(inputs, tmp_path, capsys, case, m
     elif case == "bad_mix":
         extra = ["--mix", "baseline=0.5,adverse=0.2"]
     elif case == "bad_engine":
-        extra = ["--engine", "trajectory"]
+        extra = ["--engine", "quantum"]
     args = _sim_args(tape, deal, tmp_path / "out", *extra)
     if case == "bad_engine":
         args.remove("markov")

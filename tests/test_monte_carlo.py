@@ -191,8 +191,6 @@ def test_bad_inputs_fail_before_any_work(small_tape, small_deal):
 
     with pytest.raises(ConfigError, match="sum to 1"):
         simulate(small_tape, small_deal, scenario_mix={"baseline": 0.3}, progress=False)
-    with pytest.raises(ConfigError, match="not part of this build"):
-        simulate(small_tape, small_deal, engine="trajectory", progress=False)
     with pytest.raises(ConfigError, match="engine must be one of"):
         simulate(small_tape, small_deal, engine="magic", progress=False)
     with pytest.raises(ConfigError, match="n_simulations"):
@@ -245,7 +243,7 @@ def test_portfolio_aggregator_monte_carlo_simulate_delegates(small_tape, small_d
     got = agg.monte_carlo_simulate(small_tape, None, StressMarkov(), None, n_simulations=24, macro="synthetic",
                                    seed=5, chunk_size=24, horizon=24, progress=False)
     _assert_same(got, _run(small_tape, small_deal))
-    with pytest.raises(ConfigError, match="not part of this build"):
+    with pytest.raises(ConfigError, match="LoanTrajectoryModel"):
         agg.monte_carlo_simulate(small_tape, None, StressMarkov(), object(), n_simulations=2, progress=False)
     with pytest.raises(ConfigError, match="scenario_matrices"):
         agg.monte_carlo_simulate(small_tape, None, object(), None, n_simulations=2, progress=False)
@@ -286,3 +284,23 @@ def test_rated_corporates_default_by_their_rating(small_tape, small_deal):
     assert "rated loans" in runs["CCC"].settings["transition_model"]
     # CCC names default far more often than AAA names under the same macro paths
     assert runs["CCC"].expected_loss > 10 * max(runs["AAA"].expected_loss, 1e-4)
+
+
+def test_trajectory_engine_runs_and_is_chunk_invariant(small_tape, small_deal):
+    import torch
+
+    from creditsim.models.loan_trajectory import LoanTrajectoryModel, TrajectoryConfig
+
+    torch.manual_seed(0)
+    model = LoanTrajectoryModel(TrajectoryConfig(d_model=32, n_heads=2, n_layers=1, diffusion_steps=4))
+    tape = small_tape.iloc[:80]
+    a = _run(tape, small_deal, engine="trajectory", trajectory_model=model, n_simulations=4, chunk_size=4)
+    b = _run(tape, small_deal, engine="trajectory", trajectory_model=model, n_simulations=4, chunk_size=3)
+    np.testing.assert_allclose(a.portfolio_losses, b.portfolio_losses, rtol=1e-9)
+    np.testing.assert_allclose(a.cashflows["pool"], b.cashflows["pool"], rtol=1e-9)
+    assert a.settings["engine"] == "trajectory" and "LoanTrajectoryModel" in a.settings["transition_model"]
+    pool = a.cashflows["pool"]
+    # accounting: opening balance = closing balance + principal + prepayment + defaulted par
+    k = {n: i for i, n in enumerate(POOL_CF_TYPES)}
+    outflow = pool[:, :, [k["scheduled_principal"], k["prepayment"], k["default_par"]]].sum(axis=(1, 2))
+    np.testing.assert_allclose(outflow + pool[:, -1, k["balance"]], a.initial_balance, rtol=1e-9)

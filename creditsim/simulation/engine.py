@@ -118,6 +118,8 @@ class PoolEngine:
     rating_link: Any = None
     device: str = "cpu"
     loan_chunk: int = 4096
+    trajectory_model: Any = None
+    loan_features: Any = None
     _rated: bool = field(default=False, repr=False)
 
     @classmethod
@@ -168,6 +170,8 @@ class PoolEngine:
 
     def describe(self) -> str:
         name = type(self.transition_model).__name__
+        if self.trajectory_model is not None:
+            name = f"LoanTrajectoryModel on {name} cohort matrices"
         rated = int((self.book.cohort >= _N_AC).sum())
         return f"{name}; {rated} rated loans via Z-conditional rating matrices" if rated else name
 
@@ -195,8 +199,47 @@ class PoolEngine:
         from creditsim.cashflows.engine import simulate_pool_chunk
 
         mats = self.cohort_matrices(macro)
+        if self.trajectory_model is not None:
+            return self._trajectory_pool(mats, macro, scenario_ids)
         return simulate_pool_chunk(self.book, mats, scenario_ids, self.seed, self.horizon,
                                    loan_chunk=self.loan_chunk, device=self.device)
+
+
+    def _trajectory_pool(self, mats: np.ndarray, macro: np.ndarray, scenario_ids: np.ndarray) -> np.ndarray:
+        """Pool cashflows from loan paths of the LoanTrajectoryModel, one scenario at a time.
+
+        The scenario's cohort matrices (systematic risk) and macro path condition the model; its
+        random streams are seeded by (seed, global scenario id), so chunking does not matter. The model
+        books ``loss = lgd x default_par`` in the default month; the recovery ``default_par - loss``
+        arrives ``book.recovery_lag`` months later (dropped when that is after the horizon, as in the
+        Markov engine's pool totals).
+        """
+        import torch
+
+        from creditsim.simulation.scenarios import STREAM_LOANS, stream
+
+        book, t_len = self.book, self.horizon
+        dev = self.trajectory_model.device
+        feats = torch.tensor(np.array(self.loan_features, dtype=np.float32), device=dev)
+        terms = {"balance": book.balance, "interest_rate": book.monthly_rate * 12.0,
+                 "remaining_term": book.remaining_term, "amortization": book.amortization,
+                 "io_months": book.io_months}
+        out = np.zeros((len(scenario_ids), t_len, 7))
+        lag = int(book.recovery_lag)
+        for i, sid in enumerate(scenario_ids):
+            coh = torch.as_tensor(mats[i][book.cohort], dtype=torch.float32, device=dev)  # (L, T, 7, 7)
+            sub_seed = int(stream(self.seed, STREAM_LOANS, int(sid)).generate_state(1, dtype=np.uint64)[0] >> 1)
+            g = self.trajectory_model.generate(feats, coh, torch.as_tensor(macro[i], dtype=torch.float32, device=dev),
+                                               1, loan_terms=terms, seed=sub_seed,
+                                               initial_states=np.asarray(book.initial_state, dtype=np.int64))
+            pool = {k: g[k][0].sum(dim=0).double().cpu().numpy()
+                    for k in ("interest", "scheduled_principal", "prepayment", "default_par", "losses", "balances")}
+            rec = np.zeros(t_len)
+            if lag < t_len:
+                rec[lag:] = (pool["default_par"] - pool["losses"])[: t_len - lag]
+            out[i] = np.stack([pool["interest"], pool["scheduled_principal"], pool["prepayment"], rec,
+                               pool["default_par"], pool["losses"], pool["balances"]], axis=-1)
+        return out
 
 
 def default_transition_model() -> Any:

@@ -111,9 +111,39 @@ def _check_engine(engine: str) -> str:
             raise ConfigError("engine='transformer' needs the TransitionTransformer (creditsim.models."
                               "transition_transformer), which is not part of this build; use engine='markov'") from None
     if engine == "trajectory":
-        raise ConfigError("engine='trajectory' needs the LoanTrajectoryModel (creditsim.models."
-                          "loan_trajectory), which is not part of this build; use engine='markov'")
+        try:
+            import creditsim.models.loan_trajectory  # noqa: F401
+        except ImportError:
+            raise ConfigError("engine='trajectory' needs the LoanTrajectoryModel (creditsim.models."
+                              "loan_trajectory), which is not part of this build; use engine='markov'") from None
     return engine
+
+
+def _default_cutoff(loans_df: Any, cutoff: Any) -> Any:
+    """The cut-off date: the given one, else the latest origination date of the tape (decision: a
+    tape's ``current_balance`` is a balance *at the cut-off*, and a loan cannot be originated after it;
+    this is also the ``as_of`` default of the loan features the learned models see)."""
+    if cutoff is not None:
+        return cutoff
+    if isinstance(loans_df, pd.DataFrame) and "origination_date" in loans_df.columns:
+        dates = pd.to_datetime(loans_df["origination_date"], errors="coerce")
+        if dates.notna().any():
+            return dates.max()
+    return None  # the tape validation that follows names the problem
+
+
+def _attach_trajectory_model(engine: Any, model: Any, loans_df: pd.DataFrame, cutoff: Any, device: str) -> None:
+    """Give the pool engine the LoanTrajectoryModel (pretrained unless given) and the loans' features
+    as of the cut-off."""
+    from creditsim.data.synthetic import loan_features
+    from creditsim.models.loan_trajectory import LoanTrajectoryModel
+
+    if model is None:
+        model = LoanTrajectoryModel.from_pretrained(device=device)
+    if not isinstance(model, LoanTrajectoryModel):
+        raise ConfigError(f"trajectory_model must be a LoanTrajectoryModel, got {type(model).__name__}")
+    engine.trajectory_model = model.eval()
+    engine.loan_features = loan_features(loans_df, as_of=cutoff).to_numpy(np.float32)
 
 
 def _transition_model_for(engine: str, model: Any, loans_df: pd.DataFrame, device: str) -> Any:
@@ -208,6 +238,7 @@ def simulate(
     horizon: int = 60,
     cutoff: Any | None = None,
     transition_model: Any | None = None,
+    trajectory_model: Any | None = None,
     scale_deal: bool = True,
     keep_cashflows: bool = True,
     mode: str = "hard",
@@ -226,8 +257,9 @@ def simulate(
             :func:`creditsim.simulation.scenarios.build_macro_paths`).
         engine: ``"markov"`` (macro-conditioned Markov chain + fast cashflow sampler);
             ``"transformer"`` (TransitionTransformer cohort matrices + the same sampler; the pretrained
-            checkpoint unless ``transition_model`` is given); ``"trajectory"`` needs the
-            LoanTrajectoryModel, which is not part of this build (ConfigError).
+            checkpoint unless ``transition_model`` is given); ``"trajectory"`` (loan paths from the
+            LoanTrajectoryModel conditioned on the Markov cohort matrices, pretrained unless
+            ``trajectory_model`` is given).
         seed: master seed of every random draw.
         chunk_size: scenarios per chunk (memory ~ chunk_size x loans x months bytes in the sampler).
         backend: ``"local"`` or ``"dask"`` (``client``: an existing dask Client; default a
@@ -235,10 +267,11 @@ def simulate(
         progress: show a rich progress bar.
         device: "cpu" or "cuda" for the engine and the waterfall.
         horizon: months simulated, T.
-        cutoff: cut-off date of the tape (None: project each loan from its origination).
+        cutoff: cut-off date of the tape (None: the latest origination date in the tape).
         transition_model: a fitted :class:`~creditsim.models.markov.MarkovTransitionModel`
             (default: the model calibrated to the spec's base-case roll rates and macro sensitivities),
             or with ``engine="transformer"`` a TransitionTransformer.
+        trajectory_model: a LoanTrajectoryModel for ``engine="trajectory"``.
         scale_deal: scale tranche notionals to the tape's pool balance (module docstring).
         keep_cashflows: keep ``(S, T, k)`` pool and tranche cashflows in the result.
         mode: waterfall mode, "hard" (exact) by default.
@@ -260,9 +293,12 @@ def simulate(
         raise ConfigError(f"progress must be True or False, got {progress!r}")
     if backend not in ("local", "dask"):
         raise ConfigError(f"backend must be 'local' or 'dask', got {backend!r}")
+    cutoff = _default_cutoff(loans_df, cutoff)
     transition_model = _transition_model_for(engine, transition_model, loans_df, device)
     pool_engine = PoolEngine.from_tape(loans_df, seed=seed, horizon=horizon, cutoff=cutoff,
                                        transition_model=transition_model, device=device)
+    if engine == "trajectory":
+        _attach_trajectory_model(pool_engine, trajectory_model, loans_df, cutoff, device)
     p0 = pool_engine.initial_balance
     factor = 1.0
     if scale_deal:
@@ -358,16 +394,14 @@ def monte_carlo_simulate(
 
     ``macro_vae``: a MacroVAE instance (its paths drive the run), None for the pretrained one;
     ``transition_model``: a fitted MarkovTransitionModel, None (default calibration) or a
-    TransitionTransformer (engine "transformer"); ``trajectory_model`` needs the LoanTrajectoryModel,
-    not part of this build (ConfigError).
+    TransitionTransformer (engine "transformer"); ``trajectory_model``: a LoanTrajectoryModel
+    (engine "trajectory").
     Other keyword arguments go to :func:`simulate` (seed, chunk_size, backend, horizon, ...).
     """
     config = getattr(aggregator, "config", None)
     if config is None:
         raise ConfigError("aggregator must be a PortfolioAggregator (with a .config WaterfallConfig)")
-    if trajectory_model is not None:
-        _check_engine("trajectory")
-    engine = kw.pop("engine", "markov")
+    engine = kw.pop("engine", "trajectory" if trajectory_model is not None else "markov")
     if transition_model is not None and type(transition_model).__name__ == "TransitionTransformer":
         engine = "transformer"
     elif transition_model is not None and not hasattr(transition_model, "scenario_matrices"):
@@ -378,5 +412,5 @@ def monte_carlo_simulate(
         macro = "vae" if macro_vae is None else macro_vae
     kw.setdefault("device", str(getattr(aggregator, "device", "cpu")))
     return simulate(loans_df, config, n_simulations=n_simulations, scenario_mix=scenario_mix, macro=macro,
-                    engine=engine, transition_model=transition_model, **kw)
+                    engine=engine, transition_model=transition_model, trajectory_model=trajectory_model, **kw)
 
