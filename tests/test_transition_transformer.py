@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -100,16 +101,22 @@ def test_loss_is_the_multinomial_nll_per_live_move():
     assert float(model.loss(cf, macro, torch.as_tensor(counts, dtype=torch.float32)).item()) == pytest.approx(loss.item())
 
 
-def test_loss_decreases_on_a_tiny_training_run(tiny_data):
+def test_loss_decreases_on_a_tiny_training_run(tiny_data, tmp_path):
     torch.manual_seed(0)
     model = prepare_model(TransitionTransformer(TINY), tiny_data["train"])
     cf, macro, counts = tiny_data["train"].tensors()
-    before = float(model.loss(cf, macro, counts))
+    with torch.no_grad():
+        before = model.loss(cf, macro, counts).item()
     cfg = replace(SHIPPED_TRAINING, epochs=8, batch_size=16, patience=8, min_epochs=0, progress=False)
-    res = train_transition_model(tiny_data, TINY, cfg, evaluate=False)
-    after = float(res.model.loss(cf, macro, counts))
+    res = train_transition_model(tiny_data, TINY, cfg, out=tmp_path / "ckpt")
+    with torch.no_grad():
+        after = res.model.loss(cf, macro, counts).item()
     assert after < before - 0.005
     assert res.fit.epochs_run >= 1
+    assert list(res.evaluation.index) == ["transformer", "markov", "markov_by_cohort"]
+    meta = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert meta["training"]["held_out"]["transformer"]["nll"] == pytest.approx(res.evaluation.loc["transformer", "nll"])
+    assert meta["training"]["data"] == "given"
 
 
 def test_untrained_model_starts_at_the_pooled_markov_prior(tiny_data):

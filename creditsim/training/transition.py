@@ -176,8 +176,8 @@ def build_transition_data(cfg: TransitionDataConfig | None = None, progress: boo
     gen = MacroScenarioGenerator(cfg.n_months, start=cutoff)
     n_train = cfg.paths_per_scenario - cfg.n_val - cfg.n_test
     split_of = ["train"] * n_train + ["val"] * cfg.n_val + ["test"] * cfg.n_test
-    rows: dict[str, dict[str, list[Any]]] = {s: {k: [] for k in ("feat", "macro", "counts", "cohort", "definition",
-                                                                  "path", "scenario")} for s in ("train", "val", "test")}
+    fields_ = ("feat", "macro", "counts", "cohort", "definition", "path", "scenario")
+    rows: dict[str, dict[str, list[Any]]] = {s: {k: [] for k in fields_} for s in ("train", "val", "test")}
     markov_counts = {s: np.zeros((N_STATES, N_STATES), np.int64) for s in rows}
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("simulating cohort panels", total=n_paths)
@@ -283,6 +283,7 @@ def train_transition_model(
 
     t0 = time.perf_counter()
     if data is None:
+        data_config = data_config if data_config is not None else TransitionDataConfig()
         data = build_transition_data(data_config, progress=train_config.progress)
     t_data = time.perf_counter() - t0
     torch.manual_seed(train_config.seed)
@@ -300,7 +301,8 @@ def train_transition_model(
         extra: dict[str, Any] = {
             "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
             "best_val_nll": result.best_val_loss, "seconds_train": round(t_train, 1),
-            "data": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(data_config or SHIPPED_DATA).items()},
+            "data": "given" if data_config is None else
+                    {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(data_config).items()},
             "n_sequences": {k: len(v) for k, v in data.items()},
         }
         if table is not None:
