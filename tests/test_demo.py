@@ -68,3 +68,19 @@ def test_tranche_el_is_ordered_junior_mezzanine_senior(demo_inputs):
     assert names == ["A", "B", "C", "Equity"]
     assert el[3] > el[2] > el[0]  # equity > mezzanine (C) > senior
     assert el[3] >= el[2] >= el[1] >= el[0]
+
+
+def test_pretrained_transformer_engine_orders_scenarios_on_demo_portfolio(demo_inputs):
+    from creditsim.errors import CheckpointError
+
+    loans, deal = demo_inputs
+    kw = dict(n_simulations=30, macro="synthetic", engine="transformer", seed=1, chunk_size=30, progress=False,
+              keep_cashflows=False)
+    try:
+        base = simulate(loans, deal, scenario_mix="baseline", **kw)
+    except CheckpointError as exc:
+        pytest.skip(f"no pretrained TransitionTransformer in this build: {exc}")
+    severe = simulate(loans, deal, scenario_mix="severely_adverse", **kw)
+    assert severe.expected_loss > base.expected_loss
+    el = [t.expected_loss for t in severe.tranche_results]
+    assert el[3] > el[2] > el[0] and el[2] >= el[1] >= el[0]
