@@ -197,6 +197,8 @@ def test_bad_inputs_fail_before_any_work(small_tape, small_deal):
         simulate(small_tape, small_deal, n_simulations=0, progress=False)
     with pytest.raises(ConfigError, match="backend"):
         simulate(small_tape, small_deal, backend="spark", progress=False)
+    with pytest.raises(ConfigError, match="mode must be one of"):
+        simulate(small_tape, small_deal, mode="fuzzy", progress=False)
     bad = small_tape.drop(columns=["maturity_date"])
     with pytest.raises(DataError, match="maturity_date"):
         simulate(bad, small_deal, progress=False, transition_model=StressMarkov())

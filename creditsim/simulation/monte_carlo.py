@@ -293,6 +293,10 @@ def simulate(
         raise ConfigError(f"progress must be True or False, got {progress!r}")
     if backend not in ("local", "dask"):
         raise ConfigError(f"backend must be 'local' or 'dask', got {backend!r}")
+    from creditsim.structure.waterfall import MODES
+
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {list(MODES)}, got {mode!r}")
     cutoff = _default_cutoff(loans_df, cutoff)
     transition_model = _transition_model_for(engine, transition_model, loans_df, device)
     pool_engine = PoolEngine.from_tape(loans_df, seed=seed, horizon=horizon, cutoff=cutoff,
