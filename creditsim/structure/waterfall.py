@@ -36,7 +36,10 @@ Period timeline (month t = 0..T-1, payment date at the end of month t), after WA
    unpaid subordinated fee -> residual to equity.
 5. Deferrable classes capitalise the interest still unpaid (PIK; it accrues at the coupon and counts
    in OC denominators); unpaid interest of a non-deferrable class is carried to the next period
-   (without interest) and flagged as an event of default (recorded, no acceleration).
+   (without interest) and flagged as an event of default (recorded, no acceleration). For reporting,
+   a month's paydowns of a class repay its capitalised interest (this month's included) before its
+   note principal (``deferred_interest_paid`` vs ``principal``); cash and balances do not depend on
+   this split.
 6. Last month with ``liquidate_at_horizon``: performing collateral is sold at ``liquidation_price``,
    defaulted par awaiting recovery is realised at its expected recovery, the proceeds are principal
    proceeds and are paid sequentially (no reinvestment in the last month).
@@ -276,9 +279,20 @@ def run_waterfall(
         "tranche_cashflows", "tranche_interest", "tranche_principal", "tranche_balance",
         "equity", "initial_balances", "pool_balance_0")}
 
+    # (T, K, S): each month's flow of one type is a contiguous (S,) vector
+    cf_tks = cf.permute(1, 2, 0).contiguous()
+    nan = torch.full((S,), float("nan"), dtype=torch.float64, device=dev)
+    one = torch.ones(S, dtype=torch.float64, device=dev)
+
+    def needed(g: torch.Tensor, turbo: bool = False) -> torch.Tensor | None:
+        """The gate, or None when no scenario fails in the exact modes (the cure is then zero, and so
+        is the straight-through gradient ``d soft x cure``; turbo diversion is not zero, keep it)."""
+        if mode == "soft" or (turbo and mode == "straight_through"):
+            return g
+        return g if bool((g.detach() > 0.5).any()) else None
+
     for t in range(T):
-        flows = cf[:, t, :]
-        interest, sched, prepay, recov, defpar, loss, pool_bal = flows.unbind(dim=1)
+        interest, sched, prepay, recov, defpar, loss, pool_bal = cf_tks[t].unbind(dim=0)
         last = config.liquidate_at_horizon and t == T - 1
         in_rp = t < config.reinvestment_period and not last
 
@@ -327,8 +341,6 @@ def run_waterfall(
         cum_due = torch.cumsum(N * rates, dim=1)
         oc_ratio = _ratio(acpa.unsqueeze(1).expand(S, Kd), cum_bal)
         ic_ratio = _ratio(ip_net.unsqueeze(1).expand(S, Kd), cum_due)
-        nan = torch.full((S,), float("nan"), dtype=torch.float64, device=dev)
-        one = torch.ones(S, dtype=torch.float64, device=dev)
         oc_fail: list[torch.Tensor | None] = []
         ic_fail: list[torch.Tensor | None] = []
         oc_r, ic_r, oc_p, ic_p = [], [], [], []
@@ -339,7 +351,7 @@ def run_waterfall(
                 oc_p.append(one)
             else:
                 g = gates.fail(oc_trig[k] - oc_ratio[:, k])
-                oc_fail.append(g)
+                oc_fail.append(needed(g))
                 oc_r.append(oc_ratio[:, k])
                 oc_p.append(1.0 - g)
             if ic_trig[k] is None:
@@ -352,7 +364,7 @@ def run_waterfall(
                 ic_p.append(one)
             else:
                 g = gates.fail(ic_trig[k] - ic_ratio[:, k])
-                ic_fail.append(g)
+                ic_fail.append(needed(g, turbo=config.ic_cure == "turbo"))
                 ic_r.append(ic_ratio[:, k])
                 ic_p.append(1.0 - g)
 
@@ -512,7 +524,8 @@ def run_waterfall(
         rec["equity_principal"].append(equity_principal)
         rec["event_of_default"].append((carried.sum(dim=1) > tol).to(torch.float64))
 
-    out = {k: torch.stack(v, dim=1) for k, v in rec.items()}
+    # stacking along a new leading axis is a contiguous copy; the (S, T, ...) views are free
+    out = {k: torch.stack(v, dim=0).movedim(0, 1) for k, v in rec.items()}
     out["equity"] = out["equity_interest"] + out["equity_principal"]
     debt_cash = out["interest"] + out["principal"] + out["deferred_interest_paid"]
     out["tranche_cashflows"] = torch.cat([debt_cash, out["equity"].unsqueeze(2)], dim=2)
