@@ -146,12 +146,16 @@ def _npv(m: np.ndarray, cf: np.ndarray, price: np.ndarray) -> np.ndarray:
     return (cf * disc).sum(axis=1) - price
 
 
-def irr(cashflows: np.ndarray, price: float | np.ndarray, n_iter: int = 200) -> np.ndarray:
+def irr(cashflows: np.ndarray, price: float | np.ndarray, bisection_steps: int = 12, newton_steps: int = 60
+        ) -> np.ndarray:
     """Annualised IRR per scenario of ``(S, T)`` monthly cash received against ``price`` paid at 0.
 
-    Vectorised bisection on ``x = log(1 + m)`` over ``[-min(30, 700/T), log 11]`` (monthly m from
-    about -100 % to +1000 %) until the bracket is below 1e-15. Returns ``(S,)`` decimals; see the module docstring for the
-    no-sign-change rule (-1.0 when nothing is received, NaN for a non-positive price or negative flows).
+    In ``x = log(1 + m)`` the NPV ``f(x) = sum_t CF_t e^(-x t) - price`` is decreasing and convex.
+    A few vectorised bisection steps over ``[-min(30, 700/T), log 11]`` (monthly m from about -100 %
+    to +1000 %) bracket the root, then Newton steps from the bracket's left end, where ``f > 0``,
+    converge monotonically from the left (convexity: no overshoot) to machine precision.
+    Returns ``(S,)`` decimals; see the module docstring for the no-sign-change rule (-1.0 when
+    nothing is received, NaN for a non-positive price or negative flows).
     """
     cf = np.asarray(cashflows, dtype=np.float64)
     if cf.ndim == 1:
@@ -165,19 +169,26 @@ def irr(cashflows: np.ndarray, price: float | np.ndarray, n_iter: int = 200) -> 
     todo = valid & ~nothing
     if todo.any():
         c, p = cf[todo], pr[todo]
+        t = np.arange(1, c.shape[1] + 1, dtype=np.float64)
         # lowest log(1+m) whose discount factors stay finite over T months (annual IRR ~ -100 %)
         lo = np.full(c.shape[0], -min(30.0, 700.0 / c.shape[1]))
         hi = np.full(c.shape[0], math.log(11.0))
-        t = np.arange(1, c.shape[1] + 1, dtype=np.float64)
-        for _ in range(n_iter):
+        for _ in range(bisection_steps):
             mid = 0.5 * (lo + hi)
             npv = (c * np.exp(-mid[:, None] * t[None, :])).sum(axis=1) - p
             pos = npv > 0  # NPV decreases in the rate: a positive NPV means the root is higher
             lo = np.where(pos, mid, lo)
             hi = np.where(pos, hi, mid)
-            if np.all(hi - lo < 1e-15):
+        x = lo
+        for _ in range(newton_steps):
+            disc = c * np.exp(-x[:, None] * t[None, :])
+            f = disc.sum(axis=1) - p
+            slope = -(disc * t[None, :]).sum(axis=1)
+            step = np.where(slope < 0, -f / np.where(slope < 0, slope, -1.0), 0.0)
+            step = np.clip(step, 0.0, None)  # iterates only move right, towards the root
+            x = np.minimum(x + step, hi)
+            if np.all(step <= 1e-15 * np.maximum(1.0, np.abs(x))):
                 break
-        x = 0.5 * (lo + hi)
         out[todo] = np.expm1(12.0 * x)
     return out
 
