@@ -82,6 +82,8 @@ _K_INTEREST, _K_PRINCIPAL, _K_PREPAY, _K_RECOVERY, _K_PAR, _K_LOSS, _K_BALANCE =
 _FLOW_TO_K = (_K_INTEREST, _K_PRINCIPAL, _K_PREPAY, _K_PAR, _K_BALANCE)
 _PAST = 4  # months of history kept before month 0 (arrears of up to 3 payments + the cut-off)
 _MAX_LOAN_LEVEL = 50_000_000
+#: scenarios per inner tile of the month step (a cache-sized working set; no effect on results)
+SCENARIO_TILE = 128
 
 
 # ---------------------------------------------------------------------------- results
@@ -216,7 +218,8 @@ def _month_table(cb: torch.Tensor, ci: torch.Tensor, m: torch.Tensor, t: int) ->
     missed = torch.minimum(live[None, :, None] + due, live[None, None, :])  # (L_b, c, y)
     nxt_c = nxt.clone()
     nxt_c[:, :4, :4] = torch.where(nxt[:, :4, :4] < 4, missed, nxt[:, :4, :4])
-    return flows.reshape(lb * N_STATES * N_STATES, _N_FLOWS), nxt.reshape(-1), nxt_c.reshape(-1)
+    return (flows.reshape(lb * N_STATES * N_STATES, _N_FLOWS), nxt.reshape(-1).to(torch.int32),
+            nxt_c.reshape(-1).to(torch.int32))
 
 
 def _as_tensor(matrices: object, name: str = "matrices") -> torch.Tensor:
@@ -315,10 +318,10 @@ def _month_step(
     ridx = (row_base + x).view(-1)
     uf = u.view(-1)
     # six threshold-major gathers beat a row gather + reduction over a length-6 axis in eager torch
-    y = (uf >= thresholds[0].take(ridx)).to(torch.int64)
+    y = (uf >= thresholds[0].index_select(0, ridx)).to(torch.int64)
     for j in range(1, N_STATES - 1):
-        y += uf >= thresholds[j].take(ridx)
-    code = c.view(-1) * N_STATES + y + loan_base.view(-1)
+        y += uf >= thresholds[j].index_select(0, ridx)
+    code = c.view(-1).to(torch.int64) * N_STATES + y + loan_base.view(-1)
     flows = flow_table.index_select(0, code).view(s, lb, _N_FLOWS)
     x_next = next_table.take(code).view(s, lb)
     c_next = next_c.take(code).view(s, lb)
@@ -355,28 +358,32 @@ def _month_step_pool(
     Returns ``(x, c (s, L_b) int64, sums (s, G, 6))`` with sums = 5 flows + loss.
     """
     s, lb = x.shape
-    ridx = row_base + x
+    ridx = (row_base + x).view(-1)  # int32: index_select takes it directly (cheaper than int64 take)
     # CURRENT -> CURRENT (exactly y == 0 of the full sampler) of a loan not at its last instalment
-    quiet = torch.logical_and(u < stay_current.take(ridx), not_maturing)
+    quiet = torch.logical_and(u < stay_current.index_select(0, ridx).view(s, lb), not_maturing)
     sums = torch.mm(quiet.to(torch.float64), current_flows).view(s, n_groups, _N_FLOWS)
     sums = torch.cat([sums, torch.zeros(s, n_groups, 1, dtype=sums.dtype, device=sums.device)], dim=2)
-    event = torch.logical_and(quiet.logical_not_(), x < 4).view(-1).nonzero().squeeze(1)
+    busy = torch.logical_and(quiet.logical_not_(), x < 4).view(-1)
+    if busy.device.type == "cpu":  # numpy's flatnonzero is several times faster than torch.nonzero on CPU
+        event = torch.from_numpy(np.flatnonzero(busy.numpy()))
+    else:
+        event = busy.nonzero().squeeze(1)
     x_next, c_next = x, c
     if event.numel():
-        ce = c.view(-1)[event]
-        ue = u.view(-1)[event]
-        re = ridx.view(-1)[event]
-        ye = (ue >= thresholds[0].take(re)).to(torch.int64)
+        ce = c.view(-1).index_select(0, event).to(torch.int64)
+        ue = u.reshape(-1).index_select(0, event)
+        re = ridx.index_select(0, event)
+        ye = (ue >= thresholds[0].index_select(0, re)).to(torch.int64)
         for j in range(1, N_STATES - 1):
-            ye += ue >= thresholds[j].take(re)
+            ye += ue >= thresholds[j].index_select(0, re)
         se = torch.div(event, lb, rounding_mode="floor")
         le = event - se * lb
         code = le * (N_STATES * N_STATES) + ce * N_STATES + ye
         fe = flow_table.index_select(0, code)
-        # re is computed from x before the in-place update, so writing x here is safe
-        x_next.view(-1)[event] = next_table.take(code)
-        c_next.view(-1)[event] = next_c.take(code)
-        loss = fe[:, _F_PAR] * lgd.view(-1)[event]
+        # re and ce were read before this in-place update, so writing x and c here is safe
+        x_next.view(-1).index_copy_(0, event, next_table.take(code))
+        c_next.view(-1).index_copy_(0, event, next_c.take(code))
+        loss = fe[:, _F_PAR] * lgd.reshape(-1).index_select(0, event)
         sums.view(s * n_groups, _N_FLOWS + 1).index_add_(
             0, se * n_groups + loan_group.take(le), torch.cat([fe, loss[:, None]], dim=1)
         )
@@ -406,7 +413,8 @@ def _run_block(
     lb = len(index)
     s = lgd.shape[0]
     cb, ci, m = _history(book, index, n_months, dev)
-    x = torch.from_numpy(book.initial_state[index].astype(np.int64)).to(dev).expand(s, lb).contiguous()
+    # chain state x and cash state c (see _month_table); int32 keeps the per-element traffic low
+    x = torch.from_numpy(book.initial_state[index].astype(np.int32)).to(dev).expand(s, lb).contiguous()
     c = x.clone()
     fast = paths is None and not keep_loan_level
     lgd_t = torch.from_numpy(np.ascontiguousarray(lgd)).to(dev)  # (s, L_b)
@@ -423,10 +431,12 @@ def _run_block(
     if thresholds is not None:
         seg7 = torch.from_numpy(thresholds.loan_segment[index] * N_STATES).to(dev)
         off = (torch.arange(s, device=dev) * thresholds.n_rows_per_scenario) if thresholds.varies else torch.zeros(s, dtype=torch.int64, device=dev)
-        row_base = (off[:, None] + seg7[None, :]).contiguous()
+        if s * thresholds.n_rows_per_scenario >= 2**31:
+            raise ConfigError("too many (scenario, segment) rows in one chunk; use a smaller chunk or fewer risk bins")
+        row_base = (off[:, None] + seg7[None, :]).to(torch.int32).contiguous()
     else:
-        # given paths: a one-row table whose thresholds are never used (y comes from the path)
-        row_base = torch.zeros(s, lb, dtype=torch.int64, device=dev)
+        # given paths: y comes from the path, thresholds are never read
+        row_base = torch.zeros(s, lb, dtype=torch.int32, device=dev)
     acc = torch.zeros(s, n_months, g, _N_FLOWS + 1, dtype=torch.float64, device=dev)
     keep: dict[str, torch.Tensor] | None = None
     if keep_loan_level:
@@ -444,9 +454,14 @@ def _run_block(
             thr, stay_current = thresholds.rows(t)
             current = flow_table.view(lb, N_STATES * N_STATES, _N_FLOWS)[:, 0, :]  # (L_b, 5)
             current_flows = (member.t()[:, :, None] * current[:, None, :]).reshape(lb, g * _N_FLOWS)
-            x, c, sums = _month_step_pool(u, x, c, row_base, thr, stay_current, flow_table, next_table, next_c,
-                                          current_flows, m != t, lgd_dev, loan_group, g)
-            acc[:, t] = sums
+            not_maturing = m != t
+            # scenario tiles keep the per-element working set in cache; the month tables are shared
+            for a in range(0, s, SCENARIO_TILE):
+                b = min(s, a + SCENARIO_TILE)
+                _, _, sums = _month_step_pool(u[a:b], x[a:b], c[a:b], row_base[a:b], thr, stay_current, flow_table,
+                                              next_table, next_c, current_flows, not_maturing, lgd_dev[a:b],
+                                              loan_group, g)
+                acc[a:b, t] = sums
             continue
         if paths is None:
             u = torch.from_numpy(streams.next_month()).to(dev)
@@ -455,7 +470,7 @@ def _run_block(
         else:
             # a given path: its states replace the draw (absorbed rows of next_table ignore them)
             y = paths[:, :, t]
-            code = (c * N_STATES + y + loan_base).view(-1)
+            code = (c.to(torch.int64) * N_STATES + y + loan_base).view(-1)
             f = flow_table.index_select(0, code).view(s, lb, _N_FLOWS)
             x = next_table.take(code).view(s, lb)
             c = next_c.take(code).view(s, lb)
