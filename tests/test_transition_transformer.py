@@ -179,6 +179,24 @@ def test_bad_shapes_and_values_raise_clear_errors():
         model.predict(pd.DataFrame(np.zeros((2, 11)), columns=list(COHORT_FEATURES[:-1])), torch.randn(1, 3, 9))
 
 
+def test_predict_warns_when_macro_paths_leave_the_training_range(tiny_data):
+    import warnings
+
+    from creditsim.models.transition_transformer import MacroRangeWarning
+
+    model = prepare_model(tiny_model(8), tiny_data["train"])
+    feats = pd.DataFrame(tiny_data["train"].cohort_features[:2], columns=list(COHORT_FEATURES))
+    inside = torch.as_tensor(tiny_data["test"].macro[:1], dtype=torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MacroRangeWarning)
+        model.predict(feats, inside)
+    outside = inside.clone()
+    outside[0, 5, 3] = 0.25  # a 25 % policy rate, far above any synthetic path
+    with pytest.warns(MacroRangeWarning, match="policy_rate"):
+        out = model.predict(feats, outside)
+    assert torch.all(out[..., FORBIDDEN] == 0.0)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"n_states": 8}, "n_states must be 7"),
     ({"d_model": 30, "n_heads": 4}, "divisible by n_heads"),

@@ -258,7 +258,8 @@ def prepare_model(model: TransitionTransformer, train: CohortMonthData) -> Trans
     if len(train) == 0:
         raise ConfigError("training set is empty")
     macro = train.macro.reshape(-1, train.macro.shape[-1])
-    model.set_scalers(macro.mean(0), macro.std(0), train.cohort_features.mean(0), train.cohort_features.std(0))
+    model.set_scalers(macro.mean(0), macro.std(0), train.cohort_features.mean(0), train.cohort_features.std(0),
+                      macro.min(0), macro.max(0))
     model.set_prior(homogeneous_matrix(train.counts.sum(axis=(0, 1))))
     return model
 
