@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # pytest workers: the suite is sized for a 2-core machine
 WORKERS ?= 2
 
-.PHONY: install demo test test-fast bench pretrained clean chromium
+.PHONY: install demo test test-all bench pretrained clean chromium
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,11 @@ test-all: $(STAMP) chromium
 bench: $(STAMP)
 	for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
 
+# Regenerates every shipped checkpoint (safetensors + JSON) under creditsim/pretrained/.
 pretrained: $(STAMP)
-	$(PY) -m creditsim.training.pretrained
+	$(PY) -m creditsim.training.pretrained --quiet
+	$(PY) -m creditsim.training.transition --quiet
+	$(PY) -m creditsim.training.trajectory --quiet
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
