@@ -364,3 +364,20 @@ def test_bad_books_paths_and_matrices_raise() -> None:
         simulate_pool_chunk(book, STRESSED, [-1], 1, 3)
     with pytest.raises(ConfigError, match="n_months"):
         simulate_pool_chunk(book, STRESSED, [0], 1, 0)
+
+
+def test_scenario_arrays_callables_and_progress_give_the_same_pool() -> None:
+    book = _book(30, 4, cohort=np.arange(30) % 2, cohort_labels=("a", "b"))
+    rng = np.random.default_rng(0)
+    mats = np.empty((10, 2, 8, 7, 7))
+    for idx in np.ndindex(10, 2, 8):
+        mats[idx] = STRESSED if rng.random() < 0.5 else base_case_matrix("consumer")
+    seen = []
+    by_array = simulate_pool_cashflows(book, mats, 10, seed=6, n_months=8, chunk_size=3, progress=lambda d, n: seen.append((d, n)))
+    by_call = simulate_pool_cashflows(book, lambda ids: mats[ids], 10, seed=6, n_months=8, chunk_size=4)
+    np.testing.assert_array_equal(by_array.cashflows, by_call.cashflows)
+    np.testing.assert_array_equal(by_array.cashflows[5:7], simulate_pool_chunk(book, mats[5:7], [5, 6], 6, 8))
+    assert seen == [(3, 10), (6, 10), (9, 10), (10, 10)]
+    assert by_array.initial_balance == pytest.approx(book.initial_balance)
+    with pytest.raises(DataError, match="n_sims"):
+        simulate_pool_cashflows(book, mats[:4], 10, seed=6, n_months=8)

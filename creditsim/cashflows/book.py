@@ -33,7 +33,7 @@ import pandas as pd
 from creditsim.cashflows.schedule import AMORTIZATION_CODES, AMORTIZATION_NAMES, amortization_codes, amortization_schedule
 from creditsim.errors import ConfigError, DataError, format_labels
 from creditsim.schema import validate_loan_tape
-from creditsim.states import ASSET_CLASSES, LoanState
+from creditsim.states import ASSET_CLASSES
 
 __all__ = ["LoanBook", "DEFAULT_LGD_BY_ASSET_CLASS"]
 
@@ -379,7 +379,3 @@ class LoanBook:
             raise ConfigError(f"group_by array must have one label per loan ({self.n_loans}), got shape {arr.shape}")
         labels, codes = np.unique(arr, return_inverse=True)
         return codes.astype(np.int64), tuple(str(v) for v in labels)
-
-    def state_name(self, i: int) -> str:
-        """Name of loan ``i``'s initial state."""
-        return LoanState(int(self.initial_state[i])).name
