@@ -44,7 +44,8 @@ What the model is
   rather than, say, a Beta: the conditional distributions are mixtures with point masses (full
   payment, LGD of a fully collateralised loan) that a single parametric family fits badly, and a
   tiny denoiser is cheap next to the transformer. The training loss on a loan-month counts only the
-  value that is defined there (masks), and is the usual simplified DDPM loss (MSE on the noise).
+  value that is defined there (masks), and is the usual simplified DDPM loss (MSE on the noise),
+  averaged per value so the rare LGD observations weigh as much as the many payment months.
 * **Training loss** = mean state cross-entropy over months whose previous state is live (absorbed
   months are certain and carry no information) + ``value_weight`` x the diffusion loss.
 
@@ -587,7 +588,11 @@ class LoanTrajectoryModel(nn.Module):
         # an undefined coordinate is replaced by pure noise: the head learns to ignore it
         y_k = torch.where(m > 0, y_k, noise)
         eps = self.diffusion(y_k, k, cond_h)
-        return ((eps - noise) ** 2 * m).sum() / m.sum()
+        # each value gets equal weight: defaults are ~1 % of the performing months, and an LGD head
+        # drowned by the payment ratios would not learn the loan-level severity
+        per_value = ((eps - noise) ** 2 * m).sum(0) / m.sum(0).clamp(min=1)
+        present = m.sum(0) > 0
+        return per_value[present].mean()
 
     # -- generation ------------------------------------------------------------------------------
     def _sample_values(self, value_params: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -859,6 +864,93 @@ class LoanTrajectoryModel(nn.Module):
         res["states"] = states_out.view(n_samples, L, T)
         res["lgd"] = lgd_out.view(n_samples, L)
         return res
+
+    # -- pool cashflows ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def pool_cashflows(
+        self,
+        loan_features: torch.Tensor,
+        cohort_transitions: torch.Tensor,
+        macro_paths: torch.Tensor | None,
+        *,
+        cohort_index: object | None = None,
+        loan_terms: Mapping[str, object] | None = None,
+        seed: int = 0,
+        scenario_ids: object | None = None,
+        recovery_lag: int | object = 0,
+        idio_scale: float | None = None,
+        chunk_size: int = 4096,
+    ) -> dict[str, np.ndarray]:
+        """Pool cashflows ``(S, T, K)`` of ``S`` scenarios, one generated path per loan and scenario.
+
+        Args:
+            loan_features: ``(L, 24)`` features as of the cut-off.
+            cohort_transitions: ``(S, C, T, 7, 7)`` cohort matrices with ``cohort_index`` ``(L,)``
+                (cohort of each loan), or ``(S, L, T, 7, 7)`` per-loan matrices without it.
+            macro_paths: ``(S, T, 9)`` decimals (None = the anchors).
+            loan_terms: as in :meth:`generate`.
+            seed: one seed; scenario ``s`` uses the stream ``SeedSequence(seed, spawn_key=(id_s,))``
+                with ``id_s = scenario_ids[s]`` (default ``s``), so a scenario's paths do not depend
+                on which other scenarios are simulated with it (pass the global ids when chunking).
+            recovery_lag: months from default to recovery cash, int or ``(L,)`` ints >= 0.
+            idio_scale: frailty sd (default ``config.idio_scale``).
+
+        Returns:
+            ``cashflows`` ``(S, T, K)`` float64 in :data:`~creditsim.states.POOL_CF_TYPES` order
+            (recovery = ``default_par - loss`` paid ``recovery_lag`` months after the default),
+            ``pending_recovery`` ``(S,)`` recoveries due after the horizon, ``initial_balance``
+            (float, the pool balance at the cut-off).
+        """
+        from creditsim.states import POOL_CF_TYPES
+
+        p = cohort_transitions
+        if not isinstance(p, torch.Tensor):
+            p = torch.as_tensor(np.asarray(p, dtype=np.float32))
+        if p.ndim != 5 or p.shape[-2:] != (N_STATES, N_STATES):
+            raise DataError(f"cohort_transitions: expected (S, C, T, 7, 7) with cohort_index or (S, L, T, 7, 7), "
+                            f"got {tuple(p.shape)}")
+        S, _, T = p.shape[:3]
+        feats = _check_features(loan_features, self.device)
+        L = feats.shape[0]
+        if cohort_index is not None:
+            cidx = torch.as_tensor(np.asarray(cohort_index), dtype=torch.long)
+            if cidx.shape != (L,) or bool(((cidx < 0) | (cidx >= p.shape[1])).any()):
+                raise DataError(f"cohort_index: expected ({L},) integers in 0..{p.shape[1] - 1}")
+        elif p.shape[1] != L:
+            raise DataError(f"cohort_transitions: per-loan matrices need {L} loans on axis 1, got {p.shape[1]}")
+        ids = np.arange(S) if scenario_ids is None else np.asarray(scenario_ids, dtype=np.int64)
+        if ids.shape != (S,) or (ids < 0).any():
+            raise DataError(f"scenario_ids: expected ({S},) non-negative integers")
+        lag = np.broadcast_to(np.asarray(recovery_lag, dtype=np.int64), (L,))
+        if (lag < 0).any():
+            raise DataError("recovery_lag: expected months >= 0")
+        if macro_paths is not None:
+            m = torch.as_tensor(np.asarray(macro_paths, dtype=np.float32)) if not isinstance(macro_paths, torch.Tensor) else macro_paths
+            if m.ndim != 3 or m.shape[0] != S:
+                raise DataError(f"macro_paths: expected ({S}, T, 9), got {tuple(m.shape)}")
+        k_idx = {name: i for i, name in enumerate(POOL_CF_TYPES)}
+        cash = np.zeros((S, T, len(POOL_CF_TYPES)))
+        pending = np.zeros(S)
+        initial = 0.0
+        for s in range(S):
+            ps = p[s][cidx] if cohort_index is not None else p[s]
+            stream = int(np.random.SeedSequence(seed, spawn_key=(int(ids[s]),)).generate_state(1, dtype=np.uint64)[0] >> np.uint64(2))
+            g = self.generate(feats, ps, None if macro_paths is None else m[s], 1, loan_terms=loan_terms, seed=stream,
+                              idio_scale=idio_scale, chunk_size=chunk_size)
+            flows = {k: g[k][0].cpu().numpy() for k in ("interest", "scheduled_principal", "prepayment", "default_par",
+                                                       "losses", "balances")}
+            for name, key in (("interest", "interest"), ("scheduled_principal", "scheduled_principal"),
+                              ("prepayment", "prepayment"), ("default_par", "default_par"), ("loss", "losses"),
+                              ("balance", "balances")):
+                cash[s, :, k_idx[name]] = flows[key].sum(0)
+            rec = flows["default_par"] - flows["losses"]  # (L, T)
+            loan, month = np.nonzero(rec)
+            due = month + lag[loan]
+            inside = due < T
+            np.add.at(cash[s, :, k_idx["recovery"]], due[inside], rec[loan[inside], month[inside]])
+            pending[s] = rec[loan[~inside], month[~inside]].sum()
+            initial = float(g["opening_balance"].sum())
+        return {"cashflows": cash, "pending_recovery": pending, "initial_balance": initial}
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike, extra: Mapping[str, Any] | None = None) -> Path:

@@ -53,7 +53,7 @@ __all__ = [
 #: tiny model shipped in creditsim/pretrained/trajectory (trains on 2 CPU cores in a few minutes)
 SHIPPED_CONFIG = TrajectoryConfig(d_model=32, n_heads=4, n_layers=2, diffusion_steps=50, idio_scale=0.0,
                                   dropout=0.0, max_months=120, diffusion_hidden=64)
-SHIPPED_TRAINING = TrainConfig(epochs=40, batch_size=128, lr=3e-3, weight_decay=1e-4, patience=6, min_epochs=5,
+SHIPPED_TRAINING = TrainConfig(epochs=60, batch_size=128, lr=3e-3, weight_decay=1e-4, patience=10, min_epochs=10,
                                kl_warmup=0, seed=0, device="cpu")
 CUTOFF = "2025-01-01"
 
