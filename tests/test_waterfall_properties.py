@@ -146,3 +146,13 @@ def test_class_a_loss_gradient_wrt_tranche_sizes_matches_finite_differences(mode
         assert float(class_a_loss(_sizes(cfg))) > 0.1  # class A is impaired in these scenarios
     fd = _check_gradient(class_a_loss, _sizes(cfg), rel=1e-5)
     assert fd[0] > 0  # a bigger class A loses a bigger share
+
+
+def test_results_do_not_depend_on_chunk_size():
+    cfg = load_deal(example_path("example_clo.yaml"))
+    pool = level_pay_pool(1e8, 0.08, 60, 66, cdr=np.linspace(0.0, 0.4, 7), cpr=0.1, severity=0.5, lag=6)
+    whole = run_waterfall(pool, cfg, 1e8)
+    chunked = run_waterfall(pool, cfg, 1e8, chunk_size=3)
+    assert whole.keys() == chunked.keys()
+    for key in whole:
+        torch.testing.assert_close(whole[key], chunked[key], rtol=0, atol=0, equal_nan=True)

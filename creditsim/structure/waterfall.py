@@ -196,6 +196,7 @@ def run_waterfall(
     tranche_balances: torch.Tensor | None = None,
     temperature: float | None = None,
     device: str | torch.device | None = None,
+    chunk_size: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Run the deal's monthly waterfall on pool cashflows of every scenario at once.
 
@@ -210,6 +211,10 @@ def run_waterfall(
             replacing the deal's; pass one with ``requires_grad`` for sensitivities to tranche sizes.
         temperature: gate temperature (ratio units); None = ``config.soft_temperature``.
         device: "cpu" / "cuda"; None = the device of ``pool_cf`` (CPU for arrays).
+        chunk_size: scenarios per pass, to bound the working memory of very large runs
+            (scenarios are independent, so results do not depend on it). None = one pass, the
+            fastest on CPU for 10,000 scenarios (chunking measured no faster once the outputs are
+            concatenated) and on a GPU.
 
     Returns:
         dict of float64 tensors; with ``Nd`` debt classes and ``N = Nd + 1`` tranches:
@@ -242,16 +247,30 @@ def run_waterfall(
     if not tau > 0:
         raise ConfigError(f"temperature must be > 0, got {temperature}")
     cf, p0 = _validate_inputs(pool_cf, initial_balance, device)
+    if chunk_size is not None and int(chunk_size) < 1:
+        raise ConfigError(f"chunk_size must be >= 1 or None, got {chunk_size}")
+    if tranche_balances is None:
+        sizes = torch.tensor([t.balance for t in config.tranches], dtype=torch.float64, device=cf.device)
+    else:
+        sizes = torch.as_tensor(tranche_balances).to(dtype=torch.float64, device=cf.device)
+        if sizes.shape != (len(config.tranches),):
+            raise ConfigError(f"tranche_balances must have shape ({len(config.tranches)},), got {tuple(sizes.shape)}")
+    S = cf.shape[0]
+    if chunk_size is None or S <= chunk_size:
+        return _run(cf, p0, config, mode, sizes, tau)
+    parts = [_run(cf[i:i + chunk_size], p0[i:i + chunk_size], config, mode, sizes, tau)
+             for i in range(0, S, int(chunk_size))]
+    return {k: (parts[0][k] if k == "initial_balances" else torch.cat([p[k] for p in parts], dim=0))
+            for k in parts[0]}
+
+
+def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str, sizes: torch.Tensor,
+         tau: float) -> dict[str, torch.Tensor]:
+    """The waterfall on validated inputs: ``cf`` (S, T, 7), ``p0`` (S,), ``sizes`` (N,)."""
     dev = cf.device
     S, T, _ = cf.shape
     debt = config.debt_tranches
     Kd = len(debt)
-    if tranche_balances is None:
-        sizes = torch.tensor([t.balance for t in config.tranches], dtype=torch.float64, device=dev)
-    else:
-        sizes = torch.as_tensor(tranche_balances).to(dtype=torch.float64, device=dev)
-        if sizes.shape != (len(config.tranches),):
-            raise ConfigError(f"tranche_balances must have shape ({len(config.tranches)},), got {tuple(sizes.shape)}")
     gates = _Gates(mode, tau)
 
     rates = torch.tensor([t.coupon * _ALPHA for t in debt], dtype=torch.float64, device=dev)  # (Kd,)
