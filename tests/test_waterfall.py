@@ -270,3 +270,22 @@ def test_interest_diversion_buys_collateral_during_reinvestment(trigger, diverte
     assert v(r, "bucket_balance")[0] == pytest.approx(diverted, abs=1e-12)
     assert v(r, "equity")[0] == pytest.approx(2.0 - diverted, abs=1e-12)
     assert v(r, "balances")[0, 0] == 80.0
+
+
+def test_gradient_with_respect_to_collections_flows_to_equity():
+    cfg = deal([
+        {"name": "A", "balance": 60.0, "coupon": 0.06},
+        {"name": "B", "balance": 30.0, "coupon": 0.12},
+        {"name": "Equity", "balance": 10.0, "equity": True},
+    ])
+    pool = torch.tensor(make_pool(3, interest=[1.0, 0.7, 0.3], scheduled_principal=[30, 40, 30],
+                                  balance=[70, 30, 0]), requires_grad=True)
+    r = run_waterfall(pool, cfg, initial_balance=100.0)
+    (grad,) = torch.autograd.grad(r["equity"].sum(), pool)
+    # with the notes' interest covered, one more unit of interest in any month is one more unit of
+    # equity cash
+    np.testing.assert_allclose(grad[0, :, COL["interest"]].numpy(), [1.0, 1.0, 1.0])
+    # one more unit of principal in month 0 repays A earlier (saves 0.5 % of A interest in month 1),
+    # so B is repaid earlier (saves 1 % of B interest in month 2) and equity gets the unit in month 2
+    assert grad[0, 0, COL["scheduled_principal"]].item() == pytest.approx(1.0 + 0.005 + 0.01, rel=1e-12)
+    assert grad[0, 2, COL["scheduled_principal"]].item() == pytest.approx(1.0)
