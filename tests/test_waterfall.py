@@ -289,3 +289,12 @@ def test_gradient_with_respect_to_collections_flows_to_equity():
     # so B is repaid earlier (saves 1 % of B interest in month 2) and equity gets the unit in month 2
     assert grad[0, 0, COL["scheduled_principal"]].item() == pytest.approx(1.0 + 0.005 + 0.01, rel=1e-12)
     assert grad[0, 2, COL["scheduled_principal"]].item() == pytest.approx(1.0)
+
+
+def test_tranche_balance_override_is_validated():
+    cfg = deal([{"name": "A", "balance": 1.0, "coupon": 0.0}, {"name": "E", "balance": 1.0, "equity": True}])
+    pool = make_pool(1, balance=[1.0])
+    with pytest.raises(ConfigError, match=r"tranche_balances must have shape \(2,\)"):
+        run_waterfall(pool, cfg, 1.0, tranche_balances=torch.ones(3))
+    with pytest.raises(ConfigError, match="tranche_balances must be finite and > 0"):
+        run_waterfall(pool, cfg, 1.0, tranche_balances=torch.tensor([1.0, -1.0]))

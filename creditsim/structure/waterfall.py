@@ -255,6 +255,9 @@ def run_waterfall(
         sizes = torch.as_tensor(tranche_balances).to(dtype=torch.float64, device=cf.device)
         if sizes.shape != (len(config.tranches),):
             raise ConfigError(f"tranche_balances must have shape ({len(config.tranches)},), got {tuple(sizes.shape)}")
+        with torch.no_grad():
+            if not bool((torch.isfinite(sizes) & (sizes > 0)).all()):
+                raise ConfigError(f"tranche_balances must be finite and > 0, got {sizes.detach().cpu().tolist()}")
     S = cf.shape[0]
     if chunk_size is None or S <= chunk_size:
         return _run(cf, p0, config, mode, sizes, tau)
