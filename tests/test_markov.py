@@ -166,3 +166,38 @@ def test_fit_matches_transition_matrix_reference_estimator() -> None:
     np.testing.assert_allclose(fitted.transition_matrix_[:4], matrix[:4], atol=1e-12)
     lower, upper = ref.confint_lower[..., 0], ref.confint_upper[..., 0]
     assert ((PLANTED[:4] >= lower[:4] - 1e-12) & (PLANTED[:4] <= upper[:4] + 1e-12)).all()
+
+
+def test_fit_macro_sensitivity_recovers_planted_betas_within_3_standard_errors() -> None:
+    from creditsim.cashflows.sampler import cumulative_thresholds, sample_next
+    import torch
+
+    rng = np.random.default_rng(4)
+    months = 48
+    dates = pd.date_range("2015-01-01", periods=months + 1, freq="MS")
+    macro = pd.DataFrame(rng.normal(0.03, 0.01, (months + 1, 9)), columns=list(MACRO_VARS), index=dates)
+    planted = {"delinquency": {"unemployment_rate": 0.6, "credit_spread_hy": 0.0, "gdp_growth": -0.4},
+               "default": {"unemployment_rate": 0.5, "credit_spread_hy": 0.3, "gdp_growth": 0.0},
+               "cure": {"unemployment_rate": -0.4, "credit_spread_hy": 0.0, "gdp_growth": 0.2},
+               "prepayment": {"unemployment_rate": 0.0, "credit_spread_hy": -0.3, "gdp_growth": 0.0}}
+    truth = MarkovTransitionModel.from_matrix(PLANTED, sensitivities=planted)
+    truth.macro_mean_, truth.macro_std_ = macro.mean().to_numpy(), macro.std().to_numpy()
+    mats = truth.scenario_matrices(macro.to_numpy()[None])[0]  # (T+1, 7, 7)
+    n_loans = 6000
+    x = torch.from_numpy(rng.choice([0, 0, 0, 1, 2, 3], n_loans))
+    states = [x.numpy().copy()]
+    for t in range(months):
+        thr = cumulative_thresholds(torch.from_numpy(mats[t]))
+        u = torch.from_numpy(rng.random(n_loans, dtype=np.float32))
+        x = sample_next(u, thr[x])
+        states.append(x.numpy().copy())
+    paths = np.stack(states, axis=1)
+    panel = pd.DataFrame({"loan_id": np.repeat(np.arange(n_loans).astype(str), months + 1),
+                          "reporting_month": np.tile(dates, n_loans), "current_balance": 1.0,
+                          "loan_state": paths.reshape(-1)})
+    model = MarkovTransitionModel().fit(panel)
+    model.fit_macro_sensitivity(panel, macro)
+    for cls, per_var in planted.items():
+        for var, beta in per_var.items():
+            est, se = model.sensitivities[cls][var], model.sensitivity_se_[cls][var]
+            assert 0 < se < 0.2 and abs(est - beta) < 3 * se, (cls, var, est, beta, se)

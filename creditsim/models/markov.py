@@ -24,7 +24,8 @@ high-yield spread. Staying put is the reference category (no shift). Forbidden a
 keep probability exactly 0, rows stay stochastic, and a zero shock returns the baseline matrix exactly.
 The standardisation statistics are ``macro_mean_`` / ``macro_std_``: taken from the macro frame given
 to :meth:`fit` if any, else long-run US values (FRED: real GDP growth y/y 1990-2019, other series
-1997-2019, see :data:`DEFAULT_MACRO_MEAN`).
+1997-2019, see :data:`DEFAULT_MACRO_MEAN`). :meth:`fit_macro_sensitivity` optionally estimates the
+sensitivities from a dated panel and a macro frame (conditional-logit MLE with standard errors).
 """
 
 from __future__ import annotations
@@ -248,6 +249,105 @@ class MarkovTransitionModel:
                 raise DataError(f"macro frame: variables {flat} are constant; cannot standardise")
             self.macro_mean_ = mac.mean().to_numpy()
             self.macro_std_ = std
+        return self
+
+    def fit_macro_sensitivity(
+        self,
+        panel_df: pd.DataFrame,
+        macro: pd.DataFrame,
+        variables: Sequence[str] = ("unemployment_rate", "credit_spread_hy", "gdp_growth"),
+    ) -> "MarkovTransitionModel":
+        """Estimate the overlay's sensitivities from a dated panel and a macro frame (optional step).
+
+        Model: for a move i -> j of month t, ``logit_ij(t) = a_ij + sum_v beta_{class(i,j), v} z_v(t)``
+        with staying put as the reference, free intercepts ``a_ij`` and one coefficient per (move
+        class, variable), shared by all moves of the class; ``z`` is standardised with the macro
+        frame's own mean and std (which become ``macro_mean_`` / ``macro_std_``). Maximum likelihood
+        on the monthly transition counts (L-BFGS, float64); standard errors from the inverse Hessian.
+        The fitted intercepts are not used: the baseline stays the homogeneous matrix.
+
+        Sets ``sensitivities`` (classes x ``variables``; other variables 0) and
+        ``sensitivity_se_`` (same layout). Returns self.
+        """
+        for v in variables:
+            if v not in MACRO_VARS:
+                raise ConfigError(f"variables: unknown macro variable {v!r}; expected names from {list(MACRO_VARS)}")
+        df = validate_panel(panel_df)
+        mac = validate_macro(macro)
+        std = mac.std().to_numpy()
+        if (std <= 0).any():
+            raise DataError(f"macro frame: variables {[v for v, s_ in zip(MACRO_VARS, std) if s_ <= 0]} are constant")
+        ids = df["loan_id"].to_numpy()
+        month = df["reporting_month"].dt.year.to_numpy() * 12 + df["reporting_month"].dt.month.to_numpy()
+        st = df["loan_state"].to_numpy(np.int64)
+        pair = (ids[1:] == ids[:-1]) & (month[1:] - month[:-1] == 1) & (st[:-1] < 4)
+        frm, to, when = st[:-1][pair], st[1:][pair], month[:-1][pair]
+        mac_month = mac.index.year.to_numpy() * 12 + mac.index.month.to_numpy()
+        pos = {m: k for k, m in enumerate(mac_month)}
+        missing = sorted({int(m) for m in when if m not in pos})
+        if missing:
+            raise DataError(f"macro frame: no values for {len(missing)} panel month(s), e.g. "
+                            f"{[f'{m // 12}-{m % 12 or 12:02d}' for m in missing[:5]]}")
+        months, t_idx = np.unique(when, return_inverse=True)
+        counts = np.zeros((len(months), 4, N_STATES))
+        np.add.at(counts, (t_idx, frm, to), 1.0)
+        cols = [MACRO_VARS.index(v) for v in variables]
+        z = (mac.to_numpy()[[pos[m] for m in months]] - mac.mean().to_numpy()) / std  # (M, 9)
+        z = torch.from_numpy(z[:, cols])  # (M, V)
+        classes = list(MOVE_CLASSES)
+        cls_mask = torch.from_numpy(np.stack([MOVE_CLASSES[c][:4] for c in classes]).astype(np.float64))  # (K, 4, 7)
+        usable = torch.from_numpy(ALLOWED_TRANSITIONS[:4] & (counts.sum(0) > 0))  # (4, 7)
+        n = torch.from_numpy(counts)
+
+        def nll(a: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+            shift = torch.einsum("mv,kv,kij->mij", z, beta, cls_mask)  # (M, 4, 7)
+            logits = torch.where(usable, a + shift, torch.tensor(-torch.inf, dtype=torch.float64))
+            return -(n * torch.log_softmax(logits, dim=-1).nan_to_num(neginf=0.0)).sum()
+
+        a = torch.zeros(4, N_STATES, dtype=torch.float64, requires_grad=True)
+        beta = torch.zeros(len(classes), len(cols), dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.LBFGS([a, beta], max_iter=500, tolerance_grad=1e-10, tolerance_change=1e-14,
+                                line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            loss = nll(a, beta)
+            loss.backward()
+            return loss
+
+        for _ in range(20):  # restart until the gradient vanishes (one LBFGS call can stop on a flat step)
+            opt.step(closure)
+            grad = torch.cat([a.grad.reshape(-1), beta.grad.reshape(-1)]).abs().max()
+            if float(grad) < 1e-6:
+                break
+        self.sensitivity_grad_ = float(grad)
+        # identified parameters: intercepts of usable off-diagonal moves and betas of classes with data
+        a_free = usable.clone()
+        a_free[torch.arange(4), torch.arange(4)] = False
+        has_data = (cls_mask * usable).flatten(1).any(1)  # (K,)
+        b_hat = beta.detach()
+        # staying put is the reference: move the (unidentified) diagonal intercepts to 0 so the Hessian
+        # below is taken at the same optimum in the identified parametrisation
+        a_hat = a.detach() - torch.diagonal(a.detach()[:, :4])[:, None]
+
+        def packed(theta: torch.Tensor) -> torch.Tensor:
+            a_full = torch.zeros(4, N_STATES, dtype=torch.float64).masked_scatter(a_free, theta[: int(a_free.sum())])
+            b_full = torch.zeros_like(b_hat)
+            b_full[has_data] = theta[int(a_free.sum()):].view(-1, len(cols))
+            return nll(a_full, b_full)
+
+        theta = torch.cat([a_hat[a_free], b_hat[has_data].reshape(-1)])
+        hess = torch.autograd.functional.hessian(packed, theta)
+        cov = torch.linalg.pinv(hess)
+        se_flat = torch.sqrt(torch.clamp(torch.diagonal(cov)[int(a_free.sum()):], min=0.0)).view(-1, len(cols))
+        se = torch.full_like(b_hat, float("nan"))
+        se[has_data] = se_flat
+        self.sensitivities = {c: {v: float(b_hat[k, q]) for q, v in enumerate(variables)} for k, c in enumerate(classes)
+                              if bool(has_data[k])}
+        self.sensitivity_se_ = {c: {v: float(se[k, q]) for q, v in enumerate(variables)} for k, c in enumerate(classes)
+                                if bool(has_data[k])}
+        self.macro_mean_ = mac.mean().to_numpy()
+        self.macro_std_ = std
         return self
 
     # ------------------------------------------------------------------ use
