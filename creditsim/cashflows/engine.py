@@ -166,60 +166,72 @@ def _history(book: LoanBook, index: np.ndarray, n_months: int, dev: torch.device
     return (torch.from_numpy(cb).to(dev), torch.from_numpy(ci).to(dev), torch.from_numpy(m).to(dev))
 
 
-def _month_table(cb: torch.Tensor, ci: torch.Tensor, m: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Flows and next states of month ``t`` for every (loan, c, y).
+class _MonthTables:
+    """Flows and next states of month ``t`` for every (loan, c, y) of a loan block.
 
     ``c`` is the loan's cash state at the start of the month: the number of missed instalments (0..3)
     for a live loan, the state itself (4..6) for an absorbed one. Before maturity ``c`` equals the
     chain state; after maturity no instalment falls due, so a loan that rolls DPD30 -> DPD60 still
     misses one instalment (``c`` = 1) while the chain says DPD60. ``y`` is the sampled chain state.
 
-    Returns ``(flows (L_b * 49, 5) float64, next_state (L_b * 49,) int64, next_c (L_b * 49,) int64)``
-    indexed by ``loan * 49 + 7 c + y``; flows are (interest, scheduled_principal, prepayment,
-    default_par, closing balance). Rows of absorbed ``c`` are zero and keep the state.
+    :meth:`month` returns ``(flows (L_b * 49, 5) float64, next_state (L_b * 49,) int32,
+    next_c (L_b * 49,) int32)`` indexed by ``loan * 49 + 7 c + y``; flows are (interest,
+    scheduled_principal, prepayment, default_par, closing balance). Rows of absorbed ``c`` are zero and
+    keep the state. The buffers are reused month to month (only the month-dependent entries change),
+    so a returned table is valid until the next call.
     """
-    lb = cb.shape[0]
-    dev = cb.device
-    live = torch.arange(4, device=dev)
-    tau_prev = torch.clamp(m, max=t - 1)  # (L_b,)
-    tau = torch.clamp(m, max=t)
-    p_prev = tau_prev[:, None] - live[None, :]  # (L_b, 4) paid-through index before month t
-    p_new = torch.maximum(p_prev[:, :, None], (tau[:, None] - live[None, :])[:, None, :])  # (L_b, x, y)
 
-    def at(table: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-        col = (p + _PAST).clamp(min=0).reshape(lb, -1)
+    def __init__(self, cb: torch.Tensor, ci: torch.Tensor, m: torch.Tensor):
+        self.cb, self.ci, self.m = cb, ci, m
+        lb = cb.shape[0]
+        dev = cb.device
+        self._lb = lb
+        self._live = torch.arange(4, device=dev)
+        self._flows = torch.zeros(lb, N_STATES, N_STATES, _N_FLOWS, dtype=torch.float64, device=dev)
+        states = torch.arange(N_STATES, device=dev, dtype=torch.int32)
+        self._nxt = states.view(1, 1, N_STATES).expand(lb, N_STATES, N_STATES).clone()
+        self._nxt[:, 4:, :] = states[4:].view(1, 3, 1)  # absorbed loans keep their state
+        self._nxt_c = self._nxt.clone()
+
+    def _at(self, table: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        col = (p + _PAST).clamp(min=0).reshape(self._lb, -1)
         return table.gather(1, col).reshape(p.shape)
 
-    cb_prev, ci_prev = at(cb, p_prev), at(ci, p_prev)  # (L_b, 4)
-    cb_new, ci_new = at(cb, p_new), at(ci, p_new)  # (L_b, 4, 4)
-    cb_now, ci_now = at(cb, tau[:, None]), at(ci, tau[:, None])  # (L_b, 1)
+    def month(self, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        lb, live, m = self._lb, self._live, self.m
+        tau_prev = torch.clamp(m, max=t - 1)  # (L_b,)
+        tau = torch.clamp(m, max=t)
+        p_prev = tau_prev[:, None] - live[None, :]  # (L_b, 4) paid-through index before month t
+        p_new = torch.maximum(p_prev[:, :, None], (tau[:, None] - live[None, :])[:, None, :])  # (L_b, c, y)
+        cb_prev, ci_prev = self._at(self.cb, p_prev), self._at(self.ci, p_prev)  # (L_b, 4)
+        cb_new, ci_new = self._at(self.cb, p_new), self._at(self.ci, p_new)  # (L_b, 4, 4)
+        cb_now, ci_now = self._at(self.cb, tau[:, None]), self._at(self.ci, tau[:, None])  # (L_b, 1)
 
-    flows = torch.zeros(lb, N_STATES, N_STATES, _N_FLOWS, dtype=torch.float64, device=dev)
-    # scheduled interest is cent-valued: re-round differences of cumulative sums to the exact cents
-    flows[:, :4, :4, _F_INTEREST] = torch.round((ci_new - ci_prev[:, :, None]) * 100.0) / 100.0
-    flows[:, :4, :4, _F_PRINCIPAL] = cb_prev[:, :, None] - cb_new
-    flows[:, :4, :4, _F_BALANCE] = cb_new
-    flows[:, :4, 4, _F_PAR] = cb_prev
-    for exit_state in (5, 6):
-        flows[:, :4, exit_state, _F_INTEREST] = torch.round((ci_now - ci_prev) * 100.0) / 100.0
-        flows[:, :4, exit_state, _F_PRINCIPAL] = cb_prev - cb_now
-        flows[:, :4, exit_state, _F_PREPAY] = cb_now.expand(lb, 4)
+        flows = self._flows
+        # scheduled interest is cent-valued: re-round differences of cumulative sums to the exact cents
+        flows[:, :4, :4, _F_INTEREST] = torch.round((ci_new - ci_prev[:, :, None]) * 100.0) / 100.0
+        flows[:, :4, :4, _F_PRINCIPAL] = cb_prev[:, :, None] - cb_new
+        flows[:, :4, :4, _F_BALANCE] = cb_new
+        flows[:, :4, 4, _F_PAR] = cb_prev
+        exit_interest = torch.round((ci_now - ci_prev) * 100.0) / 100.0
+        for exit_state in (5, 6):
+            flows[:, :4, exit_state, _F_INTEREST] = exit_interest
+            flows[:, :4, exit_state, _F_PRINCIPAL] = cb_prev - cb_now
+            flows[:, :4, exit_state, _F_PREPAY] = cb_now.expand(lb, 4)
 
-    states = torch.arange(N_STATES, device=dev)
-    matured = (t >= m)[:, None]  # (L_b, 1)
-    nxt = states.view(1, 1, N_STATES).expand(lb, N_STATES, N_STATES).clone()
-    pay_off = torch.where(matured, 6, 5)  # an exit before maturity is a prepayment, at/after it maturity
-    nxt[:, :4, 0] = torch.where(matured, 6, 0).expand(lb, 4)
-    nxt[:, :4, 5] = pay_off.expand(lb, 4)
-    nxt[:, :4, 6] = pay_off.expand(lb, 4)
-    nxt[:, 4:, :] = states[4:].view(1, 3, 1)
-    # missed instalments after the move: min(c + newly due, y); nothing falls due after maturity
-    due = (t <= m).to(torch.int64)[:, None, None]  # (L_b, 1, 1)
-    missed = torch.minimum(live[None, :, None] + due, live[None, None, :])  # (L_b, c, y)
-    nxt_c = nxt.clone()
-    nxt_c[:, :4, :4] = torch.where(nxt[:, :4, :4] < 4, missed, nxt[:, :4, :4])
-    return (flows.reshape(lb * N_STATES * N_STATES, _N_FLOWS), nxt.reshape(-1).to(torch.int32),
-            nxt_c.reshape(-1).to(torch.int32))
+        matured = (t >= m)[:, None]  # (L_b, 1)
+        nxt = self._nxt
+        pay_off = torch.where(matured, 6, 5).to(torch.int32)  # an exit before maturity is a prepayment
+        nxt[:, :4, 0] = torch.where(matured, 6, 0).to(torch.int32).expand(lb, 4)
+        nxt[:, :4, 5] = pay_off.expand(lb, 4)
+        nxt[:, :4, 6] = pay_off.expand(lb, 4)
+        # missed instalments after the move: min(c + newly due, y); nothing falls due after maturity
+        due = (t <= m).to(torch.int32)[:, None, None]  # (L_b, 1, 1)
+        missed = torch.minimum(live.to(torch.int32)[None, :, None] + due, live.to(torch.int32)[None, None, :])
+        nxt_c = self._nxt_c
+        nxt_c[:, :4, :] = nxt[:, :4, :]
+        nxt_c[:, :4, :4] = torch.where(nxt[:, :4, :4] < 4, missed, nxt[:, :4, :4])
+        return flows.view(lb * N_STATES * N_STATES, _N_FLOWS), nxt.view(-1), nxt_c.view(-1)
 
 
 def _as_tensor(matrices: object, name: str = "matrices") -> torch.Tensor:
@@ -305,10 +317,10 @@ def _month_step(
 
     Args:
         u: ``(s, L_b)`` float32 uniforms; x / c: ``(s, L_b)`` int64 chain and cash states at the start
-            of the month (see :func:`_month_table`).
+            of the month (see :class:`_MonthTables`).
         row_base: ``(s, L_b)`` int64 threshold row of state 0 for each (scenario, loan).
         thresholds: ``(6, n_rows)`` float32 cumulative thresholds, threshold-major (one gather each).
-        flow_table / next_table / next_c: from :func:`_month_table`; loan_base ``(s, L_b)`` = ``loan * 49``.
+        flow_table / next_table / next_c: from :class:`_MonthTables`; loan_base ``(s, L_b)`` = ``loan * 49``.
         weights: ``(s, R, L_b)`` float64 aggregation weights (ones / LGD, per group).
 
     Returns:
@@ -413,7 +425,8 @@ def _run_block(
     lb = len(index)
     s = lgd.shape[0]
     cb, ci, m = _history(book, index, n_months, dev)
-    # chain state x and cash state c (see _month_table); int32 keeps the per-element traffic low
+    tables = _MonthTables(cb, ci, m)
+    # chain state x and cash state c (see _MonthTables); int32 keeps the per-element traffic low
     x = torch.from_numpy(book.initial_state[index].astype(np.int32)).to(dev).expand(s, lb).contiguous()
     c = x.clone()
     fast = paths is None and not keep_loan_level
@@ -448,7 +461,7 @@ def _run_block(
         loan_group = torch.zeros(lb, dtype=torch.int64, device=dev) if groups is None else torch.from_numpy(groups[index]).to(dev)
         lgd_dev = lgd_t.contiguous()
     for t in range(n_months):
-        flow_table, next_table, next_c = _month_table(cb, ci, m, t)
+        flow_table, next_table, next_c = tables.month(t)
         if fast:
             u = torch.from_numpy(streams.next_month()).to(dev)
             thr, stay_current = thresholds.rows(t)
