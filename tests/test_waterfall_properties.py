@@ -156,3 +156,18 @@ def test_results_do_not_depend_on_chunk_size():
     assert whole.keys() == chunked.keys()
     for key in whole:
         torch.testing.assert_close(whole[key], chunked[key], rtol=0, atol=0, equal_nan=True)
+
+
+def test_selected_outputs_match_the_full_run():
+    from creditsim.errors import ConfigError
+    from creditsim.structure.waterfall import TRANCHE_OUTPUTS
+
+    cfg = load_deal(example_path("example_clo.yaml"))
+    pool = level_pay_pool(1e8, 0.08, 60, 66, cdr=[0.0, 0.1, 0.4], cpr=0.1, severity=0.5, lag=6)
+    full = run_waterfall(pool, cfg, 1e8)
+    part = run_waterfall(pool, cfg, 1e8, outputs=TRANCHE_OUTPUTS)
+    assert set(part) == set(TRANCHE_OUTPUTS) | {"initial_balances", "pool_balance_0"}
+    for key in part:
+        torch.testing.assert_close(part[key], full[key], rtol=0, atol=0)
+    with pytest.raises(ConfigError, match=r"unknown waterfall output\(s\) \['colour'\]"):
+        run_waterfall(pool, cfg, 1e8, outputs=["colour"])

@@ -360,7 +360,7 @@ def breakeven_cdr(
     def losses(cdrs: np.ndarray) -> np.ndarray:
         pool = level_pay_pool(par, wac, term_months, horizon, cdr=cdrs, cpr=cpr, severity=severity, lag=lag)
         with torch.no_grad():
-            res = run_waterfall(pool, config, initial_balance=par, mode="hard")
+            res = run_waterfall(pool, config, initial_balance=par, mode="hard", outputs=("balances", "equity"))
         return principal_loss(res)[:, :Kd].cpu().numpy()
 
     lo = np.zeros(Kd)

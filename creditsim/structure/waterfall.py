@@ -58,6 +58,7 @@ acceleration; fees accrue 30/360 on collateral par at the start of the month.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -68,7 +69,8 @@ from creditsim.errors import ConfigError, DataError
 from creditsim.states import POOL_CF_TYPES
 from creditsim.structure.deal import WaterfallConfig
 
-__all__ = ["MODES", "run_waterfall", "cash_conservation_error", "infer_initial_balance", "RESULT_KEYS"]
+__all__ = ["MODES", "run_waterfall", "cash_conservation_error", "infer_initial_balance", "RESULT_KEYS",
+           "TRANCHE_OUTPUTS"]
 
 MODES: tuple[str, ...] = ("hard", "soft", "straight_through")
 _ALPHA = 1.0 / 12.0  # 30/360 monthly accrual fraction
@@ -83,6 +85,22 @@ RESULT_KEYS: tuple[str, ...] = (
     "principal_cure", "interest_diversion", "reinvestment", "bucket_balance", "collateral_balance",
     "acpa", "equity_interest", "equity_principal", "equity", "event_of_default", "tranche_cashflows",
     "tranche_interest", "tranche_principal", "tranche_balance", "initial_balances", "pool_balance_0",
+)
+
+#: derived outputs -> the per-month records they are built from
+_DERIVED_FROM: dict[str, tuple[str, ...]] = {
+    "equity": ("equity_interest", "equity_principal"),
+    "tranche_cashflows": ("interest", "principal", "deferred_interest_paid", "equity", "equity_interest",
+                          "equity_principal"),
+    "tranche_interest": ("interest", "equity_interest"),
+    "tranche_principal": ("principal", "deferred_interest_paid", "equity_principal"),
+    "tranche_balance": ("balances",),
+}
+
+#: the outputs tranche analytics and simulation results need (``outputs=TRANCHE_OUTPUTS`` saves memory)
+TRANCHE_OUTPUTS: tuple[str, ...] = (
+    "cash_in", "principal", "balances", "equity", "tranche_cashflows", "tranche_interest",
+    "tranche_principal", "tranche_balance",
 )
 
 
@@ -197,6 +215,7 @@ def run_waterfall(
     temperature: float | None = None,
     device: str | torch.device | None = None,
     chunk_size: int | None = None,
+    outputs: Sequence[str] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Run the deal's monthly waterfall on pool cashflows of every scenario at once.
 
@@ -215,6 +234,9 @@ def run_waterfall(
             (scenarios are independent, so results do not depend on it). None = one pass, the
             fastest on CPU for 10,000 scenarios (chunking measured no faster once the outputs are
             concatenated) and on a GPU.
+        outputs: keys of the result to keep (None = all of ``RESULT_KEYS``). The per-month arrays
+            dominate the run time of large runs (memory traffic), so callers that only need tranche
+            analytics pass :data:`TRANCHE_OUTPUTS`.
 
     Returns:
         dict of float64 tensors; with ``Nd`` debt classes and ``N = Nd + 1`` tranches:
@@ -247,6 +269,13 @@ def run_waterfall(
     if not tau > 0:
         raise ConfigError(f"temperature must be > 0, got {temperature}")
     cf, p0 = _validate_inputs(pool_cf, initial_balance, device)
+    if outputs is None:
+        outputs = RESULT_KEYS
+    else:
+        outputs = tuple(outputs)
+        unknown = sorted(set(outputs) - set(RESULT_KEYS))
+        if unknown:
+            raise ConfigError(f"unknown waterfall output(s) {unknown}; available: {list(RESULT_KEYS)}")
     if chunk_size is not None and int(chunk_size) < 1:
         raise ConfigError(f"chunk_size must be >= 1 or None, got {chunk_size}")
     if tranche_balances is None:
@@ -260,15 +289,15 @@ def run_waterfall(
                 raise ConfigError(f"tranche_balances must be finite and > 0, got {sizes.detach().cpu().tolist()}")
     S = cf.shape[0]
     if chunk_size is None or S <= chunk_size:
-        return _run(cf, p0, config, mode, sizes, tau)
-    parts = [_run(cf[i:i + chunk_size], p0[i:i + chunk_size], config, mode, sizes, tau)
+        return _run(cf, p0, config, mode, sizes, tau, outputs)
+    parts = [_run(cf[i:i + chunk_size], p0[i:i + chunk_size], config, mode, sizes, tau, outputs)
              for i in range(0, S, int(chunk_size))]
     return {k: (parts[0][k] if k == "initial_balances" else torch.cat([p[k] for p in parts], dim=0))
             for k in parts[0]}
 
 
 def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str, sizes: torch.Tensor,
-         tau: float) -> dict[str, torch.Tensor]:
+         tau: float, outputs: tuple[str, ...]) -> dict[str, torch.Tensor]:
     """The waterfall on validated inputs: ``cf`` (S, T, 7), ``p0`` (S,), ``sizes`` (N,)."""
     dev = cf.device
     S, T, _ = cf.shape
@@ -297,9 +326,12 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
     pool_pending = zero  # expected recoveries of defaulted pool par not yet received
     pool_prev = p0
 
-    rec: dict[str, list[torch.Tensor]] = {k: [] for k in RESULT_KEYS if k not in (
-        "tranche_cashflows", "tranche_interest", "tranche_principal", "tranche_balance",
-        "equity", "initial_balances", "pool_balance_0")}
+    # per-month records: the requested keys and what the derived ones are built from
+    recorded = set(outputs)
+    for key in outputs:
+        recorded |= set(_DERIVED_FROM.get(key, ()))
+    rec: dict[str, list[torch.Tensor]] = {k: [] for k in RESULT_KEYS if k in recorded and k not in _DERIVED_FROM
+                                          and k not in ("initial_balances", "pool_balance_0")}
 
     # (T, K, S): each month's flow of one type is a contiguous (S,) vector
     cf_tks = cf.permute(1, 2, 0).contiguous()
@@ -518,46 +550,56 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
         principal_paid = paid_down - deferred_paid
         deferred = deferred_start + capitalised - deferred_paid
 
-        rec["cash_in"].append(ip + prp)
-        rec["interest_proceeds"].append(ip)
-        rec["principal_proceeds"].append(prp)
-        rec["liquidation"].append(liquidation)
-        rec["senior_fee"].append(fee_sr_paid)
-        rec["sub_fee"].append(fee_sub_paid)
-        rec["interest"].append(int_paid)
-        rec["principal"].append(principal_paid)
-        rec["deferred_interest_paid"].append(deferred_paid)
-        rec["deferred_interest"].append(capitalised)
-        rec["deferred_balance"].append(deferred)
-        rec["interest_shortfall"].append(carried)
-        rec["balances"].append(N)
-        rec["oc_ratio"].append(torch.stack(oc_r, dim=1))
-        rec["oc_pass"].append(torch.stack(oc_p, dim=1))
-        rec["ic_ratio"].append(torch.stack(ic_r, dim=1))
-        rec["ic_pass"].append(torch.stack(ic_p, dim=1))
-        rec["interest_cure"].append(interest_cure)
-        rec["principal_cure"].append(principal_cure)
-        rec["interest_diversion"].append(diversion)
-        rec["reinvestment"].append(reinvest)
-        rec["bucket_balance"].append(bucket)
-        rec["collateral_balance"].append((zero if last else pool_bal) + bucket)
-        rec["acpa"].append(acpa)
-        rec["equity_interest"].append(equity_interest)
-        rec["equity_principal"].append(equity_principal)
-        rec["event_of_default"].append((carried.sum(dim=1) > tol).to(torch.float64))
+        month = {
+            "cash_in": lambda: ip + prp,
+            "interest_proceeds": lambda: ip,
+            "principal_proceeds": lambda: prp,
+            "liquidation": lambda: liquidation,
+            "senior_fee": lambda: fee_sr_paid,
+            "sub_fee": lambda: fee_sub_paid,
+            "interest": lambda: int_paid,
+            "principal": lambda: principal_paid,
+            "deferred_interest_paid": lambda: deferred_paid,
+            "deferred_interest": lambda: capitalised,
+            "deferred_balance": lambda: deferred,
+            "interest_shortfall": lambda: carried,
+            "balances": lambda: N,
+            "oc_ratio": lambda: torch.stack(oc_r, dim=1),
+            "oc_pass": lambda: torch.stack(oc_p, dim=1),
+            "ic_ratio": lambda: torch.stack(ic_r, dim=1),
+            "ic_pass": lambda: torch.stack(ic_p, dim=1),
+            "interest_cure": lambda: interest_cure,
+            "principal_cure": lambda: principal_cure,
+            "interest_diversion": lambda: diversion,
+            "reinvestment": lambda: reinvest,
+            "bucket_balance": lambda: bucket,
+            "collateral_balance": lambda: (zero if last else pool_bal) + bucket,
+            "acpa": lambda: acpa,
+            "equity_interest": lambda: equity_interest,
+            "equity_principal": lambda: equity_principal,
+            "event_of_default": lambda: (carried.sum(dim=1) > tol).to(torch.float64),
+        }
+        for key, values in rec.items():
+            values.append(month[key]())
 
     # stacking along a new leading axis is a contiguous copy; the (S, T, ...) views are free
     out = {k: torch.stack(v, dim=0).movedim(0, 1) for k, v in rec.items()}
-    out["equity"] = out["equity_interest"] + out["equity_principal"]
-    debt_cash = out["interest"] + out["principal"] + out["deferred_interest_paid"]
-    out["tranche_cashflows"] = torch.cat([debt_cash, out["equity"].unsqueeze(2)], dim=2)
-    out["tranche_interest"] = torch.cat([out["interest"], out["equity_interest"].unsqueeze(2)], dim=2)
-    out["tranche_principal"] = torch.cat(
-        [out["principal"] + out["deferred_interest_paid"], out["equity_principal"].unsqueeze(2)], dim=2)
-    eq_notional = sizes[Kd].expand(S, T).unsqueeze(2)
-    out["tranche_balance"] = torch.cat([out["balances"], eq_notional], dim=2)
+    if "equity" in recorded:
+        out["equity"] = out["equity_interest"] + out["equity_principal"]
+    if "tranche_cashflows" in recorded:
+        debt_cash = out["interest"] + out["principal"] + out["deferred_interest_paid"]
+        out["tranche_cashflows"] = torch.cat([debt_cash, out["equity"].unsqueeze(2)], dim=2)
+    if "tranche_interest" in recorded:
+        out["tranche_interest"] = torch.cat([out["interest"], out["equity_interest"].unsqueeze(2)], dim=2)
+    if "tranche_principal" in recorded:
+        out["tranche_principal"] = torch.cat(
+            [out["principal"] + out["deferred_interest_paid"], out["equity_principal"].unsqueeze(2)], dim=2)
+    if "tranche_balance" in recorded:
+        eq_notional = sizes[Kd].expand(S, T).unsqueeze(2)
+        out["tranche_balance"] = torch.cat([out["balances"], eq_notional], dim=2)
     out["initial_balances"] = sizes
     out["pool_balance_0"] = p0
+    return {k: v for k, v in out.items() if k in outputs or k in ("initial_balances", "pool_balance_0")}
     return out
 
 
