@@ -132,10 +132,15 @@ class LoanBook:
 
         rate = vec(annual_rate, np.float64, "annual_rate")
         term_f = vec(remaining_term, np.float64, "remaining_term")
-        if not np.all(np.isfinite(term_f) & (term_f == np.round(term_f))):
-            raise DataError(f"remaining_term: rows {_rows(~(np.isfinite(term_f) & (term_f == np.round(term_f))), None)} are not whole months")
-        amort = amortization_codes(vec(amortization, object, "amortization") if np.asarray(amortization).dtype.kind not in "iu" else vec(amortization, np.int64, "amortization"))
-        ac = vec(asset_class, object, "asset_class") if np.asarray(asset_class).dtype.kind not in "iu" else vec(asset_class, np.int64, "asset_class")
+        whole = np.isfinite(term_f) & (term_f == np.round(term_f))
+        if not whole.all():
+            raise DataError(f"remaining_term: rows {_rows(~whole, None)} are not whole months")
+
+        def labels_or_codes(v: object, name: str) -> np.ndarray:
+            return vec(v, np.int64 if np.asarray(v).dtype.kind in "iu" else object, name)
+
+        amort = amortization_codes(labels_or_codes(amortization, "amortization"))
+        ac = labels_or_codes(asset_class, "asset_class")
         if ac.dtype == object:
             bad = ~np.isin(ac, ASSET_CLASSES)
             if bad.any():
