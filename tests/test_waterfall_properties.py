@@ -74,6 +74,13 @@ def test_cash_conservation_every_period_scenario_and_mode(cfg, seed, T, mode, sc
     for key in ("senior_fee", "sub_fee", "interest", "principal", "deferred_interest_paid", "reinvestment",
                 "equity_interest", "equity_principal", "balances", "bucket_balance"):
         assert float(r[key].min()) >= tiny, key
+    # note ledger: final balance = initial + capitalised - repaid (principal and capitalised interest)
+    sizes = r["initial_balances"][:-1]
+    ledger = sizes + r["deferred_interest"].sum(dim=1) - r["principal"].sum(dim=1) - r["deferred_interest_paid"].sum(dim=1)
+    torch.testing.assert_close(r["balances"][:, -1, :], ledger.expand_as(r["balances"][:, -1, :]),
+                               rtol=1e-9, atol=1e-9 * float(sizes.max()))
+    # capitalised interest outstanding never exceeds the class balance
+    assert torch.all(r["deferred_balance"] <= r["balances"] + 1e-9 * float(sizes.max()))
 
 
 def test_straight_through_forward_equals_hard():
