@@ -137,7 +137,7 @@ def test_monte_carlo_simulate_delegates_lazily(aggregator, monkeypatch):
 
 
 def test_structure_does_not_import_models():
-    code = ("import sys, creditsim.structure.aggregator, creditsim.structure.analytics, creditsim.cli.deal; "
+    code = ("import sys, creditsim.structure.aggregator, creditsim.structure.analytics; "
             "print(any(m.startswith('creditsim.models') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
