@@ -311,6 +311,10 @@ def test_training_loss_decreases_on_a_tiny_run():
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
     assert hist[-1]["train_value"] < hist[0]["train_value"]
     assert np.isfinite(res.fit.best_val_loss)
+    # same seed, same weights: training is deterministic on one machine
+    again = train_trajectory_model(data, replace(TINY, diffusion_steps=10), cfg)
+    for k, v in res.model.state_dict().items():
+        assert torch.equal(v, again.model.state_dict()[k]), k
 
 
 # ---------------------------------------------------------------------------------------- checkpoints

@@ -258,7 +258,8 @@ def _evaluate_once(model, scenarios, n_loans, n_months, n_samples, seed, idio_sc
                         se_prepay_12m=float(np.sqrt(p_p * (1 - p_p) / n_loans)), default_auc=float("nan"))
         rows.append({"scenario": name, "generator": "data", **data_row})
         rows.append({"scenario": name, "generator": "model", **state_path_metrics(real, g_states),
-                     "lgd_w1": float(wasserstein_distance(real_lgd, g_lgd)) if len(real_lgd) and len(g_lgd) else float("nan"),
+                     "lgd_w1": float(wasserstein_distance(real_lgd, g_lgd)) if len(real_lgd) and len(g_lgd)
+                     else float("nan"),
                      "acct_violations": accounting_violations(out)})
         rows.append({"scenario": name, "generator": "cohort_baseline", **state_path_metrics(real, base)})
 

@@ -561,7 +561,8 @@ class LoanTrajectoryModel(nn.Module):
         dev = self.device
         v = _as_tensor(target_values, "target_values", dev)
         if v.shape != (B, T, N_VALUES):
-            raise DataError(f"target_values: expected shape ({B}, {T}, {N_VALUES}) {list(VALUE_NAMES)}, got {tuple(v.shape)}")
+            raise DataError(f"target_values: expected shape ({B}, {T}, {N_VALUES}) {list(VALUE_NAMES)}, "
+                            f"got {tuple(v.shape)}")
         if value_mask is None:
             raise DataError("value_mask: required with target_values ((B, T, 2) bool, which values are defined)")
         mask = torch.as_tensor(value_mask, device=dev)
@@ -574,7 +575,8 @@ class LoanTrajectoryModel(nn.Module):
         bad = mask & ((v < 0) | (v > 1))
         if bool(bad.any()):
             b, m, j = torch.nonzero(bad)[0].tolist()
-            raise DataError(f"target_values: {VALUE_NAMES[j]} = {float(v[b, m, j]):.4g} at loan {b} month {m}; expected [0, 1]")
+            raise DataError(f"target_values: {VALUE_NAMES[j]} = {float(v[b, m, j]):.4g} at loan {b} month {m}; "
+                            "expected [0, 1]")
         y0 = 2.0 * v[rows] - 1.0  # (N, 2)
         m = mask[rows].float()
         cond_h = self.diffusion.cond_features(value_params[rows])
@@ -925,7 +927,7 @@ class LoanTrajectoryModel(nn.Module):
         if (lag < 0).any():
             raise DataError("recovery_lag: expected months >= 0")
         if macro_paths is not None:
-            m = torch.as_tensor(np.asarray(macro_paths, dtype=np.float32)) if not isinstance(macro_paths, torch.Tensor) else macro_paths
+            m = macro_paths if isinstance(macro_paths, torch.Tensor) else torch.as_tensor(np.asarray(macro_paths, np.float32))
             if m.ndim != 3 or m.shape[0] != S:
                 raise DataError(f"macro_paths: expected ({S}, T, 9), got {tuple(m.shape)}")
         k_idx = {name: i for i, name in enumerate(POOL_CF_TYPES)}
@@ -934,7 +936,8 @@ class LoanTrajectoryModel(nn.Module):
         initial = 0.0
         for s in range(S):
             ps = p[s][cidx] if cohort_index is not None else p[s]
-            stream = int(np.random.SeedSequence(seed, spawn_key=(int(ids[s]),)).generate_state(1, dtype=np.uint64)[0] >> np.uint64(2))
+            entropy = np.random.SeedSequence(seed, spawn_key=(int(ids[s]),)).generate_state(1, dtype=np.uint64)[0]
+            stream = int(entropy >> np.uint64(2))
             g = self.generate(feats, ps, None if macro_paths is None else m[s], 1, loan_terms=loan_terms, seed=stream,
                               idio_scale=idio_scale, chunk_size=chunk_size)
             flows = {k: g[k][0].cpu().numpy() for k in ("interest", "scheduled_principal", "prepayment", "default_par",

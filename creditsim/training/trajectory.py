@@ -132,7 +132,8 @@ def empirical_cohort_matrices(states: np.ndarray, cohort_code: np.ndarray, n_coh
     states = np.asarray(states, dtype=np.int64)
     L, T = states.shape
     prev = np.concatenate([np.full((L, 1), initial_state, dtype=np.int64), states[:, :-1]], axis=1)
-    code = ((np.asarray(cohort_code, dtype=np.int64)[:, None] * T + np.arange(T)[None, :]) * N_STATES + prev) * N_STATES + states
+    cell = np.asarray(cohort_code, dtype=np.int64)[:, None] * T + np.arange(T)[None, :]  # (cohort, month)
+    code = (cell * N_STATES + prev) * N_STATES + states
     counts = np.bincount(code.ravel(), minlength=n_cohorts * T * N_STATES * N_STATES).astype(np.float64)
     counts = counts.reshape(n_cohorts, T, N_STATES, N_STATES)
     if np.any(counts[:, :, ~ALLOWED_TRANSITIONS] > 0):
