@@ -69,6 +69,8 @@ def test_deal_run_writes_escaped_excel_atomically(tmp_path, capsys):
     header = [c.value for c in wb["tranches"][1]]
     be = header.index("breakeven_cdr")
     assert 0 < tranche_rows["A"][be].value <= 1
+    one_pct = header.index("cdr_1pct_loss")
+    assert tranche_rows["A"][one_pct].value > tranche_rows["A"][be].value
 
 
 @pytest.mark.parametrize("args, message", [

@@ -6,7 +6,8 @@
   waterfall on the deterministic level-pay pool of
   :func:`creditsim.structure.analytics.level_pay_pool` (collateral par = the deal's
   ``collateral_balance`` or the sum of the tranche balances; ``--wac``, ``--term``, ``--horizon``) and
-  prints a period table and the tranche metrics (principal and PV loss, WAL, IRR, break-even CDR).
+  prints a period table and the tranche metrics (principal and PV loss, WAL, IRR, break-even CDR of
+  the first dollar of loss and the CDR giving a 1 % loss).
   ``--excel out.xlsx`` writes the full period table, the tranche metrics and the deal atomically;
   text cells that a spreadsheet would evaluate (starting with = + - @) are escaped with a quote.
 """
@@ -215,14 +216,18 @@ def run(
     err = float(cash_conservation_error(result).abs().max())
     periods = period_table(result, config)
     outcomes = tranche_outcomes(result, config, collateral_balance=par)
-    be = breakeven_cdr(config, cpr, severity, lag, wac=wac, term_months=term, horizon=horizon or None) \
-        if breakeven else None
+    be = be1 = None
+    if breakeven:
+        be = breakeven_cdr(config, cpr, severity, lag, wac=wac, term_months=term, horizon=horizon or None)
+        be1 = breakeven_cdr(config, cpr, severity, lag, wac=wac, term_months=term, horizon=horizon or None,
+                            target_loss=0.01)
     metrics = pd.DataFrame([
         {"tranche": name, "balance": o["balance"], "attachment": o["attachment"], "detachment": o["detachment"],
          "principal_loss": float(o["losses"][0]),
          "pv_loss": np.nan if o["pv_losses"] is None else float(o["pv_losses"][0]),
          "wal_years": float(o["wal"][0]), "irr": float(o["irr"][0]),
-         "breakeven_cdr": np.nan if (be is None or o["equity"]) else float(be[name])}
+         "breakeven_cdr": np.nan if (be is None or o["equity"]) else float(be[name]),
+         "cdr_1pct_loss": np.nan if (be1 is None or o["equity"]) else float(be1[name])}
         for name, o in outcomes.items()
     ]).set_index("tranche")
 
