@@ -71,13 +71,9 @@ tranches:
 
 
 @pytest.fixture()
-def inputs(tmp_path, monkeypatch):
+def inputs(tmp_path):
     from creditsim.data.synthetic import LoanTapeGenerator
-    from tests.test_monte_carlo import StressMarkov
 
-    import creditsim.simulation.engine as engine_mod
-
-    monkeypatch.setattr(engine_mod, "default_transition_model", lambda: StressMarkov())
     loans, _ = LoanTapeGenerator(150, 1, random_seed=3).generate()
     tape = tmp_path / "loans.parquet"
     loans.to_parquet(tape)
