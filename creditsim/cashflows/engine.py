@@ -40,7 +40,7 @@ exist only for a (scenario chunk x loan block) at a time, so memory is bounded b
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,7 +49,7 @@ import torch
 from creditsim.cashflows.book import LoanBook
 from creditsim.cashflows.sampler import (
     RNG_LOAN_BLOCK,
-    apply_risk_shift,
+    shift_rows,
     check_positive_int,
     check_states,
     cumulative_thresholds,
@@ -284,18 +284,20 @@ class _Thresholds:
             self._cache[0] = self._compute(0)
 
     def _compute(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        mt = self._m[:, :, t]  # (s_m, C, 7, 7)
-        shifted = apply_risk_shift(mt, self._bins)  # (s_m, C, R, 7, 7)
-        seg = shifted[:, self._seg_cohort, self._seg_bin]  # (s_m, G, 7, 7)
+        mt = self._m[:, self._seg_cohort, t]  # (s_m, G, 7, 7): each used segment's cohort matrix
+        seg = shift_rows(mt, self._bins[self._seg_bin])  # its risk bin's shift, per segment
         thr = cumulative_thresholds(seg)  # (s_m, G, 7, 6)
         # u < stay_current  <=>  a CURRENT loan stays CURRENT (y = 0); never true for other rows
         stay = torch.where(torch.arange(N_STATES) == 0, thr[..., 0], torch.full_like(thr[..., 0], -1.0))
         return thr.reshape(-1, N_STATES - 1).t().contiguous().to(self._dev), stay.reshape(-1).to(self._dev)
 
     def rows(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(thresholds (6, n_rows) float32, stay_current (n_rows,) float32)`` of month ``t``."""
+        """``(thresholds (6, n_rows) float32, stay_current (n_rows,) float32)`` of month ``t``.
+
+        Time-varying thresholds are kept for the latest month only (callers go month by month)."""
         key = 0 if self.t_m == 1 else t
         if key not in self._cache:
+            self._cache.clear()
             self._cache[key] = self._compute(key)
         return self._cache[key]
 
@@ -415,12 +417,36 @@ def _run_block(
     n_groups: int,
     keep_loan_level: bool,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
-    """Run the month loop for one (scenario chunk x loan block).
+    """Run every month of one (scenario chunk x loan block); see :func:`_block_months`."""
+    result: dict[str, object] = {}
+    for _ in _block_months(book, index, thresholds, streams, paths, lgd, n_months, dev, groups, n_groups,
+                           keep_loan_level, result):
+        pass
+    return result["acc"], result["keep"]
+
+
+def _block_months(
+    book: LoanBook,
+    index: np.ndarray,
+    thresholds: _Thresholds | None,
+    streams: BlockStreams | None,
+    paths: torch.Tensor | None,
+    lgd: np.ndarray,
+    n_months: int,
+    dev: torch.device,
+    groups: np.ndarray | None,
+    n_groups: int,
+    keep_loan_level: bool,
+    result: dict[str, object],
+) -> Iterator[int]:
+    """The month loop of one (scenario chunk x loan block), yielding after each month.
 
     States come from the random ``streams`` and the thresholds, or from given ``paths``
-    ``(s, L_b, T)`` (rows of absorbed loans map to themselves whatever the path says). Returns the
-    block's sums ``(s, T, G, 6)`` (5 tabulated flows + loss; G = 1 without groups) and, if asked,
-    loan-level states ``(s, L_b, T)`` and flows ``(s, L_b, T, 5)``.
+    ``(s, L_b, T)`` (rows of absorbed loans map to themselves whatever the path says). ``result``
+    receives the block's sums ``"acc"`` ``(s, T, G, 6)`` (5 tabulated flows + loss; G = 1 without
+    groups) and, if asked, ``"keep"``: loan-level states ``(s, L_b, T)`` and flows ``(s, L_b, T, 5)``.
+    Yielding per month lets the caller advance all loan blocks month by month, so time-varying
+    thresholds are computed once per month for the whole chunk.
     """
     lb = len(index)
     s = lgd.shape[0]
@@ -457,6 +483,7 @@ def _run_block(
             "states": torch.empty(s, lb, n_months, dtype=torch.int8, device=dev),
             "flows": torch.empty(s, lb, n_months, _N_FLOWS, dtype=torch.float64, device=dev),
         }
+    result["acc"], result["keep"] = acc, keep
     if fast:
         loan_group = torch.zeros(lb, dtype=torch.int64, device=dev) if groups is None else torch.from_numpy(groups[index]).to(dev)
         lgd_dev = lgd_t.contiguous()
@@ -475,6 +502,7 @@ def _run_block(
                                               next_table, next_c, current_flows, not_maturing, lgd_dev[a:b],
                                               loan_group, g)
                 acc[a:b, t] = sums
+            yield t
             continue
         if paths is None:
             u = torch.from_numpy(streams.next_month()).to(dev)
@@ -493,7 +521,7 @@ def _run_block(
         if keep is not None:
             keep["states"][:, :, t] = x.to(torch.int8)
             keep["flows"][:, :, t] = f
-    return acc, keep
+        yield t
 
 
 def _scatter_pool(acc: torch.Tensor, lag: int, grouped: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -570,7 +598,7 @@ def simulate_pool_chunk(
     groups, labels = (None, ()) if group_by is None else book.group_codes(group_by)
     n_groups = len(labels) if groups is not None else 1
     blocks_per_chunk = max(1, -(-chunk // RNG_LOAN_BLOCK))
-    total = None
+    runs, results = [], []
     for first_block in range(0, -(-book.n_loans // RNG_LOAN_BLOCK), blocks_per_chunk):
         start = first_block * RNG_LOAN_BLOCK
         stop = min(book.n_loans, (first_block + blocks_per_chunk) * RNG_LOAN_BLOCK)
@@ -578,8 +606,14 @@ def simulate_pool_chunk(
         n_blocks = -(-(stop - start) // RNG_LOAN_BLOCK)
         streams = BlockStreams(seed_i, ids, range(first_block, first_block + n_blocks), stop - start,
                                book.lgd[index], book.lgd_concentration)
-        acc, _ = _run_block(book, index, thresholds, streams, None, streams.lgd, months, dev, groups, n_groups, False)
-        total = acc if total is None else total + acc
+        results.append({})
+        runs.append(_block_months(book, index, thresholds, streams, None, streams.lgd, months, dev, groups,
+                                  n_groups, False, results[-1]))
+    # month-major over loan blocks: each month's thresholds are built once and then dropped
+    for _ in range(months):
+        for run in runs:
+            next(run)
+    total = sum(r["acc"] for r in results)
     cashflows, pending = _scatter_pool(total, book.recovery_lag, groups is not None)
     return (cashflows, pending) if return_pending else cashflows
 

@@ -31,6 +31,7 @@ __all__ = [
     "ADVERSE_MOVES",
     "validate_matrices",
     "apply_risk_shift",
+    "shift_rows",
     "risk_bins",
     "cumulative_thresholds",
     "sample_next",
@@ -115,13 +116,27 @@ def apply_risk_shift(matrices: torch.Tensor, shift: torch.Tensor) -> torch.Tenso
         ``-inf``; absorbing unit rows stay unit rows. A bin with shift exactly 0 returns ``P`` itself
         (bit for bit), so an unshifted book samples from the given matrices unchanged.
     """
+    r = shift.shape[0]
+    expanded = matrices.unsqueeze(-3).expand(*matrices.shape[:-2], r, N_STATES, N_STATES)
+    return shift_rows(expanded, shift)
+
+
+def shift_rows(matrices: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Shift the adverse-move log-odds of each matrix along the third-to-last axis by its own shift.
+
+    Args:
+        matrices: ``(..., G, 7, 7)`` stochastic rows; shift: ``(G,)`` log-odds, one per matrix.
+
+    Returns:
+        ``(..., G, 7, 7)`` masked-softmax rows (see :func:`apply_risk_shift`); exactly ``matrices``
+        where the shift is 0.
+    """
     adv = torch.from_numpy(ADVERSE_MOVES.copy()).to(matrices.device)
-    logp = torch.log(matrices).unsqueeze(-3)  # (..., 1, 7, 7); log 0 = -inf keeps zeros at zero
-    delta = shift.to(matrices.dtype).view(-1, 1, 1) * adv  # (R, 7, 7)
+    logp = torch.log(matrices)  # log 0 = -inf keeps zero-probability moves at zero
+    delta = shift.to(matrices.dtype).view(-1, 1, 1) * adv  # (G, 7, 7)
     shifted = torch.softmax(logp + delta, dim=-1)
-    # rows with no adverse mass at all (absorbing) come back as exact unit rows from softmax already
     zero = (shift == 0).view(-1, 1, 1)
-    return torch.where(zero, matrices.unsqueeze(-3), shifted)
+    return torch.where(zero, matrices, shifted)
 
 
 def risk_bins(shift: np.ndarray, max_bins: int = 32) -> tuple[np.ndarray, np.ndarray]:
