@@ -13,7 +13,16 @@ its cohort and the within-cohort dynamics (e.g. delinquent loans re-defaulting),
 
 Loans are split at random 80 / 20 into training and validation (early stopping on the validation
 loss, best weights restored; :func:`creditsim.training.trainer.fit`). Deterministic for a fixed seed
-on one machine (CPU, 2 threads).
+on one machine (CPU, one thread).
+
+Shipped settings (:data:`SHIPPED_CONFIG`, :data:`SHIPPED_TRAINING`): d_model 32, 2 layers, 50 diffusion
+steps (about 43k parameters, 170 KB), learning rate 1e-3. At 3e-3 the validation loss was as good but
+the rare moves were miscalibrated in aggregate even in-sample (delinquency onset, about 1.6 % a month,
+about 10 % too low; prepayment about 10 % too high): a 10 % error on a 1.6 % class costs only ~1e-4
+nats, so early stopping does not see it. At 1e-3 both are within ~2-4 % of the observed counts.
+``idio_scale`` is 0 in the shipped config because the synthetic panels have no heterogeneity beyond
+the loan features (a frailty of 0.3 changed the evaluation metrics by less than their seed-to-seed
+spread).
 """
 
 from __future__ import annotations
@@ -53,7 +62,7 @@ __all__ = [
 #: tiny model shipped in creditsim/pretrained/trajectory (trains on 2 CPU cores in a few minutes)
 SHIPPED_CONFIG = TrajectoryConfig(d_model=32, n_heads=4, n_layers=2, diffusion_steps=50, idio_scale=0.0,
                                   dropout=0.0, max_months=120, diffusion_hidden=64)
-SHIPPED_TRAINING = TrainConfig(epochs=60, batch_size=128, lr=3e-3, weight_decay=1e-4, patience=10, min_epochs=10,
+SHIPPED_TRAINING = TrainConfig(epochs=60, batch_size=128, lr=1e-3, weight_decay=1e-4, patience=10, min_epochs=10,
                                kl_warmup=0, seed=0, device="cpu")
 CUTOFF = "2025-01-01"
 
