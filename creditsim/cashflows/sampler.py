@@ -131,10 +131,12 @@ def shift_rows(matrices: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
         ``(..., G, 7, 7)`` masked-softmax rows (see :func:`apply_risk_shift`); exactly ``matrices``
         where the shift is 0.
     """
-    adv = torch.from_numpy(ADVERSE_MOVES.copy()).to(matrices.device)
-    logp = torch.log(matrices)  # log 0 = -inf keeps zero-probability moves at zero
-    delta = shift.to(matrices.dtype).view(-1, 1, 1) * adv  # (G, 7, 7)
-    shifted = torch.softmax(logp + delta, dim=-1)
+    adv = torch.from_numpy(ADVERSE_MOVES.copy()).to(device=matrices.device, dtype=matrices.dtype)
+    # softmax(log p + delta) = p e^delta / sum_k p_k e^delta_k: the same masked softmax without logs
+    # (zero-probability moves stay exactly 0, absorbing unit rows stay unit rows)
+    factor = torch.exp(shift.to(matrices.dtype).view(-1, 1, 1) * adv)  # (G, 7, 7)
+    weighted = matrices * factor
+    shifted = weighted / weighted.sum(-1, keepdim=True)
     zero = (shift == 0).view(-1, 1, 1)
     return torch.where(zero, matrices, shifted)
 
