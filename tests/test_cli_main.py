@@ -54,3 +54,9 @@ def test_success_exits_zero(capsys):
         run_app(_app_raising(DataError("x")), ["fine"])
     assert e.value.code == 0
     assert capsys.readouterr().out.strip() == "ok"
+
+
+def test_error_text_with_brackets_is_printed_verbatim(capsys):
+    with pytest.raises(SystemExit):
+        run_app(_app_raising(DataError("cpr must be in [0, 1], got [nan]")), ["boom"])
+    assert "got [nan]" in capsys.readouterr().err

@@ -14,6 +14,7 @@ import sys
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from creditsim.errors import CreditSimError
 
@@ -85,7 +86,8 @@ def run_app(typer_app: typer.Typer, argv: list[str] | None = None) -> None:
     try:
         rv = typer_app(args=argv, standalone_mode=False)
     except CreditSimError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escape: messages quote user values such as "[nan]" that rich would read as markup
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (KeyboardInterrupt, typer.Abort, click.exceptions.Abort):
         err_console.print("[yellow]interrupted[/]")
