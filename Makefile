@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # pytest workers: the suite is sized for a 2-core machine
 WORKERS ?= 2
 
-.PHONY: install demo test test-all bench pretrained clean chromium
+.PHONY: install demo test test-fast bench pretrained clean chromium
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,12 @@ chromium:
 demo: $(STAMP)
 	$(PY) -m creditsim.demo
 
+# the whole suite (what CI runs); test-fast skips the @pytest.mark.slow training runs
 test: $(STAMP) chromium
-	$(PY) -m pytest -q -n $(WORKERS) -m "not slow"
-
-test-all: $(STAMP) chromium
 	$(PY) -m pytest -q -n $(WORKERS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -n $(WORKERS) -m "not slow"
 
 bench: $(STAMP)
 	for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
