@@ -266,8 +266,9 @@ class MarkovTransitionModel:
         on the monthly transition counts (L-BFGS, float64); standard errors from the inverse Hessian.
         The fitted intercepts are not used: the baseline stays the homogeneous matrix.
 
-        Sets ``sensitivities`` (classes x ``variables``; other variables 0) and
-        ``sensitivity_se_`` (same layout). Returns self.
+        Sets ``sensitivities`` (classes x ``variables``; other variables 0), ``sensitivity_se_`` (same
+        layout) and ``sensitivity_grad_`` (largest absolute score at the optimum, a convergence check).
+        Returns self.
         """
         for v in variables:
             if v not in MACRO_VARS:
