@@ -295,3 +295,44 @@ def test_aalen_johansen_on_continuous_time_data_matches_expm_of_generator():
     np.testing.assert_allclose(res.matrix.sum(axis=1), 1.0, atol=1e-12)
     # the duration (intensity) estimate recovers the generator itself
     np.testing.assert_allclose(res.generator[:-1], q0[:-1], atol=0.03)
+
+
+def test_matrix_errors_name_grades_not_numpy_reprs(p7):
+    # unlabeled 7x7 / 8x8 arrays: rows are named by grade (AAA..D), never np.str_('2') or bare numbers
+    bad = p7.copy()
+    bad[2, 0] = np.nan
+    with pytest.raises(DataError) as e:
+        validate_matrix(bad)
+    assert "'A'" in str(e.value) and "np.str_" not in str(e.value)
+    bad = p7.copy()
+    bad[4, 0] = -0.01
+    bad[4, 4] += 0.01
+    with pytest.raises(DataError) as e:
+        validate_matrix(bad)
+    assert "'BB'" in str(e.value) and "np.str_" not in str(e.value)
+    p8 = load_sp_ratings().matrix_8x8.to_numpy()
+    bad8 = p8.copy()
+    bad8[6, 6] += 0.02
+    with pytest.raises(DataError, match=r"'CCC' \(sum"):
+        validate_matrix(bad8)
+    odd = np.full((3, 3), 1 / 3)
+    odd[-1] = [0, 0, 1]
+    odd[1, 1] = np.nan
+    with pytest.raises(DataError, match=r"rows \[1\]"):
+        validate_matrix(odd)
+
+
+def test_monthly_matrix_errors_name_the_row(p7):
+    bad = p7.copy()
+    bad[3, 3] += 0.01
+    with pytest.raises(DataError, match=r"'BBB' \(sum 1.01"):
+        monthly_matrix(bad)
+    stack = np.stack([p7, p7])
+    stack[1, 5, 0] = -0.01
+    stack[1, 5, 5] += 0.01
+    with pytest.raises(DataError, match=r"negative.*matrix \(1,\).*'B'"):
+        monthly_matrix(stack)
+    stack = np.stack([p7, p7])
+    stack[0, 1, 1] = np.nan
+    with pytest.raises(DataError, match=r"non-finite.*'AA'"):
+        monthly_matrix(stack)

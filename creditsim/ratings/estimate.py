@@ -24,6 +24,7 @@ import pandas as pd
 import scipy.linalg
 
 from creditsim.errors import ConfigError, DataError, format_labels
+from creditsim.states import GRADES_7, GRADES_8
 
 __all__ = [
     "CohortResult",
@@ -39,6 +40,17 @@ __all__ = [
 ]
 
 ROW_SUM_TOL = 1e-9
+
+
+def default_labels(k: int) -> list[str] | list[int]:
+    """Row names for an unlabeled ``(K, K)`` matrix: grades AAA..D for K = 7 or 8, else row numbers.
+
+    Plain ``str`` / ``int`` (not ``np.str_``) so messages read ``'BBB'`` rather than ``np.str_('3')``."""
+    if k == 8:
+        return list(GRADES_8)
+    if k == 7:
+        return list(GRADES_7)
+    return list(range(k))
 
 
 # ----------------------------------------------------------------------------- validation
@@ -70,18 +82,17 @@ def validate_matrix(
     k = a.shape[0]
     if n_states is not None and k != n_states:
         raise DataError(f"{name} must be {n_states}x{n_states}, got {k}x{k}")
-    lab = list(labels) if labels is not None and len(labels) == k else [str(i) for i in range(k)]
+    lab = [str(x) for x in labels] if labels is not None and len(labels) == k else default_labels(k)
     bad = ~np.isfinite(a).all(axis=1)
     if bad.any():
-        raise DataError(f"{name}: non-finite (NaN/inf) entries in rows {format_labels(np.array(lab)[bad])}")
+        raise DataError(f"{name}: non-finite (NaN/inf) entries in rows {format_labels([lab[i] for i in np.flatnonzero(bad)])}")
     bad = (a < 0).any(axis=1)
     if bad.any():
-        raise DataError(f"{name}: negative probabilities in rows {format_labels(np.array(lab)[bad])}")
+        raise DataError(f"{name}: negative probabilities in rows {format_labels([lab[i] for i in np.flatnonzero(bad)])}")
     sums = a.sum(axis=1)
     bad = np.abs(sums - 1.0) > tol
     if bad.any():
-        rows = [f"{lab[i]} (sum {sums[i]:.12g})" for i in np.flatnonzero(bad)]
-        raise DataError(f"{name}: rows must sum to 1 within {tol:g}; offending rows {format_labels(rows)}")
+        raise DataError(f"{name}: rows must sum to 1 within {tol:g}; offending rows {_rows_with_sums(lab, np.flatnonzero(bad), sums)}")
     if absorbing_default:
         unit = np.zeros(k)
         unit[-1] = 1.0
@@ -316,7 +327,7 @@ def ttc_matrix(annual_counts: np.ndarray, *, states: Sequence[str] | None = None
     if c.ndim == 2:
         c = c[None]
     k = c.shape[-1]
-    lab = list(states) if states is not None and len(states) == k else [str(i) for i in range(k)]
+    lab = [str(x) for x in states] if states is not None and len(states) == k else default_labels(k)
     pooled = c.sum(axis=0)
     tot = pooled.sum(axis=1)
     empty = [lab[i] for i in range(k - 1) if tot[i] <= 0]
@@ -572,6 +583,37 @@ def generator(P: np.ndarray | pd.DataFrame, method: str = "diagonal") -> Generat
     return GeneratorResult(q, float(np.abs(err).max()), float(np.linalg.norm(err)), method)
 
 
+def _rows_with_sums(lab: Sequence[str], rows: np.ndarray, sums: np.ndarray, limit: int = 10) -> str:
+    """``['BBB' (sum 1.01), 'B' (sum 0.99)]``: offending rows by name with their row sums."""
+    items = [f"{lab[i]!r} (sum {sums[i]:.12g})" for i in rows]
+    more = f" (and {len(items) - limit} more)" if len(items) > limit else ""
+    return f"[{', '.join(items[:limit])}]{more}"
+
+
+def _check_stack_rows(a: np.ndarray, name: str, tol: float) -> None:
+    """Validate a ``(..., K, K)`` stack: finite, non-negative, rows summing to 1 within ``tol``.
+
+    The message names the first offending matrix (its leading index, omitted for a single matrix)
+    and its rows by grade (:func:`default_labels`)."""
+    k = a.shape[-1]
+    lab = default_labels(k)
+    batch = a.reshape(-1, k, k)
+    lead = a.shape[:-2]
+    sums = batch.sum(axis=-1)
+    checks = (
+        ("non-finite (NaN/inf) entries", ~np.isfinite(batch).all(axis=-1)),
+        ("negative probabilities", (batch < 0).any(axis=-1)),
+        (f"rows not summing to 1 within {tol:g}", np.abs(sums - 1.0) > tol),
+    )
+    for what, bad in checks:
+        if bad.any():
+            m = int(np.flatnonzero(bad.any(axis=1))[0])
+            rows = np.flatnonzero(bad[m])
+            names = _rows_with_sums(lab, rows, sums[m]) if "sum" in what else format_labels([lab[i] for i in rows])
+            where = f" in matrix {tuple(int(x) for x in np.unravel_index(m, lead))}" if lead else ""
+            raise DataError(f"{name}: {what}{where}, rows {names}")
+
+
 def monthly_matrix(P_annual: np.ndarray, *, steps: int = 12, method: str = "diagonal", return_distance: bool = False):
     """Convert annual matrices ``(..., K, K)`` to one-step matrices for ``steps`` steps a year
     (default monthly): ``expm(Q / steps)`` with ``Q`` the regularised generator (see
@@ -582,10 +624,7 @@ def monthly_matrix(P_annual: np.ndarray, *, steps: int = 12, method: str = "diag
     a = np.asarray(P_annual, dtype=np.float64)
     if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
         raise DataError(f"P_annual must be (..., K, K), got shape {a.shape}")
-    if not np.isfinite(a).all() or (a < 0).any():
-        raise DataError("P_annual must be finite and non-negative")
-    if np.abs(a.sum(-1) - 1.0).max() > 1e-9:
-        raise DataError("P_annual rows must sum to 1 within 1e-9")
+    _check_stack_rows(a, "P_annual", tol=1e-9)
     if steps < 1:
         raise ConfigError(f"steps must be >= 1, got {steps}")
     if method not in ("diagonal", "weighted"):
