@@ -51,7 +51,7 @@ def eval_macro(
         ordering = scenario_ordering(vae, n_samples=n_samples)
     names = [*gens, "history"]
     out = Table(title=f"Macro generators vs history ({seeds} seeds x {n_samples} paths; mean ± sd)")
-    out.add_column("metric")
+    out.add_column("metric", no_wrap=True)
     for n in names:
         out.add_column(n, justify="right")
     for metric in HEADLINE_METRICS:

@@ -19,20 +19,22 @@ train_app = typer.Typer(help="Train the generative models.", no_args_is_help=Tru
 @train_app.command("macro")
 def train_macro(
     out: Path = typer.Option(..., "--out", help="checkpoint folder to write (safetensors + JSON)"),
-    epochs: int = typer.Option(400, "--epochs", help="maximum epochs of the early-stopping stage"),
+    epochs: int = typer.Option(200, "--epochs", help="maximum epochs of the early-stopping stage"),
     hidden_dim: int = typer.Option(32, "--hidden-dim"),
     latent_dim: int = typer.Option(8, "--latent-dim"),
     layers: int = typer.Option(1, "--layers", help="LSTM layers"),
-    beta: float = typer.Option(0.5, "--beta", help="KL weight after annealing"),
+    beta: float = typer.Option(1.0, "--beta", help="KL weight after annealing"),
     lr: float = typer.Option(3e-3, "--lr"),
-    patience: int = typer.Option(40, "--patience", help="early-stopping patience in epochs"),
+    patience: int = typer.Option(20, "--patience", help="early-stopping patience in epochs"),
+    min_epochs: int = typer.Option(150, "--min-epochs", help="epochs before early stopping may act"),
     val_fraction: float = typer.Option(0.2, "--val-fraction", help="share of months in the validation block"),
     refit: bool = typer.Option(True, "--refit/--no-refit", help="refit on all windows for the best epoch count"),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
-    """Train a MacroVAE on 60-month windows of the bundled 1981-2019 history."""
+    """Train a MacroVAE on 60-month windows of the bundled 1981-2019 history (defaults: the shipped
+    configuration, see ``creditsim.training.pretrained``)."""
     from dataclasses import replace
 
     from creditsim.training.macro import train_macro_vae
@@ -42,7 +44,7 @@ def train_macro(
         raise ConfigError(f"--out must be a folder, but {out} is a file")
     config = replace(SHIPPED_CONFIG, hidden_dim=hidden_dim, latent_dim=latent_dim, n_layers=layers, beta=beta)
     config.__post_init__()
-    train_cfg = replace(SHIPPED_TRAINING, epochs=epochs, lr=lr, patience=patience, seed=seed, device=device,
+    train_cfg = replace(SHIPPED_TRAINING, epochs=epochs, lr=lr, patience=patience, min_epochs=min_epochs, seed=seed, device=device,
                         progress=not quiet)
     train_cfg.__post_init__()
     res = train_macro_vae(None, config, train_cfg, val_fraction=val_fraction, refit=refit, out=out)

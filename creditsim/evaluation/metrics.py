@@ -218,9 +218,10 @@ def discriminative_score(real: np.ndarray, gen: np.ndarray, n_folds: int = 5, se
 
 
 def _cumulative_index(yoy: np.ndarray) -> np.ndarray:
-    """Index level (start = 1) cumulated from y/y growth rates, one month = (1 + g)^(1/12)."""
+    """Index level cumulated from y/y growth rates (N, T) -> (N, T + 1): 1 before month 0, then one
+    month of growth = (1 + g)^(1/12)."""
     monthly = np.power(np.maximum(1.0 + yoy, 1e-6), 1.0 / 12.0)
-    return np.cumprod(monthly, axis=-1)
+    return np.concatenate([np.ones_like(monthly[:, :1]), np.cumprod(monthly, axis=-1)], axis=-1)
 
 
 def tail_statistics(paths: np.ndarray, variables: Sequence[str] = MACRO_VARS) -> pd.DataFrame:

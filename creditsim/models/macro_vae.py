@@ -20,6 +20,16 @@ Why this design (the public reference collapses: every sample of a scenario is t
   (i) *free bits* (Kingma et al. 2016): the KL of each latent dimension below ``free_bits`` nats is
   not penalised, (ii) a small ``beta`` (the trainer anneals it linearly from 0), and (iii) ``z`` is fed
   to the decoder at every step, not only in its initial state.
+* **Linear backbone.** The decoder's mean change is ``c + B x_{t-1}`` (a VAR(1) in error-correction
+  form fitted by OLS on the training months and frozen) plus the LSTM's output. The backbone supplies
+  mean reversion and co-integration; the LSTM supplies what a VAR lacks (scenario- and regime-dependent
+  drift, state-dependent volatility, asymmetry).
+* **Historical starting points.** ``generate`` starts each path from the first month of a training
+  window of the requested scenario (a stored *start bank*) and samples the latent given that start by
+  importance sampling, as a conditional sample with all nine month-0 values observed. Scenario paths
+  thus begin from states in which such episodes began, and the comparison with the VAR / bootstrap
+  baselines (which also start from real months) is about dynamics only. ``start="model"`` lets the
+  decoder generate month 0 as well.
 * **Scenario conditioning (CVAE).** A learned scenario embedding enters encoder and decoder; the prior
   is ``N(0, I)`` for every scenario so a scenario changes the decoder's dynamics, not the latent scale.
 
@@ -156,13 +166,16 @@ class Decoder(nn.Module):
         self.lstm = nn.LSTM(D + 1 + Z + E, H, cfg.n_layers, batch_first=True,
                             dropout=cfg.dropout if cfg.n_layers > 1 else 0.0)
         self.head = nn.Linear(H, 2 * D)
-        # linear error-correction path x_prev -> change (a VAR(1) in differences), zero at start: it
-        # carries mean reversion and co-integration (policy rate vs 10y) that an LSTM on ~470 months
-        # learns slowly; the LSTM adds the nonlinear, scenario- and latent-dependent part
+        # linear backbone x_prev -> change: a VAR(1) in error-correction form, fitted by OLS on the
+        # training months and frozen (see MacroVAE.set_linear_backbone). It carries mean reversion and
+        # co-integration (policy rate vs 10y) that an LSTM on ~470 distinct months learns slowly and,
+        # when learned jointly, tends to make explosive over 60 free-running months; the LSTM adds the
+        # nonlinear, scenario- and latent-dependent part and all of the heteroscedasticity
         self.linear_ar = nn.Linear(D, D) if cfg.linear_ar else None
         if self.linear_ar is not None:
             nn.init.zeros_(self.linear_ar.weight)
             nn.init.zeros_(self.linear_ar.bias)
+            self.linear_ar.requires_grad_(False)
         self.corr_offdiag = nn.Parameter(torch.zeros(D, D))
 
     def unit_tril(self) -> torch.Tensor:
@@ -242,6 +255,22 @@ class MacroVAE(nn.Module):
             if freq.shape != (self.config.n_scenarios,) or np.any(freq < 0) or freq.sum() <= 0:
                 raise ConfigError(f"scenario_freq must be {self.config.n_scenarios} non-negative weights, got {freq}")
             self.scenario_freq.copy_(torch.as_tensor(np.array(freq / freq.sum()), dtype=torch.float32))
+
+    def set_linear_backbone(self, x: torch.Tensor) -> np.ndarray:
+        """Fit the decoder's frozen linear path by OLS on standardised windows x (N, T, D):
+        ``x_t - x_{t-1} = c + B x_{t-1}``, i.e. a VAR(1) with ``A = I + B``. Returns the spectral radius
+        of ``A`` (a check: < 1 means the backbone alone is mean-reverting)."""
+        if self.decoder.linear_ar is None:
+            raise ConfigError("this MacroVAE has no linear backbone (config.linear_ar=False)")
+        prev = x[:, :-1].reshape(-1, x.shape[-1]).double()
+        change = (x[:, 1:] - x[:, :-1]).reshape(-1, x.shape[-1]).double()
+        design = torch.cat([torch.ones(prev.shape[0], 1, dtype=prev.dtype), prev], dim=1)
+        coef = torch.linalg.lstsq(design, change).solution  # (1 + D, D)
+        with torch.no_grad():
+            self.decoder.linear_ar.bias.copy_(coef[0].float())
+            self.decoder.linear_ar.weight.copy_(coef[1:].T.float())
+        A = np.eye(x.shape[-1]) + coef[1:].T.numpy()
+        return float(np.abs(np.linalg.eigvals(A)).max())
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Real units (..., D) -> standardised units."""

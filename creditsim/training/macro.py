@@ -207,7 +207,10 @@ def train_macro_vae(history: pd.DataFrame | None = None, config: MacroVAEConfig 
         freq = np.maximum(freq, 0.5)  # a scenario with no training window keeps a small prior weight
         model.set_scalers(months.mean(0), months.std(0), frame.min().to_numpy(), frame.max().to_numpy(), freq)
         model.set_start_bank(windows[index, 0], labels[index])
-        return model, model.normalize(torch.as_tensor(windows, dtype=torch.float32))
+        x_all = model.normalize(torch.as_tensor(windows, dtype=torch.float32))
+        if config.linear_ar:
+            model.set_linear_backbone(x_all[index])
+        return model, x_all
 
     s = torch.as_tensor(labels)
     model, x = new_model(tr)
