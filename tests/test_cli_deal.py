@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 import openpyxl
 import pytest
@@ -50,6 +51,14 @@ def test_deal_run_prints_periods_and_tranche_metrics(capsys):
 
 
 def test_deal_run_writes_escaped_excel_atomically(tmp_path, capsys):
+    old_umask = os.umask(0o022)
+    try:
+        _excel_run_checks(tmp_path, capsys)
+    finally:
+        os.umask(old_umask)
+
+
+def _excel_run_checks(tmp_path, capsys):
     cfg = load_deal(EXAMPLE)
     cfg.name = "=HYPERLINK(\"http://x\")"
     deal_file = dump_deal(cfg, tmp_path / "deal.yaml")
@@ -58,6 +67,7 @@ def test_deal_run_writes_escaped_excel_atomically(tmp_path, capsys):
     code, out, _ = run_cli(["deal", "run", str(deal_file), "--cdr", "0.03", "--term", "36", "--excel", str(xlsx)], capsys)
     assert code == 0 and "wrote" in out
     assert sorted(os.listdir(out_dir)) == ["run.xlsx"]  # no temporary file left
+    assert stat.S_IMODE(xlsx.stat().st_mode) == 0o644  # umask permissions, not mkstemp's 0600
     wb = openpyxl.load_workbook(xlsx)
     assert wb.sheetnames == ["periods", "tranches", "deal", "scenario"]
     periods = wb["periods"]

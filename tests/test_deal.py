@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 import pytest
 
@@ -47,7 +48,12 @@ def test_single_management_fee_means_senior_unless_split():
 
 def test_dump_and_load_round_trip(tmp_path):
     cfg = load_deal(example_path("example_clo.yaml"))
-    out = dump_deal(cfg, tmp_path / "deal.yaml")
+    old_umask = os.umask(0o022)
+    try:
+        out = dump_deal(cfg, tmp_path / "deal.yaml")
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644  # umask permissions, not mkstemp's 0600
     again = load_deal(out)
     assert again.to_dict() == cfg.to_dict()
     assert again.tranches == cfg.tranches

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from creditsim.data.io import read_loan_tape, read_panel, write_loan_tape, write_panel
+from creditsim.data.io import atomic_write, read_loan_tape, read_panel, write_loan_tape, write_panel
 from creditsim.data.synthetic import LoanTapeGenerator
 from creditsim.errors import DataError
 from creditsim.schema import validate_loan_tape, validate_panel
@@ -164,3 +166,37 @@ def test_bad_panel_raises_data_error_naming_column_and_rows(tmp_path: Path, fram
     assert "'loan_state'" in msg and "expected" in msg
     for r in rows:
         assert str(r) in msg
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+@pytest.mark.parametrize("ext", ["csv", "csv.gz", "parquet"])
+def test_written_files_get_umask_permissions_not_0600(tmp_path: Path, frames, ext, umask_022):
+    loans, panel = frames
+    tape = write_loan_tape(loans.iloc[:20], tmp_path / f"loans.{ext}")
+    pan = write_panel(panel.iloc[:50], tmp_path / f"panel.{ext}", validate=False)
+    assert stat.S_IMODE(tape.stat().st_mode) == 0o644
+    assert stat.S_IMODE(pan.stat().st_mode) == 0o644
+
+
+def test_atomic_write_follows_the_umask_and_cleans_up_on_error(tmp_path: Path):
+    old = os.umask(0o027)
+    try:
+        out = atomic_write(tmp_path / "sub" / "x.txt", lambda tmp: tmp.write_text("hello"))
+        assert out.read_text() == "hello" and stat.S_IMODE(out.stat().st_mode) == 0o640
+
+        def broken(tmp: Path) -> None:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            atomic_write(out, broken)
+    finally:
+        os.umask(old)
+    assert out.read_text() == "hello"
+    assert [p.name for p in out.parent.iterdir()] == ["x.txt"]

@@ -14,9 +14,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -65,22 +63,20 @@ def _escape_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_excel(path: Path, sheets: dict[str, pd.DataFrame]) -> Path:
-    """Write ``sheets`` to ``path`` (.xlsx) atomically, with formula-like text escaped."""
+    """Write ``sheets`` to ``path`` (.xlsx) atomically (:func:`creditsim.data.io.atomic_write`: temp file
+    + ``os.replace``, umask permissions), with formula-like text escaped."""
+    from creditsim.data.io import atomic_write
+
     path = Path(path)
     if path.suffix.lower() != ".xlsx":
         raise ConfigError(f"--excel must name a .xlsx file, got {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".xlsx")
-    os.close(fd)
-    try:
+
+    def write(tmp: Path) -> None:
         with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
             for name, frame in sheets.items():
                 _escape_frame(frame).to_excel(writer, sheet_name=name)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+
+    return atomic_write(path, write, suffix=".xlsx")
 
 
 def _load(path: Path):

@@ -6,20 +6,29 @@ directory and moved into place with :func:`os.replace`, so a reader never sees a
 interrupted write leaves the old file untouched.
 
 Extensions: ``.csv``, ``.csv.gz`` (CSV, gzip by extension) and ``.parquet`` / ``.pq``.
+
+:func:`atomic_write` is the one temp-file + ``os.replace`` helper of this module and of the deal code
+(``creditsim.structure.deal.dump_deal``, ``creditsim deal run --excel``). ``mkstemp`` creates files
+0600; the helper sets the permissions a plain ``open`` would give under the current umask
+(:func:`creditsim.simulation.results.umask_mode`) before the rename, so outputs stay readable by
+colleagues and downstream jobs.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from creditsim.errors import DataError
 from creditsim.schema import validate_loan_tape, validate_panel
+from creditsim.simulation.results import umask_mode
 
-__all__ = ["read_loan_tape", "write_loan_tape", "read_panel", "write_panel", "file_format", "atomic_write_frame"]
+__all__ = ["read_loan_tape", "write_loan_tape", "read_panel", "write_panel", "file_format", "atomic_write_frame",
+           "atomic_write"]
 
 _FORMATS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
 #: columns read as text from CSV (identifiers must not become numbers: "007" stays "007")
@@ -61,29 +70,53 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:200] if text else ''}"
 
 
-def atomic_write_frame(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write ``df`` (no index) to ``path`` as CSV or Parquet, atomically; returns the path.
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object], suffix: str = ".tmp") -> Path:
+    """Write a file atomically: ``write(tmp)`` fills a temporary sibling, which is moved onto ``path``.
 
-    The parent directory is created if needed. Dates are written as ISO dates in CSV.
+    Args:
+        path: the target file; its parent directory is created if needed.
+        write: called with the temporary path (same directory, so ``os.replace`` is a rename on one
+            file system); it must create / fill that file.
+        suffix: ending of the temporary file name, for writers that infer the format from it.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    The file gets the mode a plain ``open`` would give (``0o666 & ~umask``), not mkstemp's 0600. If
+    ``write`` raises (or the process is interrupted), the temporary file is removed and an existing
+    file at ``path`` is left untouched.
     """
-    fmt = file_format(path)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(target.suffixes) or ".tmp"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f"{suffix}.tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        if fmt == "csv":
-            compression = "gzip" if target.name.lower().endswith(".gz") else None
-            df.to_csv(tmp, index=False, date_format="%Y-%m-%d", compression=compression)
-        else:
-            df.to_parquet(tmp, engine="pyarrow", index=False)
+        write(tmp)
+        os.chmod(tmp, umask_mode())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def atomic_write_frame(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write ``df`` (no index) to ``path`` as CSV or Parquet, atomically (:func:`atomic_write`).
+
+    The parent directory is created if needed. Dates are written as ISO dates in CSV.
+    """
+    fmt = file_format(path)
+    target = Path(path)
+
+    def write(tmp: Path) -> None:
+        if fmt == "csv":
+            compression = "gzip" if target.name.lower().endswith(".gz") else None
+            df.to_csv(tmp, index=False, date_format="%Y-%m-%d", compression=compression)
+        else:
+            df.to_parquet(tmp, engine="pyarrow", index=False)
+
+    return atomic_write(target, write, suffix="".join(target.suffixes) + ".tmp")
 
 
 def read_loan_tape(path: str | os.PathLike[str]) -> pd.DataFrame:

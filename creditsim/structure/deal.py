@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -367,18 +366,9 @@ def load_deal(path: str | os.PathLike[str]) -> WaterfallConfig:
 
 
 def dump_deal(config: WaterfallConfig, path: str | os.PathLike[str]) -> Path:
-    """Write ``config`` as YAML, atomically (temporary sibling + ``os.replace``); returns the path."""
-    p = Path(path)
-    text = yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return p
+    """Write ``config`` as YAML, atomically (:func:`creditsim.data.io.atomic_write`: temporary sibling +
+    ``os.replace``, umask permissions); returns the path."""
+    from creditsim.data.io import atomic_write  # pandas-backed module: keep `import deal` light
 
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True)
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
