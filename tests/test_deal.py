@@ -111,8 +111,15 @@ def test_load_deal_errors(tmp_path):
         load_deal(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("tranches: [ {name: A\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="not valid YAML") as exc:
         load_deal(bad)
+    assert "\n" not in str(exc.value) and str(bad) in str(exc.value)
+    assert "line 2, column 1" in str(exc.value) and "started at line 1, column 13" in str(exc.value)
+    indented = tmp_path / "indented.yaml"
+    indented.write_text("name: x\n tranches: []\n")
+    with pytest.raises(ConfigError, match=r"not valid YAML: line 2, column 10: mapping values are not allowed") as exc:
+        load_deal(indented)
+    assert "\n" not in str(exc.value)
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("tranches: []\nwaterfall_colour: blue\n")
     with pytest.raises(ConfigError, match=r"unknown field\(s\) \['waterfall_colour'\]"):

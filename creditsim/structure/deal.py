@@ -348,6 +348,26 @@ class WaterfallConfig:
         return cls(**data)
 
 
+def _yaml_error_line(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one line: ``line L, column C: problem (while ... at line L')``.
+
+    Lines and columns are 1-based, as editors show them.
+    """
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return " ".join(str(exc).split())
+    parts = []
+    mark = exc.problem_mark or exc.context_mark
+    if mark is not None:
+        parts.append(f"line {mark.line + 1}, column {mark.column + 1}:")
+    parts.append(exc.problem or "syntax error")
+    if exc.context:
+        where = exc.context
+        if exc.context_mark is not None and exc.context_mark is not mark:
+            where += f" started at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}"
+        parts.append(f"({where})")
+    return " ".join(" ".join(parts).split())
+
+
 def load_deal(path: str | os.PathLike[str]) -> WaterfallConfig:
     """Read a deal YAML file into a validated :class:`WaterfallConfig`."""
     p = Path(path)
@@ -356,7 +376,7 @@ def load_deal(path: str | os.PathLike[str]) -> WaterfallConfig:
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"deal file {p} is not valid YAML: {exc}") from None
+        raise ConfigError(f"deal file {p} is not valid YAML: {_yaml_error_line(exc)}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"deal file {p} is not UTF-8 text") from None
     try:
