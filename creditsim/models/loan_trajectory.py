@@ -2,7 +2,7 @@
 
 Layout (read top to bottom): :class:`TrajectoryConfig`, input constants, validation helpers, the
 transformer blocks (nanoGPT style, with a key/value cache for generation), the diffusion head,
-:class:`LoanTrajectoryModel` with ``forward`` / ``generate`` and checkpoint I/O.
+:class:`LoanTrajectoryModel` with ``forward`` / ``generate`` / ``pool_cashflows`` and checkpoint I/O.
 
 What the model is
 -----------------
@@ -46,6 +46,9 @@ What the model is
   tiny denoiser is cheap next to the transformer. The training loss on a loan-month counts only the
   value that is defined there (masks), and is the usual simplified DDPM loss (MSE on the noise),
   averaged per value so the rare LGD observations weigh as much as the many payment months.
+  On the synthetic panels both are degenerate (borrowers pay in full; LGD is the loan's
+  ``lgd_assumption``), so there the head learns loan-level point masses (LGD from the features); it
+  is built for panels where they are dispersed.
 * **Training loss** = mean state cross-entropy over months whose previous state is live (absorbed
   months are certain and carry no information) + ``value_weight`` x the diffusion loss.
 
