@@ -64,3 +64,44 @@ def test_ratings_lifetime_explicit_z_path_and_errors(capsys):
     assert code == 2 and "--z" in err
     code, _, err = run(["ratings", "lifetime", "--scenario", "baseline", "--scenario", "severely_adverse", "--weights", "0.9,0.3"], capsys)
     assert code == 2 and "sum to 1" in err
+
+
+def _long_counts(tmp_path):
+    sp = load_sp_ratings()
+    return pd.concat(
+        {"obligors": sp.obligors.stack(), "defaults": sp.defaults.stack()}, axis=1
+    ).reset_index().rename(columns={"level_1": "rating"})
+
+
+def test_ratings_fit_non_numeric_or_blank_counts_name_the_rows(tmp_path, capsys):
+    long = _long_counts(tmp_path)
+    bad = long.astype({"obligors": object})
+    i = bad.index[(bad["year"] == 1990) & (bad["rating"] == "BB")][0]
+    bad.loc[i, "obligors"] = "abc"
+    path = tmp_path / "abc.csv"
+    bad.to_csv(path, index=False)
+    code, _, err = run(["ratings", "fit", "--data", str(path), "--rho", "0.05"], capsys)
+    assert code == 2 and "obligors" in err and "1990" in err and "BB" in err and "Traceback" not in err
+    # a blank defaults cell used to become 0 silently
+    blank = long.astype({"defaults": object})
+    j = blank.index[(blank["year"] == 1991) & (blank["rating"] == "B")][0]
+    blank.loc[j, "defaults"] = ""
+    path = tmp_path / "blank.csv"
+    blank.to_csv(path, index=False)
+    code, _, err = run(["ratings", "fit", "--data", str(path), "--rho", "0.05"], capsys)
+    assert code == 2 and "defaults" in err and "1991" in err and "'B'" in err
+
+
+def test_ratings_fit_unknown_rating_and_missing_pairs(tmp_path, capsys):
+    long = _long_counts(tmp_path)
+    zz = long.copy()
+    zz.loc[zz["rating"] == "BB", "rating"] = "ZZ"
+    path = tmp_path / "zz.csv"
+    zz.to_csv(path, index=False)
+    code, _, err = run(["ratings", "fit", "--data", str(path), "--rho", "0.05"], capsys)
+    assert code == 2 and "ZZ" in err and "AAA" in err
+    gap = long.drop(long.index[(long["year"] == 1995) & (long["rating"] == "CCC")])
+    path = tmp_path / "gap.csv"
+    gap.to_csv(path, index=False)
+    code, _, err = run(["ratings", "fit", "--data", str(path), "--rho", "0.05"], capsys)
+    assert code == 2 and "(1995, 'CCC')" in err

@@ -275,3 +275,28 @@ def test_marginal_loglik_matches_brute_force_integration(sp):
     log_phi = -0.5 * z**2 - 0.5 * np.log(2 * np.pi)
     brute = (logsumexp(ll + log_phi, axis=1) + np.log(z[1] - z[0])).sum()
     assert res.loglik_ == pytest.approx(brute, abs=1e-6)
+
+
+def test_unknown_grade_label_is_rejected_listing_allowed_ones(sp):
+    # an unknown label used to switch the order check off entirely
+    d, n = sp.defaults.rename(columns={"BB": "ZZ"}), sp.obligors.rename(columns={"BB": "ZZ"})
+    with pytest.raises(DataError, match=r"unknown grades \['ZZ'\].*allowed.*'AAA'.*'CCC'"):
+        ZFactorModel(rho=0.05).fit(defaults=d, obligors=n)
+    p = sp.matrix_8x8.rename(index={"BB": "ZZ"}, columns={"BB": "ZZ"})
+    with pytest.raises(DataError, match=r"unknown grades \['ZZ'\]"):
+        conditional_matrix(p, 0.0, 0.1)
+    # positional (integer) labels are not grade names and are accepted as ordered
+    pos = sp.matrix_8x8.reset_index(drop=True)
+    pos.columns = range(8)
+    np.testing.assert_allclose(conditional_matrix(pos, 0.3, 0.1), conditional_matrix(sp.matrix_8x8, 0.3, 0.1))
+
+
+def test_non_numeric_default_counts_raise_data_error(sp):
+    with pytest.raises(DataError, match="defaults.*numeric"):
+        ZFactorModel(rho=0.05).fit(defaults="abc", obligors=sp.obligors)
+    d = sp.defaults.astype(object)
+    d.loc[1987, "B"] = "abc"
+    with pytest.raises(DataError, match=r"defaults.*numeric.*\[1987\]"):
+        ZFactorModel(rho=0.05).fit(defaults=d, obligors=sp.obligors)
+    with pytest.raises(DataError, match="obligors.*numeric"):
+        ZFactorModel(rho=0.05).fit(defaults=sp.defaults.to_numpy(), obligors=[["x"] * 5] * 20)

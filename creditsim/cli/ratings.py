@@ -25,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from creditsim.errors import ConfigError, DataError
+from creditsim.errors import ConfigError, DataError, format_labels
 
 __all__ = ["register", "ratings_app"]
 
@@ -62,6 +62,12 @@ def _save_png(fig, path: Path) -> Path:
 
 
 def _read_counts(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read a long counts CSV (year, rating, obligors, defaults) into (defaults, obligors) frames.
+
+    Every cell is checked before pivoting: a non-numeric or blank year / obligors / defaults cell
+    raises DataError naming its (year, rating) pairs (a blank cell must not become 0 through a
+    sum), and a (year, rating) pair absent from the file is named too. Duplicate (year, rating)
+    rows are summed (sub-portfolios of the same cohort)."""
     if not path.exists():
         raise DataError(f"counts file not found: {path}")
     try:
@@ -72,12 +78,38 @@ def _read_counts(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing columns {missing}; expected {need}")
-    order = list(pd.unique(df["rating"].astype(str)))
-    obl = df.pivot_table(index="year", columns="rating", values="obligors", aggfunc="sum")[order]
-    dft = df.pivot_table(index="year", columns="rating", values="defaults", aggfunc="sum")[order]
-    if obl.isna().any().any():
-        raise DataError(f"{path}: some (year, rating) pairs are missing")
+    if df.empty:
+        raise DataError(f"{path}: no rows")
+    line = df.index + 2  # CSV line numbers (header is line 1)
+    year = pd.to_numeric(df["year"], errors="coerce")
+    bad = year.isna() | (year != year.round())
+    if bad.any():
+        raise DataError(f"{path}: column 'year' must be whole numbers; bad values on CSV lines {format_labels(line[bad].tolist())}")
+    rating = df["rating"]
+    if rating.isna().any():
+        raise DataError(f"{path}: column 'rating' is blank on CSV lines {format_labels(line[rating.isna()].tolist())}")
+    df = df.assign(year=year.astype(np.int64), rating=rating.astype(str).str.strip())
+    for col in ("obligors", "defaults"):
+        num = pd.to_numeric(df[col], errors="coerce")
+        bad = num.isna() | ~np.isfinite(num)
+        if bad.any():
+            pairs = [(int(y), r) for y, r in zip(df.loc[bad, "year"], df.loc[bad, "rating"])]
+            raise DataError(
+                f"{path}: column {col!r} must be numeric counts; blank or non-numeric for (year, rating) "
+                f"{format_labels(pairs)}"
+            )
+        df[col] = num
+    order = list(pd.unique(df["rating"]))
+    grouped = df.groupby(["year", "rating"], sort=True)
+    obl = grouped["obligors"].sum(min_count=1).unstack("rating").reindex(columns=order)
+    dft = grouped["defaults"].sum(min_count=1).unstack("rating").reindex(columns=order)
+    gaps = obl.isna().stack()
+    gaps = gaps[gaps]
+    if len(gaps):
+        pairs = [(int(y), str(r)) for y, r in gaps.index]
+        raise DataError(f"{path}: missing (year, rating) pairs {format_labels(pairs)}; every year needs a row per rating")
     obl.index.name = dft.index.name = "year"
+    obl.columns.name = dft.columns.name = None
     return dft, obl
 
 

@@ -52,12 +52,58 @@ def _ordered_labels(k: int) -> tuple[str, ...] | None:
     return GRADES_8 if k == 8 else GRADES_7 if k == 7 else None
 
 
+_GRADE_RANK = {"AAA": 0, "AA": 1, "A": 2, "BBB": 3, "BB": 4, "B": 5, "CCC": 6, "CCC/C": 6, "C": 6, "D": 7}
+
+
+def _is_positional(labels: Sequence[str]) -> bool:
+    return all(g.lstrip("-").isdigit() for g in labels)
+
+
 def _check_order(labels: Sequence[str], what: str) -> None:
-    canon = list(GRADES_8) + ["CCC/C", "C", "NR"]
-    rank = {"AAA": 0, "AA": 1, "A": 2, "BBB": 3, "BB": 4, "B": 5, "CCC": 6, "CCC/C": 6, "C": 6, "D": 7}
-    known = [rank[str(g)] for g in labels if str(g) in rank]
-    if len(known) == len(labels) and any(b <= a for a, b in zip(known, known[1:])):
-        raise DataError(f"{what}: grades out of order {list(labels)}; expected best to worst, e.g. {canon[:8]}")
+    """Grade labels must be known rating names ordered best -> worst.
+
+    Integer labels (array input, a ``RangeIndex``) are positions, not names, and are taken as
+    already ordered. Any other label must be one of ``_GRADE_RANK``: an unknown label (``"ZZ"``,
+    ``"NR"``, a typo) is rejected rather than skipped, because skipping it would also switch off
+    the order check for the known ones."""
+    labs = [str(g) for g in labels]
+    if not labs or _is_positional(labs):
+        return
+    unknown = [g for g in labs if g not in _GRADE_RANK]
+    if unknown:
+        raise DataError(f"{what}: unknown grades {format_labels(unknown)}; allowed (best to worst) {list(_GRADE_RANK)}")
+    known = [_GRADE_RANK[g] for g in labs]
+    if any(b <= a for a, b in zip(known, known[1:])):
+        raise DataError(f"{what}: grades out of order {labs}; expected best to worst, e.g. {list(GRADES_8)}")
+
+
+def _numeric_counts(x: object, what: str) -> np.ndarray:
+    """Counts as float64; non-numeric entries raise DataError naming the (year, grade) cells.
+
+    A DataFrame is converted column by column with ``pd.to_numeric(errors="coerce")`` so that a
+    text cell is reported by its year / grade; cells that were already NaN stay NaN (reported later
+    as missing by :func:`_check_nonneg`)."""
+    if isinstance(x, pd.DataFrame):
+        num = x.apply(pd.to_numeric, errors="coerce")
+        bad = num.isna() & x.notna()
+        if bad.to_numpy().any():
+            rows, cols = np.nonzero(bad.to_numpy())
+            cells = [(_plain(x.index[r]), str(x.columns[c])) for r, c in zip(rows, cols)]
+            years = list(dict.fromkeys(_plain(x.index[r]) for r in rows))
+            raise DataError(
+                f"{what} must be numeric counts; non-numeric values in years {format_labels(years)} "
+                f"(year, grade) {format_labels(cells)}"
+            )
+        return num.to_numpy(dtype=np.float64)
+    try:
+        return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{what} must be numeric counts (T, G) per year and grade, got {type(x).__name__}: {exc}") from None
+
+
+def _plain(v: object) -> object:
+    """numpy scalar -> Python scalar, so labels print as 1990, not np.int64(1990)."""
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _as_ttc(ttc: np.ndarray | pd.DataFrame) -> np.ndarray:
@@ -337,12 +383,12 @@ class ZFactorModel:
             if isinstance(obligors, pd.DataFrame):
                 if list(obligors.columns) != list(defaults.columns) or not obligors.index.equals(defaults.index):
                     raise DataError("defaults and obligors frames must have the same year index and grade columns")
-            d = defaults.to_numpy(dtype=np.float64)
+            d = _numeric_counts(defaults, "defaults")
         else:
-            d = np.asarray(defaults, dtype=np.float64)
+            d = _numeric_counts(defaults, "defaults")
             grades = tuple(str(i) for i in range(d.shape[1])) if d.ndim == 2 else ()
             yi = _year_index(years, d.shape[0])
-        n = np.asarray(obligors, dtype=np.float64)
+        n = _numeric_counts(obligors, "obligors")
         if d.ndim != 2 or n.shape != d.shape:
             raise DataError(f"defaults and obligors must both be (T, G), got {d.shape} and {n.shape}")
         _check_order(grades, "default-count columns")
