@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import openpyxl
 import pytest
 
 from creditsim.cli import main
 from creditsim.examples import example_path
-from creditsim.structure.deal import dump_deal, load_deal
+from creditsim.structure.deal import WaterfallConfig, dump_deal, load_deal
 
 EXAMPLE = str(example_path("example_clo.yaml"))
 
@@ -37,6 +38,20 @@ def test_deal_check_reports_bad_field_in_one_line(tmp_path, capsys):
     assert code == 2
     assert "tranches[0] (A).balance must be > 0" in err
     assert "Traceback" not in err
+
+
+def test_deal_check_rejects_collateral_in_other_units_and_warns_when_under_collateralised(tmp_path, capsys):
+    cfg = load_deal(EXAMPLE).to_dict()
+    debt = sum(t["balance"] for t in cfg["tranches"][:-1])
+    text = Path(EXAMPLE).read_text()
+    assert "collateral_balance: 100_000_000" in text
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(text.replace("collateral_balance: 100_000_000", "collateral_balance: 10"))
+    code, out, err = run_cli(["deal", "check", str(tiny)], capsys)
+    assert code == 2 and "collateral_balance 10 is" in err and "debt notes" in err and len(err.strip().splitlines()) == 1
+    under = dump_deal(WaterfallConfig.from_dict({**cfg, "collateral_balance": 0.9 * debt}), tmp_path / "under.yaml")
+    code, out, _ = run_cli(["deal", "check", str(under)], capsys)
+    assert code == 0 and "warning: collateral par" in out and "under-collateralised" in out and "1 warning" in out
 
 
 def test_deal_run_prints_periods_and_tranche_metrics(capsys):

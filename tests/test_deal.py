@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import replace
 
 import pytest
 
@@ -44,6 +45,36 @@ def test_single_management_fee_means_senior_unless_split():
     assert WaterfallConfig(tranches=[*DEBT, EQUITY]).senior_fee_rate == 0.005
     split = WaterfallConfig(tranches=[*DEBT, EQUITY], senior_fee=0.002, sub_fee=0.003)
     assert split.senior_fee_rate == 0.002 and split.sub_fee == 0.003
+
+
+def test_management_fee_and_senior_fee_together_are_rejected(tmp_path):
+    with pytest.raises(ConfigError, match=r"management_fee \(0.004\) and senior_fee \(0.002\) are both given"):
+        WaterfallConfig(tranches=[*DEBT, EQUITY], management_fee=0.004, senior_fee=0.002)
+    both = tmp_path / "both.yaml"
+    both.write_text("management_fee: 0.005\nsenior_fee: 0.0015\ntranches:\n  - {name: A, balance: 80, coupon: 0.05}\n"
+                    "  - {name: E, balance: 20, equity: true}\n")
+    with pytest.raises(ConfigError, match="management_fee .* and senior_fee .* are both given") as exc:
+        load_deal(both)
+    assert str(both) in str(exc.value) and "\n" not in str(exc.value)
+    # the default management fee does not clash with a split, also after dataclasses.replace
+    split = WaterfallConfig(tranches=[*DEBT, EQUITY], senior_fee=0.002)
+    again = replace(split, sub_fee=0.001)
+    assert again.senior_fee_rate == 0.002 and "management_fee" not in again.to_dict()
+    single = WaterfallConfig(tranches=[*DEBT, EQUITY], management_fee=0.004)
+    assert single.senior_fee_rate == 0.004 and replace(single, sub_fee=0.001).senior_fee_rate == 0.004
+    assert WaterfallConfig.from_dict(single.to_dict()).senior_fee_rate == 0.004
+
+
+def test_collateral_far_below_the_notes_is_rejected_and_below_debt_is_warned():
+    tranches = [{"name": "A", "balance": 60e6, "coupon": 0.05}, {"name": "B", "balance": 15e6, "coupon": 0.07}, EQUITY]
+    with pytest.raises(ConfigError, match=r"collateral_balance 10 is 1.33e-07 x the 75,000,000 of debt notes"):
+        WaterfallConfig(tranches=tranches, collateral_balance=10)
+    with pytest.raises(ConfigError, match=r"collateral_balance .* x the 75,000,020 of notes"):
+        WaterfallConfig(tranches=tranches, collateral_balance=75e9)
+    under = WaterfallConfig(tranches=tranches, collateral_balance=60e6)
+    assert len(under.warnings()) == 1 and "below the 75,000,000 of debt notes (80.0%)" in under.warnings()[0]
+    assert WaterfallConfig(tranches=tranches, collateral_balance=80e6).warnings() == []
+    assert WaterfallConfig(tranches=tranches).warnings() == []
 
 
 def test_dump_and_load_round_trip(tmp_path):

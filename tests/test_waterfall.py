@@ -25,6 +25,8 @@ def make_pool(T: int, **flows: list[float]) -> np.ndarray:
 
 def deal(tranches, **kw) -> WaterfallConfig:
     base = dict(oc_trigger=None, ic_trigger=None, reinvestment_period=0, management_fee=0.0, sub_fee=0.0)
+    if "senior_fee" in kw:  # a fee split replaces the single management fee (both is a ConfigError)
+        del base["management_fee"]
     base.update(kw)
     return WaterfallConfig(tranches=tranches, **base)
 

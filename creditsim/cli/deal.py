@@ -175,7 +175,11 @@ def check(path: Path = typer.Argument(..., help="deal YAML file")) -> None:
                   f"{config.initial_collateral:,.0f}, reinvestment period {config.reinvestment_period} months, "
                   f"senior fee {config.senior_fee_rate:.4%}, sub fee {config.sub_fee:.4%}", highlight=False)
     _print_frame(capital_structure(config), "capital structure", money=True)
-    console.print("deal OK", style="green")
+    warnings = config.warnings()
+    for line in warnings:
+        console.print(f"warning: {line}", style="bold yellow", highlight=False)
+    console.print(f"deal OK ({len(warnings)} warning{'s' if len(warnings) != 1 else ''})" if warnings else "deal OK",
+                  style="yellow" if warnings else "green")
 
 
 @deal_app.command("run")

@@ -21,8 +21,15 @@ Decisions (see ``shared/docs/WATERFALL.md``):
   ``ic_trigger``; an explicit ``null`` switches that test off for the class. A deal-level ``null``
   means "no test unless the class sets one".
 - Fees: ``senior_fee`` and ``sub_fee`` are annual rates on the collateral par at the start of the
-  period. A single ``management_fee`` (the spec's 0.5 %) is paid as a *senior* fee (the conservative
-  reading) unless ``senior_fee`` is given, in which case ``management_fee`` is ignored.
+  period. A single ``management_fee`` (the spec's 0.5 %, its default) is paid as a *senior* fee (the
+  conservative reading) when the deal gives no ``senior_fee``. Giving both ``management_fee`` and
+  ``senior_fee`` is a :class:`~creditsim.errors.ConfigError` (which one is meant cannot be guessed;
+  silently dropping one would misprice the deal): a split-fee deal gives ``senior_fee`` + ``sub_fee``.
+- Collateral size: ``collateral_balance`` is checked against the notes, in the same currency units.
+  Below half the debt notes or above 10 x all notes (equity included) it is a ConfigError - such
+  ratios are unit mistakes (10 vs 75m, or par in units and notes in millions), not deals. Between
+  0.5 x and 1 x the debt the deal starts under-collateralised: allowed (distressed deals, stress
+  tests) but reported by :meth:`WaterfallConfig.warnings` and ``creditsim deal check``.
 - Only monthly payment dates and fixed coupons are modelled (30/360, accrual 1/12).
 - Validation happens here, once: every error is a :class:`~creditsim.errors.ConfigError` that names
   the field (``tranches[2].balance``) and what was expected.
@@ -46,6 +53,27 @@ IC_CURE_MODES: tuple[str, ...] = ("pro_forma", "turbo")
 
 #: marker for "key absent in the tranche dict": inherit the deal-level trigger
 _INHERIT = object()
+
+#: collateral_balance outside [_MIN_COLLATERAL_TO_DEBT x debt notes, _MAX_COLLATERAL_TO_NOTES x all notes]
+#: is a ConfigError (a unit mistake); below 1 x the debt notes it is a warning
+_MIN_COLLATERAL_TO_DEBT = 0.5
+_MAX_COLLATERAL_TO_NOTES = 10.0
+
+
+class _DefaultRate(float):
+    """A default rate that remembers it was not given (``management_fee`` vs ``senior_fee``).
+
+    Behaves as the float it holds; ``dataclasses.replace`` carries the same object over, so a
+    replaced config still knows the fee was not set by the user.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return float.__repr__(self)
+
+
+_DEFAULT_MANAGEMENT_FEE = _DefaultRate(0.005)
 
 
 def _as_float(value: Any, where: str) -> float:
@@ -154,16 +182,19 @@ class WaterfallConfig:
             not set its own (None = no test).
         reinvestment_period: months during which principal proceeds buy new collateral (months
             ``t < reinvestment_period`` with t = 0 the first month after the cut-off).
-        management_fee: annual rate paid as the senior fee when ``senior_fee`` is None.
+        management_fee: annual rate paid as the senior fee of a deal without a fee split (default
+            0.005); giving it together with ``senior_fee`` is a ConfigError.
         soft_temperature: temperature of the sigmoid gates of the "soft" / "straight_through" modes,
             in ratio units (``sigmoid((ratio - trigger) / soft_temperature)``).
         name: deal name.
         payment_frequency: only "monthly" is supported.
-        senior_fee: annual senior management fee on collateral par (None = use management_fee).
+        senior_fee: annual senior management fee on collateral par (None = use management_fee);
+            exclusive with an explicit ``management_fee``.
         sub_fee: annual subordinated management fee on collateral par, paid after all note
             interest and tests; unpaid amounts are carried (without interest).
         collateral_balance: initial collateral par at the cut-off, currency units; None = sum of the
-            tranche balances. Used by analytics (attachment points) and the deterministic CLI run;
+            tranche balances. Must lie in [0.5 x debt notes, 10 x all notes] (else a unit mistake:
+            ConfigError); below the debt notes it is allowed with a :meth:`warnings` entry. Used by analytics (attachment points) and the deterministic CLI run;
             the waterfall itself takes the pool balance from the cashflows.
         reinvestment_price: purchase price of reinvested collateral, fraction of par (1.0 = par).
         reinvestment_coupon: annual coupon of reinvested collateral; None = the pool's realised
@@ -189,7 +220,7 @@ class WaterfallConfig:
     oc_trigger: float | None = 1.20
     ic_trigger: float | None = 1.05
     reinvestment_period: int = 24
-    management_fee: float = 0.005
+    management_fee: float = _DEFAULT_MANAGEMENT_FEE
     soft_temperature: float = 0.1
     name: str = "deal"
     payment_frequency: str = "monthly"
@@ -208,14 +239,23 @@ class WaterfallConfig:
     pay_deferred_from_interest: bool = True
 
     def __post_init__(self) -> None:
+        management_fee_given = not isinstance(self.management_fee, _DefaultRate)
+        if management_fee_given and self.senior_fee is not None:
+            raise ConfigError(
+                f"management_fee ({self.management_fee!r}) and senior_fee ({self.senior_fee!r}) are both given: "
+                "management_fee is the senior fee of a deal without a fee split; give either management_fee "
+                "or senior_fee (+ sub_fee), not both"
+            )
         for key in ("oc_trigger", "ic_trigger", "interest_diversion_trigger", "senior_fee",
                     "reinvestment_coupon", "collateral_balance"):
             val = getattr(self, key)
             if val is not None:
                 setattr(self, key, _as_float(val, key))
-        for key in ("management_fee", "soft_temperature", "sub_fee", "reinvestment_price",
-                    "liquidation_price", "interest_diversion_share"):
+        for key in ("soft_temperature", "sub_fee", "reinvestment_price", "liquidation_price",
+                    "interest_diversion_share"):
             setattr(self, key, _as_float(getattr(self, key), key))
+        if management_fee_given:  # the default stays a _DefaultRate (see above)
+            self.management_fee = _as_float(self.management_fee, "management_fee")
         for key in ("reinvestment_period", "ic_first_period"):
             val = getattr(self, key)
             if isinstance(val, bool) or not isinstance(val, (int, float)) or float(val) != int(val):
@@ -259,6 +299,41 @@ class WaterfallConfig:
             _make_tranche(t, i, self.oc_trigger, self.ic_trigger) for i, t in enumerate(self.tranches)
         ]
         self._validate_tranches()
+        self._validate_collateral()
+
+    def _validate_collateral(self) -> None:
+        if self.collateral_balance is None:
+            return
+        debt = sum(t.balance for t in self.debt_tranches)
+        notes = debt + self.equity_tranche.balance
+        coll = self.collateral_balance
+        if coll < _MIN_COLLATERAL_TO_DEBT * debt:
+            raise ConfigError(
+                f"collateral_balance {coll:,.6g} is {coll / debt:.3g} x the {debt:,.0f} of debt notes; expected the "
+                f"collateral par at the cut-off in the same currency units as the tranche balances "
+                f"(at least {_MIN_COLLATERAL_TO_DEBT:g} x the debt notes)"
+            )
+        if coll > _MAX_COLLATERAL_TO_NOTES * notes:
+            raise ConfigError(
+                f"collateral_balance {coll:,.6g} is {coll / notes:.3g} x the {notes:,.0f} of notes (equity "
+                f"included); expected the collateral par at the cut-off in the same currency units as the "
+                f"tranche balances (at most {_MAX_COLLATERAL_TO_NOTES:g} x the notes)"
+            )
+
+    def warnings(self) -> list[str]:
+        """Valid but unusual features of the deal, one line each (``creditsim deal check`` prints them).
+
+        Today: a deal whose collateral par at the cut-off is below its debt notes (under-
+        collateralised from day one: every OC test fails and the equity starts out of the money).
+        """
+        out = []
+        debt = sum(t.balance for t in self.debt_tranches)
+        if self.initial_collateral < debt:
+            out.append(
+                f"collateral par {self.initial_collateral:,.0f} is below the {debt:,.0f} of debt notes "
+                f"({self.initial_collateral / debt:.1%}): the deal starts under-collateralised"
+            )
+        return out
 
     def _validate_tranches(self) -> None:
         names = [t.name for t in self.tranches]
@@ -326,6 +401,10 @@ class WaterfallConfig:
             if f.name.startswith("_"):
                 continue
             val = getattr(self, f.name)
+            if f.name == "management_fee":
+                if self.senior_fee is not None:
+                    continue  # not given (exclusive with senior_fee) and not used
+                val = float(val)
             out[f.name] = [t.to_dict() for t in val] if f.name == "tranches" else val
         # the name first and tranches last read best in a file
         ordered = {"name": out.pop("name")}
