@@ -105,3 +105,27 @@ def test_ratings_fit_unknown_rating_and_missing_pairs(tmp_path, capsys):
     gap.to_csv(path, index=False)
     code, _, err = run(["ratings", "fit", "--data", str(path), "--rho", "0.05"], capsys)
     assert code == 2 and "(1995, 'CCC')" in err
+
+
+def test_ratings_bad_plot_and_weights_rejected_before_any_computation(tmp_path, capsys):
+    # validation happens at the edge: nothing is computed or printed before the one-line error
+    code, out, err = run(["ratings", "fit", "--plot", str(tmp_path / "z.jpg")], capsys)
+    assert code == 2 and ".png" in err and out == ""
+    code, out, err = run(["ratings", "lifetime", "--plot", str(tmp_path / "lt.pdf")], capsys)
+    assert code == 2 and ".png" in err and out == ""
+    base = ["ratings", "lifetime", "--scenario", "baseline", "--scenario", "severely_adverse"]
+    code, out, err = run([*base, "--weights", "0.9,0.3"], capsys)
+    assert code == 2 and "sum to 1" in err and out == ""
+    code, out, err = run([*base, "--weights", "1.0"], capsys)
+    assert code == 2 and "one weight per scenario" in err and out == ""
+    code, out, err = run([*base, "--weights", "a,b"], capsys)
+    assert code == 2 and "--weights" in err and out == ""
+    code, out, err = run(["ratings", "lifetime", "--weights", "1.0", "--z", "0.5"], capsys)
+    assert code == 2 and "--weights" in err and out == ""
+
+
+def test_ratings_lifetime_rejects_implausible_z(capsys):
+    code, out, err = run(["ratings", "lifetime", "--z", "100"], capsys)
+    assert code == 2 and "|z|" in err and "100" in err and out == ""
+    code, out, _ = run(["ratings", "lifetime", "--z", "-3.5,2", "--years", "2"], capsys)
+    assert code == 0 and "Cumulative PD, z path" in out

@@ -61,6 +61,12 @@ def _save_png(fig, path: Path) -> Path:
     return path
 
 
+def _check_plot_path(plot: Path | None) -> None:
+    """Reject a non-PNG ``--plot`` before any work is done (not after the tables are printed)."""
+    if plot is not None and Path(plot).suffix.lower() != ".png":
+        raise ConfigError(f"--plot must name a .png file, got {plot}")
+
+
 def _read_counts(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read a long counts CSV (year, rating, obligors, defaults) into (defaults, obligors) frames.
 
@@ -133,6 +139,7 @@ def fit(
     plot: Path = typer.Option(None, "--plot", help="Write a PNG of Z_t and PD term structures by grade."),
 ) -> None:
     """Fit Z_t and rho (z > 0 = good year) and print TTC, rho and the Z_t table."""
+    _check_plot_path(plot)
     from creditsim.datasets.ratings import load_sp_ratings
     from creditsim.ratings.lifetime import ttc_term_structure
     from creditsim.ratings.zfactor import ZFactorModel
@@ -196,6 +203,36 @@ def _parse_floats(text: str, what: str) -> list[float]:
         raise ConfigError(f"{what} must be comma-separated numbers, got {text!r}") from None
 
 
+def _parse_z(text: str) -> np.ndarray:
+    """``--z`` as an array of annual Z values (z > 0 = good year), each with ``|z| <= Z_ABS_MAX``."""
+    from creditsim.ratings.zfactor import Z_ABS_MAX
+
+    path = np.asarray(_parse_floats(text, "--z"))
+    if path.size == 0:
+        raise ConfigError("--z needs at least one value")
+    bad = ~np.isfinite(path) | (np.abs(path) > Z_ABS_MAX)
+    if bad.any():
+        raise ConfigError(
+            f"--z values must satisfy |z| <= {Z_ABS_MAX:g} (Z is a standard normal; z > 0 = good year), "
+            f"got {format_labels(path[bad].tolist())} at years {format_labels((np.flatnonzero(bad) + 1).tolist())}"
+        )
+    return path
+
+
+def _parse_weights(weights: str | None, scenario: list[str], z: str | None) -> list[float] | None:
+    """``--weights``: one per ``--scenario``, each >= 0, summing to 1; not combinable with ``--z``."""
+    if weights is None:
+        return None
+    if z is not None:
+        raise ConfigError("--weights applies to several --scenario options, not to an explicit --z path")
+    w = _parse_floats(weights, "--weights")
+    if len(w) != len(scenario):
+        raise ConfigError(f"--weights: need one weight per scenario: {len(scenario)} scenarios {scenario}, {len(w)} weights")
+    if any(not np.isfinite(x) or x < 0 for x in w) or abs(sum(w) - 1.0) > 1e-9:
+        raise ConfigError(f"--weights must be >= 0 and sum to 1, got {w}")
+    return w
+
+
 @ratings_app.command("lifetime")
 def lifetime(
     scenario: list[str] = typer.Option(["baseline"], "--scenario", help="Fed scenario (baseline, severely_adverse); repeat for several."),
@@ -215,21 +252,23 @@ def lifetime(
         ttc_term_structure,
     )
 
+    # every option is checked before anything is computed or printed
+    _check_plot_path(plot)
+    path = _parse_z(z) if z is not None else None
+    w = _parse_weights(weights, scenario, z)
+    monthly_by_name = {} if path is not None else {name: load_fed_scenarios(fed_year, name, monthly=True) for name in scenario}
+    for name, monthly in monthly_by_name.items():
+        if len(monthly) < 12:
+            raise DataError(f"scenario {name!r} has fewer than 12 months")
     link = ZMacroLink.from_bundled()
     ttc = link.ttc.to_numpy() if isinstance(link.ttc, pd.DataFrame) else np.asarray(link.ttc)
     structures: dict[str, object] = {}
-    if z is not None:
-        path = np.asarray(_parse_floats(z, "--z"))
-        if path.size == 0:
-            raise ConfigError("--z needs at least one value")
+    if path is not None:
         structures["z path"] = path_term_structure(ttc, path, link.rho, n_years=max(years, path.size))
         console.print(f"Z path {path.tolist()} (z > 0 = good year), rho = {link.rho:.4f}")
     else:
-        for name in scenario:
-            monthly = load_fed_scenarios(fed_year, name, monthly=True)
+        for name, monthly in monthly_by_name.items():
             n_full = len(monthly) // 12
-            if n_full < 1:
-                raise DataError(f"scenario {name!r} has fewer than 12 months")
             arr = monthly.to_numpy()[None, : 12 * n_full]
             mats = link.scenario_matrices(arr, frequency="monthly")[0]  # (n_full, 8, 8), residual integrated
             zmean = link.predict(arr.reshape(1, n_full, 12, -1).mean(axis=2))[0]
@@ -238,8 +277,7 @@ def lifetime(
                 f"{name} ({fed_year}): Z mean by year {np.round(zmean, 3).tolist()} (z > 0 = good year), "
                 f"{n_full} scenario years then TTC; rho = {link.rho:.4f}, residual var = {link.resid_var_:.3f}"
             )
-        if weights is not None:
-            w = _parse_floats(weights, "--weights")
+        if w is not None:
             structures["weighted"] = scenario_weighted([structures[s] for s in scenario], w)
     structures["TTC"] = ttc_term_structure(ttc, max(years, 1))
     for name, ts in structures.items():

@@ -36,9 +36,13 @@ __all__ = [
     "gauss_hermite",
     "ZFactorModel",
     "ZFactorResult",
+    "Z_ABS_MAX",
 ]
 
 RHO_BOUNDS = (1e-4, 0.5)
+# |z| above 8 has probability ~1e-15 under Z ~ N(0, 1): such an input is a unit or sign mistake
+# (e.g. a percent), not a credit-cycle scenario, so user-given Z paths are bounded by it.
+Z_ABS_MAX = 8.0
 _P_FLOOR = 1e-300  # log of a cell with zero model probability but observed counts
 
 
