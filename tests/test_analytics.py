@@ -18,11 +18,13 @@ from creditsim.structure.analytics import (
     irr_torch,
     level_pay_pool,
     principal_loss,
+    PV_LOSS_TOLERANCE,
+    pv_loss,
     tranche_outcomes,
     tranche_summary,
     wal,
 )
-from creditsim.structure.deal import load_deal
+from creditsim.structure.deal import WaterfallConfig, load_deal
 from creditsim.structure.waterfall import run_waterfall
 
 COL = {name: i for i, name in enumerate(POOL_CF_TYPES)}
@@ -162,11 +164,33 @@ def test_tranche_outcomes_and_summary_are_consistent(stressed_run):
     pv = (res["tranche_cashflows"][-1, :, 2].numpy() / (1 + 0.10 / 12) ** t).sum()
     assert out["C"]["pv_losses"][-1] == pytest.approx(1 - pv / 10e6, rel=1e-12)
     for name in ("A", "B", "C"):
-        assert np.all((out[name]["pv_losses"] > -1e-12) & (out[name]["pv_losses"] <= 1.0))
+        assert np.all((out[name]["pv_losses"] >= 0.0) & (out[name]["pv_losses"] <= 1.0))
         assert np.all((out[name]["losses"] >= 0.0) & (out[name]["losses"] <= 1.0))
     # class C is wiped out and its capitalised interest is unpaid: the loss is capped at 100 %
     assert out["C"]["losses"][-1] == 1.0
     assert res["balances"][-1, -1, 2].item() > 10e6
+
+
+def test_pv_loss_rounding_is_clipped_at_zero_but_real_negatives_stay():
+    cfg = WaterfallConfig(tranches=[{"name": "A", "balance": 100.0, "coupon": 0.06},
+                                    {"name": "C", "balance": 50.0, "coupon": 0.0},
+                                    {"name": "Equity", "balance": 10.0, "equity": True}])
+    T = 12
+    cash = torch.zeros(3, T, 3, dtype=torch.float64)
+    # scenario 0: A is paid its coupon monthly and par at month 12 (PV exactly 100 up to rounding)
+    cash[0, :, 0] = 0.5
+    cash[0, -1, 0] += 100.0
+    cash[0, -1, 1] = 50.0
+    # scenario 1: C receives 50 x (1 + 1e-15): rounding of a loss that is 0, clipped to 0
+    cash[1, -1, 1] = 50.0 * (1 + 1e-15)
+    # scenario 2: C receives 1 % more than promised: not rounding, left visible
+    cash[2, -1, 1] = 50.5
+    res = {"tranche_cashflows": cash, "initial_balances": torch.tensor([100.0, 50.0, 10.0], dtype=torch.float64)}
+    pvl = pv_loss(res, cfg)
+    raw_1 = 1.0 - 50.0 * (1 + 1e-15) / 50.0
+    assert -PV_LOSS_TOLERANCE < raw_1 < 0.0 and pvl[1, 1] == 0.0
+    assert 0.0 <= pvl[0, 0] < 1e-13 and pvl[0, 1] == 0.0
+    assert pvl[2, 1] == pytest.approx(-0.01, rel=1e-12)
 
 
 def test_tranche_outcomes_build_tranche_results(stressed_run):

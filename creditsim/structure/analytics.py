@@ -10,7 +10,11 @@ Definitions (WATERFALL.md 2.11). Timeline: the notes are bought at the cut-off (
   ``max(0, 1 - total cash received / notional)``.
 - PV loss ``1 - PV_c(cash received) / PV_c(cash promised)`` at the class coupon. The promised cash of a
   par note at coupon c has PV exactly ``N_k(0)`` when discounted at c, so the denominator is the initial
-  balance (timing and interest shortfalls are captured; NaN for equity).
+  balance (timing and interest shortfalls are captured; NaN for equity). No cash beyond the promise
+  exists in this waterfall (no call premium, carried interest is paid without interest), so the PV
+  loss is >= 0 by definition; the rounding of the discounted sum (~1e-15 of par) is clipped: values in
+  ``(-PV_LOSS_TOLERANCE, 0)`` become exactly 0, while anything more negative is left visible (it would
+  be a bug, not rounding).
 - ``PD = P(l > eps)``, ``EL = E[l]``, ``LGD = EL / PD`` (NaN when PD = 0).
 - WAL ``= sum_t ((t+1)/12) Prin_t / sum_t Prin_t`` in years, principal actually received (capitalised
   interest repaid excluded for debt classes); NaN where no principal was received.
@@ -51,10 +55,16 @@ __all__ = [
     "tranche_summary",
     "breakeven_cdr",
     "DEFAULT_EPSILON",
+    "PV_LOSS_TOLERANCE",
 ]
 
 #: a tranche "loses" in a scenario when its principal loss exceeds this fraction of its balance
 DEFAULT_EPSILON = 1e-8
+
+#: PV losses in (-PV_LOSS_TOLERANCE, 0) are rounding of a loss that is >= 0 by definition: set to 0
+#: (float64 sums of a few hundred discounted flows are exact to ~1e-15 of par; 1e-9 leaves a margin
+#: of a million while still exposing a real negative)
+PV_LOSS_TOLERANCE = 1e-9
 
 
 def annual_to_monthly(rate: float | np.ndarray) -> np.ndarray:
@@ -238,14 +248,17 @@ def principal_loss(result: dict[str, torch.Tensor]) -> torch.Tensor:
     included, is the PV loss). Equity: cash-on-cash shortfall ``max(0, 1 - cash / notional)``.
     """
     sizes = result["initial_balances"]
-    debt_loss = torch.clamp(result["balances"][:, -1, :] / sizes[:-1], max=1.0)
+    debt_loss = torch.clamp(result["balances"][:, -1, :] / sizes[:-1], min=0.0, max=1.0)
     eq_cash = result["equity"].sum(dim=1)
     eq_loss = torch.clamp(1.0 - eq_cash / sizes[-1], min=0.0)
     return torch.cat([debt_loss, eq_loss.unsqueeze(1)], dim=1)
 
 
 def pv_loss(result: dict[str, torch.Tensor], config: WaterfallConfig) -> np.ndarray:
-    """``(S, Nd)`` PV loss of the debt classes at their coupons (see module docstring)."""
+    """``(S, Nd)`` PV loss of the debt classes at their coupons (see module docstring).
+
+    Values in ``(-PV_LOSS_TOLERANCE, 0)`` (rounding) are returned as exactly 0.
+    """
     cash = result["tranche_cashflows"][:, :, :-1].detach().cpu().numpy()
     sizes = result["initial_balances"][:-1].detach().cpu().numpy()
     t = np.arange(1, cash.shape[1] + 1, dtype=np.float64)
@@ -253,6 +266,7 @@ def pv_loss(result: dict[str, torch.Tensor], config: WaterfallConfig) -> np.ndar
     for k, tr in enumerate(config.debt_tranches):
         disc = (1.0 + tr.coupon / 12.0) ** (-t)
         out[:, k] = 1.0 - (cash[:, :, k] * disc).sum(axis=1) / sizes[k]
+    out[(out < 0.0) & (out > -PV_LOSS_TOLERANCE)] = 0.0
     return out
 
 

@@ -600,7 +600,6 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
     out["initial_balances"] = sizes
     out["pool_balance_0"] = p0
     return {k: v for k, v in out.items() if k in outputs or k in ("initial_balances", "pool_balance_0")}
-    return out
 
 
 def cash_conservation_error(result: dict[str, torch.Tensor]) -> torch.Tensor:
