@@ -5,6 +5,7 @@ Sign convention under test: z > 0 is a good year."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -300,3 +301,63 @@ def test_non_numeric_default_counts_raise_data_error(sp):
         ZFactorModel(rho=0.05).fit(defaults=d, obligors=sp.obligors)
     with pytest.raises(DataError, match="obligors.*numeric"):
         ZFactorModel(rho=0.05).fit(defaults=sp.defaults.to_numpy(), obligors=[["x"] * 5] * 20)
+
+
+def test_rho_estimation_needs_three_years(sp):
+    cols = ["BBB", "BB", "B", "CCC"]  # A had no default in 1990: its one-year pooled PD would be 0
+    d, n = sp.defaults.loc[[1990], cols], sp.obligors.loc[[1990], cols]
+    for rho_method in ("marginal", "bsf"):
+        with pytest.raises(DataError, match=r"at least 3 years.*1 \(\[1990\]\).*rho="):
+            ZFactorModel(rho_method=rho_method).fit(defaults=d, obligors=n)
+    d2, n2 = sp.defaults.loc[[1990, 1991], cols], sp.obligors.loc[[1990, 1991], cols]
+    with pytest.raises(DataError, match="at least 3 years"):
+        ZFactorModel().fit(defaults=d2, obligors=n2)
+    # with rho given a single year is fine: Z_t alone is identified
+    res = ZFactorModel(rho=0.05).fit(defaults=d, obligors=n)
+    assert res.z_.shape == (1,) and res.z_.iloc[0] < 0  # 1990: a bad year
+
+
+def test_rho_at_its_search_bound_warns(sp):
+    # identical default rates every year: no credit cycle at all, the marginal ML sits at rho's lower bound
+    years = range(2001, 2011)
+    n = pd.DataFrame(2000.0, index=pd.Index(years, name="year"), columns=["BBB", "BB", "B"])
+    d = pd.DataFrame([[4.0, 20.0, 80.0]] * 10, index=n.index, columns=n.columns)
+    with pytest.warns(RuntimeWarning, match=r"rho .* at the lower bound 0.0001"):
+        res = ZFactorModel().fit(defaults=d, obligors=n)
+    assert res.rho_ == pytest.approx(1e-4, rel=0.05)
+    assert any("bound" in note for note in res.notes)
+
+
+def test_every_public_docstring_about_z_states_the_sign_convention():
+    import inspect
+    import re
+
+    import creditsim.cli.ratings as cli_ratings
+    import creditsim.ratings.ccc as ccc
+    import creditsim.ratings.lifetime as lifetime
+    import creditsim.ratings.zfactor as zfactor
+
+    def members(mod):
+        for name, obj in vars(mod).items():
+            if name.startswith("_") or getattr(obj, "__module__", None) != mod.__name__:
+                continue
+            yield f"{mod.__name__}.{name}", obj
+            if inspect.isclass(obj):
+                for m, f in vars(obj).items():
+                    if callable(f) or isinstance(f, classmethod):
+                        f = f.__func__ if isinstance(f, classmethod) else f
+                        if not m.startswith("_"):
+                            yield f"{mod.__name__}.{name}.{m}", f
+
+    about_z = re.compile(r"\b(z|Z|Z_t|z_|z_paths|z_series|Z path)\b")
+    missing = []
+    for mod in (zfactor, lifetime, ccc, cli_ratings):
+        for qual, obj in members(mod):
+            doc = inspect.getdoc(obj) or ""
+            try:
+                params = " ".join(inspect.signature(obj).parameters) if callable(obj) else ""
+            except (TypeError, ValueError):
+                params = ""
+            if (about_z.search(doc) or about_z.search(params)) and "z > 0" not in doc:
+                missing.append(qual)
+    assert not missing, f"docstrings about z without 'z > 0 ... good year': {missing}"

@@ -220,7 +220,8 @@ def _parse_z(text: str) -> np.ndarray:
 
 
 def _parse_weights(weights: str | None, scenario: list[str], z: str | None) -> list[float] | None:
-    """``--weights``: one per ``--scenario``, each >= 0, summing to 1; not combinable with ``--z``."""
+    """``--weights``: one per ``--scenario``, each >= 0, summing to 1; not combinable with ``--z``
+    (an explicit Z path, z > 0 = good year)."""
     if weights is None:
         return None
     if z is not None:

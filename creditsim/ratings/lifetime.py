@@ -136,6 +136,9 @@ def path_term_structure(
     ``M(z_t)`` (with ``residual_var`` integrated when the Z are forecasts), later years revert to the
     TTC matrix (exact in expectation for independent years: ``E[prod M(Z_t)] = TTC^n``). Returns
     cumulative ``(n_years, K-1)`` or ``(S, n_years, K-1)``. 10,000 paths x 30 years in ~0.5 s.
+
+    Any finite z is accepted here, because Gauss-Hermite nodes used to integrate over Z reach
+    |z| ~ 11 (40 nodes); user-typed paths are bounded by ``Z_ABS_MAX`` = 8 at the CLI edge.
     """
     p = validate_matrix(ttc, name="TTC matrix")
     rho = _check_rho(rho, residual_var)
@@ -233,7 +236,8 @@ class ZMacroLink:
     def fit(self, z_series: pd.Series, macro_frame: pd.DataFrame) -> "ZMacroLink":
         """OLS of Z (Series by integer year) on annualised macro variables; keeps the residual variance
         (unbiased, ``n - p - 1`` degrees of freedom). ``macro_frame``: monthly with a DatetimeIndex
-        (annualised by calendar-year means) or annual with an integer year index."""
+        (annualised by calendar-year means) or annual with an integer year index. z > 0 is a good
+        year, so a coefficient > 0 means the variable is higher in good years (e.g. GDP growth)."""
         if not isinstance(z_series, pd.Series):
             raise DataError("z_series must be a pandas Series indexed by year")
         if not isinstance(macro_frame, pd.DataFrame):
@@ -271,7 +275,7 @@ class ZMacroLink:
 
     def predict(self, macro_annual: np.ndarray | pd.DataFrame) -> np.ndarray | pd.Series:
         """Forecast mean of Z from annual macro values: array ``(..., 9)`` in MACRO_VARS order, or a
-        frame with the link's variables -> ``(...)`` / Series."""
+        frame with the link's variables -> ``(...)`` / Series. z > 0 is a good year."""
         self._check_fitted()
         if isinstance(macro_annual, pd.DataFrame):
             missing = [v for v in self.variables if v not in macro_annual.columns]
@@ -341,6 +345,7 @@ class ZMacroLink:
         counts (grades A..CCC, TTC PDs = pooled default rates), regressed on calendar-year averages of
         :func:`creditsim.datasets.load_macro_history` (1981-2000). The returned link carries
         ``ttc`` (default: the bundled S&P 8x8), ``rho`` = the fitted rho, and ``z_result_``.
+        z > 0 is a good year (Z_t < 0 in 1990-91 and 1999-2000 in the bundled fit).
         """
         from creditsim.datasets.ratings import load_sp_ratings
 
@@ -368,7 +373,8 @@ class ZMacroLink:
 
 @lru_cache(maxsize=1)
 def _bundled_z_fit():
-    """Z_t (MAP) and rho (marginal ML) on the bundled S&P 1981-2000 default counts, computed once."""
+    """Z_t (MAP; z > 0 = good year) and rho (marginal ML) on the bundled S&P 1981-2000 default
+    counts, computed once."""
     from creditsim.datasets.ratings import load_sp_ratings
     from creditsim.ratings.zfactor import ZFactorModel
 

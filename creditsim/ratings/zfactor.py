@@ -17,6 +17,7 @@ unit vector.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from collections.abc import Mapping, Sequence
 
@@ -43,11 +44,33 @@ RHO_BOUNDS = (1e-4, 0.5)
 # |z| above 8 has probability ~1e-15 under Z ~ N(0, 1): such an input is a unit or sign mistake
 # (e.g. a percent), not a credit-cycle scenario, so user-given Z paths are bounded by it.
 Z_ABS_MAX = 8.0
+# One or two years cannot separate the cycle (Z_t) from the correlation: the marginal likelihood is
+# then flat or maximal at a bound (1 year gave rho = 1e-4 silently). Three is the least that lets
+# the year-to-year dispersion speak; it is still a wide interval, rho_se_ says how wide.
+MIN_YEARS_FOR_RHO = 3
+
+
+def _rho_bound_note(rho: float) -> str:
+    """Warning text when an estimated rho sits at the edge of RHO_BOUNDS (within 1 %), else ''."""
+    lo, hi = RHO_BOUNDS
+    if rho <= lo * 1.01:
+        return (
+            f"estimated rho = {rho:.6g} is at the lower bound {lo:g} of its search range: the data show no "
+            "more year-to-year dispersion than binomial noise; Z_t is then barely identified (consider rho=)"
+        )
+    if rho >= hi * 0.99:
+        return (
+            f"estimated rho = {rho:.6g} is at the upper bound {hi:g} of its search range: the dispersion "
+            "exceeds what the one-factor model explains (check the counts, or fix rho=)"
+        )
+    return ""
 _P_FLOOR = 1e-300  # log of a cell with zero model probability but observed counts
 
 
 def gauss_hermite(n_nodes: int = 40) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilists' Gauss-Hermite nodes and weights normalised so ``sum w f(x) ~= E[f(Z)]``, Z~N(0,1)."""
+    """Probabilists' Gauss-Hermite nodes and weights normalised so ``sum w f(x) ~= E[f(Z)]``, Z~N(0,1).
+
+    Returns ``(nodes, weights)``, each ``(n_nodes,)``; nodes are z values (z > 0 is a good year)."""
     x, w = np.polynomial.hermite_e.hermegauss(int(n_nodes))
     return x, w / w.sum()
 
@@ -143,7 +166,9 @@ def _thresholds_raw(p: np.ndarray) -> np.ndarray:
 
 
 def _bin_probs(b: np.ndarray, z: np.ndarray, rho: float, residual_var: float = 0.0) -> np.ndarray:
-    """Probabilities of the bins between consecutive thresholds: b (R, J+1), z (...,) -> (..., R, J)."""
+    """Probabilities of the bins between consecutive thresholds: b (R, J+1), z (...,) -> (..., R, J).
+
+    z > 0 is a good year: it shifts X up, away from the low (worse-grade) bins."""
     s = np.sqrt(1.0 - rho + rho * residual_var)
     u = (b - np.sqrt(rho) * np.asarray(z, dtype=np.float64)[..., None, None]) / s
     # plain CDF differences: absolute error ~1e-16 per cell (what row sums and E_Z[M] = TTC need);
@@ -182,6 +207,7 @@ def conditional_matrix(
 
 
 def _conditional_raw(p: np.ndarray, b: np.ndarray, z: np.ndarray, rho: float, residual_var: float = 0.0) -> np.ndarray:
+    """``M(z)`` without validation: z shape S -> S + (K, K); z > 0 is a good year."""
     k = p.shape[0]
     out = np.zeros(z.shape + (k, k))
     out[..., :-1, :] = _bin_probs(b, z, rho, residual_var)
@@ -406,7 +432,7 @@ class ZFactorModel:
             raise DataError(f"years with no obligors: {format_labels(yi[empty])}")
         pdv = self._ttc_pd(grades, d, n)
         if ((pdv <= 0) | (pdv >= 1)).any():
-            raise DataError(f"TTC PDs must be in (0, 1) for every grade, got {dict(zip(grades, pdv))}")
+            raise DataError(f"TTC PDs must be in (0, 1) for every grade, got {dict(zip(grades, pdv.round(6).tolist()))}")
         c = special.ndtri(pdv)
         b = np.stack([np.full_like(c, np.inf), c, np.full_like(c, -np.inf)], axis=1)  # (G, 3)
         counts = np.stack([n - d, d], axis=2)  # bins: survive (X > c), default (X <= c)
@@ -434,7 +460,7 @@ class ZFactorModel:
     # ------------------------------------------------------------------ objectives
     @staticmethod
     def _loglik(data: _BinnedData, z: np.ndarray, rho: float) -> np.ndarray:
-        """Per-year log-likelihood on z: z (T, G) -> (T, G). Multinomial constants dropped."""
+        """Per-year log-likelihood on z (z > 0 = good year): z (T, G) -> (T, G). Multinomial constants dropped."""
         p = _bin_probs(data.b, z, rho)  # (T, G, R, J)
         lp = np.log(np.maximum(p, _P_FLOOR))
         n = data.counts[:, None]  # (T, 1, R, J)
@@ -442,7 +468,7 @@ class ZFactorModel:
 
     @staticmethod
     def _wls(data: _BinnedData, z: np.ndarray, rho: float) -> np.ndarray:
-        """BSF chi-square distance per year (to minimise): z (T, G) -> (T, G)."""
+        """BSF chi-square distance per year (to minimise): z (T, G) -> (T, G); z > 0 is a good year."""
         p = _bin_probs(data.b, z, rho)
         n_row = data.counts.sum(axis=-1)  # (T, R)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -479,6 +505,7 @@ class ZFactorModel:
         return 0.5 * (lo + hi)
 
     def _curvature(self, f, z: np.ndarray, h: float = 1e-3) -> np.ndarray:
+        """Second difference of a per-year objective at z (T,) (z > 0 = good year) -> (T,)."""
         v = f(np.stack([z - h, z, z + h], axis=1))
         return (v[:, 0] - 2.0 * v[:, 1] + v[:, 2]) / h**2
 
@@ -495,7 +522,8 @@ class ZFactorModel:
         return z, se, at_bound
 
     def _marginal_loglik(self, data: _BinnedData, rho: float) -> float:
-        """log prod_t int L_t(z) phi(z) dz by adaptive Gauss-Hermite centred at each posterior mode."""
+        """log prod_t int L_t(z) phi(z) dz by adaptive Gauss-Hermite centred at each posterior mode
+        (z > 0 is a good year; the integral does not depend on the sign convention)."""
         f = self._objective(data, "map", rho)  # = -(loglik + log phi) up to a constant
         zhat = self._argmin_z(f, len(data.years))
         curv = np.maximum(self._curvature(f, zhat), 1e-8)
@@ -583,6 +611,11 @@ class ZFactorModel:
         data = self._prepare(counts, matrices, obligors, defaults, years)
         notes: list[str] = []
         rho_se, ll = np.nan, np.nan
+        if self.rho is None and len(data.years) < MIN_YEARS_FOR_RHO:
+            raise DataError(
+                f"estimating rho needs at least {MIN_YEARS_FOR_RHO} years of data, got {len(data.years)} "
+                f"({format_labels(list(data.years))}); pass rho= to fix it and estimate Z_t only"
+            )
         if self.rho is not None:
             rho, rho_method = float(self.rho), "given"
         elif self.rho_method == "marginal":
@@ -591,6 +624,11 @@ class ZFactorModel:
         else:
             rho, notes = self._rho_bsf(data, method)
             rho_method = "bsf"
+        if rho_method != "given":
+            note = _rho_bound_note(rho)
+            if note:
+                warnings.warn(note, RuntimeWarning, stacklevel=2)
+                notes.append(note)
         z, se, at_bound = self._fit_z(data, method, rho)
         if at_bound.any() and method in ("mle", "wls"):
             raise DataError(
@@ -617,7 +655,9 @@ class ZFactorModel:
         return res
 
     def conditional_matrices(self) -> np.ndarray:
-        """(T, K, K) conditional matrices ``M(z_t)`` at the fitted Z_t and rho (matrix ``ttc`` only)."""
+        """(T, K, K) conditional matrices ``M(z_t)`` at the fitted Z_t and rho (matrix ``ttc`` only).
+
+        z > 0 is a good year: years with Z_t > 0 get fewer downgrades and defaults than TTC."""
         if self.result_ is None:
             raise NotFittedError("ZFactorModel.conditional_matrices needs fit() first")
         if self.ttc is None or isinstance(self.ttc, pd.Series):
