@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -129,3 +130,25 @@ def test_ratings_lifetime_rejects_implausible_z(capsys):
     assert code == 2 and "|z|" in err and "100" in err and out == ""
     code, out, _ = run(["ratings", "lifetime", "--z", "-3.5,2", "--years", "2"], capsys)
     assert code == 0 and "Cumulative PD, z path" in out
+
+
+def test_ratings_fit_plot_masks_zero_pds_instead_of_a_fake_floor(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from creditsim.cli.ratings import _fit_figure
+    from creditsim.ratings.lifetime import ttc_term_structure
+    from creditsim.ratings.zfactor import ZFactorModel
+
+    sp = load_sp_ratings()
+    ts = ttc_term_structure(sp.matrix_8x8, 5)
+    assert ts.cumulative[0, 0] == 0.0  # AAA: no default within one year in the S&P 8x8
+    res = ZFactorModel(rho=0.05).fit(defaults=sp.defaults, obligors=sp.obligors)
+    fig = _fit_figure(res, ts, 5)
+    try:
+        lines = {ln.get_label(): np.asarray(ln.get_ydata(), dtype=float) for ln in fig.axes[1].lines}
+        assert np.isnan(lines["AAA"][0])
+        np.testing.assert_allclose(lines["AAA"][1:], ts.cumulative[1:, 0])
+        drawn = np.concatenate([v[np.isfinite(v)] for v in lines.values()])
+        assert drawn.min() == pytest.approx(ts.cumulative[ts.cumulative > 0].min())
+    finally:
+        plt.close(fig)

@@ -171,29 +171,41 @@ def fit(
         tz.add_row(str(y), f"{res.z_[y]:+.3f}", f"{res.z_se_[y]:.3f}", f"{agg[y]:.3%}")
     console.print(tz)
     if plot is not None:
-        import matplotlib
-
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        ts = ttc_term_structure(sp.matrix_8x8, years)
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))
-        colors = ["tab:green" if v > 0 else "tab:red" for v in res.z_]
-        a1.bar([str(y) for y in res.z_.index], res.z_.to_numpy(), color=colors, yerr=res.z_se_.to_numpy(), capsize=2)
-        a1.axhline(0, color="black", lw=0.8)
-        a1.set_title(f"Z_t ({res.method}, rho={res.rho_:.3f}; z > 0 good year)")
-        a1.tick_params(axis="x", rotation=90)
-        yrs = np.arange(1, years + 1)
-        for j, g in enumerate(ts.grades):
-            a2.plot(yrs, np.maximum(ts.cumulative[:, j], 1e-6), marker="o", ms=3, label=g)
-        a2.set_yscale("log")
-        a2.set_xlabel("year")
-        a2.set_ylabel("cumulative PD")
-        a2.set_title("TTC cumulative PD by grade (S&P 8x8)")
-        a2.legend(fontsize=8)
+        fig = _fit_figure(res, ttc_term_structure(sp.matrix_8x8, years), years)
         out = _save_png(fig, Path(plot))
         plt.close(fig)
         console.print(f"plot written to {out}")
+
+
+def _fit_figure(res, ts, years: int):
+    """Figure of Z_t (bars, z > 0 = good year, green) and TTC cumulative PDs by grade (log axis).
+
+    A cumulative PD of exactly 0 (AAA in year 1 of the S&P 8x8: no AAA defaulted within a year)
+    has no place on a log axis; it is masked (NaN: no marker) rather than drawn at a fake floor,
+    which would show a default risk the data do not contain."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    colors = ["tab:green" if v > 0 else "tab:red" for v in res.z_]
+    a1.bar([str(y) for y in res.z_.index], res.z_.to_numpy(), color=colors, yerr=res.z_se_.to_numpy(), capsize=2)
+    a1.axhline(0, color="black", lw=0.8)
+    a1.set_title(f"Z_t ({res.method}, rho={res.rho_:.3f}; z > 0 good year)")
+    a1.tick_params(axis="x", rotation=90)
+    yrs = np.arange(1, years + 1)
+    for j, g in enumerate(ts.grades):
+        cum = ts.cumulative[:years, j]
+        a2.plot(yrs, np.where(cum > 0, cum, np.nan), marker="o", ms=3, label=g)
+    a2.set_yscale("log")
+    a2.set_xlabel("year")
+    a2.set_ylabel("cumulative PD")
+    a2.set_title("TTC cumulative PD by grade (S&P 8x8; PD = 0 not drawn)")
+    a2.legend(fontsize=8)
+    return fig
 
 
 def _parse_floats(text: str, what: str) -> list[float]:
