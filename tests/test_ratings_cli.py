@@ -152,3 +152,23 @@ def test_ratings_fit_plot_masks_zero_pds_instead_of_a_fake_floor(tmp_path):
         assert drawn.min() == pytest.approx(ts.cumulative[ts.cumulative > 0].min())
     finally:
         plt.close(fig)
+
+
+def test_ratings_fit_too_few_years_or_rho_at_bound(tmp_path, capsys):
+    long = _long_counts(tmp_path)
+    one = long[long["year"] == 1990]
+    one = one[one["rating"] != "A"]  # no A default in 1990
+    path = tmp_path / "one.csv"
+    one.to_csv(path, index=False)
+    code, out, err = run(["ratings", "fit", "--data", str(path)], capsys)
+    assert code == 2 and "at least 3 years" in err and "--rho" not in out
+    code, out, _ = run(["ratings", "fit", "--data", str(path), "--rho", "0.05"], capsys)
+    assert code == 0 and "1990" in out
+    flat = pd.DataFrame(
+        [(y, g, 2000, d) for y in range(2001, 2011) for g, d in (("BBB", 4), ("BB", 20), ("B", 80))],
+        columns=["year", "rating", "obligors", "defaults"],
+    )
+    path = tmp_path / "flat.csv"
+    flat.to_csv(path, index=False)
+    code, out, err = run(["ratings", "fit", "--data", str(path)], capsys)
+    assert code == 0 and "warning:" in out and "lower bound" in out and "Traceback" not in err

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +153,11 @@ def fit(
         defaults, obligors = _read_counts(Path(data))
         source = str(data)
     model = ZFactorModel(rho=rho, rho_method=rho_method)
-    res = model.fit(defaults=defaults, obligors=obligors, method=method)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        res = model.fit(defaults=defaults, obligors=obligors, method=method)
+    for wmsg in caught:  # e.g. rho at its search bound: one readable line, not a warnings trace
+        console.print(f"[yellow]warning:[/] {wmsg.message}")
     pooled = defaults.sum() / obligors.sum()
     console.print(f"[bold]Data:[/] {source}; grades {', '.join(map(str, defaults.columns))}")
     console.print(_fmt_matrix(sp.matrix_8x8, "TTC one-year matrix (S&P 1981-2016, NR-adjusted)"))
