@@ -178,3 +178,18 @@ def test_selected_outputs_match_the_full_run():
         torch.testing.assert_close(part[key], full[key], rtol=0, atol=0)
     with pytest.raises(ConfigError, match=r"unknown waterfall output\(s\) \['colour'\]"):
         run_waterfall(pool, cfg, 1e8, outputs=["colour"])
+
+
+@settings(max_examples=30, deadline=None)
+@given(cfg=deals(), seed=st.integers(0, 2**31 - 1), T=st.integers(1, 10), mode=st.sampled_from(MODES))
+def test_in_place_fast_path_equals_the_autograd_path(cfg, seed, T, mode):
+    # without autograd the waterfall updates balances in place and writes preallocated outputs; with a
+    # tensor that requires grad it runs out of place: the same arithmetic, so equal to the last bit
+    pool = torch.as_tensor(random_pool(seed, 6, T, 50.0))
+    sizes = torch.tensor([t.balance for t in cfg.tranches], dtype=torch.float64)
+    fast = run_waterfall(pool, cfg, mode=mode, tranche_balances=sizes)
+    tracked = run_waterfall(pool, cfg, mode=mode, tranche_balances=sizes.clone().requires_grad_(True))
+    assert fast.keys() == tracked.keys()
+    for key in fast:
+        assert not fast[key].requires_grad
+        torch.testing.assert_close(fast[key], tracked[key].detach(), rtol=0, atol=0, equal_nan=True, msg=key)

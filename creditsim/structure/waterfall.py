@@ -87,16 +87,6 @@ RESULT_KEYS: tuple[str, ...] = (
     "tranche_interest", "tranche_principal", "tranche_balance", "initial_balances", "pool_balance_0",
 )
 
-#: derived outputs -> the per-month records they are built from
-_DERIVED_FROM: dict[str, tuple[str, ...]] = {
-    "equity": ("equity_interest", "equity_principal"),
-    "tranche_cashflows": ("interest", "principal", "deferred_interest_paid", "equity", "equity_interest",
-                          "equity_principal"),
-    "tranche_interest": ("interest", "equity_interest"),
-    "tranche_principal": ("principal", "deferred_interest_paid", "equity_principal"),
-    "tranche_balance": ("balances",),
-}
-
 #: the outputs tranche analytics and simulation results need (``outputs=TRANCHE_OUTPUTS`` saves memory)
 TRANCHE_OUTPUTS: tuple[str, ...] = (
     "cash_in", "principal", "balances", "equity", "tranche_cashflows", "tranche_interest",
@@ -131,12 +121,17 @@ def _validate_inputs(pool_cf: Any, initial_balance: Any, device: str | torch.dev
     if cf.shape[0] == 0 or cf.shape[1] == 0:
         raise DataError(f"pool_cf needs at least one scenario and one month, got {tuple(cf.shape)}")
     with torch.no_grad():
-        bad = ~torch.isfinite(cf)
-        if bool(bad.any()):
-            s, t, k = (int(v) for v in torch.nonzero(bad)[0])
-            raise DataError(f"pool_cf has a non-finite value: {POOL_CF_TYPES[k]} at scenario {s}, month {t}")
-        neg = cf < -1e-9 * cf.abs().amax().clamp(min=1.0)
-        if bool(neg.any()):
+        # two passes without temporaries (the element-wise masks cost a 1/8-size copy each on large runs):
+        # a sum is finite iff every term is, unless it overflowed - the mask then decides
+        if not bool(torch.isfinite(cf.sum())):
+            bad = ~torch.isfinite(cf)
+            if bool(bad.any()):
+                s, t, k = (int(v) for v in torch.nonzero(bad)[0])
+                raise DataError(f"pool_cf has a non-finite value: {POOL_CF_TYPES[k]} at scenario {s}, month {t}")
+        lo, hi = (float(v) for v in torch.aminmax(cf))
+        floor = -1e-9 * max(abs(lo), abs(hi), 1.0)
+        if lo < floor:
+            neg = cf < floor
             s, t, k = (int(v) for v in torch.nonzero(neg)[0])
             raise DataError(
                 f"pool_cf.{POOL_CF_TYPES[k]} must be >= 0 (cash and balances), got {float(cf[s, t, k]):.6g} "
@@ -176,17 +171,15 @@ def _ic_paydown(balances: torch.Tensor, rates: torch.Tensor, excess: torch.Tenso
     """
     due = balances * rates
     rem = torch.clamp(excess.unsqueeze(1) - (torch.cumsum(due, dim=1) - due), min=0.0)
-    safe = torch.where(rates > 0, rates, torch.ones_like(rates))
-    x = torch.where(rates > 0, torch.minimum(balances, rem / safe),
-                    torch.where(rem > 0, balances, torch.zeros_like(balances)))
+    safe = torch.where(rates > 0, rates, 1.0)
+    x = torch.where(rates > 0, torch.minimum(balances, rem / safe), torch.where(rem > 0, balances, 0.0))
     return x.sum(dim=1)
 
 
 def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     """``num / den``, +inf where the denominator is 0 (a repaid class passes every test)."""
     pos = den > 0
-    safe = torch.where(pos, den, torch.ones_like(den))
-    return torch.where(pos, num / safe, torch.full_like(num, float("inf")))
+    return torch.where(pos, num / torch.where(pos, den, 1.0), float("inf"))
 
 
 class _Gates:
@@ -317,8 +310,16 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
     tol = 1e-9 * p0  # (S,) "zero balance" tolerance, relative to the deal size
     zero = torch.zeros(S, dtype=torch.float64, device=dev)
 
+    # Without autograd (no input requires grad) the note balances are updated in place and each month's
+    # outputs are copied into preallocated (T, S, ...) buffers while they are hot in cache; with autograd
+    # the same arithmetic runs out of place and the months are stacked at the end. Both paths perform
+    # the same floating-point operations, so their results are bitwise equal.
+    inplace = not (cf.requires_grad or p0.requires_grad or sizes.requires_grad)
+
     # state (S,) / (S, Kd)
     N = sizes[:Kd].unsqueeze(0).expand(S, Kd)
+    if inplace:
+        N = N.clone()
     deferred = torch.zeros(S, Kd, dtype=torch.float64, device=dev)
     carried = torch.zeros(S, Kd, dtype=torch.float64, device=dev)
     fee_sr_unpaid, fee_sub_unpaid = zero, zero
@@ -326,12 +327,11 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
     pool_pending = zero  # expected recoveries of defaulted pool par not yet received
     pool_prev = p0
 
-    # per-month records: the requested keys and what the derived ones are built from
-    recorded = set(outputs)
-    for key in outputs:
-        recorded |= set(_DERIVED_FROM.get(key, ()))
-    rec: dict[str, list[torch.Tensor]] = {k: [] for k in RESULT_KEYS if k in recorded and k not in _DERIVED_FROM
-                                          and k not in ("initial_balances", "pool_balance_0")}
+    # per-month records of the requested keys: (T, S, ...) buffers (in place) or lists of months
+    rec_keys = [k for k in RESULT_KEYS if k in outputs and k not in ("initial_balances", "pool_balance_0")]
+    buffers: dict[str, torch.Tensor] = {}
+    rec: dict[str, list[torch.Tensor]] = {k: [] for k in rec_keys}
+    eq_notional = sizes[Kd].expand(S, 1)
 
     # (T, K, S): each month's flow of one type is a contiguous (S,) vector
     cf_tks = cf.permute(1, 2, 0).contiguous()
@@ -425,11 +425,16 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
         deferred_start = deferred
         paid_down = torch.zeros(S, Kd, dtype=torch.float64, device=dev)
 
-        def paydown(x: torch.Tensor) -> None:
-            """Pay classes 0..m-1 down by ``x`` (S, m); split into capitalised / principal at month end."""
+        def paydown(x: torch.Tensor, first: int = 0) -> None:
+            """Pay classes first..first+m-1 down by ``x`` (S, m); split into capitalised / principal at
+            month end."""
             nonlocal N, paid_down
+            if inplace:
+                N[:, first:first + x.shape[1]] -= x
+                paid_down[:, first:first + x.shape[1]] += x
+                return
             if x.shape[1] < Kd:
-                x = F.pad(x, (0, Kd - x.shape[1]))
+                x = F.pad(x, (first, Kd - x.shape[1] - first))
             N = N - x
             paid_down = paid_down + x
 
@@ -478,7 +483,7 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
             if debt[k].deferrable and config.pay_deferred_from_interest:
                 rep = torch.minimum(avail, torch.clamp(deferred_start[:, k] - paid_down[:, k], min=0.0))
                 avail = avail - rep
-                paydown(F.pad(rep.unsqueeze(1), (k, 0)))
+                paydown(rep.unsqueeze(1), first=k)
         int_paid = torch.stack(int_paid_cols, dim=1)
         shortfall = torch.stack(short_cols, dim=1)
 
@@ -578,25 +583,29 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
             "equity_interest": lambda: equity_interest,
             "equity_principal": lambda: equity_principal,
             "event_of_default": lambda: (carried.sum(dim=1) > tol).to(torch.float64),
+            "equity": lambda: equity_interest + equity_principal,
+            "tranche_cashflows": lambda: torch.cat(
+                [int_paid + principal_paid + deferred_paid, (equity_interest + equity_principal).unsqueeze(1)],
+                dim=1),
+            "tranche_interest": lambda: torch.cat([int_paid, equity_interest.unsqueeze(1)], dim=1),
+            "tranche_principal": lambda: torch.cat(
+                [principal_paid + deferred_paid, equity_principal.unsqueeze(1)], dim=1),
+            "tranche_balance": lambda: torch.cat([N, eq_notional], dim=1),
         }
-        for key, values in rec.items():
-            values.append(month[key]())
+        for key in rec_keys:
+            value = month[key]()
+            if not inplace:
+                rec[key].append(value)
+                continue
+            if t == 0:
+                buffers[key] = torch.empty((T, *value.shape), dtype=value.dtype, device=dev)
+            buffers[key][t].copy_(value)
 
-    # stacking along a new leading axis is a contiguous copy; the (S, T, ...) views are free
-    out = {k: torch.stack(v, dim=0).movedim(0, 1) for k, v in rec.items()}
-    if "equity" in recorded:
-        out["equity"] = out["equity_interest"] + out["equity_principal"]
-    if "tranche_cashflows" in recorded:
-        debt_cash = out["interest"] + out["principal"] + out["deferred_interest_paid"]
-        out["tranche_cashflows"] = torch.cat([debt_cash, out["equity"].unsqueeze(2)], dim=2)
-    if "tranche_interest" in recorded:
-        out["tranche_interest"] = torch.cat([out["interest"], out["equity_interest"].unsqueeze(2)], dim=2)
-    if "tranche_principal" in recorded:
-        out["tranche_principal"] = torch.cat(
-            [out["principal"] + out["deferred_interest_paid"], out["equity_principal"].unsqueeze(2)], dim=2)
-    if "tranche_balance" in recorded:
-        eq_notional = sizes[Kd].expand(S, T).unsqueeze(2)
-        out["tranche_balance"] = torch.cat([out["balances"], eq_notional], dim=2)
+    # (T, S, ...) -> (S, T, ...) views are free; stacking along a new leading axis is a contiguous copy
+    if inplace:
+        out = {k: v.movedim(0, 1) for k, v in buffers.items()}
+    else:
+        out = {k: torch.stack(v, dim=0).movedim(0, 1) for k, v in rec.items()}
     out["initial_balances"] = sizes
     out["pool_balance_0"] = p0
     return {k: v for k, v in out.items() if k in outputs or k in ("initial_balances", "pool_balance_0")}
