@@ -163,6 +163,16 @@ def _pay_sequential(pot: torch.Tensor, dues: torch.Tensor) -> torch.Tensor:
     return torch.minimum(dues, torch.clamp(pot.unsqueeze(1) - before, min=0.0))
 
 
+def _rowsum(x: torch.Tensor) -> torch.Tensor:
+    """``x.sum(dim=1)`` of a narrow ``(S, m)`` matrix as a matrix-vector product.
+
+    A reduction over a short inner axis (and over a column slice in particular) is several times slower
+    than a BLAS ``gemv`` on CPU, and this runs a dozen times per simulated month. Each row is still an
+    ordinary float64 sum of its m entries.
+    """
+    return x @ torch.ones(x.shape[1], dtype=x.dtype, device=x.device)
+
+
 def _ic_paydown(balances: torch.Tensor, rates: torch.Tensor, excess: torch.Tensor) -> torch.Tensor:
     """Sequential paydown (S,) from the most senior class that cuts interest due by ``excess`` (S,).
 
@@ -173,7 +183,7 @@ def _ic_paydown(balances: torch.Tensor, rates: torch.Tensor, excess: torch.Tenso
     rem = torch.clamp(excess.unsqueeze(1) - (torch.cumsum(due, dim=1) - due), min=0.0)
     safe = torch.where(rates > 0, rates, 1.0)
     x = torch.where(rates > 0, torch.minimum(balances, rem / safe), torch.where(rem > 0, balances, 0.0))
-    return x.sum(dim=1)
+    return _rowsum(x)
 
 
 def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
@@ -444,7 +454,7 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
             need = None
             if oc_fail[k] is not None:
                 theta = oc_trig[k]
-                lk = N[:, : k + 1].sum(dim=1)
+                lk = _rowsum(N[:, : k + 1])
                 if principal_funded:  # the cash paid out also leaves the numerator
                     x = torch.clamp((theta * lk - acpa_now) / max(theta - 1.0, 1e-12), min=0.0)
                 else:
@@ -454,7 +464,7 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
                 if config.ic_cure == "turbo" and not principal_funded:
                     x = avail
                 else:
-                    excess = (N[:, : k + 1] * rates[: k + 1]).sum(dim=1) - ip_net / ic_trig[k]
+                    excess = N[:, : k + 1] @ rates[: k + 1] - ip_net / ic_trig[k]
                     x = _ic_paydown(N[:, : k + 1], rates[: k + 1], torch.clamp(excess, min=0.0))
                 x = ic_fail[k] * x
                 need = x if need is None else torch.maximum(need, x)
@@ -476,7 +486,7 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
             need = cure_need(k, acpa, False, avail)
             if need is not None:
                 cure = _pay_sequential(torch.minimum(need, avail), N[:, : k + 1])
-                used = cure.sum(dim=1)
+                used = _rowsum(cure)
                 avail = avail - used
                 interest_cure = interest_cure + used
                 paydown(cure)
@@ -501,7 +511,7 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
             avail = pay_sub_fee(avail)
         diversion = zero
         if in_rp and div_trig is not None:
-            l_all = N.sum(dim=1)
+            l_all = _rowsum(N)
             g = gates.fail(div_trig - _ratio(acpa, cum_bal[:, -1]))
             # cash at par counts in the numerator: buying x of collateral lifts ACPA by x
             diversion = torch.minimum(config.interest_diversion_share * avail,
@@ -520,7 +530,7 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
         senior_out = torch.cumsum(N, dim=1) - N
         eligible = (~deferrable).unsqueeze(0) | (senior_out <= tol.unsqueeze(1))
         catch_up = _pay_sequential(pav, shortfall * eligible)
-        pav = pav - catch_up.sum(dim=1)
+        pav = pav - _rowsum(catch_up)
         int_paid = int_paid + catch_up
         shortfall = shortfall - catch_up
         capitalised = shortfall * deferrable
@@ -534,7 +544,7 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
                 if need is None:
                     continue
                 cure = _pay_sequential(torch.minimum(need, pav), N[:, : k + 1])
-                used = cure.sum(dim=1)
+                used = _rowsum(cure)
                 pav = pav - used
                 acpa_now = acpa_now - used
                 principal_cure = principal_cure + used
@@ -544,7 +554,7 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
             pav = zero
         else:
             seq = _pay_sequential(pav, N)
-            pav = pav - seq.sum(dim=1)
+            pav = pav - _rowsum(seq)
             paydown(seq)
             reinvest = diversion  # zero outside the reinvestment period
         pav = pay_sub_fee(pav)
@@ -582,7 +592,7 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
             "acpa": lambda: acpa,
             "equity_interest": lambda: equity_interest,
             "equity_principal": lambda: equity_principal,
-            "event_of_default": lambda: (carried.sum(dim=1) > tol).to(torch.float64),
+            "event_of_default": lambda: (_rowsum(carried) > tol).to(torch.float64),
             "equity": lambda: equity_interest + equity_principal,
             "tranche_cashflows": lambda: torch.cat(
                 [int_paid + principal_paid + deferred_paid, (equity_interest + equity_principal).unsqueeze(1)],
