@@ -345,15 +345,32 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
 
     # (T, K, S): each month's flow of one type is a contiguous (S,) vector
     cf_tks = cf.permute(1, 2, 0).contiguous()
-    nan = torch.full((S,), float("nan"), dtype=torch.float64, device=dev)
-    one = torch.ones(S, dtype=torch.float64, device=dev)
+    # coverage tests of all classes at once: (Kd,) triggers (0 where a class has no such test, its
+    # column is then never used) and masks of the classes that have one
+    oc_has = torch.tensor([x is not None for x in oc_trig], dtype=torch.bool, device=dev)
+    ic_has = torch.tensor([x is not None for x in ic_trig], dtype=torch.bool, device=dev)
+    oc_trig_v = torch.tensor([0.0 if x is None else x for x in oc_trig], dtype=torch.float64, device=dev)
+    ic_trig_v = torch.tensor([0.0 if x is None else x for x in ic_trig], dtype=torch.float64, device=dev)
 
-    def needed(g: torch.Tensor, turbo: bool = False) -> torch.Tensor | None:
-        """The gate, or None when no scenario fails in the exact modes (the cure is then zero, and so
-        is the straight-through gradient ``d soft x cure``; turbo diversion is not zero, keep it)."""
+    def class_gates(trig: list[float | None], trig_v: torch.Tensor, ratio: torch.Tensor, turbo: bool = False
+                    ) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
+        """Fail weights ``(S, Kd)`` of one kind of test and, per class, its column or None when the class
+        has no test or, in the exact modes, no scenario fails it (the cure is then zero, and so is the
+        straight-through gradient ``d soft x cure``; turbo diversion is not zero, keep it)."""
+        if all(x is None for x in trig):
+            return None, [None] * Kd
+        g = gates.fail(trig_v - ratio)
         if mode == "soft" or (turbo and mode == "straight_through"):
-            return g
-        return g if bool((g.detach() > 0.5).any()) else None
+            any_fail = [True] * Kd
+        else:
+            any_fail = (g.detach() > 0.5).any(dim=0).tolist()
+        return g, [g[:, k] if trig[k] is not None and any_fail[k] else None for k in range(Kd)]
+
+    def pass_weights(g: torch.Tensor | None, has: torch.Tensor) -> torch.Tensor:
+        """``1 - fail`` for classes with the test, 1 for the others."""
+        if g is None:
+            return torch.ones(S, Kd, dtype=torch.float64, device=dev)
+        return torch.where(has, 1.0 - g, 1.0)
 
     for t in range(T):
         interest, sched, prepay, recov, defpar, loss, pool_bal = cf_tks[t].unbind(dim=0)
@@ -405,32 +422,11 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
         cum_due = torch.cumsum(N * rates, dim=1)
         oc_ratio = _ratio(acpa.unsqueeze(1).expand(S, Kd), cum_bal)
         ic_ratio = _ratio(ip_net.unsqueeze(1).expand(S, Kd), cum_due)
-        oc_fail: list[torch.Tensor | None] = []
-        ic_fail: list[torch.Tensor | None] = []
-        oc_r, ic_r, oc_p, ic_p = [], [], [], []
-        for k in range(Kd):
-            if oc_trig[k] is None:
-                oc_fail.append(None)
-                oc_r.append(nan)
-                oc_p.append(one)
-            else:
-                g = gates.fail(oc_trig[k] - oc_ratio[:, k])
-                oc_fail.append(needed(g))
-                oc_r.append(oc_ratio[:, k])
-                oc_p.append(1.0 - g)
-            if ic_trig[k] is None:
-                ic_fail.append(None)
-                ic_r.append(nan)
-                ic_p.append(one)
-            elif t < config.ic_first_period:
-                ic_fail.append(None)
-                ic_r.append(ic_ratio[:, k])
-                ic_p.append(one)
-            else:
-                g = gates.fail(ic_trig[k] - ic_ratio[:, k])
-                ic_fail.append(needed(g, turbo=config.ic_cure == "turbo"))
-                ic_r.append(ic_ratio[:, k])
-                ic_p.append(1.0 - g)
+        oc_g, oc_fail = class_gates(oc_trig, oc_trig_v, oc_ratio)
+        if t < config.ic_first_period:  # IC tests not yet active: ratios reported, every class passes
+            ic_g, ic_fail = None, [None] * Kd
+        else:
+            ic_g, ic_fail = class_gates(ic_trig, ic_trig_v, ic_ratio, turbo=config.ic_cure == "turbo")
 
         deferred_start = deferred
         paid_down = torch.zeros(S, Kd, dtype=torch.float64, device=dev)
@@ -579,10 +575,10 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
             "deferred_balance": lambda: deferred,
             "interest_shortfall": lambda: carried,
             "balances": lambda: N,
-            "oc_ratio": lambda: torch.stack(oc_r, dim=1),
-            "oc_pass": lambda: torch.stack(oc_p, dim=1),
-            "ic_ratio": lambda: torch.stack(ic_r, dim=1),
-            "ic_pass": lambda: torch.stack(ic_p, dim=1),
+            "oc_ratio": lambda: torch.where(oc_has, oc_ratio, float("nan")),
+            "oc_pass": lambda: pass_weights(oc_g, oc_has),
+            "ic_ratio": lambda: torch.where(ic_has, ic_ratio, float("nan")),
+            "ic_pass": lambda: pass_weights(ic_g, ic_has),
             "interest_cure": lambda: interest_cure,
             "principal_cure": lambda: principal_cure,
             "interest_diversion": lambda: diversion,
