@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from creditsim.errors import ConfigError, DataError, NotFittedError
-from creditsim.models.markov import MOVE_CLASSES, MarkovTransitionModel, base_case_matrix
+from creditsim.models.markov import (
+    DEFAULT_MACRO_MEAN,
+    DEFAULT_MACRO_SENSITIVITY,
+    DEFAULT_MACRO_STD,
+    MOVE_CLASSES,
+    MarkovTransitionModel,
+    base_case_matrix,
+)
 from creditsim.states import ALLOWED_TRANSITIONS, ASSET_CLASSES, MACRO_VARS, LoanState
 
 PLANTED = np.array(
@@ -107,9 +114,9 @@ def test_scenario_matrices_zero_shock_is_exact_and_downturn_tilts_moves() -> Non
     base, hit = model.transition_matrix_[0], out[1, 0, 0]
     assert hit[0, 1] > base[0, 1] and hit[3, 4] > base[3, 4]  # more delinquency and default
     assert hit[1, 0] < base[1, 0] and hit[0, 5] < base[0, 5]  # fewer cures and prepayments
-    # log-odds of CURRENT->DPD30 against staying rise by exactly beta * z = 1.5 * 2
+    # log-odds of CURRENT->DPD30 against staying rise by exactly beta * z = (0.1 x 1.5) * 2
     lor = np.log(hit[0, 1] / hit[0, 0]) - np.log(base[0, 1] / base[0, 0])
-    assert lor == pytest.approx(3.0)
+    assert lor == pytest.approx(0.3)
 
 
 def test_unsegmented_scenario_matrices_and_macro_statistics_from_fit() -> None:
@@ -201,3 +208,71 @@ def test_fit_macro_sensitivity_recovers_planted_betas_within_3_standard_errors()
         for var, beta in per_var.items():
             est, se = model.sensitivities[cls][var], model.sensitivity_se_[cls][var]
             assert 0 < se < 0.2 and abs(est - beta) < 3 * se, (cls, var, est, beta, se)
+
+
+def _annual_pd_from_current(mats: np.ndarray, years: int) -> np.ndarray:
+    """``(C, years)`` mean over paths of the one-year PD from CURRENT in each year, from ``(S, C, T, 7, 7)``."""
+    out = np.zeros((mats.shape[1], years))
+    for y in range(years):
+        cum = np.broadcast_to(np.eye(7), mats.shape[:2] + (7, 7)).copy()
+        for t in range(12 * y, 12 * y + 12):
+            cum = cum @ mats[:, :, t]
+        out[:, y] = cum[:, :, 0, LoanState.DEFAULT].mean(0)
+    return out
+
+
+def test_scenario_annual_pd_is_plausible_under_baseline_and_severely_adverse() -> None:
+    """Baseline paths give about the homogeneous one-year PD; the severely adverse worst year is a few
+    times that, far from 100 % (the spec's full-strength betas gave 96-99 % for every class)."""
+    from creditsim.data.synthetic import MacroScenarioGenerator
+
+    model = MarkovTransitionModel.default()
+    gen = MacroScenarioGenerator(n_months=36)
+    homogeneous = np.array([np.linalg.matrix_power(base_case_matrix(a), 12)[0, LoanState.DEFAULT] for a in ASSET_CLASSES])
+    pd_base = _annual_pd_from_current(model.scenario_matrices(gen.generate_scenario("baseline", n_paths=20, seed=0)), 3)
+    pd_severe = _annual_pd_from_current(model.scenario_matrices(gen.generate_scenario("severely_adverse", n_paths=20, seed=0)), 3)
+    pd_adverse = _annual_pd_from_current(model.scenario_matrices(gen.generate_scenario("adverse", n_paths=20, seed=0)), 3)
+    assert ((pd_base > 0.005) & (pd_base < 0.08)).all(), pd_base
+    np.testing.assert_allclose(pd_base, np.broadcast_to(homogeneous[:, None], pd_base.shape), rtol=0.15)
+    worst = pd_severe.max(1)
+    ratio = worst / pd_base.mean(1)
+    assert ((ratio > 2.0) & (ratio < 15.0)).all(), ratio
+    assert (worst < 0.40).all(), worst
+    assert (pd_adverse.max(1) > pd_base.mean(1)).all() and (pd_adverse.max(1) < worst).all()
+
+
+def test_standardised_shocks_are_clipped_at_four_sds() -> None:
+    model = MarkovTransitionModel.default()
+    g = MACRO_VARS.index("gdp_growth")
+    mean, sd = model.macro_mean_[g], model.macro_std_[g]
+    paths = np.broadcast_to(model.macro_mean_, (3, 2, 9)).copy()
+    paths[0, :, g] = mean - 4 * sd
+    paths[1, :, g] = mean - 40 * sd  # an absurd path: tilted no further than z = -4
+    paths[2, :, g] = mean - 3 * sd
+    out = model.scenario_matrices(paths)
+    np.testing.assert_allclose(out[1], out[0], rtol=0, atol=1e-15)
+    assert (out[2, :, :, 0, 1] < out[0, :, :, 0, 1]).all()
+    unclipped = MarkovTransitionModel.from_matrix(model.transition_matrix_, segments=ASSET_CLASSES, z_clip=None)
+    assert (unclipped.scenario_matrices(paths)[1, :, :, 0, 1] > out[1, :, :, 0, 1]).all()
+    with pytest.raises(ConfigError, match="z_clip"):
+        MarkovTransitionModel(z_clip=0)
+
+
+def test_markov_overlay_and_synthetic_data_share_one_calibration() -> None:
+    from creditsim import macro_sensitivity as ms
+    from creditsim.data.synthetic import MacroAnchors, MacroSensitivity
+
+    syn, anchors = MacroSensitivity(), MacroAnchors()
+    assert syn.scale == ms.SENSITIVITY_SCALE == 0.1
+    for field, cls in (("onset", "delinquency"), ("roll", "default"), ("cure", "cure"), ("prepay", "prepayment")):
+        assert getattr(syn, field) == ms.spec_betas(cls)
+        for v in ms.SENSITIVITY_VARIABLES:
+            assert DEFAULT_MACRO_SENSITIVITY[cls][v] == pytest.approx(0.1 * ms.SPEC_SENSITIVITY[cls][v])
+    assert syn.shock_sd == tuple(ms.SHOCK_SD[v] for v in ms.SENSITIVITY_VARIABLES)
+    for v in ms.SENSITIVITY_VARIABLES:
+        assert getattr(anchors, v) == ms.SHOCK_MEAN[v] == DEFAULT_MACRO_MEAN[v]
+        assert DEFAULT_MACRO_STD[v] == ms.SHOCK_SD[v]
+    # the same month's shocks: the generator's (unclipped) and the shared helper agree
+    path = np.broadcast_to(anchors.as_vector(), (5, 9)).copy()
+    path[:, MACRO_VARS.index("gdp_growth")] = np.linspace(-0.08, 0.04, 5)
+    np.testing.assert_allclose(syn.shocks(path, anchors), ms.standardised_shocks(path), rtol=1e-12)

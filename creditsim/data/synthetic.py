@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from creditsim.errors import ConfigError, DataError
+from creditsim.macro_sensitivity import SENSITIVITY_SCALE, SENSITIVITY_VARIABLES, SHOCK_MEAN, SHOCK_SD, spec_betas
 from creditsim.states import ASSET_CLASSES, MACRO_VARS, N_STATES, LoanState, scenario_index
 
 __all__ = [
@@ -65,13 +66,14 @@ class MacroAnchors:
     IG / HY option-adjusted spreads and of the bank-loan delinquency rate (FRED ``DRALACBS``).
     """
 
-    gdp_growth: float = 0.020
-    unemployment_rate: float = 0.042
+    # the three sensitivity anchors live in creditsim.macro_sensitivity (shared with the Markov overlay)
+    gdp_growth: float = SHOCK_MEAN["gdp_growth"]
+    unemployment_rate: float = SHOCK_MEAN["unemployment_rate"]
     inflation_rate: float = 0.025
     neutral_real_rate: float = 0.010
     term_premium: float = 0.010
     credit_spread_ig: float = 0.012
-    credit_spread_hy: float = 0.040
+    credit_spread_hy: float = SHOCK_MEAN["credit_spread_hy"]
     house_price_growth: float = 0.040
     default_rate: float = 0.020
 
@@ -431,6 +433,10 @@ class MacroSensitivity:
     onset (current -> 30 dpd) (+1.5, +0.8, -2.0); roll to worse buckets and to default (+1.0, +0.5,
     -1.5); cures (-0.8, -0.3, +1.0); prepayment (-0.3, -0.2, +0.5).
 
+    All defaults (coefficients, ``scale``, ``shock_sd`` and the three anchors) come from
+    :mod:`creditsim.macro_sensitivity`, the single source shared with the Markov overlay; shocks are
+    not clipped here (the panels must stay bit-identical to those the shipped checkpoints learnt from).
+
     ``scale`` (default 0.1) is our decision: the three variables move together, so applying the
     coefficients at full strength to a Fed severely adverse path (3-5 standard deviations on each
     at once) would multiply delinquency odds by e^18. With 0.1 the severely adverse peak multiplies
@@ -438,12 +444,12 @@ class MacroSensitivity:
     delinquency rate (FRED ``DRALACBS``: 1.5 % -> 7.4 %).
     """
 
-    onset: tuple[float, float, float] = (1.5, 0.8, -2.0)
-    roll: tuple[float, float, float] = (1.0, 0.5, -1.5)
-    cure: tuple[float, float, float] = (-0.8, -0.3, 1.0)
-    prepay: tuple[float, float, float] = (-0.3, -0.2, 0.5)
-    scale: float = 0.1
-    shock_sd: tuple[float, float, float] = (0.017, 0.025, 0.019)
+    onset: tuple[float, float, float] = spec_betas("delinquency")
+    roll: tuple[float, float, float] = spec_betas("default")
+    cure: tuple[float, float, float] = spec_betas("cure")
+    prepay: tuple[float, float, float] = spec_betas("prepayment")
+    scale: float = SENSITIVITY_SCALE
+    shock_sd: tuple[float, float, float] = tuple(SHOCK_SD[v] for v in SENSITIVITY_VARIABLES)  # type: ignore[assignment]
 
     def shocks(self, macro: np.ndarray, anchors: MacroAnchors) -> np.ndarray:
         """``(T, 3)`` standardised (unemployment, HY spread, growth) shocks of a ``(T, 9)`` path."""

@@ -13,7 +13,7 @@ listed in ``empty_rows_`` and reported by :meth:`summary` and a warning, never s
 
 Macro overlay (decision, documented). The homogeneous chain is the through-the-cycle baseline. For
 scenario analysis :meth:`scenario_matrices` tilts it month by month with log-odds shifts per
-standardised macro shock ``z = (x - mean) / std``:
+standardised macro shock ``z = clip((x - mean) / std, -4, 4)``:
 
     logit_ij(s, t) = log p_ij + sum_v beta_{class(i, j), v} z_v(s, t),   row softmax over p_ij > 0,
 
@@ -22,10 +22,19 @@ where the move classes and default sensitivities are those of spec/loan-tape.md:
 (any delinquent state -> a lower bucket or CURRENT) and prepayment (live -> PREPAID); "spreads" are the
 high-yield spread. Staying put is the reference category (no shift). Forbidden and unobserved moves
 keep probability exactly 0, rows stay stochastic, and a zero shock returns the baseline matrix exactly.
-The standardisation statistics are ``macro_mean_`` / ``macro_std_``: taken from the macro frame given
-to :meth:`fit` if any, else long-run US values (FRED: real GDP growth y/y 1990-2019, other series
-1997-2019, see :data:`DEFAULT_MACRO_MEAN`). :meth:`fit_macro_sensitivity` optionally estimates the
-sensitivities from a dated panel and a macro frame (conditional-logit MLE with standard errors).
+
+Calibration (decision): the default sensitivities, their strength and the standardisation anchors of
+the three sensitivity variables come from :mod:`creditsim.macro_sensitivity`, the single source shared
+with the synthetic data generator: the spec's coefficients scaled by 0.1, shocks centred on the macro
+generator's steady state and scaled by 1981-2019 US standard deviations. At the spec's full strength a
+Fed severely adverse path (3-5 sds on each variable at once) shifted delinquency log-odds by ~+18 and
+gave ~97 % one-year PD for every asset class; with the shared calibration the worst year's PD is a few
+times the baseline (see tests/test_markov.py). Standardised shocks are clipped to ``|z| <= z_clip``
+(default 4) because a linear log-odds tilt extrapolates without bound. The standardisation statistics
+are ``macro_mean_`` / ``macro_std_``: taken from the macro frame given to :meth:`fit` (or
+:meth:`fit_macro_sensitivity`) if any, else :data:`DEFAULT_MACRO_MEAN` / :data:`DEFAULT_MACRO_STD`.
+:meth:`fit_macro_sensitivity` optionally estimates the sensitivities (at full strength, no further
+scaling) from a dated panel and a macro frame (conditional-logit MLE with standard errors).
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ import torch
 
 from creditsim.cashflows.sampler import check_positive_int, check_states, cumulative_thresholds, validate_matrices
 from creditsim.errors import ConfigError, DataError, NotFittedError
+from creditsim.macro_sensitivity import SHOCK_MEAN, SHOCK_SD, Z_CLIP, scaled_sensitivity
 from creditsim.schema import validate_macro, validate_panel
 from creditsim.states import ABSORBING_STATES, ALLOWED_TRANSITIONS, ASSET_CLASSES, MACRO_VARS, N_STATES, LoanState
 
@@ -75,27 +85,24 @@ def _move_classes() -> dict[str, np.ndarray]:
 #: (7, 7) bool masks of the moves each macro sensitivity applies to.
 MOVE_CLASSES: dict[str, np.ndarray] = _move_classes()
 
-#: Log-odds per unit standardised shock (spec/loan-tape.md), by move class and macro variable.
-DEFAULT_MACRO_SENSITIVITY: dict[str, dict[str, float]] = {
-    "delinquency": {"unemployment_rate": 1.5, "credit_spread_hy": 0.8, "gdp_growth": -2.0},
-    "default": {"unemployment_rate": 1.0, "credit_spread_hy": 0.5, "gdp_growth": -1.5},
-    "cure": {"unemployment_rate": -0.8, "credit_spread_hy": -0.3, "gdp_growth": 1.0},
-    "prepayment": {"unemployment_rate": -0.3, "credit_spread_hy": -0.2, "gdp_growth": 0.5},
-}
+#: Effective log-odds per unit standardised shock by move class and macro variable: the spec's
+#: coefficients times the shared scale (:func:`creditsim.macro_sensitivity.scaled_sensitivity`).
+DEFAULT_MACRO_SENSITIVITY: dict[str, dict[str, float]] = scaled_sensitivity()
 
-#: Long-run means of the macro variables (decimals): FRED GDPC1 y/y 1990-2019; UNRATE, CPIAUCSL y/y,
-#: FEDFUNDS, DGS10, BAMLC0A0CM, BAMLH0A0HYM2, CSUSHPINSA y/y 1997-2019; default-rate index: bank loan
-#: delinquency-based index, rough long-run level.
+#: Standardisation centres (decimals). Unemployment, HY spread and GDP growth (the variables of the
+#: default sensitivities): the shared anchors of :mod:`creditsim.macro_sensitivity`. The others are
+#: only used by user-given or fitted sensitivities on them: FRED CPIAUCSL y/y, FEDFUNDS, DGS10,
+#: BAMLC0A0CM, CSUSHPINSA y/y 1997-2019 means; default-rate index: rough long-run level.
 DEFAULT_MACRO_MEAN: dict[str, float] = {
-    "gdp_growth": 0.0252, "unemployment_rate": 0.0571, "inflation_rate": 0.0245, "policy_rate": 0.0224,
-    "yield_10y": 0.0373, "credit_spread_ig": 0.0155, "credit_spread_hy": 0.0555, "house_price_growth": 0.0361,
-    "default_rate": 0.0300,
+    "gdp_growth": SHOCK_MEAN["gdp_growth"], "unemployment_rate": SHOCK_MEAN["unemployment_rate"],
+    "inflation_rate": 0.0245, "policy_rate": 0.0224, "yield_10y": 0.0373, "credit_spread_ig": 0.0155,
+    "credit_spread_hy": SHOCK_MEAN["credit_spread_hy"], "house_price_growth": 0.0361, "default_rate": 0.0300,
 }
-#: Long-run standard deviations, same sources as :data:`DEFAULT_MACRO_MEAN`.
+#: Standardisation scales, same sources as :data:`DEFAULT_MACRO_MEAN` (shared sds for the three).
 DEFAULT_MACRO_STD: dict[str, float] = {
-    "gdp_growth": 0.0165, "unemployment_rate": 0.0175, "inflation_rate": 0.0126, "policy_rate": 0.0214,
-    "yield_10y": 0.0141, "credit_spread_ig": 0.0088, "credit_spread_hy": 0.0268, "house_price_growth": 0.0556,
-    "default_rate": 0.0150,
+    "gdp_growth": SHOCK_SD["gdp_growth"], "unemployment_rate": SHOCK_SD["unemployment_rate"],
+    "inflation_rate": 0.0126, "policy_rate": 0.0214, "yield_10y": 0.0141, "credit_spread_ig": 0.0088,
+    "credit_spread_hy": SHOCK_SD["credit_spread_hy"], "house_price_growth": 0.0556, "default_rate": 0.0150,
 }
 
 #: Base-case monthly roll rates of spec/loan-tape.md by asset class:
@@ -135,8 +142,9 @@ class MarkovTransitionModel:
 
     Args:
         n_states: must be 7 (the :class:`~creditsim.states.LoanState` chain).
-        sensitivities: macro log-odds sensitivities by move class (default
-            :data:`DEFAULT_MACRO_SENSITIVITY`).
+        sensitivities: macro log-odds sensitivities by move class, at the strength applied (default
+            :data:`DEFAULT_MACRO_SENSITIVITY`, the spec's coefficients scaled by 0.1).
+        z_clip: largest absolute standardised shock the overlay applies (default 4); None = no clip.
 
     Fitted attributes:
         counts_: ``(7, 7)`` (or ``(C, 7, 7)``) int64 observed one-month transitions.
@@ -147,9 +155,14 @@ class MarkovTransitionModel:
         macro_mean_, macro_std_: ``(9,)`` standardisation statistics in MACRO_VARS order.
     """
 
-    def __init__(self, n_states: int = N_STATES, sensitivities: dict[str, dict[str, float]] | None = None):
+    def __init__(self, n_states: int = N_STATES, sensitivities: dict[str, dict[str, float]] | None = None,
+                 z_clip: float | None = Z_CLIP):
         if n_states != N_STATES:
             raise ConfigError(f"n_states must be {N_STATES} (the LoanState chain), got {n_states}")
+        if z_clip is not None and (isinstance(z_clip, bool) or not isinstance(z_clip, (int, float, np.floating, np.integer))
+                                   or not z_clip > 0):
+            raise ConfigError(f"z_clip must be a positive number or None, got {z_clip!r}")
+        self.z_clip = None if z_clip is None else float(z_clip)
         self.n_states = n_states
         self.sensitivities = _check_sensitivities(DEFAULT_MACRO_SENSITIVITY if sensitivities is None else sensitivities)
         self.macro_mean_ = np.array([DEFAULT_MACRO_MEAN[v] for v in MACRO_VARS])
@@ -446,6 +459,8 @@ class MarkovTransitionModel:
         if mean.shape != (len(MACRO_VARS),) or std.shape != (len(MACRO_VARS),) or not (std > 0).all():
             raise ConfigError(f"macro_mean / macro_std: expected ({len(MACRO_VARS)},) with std > 0")
         z = (macro - mean) / std  # (S, T, 9)
+        if self.z_clip is not None:
+            z = np.clip(z, -self.z_clip, self.z_clip)
         delta = np.zeros(macro.shape[:2] + (N_STATES, N_STATES))
         for name, sens in self.sensitivities.items():
             beta = np.array([sens.get(v, 0.0) for v in MACRO_VARS])
