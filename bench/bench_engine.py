@@ -19,10 +19,6 @@ import os
 import resource
 import time
 
-# idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning siblings burn
-# the cores the other thread needs (measured: 7x more CPU for the same work). Must precede torch.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import numpy as np
 import torch
 
@@ -104,6 +100,7 @@ def main() -> None:
     gap = prev - cf[..., k["scheduled_principal"]] - cf[..., k["prepayment"]] - cf[..., k["default_par"]] - cf[..., k["balance"]]
     cum_def = cf[..., k["default_par"]].sum(1) / res.initial_balance
 
+    print(f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset: library default configuration)')}")
     print(f"book: {args.loans} loans, {args.months} months, {args.sims} scenarios "
           f"({'macro-conditioned (S, C, T, 7, 7)' if args.macro else 'homogeneous (C, 7, 7)'} matrices), "
           f"{args.threads} torch threads, device {args.device}")

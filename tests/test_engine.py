@@ -381,3 +381,30 @@ def test_scenario_arrays_callables_and_progress_give_the_same_pool() -> None:
     assert by_array.initial_balance == pytest.approx(book.initial_balance)
     with pytest.raises(DataError, match="n_sims"):
         simulate_pool_cashflows(book, mats[:4], 10, seed=6, n_months=8)
+
+
+def test_month_loop_runs_on_one_cpu_thread_and_restores_the_callers_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The month loop's small products are 200x slower with two spinning OpenMP threads on a busy
+    machine, so the library (not only the bench) runs it on one thread and restores the caller's count."""
+    import creditsim.cashflows.engine as engine
+
+    seen: list[int] = []
+    step = engine._month_step_pool
+
+    def spy(*args: object) -> object:
+        seen.append(torch.get_num_threads())
+        return step(*args)
+
+    monkeypatch.setattr(engine, "_month_step_pool", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        book = _book(30, seed=4)
+        out = simulate_pool_chunk(book, STRESSED, np.arange(4), seed=1, n_months=6)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+        loan = simulate_loan_level(book, STRESSED, np.arange(4), seed=1, n_months=6)
+        np.testing.assert_allclose(loan.pool(), out, rtol=1e-12, atol=1e-6)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
