@@ -408,3 +408,38 @@ def test_month_loop_runs_on_one_cpu_thread_and_restores_the_callers_count(monkey
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_pool_cashflows_are_written_into_one_preallocated_result() -> None:
+    """Peak memory is the result plus one chunk, not the list of chunks plus their concatenation (2x)."""
+    import tracemalloc
+
+    book = _book(20, seed=6)
+    simulate_pool_cashflows(book, STRESSED, 8, seed=2, n_months=60, chunk_size=4)  # warm caches and tables
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        res = simulate_pool_cashflows(book, STRESSED, 2000, seed=2, n_months=60, chunk_size=100)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert res.cashflows.shape == (2000, 60, len(POOL_CF_TYPES))
+    assert peak < 1.4 * res.cashflows.nbytes, (peak, res.cashflows.nbytes)
+
+
+def test_on_chunk_streams_the_same_numbers_and_keep_false_holds_nothing() -> None:
+    book = _book(25, seed=8)
+    full = simulate_pool_cashflows(book, STRESSED, 30, seed=3, n_months=12, chunk_size=7)
+    seen: list[np.ndarray] = []
+    total = np.zeros((12, len(POOL_CF_TYPES)))
+
+    def reduce(ids: np.ndarray, cf: np.ndarray, pending: np.ndarray) -> None:
+        seen.append(ids)
+        total[:] += cf.sum(0)
+        assert pending.shape == (len(ids),)
+
+    assert simulate_pool_cashflows(book, STRESSED, 30, seed=3, n_months=12, chunk_size=7, on_chunk=reduce, keep=False) is None
+    np.testing.assert_array_equal(np.concatenate(seen), np.arange(30))
+    np.testing.assert_allclose(total, full.cashflows.sum(0), rtol=1e-12)
+    with pytest.raises(ConfigError, match="on_chunk"):
+        simulate_pool_cashflows(book, STRESSED, 30, seed=3, n_months=12, keep=False)

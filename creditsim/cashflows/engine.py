@@ -654,7 +654,9 @@ def simulate_pool_cashflows(
     group_by: object | None = None,
     device: str | torch.device = "cpu",
     progress: Callable[[int, int], None] | None = None,
-) -> PoolCashflows:
+    on_chunk: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None,
+    keep: bool = True,
+) -> PoolCashflows | None:
     """Pool cashflows of ``n_sims`` scenarios, streamed in scenario chunks (bounded memory).
 
     Args:
@@ -664,16 +666,28 @@ def simulate_pool_cashflows(
         chunk_size: scenarios per chunk; results are identical for any chunk size. The per-month loan
             tables are built once per chunk and loan block, so chunks of 500+ scenarios amortise them.
         progress: called as ``progress(done, n_sims)`` after each chunk.
+        on_chunk: called as ``on_chunk(scenario_ids (s,), cashflows (s, T, [G,] K), pending (s, [G]))``
+            after each chunk, to reduce results as they stream (e.g. tranche losses, quantiles).
+        keep: keep the full result (default). ``keep=False`` (with ``on_chunk``) returns None and
+            holds only one chunk at a time.
 
-    Memory: the working set is that of one chunk (see :func:`simulate_pool_chunk`); the returned
-    arrays hold ``n_sims * T * K`` float64 (3.4 kB per scenario at T = 60). For very many scenarios
-    call :func:`simulate_pool_chunk` per chunk and reduce as you go.
+    Memory bound: the chunk working set (:func:`simulate_pool_chunk`: about
+    ``chunk_size * loan_chunk * 70`` bytes, 0.3 GB at the defaults) plus, with ``keep``, the result,
+    allocated once and filled chunk by chunk: ``n_sims * T * [G *] K * 8`` bytes (3.4 kB per scenario at
+    T = 60, K = 7: 3.4 GB for a million scenarios). With ``keep=False`` the bound does not depend on
+    ``n_sims`` at all.
 
     Returns:
-        :class:`PoolCashflows` with ``(S, T, K)`` (or ``(S, T, G, K)``) cashflows.
+        :class:`PoolCashflows` with ``(S, T, K)`` (or ``(S, T, G, K)``) cashflows; None if not ``keep``.
     """
     sims = check_positive_int(n_sims, "n_sims")
     size = check_positive_int(chunk_size, "chunk_size")
+    if not isinstance(keep, (bool, np.bool_)):
+        raise ConfigError(f"keep must be True or False, got {keep!r}")
+    if on_chunk is not None and not callable(on_chunk):
+        raise ConfigError(f"on_chunk must be a callable (scenario_ids, cashflows, pending) -> None, got {on_chunk!r}")
+    if not keep and on_chunk is None:
+        raise ConfigError("keep=False discards every result; pass on_chunk to reduce the chunks as they stream")
     per_scenario = None
     if not callable(matrices):
         arr = matrices if isinstance(matrices, (np.ndarray, torch.Tensor)) else np.asarray(matrices, dtype=np.float64)
@@ -681,7 +695,8 @@ def simulate_pool_cashflows(
             if arr.shape[0] != sims:
                 raise DataError(f"matrices: first axis has {arr.shape[0]} scenarios, expected n_sims={sims}")
             per_scenario = arr
-    outs, pendings = [], []
+    out: np.ndarray | None = None
+    pending: np.ndarray | None = None
     for start in range(0, sims, size):
         ids = np.arange(start, min(sims, start + size))
         if callable(matrices):
@@ -692,17 +707,26 @@ def simulate_pool_cashflows(
             mats = matrices
         cf, pend = simulate_pool_chunk(book, mats, ids, seed, n_months, loan_chunk=loan_chunk, group_by=group_by,
                                        device=device, return_pending=True)
-        outs.append(cf)
-        pendings.append(pend)
+        if on_chunk is not None:
+            on_chunk(ids, cf, pend)
+        if keep:
+            if out is None:  # allocated once: peak = result + one chunk (not 2x the result)
+                out = np.empty((sims,) + cf.shape[1:], dtype=cf.dtype)
+                pending = np.empty((sims,) + pend.shape[1:], dtype=pend.dtype)
+            out[start : start + len(ids)] = cf
+            pending[start : start + len(ids)] = pend
+        del cf, pend
         if progress is not None:
             progress(int(ids[-1]) + 1, sims)
+    if not keep:
+        return None
     if group_by is None:
         init: float | np.ndarray = book.initial_balance
         labels = None
     else:
         codes, labels = book.group_codes(group_by)
         init = np.bincount(codes, weights=book.balance, minlength=len(labels))
-    return PoolCashflows(np.concatenate(outs, axis=0), np.concatenate(pendings, axis=0), init, labels)
+    return PoolCashflows(out, pending, init, labels)
 
 
 def _loan_level(book: LoanBook, keep: dict[str, torch.Tensor], lgd: np.ndarray) -> LoanCashflows:
