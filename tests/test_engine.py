@@ -443,3 +443,16 @@ def test_on_chunk_streams_the_same_numbers_and_keep_false_holds_nothing() -> Non
     np.testing.assert_allclose(total, full.cashflows.sum(0), rtol=1e-12)
     with pytest.raises(ConfigError, match="on_chunk"):
         simulate_pool_cashflows(book, STRESSED, 30, seed=3, n_months=12, keep=False)
+
+
+def test_month_varying_matrices_given_as_3d_are_refused_not_read_as_cohorts() -> None:
+    book = _book(12, seed=9, cohort=np.arange(12) % 4, cohort_labels=("a", "b", "c", "d"))
+    by_month = np.broadcast_to(STRESSED, (24, 7, 7)).copy()
+    with pytest.raises(ConfigError, match=r"\(C, 7, 7\).*24 matrices.*4 cohorts"):
+        simulate_pool_chunk(book, by_month, np.arange(2), seed=0, n_months=24)
+    with pytest.raises(ConfigError, match="1 cohorts"):
+        simulate_pool_chunk(_book(12, seed=9), by_month, np.arange(2), seed=0, n_months=24)
+    # the explicit forms work: per cohort, and month-varying shared by all scenarios
+    per_cohort = simulate_pool_chunk(book, np.broadcast_to(STRESSED, (4, 7, 7)), np.arange(2), seed=0, n_months=24)
+    shared = simulate_pool_chunk(book, by_month[None], np.arange(2), seed=0, n_months=24)
+    np.testing.assert_allclose(shared, per_cohort, rtol=1e-12)

@@ -274,6 +274,14 @@ class _Thresholds:
         if matrices.ndim == 2:
             m = matrices.view(1, 1, 1, N_STATES, N_STATES)  # (s, C, T, 7, 7)
         elif matrices.ndim == 3:
+            # (C, 7, 7) and a month-varying (T, 7, 7) look alike: never guess, require the book's C
+            n_labels = len(book.cohort_labels)
+            if shape[0] != n_labels:
+                raise ConfigError(
+                    f"matrices: a 3-D input is read as (C, 7, 7), one matrix per cohort, but it has {shape[0]} "
+                    f"matrices and the book has {n_labels} cohorts {format_labels(list(book.cohort_labels))}; "
+                    "for month-varying matrices pass (1, T, 7, 7) (shared by all scenarios) or (S, T, 7, 7)"
+                )
             m = matrices.view(1, shape[0], 1, N_STATES, N_STATES)
         elif matrices.ndim == 4:
             m = matrices.unsqueeze(1)
@@ -595,6 +603,8 @@ def simulate_pool_chunk(
         book: loan terms (:class:`LoanBook`).
         matrices: ``(7, 7)``, ``(C, 7, 7)``, ``(s, T_m, 7, 7)`` or ``(s, C, T_m, 7, 7)`` monthly
             transition matrices for THIS slice (``s = len(scenario_ids)``; ``T_m >= n_months`` or 1).
+            A 3-D input is always ``(C, 7, 7)`` with ``C = len(book.cohort_labels)`` (else ConfigError;
+            a month-varying set shared by all scenarios is ``(1, T_m, 7, 7)``).
             Validated: stochastic rows, forbidden moves exactly 0. Loan risk shifts are applied per
             risk bin (:func:`creditsim.cashflows.sampler.risk_bins`).
         scenario_ids: ``(s,)`` GLOBAL scenario ids; each scenario's random stream depends only on
