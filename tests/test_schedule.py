@@ -103,3 +103,16 @@ def test_schedule_invariants(balance: float, annual: float, n: int, amort: str, 
     np.testing.assert_allclose(cents, np.round(cents), atol=1e-6)
     # interest is the monthly rate on the previous balance, to the cent
     np.testing.assert_allclose(sched.interest[0], annual / 12 * bal[:-1], atol=0.0051)
+
+
+def test_non_integer_or_non_numeric_payment_counts_are_refused_not_truncated() -> None:
+    with pytest.raises(DataError, match=r"n_payments must be whole numbers.*rows \[1\].*12\.5"):
+        amortization_schedule(np.array([1000.0, 2000.0]), np.array([0.01, 0.01]), np.array([12.0, 12.5]), np.array([0, 0]))
+    with pytest.raises(DataError, match="io_months must be whole numbers"):
+        amortization_schedule(np.array([1000.0]), np.array([0.01]), np.array([12]), np.array([2]), io_months=np.array([2.5]))
+    with pytest.raises(DataError, match="balance must be numbers"):
+        amortization_schedule(np.array(["abc"]), np.array([0.01]), np.array([12]), np.array([0]))
+    # whole numbers given as floats are fine and equal the integer schedule
+    a = amortization_schedule(np.array([1000.0]), np.array([0.01]), np.array([12.0]), np.array([0]))
+    b = amortization_schedule(np.array([1000.0]), np.array([0.01]), np.array([12]), np.array([0]))
+    np.testing.assert_array_equal(a.balance, b.balance)

@@ -74,6 +74,29 @@ def amortization_codes(types: object) -> np.ndarray:
     return out
 
 
+def _numbers(values: object, name: str) -> np.ndarray:
+    """float64 array or a DataError naming the argument (not numpy's bare ValueError)."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"amortization_schedule: {name} must be numbers, got {values!r:.80}") from exc
+
+
+def _whole_numbers(values: object, name: str) -> np.ndarray:
+    """int64 array of whole numbers; 12.5 payments is an error, never silently truncated to 12."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64)
+    f = _numbers(arr, name)
+    bad = np.flatnonzero(np.atleast_1d(~np.isfinite(f) | (f != np.round(f))))
+    if len(bad):
+        raise DataError(
+            f"amortization_schedule: {name} must be whole numbers of monthly payments; rows {format_labels(bad)} "
+            f"have {format_labels(np.atleast_1d(f)[bad].tolist())}"
+        )
+    return f.astype(np.int64)
+
+
 def _annuity_balance(balance: np.ndarray, rate: np.ndarray, n: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Closed-form annuity balance after ``j`` of ``n`` payments (broadcast), stable for tiny rates."""
     lr = np.log1p(rate)
@@ -107,9 +130,9 @@ def amortization_schedule(
     Returns:
         :class:`Schedule` with ``(L, n_columns + 1)`` balances and ``(L, n_columns)`` flows.
     """
-    balance = np.asarray(balance, dtype=np.float64)
-    rate = np.asarray(monthly_rate, dtype=np.float64)
-    n = np.asarray(n_payments, dtype=np.int64)
+    balance = _numbers(balance, "balance")
+    rate = _numbers(monthly_rate, "monthly_rate")
+    n = _whole_numbers(n_payments, "n_payments")
     code = amortization_codes(amortization)
     if balance.ndim != 1 or not (balance.shape == rate.shape == n.shape == code.shape):
         raise DataError(
@@ -124,7 +147,7 @@ def amortization_schedule(
         if len(bad):
             expected = {"balance": "finite balances > 0", "monthly_rate": "monthly decimals in [0, 1/12]", "n_payments": ">= 1 payment left"}
             raise DataError(f"amortization_schedule: {label} invalid at rows {format_labels(bad)}; expected {expected[label]}")
-    io = np.zeros_like(n) if io_months is None else np.asarray(io_months, dtype=np.int64)
+    io = np.zeros_like(n) if io_months is None else _whole_numbers(io_months, "io_months")
     io = np.where(code == AMORTIZATION_CODES["interest_only"], np.clip(io, 0, n - 1), 0)
     io = np.where(code == AMORTIZATION_CODES["bullet"], n - 1, io)
     n_cols = int(n.max()) if n_columns is None else int(n_columns)
