@@ -456,3 +456,23 @@ def test_month_varying_matrices_given_as_3d_are_refused_not_read_as_cohorts() ->
     per_cohort = simulate_pool_chunk(book, np.broadcast_to(STRESSED, (4, 7, 7)), np.arange(2), seed=0, n_months=24)
     shared = simulate_pool_chunk(book, by_month[None], np.arange(2), seed=0, n_months=24)
     np.testing.assert_allclose(shared, per_cohort, rtol=1e-12)
+
+
+def test_bad_lgd_shapes_books_and_settings_raise_clear_errors() -> None:
+    book = _book(5, seed=10, initial_state=0)
+    paths = np.zeros((2, 5, 4), dtype=np.int64)
+    with pytest.raises(DataError, match=r"lgd: expected a scalar, \(5,\) or \(2, 5\).*\(3,\)"):
+        loan_cashflows(book, paths, lgd=np.full(3, 0.4))
+    with pytest.raises(DataError, match="lgd"):
+        loan_cashflows(book, paths, lgd="high")
+    with pytest.raises(DataError, match="balance: expected numbers"):
+        LoanBook.from_arrays(["abc"], 0.05, 12)
+    with pytest.raises(DataError, match="io_months: rows .* not whole numbers"):
+        LoanBook.from_arrays([1000.0], 0.05, 12, amortization="interest_only", io_months=[2.5])
+    with pytest.raises(DataError, match="initial_state: rows .* not whole numbers"):
+        LoanBook.from_arrays([1000.0], 0.05, 12, initial_state=[1.5])
+    with pytest.raises(ConfigError, match="lgd_concentration"):
+        LoanBook.from_arrays([1000.0], 0.05, 12, lgd_concentration="tight")
+    shifted = LoanBook.from_arrays([1.0e4, 2.0e4], 0.05, 12, risk_shift=[0.1, 0.2])
+    with pytest.raises(ConfigError, match="max_risk_bins"):
+        simulate_pool_chunk(shifted, STRESSED, [0], 1, 3, max_risk_bins=0)

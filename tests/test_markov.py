@@ -276,3 +276,12 @@ def test_markov_overlay_and_synthetic_data_share_one_calibration() -> None:
     path = np.broadcast_to(anchors.as_vector(), (5, 9)).copy()
     path[:, MACRO_VARS.index("gdp_growth")] = np.linspace(-0.08, 0.04, 5)
     np.testing.assert_allclose(syn.shocks(path, anchors), ms.standardised_shocks(path), rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [-1, "a", 1.5])
+def test_simulate_bad_seed_raises_config_error_naming_it(seed: object) -> None:
+    model = MarkovTransitionModel.from_matrix(PLANTED)
+    with pytest.raises(ConfigError, match="seed"):
+        model.simulate([0, 1], 3, seed=seed)
+    with pytest.raises(DataError, match="segment"):
+        model.simulate([0, 1], 3, seed=1, segment=["a", "b"])

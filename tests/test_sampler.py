@@ -19,7 +19,7 @@ from creditsim.cashflows.sampler import (
     sample_next,
     validate_matrices,
 )
-from creditsim.errors import DataError
+from creditsim.errors import ConfigError, DataError
 from creditsim.models.markov import base_case_matrix
 from creditsim.states import ALLOWED_TRANSITIONS, N_STATES
 
@@ -121,3 +121,9 @@ def test_block_streams_month_by_month_equal_one_draw_and_ignore_chunking() -> No
     np.testing.assert_array_equal(alone.next_month()[0], months[0, 1, RNG_LOAN_BLOCK:])
     np.testing.assert_array_equal(alone.lgd[0], streams.lgd[1, RNG_LOAN_BLOCK:])
     assert not np.array_equal(months[0, 0], months[0, 1])
+
+
+@pytest.mark.parametrize("bins", [0, -3, 2.5])
+def test_risk_bins_needs_a_positive_integer_bin_count(bins: object) -> None:
+    with pytest.raises(ConfigError, match="max_risk_bins"):
+        risk_bins(np.array([0.1, 0.2, 0.3]), bins)

@@ -45,6 +45,13 @@ DEFAULT_LGD_BY_ASSET_CLASS: dict[str, float] = {
 }
 
 
+def _number(value: object, name: str) -> float:
+    """A real scalar setting as float, or a ConfigError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
 def _rows(mask: np.ndarray, labels: np.ndarray | None) -> str:
     idx = np.flatnonzero(mask)
     return format_labels(idx if labels is None else labels[idx])
@@ -115,8 +122,38 @@ class LoanBook:
         lgd_concentration: float = 5.0,
         recovery_lag: int = 12,
     ) -> "LoanBook":
-        """Build a book from arrays (scalars broadcast). ``annual_rate`` is an annual decimal."""
-        bal = np.atleast_1d(np.asarray(balance, dtype=np.float64))
+        """Build a book from per-loan arrays; ``L = len(balance)``, every other array argument is
+        ``(L,)`` or a scalar broadcast to all loans.
+
+        Args:
+            balance: ``(L,)`` outstanding principal at the cut-off, currency units, > 0 (arrears
+                principal included).
+            annual_rate: ``(L,)`` annual coupon, decimal (0.05 = 5 %), in [0, 1]; stored monthly (/ 12).
+            remaining_term: ``(L,)`` whole number of monthly payments still due from month 0, 1..600.
+            amortization: ``(L,)`` type names (``annuity``, ``linear``, ``bullet``, ``interest_only``)
+                or codes 0..3 (:data:`creditsim.cashflows.schedule.AMORTIZATION_CODES`).
+            loan_id: ``(L,)`` identifiers (default ``"0".."L-1"``).
+            original_balance: ``(L,)`` currency units, >= ``balance`` (default ``balance``).
+            io_months: ``(L,)`` whole number of interest-only payments left (``interest_only`` loans).
+            lgd: ``(L,)`` mean loss given default, decimal in [0, 1] (default 0.45).
+            cohort: ``(L,)`` int index into the cohort axis C of the matrices (default 0: one cohort).
+            cohort_labels: C names of the cohorts (default ``"0".."C-1"``).
+            asset_class: ``(L,)`` names from :data:`creditsim.states.ASSET_CLASSES` or their indices.
+            risk_shift: ``(L,)`` log-odds shift of adverse moves (0 = the cohort's matrix; default 0).
+            initial_state: ``(L,)`` state at the cut-off, 0..3 (CURRENT, DPD30, DPD60, DPD90; default 0).
+            lgd_concentration: Beta concentration of realised LGDs, > 0 (``inf`` = deterministic).
+            recovery_lag: whole months from default to the recovery cash, >= 0.
+
+        Raises:
+            DataError: an array of the wrong length or type, or values out of range (naming the
+                argument and rows); ConfigError: a bad scalar setting.
+        """
+        try:
+            bal = np.atleast_1d(np.asarray(balance, dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"balance: expected numbers (currency units), got {balance!r:.80}") from exc
+        if bal.ndim != 1:
+            raise DataError(f"balance: expected a 1-D array of loan balances, got shape {bal.shape}")
         n = len(bal)
 
         def vec(v: object, dtype: object, name: str) -> np.ndarray:
@@ -125,10 +162,18 @@ class LoanBook:
                 arr = np.full(n, arr.item())
             if arr.shape != (n,):
                 raise DataError(f"{name}: expected {n} values (one per loan), got shape {arr.shape}")
+            whole = np.dtype(dtype).kind == "i" and arr.dtype.kind not in "iu"
             try:
-                return arr.astype(dtype)
+                out = arr.astype(np.float64 if whole else dtype)
             except (TypeError, ValueError) as exc:
                 raise DataError(f"{name}: expected {np.dtype(dtype).name} values, got {arr.dtype}") from exc
+            if whole:
+                # 2.5 interest-only months or state 1.5 is an error, never silently truncated
+                frac = ~np.isfinite(out) | (out != np.round(out))
+                if frac.any():
+                    raise DataError(f"{name}: rows {_rows(frac, None)} are not whole numbers, got {out[frac][:5].tolist()}")
+                out = out.astype(dtype)
+            return out
 
         rate = vec(annual_rate, np.float64, "annual_rate")
         term_f = vec(remaining_term, np.float64, "remaining_term")
@@ -162,7 +207,7 @@ class LoanBook:
             risk_shift=np.zeros(n) if risk_shift is None else vec(risk_shift, np.float64, "risk_shift"),
             initial_state=np.zeros(n, np.int8) if initial_state is None else vec(initial_state, np.int64, "initial_state"),
             original_balance=bal.copy() if original_balance is None else vec(original_balance, np.float64, "original_balance"),
-            lgd_concentration=float(lgd_concentration),
+            lgd_concentration=_number(lgd_concentration, "lgd_concentration"),
             recovery_lag=recovery_lag,
         )
 
@@ -290,7 +335,7 @@ class LoanBook:
             risk_shift=shift,
             initial_state=state,
             original_balance=original,
-            lgd_concentration=float(lgd_concentration),
+            lgd_concentration=_number(lgd_concentration, "lgd_concentration"),
             recovery_lag=recovery_lag,
             row_labels=labels,
         )

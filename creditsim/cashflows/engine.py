@@ -819,7 +819,13 @@ def loan_cashflows(book: LoanBook, states: object, lgd: object | None = None, *,
         pos = np.argwhere(~ok)
         desc = [f"(scenario {a}, loan {book.loan_id[b]}, month {c}: {prev[a, b, c]}->{paths[a, b, c]})" for a, b, c in pos[:10]]
         raise DataError(f"states: forbidden moves at {format_labels(desc)}; see creditsim.states.ALLOWED_TRANSITIONS")
-    lgd_arr = np.broadcast_to(np.asarray(book.lgd if lgd is None else lgd, dtype=np.float64), (s, n_loans)).copy()
+    try:
+        lgd_raw = np.asarray(book.lgd if lgd is None else lgd, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"lgd: expected realised LGD decimals, got {lgd!r:.80}") from exc
+    if lgd_raw.shape not in ((), (n_loans,), (s, n_loans)):
+        raise DataError(f"lgd: expected a scalar, ({n_loans},) or ({s}, {n_loans}) realised LGDs, got shape {lgd_raw.shape}")
+    lgd_arr = np.broadcast_to(lgd_raw, (s, n_loans)).copy()
     if not ((lgd_arr >= 0) & (lgd_arr <= 1)).all():
         raise DataError("lgd: realised LGDs must be decimals in [0, 1]")
     dev = _device(device)

@@ -149,6 +149,7 @@ def risk_bins(shift: np.ndarray, max_bins: int = 32) -> tuple[np.ndarray, np.nda
     and each bin uses the mean shift of its loans (the error is a within-bin spread of log-odds, small
     against the shifts themselves). Per-bin matrices cost O(R) per month instead of O(S x L).
     """
+    max_bins = check_positive_int(max_bins, "max_risk_bins")
     shift = np.asarray(shift, dtype=np.float64)
     values, inverse = np.unique(shift, return_inverse=True)
     if len(values) <= max_bins:

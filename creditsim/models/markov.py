@@ -376,7 +376,7 @@ class MarkovTransitionModel:
         Args:
             initial_states: ``(n_loans,)`` states 0..6 at month 0.
             n_steps: months to simulate.
-            seed: root seed (numpy SeedSequence); None = fresh entropy.
+            seed: root seed, an int >= 0 (numpy SeedSequence); None = fresh entropy.
             segment: ``(n_loans,)`` segment index for a segmented model (default 0).
 
         Returns:
@@ -387,8 +387,13 @@ class MarkovTransitionModel:
         if x.ndim != 1:
             raise DataError(f"initial_states: expected a 1-D array, got shape {x.shape}")
         steps = check_positive_int(n_steps, "n_steps")
+        if seed is not None:
+            seed = check_positive_int(seed, "seed", minimum=0)
         mats = p if p.ndim == 3 else p[None]
-        seg = np.zeros(len(x), np.int64) if segment is None else np.asarray(segment, dtype=np.int64)
+        try:
+            seg = np.zeros(len(x), np.int64) if segment is None else np.asarray(segment, dtype=np.int64)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"segment: expected {len(x)} integer segment indices, got {segment!r:.80}") from exc
         if seg.shape != x.shape or (seg < 0).any() or (seg >= len(mats)).any():
             raise DataError(f"segment: expected {len(x)} indices in 0..{len(mats) - 1}")
         thr = cumulative_thresholds(torch.from_numpy(mats)).numpy().reshape(-1, N_STATES - 1)  # (C*7, 6)
