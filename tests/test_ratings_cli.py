@@ -26,6 +26,18 @@ def test_ratings_fit_prints_ttc_rho_and_z_table_and_writes_png(tmp_path, capsys)
     assert not [p for p in png.parent.iterdir() if p.name.startswith(".")]  # no temp file left
 
 
+def test_ratings_plot_gets_the_umask_file_mode_not_0600(tmp_path, capsys):
+    import os
+
+    png = tmp_path / "z.png"
+    old = os.umask(0o022)
+    try:
+        code, _, _ = run(["ratings", "fit", "--plot", str(png)], capsys)
+    finally:
+        os.umask(old)
+    assert code == 0 and (png.stat().st_mode & 0o777) == 0o644
+
+
 def test_ratings_fit_reads_a_counts_csv(tmp_path, capsys):
     sp = load_sp_ratings()
     long = pd.concat(

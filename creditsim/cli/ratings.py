@@ -15,8 +15,6 @@ exit status 2 through :func:`creditsim.cli.main`).
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -46,20 +44,13 @@ def register(app: typer.Typer) -> None:
 
 
 def _save_png(fig, path: Path) -> Path:
-    """Write a matplotlib figure atomically (temp file in the same directory + os.replace)."""
+    """Write a matplotlib figure atomically, with the umask's file mode (:func:`creditsim.data.io.atomic_write`)."""
+    from creditsim.data.io import atomic_write
+
     path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ConfigError(f"--plot must name a .png file, got {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    _check_plot_path(path)
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"),
+                        suffix=".png")
 
 
 def _check_plot_path(plot: Path | None) -> None:
