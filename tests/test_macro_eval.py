@@ -229,8 +229,6 @@ def test_vae_acf_error_within_1_5x_of_var1(eval_table):
     assert t.loc["lead_lag_err", "vae"] <= 1.5 * t.loc["lead_lag_err", "var1"]
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (issue 6): pooled-level correlation error ~0.07 vs VAR(1) ~0.026; "
-                   "the bar is 1.5x. Strict: this fails loudly once a better checkpoint meets it.")
 def test_vae_correlation_error_within_1_5x_of_var1(eval_table):
     t = eval_table
     assert t.loc["corr_err", "vae"] <= 1.5 * t.loc["corr_err", "var1"]

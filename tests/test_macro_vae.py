@@ -50,7 +50,8 @@ def test_config_defaults_follow_spec():
     assert cfg.variables == MACRO_VARS
 
 
-@pytest.mark.parametrize("field,value", [("latent_dim", 0), ("hidden_dim", -3), ("beta", -1.0), ("n_macro_vars", 5)])
+@pytest.mark.parametrize("field,value", [("latent_dim", 0), ("hidden_dim", -3), ("beta", -1.0), ("n_macro_vars", 5),
+                                         ("drift_penalty", -1.0)])
 def test_config_rejects_bad_values_naming_the_field(field, value):
     with pytest.raises(ConfigError, match=field if field != "n_macro_vars" else "variables"):
         MacroVAEConfig(**{field: value})
@@ -85,6 +86,59 @@ def test_loss_is_gaussian_nll_plus_free_bits_kl():
         tril = scale[..., :, None] * model.decoder.unit_tril()
         nll = -torch.distributions.MultivariateNormal(mean, scale_tril=tril).log_prob(x).mean()
         torch.testing.assert_close(model.loss(x, s, beta=0.0)["nll"], nll, rtol=1e-4, atol=1e-4)
+
+
+def test_drift_penalty_is_the_squared_lstm_part_of_the_mean():
+    # with the head's weights zeroed, the LSTM's mean correction is its bias b in every month, so the
+    # penalised drift is exactly sum(b^2) per month and the loss grows by drift_penalty * sum(b^2)
+    torch.manual_seed(0)
+    model = MacroVAE(MacroVAEConfig(**TINY, drift_penalty=3.0)).eval()
+    x = torch.randn(4, 24, 9)
+    s = torch.tensor([0, 1, 2, 3])
+    model.set_linear_backbone(x, s)
+    b = torch.linspace(-0.2, 0.3, 9)
+    with torch.no_grad():
+        model.decoder.head.weight.zero_()
+        model.decoder.head.bias[:9] = b
+    out = model.loss(x, s, beta=0.0)
+    torch.testing.assert_close(out["drift"], (b ** 2).sum())
+    torch.testing.assert_close(out["loss"], out["nll"] + 3.0 * (b ** 2).sum())
+    # and the mean is x_prev + b + the scenario VAR's change c + c_s + B x_prev, computed by hand
+    with torch.no_grad():
+        mean, _, _, _ = model._forward_full(x, s)
+        W, c, cs = model.decoder.linear_ar.weight, model.decoder.linear_ar.bias, model.decoder.scenario_drift
+        prev = x[:, :-1]
+        expect = prev + b + c + cs[s][:, None, :] + prev @ W.T
+    torch.testing.assert_close(mean[:, 1:], expect)
+
+
+def test_backbone_scenario_dummies_are_the_ols_estimates():
+    # a VAR(1) with scenario-specific intercepts, simulated; the backbone must equal OLS with dummies
+    # computed independently (statsmodels) and recover the true shifts within sampling error
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(1)
+    D, N, T = 9, 120, 40
+    A = 0.9 * np.eye(D) + 0.02 * rng.standard_normal((D, D))
+    shift = np.zeros((4, D))
+    shift[1, 1], shift[2, 1], shift[3, 2] = 0.05, 0.12, -0.08
+    labels = rng.integers(0, 4, N)
+    x = np.zeros((N, T, D))
+    x[:, 0] = rng.standard_normal((N, D))
+    for t in range(1, T):
+        x[:, t] = x[:, t - 1] @ A.T + 0.01 + shift[labels] + 0.05 * rng.standard_normal((N, D))
+    model = MacroVAE(MacroVAEConfig(**TINY))
+    radius = model.set_linear_backbone(torch.tensor(x, dtype=torch.float32), labels)
+    assert radius == pytest.approx(np.abs(np.linalg.eigvals(A)).max(), abs=0.02)
+    prev = x[:, :-1].reshape(-1, D)
+    dummies = np.eye(4)[np.repeat(labels, T - 1)][:, 1:]
+    fit = sm.OLS((x[:, 1:] - x[:, :-1]).reshape(-1, D), sm.add_constant(np.c_[prev, dummies])).fit()
+    np.testing.assert_allclose(model.decoder.scenario_drift[1:].numpy(), fit.params[1 + D:], atol=2e-4)
+    np.testing.assert_allclose(model.decoder.linear_ar.weight.numpy(), fit.params[1:1 + D].T, atol=2e-4)
+    np.testing.assert_allclose(model.decoder.scenario_drift.numpy(), shift, atol=0.02)
+    assert torch.equal(model.decoder.scenario_drift[0], torch.zeros(D))
+    with pytest.raises(ConfigError, match="labels"):
+        model.set_linear_backbone(torch.tensor(x, dtype=torch.float32), labels[:-1])
 
 
 def test_generate_shape_units_and_seed_reproducibility():
@@ -229,6 +283,23 @@ def test_broken_checkpoints_raise_checkpoint_error(tmp_path):
         MacroVAE.from_pretrained(folder)
     with pytest.raises(CheckpointError, match="missing"):
         MacroVAE.from_pretrained(tmp_path / "nowhere")
+
+
+def test_checkpoint_without_scenario_dummies_loads_with_zero_shifts(tmp_path):
+    # checkpoints written before the scenario intercepts existed stay loadable (shifts = 0, old model)
+    from safetensors.torch import load_file, save_file
+
+    model = tiny_model()
+    folder = model.save_pretrained(tmp_path / "ck")
+    tensors = load_file(folder / "model.safetensors")
+    del tensors["decoder.scenario_drift"]
+    save_file(tensors, folder / "model.safetensors", metadata={"model": "MacroVAE"})
+    loaded = MacroVAE.from_pretrained(folder)
+    assert torch.equal(loaded.decoder.scenario_drift, torch.zeros(4, 9))
+    del tensors["decoder.head.bias"]
+    save_file(tensors, folder / "model.safetensors", metadata={"model": "MacroVAE"})
+    with pytest.raises(CheckpointError, match="missing"):
+        MacroVAE.from_pretrained(folder)
 
 
 def test_model_runs_on_cuda_when_available():

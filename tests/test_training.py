@@ -163,6 +163,10 @@ def test_training_reduces_the_loss_and_writes_a_loadable_checkpoint(history, rec
     assert paths.shape == (5, 24, 9) and torch.isfinite(paths).all()
     # the start bank holds the first month of every window the final model was trained on
     assert model.start_states.shape == (len(res.labels), 9)
+    # the backbone's scenario intercepts are fitted (0 for the reference label, the lowest present)
+    present = np.unique(res.labels)
+    assert torch.equal(model.decoder.scenario_drift[present[0]], torch.zeros(9))
+    assert len(present) > 1 and float(model.decoder.scenario_drift[present[1:]].abs().sum()) > 0
 
 
 # ---------------------------------------------------------------- CLI

@@ -209,7 +209,7 @@ def train_macro_vae(history: pd.DataFrame | None = None, config: MacroVAEConfig 
         model.set_start_bank(windows[index, 0], labels[index])
         x_all = model.normalize(torch.as_tensor(windows, dtype=torch.float32))
         if config.linear_ar:
-            model.set_linear_backbone(x_all[index])
+            model.set_linear_backbone(x_all[index], labels[index])
         return model, x_all
 
     s = torch.as_tensor(labels)
