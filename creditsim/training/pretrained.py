@@ -30,7 +30,11 @@ Choices, measured on the evaluation table (``creditsim eval macro``) while build
   seed): penalty 0 -> corr 0.074, penalty 30 / 100 / 200 with dummies -> 0.057 / 0.038 / 0.037;
   without dummies the severe-vs-baseline ordering fell to 0.83-0.89. The result varies with the
   training seed (penalty 100, seed 1: 0.041 and a month-36 dispersion ratio of 0.44), which is why
-  the stronger penalty is shipped.
+  the stronger penalty is shipped. Shipped checkpoint, 5 seeds x 1000 paths: correlation error
+  0.035 (VAR(1) 0.028), ACF error 0.043 (0.040), lead-lag 0.059 (0.072), 95th pct peak unemployment
+  rise 4.85 pp (VAR(1) 4.18, history 5.6), peak HY 1603 bp (1214, 2031); P(severe > base) 0.98,
+  P(adverse > base) 0.79. Cost: the smallest month-36 dispersion ratio fell from 0.70 to 0.55
+  (policy rate under severely adverse, whose historical starts are all 2007-08; bar 0.5).
 * ``min_epochs = 150``: the validation block (2012-2019) is one calm zero-lower-bound regime; its NLL
   bottoms out after ~15 epochs, while every generative metric on the full history keeps improving up
   to ~150 epochs (17 -> 150 epochs: W1 0.45 -> 0.28, ACF error 0.053 -> 0.030, discriminative score
