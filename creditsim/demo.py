@@ -54,6 +54,11 @@ def run_demo(out: str | Path = "runs/demo", n_sims: int = 1000, seed: int = 7, c
     from creditsim.simulation.monte_carlo import simulate, versions
     from creditsim.structure.deal import load_deal
 
+    from creditsim.simulation.results import check_result_target
+
+    out = Path(out)
+    # refuse a target holding anything but a previous run before the minute of simulation, not after
+    check_result_target(out)
     console = Console(quiet=quiet)
     loans = pd.read_parquet(example_path(EXAMPLE_TAPE))
     deal = load_deal(example_path(EXAMPLE_DEAL))
@@ -68,7 +73,6 @@ def run_demo(out: str | Path = "runs/demo", n_sims: int = 1000, seed: int = 7, c
                        chunk_size=chunk_size, progress=progress)
     wall = time.perf_counter() - t0
     results.settings.update({"macro": macro_note, "tape": EXAMPLE_TAPE, "wall_seconds": round(wall, 2)})
-    out = Path(out)
     extra = {
         "run.json": json.dumps({"settings": results.settings, "versions": versions()}, indent=2, default=str),
         "deal.yaml": yaml.safe_dump(results.settings["deal"], sort_keys=False),

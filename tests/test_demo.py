@@ -46,6 +46,21 @@ def test_demo_writes_excel_html_and_run(tmp_path, capsys):
     assert json.loads((out / "run.json").read_text())["settings"]["seed"] == 7
     back = SimulationResults.load(out)
     assert back.expected_loss == res.expected_loss
+    # re-running into the previous run directory replaces it (what `make demo` does twice)
+    res2 = run_demo(out, n_sims=12, chunk_size=12, progress=False, macro="synthetic", quiet=True)
+    assert SimulationResults.load(out).n_sims == 12 == res2.n_sims
+
+
+def test_demo_refuses_to_replace_a_directory_that_is_not_a_run(tmp_path):
+    from creditsim.demo import run_demo
+    from creditsim.errors import ConfigError
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "thesis.tex").write_text("years of work")
+    with pytest.raises(ConfigError, match="not a creditsim result"):
+        run_demo(home, n_sims=4, chunk_size=4, progress=False, macro="synthetic", quiet=True)
+    assert [p.name for p in home.iterdir()] == ["thesis.tex"]
 
 
 def test_severe_mix_has_higher_el_than_baseline_on_demo_portfolio(demo_inputs):

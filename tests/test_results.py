@@ -114,7 +114,8 @@ def test_standard_error_uses_effective_sample_size():
 
 
 # ---------------------------------------------------------------- results object
-def _make_results(n=200, t=12, seed=0, weights=None, names=("A", "B", "Equity")) -> SimulationResults:
+def _make_results(n=200, t=12, seed=0, weights=None, names=("A", "B", "Equity"),
+                  tranche_weights=True) -> SimulationResults:
     rng = np.random.default_rng(seed)
     losses = rng.beta(1, 30, size=n)
     tranches = []
@@ -123,7 +124,7 @@ def _make_results(n=200, t=12, seed=0, weights=None, names=("A", "B", "Equity"))
         tranches.append(TrancheResult(
             name=name, balance=100.0 * (3 - j), losses=tl, irr=0.05 - tl, wal=np.full(n, 2.0 + j),
             coupon=0.05 + 0.01 * j, attachment=0.1 * (2 - j), detachment=0.1 * (3 - j), equity=name == "Equity",
-            weights=weights,
+            weights=weights if tranche_weights else None,
         ))
     pool = rng.uniform(size=(n, t, len(POOL_CF_TYPES)))
     macro = rng.normal(0.05, 0.01, size=(n, t, 9))
@@ -167,7 +168,8 @@ def test_summary_has_portfolio_and_tranche_rows():
 
 
 def test_parquet_round_trip_is_exact(tmp_path):
-    r = _make_results(weights=np.linspace(1, 2, 200))
+    # weights only on the results object: the tranches must pick them up before and after the save
+    r = _make_results(weights=np.linspace(1, 2, 200), tranche_weights=False)
     out = r.to_parquet(tmp_path / "run")
     back = SimulationResults.load(out)
     np.testing.assert_array_equal(back.portfolio_losses, r.portfolio_losses)
@@ -179,11 +181,50 @@ def test_parquet_round_trip_is_exact(tmp_path):
         assert a.name == b.name and a.balance == b.balance and a.equity == b.equity
         np.testing.assert_array_equal(a.losses, b.losses)
         np.testing.assert_array_equal(a.wal, b.wal)
+        assert a.expected_loss == b.expected_loss and a.pd == b.pd and a.cvar(0.99) == b.cvar(0.99)
+    pd_ = pytest.importorskip("pandas")
+    pd_.testing.assert_frame_equal(back.summary(), r.summary())
     assert back.cvar_99 == r.cvar_99
     assert back.settings == r.settings
     # overwriting leaves exactly one complete directory and no temporaries behind
     r.to_parquet(tmp_path / "run")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_tranche_results_use_the_result_weights():
+    w = np.linspace(1, 5, 200)
+    r = _make_results(weights=w, tranche_weights=False)
+    b = r.tranche("B")
+    wn = w / w.sum()
+    assert b.expected_loss == pytest.approx(float(np.dot(wn, b.losses)), rel=1e-12)
+    assert b.expected_loss != pytest.approx(float(b.losses.mean()), rel=1e-6)
+    with pytest.raises(DataError, match="weights differ"):
+        SimulationResults(portfolio_losses=np.zeros(3), tranche_results=[TrancheResult(
+            name="A", balance=1.0, losses=np.zeros(3), irr=np.zeros(3), wal=np.ones(3), weights=[1, 1, 2])],
+            weights=np.ones(3))
+
+
+def test_to_parquet_never_replaces_a_directory_that_is_not_a_result(tmp_path):
+    r = _make_results(n=20, t=3)
+    precious = tmp_path / "home"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    with pytest.raises(ConfigError, match="not a creditsim result"):
+        r.to_parquet(precious)
+    assert (precious / "thesis.tex").read_text() == "years of work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]  # no temporaries left
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    with pytest.raises(ConfigError, match="not a directory"):
+        r.to_parquet(a_file)
+    assert a_file.read_text() == "x"
+    # an empty directory and a previous result are fine targets
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r.to_parquet(empty)
+    r2 = _make_results(n=20, t=3, seed=1)
+    r2.to_parquet(empty)
+    np.testing.assert_array_equal(SimulationResults.load(empty).portfolio_losses, r2.portfolio_losses)
 
 
 def test_load_rejects_non_result_directory(tmp_path):

@@ -217,6 +217,12 @@ class SimulationResults:
         for t in self.tranche_results:
             if t.n_sims != n:
                 raise DataError(f"tranche {t.name!r}: {t.n_sims} simulations, portfolio has {n}")
+            # one set of scenario weights for the whole result: a tranche without its own weights
+            # takes the result's (else tranche numbers would change after a save/load round trip)
+            if t.weights is None and self.weights is not None:
+                t.weights = self.weights.copy()
+            elif t.weights is not None and self.weights is not None and not np.allclose(t.weights, self.weights):
+                raise DataError(f"tranche {t.name!r}: its weights differ from the result's scenario weights")
         for key, arr in self.cashflows.items():
             arr = np.asarray(arr, dtype=np.float64)
             if not _KEY_RE.match(key):
@@ -444,11 +450,17 @@ class SimulationResults:
         result directory at ``directory`` is replaced only once the new one is complete, so an
         interruption (Ctrl-C) leaves the old directory or nothing, never a mixture.
 
+        Safety (decision): only a *previous creditsim result* (a directory holding ``meta.json``) or
+        an empty directory is ever replaced. Any other existing path -- a file, or a directory with
+        other content -- raises :class:`ConfigError` before anything is written, so a mistyped target
+        (``to_parquet("/home/me")``) can never delete unrelated files.
+
         Args:
             extra_files: more files to put in the directory, name -> text or bytes (e.g. run.json).
             extra_writers: ``(name, write(path))`` callables producing more files (Excel, HTML).
         """
         directory = Path(directory)
+        check_result_target(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
         try:
@@ -671,6 +683,20 @@ def _read_3d(path: Path, n: int, cols: list[str]) -> np.ndarray:
     if vals.shape[0] != n * t:
         raise DataError(f"{path}: {vals.shape[0]} rows, expected {n} simulations x {t} months")
     return vals.reshape(n, t, k)
+
+
+def check_result_target(directory: Path) -> None:
+    """Raise :class:`ConfigError` unless ``directory`` may receive a result: it does not exist, is an
+    empty directory, or is a previous result (holds ``meta.json``). Nothing else is ever replaced."""
+    directory = Path(directory)
+    if not directory.exists() and not directory.is_symlink():
+        return
+    if not directory.is_dir() or directory.is_symlink():
+        raise ConfigError(f"{directory}: exists and is not a directory; refusing to replace it with a result")
+    if (directory / "meta.json").is_file() or not any(directory.iterdir()):
+        return
+    raise ConfigError(f"{directory}: exists and is not a creditsim result directory (no meta.json); "
+                      f"refusing to replace it -- choose a new or empty directory")
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
