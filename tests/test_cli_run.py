@@ -115,6 +115,10 @@ def test_simulate_saves_a_complete_run(inputs, tmp_path, capsys):
     ("missing_deal", "deal file not found"),
     ("bad_mix", "sum to 1"),
     ("bad_engine", "engine must be one of"),
+    ("mix_without_weights", "name=weight"),
+    ("device_tpu", "device must be 'cpu', 'cuda' or 'cuda:N'"),
+    ("out_is_a_file", "not a directory"),
+    ("out_is_someones_dir", "not a creditsim result"),
 ])
 def test_bad_inputs_are_one_line_errors_exit_2(inputs, tmp_path, capsys, case, match):
     import pandas as pd
@@ -137,13 +141,44 @@ def test_bad_inputs_are_one_line_errors_exit_2(inputs, tmp_path, capsys, case, m
         extra = ["--mix", "baseline=0.5,adverse=0.2"]
     elif case == "bad_engine":
         extra = ["--engine", "quantum"]
-    args = _sim_args(tape, deal, tmp_path / "out", *extra)
+    elif case == "mix_without_weights":
+        extra = ["--mix", "baseline,adverse"]
+    elif case == "device_tpu":
+        extra = ["--device", "tpu"]
+    target = tmp_path / "out"
+    if case == "out_is_a_file":
+        target = tmp_path / "notes.txt"
+        target.write_text("keep me")
+    elif case == "out_is_someones_dir":
+        target = tmp_path / "home"
+        target.mkdir()
+        (target / "thesis.tex").write_text("keep me")
+    args = _sim_args(tape, deal, target, *extra)
     if case == "bad_engine":
         args.remove("markov")
         args.remove("--engine")
     assert _run_cli(args) == 2
     assert match in _one_line_error(capsys)
     assert not (tmp_path / "out").exists()
+    if case == "out_is_a_file":
+        assert target.read_text() == "keep me"
+    elif case == "out_is_someones_dir":
+        assert [p.name for p in target.iterdir()] == ["thesis.tex"]
+
+
+def test_cuda_device_without_a_gpu_is_a_config_error(monkeypatch):
+    import torch
+
+    from creditsim.errors import ConfigError
+    from creditsim.simulation.monte_carlo import check_device
+
+    assert check_device("cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        check_device("cuda:0")
+    for bad in ("tpu", "cuda:x", "", None, 3):
+        with pytest.raises(ConfigError, match="device must be"):
+            check_device(bad)
 
 
 def test_interrupted_simulation_leaves_no_output(inputs, tmp_path, monkeypatch, capsys):

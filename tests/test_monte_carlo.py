@@ -40,6 +40,8 @@ def test_mix_forms_agree():
     ("baseline=0.5,baseline=0.5", "given twice"),
     ("baseline=x", "must be a number"),
     ([0.5, 0.5], "expected 4 weights"),
+    ("baseline,adverse", "name=weight"),
+    ("baseline, adverse=1", "name=weight"),
 ])
 def test_bad_mix_is_a_config_error(mix, match):
     with pytest.raises(ConfigError, match=match):

@@ -140,10 +140,17 @@ def register(app: typer.Typer) -> None:
         """Run the Monte Carlo simulation of a deal on a loan tape and save the run."""
         import time
 
-        from creditsim.simulation.monte_carlo import simulate, versions
+        from creditsim.simulation.monte_carlo import check_device, simulate, versions
+        from creditsim.simulation.results import check_result_target
+        from creditsim.simulation.scenarios import parse_scenario_mix
 
-        if out.exists() and any(out.iterdir()) and not (out / "meta.json").is_file():
-            raise ConfigError(f"--out {out}: exists and is not a creditsim run directory; refusing to replace it")
+        # cheap checks first: a bad --out, --device or --mix must not cost a simulation
+        try:
+            check_result_target(out)
+        except ConfigError as exc:
+            raise ConfigError(f"--out: {exc}") from None
+        check_device(device)
+        parse_scenario_mix(mix)
         loans = read_tape(tape)
         from creditsim.structure.deal import load_deal
 

@@ -101,6 +101,28 @@ def _scaled_deal(config: Any, pool_balance: float) -> tuple[Any, float]:
     return replace(config, tranches=tranches, collateral_balance=coll), factor
 
 
+def check_device(device: Any) -> str:
+    """Validate a torch device name: ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (N an existing GPU).
+
+    Raises ConfigError for anything else, and when CUDA is asked for but not available, so a typo
+    never surfaces as a RuntimeError from inside torch half-way through a run.
+    """
+    import re
+
+    name = str(device).strip().lower() if isinstance(device, str) or type(device).__name__ == "device" else None
+    if name is None or not re.fullmatch(r"cpu|cuda(:\d+)?", name):
+        raise ConfigError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if name.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r}: CUDA is not available on this machine (torch "
+                              f"{torch.__version__}, no usable GPU); use device='cpu'")
+        if ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+    return name
+
+
 def _check_engine(engine: str) -> str:
     if not isinstance(engine, str) or engine not in ENGINES:
         raise ConfigError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
@@ -287,6 +309,7 @@ def simulate(
     horizon = _positive_int(horizon, "horizon")
     seed = _positive_int(seed, "seed", minimum=0)
     _check_engine(engine)
+    device = check_device(device)
     weights = parse_scenario_mix(scenario_mix)
     config = _as_deal(deal)
     if not isinstance(progress, bool):

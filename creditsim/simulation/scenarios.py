@@ -102,7 +102,13 @@ def mix_from_string(text: str) -> np.ndarray:
     """Parse ``"baseline=0.5,severely_adverse=0.5"`` (the CLI form) or a single scenario name."""
     text = text.strip()
     if "=" not in text:
-        return parse_scenario_mix(text)
+        if "," in text:
+            # "baseline,adverse" has no weights: refuse rather than guess equal weights
+            raise ConfigError(f"scenario_mix: expected 'name=weight' items separated by commas "
+                              f"(e.g. 'baseline=0.5,adverse=0.5') or one scenario name, got {text!r}")
+        w = np.zeros(len(SCENARIOS))
+        w[scenario_index(text)] = 1.0
+        return w
     mix: dict[str, float] = {}
     for part in text.split(","):
         if not part.strip():
