@@ -92,6 +92,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from creditsim.errors import CheckpointError, ConfigError, DataError, format_labels
+from creditsim.models.layers import Block
 from creditsim.states import ALLOWED_TRANSITIONS, MACRO_VARS, N_STATES, LoanState
 
 __all__ = [
@@ -293,58 +294,6 @@ def _remaining_term(loan_features: torch.Tensor) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------- transformer
-class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: TrajectoryConfig):
-        super().__init__()
-        self.n_head = cfg.n_heads
-        self.c_attn = nn.Linear(cfg.d_model, 3 * cfg.d_model)
-        self.c_proj = nn.Linear(cfg.d_model, cfg.d_model)
-        self.dropout = cfg.dropout
-        self.resid_dropout = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None = None):
-        """Full causal attention (``past`` None) or one step against cached keys/values."""
-        B, T, C = x.size()
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        if past is not None:
-            k = torch.cat([past[0], k], dim=2)
-            v = torch.cat([past[1], v], dim=2)
-        drop = self.dropout if self.training else 0.0
-        # a single new query may see every cached month, so no mask is needed in the cached step
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=past is None)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return self.resid_dropout(self.c_proj(y)), (k, v)
-
-
-class MLP(nn.Module):
-    def __init__(self, cfg: TrajectoryConfig):
-        super().__init__()
-        self.c_fc = nn.Linear(cfg.d_model, 4 * cfg.d_model)
-        self.c_proj = nn.Linear(4 * cfg.d_model, cfg.d_model)
-        self.dropout = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))
-
-
-class Block(nn.Module):
-    def __init__(self, cfg: TrajectoryConfig):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(cfg.d_model)
-        self.attn = CausalSelfAttention(cfg)
-        self.ln_2 = nn.LayerNorm(cfg.d_model)
-        self.mlp = MLP(cfg)
-
-    def forward(self, x: torch.Tensor, past=None):
-        a, present = self.attn(self.ln_1(x), past)
-        x = x + a
-        x = x + self.mlp(self.ln_2(x))
-        return x, present
-
-
 # ---------------------------------------------------------------------------------- diffusion head
 def cosine_schedule(steps: int, s: float = 0.008) -> torch.Tensor:
     """``(steps,)`` float64 betas of the cosine schedule (Nichol & Dhariwal 2021), capped at 0.999."""
@@ -399,7 +348,7 @@ class LoanTrajectoryModel(nn.Module):
         self.term_proj = nn.Linear(3, d)
         self.wpe = nn.Embedding(cfg.max_months, d)
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layers)])
+        self.blocks = nn.ModuleList([Block(cfg.d_model, cfg.n_heads, cfg.dropout) for _ in range(cfg.n_layers)])
         self.ln_f = nn.LayerNorm(d)
         self.correction = nn.Linear(d, N_STATES)
         self.new_state_emb = nn.Embedding(N_STATES, d)  # realised state (conditions the values)

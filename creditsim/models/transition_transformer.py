@@ -48,6 +48,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from creditsim.errors import CheckpointError, ConfigError, DataError
+from creditsim.models.layers import Block
 from creditsim.states import ALLOWED_TRANSITIONS, ASSET_CLASSES, MACRO_VARS, N_STATES, LoanState
 
 __all__ = ["TransitionConfig", "TransitionTransformer", "TapeTransitionModel", "MacroRangeWarning", "PRETRAINED_DIR"]
@@ -104,52 +105,6 @@ class TransitionConfig:
         return cls(**dict(d))
 
 
-class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention over months; month t attends to months <= t only."""
-
-    def __init__(self, cfg: TransitionConfig):
-        super().__init__()
-        self.n_heads = cfg.n_heads
-        self.c_attn = nn.Linear(cfg.d_model, 3 * cfg.d_model)
-        self.c_proj = nn.Linear(cfg.d_model, cfg.d_model)
-        self.dropout = cfg.dropout
-        self.resid_dropout = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, C = x.size()
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        q = q.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
-        return self.resid_dropout(self.c_proj(y))
-
-
-class MLP(nn.Module):
-    def __init__(self, cfg: TransitionConfig):
-        super().__init__()
-        self.c_fc = nn.Linear(cfg.d_model, 4 * cfg.d_model)
-        self.c_proj = nn.Linear(4 * cfg.d_model, cfg.d_model)
-        self.dropout = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))
-
-
-class Block(nn.Module):
-    def __init__(self, cfg: TransitionConfig):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(cfg.d_model)
-        self.attn = CausalSelfAttention(cfg)
-        self.ln_2 = nn.LayerNorm(cfg.d_model)
-        self.mlp = MLP(cfg)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
-
-
 def _as_tensor(x: Any, name: str, device: torch.device) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x.to(device=device, dtype=torch.float32)
@@ -188,7 +143,7 @@ class TransitionTransformer(nn.Module):
                                        nn.Linear(cfg.d_model, cfg.d_model))
         self.wpe = nn.Embedding(cfg.max_months, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layers)])
+        self.blocks = nn.ModuleList([Block(cfg.d_model, cfg.n_heads, cfg.dropout) for _ in range(cfg.n_layers)])
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, S * S)
         self.apply(self._init_weights)
@@ -277,7 +232,7 @@ class TransitionTransformer(nn.Module):
         h = self.macro_in(x) + self.cohort_in(c)[:, None, :] + self.wpe(pos)[None]  # (B, T, d)
         h = self.drop(h)
         for block in self.blocks:
-            h = block(h)
+            h, _ = block(h)
         logits = self.head(self.ln_f(h)).view(B, T, N_STATES, N_STATES)  # (B, T, 7, 7)
         logits = logits.masked_fill(~self.allowed, float("-inf"))
         return F.log_softmax(logits, dim=-1)
