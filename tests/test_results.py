@@ -105,6 +105,28 @@ def test_standard_errors_match_closed_forms():
     assert risk.expected_shortfall_se(x, a) == pytest.approx(se, rel=0.1)
 
 
+def test_tail_standard_errors_are_nan_with_fewer_than_10_tail_samples():
+    rng = np.random.default_rng(4)
+    x = rng.beta(1, 30, size=200)
+    # n (1 - a) = 0.2 and 2 tail samples: the old estimate came out as exactly 0.000
+    for a in (0.999, 0.99):
+        assert np.isnan(risk.value_at_risk_se(x, a)) and np.isnan(risk.expected_shortfall_se(x, a))
+    # 200 x 0.05 = 10 tail samples: reported, and positive
+    assert risk.value_at_risk_se(x, 0.95) > 0 and risk.expected_shortfall_se(x, 0.95) > 0
+    # weights count through n_eff: 1,000 samples but nearly all weight on 50 of them
+    big = rng.uniform(size=1000)
+    w = np.r_[np.ones(50), np.full(950, 1e-6)]
+    assert risk.value_at_risk_se(big, 0.99) > 0
+    assert np.isnan(risk.value_at_risk_se(big, 0.99, w))
+    # a scenario column with 20 scenarios: no tail s.e. in the risk table, EL s.e. still there
+    r = _make_results(n=200)
+    rt = r.risk_table()
+    small = [c for c in rt.columns if c != "all"]
+    assert all(np.isnan(rt.loc["var_99_se", c]) and np.isnan(rt.loc["cvar_99_9_se", c]) for c in small)
+    assert all(rt.loc["expected_loss_se", c] > 0 for c in rt.columns)
+    assert np.isnan(r.standard_errors(0.999)["var"])
+
+
 def test_standard_error_uses_effective_sample_size():
     x = np.array([0.0, 1.0, 0.0, 1.0])
     se_equal = risk.expected_value_se(x)
@@ -255,6 +277,48 @@ def test_excel_has_five_sheets_and_escapes_formulas(tmp_path):
     assert [c.value for c in pc[1]] == ["month", *POOL_CF_TYPES]
     assert pc.max_row == 1 + 12
     assert not [p for p in tmp_path.iterdir() if p.name != "out.xlsx"]  # no temp file left
+
+
+def test_excel_shows_fractions_as_percent_and_counts_as_numbers(tmp_path):
+    r = _make_results()
+    wb = openpyxl.load_workbook(r.to_excel(tmp_path / "out.xlsx"))
+    ws = wb["summary"]
+    header = [c.value for c in ws[1]]
+    pd_cell = ws.cell(row=3, column=header.index("pd") + 1)  # tranche A
+    assert pd_cell.value == pytest.approx(r.tranche("A").pd) and pd_cell.number_format == "0.00%"
+    assert ws.cell(row=3, column=header.index("balance") + 1).number_format == "General"
+    assert ws.cell(row=3, column=header.index("wal_years") + 1).number_format == "General"
+    # the risk table below: n_sims a count, every loss row a percent
+    rows = {ws.cell(row=i, column=1).value: i for i in range(1, ws.max_row + 1)}
+    assert ws.cell(row=rows["n_sims"], column=2).number_format == "General"
+    assert ws.cell(row=rows["cvar_99_9"], column=2).number_format == "0.00%"
+    tr = wb["tranches"]
+    th = [c.value for c in tr[1]]
+    assert tr.cell(row=2, column=th.index("expected_loss") + 1).number_format == "0.00%"
+    assert tr.cell(row=2, column=th.index("n_sims") + 1).number_format == "General"
+
+
+def test_cli_tables_fit_80_columns_and_blank_what_does_not_apply():
+    from rich.console import Console
+
+    from creditsim.cli.run import print_results
+
+    r = _make_results(names=("Class A-1", "Class B", "Subordinated notes"))
+    r.settings["horizon_months"] = 60
+    con = Console(width=80, record=True)
+    print_results(r, con)
+    text = con.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "EL 60m" in text and "IRR med" in text and "IRR avg" in text and "over 60 months" in text
+    header = next(line for line in text.splitlines() if line.startswith("tranche"))
+    assert "…" not in header and "…" not in text.split("Class A-1")[1].splitlines()[0]
+    pool = next(line for line in text.splitlines() if line.startswith("pool")).split()
+    # pool row: balance, EL, CVaR only (PD / attachment / LGD / IRR do not apply)
+    assert len(pool) == 4
+    assert float(pool[2]) == pytest.approx(r.expected_loss * 100, abs=0.006)
+    # 200 scenarios: no tail standard error at 99 % -> "–", never "0.000"
+    se_line = next(line for line in text.splitlines() if line.strip().startswith("VaR 99% s.e."))
+    assert "0.000" not in se_line and "–" in se_line
 
 
 def test_escape_excel_text_leaves_numbers_and_plain_text():

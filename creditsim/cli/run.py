@@ -80,16 +80,39 @@ def _measure_label(key: str) -> str:
 
 def _money(x: float) -> str:
     if x != x:
-        return "-"
+        return "–"
     return f"{x / 1e9:.2f}bn" if abs(x) >= 1e9 else f"{x / 1e6:.1f}m" if abs(x) >= 1e6 else f"{x:,.0f}"
 
 
+def _horizon_months(results: Any) -> int | None:
+    h = results.settings.get("horizon_months") if isinstance(results.settings, dict) else None
+    if h is None and "pool" in results.cashflows:
+        h = results.cashflows["pool"].shape[1]
+    return None if h is None else int(h)
+
+
+def _pct(v: float, digits: int = 2) -> str:
+    """Percent with ``digits`` decimals; NaN (no estimate, e.g. a tail s.e. from < 10 tail samples) -> "–"."""
+    return "–" if v != v else f"{v * 100:.{digits}f}"
+
+
 def print_results(results: Any, out: Console | None = None) -> None:
-    """Print the portfolio risk table (by scenario type) and the tranche table."""
+    """Print the portfolio risk table (by scenario type) and the tranche table (fits 80 columns).
+
+    Losses are cumulative over the simulation horizon (headers say so, e.g. "EL 60m"); "–" marks a
+    number that does not exist for the row (pool PD / attachment) or could not be estimated (tail
+    standard errors from fewer than 10 tail samples, see :mod:`creditsim.simulation.risk`).
+    IRR: median and mean over scenarios, both shown because a few -100 % scenarios (nothing received)
+    drag the mean far below what a typical scenario earns.
+    """
+    from rich import box
+
     out = out or console
+    months = _horizon_months(results)
+    span = f" over {months} months" if months else ""
     rt = results.risk_table()
     short = {"baseline": "base", "adverse": "adv", "severely_adverse": "sev", "stagflation": "stag"}
-    t = Table(title="Portfolio loss, % of initial pool balance")
+    t = Table(title=f"Portfolio loss{span}, % of initial pool balance", box=box.SIMPLE_HEAD)
     t.add_column("measure")
     for c in rt.columns:
         t.add_column(short.get(str(c), str(c)), justify="right")
@@ -97,21 +120,25 @@ def print_results(results: Any, out: Console | None = None) -> None:
         if idx == "n_sims":
             t.add_row("scenarios", *[f"{int(v):,}" for v in row])
         else:
-            t.add_row(_measure_label(str(idx)), *[f"{v * 100:.3f}" for v in row])
+            t.add_row(_measure_label(str(idx)), *[_pct(v, 3) for v in row])
     out.print(t)
     s = results.summary()
-    t2 = Table(title="Tranches, % of tranche balance")
-    for c in ("tranche", "balance", "attach", "PD", "EL", "LGD", "CVaR 99", "WAL y", "IRR"):
-        t2.add_column(c, justify="left" if c == "tranche" else "right", no_wrap=c == "tranche")
-
-    def pct(v: float) -> str:
-        return "-" if v != v else f"{v * 100:.2f}"
-
+    el = f"EL {months}m" if months else "EL"
+    # 1-decimal percents, short headers and no outer edge keep ten columns inside 80 characters
+    t2 = Table(title=f"Tranches: loss{span}, % of tranche balance", box=box.SIMPLE_HEAD, show_edge=False,
+               padding=(0, 0, 0, 1), pad_edge=False,
+               caption="att: attachment; WAL: years; IRR med/avg: median/mean, % p.a.")
+    t2.add_column("tranche", no_wrap=True, overflow="ellipsis", max_width=12)  # a long name gives way
+    for c in ("bal", "att", "PD", el, "LGD", "CVaR99", "WAL", "IRR med", "IRR avg"):
+        t2.add_column(c, justify="right", no_wrap=True)
     for name, r in s.iterrows():
+        pool = name == "portfolio"
         t2.add_row(
-            "pool" if name == "portfolio" else str(name), _money(r["balance"]), pct(r["attachment"]), pct(r["pd"]), pct(r["expected_loss"]),
-            pct(r["lgd"]), pct(r["cvar_99"]), "-" if r["wal_years"] != r["wal_years"] else f"{r['wal_years']:.2f}",
-            pct(r["irr_mean"]),
+            "pool" if pool else str(name), _money(r["balance"]),
+            "" if pool else _pct(r["attachment"], 1), "" if pool else _pct(r["pd"], 1), _pct(r["expected_loss"]),
+            "" if pool else _pct(r["lgd"], 1), _pct(r["cvar_99"], 1),
+            "" if r["wal_years"] != r["wal_years"] else f"{r['wal_years']:.2f}",
+            "" if pool else _pct(r["irr_median"], 1), "" if pool else _pct(r["irr_mean"], 1),
         )
     out.print(t2)
 

@@ -428,9 +428,16 @@ class SimulationResults:
             with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
                 for name, df in sheets.items():
                     _escape_frame(df).to_excel(xw, sheet_name=name, index=False)
+                    _percent_format(xw.sheets[name], df, first_row=2)
                     if name == "summary":
-                        _escape_frame(risk_rows).to_excel(
-                            xw, sheet_name=name, index=False, startrow=len(df) + 3)
+                        start = len(df) + 3
+                        _escape_frame(risk_rows).to_excel(xw, sheet_name=name, index=False, startrow=start)
+                        # every risk-table row but the scenario count is a loss fraction
+                        ws = xw.sheets[name]
+                        for i, measure in enumerate(risk_rows["measure"]):
+                            if measure != "n_sims":
+                                for j in range(1, risk_rows.shape[1]):
+                                    ws.cell(row=start + 2 + i, column=j + 1).number_format = PERCENT_FORMAT
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
@@ -628,6 +635,22 @@ def umask_mode(directory: bool = False) -> int:
     mask = os.umask(0)
     os.umask(mask)
     return (0o777 if directory else 0o666) & ~mask
+
+
+#: Excel number format of fractions (losses, PD, attachment, IRR): 0.0123 shows as 1.23 %
+PERCENT_FORMAT = "0.00%"
+_PERCENT_COLUMNS = re.compile(
+    r"^(pd|lgd|attachment|detachment|expected_loss(_se)?|c?var_\d+(_\d+)?(_se)?|irr_(mean|median)|"
+    r"loss_from|loss_to|probability|cumulative_probability)$")
+
+
+def _percent_format(ws: Any, df: pd.DataFrame, first_row: int) -> None:
+    """Give the fraction columns of ``df`` (written at ``first_row``, 1-based, below its header) a
+    percent number format; values stay fractions, so formulas on them keep working."""
+    for j, col in enumerate(df.columns, start=1):
+        if _PERCENT_COLUMNS.match(str(col)):
+            for i in range(len(df)):
+                ws.cell(row=first_row + i, column=j).number_format = PERCENT_FORMAT
 
 
 def _check_file_name(name: str) -> None:

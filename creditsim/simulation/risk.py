@@ -17,6 +17,13 @@ Monte Carlo standard errors use the effective sample size ``n_eff = (sum w)^2 / 
   through the sample quantile function, so no density estimate (and no bandwidth) is needed;
 - CVaR: the influence-function variance of the Rockafellar-Uryasev estimator,
   ``Var(VaR + (L - VaR)^+ / (1 - a)) / n_eff``.
+
+Too few tail samples (decision): both tail standard errors are returned as **NaN** when the tail holds
+fewer than ``MIN_TAIL_SAMPLES = 10`` effective samples, ``n_eff (1 - a) < 10`` (e.g. VaR 99.9 % from
+fewer than 10,000 scenarios, or VaR 99 % of a scenario type with 20 scenarios). With so few points the
+order-statistic spread is often exactly 0 (neighbouring order statistics tie, or ``a + s`` and
+``a - s`` pick the same sample) and a printed "s.e. 0.000" would claim a precision the run does not
+have; NaN is shown as "–" in tables. Such estimates need more simulations, not an error bar.
 """
 
 from __future__ import annotations
@@ -34,7 +41,11 @@ __all__ = [
     "value_at_risk_se",
     "expected_shortfall_se",
     "effective_sample_size",
+    "MIN_TAIL_SAMPLES",
 ]
+
+#: fewest effective tail samples n_eff (1 - a) for which a VaR/CVaR standard error is reported
+MIN_TAIL_SAMPLES = 10.0
 
 # cumulative weights are float sums: 0.99 can come out as 0.98999999999; compare with a tolerance so
 # the quantile of 1..100 at 0.99 is 99, exactly as the definition says.
@@ -124,13 +135,16 @@ def expected_value_se(losses: np.ndarray, weights: np.ndarray | None = None) -> 
 
 
 def value_at_risk_se(losses: np.ndarray, alpha: float = 0.99, weights: np.ndarray | None = None) -> float:
-    """Order-statistic standard error of :func:`value_at_risk` (see module docstring)."""
+    """Order-statistic standard error of :func:`value_at_risk`, same units as the losses; NaN when
+    ``n_eff (1 - alpha) < MIN_TAIL_SAMPLES`` (see module docstring)."""
     a = _check_alpha(alpha)
     x = _as_losses(losses)
     if x.size < 2:
         return float("nan")
     w = normalise_weights(weights, x.size)
     n_eff = 1.0 / np.sum(w * w)
+    if n_eff * (1.0 - a) < MIN_TAIL_SAMPLES:
+        return float("nan")  # too few tail samples to say anything (module docstring)
     s = np.sqrt(a * (1.0 - a) / n_eff)
     hi = _quantile(x, w, min(a + s, 1.0))
     lo = _quantile(x, w, max(a - s, 1e-15))
@@ -138,12 +152,15 @@ def value_at_risk_se(losses: np.ndarray, alpha: float = 0.99, weights: np.ndarra
 
 
 def expected_shortfall_se(losses: np.ndarray, alpha: float = 0.99, weights: np.ndarray | None = None) -> float:
-    """Influence-function standard error of :func:`expected_shortfall`."""
+    """Influence-function standard error of :func:`expected_shortfall`, same units as the losses;
+    NaN when ``n_eff (1 - alpha) < MIN_TAIL_SAMPLES`` (see module docstring)."""
     a = _check_alpha(alpha)
     x = _as_losses(losses)
     if x.size < 2:
         return float("nan")
     w = normalise_weights(weights, x.size)
+    if (1.0 - a) / np.sum(w * w) < MIN_TAIL_SAMPLES:
+        return float("nan")  # too few tail samples to say anything (module docstring)
     var = _quantile(x, w, a)
     h = var + np.maximum(x - var, 0.0) / (1.0 - a)
     return expected_value_se(h, w)
