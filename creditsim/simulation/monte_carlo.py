@@ -46,8 +46,13 @@ import pandas as pd
 from creditsim.errors import ConfigError
 from creditsim.simulation.backends import make_backend, run_chunks
 from creditsim.simulation.results import SimulationResults, TrancheResult
-from creditsim.simulation.scenarios import build_macro_paths, draw_scenario_labels, parse_scenario_mix
-from creditsim.states import POOL_CF_TYPES, SCENARIOS
+from creditsim.simulation.scenarios import (
+    build_macro_paths,
+    draw_scenario_labels,
+    parse_scenario_mix,
+    resolve_macro_start,
+)
+from creditsim.states import MACRO_VARS, POOL_CF_TYPES, SCENARIOS
 
 __all__ = ["ENGINES", "simulate", "monte_carlo_simulate", "versions"]
 
@@ -264,6 +269,7 @@ def simulate(
     scale_deal: bool = True,
     keep_cashflows: bool = True,
     mode: str = "hard",
+    macro_start: Any = None,
 ) -> SimulationResults:
     """Run the full Monte Carlo of a deal on a loan tape.
 
@@ -297,6 +303,11 @@ def simulate(
         scale_deal: scale tranche notionals to the tape's pool balance (module docstring).
         keep_cashflows: keep ``(S, T, k)`` pool and tranche cashflows in the result.
         mode: waterfall mode, "hard" (exact) by default.
+        macro_start: the macro state generated (VAE) paths start from at month 0 -- None: the
+            observed state of the cut-off month (bundled macro history; its latest month when the
+            cut-off lies beyond it); a mapping / Series of the 9 MACRO_VARS or a ``(9,)`` array
+            (decimals); ``"scenario"``: the VAE's scenario-typical historical starts. See
+            :mod:`creditsim.simulation.scenarios`.
 
     Returns:
         :class:`SimulationResults` with per-scenario portfolio losses, tranche results, cashflows,
@@ -327,13 +338,19 @@ def simulate(
     if engine == "trajectory":
         _attach_trajectory_model(pool_engine, trajectory_model, loans_df, cutoff, device)
     p0 = pool_engine.initial_balance
+    generated = (isinstance(macro, str) and macro.strip().lower() == "vae") or (
+        hasattr(macro, "generate") and hasattr(macro, "config"))
+    if generated:
+        start_vec, start_label = resolve_macro_start(macro_start, cutoff)
+    else:  # paths given as data, or the rule-based generator: they carry their own start
+        start_vec, start_label = None, "paths as given"
     factor = 1.0
     if scale_deal:
         config, factor = _scaled_deal(config, p0)
 
     t0 = time.perf_counter()
     labels = draw_scenario_labels(weights, n, seed)
-    macro_paths = build_macro_paths(macro, labels, horizon, seed, device)
+    macro_paths = build_macro_paths(macro, labels, horizon, seed, device, start=start_vec)
 
     ctx = ChunkContext(engine=pool_engine, config=config, mode=mode, device=device, keep_cashflows=keep_cashflows)
     starts = list(range(0, n, chunk))
@@ -351,6 +368,8 @@ def simulate(
         "n_simulations": n,
         "scenario_mix": {SCENARIOS[i]: float(w) for i, w in enumerate(weights)},
         "macro": macro if isinstance(macro, str) else type(macro).__name__,
+        "macro_start": {"source": start_label,
+                        "state": None if start_vec is None else dict(zip(MACRO_VARS, map(float, start_vec)))},
         "engine": engine,
         "seed": seed,
         "chunk_size": chunk,

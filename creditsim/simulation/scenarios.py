@@ -9,6 +9,17 @@ Decisions:
   remainder rounding), then the labels are shuffled with a stream derived from the seed. Compared with
   i.i.d. draws this removes the sampling noise of the mix itself (EL of a 10 % scenario is not
   weighted 9 % or 11 % by chance) and every result is still an equally weighted sample.
+- **Paths start from the current macro state** (``macro="vae"``). A risk run asks "what happens to
+  *this* pool from *today*", so month 0 of every generated path is pinned to one start vector: the
+  user's ``macro_start``, else the observed macro state of the cut-off month when the bundled history
+  (:func:`creditsim.datasets.load_macro_history`) covers it, else its latest month. The VAE's own
+  default draws the start of each path from historical months that carry the scenario's label, which
+  makes "baseline" paths start wherever past baselines started (median 7.2 % unemployment) and
+  reverses the scenario ordering for a risk run. Pinning uses the VAE's public conditioning API
+  (``generate_conditional`` with all nine variables observed at month 0): the decoder's latent is
+  importance-sampled given that start (``MACRO_START_PARTICLES`` candidates per path), so the months
+  that follow are the model's conditional distribution from the start, scenario by scenario.
+  ``macro_start="scenario"`` restores the scenario-typical historical starts.
 - **Macro paths are generated once, up front**, for all simulations: ``(S, T, 9)`` float64 is small
   (10^4 x 60 x 9 = 43 MB) and generating them before chunking is what makes them independent of the
   chunk size and of the backend.
@@ -32,6 +43,7 @@ __all__ = [
     "mix_from_string",
     "draw_scenario_labels",
     "build_macro_paths",
+    "resolve_macro_start",
     "stream",
 ]
 
@@ -41,6 +53,10 @@ DEFAULT_SCENARIO_MIX: dict[str, float] = {
 MACRO_SOURCES: tuple[str, ...] = ("vae", "synthetic", "fed")
 #: supervisory scenario vintage used by ``macro="fed"``: the latest final (not proposed) one bundled
 FED_SCENARIO_YEAR = 2025
+
+#: latent candidates per path when month 0 is pinned to the start state (importance sampling of the
+#: VAE latent given the start; 4 keeps the cost at a quarter of the VAE's own 16-candidate history start)
+MACRO_START_PARTICLES = 4
 
 # spawn keys of the independent random streams of a run (never reuse a number)
 STREAM_LABELS = 1
@@ -138,7 +154,57 @@ def draw_scenario_labels(weights: np.ndarray, n_simulations: int, seed: int) -> 
 
 
 # ---------------------------------------------------------------------- macro paths
-def build_macro_paths(macro: Any, labels: np.ndarray, horizon: int, seed: int, device: str = "cpu") -> np.ndarray:
+def resolve_macro_start(start: Any = None, cutoff: Any = None) -> tuple[np.ndarray | None, str]:
+    """The macro state month 0 of generated paths starts from: ``((9,) float64 in MACRO_VARS order,
+    description)``, or ``(None, "scenario")`` for ``start="scenario"`` (the VAE's scenario-typical
+    historical starts).
+
+    start: None (the observed state of the cut-off month when the bundled macro history covers it,
+    else the history's latest month), a mapping / Series ``{variable: value}`` with all nine
+    MACRO_VARS, or a ``(9,)`` array in MACRO_VARS order; values are decimals.
+    """
+    if isinstance(start, str):
+        if start.strip().lower() == "scenario":
+            return None, "scenario"
+        raise ConfigError(f"macro_start must be None, 'scenario', a mapping of the 9 macro variables or a (9,) array, "
+                          f"got {start!r}")
+    if start is None:
+        from creditsim.datasets import load_macro_history
+
+        hist = load_macro_history()
+        row, when = hist.iloc[-1], hist.index[-1]
+        if cutoff is not None:
+            try:
+                month = pd.Timestamp(cutoff).to_period("M").to_timestamp()
+            except (TypeError, ValueError):
+                raise ConfigError(f"cutoff: expected a date, got {cutoff!r}") from None
+            if hist.index[0] <= month <= hist.index[-1]:
+                row, when = hist.loc[:month].iloc[-1], month
+        vec = row[list(MACRO_VARS)].to_numpy(np.float64)
+        label = f"history {pd.Timestamp(when):%Y-%m}"
+    elif isinstance(start, (Mapping, pd.Series)):
+        missing = [v for v in MACRO_VARS if v not in start]
+        if missing:
+            raise ConfigError(f"macro_start: missing variable(s) {missing}; expected all of {list(MACRO_VARS)}")
+        try:
+            vec = np.array([float(start[v]) for v in MACRO_VARS])
+        except (TypeError, ValueError):
+            raise ConfigError("macro_start: values must be numbers (decimals)") from None
+        label = "user"
+    else:
+        vec = np.asarray(start, dtype=np.float64).reshape(-1) if np.ndim(start) else np.array([])
+        if vec.shape != (len(MACRO_VARS),):
+            raise ConfigError(f"macro_start: expected {len(MACRO_VARS)} values in MACRO_VARS order "
+                              f"{list(MACRO_VARS)}, got shape {np.shape(start)}")
+        label = "user"
+    if not np.all(np.isfinite(vec)):
+        bad = [MACRO_VARS[i] for i in np.flatnonzero(~np.isfinite(vec))]
+        raise DataError(f"macro_start: non-finite value for {bad}")
+    return vec, label
+
+
+def build_macro_paths(macro: Any, labels: np.ndarray, horizon: int, seed: int, device: str = "cpu",
+                      start: np.ndarray | None = None) -> np.ndarray:
     """Macro paths ``(S, horizon, 9)`` float64 (decimals, MACRO_VARS order) for the given labels.
 
     macro:
@@ -151,12 +217,15 @@ def build_macro_paths(macro: Any, labels: np.ndarray, horizon: int, seed: int, d
         a DataFrame with the 9 variables (monthly rows; one path for all simulations, or one path
         per scenario type when it has a ``scenario`` column);
         an array ``(S, T, 9)`` or ``(T, 9)``.
+    start: ``(9,)`` macro state in MACRO_VARS order that month 0 of generated VAE paths is pinned to
+        (see :func:`resolve_macro_start`); None lets the VAE draw scenario-typical historical starts.
+        Paths given as data (fed, frame, array) and the rule-based generator keep their own start.
     """
     n = labels.size
     if isinstance(macro, str):
         key = macro.strip().lower()
         if key == "vae":
-            return _vae_paths(labels, horizon, seed, device)
+            return _vae_paths(labels, horizon, seed, device, start=start)
         if key == "synthetic":
             return _synthetic_paths(labels, horizon, seed)
         if key == "fed":
@@ -165,7 +234,7 @@ def build_macro_paths(macro: Any, labels: np.ndarray, horizon: int, seed: int, d
     if isinstance(macro, pd.DataFrame):
         return _frame_paths(macro, labels, horizon)
     if hasattr(macro, "generate") and hasattr(macro, "config"):  # a MacroVAE instance
-        return _vae_paths(labels, horizon, seed, device, model=macro)
+        return _vae_paths(labels, horizon, seed, device, model=macro, start=start)
     if isinstance(macro, np.ndarray):
         arr = np.asarray(macro, dtype=np.float64)
         if arr.ndim == 2:
@@ -181,18 +250,30 @@ def build_macro_paths(macro: Any, labels: np.ndarray, horizon: int, seed: int, d
     raise ConfigError(f"macro must be one of {list(MACRO_SOURCES)}, a DataFrame or an array, got {type(macro).__name__}")
 
 
-def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: Any = None) -> np.ndarray:
+def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: Any = None,
+               start: np.ndarray | None = None) -> np.ndarray:
     if model is None:
         from creditsim.models.macro_vae import MacroVAE
 
         model = MacroVAE.from_pretrained(device=device)
     order = list(model.config.variables)
+    missing = [v for v in MACRO_VARS if v not in order]
+    if missing:
+        raise ConfigError(f"MacroVAE does not model {missing}; a simulation needs all of {list(MACRO_VARS)}")
     perm = [order.index(v) for v in MACRO_VARS]
+    conditions = None
+    if start is not None:
+        conditions = {v: {"month": 0, "value": float(start[MACRO_VARS.index(v)])} for v in order}
     out = np.empty((labels.size, horizon, len(MACRO_VARS)))
     for s in np.unique(labels):
         idx = np.flatnonzero(labels == s)
         sub_seed = int(stream(seed, STREAM_MACRO, int(s)).generate_state(1)[0])
-        paths = model.generate(int(s), seq_length=horizon, n_samples=idx.size, seed=sub_seed)
+        if conditions is None:
+            paths = model.generate(int(s), seq_length=horizon, n_samples=idx.size, seed=sub_seed)
+        else:
+            paths = model.generate_conditional(conditions, seq_length=horizon, n_samples=idx.size, scenario=int(s),
+                                               seed=sub_seed, start="model",
+                                               n_particles=MACRO_START_PARTICLES * idx.size)
         out[idx] = paths.detach().cpu().double().numpy()[:, :, perm]
     return out
 
