@@ -253,6 +253,18 @@ def test_portfolio_aggregator_monte_carlo_simulate_delegates(small_tape, small_d
         agg.monte_carlo_simulate(small_tape, None, object(), None, n_simulations=2, progress=False)
 
 
+def test_monte_carlo_simulate_refuses_two_learned_engines_at_once(small_tape, small_deal):
+    from creditsim.models.transition_transformer import TransitionConfig, TransitionTransformer
+    from creditsim.structure.aggregator import PortfolioAggregator
+
+    agg = PortfolioAggregator(small_deal)
+    tt = TransitionTransformer(TransitionConfig(d_model=32, n_heads=2, n_layers=1)).eval()
+    with pytest.raises(ConfigError, match="pass only one"):
+        agg.monte_carlo_simulate(small_tape, None, tt, object(), n_simulations=2, progress=False)
+    with pytest.raises(ConfigError, match="only by engine='trajectory'"):
+        agg.monte_carlo_simulate(small_tape, None, None, object(), n_simulations=2, progress=False, engine="markov")
+
+
 def test_fed_macro_paths_hold_the_last_quarter_and_reject_other_scenarios():
     lab = np.array([0, 2, 2])
     paths = build_macro_paths("fed", lab, 60, seed=0)

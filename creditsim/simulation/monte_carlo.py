@@ -224,7 +224,16 @@ class ChunkTask:
 
 
 def run_chunk(ctx: ChunkContext, task: ChunkTask) -> dict[str, Any]:
-    """Simulate global scenarios ``task.start .. task.stop - 1``; returns per-scenario arrays."""
+    """Simulate global scenarios ``task.start .. task.stop - 1`` (``s = stop - start`` of them).
+
+    Returns a dict:
+        ``portfolio_losses``: ``(s,)`` float64, ``sum_t loss / initial balance`` (fraction);
+        ``tranches``: tranche name -> dict of ``(s,)`` arrays (``losses`` fraction of note balance,
+        ``irr`` annual decimal, ``wal`` years, ``pv_losses`` or None) plus the scalars ``balance``,
+        ``coupon``, ``attachment``, ``detachment``, ``equity``;
+        with ``keep_cashflows``: ``pool`` ``(s, T, 7)`` currency units in POOL_CF_TYPES order and
+        ``tranche_interest`` / ``tranche_principal`` / ``tranche_balance`` ``(s, T, n_tranches)``.
+    """
     import torch
 
     from creditsim.structure.analytics import tranche_outcomes
@@ -449,10 +458,17 @@ def monte_carlo_simulate(
         raise ConfigError("aggregator must be a PortfolioAggregator (with a .config WaterfallConfig)")
     engine = kw.pop("engine", "trajectory" if trajectory_model is not None else "markov")
     if transition_model is not None and type(transition_model).__name__ == "TransitionTransformer":
+        if trajectory_model is not None or engine not in ("markov", "transformer"):
+            # the two learned engines are alternatives; silently dropping one would report numbers
+            # from a model the caller did not ask for
+            raise ConfigError("transition_model is a TransitionTransformer (engine 'transformer') and a "
+                              "trajectory_model / engine='trajectory' was given too; pass only one of them")
         engine = "transformer"
     elif transition_model is not None and not hasattr(transition_model, "scenario_matrices"):
         raise ConfigError(f"transition_model must be a MarkovTransitionModel, a TransitionTransformer or have "
                           f"scenario_matrices(macro_paths), got {type(transition_model).__name__}")
+    if trajectory_model is not None and engine != "trajectory":
+        raise ConfigError(f"trajectory_model is used only by engine='trajectory', got engine={engine!r}")
     macro = kw.pop("macro", None)
     if macro is None:
         macro = "vae" if macro_vae is None else macro_vae

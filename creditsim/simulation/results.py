@@ -156,9 +156,13 @@ class TrancheResult:
         return risk.value_at_risk(self.irr[ok], 0.5, None if self.weights is None else self.weights[ok])
 
     def var(self, alpha: float = 0.99) -> float:
+        """Empirical ``alpha``-quantile of the tranche principal loss, fraction of the tranche balance
+        (0.25 = a quarter of the note lost); ``alpha`` a decimal confidence level (0.99)."""
         return risk.value_at_risk(self.losses, alpha, self.weights)
 
     def cvar(self, alpha: float = 0.99) -> float:
+        """Acerbi-Tasche expected shortfall of the tranche principal loss beyond ``var(alpha)``,
+        fraction of the tranche balance."""
         return risk.expected_shortfall(self.losses, alpha, self.weights)
 
     def subset(self, mask: np.ndarray) -> TrancheResult:
@@ -178,7 +182,10 @@ class SimulationResults:
 
     Attributes:
         portfolio_losses: ``(n_sims,)`` credit loss of the pool over the horizon as a fraction of the
-            initial pool balance: ``(sum_t default_par - sum_t recovery) / balance_0``.
+            initial pool balance: ``sum_t loss_t / balance_0`` with ``loss_t = LGD x default_par_t``
+            recognised in the month of default (the ``loss`` column of the pool cashflows). This equals
+            ``(sum D - sum R) / balance_0`` when every recovery arrives inside the horizon, and does not
+            count a late default as a total loss because its recovery falls after the horizon.
         tranche_results: one :class:`TrancheResult` per tranche, in priority order.
         cashflows: named arrays; ``"pool"`` is ``(n_sims, T, 7)`` in ``POOL_CF_TYPES`` order, tranche
             arrays (``"tranche_interest"``, ``"tranche_principal"``, ``"tranche_balance"``) are
@@ -258,10 +265,12 @@ class SimulationResults:
 
     @property
     def var_99(self) -> float:
+        """99 % VaR of the portfolio loss over the horizon, fraction of the initial pool balance."""
         return self.var(0.99)
 
     @property
     def cvar_99(self) -> float:
+        """99 % CVaR (expected shortfall) of the portfolio loss, fraction of the initial pool balance."""
         return self.cvar(0.99)
 
     def el(self, scenario: int | str | None = None) -> float:
@@ -280,7 +289,12 @@ class SimulationResults:
         return risk.expected_shortfall(x, alpha, w)
 
     def standard_errors(self, alpha: float = 0.99, scenario: int | str | None = None) -> dict[str, float]:
-        """Monte Carlo standard errors of EL, VaR_alpha and CVaR_alpha."""
+        """Monte Carlo standard errors of EL, VaR_alpha and CVaR_alpha of the portfolio loss.
+
+        Returns ``{"expected_loss", "var", "cvar"}`` -> standard error in the loss's units (fraction of
+        the initial pool balance). The tail entries are NaN when fewer than 10 effective scenarios lie
+        beyond the quantile (``n_eff (1 - alpha) < 10``, :mod:`creditsim.simulation.risk`).
+        """
         x, w = self._select(scenario)
         return {
             "expected_loss": risk.expected_value_se(x, w),
