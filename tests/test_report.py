@@ -76,3 +76,37 @@ def test_report_renders_all_charts_in_headless_chromium(tmp_path):
     assert int(m_ren.group(1)) == 5, "plotly did not draw every chart"
     # plotly drew real SVG marks (bars of the histogram) into the loss chart
     assert dom.count('class="main-svg"') >= 5
+
+
+def test_tranche_loss_chart_shows_tranches_that_never_lose():
+    from creditsim.evaluation.report import _figures, tranche_loss_buckets
+
+    r = _results()
+    r.tranche_results[0].losses[:] = 0.0  # a senior note that never loses
+    table = tranche_loss_buckets(r)
+    np.testing.assert_allclose(table.sum(axis=1), 1.0)
+    assert table.loc["A", "no loss"] == pytest.approx(1.0, abs=1e-12)
+    eq = r.tranche_results[2]
+    assert table.loc["Equity", "50-100%"] == pytest.approx(np.mean(eq.losses > 0.5))
+    assert table.loc["Equity", "no loss"] == pytest.approx(np.mean(eq.losses <= 1e-8))
+    fig = dict(_figures(r))["tranche_losses"]
+    assert fig.layout.yaxis.type != "log" and fig.layout.barmode == "stack"
+    no_loss = next(tr for tr in fig.data if tr.name == "no loss")
+    assert list(no_loss.y)[0] == pytest.approx(100.0)
+
+
+def test_macro_fan_has_one_panel_per_variable_and_a_fan_per_scenario():
+    from creditsim.evaluation.report import FAN_VARS, _figures
+    from creditsim.states import MACRO_VARS, SCENARIOS
+
+    r = _results()
+    fig = dict(_figures(r))["macro_fan"]
+    assert {tr.xaxis for tr in fig.data} == {"x", "x2", "x3"}  # three panels
+    assert [a.text for a in fig.layout.annotations] == [label for _, label in FAN_VARS]
+    medians = [tr for tr in fig.data if tr.name and tr.name.endswith("median")]
+    assert len(medians) == len(FAN_VARS) * 4
+    # the unemployment median of the baseline is the baseline paths' median, not the pooled one
+    base = next(tr for tr in medians if tr.name == f"{SCENARIOS[0]} median" and tr.xaxis == "x")
+    j = MACRO_VARS.index("unemployment_rate")
+    want = np.quantile(r.macro_paths[r.scenarios == 0, :, j] * 100, 0.5, axis=0)
+    np.testing.assert_allclose(base.y, want)

@@ -6,7 +6,9 @@ embedded, so the page opens offline and in an air-gapped environment. Histograms
 
 Sections: headline risk measures, summary table (portfolio + tranches), risk measures by scenario type,
 tranche metrics by scenario, charts (loss distribution with VaR/CVaR, tranche expected loss by
-scenario, tranche loss distributions, mean pool cashflows by month, macro fan chart), run settings.
+scenario, tranche loss buckets (stacked probabilities on a linear axis, so tranches that never lose
+are visible), mean pool cashflows by month, macro fan charts -- one panel per variable with one fan per
+scenario type), run settings.
 
 A small script at the end counts the rendered charts and writes the count into
 ``<body data-charts-rendered=N>`` so a headless browser test can check that plotly actually drew them.
@@ -24,10 +26,10 @@ import numpy as np
 import pandas as pd
 
 from creditsim.simulation import risk
-from creditsim.simulation.results import SimulationResults, umask_mode
+from creditsim.simulation.results import DEFAULT_EPSILON, SimulationResults, umask_mode
 from creditsim.states import MACRO_VARS, SCENARIOS
 
-__all__ = ["build_report_html", "write_report"]
+__all__ = ["build_report_html", "write_report", "tranche_loss_buckets", "LOSS_BUCKETS", "FAN_VARS"]
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px 40px;color:#222}
@@ -106,13 +108,7 @@ def _figures(results: SimulationResults) -> list[tuple[str, object]]:
                         barmode="group")
         figs.append(("tranche_el", f))
 
-        f = go.Figure()
-        for t in results.tranche_results:
-            cnt, e = np.histogram(t.losses * 100, bins=40, range=(0, 100), weights=t._w())
-            f.add_trace(go.Scatter(x=(e[:-1] + e[1:]) / 2, y=cnt, mode="lines", name=t.name))
-        f.update_layout(title="Tranche loss distributions", xaxis_title="principal loss, % of balance",
-                        yaxis_title="probability", yaxis_type="log")
-        figs.append(("tranche_losses", f))
+        figs.append(("tranche_losses", _tranche_loss_buckets(results)))
 
     if "pool" in results.cashflows:
         pc = results.pool_cashflows_by_month()
@@ -125,18 +121,82 @@ def _figures(results: SimulationResults) -> list[tuple[str, object]]:
         figs.append(("pool_cashflows", f))
 
     if results.macro_paths is not None:
-        f = go.Figure()
-        months = np.arange(results.macro_paths.shape[1])
-        for var, color in (("unemployment_rate", "128,114,179"), ("credit_spread_hy", "196,78,82")):
-            y = results.macro_paths[:, :, MACRO_VARS.index(var)] * 100
-            q = np.quantile(y, [0.05, 0.5, 0.95], axis=0)
-            f.add_trace(go.Scatter(x=months, y=q[2], line=dict(width=0), showlegend=False, hoverinfo="skip"))
-            f.add_trace(go.Scatter(x=months, y=q[0], fill="tonexty", line=dict(width=0),
-                                   fillcolor=f"rgba({color},0.25)", name=f"{var} 5-95%"))
-            f.add_trace(go.Scatter(x=months, y=q[1], line=dict(color=f"rgb({color})"), name=f"{var} median"))
-        f.update_layout(title="Macro fan chart", xaxis_title="month", yaxis_title="%")
-        figs.append(("macro_fan", f))
+        figs.append(("macro_fan", _macro_fans(results)))
     return figs
+
+
+#: principal-loss buckets of the tranche loss chart, fractions of the note balance (lower edge exclusive)
+LOSS_BUCKETS: tuple[tuple[str, float, float], ...] = (
+    ("no loss", -np.inf, DEFAULT_EPSILON), ("0-5%", DEFAULT_EPSILON, 0.05), ("5-25%", 0.05, 0.25),
+    ("25-50%", 0.25, 0.50), ("50-100%", 0.50, np.inf),
+)
+_BUCKET_COLORS = ("#9bc59d", "#f2d16b", "#f0a35e", "#e0694e", "#9e2a2b")
+#: fan chart panels: variable, axis label
+FAN_VARS: tuple[tuple[str, str], ...] = (
+    ("unemployment_rate", "unemployment rate, %"), ("credit_spread_hy", "HY credit spread, %"),
+    ("gdp_growth", "GDP growth (y/y), %"),
+)
+_SCENARIO_RGB = {"baseline": "76,114,176", "adverse": "221,132,82", "severely_adverse": "196,78,82",
+                 "stagflation": "129,114,179"}
+
+
+def tranche_loss_buckets(results: SimulationResults) -> pd.DataFrame:
+    """Probability of each principal-loss bucket (:data:`LOSS_BUCKETS`) per tranche: rows tranches,
+    columns bucket labels, rows sum to 1 (scenario weights applied)."""
+    rows = {}
+    for t in results.tranche_results:
+        w = t._w()
+        rows[t.name] = {label: float(w[(t.losses > lo) & (t.losses <= hi)].sum()) if np.isfinite(lo)
+                        else float(w[t.losses <= hi].sum()) for label, lo, hi in LOSS_BUCKETS}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[b[0] for b in LOSS_BUCKETS])
+
+
+def _tranche_loss_buckets(results: SimulationResults) -> object:
+    """Stacked bars of the loss-bucket probabilities, linear axis: a tranche that never loses shows
+    one full "no loss" bar (a log-scale density line had nothing to draw for it), and every bucket's
+    probability is read off directly."""
+    import plotly.graph_objects as go
+
+    table = tranche_loss_buckets(results)
+    f = go.Figure()
+    for (label, _, _), color in zip(LOSS_BUCKETS, _BUCKET_COLORS):
+        f.add_trace(go.Bar(x=[str(n) for n in table.index], y=table[label] * 100, name=label, marker_color=color,
+                           hovertemplate="%{x}: %{y:.2f}% of scenarios<extra>" + label + "</extra>"))
+    f.update_layout(title="Tranche principal loss: share of scenarios by loss bucket (% of note balance)",
+                    yaxis_title="% of scenarios", yaxis_range=[0, 100], barmode="stack",
+                    legend_title_text="loss bucket")
+    return f
+
+
+def _macro_fans(results: SimulationResults) -> object:
+    """One panel per variable of :data:`FAN_VARS`; in each, a 5-95 % band and the median per scenario
+    type present (overlaying variables on one axis, or pooling scenario types into one fan, hid how
+    the scenarios differ)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    paths = results.macro_paths
+    months = np.arange(paths.shape[1])
+    f = make_subplots(rows=1, cols=len(FAN_VARS), subplot_titles=[lab for _, lab in FAN_VARS])
+    for col, (var, label) in enumerate(FAN_VARS, start=1):
+        j = MACRO_VARS.index(var)
+        for sc in sorted(set(results.scenarios.tolist())):
+            name = SCENARIOS[sc]
+            rgb = _SCENARIO_RGB.get(name, "100,100,100")
+            y = paths[results.scenarios == sc, :, j] * 100
+            q = np.quantile(y, [0.05, 0.5, 0.95], axis=0)
+            first = col == 1
+            f.add_trace(go.Scatter(x=months, y=q[2], line=dict(width=0), showlegend=False, hoverinfo="skip",
+                                   legendgroup=name), row=1, col=col)
+            f.add_trace(go.Scatter(x=months, y=q[0], fill="tonexty", line=dict(width=0),
+                                   fillcolor=f"rgba({rgb},0.18)", name=f"{name} 5-95%", legendgroup=name,
+                                   showlegend=first), row=1, col=col)
+            f.add_trace(go.Scatter(x=months, y=q[1], line=dict(color=f"rgb({rgb})", width=2),
+                                   name=f"{name} median", legendgroup=name, showlegend=first), row=1, col=col)
+        f.update_xaxes(title_text="month after cut-off", row=1, col=col)
+        f.update_yaxes(title_text=label, row=1, col=col)
+    f.update_layout(title="Macro paths by scenario type (median and 5-95% band)")
+    return f
 
 
 def build_report_html(results: SimulationResults, title: str | None = None) -> str:
