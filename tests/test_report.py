@@ -48,8 +48,9 @@ def test_report_is_self_contained_and_escapes_text(tmp_path):
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     for div_id in ("loss_distribution", "tranche_el", "tranche_losses", "pool_cashflows", "macro_fan"):
         assert f'id="{div_id}"' in page
-    # the headline VaR is the object's VaR
+    # the headline VaR is the object's VaR; its s.e. (3 tail scenarios of 300) is not a number
     assert f"{r.var_99 * 100:.3f}%" in page
+    assert "nan" not in page.split("<h2>Headline</h2>")[1].split("<h2>")[0].lower()
     out = write_report(r, tmp_path / "r.html")
     assert out.read_text(encoding="utf-8") .startswith("<!DOCTYPE html>")
     assert [p.name for p in tmp_path.iterdir()] == ["r.html"]

@@ -184,6 +184,7 @@ def test_summary_has_portfolio_and_tranche_rows():
     s = r.summary()
     assert list(s.index) == ["portfolio", "A", "B", "Equity"]
     assert s.loc["portfolio", "var_99"] == r.var_99
+    assert np.isnan(s.loc["portfolio", "pd"])  # P(any pool loss) ~ 1 says nothing
     assert s.loc["B", "expected_loss"] == pytest.approx(r.tranche("B").expected_loss)
     rt = r.risk_table()
     assert "all" in rt.columns and rt.loc["expected_loss", "all"] == pytest.approx(r.expected_loss)

@@ -210,9 +210,13 @@ def build_report_html(results: SimulationResults, title: str | None = None) -> s
         ("VaR 99%", results.var_99, se["var"]),
         ("CVaR 99%", results.cvar_99, se["cvar"]),
     ]
+    def _se(x: float) -> str:
+        # NaN: fewer than 10 effective tail scenarios, no meaningful error bar (simulation.risk)
+        return "MC s.e. – (too few tail scenarios)" if not np.isfinite(x) else f"MC s.e. {x * 100:.3f}%"
+
     cards_html = "".join(
         f'<div class="card"><div class="v">{v * 100:.3f}%</div><div class="l">{html.escape(n)} '
-        f'(MC s.e. {s * 100:.3f}%)</div></div>' for n, v, s in cards
+        f'({_se(s)})</div></div>' for n, v, s in cards
     )
     cards_html += f'<div class="card"><div class="v">{results.n_sims:,}</div><div class="l">scenarios</div></div>'
     summary = results.summary()

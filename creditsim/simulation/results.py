@@ -336,7 +336,8 @@ class SimulationResults:
 
         Columns: balance, attachment, detachment, pd, expected_loss, expected_loss_se, lgd, var_99,
         cvar_99, wal_years, irr_mean, irr_median. Loss columns are fractions of the row's own balance
-        (pool balance for the portfolio row, note balance for a tranche).
+        (pool balance for the portfolio row, note balance for a tranche), cumulative over the horizon.
+        Columns that do not apply to the portfolio row (pd, lgd, wal, irr) are NaN.
         """
         x, w = self.portfolio_losses, self.weights
         rows = {
@@ -344,7 +345,8 @@ class SimulationResults:
                 "balance": self.initial_balance,
                 "attachment": 0.0,
                 "detachment": 1.0,
-                "pd": float(np.dot(risk.normalise_weights(w, x.size), x > DEFAULT_EPSILON)),
+                # "probability of any loss" is ~1 for any real pool and says nothing: not reported
+                "pd": float("nan"),
                 "expected_loss": risk.expected_value(x, w),
                 "expected_loss_se": risk.expected_value_se(x, w),
                 "lgd": float("nan"),
