@@ -167,6 +167,18 @@ def test_dask_backend_matches_local(small_tape, small_deal):
     _assert_same(ref, got)
 
 
+def test_dask_process_workers_match_local(small_tape, small_deal):
+    """The default dask path: a private 2-process LocalCluster (everything a chunk needs is pickled to
+    other processes); the numbers are the local ones bit for bit."""
+    from creditsim.simulation.monte_carlo import simulate
+
+    kw = dict(n_simulations=12, macro="synthetic", seed=5, chunk_size=5, horizon=12, progress=False)
+    ref = simulate(small_tape, small_deal, **kw)
+    got = simulate(small_tape, small_deal, backend="dask", **kw)
+    _assert_same(ref, got)
+    assert got.settings["backend"] == "dask"
+
+
 def test_result_is_consistent_with_the_pool_cashflows(small_tape, small_deal):
     r = _run(small_tape, small_deal)
     pool = r.cashflows["pool"]
