@@ -64,7 +64,6 @@ from creditsim.cashflows.sampler import (
     cumulative_thresholds,
     BlockStreams,
     risk_bins,
-    sample_next,
     validate_matrices,
 )
 from creditsim.cashflows.schedule import amortization_schedule

@@ -37,7 +37,6 @@ deal_app = typer.Typer(
     add_completion=False,
 )
 
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def register(app: typer.Typer) -> None:
@@ -45,27 +44,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(deal_app, name="deal")
 
 
-def _escape(value: object) -> object:
-    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
-def _escape_frame(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy()
-    for col in out.columns:
-        if not pd.api.types.is_numeric_dtype(out[col]):
-            out[col] = out[col].astype(object).map(_escape)
-    out.columns = [_escape(str(c)) for c in out.columns]
-    if not pd.api.types.is_numeric_dtype(out.index):
-        out.index = pd.Index([_escape(str(i)) for i in out.index], name=_escape(out.index.name))
-    return out
-
-
 def write_excel(path: Path, sheets: dict[str, pd.DataFrame]) -> Path:
-    """Write ``sheets`` to ``path`` (.xlsx) atomically (:func:`creditsim.data.io.atomic_write`: temp file
+    """Write ``sheets`` to ``path`` (.xlsx) atomically (:func:`creditsim.fileio.atomic_write`: temp file
     + ``os.replace``, umask permissions), with formula-like text escaped."""
-    from creditsim.data.io import atomic_write
+    from creditsim.fileio import atomic_write, escape_frame
 
     path = Path(path)
     if path.suffix.lower() != ".xlsx":
@@ -74,7 +56,7 @@ def write_excel(path: Path, sheets: dict[str, pd.DataFrame]) -> Path:
     def write(tmp: Path) -> None:
         with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
             for name, frame in sheets.items():
-                _escape_frame(frame).to_excel(writer, sheet_name=name)
+                escape_frame(frame).to_excel(writer, sheet_name=name)
 
     return atomic_write(path, write, suffix=".xlsx")
 

@@ -44,8 +44,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _save_png(fig, path: Path) -> Path:
-    """Write a matplotlib figure atomically, with the umask's file mode (:func:`creditsim.data.io.atomic_write`)."""
-    from creditsim.data.io import atomic_write
+    """Write a matplotlib figure atomically, with the umask's file mode (:func:`creditsim.fileio.atomic_write`)."""
+    from creditsim.fileio import atomic_write
 
     path = Path(path)
     _check_plot_path(path)

@@ -7,25 +7,20 @@ interrupted write leaves the old file untouched.
 
 Extensions: ``.csv``, ``.csv.gz`` (CSV, gzip by extension) and ``.parquet`` / ``.pq``.
 
-:func:`atomic_write` is the one temp-file + ``os.replace`` helper of this module and of the deal code
-(``creditsim.structure.deal.dump_deal``, ``creditsim deal run --excel``). ``mkstemp`` creates files
-0600; the helper sets the permissions a plain ``open`` would give under the current umask
-(:func:`creditsim.simulation.results.umask_mode`) before the rename, so outputs stay readable by
-colleagues and downstream jobs.
+Writes go through :func:`creditsim.fileio.atomic_write` (re-exported here), the package's one
+temp-file + ``os.replace`` helper, which also gives the file the umask's mode rather than mkstemp's 0600.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from creditsim.errors import DataError
 from creditsim.schema import validate_loan_tape, validate_panel
-from creditsim.simulation.results import umask_mode
+from creditsim.fileio import atomic_write
 
 __all__ = ["read_loan_tape", "write_loan_tape", "read_panel", "write_panel", "file_format", "atomic_write_frame",
            "atomic_write"]
@@ -68,37 +63,6 @@ def _read_frame(path: str | os.PathLike[str], what: str) -> pd.DataFrame:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:200] if text else ''}"
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object], suffix: str = ".tmp") -> Path:
-    """Write a file atomically: ``write(tmp)`` fills a temporary sibling, which is moved onto ``path``.
-
-    Args:
-        path: the target file; its parent directory is created if needed.
-        write: called with the temporary path (same directory, so ``os.replace`` is a rename on one
-            file system); it must create / fill that file.
-        suffix: ending of the temporary file name, for writers that infer the format from it.
-
-    Returns:
-        ``path`` as a :class:`~pathlib.Path`.
-
-    The file gets the mode a plain ``open`` would give (``0o666 & ~umask``), not mkstemp's 0600. If
-    ``write`` raises (or the process is interrupted), the temporary file is removed and an existing
-    file at ``path`` is left untouched.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.chmod(tmp, umask_mode())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
 
 
 def atomic_write_frame(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:

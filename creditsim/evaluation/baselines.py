@@ -20,7 +20,7 @@ import torch
 
 from creditsim.errors import ConfigError, NotFittedError
 from creditsim.schema import validate_macro
-from creditsim.states import MACRO_VARS, SCENARIOS, scenario_index
+from creditsim.states import SCENARIOS, scenario_index
 
 __all__ = ["VARGenerator", "BlockBootstrapGenerator"]
 

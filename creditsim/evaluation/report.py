@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from creditsim.simulation import risk
-from creditsim.simulation.results import DEFAULT_EPSILON, SimulationResults, umask_mode
+from creditsim.fileio import atomic_write
+from creditsim.simulation.results import DEFAULT_EPSILON, SimulationResults
 from creditsim.states import MACRO_VARS, SCENARIOS
 
 __all__ = ["build_report_html", "write_report", "tranche_loss_buckets", "LOSS_BUCKETS", "FAN_VARS"]
@@ -256,19 +256,10 @@ window.addEventListener("load", function () {{
 
 
 def write_report(results: SimulationResults, path: str | os.PathLike, title: str | None = None) -> Path:
-    """Write :func:`build_report_html` to ``path`` atomically (temp file + os.replace)."""
+    """Write :func:`build_report_html` to ``path`` atomically (:func:`creditsim.fileio.atomic_write`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = build_report_html(results, title)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.html", dir=path.parent)
-    try:
-        os.chmod(tmp, umask_mode())
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), suffix=".tmp.html")
     return path
 

@@ -567,7 +567,6 @@ def generator(P: np.ndarray | pd.DataFrame, method: str = "diagonal") -> Generat
     logarithm needed). Always returns a valid generator; ``distance`` = max |expm(Q) - P|.
     """
     a = validate_matrix(P, name="P")
-    k = a.shape[0]
     if method == "jlt":
         diag = np.diag(a).copy()
         if (diag <= 0).any():

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from creditsim.errors import ConfigError, DataError
+from creditsim.fileio import atomic_write, escape_excel_text, escape_frame, umask_mode
 from creditsim.simulation import risk
 from creditsim.states import MACRO_VARS, POOL_CF_TYPES, SCENARIOS
 
@@ -35,28 +36,8 @@ __all__ = ["TrancheResult", "SimulationResults", "escape_excel_text"]
 #: (1e-8 of a 10m note is 10 cents: rounding dust in the waterfall is not a default)
 DEFAULT_EPSILON = 1e-8
 
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _KEY_RE = re.compile(r"^[A-Za-z0-9_]+$")
 _FORMAT_VERSION = 1
-
-
-def escape_excel_text(value: Any) -> Any:
-    """Prefix text that a spreadsheet would evaluate as a formula (= + - @ tab CR) with a quote."""
-    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
-def _escape_frame(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy()
-    # pandas >= 3 stores text as a string dtype, older versions as object: test "not numeric"
-    for col in out.columns:
-        if not pd.api.types.is_numeric_dtype(out[col]):
-            out[col] = out[col].astype(object).map(escape_excel_text)
-    out.columns = [escape_excel_text(c) for c in out.columns]
-    if not pd.api.types.is_numeric_dtype(out.index):
-        out.index = [escape_excel_text(i) for i in out.index]
-    return out
 
 
 @dataclass
@@ -437,28 +418,22 @@ class SimulationResults:
             "pool_cashflows": self.pool_cashflows_by_month(),
             "run_settings": self.settings_table(),
         }
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.xlsx", dir=path.parent)
-        os.close(fd)
-        try:
-            os.chmod(tmp, umask_mode())
+        def write(tmp: Path) -> None:
             with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
                 for name, df in sheets.items():
-                    _escape_frame(df).to_excel(xw, sheet_name=name, index=False)
+                    escape_frame(df).to_excel(xw, sheet_name=name, index=False)
                     _percent_format(xw.sheets[name], df, first_row=2)
                     if name == "summary":
                         start = len(df) + 3
-                        _escape_frame(risk_rows).to_excel(xw, sheet_name=name, index=False, startrow=start)
+                        escape_frame(risk_rows).to_excel(xw, sheet_name=name, index=False, startrow=start)
                         # every risk-table row but the scenario count is a loss fraction
                         ws = xw.sheets[name]
                         for i, measure in enumerate(risk_rows["measure"]):
                             if measure != "n_sims":
                                 for j in range(1, risk_rows.shape[1]):
                                     ws.cell(row=start + 2 + i, column=j + 1).number_format = PERCENT_FORMAT
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+
+        atomic_write(path, write, suffix=".tmp.xlsx")
         return path
 
     def to_parquet(
@@ -625,16 +600,7 @@ class SimulationResults:
         if path is not None:
             path = Path(path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.png", dir=path.parent)
-            os.close(fd)
-            try:
-                os.chmod(tmp, umask_mode())
-                fig.savefig(tmp, format="png", dpi=110)
-                os.replace(tmp, path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110), suffix=".tmp.png")
         return fig
 
 
@@ -643,14 +609,6 @@ def _scenario_index(scenario: int | str) -> int:
     from creditsim.states import scenario_index
 
     return scenario_index(scenario)
-
-
-def umask_mode(directory: bool = False) -> int:
-    """Permissions a plain ``open``/``mkdir`` would give under the current umask (mkstemp/mkdtemp
-    create 0600/0700, which would make results unreadable to colleagues after the rename)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return (0o777 if directory else 0o666) & ~mask
 
 
 #: Excel number format of fractions (losses, PD, attachment, IRR): 0.0123 shows as 1.23 %

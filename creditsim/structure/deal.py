@@ -465,9 +465,9 @@ def load_deal(path: str | os.PathLike[str]) -> WaterfallConfig:
 
 
 def dump_deal(config: WaterfallConfig, path: str | os.PathLike[str]) -> Path:
-    """Write ``config`` as YAML, atomically (:func:`creditsim.data.io.atomic_write`: temporary sibling +
+    """Write ``config`` as YAML, atomically (:func:`creditsim.fileio.atomic_write`: temporary sibling +
     ``os.replace``, umask permissions); returns the path."""
-    from creditsim.data.io import atomic_write  # pandas-backed module: keep `import deal` light
+    from creditsim.fileio import atomic_write  # pandas-backed module: keep `import deal` light
 
     text = yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True)
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

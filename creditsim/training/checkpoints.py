@@ -1,40 +1,23 @@
 """Checkpoint files: safetensors weights + JSON, always written atomically. Never pickle.
 
-A checkpoint is a folder. Writers go through :func:`atomic_write` (temporary file in the same folder,
-then ``os.replace``) so an interrupted run never leaves a half-written file behind.
+A checkpoint is a folder. Writers go through :func:`creditsim.fileio.atomic_write` (temporary file in the
+same folder, then ``os.replace``, umask file mode) so an interrupted run never leaves a half-written file behind.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from creditsim.errors import CheckpointError
+from creditsim.fileio import atomic_write
 
 __all__ = ["atomic_write", "write_json", "read_json", "save_tensors", "load_tensors"]
-
-
-def atomic_write(path: str | os.PathLike, writer: Callable[[str], Any]) -> Path:
-    """Call ``writer(tmp_path)`` then move the temporary file onto ``path`` in one ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; shipped files must be world-readable
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
