@@ -361,3 +361,24 @@ def test_a_condition_below_a_floor_is_kept_exactly_with_a_warning(shipped):
     with pytest.warns(ConditionRangeWarning):
         paths = shipped.generate_conditional({"policy_rate": {"month": 6, "value": -0.005}}, n_samples=50, seed=0)
     assert float((paths[:, 6, MACRO_VARS.index("policy_rate")] + 0.005).abs().max()) < 1e-6
+
+
+@pytest.mark.parametrize(
+    "x, scenario, match",
+    [
+        (np.zeros((2, 0, 9)), [0, 1], r"seq_len >= 1"),
+        (np.full((2, 5, 9), np.nan), [0, 1], "NaN or infinite"),
+        (np.zeros((2, 5, 8)), [0, 1], r"\(batch, seq_len >= 1, 9\)"),
+        (np.zeros((2, 5, 9)), [0.5, 1.0], "integer indices"),
+        (np.zeros((2, 5, 9)), [0, 7], r"0\.\.3"),
+        ("abc", [0], "numeric"),
+    ],
+)
+def test_forward_rejects_bad_batches_with_config_error(x, scenario, match):
+    with pytest.raises(ConfigError, match=match):
+        tiny_model().forward(x, scenario)
+
+
+def test_forward_accepts_numpy_float64_windows():
+    recon, mu, log_var = tiny_model().forward(np.zeros((3, 6, 9)), np.array([0, 2, 3]))
+    assert recon.shape == (3, 6, 9) and recon.dtype == torch.float32 and mu.shape == log_var.shape

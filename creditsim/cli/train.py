@@ -33,7 +33,7 @@ def train_macro(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
-    """Train a MacroVAE on 60-month windows of the bundled 1981-2019 history (defaults: the shipped
+    """Train a MacroVAE on 60-month windows of the bundled 1980-2019 history (defaults: the shipped
     configuration, see ``creditsim.training.pretrained``)."""
     from dataclasses import replace
 

@@ -337,15 +337,34 @@ class MacroVAE(nn.Module):
         return x * self.x_std + self.x_mean
 
     # ------------------------------------------------------------------ training path
-    def _check_batch(self, x: torch.Tensor, scenario: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 3 or x.shape[-1] != self.config.n_macro_vars:
-            raise ConfigError(f"x must have shape (batch, seq_len, {self.config.n_macro_vars}), got {tuple(x.shape)}")
-        scenario = torch.as_tensor(scenario, device=x.device).long().reshape(-1)
+    def _check_batch(self, x: Any, scenario: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validate a training batch at the edge: x (batch, seq_len >= 1, n_vars) finite numbers
+        (numpy or torch, cast to the model's dtype and device); scenario (batch,) integer indices."""
+        D = self.config.n_macro_vars
+        try:
+            x = torch.as_tensor(x)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ConfigError(f"x must be a numeric (batch, seq_len, {D}) array or tensor: {exc}") from None
+        if not (x.is_floating_point() or x.dtype in (torch.int32, torch.int64)):
+            raise ConfigError(f"x must hold real numbers, got dtype {x.dtype}")
+        if x.dim() != 3 or x.shape[-1] != D or x.shape[1] < 1:
+            raise ConfigError(f"x must have shape (batch, seq_len >= 1, {D}), got {tuple(x.shape)}")
+        x = x.to(device=self.device, dtype=self.x_mean.dtype)
+        if not torch.isfinite(x).all():
+            raise ConfigError("x contains NaN or infinite values (standardised macro windows must be finite)")
+        try:
+            scenario = torch.as_tensor(scenario, device=x.device).reshape(-1)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ConfigError(f"scenario must be integer indices of shape ({x.shape[0]},): {exc}") from None
+        if scenario.is_floating_point():
+            if not torch.equal(scenario, scenario.round()):
+                raise ConfigError("scenario must hold integer indices (0 baseline .. 3 stagflation), got fractions")
+        scenario = scenario.long()
         if scenario.shape[0] != x.shape[0]:
             raise ConfigError(f"scenario must have shape ({x.shape[0]},), got {tuple(scenario.shape)}")
         if scenario.numel() and (scenario.min() < 0 or scenario.max() >= self.config.n_scenarios):
             raise ConfigError(f"scenario indices must be in 0..{self.config.n_scenarios - 1}")
-        return scenario
+        return x, scenario
 
     def _teacher_forced(self, x: torch.Tensor, z: torch.Tensor, s_emb: torch.Tensor, scenario: torch.Tensor):
         B, T, D = x.shape
@@ -381,7 +400,7 @@ class MacroVAE(nn.Module):
         return recon, mu, log_var
 
     def _forward_full(self, x, scenario):
-        scenario = self._check_batch(x, scenario)
+        x, scenario = self._check_batch(x, scenario)
         s_emb = self.scenario_emb(scenario)  # (B, E)
         mu, log_var = self.encoder(x, s_emb)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * log_var) if self.training else mu
@@ -396,6 +415,7 @@ class MacroVAE(nn.Module):
         with weight ``beta`` (default ``config.beta``); kl_raw: the plain KL per month, for monitoring.
         """
         beta = self.config.beta if beta is None else float(beta)
+        x, scenario = self._check_batch(x, scenario)
         mean, scale, mu, log_var = self._forward_full(x, scenario)
         B, T, D = x.shape
         L = self.decoder.unit_tril()
@@ -406,7 +426,7 @@ class MacroVAE(nn.Module):
         kl_dim = 0.5 * (mu ** 2 + log_var.exp() - 1.0 - log_var).mean(0)  # (Z,) batch mean
         kl = torch.clamp(kl_dim, min=self.config.free_bits).sum() / T
         kl_raw = kl_dim.sum() / T
-        drift = self._nonlinear_drift(x, mean, self._check_batch(x, scenario))
+        drift = self._nonlinear_drift(x, mean, scenario)
         # month 0 is excluded: its "drift" is the decoder's model of where a path starts, not a change
         drift_pen = (drift[:, 1:] ** 2).sum(-1).mean()  # per month, summed over variables
         loss = nll + beta * kl + self.config.drift_penalty * drift_pen
@@ -552,6 +572,12 @@ class MacroVAE(nn.Module):
         with the exact target so float rounding never breaks ``|value - target| < 1e-6``. A warning is
         given when the effective sample size of a resampling step falls below 1 % of the particles
         (extreme conditions: few distinct pasts survive).
+
+        Known limitation: resampling keeps the paths *before* a conditioned month only as diverse as the
+        surviving particles. For joint tail conditions (e.g. unemployment 8 % and HY 9 % at month 12) a few
+        dozen distinct pasts carry the weight, so many samples share their history up to that month (paths
+        after it diverge again). Raise ``n_particles`` when the pre-condition history matters; a
+        rejuvenation (MCMC) step is the principled fix and is not implemented yet.
 
         Raises ConfigError for unknown variables, months outside ``0..seq_length-1``, non-finite or
         contradictory values; warns (:class:`ConditionRangeWarning`) for values outside the training

@@ -2,7 +2,7 @@
 
     python -m creditsim.training.pretrained [--out DIR] [--epochs N] [--quiet]
 
-Trains :data:`SHIPPED_CONFIG` on the bundled monthly history 1981-2019 (``load_macro_history``) with
+Trains :data:`SHIPPED_CONFIG` on the bundled monthly history 1980-2019 (``load_macro_history``) with
 the scenario labels of :mod:`creditsim.training.macro`: stage 1 on the training block with early
 stopping on the validation block (the last 20 % of the months), stage 2 a refit on all windows for
 the best epoch count. Deterministic for a fixed seed on one machine (CPU, one thread). The checkpoint is
