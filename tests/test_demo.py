@@ -74,6 +74,17 @@ def test_severe_mix_has_higher_el_than_baseline_on_demo_portfolio(demo_inputs):
     assert severe.expected_loss - base.expected_loss > 4 * se
 
 
+def test_severe_mix_beats_baseline_with_the_pretrained_vae_the_demo_uses(demo_inputs):
+    """The same acceptance point with the macro source `make demo` actually runs (the shipped MacroVAE,
+    paths starting from the current macro state)."""
+    loans, deal = demo_inputs
+    kw = dict(n_simulations=120, macro="vae", seed=5, chunk_size=120, progress=False, keep_cashflows=False)
+    base = simulate(loans, deal, scenario_mix="baseline", **kw)
+    severe = simulate(loans, deal, scenario_mix="severely_adverse", **kw)
+    se = (base.standard_errors()["expected_loss"] ** 2 + severe.standard_errors()["expected_loss"] ** 2) ** 0.5
+    assert severe.expected_loss - base.expected_loss > 3 * se
+
+
 def test_tranche_el_is_ordered_junior_mezzanine_senior(demo_inputs):
     loans, deal = demo_inputs
     res = simulate(loans, deal, n_simulations=40, scenario_mix="severely_adverse", macro="synthetic", seed=4,
