@@ -43,3 +43,21 @@ def test_escape_frame_covers_cells_columns_and_index():
     assert out["x"].tolist() == [1.0, -2.0, 3.0]  # numbers untouched
     assert out.index.tolist() == ["'+a", "b", "c"] and out.index.name == "'=idx"
     assert escape_excel_text(5) == 5
+
+
+@pytest.mark.parametrize("module, cls", [
+    ("creditsim.models.macro_vae", "MacroVAEConfig"),
+    ("creditsim.models.transition_transformer", "TransitionConfig"),
+    ("creditsim.models.loan_trajectory", "TrajectoryConfig"),
+])
+def test_model_configs_round_trip_through_json_and_reject_unknown_fields(module, cls):
+    import importlib
+    import json
+
+    from creditsim.errors import ConfigError
+
+    config_cls = getattr(importlib.import_module(module), cls)
+    cfg = config_cls()
+    assert config_cls.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(ConfigError, match=rf"{cls}: unknown fields \['warp_drive'\]"):
+        config_cls.from_dict({**cfg.to_dict(), "warp_drive": 1})

@@ -82,7 +82,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from creditsim.errors import CheckpointError, ConfigError, DataError, format_labels
+from creditsim.models.config import JSONConfig
 from creditsim.models.layers import Block
 from creditsim.states import ALLOWED_TRANSITIONS, MACRO_VARS, N_STATES, LoanState
 
@@ -137,7 +138,7 @@ def _feature_constants() -> dict[str, tuple[int, float, float]]:
 
 
 @dataclass
-class TrajectoryConfig:
+class TrajectoryConfig(JSONConfig):
     """Hyper-parameters of :class:`LoanTrajectoryModel`; the first eight fields are the spec's."""
 
     n_loan_features: int = 24
@@ -176,17 +177,6 @@ class TrajectoryConfig:
                 raise ConfigError(f"TrajectoryConfig.{name} must be a finite number >= 0, got {value!r}")
         if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
             raise ConfigError(f"TrajectoryConfig.dropout must be in [0, 1), got {self.dropout!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> TrajectoryConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"TrajectoryConfig: unknown fields {unknown}; expected a subset of {sorted(known)}")
-        return cls(**dict(d))
 
 
 # ------------------------------------------------------------------------------------------ validation

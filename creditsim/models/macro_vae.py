@@ -50,7 +50,7 @@ import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from creditsim.errors import CheckpointError, ConfigError
+from creditsim.models.config import JSONConfig
 from creditsim.states import MACRO_VARS, SCENARIOS, scenario_index
 
 __all__ = ["MacroVAEConfig", "MacroVAE", "ConditionRangeWarning", "PRETRAINED_DIR", "LOWER_BOUNDS"]
@@ -94,7 +95,7 @@ class ConditionRangeWarning(UserWarning):
 
 
 @dataclass
-class MacroVAEConfig:
+class MacroVAEConfig(JSONConfig):
     """Hyper-parameters of :class:`MacroVAE`. The first seven fields are those of the models-api spec."""
 
     n_macro_vars: int = 9  # number of macro variables
@@ -134,19 +135,6 @@ class MacroVAEConfig:
             raise ConfigError(f"MacroVAEConfig.min_scale must be in (0, 1), got {self.min_scale!r}")
         if self.dropout >= 1:
             raise ConfigError(f"MacroVAEConfig.dropout must be < 1, got {self.dropout!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["variables"] = list(self.variables)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> MacroVAEConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"MacroVAEConfig: unknown fields {unknown}; expected a subset of {sorted(known)}")
-        return cls(**dict(d))
 
 
 class Encoder(nn.Module):

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from creditsim.errors import CheckpointError, ConfigError, DataError
+from creditsim.models.config import JSONConfig
 from creditsim.models.layers import Block
 from creditsim.states import ALLOWED_TRANSITIONS, ASSET_CLASSES, MACRO_VARS, N_STATES, LoanState
 
@@ -68,7 +69,7 @@ class MacroRangeWarning(UserWarning):
 
 
 @dataclass
-class TransitionConfig:
+class TransitionConfig(JSONConfig):
     """Hyper-parameters of :class:`TransitionTransformer`. The first seven fields are the spec's."""
 
     n_cohort_features: int = 12  # cohort features (creditsim.data.cohorts.COHORT_FEATURES)
@@ -92,17 +93,6 @@ class TransitionConfig:
             raise ConfigError(f"TransitionConfig.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
             raise ConfigError(f"TransitionConfig.dropout must be in [0, 1), got {self.dropout!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> TransitionConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"TransitionConfig: unknown fields {unknown}; expected a subset of {sorted(known)}")
-        return cls(**dict(d))
 
 
 def _as_tensor(x: Any, name: str, device: torch.device) -> torch.Tensor:
