@@ -133,7 +133,9 @@ def test_monte_carlo_simulate_delegates_lazily(aggregator, monkeypatch):
     fake.monte_carlo_simulate = monte_carlo_simulate
     monkeypatch.setitem(sys.modules, "creditsim.simulation.monte_carlo", fake)
     assert aggregator.monte_carlo_simulate("loans", n_simulations=10) == "results"
-    assert calls["args"] == (aggregator, ("loans",), {"n_simulations": 10})
+    expected = {"macro_vae": None, "transition_model": None, "trajectory_model": None, "n_simulations": 10,
+                "scenario_mix": None}
+    assert calls["args"] == (aggregator, ("loans",), expected)
 
 
 def test_structure_does_not_import_models():

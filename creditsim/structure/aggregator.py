@@ -9,7 +9,7 @@ table, :meth:`PortfolioAggregator.apply_waterfall` (= ``forward``) runs the wate
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -313,11 +313,29 @@ class PortfolioAggregator(nn.Module):
         """Same as :meth:`apply_waterfall` with the module's mode."""
         return self.apply_waterfall(portfolio_cf, initial_balance)
 
-    def monte_carlo_simulate(self, *args: Any, **kwargs: Any) -> Any:
-        """Full Monte Carlo simulation; see ``creditsim.simulation.monte_carlo.monte_carlo_simulate``.
+    def monte_carlo_simulate(
+        self,
+        loans_df: pd.DataFrame,
+        macro_vae: Any = None,
+        transition_model: Any = None,
+        trajectory_model: Any = None,
+        n_simulations: int = 10_000,
+        scenario_mix: Mapping[str, float] | str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Full Monte Carlo simulation of this deal on ``loans_df`` (the spec's signature).
+
+        ``macro_vae`` (a MacroVAE; None = the pretrained one), ``transition_model`` (Markov or
+        TransitionTransformer; None = the Markov default), ``trajectory_model`` (a LoanTrajectoryModel
+        selects the trajectory engine), ``n_simulations`` scenarios drawn per ``scenario_mix`` (default
+        0.6/0.25/0.1/0.05). Further keywords (``seed``, ``chunk_size``, ``backend``, ``device``, ...) go
+        to :func:`creditsim.simulate`. Returns a
+        :class:`~creditsim.simulation.results.SimulationResults`.
 
         Imported lazily so that ``structure`` does not depend on the simulation / model layers.
         """
         from creditsim.simulation.monte_carlo import monte_carlo_simulate
 
-        return monte_carlo_simulate(self, *args, **kwargs)
+        return monte_carlo_simulate(self, loans_df, macro_vae=macro_vae, transition_model=transition_model,
+                                    trajectory_model=trajectory_model, n_simulations=n_simulations,
+                                    scenario_mix=scenario_mix, **kwargs)
