@@ -107,8 +107,6 @@ __all__ = [
 
 #: folder of the checkpoint shipped inside the package
 PRETRAINED_DIR: Path = Path(__file__).resolve().parent.parent / "pretrained" / "trajectory"
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
 
 #: names of the continuous values of the diffusion head, in order (both decimals in [0, 1])
 VALUE_NAMES: tuple[str, ...] = ("payment_ratio", "lgd")
@@ -900,17 +898,12 @@ class LoanTrajectoryModel(nn.Module):
     # -- checkpoints -----------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike, extra: Mapping[str, Any] | None = None) -> Path:
         """Write ``model.safetensors`` and ``config.json`` (config + ``extra`` training metadata), atomically."""
-        from creditsim.training.checkpoints import save_tensors, write_json
+        from creditsim.training.checkpoints import save_model_checkpoint
 
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        meta: dict[str, Any] = {"model": "LoanTrajectoryModel", "config": self.config.to_dict(),
-                                "value_names": list(VALUE_NAMES)}
+        meta: dict[str, Any] = {"config": self.config.to_dict(), "value_names": list(VALUE_NAMES)}
         if extra:
             meta["training"] = dict(extra)
-        save_tensors(out / WEIGHTS_FILE, self.state_dict(), metadata={"model": "LoanTrajectoryModel"})
-        write_json(out / CONFIG_FILE, meta)
-        return out
+        return save_model_checkpoint(directory, "LoanTrajectoryModel", self, meta)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike | None = None,
@@ -920,29 +913,10 @@ class LoanTrajectoryModel(nn.Module):
         Raises CheckpointError when a file is missing or malformed, the folder holds another model, or
         the weights do not fit the config.
         """
-        from creditsim.training.checkpoints import load_tensors, read_json
+        from creditsim.training.checkpoints import config_from_meta, load_model_weights, read_model_meta
 
         folder = Path(directory) if directory is not None else PRETRAINED_DIR
-        meta = read_json(folder / CONFIG_FILE)
-        if not isinstance(meta, dict) or meta.get("model") != "LoanTrajectoryModel":
-            found = meta.get("model") if isinstance(meta, dict) else type(meta).__name__
-            raise CheckpointError(f"checkpoint {folder}: {CONFIG_FILE} describes {found!r}, expected 'LoanTrajectoryModel'")
+        meta = read_model_meta(folder, "LoanTrajectoryModel")
         if list(meta.get("value_names", [])) != list(VALUE_NAMES):
             raise CheckpointError(f"checkpoint {folder}: value_names {meta.get('value_names')} != {list(VALUE_NAMES)}")
-        try:
-            config = TrajectoryConfig.from_dict(meta["config"])
-        except (KeyError, TypeError, ConfigError) as exc:
-            raise CheckpointError(f"checkpoint {folder}: bad {CONFIG_FILE} ({exc})") from None
-        model = cls(config)
-        tensors = load_tensors(folder / WEIGHTS_FILE)
-        try:
-            missing, unexpected = model.load_state_dict(tensors, strict=False)
-        except RuntimeError as exc:  # shape mismatch
-            raise CheckpointError(f"checkpoint {folder}: weights do not match the config ({str(exc)[:300]})") from None
-        if missing or unexpected:
-            raise CheckpointError(f"checkpoint {folder}: weights do not match the config "
-                                  f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
-        dev = torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"device={device!r} requested but CUDA is not available")
-        return model.to(dev).eval()
+        return load_model_weights(cls(config_from_meta(folder, meta, TrajectoryConfig)), folder, device)

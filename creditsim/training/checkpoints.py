@@ -14,10 +14,11 @@ from typing import Any
 
 import torch
 
-from creditsim.errors import CheckpointError
+from creditsim.errors import CheckpointError, ConfigError
 from creditsim.fileio import atomic_write
 
-__all__ = ["atomic_write", "write_json", "read_json", "save_tensors", "load_tensors"]
+__all__ = ["atomic_write", "write_json", "read_json", "save_tensors", "load_tensors", "save_model_checkpoint",
+           "read_model_meta", "config_from_meta", "load_model_weights", "WEIGHTS_FILE", "CONFIG_FILE"]
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
@@ -57,3 +58,54 @@ def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"cannot read weights {path} ({exc})") from None
+
+
+#: file names inside a model checkpoint folder
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+def save_model_checkpoint(directory: str | os.PathLike, model_name: str, model: torch.nn.Module,
+                          meta: Mapping[str, Any]) -> Path:
+    """Write ``model.safetensors`` (the state dict) and ``config.json`` (``{"model": model_name, **meta}``),
+    each atomically, into ``directory``; returns the folder."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    save_tensors(out / WEIGHTS_FILE, model.state_dict(), metadata={"model": model_name})
+    write_json(out / CONFIG_FILE, {"model": model_name, **meta})
+    return out
+
+
+def read_model_meta(folder: Path, model_name: str) -> dict[str, Any]:
+    """Read ``config.json`` of a checkpoint folder and check it describes ``model_name``."""
+    meta = read_json(folder / CONFIG_FILE)
+    if not isinstance(meta, dict) or meta.get("model") != model_name:
+        found = meta.get("model") if isinstance(meta, dict) else type(meta).__name__
+        raise CheckpointError(f"checkpoint {folder}: {CONFIG_FILE} describes {found!r}, expected {model_name!r}")
+    return meta
+
+
+def config_from_meta(folder: Path, meta: Mapping[str, Any], config_cls: Any) -> Any:
+    """The model config stored under ``meta["config"]``; a malformed one is a CheckpointError."""
+    try:
+        return config_cls.from_dict(meta["config"])
+    except (KeyError, TypeError, ConfigError) as exc:
+        raise CheckpointError(f"checkpoint {folder}: bad {CONFIG_FILE} ({exc})") from None
+
+
+def load_model_weights(model: torch.nn.Module, folder: Path, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Load ``model.safetensors`` into ``model`` strictly (every key, every shape), move it to
+    ``device`` and return it in eval mode. Mismatches are CheckpointErrors; CUDA asked for on a
+    machine without it is a ConfigError."""
+    tensors = load_tensors(folder / WEIGHTS_FILE)
+    try:
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
+    except RuntimeError as exc:  # shape mismatch
+        raise CheckpointError(f"checkpoint {folder}: weights do not match the config ({str(exc)[:300]})") from None
+    if missing or unexpected:
+        raise CheckpointError(f"checkpoint {folder}: weights do not match the config "
+                              f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={device!r} requested but CUDA is not available")
+    return model.to(dev).eval()
