@@ -25,6 +25,23 @@ pending when that falls after the horizon. So for every loan: loss + recovery (+
 default_par, and opening balance - scheduled_principal - prepayment - default_par = closing balance.
 Absorbed loans pay nothing (except recoveries of an earlier default).
 
+Exact pool sums (reproducibility by construction)
+-------------------------------------------------
+The same seed gives the same numbers for any scenario chunk size, loan chunk size, thread count, BLAS
+kernel (MKL's AVX2 / AVX-512 / compatible code paths) and device. The random streams are keyed by
+(seed, scenario id, fixed 1,024-loan block), so every loan draws the same numbers however it is chunked;
+and every reduction that reaches an output is exact, so its order cannot matter:
+
+- Tabulated flows are whole cents held in float64 (:mod:`creditsim.cashflows.cents`); the realised loss
+  is rounded to the cent per loan (``round(LGD x default_par)``) before it is summed.
+- Allowed on those values: any summation -- the quiet-loan ``mm``, ``bmm`` by group, ``index_add_``
+  (including CUDA atomics, whose order is arbitrary), summing loan-block partials, numpy ``sum`` over
+  months -- because a sum of integers below 2**53 is exact. :func:`check_exact_range` refuses a book
+  whose total balance could break that bound (9.0e13 currency units).
+- Not allowed: summing anything that is not whole cents (rates, LGDs, ratios) over a loan- or
+  scenario-sized axis; round a product to cents first. Cents become currency units once, by an
+  elementwise division, when the pool result leaves the engine.
+
 How it is fast
 --------------
 Every cashflow of month ``t`` is a function of (loan, t, cash state c, sampled state y) only. For each
@@ -66,6 +83,7 @@ from creditsim.cashflows.sampler import (
     risk_bins,
     validate_matrices,
 )
+from creditsim.cashflows.cents import check_exact_range, from_cents, sum_currency, to_cents
 from creditsim.cashflows.schedule import amortization_schedule
 from creditsim.errors import ConfigError, DataError, format_labels
 from creditsim.states import ALLOWED_TRANSITIONS, N_STATES, POOL_CF_TYPES
@@ -118,8 +136,8 @@ class LoanCashflows:
     opening_balance: np.ndarray
 
     def pool(self) -> np.ndarray:
-        """Sum over loans: ``(s, T, K)`` in :data:`POOL_CF_TYPES` order."""
-        parts = [getattr(self, name).sum(axis=1) for name in POOL_CF_TYPES]
+        """Sum over loans: ``(s, T, K)`` in :data:`POOL_CF_TYPES` order (exact cent sums)."""
+        parts = [sum_currency(getattr(self, name), axis=1) for name in POOL_CF_TYPES]
         return np.stack(parts, axis=-1)
 
 
@@ -168,9 +186,10 @@ def _device(device: str | torch.device) -> torch.device:
 def _history(book: LoanBook, index: np.ndarray, n_months: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Contractual balance and cumulative interest by month index ``k = -4 .. T-1`` for some loans.
 
-    Returns ``(cb (L_b, T+4), ci (L_b, T+4), m (L_b,))``: ``cb[:, k+4]`` is the contractual balance
-    after the payment of month k, ``ci[:, k+4]`` the interest of all payments through month k counted
-    from the schedule anchor (the last paid payment at the cut-off), ``m`` the maturity month.
+    Returns ``(cb (L_b, T+4), ci (L_b, T+4), m (L_b,))`` in whole cents: ``cb[:, k+4]`` is the
+    contractual balance after the payment of month k, ``ci[:, k+4]`` the interest of all payments
+    through month k counted from the schedule anchor (the last paid payment at the cut-off), ``m`` the
+    maturity month.
     """
     x0 = book.initial_state[index].astype(np.int64)
     n = book.remaining_term[index] + x0  # payments from the anchor, the x0 arrears included
@@ -178,11 +197,13 @@ def _history(book: LoanBook, index: np.ndarray, n_months: int, dev: torch.device
     io = np.where(io > 0, io + x0, 0)
     n_cols = n_months + 3
     sched = amortization_schedule(book.balance[index], book.monthly_rate[index], n, book.amortization[index], io, n_columns=n_cols)
-    ci_sched = np.concatenate([np.zeros((len(index), 1)), np.cumsum(sched.interest, axis=1)], axis=1)
+    # whole cents from here on (see "Exact pool sums"): every tabulated flow is an integer-valued float64
+    ci_sched = np.concatenate([np.zeros((len(index), 1)), np.cumsum(to_cents(sched.interest), axis=1)], axis=1)
+    balance_cents = to_cents(sched.balance)
     k = np.arange(-_PAST, n_months)[None, :]
     j = k + 1 + x0[:, None]  # payments made since the anchor by the end of month k
     jc = np.clip(j, 0, n_cols)
-    cb = np.take_along_axis(sched.balance, jc, axis=1)
+    cb = np.take_along_axis(balance_cents, jc, axis=1)
     ci = np.take_along_axis(ci_sched, jc, axis=1)
     m = book.remaining_term[index] - 1
     return (torch.from_numpy(cb).to(dev), torch.from_numpy(ci).to(dev), torch.from_numpy(m).to(dev))
@@ -230,12 +251,12 @@ class _MonthTables:
         cb_now, ci_now = self._at(self.cb, tau[:, None]), self._at(self.ci, tau[:, None])  # (L_b, 1)
 
         flows = self._flows
-        # scheduled interest is cent-valued: re-round differences of cumulative sums to the exact cents
-        flows[:, :4, :4, _F_INTEREST] = torch.round((ci_new - ci_prev[:, :, None]) * 100.0) / 100.0
+        # cumulative interest is in whole cents, so differences are exact
+        flows[:, :4, :4, _F_INTEREST] = ci_new - ci_prev[:, :, None]
         flows[:, :4, :4, _F_PRINCIPAL] = cb_prev[:, :, None] - cb_new
         flows[:, :4, :4, _F_BALANCE] = cb_new
         flows[:, :4, 4, _F_PAR] = cb_prev
-        exit_interest = torch.round((ci_now - ci_prev) * 100.0) / 100.0
+        exit_interest = ci_now - ci_prev
         for exit_state in (5, 6):
             flows[:, :4, exit_state, _F_INTEREST] = exit_interest
             flows[:, :4, exit_state, _F_PRINCIPAL] = cb_prev - cb_now
@@ -344,6 +365,7 @@ def _month_step(
     next_c: torch.Tensor,
     loan_base: torch.Tensor,
     weights: torch.Tensor,
+    lgd: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One month for an (s x L_b) block: sample, tabulated flows, weighted sums over loans.
 
@@ -353,10 +375,12 @@ def _month_step(
         row_base: ``(s, L_b)`` int64 threshold row of state 0 for each (scenario, loan).
         thresholds: ``(6, n_rows)`` float32 cumulative thresholds, threshold-major (one gather each).
         flow_table / next_table / next_c: from :class:`_MonthTables`; loan_base ``(s, L_b)`` = ``loan * 49``.
-        weights: ``(s, R, L_b)`` float64 aggregation weights (ones / LGD, per group).
+        weights: ``(s, G, L_b)`` float64 group membership (0 / 1).
+        lgd: ``(s, L_b)`` float64 realised LGD.
 
     Returns:
-        ``(x_next, c_next (s, L_b) int64, flows (s, L_b, 5) float64, sums (s, R, 5) float64)``.
+        ``(x_next, c_next (s, L_b) int64, flows (s, L_b, 5) float64, sums (s, G, 6) float64)``: flows in
+        whole cents; sums = 5 flows + loss (``round(lgd x default_par)`` cents) per group, exact.
     """
     s, lb = x.shape
     ridx = (row_base + x).view(-1)
@@ -369,8 +393,17 @@ def _month_step(
     flows = flow_table.index_select(0, code).view(s, lb, _N_FLOWS)
     x_next = next_table.take(code).view(s, lb)
     c_next = next_c.take(code).view(s, lb)
-    sums = torch.bmm(weights, flows)
-    return x_next, c_next, flows, sums
+    return x_next, c_next, flows, _group_sums(weights, flows, lgd)
+
+
+def _group_sums(weights: torch.Tensor, flows: torch.Tensor, lgd: torch.Tensor) -> torch.Tensor:
+    """``(s, G, 6)`` exact group sums of ``(s, L_b, 5)`` whole-cent flows plus the whole-cent loss.
+
+    A batched product of 0/1 weights with integer-valued float64 entries: every partial sum is an integer
+    below 2**53, so the result is exact and does not depend on the BLAS kernel's summation order.
+    """
+    loss = torch.round(flows[..., _F_PAR] * lgd).unsqueeze(-1)  # (s, L_b, 1) whole cents
+    return torch.bmm(weights, torch.cat([flows, loss], dim=-1))
 
 
 def _month_step_pool(
@@ -427,7 +460,7 @@ def _month_step_pool(
         # re and ce were read before this in-place update, so writing x and c here is safe
         x_next.view(-1).index_copy_(0, event, next_table.take(code))
         c_next.view(-1).index_copy_(0, event, next_c.take(code))
-        loss = fe[:, _F_PAR] * lgd.reshape(-1).index_select(0, event)
+        loss = torch.round(fe[:, _F_PAR] * lgd.reshape(-1).index_select(0, event))  # whole cents
         sums.view(s * n_groups, _N_FLOWS + 1).index_add_(
             0, se * n_groups + loan_group.take(le), torch.cat([fe, loss[:, None]], dim=1)
         )
@@ -495,8 +528,7 @@ def _block_months(
     g = member.shape[0]
     if not fast:
         loan_base = (torch.arange(lb, device=dev) * (N_STATES * N_STATES)).expand(s, lb).contiguous()
-        # rows 0..G-1 sum flows by group, rows G..2G-1 weight them by the realised LGD (-> loss)
-        weights = torch.cat([member.expand(s, -1, -1), member[None] * lgd_t[:, None, :]], dim=1).contiguous()
+        weights = member.expand(s, -1, -1).contiguous()  # (s, G, L_b) 0/1 group membership
     if thresholds is not None:
         seg7 = torch.from_numpy(thresholds.loan_segment[index] * N_STATES).to(dev)
         off = (torch.arange(s, device=dev) * thresholds.n_rows_per_scenario) if thresholds.varies else torch.zeros(s, dtype=torch.int64, device=dev)
@@ -537,7 +569,7 @@ def _block_months(
         if paths is None:
             u = torch.from_numpy(streams.next_month()).to(dev)
             x, c, f, sums = _month_step(u, x, c, row_base, thresholds.rows(t)[0], flow_table, next_table, next_c,
-                                        loan_base, weights)
+                                        loan_base, weights, lgd_t)
         else:
             # a given path: its states replace the draw (absorbed rows of next_table ignore them)
             y = paths[:, :, t]
@@ -545,9 +577,8 @@ def _block_months(
             f = flow_table.index_select(0, code).view(s, lb, _N_FLOWS)
             x = next_table.take(code).view(s, lb)
             c = next_c.take(code).view(s, lb)
-            sums = torch.bmm(weights, f)
-        acc[:, t, :, :_N_FLOWS] = sums[:, :g]
-        acc[:, t, :, _N_FLOWS] = sums[:, g:, _F_PAR]
+            sums = _group_sums(weights, f, lgd_t)
+        acc[:, t] = sums
         if keep is not None:
             keep["states"][:, :, t] = x.to(torch.int8)
             keep["flows"][:, :, t] = f
@@ -555,7 +586,8 @@ def _block_months(
 
 
 def _scatter_pool(acc: torch.Tensor, lag: int, grouped: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``(s, T, [G,] 6)`` block flows -> ``(s, T, [G,] K)`` pool cashflows and pending recoveries."""
+    """``(s, T, [G,] 6)`` block flows in whole cents -> ``(s, T, [G,] K)`` pool cashflows and pending
+    recoveries in currency units (all arithmetic before the final division is exact)."""
     a = acc.cpu().numpy()
     if not grouped:
         a = a[:, :, 0]
@@ -568,13 +600,14 @@ def _scatter_pool(acc: torch.Tensor, lag: int, grouped: bool) -> tuple[np.ndarra
     if lag < n_months:
         out[:, lag:, ..., _K_RECOVERY] = recoverable[:, : n_months - lag]
     pending = recoverable[:, max(n_months - lag, 0):].sum(axis=1)
-    return out, pending
+    return from_cents(out), from_cents(pending)
 
 
 # ---------------------------------------------------------------------------- public API
 def _check_chunk_args(book: LoanBook, scenario_ids: object, seed: object, n_months: object) -> tuple[np.ndarray, int, int]:
     if not isinstance(book, LoanBook):
         raise ConfigError(f"book must be a LoanBook (see LoanBook.from_tape), got {type(book).__name__}")
+    check_exact_range(float(book.balance.sum()))
     ids = np.atleast_1d(np.asarray(scenario_ids))
     if ids.ndim != 1 or ids.dtype.kind not in "iu" or (ids < 0).any():
         raise ConfigError(f"scenario_ids must be a 1-D array of non-negative integers, got {scenario_ids!r}")
@@ -740,9 +773,9 @@ def simulate_pool_cashflows(
 
 def _loan_level(book: LoanBook, keep: dict[str, torch.Tensor], lgd: np.ndarray) -> LoanCashflows:
     states = keep["states"].cpu().numpy()
-    flows = keep["flows"].cpu().numpy()
+    flows = keep["flows"].cpu().numpy()  # whole cents
     par = flows[..., _F_PAR]
-    loss = par * lgd[:, :, None]
+    loss = np.rint(par * lgd[:, :, None])  # whole cents, as the pool path books it
     recoverable = par - loss
     lag, n_months = book.recovery_lag, par.shape[-1]
     recovery = np.zeros_like(par)
@@ -751,14 +784,14 @@ def _loan_level(book: LoanBook, keep: dict[str, torch.Tensor], lgd: np.ndarray) 
     pending = recoverable[..., max(n_months - lag, 0):].sum(-1)
     return LoanCashflows(
         states=states,
-        interest=flows[..., _F_INTEREST],
-        scheduled_principal=flows[..., _F_PRINCIPAL],
-        prepayment=flows[..., _F_PREPAY],
-        recovery=recovery,
-        default_par=par,
-        loss=loss,
-        balance=flows[..., _F_BALANCE],
-        pending_recovery=pending,
+        interest=from_cents(flows[..., _F_INTEREST]),
+        scheduled_principal=from_cents(flows[..., _F_PRINCIPAL]),
+        prepayment=from_cents(flows[..., _F_PREPAY]),
+        recovery=from_cents(recovery),
+        default_par=from_cents(par),
+        loss=from_cents(loss),
+        balance=from_cents(flows[..., _F_BALANCE]),
+        pending_recovery=from_cents(pending),
         lgd=lgd,
         opening_balance=book.balance.copy(),
     )

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from creditsim.cashflows.cents import from_cents, to_cents
 from creditsim.errors import ConfigError, DataError
 from creditsim.states import ASSET_CLASSES, GRADES_8, LoanState
 
@@ -232,7 +233,8 @@ class PoolEngine:
             g = self.trajectory_model.generate(feats, coh, torch.as_tensor(macro[i], dtype=torch.float32, device=dev),
                                                1, loan_terms=terms, seed=sub_seed,
                                                initial_states=np.asarray(book.initial_state, dtype=np.int64))
-            pool = {k: g[k][0].sum(dim=0).double().cpu().numpy()
+            # whole-cent sums are exact, so the pool does not depend on the loan count's tiling or threads
+            pool = {k: from_cents(to_cents(g[k][0]).sum(dim=0)).cpu().numpy()
                     for k in ("interest", "scheduled_principal", "prepayment", "default_par", "losses", "balances")}
             rec = np.zeros(t_len)
             if lag < t_len:
