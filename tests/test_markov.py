@@ -289,3 +289,70 @@ def test_simulate_bad_seed_raises_config_error_naming_it(seed: object) -> None:
         model.simulate([0, 1], 3, seed=seed)
     with pytest.raises(DataError, match="segment"):
         model.simulate([0, 1], 3, seed=1, segment=["a", "b"])
+
+
+def test_fit_needs_only_the_columns_it_reads() -> None:
+    """Defect: fit required a current_balance column it never reads. Now only loan_id,
+    reporting_month and loan_state are required; balances (even NaN ones) do not matter."""
+    panel = _panel(MarkovTransitionModel.from_matrix(PLANTED), 200, 6, seed=3)
+    reference = MarkovTransitionModel().fit(panel)
+    without = MarkovTransitionModel().fit(panel.drop(columns="current_balance"))
+    np.testing.assert_array_equal(without.transition_matrix_, reference.transition_matrix_)
+    np.testing.assert_array_equal(without.counts_, reference.counts_)
+    unread = MarkovTransitionModel().fit(panel.assign(current_balance=np.nan))
+    np.testing.assert_array_equal(unread.transition_matrix_, reference.transition_matrix_)
+    with pytest.raises(DataError, match=r"missing required column\(s\) \['loan_state'\]"):
+        MarkovTransitionModel().fit(panel.drop(columns="loan_state"))
+
+
+def _censored_panel(n_loans: int, seed: int) -> pd.DataFrame:
+    """One observed move per loan from the planted chain; the next month is only reported for
+    defaulters (as in the UCI card data): survivors' last rows are flagged ``censored``."""
+    truth = MarkovTransitionModel.from_matrix(PLANTED)
+    start = np.random.default_rng(seed).choice([0, 0, 1, 2, 3], n_loans)
+    paths = np.concatenate([start[:, None], truth.simulate(start, 2, seed=seed)], axis=1)  # (n, 3)
+    rows = []
+    for i, path in enumerate(paths):
+        seen = path[:2].tolist()
+        if path[1] < 4 and path[2] == 4:  # default in the last month: reported
+            seen.append(4)
+        n = len(seen)
+        for t, s in enumerate(seen):
+            # censored: alive in month 1 and not defaulted in month 2, whose state is not reported
+            rows.append((f"L{i}", t, s, n == 2 and t == 1 and s < 4))
+    df = pd.DataFrame(rows, columns=["loan_id", "t", "loan_state", "censored"])
+    df["reporting_month"] = pd.Timestamp("2020-01-01") + pd.to_timedelta(df.pop("t") * 31, unit="D")
+    df["reporting_month"] = df["reporting_month"].dt.to_period("M").dt.to_timestamp()
+    return df
+
+
+def test_censored_default_free_months_remove_the_selection_bias() -> None:
+    """Defect (UCI card panel): survivors of the last month were simply absent, so every observed move
+    out of it was a default. With the ``censored`` flag the DEFAULT column is the binomial MLE over
+    observed and censored months and lands within 3 s.e. of the planted matrix; ignoring the flag
+    overstates it by many standard errors."""
+    panel = _censored_panel(6000, seed=11)
+    fitted = MarkovTransitionModel().fit(panel)
+    naive = MarkovTransitionModel().fit(panel.drop(columns="censored"))
+    p, se = fitted.transition_matrix_, fitted.standard_errors_
+    d = LoanState.DEFAULT
+    assert fitted.censored_counts_[:4].sum() == int(panel["censored"].sum()) > 4000
+    assert (np.abs(p[:4, d] - PLANTED[:4, d]) <= 3 * se[:4, d]).all(), (p[:4, d], se[:4, d])
+    assert ((naive.transition_matrix_[:4, d] - PLANTED[:4, d]) > 4 * se[:4, d]).all(), naive.transition_matrix_[:4, d]
+    np.testing.assert_allclose(p.sum(1), 1.0, rtol=0, atol=1e-12)
+    assert (p[~ALLOWED_TRANSITIONS] == 0).all()
+    # closed form: p_iD = n_iD / (n_i + c_i), the rest shares 1 - p_iD in proportion to its counts
+    n, c = fitted.counts_, fitted.censored_counts_
+    p0d = n[0, d] / (n[0].sum() + c[0])
+    assert p[0, d] == pytest.approx(p0d, rel=1e-12)
+    assert p[0, 1] == pytest.approx((1 - p0d) * n[0, 1] / (n[0].sum() - n[0, d]), rel=1e-12)
+    assert fitted.summary().loc[("all", "CURRENT"), "n_censored"] == c[0]
+
+
+def test_censored_flag_must_sit_on_a_live_last_row() -> None:
+    panel = _censored_panel(20, seed=2)
+    first = panel.index[0]
+    with pytest.raises(DataError, match=r"'censored'.*last row"):
+        MarkovTransitionModel().fit(panel.assign(censored=panel.index == first))
+    with pytest.raises(DataError, match=r"'censored'.*True / False"):
+        MarkovTransitionModel().fit(panel.assign(censored="yes"))

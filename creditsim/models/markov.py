@@ -7,6 +7,17 @@ count (a gap in reporting is not a one-month move). Absorbing rows (DEFAULT, PRE
 exact unit rows and forbidden moves are exactly 0 (the panel is validated against
 :data:`creditsim.states.ALLOWED_TRANSITIONS`). With ``by=`` one matrix is fitted per segment.
 
+Right-censoring (decision). A loan's last row without a flag ends its data: it contributes no move
+out of that month (its next state is unknown). An optional bool column ``censored`` set on a loan's
+last row says more: the loan was followed one more month and did **not** default, but its state then
+is not reported (the UCI card panel's ``Y = 0`` accounts, see
+:func:`creditsim.datasets.credit_card.load_credit_card_panel`). Such an observation is coarsened
+("some non-DEFAULT state"), so its likelihood term is ``1 - p_iD`` and the row MLE stays closed-form:
+``p_iD = n_iD / (n_i + c_i)`` and ``p_ij = (1 - p_iD) n_ij / (n_i - n_iD)`` for ``j != DEFAULT``, with
+``c_i`` the censored rows in state ``i``. Without censored rows this is ``n_ij / n_i`` exactly. Leaving
+such loans out while the defaulters' last month is counted would be selection on the outcome: every
+observed move out of the final month would be a default.
+
 Rows without observations (decision): a segment's live row with no observations borrows the pooled
 (all-segment) row; a pooled live row with no observations becomes a "stay" unit row. Every such row is
 listed in ``empty_rows_`` and reported by :meth:`summary` and a warning, never silently filled.
@@ -49,7 +60,7 @@ import pandas as pd
 import torch
 
 from creditsim.cashflows.sampler import check_positive_int, check_states, cumulative_thresholds, validate_matrices
-from creditsim.errors import ConfigError, DataError, NotFittedError
+from creditsim.errors import ConfigError, DataError, NotFittedError, format_labels
 from creditsim.macro_sensitivity import SHOCK_MEAN, SHOCK_SD, Z_CLIP, scaled_sensitivity
 from creditsim.schema import validate_macro, validate_panel
 from creditsim.states import ABSORBING_STATES, ALLOWED_TRANSITIONS, ASSET_CLASSES, MACRO_VARS, N_STATES, LoanState
@@ -150,6 +161,8 @@ class MarkovTransitionModel:
 
     Fitted attributes:
         counts_: ``(7, 7)`` (or ``(C, 7, 7)``) int64 observed one-month transitions.
+        censored_counts_: ``(7,)`` (or ``(C, 7)``) int64 censored default-free months by from-state
+            (rows flagged ``censored``; zeros without the column), None for :meth:`from_matrix`.
         transition_matrix_: ``(7, 7)`` (or ``(C, 7, 7)``) float64 monthly matrix.
         standard_errors_: same shape, multinomial standard errors (0 where a row has no data).
         segments_: segment labels (None when unsegmented).
@@ -182,6 +195,7 @@ class MarkovTransitionModel:
         model = cls(**kwargs)
         model.transition_matrix_ = arr.copy()
         model.counts_ = None
+        model.censored_counts_ = None
         model.standard_errors_ = np.zeros_like(arr)
         model.segments_ = None if arr.ndim == 2 else tuple(str(s) for s in segments)
         model.empty_rows_ = []
@@ -197,7 +211,10 @@ class MarkovTransitionModel:
         """Estimate the monthly matrix (per segment with ``by``) from a loan x month panel.
 
         Args:
-            panel_df: panel with ``loan_id``, ``reporting_month``, ``loan_state`` (validated).
+            panel_df: panel with ``loan_id``, ``reporting_month``, ``loan_state`` (validated; other
+                columns such as balances are not read and not required) and optionally a bool
+                ``censored`` column (True only on a loan's last row: one more default-free month whose
+                state is unknown, see the module docstring).
             by: optional segment column (constant per loan is not required: a transition belongs to
                 the segment of its starting month).
             macro: optional macro frame; its mean/std become the standardisation statistics of
@@ -206,9 +223,7 @@ class MarkovTransitionModel:
         Returns:
             self, with the fitted attributes set.
         """
-        if by is not None and (not isinstance(panel_df, pd.DataFrame) or by not in panel_df.columns):
-            raise DataError(f"panel: segment column '{by}' is missing")
-        df = validate_panel(panel_df)
+        df = _transition_panel(panel_df, by)
         ids = df["loan_id"].to_numpy()
         month = df["reporting_month"].dt.year.to_numpy() * 12 + df["reporting_month"].dt.month.to_numpy()
         st = df["loan_state"].to_numpy(np.int64)
@@ -216,21 +231,27 @@ class MarkovTransitionModel:
         frm, to = st[:-1][pair], st[1:][pair]
         if len(frm) == 0:
             raise DataError("panel: no one-month transitions (need consecutive months of the same loan)")
+        cens = _censored_rows(df)  # (n_rows,) bool
         if by is None:
-            seg, labels = np.zeros(len(frm), np.int64), None
+            seg, seg_c, labels = np.zeros(len(frm), np.int64), np.zeros(int(cens.sum()), np.int64), None
         else:
-            values = df[by].astype(str).to_numpy()[:-1][pair]
-            labels = tuple(ASSET_CLASSES) if by == "asset_class" and set(values) <= set(ASSET_CLASSES) else tuple(sorted(set(values)))
+            all_values = df[by].astype(str).to_numpy()
+            values, values_c = all_values[:-1][pair], all_values[cens]
+            present = set(values) | set(values_c)
+            labels = tuple(ASSET_CLASSES) if by == "asset_class" and present <= set(ASSET_CLASSES) else tuple(sorted(present))
             position = {label: k for k, label in enumerate(labels)}
             seg = np.array([position[v] for v in values], dtype=np.int64)
+            seg_c = np.array([position[v] for v in values_c], dtype=np.int64)
         n_seg = 1 if labels is None else len(labels)
         counts = np.zeros((n_seg, N_STATES, N_STATES), dtype=np.int64)
         np.add.at(counts, (seg, frm, to), 1)
-        pooled = counts.sum(0)
+        censored = np.zeros((n_seg, N_STATES), dtype=np.int64)
+        np.add.at(censored, (seg_c, st[cens]), 1)
+        pooled, pooled_c = counts.sum(0), censored.sum(0)
         matrix, se, empty = np.zeros(counts.shape), np.zeros(counts.shape), []
-        pooled_p = _row_mle(pooled)
+        pooled_p = _row_mle(pooled, pooled_c)
         for c in range(n_seg):
-            p = _row_mle(counts[c])
+            p = _row_mle(counts[c], censored[c])
             n_i = counts[c].sum(1)
             for i in _LIVE:
                 if n_i[i] == 0:
@@ -246,12 +267,16 @@ class MarkovTransitionModel:
                 p[a, a] = 1.0
             with np.errstate(invalid="ignore", divide="ignore"):
                 se[c] = np.where(n_i[:, None] > 0, np.sqrt(p * (1 - p) / np.maximum(n_i, 1)[:, None]), 0.0)
+                # the DEFAULT column is a binomial over observed and censored months alike
+                n_d = n_i + censored[c]
+                se[c][:, _S.DEFAULT] = np.where(n_i > 0, np.sqrt(p[:, _S.DEFAULT] * (1 - p[:, _S.DEFAULT]) / np.maximum(n_d, 1)), 0.0)
             se[c][list(ABSORBING_STATES)] = 0.0
             matrix[c] = p
         if empty:
             warnings.warn(f"MarkovTransitionModel.fit: rows without observations filled: {empty}", stacklevel=2)
         squeeze = labels is None
         self.counts_ = counts[0] if squeeze else counts
+        self.censored_counts_ = censored[0] if squeeze else censored
         self.transition_matrix_ = matrix[0] if squeeze else matrix
         self.standard_errors_ = se[0] if squeeze else se
         self.segments_ = labels
@@ -288,7 +313,7 @@ class MarkovTransitionModel:
         for v in variables:
             if v not in MACRO_VARS:
                 raise ConfigError(f"variables: unknown macro variable {v!r}; expected names from {list(MACRO_VARS)}")
-        df = validate_panel(panel_df)
+        df = _transition_panel(panel_df, None)
         mac = validate_macro(macro)
         std = mac.std().to_numpy()
         if (std <= 0).any():
@@ -484,11 +509,14 @@ class MarkovTransitionModel:
         return out if p.ndim == 3 else out[:, 0]
 
     def summary(self) -> pd.DataFrame:
-        """Fitted matrix as a table: one row per (segment, from_state), target probabilities, n_obs,
-        and how rows without observations were filled."""
+        """Fitted matrix as a table: one row per (segment, from_state), target probabilities, n_obs
+        (observed moves), n_censored (censored default-free months) and how rows without observations
+        were filled."""
         p = self._matrix()
         mats = p if p.ndim == 3 else p[None]
         counts = None if self.counts_ is None else (self.counts_ if self.counts_.ndim == 3 else self.counts_[None])
+        raw_c = getattr(self, "censored_counts_", None)
+        cens = None if raw_c is None else (raw_c if raw_c.ndim == 2 else raw_c[None])
         segs = self.segments_ if self.segments_ is not None else ("all",)
         filled = {(seg if seg is not None else "all", st): how for seg, st, how in self.empty_rows_}
         rows = []
@@ -497,18 +525,95 @@ class MarkovTransitionModel:
                 rec = {"segment": seg, "from_state": _S(i).name}
                 rec.update({_S(j).name: mats[c, i, j] for j in range(N_STATES)})
                 rec["n_obs"] = int(counts[c, i].sum()) if counts is not None else np.nan
+                rec["n_censored"] = int(cens[c, i]) if cens is not None else np.nan
                 rec["filled"] = filled.get((seg, _S(i).name), "")
                 rows.append(rec)
         return pd.DataFrame(rows).set_index(["segment", "from_state"])
 
 
-def _row_mle(counts: np.ndarray) -> np.ndarray:
-    """Row-normalised counts (multinomial MLE); rows without counts are zero."""
+def _row_mle(counts: np.ndarray, censored: np.ndarray | None = None) -> np.ndarray:
+    """Row MLE of a ``(7, 7)`` count table; rows without counts are zero.
+
+    ``censored`` ``(7,)``: default-free months with unknown next state per from-state (module
+    docstring): ``p_iD = n_iD / (n_i + c_i)``, the other moves share ``1 - p_iD`` in proportion to
+    their counts. Without censored months (or ``None``) this is ``n_ij / n_i`` bit for bit.
+    """
     n = counts.sum(1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = np.where(n > 0, counts / np.maximum(n, 1), 0.0)
+    if censored is not None:
+        d = _S.DEFAULT
+        for i in np.flatnonzero((censored > 0) & (n[:, 0] > 0)):
+            p_default = counts[i, d] / (n[i, 0] + censored[i])
+            rest = counts[i].astype(np.float64)
+            rest[d] = 0.0
+            if rest.sum() > 0:
+                p[i] = (1.0 - p_default) * rest / rest.sum()
+            else:  # every observed move was a default: the survivors' unknown states are taken as staying
+                p[i] = 0.0
+                p[i, i] = 1.0 - p_default
+            p[i, d] = p_default
     p[~ALLOWED_TRANSITIONS] = 0.0  # validated panels have none; kept as a guard for the invariant
     return p
+
+
+#: the columns the chain reads; nothing else of a panel is required (balances are never used)
+_FIT_COLUMNS: tuple[str, ...] = ("loan_id", "reporting_month", "loan_state")
+
+
+def _transition_panel(panel_df: object, by: str | None) -> pd.DataFrame:
+    """Validate only the columns :meth:`MarkovTransitionModel.fit` reads; a sorted, coerced copy.
+
+    Returns the ``loan_id`` / ``reporting_month`` / ``loan_state`` columns (plus ``by`` and
+    ``censored`` when present), cleaned by :func:`creditsim.schema.validate_panel` (ids, month dates,
+    integer states 0..6, one row per loan-month, allowed moves) and sorted by loan and month.
+    """
+    if not isinstance(panel_df, pd.DataFrame):
+        raise DataError(f"panel: expected a pandas DataFrame, got {type(panel_df).__name__}")
+    if by is not None and (not isinstance(by, str) or by not in panel_df.columns):
+        raise DataError(f"panel: segment column '{by}' is missing (by= names a column of the panel)")
+    missing = [c for c in _FIT_COLUMNS if c not in panel_df.columns]
+    if missing:
+        raise DataError(f"panel: missing required column(s) {missing}; the Markov fit reads {list(_FIT_COLUMNS)}")
+    if len(panel_df) == 0:
+        raise DataError("panel: no rows")
+    keep = list(dict.fromkeys([*_FIT_COLUMNS, *(c for c in (by, "censored") if c is not None and c in panel_df.columns)]))
+    used = panel_df[keep]
+    if by is not None:
+        bad = panel_df.index[panel_df[by].isna()]
+        if len(bad):
+            raise DataError(f"panel: segment column '{by}' has {len(bad)} missing value(s) at rows {format_labels(list(bad))}")
+    # validate_panel requires current_balance, which the chain never reads: a placeholder lets the
+    # shared validator check ids, months, states, duplicates and moves without it
+    df = validate_panel(used.assign(current_balance=0.0))
+    return df.drop(columns="current_balance")
+
+
+def _censored_rows(df: pd.DataFrame) -> np.ndarray:
+    """``(n_rows,)`` bool of the validated, sorted panel's ``censored`` flags (all False without the
+    column). A flag is allowed only on a loan's last row and only in a live state."""
+    if "censored" not in df.columns:
+        return np.zeros(len(df), dtype=bool)
+    col = df["censored"]
+    ok = col.isin([True, False]) & col.notna()  # bool, or 0 / 1 (1.0 == True in isin)
+    if not ok.all():
+        bad = list(df.index[~ok])
+        raise DataError(f"panel: column 'censored' has {len(bad)} invalid row(s) {format_labels(bad)}; "
+                        "expected True / False (or 1 / 0)")
+    flags = col.to_numpy().astype(bool)
+    ids = df["loan_id"].to_numpy()
+    last = np.ones(len(df), dtype=bool)
+    last[:-1] = ids[1:] != ids[:-1]
+    bad = list(df.index[flags & ~last])
+    if bad:
+        raise DataError(f"panel: column 'censored' has {len(bad)} invalid row(s) {format_labels(bad)}; "
+                        "expected True only on a loan's last row (nothing is observed after a censoring)")
+    absorbed = flags & (df["loan_state"].to_numpy(np.int64) >= int(_S.DEFAULT))
+    bad = list(df.index[absorbed])
+    if bad:
+        raise DataError(f"panel: column 'censored' has {len(bad)} invalid row(s) {format_labels(bad)}; "
+                        "expected True only in a live state (CURRENT..DPD90): an absorbed loan has no next month")
+    return flags
 
 
 def _check_sensitivities(sens: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
