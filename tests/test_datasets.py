@@ -296,7 +296,7 @@ def test_fed_scenarios_bad_arguments(args, kwargs, match):
 
 def test_credit_card_panel_shape_dtypes_and_contract():
     panel = load_credit_card_panel()
-    assert panel.shape == (30_000 * 6 + 6_636, 9)
+    assert panel.shape == (30_000 * 6 + 6_636, 10)
     assert panel["loan_id"].nunique() == 30_000
     assert panel["loan_state"].dtype == np.int8 and panel["days_past_due"].dtype == np.int64
     assert panel["current_balance"].dtype == np.float64 and panel["actual_payment"].dtype == np.float64
@@ -315,6 +315,39 @@ def test_credit_card_panel_shape_dtypes_and_contract():
     assert (panel["current_balance"] >= 0).all() and (panel["actual_payment"] >= 0).all()
     checked = validate_panel(panel)
     assert len(checked) == len(panel)
+    # censored: exactly the last (September) row of each Y = 0 account
+    assert panel["censored"].dtype == bool and int(panel["censored"].sum()) == 30_000 - 6_636
+    flagged = panel[panel["censored"]]
+    assert (flagged["reporting_month"] == pd.Timestamp("2005-09-01")).all() and flagged["loan_id"].is_unique
+    assert not panel.loc[panel["loan_state"] == LoanState.DEFAULT, "loan_id"].isin(flagged["loan_id"]).any()
+
+
+def test_markov_fit_on_the_credit_card_panel_gives_a_plausible_pd():
+    """Defect: fitted as shipped (non-defaulters simply absent after September) every observed move
+    out of September was a default: 12-month PD from CURRENT 40.6 %, 6-month 21.3 % against an
+    empirical 18.7 %. With the censored flag the 6-month PD matches the data and the 12-month PD is
+    about two 6-month periods of it."""
+    from creditsim.models.markov import MarkovTransitionModel
+
+    panel = load_credit_card_panel()
+    tape = load_credit_card_tape().set_index("loan_id")
+    # empirical 6-month default rate (April -> October 2005) of the accounts CURRENT in April, from the
+    # raw UCI flag of the tape, independent of the fit
+    april = panel[(panel["reporting_month"] == pd.Timestamp("2005-04-01")) & (panel["loan_state"] == 0)]
+    r6 = float(tape.loc[april["loan_id"], "default_next_month"].mean())
+    assert 0.18 < r6 < 0.19
+    model = MarkovTransitionModel().fit(panel)
+    assert int(model.censored_counts_.sum()) == 23_364
+    pd_curve = model.pd_curve(12, initial_state=LoanState.CURRENT)
+    assert abs(pd_curve[5] - r6) < 0.015, pd_curve[5]
+    assert r6 < pd_curve[11] < 1 - (1 - r6) ** 2 + 0.03, pd_curve[11]
+    # lifetime = the tape's nominal card term; the data hold no PREPAID/MATURED exit, so only a
+    # finite-term PD can be below 1 (infinite-horizon absorption into DEFAULT is 1 by construction)
+    term = int(tape["term_months"].iloc[0])
+    lifetime = model.pd_curve(term)
+    assert (lifetime < 1).all() and lifetime[-1] == pd_curve[term - 1]
+    by_state = [model.pd_curve(term, initial_state=s)[-1] for s in range(4)]
+    assert all(0 < x < 1 for x in by_state), by_state
 
 
 def test_credit_card_panel_states_follow_the_raw_codes():

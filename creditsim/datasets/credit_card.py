@@ -79,6 +79,11 @@ def _panel() -> pd.DataFrame:
     bill = raw[_BILL_COLS].to_numpy(np.float64)
     paid = raw[_PAID_COLS].to_numpy(np.float64)
     ids = _loan_ids(raw)
+    defaulted = raw["Y"].to_numpy() == 1
+    # Y = 0: followed through October without a default, October's state not reported -> the last
+    # observed row (September) is right-censored (the Markov fit counts it as a default-free month)
+    censored = np.zeros((n_loans, n_months), dtype=bool)
+    censored[~defaulted, -1] = True
 
     observed = pd.DataFrame(
         {
@@ -91,9 +96,9 @@ def _panel() -> pd.DataFrame:
             "pay_status": status.ravel(),
             "bill_amount": bill.ravel(),
             "reported_state": reported.astype(np.int8).ravel(),
+            "censored": censored.ravel(),
         }
     )
-    defaulted = raw["Y"].to_numpy() == 1
     last_state = state[defaulted, -1].astype(np.int64)
     default_rows = pd.DataFrame(
         {
@@ -106,6 +111,7 @@ def _panel() -> pd.DataFrame:
             "pay_status": pd.NA,
             "bill_amount": np.nan,
             "reported_state": np.int8(LoanState.DEFAULT),
+            "censored": False,
         }
     )
     panel = pd.concat([observed, default_rows], ignore_index=True)
@@ -121,6 +127,7 @@ def _panel() -> pd.DataFrame:
             "pay_status": "Int8",
             "bill_amount": np.float64,
             "reported_state": np.int8,
+            "censored": bool,
         }
     )
     validate_panel(panel)  # the contract must hold for the shipped panel (allowed moves included)
@@ -131,7 +138,7 @@ def load_credit_card_panel() -> pd.DataFrame:
     """UCI credit-card accounts as a loan-month panel in :class:`~creditsim.states.LoanState` states.
 
     Returns:
-        DataFrame, 186,636 rows = 30,000 accounts x 6 observed months (2005-04 .. 2005-09) + one
+        DataFrame, 186,636 rows x 10 columns = 30,000 accounts x 6 observed months (2005-04 .. 2005-09) + one
         ``DEFAULT`` row in 2005-10 for each of the 6,636 accounts flagged as defaulting, sorted by
         ``loan_id`` and ``reporting_month``, ``RangeIndex`` (loans x months, so the month is a column,
         the panel contract of :func:`creditsim.schema.validate_panel`, which it passes). Columns:
@@ -148,14 +155,23 @@ def load_credit_card_panel() -> pd.DataFrame:
         - ``pay_status`` (Int8, nullable): the raw UCI repayment code (-2 no consumption, -1 paid in full,
           0 revolving, 1..8 months of delay, 9 = 9+); <NA> in the DEFAULT row;
         - ``bill_amount`` (float64, NT$): the raw bill (may be negative); NaN in the DEFAULT row;
-        - ``reported_state`` (int8): the state the raw code maps to before the one-bucket cap.
+        - ``reported_state`` (int8): the state the raw code maps to before the one-bucket cap;
+        - ``censored`` (bool): True on the last row (2005-09) of the 23,364 accounts with ``Y = 0``:
+          followed through 2005-10 without a default, but their October state is not reported
+          (right-censored after one default-free month). False elsewhere, including every DEFAULT row.
+          :meth:`creditsim.models.markov.MarkovTransitionModel.fit` reads it: without it only the
+          defaulters would have an observed move out of September, and every such move is a default
+          (fitted that way the 12-month PD from CURRENT was 40.6 %, with it 35.1 %).
 
         The only NaN / <NA> are the two raw columns in DEFAULT rows. ``attrs``: ``n_capped`` (rows
         whose state the cap lowered), ``source``.
 
     State mapping: ``pay_status <= 0`` -> CURRENT, ``1`` -> DPD30, ``2`` -> DPD60, ``>= 3`` -> DPD90;
     ``Y = 1`` ("default payment next month") adds a final 2005-10 row in DEFAULT. Accounts with
-    ``Y = 0`` end in 2005-09 (censored: October's state is not observed, and no PREPAID / MATURED exist).
+    ``Y = 0`` end in 2005-09 with ``censored`` True (October's state is not observed, only that it is not
+DEFAULT). No PREPAID / MATURED exist in the data, so a chain fitted on it has DEFAULT as its only exit:
+its infinite-horizon absorption into DEFAULT is 1 from every live state by construction; quote PDs
+over a finite horizon such as the tape's nominal 12-month term.
 
     Reconciling jumps: the raw codes jump several buckets in a month (6,209 month-to-month moves of +2,
     mostly 0 -> 2, because code 1 is almost never used before September, a known quirk of the data),
