@@ -84,7 +84,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -137,7 +137,17 @@ def _feature_constants() -> dict[str, tuple[int, float, float]]:
 
 @dataclass
 class TrajectoryConfig(JSONConfig):
-    """Hyper-parameters of :class:`LoanTrajectoryModel`; the first eight fields are the spec's."""
+    """Hyper-parameters of :class:`LoanTrajectoryModel`; the first eight fields are the spec's.
+
+    Size bounds (``LIMITS``, inclusive; a checkpoint outside them is refused before building):
+    ``d_model`` 1..1024, ``n_heads`` 1..64, ``n_layers`` 1..24, ``diffusion_steps`` 2..10000,
+    ``max_months`` 1..1200, ``diffusion_hidden`` 1..4096. The shipped model uses 32/4/2/50/120/64.
+    """
+
+    LIMITS: ClassVar[dict[str, tuple[int, int]]] = {
+        "d_model": (1, 1024), "n_heads": (1, 64), "n_layers": (1, 24), "diffusion_steps": (2, 10_000),
+        "max_months": (1, 1200), "diffusion_hidden": (1, 4096),
+    }
 
     n_loan_features: int = 24
     n_states: int = 7
@@ -161,6 +171,7 @@ class TrajectoryConfig(JSONConfig):
                 raise ConfigError(f"TrajectoryConfig.{name} must be a positive integer, got {value!r}")
         if self.n_states != N_STATES:
             raise ConfigError(f"TrajectoryConfig.n_states must be {N_STATES} (LoanState), got {self.n_states}")
+        self.check_limits()
         if self.n_loan_features != 24:
             raise ConfigError(f"TrajectoryConfig.n_loan_features must be 24 (loan_features), got {self.n_loan_features}")
         if self.n_macro_vars != len(MACRO_VARS):
@@ -171,9 +182,9 @@ class TrajectoryConfig(JSONConfig):
             raise ConfigError(f"TrajectoryConfig.diffusion_steps must be >= 2, got {self.diffusion_steps}")
         for name in ("idio_scale", "value_weight"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f"TrajectoryConfig.{name} must be a finite number >= 0, got {value!r}")
-        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+        if isinstance(self.dropout, bool) or not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
             raise ConfigError(f"TrajectoryConfig.dropout must be in [0, 1), got {self.dropout!r}")
 
 

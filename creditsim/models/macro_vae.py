@@ -52,7 +52,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -96,7 +96,18 @@ class ConditionRangeWarning(UserWarning):
 
 @dataclass
 class MacroVAEConfig(JSONConfig):
-    """Hyper-parameters of :class:`MacroVAE`. The first seven fields are those of the models-api spec."""
+    """Hyper-parameters of :class:`MacroVAE`. The first seven fields are those of the models-api spec.
+
+    Size bounds (``LIMITS``, inclusive; a checkpoint outside them is refused before building):
+    ``n_macro_vars`` 1..64, ``seq_length`` 1..1200, ``latent_dim`` 1..1024, ``hidden_dim`` 1..4096,
+    ``n_layers`` 1..16, ``n_scenarios`` 1..64, ``scenario_dim`` 1..1024. The shipped model uses
+    9/60/8/32/1/4/8.
+    """
+
+    LIMITS: ClassVar[dict[str, tuple[int, int]]] = {
+        "n_macro_vars": (1, 64), "seq_length": (1, 1200), "latent_dim": (1, 1024), "hidden_dim": (1, 4096),
+        "n_layers": (1, 16), "n_scenarios": (1, 64), "scenario_dim": (1, 1024),
+    }
 
     n_macro_vars: int = 9  # number of macro variables
     seq_length: int = 60  # training window length in months
@@ -121,6 +132,9 @@ class MacroVAEConfig(JSONConfig):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"MacroVAEConfig.{name} must be a positive integer, got {value!r}")
+        self.check_limits()
+        if not all(isinstance(v, str) for v in self.variables):
+            raise ConfigError(f"MacroVAEConfig.variables must be macro variable names, got {list(self.variables)!r:.200}")
         if len(self.variables) != self.n_macro_vars:
             raise ConfigError(
                 f"MacroVAEConfig.variables has {len(self.variables)} names but n_macro_vars={self.n_macro_vars}"
@@ -129,9 +143,11 @@ class MacroVAEConfig(JSONConfig):
             raise ConfigError(f"MacroVAEConfig.variables has duplicates: {list(self.variables)}")
         for name in ("beta", "free_bits", "dropout", "teacher_noise", "drift_penalty"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f"MacroVAEConfig.{name} must be a finite number >= 0, got {value!r}")
-        if not 0 < self.min_scale < 1:
+        if isinstance(self.linear_ar, (bool, np.bool_)) is False:
+            raise ConfigError(f"MacroVAEConfig.linear_ar must be true or false, got {self.linear_ar!r}")
+        if isinstance(self.min_scale, bool) or not isinstance(self.min_scale, (int, float)) or not 0 < self.min_scale < 1:
             raise ConfigError(f"MacroVAEConfig.min_scale must be in (0, 1), got {self.min_scale!r}")
         if self.dropout >= 1:
             raise ConfigError(f"MacroVAEConfig.dropout must be < 1, got {self.dropout!r}")

@@ -39,7 +39,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -68,7 +68,17 @@ class MacroRangeWarning(UserWarning):
 
 @dataclass
 class TransitionConfig(JSONConfig):
-    """Hyper-parameters of :class:`TransitionTransformer`. The first seven fields are the spec's."""
+    """Hyper-parameters of :class:`TransitionTransformer`. The first seven fields are the spec's.
+
+    Size bounds (``LIMITS``, inclusive; a checkpoint outside them is refused before building):
+    ``n_cohort_features`` 1..256, ``n_macro_vars`` 1..64, ``d_model`` 1..1024, ``n_heads`` 1..64,
+    ``n_layers`` 1..24, ``max_months`` 1..1200 (100 years). The shipped model uses 12/9/32/4/2/120.
+    """
+
+    LIMITS: ClassVar[dict[str, tuple[int, int]]] = {
+        "n_cohort_features": (1, 256), "n_macro_vars": (1, 64), "d_model": (1, 1024), "n_heads": (1, 64),
+        "n_layers": (1, 24), "max_months": (1, 1200),
+    }
 
     n_cohort_features: int = 12  # cohort features (creditsim.data.cohorts.COHORT_FEATURES)
     n_macro_vars: int = 9  # macro variables (MACRO_VARS order)
@@ -85,11 +95,12 @@ class TransitionConfig(JSONConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ConfigError(f"TransitionConfig.{name} must be a positive integer, got {value!r}")
+        self.check_limits()
         if self.n_states != N_STATES:
             raise ConfigError(f"TransitionConfig.n_states must be {N_STATES} (the LoanState set), got {self.n_states}")
         if self.d_model % self.n_heads:
             raise ConfigError(f"TransitionConfig.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
-        if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
+        if isinstance(self.dropout, bool) or not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
             raise ConfigError(f"TransitionConfig.dropout must be in [0, 1), got {self.dropout!r}")
 
 
