@@ -140,12 +140,12 @@ class TrajectoryConfig(JSONConfig):
     """Hyper-parameters of :class:`LoanTrajectoryModel`; the first eight fields are the spec's.
 
     Size bounds (``LIMITS``, inclusive; a checkpoint outside them is refused before building):
-    ``d_model`` 1..1024, ``n_heads`` 1..64, ``n_layers`` 1..24, ``diffusion_steps`` 2..10000,
+    ``d_model`` 1..512, ``n_heads`` 1..64, ``n_layers`` 1..16, ``diffusion_steps`` 2..10000,
     ``max_months`` 1..1200, ``diffusion_hidden`` 1..4096. The shipped model uses 32/4/2/50/120/64.
     """
 
     LIMITS: ClassVar[dict[str, tuple[int, int]]] = {
-        "d_model": (1, 1024), "n_heads": (1, 64), "n_layers": (1, 24), "diffusion_steps": (2, 10_000),
+        "d_model": (1, 512), "n_heads": (1, 64), "n_layers": (1, 16), "diffusion_steps": (2, 10_000),
         "max_months": (1, 1200), "diffusion_hidden": (1, 4096),
     }
 
@@ -921,13 +921,18 @@ class LoanTrajectoryModel(nn.Module):
                         device: str | torch.device = "cpu") -> LoanTrajectoryModel:
         """Load a checkpoint folder (default: the shipped ``creditsim/pretrained/trajectory``).
 
-        Raises CheckpointError when a file is missing or malformed, the folder holds another model, or
-        the weights do not fit the config.
+        Raises CheckpointError when a file is missing or malformed, the folder holds another model, the
+        config has unknown fields or sizes outside :attr:`TrajectoryConfig.LIMITS`, or the weights miss
+        tensors, have other shapes or hold NaN/inf; all checked before the model is built.
         """
-        from creditsim.training.checkpoints import config_from_meta, load_model_weights, read_model_meta
+        from creditsim.training.checkpoints import (check_weight_shapes, config_from_meta, load_model_weights,
+                                                    read_model_meta)
 
         folder = Path(directory) if directory is not None else PRETRAINED_DIR
         meta = read_model_meta(folder, "LoanTrajectoryModel")
-        if list(meta.get("value_names", [])) != list(VALUE_NAMES):
-            raise CheckpointError(f"checkpoint {folder}: value_names {meta.get('value_names')} != {list(VALUE_NAMES)}")
-        return load_model_weights(cls(config_from_meta(folder, meta, TrajectoryConfig)), folder, device)
+        names = meta.get("value_names", [])
+        if not isinstance(names, list | tuple) or list(names) != list(VALUE_NAMES):
+            raise CheckpointError(f"checkpoint {folder}: value_names {names!r:.200} != {list(VALUE_NAMES)}")
+        config = config_from_meta(folder, meta, TrajectoryConfig)
+        check_weight_shapes(folder, lambda: cls(config))  # sizes vs the file header, before allocating
+        return load_model_weights(cls(config), folder, device)

@@ -99,14 +99,14 @@ class MacroVAEConfig(JSONConfig):
     """Hyper-parameters of :class:`MacroVAE`. The first seven fields are those of the models-api spec.
 
     Size bounds (``LIMITS``, inclusive; a checkpoint outside them is refused before building):
-    ``n_macro_vars`` 1..64, ``seq_length`` 1..1200, ``latent_dim`` 1..1024, ``hidden_dim`` 1..4096,
-    ``n_layers`` 1..16, ``n_scenarios`` 1..64, ``scenario_dim`` 1..1024. The shipped model uses
+    ``n_macro_vars`` 1..64, ``seq_length`` 1..1200, ``latent_dim`` 1..1024, ``hidden_dim`` 1..1024,
+    ``n_layers`` 1..8, ``n_scenarios`` 1..64, ``scenario_dim`` 1..1024. The shipped model uses
     9/60/8/32/1/4/8.
     """
 
     LIMITS: ClassVar[dict[str, tuple[int, int]]] = {
-        "n_macro_vars": (1, 64), "seq_length": (1, 1200), "latent_dim": (1, 1024), "hidden_dim": (1, 4096),
-        "n_layers": (1, 16), "n_scenarios": (1, 64), "scenario_dim": (1, 1024),
+        "n_macro_vars": (1, 64), "seq_length": (1, 1200), "latent_dim": (1, 1024), "hidden_dim": (1, 1024),
+        "n_layers": (1, 8), "n_scenarios": (1, 64), "scenario_dim": (1, 1024),
     }
 
     n_macro_vars: int = 9  # number of macro variables
@@ -756,38 +756,57 @@ class MacroVAE(nn.Module):
     def from_pretrained(cls, directory: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> MacroVAE:
         """Load a checkpoint folder (default: the one shipped in ``creditsim/pretrained/macro_vae``).
 
-        Raises CheckpointError when a file is missing, malformed, or the weights do not fit the config.
+        Raises CheckpointError when a file is missing or malformed (JSON that is not an object, a
+        truncated weights file), ``model`` is not ``"MacroVAE"``, the config has unknown fields or sizes
+        outside :attr:`MacroVAEConfig.LIMITS`, tensors are missing, unexpected, of other shapes or hold
+        NaN/inf, or the scalers are not finite; sizes are checked before the model is built.
         """
-        from creditsim.training.checkpoints import load_tensors, read_json
+        from creditsim.training.checkpoints import (check_finite, check_weight_shapes, config_from_meta,
+                                                    load_tensors, read_json, read_model_meta)
 
         folder = Path(directory) if directory is not None else PRETRAINED_DIR
-        meta = read_json(folder / CONFIG_FILE)
+        # the shared checks of training/checkpoints.py (JSON object, 'model' field, config types and
+        # size bounds, tensor names and shapes from the file header); the scalers file is MacroVAE's own
+        meta = read_model_meta(folder, "MacroVAE")
+        config = config_from_meta(folder, meta, MacroVAEConfig)
         scalers = read_json(folder / SCALERS_FILE)
-        try:
-            config = MacroVAEConfig.from_dict(meta["config"])
-        except (KeyError, TypeError, ConfigError) as exc:
-            raise CheckpointError(f"checkpoint {folder}: bad {CONFIG_FILE} ({exc})") from None
-        if list(scalers.get("variables", [])) != list(config.variables):
-            raise CheckpointError(f"checkpoint {folder}: scalers variables {scalers.get('variables')} "
+        if not isinstance(scalers, dict):
+            raise CheckpointError(f"checkpoint {folder}: {SCALERS_FILE} must be a JSON object, got {type(scalers).__name__}")
+        if list(scalers.get("variables") or []) != list(config.variables):
+            raise CheckpointError(f"checkpoint {folder}: scalers variables {scalers.get('variables')!r:.200} "
                                   f"do not match config variables {list(config.variables)}")
-        model = cls(config)
+        stats = {}
+        for key in ("mean", "std", "min", "max"):
+            try:
+                stats[key] = np.asarray(scalers[key], dtype=np.float64)
+            except (KeyError, TypeError, ValueError):
+                raise CheckpointError(f"checkpoint {folder}: {SCALERS_FILE} field '{key}' must be "
+                                      f"{config.n_macro_vars} numbers") from None
+            if stats[key].shape != (config.n_macro_vars,) or not np.isfinite(stats[key]).all():
+                raise CheckpointError(f"checkpoint {folder}: {SCALERS_FILE} field '{key}' must be "
+                                      f"{config.n_macro_vars} finite numbers, got {scalers[key]!r:.120}")
+        # scalers live in scalers.json; scenario_drift is absent from checkpoints written before the
+        # scenario dummies (zero = the old model); the start bank has one row per training window
+        check_weight_shapes(folder, lambda: cls(config), optional=(*cls._SCALER_KEYS, "decoder.scenario_drift"),
+                            any_shape=("start_states", "start_labels"))
         tensors = load_tensors(folder / WEIGHTS_FILE)
+        check_finite(folder, tensors)
+        model = cls(config)
         if "start_states" in tensors and "start_labels" in tensors:
             try:
                 model.set_start_bank(tensors["start_states"], tensors["start_labels"])
-            except ConfigError as exc:
-                raise CheckpointError(f"checkpoint {folder}: bad start bank ({exc})") from None
+            except (ConfigError, RuntimeError) as exc:
+                raise CheckpointError(f"checkpoint {folder}: bad start bank ({str(exc)[:200]})") from None
         try:
             missing, unexpected = model.load_state_dict(tensors, strict=False)
         except RuntimeError as exc:  # shape mismatch
             raise CheckpointError(f"checkpoint {folder}: weights do not match the config ({str(exc)[:300]})") from None
-        # scenario_drift is absent from checkpoints written before the scenario dummies: zero = the old model
         missing = [k for k in missing if k not in cls._SCALER_KEYS and k != "decoder.scenario_drift"]
         if missing or unexpected:
             raise CheckpointError(f"checkpoint {folder}: weights do not match the config "
                                   f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
         try:
-            model.set_scalers(scalers["mean"], scalers["std"], scalers["min"], scalers["max"], scalers.get("scenario_freq"))
-        except (KeyError, ConfigError) as exc:
-            raise CheckpointError(f"checkpoint {folder}: bad {SCALERS_FILE} ({exc})") from None
+            model.set_scalers(stats["mean"], stats["std"], stats["min"], stats["max"], scalers.get("scenario_freq"))
+        except (ConfigError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint {folder}: bad {SCALERS_FILE} ({str(exc)[:200]})") from None
         return model.to(device).eval()

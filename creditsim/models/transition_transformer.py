@@ -71,13 +71,13 @@ class TransitionConfig(JSONConfig):
     """Hyper-parameters of :class:`TransitionTransformer`. The first seven fields are the spec's.
 
     Size bounds (``LIMITS``, inclusive; a checkpoint outside them is refused before building):
-    ``n_cohort_features`` 1..256, ``n_macro_vars`` 1..64, ``d_model`` 1..1024, ``n_heads`` 1..64,
-    ``n_layers`` 1..24, ``max_months`` 1..1200 (100 years). The shipped model uses 12/9/32/4/2/120.
+    ``n_cohort_features`` 1..256, ``n_macro_vars`` 1..64, ``d_model`` 1..512, ``n_heads`` 1..64,
+    ``n_layers`` 1..16, ``max_months`` 1..1200 (100 years). The shipped model uses 12/9/32/4/2/120.
     """
 
     LIMITS: ClassVar[dict[str, tuple[int, int]]] = {
-        "n_cohort_features": (1, 256), "n_macro_vars": (1, 64), "d_model": (1, 1024), "n_heads": (1, 64),
-        "n_layers": (1, 24), "max_months": (1, 1200),
+        "n_cohort_features": (1, 256), "n_macro_vars": (1, 64), "d_model": (1, 512), "n_heads": (1, 64),
+        "n_layers": (1, 16), "max_months": (1, 1200),
     }
 
     n_cohort_features: int = 12  # cohort features (creditsim.data.cohorts.COHORT_FEATURES)
@@ -400,16 +400,25 @@ class TransitionTransformer(nn.Module):
         """Load a checkpoint folder (default: the one shipped in ``creditsim/pretrained/transition``).
 
         Raises:
-            CheckpointError: a file is missing or malformed, or the weights do not match the config.
+            CheckpointError: a file is missing or malformed (truncated weights, JSON that is not an
+                object), ``model`` names another model, the config has unknown fields or sizes outside
+                :attr:`TransitionConfig.LIMITS`, or the weights miss tensors, have other shapes or hold
+                NaN; all checked before the model is built (see :mod:`creditsim.training.checkpoints`).
         """
-        from creditsim.training.checkpoints import config_from_meta, load_model_weights, read_model_meta
+        from creditsim.training.checkpoints import (check_weight_shapes, config_from_meta, load_model_weights,
+                                                    read_model_meta)
 
         folder = Path(directory) if directory is not None else PRETRAINED_DIR
         meta = read_model_meta(folder, "TransitionTransformer")
-        if list(meta.get("macro_vars", MACRO_VARS)) != list(MACRO_VARS):
-            raise CheckpointError(f"checkpoint {folder}: macro variables {meta.get('macro_vars')} differ from "
+        macro_vars = meta.get("macro_vars", MACRO_VARS)
+        if not isinstance(macro_vars, list | tuple) or list(macro_vars) != list(MACRO_VARS):
+            raise CheckpointError(f"checkpoint {folder}: macro variables {macro_vars!r:.200} differ from "
                                   f"{list(MACRO_VARS)}")
-        return load_model_weights(cls(config_from_meta(folder, meta, TransitionConfig)), folder, device)
+        config = config_from_meta(folder, meta, TransitionConfig)
+        # sizes checked against the file header before anything is allocated
+        check_weight_shapes(folder, lambda: cls(config))
+        # macro_min / macro_max are +-inf when no training range was stored (see check_macro_range)
+        return load_model_weights(cls(config), folder, device, allow_inf=("macro_min", "macro_max"))
 
 
 class TapeTransitionModel:

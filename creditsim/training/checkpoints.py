@@ -2,13 +2,22 @@
 
 A checkpoint is a folder. Writers go through :func:`creditsim.fileio.atomic_write` (temporary file in the
 same folder, then ``os.replace``, umask file mode) so an interrupted run never leaves a half-written file behind.
+
+Loading validates in this order, each failure a one-line :class:`CheckpointError` naming the file and
+field or tensor: ``config.json`` is a JSON object whose ``model`` field names the model
+(:func:`read_model_meta`); its ``config`` has known fields of the right types within the config's
+documented size bounds (:func:`config_from_meta`); the safetensors *header* lists exactly the tensors,
+with exactly the shapes, that the config implies (:func:`check_weight_shapes`, which builds the model
+on PyTorch's ``meta`` device, so nothing is allocated before the sizes are known to match a real
+file); only then are the weights read, refused if any holds NaN (or infinity where none belongs,
+:func:`check_finite`), and loaded strictly (:func:`load_model_weights`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +27,8 @@ from creditsim.errors import CheckpointError, ConfigError
 from creditsim.fileio import atomic_write
 
 __all__ = ["atomic_write", "write_json", "read_json", "save_tensors", "load_tensors", "save_model_checkpoint",
-           "read_model_meta", "config_from_meta", "load_model_weights", "WEIGHTS_FILE", "CONFIG_FILE"]
+           "read_model_meta", "config_from_meta", "load_model_weights", "weight_shapes", "check_weight_shapes",
+           "check_finite", "WEIGHTS_FILE", "CONFIG_FILE"]
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
@@ -86,18 +96,69 @@ def read_model_meta(folder: Path, model_name: str) -> dict[str, Any]:
 
 
 def config_from_meta(folder: Path, meta: Mapping[str, Any], config_cls: Any) -> Any:
-    """The model config stored under ``meta["config"]``; a malformed one is a CheckpointError."""
+    """The model config stored under ``meta["config"]``; a missing or malformed one (not an object,
+    unknown fields, wrong types, sizes outside the config's ``LIMITS``) is a CheckpointError."""
+    if "config" not in meta:
+        raise CheckpointError(f"checkpoint {folder}: {CONFIG_FILE} has no 'config' field")
     try:
         return config_cls.from_dict(meta["config"])
-    except (KeyError, TypeError, ConfigError) as exc:
+    except (TypeError, ConfigError) as exc:
         raise CheckpointError(f"checkpoint {folder}: bad {CONFIG_FILE} ({exc})") from None
 
 
-def load_model_weights(model: torch.nn.Module, folder: Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Load ``model.safetensors`` into ``model`` strictly (every key, every shape), move it to
-    ``device`` and return it in eval mode. Mismatches are CheckpointErrors; CUDA asked for on a
-    machine without it is a ConfigError."""
+def weight_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from a safetensors file's header, without reading the data. A missing,
+    truncated or non-safetensors file is a CheckpointError."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file missing: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read weights {path} ({str(exc)[:200]})") from None
+
+
+def check_weight_shapes(folder: Path, factory: Callable[[], torch.nn.Module], optional: Collection[str] = (),
+                        any_shape: Collection[str] = ()) -> None:
+    """Compare the weights file's header with the state dict of ``factory()`` built on the ``meta``
+    device (no memory allocated): every expected tensor present (unless in ``optional``), none
+    unexpected, every shape equal (unless in ``any_shape``, e.g. a bank of variable length)."""
+    found = weight_shapes(folder / WEIGHTS_FILE)
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in factory().state_dict().items()}
+    missing = [k for k in expected if k not in found and k not in optional]
+    unexpected = [k for k in found if k not in expected]
+    wrong = [f"{k} {list(found[k])} (config implies {list(expected[k])})" for k in expected
+             if k in found and k not in any_shape and found[k] != expected[k]]
+    if missing or unexpected:
+        raise CheckpointError(f"checkpoint {folder}: {WEIGHTS_FILE} does not match the config "
+                              f"(missing tensors {missing[:5]}, unexpected {unexpected[:5]})")
+    if wrong:
+        raise CheckpointError(f"checkpoint {folder}: {WEIGHTS_FILE} tensor shapes do not match the config: "
+                              f"{'; '.join(wrong[:3])}")
+
+
+def check_finite(folder: Path, tensors: Mapping[str, torch.Tensor], allow_inf: Collection[str] = ()) -> None:
+    """Refuse weights holding NaN, or +-inf outside ``allow_inf`` (buffers where inf means 'unset')."""
+    bad = [k for k, v in tensors.items() if v.is_floating_point()
+           and (bool(torch.isnan(v).any()) or (k not in allow_inf and bool(torch.isinf(v).any())))]
+    if bad:
+        raise CheckpointError(f"checkpoint {folder}: {WEIGHTS_FILE} tensor(s) {bad[:5]} hold NaN or infinite values")
+
+
+def load_model_weights(model: torch.nn.Module, folder: Path, device: str | torch.device = "cpu",
+                       allow_inf: Collection[str] = ()) -> torch.nn.Module:
+    """Load ``model.safetensors`` into ``model`` strictly (every key, every shape, finite values: see
+    :func:`check_finite`), move it to ``device`` and return it in eval mode. Mismatches are
+    CheckpointErrors; CUDA asked for on a machine without it is a ConfigError."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={device!r} requested but CUDA is not available")
     tensors = load_tensors(folder / WEIGHTS_FILE)
+    check_finite(folder, tensors, allow_inf)
     try:
         missing, unexpected = model.load_state_dict(tensors, strict=False)
     except RuntimeError as exc:  # shape mismatch
@@ -105,7 +166,4 @@ def load_model_weights(model: torch.nn.Module, folder: Path, device: str | torch
     if missing or unexpected:
         raise CheckpointError(f"checkpoint {folder}: weights do not match the config "
                               f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r} requested but CUDA is not available")
     return model.to(dev).eval()
