@@ -200,8 +200,23 @@ def test_calibrated_with_user_ccc_pd(sp):
 
 def test_calibrated_raises_when_anchor_inconsistent(sp):
     p7 = sp.matrix_7x7.to_numpy().copy()
-    p7[5, 6], p7[5, 5] = 0.001, p7[5, 5] + p7[5, 6] - 0.001  # merged B PD below w * PD_CCC
+    # merged B PD 2 % (above PD_BB, so the input is in order) but below w * PD_CCC ~ 3 %
+    p7[5, 6], p7[5, 5] = 0.02, p7[5, 5] + p7[5, 6] - 0.02
     with pytest.raises(DataError, match="de-merge"):
+        expand_to_8x8(p7, method="calibrated")
+
+
+def test_calibrated_names_the_non_monotone_input_row_not_its_output(sp):
+    """Defect: a B row with PD below BB's was reported as 'calibrated 8x8 ... violated at [BB->B]'
+    (the output); the input row and column are named now."""
+    p7 = sp.matrix_7x7.to_numpy().copy()
+    p7[5, 6], p7[5, 5] = 0.001, p7[5, 5] + p7[5, 6] - 0.001  # PD_B 0.1 % < PD_BB 0.8 %
+    with pytest.raises(DataError, match=r"tm_7x7: .*row 'B' has PD 0\.001 < row 'BB'") as exc:
+        expand_to_8x8(p7, method="calibrated")
+    assert "calibrated 8x8" not in str(exc.value) and "\n" not in str(exc.value)
+    p7 = sp.matrix_7x7.to_numpy().copy()
+    p7[3, 6], p7[3, 3] = p7[2, 6] / 2, p7[3, 3] + p7[3, 6] - p7[2, 6] / 2  # PD_BBB below PD_A
+    with pytest.raises(DataError, match="row 'BBB' has PD .* < row 'A'"):
         expand_to_8x8(p7, method="calibrated")
 
 
@@ -227,8 +242,28 @@ def test_expand_conditional_rejects_7x7_as_ttc_8x8(sp):
     p7 = sp.matrix_7x7.to_numpy()
     with pytest.raises(DataError, match="8x8"):
         expand_conditional_tm(p7, p7, z=0.0, rho=0.1)
-    with pytest.raises(ConfigError, match="rho"):
-        expand_conditional_tm(p7, sp.matrix_8x8)
+
+
+def test_expand_conditional_spec_signature_infers_z_and_rho_on_sp_data(sp):
+    """Defect: the spec's ``expand_conditional_tm(cond_7x7, ttc_8x8)`` raised 'needs rho'. Now z and
+    rho are recovered from the 7x7 against the TTC (probit regression) on the bundled S&P matrices."""
+    p7, p8 = sp.matrix_7x7, sp.matrix_8x8
+    z = np.array([-2.0, -0.7, 0.0, 0.4, 1.8])  # z > 0 = good year
+    cond7 = conditional_matrix(p7, z, 0.056)
+    out, z_hat, rho_hat = expand_conditional_tm(cond7, p8, return_params=True)
+    assert rho_hat == pytest.approx(0.056, abs=1e-9)
+    np.testing.assert_allclose(z_hat, z, atol=1e-8)
+    np.testing.assert_allclose(out, conditional_matrix(p8, z, 0.056), atol=1e-12)
+    # spec call with a single matrix and no keywords; a bad year has a higher CCC and B PD than TTC
+    bad = expand_conditional_tm(cond7[0], p8)
+    assert bad.shape == (8, 8) and bad[6, 7] > p8.to_numpy()[6, 7] and bad[5, 7] > p8.to_numpy()[5, 5 + 2]
+    # the TTC 7x7 itself carries no cycle: rho = 0 and the 8x8 TTC comes back
+    same, _, r0 = expand_conditional_tm(p7.to_numpy(), p8, return_params=True)
+    assert r0 == 0.0
+    np.testing.assert_allclose(same, p8.to_numpy(), atol=1e-14)
+    # given rho, only z is inferred (no ttc_7x7 needed any more)
+    _, z1, _ = expand_conditional_tm(cond7[-1], p8, rho=0.056, return_params=True)
+    assert z1[0] == pytest.approx(1.8, abs=1e-8)
 
 
 # Jarrow, Lando & Turnbull (1997) one-year 8x8 (AAA..CCC, D), exactly as shipped by transitionMatrix

@@ -148,7 +148,20 @@ def expand_to_8x8(
     return _expand_calibrated(p7, anchor_8x8, ccc_row, ccc_pd, ccc_weight, b_includes_ccc)
 
 
+def _check_input_pd_order(p7: np.ndarray, name: str = "tm_7x7") -> None:
+    """The calibrated method keeps every input PD, so a PD that falls from one grade to the next in
+    the *input* would reappear in the output: name the input row instead of the output."""
+    pdv = p7[:_D7, _D7]
+    for i in range(_B7):
+        if pdv[i + 1] < pdv[i] - 1e-15:
+            raise DataError(
+                f"{name}: one-year PD must not decrease from grade to grade; row {GRADES_7[i + 1]!r} has PD "
+                f"{pdv[i + 1]:.6g} < row {GRADES_7[i]!r} PD {pdv[i]:.6g} (column 'D' of the input matrix)"
+            )
+
+
 def _expand_calibrated(p7, anchor_8x8, ccc_row, ccc_pd, ccc_weight, b_includes_ccc) -> np.ndarray:
+    _check_input_pd_order(p7)
     if anchor_8x8 is None:
         from creditsim.datasets.ratings import load_sp_ratings
 
@@ -197,6 +210,12 @@ def _expand_calibrated(p7, anchor_8x8, ccc_row, ccc_pd, ccc_weight, b_includes_c
             f"cannot de-merge B: implied pure-B PD {b7[_D7]:.4g} is not in (0, PD_CCC={crow[_D8]:.4g}); the CCC "
             "anchor is inconsistent with this 7x7 B row (lower ccc_weight or set b_includes_ccc=False)"
         )
+    if b7[_D7] < p7[4, _D7] - 1e-15:
+        raise DataError(
+            f"cannot de-merge B: implied pure-B PD {b7[_D7]:.4g} is below the input BB PD {p7[4, _D7]:.4g} "
+            f"(tm_7x7 row 'B' PD {p7[_B7, _D7]:.4g} with ccc_weight {w:.4g} and PD_CCC {crow[_D8]:.4g}); lower "
+            "ccc_weight or set b_includes_ccc=False"
+        )
     if (b7 < 0).any():
         # small inconsistencies (e.g. rare upgrades): clip and rescale the non-default part, PD kept
         nd = np.clip(b7[:_D7], 0.0, None)
@@ -212,6 +231,57 @@ def _expand_calibrated(p7, anchor_8x8, ccc_row, ccc_pd, ccc_weight, b_includes_c
     return check_8x8(out, name="calibrated 8x8")
 
 
+def _probit_cells(p7: np.ndarray, rows: int) -> np.ndarray:
+    """``Phi^-1`` of the "j or worse" probabilities of rows ``:rows`` and columns 1..D of 7x7 matrices
+    ``(..., 7, 7)`` -> ``(..., rows, 6)``; cells at exactly 0 or 1 (or within 1e-12) become NaN."""
+    from scipy import special
+
+    c = np.cumsum(p7[..., :rows, ::-1], axis=-1)[..., ::-1][..., 1:]  # columns AA..D: "j or worse"
+    ok = (c > 1e-12) & (c < 1.0 - 1e-12)
+    return np.where(ok, special.ndtri(np.clip(c, 1e-300, 1.0 - 1e-16)), np.nan)
+
+
+def infer_z_rho(
+    cond_7x7: np.ndarray, ttc_7x7: np.ndarray, *, rho: float | None = None, z: np.ndarray | None = None, rows: int = 6
+) -> tuple[np.ndarray, float]:
+    """Credit-cycle index ``z`` per matrix and common ``rho`` that make ``M_7(z; rho)`` match ``cond_7x7``.
+
+    In the one-factor model ``Phi^-1(C_cond[i, j]) = (b[i, j] - sqrt(rho) z) / sqrt(1 - rho)`` with
+    ``b = Phi^-1(C_ttc)``: a straight line in the thresholds with slope ``s = 1 / sqrt(1 - rho)``
+    (common to all matrices) and intercept ``-s sqrt(rho) z``. Least squares over every cell with a
+    finite probit (rows ``:rows``, fixed effect per matrix) gives ``rho = 1 - 1 / s^2`` and ``z``; exact
+    (to ~1e-10) when ``cond_7x7`` is a one-factor conditional of ``ttc_7x7``, a probit-space least-squares
+    fit otherwise. ``cond_7x7`` (N, 7, 7), ``ttc_7x7`` (7, 7); returns ``(z (N,), rho)``; z > 0 is a good
+    year. A slope <= 1 (no more dispersion than TTC, e.g. the TTC matrix itself) gives ``rho = 0``
+    and ``z = 0`` (then ``M(z) = TTC``). Raises :class:`DataError` when no cell is usable or the implied
+    rho is >= 0.99 (not a conditional of this TTC matrix).
+    """
+    y = _probit_cells(cond_7x7, rows).reshape(cond_7x7.shape[0], -1)  # (N, cells)
+    b = np.broadcast_to(_probit_cells(ttc_7x7, rows).reshape(1, -1), y.shape)
+    ok = np.isfinite(y) & np.isfinite(b)
+    if (ok.sum(axis=1) < 2).any():
+        raise DataError("cond_7x7: fewer than 2 cells strictly between 0 and 1; cannot infer z and rho (pass z= and rho=)")
+    n_ok = ok.sum(axis=1)
+    bm = np.where(ok, b, 0.0).sum(axis=1) / n_ok
+    ym = np.where(ok, y, 0.0).sum(axis=1) / n_ok
+    if rho is None:
+        db = np.where(ok, b - bm[:, None], 0.0)
+        dy = np.where(ok, y - ym[:, None], 0.0)
+        slope = float((db * dy).sum() / (db * db).sum())
+        r = 1.0 - 1.0 / slope**2 if slope > 1.0 else 0.0
+        if r >= 0.99:
+            raise DataError(f"cond_7x7 implies rho = {r:.4g} >= 0.99 against the TTC matrix: not a one-factor conditional of it; pass rho=")
+    else:
+        r = float(rho)
+    if z is not None:
+        return np.broadcast_to(np.asarray(z, dtype=np.float64), (cond_7x7.shape[0],)).copy(), r
+    if r <= 0.0:
+        return np.zeros(cond_7x7.shape[0]), 0.0
+    s = 1.0 / np.sqrt(1.0 - r)
+    intercept = ym - s * bm
+    return -intercept / (s * np.sqrt(r)), r
+
+
 def expand_conditional_tm(
     cond_7x7: np.ndarray,
     ttc_8x8: np.ndarray | pd.DataFrame | None = None,
@@ -221,32 +291,52 @@ def expand_conditional_tm(
     ttc_7x7: np.ndarray | pd.DataFrame | None = None,
     method: str = "geometric",
     alpha: float = 0.5,
-) -> np.ndarray:
+    return_params: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray, float]:
     """Expand Z-conditional 7x7 matrices (..., 7, 7) to 8x8 (z > 0 = good year).
 
     Without ``ttc_8x8``: each conditional matrix is expanded with :func:`expand_to_8x8`
     (``method``, reference behaviour; note ``E_Z[M_8]`` then differs from any TTC 8x8). With
-    ``ttc_8x8``: the 8x8 TTC is conditioned with the same Z, ``M_8(z) = conditional_matrix(ttc_8x8,
-    z, rho)``, so ``E_Z[M_8(Z)] = ttc_8x8`` holds. ``rho`` is then required; ``z`` is taken as given
-    or recovered from ``cond_7x7`` and ``ttc_7x7`` (the z whose conditional 7x7 is closest to
-    ``cond_7x7`` in squared error).
+    ``ttc_8x8`` (the spec's ``expand_conditional_tm(cond_7x7, ttc_8x8)``): the 8x8 TTC is conditioned
+    with the same Z, ``M_8(z) = conditional_matrix(ttc_8x8, z, rho)``, so ``E_Z[M_8(Z)] = ttc_8x8`` holds.
+
+    Decision: ``z`` and ``rho`` need not be given. Whatever is missing is inferred from ``cond_7x7``
+    against the 7x7 TTC (``ttc_7x7``, default: rows AAA..BB of ``ttc_8x8``, which are the same in any
+    collapse to 7x7 because merging the B and CCC columns leaves "B or worse" unchanged) by the
+    closed-form probit regression of :func:`infer_z_rho`: one common rho for the batch, one z per
+    matrix. Exact for conditionals of the TTC (rho and z recovered to ~1e-8); the TTC 7x7 itself gives
+    rho = 0 and returns ``ttc_8x8``. With ``rho`` and ``ttc_7x7`` given and ``z`` missing, z is the
+    grid least-squares fit in probability space (previous behaviour). ``return_params=True`` returns
+    ``(matrices, z (N,), rho)``.
     """
     c = np.asarray(cond_7x7, dtype=np.float64)
-    if c.shape[-2:] != (7, 7):
+    if c.ndim < 2 or c.shape[-2:] != (7, 7):
         raise DataError(f"cond_7x7 must be (..., 7, 7), got shape {c.shape}")
     flat = c.reshape(-1, 7, 7)
+    if flat.shape[0] == 0:
+        raise DataError("cond_7x7 holds no matrices (shape {c.shape})")
     for i in range(flat.shape[0]):
-        _as_7x7(flat[i], "cond_7x7")
+        _as_7x7(flat[i], "cond_7x7" if flat.shape[0] == 1 else f"cond_7x7[{i}]")
     if ttc_8x8 is None:
+        if z is not None or rho is not None or return_params:
+            raise ConfigError("z=, rho= and return_params= apply only with ttc_8x8 (the one-factor expansion)")
         return np.stack([expand_to_8x8(m, alpha, method) for m in flat]).reshape(c.shape[:-2] + (8, 8))
-    from creditsim.ratings.zfactor import conditional_matrix
+    from creditsim.ratings.zfactor import _check_rho, conditional_matrix
 
     t8 = _as_8x8(ttc_8x8)
-    if rho is None:
-        raise ConfigError("expand_conditional_tm with ttc_8x8 needs rho (the correlation used to condition the 7x7)")
-    if z is None:
-        if ttc_7x7 is None:
-            raise ConfigError("give z, or ttc_7x7 so that z can be recovered from cond_7x7")
+    if rho is not None:
+        rho = _check_rho(rho)
+    if z is not None:
+        zz = np.asarray(z, dtype=np.float64)
+        if not np.isfinite(zz).all():
+            raise DataError("z must be finite")
+        try:
+            zz = np.broadcast_to(zz, c.shape[:-2]).reshape(-1)
+        except ValueError:
+            raise DataError(f"z has shape {zz.shape} but cond_7x7 holds {c.shape[:-2]} matrices") from None
+    else:
+        zz = None
+    if rho is not None and zz is None and ttc_7x7 is not None:
         t7 = _as_7x7(ttc_7x7, "ttc_7x7")
         grid = np.linspace(-6.0, 6.0, 2401)
         mats = conditional_matrix(t7, grid, rho)  # (G, 7, 7)
@@ -256,6 +346,11 @@ def expand_conditional_tm(
         fine = zz[:, None] + np.linspace(-0.005, 0.005, 101)[None, :]
         err = ((flat[:, None] - conditional_matrix(t7, fine, rho)) ** 2).sum(axis=(-2, -1))
         zz = fine[np.arange(len(zz)), np.argmin(err, axis=1)]
-    else:
-        zz = np.broadcast_to(np.asarray(z, dtype=np.float64), c.shape[:-2]).reshape(-1)
-    return conditional_matrix(t8, zz, rho).reshape(c.shape[:-2] + (8, 8))
+    elif rho is None or zz is None:
+        if ttc_7x7 is not None:
+            t7, rows = _as_7x7(ttc_7x7, "ttc_7x7"), 6
+        else:  # rows AAA..BB of any 7x7 collapse of ttc_8x8 (B row needs a CCC weight: left out)
+            t7, rows = collapse_to_7x7(t8, 0.0), 5
+        zz, rho = infer_z_rho(flat, t7, rho=rho, z=zz, rows=rows)
+    out = conditional_matrix(t8, zz, rho).reshape(c.shape[:-2] + (8, 8))
+    return (out, zz, float(rho)) if return_params else out
