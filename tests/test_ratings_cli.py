@@ -184,3 +184,11 @@ def test_ratings_fit_too_few_years_or_rho_at_bound(tmp_path, capsys):
     flat.to_csv(path, index=False)
     code, out, err = run(["ratings", "fit", "--data", str(path)], capsys)
     assert code == 0 and "warning:" in out and "lower bound" in out and "Traceback" not in err
+
+
+def test_ratings_lifetime_years_out_of_range_is_a_one_line_error(capsys):
+    """Defect: ``--years 100000000`` allocated a 1e8-year term structure; now exit 2 naming the limit."""
+    for value in ("100000000", "0", "-3"):
+        code, out, err = run(["ratings", "lifetime", "--years", value, "--z", "0.5"], capsys)
+        assert code == 2 and "--years must be in 1..200" in err and "Traceback" not in err and out == ""
+        assert len(err.strip().splitlines()) == 1

@@ -336,3 +336,39 @@ def test_monthly_matrix_errors_name_the_row(p7):
     stack[0, 1, 1] = np.nan
     with pytest.raises(DataError, match=r"non-finite.*'AA'"):
         monthly_matrix(stack)
+
+
+# ----------------------------------------------------------------------------- integer codes (defect)
+def test_8_grade_integer_codes_are_not_misread_as_7_grades_plus_nr():
+    """Defect: codes 0..7 of an 8-grade panel were read with the default 7 states: defaults (7)
+    became NR (withdrawn) and CCC (6) the absorbing D. Now states= is required, and with it the
+    estimate is right; the same holds for Aalen-Johansen."""
+    p8 = load_sp_ratings().matrix_8x8.to_numpy()
+    panel = simulate_rating_panel(p8, 400, 4, seed=5)  # integer codes, D = 7
+    assert panel["rating"].max() == 7
+    for estimator in (cohort_matrix, aalen_johansen):
+        with pytest.raises(ConfigError, match=r"'rating': integer rating codes 0\.\.7 found .*states=GRADES_8"):
+            estimator(panel)
+    from creditsim.states import GRADES_8
+
+    res = cohort_matrix(panel, states=GRADES_8)
+    assert res.states == tuple(GRADES_8) and res.matrix.shape == (8, 8)
+    assert res.counts[:7, 7].sum() > 0  # defaults counted as defaults
+    aj = aalen_johansen(panel, states=GRADES_8)
+    np.testing.assert_allclose(aj.matrix, np.linalg.multi_dot(list(cohort_matrix(panel, states=GRADES_8).period_matrices)), atol=1e-12)
+
+
+def test_inferred_d_that_obligors_leave_is_refused():
+    """8-grade codes without any default (max code 6) would make CCC the absorbing D: refused
+    when CCC obligors move on; codes of a real 7-grade panel are inferred as GRADES_7."""
+    p8 = load_sp_ratings().matrix_8x8.to_numpy()
+    panel = simulate_rating_panel(p8, 300, 3, seed=2)
+    panel = panel[panel["rating"] < 7]  # no default observed
+    for estimator in (cohort_matrix, aalen_johansen):
+        with pytest.raises(ConfigError, match="code 6 was inferred as the absorbing default 'D'"):
+            estimator(panel)
+    p7 = load_sp_ratings().matrix_7x7.to_numpy()
+    panel7 = simulate_rating_panel(p7, 200, 3, seed=2)
+    np.testing.assert_array_equal(cohort_matrix(panel7).matrix, cohort_matrix(panel7, states=STATES).matrix)
+    labelled = simulate_rating_panel(p8, 200, 3, seed=2, states=load_sp_ratings().matrix_8x8.index, labels=True)
+    assert cohort_matrix(labelled).states[6] == "CCC"  # text labels name their grades

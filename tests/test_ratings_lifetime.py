@@ -234,3 +234,33 @@ def test_monthly_pd_curves_reach_the_annual_pd_after_twelve_months(p8):
     c = monthly_pd_curves(mats, 24)
     assert c.cumulative.shape == (1, 24, 7)
     assert (c.conditional[0, 12, 1:] > c.conditional[0, 11, 1:]).all()
+
+
+# ----------------------------------------------------------------------------- resource limits (defect)
+def test_huge_requests_are_refused_before_allocating():
+    """Defect: 1e8-year horizons, huge path and entity counts went to numpy and failed with an
+    allocation traceback (or ran for hours). Now a one-line ConfigError names the parameter and the
+    limit (MAX_YEARS = 200 years, MEMORY_BUDGET_BYTES = 2 GiB), checked in microseconds."""
+    import time
+
+    from creditsim.errors import ConfigError
+    from creditsim.ratings.lifetime import monthly_pd_curves
+    from creditsim.ratings.simulate import simulate_rating_panel
+    from creditsim.ratings.zfactor import conditional_matrix
+
+    p8 = load_sp_ratings().matrix_8x8.to_numpy()
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"n_years must be in 1\.\.200"):
+        ttc_term_structure(p8, 100_000_000)
+    with pytest.raises(ConfigError, match=r"n_months must be in 1\.\.2400"):
+        monthly_pd_curves(p8, 10**9)
+    with pytest.raises(ConfigError, match=r"n_entities: 1000000000 entities .* budget"):
+        simulate_rating_panel(p8, 10**9, 10)
+    z_many = np.broadcast_to(np.zeros(1), (5_000_000,))  # a view: no memory of its own
+    with pytest.raises(ConfigError, match=r"^z: 5000000 values of z .*GiB budget"):
+        conditional_matrix(p8, z_many, 0.05)
+    with pytest.raises(ConfigError, match=r"z_paths: 5000000 paths x 1 years"):
+        path_term_structure(p8, z_many[:, None], 0.05)
+    assert time.perf_counter() - t0 < 0.5
+    # inside the limits nothing changes
+    assert ttc_term_structure(p8, 200).cumulative.shape == (200, 7)

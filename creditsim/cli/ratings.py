@@ -127,11 +127,12 @@ def fit(
     method: str = typer.Option("map", "--method", help="Z estimator: map (default), mle or wls."),
     rho_method: str = typer.Option("marginal", "--rho-method", help="rho estimator: marginal (Gauss-Hermite ML) or bsf."),
     rho: float = typer.Option(None, "--rho", help="Fix rho instead of estimating it."),
-    years: int = typer.Option(10, "--years", min=1, help="Horizon of the PD term-structure plot (years)."),
+    years: int = typer.Option(10, "--years", help="Horizon of the PD term-structure plot (years, 1..200)."),
     plot: Path = typer.Option(None, "--plot", help="Write a PNG of Z_t and PD term structures by grade."),
 ) -> None:
     """Fit Z_t and rho (z > 0 = good year) and print TTC, rho and the Z_t table."""
     _check_plot_path(plot)
+    years = _check_years_option(years)
     from creditsim.datasets.ratings import load_sp_ratings
     from creditsim.ratings.lifetime import ttc_term_structure
     from creditsim.ratings.zfactor import ZFactorModel
@@ -204,6 +205,14 @@ def _fit_figure(res, ts, years: int):
     return fig
 
 
+def _check_years_option(years: int) -> int:
+    """``--years`` in 1..MAX_YEARS (200): refused before any work, instead of allocating a
+    1e8-year term structure (ConfigError naming the option and the limit)."""
+    from creditsim.ratings.limits import MAX_YEARS, check_count
+
+    return check_count(years, "--years", high=MAX_YEARS, unit=" (years)")
+
+
 def _parse_floats(text: str, what: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
@@ -248,7 +257,7 @@ def lifetime(
     weights: str = typer.Option(None, "--weights", help="Comma-separated scenario weights (sum 1) for the weighted term structure."),
     fed_year: int = typer.Option(2025, "--fed-year", help="Fed stress-test year of the scenarios (2024, 2025, 2026)."),
     z: str = typer.Option(None, "--z", help="Explicit annual Z path, e.g. '-1.5,-0.5,0.3' (replaces --scenario)."),
-    years: int = typer.Option(10, "--years", min=1, help="Projection horizon in years."),
+    years: int = typer.Option(10, "--years", help="Projection horizon in years (1..200)."),
     plot: Path = typer.Option(None, "--plot", help="Write a PNG of the cumulative PD term structures."),
 ) -> None:
     """Lifetime cumulative PD by grade under scenarios (z > 0 = good year), reverting to TTC."""
@@ -263,6 +272,7 @@ def lifetime(
 
     # every option is checked before anything is computed or printed
     _check_plot_path(plot)
+    years = _check_years_option(years)
     path = _parse_z(z) if z is not None else None
     w = _parse_weights(weights, scenario, z)
     monthly_by_name = {} if path is not None else {name: load_fed_scenarios(fed_year, name, monthly=True) for name in scenario}

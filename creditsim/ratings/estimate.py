@@ -24,6 +24,7 @@ import pandas as pd
 import scipy.linalg
 
 from creditsim.errors import ConfigError, DataError, format_labels
+from creditsim.ratings.limits import check_memory
 from creditsim.states import GRADES_7, GRADES_8
 
 __all__ = [
@@ -172,6 +173,45 @@ def _encode_ratings(values: np.ndarray, states: Sequence[str], nr_label: str, co
     return out
 
 
+def _resolve_states(values: np.ndarray, states: Sequence[str] | None, column: str) -> tuple[tuple[str, ...], bool]:
+    """The state labels for a panel's rating column, and whether they were inferred.
+
+    Given ``states`` are used as they are (integer code ``len(states)`` then means NR). With
+    ``states=None`` the grade set is inferred only where the data make it unambiguous:
+
+    - text labels: ``GRADES_8`` when ``'CCC'`` occurs, else ``GRADES_7`` (the labels name the grades);
+    - integer codes with largest code <= 6: ``GRADES_7`` (AAA=0 .. B=5, D=6);
+    - integer codes reaching 7 or more are ambiguous (7 grades + NR code 7, or 8 grades with CCC=6,
+      D=7: reading the latter as the former turns defaults into withdrawals and CCC into the
+      absorbing D), so they raise :class:`ConfigError` asking for ``states=``.
+    """
+    if states is not None:
+        return tuple(str(x) for x in states), False
+    if np.issubdtype(values.dtype, np.integer):
+        top = int(values.max()) if values.size else 0
+        if top >= len(GRADES_7):
+            raise ConfigError(
+                f"column {column!r}: integer rating codes 0..{top} found but the default states have "
+                f"{len(GRADES_7)} grades {list(GRADES_7)} (code 7 would be NR, code 6 the absorbing D); pass "
+                f"states=GRADES_8 if the codes are AAA..B, CCC, D (D = 7), or states=GRADES_7 if 7 means NR"
+            )
+        return tuple(GRADES_7), True
+    labs = set(pd.Series(values, dtype="object").dropna().astype(str))
+    return (tuple(GRADES_8) if "CCC" in labs else tuple(GRADES_7)), True
+
+
+def _check_inferred_d(frm: np.ndarray, to: np.ndarray, d: int, k: int, states: Sequence[str], column: str) -> None:
+    """With inferred integer states, a code that leaves D (the last code) cannot be the absorbing D:
+    the codes are probably 8 grades without any default observed (CCC = 6). Raise instead of guessing."""
+    left = (frm == d) & (to >= 0) & (to < k) & (to != d)
+    if left.any():
+        raise ConfigError(
+            f"column {column!r}: code {d} was inferred as the absorbing default {states[d]!r} but {int(left.sum())} "
+            f"obligors move out of it (to codes {format_labels(np.unique(to[left]).tolist())}); pass states= "
+            "(e.g. GRADES_8 when 6 is CCC)"
+        )
+
+
 def _sort_order(ent: np.ndarray, key2: np.ndarray, key3: np.ndarray | None = None) -> np.ndarray | None:
     """Order by (entity, key2[, key3]); None when the arrays are already in that order (O(n) check)."""
     de = np.diff(ent)
@@ -211,7 +251,7 @@ def cohort_matrix(
     panel: pd.DataFrame | None = None,
     *,
     counts: np.ndarray | None = None,
-    states: Sequence[str] = ("AAA", "AA", "A", "BBB", "BB", "B", "D"),
+    states: Sequence[str] | None = None,
     nr: str = "drop",
     nr_label: str = "NR",
     entity_col: str = "entity",
@@ -226,6 +266,11 @@ def cohort_matrix(
     that bin. A transition is counted from cohort ``c`` to ``c + 1`` when the entity is observed in
     both. ``counts``: (K, K) or (T, K, K) migration counts instead of a panel.
 
+    ``states``: labels best -> worst, D last. ``None`` infers them only where unambiguous (see
+    :func:`_resolve_states`): text labels, or integer codes 0..6; integer codes reaching 7 (8 grades
+    with D = 7, or 7 grades with NR = 7) need ``states=``, and an inferred D that obligors leave is
+    refused. With given ``states`` integer code ``len(states)`` means NR.
+
     NR handling (``nr``): ``"drop"`` removes obligors that move to NR (or are not observed in the next
     cohort) from the denominator and renormalises (right censoring); ``"state"`` keeps NR as the
     (K+1)-th state (not absorbing; the D row stays absorbing). Obligors already in NR or D at the start
@@ -236,14 +281,19 @@ def cohort_matrix(
     """
     if nr not in ("drop", "state"):
         raise ConfigError(f"nr must be 'drop' or 'state', got {nr!r}")
-    states = tuple(str(s) for s in states)
-    k = len(states)
-    if k < 2:
-        raise ConfigError(f"need at least 2 states, got {states}")
     if (panel is None) == (counts is None):
         raise ConfigError("give exactly one of panel= or counts=")
     if counts is not None:
         c = _check_counts(counts, "counts")
+        if states is None:  # a count table's size names its grades only for 7 or 8 states
+            kk = c.shape[-1] - (1 if nr == "state" else 0)
+            if kk not in (7, 8):
+                raise ConfigError(f"counts are {c.shape[-1]}x{c.shape[-1]}: pass states= (the grade labels, D last)")
+            states = GRADES_8 if kk == 8 else GRADES_7
+        states = tuple(str(s) for s in states)
+        k = len(states)
+        if k < 2:
+            raise ConfigError(f"need at least 2 states, got {states}")
         if c.shape[-1] != k and not (nr == "state" and c.shape[-1] == k + 1):
             raise DataError(f"counts are {c.shape[-1]}x{c.shape[-1]} but {k} states were given ({list(states)})")
         pc = c if c.ndim == 3 else c[None]
@@ -252,9 +302,13 @@ def cohort_matrix(
         periods = np.arange(pc.shape[0], dtype=np.float64)
         return _cohort_from_counts(pc, lab, periods, censored, k)
 
-    if period <= 0:
+    if not (np.isfinite(period) and period > 0):
         raise ConfigError(f"period must be > 0, got {period}")
     ent, tt, raw = _panel_arrays(panel, (entity_col, time_col, rating_col))
+    states, inferred = _resolve_states(raw, states, rating_col)
+    k = len(states)
+    if k < 2:
+        raise ConfigError(f"need at least 2 states, got {states}")
     code = _encode_ratings(raw, states, nr_label, rating_col)
     keep = code >= 0
     ent, tt, code = ent[keep], tt[keep], code[keep]
@@ -269,6 +323,8 @@ def cohort_matrix(
     n_periods = int(cidx.max()) if len(cidx) else 0
     if n_periods < 1:
         raise DataError("panel spans a single cohort; need observations at >= 2 cohort dates")
+    # (T, K+1, K+1) counts and matrices: a time column in days or yyyymmdd read as years asks for millions of cohorts
+    check_memory(8.0 * 3 * n_periods * (k + 1) ** 2, time_col, f"{n_periods} cohorts of period={period:g} (is the time unit years?)")
     kk = k + 1  # NR code = k
     nxt_same = np.zeros(len(ent), dtype=bool)
     nxt_same[:-1] = (ent[1:] == ent[:-1]) & (cidx[1:] == cidx[:-1] + 1)
@@ -278,6 +334,8 @@ def cohort_matrix(
     start = cidx < n_periods
     frm, to, cid = frm[start], to[start], cidx[start]
     d = k - 1
+    if inferred and np.issubdtype(raw.dtype, np.integer):
+        _check_inferred_d(frm, to, d, k, states, rating_col)
     # an obligor in D stays in D even if later rows are missing or carry another rating
     to = np.where(frm == d, d, to)
     if nr == "drop":
@@ -373,7 +431,7 @@ def _ordered_product(mats: np.ndarray) -> np.ndarray:
 def aalen_johansen(
     events: pd.DataFrame,
     *,
-    states: Sequence[str] = ("AAA", "AA", "A", "BBB", "BB", "B", "D"),
+    states: Sequence[str] | None = None,
     nr: str = "drop",
     nr_label: str = "NR",
     t_start: float | None = None,
@@ -389,6 +447,7 @@ def aalen_johansen(
     row. An entity is observed until ``end_times[entity]`` when given, else until ``t_end`` (default:
     the last time in the data), i.e. it is right-censored at its end time. With ``nr="drop"`` a move
     to NR censors the entity at that time; with ``nr="state"`` NR is a state. D is absorbing.
+    ``states``: as in :func:`cohort_matrix` (``None`` infers them where unambiguous).
 
     ``P = prod_{u in event times} (I + dA(u))``, ``dA(u)[i, j] = dN_ij(u) / Y_i(u-)``; ties: entities
     censored at ``u`` are still at risk at ``u``. On a complete yearly panel (everyone observed at
@@ -398,9 +457,11 @@ def aalen_johansen(
     """
     if nr not in ("drop", "state"):
         raise ConfigError(f"nr must be 'drop' or 'state', got {nr!r}")
-    states = tuple(str(s) for s in states)
-    k0 = len(states)
     ent, tt, raw = _panel_arrays(events, (entity_col, time_col, rating_col))
+    states, inferred = _resolve_states(raw, states, rating_col)
+    k0 = len(states)
+    if k0 < 2:
+        raise ConfigError(f"need at least 2 states, got {states}")
     code = _encode_ratings(raw, states, nr_label, rating_col)
     keep = code >= 0
     ent, tt, code = ent[keep], tt[keep], code[keep]
@@ -436,6 +497,8 @@ def aalen_johansen(
     b[-1] = row_end[-1]
     a = tt
     s = code
+    if inferred and np.issubdtype(raw.dtype, np.integer):
+        _check_inferred_d(s, nxt_code, d, k0, states, rating_col)
     # NR handling: with drop, NR sojourns carry no risk and a move into NR is a censoring
     if nr == "drop":
         live = s < k0

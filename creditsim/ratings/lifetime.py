@@ -20,6 +20,7 @@ import pandas as pd
 
 from creditsim.errors import ConfigError, DataError, NotFittedError, format_labels
 from creditsim.ratings.estimate import monthly_matrix, validate_matrix
+from creditsim.ratings.limits import MAX_YEARS, check_count, check_memory
 from creditsim.ratings.zfactor import _conditional_raw, _thresholds_raw, _check_rho
 from creditsim.states import GRADES_7, GRADES_8, MACRO_VARS
 
@@ -79,11 +80,11 @@ class PDTermStructure:
         return pd.DataFrame(arr, index=pd.RangeIndex(1, arr.shape[0] + 1, name="year"), columns=list(self.grades))
 
 
-def _check_years(n_years: int) -> int:
-    n = int(n_years)
-    if n < 1:
-        raise ConfigError(f"n_years must be >= 1, got {n_years}")
-    return n
+def _check_years(n_years: int, param: str = "n_years", per_year: int = 1) -> int:
+    """Horizon as an int in ``1..MAX_YEARS * per_year`` (``per_year`` = 12 for months); ConfigError
+    naming ``param`` otherwise (a 1e8-year horizon is a unit mistake, not a projection)."""
+    unit = " (years)" if per_year == 1 else f" ({per_year} steps a year, at most {MAX_YEARS} years)"
+    return check_count(n_years, param, high=MAX_YEARS * per_year, unit=unit)
 
 
 def ttc_term_structure(ttc: np.ndarray | pd.DataFrame, n_years: int) -> PDTermStructure:
@@ -113,6 +114,7 @@ def matrices_term_structure(mats: np.ndarray, *, ttc: np.ndarray | None = None, 
         raise ConfigError(f"n_years={n} exceeds the {h} given matrices: pass ttc to revert to after year {h}")
     p = validate_matrix(ttc, name="TTC matrix", n_states=k) if ttc is not None else None
     lead = m.shape[:-3]
+    check_memory(8.0 * int(np.prod(lead, dtype=np.int64)) * (n * (k - 1) + 2 * k * k), "n_years", f"{n} years x {int(np.prod(lead, dtype=np.int64))} paths")
     acc = np.broadcast_to(np.eye(k), lead + (k, k)).copy()
     out = np.empty(lead + (n, k - 1))
     for t in range(n):
@@ -147,11 +149,16 @@ def path_term_structure(
         raise DataError(f"z_paths must be (H,) or (S, H), got shape {z.shape}")
     if not np.isfinite(z).all():
         raise DataError("z_paths contains NaN/inf")
-    h = z.shape[-1] if horizon is None else min(int(horizon), z.shape[-1])
-    if h < 1:
-        raise ConfigError(f"horizon must be >= 1, got {horizon}")
+    h = z.shape[-1] if horizon is None else min(_check_years(horizon, "horizon"), z.shape[-1])
+    if h > MAX_YEARS:
+        raise ConfigError(f"z_paths: {h} years of Z exceed the {MAX_YEARS}-year limit; give a shorter path or horizon=")
+    n_out = h if n_years is None else _check_years(n_years)
+    k = p.shape[0]
+    n_paths = int(np.prod(z.shape[:-1], dtype=np.int64))
+    # conditional matrices plus two threshold-sized temporaries of _bin_probs, and the output curves
+    check_memory(8.0 * n_paths * (3 * h * k * (k + 1) + n_out * k), "z_paths", f"{n_paths} paths x {h} years of {k}x{k} matrices")
     mats = _conditional_raw(p, _thresholds_raw(p), z[..., :h], rho, residual_var)
-    return matrices_term_structure(mats, ttc=p, n_years=h if n_years is None else n_years)
+    return matrices_term_structure(mats, ttc=p, n_years=n_out)
 
 
 def scenario_weighted(structures: Sequence[PDTermStructure], weights: Sequence[float]) -> PDTermStructure:
@@ -418,6 +425,10 @@ def monthly_scenario_matrices(
     if k != (8, 8):
         raise DataError(f"ttc_8x8 must be 8x8 (AAA..B, CCC, D), got shape {k}")
     s, n_months, _ = a.shape
+    if n_months > 12 * MAX_YEARS:
+        raise ConfigError(f"macro_paths: {n_months} months exceed the {MAX_YEARS}-year limit ({12 * MAX_YEARS} months)")
+    # annual 8x8 per path-year (x3 for the generator / expm temporaries) plus the monthly output
+    check_memory(8.0 * 64 * s * (3 * -(-n_months // 12) + n_months), "macro_paths", f"{s} paths x {n_months} months of 8x8 matrices")
     annual = link.scenario_matrices(a, ttc=t, rho=rho, frequency="monthly", include_residual=include_residual, z_shocks=z_shocks)
     ny = annual.shape[1]
     monthly = monthly_matrix(annual.reshape(-1, 8, 8), method=method).reshape(s, ny, 8, 8)
@@ -436,7 +447,7 @@ def monthly_pd_curves(annual: np.ndarray | pd.DataFrame, n_months: int, *, metho
     and monthly hazards.
     """
     a = np.asarray(annual.to_numpy() if isinstance(annual, pd.DataFrame) else annual, dtype=np.float64)
-    n = _check_years(n_months)
+    n = _check_years(n_months, "n_months", per_year=12)
     if a.ndim == 2:
         m = monthly_matrix(validate_matrix(a, name="TTC matrix"), method=method)
         mats = np.broadcast_to(m, (n,) + m.shape)

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from creditsim.errors import ConfigError
+from creditsim.errors import ConfigError, DataError
 from creditsim.ratings.estimate import validate_matrix
+from creditsim.ratings.limits import MAX_YEARS, check_count, check_memory
 
 __all__ = ["simulate_rating_panel"]
 
@@ -33,12 +34,19 @@ def simulate_rating_panel(
     """
     p = validate_matrix(P, name="P")
     k = p.shape[0]
-    if n_entities < 1 or n_years < 1:
-        raise ConfigError(f"n_entities and n_years must be >= 1, got {n_entities}, {n_years}")
+    n_entities = check_count(n_entities, "n_entities")
+    n_years = check_count(n_years, "n_years", high=MAX_YEARS, unit=" (years)")
+    rows = n_entities * (n_years + 1)
+    # path (int64) + three frame columns + the (n_entities, K) comparison per year; labels add a pointer column
+    check_memory(8.0 * rows * (5 if labels else 4) + n_entities * k, "n_entities", f"{n_entities} entities x {n_years + 1} years")
     rng = np.random.default_rng(seed)
     if initial is None:
         initial = np.r_[np.full(k - 1, 1.0 / (k - 1)), 0.0]
     init = np.asarray(initial, dtype=np.float64)
+    if init.shape != (k,) or not np.isfinite(init).all() or (init < 0).any() or abs(init.sum() - 1.0) > 1e-9:
+        raise DataError(f"initial must be {k} non-negative probabilities summing to 1 (one per state), got {initial!r}")
+    if labels and states is not None and len(states) != k:
+        raise ConfigError(f"states has {len(states)} labels but P is {k}x{k}")
     cum = np.cumsum(p, axis=1)
     cum[:, -1] = 1.0
     path = np.empty((n_entities, n_years + 1), dtype=np.int64)

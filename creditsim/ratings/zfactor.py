@@ -27,6 +27,7 @@ from scipy import optimize, special
 
 from creditsim.errors import ConfigError, DataError, NotFittedError, format_labels
 from creditsim.ratings.estimate import validate_matrix
+from creditsim.ratings.limits import check_count, check_memory
 from creditsim.states import GRADES_7, GRADES_8
 
 __all__ = [
@@ -64,6 +65,8 @@ def _rho_bound_note(rho: float) -> str:
             "exceeds what the one-factor model explains (check the counts, or fix rho=)"
         )
     return ""
+#: more Gauss-Hermite nodes than this add nothing in double precision (40 reach ~1e-12)
+MAX_NODES = 200
 _P_FLOOR = 1e-300  # log of a cell with zero model probability but observed counts
 
 
@@ -71,7 +74,8 @@ def gauss_hermite(n_nodes: int = 40) -> tuple[np.ndarray, np.ndarray]:
     """Probabilists' Gauss-Hermite nodes and weights normalised so ``sum w f(x) ~= E[f(Z)]``, Z~N(0,1).
 
     Returns ``(nodes, weights)``, each ``(n_nodes,)``; nodes are z values (z > 0 is a good year)."""
-    x, w = np.polynomial.hermite_e.hermegauss(int(n_nodes))
+    n = check_count(n_nodes, "n_nodes", high=MAX_NODES)
+    x, w = np.polynomial.hermite_e.hermegauss(n)
     return x, w / w.sum()
 
 
@@ -202,7 +206,11 @@ def conditional_matrix(
     rho = _check_rho(rho, residual_var)
     zz = np.asarray(z, dtype=np.float64)
     if not np.isfinite(zz).all():
-        raise DataError("z must be finite")
+        bad = np.argwhere(~np.isfinite(np.atleast_1d(zz)))[:10]
+        raise DataError(f"z must be finite; NaN/inf at positions {format_labels([tuple(map(int, i)) for i in bad])}")
+    k = p.shape[0]
+    # output plus the two threshold-sized temporaries of _bin_probs
+    check_memory(8.0 * zz.size * 3 * k * (k + 1), "z", f"{zz.size} values of z x {k}x{k} matrices")
     return _conditional_raw(p, _thresholds_raw(p), zz, rho, residual_var)
 
 
@@ -342,13 +350,13 @@ class ZFactorModel:
                 raise ConfigError(f"rho must be > 0 to identify Z, got {rho}")
         if rho_method not in ("marginal", "bsf"):
             raise ConfigError(f"rho_method must be 'marginal' or 'bsf', got {rho_method!r}")
-        if not z_bound > 0:
-            raise ConfigError(f"z_bound must be > 0, got {z_bound}")
+        if not (np.isfinite(z_bound) and 0 < z_bound <= 2 * Z_ABS_MAX):
+            raise ConfigError(f"z_bound must be in (0, {2 * Z_ABS_MAX:g}] (Z is a standard normal), got {z_bound}")
         self.ttc = ttc
         self.rho = rho
         self.rho_method = rho_method
         self.z_bound = float(z_bound)
-        self.n_nodes = int(n_nodes)
+        self.n_nodes = check_count(n_nodes, "n_nodes", high=MAX_NODES)
         self.result_: ZFactorResult | None = None
 
     # ------------------------------------------------------------------ data preparation
