@@ -81,6 +81,8 @@ def validate_matrix(
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
         raise DataError(f"{name} must be square (K, K), got shape {a.shape}")
     k = a.shape[0]
+    if k < 2:
+        raise DataError(f"{name} must have at least 2 states (grades then D), got shape {a.shape}")
     if n_states is not None and k != n_states:
         raise DataError(f"{name} must be {n_states}x{n_states}, got {k}x{k}")
     lab = [str(x) for x in labels] if labels is not None and len(labels) == k else default_labels(k)
@@ -111,6 +113,10 @@ def _check_counts(counts: np.ndarray, name: str) -> np.ndarray:
     if (c < 0).any():
         idx = np.argwhere(c < 0)[:10]
         raise DataError(f"{name} has negative counts at {format_labels([tuple(map(int, i)) for i in idx])}")
+    frac = c != np.round(c)
+    if frac.any():  # migration counts are obligors: 2.5 obligors is a unit or weighting mistake
+        idx = np.argwhere(frac)[:10]
+        raise DataError(f"{name} must be whole numbers (obligor counts); fractional at {format_labels([tuple(map(int, i)) for i in idx])}")
     return c
 
 
@@ -244,7 +250,24 @@ def _panel_arrays(panel: pd.DataFrame, cols: tuple[str, str, str]) -> tuple[np.n
             raise DataError(f"column {cols[1]!r} must be numeric or datetime") from None
     if not np.isfinite(tt).all():
         raise DataError(f"column {cols[1]!r} has NaN/inf at rows {format_labels(panel.index[~np.isfinite(tt)])}")
+    if len(panel) == 0:
+        raise DataError(f"panel has no rows; expected one row per (entity, time, rating) in columns {list(cols)}")
     return ent, tt, panel[cols[2]].to_numpy()
+
+
+def _check_duplicates(ent: np.ndarray, tt: np.ndarray, code: np.ndarray, raw_ent: np.ndarray, order: np.ndarray | None) -> None:
+    """Rows sorted by (entity, time): two rows of one entity at the same time with different ratings
+    are contradictory (which one holds?) -> DataError naming them. Identical duplicates are harmless."""
+    clash = (ent[1:] == ent[:-1]) & (tt[1:] == tt[:-1]) & (code[1:] != code[:-1])
+    if clash.any():
+        pos = np.flatnonzero(clash)
+        ids = raw_ent if order is None else raw_ent[order]
+        pairs = list(dict.fromkeys((_plain(ids[i]), float(tt[i])) for i in pos))
+        raise DataError(f"duplicate (entity, time) rows with different ratings: (entity, time) {format_labels(pairs)}")
+
+
+def _plain(v: object) -> object:
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def cohort_matrix(
@@ -317,6 +340,7 @@ def cohort_matrix(
     order = _sort_order(ent, cidx, tt)
     if order is not None:
         ent, cidx, code = ent[order], cidx[order], code[order]
+    _check_duplicates(ent, tt if order is None else tt[order], code, panel[entity_col].to_numpy()[keep], order)
     last = np.ones(len(ent), dtype=bool)
     last[:-1] = (ent[1:] != ent[:-1]) | (cidx[1:] != cidx[:-1])
     ent, cidx, code = ent[last], cidx[last], code[last]
@@ -472,6 +496,7 @@ def aalen_johansen(
         order = np.arange(len(ent))
     else:
         ent, tt, code = ent[order], tt[order], code[order]
+    _check_duplicates(ent, tt, code, events[entity_col].to_numpy()[keep], order)
     t0 = float(tt.min()) if t_start is None else float(t_start)
     t1 = float(tt.max()) if t_end is None else float(t_end)
     if not t1 > t0:

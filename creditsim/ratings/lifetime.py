@@ -148,7 +148,8 @@ def path_term_structure(
     if z.ndim not in (1, 2) or z.shape[-1] < 1:
         raise DataError(f"z_paths must be (H,) or (S, H), got shape {z.shape}")
     if not np.isfinite(z).all():
-        raise DataError("z_paths contains NaN/inf")
+        bad = np.argwhere(~np.isfinite(z.reshape(-1, z.shape[-1])))[:10]
+        raise DataError(f"z_paths contains NaN/inf at (path, year) {format_labels([(int(i), int(t) + 1) for i, t in bad])} (year 1 = first)")
     h = z.shape[-1] if horizon is None else min(_check_years(horizon, "horizon"), z.shape[-1])
     if h > MAX_YEARS:
         raise ConfigError(f"z_paths: {h} years of Z exceed the {MAX_YEARS}-year limit; give a shorter path or horizon=")

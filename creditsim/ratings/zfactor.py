@@ -274,6 +274,18 @@ def _check_nonneg(a: np.ndarray, what: str, years: pd.Index) -> None:
         raise DataError(f"{what} has negative counts in years {format_labels(years[bad])}")
 
 
+def _check_whole(a: np.ndarray, what: str, years: pd.Index, grades: Sequence[str] | None = None) -> None:
+    """Counts of obligors / defaults / migrations must be whole numbers (2.5 defaults is a unit or
+    weighting mistake): DataError naming the (year, grade) cells."""
+    frac = a != np.round(a)
+    if frac.any():
+        cells = []
+        for idx in np.argwhere(frac)[:10]:
+            g = grades[idx[1]] if grades is not None and a.ndim == 2 else tuple(int(x) for x in idx[1:])
+            cells.append((_plain(years[idx[0]]), g))
+        raise DataError(f"{what} must be whole numbers; fractional in (year, grade) {format_labels(cells)}")
+
+
 # ----------------------------------------------------------------------------- results
 @dataclass
 class ZFactorResult:
@@ -379,6 +391,8 @@ class ZFactorModel:
                 raise DataError(f"counts must be (T, {k}, {k}) to match the {k}x{k} TTC matrix, got shape {c.shape}")
             yi = _year_index(years, c.shape[0])
             _check_nonneg(c, "counts", yi)
+            # fractional migration counts are accepted on purpose (NR-adjusted counts, or annual
+            # matrices x obligors as below): the multinomial log-likelihood is then a weighted one
         else:
             m = np.asarray(matrices, dtype=np.float64)
             if m.ndim != 3 or m.shape[1:] != (k, k):
@@ -432,6 +446,8 @@ class ZFactorModel:
         _check_order(grades, "default-count columns")
         _check_nonneg(d, "defaults", yi)
         _check_nonneg(n, "obligors", yi)
+        _check_whole(d, "defaults", yi, grades)
+        _check_whole(n, "obligors", yi, grades)
         over = (d > n).any(axis=1)
         if over.any():
             raise DataError(f"defaults exceed obligors in years {format_labels(yi[over])}")
@@ -606,7 +622,9 @@ class ZFactorModel:
     ) -> ZFactorResult:
         """Estimate Z_t (z > 0 = good year) and rho.
 
-        Data (exactly one form): ``counts`` (T, K, K) migration counts (or a dict year -> (K, K));
+        Data (exactly one form): ``counts`` (T, K, K) migration counts (or a dict year -> (K, K);
+        fractional counts, e.g. NR-adjusted, are accepted as weights; default-only ``defaults`` /
+        ``obligors`` must be whole numbers);
         ``matrices`` (T, K, K) annual matrices + ``obligors`` (T, K-1) starting counts; or
         ``defaults`` + ``obligors`` (T, G) default-only data (DataFrames with a year index and grade
         columns best -> worst, or arrays with ``years``). ``method``: "mle" (multinomial/binomial
