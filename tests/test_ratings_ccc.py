@@ -250,13 +250,13 @@ def test_expand_conditional_spec_signature_infers_z_and_rho_on_sp_data(sp):
     p7, p8 = sp.matrix_7x7, sp.matrix_8x8
     z = np.array([-2.0, -0.7, 0.0, 0.4, 1.8])  # z > 0 = good year
     cond7 = conditional_matrix(p7, z, 0.056)
+    # the spec call with a single matrix and no keywords; a bad year has higher B and CCC PDs than TTC
+    bad = expand_conditional_tm(cond7[0], p8)
+    assert bad.shape == (8, 8) and bad[6, 7] > p8.to_numpy()[6, 7] and bad[5, 7] > p8.to_numpy()[5, 7]
     out, z_hat, rho_hat = expand_conditional_tm(cond7, p8, return_params=True)
     assert rho_hat == pytest.approx(0.056, abs=1e-9)
     np.testing.assert_allclose(z_hat, z, atol=1e-8)
     np.testing.assert_allclose(out, conditional_matrix(p8, z, 0.056), atol=1e-12)
-    # spec call with a single matrix and no keywords; a bad year has a higher CCC and B PD than TTC
-    bad = expand_conditional_tm(cond7[0], p8)
-    assert bad.shape == (8, 8) and bad[6, 7] > p8.to_numpy()[6, 7] and bad[5, 7] > p8.to_numpy()[5, 5 + 2]
     # the TTC 7x7 itself carries no cycle: rho = 0 and the 8x8 TTC comes back
     same, _, r0 = expand_conditional_tm(p7.to_numpy(), p8, return_params=True)
     assert r0 == 0.0

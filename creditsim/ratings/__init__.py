@@ -6,7 +6,9 @@ downgrades). Grades are ordered best -> worst with the absorbing default state D
 Modules: :mod:`~creditsim.ratings.estimate` (cohort / Aalen-Johansen estimators, TTC, validation,
 generators, monthly matrices), :mod:`~creditsim.ratings.ccc` (7x7 -> 8x8), :mod:`~creditsim.ratings.zfactor`
 (thresholds, conditional matrices, Z_t and rho), :mod:`~creditsim.ratings.lifetime` (PD term
-structures, scenario weighting, macro link, monthly scenario matrices).
+structures, scenario weighting, macro link, monthly scenario matrices), :mod:`~creditsim.ratings.limits`
+(resource limits: horizons up to ``MAX_YEARS`` = 200 years, a 2 GiB memory estimate per call; larger
+requests are refused with a one-line ConfigError naming the parameter).
 """
 
 from creditsim.ratings.ccc import GRADES_7, GRADES_8, collapse_to_7x7, expand_conditional_tm, expand_to_8x8

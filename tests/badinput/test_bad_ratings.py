@@ -113,7 +113,7 @@ ERRORS: list[tuple[str, Callable[[], object], type[Exception], str]] = [
     ("panel-8-grade-codes", lambda: cohort_matrix(_panel(rating=[0, 6, 7] + [3] * 9)), ConfigError, "integer rating codes 0..7 found"),
     ("panel-single-cohort", lambda: cohort_matrix(_panel().query("time == 0")), DataError, "single cohort"),
     ("panel-period-zero", lambda: cohort_matrix(_panel(), period=0), ConfigError, "period must be > 0"),
-    ("panel-time-in-yyyymmdd", lambda: cohort_matrix(_panel(time=[0.0, 1e9, 2e9] * 4)), ConfigError, "time: 2000000000 cohorts of period=1 (is the time unit years?)"),
+    ("panel-time-in-seconds", lambda: cohort_matrix(_panel(time=[0.0, 1e9, 2e9] * 4)), ConfigError, "time: 2000000000 cohorts of period=1 (is the time unit years?)"),
     ("panel-nr-option", lambda: cohort_matrix(_panel(), nr="keep"), ConfigError, "nr must be 'drop' or 'state'"),
     ("aj-window", lambda: aalen_johansen(_panel(), t_start=2.0, t_end=1.0), ConfigError, "t_end (1.0) must be greater than t_start (2.0)"),
     ("aj-end-times-missing", lambda: aalen_johansen(_panel(), end_times=pd.Series({1: 2.0, 2: 2.0})), DataError, "end_times lacks entities [3, 4]"),
