@@ -7,6 +7,8 @@ what was expected. Validation happens once, at the edge; code inside the package
 
 from __future__ import annotations
 
+import datetime as _dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,6 +33,8 @@ __all__ = [
     "validate_loan_tape",
     "validate_panel",
     "validate_macro",
+    "parse_dates",
+    "TERM_TOLERANCE_MONTHS",
 ]
 
 RATE_TYPES = ("fixed", "floating")
@@ -111,6 +115,76 @@ def _raise(what: str, column: str, labels: Sequence[object], expected: str) -> N
     )
 
 
+#: ISO date, optionally with a time part: the only text layout accepted without an explicit date_format
+_ISO_DATE = r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
+#: a term_months value may differ from the months between origination and maturity by at most this
+#: much (day-of-month rounding and end-of-month conventions), before the row is named as inconsistent
+TERM_TOLERANCE_MONTHS = 1.0
+
+
+def parse_dates(s: pd.Series, column: str, what: str, date_format: str | None = None) -> pd.Series:
+    """Parse one date column to ``datetime64[ns]`` (NaN/None stay NaT; the caller checks required).
+
+    Accepted without ``date_format``: datetime dtypes, ``datetime.date``/``Timestamp`` objects and ISO
+    text ``YYYY-MM-DD`` (optionally with a time). Anything else (``31/01/2020``, ``01/31/2020``,
+    ``20200131`` integers, ...) is ambiguous or unparseable and raises, because a guessing parser reads
+    DD/MM as MM/DD and integers as nanoseconds after 1970. With ``date_format`` (a ``strftime``
+    pattern such as ``"%d/%m/%Y"`` or ``"%Y%m%d"``) text and integers are parsed with exactly that
+    pattern; datetime values are kept as they are.
+
+    Raises:
+        DataError: naming the column, up to 10 offending row labels and the expected format.
+    """
+    present = s.notna()
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_localize(None).astype("datetime64[ns]")
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return s.astype("datetime64[ns]")
+    hint = (f"dates in the format {date_format!r}" if date_format
+            else "ISO dates YYYY-MM-DD (pass date_format=, e.g. '%d/%m/%Y' or '%Y%m%d', for other layouts)")
+    values = s[present]
+    is_dt = values.map(lambda v: isinstance(v, (_dt.date, np.datetime64))).astype(bool)
+    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+    if is_dt.any():
+        out[is_dt.index[is_dt]] = pd.to_datetime(values[is_dt].astype(object), errors="coerce")
+    rest = values[~is_dt]
+    if len(rest):
+        if date_format:
+            def text(v: object) -> str:
+                # integers 20200131 (or 20200131.0 from a CSV column with NaN) -> "20200131"
+                if isinstance(v, (float, np.floating)) and float(v).is_integer():
+                    return str(int(v))
+                return str(v).strip()
+            parsed = pd.to_datetime(rest.map(text), format=date_format, errors="coerce")
+            ok = parsed.notna()
+        else:
+            txt = rest.map(lambda v: v.strip() if isinstance(v, str) else None)
+            iso = txt.map(lambda v: isinstance(v, str) and re.fullmatch(_ISO_DATE, v) is not None).astype(bool)
+            parsed = pd.Series(pd.NaT, index=rest.index, dtype="datetime64[ns]")
+            if iso.any():
+                parsed[iso.index[iso]] = pd.to_datetime(txt[iso], format="ISO8601", errors="coerce")
+            ok = iso & parsed.notna()
+        bad = rest.index[~ok.to_numpy()]
+        if len(bad):
+            examples = ", ".join(repr(v) for v in rest[~ok.to_numpy()].head(3).tolist())
+            _raise(what, column, list(bad), f"{hint}; got {examples}")
+        out[rest.index] = parsed.astype("datetime64[ns]")
+    nat = out.index[present.to_numpy() & out.isna().to_numpy()]
+    if len(nat):
+        _raise(what, column, list(nat), hint)
+    return out
+
+
+def _id_text(v: object) -> str:
+    """Text of an identifier: strings kept as given ("007" stays "007"), whole floats without ".0"
+    (a numeric id column with a gap is float64 in pandas: 7.0 is loan "7", as in a column without gaps)."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
 def _check_columns(df: pd.DataFrame, required: Sequence[str], what: str) -> None:
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"{what}: expected a pandas DataFrame, got {type(df).__name__}")
@@ -119,8 +193,8 @@ def _check_columns(df: pd.DataFrame, required: Sequence[str], what: str) -> None
         raise DataError(f"{what}: missing required column(s) {missing}")
 
 
-def _coerce(df: pd.DataFrame, spec: ColumnSpec, what: str) -> None:
-    """Coerce ``df[spec.name]`` in place and check NaN, bounds and choices."""
+def _coerce(df: pd.DataFrame, spec: ColumnSpec, what: str, date_format: str | None = None) -> None:
+    """Coerce ``df[spec.name]`` in place and check NaN, bounds and choices (dates: :func:`parse_dates`)."""
     col = spec.name
     s = df[col]
     if spec.required:
@@ -129,11 +203,7 @@ def _coerce(df: pd.DataFrame, spec: ColumnSpec, what: str) -> None:
             _raise(what, col, list(bad), "no missing values (NaN/None) in a required field")
     present = s.notna()
     if spec.kind == "date":
-        parsed = pd.to_datetime(s, errors="coerce")
-        bad = df.index[present & parsed.isna()]
-        if len(bad):
-            _raise(what, col, list(bad), "a date (YYYY-MM-DD)")
-        df[col] = parsed
+        df[col] = parse_dates(s, col, what, date_format)
     elif spec.kind in ("float", "int"):
         num = pd.to_numeric(s, errors="coerce")
         bad = df.index[present & (num.isna() | ~np.isfinite(num.fillna(0.0)))]
@@ -170,16 +240,29 @@ def _coerce(df: pd.DataFrame, spec: ColumnSpec, what: str) -> None:
             _raise(what, col, list(bad), f"one of {list(spec.choices or ())}")
         df[col] = norm
     else:  # str
-        df[col] = s.where(~present, s.astype(str))
+        df[col] = s.where(~present, s.map(_id_text))
 
 
-def validate_loan_tape(loans: pd.DataFrame) -> pd.DataFrame:
+def validate_loan_tape(loans: pd.DataFrame, date_format: str | None = None, cutoff: object = None) -> pd.DataFrame:
     """Validate a static loan tape (one row per loan) and return a cleaned copy.
 
     Checks: required columns present, no NaN in required fields, numeric bounds (balances > 0,
     ``interest_rate`` an annual decimal in [0, 1], ``term_months`` in 1..360, ...), categories in their
-    allowed sets, unique ``loan_id``, ``maturity_date`` after ``origination_date``, ``current_balance``
-    not above ``original_balance``.
+    allowed sets, unique ``loan_id``, ``maturity_date`` after ``origination_date``, ``term_months``
+    within :data:`TERM_TOLERANCE_MONTHS` (1 month) of the months from origination to maturity,
+    ``current_balance`` not above ``original_balance``, and (when ``cutoff`` is given) no origination
+    after the cut-off date.
+
+    Args:
+        loans: the tape, one row per loan.
+        date_format: ``strftime`` pattern of text/integer date columns (e.g. ``"%d/%m/%Y"``,
+            ``"%Y%m%d"``); None accepts only ISO ``YYYY-MM-DD`` text and datetime values
+            (see :func:`parse_dates`).
+        cutoff: optional cut-off date (anything ``pd.Timestamp`` accepts, e.g. ``"2025-01"``).
+
+    Identifiers (``loan_id``, ``originator_id``) are strings; values read as numbers become their
+    integer text (``7.0`` -> ``"7"``); read files with :func:`creditsim.data.io.read_loan_tape` so that
+    ``"007"`` keeps its zeros.
 
     Raises:
         DataError: naming the column, up to 10 offending row labels and what was expected.
@@ -191,13 +274,29 @@ def validate_loan_tape(loans: pd.DataFrame) -> pd.DataFrame:
         raise DataError(f"{what}: no rows")
     for spec in LOAN_COLUMNS:
         if spec.name in df.columns:
-            _coerce(df, spec, what)
+            _coerce(df, spec, what, date_format)
     dup = df.index[df["loan_id"].duplicated(keep=False)]
     if len(dup):
         _raise(what, "loan_id", list(dup), "unique loan identifiers (duplicates found)")
     bad = df.index[df["maturity_date"] <= df["origination_date"]]
     if len(bad):
         _raise(what, "maturity_date", list(bad), "a maturity date after origination_date")
+    orig, mat = df["origination_date"], df["maturity_date"]
+    # calendar months between the dates, with the day difference as a fraction of a month
+    span = ((mat.dt.year - orig.dt.year) * 12 + (mat.dt.month - orig.dt.month)
+            + (mat.dt.day - orig.dt.day) / 31.0)
+    bad = df.index[(span - df["term_months"]).abs() > TERM_TOLERANCE_MONTHS]
+    if len(bad):
+        _raise(what, "term_months", list(bad),
+               f"term_months within {TERM_TOLERANCE_MONTHS:g} month of the months from origination_date to maturity_date")
+    if cutoff is not None:
+        try:
+            cut = pd.Timestamp(cutoff)
+        except (TypeError, ValueError):
+            raise DataError(f"{what}: cutoff must be a date like 2025-01-31, got {cutoff!r}") from None
+        bad = df.index[orig > cut]
+        if len(bad):
+            _raise(what, "origination_date", list(bad), f"origination on or before the cut-off {cut:%Y-%m-%d}")
     if "current_balance" in df.columns:
         over = df["current_balance"] > df["original_balance"] * (1 + 1e-9)
         bad = df.index[over.fillna(False)]
@@ -210,7 +309,7 @@ def validate_loan_tape(loans: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def validate_panel(panel: pd.DataFrame, check_transitions: bool = True) -> pd.DataFrame:
+def validate_panel(panel: pd.DataFrame, check_transitions: bool = True, date_format: str | None = None) -> pd.DataFrame:
     """Validate a loan x month performance panel and return a cleaned copy sorted by loan and month.
 
     Checks: required columns, state codes in 0..6, non-negative balances, one row per (loan, month),
@@ -225,7 +324,7 @@ def validate_panel(panel: pd.DataFrame, check_transitions: bool = True) -> pd.Da
     df = panel.copy()
     for spec in PANEL_COLUMNS:
         if spec.name in df.columns:
-            _coerce(df, spec, what)
+            _coerce(df, spec, what, date_format)
     dup = df.index[df.duplicated(["loan_id", "reporting_month"], keep=False)]
     if len(dup):
         _raise(what, "reporting_month", list(dup), "one row per (loan_id, reporting_month)")
@@ -247,20 +346,54 @@ def validate_panel(panel: pd.DataFrame, check_transitions: bool = True) -> pd.Da
 def validate_macro(macro: pd.DataFrame, variables: Sequence[str] = MACRO_VARS) -> pd.DataFrame:
     """Validate a monthly macro frame (DatetimeIndex, the 9 variables as decimals).
 
+    The index (or a ``reporting_month`` column of ISO dates) must hold one row per calendar month,
+    sorted and consecutive (any day of the month is fine, e.g. month starts or month ends); duplicate
+    months (daily or weekly data included), gaps and unsorted dates are rejected naming the dates,
+    because every consumer reads row ``t`` as month ``t``.
+
     Returns a float64 copy with the columns in :data:`MACRO_VARS` order. A frame that lacks variables
-    says which; NaN or infinite values name the variable and dates; values that look like percent
-    (|x| > 1 for rates) are rejected, since everything is a decimal.
+    says which; NaN or infinite values name the variable and dates; values with ``|x| > 1`` look like
+    percent and are rejected, since everything is a decimal. Percent values below 1 (e.g. a GDP growth
+    of 0.9 meaning 0.9 %) cannot be told from decimals and pass.
+
+    Raises:
+        DataError: naming the variable or the offending months and what was expected.
     """
     what = "macro frame"
     _check_columns(macro, list(variables), what)
     df = macro.copy()
+    if isinstance(df.index, pd.PeriodIndex):
+        df.index = df.index.to_timestamp()
     if not isinstance(df.index, pd.DatetimeIndex):
         if "reporting_month" in df.columns:
-            df = df.set_index(pd.to_datetime(df["reporting_month"]))
+            rm = parse_dates(df["reporting_month"], "reporting_month", what)
+            missing = df.index[rm.isna()]
+            if len(missing):
+                _raise(what, "reporting_month", list(missing), "a month for every row")
+            df = df.set_index(pd.DatetimeIndex(rm.to_numpy(), name="reporting_month"))
         else:
-            raise DataError(f"{what}: expected a DatetimeIndex (or a 'reporting_month' column)")
-    if not df.index.is_monotonic_increasing:
-        raise DataError(f"{what}: index must be sorted by month")
+            raise DataError(f"{what}: expected a DatetimeIndex (or a 'reporting_month' column) of months, "
+                            f"got a {type(df.index).__name__}")
+    if df.index.tz is not None:
+        df.index = df.index.tz_localize(None)
+    if df.index.hasnans:
+        raise DataError(f"{what}: the index has missing dates (NaT); expected one date per month")
+    months = df.index.year.to_numpy(np.int64) * 12 + df.index.month.to_numpy(np.int64) - 1
+    fmt = [d.strftime("%Y-%m-%d") for d in df.index]
+    dup = pd.Series(months).duplicated(keep=False).to_numpy()
+    if dup.any():
+        raise DataError(f"{what}: months {format_labels([f for f, d in zip(fmt, dup) if d])} appear more than "
+                        f"once; expected one row per calendar month (daily or weekly data: aggregate to months first)")
+    step = np.diff(months)
+    if (step < 0).any():
+        at = np.flatnonzero(step < 0)
+        raise DataError(f"{what}: dates not sorted at {format_labels([fmt[i + 1] for i in at])}; expected "
+                        f"consecutive calendar months in increasing order")
+    if (step > 1).any():
+        at = np.flatnonzero(step > 1)
+        gaps = [f"{fmt[i]} -> {fmt[i + 1]}" for i in at]
+        raise DataError(f"{what}: gaps between months {format_labels(gaps)}; expected consecutive calendar "
+                        f"months (one row per month, no missing months)")
     out = pd.DataFrame(index=df.index)
     for var in variables:
         x = pd.to_numeric(df[var], errors="coerce").astype(np.float64)

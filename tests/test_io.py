@@ -91,7 +91,7 @@ def test_unknown_extension_and_unreadable_files_raise_data_error(tmp_path: Path,
         read_loan_tape(garbage)
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    with pytest.raises(DataError, match="cannot be read as CSV"):
+    with pytest.raises(DataError, match="is empty"):
         read_panel(empty)
 
 

@@ -106,7 +106,7 @@ def _guess_kind(path: Path) -> FileKind:
         raise DataError(f"file {path} does not exist or is not a file")
     try:
         if fmt == "csv":
-            cols = set(pd.read_csv(path, nrows=0).columns)
+            cols = {str(c).strip() for c in pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns}
         else:
             import pyarrow.parquet as pq
 
@@ -120,13 +120,22 @@ def _guess_kind(path: Path) -> FileKind:
 def validate(
     file: Path = typer.Argument(..., help="Loan tape or panel file (.csv, .csv.gz, .parquet)."),
     kind: FileKind | None = typer.Option(None, "--kind", help="tape or panel; guessed from the columns if omitted."),
+    date_format: str | None = typer.Option(
+        None, "--date-format",
+        help="strftime pattern of the date columns, e.g. '%d/%m/%Y' or '%Y%m%d'; default: ISO YYYY-MM-DD only.",
+    ),
 ) -> None:
-    """Validate FILE against the data contract; print a summary, or the error and exit with status 2."""
+    """Validate FILE against the data contract; print a summary, or the error and exit with status 2.
+
+    The file is read by :func:`creditsim.data.io.read_frame`, the library's one reader (ids stay text).
+    """
     from creditsim.data.io import read_loan_tape, read_panel
 
+    if date_format is not None and "%" not in date_format:
+        raise ConfigError(f"--date-format must be a strftime pattern such as '%d/%m/%Y', got {date_format!r}")
     use = kind or _guess_kind(file)
     if use is FileKind.tape:
-        df = read_loan_tape(file)
+        df = read_loan_tape(file, date_format=date_format)
         headline = f"{file}: valid loan tape, {len(df):,} loans"
         table = Table(title="loan tape by asset class")
         for col in ("asset class", "loans", "original balance", "current balance", "wa rate", "wa term (m)"):
@@ -139,7 +148,7 @@ def validate(
                 f"{(grp['interest_rate'] * w).sum() / w.sum():.2%}", f"{(grp['term_months'] * w).sum() / w.sum():.0f}",
             )
     else:
-        df = read_panel(file)
+        df = read_panel(file, date_format=date_format)
         headline = f"{file}: valid panel, {len(df):,} rows, {df['loan_id'].nunique():,} loans"
         table = Table(title="panel rows by loan state")
         table.add_column("state", justify="left")

@@ -23,7 +23,7 @@ from creditsim.schema import validate_loan_tape, validate_panel
 from creditsim.fileio import atomic_write
 
 __all__ = ["read_loan_tape", "write_loan_tape", "read_panel", "write_panel", "file_format", "atomic_write_frame",
-           "atomic_write"]
+           "atomic_write", "read_frame"]
 
 _FORMATS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
 #: columns read as text from CSV (identifiers must not become numbers: "007" stays "007")
@@ -41,23 +41,78 @@ def file_format(path: str | os.PathLike[str]) -> str:
     )
 
 
-def _read_frame(path: str | os.PathLike[str], what: str) -> pd.DataFrame:
+#: leading bytes of files that are not CSV text although they may be named .csv
+_BINARY_MAGIC = {b"PK\x03\x04": "an Excel .xlsx (zip) file", b"\xd0\xcf\x11\xe0": "an Excel .xls file",
+                 b"PAR1": "a Parquet file"}
+
+
+def _id_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Identifier columns as strings, the same for CSV and Parquet: text kept as is ("007"), integers
+    and whole floats as integer text (7 and 7.0 -> "7"); missing values stay missing."""
+    for col in _TEXT_COLUMNS:
+        if col in frame.columns:
+            s = frame[col]
+            present = s.notna()
+            frame[col] = s.astype(object).where(~present, s[present].map(
+                lambda v: str(int(v)) if isinstance(v, (float, int)) and not isinstance(v, bool)
+                and float(v).is_integer() else str(v)))
+    return frame
+
+
+def read_frame(path: str | os.PathLike[str], what: str = "loan tape") -> pd.DataFrame:
+    """Read a CSV or Parquet file (by extension) without validating it: the one reader of tapes and
+    panels for the library and the CLI.
+
+    CSV: UTF-8 with or without a byte-order mark; identifier columns (``loan_id``, ``originator_id``,
+    ``vintage``, ``geography_country``, ``rating``) are read as text so that ``"007"`` keeps its zeros.
+    Parquet: identifier columns stored as numbers become integer text (``7`` -> ``"7"``), the same
+    string a CSV without leading zeros gives.
+
+    Raises:
+        DataError: unknown extension, missing/empty file, an Excel or Parquet file named .csv, a CSV
+            whose header is one field holding ``;``/tab/``|`` (wrong delimiter), or any reader failure;
+            one line naming the file.
+    """
     fmt = file_format(path)
     p = Path(path)
+    name = os.fspath(path)
     if not p.is_file():
-        raise DataError(f"{what} file {os.fspath(path)} does not exist or is not a file")
+        raise DataError(f"{what} file {name} does not exist or is not a file")
+    if p.stat().st_size == 0:
+        raise DataError(f"{what} file {name} is empty; expected a header row and one row per record")
+    if fmt == "csv" and not p.name.lower().endswith(".gz"):
+        with p.open("rb") as fh:
+            head = fh.read(4)
+        for magic, kind in _BINARY_MAGIC.items():
+            if head.startswith(magic):
+                raise DataError(f"{what} file {name} is {kind}, not CSV text; save it as CSV (comma-separated) "
+                                f"or use a matching extension")
     try:
         if fmt == "csv":
-            header = pd.read_csv(p, nrows=0)
-            dtype = {c: str for c in _TEXT_COLUMNS if c in header.columns}
-            return pd.read_csv(p, dtype=dtype, keep_default_na=True)
-        return pd.read_parquet(p, engine="pyarrow")
+            header = pd.read_csv(p, nrows=0, encoding="utf-8-sig")
+            cols = [str(c) for c in header.columns]
+            if len(cols) == 1:
+                for sep in (";", "\t", "|"):
+                    if sep in cols[0]:
+                        raise DataError(f"{what} file {name}: the header is one field {cols[0][:60]!r}; expected "
+                                        f"comma-separated columns (the file looks {sep!r}-separated)")
+            dtype = {c: str for c in _TEXT_COLUMNS if c in cols}
+            frame = pd.read_csv(p, dtype=dtype, keep_default_na=True, encoding="utf-8-sig")
+        else:
+            frame = pd.read_parquet(p, engine="pyarrow")
+    except DataError:
+        raise
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise DataError(f"{what} file {os.fspath(path)} cannot be read as {fmt.upper()}: {_first_line(exc)}") from exc
+        raise DataError(f"{what} file {name} cannot be read as {fmt.upper()}: {_first_line(exc)}") from exc
     except Exception as exc:  # pyarrow raises its own ArrowInvalid etc. for corrupt files
         if type(exc).__module__.startswith("pyarrow"):
-            raise DataError(f"{what} file {os.fspath(path)} cannot be read as {fmt.upper()}: {_first_line(exc)}") from exc
+            raise DataError(f"{what} file {name} cannot be read as {fmt.upper()}: {_first_line(exc)}") from exc
         raise
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return _id_columns(frame)
+
+
+_read_frame = read_frame
 
 
 def _first_line(exc: BaseException) -> str:
@@ -83,8 +138,11 @@ def atomic_write_frame(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     return atomic_write(target, write, suffix="".join(target.suffixes) + ".tmp")
 
 
-def read_loan_tape(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read and validate a loan tape (CSV or Parquet by extension).
+def read_loan_tape(path: str | os.PathLike[str], date_format: str | None = None, cutoff: object = None) -> pd.DataFrame:
+    """Read (:func:`read_frame`) and validate a loan tape (CSV or Parquet by extension).
+
+    ``date_format`` / ``cutoff``: see :func:`creditsim.schema.validate_loan_tape` (without a format only
+    ISO ``YYYY-MM-DD`` dates are accepted).
 
     Returns:
         the cleaned tape of :func:`creditsim.schema.validate_loan_tape` (dates parsed, categories
@@ -94,7 +152,7 @@ def read_loan_tape(path: str | os.PathLike[str]) -> pd.DataFrame:
         DataError: unknown extension, unreadable file, or a tape violating the data contract (the
             message names the column, up to 10 row labels and what was expected).
     """
-    return validate_loan_tape(_read_frame(path, "loan tape"))
+    return validate_loan_tape(read_frame(path, "loan tape"), date_format=date_format, cutoff=cutoff)
 
 
 def write_loan_tape(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
@@ -103,8 +161,9 @@ def write_loan_tape(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     return atomic_write_frame(validate_loan_tape(df), path)
 
 
-def read_panel(path: str | os.PathLike[str], check_transitions: bool = True) -> pd.DataFrame:
-    """Read and validate a loan x month panel (CSV or Parquet by extension).
+def read_panel(path: str | os.PathLike[str], check_transitions: bool = True,
+               date_format: str | None = None) -> pd.DataFrame:
+    """Read (:func:`read_frame`) and validate a loan x month panel (CSV or Parquet by extension).
 
     Returns:
         the cleaned panel of :func:`creditsim.schema.validate_panel`, sorted by loan and month.
@@ -113,7 +172,7 @@ def read_panel(path: str | os.PathLike[str], check_transitions: bool = True) -> 
         DataError: unknown extension, unreadable file, or a panel violating the data contract (states
             outside 0..6, forbidden month-to-month moves, ...).
     """
-    return validate_panel(_read_frame(path, "panel"), check_transitions=check_transitions)
+    return validate_panel(read_frame(path, "panel"), check_transitions=check_transitions, date_format=date_format)
 
 
 def write_panel(df: pd.DataFrame, path: str | os.PathLike[str], validate: bool = True) -> Path:
