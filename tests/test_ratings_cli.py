@@ -188,7 +188,7 @@ def test_ratings_fit_too_few_years_or_rho_at_bound(tmp_path, capsys):
 
 def test_ratings_lifetime_years_out_of_range_is_a_one_line_error(capsys):
     """Defect: ``--years 100000000`` allocated a 1e8-year term structure; now exit 2 naming the limit."""
-    for value in ("100000000", "0", "-3"):
+    for value in ("1000000000000", "100000000", "0", "-3"):  # 1e12 first: fails fast on the old code
         code, out, err = run(["ratings", "lifetime", "--years", value, "--z", "0.5"], capsys)
         assert code == 2 and "--years must be in 1..200" in err and "Traceback" not in err and out == ""
         assert len(err.strip().splitlines()) == 1

@@ -250,8 +250,9 @@ def test_huge_requests_are_refused_before_allocating():
 
     p8 = load_sp_ratings().matrix_8x8.to_numpy()
     t0 = time.perf_counter()
-    with pytest.raises(ConfigError, match=r"n_years must be in 1\.\.200"):
-        ttc_term_structure(p8, 100_000_000)
+    for n in (10**12, 100_000_000):  # 1e12 first: the old code failed at once (MemoryError) rather than looping
+        with pytest.raises(ConfigError, match=r"n_years must be in 1\.\.200"):
+            ttc_term_structure(p8, n)
     with pytest.raises(ConfigError, match=r"n_months must be in 1\.\.2400"):
         monthly_pd_curves(p8, 10**9)
     with pytest.raises(ConfigError, match=r"n_entities: 1000000000 entities .* budget"):
