@@ -19,7 +19,7 @@ from creditsim.ratings.ccc import expand_conditional_tm, expand_to_8x8
 from creditsim.ratings.estimate import aalen_johansen, cohort_matrix, generator, monthly_matrix, ttc_matrix, validate_matrix
 from creditsim.ratings.lifetime import matrices_term_structure, path_term_structure, scenario_weighted, ttc_term_structure
 from creditsim.ratings.zfactor import ZFactorModel, conditional_matrix, thresholds
-from creditsim.states import GRADES_7, GRADES_8
+from creditsim.states import GRADES_7
 
 SP = load_sp_ratings()
 P7 = SP.matrix_7x7.to_numpy()
