@@ -9,15 +9,36 @@ leaves the previous file (or nothing). Text bound for a spreadsheet goes through
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import signal
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["umask_mode", "atomic_write", "escape_excel_text", "escape_frame", "FORMULA_PREFIXES"]
+__all__ = [
+    "umask_mode", "atomic_write", "escape_excel_text", "escape_frame", "FORMULA_PREFIXES",
+    "RESULT_MARKER", "FAULT_ENV", "fault_point", "check_output_target", "is_our_result_dir",
+    "recover_result_dir", "make_temp_dir", "replace_result_dir",
+]
+
+#: value of the ``"producer"`` field in a result directory's ``meta.json``. Only a directory whose
+#: meta.json carries it -- and which holds nothing but the files that meta.json lists -- is ever replaced.
+RESULT_MARKER = "creditsim"
+
+#: TEST HOOK: ``CREDITSIM_FAULT_POINT=<name>`` makes :func:`fault_point` ``<name>`` send this process
+#: the signal named by ``CREDITSIM_FAULT_SIGNAL`` (``INT`` default, or ``KILL``). Used only by
+#: tests/test_fault_injection.py to interrupt a run at a known instant; unset in normal use.
+FAULT_ENV = "CREDITSIM_FAULT_POINT"
+
+# temp / backup siblings of a result directory: ``.<name>.creditsim-<tmp|bak>-<pid>-<random>``
+_SIBLING_TAG = ".creditsim-"
+
 
 #: leading characters that make a spreadsheet evaluate a text cell (CSV/formula injection)
 FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
@@ -84,3 +105,164 @@ def escape_frame(df: pd.DataFrame) -> pd.DataFrame:
     if not pd.api.types.is_numeric_dtype(out.index):
         out.index = pd.Index([escape_excel_text(i) for i in out.index], name=escape_excel_text(out.index.name))
     return out
+
+
+# ---------------------------------------------------------------- output targets and result directories
+def fault_point(name: str) -> None:
+    """Test hook (see :data:`FAULT_ENV`): signal ourselves when ``$CREDITSIM_FAULT_POINT == name``."""
+    if os.environ.get(FAULT_ENV) == name:
+        sig = getattr(signal, "SIG" + os.environ.get("CREDITSIM_FAULT_SIGNAL", "INT").upper())
+        os.kill(os.getpid(), sig)
+        time.sleep(5)  # SIGINT is delivered between bytecodes; give it a chance before we go on
+
+
+def _result_meta(directory: Path) -> dict[str, Any] | None:
+    try:
+        meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def is_our_result_dir(directory: Path) -> bool:
+    """True when ``directory`` is a result written by creditsim: its meta.json has
+    ``"producer": "creditsim"`` and it holds only meta.json and the files meta.json lists."""
+    meta = _result_meta(directory)
+    if meta is None or meta.get("producer") != RESULT_MARKER or not isinstance(meta.get("files"), list):
+        return False
+    allowed = set(meta["files"]) | {"meta.json"}
+    return all(p.name in allowed and p.is_file() and not p.is_symlink() for p in directory.iterdir())
+
+
+def check_output_target(path: str | os.PathLike[str], kind: str, option: str) -> Path:
+    """Refuse, before any work, an output path that the run could not write or must not replace.
+
+    Args:
+        path: the target (``--out`` / ``-o`` / ``--excel`` ...). Missing parent directories are
+            allowed (the writers create them); the nearest existing ancestor must be a writable
+            directory.
+        kind: ``"file"`` (a single file, replaced atomically if it exists) or ``"result_dir"``
+            (a run directory; only an empty directory or one of ours, see :func:`is_our_result_dir`,
+            is replaced).
+        option: the option name, used in the one-line error.
+
+    Raises:
+        ConfigError: parent missing / not a directory / not writable, or the target is a directory
+            where a file is expected, a file where a directory is expected, or a foreign directory.
+    """
+    from creditsim.errors import ConfigError
+
+    target = Path(path)
+    if kind == "result_dir":
+        recover_result_dir(target)
+    parent = target.parent if str(target.parent) else Path(".")
+    # writers create missing parents (runs/NAME, out/run.xlsx): check the nearest existing ancestor
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{option}: parent directory {str(parent)!r} does not exist or is not a directory")
+    if not _can_create_in(parent):
+        raise ConfigError(f"{option}: directory {str(parent)!r} is not writable")
+    if kind == "file":
+        if target.is_dir():
+            raise ConfigError(f"{option}: {str(target)!r} is a directory, expected a file path")
+        if target.exists() and not os.access(target, os.W_OK):
+            raise ConfigError(f"{option}: {str(target)!r} exists and is not writable")
+        return target
+    if kind != "result_dir":
+        raise ValueError(f"kind must be 'file' or 'result_dir', got {kind!r}")
+    if not target.exists() and not target.is_symlink():
+        return target
+    if target.is_symlink() or not target.is_dir():
+        raise ConfigError(f"{option}: {str(target)!r} exists and is not a directory; refusing to replace it")
+    if not any(target.iterdir()):
+        return target
+    if not is_our_result_dir(target):
+        raise ConfigError(f"{option}: {str(target)!r} is not a creditsim result directory (or holds files "
+                          f"creditsim did not write); refusing to replace it -- choose a new or empty directory")
+    return target
+
+
+def _can_create_in(directory: Path) -> bool:
+    """Whether a file can be created in ``directory``: a real probe file, because ``os.access``
+    ignores read-only mounts and ACLs."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".creditsim-probe-", dir=directory)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _siblings(target: Path) -> Iterable[tuple[Path, str, int]]:
+    prefix = f".{target.name}{_SIBLING_TAG}"
+    if not target.parent.is_dir():
+        return []
+    found = []
+    for p in target.parent.iterdir():
+        if not p.name.startswith(prefix):
+            continue
+        parts = p.name[len(prefix):].split("-")
+        if len(parts) >= 2 and parts[0] in ("tmp", "bak") and parts[1].isdigit():
+            found.append((p, parts[0], int(parts[1])))
+    return found
+
+
+def recover_result_dir(target: Path) -> None:
+    """Undo what a killed run left next to ``target``: a backup sibling with no ``target`` is renamed
+    back (the old result comes back); every other temp/backup sibling whose owning process is dead is
+    deleted. Siblings of live processes (a concurrent run) are left alone."""
+    target = Path(target)
+    sibs = [s for s in _siblings(target) if not _pid_alive(s[2])]
+    for p, kind, _ in sibs:
+        if kind == "bak" and not target.exists() and not target.is_symlink():
+            os.replace(p, target)
+    for p, _, _ in sibs:
+        if p.exists():
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def make_temp_dir(target: Path) -> Path:
+    """Create the temporary sibling ``.<name>.creditsim-tmp-<pid>-<rand>`` that a new result is built in."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}{_SIBLING_TAG}tmp-{os.getpid()}-", dir=target.parent))
+    os.chmod(tmp, umask_mode(directory=True))
+    return tmp
+
+
+def replace_result_dir(src: Path, dst: Path) -> None:
+    """Move the finished directory ``src`` onto ``dst`` without ever leaving ``dst`` empty-handed.
+
+    An existing ``dst`` is first renamed to a backup sibling ``.<name>.creditsim-bak-<pid>-<rand>``,
+    then ``src`` is renamed in, then the backup is deleted. If the process dies between the two
+    renames, the next :func:`recover_result_dir` (called by :func:`check_output_target`) renames the
+    backup back, so at every instant the old complete result or the new one is reachable.
+    """
+    if dst.exists():
+        bak = Path(tempfile.mkdtemp(prefix=f".{dst.name}{_SIBLING_TAG}bak-{os.getpid()}-", dir=dst.parent))
+        bak.rmdir()
+        os.replace(dst, bak)
+        try:
+            fault_point("between_renames")
+            os.replace(src, dst)
+        except BaseException:
+            # Ctrl-C between the renames: put the old result back now (SIGKILL: recover_result_dir)
+            if not dst.exists():
+                os.replace(bak, dst)
+            raise
+        fault_point("after_rename")
+        shutil.rmtree(bak, ignore_errors=True)
+    else:
+        os.replace(src, dst)

@@ -186,11 +186,21 @@ def run(
 
     if excel is not None and Path(excel).suffix.lower() != ".xlsx":
         raise ConfigError(f"--excel must name a .xlsx file, got {excel}")
+    if excel is not None:
+        from creditsim.fileio import check_output_target
+
+        # an unwritable --excel must fail before the waterfall runs, not after
+        check_output_target(excel, "file", "--excel")
     config = _load(path)
     if rows < 0:
         raise ConfigError(f"--rows must be >= 0, got {rows}")
-    if horizon < 0:
-        raise ConfigError(f"--horizon must be >= 0 months, got {horizon}")
+    # the deterministic run allocates (months x tranches) tensors: bound the months (100 years)
+    if not 0 <= horizon <= 1200:
+        raise ConfigError(f"--horizon must be between 0 and 1200 months, got {horizon}")
+    if term > 1200:
+        raise ConfigError(f"--term must be at most 1200 months, got {term}")
+    if lag > 1200:
+        raise ConfigError(f"--lag must be at most 1200 months, got {lag}")
     par = config.initial_collateral
     pool = level_pay_pool(par, wac, term, horizon or None, cdr=cdr, cpr=cpr, severity=severity, lag=lag)
     with torch.no_grad():

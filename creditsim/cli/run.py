@@ -143,6 +143,40 @@ def print_results(results: Any, out: Console | None = None) -> None:
     out.print(t2)
 
 
+#: longest simulation horizon the CLI accepts, months (100 years; deals are <= 30 years)
+MAX_HORIZON_MONTHS = 1200
+#: memory a run's kept results may take (cash flows, macro paths, per-scenario tables), bytes
+MAX_RESULT_BYTES = 8 * 2**30
+# float64 values kept per (scenario, month): pool cash-flow types + macro variables + a generous
+# allowance for the per-tranche cash-flow arrays (interest/principal/balance x up to ~10 tranches)
+_VALUES_PER_SIM_MONTH = 40
+
+
+def estimate_result_bytes(n_sims: int, horizon: int) -> int:
+    """Rough upper estimate of the memory, bytes, a run of ``n_sims`` x ``horizon`` months keeps."""
+    from creditsim.states import MACRO_VARS, POOL_CF_TYPES
+
+    per = len(POOL_CF_TYPES) + len(MACRO_VARS) + _VALUES_PER_SIM_MONTH
+    return int(n_sims) * int(horizon) * per * 8
+
+
+def check_sim_resources(n_sims: int, horizon: int, chunk_size: int, seed: int) -> None:
+    """Refuse, before any work, CLI numbers that are invalid or would exhaust memory (one-line
+    :class:`ConfigError` naming the option)."""
+    if n_sims < 1:
+        raise ConfigError(f"--n-sims must be a positive integer, got {n_sims}")
+    if horizon < 1 or horizon > MAX_HORIZON_MONTHS:
+        raise ConfigError(f"--horizon must be between 1 and {MAX_HORIZON_MONTHS} months, got {horizon}")
+    if chunk_size < 1:
+        raise ConfigError(f"--chunk-size must be a positive integer, got {chunk_size}")
+    if not 0 <= seed < 2**63:
+        raise ConfigError(f"--seed must be between 0 and 2**63-1, got {seed}")
+    need = estimate_result_bytes(n_sims, horizon)
+    if need > MAX_RESULT_BYTES:
+        raise ConfigError(f"--n-sims {n_sims} x --horizon {horizon}: results would need about "
+                          f"{need / 2**30:,.1f} GiB (limit {MAX_RESULT_BYTES / 2**30:.0f} GiB); lower --n-sims")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``simulate`` and ``report`` commands to ``app``."""
 
@@ -172,10 +206,8 @@ def register(app: typer.Typer) -> None:
         from creditsim.simulation.scenarios import parse_scenario_mix
 
         # cheap checks first: a bad --out, --device or --mix must not cost a simulation
-        try:
-            check_result_target(out)
-        except ConfigError as exc:
-            raise ConfigError(f"--out: {exc}") from None
+        check_result_target(out, "--out")
+        check_sim_resources(n_sims, horizon, chunk_size, seed)
         check_device(device)
         parse_scenario_mix(mix)
         loans = read_tape(tape)
@@ -228,8 +260,14 @@ def register(app: typer.Typer) -> None:
         from creditsim.evaluation.report import write_report
         from creditsim.simulation.results import SimulationResults
 
+        from creditsim.fileio import check_output_target
+
         if not run_dir.is_dir():
             raise DataError(f"run directory not found: {run_dir}")
+        # targets first: an unwritable -o / --excel must fail before the run is loaded and rendered
+        check_output_target(output, "file", "--output")
+        if excel is not None:
+            check_output_target(excel, "file", "--excel")
         results = SimulationResults.load(run_dir)
         write_report(results, output, title=title)
         if excel is not None:

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable
@@ -26,7 +25,10 @@ import numpy as np
 import pandas as pd
 
 from creditsim.errors import ConfigError, DataError
-from creditsim.fileio import atomic_write, escape_excel_text, escape_frame, umask_mode
+from creditsim.fileio import (
+    RESULT_MARKER, atomic_write, check_output_target, escape_excel_text, escape_frame, fault_point, make_temp_dir,
+    replace_result_dir,
+)
 from creditsim.simulation import risk
 from creditsim.states import MACRO_VARS, POOL_CF_TYPES, SCENARIOS
 
@@ -444,14 +446,18 @@ class SimulationResults:
     ) -> Path:
         """Write the full result to ``directory`` (parquet tables + ``meta.json``), atomically.
 
-        The directory is assembled under a temporary sibling and renamed into place; an existing
-        result directory at ``directory`` is replaced only once the new one is complete, so an
-        interruption (Ctrl-C) leaves the old directory or nothing, never a mixture.
+        The directory is assembled in a temporary sibling ``.<name>.creditsim-tmp-<pid>-*`` and renamed
+        into place; an existing result is first renamed to ``.<name>.creditsim-bak-<pid>-*``, the new one
+        renamed in, then the backup deleted (:func:`creditsim.fileio.replace_result_dir`). So at every
+        instant the old complete result or the new complete one is reachable: Ctrl-C between the two
+        renames renames the backup back at once, and after SIGKILL the next run (or check) restores it;
+        temp/backup siblings of dead processes are removed at the start of the next run.
 
-        Safety (decision): only a *previous creditsim result* (a directory holding ``meta.json``) or
-        an empty directory is ever replaced. Any other existing path -- a file, or a directory with
-        other content -- raises :class:`ConfigError` before anything is written, so a mistyped target
-        (``to_parquet("/home/me")``) can never delete unrelated files.
+        Safety (decision): only an empty directory or a *previous creditsim result* is replaced -- its
+        ``meta.json`` carries ``"producer": "creditsim"`` and lists in ``"files"`` every other file in
+        the directory. A directory with any other file in it (a user's notes in an old run, a foreign
+        ``meta.json``, results written before the marker existed) is refused with
+        :class:`ConfigError` before anything is written; its files are never deleted.
 
         Args:
             extra_files: more files to put in the directory, name -> text or bytes (e.g. run.json).
@@ -460,9 +466,8 @@ class SimulationResults:
         directory = Path(directory)
         check_result_target(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+        tmp = make_temp_dir(directory)
         try:
-            os.chmod(tmp, umask_mode(directory=True))
             self._write_parquet_files(tmp)
             for name, content in (extra_files or {}).items():
                 _check_file_name(name)
@@ -471,10 +476,16 @@ class SimulationResults:
                     target.write_bytes(content)
                 else:
                     target.write_text(content, encoding="utf-8")
+            fault_point("write_extra")
             for name, write in extra_writers or []:
                 _check_file_name(name)
                 write(tmp / name)
-            _replace_dir(tmp, directory)
+            # meta.json last: it lists every file, which is what makes the directory "ours"
+            meta = json.loads((tmp / "meta.json").read_text())
+            meta["files"] = sorted(p.name for p in tmp.iterdir() if p.name != "meta.json")
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+            fault_point("write_meta")
+            replace_result_dir(tmp, directory)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -507,7 +518,9 @@ class SimulationResults:
             cf_meta[key] = cols
         if self.macro_paths is not None:
             _write_3d(out / "macro_paths.parquet", self.macro_paths)
+        fault_point("write_parquet")
         meta = {
+            "producer": RESULT_MARKER,
             "format_version": _FORMAT_VERSION,
             "n_sims": n,
             "initial_balance": _json_float(self.initial_balance),
@@ -682,28 +695,9 @@ def _read_3d(path: Path, n: int, cols: list[str]) -> np.ndarray:
     return vals.reshape(n, t, k)
 
 
-def check_result_target(directory: Path) -> None:
+def check_result_target(directory: Path, option: str = "directory") -> None:
     """Raise :class:`ConfigError` unless ``directory`` may receive a result: it does not exist, is an
-    empty directory, or is a previous result (holds ``meta.json``). Nothing else is ever replaced."""
-    directory = Path(directory)
-    if not directory.exists() and not directory.is_symlink():
-        return
-    if not directory.is_dir() or directory.is_symlink():
-        raise ConfigError(f"{directory}: exists and is not a directory; refusing to replace it with a result")
-    if (directory / "meta.json").is_file() or not any(directory.iterdir()):
-        return
-    raise ConfigError(f"{directory}: exists and is not a creditsim result directory (no meta.json); "
-                      f"refusing to replace it -- choose a new or empty directory")
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Move the finished directory ``src`` to ``dst``; an existing ``dst`` is swapped out first so
-    readers never see a mixture of old and new files."""
-    if dst.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent))
-        old.rmdir()
-        os.replace(dst, old)
-        os.replace(src, dst)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(src, dst)
+    empty directory, or is a previous creditsim result holding only our files
+    (:func:`creditsim.fileio.is_our_result_dir`). Nothing else is ever replaced; a backup left by a
+    killed run is restored and dead runs' temp siblings are removed first."""
+    check_output_target(directory, "result_dir", option)
