@@ -34,6 +34,7 @@ __all__ = [
     "validate_panel",
     "validate_macro",
     "parse_dates",
+    "id_strings",
     "TERM_TOLERANCE_MONTHS",
 ]
 
@@ -180,9 +181,16 @@ def _id_text(v: object) -> str:
     (a numeric id column with a gap is float64 in pandas: 7.0 is loan "7", as in a column without gaps)."""
     if isinstance(v, str):
         return v
-    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+    if isinstance(v, (float, np.floating, int, np.integer)) and not isinstance(v, bool) and float(v).is_integer():
         return str(int(v))
     return str(v)
+
+
+def id_strings(s: pd.Series) -> pd.Series:
+    """Identifiers as strings, the one rule of the package: text as given (``"007"`` keeps its zeros),
+    whole numbers as integer text (``7`` and ``7.0`` -> ``"7"``); missing values stay missing."""
+    present = s.notna()
+    return s.astype(object).where(~present, s[present].map(_id_text))
 
 
 def _check_columns(df: pd.DataFrame, required: Sequence[str], what: str) -> None:

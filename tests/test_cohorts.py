@@ -177,3 +177,23 @@ def direct_counts_by(panel: pd.DataFrame, loans: pd.DataFrame) -> pd.Series:
     df = df[df["prev_month"].notna() & (df["reporting_month"] == df["prev_month"] + pd.offsets.MonthBegin(1))]
     df["cohort"] = df["loan_id"].map(loans.set_index("loan_id")["asset_class"])
     return df.groupby(["cohort", "reporting_month", "prev_state", "loan_state"]).size()
+
+
+def test_numeric_ids_match_across_tape_and_panel(small):
+    """Defect 3 (one id rule): a panel whose ids were read as floats (a numeric column with a gap is
+    float64) still matches the tape's integer-text ids; before, '7.0' was 'not in the loan tape'."""
+    loans, panel = small
+    codes = {lid: i + 1 for i, lid in enumerate(loans["loan_id"])}
+    tape = loans.assign(loan_id=loans["loan_id"].map(codes).astype(str))
+    as_float = panel.assign(loan_id=panel["loan_id"].astype(str).map(codes).astype(np.float64))
+    np.testing.assert_array_equal(transition_counts(as_float, tape)[0], transition_counts(panel, loans)[0])
+
+
+def test_ambiguous_reporting_month_text_is_refused(small):
+    """Defect 1: 'DD/MM/YYYY' months were guessed as MM/DD; now a DataError naming the column."""
+    loans, panel = small
+    bad = panel.assign(reporting_month=panel["reporting_month"].dt.strftime("%d/%m/%Y"))
+    with pytest.raises(DataError, match="'reporting_month'.*YYYY-MM-DD"):
+        transition_counts(bad, loans)
+    iso = panel.assign(reporting_month=panel["reporting_month"].dt.strftime("%Y-%m-%d"))
+    np.testing.assert_array_equal(transition_counts(iso, loans)[0], transition_counts(panel, loans)[0])

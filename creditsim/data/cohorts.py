@@ -15,6 +15,7 @@ import pandas as pd
 
 from creditsim.errors import ConfigError, DataError, format_labels
 from creditsim.states import N_STATES
+from creditsim.schema import id_strings, parse_dates
 
 __all__ = [
     "DEFAULT_COHORT_KEY",
@@ -124,7 +125,8 @@ def cohort_keys(
 
 
 def _seasoning_months(loans_df: pd.DataFrame, as_of: object | None) -> np.ndarray:
-    odate = pd.to_datetime(loans_df["origination_date"])
+    # strict parse: a DD/MM text date must not be guessed as MM/DD (see schema.parse_dates)
+    odate = parse_dates(loans_df["origination_date"], "origination_date", "loan tape")
     ref = odate.max() if as_of is None else pd.Timestamp(as_of)
     months = (ref.year - odate.dt.year) * 12 + (ref.month - odate.dt.month)
     return np.maximum(months.to_numpy(np.float64), 0.0)
@@ -228,18 +230,19 @@ def transition_counts(
             raise DataError(f"{name}: missing required column(s) {missing}")
     keys = cohort_keys(loans_df, cohort_key)
     cohort_code, cohorts = pd.factorize(keys, sort=True)
-    loan_index = pd.Index(loans_df["loan_id"].astype(str).to_numpy())
+    # one id rule for tape and panel: 7, 7.0 and "7" are the same loan, "007" is not
+    loan_index = pd.Index(id_strings(loans_df["loan_id"]).astype(str).to_numpy())
     if not loan_index.is_unique:
         dup = loans_df.index[loan_index.duplicated(keep=False)]
         raise DataError(f"loan tape: column 'loan_id' has duplicates {format_labels(list(dup))}; expected unique ids")
 
     ids = panel_df["loan_id"]
     if isinstance(ids.dtype, pd.CategoricalDtype):
-        cat_pos = loan_index.get_indexer(ids.cat.categories.astype(str))
+        cat_pos = loan_index.get_indexer(id_strings(pd.Series(ids.cat.categories)).astype(str).to_numpy())
         codes = ids.cat.codes.to_numpy()
         loan_pos = np.where(codes >= 0, cat_pos[codes], -1)
     else:
-        loan_pos = loan_index.get_indexer(ids.astype(str).to_numpy())
+        loan_pos = loan_index.get_indexer(id_strings(ids).astype(str).to_numpy())
     unknown = np.flatnonzero(loan_pos < 0)
     if len(unknown):
         raise DataError(
@@ -254,7 +257,12 @@ def transition_counts(
             f"expected integer state codes 0..{N_STATES - 1}"
         )
     state = state.astype(np.int64)
-    month = pd.to_datetime(panel_df["reporting_month"]).to_numpy().astype("datetime64[M]").astype(np.int64)
+    rm = parse_dates(panel_df["reporting_month"], "reporting_month", "panel")
+    missing = panel_df.index[rm.isna().to_numpy()]
+    if len(missing):
+        raise DataError(f"panel: column 'reporting_month' has {len(missing)} missing value(s) "
+                        f"{format_labels(list(missing))}; expected a month on every row")
+    month = rm.to_numpy().astype("datetime64[M]").astype(np.int64)
     m0 = int(month.min()) if len(month) else 0
     span = int(month.max()) - m0 + 1 if len(month) else 1
     n_months = span - 1

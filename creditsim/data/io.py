@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from creditsim.errors import DataError
-from creditsim.schema import validate_loan_tape, validate_panel
+from creditsim.schema import id_strings, validate_loan_tape, validate_panel
 from creditsim.fileio import atomic_write
 
 __all__ = ["read_loan_tape", "write_loan_tape", "read_panel", "write_panel", "file_format", "atomic_write_frame",
@@ -47,15 +47,10 @@ _BINARY_MAGIC = {b"PK\x03\x04": "an Excel .xlsx (zip) file", b"\xd0\xcf\x11\xe0"
 
 
 def _id_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Identifier columns as strings, the same for CSV and Parquet: text kept as is ("007"), integers
-    and whole floats as integer text (7 and 7.0 -> "7"); missing values stay missing."""
+    """Identifier columns as strings (:func:`creditsim.schema.id_strings`), the same for CSV and Parquet."""
     for col in _TEXT_COLUMNS:
         if col in frame.columns:
-            s = frame[col]
-            present = s.notna()
-            frame[col] = s.astype(object).where(~present, s[present].map(
-                lambda v: str(int(v)) if isinstance(v, (float, int)) and not isinstance(v, bool)
-                and float(v).is_integer() else str(v)))
+            frame[col] = id_strings(frame[col])
     return frame
 
 
