@@ -15,7 +15,7 @@ import pytest
 
 from creditsim.cli import main
 from creditsim.data.io import read_frame, read_loan_tape, read_panel
-from creditsim.errors import ConfigError, DataError
+from creditsim.errors import DataError
 from creditsim.schema import validate_loan_tape, validate_macro, validate_panel
 from creditsim.states import MACRO_VARS
 
@@ -292,7 +292,7 @@ def test_bom_csv_reads_like_plain_csv(tape, tmp_path):
     pd.testing.assert_frame_equal(plain, bom)
 
 
-def test_ids_are_one_string_for_csv_parquet_and_cli(tape, tmp_path, capsys):
+def test_ids_are_one_string_for_csv_and_parquet(tape, tmp_path):
     """Defect 3: '007' keeps its zeros in CSV and Parquet; numeric Parquet ids are '7' not '7.0'."""
     df = tape.copy()
     df["loan_id"] = ["007", "008", "009", "010", "011", "012"]
@@ -434,7 +434,8 @@ def test_macro_documented_correct_results(case, build):
 
 
 def test_percent_below_one_is_not_detectable():
-    """Documented limitation: 0.9 meaning 0.9 % cannot be told from a decimal 90 %... it passes."""
+    """Documented limitation: a percent value below 1 (0.9 meaning 0.9 %) looks like a valid decimal
+    (90 %) and passes; only |x| > 1 is detectable as percent."""
     m = _macro()
     m["gdp_growth"] = 0.9
     assert validate_macro(m)["gdp_growth"].eq(0.9).all()
