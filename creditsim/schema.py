@@ -8,7 +8,6 @@ what was expected. Validation happens once, at the edge; code inside the package
 from __future__ import annotations
 
 import datetime as _dt
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -144,7 +143,10 @@ def parse_dates(s: pd.Series, column: str, what: str, date_format: str | None = 
     hint = (f"dates in the format {date_format!r}" if date_format
             else "ISO dates YYYY-MM-DD (pass date_format=, e.g. '%d/%m/%Y' or '%Y%m%d', for other layouts)")
     values = s[present]
-    is_dt = values.map(lambda v: isinstance(v, (_dt.date, np.datetime64))).astype(bool)
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        is_dt = pd.Series(False, index=values.index)  # all text: skip the per-value type test
+    else:
+        is_dt = values.map(lambda v: isinstance(v, (_dt.date, np.datetime64))).astype(bool)
     out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
     if is_dt.any():
         out[is_dt.index[is_dt]] = pd.to_datetime(values[is_dt].astype(object), errors="coerce")
@@ -160,7 +162,7 @@ def parse_dates(s: pd.Series, column: str, what: str, date_format: str | None = 
             ok = parsed.notna()
         else:
             txt = rest.map(lambda v: v.strip() if isinstance(v, str) else None)
-            iso = txt.map(lambda v: isinstance(v, str) and re.fullmatch(_ISO_DATE, v) is not None).astype(bool)
+            iso = txt.astype(object).str.fullmatch(_ISO_DATE).fillna(False).astype(bool)
             parsed = pd.Series(pd.NaT, index=rest.index, dtype="datetime64[ns]")
             if iso.any():
                 parsed[iso.index[iso]] = pd.to_datetime(txt[iso], format="ISO8601", errors="coerce")
