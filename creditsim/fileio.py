@@ -242,27 +242,56 @@ def make_temp_dir(target: Path) -> Path:
     return tmp
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with Linux ``renameat2(RENAME_EXCHANGE)``; False where unsupported
+    (other OS, old libc, file system without it) so the caller falls back to two renames."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: not supported here
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
 def replace_result_dir(src: Path, dst: Path) -> None:
     """Move the finished directory ``src`` onto ``dst`` without ever leaving ``dst`` empty-handed.
 
-    An existing ``dst`` is first renamed to a backup sibling ``.<name>.creditsim-bak-<pid>-<rand>``,
-    then ``src`` is renamed in, then the backup is deleted. If the process dies between the two
-    renames, the next :func:`recover_result_dir` (called by :func:`check_output_target`) renames the
-    backup back, so at every instant the old complete result or the new one is reachable.
+    On Linux an existing ``dst`` is swapped with ``src`` in one atomic ``renameat2(RENAME_EXCHANGE)``
+    (``dst`` is the old result, then the new one, never absent); the old result, now at the temp
+    name, is deleted (or, if killed first, by the next run's :func:`recover_result_dir`).
+
+    Fallback (no RENAME_EXCHANGE): ``dst`` is renamed to a backup sibling
+    ``.<name>.creditsim-bak-<pid>-<rand>``, ``src`` renamed in, the backup deleted. Ctrl-C between the
+    renames puts the backup back at once; after SIGKILL there, the next :func:`recover_result_dir`
+    (called by :func:`check_output_target`) renames it back.
     """
-    if dst.exists():
-        bak = Path(tempfile.mkdtemp(prefix=f".{dst.name}{_SIBLING_TAG}bak-{os.getpid()}-", dir=dst.parent))
-        bak.rmdir()
-        os.replace(dst, bak)
-        try:
-            fault_point("between_renames")
-            os.replace(src, dst)
-        except BaseException:
-            # Ctrl-C between the renames: put the old result back now (SIGKILL: recover_result_dir)
-            if not dst.exists():
-                os.replace(bak, dst)
-            raise
-        fault_point("after_rename")
-        shutil.rmtree(bak, ignore_errors=True)
-    else:
+    if not dst.exists():
         os.replace(src, dst)
+        return
+    fault_point("swap")
+    if _exchange(src, dst):
+        fault_point("after_swap")
+        shutil.rmtree(src, ignore_errors=True)
+        return
+    bak = Path(tempfile.mkdtemp(prefix=f".{dst.name}{_SIBLING_TAG}bak-{os.getpid()}-", dir=dst.parent))
+    bak.rmdir()
+    os.replace(dst, bak)
+    try:
+        fault_point("between_renames")
+        os.replace(src, dst)
+    except BaseException:
+        # Ctrl-C between the renames: put the old result back now (SIGKILL: recover_result_dir)
+        if not dst.exists():
+            os.replace(bak, dst)
+        raise
+    fault_point("after_swap")
+    shutil.rmtree(bak, ignore_errors=True)

@@ -221,7 +221,10 @@ def register(app: typer.Typer) -> None:
             if not mp.is_file():
                 raise ConfigError(f"--macro must be vae, synthetic, fed or an existing file, got {macro!r}")
             macro_arg = read_macro_file(mp)
+        from creditsim.fileio import fault_point
+
         t0 = time.perf_counter()
+        fault_point("simulate")  # test hook (CREDITSIM_FAULT_POINT): a run interrupted before any write
         results = simulate(
             loans, deal_cfg, n_simulations=n_sims, scenario_mix=mix, macro=macro_arg, engine=engine, seed=seed,
             chunk_size=chunk_size, backend=backend, progress=True, device=device, horizon=horizon,
