@@ -30,6 +30,7 @@ __all__ = [
     "COLLATERAL_TYPES",
     "RATINGS",
     "validate_loan_tape",
+    "monthly_index",
     "validate_panel",
     "validate_macro",
     "parse_dates",
@@ -319,18 +320,21 @@ def validate_loan_tape(loans: pd.DataFrame, date_format: str | None = None, cuto
     return df
 
 
-def validate_panel(panel: pd.DataFrame, check_transitions: bool = True, date_format: str | None = None) -> pd.DataFrame:
+def validate_panel(panel: pd.DataFrame, check_transitions: bool = True, date_format: str | None = None,
+                   required: Sequence[str] | None = None) -> pd.DataFrame:
     """Validate a loan x month performance panel and return a cleaned copy sorted by loan and month.
 
     Checks: required columns, state codes in 0..6, non-negative balances, one row per (loan, month),
     and (``check_transitions``) that consecutive months of each loan move only along allowed paths
-    (:data:`creditsim.states.ALLOWED_TRANSITIONS`).
+    (:data:`creditsim.states.ALLOWED_TRANSITIONS`). ``required`` narrows the required columns to those
+    a consumer reads (default: the data contract's :data:`REQUIRED_PANEL_COLUMNS`); columns present
+    are checked either way.
 
     Raises:
         DataError: naming the column, up to 10 offending row labels and what was expected.
     """
     what = "panel"
-    _check_columns(panel, REQUIRED_PANEL_COLUMNS, what)
+    _check_columns(panel, REQUIRED_PANEL_COLUMNS if required is None else tuple(required), what)
     df = panel.copy()
     for spec in PANEL_COLUMNS:
         if spec.name in df.columns:
@@ -351,6 +355,38 @@ def validate_panel(panel: pd.DataFrame, check_transitions: bool = True, date_for
             pairs = ", ".join(f"{st[p - 1]}->{st[p]}" for p in bad_pos[:5])
             _raise(what, "loan_state", labels, f"allowed month-to-month moves (found {pairs})")
     return df
+
+
+def monthly_index(index: pd.DatetimeIndex, what: str = "macro frame") -> pd.DatetimeIndex:
+    """Check that ``index`` holds one date per calendar month, sorted and consecutive; return it tz-naive.
+
+    Any day of the month is fine. Duplicate months (daily or weekly data included), gaps, unsorted and
+    missing dates are a DataError naming the dates, because every consumer reads row ``t`` as month ``t``.
+    """
+    if not isinstance(index, pd.DatetimeIndex):
+        raise DataError(f"{what}: expected a DatetimeIndex of months, got a {type(index).__name__}")
+    df = pd.DataFrame(index=index)
+    if df.index.tz is not None:
+        df.index = df.index.tz_localize(None)
+    if df.index.hasnans:
+        raise DataError(f"{what}: the index has missing dates (NaT); expected one date per month")
+    months = df.index.year.to_numpy(np.int64) * 12 + df.index.month.to_numpy(np.int64) - 1
+    fmt = [d.strftime("%Y-%m-%d") for d in df.index]
+    dup = pd.Series(months).duplicated(keep=False).to_numpy()
+    if dup.any():
+        raise DataError(f"{what}: months {format_labels([f for f, d in zip(fmt, dup) if d])} appear more than "
+                        f"once; expected one row per calendar month (daily or weekly data: aggregate to months first)")
+    step = np.diff(months)
+    if (step < 0).any():
+        at = np.flatnonzero(step < 0)
+        raise DataError(f"{what}: dates not sorted at {format_labels([fmt[i + 1] for i in at])}; expected "
+                        f"consecutive calendar months in increasing order")
+    if (step > 1).any():
+        at = np.flatnonzero(step > 1)
+        gaps = [f"{fmt[i]} -> {fmt[i + 1]}" for i in at]
+        raise DataError(f"{what}: gaps between months {format_labels(gaps)}; expected consecutive calendar "
+                        f"months (one row per month, no missing months)")
+    return df.index
 
 
 def validate_macro(macro: pd.DataFrame, variables: Sequence[str] = MACRO_VARS) -> pd.DataFrame:
@@ -384,26 +420,7 @@ def validate_macro(macro: pd.DataFrame, variables: Sequence[str] = MACRO_VARS) -
         else:
             raise DataError(f"{what}: expected a DatetimeIndex (or a 'reporting_month' column) of months, "
                             f"got a {type(df.index).__name__}")
-    if df.index.tz is not None:
-        df.index = df.index.tz_localize(None)
-    if df.index.hasnans:
-        raise DataError(f"{what}: the index has missing dates (NaT); expected one date per month")
-    months = df.index.year.to_numpy(np.int64) * 12 + df.index.month.to_numpy(np.int64) - 1
-    fmt = [d.strftime("%Y-%m-%d") for d in df.index]
-    dup = pd.Series(months).duplicated(keep=False).to_numpy()
-    if dup.any():
-        raise DataError(f"{what}: months {format_labels([f for f, d in zip(fmt, dup) if d])} appear more than "
-                        f"once; expected one row per calendar month (daily or weekly data: aggregate to months first)")
-    step = np.diff(months)
-    if (step < 0).any():
-        at = np.flatnonzero(step < 0)
-        raise DataError(f"{what}: dates not sorted at {format_labels([fmt[i + 1] for i in at])}; expected "
-                        f"consecutive calendar months in increasing order")
-    if (step > 1).any():
-        at = np.flatnonzero(step > 1)
-        gaps = [f"{fmt[i]} -> {fmt[i + 1]}" for i in at]
-        raise DataError(f"{what}: gaps between months {format_labels(gaps)}; expected consecutive calendar "
-                        f"months (one row per month, no missing months)")
+    df.index = monthly_index(df.index, what)
     out = pd.DataFrame(index=df.index)
     for var in variables:
         x = pd.to_numeric(df[var], errors="coerce").astype(np.float64)

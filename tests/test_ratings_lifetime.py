@@ -265,3 +265,14 @@ def test_huge_requests_are_refused_before_allocating():
     assert time.perf_counter() - t0 < 0.5
     # inside the limits nothing changes
     assert ttc_term_structure(p8, 200).cumulative.shape == (200, 7)
+
+
+@pytest.mark.parametrize("index", [
+    pd.DatetimeIndex(["1990-01-01", "1990-01-15", "1990-02-01"]),  # two rows in one month (daily data)
+    pd.DatetimeIndex(["1990-01-01", "1990-03-01", "1990-04-01"]),  # a missing month
+    pd.DatetimeIndex(["1990-02-01", "1990-01-01", "1990-03-01"]),  # unsorted
+])
+def test_annualise_macro_refuses_frames_that_are_not_one_row_per_month(index):
+    frame = pd.DataFrame({"gdp_growth": [0.01, 0.02, 0.03]}, index=index)
+    with pytest.raises(DataError, match="macro frame"):
+        annualise_macro(frame)

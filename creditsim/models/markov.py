@@ -583,10 +583,8 @@ def _transition_panel(panel_df: object, by: str | None) -> pd.DataFrame:
         bad = panel_df.index[panel_df[by].isna()]
         if len(bad):
             raise DataError(f"panel: segment column '{by}' has {len(bad)} missing value(s) at rows {format_labels(list(bad))}")
-    # validate_panel requires current_balance, which the chain never reads: a placeholder lets the
-    # shared validator check ids, months, states, duplicates and moves without it
-    df = validate_panel(used.assign(current_balance=0.0))
-    return df.drop(columns="current_balance")
+    # only the columns the chain reads are required (a tape without balances fits as well)
+    return validate_panel(used, required=("loan_id", "reporting_month", "loan_state"))
 
 
 def _censored_rows(df: pd.DataFrame) -> np.ndarray:

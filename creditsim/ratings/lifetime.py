@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from creditsim.errors import ConfigError, DataError, NotFittedError, format_labels
+from creditsim.schema import monthly_index
 from creditsim.ratings.estimate import monthly_matrix, validate_matrix
 from creditsim.ratings.limits import MAX_YEARS, check_count, check_memory
 from creditsim.ratings.zfactor import _conditional_raw, _thresholds_raw, _check_rho
@@ -188,6 +189,8 @@ def annualise_macro(macro: np.ndarray | pd.DataFrame, *, months_per_year: int = 
     if isinstance(macro, pd.DataFrame):
         if not isinstance(macro.index, pd.DatetimeIndex):
             raise DataError("macro frame must have a DatetimeIndex (monthly) to be annualised")
+        # duplicate months or gaps would skew the yearly means silently: one row per consecutive month
+        macro = macro.set_axis(monthly_index(macro.index, "macro frame"), axis=0)
         out = macro.groupby(macro.index.year).mean()
         out.index = pd.Index(out.index.astype(np.int64), name="year")
         return out
