@@ -96,7 +96,10 @@ def run_app(typer_app: typer.Typer, argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except Exception as exc:
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click/typer usage errors
-            exc.show()
+            # one line like every other error (click's show() prints a usage block over 3-4 lines)
+            fmt = getattr(exc, "format_message", None)
+            msg = " ".join(str(fmt() if fmt else exc).split())
+            err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
         raise
     sys.exit(rv if isinstance(rv, int) else 0)
