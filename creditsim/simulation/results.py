@@ -546,6 +546,11 @@ class SimulationResults:
         if meta.get("format_version") != _FORMAT_VERSION:
             raise DataError(f"{meta_path}: format_version {meta.get('format_version')!r}, expected {_FORMAT_VERSION}")
         n = int(meta["n_sims"])
+        # a run copied half-way or edited by hand: name the missing table instead of a pyarrow traceback
+        needed = ["portfolio.parquet"] + (["tranches.parquet"] if meta.get("tranches") else [])
+        for name in needed:
+            if not (directory / name).is_file():
+                raise DataError(f"{directory}: result directory is incomplete, {name} is missing")
         port = pd.read_parquet(directory / "portfolio.parquet").sort_values("sim")
         tranches = []
         if meta["tranches"]:
