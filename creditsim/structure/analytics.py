@@ -39,6 +39,7 @@ import pandas as pd
 import torch
 
 from creditsim.errors import ConfigError
+from creditsim.fixed_order import column_sum, elementwise
 from creditsim.states import POOL_CF_TYPES
 from creditsim.structure.deal import WaterfallConfig
 
@@ -153,7 +154,7 @@ def level_pay_pool(
 def _npv(m: np.ndarray, cf: np.ndarray, price: np.ndarray) -> np.ndarray:
     t = np.arange(1, cf.shape[1] + 1, dtype=np.float64)
     disc = np.exp(-np.log1p(m)[:, None] * t[None, :])
-    return (cf * disc).sum(axis=1) - price
+    return column_sum(cf * disc, 1) - price
 
 
 def irr(cashflows: np.ndarray, price: float | np.ndarray, bisection_steps: int = 12, newton_steps: int = 60
@@ -185,19 +186,23 @@ def irr(cashflows: np.ndarray, price: float | np.ndarray, bisection_steps: int =
         hi = np.full(c.shape[0], math.log(11.0))
         for _ in range(bisection_steps):
             mid = 0.5 * (lo + hi)
-            npv = (c * np.exp(-mid[:, None] * t[None, :])).sum(axis=1) - p
+            npv = column_sum(c * np.exp(-mid[:, None] * t[None, :]), 1) - p
             pos = npv > 0  # NPV decreases in the rate: a positive NPV means the root is higher
             lo = np.where(pos, mid, lo)
             hi = np.where(pos, hi, mid)
         x = lo
+        # each scenario stops when ITS step is negligible: a batch-wide stop would give a scenario more
+        # or fewer iterations (other last bits) depending on the chunk it is solved in
+        done = np.zeros(len(x), dtype=bool)
         for _ in range(newton_steps):
             disc = c * np.exp(-x[:, None] * t[None, :])
-            f = disc.sum(axis=1) - p
-            slope = -(disc * t[None, :]).sum(axis=1)
+            f = column_sum(disc, 1) - p
+            slope = -column_sum(disc * t[None, :], 1)
             step = np.where(slope < 0, -f / np.where(slope < 0, slope, -1.0), 0.0)
-            step = np.clip(step, 0.0, None)  # iterates only move right, towards the root
+            step = np.where(done, 0.0, np.clip(step, 0.0, None))  # iterates only move right, towards the root
             x = np.minimum(x + step, hi)
-            if np.all(step <= 1e-15 * np.maximum(1.0, np.abs(x))):
+            done |= step <= 1e-15 * np.maximum(1.0, np.abs(x))
+            if done.all():
                 break
         out[todo] = np.expm1(12.0 * x)
     return out
@@ -219,12 +224,13 @@ def irr_torch(cashflows: torch.Tensor, price: torch.Tensor | float) -> torch.Ten
     m_star = torch.as_tensor(np.where(ok, np.power(1.0 + np.where(ok, annual, 0.0), 1.0 / 12.0) - 1.0, 0.0),
                              dtype=torch.float64, device=cf.device)
     t = torch.arange(1, cf.shape[1] + 1, dtype=torch.float64, device=cf.device)
-    disc = (1.0 + m_star).unsqueeze(1) ** (-t)
-    npv = (cf * disc).sum(dim=1) - pr
-    dnpv = (-(t * cf.detach() * disc / (1.0 + m_star).unsqueeze(1)).sum(dim=1)).detach()
+    # exp(-t log(1 + m)) through the position-independent path (a scenario's bits do not depend on its batch)
+    disc = elementwise(torch.exp, -t * elementwise(torch.log1p, m_star).unsqueeze(1))
+    npv = column_sum(cf * disc, 1) - pr
+    dnpv = (-column_sum(t * cf.detach() * disc / (1.0 + m_star).unsqueeze(1), 1)).detach()
     safe = torch.where(torch.as_tensor(ok, device=cf.device), dnpv, torch.ones_like(dnpv))
     m = m_star - npv / safe
-    annual_t = (1.0 + m) ** 12 - 1.0
+    annual_t = elementwise(torch.expm1, 12.0 * elementwise(torch.log1p, m))
     return torch.where(torch.as_tensor(ok, device=cf.device), annual_t,
                        torch.as_tensor(annual, dtype=torch.float64, device=cf.device))
 
@@ -234,9 +240,9 @@ def wal(principal: np.ndarray) -> np.ndarray:
     """Weighted average life in years of ``(S, T)`` principal received; NaN where none."""
     p = np.asarray(principal, dtype=np.float64)
     years = np.arange(1, p.shape[1] + 1, dtype=np.float64) / 12.0
-    total = p.sum(axis=1)
+    total = column_sum(p, 1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, (p * years).sum(axis=1) / np.where(total > 0, total, 1.0), np.nan)
+        return np.where(total > 0, column_sum(p * years, 1) / np.where(total > 0, total, 1.0), np.nan)
 
 
 def principal_loss(result: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -249,7 +255,7 @@ def principal_loss(result: dict[str, torch.Tensor]) -> torch.Tensor:
     """
     sizes = result["initial_balances"]
     debt_loss = torch.clamp(result["balances"][:, -1, :] / sizes[:-1], min=0.0, max=1.0)
-    eq_cash = result["equity"].sum(dim=1)
+    eq_cash = column_sum(result["equity"], 1)
     eq_loss = torch.clamp(1.0 - eq_cash / sizes[-1], min=0.0)
     return torch.cat([debt_loss, eq_loss.unsqueeze(1)], dim=1)
 
@@ -265,7 +271,7 @@ def pv_loss(result: dict[str, torch.Tensor], config: WaterfallConfig) -> np.ndar
     out = np.empty((cash.shape[0], cash.shape[2]))
     for k, tr in enumerate(config.debt_tranches):
         disc = (1.0 + tr.coupon / 12.0) ** (-t)
-        out[:, k] = 1.0 - (cash[:, :, k] * disc).sum(axis=1) / sizes[k]
+        out[:, k] = 1.0 - column_sum(cash[:, :, k] * disc, 1) / sizes[k]
     out[(out < 0.0) & (out > -PV_LOSS_TOLERANCE)] = 0.0
     return out
 

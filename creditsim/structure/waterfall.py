@@ -66,6 +66,7 @@ import torch
 import torch.nn.functional as F
 
 from creditsim.errors import ConfigError, DataError
+from creditsim.fixed_order import column_sum, elementwise
 from creditsim.states import POOL_CF_TYPES
 from creditsim.structure.deal import WaterfallConfig
 
@@ -164,13 +165,13 @@ def _pay_sequential(pot: torch.Tensor, dues: torch.Tensor) -> torch.Tensor:
 
 
 def _rowsum(x: torch.Tensor) -> torch.Tensor:
-    """``x.sum(dim=1)`` of a narrow ``(S, m)`` matrix as a matrix-vector product.
+    """``x.sum(dim=1)`` of a narrow ``(S, m)`` matrix, column by column in class order.
 
-    A reduction over a short inner axis (and over a column slice in particular) is several times slower
-    than a BLAS ``gemv`` on CPU, and this runs a dozen times per simulated month. Each row is still an
-    ordinary float64 sum of its m entries.
+    Not ``x @ ones``: a BLAS ``gemv`` sums a row in an order that depends on its position in the tile
+    and on the CPU's kernel, so a scenario's numbers would change with the chunk it runs in
+    (:mod:`creditsim.fixed_order`). m is the number of classes (a handful), so the loop is cheap.
     """
-    return x @ torch.ones(x.shape[1], dtype=x.dtype, device=x.device)
+    return column_sum(x, 1)
 
 
 def _ic_paydown(balances: torch.Tensor, rates: torch.Tensor, excess: torch.Tensor) -> torch.Tensor:
@@ -203,7 +204,7 @@ class _Gates:
         if self.mode == "hard":
             return hard
         # margin is -inf for a repaid class: sigmoid gives exactly 0 there, gradient 0
-        soft = torch.sigmoid(margin / self.tau)
+        soft = elementwise(torch.sigmoid, margin / self.tau)  # the same bits in any batch
         if self.mode == "soft":
             return soft
         return hard + (soft - soft.detach())
@@ -460,7 +461,7 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
                 if config.ic_cure == "turbo" and not principal_funded:
                     x = avail
                 else:
-                    excess = N[:, : k + 1] @ rates[: k + 1] - ip_net / ic_trig[k]
+                    excess = _rowsum(N[:, : k + 1] * rates[: k + 1]) - ip_net / ic_trig[k]
                     x = _ic_paydown(N[:, : k + 1], rates[: k + 1], torch.clamp(excess, min=0.0))
                 x = ic_fail[k] * x
                 need = x if need is None else torch.maximum(need, x)
@@ -619,7 +620,7 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
 
 def cash_conservation_error(result: dict[str, torch.Tensor]) -> torch.Tensor:
     """``cash_in - (fees + interest + principal + capitalised repaid + reinvestment + equity)``, (S, T)."""
-    out = (result["senior_fee"] + result["sub_fee"] + result["interest"].sum(dim=2)
-           + result["principal"].sum(dim=2) + result["deferred_interest_paid"].sum(dim=2)
+    out = (result["senior_fee"] + result["sub_fee"] + column_sum(result["interest"], 2)
+           + column_sum(result["principal"], 2) + column_sum(result["deferred_interest_paid"], 2)
            + result["reinvestment"] + result["equity"])
     return result["cash_in"] - out
