@@ -317,6 +317,7 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
     sub_rate = config.sub_fee * _ALPHA
     reinv_coupon = None if config.reinvestment_coupon is None else config.reinvestment_coupon * _ALPHA
     price = config.reinvestment_price
+    discount = min(price, 1.0)  # OC value per unit of reinvested par: purchase price when bought below par
     div_trig = config.interest_diversion_trigger
     tol = 1e-9 * p0  # (S,) "zero balance" tolerance, relative to the deal size
     zero = torch.zeros(S, dtype=torch.float64, device=dev)
@@ -407,10 +408,13 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
 
         ip = interest + b_int
         prp_coll = sched + prepay + recov + b_sch + b_pre + b_rec
-        acpa = pool_bal + bucket + pool_pending + bucket_pending + prp_coll
+        # OC numerator (WATERFALL.md 2.4): collateral bought below par counts at its purchase price
+        acpa = pool_bal + discount * bucket + pool_pending + bucket_pending + prp_coll
         if last:
             liquidation = config.liquidation_price * (pool_bal + bucket) + pool_pending + bucket_pending
             bucket, bucket_pending, pool_pending = zero, zero, zero
+            # the collateral is sold: the coverage tests see the cash it fetched, not its par
+            acpa = prp_coll + liquidation
         else:
             liquidation = zero
         prp = prp_coll + liquidation
@@ -493,6 +497,10 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
                 paydown(rep.unsqueeze(1), first=k)
         int_paid = torch.stack(int_paid_cols, dim=1)
         shortfall = torch.stack(short_cols, dim=1)
+        # liquidation period: the notes are repaid (or written off) now, so interest left after note
+        # interest goes to their principal before any subordinated fee or equity distribution
+        to_principal = avail if last else zero
+        avail = avail - to_principal
 
         fee_sub_paid = zero
 
@@ -519,7 +527,7 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
         equity_interest = avail
 
         # ---- principal priority of payments
-        pav = prp
+        pav = prp + to_principal
         extra_fee = torch.minimum(pav, fee_sr_unpaid)
         pav = pav - extra_fee
         fee_sr_unpaid = fee_sr_unpaid - extra_fee
