@@ -109,7 +109,7 @@ def test_simulate_saves_a_complete_run(inputs, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("case, match", [
-    ("missing_tape", "loan tape not found"),
+    ("missing_tape", "does not exist"),
     ("bad_tape", "interest_rate"),
     ("bad_deal", "equity"),
     ("missing_deal", "deal file not found"),

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from creditsim.errors import ConfigError, DataError
+from creditsim.fileio import check_output_target
 
 __all__ = ["register", "data_app"]
 
@@ -66,13 +67,15 @@ def synth(
     from creditsim.data.synthetic import LoanTapeGenerator, MacroScenarioGenerator
     from creditsim.states import MACRO_VARS, scenario_index
 
+    ext = fmt.value
+    for name in ("loans", "panel", "macro"):  # before any work: a bad --out fails in a second, not after
+        check_output_target(out / f"{name}.{ext}", "file", "--out")
     idx = scenario_index(scenario)
     macro_gen = MacroScenarioGenerator(n_months, start=cutoff)
     macro = macro_gen.generate_scenario(idx, n_paths=1, seed=seed)[0]
     gen = LoanTapeGenerator(n_loans, n_months, random_seed=seed, macro_path=macro, cutoff=cutoff)
     with console.status("generating tape and panel"):
         loans, panel = gen.generate()
-    ext = fmt.value
     out.mkdir(parents=True, exist_ok=True)
     loans_path = write_loan_tape(loans, out / f"loans.{ext}")
     panel_path = write_panel(panel, out / f"panel.{ext}", validate=False)
@@ -184,6 +187,8 @@ def macro(
 
     from creditsim.datasets import load_macro_history
 
+    if out is not None:
+        check_output_target(out, "file", "--out")
     for name, value in (("--start", start), ("--end", end)):
         if value is not None:
             try:

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from creditsim.errors import ConfigError, DataError, format_labels
+from creditsim.fileio import check_output_target
 
 __all__ = ["register", "ratings_app"]
 
@@ -57,6 +58,8 @@ def _check_plot_path(plot: Path | None) -> None:
     """Reject a non-PNG ``--plot`` before any work is done (not after the tables are printed)."""
     if plot is not None and Path(plot).suffix.lower() != ".png":
         raise ConfigError(f"--plot must name a .png file, got {plot}")
+    if plot is not None:
+        check_output_target(plot, "file", "--plot")
 
 
 def _read_counts(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from creditsim.errors import ConfigError, DataError
+from creditsim.errors import ConfigError, DataError, format_labels
 
 __all__ = ["register", "read_tape", "read_macro_file", "print_results"]
 
@@ -26,20 +26,11 @@ console = Console()
 
 
 def read_tape(path: Path) -> Any:
-    """Read a loan tape (.csv, .csv.gz or .parquet) into a DataFrame; errors name the file."""
-    import pandas as pd
+    """Read a loan tape (.csv, .csv.gz or .parquet) with the library's one reader
+    (:func:`creditsim.data.io.read_frame`: ids stay text, so ``'007'`` is the same loan as in Python)."""
+    from creditsim.data.io import read_frame
 
-    if not path.is_file():
-        raise DataError(f"loan tape not found: {path}")
-    name = path.name.lower()
-    try:
-        if name.endswith(".parquet"):
-            return pd.read_parquet(path)
-        if name.endswith((".csv", ".csv.gz")):
-            return pd.read_csv(path)
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem of this file
-        raise DataError(f"loan tape {path}: cannot be read ({type(exc).__name__}: {str(exc)[:200]})") from None
-    raise DataError(f"loan tape {path}: expected a .csv, .csv.gz or .parquet file")
+    return read_frame(path, "loan tape")
 
 
 def read_macro_file(path: Path) -> Any:
@@ -54,7 +45,15 @@ def read_macro_file(path: Path) -> Any:
     except Exception as exc:  # noqa: BLE001
         raise DataError(f"macro file {path}: cannot be read ({type(exc).__name__}: {str(exc)[:200]})") from None
     if "reporting_month" in df.columns:
-        df = df.set_index(pd.to_datetime(df.pop("reporting_month"), errors="coerce"))
+        from creditsim.schema import parse_dates
+
+        # strict ISO parsing names bad rows; a coercing parser would turn them into NaT silently
+        months = parse_dates(df["reporting_month"], "reporting_month", f"macro file {path}")
+        bad = df.index[months.isna()]
+        if len(bad):
+            raise DataError(f"macro file {path}: column 'reporting_month' is empty at rows "
+                            f"{format_labels(list(bad))}; expected one ISO month per row")
+        df = df.drop(columns="reporting_month").set_index(pd.DatetimeIndex(months.to_numpy(), name="reporting_month"))
     return df
 
 
