@@ -132,7 +132,7 @@ CASES: list[tuple[str, Builder, str]] = [
     ("device_tpu", lambda d, t: _sim(d, t, "--device", "tpu"), "device must be"),
     ("device_cuda_garbled", lambda d, t: _sim(d, t, "--device", "cuda:x"), "device must be"),
     # --- simulate: inputs
-    ("tape_missing", lambda d, t: _sim(d, d / "nope.parquet"), "loan tape not found"),
+    ("tape_missing", lambda d, t: _sim(d, d / "nope.parquet"), "nope.parquet does not exist"),
     ("deal_missing", lambda d, t: _sim(d, t)[:4] + [str(d / "nope.yaml")] + _sim(d, t)[5:], "deal file not found"),
     ("deal_garbled", lambda d, t: _sim(d, t)[:4] + [str(_garbled_deal(d))] + _sim(d, t)[5:], "garbled.yaml"),
     # --- simulate: --out
