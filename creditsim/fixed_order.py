@@ -10,7 +10,7 @@ These helpers add the slices along ``axis`` one at a time, in index order: every
 ``((x_0 + x_1) + x_2) + ...`` of its own entries, elementwise, so it cannot depend on the other rows, on
 the batch size, the thread count, the BLAS kernel or the device. Use them for every reduction of
 non-cent values whose result reaches an output, over short axes (tranches, months); whole-cent loan
-sums use :mod:`creditsim.cashflows.cents` instead (exact, so any order is fine). ``torch.cumsum`` along a
+sums use :mod:`creditsim.cents` instead (exact, so any order is fine). ``torch.cumsum`` along a
 short axis is allowed as it is: it is a sequential scan of each row in index order (the same
 ``((x_0 + x_1) + x_2)`` as here), whatever the number of rows.
 """

@@ -3,7 +3,7 @@
 Each configuration runs in a fresh subprocess (MKL reads ``MKL_CBWR`` and OpenMP its thread count at
 start-up) and digests the engine's pool cashflows and ``simulate``'s results for chunk sizes 37, 333,
 1000 and 7919. Within a configuration every chunk size must give the same digest. Because the engine
-sums whole cents exactly (:mod:`creditsim.cashflows.cents`) and the waterfall reduces column by
+sums whole cents exactly (:mod:`creditsim.cents`) and the waterfall reduces column by
 column, the digests must also agree *across* configurations: the BLAS kernel and the thread count
 cannot reach an output.
 """

@@ -32,7 +32,7 @@ kernel (MKL's AVX2 / AVX-512 / compatible code paths) and device. The random str
 (seed, scenario id, fixed 1,024-loan block), so every loan draws the same numbers however it is chunked;
 and every reduction that reaches an output is exact, so its order cannot matter:
 
-- Tabulated flows are whole cents held in float64 (:mod:`creditsim.cashflows.cents`); the realised loss
+- Tabulated flows are whole cents held in float64 (:mod:`creditsim.cents`); the realised loss
   is rounded to the cent per loan (``round(LGD x default_par)``) before it is summed.
 - Allowed on those values: any summation -- the quiet-loan ``mm``, ``bmm`` by group, ``index_add_``
   (including CUDA atomics, whose order is arbitrary), summing loan-block partials, numpy ``sum`` over
@@ -83,7 +83,7 @@ from creditsim.cashflows.sampler import (
     risk_bins,
     validate_matrices,
 )
-from creditsim.cashflows.cents import check_exact_range, from_cents, sum_currency, to_cents
+from creditsim.cents import check_exact_range, from_cents, sum_currency, to_cents
 from creditsim.cashflows.schedule import amortization_schedule
 from creditsim.errors import ConfigError, DataError, format_labels
 from creditsim.states import ALLOWED_TRANSITIONS, N_STATES, POOL_CF_TYPES

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from creditsim.cashflows.cents import from_cents, to_cents
+from creditsim.cents import from_cents, to_cents
 from creditsim.errors import ConfigError, DataError
 from creditsim.states import ASSET_CLASSES, GRADES_8, LoanState
 

@@ -37,11 +37,13 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Mapping
+import dataclasses
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from creditsim.errors import ConfigError
 from creditsim.simulation.backends import make_backend, run_chunks
@@ -434,6 +436,19 @@ def _assemble(chunks: list[dict[str, Any]], config: Any, labels: np.ndarray, mac
                              scenarios=labels, macro_paths=macro_paths, initial_balance=p0)
 
 
+def _with_tranche_balances(config: Any, balances: Any) -> Any:
+    """``config`` with its tranche balances replaced by the aggregator's ``(N,)`` buffer (equity last)."""
+    if balances is None:
+        return config
+    sizes = [float(x) for x in torch.as_tensor(balances).detach().cpu().double().reshape(-1).tolist()]
+    if len(sizes) != len(config.tranches):
+        raise ConfigError(f"aggregator.tranche_balances has {len(sizes)} entries, the deal {len(config.tranches)} tranches")
+    if sizes == [float(t.balance) for t in config.tranches]:
+        return config
+    tranches = [dataclasses.replace(t, balance=b) for t, b in zip(config.tranches, sizes)]
+    return dataclasses.replace(config, tranches=tranches)
+
+
 def monte_carlo_simulate(
     aggregator: Any,
     loans_df: pd.DataFrame,
@@ -473,6 +488,9 @@ def monte_carlo_simulate(
     if macro is None:
         macro = "vae" if macro_vae is None else macro_vae
     kw.setdefault("device", str(getattr(aggregator, "device", "cpu")))
+    # the aggregator's own waterfall settings apply, as in its forward(): its mode and tranche sizes
+    kw.setdefault("mode", getattr(aggregator, "mode", "hard"))
+    config = _with_tranche_balances(config, getattr(aggregator, "tranche_balances", None))
     return simulate(loans_df, config, n_simulations=n_simulations, scenario_mix=scenario_mix, macro=macro,
                     engine=engine, transition_model=transition_model, trajectory_model=trajectory_model, **kw)
 

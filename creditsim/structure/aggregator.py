@@ -18,11 +18,16 @@ import torch
 from torch import nn
 
 from creditsim.errors import ConfigError, DataError
+from creditsim.cents import sum_currency
 from creditsim.states import POOL_CF_TYPES, LoanState
 from creditsim.structure.deal import WaterfallConfig
 from creditsim.structure.waterfall import MODES, run_waterfall
 
 __all__ = ["PortfolioAggregator", "TRAJECTORY_ALIASES"]
+
+#: keys of a trajectory dict that carry no cashflow and are ignored (LoanTrajectoryModel.generate's
+#: realised LGD ``(n_sims, n_loans)``: its effect is in ``losses`` already)
+INFORMATIONAL_KEYS: frozenset[str] = frozenset({"lgd"})
 
 #: accepted trajectory keys -> pool cashflow type (or "states" / "payments")
 TRAJECTORY_ALIASES: dict[str, str] = {
@@ -130,9 +135,12 @@ class PortfolioAggregator(nn.Module):
             if key == "initial_balance":
                 init = _as_numpy(value, key)
                 continue
+            if key in INFORMATIONAL_KEYS:  # e.g. LoanTrajectoryModel.generate's realised LGD: in 'losses' already
+                continue
             if key not in TRAJECTORY_ALIASES:
                 raise DataError(
-                    f"trajectories has unknown key {key!r}; accepted: {sorted(TRAJECTORY_ALIASES) + ['initial_balance']}"
+                    f"trajectories has unknown key {key!r}; accepted: "
+                    f"{sorted(TRAJECTORY_ALIASES) + ['initial_balance'] + sorted(INFORMATIONAL_KEYS)}"
                 )
             canon = TRAJECTORY_ALIASES[key]
             if canon in flows:
@@ -228,11 +236,11 @@ class PortfolioAggregator(nn.Module):
         else:
             codes, uniques = np.zeros(L, dtype=np.int64), None
         n_groups = int(codes.max()) + 1
-        onehot = np.zeros((L, n_groups))
-        onehot[np.arange(L), codes] = 1.0
-        # (S, L, T) x (L, G) -> (S, T, G) per flow type
-        cols = {k: np.einsum("slt,lg->stg", flows[k], onehot) for k in POOL_CF_TYPES}
-        init_g = init @ onehot  # (S, G)
+        # (S, L, T) -> (S, T, G) per flow type, as exact whole-cent sums (the engine's convention): the
+        # pool of a loan set does not depend on the order or tiling of the sum
+        cols = {k: np.stack([sum_currency(flows[k][:, codes == g, :], axis=1) for g in range(n_groups)], axis=-1)
+                for k in POOL_CF_TYPES}
+        init_g = np.stack([sum_currency(init[:, codes == g], axis=1) for g in range(n_groups)], axis=-1)  # (S, G)
         sims, months, grp = np.meshgrid(np.arange(S), np.arange(T), np.arange(n_groups), indexing="ij")
         data = {k: v.reshape(-1) for k, v in cols.items()}
         data["initial_balance"] = np.broadcast_to(init_g[:, None, :], (S, T, n_groups)).reshape(-1)
