@@ -142,26 +142,13 @@ def print_results(results: Any, out: Console | None = None) -> None:
     out.print(t2)
 
 
-#: longest simulation horizon the CLI accepts, months (100 years; deals are <= 30 years)
-MAX_HORIZON_MONTHS = 1200
-#: memory a run's kept results may take (cash flows, macro paths, per-scenario tables), bytes
-MAX_RESULT_BYTES = 8 * 2**30
-# float64 values kept per (scenario, month): pool cash-flow types + macro variables + a generous
-# allowance for the per-tranche cash-flow arrays (interest/principal/balance x up to ~10 tranches)
-_VALUES_PER_SIM_MONTH = 40
-
-
-def estimate_result_bytes(n_sims: int, horizon: int) -> int:
-    """Rough upper estimate of the memory, bytes, a run of ``n_sims`` x ``horizon`` months keeps."""
-    from creditsim.states import MACRO_VARS, POOL_CF_TYPES
-
-    per = len(POOL_CF_TYPES) + len(MACRO_VARS) + _VALUES_PER_SIM_MONTH
-    return int(n_sims) * int(horizon) * per * 8
-
 
 def check_sim_resources(n_sims: int, horizon: int, chunk_size: int, seed: int) -> None:
     """Refuse, before any work, CLI numbers that are invalid or would exhaust memory (one-line
     :class:`ConfigError` naming the option)."""
+    # imported here: the CLI keeps its start-up light (the simulation stack loads torch)
+    from creditsim.simulation.monte_carlo import MAX_HORIZON_MONTHS, MAX_RESULT_BYTES, estimate_result_bytes
+
     if n_sims < 1:
         raise ConfigError(f"--n-sims must be a positive integer, got {n_sims}")
     if horizon < 1 or horizon > MAX_HORIZON_MONTHS:

@@ -43,7 +43,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from creditsim.errors import ConfigError
 from creditsim.simulation.backends import make_backend, run_chunks
@@ -77,6 +76,34 @@ def versions() -> dict[str, str]:
     except ImportError:  # pragma: no cover - optional extra
         pass
     return out
+
+
+#: longest horizon a run may have, months (100 years)
+MAX_HORIZON_MONTHS = 1200
+#: memory the kept results of a run may take (cash flows, macro paths, per-tranche arrays), bytes
+MAX_RESULT_BYTES = 8 * 2**30
+# float64 values kept per (scenario, month): pool cash-flow types + macro variables + a generous
+# allowance for the per-tranche arrays (interest / principal / balance x up to ~10 tranches)
+_VALUES_PER_SIM_MONTH = len(POOL_CF_TYPES) + len(MACRO_VARS) + 40
+
+
+def estimate_result_bytes(n_sims: int, horizon: int) -> int:
+    """Rough upper estimate of the memory, bytes, that a run of ``n_sims`` x ``horizon`` months keeps."""
+    return int(n_sims) * int(horizon) * _VALUES_PER_SIM_MONTH * 8
+
+
+def check_run_size(n_sims: int, horizon: int) -> None:
+    """Refuse, before any work, a run whose horizon or kept results would exhaust memory.
+
+    A one-line ConfigError naming ``horizon`` or ``n_simulations``, the estimate and the limit, instead
+    of an allocation traceback minutes into the run (the engine itself streams in bounded chunks).
+    """
+    if horizon > MAX_HORIZON_MONTHS:
+        raise ConfigError(f"horizon must be at most {MAX_HORIZON_MONTHS} months, got {horizon}")
+    need = estimate_result_bytes(n_sims, horizon)
+    if need > MAX_RESULT_BYTES:
+        raise ConfigError(f"n_simulations={n_sims} x horizon={horizon}: the results would need about "
+                          f"{need / 2**30:,.1f} GiB (limit {MAX_RESULT_BYTES / 2**30:.0f} GiB); lower n_simulations")
 
 
 def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
@@ -330,6 +357,7 @@ def simulate(
     chunk = _positive_int(chunk_size, "chunk_size")
     horizon = _positive_int(horizon, "horizon")
     seed = _positive_int(seed, "seed", minimum=0)
+    check_run_size(n, horizon)
     _check_engine(engine)
     device = check_device(device)
     weights = parse_scenario_mix(scenario_mix)
@@ -440,7 +468,9 @@ def _with_tranche_balances(config: Any, balances: Any) -> Any:
     """``config`` with its tranche balances replaced by the aggregator's ``(N,)`` buffer (equity last)."""
     if balances is None:
         return config
-    sizes = [float(x) for x in torch.as_tensor(balances).detach().cpu().double().reshape(-1).tolist()]
+    # a tensor buffer of the aggregator; np.asarray would fail on one that requires grad
+    sizes = [float(x) for x in (balances.detach().cpu().reshape(-1).tolist() if hasattr(balances, "detach")
+                                else np.asarray(balances, dtype=np.float64).reshape(-1))]
     if len(sizes) != len(config.tranches):
         raise ConfigError(f"aggregator.tranche_balances has {len(sizes)} entries, the deal {len(config.tranches)} tranches")
     if sizes == [float(t.balance) for t in config.tranches]:
