@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "creditsim"
-GROUND = {"errors", "states", "fileio", "fixed_order", "cents"}
+GROUND = {"errors", "states", "fileio", "fixed_order", "cents", "threads"}
 
 
 def _imports(path: Path, package_dir: Path = PACKAGE) -> set[str]:

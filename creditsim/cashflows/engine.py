@@ -59,14 +59,13 @@ of one loan block): a ``(128, 1024) x (1024, 5)`` float64 product takes ~50 us o
 ~10 ms with two OpenMP threads on a busy 2-core machine (the idle sibling spins and takes the core the
 working thread needs), which made the engine 10x slower unless the caller set
 ``OMP_WAIT_POLICY=PASSIVE``. The engine therefore runs its month loops with ``torch.set_num_threads(1)``
-on CPU and restores the caller's count afterwards (:func:`_serial_cpu`); parallelism comes from running
+on CPU and restores the caller's count afterwards (:class:`creditsim.threads.serial_torch`); parallelism comes from running
 chunks in separate processes. Note that the thread count is process-wide while the loop runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,6 +85,7 @@ from creditsim.cashflows.sampler import (
 from creditsim.cents import check_exact_range, from_cents, sum_currency, to_cents
 from creditsim.cashflows.schedule import amortization_schedule
 from creditsim.errors import ConfigError, DataError, format_labels
+from creditsim.threads import serial_torch
 from creditsim.states import ALLOWED_TRANSITIONS, N_STATES, POOL_CF_TYPES
 
 __all__ = [
@@ -159,20 +159,6 @@ class PoolCashflows:
 
 
 # ---------------------------------------------------------------------------- preparation
-@contextmanager
-def _serial_cpu(dev: torch.device) -> Iterator[None]:
-    """Run the enclosed month loop with one torch (OpenMP/MKL) thread on CPU; restore the count after."""
-    n_threads = torch.get_num_threads()
-    if dev.type != "cpu" or n_threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n_threads)
-
-
 def _device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
@@ -675,7 +661,7 @@ def simulate_pool_chunk(
         runs.append(_block_months(book, index, thresholds, streams, None, streams.lgd, months, dev, groups,
                                   n_groups, False, results[-1]))
     # month-major over loan blocks: each month's thresholds are built once and then dropped
-    with _serial_cpu(dev):
+    with serial_torch():
         for _ in range(months):
             for run in runs:
                 next(run)
@@ -820,7 +806,7 @@ def simulate_loan_level(
     index = np.arange(book.n_loans)
     n_blocks = -(-book.n_loans // RNG_LOAN_BLOCK)
     streams = BlockStreams(seed_i, ids, range(n_blocks), book.n_loans, book.lgd, book.lgd_concentration)
-    with _serial_cpu(dev):
+    with serial_torch():
         _, keep = _run_block(book, index, thresholds, streams, None, streams.lgd, months, dev, None, 1, True)
     return _loan_level(book, keep, streams.lgd)
 
@@ -862,6 +848,6 @@ def loan_cashflows(book: LoanBook, states: object, lgd: object | None = None, *,
         raise DataError("lgd: realised LGDs must be decimals in [0, 1]")
     dev = _device(device)
     index = np.arange(n_loans)
-    with _serial_cpu(dev):
+    with serial_torch():
         _, keep = _run_block(book, index, None, None, torch.from_numpy(paths).to(dev), lgd_arr, months, dev, None, 1, True)
     return _loan_level(book, keep, lgd_arr)

@@ -95,6 +95,7 @@ from creditsim.errors import CheckpointError, ConfigError, DataError, format_lab
 from creditsim.models.config import JSONConfig
 from creditsim.models.layers import Block
 from creditsim.states import ALLOWED_TRANSITIONS, MACRO_VARS, N_STATES, LoanState
+from creditsim.threads import serial_torch
 
 __all__ = [
     "TrajectoryConfig",
@@ -572,6 +573,7 @@ class LoanTrajectoryModel(nn.Module):
         return (y + 1.0) / 2.0
 
     @torch.no_grad()
+    @serial_torch()  # small step-by-step ops: one thread, no idle-thread spinning (creditsim.threads)
     def generate(
         self,
         loan_features: torch.Tensor,

@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from creditsim.errors import CheckpointError, ConfigError
 from creditsim.models.config import JSONConfig
 from creditsim.states import MACRO_VARS, SCENARIOS, scenario_index
+from creditsim.threads import serial_torch
 
 __all__ = ["MacroVAEConfig", "MacroVAE", "ConditionRangeWarning", "PRETRAINED_DIR", "LOWER_BOUNDS"]
 
@@ -480,6 +481,7 @@ class MacroVAE(nn.Module):
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
     @torch.no_grad()
+    @serial_torch()  # small step-by-step ops: one thread, no idle-thread spinning (creditsim.threads)
     def generate(self, scenario: int | str | None = 0, seq_length: int = 60, n_samples: int = 100, *,
                  seed: int | None = None, start: str = "auto") -> torch.Tensor:
         """Sample macro paths under a scenario.
@@ -547,6 +549,7 @@ class MacroVAE(nn.Module):
         return by_month
 
     @torch.no_grad()
+    @serial_torch()  # small step-by-step ops: one thread, no idle-thread spinning (creditsim.threads)
     def generate_conditional(self, conditions: Mapping[str, Any], seq_length: int = 60, n_samples: int = 100, *,
                              scenario: int | str | None = None, seed: int | None = None, start: str = "auto",
                              n_particles: int | None = None) -> torch.Tensor:
