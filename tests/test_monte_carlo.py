@@ -265,13 +265,15 @@ def test_portfolio_aggregator_monte_carlo_simulate_delegates(small_tape, small_d
         agg.monte_carlo_simulate(small_tape, None, object(), None, n_simulations=2, progress=False)
 
 
-def test_monte_carlo_simulate_refuses_two_learned_engines_at_once(small_tape, small_deal):
+def test_monte_carlo_simulate_checks_the_trajectory_model_of_the_full_chain(small_tape, small_deal):
+    """A transformer with a trajectory model is the spec's full chain (tests/test_spec_chain.py); a
+    trajectory model that is not one is still refused, naming the expected type."""
     from creditsim.models.transition_transformer import TransitionConfig, TransitionTransformer
     from creditsim.structure.aggregator import PortfolioAggregator
 
     agg = PortfolioAggregator(small_deal)
     tt = TransitionTransformer(TransitionConfig(d_model=32, n_heads=2, n_layers=1)).eval()
-    with pytest.raises(ConfigError, match="pass only one"):
+    with pytest.raises(ConfigError, match="LoanTrajectoryModel"):
         agg.monte_carlo_simulate(small_tape, None, tt, object(), n_simulations=2, progress=False)
     with pytest.raises(ConfigError, match="only by engine='trajectory'"):
         agg.monte_carlo_simulate(small_tape, None, None, object(), n_simulations=2, progress=False, engine="markov")

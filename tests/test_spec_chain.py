@@ -58,3 +58,18 @@ def test_aggregate_accepts_the_trajectory_models_lgd_key_and_sums_exactly(deal) 
     rev = {k: (v[:, ::-1] if k != "lgd" else v[:, ::-1]) for k, v in traj.items()}
     pd.testing.assert_frame_equal(whole, agg.aggregate_cashflows(rev), check_exact=True)
     np.testing.assert_array_equal(whole["interest"].to_numpy(), np.round(whole["interest"].to_numpy(), 2))
+
+
+def test_full_chain_vae_transformer_trajectory_runs_with_the_shipped_checkpoints(deal, loans) -> None:
+    """MacroVAE paths -> TransitionTransformer cohort matrices -> LoanTrajectoryModel loan paths -> waterfall."""
+    from creditsim.models.loan_trajectory import LoanTrajectoryModel
+    from creditsim.models.macro_vae import MacroVAE
+    from creditsim.models.transition_transformer import TransitionTransformer
+
+    agg = PortfolioAggregator(deal)
+    res = agg.monte_carlo_simulate(loans.head(20), macro_vae=MacroVAE.from_pretrained(),
+                                   transition_model=TransitionTransformer.from_pretrained(),
+                                   trajectory_model=LoanTrajectoryModel.from_pretrained(),
+                                   n_simulations=4, horizon=6, seed=2, progress=False)
+    assert res.settings["engine"] == "trajectory"
+    assert np.isfinite(res.portfolio_losses).all() and len(res.portfolio_losses) == 4

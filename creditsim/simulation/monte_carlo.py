@@ -208,8 +208,10 @@ def _transition_model_for(engine: str, model: Any, loans_df: pd.DataFrame, devic
     markov: ``model`` or None (the default Markov model, picked by the engine).
     transformer: a TransitionTransformer (bound to the tape with ``for_tape``), an already bound
     adapter, or None for the pretrained checkpoint (CheckpointError when it is not installed).
+    trajectory: any of the above; a TransitionTransformer's cohort matrices then condition the
+    LoanTrajectoryModel (the spec's full chain MacroVAE -> TransitionTransformer -> LoanTrajectoryModel).
     """
-    if engine != "transformer":
+    if engine != "transformer" and type(model).__name__ != "TransitionTransformer":
         return model
     from creditsim.models.transition_transformer import TransitionTransformer
 
@@ -503,12 +505,9 @@ def monte_carlo_simulate(
         raise ConfigError("aggregator must be a PortfolioAggregator (with a .config WaterfallConfig)")
     engine = kw.pop("engine", "trajectory" if trajectory_model is not None else "markov")
     if transition_model is not None and type(transition_model).__name__ == "TransitionTransformer":
-        if trajectory_model is not None or engine not in ("markov", "transformer"):
-            # the two learned engines are alternatives; silently dropping one would report numbers
-            # from a model the caller did not ask for
-            raise ConfigError("transition_model is a TransitionTransformer (engine 'transformer') and a "
-                              "trajectory_model / engine='trajectory' was given too; pass only one of them")
-        engine = "transformer"
+        # with a trajectory model: the full chain, the transformer's cohort matrices condition the loan paths
+        if trajectory_model is None:
+            engine = "transformer"
     elif transition_model is not None and not hasattr(transition_model, "scenario_matrices"):
         raise ConfigError(f"transition_model must be a MarkovTransitionModel, a TransitionTransformer or have "
                           f"scenario_matrices(macro_paths), got {type(transition_model).__name__}")
