@@ -59,6 +59,21 @@ _INHERIT = object()
 _MIN_COLLATERAL_TO_DEBT = 0.5
 _MAX_COLLATERAL_TO_NOTES = 10.0
 
+#: bounds on absurd input (issue 10): any amount or rate above 1e15 in absolute value (balances are
+#: currency units; 1e15 is far beyond any deal), numbers written with more than 40 characters, month
+#: counts above 100 years, coverage triggers above 10 x (a percent typed for a ratio: 120 for 1.20)
+_MAX_AMOUNT = 1e15
+_MAX_NUMBER_CHARS = 40
+_MAX_MONTHS = 1200
+_MAX_TRIGGER = 10.0
+#: deal names and tranche names: a line of text, not a document
+_MAX_NAME_CHARS = 200
+
+#: deal-file limits enforced by :func:`load_deal` (a deal file is a few hundred bytes of flat YAML):
+#: size in bytes, nesting depth of collections (top mapping = 1, tranches list = 2, a tranche = 3)
+_MAX_DEAL_BYTES = 1 << 20
+_MAX_YAML_DEPTH = 8
+
 
 class _DefaultRate(float):
     """A default rate that remembers it was not given (``management_fee`` vs ``senior_fee``).
@@ -78,21 +93,52 @@ _DEFAULT_MANAGEMENT_FEE = _DefaultRate(0.005)
 
 def _as_float(value: Any, where: str) -> float:
     """Coerce a YAML scalar to float (PyYAML reads ``5e-3`` as a string) or raise naming ``where``."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{where} must be a number, got {value!r}")
+    # bytes (``!!binary``) and dates would otherwise coerce or fail with a bare TypeError
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"{where} must be a number, got {_short(value)}")
+    if isinstance(value, str) and len(value) > _MAX_NUMBER_CHARS:
+        raise ConfigError(f"{where} must be a number, got a {len(value)}-character string")
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{where} must be a number, got {value!r}") from None
+        raise ConfigError(f"{where} must be a number, got {_short(value)}") from None
+    except OverflowError:  # a huge Python int (Tranche / WaterfallConfig built in code)
+        # str() of a >4300-digit int raises too: estimate the digits from the bit length
+        digits = int(abs(value).bit_length() * math.log10(2)) + 1
+        raise ConfigError(f"{where} must be a finite number, got an integer of about {digits} digits") from None
     if not math.isfinite(out):
-        raise ConfigError(f"{where} must be finite, got {value!r}")
+        raise ConfigError(f"{where} must be finite, got {_short(value)}")
+    if abs(out) > _MAX_AMOUNT:
+        raise ConfigError(f"{where} must be at most {_MAX_AMOUNT:.0e} in absolute value, got {out:.6g}")
     return out
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a message stays one short line whatever the input."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _as_bool(value: Any, where: str) -> bool:
     if isinstance(value, bool):
         return value
-    raise ConfigError(f"{where} must be true or false, got {value!r}")
+    raise ConfigError(f"{where} must be true or false, got {_short(value)}")
+
+
+def _as_name(value: Any, where: str) -> str:
+    """A deal / tranche name: a non-empty one-line string (a bare YAML number such as ``2024`` is
+    accepted as its text), at most ``_MAX_NAME_CHARS`` characters."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConfigError(f"{where} must be a non-empty string, got {type(value).__name__}")
+    text = str(value)
+    if text.strip() == "":
+        raise ConfigError(f"{where} must be a non-empty string")
+    if len(text) > _MAX_NAME_CHARS:
+        raise ConfigError(f"{where} must be at most {_MAX_NAME_CHARS} characters, got {len(text)}")
+    if any(c in text for c in "\r\n\0"):
+        # names are printed in one-line reports and messages
+        raise ConfigError(f"{where} must be one line of text, got {_short(text)}")
+    return text
 
 
 @dataclass(frozen=True)
@@ -118,6 +164,20 @@ class Tranche:
     deferrable: bool = False
     equity: bool = False
 
+    def __post_init__(self) -> None:
+        # types only (ranges depend on the class's place in the deal: WaterfallConfig checks them), so
+        # that a Tranche built in code with a string balance or NaN coupon fails here, naming the field
+        where = f"Tranche({self.name!r})" if isinstance(self.name, str) else "Tranche"
+        object.__setattr__(self, "name", _as_name(self.name, f"{where}.name"))
+        object.__setattr__(self, "balance", _as_float(self.balance, f"{where}.balance"))
+        object.__setattr__(self, "coupon", _as_float(self.coupon, f"{where}.coupon"))
+        for key in ("oc_trigger", "ic_trigger"):
+            val = getattr(self, key)
+            if val is not None:
+                object.__setattr__(self, key, _as_float(val, f"{where}.{key}"))
+        for key in ("deferrable", "equity"):
+            object.__setattr__(self, key, _as_bool(getattr(self, key), f"{where}.{key}"))
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "balance": self.balance}
         if self.equity:
@@ -141,12 +201,13 @@ def _make_tranche(spec: Any, i: int, oc_default: float | None, ic_default: float
         return spec
     if not isinstance(spec, dict):
         raise ConfigError(f"{where} must be a mapping with name and balance, got {type(spec).__name__}")
-    unknown = sorted(set(spec) - _TRANCHE_KEYS)
+    # str keys: YAML allows `1: x` or `null: x`, and sorting mixed types would raise TypeError
+    unknown = sorted({str(k) for k in spec if k not in _TRANCHE_KEYS})
     if unknown:
         raise ConfigError(f"{where} has unknown key(s) {unknown}; allowed: {sorted(_TRANCHE_KEYS)}")
-    if "name" not in spec or spec["name"] is None or str(spec["name"]).strip() == "":
+    if "name" not in spec or spec["name"] is None:
         raise ConfigError(f"{where}.name is required (a non-empty string)")
-    name = str(spec["name"])
+    name = _as_name(spec["name"], f"{where}.name")
     where = f"tranches[{i}] ({name})"
     if "balance" not in spec:
         raise ConfigError(f"{where}.balance is required")
@@ -258,20 +319,26 @@ class WaterfallConfig:
             self.management_fee = _as_float(self.management_fee, "management_fee")
         for key in ("reinvestment_period", "ic_first_period"):
             val = getattr(self, key)
-            if isinstance(val, bool) or not isinstance(val, (int, float)) or float(val) != int(val):
-                raise ConfigError(f"{key} must be a whole number of months, got {val!r}")
+            # isfinite before int(): int(nan) / int(inf) raise bare ValueError / OverflowError
+            if (isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val)
+                    or float(val) != int(val)):
+                raise ConfigError(f"{key} must be a whole number of months, got {_short(val)}")
             if int(val) < 0:
                 raise ConfigError(f"{key} must be >= 0, got {val!r}")
+            if int(val) > _MAX_MONTHS:
+                # the deal does not know the simulation horizon; a period past it simply never ends
+                # (documented), but more than 100 years is a unit mistake (days, or a typo)
+                raise ConfigError(f"{key} must be at most {_MAX_MONTHS} months, got {val!r}")
             setattr(self, key, int(val))
         for key in ("liquidate_at_horizon", "sub_fee_before_diversion", "pay_deferred_from_interest"):
             setattr(self, key, _as_bool(getattr(self, key), key))
-        self.name = str(self.name)
-        if self.payment_frequency != "monthly":
+        self.name = _as_name(self.name, "name")
+        if not isinstance(self.payment_frequency, str) or self.payment_frequency != "monthly":
             raise ConfigError(
-                f"payment_frequency must be 'monthly' (the only frequency modelled), got {self.payment_frequency!r}"
+                f"payment_frequency must be 'monthly' (the only frequency modelled), got {_short(self.payment_frequency)}"
             )
-        if self.ic_cure not in IC_CURE_MODES:
-            raise ConfigError(f"ic_cure must be one of {list(IC_CURE_MODES)}, got {self.ic_cure!r}")
+        if not isinstance(self.ic_cure, str) or self.ic_cure not in IC_CURE_MODES:
+            raise ConfigError(f"ic_cure must be one of {list(IC_CURE_MODES)}, got {_short(self.ic_cure)}")
         if self.soft_temperature <= 0:
             raise ConfigError(f"soft_temperature must be > 0, got {self.soft_temperature}")
         for key in ("management_fee", "sub_fee"):
@@ -290,8 +357,8 @@ class WaterfallConfig:
             raise ConfigError(f"collateral_balance must be > 0, got {self.collateral_balance}")
         for key in ("oc_trigger", "ic_trigger", "interest_diversion_trigger"):
             val = getattr(self, key)
-            if val is not None and val < 1.0:
-                raise ConfigError(f"{key} must be >= 1 (a coverage ratio), got {val}")
+            if val is not None and not 1.0 <= val <= _MAX_TRIGGER:
+                raise ConfigError(f"{key} must be >= 1 and <= {_MAX_TRIGGER:g} (a coverage ratio: 1.20, not 120), got {val}")
 
         if not isinstance(self.tranches, (list, tuple)) or len(self.tranches) == 0:
             raise ConfigError("tranches must be a non-empty list in priority order")
@@ -362,11 +429,15 @@ class WaterfallConfig:
                     raise ConfigError(f"{where}: the equity class takes no triggers and is not deferrable")
                 continue
             if not 0.0 <= t.coupon < 1.0:
-                raise ConfigError(f"{where}.coupon must be an annual decimal in [0, 1), got {t.coupon}")
+                raise ConfigError(
+                    f"{where}.coupon must be an annual decimal in [0, 1) (0.055 for 5.5 %), got {t.coupon}"
+                )
             for key in ("oc_trigger", "ic_trigger"):
                 val = getattr(t, key)
-                if val is not None and val < 1.0:
-                    raise ConfigError(f"{where}.{key} must be >= 1 (a coverage ratio), got {val}")
+                if val is not None and not 1.0 <= val <= _MAX_TRIGGER:
+                    raise ConfigError(
+                        f"{where}.{key} must be >= 1 and <= {_MAX_TRIGGER:g} (a coverage ratio: 1.20, not 120), got {val}"
+                    )
 
     # ----------------------------------------------------------------------------------- views
     @property
@@ -416,10 +487,12 @@ class WaterfallConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WaterfallConfig:
         """Build from a mapping in the YAML layout; unknown keys are a :class:`ConfigError`."""
+        if data is None:
+            raise ConfigError("the deal is empty; expected a mapping of fields with at least 'tranches'")
         if not isinstance(data, dict):
             raise ConfigError(f"a deal must be a mapping of fields, got {type(data).__name__}")
         allowed = {f.name for f in fields(cls) if not f.name.startswith("_")}
-        unknown = sorted(set(data) - allowed)
+        unknown = sorted({str(k) for k in data if k not in allowed})  # str: keys may be 1 or null
         if unknown:
             raise ConfigError(f"deal has unknown field(s) {unknown}; allowed: {sorted(allowed)}")
         if "tranches" not in data:
@@ -447,13 +520,108 @@ def _yaml_error_line(exc: yaml.YAMLError) -> str:
     return " ".join(" ".join(parts).split())
 
 
+class _DealFileError(Exception):
+    """A deal file breaks one of :class:`_DealLoader`'s limits; ``str`` is the one-line reason."""
+
+
+def _at(node_or_event: Any) -> str:
+    mark = node_or_event.start_mark
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+class _DealLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` with the limits a deal file needs (issue 10).
+
+    - Anchors and aliases (``&a`` / ``*a``) are refused outright: a deal file is small flat data with
+      no use for them, and aliases are what a "billion laughs" bomb is built from (nine nested
+      aliases expand to 10**9 strings). Refusing them at composition costs nothing and needs no
+      counting policy.
+    - Collections nest at most ``_MAX_YAML_DEPTH`` deep (PyYAML composes recursively: a deeper file
+      would end in a RecursionError).
+    - A mapping key given twice is an error naming the key and both lines (PyYAML keeps the last
+      silently, which would quietly drop e.g. the first ``oc_trigger``).
+    - Integers with more than ``_MAX_NUMBER_CHARS`` characters are refused before ``int()`` sees them
+      (Python's 4300-digit limit would raise a bare ValueError; such numbers are never deal data).
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise _DealFileError(f"{_at(event)}: YAML aliases (*{event.anchor}) are not allowed in a deal file")
+        if getattr(event, "anchor", None) is not None:
+            raise _DealFileError(f"{_at(event)}: YAML anchors (&{event.anchor}) are not allowed in a deal file")
+        nests = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
+        if nests:
+            self._depth += 1
+            if self._depth > _MAX_YAML_DEPTH:
+                raise _DealFileError(
+                    f"{_at(event)}: nesting deeper than {_MAX_YAML_DEPTH} levels; a deal file is a mapping "
+                    "with a list of tranche mappings"
+                )
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            if nests:
+                self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                # keys of a deal are scalars; a collection key is left to PyYAML's own error
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # unhashable: PyYAML reports it below
+                    continue
+                if first is not None:
+                    raise _DealFileError(
+                        f"{_at(key_node)}: duplicate key {_short(key)} (first given at {_at(first)})"
+                    )
+                seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: Any) -> int:
+        text = str(node.value)
+        if len(text) > _MAX_NUMBER_CHARS:
+            raise _DealFileError(
+                f"{_at(node)}: an integer of {len(text)} characters; numbers in a deal file have at most "
+                f"{_MAX_NUMBER_CHARS}"
+            )
+        return super().construct_yaml_int(node)
+
+
+_DealLoader.add_constructor("tag:yaml.org,2002:int", _DealLoader.construct_yaml_int)
+
+
 def load_deal(path: str | os.PathLike[str]) -> WaterfallConfig:
-    """Read a deal YAML file into a validated :class:`WaterfallConfig`."""
+    """Read a deal YAML file into a validated :class:`WaterfallConfig`.
+
+    Beyond the field checks of :class:`WaterfallConfig`, the file must be at most ``_MAX_DEAL_BYTES``
+    (1 MiB) of UTF-8 YAML without anchors / aliases, nested at most ``_MAX_YAML_DEPTH`` deep, without
+    duplicate keys (see :class:`_DealLoader`); every violation is a one-line :class:`ConfigError`.
+    """
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"deal file not found: {p}")
+    size = p.stat().st_size
+    if size > _MAX_DEAL_BYTES:
+        # checked before reading: a deal is a few hundred bytes, a 1 GB file is a wrong path
+        raise ConfigError(f"deal file {p} is {size:,} bytes; a deal file is at most {_MAX_DEAL_BYTES:,} bytes")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        loader = _DealLoader(p.read_text(encoding="utf-8"))
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except _DealFileError as exc:
+        raise ConfigError(f"deal file {p}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"deal file {p} is not valid YAML: {_yaml_error_line(exc)}") from None
     except UnicodeDecodeError:
