@@ -43,9 +43,9 @@ bench: $(STAMP)
 
 # Regenerates every shipped checkpoint (safetensors + JSON) under creditsim/pretrained/.
 pretrained: $(STAMP)
-	$(PY) -m creditsim.training.pretrained --quiet
-	$(PY) -m creditsim.training.transition --quiet
-	$(PY) -m creditsim.training.trajectory --quiet
+	$(PY) -m creditsim.macro.pretrained --quiet
+	$(PY) -m creditsim.transitions.train --quiet
+	$(PY) -m creditsim.loans.train --quiet
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from creditsim.data.cohorts import transition_counts
-from creditsim.data.synthetic import LoanTapeGenerator
+from creditsim.transitions.cohorts import transition_counts
+from creditsim.transitions.synthetic import LoanTapeGenerator
 
 
 def main() -> None:

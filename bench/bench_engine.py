@@ -22,9 +22,9 @@ import time
 import numpy as np
 import torch
 
-from creditsim.cashflows.book import LoanBook
-from creditsim.cashflows.engine import simulate_pool_cashflows
-from creditsim.models.markov import MarkovTransitionModel
+from creditsim.loans.book import LoanBook
+from creditsim.loans.engine import simulate_pool_cashflows
+from creditsim.transitions.markov import MarkovTransitionModel
 from creditsim.states import ASSET_CLASSES, POOL_CF_TYPES
 
 

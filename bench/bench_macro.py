@@ -18,7 +18,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from creditsim.models.macro_vae import MacroVAE
+    from creditsim.macro.vae import MacroVAE
 
     model = MacroVAE.from_pretrained(device=args.device)
     for n in (1000, 10000):
@@ -36,8 +36,8 @@ def main() -> None:
 
     from dataclasses import replace
 
-    from creditsim.training.macro import train_macro_vae
-    from creditsim.training.pretrained import SHIPPED_CONFIG, SHIPPED_TRAINING
+    from creditsim.macro.train import train_macro_vae
+    from creditsim.macro.pretrained import SHIPPED_CONFIG, SHIPPED_TRAINING
 
     epochs = 5
     c0, t0 = time.process_time(), time.perf_counter()

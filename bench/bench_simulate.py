@@ -41,10 +41,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from creditsim.data.synthetic import LoanTapeGenerator
+    from creditsim.transitions.synthetic import LoanTapeGenerator
     from creditsim.examples import example_path
-    from creditsim.simulation.monte_carlo import simulate
-    from creditsim.structure.deal import load_deal
+    from creditsim.risk.simulate import simulate
+    from creditsim.deal.config import load_deal
 
     t0 = time.perf_counter()
     loans, _ = LoanTapeGenerator(args.loans, 1, random_seed=args.seed).generate()

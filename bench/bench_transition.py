@@ -27,9 +27,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from creditsim.data.synthetic import LoanTapeGenerator, MacroScenarioGenerator
-    from creditsim.models.transition_transformer import PRETRAINED_DIR, TransitionTransformer
-    from creditsim.training.transition import SHIPPED_CONFIG
+    from creditsim.transitions.synthetic import LoanTapeGenerator
+    from creditsim.macro.synthetic import MacroScenarioGenerator
+    from creditsim.transitions.transformer import PRETRAINED_DIR, TransitionTransformer
+    from creditsim.transitions.train import SHIPPED_CONFIG
 
     if (PRETRAINED_DIR / "model.safetensors").is_file():
         model = TransitionTransformer.from_pretrained(device=args.device)

@@ -23,9 +23,9 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from creditsim.structure.analytics import level_pay_pool  # noqa: E402
-from creditsim.structure.deal import WaterfallConfig  # noqa: E402
-from creditsim.structure.waterfall import MODES, TRANCHE_OUTPUTS, cash_conservation_error, run_waterfall  # noqa: E402
+from creditsim.deal.analytics import level_pay_pool  # noqa: E402
+from creditsim.deal.config import WaterfallConfig  # noqa: E402
+from creditsim.deal.waterfall import MODES, TRANCHE_OUTPUTS, cash_conservation_error, run_waterfall  # noqa: E402
 
 
 def six_tranche_deal() -> WaterfallConfig:

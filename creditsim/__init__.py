@@ -1,63 +1,67 @@
 """creditsim: credit portfolio and SPV analytics with deep generative models.
 
-The public names below are imported lazily (PEP 562) so that ``import creditsim`` stays cheap and a
-command that needs only the data layer does not pay for torch.
+The pipeline, one package per stage (``docs/architecture.md`` draws it)::
+
+    datasets -> macro -> transitions -> loans -> deal -> risk        (ratings beside, for rated exposures)
+
+Public names are imported lazily (PEP 562, :mod:`creditsim.lazy`) so that ``import creditsim`` stays
+cheap and a command that needs only the data layer does not pay for torch.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from creditsim.lazy import attach
 
 __version__ = "0.1.0"
 
-#: public name -> module that defines it
-_PUBLIC: dict[str, str] = {
-    # domain core
+__getattr__, __dir__, _public = attach(__name__, {
+    # ground floor
     "CreditSimError": "creditsim.errors",
     "DataError": "creditsim.errors",
     "ConfigError": "creditsim.errors",
     "CheckpointError": "creditsim.errors",
+    "NotFittedError": "creditsim.errors",
     "LoanState": "creditsim.states",
     "MACRO_VARS": "creditsim.states",
     "SCENARIOS": "creditsim.states",
     "validate_loan_tape": "creditsim.schema",
     "validate_panel": "creditsim.schema",
     "validate_macro": "creditsim.schema",
-    # data
-    "LoanTapeGenerator": "creditsim.data.synthetic",
-    "MacroScenarioGenerator": "creditsim.data.synthetic",
-    "read_loan_tape": "creditsim.data.io",
-    "read_panel": "creditsim.data.io",
-    "load_fred_md": "creditsim.datasets",
-    "load_macro_history": "creditsim.datasets",
-    "load_fed_scenarios": "creditsim.datasets",
-    "load_sp_ratings": "creditsim.datasets",
-    "load_credit_card_panel": "creditsim.datasets",
-    # models
-    "MacroVAE": "creditsim.models.macro_vae",
-    "MacroVAEConfig": "creditsim.models.macro_vae",
-    "MarkovTransitionModel": "creditsim.models.markov",
-    # structure and simulation
-    "WaterfallConfig": "creditsim.structure.deal",
-    "load_deal": "creditsim.structure.deal",
-    "PortfolioAggregator": "creditsim.structure.aggregator",
-    "SimulationResults": "creditsim.simulation.results",
-    "TrancheResult": "creditsim.simulation.results",
-    "simulate": "creditsim.simulation.monte_carlo",
-}
-
-__all__ = ["__version__", *_PUBLIC]
-
-
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'creditsim' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+    "loan_features": "creditsim.features",
+    "read_loan_tape": "creditsim.io",
+    "read_panel": "creditsim.io",
+    # bundled real data
+    "load_fred_md": "creditsim.datasets.fred",
+    "load_macro_history": "creditsim.datasets.macro",
+    "load_fed_scenarios": "creditsim.datasets.fed",
+    "load_sp_ratings": "creditsim.datasets.ratings",
+    "load_credit_card_panel": "creditsim.datasets.credit_card",
+    # 1 macro scenarios
+    "MacroVAE": "creditsim.macro.vae",
+    "MacroVAEConfig": "creditsim.macro.vae",
+    "MacroScenarioGenerator": "creditsim.macro.synthetic",
+    # 2 transition matrices
+    "MarkovTransitionModel": "creditsim.transitions.markov",
+    "TransitionTransformer": "creditsim.transitions.transformer",
+    # 3 loans
+    "LoanTapeGenerator": "creditsim.transitions.synthetic",
+    "LoanTrajectoryModel": "creditsim.loans.trajectory",
+    # 4 the deal
+    "WaterfallConfig": "creditsim.deal.config",
+    "Tranche": "creditsim.deal.config",
+    "load_deal": "creditsim.deal.config",
+    "run_waterfall": "creditsim.deal.waterfall",
+    # 5 risk
+    "simulate": "creditsim.risk.simulate",
+    "SimulationResults": "creditsim.risk.results",
+    "TrancheResult": "creditsim.risk.results",
+    "PortfolioAggregator": "creditsim.risk.aggregator",
+    # 6 rated exposures
+    "cohort_matrix": "creditsim.ratings.estimate",
+    "ttc_matrix": "creditsim.ratings.estimate",
+    "expand_to_8x8": "creditsim.ratings.ccc",
+    "ZFactorModel": "creditsim.ratings.zfactor",
+    "ZMacroLink": "creditsim.ratings.lifetime",
+    "PDTermStructure": "creditsim.ratings.lifetime",
+    "ttc_term_structure": "creditsim.ratings.lifetime",
+    "path_term_structure": "creditsim.ratings.lifetime",
+})
+__all__ = ["__version__", *_public]

@@ -31,7 +31,7 @@ def _macro_source() -> tuple[Any, str]:
     from creditsim.errors import CheckpointError
 
     try:
-        from creditsim.models.macro_vae import MacroVAE
+        from creditsim.macro.vae import MacroVAE
 
         return MacroVAE.from_pretrained(), "vae (pretrained MacroVAE)"
     except (ImportError, CheckpointError) as exc:
@@ -42,19 +42,19 @@ def run_demo(out: str | Path = "runs/demo", n_sims: int = 1000, seed: int = 7, c
              progress: bool = True, macro: Any = None, quiet: bool = False) -> Any:
     """Run the demo and write ``out`` (run directory with results.xlsx and report.html).
 
-    Returns the :class:`~creditsim.simulation.results.SimulationResults`.
+    Returns the :class:`~creditsim.risk.results.SimulationResults`.
     """
     import pandas as pd
     import yaml
     from rich.console import Console
 
     from creditsim.cli.run import print_results
-    from creditsim.evaluation.report import write_report
+    from creditsim.risk.report import write_report
     from creditsim.examples import example_path
-    from creditsim.simulation.monte_carlo import simulate, versions
-    from creditsim.structure.deal import load_deal
+    from creditsim.risk.simulate import simulate, versions
+    from creditsim.deal.config import load_deal
 
-    from creditsim.simulation.results import check_result_target
+    from creditsim.risk.results import check_result_target
 
     out = Path(out)
     # refuse a target holding anything but a previous run before the minute of simulation, not after

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from creditsim.errors import DataError, format_labels
+from creditsim.errors import ConfigError, DataError, format_labels
 from creditsim.states import ALLOWED_TRANSITIONS, ASSET_CLASSES, MACRO_VARS, N_STATES
 
 __all__ = [
@@ -272,7 +272,7 @@ def validate_loan_tape(loans: pd.DataFrame, date_format: str | None = None, cuto
         cutoff: optional cut-off date (anything ``pd.Timestamp`` accepts, e.g. ``"2025-01"``).
 
     Identifiers (``loan_id``, ``originator_id``) are strings; values read as numbers become their
-    integer text (``7.0`` -> ``"7"``); read files with :func:`creditsim.data.io.read_loan_tape` so that
+    integer text (``7.0`` -> ``"7"``); read files with :func:`creditsim.io.read_loan_tape` so that
     ``"007"`` keeps its zeros.
 
     Raises:
@@ -355,6 +355,17 @@ def validate_panel(panel: pd.DataFrame, check_transitions: bool = True, date_for
             pairs = ", ".join(f"{st[p - 1]}->{st[p]}" for p in bad_pos[:5])
             _raise(what, "loan_state", labels, f"allowed month-to-month moves (found {pairs})")
     return df
+
+
+def month_start(value: object, what: str) -> pd.Timestamp:
+    """Parse a date-like value to the first day of its month; ConfigError naming ``what`` otherwise."""
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what} must be a date like '2025-01', got {value!r}") from exc
+    if ts is pd.NaT:
+        raise ConfigError(f"{what} must be a date like '2025-01', got {value!r}")
+    return ts.to_period("M").to_timestamp()
 
 
 def monthly_index(index: pd.DatetimeIndex, what: str = "macro frame") -> pd.DatetimeIndex:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 
 import numpy as np
 import pandas as pd
@@ -13,10 +11,10 @@ import torch
 from creditsim.errors import ConfigError, DataError
 from creditsim.examples import example_path
 from creditsim.states import POOL_CF_TYPES, LoanState
-from creditsim.structure.aggregator import PortfolioAggregator
-from creditsim.structure.analytics import level_pay_pool
-from creditsim.structure.deal import load_deal
-from creditsim.structure.waterfall import run_waterfall
+from creditsim.risk.aggregator import PortfolioAggregator
+from creditsim.deal.analytics import level_pay_pool
+from creditsim.deal.config import load_deal
+from creditsim.deal.waterfall import run_waterfall
 
 C, D, P = int(LoanState.CURRENT), int(LoanState.DEFAULT), int(LoanState.PREPAID)
 
@@ -52,13 +50,15 @@ def hand_trajectories():
 
 def test_aggregate_derives_flows_from_states_balances_and_payments(aggregator):
     traj, features = hand_trajectories()
-    df = aggregator.aggregate_cashflows(traj, features)
+    df = aggregator.aggregate_cashflows(traj, features, recovery_lag=1)
     assert list(df.columns) == [*POOL_CF_TYPES, "initial_balance"]
     s0 = df.xs(0, level="sim")
-    # sim 0, month 1: loan 1 defaults from 40 (40 % LGD: loss 16, recovery 24 at once); loan 2 prepays 18
+    # sim 0, month 1: loan 1 defaults from 40 (40 % LGD: loss 16, recovery 24 one month later); loan 2
+    # prepays 18
     assert s0.loc[1, "default_par"] == pytest.approx(40.0)
     assert s0.loc[1, "loss"] == pytest.approx(16.0)
-    assert s0.loc[1, "recovery"] == pytest.approx(24.0)
+    assert s0.loc[1, "recovery"] == 0.0
+    assert s0.loc[2, "recovery"] == pytest.approx(24.0)
     assert s0.loc[1, "prepayment"] == pytest.approx(18.0)
     assert s0.loc[1, "scheduled_principal"] == pytest.approx(25.0)
     assert s0.loc[1, "interest"] == pytest.approx(0.75 + 0.18)
@@ -122,16 +122,16 @@ def test_module_buffers_and_tranche_size_gradients(aggregator):
     assert torch.isfinite(grad).all() and grad[0] > 0
 
 
-def test_monte_carlo_simulate_delegates_lazily(aggregator, monkeypatch):
+def test_monte_carlo_simulate_delegates_to_the_risk_simulation(aggregator, monkeypatch):
+    import creditsim.risk.aggregator as module
+
     calls = {}
-    fake = types.ModuleType("creditsim.simulation.monte_carlo")
 
     def monte_carlo_simulate(agg, *args, **kwargs):
         calls["args"] = (agg, args, kwargs)
         return "results"
 
-    fake.monte_carlo_simulate = monte_carlo_simulate
-    monkeypatch.setitem(sys.modules, "creditsim.simulation.monte_carlo", fake)
+    monkeypatch.setattr(module, "monte_carlo_simulate", monte_carlo_simulate)
     assert aggregator.monte_carlo_simulate("loans", n_simulations=10) == "results"
     expected = {"macro_vae": None, "transition_model": None, "trajectory_model": None, "n_simulations": 10,
                 "scenario_mix": None}
@@ -170,3 +170,47 @@ def test_constructor_validates():
         PortfolioAggregator({"tranches": []})
     with pytest.raises(ConfigError, match="mode must be one of"):
         PortfolioAggregator(load_deal(example_path("example_clo.yaml")), mode="exact")
+
+
+def test_recoveries_arrive_after_the_lag_like_the_engine_books_them(aggregator):
+    """The listed inconsistency of the house issue: aggregate_cashflows booked recoveries in the month
+    of default, the engine ``recovery_lag`` months later. Now both go through loans.pool: the default
+    (12 months) pushes the month-1 recovery past a 3-month horizon, lag 0 books it at once, lag 2 in
+    month 3 = past the horizon too, lag 1 in month 2."""
+    traj, features = hand_trajectories()
+    by_lag = {lag: aggregator.aggregate_cashflows(traj, features, recovery_lag=lag).xs(0, level="sim")["recovery"]
+              for lag in (0, 1, 2)}
+    np.testing.assert_allclose(by_lag[0], [0.0, 24.0, 0.0])
+    np.testing.assert_allclose(by_lag[1], [0.0, 0.0, 24.0])
+    np.testing.assert_allclose(by_lag[2], [0.0, 0.0, 0.0])
+    default = aggregator.aggregate_cashflows(traj, features).xs(0, level="sim")["recovery"]
+    np.testing.assert_array_equal(default, [0.0, 0.0, 0.0])
+    # per-loan lags: only loan 1 defaults, so its lag decides
+    per_loan = aggregator.aggregate_cashflows(traj, features, recovery_lag=np.array([5, 0, 5]))
+    np.testing.assert_allclose(per_loan.xs(0, level="sim")["recovery"], [0.0, 24.0, 0.0])
+
+
+def test_aggregator_reproduces_the_engine_pool_from_its_loan_level_flows(aggregator):
+    """Same loans, same draws: the engine's pool cashflows and the aggregator fed with the engine's
+    loan-level flows (recoveries left for the aggregator to book) agree to the cent -- one convention."""
+    from creditsim.loans.book import LoanBook
+    from creditsim.loans.engine import simulate_loan_level, simulate_pool_chunk
+    from creditsim.transitions.markov import MarkovTransitionModel
+    from creditsim.transitions.synthetic import LoanTapeGenerator
+
+    loans, _ = LoanTapeGenerator(300, 2, random_seed=3).generate()
+    book = LoanBook.from_tape(loans, recovery_lag=4)
+    mats = MarkovTransitionModel.default().transition_matrix_ * 1.0
+    # a harsher matrix so that many loans default inside the horizon
+    mats[:, 0, 4] += 0.02
+    mats[:, 0, 0] -= 0.02
+    ids = np.array([0, 1])
+    pool, _ = simulate_pool_chunk(book, mats, ids, seed=9, n_months=18, return_pending=True)
+    lvl = simulate_loan_level(book, mats, ids, seed=9, n_months=18)
+    assert lvl.default_par.sum() > 0
+    traj = {k: getattr(lvl, k) for k in ("interest", "scheduled_principal", "prepayment", "default_par", "loss", "balance")}
+    traj["initial_balance"] = lvl.opening_balance
+    df = aggregator.aggregate_cashflows(traj, recovery_lag=book.recovery_lag)
+    agg = aggregator.pool_tensor(df)[0].numpy()
+    np.testing.assert_array_equal(agg, pool)
+    np.testing.assert_array_equal(lvl.pool(), pool)

@@ -10,7 +10,7 @@ from scipy.optimize import brentq
 from creditsim.errors import ConfigError
 from creditsim.examples import example_path
 from creditsim.states import POOL_CF_TYPES
-from creditsim.structure.analytics import (
+from creditsim.deal.analytics import (
     annual_to_monthly,
     attachment_points,
     breakeven_cdr,
@@ -24,8 +24,8 @@ from creditsim.structure.analytics import (
     tranche_summary,
     wal,
 )
-from creditsim.structure.deal import WaterfallConfig, load_deal
-from creditsim.structure.waterfall import run_waterfall
+from creditsim.deal.config import WaterfallConfig, load_deal
+from creditsim.deal.waterfall import run_waterfall
 
 COL = {name: i for i, name in enumerate(POOL_CF_TYPES)}
 
@@ -194,7 +194,7 @@ def test_pv_loss_rounding_is_clipped_at_zero_but_real_negatives_stay():
 
 
 def test_tranche_outcomes_build_tranche_results(stressed_run):
-    from creditsim.simulation.results import TrancheResult
+    from creditsim.risk.results import TrancheResult
 
     cfg, res = stressed_run
     results = [TrancheResult(name=name, **fields) for name, fields in tranche_outcomes(res, cfg).items()]

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from creditsim.cli import main
-from creditsim.data.io import read_loan_tape, read_panel
-from creditsim.data.synthetic import LoanTapeGenerator
+from creditsim.io import read_loan_tape, read_panel
+from creditsim.transitions.synthetic import LoanTapeGenerator
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:

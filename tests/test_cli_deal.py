@@ -11,7 +11,7 @@ import pytest
 
 from creditsim.cli import main
 from creditsim.examples import example_path
-from creditsim.structure.deal import WaterfallConfig, dump_deal, load_deal
+from creditsim.deal.config import WaterfallConfig, dump_deal, load_deal
 
 EXAMPLE = str(example_path("example_clo.yaml"))
 

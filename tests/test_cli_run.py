@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from creditsim.cli import main
-from creditsim.simulation.results import SimulationResults, TrancheResult
+from creditsim.risk.results import SimulationResults, TrancheResult
 from creditsim.states import POOL_CF_TYPES
 
 EXAMPLE_DEAL = Path(__file__).resolve().parents[1] / "creditsim" / "examples" / "example_clo.yaml"
@@ -72,7 +72,7 @@ tranches:
 
 @pytest.fixture()
 def inputs(tmp_path):
-    from creditsim.data.synthetic import LoanTapeGenerator
+    from creditsim.transitions.synthetic import LoanTapeGenerator
 
     loans, _ = LoanTapeGenerator(150, 1, random_seed=3).generate()
     tape = tmp_path / "loans.parquet"
@@ -170,7 +170,7 @@ def test_cuda_device_without_a_gpu_is_a_config_error(monkeypatch):
     import torch
 
     from creditsim.errors import ConfigError
-    from creditsim.simulation.monte_carlo import check_device
+    from creditsim.risk.simulate import check_device
 
     assert check_device("cpu") == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -182,7 +182,7 @@ def test_cuda_device_without_a_gpu_is_a_config_error(monkeypatch):
 
 
 def test_interrupted_simulation_leaves_no_output(inputs, tmp_path, monkeypatch, capsys):
-    import creditsim.simulation.monte_carlo as mc
+    import creditsim.risk.simulate as mc
 
     tape, deal = inputs
     real = mc.run_chunk

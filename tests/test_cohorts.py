@@ -1,4 +1,4 @@
-"""Cohort keys, cohort features and transition counts (creditsim.data.cohorts)."""
+"""Cohort keys, cohort features and transition counts (creditsim.transitions.cohorts)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from creditsim.data.cohorts import (
+from creditsim.transitions.cohorts import (
     COHORT_FEATURES,
     cohort_features,
     cohort_keys,
     risk_bucket,
     transition_counts,
 )
-from creditsim.data.synthetic import LoanTapeGenerator
+from creditsim.transitions.synthetic import LoanTapeGenerator
 from creditsim.errors import ConfigError, DataError
 from creditsim.states import ALLOWED_TRANSITIONS
 

@@ -68,7 +68,7 @@ def test_macro_history_matches_published_episodes():
 
 def test_macro_history_transformations_reproduce_raw_fred():
     """Spot-check the documented transforms against hand computations from the raw FRED files."""
-    from creditsim.datasets._files import read_fred_series
+    from creditsim.datasets.files import read_fred_series
 
     macro = load_macro_history()
     cpi = read_fred_series("CPIAUCSL")
@@ -327,7 +327,7 @@ def test_markov_fit_on_the_credit_card_panel_gives_a_plausible_pd():
     out of September was a default: 12-month PD from CURRENT 40.6 %, 6-month 21.3 % against an
     empirical 18.7 %. With the censored flag the 6-month PD matches the data and the 12-month PD is
     about two 6-month periods of it."""
-    from creditsim.models.markov import MarkovTransitionModel
+    from creditsim.transitions.markov import MarkovTransitionModel
 
     panel = load_credit_card_panel()
     tape = load_credit_card_tape().set_index("loan_id")
@@ -430,7 +430,7 @@ def test_credit_card_loaders_return_copies():
 
 
 def test_missing_bundled_file_raises_data_error():
-    from creditsim.datasets._files import data_path
+    from creditsim.datasets.files import data_path
 
     with pytest.raises(DataError, match="fred/NOPE.csv.gz' is missing"):
         data_path("fred", "NOPE.csv.gz")

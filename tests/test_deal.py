@@ -10,7 +10,7 @@ import pytest
 
 from creditsim.errors import ConfigError
 from creditsim.examples import example_path, list_examples
-from creditsim.structure.deal import Tranche, WaterfallConfig, dump_deal, load_deal
+from creditsim.deal.config import Tranche, WaterfallConfig, dump_deal, load_deal
 
 DEBT = [{"name": "A", "balance": 80.0, "coupon": 0.05}]
 EQUITY = {"name": "Equity", "balance": 20.0, "equity": True}

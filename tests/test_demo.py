@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from creditsim.examples import example_path
-from creditsim.simulation.monte_carlo import simulate
-from creditsim.simulation.results import SimulationResults
-from creditsim.structure.deal import load_deal
+from creditsim.risk.simulate import simulate
+from creditsim.risk.results import SimulationResults
+from creditsim.deal.config import load_deal
 
 
 @pytest.fixture(scope="module")

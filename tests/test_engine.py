@@ -12,16 +12,16 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from creditsim.cashflows.book import LoanBook
-from creditsim.cashflows.engine import (
+from creditsim.loans.book import LoanBook
+from creditsim.loans.engine import (
     loan_cashflows,
     simulate_loan_level,
     simulate_pool_cashflows,
     simulate_pool_chunk,
 )
-from creditsim.cashflows.schedule import AMORTIZATION_NAMES, amortization_schedule
+from creditsim.loans.schedule import AMORTIZATION_NAMES, amortization_schedule
 from creditsim.errors import ConfigError, DataError
-from creditsim.models.markov import base_case_matrix
+from creditsim.transitions.markov import base_case_matrix
 from creditsim.states import ALLOWED_TRANSITIONS, POOL_CF_TYPES, LoanState
 
 K = {name: i for i, name in enumerate(POOL_CF_TYPES)}
@@ -386,7 +386,7 @@ def test_scenario_arrays_callables_and_progress_give_the_same_pool() -> None:
 def test_month_loop_runs_on_one_cpu_thread_and_restores_the_callers_count(monkeypatch: pytest.MonkeyPatch) -> None:
     """The month loop's small products are 200x slower with two spinning OpenMP threads on a busy
     machine, so the library (not only the bench) runs it on one thread and restores the caller's count."""
-    import creditsim.cashflows.engine as engine
+    import creditsim.loans.engine as engine
 
     seen: list[int] = []
     step = engine._month_step_pool

@@ -20,7 +20,7 @@ import pytest
 
 from creditsim.cli import main
 from creditsim.fileio import recover_result_dir
-from creditsim.simulation.results import SimulationResults
+from creditsim.risk.results import SimulationResults
 
 DEAL_YAML = """
 name: Fault CLO
@@ -38,7 +38,7 @@ POINTS = ["simulate", "write_parquet", "write_extra", "write_meta", "swap", "aft
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from creditsim.data.synthetic import LoanTapeGenerator
+    from creditsim.transitions.synthetic import LoanTapeGenerator
 
     root = tmp_path_factory.mktemp("fault")
     loans, _ = LoanTapeGenerator(150, 1, random_seed=3).generate()

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from creditsim.fileio import atomic_write, escape_excel_text, escape_frame
-from creditsim.training.checkpoints import write_json
+from creditsim.checkpoints import write_json
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
@@ -46,9 +46,9 @@ def test_escape_frame_covers_cells_columns_and_index():
 
 
 @pytest.mark.parametrize("module, cls", [
-    ("creditsim.models.macro_vae", "MacroVAEConfig"),
-    ("creditsim.models.transition_transformer", "TransitionConfig"),
-    ("creditsim.models.loan_trajectory", "TrajectoryConfig"),
+    ("creditsim.macro.vae", "MacroVAEConfig"),
+    ("creditsim.transitions.transformer", "TransitionConfig"),
+    ("creditsim.loans.trajectory", "TrajectoryConfig"),
 ])
 def test_model_configs_round_trip_through_json_and_reject_unknown_fields(module, cls):
     import importlib

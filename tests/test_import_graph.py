@@ -1,12 +1,20 @@
-"""Layering, checked statically on every import -- module level and inside function bodies alike.
+"""The house rules, checked statically on every import -- module level and inside function bodies alike.
 
-Replaces a runtime check (import a module, look at ``sys.modules``) that could not see lazy imports: a
-deal-structure function importing a model inside its body passed it. Rules (ARCHITECTURE.md: data flows
-down the floors; ``deal/`` never imports a model):
+Floors (``docs/architecture.md``): data flows down, imports only go down or sideways within a package.
 
-- the ground-floor modules import nothing of creditsim but each other;
-- ``structure/`` (the deal) never imports the models, training, evaluation or the CLI;
-- only the CLI itself and ``__main__`` import ``creditsim.cli``.
+====  =====================================================================================
+0     ground floor: errors states schema fileio checkpoints rng features io cents fixed_order
+      threads lazy (import nothing of creditsim but each other)
+1     datasets, nn, examples, pretrained
+2     macro, ratings
+3     transitions
+4     loans
+5     deal (imports the ground floor only: a deal never depends on a model)
+6     risk
+7     cli, demo, __main__, the package root
+====  =====================================================================================
+
+Also: no private name (``_x``) is imported from another file, and only the top floor imports the CLI.
 """
 
 from __future__ import annotations
@@ -17,17 +25,36 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "creditsim"
-GROUND = {"errors", "states", "fileio", "fixed_order", "cents", "threads"}
+GROUND = {"errors", "states", "schema", "fileio", "checkpoints", "rng", "features", "io", "cents",
+          "fixed_order", "threads", "lazy"}
+FLOOR = {
+    **{g: 0 for g in GROUND},
+    "datasets": 1, "nn": 1, "examples": 1, "pretrained": 1,
+    "macro": 2, "ratings": 2,
+    "transitions": 3,
+    "loans": 4,
+    "deal": 5,
+    "risk": 6,
+    "cli": 7, "demo": 7, "__main__": 7, "__init__": 7,
+}
 
 
-def _imports(path: Path, package_dir: Path = PACKAGE) -> set[str]:
-    """Every ``creditsim...`` module named by an import statement anywhere in ``path``."""
+def _room(module: str) -> str:
+    """``creditsim.loans.engine`` -> ``loans``; ``creditsim`` -> ``__init__``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _imports(path: Path, package_dir: Path = PACKAGE) -> dict[str, set[str]]:
+    """Every ``creditsim...`` module named by an import statement anywhere in ``path`` -> imported names."""
     module = ".".join(path.relative_to(package_dir.parent).with_suffix("").parts)
     package = module.rsplit(".", 1)[0] if path.name != "__init__.py" else module.removesuffix(".__init__")
-    out: set[str] = set()
+    out: dict[str, set[str]] = {}
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
-            out |= {a.name for a in node.names if a.name.startswith("creditsim")}
+            for a in node.names:
+                if a.name.startswith("creditsim"):
+                    out.setdefault(a.name, set())
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative import: resolve against the package
                 base = package.split(".")[: len(package.split(".")) - node.level + 1]
@@ -35,44 +62,64 @@ def _imports(path: Path, package_dir: Path = PACKAGE) -> set[str]:
             else:
                 name = node.module or ""
             if name.startswith("creditsim"):
-                out.add(name)
-                out |= {f"{name}.{a.name}" for a in node.names}
+                out.setdefault(name, set()).update(a.name for a in node.names)
     return out
 
 
 GRAPH = {p: _imports(p) for p in PACKAGE.rglob("*.py")}
 
 
-def _violations(files: list[Path], forbidden: tuple[str, ...]) -> list[str]:
-    return [f"{p.relative_to(PACKAGE)} imports {m}" for p in files for m in sorted(GRAPH[p])
-            if any(m == f or m.startswith(f + ".") for f in forbidden)]
+def _module(path: Path) -> str:
+    return ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
 
 
 def test_the_scan_sees_imports_inside_function_bodies(tmp_path: Path) -> None:
     pkg = tmp_path / "creditsim"
-    (pkg / "structure").mkdir(parents=True)
-    lazy = pkg / "structure" / "lazy.py"
-    lazy.write_text("def f():\n    from ..models.markov import MarkovTransitionModel\n    import creditsim.training\n")
-    assert _imports(lazy, pkg) >= {"creditsim.models.markov", "creditsim.training"}
+    (pkg / "deal").mkdir(parents=True)
+    lazy = pkg / "deal" / "lazy.py"
+    lazy.write_text("def f():\n    from ..transitions.markov import MarkovTransitionModel\n    import creditsim.risk\n")
+    assert set(_imports(lazy, pkg)) >= {"creditsim.transitions.markov", "creditsim.risk"}
 
 
-def test_structure_never_imports_models_training_evaluation_or_cli() -> None:
-    files = [p for p in GRAPH if p.parent.name == "structure"]
-    assert files
-    bad = _violations(files, ("creditsim.models", "creditsim.training", "creditsim.evaluation", "creditsim.cli"))
+def test_every_room_has_a_floor() -> None:
+    rooms = {_room(_module(p)) for p in GRAPH}
+    assert not rooms - set(FLOOR), f"give these a floor in FLOOR and docs/architecture.md: {rooms - set(FLOOR)}"
+
+
+@pytest.mark.parametrize("room", sorted(set(FLOOR) - {"__init__", "__main__", "demo", "cli"}))
+def test_no_import_runs_up_a_floor(room: str) -> None:
+    files = [p for p in GRAPH if _room(_module(p)) == room]
+    bad = [f"{p.relative_to(PACKAGE)} imports {m}" for p in files for m in GRAPH[p]
+           if m != "creditsim" and FLOOR[_room(m)] > FLOOR[room]]
+    # the package root (``import creditsim``) is the top floor too
+    bad += [f"{p.relative_to(PACKAGE)} imports creditsim" for p in files if "creditsim" in GRAPH[p]]
     assert not bad, bad
 
 
-@pytest.mark.parametrize("name", sorted(GROUND))
-def test_ground_floor_imports_only_the_ground_floor(name: str) -> None:
-    path = PACKAGE / f"{name}.py"
-    allowed = {f"creditsim.{g}" for g in GROUND}
-    bad = [m for m in GRAPH[path] if not any(m == a or m.startswith(a + ".") for a in allowed)]
-    assert not bad, f"{name}.py imports {sorted(bad)}"
+def test_ground_floor_modules_are_where_the_floors_say() -> None:
+    for name in GROUND:
+        assert (PACKAGE / f"{name}.py").is_file(), name
 
 
-def test_only_the_cli_imports_the_cli() -> None:
-    # the entry points on the top floor (``python -m creditsim``, ``make demo``) may use it
-    files = [p for p in GRAPH if p.parent.name != "cli" and p.name not in ("__main__.py", "demo.py")]
-    bad = _violations(files, ("creditsim.cli",))
+def test_the_deal_imports_only_the_ground_floor() -> None:
+    files = [p for p in GRAPH if _room(_module(p)) == "deal"]
+    assert files
+    bad = [f"{p.relative_to(PACKAGE)} imports {m}" for p in files for m in GRAPH[p]
+           if FLOOR[_room(m)] not in (0,) and _room(m) != "deal"]
+    assert not bad, bad
+
+
+def test_only_the_top_floor_imports_the_cli() -> None:
+    files = [p for p in GRAPH if _room(_module(p)) not in ("cli", "__main__", "demo")]
+    bad = [f"{p.relative_to(PACKAGE)} imports {m}" for p in files for m in GRAPH[p] if _room(m) == "cli"]
+    assert not bad, bad
+
+
+def test_no_private_name_is_imported_from_another_file() -> None:
+    bad = []
+    for p, imports in GRAPH.items():
+        for module, names in imports.items():
+            private = sorted(n for n in names if n.startswith("_") and not n.startswith("__"))
+            if private or any(part.startswith("_") and part != "__init__" for part in module.split(".")):
+                bad.append(f"{p.relative_to(PACKAGE)}: from {module} import {private}")
     assert not bad, bad

@@ -1,4 +1,4 @@
-"""Reading and writing loan tapes and panels (creditsim.data.io), bad input included."""
+"""Reading and writing loan tapes and panels (creditsim.io), bad input included."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from creditsim.data.io import atomic_write, read_loan_tape, read_panel, write_loan_tape, write_panel
-from creditsim.data.synthetic import LoanTapeGenerator
+from creditsim.io import atomic_write, read_loan_tape, read_panel, write_loan_tape, write_panel
+from creditsim.transitions.synthetic import LoanTapeGenerator
 from creditsim.errors import DataError
 from creditsim.schema import validate_loan_tape, validate_panel
 

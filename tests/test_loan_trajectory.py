@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from creditsim.errors import CheckpointError, ConfigError, DataError
-from creditsim.models.loan_trajectory import (
+from creditsim.loans.trajectory import (
     COHORT_PROB_FLOOR,
     LoanTrajectoryModel,
     TrajectoryConfig,
@@ -37,7 +37,7 @@ def _one_thread():
 def _features(n: int, remaining_months: int = 40, balance: float = 10_000.0, rate: float = 0.06,
               amort: str = "annuity") -> torch.Tensor:
     """Standardised loan features for n identical loans with the given terms (LOAN_FEATURES constants)."""
-    from creditsim.data.synthetic import LOAN_FEATURES
+    from creditsim.features import LOAN_FEATURES
 
     names = [f[0] for f in LOAN_FEATURES]
     raw = {name: centre for name, centre, _ in LOAN_FEATURES}
@@ -142,9 +142,9 @@ def test_incremental_generation_matches_the_teacher_forced_pass():
         full = model(feats, cohort, states)["hidden"]
     prev = torch.cat([torch.zeros(B, 1, dtype=torch.long), states[:, :-1]], 1)
     macro = torch.zeros(B, T, 9)
-    from creditsim.models.loan_trajectory import _remaining_term
+    from creditsim.loans.trajectory import remaining_term
 
-    rem = _remaining_term(feats)
+    rem = remaining_term(feats)
     pasts = [None] * len(model.blocks)
     with torch.no_grad():
         for t in range(T):
@@ -249,7 +249,8 @@ def test_loss_at_default_is_lgd_times_the_balance_before_default():
 
 
 def test_loan_terms_are_recovered_from_the_features():
-    from creditsim.data.synthetic import LoanTapeGenerator, loan_features
+    from creditsim.features import loan_features
+    from creditsim.transitions.synthetic import LoanTapeGenerator
 
     loans, _ = LoanTapeGenerator(200, 2, random_seed=3).generate()
     f = loan_features(loans, as_of="2025-01-01").to_numpy(np.float32)
@@ -282,9 +283,9 @@ def test_generate_is_reproducible_with_a_seed_and_independent_of_chunk_size():
 
 # ------------------------------------------------------------------------------------------ training
 def test_empirical_cohort_matrices_match_transition_counts():
-    from creditsim.data.cohorts import cohort_keys, transition_counts
-    from creditsim.data.synthetic import LoanTapeGenerator
-    from creditsim.training.trajectory import empirical_cohort_matrices, panel_arrays
+    from creditsim.transitions.cohorts import cohort_keys, transition_counts
+    from creditsim.transitions.synthetic import LoanTapeGenerator
+    from creditsim.loans.train import empirical_cohort_matrices, panel_arrays
 
     loans, panel = LoanTapeGenerator(300, 10, random_seed=4).generate()
     states = panel_arrays(loans, panel)["states"]
@@ -300,8 +301,8 @@ def test_empirical_cohort_matrices_match_transition_counts():
 
 
 def test_training_loss_decreases_on_a_tiny_run():
-    from creditsim.training.trainer import TrainConfig
-    from creditsim.training.trajectory import build_trajectory_data, train_trajectory_model
+    from creditsim.nn.trainer import TrainConfig
+    from creditsim.loans.train import build_trajectory_data, train_trajectory_model
 
     data = build_trajectory_data(n_loans=80, n_months=10, paths_per_scenario=1, seed=1)
     assert data.value_mask[..., 0].any() and data.value_mask[..., 1].any()
@@ -349,7 +350,8 @@ def test_checkpoint_round_trip_and_mismatches(tmp_path):
 
 
 def test_shipped_checkpoint_loads_and_its_lgd_head_tracks_the_loan_lgd():
-    from creditsim.data.synthetic import LoanTapeGenerator, loan_features
+    from creditsim.features import loan_features
+    from creditsim.transitions.synthetic import LoanTapeGenerator
 
     model = LoanTrajectoryModel.from_pretrained()
     loans, _ = LoanTapeGenerator(200, 2, random_seed=99).generate()
@@ -420,7 +422,9 @@ def test_pool_cashflows_conserve_principal_and_split_defaults_into_loss_and_reco
     k = {n: i for i, n in enumerate(POOL_CF_TYPES)}
     assert cf.shape == (S, T, len(POOL_CF_TYPES))
     out_flow = cf[..., k["scheduled_principal"]] + cf[..., k["prepayment"]] + cf[..., k["default_par"]]
-    np.testing.assert_allclose(res["initial_balance"] - out_flow.sum(1), cf[:, -1, k["balance"]], atol=1e-6)
+    # loans.pool sums whole cents (each loan-month amount rounded half a cent at most, 4 flows): the
+    # balance identity holds to that rounding
+    np.testing.assert_allclose(res["initial_balance"] - out_flow.sum(1), cf[:, -1, k["balance"]], atol=0.02 * L * T)
     np.testing.assert_allclose(cf[..., k["recovery"]].sum(1) + res["pending_recovery"] + cf[..., k["loss"]].sum(1),
                                cf[..., k["default_par"]].sum(1), atol=1e-6)
     assert (cf[:, :4, k["recovery"]] == 0).all()  # nothing recovers before the lag
@@ -430,7 +434,7 @@ def test_pool_cashflows_conserve_principal_and_split_defaults_into_loss_and_reco
 
 
 def test_state_path_metrics_on_hand_computed_paths():
-    from creditsim.evaluation.trajectory_eval import state_path_metrics
+    from creditsim.loans.evaluate import state_path_metrics
 
     real = np.array([[0, 0, 4, 4], [0, 1, 0, 5], [1, 2, 3, 4], [0, 0, 0, 0]])
     same = state_path_metrics(real, real[None], horizon=4)
@@ -444,7 +448,7 @@ def test_state_path_metrics_on_hand_computed_paths():
 
 
 def test_evaluation_runs_on_held_out_panels_and_the_data_row_is_exact():
-    from creditsim.evaluation.trajectory_eval import evaluate_trajectory_model
+    from creditsim.loans.evaluate import evaluate_trajectory_model
 
     res = evaluate_trajectory_model(_model(), scenarios=("baseline",), n_loans=80, n_months=6, n_samples=2, n_seeds=2)
     mean = res.mean()

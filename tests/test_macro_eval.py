@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from creditsim.errors import ConfigError, DataError, NotFittedError
-from creditsim.evaluation import metrics as M
-from creditsim.evaluation.baselines import BlockBootstrapGenerator, VARGenerator
-from creditsim.evaluation.macro_eval import compare_generators, evaluate_macro, historical_windows
+from creditsim.macro import metrics as M
+from creditsim.macro.baselines import BlockBootstrapGenerator, VARGenerator
+from creditsim.macro.evaluate import compare_generators, evaluate_macro, historical_windows
 from creditsim.states import MACRO_VARS
 
 
@@ -208,7 +208,7 @@ def test_evaluate_macro_is_tidy_and_real_windows_score_near_zero(history):
 
 @pytest.fixture(scope="module")
 def eval_table(history, recession):
-    from creditsim.models.macro_vae import MacroVAE
+    from creditsim.macro.vae import MacroVAE
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     gens = {"vae": MacroVAE.from_pretrained(), "var1": VARGenerator(1).fit(history, recession),

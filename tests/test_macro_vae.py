@@ -12,7 +12,7 @@ import torch
 from scipy.stats import multivariate_normal
 
 from creditsim.errors import CheckpointError, ConfigError
-from creditsim.models.macro_vae import PRETRAINED_DIR, ConditionRangeWarning, MacroVAE, MacroVAEConfig
+from creditsim.macro.vae import PRETRAINED_DIR, ConditionRangeWarning, MacroVAE, MacroVAEConfig
 from creditsim.states import MACRO_VARS
 
 TINY = dict(seq_length=24, latent_dim=2, hidden_dim=8, n_layers=1, scenario_dim=3)
@@ -319,14 +319,14 @@ def test_shipped_checkpoint_is_small_and_loads():
 
 
 def test_shipped_samples_are_diverse_at_month_36(shipped, history):
-    from creditsim.evaluation.macro_eval import dispersion_ratio
+    from creditsim.macro.evaluate import dispersion_ratio
 
     ratio = dispersion_ratio(shipped, history, month=36, n_samples=600, seed=0)
     assert (ratio.to_numpy() >= 0.5).all(), ratio.round(2).to_string()
 
 
 def test_shipped_scenarios_are_ordered(shipped):
-    from creditsim.evaluation.macro_eval import scenario_ordering
+    from creditsim.macro.evaluate import scenario_ordering
 
     table = scenario_ordering(shipped, n_samples=600, seed=0)
     assert table.loc["severely_adverse", "p_rise_gt_baseline"] >= 0.9
@@ -347,7 +347,7 @@ def test_shipped_conditioning_is_exact(shipped, conditions):
 
 
 def test_rates_spreads_and_default_index_never_go_below_zero(shipped):
-    from creditsim.models.macro_vae import LOWER_BOUNDS
+    from creditsim.macro.vae import LOWER_BOUNDS
 
     paths = shipped.generate(scenario="severely_adverse", n_samples=800, seed=0)
     for var, floor in LOWER_BOUNDS.items():

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from creditsim.errors import ConfigError, DataError, NotFittedError
-from creditsim.models.markov import (
+from creditsim.transitions.markov import (
     DEFAULT_MACRO_MEAN,
     DEFAULT_MACRO_SENSITIVITY,
     DEFAULT_MACRO_STD,
@@ -176,7 +176,7 @@ def test_fit_matches_transition_matrix_reference_estimator() -> None:
 
 
 def test_fit_macro_sensitivity_recovers_planted_betas_within_3_standard_errors() -> None:
-    from creditsim.cashflows.sampler import cumulative_thresholds, sample_next
+    from creditsim.transitions.sampler import cumulative_thresholds, sample_next
     import torch
 
     rng = np.random.default_rng(4)
@@ -226,9 +226,9 @@ def test_scenario_annual_pd_is_plausible_under_baseline_and_severely_adverse() -
     multiple of it, far from 100 % (the spec's full-strength betas gave 96-99 % for every class).
 
     Measured: 6-13x (corporate 2.5 % -> 19 %, receivables 0.7 % -> 9 %); a synthetic panel under the
-    same path shows 6-13x too, since both use creditsim.macro_sensitivity. The bound (2-15x, < 40 %)
+    same path shows 6-13x too, since both use creditsim.macro.sensitivity. The bound (2-15x, < 40 %)
     guards against the old blow-up and against an overlay too weak to stress anything."""
-    from creditsim.data.synthetic import MacroScenarioGenerator
+    from creditsim.macro.synthetic import MacroScenarioGenerator
 
     model = MarkovTransitionModel.default()
     gen = MacroScenarioGenerator(n_months=36)
@@ -263,8 +263,9 @@ def test_standardised_shocks_are_clipped_at_four_sds() -> None:
 
 
 def test_markov_overlay_and_synthetic_data_share_one_calibration() -> None:
-    from creditsim import macro_sensitivity as ms
-    from creditsim.data.synthetic import MacroAnchors, MacroSensitivity
+    from creditsim.macro import sensitivity as ms
+    from creditsim.transitions.synthetic import MacroSensitivity
+    from creditsim.macro.synthetic import MacroAnchors
 
     syn, anchors = MacroSensitivity(), MacroAnchors()
     assert syn.scale == ms.SENSITIVITY_SCALE == 0.1

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from creditsim.errors import ConfigError, DataError
-from creditsim.simulation.scenarios import (
+from creditsim.macro.scenarios import (
     DEFAULT_SCENARIO_MIX,
     build_macro_paths,
     draw_scenario_labels,
@@ -113,7 +113,7 @@ class StressMarkov:
 
 @pytest.fixture(scope="module")
 def small_tape():
-    from creditsim.data.synthetic import LoanTapeGenerator
+    from creditsim.transitions.synthetic import LoanTapeGenerator
 
     loans, _ = LoanTapeGenerator(300, 1, random_seed=11).generate()
     return loans
@@ -121,7 +121,7 @@ def small_tape():
 
 @pytest.fixture(scope="module")
 def small_deal():
-    from creditsim.structure.deal import WaterfallConfig
+    from creditsim.deal.config import WaterfallConfig
 
     return WaterfallConfig(name="T", tranches=[
         {"name": "A", "balance": 70, "coupon": 0.05},
@@ -132,7 +132,7 @@ def small_deal():
 
 
 def _run(tape, deal, **kw):
-    from creditsim.simulation.monte_carlo import simulate
+    from creditsim.risk.simulate import simulate
 
     args = dict(n_simulations=24, macro="synthetic", seed=5, chunk_size=24, horizon=24,
                 transition_model=StressMarkov(), progress=False)
@@ -170,7 +170,7 @@ def test_dask_backend_matches_local(small_tape, small_deal):
 def test_dask_process_workers_match_local(small_tape, small_deal):
     """The default dask path: a private 2-process LocalCluster (everything a chunk needs is pickled to
     other processes); the numbers are the local ones bit for bit."""
-    from creditsim.simulation.monte_carlo import simulate
+    from creditsim.risk.simulate import simulate
 
     kw = dict(n_simulations=12, macro="synthetic", seed=5, chunk_size=5, horizon=12, progress=False)
     ref = simulate(small_tape, small_deal, **kw)
@@ -201,7 +201,7 @@ def test_severe_mix_loses_more_and_tranches_are_ordered(small_tape, small_deal):
 
 
 def test_bad_inputs_fail_before_any_work(small_tape, small_deal):
-    from creditsim.simulation.monte_carlo import simulate
+    from creditsim.risk.simulate import simulate
 
     with pytest.raises(ConfigError, match="sum to 1"):
         simulate(small_tape, small_deal, scenario_mix={"baseline": 0.3}, progress=False)
@@ -220,7 +220,7 @@ def test_bad_inputs_fail_before_any_work(small_tape, small_deal):
 
 # ---------------------------------------------------------------- rated loans: rating-chain default hazard
 def test_rating_hazard_reproduces_the_chain_default_time_distribution():
-    from creditsim.simulation.engine import rating_default_hazard
+    from creditsim.risk.pool_engine import rating_default_hazard
 
     rng = np.random.default_rng(0)
     M = rng.uniform(size=(8, 8)) * np.r_[np.ones(7), 0.05]  # small default column
@@ -239,7 +239,7 @@ def test_rating_hazard_reproduces_the_chain_default_time_distribution():
 
 
 def test_rated_cohort_rows_are_stochastic_and_allowed():
-    from creditsim.simulation.engine import rated_cohort_matrices
+    from creditsim.risk.pool_engine import rated_cohort_matrices
     from creditsim.states import ALLOWED_TRANSITIONS
 
     corp = StressMarkov().scenario_matrices(np.full((3, 5, 9), 0.05))
@@ -253,7 +253,7 @@ def test_rated_cohort_rows_are_stochastic_and_allowed():
 
 
 def test_portfolio_aggregator_monte_carlo_simulate_delegates(small_tape, small_deal):
-    from creditsim.structure.aggregator import PortfolioAggregator
+    from creditsim.risk.aggregator import PortfolioAggregator
 
     agg = PortfolioAggregator(small_deal)
     got = agg.monte_carlo_simulate(small_tape, None, StressMarkov(), None, n_simulations=24, macro="synthetic",
@@ -268,8 +268,8 @@ def test_portfolio_aggregator_monte_carlo_simulate_delegates(small_tape, small_d
 def test_monte_carlo_simulate_checks_the_trajectory_model_of_the_full_chain(small_tape, small_deal):
     """A transformer with a trajectory model is the spec's full chain (tests/test_spec_chain.py); a
     trajectory model that is not one is still refused, naming the expected type."""
-    from creditsim.models.transition_transformer import TransitionConfig, TransitionTransformer
-    from creditsim.structure.aggregator import PortfolioAggregator
+    from creditsim.transitions.transformer import TransitionConfig, TransitionTransformer
+    from creditsim.risk.aggregator import PortfolioAggregator
 
     agg = PortfolioAggregator(small_deal)
     tt = TransitionTransformer(TransitionConfig(d_model=32, n_heads=2, n_layers=1)).eval()
@@ -294,7 +294,7 @@ def test_fed_macro_paths_hold_the_last_quarter_and_reject_other_scenarios():
 def test_transformer_engine_runs_and_is_chunk_invariant(small_tape, small_deal):
     import torch
 
-    from creditsim.models.transition_transformer import TransitionConfig, TransitionTransformer
+    from creditsim.transitions.transformer import TransitionConfig, TransitionTransformer
 
     torch.manual_seed(0)
     model = TransitionTransformer(TransitionConfig(d_model=32, n_heads=2, n_layers=1)).eval()
@@ -319,7 +319,7 @@ def test_rated_corporates_default_by_their_rating(small_tape, small_deal):
 def test_trajectory_engine_runs_and_is_chunk_invariant(small_tape, small_deal):
     import torch
 
-    from creditsim.models.loan_trajectory import LoanTrajectoryModel, TrajectoryConfig
+    from creditsim.loans.trajectory import LoanTrajectoryModel, TrajectoryConfig
 
     torch.manual_seed(0)
     model = LoanTrajectoryModel(TrajectoryConfig(d_model=32, n_heads=2, n_layers=1, diffusion_steps=4))
@@ -342,7 +342,7 @@ def test_vae_paths_start_from_the_current_macro_state_and_order_the_scenarios(sm
     unemployment than the baseline (with the VAE's scenario-typical historical starts the baseline
     paths started at 7.2 % unemployment and peaked above the adverse ones)."""
     from creditsim.datasets import load_macro_history
-    from creditsim.simulation.monte_carlo import simulate
+    from creditsim.risk.simulate import simulate
     from creditsim.states import MACRO_VARS
 
     res = simulate(small_tape, small_deal, n_simulations=300, macro="vae", seed=1, chunk_size=300, horizon=60,
@@ -359,8 +359,8 @@ def test_vae_paths_start_from_the_current_macro_state_and_order_the_scenarios(sm
 
 def test_macro_start_from_cutoff_month_or_user_vector():
     from creditsim.datasets import load_macro_history
-    from creditsim.models.macro_vae import MacroVAE
-    from creditsim.simulation.scenarios import build_macro_paths, resolve_macro_start
+    from creditsim.macro.vae import MacroVAE
+    from creditsim.macro.scenarios import build_macro_paths, resolve_macro_start
     from creditsim.states import MACRO_VARS
 
     hist = load_macro_history()

@@ -9,8 +9,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from creditsim.evaluation.report import build_report_html, write_report
-from creditsim.simulation.results import SimulationResults, TrancheResult
+from creditsim.risk.report import build_report_html, write_report
+from creditsim.risk.results import SimulationResults, TrancheResult
 from creditsim.states import POOL_CF_TYPES
 
 
@@ -80,7 +80,7 @@ def test_report_renders_all_charts_in_headless_chromium(tmp_path):
 
 
 def test_tranche_loss_chart_shows_tranches_that_never_lose():
-    from creditsim.evaluation.report import _figures, tranche_loss_buckets
+    from creditsim.risk.report import _figures, tranche_loss_buckets
 
     r = _results()
     r.tranche_results[0].losses[:] = 0.0  # a senior note that never loses
@@ -97,7 +97,7 @@ def test_tranche_loss_chart_shows_tranches_that_never_lose():
 
 
 def test_macro_fan_has_one_panel_per_variable_and_a_fan_per_scenario():
-    from creditsim.evaluation.report import FAN_VARS, _figures
+    from creditsim.risk.report import FAN_VARS, _figures
     from creditsim.states import MACRO_VARS, SCENARIOS
 
     r = _results()

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from creditsim.errors import ConfigError, DataError
-from creditsim.simulation import risk
-from creditsim.simulation.results import SimulationResults, TrancheResult, escape_excel_text
+from creditsim.risk import measures
+from creditsim.risk.results import SimulationResults, TrancheResult, escape_excel_text
 from creditsim.states import POOL_CF_TYPES
 
 
@@ -20,26 +20,26 @@ from creditsim.states import POOL_CF_TYPES
 def test_var_is_order_statistic_without_interpolation():
     losses = np.arange(1, 101, dtype=float)  # 1..100
     # F(99) = 0.99 exactly -> VaR_99 = 99 (np.percentile would give 99.01)
-    assert risk.value_at_risk(losses, 0.99) == 99.0
+    assert measures.value_at_risk(losses, 0.99) == 99.0
     assert np.percentile(losses, 99) != 99.0
     # F(95) = 0.95 -> 95; F(x) >= 0.951 first at 96
-    assert risk.value_at_risk(losses, 0.95) == 95.0
-    assert risk.value_at_risk(losses, 0.951) == 96.0
+    assert measures.value_at_risk(losses, 0.95) == 95.0
+    assert measures.value_at_risk(losses, 0.951) == 96.0
 
 
 def test_cvar_acerbi_tasche_on_1_to_100():
     losses = np.arange(1, 101, dtype=float)
     # 99 + E[(L-99)^+]/0.01 = 99 + (1/100)/0.01 = 100
-    assert risk.expected_shortfall(losses, 0.99) == pytest.approx(100.0, abs=1e-12)
+    assert measures.expected_shortfall(losses, 0.99) == pytest.approx(100.0, abs=1e-12)
     # 95 + (1+2+3+4+5)/100/0.05 = 95 + 3 = 98 = mean of the top 5
-    assert risk.expected_shortfall(losses, 0.95) == pytest.approx(98.0, abs=1e-12)
+    assert measures.expected_shortfall(losses, 0.95) == pytest.approx(98.0, abs=1e-12)
 
 
 def test_cvar_with_ties_differs_from_naive_tail_mean():
     losses = np.array([0.0] * 9 + [1.0])
     # F(0) = 0.9 >= 0.8 -> VaR_0.8 = 0; CVaR = 0 + 0.1/0.2 = 0.5 (the worst 20 %: half atom at 0, 1)
-    assert risk.value_at_risk(losses, 0.8) == 0.0
-    assert risk.expected_shortfall(losses, 0.8) == pytest.approx(0.5)
+    assert measures.value_at_risk(losses, 0.8) == 0.0
+    assert measures.expected_shortfall(losses, 0.8) == pytest.approx(0.5)
     naive = losses[losses >= 0.0].mean()
     assert naive == pytest.approx(0.1)  # mean(L | L >= VaR) badly understates here
 
@@ -48,14 +48,14 @@ def test_var_and_cvar_with_weights():
     losses = np.array([3.0, 1.0, 2.0])  # unsorted on purpose
     weights = np.array([0.2, 0.5, 0.3])
     # F(1) = .5, F(2) = .8, F(3) = 1
-    assert risk.value_at_risk(losses, 0.75, weights) == 2.0
-    assert risk.value_at_risk(losses, 0.8, weights) == 2.0
-    assert risk.value_at_risk(losses, 0.81, weights) == 3.0
+    assert measures.value_at_risk(losses, 0.75, weights) == 2.0
+    assert measures.value_at_risk(losses, 0.8, weights) == 2.0
+    assert measures.value_at_risk(losses, 0.81, weights) == 3.0
     # tail 25 %: mass .2 at 3 and .05 at 2 -> (0.6 + 0.1) / 0.25 = 2.8
-    assert risk.expected_shortfall(losses, 0.75, weights) == pytest.approx(2.8)
-    assert risk.expected_value(losses, weights) == pytest.approx(0.5 + 0.6 + 0.6)
+    assert measures.expected_shortfall(losses, 0.75, weights) == pytest.approx(2.8)
+    assert measures.expected_value(losses, weights) == pytest.approx(0.5 + 0.6 + 0.6)
     # unnormalised weights give the same answer
-    assert risk.expected_shortfall(losses, 0.75, weights * 7) == pytest.approx(2.8)
+    assert measures.expected_shortfall(losses, 0.75, weights * 7) == pytest.approx(2.8)
 
 
 def test_weights_equal_to_duplication():
@@ -63,8 +63,8 @@ def test_weights_equal_to_duplication():
     w = np.array([2.0, 1.0, 3.0])
     dup = np.repeat(x, w.astype(int))
     for a in (0.3, 0.5, 0.6, 0.9):
-        assert risk.value_at_risk(x, a, w) == risk.value_at_risk(dup, a)
-        assert risk.expected_shortfall(x, a, w) == pytest.approx(risk.expected_shortfall(dup, a))
+        assert measures.value_at_risk(x, a, w) == measures.value_at_risk(dup, a)
+        assert measures.expected_shortfall(x, a, w) == pytest.approx(measures.expected_shortfall(dup, a))
 
 
 @settings(max_examples=50, deadline=None)
@@ -72,21 +72,21 @@ def test_weights_equal_to_duplication():
        st.floats(0.01, 0.99))
 def test_cvar_bounds_and_monotonicity(xs, alpha):
     x = np.array(xs)
-    v = risk.value_at_risk(x, alpha)
-    c = risk.expected_shortfall(x, alpha)
+    v = measures.value_at_risk(x, alpha)
+    c = measures.expected_shortfall(x, alpha)
     assert x.min() <= v <= x.max()
     assert v - 1e-12 <= c <= x.max() + 1e-9
-    assert c >= risk.expected_value(x) - 1e-12
+    assert c >= measures.expected_value(x) - 1e-12
     assert v in x  # a sample value, never interpolated
 
 
 def test_estimators_reject_bad_input():
     with pytest.raises(ConfigError, match="alpha"):
-        risk.value_at_risk(np.ones(3), 1.0)
+        measures.value_at_risk(np.ones(3), 1.0)
     with pytest.raises(DataError, match="NaN"):
-        risk.expected_shortfall(np.array([0.1, np.nan]), 0.9)
+        measures.expected_shortfall(np.array([0.1, np.nan]), 0.9)
     with pytest.raises(DataError, match="weights"):
-        risk.value_at_risk(np.ones(3), 0.5, np.array([1.0, -1.0, 1.0]))
+        measures.value_at_risk(np.ones(3), 0.5, np.array([1.0, -1.0, 1.0]))
 
 
 def test_standard_errors_match_closed_forms():
@@ -94,15 +94,15 @@ def test_standard_errors_match_closed_forms():
     n = 20_000
     x = rng.uniform(size=n)
     # mean of U(0,1): sd = 1/sqrt(12)
-    assert risk.expected_value_se(x) == pytest.approx(1 / np.sqrt(12 * n), rel=0.03)
+    assert measures.expected_value_se(x) == pytest.approx(1 / np.sqrt(12 * n), rel=0.03)
     # quantile of U(0,1): density 1 -> se = sqrt(a(1-a)/n)
     a = 0.95
-    assert risk.value_at_risk_se(x, a) == pytest.approx(np.sqrt(a * (1 - a) / n), rel=0.25)
+    assert measures.value_at_risk_se(x, a) == pytest.approx(np.sqrt(a * (1 - a) / n), rel=0.25)
     # CVaR of U(0,1): h = a + (L-a)^+/(1-a) is the atom a (prob a) or a + U' with U' ~ U(0,1)
     eh = a * a + (1 - a) * (a + 0.5)
     eh2 = a * a**2 + (1 - a) * ((a + 0.5) ** 2 + 1 / 12)
     se = np.sqrt((eh2 - eh**2) / n)
-    assert risk.expected_shortfall_se(x, a) == pytest.approx(se, rel=0.1)
+    assert measures.expected_shortfall_se(x, a) == pytest.approx(se, rel=0.1)
 
 
 def test_tail_standard_errors_are_nan_with_fewer_than_10_tail_samples():
@@ -110,14 +110,14 @@ def test_tail_standard_errors_are_nan_with_fewer_than_10_tail_samples():
     x = rng.beta(1, 30, size=200)
     # n (1 - a) = 0.2 and 2 tail samples: the old estimate came out as exactly 0.000
     for a in (0.999, 0.99):
-        assert np.isnan(risk.value_at_risk_se(x, a)) and np.isnan(risk.expected_shortfall_se(x, a))
+        assert np.isnan(measures.value_at_risk_se(x, a)) and np.isnan(measures.expected_shortfall_se(x, a))
     # 200 x 0.05 = 10 tail samples: reported, and positive
-    assert risk.value_at_risk_se(x, 0.95) > 0 and risk.expected_shortfall_se(x, 0.95) > 0
+    assert measures.value_at_risk_se(x, 0.95) > 0 and measures.expected_shortfall_se(x, 0.95) > 0
     # weights count through n_eff: 1,000 samples but nearly all weight on 50 of them
     big = rng.uniform(size=1000)
     w = np.r_[np.ones(50), np.full(950, 1e-6)]
-    assert risk.value_at_risk_se(big, 0.99) > 0
-    assert np.isnan(risk.value_at_risk_se(big, 0.99, w))
+    assert measures.value_at_risk_se(big, 0.99) > 0
+    assert np.isnan(measures.value_at_risk_se(big, 0.99, w))
     # a scenario column with 20 scenarios: no tail s.e. in the risk table, EL s.e. still there
     r = _make_results(n=200)
     rt = r.risk_table()
@@ -129,10 +129,10 @@ def test_tail_standard_errors_are_nan_with_fewer_than_10_tail_samples():
 
 def test_standard_error_uses_effective_sample_size():
     x = np.array([0.0, 1.0, 0.0, 1.0])
-    se_equal = risk.expected_value_se(x)
-    se_dup = risk.expected_value_se(x, np.array([1.0, 1.0, 1.0, 1.0]))
+    se_equal = measures.expected_value_se(x)
+    se_dup = measures.expected_value_se(x, np.array([1.0, 1.0, 1.0, 1.0]))
     assert se_equal == pytest.approx(se_dup)
-    assert risk.effective_sample_size(np.array([1.0, 0.0, 0.0, 1.0]), 4) == pytest.approx(2.0)
+    assert measures.effective_sample_size(np.array([1.0, 0.0, 0.0, 1.0]), 4) == pytest.approx(2.0)
 
 
 # ---------------------------------------------------------------- results object
@@ -162,9 +162,9 @@ def test_scenario_conditional_measures_use_only_that_scenario():
     r = _make_results()
     mask = r.scenarios == 2
     assert r.el("severely_adverse") == pytest.approx(r.portfolio_losses[mask].mean())
-    assert r.var(0.9, 2) == risk.value_at_risk(r.portfolio_losses[mask], 0.9)
-    assert r.cvar(0.9, "severely_adverse") == pytest.approx(risk.expected_shortfall(r.portfolio_losses[mask], 0.9))
-    assert r.var_99 == risk.value_at_risk(r.portfolio_losses, 0.99)
+    assert r.var(0.9, 2) == measures.value_at_risk(r.portfolio_losses[mask], 0.9)
+    assert r.cvar(0.9, "severely_adverse") == pytest.approx(measures.expected_shortfall(r.portfolio_losses[mask], 0.9))
+    assert r.var_99 == measures.value_at_risk(r.portfolio_losses, 0.99)
     with pytest.raises(ConfigError, match="unknown scenario"):
         r.el("armageddon")
 

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from creditsim.cashflows.sampler import (
+from creditsim.transitions.sampler import (
     ADVERSE_MOVES,
     RNG_LOAN_BLOCK,
     BlockStreams,
@@ -20,7 +20,7 @@ from creditsim.cashflows.sampler import (
     validate_matrices,
 )
 from creditsim.errors import ConfigError, DataError
-from creditsim.models.markov import base_case_matrix
+from creditsim.transitions.markov import base_case_matrix
 from creditsim.states import ALLOWED_TRANSITIONS, N_STATES
 
 LAST_UNIFORM = np.nextafter(np.float32(1.0), np.float32(0.0))

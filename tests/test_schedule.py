@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from creditsim.cashflows.schedule import AMORTIZATION_NAMES, amortization_schedule
+from creditsim.loans.schedule import AMORTIZATION_NAMES, amortization_schedule
 from creditsim.errors import DataError
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from creditsim.examples import example_path
-from creditsim.structure.aggregator import PortfolioAggregator
-from creditsim.structure.deal import load_deal
+from creditsim.risk.aggregator import PortfolioAggregator
+from creditsim.deal.config import load_deal
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +62,9 @@ def test_aggregate_accepts_the_trajectory_models_lgd_key_and_sums_exactly(deal) 
 
 def test_full_chain_vae_transformer_trajectory_runs_with_the_shipped_checkpoints(deal, loans) -> None:
     """MacroVAE paths -> TransitionTransformer cohort matrices -> LoanTrajectoryModel loan paths -> waterfall."""
-    from creditsim.models.loan_trajectory import LoanTrajectoryModel
-    from creditsim.models.macro_vae import MacroVAE
-    from creditsim.models.transition_transformer import TransitionTransformer
+    from creditsim.loans.trajectory import LoanTrajectoryModel
+    from creditsim.macro.vae import MacroVAE
+    from creditsim.transitions.transformer import TransitionTransformer
 
     agg = PortfolioAggregator(deal)
     res = agg.monte_carlo_simulate(loans.head(20), macro_vae=MacroVAE.from_pretrained(),

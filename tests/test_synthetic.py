@@ -1,4 +1,4 @@
-"""Synthetic macro scenarios, loan tapes and panels (creditsim.data.synthetic)."""
+"""Synthetic macro scenarios, loan tapes and panels (creditsim.transitions.synthetic)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from creditsim.data.synthetic import (
-    ASSET_CLASS_PARAMS,
-    LOAN_FEATURES,
-    LoanTapeGenerator,
-    MacroAnchors,
-    MacroScenarioGenerator,
-    MacroSensitivity,
-    _Schedule,
-    activity_level_drawdown,
-    loan_features,
-)
+from creditsim.features import LOAN_FEATURES, loan_features
+from creditsim.transitions.synthetic import ASSET_CLASS_PARAMS, LoanTapeGenerator, MacroSensitivity, _Schedule
+from creditsim.macro.synthetic import MacroAnchors, MacroScenarioGenerator, activity_level_drawdown
 from creditsim.errors import ConfigError, DataError
 from creditsim.schema import RATINGS, REQUIRED_LOAN_COLUMNS, validate_loan_tape, validate_panel
 from creditsim.states import ALLOWED_TRANSITIONS, MACRO_VARS, LoanState

@@ -30,8 +30,8 @@ def test_serial_torch_sets_one_thread_and_restores() -> None:
 
 def test_generation_entry_points_run_on_one_thread(monkeypatch) -> None:
     """MacroVAE and LoanTrajectoryModel generation see one thread (their step loops are small ops)."""
-    from creditsim.models.loan_trajectory import LoanTrajectoryModel
-    from creditsim.models.macro_vae import MacroVAE
+    from creditsim.loans.trajectory import LoanTrajectoryModel
+    from creditsim.macro.vae import MacroVAE
 
     for fn in (MacroVAE.generate, MacroVAE.generate_conditional, LoanTrajectoryModel.generate):
         assert hasattr(fn, "__wrapped__"), f"{fn.__qualname__} is not wrapped"

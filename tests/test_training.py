@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from creditsim.errors import ConfigError, DataError
-from creditsim.models.macro_vae import MacroVAE, MacroVAEConfig
+from creditsim.macro.vae import MacroVAE, MacroVAEConfig
 from creditsim.states import MACRO_VARS, SCENARIOS
-from creditsim.training.macro import (
+from creditsim.macro.train import (
     blocked_split,
     label_windows,
     make_windows,
@@ -22,7 +22,7 @@ from creditsim.training.macro import (
     sahm_recession,
     train_macro_vae,
 )
-from creditsim.training.trainer import TrainConfig, beta_schedule, fit
+from creditsim.nn.trainer import TrainConfig, beta_schedule, fit
 
 TINY = MacroVAEConfig(seq_length=24, latent_dim=2, hidden_dim=8, n_layers=1, scenario_dim=3, beta=0.5)
 
@@ -200,8 +200,10 @@ def test_shipped_checkpoints_load_bit_for_bit_through_the_checked_path(model_nam
     hence identical outputs."""
     from safetensors.torch import load_file
 
-    from creditsim.models import loan_trajectory, macro_vae, transition_transformer
-    from creditsim.training.checkpoints import check_weight_shapes, weight_shapes
+    from creditsim.loans import trajectory as loan_trajectory
+    from creditsim.macro import vae as macro_vae
+    from creditsim.transitions import transformer as transition_transformer
+    from creditsim.checkpoints import check_weight_shapes, weight_shapes
 
     module = {"MacroVAE": macro_vae, "TransitionTransformer": transition_transformer,
               "LoanTrajectoryModel": loan_trajectory}[model_name]

@@ -12,9 +12,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from creditsim.data.cohorts import COHORT_FEATURES, cohort_features
+from creditsim.transitions.cohorts import COHORT_FEATURES, cohort_features
 from creditsim.errors import CheckpointError, ConfigError, DataError
-from creditsim.evaluation.transition_eval import (
+from creditsim.transitions.evaluate import (
     brier_score,
     chained_curve_gap,
     evaluate_transition_models,
@@ -22,9 +22,9 @@ from creditsim.evaluation.transition_eval import (
     roll_rate_calibration,
     transition_nll,
 )
-from creditsim.models.transition_transformer import PRETRAINED_DIR, TransitionConfig, TransitionTransformer
+from creditsim.transitions.transformer import PRETRAINED_DIR, TransitionConfig, TransitionTransformer
 from creditsim.states import ABSORBING_STATES, ALLOWED_TRANSITIONS, ASSET_CLASSES, LoanState
-from creditsim.training.transition import (
+from creditsim.transitions.train import (
     SHIPPED_TRAINING,
     TransitionDataConfig,
     build_transition_data,
@@ -182,7 +182,7 @@ def test_bad_shapes_and_values_raise_clear_errors():
 def test_predict_warns_when_macro_paths_leave_the_training_range(tiny_data):
     import warnings
 
-    from creditsim.models.transition_transformer import MacroRangeWarning
+    from creditsim.transitions.transformer import MacroRangeWarning
 
     model = prepare_model(tiny_model(8), tiny_data["train"])
     feats = pd.DataFrame(tiny_data["train"].cohort_features[:2], columns=list(COHORT_FEATURES))
@@ -261,10 +261,10 @@ def test_brier_and_calibration_against_hand_computed_values():
 
 
 def test_homogeneous_matrix_matches_markov_transition_model_fit():
-    from creditsim.data.synthetic import LoanTapeGenerator
-    from creditsim.models.markov import MarkovTransitionModel
-    from creditsim.training.transition import _panel_with_cutoff_row
-    from creditsim.data.cohorts import transition_counts
+    from creditsim.transitions.synthetic import LoanTapeGenerator
+    from creditsim.transitions.markov import MarkovTransitionModel
+    from creditsim.transitions.train import _panel_with_cutoff_row
+    from creditsim.transitions.cohorts import transition_counts
 
     loans, panel = LoanTapeGenerator(300, 12, random_seed=3).generate()
     full = _panel_with_cutoff_row(panel, loans, pd.Timestamp("2025-01-01"))
@@ -275,7 +275,8 @@ def test_homogeneous_matrix_matches_markov_transition_model_fit():
 
 # ----------------------------------------------------------------------------- simulation plumbing
 def test_cohort_matrices_for_a_tape_in_sorted_cohort_order():
-    from creditsim.data.synthetic import LoanTapeGenerator, MacroScenarioGenerator
+    from creditsim.transitions.synthetic import LoanTapeGenerator
+    from creditsim.macro.synthetic import MacroScenarioGenerator
 
     model = tiny_model(6)
     loans, _ = LoanTapeGenerator(200, 2, random_seed=1).generate()
@@ -295,8 +296,9 @@ def test_cohort_matrices_for_a_tape_in_sorted_cohort_order():
 
 
 def test_tape_bound_model_plugs_into_the_pool_engine():
-    from creditsim.data.synthetic import LoanTapeGenerator, MacroScenarioGenerator
-    from creditsim.simulation.engine import PoolEngine
+    from creditsim.transitions.synthetic import LoanTapeGenerator
+    from creditsim.macro.synthetic import MacroScenarioGenerator
+    from creditsim.risk.pool_engine import PoolEngine
 
     loans, _ = LoanTapeGenerator(60, 2, random_seed=4, asset_mix={"consumer": 1.0}).generate()
     model = tiny_model(7)
@@ -310,7 +312,7 @@ def test_tape_bound_model_plugs_into_the_pool_engine():
 # ----------------------------------------------------------------------------- the shipped model
 def _shipped() -> TransitionTransformer:
     if not (PRETRAINED_DIR / "model.safetensors").is_file():
-        pytest.skip("no shipped checkpoint; run python -m creditsim.training.transition")
+        pytest.skip("no shipped checkpoint; run python -m creditsim.transitions.train")
     return TransitionTransformer.from_pretrained()
 
 
@@ -326,7 +328,8 @@ def test_shipped_checkpoint_beats_homogeneous_markov_on_held_out_paths():
 
 
 def test_shipped_model_default_rates_rise_with_the_stress_scenario():
-    from creditsim.data.synthetic import LoanTapeGenerator, MacroScenarioGenerator
+    from creditsim.transitions.synthetic import LoanTapeGenerator
+    from creditsim.macro.synthetic import MacroScenarioGenerator
 
     model = _shipped()
     loans, _ = LoanTapeGenerator(500, 2, random_seed=11).generate()

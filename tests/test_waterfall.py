@@ -8,9 +8,9 @@ import torch
 
 from creditsim.errors import ConfigError, DataError
 from creditsim.states import POOL_CF_TYPES
-from creditsim.structure.analytics import irr
-from creditsim.structure.deal import WaterfallConfig
-from creditsim.structure.waterfall import cash_conservation_error, run_waterfall
+from creditsim.deal.analytics import irr
+from creditsim.deal.config import WaterfallConfig
+from creditsim.deal.waterfall import cash_conservation_error, run_waterfall
 
 COL = {name: i for i, name in enumerate(POOL_CF_TYPES)}
 

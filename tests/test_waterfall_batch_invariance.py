@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from creditsim.examples import example_path
-from creditsim.structure.analytics import irr, irr_torch, level_pay_pool, principal_loss, pv_loss, wal
-from creditsim.structure.deal import load_deal
-from creditsim.structure.waterfall import RESULT_KEYS, run_waterfall
+from creditsim.deal.analytics import irr, irr_torch, level_pay_pool, principal_loss, pv_loss, wal
+from creditsim.deal.config import load_deal
+from creditsim.deal.waterfall import RESULT_KEYS, run_waterfall
 
 S = 40
 

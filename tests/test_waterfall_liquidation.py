@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from creditsim.examples import example_path
-from creditsim.structure.analytics import level_pay_pool
-from creditsim.structure.deal import load_deal
-from creditsim.structure.waterfall import cash_conservation_error, run_waterfall
+from creditsim.deal.analytics import level_pay_pool
+from creditsim.deal.config import load_deal
+from creditsim.deal.waterfall import cash_conservation_error, run_waterfall
 
 S = 24
 

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from creditsim.examples import example_path
 from creditsim.states import POOL_CF_TYPES
-from creditsim.structure.analytics import irr_torch, level_pay_pool, principal_loss
-from creditsim.structure.deal import WaterfallConfig, load_deal
-from creditsim.structure.waterfall import MODES, cash_conservation_error, run_waterfall
+from creditsim.deal.analytics import irr_torch, level_pay_pool, principal_loss
+from creditsim.deal.config import WaterfallConfig, load_deal
+from creditsim.deal.waterfall import MODES, cash_conservation_error, run_waterfall
 
 trigger = st.one_of(st.none(), st.floats(1.0, 1.6))
 # class tests are often off, so that interest survives them and later steps (diversion, sub fee) run
@@ -167,7 +167,7 @@ def test_results_do_not_depend_on_chunk_size():
 
 def test_selected_outputs_match_the_full_run():
     from creditsim.errors import ConfigError
-    from creditsim.structure.waterfall import TRANCHE_OUTPUTS
+    from creditsim.deal.waterfall import TRANCHE_OUTPUTS
 
     cfg = load_deal(example_path("example_clo.yaml"))
     pool = level_pay_pool(1e8, 0.08, 60, 66, cdr=[0.0, 0.1, 0.4], cpr=0.1, severity=0.5, lag=6)

@@ -1,6 +1,6 @@
 """``creditsim data``: synthesise, validate and export data.
 
-- ``creditsim data synth``: a synthetic loan tape and panel (:class:`~creditsim.data.synthetic.LoanTapeGenerator`)
+- ``creditsim data synth``: a synthetic loan tape and panel (:class:`~creditsim.transitions.synthetic.LoanTapeGenerator`)
   written to a directory as Parquet or CSV, with the macro path that drove it.
 - ``creditsim data validate FILE``: check a loan tape or panel file against the data contract.
 - ``creditsim data macro``: print or export the bundled US macro history (:func:`creditsim.datasets.load_macro_history`).
@@ -63,8 +63,9 @@ def synth(
     """Generate a synthetic loan tape and monthly panel and write loans / panel / macro files to OUT."""
     import pandas as pd
 
-    from creditsim.data.io import atomic_write_frame, write_loan_tape, write_panel
-    from creditsim.data.synthetic import LoanTapeGenerator, MacroScenarioGenerator
+    from creditsim.io import atomic_write_frame, write_loan_tape, write_panel
+    from creditsim.transitions.synthetic import LoanTapeGenerator
+    from creditsim.macro.synthetic import MacroScenarioGenerator
     from creditsim.states import MACRO_VARS, scenario_index
 
     ext = fmt.value
@@ -102,7 +103,7 @@ def _guess_kind(path: Path) -> FileKind:
     """A file with ``reporting_month`` and ``loan_state`` columns is a panel, otherwise a tape."""
     import pandas as pd
 
-    from creditsim.data.io import file_format
+    from creditsim.io import file_format
 
     fmt = file_format(path)
     if not path.is_file():
@@ -130,9 +131,9 @@ def validate(
 ) -> None:
     """Validate FILE against the data contract; print a summary, or the error and exit with status 2.
 
-    The file is read by :func:`creditsim.data.io.read_frame`, the library's one reader (ids stay text).
+    The file is read by :func:`creditsim.io.read_frame`, the library's one reader (ids stay text).
     """
-    from creditsim.data.io import read_loan_tape, read_panel
+    from creditsim.io import read_loan_tape, read_panel
 
     if date_format is not None and "%" not in date_format:
         raise ConfigError(f"--date-format must be a strftime pattern such as '%d/%m/%Y', got {date_format!r}")
@@ -213,7 +214,7 @@ def macro(
         prev = ts
     console.print(table)
     if out is not None:
-        from creditsim.data.io import atomic_write_frame
+        from creditsim.io import atomic_write_frame
 
         path = atomic_write_frame(frame.reset_index(), out)
         console.print(f"wrote {path}")

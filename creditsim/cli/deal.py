@@ -4,7 +4,7 @@
   otherwise) and prints the capital structure: balances, coupons, attachment / detachment, triggers.
 - ``creditsim deal run deal.yaml --cdr 0.02 --cpr 0.10 --severity 0.4 --lag 6``: runs the exact
   waterfall on the deterministic level-pay pool of
-  :func:`creditsim.structure.analytics.level_pay_pool` (collateral par = the deal's
+  :func:`creditsim.deal.analytics.level_pay_pool` (collateral par = the deal's
   ``collateral_balance`` or the sum of the tranche balances; ``--wac``, ``--term``, ``--horizon``) and
   prints a period table and the tranche metrics (principal and PV loss, WAL, IRR, break-even CDR of
   the first dollar of loss and the CDR giving a 1 % loss).
@@ -62,14 +62,14 @@ def write_excel(path: Path, sheets: dict[str, pd.DataFrame]) -> Path:
 
 
 def _load(path: Path):
-    from creditsim.structure.deal import load_deal
+    from creditsim.deal.config import load_deal
 
     return load_deal(path)
 
 
 def capital_structure(config) -> pd.DataFrame:
     """One row per tranche: balance, coupon, attachment, detachment, triggers, deferrable."""
-    from creditsim.structure.analytics import attachment_points
+    from creditsim.deal.analytics import attachment_points
 
     att, det = attachment_points(config)
     rows = []
@@ -181,8 +181,8 @@ def run(
     """Deterministic run of the deal on a level-pay pool: period table and tranche metrics."""
     import torch
 
-    from creditsim.structure.analytics import breakeven_cdr, level_pay_pool, tranche_outcomes
-    from creditsim.structure.waterfall import cash_conservation_error, run_waterfall
+    from creditsim.deal.analytics import breakeven_cdr, level_pay_pool, tranche_outcomes
+    from creditsim.deal.waterfall import cash_conservation_error, run_waterfall
 
     if excel is not None and Path(excel).suffix.lower() != ".xlsx":
         raise ConfigError(f"--excel must name a .xlsx file, got {excel}")

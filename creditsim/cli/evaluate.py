@@ -31,10 +31,10 @@ def eval_macro(
     import torch
 
     from creditsim.datasets import load_macro_history, load_recession_indicator
-    from creditsim.evaluation.baselines import BlockBootstrapGenerator, VARGenerator
-    from creditsim.evaluation.macro_eval import HEADLINE_METRICS, compare_generators, fan_charts, scenario_ordering
-    from creditsim.models.macro_vae import MacroVAE
-    from creditsim.training.checkpoints import atomic_write
+    from creditsim.macro.baselines import BlockBootstrapGenerator, VARGenerator
+    from creditsim.macro.evaluate import HEADLINE_METRICS, compare_generators, fan_charts, scenario_ordering
+    from creditsim.macro.vae import MacroVAE
+    from creditsim.checkpoints import atomic_write
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")

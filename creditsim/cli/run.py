@@ -27,8 +27,8 @@ console = Console()
 
 def read_tape(path: Path) -> Any:
     """Read a loan tape (.csv, .csv.gz or .parquet) with the library's one reader
-    (:func:`creditsim.data.io.read_frame`: ids stay text, so ``'007'`` is the same loan as in Python)."""
-    from creditsim.data.io import read_frame
+    (:func:`creditsim.io.read_frame`: ids stay text, so ``'007'`` is the same loan as in Python)."""
+    from creditsim.io import read_frame
 
     return read_frame(path, "loan tape")
 
@@ -100,7 +100,7 @@ def print_results(results: Any, out: Console | None = None) -> None:
 
     Losses are cumulative over the simulation horizon (headers say so, e.g. "EL 60m"); "–" marks a
     number that does not exist for the row (pool PD / attachment) or could not be estimated (tail
-    standard errors from fewer than 10 tail samples, see :mod:`creditsim.simulation.risk`).
+    standard errors from fewer than 10 tail samples, see :mod:`creditsim.risk.measures`).
     IRR: median and mean over scenarios, both shown because a few -100 % scenarios (nothing received)
     drag the mean far below what a typical scenario earns.
     """
@@ -147,7 +147,7 @@ def check_sim_resources(n_sims: int, horizon: int, chunk_size: int, seed: int) -
     """Refuse, before any work, CLI numbers that are invalid or would exhaust memory (one-line
     :class:`ConfigError` naming the option)."""
     # imported here: the CLI keeps its start-up light (the simulation stack loads torch)
-    from creditsim.simulation.monte_carlo import MAX_HORIZON_MONTHS, MAX_RESULT_BYTES, estimate_result_bytes
+    from creditsim.risk.simulate import MAX_HORIZON_MONTHS, MAX_RESULT_BYTES, estimate_result_bytes
 
     if n_sims < 1:
         raise ConfigError(f"--n-sims must be a positive integer, got {n_sims}")
@@ -187,9 +187,9 @@ def register(app: typer.Typer) -> None:
         """Run the Monte Carlo simulation of a deal on a loan tape and save the run."""
         import time
 
-        from creditsim.simulation.monte_carlo import check_device, simulate, versions
-        from creditsim.simulation.results import check_result_target
-        from creditsim.simulation.scenarios import parse_scenario_mix
+        from creditsim.risk.simulate import check_device, simulate, versions
+        from creditsim.risk.results import check_result_target
+        from creditsim.macro.scenarios import parse_scenario_mix
 
         # cheap checks first: a bad --out, --device or --mix must not cost a simulation
         check_result_target(out, "--out")
@@ -197,7 +197,7 @@ def register(app: typer.Typer) -> None:
         check_device(device)
         parse_scenario_mix(mix)
         loans = read_tape(tape)
-        from creditsim.structure.deal import load_deal
+        from creditsim.deal.config import load_deal
 
         deal_cfg = load_deal(deal)
         if macro in ("vae", "synthetic", "fed"):
@@ -231,7 +231,7 @@ def register(app: typer.Typer) -> None:
         if excel:
             writers.append(("results.xlsx", results.to_excel))
         if html_report:
-            from creditsim.evaluation.report import write_report
+            from creditsim.risk.report import write_report
 
             writers.append(("report.html", lambda p: write_report(results, p)))
         results.to_parquet(out, extra_files=extra, extra_writers=writers)
@@ -246,8 +246,8 @@ def register(app: typer.Typer) -> None:
         title: str = typer.Option(None, "--title", help="report title (default: the deal name)"),
     ) -> None:
         """Write the self-contained HTML report (and optionally the Excel workbook) of a saved run."""
-        from creditsim.evaluation.report import write_report
-        from creditsim.simulation.results import SimulationResults
+        from creditsim.risk.report import write_report
+        from creditsim.risk.results import SimulationResults
 
         from creditsim.fileio import check_output_target
 

@@ -34,11 +34,11 @@ def train_macro(
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
     """Train a MacroVAE on 60-month windows of the bundled 1980-2019 history (defaults: the shipped
-    configuration, see ``creditsim.training.pretrained``)."""
+    configuration, see ``creditsim.macro.pretrained``)."""
     from dataclasses import replace
 
-    from creditsim.training.macro import train_macro_vae
-    from creditsim.training.pretrained import SHIPPED_CONFIG, SHIPPED_TRAINING
+    from creditsim.macro.train import train_macro_vae
+    from creditsim.macro.pretrained import SHIPPED_CONFIG, SHIPPED_TRAINING
 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out must be a folder, but {out} is a file")

@@ -13,19 +13,15 @@ Licences differ per source and several are "internal research use only": every l
 cites the original publisher and the licence note.
 """
 
-from creditsim.datasets.credit_card import load_credit_card_panel, load_credit_card_tape
-from creditsim.datasets.fed import available_fed_scenarios, load_fed_scenarios
-from creditsim.datasets.fred import load_fred_md, load_recession_indicator
-from creditsim.datasets.macro import load_macro_history
-from creditsim.datasets.ratings import load_sp_ratings
+from creditsim.lazy import attach
 
-__all__ = [
-    "load_macro_history",
-    "load_fred_md",
-    "load_recession_indicator",
-    "load_fed_scenarios",
-    "available_fed_scenarios",
-    "load_credit_card_panel",
-    "load_credit_card_tape",
-    "load_sp_ratings",
-]
+__getattr__, __dir__, __all__ = attach(__name__, {
+    "load_credit_card_panel": "creditsim.datasets.credit_card",
+    "load_credit_card_tape": "creditsim.datasets.credit_card",
+    "available_fed_scenarios": "creditsim.datasets.fed",
+    "load_fed_scenarios": "creditsim.datasets.fed",
+    "load_fred_md": "creditsim.datasets.fred",
+    "load_recession_indicator": "creditsim.datasets.fred",
+    "load_macro_history": "creditsim.datasets.macro",
+    "load_sp_ratings": "creditsim.datasets.ratings",
+})

@@ -11,7 +11,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from creditsim.datasets._files import data_path
+from creditsim.datasets.files import data_path
 from creditsim.errors import DataError
 from creditsim.schema import validate_loan_tape, validate_panel
 from creditsim.states import LoanState
@@ -159,7 +159,7 @@ def load_credit_card_panel() -> pd.DataFrame:
         - ``censored`` (bool): True on the last row (2005-09) of the 23,364 accounts with ``Y = 0``:
           followed through 2005-10 without a default, but their October state is not reported
           (right-censored after one default-free month). False elsewhere, including every DEFAULT row.
-          :meth:`creditsim.models.markov.MarkovTransitionModel.fit` reads it: without it only the
+          :meth:`creditsim.transitions.markov.MarkovTransitionModel.fit` reads it: without it only the
           defaulters would have an observed move out of September, and every such move is a default
           (fitted that way the 12-month PD from CURRENT was 40.6 %, with it 35.1 %).
 

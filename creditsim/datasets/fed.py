@@ -7,7 +7,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from creditsim.datasets._files import data_path, monthly_index, quarterly_to_monthly
+from creditsim.datasets.files import data_path, monthly_index, quarterly_to_monthly
 from creditsim.errors import ConfigError, DataError
 from creditsim.states import MACRO_VARS
 
@@ -89,7 +89,7 @@ def _year_on_year(factor: np.ndarray, pre_factor: float) -> np.ndarray:
 
 def _macro_quarterly(table: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
     """Map a domestic table to the 9 variables, quarterly decimals; ``baseline`` gives the jump-off trend."""
-    from creditsim.datasets.macro import _macro_history
+    from creditsim.datasets.macro import macro_history
 
     def q_factor(frame: pd.DataFrame, col: str) -> np.ndarray:
         return (1.0 + frame[col].to_numpy() / 100.0) ** 0.25  # annualised q/q rate -> quarterly factor
@@ -111,7 +111,7 @@ def _macro_quarterly(table: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFram
     hpi_factor = hpi / np.concatenate([[jump_off], hpi[:-1]])
     out["house_price_growth"] = _year_on_year(hpi_factor, trend)
     bbb_spread = (table["BBB corporate yield"] - table["10-year Treasury yield"]).to_numpy() / 100.0
-    fits = _macro_history(True)[2]
+    fits = macro_history(True)[2]
     for var in ("credit_spread_ig", "credit_spread_hy", "default_rate"):
         f = fits[var]
         out[var] = (

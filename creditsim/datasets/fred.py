@@ -7,7 +7,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from creditsim.datasets._files import data_path, read_fred_series
+from creditsim.datasets.files import data_path, read_fred_series
 from creditsim.errors import DataError
 
 __all__ = ["load_fred_md", "load_recession_indicator", "apply_fred_md_transform", "FRED_MD_TCODES"]

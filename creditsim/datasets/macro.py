@@ -11,7 +11,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from creditsim.datasets._files import monthly_index, parse_month, quarterly_to_monthly, read_fred_series
+from creditsim.datasets.files import monthly_index, parse_month, quarterly_to_monthly, read_fred_series
 from creditsim.errors import ConfigError
 from creditsim.schema import validate_macro
 from creditsim.states import MACRO_VARS
@@ -160,7 +160,7 @@ def _backfill(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str
 
 
 @lru_cache(maxsize=None)
-def _macro_history(backfill: bool) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, float]]]:
+def macro_history(backfill: bool) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, float]]]:
     observed = _observed_variables()
     if backfill:
         filled, mask, fits = _backfill(observed)
@@ -260,7 +260,7 @@ def load_macro_history(
     """
     if not isinstance(backfill, (bool, np.bool_)):
         raise ConfigError(f"backfill must be True or False, got {backfill!r}")
-    macro, mask, fits = _macro_history(bool(backfill))
+    macro, mask, fits = macro_history(bool(backfill))
     lo, hi = parse_month(start, "start"), parse_month(end, "end")
     if lo is not None and hi is not None and lo > hi:
         raise ConfigError(f"start ({lo:%Y-%m}) must not be after end ({hi:%Y-%m})")

@@ -11,58 +11,32 @@ structures, scenario weighting, macro link, monthly scenario matrices), :mod:`~c
 requests are refused with a one-line ConfigError naming the parameter).
 """
 
-from creditsim.ratings.ccc import GRADES_7, GRADES_8, collapse_to_7x7, expand_conditional_tm, expand_to_8x8
-from creditsim.ratings.estimate import (
-    aalen_johansen,
-    cohort_matrix,
-    generator,
-    monthly_matrix,
-    ttc_matrix,
-    validate_matrix,
-)
-from creditsim.ratings.lifetime import (
-    PDTermStructure,
-    ZMacroLink,
-    matrices_term_structure,
-    monthly_pd_curves,
-    monthly_scenario_matrices,
-    path_term_structure,
-    scenario_weighted,
-    ttc_term_structure,
-)
-from creditsim.ratings.zfactor import (
-    ZFactorModel,
-    ZFactorResult,
-    conditional_matrix,
-    conditional_pd,
-    expected_matrix,
-    thresholds,
-)
+from creditsim.lazy import attach
 
-__all__ = [
-    "GRADES_7",
-    "GRADES_8",
-    "aalen_johansen",
-    "cohort_matrix",
-    "collapse_to_7x7",
-    "conditional_matrix",
-    "conditional_pd",
-    "expand_conditional_tm",
-    "expand_to_8x8",
-    "expected_matrix",
-    "generator",
-    "matrices_term_structure",
-    "monthly_matrix",
-    "monthly_pd_curves",
-    "monthly_scenario_matrices",
-    "path_term_structure",
-    "PDTermStructure",
-    "scenario_weighted",
-    "thresholds",
-    "ttc_matrix",
-    "ttc_term_structure",
-    "validate_matrix",
-    "ZFactorModel",
-    "ZFactorResult",
-    "ZMacroLink",
-]
+__getattr__, __dir__, __all__ = attach(__name__, {
+    "GRADES_7": "creditsim.ratings.ccc",
+    "GRADES_8": "creditsim.ratings.ccc",
+    "collapse_to_7x7": "creditsim.ratings.ccc",
+    "expand_conditional_tm": "creditsim.ratings.ccc",
+    "expand_to_8x8": "creditsim.ratings.ccc",
+    "aalen_johansen": "creditsim.ratings.estimate",
+    "cohort_matrix": "creditsim.ratings.estimate",
+    "generator": "creditsim.ratings.estimate",
+    "monthly_matrix": "creditsim.ratings.estimate",
+    "ttc_matrix": "creditsim.ratings.estimate",
+    "validate_matrix": "creditsim.ratings.estimate",
+    "PDTermStructure": "creditsim.ratings.lifetime",
+    "ZMacroLink": "creditsim.ratings.lifetime",
+    "matrices_term_structure": "creditsim.ratings.lifetime",
+    "monthly_pd_curves": "creditsim.ratings.lifetime",
+    "monthly_scenario_matrices": "creditsim.ratings.lifetime",
+    "path_term_structure": "creditsim.ratings.lifetime",
+    "scenario_weighted": "creditsim.ratings.lifetime",
+    "ttc_term_structure": "creditsim.ratings.lifetime",
+    "ZFactorModel": "creditsim.ratings.zfactor",
+    "ZFactorResult": "creditsim.ratings.zfactor",
+    "conditional_matrix": "creditsim.ratings.zfactor",
+    "conditional_pd": "creditsim.ratings.zfactor",
+    "expected_matrix": "creditsim.ratings.zfactor",
+    "thresholds": "creditsim.ratings.zfactor",
+})

@@ -321,11 +321,11 @@ def expand_conditional_tm(
         if z is not None or rho is not None or return_params:
             raise ConfigError("z=, rho= and return_params= apply only with ttc_8x8 (the one-factor expansion)")
         return np.stack([expand_to_8x8(m, alpha, method) for m in flat]).reshape(c.shape[:-2] + (8, 8))
-    from creditsim.ratings.zfactor import _check_rho, conditional_matrix
+    from creditsim.ratings.zfactor import check_rho, conditional_matrix
 
     t8 = _as_8x8(ttc_8x8)
     if rho is not None:
-        rho = _check_rho(rho)
+        rho = check_rho(rho)
     if z is not None:
         zz = np.asarray(z, dtype=np.float64)
         if not np.isfinite(zz).all():

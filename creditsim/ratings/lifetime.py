@@ -22,7 +22,7 @@ from creditsim.errors import ConfigError, DataError, NotFittedError, format_labe
 from creditsim.schema import monthly_index
 from creditsim.ratings.estimate import monthly_matrix, validate_matrix
 from creditsim.ratings.limits import MAX_YEARS, check_count, check_memory
-from creditsim.ratings.zfactor import _conditional_raw, _thresholds_raw, _check_rho
+from creditsim.ratings.zfactor import conditional_raw, thresholds_raw, check_rho
 from creditsim.states import GRADES_7, GRADES_8, MACRO_VARS
 
 __all__ = [
@@ -144,7 +144,7 @@ def path_term_structure(
     |z| ~ 11 (40 nodes); user-typed paths are bounded by ``Z_ABS_MAX`` = 8 at the CLI edge.
     """
     p = validate_matrix(ttc, name="TTC matrix")
-    rho = _check_rho(rho, residual_var)
+    rho = check_rho(rho, residual_var)
     z = np.asarray(z_paths, dtype=np.float64)
     if z.ndim not in (1, 2) or z.shape[-1] < 1:
         raise DataError(f"z_paths must be (H,) or (S, H), got shape {z.shape}")
@@ -159,7 +159,7 @@ def path_term_structure(
     n_paths = int(np.prod(z.shape[:-1], dtype=np.int64))
     # conditional matrices plus two threshold-sized temporaries of _bin_probs, and the output curves
     check_memory(8.0 * n_paths * (3 * h * k * (k + 1) + n_out * k), "z_paths", f"{n_paths} paths x {h} years of {k}x{k} matrices")
-    mats = _conditional_raw(p, _thresholds_raw(p), z[..., :h], rho, residual_var)
+    mats = conditional_raw(p, thresholds_raw(p), z[..., :h], rho, residual_var)
     return matrices_term_structure(mats, ttc=p, n_years=n_out)
 
 
@@ -241,7 +241,7 @@ class ZMacroLink:
             raise ConfigError(f"unknown macro variables {unknown}; expected a non-empty subset of {list(MACRO_VARS)}")
         self.variables = vs
         self.ttc = ttc
-        self.rho = None if rho is None else _check_rho(rho)
+        self.rho = None if rho is None else check_rho(rho)
         self.coef_: pd.Series | None = None
 
     def fit(self, z_series: pd.Series, macro_frame: pd.DataFrame) -> "ZMacroLink":
@@ -306,7 +306,7 @@ class ZMacroLink:
         r = rho if rho is not None else self.rho
         if t is None or r is None:
             raise ConfigError("scenario matrices need ttc and rho (pass them here or to ZMacroLink)")
-        return validate_matrix(t, name="TTC matrix"), _check_rho(r)
+        return validate_matrix(t, name="TTC matrix"), check_rho(r)
 
     def scenario_matrices(
         self,
@@ -337,13 +337,13 @@ class ZMacroLink:
         elif frequency != "annual":
             raise ConfigError(f"frequency must be 'annual' or 'monthly', got {frequency!r}")
         mu = self.predict(a)  # (S, Y)
-        b = _thresholds_raw(p)
+        b = thresholds_raw(p)
         if z_shocks is not None:
             e = np.asarray(z_shocks, dtype=np.float64)
             if e.shape != mu.shape:
                 raise DataError(f"z_shocks must have shape {mu.shape} (S, Y), got {e.shape}")
-            return _conditional_raw(p, b, mu + np.sqrt(self.resid_var_) * e, r)
-        return _conditional_raw(p, b, mu, r, self.resid_var_ if include_residual else 0.0)
+            return conditional_raw(p, b, mu + np.sqrt(self.resid_var_) * e, r)
+        return conditional_raw(p, b, mu, r, self.resid_var_ if include_residual else 0.0)
 
     @classmethod
     def from_bundled(

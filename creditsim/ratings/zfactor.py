@@ -151,10 +151,10 @@ def thresholds(ttc: np.ndarray | pd.DataFrame) -> np.ndarray:
     sums are taken from the worst state (accurate small tails) and clipped to [0, 1]. X below
     ``b[i, j]`` means grade j or worse (low X = deterioration; z > 0 is a good year)."""
     p = _as_ttc(ttc)
-    return _thresholds_raw(p)
+    return thresholds_raw(p)
 
 
-def _thresholds_raw(p: np.ndarray) -> np.ndarray:
+def thresholds_raw(p: np.ndarray) -> np.ndarray:
     k = p.shape[0]
     rows = p[:-1]
     c = np.cumsum(rows[:, ::-1], axis=1)[:, ::-1]  # c[:, j] = sum_{k>=j}
@@ -183,7 +183,7 @@ def _bin_probs(b: np.ndarray, z: np.ndarray, rho: float, residual_var: float = 0
     return np.clip(p, 0.0, 1.0)
 
 
-def _check_rho(rho: float, residual_var: float = 0.0) -> float:
+def check_rho(rho: float, residual_var: float = 0.0) -> float:
     r = float(rho)
     if not (0.0 <= r < 1.0) or not np.isfinite(r):
         raise ConfigError(f"rho must be in [0, 1), got {rho}")
@@ -203,7 +203,7 @@ def conditional_matrix(
     row stochastic, D row the unit vector, zero TTC cells stay exactly 0.
     """
     p = _as_ttc(ttc)
-    rho = _check_rho(rho, residual_var)
+    rho = check_rho(rho, residual_var)
     zz = np.asarray(z, dtype=np.float64)
     if not np.isfinite(zz).all():
         bad = np.argwhere(~np.isfinite(np.atleast_1d(zz)))[:10]
@@ -211,10 +211,10 @@ def conditional_matrix(
     k = p.shape[0]
     # output plus the two threshold-sized temporaries of _bin_probs
     check_memory(8.0 * zz.size * 3 * k * (k + 1), "z", f"{zz.size} values of z x {k}x{k} matrices")
-    return _conditional_raw(p, _thresholds_raw(p), zz, rho, residual_var)
+    return conditional_raw(p, thresholds_raw(p), zz, rho, residual_var)
 
 
-def _conditional_raw(p: np.ndarray, b: np.ndarray, z: np.ndarray, rho: float, residual_var: float = 0.0) -> np.ndarray:
+def conditional_raw(p: np.ndarray, b: np.ndarray, z: np.ndarray, rho: float, residual_var: float = 0.0) -> np.ndarray:
     """``M(z)`` without validation: z shape S -> S + (K, K); z > 0 is a good year."""
     k = p.shape[0]
     out = np.zeros(z.shape + (k, k))
@@ -227,7 +227,7 @@ def conditional_pd(pd_ttc: np.ndarray, z: float | np.ndarray, rho: float) -> np.
     """Vasicek conditional PD ``Phi((Phi^-1(PD) - sqrt(rho) z) / sqrt(1 - rho))`` (z > 0 good year).
 
     ``pd_ttc`` (G,) decimals; ``z`` shape S -> S + (G,)."""
-    rho = _check_rho(rho)
+    rho = check_rho(rho)
     c = special.ndtri(np.clip(np.asarray(pd_ttc, dtype=np.float64), 0.0, 1.0))
     zz = np.asarray(z, dtype=np.float64)[..., None]
     return special.ndtr((c - np.sqrt(rho) * zz) / np.sqrt(1.0 - rho))
@@ -238,9 +238,9 @@ def expected_matrix(ttc: np.ndarray | pd.DataFrame, rho: float, *, mean: float =
 
     For ``mean=0, var=1`` this reproduces the TTC matrix (to ~1e-12 with 40 nodes)."""
     p = _as_ttc(ttc)
-    rho = _check_rho(rho)
+    rho = check_rho(rho)
     x, w = gauss_hermite(n_nodes)
-    m = _conditional_raw(p, _thresholds_raw(p), mean + np.sqrt(var) * x, rho)
+    m = conditional_raw(p, thresholds_raw(p), mean + np.sqrt(var) * x, rho)
     return np.tensordot(w, m, axes=1)
 
 
@@ -357,7 +357,7 @@ class ZFactorModel:
         n_nodes: int = 30,
     ) -> None:
         if rho is not None:
-            _check_rho(rho)
+            check_rho(rho)
             if not rho > 0:
                 raise ConfigError(f"rho must be > 0 to identify Z, got {rho}")
         if rho_method not in ("marginal", "bsf"):
@@ -424,7 +424,7 @@ class ZFactorModel:
         if empty.any():
             raise DataError(f"years with no obligors: {format_labels(yi[empty])}")
         lab = tuple(str(x) for x in self.ttc.index[:-1]) if isinstance(self.ttc, pd.DataFrame) else (_ordered_labels(k) or tuple(map(str, range(k))))[:-1]
-        return _BinnedData(_thresholds_raw(p), rows_c, yi, lab, "matrix")
+        return _BinnedData(thresholds_raw(p), rows_c, yi, lab, "matrix")
 
     def _prepare_defaults(self, defaults, obligors, years) -> _BinnedData:
         if obligors is None:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from creditsim.cli import main
-from creditsim.simulation.results import SimulationResults, TrancheResult
+from creditsim.risk.results import SimulationResults, TrancheResult
 from creditsim.states import POOL_CF_TYPES
 
 EXAMPLE_DEAL = Path(__file__).resolve().parents[2] / "creditsim" / "examples" / "example_clo.yaml"
@@ -31,7 +31,7 @@ tranches:
 
 @pytest.fixture(scope="module")
 def tape(tmp_path_factory) -> Path:
-    from creditsim.data.synthetic import LoanTapeGenerator
+    from creditsim.transitions.synthetic import LoanTapeGenerator
 
     loans, _ = LoanTapeGenerator(60, 1, random_seed=3).generate()
     path = tmp_path_factory.mktemp("tape") / "loans.parquet"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from creditsim.errors import ConfigError
-from creditsim.structure.deal import Tranche, WaterfallConfig, load_deal
+from creditsim.deal.config import Tranche, WaterfallConfig, load_deal
 
 GOOD = """name: D
 reinvestment_period: 6

@@ -21,10 +21,10 @@ import pytest
 import torch
 
 from creditsim.errors import CheckpointError, ConfigError, CreditSimError, DataError, NotFittedError
-from creditsim.models.loan_trajectory import LoanTrajectoryModel
-from creditsim.models.macro_vae import MacroVAE
-from creditsim.models.markov import MarkovTransitionModel
-from creditsim.models.transition_transformer import TransitionTransformer
+from creditsim.loans.trajectory import LoanTrajectoryModel
+from creditsim.macro.vae import MacroVAE
+from creditsim.transitions.markov import MarkovTransitionModel
+from creditsim.transitions.transformer import TransitionTransformer
 from creditsim.states import MACRO_VARS, LoanState
 
 # ------------------------------------------------------------------------------------------ panels

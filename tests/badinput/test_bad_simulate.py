@@ -13,8 +13,8 @@ import pytest
 
 from creditsim.errors import CreditSimError
 from creditsim.examples import example_path
-from creditsim.simulation.monte_carlo import simulate
-from creditsim.structure.deal import load_deal
+from creditsim.risk.simulate import simulate
+from creditsim.deal.config import load_deal
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from creditsim.cli import main
-from creditsim.data.io import read_frame, read_loan_tape, read_panel
+from creditsim.io import read_frame, read_loan_tape, read_panel
 from creditsim.errors import DataError
 from creditsim.schema import validate_loan_tape, validate_macro, validate_panel
 from creditsim.states import MACRO_VARS
@@ -443,7 +443,7 @@ def test_percent_below_one_is_not_detectable():
 
 def test_simulation_macro_frame_goes_through_validation():
     """scenarios.build_macro_paths with a user frame: a gap is refused (it was used as consecutive)."""
-    from creditsim.simulation.scenarios import build_macro_paths
+    from creditsim.macro.scenarios import build_macro_paths
 
     bad = _macro(12).drop(index=pd.Timestamp("2020-05-01"))
     with pytest.raises(DataError, match="gaps between months"):

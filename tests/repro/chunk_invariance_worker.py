@@ -17,13 +17,13 @@ import sys
 import numpy as np
 import torch
 
-from creditsim.cashflows.book import LoanBook
-from creditsim.cashflows.engine import simulate_pool_cashflows
-from creditsim.data.synthetic import LoanTapeGenerator
-from creditsim.models.markov import MarkovTransitionModel
-from creditsim.simulation.monte_carlo import simulate
+from creditsim.loans.book import LoanBook
+from creditsim.loans.engine import simulate_pool_cashflows
+from creditsim.transitions.synthetic import LoanTapeGenerator
+from creditsim.transitions.markov import MarkovTransitionModel
+from creditsim.risk.simulate import simulate
 from creditsim.states import ASSET_CLASSES
-from creditsim.structure.deal import WaterfallConfig
+from creditsim.deal.config import WaterfallConfig
 
 
 def _digest(*arrays: np.ndarray) -> str:

@@ -1,0 +1,838 @@
+"""Cashflow engine: loan states -> interest, principal, prepayment, default, loss, recovery, pooled.
+
+Conventions (ARCHITECTURE.md, made precise here)
+------------------------------------------------
+Month ``t = 0..T-1`` is the t-th month after the cut-off; a loan with ``n`` remaining payments is due
+one in each of months ``0..n-1`` (its contractual maturity is month ``m = n - 1``).
+
+*Delinquency buckets count missed payments.* DPD30/60/90 mean 1/2/3 scheduled payments outstanding.
+A loan keeps a "paid-through" index ``p`` (the last scheduled payment it has made). Moving from state
+``x`` in month ``t-1`` to live state ``y`` in month ``t`` sets ``p' = max(p, tau_t - y)`` with
+``tau_t = min(t, m)``: staying CURRENT pays this month's instalment; advancing a bucket pays nothing;
+staying in a bucket pays the oldest arrear while missing the new one; a cure to CURRENT (or a lower
+bucket) pays the arrears down to the new bucket. Cash received is the contractual interest and
+principal of the payments settled (interest into ``interest``, principal -- arrears included -- into
+``scheduled_principal``); no default interest or fees accrue on arrears. After maturity no new
+instalments fall due (``tau`` stops at ``m``), so a delinquent loan still owes its missed ones.
+
+*Exits.* PREPAID: pays interest and principal through the current month plus the remaining balance as
+``prepayment``. MATURED: reached when the balance is paid off at or after contractual maturity (a
+CURRENT/PREPAID/MATURED outcome in month ``t >= m``); a MATURED draw before month ``m`` is an early
+payoff and is booked as PREPAID. DEFAULT: the outstanding principal (arrears principal included,
+accrued unpaid interest excluded) is ``default_par``; ``loss = LGD x default_par`` in the default
+month; ``recovery = (1 - LGD) x default_par`` arrives ``recovery_lag`` months later, or is reported as
+pending when that falls after the horizon. So for every loan: loss + recovery (+ pending) =
+default_par, and opening balance - scheduled_principal - prepayment - default_par = closing balance.
+Absorbed loans pay nothing (except recoveries of an earlier default).
+
+Exact pool sums (reproducibility by construction)
+-------------------------------------------------
+The same seed gives the same numbers for any scenario chunk size, loan chunk size, thread count, BLAS
+kernel (MKL's AVX2 / AVX-512 / compatible code paths) and device. The random streams are keyed by
+(seed, scenario id, fixed 1,024-loan block), so every loan draws the same numbers however it is chunked;
+and every reduction that reaches an output is exact, so its order cannot matter:
+
+- Tabulated flows are whole cents held in float64 (:mod:`creditsim.cents`); the realised loss
+  is rounded to the cent per loan (``round(LGD x default_par)``) before it is summed.
+- Allowed on those values: any summation -- the quiet-loan ``mm``, ``bmm`` by group, ``index_add_``
+  (including CUDA atomics, whose order is arbitrary), summing loan-block partials, numpy ``sum`` over
+  months -- because a sum of integers below 2**53 is exact. :func:`check_exact_range` refuses a book
+  whose total balance could break that bound (9.0e13 currency units).
+- Not allowed: summing anything that is not whole cents (rates, LGDs, ratios) over a loan- or
+  scenario-sized axis; round a product to cents first. Cents become currency units once, by an
+  elementwise division, when the pool result leaves the engine.
+
+How it is fast
+--------------
+Every cashflow of month ``t`` is a function of (loan, t, cash state c, sampled state y) only. For each
+block of loans the engine tabulates those flows once per month as an ``(L_b * 49, 5)`` table indexed by
+``code = loan * 49 + 7 c + y`` (scenario-independent). Per (scenario, loan) and month the pool path
+then does: one float32 uniform, one gathered "stay CURRENT" threshold and a comparison; the quiet
+loan-months (CURRENT staying CURRENT, or already absorbed) -- the vast majority -- are summed for all
+scenarios by one matrix product ``(s, L_b) x (L_b, 5)`` of the stay mask with the loans' scheduled
+instalments; only the remaining few percent (rolls, cures, exits, delinquent months, last instalments)
+are sampled in full (six thresholds) and their flows gathered and scatter-added. Loan-level arrays
+exist only for a (scenario chunk x loan block) at a time, so memory is bounded by the chunk sizes.
+
+*One CPU thread in the month loop (decision).* The loop's operations are small (a 128-scenario tile
+of one loan block): a ``(128, 1024) x (1024, 5)`` float64 product takes ~50 us on one thread but
+~10 ms with two OpenMP threads on a busy 2-core machine (the idle sibling spins and takes the core the
+working thread needs), which made the engine 10x slower unless the caller set
+``OMP_WAIT_POLICY=PASSIVE``. The engine therefore runs its month loops with ``torch.set_num_threads(1)``
+on CPU and restores the caller's count afterwards (:class:`creditsim.threads.serial_torch`); parallelism comes from running
+chunks in separate processes. Note that the thread count is process-wide while the loop runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from creditsim.loans.book import LoanBook
+from creditsim.loans.pool import LOAN_FLOWS, book_recoveries, pool_cashflows, stack_pool
+from creditsim.transitions.sampler import (
+    RNG_LOAN_BLOCK,
+    shift_rows,
+    check_positive_int,
+    check_states,
+    cumulative_thresholds,
+    BlockStreams,
+    risk_bins,
+    validate_matrices,
+)
+from creditsim.cents import check_exact_range, from_cents, to_cents
+from creditsim.loans.schedule import amortization_schedule
+from creditsim.errors import ConfigError, DataError, format_labels
+from creditsim.threads import serial_torch
+from creditsim.states import ALLOWED_TRANSITIONS, N_STATES
+
+__all__ = [
+    "LoanCashflows",
+    "PoolCashflows",
+    "loan_cashflows",
+    "simulate_loan_level",
+    "simulate_pool_chunk",
+    "simulate_pool_cashflows",
+]
+
+# flows tabulated per (loan, x, y); loss and recovery follow from default_par and the LGD draw
+_F_INTEREST, _F_PRINCIPAL, _F_PREPAY, _F_PAR, _F_BALANCE = range(5)
+_N_FLOWS = 5
+#: pool column of each tabulated flow (the loss is tabulated after them, the recovery derived)
+_FLOW_NAMES = ("interest", "scheduled_principal", "prepayment", "default_par", "balance")
+_PAST = 4  # months of history kept before month 0 (arrears of up to 3 payments + the cut-off)
+_MAX_LOAN_LEVEL = 50_000_000
+#: scenarios per inner tile of the month step (a cache-sized working set; no effect on results)
+SCENARIO_TILE = 128
+
+
+# ---------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class LoanCashflows:
+    """Loan-level cashflows of ``s`` scenarios x ``L`` loans x ``T`` months (currency units, float64).
+
+    ``states`` are the effective states at the end of each month (int8; maturity and early-payoff
+    relabelling applied). ``recovery`` is the cash received in the month; ``pending_recovery``
+    ``(s, L)`` is recovery cash that falls after the horizon. ``lgd`` ``(s, L)`` is the realised LGD.
+    ``opening_balance`` ``(L,)`` is the balance at the cut-off.
+    """
+
+    states: np.ndarray
+    interest: np.ndarray
+    scheduled_principal: np.ndarray
+    prepayment: np.ndarray
+    recovery: np.ndarray
+    default_par: np.ndarray
+    loss: np.ndarray
+    balance: np.ndarray
+    pending_recovery: np.ndarray
+    lgd: np.ndarray
+    opening_balance: np.ndarray
+
+    def pool(self) -> np.ndarray:
+        """Sum over loans: ``(s, T, K)`` in :data:`POOL_CF_TYPES` order (exact cent sums)."""
+        return pool_cashflows({name: getattr(self, name) for name in (*LOAN_FLOWS, "recovery")}).cashflows
+
+
+@dataclass(frozen=True)
+class PoolCashflows:
+    """Pool cashflows of ``S`` scenarios.
+
+    Attributes:
+        cashflows: ``(S, T, K)`` float64 (or ``(S, T, G, K)`` by group), K = :data:`POOL_CF_TYPES`.
+        pending_recovery: ``(S,)`` (or ``(S, G)``) recoveries due after the horizon.
+        initial_balance: pool (or ``(G,)`` group) balance at the cut-off.
+        group_labels: group names when grouped, else None.
+    """
+
+    cashflows: np.ndarray
+    pending_recovery: np.ndarray
+    initial_balance: float | np.ndarray
+    group_labels: tuple[str, ...] | None = None
+
+
+# ---------------------------------------------------------------------------- preparation
+def _device(device: str | torch.device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device must be 'cpu' or 'cuda[:n]', got {device!r}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' requested but CUDA is not available")
+    return dev
+
+
+def _history(book: LoanBook, index: np.ndarray, n_months: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Contractual balance and cumulative interest by month index ``k = -4 .. T-1`` for some loans.
+
+    Returns ``(cb (L_b, T+4), ci (L_b, T+4), m (L_b,))`` in whole cents: ``cb[:, k+4]`` is the
+    contractual balance after the payment of month k, ``ci[:, k+4]`` the interest of all payments
+    through month k counted from the schedule anchor (the last paid payment at the cut-off), ``m`` the
+    maturity month.
+    """
+    x0 = book.initial_state[index].astype(np.int64)
+    n = book.remaining_term[index] + x0  # payments from the anchor, the x0 arrears included
+    io = book.io_months[index]
+    io = np.where(io > 0, io + x0, 0)
+    n_cols = n_months + 3
+    sched = amortization_schedule(book.balance[index], book.monthly_rate[index], n, book.amortization[index], io, n_columns=n_cols)
+    # whole cents from here on (see "Exact pool sums"): every tabulated flow is an integer-valued float64
+    ci_sched = np.concatenate([np.zeros((len(index), 1)), np.cumsum(to_cents(sched.interest), axis=1)], axis=1)
+    balance_cents = to_cents(sched.balance)
+    k = np.arange(-_PAST, n_months)[None, :]
+    j = k + 1 + x0[:, None]  # payments made since the anchor by the end of month k
+    jc = np.clip(j, 0, n_cols)
+    cb = np.take_along_axis(balance_cents, jc, axis=1)
+    ci = np.take_along_axis(ci_sched, jc, axis=1)
+    m = book.remaining_term[index] - 1
+    return (torch.from_numpy(cb).to(dev), torch.from_numpy(ci).to(dev), torch.from_numpy(m).to(dev))
+
+
+class _MonthTables:
+    """Flows and next states of month ``t`` for every (loan, c, y) of a loan block.
+
+    ``c`` is the loan's cash state at the start of the month: the number of missed instalments (0..3)
+    for a live loan, the state itself (4..6) for an absorbed one. Before maturity ``c`` equals the
+    chain state; after maturity no instalment falls due, so a loan that rolls DPD30 -> DPD60 still
+    misses one instalment (``c`` = 1) while the chain says DPD60. ``y`` is the sampled chain state.
+
+    :meth:`month` returns ``(flows (L_b * 49, 5) float64, next_state (L_b * 49,) int32,
+    next_c (L_b * 49,) int32)`` indexed by ``loan * 49 + 7 c + y``; flows are (interest,
+    scheduled_principal, prepayment, default_par, closing balance). Rows of absorbed ``c`` are zero and
+    keep the state. The buffers are reused month to month (only the month-dependent entries change),
+    so a returned table is valid until the next call.
+    """
+
+    def __init__(self, cb: torch.Tensor, ci: torch.Tensor, m: torch.Tensor):
+        self.cb, self.ci, self.m = cb, ci, m
+        lb = cb.shape[0]
+        dev = cb.device
+        self._lb = lb
+        self._live = torch.arange(4, device=dev)
+        self._flows = torch.zeros(lb, N_STATES, N_STATES, _N_FLOWS, dtype=torch.float64, device=dev)
+        states = torch.arange(N_STATES, device=dev, dtype=torch.int32)
+        self._nxt = states.view(1, 1, N_STATES).expand(lb, N_STATES, N_STATES).clone()
+        self._nxt[:, 4:, :] = states[4:].view(1, 3, 1)  # absorbed loans keep their state
+        self._nxt_c = self._nxt.clone()
+
+    def _at(self, table: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        col = (p + _PAST).clamp(min=0).reshape(self._lb, -1)
+        return table.gather(1, col).reshape(p.shape)
+
+    def month(self, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        lb, live, m = self._lb, self._live, self.m
+        tau_prev = torch.clamp(m, max=t - 1)  # (L_b,)
+        tau = torch.clamp(m, max=t)
+        p_prev = tau_prev[:, None] - live[None, :]  # (L_b, 4) paid-through index before month t
+        p_new = torch.maximum(p_prev[:, :, None], (tau[:, None] - live[None, :])[:, None, :])  # (L_b, c, y)
+        cb_prev, ci_prev = self._at(self.cb, p_prev), self._at(self.ci, p_prev)  # (L_b, 4)
+        cb_new, ci_new = self._at(self.cb, p_new), self._at(self.ci, p_new)  # (L_b, 4, 4)
+        cb_now, ci_now = self._at(self.cb, tau[:, None]), self._at(self.ci, tau[:, None])  # (L_b, 1)
+
+        flows = self._flows
+        # cumulative interest is in whole cents, so differences are exact
+        flows[:, :4, :4, _F_INTEREST] = ci_new - ci_prev[:, :, None]
+        flows[:, :4, :4, _F_PRINCIPAL] = cb_prev[:, :, None] - cb_new
+        flows[:, :4, :4, _F_BALANCE] = cb_new
+        flows[:, :4, 4, _F_PAR] = cb_prev
+        exit_interest = ci_now - ci_prev
+        for exit_state in (5, 6):
+            flows[:, :4, exit_state, _F_INTEREST] = exit_interest
+            flows[:, :4, exit_state, _F_PRINCIPAL] = cb_prev - cb_now
+            flows[:, :4, exit_state, _F_PREPAY] = cb_now.expand(lb, 4)
+
+        matured = (t >= m)[:, None]  # (L_b, 1)
+        nxt = self._nxt
+        pay_off = torch.where(matured, 6, 5).to(torch.int32)  # an exit before maturity is a prepayment
+        nxt[:, :4, 0] = torch.where(matured, 6, 0).to(torch.int32).expand(lb, 4)
+        nxt[:, :4, 5] = pay_off.expand(lb, 4)
+        nxt[:, :4, 6] = pay_off.expand(lb, 4)
+        # missed instalments after the move: min(c + newly due, y); nothing falls due after maturity
+        due = (t <= m).to(torch.int32)[:, None, None]  # (L_b, 1, 1)
+        missed = torch.minimum(live.to(torch.int32)[None, :, None] + due, live.to(torch.int32)[None, None, :])
+        nxt_c = self._nxt_c
+        nxt_c[:, :4, :] = nxt[:, :4, :]
+        nxt_c[:, :4, :4] = torch.where(nxt[:, :4, :4] < 4, missed, nxt[:, :4, :4])
+        return flows.view(lb * N_STATES * N_STATES, _N_FLOWS), nxt.view(-1), nxt_c.view(-1)
+
+
+def _as_tensor(matrices: object, name: str = "matrices") -> torch.Tensor:
+    arr = validate_matrices(matrices, name)
+    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+
+
+class _Thresholds:
+    """Sampling thresholds of a scenario chunk, per (scenario, segment, state) and month.
+
+    A segment is a (cohort, risk bin) pair used by the book. ``rows(t)`` returns ``(6, n_rows)``
+    float32 and ``offset`` the per-scenario row offset (0 when the matrices do not vary by scenario).
+    """
+
+    def __init__(self, matrices: torch.Tensor, book: LoanBook, n_scenarios: int, n_months: int, dev: torch.device, max_risk_bins: int):
+        shape = tuple(matrices.shape)
+        if matrices.ndim == 2:
+            m = matrices.view(1, 1, 1, N_STATES, N_STATES)  # (s, C, T, 7, 7)
+        elif matrices.ndim == 3:
+            # (C, 7, 7) and a month-varying (T, 7, 7) look alike: never guess, require the book's C
+            n_labels = len(book.cohort_labels)
+            if shape[0] != n_labels:
+                raise ConfigError(
+                    f"matrices: a 3-D input is read as (C, 7, 7), one matrix per cohort, but it has {shape[0]} "
+                    f"matrices and the book has {n_labels} cohorts {format_labels(list(book.cohort_labels))}; "
+                    "for month-varying matrices pass (1, T, 7, 7) (shared by all scenarios) or (S, T, 7, 7)"
+                )
+            m = matrices.view(1, shape[0], 1, N_STATES, N_STATES)
+        elif matrices.ndim == 4:
+            m = matrices.unsqueeze(1)
+        elif matrices.ndim == 5:
+            m = matrices
+        else:
+            raise DataError(f"matrices: expected (7,7), (C,7,7), (s,T,7,7) or (s,C,T,7,7), got shape {shape}")
+        s_m, c_m, t_m = m.shape[:3]
+        if s_m not in (1, n_scenarios):
+            raise DataError(f"matrices: scenario axis has {s_m} entries for a chunk of {n_scenarios} scenarios")
+        if t_m not in (1,) and t_m < n_months:
+            raise DataError(f"matrices: month axis has {t_m} months, fewer than n_months={n_months}")
+        n_coh = int(book.cohort.max()) + 1
+        if c_m != 1 and c_m < n_coh:
+            raise DataError(f"matrices: cohort axis has {c_m} cohorts but the book uses cohort index up to {n_coh - 1}")
+        cohort = book.cohort if c_m != 1 else np.zeros(book.n_loans, np.int64)
+        bins, loan_bin = risk_bins(book.risk_shift, max_risk_bins)
+        seg_key = cohort * len(bins) + loan_bin
+        used, self.loan_segment = np.unique(seg_key, return_inverse=True)
+        seg_cohort = torch.from_numpy(used // len(bins))
+        seg_bin = torch.from_numpy(used % len(bins))
+        self.n_rows_per_scenario = len(used) * N_STATES
+        self.varies = s_m > 1
+        self.t_m = t_m
+        self._bins = torch.from_numpy(bins)
+        self._m = m
+        self._seg_cohort, self._seg_bin = seg_cohort, seg_bin
+        self._dev = dev
+        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        if t_m == 1:
+            self._cache[0] = self._compute(0)
+
+    def _compute(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        mt = self._m[:, self._seg_cohort, t]  # (s_m, G, 7, 7): each used segment's cohort matrix
+        seg = shift_rows(mt, self._bins[self._seg_bin])  # its risk bin's shift, per segment
+        thr = cumulative_thresholds(seg)  # (s_m, G, 7, 6)
+        # u < stay_current  <=>  a CURRENT loan stays CURRENT (y = 0); never true for other rows
+        stay = torch.where(torch.arange(N_STATES) == 0, thr[..., 0], torch.full_like(thr[..., 0], -1.0))
+        return thr.reshape(-1, N_STATES - 1).t().contiguous().to(self._dev), stay.reshape(-1).to(self._dev)
+
+    def rows(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(thresholds (6, n_rows) float32, stay_current (n_rows,) float32)`` of month ``t``.
+
+        Time-varying thresholds are kept for the latest month only (callers go month by month)."""
+        key = 0 if self.t_m == 1 else t
+        if key not in self._cache:
+            self._cache.clear()
+            self._cache[key] = self._compute(key)
+        return self._cache[key]
+
+
+# ---------------------------------------------------------------------------- core loop
+def _month_step(
+    u: torch.Tensor,
+    x: torch.Tensor,
+    c: torch.Tensor,
+    row_base: torch.Tensor,
+    thresholds: torch.Tensor,
+    flow_table: torch.Tensor,
+    next_table: torch.Tensor,
+    next_c: torch.Tensor,
+    loan_base: torch.Tensor,
+    weights: torch.Tensor,
+    lgd: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One month for an (s x L_b) block: sample, tabulated flows, weighted sums over loans.
+
+    Args:
+        u: ``(s, L_b)`` float32 uniforms; x / c: ``(s, L_b)`` int64 chain and cash states at the start
+            of the month (see :class:`_MonthTables`).
+        row_base: ``(s, L_b)`` int64 threshold row of state 0 for each (scenario, loan).
+        thresholds: ``(6, n_rows)`` float32 cumulative thresholds, threshold-major (one gather each).
+        flow_table / next_table / next_c: from :class:`_MonthTables`; loan_base ``(s, L_b)`` = ``loan * 49``.
+        weights: ``(s, G, L_b)`` float64 group membership (0 / 1).
+        lgd: ``(s, L_b)`` float64 realised LGD.
+
+    Returns:
+        ``(x_next, c_next (s, L_b) int64, flows (s, L_b, 5) float64, sums (s, G, 6) float64)``: flows in
+        whole cents; sums = 5 flows + loss (``round(lgd x default_par)`` cents) per group, exact.
+    """
+    s, lb = x.shape
+    ridx = (row_base + x).view(-1)
+    uf = u.view(-1)
+    # six threshold-major gathers beat a row gather + reduction over a length-6 axis in eager torch
+    y = (uf >= thresholds[0].index_select(0, ridx)).to(torch.int64)
+    for j in range(1, N_STATES - 1):
+        y += uf >= thresholds[j].index_select(0, ridx)
+    code = c.view(-1).to(torch.int64) * N_STATES + y + loan_base.view(-1)
+    flows = flow_table.index_select(0, code).view(s, lb, _N_FLOWS)
+    x_next = next_table.take(code).view(s, lb)
+    c_next = next_c.take(code).view(s, lb)
+    return x_next, c_next, flows, _group_sums(weights, flows, lgd)
+
+
+def _group_sums(weights: torch.Tensor, flows: torch.Tensor, lgd: torch.Tensor) -> torch.Tensor:
+    """``(s, G, 6)`` exact group sums of ``(s, L_b, 5)`` whole-cent flows plus the whole-cent loss.
+
+    A batched product of 0/1 weights with integer-valued float64 entries: every partial sum is an integer
+    below 2**53, so the result is exact and does not depend on the BLAS kernel's summation order.
+    """
+    loss = torch.round(flows[..., _F_PAR] * lgd).unsqueeze(-1)  # (s, L_b, 1) whole cents
+    return torch.bmm(weights, torch.cat([flows, loss], dim=-1))
+
+
+def _month_step_pool(
+    u: torch.Tensor,
+    x: torch.Tensor,
+    c: torch.Tensor,
+    row_base: torch.Tensor,
+    thresholds: torch.Tensor,
+    stay_current: torch.Tensor,
+    flow_table: torch.Tensor,
+    next_table: torch.Tensor,
+    next_c: torch.Tensor,
+    current_flows: torch.Tensor,
+    not_maturing: torch.Tensor,
+    lgd: torch.Tensor,
+    loan_group: torch.Tensor,
+    n_groups: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One month for an (s x L_b) block, pool sums only (same numbers as :func:`_month_step`).
+
+    Most loan-months are quiet: a CURRENT loan staying CURRENT (its flows are the loan's scheduled
+    instalment, summed for all scenarios at once by one matrix product) or an absorbed loan (no flows).
+    Only the other loan-months -- roll-forwards, cures, exits, delinquent months; a few percent --
+    are sampled in full and gathered individually. ``current_flows`` is ``(L_b, G * 5)``: the
+    CURRENT->CURRENT flows of each loan placed in its group's columns. A loan paying its last
+    instalment this month (``not_maturing`` False) is an event too, since it becomes MATURED. ``x`` and
+    ``c`` are updated in place (quiet loan-months keep their state).
+
+    Returns ``(x, c (s, L_b) int64, sums (s, G, 6))`` with sums = 5 flows + loss.
+    """
+    s, lb = x.shape
+    ridx = (row_base + x).view(-1)  # int32: index_select takes it directly (cheaper than int64 take)
+    # CURRENT -> CURRENT (exactly y == 0 of the full sampler) of a loan not at its last instalment
+    quiet = torch.logical_and(u < stay_current.index_select(0, ridx).view(s, lb), not_maturing)
+    sums = torch.mm(quiet.to(torch.float64), current_flows).view(s, n_groups, _N_FLOWS)
+    sums = torch.cat([sums, torch.zeros(s, n_groups, 1, dtype=sums.dtype, device=sums.device)], dim=2)
+    busy = torch.logical_and(quiet.logical_not_(), x < 4).view(-1)
+    if busy.device.type == "cpu":  # numpy's flatnonzero is several times faster than torch.nonzero on CPU
+        event = torch.from_numpy(np.flatnonzero(busy.numpy()))
+    else:
+        event = busy.nonzero().squeeze(1)
+    x_next, c_next = x, c
+    if event.numel():
+        ce = c.view(-1).index_select(0, event).to(torch.int64)
+        ue = u.reshape(-1).index_select(0, event)
+        re = ridx.index_select(0, event)
+        ye = (ue >= thresholds[0].index_select(0, re)).to(torch.int64)
+        for j in range(1, N_STATES - 1):
+            ye += ue >= thresholds[j].index_select(0, re)
+        se = torch.div(event, lb, rounding_mode="floor")
+        le = event - se * lb
+        code = le * (N_STATES * N_STATES) + ce * N_STATES + ye
+        fe = flow_table.index_select(0, code)
+        # re and ce were read before this in-place update, so writing x and c here is safe
+        x_next.view(-1).index_copy_(0, event, next_table.take(code))
+        c_next.view(-1).index_copy_(0, event, next_c.take(code))
+        loss = torch.round(fe[:, _F_PAR] * lgd.reshape(-1).index_select(0, event))  # whole cents
+        sums.view(s * n_groups, _N_FLOWS + 1).index_add_(
+            0, se * n_groups + loan_group.take(le), torch.cat([fe, loss[:, None]], dim=1)
+        )
+    return x_next, c_next, sums
+
+
+def _run_block(
+    book: LoanBook,
+    index: np.ndarray,
+    thresholds: _Thresholds | None,
+    streams: BlockStreams | None,
+    paths: torch.Tensor | None,
+    lgd: np.ndarray,
+    n_months: int,
+    dev: torch.device,
+    groups: np.ndarray | None,
+    n_groups: int,
+    keep_loan_level: bool,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+    """Run every month of one (scenario chunk x loan block); see :func:`_block_months`."""
+    result: dict[str, object] = {}
+    for _ in _block_months(book, index, thresholds, streams, paths, lgd, n_months, dev, groups, n_groups,
+                           keep_loan_level, result):
+        pass
+    return result["acc"], result["keep"]
+
+
+def _block_months(
+    book: LoanBook,
+    index: np.ndarray,
+    thresholds: _Thresholds | None,
+    streams: BlockStreams | None,
+    paths: torch.Tensor | None,
+    lgd: np.ndarray,
+    n_months: int,
+    dev: torch.device,
+    groups: np.ndarray | None,
+    n_groups: int,
+    keep_loan_level: bool,
+    result: dict[str, object],
+) -> Iterator[int]:
+    """The month loop of one (scenario chunk x loan block), yielding after each month.
+
+    States come from the random ``streams`` and the thresholds, or from given ``paths``
+    ``(s, L_b, T)`` (rows of absorbed loans map to themselves whatever the path says). ``result``
+    receives the block's sums ``"acc"`` ``(s, T, G, 6)`` (5 tabulated flows + loss; G = 1 without
+    groups) and, if asked, ``"keep"``: loan-level states ``(s, L_b, T)`` and flows ``(s, L_b, T, 5)``.
+    Yielding per month lets the caller advance all loan blocks month by month, so time-varying
+    thresholds are computed once per month for the whole chunk.
+    """
+    lb = len(index)
+    s = lgd.shape[0]
+    cb, ci, m = _history(book, index, n_months, dev)
+    tables = _MonthTables(cb, ci, m)
+    # chain state x and cash state c (see _MonthTables); int32 keeps the per-element traffic low
+    x = torch.from_numpy(book.initial_state[index].astype(np.int32)).to(dev).expand(s, lb).contiguous()
+    c = x.clone()
+    fast = paths is None and not keep_loan_level
+    lgd_t = torch.from_numpy(np.ascontiguousarray(lgd)).to(dev)  # (s, L_b)
+    if groups is None:
+        member = torch.ones(1, lb, dtype=torch.float64, device=dev)
+    else:
+        member = torch.zeros(n_groups, lb, dtype=torch.float64, device=dev)
+        member[torch.from_numpy(groups[index]).to(dev), torch.arange(lb, device=dev)] = 1.0
+    g = member.shape[0]
+    if not fast:
+        loan_base = (torch.arange(lb, device=dev) * (N_STATES * N_STATES)).expand(s, lb).contiguous()
+        weights = member.expand(s, -1, -1).contiguous()  # (s, G, L_b) 0/1 group membership
+    if thresholds is not None:
+        seg7 = torch.from_numpy(thresholds.loan_segment[index] * N_STATES).to(dev)
+        off = (torch.arange(s, device=dev) * thresholds.n_rows_per_scenario) if thresholds.varies else torch.zeros(s, dtype=torch.int64, device=dev)
+        if s * thresholds.n_rows_per_scenario >= 2**31:
+            raise ConfigError("too many (scenario, segment) rows in one chunk; use a smaller chunk or fewer risk bins")
+        row_base = (off[:, None] + seg7[None, :]).to(torch.int32).contiguous()
+    else:
+        # given paths: y comes from the path, thresholds are never read
+        row_base = torch.zeros(s, lb, dtype=torch.int32, device=dev)
+    acc = torch.zeros(s, n_months, g, _N_FLOWS + 1, dtype=torch.float64, device=dev)
+    keep: dict[str, torch.Tensor] | None = None
+    if keep_loan_level:
+        keep = {
+            "states": torch.empty(s, lb, n_months, dtype=torch.int8, device=dev),
+            "flows": torch.empty(s, lb, n_months, _N_FLOWS, dtype=torch.float64, device=dev),
+        }
+    result["acc"], result["keep"] = acc, keep
+    if fast:
+        loan_group = torch.zeros(lb, dtype=torch.int64, device=dev) if groups is None else torch.from_numpy(groups[index]).to(dev)
+        lgd_dev = lgd_t.contiguous()
+    for t in range(n_months):
+        flow_table, next_table, next_c = tables.month(t)
+        if fast:
+            u = torch.from_numpy(streams.next_month()).to(dev)
+            thr, stay_current = thresholds.rows(t)
+            current = flow_table.view(lb, N_STATES * N_STATES, _N_FLOWS)[:, 0, :]  # (L_b, 5)
+            current_flows = (member.t()[:, :, None] * current[:, None, :]).reshape(lb, g * _N_FLOWS)
+            not_maturing = m != t
+            # scenario tiles keep the per-element working set in cache; the month tables are shared
+            for a in range(0, s, SCENARIO_TILE):
+                b = min(s, a + SCENARIO_TILE)
+                _, _, sums = _month_step_pool(u[a:b], x[a:b], c[a:b], row_base[a:b], thr, stay_current, flow_table,
+                                              next_table, next_c, current_flows, not_maturing, lgd_dev[a:b],
+                                              loan_group, g)
+                acc[a:b, t] = sums
+            yield t
+            continue
+        if paths is None:
+            u = torch.from_numpy(streams.next_month()).to(dev)
+            x, c, f, sums = _month_step(u, x, c, row_base, thresholds.rows(t)[0], flow_table, next_table, next_c,
+                                        loan_base, weights, lgd_t)
+        else:
+            # a given path: its states replace the draw (absorbed rows of next_table ignore them)
+            y = paths[:, :, t]
+            code = (c.to(torch.int64) * N_STATES + y + loan_base).view(-1)
+            f = flow_table.index_select(0, code).view(s, lb, _N_FLOWS)
+            x = next_table.take(code).view(s, lb)
+            c = next_c.take(code).view(s, lb)
+            sums = _group_sums(weights, f, lgd_t)
+        acc[:, t] = sums
+        if keep is not None:
+            keep["states"][:, :, t] = x.to(torch.int8)
+            keep["flows"][:, :, t] = f
+        yield t
+
+
+def _scatter_pool(acc: torch.Tensor, lag: int, grouped: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(s, T, [G,] 6)`` block flows in whole cents -> ``(s, T, [G,] K)`` pool cashflows and pending
+    recoveries in currency units (all arithmetic before the final division is exact)."""
+    a = acc.cpu().numpy()
+    if not grouped:
+        a = a[:, :, 0]
+    columns = {name: a[..., f] for f, name in enumerate(_FLOW_NAMES)}  # (s, T, [G]) each
+    columns["loss"] = a[..., _N_FLOWS]
+    columns["recovery"], pending = book_recoveries(columns["default_par"] - columns["loss"], lag, month_axis=1)
+    return from_cents(stack_pool(columns)), from_cents(pending)
+
+
+# ---------------------------------------------------------------------------- public API
+def _check_chunk_args(book: LoanBook, scenario_ids: object, seed: object, n_months: object) -> tuple[np.ndarray, int, int]:
+    if not isinstance(book, LoanBook):
+        raise ConfigError(f"book must be a LoanBook (see LoanBook.from_tape), got {type(book).__name__}")
+    check_exact_range(float(book.balance.sum()))
+    ids = np.atleast_1d(np.asarray(scenario_ids))
+    if ids.ndim != 1 or ids.dtype.kind not in "iu" or (ids < 0).any():
+        raise ConfigError(f"scenario_ids must be a 1-D array of non-negative integers, got {scenario_ids!r}")
+    seed_i = check_positive_int(seed, "seed", minimum=0)
+    months = check_positive_int(n_months, "n_months")
+    return ids.astype(np.int64), seed_i, months
+
+
+def simulate_pool_chunk(
+    book: LoanBook,
+    matrices: object,
+    scenario_ids: object,
+    seed: int,
+    n_months: int,
+    *,
+    loan_chunk: int = 4096,
+    group_by: object | None = None,
+    device: str | torch.device = "cpu",
+    max_risk_bins: int = 32,
+    return_pending: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Pool cashflows of a slice of scenarios, sampled from transition matrices.
+
+    Args:
+        book: loan terms (:class:`LoanBook`).
+        matrices: ``(7, 7)``, ``(C, 7, 7)``, ``(s, T_m, 7, 7)`` or ``(s, C, T_m, 7, 7)`` monthly
+            transition matrices for THIS slice (``s = len(scenario_ids)``; ``T_m >= n_months`` or 1).
+            A 3-D input is always ``(C, 7, 7)`` with ``C = len(book.cohort_labels)`` (else ConfigError;
+            a month-varying set shared by all scenarios is ``(1, T_m, 7, 7)``).
+            Validated: stochastic rows, forbidden moves exactly 0. Loan risk shifts are applied per
+            risk bin (:func:`creditsim.transitions.sampler.risk_bins`).
+        scenario_ids: ``(s,)`` GLOBAL scenario ids; each scenario's random stream depends only on
+            (seed, scenario id, fixed loan block), so results do not depend on chunking.
+        seed: root seed (int >= 0).
+        n_months: horizon T.
+        loan_chunk: loans processed at once (rounded up to a multiple of the RNG block, 1024). Working
+            memory is about ``s * loan_chunk * 70`` bytes (e.g. 0.3 GB for 1,000 x 4,096) plus the
+            month tables (``loan_chunk * 2.4`` kB), independent of the horizon and of the number of
+            scenarios outside the chunk.
+        group_by: None, ``"asset_class"``, ``"cohort"``, ``"amortization"`` or ``(L,)`` labels.
+        device: torch device for the tables and the state loop (uniforms are drawn on the CPU).
+        return_pending: also return recoveries still pending at the horizon.
+
+    Returns:
+        ``(s, T, K)`` float64 pool cashflows in :data:`POOL_CF_TYPES` order (``(s, T, G, K)`` when
+        grouped); with ``return_pending`` a tuple ``(cashflows, pending (s,) or (s, G))``.
+    """
+    ids, seed_i, months = _check_chunk_args(book, scenario_ids, seed, n_months)
+    chunk = check_positive_int(loan_chunk, "loan_chunk")
+    dev = _device(device)
+    mats = _as_tensor(matrices)
+    thresholds = _Thresholds(mats, book, len(ids), months, dev, max_risk_bins)
+    groups, labels = (None, ()) if group_by is None else book.group_codes(group_by)
+    n_groups = len(labels) if groups is not None else 1
+    blocks_per_chunk = max(1, -(-chunk // RNG_LOAN_BLOCK))
+    runs, results = [], []
+    for first_block in range(0, -(-book.n_loans // RNG_LOAN_BLOCK), blocks_per_chunk):
+        start = first_block * RNG_LOAN_BLOCK
+        stop = min(book.n_loans, (first_block + blocks_per_chunk) * RNG_LOAN_BLOCK)
+        index = np.arange(start, stop)
+        n_blocks = -(-(stop - start) // RNG_LOAN_BLOCK)
+        streams = BlockStreams(seed_i, ids, range(first_block, first_block + n_blocks), stop - start,
+                               book.lgd[index], book.lgd_concentration)
+        results.append({})
+        runs.append(_block_months(book, index, thresholds, streams, None, streams.lgd, months, dev, groups,
+                                  n_groups, False, results[-1]))
+    # month-major over loan blocks: each month's thresholds are built once and then dropped
+    with serial_torch():
+        for _ in range(months):
+            for run in runs:
+                next(run)
+    total = sum(r["acc"] for r in results)
+    cashflows, pending = _scatter_pool(total, book.recovery_lag, groups is not None)
+    return (cashflows, pending) if return_pending else cashflows
+
+
+def simulate_pool_cashflows(
+    book: LoanBook,
+    matrices: object | Callable[[np.ndarray], object],
+    n_sims: int,
+    seed: int,
+    n_months: int,
+    *,
+    chunk_size: int = 1000,
+    loan_chunk: int = 4096,
+    group_by: object | None = None,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+    on_chunk: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None,
+    keep: bool = True,
+) -> PoolCashflows | None:
+    """Pool cashflows of ``n_sims`` scenarios, streamed in scenario chunks (bounded memory).
+
+    Args:
+        matrices: one matrix set shared by all scenarios (``(7,7)`` / ``(C,7,7)``), an array whose
+            first axis has ``n_sims`` scenarios (``(S, T, 7, 7)`` / ``(S, C, T, 7, 7)``, sliced per
+            chunk), or a callable ``scenario_ids -> matrices`` for the chunk (e.g. generated by a model).
+        chunk_size: scenarios per chunk; results are identical for any chunk size. The per-month loan
+            tables are built once per chunk and loan block, so chunks of 500+ scenarios amortise them.
+        progress: called as ``progress(done, n_sims)`` after each chunk.
+        on_chunk: called as ``on_chunk(scenario_ids (s,), cashflows (s, T, [G,] K), pending (s, [G]))``
+            after each chunk, to reduce results as they stream (e.g. tranche losses, quantiles).
+        keep: keep the full result (default). ``keep=False`` (with ``on_chunk``) returns None and
+            holds only one chunk at a time.
+
+    Memory bound: the chunk working set (:func:`simulate_pool_chunk`: about
+    ``chunk_size * loan_chunk * 70`` bytes, 0.3 GB at the defaults) plus, with ``keep``, the result,
+    allocated once and filled chunk by chunk: ``n_sims * T * [G *] K * 8`` bytes (3.4 kB per scenario at
+    T = 60, K = 7: 3.4 GB for a million scenarios). With ``keep=False`` the bound does not depend on
+    ``n_sims`` at all.
+
+    Returns:
+        :class:`PoolCashflows` with ``(S, T, K)`` (or ``(S, T, G, K)``) cashflows; None if not ``keep``.
+    """
+    sims = check_positive_int(n_sims, "n_sims")
+    size = check_positive_int(chunk_size, "chunk_size")
+    if not isinstance(keep, (bool, np.bool_)):
+        raise ConfigError(f"keep must be True or False, got {keep!r}")
+    if on_chunk is not None and not callable(on_chunk):
+        raise ConfigError(f"on_chunk must be a callable (scenario_ids, cashflows, pending) -> None, got {on_chunk!r}")
+    if not keep and on_chunk is None:
+        raise ConfigError("keep=False discards every result; pass on_chunk to reduce the chunks as they stream")
+    per_scenario = None
+    if not callable(matrices):
+        arr = matrices if isinstance(matrices, (np.ndarray, torch.Tensor)) else np.asarray(matrices, dtype=np.float64)
+        if arr.ndim >= 4:
+            if arr.shape[0] != sims:
+                raise DataError(f"matrices: first axis has {arr.shape[0]} scenarios, expected n_sims={sims}")
+            per_scenario = arr
+    out: np.ndarray | None = None
+    pending: np.ndarray | None = None
+    for start in range(0, sims, size):
+        ids = np.arange(start, min(sims, start + size))
+        if callable(matrices):
+            mats = matrices(ids)
+        elif per_scenario is not None:
+            mats = per_scenario[start : start + len(ids)]
+        else:
+            mats = matrices
+        cf, pend = simulate_pool_chunk(book, mats, ids, seed, n_months, loan_chunk=loan_chunk, group_by=group_by,
+                                       device=device, return_pending=True)
+        if on_chunk is not None:
+            on_chunk(ids, cf, pend)
+        if keep:
+            if out is None:  # allocated once: peak = result + one chunk (not 2x the result)
+                out = np.empty((sims,) + cf.shape[1:], dtype=cf.dtype)
+                pending = np.empty((sims,) + pend.shape[1:], dtype=pend.dtype)
+            out[start : start + len(ids)] = cf
+            pending[start : start + len(ids)] = pend
+        del cf, pend
+        if progress is not None:
+            progress(int(ids[-1]) + 1, sims)
+    if not keep:
+        return None
+    if group_by is None:
+        init: float | np.ndarray = book.initial_balance
+        labels = None
+    else:
+        codes, labels = book.group_codes(group_by)
+        init = np.bincount(codes, weights=book.balance, minlength=len(labels))
+    return PoolCashflows(out, pending, init, labels)
+
+
+def _loan_level(book: LoanBook, keep: dict[str, torch.Tensor], lgd: np.ndarray) -> LoanCashflows:
+    states = keep["states"].cpu().numpy()
+    flows = keep["flows"].cpu().numpy()  # whole cents
+    par = flows[..., _F_PAR]
+    loss = np.rint(par * lgd[:, :, None])  # whole cents, as the pool path books it
+    recovery, pending = book_recoveries(par - loss, book.recovery_lag, month_axis=-1)
+    return LoanCashflows(
+        states=states,
+        interest=from_cents(flows[..., _F_INTEREST]),
+        scheduled_principal=from_cents(flows[..., _F_PRINCIPAL]),
+        prepayment=from_cents(flows[..., _F_PREPAY]),
+        recovery=from_cents(recovery),
+        default_par=from_cents(par),
+        loss=from_cents(loss),
+        balance=from_cents(flows[..., _F_BALANCE]),
+        pending_recovery=from_cents(pending),
+        lgd=lgd,
+        opening_balance=book.balance.copy(),
+    )
+
+
+def simulate_loan_level(
+    book: LoanBook,
+    matrices: object,
+    scenario_ids: object,
+    seed: int,
+    n_months: int,
+    *,
+    device: str | torch.device = "cpu",
+    max_risk_bins: int = 32,
+) -> LoanCashflows:
+    """Loan-level states and cashflows ``(s, L, T)`` for a small book, with the SAME random streams as
+    :func:`simulate_pool_chunk` (so ``simulate_loan_level(...).pool()`` equals its output)."""
+    ids, seed_i, months = _check_chunk_args(book, scenario_ids, seed, n_months)
+    if len(ids) * book.n_loans * months > _MAX_LOAN_LEVEL:
+        raise ConfigError(
+            f"loan-level output of {len(ids)} x {book.n_loans} x {months} values is too large "
+            f"(limit {_MAX_LOAN_LEVEL}); use simulate_pool_chunk or a book.subset(...)"
+        )
+    dev = _device(device)
+    thresholds = _Thresholds(_as_tensor(matrices), book, len(ids), months, dev, max_risk_bins)
+    index = np.arange(book.n_loans)
+    n_blocks = -(-book.n_loans // RNG_LOAN_BLOCK)
+    streams = BlockStreams(seed_i, ids, range(n_blocks), book.n_loans, book.lgd, book.lgd_concentration)
+    with serial_torch():
+        _, keep = _run_block(book, index, thresholds, streams, None, streams.lgd, months, dev, None, 1, True)
+    return _loan_level(book, keep, streams.lgd)
+
+
+def loan_cashflows(book: LoanBook, states: object, lgd: object | None = None, *, device: str | torch.device = "cpu") -> LoanCashflows:
+    """Deterministic cashflows of given state paths.
+
+    Args:
+        states: ``(L, T)`` or ``(s, L, T)`` int states at the END of months 0..T-1 (the cut-off state is
+            ``book.initial_state``). Moves must be allowed (:data:`ALLOWED_TRANSITIONS`); a path that
+            stays CURRENT past maturity is relabelled MATURED, and entries after an absorbing state are
+            ignored (the loan stays absorbed).
+        lgd: realised LGD ``(L,)`` or ``(s, L)``; default the book's LGD assumption.
+
+    Returns:
+        :class:`LoanCashflows` with ``(s, L, T)`` arrays (s = 1 for a 2-D input).
+    """
+    paths = check_states(states, "states")
+    if paths.ndim == 2:
+        paths = paths[None]
+    if paths.ndim != 3 or paths.shape[1] != book.n_loans:
+        raise DataError(f"states: expected shape (L, T) or (s, L, T) with L={book.n_loans}, got {np.shape(states)}")
+    s, n_loans, months = paths.shape
+    prev = np.concatenate([np.broadcast_to(book.initial_state.astype(np.int64)[None, :, None], (s, n_loans, 1)), paths[:, :, :-1]], axis=2)
+    # after an absorbing state the path is ignored, so only moves out of live states are checked
+    ok = ALLOWED_TRANSITIONS[prev, paths] | (np.maximum.accumulate(prev >= 4, axis=2))
+    if not ok.all():
+        pos = np.argwhere(~ok)
+        desc = [f"(scenario {a}, loan {book.loan_id[b]}, month {c}: {prev[a, b, c]}->{paths[a, b, c]})" for a, b, c in pos[:10]]
+        raise DataError(f"states: forbidden moves at {format_labels(desc)}; see creditsim.states.ALLOWED_TRANSITIONS")
+    try:
+        lgd_raw = np.asarray(book.lgd if lgd is None else lgd, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"lgd: expected realised LGD decimals, got {lgd!r:.80}") from exc
+    if lgd_raw.shape not in ((), (n_loans,), (s, n_loans)):
+        raise DataError(f"lgd: expected a scalar, ({n_loans},) or ({s}, {n_loans}) realised LGDs, got shape {lgd_raw.shape}")
+    lgd_arr = np.broadcast_to(lgd_raw, (s, n_loans)).copy()
+    if not ((lgd_arr >= 0) & (lgd_arr <= 1)).all():
+        raise DataError("lgd: realised LGDs must be decimals in [0, 1]")
+    dev = _device(device)
+    index = np.arange(n_loans)
+    with serial_torch():
+        _, keep = _run_block(book, index, None, None, torch.from_numpy(paths).to(dev), lgd_arr, months, dev, None, 1, True)
+    return _loan_level(book, keep, lgd_arr)

@@ -1,0 +1,935 @@
+"""LoanTrajectoryModel: loan-level monthly paths (states, payments, balances, losses).
+
+Layout (read top to bottom): :class:`TrajectoryConfig`, input constants, validation helpers, the
+transformer blocks (nanoGPT style, with a key/value cache for generation), the diffusion head,
+:class:`LoanTrajectoryModel` with ``forward`` / ``generate`` / ``pool_cashflows`` and checkpoint I/O.
+
+What the model is
+-----------------
+* **States: an autoregressive causal transformer over months.** Token ``t`` (month ``t`` after the
+  cut-off) embeds the state at the end of month ``t - 1`` (the cut-off state for ``t = 0``; teacher
+  forcing in training), the loan's 24 features (:func:`creditsim.features.loan_features`), the
+  log of the cohort transition row of that state in month ``t``, the macro values of month ``t`` and
+  three contractual-term inputs (months to maturity, "maturity month", "past maturity"). The logits of
+  the state at the end of month ``t`` are ``log P_cohort[t, s_{t-1}, :] + c(h_t)``: the cohort matrix
+  (the systematic, macro-driven part from the transition model) plus a learned loan-level correction
+  ``c`` (initialised at 0, so an untrained model samples the cohort matrix exactly). Forbidden moves
+  (:data:`~creditsim.states.ALLOWED_TRANSITIONS`) and the contractual maturity rule (below) get a logit
+  of ``-inf`` *before* the softmax, so generated paths follow the allowed moves exactly; nothing is
+  renormalised after the fact. Allowed moves to which a cohort matrix gives exactly 0 get the floor
+  probability :data:`COHORT_PROB_FLOOR` (the correction may still learn them away).
+* **Maturity rule** (the one the synthetic panels and the cashflow engine use): with ``n`` payments
+  left at the cut-off the contractual maturity is month ``m = n - 1``. Before ``m`` a live loan cannot
+  be MATURED (an early payoff is PREPAID); from ``m`` on a live loan cannot be CURRENT (paying the
+  last instalment, or curing into it, is MATURED). This is applied to the logits: the weight of the
+  impossible outcome is merged (``logaddexp``) into PREPAID resp. MATURED and the outcome gets
+  ``-inf``, so an untrained model reproduces the cashflow engine's relabelling of cohort draws
+  exactly. ``n`` comes from the ``remaining_term_years`` feature, so features must be computed as of
+  the cut-off (``loan_features(tape, as_of=cutoff)``).
+* **Values: a small DDPM head** (Ho et al. 2020; cosine noise schedule of Nichol & Dhariwal 2021,
+  ``config.diffusion_steps`` steps, buffers ``betas`` / ``alphas_cumprod`` in the model). Conditioned
+  on the hidden state ``h_t`` and the *new* state, it generates a 2-vector per loan-month in [0, 1]:
+
+  0. ``payment_ratio``: cash paid in a performing month (CURRENT -> CURRENT with an instalment due) as
+     a fraction of the scheduled instalment. Partial payments are the continuous behaviour a state
+     machine cannot express; a shortfall of principal stays in the balance (see cashflows below).
+     Over-payments are prepayment behaviour and are not modelled (ratio capped at 1).
+  1. ``lgd``: loss given default in the month of default, as a fraction of the exposure (outstanding
+     principal incl. arrears principal). LGD is the main continuous driver of credit losses and in
+     real books it is dispersed and skewed rather than a constant, hence a generative head rather
+     than a point estimate.
+
+  Values are mapped to ``y = 2 v - 1`` in [-1, 1]; the head predicts the noise (epsilon
+  parameterisation) and sampling clips the implied ``y_0`` to [-1, 1] at every step. Why diffusion
+  rather than, say, a Beta: the conditional distributions are mixtures with point masses (full
+  payment, LGD of a fully collateralised loan) that a single parametric family fits badly, and a
+  tiny denoiser is cheap next to the transformer. The training loss on a loan-month counts only the
+  value that is defined there (masks), and is the usual simplified DDPM loss (MSE on the noise),
+  averaged per value so the rare LGD observations weigh as much as the many payment months.
+  On the synthetic panels both are degenerate (borrowers pay in full; LGD is the loan's
+  ``lgd_assumption``), so there the head learns loan-level point masses (LGD from the features); it
+  is built for panels where they are dispersed.
+* **Training loss** = mean state cross-entropy over months whose previous state is live (absorbed
+  months are certain and carry no information) + ``value_weight`` x the diffusion loss.
+
+Cashflows in :meth:`LoanTrajectoryModel.generate`
+-------------------------------------------------
+Per loan the contractual monthly schedule (:func:`creditsim.loans.schedule.amortization_schedule`)
+gives the scheduled balance ``B(j)`` after ``j`` payments and the cumulative interest ``CI(j)``. As in
+the cashflow engine, delinquency buckets count missed payments: with ``D_t = min(t + 1, n)`` payments
+due by the end of month ``t``, a move into live state ``y`` sets the paid count ``P_t = max(P_{t-1},
+D_t - y)``; the month's contractual cash is the interest and principal of payments ``P_{t-1}+1 ..
+P_t`` (a cure pays its arrears, advancing a bucket pays nothing). In a performing month the borrower
+pays ``payment_ratio`` of it; the unpaid principal is carried as a shortfall ``S`` in the balance.
+Unpaid interest is *not* capitalised, so balances never increase: ``balance_t = B(P_t) + S_t``,
+non-increasing and >= 0. PREPAID pays the interest and principal due through the month plus the rest
+of the balance as prepayment; MATURED pays the remaining balance and the interest of the remaining
+instalments; DEFAULT writes off ``default_par = balance_{t-1}`` with ``loss = lgd x default_par`` in
+that month (recoveries ``default_par - loss`` are left to the caller's recovery lag). Absorbed loans
+pay nothing. Payments are monthly (quarterly or semi-annual tapes are treated as monthly instalments,
+as the cashflow engine does).
+
+``idio_scale`` (the spec's "idiosyncratic variance scale"): in ``generate`` every sampled loan path
+draws a frailty ``z ~ N(0, 1)`` and the log-odds of its adverse moves (roll one bucket forward,
+default; :data:`creditsim.transitions.sampler.ADVERSE_MOVES`) are shifted by ``idio_scale z -
+idio_scale^2 / 2`` for the whole path: mean-one lognormal odds, so average hazards are kept to first
+order while loan paths become more dispersed (unobserved heterogeneity beyond the features, the usual
+frailty of credit models). It plays no role in training; 0 switches it off.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from creditsim.errors import CheckpointError, ConfigError, DataError, format_labels
+from creditsim.nn.config import JSONConfig
+from creditsim.nn.layers import Block
+from creditsim.loans.pool import LOAN_FLOWS, pool_cashflows
+from creditsim.states import ALLOWED_TRANSITIONS, MACRO_VARS, N_STATES, POOL_CF_TYPES, LoanState
+from creditsim.threads import serial_torch
+from creditsim.rng import torch_seed
+
+__all__ = [
+    "TrajectoryConfig",
+    "LoanTrajectoryModel",
+    "VALUE_NAMES",
+    "COHORT_PROB_FLOOR",
+    "PRETRAINED_DIR",
+    "loan_terms_from_features",
+    "trajectory_flows",
+]
+
+#: folder of the checkpoint shipped inside the package
+PRETRAINED_DIR: Path = Path(__file__).resolve().parent.parent / "pretrained" / "trajectory"
+
+#: names of the continuous values of the diffusion head, in order (both decimals in [0, 1])
+VALUE_NAMES: tuple[str, ...] = ("payment_ratio", "lgd")
+N_VALUES = len(VALUE_NAMES)
+#: probability given to allowed moves that a cohort matrix puts exactly 0 on
+COHORT_PROB_FLOOR = 1e-8
+#: loans per random stream of ``generate`` (fixed: results do not depend on the chunk size)
+RNG_LOAN_BLOCK = 256
+
+_S = LoanState
+_LIVE = (_S.CURRENT, _S.DPD30, _S.DPD60, _S.DPD90)
+
+# fixed standardisation of the macro inputs: centre = long-run anchors of the synthetic macro model,
+# scale = rough 1981-2019 standard deviations of the US series (decimals, MACRO_VARS order)
+_MACRO_CENTRE = (0.020, 0.042, 0.025, 0.035, 0.045, 0.012, 0.040, 0.040, 0.020)
+_MACRO_SCALE = (0.019, 0.017, 0.020, 0.030, 0.025, 0.006, 0.025, 0.060, 0.015)
+
+# positions / constants of loan_features used to recover the loan terms (see LOAN_FEATURES)
+_F_LOG_CUR_BAL, _F_RATE, _F_REM_TERM = 1, 3, 7
+_F_AMORT = (19, 20, 21, 22)  # is_annuity, is_linear, is_bullet, is_interest_only
+
+
+def _feature_constants() -> dict[str, tuple[int, float, float]]:
+    from creditsim.features import LOAN_FEATURES
+
+    return {name: (i, centre, scale) for i, (name, centre, scale) in enumerate(LOAN_FEATURES)}
+
+
+@dataclass
+class TrajectoryConfig(JSONConfig):
+    """Hyper-parameters of :class:`LoanTrajectoryModel`; the first eight fields are the spec's.
+
+    Size bounds (``LIMITS``, inclusive; a checkpoint outside them is refused before building):
+    ``d_model`` 1..512, ``n_heads`` 1..64, ``n_layers`` 1..16, ``diffusion_steps`` 2..10000,
+    ``max_months`` 1..1200, ``diffusion_hidden`` 1..4096. The shipped model uses 32/4/2/50/120/64.
+    """
+
+    LIMITS: ClassVar[dict[str, tuple[int, int]]] = {
+        "d_model": (1, 512), "n_heads": (1, 64), "n_layers": (1, 16), "diffusion_steps": (2, 10_000),
+        "max_months": (1, 1200), "diffusion_hidden": (1, 4096),
+    }
+
+    n_loan_features: int = 24
+    n_states: int = 7
+    d_model: int = 256
+    n_heads: int = 8
+    n_layers: int = 6
+    diffusion_steps: int = 100
+    idio_scale: float = 0.3  # sd of the log-odds frailty of adverse moves in generate (see module doc)
+    dropout: float = 0.1
+    # extensions (defaults keep the spec's constructor working)
+    max_months: int = 120  # longest sequence (position embeddings)
+    n_macro_vars: int = 9
+    diffusion_hidden: int = 128  # width of the denoiser MLP
+    value_weight: float = 1.0  # weight of the diffusion loss in the training loss
+
+    def __post_init__(self) -> None:
+        for name in ("n_loan_features", "n_states", "d_model", "n_heads", "n_layers", "diffusion_steps",
+                     "max_months", "n_macro_vars", "diffusion_hidden"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f"TrajectoryConfig.{name} must be a positive integer, got {value!r}")
+        if self.n_states != N_STATES:
+            raise ConfigError(f"TrajectoryConfig.n_states must be {N_STATES} (LoanState), got {self.n_states}")
+        self.check_limits()
+        if self.n_loan_features != 24:
+            raise ConfigError(f"TrajectoryConfig.n_loan_features must be 24 (loan_features), got {self.n_loan_features}")
+        if self.n_macro_vars != len(MACRO_VARS):
+            raise ConfigError(f"TrajectoryConfig.n_macro_vars must be {len(MACRO_VARS)}, got {self.n_macro_vars}")
+        if self.d_model % self.n_heads:
+            raise ConfigError(f"TrajectoryConfig.d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
+        if self.diffusion_steps < 2:
+            raise ConfigError(f"TrajectoryConfig.diffusion_steps must be >= 2, got {self.diffusion_steps}")
+        for name in ("idio_scale", "value_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"TrajectoryConfig.{name} must be a finite number >= 0, got {value!r}")
+        if isinstance(self.dropout, bool) or not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            raise ConfigError(f"TrajectoryConfig.dropout must be in [0, 1), got {self.dropout!r}")
+
+
+# ------------------------------------------------------------------------------------------ validation
+def _as_tensor(x: object, name: str, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        t = x.to(device=device, dtype=dtype)
+    else:
+        try:
+            t = torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=dtype, device=device)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{name}: expected a numeric array, got {type(x).__name__}") from exc
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        bad = torch.nonzero(~torch.isfinite(t))[:10, 0].tolist()
+        raise DataError(f"{name}: NaN or infinite values at rows {format_labels(bad)}; expected finite numbers")
+    return t
+
+
+def _check_features(loan_features: object, device: torch.device) -> torch.Tensor:
+    if hasattr(loan_features, "to_numpy") and not isinstance(loan_features, torch.Tensor):
+        loan_features = loan_features.to_numpy(np.float32)
+    x = _as_tensor(loan_features, "loan_features", device)
+    if x.ndim != 2 or x.shape[1] != 24:
+        raise DataError(f"loan_features: expected shape (batch, 24) (creditsim.features.loan_features), "
+                        f"got {tuple(x.shape)}")
+    return x
+
+
+def _check_cohort(cohort: object, batch: int, device: torch.device, atol: float = 1e-3) -> torch.Tensor:
+    p = _as_tensor(cohort, "cohort_transitions", device)
+    if p.ndim != 4 or p.shape[0] != batch or p.shape[2:] != (N_STATES, N_STATES):
+        raise DataError(f"cohort_transitions: expected shape ({batch}, T, {N_STATES}, {N_STATES}) "
+                        f"(one matrix per loan and month), got {tuple(p.shape)}")
+    if p.shape[1] < 1:
+        raise DataError("cohort_transitions: expected at least one month, got T = 0")
+    neg = p < 0
+    if bool(neg.any()):
+        b, t, i, j = torch.nonzero(neg)[0].tolist()
+        raise DataError(f"cohort_transitions: negative probability at (loan {b}, month {t}, {i} -> {j}); "
+                        "expected stochastic rows")
+    forbidden = torch.from_numpy(~ALLOWED_TRANSITIONS).to(device)
+    leak = (p > 0) & forbidden
+    if bool(leak.any()):
+        b, t, i, j = torch.nonzero(leak)[0].tolist()
+        raise DataError(f"cohort_transitions: forbidden move {_S(i).name} -> {_S(j).name} has probability "
+                        f"{float(p[b, t, i, j]):.3g} at (loan {b}, month {t}); expected exactly 0")
+    off = (p.sum(-1) - 1.0).abs() > atol
+    if bool(off.any()):
+        b, t, i = torch.nonzero(off)[0].tolist()
+        raise DataError(f"cohort_transitions: row {_S(i).name} of (loan {b}, month {t}) sums to "
+                        f"{float(p[b, t, i].sum()):.6f}; expected 1 (tolerance {atol})")
+    return p
+
+
+def _check_macro(macro_path: object, batch: int, n_months: int, device: torch.device) -> torch.Tensor:
+    """``None`` -> zeros (macro at the anchors); ``(T', 9)`` or ``(B, T', 9)`` with ``T' >= T``."""
+    if macro_path is None:
+        return torch.zeros(batch, n_months, len(MACRO_VARS), device=device)
+    if hasattr(macro_path, "to_numpy") and not isinstance(macro_path, torch.Tensor):
+        macro_path = macro_path.to_numpy(np.float64)
+    m = _as_tensor(macro_path, "macro_path", device)
+    if m.ndim == 2:
+        m = m.unsqueeze(0).expand(batch, -1, -1)
+    if m.ndim != 3 or m.shape[0] != batch or m.shape[2] != len(MACRO_VARS) or m.shape[1] < n_months:
+        raise DataError(f"macro_path: expected shape (T, 9) or ({batch}, T, 9) in MACRO_VARS order with "
+                        f"T >= {n_months} months, got {tuple(m.shape)}")
+    centre = torch.tensor(_MACRO_CENTRE, device=device)
+    scale = torch.tensor(_MACRO_SCALE, device=device)
+    return (m[:, :n_months] - centre) / scale
+
+
+def loan_terms_from_features(loan_features: object) -> dict[str, np.ndarray]:
+    """Recover the loan terms ``generate`` needs from standardised :func:`loan_features` output.
+
+    Inverts the fixed standardisation of :data:`creditsim.features.LOAN_FEATURES`:
+    ``balance = expm1(log_current_balance)`` (currency units, float32 precision, about 1e-6
+    relative), annual ``interest_rate``, ``remaining_term`` = rounded months, ``amortization`` =
+    the one-hot type (annuity if none is set). Interest-only periods are unknown here (0: such loans
+    amortise as annuities); pass exact ``loan_terms`` to ``generate`` when they matter.
+
+    Returns:
+        dict of ``(B,)`` arrays: balance float64, interest_rate float64 (annual decimal),
+        remaining_term int64 (months), amortization int64 (codes of
+        :data:`creditsim.loans.schedule.AMORTIZATION_NAMES`).
+    """
+    x = loan_features.detach().cpu().numpy() if isinstance(loan_features, torch.Tensor) else np.asarray(loan_features)
+    x = x.astype(np.float64)
+    c = _feature_constants()
+    _, mu_b, sd_b = c["log_current_balance"]
+    _, mu_r, sd_r = c["interest_rate"]
+    _, mu_t, sd_t = c["remaining_term_years"]
+    amort_cols = x[:, list(_F_AMORT)]
+    return {
+        "balance": np.expm1(x[:, _F_LOG_CUR_BAL] * sd_b + mu_b),
+        "interest_rate": np.clip(x[:, _F_RATE] * sd_r + mu_r, 0.0, 1.0),
+        "remaining_term": np.maximum(np.rint((x[:, _F_REM_TERM] * sd_t + mu_t) * 12.0), 0).astype(np.int64),
+        "amortization": np.where(amort_cols.max(axis=1) > 0, amort_cols.argmax(axis=1), 0).astype(np.int64),
+    }
+
+
+def remaining_term(loan_features: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` int64 months of payments left at the cut-off, from the remaining-term feature."""
+    _, mu, sd = _feature_constants()["remaining_term_years"]
+    months = torch.round((loan_features[:, _F_REM_TERM].double() * sd + mu) * 12.0)
+    return months.clamp(min=0).long()
+
+
+# ------------------------------------------------------------------------------------- transformer
+# ---------------------------------------------------------------------------------- diffusion head
+def trajectory_flows(generated: Mapping[str, Any]) -> dict[str, Any]:
+    """The loan flows of a :meth:`LoanTrajectoryModel.generate` result under the
+    :data:`creditsim.loans.pool.LOAN_FLOWS` names (``losses`` -> ``loss``, ``balances`` -> ``balance``),
+    each ``(n_samples, L, T)``: the input of :func:`creditsim.loans.pool.pool_cashflows`."""
+    names = {"loss": "losses", "balance": "balances"}
+    return {k: generated[names.get(k, k)] for k in LOAN_FLOWS}
+
+
+def cosine_schedule(steps: int, s: float = 0.008) -> torch.Tensor:
+    """``(steps,)`` float64 betas of the cosine schedule (Nichol & Dhariwal 2021), capped at 0.999."""
+    t = torch.arange(steps + 1, dtype=torch.float64) / steps
+    f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+    alpha_bar = f / f[0]
+    return (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=0.999)
+
+
+class DiffusionHead(nn.Module):
+    """Noise predictor ``eps(y_k, k, cond)`` for the ``(N, 2)`` value vectors; small MLP.
+
+    The conditioning enters once per loan-month (:meth:`cond_features`), so each of the K sampling
+    steps costs one ``(hidden x hidden)`` layer per row.
+    """
+
+    def __init__(self, cfg: TrajectoryConfig):
+        super().__init__()
+        h = cfg.diffusion_hidden
+        self.cond = nn.Linear(cfg.d_model, h)
+        self.x_in = nn.Linear(N_VALUES, h)
+        self.step_emb = nn.Embedding(cfg.diffusion_steps, h)
+        self.hidden = nn.Linear(h, h)
+        self.out = nn.Linear(h, N_VALUES)
+
+    def cond_features(self, value_params: torch.Tensor) -> torch.Tensor:
+        return self.cond(value_params)
+
+    def forward(self, y: torch.Tensor, k: torch.Tensor, cond_h: torch.Tensor) -> torch.Tensor:
+        z = F.silu(cond_h + self.x_in(y) + self.step_emb(k))
+        return self.out(F.silu(self.hidden(z)))
+
+
+# --------------------------------------------------------------------------------------------- model
+class LoanTrajectoryModel(nn.Module):
+    """Autoregressive transformer over months with a diffusion head for the continuous values.
+
+    See the module docstring for the model, the maturity rule, the cashflow conventions and the role
+    of ``idio_scale``.
+    """
+
+    def __init__(self, config: TrajectoryConfig):
+        super().__init__()
+        if not isinstance(config, TrajectoryConfig):
+            raise ConfigError(f"config must be a TrajectoryConfig, got {type(config).__name__}")
+        self.config = cfg = config
+        d = cfg.d_model
+        self.state_emb = nn.Embedding(N_STATES, d)  # previous state (input)
+        self.feat_proj = nn.Linear(cfg.n_loan_features, d)
+        self.row_proj = nn.Linear(N_STATES, d)  # log cohort row of the previous state
+        self.macro_proj = nn.Linear(cfg.n_macro_vars, d)
+        self.term_proj = nn.Linear(3, d)
+        self.wpe = nn.Embedding(cfg.max_months, d)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList([Block(cfg.d_model, cfg.n_heads, cfg.dropout) for _ in range(cfg.n_layers)])
+        self.ln_f = nn.LayerNorm(d)
+        self.correction = nn.Linear(d, N_STATES)
+        self.new_state_emb = nn.Embedding(N_STATES, d)  # realised state (conditions the values)
+        self.value_ln = nn.LayerNorm(d)
+        self.diffusion = DiffusionHead(cfg)
+        # the correction starts at 0: an untrained model reproduces the cohort matrices
+        nn.init.zeros_(self.correction.weight)
+        nn.init.zeros_(self.correction.bias)
+        betas = cosine_schedule(cfg.diffusion_steps)
+        alphas_cumprod = torch.cumprod(1 - betas, dim=0)
+        # schedule buffers are derived from the config, so they are not saved in checkpoints
+        self.register_buffer("betas", betas.float(), persistent=False)
+        self.register_buffer("alphas_cumprod", alphas_cumprod.float(), persistent=False)
+        self.register_buffer("allowed", torch.from_numpy(ALLOWED_TRANSITIONS.copy()), persistent=False)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def _term_inputs(self, rem: torch.Tensor, n_months: int, t0: int = 0) -> torch.Tensor:
+        """``(B, T, 3)`` months to maturity / 120, maturity month flag, past-maturity flag."""
+        t = torch.arange(t0, t0 + n_months, device=rem.device)
+        left = (rem - 1).unsqueeze(1) - t.unsqueeze(0)  # months until the maturity month m = n - 1
+        return torch.stack([left.clamp(-12, 120).float() / 120.0, (left == 0).float(), (left <= 0).float()], dim=-1)
+
+    def _apply_rules(self, logits: torch.Tensor, prev: torch.Tensor, rem: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Maturity relabelling and the allowed-move mask, on logits ``(..., 7)``.
+
+        ``prev`` (...) long previous states; ``rem`` and ``t`` broadcastable to it. On live rows, before
+        the maturity month ``m = rem - 1`` a payoff is a prepayment: MATURED's weight is added to
+        PREPAID (``logaddexp``) and MATURED gets ``-inf``; from ``m`` on paying the last instalment is
+        maturity: CURRENT's weight is added to MATURED and CURRENT gets ``-inf`` (the cashflow
+        engine's relabelling, done on the logits so probabilities stay exactly normalised). Then
+        every move ALLOWED_TRANSITIONS forbids gets ``-inf``.
+        """
+        live = (prev <= _S.DPD90).unsqueeze(-1)
+        past = (t >= rem - 1).unsqueeze(-1)
+        cur, pre, mat = logits[..., _S.CURRENT], logits[..., _S.PREPAID], logits[..., _S.MATURED]
+        idx = torch.arange(N_STATES, device=logits.device)
+        early = live & ~past
+        late = live & past
+        out = torch.where(early & (idx == _S.PREPAID), torch.logaddexp(pre, mat).unsqueeze(-1), logits)
+        out = torch.where(late & (idx == _S.MATURED), torch.logaddexp(mat, cur).unsqueeze(-1), out)
+        out = out.masked_fill((early & (idx == _S.MATURED)) | (late & (idx == _S.CURRENT)), float("-inf"))
+        return out.masked_fill(~self.allowed[prev], float("-inf"))
+
+    def _embed(self, feats: torch.Tensor, cohort: torch.Tensor, macro: torch.Tensor, prev: torch.Tensor,
+               rem: torch.Tensor, t0: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token embeddings ``(B, T, d)`` and the cohort log rows ``(B, T, 7)`` of the previous states."""
+        B, T = prev.shape
+        rows = torch.gather(cohort, 2, prev.view(B, T, 1, 1).expand(B, T, 1, N_STATES)).squeeze(2)
+        log_rows = torch.log(rows.clamp(min=COHORT_PROB_FLOOR))
+        pos = torch.arange(t0, t0 + T, device=feats.device)
+        x = (self.state_emb(prev) + self.feat_proj(feats).unsqueeze(1) + self.row_proj(log_rows / 10.0)
+             + self.macro_proj(macro) + self.term_proj(self._term_inputs(rem, T, t0)) + self.wpe(pos))
+        return x, log_rows
+
+    def _logits(self, h: torch.Tensor, log_rows: torch.Tensor, prev: torch.Tensor, rem: torch.Tensor,
+                t: torch.Tensor) -> torch.Tensor:
+        return self._apply_rules(log_rows + self.correction(h), prev, rem, t)
+
+    def _value_params(self, h: torch.Tensor, new_state: torch.Tensor) -> torch.Tensor:
+        return self.value_ln(h + self.new_state_emb(new_state))
+
+    # -- training / scoring ----------------------------------------------------------------------
+    def forward(
+        self,
+        loan_features: torch.Tensor,
+        cohort_transitions: torch.Tensor,
+        target_states: torch.Tensor | None = None,
+        target_values: torch.Tensor | None = None,
+        *,
+        value_mask: torch.Tensor | None = None,
+        macro_path: torch.Tensor | None = None,
+        initial_states: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Teacher-forced pass over all months.
+
+        Args:
+            loan_features: ``(B, 24)`` standardised features (:func:`loan_features`, as of the cut-off).
+            cohort_transitions: ``(B, T, 7, 7)`` row-stochastic cohort matrices of each loan's cohort,
+                month ``t`` mapping the state at the end of month ``t - 1`` to month ``t``.
+            target_states: ``(B, T)`` int states at the end of each month (for training). Without it
+                the previous states are taken as the cut-off state held constant (a scoring shortcut:
+                logits then describe month-0-style moves only) -- pass targets to score real paths.
+            target_values: ``(B, T, 2)`` values in [0, 1] in :data:`VALUE_NAMES` order, with
+                ``value_mask`` ``(B, T, 2)`` bool telling which are defined; needs target_states.
+            macro_path: ``(T, 9)`` or ``(B, T, 9)`` decimals in MACRO_VARS order; None = the anchors.
+            initial_states: ``(B,)`` state at the cut-off; default CURRENT.
+
+        Returns:
+            dict with ``state_logits`` ``(B, T, 7)`` (``-inf`` on impossible moves), ``value_params``
+            ``(B, T, d_model)`` (the diffusion head's conditioning of each loan-month, for the target
+            state when given, else for the most likely state), ``hidden`` ``(B, T, d_model)``; with
+            targets also ``loss``, ``state_loss`` (mean cross-entropy per live month, nats) and
+            ``value_loss`` (DDPM noise MSE; 0 without target_values).
+        """
+        dev = self.device
+        feats = _check_features(loan_features, dev)
+        B = feats.shape[0]
+        cohort = _check_cohort(cohort_transitions, B, dev)
+        T = cohort.shape[1]
+        if T > self.config.max_months:
+            raise ConfigError(f"sequence of {T} months exceeds TrajectoryConfig.max_months={self.config.max_months}")
+        init = self._initial_states(initial_states, B)
+        macro = _check_macro(macro_path, B, T, dev)
+        rem = remaining_term(feats)
+        if target_states is not None:
+            states = self._check_states(target_states, B, T)
+            prev = torch.cat([init.unsqueeze(1), states[:, :-1]], dim=1)
+        else:
+            states, prev = None, init.unsqueeze(1).expand(B, T)
+        x, log_rows = self._embed(feats, cohort, macro, prev, rem, 0)
+        x = self.drop(x)
+        for block in self.blocks:
+            x, _ = block(x)
+        h = self.ln_f(x)
+        t = torch.arange(T, device=dev).unsqueeze(0)
+        logits = self._logits(h, log_rows, prev, rem.unsqueeze(1), t)
+        out: dict[str, torch.Tensor] = {"state_logits": logits, "hidden": h}
+        new = states if states is not None else logits.argmax(-1)
+        out["value_params"] = self._value_params(h, new)
+        if states is None:
+            if target_values is not None:
+                raise DataError("target_values given without target_states; the values are conditioned on the states")
+            return out
+        possible = torch.gather(torch.isfinite(logits), 2, states.unsqueeze(-1)).squeeze(-1)
+        if not bool(possible.all()):
+            b, m = torch.nonzero(~possible)[0].tolist()
+            raise DataError(
+                f"target_states: loan {b} month {m} moves {_S(int(prev[b, m])).name} -> {_S(int(states[b, m])).name}, "
+                f"which ALLOWED_TRANSITIONS or the maturity rule (remaining term {int(rem[b])} months) forbids")
+        live = prev <= _S.DPD90
+        nll = F.cross_entropy(logits[live], states[live], reduction="sum") if bool(live.any()) else logits.sum() * 0
+        state_loss = nll / live.sum().clamp(min=1)
+        value_loss = torch.zeros((), device=dev)
+        if target_values is not None:
+            value_loss = self._value_loss(out["value_params"], target_values, value_mask, B, T)
+        out.update(state_loss=state_loss, value_loss=value_loss,
+                   loss=state_loss + self.config.value_weight * value_loss)
+        return out
+
+    def _initial_states(self, initial_states: object, B: int) -> torch.Tensor:
+        if initial_states is None:
+            return torch.full((B,), int(_S.CURRENT), dtype=torch.long, device=self.device)
+        s = torch.as_tensor(initial_states, device=self.device)
+        if s.shape != (B,) or s.is_floating_point() or bool(((s < 0) | (s > _S.DPD90)).any()):
+            raise DataError(f"initial_states: expected ({B},) integer live states 0..3, got shape {tuple(s.shape)}")
+        return s.long()
+
+    def _check_states(self, target_states: object, B: int, T: int) -> torch.Tensor:
+        s = torch.as_tensor(target_states, device=self.device)
+        if s.shape != (B, T):
+            raise DataError(f"target_states: expected shape ({B}, {T}) matching cohort_transitions, got {tuple(s.shape)}")
+        if s.is_floating_point() or bool(((s < 0) | (s >= N_STATES)).any()):
+            raise DataError(f"target_states: expected integer state codes 0..{N_STATES - 1}")
+        return s.long()
+
+    def _value_loss(self, value_params: torch.Tensor, target_values: object, value_mask: object, B: int,
+                    T: int) -> torch.Tensor:
+        dev = self.device
+        v = _as_tensor(target_values, "target_values", dev)
+        if v.shape != (B, T, N_VALUES):
+            raise DataError(f"target_values: expected shape ({B}, {T}, {N_VALUES}) {list(VALUE_NAMES)}, "
+                            f"got {tuple(v.shape)}")
+        if value_mask is None:
+            raise DataError("value_mask: required with target_values ((B, T, 2) bool, which values are defined)")
+        mask = torch.as_tensor(value_mask, device=dev)
+        if mask.shape != (B, T, N_VALUES):
+            raise DataError(f"value_mask: expected shape ({B}, {T}, {N_VALUES}), got {tuple(mask.shape)}")
+        mask = mask.bool()
+        rows = mask.any(-1)
+        if not bool(rows.any()):
+            return torch.zeros((), device=dev)
+        bad = mask & ((v < 0) | (v > 1))
+        if bool(bad.any()):
+            b, m, j = torch.nonzero(bad)[0].tolist()
+            raise DataError(f"target_values: {VALUE_NAMES[j]} = {float(v[b, m, j]):.4g} at loan {b} month {m}; "
+                            "expected [0, 1]")
+        y0 = 2.0 * v[rows] - 1.0  # (N, 2)
+        m = mask[rows].float()
+        cond_h = self.diffusion.cond_features(value_params[rows])
+        # validation passes (eval mode) use a fixed stream so the monitored loss is deterministic
+        g = None if self.training else torch.Generator(device=dev).manual_seed(0)
+        n = y0.shape[0]
+        k = torch.randint(0, self.config.diffusion_steps, (n,), device=dev, generator=g)
+        noise = torch.randn(y0.shape, device=dev, generator=g)
+        ab = self.alphas_cumprod[k].unsqueeze(-1)
+        y_k = ab.sqrt() * y0 + (1 - ab).sqrt() * noise
+        # an undefined coordinate is replaced by pure noise: the head learns to ignore it
+        y_k = torch.where(m > 0, y_k, noise)
+        eps = self.diffusion(y_k, k, cond_h)
+        # each value gets equal weight: defaults are ~1 % of the performing months, and an LGD head
+        # drowned by the payment ratios would not learn the loan-level severity
+        per_value = ((eps - noise) ** 2 * m).sum(0) / m.sum(0).clamp(min=1)
+        present = m.sum(0) > 0
+        return per_value[present].mean()
+
+    # -- generation ------------------------------------------------------------------------------
+    def _sample_values(self, value_params: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Ancestral DDPM sampling. ``value_params`` ``(N, d)``, ``noise`` ``(K + 1, N, 2)`` standard
+        normal (the first slice is ``y_K``). Returns ``(N, 2)`` values in [0, 1]."""
+        K = self.config.diffusion_steps
+        cond_h = self.diffusion.cond_features(value_params)
+        y = noise[0]
+        ab = self.alphas_cumprod
+        for k in range(K - 1, -1, -1):
+            kk = torch.full((y.shape[0],), k, dtype=torch.long, device=y.device)
+            eps = self.diffusion(y, kk, cond_h)
+            y0 = ((y - (1 - ab[k]).sqrt() * eps) / ab[k].sqrt()).clamp(-1.0, 1.0)
+            if k == 0:
+                y = y0
+                break
+            ab_prev = ab[k - 1]
+            beta = self.betas[k]
+            # posterior q(y_{k-1} | y_k, y_0) of the forward process
+            c0 = ab_prev.sqrt() * beta / (1 - ab[k])
+            ck = (1 - beta).sqrt() * (1 - ab_prev) / (1 - ab[k])
+            var = beta * (1 - ab_prev) / (1 - ab[k])
+            y = c0 * y0 + ck * y + var.sqrt() * noise[K - k]
+        return (y + 1.0) / 2.0
+
+    @torch.no_grad()
+    @serial_torch()  # small step-by-step ops: one thread, no idle-thread spinning (creditsim.threads)
+    def generate(
+        self,
+        loan_features: torch.Tensor,
+        cohort_transitions: torch.Tensor,
+        macro_path: torch.Tensor | None,
+        n_samples: int = 1,
+        *,
+        loan_terms: Mapping[str, object] | None = None,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        idio_scale: float | None = None,
+        initial_states: object | None = None,
+        chunk_size: int = 4096,
+    ) -> dict[str, torch.Tensor]:
+        """Sample loan paths autoregressively (key/value cache, one month per step).
+
+        Args:
+            loan_features: ``(B, 24)`` standardised features as of the cut-off.
+            cohort_transitions: ``(B, T, 7, 7)`` cohort matrices (the scenario's systematic risk).
+            macro_path: ``(T, 9)`` or ``(B, T, 9)`` decimals, MACRO_VARS order (None = the anchors).
+            n_samples: independent paths per loan (idiosyncratic draws only; the scenario is fixed by
+                the cohort matrices and the macro path).
+            loan_terms: optional exact terms, ``{"balance", "interest_rate" (annual decimal),
+                "remaining_term" (months), "amortization" (codes or names), "io_months" (optional)}``
+                each ``(B,)``; default :func:`loan_terms_from_features`.
+            seed: integer seed; every draw of loan ``i`` comes from the stream of its block of
+                :data:`RNG_LOAN_BLOCK` loans, drawn on the CPU, so the draws do not depend on
+                ``chunk_size`` or the device (the network's float32 arithmetic can round differently
+                with another batch size or device: states agree, amounts to float precision). Default 0.
+            generator: alternative to ``seed``: a CPU ``torch.Generator`` whose first draw seeds the
+                streams (advances it).
+            idio_scale: frailty sd; default ``config.idio_scale``.
+            initial_states: ``(B,)`` live states at the cut-off (default CURRENT).
+            chunk_size: loans per chunk (rounded up to a multiple of RNG_LOAN_BLOCK); bounds memory.
+
+        Returns:
+            dict of ``(n_samples, B, T)`` tensors on the model's device: ``states`` int8 (end of
+            month); float64 currency units ``payments`` (cash from the borrower = interest +
+            scheduled_principal + prepayment), ``balances`` (end of month, 0 once absorbed),
+            ``losses`` (``lgd x default_par`` in the default month), and the components
+            ``interest``, ``scheduled_principal``, ``prepayment``, ``default_par``; plus ``lgd``
+            ``(n_samples, B)`` float64 (NaN where the loan did not default) and ``opening_balance``
+            ``(B,)``.
+        """
+        from creditsim.transitions.sampler import ADVERSE_MOVES
+
+        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise ConfigError(f"n_samples must be a positive integer, got {n_samples!r}")
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+            raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        sigma = self.config.idio_scale if idio_scale is None else idio_scale
+        if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma >= 0):
+            raise ConfigError(f"idio_scale must be a finite number >= 0, got {sigma!r}")
+        if seed is not None and generator is not None:
+            raise ConfigError("pass either seed or generator, not both")
+        if generator is not None:
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        seed = 0 if seed is None else seed
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+        dev = self.device
+        feats = _check_features(loan_features, dev)
+        B = feats.shape[0]
+        cohort = _check_cohort(cohort_transitions, B, dev)
+        T = cohort.shape[1]
+        if T > self.config.max_months:
+            raise ConfigError(f"sequence of {T} months exceeds TrajectoryConfig.max_months={self.config.max_months}")
+        macro = _check_macro(macro_path, B, T, dev)
+        init = self._initial_states(initial_states, B)
+        terms = self._check_terms(loan_terms, feats, B)
+        adverse = torch.from_numpy(ADVERSE_MOVES.copy()).to(dev)
+
+        keys = ("states", "payments", "balances", "losses", "interest", "scheduled_principal", "prepayment", "default_par")
+        parts: dict[str, list[torch.Tensor]] = {k: [] for k in (*keys, "lgd")}
+        blocks_per_chunk = max(1, -(-int(chunk_size) // RNG_LOAN_BLOCK))
+        step = blocks_per_chunk * RNG_LOAN_BLOCK
+        was_training = self.training
+        self.eval()
+        try:
+            for lo in range(0, B, step):
+                hi = min(B, lo + step)
+                out = self._generate_chunk(feats[lo:hi], cohort[lo:hi], macro[lo:hi], init[lo:hi],
+                                           {k: v[lo:hi] for k, v in terms.items()}, int(n_samples), float(sigma),
+                                           int(seed), lo // RNG_LOAN_BLOCK, adverse)
+                for k, v in out.items():
+                    parts[k].append(v)
+        finally:
+            self.train(was_training)
+        result = {k: torch.cat(v, dim=1) for k, v in parts.items()}
+        result["opening_balance"] = torch.as_tensor(terms["balance"], dtype=torch.float64, device=dev)
+        return result
+
+    def _check_terms(self, loan_terms: Mapping[str, object] | None, feats: torch.Tensor, B: int) -> dict[str, np.ndarray]:
+        from creditsim.loans.schedule import amortization_codes
+
+        if loan_terms is None:
+            terms = loan_terms_from_features(feats)
+        else:
+            if not isinstance(loan_terms, Mapping):
+                raise ConfigError(f"loan_terms must be a mapping of (B,) arrays, got {type(loan_terms).__name__}")
+            need = ("balance", "interest_rate", "remaining_term", "amortization")
+            missing = [k for k in need if k not in loan_terms]
+            if missing:
+                raise DataError(f"loan_terms: missing {missing}; expected keys {list(need)} (+ optional 'io_months')")
+            terms = {k: np.asarray(loan_terms[k]) for k in (*need, "io_months") if k in loan_terms}
+        for k, v in terms.items():
+            if v.shape != (B,):
+                raise DataError(f"loan_terms['{k}']: expected shape ({B},), got {v.shape}")
+        terms["amortization"] = amortization_codes(terms["amortization"]).astype(np.int64)
+        for k in ("balance", "interest_rate"):
+            terms[k] = terms[k].astype(np.float64)
+        bad = np.flatnonzero(~np.isfinite(terms["balance"]) | (terms["balance"] <= 0))
+        if len(bad):
+            raise DataError(f"loan_terms['balance']: rows {format_labels(bad)} are not finite and > 0")
+        bad = np.flatnonzero(~((terms["interest_rate"] >= 0) & (terms["interest_rate"] <= 1)))
+        if len(bad):
+            raise DataError(f"loan_terms['interest_rate']: rows {format_labels(bad)} outside [0, 1] (annual decimal)")
+        rem = np.asarray(terms["remaining_term"], dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(rem) | (rem < 0) | (rem != np.round(rem)))
+        if len(bad):
+            raise DataError(f"loan_terms['remaining_term']: rows {format_labels(bad)} are not whole months >= 0")
+        terms["remaining_term"] = rem.astype(np.int64)
+        if loan_terms is not None:
+            from_feats = remaining_term(feats).cpu().numpy()
+            bad = np.flatnonzero(from_feats != terms["remaining_term"])
+            if len(bad):
+                raise DataError(f"loan_terms['remaining_term'] disagrees with the remaining_term_years feature at rows "
+                                f"{format_labels(bad)}; compute loan_features as of the cut-off")
+        return terms
+
+    def _generate_chunk(self, feats, cohort, macro, init, terms, n_samples, sigma, seed, first_block, adverse):
+        from creditsim.transitions.sampler import cumulative_thresholds
+        from creditsim.loans.schedule import amortization_schedule
+
+        dev = feats.device
+        L, T = cohort.shape[:2]
+        N = n_samples * L
+        K = self.config.diffusion_steps
+        # --- random numbers: one CPU stream per (seed, block of loans), consumed in a fixed order
+        # (frailty, then per month: state uniforms, diffusion noise), so chunking never changes them
+        n_blocks = -(-L // RNG_LOAN_BLOCK)
+        streams = []
+        for b in range(n_blocks):
+            streams.append(torch.Generator().manual_seed(torch_seed(seed, first_block + b)))
+
+        def draw(shape: tuple[int, ...], loan_axis: int, normal: bool) -> torch.Tensor:
+            """One draw of ``shape`` per block stream, concatenated along ``loan_axis`` and cut to L."""
+            fn = torch.randn if normal else torch.rand
+            parts = [fn(*shape, generator=g) for g in streams]
+            return torch.cat(parts, dim=loan_axis).narrow(loan_axis, 0, L).to(dev)
+
+        frail = draw((n_samples, RNG_LOAN_BLOCK), 1, True)
+
+        # --- contractual schedule (float64 money), columns = payments made since the cut-off
+        rem = torch.as_tensor(terms["remaining_term"], device=dev)
+        n_pay = np.maximum(terms["remaining_term"], 1)
+        n_cols = int(min(n_pay.max(), T))
+        sched = amortization_schedule(terms["balance"], terms["interest_rate"] / 12.0, n_pay, terms["amortization"],
+                                      io_months=terms.get("io_months"), n_columns=n_cols)
+        sbal = torch.as_tensor(sched.balance, device=dev)  # (L, n_cols + 1)
+        cum_int = torch.cat([torch.zeros(L, 1, dtype=torch.float64), torch.as_tensor(sched.interest).cumsum(1)], 1).to(dev)
+        # a loan past its last payment owes nothing more: remaining interest = CI(n) - CI(P)
+        n_idx = torch.as_tensor(np.minimum(n_pay, n_cols), device=dev)
+
+        rep = lambda x: x.repeat(n_samples, *([1] * (x.ndim - 1)))  # noqa: E731 -- sample-major (N = s*L + i)
+        feats_n, cohort_n, macro_n, rem_n = rep(feats), rep(cohort), rep(macro), rep(rem)
+        sbal_n, cum_n, n_idx_n = rep(sbal), rep(cum_int), rep(n_idx)
+        shift = (sigma * frail.reshape(N, 1, 1) - 0.5 * sigma**2) * adverse.float()  # (N, 7, 7)
+        ar = torch.arange(N, device=dev)
+
+        state = rep(init)
+        paid = torch.zeros(N, dtype=torch.long, device=dev)  # P: scheduled payments settled
+        short = torch.zeros(N, dtype=torch.float64, device=dev)  # unpaid principal carried in the balance
+        balance = sbal_n[:, 0].clone()
+        out = {k: torch.zeros(N, T, dtype=torch.float64, device=dev) for k in
+               ("payments", "balances", "losses", "interest", "scheduled_principal", "prepayment", "default_par")}
+        states_out = torch.empty(N, T, dtype=torch.int8, device=dev)
+        lgd_out = torch.full((N,), float("nan"), dtype=torch.float64, device=dev)
+        pasts: list = [None] * len(self.blocks)
+        for t in range(T):
+            x, log_rows = self._embed(feats_n, cohort_n[:, t:t + 1], macro_n[:, t:t + 1], state.view(N, 1), rem_n, t)
+            for i, block in enumerate(self.blocks):
+                x, pasts[i] = block(x, pasts[i])
+            h = self.ln_f(x)[:, 0]  # (N, d)
+            logits = self._logits(h, log_rows[:, 0], state, rem_n, torch.full_like(state, t))
+            logits = logits + shift[ar, state]  # frailty on adverse moves; -inf stays -inf
+            probs = torch.softmax(logits.double(), dim=-1)
+            thr = cumulative_thresholds(probs.unsqueeze(1))[:, 0]  # (N, 6)
+            unif = draw((n_samples, RNG_LOAN_BLOCK), 1, False).reshape(N, 1)
+            noise = draw((K + 1, n_samples, RNG_LOAN_BLOCK, N_VALUES), 2, True).reshape(K + 1, N, N_VALUES)
+            new = (unif >= thr).sum(-1)
+
+            live = state <= _S.DPD90
+            due = torch.clamp(torch.full_like(paid, t + 1), max=n_idx_n)  # D_t (payments due so far)
+            stays = live & (new <= _S.DPD90)
+            new_paid = torch.where(stays, torch.maximum(paid, due - new), paid)
+            performing = stays & (state == _S.CURRENT) & (new == _S.CURRENT) & (new_paid > paid)
+            defaulted = live & (new == _S.DEFAULT)
+            # values only where they are used: payment ratio of performing months, LGD at default
+            need = performing | defaulted
+            values = torch.ones(N, N_VALUES, dtype=torch.float64, device=dev)
+            if bool(need.any()):
+                vp = self._value_params(h[need], new[need])
+                values[need] = self._sample_values(vp, noise[:, need]).double()
+            b_prev = sbal_n[ar, paid]
+            sched_prin = sbal_n[ar, paid] - sbal_n[ar, new_paid]
+            sched_int = cum_n[ar, new_paid] - cum_n[ar, paid]
+            ratio = torch.where(performing, values[:, 0], torch.ones_like(short))
+            prin = ratio * sched_prin
+            intr = ratio * sched_int
+            short_new = short + (sched_prin - prin)
+            # exits
+            prepaid = live & (new == _S.PREPAID)
+            matured = live & (new == _S.MATURED)
+            pre_paid_to = torch.maximum(paid, due)
+            pre_int = cum_n[ar, pre_paid_to] - cum_n[ar, paid]
+            pre_prin = b_prev - sbal_n[ar, pre_paid_to]
+            mat_int = cum_n[ar, n_idx_n] - cum_n[ar, paid]
+            exposure = b_prev + short
+            intr = torch.where(prepaid, pre_int, torch.where(matured, mat_int, torch.where(stays, intr, 0.0)))
+            prin = torch.where(prepaid, pre_prin, torch.where(matured, exposure, torch.where(stays, prin, 0.0)))
+            prepay = torch.where(prepaid, exposure - pre_prin, torch.zeros_like(short))
+            par = torch.where(defaulted, exposure, torch.zeros_like(short))
+            lgd = values[:, 1]
+            loss = torch.where(defaulted, lgd * par, torch.zeros_like(short))
+            lgd_out = torch.where(defaulted, lgd, lgd_out)
+            new_balance = torch.where(stays, sbal_n[ar, new_paid] + short_new, torch.where(live, 0.0, balance))
+            # absorbed loans carry balance 0 already; a loan absorbed before the cut-off is not supported
+            out["interest"][:, t] = intr
+            out["scheduled_principal"][:, t] = prin
+            out["prepayment"][:, t] = prepay
+            out["payments"][:, t] = intr + prin + prepay
+            out["default_par"][:, t] = par
+            out["losses"][:, t] = loss
+            out["balances"][:, t] = new_balance
+            states_out[:, t] = new.to(torch.int8)
+            state = new
+            paid = new_paid
+            short = torch.where(stays, short_new, torch.zeros_like(short))
+            balance = new_balance
+        res = {k: v.view(n_samples, L, T) for k, v in out.items()}
+        res["states"] = states_out.view(n_samples, L, T)
+        res["lgd"] = lgd_out.view(n_samples, L)
+        return res
+
+    # -- pool cashflows ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def pool_cashflows(
+        self,
+        loan_features: torch.Tensor,
+        cohort_transitions: torch.Tensor,
+        macro_paths: torch.Tensor | None,
+        *,
+        cohort_index: object | None = None,
+        loan_terms: Mapping[str, object] | None = None,
+        seed: int = 0,
+        scenario_ids: object | None = None,
+        recovery_lag: int | object = 0,
+        idio_scale: float | None = None,
+        chunk_size: int = 4096,
+    ) -> dict[str, np.ndarray]:
+        """Pool cashflows ``(S, T, K)`` of ``S`` scenarios, one generated path per loan and scenario.
+
+        Args:
+            loan_features: ``(L, 24)`` features as of the cut-off.
+            cohort_transitions: ``(S, C, T, 7, 7)`` cohort matrices with ``cohort_index`` ``(L,)``
+                (cohort of each loan), or ``(S, L, T, 7, 7)`` per-loan matrices without it.
+            macro_paths: ``(S, T, 9)`` decimals (None = the anchors).
+            loan_terms: as in :meth:`generate`.
+            seed: one seed; scenario ``s`` uses the stream ``SeedSequence(seed, spawn_key=(id_s,))``
+                with ``id_s = scenario_ids[s]`` (default ``s``), so a scenario's paths do not depend
+                on which other scenarios are simulated with it (pass the global ids when chunking).
+            recovery_lag: months from default to recovery cash, int or ``(L,)`` ints >= 0.
+            idio_scale: frailty sd (default ``config.idio_scale``).
+
+        Returns:
+            ``cashflows`` ``(S, T, K)`` float64 in :data:`~creditsim.states.POOL_CF_TYPES` order
+            (recovery = ``default_par - loss`` paid ``recovery_lag`` months after the default),
+            ``pending_recovery`` ``(S,)`` recoveries due after the horizon, ``initial_balance``
+            (float, the pool balance at the cut-off).
+        """
+        p = cohort_transitions
+        if not isinstance(p, torch.Tensor):
+            p = torch.as_tensor(np.asarray(p, dtype=np.float32))
+        if p.ndim != 5 or p.shape[-2:] != (N_STATES, N_STATES):
+            raise DataError(f"cohort_transitions: expected (S, C, T, 7, 7) with cohort_index or (S, L, T, 7, 7), "
+                            f"got {tuple(p.shape)}")
+        S, _, T = p.shape[:3]
+        feats = _check_features(loan_features, self.device)
+        L = feats.shape[0]
+        if cohort_index is not None:
+            cidx = torch.as_tensor(np.asarray(cohort_index), dtype=torch.long)
+            if cidx.shape != (L,) or bool(((cidx < 0) | (cidx >= p.shape[1])).any()):
+                raise DataError(f"cohort_index: expected ({L},) integers in 0..{p.shape[1] - 1}")
+        elif p.shape[1] != L:
+            raise DataError(f"cohort_transitions: per-loan matrices need {L} loans on axis 1, got {p.shape[1]}")
+        ids = np.arange(S) if scenario_ids is None else np.asarray(scenario_ids, dtype=np.int64)
+        if ids.shape != (S,) or (ids < 0).any():
+            raise DataError(f"scenario_ids: expected ({S},) non-negative integers")
+        lag = np.broadcast_to(np.asarray(recovery_lag, dtype=np.int64), (L,))
+        if (lag < 0).any():
+            raise DataError("recovery_lag: expected months >= 0")
+        if macro_paths is not None:
+            m = macro_paths if isinstance(macro_paths, torch.Tensor) else torch.as_tensor(np.asarray(macro_paths, np.float32))
+            if m.ndim != 3 or m.shape[0] != S:
+                raise DataError(f"macro_paths: expected ({S}, T, 9), got {tuple(m.shape)}")
+        cash = np.zeros((S, T, len(POOL_CF_TYPES)))
+        pending = np.zeros(S)
+        initial = 0.0
+        for s in range(S):
+            ps = p[s][cidx] if cohort_index is not None else p[s]
+            g = self.generate(feats, ps, None if macro_paths is None else m[s], 1, loan_terms=loan_terms,
+                              seed=torch_seed(seed, int(ids[s])), idio_scale=idio_scale, chunk_size=chunk_size)
+            pool = pool_cashflows(trajectory_flows(g), lag)
+            cash[s], pending[s] = pool.cashflows[0], pool.pending_recovery[0]
+            initial = float(g["opening_balance"].sum())
+        return {"cashflows": cash, "pending_recovery": pending, "initial_balance": initial}
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | os.PathLike, extra: Mapping[str, Any] | None = None) -> Path:
+        """Write ``model.safetensors`` and ``config.json`` (config + ``extra`` training metadata), atomically."""
+        from creditsim.checkpoints import save_model_checkpoint
+
+        meta: dict[str, Any] = {"config": self.config.to_dict(), "value_names": list(VALUE_NAMES)}
+        if extra:
+            meta["training"] = dict(extra)
+        return save_model_checkpoint(directory, "LoanTrajectoryModel", self, meta)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike | None = None,
+                        device: str | torch.device = "cpu") -> LoanTrajectoryModel:
+        """Load a checkpoint folder (default: the shipped ``creditsim/pretrained/trajectory``).
+
+        Raises CheckpointError when a file is missing or malformed, the folder holds another model, the
+        config has unknown fields or sizes outside :attr:`TrajectoryConfig.LIMITS`, or the weights miss
+        tensors, have other shapes or hold NaN/inf; all checked before the model is built.
+        """
+        from creditsim.checkpoints import (check_weight_shapes, config_from_meta, load_model_weights,
+                                                    read_model_meta)
+
+        folder = Path(directory) if directory is not None else PRETRAINED_DIR
+        meta = read_model_meta(folder, "LoanTrajectoryModel")
+        names = meta.get("value_names", [])
+        if not isinstance(names, list | tuple) or list(names) != list(VALUE_NAMES):
+            raise CheckpointError(f"checkpoint {folder}: value_names {names!r:.200} != {list(VALUE_NAMES)}")
+        config = config_from_meta(folder, meta, TrajectoryConfig)
+        check_weight_shapes(folder, lambda: cls(config))  # sizes vs the file header, before allocating
+        return load_model_weights(cls(config), folder, device)

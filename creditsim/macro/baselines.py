@@ -1,0 +1,166 @@
+"""Statistical baselines for macro paths with the MacroVAE ``generate`` interface.
+
+* :class:`VARGenerator` -- VAR(p) on monthly levels fitted with ``statsmodels.tsa.api.VAR`` (p fixed
+  or chosen by AIC/BIC up to ``max_lags``), simulated with Gaussian innovations ``N(0, Sigma_u)``.
+* :class:`BlockBootstrapGenerator` -- stationary block bootstrap (Politis-Romano): blocks of monthly
+  *changes* with geometric lengths (mean ``mean_block`` months), cumulated from a real starting month.
+
+Both start every path from a real state: the first ``p`` months (VAR) or the first month (bootstrap)
+of a randomly drawn historical 60-month window, so that the starting-level distribution matches the
+history and only the dynamics are compared. A scenario restricts the starting windows (and, for the
+bootstrap, the pool of blocks) to windows with that label (rule in :mod:`creditsim.macro.train`);
+``scenario=None`` uses all windows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from creditsim.errors import ConfigError, NotFittedError
+from creditsim.schema import validate_macro
+from creditsim.states import SCENARIOS, scenario_index
+
+__all__ = ["VARGenerator", "BlockBootstrapGenerator"]
+
+
+class _WindowedBaseline:
+    """Shared fit-time bookkeeping: history values, window starts and scenario labels."""
+
+    name = "baseline"
+
+    def __init__(self, seq_length: int = 60):
+        if isinstance(seq_length, bool) or not isinstance(seq_length, (int, np.integer)) or seq_length < 2:
+            raise ConfigError(f"seq_length must be an integer >= 2, got {seq_length!r}")
+        self.seq_length = int(seq_length)
+
+    def _fit_windows(self, history: pd.DataFrame, recession: pd.Series | None) -> np.ndarray:
+        from creditsim.macro.train import label_windows, make_windows
+
+        frame = validate_macro(history)
+        windows, starts = make_windows(frame, self.seq_length)
+        self.values_ = frame.to_numpy(np.float64)  # (M, D)
+        self.window_starts_ = np.arange(len(starts))  # month offset of each window
+        self.window_labels_ = label_windows(windows, starts, recession, frame)
+        self.variables_ = tuple(frame.columns)
+        return self.values_
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "values_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(history) first")
+
+    def _starts_for(self, scenario: int | str | None) -> np.ndarray:
+        if scenario is None:
+            return self.window_starts_
+        idx = scenario_index(scenario)
+        starts = self.window_starts_[self.window_labels_ == idx]
+        if len(starts) == 0:
+            raise ConfigError(f"no historical window is labelled {SCENARIOS[idx]!r}; cannot condition on it")
+        return starts
+
+    @staticmethod
+    def _check_sizes(seq_length: int, n_samples: int) -> None:
+        for name, value in (("seq_length", seq_length), ("n_samples", n_samples)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+class VARGenerator(_WindowedBaseline):
+    """VAR(p) baseline. ``lags``: an int, or 'aic' / 'bic' to select p <= ``max_lags``.
+
+    Fitted attributes: ``lags_`` (p), ``intercept_`` (D,), ``coefs_`` (p, D, D), ``sigma_u_`` (D, D),
+    ``results_`` (the statsmodels VARResults).
+    """
+
+    def __init__(self, lags: int | str = 1, max_lags: int = 4, seq_length: int = 60):
+        super().__init__(seq_length)
+        if isinstance(lags, str):
+            if lags not in ("aic", "bic"):
+                raise ConfigError(f"lags must be a positive int, 'aic' or 'bic', got {lags!r}")
+        elif isinstance(lags, bool) or not isinstance(lags, (int, np.integer)) or lags < 1:
+            raise ConfigError(f"lags must be a positive int, 'aic' or 'bic', got {lags!r}")
+        self.lags, self.max_lags = lags, int(max_lags)
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"VAR({self.lags_})" if hasattr(self, "lags_") else "VAR"
+
+    def fit(self, history: pd.DataFrame, recession: pd.Series | None = None) -> VARGenerator:
+        from statsmodels.tsa.api import VAR
+
+        values = self._fit_windows(history, recession)
+        model = VAR(values)
+        if isinstance(self.lags, str):
+            order = model.select_order(self.max_lags)
+            p = max(1, int(getattr(order, self.lags)))
+        else:
+            p = int(self.lags)
+        if p >= self.seq_length:
+            raise ConfigError(f"VAR lags ({p}) must be below seq_length ({self.seq_length})")
+        self.results_ = model.fit(p)
+        self.lags_ = p
+        self.intercept_ = np.asarray(self.results_.intercept, dtype=np.float64)
+        self.coefs_ = np.asarray(self.results_.coefs, dtype=np.float64)  # (p, D, D)
+        self.sigma_u_ = np.asarray(self.results_.sigma_u, dtype=np.float64)
+        return self
+
+    def generate(self, scenario: int | str | None = None, seq_length: int = 60, n_samples: int = 100, *,
+                 seed: int | None = None) -> torch.Tensor:
+        """(n_samples, seq_length, D) float64 paths, real units; the first ``p`` months are real."""
+        self._check_fitted()
+        self._check_sizes(seq_length, n_samples)
+        p, D = self.lags_, self.values_.shape[1]
+        rng = np.random.default_rng(seed)
+        starts = rng.choice(self._starts_for(scenario), size=n_samples)
+        out = np.empty((n_samples, max(seq_length, p), D))
+        out[:, :p] = np.stack([self.values_[s:s + p] for s in starts])
+        chol = np.linalg.cholesky(self.sigma_u_ + 1e-14 * np.eye(D))
+        for t in range(p, out.shape[1]):
+            mean = self.intercept_ + sum(out[:, t - k] @ self.coefs_[k - 1].T for k in range(1, p + 1))
+            out[:, t] = mean + rng.standard_normal((n_samples, D)) @ chol.T
+        return torch.from_numpy(out[:, :seq_length].copy())
+
+
+class BlockBootstrapGenerator(_WindowedBaseline):
+    """Stationary block bootstrap of monthly changes, mean block length ``mean_block`` months."""
+
+    name = "block bootstrap"
+
+    def __init__(self, mean_block: float = 12.0, seq_length: int = 60):
+        super().__init__(seq_length)
+        if not (isinstance(mean_block, (int, float)) and mean_block >= 1):
+            raise ConfigError(f"mean_block must be a number >= 1 (months), got {mean_block!r}")
+        self.mean_block = float(mean_block)
+
+    def fit(self, history: pd.DataFrame, recession: pd.Series | None = None) -> BlockBootstrapGenerator:
+        values = self._fit_windows(history, recession)
+        self.changes_ = np.diff(values, axis=0)  # (M - 1, D); change m is values[m + 1] - values[m]
+        return self
+
+    def generate(self, scenario: int | str | None = None, seq_length: int = 60, n_samples: int = 100, *,
+                 seed: int | None = None) -> torch.Tensor:
+        """(n_samples, seq_length, D) float64 paths, real units; month 0 is a real month."""
+        self._check_fitted()
+        self._check_sizes(seq_length, n_samples)
+        rng = np.random.default_rng(seed)
+        starts = self._starts_for(scenario)
+        # pool of change indices: changes inside the chosen windows (all changes when unconditional)
+        if scenario is None:
+            pool = np.arange(len(self.changes_))
+        else:
+            pool = np.unique(np.concatenate([np.arange(s, s + self.seq_length - 1) for s in starts]))
+        first = rng.choice(starts, size=n_samples)
+        steps = seq_length - 1
+        idx = np.empty((n_samples, max(steps, 1)), dtype=np.int64)
+        pos = rng.integers(len(pool), size=n_samples)
+        for t in range(steps):
+            # a new block starts with probability 1/mean_block; otherwise continue the current block
+            restart = rng.random(n_samples) < 1.0 / self.mean_block
+            pos = np.where(restart, rng.integers(len(pool), size=n_samples), (pos + 1) % len(pool))
+            idx[:, t] = pool[pos]
+        out = np.empty((n_samples, seq_length, self.values_.shape[1]))
+        out[:, 0] = self.values_[first]
+        if steps:
+            out[:, 1:] = out[:, :1] + np.cumsum(self.changes_[idx[:, :steps]], axis=1)
+        return torch.from_numpy(out)

@@ -1,0 +1,202 @@
+"""Evaluation of macro scenario generators against history (EVALUATION.md 2.1) and fan charts.
+
+A *generator* is anything with ``generate(scenario=None, seq_length=60, n_samples=100, *, seed=None)``
+returning ``(n_samples, seq_length, 9)`` paths in real units: :class:`~creditsim.macro.vae.MacroVAE`,
+:class:`~creditsim.macro.baselines.VARGenerator`, :class:`~creditsim.macro.baselines.BlockBootstrapGenerator`.
+
+Real windows are all 60-month windows of the history (stride 1). Distances are computed on variables
+standardised with the history's mean / sd; tail statistics in readable units (pp, bp, decimals).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from creditsim.errors import ConfigError
+from creditsim.macro import metrics as M
+from creditsim.schema import validate_macro
+from creditsim.states import MACRO_VARS, SCENARIOS
+
+__all__ = [
+    "historical_windows", "evaluate_macro", "compare_generators", "scenario_ordering", "dispersion_ratio",
+    "HEADLINE_METRICS", "fan_charts",
+]
+
+TAIL_QUANTILES: tuple[float, ...] = (0.05, 0.5, 0.95)
+#: rows printed by ``creditsim eval macro`` (the full tidy frame has more)
+HEADLINE_METRICS: tuple[str, ...] = (
+    "w1_mean", "w1_diff_mean", "acf_err", "acf_err_diff", "acf_err_sqdiff", "corr_err", "lead_lag_err",
+    "mmd2", "energy", "disc_score", "peak_unemployment_rise_pp_q95", "peak_unemployment_rise_pp_q50",
+    "peak_hy_spread_bp_q95", "hy_spread_widening_bp_q95", "max_hpi_drawdown_q95", "min_cum_gdp_growth_q05",
+    "peak_default_rate_q95", "tail_w1_unemployment_rise", "tail_w1_hy_peak",
+)
+
+
+def historical_windows(history: pd.DataFrame, seq_length: int = 60) -> np.ndarray:
+    """All ``seq_length``-month windows of the history, (N, T, 9) float64 real units, in time order."""
+    from creditsim.macro.train import make_windows
+
+    return make_windows(history, seq_length)[0]
+
+
+def _tail_rows(paths: np.ndarray) -> dict[str, float]:
+    stats = M.tail_statistics(paths)
+    out = {f"{col}_q{round(q * 100):02d}": float(stats[col].quantile(q)) for col in stats for q in TAIL_QUANTILES}
+    return out
+
+
+def _distance_rows(real: np.ndarray, gen: np.ndarray, mean: np.ndarray, std: np.ndarray, seed: int,
+                   mmd_max: int = 500) -> dict[str, float]:
+    rz, gz = (real - mean) / std, (gen - mean) / std
+    w1, w1d = M.marginal_w1(rz, gz), M.marginal_w1(rz, gz, diff=True)
+    rs, gs = M.tail_statistics(real), M.tail_statistics(gen)
+    from scipy.stats import wasserstein_distance
+
+    gsub = gz[:mmd_max]
+    return {
+        "w1_mean": float(w1.mean()), "w1_max": float(w1.max()), "w1_diff_mean": float(w1d.mean()),
+        "acf_err": M.acf_error(rz, gz), "acf_err_diff": M.acf_error(rz, gz, transform="diff"),
+        "acf_err_sqdiff": M.acf_error(rz, gz, transform="sqdiff"),
+        "corr_err": M.correlation_error(rz, gz), "lead_lag_err": M.lead_lag_error(rz, gz),
+        "mmd2": M.mmd2_unbiased(rz, gsub)[0], "energy": M.energy_distance(rz, gsub),
+        "disc_score": M.discriminative_score(rz, gz, seed=seed),
+        "tail_w1_unemployment_rise": float(wasserstein_distance(rs["peak_unemployment_rise_pp"], gs["peak_unemployment_rise_pp"])),
+        "tail_w1_hy_peak": float(wasserstein_distance(rs["peak_hy_spread_bp"], gs["peak_hy_spread_bp"])),
+    }
+
+
+def evaluate_macro(generator, history: pd.DataFrame, *, n_samples: int = 1000, seeds: Sequence[int] = (0, 1, 2, 3, 4),
+                   seq_length: int = 60, scenario: int | str | None = None, name: str | None = None) -> pd.DataFrame:
+    """Score one generator against the historical windows.
+
+    Returns a tidy DataFrame with columns ``generator, metric, mean, sd`` (mean and sd over ``seeds``):
+    marginal W1 (levels, Δ), ACF errors (levels, Δ, Δ²), correlation and lead-lag errors, MMD², energy
+    distance, discriminative score, 5/50/95 % quantiles of the tail statistics and their W1 to history.
+    """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 10:
+        raise ConfigError(f"n_samples must be an integer >= 10, got {n_samples!r}")
+    if not seeds:
+        raise ConfigError("seeds must name at least one seed")
+    frame = validate_macro(history)
+    real = historical_windows(frame, seq_length)
+    mean, std = frame.to_numpy().mean(0), frame.to_numpy().std(0)
+    rows = []
+    for seed in seeds:
+        gen = M.as_paths(generator.generate(scenario=scenario, seq_length=seq_length, n_samples=n_samples, seed=seed),
+                         "generated paths")
+        rows.append({**_distance_rows(real, gen, mean, std, seed), **_tail_rows(gen)})
+    table = pd.DataFrame(rows)
+    label = name or getattr(generator, "name", type(generator).__name__)
+    return pd.DataFrame({"generator": label, "metric": table.columns, "mean": table.mean().to_numpy(),
+                         "sd": table.std(ddof=1).fillna(0.0).to_numpy() if len(seeds) > 1 else 0.0})
+
+
+def _history_rows(history: pd.DataFrame, seq_length: int) -> pd.DataFrame:
+    """Noise floor for distances (first half of the windows vs all of them) and the real tail statistics."""
+    frame = validate_macro(history)
+    real = historical_windows(frame, seq_length)
+    mean, std = frame.to_numpy().mean(0), frame.to_numpy().std(0)
+    first_half = real[: len(real) // 2]
+    vals = {**_distance_rows(real, first_half, mean, std, 0), **_tail_rows(real)}
+    return pd.DataFrame({"generator": "history", "metric": list(vals), "mean": list(vals.values()), "sd": 0.0})
+
+
+def compare_generators(generators: Mapping[str, object], history: pd.DataFrame, *, n_samples: int = 1000,
+                       seeds: Sequence[int] = (0, 1, 2, 3, 4), seq_length: int = 60, include_history: bool = True) -> pd.DataFrame:
+    """Wide table: one row per metric, columns ``<generator>`` (mean) and ``<generator>_sd``; a
+    ``history`` column holds the real tail statistics and the split-half noise floor of the distances."""
+    parts = [evaluate_macro(g, history, n_samples=n_samples, seeds=seeds, seq_length=seq_length, name=n)
+             for n, g in generators.items()]
+    if include_history:
+        parts.append(_history_rows(history, seq_length))
+    tidy = pd.concat(parts, ignore_index=True)
+    wide = tidy.pivot(index="metric", columns="generator", values="mean")
+    sd = tidy.pivot(index="metric", columns="generator", values="sd").add_suffix("_sd")
+    order = [m for m in tidy["metric"].drop_duplicates()]
+    cols = list(dict.fromkeys(tidy["generator"]))
+    return pd.concat([wide[cols], sd[[c + "_sd" for c in cols]]], axis=1).loc[order]
+
+
+def scenario_ordering(generator, *, n_samples: int = 1000, seq_length: int = 60, seed: int = 0) -> pd.DataFrame:
+    """Scenario fidelity (EVALUATION.md item 9): per scenario the median tail statistics, and
+    P(stat_s > stat_baseline) for the peak unemployment rise and peak HY spread; mean inflation,
+    policy rate and GDP growth. Rows: scenarios; columns: statistics."""
+    paths = {s: M.as_paths(generator.generate(scenario=i, seq_length=seq_length, n_samples=n_samples, seed=seed + i))
+             for i, s in enumerate(SCENARIOS)}
+    base = M.tail_statistics(paths["baseline"])
+    rows = []
+    for s, p in paths.items():
+        st = M.tail_statistics(p)
+        rows.append({
+            "scenario": s,
+            "median_peak_unemployment_rise_pp": float(st["peak_unemployment_rise_pp"].median()),
+            "p_rise_gt_baseline": M.prob_greater(st["peak_unemployment_rise_pp"], base["peak_unemployment_rise_pp"]),
+            "median_peak_hy_spread_bp": float(st["peak_hy_spread_bp"].median()),
+            "p_hy_gt_baseline": M.prob_greater(st["peak_hy_spread_bp"], base["peak_hy_spread_bp"]),
+            "median_max_hpi_drawdown": float(st["max_hpi_drawdown"].median()),
+            "mean_inflation": float(p[:, :, MACRO_VARS.index("inflation_rate")].mean()),
+            "mean_policy_rate": float(p[:, :, MACRO_VARS.index("policy_rate")].mean()),
+            "mean_gdp_growth": float(p[:, :, MACRO_VARS.index("gdp_growth")].mean()),
+        })
+    return pd.DataFrame(rows).set_index("scenario")
+
+
+def dispersion_ratio(generator, history: pd.DataFrame, *, month: int = 36, n_samples: int = 1000,
+                     seq_length: int = 60, seed: int = 0) -> pd.DataFrame:
+    """Cross-sample sd at ``month`` of each scenario's paths divided by the historical sd of the value
+    ``month`` months into a window (over all real windows). Rows: scenarios; columns: variables.
+    The acceptance bar of the MacroVAE is >= 0.5 everywhere."""
+    real = historical_windows(history, seq_length)
+    hist_sd = M.cross_sample_std(real, month)
+    rows = {s: M.cross_sample_std(M.as_paths(generator.generate(scenario=i, seq_length=seq_length,
+                                                                n_samples=n_samples, seed=seed + i)), month) / hist_sd
+            for i, s in enumerate(SCENARIOS)}
+    return pd.DataFrame(rows, index=MACRO_VARS).T
+
+
+def fan_charts(generator, out_dir: str | os.PathLike, *, n_samples: int = 1000, seq_length: int = 60, seed: int = 0,
+               history: pd.DataFrame | None = None) -> list[Path]:
+    """Write one PNG per scenario: a 3x3 grid of fan charts (5-95 %, 25-75 % bands, median) per variable,
+    in percent. With ``history``, the range of the historical windows is drawn as dotted lines.
+    Files are written atomically; returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from creditsim.checkpoints import atomic_write
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    real = historical_windows(history, seq_length) if history is not None else None
+    months = np.arange(seq_length)
+    written = []
+    for i, s in enumerate(SCENARIOS):
+        paths = 100.0 * M.as_paths(generator.generate(scenario=i, seq_length=seq_length, n_samples=n_samples, seed=seed + i))
+        q = np.quantile(paths, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)  # (5, T, D)
+        fig, axes = plt.subplots(3, 3, figsize=(12, 9), sharex=True)
+        for j, (ax, var) in enumerate(zip(axes.ravel(), MACRO_VARS)):
+            ax.fill_between(months, q[0, :, j], q[4, :, j], alpha=0.25, color="tab:blue", label="5-95 %")
+            ax.fill_between(months, q[1, :, j], q[3, :, j], alpha=0.45, color="tab:blue", label="25-75 %")
+            ax.plot(months, q[2, :, j], color="navy", lw=1.5, label="median")
+            if real is not None:
+                lo, hi = 100 * real[:, :, j].min(), 100 * real[:, :, j].max()
+                ax.axhline(lo, ls=":", color="grey", lw=0.8)
+                ax.axhline(hi, ls=":", color="grey", lw=0.8)
+            ax.set_title(var, fontsize=9)
+            ax.tick_params(labelsize=7)
+        axes[0, 0].legend(fontsize=7)
+        for ax in axes[-1]:
+            ax.set_xlabel("month")
+        fig.suptitle(f"MacroVAE fan chart: {s} (percent)")
+        fig.tight_layout()
+        path = out / f"fan_{s}.png"
+        atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=90))
+        plt.close(fig)
+        written.append(path)
+    return written

@@ -1,1 +1,0 @@
-"""creditsim.models"""

@@ -1,0 +1,249 @@
+"""Pool engine: macro paths of a scenario chunk -> cohort transition matrices -> pool cashflows.
+
+:class:`PoolEngine` bundles what every chunk needs (the loan book, the transition model, the rating
+link) and is shipped once to each worker. :meth:`PoolEngine.pool_cashflows` is a pure function of
+(macro paths, global scenario ids): the loan-level random streams are keyed by (seed, scenario id,
+loan block) inside :func:`creditsim.loans.engine.simulate_pool_chunk`.
+
+Cohorts. Unrated loans use the cohort of their asset class (``ASSET_CLASSES`` order, 4 cohorts) and
+the macro-conditioned matrices of the Markov model. Loans with a ``rating`` (AAA..CCC) get one cohort
+per initial grade, appended after the asset classes (cohort ``4 + grade``).
+
+Rated loans (decision). A rated corporate loan migrates monthly along the Z-conditional 8x8 rating
+matrices of :func:`creditsim.ratings.monthly_scenario_matrices` (driven by the same macro path) and
+defaults when it reaches D. Only the default *time* of a loan affects its cashflows, so instead of
+sampling the rating path the engine gives the loan's cohort the exact monthly default hazard of the
+rating chain started in its grade,
+
+    h_g(t) = P(D at t+1 | not D at t) = (pi_t M_t)[D] - pi_t[D]) / (1 - pi_t[D]),  pi_0 = e_g,
+
+which reproduces the default-time distribution of the rating chain in every scenario (the macro path
+and hence M_t are common to all loans of the scenario; idiosyncratic draws are independent across
+loans, as in the chain). The rated cohort's CURRENT row is ``[1 - h - p - m, 0, 0, 0, h, p, m]``
+with the prepayment ``p`` and maturity ``m`` probabilities of the corporate Markov cohort; the
+rating event replaces the delinquency roll (no DPD path for rated names), and the DPD rows are the
+corporate cohort's, used only by loans that enter the cut-off delinquent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from creditsim.errors import ConfigError, DataError
+from creditsim.states import ASSET_CLASSES, GRADES_8, LoanState
+from creditsim.rng import LOANS, torch_seed
+from creditsim.loans.pool import pool_cashflows
+from creditsim.loans.trajectory import trajectory_flows
+
+__all__ = ["PoolEngine", "rating_default_hazard", "rated_cohort_matrices"]
+
+_RATED_GRADES: tuple[str, ...] = GRADES_8[:-1]  # AAA .. CCC, index = Grade8 code
+_N_AC = len(ASSET_CLASSES)
+_CORPORATE = ASSET_CLASSES.index("corporate")
+
+
+def rating_default_hazard(monthly: np.ndarray) -> np.ndarray:
+    """Monthly default hazard of the rating chain for every starting grade.
+
+    Args:
+        monthly: ``(S, T, 8, 8)`` monthly rating matrices (rows stochastic, D = last, absorbing).
+
+    Returns:
+        ``(S, 7, T)`` float64: ``h[s, g, t]`` = P(reach D in month t | not in D before), chain started
+        in grade g (AAA..CCC) at the cut-off. Hazards are 0 once the chain has no surviving mass.
+    """
+    m = np.asarray(monthly, dtype=np.float64)
+    if m.ndim != 4 or m.shape[-2:] != (8, 8):
+        raise DataError(f"rating matrices must be (S, T, 8, 8), got {m.shape}")
+    s, t_len = m.shape[:2]
+    pi = np.broadcast_to(np.eye(8)[:7], (s, 7, 8)).copy()  # (S, g, 8)
+    out = np.empty((s, 7, t_len))
+    for t in range(t_len):
+        nxt = np.einsum("sgi,sij->sgj", pi, m[:, t])
+        alive = 1.0 - pi[..., 7]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            h = np.where(alive > 1e-15, (nxt[..., 7] - pi[..., 7]) / alive, 0.0)
+        out[:, :, t] = np.clip(h, 0.0, 1.0)
+        pi = nxt
+    return out
+
+
+def rated_cohort_matrices(hazard: np.ndarray, corporate: np.ndarray) -> np.ndarray:
+    """7x7 loan-state matrices of the rated cohorts.
+
+    Args:
+        hazard: ``(S, 7, T)`` rating default hazards (:func:`rating_default_hazard`).
+        corporate: ``(S, T, 7, 7)`` matrices of the corporate Markov cohort (prepayment, maturity
+            and delinquent rows are taken from it).
+
+    Returns:
+        ``(S, 7, T, 7, 7)``: CURRENT row ``[1 - h - p - m, 0, 0, 0, h, p, m]`` (see module docstring).
+    """
+    s, g, t_len = hazard.shape
+    base = np.broadcast_to(corporate[:, None], (s, g, t_len, 7, 7)).copy()
+    cur = LoanState.CURRENT
+    p = base[..., cur, LoanState.PREPAID]
+    m = base[..., cur, LoanState.MATURED]
+    h = np.minimum(hazard, np.maximum(1.0 - p - m, 0.0))
+    row = np.zeros(base.shape[:-2] + (7,))
+    row[..., LoanState.DEFAULT] = h
+    row[..., LoanState.PREPAID] = p
+    row[..., LoanState.MATURED] = m
+    row[..., cur] = np.maximum(1.0 - h - p - m, 0.0)
+    row /= row.sum(axis=-1, keepdims=True)  # exact stochasticity after the clip (a no-op otherwise)
+    base[..., cur, :] = row
+    return base
+
+
+@dataclass
+class PoolEngine:
+    """Loan book + transition model (+ rating link) -> pool cashflows of a chunk of scenarios.
+
+    Attributes:
+        book: :class:`creditsim.loans.book.LoanBook` with cohorts as described in the module.
+        transition_model: object with ``scenario_matrices(macro_paths (s, T, 9)) -> (s, 4, T, 7, 7)``
+            (one cohort per asset class) or ``(s, T, 7, 7)``.
+        seed: root seed of the loan-level streams.
+        horizon: months T.
+        rating_link: fitted :class:`creditsim.ratings.ZMacroLink` (with ttc and rho) when the tape has
+            rated loans, else None.
+        device: torch device of the sampler.
+    """
+
+    book: Any
+    transition_model: Any
+    seed: int
+    horizon: int
+    rating_link: Any = None
+    device: str = "cpu"
+    loan_chunk: int = 4096
+    trajectory_model: Any = None
+    loan_features: Any = None
+    _rated: bool = field(default=False, repr=False)
+
+    @classmethod
+    def from_tape(cls, loans: pd.DataFrame, *, seed: int, horizon: int, cutoff: Any = None,
+                  transition_model: Any = None, rating_link: Any = None, device: str = "cpu") -> PoolEngine:
+        """Validate the tape, build the loan book and pick the models (defaults documented in
+        :func:`creditsim.risk.simulate.simulate`)."""
+        from creditsim.loans.book import LoanBook
+        from creditsim.schema import validate_loan_tape
+
+        if not isinstance(loans, pd.DataFrame):
+            raise DataError(f"loan tape: expected a pandas DataFrame, got {type(loans).__name__}")
+        clean = validate_loan_tape(loans)
+        cohort = np.array([ASSET_CLASSES.index(a) for a in clean["asset_class"]], dtype=np.int64)
+        rated = False
+        if "rating" in clean.columns:
+            has = clean["rating"].notna().to_numpy()
+            if has.any():
+                grade = np.array([_RATED_GRADES.index(r) if h else -1 for r, h in zip(clean["rating"], has)])
+                cohort = np.where(has, _N_AC + grade, cohort)
+                rated = True
+        # an explicit (L,) cohort array; the labels the book invents ("0", "1", ...) are not used here
+        book = LoanBook.from_tape(loans, cutoff=cutoff, cohort=cohort)
+        if transition_model is None:
+            transition_model = default_transition_model()
+        elif not hasattr(transition_model, "scenario_matrices"):
+            raise ConfigError(f"transition_model must have scenario_matrices(macro_paths), got "
+                              f"{type(transition_model).__name__}")
+        segments = getattr(transition_model, "segments_", None)
+        if segments is not None and tuple(segments) != tuple(ASSET_CLASSES):
+            raise ConfigError(f"transition_model is segmented by {list(segments)}; the simulation needs one "
+                              f"segment per asset class {list(ASSET_CLASSES)} (fit with by='asset_class') "
+                              f"or an unsegmented model")
+        if rated and rating_link is None:
+            from creditsim.ratings.lifetime import ZMacroLink
+
+            rating_link = ZMacroLink.from_bundled()
+        return cls(book=book, transition_model=transition_model, seed=int(seed), horizon=int(horizon),
+                   rating_link=rating_link if rated else None, device=device, _rated=rated)
+
+    @property
+    def initial_balance(self) -> float:
+        return float(self.book.initial_balance)
+
+    @property
+    def n_loans(self) -> int:
+        return int(self.book.n_loans)
+
+    def describe(self) -> str:
+        name = type(self.transition_model).__name__
+        if self.trajectory_model is not None:
+            name = f"LoanTrajectoryModel on {name} cohort matrices"
+        rated = int((self.book.cohort >= _N_AC).sum())
+        return f"{name}; {rated} rated loans via Z-conditional rating matrices" if rated else name
+
+    def cohort_matrices(self, macro: np.ndarray) -> np.ndarray:
+        """``(s, C, T, 7, 7)`` matrices for a chunk's macro paths ``(s, T, 9)``."""
+        mats = np.asarray(self.transition_model.scenario_matrices(macro), dtype=np.float64)
+        s, t_len = macro.shape[0], self.horizon
+        if mats.ndim == 4:  # one cohort for every asset class
+            mats = np.broadcast_to(mats[:, None], (s, _N_AC, *mats.shape[1:]))
+        if mats.ndim != 5 or mats.shape[0] != s or mats.shape[1] != _N_AC or mats.shape[2] < t_len:
+            raise DataError(f"transition model returned matrices of shape {mats.shape}, expected "
+                            f"({s}, {_N_AC}, >= {t_len}, 7, 7)")
+        mats = mats[:, :, :t_len]
+        if not self._rated:
+            return np.ascontiguousarray(mats)
+        from creditsim.ratings.lifetime import monthly_scenario_matrices
+
+        rating = monthly_scenario_matrices(macro, self.rating_link)  # (s, T, 8, 8)
+        hazard = rating_default_hazard(rating)
+        rated = rated_cohort_matrices(hazard, mats[:, _CORPORATE])
+        return np.concatenate([mats, rated], axis=1)
+
+    def pool_cashflows(self, macro: np.ndarray, scenario_ids: np.ndarray) -> np.ndarray:
+        """``(s, T, 7)`` float64 pool cashflows of the global scenarios ``scenario_ids``."""
+        from creditsim.loans.engine import simulate_pool_chunk
+
+        mats = self.cohort_matrices(macro)
+        if self.trajectory_model is not None:
+            return self._trajectory_pool(mats, macro, scenario_ids)
+        return simulate_pool_chunk(self.book, mats, scenario_ids, self.seed, self.horizon,
+                                   loan_chunk=self.loan_chunk, device=self.device)
+
+
+    def _trajectory_pool(self, mats: np.ndarray, macro: np.ndarray, scenario_ids: np.ndarray) -> np.ndarray:
+        """Pool cashflows from loan paths of the LoanTrajectoryModel, one scenario at a time.
+
+        The scenario's cohort matrices (systematic risk) and macro path condition the model; its
+        random streams are seeded by (seed, global scenario id), so chunking does not matter. The model
+        books ``loss = lgd x default_par`` in the default month; the recovery ``default_par - loss``
+        arrives ``book.recovery_lag`` months later (dropped when that is after the horizon, as in the
+        Markov engine's pool totals).
+        """
+        import torch
+
+
+        book, t_len = self.book, self.horizon
+        dev = self.trajectory_model.device
+        feats = torch.tensor(np.array(self.loan_features, dtype=np.float32), device=dev)
+        terms = {"balance": book.balance, "interest_rate": book.monthly_rate * 12.0,
+                 "remaining_term": book.remaining_term, "amortization": book.amortization,
+                 "io_months": book.io_months}
+        out = np.zeros((len(scenario_ids), t_len, 7))
+        lag = int(book.recovery_lag)
+        for i, sid in enumerate(scenario_ids):
+            coh = torch.as_tensor(mats[i][book.cohort], dtype=torch.float32, device=dev)  # (L, T, 7, 7)
+            sub_seed = torch_seed(self.seed, LOANS, int(sid))
+            g = self.trajectory_model.generate(feats, coh, torch.as_tensor(macro[i], dtype=torch.float32, device=dev),
+                                               1, loan_terms=terms, seed=sub_seed,
+                                               initial_states=np.asarray(book.initial_state, dtype=np.int64))
+            # whole-cent sums are exact, so the pool does not depend on the loan count's tiling or threads
+            out[i] = pool_cashflows(trajectory_flows(g), lag).cashflows[0]
+        return out
+
+
+def default_transition_model() -> Any:
+    """The Markov model calibrated to the spec's base-case roll rates and macro sensitivities."""
+    try:
+        from creditsim.transitions.markov import MarkovTransitionModel
+    except ImportError:
+        raise ConfigError("no default transition model in this build (creditsim.transitions.markov is missing); "
+                          "pass transition_model=...") from None
+    return MarkovTransitionModel.default()

@@ -1,0 +1,628 @@
+"""MarkovTransitionModel: the homogeneous monthly Markov chain baseline, with a macro credit-cycle overlay.
+
+Baseline. ``fit(panel)`` estimates the monthly 7x7 transition matrix by maximum likelihood from the
+loan-month transitions of a performance panel: ``p_ij = n_ij / n_i`` (multinomial MLE), with standard
+errors ``sqrt(p_ij (1 - p_ij) / n_i)``. Only pairs of consecutive calendar months of the same loan
+count (a gap in reporting is not a one-month move). Absorbing rows (DEFAULT, PREPAID, MATURED) are
+exact unit rows and forbidden moves are exactly 0 (the panel is validated against
+:data:`creditsim.states.ALLOWED_TRANSITIONS`). With ``by=`` one matrix is fitted per segment.
+
+Right-censoring (decision). A loan's last row without a flag ends its data: it contributes no move
+out of that month (its next state is unknown). An optional bool column ``censored`` set on a loan's
+last row says more: the loan was followed one more month and did **not** default, but its state then
+is not reported (the UCI card panel's ``Y = 0`` accounts, see
+:func:`creditsim.datasets.credit_card.load_credit_card_panel`). Such an observation is coarsened
+("some non-DEFAULT state"), so its likelihood term is ``1 - p_iD`` and the row MLE stays closed-form:
+``p_iD = n_iD / (n_i + c_i)`` and ``p_ij = (1 - p_iD) n_ij / (n_i - n_iD)`` for ``j != DEFAULT``, with
+``c_i`` the censored rows in state ``i``. Without censored rows this is ``n_ij / n_i`` exactly. Leaving
+such loans out while the defaulters' last month is counted would be selection on the outcome: every
+observed move out of the final month would be a default.
+
+Rows without observations (decision): a segment's live row with no observations borrows the pooled
+(all-segment) row; a pooled live row with no observations becomes a "stay" unit row. Every such row is
+listed in ``empty_rows_`` and reported by :meth:`summary` and a warning, never silently filled.
+
+Macro overlay (decision, documented). The homogeneous chain is the through-the-cycle baseline. For
+scenario analysis :meth:`scenario_matrices` tilts it month by month with log-odds shifts per
+standardised macro shock ``z = clip((x - mean) / std, -4, 4)``:
+
+    logit_ij(s, t) = log p_ij + sum_v beta_{class(i, j), v} z_v(s, t),   row softmax over p_ij > 0,
+
+where the move classes and default sensitivities are those of spec/loan-tape.md: delinquency
+(CURRENT -> DPD30), default (roll-forward DPD30 -> DPD60 -> DPD90 and any live state -> DEFAULT), cure
+(any delinquent state -> a lower bucket or CURRENT) and prepayment (live -> PREPAID); "spreads" are the
+high-yield spread. Staying put is the reference category (no shift). Forbidden and unobserved moves
+keep probability exactly 0, rows stay stochastic, and a zero shock returns the baseline matrix exactly.
+
+Calibration (decision): the default sensitivities, their strength and the standardisation anchors of
+the three sensitivity variables come from :mod:`creditsim.macro.sensitivity`, the single source shared
+with the synthetic data generator: the spec's coefficients scaled by 0.1, shocks centred on the macro
+generator's steady state and scaled by 1981-2019 US standard deviations. At the spec's full strength a
+Fed severely adverse path (3-5 sds on each variable at once) shifted delinquency log-odds by ~+18 and
+gave ~97 % one-year PD for every asset class; with the shared calibration the worst year's one-year PD
+from CURRENT is 6-13x the baseline (corporate 2.5 % -> 19 %, receivables 0.7 % -> 9 %), the same
+multiple the synthetic panels show under that path (6-13x), so the baseline agrees with the data the
+deep models learnt from (see tests/test_markov.py). Standardised shocks are clipped to ``|z| <= z_clip``
+(default 4) because a linear log-odds tilt extrapolates without bound. The standardisation statistics
+are ``macro_mean_`` / ``macro_std_``: taken from the macro frame given to :meth:`fit` (or
+:meth:`fit_macro_sensitivity`) if any, else :data:`DEFAULT_MACRO_MEAN` / :data:`DEFAULT_MACRO_STD`.
+:meth:`fit_macro_sensitivity` optionally estimates the sensitivities (at full strength, no further
+scaling) from a dated panel and a macro frame (conditional-logit MLE with standard errors).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from creditsim.transitions.sampler import check_positive_int, check_states, cumulative_thresholds, validate_matrices
+from creditsim.errors import ConfigError, DataError, NotFittedError, format_labels
+from creditsim.macro.sensitivity import SHOCK_MEAN, SHOCK_SD, Z_CLIP, scaled_sensitivity
+from creditsim.schema import validate_macro, validate_panel
+from creditsim.states import ABSORBING_STATES, ALLOWED_TRANSITIONS, ASSET_CLASSES, MACRO_VARS, N_STATES, LoanState
+
+__all__ = [
+    "MarkovTransitionModel",
+    "MOVE_CLASSES",
+    "DEFAULT_MACRO_SENSITIVITY",
+    "DEFAULT_MACRO_MEAN",
+    "DEFAULT_MACRO_STD",
+    "BASE_CASE_ROLL_RATES",
+    "base_case_matrix",
+]
+
+_S = LoanState
+_LIVE = (_S.CURRENT, _S.DPD30, _S.DPD60, _S.DPD90)
+
+
+def _move_classes() -> dict[str, np.ndarray]:
+    masks = {name: np.zeros((N_STATES, N_STATES), dtype=bool) for name in ("delinquency", "default", "cure", "prepayment")}
+    masks["delinquency"][_S.CURRENT, _S.DPD30] = True
+    for i in (_S.DPD30, _S.DPD60):
+        masks["default"][i, i + 1] = True
+    for i in _LIVE:
+        masks["default"][i, _S.DEFAULT] = True
+        masks["prepayment"][i, _S.PREPAID] = True
+        for j in _LIVE:
+            if j < i:
+                masks["cure"][i, j] = True
+    for m in masks.values():
+        m.setflags(write=False)
+    return masks
+
+
+#: (7, 7) bool masks of the moves each macro sensitivity applies to.
+MOVE_CLASSES: dict[str, np.ndarray] = _move_classes()
+
+#: Effective log-odds per unit standardised shock by move class and macro variable: the spec's
+#: coefficients times the shared scale (:func:`creditsim.macro.sensitivity.scaled_sensitivity`).
+DEFAULT_MACRO_SENSITIVITY: dict[str, dict[str, float]] = scaled_sensitivity()
+
+#: Standardisation centres (decimals). Unemployment, HY spread and GDP growth (the variables of the
+#: default sensitivities): the shared anchors of :mod:`creditsim.macro.sensitivity`. The others are
+#: only used by user-given or fitted sensitivities on them: FRED CPIAUCSL y/y, FEDFUNDS, DGS10,
+#: BAMLC0A0CM, CSUSHPINSA y/y 1997-2019 means; default-rate index: rough long-run level.
+DEFAULT_MACRO_MEAN: dict[str, float] = {
+    "gdp_growth": SHOCK_MEAN["gdp_growth"], "unemployment_rate": SHOCK_MEAN["unemployment_rate"],
+    "inflation_rate": 0.0245, "policy_rate": 0.0224, "yield_10y": 0.0373, "credit_spread_ig": 0.0155,
+    "credit_spread_hy": SHOCK_MEAN["credit_spread_hy"], "house_price_growth": 0.0361, "default_rate": 0.0300,
+}
+#: Standardisation scales, same sources as :data:`DEFAULT_MACRO_MEAN` (shared sds for the three).
+DEFAULT_MACRO_STD: dict[str, float] = {
+    "gdp_growth": SHOCK_SD["gdp_growth"], "unemployment_rate": SHOCK_SD["unemployment_rate"],
+    "inflation_rate": 0.0126, "policy_rate": 0.0214, "yield_10y": 0.0141, "credit_spread_ig": 0.0088,
+    "credit_spread_hy": SHOCK_SD["credit_spread_hy"], "house_price_growth": 0.0556, "default_rate": 0.0150,
+}
+
+#: Base-case monthly roll rates of spec/loan-tape.md by asset class:
+#: (cur->30, 30->60, 30->cur, 60->90, 60->cur, 90->default, 90->cur, cur->prepaid).
+BASE_CASE_ROLL_RATES: dict[str, tuple[float, ...]] = {
+    "corporate": (0.015, 0.30, 0.40, 0.40, 0.20, 0.50, 0.10, 0.008),
+    "consumer": (0.025, 0.35, 0.35, 0.45, 0.15, 0.55, 0.08, 0.015),
+    "real_estate": (0.008, 0.25, 0.45, 0.35, 0.25, 0.45, 0.12, 0.005),
+    "receivables": (0.010, 0.20, 0.50, 0.30, 0.30, 0.40, 0.15, 0.020),
+}
+
+
+def base_case_matrix(asset_class: str) -> np.ndarray:
+    """The spec's base-case monthly matrix of an asset class, ``(7, 7)`` float64.
+
+    Unlisted moves are 0; the remaining mass of each live row stays in its state. Maturity is left to
+    the contractual schedule (the cashflow engine matures loans at their last payment), so the
+    MATURED column is 0.
+    """
+    if asset_class not in BASE_CASE_ROLL_RATES:
+        raise ConfigError(f"asset_class must be one of {list(BASE_CASE_ROLL_RATES)}, got {asset_class!r}")
+    c30, r3060, c30cur, r6090, c60cur, r90d, c90cur, prepay = BASE_CASE_ROLL_RATES[asset_class]
+    p = np.zeros((N_STATES, N_STATES))
+    p[_S.CURRENT, [_S.DPD30, _S.PREPAID]] = c30, prepay
+    p[_S.DPD30, [_S.DPD60, _S.CURRENT]] = r3060, c30cur
+    p[_S.DPD60, [_S.DPD90, _S.CURRENT]] = r6090, c60cur
+    p[_S.DPD90, [_S.DEFAULT, _S.CURRENT]] = r90d, c90cur
+    for i in _LIVE:
+        p[i, i] = 1.0 - p[i].sum()
+    for a in ABSORBING_STATES:
+        p[a, a] = 1.0
+    return p
+
+
+class MarkovTransitionModel:
+    """Homogeneous monthly Markov chain over the 7 loan states, optionally one matrix per segment.
+
+    Args:
+        n_states: must be 7 (the :class:`~creditsim.states.LoanState` chain).
+        sensitivities: macro log-odds sensitivities by move class, at the strength applied (default
+            :data:`DEFAULT_MACRO_SENSITIVITY`, the spec's coefficients scaled by 0.1).
+        z_clip: largest absolute standardised shock the overlay applies (default 4); None = no clip.
+
+    Fitted attributes:
+        counts_: ``(7, 7)`` (or ``(C, 7, 7)``) int64 observed one-month transitions.
+        censored_counts_: ``(7,)`` (or ``(C, 7)``) int64 censored default-free months by from-state
+            (rows flagged ``censored``; zeros without the column), None for :meth:`from_matrix`.
+        transition_matrix_: ``(7, 7)`` (or ``(C, 7, 7)``) float64 monthly matrix.
+        standard_errors_: same shape, multinomial standard errors (0 where a row has no data).
+        segments_: segment labels (None when unsegmented).
+        empty_rows_: list of ``(segment, state name, filled_with)`` for rows without observations.
+        macro_mean_, macro_std_: ``(9,)`` standardisation statistics in MACRO_VARS order.
+    """
+
+    def __init__(self, n_states: int = N_STATES, sensitivities: dict[str, dict[str, float]] | None = None,
+                 z_clip: float | None = Z_CLIP):
+        if n_states != N_STATES:
+            raise ConfigError(f"n_states must be {N_STATES} (the LoanState chain), got {n_states}")
+        if z_clip is not None and (isinstance(z_clip, bool) or not isinstance(z_clip, (int, float, np.floating, np.integer))
+                                   or not z_clip > 0):
+            raise ConfigError(f"z_clip must be a positive number or None, got {z_clip!r}")
+        self.z_clip = None if z_clip is None else float(z_clip)
+        self.n_states = n_states
+        self.sensitivities = _check_sensitivities(DEFAULT_MACRO_SENSITIVITY if sensitivities is None else sensitivities)
+        self.macro_mean_ = np.array([DEFAULT_MACRO_MEAN[v] for v in MACRO_VARS])
+        self.macro_std_ = np.array([DEFAULT_MACRO_STD[v] for v in MACRO_VARS])
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_matrix(cls, matrix: object, segments: Sequence[str] | None = None, **kwargs: object) -> "MarkovTransitionModel":
+        """A model with a given ``(7, 7)`` or ``(C, 7, 7)`` matrix (validated) instead of a fit."""
+        arr = validate_matrices(matrix, "matrix")
+        if arr.ndim not in (2, 3):
+            raise DataError(f"matrix: expected (7, 7) or (C, 7, 7), got {arr.shape}")
+        if arr.ndim == 3 and (segments is None or len(segments) != arr.shape[0]):
+            raise ConfigError(f"segments: expected {arr.shape[0]} labels for a (C, 7, 7) matrix, got {segments!r}")
+        model = cls(**kwargs)
+        model.transition_matrix_ = arr.copy()
+        model.counts_ = None
+        model.censored_counts_ = None
+        model.standard_errors_ = np.zeros_like(arr)
+        model.segments_ = None if arr.ndim == 2 else tuple(str(s) for s in segments)
+        model.empty_rows_ = []
+        return model
+
+    @classmethod
+    def default(cls) -> "MarkovTransitionModel":
+        """The spec's base-case roll rates, one segment per asset class (ASSET_CLASSES order)."""
+        return cls.from_matrix(np.stack([base_case_matrix(a) for a in ASSET_CLASSES]), segments=ASSET_CLASSES)
+
+    # ------------------------------------------------------------------ estimation
+    def fit(self, panel_df: pd.DataFrame, by: str | None = None, macro: pd.DataFrame | None = None) -> "MarkovTransitionModel":
+        """Estimate the monthly matrix (per segment with ``by``) from a loan x month panel.
+
+        Args:
+            panel_df: panel with ``loan_id``, ``reporting_month``, ``loan_state`` (validated; other
+                columns such as balances are not read and not required) and optionally a bool
+                ``censored`` column (True only on a loan's last row: one more default-free month whose
+                state is unknown, see the module docstring).
+            by: optional segment column (constant per loan is not required: a transition belongs to
+                the segment of its starting month).
+            macro: optional macro frame; its mean/std become the standardisation statistics of
+                :meth:`scenario_matrices`.
+
+        Returns:
+            self, with the fitted attributes set.
+        """
+        df = _transition_panel(panel_df, by)
+        ids = df["loan_id"].to_numpy()
+        month = df["reporting_month"].dt.year.to_numpy() * 12 + df["reporting_month"].dt.month.to_numpy()
+        st = df["loan_state"].to_numpy(np.int64)
+        pair = (ids[1:] == ids[:-1]) & (month[1:] - month[:-1] == 1)
+        frm, to = st[:-1][pair], st[1:][pair]
+        if len(frm) == 0:
+            raise DataError("panel: no one-month transitions (need consecutive months of the same loan)")
+        cens = _censored_rows(df)  # (n_rows,) bool
+        if by is None:
+            seg, seg_c, labels = np.zeros(len(frm), np.int64), np.zeros(int(cens.sum()), np.int64), None
+        else:
+            all_values = df[by].astype(str).to_numpy()
+            values, values_c = all_values[:-1][pair], all_values[cens]
+            present = set(values) | set(values_c)
+            labels = tuple(ASSET_CLASSES) if by == "asset_class" and present <= set(ASSET_CLASSES) else tuple(sorted(present))
+            position = {label: k for k, label in enumerate(labels)}
+            seg = np.array([position[v] for v in values], dtype=np.int64)
+            seg_c = np.array([position[v] for v in values_c], dtype=np.int64)
+        n_seg = 1 if labels is None else len(labels)
+        counts = np.zeros((n_seg, N_STATES, N_STATES), dtype=np.int64)
+        np.add.at(counts, (seg, frm, to), 1)
+        censored = np.zeros((n_seg, N_STATES), dtype=np.int64)
+        np.add.at(censored, (seg_c, st[cens]), 1)
+        pooled, pooled_c = counts.sum(0), censored.sum(0)
+        matrix, se, empty = np.zeros(counts.shape), np.zeros(counts.shape), []
+        pooled_p = _row_mle(pooled, pooled_c)
+        for c in range(n_seg):
+            p = _row_mle(counts[c], censored[c])
+            n_i = counts[c].sum(1)
+            for i in _LIVE:
+                if n_i[i] == 0:
+                    if labels is not None and pooled[i].sum() > 0:
+                        p[i] = pooled_p[i]
+                        empty.append((labels[c], _S(i).name, "pooled"))
+                    else:
+                        p[i] = 0.0
+                        p[i, i] = 1.0
+                        empty.append((None if labels is None else labels[c], _S(i).name, "stay"))
+            for a in ABSORBING_STATES:
+                p[a] = 0.0
+                p[a, a] = 1.0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                se[c] = np.where(n_i[:, None] > 0, np.sqrt(p * (1 - p) / np.maximum(n_i, 1)[:, None]), 0.0)
+                # the DEFAULT column is a binomial over observed and censored months alike
+                n_d = n_i + censored[c]
+                se[c][:, _S.DEFAULT] = np.where(n_i > 0, np.sqrt(p[:, _S.DEFAULT] * (1 - p[:, _S.DEFAULT]) / np.maximum(n_d, 1)), 0.0)
+            se[c][list(ABSORBING_STATES)] = 0.0
+            matrix[c] = p
+        if empty:
+            warnings.warn(f"MarkovTransitionModel.fit: rows without observations filled: {empty}", stacklevel=2)
+        squeeze = labels is None
+        self.counts_ = counts[0] if squeeze else counts
+        self.censored_counts_ = censored[0] if squeeze else censored
+        self.transition_matrix_ = matrix[0] if squeeze else matrix
+        self.standard_errors_ = se[0] if squeeze else se
+        self.segments_ = labels
+        self.empty_rows_ = empty
+        if macro is not None:
+            mac = validate_macro(macro)
+            std = mac.std().to_numpy()
+            if (std <= 0).any():
+                flat = [v for v, s_ in zip(MACRO_VARS, std) if s_ <= 0]
+                raise DataError(f"macro frame: variables {flat} are constant; cannot standardise")
+            self.macro_mean_ = mac.mean().to_numpy()
+            self.macro_std_ = std
+        return self
+
+    def fit_macro_sensitivity(
+        self,
+        panel_df: pd.DataFrame,
+        macro: pd.DataFrame,
+        variables: Sequence[str] = ("unemployment_rate", "credit_spread_hy", "gdp_growth"),
+    ) -> "MarkovTransitionModel":
+        """Estimate the overlay's sensitivities from a dated panel and a macro frame (optional step).
+
+        Model: for a move i -> j of month t, ``logit_ij(t) = a_ij + sum_v beta_{class(i,j), v} z_v(t)``
+        with staying put as the reference, free intercepts ``a_ij`` and one coefficient per (move
+        class, variable), shared by all moves of the class; ``z`` is standardised with the macro
+        frame's own mean and std (which become ``macro_mean_`` / ``macro_std_``). Maximum likelihood
+        on the monthly transition counts (L-BFGS, float64); standard errors from the inverse Hessian.
+        The fitted intercepts are not used: the baseline stays the homogeneous matrix.
+
+        Sets ``sensitivities`` (classes x ``variables``; other variables 0), ``sensitivity_se_`` (same
+        layout) and ``sensitivity_grad_`` (largest absolute score at the optimum, a convergence check).
+        Returns self.
+        """
+        for v in variables:
+            if v not in MACRO_VARS:
+                raise ConfigError(f"variables: unknown macro variable {v!r}; expected names from {list(MACRO_VARS)}")
+        df = _transition_panel(panel_df, None)
+        mac = validate_macro(macro)
+        std = mac.std().to_numpy()
+        if (std <= 0).any():
+            raise DataError(f"macro frame: variables {[v for v, s_ in zip(MACRO_VARS, std) if s_ <= 0]} are constant")
+        ids = df["loan_id"].to_numpy()
+        month = df["reporting_month"].dt.year.to_numpy() * 12 + df["reporting_month"].dt.month.to_numpy()
+        st = df["loan_state"].to_numpy(np.int64)
+        pair = (ids[1:] == ids[:-1]) & (month[1:] - month[:-1] == 1) & (st[:-1] < 4)
+        frm, to, when = st[:-1][pair], st[1:][pair], month[:-1][pair]
+        mac_month = mac.index.year.to_numpy() * 12 + mac.index.month.to_numpy()
+        pos = {m: k for k, m in enumerate(mac_month)}
+        missing = sorted({int(m) for m in when if m not in pos})
+        if missing:
+            raise DataError(f"macro frame: no values for {len(missing)} panel month(s), e.g. "
+                            f"{[f'{m // 12}-{m % 12 or 12:02d}' for m in missing[:5]]}")
+        months, t_idx = np.unique(when, return_inverse=True)
+        counts = np.zeros((len(months), 4, N_STATES))
+        np.add.at(counts, (t_idx, frm, to), 1.0)
+        cols = [MACRO_VARS.index(v) for v in variables]
+        z = (mac.to_numpy()[[pos[m] for m in months]] - mac.mean().to_numpy()) / std  # (M, 9)
+        z = torch.from_numpy(z[:, cols])  # (M, V)
+        classes = list(MOVE_CLASSES)
+        cls_mask = torch.from_numpy(np.stack([MOVE_CLASSES[c][:4] for c in classes]).astype(np.float64))  # (K, 4, 7)
+        usable = torch.from_numpy(ALLOWED_TRANSITIONS[:4] & (counts.sum(0) > 0))  # (4, 7)
+        n = torch.from_numpy(counts)
+
+        def nll(a: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+            shift = torch.einsum("mv,kv,kij->mij", z, beta, cls_mask)  # (M, 4, 7)
+            logits = torch.where(usable, a + shift, torch.tensor(-torch.inf, dtype=torch.float64))
+            return -(n * torch.log_softmax(logits, dim=-1).nan_to_num(neginf=0.0)).sum()
+
+        a = torch.zeros(4, N_STATES, dtype=torch.float64, requires_grad=True)
+        beta = torch.zeros(len(classes), len(cols), dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.LBFGS([a, beta], max_iter=500, tolerance_grad=1e-10, tolerance_change=1e-14,
+                                line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            loss = nll(a, beta)
+            loss.backward()
+            return loss
+
+        for _ in range(20):  # restart until the gradient vanishes (one LBFGS call can stop on a flat step)
+            opt.step(closure)
+            grad = torch.cat([a.grad.reshape(-1), beta.grad.reshape(-1)]).abs().max()
+            if float(grad) < 1e-6:
+                break
+        self.sensitivity_grad_ = float(grad)
+        # identified parameters: intercepts of usable off-diagonal moves and betas of classes with data
+        a_free = usable.clone()
+        a_free[torch.arange(4), torch.arange(4)] = False
+        has_data = (cls_mask * usable).flatten(1).any(1)  # (K,)
+        b_hat = beta.detach()
+        # staying put is the reference: move the (unidentified) diagonal intercepts to 0 so the Hessian
+        # below is taken at the same optimum in the identified parametrisation
+        a_hat = a.detach() - torch.diagonal(a.detach()[:, :4])[:, None]
+
+        def packed(theta: torch.Tensor) -> torch.Tensor:
+            a_full = torch.zeros(4, N_STATES, dtype=torch.float64).masked_scatter(a_free, theta[: int(a_free.sum())])
+            b_full = torch.zeros_like(b_hat)
+            b_full[has_data] = theta[int(a_free.sum()):].view(-1, len(cols))
+            return nll(a_full, b_full)
+
+        theta = torch.cat([a_hat[a_free], b_hat[has_data].reshape(-1)])
+        hess = torch.autograd.functional.hessian(packed, theta)
+        cov = torch.linalg.pinv(hess)
+        se_flat = torch.sqrt(torch.clamp(torch.diagonal(cov)[int(a_free.sum()):], min=0.0)).view(-1, len(cols))
+        se = torch.full_like(b_hat, float("nan"))
+        se[has_data] = se_flat
+        self.sensitivities = {c: {v: float(b_hat[k, q]) for q, v in enumerate(variables)} for k, c in enumerate(classes)
+                              if bool(has_data[k])}
+        self.sensitivity_se_ = {c: {v: float(se[k, q]) for q, v in enumerate(variables)} for k, c in enumerate(classes)
+                                if bool(has_data[k])}
+        self.macro_mean_ = mac.mean().to_numpy()
+        self.macro_std_ = std
+        return self
+
+    # ------------------------------------------------------------------ use
+    def _matrix(self) -> np.ndarray:
+        if not hasattr(self, "transition_matrix_"):
+            raise NotFittedError("MarkovTransitionModel is not fitted; call fit(panel) or from_matrix(...)")
+        return self.transition_matrix_
+
+    def simulate(self, initial_states: object, n_steps: int, seed: int | None = None, segment: object | None = None) -> np.ndarray:
+        """Sample state paths of the chain.
+
+        Args:
+            initial_states: ``(n_loans,)`` states 0..6 at month 0.
+            n_steps: months to simulate.
+            seed: root seed, an int >= 0 (numpy SeedSequence); None = fresh entropy.
+            segment: ``(n_loans,)`` segment index for a segmented model (default 0).
+
+        Returns:
+            ``(n_loans, n_steps)`` int8 states after each month.
+        """
+        p = self._matrix()
+        x = check_states(np.atleast_1d(initial_states), "initial_states")
+        if x.ndim != 1:
+            raise DataError(f"initial_states: expected a 1-D array, got shape {x.shape}")
+        steps = check_positive_int(n_steps, "n_steps")
+        if seed is not None:
+            seed = check_positive_int(seed, "seed", minimum=0)
+        mats = p if p.ndim == 3 else p[None]
+        try:
+            seg = np.zeros(len(x), np.int64) if segment is None else np.asarray(segment, dtype=np.int64)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"segment: expected {len(x)} integer segment indices, got {segment!r:.80}") from exc
+        if seg.shape != x.shape or (seg < 0).any() or (seg >= len(mats)).any():
+            raise DataError(f"segment: expected {len(x)} indices in 0..{len(mats) - 1}")
+        thr = cumulative_thresholds(torch.from_numpy(mats)).numpy().reshape(-1, N_STATES - 1)  # (C*7, 6)
+        rng = np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed)))
+        out = np.empty((len(x), steps), dtype=np.int8)
+        base = seg * N_STATES
+        for t in range(steps):
+            u = rng.random(len(x), dtype=np.float32)
+            x = (u[:, None] >= thr[base + x]).sum(1)
+            out[:, t] = x
+        return out
+
+    def matrix_power(self, n: int) -> np.ndarray:
+        """``P^n``: n-month transition probabilities, ``(7, 7)`` or ``(C, 7, 7)``."""
+        return np.linalg.matrix_power(self._matrix(), check_positive_int(n, "n", minimum=0))
+
+    def pd_curve(self, horizon: int, initial_state: int = LoanState.CURRENT) -> np.ndarray:
+        """Cumulative probability of DEFAULT by month 1..horizon from ``initial_state``.
+
+        Returns ``(horizon,)`` (or ``(C, horizon)`` for a segmented model), ``(P^t)[initial, DEFAULT]``.
+        """
+        p = self._matrix()
+        steps = check_positive_int(horizon, "horizon")
+        state = int(check_states(np.array([initial_state]), "initial_state")[0])
+        row = np.zeros(p.shape[:-2] + (N_STATES,))
+        row[..., state] = 1.0
+        out = np.empty(p.shape[:-2] + (steps,))
+        for t in range(steps):
+            row = np.einsum("...i,...ij->...j", row, p)
+            out[..., t] = row[..., _S.DEFAULT]
+        return out
+
+    def absorption_probabilities(self) -> np.ndarray:
+        """Long-run probability of ending in DEFAULT / PREPAID / MATURED from each live state.
+
+        Returns ``(4, 3)`` (or ``(C, 4, 3)``): ``B = (I - Q)^{-1} R`` with ``Q`` the live-to-live and
+        ``R`` the live-to-absorbing blocks (the fundamental-matrix result). A live block that never
+        leaves (e.g. an all-stay row) makes ``I - Q`` singular: a DataError says so.
+        """
+        p = self._matrix()
+        live, absorbing = list(_LIVE), list(ABSORBING_STATES)
+        q = p[..., live, :][..., :, live]
+        r = p[..., live, :][..., :, absorbing]
+        try:
+            return np.linalg.solve(np.eye(len(live)) - q, r)
+        except np.linalg.LinAlgError as exc:
+            raise DataError("transition matrix: some live states never reach an absorbing state") from exc
+
+    def scenario_matrices(self, macro_paths: object, macro_mean: object | None = None, macro_std: object | None = None) -> np.ndarray:
+        """Macro-conditioned monthly matrices (the credit-cycle overlay of the module docstring).
+
+        Args:
+            macro_paths: ``(S, T, 9)`` macro paths in MACRO_VARS order, decimals.
+            macro_mean, macro_std: ``(9,)`` overrides of the standardisation statistics.
+
+        Returns:
+            ``(S, T, 7, 7)`` float64, or ``(S, C, T, 7, 7)`` for a segmented model. Rows stochastic,
+            forbidden (and zero-probability) moves exactly 0, the baseline exactly when ``z = 0``.
+        """
+        p = self._matrix()
+        macro = np.asarray(macro_paths, dtype=np.float64)
+        if macro.ndim != 3 or macro.shape[-1] != len(MACRO_VARS):
+            raise DataError(f"macro_paths: expected shape (S, T, {len(MACRO_VARS)}) in MACRO_VARS order, got {macro.shape}")
+        if not np.isfinite(macro).all():
+            raise DataError("macro_paths: contains NaN or infinite values")
+        mean = self.macro_mean_ if macro_mean is None else np.asarray(macro_mean, dtype=np.float64)
+        std = self.macro_std_ if macro_std is None else np.asarray(macro_std, dtype=np.float64)
+        if mean.shape != (len(MACRO_VARS),) or std.shape != (len(MACRO_VARS),) or not (std > 0).all():
+            raise ConfigError(f"macro_mean / macro_std: expected ({len(MACRO_VARS)},) with std > 0")
+        z = (macro - mean) / std  # (S, T, 9)
+        if self.z_clip is not None:
+            z = np.clip(z, -self.z_clip, self.z_clip)
+        delta = np.zeros(macro.shape[:2] + (N_STATES, N_STATES))
+        for name, sens in self.sensitivities.items():
+            beta = np.array([sens.get(v, 0.0) for v in MACRO_VARS])
+            delta += (z @ beta)[..., None, None] * MOVE_CLASSES[name]
+        base = p if p.ndim == 3 else p[None]  # (C, 7, 7)
+        logp = np.log(np.where(base > 0, base, 1.0))
+        logp = np.where(base > 0, logp, -np.inf)
+        logits = logp[None, :, None] + delta[:, None]  # (S, C, T, 7, 7)
+        logits -= logits.max(-1, keepdims=True)
+        w = np.exp(logits)
+        out = w / w.sum(-1, keepdims=True)
+        unshifted = (delta == 0).all(-1)[:, None, :, :, None]  # rows with no tilt: the baseline bit for bit
+        out = np.where(unshifted, base[None, :, None], out)
+        return out if p.ndim == 3 else out[:, 0]
+
+    def summary(self) -> pd.DataFrame:
+        """Fitted matrix as a table: one row per (segment, from_state), target probabilities, n_obs
+        (observed moves), n_censored (censored default-free months) and how rows without observations
+        were filled."""
+        p = self._matrix()
+        mats = p if p.ndim == 3 else p[None]
+        counts = None if self.counts_ is None else (self.counts_ if self.counts_.ndim == 3 else self.counts_[None])
+        raw_c = getattr(self, "censored_counts_", None)
+        cens = None if raw_c is None else (raw_c if raw_c.ndim == 2 else raw_c[None])
+        segs = self.segments_ if self.segments_ is not None else ("all",)
+        filled = {(seg if seg is not None else "all", st): how for seg, st, how in self.empty_rows_}
+        rows = []
+        for c, seg in enumerate(segs):
+            for i in range(N_STATES):
+                rec = {"segment": seg, "from_state": _S(i).name}
+                rec.update({_S(j).name: mats[c, i, j] for j in range(N_STATES)})
+                rec["n_obs"] = int(counts[c, i].sum()) if counts is not None else np.nan
+                rec["n_censored"] = int(cens[c, i]) if cens is not None else np.nan
+                rec["filled"] = filled.get((seg, _S(i).name), "")
+                rows.append(rec)
+        return pd.DataFrame(rows).set_index(["segment", "from_state"])
+
+
+def _row_mle(counts: np.ndarray, censored: np.ndarray | None = None) -> np.ndarray:
+    """Row MLE of a ``(7, 7)`` count table; rows without counts are zero.
+
+    ``censored`` ``(7,)``: default-free months with unknown next state per from-state (module
+    docstring): ``p_iD = n_iD / (n_i + c_i)``, the other moves share ``1 - p_iD`` in proportion to
+    their counts. Without censored months (or ``None``) this is ``n_ij / n_i`` bit for bit.
+    """
+    n = counts.sum(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.where(n > 0, counts / np.maximum(n, 1), 0.0)
+    if censored is not None:
+        d = _S.DEFAULT
+        for i in np.flatnonzero((censored > 0) & (n[:, 0] > 0)):
+            p_default = counts[i, d] / (n[i, 0] + censored[i])
+            rest = counts[i].astype(np.float64)
+            rest[d] = 0.0
+            if rest.sum() > 0:
+                p[i] = (1.0 - p_default) * rest / rest.sum()
+            else:  # every observed move was a default: the survivors' unknown states are taken as staying
+                p[i] = 0.0
+                p[i, i] = 1.0 - p_default
+            p[i, d] = p_default
+    p[~ALLOWED_TRANSITIONS] = 0.0  # validated panels have none; kept as a guard for the invariant
+    return p
+
+
+#: the columns the chain reads; nothing else of a panel is required (balances are never used)
+_FIT_COLUMNS: tuple[str, ...] = ("loan_id", "reporting_month", "loan_state")
+
+
+def _transition_panel(panel_df: object, by: str | None) -> pd.DataFrame:
+    """Validate only the columns :meth:`MarkovTransitionModel.fit` reads; a sorted, coerced copy.
+
+    Returns the ``loan_id`` / ``reporting_month`` / ``loan_state`` columns (plus ``by`` and
+    ``censored`` when present), cleaned by :func:`creditsim.schema.validate_panel` (ids, month dates,
+    integer states 0..6, one row per loan-month, allowed moves) and sorted by loan and month.
+    """
+    if not isinstance(panel_df, pd.DataFrame):
+        raise DataError(f"panel: expected a pandas DataFrame, got {type(panel_df).__name__}")
+    if by is not None and (not isinstance(by, str) or by not in panel_df.columns):
+        raise DataError(f"panel: segment column '{by}' is missing (by= names a column of the panel)")
+    missing = [c for c in _FIT_COLUMNS if c not in panel_df.columns]
+    if missing:
+        raise DataError(f"panel: missing required column(s) {missing}; the Markov fit reads {list(_FIT_COLUMNS)}")
+    if len(panel_df) == 0:
+        raise DataError("panel: no rows")
+    keep = list(dict.fromkeys([*_FIT_COLUMNS, *(c for c in (by, "censored") if c is not None and c in panel_df.columns)]))
+    used = panel_df[keep]
+    if by is not None:
+        bad = panel_df.index[panel_df[by].isna()]
+        if len(bad):
+            raise DataError(f"panel: segment column '{by}' has {len(bad)} missing value(s) at rows {format_labels(list(bad))}")
+    # only the columns the chain reads are required (a tape without balances fits as well)
+    return validate_panel(used, required=("loan_id", "reporting_month", "loan_state"))
+
+
+def _censored_rows(df: pd.DataFrame) -> np.ndarray:
+    """``(n_rows,)`` bool of the validated, sorted panel's ``censored`` flags (all False without the
+    column). A flag is allowed only on a loan's last row and only in a live state."""
+    if "censored" not in df.columns:
+        return np.zeros(len(df), dtype=bool)
+    col = df["censored"]
+    ok = col.isin([True, False]) & col.notna()  # bool, or 0 / 1 (1.0 == True in isin)
+    if not ok.all():
+        bad = list(df.index[~ok])
+        raise DataError(f"panel: column 'censored' has {len(bad)} invalid row(s) {format_labels(bad)}; "
+                        "expected True / False (or 1 / 0)")
+    flags = col.to_numpy().astype(bool)
+    ids = df["loan_id"].to_numpy()
+    last = np.ones(len(df), dtype=bool)
+    last[:-1] = ids[1:] != ids[:-1]
+    bad = list(df.index[flags & ~last])
+    if bad:
+        raise DataError(f"panel: column 'censored' has {len(bad)} invalid row(s) {format_labels(bad)}; "
+                        "expected True only on a loan's last row (nothing is observed after a censoring)")
+    absorbed = flags & (df["loan_state"].to_numpy(np.int64) >= int(_S.DEFAULT))
+    bad = list(df.index[absorbed])
+    if bad:
+        raise DataError(f"panel: column 'censored' has {len(bad)} invalid row(s) {format_labels(bad)}; "
+                        "expected True only in a live state (CURRENT..DPD90): an absorbed loan has no next month")
+    return flags
+
+
+def _check_sensitivities(sens: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    if not isinstance(sens, dict):
+        raise ConfigError(f"sensitivities: expected a dict move_class -> {{macro variable: log-odds}}, got {type(sens).__name__}")
+    for name, per_var in sens.items():
+        if name not in MOVE_CLASSES:
+            raise ConfigError(f"sensitivities: unknown move class {name!r}; expected one of {list(MOVE_CLASSES)}")
+        for var, val in per_var.items():
+            if var not in MACRO_VARS:
+                raise ConfigError(f"sensitivities[{name!r}]: unknown macro variable {var!r}; expected one of {list(MACRO_VARS)}")
+            if not np.isfinite(float(val)):
+                raise ConfigError(f"sensitivities[{name!r}][{var!r}] must be finite, got {val}")
+    return {k: dict(v) for k, v in sens.items()}

@@ -1,0 +1,268 @@
+"""Monthly state sampling from transition matrices: validation, risk shifts, thresholds, RNG streams.
+
+The sampler turns transition matrices into next states with one uniform draw per loan-month:
+``next = #{j : u >= cum_j}`` where ``cum_j`` (j = 0..5) are the cumulative row probabilities of the
+loan's current state. Forbidden moves stay impossible exactly: a zero-probability target has an empty
+interval ``[cum_{j-1}, cum_j)``, and every threshold at or after the row's last positive entry is set
+to 2.0 so float rounding of the cumulative sum can never select a trailing zero-probability state.
+
+Random streams
+--------------
+Every uniform comes from ``numpy.random.Generator(SFC64(SeedSequence(seed, spawn_key=(scenario_id,
+block))))`` where ``scenario_id`` is the GLOBAL scenario index and ``block`` the index of a fixed block
+of :data:`RNG_LOAN_BLOCK` consecutive loans of the book. Each stream first draws the block's LGD Beta
+variates, then one float32 uniform per loan of the block each month (month-major), so a loan's numbers
+depend only on (seed, scenario id, loan position, month; and the book size for loans of the book's
+last, partial block) -- never on how scenarios or loans are chunked, nor on the device (uniforms are
+drawn on the CPU and moved to the device). SFC64 is used because it is
+about four times faster than PCG64 for float32 draws; quality is ample for Monte Carlo.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from creditsim.errors import ConfigError, DataError, format_labels
+from creditsim.states import ALLOWED_TRANSITIONS, LoanState, N_STATES
+from creditsim.rng import sfc64_generator
+
+__all__ = [
+    "RNG_LOAN_BLOCK",
+    "ADVERSE_MOVES",
+    "validate_matrices",
+    "apply_risk_shift",
+    "shift_rows",
+    "risk_bins",
+    "cumulative_thresholds",
+    "sample_next",
+    "block_stream",
+    "BlockStreams",
+]
+
+#: Loans per random stream. Fixed: changing it changes every simulated number.
+RNG_LOAN_BLOCK: int = 1024
+
+_ALLOWED_T = torch.from_numpy(ALLOWED_TRANSITIONS.copy())
+
+
+def _adverse_moves() -> np.ndarray:
+    """(7, 7) bool: moves a positive risk shift makes more likely (roll one bucket forward, default)."""
+    adv = np.zeros((N_STATES, N_STATES), dtype=bool)
+    for i in (LoanState.CURRENT, LoanState.DPD30, LoanState.DPD60):
+        adv[i, i + 1] = True
+    for i in (LoanState.CURRENT, LoanState.DPD30, LoanState.DPD60, LoanState.DPD90):
+        adv[i, LoanState.DEFAULT] = True
+    return adv
+
+
+#: (7, 7) bool mask of the moves shifted by a loan-level risk shift (log-odds).
+ADVERSE_MOVES: np.ndarray = _adverse_moves()
+ADVERSE_MOVES.setflags(write=False)
+
+
+def validate_matrices(matrices: object, name: str = "matrices", atol: float = 1e-5) -> np.ndarray:
+    """Check transition matrices ``(..., 7, 7)`` and return them as a float64 numpy array.
+
+    Rows must be finite, non-negative, sum to 1 within ``atol`` and put exactly 0 on forbidden moves
+    (:data:`creditsim.states.ALLOWED_TRANSITIONS`; absorbing rows are therefore unit rows).
+
+    Raises:
+        DataError: naming the offending shape, or the (index..., from_state, to_state) positions.
+    """
+    if isinstance(matrices, torch.Tensor):
+        arr = matrices.detach().to("cpu", torch.float64).numpy()
+    else:
+        try:
+            arr = np.asarray(matrices, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{name}: expected a numeric array of shape (..., 7, 7), got {type(matrices).__name__}") from exc
+    if arr.ndim < 2 or arr.shape[-2:] != (N_STATES, N_STATES):
+        raise DataError(f"{name}: expected shape (..., {N_STATES}, {N_STATES}), got {arr.shape}")
+    if not np.isfinite(arr).all():
+        pos = np.argwhere(~np.isfinite(arr))
+        raise DataError(f"{name}: non-finite entries at {format_labels([tuple(p) for p in pos])}")
+    if (arr < 0).any():
+        pos = np.argwhere(arr < 0)
+        raise DataError(f"{name}: negative probabilities at {format_labels([tuple(p) for p in pos])}")
+    forbidden = arr * ~ALLOWED_TRANSITIONS
+    if (forbidden != 0).any():
+        pos = np.argwhere(forbidden != 0)
+        raise DataError(
+            f"{name}: forbidden moves must have probability exactly 0, found non-zero at (index..., from, to) "
+            f"{format_labels([tuple(int(v) for v in p) for p in pos])}"
+        )
+    sums = arr.sum(-1)
+    bad = np.abs(sums - 1.0) > atol
+    if bad.any():
+        pos = np.argwhere(bad)
+        raise DataError(
+            f"{name}: rows must sum to 1 (stochastic), rows at (index..., from_state) "
+            f"{format_labels([tuple(int(v) for v in p) for p in pos])} sum to "
+            f"{format_labels([round(float(v), 6) for v in sums[bad]])}"
+        )
+    return arr
+
+
+def apply_risk_shift(matrices: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Shift the log-odds of adverse moves by ``shift`` and renormalise each row by a masked softmax.
+
+    Args:
+        matrices: ``(..., 7, 7)`` stochastic rows (float64 preferred).
+        shift: ``(R,)`` log-odds shifts; positive = riskier (more roll-forward and default).
+
+    Returns:
+        ``(..., R, 7, 7)``: for each shift, ``softmax(log P + shift * ADVERSE)`` over the entries with
+        ``P > 0``. Zero entries (forbidden or never observed) stay exactly 0 because their logit is
+        ``-inf``; absorbing unit rows stay unit rows. A bin with shift exactly 0 returns ``P`` itself
+        (bit for bit), so an unshifted book samples from the given matrices unchanged.
+    """
+    r = shift.shape[0]
+    expanded = matrices.unsqueeze(-3).expand(*matrices.shape[:-2], r, N_STATES, N_STATES)
+    return shift_rows(expanded, shift)
+
+
+def shift_rows(matrices: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Shift the adverse-move log-odds of each matrix along the third-to-last axis by its own shift.
+
+    Args:
+        matrices: ``(..., G, 7, 7)`` stochastic rows; shift: ``(G,)`` log-odds, one per matrix.
+
+    Returns:
+        ``(..., G, 7, 7)`` masked-softmax rows (see :func:`apply_risk_shift`); exactly ``matrices``
+        where the shift is 0.
+    """
+    adv = torch.from_numpy(ADVERSE_MOVES.copy()).to(device=matrices.device, dtype=matrices.dtype)
+    # softmax(log p + delta) = p e^delta / sum_k p_k e^delta_k: the same masked softmax without logs
+    # (zero-probability moves stay exactly 0, absorbing unit rows stay unit rows)
+    factor = torch.exp(shift.to(matrices.dtype).view(-1, 1, 1) * adv)  # (G, 7, 7)
+    weighted = matrices * factor
+    shifted = weighted / weighted.sum(-1, keepdim=True)
+    zero = (shift == 0).view(-1, 1, 1)
+    return torch.where(zero, matrices, shifted)
+
+
+def risk_bins(shift: np.ndarray, max_bins: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Discretise loan-level risk shifts so matrices are shifted per bin, not per loan-scenario.
+
+    Returns ``(bin_values (R,), loan_bin (L,) int64)``. If there are at most ``max_bins`` distinct
+    values they are used exactly; otherwise loans are split into ``max_bins`` equal-count quantile bins
+    and each bin uses the mean shift of its loans (the error is a within-bin spread of log-odds, small
+    against the shifts themselves). Per-bin matrices cost O(R) per month instead of O(S x L).
+    """
+    max_bins = check_positive_int(max_bins, "max_risk_bins")
+    shift = np.asarray(shift, dtype=np.float64)
+    values, inverse = np.unique(shift, return_inverse=True)
+    if len(values) <= max_bins:
+        return values, inverse.astype(np.int64)
+    order = np.argsort(shift, kind="stable")
+    loan_bin = np.empty(len(shift), dtype=np.int64)
+    loan_bin[order] = np.arange(len(shift)) * max_bins // len(shift)
+    means = np.bincount(loan_bin, weights=shift, minlength=max_bins) / np.bincount(loan_bin, minlength=max_bins)
+    return means, loan_bin
+
+
+def cumulative_thresholds(matrices: torch.Tensor) -> torch.Tensor:
+    """``(..., 7, 7)`` stochastic rows -> ``(..., 7, 6)`` float32 sampling thresholds.
+
+    ``threshold[..., i, j] = sum_{k <= j} P[i, k]``, except that every threshold from the row's last
+    positive entry onward is 2.0 (above any uniform in [0, 1)), so rounding in the cumulative sum can
+    never reach a trailing zero-probability state. Computed in float64, stored in float32.
+    """
+    p = matrices.to(torch.float64)
+    cum = torch.cumsum(p, dim=-1)[..., : N_STATES - 1]
+    positive = p > 0
+    idx = torch.arange(N_STATES, device=p.device)
+    last = torch.where(positive, idx, torch.zeros_like(idx)).amax(dim=-1, keepdim=True)  # (..., 7, 1)
+    cum = torch.where(idx[: N_STATES - 1] >= last, torch.full_like(cum, 2.0), cum)
+    return cum.to(torch.float32)
+
+
+def sample_next(uniform: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Next states from uniforms ``(...)`` and the current rows' thresholds ``(..., 6)`` -> int64 ``(...)``."""
+    return (uniform.unsqueeze(-1) >= rows).sum(-1)
+
+
+def block_stream(seed: int, scenario_id: int, block: int) -> np.random.Generator:
+    """The random generator of one (global scenario id, loan block): see the module docstring."""
+    return sfc64_generator(seed, scenario_id, block)
+
+
+class BlockStreams:
+    """The random streams of a scenario chunk x a contiguous range of whole RNG loan blocks.
+
+    On construction each (scenario, block) stream draws its block's LGD Beta variates; then
+    :meth:`next_month` fills one month of float32 uniforms for every stream. Numbers are generated
+    month by month (the streams stay alive), which gives the same numbers as one ``(T, block)`` draw
+    but needs memory for one month only.
+
+    Args:
+        scenario_ids: ``(s,)`` global scenario ids.
+        blocks: consecutive RNG block indices; their loans start at ``blocks[0] * RNG_LOAN_BLOCK``
+            and the first ``n_loans`` of them are used.
+        lgd_mean: ``(n_loans,)`` LGD assumption per loan, decimals in [0, 1].
+        lgd_concentration: Beta concentration ``kappa``: LGD ~ Beta(mu kappa, (1 - mu) kappa), mean
+            ``mu``, variance ``mu (1 - mu) / (kappa + 1)``; ``inf`` means LGD = mu exactly.
+
+    Attributes:
+        lgd: ``(s, n_loans)`` float64 realised LGD of each loan in each scenario.
+    """
+
+    def __init__(self, seed: int, scenario_ids: np.ndarray, blocks: range, n_loans: int,
+                 lgd_mean: np.ndarray, lgd_concentration: float):
+        s, nb = len(scenario_ids), len(blocks)
+        self.n_loans = n_loans
+        # loans per stream: full blocks, except the book's last block which holds the remainder
+        self._widths = [min(RNG_LOAN_BLOCK, n_loans - j * RNG_LOAN_BLOCK) for j in range(nb)]
+        mu = np.asarray(lgd_mean, dtype=np.float64)
+        # LGD of 0 or 1, or an infinite concentration, is deterministic; Beta(1, 1) placeholders keep the
+        # stream layout identical (one Beta draw per loan) so mixing cases never shifts the uniforms.
+        finite = bool(np.isfinite(lgd_concentration))
+        kappa = float(lgd_concentration) if finite else 1.0
+        degenerate = (mu <= 0.0) | (mu >= 1.0) | (not finite)
+        a = np.where(degenerate, 1.0, mu * kappa)
+        b = np.where(degenerate, 1.0, (1.0 - mu) * kappa)
+        self._streams: list[np.random.Generator] = []
+        lgd = np.empty((s, n_loans))
+        for i, sid in enumerate(scenario_ids):
+            for j, blk in enumerate(blocks):
+                rng = block_stream(seed, int(sid), blk)
+                sl = slice(j * RNG_LOAN_BLOCK, j * RNG_LOAN_BLOCK + self._widths[j])
+                lgd[i, sl] = rng.beta(a[sl], b[sl])
+                self._streams.append(rng)
+        self.lgd = np.where(degenerate[None, :], mu[None, :], lgd)
+        self._buffer = np.empty((s, n_loans), dtype=np.float32)
+        self._nb = nb
+
+    def next_month(self) -> np.ndarray:
+        """``(s, n_loans)`` float32 uniforms in [0, 1) of the next month (a reused buffer)."""
+        buf, nb, blk, widths = self._buffer, self._nb, RNG_LOAN_BLOCK, self._widths
+        for k, rng in enumerate(self._streams):
+            i, j = divmod(k, nb)
+            rng.random(out=buf[i, j * blk : j * blk + widths[j]], dtype=np.float32)
+        return buf
+
+
+def check_states(states: np.ndarray, name: str) -> np.ndarray:
+    """Integer states in 0..6 or a DataError naming the offending positions."""
+    arr = np.asarray(states)
+    if arr.dtype.kind not in "iu":
+        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise DataError(f"{name}: expected integer loan states 0..6, got dtype {arr.dtype}")
+    bad = (arr < 0) | (arr >= N_STATES)
+    if bad.any():
+        pos = np.argwhere(bad)
+        raise DataError(
+            f"{name}: states must be in 0..{N_STATES - 1}, found {format_labels(arr[bad].tolist())} at "
+            f"{format_labels([tuple(int(v) for v in p) if len(p) > 1 else int(p[0]) for p in pos])}"
+        )
+    return arr.astype(np.int64)
+
+
+def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
+    """An int >= minimum or a ConfigError naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)

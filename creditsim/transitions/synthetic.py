@@ -1,0 +1,644 @@
+"""Synthetic loan tapes with monthly performance panels.
+
+:class:`LoanTapeGenerator` draws a static loan tape for four asset classes with the ranges of the shared
+loan-tape spec and simulates a loan x month panel whose roll rates are the spec's base case shifted by a
+macro path (from :class:`~creditsim.macro.synthetic.MacroScenarioGenerator` unless one is given). Fully
+determined by one integer seed; vectorised over loans, the only Python loop runs over months.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from creditsim.errors import ConfigError, DataError
+from creditsim.macro.sensitivity import SENSITIVITY_SCALE, SENSITIVITY_VARIABLES, SHOCK_SD, spec_betas
+from creditsim.macro.synthetic import MacroAnchors, MacroScenarioGenerator
+from creditsim.rng import check_seed, int_seed, numpy_generator
+from creditsim.schema import AMORTIZATION_TYPES, RATINGS, month_start
+from creditsim.states import ASSET_CLASSES, MACRO_VARS, N_STATES, LoanState
+
+__all__ = [
+    "AssetClassParams",
+    "ASSET_CLASS_PARAMS",
+    "MacroSensitivity",
+    "LoanTapeGenerator",
+]
+
+
+_S = LoanState
+
+
+@dataclass(frozen=True)
+class AssetClassParams:
+    """Calibration of one asset class (ranges from ``shared/spec/loan-tape.md``).
+
+    Balances are drawn log-uniform in ``balance``; ``pd_annual`` and ``prepay_annual`` are the per-loan
+    annual default and prepayment rates, ``lgd`` the loss given default, ``roll_rates`` the spec's
+    base-case monthly roll rates ``{(from, to): probability}`` (the rest of each row stays put).
+    """
+
+    balance: tuple[float, float]
+    rate: tuple[float, float]
+    term: tuple[int, int]
+    pd_annual: tuple[float, float]
+    lgd: tuple[float, float]
+    prepay_annual: tuple[float, float] | None
+    roll_rates: Mapping[tuple[int, int], float]
+    recovery_lag_months: int
+    max_seasoning_months: int
+    amortization_mix: Mapping[str, float]
+    frequency_mix: Mapping[str, float] = field(default_factory=lambda: {"monthly": 1.0})
+    floating_share: float = 0.0
+
+
+def _rolls(c30: float, r60: float, cure30: float, r90: float, cure60: float, rd: float, cure90: float,
+           prepay: float) -> dict[tuple[int, int], float]:
+    return {
+        (_S.CURRENT, _S.DPD30): c30,
+        (_S.CURRENT, _S.PREPAID): prepay,
+        (_S.DPD30, _S.DPD60): r60,
+        (_S.DPD30, _S.CURRENT): cure30,
+        (_S.DPD60, _S.DPD90): r90,
+        (_S.DPD60, _S.CURRENT): cure60,
+        (_S.DPD90, _S.DEFAULT): rd,
+        (_S.DPD90, _S.CURRENT): cure90,
+    }
+
+
+ASSET_CLASS_PARAMS: dict[str, AssetClassParams] = {
+    "corporate": AssetClassParams(
+        balance=(1e5, 5e7), rate=(0.04, 0.12), term=(12, 84), pd_annual=(0.01, 0.05), lgd=(0.30, 0.60),
+        prepay_annual=(0.05, 0.15),
+        roll_rates=_rolls(0.015, 0.30, 0.40, 0.40, 0.20, 0.50, 0.10, 0.008),
+        recovery_lag_months=12, max_seasoning_months=36,
+        amortization_mix={"annuity": 0.3, "linear": 0.2, "bullet": 0.3, "interest_only": 0.2},
+        frequency_mix={"monthly": 0.5, "quarterly": 0.4, "semiannual": 0.1}, floating_share=0.6,
+    ),
+    "consumer": AssetClassParams(
+        balance=(1e3, 1e5), rate=(0.05, 0.20), term=(6, 84), pd_annual=(0.02, 0.08), lgd=(0.60, 0.90),
+        prepay_annual=(0.10, 0.30),
+        roll_rates=_rolls(0.025, 0.35, 0.35, 0.45, 0.15, 0.55, 0.08, 0.015),
+        recovery_lag_months=6, max_seasoning_months=36,
+        amortization_mix={"annuity": 0.95, "linear": 0.05}, floating_share=0.15,
+    ),
+    "real_estate": AssetClassParams(
+        balance=(5e4, 1e7), rate=(0.02, 0.08), term=(60, 360), pd_annual=(0.005, 0.03),
+        lgd=(0.15, 0.40), prepay_annual=(0.03, 0.10),
+        roll_rates=_rolls(0.008, 0.25, 0.45, 0.35, 0.25, 0.45, 0.12, 0.005),
+        recovery_lag_months=18, max_seasoning_months=60,
+        amortization_mix={"annuity": 0.7, "interest_only": 0.2, "linear": 0.1}, floating_share=0.3,
+    ),
+    "receivables": AssetClassParams(
+        balance=(1e3, 5e6), rate=(0.03, 0.10), term=(1, 6), pd_annual=(0.005, 0.02), lgd=(0.20, 0.50),
+        prepay_annual=None,
+        roll_rates=_rolls(0.010, 0.20, 0.50, 0.30, 0.30, 0.40, 0.15, 0.020),
+        recovery_lag_months=3, max_seasoning_months=5,
+        amortization_mix={"bullet": 1.0},
+    ),
+}
+
+_DEFAULT_MIX = {"corporate": 0.30, "consumer": 0.35, "real_estate": 0.20, "receivables": 0.15}
+_PERIOD = {"monthly": 1, "quarterly": 3, "semiannual": 6, "annual": 12}
+#: rating mix of the synthetic corporate book (a leveraged / SME lending book) and a one-year PD per
+#: grade of the order of S&P's long-run averages (``load_sp_ratings``), used to set each loan's PD
+_RATING_MIX = (0.01, 0.02, 0.06, 0.16, 0.30, 0.35, 0.10)
+_RATING_PD = (0.0002, 0.0004, 0.0008, 0.002, 0.008, 0.035, 0.20)
+_COUNTRIES = ("US", "GB", "DE", "FR", "NL", "ES", "IT")
+_COUNTRY_MIX = (0.45, 0.15, 0.12, 0.10, 0.06, 0.06, 0.06)
+_SECTORS = (
+    "industrials", "consumer_goods", "healthcare", "technology", "energy", "materials",
+    "utilities", "telecoms", "retail", "transport", "business_services", "leisure",
+)
+
+
+@dataclass(frozen=True)
+class MacroSensitivity:
+    """Log-odds shifts of roll rates per unit standardised macro shock (``shared/spec/loan-tape.md``).
+
+    A month's standardised shocks are ``z_u = (unemployment - u*) / 0.017``,
+    ``z_s = (hy_spread - hy*) / 0.025`` and ``z_g = (gdp_growth - g*) / 0.019`` with the anchors of
+    :class:`MacroAnchors` and, as scales, the 1981-2019 standard deviations of the US series
+    (``load_macro_history``). Each move's log-odds against staying put is shifted by
+    ``scale * (b_u z_u + b_s z_s + b_g z_g)`` with the spec's coefficients:
+    onset (current -> 30 dpd) (+1.5, +0.8, -2.0); roll to worse buckets and to default (+1.0, +0.5,
+    -1.5); cures (-0.8, -0.3, +1.0); prepayment (-0.3, -0.2, +0.5).
+
+    All defaults (coefficients, ``scale``, ``shock_sd`` and the three anchors) come from
+    :mod:`creditsim.macro.sensitivity`, the single source shared with the Markov overlay; shocks are
+    not clipped here (the panels must stay bit-identical to those the shipped checkpoints learnt from).
+
+    ``scale`` (default 0.1) is our decision: the three variables move together, so applying the
+    coefficients at full strength to a Fed severely adverse path (3-5 standard deviations on each
+    at once) would multiply delinquency odds by e^18. With 0.1 the severely adverse peak multiplies
+    current -> 30 dpd odds by about e^1.8 = 6, the order of the 2007-2009 rise of the US bank-loan
+    delinquency rate (FRED ``DRALACBS``: 1.5 % -> 7.4 %).
+    """
+
+    onset: tuple[float, float, float] = spec_betas("delinquency")
+    roll: tuple[float, float, float] = spec_betas("default")
+    cure: tuple[float, float, float] = spec_betas("cure")
+    prepay: tuple[float, float, float] = spec_betas("prepayment")
+    scale: float = SENSITIVITY_SCALE
+    shock_sd: tuple[float, float, float] = tuple(SHOCK_SD[v] for v in SENSITIVITY_VARIABLES)  # type: ignore[assignment]
+
+    def shocks(self, macro: np.ndarray, anchors: MacroAnchors) -> np.ndarray:
+        """``(T, 3)`` standardised (unemployment, HY spread, growth) shocks of a ``(T, 9)`` path."""
+        u = macro[:, MACRO_VARS.index("unemployment_rate")] - anchors.unemployment_rate
+        s = macro[:, MACRO_VARS.index("credit_spread_hy")] - anchors.credit_spread_hy
+        g = macro[:, MACRO_VARS.index("gdp_growth")] - anchors.gdp_growth
+        return np.stack([u, s, g], axis=1) / np.asarray(self.shock_sd)
+
+    def logit_shift(self, macro: np.ndarray, anchors: MacroAnchors) -> np.ndarray:
+        """``(T, 7, 7)`` log-odds shift of each move for each month of a ``(T, 9)`` macro path."""
+        z = self.shocks(macro, anchors)
+        out = np.zeros((z.shape[0], N_STATES, N_STATES))
+        onset, roll, cure, prepay = (self.scale * z @ np.asarray(b) for b in
+                                     (self.onset, self.roll, self.cure, self.prepay))
+        out[:, _S.CURRENT, _S.DPD30] = onset
+        out[:, _S.CURRENT, _S.DEFAULT] = onset
+        for a, b in ((_S.DPD30, _S.DPD60), (_S.DPD60, _S.DPD90)):
+            out[:, a, b] = roll
+        for a in (_S.DPD30, _S.DPD60, _S.DPD90):
+            out[:, a, _S.DEFAULT] = roll
+            for b in range(a):
+                out[:, a, b] = cure
+        for a in (_S.CURRENT, _S.DPD30, _S.DPD60, _S.DPD90):
+            out[:, a, _S.PREPAID] = prepay
+        return out
+
+
+def _base_logits(params: AssetClassParams) -> np.ndarray:
+    """``(7, 7)`` log-odds of each move against staying put; ``-inf`` where the base case has none."""
+    p = np.zeros((N_STATES, N_STATES))
+    for (a, b), v in params.roll_rates.items():
+        p[a, b] = v
+    stay = 1.0 - p.sum(axis=1)
+    with np.errstate(divide="ignore"):
+        eta = np.log(p) - np.log(stay)[:, None]
+    eta[np.arange(N_STATES), np.arange(N_STATES)] = 0.0
+    return eta
+
+
+def _row_probs(eta: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis of log-odds against staying put (stay has log-odds 0)."""
+    m = np.max(eta, axis=-1, keepdims=True)
+    w = np.exp(eta - m)
+    return w / w.sum(axis=-1, keepdims=True)
+
+
+def _annual_pd(eta: np.ndarray) -> np.ndarray:
+    """12-month default probability from CURRENT for ``(..., 7, 7)`` monthly log-odds."""
+    p = _row_probs(eta)
+    return np.linalg.matrix_power(p, 12)[..., _S.CURRENT, _S.DEFAULT]
+
+
+class _Schedule:
+    """Contractual balance and cumulative interest after ``k`` months, vectorised over loans.
+
+    Payments fall every ``period`` months; ``B(k)`` is the scheduled principal balance after the
+    payments due in the first ``k`` months and ``CI(k)`` the scheduled interest paid by then.
+    ``annuity``: level payments; ``linear``: equal principal parts; ``bullet``: interest only, all
+    principal at maturity; ``interest_only``: interest only for the first half of the periods, then an
+    annuity over the second half.
+    """
+
+    def __init__(self, balance: np.ndarray, rate: np.ndarray, term: np.ndarray, period: np.ndarray,
+                 amort: np.ndarray) -> None:
+        self.b0 = balance
+        self.period = period
+        self.term = term
+        self.n = term // period  # number of payment periods
+        self.ip = rate * period / 12.0  # periodic rate (30/360)
+        self.amort = amort  # index into AMORTIZATION_TYPES
+        self.n_io = np.where(amort == AMORTIZATION_TYPES.index("interest_only"), self.n // 2, 0)
+        self.n_io = np.where(amort == AMORTIZATION_TYPES.index("bullet"), self.n, self.n_io)
+        n_am = np.maximum(self.n - self.n_io, 1)
+        growth = (1.0 + self.ip) ** n_am
+        self._growth_am = growth
+        self.pmt = balance * self.ip * growth / (growth - 1.0)
+
+    def __call__(self, months: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(B(k), CI(k))`` for ``k = months`` (int array, one per loan), currency units."""
+        j = np.minimum(months // self.period, self.n)
+        b0, ip = self.b0, self.ip
+        linear = self.amort == AMORTIZATION_TYPES.index("linear")
+        # linear amortisation
+        b_lin = b0 * (1.0 - j / self.n)
+        ci_lin = ip * b0 * (j - j * (j - 1) / (2.0 * self.n))
+        # annuity after n_io interest-only periods (n_io = 0: plain annuity; n_io = n: bullet)
+        j_io = np.minimum(j, self.n_io)
+        j_am = np.maximum(j - self.n_io, 0)
+        g_j = (1.0 + ip) ** j_am
+        b_am = b0 * (self._growth_am - g_j) / (self._growth_am - 1.0)
+        b_am = np.where(j >= self.n, 0.0, b_am)
+        ci_am = ip * b0 * j_io + j_am * self.pmt - (b0 - b_am)
+        bullet_done = (self.n_io == self.n) & (j >= self.n)
+        b_am = np.where(self.n_io == self.n, np.where(bullet_done, 0.0, b0), b_am)
+        ci_am = np.where(self.n_io == self.n, ip * b0 * j, ci_am)
+        bal = np.where(linear, b_lin, b_am)
+        ci = np.where(linear, ci_lin, ci_am)
+        return np.maximum(bal, 0.0), ci
+
+
+class LoanTapeGenerator:
+    """Synthetic loan tape and loan x month performance panel.
+
+    Static tape: ``n_loans`` loans split over the four asset classes by ``asset_mix`` with the ranges
+    of ``shared/spec/loan-tape.md`` (:data:`ASSET_CLASS_PARAMS`), every required column of
+    :data:`creditsim.schema.REQUIRED_LOAN_COLUMNS`, the optional ones and three extra ones:
+    ``pd_annual`` (the loan's base-case 12-month default probability), ``prepay_annual`` and
+    ``dilution_rate`` (receivables only). All loans are CURRENT at the cut-off; ``current_balance`` is
+    the scheduled balance at the cut-off.
+
+    Panel: one row per loan and month ``t = 0 .. n_months - 1`` after the cut-off (``reporting_month``
+    = first day of the month the row reports on; the state is the one at the end of that month). The
+    panel is rectangular: a loan that has defaulted, prepaid or matured keeps reporting its absorbing
+    state with zero balance, so it has ``n_loans * n_months`` rows. Monthly moves follow a multinomial
+    logit against staying put: the spec's base-case roll rates per asset class, shifted by
+    :class:`MacroSensitivity` for the month's macro values and, for the onset of delinquency, by the
+    loan's own risk ``log(pd_annual / pd_class)`` (``pd_class`` = the 12-month PD implied by the
+    base-case roll rates), and for prepayment by ``log(prepay_annual / prepay_class)``. Moves the
+    base case does not have keep probability 0, so only :data:`~creditsim.states.ALLOWED_TRANSITIONS`
+    occur. A live loan that is (or cures to) CURRENT in its final month moves to MATURED.
+
+    Cash flows (currency units, float64): a CURRENT loan pays its scheduled instalments; staying in a
+    delinquency bucket pays one instalment but not the arrears, advancing a bucket pays nothing, a
+    cure pays the arrears it clears (so the number of missed instalments equals the bucket). PREPAID
+    pays the balance plus accrued interest (``prepayment_amount``); MATURED pays the balance left
+    (``principal_paid``, balloon included); DEFAULT writes off the balance with ``loss_amount = lgd x
+    balance`` in the month of default and ``recovery_amount = (1 - lgd) x balance`` after the class's
+    recovery lag (if it falls inside the panel). Floating coupons are held at the cut-off fixing.
+    ``days_past_due`` is 30 x the delinquency bucket, 120 once defaulted and 0 once prepaid or matured.
+    ``loan_id`` in the panel is a pandas Categorical over the tape's ids (cheap for millions of rows;
+    Parquet stores it as a dictionary column).
+
+    Args:
+        n_loans: number of loans, >= 1.
+        n_months: panel length in months, >= 1.
+        asset_mix: ``{asset_class: weight}``; default 30 % corporate, 35 % consumer, 20 % real
+            estate, 15 % receivables. Counts are the rounded shares (largest remainders).
+        random_seed: one integer seed for everything (tape, panel and a generated macro path).
+        macro_path: ``(>= n_months, 9)`` array (or ``(1, T, 9)``) or a macro DataFrame in MACRO_VARS
+            order, month 0 = the first month after the cut-off; default: a baseline path of
+            :class:`MacroScenarioGenerator` drawn from the seed.
+        cutoff: cut-off date (month); the first panel month. Default 2025-01.
+        sensitivity: macro sensitivities of the roll rates.
+    """
+
+    def __init__(
+        self,
+        n_loans: int,
+        n_months: int,
+        asset_mix: Mapping[str, float] | None = None,
+        random_seed: int = 0,
+        macro_path: np.ndarray | pd.DataFrame | None = None,
+        cutoff: object = "2025-01-01",
+        sensitivity: MacroSensitivity | None = None,
+    ) -> None:
+        for name, value in (("n_loans", n_loans), ("n_months", n_months)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        self.n_loans = int(n_loans)
+        self.n_months = int(n_months)
+        self.random_seed = check_seed(random_seed)
+        self.asset_mix = self._check_mix(asset_mix)
+        self.cutoff = month_start(cutoff, "cutoff")
+        self.sensitivity = sensitivity if sensitivity is not None else MacroSensitivity()
+        self.anchors = MacroAnchors()
+        self.macro_path_ = self._check_macro(macro_path)
+
+    # -- validation -------------------------------------------------------------------------------
+    @staticmethod
+    def _check_mix(asset_mix: Mapping[str, float] | None) -> dict[str, float]:
+        mix = dict(_DEFAULT_MIX if asset_mix is None else asset_mix)
+        unknown = [k for k in mix if k not in ASSET_CLASSES]
+        if unknown:
+            raise ConfigError(f"asset_mix has unknown asset class(es) {unknown}; expected {list(ASSET_CLASSES)}")
+        weights = np.array([float(mix.get(c, 0.0)) for c in ASSET_CLASSES])
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
+            raise ConfigError(f"asset_mix weights must be finite, >= 0 and not all 0, got {mix}")
+        return {c: w / weights.sum() for c, w in zip(ASSET_CLASSES, weights)}
+
+    def _check_macro(self, macro_path: np.ndarray | pd.DataFrame | None) -> np.ndarray | None:
+        if macro_path is None:
+            return None
+        if isinstance(macro_path, pd.DataFrame):
+            from creditsim.schema import validate_macro
+
+            arr = validate_macro(macro_path).to_numpy(np.float64)
+        else:
+            arr = np.asarray(macro_path, dtype=np.float64)
+            if arr.ndim == 3 and arr.shape[0] == 1:
+                arr = arr[0]
+            if arr.ndim != 2 or arr.shape[1] != len(MACRO_VARS):
+                raise DataError(f"macro_path must have shape (n_months, {len(MACRO_VARS)}), got {arr.shape}")
+            if not np.all(np.isfinite(arr)):
+                raise DataError("macro_path has NaN or infinite values")
+        if arr.shape[0] < self.n_months:
+            raise DataError(f"macro_path has {arr.shape[0]} months; expected at least n_months={self.n_months}")
+        return arr[: self.n_months]
+
+    # -- generation -------------------------------------------------------------------------------
+    def generate(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Draw the tape and simulate the panel.
+
+        Returns:
+            ``(loans_df, panel_df)``: the loan tape (``n_loans`` rows, RangeIndex, sorted by
+            ``loan_id``) and the panel (``n_loans * n_months`` rows sorted by loan and month, loan-major).
+        """
+        macro = self.macro_path_
+        if macro is None:
+            gen = MacroScenarioGenerator(self.n_months, start=self.cutoff, anchors=self.anchors)
+            macro = gen.generate_scenario("baseline", 1, seed=int_seed(self.random_seed, 2))[0]
+        self.macro_used_ = macro
+        loans, extras = self._draw_tape(numpy_generator(self.random_seed, 0))
+        panel = self._simulate_panel(loans, extras, macro, numpy_generator(self.random_seed, 1))
+        return loans, panel
+
+    def _class_counts(self) -> np.ndarray:
+        w = np.array([self.asset_mix[c] for c in ASSET_CLASSES])
+        raw = w * self.n_loans
+        counts = np.floor(raw).astype(np.int64)
+        rest = self.n_loans - counts.sum()
+        order = np.argsort(-(raw - counts), kind="stable")
+        counts[order[:rest]] += 1
+        return counts
+
+    def _draw_tape(self, rng: np.random.Generator) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+        n = self.n_loans
+        counts = self._class_counts()
+        cls = np.repeat(np.arange(len(ASSET_CLASSES)), counts)
+        cls = cls[rng.permutation(n)]
+        u = rng.random((n, 12))  # independent uniforms, one column per attribute
+
+        pd_annual = np.empty(n)
+        balance = np.empty(n)
+        rate = np.empty(n)
+        term = np.empty(n, dtype=np.int64)
+        lgd = np.empty(n)
+        prepay = np.full(n, np.nan)
+        period = np.ones(n, dtype=np.int64)
+        amort = np.zeros(n, dtype=np.int64)
+        floating = np.zeros(n, dtype=bool)
+        seasoning = np.zeros(n, dtype=np.int64)
+        ltv = np.full(n, np.nan)
+        dti_dscr = np.full(n, np.nan)
+        ext_score = np.full(n, np.nan)
+        rating = np.full(n, None, dtype=object)
+        collateral = np.full(n, "unsecured", dtype=object)
+        borrower = np.full(n, "consumer", dtype=object)
+        sector = np.full(n, None, dtype=object)
+        dilution = np.full(n, np.nan)
+        risk = np.empty(n)  # risk percentile within the class, 0 = safest
+
+        for c, name in enumerate(ASSET_CLASSES):
+            idx = np.flatnonzero(cls == c)
+            m = len(idx)
+            if m == 0:
+                continue
+            p = ASSET_CLASS_PARAMS[name]
+            uu = u[idx]
+            if name == "corporate":
+                grade = rng.choice(len(RATINGS), size=m, p=np.array(_RATING_MIX))
+                pdv = np.asarray(_RATING_PD)[grade] * np.exp(0.3 * rng.standard_normal(m))
+                pd_annual[idx] = np.clip(pdv, 1e-4, 0.35)
+                rating[idx] = np.asarray(RATINGS, dtype=object)[grade]
+                r = (grade + uu[:, 0]) / len(RATINGS)
+            else:
+                lo, hi = p.pd_annual
+                r = uu[:, 0]
+                pd_annual[idx] = lo * (hi / lo) ** r
+            risk[idx] = r
+            # rates rise with risk (70 % risk, 30 % noise)
+            lo, hi = p.rate
+            rate[idx] = lo + (hi - lo) * np.clip(0.7 * r + 0.3 * uu[:, 1], 0.0, 1.0)
+            lo, hi = p.lgd
+            lgd_pos = uu[:, 2]
+            amix = np.array([p.amortization_mix.get(a, 0.0) for a in AMORTIZATION_TYPES])
+            amort[idx] = rng.choice(len(AMORTIZATION_TYPES), size=m, p=amix / amix.sum())
+            fnames = list(p.frequency_mix)
+            fmix = np.array([p.frequency_mix[f] for f in fnames])
+            per = np.array([_PERIOD[f] for f in fnames])[rng.choice(len(fnames), size=m, p=fmix / fmix.sum())]
+            period[idx] = per
+            floating[idx] = uu[:, 3] < p.floating_share
+            # terms: whole payment periods within the class range (real estate in whole years)
+            tlo, thi = p.term
+            step = np.maximum(per, 12) if name == "real_estate" else per
+            n_lo = np.ceil(tlo / step).astype(np.int64)
+            n_hi = np.floor(thi / step).astype(np.int64)
+            term[idx] = (n_lo + np.floor(uu[:, 4] * (n_hi - n_lo + 1)).astype(np.int64)) * step
+            seasoning[idx] = np.floor(uu[:, 5] * np.minimum(term[idx], p.max_seasoning_months + 1)).astype(np.int64)
+            seasoning[idx] = np.minimum(seasoning[idx], term[idx] - 1)
+            if p.prepay_annual is not None:
+                plo, phi = p.prepay_annual
+                prepay[idx] = plo + (phi - plo) * uu[:, 6]
+            blo, bhi = p.balance
+            if name == "corporate":
+                btype = rng.choice(3, size=m, p=[0.4, 0.4, 0.2])
+                edges = np.array([blo, 2e6, 1.5e7, bhi])
+                b_lo, b_hi = edges[btype], edges[btype + 1]
+                balance[idx] = b_lo * (b_hi / b_lo) ** uu[:, 7]
+                borrower[idx] = np.array(["sme", "midmarket", "large_corporate"], dtype=object)[btype]
+                secured = uu[:, 8] >= 0.2
+                ctype = np.array(["real_estate", "equipment", "inventory", "receivables"], dtype=object)
+                collateral[idx] = np.where(secured, ctype[rng.integers(0, 4, m)], "unsecured")
+                ltv[idx] = np.where(secured, 0.5 + 0.3 * np.clip(0.6 * r + 0.4 * uu[:, 9], 0, 1), np.nan)
+                dti_dscr[idx] = 2.5 - 1.4 * np.clip(0.6 * r + 0.4 * uu[:, 10], 0, 1)
+                sector[idx] = np.asarray(_SECTORS, dtype=object)[rng.integers(0, len(_SECTORS), m)]
+                # secured loans recover more: LGD in the lower part of the range
+                lgd_pos = np.where(secured, 0.7 * lgd_pos, 0.4 + 0.6 * lgd_pos)
+            elif name == "consumer":
+                balance[idx] = blo * (bhi / blo) ** uu[:, 7]
+                auto = uu[:, 8] < 0.3
+                collateral[idx] = np.where(auto, "equipment", "unsecured")
+                ltv[idx] = np.where(auto, 0.6 + 0.5 * uu[:, 9], np.nan)
+                dti_dscr[idx] = 0.2 + 0.3 * np.clip(0.6 * r + 0.4 * uu[:, 10], 0, 1)
+                ext_score[idx] = np.round(np.clip(850 - 550 * np.clip(0.75 * r + 0.25 * uu[:, 11], 0, 1), 300, 850))
+            elif name == "real_estate":
+                balance[idx] = blo * (bhi / blo) ** uu[:, 7]
+                commercial = balance[idx] > 1e6
+                borrower[idx] = np.where(commercial, np.where(uu[:, 8] < 0.5, "sme", "midmarket"), "consumer")
+                collateral[idx] = "real_estate"
+                ltv_pos = np.clip(0.6 * r + 0.4 * uu[:, 9], 0, 1)
+                ltv[idx] = 0.5 + 0.4 * ltv_pos
+                dti_dscr[idx] = 1.8 - 0.8 * np.clip(0.6 * r + 0.4 * uu[:, 10], 0, 1)
+                # LGD rises with LTV (thinner equity cushion)
+                lgd_pos = np.clip(0.7 * ltv_pos + 0.3 * lgd_pos, 0, 1)
+            else:  # receivables
+                balance[idx] = blo * (bhi / blo) ** uu[:, 7]
+                btype = np.searchsorted(np.array([2e5, 2e6]), balance[idx])
+                borrower[idx] = np.array(["sme", "midmarket", "large_corporate"], dtype=object)[btype]
+                collateral[idx] = "receivables"
+                dilution[idx] = 0.02 + 0.08 * uu[:, 9]
+            lgd[idx] = lo + (hi - lo) * lgd_pos
+
+        # the engine uses exactly the rounded figures the tape reports, so the tape reproduces the panel
+        balance = np.round(balance, 2)
+        rate = np.round(rate, 5)
+        sched = _Schedule(balance, rate, term, period, amort)
+        cur_bal, _ = sched(seasoning)
+        cur_bal = np.round(cur_bal, 2)
+        internal = np.round(np.clip(100.0 * (1.0 - risk) + 5.0 * rng.standard_normal(n), 0.0, 100.0), 1)
+        policy0 = self.anchors.policy_rate
+        spread = np.where(floating, np.clip(np.round((rate - policy0) * 1e4), 50.0, 800.0), np.nan)
+        coll_value = np.where(np.isfinite(ltv), np.round(balance / np.where(np.isfinite(ltv), ltv, 1.0), 2), 0.0)
+
+        cut = np.datetime64(self.cutoff.strftime("%Y-%m"), "M")
+        orig_m = cut - seasoning.astype("timedelta64[M]")
+        mat_m = orig_m + term.astype("timedelta64[M]")
+        width = max(6, len(str(n)))
+        loan_ids = np.char.add("L", np.char.zfill(np.arange(1, n + 1).astype(str), width)).astype(object)
+        country = np.asarray(_COUNTRIES, dtype=object)[rng.choice(len(_COUNTRIES), size=n, p=np.array(_COUNTRY_MIX))]
+        originator = np.char.add("ORIG", np.char.zfill(rng.integers(1, 6, n).astype(str), 2)).astype(object)
+        inv_period = {v: k for k, v in _PERIOD.items()}
+
+        # base-case logits and each loan's PD-implied onset shift (exact 12-month PD)
+        base = np.stack([_base_logits(ASSET_CLASS_PARAMS[c]) for c in ASSET_CLASSES])
+        pd_class = _annual_pd(base)
+        onset_shift = np.log(pd_annual / pd_class[cls])
+        base_pp = np.array([ASSET_CLASS_PARAMS[c].roll_rates[(_S.CURRENT, _S.PREPAID)] for c in ASSET_CLASSES])
+        pp_class = 1.0 - (1.0 - base_pp) ** 12
+        # receivables have no prepayment range in the spec: they keep the base-case roll rate
+        pp_shift = np.where(np.isfinite(prepay), np.log(np.nan_to_num(prepay, nan=1.0) / pp_class[cls]), 0.0)
+        loan_eta = base[cls].copy()
+        loan_eta[:, _S.CURRENT, _S.DPD30] += onset_shift
+        loan_eta[:, _S.CURRENT, _S.PREPAID] += pp_shift
+        model_pd = _annual_pd(loan_eta)
+        model_pp = np.where(np.isfinite(prepay), prepay, pp_class[cls])
+
+        loans = pd.DataFrame(
+            {
+                "loan_id": loan_ids,
+                "origination_date": orig_m.astype("datetime64[ns]"),
+                "maturity_date": mat_m.astype("datetime64[ns]"),
+                "original_balance": balance,
+                "interest_rate": rate,
+                "rate_type": np.where(floating, "floating", "fixed").astype(object),
+                "payment_frequency": np.array([inv_period[int(x)] for x in (1, 3, 6, 12)], dtype=object)[
+                    np.searchsorted(np.array([1, 3, 6, 12]), period)
+                ],
+                "amortization_type": np.asarray(AMORTIZATION_TYPES, dtype=object)[amort],
+                "asset_class": np.asarray(ASSET_CLASSES, dtype=object)[cls],
+                "term_months": term,
+                "geography_country": country,
+                "borrower_type": borrower,
+                "originator_id": originator,
+                "vintage": pd.DatetimeIndex(orig_m.astype("datetime64[ns]")).strftime("%Y-%m").to_numpy(object),
+                "spread_bps": spread,
+                "ltv_origination": np.round(ltv, 4),
+                "dti_dscr_origination": np.round(dti_dscr, 4),
+                "internal_score": internal,
+                "external_score": ext_score,
+                "industry_sector": sector,
+                "collateral_type": collateral,
+                "collateral_value": coll_value,
+                "rating": rating,
+                "lgd_assumption": np.round(lgd, 4),
+                "current_balance": cur_bal,
+                "pd_annual": model_pd,
+                "prepay_annual": model_pp,
+                "dilution_rate": dilution,
+            }
+        )
+        extras = {
+            "cls": cls,
+            "seasoning": seasoning,
+            "period": period,
+            "amort": amort,
+            "loan_eta": loan_eta,
+            "rate": rate,
+            "balance": balance,
+            "term": term,
+            "lgd": loans["lgd_assumption"].to_numpy(),
+        }
+        return loans, extras
+
+    def _simulate_panel(self, loans: pd.DataFrame, extras: dict[str, np.ndarray], macro: np.ndarray,
+                        rng: np.random.Generator) -> pd.DataFrame:
+        n, n_months = self.n_loans, self.n_months
+        cls, term, period = extras["cls"], extras["term"], extras["period"]
+        sched = _Schedule(extras["balance"], extras["rate"], term, period, extras["amort"])
+        loan_eta = extras["loan_eta"]  # (n, 7, 7)
+        lgd = extras["lgd"]
+        lag = np.array([ASSET_CLASS_PARAMS[c].recovery_lag_months for c in ASSET_CLASSES])[cls]
+        shift = self.sensitivity.logit_shift(macro, self.anchors)  # (T, 7, 7)
+        ar = np.arange(n)
+
+        state = np.zeros(n, dtype=np.int64)
+        q = extras["seasoning"].copy()
+        bal_q, ci_q = sched(q)
+        shape = (n_months, n)
+        out_state = np.empty(shape, dtype=np.int8)
+        out = {k: np.zeros(shape) for k in (
+            "current_balance", "scheduled_payment", "actual_payment", "principal_paid", "interest_paid",
+            "prepayment_amount", "loss_amount", "recovery_amount")}
+        live_states = np.array([_S.CURRENT, _S.DPD30, _S.DPD60, _S.DPD90])
+        for t in range(n_months):
+            age = extras["seasoning"] + t + 1
+            live = state <= _S.DPD90
+            eta = loan_eta[ar, state] + shift[t][state]  # (n, 7)
+            probs = _row_probs(eta)
+            cum = np.cumsum(probs, axis=1)
+            draw = rng.random(n)
+            new = np.minimum((draw[:, None] >= cum).sum(axis=1), N_STATES - 1)
+            new = np.where(live, new, state)
+            due = live & (age >= term)
+            new = np.where(due & (new == _S.CURRENT), _S.MATURED, new)
+
+            # scheduled payment due this month (contractual, whether paid or not)
+            k = np.minimum(age, term)
+            b_k, ci_k = sched(k)
+            b_k1, ci_k1 = sched(k - 1)
+            sched_pay = np.where(live & (age <= term), (b_k1 - b_k) + (ci_k - ci_k1), 0.0)
+
+            stays_live = np.isin(new, live_states)
+            q_new = np.where(stays_live, np.maximum(q, np.minimum(age, term) - new), q)
+            q_new = np.where(new == _S.MATURED, term, q_new)
+            b_new, ci_new = sched(q_new)
+            b_new = np.where(new == _S.MATURED, 0.0, b_new)
+            paying = live & (stays_live | (new == _S.MATURED))
+            principal = np.where(paying, bal_q - b_new, 0.0)
+            interest = np.where(paying, ci_new - ci_q, 0.0)
+            prepaid = live & (new == _S.PREPAID)
+            accrued = age - period * (q // period)
+            interest = np.where(prepaid, bal_q * extras["rate"] / 12.0 * accrued, interest)
+            prepay_amt = np.where(prepaid, bal_q, 0.0)
+            defaulted = live & (new == _S.DEFAULT)
+            loss = np.where(defaulted, lgd * bal_q, 0.0)
+            rec = np.where(defaulted, (1.0 - lgd) * bal_q, 0.0)
+            hit = np.flatnonzero(defaulted & (t + lag < n_months))
+            out["recovery_amount"][t + lag[hit], hit] = rec[hit]
+
+            balance = np.where(stays_live, b_new, 0.0)
+            out_state[t] = new
+            out["current_balance"][t] = balance
+            out["scheduled_payment"][t] = sched_pay
+            out["principal_paid"][t] = principal
+            out["interest_paid"][t] = interest
+            out["prepayment_amount"][t] = prepay_amt
+            out["actual_payment"][t] = principal + interest + prepay_amt
+            out["loss_amount"][t] = loss
+            state, q, bal_q, ci_q = new, q_new, balance, np.where(stays_live, ci_new, ci_q)
+
+        months = pd.date_range(self.cutoff, periods=n_months, freq="MS")
+        dpd_of_state = np.array([0, 30, 60, 90, 120, 0, 0], dtype=np.int64)
+        codes = np.repeat(np.arange(n, dtype=np.int32), n_months)
+        panel = pd.DataFrame(
+            {
+                "loan_id": pd.Categorical.from_codes(codes, categories=pd.Index(loans["loan_id"].to_numpy())),
+                "reporting_month": np.tile(months.to_numpy(), n),
+            }
+        )
+        for key in ("current_balance", "scheduled_payment", "actual_payment", "principal_paid",
+                    "interest_paid", "prepayment_amount"):
+            panel[key] = np.round(out[key].T.ravel(), 2)
+        st = out_state.T.ravel()
+        panel["days_past_due"] = dpd_of_state[st]
+        panel["loan_state"] = st
+        panel["loss_amount"] = np.round(out["loss_amount"].T.ravel(), 2)
+        panel["recovery_amount"] = np.round(out["recovery_amount"].T.ravel(), 2)
+        return panel

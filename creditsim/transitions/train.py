@@ -1,0 +1,335 @@
+"""Train the :class:`~creditsim.transitions.transformer.TransitionTransformer` on synthetic cohorts.
+
+    python -m creditsim.transitions.train [--out DIR] [--epochs N] [--quiet]
+
+Training data (decision). Real loan panels with many different macro paths do not exist in the
+bundled data (the UCI credit-card panel spans six months of one economy), so the model learns from
+synthetic books whose roll rates respond to the macro path (:class:`~creditsim.transitions.synthetic.
+LoanTapeGenerator`): for every scenario type, ``paths_per_scenario`` macro paths of
+:class:`~creditsim.macro.synthetic.MacroScenarioGenerator` (its own seed per scenario), each driving
+its own freshly drawn loan tape (its own seed). Every panel is turned into monthly transition counts
+per cohort with :func:`~creditsim.transitions.cohorts.transition_counts` under two cohort definitions: the
+default ``asset_class|vintage|risk`` cohorts and the coarse ``asset_class`` cohorts the simulation
+engine uses, so the model serves both granularities. A row with the cut-off state (all loans CURRENT)
+is prepended to each panel so that count month ``t`` is the move *during* macro month ``t`` (the
+convention of the ``(S, C, T, 7, 7)`` matrices).
+
+Split (blocked by macro path): within each scenario the first paths train, the next ones validate
+(early stopping) and the last ones are held out for :mod:`creditsim.transitions.evaluate`; no
+macro path, and no loan, is shared between splits.
+
+Homogeneous baselines come from the *same training panels*: :class:`~creditsim.transitions.markov.
+MarkovTransitionModel` is fitted on each training panel and the per-panel counts are summed (the
+multinomial MLE of the concatenated panels is the row-normalised sum, since no move crosses panels;
+concatenating millions of rows only to count them again would waste memory), plus a per-cohort
+homogeneous chain from the summed training counts.
+
+The trainer is :func:`creditsim.nn.trainer.fit` (AdamW, clipping, early stopping on the
+validation NLL, best weights restored, rich progress bar); its KL warm-up is unused here (0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from creditsim.errors import ConfigError
+from creditsim.transitions.transformer import PRETRAINED_DIR, TransitionConfig, TransitionTransformer
+from creditsim.states import N_STATES, SCENARIOS
+from creditsim.nn.trainer import TrainConfig, TrainResult
+
+__all__ = [
+    "TransitionDataConfig",
+    "CohortMonthData",
+    "TransitionTrainingResult",
+    "SHIPPED_CONFIG",
+    "SHIPPED_TRAINING",
+    "SHIPPED_DATA",
+    "build_transition_data",
+    "train_transition_model",
+    "main",
+]
+
+COHORT_DEFINITIONS: tuple[str, ...] = ("asset_class_vintage_risk", "asset_class")
+
+
+@dataclass
+class TransitionDataConfig:
+    """Size of the synthetic training set.
+
+    ``paths_per_scenario`` macro paths per scenario type are split into ``n_val`` validation and
+    ``n_test`` test paths (the last ones) and the rest for training.
+    """
+
+    paths_per_scenario: int = 14
+    n_val: int = 3
+    n_test: int = 3
+    n_loans: int = 3000
+    n_months: int = 60
+    seed: int = 0
+    cutoff: str = "2025-01-01"
+    scenarios: tuple[int, ...] = (0, 1, 2, 3)
+    cohort_definitions: tuple[str, ...] = COHORT_DEFINITIONS
+
+    def __post_init__(self) -> None:
+        for name in ("paths_per_scenario", "n_loans", "n_months"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f"TransitionDataConfig.{name} must be a positive integer, got {value!r}")
+        for name in ("n_val", "n_test", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ConfigError(f"TransitionDataConfig.{name} must be an integer >= 0, got {value!r}")
+        if self.paths_per_scenario - self.n_val - self.n_test < 1:
+            raise ConfigError(f"TransitionDataConfig: paths_per_scenario ({self.paths_per_scenario}) must exceed "
+                              f"n_val + n_test ({self.n_val + self.n_test}) to leave training paths")
+        self.scenarios = tuple(int(s) for s in self.scenarios)
+        if not self.scenarios or any(not 0 <= s < len(SCENARIOS) for s in self.scenarios):
+            raise ConfigError(f"TransitionDataConfig.scenarios must be indices in 0..{len(SCENARIOS) - 1}, "
+                              f"got {self.scenarios}")
+        self.cohort_definitions = tuple(self.cohort_definitions)
+        if not self.cohort_definitions:
+            raise ConfigError("TransitionDataConfig.cohort_definitions must not be empty")
+
+
+@dataclass
+class CohortMonthData:
+    """Cohort sequences of one split. N sequences = (macro path, cohort definition, cohort).
+
+    Attributes:
+        cohort_features: ``(N, 12)`` float64, natural units (``COHORT_FEATURES``).
+        macro: ``(N, T, 9)`` float64 decimals; month t drives count month t.
+        counts: ``(N, T, 7, 7)`` int64 moves during month t, from-state x to-state.
+        cohort: ``(N,)`` cohort labels; ``definition``: ``(N,)`` cohort definition of each row.
+        path: ``(N,)`` global macro path id; ``scenario``: ``(N,)`` scenario index.
+        markov_counts: ``(7, 7)`` int64 summed ``counts_`` of MarkovTransitionModel fits on the panels.
+    """
+
+    cohort_features: np.ndarray
+    macro: np.ndarray
+    counts: np.ndarray
+    cohort: np.ndarray
+    definition: np.ndarray
+    path: np.ndarray
+    scenario: np.ndarray
+    markov_counts: np.ndarray = field(default_factory=lambda: np.zeros((N_STATES, N_STATES), np.int64))
+
+    def __len__(self) -> int:
+        return int(self.counts.shape[0])
+
+    def subset(self, mask: np.ndarray) -> CohortMonthData:
+        """Rows where ``mask`` is True (``markov_counts`` kept: it describes the panels)."""
+        m = np.asarray(mask, dtype=bool)
+        return CohortMonthData(self.cohort_features[m], self.macro[m], self.counts[m], self.cohort[m],
+                               self.definition[m], self.path[m], self.scenario[m], self.markov_counts)
+
+    def tensors(self) -> list[torch.Tensor]:
+        """``[cohort_features (N, 12), macro (N, T, 9), counts (N, T, 7, 7)]`` float32 tensors."""
+        return [torch.as_tensor(self.cohort_features, dtype=torch.float32),
+                torch.as_tensor(self.macro, dtype=torch.float32),
+                torch.as_tensor(self.counts, dtype=torch.float32)]
+
+
+def _panel_with_cutoff_row(panel: pd.DataFrame, loans: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Prepend each loan's cut-off state (CURRENT, month before the first panel month)."""
+    ids = panel["loan_id"]
+    categories = ids.cat.categories if isinstance(ids.dtype, pd.CategoricalDtype) else None
+    loan_id = pd.Categorical(loans["loan_id"], categories=categories) if categories is not None else loans["loan_id"]
+    first = pd.DataFrame({
+        "loan_id": loan_id,
+        "reporting_month": np.full(len(loans), (cutoff - pd.offsets.MonthBegin(1)).to_datetime64()),
+        "current_balance": loans["current_balance"].to_numpy(np.float64),
+        "loan_state": np.zeros(len(loans), dtype=np.int64),
+    })
+    rest = panel[["loan_id", "reporting_month", "current_balance", "loan_state"]]
+    return pd.concat([first, rest], ignore_index=True)
+
+
+def build_transition_data(cfg: TransitionDataConfig | None = None, progress: bool = True) -> dict[str, CohortMonthData]:
+    """Simulate the synthetic books and return ``{"train", "val", "test"}`` :class:`CohortMonthData`.
+
+    Deterministic for a given ``cfg.seed`` (one SeedSequence, spawned per scenario and per path).
+    """
+    from rich.progress import Progress
+
+    from creditsim.transitions.cohorts import cohort_features, transition_counts
+    from creditsim.transitions.synthetic import LoanTapeGenerator
+    from creditsim.macro.synthetic import MacroScenarioGenerator
+    from creditsim.transitions.markov import MarkovTransitionModel
+
+    cfg = cfg if cfg is not None else TransitionDataConfig()
+    if not isinstance(cfg, TransitionDataConfig):
+        raise ConfigError(f"data config must be a TransitionDataConfig, got {type(cfg).__name__}")
+    cutoff = pd.Timestamp(cfg.cutoff).to_period("M").to_timestamp()
+    root = np.random.SeedSequence(cfg.seed)
+    macro_ss, tape_ss = root.spawn(2)
+    scen_seeds = [int(s.generate_state(1)[0]) for s in macro_ss.spawn(len(SCENARIOS))]
+    n_paths = len(cfg.scenarios) * cfg.paths_per_scenario
+    tape_seeds = [int(s.generate_state(1)[0]) for s in tape_ss.spawn(n_paths)]
+    gen = MacroScenarioGenerator(cfg.n_months, start=cutoff)
+    n_train = cfg.paths_per_scenario - cfg.n_val - cfg.n_test
+    split_of = ["train"] * n_train + ["val"] * cfg.n_val + ["test"] * cfg.n_test
+    fields_ = ("feat", "macro", "counts", "cohort", "definition", "path", "scenario")
+    rows: dict[str, dict[str, list[Any]]] = {s: {k: [] for k in fields_} for s in ("train", "val", "test")}
+    markov_counts = {s: np.zeros((N_STATES, N_STATES), np.int64) for s in rows}
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("simulating cohort panels", total=n_paths)
+        path_id = 0
+        for scenario in cfg.scenarios:
+            paths = gen.generate_scenario(scenario, cfg.paths_per_scenario, seed=scen_seeds[scenario])
+            for k in range(cfg.paths_per_scenario):
+                split = split_of[k]
+                macro = paths[k]
+                loans, panel = LoanTapeGenerator(cfg.n_loans, cfg.n_months, random_seed=tape_seeds[path_id],
+                                                 macro_path=macro, cutoff=cutoff).generate()
+                full = _panel_with_cutoff_row(panel, loans, cutoff)
+                with warnings.catch_warnings():
+                    # a small panel may lack a row (e.g. no DPD90 yet); only the summed counts are used
+                    warnings.filterwarnings("ignore", message="MarkovTransitionModel.fit: rows without")
+                    markov = MarkovTransitionModel().fit(full)
+                markov_counts[split] += markov.counts_
+                for definition in cfg.cohort_definitions:
+                    counts, cohorts, _ = transition_counts(full, loans, definition)
+                    feats = cohort_features(loans, definition, as_of=cutoff).loc[cohorts]
+                    r = rows[split]
+                    r["feat"].append(feats.to_numpy(np.float64))
+                    r["counts"].append(counts[:, : cfg.n_months])
+                    r["macro"].append(np.broadcast_to(macro[None], (len(cohorts), *macro.shape)))
+                    r["cohort"].append(np.asarray(cohorts, dtype=object))
+                    r["definition"].append(np.full(len(cohorts), definition, dtype=object))
+                    r["path"].append(np.full(len(cohorts), path_id))
+                    r["scenario"].append(np.full(len(cohorts), scenario))
+                path_id += 1
+                bar.advance(task)
+    out = {}
+    for split, r in rows.items():
+        if not r["feat"]:
+            shape_t = cfg.n_months
+            out[split] = CohortMonthData(np.zeros((0, 12)), np.zeros((0, shape_t, 9)),
+                                         np.zeros((0, shape_t, N_STATES, N_STATES), np.int64),
+                                         np.zeros(0, object), np.zeros(0, object), np.zeros(0, np.int64),
+                                         np.zeros(0, np.int64), markov_counts[split])
+            continue
+        out[split] = CohortMonthData(
+            np.concatenate(r["feat"]), np.concatenate(r["macro"]), np.concatenate(r["counts"]),
+            np.concatenate(r["cohort"]), np.concatenate(r["definition"]), np.concatenate(r["path"]),
+            np.concatenate(r["scenario"]), markov_counts[split],
+        )
+    return out
+
+
+#: shipped model: small enough to train in about a minute on 2 CPU cores and to ship (< 200 KB)
+SHIPPED_CONFIG = TransitionConfig(n_cohort_features=12, n_macro_vars=9, d_model=32, n_heads=4, n_layers=2,
+                                  n_states=7, dropout=0.0, max_months=120)
+SHIPPED_TRAINING = TrainConfig(epochs=100, batch_size=64, lr=3e-3, weight_decay=1e-4, grad_clip=1.0, patience=15,
+                               min_epochs=10, kl_warmup=0, seed=0, device="cpu")
+SHIPPED_DATA = TransitionDataConfig()
+
+
+@dataclass
+class TransitionTrainingResult:
+    """What :func:`train_transition_model` produced: the model, the fit record, the data and the
+    held-out evaluation table (``evaluation``, see ``transition_eval.evaluate_transition_models``)."""
+
+    model: TransitionTransformer
+    fit: TrainResult
+    data: dict[str, CohortMonthData]
+    evaluation: pd.DataFrame | None = None
+    seconds_data: float = 0.0
+    seconds_train: float = 0.0
+
+
+def _loss_fn(model: TransitionTransformer, batch: list[torch.Tensor], epoch: int) -> dict[str, torch.Tensor]:
+    cf, macro, counts = batch
+    return {"loss": model.loss(cf, macro, counts)}
+
+
+def prepare_model(model: TransitionTransformer, train: CohortMonthData) -> TransitionTransformer:
+    """Set the scalers (training macro and cohort-feature mean / sd) and the pooled prior matrix."""
+    from creditsim.transitions.evaluate import homogeneous_matrix
+
+    if len(train) == 0:
+        raise ConfigError("training set is empty")
+    macro = train.macro.reshape(-1, train.macro.shape[-1])
+    model.set_scalers(macro.mean(0), macro.std(0), train.cohort_features.mean(0), train.cohort_features.std(0),
+                      macro.min(0), macro.max(0))
+    model.set_prior(homogeneous_matrix(train.counts.sum(axis=(0, 1))))
+    return model
+
+
+def train_transition_model(
+    data: dict[str, CohortMonthData] | None = None,
+    model_config: TransitionConfig = SHIPPED_CONFIG,
+    train_config: TrainConfig = SHIPPED_TRAINING,
+    data_config: TransitionDataConfig | None = None,
+    out: str | Path | None = None,
+    evaluate: bool = True,
+) -> TransitionTrainingResult:
+    """Build (or take) the data, train with early stopping, evaluate on the test paths, save.
+
+    Args:
+        data: splits from :func:`build_transition_data`; built from ``data_config`` when None.
+        model_config, train_config: model and optimisation settings.
+        out: checkpoint folder to write (safetensors + JSON), or None.
+        evaluate: compute the held-out table (transformer vs homogeneous Markov baselines).
+    """
+    from creditsim.nn.trainer import fit
+
+    t0 = time.perf_counter()
+    if data is None:
+        data_config = data_config if data_config is not None else TransitionDataConfig()
+        data = build_transition_data(data_config, progress=train_config.progress)
+    t_data = time.perf_counter() - t0
+    torch.manual_seed(train_config.seed)
+    model = prepare_model(TransitionTransformer(model_config), data["train"])
+    val = data["val"].tensors() if len(data.get("val", [])) else None
+    t1 = time.perf_counter()
+    result = fit(model, _loss_fn, data["train"].tensors(), val, train_config, description="transition transformer")
+    t_train = time.perf_counter() - t1
+    table = None
+    if evaluate and len(data.get("test", [])):
+        from creditsim.transitions.evaluate import evaluate_transition_models
+
+        table = evaluate_transition_models(model, data["train"], data["test"])
+    if out is not None:
+        extra: dict[str, Any] = {
+            "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+            "best_val_nll": result.best_val_loss, "seconds_train": round(t_train, 1),
+            "data": "given" if data_config is None else
+                    {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(data_config).items()},
+            "n_sequences": {k: len(v) for k, v in data.items()},
+        }
+        if table is not None:
+            extra["held_out"] = {name: {k: float(v) for k, v in row.items()} for name, row in table.iterrows()}
+        model.save_pretrained(out, extra=extra)
+    return TransitionTrainingResult(model, result, data, table, t_data, t_train)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(PRETRAINED_DIR), help="checkpoint folder (default: the shipped one)")
+    parser.add_argument("--epochs", type=int, default=None, help="maximum epochs (early stopping may end sooner)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    # one thread: the tensors are small, and on a shared 2-core machine more threads only contend
+    torch.set_num_threads(1)
+    train_cfg = replace(SHIPPED_TRAINING, progress=not args.quiet, **({"epochs": args.epochs} if args.epochs else {}))
+    res = train_transition_model(model_config=SHIPPED_CONFIG, train_config=train_cfg, data_config=SHIPPED_DATA,
+                                 out=args.out)
+    print(f"TransitionTransformer written to {args.out}: best epoch {res.fit.best_epoch} of {res.fit.epochs_run}, "
+          f"data {res.seconds_data:.0f} s, training {res.seconds_train:.0f} s")
+    if res.evaluation is not None:
+        with pd.option_context("display.width", 160, "display.max_columns", 20):
+            print(res.evaluation.round(5).to_string())
+
+
+if __name__ == "__main__":
+    main()
