@@ -3,7 +3,7 @@
 Floors (``docs/architecture.md``): data flows down, imports only go down or sideways within a package.
 
 ====  =====================================================================================
-0     ground floor: errors states schema fileio checkpoints rng features io cents fixed_order
+0     ground floor: errors states schema fileio checkpoints rng features io yamlfile cents fixed_order
       threads lazy (import nothing of creditsim but each other)
 1     datasets, nn, examples, pretrained
 2     macro, ratings
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "creditsim"
-GROUND = {"errors", "states", "schema", "fileio", "checkpoints", "rng", "features", "io", "cents",
+GROUND = {"errors", "states", "schema", "fileio", "checkpoints", "rng", "features", "io", "cents", "yamlfile",
           "fixed_order", "threads", "lazy"}
 FLOOR = {
     **{g: 0 for g in GROUND},

@@ -46,6 +46,8 @@ from typing import Any
 import yaml
 
 from creditsim.errors import ConfigError
+from creditsim.fileio import atomic_write
+from creditsim.yamlfile import read_yaml, short_repr
 
 __all__ = ["Tranche", "WaterfallConfig", "load_deal", "dump_deal", "IC_CURE_MODES"]
 
@@ -95,34 +97,28 @@ def _as_float(value: Any, where: str) -> float:
     """Coerce a YAML scalar to float (PyYAML reads ``5e-3`` as a string) or raise naming ``where``."""
     # bytes (``!!binary``) and dates would otherwise coerce or fail with a bare TypeError
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ConfigError(f"{where} must be a number, got {_short(value)}")
+        raise ConfigError(f"{where} must be a number, got {short_repr(value)}")
     if isinstance(value, str) and len(value) > _MAX_NUMBER_CHARS:
         raise ConfigError(f"{where} must be a number, got a {len(value)}-character string")
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{where} must be a number, got {_short(value)}") from None
+        raise ConfigError(f"{where} must be a number, got {short_repr(value)}") from None
     except OverflowError:  # a huge Python int (Tranche / WaterfallConfig built in code)
         # str() of a >4300-digit int raises too: estimate the digits from the bit length
         digits = int(abs(value).bit_length() * math.log10(2)) + 1
         raise ConfigError(f"{where} must be a finite number, got an integer of about {digits} digits") from None
     if not math.isfinite(out):
-        raise ConfigError(f"{where} must be finite, got {_short(value)}")
+        raise ConfigError(f"{where} must be finite, got {short_repr(value)}")
     if abs(out) > _MAX_AMOUNT:
         raise ConfigError(f"{where} must be at most {_MAX_AMOUNT:.0e} in absolute value, got {out:.6g}")
     return out
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters: a message stays one short line whatever the input."""
-    text = " ".join(repr(value).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _as_bool(value: Any, where: str) -> bool:
     if isinstance(value, bool):
         return value
-    raise ConfigError(f"{where} must be true or false, got {_short(value)}")
+    raise ConfigError(f"{where} must be true or false, got {short_repr(value)}")
 
 
 def _as_name(value: Any, where: str) -> str:
@@ -137,7 +133,7 @@ def _as_name(value: Any, where: str) -> str:
         raise ConfigError(f"{where} must be at most {_MAX_NAME_CHARS} characters, got {len(text)}")
     if any(c in text for c in "\r\n\0"):
         # names are printed in one-line reports and messages
-        raise ConfigError(f"{where} must be one line of text, got {_short(text)}")
+        raise ConfigError(f"{where} must be one line of text, got {short_repr(text)}")
     return text
 
 
@@ -322,7 +318,7 @@ class WaterfallConfig:
             # isfinite before int(): int(nan) / int(inf) raise bare ValueError / OverflowError
             if (isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val)
                     or float(val) != int(val)):
-                raise ConfigError(f"{key} must be a whole number of months, got {_short(val)}")
+                raise ConfigError(f"{key} must be a whole number of months, got {short_repr(val)}")
             if int(val) < 0:
                 raise ConfigError(f"{key} must be >= 0, got {val!r}")
             if int(val) > _MAX_MONTHS:
@@ -335,10 +331,10 @@ class WaterfallConfig:
         self.name = _as_name(self.name, "name")
         if not isinstance(self.payment_frequency, str) or self.payment_frequency != "monthly":
             raise ConfigError(
-                f"payment_frequency must be 'monthly' (the only frequency modelled), got {_short(self.payment_frequency)}"
+                f"payment_frequency must be 'monthly' (the only frequency modelled), got {short_repr(self.payment_frequency)}"
             )
         if not isinstance(self.ic_cure, str) or self.ic_cure not in IC_CURE_MODES:
-            raise ConfigError(f"ic_cure must be one of {list(IC_CURE_MODES)}, got {_short(self.ic_cure)}")
+            raise ConfigError(f"ic_cure must be one of {list(IC_CURE_MODES)}, got {short_repr(self.ic_cure)}")
         if self.soft_temperature <= 0:
             raise ConfigError(f"soft_temperature must be > 0, got {self.soft_temperature}")
         for key in ("management_fee", "sub_fee"):
@@ -500,132 +496,17 @@ class WaterfallConfig:
         return cls(**data)
 
 
-def _yaml_error_line(exc: yaml.YAMLError) -> str:
-    """PyYAML's multi-line message as one line: ``line L, column C: problem (while ... at line L')``.
-
-    Lines and columns are 1-based, as editors show them.
-    """
-    if not isinstance(exc, yaml.MarkedYAMLError):
-        return " ".join(str(exc).split())
-    parts = []
-    mark = exc.problem_mark or exc.context_mark
-    if mark is not None:
-        parts.append(f"line {mark.line + 1}, column {mark.column + 1}:")
-    parts.append(exc.problem or "syntax error")
-    if exc.context:
-        where = exc.context
-        if exc.context_mark is not None and exc.context_mark is not mark:
-            where += f" started at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}"
-        parts.append(f"({where})")
-    return " ".join(" ".join(parts).split())
-
-
-class _DealFileError(Exception):
-    """A deal file breaks one of :class:`_DealLoader`'s limits; ``str`` is the one-line reason."""
-
-
-def _at(node_or_event: Any) -> str:
-    mark = node_or_event.start_mark
-    return f"line {mark.line + 1}, column {mark.column + 1}"
-
-
-class _DealLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` with the limits a deal file needs (issue 10).
-
-    - Anchors and aliases (``&a`` / ``*a``) are refused outright: a deal file is small flat data with
-      no use for them, and aliases are what a "billion laughs" bomb is built from (nine nested
-      aliases expand to 10**9 strings). Refusing them at composition costs nothing and needs no
-      counting policy.
-    - Collections nest at most ``_MAX_YAML_DEPTH`` deep (PyYAML composes recursively: a deeper file
-      would end in a RecursionError).
-    - A mapping key given twice is an error naming the key and both lines (PyYAML keeps the last
-      silently, which would quietly drop e.g. the first ``oc_trigger``).
-    - Integers with more than ``_MAX_NUMBER_CHARS`` characters are refused before ``int()`` sees them
-      (Python's 4300-digit limit would raise a bare ValueError; such numbers are never deal data).
-    """
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent):
-            raise _DealFileError(f"{_at(event)}: YAML aliases (*{event.anchor}) are not allowed in a deal file")
-        if getattr(event, "anchor", None) is not None:
-            raise _DealFileError(f"{_at(event)}: YAML anchors (&{event.anchor}) are not allowed in a deal file")
-        nests = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
-        if nests:
-            self._depth += 1
-            if self._depth > _MAX_YAML_DEPTH:
-                raise _DealFileError(
-                    f"{_at(event)}: nesting deeper than {_MAX_YAML_DEPTH} levels; a deal file is a mapping "
-                    "with a list of tranche mappings"
-                )
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            if nests:
-                self._depth -= 1
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[Any, Any] = {}
-            for key_node, _ in node.value:
-                # keys of a deal are scalars; a collection key is left to PyYAML's own error
-                if not isinstance(key_node, yaml.ScalarNode):
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    first = seen.get(key)
-                except TypeError:  # unhashable: PyYAML reports it below
-                    continue
-                if first is not None:
-                    raise _DealFileError(
-                        f"{_at(key_node)}: duplicate key {_short(key)} (first given at {_at(first)})"
-                    )
-                seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)
-
-    def construct_yaml_int(self, node: Any) -> int:
-        text = str(node.value)
-        if len(text) > _MAX_NUMBER_CHARS:
-            raise _DealFileError(
-                f"{_at(node)}: an integer of {len(text)} characters; numbers in a deal file have at most "
-                f"{_MAX_NUMBER_CHARS}"
-            )
-        return super().construct_yaml_int(node)
-
-
-_DealLoader.add_constructor("tag:yaml.org,2002:int", _DealLoader.construct_yaml_int)
-
-
 def load_deal(path: str | os.PathLike[str]) -> WaterfallConfig:
     """Read a deal YAML file into a validated :class:`WaterfallConfig`.
 
     Beyond the field checks of :class:`WaterfallConfig`, the file must be at most ``_MAX_DEAL_BYTES``
     (1 MiB) of UTF-8 YAML without anchors / aliases, nested at most ``_MAX_YAML_DEPTH`` deep, without
-    duplicate keys (see :class:`_DealLoader`); every violation is a one-line :class:`ConfigError`.
+    duplicate keys (:func:`creditsim.yamlfile.read_yaml`); every violation is a one-line
+    :class:`ConfigError`.
     """
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"deal file not found: {p}")
-    size = p.stat().st_size
-    if size > _MAX_DEAL_BYTES:
-        # checked before reading: a deal is a few hundred bytes, a 1 GB file is a wrong path
-        raise ConfigError(f"deal file {p} is {size:,} bytes; a deal file is at most {_MAX_DEAL_BYTES:,} bytes")
-    try:
-        loader = _DealLoader(p.read_text(encoding="utf-8"))
-        try:
-            data = loader.get_single_data()
-        finally:
-            loader.dispose()
-    except _DealFileError as exc:
-        raise ConfigError(f"deal file {p}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"deal file {p} is not valid YAML: {_yaml_error_line(exc)}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"deal file {p} is not UTF-8 text") from None
+    data = read_yaml(p, what="deal file", max_bytes=_MAX_DEAL_BYTES, max_depth=_MAX_YAML_DEPTH,
+                     max_number_chars=_MAX_NUMBER_CHARS, layout="a mapping with a list of tranche mappings")
     try:
         return WaterfallConfig.from_dict(data)
     except ConfigError as exc:
@@ -635,7 +516,5 @@ def load_deal(path: str | os.PathLike[str]) -> WaterfallConfig:
 def dump_deal(config: WaterfallConfig, path: str | os.PathLike[str]) -> Path:
     """Write ``config`` as YAML, atomically (:func:`creditsim.fileio.atomic_write`: temporary sibling +
     ``os.replace``, umask permissions); returns the path."""
-    from creditsim.fileio import atomic_write  # pandas-backed module: keep `import deal` light
-
     text = yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True)
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
