@@ -44,6 +44,7 @@ __getattr__, __dir__, _public = attach(__name__, {
     # 3 loans
     "LoanTapeGenerator": "creditsim.transitions.synthetic",
     "LoanTrajectoryModel": "creditsim.loans.trajectory",
+    "pool_cashflows": "creditsim.loans.pool",
     # 4 the deal
     "WaterfallConfig": "creditsim.deal.config",
     "Tranche": "creditsim.deal.config",
@@ -51,6 +52,7 @@ __getattr__, __dir__, _public = attach(__name__, {
     "run_waterfall": "creditsim.deal.waterfall",
     # 5 risk
     "simulate": "creditsim.risk.simulate",
+    "RunConfig": "creditsim.risk.config",
     "SimulationResults": "creditsim.risk.results",
     "TrancheResult": "creditsim.risk.results",
     "PortfolioAggregator": "creditsim.risk.aggregator",

@@ -12,9 +12,12 @@ which turns them into one-line messages and exit status 2) can catch one class.
 
 from __future__ import annotations
 
+import numbers
+
 from collections.abc import Iterable
 
 __all__ = [
+    "check_positive_int",
     "CreditSimError",
     "DataError",
     "ConfigError",
@@ -50,3 +53,11 @@ def format_labels(labels: Iterable[object], limit: int = 10) -> str:
     shown = ", ".join(repr(x) if isinstance(x, str) else str(x) for x in items[:limit])
     more = f" (and {len(items) - limit} more)" if len(items) > limit else ""
     return f"[{shown}]{more}"
+
+
+def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``, or a ConfigError naming the parameter (bools are refused:
+    ``True`` is an int to Python but never a count)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)

@@ -143,24 +143,45 @@ def print_results(results: Any, out: Console | None = None) -> None:
 
 
 
-def check_sim_resources(n_sims: int, horizon: int, chunk_size: int, seed: int) -> None:
+def check_sim_resources(n_sims: int | None, horizon: int | None, chunk_size: int | None, seed: int | None) -> None:
     """Refuse, before any work, CLI numbers that are invalid or would exhaust memory (one-line
-    :class:`ConfigError` naming the option)."""
-    # imported here: the CLI keeps its start-up light (the simulation stack loads torch)
-    from creditsim.risk.simulate import MAX_HORIZON_MONTHS, MAX_RESULT_BYTES, estimate_result_bytes
+    :class:`ConfigError` naming the option). Options not given (None) are left to the run config."""
+    from creditsim.risk.config import MAX_HORIZON_MONTHS, MAX_RESULT_BYTES, estimate_result_bytes
 
-    if n_sims < 1:
+    if n_sims is not None and n_sims < 1:
         raise ConfigError(f"--n-sims must be a positive integer, got {n_sims}")
-    if horizon < 1 or horizon > MAX_HORIZON_MONTHS:
+    if horizon is not None and (horizon < 1 or horizon > MAX_HORIZON_MONTHS):
         raise ConfigError(f"--horizon must be between 1 and {MAX_HORIZON_MONTHS} months, got {horizon}")
-    if chunk_size < 1:
+    if chunk_size is not None and chunk_size < 1:
         raise ConfigError(f"--chunk-size must be a positive integer, got {chunk_size}")
-    if not 0 <= seed < 2**63:
+    if seed is not None and not 0 <= seed < 2**63:
         raise ConfigError(f"--seed must be between 0 and 2**63-1, got {seed}")
+    if n_sims is None or horizon is None:
+        return
     need = estimate_result_bytes(n_sims, horizon)
     if need > MAX_RESULT_BYTES:
         raise ConfigError(f"--n-sims {n_sims} x --horizon {horizon}: results would need about "
                           f"{need / 2**30:,.1f} GiB (limit {MAX_RESULT_BYTES / 2**30:.0f} GiB); lower --n-sims")
+
+
+def run_config(config_file: Path | None, options: dict[str, Any]) -> Any:
+    """The :class:`~creditsim.risk.config.RunConfig` of a ``simulate`` command: the ``--config`` file
+    (or the defaults), overridden by every option given on the command line (None = not given).
+
+    ``macro`` may name a macro csv/parquet file (a string that is not vae / synthetic / fed); it is
+    read here, so the run gets a validated frame.
+    """
+    from creditsim.macro.scenarios import MACRO_SOURCES
+    from creditsim.risk.config import RunConfig
+
+    base = RunConfig.from_yaml(config_file) if config_file is not None else RunConfig()
+    cfg = base.replace(progress=True, **{k: v for k, v in options.items() if v is not None})
+    if isinstance(cfg.macro, str) and cfg.macro not in MACRO_SOURCES:
+        mp = Path(cfg.macro)
+        if not mp.is_file():
+            raise ConfigError(f"--macro must be vae, synthetic, fed or an existing file, got {cfg.macro!r}")
+        cfg = cfg.replace(macro=read_macro_file(mp))
+    return cfg
 
 
 def register(app: typer.Typer) -> None:
@@ -171,58 +192,52 @@ def register(app: typer.Typer) -> None:
         tape: Path = typer.Option(..., "--tape", help="loan tape (.csv, .csv.gz or .parquet)"),
         deal: Path = typer.Option(..., "--deal", help="deal YAML file"),
         out: Path = typer.Option(..., "--out", help="run directory to create (e.g. runs/NAME)"),
-        n_sims: int = typer.Option(10_000, "--n-sims", help="number of Monte Carlo scenarios"),
+        n_sims: int = typer.Option(None, "--n-sims", help="number of Monte Carlo scenarios [default: 10000]"),
         mix: str = typer.Option(None, "--mix", help="scenario mix, e.g. 'baseline=0.5,severely_adverse=0.5' "
                                 "or one scenario name (default 0.6/0.25/0.1/0.05)"),
-        macro: str = typer.Option("vae", "--macro", help="vae | synthetic | fed | path to a macro csv/parquet"),
-        engine: str = typer.Option("markov", "--engine", help="markov | transformer | trajectory"),
-        seed: int = typer.Option(0, "--seed", help="master seed of every random draw"),
-        chunk_size: int = typer.Option(500, "--chunk-size", help="scenarios per chunk"),
-        horizon: int = typer.Option(60, "--horizon", help="simulation horizon, months"),
-        backend: str = typer.Option("local", "--backend", help="local | dask"),
-        device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
+        macro: str = typer.Option(None, "--macro", help="vae | synthetic | fed | path to a macro csv/parquet "
+                                  "[default: vae]"),
+        engine: str = typer.Option(None, "--engine", help="markov | transformer | trajectory [default: markov]"),
+        seed: int = typer.Option(None, "--seed", help="master seed of every random draw [default: 0]"),
+        chunk_size: int = typer.Option(None, "--chunk-size", help="scenarios per chunk [default: 500]"),
+        horizon: int = typer.Option(None, "--horizon", help="simulation horizon, months [default: 60]"),
+        backend: str = typer.Option(None, "--backend", help="local | dask [default: local]"),
+        device: str = typer.Option(None, "--device", help="cpu | cuda [default: cpu]"),
+        config: Path = typer.Option(None, "--config", help="run settings YAML (RunConfig fields, e.g. "
+                                    "n_simulations, scenario_mix, macro, seed, horizon); options given here "
+                                    "override the file"),
         excel: bool = typer.Option(False, "--excel", help="also write results.xlsx into the run directory"),
         html_report: bool = typer.Option(False, "--html", help="also write report.html into the run directory"),
     ) -> None:
         """Run the Monte Carlo simulation of a deal on a loan tape and save the run."""
+        # the CLI imports its stack on use: `creditsim --help` and the data commands must not pay for torch
         import time
 
-        from creditsim.risk.simulate import check_device, simulate, versions
-        from creditsim.risk.results import check_result_target
-        from creditsim.macro.scenarios import parse_scenario_mix
+        import yaml
 
-        # cheap checks first: a bad --out, --device or --mix must not cost a simulation
+        from creditsim.deal.config import load_deal
+        from creditsim.fileio import fault_point
+        from creditsim.risk.results import check_result_target
+        from creditsim.risk.simulate import simulate, versions
+
+        # cheap checks first: a bad --out, --config, --device or --mix must not cost a simulation
         check_result_target(out, "--out")
         check_sim_resources(n_sims, horizon, chunk_size, seed)
-        check_device(device)
-        parse_scenario_mix(mix)
+        run_cfg = run_config(config, {"n_simulations": n_sims, "scenario_mix": mix, "macro": macro, "engine": engine,
+                                      "seed": seed, "chunk_size": chunk_size, "horizon": horizon,
+                                      "backend": backend, "device": device})
         loans = read_tape(tape)
-        from creditsim.deal.config import load_deal
-
         deal_cfg = load_deal(deal)
-        if macro in ("vae", "synthetic", "fed"):
-            macro_arg: Any = macro
-        else:
-            mp = Path(macro)
-            if not mp.is_file():
-                raise ConfigError(f"--macro must be vae, synthetic, fed or an existing file, got {macro!r}")
-            macro_arg = read_macro_file(mp)
-        from creditsim.fileio import fault_point
-
         t0 = time.perf_counter()
         fault_point("simulate")  # test hook (CREDITSIM_FAULT_POINT): a run interrupted before any write
-        results = simulate(
-            loans, deal_cfg, n_simulations=n_sims, scenario_mix=mix, macro=macro_arg, engine=engine, seed=seed,
-            chunk_size=chunk_size, backend=backend, progress=True, device=device, horizon=horizon,
-        )
+        results = simulate(loans, deal_cfg, run_cfg)
         wall = time.perf_counter() - t0
         results.settings.update({
             "tape": str(tape), "tape_sha256": _sha256(tape), "deal_file": str(deal),
-            "deal_sha256": _sha256(deal), "macro": macro, "wall_seconds": round(wall, 3),
+            "deal_sha256": _sha256(deal), "macro": macro or results.settings["macro"], "wall_seconds": round(wall, 3),
+            "config_file": None if config is None else str(config),
         })
         run_info = {"settings": results.settings, "versions": versions()}
-        import yaml
-
         extra = {
             "run.json": json.dumps(run_info, indent=2, default=str),
             "deal.yaml": yaml.safe_dump(deal_cfg.to_dict(), sort_keys=False),

@@ -21,6 +21,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "simulate_pool_cashflows": "creditsim.loans.engine",
     "simulate_pool_chunk": "creditsim.loans.engine",
     "Schedule": "creditsim.loans.schedule",
+    "pool_cashflows": "creditsim.loans.pool",
     "amortization_schedule": "creditsim.loans.schedule",
     "LoanTrajectoryModel": "creditsim.loans.trajectory",
     "TrajectoryConfig": "creditsim.loans.trajectory",

@@ -1,7 +1,8 @@
 """Risk: the Monte Carlo that wires the stages together, its results and the risk measures.
 
+- :mod:`~creditsim.risk.config`: :class:`RunConfig`, the validated settings of a run (YAML-loadable).
 - :mod:`~creditsim.risk.simulate`: :func:`simulate` (macro paths -> matrices -> pool cashflows ->
-  waterfall, chunked over scenarios) and :class:`RunConfig`.
+  waterfall, chunked over scenarios).
 - :mod:`~creditsim.risk.pool_engine`: :class:`PoolEngine`, one chunk of scenarios through the loan models.
 - :mod:`~creditsim.risk.backends`: local and dask.distributed execution of scenario chunks.
 - :mod:`~creditsim.risk.results`: :class:`SimulationResults`, :class:`TrancheResult`.
@@ -13,6 +14,7 @@ from creditsim.lazy import attach
 
 __getattr__, __dir__, __all__ = attach(__name__, {
     "simulate": "creditsim.risk.simulate",
+    "RunConfig": "creditsim.risk.config",
     "monte_carlo_simulate": "creditsim.risk.simulate",
     "PoolEngine": "creditsim.risk.pool_engine",
     "SimulationResults": "creditsim.risk.results",

@@ -32,8 +32,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from creditsim.errors import ConfigError, DataError
+from creditsim.loans.book import LoanBook
+from creditsim.loans.engine import simulate_pool_chunk
+from creditsim.ratings.lifetime import ZMacroLink, monthly_scenario_matrices
+from creditsim.schema import validate_loan_tape
+from creditsim.transitions.markov import MarkovTransitionModel
 from creditsim.states import ASSET_CLASSES, GRADES_8, LoanState
 from creditsim.rng import LOANS, torch_seed
 from creditsim.loans.pool import pool_cashflows
@@ -130,9 +136,6 @@ class PoolEngine:
                   transition_model: Any = None, rating_link: Any = None, device: str = "cpu") -> PoolEngine:
         """Validate the tape, build the loan book and pick the models (defaults documented in
         :func:`creditsim.risk.simulate.simulate`)."""
-        from creditsim.loans.book import LoanBook
-        from creditsim.schema import validate_loan_tape
-
         if not isinstance(loans, pd.DataFrame):
             raise DataError(f"loan tape: expected a pandas DataFrame, got {type(loans).__name__}")
         clean = validate_loan_tape(loans)
@@ -157,8 +160,6 @@ class PoolEngine:
                               f"segment per asset class {list(ASSET_CLASSES)} (fit with by='asset_class') "
                               f"or an unsegmented model")
         if rated and rating_link is None:
-            from creditsim.ratings.lifetime import ZMacroLink
-
             rating_link = ZMacroLink.from_bundled()
         return cls(book=book, transition_model=transition_model, seed=int(seed), horizon=int(horizon),
                    rating_link=rating_link if rated else None, device=device, _rated=rated)
@@ -190,8 +191,6 @@ class PoolEngine:
         mats = mats[:, :, :t_len]
         if not self._rated:
             return np.ascontiguousarray(mats)
-        from creditsim.ratings.lifetime import monthly_scenario_matrices
-
         rating = monthly_scenario_matrices(macro, self.rating_link)  # (s, T, 8, 8)
         hazard = rating_default_hazard(rating)
         rated = rated_cohort_matrices(hazard, mats[:, _CORPORATE])
@@ -199,8 +198,6 @@ class PoolEngine:
 
     def pool_cashflows(self, macro: np.ndarray, scenario_ids: np.ndarray) -> np.ndarray:
         """``(s, T, 7)`` float64 pool cashflows of the global scenarios ``scenario_ids``."""
-        from creditsim.loans.engine import simulate_pool_chunk
-
         mats = self.cohort_matrices(macro)
         if self.trajectory_model is not None:
             return self._trajectory_pool(mats, macro, scenario_ids)
@@ -217,8 +214,6 @@ class PoolEngine:
         arrives ``book.recovery_lag`` months later (dropped when that is after the horizon, as in the
         Markov engine's pool totals).
         """
-        import torch
-
 
         book, t_len = self.book, self.horizon
         dev = self.trajectory_model.device
@@ -241,9 +236,4 @@ class PoolEngine:
 
 def default_transition_model() -> Any:
     """The Markov model calibrated to the spec's base-case roll rates and macro sensitivities."""
-    try:
-        from creditsim.transitions.markov import MarkovTransitionModel
-    except ImportError:
-        raise ConfigError("no default transition model in this build (creditsim.transitions.markov is missing); "
-                          "pass transition_model=...") from None
     return MarkovTransitionModel.default()

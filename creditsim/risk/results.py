@@ -30,7 +30,7 @@ from creditsim.fileio import (
     replace_result_dir,
 )
 from creditsim.risk import measures
-from creditsim.states import MACRO_VARS, POOL_CF_TYPES, SCENARIOS
+from creditsim.states import MACRO_VARS, POOL_CF_TYPES, SCENARIOS, scenario_index
 
 __all__ = ["TrancheResult", "SimulationResults", "escape_excel_text"]
 
@@ -624,8 +624,6 @@ class SimulationResults:
 
 # ---------------------------------------------------------------------- helpers
 def _scenario_index(scenario: int | str) -> int:
-    from creditsim.states import scenario_index
-
     return scenario_index(scenario)
 
 

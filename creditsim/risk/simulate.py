@@ -34,43 +34,47 @@ recovery (lag 12) falls after the horizon.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import sys
 import time
 from collections.abc import Mapping
-import dataclasses
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from creditsim.deal.analytics import tranche_outcomes
+from creditsim.deal.config import Tranche, WaterfallConfig, load_deal
+from creditsim.deal.waterfall import run_waterfall
 from creditsim.errors import ConfigError
+from creditsim.features import loan_features
+from creditsim.loans.trajectory import LoanTrajectoryModel
+from creditsim.macro.scenarios import build_macro_paths, draw_scenario_labels, resolve_macro_start
+from creditsim.macro.vae import MacroVAE
 from creditsim.risk.backends import make_backend, run_chunks
+from creditsim.risk.config import RunConfig
+from creditsim.risk.pool_engine import PoolEngine
 from creditsim.risk.results import SimulationResults, TrancheResult
-from creditsim.macro.scenarios import (
-    build_macro_paths,
-    draw_scenario_labels,
-    parse_scenario_mix,
-    resolve_macro_start,
-)
+from creditsim.schema import validate_loan_tape
 from creditsim.states import MACRO_VARS, POOL_CF_TYPES, SCENARIOS
+from creditsim.transitions.transformer import TransitionTransformer
 
-__all__ = ["ENGINES", "simulate", "monte_carlo_simulate", "versions"]
+__all__ = ["simulate", "monte_carlo_simulate", "versions"]
 
-ENGINES: tuple[str, ...] = ("markov", "transformer", "trajectory")
 _LOSS = POOL_CF_TYPES.index("loss")
 
 
 def versions() -> dict[str, str]:
     """Versions of creditsim and the libraries that determine the numbers."""
-    import torch
-
     # the package root is loaded before any of its modules, so this is no import up the floors
-    out = {"creditsim": sys.modules["creditsim"].__version__, "python": platform.python_version(), "numpy": np.__version__,
-           "pandas": pd.__version__, "torch": torch.__version__}
+    out = {"creditsim": sys.modules["creditsim"].__version__, "python": platform.python_version(),
+           "numpy": np.__version__, "pandas": pd.__version__, "torch": torch.__version__}
     try:
-        import dask
+        import dask  # optional extra (creditsim[distributed])
 
         out["dask"] = dask.__version__
     except ImportError:  # pragma: no cover - optional extra
@@ -78,43 +82,7 @@ def versions() -> dict[str, str]:
     return out
 
 
-#: longest horizon a run may have, months (100 years)
-MAX_HORIZON_MONTHS = 1200
-#: memory the kept results of a run may take (cash flows, macro paths, per-tranche arrays), bytes
-MAX_RESULT_BYTES = 8 * 2**30
-# float64 values kept per (scenario, month): pool cash-flow types + macro variables + a generous
-# allowance for the per-tranche arrays (interest / principal / balance x up to ~10 tranches)
-_VALUES_PER_SIM_MONTH = len(POOL_CF_TYPES) + len(MACRO_VARS) + 40
-
-
-def estimate_result_bytes(n_sims: int, horizon: int) -> int:
-    """Rough upper estimate of the memory, bytes, that a run of ``n_sims`` x ``horizon`` months keeps."""
-    return int(n_sims) * int(horizon) * _VALUES_PER_SIM_MONTH * 8
-
-
-def check_run_size(n_sims: int, horizon: int) -> None:
-    """Refuse, before any work, a run whose horizon or kept results would exhaust memory.
-
-    A one-line ConfigError naming ``horizon`` or ``n_simulations``, the estimate and the limit, instead
-    of an allocation traceback minutes into the run (the engine itself streams in bounded chunks).
-    """
-    if horizon > MAX_HORIZON_MONTHS:
-        raise ConfigError(f"horizon must be at most {MAX_HORIZON_MONTHS} months, got {horizon}")
-    need = estimate_result_bytes(n_sims, horizon)
-    if need > MAX_RESULT_BYTES:
-        raise ConfigError(f"n_simulations={n_sims} x horizon={horizon}: the results would need about "
-                          f"{need / 2**30:,.1f} GiB (limit {MAX_RESULT_BYTES / 2**30:.0f} GiB); lower n_simulations")
-
-
-def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _as_deal(deal: Any) -> Any:
-    from creditsim.deal.config import WaterfallConfig, load_deal
-
     if isinstance(deal, WaterfallConfig):
         return deal
     if isinstance(deal, Mapping):
@@ -126,53 +94,11 @@ def _as_deal(deal: Any) -> Any:
 
 def _scaled_deal(config: Any, pool_balance: float) -> tuple[Any, float]:
     """Scale tranche notionals to the pool (see module docstring); returns (config, factor)."""
-    from creditsim.deal.config import Tranche
-
     basis = config.initial_collateral
     factor = pool_balance / basis
     tranches = [Tranche(**{**t.__dict__, "balance": t.balance * factor}) for t in config.tranches]
     coll = None if config.collateral_balance is None else config.collateral_balance * factor
     return replace(config, tranches=tranches, collateral_balance=coll), factor
-
-
-def check_device(device: Any) -> str:
-    """Validate a torch device name: ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (N an existing GPU).
-
-    Raises ConfigError for anything else, and when CUDA is asked for but not available, so a typo
-    never surfaces as a RuntimeError from inside torch half-way through a run.
-    """
-    import re
-
-    name = str(device).strip().lower() if isinstance(device, str) or type(device).__name__ == "device" else None
-    if name is None or not re.fullmatch(r"cpu|cuda(:\d+)?", name):
-        raise ConfigError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
-    if name.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {name!r}: CUDA is not available on this machine (torch "
-                              f"{torch.__version__}, no usable GPU); use device='cpu'")
-        if ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
-            raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
-    return name
-
-
-def _check_engine(engine: str) -> str:
-    if not isinstance(engine, str) or engine not in ENGINES:
-        raise ConfigError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
-    if engine == "transformer":
-        try:
-            import creditsim.transitions.transformer  # noqa: F401
-        except ImportError:
-            raise ConfigError("engine='transformer' needs the TransitionTransformer (creditsim.models."
-                              "transition_transformer), which is not part of this build; use engine='markov'") from None
-    if engine == "trajectory":
-        try:
-            import creditsim.loans.trajectory  # noqa: F401
-        except ImportError:
-            raise ConfigError("engine='trajectory' needs the LoanTrajectoryModel (creditsim.models."
-                              "loan_trajectory), which is not part of this build; use engine='markov'") from None
-    return engine
 
 
 def _default_cutoff(loans_df: Any, cutoff: Any) -> Any:
@@ -191,9 +117,6 @@ def _default_cutoff(loans_df: Any, cutoff: Any) -> Any:
 def _attach_trajectory_model(engine: Any, model: Any, loans_df: pd.DataFrame, cutoff: Any, device: str) -> None:
     """Give the pool engine the LoanTrajectoryModel (pretrained unless given) and the loans' features
     as of the cut-off."""
-    from creditsim.features import loan_features
-    from creditsim.loans.trajectory import LoanTrajectoryModel
-
     if model is None:
         model = LoanTrajectoryModel.from_pretrained(device=device)
     if not isinstance(model, LoanTrajectoryModel):
@@ -213,15 +136,11 @@ def _transition_model_for(engine: str, model: Any, loans_df: pd.DataFrame, devic
     """
     if engine != "transformer" and type(model).__name__ != "TransitionTransformer":
         return model
-    from creditsim.transitions.transformer import TransitionTransformer
-
     if model is None:
         model = TransitionTransformer.from_pretrained(device=device)
     if isinstance(model, TransitionTransformer):
         if not isinstance(loans_df, pd.DataFrame):
             raise ConfigError(f"loans_df must be a pandas DataFrame, got {type(loans_df).__name__}")
-        from creditsim.schema import validate_loan_tape
-
         return model.for_tape(validate_loan_tape(loans_df))
     return model
 
@@ -265,11 +184,6 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask) -> dict[str, Any]:
         with ``keep_cashflows``: ``pool`` ``(s, T, 7)`` currency units in POOL_CF_TYPES order and
         ``tranche_interest`` / ``tranche_principal`` / ``tranche_balance`` ``(s, T, n_tranches)``.
     """
-    import torch
-
-    from creditsim.deal.analytics import tranche_outcomes
-    from creditsim.deal.waterfall import run_waterfall
-
     ids = np.arange(task.start, task.stop, dtype=np.int64)
     with torch.no_grad():  # reported numbers need no autograd graph (and no_grad keeps memory flat)
         pool = ctx.engine.pool_cashflows(task.macro, ids)  # (s, T, 7) float64
@@ -288,153 +202,146 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- public API
-def simulate(
-    loans_df: pd.DataFrame,
-    deal: Any,
-    n_simulations: int = 10_000,
-    scenario_mix: Mapping[str, float] | str | None = None,
-    macro: Any = "vae",
-    engine: str = "markov",
-    seed: int = 0,
-    chunk_size: int = 500,
-    backend: str = "local",
-    client: Any | None = None,
-    progress: bool = True,
-    device: str = "cpu",
-    *,
-    horizon: int = 60,
-    cutoff: Any | None = None,
-    transition_model: Any | None = None,
-    trajectory_model: Any | None = None,
-    scale_deal: bool = True,
-    keep_cashflows: bool = True,
-    mode: str = "hard",
-    macro_start: Any = None,
-) -> SimulationResults:
+def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None, **overrides: Any) -> SimulationResults:
     """Run the full Monte Carlo of a deal on a loan tape.
 
     Args:
         loans_df: loan tape (spec/loan-tape.md), one row per loan.
         deal: :class:`~creditsim.deal.config.WaterfallConfig`, a mapping in the YAML layout or a
             path to a deal YAML file.
-        n_simulations: number of scenarios S.
-        scenario_mix: weights of the scenario types (mapping, ``"a=0.5,b=0.5"`` string or one name);
-            default 0.6 baseline / 0.25 adverse / 0.1 severely adverse / 0.05 stagflation.
-        macro: ``"vae"`` (pretrained MacroVAE), ``"synthetic"`` (MacroScenarioGenerator), ``"fed"``
-            (supervisory paths), a macro DataFrame or an array (see
-            :func:`creditsim.macro.scenarios.build_macro_paths`).
-        engine: ``"markov"`` (macro-conditioned Markov chain + fast cashflow sampler);
-            ``"transformer"`` (TransitionTransformer cohort matrices + the same sampler; the pretrained
-            checkpoint unless ``transition_model`` is given); ``"trajectory"`` (loan paths from the
-            LoanTrajectoryModel conditioned on the Markov cohort matrices, pretrained unless
-            ``trajectory_model`` is given).
-        seed: master seed of every random draw.
-        chunk_size: scenarios per chunk (memory ~ chunk_size x loans x months bytes in the sampler).
-        backend: ``"local"`` or ``"dask"`` (``client``: an existing dask Client; default a
-            2-worker LocalCluster).
-        progress: show a rich progress bar.
-        device: "cpu" or "cuda" for the engine and the waterfall.
-        horizon: months simulated, T.
-        cutoff: cut-off date of the tape (None: the latest origination date in the tape).
-        transition_model: a fitted :class:`~creditsim.transitions.markov.MarkovTransitionModel`
-            (default: the model calibrated to the spec's base-case roll rates and macro sensitivities),
-            or with ``engine="transformer"`` a TransitionTransformer.
-        trajectory_model: a LoanTrajectoryModel for ``engine="trajectory"``.
-        scale_deal: scale tranche notionals to the tape's pool balance (module docstring).
-        keep_cashflows: keep ``(S, T, k)`` pool and tranche cashflows in the result.
-        mode: waterfall mode, "hard" (exact) by default.
-        macro_start: the macro state generated (VAE) paths start from at month 0 -- None: the
-            observed state of the cut-off month (bundled macro history; its latest month when the
-            cut-off lies beyond it); a mapping / Series of the 9 MACRO_VARS or a ``(9,)`` array
-            (decimals); ``"scenario"``: the VAE's scenario-typical historical starts. See
-            :mod:`creditsim.macro.scenarios`.
+        config: the run settings (:class:`~creditsim.risk.config.RunConfig`); None = the defaults.
+        **overrides: settings replacing those of ``config`` (``simulate(loans, deal, n_simulations=1000,
+            seed=7)``), each a :class:`RunConfig` field:
+
+            - ``n_simulations``: number of scenarios S (default 10,000).
+            - ``scenario_mix``: weights of the scenario types (mapping, ``"a=0.5,b=0.5"`` string or one
+              name); default 0.6 baseline / 0.25 adverse / 0.1 severely adverse / 0.05 stagflation.
+            - ``macro``: ``"vae"`` (pretrained MacroVAE), ``"synthetic"`` (MacroScenarioGenerator),
+              ``"fed"`` (supervisory paths), a macro DataFrame, an array or a MacroVAE (see
+              :func:`creditsim.macro.scenarios.build_macro_paths`).
+            - ``engine``: ``"markov"`` (macro-conditioned Markov chain + fast cashflow sampler);
+              ``"transformer"`` (TransitionTransformer cohort matrices + the same sampler; the
+              pretrained checkpoint unless ``transition_model`` is given); ``"trajectory"`` (loan paths
+              from the LoanTrajectoryModel conditioned on the cohort matrices, pretrained unless
+              ``trajectory_model`` is given).
+            - ``seed``: master seed of every random draw.
+            - ``chunk_size``: scenarios per chunk (memory ~ chunk_size x loans x months bytes).
+            - ``backend``: ``"local"`` or ``"dask"`` (``client``: an existing dask Client; default a
+              2-worker LocalCluster).
+            - ``progress``: show a rich progress bar. ``device``: "cpu" or "cuda".
+            - ``horizon``: months simulated, T. ``cutoff``: cut-off date of the tape (None: the latest
+              origination date in the tape).
+            - ``transition_model``: a fitted MarkovTransitionModel (default: the model calibrated to the
+              spec's base-case roll rates and macro sensitivities), or a TransitionTransformer.
+            - ``trajectory_model``: a LoanTrajectoryModel for ``engine="trajectory"``.
+            - ``scale_deal``: scale tranche notionals to the tape's pool balance (module docstring).
+            - ``keep_cashflows``: keep ``(S, T, k)`` pool and tranche cashflows in the result.
+            - ``mode``: waterfall mode, "hard" (exact) by default.
+            - ``macro_start``: the macro state generated (VAE) paths start from at month 0 -- None: the
+              observed state of the cut-off month (bundled macro history; its latest month when the
+              cut-off lies beyond it); a mapping / Series of the 9 MACRO_VARS or a ``(9,)`` array
+              (decimals); ``"scenario"``: the VAE's scenario-typical historical starts.
 
     Returns:
         :class:`SimulationResults` with per-scenario portfolio losses, tranche results, cashflows,
         scenario labels, macro paths and the run settings.
     """
-    from creditsim.risk.pool_engine import PoolEngine
+    if config is None:
+        config = RunConfig(**overrides) if overrides else RunConfig()
+    elif isinstance(config, RunConfig):
+        config = config.replace(**overrides) if overrides else config
+    else:
+        raise ConfigError(f"config must be a RunConfig or None, got {type(config).__name__}; pass settings as "
+                          "keywords, e.g. simulate(loans, deal, n_simulations=1000)")
+    prepared = _prepare(loans_df, _as_deal(deal), config)
+    t0 = time.perf_counter()
+    labels = draw_scenario_labels(config.weights, config.n_simulations, config.seed)
+    macro_paths = build_macro_paths(config.macro, labels, config.horizon, config.seed, config.device,
+                                    start=prepared.start_vec)
+    chunks = _run_all_chunks(prepared, config, macro_paths)
+    results = _assemble(chunks, prepared.deal, labels, macro_paths, prepared.engine.initial_balance,
+                        config.keep_cashflows)
+    results.settings = _settings(config, prepared, time.perf_counter() - t0)
+    return results
 
-    n = _positive_int(n_simulations, "n_simulations")
-    chunk = _positive_int(chunk_size, "chunk_size")
-    horizon = _positive_int(horizon, "horizon")
-    seed = _positive_int(seed, "seed", minimum=0)
-    check_run_size(n, horizon)
-    _check_engine(engine)
-    device = check_device(device)
-    weights = parse_scenario_mix(scenario_mix)
-    config = _as_deal(deal)
-    if not isinstance(progress, bool):
-        raise ConfigError(f"progress must be True or False, got {progress!r}")
-    if backend not in ("local", "dask"):
-        raise ConfigError(f"backend must be 'local' or 'dask', got {backend!r}")
-    from creditsim.deal.waterfall import MODES
 
-    if mode not in MODES:
-        raise ConfigError(f"mode must be one of {list(MODES)}, got {mode!r}")
-    cutoff = _default_cutoff(loans_df, cutoff)
-    transition_model = _transition_model_for(engine, transition_model, loans_df, device)
-    pool_engine = PoolEngine.from_tape(loans_df, seed=seed, horizon=horizon, cutoff=cutoff,
-                                       transition_model=transition_model, device=device)
-    if engine == "trajectory":
-        _attach_trajectory_model(pool_engine, trajectory_model, loans_df, cutoff, device)
-    p0 = pool_engine.initial_balance
-    generated = (isinstance(macro, str) and macro.strip().lower() == "vae") or (
-        hasattr(macro, "generate") and hasattr(macro, "config"))
+@dataclass
+class _Prepared:
+    """What a run needs beyond its settings: the pool engine, the (scaled) deal, the macro start."""
+
+    engine: PoolEngine
+    deal: WaterfallConfig
+    scale_factor: float
+    cutoff: Any
+    start_vec: np.ndarray | None
+    start_label: str
+
+
+def _prepare(loans_df: pd.DataFrame, deal: WaterfallConfig, config: RunConfig) -> _Prepared:
+    """Validate the tape, build the pool engine and its models, resolve the macro start, scale the deal."""
+    cutoff = _default_cutoff(loans_df, config.cutoff)
+    transition_model = _transition_model_for(config.engine, config.transition_model, loans_df, config.device)
+    pool_engine = PoolEngine.from_tape(loans_df, seed=config.seed, horizon=config.horizon, cutoff=cutoff,
+                                       transition_model=transition_model, device=config.device)
+    if config.engine == "trajectory":
+        _attach_trajectory_model(pool_engine, config.trajectory_model, loans_df, cutoff, config.device)
+    macro = config.macro
+    generated = (isinstance(macro, str) and macro.strip().lower() == "vae") or isinstance(macro, MacroVAE)
     if generated:
-        start_vec, start_label = resolve_macro_start(macro_start, cutoff)
+        start_vec, start_label = resolve_macro_start(config.macro_start, cutoff)
     else:  # paths given as data, or the rule-based generator: they carry their own start
         start_vec, start_label = None, "paths as given"
     factor = 1.0
-    if scale_deal:
-        config, factor = _scaled_deal(config, p0)
+    if config.scale_deal:
+        deal, factor = _scaled_deal(deal, pool_engine.initial_balance)
+    return _Prepared(pool_engine, deal, factor, cutoff, start_vec, start_label)
 
-    t0 = time.perf_counter()
-    labels = draw_scenario_labels(weights, n, seed)
-    macro_paths = build_macro_paths(macro, labels, horizon, seed, device, start=start_vec)
 
-    ctx = ChunkContext(engine=pool_engine, config=config, mode=mode, device=device, keep_cashflows=keep_cashflows)
-    starts = list(range(0, n, chunk))
-    tasks = [ChunkTask(s, min(s + chunk, n), macro_paths[s:min(s + chunk, n)]) for s in starts]
+def _run_all_chunks(prepared: _Prepared, config: RunConfig, macro_paths: np.ndarray) -> list[dict[str, Any]]:
+    """Split the scenarios into chunks of ``chunk_size`` and run them on the configured backend."""
+    n, chunk = config.n_simulations, config.chunk_size
+    ctx = ChunkContext(engine=prepared.engine, config=prepared.deal, mode=config.mode, device=config.device,
+                       keep_cashflows=config.keep_cashflows)
+    tasks = [ChunkTask(s, min(s + chunk, n), macro_paths[s:min(s + chunk, n)]) for s in range(0, n, chunk)]
     sizes = [t.stop - t.start for t in tasks]
-    runner = make_backend(backend, client)
+    runner = make_backend(config.backend, config.client)
     try:
-        chunks = _run_with_progress(runner, ctx, tasks, sizes, n, progress)
+        return _run_with_progress(runner, ctx, tasks, sizes, n, config.progress)
     finally:
         runner.close()
 
-    results = _assemble(chunks, config, labels, macro_paths, p0, keep_cashflows)
-    results.settings = {
-        "name": config.name,
-        "n_simulations": n,
-        "scenario_mix": {SCENARIOS[i]: float(w) for i, w in enumerate(weights)},
+
+def _settings(config: RunConfig, prepared: _Prepared, seconds: float) -> dict[str, Any]:
+    """The JSON-serialisable record of a run (``SimulationResults.settings``)."""
+    macro, start = config.macro, prepared.start_vec
+    return {
+        "name": prepared.deal.name,
+        "n_simulations": config.n_simulations,
+        "scenario_mix": {SCENARIOS[i]: float(w) for i, w in enumerate(config.weights)},
         "macro": macro if isinstance(macro, str) else type(macro).__name__,
-        "macro_start": {"source": start_label,
-                        "state": None if start_vec is None else dict(zip(MACRO_VARS, map(float, start_vec)))},
-        "engine": engine,
-        "seed": seed,
-        "chunk_size": chunk,
-        "backend": backend,
-        "device": device,
-        "horizon_months": horizon,
-        "cutoff": None if cutoff is None else str(cutoff),
-        "n_loans": pool_engine.n_loans,
-        "pool_balance": p0,
-        "deal_scale_factor": factor,
-        "mode": mode,
-        "transition_model": pool_engine.describe(),
-        "deal": config.to_dict(),
+        "macro_start": {"source": prepared.start_label,
+                        "state": None if start is None else dict(zip(MACRO_VARS, map(float, start)))},
+        "engine": config.engine,
+        "seed": config.seed,
+        "chunk_size": config.chunk_size,
+        "backend": config.backend,
+        "device": config.device,
+        "horizon_months": config.horizon,
+        "cutoff": None if prepared.cutoff is None else str(prepared.cutoff),
+        "n_loans": prepared.engine.n_loans,
+        "pool_balance": prepared.engine.initial_balance,
+        "deal_scale_factor": prepared.scale_factor,
+        "mode": config.mode,
+        "transition_model": prepared.engine.describe(),
+        "deal": prepared.deal.to_dict(),
         "versions": versions(),
-        "simulation_seconds": round(time.perf_counter() - t0, 3),
+        "simulation_seconds": round(seconds, 3),
     }
-    return results
 
 
 def _run_with_progress(runner: Any, ctx: ChunkContext, tasks: list, sizes: list, n: int, progress: bool) -> list:
     if not progress:
         return run_chunks(runner, run_chunk, ctx, tasks, sizes)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     columns = (TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("scenarios"),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=False) as bar:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from creditsim.errors import ConfigError, DataError, format_labels
+from creditsim.errors import DataError, check_positive_int, format_labels
 from creditsim.states import ALLOWED_TRANSITIONS, LoanState, N_STATES
 from creditsim.rng import sfc64_generator
 
@@ -259,10 +259,3 @@ def check_states(states: np.ndarray, name: str) -> np.ndarray:
             f"{format_labels([tuple(int(v) for v in p) if len(p) > 1 else int(p[0]) for p in pos])}"
         )
     return arr.astype(np.int64)
-
-
-def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
-    """An int >= minimum or a ConfigError naming the parameter."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)

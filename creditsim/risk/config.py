@@ -1,0 +1,212 @@
+"""``RunConfig``: every setting of a Monte Carlo run in one validated, YAML-loadable object.
+
+:func:`creditsim.simulate` takes ``simulate(loans, deal, config=None, **overrides)``; the keyword
+arguments of earlier versions (``n_simulations=..., seed=...``) are overrides of the default config, so
+old calls keep working. From the command line: ``creditsim simulate --config run.yaml``, where the file
+holds a mapping of the scalar fields below (explicit command-line options override the file)::
+
+    n_simulations: 20000
+    scenario_mix: {baseline: 0.5, severely_adverse: 0.5}
+    macro: synthetic
+    seed: 7
+    horizon: 72
+
+Validation happens when a config is built (bad values are one-line :class:`ConfigError` naming the
+field), so a run never starts with a setting it would trip over later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+
+from creditsim.deal.waterfall import MODES
+from creditsim.errors import ConfigError, check_positive_int
+from creditsim.macro.scenarios import parse_scenario_mix
+from creditsim.states import MACRO_VARS, POOL_CF_TYPES
+from creditsim.yamlfile import read_yaml
+
+__all__ = [
+    "ENGINES",
+    "BACKENDS",
+    "MAX_HORIZON_MONTHS",
+    "MAX_RESULT_BYTES",
+    "RunConfig",
+    "check_device",
+    "check_run_size",
+    "estimate_result_bytes",
+]
+
+ENGINES: tuple[str, ...] = ("markov", "transformer", "trajectory")
+BACKENDS: tuple[str, ...] = ("local", "dask")
+#: longest horizon a run may have, months (100 years)
+MAX_HORIZON_MONTHS = 1200
+#: memory the kept results of a run may take (cash flows, macro paths, per-tranche arrays), bytes
+MAX_RESULT_BYTES = 8 * 2**30
+# float64 values kept per (scenario, month): pool cash-flow types + macro variables + a generous
+# allowance for the per-tranche arrays (interest / principal / balance x up to ~10 tranches)
+_VALUES_PER_SIM_MONTH = len(POOL_CF_TYPES) + len(MACRO_VARS) + 40
+#: fields that hold Python objects (models, a dask client): settable in code, not in a YAML file
+_OBJECT_FIELDS = ("client", "transition_model", "trajectory_model")
+
+
+def estimate_result_bytes(n_sims: int, horizon: int) -> int:
+    """Rough upper estimate of the memory, bytes, that a run of ``n_sims`` x ``horizon`` months keeps."""
+    return int(n_sims) * int(horizon) * _VALUES_PER_SIM_MONTH * 8
+
+
+def check_run_size(n_sims: int, horizon: int) -> None:
+    """Refuse, before any work, a run whose horizon or kept results would exhaust memory.
+
+    A one-line ConfigError naming ``horizon`` or ``n_simulations``, the estimate and the limit, instead
+    of an allocation traceback minutes into the run (the engine itself streams in bounded chunks).
+    """
+    if horizon > MAX_HORIZON_MONTHS:
+        raise ConfigError(f"horizon must be at most {MAX_HORIZON_MONTHS} months, got {horizon}")
+    need = estimate_result_bytes(n_sims, horizon)
+    if need > MAX_RESULT_BYTES:
+        raise ConfigError(f"n_simulations={n_sims} x horizon={horizon}: the results would need about "
+                          f"{need / 2**30:,.1f} GiB (limit {MAX_RESULT_BYTES / 2**30:.0f} GiB); lower n_simulations")
+
+
+def check_device(device: Any) -> str:
+    """Validate a torch device name: ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (N an existing GPU).
+
+    Raises ConfigError for anything else, and when CUDA is asked for but not available, so a typo
+    never surfaces as a RuntimeError from inside torch half-way through a run.
+    """
+    name = str(device).strip().lower() if isinstance(device, (str, torch.device)) else None
+    if name is None or not re.fullmatch(r"cpu|cuda(:\d+)?", name):
+        raise ConfigError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r}: CUDA is not available on this machine (torch "
+                              f"{torch.__version__}, no usable GPU); use device='cpu'")
+        if ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+    return name
+
+
+def _check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Settings of one Monte Carlo run (see :func:`creditsim.simulate` for the meaning of each).
+
+    Attributes:
+        n_simulations: scenarios S.
+        scenario_mix: weights of the scenario types (mapping, ``"a=0.5,b=0.5"`` string, one name or
+            None for 0.6 / 0.25 / 0.1 / 0.05).
+        macro: ``"vae"``, ``"synthetic"``, ``"fed"``, a macro DataFrame, an array or a MacroVAE.
+        engine: ``"markov"``, ``"transformer"`` or ``"trajectory"``.
+        seed: master seed of every random draw (int >= 0).
+        chunk_size: scenarios per chunk.
+        backend: ``"local"`` or ``"dask"``; client: an existing dask Client (code only).
+        progress: show a progress bar.
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        horizon: months simulated, T (<= :data:`MAX_HORIZON_MONTHS`).
+        cutoff: cut-off date of the tape (None: its latest origination date).
+        transition_model, trajectory_model: model objects (code only; None = defaults).
+        scale_deal: scale tranche notionals to the tape's pool balance.
+        keep_cashflows: keep ``(S, T, k)`` cashflow arrays in the result.
+        mode: waterfall mode (``"hard"`` for reported numbers).
+        macro_start: start state of generated macro paths (None, ``"scenario"``, mapping or (9,) array).
+    """
+
+    n_simulations: int = 10_000
+    scenario_mix: Any = None
+    macro: Any = "vae"
+    engine: str = "markov"
+    seed: int = 0
+    chunk_size: int = 500
+    backend: str = "local"
+    client: Any = field(default=None, repr=False)
+    progress: bool = True
+    device: str = "cpu"
+    horizon: int = 60
+    cutoff: Any = None
+    transition_model: Any = field(default=None, repr=False)
+    trajectory_model: Any = field(default=None, repr=False)
+    scale_deal: bool = True
+    keep_cashflows: bool = True
+    mode: str = "hard"
+    macro_start: Any = None
+
+    def __post_init__(self) -> None:
+        checked = {
+            "n_simulations": check_positive_int(self.n_simulations, "n_simulations"),
+            "chunk_size": check_positive_int(self.chunk_size, "chunk_size"),
+            "horizon": check_positive_int(self.horizon, "horizon"),
+            "seed": check_positive_int(self.seed, "seed", minimum=0),
+        }
+        check_run_size(checked["n_simulations"], checked["horizon"])
+        checked["engine"] = _check_choice(self.engine, "engine", ENGINES)
+        checked["device"] = check_device(self.device)
+        parse_scenario_mix(self.scenario_mix)  # validates; the run parses it again into weights
+        checked["progress"] = _check_bool(self.progress, "progress")
+        checked["backend"] = _check_choice(self.backend, "backend", BACKENDS)
+        checked["mode"] = _check_choice(self.mode, "mode", MODES)
+        checked["scale_deal"] = _check_bool(self.scale_deal, "scale_deal")
+        checked["keep_cashflows"] = _check_bool(self.keep_cashflows, "keep_cashflows")
+        for name, value in checked.items():  # normalised values (numpy ints -> int, "CUDA" -> "cuda")
+            object.__setattr__(self, name, value)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """``(4,)`` scenario weights in SCENARIOS order."""
+        return parse_scenario_mix(self.scenario_mix)
+
+    def replace(self, **overrides: Any) -> RunConfig:
+        """A copy with ``overrides`` applied (and validated); an unknown name is a ConfigError."""
+        unknown = sorted(set(overrides) - {f.name for f in fields(self)})
+        if unknown:
+            raise ConfigError(f"unknown run setting(s) {unknown}; allowed: {sorted(f.name for f in fields(self))}")
+        return dataclasses.replace(self, **overrides)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "run config") -> RunConfig:
+        """Build from a mapping of scalar settings (a YAML file's content)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where}: expected a mapping of run settings, got {type(data).__name__}")
+        allowed = sorted(f.name for f in fields(cls) if f.name not in _OBJECT_FIELDS)
+        unknown = sorted(str(k) for k in data if k not in allowed)
+        if unknown:
+            raise ConfigError(f"{where}: unknown setting(s) {unknown}; allowed: {allowed}")
+        try:
+            return cls(**dict(data))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> RunConfig:
+        """Read a run configuration file (a YAML mapping of the scalar settings, at most 64 KiB)."""
+        data = read_yaml(path, what="run config file", max_bytes=1 << 16, max_depth=3,
+                         layout="a mapping of run settings")
+        return cls.from_dict({} if data is None else data, where=f"run config file {path}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings that describe the run, JSON-friendly (objects by their class name)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in _OBJECT_FIELDS:
+                continue
+            out[f.name] = value if value is None or isinstance(value, (str, int, float, bool, dict)) else type(value).__name__
+        return out
