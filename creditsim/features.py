@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from creditsim.schema import AMORTIZATION_TYPES, RATINGS, month_start, validate_loan_tape
+from creditsim.schema import AMORTIZATION_TYPES, RATINGS, LoanTape, as_loan_tape, month_start
 from creditsim.states import ASSET_CLASSES
 
 __all__ = ["LOAN_FEATURES", "loan_features"]
@@ -47,11 +47,12 @@ LOAN_FEATURES: tuple[tuple[str, float, float], ...] = (
 )
 
 
-def loan_features(loans_df: pd.DataFrame, as_of: object | None = None) -> pd.DataFrame:
+def loan_features(loans_df: pd.DataFrame | LoanTape, as_of: object | None = None) -> pd.DataFrame:
     """The 24 standardised numeric features of each loan, for the models.
 
     Args:
-        loans_df: a loan tape (validated with :func:`creditsim.schema.validate_loan_tape`).
+        loans_df: a loan tape: a validated :class:`~creditsim.schema.LoanTape` (trusted as is) or a
+            DataFrame (validated here with :func:`creditsim.schema.validate_loan_tape`).
         as_of: date for seasoning and remaining term; default the latest ``origination_date`` of the
             tape (for synthetic tapes that is at most the cut-off).
 
@@ -59,7 +60,8 @@ def loan_features(loans_df: pd.DataFrame, as_of: object | None = None) -> pd.Dat
         ``(n_loans, 24)`` float32 DataFrame, same index as ``loans_df``, columns
         :data:`LOAN_FEATURES` names, each ``(x - centre) / scale``; finite everywhere.
     """
-    df = validate_loan_tape(loans_df)
+    tape = as_loan_tape(loans_df)
+    df = tape.frame
     n = len(df)
 
     def col(name: str) -> np.ndarray:
@@ -110,4 +112,4 @@ def loan_features(loans_df: pd.DataFrame, as_of: object | None = None) -> pd.Dat
     for name, centre, scale in LOAN_FEATURES:
         x = raw[name]
         out[name] = np.where(np.isfinite(x), (x - centre) / scale, 0.0).astype(np.float32)
-    return pd.DataFrame(out, index=loans_df.index)
+    return pd.DataFrame(out, index=df.index)  # the validated copy keeps the tape's index

@@ -30,6 +30,9 @@ __all__ = [
     "COLLATERAL_TYPES",
     "RATINGS",
     "validate_loan_tape",
+    "LoanTape",
+    "as_loan_tape",
+    "month_start",
     "monthly_index",
     "validate_panel",
     "validate_macro",
@@ -318,6 +321,47 @@ def validate_loan_tape(loans: pd.DataFrame, date_format: str | None = None, cuto
     if len(bad):
         _raise(what, "vintage", list(bad), "a 'YYYY-MM' string")
     return df
+
+
+
+@dataclass(frozen=True, eq=False)
+class LoanTape:
+    """A loan tape that passed :func:`validate_loan_tape`: validated once at the edge of a run, trusted
+    by every inner layer (loan book, features, pool engine, cohort features) instead of being validated
+    again by each.
+
+    Build it with :meth:`validate` (or :func:`as_loan_tape`); ``frame`` is the cleaned copy (dates
+    parsed, ids as text, categories checked) and must not be modified -- take a copy to change it.
+    """
+
+    frame: pd.DataFrame
+
+    @classmethod
+    def validate(cls, loans: pd.DataFrame, date_format: str | None = None, cutoff: object = None) -> LoanTape:
+        """Validate ``loans`` (see :func:`validate_loan_tape`) and wrap the cleaned frame."""
+        if not isinstance(loans, pd.DataFrame):
+            raise DataError(f"loan tape: expected a pandas DataFrame, got {type(loans).__name__}")
+        return cls(validate_loan_tape(loans, date_format=date_format, cutoff=cutoff))
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def check_cutoff(self, cutoff: object) -> None:
+        """DataError when a loan is originated after ``cutoff`` (validation that needs the run's cut-off)."""
+        if cutoff is None:
+            return
+        try:
+            cut = pd.Timestamp(cutoff)
+        except (TypeError, ValueError):
+            raise DataError(f"loan tape: cutoff must be a date like 2025-01-31, got {cutoff!r}") from None
+        bad = self.frame.index[self.frame["origination_date"] > cut]
+        if len(bad):
+            _raise("loan tape", "origination_date", list(bad), f"origination on or before the cut-off {cut:%Y-%m-%d}")
+
+
+def as_loan_tape(loans: LoanTape | pd.DataFrame) -> LoanTape:
+    """``loans`` itself when it is a validated :class:`LoanTape`, else the tape validated now."""
+    return loans if isinstance(loans, LoanTape) else LoanTape.validate(loans)
 
 
 def validate_panel(panel: pd.DataFrame, check_transitions: bool = True, date_format: str | None = None,

@@ -151,3 +151,25 @@ def test_macro_frame_percent_values_rejected():
     df.iloc[1, 1] = 4.5
     with pytest.raises(DataError, match=r"unemployment_rate.*2020-02.*decimals"):
         validate_macro(df)
+
+
+def test_a_validated_loan_tape_is_trusted_downstream(monkeypatch) -> None:
+    """House rule: the tape is validated once at the edge of a run; the pool engine, the loan features
+    and the simulation take the LoanTape as it is."""
+    import pandas as pd
+
+    import creditsim.schema as schema
+    from creditsim.examples import example_path
+    from creditsim.features import loan_features
+    from creditsim.schema import LoanTape, as_loan_tape
+
+    tape = LoanTape.validate(pd.read_parquet(example_path("loans_example.parquet")).iloc[:50])
+    assert as_loan_tape(tape) is tape and len(tape) == 50
+    calls = []
+    monkeypatch.setattr(schema, "validate_loan_tape", lambda *a, **k: calls.append(1))
+    feats = loan_features(tape)
+    assert feats.shape == (50, 24) and not calls
+    with pytest.raises(DataError, match="expected a pandas DataFrame, got list"):
+        LoanTape.validate([1, 2])
+    with pytest.raises(DataError, match="origination on or before the cut-off"):
+        tape.check_cutoff("2000-01-01")

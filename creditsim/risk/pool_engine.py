@@ -38,7 +38,7 @@ from creditsim.errors import ConfigError, DataError
 from creditsim.loans.book import LoanBook
 from creditsim.loans.engine import simulate_pool_chunk
 from creditsim.ratings.lifetime import ZMacroLink, monthly_scenario_matrices
-from creditsim.schema import validate_loan_tape
+from creditsim.schema import LoanTape, as_loan_tape
 from creditsim.transitions.markov import MarkovTransitionModel
 from creditsim.states import ASSET_CLASSES, GRADES_8, LoanState
 from creditsim.rng import LOANS, torch_seed
@@ -132,13 +132,11 @@ class PoolEngine:
     _rated: bool = field(default=False, repr=False)
 
     @classmethod
-    def from_tape(cls, loans: pd.DataFrame, *, seed: int, horizon: int, cutoff: Any = None,
+    def from_tape(cls, loans: LoanTape | pd.DataFrame, *, seed: int, horizon: int, cutoff: Any = None,
                   transition_model: Any = None, rating_link: Any = None, device: str = "cpu") -> PoolEngine:
         """Validate the tape, build the loan book and pick the models (defaults documented in
         :func:`creditsim.risk.simulate.simulate`)."""
-        if not isinstance(loans, pd.DataFrame):
-            raise DataError(f"loan tape: expected a pandas DataFrame, got {type(loans).__name__}")
-        clean = validate_loan_tape(loans)
+        clean = as_loan_tape(loans).frame  # validated once, at the edge of the run
         cohort = np.array([ASSET_CLASSES.index(a) for a in clean["asset_class"]], dtype=np.int64)
         rated = False
         if "rating" in clean.columns:
@@ -148,7 +146,7 @@ class PoolEngine:
                 cohort = np.where(has, _N_AC + grade, cohort)
                 rated = True
         # an explicit (L,) cohort array; the labels the book invents ("0", "1", ...) are not used here
-        book = LoanBook.from_tape(loans, cutoff=cutoff, cohort=cohort)
+        book = LoanBook.from_tape(clean, cutoff=cutoff, cohort=cohort)
         if transition_model is None:
             transition_model = default_transition_model()
         elif not hasattr(transition_model, "scenario_matrices"):

@@ -59,7 +59,7 @@ from creditsim.risk.backends import make_backend, run_chunks
 from creditsim.risk.config import RunConfig
 from creditsim.risk.pool_engine import PoolEngine
 from creditsim.risk.results import SimulationResults, TrancheResult
-from creditsim.schema import validate_loan_tape
+from creditsim.schema import LoanTape, as_loan_tape
 from creditsim.states import MACRO_VARS, POOL_CF_TYPES, SCENARIOS
 from creditsim.transitions.transformer import TransitionTransformer
 
@@ -101,20 +101,14 @@ def _scaled_deal(config: Any, pool_balance: float) -> tuple[Any, float]:
     return replace(config, tranches=tranches, collateral_balance=coll), factor
 
 
-def _default_cutoff(loans_df: Any, cutoff: Any) -> Any:
+def _default_cutoff(tape: LoanTape, cutoff: Any) -> Any:
     """The cut-off date: the given one, else the latest origination date of the tape (decision: a
     tape's ``current_balance`` is a balance *at the cut-off*, and a loan cannot be originated after it;
     this is also the ``as_of`` default of the loan features the learned models see)."""
-    if cutoff is not None:
-        return cutoff
-    if isinstance(loans_df, pd.DataFrame) and "origination_date" in loans_df.columns:
-        dates = pd.to_datetime(loans_df["origination_date"], errors="coerce")
-        if dates.notna().any():
-            return dates.max()
-    return None  # the tape validation that follows names the problem
+    return tape.frame["origination_date"].max() if cutoff is None else cutoff
 
 
-def _attach_trajectory_model(engine: Any, model: Any, loans_df: pd.DataFrame, cutoff: Any, device: str) -> None:
+def _attach_trajectory_model(engine: PoolEngine, model: Any, tape: LoanTape, cutoff: Any, device: str) -> None:
     """Give the pool engine the LoanTrajectoryModel (pretrained unless given) and the loans' features
     as of the cut-off."""
     if model is None:
@@ -122,10 +116,10 @@ def _attach_trajectory_model(engine: Any, model: Any, loans_df: pd.DataFrame, cu
     if not isinstance(model, LoanTrajectoryModel):
         raise ConfigError(f"trajectory_model must be a LoanTrajectoryModel, got {type(model).__name__}")
     engine.trajectory_model = model.eval()
-    engine.loan_features = loan_features(loans_df, as_of=cutoff).to_numpy(np.float32)
+    engine.loan_features = loan_features(tape, as_of=cutoff).to_numpy(np.float32)
 
 
-def _transition_model_for(engine: str, model: Any, loans_df: pd.DataFrame, device: str) -> Any:
+def _transition_model_for(engine: str, model: Any, tape: LoanTape, device: str) -> Any:
     """The object whose ``scenario_matrices`` drives the chosen engine.
 
     markov: ``model`` or None (the default Markov model, picked by the engine).
@@ -139,9 +133,7 @@ def _transition_model_for(engine: str, model: Any, loans_df: pd.DataFrame, devic
     if model is None:
         model = TransitionTransformer.from_pretrained(device=device)
     if isinstance(model, TransitionTransformer):
-        if not isinstance(loans_df, pd.DataFrame):
-            raise ConfigError(f"loans_df must be a pandas DataFrame, got {type(loans_df).__name__}")
-        return model.for_tape(validate_loan_tape(loans_df))
+        return model.for_tape(tape.frame)
     return model
 
 
@@ -279,12 +271,13 @@ class _Prepared:
 
 def _prepare(loans_df: pd.DataFrame, deal: WaterfallConfig, config: RunConfig) -> _Prepared:
     """Validate the tape, build the pool engine and its models, resolve the macro start, scale the deal."""
-    cutoff = _default_cutoff(loans_df, config.cutoff)
-    transition_model = _transition_model_for(config.engine, config.transition_model, loans_df, config.device)
-    pool_engine = PoolEngine.from_tape(loans_df, seed=config.seed, horizon=config.horizon, cutoff=cutoff,
+    tape = as_loan_tape(loans_df)  # the one validation of the run; every layer below trusts it
+    cutoff = _default_cutoff(tape, config.cutoff)
+    transition_model = _transition_model_for(config.engine, config.transition_model, tape, config.device)
+    pool_engine = PoolEngine.from_tape(tape, seed=config.seed, horizon=config.horizon, cutoff=cutoff,
                                        transition_model=transition_model, device=config.device)
     if config.engine == "trajectory":
-        _attach_trajectory_model(pool_engine, config.trajectory_model, loans_df, cutoff, config.device)
+        _attach_trajectory_model(pool_engine, config.trajectory_model, tape, cutoff, config.device)
     macro = config.macro
     generated = (isinstance(macro, str) and macro.strip().lower() == "vae") or isinstance(macro, MacroVAE)
     if generated:
