@@ -76,12 +76,18 @@ CONFIG_FILE = "config.json"
 
 
 def save_model_checkpoint(directory: str | os.PathLike, model_name: str, model: torch.nn.Module,
-                          meta: Mapping[str, Any]) -> Path:
-    """Write ``model.safetensors`` (the state dict) and ``config.json`` (``{"model": model_name, **meta}``),
-    each atomically, into ``directory``; returns the folder."""
+                          meta: Mapping[str, Any], exclude: Collection[str] = (),
+                          extra_json: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model.safetensors`` (the state dict less the ``exclude`` keys), the ``extra_json`` files
+    (file name -> JSON object, e.g. a model's scalers) and ``config.json`` (``{"model": model_name,
+    **meta}``, last: a folder with a config has all its files), each atomically, into ``directory``;
+    returns the folder. The one writer of every model checkpoint."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    save_tensors(out / WEIGHTS_FILE, model.state_dict(), metadata={"model": model_name})
+    tensors = {k: v for k, v in model.state_dict().items() if k not in exclude}
+    save_tensors(out / WEIGHTS_FILE, tensors, metadata={"model": model_name})
+    for name, obj in (extra_json or {}).items():
+        write_json(out / name, obj)
     write_json(out / CONFIG_FILE, {"model": model_name, **meta})
     return out
 
@@ -150,20 +156,32 @@ def check_finite(folder: Path, tensors: Mapping[str, torch.Tensor], allow_inf: C
 
 
 def load_model_weights(model: torch.nn.Module, folder: Path, device: str | torch.device = "cpu",
-                       allow_inf: Collection[str] = ()) -> torch.nn.Module:
-    """Load ``model.safetensors`` into ``model`` strictly (every key, every shape, finite values: see
-    :func:`check_finite`), move it to ``device`` and return it in eval mode. Mismatches are
-    CheckpointErrors; CUDA asked for on a machine without it is a ConfigError."""
+                       allow_inf: Collection[str] = (), optional: Collection[str] = (),
+                       before_load: Callable[[torch.nn.Module, dict[str, torch.Tensor]], None] | None = None,
+                       after_load: Callable[[torch.nn.Module], None] | None = None) -> torch.nn.Module:
+    """Load ``model.safetensors`` into ``model`` strictly (every key but the ``optional`` ones, every
+    shape, finite values: see :func:`check_finite`), move it to ``device`` and return it in eval mode.
+    The one loader of every model checkpoint.
+
+    ``before_load(model, tensors)`` runs before the state dict is loaded (e.g. to size a buffer whose
+    length is data: the MacroVAE's start bank), ``after_load(model)`` after it and before the move to
+    ``device`` (e.g. to set scalers kept in a JSON file). Mismatches are CheckpointErrors; CUDA asked
+    for on a machine without it is a ConfigError."""
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={device!r} requested but CUDA is not available")
     tensors = load_tensors(folder / WEIGHTS_FILE)
     check_finite(folder, tensors, allow_inf)
+    if before_load is not None:
+        before_load(model, tensors)
     try:
         missing, unexpected = model.load_state_dict(tensors, strict=False)
     except RuntimeError as exc:  # shape mismatch
         raise CheckpointError(f"checkpoint {folder}: weights do not match the config ({str(exc)[:300]})") from None
+    missing = [k for k in missing if k not in optional]
     if missing or unexpected:
         raise CheckpointError(f"checkpoint {folder}: weights do not match the config "
                               f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+    if after_load is not None:
+        after_load(model)
     return model.to(dev).eval()

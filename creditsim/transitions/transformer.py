@@ -47,6 +47,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from creditsim.checkpoints import check_weight_shapes, config_from_meta, load_model_weights, read_model_meta, save_model_checkpoint
 from creditsim.errors import CheckpointError, ConfigError, DataError
 from creditsim.nn.config import JSONConfig
 from creditsim.nn.layers import Block
@@ -387,8 +388,6 @@ class TransitionTransformer(nn.Module):
     def save_pretrained(self, directory: str | os.PathLike, extra: Mapping[str, Any] | None = None) -> Path:
         """Write ``model.safetensors`` (weights and scalers) and ``config.json`` (config + ``extra``
         training metadata), each atomically. Never pickle."""
-        from creditsim.checkpoints import save_model_checkpoint
-
         meta: dict[str, Any] = {"config": self.config.to_dict(), "macro_vars": list(MACRO_VARS)}
         if extra:
             meta["training"] = dict(extra)
@@ -405,9 +404,6 @@ class TransitionTransformer(nn.Module):
                 :attr:`TransitionConfig.LIMITS`, or the weights miss tensors, have other shapes or hold
                 NaN; all checked before the model is built (see :mod:`creditsim.checkpoints`).
         """
-        from creditsim.checkpoints import (check_weight_shapes, config_from_meta, load_model_weights,
-                                                    read_model_meta)
-
         folder = Path(directory) if directory is not None else PRETRAINED_DIR
         meta = read_model_meta(folder, "TransitionTransformer")
         macro_vars = meta.get("macro_vars", MACRO_VARS)
