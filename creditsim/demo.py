@@ -20,6 +20,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from creditsim.cli.run import print_results
+from creditsim.deal.config import load_deal
+from creditsim.errors import CheckpointError
+from creditsim.examples import example_path
+from creditsim.macro.vae import MacroVAE
+from creditsim.risk.report import write_report
+from creditsim.risk.results import check_result_target
+from creditsim.risk.simulate import simulate, versions
+
 __all__ = ["EXAMPLE_TAPE", "run_demo", "main"]
 
 EXAMPLE_TAPE = "loans_example.parquet"
@@ -28,10 +37,8 @@ EXAMPLE_DEAL = "example_clo.yaml"
 
 def _macro_source() -> tuple[Any, str]:
     """The pretrained MacroVAE when it can be loaded, else the synthetic generator."""
-    from creditsim.errors import CheckpointError
 
     try:
-        from creditsim.macro.vae import MacroVAE
 
         return MacroVAE.from_pretrained(), "vae (pretrained MacroVAE)"
     except (ImportError, CheckpointError) as exc:
@@ -48,13 +55,6 @@ def run_demo(out: str | Path = "runs/demo", n_sims: int = 1000, seed: int = 7, c
     import yaml
     from rich.console import Console
 
-    from creditsim.cli.run import print_results
-    from creditsim.risk.report import write_report
-    from creditsim.examples import example_path
-    from creditsim.risk.simulate import simulate, versions
-    from creditsim.deal.config import load_deal
-
-    from creditsim.risk.results import check_result_target
 
     out = Path(out)
     # refuse a target holding anything but a previous run before the minute of simulation, not after

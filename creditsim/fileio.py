@@ -21,6 +21,8 @@ from typing import Any
 
 import pandas as pd
 
+from creditsim.errors import ConfigError
+
 __all__ = [
     "umask_mode", "atomic_write", "escape_excel_text", "escape_frame", "FORMULA_PREFIXES",
     "RESULT_MARKER", "FAULT_ENV", "fault_point", "check_output_target", "is_our_result_dir",
@@ -150,7 +152,6 @@ def check_output_target(path: str | os.PathLike[str], kind: str, option: str) ->
         ConfigError: parent missing / not a directory / not writable, or the target is a directory
             where a file is expected, a file where a directory is expected, or a foreign directory.
     """
-    from creditsim.errors import ConfigError
 
     target = Path(path)
     if kind == "result_dir":

@@ -11,6 +11,8 @@ from enum import IntEnum
 
 import numpy as np
 
+from creditsim.errors import ConfigError
+
 __all__ = [
     "LoanState",
     "N_STATES",
@@ -135,7 +137,6 @@ SCENARIOS: tuple[str, ...] = ("baseline", "adverse", "severely_adverse", "stagfl
 
 def scenario_index(scenario: int | str) -> int:
     """Map a scenario name or index to its index (0 baseline .. 3 stagflation)."""
-    from creditsim.errors import ConfigError
 
     if isinstance(scenario, str):
         key = scenario.strip().lower().replace(" ", "_").replace("-", "_")

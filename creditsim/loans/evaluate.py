@@ -40,8 +40,19 @@ import pandas as pd
 import torch
 
 from creditsim.errors import ConfigError
+from creditsim.features import loan_features
+from creditsim.loans.train import CUTOFF, empirical_cohort_matrices, panel_arrays
 from creditsim.loans.trajectory import LoanTrajectoryModel, remaining_term
-from creditsim.states import ALLOWED_TRANSITIONS, N_STATES, SCENARIOS, LoanState, scenario_index
+from creditsim.macro.synthetic import MacroScenarioGenerator
+from creditsim.states import (
+    ALLOWED_TRANSITIONS,
+    N_STATES,
+    SCENARIOS,
+    LoanState,
+    scenario_index,
+)
+from creditsim.transitions.cohorts import cohort_keys
+from creditsim.transitions.synthetic import LoanTapeGenerator
 
 __all__ = [
     "TrajectoryEvaluation",
@@ -222,12 +233,6 @@ def evaluate_trajectory_model(model: LoanTrajectoryModel, scenarios: tuple = ("b
 
 def _evaluate_once(model, scenarios, n_loans, n_months, n_samples, seed, idio_scale) -> pd.DataFrame:
     from scipy.stats import wasserstein_distance
-
-    from creditsim.transitions.cohorts import cohort_keys
-    from creditsim.features import loan_features
-    from creditsim.transitions.synthetic import LoanTapeGenerator
-    from creditsim.macro.synthetic import MacroScenarioGenerator
-    from creditsim.loans.train import CUTOFF, empirical_cohort_matrices, panel_arrays
 
     rows = []
     gen = MacroScenarioGenerator(n_months, start=CUTOFF)

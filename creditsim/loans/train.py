@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 
 from creditsim.errors import ConfigError, DataError
+from creditsim.features import loan_features
 from creditsim.loans.trajectory import (
     N_VALUES,
     PRETRAINED_DIR,
@@ -44,8 +45,11 @@ from creditsim.loans.trajectory import (
     TrajectoryConfig,
     remaining_term,
 )
-from creditsim.states import ALLOWED_TRANSITIONS, N_STATES, SCENARIOS, LoanState
+from creditsim.macro.synthetic import MacroScenarioGenerator
 from creditsim.nn.trainer import TrainConfig, TrainResult, fit
+from creditsim.states import ALLOWED_TRANSITIONS, N_STATES, SCENARIOS, LoanState
+from creditsim.transitions.cohorts import cohort_keys
+from creditsim.transitions.synthetic import LoanTapeGenerator
 
 __all__ = [
     "SHIPPED_CONFIG",
@@ -201,10 +205,6 @@ def build_trajectory_data(n_loans: int = 1000, n_months: int = 24, paths_per_sce
         seed: one seed for macro paths and tapes.
         smoothing: pseudo-count of :func:`empirical_cohort_matrices`.
     """
-    from creditsim.transitions.cohorts import cohort_keys
-    from creditsim.features import loan_features
-    from creditsim.transitions.synthetic import LoanTapeGenerator
-    from creditsim.macro.synthetic import MacroScenarioGenerator
 
     for name, v in (("n_loans", n_loans), ("n_months", n_months), ("paths_per_scenario", paths_per_scenario)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from creditsim.errors import ConfigError, NotFittedError
+from creditsim.macro.train import label_windows, make_windows
 from creditsim.schema import validate_macro
 from creditsim.states import SCENARIOS, scenario_index
 
@@ -36,7 +37,6 @@ class _WindowedBaseline:
         self.seq_length = int(seq_length)
 
     def _fit_windows(self, history: pd.DataFrame, recession: pd.Series | None) -> np.ndarray:
-        from creditsim.macro.train import label_windows, make_windows
 
         frame = validate_macro(history)
         windows, starts = make_windows(frame, self.seq_length)

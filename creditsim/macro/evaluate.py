@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from creditsim.checkpoints import atomic_write
 from creditsim.errors import ConfigError
 from creditsim.macro import metrics as M
+from creditsim.macro.train import make_windows
 from creditsim.schema import validate_macro
 from creditsim.states import MACRO_VARS, SCENARIOS
 
@@ -39,7 +41,6 @@ HEADLINE_METRICS: tuple[str, ...] = (
 
 def historical_windows(history: pd.DataFrame, seq_length: int = 60) -> np.ndarray:
     """All ``seq_length``-month windows of the history, (N, T, 9) float64 real units, in time order."""
-    from creditsim.macro.train import make_windows
 
     return make_windows(history, seq_length)[0]
 
@@ -168,8 +169,6 @@ def fan_charts(generator, out_dir: str | os.PathLike, *, n_samples: int = 1000, 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from creditsim.checkpoints import atomic_write
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

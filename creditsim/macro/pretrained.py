@@ -49,6 +49,7 @@ import time
 
 import torch
 
+from creditsim.macro.train import train_macro_vae
 from creditsim.macro.vae import PRETRAINED_DIR, MacroVAEConfig
 from creditsim.nn.trainer import TrainConfig
 
@@ -65,8 +66,6 @@ SHIPPED_TRAINING = TrainConfig(epochs=200, batch_size=64, lr=3e-3, weight_decay=
 def build_pretrained(out=PRETRAINED_DIR, epochs: int | None = None, progress: bool = True):
     """Train the shipped configuration and write it to ``out``; returns the MacroTrainingResult."""
     from dataclasses import replace
-
-    from creditsim.macro.train import train_macro_vae
 
     train_cfg = replace(SHIPPED_TRAINING, progress=progress, **({"epochs": epochs} if epochs else {}))
     return train_macro_vae(None, SHIPPED_CONFIG, train_cfg, out=out)

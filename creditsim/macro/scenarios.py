@@ -33,9 +33,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from creditsim.datasets import load_fed_scenarios, load_macro_history
 from creditsim.errors import ConfigError, DataError
-from creditsim.states import MACRO_VARS, SCENARIOS, scenario_index
+from creditsim.macro.synthetic import MacroScenarioGenerator
+from creditsim.macro.vae import MacroVAE
 from creditsim.rng import LABELS, MACRO, int_seed, numpy_generator
+from creditsim.schema import validate_macro
+from creditsim.states import MACRO_VARS, SCENARIOS, scenario_index
 
 __all__ = [
     "DEFAULT_SCENARIO_MIX",
@@ -158,7 +162,6 @@ def resolve_macro_start(start: Any = None, cutoff: Any = None) -> tuple[np.ndarr
         raise ConfigError(f"macro_start must be None, 'scenario', a mapping of the 9 macro variables or a (9,) array, "
                           f"got {start!r}")
     if start is None:
-        from creditsim.datasets import load_macro_history
 
         hist = load_macro_history()
         row, when = hist.iloc[-1], hist.index[-1]
@@ -242,7 +245,6 @@ def build_macro_paths(macro: Any, labels: np.ndarray, horizon: int, seed: int, d
 def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: Any = None,
                start: np.ndarray | None = None) -> np.ndarray:
     if model is None:
-        from creditsim.macro.vae import MacroVAE
 
         model = MacroVAE.from_pretrained(device=device)
     order = list(model.config.variables)
@@ -268,7 +270,6 @@ def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: 
 
 
 def _synthetic_paths(labels: np.ndarray, horizon: int, seed: int) -> np.ndarray:
-    from creditsim.macro.synthetic import MacroScenarioGenerator
 
     gen = MacroScenarioGenerator(n_months=horizon)
     out = np.empty((labels.size, horizon, len(MACRO_VARS)))
@@ -288,7 +289,6 @@ def _as_path_array(paths: Any, n: int, horizon: int) -> np.ndarray:
 
 
 def _fed_paths(labels: np.ndarray, horizon: int) -> np.ndarray:
-    from creditsim.datasets import load_fed_scenarios
 
     out = np.empty((labels.size, horizon, len(MACRO_VARS)))
     for s in np.unique(labels):
@@ -311,7 +311,6 @@ def _extend(path: np.ndarray, horizon: int) -> np.ndarray:
 
 
 def _frame_paths(frame: pd.DataFrame, labels: np.ndarray, horizon: int) -> np.ndarray:
-    from creditsim.schema import validate_macro
 
     out = np.empty((labels.size, horizon, len(MACRO_VARS)))
     if "scenario" in frame.columns:

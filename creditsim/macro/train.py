@@ -31,11 +31,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+import creditsim.datasets as ds
 from creditsim.errors import ConfigError, DataError
 from creditsim.macro.vae import MacroVAE, MacroVAEConfig
+from creditsim.nn.trainer import TrainConfig, TrainResult, beta_schedule, fit
 from creditsim.schema import validate_macro
 from creditsim.states import MACRO_VARS, SCENARIOS
-from creditsim.nn.trainer import TrainConfig, TrainResult, beta_schedule, fit
 
 __all__ = [
     "STAGFLATION_INFLATION", "MILD_RISE", "SEVERE_RISE",
@@ -53,7 +54,6 @@ _CPI = MACRO_VARS.index("inflation_rate")
 
 def load_training_history() -> tuple[pd.DataFrame, pd.Series | None]:
     """The bundled monthly history and the NBER recession indicator (None when not bundled)."""
-    import creditsim.datasets as ds
 
     history = ds.load_macro_history()
     recession = None

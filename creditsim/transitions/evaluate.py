@@ -33,6 +33,7 @@ import pandas as pd
 
 from creditsim.errors import DataError
 from creditsim.states import ABSORBING_STATES, ALLOWED_TRANSITIONS, N_STATES, LoanState
+from creditsim.transitions.markov import MarkovTransitionModel
 
 __all__ = [
     "KEY_MOVES",
@@ -210,7 +211,6 @@ def markov_baselines(train: Any, test: Any) -> dict[str, np.ndarray]:
     empty, the summed training counts). ``markov_by_cohort``: one homogeneous MLE matrix per (cohort
     definition, cohort label), pooled over training paths and months; unseen labels use ``markov``.
     """
-    from creditsim.transitions.markov import MarkovTransitionModel
 
     pooled_counts = train.markov_counts if train.markov_counts.sum() > 0 else train.counts.sum(axis=(0, 1))
     pooled = MarkovTransitionModel.from_matrix(homogeneous_matrix(pooled_counts)).transition_matrix_

@@ -42,9 +42,21 @@ import pandas as pd
 import torch
 
 from creditsim.errors import ConfigError
-from creditsim.transitions.transformer import PRETRAINED_DIR, TransitionConfig, TransitionTransformer
+from creditsim.macro.synthetic import MacroScenarioGenerator
+from creditsim.nn.trainer import TrainConfig, TrainResult, fit
 from creditsim.states import N_STATES, SCENARIOS
-from creditsim.nn.trainer import TrainConfig, TrainResult
+from creditsim.transitions.cohorts import cohort_features, transition_counts
+from creditsim.transitions.evaluate import (
+    evaluate_transition_models,
+    homogeneous_matrix,
+)
+from creditsim.transitions.markov import MarkovTransitionModel
+from creditsim.transitions.synthetic import LoanTapeGenerator
+from creditsim.transitions.transformer import (
+    PRETRAINED_DIR,
+    TransitionConfig,
+    TransitionTransformer,
+)
 
 __all__ = [
     "TransitionDataConfig",
@@ -160,11 +172,6 @@ def build_transition_data(cfg: TransitionDataConfig | None = None, progress: boo
     """
     from rich.progress import Progress
 
-    from creditsim.transitions.cohorts import cohort_features, transition_counts
-    from creditsim.transitions.synthetic import LoanTapeGenerator
-    from creditsim.macro.synthetic import MacroScenarioGenerator
-    from creditsim.transitions.markov import MarkovTransitionModel
-
     cfg = cfg if cfg is not None else TransitionDataConfig()
     if not isinstance(cfg, TransitionDataConfig):
         raise ConfigError(f"data config must be a TransitionDataConfig, got {type(cfg).__name__}")
@@ -254,7 +261,6 @@ def _loss_fn(model: TransitionTransformer, batch: list[torch.Tensor], epoch: int
 
 def prepare_model(model: TransitionTransformer, train: CohortMonthData) -> TransitionTransformer:
     """Set the scalers (training macro and cohort-feature mean / sd) and the pooled prior matrix."""
-    from creditsim.transitions.evaluate import homogeneous_matrix
 
     if len(train) == 0:
         raise ConfigError("training set is empty")
@@ -281,7 +287,6 @@ def train_transition_model(
         out: checkpoint folder to write (safetensors + JSON), or None.
         evaluate: compute the held-out table (transformer vs homogeneous Markov baselines).
     """
-    from creditsim.nn.trainer import fit
 
     t0 = time.perf_counter()
     if data is None:
@@ -296,7 +301,6 @@ def train_transition_model(
     t_train = time.perf_counter() - t1
     table = None
     if evaluate and len(data.get("test", [])):
-        from creditsim.transitions.evaluate import evaluate_transition_models
 
         table = evaluate_transition_models(model, data["train"], data["test"])
     if out is not None:

@@ -47,11 +47,28 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from creditsim.checkpoints import check_weight_shapes, config_from_meta, load_model_weights, read_model_meta, save_model_checkpoint
+from creditsim.checkpoints import (
+    check_weight_shapes,
+    config_from_meta,
+    load_model_weights,
+    read_model_meta,
+    save_model_checkpoint,
+)
 from creditsim.errors import CheckpointError, ConfigError, DataError
 from creditsim.nn.config import JSONConfig
 from creditsim.nn.layers import Block
-from creditsim.states import ALLOWED_TRANSITIONS, ASSET_CLASSES, MACRO_VARS, N_STATES, LoanState
+from creditsim.states import (
+    ALLOWED_TRANSITIONS,
+    ASSET_CLASSES,
+    MACRO_VARS,
+    N_STATES,
+    LoanState,
+)
+from creditsim.transitions.cohorts import (
+    COHORT_FEATURES,
+    DEFAULT_COHORT_KEY,
+    cohort_features,
+)
 
 __all__ = ["TransitionConfig", "TransitionTransformer", "TapeTransitionModel", "MacroRangeWarning", "PRETRAINED_DIR"]
 
@@ -316,7 +333,6 @@ class TransitionTransformer(nn.Module):
             ``(S, C, T, 7, 7)`` float32 tensor on the model's device, cohorts in the DataFrame's row
             order; ``(C, T, 7, 7)`` for a single ``(T, 9)`` path.
         """
-        from creditsim.transitions.cohorts import COHORT_FEATURES
 
         if not isinstance(cohort_features, pd.DataFrame):
             raise DataError(f"cohort_features: expected a pandas DataFrame, got {type(cohort_features).__name__}")
@@ -370,7 +386,6 @@ class TransitionTransformer(nn.Module):
             ``cohort_features`` and ``transition_counts``); map loans to cohorts with
             ``cohorts.get_indexer(cohort_keys(loans_df, cohort_key))``.
         """
-        from creditsim.transitions.cohorts import DEFAULT_COHORT_KEY, cohort_features
 
         key = DEFAULT_COHORT_KEY if cohort_key is None else cohort_key
         feats = cohort_features(loans_df, key, as_of=as_of)
@@ -435,7 +450,6 @@ class TapeTransitionModel:
     """
 
     def __init__(self, model: TransitionTransformer, loans_df: pd.DataFrame, as_of: object | None = None):
-        from creditsim.transitions.cohorts import cohort_features
 
         if not isinstance(model, TransitionTransformer):
             raise ConfigError(f"model must be a TransitionTransformer, got {type(model).__name__}")
