@@ -38,6 +38,7 @@ __getattr__, __dir__, _public = attach(__name__, {
     "MacroVAE": "creditsim.macro.vae",
     "MacroVAEConfig": "creditsim.macro.vae",
     "MacroScenarioGenerator": "creditsim.macro.synthetic",
+    "macro_paths": "creditsim.macro.scenarios",
     # 2 transition matrices
     "MarkovTransitionModel": "creditsim.transitions.markov",
     "TransitionTransformer": "creditsim.transitions.transformer",

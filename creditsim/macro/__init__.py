@@ -24,6 +24,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "parse_scenario_mix": "creditsim.macro.scenarios",
     "draw_scenario_labels": "creditsim.macro.scenarios",
     "build_macro_paths": "creditsim.macro.scenarios",
+    "macro_paths": "creditsim.macro.scenarios",
     "evaluate_macro": "creditsim.macro.evaluate",
     "compare_generators": "creditsim.macro.evaluate",
     "train_macro_vae": "creditsim.macro.train",

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from creditsim.datasets import load_fed_scenarios, load_macro_history
-from creditsim.errors import ConfigError, DataError
+from creditsim.errors import ConfigError, DataError, check_positive_int
 from creditsim.macro.synthetic import MacroScenarioGenerator
 from creditsim.macro.vae import MacroVAE
 from creditsim.rng import LABELS, MACRO, int_seed, numpy_generator
@@ -49,6 +49,7 @@ __all__ = [
     "draw_scenario_labels",
     "build_macro_paths",
     "resolve_macro_start",
+    "macro_paths",
 ]
 
 DEFAULT_SCENARIO_MIX: dict[str, float] = {
@@ -330,3 +331,32 @@ def _need(frame: pd.DataFrame, horizon: int) -> np.ndarray:
     if len(frame) < horizon:
         raise DataError(f"macro frame: {len(frame)} months, the simulation horizon needs {horizon}")
     return frame[list(MACRO_VARS)].to_numpy(np.float64)[:horizon]
+
+
+def macro_paths(n_paths: int, scenario_mix: Mapping[str, float] | str | None = None, horizon: int = 60,
+                source: Any = "vae", seed: int = 0, start: Any = None, cutoff: Any = None,
+                device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Macro scenario paths exactly as :func:`creditsim.simulate` draws them for the same seed.
+
+    Args:
+        n_paths: number of paths S.
+        scenario_mix: weights of the scenario types (see :func:`parse_scenario_mix`); one name gives
+            paths of that scenario only.
+        horizon: months T.
+        source: ``"vae"``, ``"synthetic"``, ``"fed"``, a MacroVAE, a macro DataFrame or an array (see
+            :func:`build_macro_paths`).
+        seed: master seed (the run's seed: labels and paths come from its keyed streams).
+        start: start state of generated VAE paths (see :func:`resolve_macro_start`; None = the observed
+            state of the ``cutoff`` month, or of the latest bundled month).
+        device: torch device of the VAE.
+
+    Returns:
+        ``(paths, labels)``: ``(S, T, 9)`` float64 decimals in MACRO_VARS order and ``(S,)`` scenario
+        indices.
+    """
+    n = check_positive_int(n_paths, "n_paths")
+    months = check_positive_int(horizon, "horizon")
+    labels = draw_scenario_labels(parse_scenario_mix(scenario_mix), n, check_positive_int(seed, "seed", minimum=0))
+    generated = (isinstance(source, str) and source.strip().lower() == "vae") or isinstance(source, MacroVAE)
+    start_vec = resolve_macro_start(start, cutoff)[0] if generated else None
+    return build_macro_paths(source, labels, months, seed, device, start=start_vec), labels
