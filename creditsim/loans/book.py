@@ -26,14 +26,15 @@ Decisions (documented here because nobody else can make them):
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from creditsim.loans.pool import DEFAULT_RECOVERY_LAG
-from creditsim.loans.schedule import AMORTIZATION_CODES, AMORTIZATION_NAMES, amortization_codes, amortization_schedule
+from creditsim.loans.schedule import AMORTIZATION_CODES, amortization_codes, amortization_schedule
 from creditsim.errors import ConfigError, DataError, format_labels
-from creditsim.schema import validate_loan_tape
+from creditsim.schema import AMORTIZATION_TYPES, validate_loan_tape
 from creditsim.states import ASSET_CLASSES
 
 __all__ = ["LoanBook", "DEFAULT_LGD_BY_ASSET_CLASS"]
@@ -56,6 +57,144 @@ def _number(value: object, name: str) -> float:
 def _rows(mask: np.ndarray, labels: np.ndarray | None) -> str:
     idx = np.flatnonzero(mask)
     return format_labels(idx if labels is None else labels[idx])
+
+
+def _per_loan(v: object, dtype: object, name: str, n: int) -> np.ndarray:
+    """``(n,)`` array of ``dtype`` from a per-loan array or a scalar (broadcast); DataError naming ``name``.
+
+    An integer ``dtype`` requires whole numbers (checked on a float copy) rather than truncating them.
+    """
+    arr = np.asarray(v)
+    if arr.ndim == 0:
+        arr = np.full(n, arr.item())
+    if arr.shape != (n,):
+        raise DataError(f"{name}: expected {n} values (one per loan), got shape {arr.shape}")
+    whole = np.dtype(dtype).kind == "i" and arr.dtype.kind not in "iu"
+    try:
+        out = arr.astype(np.float64 if whole else dtype)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{name}: expected {np.dtype(dtype).name} values, got {arr.dtype}") from exc
+    if whole:
+        # 2.5 interest-only months or state 1.5 is an error, never silently truncated
+        frac = ~np.isfinite(out) | (out != np.round(out))
+        if frac.any():
+            raise DataError(f"{name}: rows {_rows(frac, None)} are not whole numbers, got {out[frac][:5].tolist()}")
+        out = out.astype(dtype)
+    return out
+
+
+def _labels_or_codes(v: object, n: int, name: str) -> np.ndarray:
+    """``(n,)`` int64 codes if ``v`` holds integers, else ``(n,)`` object labels."""
+    return _per_loan(v, np.int64 if np.asarray(v).dtype.kind in "iu" else object, name, n)
+
+
+def _asset_class_codes(ac: np.ndarray) -> np.ndarray:
+    """Asset-class labels -> int64 indices into :data:`ASSET_CLASSES` (integer codes pass through)."""
+    if ac.dtype != object:
+        return ac
+    bad = ~np.isin(ac, ASSET_CLASSES)
+    if bad.any():
+        raise DataError(f"asset_class: rows {_rows(bad, None)} not in {list(ASSET_CLASSES)}")
+    return np.array([ASSET_CLASSES.index(a) for a in ac], dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------- loan tape -> terms
+def _elapsed_and_remaining(df: pd.DataFrame, labels: np.ndarray, term: np.ndarray,
+                           cutoff: object | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(elapsed, remaining)`` ``(L,)`` int64 months: payments made since origination and payments
+    left at the cut-off (a ``remaining_term_months`` column overrides the calendar count)."""
+    if cutoff is not None:
+        try:
+            cut = pd.Timestamp(cutoff)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"cutoff: expected a date, got {cutoff!r}") from exc
+        orig = df["origination_date"]
+        elapsed = ((cut.year - orig.dt.year) * 12 + (cut.month - orig.dt.month)).to_numpy(np.int64)
+        bad = elapsed < 0
+        if bad.any():
+            raise DataError(f"loan tape: column 'origination_date' rows {_rows(bad, labels)} are after the cut-off {cut.date()}")
+    else:
+        elapsed = np.zeros(len(df), dtype=np.int64)
+    remaining = term - elapsed
+    if "remaining_term_months" in df.columns:
+        rt = pd.to_numeric(df["remaining_term_months"], errors="coerce").to_numpy(np.float64)
+        bad = ~np.isfinite(rt) | (rt != np.round(rt))
+        if bad.any():
+            raise DataError(f"loan tape: column 'remaining_term_months' rows {_rows(bad, labels)}; expected whole months")
+        remaining = rt.astype(np.int64)
+        elapsed = np.maximum(term - remaining, 0)
+    return elapsed, remaining
+
+
+def _live_rows(df: pd.DataFrame, labels: np.ndarray, remaining: np.ndarray, drop_matured: bool) -> np.ndarray | None:
+    """Boolean mask of the loans with a payment left, or None when all have one; DataError for
+    matured loans unless ``drop_matured`` (and when none is left)."""
+    done = remaining < 1
+    if not done.any():
+        return None
+    if not drop_matured:
+        col = "remaining_term_months" if "remaining_term_months" in df.columns else "term_months"
+        raise DataError(
+            f"loan tape: column '{col}' rows {_rows(done, labels)} have no remaining term at the cut-off "
+            f"(expected >= 1 month left; pass drop_matured=True to drop them)"
+        )
+    if done.all():
+        raise DataError("loan tape: every loan has matured by the cut-off")
+    return ~done
+
+
+def _cutoff_balance(df: pd.DataFrame, labels: np.ndarray, original: np.ndarray, rate: np.ndarray, term: np.ndarray,
+                    amort: np.ndarray, io_total: np.ndarray, elapsed: np.ndarray) -> np.ndarray:
+    """``(L,)`` outstanding principal at the cut-off: ``current_balance`` where given, else the
+    contractual balance after the elapsed payments (from the original terms); DataError if not > 0."""
+    if "current_balance" in df.columns and df["current_balance"].notna().all():
+        balance = df["current_balance"].to_numpy(np.float64)
+    else:
+        sched = amortization_schedule(original, rate / 12.0, term, amort, io_total, n_columns=int(elapsed.max()) if len(elapsed) else 0)
+        balance = sched.balance[np.arange(len(df)), elapsed]
+        if "current_balance" in df.columns:
+            given = df["current_balance"].to_numpy(np.float64)
+            balance = np.where(np.isnan(given), balance, given)
+    zero = ~(balance > 0)
+    if zero.any():
+        raise DataError(f"loan tape: column 'current_balance' rows {_rows(zero, labels)} are 0; expected > 0 outstanding at the cut-off")
+    return balance
+
+
+def _lgd_assumption(df: pd.DataFrame) -> np.ndarray:
+    """``(L,)`` LGD: ``lgd_assumption`` where given, else :data:`DEFAULT_LGD_BY_ASSET_CLASS`."""
+    fallback = np.array([DEFAULT_LGD_BY_ASSET_CLASS[a] for a in df["asset_class"]])
+    if "lgd_assumption" not in df.columns:
+        return fallback
+    lgd = df["lgd_assumption"].to_numpy(np.float64)
+    return np.where(np.isnan(lgd), fallback, lgd)
+
+
+def _cohorts(df: pd.DataFrame, cohort: str | np.ndarray | None, asset_class: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """``(cohort (L,) int64, labels)`` from a column name, an int array or None (see ``from_tape``)."""
+    if cohort is None:
+        return np.zeros(len(df), np.int64), ("all",)
+    if isinstance(cohort, str):
+        if cohort not in df.columns:
+            raise DataError(f"loan tape: cohort column '{cohort}' is missing")
+        if cohort == "asset_class":
+            return asset_class.copy(), ASSET_CLASSES
+        values = df[cohort].astype(str).to_numpy()
+        labels = tuple(sorted(set(values)))
+        return np.searchsorted(np.array(labels), values).astype(np.int64), labels
+    coh = np.asarray(cohort, dtype=np.int64)
+    return coh, tuple(str(i) for i in range(int(coh.max()) + 1))
+
+
+def _risk_shifts(df: pd.DataFrame, risk_shift: str | np.ndarray | None) -> np.ndarray:
+    """``(L,)`` float64 log-odds shifts from a column name, an array or None (0)."""
+    if risk_shift is None:
+        return np.zeros(len(df))
+    if isinstance(risk_shift, str):
+        if risk_shift not in df.columns:
+            raise DataError(f"loan tape: risk_shift column '{risk_shift}' is missing")
+        return pd.to_numeric(df[risk_shift], errors="coerce").to_numpy(np.float64)
+    return np.asarray(risk_shift, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -157,41 +296,15 @@ class LoanBook:
             raise DataError(f"balance: expected a 1-D array of loan balances, got shape {bal.shape}")
         n = len(bal)
 
-        def vec(v: object, dtype: object, name: str) -> np.ndarray:
-            arr = np.asarray(v)
-            if arr.ndim == 0:
-                arr = np.full(n, arr.item())
-            if arr.shape != (n,):
-                raise DataError(f"{name}: expected {n} values (one per loan), got shape {arr.shape}")
-            whole = np.dtype(dtype).kind == "i" and arr.dtype.kind not in "iu"
-            try:
-                out = arr.astype(np.float64 if whole else dtype)
-            except (TypeError, ValueError) as exc:
-                raise DataError(f"{name}: expected {np.dtype(dtype).name} values, got {arr.dtype}") from exc
-            if whole:
-                # 2.5 interest-only months or state 1.5 is an error, never silently truncated
-                frac = ~np.isfinite(out) | (out != np.round(out))
-                if frac.any():
-                    raise DataError(f"{name}: rows {_rows(frac, None)} are not whole numbers, got {out[frac][:5].tolist()}")
-                out = out.astype(dtype)
-            return out
-
+        vec = partial(_per_loan, n=n)
         rate = vec(annual_rate, np.float64, "annual_rate")
         term_f = vec(remaining_term, np.float64, "remaining_term")
         whole = np.isfinite(term_f) & (term_f == np.round(term_f))
         if not whole.all():
             raise DataError(f"remaining_term: rows {_rows(~whole, None)} are not whole months")
 
-        def labels_or_codes(v: object, name: str) -> np.ndarray:
-            return vec(v, np.int64 if np.asarray(v).dtype.kind in "iu" else object, name)
-
-        amort = amortization_codes(labels_or_codes(amortization, "amortization"))
-        ac = labels_or_codes(asset_class, "asset_class")
-        if ac.dtype == object:
-            bad = ~np.isin(ac, ASSET_CLASSES)
-            if bad.any():
-                raise DataError(f"asset_class: rows {_rows(bad, None)} not in {list(ASSET_CLASSES)}")
-            ac = np.array([ASSET_CLASSES.index(a) for a in ac], dtype=np.int64)
+        amort = amortization_codes(_labels_or_codes(amortization, n, "amortization"))
+        ac = _asset_class_codes(_labels_or_codes(asset_class, n, "asset_class"))
         coh = np.zeros(n, dtype=np.int64) if cohort is None else vec(cohort, np.int64, "cohort")
         labels = cohort_labels if cohort_labels is not None else tuple(str(i) for i in range(int(coh.max()) + 1 if n else 1))
         return cls(
@@ -243,84 +356,18 @@ class LoanBook:
         df = validate_loan_tape(loans)
         labels = df.index.to_numpy()
         term = df["term_months"].to_numpy(np.int64)
-        if cutoff is not None:
-            try:
-                cut = pd.Timestamp(cutoff)
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"cutoff: expected a date, got {cutoff!r}") from exc
-            orig = df["origination_date"]
-            elapsed = ((cut.year - orig.dt.year) * 12 + (cut.month - orig.dt.month)).to_numpy(np.int64)
-            bad = elapsed < 0
-            if bad.any():
-                raise DataError(f"loan tape: column 'origination_date' rows {_rows(bad, labels)} are after the cut-off {cut.date()}")
-        else:
-            elapsed = np.zeros(len(df), dtype=np.int64)
-        remaining = term - elapsed
-        if "remaining_term_months" in df.columns:
-            rt = pd.to_numeric(df["remaining_term_months"], errors="coerce").to_numpy(np.float64)
-            bad = ~np.isfinite(rt) | (rt != np.round(rt))
-            if bad.any():
-                raise DataError(f"loan tape: column 'remaining_term_months' rows {_rows(bad, labels)}; expected whole months")
-            remaining = rt.astype(np.int64)
-            elapsed = np.maximum(term - remaining, 0)
-        done = remaining < 1
-        if done.any():
-            if not drop_matured:
-                col = "remaining_term_months" if "remaining_term_months" in df.columns else "term_months"
-                raise DataError(
-                    f"loan tape: column '{col}' rows {_rows(done, labels)} have no remaining term at the cut-off "
-                    f"(expected >= 1 month left; pass drop_matured=True to drop them)"
-                )
-            keep = ~done
-            df, labels, term, elapsed, remaining = df[keep], labels[keep], term[keep], elapsed[keep], remaining[keep]
-            if len(df) == 0:
-                raise DataError("loan tape: every loan has matured by the cut-off")
+        elapsed, remaining = _elapsed_and_remaining(df, labels, term, cutoff)
+        live = _live_rows(df, labels, remaining, drop_matured)
+        if live is not None:
+            df, labels, term, elapsed, remaining = df[live], labels[live], term[live], elapsed[live], remaining[live]
         original = df["original_balance"].to_numpy(np.float64)
         rate = df["interest_rate"].to_numpy(np.float64)
         amort = amortization_codes(df["amortization_type"].to_numpy())
         io_total = np.where(amort == AMORTIZATION_CODES["interest_only"], np.floor(io_fraction * term).astype(np.int64), 0)
         io_left = np.maximum(io_total - elapsed, 0)
-        if "current_balance" in df.columns and df["current_balance"].notna().all():
-            balance = df["current_balance"].to_numpy(np.float64)
-        else:
-            # contractual balance after the elapsed payments, from the original terms
-            sched = amortization_schedule(original, rate / 12.0, term, amort, io_total, n_columns=int(elapsed.max()) if len(elapsed) else 0)
-            balance = sched.balance[np.arange(len(df)), elapsed]
-            if "current_balance" in df.columns:
-                given = df["current_balance"].to_numpy(np.float64)
-                balance = np.where(np.isnan(given), balance, given)
-        zero = ~(balance > 0)
-        if zero.any():
-            raise DataError(f"loan tape: column 'current_balance' rows {_rows(zero, labels)} are 0; expected > 0 outstanding at the cut-off")
+        balance = _cutoff_balance(df, labels, original, rate, term, amort, io_total, elapsed)
         ac = np.array([ASSET_CLASSES.index(a) for a in df["asset_class"]], dtype=np.int64)
-        if "lgd_assumption" in df.columns:
-            lgd = df["lgd_assumption"].to_numpy(np.float64)
-            fallback = np.array([DEFAULT_LGD_BY_ASSET_CLASS[a] for a in df["asset_class"]])
-            lgd = np.where(np.isnan(lgd), fallback, lgd)
-        else:
-            lgd = np.array([DEFAULT_LGD_BY_ASSET_CLASS[a] for a in df["asset_class"]])
-        if cohort is None:
-            coh, coh_labels = np.zeros(len(df), np.int64), ("all",)
-        elif isinstance(cohort, str):
-            if cohort not in df.columns:
-                raise DataError(f"loan tape: cohort column '{cohort}' is missing")
-            if cohort == "asset_class":
-                coh, coh_labels = ac.copy(), ASSET_CLASSES
-            else:
-                values = df[cohort].astype(str).to_numpy()
-                coh_labels = tuple(sorted(set(values)))
-                coh = np.searchsorted(np.array(coh_labels), values).astype(np.int64)
-        else:
-            coh = np.asarray(cohort, dtype=np.int64)
-            coh_labels = tuple(str(i) for i in range(int(coh.max()) + 1))
-        if risk_shift is None:
-            shift = np.zeros(len(df))
-        elif isinstance(risk_shift, str):
-            if risk_shift not in df.columns:
-                raise DataError(f"loan tape: risk_shift column '{risk_shift}' is missing")
-            shift = pd.to_numeric(df[risk_shift], errors="coerce").to_numpy(np.float64)
-        else:
-            shift = np.asarray(risk_shift, dtype=np.float64)
+        coh, coh_labels = _cohorts(df, cohort, ac)
         state = df["loan_state"].to_numpy() if "loan_state" in df.columns else np.zeros(len(df), np.int64)
         return cls(
             loan_id=df["loan_id"].astype(str).to_numpy(dtype=object),
@@ -329,11 +376,11 @@ class LoanBook:
             remaining_term=remaining,
             amortization=amort,
             io_months=io_left,
-            lgd=lgd,
+            lgd=_lgd_assumption(df),
             cohort=coh,
             cohort_labels=tuple(coh_labels),
             asset_class=ac,
-            risk_shift=shift,
+            risk_shift=_risk_shifts(df, risk_shift),
             initial_state=state,
             original_balance=original,
             lgd_concentration=_number(lgd_concentration, "lgd_concentration"),
@@ -423,7 +470,7 @@ class LoanBook:
             if group_by == "cohort":
                 return self.cohort.astype(np.int64), self.cohort_labels
             if group_by == "amortization":
-                return self.amortization.astype(np.int64), AMORTIZATION_NAMES
+                return self.amortization.astype(np.int64), AMORTIZATION_TYPES
             raise ConfigError(f"group_by must be 'asset_class', 'cohort', 'amortization' or an array, got {group_by!r}")
         arr = np.asarray(group_by)
         if arr.shape != (self.n_loans,):

@@ -65,7 +65,7 @@ chunks in separate processes. Note that the thread count is process-wide while t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,6 +93,7 @@ __all__ = [
     "LoanCashflows",
     "PoolCashflows",
     "loan_cashflows",
+    "resolve_device",
     "simulate_loan_level",
     "simulate_pool_chunk",
     "simulate_pool_cashflows",
@@ -155,7 +156,12 @@ class PoolCashflows:
 
 
 # ---------------------------------------------------------------------------- preparation
-def _device(device: str | torch.device) -> torch.device:
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device``; ConfigError for a bad name or CUDA without a GPU.
+
+    (:func:`creditsim.risk.config.check_device` validates the run setting by name; this resolves the
+    engine's ``device`` argument, which may also be a ``torch.device``.)
+    """
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
@@ -462,109 +468,144 @@ def _run_block(
     n_groups: int,
     keep_loan_level: bool,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
-    """Run every month of one (scenario chunk x loan block); see :func:`_block_months`."""
-    result: dict[str, object] = {}
-    for _ in _block_months(book, index, thresholds, streams, paths, lgd, n_months, dev, groups, n_groups,
-                           keep_loan_level, result):
-        pass
-    return result["acc"], result["keep"]
+    """Run every month of one (scenario chunk x loan block); returns :class:`_BlockRun`'s
+    ``(sums, loan_level)``."""
+    run = _BlockRun(book, index, thresholds, streams, paths, lgd, n_months, dev, groups, n_groups, keep_loan_level)
+    for t in range(n_months):
+        run.step(t)
+    return run.sums, run.loan_level
 
 
-def _block_months(
-    book: LoanBook,
-    index: np.ndarray,
-    thresholds: _Thresholds | None,
-    streams: BlockStreams | None,
-    paths: torch.Tensor | None,
-    lgd: np.ndarray,
-    n_months: int,
-    dev: torch.device,
-    groups: np.ndarray | None,
-    n_groups: int,
-    keep_loan_level: bool,
-    result: dict[str, object],
-) -> Iterator[int]:
-    """The month loop of one (scenario chunk x loan block), yielding after each month.
+def _group_membership(groups: np.ndarray | None, index: np.ndarray, n_groups: int, dev: torch.device) -> torch.Tensor:
+    """``(G, L_b)`` float64 0/1 group membership of a loan block (``(1, L_b)`` ones without groups)."""
+    lb = len(index)
+    if groups is None:
+        return torch.ones(1, lb, dtype=torch.float64, device=dev)
+    member = torch.zeros(n_groups, lb, dtype=torch.float64, device=dev)
+    member[torch.from_numpy(groups[index]).to(dev), torch.arange(lb, device=dev)] = 1.0
+    return member
+
+
+def _threshold_rows(thresholds: _Thresholds | None, index: np.ndarray, s: int, dev: torch.device) -> torch.Tensor:
+    """``(s, L_b)`` int32 threshold row of state 0 of each (scenario, loan): the scenario's row offset
+    plus the loan's segment x 7. Zeros for given paths (thresholds are never read then)."""
+    lb = len(index)
+    if thresholds is None:
+        return torch.zeros(s, lb, dtype=torch.int32, device=dev)
+    seg7 = torch.from_numpy(thresholds.loan_segment[index] * N_STATES).to(dev)
+    off = (torch.arange(s, device=dev) * thresholds.n_rows_per_scenario) if thresholds.varies else torch.zeros(s, dtype=torch.int64, device=dev)
+    # int32 rows (cheaper index_select) must not overflow
+    if s * thresholds.n_rows_per_scenario >= 2**31:
+        raise ConfigError("too many (scenario, segment) rows in one chunk; use a smaller chunk or fewer risk bins")
+    return (off[:, None] + seg7[None, :]).to(torch.int32).contiguous()
+
+
+class _BlockRun:
+    """The month loop of one (scenario chunk x loan block), advanced one month per :meth:`step`.
 
     States come from the random ``streams`` and the thresholds, or from given ``paths``
-    ``(s, L_b, T)`` (rows of absorbed loans map to themselves whatever the path says). ``result``
-    receives the block's sums ``"acc"`` ``(s, T, G, 6)`` (5 tabulated flows + loss; G = 1 without
-    groups) and, if asked, ``"keep"``: loan-level states ``(s, L_b, T)`` and flows ``(s, L_b, T, 5)``.
-    Yielding per month lets the caller advance all loan blocks month by month, so time-varying
-    thresholds are computed once per month for the whole chunk.
+    ``(s, L_b, T)`` (rows of absorbed loans map to themselves whatever the path says). What it
+    produces, filled month by month:
+
+    - ``sums``: ``(s, T, G, 6)`` float64 whole-cent block sums (5 tabulated flows + loss; G = 1 without
+      groups);
+    - ``loan_level``: with ``keep_loan_level``, ``{"states": (s, L_b, T) int8, "flows": (s, L_b, T, 5)
+      float64}``, else None.
+
+    Stepping rather than looping lets :func:`simulate_pool_chunk` advance all loan blocks month by
+    month, so time-varying thresholds are computed once per month for the whole chunk. The pool-only
+    path (random states, no loan-level output) uses :func:`_month_step_pool`; the others
+    :func:`_month_step` or the given paths.
     """
-    lb = len(index)
-    s = lgd.shape[0]
-    cb, ci, m = _history(book, index, n_months, dev)
-    tables = _MonthTables(cb, ci, m)
-    # chain state x and cash state c (see _MonthTables); int32 keeps the per-element traffic low
-    x = torch.from_numpy(book.initial_state[index].astype(np.int32)).to(dev).expand(s, lb).contiguous()
-    c = x.clone()
-    fast = paths is None and not keep_loan_level
-    lgd_t = torch.from_numpy(np.ascontiguousarray(lgd)).to(dev)  # (s, L_b)
-    if groups is None:
-        member = torch.ones(1, lb, dtype=torch.float64, device=dev)
-    else:
-        member = torch.zeros(n_groups, lb, dtype=torch.float64, device=dev)
-        member[torch.from_numpy(groups[index]).to(dev), torch.arange(lb, device=dev)] = 1.0
-    g = member.shape[0]
-    if not fast:
-        loan_base = (torch.arange(lb, device=dev) * (N_STATES * N_STATES)).expand(s, lb).contiguous()
-        weights = member.expand(s, -1, -1).contiguous()  # (s, G, L_b) 0/1 group membership
-    if thresholds is not None:
-        seg7 = torch.from_numpy(thresholds.loan_segment[index] * N_STATES).to(dev)
-        off = (torch.arange(s, device=dev) * thresholds.n_rows_per_scenario) if thresholds.varies else torch.zeros(s, dtype=torch.int64, device=dev)
-        if s * thresholds.n_rows_per_scenario >= 2**31:
-            raise ConfigError("too many (scenario, segment) rows in one chunk; use a smaller chunk or fewer risk bins")
-        row_base = (off[:, None] + seg7[None, :]).to(torch.int32).contiguous()
-    else:
-        # given paths: y comes from the path, thresholds are never read
-        row_base = torch.zeros(s, lb, dtype=torch.int32, device=dev)
-    acc = torch.zeros(s, n_months, g, _N_FLOWS + 1, dtype=torch.float64, device=dev)
-    keep: dict[str, torch.Tensor] | None = None
-    if keep_loan_level:
-        keep = {
-            "states": torch.empty(s, lb, n_months, dtype=torch.int8, device=dev),
-            "flows": torch.empty(s, lb, n_months, _N_FLOWS, dtype=torch.float64, device=dev),
-        }
-    result["acc"], result["keep"] = acc, keep
-    if fast:
-        loan_group = torch.zeros(lb, dtype=torch.int64, device=dev) if groups is None else torch.from_numpy(groups[index]).to(dev)
-        lgd_dev = lgd_t.contiguous()
-    for t in range(n_months):
-        flow_table, next_table, next_c = tables.month(t)
-        if fast:
-            u = torch.from_numpy(streams.next_month()).to(dev)
-            thr, stay_current = thresholds.rows(t)
-            current = flow_table.view(lb, N_STATES * N_STATES, _N_FLOWS)[:, 0, :]  # (L_b, 5)
-            current_flows = (member.t()[:, :, None] * current[:, None, :]).reshape(lb, g * _N_FLOWS)
-            not_maturing = m != t
-            # scenario tiles keep the per-element working set in cache; the month tables are shared
-            for a in range(0, s, SCENARIO_TILE):
-                b = min(s, a + SCENARIO_TILE)
-                _, _, sums = _month_step_pool(u[a:b], x[a:b], c[a:b], row_base[a:b], thr, stay_current, flow_table,
-                                              next_table, next_c, current_flows, not_maturing, lgd_dev[a:b],
-                                              loan_group, g)
-                acc[a:b, t] = sums
-            yield t
-            continue
-        if paths is None:
-            u = torch.from_numpy(streams.next_month()).to(dev)
-            x, c, f, sums = _month_step(u, x, c, row_base, thresholds.rows(t)[0], flow_table, next_table, next_c,
-                                        loan_base, weights, lgd_t)
+
+    def __init__(
+        self,
+        book: LoanBook,
+        index: np.ndarray,
+        thresholds: _Thresholds | None,
+        streams: BlockStreams | None,
+        paths: torch.Tensor | None,
+        lgd: np.ndarray,
+        n_months: int,
+        dev: torch.device,
+        groups: np.ndarray | None,
+        n_groups: int,
+        keep_loan_level: bool,
+    ):
+        lb = len(index)
+        s = lgd.shape[0]
+        self._lb, self._s = lb, s
+        self._thresholds, self._streams, self._paths, self._dev = thresholds, streams, paths, dev
+        cb, ci, self._m = _history(book, index, n_months, dev)
+        self._tables = _MonthTables(cb, ci, self._m)
+        # chain state x and cash state c (see _MonthTables); int32 keeps the per-element traffic low
+        self._x = torch.from_numpy(book.initial_state[index].astype(np.int32)).to(dev).expand(s, lb).contiguous()
+        self._c = self._x.clone()
+        self._fast = paths is None and not keep_loan_level
+        self._lgd = torch.from_numpy(np.ascontiguousarray(lgd)).to(dev)  # (s, L_b)
+        self._member = _group_membership(groups, index, n_groups, dev)
+        g = self._g = self._member.shape[0]
+        if not self._fast:
+            self._loan_base = (torch.arange(lb, device=dev) * (N_STATES * N_STATES)).expand(s, lb).contiguous()
+            self._weights = self._member.expand(s, -1, -1).contiguous()  # (s, G, L_b) 0/1 group membership
+        self._row_base = _threshold_rows(thresholds, index, s, dev)
+        self.sums = torch.zeros(s, n_months, g, _N_FLOWS + 1, dtype=torch.float64, device=dev)
+        self.loan_level: dict[str, torch.Tensor] | None = None
+        if keep_loan_level:
+            self.loan_level = {
+                "states": torch.empty(s, lb, n_months, dtype=torch.int8, device=dev),
+                "flows": torch.empty(s, lb, n_months, _N_FLOWS, dtype=torch.float64, device=dev),
+            }
+        if self._fast:
+            self._loan_group = torch.zeros(lb, dtype=torch.int64, device=dev) if groups is None else torch.from_numpy(groups[index]).to(dev)
+
+    def step(self, t: int) -> None:
+        """Advance month ``t`` (months must be stepped in order 0, 1, ...)."""
+        flow_table, next_table, next_c = self._tables.month(t)
+        if self._fast:
+            self._pool_month(t, flow_table, next_table, next_c)
+        else:
+            self._loan_month(t, flow_table, next_table, next_c)
+
+    def _pool_month(self, t: int, flow_table: torch.Tensor, next_table: torch.Tensor, next_c: torch.Tensor) -> None:
+        """Pool sums only: quiet loan-months by one product, events gathered (:func:`_month_step_pool`)."""
+        lb, s, g = self._lb, self._s, self._g
+        x, c, row_base, lgd = self._x, self._c, self._row_base, self._lgd
+        u = torch.from_numpy(self._streams.next_month()).to(self._dev)
+        thr, stay_current = self._thresholds.rows(t)
+        current = flow_table.view(lb, N_STATES * N_STATES, _N_FLOWS)[:, 0, :]  # (L_b, 5)
+        current_flows = (self._member.t()[:, :, None] * current[:, None, :]).reshape(lb, g * _N_FLOWS)
+        not_maturing = self._m != t
+        # scenario tiles keep the per-element working set in cache; the month tables are shared;
+        # x and c are updated in place through the tile views
+        for a in range(0, s, SCENARIO_TILE):
+            b = min(s, a + SCENARIO_TILE)
+            _, _, sums = _month_step_pool(u[a:b], x[a:b], c[a:b], row_base[a:b], thr, stay_current, flow_table,
+                                          next_table, next_c, current_flows, not_maturing, lgd[a:b],
+                                          self._loan_group, g)
+            self.sums[a:b, t] = sums
+
+    def _loan_month(self, t: int, flow_table: torch.Tensor, next_table: torch.Tensor, next_c: torch.Tensor) -> None:
+        """Every loan-month in full (sampled or from the given paths), loan-level output if kept."""
+        lb, s = self._lb, self._s
+        x, c, loan_base = self._x, self._c, self._loan_base
+        if self._paths is None:
+            u = torch.from_numpy(self._streams.next_month()).to(self._dev)
+            x, c, f, sums = _month_step(u, x, c, self._row_base, self._thresholds.rows(t)[0], flow_table, next_table,
+                                        next_c, loan_base, self._weights, self._lgd)
         else:
             # a given path: its states replace the draw (absorbed rows of next_table ignore them)
-            y = paths[:, :, t]
+            y = self._paths[:, :, t]
             code = (c.to(torch.int64) * N_STATES + y + loan_base).view(-1)
             f = flow_table.index_select(0, code).view(s, lb, _N_FLOWS)
             x = next_table.take(code).view(s, lb)
             c = next_c.take(code).view(s, lb)
-            sums = _group_sums(weights, f, lgd_t)
-        acc[:, t] = sums
-        if keep is not None:
-            keep["states"][:, :, t] = x.to(torch.int8)
-            keep["flows"][:, :, t] = f
-        yield t
+            sums = _group_sums(self._weights, f, self._lgd)
+        self._x, self._c = x, c
+        self.sums[:, t] = sums
+        if self.loan_level is not None:
+            self.loan_level["states"][:, :, t] = x.to(torch.int8)
+            self.loan_level["flows"][:, :, t] = f
 
 
 def _scatter_pool(acc: torch.Tensor, lag: int, grouped: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -633,13 +674,13 @@ def simulate_pool_chunk(
     """
     ids, seed_i, months = _check_chunk_args(book, scenario_ids, seed, n_months)
     chunk = check_positive_int(loan_chunk, "loan_chunk")
-    dev = _device(device)
+    dev = resolve_device(device)
     mats = _as_tensor(matrices)
     thresholds = _Thresholds(mats, book, len(ids), months, dev, max_risk_bins)
     groups, labels = (None, ()) if group_by is None else book.group_codes(group_by)
     n_groups = len(labels) if groups is not None else 1
     blocks_per_chunk = max(1, -(-chunk // RNG_LOAN_BLOCK))
-    runs, results = [], []
+    blocks: list[tuple[np.ndarray, BlockStreams]] = []
     for first_block in range(0, -(-book.n_loans // RNG_LOAN_BLOCK), blocks_per_chunk):
         start = first_block * RNG_LOAN_BLOCK
         stop = min(book.n_loans, (first_block + blocks_per_chunk) * RNG_LOAN_BLOCK)
@@ -647,15 +688,15 @@ def simulate_pool_chunk(
         n_blocks = -(-(stop - start) // RNG_LOAN_BLOCK)
         streams = BlockStreams(seed_i, ids, range(first_block, first_block + n_blocks), stop - start,
                                book.lgd[index], book.lgd_concentration)
-        results.append({})
-        runs.append(_block_months(book, index, thresholds, streams, None, streams.lgd, months, dev, groups,
-                                  n_groups, False, results[-1]))
-    # month-major over loan blocks: each month's thresholds are built once and then dropped
+        blocks.append((index, streams))
     with serial_torch():
-        for _ in range(months):
+        runs = [_BlockRun(book, index, thresholds, streams, None, streams.lgd, months, dev, groups, n_groups, False)
+                for index, streams in blocks]
+        # month-major over loan blocks: each month's thresholds are built once and then dropped
+        for t in range(months):
             for run in runs:
-                next(run)
-    total = sum(r["acc"] for r in results)
+                run.step(t)
+    total = sum(run.sums for run in runs)
     cashflows, pending = _scatter_pool(total, book.recovery_lag, groups is not None)
     return (cashflows, pending) if return_pending else cashflows
 
@@ -786,7 +827,7 @@ def simulate_loan_level(
             f"loan-level output of {len(ids)} x {book.n_loans} x {months} values is too large "
             f"(limit {_MAX_LOAN_LEVEL}); use simulate_pool_chunk or a book.subset(...)"
         )
-    dev = _device(device)
+    dev = resolve_device(device)
     thresholds = _Thresholds(_as_tensor(matrices), book, len(ids), months, dev, max_risk_bins)
     index = np.arange(book.n_loans)
     n_blocks = -(-book.n_loans // RNG_LOAN_BLOCK)
@@ -831,7 +872,7 @@ def loan_cashflows(book: LoanBook, states: object, lgd: object | None = None, *,
     lgd_arr = np.broadcast_to(lgd_raw, (s, n_loans)).copy()
     if not ((lgd_arr >= 0) & (lgd_arr <= 1)).all():
         raise DataError("lgd: realised LGDs must be decimals in [0, 1]")
-    dev = _device(device)
+    dev = resolve_device(device)
     index = np.arange(n_loans)
     with serial_torch():
         _, keep = _run_block(book, index, None, None, torch.from_numpy(paths).to(dev), lgd_arr, months, dev, None, 1, True)

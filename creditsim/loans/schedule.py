@@ -25,11 +25,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from creditsim.errors import DataError, format_labels
+from creditsim.schema import AMORTIZATION_TYPES
 
 __all__ = ["AMORTIZATION_CODES", "AMORTIZATION_NAMES", "Schedule", "amortization_schedule", "amortization_codes"]
 
-AMORTIZATION_NAMES: tuple[str, ...] = ("annuity", "linear", "bullet", "interest_only")
-AMORTIZATION_CODES: dict[str, int] = {name: i for i, name in enumerate(AMORTIZATION_NAMES)}
+#: the loan tape's amortisation types (:data:`creditsim.schema.AMORTIZATION_TYPES`); code = position.
+#: AMORTIZATION_NAMES is an alias kept for callers (tests) that import it from here.
+AMORTIZATION_NAMES: tuple[str, ...] = AMORTIZATION_TYPES
+AMORTIZATION_CODES: dict[str, int] = {name: i for i, name in enumerate(AMORTIZATION_TYPES)}
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,9 @@ def amortization_codes(types: object) -> np.ndarray:
     """Map amortisation type names (or codes 0..3) to int8 codes; DataError naming bad rows."""
     arr = np.asarray(types)
     if arr.dtype.kind in "iu":
-        bad = np.flatnonzero((arr < 0) | (arr >= len(AMORTIZATION_NAMES)))
+        bad = np.flatnonzero((arr < 0) | (arr >= len(AMORTIZATION_TYPES)))
         if len(bad):
-            raise DataError(f"amortization_type: codes must be 0..3 {list(AMORTIZATION_NAMES)}, bad rows {format_labels(bad)}")
+            raise DataError(f"amortization_type: codes must be 0..3 {list(AMORTIZATION_TYPES)}, bad rows {format_labels(bad)}")
         return arr.astype(np.int8)
     names = np.char.lower(np.char.strip(arr.astype(str)))
     out = np.full(names.shape, -1, dtype=np.int8)
@@ -69,7 +72,7 @@ def amortization_codes(types: object) -> np.ndarray:
     if len(bad):
         raise DataError(
             f"amortization_type: rows {format_labels(bad)} have {format_labels(sorted(set(names[bad])))}; "
-            f"expected one of {list(AMORTIZATION_NAMES)}"
+            f"expected one of {list(AMORTIZATION_TYPES)}"
         )
     return out
 

@@ -84,19 +84,24 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from creditsim.checkpoints import (check_weight_shapes, config_from_meta, load_model_weights, read_model_meta,
+                                   save_model_checkpoint)
 from creditsim.errors import CheckpointError, ConfigError, DataError, format_labels
+from creditsim.features import LOAN_FEATURES
 from creditsim.nn.config import JSONConfig
 from creditsim.nn.layers import Block
 from creditsim.loans.pool import LOAN_FLOWS, pool_cashflows
+from creditsim.loans.schedule import amortization_codes, amortization_schedule
 from creditsim.states import ALLOWED_TRANSITIONS, MACRO_VARS, N_STATES, POOL_CF_TYPES, LoanState
 from creditsim.threads import serial_torch
+from creditsim.transitions.sampler import ADVERSE_MOVES, cumulative_thresholds
 from creditsim.rng import torch_seed
 
 __all__ = [
@@ -134,8 +139,6 @@ _F_AMORT = (19, 20, 21, 22)  # is_annuity, is_linear, is_bullet, is_interest_onl
 
 
 def _feature_constants() -> dict[str, tuple[int, float, float]]:
-    from creditsim.features import LOAN_FEATURES
-
     return {name: (i, centre, scale) for i, (name, centre, scale) in enumerate(LOAN_FEATURES)}
 
 
@@ -272,7 +275,7 @@ def loan_terms_from_features(loan_features: object) -> dict[str, np.ndarray]:
     Returns:
         dict of ``(B,)`` arrays: balance float64, interest_rate float64 (annual decimal),
         remaining_term int64 (months), amortization int64 (codes of
-        :data:`creditsim.loans.schedule.AMORTIZATION_NAMES`).
+        :data:`creditsim.schema.AMORTIZATION_TYPES`).
     """
     x = loan_features.detach().cpu().numpy() if isinstance(loan_features, torch.Tensor) else np.asarray(loan_features)
     x = x.astype(np.float64)
@@ -336,6 +339,150 @@ class DiffusionHead(nn.Module):
     def forward(self, y: torch.Tensor, k: torch.Tensor, cond_h: torch.Tensor) -> torch.Tensor:
         z = F.silu(cond_h + self.x_in(y) + self.step_emb(k))
         return self.out(F.silu(self.hidden(z)))
+
+
+# ------------------------------------------------------------------------------ generation helpers
+class _BlockDraws:
+    """The random streams of a chunk of ``L`` loans: one CPU generator per block of
+    :data:`RNG_LOAN_BLOCK` loans, keyed by (seed, global block index), so chunking never changes a
+    loan's draws as long as every stream is consumed in the same order."""
+
+    def __init__(self, seed: int, first_block: int, n_loans: int, device: torch.device):
+        n_blocks = -(-n_loans // RNG_LOAN_BLOCK)
+        self._streams = [torch.Generator().manual_seed(torch_seed(seed, first_block + b)) for b in range(n_blocks)]
+        self._n_loans = n_loans
+        self._device = device
+
+    def draw(self, shape: tuple[int, ...], loan_axis: int, normal: bool) -> torch.Tensor:
+        """One draw of ``shape`` per block stream, concatenated along ``loan_axis`` and cut to L."""
+        fn = torch.randn if normal else torch.rand
+        parts = [fn(*shape, generator=g) for g in self._streams]
+        return torch.cat(parts, dim=loan_axis).narrow(loan_axis, 0, self._n_loans).to(self._device)
+
+
+def _contract_tables(terms: Mapping[str, np.ndarray], n_months: int,
+                     device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Contractual schedule of ``L`` loans, columns = payments made since the cut-off (float64 money).
+
+    Returns ``(B (L, n_cols + 1), CI (L, n_cols + 1), n (L,) long)``: the scheduled balance and the
+    cumulative interest after ``j`` payments, and the number of payments (capped at the columns, so a
+    loan past its last payment owes nothing more: remaining interest = ``CI(n) - CI(P)``), with
+    ``n_cols = min(max payments, T)``.
+    """
+    n_pay = np.maximum(terms["remaining_term"], 1)
+    n_cols = int(min(n_pay.max(), n_months))
+    sched = amortization_schedule(terms["balance"], terms["interest_rate"] / 12.0, n_pay, terms["amortization"],
+                                  io_months=terms.get("io_months"), n_columns=n_cols)
+    L = len(n_pay)
+    sbal = torch.as_tensor(sched.balance, device=device)
+    cum_int = torch.cat([torch.zeros(L, 1, dtype=torch.float64), torch.as_tensor(sched.interest).cumsum(1)], 1).to(device)
+    n_idx = torch.as_tensor(np.minimum(n_pay, n_cols), device=device)
+    return sbal, cum_int, n_idx
+
+
+class _PathInputs(NamedTuple):
+    """Per-path inputs of the month step, ``N = n_samples x L`` rows (sample-major)."""
+
+    feats: torch.Tensor  # (N, 24)
+    cohort: torch.Tensor  # (N, T, 7, 7)
+    macro: torch.Tensor  # (N, T, 9) standardised
+    rem: torch.Tensor  # (N,) payments left at the cut-off
+    shift: torch.Tensor  # (N, 7, 7) frailty log-odds shift of the adverse moves
+    rows: torch.Tensor  # (N,) arange, to gather each path's shift row
+
+
+class _Moves(NamedTuple):
+    """``(N,)`` masks and counts of one month's moves (see the module doc, "Cashflows")."""
+
+    live: torch.Tensor  # live before the month
+    due: torch.Tensor  # D_t: payments due by the end of the month
+    stays: torch.Tensor  # live before and after
+    new_paid: torch.Tensor  # P_t
+    performing: torch.Tensor  # CURRENT -> CURRENT paying an instalment (a payment ratio applies)
+    defaulted: torch.Tensor  # live -> DEFAULT (an LGD applies)
+
+
+class _PathLedger:
+    """Position and cash of ``N`` loan paths, month by month (float64 currency units).
+
+    Holds each path's state, paid count ``P``, principal shortfall ``S`` and balance (module doc,
+    "Cashflows") over the contractual tables of :func:`_contract_tables` (repeated per sample), and
+    fills the ``(N, T)`` outputs as the months are settled in order.
+    """
+
+    FLOWS = ("payments", "balances", "losses", "interest", "scheduled_principal", "prepayment", "default_par")
+
+    def __init__(self, sbal: torch.Tensor, cum_int: torch.Tensor, n_idx: torch.Tensor, init: torch.Tensor, n_months: int):
+        N = init.shape[0]
+        dev = init.device
+        self._sbal, self._cum, self._n_idx = sbal, cum_int, n_idx
+        self._ar = torch.arange(N, device=dev)
+        self.state = init  # (N,) long, state at the end of the previous month
+        self._paid = torch.zeros(N, dtype=torch.long, device=dev)  # P: scheduled payments settled
+        self._short = torch.zeros(N, dtype=torch.float64, device=dev)  # unpaid principal carried in the balance
+        self._balance = sbal[:, 0].clone()
+        self._out = {k: torch.zeros(N, n_months, dtype=torch.float64, device=dev) for k in self.FLOWS}
+        self._states = torch.empty(N, n_months, dtype=torch.int8, device=dev)
+        self._lgd = torch.full((N,), float("nan"), dtype=torch.float64, device=dev)
+
+    def moves(self, t: int, new: torch.Tensor) -> _Moves:
+        """The masks and paid counts of moving from :attr:`state` to ``new`` in month ``t``."""
+        state, paid = self.state, self._paid
+        live = state <= _S.DPD90
+        due = torch.clamp(torch.full_like(paid, t + 1), max=self._n_idx)  # D_t (payments due so far)
+        stays = live & (new <= _S.DPD90)
+        new_paid = torch.where(stays, torch.maximum(paid, due - new), paid)
+        performing = stays & (state == _S.CURRENT) & (new == _S.CURRENT) & (new_paid > paid)
+        defaulted = live & (new == _S.DEFAULT)
+        return _Moves(live, due, stays, new_paid, performing, defaulted)
+
+    def settle(self, t: int, new: torch.Tensor, mv: _Moves, values: torch.Tensor) -> None:
+        """Book month ``t``'s cash for the moves ``mv`` into ``new`` with ``values`` ``(N, 2)``, advance."""
+        sbal, cum, ar, paid, short = self._sbal, self._cum, self._ar, self._paid, self._short
+        b_prev = sbal[ar, paid]
+        sched_prin = sbal[ar, paid] - sbal[ar, mv.new_paid]
+        sched_int = cum[ar, mv.new_paid] - cum[ar, paid]
+        ratio = torch.where(mv.performing, values[:, 0], torch.ones_like(short))
+        prin = ratio * sched_prin
+        intr = ratio * sched_int
+        short_new = short + (sched_prin - prin)
+        # exits
+        prepaid = mv.live & (new == _S.PREPAID)
+        matured = mv.live & (new == _S.MATURED)
+        pre_paid_to = torch.maximum(paid, mv.due)
+        pre_int = cum[ar, pre_paid_to] - cum[ar, paid]
+        pre_prin = b_prev - sbal[ar, pre_paid_to]
+        mat_int = cum[ar, self._n_idx] - cum[ar, paid]
+        exposure = b_prev + short
+        intr = torch.where(prepaid, pre_int, torch.where(matured, mat_int, torch.where(mv.stays, intr, 0.0)))
+        prin = torch.where(prepaid, pre_prin, torch.where(matured, exposure, torch.where(mv.stays, prin, 0.0)))
+        prepay = torch.where(prepaid, exposure - pre_prin, torch.zeros_like(short))
+        par = torch.where(mv.defaulted, exposure, torch.zeros_like(short))
+        lgd = values[:, 1]
+        loss = torch.where(mv.defaulted, lgd * par, torch.zeros_like(short))
+        self._lgd = torch.where(mv.defaulted, lgd, self._lgd)
+        new_balance = torch.where(mv.stays, sbal[ar, mv.new_paid] + short_new, torch.where(mv.live, 0.0, self._balance))
+        # absorbed loans carry balance 0 already; a loan absorbed before the cut-off is not supported
+        out = self._out
+        out["interest"][:, t] = intr
+        out["scheduled_principal"][:, t] = prin
+        out["prepayment"][:, t] = prepay
+        out["payments"][:, t] = intr + prin + prepay
+        out["default_par"][:, t] = par
+        out["losses"][:, t] = loss
+        out["balances"][:, t] = new_balance
+        self._states[:, t] = new.to(torch.int8)
+        self.state = new
+        self._paid = mv.new_paid
+        self._short = torch.where(mv.stays, short_new, torch.zeros_like(short))
+        self._balance = new_balance
+
+    def result(self, n_samples: int, n_loans: int) -> dict[str, torch.Tensor]:
+        """The outputs as ``(n_samples, L, T)`` (``lgd`` ``(n_samples, L)``)."""
+        res = {k: v.view(n_samples, n_loans, -1) for k, v in self._out.items()}
+        res["states"] = self._states.view(n_samples, n_loans, -1)
+        res["lgd"] = self._lgd.view(n_samples, n_loans)
+        return res
 
 
 # --------------------------------------------------------------------------------------------- model
@@ -629,8 +776,6 @@ class LoanTrajectoryModel(nn.Module):
             ``(n_samples, B)`` float64 (NaN where the loan did not default) and ``opening_balance``
             ``(B,)``.
         """
-        from creditsim.transitions.sampler import ADVERSE_MOVES
-
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
             raise ConfigError(f"n_samples must be a positive integer, got {n_samples!r}")
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
@@ -678,8 +823,6 @@ class LoanTrajectoryModel(nn.Module):
         return result
 
     def _check_terms(self, loan_terms: Mapping[str, object] | None, feats: torch.Tensor, B: int) -> dict[str, np.ndarray]:
-        from creditsim.loans.schedule import amortization_codes
-
         if loan_terms is None:
             terms = loan_terms_from_features(feats)
         else:
@@ -716,119 +859,65 @@ class LoanTrajectoryModel(nn.Module):
         return terms
 
     def _generate_chunk(self, feats, cohort, macro, init, terms, n_samples, sigma, seed, first_block, adverse):
-        from creditsim.transitions.sampler import cumulative_thresholds
-        from creditsim.loans.schedule import amortization_schedule
+        """Paths of one chunk of ``L`` loans (whole RNG blocks starting at block ``first_block``).
 
+        ``feats`` ``(L, 24)``, ``cohort`` ``(L, T, 7, 7)``, ``macro`` ``(L, T, 9)`` standardised,
+        ``init`` ``(L,)``, ``terms`` of :meth:`_check_terms` cut to the chunk, ``adverse`` ``(7, 7)`` bool.
+        Returns :meth:`generate`'s dict for the chunk, ``(n_samples, L, T)`` tensors and ``lgd``
+        ``(n_samples, L)``, without ``opening_balance``.
+        """
         dev = feats.device
         L, T = cohort.shape[:2]
         N = n_samples * L
-        K = self.config.diffusion_steps
-        # --- random numbers: one CPU stream per (seed, block of loans), consumed in a fixed order
-        # (frailty, then per month: state uniforms, diffusion noise), so chunking never changes them
-        n_blocks = -(-L // RNG_LOAN_BLOCK)
-        streams = []
-        for b in range(n_blocks):
-            streams.append(torch.Generator().manual_seed(torch_seed(seed, first_block + b)))
-
-        def draw(shape: tuple[int, ...], loan_axis: int, normal: bool) -> torch.Tensor:
-            """One draw of ``shape`` per block stream, concatenated along ``loan_axis`` and cut to L."""
-            fn = torch.randn if normal else torch.rand
-            parts = [fn(*shape, generator=g) for g in streams]
-            return torch.cat(parts, dim=loan_axis).narrow(loan_axis, 0, L).to(dev)
-
-        frail = draw((n_samples, RNG_LOAN_BLOCK), 1, True)
-
-        # --- contractual schedule (float64 money), columns = payments made since the cut-off
+        draws = _BlockDraws(seed, first_block, L, dev)
+        frail = draws.draw((n_samples, RNG_LOAN_BLOCK), 1, True)  # first draw of every stream
         rem = torch.as_tensor(terms["remaining_term"], device=dev)
-        n_pay = np.maximum(terms["remaining_term"], 1)
-        n_cols = int(min(n_pay.max(), T))
-        sched = amortization_schedule(terms["balance"], terms["interest_rate"] / 12.0, n_pay, terms["amortization"],
-                                      io_months=terms.get("io_months"), n_columns=n_cols)
-        sbal = torch.as_tensor(sched.balance, device=dev)  # (L, n_cols + 1)
-        cum_int = torch.cat([torch.zeros(L, 1, dtype=torch.float64), torch.as_tensor(sched.interest).cumsum(1)], 1).to(dev)
-        # a loan past its last payment owes nothing more: remaining interest = CI(n) - CI(P)
-        n_idx = torch.as_tensor(np.minimum(n_pay, n_cols), device=dev)
-
+        sbal, cum_int, n_idx = _contract_tables(terms, T, dev)
         rep = lambda x: x.repeat(n_samples, *([1] * (x.ndim - 1)))  # noqa: E731 -- sample-major (N = s*L + i)
-        feats_n, cohort_n, macro_n, rem_n = rep(feats), rep(cohort), rep(macro), rep(rem)
-        sbal_n, cum_n, n_idx_n = rep(sbal), rep(cum_int), rep(n_idx)
         shift = (sigma * frail.reshape(N, 1, 1) - 0.5 * sigma**2) * adverse.float()  # (N, 7, 7)
-        ar = torch.arange(N, device=dev)
-
-        state = rep(init)
-        paid = torch.zeros(N, dtype=torch.long, device=dev)  # P: scheduled payments settled
-        short = torch.zeros(N, dtype=torch.float64, device=dev)  # unpaid principal carried in the balance
-        balance = sbal_n[:, 0].clone()
-        out = {k: torch.zeros(N, T, dtype=torch.float64, device=dev) for k in
-               ("payments", "balances", "losses", "interest", "scheduled_principal", "prepayment", "default_par")}
-        states_out = torch.empty(N, T, dtype=torch.int8, device=dev)
-        lgd_out = torch.full((N,), float("nan"), dtype=torch.float64, device=dev)
-        pasts: list = [None] * len(self.blocks)
+        paths = _PathInputs(rep(feats), rep(cohort), rep(macro), rep(rem), shift, torch.arange(N, device=dev))
+        ledger = _PathLedger(rep(sbal), rep(cum_int), rep(n_idx), rep(init), T)
+        pasts: list = [None] * len(self.blocks)  # key/value cache of each transformer block
         for t in range(T):
-            x, log_rows = self._embed(feats_n, cohort_n[:, t:t + 1], macro_n[:, t:t + 1], state.view(N, 1), rem_n, t)
-            for i, block in enumerate(self.blocks):
-                x, pasts[i] = block(x, pasts[i])
-            h = self.ln_f(x)[:, 0]  # (N, d)
-            logits = self._logits(h, log_rows[:, 0], state, rem_n, torch.full_like(state, t))
-            logits = logits + shift[ar, state]  # frailty on adverse moves; -inf stays -inf
-            probs = torch.softmax(logits.double(), dim=-1)
-            thr = cumulative_thresholds(probs.unsqueeze(1))[:, 0]  # (N, 6)
-            unif = draw((n_samples, RNG_LOAN_BLOCK), 1, False).reshape(N, 1)
-            noise = draw((K + 1, n_samples, RNG_LOAN_BLOCK, N_VALUES), 2, True).reshape(K + 1, N, N_VALUES)
-            new = (unif >= thr).sum(-1)
-
-            live = state <= _S.DPD90
-            due = torch.clamp(torch.full_like(paid, t + 1), max=n_idx_n)  # D_t (payments due so far)
-            stays = live & (new <= _S.DPD90)
-            new_paid = torch.where(stays, torch.maximum(paid, due - new), paid)
-            performing = stays & (state == _S.CURRENT) & (new == _S.CURRENT) & (new_paid > paid)
-            defaulted = live & (new == _S.DEFAULT)
+            h, new, noise = self._sample_states(t, paths, ledger.state, pasts, draws, n_samples)
+            moves = ledger.moves(t, new)
             # values only where they are used: payment ratio of performing months, LGD at default
-            need = performing | defaulted
-            values = torch.ones(N, N_VALUES, dtype=torch.float64, device=dev)
-            if bool(need.any()):
-                vp = self._value_params(h[need], new[need])
-                values[need] = self._sample_values(vp, noise[:, need]).double()
-            b_prev = sbal_n[ar, paid]
-            sched_prin = sbal_n[ar, paid] - sbal_n[ar, new_paid]
-            sched_int = cum_n[ar, new_paid] - cum_n[ar, paid]
-            ratio = torch.where(performing, values[:, 0], torch.ones_like(short))
-            prin = ratio * sched_prin
-            intr = ratio * sched_int
-            short_new = short + (sched_prin - prin)
-            # exits
-            prepaid = live & (new == _S.PREPAID)
-            matured = live & (new == _S.MATURED)
-            pre_paid_to = torch.maximum(paid, due)
-            pre_int = cum_n[ar, pre_paid_to] - cum_n[ar, paid]
-            pre_prin = b_prev - sbal_n[ar, pre_paid_to]
-            mat_int = cum_n[ar, n_idx_n] - cum_n[ar, paid]
-            exposure = b_prev + short
-            intr = torch.where(prepaid, pre_int, torch.where(matured, mat_int, torch.where(stays, intr, 0.0)))
-            prin = torch.where(prepaid, pre_prin, torch.where(matured, exposure, torch.where(stays, prin, 0.0)))
-            prepay = torch.where(prepaid, exposure - pre_prin, torch.zeros_like(short))
-            par = torch.where(defaulted, exposure, torch.zeros_like(short))
-            lgd = values[:, 1]
-            loss = torch.where(defaulted, lgd * par, torch.zeros_like(short))
-            lgd_out = torch.where(defaulted, lgd, lgd_out)
-            new_balance = torch.where(stays, sbal_n[ar, new_paid] + short_new, torch.where(live, 0.0, balance))
-            # absorbed loans carry balance 0 already; a loan absorbed before the cut-off is not supported
-            out["interest"][:, t] = intr
-            out["scheduled_principal"][:, t] = prin
-            out["prepayment"][:, t] = prepay
-            out["payments"][:, t] = intr + prin + prepay
-            out["default_par"][:, t] = par
-            out["losses"][:, t] = loss
-            out["balances"][:, t] = new_balance
-            states_out[:, t] = new.to(torch.int8)
-            state = new
-            paid = new_paid
-            short = torch.where(stays, short_new, torch.zeros_like(short))
-            balance = new_balance
-        res = {k: v.view(n_samples, L, T) for k, v in out.items()}
-        res["states"] = states_out.view(n_samples, L, T)
-        res["lgd"] = lgd_out.view(n_samples, L)
-        return res
+            values = self._month_values(h, new, moves.performing | moves.defaulted, noise)
+            ledger.settle(t, new, moves, values)
+        return ledger.result(n_samples, L)
+
+    def _sample_states(self, t: int, paths: _PathInputs, state: torch.Tensor, pasts: list, draws: _BlockDraws,
+                       n_samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One transformer step for month ``t`` and the month's draws.
+
+        ``state`` ``(N,)`` long: the state at the end of month ``t - 1``. ``pasts`` (the blocks'
+        key/value caches) is updated in place. Draws, in the fixed per-stream order: the state
+        uniforms, then the diffusion noise (drawn every month, used or not, so the streams never
+        depend on the sampled paths). Returns ``(h (N, d), new state (N,) long, noise (K + 1, N, 2))``.
+        """
+        N = state.shape[0]
+        K = self.config.diffusion_steps
+        x, log_rows = self._embed(paths.feats, paths.cohort[:, t:t + 1], paths.macro[:, t:t + 1], state.view(N, 1),
+                                  paths.rem, t)
+        for i, block in enumerate(self.blocks):
+            x, pasts[i] = block(x, pasts[i])
+        h = self.ln_f(x)[:, 0]  # (N, d)
+        logits = self._logits(h, log_rows[:, 0], state, paths.rem, torch.full_like(state, t))
+        logits = logits + paths.shift[paths.rows, state]  # frailty on adverse moves; -inf stays -inf
+        probs = torch.softmax(logits.double(), dim=-1)
+        thr = cumulative_thresholds(probs.unsqueeze(1))[:, 0]  # (N, 6)
+        unif = draws.draw((n_samples, RNG_LOAN_BLOCK), 1, False).reshape(N, 1)
+        noise = draws.draw((K + 1, n_samples, RNG_LOAN_BLOCK, N_VALUES), 2, True).reshape(K + 1, N, N_VALUES)
+        return h, (unif >= thr).sum(-1), noise
+
+    def _month_values(self, h: torch.Tensor, new: torch.Tensor, need: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """``(N, 2)`` float64 values (:data:`VALUE_NAMES`): sampled by the diffusion head on the rows
+        ``need`` (bool ``(N,)``), 1 elsewhere."""
+        values = torch.ones(need.shape[0], N_VALUES, dtype=torch.float64, device=h.device)
+        if bool(need.any()):
+            vp = self._value_params(h[need], new[need])
+            values[need] = self._sample_values(vp, noise[:, need]).double()
+        return values
 
     # -- pool cashflows ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -906,8 +995,6 @@ class LoanTrajectoryModel(nn.Module):
     # -- checkpoints -----------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike, extra: Mapping[str, Any] | None = None) -> Path:
         """Write ``model.safetensors`` and ``config.json`` (config + ``extra`` training metadata), atomically."""
-        from creditsim.checkpoints import save_model_checkpoint
-
         meta: dict[str, Any] = {"config": self.config.to_dict(), "value_names": list(VALUE_NAMES)}
         if extra:
             meta["training"] = dict(extra)
@@ -922,9 +1009,6 @@ class LoanTrajectoryModel(nn.Module):
         config has unknown fields or sizes outside :attr:`TrajectoryConfig.LIMITS`, or the weights miss
         tensors, have other shapes or hold NaN/inf; all checked before the model is built.
         """
-        from creditsim.checkpoints import (check_weight_shapes, config_from_meta, load_model_weights,
-                                                    read_model_meta)
-
         folder = Path(directory) if directory is not None else PRETRAINED_DIR
         meta = read_model_meta(folder, "LoanTrajectoryModel")
         names = meta.get("value_names", [])
