@@ -20,7 +20,7 @@ from rich.table import Table
 
 from creditsim.errors import ConfigError, DataError, format_labels
 
-__all__ = ["register", "read_tape", "read_macro_file", "print_results"]
+__all__ = ["register", "simulate_cmd", "report_cmd", "run_config", "read_tape", "read_macro_file", "print_results"]
 
 console = Console()
 
@@ -186,94 +186,95 @@ def run_config(config_file: Path | None, options: dict[str, Any]) -> Any:
 
 def register(app: typer.Typer) -> None:
     """Add the ``simulate`` and ``report`` commands to ``app``."""
+    app.command("simulate")(simulate_cmd)
+    app.command("report")(report_cmd)
 
-    @app.command("simulate")
-    def simulate_cmd(
-        tape: Path = typer.Option(..., "--tape", help="loan tape (.csv, .csv.gz or .parquet)"),
-        deal: Path = typer.Option(..., "--deal", help="deal YAML file"),
-        out: Path = typer.Option(..., "--out", help="run directory to create (e.g. runs/NAME)"),
-        n_sims: int = typer.Option(None, "--n-sims", help="number of Monte Carlo scenarios [default: 10000]"),
-        mix: str = typer.Option(None, "--mix", help="scenario mix, e.g. 'baseline=0.5,severely_adverse=0.5' "
-                                "or one scenario name (default 0.6/0.25/0.1/0.05)"),
-        macro: str = typer.Option(None, "--macro", help="vae | synthetic | fed | path to a macro csv/parquet "
-                                  "[default: vae]"),
-        engine: str = typer.Option(None, "--engine", help="markov | transformer | trajectory [default: markov]"),
-        seed: int = typer.Option(None, "--seed", help="master seed of every random draw [default: 0]"),
-        chunk_size: int = typer.Option(None, "--chunk-size", help="scenarios per chunk [default: 500]"),
-        horizon: int = typer.Option(None, "--horizon", help="simulation horizon, months [default: 60]"),
-        backend: str = typer.Option(None, "--backend", help="local | dask [default: local]"),
-        device: str = typer.Option(None, "--device", help="cpu | cuda [default: cpu]"),
-        config: Path = typer.Option(None, "--config", help="run settings YAML (RunConfig fields, e.g. "
-                                    "n_simulations, scenario_mix, macro, seed, horizon); options given here "
-                                    "override the file"),
-        excel: bool = typer.Option(False, "--excel", help="also write results.xlsx into the run directory"),
-        html_report: bool = typer.Option(False, "--html", help="also write report.html into the run directory"),
-    ) -> None:
-        """Run the Monte Carlo simulation of a deal on a loan tape and save the run."""
-        # the CLI imports its stack on use: `creditsim --help` and the data commands must not pay for torch
-        import time
 
-        import yaml
+def simulate_cmd(
+    tape: Path = typer.Option(..., "--tape", help="loan tape (.csv, .csv.gz or .parquet)"),
+    deal: Path = typer.Option(..., "--deal", help="deal YAML file"),
+    out: Path = typer.Option(..., "--out", help="run directory to create (e.g. runs/NAME)"),
+    n_sims: int = typer.Option(None, "--n-sims", help="number of Monte Carlo scenarios (default 10000)"),
+    mix: str = typer.Option(None, "--mix", help="scenario mix, e.g. 'baseline=0.5,severely_adverse=0.5' "
+                            "or one scenario name (default 0.6/0.25/0.1/0.05)"),
+    macro: str = typer.Option(None, "--macro", help="vae | synthetic | fed | path to a macro csv/parquet "
+                              "(default vae)"),
+    engine: str = typer.Option(None, "--engine", help="markov | transformer | trajectory (default markov)"),
+    seed: int = typer.Option(None, "--seed", help="master seed of every random draw (default 0)"),
+    chunk_size: int = typer.Option(None, "--chunk-size", help="scenarios per chunk (default 500)"),
+    horizon: int = typer.Option(None, "--horizon", help="simulation horizon, months (default 60)"),
+    backend: str = typer.Option(None, "--backend", help="local | dask (default local)"),
+    device: str = typer.Option(None, "--device", help="cpu | cuda (default cpu)"),
+    config: Path = typer.Option(None, "--config", help="run settings YAML (RunConfig fields, e.g. "
+                                "n_simulations, scenario_mix, macro, seed, horizon); options given here "
+                                "override the file"),
+    excel: bool = typer.Option(False, "--excel", help="also write results.xlsx into the run directory"),
+    html_report: bool = typer.Option(False, "--html", help="also write report.html into the run directory"),
+) -> None:
+    """Run the Monte Carlo simulation of a deal on a loan tape and save the run."""
+    # the CLI imports its stack on use: `creditsim --help` and the data commands must not pay for torch
+    import time
 
-        from creditsim.deal.config import load_deal
-        from creditsim.fileio import fault_point
-        from creditsim.risk.results import check_result_target
-        from creditsim.risk.simulate import simulate, versions
+    import yaml
 
-        # cheap checks first: a bad --out, --config, --device or --mix must not cost a simulation
-        check_result_target(out, "--out")
-        check_sim_resources(n_sims, horizon, chunk_size, seed)
-        run_cfg = run_config(config, {"n_simulations": n_sims, "scenario_mix": mix, "macro": macro, "engine": engine,
-                                      "seed": seed, "chunk_size": chunk_size, "horizon": horizon,
-                                      "backend": backend, "device": device})
-        loans = read_tape(tape)
-        deal_cfg = load_deal(deal)
-        t0 = time.perf_counter()
-        fault_point("simulate")  # test hook (CREDITSIM_FAULT_POINT): a run interrupted before any write
-        results = simulate(loans, deal_cfg, run_cfg)
-        wall = time.perf_counter() - t0
-        results.settings.update({
-            "tape": str(tape), "tape_sha256": _sha256(tape), "deal_file": str(deal),
-            "deal_sha256": _sha256(deal), "macro": macro or results.settings["macro"], "wall_seconds": round(wall, 3),
-            "config_file": None if config is None else str(config),
-        })
-        run_info = {"settings": results.settings, "versions": versions()}
-        extra = {
-            "run.json": json.dumps(run_info, indent=2, default=str),
-            "deal.yaml": yaml.safe_dump(deal_cfg.to_dict(), sort_keys=False),
-        }
-        writers: list = []
-        if excel:
-            writers.append(("results.xlsx", results.to_excel))
-        if html_report:
-            from creditsim.risk.report import write_report
+    from creditsim.deal.config import load_deal
+    from creditsim.fileio import fault_point
+    from creditsim.risk.results import check_result_target
+    from creditsim.risk.simulate import simulate, versions
 
-            writers.append(("report.html", lambda p: write_report(results, p)))
-        results.to_parquet(out, extra_files=extra, extra_writers=writers)
-        print_results(results)
-        console.print(f"run saved to [bold]{out}[/] ({results.n_sims:,} scenarios, {wall:.1f} s)")
-
-    @app.command("report")
-    def report_cmd(
-        run_dir: Path = typer.Argument(..., help="run directory written by `creditsim simulate`"),
-        output: Path = typer.Option(Path("report.html"), "-o", "--output", help="HTML file to write"),
-        excel: Path = typer.Option(None, "--excel", help="also write the Excel workbook here"),
-        title: str = typer.Option(None, "--title", help="report title (default: the deal name)"),
-    ) -> None:
-        """Write the self-contained HTML report (and optionally the Excel workbook) of a saved run."""
+    # cheap checks first: a bad --out, --config, --device or --mix must not cost a simulation
+    check_result_target(out, "--out")
+    check_sim_resources(n_sims, horizon, chunk_size, seed)
+    run_cfg = run_config(config, {"n_simulations": n_sims, "scenario_mix": mix, "macro": macro, "engine": engine,
+                                  "seed": seed, "chunk_size": chunk_size, "horizon": horizon,
+                                  "backend": backend, "device": device})
+    loans = read_tape(tape)
+    deal_cfg = load_deal(deal)
+    t0 = time.perf_counter()
+    fault_point("simulate")  # test hook (CREDITSIM_FAULT_POINT): a run interrupted before any write
+    results = simulate(loans, deal_cfg, run_cfg)
+    wall = time.perf_counter() - t0
+    results.settings.update({
+        "tape": str(tape), "tape_sha256": _sha256(tape), "deal_file": str(deal),
+        "deal_sha256": _sha256(deal), "macro": macro or results.settings["macro"], "wall_seconds": round(wall, 3),
+        "config_file": None if config is None else str(config),
+    })
+    run_info = {"settings": results.settings, "versions": versions()}
+    extra = {
+        "run.json": json.dumps(run_info, indent=2, default=str),
+        "deal.yaml": yaml.safe_dump(deal_cfg.to_dict(), sort_keys=False),
+    }
+    writers: list = []
+    if excel:
+        writers.append(("results.xlsx", results.to_excel))
+    if html_report:
         from creditsim.risk.report import write_report
-        from creditsim.risk.results import SimulationResults
 
-        from creditsim.fileio import check_output_target
+        writers.append(("report.html", lambda p: write_report(results, p)))
+    results.to_parquet(out, extra_files=extra, extra_writers=writers)
+    print_results(results)
+    console.print(f"run saved to [bold]{out}[/] ({results.n_sims:,} scenarios, {wall:.1f} s)")
 
-        if not run_dir.is_dir():
-            raise DataError(f"run directory not found: {run_dir}")
-        # targets first: an unwritable -o / --excel must fail before the run is loaded and rendered
-        check_output_target(output, "file", "--output")
-        if excel is not None:
-            check_output_target(excel, "file", "--excel")
-        results = SimulationResults.load(run_dir)
-        write_report(results, output, title=title)
-        if excel is not None:
-            results.to_excel(excel)
-        console.print(f"report written to [bold]{output}[/]")
+def report_cmd(
+    run_dir: Path = typer.Argument(..., help="run directory written by `creditsim simulate`"),
+    output: Path = typer.Option(Path("report.html"), "-o", "--output", help="HTML file to write"),
+    excel: Path = typer.Option(None, "--excel", help="also write the Excel workbook here"),
+    title: str = typer.Option(None, "--title", help="report title (default: the deal name)"),
+) -> None:
+    """Write the self-contained HTML report (and optionally the Excel workbook) of a saved run."""
+    from creditsim.risk.report import write_report
+    from creditsim.risk.results import SimulationResults
+
+    from creditsim.fileio import check_output_target
+
+    if not run_dir.is_dir():
+        raise DataError(f"run directory not found: {run_dir}")
+    # targets first: an unwritable -o / --excel must fail before the run is loaded and rendered
+    check_output_target(output, "file", "--output")
+    if excel is not None:
+        check_output_target(excel, "file", "--excel")
+    results = SimulationResults.load(run_dir)
+    write_report(results, output, title=title)
+    if excel is not None:
+        results.to_excel(excel)
+    console.print(f"report written to [bold]{output}[/]")
