@@ -34,7 +34,7 @@ import pandas as pd
 from creditsim.loans.pool import DEFAULT_RECOVERY_LAG
 from creditsim.loans.schedule import AMORTIZATION_CODES, amortization_codes, amortization_schedule
 from creditsim.errors import ConfigError, DataError, format_labels
-from creditsim.schema import AMORTIZATION_TYPES, validate_loan_tape
+from creditsim.schema import AMORTIZATION_TYPES, LoanTape, as_loan_tape
 from creditsim.states import ASSET_CLASSES
 
 __all__ = ["LoanBook", "DEFAULT_LGD_BY_ASSET_CLASS"]
@@ -328,7 +328,7 @@ class LoanBook:
     @classmethod
     def from_tape(
         cls,
-        loans: pd.DataFrame,
+        loans: LoanTape | pd.DataFrame,
         cutoff: object | None = None,
         *,
         cohort: str | np.ndarray | None = "asset_class",
@@ -338,7 +338,8 @@ class LoanBook:
         io_fraction: float = 0.5,
         drop_matured: bool = False,
     ) -> "LoanBook":
-        """Prepare engine terms from a loan tape (validated with :func:`creditsim.schema.validate_loan_tape`).
+        """Prepare engine terms from a loan tape: a validated :class:`~creditsim.schema.LoanTape` (trusted as
+        is) or a DataFrame (validated here with :func:`creditsim.schema.validate_loan_tape`).
 
         Args:
             loans: loan tape, one row per loan (see spec/loan-tape.md).
@@ -353,7 +354,7 @@ class LoanBook:
             DataError: naming the column and row labels (zero remaining term, balance above original,
                 rates above 100 %, loans originated after the cut-off, ...).
         """
-        df = validate_loan_tape(loans)
+        df = as_loan_tape(loans).frame
         labels = df.index.to_numpy()
         term = df["term_months"].to_numpy(np.int64)
         elapsed, remaining = _elapsed_and_remaining(df, labels, term, cutoff)

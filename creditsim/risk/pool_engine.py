@@ -136,7 +136,8 @@ class PoolEngine:
                   transition_model: Any = None, rating_link: Any = None, device: str = "cpu") -> PoolEngine:
         """Validate the tape, build the loan book and pick the models (defaults documented in
         :func:`creditsim.risk.simulate.simulate`)."""
-        clean = as_loan_tape(loans).frame  # validated once, at the edge of the run
+        tape = as_loan_tape(loans)  # validated once, at the edge of the run
+        clean = tape.frame
         cohort = np.array([ASSET_CLASSES.index(a) for a in clean["asset_class"]], dtype=np.int64)
         rated = False
         if "rating" in clean.columns:
@@ -146,7 +147,7 @@ class PoolEngine:
                 cohort = np.where(has, _N_AC + grade, cohort)
                 rated = True
         # an explicit (L,) cohort array; the labels the book invents ("0", "1", ...) are not used here
-        book = LoanBook.from_tape(clean, cutoff=cutoff, cohort=cohort)
+        book = LoanBook.from_tape(tape, cutoff=cutoff, cohort=cohort)
         if transition_model is None:
             transition_model = default_transition_model()
         elif not hasattr(transition_model, "scenario_matrices"):
