@@ -476,3 +476,24 @@ def test_bad_lgd_shapes_books_and_settings_raise_clear_errors() -> None:
     shifted = LoanBook.from_arrays([1.0e4, 2.0e4], 0.05, 12, risk_shift=[0.1, 0.2])
     with pytest.raises(ConfigError, match="max_risk_bins"):
         simulate_pool_chunk(shifted, STRESSED, [0], 1, 3, max_risk_bins=0)
+
+
+def test_book_keeps_per_loan_arrays_aligned_when_matured_loans_are_dropped() -> None:
+    """Per-loan cohort / risk-shift arrays describe the whole tape; dropping matured loans keeps the
+    rows of the loans that stay (it used to fail with a shape mismatch), and a cohort column with missing
+    values makes a 'missing' cohort instead of a TypeError."""
+    import pandas as pd
+
+    from creditsim.examples import example_path
+
+    tape = pd.read_parquet(example_path("loans_example.parquet"))
+    n = len(tape)
+    marker = np.arange(n) % 3
+    shift = np.round(np.linspace(-1, 1, n), 3)
+    book = LoanBook.from_tape(tape, cutoff="2031-01-01", cohort=marker, risk_shift=shift, drop_matured=True)
+    assert 0 < len(book.balance) < n
+    kept = np.array([tape.index.get_loc(label) for label in book.row_labels])
+    np.testing.assert_array_equal(book.cohort, marker[kept])
+    np.testing.assert_array_equal(book.risk_shift, shift[kept])
+    rated = LoanBook.from_tape(tape, cohort="rating")
+    assert "missing" in rated.cohort_labels and tape["rating"].isna().any()

@@ -179,11 +179,22 @@ def _cohorts(df: pd.DataFrame, cohort: str | np.ndarray | None, asset_class: np.
             raise DataError(f"loan tape: cohort column '{cohort}' is missing")
         if cohort == "asset_class":
             return asset_class.copy(), ASSET_CLASSES
-        values = df[cohort].astype(str).to_numpy()
+        # a missing value is a cohort of its own ("missing"), not a float NaN among the strings
+        values = df[cohort].astype(object).where(df[cohort].notna(), "missing").astype(str).to_numpy()
         labels = tuple(sorted(set(values)))
         return np.searchsorted(np.array(labels), values).astype(np.int64), labels
     coh = np.asarray(cohort, dtype=np.int64)
     return coh, tuple(str(i) for i in range(int(coh.max()) + 1))
+
+
+def _kept_rows(values: str | np.ndarray | None, live: np.ndarray) -> str | np.ndarray | None:
+    """A per-loan array given for the whole tape, cut to the ``live`` rows (names and None pass through)."""
+    if values is None or isinstance(values, str):
+        return values
+    arr = np.asarray(values)
+    if arr.shape != live.shape:
+        raise DataError(f"loan tape: per-loan array of shape {arr.shape}, the tape has {live.size} loans")
+    return arr[live]
 
 
 def _risk_shifts(df: pd.DataFrame, risk_shift: str | np.ndarray | None) -> np.ndarray:
@@ -361,6 +372,8 @@ class LoanBook:
         live = _live_rows(df, labels, remaining, drop_matured)
         if live is not None:
             df, labels, term, elapsed, remaining = df[live], labels[live], term[live], elapsed[live], remaining[live]
+            # per-loan arrays are given for the whole tape: keep the rows of the loans kept
+            cohort, risk_shift = _kept_rows(cohort, live), _kept_rows(risk_shift, live)
         original = df["original_balance"].to_numpy(np.float64)
         rate = df["interest_rate"].to_numpy(np.float64)
         amort = amortization_codes(df["amortization_type"].to_numpy())
