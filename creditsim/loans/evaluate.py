@@ -63,7 +63,6 @@ __all__ = [
     "main",
 ]
 
-_S = LoanState
 METRICS = ("default_12m", "prepay_12m", "dq_occupancy", "state_tv", "roll_rate_err", "default_auc", "lgd_w1",
            "acct_violations")
 
@@ -101,7 +100,7 @@ def _occupancy(states: np.ndarray) -> np.ndarray:
     return np.stack([np.bincount(flat[:, t], minlength=N_STATES) / flat.shape[0] for t in range(T)])
 
 
-def _pooled_matrix(states: np.ndarray, initial: int = _S.CURRENT) -> tuple[np.ndarray, np.ndarray]:
+def _pooled_matrix(states: np.ndarray, initial: int = LoanState.CURRENT) -> tuple[np.ndarray, np.ndarray]:
     """Pooled empirical transition matrix ``(7, 7)`` and its row counts ``(7,)``."""
     flat = states.reshape(-1, states.shape[-1]).astype(np.int64)
     prev = np.concatenate([np.full((flat.shape[0], 1), initial), flat[:, :-1]], axis=1)
@@ -139,16 +138,16 @@ def state_path_metrics(real: np.ndarray, generated: np.ndarray, horizon: int = 1
     occ_g, occ_r = _occupancy(generated), _occupancy(real[None])
     p_g, _ = _pooled_matrix(generated)
     p_r, rows_r = _pooled_matrix(real[None])
-    live = list(range(_S.DPD90 + 1))
+    live = list(range(LoanState.DPD90 + 1))
     w = rows_r[live] / rows_r[live].sum()
-    pd_loan = (generated[:, :, h] == _S.DEFAULT).mean(axis=0)
+    pd_loan = (generated[:, :, h] == LoanState.DEFAULT).mean(axis=0)
     return {
-        "default_12m": float((generated[:, :, h] == _S.DEFAULT).mean()),
-        "prepay_12m": float((generated[:, :, h] == _S.PREPAID).mean()),
-        "dq_occupancy": float(np.isin(generated, [_S.DPD30, _S.DPD60, _S.DPD90]).mean()),
+        "default_12m": float((generated[:, :, h] == LoanState.DEFAULT).mean()),
+        "prepay_12m": float((generated[:, :, h] == LoanState.PREPAID).mean()),
+        "dq_occupancy": float(np.isin(generated, [LoanState.DPD30, LoanState.DPD60, LoanState.DPD90]).mean()),
         "state_tv": float(0.5 * np.abs(occ_g - occ_r).sum(axis=1).mean()),
         "roll_rate_err": float((w * np.abs(p_g[live] - p_r[live]).sum(axis=1)).sum()),
-        "default_auc": _auc(pd_loan, real[:, h] == _S.DEFAULT),
+        "default_auc": _auc(pd_loan, real[:, h] == LoanState.DEFAULT),
     }
 
 
@@ -162,7 +161,7 @@ def accounting_violations(gen: dict[str, torch.Tensor], tol: float = 1e-6) -> fl
     prev = np.concatenate([np.zeros((n, L, 1), np.int64), s[..., :-1]], axis=-1)
     outflow = gen["scheduled_principal"].cpu().numpy() + gen["prepayment"].cpu().numpy() + gen["default_par"].cpu().numpy()
     scale = np.maximum(before, 1.0)
-    absorbed = prev >= _S.DEFAULT
+    absorbed = prev >= LoanState.DEFAULT
     cash = gen["payments"].cpu().numpy() + gen["losses"].cpu().numpy()
     bad = (
         (bal < -tol * scale)
@@ -196,9 +195,9 @@ def sample_cohort_baseline(cohort: np.ndarray, remaining_term: np.ndarray, n_sam
         # rounding can leave u above the last cumulative value; never select a zero-probability state
         p_new = cohort[li, t, state, new]
         new = np.where(p_new > 0, new, state)
-        live = state <= _S.DPD90
-        new = np.where(live & (t >= m) & (new == _S.CURRENT), _S.MATURED, new)
-        new = np.where(live & (t < m) & (new == _S.MATURED), _S.PREPAID, new)
+        live = state <= LoanState.DPD90
+        new = np.where(live & (t >= m) & (new == LoanState.CURRENT), LoanState.MATURED, new)
+        new = np.where(live & (t < m) & (new == LoanState.MATURED), LoanState.PREPAID, new)
         out[:, :, t] = new
         state = new
     return out

@@ -125,8 +125,7 @@ COHORT_PROB_FLOOR = 1e-8
 #: loans per random stream of ``generate`` (fixed: results do not depend on the chunk size)
 RNG_LOAN_BLOCK = 256
 
-_S = LoanState
-_LIVE = (_S.CURRENT, _S.DPD30, _S.DPD60, _S.DPD90)
+_LIVE = (LoanState.CURRENT, LoanState.DPD30, LoanState.DPD60, LoanState.DPD90)
 
 # fixed standardisation of the macro inputs: centre = long-run anchors of the synthetic macro model,
 # scale = rough 1981-2019 standard deviations of the US series (decimals, MACRO_VARS order)
@@ -236,12 +235,12 @@ def _check_cohort(cohort: object, batch: int, device: torch.device, atol: float 
     leak = (p > 0) & forbidden
     if bool(leak.any()):
         b, t, i, j = torch.nonzero(leak)[0].tolist()
-        raise DataError(f"cohort_transitions: forbidden move {_S(i).name} -> {_S(j).name} has probability "
+        raise DataError(f"cohort_transitions: forbidden move {LoanState(i).name} -> {LoanState(j).name} has probability "
                         f"{float(p[b, t, i, j]):.3g} at (loan {b}, month {t}); expected exactly 0")
     off = (p.sum(-1) - 1.0).abs() > atol
     if bool(off.any()):
         b, t, i = torch.nonzero(off)[0].tolist()
-        raise DataError(f"cohort_transitions: row {_S(i).name} of (loan {b}, month {t}) sums to "
+        raise DataError(f"cohort_transitions: row {LoanState(i).name} of (loan {b}, month {t}) sums to "
                         f"{float(p[b, t, i].sum()):.6f}; expected 1 (tolerance {atol})")
     return p
 
@@ -428,12 +427,12 @@ class _PathLedger:
     def moves(self, t: int, new: torch.Tensor) -> _Moves:
         """The masks and paid counts of moving from :attr:`state` to ``new`` in month ``t``."""
         state, paid = self.state, self._paid
-        live = state <= _S.DPD90
+        live = state <= LoanState.DPD90
         due = torch.clamp(torch.full_like(paid, t + 1), max=self._n_idx)  # D_t (payments due so far)
-        stays = live & (new <= _S.DPD90)
+        stays = live & (new <= LoanState.DPD90)
         new_paid = torch.where(stays, torch.maximum(paid, due - new), paid)
-        performing = stays & (state == _S.CURRENT) & (new == _S.CURRENT) & (new_paid > paid)
-        defaulted = live & (new == _S.DEFAULT)
+        performing = stays & (state == LoanState.CURRENT) & (new == LoanState.CURRENT) & (new_paid > paid)
+        defaulted = live & (new == LoanState.DEFAULT)
         return _Moves(live, due, stays, new_paid, performing, defaulted)
 
     def settle(self, t: int, new: torch.Tensor, mv: _Moves, values: torch.Tensor) -> None:
@@ -447,8 +446,8 @@ class _PathLedger:
         intr = ratio * sched_int
         short_new = short + (sched_prin - prin)
         # exits
-        prepaid = mv.live & (new == _S.PREPAID)
-        matured = mv.live & (new == _S.MATURED)
+        prepaid = mv.live & (new == LoanState.PREPAID)
+        matured = mv.live & (new == LoanState.MATURED)
         pre_paid_to = torch.maximum(paid, mv.due)
         pre_int = cum[ar, pre_paid_to] - cum[ar, paid]
         pre_prin = b_prev - sbal[ar, pre_paid_to]
@@ -543,15 +542,15 @@ class LoanTrajectoryModel(nn.Module):
         engine's relabelling, done on the logits so probabilities stay exactly normalised). Then
         every move ALLOWED_TRANSITIONS forbids gets ``-inf``.
         """
-        live = (prev <= _S.DPD90).unsqueeze(-1)
+        live = (prev <= LoanState.DPD90).unsqueeze(-1)
         past = (t >= rem - 1).unsqueeze(-1)
-        cur, pre, mat = logits[..., _S.CURRENT], logits[..., _S.PREPAID], logits[..., _S.MATURED]
+        cur, pre, mat = logits[..., LoanState.CURRENT], logits[..., LoanState.PREPAID], logits[..., LoanState.MATURED]
         idx = torch.arange(N_STATES, device=logits.device)
         early = live & ~past
         late = live & past
-        out = torch.where(early & (idx == _S.PREPAID), torch.logaddexp(pre, mat).unsqueeze(-1), logits)
-        out = torch.where(late & (idx == _S.MATURED), torch.logaddexp(mat, cur).unsqueeze(-1), out)
-        out = out.masked_fill((early & (idx == _S.MATURED)) | (late & (idx == _S.CURRENT)), float("-inf"))
+        out = torch.where(early & (idx == LoanState.PREPAID), torch.logaddexp(pre, mat).unsqueeze(-1), logits)
+        out = torch.where(late & (idx == LoanState.MATURED), torch.logaddexp(mat, cur).unsqueeze(-1), out)
+        out = out.masked_fill((early & (idx == LoanState.MATURED)) | (late & (idx == LoanState.CURRENT)), float("-inf"))
         return out.masked_fill(~self.allowed[prev], float("-inf"))
 
     def _embed(self, feats: torch.Tensor, cohort: torch.Tensor, macro: torch.Tensor, prev: torch.Tensor,
@@ -638,9 +637,9 @@ class LoanTrajectoryModel(nn.Module):
         if not bool(possible.all()):
             b, m = torch.nonzero(~possible)[0].tolist()
             raise DataError(
-                f"target_states: loan {b} month {m} moves {_S(int(prev[b, m])).name} -> {_S(int(states[b, m])).name}, "
+                f"target_states: loan {b} month {m} moves {LoanState(int(prev[b, m])).name} -> {LoanState(int(states[b, m])).name}, "
                 f"which ALLOWED_TRANSITIONS or the maturity rule (remaining term {int(rem[b])} months) forbids")
-        live = prev <= _S.DPD90
+        live = prev <= LoanState.DPD90
         nll = F.cross_entropy(logits[live], states[live], reduction="sum") if bool(live.any()) else logits.sum() * 0
         state_loss = nll / live.sum().clamp(min=1)
         value_loss = torch.zeros((), device=dev)
@@ -652,9 +651,9 @@ class LoanTrajectoryModel(nn.Module):
 
     def _initial_states(self, initial_states: object, B: int) -> torch.Tensor:
         if initial_states is None:
-            return torch.full((B,), int(_S.CURRENT), dtype=torch.long, device=self.device)
+            return torch.full((B,), int(LoanState.CURRENT), dtype=torch.long, device=self.device)
         s = torch.as_tensor(initial_states, device=self.device)
-        if s.shape != (B,) or s.is_floating_point() or bool(((s < 0) | (s > _S.DPD90)).any()):
+        if s.shape != (B,) or s.is_floating_point() or bool(((s < 0) | (s > LoanState.DPD90)).any()):
             raise DataError(f"initial_states: expected ({B},) integer live states 0..3, got shape {tuple(s.shape)}")
         return s.long()
 

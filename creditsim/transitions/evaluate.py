@@ -48,14 +48,13 @@ __all__ = [
     "evaluate_transition_models",
 ]
 
-_S = LoanState
-_N_LIVE = int(_S.DPD90) + 1
+_N_LIVE = int(LoanState.DPD90) + 1
 _STATE_NAMES = [s.name for s in LoanState]
 
 #: the roll rates whose calibration is reported, ``(from, to)``
 KEY_MOVES: tuple[tuple[int, int], ...] = (
-    (_S.CURRENT, _S.DPD30), (_S.DPD30, _S.DPD60), (_S.DPD60, _S.DPD90), (_S.DPD90, _S.DEFAULT),
-    (_S.DPD30, _S.CURRENT), (_S.CURRENT, _S.PREPAID),
+    (LoanState.CURRENT, LoanState.DPD30), (LoanState.DPD30, LoanState.DPD60), (LoanState.DPD60, LoanState.DPD90), (LoanState.DPD90, LoanState.DEFAULT),
+    (LoanState.DPD30, LoanState.CURRENT), (LoanState.CURRENT, LoanState.PREPAID),
 )
 
 
@@ -181,7 +180,7 @@ def chained_curve_gap(matrices: Any, counts: Any) -> dict[str, float]:
         pi = np.einsum("na,nab->nb", pi, p[:, t])
         # loans observed in month t (a loan may drop out of a real panel; synthetic ones never do)
         seen = n[:, t].sum(axis=(-2, -1))
-        for key, state in (("cum_default_gap", _S.DEFAULT), ("cum_prepay_gap", _S.PREPAID)):
+        for key, state in (("cum_default_gap", LoanState.DEFAULT), ("cum_prepay_gap", LoanState.PREPAID)):
             real = np.divide(n[:, t, :, state].sum(-1), seen, out=np.zeros(len(seen)), where=seen > 0)
             gaps[key] = np.maximum(gaps[key], np.where(seen > 0, np.abs(pi[:, state] - real), 0.0))
     return {k: float((v * n_loans).sum() / n_loans.sum()) for k, v in gaps.items()}
