@@ -54,21 +54,29 @@ pool's realised interest yield (or ``reinvestment_coupon``), loses the pool's re
 Decisions: coverage tests are per class on cumulative balances (pari-passu groups are not modelled);
 no CCC haircut (pool flows carry no ratings); no incentive fee, admin-expense cap, hedge or EoD
 acceleration; fees accrue 30/360 on collateral par at the start of the month.
+
+Code layout: :func:`_waterfall_month` runs one month as the timeline's phases, module-level functions
+(:func:`_collections` with :func:`_mirroring_rates` and :func:`_liquidate`, :func:`_determination`,
+:func:`_interest_priority`, :func:`_sub_fee_and_diversion`, :func:`_principal_priority`,
+:func:`_close_month`) that read the run's constants (:class:`_Deal`), update the balances carried
+between months (:class:`_State`) and fill the month's record (:class:`_Month`), from which
+:func:`_record_month` takes the requested outputs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from creditsim.deal.config import WaterfallConfig
 from creditsim.errors import ConfigError, DataError
 from creditsim.fixed_order import column_sum, elementwise
 from creditsim.states import POOL_CF_TYPES
-from creditsim.deal.config import WaterfallConfig
 
 __all__ = ["MODES", "run_waterfall", "cash_conservation_error", "infer_initial_balance", "RESULT_KEYS",
            "TRANCHE_OUTPUTS"]
@@ -302,328 +310,584 @@ def run_waterfall(
 
 def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str, sizes: torch.Tensor,
          tau: float, outputs: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    """The waterfall on validated inputs: ``cf`` (S, T, 7), ``p0`` (S,), ``sizes`` (N,)."""
-    dev = cf.device
-    S, T, _ = cf.shape
-    debt = config.debt_tranches
-    Kd = len(debt)
-    gates = _Gates(mode, tau)
+    """The waterfall on validated inputs: ``cf`` (S, T, 7), ``p0`` (S,), ``sizes`` (N,).
 
-    rates = torch.tensor([t.coupon * _ALPHA for t in debt], dtype=torch.float64, device=dev)  # (Kd,)
-    deferrable = torch.tensor([t.deferrable for t in debt], dtype=torch.bool, device=dev)
-    oc_trig = [t.oc_trigger for t in debt]
-    ic_trig = [t.ic_trigger for t in debt]
-    sr_rate = config.senior_fee_rate * _ALPHA
-    sub_rate = config.sub_fee * _ALPHA
-    reinv_coupon = None if config.reinvestment_coupon is None else config.reinvestment_coupon * _ALPHA
-    price = config.reinvestment_price
-    discount = min(price, 1.0)  # OC value per unit of reinvested par: purchase price when bought below par
-    div_trig = config.interest_diversion_trigger
-    tol = 1e-9 * p0  # (S,) "zero balance" tolerance, relative to the deal size
-    zero = torch.zeros(S, dtype=torch.float64, device=dev)
+    One month at a time (:func:`_waterfall_month`); each month's requested outputs are recorded as
+    soon as the month is done (:func:`_record_month`).
+    """
+    deal = _make_deal(cf, p0, config, mode, sizes, tau)
+    state = _initial_state(deal, sizes, p0)
+    recorder = _make_recorder(deal, sizes, outputs)
+    # (T, K, S): each month's flow of one type is a contiguous (S,) vector
+    cf_tks = cf.permute(1, 2, 0).contiguous()
+    for t in range(deal.T):
+        month = _waterfall_month(deal, state, _PoolMonth(*cf_tks[t].unbind(dim=0)), t)
+        _record_month(recorder, deal, state, month)
+    out = _stacked_outputs(recorder, deal.inplace)
+    out["initial_balances"] = sizes
+    out["pool_balance_0"] = p0
+    return {k: v for k, v in out.items() if k in outputs or k in ("initial_balances", "pool_balance_0")}
 
+
+# ---- state objects ------------------------------------------------------------------------------------
+# Why the statement order inside the phases below is kept exactly as it is: the results must be the same
+# bits in every mode, and autograd adds up the gradients a tensor receives from several uses in an order
+# set by when those uses were created: reordering two independent lines can change a gradient's last bit.
+
+
+@dataclass(eq=False)
+class _Deal:
+    """Constants of one run: the deal's rates and triggers on the run's device.
+
+    ``S`` scenarios, ``T`` months, ``Kd`` debt classes; rates are monthly (30/360) decimals.
+    """
+
+    config: WaterfallConfig
+    mode: str
+    gates: _Gates
+    S: int
+    T: int
+    Kd: int
+    device: torch.device
+    rates: torch.Tensor  # (Kd,) monthly coupons
+    deferrable: torch.Tensor  # (Kd,) bool
+    pay_deferred: list[bool]  # per class: leftover interest repays its capitalised interest
+    oc_trig: list[float | None]  # per class; None = no OC test
+    ic_trig: list[float | None]  # per class; None = no IC test
+    oc_has: torch.Tensor  # (Kd,) bool: the class has an OC test
+    ic_has: torch.Tensor  # (Kd,) bool: the class has an IC test
+    oc_trig_v: torch.Tensor  # (Kd,) OC triggers, 0 where no test (that column is never used)
+    ic_trig_v: torch.Tensor  # (Kd,) IC triggers, 0 where no test
+    sr_rate: float  # monthly senior fee on collateral par
+    sub_rate: float  # monthly subordinated fee on collateral par
+    reinv_coupon: float | None  # monthly coupon of reinvested par; None = the pool's realised yield
+    price: float  # reinvestment price per unit of par
+    discount: float  # OC value per unit of reinvested par: purchase price when bought below par
+    div_trig: float | None  # interest diversion trigger; None = no diversion test
+    tol: torch.Tensor  # (S,) "zero balance" tolerance, relative to the deal size
+    zero: torch.Tensor  # (S,) zeros (never written in place, shared freely)
     # Without autograd (no input requires grad) the note balances are updated in place and each month's
     # outputs are copied into preallocated (T, S, ...) buffers while they are hot in cache; with autograd
     # the same arithmetic runs out of place and the months are stacked at the end. Both paths perform
     # the same floating-point operations, so their results are bitwise equal.
-    inplace = not (cf.requires_grad or p0.requires_grad or sizes.requires_grad)
+    inplace: bool
 
-    # state (S,) / (S, Kd)
+
+@dataclass(eq=False)
+class _State:
+    """Balances carried from one month to the next: ``(S, Kd)`` per class, ``(S,)`` per scenario."""
+
+    N: torch.Tensor  # (S, Kd) note balances, capitalised (PIK) interest included
+    deferred: torch.Tensor  # (S, Kd) capitalised interest outstanding
+    carried: torch.Tensor  # (S, Kd) unpaid interest of non-deferrable classes, owed next month
+    fee_sr_unpaid: torch.Tensor  # (S,) senior fee owed
+    fee_sub_unpaid: torch.Tensor  # (S,) subordinated fee owed (this month's accrual included once added)
+    bucket: torch.Tensor  # (S,) par of the reinvestment bucket
+    bucket_pending: torch.Tensor  # (S,) expected recoveries of defaulted bucket par not yet received
+    pool_pending: torch.Tensor  # (S,) expected recoveries of defaulted pool par not yet received
+    pool_prev: torch.Tensor  # (S,) performing pool par at the start of the month
+
+
+class _PoolMonth(NamedTuple):
+    """One month of the original pool's flows, each ``(S,)`` in currency units (``POOL_CF_TYPES``)."""
+
+    interest: torch.Tensor
+    sched: torch.Tensor
+    prepay: torch.Tensor
+    recov: torch.Tensor
+    defpar: torch.Tensor
+    loss: torch.Tensor
+    balance: torch.Tensor  # performing par at the end of the month
+
+
+class _Rates(NamedTuple):
+    """Pool-mirroring rates of one month, each ``(S,)``: fractions of par (or of pending recoveries)."""
+
+    default: torch.Tensor
+    prepay: torch.Tensor
+    sched: torch.Tensor
+    yield_: torch.Tensor  # interest per unit of performing par
+    severity: torch.Tensor  # loss per unit of defaulted par
+    recovery: torch.Tensor  # share of the pending expected recoveries received
+
+
+@dataclass(eq=False)
+class _Tests:
+    """Determination-date results of one month (pre-distribution balances)."""
+
+    fee_sr_due: torch.Tensor  # (S,) senior fee due, unpaid included
+    ip_net: torch.Tensor  # (S,) interest proceeds net of the senior fee due (IC numerator)
+    cum_bal: torch.Tensor  # (S, Kd) cumulative note balances (OC denominators)
+    oc_ratio: torch.Tensor  # (S, Kd)
+    ic_ratio: torch.Tensor  # (S, Kd)
+    oc_g: torch.Tensor | None  # (S, Kd) fail weights, None = no class has the test
+    oc_fail: list[torch.Tensor | None]  # per class: its (S,) fail weight, None = nothing to cure
+    ic_g: torch.Tensor | None
+    ic_fail: list[torch.Tensor | None]
+
+
+@dataclass(eq=False)
+class _Month:
+    """One payment period: its timeline flags and its cash record, ``(S,)`` or ``(S, Kd)`` currency units.
+
+    The fields after the flags are filled by the phases in month order.
+    """
+
+    t: int
+    last: bool  # liquidation month
+    in_rp: bool  # reinvestment period (never the liquidation month)
+    # collections (:func:`_collections`)
+    pool_bal: torch.Tensor = field(init=False)  # performing pool par at the end of the month
+    ip: torch.Tensor = field(init=False)  # interest proceeds
+    prp: torch.Tensor = field(init=False)  # principal proceeds, liquidation included
+    liquidation: torch.Tensor = field(init=False)
+    acpa: torch.Tensor = field(init=False)  # OC numerator
+    basis: torch.Tensor = field(init=False)  # collateral par at the start of the month (fee basis)
+    tests: _Tests = field(init=False)
+    # interest priority
+    deferred_start: torch.Tensor = field(init=False)  # capitalised interest at the start of the month
+    paid_down: torch.Tensor = field(init=False)  # all paydowns of the month (capitalised + principal)
+    fee_sr_paid: torch.Tensor = field(init=False)
+    fee_sub_paid: torch.Tensor = field(init=False)
+    int_paid: torch.Tensor = field(init=False)
+    shortfall: torch.Tensor = field(init=False)  # note interest left unpaid by the interest priority
+    interest_cure: torch.Tensor = field(init=False)
+    to_principal: torch.Tensor = field(init=False)  # interest moved to the principal priority
+    diversion: torch.Tensor = field(init=False)
+    equity_interest: torch.Tensor = field(init=False)
+    # principal priority and month end
+    capitalised: torch.Tensor = field(init=False)
+    principal_cure: torch.Tensor = field(init=False)
+    reinvest: torch.Tensor = field(init=False)
+    equity_principal: torch.Tensor = field(init=False)
+    deferred_paid: torch.Tensor = field(init=False)
+    principal_paid: torch.Tensor = field(init=False)
+
+
+def _make_deal(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str, sizes: torch.Tensor,
+               tau: float) -> _Deal:
+    """The run's constants from the deal (``sizes`` only decides the in-place path)."""
+    dev = cf.device
+    S, T, _ = cf.shape
+    debt = config.debt_tranches
+    oc_trig = [t.oc_trigger for t in debt]
+    ic_trig = [t.ic_trigger for t in debt]
+    f64, b = {"dtype": torch.float64, "device": dev}, {"dtype": torch.bool, "device": dev}
+    price = config.reinvestment_price
+    return _Deal(
+        config=config, mode=mode, gates=_Gates(mode, tau), S=S, T=T, Kd=len(debt), device=dev,
+        rates=torch.tensor([t.coupon * _ALPHA for t in debt], **f64),
+        deferrable=torch.tensor([t.deferrable for t in debt], **b),
+        pay_deferred=[t.deferrable and config.pay_deferred_from_interest for t in debt],
+        oc_trig=oc_trig, ic_trig=ic_trig,
+        # coverage tests of all classes at once: masks of the classes that have one and (Kd,) triggers
+        # (0 where a class has no such test: its column is then never used)
+        oc_has=torch.tensor([x is not None for x in oc_trig], **b),
+        ic_has=torch.tensor([x is not None for x in ic_trig], **b),
+        oc_trig_v=torch.tensor([0.0 if x is None else x for x in oc_trig], **f64),
+        ic_trig_v=torch.tensor([0.0 if x is None else x for x in ic_trig], **f64),
+        sr_rate=config.senior_fee_rate * _ALPHA, sub_rate=config.sub_fee * _ALPHA,
+        reinv_coupon=None if config.reinvestment_coupon is None else config.reinvestment_coupon * _ALPHA,
+        price=price, discount=min(price, 1.0), div_trig=config.interest_diversion_trigger,
+        tol=1e-9 * p0, zero=torch.zeros(S, dtype=torch.float64, device=dev),
+        inplace=not (cf.requires_grad or p0.requires_grad or sizes.requires_grad),
+    )
+
+
+def _initial_state(deal: _Deal, sizes: torch.Tensor, p0: torch.Tensor) -> _State:
+    """Balances at the cut-off: notes at ``sizes`` (N,), nothing owed, an empty bucket, pool par ``p0``."""
+    S, Kd, zero = deal.S, deal.Kd, deal.zero
     N = sizes[:Kd].unsqueeze(0).expand(S, Kd)
-    if inplace:
+    if deal.inplace:
         N = N.clone()
-    deferred = torch.zeros(S, Kd, dtype=torch.float64, device=dev)
-    carried = torch.zeros(S, Kd, dtype=torch.float64, device=dev)
-    fee_sr_unpaid, fee_sub_unpaid = zero, zero
-    bucket, bucket_pending = zero, zero
-    pool_pending = zero  # expected recoveries of defaulted pool par not yet received
-    pool_prev = p0
+    return _State(
+        N=N,
+        deferred=torch.zeros(S, Kd, dtype=torch.float64, device=deal.device),
+        carried=torch.zeros(S, Kd, dtype=torch.float64, device=deal.device),
+        fee_sr_unpaid=zero, fee_sub_unpaid=zero, bucket=zero, bucket_pending=zero, pool_pending=zero,
+        pool_prev=p0,
+    )
 
-    # per-month records of the requested keys: (T, S, ...) buffers (in place) or lists of months
-    rec_keys = [k for k in RESULT_KEYS if k in outputs and k not in ("initial_balances", "pool_balance_0")]
-    buffers: dict[str, torch.Tensor] = {}
-    rec: dict[str, list[torch.Tensor]] = {k: [] for k in rec_keys}
-    eq_notional = sizes[Kd].expand(S, 1)
 
-    # (T, K, S): each month's flow of one type is a contiguous (S,) vector
-    cf_tks = cf.permute(1, 2, 0).contiguous()
-    # coverage tests of all classes at once: (Kd,) triggers (0 where a class has no such test, its
-    # column is then never used) and masks of the classes that have one
-    oc_has = torch.tensor([x is not None for x in oc_trig], dtype=torch.bool, device=dev)
-    ic_has = torch.tensor([x is not None for x in ic_trig], dtype=torch.bool, device=dev)
-    oc_trig_v = torch.tensor([0.0 if x is None else x for x in oc_trig], dtype=torch.float64, device=dev)
-    ic_trig_v = torch.tensor([0.0 if x is None else x for x in ic_trig], dtype=torch.float64, device=dev)
+# ---- one month ----------------------------------------------------------------------------------------
 
-    def class_gates(trig: list[float | None], trig_v: torch.Tensor, ratio: torch.Tensor, turbo: bool = False
-                    ) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
-        """Fail weights ``(S, Kd)`` of one kind of test and, per class, its column or None when the class
-        has no test or, in the exact modes, no scenario fails it (the cure is then zero, and so is the
-        straight-through gradient ``d soft x cure``; turbo diversion is not zero, keep it)."""
-        if all(x is None for x in trig):
-            return None, [None] * Kd
-        g = gates.fail(trig_v - ratio)
-        if mode == "soft" or (turbo and mode == "straight_through"):
-            any_fail = [True] * Kd
+
+def _waterfall_month(deal: _Deal, state: _State, pool: _PoolMonth, t: int) -> _Month:
+    """Month t (WATERFALL.md timeline, steps 1-6): updates ``state``, returns the month's record."""
+    last = deal.config.liquidate_at_horizon and t == deal.T - 1
+    month = _Month(t=t, last=last, in_rp=t < deal.config.reinvestment_period and not last)
+    _collections(deal, state, pool, month)
+    month.tests = _determination(deal, state, month)
+    month.deferred_start = state.deferred
+    month.paid_down = torch.zeros(deal.S, deal.Kd, dtype=torch.float64, device=deal.device)
+    avail = _interest_priority(deal, state, month)
+    _sub_fee_and_diversion(deal, state, month, avail)
+    _principal_priority(deal, state, month)
+    _close_month(state, month)
+    return month
+
+
+def _mirroring_rates(deal: _Deal, state: _State, pool: _PoolMonth) -> _Rates:
+    """The original pool's realised rates of the month, which the reinvestment bucket mirrors.
+
+    Also moves the pool's pending expected recoveries on (``state.pool_pending``).
+    """
+    zero, pool_prev = deal.zero, state.pool_prev
+    alive = pool_prev > deal.tol
+    base = torch.where(alive, pool_prev, torch.ones_like(pool_prev))
+    d_rate = torch.where(alive, pool.defpar / base, zero)
+    p_rate = torch.where(alive, pool.prepay / base, zero)
+    s_rate = torch.where(alive, pool.sched / base, torch.ones_like(base))  # pool gone: bucket matures
+    # the three outflows cannot take more than all the par
+    total = torch.clamp(d_rate + p_rate + s_rate, min=1.0)
+    d_rate, p_rate, s_rate = d_rate / total, p_rate / total, s_rate / total
+    y_rate = torch.where(alive, pool.interest / base, zero)
+    has_def = pool.defpar > 0
+    severity = torch.where(has_def, pool.loss / torch.where(has_def, pool.defpar, torch.ones_like(pool.defpar)),
+                           zero)
+    severity = torch.clamp(severity, 0.0, 1.0)
+    # defaults of the month join the pending recoveries before this month's recovery is collected
+    pending_pre = torch.clamp(state.pool_pending + pool.defpar - pool.loss, min=0.0)
+    has_pend = pending_pre > 0
+    rec_frac = torch.where(has_pend, pool.recov / torch.where(has_pend, pending_pre, torch.ones_like(pending_pre)),
+                           zero)
+    rec_frac = torch.clamp(rec_frac, 0.0, 1.0)
+    state.pool_pending = torch.clamp(pending_pre - pool.recov, min=0.0)
+    return _Rates(d_rate, p_rate, s_rate, y_rate, severity, rec_frac)
+
+
+def _collections(deal: _Deal, state: _State, pool: _PoolMonth, month: _Month) -> None:
+    """Step 1: interest and principal proceeds of the pool and the bucket; the bucket's defaults,
+    prepayments, amortisation and recoveries; ACPA; the collateral sale of the liquidation month."""
+    rates = _mirroring_rates(deal, state, pool)
+    bucket_start = state.bucket
+    bucket = state.bucket
+    b_int = bucket * (rates.yield_ if deal.reinv_coupon is None else deal.reinv_coupon)
+    b_def, b_pre, b_sch = bucket * rates.default, bucket * rates.prepay, bucket * rates.sched
+    b_pending_pre = state.bucket_pending + b_def * (1.0 - rates.severity)
+    b_rec = rates.recovery * b_pending_pre
+    state.bucket_pending = b_pending_pre - b_rec
+    state.bucket = bucket - b_def - b_pre - b_sch
+
+    month.pool_bal = pool.balance
+    month.ip = pool.interest + b_int
+    prp_coll = pool.sched + pool.prepay + pool.recov + b_sch + b_pre + b_rec
+    # OC numerator (WATERFALL.md 2.4): collateral bought below par counts at its purchase price
+    month.acpa = (pool.balance + deal.discount * state.bucket + state.pool_pending + state.bucket_pending
+                  + prp_coll)
+    if month.last:
+        _liquidate(deal, state, month, prp_coll)
+    else:
+        month.liquidation = deal.zero
+    month.prp = prp_coll + month.liquidation
+    month.basis = state.pool_prev + bucket_start  # collateral par at the start of the month
+
+
+def _liquidate(deal: _Deal, state: _State, month: _Month, prp_coll: torch.Tensor) -> None:
+    """Step 6, liquidation month: performing par is sold at ``liquidation_price``, defaulted par
+    awaiting recovery is realised at its expected recovery; the cash is principal proceeds."""
+    month.liquidation = (deal.config.liquidation_price * (month.pool_bal + state.bucket) + state.pool_pending
+                         + state.bucket_pending)
+    state.bucket, state.bucket_pending, state.pool_pending = deal.zero, deal.zero, deal.zero
+    # the collateral is sold: the coverage tests see the cash it fetched, not its par
+    month.acpa = prp_coll + month.liquidation
+
+
+def _determination(deal: _Deal, state: _State, month: _Month) -> _Tests:
+    """Step 2: senior fee due, OC / IC ratios of every class and their fail weights."""
+    S, Kd = deal.S, deal.Kd
+    fee_sr_due = deal.sr_rate * month.basis + state.fee_sr_unpaid
+    ip_net = torch.clamp(month.ip - fee_sr_due, min=0.0)
+    cum_bal = torch.cumsum(state.N, dim=1)  # a new tensor: in-place paydowns later leave it as it is
+    cum_due = torch.cumsum(state.N * deal.rates, dim=1)
+    oc_ratio = _ratio(month.acpa.unsqueeze(1).expand(S, Kd), cum_bal)
+    ic_ratio = _ratio(ip_net.unsqueeze(1).expand(S, Kd), cum_due)
+    oc_g, oc_fail = _class_gates(deal, deal.oc_trig, deal.oc_trig_v, oc_ratio)
+    if month.t < deal.config.ic_first_period:  # IC tests not yet active: ratios reported, every class passes
+        ic_g, ic_fail = None, [None] * Kd
+    else:
+        ic_g, ic_fail = _class_gates(deal, deal.ic_trig, deal.ic_trig_v, ic_ratio,
+                                     turbo=deal.config.ic_cure == "turbo")
+    return _Tests(fee_sr_due=fee_sr_due, ip_net=ip_net, cum_bal=cum_bal, oc_ratio=oc_ratio, ic_ratio=ic_ratio,
+                  oc_g=oc_g, oc_fail=oc_fail, ic_g=ic_g, ic_fail=ic_fail)
+
+
+def _class_gates(deal: _Deal, trig: list[float | None], trig_v: torch.Tensor, ratio: torch.Tensor,
+                 turbo: bool = False) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
+    """Fail weights ``(S, Kd)`` of one kind of test and, per class, its column or None when the class
+    has no test or, in the exact modes, no scenario fails it (the cure is then zero, and so is the
+    straight-through gradient ``d soft x cure``; turbo diversion is not zero, keep it)."""
+    if all(x is None for x in trig):
+        return None, [None] * deal.Kd
+    g = deal.gates.fail(trig_v - ratio)
+    if deal.mode == "soft" or (turbo and deal.mode == "straight_through"):
+        any_fail = [True] * deal.Kd
+    else:
+        any_fail = (g.detach() > 0.5).any(dim=0).tolist()
+    return g, [g[:, k] if trig[k] is not None and any_fail[k] else None for k in range(deal.Kd)]
+
+
+def _cure_need(deal: _Deal, state: _State, tests: _Tests, k: int, acpa_now: torch.Tensor,
+               principal_funded: bool, avail: torch.Tensor) -> torch.Tensor | None:
+    """Paydown amount (S,) that cures class k's failing tests on current balances; None = none fails.
+
+    OC, cured from interest: interest cash is not in ACPA, so paying ``x`` lowers only the
+    denominator: ``ACPA / (L_k - x) = theta`` gives ``x = L_k - ACPA / theta``. Cured from principal:
+    the cash paid out was in ACPA, so both sides drop: ``(ACPA - x) / (L_k - x) = theta`` gives
+    ``x = (theta L_k - ACPA) / (theta - 1)``. IC: the pro forma walk-down that brings interest due
+    to ``ip_net / trigger`` (:func:`_ic_paydown`), or with "turbo" all the interest left.
+    """
+    need = None
+    oc_fail, ic_fail = tests.oc_fail[k], tests.ic_fail[k]
+    if oc_fail is not None:
+        theta = deal.oc_trig[k]
+        lk = _rowsum(state.N[:, : k + 1])
+        if principal_funded:  # the cash paid out also leaves the numerator
+            x = torch.clamp((theta * lk - acpa_now) / max(theta - 1.0, 1e-12), min=0.0)
         else:
-            any_fail = (g.detach() > 0.5).any(dim=0).tolist()
-        return g, [g[:, k] if trig[k] is not None and any_fail[k] else None for k in range(Kd)]
+            x = torch.clamp(lk - acpa_now / theta, min=0.0)
+        need = oc_fail * x
+    if ic_fail is not None:
+        if deal.config.ic_cure == "turbo" and not principal_funded:
+            x = avail
+        else:
+            excess = _rowsum(state.N[:, : k + 1] * deal.rates[: k + 1]) - tests.ip_net / deal.ic_trig[k]
+            x = _ic_paydown(state.N[:, : k + 1], deal.rates[: k + 1], torch.clamp(excess, min=0.0))
+        x = ic_fail * x
+        need = x if need is None else torch.maximum(need, x)
+    return need
 
-    def pass_weights(g: torch.Tensor | None, has: torch.Tensor) -> torch.Tensor:
-        """``1 - fail`` for classes with the test, 1 for the others."""
-        if g is None:
-            return torch.ones(S, Kd, dtype=torch.float64, device=dev)
+
+def _paydown(deal: _Deal, state: _State, month: _Month, x: torch.Tensor, first: int = 0) -> None:
+    """Pay classes ``first .. first+m-1`` down by ``x`` (S, m); split into capitalised interest and
+    principal at month end (:func:`_close_month`)."""
+    if deal.inplace:
+        state.N[:, first:first + x.shape[1]] -= x
+        month.paid_down[:, first:first + x.shape[1]] += x
+        return
+    if x.shape[1] < deal.Kd:
+        x = F.pad(x, (first, deal.Kd - x.shape[1] - first))
+    state.N = state.N - x
+    month.paid_down = month.paid_down + x
+
+
+def _interest_priority(deal: _Deal, state: _State, month: _Month) -> torch.Tensor:
+    """Step 3, up to the subordinated fee: senior fee, then per debt class its interest, its coverage
+    cures and (deferrable class) repayment of its capitalised interest. Returns the interest left (S,)."""
+    tests = month.tests
+    avail = month.ip
+    month.fee_sr_paid = torch.minimum(avail, tests.fee_sr_due)
+    avail = avail - month.fee_sr_paid
+    state.fee_sr_unpaid = tests.fee_sr_due - month.fee_sr_paid
+    int_due = state.N * deal.rates + state.carried
+    int_paid_cols, short_cols = [], []
+    month.interest_cure = deal.zero
+    for k in range(deal.Kd):
+        paid = torch.minimum(avail, int_due[:, k])
+        avail = avail - paid
+        int_paid_cols.append(paid)
+        short_cols.append(int_due[:, k] - paid)
+        need = _cure_need(deal, state, tests, k, month.acpa, False, avail)
+        if need is not None:  # cure paid sequentially to the classes senior to and including k
+            cure = _pay_sequential(torch.minimum(need, avail), state.N[:, : k + 1])
+            used = _rowsum(cure)
+            avail = avail - used
+            month.interest_cure = month.interest_cure + used
+            _paydown(deal, state, month, cure)
+        if deal.pay_deferred[k]:
+            rep = torch.minimum(avail, torch.clamp(month.deferred_start[:, k] - month.paid_down[:, k], min=0.0))
+            avail = avail - rep
+            _paydown(deal, state, month, rep.unsqueeze(1), first=k)
+    month.int_paid = torch.stack(int_paid_cols, dim=1)
+    month.shortfall = torch.stack(short_cols, dim=1)
+    # liquidation period: the notes are repaid (or written off) now, so interest left after note
+    # interest goes to their principal before any subordinated fee or equity distribution
+    month.to_principal = avail if month.last else deal.zero
+    return avail - month.to_principal
+
+
+def _pay_sub_fee(state: _State, month: _Month, pot: torch.Tensor) -> torch.Tensor:
+    """Pay the subordinated fee owed from ``pot`` (S,); returns what is left of the pot."""
+    paid = torch.minimum(pot, state.fee_sub_unpaid)
+    state.fee_sub_unpaid = state.fee_sub_unpaid - paid
+    month.fee_sub_paid = month.fee_sub_paid + paid
+    return pot - paid
+
+
+def _sub_fee_and_diversion(deal: _Deal, state: _State, month: _Month, avail: torch.Tensor) -> None:
+    """Step 3, the rest: interest diversion test (reinvestment period) and subordinated fee, in the
+    deal's order; the residual is equity interest."""
+    month.fee_sub_paid = deal.zero
+    state.fee_sub_unpaid = state.fee_sub_unpaid + deal.sub_rate * month.basis
+    if deal.config.sub_fee_before_diversion:
+        avail = _pay_sub_fee(state, month, avail)
+    month.diversion = deal.zero
+    if month.in_rp and deal.div_trig is not None:
+        l_all = _rowsum(state.N)
+        g = deal.gates.fail(deal.div_trig - _ratio(month.acpa, month.tests.cum_bal[:, -1]))
+        # cash at par counts in the numerator: buying x of collateral lifts ACPA by x
+        month.diversion = torch.minimum(deal.config.interest_diversion_share * avail,
+                                        g * torch.clamp(deal.div_trig * l_all - month.acpa, min=0.0))
+        avail = avail - month.diversion
+    if not deal.config.sub_fee_before_diversion:
+        avail = _pay_sub_fee(state, month, avail)
+    month.equity_interest = avail
+
+
+def _principal_priority(deal: _Deal, state: _State, month: _Month) -> None:
+    """Step 4: unpaid senior fee, interest catch-up and PIK (:func:`_interest_catch_up`), then
+    reinvestment (reinvestment period) or sequential paydown, unpaid subordinated fee, equity."""
+    pav = month.prp + month.to_principal
+    extra_fee = torch.minimum(pav, state.fee_sr_unpaid)
+    pav = pav - extra_fee
+    state.fee_sr_unpaid = state.fee_sr_unpaid - extra_fee
+    month.fee_sr_paid = month.fee_sr_paid + extra_fee
+    pav = _interest_catch_up(deal, state, month, pav)
+    month.principal_cure = deal.zero
+    if month.in_rp:
+        pav = _cures_and_reinvestment(deal, state, month, pav)
+    else:
+        seq = _pay_sequential(pav, state.N)
+        pav = pav - _rowsum(seq)
+        _paydown(deal, state, month, seq)
+        month.reinvest = month.diversion  # zero outside the reinvestment period
+    pav = _pay_sub_fee(state, month, pav)
+    month.equity_principal = pav
+
+
+def _interest_catch_up(deal: _Deal, state: _State, month: _Month, pav: torch.Tensor) -> torch.Tensor:
+    """Step 4-5: principal pays interest still unpaid of non-deferrable classes and of a deferrable class
+    that is the most senior outstanding; deferrable classes capitalise the rest (PIK), the others carry
+    it to next month. Returns the principal left (S,)."""
+    senior_out = torch.cumsum(state.N, dim=1) - state.N
+    eligible = (~deal.deferrable).unsqueeze(0) | (senior_out <= deal.tol.unsqueeze(1))
+    catch_up = _pay_sequential(pav, month.shortfall * eligible)
+    pav = pav - _rowsum(catch_up)
+    month.int_paid = month.int_paid + catch_up
+    shortfall = month.shortfall - catch_up
+    month.capitalised = shortfall * deal.deferrable
+    state.N = state.N + month.capitalised  # capitalised interest accrues at the coupon, counts in OC
+    state.carried = shortfall * (~deal.deferrable)
+    return pav
+
+
+def _cures_and_reinvestment(deal: _Deal, state: _State, month: _Month, pav: torch.Tensor) -> torch.Tensor:
+    """Step 4, reinvestment period: cure amounts still owed, paid from principal, then everything left
+    (and the diverted interest) buys collateral at ``reinvestment_price``. Returns the principal left (0)."""
+    # ACPA after the interest priority: diverted interest will be collateral, principal spent so far is gone
+    acpa_now = month.acpa + month.diversion - (month.prp - pav)
+    for k in range(deal.Kd):
+        need = _cure_need(deal, state, month.tests, k, acpa_now, True, pav)
+        if need is None:
+            continue
+        cure = _pay_sequential(torch.minimum(need, pav), state.N[:, : k + 1])
+        used = _rowsum(cure)
+        pav = pav - used
+        acpa_now = acpa_now - used
+        month.principal_cure = month.principal_cure + used
+        _paydown(deal, state, month, cure)
+    month.reinvest = pav + month.diversion
+    state.bucket = state.bucket + month.reinvest / deal.price
+    return deal.zero
+
+
+def _close_month(state: _State, month: _Month) -> None:
+    """Month end: a month's paydowns repay capitalised interest (this month's included) before note
+    principal; cash and balances do not depend on this split."""
+    state.pool_prev = month.pool_bal
+    month.deferred_paid = torch.minimum(month.paid_down, month.deferred_start + month.capitalised)
+    month.principal_paid = month.paid_down - month.deferred_paid
+    state.deferred = month.deferred_start + month.capitalised - month.deferred_paid
+
+
+# ---- outputs ------------------------------------------------------------------------------------------
+
+#: outputs that are a month-record field as it is: key -> :class:`_Month` field
+_MONTH_FIELDS: dict[str, str] = {
+    "interest_proceeds": "ip", "principal_proceeds": "prp", "liquidation": "liquidation",
+    "senior_fee": "fee_sr_paid", "sub_fee": "fee_sub_paid", "interest": "int_paid",
+    "principal": "principal_paid", "deferred_interest_paid": "deferred_paid",
+    "deferred_interest": "capitalised", "interest_cure": "interest_cure", "principal_cure": "principal_cure",
+    "interest_diversion": "diversion", "reinvestment": "reinvest", "acpa": "acpa",
+    "equity_interest": "equity_interest", "equity_principal": "equity_principal",
+}
+#: outputs that are an end-of-month balance as it is: key -> :class:`_State` field
+_STATE_FIELDS: dict[str, str] = {
+    "deferred_balance": "deferred", "interest_shortfall": "carried", "balances": "N", "bucket_balance": "bucket",
+}
+
+
+@dataclass(eq=False)
+class _Recorder:
+    """Per-month records of the requested keys: ``(T, S, ...)`` buffers (in place) or lists of months."""
+
+    keys: list[str]
+    eq_notional: torch.Tensor  # (S, 1) equity notional, its column of ``tranche_balance``
+    buffers: dict[str, torch.Tensor] = field(default_factory=dict)
+    months: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+
+
+def _make_recorder(deal: _Deal, sizes: torch.Tensor, outputs: tuple[str, ...]) -> _Recorder:
+    """A recorder of the per-month keys of ``outputs`` (RESULT_KEYS order)."""
+    keys = [k for k in RESULT_KEYS if k in outputs and k not in ("initial_balances", "pool_balance_0")]
+    return _Recorder(keys=keys, eq_notional=sizes[deal.Kd].expand(deal.S, 1), months={k: [] for k in keys})
+
+
+def _month_value(key: str, deal: _Deal, state: _State, month: _Month, eq_notional: torch.Tensor
+                 ) -> torch.Tensor:
+    """Output ``key`` of the month just closed: ``(S,)``, ``(S, Kd)`` or ``(S, N)``."""
+    if key in _MONTH_FIELDS:
+        return getattr(month, _MONTH_FIELDS[key])
+    if key in _STATE_FIELDS:
+        return getattr(state, _STATE_FIELDS[key])
+    tests = month.tests
+    if key == "cash_in":
+        return month.ip + month.prp
+    if key in ("oc_ratio", "ic_ratio"):
+        has, ratio = (deal.oc_has, tests.oc_ratio) if key == "oc_ratio" else (deal.ic_has, tests.ic_ratio)
+        return torch.where(has, ratio, float("nan"))
+    if key in ("oc_pass", "ic_pass"):
+        has, g = (deal.oc_has, tests.oc_g) if key == "oc_pass" else (deal.ic_has, tests.ic_g)
+        if g is None:  # 1 - fail for classes with the test, 1 for the others
+            return torch.ones(deal.S, deal.Kd, dtype=torch.float64, device=deal.device)
         return torch.where(has, 1.0 - g, 1.0)
+    if key == "collateral_balance":
+        return (deal.zero if month.last else month.pool_bal) + state.bucket
+    if key == "event_of_default":
+        return (_rowsum(state.carried) > deal.tol).to(torch.float64)
+    if key == "equity":
+        return month.equity_interest + month.equity_principal
+    if key == "tranche_cashflows":
+        return torch.cat([month.int_paid + month.principal_paid + month.deferred_paid,
+                          (month.equity_interest + month.equity_principal).unsqueeze(1)], dim=1)
+    if key == "tranche_interest":
+        return torch.cat([month.int_paid, month.equity_interest.unsqueeze(1)], dim=1)
+    if key == "tranche_principal":
+        return torch.cat([month.principal_paid + month.deferred_paid, month.equity_principal.unsqueeze(1)],
+                         dim=1)
+    if key == "tranche_balance":
+        return torch.cat([state.N, eq_notional], dim=1)
+    raise KeyError(key)
 
-    for t in range(T):
-        interest, sched, prepay, recov, defpar, loss, pool_bal = cf_tks[t].unbind(dim=0)
-        last = config.liquidate_at_horizon and t == T - 1
-        in_rp = t < config.reinvestment_period and not last
 
-        # ---- pool-mirroring rates of the period (from the original pool's realised flows)
-        alive = pool_prev > tol
-        base = torch.where(alive, pool_prev, torch.ones_like(pool_prev))
-        d_rate = torch.where(alive, defpar / base, zero)
-        p_rate = torch.where(alive, prepay / base, zero)
-        s_rate = torch.where(alive, sched / base, torch.ones_like(base))  # pool gone: bucket matures
-        total = torch.clamp(d_rate + p_rate + s_rate, min=1.0)
-        d_rate, p_rate, s_rate = d_rate / total, p_rate / total, s_rate / total
-        y_rate = torch.where(alive, interest / base, zero)
-        has_def = defpar > 0
-        severity = torch.where(has_def, loss / torch.where(has_def, defpar, torch.ones_like(defpar)), zero)
-        severity = torch.clamp(severity, 0.0, 1.0)
-        pending_pre = torch.clamp(pool_pending + defpar - loss, min=0.0)
-        has_pend = pending_pre > 0
-        rec_frac = torch.where(has_pend, recov / torch.where(has_pend, pending_pre, torch.ones_like(pending_pre)), zero)
-        rec_frac = torch.clamp(rec_frac, 0.0, 1.0)
-        pool_pending = torch.clamp(pending_pre - recov, min=0.0)
+def _record_month(recorder: _Recorder, deal: _Deal, state: _State, month: _Month) -> None:
+    """Record the requested outputs of the month just closed (copied into the buffers when in place)."""
+    for key in recorder.keys:
+        value = _month_value(key, deal, state, month, recorder.eq_notional)
+        if not deal.inplace:
+            recorder.months[key].append(value)
+            continue
+        if month.t == 0:
+            recorder.buffers[key] = torch.empty((deal.T, *value.shape), dtype=value.dtype, device=deal.device)
+        recorder.buffers[key][month.t].copy_(value)
 
-        # ---- reinvestment bucket collections
-        bucket_start = bucket
-        b_int = bucket * (y_rate if reinv_coupon is None else reinv_coupon)
-        b_def, b_pre, b_sch = bucket * d_rate, bucket * p_rate, bucket * s_rate
-        b_pending_pre = bucket_pending + b_def * (1.0 - severity)
-        b_rec = rec_frac * b_pending_pre
-        bucket_pending = b_pending_pre - b_rec
-        bucket = bucket - b_def - b_pre - b_sch
 
-        ip = interest + b_int
-        prp_coll = sched + prepay + recov + b_sch + b_pre + b_rec
-        # OC numerator (WATERFALL.md 2.4): collateral bought below par counts at its purchase price
-        acpa = pool_bal + discount * bucket + pool_pending + bucket_pending + prp_coll
-        if last:
-            liquidation = config.liquidation_price * (pool_bal + bucket) + pool_pending + bucket_pending
-            bucket, bucket_pending, pool_pending = zero, zero, zero
-            # the collateral is sold: the coverage tests see the cash it fetched, not its par
-            acpa = prp_coll + liquidation
-        else:
-            liquidation = zero
-        prp = prp_coll + liquidation
-        basis = pool_prev + bucket_start  # collateral par at the start of the month
-
-        # ---- determination date (pre-distribution balances)
-        fee_sr_due = sr_rate * basis + fee_sr_unpaid
-        ip_net = torch.clamp(ip - fee_sr_due, min=0.0)
-        cum_bal = torch.cumsum(N, dim=1)
-        cum_due = torch.cumsum(N * rates, dim=1)
-        oc_ratio = _ratio(acpa.unsqueeze(1).expand(S, Kd), cum_bal)
-        ic_ratio = _ratio(ip_net.unsqueeze(1).expand(S, Kd), cum_due)
-        oc_g, oc_fail = class_gates(oc_trig, oc_trig_v, oc_ratio)
-        if t < config.ic_first_period:  # IC tests not yet active: ratios reported, every class passes
-            ic_g, ic_fail = None, [None] * Kd
-        else:
-            ic_g, ic_fail = class_gates(ic_trig, ic_trig_v, ic_ratio, turbo=config.ic_cure == "turbo")
-
-        deferred_start = deferred
-        paid_down = torch.zeros(S, Kd, dtype=torch.float64, device=dev)
-
-        def paydown(x: torch.Tensor, first: int = 0) -> None:
-            """Pay classes first..first+m-1 down by ``x`` (S, m); split into capitalised / principal at
-            month end."""
-            nonlocal N, paid_down
-            if inplace:
-                N[:, first:first + x.shape[1]] -= x
-                paid_down[:, first:first + x.shape[1]] += x
-                return
-            if x.shape[1] < Kd:
-                x = F.pad(x, (first, Kd - x.shape[1] - first))
-            N = N - x
-            paid_down = paid_down + x
-
-        def cure_need(k: int, acpa_now: torch.Tensor, principal_funded: bool, avail: torch.Tensor
-                      ) -> torch.Tensor | None:
-            """Paydown amount (S,) that cures class k's failing tests on current balances."""
-            need = None
-            if oc_fail[k] is not None:
-                theta = oc_trig[k]
-                lk = _rowsum(N[:, : k + 1])
-                if principal_funded:  # the cash paid out also leaves the numerator
-                    x = torch.clamp((theta * lk - acpa_now) / max(theta - 1.0, 1e-12), min=0.0)
-                else:
-                    x = torch.clamp(lk - acpa_now / theta, min=0.0)
-                need = oc_fail[k] * x
-            if ic_fail[k] is not None:
-                if config.ic_cure == "turbo" and not principal_funded:
-                    x = avail
-                else:
-                    excess = _rowsum(N[:, : k + 1] * rates[: k + 1]) - ip_net / ic_trig[k]
-                    x = _ic_paydown(N[:, : k + 1], rates[: k + 1], torch.clamp(excess, min=0.0))
-                x = ic_fail[k] * x
-                need = x if need is None else torch.maximum(need, x)
-            return need
-
-        # ---- interest priority of payments
-        avail = ip
-        fee_sr_paid = torch.minimum(avail, fee_sr_due)
-        avail = avail - fee_sr_paid
-        fee_sr_unpaid = fee_sr_due - fee_sr_paid
-        int_due = N * rates + carried
-        int_paid_cols, short_cols = [], []
-        interest_cure = zero
-        for k in range(Kd):
-            paid = torch.minimum(avail, int_due[:, k])
-            avail = avail - paid
-            int_paid_cols.append(paid)
-            short_cols.append(int_due[:, k] - paid)
-            need = cure_need(k, acpa, False, avail)
-            if need is not None:
-                cure = _pay_sequential(torch.minimum(need, avail), N[:, : k + 1])
-                used = _rowsum(cure)
-                avail = avail - used
-                interest_cure = interest_cure + used
-                paydown(cure)
-            if debt[k].deferrable and config.pay_deferred_from_interest:
-                rep = torch.minimum(avail, torch.clamp(deferred_start[:, k] - paid_down[:, k], min=0.0))
-                avail = avail - rep
-                paydown(rep.unsqueeze(1), first=k)
-        int_paid = torch.stack(int_paid_cols, dim=1)
-        shortfall = torch.stack(short_cols, dim=1)
-        # liquidation period: the notes are repaid (or written off) now, so interest left after note
-        # interest goes to their principal before any subordinated fee or equity distribution
-        to_principal = avail if last else zero
-        avail = avail - to_principal
-
-        fee_sub_paid = zero
-
-        def pay_sub_fee(pot: torch.Tensor) -> torch.Tensor:
-            nonlocal fee_sub_unpaid, fee_sub_paid
-            paid = torch.minimum(pot, fee_sub_unpaid)
-            fee_sub_unpaid = fee_sub_unpaid - paid
-            fee_sub_paid = fee_sub_paid + paid
-            return pot - paid
-
-        fee_sub_unpaid = fee_sub_unpaid + sub_rate * basis
-        if config.sub_fee_before_diversion:
-            avail = pay_sub_fee(avail)
-        diversion = zero
-        if in_rp and div_trig is not None:
-            l_all = _rowsum(N)
-            g = gates.fail(div_trig - _ratio(acpa, cum_bal[:, -1]))
-            # cash at par counts in the numerator: buying x of collateral lifts ACPA by x
-            diversion = torch.minimum(config.interest_diversion_share * avail,
-                                      g * torch.clamp(div_trig * l_all - acpa, min=0.0))
-            avail = avail - diversion
-        if not config.sub_fee_before_diversion:
-            avail = pay_sub_fee(avail)
-        equity_interest = avail
-
-        # ---- principal priority of payments
-        pav = prp + to_principal
-        extra_fee = torch.minimum(pav, fee_sr_unpaid)
-        pav = pav - extra_fee
-        fee_sr_unpaid = fee_sr_unpaid - extra_fee
-        fee_sr_paid = fee_sr_paid + extra_fee
-        senior_out = torch.cumsum(N, dim=1) - N
-        eligible = (~deferrable).unsqueeze(0) | (senior_out <= tol.unsqueeze(1))
-        catch_up = _pay_sequential(pav, shortfall * eligible)
-        pav = pav - _rowsum(catch_up)
-        int_paid = int_paid + catch_up
-        shortfall = shortfall - catch_up
-        capitalised = shortfall * deferrable
-        N = N + capitalised
-        carried = shortfall * (~deferrable)
-        principal_cure = zero
-        if in_rp:
-            acpa_now = acpa + diversion - (prp - pav)
-            for k in range(Kd):
-                need = cure_need(k, acpa_now, True, pav)
-                if need is None:
-                    continue
-                cure = _pay_sequential(torch.minimum(need, pav), N[:, : k + 1])
-                used = _rowsum(cure)
-                pav = pav - used
-                acpa_now = acpa_now - used
-                principal_cure = principal_cure + used
-                paydown(cure)
-            reinvest = pav + diversion
-            bucket = bucket + reinvest / price
-            pav = zero
-        else:
-            seq = _pay_sequential(pav, N)
-            pav = pav - _rowsum(seq)
-            paydown(seq)
-            reinvest = diversion  # zero outside the reinvestment period
-        pav = pay_sub_fee(pav)
-        equity_principal = pav
-        pool_prev = pool_bal
-        # a month's paydowns repay capitalised interest (incl. this month's) before note principal
-        deferred_paid = torch.minimum(paid_down, deferred_start + capitalised)
-        principal_paid = paid_down - deferred_paid
-        deferred = deferred_start + capitalised - deferred_paid
-
-        month = {
-            "cash_in": lambda: ip + prp,
-            "interest_proceeds": lambda: ip,
-            "principal_proceeds": lambda: prp,
-            "liquidation": lambda: liquidation,
-            "senior_fee": lambda: fee_sr_paid,
-            "sub_fee": lambda: fee_sub_paid,
-            "interest": lambda: int_paid,
-            "principal": lambda: principal_paid,
-            "deferred_interest_paid": lambda: deferred_paid,
-            "deferred_interest": lambda: capitalised,
-            "deferred_balance": lambda: deferred,
-            "interest_shortfall": lambda: carried,
-            "balances": lambda: N,
-            "oc_ratio": lambda: torch.where(oc_has, oc_ratio, float("nan")),
-            "oc_pass": lambda: pass_weights(oc_g, oc_has),
-            "ic_ratio": lambda: torch.where(ic_has, ic_ratio, float("nan")),
-            "ic_pass": lambda: pass_weights(ic_g, ic_has),
-            "interest_cure": lambda: interest_cure,
-            "principal_cure": lambda: principal_cure,
-            "interest_diversion": lambda: diversion,
-            "reinvestment": lambda: reinvest,
-            "bucket_balance": lambda: bucket,
-            "collateral_balance": lambda: (zero if last else pool_bal) + bucket,
-            "acpa": lambda: acpa,
-            "equity_interest": lambda: equity_interest,
-            "equity_principal": lambda: equity_principal,
-            "event_of_default": lambda: (_rowsum(carried) > tol).to(torch.float64),
-            "equity": lambda: equity_interest + equity_principal,
-            "tranche_cashflows": lambda: torch.cat(
-                [int_paid + principal_paid + deferred_paid, (equity_interest + equity_principal).unsqueeze(1)],
-                dim=1),
-            "tranche_interest": lambda: torch.cat([int_paid, equity_interest.unsqueeze(1)], dim=1),
-            "tranche_principal": lambda: torch.cat(
-                [principal_paid + deferred_paid, equity_principal.unsqueeze(1)], dim=1),
-            "tranche_balance": lambda: torch.cat([N, eq_notional], dim=1),
-        }
-        for key in rec_keys:
-            value = month[key]()
-            if not inplace:
-                rec[key].append(value)
-                continue
-            if t == 0:
-                buffers[key] = torch.empty((T, *value.shape), dtype=value.dtype, device=dev)
-            buffers[key][t].copy_(value)
-
+def _stacked_outputs(recorder: _Recorder, inplace: bool) -> dict[str, torch.Tensor]:
+    """The recorded months as ``(S, T, ...)`` tensors."""
     # (T, S, ...) -> (S, T, ...) views are free; stacking along a new leading axis is a contiguous copy
     if inplace:
-        out = {k: v.movedim(0, 1) for k, v in buffers.items()}
-    else:
-        out = {k: torch.stack(v, dim=0).movedim(0, 1) for k, v in rec.items()}
-    out["initial_balances"] = sizes
-    out["pool_balance_0"] = p0
-    return {k: v for k, v in out.items() if k in outputs or k in ("initial_balances", "pool_balance_0")}
+        return {k: v.movedim(0, 1) for k, v in recorder.buffers.items()}
+    return {k: torch.stack(v, dim=0).movedim(0, 1) for k, v in recorder.months.items()}
 
 
 def cash_conservation_error(result: dict[str, torch.Tensor]) -> torch.Tensor:
