@@ -266,7 +266,7 @@ def test_portfolio_aggregator_monte_carlo_simulate_delegates(small_tape, small_d
 
 
 def test_monte_carlo_simulate_checks_the_trajectory_model_of_the_full_chain(small_tape, small_deal):
-    """A transformer with a trajectory model is the spec's full chain (tests/test_spec_chain.py); a
+    """A transformer with a trajectory model is the spec's full chain (tests/risk/test_spec_chain.py); a
     trajectory model that is not one is still refused, naming the expected type."""
     from creditsim.transitions.transformer import TransitionConfig, TransitionTransformer
     from creditsim.risk.aggregator import PortfolioAggregator

@@ -13,7 +13,7 @@ from creditsim.cli import main
 from creditsim.risk.results import SimulationResults, TrancheResult
 from creditsim.states import POOL_CF_TYPES
 
-EXAMPLE_DEAL = Path(__file__).resolve().parents[1] / "creditsim" / "examples" / "example_clo.yaml"
+EXAMPLE_DEAL = Path(__file__).resolve().parents[2] / "creditsim" / "examples" / "example_clo.yaml"
 
 
 def _saved_run(tmp_path: Path) -> Path:
