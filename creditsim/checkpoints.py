@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from creditsim.devices import torch_device
 from creditsim.errors import CheckpointError, ConfigError
 from creditsim.fileio import atomic_write
 
@@ -167,9 +168,7 @@ def load_model_weights(model: torch.nn.Module, folder: Path, device: str | torch
     length is data: the MacroVAE's start bank), ``after_load(model)`` after it and before the move to
     ``device`` (e.g. to set scalers kept in a JSON file). Mismatches are CheckpointErrors; CUDA asked
     for on a machine without it is a ConfigError."""
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r} requested but CUDA is not available")
+    dev = torch_device(device)
     tensors = load_tensors(folder / WEIGHTS_FILE)
     check_finite(folder, tensors, allow_inf)
     if before_load is not None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "creditsim"
-GROUND = {"errors", "states", "schema", "fileio", "checkpoints", "rng", "features", "io", "cents", "yamlfile",
+GROUND = {"errors", "states", "schema", "fileio", "checkpoints", "rng", "features", "io", "cents", "yamlfile", "devices",
           "fixed_order", "threads", "lazy"}
 FLOOR = {
     **{g: 0 for g in GROUND},

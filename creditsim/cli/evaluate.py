@@ -28,18 +28,22 @@ def eval_macro(
     device: str = typer.Option("cpu", "--device"),
 ) -> None:
     """Print the evaluation table (VAE, VAR, bootstrap, history) and the scenario-ordering table."""
-    import torch
 
-    from creditsim.datasets import load_macro_history, load_recession_indicator
-    from creditsim.macro.baselines import BlockBootstrapGenerator, VARGenerator
-    from creditsim.macro.evaluate import HEADLINE_METRICS, compare_generators, fan_charts, scenario_ordering
-    from creditsim.macro.vae import MacroVAE
     from creditsim.checkpoints import atomic_write
+    from creditsim.datasets import load_macro_history, load_recession_indicator
+    from creditsim.devices import check_device
+    from creditsim.macro.baselines import BlockBootstrapGenerator, VARGenerator
+    from creditsim.macro.evaluate import (
+        HEADLINE_METRICS,
+        compare_generators,
+        fan_charts,
+        scenario_ordering,
+    )
+    from creditsim.macro.vae import MacroVAE
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: CUDA is not available")
+    check_device(device)
     history = load_macro_history()
     recession = load_recession_indicator()["recession"]
     vae = MacroVAE.from_pretrained(checkpoint, device=device)

@@ -71,29 +71,29 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from creditsim.cents import check_exact_range, from_cents, to_cents
+from creditsim.devices import torch_device
+from creditsim.errors import ConfigError, DataError, format_labels
 from creditsim.loans.book import LoanBook
 from creditsim.loans.pool import LOAN_FLOWS, book_recoveries, pool_cashflows, stack_pool
+from creditsim.loans.schedule import amortization_schedule
+from creditsim.states import ALLOWED_TRANSITIONS, N_STATES
+from creditsim.threads import serial_torch
 from creditsim.transitions.sampler import (
     RNG_LOAN_BLOCK,
-    shift_rows,
+    BlockStreams,
     check_positive_int,
     check_states,
     cumulative_thresholds,
-    BlockStreams,
     risk_bins,
+    shift_rows,
     validate_matrices,
 )
-from creditsim.cents import check_exact_range, from_cents, to_cents
-from creditsim.loans.schedule import amortization_schedule
-from creditsim.errors import ConfigError, DataError, format_labels
-from creditsim.threads import serial_torch
-from creditsim.states import ALLOWED_TRANSITIONS, N_STATES
 
 __all__ = [
     "LoanCashflows",
     "PoolCashflows",
     "loan_cashflows",
-    "resolve_device",
     "simulate_loan_level",
     "simulate_pool_chunk",
     "simulate_pool_cashflows",
@@ -156,21 +156,6 @@ class PoolCashflows:
 
 
 # ---------------------------------------------------------------------------- preparation
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``device`` as a ``torch.device``; ConfigError for a bad name or CUDA without a GPU.
-
-    (:func:`creditsim.risk.config.check_device` validates the run setting by name; this resolves the
-    engine's ``device`` argument, which may also be a ``torch.device``.)
-    """
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"device must be 'cpu' or 'cuda[:n]', got {device!r}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device='cuda' requested but CUDA is not available")
-    return dev
-
-
 def _history(book: LoanBook, index: np.ndarray, n_months: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Contractual balance and cumulative interest by month index ``k = -4 .. T-1`` for some loans.
 
@@ -674,7 +659,7 @@ def simulate_pool_chunk(
     """
     ids, seed_i, months = _check_chunk_args(book, scenario_ids, seed, n_months)
     chunk = check_positive_int(loan_chunk, "loan_chunk")
-    dev = resolve_device(device)
+    dev = torch_device(device)
     mats = _as_tensor(matrices)
     thresholds = _Thresholds(mats, book, len(ids), months, dev, max_risk_bins)
     groups, labels = (None, ()) if group_by is None else book.group_codes(group_by)
@@ -827,7 +812,7 @@ def simulate_loan_level(
             f"loan-level output of {len(ids)} x {book.n_loans} x {months} values is too large "
             f"(limit {_MAX_LOAN_LEVEL}); use simulate_pool_chunk or a book.subset(...)"
         )
-    dev = resolve_device(device)
+    dev = torch_device(device)
     thresholds = _Thresholds(_as_tensor(matrices), book, len(ids), months, dev, max_risk_bins)
     index = np.arange(book.n_loans)
     n_blocks = -(-book.n_loans // RNG_LOAN_BLOCK)
@@ -872,7 +857,7 @@ def loan_cashflows(book: LoanBook, states: object, lgd: object | None = None, *,
     lgd_arr = np.broadcast_to(lgd_raw, (s, n_loans)).copy()
     if not ((lgd_arr >= 0) & (lgd_arr <= 1)).all():
         raise DataError("lgd: realised LGDs must be decimals in [0, 1]")
-    dev = resolve_device(device)
+    dev = torch_device(device)
     index = np.arange(n_loans)
     with serial_torch():
         _, keep = _run_block(book, index, None, None, torch.from_numpy(paths).to(dev), lgd_arr, months, dev, None, 1, True)

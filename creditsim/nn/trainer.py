@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from creditsim.devices import check_device, torch_device
 from creditsim.errors import ConfigError
 
 __all__ = ["TrainConfig", "TrainResult", "fit", "beta_schedule"]
@@ -60,8 +61,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
         if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"device={self.device!r} requested but CUDA is not available")
+        self.device = check_device(self.device)
 
 
 @dataclass
@@ -100,9 +100,15 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, train: Sequence[torch.Tensor], 
     """Train ``model`` in place; returns a :class:`TrainResult`. Early-stops on the validation ``loss``
     (or the training loss when ``val`` is None) and restores the best weights; ``keep_last`` instead
     runs all ``cfg.epochs`` and keeps the final weights (used to refit for a known number of epochs)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
-    device = torch.device(cfg.device)
+    device = torch_device(cfg.device)
     model.to(device)
     n = train[0].shape[0]
     if n == 0:

@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
-import torch
 
 from creditsim.deal.waterfall import MODES
+from creditsim.devices import check_device
 from creditsim.errors import ConfigError, check_positive_int
 from creditsim.macro.scenarios import parse_scenario_mix
 from creditsim.states import MACRO_VARS, POOL_CF_TYPES
@@ -39,7 +38,6 @@ __all__ = [
     "MAX_HORIZON_MONTHS",
     "MAX_RESULT_BYTES",
     "RunConfig",
-    "check_device",
     "check_run_size",
     "estimate_result_bytes",
 ]
@@ -74,24 +72,6 @@ def check_run_size(n_sims: int, horizon: int) -> None:
     if need > MAX_RESULT_BYTES:
         raise ConfigError(f"n_simulations={n_sims} x horizon={horizon}: the results would need about "
                           f"{need / 2**30:,.1f} GiB (limit {MAX_RESULT_BYTES / 2**30:.0f} GiB); lower n_simulations")
-
-
-def check_device(device: Any) -> str:
-    """Validate a torch device name: ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (N an existing GPU).
-
-    Raises ConfigError for anything else, and when CUDA is asked for but not available, so a typo
-    never surfaces as a RuntimeError from inside torch half-way through a run.
-    """
-    name = str(device).strip().lower() if isinstance(device, (str, torch.device)) else None
-    if name is None or not re.fullmatch(r"cpu|cuda(:\d+)?", name):
-        raise ConfigError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {name!r}: CUDA is not available on this machine (torch "
-                              f"{torch.__version__}, no usable GPU); use device='cpu'")
-        if ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
-            raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
-    return name
 
 
 def _check_bool(value: Any, name: str) -> bool:

@@ -170,7 +170,7 @@ def test_cuda_device_without_a_gpu_is_a_config_error(monkeypatch):
     import torch
 
     from creditsim.errors import ConfigError
-    from creditsim.risk.config import check_device
+    from creditsim.devices import check_device
 
     assert check_device("cpu") == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
