@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from creditsim.errors import ConfigError, DataError, format_labels
-from creditsim.states import ALLOWED_TRANSITIONS, ASSET_CLASSES, MACRO_VARS, N_STATES
+from creditsim.states import ALLOWED_TRANSITIONS, ASSET_CLASSES, GRADES_8, MACRO_VARS, N_STATES
 
 __all__ = [
     "ColumnSpec",
@@ -46,7 +46,8 @@ PAYMENT_FREQUENCIES = ("monthly", "quarterly", "semiannual", "annual")
 AMORTIZATION_TYPES = ("annuity", "linear", "bullet", "interest_only")
 BORROWER_TYPES = ("sme", "midmarket", "large_corporate", "consumer")
 COLLATERAL_TYPES = ("real_estate", "equipment", "inventory", "receivables", "unsecured")
-RATINGS = ("AAA", "AA", "A", "BBB", "BB", "B", "CCC")
+#: rating grades a loan tape may carry: the 8-grade scale without D (a defaulted loan is a loan state)
+RATINGS: tuple[str, ...] = GRADES_8[:-1]
 
 
 @dataclass(frozen=True)

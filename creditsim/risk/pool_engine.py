@@ -38,16 +38,15 @@ from creditsim.errors import ConfigError, DataError
 from creditsim.loans.book import LoanBook
 from creditsim.loans.engine import simulate_pool_chunk
 from creditsim.ratings.lifetime import ZMacroLink, monthly_scenario_matrices
-from creditsim.schema import LoanTape, as_loan_tape
+from creditsim.schema import RATINGS, LoanTape, as_loan_tape
 from creditsim.transitions.markov import MarkovTransitionModel
-from creditsim.states import ASSET_CLASSES, GRADES_8, LoanState
+from creditsim.states import ASSET_CLASSES, LoanState
 from creditsim.rng import LOANS, torch_seed
 from creditsim.loans.pool import pool_cashflows
 from creditsim.loans.trajectory import trajectory_flows
 
 __all__ = ["PoolEngine", "rating_default_hazard", "rated_cohort_matrices"]
 
-_RATED_GRADES: tuple[str, ...] = GRADES_8[:-1]  # AAA .. CCC, index = Grade8 code
 _N_AC = len(ASSET_CLASSES)
 _CORPORATE = ASSET_CLASSES.index("corporate")
 
@@ -143,7 +142,7 @@ class PoolEngine:
         if "rating" in clean.columns:
             has = clean["rating"].notna().to_numpy()
             if has.any():
-                grade = np.array([_RATED_GRADES.index(r) if h else -1 for r, h in zip(clean["rating"], has)])
+                grade = np.array([RATINGS.index(r) if h else -1 for r, h in zip(clean["rating"], has)])
                 cohort = np.where(has, _N_AC + grade, cohort)
                 rated = True
         # an explicit (L,) cohort array; the labels the book invents ("0", "1", ...) are not used here
