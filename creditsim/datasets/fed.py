@@ -7,9 +7,10 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from creditsim.datasets.files import data_path, monthly_index, quarterly_to_monthly
+from creditsim.datasets.files import data_path, month_start_range, quarterly_to_monthly
+from creditsim.datasets.macro import macro_history
 from creditsim.errors import ConfigError, DataError
-from creditsim.states import MACRO_VARS
+from creditsim.states import MACRO_VARS, SCENARIOS
 
 __all__ = ["load_fed_scenarios", "FED_SCENARIO_FILES", "available_fed_scenarios"]
 
@@ -49,8 +50,6 @@ def available_fed_scenarios() -> list[tuple[int, str, str]]:
 
 def _normalise_scenario(scenario: object) -> str:
     if isinstance(scenario, (int, np.integer)) and not isinstance(scenario, bool):
-        from creditsim.states import SCENARIOS
-
         if 0 <= int(scenario) < len(SCENARIOS):
             return SCENARIOS[int(scenario)]
         raise ConfigError(f"scenario index must be in 0..{len(SCENARIOS) - 1}, got {scenario}")
@@ -89,8 +88,6 @@ def _year_on_year(factor: np.ndarray, pre_factor: float) -> np.ndarray:
 
 def _macro_quarterly(table: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
     """Map a domestic table to the 9 variables, quarterly decimals; ``baseline`` gives the jump-off trend."""
-    from creditsim.datasets.macro import macro_history
-
     def q_factor(frame: pd.DataFrame, col: str) -> np.ndarray:
         return (1.0 + frame[col].to_numpy() / 100.0) ** 0.25  # annualised q/q rate -> quarterly factor
 
@@ -215,7 +212,7 @@ def load_fed_scenarios(
         raise ConfigError("monthly=True maps the domestic table to MACRO_VARS; use region='domestic'")
     baseline, _ = _read_table(FED_SCENARIO_FILES[(year_key, "baseline", "domestic")])
     quarterly = _macro_quarterly(table, baseline)
-    months = monthly_index(quarterly.index[0], quarterly.index[-1] + pd.DateOffset(months=2))
+    months = month_start_range(quarterly.index[0], quarterly.index[-1] + pd.DateOffset(months=2))
     out = pd.DataFrame(
         {v: quarterly_to_monthly(quarterly[v]).reindex(months) for v in MACRO_VARS}, index=months
     )

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from creditsim.errors import DataError
+from creditsim.errors import ConfigError, DataError
 
 __all__ = [
     "DATA_ROOT",
     "data_path",
     "read_fred_series",
-    "monthly_index",
+    "month_start_range",
     "quarterly_to_monthly",
     "parse_month",
 ]
@@ -53,8 +53,12 @@ def read_fred_series(series_id: str) -> pd.Series:
     return series
 
 
-def monthly_index(start: pd.Timestamp, end: pd.Timestamp, name: str = "reporting_month") -> pd.DatetimeIndex:
-    """Month-start ``DatetimeIndex`` (freq ``MS``) from ``start`` to ``end`` inclusive."""
+def month_start_range(start: pd.Timestamp, end: pd.Timestamp, name: str = "reporting_month") -> pd.DatetimeIndex:
+    """Month-start ``DatetimeIndex`` (freq ``MS``) from ``start`` to ``end`` inclusive.
+
+    Builds a new range; :func:`creditsim.schema.monthly_index` instead checks a given index (one date per
+    month, any day of the month) and keeps its dates, so it cannot stand in here.
+    """
     return pd.date_range(start, end, freq="MS", name=name)
 
 
@@ -70,7 +74,7 @@ def quarterly_to_monthly(quarterly: pd.Series) -> pd.Series:
     if q.empty:
         return pd.Series(dtype=np.float64, name=quarterly.name)
     mid = pd.Series(q.to_numpy(np.float64), index=q.index + pd.DateOffset(months=1))
-    months = monthly_index(q.index[0], q.index[-1] + pd.DateOffset(months=2))
+    months = month_start_range(q.index[0], q.index[-1] + pd.DateOffset(months=2))
     out = mid.reindex(months).interpolate(method="linear", limit_area="inside")
     out = out.bfill(limit=1).ffill(limit=1)
     out.name = quarterly.name
@@ -79,8 +83,6 @@ def quarterly_to_monthly(quarterly: pd.Series) -> pd.Series:
 
 def parse_month(value: object, name: str) -> pd.Timestamp | None:
     """Parse a ``start``/``end`` argument ("1990-01", a date, a Timestamp) to its month start."""
-    from creditsim.errors import ConfigError
-
     if value is None:
         return None
     try:

@@ -11,7 +11,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from creditsim.datasets.files import monthly_index, parse_month, quarterly_to_monthly, read_fred_series
+from creditsim.datasets.files import month_start_range, parse_month, quarterly_to_monthly, read_fred_series
+from creditsim.datasets.fred import load_fred_md
 from creditsim.errors import ConfigError
 from creditsim.schema import validate_macro
 from creditsim.states import MACRO_VARS
@@ -60,8 +61,6 @@ def _fred_md_regressors() -> pd.DataFrame:
     ``baa_treasury_spread`` = Moody's Baa corporate yield - 10-year Treasury (``(BAA - GS10) / 100``);
     ``indpro_growth`` = industrial production y/y; ``unemployment_change`` = 12-month change of UNRATE.
     """
-    from creditsim.datasets.fred import load_fred_md
-
     md = load_fred_md()
     unemployment = md["UNRATE"] / 100.0
     return pd.DataFrame(
@@ -76,13 +75,11 @@ def _fred_md_regressors() -> pd.DataFrame:
 
 def _cpi_level() -> pd.Series:
     """CPIAUCSL level: the FRED file (1980-01 on) preceded by FRED-MD (1959-1979), the y/y base of 1980."""
-    from creditsim.datasets.fred import load_fred_md
-
     fred = read_fred_series("CPIAUCSL")
     early = load_fred_md()["CPIAUCSL"]
     early = early.loc[early.index < fred.index[0]]
     level = pd.concat([early, fred.rename(early.name)])
-    return pd.Series(level.to_numpy(), index=monthly_index(level.index[0], level.index[-1]), name="CPIAUCSL")
+    return pd.Series(level.to_numpy(), index=month_start_range(level.index[0], level.index[-1]), name="CPIAUCSL")
 
 
 def _observed_variables() -> pd.DataFrame:
@@ -106,7 +103,7 @@ def _observed_variables() -> pd.DataFrame:
         "default_rate": quarterly_to_monthly(read_fred_series("DRALACBS")) / 100.0,
     }
     # the first month of the FRED files; 1979 CPI comes from FRED-MD, 1980 GDP growth is back-filled
-    index = monthly_index(pd.Timestamp("1980-01-01"), pd.Timestamp("2019-12-01"))
+    index = month_start_range(pd.Timestamp("1980-01-01"), pd.Timestamp("2019-12-01"))
     frame = pd.DataFrame({k: v.reindex(index) for k, v in columns.items()}, index=index)
     regressors = _fred_md_regressors().reindex(index)
     for col in regressors.columns:
@@ -171,7 +168,7 @@ def macro_history(backfill: bool) -> tuple[pd.DataFrame, pd.DataFrame, dict[str,
         mask = pd.DataFrame(False, index=filled.index, columns=list(MACRO_VARS))
         fits = {}
     macro = validate_macro(filled[list(MACRO_VARS)])  # contract check: no NaN, decimals, all 9 present
-    macro.index = monthly_index(macro.index[0], macro.index[-1])
+    macro.index = month_start_range(macro.index[0], macro.index[-1])
     mask.index = macro.index
     return macro, mask.astype(bool), fits
 

@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
+from creditsim.datasets.ratings import load_sp_ratings, merge_ccc_into_b
 from creditsim.errors import ConfigError, DataError
 from creditsim.ratings.estimate import validate_matrix
+from creditsim.ratings.zfactor import check_rho, conditional_matrix
 from creditsim.states import GRADES_7, GRADES_8
 
 __all__ = ["GRADES_7", "GRADES_8", "expand_to_8x8", "expand_conditional_tm", "collapse_to_7x7", "check_8x8"]
@@ -89,8 +92,6 @@ def collapse_to_7x7(tm_8x8: np.ndarray | pd.DataFrame, ccc_weight: float) -> np.
     """Merge CCC into B: (8, 8) -> (7, 7). Columns B and CCC are summed; the merged B row is the
     obligor-weighted mix ``(1 - w) row_B + w row_CCC`` with ``w = ccc_weight`` in [0, 1) the share of
     CCC obligors in the B+CCC pool."""
-    from creditsim.datasets.ratings import merge_ccc_into_b
-
     return merge_ccc_into_b(_as_8x8(tm_8x8, "tm_8x8"), ccc_weight)
 
 
@@ -163,8 +164,6 @@ def _check_input_pd_order(p7: np.ndarray, name: str = "tm_7x7") -> None:
 def _expand_calibrated(p7, anchor_8x8, ccc_row, ccc_pd, ccc_weight, b_includes_ccc) -> np.ndarray:
     _check_input_pd_order(p7)
     if anchor_8x8 is None:
-        from creditsim.datasets.ratings import load_sp_ratings
-
         sp = load_sp_ratings()
         anchor = sp.matrix_8x8.to_numpy()
         default_w = sp.ccc_share_of_b
@@ -234,8 +233,6 @@ def _expand_calibrated(p7, anchor_8x8, ccc_row, ccc_pd, ccc_weight, b_includes_c
 def _probit_cells(p7: np.ndarray, rows: int) -> np.ndarray:
     """``Phi^-1`` of the "j or worse" probabilities of rows ``:rows`` and columns 1..D of 7x7 matrices
     ``(..., 7, 7)`` -> ``(..., rows, 6)``; cells at exactly 0 or 1 (or within 1e-12) become NaN."""
-    from scipy import special
-
     c = np.cumsum(p7[..., :rows, ::-1], axis=-1)[..., ::-1][..., 1:]  # columns AA..D: "j or worse"
     ok = (c > 1e-12) & (c < 1.0 - 1e-12)
     return np.where(ok, special.ndtri(np.clip(c, 1e-300, 1.0 - 1e-16)), np.nan)
@@ -321,8 +318,6 @@ def expand_conditional_tm(
         if z is not None or rho is not None or return_params:
             raise ConfigError("z=, rho= and return_params= apply only with ttc_8x8 (the one-factor expansion)")
         return np.stack([expand_to_8x8(m, alpha, method) for m in flat]).reshape(c.shape[:-2] + (8, 8))
-    from creditsim.ratings.zfactor import check_rho, conditional_matrix
-
     t8 = _as_8x8(ttc_8x8)
     if rho is not None:
         rho = check_rho(rho)

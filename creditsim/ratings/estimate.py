@@ -307,23 +307,7 @@ def cohort_matrix(
     if (panel is None) == (counts is None):
         raise ConfigError("give exactly one of panel= or counts=")
     if counts is not None:
-        c = _check_counts(counts, "counts")
-        if states is None:  # a count table's size names its grades only for 7 or 8 states
-            kk = c.shape[-1] - (1 if nr == "state" else 0)
-            if kk not in (7, 8):
-                raise ConfigError(f"counts are {c.shape[-1]}x{c.shape[-1]}: pass states= (the grade labels, D last)")
-            states = GRADES_8 if kk == 8 else GRADES_7
-        states = tuple(str(s) for s in states)
-        k = len(states)
-        if k < 2:
-            raise ConfigError(f"need at least 2 states, got {states}")
-        if c.shape[-1] != k and not (nr == "state" and c.shape[-1] == k + 1):
-            raise DataError(f"counts are {c.shape[-1]}x{c.shape[-1]} but {k} states were given ({list(states)})")
-        pc = c if c.ndim == 3 else c[None]
-        lab = states + ((nr_label,) if pc.shape[-1] == k + 1 else ())
-        censored = np.zeros(pc.shape[-1])
-        periods = np.arange(pc.shape[0], dtype=np.float64)
-        return _cohort_from_counts(pc, lab, periods, censored, k)
+        return _cohort_from_count_table(counts, states, nr, nr_label)
 
     if not (np.isfinite(period) and period > 0):
         raise ConfigError(f"period must be > 0, got {period}")
@@ -334,34 +318,96 @@ def cohort_matrix(
         raise ConfigError(f"need at least 2 states, got {states}")
     code = _encode_ratings(raw, states, nr_label, rating_col)
     keep = code >= 0
-    ent, tt, code = ent[keep], tt[keep], code[keep]
-    cidx = np.floor((tt - tt.min()) / period + 1e-9).astype(np.int64)
-    # last observation per (entity, cohort): stable sort by entity, cohort, time
-    order = _sort_order(ent, cidx, tt)
-    if order is not None:
-        ent, cidx, code = ent[order], cidx[order], code[order]
-    _check_duplicates(ent, tt if order is None else tt[order], code, panel[entity_col].to_numpy()[keep], order)
-    last = np.ones(len(ent), dtype=bool)
-    last[:-1] = (ent[1:] != ent[:-1]) | (cidx[1:] != cidx[:-1])
-    ent, cidx, code = ent[last], cidx[last], code[last]
+    ent, cidx, code = _last_rating_per_cohort(
+        ent[keep], tt[keep], code[keep], panel[entity_col].to_numpy()[keep], period
+    )
     n_periods = int(cidx.max()) if len(cidx) else 0
     if n_periods < 1:
         raise DataError("panel spans a single cohort; need observations at >= 2 cohort dates")
     # (T, K+1, K+1) counts and matrices: a time column in days or yyyymmdd read as years asks for millions of cohorts
     check_memory(8.0 * 3 * n_periods * (k + 1) ** 2, time_col, f"{n_periods} cohorts of period={period:g} (is the time unit years?)")
-    kk = k + 1  # NR code = k
+    frm, to, cid = _cohort_pairs(ent, cidx, code, n_periods)
+    d = k - 1
+    if inferred and np.issubdtype(raw.dtype, np.integer):
+        _check_inferred_d(frm, to, d, k, states, rating_col)
+    # an obligor in D stays in D even if later rows are missing or carry another rating
+    to = np.where(frm == d, d, to)
+    pc, cens = _count_cohort_pairs(frm, to, cid, k, n_periods, nr)
+    lab = states + ((nr_label,) if nr == "state" else ())
+    return _cohort_from_counts(pc, lab, np.arange(n_periods) * period, cens, k)
+
+
+def _cohort_from_count_table(
+    counts: np.ndarray, states: Sequence[str] | None, nr: str, nr_label: str
+) -> CohortResult:
+    """:func:`cohort_matrix` on given migration counts ``(K, K)`` or ``(T, K, K)`` (``K + 1`` with NR
+    as a state); ``states=None`` is inferred only for 7 or 8 grades. Nobody is censored."""
+    c = _check_counts(counts, "counts")
+    if states is None:  # a count table's size names its grades only for 7 or 8 states
+        kk = c.shape[-1] - (1 if nr == "state" else 0)
+        if kk not in (7, 8):
+            raise ConfigError(f"counts are {c.shape[-1]}x{c.shape[-1]}: pass states= (the grade labels, D last)")
+        states = GRADES_8 if kk == 8 else GRADES_7
+    states = tuple(str(s) for s in states)
+    k = len(states)
+    if k < 2:
+        raise ConfigError(f"need at least 2 states, got {states}")
+    if c.shape[-1] != k and not (nr == "state" and c.shape[-1] == k + 1):
+        raise DataError(f"counts are {c.shape[-1]}x{c.shape[-1]} but {k} states were given ({list(states)})")
+    pc = c if c.ndim == 3 else c[None]
+    lab = states + ((nr_label,) if pc.shape[-1] == k + 1 else ())
+    censored = np.zeros(pc.shape[-1])
+    periods = np.arange(pc.shape[0], dtype=np.float64)
+    return _cohort_from_counts(pc, lab, periods, censored, k)
+
+
+def _last_rating_per_cohort(
+    ent: np.ndarray, tt: np.ndarray, code: np.ndarray, raw_ent: np.ndarray, period: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bin rated rows ``(n,)`` to cohort index ``floor((time - min time) / period)`` and keep each
+    entity's last row per cohort. Returns ``(entity, cohort, code)``, sorted by entity then cohort.
+
+    ``raw_ent`` (the entity column as given, unsorted) names duplicates in the error message.
+    """
+    # 1e-9: a time that is a whole number of periods after the first must not floor one cohort short
+    cidx = np.floor((tt - tt.min()) / period + 1e-9).astype(np.int64)
+    # last observation per (entity, cohort): stable sort by entity, cohort, time
+    order = _sort_order(ent, cidx, tt)
+    if order is not None:
+        ent, cidx, code = ent[order], cidx[order], code[order]
+    _check_duplicates(ent, tt if order is None else tt[order], code, raw_ent, order)
+    last = np.ones(len(ent), dtype=bool)
+    last[:-1] = (ent[1:] != ent[:-1]) | (cidx[1:] != cidx[:-1])
+    return ent[last], cidx[last], code[last]
+
+
+def _cohort_pairs(
+    ent: np.ndarray, cidx: np.ndarray, code: np.ndarray, n_periods: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Consecutive-cohort pairs of one rating per (entity, cohort), sorted by entity then cohort.
+
+    Returns ``(from, to, cohort)`` for every row in cohorts ``0 .. n_periods - 1``; ``to`` is -1 where
+    the entity is not observed in the next cohort (censored).
+    """
     nxt_same = np.zeros(len(ent), dtype=bool)
     nxt_same[:-1] = (ent[1:] == ent[:-1]) & (cidx[1:] == cidx[:-1] + 1)
     frm = code
     to = np.full(len(ent), -1, dtype=np.int64)
     to[:-1] = np.where(nxt_same[:-1], code[1:], -1)
     start = cidx < n_periods
-    frm, to, cid = frm[start], to[start], cidx[start]
-    d = k - 1
-    if inferred and np.issubdtype(raw.dtype, np.integer):
-        _check_inferred_d(frm, to, d, k, states, rating_col)
-    # an obligor in D stays in D even if later rows are missing or carry another rating
-    to = np.where(frm == d, d, to)
+    return frm[start], to[start], cidx[start]
+
+
+def _count_cohort_pairs(
+    frm: np.ndarray, to: np.ndarray, cid: np.ndarray, k: int, n_periods: int, nr: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cohort migration counts ``(T, W, W)`` float64 and censored obligors per from-state.
+
+    ``W = k`` with ``nr="drop"`` (a move to NR (code ``k``) or a missing next cohort is censoring,
+    ``censored`` is ``(k,)``), ``W = k + 1`` with ``nr="state"`` (only a missing next cohort censors,
+    ``censored`` is ``(k + 1,)``).
+    """
+    kk = k + 1  # NR code = k
     if nr == "drop":
         obs = (to >= 0) & (to < k) & (frm < k)
         cens = np.bincount(frm[(frm < k) & ~obs], minlength=kk)[:k].astype(np.float64)
@@ -372,8 +418,7 @@ def cohort_matrix(
         width = kk
     flat = (cid[obs] * width + frm[obs]) * width + to[obs]
     pc = np.bincount(flat, minlength=n_periods * width * width).reshape(n_periods, width, width).astype(np.float64)
-    lab = states + ((nr_label,) if nr == "state" else ())
-    return _cohort_from_counts(pc, lab, np.arange(n_periods) * period, cens, k)
+    return pc, cens
 
 
 def _cohort_from_counts(pc: np.ndarray, lab: tuple[str, ...], periods: np.ndarray, cens: np.ndarray, k: int) -> CohortResult:
@@ -502,26 +547,13 @@ def aalen_johansen(
     if not t1 > t0:
         raise ConfigError(f"t_end ({t1}) must be greater than t_start ({t0})")
     if end_times is not None:
-        raw_ids = events[entity_col].to_numpy()[keep][order]
-        row_end = pd.Series(end_times).reindex(pd.Index(raw_ids)).to_numpy(dtype=np.float64)
-        if np.isnan(row_end).any():
-            raise DataError(f"end_times lacks entities {format_labels(pd.unique(raw_ids[np.isnan(row_end)]))}")
-        row_end = np.minimum(row_end, t1)  # per row: censoring time of that row's entity
+        row_end = _row_end_times(end_times, events[entity_col].to_numpy()[keep][order], t1)
     else:
         row_end = np.full(len(ent), t1)
     d = k0 - 1
     k = k0 + 1 if nr == "state" else k0
 
-    # sojourns: [a, b) in state s; next state (or -1 = censored)
-    same_next = np.zeros(len(ent), dtype=bool)
-    same_next[:-1] = ent[1:] == ent[:-1]
-    nxt_code = np.full(len(ent), -1, dtype=np.int64)
-    nxt_code[:-1] = np.where(same_next[:-1], code[1:], -1)
-    b = np.empty(len(ent))
-    b[:-1] = np.where(same_next[:-1], tt[1:], row_end[:-1])
-    b[-1] = row_end[-1]
-    a = tt
-    s = code
+    a, b, s, nxt_code = _sojourns(ent, tt, code, row_end)
     if inferred and np.issubdtype(raw.dtype, np.integer):
         _check_inferred_d(s, nxt_code, d, k0, states, rating_col)
     # NR handling: with drop, NR sojourns carry no risk and a move into NR is a censoring
@@ -536,35 +568,91 @@ def aalen_johansen(
     ok = b_c > a_c
     event = ok & (nxt_code >= 0) & (nxt_code != s) & (b <= t1) & (b > t0) & (s != d)
     ev_t = b[event]
-    ev_f, ev_to = s[event], nxt_code[event]
     times = np.unique(ev_t)
-    m = len(times)
-    # at risk just before u: a < u <= b  (sojourn start strictly before u, end at or after u)
     sa, sb, ss = a_c[ok], b_c[ok], s[ok]
+    at_risk = _at_risk(times, sa, sb, ss, k)
+    dn = _transition_counts(times, ev_t, s[event], nxt_code[event], k)
+    P = _product_limit(dn, at_risk)
+    P[d] = 0.0
+    P[d, d] = 1.0
+    counts = dn.sum(axis=0)
+    expo = np.bincount(ss, weights=sb - sa, minlength=k)
+    Q = _duration_generator(counts, expo)
+    cens_mask = ok & ~event & (s != d) & (b < t1)
+    cens = np.bincount(s[cens_mask], minlength=k).astype(np.float64)
+    lab = states + ((nr_label,) if nr == "state" else ())
+    return AalenJohansenResult(P, times, counts, expo, Q, cens, lab)
+
+
+def _row_end_times(end_times: pd.Series, raw_ids: np.ndarray, t1: float) -> np.ndarray:
+    """Censoring time ``(n,)`` of each row's entity (``raw_ids``: entity per row, as given), capped at
+    ``t1``; an entity missing from ``end_times`` raises :class:`DataError` naming it."""
+    row_end = pd.Series(end_times).reindex(pd.Index(raw_ids)).to_numpy(dtype=np.float64)
+    if np.isnan(row_end).any():
+        raise DataError(f"end_times lacks entities {format_labels(pd.unique(raw_ids[np.isnan(row_end)]))}")
+    return np.minimum(row_end, t1)
+
+
+def _sojourns(
+    ent: np.ndarray, tt: np.ndarray, code: np.ndarray, row_end: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sojourns of rows sorted by entity then time: ``[a, b)`` in state ``s``, then state ``next``.
+
+    A row's sojourn ends at the entity's next row, or at its censoring time ``row_end`` for the last
+    row (``next = -1``: censored). All ``(n,)``; ``a`` is ``tt`` itself and ``s`` is ``code`` itself.
+    """
+    same_next = np.zeros(len(ent), dtype=bool)
+    same_next[:-1] = ent[1:] == ent[:-1]
+    nxt_code = np.full(len(ent), -1, dtype=np.int64)
+    nxt_code[:-1] = np.where(same_next[:-1], code[1:], -1)
+    b = np.empty(len(ent))
+    b[:-1] = np.where(same_next[:-1], tt[1:], row_end[:-1])
+    b[-1] = row_end[-1]
+    return tt, b, code, nxt_code
+
+
+def _at_risk(times: np.ndarray, sa: np.ndarray, sb: np.ndarray, ss: np.ndarray, k: int) -> np.ndarray:
+    """Number at risk ``Y_i(u-)`` per event time and state, ``(m, K)`` float64, from sojourns
+    ``[sa, sb)`` in state ``ss`` (clipped to the window): at risk just before ``u`` when
+    ``sa < u <= sb`` (start strictly before ``u``, end at or after ``u``). A cumulative sum of
+    +1 / -1 at the sojourn's start / stop position among the sorted event times."""
+    m = len(times)
     i_start = np.searchsorted(times, sa, side="right")
     i_stop = np.searchsorted(times, sb, side="right")
     nb = (m + 1) * k
     delta = np.bincount(i_start * k + ss, minlength=nb) - np.bincount(i_stop * k + ss, minlength=nb)
-    at_risk = np.cumsum(delta.reshape(m + 1, k), axis=0)[:m].astype(np.float64)  # (m, K)
+    return np.cumsum(delta.reshape(m + 1, k), axis=0)[:m].astype(np.float64)  # (m, K)
+
+
+def _transition_counts(times: np.ndarray, ev_t: np.ndarray, ev_f: np.ndarray, ev_to: np.ndarray, k: int) -> np.ndarray:
+    """Transitions ``dN_ij(u)`` per event time, ``(m, K, K)`` float64, from events at ``ev_t`` (each
+    one of ``times``) out of ``ev_f`` into ``ev_to``."""
+    m = len(times)
     ti = np.searchsorted(times, ev_t)
-    dn = np.bincount((ti * k + ev_f) * k + ev_to, minlength=m * k * k).reshape(m, k, k).astype(np.float64)
+    return np.bincount((ti * k + ev_f) * k + ev_to, minlength=m * k * k).reshape(m, k, k).astype(np.float64)
+
+
+def _product_limit(dn: np.ndarray, at_risk: np.ndarray) -> np.ndarray:
+    """``prod_u (I + dA(u))`` with ``dA(u)[i, j] = dN_ij(u) / Y_i(u-)`` (0 where nobody is at risk),
+    ``dn`` ``(m, K, K)``, ``at_risk`` ``(m, K)``; ``I`` (K, K) when there is no event time."""
+    m, k = at_risk.shape
     with np.errstate(invalid="ignore", divide="ignore"):
         da = np.where(at_risk[:, :, None] > 0, dn / np.where(at_risk > 0, at_risk, 1.0)[:, :, None], 0.0)
     step = da.copy()
     idx = np.arange(k)
     step[:, idx, idx] = 1.0 - da.sum(axis=2)
-    P = _ordered_product(step) if m else np.eye(k)
-    P[d] = 0.0
-    P[d, d] = 1.0
-    counts = dn.sum(axis=0)
-    expo = np.bincount(ss, weights=sb - sa, minlength=k)
+    return _ordered_product(step) if m else np.eye(k)
+
+
+def _duration_generator(counts: np.ndarray, expo: np.ndarray) -> np.ndarray:
+    """Duration MLE of the generator ``Q[i, j] = N_ij / exposure_i`` (rows with no exposure are 0),
+    diagonal minus the row sum; ``counts`` (K, K), ``expo`` (K,) time at risk."""
+    k = len(expo)
     with np.errstate(invalid="ignore", divide="ignore"):
         Q = np.where(expo[:, None] > 0, counts / np.where(expo > 0, expo, 1.0)[:, None], 0.0)
+    idx = np.arange(k)
     Q[idx, idx] = -Q.sum(axis=1)
-    cens_mask = ok & ~event & (s != d) & (b < t1)
-    cens = np.bincount(s[cens_mask], minlength=k).astype(np.float64)
-    lab = states + ((nr_label,) if nr == "state" else ())
-    return AalenJohansenResult(P, times, counts, expo, Q, cens, lab)
+    return Q
 
 
 # ----------------------------------------------------------------------------- generators

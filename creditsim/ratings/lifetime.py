@@ -18,11 +18,13 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from creditsim.datasets.macro import load_macro_history
+from creditsim.datasets.ratings import load_sp_ratings
 from creditsim.errors import ConfigError, DataError, NotFittedError, format_labels
 from creditsim.schema import monthly_index
 from creditsim.ratings.estimate import monthly_matrix, validate_matrix
 from creditsim.ratings.limits import MAX_YEARS, check_count, check_memory
-from creditsim.ratings.zfactor import conditional_raw, thresholds_raw, check_rho
+from creditsim.ratings.zfactor import ZFactorModel, conditional_raw, thresholds_raw, check_rho
 from creditsim.states import GRADES_7, GRADES_8, MACRO_VARS
 
 __all__ = [
@@ -358,12 +360,6 @@ class ZMacroLink:
         ``ttc`` (default: the bundled S&P 8x8), ``rho`` = the fitted rho, and ``z_result_``.
         z > 0 is a good year (Z_t < 0 in 1990-91 and 1999-2000 in the bundled fit).
         """
-        from creditsim.datasets.ratings import load_sp_ratings
-
-        try:
-            from creditsim.datasets.macro import load_macro_history
-        except ImportError as exc:  # pragma: no cover - the macro loader ships with the package
-            raise DataError(f"macro history loader unavailable: {exc}") from None
         sp = load_sp_ratings()
         res = _bundled_z_fit()
         macro = load_macro_history(start="1981-01", end="2000-12")
@@ -386,9 +382,6 @@ class ZMacroLink:
 def _bundled_z_fit():
     """Z_t (MAP; z > 0 = good year) and rho (marginal ML) on the bundled S&P 1981-2000 default
     counts, computed once."""
-    from creditsim.datasets.ratings import load_sp_ratings
-    from creditsim.ratings.zfactor import ZFactorModel
-
     sp = load_sp_ratings()
     return ZFactorModel().fit(defaults=sp.defaults, obligors=sp.obligors, method="map")
 
