@@ -27,11 +27,9 @@ import numpy as np
 from creditsim.errors import DataError, format_labels
 from creditsim.schema import AMORTIZATION_TYPES
 
-__all__ = ["AMORTIZATION_CODES", "AMORTIZATION_NAMES", "Schedule", "amortization_schedule", "amortization_codes"]
+__all__ = ["AMORTIZATION_CODES", "Schedule", "amortization_schedule", "amortization_codes"]
 
-#: the loan tape's amortisation types (:data:`creditsim.schema.AMORTIZATION_TYPES`); code = position.
-#: AMORTIZATION_NAMES is an alias kept for callers (tests) that import it from here.
-AMORTIZATION_NAMES: tuple[str, ...] = AMORTIZATION_TYPES
+#: integer code of each of the tape's amortisation types (:data:`creditsim.schema.AMORTIZATION_TYPES`): its position
 AMORTIZATION_CODES: dict[str, int] = {name: i for i, name in enumerate(AMORTIZATION_TYPES)}
 
 

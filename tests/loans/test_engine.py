@@ -19,7 +19,8 @@ from creditsim.loans.engine import (
     simulate_pool_cashflows,
     simulate_pool_chunk,
 )
-from creditsim.loans.schedule import AMORTIZATION_NAMES, amortization_schedule
+from creditsim.loans.schedule import amortization_schedule
+from creditsim.schema import AMORTIZATION_TYPES
 from creditsim.errors import ConfigError, DataError
 from creditsim.transitions.markov import base_case_matrix
 from creditsim.states import ALLOWED_TRANSITIONS, POOL_CF_TYPES, LoanState
@@ -48,7 +49,7 @@ def _book(n: int = 40, seed: int = 0, **kw: object) -> LoanBook:
         balance=np.round(rng.uniform(1e3, 1e6, n), 2),
         annual_rate=rng.uniform(0.0, 0.2, n),
         remaining_term=rng.integers(1, 40, n),
-        amortization=rng.choice(AMORTIZATION_NAMES, n),
+        amortization=rng.choice(AMORTIZATION_TYPES, n),
         io_months=rng.integers(0, 10, n),
         lgd=rng.uniform(0.1, 0.9, n),
         initial_state=rng.choice([0, 0, 0, 1, 2, 3], n),

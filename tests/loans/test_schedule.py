@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from creditsim.loans.schedule import AMORTIZATION_NAMES, amortization_schedule
+from creditsim.loans.schedule import amortization_schedule
+from creditsim.schema import AMORTIZATION_TYPES
 from creditsim.errors import DataError
 
 
@@ -90,7 +91,7 @@ def test_bad_schedule_inputs_raise_data_error(kwargs: dict, match: str) -> None:
     balance=st.floats(100.0, 5e7),
     annual=st.floats(0.0, 1.0),
     n=st.integers(1, 360),
-    amort=st.sampled_from(AMORTIZATION_NAMES),
+    amort=st.sampled_from(AMORTIZATION_TYPES),
     io=st.integers(0, 360),
 )
 def test_schedule_invariants(balance: float, annual: float, n: int, amort: str, io: int) -> None:
