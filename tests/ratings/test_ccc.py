@@ -281,7 +281,7 @@ JLT_8X8 = np.array(
         [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
     ]
 )
-_JLT_FILE = Path(__file__).resolve().parents[2] / "shared/data/ratings/transitionmatrix-0.5.1/JLT.csv"
+_JLT_FILE = Path(__file__).resolve().parents[3] / "shared/data/ratings/transitionmatrix-0.5.1/JLT.csv"
 
 
 def test_calibrated_with_independent_jlt_anchor_against_sp_8x8(sp, capsys):
