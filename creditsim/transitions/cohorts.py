@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from creditsim.errors import ConfigError, DataError, format_labels
+from creditsim.schema import id_strings, parse_dates, validate_loan_tape
 from creditsim.states import N_STATES
-from creditsim.schema import id_strings, parse_dates
 
 __all__ = [
     "DEFAULT_COHORT_KEY",
@@ -148,8 +148,6 @@ def cohort_features(
         ``(C, 12)`` float64 DataFrame indexed by the sorted cohort labels (index name ``cohort``), in
         natural units of order one (see :data:`COHORT_FEATURES`), finite everywhere.
     """
-    from creditsim.schema import validate_loan_tape
-
     df = validate_loan_tape(loans_df)
     keys = cohort_keys(df, cohort_key)
     codes, labels = pd.factorize(keys, sort=True)
@@ -230,39 +228,9 @@ def transition_counts(
             raise DataError(f"{name}: missing required column(s) {missing}")
     keys = cohort_keys(loans_df, cohort_key)
     cohort_code, cohorts = pd.factorize(keys, sort=True)
-    # one id rule for tape and panel: 7, 7.0 and "7" are the same loan, "007" is not
-    loan_index = pd.Index(id_strings(loans_df["loan_id"]).astype(str).to_numpy())
-    if not loan_index.is_unique:
-        dup = loans_df.index[loan_index.duplicated(keep=False)]
-        raise DataError(f"loan tape: column 'loan_id' has duplicates {format_labels(list(dup))}; expected unique ids")
-
-    ids = panel_df["loan_id"]
-    if isinstance(ids.dtype, pd.CategoricalDtype):
-        cat_pos = loan_index.get_indexer(id_strings(pd.Series(ids.cat.categories)).astype(str).to_numpy())
-        codes = ids.cat.codes.to_numpy()
-        loan_pos = np.where(codes >= 0, cat_pos[codes], -1)
-    else:
-        loan_pos = loan_index.get_indexer(id_strings(ids).astype(str).to_numpy())
-    unknown = np.flatnonzero(loan_pos < 0)
-    if len(unknown):
-        raise DataError(
-            f"panel: column 'loan_id' has {len(unknown)} row(s) {format_labels(list(panel_df.index[unknown]))} "
-            "whose loan is not in the loan tape; expected every panel loan in the tape"
-        )
-    state = pd.to_numeric(panel_df["loan_state"], errors="coerce").to_numpy(np.float64)
-    bad = np.flatnonzero(~np.isfinite(state) | (state < 0) | (state > N_STATES - 1) | (state != np.round(state)))
-    if len(bad):
-        raise DataError(
-            f"panel: column 'loan_state' has {len(bad)} invalid row(s) {format_labels(list(panel_df.index[bad]))}; "
-            f"expected integer state codes 0..{N_STATES - 1}"
-        )
-    state = state.astype(np.int64)
-    rm = parse_dates(panel_df["reporting_month"], "reporting_month", "panel")
-    missing = panel_df.index[rm.isna().to_numpy()]
-    if len(missing):
-        raise DataError(f"panel: column 'reporting_month' has {len(missing)} missing value(s) "
-                        f"{format_labels(list(missing))}; expected a month on every row")
-    month = rm.to_numpy().astype("datetime64[M]").astype(np.int64)
+    loan_pos = _panel_loan_positions(panel_df, loans_df)
+    state = _panel_states(panel_df)
+    month = _panel_months(panel_df)
     m0 = int(month.min()) if len(month) else 0
     span = int(month.max()) - m0 + 1 if len(month) else 1
     n_months = span - 1
@@ -289,3 +257,51 @@ def transition_counts(
     counts = np.bincount(flat, minlength=n_cohorts * n_months * N_STATES * N_STATES)
     counts = counts.astype(np.int64).reshape(n_cohorts, n_months, N_STATES, N_STATES)
     return counts, pd.Index(cohorts, name="cohort"), month_index
+
+
+def _panel_loan_positions(panel_df: pd.DataFrame, loans_df: pd.DataFrame) -> np.ndarray:
+    """``(n_rows,)`` position in ``loans_df`` of each panel row's loan; DataError for unknown loans.
+
+    One id rule for tape and panel: 7, 7.0 and "7" are the same loan, "007" is not. A Categorical
+    ``loan_id`` (the synthetic panels') is matched once per category, not once per row.
+    """
+    loan_index = pd.Index(id_strings(loans_df["loan_id"]).astype(str).to_numpy())
+    if not loan_index.is_unique:
+        dup = loans_df.index[loan_index.duplicated(keep=False)]
+        raise DataError(f"loan tape: column 'loan_id' has duplicates {format_labels(list(dup))}; expected unique ids")
+    ids = panel_df["loan_id"]
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        cat_pos = loan_index.get_indexer(id_strings(pd.Series(ids.cat.categories)).astype(str).to_numpy())
+        codes = ids.cat.codes.to_numpy()
+        loan_pos = np.where(codes >= 0, cat_pos[codes], -1)
+    else:
+        loan_pos = loan_index.get_indexer(id_strings(ids).astype(str).to_numpy())
+    unknown = np.flatnonzero(loan_pos < 0)
+    if len(unknown):
+        raise DataError(
+            f"panel: column 'loan_id' has {len(unknown)} row(s) {format_labels(list(panel_df.index[unknown]))} "
+            "whose loan is not in the loan tape; expected every panel loan in the tape"
+        )
+    return loan_pos
+
+
+def _panel_states(panel_df: pd.DataFrame) -> np.ndarray:
+    """``(n_rows,)`` int64 ``loan_state`` codes; DataError unless every row has an integer in 0..6."""
+    state = pd.to_numeric(panel_df["loan_state"], errors="coerce").to_numpy(np.float64)
+    bad = np.flatnonzero(~np.isfinite(state) | (state < 0) | (state > N_STATES - 1) | (state != np.round(state)))
+    if len(bad):
+        raise DataError(
+            f"panel: column 'loan_state' has {len(bad)} invalid row(s) {format_labels(list(panel_df.index[bad]))}; "
+            f"expected integer state codes 0..{N_STATES - 1}"
+        )
+    return state.astype(np.int64)
+
+
+def _panel_months(panel_df: pd.DataFrame) -> np.ndarray:
+    """``(n_rows,)`` int64 ``reporting_month`` as months since 1970-01; DataError on missing months."""
+    rm = parse_dates(panel_df["reporting_month"], "reporting_month", "panel")
+    missing = panel_df.index[rm.isna().to_numpy()]
+    if len(missing):
+        raise DataError(f"panel: column 'reporting_month' has {len(missing)} missing value(s) "
+                        f"{format_labels(list(missing))}; expected a month on every row")
+    return rm.to_numpy().astype("datetime64[M]").astype(np.int64)

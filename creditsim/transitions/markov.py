@@ -53,7 +53,7 @@ scaling) from a dated panel and a macro frame (conditional-logit MLE with standa
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -75,18 +75,18 @@ __all__ = [
     "base_case_matrix",
 ]
 
-_S = LoanState
-_LIVE = (_S.CURRENT, _S.DPD30, _S.DPD60, _S.DPD90)
+_LIVE = (LoanState.CURRENT, LoanState.DPD30, LoanState.DPD60, LoanState.DPD90)
+_N_LIVE = len(_LIVE)  # the live states are 0 .. 3
 
 
 def _move_classes() -> dict[str, np.ndarray]:
     masks = {name: np.zeros((N_STATES, N_STATES), dtype=bool) for name in ("delinquency", "default", "cure", "prepayment")}
-    masks["delinquency"][_S.CURRENT, _S.DPD30] = True
-    for i in (_S.DPD30, _S.DPD60):
+    masks["delinquency"][LoanState.CURRENT, LoanState.DPD30] = True
+    for i in (LoanState.DPD30, LoanState.DPD60):
         masks["default"][i, i + 1] = True
     for i in _LIVE:
-        masks["default"][i, _S.DEFAULT] = True
-        masks["prepayment"][i, _S.PREPAID] = True
+        masks["default"][i, LoanState.DEFAULT] = True
+        masks["prepayment"][i, LoanState.PREPAID] = True
         for j in _LIVE:
             if j < i:
                 masks["cure"][i, j] = True
@@ -139,10 +139,10 @@ def base_case_matrix(asset_class: str) -> np.ndarray:
         raise ConfigError(f"asset_class must be one of {list(BASE_CASE_ROLL_RATES)}, got {asset_class!r}")
     c30, r3060, c30cur, r6090, c60cur, r90d, c90cur, prepay = BASE_CASE_ROLL_RATES[asset_class]
     p = np.zeros((N_STATES, N_STATES))
-    p[_S.CURRENT, [_S.DPD30, _S.PREPAID]] = c30, prepay
-    p[_S.DPD30, [_S.DPD60, _S.CURRENT]] = r3060, c30cur
-    p[_S.DPD60, [_S.DPD90, _S.CURRENT]] = r6090, c60cur
-    p[_S.DPD90, [_S.DEFAULT, _S.CURRENT]] = r90d, c90cur
+    p[LoanState.CURRENT, [LoanState.DPD30, LoanState.PREPAID]] = c30, prepay
+    p[LoanState.DPD30, [LoanState.DPD60, LoanState.CURRENT]] = r3060, c30cur
+    p[LoanState.DPD60, [LoanState.DPD90, LoanState.CURRENT]] = r6090, c60cur
+    p[LoanState.DPD90, [LoanState.DEFAULT, LoanState.CURRENT]] = r90d, c90cur
     for i in _LIVE:
         p[i, i] = 1.0 - p[i].sum()
     for a in ABSORBING_STATES:
@@ -224,10 +224,7 @@ class MarkovTransitionModel:
             self, with the fitted attributes set.
         """
         df = _transition_panel(panel_df, by)
-        ids = df["loan_id"].to_numpy()
-        month = df["reporting_month"].dt.year.to_numpy() * 12 + df["reporting_month"].dt.month.to_numpy()
-        st = df["loan_state"].to_numpy(np.int64)
-        pair = (ids[1:] == ids[:-1]) & (month[1:] - month[:-1] == 1)
+        st, _, pair = _month_pairs(df)
         frm, to = st[:-1][pair], st[1:][pair]
         if len(frm) == 0:
             raise DataError("panel: no one-month transitions (need consecutive months of the same loan)")
@@ -257,20 +254,15 @@ class MarkovTransitionModel:
                 if n_i[i] == 0:
                     if labels is not None and pooled[i].sum() > 0:
                         p[i] = pooled_p[i]
-                        empty.append((labels[c], _S(i).name, "pooled"))
+                        empty.append((labels[c], LoanState(i).name, "pooled"))
                     else:
                         p[i] = 0.0
                         p[i, i] = 1.0
-                        empty.append((None if labels is None else labels[c], _S(i).name, "stay"))
+                        empty.append((None if labels is None else labels[c], LoanState(i).name, "stay"))
             for a in ABSORBING_STATES:
                 p[a] = 0.0
                 p[a, a] = 1.0
-            with np.errstate(invalid="ignore", divide="ignore"):
-                se[c] = np.where(n_i[:, None] > 0, np.sqrt(p * (1 - p) / np.maximum(n_i, 1)[:, None]), 0.0)
-                # the DEFAULT column is a binomial over observed and censored months alike
-                n_d = n_i + censored[c]
-                se[c][:, _S.DEFAULT] = np.where(n_i > 0, np.sqrt(p[:, _S.DEFAULT] * (1 - p[:, _S.DEFAULT]) / np.maximum(n_d, 1)), 0.0)
-            se[c][list(ABSORBING_STATES)] = 0.0
+            se[c] = _row_standard_errors(p, n_i, censored[c])
             matrix[c] = p
         if empty:
             warnings.warn(f"MarkovTransitionModel.fit: rows without observations filled: {empty}", stacklevel=2)
@@ -318,71 +310,16 @@ class MarkovTransitionModel:
         std = mac.std().to_numpy()
         if (std <= 0).any():
             raise DataError(f"macro frame: variables {[v for v, s_ in zip(MACRO_VARS, std) if s_ <= 0]} are constant")
-        ids = df["loan_id"].to_numpy()
-        month = df["reporting_month"].dt.year.to_numpy() * 12 + df["reporting_month"].dt.month.to_numpy()
-        st = df["loan_state"].to_numpy(np.int64)
-        pair = (ids[1:] == ids[:-1]) & (month[1:] - month[:-1] == 1) & (st[:-1] < 4)
-        frm, to, when = st[:-1][pair], st[1:][pair], month[:-1][pair]
-        mac_month = mac.index.year.to_numpy() * 12 + mac.index.month.to_numpy()
-        pos = {m: k for k, m in enumerate(mac_month)}
-        missing = sorted({int(m) for m in when if m not in pos})
-        if missing:
-            raise DataError(f"macro frame: no values for {len(missing)} panel month(s), e.g. "
-                            f"{[f'{m // 12}-{m % 12 or 12:02d}' for m in missing[:5]]}")
-        months, t_idx = np.unique(when, return_inverse=True)
-        counts = np.zeros((len(months), 4, N_STATES))
-        np.add.at(counts, (t_idx, frm, to), 1.0)
+        counts, rows = _live_move_counts(df, mac)
         cols = [MACRO_VARS.index(v) for v in variables]
-        z = (mac.to_numpy()[[pos[m] for m in months]] - mac.mean().to_numpy()) / std  # (M, 9)
+        z = (mac.to_numpy()[rows] - mac.mean().to_numpy()) / std  # (M, 9)
         z = torch.from_numpy(z[:, cols])  # (M, V)
         classes = list(MOVE_CLASSES)
-        cls_mask = torch.from_numpy(np.stack([MOVE_CLASSES[c][:4] for c in classes]).astype(np.float64))  # (K, 4, 7)
-        usable = torch.from_numpy(ALLOWED_TRANSITIONS[:4] & (counts.sum(0) > 0))  # (4, 7)
-        n = torch.from_numpy(counts)
-
-        def nll(a: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-            shift = torch.einsum("mv,kv,kij->mij", z, beta, cls_mask)  # (M, 4, 7)
-            logits = torch.where(usable, a + shift, torch.tensor(-torch.inf, dtype=torch.float64))
-            return -(n * torch.log_softmax(logits, dim=-1).nan_to_num(neginf=0.0)).sum()
-
-        a = torch.zeros(4, N_STATES, dtype=torch.float64, requires_grad=True)
-        beta = torch.zeros(len(classes), len(cols), dtype=torch.float64, requires_grad=True)
-        opt = torch.optim.LBFGS([a, beta], max_iter=500, tolerance_grad=1e-10, tolerance_change=1e-14,
-                                line_search_fn="strong_wolfe")
-
-        def closure() -> torch.Tensor:
-            opt.zero_grad()
-            loss = nll(a, beta)
-            loss.backward()
-            return loss
-
-        for _ in range(20):  # restart until the gradient vanishes (one LBFGS call can stop on a flat step)
-            opt.step(closure)
-            grad = torch.cat([a.grad.reshape(-1), beta.grad.reshape(-1)]).abs().max()
-            if float(grad) < 1e-6:
-                break
-        self.sensitivity_grad_ = float(grad)
-        # identified parameters: intercepts of usable off-diagonal moves and betas of classes with data
-        a_free = usable.clone()
-        a_free[torch.arange(4), torch.arange(4)] = False
-        has_data = (cls_mask * usable).flatten(1).any(1)  # (K,)
-        b_hat = beta.detach()
-        # staying put is the reference: move the (unidentified) diagonal intercepts to 0 so the Hessian
-        # below is taken at the same optimum in the identified parametrisation
-        a_hat = a.detach() - torch.diagonal(a.detach()[:, :4])[:, None]
-
-        def packed(theta: torch.Tensor) -> torch.Tensor:
-            a_full = torch.zeros(4, N_STATES, dtype=torch.float64).masked_scatter(a_free, theta[: int(a_free.sum())])
-            b_full = torch.zeros_like(b_hat)
-            b_full[has_data] = theta[int(a_free.sum()):].view(-1, len(cols))
-            return nll(a_full, b_full)
-
-        theta = torch.cat([a_hat[a_free], b_hat[has_data].reshape(-1)])
-        hess = torch.autograd.functional.hessian(packed, theta)
-        cov = torch.linalg.pinv(hess)
-        se_flat = torch.sqrt(torch.clamp(torch.diagonal(cov)[int(a_free.sum()):], min=0.0)).view(-1, len(cols))
-        se = torch.full_like(b_hat, float("nan"))
-        se[has_data] = se_flat
+        cls_mask = torch.from_numpy(np.stack([MOVE_CLASSES[c][:_N_LIVE] for c in classes]).astype(np.float64))  # (K, 4, 7)
+        usable = torch.from_numpy(ALLOWED_TRANSITIONS[:_N_LIVE] & (counts.sum(0) > 0))  # (4, 7)
+        nll = _sensitivity_nll(z, torch.from_numpy(counts), cls_mask, usable)
+        a, beta, self.sensitivity_grad_ = _minimise_nll(nll, len(classes), len(cols))
+        b_hat, se, has_data = _sensitivity_standard_errors(nll, a, beta, cls_mask, usable)
         self.sensitivities = {c: {v: float(b_hat[k, q]) for q, v in enumerate(variables)} for k, c in enumerate(classes)
                               if bool(has_data[k])}
         self.sensitivity_se_ = {c: {v: float(se[k, q]) for q, v in enumerate(variables)} for k, c in enumerate(classes)
@@ -450,7 +387,7 @@ class MarkovTransitionModel:
         out = np.empty(p.shape[:-2] + (steps,))
         for t in range(steps):
             row = np.einsum("...i,...ij->...j", row, p)
-            out[..., t] = row[..., _S.DEFAULT]
+            out[..., t] = row[..., LoanState.DEFAULT]
         return out
 
     def absorption_probabilities(self) -> np.ndarray:
@@ -522,11 +459,11 @@ class MarkovTransitionModel:
         rows = []
         for c, seg in enumerate(segs):
             for i in range(N_STATES):
-                rec = {"segment": seg, "from_state": _S(i).name}
-                rec.update({_S(j).name: mats[c, i, j] for j in range(N_STATES)})
+                rec = {"segment": seg, "from_state": LoanState(i).name}
+                rec.update({LoanState(j).name: mats[c, i, j] for j in range(N_STATES)})
                 rec["n_obs"] = int(counts[c, i].sum()) if counts is not None else np.nan
                 rec["n_censored"] = int(cens[c, i]) if cens is not None else np.nan
-                rec["filled"] = filled.get((seg, _S(i).name), "")
+                rec["filled"] = filled.get((seg, LoanState(i).name), "")
                 rows.append(rec)
         return pd.DataFrame(rows).set_index(["segment", "from_state"])
 
@@ -542,7 +479,7 @@ def _row_mle(counts: np.ndarray, censored: np.ndarray | None = None) -> np.ndarr
     with np.errstate(invalid="ignore", divide="ignore"):
         p = np.where(n > 0, counts / np.maximum(n, 1), 0.0)
     if censored is not None:
-        d = _S.DEFAULT
+        d = LoanState.DEFAULT
         for i in np.flatnonzero((censored > 0) & (n[:, 0] > 0)):
             p_default = counts[i, d] / (n[i, 0] + censored[i])
             rest = counts[i].astype(np.float64)
@@ -555,6 +492,22 @@ def _row_mle(counts: np.ndarray, censored: np.ndarray | None = None) -> np.ndarr
             p[i, d] = p_default
     p[~ALLOWED_TRANSITIONS] = 0.0  # validated panels have none; kept as a guard for the invariant
     return p
+
+
+def _row_standard_errors(p: np.ndarray, n_i: np.ndarray, censored: np.ndarray) -> np.ndarray:
+    """``(7, 7)`` multinomial standard errors ``sqrt(p_ij (1 - p_ij) / n_i)`` of a fitted matrix.
+
+    ``n_i`` ``(7,)`` observed moves and ``censored`` ``(7,)`` censored months by from-state; rows
+    without observations and absorbing rows get 0.
+    """
+    d = LoanState.DEFAULT
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = np.where(n_i[:, None] > 0, np.sqrt(p * (1 - p) / np.maximum(n_i, 1)[:, None]), 0.0)
+        # the DEFAULT column is a binomial over observed and censored months alike
+        n_d = n_i + censored
+        se[:, d] = np.where(n_i > 0, np.sqrt(p[:, d] * (1 - p[:, d]) / np.maximum(n_d, 1)), 0.0)
+    se[list(ABSORBING_STATES)] = 0.0
+    return se
 
 
 #: the columns the chain reads; nothing else of a panel is required (balances are never used)
@@ -606,12 +559,120 @@ def _censored_rows(df: pd.DataFrame) -> np.ndarray:
     if bad:
         raise DataError(f"panel: column 'censored' has {len(bad)} invalid row(s) {format_labels(bad)}; "
                         "expected True only on a loan's last row (nothing is observed after a censoring)")
-    absorbed = flags & (df["loan_state"].to_numpy(np.int64) >= int(_S.DEFAULT))
+    absorbed = flags & (df["loan_state"].to_numpy(np.int64) >= int(LoanState.DEFAULT))
     bad = list(df.index[absorbed])
     if bad:
         raise DataError(f"panel: column 'censored' has {len(bad)} invalid row(s) {format_labels(bad)}; "
                         "expected True only in a live state (CURRENT..DPD90): an absorbed loan has no next month")
     return flags
+
+
+def _month_pairs(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """States, months and one-month moves of a validated panel sorted by loan and month.
+
+    Returns ``(state, month, pair)``: ``(n_rows,)`` int64 states, ``(n_rows,)`` months as
+    ``year * 12 + month`` and ``(n_rows - 1,)`` bool, True where rows ``r`` and ``r + 1`` are the same
+    loan in consecutive calendar months (a gap in reporting is not a one-month move).
+    """
+    ids = df["loan_id"].to_numpy()
+    month = df["reporting_month"].dt.year.to_numpy() * 12 + df["reporting_month"].dt.month.to_numpy()
+    st = df["loan_state"].to_numpy(np.int64)
+    pair = (ids[1:] == ids[:-1]) & (month[1:] - month[:-1] == 1)
+    return st, month, pair
+
+
+def _live_move_counts(df: pd.DataFrame, mac: pd.DataFrame) -> tuple[np.ndarray, list[int]]:
+    """Moves out of live states per calendar month, for :meth:`MarkovTransitionModel.fit_macro_sensitivity`.
+
+    Returns ``(counts, rows)``: ``(M, 4, 7)`` float64 counts of the ``M`` distinct starting months
+    (ascending) by from-state (CURRENT..DPD90) and to-state, and each month's row position in ``mac``.
+    A DataError names the panel months the macro frame lacks.
+    """
+    st, month, pair = _month_pairs(df)
+    pair = pair & (st[:-1] < _N_LIVE)
+    frm, to, when = st[:-1][pair], st[1:][pair], month[:-1][pair]
+    mac_month = mac.index.year.to_numpy() * 12 + mac.index.month.to_numpy()
+    pos = {m: k for k, m in enumerate(mac_month)}
+    missing = sorted({int(m) for m in when if m not in pos})
+    if missing:
+        raise DataError(f"macro frame: no values for {len(missing)} panel month(s), e.g. "
+                        f"{[f'{m // 12}-{m % 12 or 12:02d}' for m in missing[:5]]}")
+    months, t_idx = np.unique(when, return_inverse=True)
+    counts = np.zeros((len(months), _N_LIVE, N_STATES))
+    np.add.at(counts, (t_idx, frm, to), 1.0)
+    return counts, [pos[m] for m in months]
+
+
+def _sensitivity_nll(z: torch.Tensor, n: torch.Tensor, cls_mask: torch.Tensor,
+                     usable: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Negative log-likelihood ``nll(a, beta)`` of the monthly live-state move counts.
+
+    ``z`` ``(M, V)`` standardised shocks, ``n`` ``(M, 4, 7)`` counts, ``cls_mask`` ``(K, 4, 7)`` move
+    classes, ``usable`` ``(4, 7)`` allowed moves with data. ``a`` ``(4, 7)`` intercepts, ``beta``
+    ``(K, V)`` sensitivities; unusable moves get log-odds ``-inf`` (probability exactly 0).
+    """
+
+    def nll(a: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        shift = torch.einsum("mv,kv,kij->mij", z, beta, cls_mask)  # (M, 4, 7)
+        logits = torch.where(usable, a + shift, torch.tensor(-torch.inf, dtype=torch.float64))
+        return -(n * torch.log_softmax(logits, dim=-1).nan_to_num(neginf=0.0)).sum()
+
+    return nll
+
+
+def _minimise_nll(nll: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], n_classes: int,
+                  n_vars: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """L-BFGS minimum of ``nll`` from zero; returns ``(a (4, 7), beta (K, V), largest |score|)``."""
+    a = torch.zeros(_N_LIVE, N_STATES, dtype=torch.float64, requires_grad=True)
+    beta = torch.zeros(n_classes, n_vars, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([a, beta], max_iter=500, tolerance_grad=1e-10, tolerance_change=1e-14,
+                            line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = nll(a, beta)
+        loss.backward()
+        return loss
+
+    for _ in range(20):  # restart until the gradient vanishes (one LBFGS call can stop on a flat step)
+        opt.step(closure)
+        grad = torch.cat([a.grad.reshape(-1), beta.grad.reshape(-1)]).abs().max()
+        if float(grad) < 1e-6:
+            break
+    return a, beta, float(grad)
+
+
+def _sensitivity_standard_errors(nll: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], a: torch.Tensor,
+                                 beta: torch.Tensor, cls_mask: torch.Tensor,
+                                 usable: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Standard errors of the fitted sensitivities from the inverse Hessian of ``nll``.
+
+    Returns ``(b_hat, se, has_data)``: ``(K, V)`` estimates, ``(K, V)`` standard errors (NaN for
+    classes without data) and ``(K,)`` bool, the classes with data.
+    """
+    # identified parameters: intercepts of usable off-diagonal moves and betas of classes with data
+    a_free = usable.clone()
+    a_free[torch.arange(_N_LIVE), torch.arange(_N_LIVE)] = False
+    has_data = (cls_mask * usable).flatten(1).any(1)  # (K,)
+    b_hat = beta.detach()
+    n_vars = b_hat.shape[1]
+    # staying put is the reference: move the (unidentified) diagonal intercepts to 0 so the Hessian
+    # below is taken at the same optimum in the identified parametrisation
+    a_hat = a.detach() - torch.diagonal(a.detach()[:, :_N_LIVE])[:, None]
+
+    def packed(theta: torch.Tensor) -> torch.Tensor:
+        a_full = torch.zeros(_N_LIVE, N_STATES, dtype=torch.float64).masked_scatter(a_free, theta[: int(a_free.sum())])
+        b_full = torch.zeros_like(b_hat)
+        b_full[has_data] = theta[int(a_free.sum()):].view(-1, n_vars)
+        return nll(a_full, b_full)
+
+    theta = torch.cat([a_hat[a_free], b_hat[has_data].reshape(-1)])
+    hess = torch.autograd.functional.hessian(packed, theta)
+    cov = torch.linalg.pinv(hess)
+    se_flat = torch.sqrt(torch.clamp(torch.diagonal(cov)[int(a_free.sum()):], min=0.0)).view(-1, n_vars)
+    se = torch.full_like(b_hat, float("nan"))
+    se[has_data] = se_flat
+    return b_hat, se, has_data
 
 
 def _check_sensitivities(sens: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:

@@ -18,7 +18,7 @@ from creditsim.errors import ConfigError, DataError
 from creditsim.macro.sensitivity import SENSITIVITY_SCALE, SENSITIVITY_VARIABLES, SHOCK_SD, spec_betas
 from creditsim.macro.synthetic import MacroAnchors, MacroScenarioGenerator
 from creditsim.rng import check_seed, int_seed, numpy_generator
-from creditsim.schema import AMORTIZATION_TYPES, RATINGS, month_start
+from creditsim.schema import AMORTIZATION_TYPES, RATINGS, month_start, validate_macro
 from creditsim.states import ASSET_CLASSES, MACRO_VARS, N_STATES, LoanState
 
 __all__ = [
@@ -29,7 +29,6 @@ __all__ = [
 ]
 
 
-_S = LoanState
 
 
 @dataclass(frozen=True)
@@ -58,14 +57,14 @@ class AssetClassParams:
 def _rolls(c30: float, r60: float, cure30: float, r90: float, cure60: float, rd: float, cure90: float,
            prepay: float) -> dict[tuple[int, int], float]:
     return {
-        (_S.CURRENT, _S.DPD30): c30,
-        (_S.CURRENT, _S.PREPAID): prepay,
-        (_S.DPD30, _S.DPD60): r60,
-        (_S.DPD30, _S.CURRENT): cure30,
-        (_S.DPD60, _S.DPD90): r90,
-        (_S.DPD60, _S.CURRENT): cure60,
-        (_S.DPD90, _S.DEFAULT): rd,
-        (_S.DPD90, _S.CURRENT): cure90,
+        (LoanState.CURRENT, LoanState.DPD30): c30,
+        (LoanState.CURRENT, LoanState.PREPAID): prepay,
+        (LoanState.DPD30, LoanState.DPD60): r60,
+        (LoanState.DPD30, LoanState.CURRENT): cure30,
+        (LoanState.DPD60, LoanState.DPD90): r90,
+        (LoanState.DPD60, LoanState.CURRENT): cure60,
+        (LoanState.DPD90, LoanState.DEFAULT): rd,
+        (LoanState.DPD90, LoanState.CURRENT): cure90,
     }
 
 
@@ -158,16 +157,16 @@ class MacroSensitivity:
         out = np.zeros((z.shape[0], N_STATES, N_STATES))
         onset, roll, cure, prepay = (self.scale * z @ np.asarray(b) for b in
                                      (self.onset, self.roll, self.cure, self.prepay))
-        out[:, _S.CURRENT, _S.DPD30] = onset
-        out[:, _S.CURRENT, _S.DEFAULT] = onset
-        for a, b in ((_S.DPD30, _S.DPD60), (_S.DPD60, _S.DPD90)):
+        out[:, LoanState.CURRENT, LoanState.DPD30] = onset
+        out[:, LoanState.CURRENT, LoanState.DEFAULT] = onset
+        for a, b in ((LoanState.DPD30, LoanState.DPD60), (LoanState.DPD60, LoanState.DPD90)):
             out[:, a, b] = roll
-        for a in (_S.DPD30, _S.DPD60, _S.DPD90):
-            out[:, a, _S.DEFAULT] = roll
+        for a in (LoanState.DPD30, LoanState.DPD60, LoanState.DPD90):
+            out[:, a, LoanState.DEFAULT] = roll
             for b in range(a):
                 out[:, a, b] = cure
-        for a in (_S.CURRENT, _S.DPD30, _S.DPD60, _S.DPD90):
-            out[:, a, _S.PREPAID] = prepay
+        for a in (LoanState.CURRENT, LoanState.DPD30, LoanState.DPD60, LoanState.DPD90):
+            out[:, a, LoanState.PREPAID] = prepay
         return out
 
 
@@ -193,7 +192,7 @@ def _row_probs(eta: np.ndarray) -> np.ndarray:
 def _annual_pd(eta: np.ndarray) -> np.ndarray:
     """12-month default probability from CURRENT for ``(..., 7, 7)`` monthly log-odds."""
     p = _row_probs(eta)
-    return np.linalg.matrix_power(p, 12)[..., _S.CURRENT, _S.DEFAULT]
+    return np.linalg.matrix_power(p, 12)[..., LoanState.CURRENT, LoanState.DEFAULT]
 
 
 class _Schedule:
@@ -242,6 +241,270 @@ class _Schedule:
         bal = np.where(linear, b_lin, b_am)
         ci = np.where(linear, ci_lin, ci_am)
         return np.maximum(bal, 0.0), ci
+
+
+class _TapeDraw:
+    """Per-loan attributes of a tape being drawn: ``(n,)`` arrays filled class by class.
+
+    Money in currency units, rates, PDs and LGDs as decimals, terms and seasoning in months (int64),
+    ``period`` = months between payments, ``amort`` an index into AMORTIZATION_TYPES. NaN (or None)
+    where a class has no such attribute; ``risk`` is the loan's risk percentile in its class, 0 = safest.
+    """
+
+    def __init__(self, cls: np.ndarray) -> None:
+        n = len(cls)
+        self.cls = cls  # index into ASSET_CLASSES
+        self.pd_annual = np.empty(n)
+        self.balance = np.empty(n)
+        self.rate = np.empty(n)
+        self.term = np.empty(n, dtype=np.int64)
+        self.lgd = np.empty(n)
+        self.prepay = np.full(n, np.nan)
+        self.period = np.ones(n, dtype=np.int64)
+        self.amort = np.zeros(n, dtype=np.int64)
+        self.floating = np.zeros(n, dtype=bool)
+        self.seasoning = np.zeros(n, dtype=np.int64)
+        self.ltv = np.full(n, np.nan)
+        self.dti_dscr = np.full(n, np.nan)
+        self.ext_score = np.full(n, np.nan)
+        self.rating = np.full(n, None, dtype=object)
+        self.collateral = np.full(n, "unsecured", dtype=object)
+        self.borrower = np.full(n, "consumer", dtype=object)
+        self.sector = np.full(n, None, dtype=object)
+        self.dilution = np.full(n, np.nan)
+        self.risk = np.empty(n)
+
+
+def _draw_class(rng: np.random.Generator, tape: _TapeDraw, name: str, idx: np.ndarray, uu: np.ndarray) -> None:
+    """Fill ``tape`` at the loans ``idx`` of asset class ``name`` from their ``(m, 12)`` uniforms ``uu``.
+
+    Column ``k`` of ``uu`` drives one attribute (0 risk, 1 rate noise, 2 LGD, 3 rate type, 4 term,
+    5 seasoning, 6 prepayment, 7 balance, 8-11 class-specific). ``rng`` is drawn from in this order
+    (part of the seed contract): corporate rating grade and PD noise, amortisation type, payment
+    frequency, then the corporate borrower draws of :func:`_draw_corporate_borrowers`.
+    """
+    p = ASSET_CLASS_PARAMS[name]
+    r = _draw_risk(rng, tape, name, p, idx, uu)
+    tape.risk[idx] = r
+    # rates rise with risk (70 % risk, 30 % noise)
+    lo, hi = p.rate
+    tape.rate[idx] = lo + (hi - lo) * np.clip(0.7 * r + 0.3 * uu[:, 1], 0.0, 1.0)
+    _draw_schedule_terms(rng, tape, name, p, idx, uu)
+    if p.prepay_annual is not None:
+        plo, phi = p.prepay_annual
+        tape.prepay[idx] = plo + (phi - plo) * uu[:, 6]
+    lgd_pos = _BORROWER_DRAWS[name](rng, tape, p, idx, uu, r)
+    lo, hi = p.lgd
+    tape.lgd[idx] = lo + (hi - lo) * lgd_pos
+
+
+def _draw_risk(rng: np.random.Generator, tape: _TapeDraw, name: str, p: AssetClassParams, idx: np.ndarray,
+               uu: np.ndarray) -> np.ndarray:
+    """Set ``pd_annual`` (and the corporate ``rating``) of the loans ``idx``; return their ``(m,)`` risk percentile.
+
+    Corporate loans draw a grade from :data:`_RATING_MIX` and a PD around the grade's long-run PD
+    (log-normal noise, sd 0.3); the other classes place the PD log-uniformly in the class range.
+    """
+    m = len(idx)
+    if name == "corporate":
+        grade = rng.choice(len(RATINGS), size=m, p=np.array(_RATING_MIX))
+        pdv = np.asarray(_RATING_PD)[grade] * np.exp(0.3 * rng.standard_normal(m))
+        tape.pd_annual[idx] = np.clip(pdv, 1e-4, 0.35)
+        tape.rating[idx] = np.asarray(RATINGS, dtype=object)[grade]
+        return (grade + uu[:, 0]) / len(RATINGS)
+    lo, hi = p.pd_annual
+    r = uu[:, 0]
+    tape.pd_annual[idx] = lo * (hi / lo) ** r
+    return r
+
+
+def _draw_schedule_terms(rng: np.random.Generator, tape: _TapeDraw, name: str, p: AssetClassParams,
+                         idx: np.ndarray, uu: np.ndarray) -> None:
+    """Set amortisation type, payment period, rate type, term and seasoning (months) of the loans ``idx``."""
+    m = len(idx)
+    amix = np.array([p.amortization_mix.get(a, 0.0) for a in AMORTIZATION_TYPES])
+    tape.amort[idx] = rng.choice(len(AMORTIZATION_TYPES), size=m, p=amix / amix.sum())
+    fnames = list(p.frequency_mix)
+    fmix = np.array([p.frequency_mix[f] for f in fnames])
+    per = np.array([_PERIOD[f] for f in fnames])[rng.choice(len(fnames), size=m, p=fmix / fmix.sum())]
+    tape.period[idx] = per
+    tape.floating[idx] = uu[:, 3] < p.floating_share
+    # terms: whole payment periods within the class range (real estate in whole years)
+    tlo, thi = p.term
+    step = np.maximum(per, 12) if name == "real_estate" else per
+    n_lo = np.ceil(tlo / step).astype(np.int64)
+    n_hi = np.floor(thi / step).astype(np.int64)
+    tape.term[idx] = (n_lo + np.floor(uu[:, 4] * (n_hi - n_lo + 1)).astype(np.int64)) * step
+    tape.seasoning[idx] = np.floor(uu[:, 5] * np.minimum(tape.term[idx], p.max_seasoning_months + 1)).astype(np.int64)
+    tape.seasoning[idx] = np.minimum(tape.seasoning[idx], tape.term[idx] - 1)
+
+
+# Borrower draws per asset class: each sets balance, borrower type, collateral and the class's
+# underwriting ratios of the loans ``idx`` and returns their LGD position in the class range,
+# ``(m,)`` in [0, 1] (``uu[:, 2]`` unless collateral moves it); ``r`` is the risk percentile.
+
+def _draw_corporate_borrowers(rng: np.random.Generator, tape: _TapeDraw, p: AssetClassParams, idx: np.ndarray,
+                              uu: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """SME / mid-market / large-corporate balances, collateral (80 % secured), LTV, DSCR and sector."""
+    m = len(idx)
+    blo, bhi = p.balance
+    btype = rng.choice(3, size=m, p=[0.4, 0.4, 0.2])
+    edges = np.array([blo, 2e6, 1.5e7, bhi])
+    b_lo, b_hi = edges[btype], edges[btype + 1]
+    tape.balance[idx] = b_lo * (b_hi / b_lo) ** uu[:, 7]
+    tape.borrower[idx] = np.array(["sme", "midmarket", "large_corporate"], dtype=object)[btype]
+    secured = uu[:, 8] >= 0.2
+    ctype = np.array(["real_estate", "equipment", "inventory", "receivables"], dtype=object)
+    tape.collateral[idx] = np.where(secured, ctype[rng.integers(0, 4, m)], "unsecured")
+    tape.ltv[idx] = np.where(secured, 0.5 + 0.3 * np.clip(0.6 * r + 0.4 * uu[:, 9], 0, 1), np.nan)
+    tape.dti_dscr[idx] = 2.5 - 1.4 * np.clip(0.6 * r + 0.4 * uu[:, 10], 0, 1)
+    tape.sector[idx] = np.asarray(_SECTORS, dtype=object)[rng.integers(0, len(_SECTORS), m)]
+    # secured loans recover more: LGD in the lower part of the range
+    lgd_pos = uu[:, 2]
+    return np.where(secured, 0.7 * lgd_pos, 0.4 + 0.6 * lgd_pos)
+
+
+def _draw_consumer_borrowers(rng: np.random.Generator, tape: _TapeDraw, p: AssetClassParams, idx: np.ndarray,
+                             uu: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Balances, auto loans (30 %, equipment collateral with LTV), DTI and a bureau score (300-850)."""
+    blo, bhi = p.balance
+    tape.balance[idx] = blo * (bhi / blo) ** uu[:, 7]
+    auto = uu[:, 8] < 0.3
+    tape.collateral[idx] = np.where(auto, "equipment", "unsecured")
+    tape.ltv[idx] = np.where(auto, 0.6 + 0.5 * uu[:, 9], np.nan)
+    tape.dti_dscr[idx] = 0.2 + 0.3 * np.clip(0.6 * r + 0.4 * uu[:, 10], 0, 1)
+    tape.ext_score[idx] = np.round(np.clip(850 - 550 * np.clip(0.75 * r + 0.25 * uu[:, 11], 0, 1), 300, 850))
+    return uu[:, 2]
+
+
+def _draw_real_estate_borrowers(rng: np.random.Generator, tape: _TapeDraw, p: AssetClassParams, idx: np.ndarray,
+                                uu: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Balances (commercial above 1e6), real-estate collateral, LTV and DSCR; LGD rises with LTV."""
+    blo, bhi = p.balance
+    tape.balance[idx] = blo * (bhi / blo) ** uu[:, 7]
+    commercial = tape.balance[idx] > 1e6
+    tape.borrower[idx] = np.where(commercial, np.where(uu[:, 8] < 0.5, "sme", "midmarket"), "consumer")
+    tape.collateral[idx] = "real_estate"
+    ltv_pos = np.clip(0.6 * r + 0.4 * uu[:, 9], 0, 1)
+    tape.ltv[idx] = 0.5 + 0.4 * ltv_pos
+    tape.dti_dscr[idx] = 1.8 - 0.8 * np.clip(0.6 * r + 0.4 * uu[:, 10], 0, 1)
+    # LGD rises with LTV (thinner equity cushion)
+    return np.clip(0.7 * ltv_pos + 0.3 * uu[:, 2], 0, 1)
+
+
+def _draw_receivables_borrowers(rng: np.random.Generator, tape: _TapeDraw, p: AssetClassParams,
+                                idx: np.ndarray, uu: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Balances, borrower size by balance, receivables collateral and a dilution rate (2-10 %)."""
+    blo, bhi = p.balance
+    tape.balance[idx] = blo * (bhi / blo) ** uu[:, 7]
+    btype = np.searchsorted(np.array([2e5, 2e6]), tape.balance[idx])
+    tape.borrower[idx] = np.array(["sme", "midmarket", "large_corporate"], dtype=object)[btype]
+    tape.collateral[idx] = "receivables"
+    tape.dilution[idx] = 0.02 + 0.08 * uu[:, 9]
+    return uu[:, 2]
+
+
+_BORROWER_DRAWS = {
+    "corporate": _draw_corporate_borrowers,
+    "consumer": _draw_consumer_borrowers,
+    "real_estate": _draw_real_estate_borrowers,
+    "receivables": _draw_receivables_borrowers,
+}
+
+
+def _loan_logits(cls: np.ndarray, pd_annual: np.ndarray, prepay: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each loan's base-case monthly log-odds, shifted to its own PD and prepayment rate.
+
+    Args:
+        cls: ``(n,)`` asset class index; pd_annual: ``(n,)`` drawn 12-month PD; prepay: ``(n,)`` drawn
+            annual prepayment rate (NaN for receivables).
+
+    Returns:
+        ``(loan_eta, model_pd, model_pp)``: ``(n, 7, 7)`` log-odds against staying put, the exact
+        12-month PD from CURRENT they imply ``(n,)`` and the annual prepayment rate ``(n,)``.
+    """
+    base = np.stack([_base_logits(ASSET_CLASS_PARAMS[c]) for c in ASSET_CLASSES])
+    pd_class = _annual_pd(base)
+    onset_shift = np.log(pd_annual / pd_class[cls])
+    base_pp = np.array([ASSET_CLASS_PARAMS[c].roll_rates[(LoanState.CURRENT, LoanState.PREPAID)] for c in ASSET_CLASSES])
+    pp_class = 1.0 - (1.0 - base_pp) ** 12
+    # receivables have no prepayment range in the spec: they keep the base-case roll rate
+    pp_shift = np.where(np.isfinite(prepay), np.log(np.nan_to_num(prepay, nan=1.0) / pp_class[cls]), 0.0)
+    loan_eta = base[cls].copy()
+    loan_eta[:, LoanState.CURRENT, LoanState.DPD30] += onset_shift
+    loan_eta[:, LoanState.CURRENT, LoanState.PREPAID] += pp_shift
+    model_pd = _annual_pd(loan_eta)
+    model_pp = np.where(np.isfinite(prepay), prepay, pp_class[cls])
+    return loan_eta, model_pd, model_pp
+
+
+def _next_states(rng: np.random.Generator, loan_eta: np.ndarray, shift_t: np.ndarray, state: np.ndarray,
+                 live: np.ndarray, due: np.ndarray) -> np.ndarray:
+    """``(n,)`` states at the end of one month from the states ``state`` at its start.
+
+    ``loan_eta`` ``(n, 7, 7)`` and ``shift_t`` ``(7, 7)`` are the loans' log-odds and the month's macro
+    shift. One uniform is drawn for every loan, live or not, so the stream never depends on who is
+    live; absorbed loans keep their state and a live loan ``due`` (final month) that would be
+    CURRENT matures.
+    """
+    eta = loan_eta[np.arange(len(state)), state] + shift_t[state]  # (n, 7)
+    probs = _row_probs(eta)
+    cum = np.cumsum(probs, axis=1)
+    draw = rng.random(len(state))
+    new = np.minimum((draw[:, None] >= cum).sum(axis=1), N_STATES - 1)
+    new = np.where(live, new, state)
+    return np.where(due & (new == LoanState.CURRENT), LoanState.MATURED, new)
+
+
+_LIVE_STATES = np.array([LoanState.CURRENT, LoanState.DPD30, LoanState.DPD60, LoanState.DPD90])
+#: panel amounts booked in the month they occur (recoveries are booked after the class's lag)
+_PANEL_AMOUNTS = ("current_balance", "scheduled_payment", "actual_payment", "principal_paid", "interest_paid",
+                  "prepayment_amount", "loss_amount")
+
+
+def _month_cash_flows(sched: _Schedule, extras: dict[str, np.ndarray], live: np.ndarray, new: np.ndarray,
+                      q: np.ndarray, bal_q: np.ndarray, ci_q: np.ndarray,
+                      age: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """One month's cash flows (currency units, ``(n,)`` each) of loans moving to the states ``new``.
+
+    ``q`` is each loan's schedule position (months of instalments paid), ``bal_q`` / ``ci_q`` its
+    balance and cumulative scheduled interest there, ``age`` its months since origination at the
+    month's end. Returns ``(flows, q_new, ci_new)``: the panel amounts keyed by column name plus
+    ``"recovery"`` (the amount a default of this month recovers after the lag, 0 otherwise), and the
+    schedule position and cumulative interest to carry into the next month.
+    """
+    term, lgd = extras["term"], extras["lgd"]
+    # scheduled payment due this month (contractual, whether paid or not)
+    k = np.minimum(age, term)
+    b_k, ci_k = sched(k)
+    b_k1, ci_k1 = sched(k - 1)
+    sched_pay = np.where(live & (age <= term), (b_k1 - b_k) + (ci_k - ci_k1), 0.0)
+
+    # a delinquent loan has paid all but ``bucket`` instalments; a cure catches up
+    stays_live = np.isin(new, _LIVE_STATES)
+    q_new = np.where(stays_live, np.maximum(q, np.minimum(age, term) - new), q)
+    q_new = np.where(new == LoanState.MATURED, term, q_new)
+    b_new, ci_new = sched(q_new)
+    b_new = np.where(new == LoanState.MATURED, 0.0, b_new)
+    paying = live & (stays_live | (new == LoanState.MATURED))
+    principal = np.where(paying, bal_q - b_new, 0.0)
+    interest = np.where(paying, ci_new - ci_q, 0.0)
+    prepaid = live & (new == LoanState.PREPAID)
+    accrued = age - extras["period"] * (q // extras["period"])
+    interest = np.where(prepaid, bal_q * extras["rate"] / 12.0 * accrued, interest)
+    prepay_amt = np.where(prepaid, bal_q, 0.0)
+    defaulted = live & (new == LoanState.DEFAULT)
+    flows = {
+        "current_balance": np.where(stays_live, b_new, 0.0),
+        "scheduled_payment": sched_pay,
+        "principal_paid": principal,
+        "interest_paid": interest,
+        "prepayment_amount": prepay_amt,
+        "actual_payment": principal + interest + prepay_amt,
+        "loss_amount": np.where(defaulted, lgd * bal_q, 0.0),
+        "recovery": np.where(defaulted, (1.0 - lgd) * bal_q, 0.0),
+    }
+    return flows, q_new, np.where(stays_live, ci_new, ci_q)
 
 
 class LoanTapeGenerator:
@@ -327,8 +590,6 @@ class LoanTapeGenerator:
         if macro_path is None:
             return None
         if isinstance(macro_path, pd.DataFrame):
-            from creditsim.schema import validate_macro
-
             arr = validate_macro(macro_path).to_numpy(np.float64)
         else:
             arr = np.asarray(macro_path, dtype=np.float64)
@@ -369,261 +630,131 @@ class LoanTapeGenerator:
         return counts
 
     def _draw_tape(self, rng: np.random.Generator) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+        """Draw the static tape; returns ``(loans_df, extras)`` with the ``(n,)`` arrays the panel needs.
+
+        ``rng`` is drawn from in this order (part of the seed contract: reordering changes every
+        tape): the class permutation, ``(n, 12)`` uniforms, the class draws of :func:`_draw_class` in
+        ASSET_CLASSES order, internal-score noise, country, originator.
+        """
         n = self.n_loans
-        counts = self._class_counts()
-        cls = np.repeat(np.arange(len(ASSET_CLASSES)), counts)
+        cls = np.repeat(np.arange(len(ASSET_CLASSES)), self._class_counts())
         cls = cls[rng.permutation(n)]
         u = rng.random((n, 12))  # independent uniforms, one column per attribute
-
-        pd_annual = np.empty(n)
-        balance = np.empty(n)
-        rate = np.empty(n)
-        term = np.empty(n, dtype=np.int64)
-        lgd = np.empty(n)
-        prepay = np.full(n, np.nan)
-        period = np.ones(n, dtype=np.int64)
-        amort = np.zeros(n, dtype=np.int64)
-        floating = np.zeros(n, dtype=bool)
-        seasoning = np.zeros(n, dtype=np.int64)
-        ltv = np.full(n, np.nan)
-        dti_dscr = np.full(n, np.nan)
-        ext_score = np.full(n, np.nan)
-        rating = np.full(n, None, dtype=object)
-        collateral = np.full(n, "unsecured", dtype=object)
-        borrower = np.full(n, "consumer", dtype=object)
-        sector = np.full(n, None, dtype=object)
-        dilution = np.full(n, np.nan)
-        risk = np.empty(n)  # risk percentile within the class, 0 = safest
-
+        tape = _TapeDraw(cls)
         for c, name in enumerate(ASSET_CLASSES):
             idx = np.flatnonzero(cls == c)
-            m = len(idx)
-            if m == 0:
-                continue
-            p = ASSET_CLASS_PARAMS[name]
-            uu = u[idx]
-            if name == "corporate":
-                grade = rng.choice(len(RATINGS), size=m, p=np.array(_RATING_MIX))
-                pdv = np.asarray(_RATING_PD)[grade] * np.exp(0.3 * rng.standard_normal(m))
-                pd_annual[idx] = np.clip(pdv, 1e-4, 0.35)
-                rating[idx] = np.asarray(RATINGS, dtype=object)[grade]
-                r = (grade + uu[:, 0]) / len(RATINGS)
-            else:
-                lo, hi = p.pd_annual
-                r = uu[:, 0]
-                pd_annual[idx] = lo * (hi / lo) ** r
-            risk[idx] = r
-            # rates rise with risk (70 % risk, 30 % noise)
-            lo, hi = p.rate
-            rate[idx] = lo + (hi - lo) * np.clip(0.7 * r + 0.3 * uu[:, 1], 0.0, 1.0)
-            lo, hi = p.lgd
-            lgd_pos = uu[:, 2]
-            amix = np.array([p.amortization_mix.get(a, 0.0) for a in AMORTIZATION_TYPES])
-            amort[idx] = rng.choice(len(AMORTIZATION_TYPES), size=m, p=amix / amix.sum())
-            fnames = list(p.frequency_mix)
-            fmix = np.array([p.frequency_mix[f] for f in fnames])
-            per = np.array([_PERIOD[f] for f in fnames])[rng.choice(len(fnames), size=m, p=fmix / fmix.sum())]
-            period[idx] = per
-            floating[idx] = uu[:, 3] < p.floating_share
-            # terms: whole payment periods within the class range (real estate in whole years)
-            tlo, thi = p.term
-            step = np.maximum(per, 12) if name == "real_estate" else per
-            n_lo = np.ceil(tlo / step).astype(np.int64)
-            n_hi = np.floor(thi / step).astype(np.int64)
-            term[idx] = (n_lo + np.floor(uu[:, 4] * (n_hi - n_lo + 1)).astype(np.int64)) * step
-            seasoning[idx] = np.floor(uu[:, 5] * np.minimum(term[idx], p.max_seasoning_months + 1)).astype(np.int64)
-            seasoning[idx] = np.minimum(seasoning[idx], term[idx] - 1)
-            if p.prepay_annual is not None:
-                plo, phi = p.prepay_annual
-                prepay[idx] = plo + (phi - plo) * uu[:, 6]
-            blo, bhi = p.balance
-            if name == "corporate":
-                btype = rng.choice(3, size=m, p=[0.4, 0.4, 0.2])
-                edges = np.array([blo, 2e6, 1.5e7, bhi])
-                b_lo, b_hi = edges[btype], edges[btype + 1]
-                balance[idx] = b_lo * (b_hi / b_lo) ** uu[:, 7]
-                borrower[idx] = np.array(["sme", "midmarket", "large_corporate"], dtype=object)[btype]
-                secured = uu[:, 8] >= 0.2
-                ctype = np.array(["real_estate", "equipment", "inventory", "receivables"], dtype=object)
-                collateral[idx] = np.where(secured, ctype[rng.integers(0, 4, m)], "unsecured")
-                ltv[idx] = np.where(secured, 0.5 + 0.3 * np.clip(0.6 * r + 0.4 * uu[:, 9], 0, 1), np.nan)
-                dti_dscr[idx] = 2.5 - 1.4 * np.clip(0.6 * r + 0.4 * uu[:, 10], 0, 1)
-                sector[idx] = np.asarray(_SECTORS, dtype=object)[rng.integers(0, len(_SECTORS), m)]
-                # secured loans recover more: LGD in the lower part of the range
-                lgd_pos = np.where(secured, 0.7 * lgd_pos, 0.4 + 0.6 * lgd_pos)
-            elif name == "consumer":
-                balance[idx] = blo * (bhi / blo) ** uu[:, 7]
-                auto = uu[:, 8] < 0.3
-                collateral[idx] = np.where(auto, "equipment", "unsecured")
-                ltv[idx] = np.where(auto, 0.6 + 0.5 * uu[:, 9], np.nan)
-                dti_dscr[idx] = 0.2 + 0.3 * np.clip(0.6 * r + 0.4 * uu[:, 10], 0, 1)
-                ext_score[idx] = np.round(np.clip(850 - 550 * np.clip(0.75 * r + 0.25 * uu[:, 11], 0, 1), 300, 850))
-            elif name == "real_estate":
-                balance[idx] = blo * (bhi / blo) ** uu[:, 7]
-                commercial = balance[idx] > 1e6
-                borrower[idx] = np.where(commercial, np.where(uu[:, 8] < 0.5, "sme", "midmarket"), "consumer")
-                collateral[idx] = "real_estate"
-                ltv_pos = np.clip(0.6 * r + 0.4 * uu[:, 9], 0, 1)
-                ltv[idx] = 0.5 + 0.4 * ltv_pos
-                dti_dscr[idx] = 1.8 - 0.8 * np.clip(0.6 * r + 0.4 * uu[:, 10], 0, 1)
-                # LGD rises with LTV (thinner equity cushion)
-                lgd_pos = np.clip(0.7 * ltv_pos + 0.3 * lgd_pos, 0, 1)
-            else:  # receivables
-                balance[idx] = blo * (bhi / blo) ** uu[:, 7]
-                btype = np.searchsorted(np.array([2e5, 2e6]), balance[idx])
-                borrower[idx] = np.array(["sme", "midmarket", "large_corporate"], dtype=object)[btype]
-                collateral[idx] = "receivables"
-                dilution[idx] = 0.02 + 0.08 * uu[:, 9]
-            lgd[idx] = lo + (hi - lo) * lgd_pos
+            if len(idx):
+                _draw_class(rng, tape, name, idx, u[idx])
 
         # the engine uses exactly the rounded figures the tape reports, so the tape reproduces the panel
-        balance = np.round(balance, 2)
-        rate = np.round(rate, 5)
-        sched = _Schedule(balance, rate, term, period, amort)
-        cur_bal, _ = sched(seasoning)
-        cur_bal = np.round(cur_bal, 2)
-        internal = np.round(np.clip(100.0 * (1.0 - risk) + 5.0 * rng.standard_normal(n), 0.0, 100.0), 1)
-        policy0 = self.anchors.policy_rate
-        spread = np.where(floating, np.clip(np.round((rate - policy0) * 1e4), 50.0, 800.0), np.nan)
-        coll_value = np.where(np.isfinite(ltv), np.round(balance / np.where(np.isfinite(ltv), ltv, 1.0), 2), 0.0)
-
-        cut = np.datetime64(self.cutoff.strftime("%Y-%m"), "M")
-        orig_m = cut - seasoning.astype("timedelta64[M]")
-        mat_m = orig_m + term.astype("timedelta64[M]")
-        width = max(6, len(str(n)))
-        loan_ids = np.char.add("L", np.char.zfill(np.arange(1, n + 1).astype(str), width)).astype(object)
+        tape.balance = np.round(tape.balance, 2)
+        tape.rate = np.round(tape.rate, 5)
+        internal = np.round(np.clip(100.0 * (1.0 - tape.risk) + 5.0 * rng.standard_normal(n), 0.0, 100.0), 1)
         country = np.asarray(_COUNTRIES, dtype=object)[rng.choice(len(_COUNTRIES), size=n, p=np.array(_COUNTRY_MIX))]
         originator = np.char.add("ORIG", np.char.zfill(rng.integers(1, 6, n).astype(str), 2)).astype(object)
-        inv_period = {v: k for k, v in _PERIOD.items()}
-
         # base-case logits and each loan's PD-implied onset shift (exact 12-month PD)
-        base = np.stack([_base_logits(ASSET_CLASS_PARAMS[c]) for c in ASSET_CLASSES])
-        pd_class = _annual_pd(base)
-        onset_shift = np.log(pd_annual / pd_class[cls])
-        base_pp = np.array([ASSET_CLASS_PARAMS[c].roll_rates[(_S.CURRENT, _S.PREPAID)] for c in ASSET_CLASSES])
-        pp_class = 1.0 - (1.0 - base_pp) ** 12
-        # receivables have no prepayment range in the spec: they keep the base-case roll rate
-        pp_shift = np.where(np.isfinite(prepay), np.log(np.nan_to_num(prepay, nan=1.0) / pp_class[cls]), 0.0)
-        loan_eta = base[cls].copy()
-        loan_eta[:, _S.CURRENT, _S.DPD30] += onset_shift
-        loan_eta[:, _S.CURRENT, _S.PREPAID] += pp_shift
-        model_pd = _annual_pd(loan_eta)
-        model_pp = np.where(np.isfinite(prepay), prepay, pp_class[cls])
-
-        loans = pd.DataFrame(
-            {
-                "loan_id": loan_ids,
-                "origination_date": orig_m.astype("datetime64[ns]"),
-                "maturity_date": mat_m.astype("datetime64[ns]"),
-                "original_balance": balance,
-                "interest_rate": rate,
-                "rate_type": np.where(floating, "floating", "fixed").astype(object),
-                "payment_frequency": np.array([inv_period[int(x)] for x in (1, 3, 6, 12)], dtype=object)[
-                    np.searchsorted(np.array([1, 3, 6, 12]), period)
-                ],
-                "amortization_type": np.asarray(AMORTIZATION_TYPES, dtype=object)[amort],
-                "asset_class": np.asarray(ASSET_CLASSES, dtype=object)[cls],
-                "term_months": term,
-                "geography_country": country,
-                "borrower_type": borrower,
-                "originator_id": originator,
-                "vintage": pd.DatetimeIndex(orig_m.astype("datetime64[ns]")).strftime("%Y-%m").to_numpy(object),
-                "spread_bps": spread,
-                "ltv_origination": np.round(ltv, 4),
-                "dti_dscr_origination": np.round(dti_dscr, 4),
-                "internal_score": internal,
-                "external_score": ext_score,
-                "industry_sector": sector,
-                "collateral_type": collateral,
-                "collateral_value": coll_value,
-                "rating": rating,
-                "lgd_assumption": np.round(lgd, 4),
-                "current_balance": cur_bal,
-                "pd_annual": model_pd,
-                "prepay_annual": model_pp,
-                "dilution_rate": dilution,
-            }
-        )
+        loan_eta, model_pd, model_pp = _loan_logits(cls, tape.pd_annual, tape.prepay)
+        loans = self._tape_frame(tape, internal, country, originator, model_pd, model_pp)
         extras = {
             "cls": cls,
-            "seasoning": seasoning,
-            "period": period,
-            "amort": amort,
+            "seasoning": tape.seasoning,
+            "period": tape.period,
+            "amort": tape.amort,
             "loan_eta": loan_eta,
-            "rate": rate,
-            "balance": balance,
-            "term": term,
+            "rate": tape.rate,
+            "balance": tape.balance,
+            "term": tape.term,
             "lgd": loans["lgd_assumption"].to_numpy(),
         }
         return loans, extras
 
+    def _tape_frame(self, tape: _TapeDraw, internal: np.ndarray, country: np.ndarray, originator: np.ndarray,
+                    model_pd: np.ndarray, model_pp: np.ndarray) -> pd.DataFrame:
+        """The loan tape DataFrame (one row per loan, ``loan_id`` order) of the drawn attributes."""
+        n = self.n_loans
+        sched = _Schedule(tape.balance, tape.rate, tape.term, tape.period, tape.amort)
+        cur_bal, _ = sched(tape.seasoning)
+        cur_bal = np.round(cur_bal, 2)
+        policy0 = self.anchors.policy_rate
+        spread = np.where(tape.floating, np.clip(np.round((tape.rate - policy0) * 1e4), 50.0, 800.0), np.nan)
+        ltv = tape.ltv
+        coll_value = np.where(np.isfinite(ltv), np.round(tape.balance / np.where(np.isfinite(ltv), ltv, 1.0), 2), 0.0)
+
+        cut = np.datetime64(self.cutoff.strftime("%Y-%m"), "M")
+        orig_m = cut - tape.seasoning.astype("timedelta64[M]")
+        mat_m = orig_m + tape.term.astype("timedelta64[M]")
+        width = max(6, len(str(n)))
+        loan_ids = np.char.add("L", np.char.zfill(np.arange(1, n + 1).astype(str), width)).astype(object)
+        inv_period = {v: k for k, v in _PERIOD.items()}
+        return pd.DataFrame(
+            {
+                "loan_id": loan_ids,
+                "origination_date": orig_m.astype("datetime64[ns]"),
+                "maturity_date": mat_m.astype("datetime64[ns]"),
+                "original_balance": tape.balance,
+                "interest_rate": tape.rate,
+                "rate_type": np.where(tape.floating, "floating", "fixed").astype(object),
+                "payment_frequency": np.array([inv_period[int(x)] for x in (1, 3, 6, 12)], dtype=object)[
+                    np.searchsorted(np.array([1, 3, 6, 12]), tape.period)
+                ],
+                "amortization_type": np.asarray(AMORTIZATION_TYPES, dtype=object)[tape.amort],
+                "asset_class": np.asarray(ASSET_CLASSES, dtype=object)[tape.cls],
+                "term_months": tape.term,
+                "geography_country": country,
+                "borrower_type": tape.borrower,
+                "originator_id": originator,
+                "vintage": pd.DatetimeIndex(orig_m.astype("datetime64[ns]")).strftime("%Y-%m").to_numpy(object),
+                "spread_bps": spread,
+                "ltv_origination": np.round(ltv, 4),
+                "dti_dscr_origination": np.round(tape.dti_dscr, 4),
+                "internal_score": internal,
+                "external_score": tape.ext_score,
+                "industry_sector": tape.sector,
+                "collateral_type": tape.collateral,
+                "collateral_value": coll_value,
+                "rating": tape.rating,
+                "lgd_assumption": np.round(tape.lgd, 4),
+                "current_balance": cur_bal,
+                "pd_annual": model_pd,
+                "prepay_annual": model_pp,
+                "dilution_rate": tape.dilution,
+            }
+        )
+
     def _simulate_panel(self, loans: pd.DataFrame, extras: dict[str, np.ndarray], macro: np.ndarray,
                         rng: np.random.Generator) -> pd.DataFrame:
+        """Simulate the loan x month panel from the tape's ``extras`` and a ``(n_months, 9)`` macro path.
+
+        The only Python loop runs over months; each month draws one uniform per loan from ``rng``.
+        """
         n, n_months = self.n_loans, self.n_months
-        cls, term, period = extras["cls"], extras["term"], extras["period"]
-        sched = _Schedule(extras["balance"], extras["rate"], term, period, extras["amort"])
-        loan_eta = extras["loan_eta"]  # (n, 7, 7)
-        lgd = extras["lgd"]
-        lag = np.array([ASSET_CLASS_PARAMS[c].recovery_lag_months for c in ASSET_CLASSES])[cls]
+        term, seasoning = extras["term"], extras["seasoning"]
+        sched = _Schedule(extras["balance"], extras["rate"], term, extras["period"], extras["amort"])
+        lag = np.array([ASSET_CLASS_PARAMS[c].recovery_lag_months for c in ASSET_CLASSES])[extras["cls"]]
         shift = self.sensitivity.logit_shift(macro, self.anchors)  # (T, 7, 7)
-        ar = np.arange(n)
 
         state = np.zeros(n, dtype=np.int64)
-        q = extras["seasoning"].copy()
+        q = seasoning.copy()
         bal_q, ci_q = sched(q)
-        shape = (n_months, n)
-        out_state = np.empty(shape, dtype=np.int8)
-        out = {k: np.zeros(shape) for k in (
-            "current_balance", "scheduled_payment", "actual_payment", "principal_paid", "interest_paid",
-            "prepayment_amount", "loss_amount", "recovery_amount")}
-        live_states = np.array([_S.CURRENT, _S.DPD30, _S.DPD60, _S.DPD90])
+        out_state = np.empty((n_months, n), dtype=np.int8)
+        out = {k: np.zeros((n_months, n)) for k in (*_PANEL_AMOUNTS, "recovery_amount")}
         for t in range(n_months):
-            age = extras["seasoning"] + t + 1
-            live = state <= _S.DPD90
-            eta = loan_eta[ar, state] + shift[t][state]  # (n, 7)
-            probs = _row_probs(eta)
-            cum = np.cumsum(probs, axis=1)
-            draw = rng.random(n)
-            new = np.minimum((draw[:, None] >= cum).sum(axis=1), N_STATES - 1)
-            new = np.where(live, new, state)
-            due = live & (age >= term)
-            new = np.where(due & (new == _S.CURRENT), _S.MATURED, new)
-
-            # scheduled payment due this month (contractual, whether paid or not)
-            k = np.minimum(age, term)
-            b_k, ci_k = sched(k)
-            b_k1, ci_k1 = sched(k - 1)
-            sched_pay = np.where(live & (age <= term), (b_k1 - b_k) + (ci_k - ci_k1), 0.0)
-
-            stays_live = np.isin(new, live_states)
-            q_new = np.where(stays_live, np.maximum(q, np.minimum(age, term) - new), q)
-            q_new = np.where(new == _S.MATURED, term, q_new)
-            b_new, ci_new = sched(q_new)
-            b_new = np.where(new == _S.MATURED, 0.0, b_new)
-            paying = live & (stays_live | (new == _S.MATURED))
-            principal = np.where(paying, bal_q - b_new, 0.0)
-            interest = np.where(paying, ci_new - ci_q, 0.0)
-            prepaid = live & (new == _S.PREPAID)
-            accrued = age - period * (q // period)
-            interest = np.where(prepaid, bal_q * extras["rate"] / 12.0 * accrued, interest)
-            prepay_amt = np.where(prepaid, bal_q, 0.0)
-            defaulted = live & (new == _S.DEFAULT)
-            loss = np.where(defaulted, lgd * bal_q, 0.0)
-            rec = np.where(defaulted, (1.0 - lgd) * bal_q, 0.0)
-            hit = np.flatnonzero(defaulted & (t + lag < n_months))
-            out["recovery_amount"][t + lag[hit], hit] = rec[hit]
-
-            balance = np.where(stays_live, b_new, 0.0)
+            age = seasoning + t + 1
+            live = state <= LoanState.DPD90
+            new = _next_states(rng, extras["loan_eta"], shift[t], state, live, live & (age >= term))
+            flows, q, ci_q = _month_cash_flows(sched, extras, live, new, q, bal_q, ci_q, age)
+            # the recovery is booked recovery_lag months after the default (dropped past the panel's end)
+            hit = np.flatnonzero(live & (new == LoanState.DEFAULT) & (t + lag < n_months))
+            out["recovery_amount"][t + lag[hit], hit] = flows["recovery"][hit]
             out_state[t] = new
-            out["current_balance"][t] = balance
-            out["scheduled_payment"][t] = sched_pay
-            out["principal_paid"][t] = principal
-            out["interest_paid"][t] = interest
-            out["prepayment_amount"][t] = prepay_amt
-            out["actual_payment"][t] = principal + interest + prepay_amt
-            out["loss_amount"][t] = loss
-            state, q, bal_q, ci_q = new, q_new, balance, np.where(stays_live, ci_new, ci_q)
+            for key in _PANEL_AMOUNTS:
+                out[key][t] = flows[key]
+            state, bal_q = new, flows["current_balance"]
+        return self._panel_frame(loans, out_state, out)
 
+    def _panel_frame(self, loans: pd.DataFrame, out_state: np.ndarray, out: dict[str, np.ndarray]) -> pd.DataFrame:
+        """The loan-major panel DataFrame of ``(n_months, n)`` states and amounts (rounded to cents)."""
+        n, n_months = self.n_loans, self.n_months
         months = pd.date_range(self.cutoff, periods=n_months, freq="MS")
         dpd_of_state = np.array([0, 30, 60, 90, 120, 0, 0], dtype=np.int64)
         codes = np.repeat(np.arange(n, dtype=np.int32), n_months)
