@@ -133,7 +133,7 @@ def _transition_model_for(engine: str, model: Any, tape: LoanTape, device: str) 
     if model is None:
         model = TransitionTransformer.from_pretrained(device=device)
     if isinstance(model, TransitionTransformer):
-        return model.for_tape(tape.frame)
+        return model.for_tape(tape)
     return model
 
 

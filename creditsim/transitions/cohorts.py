@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from creditsim.errors import ConfigError, DataError, format_labels
-from creditsim.schema import id_strings, parse_dates, validate_loan_tape
+from creditsim.schema import LoanTape, as_loan_tape, id_strings, parse_dates
 from creditsim.states import N_STATES
 
 __all__ = [
@@ -133,14 +133,15 @@ def _seasoning_months(loans_df: pd.DataFrame, as_of: object | None) -> np.ndarra
 
 
 def cohort_features(
-    loans_df: pd.DataFrame,
+    loans_df: LoanTape | pd.DataFrame,
     cohort_key: str | Sequence[str] | Callable[[pd.DataFrame], pd.Series] = DEFAULT_COHORT_KEY,
     as_of: object | None = None,
 ) -> pd.DataFrame:
     """The 12 :data:`COHORT_FEATURES` of every cohort.
 
     Args:
-        loans_df: loan tape (validated at the edge with :func:`creditsim.schema.validate_loan_tape`).
+        loans_df: loan tape: a validated :class:`~creditsim.schema.LoanTape` (trusted as is) or a
+            DataFrame (validated here with :func:`creditsim.schema.validate_loan_tape`).
         cohort_key: see :func:`cohort_keys`.
         as_of: date for seasoning; default the latest ``origination_date``.
 
@@ -148,7 +149,7 @@ def cohort_features(
         ``(C, 12)`` float64 DataFrame indexed by the sorted cohort labels (index name ``cohort``), in
         natural units of order one (see :data:`COHORT_FEATURES`), finite everywhere.
     """
-    df = validate_loan_tape(loans_df)
+    df = as_loan_tape(loans_df).frame
     keys = cohort_keys(df, cohort_key)
     codes, labels = pd.factorize(keys, sort=True)
     n_cohorts = len(labels)

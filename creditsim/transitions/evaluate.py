@@ -33,7 +33,7 @@ import pandas as pd
 
 from creditsim.errors import DataError
 from creditsim.states import ABSORBING_STATES, ALLOWED_TRANSITIONS, N_STATES, LoanState
-from creditsim.transitions.markov import MarkovTransitionModel
+from creditsim.transitions.markov import MarkovTransitionModel, row_mle
 
 __all__ = [
     "KEY_MOVES",
@@ -82,8 +82,9 @@ def homogeneous_matrix(counts: Any) -> np.ndarray:
     if n.shape != (N_STATES, N_STATES) or not np.all(np.isfinite(n)) or np.any(n < 0):
         raise DataError(f"counts must be a (7, 7) non-negative finite array, got shape {n.shape}")
     n = np.where(ALLOWED_TRANSITIONS, n, 0.0)
-    rows = n.sum(1, keepdims=True)
-    p = np.where(rows > 0, n / np.maximum(rows, 1.0), np.eye(N_STATES))
+    p = row_mle(n)  # the Markov model's estimator; rows without counts come back zero
+    empty = n.sum(1) == 0
+    p[empty] = np.eye(N_STATES)[empty]
     for a in ABSORBING_STATES:
         p[a] = np.eye(N_STATES)[a]
     return p

@@ -42,7 +42,7 @@ Fed severely adverse path (3-5 sds on each variable at once) shifted delinquency
 gave ~97 % one-year PD for every asset class; with the shared calibration the worst year's one-year PD
 from CURRENT is 6-13x the baseline (corporate 2.5 % -> 19 %, receivables 0.7 % -> 9 %), the same
 multiple the synthetic panels show under that path (6-13x), so the baseline agrees with the data the
-deep models learnt from (see tests/test_markov.py). Standardised shocks are clipped to ``|z| <= z_clip``
+deep models learnt from (see tests/transitions/test_markov.py). Standardised shocks are clipped to ``|z| <= z_clip``
 (default 4) because a linear log-odds tilt extrapolates without bound. The standardisation statistics
 are ``macro_mean_`` / ``macro_std_``: taken from the macro frame given to :meth:`fit` (or
 :meth:`fit_macro_sensitivity`) if any, else :data:`DEFAULT_MACRO_MEAN` / :data:`DEFAULT_MACRO_STD`.
@@ -67,6 +67,7 @@ from creditsim.states import ABSORBING_STATES, ALLOWED_TRANSITIONS, ASSET_CLASSE
 
 __all__ = [
     "MarkovTransitionModel",
+    "row_mle",
     "MOVE_CLASSES",
     "DEFAULT_MACRO_SENSITIVITY",
     "DEFAULT_MACRO_MEAN",
@@ -246,9 +247,9 @@ class MarkovTransitionModel:
         np.add.at(censored, (seg_c, st[cens]), 1)
         pooled, pooled_c = counts.sum(0), censored.sum(0)
         matrix, se, empty = np.zeros(counts.shape), np.zeros(counts.shape), []
-        pooled_p = _row_mle(pooled, pooled_c)
+        pooled_p = row_mle(pooled, pooled_c)
         for c in range(n_seg):
-            p = _row_mle(counts[c], censored[c])
+            p = row_mle(counts[c], censored[c])
             n_i = counts[c].sum(1)
             for i in _LIVE:
                 if n_i[i] == 0:
@@ -468,7 +469,7 @@ class MarkovTransitionModel:
         return pd.DataFrame(rows).set_index(["segment", "from_state"])
 
 
-def _row_mle(counts: np.ndarray, censored: np.ndarray | None = None) -> np.ndarray:
+def row_mle(counts: np.ndarray, censored: np.ndarray | None = None) -> np.ndarray:
     """Row MLE of a ``(7, 7)`` count table; rows without counts are zero.
 
     ``censored`` ``(7,)``: default-free months with unknown next state per from-state (module

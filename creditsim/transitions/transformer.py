@@ -57,6 +57,7 @@ from creditsim.checkpoints import (
 from creditsim.errors import CheckpointError, ConfigError, DataError
 from creditsim.nn.config import JSONConfig
 from creditsim.nn.layers import Block
+from creditsim.schema import LoanTape, as_loan_tape
 from creditsim.states import (
     ALLOWED_TRANSITIONS,
     ASSET_CLASSES,
@@ -395,7 +396,7 @@ class TransitionTransformer(nn.Module):
         mats = self.predict(feats, paths, batch_size=batch_size)
         return mats.double().cpu().numpy(), feats.index
 
-    def for_tape(self, loans_df: pd.DataFrame, as_of: object | None = None) -> TapeTransitionModel:
+    def for_tape(self, loans_df: LoanTape | pd.DataFrame, as_of: object | None = None) -> TapeTransitionModel:
         """Bind the model to a loan tape: a ``scenario_matrices`` object for the simulation engine."""
         return TapeTransitionModel(self, loans_df, as_of=as_of)
 
@@ -449,13 +450,13 @@ class TapeTransitionModel:
         as_of: date for seasoning (default the tape's latest origination date).
     """
 
-    def __init__(self, model: TransitionTransformer, loans_df: pd.DataFrame, as_of: object | None = None):
-
+    def __init__(self, model: TransitionTransformer, loans_df: LoanTape | pd.DataFrame, as_of: object | None = None):
         if not isinstance(model, TransitionTransformer):
             raise ConfigError(f"model must be a TransitionTransformer, got {type(model).__name__}")
         self.model = model
-        by_class = cohort_features(loans_df, "asset_class", as_of=as_of)
-        whole = cohort_features(loans_df, lambda df: pd.Series("all", index=df.index), as_of=as_of)
+        tape = as_loan_tape(loans_df)  # validated once for both feature tables
+        by_class = cohort_features(tape, "asset_class", as_of=as_of)
+        whole = cohort_features(tape, lambda df: pd.Series("all", index=df.index), as_of=as_of)
         rows = [by_class.loc[a] if a in by_class.index else whole.iloc[0] for a in ASSET_CLASSES]
         self.cohort_features_ = pd.DataFrame(rows, index=pd.Index(list(ASSET_CLASSES), name="cohort"))
 
