@@ -440,27 +440,6 @@ def _month_step_pool(
     return x_next, c_next, sums
 
 
-def _run_block(
-    book: LoanBook,
-    index: np.ndarray,
-    thresholds: _Thresholds | None,
-    streams: BlockStreams | None,
-    paths: torch.Tensor | None,
-    lgd: np.ndarray,
-    n_months: int,
-    dev: torch.device,
-    groups: np.ndarray | None,
-    n_groups: int,
-    keep_loan_level: bool,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
-    """Run every month of one (scenario chunk x loan block); returns :class:`_BlockRun`'s
-    ``(sums, loan_level)``."""
-    run = _BlockRun(book, index, thresholds, streams, paths, lgd, n_months, dev, groups, n_groups, keep_loan_level)
-    for t in range(n_months):
-        run.step(t)
-    return run.sums, run.loan_level
-
-
 def _group_membership(groups: np.ndarray | None, index: np.ndarray, n_groups: int, dev: torch.device) -> torch.Tensor:
     """``(G, L_b)`` float64 0/1 group membership of a loan block (``(1, L_b)`` ones without groups)."""
     lb = len(index)
@@ -521,6 +500,7 @@ class _BlockRun:
         s = lgd.shape[0]
         self._lb, self._s = lb, s
         self._thresholds, self._streams, self._paths, self._dev = thresholds, streams, paths, dev
+        self._n_months = n_months
         cb, ci, self._m = _history(book, index, n_months, dev)
         self._tables = _MonthTables(cb, ci, self._m)
         # chain state x and cash state c (see _MonthTables); int32 keeps the per-element traffic low
@@ -543,6 +523,12 @@ class _BlockRun:
             }
         if self._fast:
             self._loan_group = torch.zeros(lb, dtype=torch.int64, device=dev) if groups is None else torch.from_numpy(groups[index]).to(dev)
+
+    def run_all(self) -> dict[str, torch.Tensor] | None:
+        """Step every month in order and return the loan-level record (None unless kept)."""
+        for t in range(self._n_months):
+            self.step(t)
+        return self.loan_level
 
     def step(self, t: int) -> None:
         """Advance month ``t`` (months must be stepped in order 0, 1, ...)."""
@@ -818,7 +804,7 @@ def simulate_loan_level(
     n_blocks = -(-book.n_loans // RNG_LOAN_BLOCK)
     streams = BlockStreams(seed_i, ids, range(n_blocks), book.n_loans, book.lgd, book.lgd_concentration)
     with serial_torch():
-        _, keep = _run_block(book, index, thresholds, streams, None, streams.lgd, months, dev, None, 1, True)
+        keep = _BlockRun(book, index, thresholds, streams, None, streams.lgd, months, dev, None, 1, True).run_all()
     return _loan_level(book, keep, streams.lgd)
 
 
@@ -860,5 +846,6 @@ def loan_cashflows(book: LoanBook, states: object, lgd: object | None = None, *,
     dev = torch_device(device)
     index = np.arange(n_loans)
     with serial_torch():
-        _, keep = _run_block(book, index, None, None, torch.from_numpy(paths).to(dev), lgd_arr, months, dev, None, 1, True)
+        keep = _BlockRun(book, index, None, None, torch.from_numpy(paths).to(dev), lgd_arr, months, dev, None, 1,
+                         True).run_all()
     return _loan_level(book, keep, lgd_arr)
