@@ -572,6 +572,19 @@ class LoanTrajectoryModel(nn.Module):
         return self.value_ln(h + self.new_state_emb(new_state))
 
     # -- training / scoring ----------------------------------------------------------------------
+    def _checked_inputs(self, loan_features: object, cohort_transitions: object, macro_path: object,
+                        initial_states: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """The model inputs on its device, checked: features ``(B, 24)``, cohort matrices ``(B, T, 7, 7)``,
+        macro path ``(B, T, 9)`` or None, initial states ``(B,)``; T at most ``config.max_months``."""
+        dev = self.device
+        feats = _check_features(loan_features, dev)
+        B = feats.shape[0]
+        cohort = _check_cohort(cohort_transitions, B, dev)
+        T = cohort.shape[1]
+        if T > self.config.max_months:
+            raise ConfigError(f"sequence of {T} months exceeds TrajectoryConfig.max_months={self.config.max_months}")
+        return feats, cohort, _check_macro(macro_path, B, T, dev), self._initial_states(initial_states, B)
+
     def forward(
         self,
         loan_features: torch.Tensor,
@@ -605,14 +618,8 @@ class LoanTrajectoryModel(nn.Module):
             ``value_loss`` (DDPM noise MSE; 0 without target_values).
         """
         dev = self.device
-        feats = _check_features(loan_features, dev)
-        B = feats.shape[0]
-        cohort = _check_cohort(cohort_transitions, B, dev)
-        T = cohort.shape[1]
-        if T > self.config.max_months:
-            raise ConfigError(f"sequence of {T} months exceeds TrajectoryConfig.max_months={self.config.max_months}")
-        init = self._initial_states(initial_states, B)
-        macro = _check_macro(macro_path, B, T, dev)
+        feats, cohort, macro, init = self._checked_inputs(loan_features, cohort_transitions, macro_path, initial_states)
+        B, T = cohort.shape[:2]
         rem = remaining_term(feats)
         if target_states is not None:
             states = self._check_states(target_states, B, T)
@@ -790,14 +797,8 @@ class LoanTrajectoryModel(nn.Module):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
         dev = self.device
-        feats = _check_features(loan_features, dev)
-        B = feats.shape[0]
-        cohort = _check_cohort(cohort_transitions, B, dev)
-        T = cohort.shape[1]
-        if T > self.config.max_months:
-            raise ConfigError(f"sequence of {T} months exceeds TrajectoryConfig.max_months={self.config.max_months}")
-        macro = _check_macro(macro_path, B, T, dev)
-        init = self._initial_states(initial_states, B)
+        feats, cohort, macro, init = self._checked_inputs(loan_features, cohort_transitions, macro_path, initial_states)
+        B, T = cohort.shape[:2]
         terms = self._check_terms(loan_terms, feats, B)
         adverse = torch.from_numpy(ADVERSE_MOVES.copy()).to(dev)
 
