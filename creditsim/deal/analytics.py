@@ -38,10 +38,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from creditsim.deal.config import WaterfallConfig
+from creditsim.deal.waterfall import run_waterfall
 from creditsim.errors import ConfigError
 from creditsim.fixed_order import column_sum, elementwise
 from creditsim.states import POOL_CF_TYPES
-from creditsim.deal.config import WaterfallConfig
 
 __all__ = [
     "level_pay_pool",
@@ -369,7 +370,6 @@ def breakeven_cdr(
     Returns:
         ``pd.Series`` indexed by debt class name: the CDR (annual decimal) at the bracket's low end.
     """
-    from creditsim.deal.waterfall import run_waterfall
 
     if not 0 <= target_loss < 1:
         raise ConfigError(f"target_loss must be in [0, 1), got {target_loss}")
