@@ -39,7 +39,6 @@ def _macro_source() -> tuple[Any, str]:
     """The pretrained MacroVAE when it can be loaded, else the synthetic generator."""
 
     try:
-
         return MacroVAE.from_pretrained(), "vae (pretrained MacroVAE)"
     except (ImportError, CheckpointError) as exc:
         return "synthetic", f"synthetic (MacroScenarioGenerator; pretrained MacroVAE unavailable: {str(exc)[:80]})"

@@ -37,7 +37,6 @@ class _WindowedBaseline:
         self.seq_length = int(seq_length)
 
     def _fit_windows(self, history: pd.DataFrame, recession: pd.Series | None) -> np.ndarray:
-
         frame = validate_macro(history)
         windows, starts = make_windows(frame, self.seq_length)
         self.values_ = frame.to_numpy(np.float64)  # (M, D)

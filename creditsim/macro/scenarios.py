@@ -163,7 +163,6 @@ def resolve_macro_start(start: Any = None, cutoff: Any = None) -> tuple[np.ndarr
         raise ConfigError(f"macro_start must be None, 'scenario', a mapping of the 9 macro variables or a (9,) array, "
                           f"got {start!r}")
     if start is None:
-
         hist = load_macro_history()
         row, when = hist.iloc[-1], hist.index[-1]
         if cutoff is not None:
@@ -246,7 +245,6 @@ def build_macro_paths(macro: Any, labels: np.ndarray, horizon: int, seed: int, d
 def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: Any = None,
                start: np.ndarray | None = None) -> np.ndarray:
     if model is None:
-
         model = MacroVAE.from_pretrained(device=device)
     order = list(model.config.variables)
     missing = [v for v in MACRO_VARS if v not in order]
@@ -271,7 +269,6 @@ def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: 
 
 
 def _synthetic_paths(labels: np.ndarray, horizon: int, seed: int) -> np.ndarray:
-
     gen = MacroScenarioGenerator(n_months=horizon)
     out = np.empty((labels.size, horizon, len(MACRO_VARS)))
     for s in np.unique(labels):
@@ -290,7 +287,6 @@ def _as_path_array(paths: Any, n: int, horizon: int) -> np.ndarray:
 
 
 def _fed_paths(labels: np.ndarray, horizon: int) -> np.ndarray:
-
     out = np.empty((labels.size, horizon, len(MACRO_VARS)))
     for s in np.unique(labels):
         name = SCENARIOS[int(s)]
@@ -312,7 +308,6 @@ def _extend(path: np.ndarray, horizon: int) -> np.ndarray:
 
 
 def _frame_paths(frame: pd.DataFrame, labels: np.ndarray, horizon: int) -> np.ndarray:
-
     out = np.empty((labels.size, horizon, len(MACRO_VARS)))
     if "scenario" in frame.columns:
         groups = {scenario_index(k): g.drop(columns="scenario") for k, g in frame.groupby("scenario", sort=False)}

@@ -301,7 +301,6 @@ def train_transition_model(
     t_train = time.perf_counter() - t1
     table = None
     if evaluate and len(data.get("test", [])):
-
         table = evaluate_transition_models(model, data["train"], data["test"])
     if out is not None:
         extra: dict[str, Any] = {
