@@ -1,9 +1,11 @@
 """Real data bundled with creditsim (pattern of ``arch.data``): compressed CSV under
 ``creditsim/datasets/<name>/`` and one short loader per data set returning a typed DataFrame.
 
-- :func:`load_macro_history` — the 9 macro variables, monthly decimals, 1980-01 .. 2019-12 (FRED).
+- :func:`load_macro_history` — the 9 macro variables, monthly decimals, from 1980-01 to their common end
+  (2019-12: the bundled ``DRALACBS`` ends 2019Q4), or to 2025-12 with NaN past each series' end
+  (``ragged="keep"``) (FRED).
 - :func:`load_fred_md` — FRED-MD 2019-10 vintage with transformation codes.
-- :func:`load_recession_indicator` — NBER recession months (FRED ``USREC``).
+- :func:`load_recession_indicator` — NBER recession months (FRED ``USREC``), 1980-01 .. 2025-12.
 - :func:`load_fed_scenarios` — Federal Reserve supervisory stress-test scenarios.
 - :func:`load_credit_card_panel` / :func:`load_credit_card_tape` — UCI credit-card data as a loan-month
   panel in our states and the matching loan tape.

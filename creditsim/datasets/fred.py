@@ -103,17 +103,18 @@ def _usrec() -> pd.DataFrame:
 
 
 def load_recession_indicator() -> pd.DataFrame:
-    """NBER-based US recession indicator (FRED ``USREC``), monthly, 1980-01 .. 2019-12 (480 months).
+    """NBER-based US recession indicator (FRED ``USREC``), monthly, 1980-01 .. 2025-12 (552 months).
 
     Returns:
         DataFrame with one int8 column ``recession`` (1 = the month lies in an NBER recession, from the
         month after the peak through the trough), month-start ``DatetimeIndex`` ``reporting_month``.
         The recessions covered: 1980-02..07, 1981-08..1982-11, 1990-08..1991-03, 2001-04..11,
-        2008-01..2009-06. Useful to label macro windows (e.g. as stressed scenarios).
+        2008-01..2009-06, 2020-03..04 (COVID). The latest months are provisional: NBER dates a peak
+        or trough months after the fact, so 0 at the end means "no recession announced". Useful to label macro windows (e.g. as stressed scenarios).
 
     Source and licence: FRED, Federal Reserve Bank of St. Louis, series USREC ("NBER based Recession
     Indicators for the United States from the Period following the Peak through the Trough"),
-    derived from NBER business-cycle dates; copied via GitHub ``sivamsapingali/Codex_Macro-Monitor``,
-    truncated at 2019-12-31. No licence stated in the source repo; FRED data, cite FRED and NBER.
+    derived from NBER business-cycle dates; copied via GitHub ``sivamsapingali/Codex_Macro-Monitor``
+    (commit 7fb9755, 2026-01-03), full length. No licence stated in the source repo; FRED data, cite FRED and NBER.
     """
     return _usrec().copy()

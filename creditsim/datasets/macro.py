@@ -1,7 +1,10 @@
-"""US macro history in the 9 :data:`~creditsim.states.MACRO_VARS`, monthly decimals, 1980-01 .. 2019-12.
+"""US macro history in the 9 :data:`~creditsim.states.MACRO_VARS`, monthly decimals, from 1980-01.
 
-Built from the FRED series bundled in ``creditsim/datasets/fred/`` and, for the back-fill regression,
-the FRED-MD vintage in ``creditsim/datasets/fred_md/``. See :func:`load_macro_history`.
+Built from the full-length FRED series bundled in ``creditsim/datasets/fred/`` (to late 2025) and, for
+the back-fill regression, the FRED-MD vintage in ``creditsim/datasets/fred_md/``. The frame ends at the
+common end of the 9 variables (``ragged="trim"``, default; 2019-12 with the bundled files, because the
+``DRALACBS`` copy ends in 2019Q4) or, with ``ragged="keep"``, runs on with NaN where a series has ended.
+See :func:`load_macro_history`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,18 @@ from creditsim.errors import ConfigError
 from creditsim.schema import validate_macro
 from creditsim.states import MACRO_VARS
 
-__all__ = ["load_macro_history", "BACKFILL_REGRESSORS", "LATE_VARIABLES"]
+__all__ = ["load_macro_history", "BACKFILL_REGRESSORS", "LATE_VARIABLES", "BACKFILL_VINTAGE_END", "RAGGED_MODES"]
+
+#: the back-fill regressions are estimated on the bundled series as observed through this month (the
+#: raw files cut at its last day, as the package bundled them before the full-length update). The
+#: FRED-MD regressors end in 2019-09 anyway; fixing the estimation vintage keeps the back-filled early
+#: years (and the fits :mod:`creditsim.datasets.fed` reuses) independent of later data releases, e.g.
+#: of the 2019-12 GDP month, which the full-length GDPC1 now interpolates towards 2020Q1.
+BACKFILL_VINTAGE_END: pd.Timestamp = pd.Timestamp("2019-12-01")
+#: how :func:`load_macro_history` treats the ragged end: ``"trim"`` (default) ends at the last month up
+#: to which all 9 variables are observed without a gap; ``"keep"`` runs to the last month any variable
+#: is observed and leaves NaN where a series has ended or has a missing month (never forward-filled)
+RAGGED_MODES: tuple[str, ...] = ("trim", "keep")
 
 #: cyclical regressors of the back-fill of spreads and default rate: observed (or, for gdp_growth in 1980,
 #: back-filled first) over the whole frame and, unlike the 1980-84 rate regime (fed funds up to 19 %),
@@ -73,37 +87,48 @@ def _fred_md_regressors() -> pd.DataFrame:
     )
 
 
-def _cpi_level() -> pd.Series:
+def _series(series_id: str, through: pd.Timestamp | None) -> pd.Series:
+    """A bundled FRED series, cut after the last day of month ``through`` (``None``: full length)."""
+    raw = read_fred_series(series_id)
+    if through is None:
+        return raw
+    return raw.loc[raw.index <= through + pd.offsets.MonthEnd(0)]
+
+
+def _cpi_level(through: pd.Timestamp | None = None) -> pd.Series:
     """CPIAUCSL level: the FRED file (1980-01 on) preceded by FRED-MD (1959-1979), the y/y base of 1980."""
-    fred = read_fred_series("CPIAUCSL")
+    fred = _series("CPIAUCSL", through)
     early = load_fred_md()["CPIAUCSL"]
     early = early.loc[early.index < fred.index[0]]
     level = pd.concat([early, fred.rename(early.name)])
     return pd.Series(level.to_numpy(), index=month_start_range(level.index[0], level.index[-1]), name="CPIAUCSL")
 
 
-def _observed_variables() -> pd.DataFrame:
+def _observed_variables(through: pd.Timestamp | None = None) -> pd.DataFrame:
     """The 9 variables plus the back-fill regressors where their sources exist, NaN elsewhere.
 
-    Monthly, 1980-01 .. 2019-12.
+    Monthly, 1980-01 .. the last month any of the 9 is observed, from the raw series cut after month
+    ``through`` (``None``: full length). Nothing is forward-filled: a series that ends early, or a month
+    a publisher skipped (UNRATE and CPIAUCSL 2025-10), is NaN.
     """
-    gdp_q = read_fred_series("GDPC1")
+    gdp_q = _series("GDPC1", through)
     gdp_yoy_q = (gdp_q / gdp_q.shift(4) - 1.0).rename("gdp_growth")
-    cpi = _cpi_level()
-    hpi = read_fred_series("CSUSHPINSA")
+    cpi = _cpi_level(through)
+    hpi = _series("CSUSHPINSA", through)
     columns = {
         "gdp_growth": quarterly_to_monthly(gdp_yoy_q),
-        "unemployment_rate": read_fred_series("UNRATE") / 100.0,
+        "unemployment_rate": _series("UNRATE", through) / 100.0,
         "inflation_rate": cpi / cpi.shift(12) - 1.0,
-        "policy_rate": read_fred_series("FEDFUNDS") / 100.0,
-        "yield_10y": read_fred_series("DGS10").resample("MS").mean() / 100.0,
-        "credit_spread_ig": read_fred_series("BAMLC0A0CM").resample("MS").mean() / 100.0,
-        "credit_spread_hy": read_fred_series("BAMLH0A0HYM2").resample("MS").mean() / 100.0,
+        "policy_rate": _series("FEDFUNDS", through) / 100.0,
+        "yield_10y": _series("DGS10", through).resample("MS").mean() / 100.0,
+        "credit_spread_ig": _series("BAMLC0A0CM", through).resample("MS").mean() / 100.0,
+        "credit_spread_hy": _series("BAMLH0A0HYM2", through).resample("MS").mean() / 100.0,
         "house_price_growth": hpi / hpi.shift(12) - 1.0,
-        "default_rate": quarterly_to_monthly(read_fred_series("DRALACBS")) / 100.0,
+        "default_rate": quarterly_to_monthly(_series("DRALACBS", through)) / 100.0,
     }
+    last = max(col.last_valid_index() for col in columns.values())
     # the first month of the FRED files; 1979 CPI comes from FRED-MD, 1980 GDP growth is back-filled
-    index = month_start_range(pd.Timestamp("1980-01-01"), pd.Timestamp("2019-12-01"))
+    index = month_start_range(pd.Timestamp("1980-01-01"), last.to_period("M").to_timestamp())
     frame = pd.DataFrame({k: v.reindex(index) for k, v in columns.items()}, index=index)
     regressors = _fred_md_regressors().reindex(index)
     for col in regressors.columns:
@@ -156,19 +181,65 @@ def _backfill(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str
     return out, mask, fits
 
 
+def _backfill_full(observed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, float]]]:
+    """Back-fill estimated on the :data:`BACKFILL_VINTAGE_END` vintage, spliced into the full frame.
+
+    Only the early months before each late variable's source starts are filled; every observed value
+    comes from the full-length files.
+    """
+    vintage_filled, vintage_mask, fits = _backfill(_observed_variables(BACKFILL_VINTAGE_END))
+    out = observed.copy()
+    mask = pd.DataFrame(False, index=observed.index, columns=list(MACRO_VARS))
+    for var in LATE_VARIABLES:
+        rows = vintage_mask.index[vintage_mask[var].to_numpy()]
+        if observed.loc[rows, var].notna().any():  # pragma: no cover - guarded by the bundled data
+            raise ConfigError(f"back-fill of {var}: the full-length data observe a back-filled month")
+        out.loc[rows, var] = vintage_filled.loc[rows, var]
+        mask.loc[rows, var] = True
+    return out, mask, fits
+
+
+def _ragged_end(frame: pd.DataFrame, ragged: str) -> pd.Timestamp:
+    """Last month kept: for ``trim`` the month before the first incomplete one, else the last observed."""
+    values = frame[list(MACRO_VARS)]
+    if ragged == "keep":
+        return values.index[values.notna().any(axis=1).to_numpy()][-1]
+    incomplete = np.flatnonzero(values.isna().any(axis=1).to_numpy())
+    if len(incomplete) == 0:
+        return values.index[-1]
+    if incomplete[0] == 0:  # pragma: no cover - guarded by the bundled data
+        raise ConfigError("macro history: the first month is incomplete")
+    return values.index[incomplete[0] - 1]
+
+
+@lru_cache(maxsize=1)
+def _last_observed() -> tuple[tuple[str, str], ...]:
+    """Last month each of the 9 variables is observed in the bundled files (``YYYY-MM``)."""
+    observed = _observed_variables()
+    return tuple((var, f"{observed[var].last_valid_index():%Y-%m}") for var in MACRO_VARS)
+
+
 @lru_cache(maxsize=None)
-def macro_history(backfill: bool) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, float]]]:
+def macro_history(
+    backfill: bool, ragged: str = "trim"
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, float]]]:
     observed = _observed_variables()
     if backfill:
-        filled, mask, fits = _backfill(observed)
+        filled, mask, fits = _backfill_full(observed)
     else:
         complete = observed[list(MACRO_VARS)].notna().all(axis=1)
         first = complete.idxmax()
         filled = observed.loc[first:]
         mask = pd.DataFrame(False, index=filled.index, columns=list(MACRO_VARS))
         fits = {}
-    macro = validate_macro(filled[list(MACRO_VARS)])  # contract check: no NaN, decimals, all 9 present
+    filled = filled.loc[: _ragged_end(filled, ragged), list(MACRO_VARS)]
+    if ragged == "trim":
+        macro = validate_macro(filled)  # contract check: no NaN, decimals, all 9 present
+    else:  # NaN marks where a series has ended or skipped a month; the rest meets the same contract
+        macro = filled.astype(np.float64)
+        validate_macro(macro.fillna(0.0))
     macro.index = month_start_range(macro.index[0], macro.index[-1])
+    mask = mask.loc[: macro.index[-1]].copy()
     mask.index = macro.index
     return macro, mask.astype(bool), fits
 
@@ -178,23 +249,41 @@ def load_macro_history(
     end: str | pd.Timestamp | None = None,
     backfill: bool = True,
     return_mask: bool = False,
+    ragged: str = "trim",
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
-    """Monthly US macro history in the 9 :data:`~creditsim.states.MACRO_VARS`, decimals, no NaN.
+    """Monthly US macro history in the 9 :data:`~creditsim.states.MACRO_VARS`, decimals, from 1980-01.
 
     Args:
         start, end: first / last month to keep (inclusive; anything ``pd.Timestamp`` parses, e.g.
-            ``"1990-01"``); ``None`` keeps the full range.
-        backfill: ``True`` (default) returns 1980-01 .. 2019-12 (480 months) with the late-starting
-            series back-filled by regression; ``False`` returns only fully observed months,
-            1996-12 .. 2019-12 (277 months).
+            ``"1990-01"``); ``None`` keeps the full range. ``end=`` is how training and out-of-time
+            evaluation cut the data; a window reaching past the last month is cut there.
+        backfill: ``True`` (default) starts in 1980-01 with the late-starting series back-filled by
+            regression; ``False`` returns only fully observed months from 1996-12.
         return_mask: also return a bool frame of the same shape, ``True`` where a value is back-filled.
+        ragged: the ragged end (see below). ``"trim"`` (default) ends at the common end, the last month
+            up to which all 9 variables are observed without a gap: no NaN. With the bundled files that
+            is **2019-12** (480 months with ``backfill=True``, 277 = 1996-12 .. 2019-12 without), because
+            the bundled ``DRALACBS`` ends in 2019Q4. ``"keep"`` runs to the last month any variable is
+            observed (2025-12, 552 months) and leaves NaN where a series has ended or skipped a month.
 
     Returns:
         ``macro``: float64 DataFrame ``(n_months, 9)``, columns in ``MACRO_VARS`` order, month-start
         ``DatetimeIndex`` named ``reporting_month`` (freq ``MS``); or ``(macro, backfilled)`` with
-        ``return_mask=True``. ``macro.attrs`` holds ``source``, ``backfilled_until`` (last back-filled
-        month per variable, ``None`` if never) and ``backfill_fit`` (R^2, residual std and OLS
-        coefficients per back-filled variable).
+        ``return_mask=True``. No NaN with ``ragged="trim"``. ``macro.attrs`` holds ``source``,
+        ``backfilled_until`` (last back-filled month per variable, ``None`` if never), ``backfill_fit``
+        (R^2, residual std and OLS coefficients per back-filled variable), ``ragged``, ``last_observed``
+        (last observed month per variable, ``YYYY-MM``) and ``common_end`` (the ``"trim"`` end).
+
+    Ragged end (bundled files: FRED copies of 2026-01-03). Last observed month per variable:
+    ``yield_10y`` and both spreads 2025-12 (daily to 2025-12-30; a month is the mean of its available
+    days), ``unemployment_rate``, ``inflation_rate`` and ``policy_rate`` 2025-11 (BLS published no
+    2025-10 UNRATE or CPI: that month is NaN, not interpolated), ``house_price_growth`` 2025-10,
+    ``gdp_growth`` 2025-09 (2025Q3 is the last published quarter; its value holds for the quarter's last
+    month, nothing is extrapolated), ``default_rate`` **2019-12** (the bundled ``DRALACBS`` is a
+    transcribed copy ending 2019Q4; no longer public copy was found). Nothing is forward-filled, so
+    ``"trim"`` ends in 2019-12 until a longer ``DRALACBS`` is bundled; the other eight variables would
+    give 2025-09 (GDP), the month before the 2025-10 BLS gap. ``"keep"`` exposes the 2020-25 history of
+    the eight (COVID: unemployment 14.8 % in 2020-04; 2022 CPI inflation 9 %) with ``default_rate`` NaN.
 
     Transformations (FRED mnemonic; all results decimals):
 
@@ -203,6 +292,8 @@ def load_macro_history(
       the span hold the nearest quarterly value. Real GDP, not ``INDPRO``, because the Fed scenarios
       (:func:`load_fed_scenarios`) publish real GDP, and industrial production covers only ~1/5 of output
       and swings about three times as much. (1980 has no 1979 base in the bundled GDPC1: back-filled.)
+      With the full-length GDPC1, 2019-12 lies between 2019Q4 and 2020Q1 and is interpolated
+      (2.69 %); the 2019-truncated copy held the 2019Q4 value there (3.35 %).
     - ``unemployment_rate``: ``UNRATE / 100``.
     - ``inflation_rate``: ``CPIAUCSL_t / CPIAUCSL_{t-12} - 1``; the 1979 base months come from FRED-MD's
       CPIAUCSL (the same BLS series; the two files agree exactly on 1980-82).
@@ -243,21 +334,28 @@ def load_macro_history(
     reverts to the regression further back. Back-filled spreads are floored at 30 bp (IG) and 150 bp
     (HY); the floors bind in 13 / 10 months, mostly 1983-84 when the Baa - Treasury spread was narrow.
     Back-filled values are a model, not data: ``return_mask=True`` (or
-    ``attrs["backfilled_until"]``) says which they are, to weight or drop them.
+    ``attrs["backfilled_until"]``) says which they are, to weight or drop them. The regressions are
+    estimated on the data as observed through :data:`BACKFILL_VINTAGE_END` (2019-12; the FRED-MD 2019-10
+    regressors end in 2019-09), so the back-filled years do not move when later data are released:
+    1980-01 .. 2019-12 are identical to the 2019-truncated build except ``gdp_growth`` in 2019-12 (see
+    above). Only months before a source starts are back-filled; nothing is filled at the end.
 
     Source and licence: FRED (Federal Reserve Bank of St. Louis); underlying publishers BEA (GDPC1), BLS
     (UNRATE, CPIAUCSL), Federal Reserve Board (FEDFUNDS, DGS10, DRALACBS; public domain), ICE Data Indices
     (BAMLC0A0CM, BAMLH0A0HYM2: copyrighted, reproduction restricted), S&P CoreLogic Case-Shiller
     (CSUSHPINSA: copyrighted); FRED-MD by McCracken & Ng (2016), JBES 34(4), no licence stated. Per
-    ``shared/data/macro/PROVENANCE.md``: **internal research use only; do not republish.** All series are
-    truncated at 2019-12-31; later realised history is held out for validation.
+    ``shared/data/macro/PROVENANCE.md``: **internal research use only; do not republish.** The series are
+    bundled full length (to late 2025); hold out later history for validation with ``end=``.
 
     Raises:
-        ConfigError: unparseable ``start``/``end``, ``start`` after ``end``, or a window with no months.
+        ConfigError: unparseable ``start``/``end``, ``start`` after ``end``, a window with no months, or
+            an unknown ``ragged``.
     """
     if not isinstance(backfill, (bool, np.bool_)):
         raise ConfigError(f"backfill must be True or False, got {backfill!r}")
-    macro, mask, fits = macro_history(bool(backfill))
+    if not isinstance(ragged, str) or ragged not in RAGGED_MODES:
+        raise ConfigError(f"ragged must be one of {list(RAGGED_MODES)}, got {ragged!r}")
+    macro, mask, fits = macro_history(bool(backfill), ragged)
     lo, hi = parse_month(start, "start"), parse_month(end, "end")
     if lo is not None and hi is not None and lo > hi:
         raise ConfigError(f"start ({lo:%Y-%m}) must not be after end ({hi:%Y-%m})")
@@ -275,6 +373,9 @@ def load_macro_history(
             for var in MACRO_VARS
         },
         "backfill_fit": {k: dict(v) for k, v in fits.items()},
+        "ragged": ragged,
+        "last_observed": dict(_last_observed()),
+        "common_end": f"{macro_history(bool(backfill), 'trim')[0].index[-1]:%Y-%m}",
     }
     if return_mask:
         return out, mask.loc[out.index].copy()

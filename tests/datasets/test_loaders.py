@@ -150,6 +150,8 @@ def test_macro_history_window_and_copies():
         ({"start": "2010-01", "end": "2000-01"}, "must not be after"),
         ({"start": "2030-01"}, "available 1980-01 .. 2019-12"),
         ({"backfill": "yes"}, "backfill"),
+        ({"ragged": "ffill"}, "ragged"),
+        ({"ragged": None}, "ragged"),
     ],
 )
 def test_macro_history_bad_arguments(kwargs, match):
@@ -198,15 +200,18 @@ def test_fred_md_transform_applies_codes():
 def test_recession_indicator_marks_nber_recessions():
     rec = load_recession_indicator()
     assert list(rec.columns) == ["recession"] and rec["recession"].dtype == np.int8
-    assert _is_month_start_index(rec.index) and len(rec) == 480
-    assert rec.index[0] == pd.Timestamp("1980-01-01") and rec.index[-1] == pd.Timestamp("2019-12-01")
+    assert _is_month_start_index(rec.index) and len(rec) == 552
+    assert rec.index[0] == pd.Timestamp("1980-01-01") and rec.index[-1] == pd.Timestamp("2025-12-01")
     flags = rec["recession"]
     assert set(flags.unique()) == {0, 1}
     assert flags.loc["2008-01":"2009-06"].eq(1).all()
-    assert flags.loc["2009-07":"2019-12"].eq(0).all()
+    assert flags.loc["2009-07":"2020-02"].eq(0).all()
     assert flags.loc["2001-04":"2001-11"].eq(1).all()
     assert flags.loc["1990-08":"1991-03"].eq(1).all()
-    assert int(flags.sum()) == 6 + 16 + 8 + 8 + 18  # months in the five NBER recessions 1980-2009
+    assert int(flags.loc[:"2019-12"].sum()) == 6 + 16 + 8 + 8 + 18  # months in the five NBER recessions 1980-2009
+    assert flags.loc["2020-03":"2020-04"].eq(1).all()  # COVID: NBER peak 2020-02, trough 2020-04
+    assert flags.loc["2020-05":].eq(0).all()
+    assert int(flags.sum()) == 6 + 16 + 8 + 8 + 18 + 2
 
 
 # --------------------------------------------------------------------------- Fed scenarios
