@@ -58,6 +58,14 @@ class _WindowedBaseline:
             raise ConfigError(f"no historical window is labelled {SCENARIOS[idx]!r}; cannot condition on it")
         return starts
 
+    def _start_state(self, start: np.ndarray) -> np.ndarray:
+        """``start`` as a checked ``(D,)`` float64 state in the fitted variables' order."""
+        vec = np.asarray(start, dtype=np.float64).reshape(-1)
+        if vec.shape != (self.values_.shape[1],) or not np.all(np.isfinite(vec)):
+            raise ConfigError(f"start must be {self.values_.shape[1]} finite values in the order "
+                              f"{list(self.variables_)}, got shape {np.shape(start)}")
+        return vec
+
     @staticmethod
     def _check_sizes(seq_length: int, n_samples: int) -> None:
         for name, value in (("seq_length", seq_length), ("n_samples", n_samples)):
@@ -105,15 +113,20 @@ class VARGenerator(_WindowedBaseline):
         return self
 
     def generate(self, scenario: int | str | None = None, seq_length: int = 60, n_samples: int = 100, *,
-                 seed: int | None = None) -> torch.Tensor:
-        """(n_samples, seq_length, D) float64 paths, real units; the first ``p`` months are real."""
+                 seed: int | None = None, start: np.ndarray | None = None) -> torch.Tensor:
+        """(n_samples, seq_length, D) float64 paths, real units; the first ``p`` months are real months
+        of a window of the scenario's type, or, with ``start`` ``(D,)``, that state (held for the first
+        ``p`` months: the VAR's initial condition)."""
         self._check_fitted()
         self._check_sizes(seq_length, n_samples)
         p, D = self.lags_, self.values_.shape[1]
         rng = np.random.default_rng(seed)
         starts = rng.choice(self._starts_for(scenario), size=n_samples)
         out = np.empty((n_samples, max(seq_length, p), D))
-        out[:, :p] = np.stack([self.values_[s:s + p] for s in starts])
+        if start is None:
+            out[:, :p] = np.stack([self.values_[s:s + p] for s in starts])
+        else:
+            out[:, :p] = self._start_state(start)
         chol = np.linalg.cholesky(self.sigma_u_ + 1e-14 * np.eye(D))
         for t in range(p, out.shape[1]):
             mean = self.intercept_ + sum(out[:, t - k] @ self.coefs_[k - 1].T for k in range(1, p + 1))
@@ -138,8 +151,9 @@ class BlockBootstrapGenerator(_WindowedBaseline):
         return self
 
     def generate(self, scenario: int | str | None = None, seq_length: int = 60, n_samples: int = 100, *,
-                 seed: int | None = None) -> torch.Tensor:
-        """(n_samples, seq_length, D) float64 paths, real units; month 0 is a real month."""
+                 seed: int | None = None, start: np.ndarray | None = None) -> torch.Tensor:
+        """(n_samples, seq_length, D) float64 paths, real units; month 0 is a real month of a window of
+        the scenario's type, or ``start`` ``(D,)`` when given; the changes come from windows of that type."""
         self._check_fitted()
         self._check_sizes(seq_length, n_samples)
         rng = np.random.default_rng(seed)
@@ -159,7 +173,7 @@ class BlockBootstrapGenerator(_WindowedBaseline):
             pos = np.where(restart, rng.integers(len(pool), size=n_samples), (pos + 1) % len(pool))
             idx[:, t] = pool[pos]
         out = np.empty((n_samples, seq_length, self.values_.shape[1]))
-        out[:, 0] = self.values_[first]
+        out[:, 0] = self.values_[first] if start is None else self._start_state(start)
         if steps:
             out[:, 1:] = out[:, :1] + np.cumsum(self.changes_[idx[:, :steps]], axis=1)
         return torch.from_numpy(out)
