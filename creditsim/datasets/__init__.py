@@ -25,5 +25,6 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "load_fred_md": "creditsim.datasets.fred",
     "load_recession_indicator": "creditsim.datasets.fred",
     "load_macro_history": "creditsim.datasets.macro",
+    "macro_state": "creditsim.datasets.macro",
     "load_sp_ratings": "creditsim.datasets.ratings",
 })

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from creditsim.datasets import load_fed_scenarios, load_macro_history
+from creditsim.datasets import load_fed_scenarios, macro_state
 from creditsim.errors import ConfigError, DataError, check_positive_int
 from creditsim.macro.synthetic import MacroScenarioGenerator
 from creditsim.macro.vae import MacroVAE
@@ -153,28 +153,28 @@ def resolve_macro_start(start: Any = None, cutoff: Any = None) -> tuple[np.ndarr
     description)``, or ``(None, "scenario")`` for ``start="scenario"`` (the VAE's scenario-typical
     historical starts).
 
-    start: None (the observed state of the cut-off month when the bundled macro history covers it,
-    else the history's latest month), a mapping / Series ``{variable: value}`` with all nine
+    start: None (the real state of the cut-off month, :func:`creditsim.datasets.macro_state`; the
+    latest observed month when the cut-off lies beyond the data or is not given), ``"latest"``, a month
+    ``"YYYY-MM"`` (that month's real state), a mapping / Series ``{variable: value}`` with all nine
     MACRO_VARS, or a ``(9,)`` array in MACRO_VARS order; values are decimals.
     """
-    if isinstance(start, str):
-        if start.strip().lower() == "scenario":
-            return None, "scenario"
-        raise ConfigError(f"macro_start must be None, 'scenario', a mapping of the 9 macro variables or a (9,) array, "
-                          f"got {start!r}")
-    if start is None:
-        hist = load_macro_history()
-        row, when = hist.iloc[-1], hist.index[-1]
-        if cutoff is not None:
+    if isinstance(start, str) and start.strip().lower() == "scenario":
+        return None, "scenario"
+    if start is None or isinstance(start, (str, pd.Timestamp)):
+        month = start
+        if start is None and cutoff is not None:
             try:
                 month = pd.Timestamp(cutoff).to_period("M").to_timestamp()
             except (TypeError, ValueError):
                 raise ConfigError(f"cutoff: expected a date, got {cutoff!r}") from None
-            if hist.index[0] <= month <= hist.index[-1]:
-                row, when = hist.loc[:month].iloc[-1], month
-        vec = row[list(MACRO_VARS)].to_numpy(np.float64)
-        label = f"history {pd.Timestamp(when):%Y-%m}"
-    elif isinstance(start, (Mapping, pd.Series)):
+            month = min(month, pd.Timestamp(macro_state().attrs["month"] + "-01"))
+        try:
+            state = macro_state(month)
+        except ConfigError as exc:
+            raise ConfigError(f"macro_start: {exc}") from None
+        held = "".join(f", {v} held from {m}" for v, m in state.attrs["held"].items())
+        return state[list(MACRO_VARS)].to_numpy(np.float64), f"history {state.attrs['month']}{held}"
+    if isinstance(start, (Mapping, pd.Series)):
         missing = [v for v in MACRO_VARS if v not in start]
         if missing:
             raise ConfigError(f"macro_start: missing variable(s) {missing}; expected all of {list(MACRO_VARS)}")
@@ -182,17 +182,15 @@ def resolve_macro_start(start: Any = None, cutoff: Any = None) -> tuple[np.ndarr
             vec = np.array([float(start[v]) for v in MACRO_VARS])
         except (TypeError, ValueError):
             raise ConfigError("macro_start: values must be numbers (decimals)") from None
-        label = "user"
     else:
         vec = np.asarray(start, dtype=np.float64).reshape(-1) if np.ndim(start) else np.array([])
         if vec.shape != (len(MACRO_VARS),):
             raise ConfigError(f"macro_start: expected {len(MACRO_VARS)} values in MACRO_VARS order "
                               f"{list(MACRO_VARS)}, got shape {np.shape(start)}")
-        label = "user"
     if not np.all(np.isfinite(vec)):
         bad = [MACRO_VARS[i] for i in np.flatnonzero(~np.isfinite(vec))]
         raise DataError(f"macro_start: non-finite value for {bad}")
-    return vec, label
+    return vec, "user"
 
 
 def build_macro_paths(macro: Any, labels: np.ndarray, horizon: int, seed: int, device: str = "cpu",

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from creditsim.datasets import load_macro_history
+from creditsim.errors import ConfigError
 from creditsim.datasets.files import read_fred_series
 from creditsim.datasets.macro import BACKFILL_VINTAGE_END, RAGGED_MODES
 from creditsim.states import MACRO_VARS
@@ -136,3 +137,22 @@ def test_without_backfill_both_modes():
     assert trim.index[0] == keep.index[0] == pd.Timestamp("1996-12-01")
     assert trim.index[-1] == pd.Timestamp("2019-12-01") and keep.index[-1] == pd.Timestamp("2025-12-01")
     pd.testing.assert_frame_equal(keep.loc[:"2019-12"], trim, check_freq=False)
+
+
+def test_macro_state_is_the_latest_real_month_with_the_ended_series_held() -> None:
+    from creditsim.datasets import load_macro_history, macro_state
+    from creditsim.states import MACRO_VARS
+
+    latest = macro_state()
+    assert latest.attrs["month"] == "2025-09"  # GDP's last published quarter bounds the common month
+    assert latest.attrs["held"] == {"default_rate": "2019-12"}
+    full = load_macro_history(ragged="keep")
+    for var in MACRO_VARS:
+        if var != "default_rate":
+            assert latest[var] == full.loc["2025-09-01", var]
+    assert latest["default_rate"] == full.loc["2019-12-01", "default_rate"]
+    inside = macro_state("2008-10")
+    assert inside.attrs["held"] == {} and inside["unemployment_rate"] == full.loc["2008-10-01", "unemployment_rate"]
+    assert macro_state("latest").equals(latest)
+    with pytest.raises(ConfigError, match="month must be between"):
+        macro_state("2030-01")

@@ -341,16 +341,18 @@ def test_vae_paths_start_from_the_current_macro_state_and_order_the_scenarios(sm
     """A risk run starts every path from today's macro state; stress must then mean *more*
     unemployment than the baseline (with the VAE's scenario-typical historical starts the baseline
     paths started at 7.2 % unemployment and peaked above the adverse ones)."""
-    from creditsim.datasets import load_macro_history
+    from creditsim.datasets import macro_state
     from creditsim.risk.simulate import simulate
     from creditsim.states import MACRO_VARS
 
     res = simulate(small_tape, small_deal, n_simulations=300, macro="vae", seed=1, chunk_size=300, horizon=60,
                    scenario_mix="baseline=0.34,adverse=0.33,severely_adverse=0.33", progress=False,
                    keep_cashflows=False)
-    latest = load_macro_history().iloc[-1][list(MACRO_VARS)].to_numpy(float)  # tape cut-off is after it
-    np.testing.assert_allclose(res.macro_paths[:, 0, :], np.broadcast_to(latest, (300, 9)), atol=1e-6)
-    assert res.settings["macro_start"]["source"].startswith("history ")
+    # the real state of the tape's cut-off month (its latest origination date)
+    cutoff = pd.Timestamp(small_tape["origination_date"].max()).to_period("M")
+    state = macro_state(str(cutoff))[list(MACRO_VARS)].to_numpy(float)
+    np.testing.assert_allclose(res.macro_paths[:, 0, :], np.broadcast_to(state, (300, 9)), atol=1e-6)
+    assert res.settings["macro_start"]["source"].startswith(f"history {cutoff}")
     j = MACRO_VARS.index("unemployment_rate")
     peak = {s: np.median(res.macro_paths[res.scenarios == s, :, j].max(axis=1)) for s in (0, 1, 2)}
     assert peak[2] > peak[0] + 0.01  # severely adverse: at least 1 pp higher median peak
