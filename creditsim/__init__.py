@@ -38,7 +38,8 @@ __getattr__, __dir__, _public = attach(__name__, {
     "MacroVAE": "creditsim.macro.vae",
     "MacroVAEConfig": "creditsim.macro.vae",
     "MacroScenarioGenerator": "creditsim.macro.synthetic",
-    "macro_paths": "creditsim.macro.scenarios",
+    "macro_paths": "creditsim.macro.paths",
+    "MacroPaths": "creditsim.macro.paths",
     # 2 transition matrices
     "MarkovTransitionModel": "creditsim.transitions.markov",
     "TransitionTransformer": "creditsim.transitions.transformer",

@@ -176,10 +176,11 @@ def run_config(config_file: Path | None, options: dict[str, Any]) -> Any:
 
     base = RunConfig.from_yaml(config_file) if config_file is not None else RunConfig()
     cfg = base.replace(progress=True, **{k: v for k, v in options.items() if v is not None})
-    if isinstance(cfg.macro, str) and cfg.macro not in MACRO_SOURCES:
+    if isinstance(cfg.macro, str) and cfg.macro.split(":")[0].strip().lower() not in MACRO_SOURCES:
         mp = Path(cfg.macro)
         if not mp.is_file():
-            raise ConfigError(f"--macro must be vae, synthetic, fed or an existing file, got {cfg.macro!r}")
+            raise ConfigError(f"--macro must be vae, var, bootstrap, synthetic, fed[:YEAR[:SCENARIO]] or an existing "
+                              f"file, got {cfg.macro!r}")
         cfg = cfg.replace(macro=read_macro_file(mp))
     return cfg
 
@@ -197,7 +198,7 @@ def simulate_cmd(
     n_sims: int = typer.Option(None, "--n-sims", help="number of Monte Carlo scenarios (default 10000)"),
     mix: str = typer.Option(None, "--mix", help="scenario mix, e.g. 'baseline=0.5,severely_adverse=0.5' "
                             "or one scenario name (default 0.6/0.25/0.1/0.05)"),
-    macro: str = typer.Option(None, "--macro", help="vae | synthetic | fed | path to a macro csv/parquet "
+    macro: str = typer.Option(None, "--macro", help="vae | var | bootstrap | synthetic | fed[:YEAR[:SCENARIO]] | a macro csv/parquet "
                               "(default vae)"),
     engine: str = typer.Option(None, "--engine", help="markov | transformer | trajectory (default markov)"),
     seed: int = typer.Option(None, "--seed", help="master seed of every random draw (default 0)"),

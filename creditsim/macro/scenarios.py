@@ -28,13 +28,21 @@ Decisions:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from creditsim.datasets import load_fed_scenarios, macro_state
-from creditsim.errors import ConfigError, DataError, check_positive_int
+from creditsim.datasets import (
+    available_fed_scenarios,
+    load_fed_scenarios,
+    load_macro_history,
+    load_recession_indicator,
+    macro_state,
+)
+from creditsim.errors import ConfigError, DataError
+from creditsim.macro.baselines import BlockBootstrapGenerator, VARGenerator
 from creditsim.macro.synthetic import MacroScenarioGenerator
 from creditsim.macro.vae import MacroVAE
 from creditsim.rng import LABELS, MACRO, int_seed, numpy_generator
@@ -49,13 +57,15 @@ __all__ = [
     "draw_scenario_labels",
     "build_macro_paths",
     "resolve_macro_start",
-    "macro_paths",
+    "parse_macro_source",
+    "fitted_baseline",
 ]
 
 DEFAULT_SCENARIO_MIX: dict[str, float] = {
     "baseline": 0.60, "adverse": 0.25, "severely_adverse": 0.10, "stagflation": 0.05,
 }
-MACRO_SOURCES: tuple[str, ...] = ("vae", "synthetic", "fed")
+#: named macro sources; ``"fed:YEAR"`` and ``"fed:YEAR:SCENARIO"`` name a bundled supervisory table
+MACRO_SOURCES: tuple[str, ...] = ("vae", "synthetic", "fed", "var", "bootstrap")
 #: supervisory scenario vintage used by ``macro="fed"``: the latest final (not proposed) one bundled
 FED_SCENARIO_YEAR = 2025
 
@@ -213,14 +223,14 @@ def build_macro_paths(macro: Any, labels: np.ndarray, horizon: int, seed: int, d
     """
     n = labels.size
     if isinstance(macro, str):
-        key = macro.strip().lower()
+        key, year, name = parse_macro_source(macro)
         if key == "vae":
             return _vae_paths(labels, horizon, seed, device, start=start)
         if key == "synthetic":
             return _synthetic_paths(labels, horizon, seed)
         if key == "fed":
-            return _fed_paths(labels, horizon)
-        raise ConfigError(f"macro must be one of {list(MACRO_SOURCES)}, a DataFrame or an array, got {macro!r}")
+            return _fed_paths(labels, horizon, year, name)
+        return _baseline_paths(key, labels, horizon, seed, start)
     if isinstance(macro, pd.DataFrame):
         return _frame_paths(macro, labels, horizon)
     if hasattr(macro, "generate") and hasattr(macro, "config"):  # a MacroVAE instance
@@ -284,15 +294,62 @@ def _as_path_array(paths: Any, n: int, horizon: int) -> np.ndarray:
     return arr
 
 
-def _fed_paths(labels: np.ndarray, horizon: int) -> np.ndarray:
+def parse_macro_source(source: str) -> tuple[str, int, str | None]:
+    """``(kind, fed year, fed scenario)`` of a named source: ``"vae"``, ``"synthetic"``, ``"var"``,
+    ``"bootstrap"``, ``"fed"`` (the :data:`FED_SCENARIO_YEAR` table per scenario label),
+    ``"fed:2026"`` (that year's tables) or ``"fed:2026:severely_adverse"`` (that one path for every
+    simulation); ConfigError naming what exists otherwise."""
+    parts = [x.strip() for x in source.strip().lower().split(":")]
+    kind = parts[0]
+    if kind not in MACRO_SOURCES or (kind != "fed" and len(parts) > 1) or len(parts) > 3:
+        raise ConfigError(f"macro must be one of {list(MACRO_SOURCES)}, 'fed:YEAR' or 'fed:YEAR:SCENARIO', "
+                          f"a DataFrame or an array, got {source!r}")
+    year, name = FED_SCENARIO_YEAR, None
+    if len(parts) >= 2:
+        years = sorted({y for y, _, _ in available_fed_scenarios()})
+        if not parts[1].isdigit() or int(parts[1]) not in years:
+            raise ConfigError(f"macro {source!r}: no bundled supervisory scenarios for year {parts[1]!r}; "
+                              f"bundled: {years}")
+        year = int(parts[1])
+    if len(parts) == 3:
+        name = SCENARIOS[scenario_index(parts[2])]
+    return kind, year, name
+
+
+def _fed_paths(labels: np.ndarray, horizon: int, year: int = FED_SCENARIO_YEAR, only: str | None = None) -> np.ndarray:
+    """The supervisory path of each label's scenario (or of ``only`` for every simulation), monthly."""
     out = np.empty((labels.size, horizon, len(MACRO_VARS)))
     for s in np.unique(labels):
-        name = SCENARIOS[int(s)]
+        name = only or SCENARIOS[int(s)]
         if name not in ("baseline", "severely_adverse"):
             raise ConfigError(f"macro='fed' has only baseline and severely_adverse paths; the scenario mix "
-                              f"gives weight to {name!r}")
-        frame = load_fed_scenarios(FED_SCENARIO_YEAR, scenario=name, monthly=True)
+                              f"gives weight to {name!r} (name one path with 'fed:YEAR:SCENARIO')")
+        frame = load_fed_scenarios(year, scenario=name, monthly=True)
         out[labels == s] = _extend(frame[list(MACRO_VARS)].to_numpy(np.float64), horizon)
+    return out
+
+
+@lru_cache(maxsize=4)
+def fitted_baseline(kind: str, seq_length: int = 60) -> VARGenerator | BlockBootstrapGenerator:
+    """The VAR(1) or block-bootstrap baseline fitted on the bundled history (cached per process)."""
+    gen = VARGenerator(1, seq_length=seq_length) if kind == "var" else BlockBootstrapGenerator(seq_length=seq_length)
+    return gen.fit(load_macro_history(), load_recession_indicator()["recession"])
+
+
+def _baseline_paths(kind: str, labels: np.ndarray, horizon: int, seed: int, start: np.ndarray | None) -> np.ndarray:
+    """Paths of the VAR(1) / block-bootstrap baseline per label from ``start`` (or historical starts).
+
+    The VAR has one set of dynamics for every scenario (its label only picks historical starts when no
+    start is given); the bootstrap draws the monthly changes of historical windows of the label's type."""
+    gen = fitted_baseline(kind)
+    perm = [gen.variables_.index(v) for v in MACRO_VARS]
+    start_fit = None if start is None else np.asarray(start, dtype=np.float64)[[MACRO_VARS.index(v) for v in gen.variables_]]
+    out = np.empty((labels.size, horizon, len(MACRO_VARS)))
+    for s in np.unique(labels):
+        idx = np.flatnonzero(labels == s)
+        paths = gen.generate(int(s), seq_length=horizon, n_samples=idx.size, seed=int_seed(seed, MACRO, int(s)),
+                             start=start_fit)
+        out[idx] = paths.numpy()[:, :, perm]
     return out
 
 
@@ -324,32 +381,3 @@ def _need(frame: pd.DataFrame, horizon: int) -> np.ndarray:
     if len(frame) < horizon:
         raise DataError(f"macro frame: {len(frame)} months, the simulation horizon needs {horizon}")
     return frame[list(MACRO_VARS)].to_numpy(np.float64)[:horizon]
-
-
-def macro_paths(n_paths: int, scenario_mix: Mapping[str, float] | str | None = None, horizon: int = 60,
-                source: Any = "vae", seed: int = 0, start: Any = None, cutoff: Any = None,
-                device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Macro scenario paths exactly as :func:`creditsim.simulate` draws them for the same seed.
-
-    Args:
-        n_paths: number of paths S.
-        scenario_mix: weights of the scenario types (see :func:`parse_scenario_mix`); one name gives
-            paths of that scenario only.
-        horizon: months T.
-        source: ``"vae"``, ``"synthetic"``, ``"fed"``, a MacroVAE, a macro DataFrame or an array (see
-            :func:`build_macro_paths`).
-        seed: master seed (the run's seed: labels and paths come from its keyed streams).
-        start: start state of generated VAE paths (see :func:`resolve_macro_start`; None = the observed
-            state of the ``cutoff`` month, or of the latest bundled month).
-        device: torch device of the VAE.
-
-    Returns:
-        ``(paths, labels)``: ``(S, T, 9)`` float64 decimals in MACRO_VARS order and ``(S,)`` scenario
-        indices.
-    """
-    n = check_positive_int(n_paths, "n_paths")
-    months = check_positive_int(horizon, "horizon")
-    labels = draw_scenario_labels(parse_scenario_mix(scenario_mix), n, check_positive_int(seed, "seed", minimum=0))
-    generated = (isinstance(source, str) and source.strip().lower() == "vae") or isinstance(source, MacroVAE)
-    start_vec = resolve_macro_start(start, cutoff)[0] if generated else None
-    return build_macro_paths(source, labels, months, seed, device, start=start_vec), labels

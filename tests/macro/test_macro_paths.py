@@ -1,4 +1,4 @@
-"""creditsim.macro_paths: the public way to get the macro paths a run would use."""
+"""creditsim.macro_paths: every macro source behind one call, returning MacroPaths."""
 
 from __future__ import annotations
 
@@ -7,22 +7,61 @@ import pandas as pd
 import pytest
 
 import creditsim as cs
+from creditsim.datasets import load_fed_scenarios, macro_state
 from creditsim.errors import ConfigError
 from creditsim.examples import example_path
+from creditsim.states import MACRO_VARS
 
 
 def test_macro_paths_are_the_paths_simulate_uses() -> None:
     loans = pd.read_parquet(example_path("loans_example.parquet")).iloc[:80]
     res = cs.simulate(loans, example_path("example_clo.yaml"), n_simulations=12, macro="synthetic", seed=4,
                       horizon=9, progress=False)
-    paths, labels = cs.macro_paths(12, horizon=9, source="synthetic", seed=4)
-    np.testing.assert_array_equal(paths, res.macro_paths)
-    np.testing.assert_array_equal(labels, res.scenarios)
-    assert paths.shape == (12, 9, 9)
+    mp = cs.macro_paths("synthetic", n_paths=12, months=9, seed=4)
+    np.testing.assert_array_equal(mp.values, res.macro_paths)
+    np.testing.assert_array_equal(mp.scenarios, res.scenarios)
+    assert mp.shape == (12, 9, 9) and np.asarray(mp).shape == (12, 9, 9)
 
 
-def test_one_scenario_name_gives_only_that_scenario() -> None:
-    paths, labels = cs.macro_paths(20, "severely_adverse", horizon=12, source="synthetic", seed=1)
-    assert (labels == 2).all() and np.isfinite(paths).all()
+@pytest.mark.parametrize("source", ["var", "bootstrap"])
+def test_baselines_start_from_the_latest_real_month(source: str) -> None:
+    mp = cs.macro_paths(source, "severely_adverse", n_paths=30, months=24, seed=2)
+    latest = macro_state()
+    np.testing.assert_array_equal(mp.values[:, 0], np.broadcast_to(latest[list(MACRO_VARS)].to_numpy(float), (30, 9)))
+    assert mp.dates[0] == pd.Timestamp(latest.attrs["month"] + "-01") and (mp.scenarios == 2).all()
+    assert np.isfinite(mp.values).all()
+    again = cs.macro_paths(source, "severely_adverse", n_paths=30, months=24, seed=2)
+    np.testing.assert_array_equal(mp.values, again.values)
+
+
+def test_a_named_month_is_that_month_real_state() -> None:
+    mp = cs.macro_paths("var", "baseline", n_paths=5, months=6, start="2008-10", seed=0)
+    np.testing.assert_array_equal(mp.values[0, 0], macro_state("2008-10")[list(MACRO_VARS)].to_numpy(float))
+    assert mp.dates[0] == pd.Timestamp("2008-10-01")
+
+
+def test_fed_year_and_scenario_give_the_supervisory_path_for_every_path() -> None:
+    mp = cs.macro_paths("fed:2026:severely_adverse", n_paths=4, months=39)
+    table = load_fed_scenarios(2026, scenario="severely_adverse", monthly=True)
+    np.testing.assert_array_equal(mp.values[2], table[list(MACRO_VARS)].to_numpy(float))
+    assert (mp.scenarios == 2).all() and mp.dates[0] == table.index[0]
+    with pytest.raises(ConfigError, match="no bundled supervisory scenarios for year '1999'"):
+        cs.macro_paths("fed:1999:baseline", n_paths=2)
+    with pytest.raises(ConfigError, match="macro must be one of"):
+        cs.macro_paths("magic", n_paths=2)
+
+
+def test_frames_tables_and_plots(tmp_path) -> None:
+    mp = cs.macro_paths("synthetic", {"baseline": 0.5, "stagflation": 0.5}, n_paths=10, months=12, seed=1)
+    frame = mp.to_frame()
+    assert frame.shape == (120, 10) and list(frame.columns) == ["scenario", *MACRO_VARS]
+    assert set(frame["scenario"]) == {"baseline", "stagflation"}
+    q = mp.quantiles((0.1, 0.9))
+    assert (q.xs(0.9, level="quantile") >= q.xs(0.1, level="quantile")).all().all()
+    assert len(mp.scenario("stagflation")) == int((mp.scenarios == 3).sum())
+    fig = mp.plot(["unemployment_rate", "inflation_rate"], path=tmp_path / "fan.png")
+    assert (tmp_path / "fan.png").stat().st_size > 0 and len(fig.axes) >= 2
+    with pytest.raises(ConfigError, match="not macro variables"):
+        mp.plot(["unemployment"])
     with pytest.raises(ConfigError, match="n_paths must be an integer >= 1"):
-        cs.macro_paths(0)
+        cs.macro_paths(n_paths=0)

@@ -1,0 +1,193 @@
+"""``macro_paths()``: macro scenario paths from any source, as :func:`creditsim.simulate` draws them.
+
+One entry point for every generator -- the MacroVAE, the VAR(1) and block-bootstrap baselines, the
+rule-based synthetic generator, the Fed's supervisory tables, a frame or a file of paths -- returning a
+:class:`MacroPaths` (values, dates, scenario labels) that a risk team can tabulate, plot or hand to
+``simulate(macro=paths.values)``. For the same seed, source, scenario mix and start, the paths equal
+those of a simulation run (tested).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from creditsim.datasets import load_fed_scenarios, macro_state
+from creditsim.errors import ConfigError, check_positive_int
+from creditsim.io import read_frame
+from creditsim.macro.scenarios import (
+    build_macro_paths,
+    draw_scenario_labels,
+    parse_macro_source,
+    parse_scenario_mix,
+    resolve_macro_start,
+)
+from creditsim.macro.vae import MacroVAE
+from creditsim.schema import validate_macro
+from creditsim.states import MACRO_VARS, SCENARIOS
+
+__all__ = ["MacroPaths", "macro_paths"]
+
+
+@dataclass(frozen=True)
+class MacroPaths:
+    """Macro scenario paths with their calendar and labels.
+
+    Attributes:
+        values: ``(S, T, 9)`` float64 decimals in :data:`MACRO_VARS` order (``np.asarray(paths)`` gives it).
+        scenarios: ``(S,)`` scenario index of each path (0 baseline .. 3 stagflation).
+        dates: ``(T,)`` month starts; month 0 is the start month.
+        source: what generated them (e.g. ``"vae"``, ``"fed:2026:severely_adverse"``).
+        start: where month 0 comes from (e.g. ``"history 2025-09, default_rate held from 2019-12"``).
+    """
+
+    values: np.ndarray
+    scenarios: np.ndarray
+    dates: pd.DatetimeIndex
+    source: str
+    start: str
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return MACRO_VARS
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.values.shape  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return np.asarray(self.values, dtype=dtype)
+
+    def scenario(self, name: str | int) -> MacroPaths:
+        """The paths of one scenario type."""
+        idx = SCENARIOS.index(name) if isinstance(name, str) else int(name)
+        keep = self.scenarios == idx
+        return MacroPaths(self.values[keep], self.scenarios[keep], self.dates, self.source, self.start)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long table: index ``(path, reporting_month)``, columns ``scenario`` and the 9 variables."""
+        n, t, _ = self.values.shape
+        index = pd.MultiIndex.from_product([np.arange(n), self.dates], names=["path", "reporting_month"])
+        frame = pd.DataFrame(self.values.reshape(n * t, -1), index=index, columns=list(MACRO_VARS))
+        frame.insert(0, "scenario", np.repeat(np.asarray(SCENARIOS, dtype=object)[self.scenarios], t))
+        return frame
+
+    def quantiles(self, q: Sequence[float] = (0.05, 0.5, 0.95)) -> pd.DataFrame:
+        """Per scenario, quantile and month: the cross-path quantiles of each variable."""
+        rows = []
+        for s in np.unique(self.scenarios):
+            vals = self.values[self.scenarios == s]
+            for qq in q:
+                block = pd.DataFrame(np.quantile(vals, qq, axis=0), index=self.dates, columns=list(MACRO_VARS))
+                block.insert(0, "quantile", qq)
+                block.insert(0, "scenario", SCENARIOS[int(s)])
+                rows.append(block)
+        return pd.concat(rows).set_index(["scenario", "quantile"], append=True).reorder_levels([1, 2, 0])
+
+    def plot(self, variables: Sequence[str] | None = None, path: str | os.PathLike[str] | None = None):
+        """Fan chart: per variable, each scenario's median and 5-95 % band over the months (percent).
+
+        Returns the matplotlib Figure; with ``path`` also saves it (PNG / SVG / PDF by extension).
+        """
+        import matplotlib  # optional plotting dependency, imported when a chart is asked for
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        names = list(variables) if variables is not None else list(MACRO_VARS)
+        unknown = [v for v in names if v not in MACRO_VARS]
+        if unknown:
+            raise ConfigError(f"variables {unknown} are not macro variables; choose from {list(MACRO_VARS)}")
+        cols = min(3, len(names))
+        rows = -(-len(names) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False, sharex=True)
+        for ax, var in zip(axes.ravel(), names):
+            j = MACRO_VARS.index(var)
+            for s in np.unique(self.scenarios):
+                vals = 100 * self.values[self.scenarios == s, :, j]
+                lo, mid, hi = np.quantile(vals, [0.05, 0.5, 0.95], axis=0)
+                line, = ax.plot(self.dates, mid, label=SCENARIOS[int(s)])
+                ax.fill_between(self.dates, lo, hi, color=line.get_color(), alpha=0.15)
+            ax.set_title(f"{var} (%)", fontsize=9)
+        for ax in axes.ravel()[len(names):]:
+            ax.set_visible(False)
+        axes.ravel()[0].legend(fontsize=7)
+        fig.suptitle(f"{self.source}: {len(self)} paths from {self.start}", fontsize=10)
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=120)
+        return fig
+
+
+def macro_paths(source: Any = "vae", scenario: Mapping[str, float] | str | None = None, n_paths: int = 1000,
+                months: int = 60, start: Any = "latest", seed: int = 0, device: str = "cpu") -> MacroPaths:
+    """Macro scenario paths from ``source``, starting from ``start``.
+
+    Args:
+        source: ``"vae"`` (pretrained MacroVAE) or a MacroVAE, ``"var"`` (VAR(1) on the bundled history),
+            ``"bootstrap"`` (block bootstrap of historical monthly changes), ``"synthetic"`` (rule-based
+            generator), ``"fed"`` / ``"fed:YEAR"`` / ``"fed:YEAR:SCENARIO"`` (bundled supervisory paths,
+            e.g. ``"fed:2026:severely_adverse"``), a macro DataFrame, a ``(S, T, 9)`` / ``(T, 9)`` array,
+            or the path of a CSV / Parquet macro file (a ``reporting_month`` column and the 9 variables).
+        scenario: one scenario name (all paths of that type) or a mix (see
+            :func:`~creditsim.macro.scenarios.parse_scenario_mix`); None = the default mix. A
+            ``"fed:YEAR:SCENARIO"`` source labels every path with its scenario.
+        n_paths: number of paths S. months: path length T.
+        start: ``"latest"`` (the latest real month, :func:`creditsim.datasets.macro_state`),
+            ``"YYYY-MM"`` (that month's real state), a mapping / ``(9,)`` array of the 9 variables, or
+            ``"scenario"`` (the VAE's scenario-typical historical starts). Applies to generated paths
+            (vae, var, bootstrap); supervisory, synthetic and given paths carry their own start.
+        seed: master seed; labels and paths come from the same keyed streams as a simulation's.
+        device: torch device of the VAE.
+
+    Returns:
+        :class:`MacroPaths`.
+    """
+    n = check_positive_int(n_paths, "n_paths")
+    horizon = check_positive_int(months, "months")
+    seed = check_positive_int(seed, "seed", minimum=0)
+    label = source if isinstance(source, str) else type(source).__name__
+    if isinstance(source, (str, os.PathLike)) and _is_file(source):
+        source = validate_macro(read_frame(source, "macro file"))
+    weights = parse_scenario_mix(scenario)
+    if isinstance(source, str):
+        kind, _, only = parse_macro_source(source)
+        if only is not None:
+            weights = parse_scenario_mix(only)
+    else:
+        kind = "vae" if isinstance(source, MacroVAE) else "data"
+    labels = draw_scenario_labels(weights, n, seed)
+    generated = kind in ("vae", "var", "bootstrap")
+    start_vec, start_label = resolve_macro_start(None if start == "latest" else start) if generated else (None, "paths as given")
+    values = build_macro_paths(source, labels, horizon, seed, device, start=start_vec)
+    return MacroPaths(values, labels, _dates(source, kind, start_label, horizon), label, start_label)
+
+
+def _is_file(source: Any) -> bool:
+    text = str(source)
+    return isinstance(source, os.PathLike) or (text.lower().endswith((".csv", ".csv.gz", ".parquet")) and Path(text).is_file())
+
+
+def _dates(source: Any, kind: str, start_label: str, months: int) -> pd.DatetimeIndex:
+    """Month starts of the paths: the frame's or supervisory table's first month, the start month of
+    generated paths, else the latest month of the bundled data."""
+    if isinstance(source, pd.DataFrame):
+        first = pd.Timestamp(source.index[0])
+    elif kind == "fed":
+        _, year, only = parse_macro_source(source)
+        first = pd.Timestamp(load_fed_scenarios(year, scenario=only or "baseline", monthly=True).index[0])
+    elif start_label.startswith("history "):
+        first = pd.Timestamp(start_label.split()[1].rstrip(",") + "-01")
+    else:
+        first = pd.Timestamp(macro_state().attrs["month"] + "-01")
+    return pd.date_range(first, periods=months, freq="MS", name="reporting_month")
