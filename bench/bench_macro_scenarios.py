@@ -1,0 +1,75 @@
+"""What each macro scenario means from today's economy: the issue-12 acceptance statistics.
+
+For each source (default: the pretrained VAE, the VAR(1) and block-bootstrap baselines) and scenario,
+draws ``--paths`` paths of ``--months`` months from the latest real month (``macro_state()``) and prints
+medians of: unemployment peak and rise, HY spread widening (peak - start), real activity fall peak to
+trough (from y/y GDP growth), house-price fall (cumulative from y/y growth), inflation and policy-rate
+gaps to baseline at months 12-24, and P(stress statistic > baseline statistic); then the Fed's
+2026 (proposed) supervisory paths for reference.
+
+    .venv/bin/python bench/bench_macro_scenarios.py [--paths 1000] [--months 39] [--sources vae var bootstrap]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pandas as pd
+
+import creditsim as cs
+from creditsim.macro.synthetic import activity_level_drawdown
+from creditsim.states import MACRO_VARS, SCENARIOS
+
+J = {v: i for i, v in enumerate(MACRO_VARS)}
+
+
+def level_fall(growth_yoy: np.ndarray) -> np.ndarray:
+    """Largest peak-to-trough fall of a level implied by monthly y/y growth (P, T) -> (P,) <= 0."""
+    return activity_level_drawdown(growth_yoy)
+
+
+def house_price_fall(hpg: np.ndarray) -> np.ndarray:
+    """Peak-to-trough fall of a price index whose y/y growth is ``hpg`` (same convention as GDP)."""
+    return activity_level_drawdown(hpg, trend=0.0)
+
+
+def stats(v: np.ndarray) -> dict[str, np.ndarray]:
+    u, hy = v[:, :, J["unemployment_rate"]], v[:, :, J["credit_spread_hy"]]
+    return {
+        "u_peak": u.max(1), "u_rise": u.max(1) - u[:, 0], "hy_widen_bp": 1e4 * (hy.max(1) - hy[:, 0]),
+        "gdp_fall": level_fall(v[:, :, J["gdp_growth"]]), "hpi_fall": house_price_fall(v[:, :, J["house_price_growth"]]),
+        "infl_12_24": v[:, 12:25, J["inflation_rate"]].mean(1), "policy_12_24": v[:, 12:25, J["policy_rate"]].mean(1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--paths", type=int, default=1000)
+    ap.add_argument("--months", type=int, default=39)
+    ap.add_argument("--sources", nargs="+", default=["vae", "var", "bootstrap"])
+    args = ap.parse_args()
+    rows = []
+    for src in args.sources:
+        per = {}
+        for s in SCENARIOS:
+            mp = cs.macro_paths(src, s, n_paths=args.paths, months=args.months, seed=11)
+            per[s] = stats(mp.values)
+        for s in SCENARIOS:
+            row = {"source": src, "scenario": s, "start": mp.start.split(",")[0]}
+            row.update({k: float(np.median(x)) for k, x in per[s].items()})
+            if s != "baseline":
+                row["P(u_peak>base)"] = float(np.mean(per[s]["u_peak"][:, None] > per["baseline"]["u_peak"][None, :200]))
+            rows.append(row)
+    for scen in ("baseline", "severely_adverse"):
+        mp = cs.macro_paths(f"fed:2026:{scen}", n_paths=1, months=args.months)
+        row = {"source": "fed 2026 (proposed)", "scenario": scen, "start": str(mp.dates[0].date())}
+        row.update({k: float(x[0]) for k, x in stats(mp.values).items()})
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index(["source", "scenario"])
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
+        print(table)
+
+
+if __name__ == "__main__":
+    main()
