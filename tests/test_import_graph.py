@@ -3,8 +3,8 @@
 Floors (``docs/architecture.md``): data flows down, imports only go down or sideways within a package.
 
 ====  =====================================================================================
-0     ground floor: errors states schema fileio checkpoints rng features io yamlfile cents fixed_order
-      threads lazy (import nothing of creditsim but each other)
+0     ground floor: errors states schema fileio checkpoints rng features io yamlfile devices cents
+      fixed_order threads lazy (import nothing of creditsim but each other)
 1     datasets, nn, examples, pretrained
 2     macro, ratings
 3     transitions
@@ -14,7 +14,8 @@ Floors (``docs/architecture.md``): data flows down, imports only go down or side
 7     cli, demo, __main__, the package root
 ====  =====================================================================================
 
-Also: no private name (``_x``) is imported from another file, and only the top floor imports the CLI.
+Also: packages on one floor (above the ground) do not import each other, no private name (``_x``) is
+imported from another file, no function runs over 80 lines, and only the top floor imports the CLI.
 """
 
 from __future__ import annotations
@@ -93,6 +94,14 @@ def test_no_import_runs_up_a_floor(room: str) -> None:
            if m != "creditsim" and FLOOR[_room(m)] > FLOOR[room]]
     # the package root (``import creditsim``) is the top floor too
     bad += [f"{p.relative_to(PACKAGE)} imports creditsim" for p in files if "creditsim" in GRAPH[p]]
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("room", sorted({r for r, f in FLOOR.items() if 0 < f < 7}))
+def test_packages_on_one_floor_do_not_import_each_other(room: str) -> None:
+    files = [p for p in GRAPH if _room(_module(p)) == room]
+    bad = [f"{p.relative_to(PACKAGE)} imports {m}" for p in files for m in GRAPH[p]
+           if m != "creditsim" and _room(m) != room and FLOOR[_room(m)] == FLOOR[room]]
     assert not bad, bad
 
 

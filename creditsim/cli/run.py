@@ -174,13 +174,17 @@ def run_config(config_file: Path | None, options: dict[str, Any]) -> Any:
     from creditsim.macro.scenarios import MACRO_SOURCES
     from creditsim.risk.config import RunConfig
 
+    macro = options.get("macro")
+    if isinstance(macro, str) and macro.split(":")[0].strip().lower() not in MACRO_SOURCES and not Path(macro).is_file():
+        raise ConfigError(f"--macro must be vae, var, bootstrap, synthetic, fed[:YEAR[:SCENARIO]] or an existing file, "
+                          f"got {macro!r}")
     base = RunConfig.from_yaml(config_file) if config_file is not None else RunConfig()
     cfg = base.replace(progress=True, **{k: v for k, v in options.items() if v is not None})
     if isinstance(cfg.macro, str) and cfg.macro.split(":")[0].strip().lower() not in MACRO_SOURCES:
         mp = Path(cfg.macro)
         if not mp.is_file():
-            raise ConfigError(f"--macro must be vae, var, bootstrap, synthetic, fed[:YEAR[:SCENARIO]] or an existing "
-                              f"file, got {cfg.macro!r}")
+            raise ConfigError(f"macro (--macro or the run config file) must be vae, var, bootstrap, synthetic, "
+                              f"fed[:YEAR[:SCENARIO]] or an existing file, got {cfg.macro!r}")
         cfg = cfg.replace(macro=read_macro_file(mp))
     return cfg
 
@@ -239,6 +243,7 @@ def simulate_cmd(
         "tape": str(tape), "tape_sha256": _sha256(tape), "deal_file": str(deal),
         "deal_sha256": _sha256(deal), "macro": macro or results.settings["macro"], "wall_seconds": round(wall, 3),
         "config_file": None if config is None else str(config),
+        "config_sha256": None if config is None else _sha256(config),
     })
     run_info = {"settings": results.settings, "versions": versions()}
     extra = {

@@ -49,7 +49,7 @@ from creditsim.errors import ConfigError
 from creditsim.fileio import atomic_write
 from creditsim.yamlfile import read_yaml, short_repr
 
-__all__ = ["Tranche", "WaterfallConfig", "load_deal", "dump_deal", "IC_CURE_MODES"]
+__all__ = ["MODES", "Tranche", "WaterfallConfig", "load_deal", "dump_deal", "IC_CURE_MODES"]
 
 IC_CURE_MODES: tuple[str, ...] = ("pro_forma", "turbo")
 
@@ -76,6 +76,11 @@ _MAX_NAME_CHARS = 200
 _MAX_DEAL_BYTES = 1 << 20
 _MAX_YAML_DEPTH = 8
 
+
+#: waterfall modes: "hard" (exact pass/fail), "soft" (sigmoid gates, differentiable), "straight_through"
+#: (hard forward, soft gradients); here rather than in the waterfall so that settings can be checked
+#: without loading torch
+MODES: tuple[str, ...] = ("hard", "soft", "straight_through")
 
 class _DefaultRate(float):
     """A default rate that remembers it was not given (``management_fee`` vs ``senior_fee``).

@@ -73,7 +73,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from creditsim.deal.config import WaterfallConfig
+from creditsim.deal.config import MODES, WaterfallConfig
 from creditsim.errors import ConfigError, DataError
 from creditsim.fixed_order import column_sum, elementwise
 from creditsim.states import POOL_CF_TYPES
@@ -81,7 +81,6 @@ from creditsim.states import POOL_CF_TYPES
 __all__ = ["MODES", "run_waterfall", "cash_conservation_error", "infer_initial_balance", "RESULT_KEYS",
            "TRANCHE_OUTPUTS"]
 
-MODES: tuple[str, ...] = ("hard", "soft", "straight_through")
 _ALPHA = 1.0 / 12.0  # 30/360 monthly accrual fraction
 _K = len(POOL_CF_TYPES)
 _INTEREST, _SCHED, _PREPAY, _RECOV, _DEFPAR, _LOSS, _BAL = range(_K)

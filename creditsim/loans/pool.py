@@ -26,10 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from creditsim.cents import from_cents, to_cents
-from creditsim.errors import DataError
+from creditsim.errors import ConfigError, DataError
 from creditsim.states import POOL_CF_TYPES
 
-__all__ = ["DEFAULT_RECOVERY_LAG", "LOAN_FLOWS", "PoolFlows", "book_recoveries", "stack_pool", "pool_cashflows"]
+__all__ = ["DEFAULT_RECOVERY_LAG", "LOAN_FLOWS", "PoolFlows", "book_recoveries", "stack_pool", "pool_cashflows",
+           "check_recovery_lag"]
 
 #: months from default to recovery cash unless a book or caller says otherwise
 DEFAULT_RECOVERY_LAG = 12
@@ -106,8 +107,7 @@ def pool_cashflows(flows: Mapping[str, np.ndarray], recovery_lag: int | np.ndarr
     for k, v in cents.items():
         if v.ndim != 3 or v.shape != shape:
             raise DataError(f"loan flows[{k!r}]: expected shape (S, L, T) = {shape}, got {v.shape}")
-    n_loans = shape[1]
-    lag = np.broadcast_to(np.asarray(recovery_lag, dtype=np.int64), (n_loans,))
+    lag = check_recovery_lag(recovery_lag, shape[1])
     pending = np.zeros(shape[0])
     if "recovery" in flows:
         recovery = to_cents(_numpy(flows["recovery"])).sum(axis=1)
@@ -121,6 +121,19 @@ def pool_cashflows(flows: Mapping[str, np.ndarray], recovery_lag: int | np.ndarr
     columns = {k: v.sum(axis=1) for k, v in cents.items()}
     columns["recovery"] = recovery
     return PoolFlows(cashflows=from_cents(stack_pool(columns)), pending_recovery=from_cents(pending))
+
+
+def check_recovery_lag(recovery_lag: object, n_loans: int) -> np.ndarray:
+    """``recovery_lag`` as ``(n_loans,)`` int64 whole months in 0..1200 (one int for all loans or one per
+    loan), or a ConfigError naming it (no silent rounding of 1.5 months, no bools, no text)."""
+    arr = np.asarray(recovery_lag, dtype=object)
+    flat = arr.reshape(-1)
+    if arr.ndim > 1 or arr.ndim == 1 and arr.shape != (n_loans,) or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and 0 <= int(v) <= 1200
+            for v in flat):
+        raise ConfigError(f"recovery_lag must be whole months in 0..1200, one for the pool or one per loan "
+                          f"({n_loans}), got {str(recovery_lag)[:80]}")
+    return np.broadcast_to(arr.astype(np.int64), (n_loans,))
 
 
 def _numpy(x: object) -> np.ndarray:

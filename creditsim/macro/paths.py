@@ -158,7 +158,7 @@ def macro_paths(source: Any = "vae", scenario: Mapping[str, float] | str | None 
     seed = check_positive_int(seed, "seed", minimum=0)
     label = source if isinstance(source, str) else type(source).__name__
     if isinstance(source, (str, os.PathLike)) and _is_file(source):
-        source = validate_macro(read_frame(source, "macro file"))
+        source = validate_macro(read_frame(source, "macro file"))  # its index gives the paths' dates
     weights = parse_scenario_mix(scenario)
     if isinstance(source, str):
         kind, _, only = parse_macro_source(source)

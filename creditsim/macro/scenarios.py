@@ -27,8 +27,10 @@ Decisions:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +44,7 @@ from creditsim.datasets import (
     macro_state,
 )
 from creditsim.errors import ConfigError, DataError
+from creditsim.io import read_frame
 from creditsim.macro.baselines import BlockBootstrapGenerator, VARGenerator
 from creditsim.macro.synthetic import MacroScenarioGenerator
 from creditsim.macro.vae import MacroVAE
@@ -222,6 +225,9 @@ def build_macro_paths(macro: Any, labels: np.ndarray, horizon: int, seed: int, d
         Paths given as data (fed, frame, array) and the rule-based generator keep their own start.
     """
     n = labels.size
+    if isinstance(macro, os.PathLike) or (isinstance(macro, str) and macro.split(":")[0].strip().lower() not in MACRO_SOURCES
+                                          and Path(macro).is_file()):
+        macro = read_frame(macro, "macro file")  # a CSV / Parquet file of paths: validated as a frame below
     if isinstance(macro, str):
         key, year, name = parse_macro_source(macro)
         if key == "vae":

@@ -25,7 +25,12 @@ from creditsim.cents import sum_currency
 from creditsim.deal.config import WaterfallConfig
 from creditsim.deal.waterfall import MODES, run_waterfall
 from creditsim.errors import ConfigError, DataError
-from creditsim.loans.pool import DEFAULT_RECOVERY_LAG, LOAN_FLOWS, pool_cashflows
+from creditsim.loans.pool import (
+    DEFAULT_RECOVERY_LAG,
+    LOAN_FLOWS,
+    check_recovery_lag,
+    pool_cashflows,
+)
 from creditsim.risk.simulate import monte_carlo_simulate
 from creditsim.states import POOL_CF_TYPES, LoanState
 
@@ -284,7 +289,7 @@ class PortfolioAggregator(nn.Module):
         _derive_missing_flows(flows, init, features)
         codes, uniques, groups = _group_codes(group_by, loan_features, L)
         n_groups = int(codes.max()) + 1
-        lag = np.broadcast_to(np.asarray(recovery_lag, dtype=np.int64), (L,))
+        lag = check_recovery_lag(recovery_lag, L)
         cols = np.stack([_group_pool(flows, codes == g, lag[codes == g]) for g in range(n_groups)], axis=2)  # (S, T, G, 7)
         init_g = np.stack([sum_currency(init[:, codes == g], axis=1) for g in range(n_groups)], axis=-1)  # (S, G)
         sims, months, grp = np.meshgrid(np.arange(S), np.arange(T), np.arange(n_groups), indexing="ij")

@@ -21,14 +21,22 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from creditsim.deal.waterfall import MODES
+from creditsim.deal.config import MODES
 from creditsim.devices import check_device
 from creditsim.errors import ConfigError, check_positive_int
-from creditsim.macro.scenarios import parse_scenario_mix
+from creditsim.macro.scenarios import (
+    MACRO_SOURCES,
+    parse_macro_source,
+    parse_scenario_mix,
+    resolve_macro_start,
+)
+from creditsim.macro.vae import MacroVAE
 from creditsim.states import MACRO_VARS, POOL_CF_TYPES
 from creditsim.yamlfile import read_yaml
 
@@ -72,6 +80,19 @@ def check_run_size(n_sims: int, horizon: int) -> None:
     if need > MAX_RESULT_BYTES:
         raise ConfigError(f"n_simulations={n_sims} x horizon={horizon}: the results would need about "
                           f"{need / 2**30:,.1f} GiB (limit {MAX_RESULT_BYTES / 2**30:.0f} GiB); lower n_simulations")
+
+
+def _check_macro(macro: Any) -> None:
+    """A macro source :func:`~creditsim.macro.scenarios.build_macro_paths` accepts: a named source, a frame,
+    an array, a MacroVAE, or (for the CLI) the path of a macro file."""
+    if isinstance(macro, str):
+        if macro.split(":")[0].strip().lower() in MACRO_SOURCES:
+            parse_macro_source(macro)
+        elif not Path(macro).is_file():
+            raise ConfigError(f"macro must be one of {list(MACRO_SOURCES)}, 'fed:YEAR[:SCENARIO]' or a macro "
+                              f"file, got {macro!r}")
+    elif not isinstance(macro, (pd.DataFrame, np.ndarray, MacroVAE, os.PathLike)):
+        raise ConfigError(f"macro must be a source name, a DataFrame, an array or a MacroVAE, got {type(macro).__name__}")
 
 
 def _check_bool(value: Any, name: str) -> bool:
@@ -145,6 +166,14 @@ class RunConfig:
         checked["mode"] = _check_choice(self.mode, "mode", MODES)
         checked["scale_deal"] = _check_bool(self.scale_deal, "scale_deal")
         checked["keep_cashflows"] = _check_bool(self.keep_cashflows, "keep_cashflows")
+        _check_macro(self.macro)
+        if self.cutoff is not None:
+            try:
+                pd.Timestamp(self.cutoff)
+            except (TypeError, ValueError):
+                raise ConfigError(f"cutoff must be a date like '2025-06-30', got {self.cutoff!r}") from None
+        if self.macro_start is not None:
+            resolve_macro_start(self.macro_start)  # names a bad month, shape or variable now, not mid-run
         for name, value in checked.items():  # normalised values (numpy ints -> int, "CUDA" -> "cuda")
             object.__setattr__(self, name, value)
 

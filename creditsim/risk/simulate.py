@@ -35,6 +35,7 @@ recovery (lag 12) falls after the horizon.
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import sys
 import time
@@ -45,15 +46,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from creditsim.deal.analytics import tranche_outcomes
 from creditsim.deal.config import Tranche, WaterfallConfig, load_deal
 from creditsim.deal.waterfall import run_waterfall
 from creditsim.errors import ConfigError
 from creditsim.features import loan_features
+from creditsim.io import read_frame
 from creditsim.loans.trajectory import LoanTrajectoryModel
-from creditsim.macro.scenarios import build_macro_paths, draw_scenario_labels, resolve_macro_start
+from creditsim.macro.scenarios import (
+    build_macro_paths,
+    draw_scenario_labels,
+    resolve_macro_start,
+)
 from creditsim.macro.vae import MacroVAE
 from creditsim.risk.backends import make_backend, run_chunks
 from creditsim.risk.config import RunConfig
@@ -198,7 +211,8 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
     """Run the full Monte Carlo of a deal on a loan tape.
 
     Args:
-        loans_df: loan tape (spec/loan-tape.md), one row per loan.
+        loans_df: loan tape (spec/loan-tape.md), one row per loan: a DataFrame, a validated
+            :class:`~creditsim.schema.LoanTape` or the path of a CSV / Parquet tape.
         deal: :class:`~creditsim.deal.config.WaterfallConfig`, a mapping in the YAML layout or a
             path to a deal YAML file.
         config: the run settings (:class:`~creditsim.risk.config.RunConfig`); None = the defaults.
@@ -271,6 +285,8 @@ class _Prepared:
 
 def _prepare(loans_df: pd.DataFrame, deal: WaterfallConfig, config: RunConfig) -> _Prepared:
     """Validate the tape, build the pool engine and its models, resolve the macro start, scale the deal."""
+    if isinstance(loans_df, (str, os.PathLike)):  # a tape file: read as text ids, validated next
+        loans_df = read_frame(loans_df, "loan tape")
     tape = as_loan_tape(loans_df)  # the one validation of the run; every layer below trusts it
     cutoff = _default_cutoff(tape, config.cutoff)
     transition_model = _transition_model_for(config.engine, config.transition_model, tape, config.device)

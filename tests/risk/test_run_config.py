@@ -116,3 +116,25 @@ def test_cli_config_file_with_options_overriding_it(tmp_path: Path, capsys) -> N
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "horizon must be at most 1200" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("macro", "bogus", "macro must be one of"),
+    ("macro", 123, "macro must be a source name"),
+    ("macro", "fed:1999", "no bundled supervisory scenarios"),
+    ("cutoff", "notadate", "cutoff must be a date"),
+    ("macro_start", "xx", "macro_start"),
+    ("macro_start", [0.1, 0.2], "9 values"),
+])
+def test_sources_dates_and_start_states_are_checked_when_the_config_is_built(field, value, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RunConfig(**{field: value})
+
+
+def test_simulate_reads_a_tape_file(tmp_path, tape) -> None:
+    path = tmp_path / "tape.parquet"
+    tape.iloc[:60].to_parquet(path)
+    a = simulate(path, example_path("example_clo.yaml"), n_simulations=6, macro="var", seed=2, horizon=6, progress=False)
+    b = simulate(tape.iloc[:60], example_path("example_clo.yaml"), n_simulations=6, macro="var", seed=2, horizon=6,
+                 progress=False)
+    np.testing.assert_array_equal(a.portfolio_losses, b.portfolio_losses)
