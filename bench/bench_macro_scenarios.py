@@ -43,6 +43,12 @@ def stats(v: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def historical_change_sd(months: int = 36) -> np.ndarray:
+    """(9,) std of the historical ``months``-month changes (all overlapping windows of the bundled history)."""
+    hist = cs.load_macro_history()[list(MACRO_VARS)].to_numpy(np.float64)
+    return (hist[months:] - hist[:-months]).std(0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--paths", type=int, default=1000)
@@ -50,14 +56,18 @@ def main() -> None:
     ap.add_argument("--sources", nargs="+", default=["vae", "var", "bootstrap"])
     args = ap.parse_args()
     rows = []
+    hist_sd = historical_change_sd(36) if args.months > 36 else None
     for src in args.sources:
-        per = {}
+        per, paths = {}, {}
         for s in SCENARIOS:
             mp = cs.macro_paths(src, s, n_paths=args.paths, months=args.months, seed=11)
-            per[s] = stats(mp.values)
+            per[s], paths[s] = stats(mp.values), mp.values
         for s in SCENARIOS:
             row = {"source": src, "scenario": s, "start": mp.start.split(",")[0]}
             row.update({k: float(np.median(x)) for k, x in per[s].items()})
+            if hist_sd is not None:  # diversity: 36-month change dispersion relative to history, median over vars
+                v = paths[s]
+                row["disp36_ratio"] = float(np.median((v[:, 36] - v[:, 0]).std(0) / hist_sd))
             if s != "baseline":
                 row["P(u_peak>base)"] = float(np.mean(per[s]["u_peak"][:, None] > per["baseline"]["u_peak"][None, :200]))
             rows.append(row)

@@ -45,6 +45,7 @@ from creditsim.datasets import (
 )
 from creditsim.errors import ConfigError, DataError
 from creditsim.io import read_frame
+from creditsim.macro.anchors import consensus_path, floor, scenario_offsets
 from creditsim.macro.baselines import BlockBootstrapGenerator, VARGenerator
 from creditsim.macro.synthetic import MacroScenarioGenerator
 from creditsim.macro.vae import MacroVAE
@@ -75,6 +76,8 @@ FED_SCENARIO_YEAR = 2025
 #: latent candidates per path when month 0 is pinned to the start state (importance sampling of the
 #: VAE latent given the start; 4 keeps the cost at a quarter of the VAE's own 16-candidate history start)
 MACRO_START_PARTICLES = 4
+#: VAE paths of the reference sample whose median is the VAE's central path from a given start
+ANCHOR_REFERENCE_PATHS = 256
 
 def parse_scenario_mix(mix: Mapping[str, float] | Sequence[float] | str | None) -> np.ndarray:
     """Scenario weights as a ``(4,)`` float array in SCENARIOS order.
@@ -258,6 +261,9 @@ def build_macro_paths(macro: Any, labels: np.ndarray, horizon: int, seed: int, d
 
 def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: Any = None,
                start: np.ndarray | None = None) -> np.ndarray:
+    """VAE paths per label. From a given ``start`` the scenarios are anchored (:mod:`creditsim.macro.anchors`):
+    the VAE's baseline dynamics give each path's variation around the scenario's central path. Without a
+    start (``macro_start="scenario"``) the VAE's own scenario-typical historical starts and labels."""
     if model is None:
         model = MacroVAE.from_pretrained(device=device)
     order = list(model.config.variables)
@@ -265,20 +271,28 @@ def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: 
     if missing:
         raise ConfigError(f"MacroVAE does not model {missing}; a simulation needs all of {list(MACRO_VARS)}")
     perm = [order.index(v) for v in MACRO_VARS]
-    conditions = None
-    if start is not None:
-        conditions = {v: {"month": 0, "value": float(start[MACRO_VARS.index(v)])} for v in order}
     out = np.empty((labels.size, horizon, len(MACRO_VARS)))
+    if start is None:
+        for s in np.unique(labels):
+            idx = np.flatnonzero(labels == s)
+            paths = model.generate(int(s), seq_length=horizon, n_samples=idx.size, seed=int_seed(seed, MACRO, int(s)))
+            out[idx] = paths.detach().cpu().double().numpy()[:, :, perm]
+        return out
+    conditions = {v: {"month": 0, "value": float(start[MACRO_VARS.index(v)])} for v in order}
+
+    def baseline_dynamics(n: int, key: int) -> np.ndarray:
+        paths = model.generate_conditional(conditions, seq_length=horizon, n_samples=n, scenario=0,
+                                           seed=int_seed(seed, MACRO, key), start="model",
+                                           n_particles=MACRO_START_PARTICLES * n)
+        return paths.detach().cpu().double().numpy()[:, :, perm]
+
+    # the VAE's central path from this start, from a reference sample of its own stream (key 4 = after
+    # the four scenario types), so a path's deviation does not depend on how many paths its group has
+    centre = np.median(baseline_dynamics(ANCHOR_REFERENCE_PATHS, len(SCENARIOS)), axis=0)
+    central = start[None, None, :] + consensus_path(horizon)[None] + scenario_offsets(horizon)[:, None]  # (4, 1, T, 9)
     for s in np.unique(labels):
         idx = np.flatnonzero(labels == s)
-        sub_seed = int_seed(seed, MACRO, int(s))
-        if conditions is None:
-            paths = model.generate(int(s), seq_length=horizon, n_samples=idx.size, seed=sub_seed)
-        else:
-            paths = model.generate_conditional(conditions, seq_length=horizon, n_samples=idx.size, scenario=int(s),
-                                               seed=sub_seed, start="model",
-                                               n_particles=MACRO_START_PARTICLES * idx.size)
-        out[idx] = paths.detach().cpu().double().numpy()[:, :, perm]
+        out[idx] = floor(central[int(s), 0] + baseline_dynamics(idx.size, int(s)) - centre)
     return out
 
 

@@ -1,0 +1,105 @@
+"""What each scenario means, carried by the dynamics from any start: anchored scenario offsets.
+
+The MacroVAE learns its scenario label from historical windows, and those labels are mostly about where
+a window *starts* (stagflation = windows starting with high inflation). From today's state the label then
+carries almost no information: measured from 2025-09 (``bench/bench_macro_scenarios.py``), the VAE's
+"stagflation" had the baseline's inflation and policy rate, its adverse peak unemployment exceeded the
+baseline's in only 62 % of paths, and its baseline drifted 1.5 pp up in unemployment while the Fed's
+baseline is flat.
+
+Method (decision): scenario paths from a given start are the VAE's baseline dynamics for the
+*dispersion* (each path's deviation from the VAE's central path: coherent co-movement learnt from
+1980-2019), around an explicit central path per scenario:
+
+    path_s(t) = start + consensus(t) + offset_s(t) + (vae_path(t) - vae_centre(t))
+
+- ``consensus(t)``: the Federal Reserve supervisory *baseline*, as changes since its first month
+  (mean-reverting, flat unemployment), held after the table's 39 months.
+- ``offset_s(t)``: baseline 0; severely adverse = supervisory severely adverse minus baseline, month by
+  month (unemployment +4 pp, real GDP about -6 % peak to trough, house prices about -30 %), decaying with
+  a 12-month half-life after the table ends; adverse = 60 % of it (a moderate recession, by
+  construction); stagflation = a narrative shock (:data:`STAGFLATION_PEAKS`): inflation +4.5 pp and the
+  policy rate +3.5 pp for two years, falling activity and rising unemployment.
+- Rates and levels are floored at :data:`~creditsim.macro.vae.LOWER_BOUNDS`.
+
+Supervisory tables: Board of Governors of the Federal Reserve System, supervisory scenarios (public
+domain), bundled in :mod:`creditsim.datasets.fed`. The VAE remains the generator of every path's
+variation; the anchors say what the scenario names mean.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from creditsim.datasets import load_fed_scenarios
+from creditsim.macro.vae import LOWER_BOUNDS
+from creditsim.states import MACRO_VARS, SCENARIOS
+
+__all__ = ["ANCHOR_YEAR", "STAGFLATION_PEAKS", "ADVERSE_SHARE", "consensus_path", "scenario_offsets", "floor"]
+
+#: supervisory vintage of the anchors (the latest bundled, 2026 proposed)
+ANCHOR_YEAR = 2026
+#: adverse = this share of the severely adverse offset (0.5 left its GDP fall below 30 % of the way
+#: from baseline to severely adverse: a level fall is not linear in the growth offset)
+ADVERSE_SHARE = 0.6
+#: months over which an offset halves after the supervisory table ends
+_HALF_LIFE = 12.0
+#: stagflation narrative: variable -> (peak change in decimals, month of the peak); each change follows a
+#: hump ``(t / peak) exp(1 - t / peak)`` (0 at the start, the full change at the peak month, then fading)
+STAGFLATION_PEAKS: dict[str, tuple[float, float]] = {
+    "inflation_rate": (0.045, 15.0),
+    "policy_rate": (0.035, 18.0),
+    "yield_10y": (0.015, 18.0),
+    "gdp_growth": (-0.025, 12.0),
+    "unemployment_rate": (0.015, 18.0),
+    "credit_spread_ig": (0.005, 12.0),
+    "credit_spread_hy": (0.025, 12.0),
+    "house_price_growth": (-0.06, 15.0),
+    "default_rate": (0.01, 18.0),
+}
+
+
+def _fed(scenario: str, year: int) -> np.ndarray:
+    return load_fed_scenarios(year, scenario=scenario, monthly=True)[list(MACRO_VARS)].to_numpy(np.float64)
+
+
+def _extend(path: np.ndarray, months: int, decay: bool) -> np.ndarray:
+    """``(T0, 9)`` -> ``(months, 9)``: cut, or continue past the end held (``decay=False``) or fading to
+    zero with a 12-month half-life (``decay=True``)."""
+    if path.shape[0] >= months:
+        return path[:months]
+    extra = np.arange(1, months - path.shape[0] + 1, dtype=np.float64)
+    factor = 0.5 ** (extra / _HALF_LIFE) if decay else np.ones_like(extra)
+    return np.concatenate([path, path[-1] * factor[:, None]], axis=0)
+
+
+def consensus_path(months: int, year: int = ANCHOR_YEAR) -> np.ndarray:
+    """``(months, 9)`` supervisory-baseline changes since its first month (0 at month 0)."""
+    base = _fed("baseline", year)
+    return _extend(base - base[0], months, decay=False)
+
+
+def scenario_offsets(months: int, year: int = ANCHOR_YEAR) -> np.ndarray:
+    """``(4, months, 9)`` central-path offsets from the baseline, in SCENARIOS order (decimals)."""
+    t = np.arange(months, dtype=np.float64)
+    severe = _extend(_fed("severely_adverse", year) - _fed("baseline", year), months, decay=True)
+    stag = np.zeros((months, len(MACRO_VARS)))
+    for var, (change, peak) in STAGFLATION_PEAKS.items():
+        stag[:, MACRO_VARS.index(var)] = change * (t / peak) * np.exp(1.0 - t / peak)
+    # the supervisory first quarter is already shocked; paths start from today's state, so the offset
+    # builds up over the first quarter instead of jumping at month 0
+    severe = severe * np.minimum(1.0, t / 3.0)[:, None]
+    out = np.zeros((len(SCENARIOS), months, len(MACRO_VARS)))
+    out[SCENARIOS.index("adverse")] = ADVERSE_SHARE * severe
+    out[SCENARIOS.index("severely_adverse")] = severe
+    out[SCENARIOS.index("stagflation")] = stag
+    return out
+
+
+def floor(paths: np.ndarray) -> np.ndarray:
+    """``paths`` ``(..., 9)`` with rates and levels kept at or above :data:`LOWER_BOUNDS`."""
+    out = paths.copy()
+    for var, lo in LOWER_BOUNDS.items():
+        j = MACRO_VARS.index(var)
+        out[..., j] = np.maximum(out[..., j], lo)
+    return out

@@ -1,0 +1,77 @@
+"""Anchored scenarios: from today's state each scenario name means what it says (issue-12 acceptance,
+on 300 paths instead of 1,000 to stay quick)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import creditsim as cs
+from creditsim.datasets import load_fed_scenarios, macro_state
+from creditsim.macro.anchors import ADVERSE_SHARE, consensus_path, scenario_offsets
+from creditsim.macro.synthetic import activity_level_drawdown
+from creditsim.states import MACRO_VARS, SCENARIOS
+
+J = {v: i for i, v in enumerate(MACRO_VARS)}
+N, T = 300, 39
+
+
+@pytest.fixture(scope="module")
+def paths() -> dict[str, np.ndarray]:
+    return {s: cs.macro_paths("vae", s, n_paths=N, months=T, seed=5).values for s in SCENARIOS}
+
+
+def _median(x: np.ndarray) -> float:
+    return float(np.median(x))
+
+
+def test_offsets_are_the_supervisory_gap_and_the_narrative() -> None:
+    off = scenario_offsets(T)
+    assert off.shape == (4, T, 9) and (off[0] == 0).all() and (off[:, 0] == 0).all()
+    base = load_fed_scenarios(2026, "baseline", monthly=True)[list(MACRO_VARS)].to_numpy()
+    severe = load_fed_scenarios(2026, "severely_adverse", monthly=True)[list(MACRO_VARS)].to_numpy()
+    np.testing.assert_allclose(off[2, 3:], (severe - base)[3:])  # full gap once the first quarter has passed
+    np.testing.assert_allclose(off[1], ADVERSE_SHARE * off[2])
+    np.testing.assert_allclose(consensus_path(T), base - base[0])
+    longer = scenario_offsets(80)
+    assert abs(longer[2, -1, J["unemployment_rate"]]) < 0.25 * abs(longer[2, T - 1, J["unemployment_rate"]])
+
+
+def test_every_path_starts_from_today_and_stays_in_bounds(paths) -> None:
+    start = macro_state()[list(MACRO_VARS)].to_numpy(float)
+    for v in paths.values():
+        np.testing.assert_allclose(v[:, 0], np.broadcast_to(start, (N, 9)), atol=1e-6)
+        assert np.isfinite(v).all() and (v[:, :, J["unemployment_rate"]] >= 0).all()
+
+
+def test_severely_adverse_has_the_supervisory_size(paths) -> None:
+    u = {s: paths[s][:, :, J["unemployment_rate"]].max(1) for s in SCENARIOS}
+    fed_peak = load_fed_scenarios(2026, "severely_adverse", monthly=True)["unemployment_rate"].max()
+    assert abs(_median(u["severely_adverse"]) - fed_peak) <= 0.01
+    sa = paths["severely_adverse"]
+    assert _median(activity_level_drawdown(sa[:, :, J["gdp_growth"]])) <= -0.04
+    assert _median(activity_level_drawdown(sa[:, :, J["house_price_growth"]], trend=0.0)) <= -0.15
+    hy = sa[:, :, J["credit_spread_hy"]]
+    assert _median(hy.max(1) - hy[:, 0]) >= 0.06
+
+
+def test_adverse_lies_between_and_stress_is_worse_than_baseline(paths) -> None:
+    u = {s: paths[s][:, :, J["unemployment_rate"]].max(1) for s in SCENARIOS}
+    b, a, sa = (_median(u[s]) for s in ("baseline", "adverse", "severely_adverse"))
+    assert b + 0.3 * (sa - b) <= a <= sa
+    for s in ("adverse", "severely_adverse", "stagflation"):
+        assert np.mean(u[s][:, None] > u["baseline"][None, :]) >= 0.8, s
+
+
+def test_baseline_follows_the_supervisory_baseline(paths) -> None:
+    fed = load_fed_scenarios(2026, "baseline", monthly=True)["unemployment_rate"].to_numpy()
+    med = np.median(paths["baseline"][:, :, J["unemployment_rate"]], axis=0)
+    assert np.abs(med[::3] - fed[::3]).max() <= 0.007
+
+
+def test_stagflation_is_an_inflation_and_rates_shock_with_rising_unemployment(paths) -> None:
+    gap = {v: _median(paths["stagflation"][:, 12:25, J[v]].mean(1)) - _median(paths["baseline"][:, 12:25, J[v]].mean(1))
+           for v in ("inflation_rate", "policy_rate")}
+    assert gap["inflation_rate"] >= 0.03 and gap["policy_rate"] >= 0.02
+    u = paths["stagflation"][:, :, J["unemployment_rate"]]
+    assert _median(u[:, 24] - u[:, 0]) > 0
