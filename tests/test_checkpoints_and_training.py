@@ -153,8 +153,10 @@ def test_train_config_rejects_bad_values():
 def test_training_reduces_the_loss_and_writes_a_loadable_checkpoint(history, recession, tmp_path):
     torch.set_num_threads(min(2, torch.get_num_threads()))
     cfg = TrainConfig(epochs=6, batch_size=128, lr=1e-2, patience=10, min_epochs=0, kl_warmup=2, progress=False)
-    res = train_macro_vae(history["2000-01-01":], TINY, cfg, recession=recession, val_fraction=0.4, out=tmp_path / "ck")
+    res = train_macro_vae(history["2000-01-01":], TINY, cfg, recession=recession, val_fraction=0.4, out=tmp_path / "ck",
+                          end="2014-12")
     rows = [r for r in res.fit.history if "stage" not in r]
+    assert res.metadata()["history_end"] == "2014-12-01"  # the out-of-time cut is the last month seen
     assert rows[-1]["train_nll"] < rows[0]["train_nll"]
     meta = json.loads((tmp_path / "ck" / "config.json").read_text())
     assert meta["training"]["train_windows"] == len(res.train_index)

@@ -32,6 +32,8 @@ def train_macro(
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+    end: str = typer.Option(None, "--end", help="train on the history up to this month only, e.g. 2014-12 "
+                            "(out-of-time evaluation)"),
 ) -> None:
     """Train a MacroVAE on 60-month windows of the bundled 1980-2019 history (defaults: the shipped
     configuration, see ``creditsim.macro.pretrained``)."""
@@ -47,12 +49,13 @@ def train_macro(
     train_cfg = replace(SHIPPED_TRAINING, epochs=epochs, lr=lr, patience=patience, min_epochs=min_epochs, seed=seed, device=device,
                         progress=not quiet)
     train_cfg.__post_init__()
-    res = train_macro_vae(None, config, train_cfg, val_fraction=val_fraction, refit=refit, out=out)
+    res = train_macro_vae(None, config, train_cfg, val_fraction=val_fraction, refit=refit, out=out, end=end)
     table = Table(title=f"MacroVAE trained -> {out}")
     table.add_column("item")
     table.add_column("value", justify="right")
     meta = res.metadata()
-    for key in ("windows", "train_windows", "val_windows", "best_epoch", "epochs_run", "best_val_loss", "seconds"):
+    for key in ("history_start", "history_end", "windows", "train_windows", "val_windows", "best_epoch", "epochs_run",
+                "best_val_loss", "seconds"):
         value = meta[key]
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     table.add_row("labels", ", ".join(f"{k} {v}" for k, v in meta["label_counts"].items()))

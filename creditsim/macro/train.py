@@ -52,15 +52,17 @@ _U = MACRO_VARS.index("unemployment_rate")
 _CPI = MACRO_VARS.index("inflation_rate")
 
 
-def load_training_history() -> tuple[pd.DataFrame, pd.Series | None]:
-    """The bundled monthly history and the NBER recession indicator (None when not bundled)."""
-
-    history = ds.load_macro_history()
+def load_training_history(end: str | pd.Timestamp | None = None) -> tuple[pd.DataFrame, pd.Series | None]:
+    """The bundled monthly history up to ``end`` (a month; None = all of it) and the NBER recession
+    indicator over the same months (None when not bundled). ``end`` is how a model is trained on the
+    data known at a date, for out-of-time evaluation."""
+    history = ds.load_macro_history(end=end)
     recession = None
     loader = getattr(ds, "load_recession_indicator", None)
     if loader is not None:
         frame = loader()
         recession = frame.iloc[:, 0] if isinstance(frame, pd.DataFrame) else frame
+        recession = recession.loc[: history.index[-1]]
     return history, recession
 
 
@@ -170,11 +172,14 @@ class MacroTrainingResult:
 
 def train_macro_vae(history: pd.DataFrame | None = None, config: MacroVAEConfig | None = None,
                     train_config: TrainConfig | None = None, *, recession: pd.Series | None = None,
-                    val_fraction: float = 0.2, refit: bool = True, out: str | Path | None = None) -> MacroTrainingResult:
+                    val_fraction: float = 0.2, refit: bool = True, out: str | Path | None = None,
+                    end: str | pd.Timestamp | None = None) -> MacroTrainingResult:
     """Train a MacroVAE on 60-month windows of ``history`` (default: the bundled history + USREC).
 
     history: monthly macro frame (DatetimeIndex, the 9 variables, decimals). config: model config
-    (its ``seq_length`` is the window length). Writes a checkpoint folder to ``out`` when given.
+    (its ``seq_length`` is the window length). ``end``: train on the months up to this one only (the
+    out-of-time cut; the checkpoint's ``history_start`` / ``history_end`` record the window seen).
+    Writes a checkpoint folder to ``out`` when given.
 
     Two stages: (1) train on the training block with early stopping on the validation block; (2) with
     ``refit`` (default), train a fresh model with the same seed on *all* windows for the number of
@@ -185,8 +190,10 @@ def train_macro_vae(history: pd.DataFrame | None = None, config: MacroVAEConfig 
     """
     t0 = time.perf_counter()
     if history is None:
-        history, loaded_rec = load_training_history()
+        history, loaded_rec = load_training_history(end)
         recession = loaded_rec if recession is None else recession
+    elif end is not None:
+        history = history.loc[:end]
     config = config or MacroVAEConfig()
     train_config = train_config or TrainConfig()
     frame = validate_macro(history)
