@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from creditsim.errors import ConfigError, DataError
+from creditsim.errors import DataError
+from creditsim.schema import month_start
 
 __all__ = [
     "DATA_ROOT",
@@ -82,13 +83,5 @@ def quarterly_to_monthly(quarterly: pd.Series) -> pd.Series:
 
 
 def parse_month(value: object, name: str) -> pd.Timestamp | None:
-    """Parse a ``start``/``end`` argument ("1990-01", a date, a Timestamp) to its month start."""
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name} must be a date like '1990-01' or '1990-01-31', got {value!r}") from exc
-    if ts is pd.NaT:
-        raise ConfigError(f"{name} must be a date like '1990-01', got {value!r}")
-    return ts.to_period("M").to_timestamp()
+    """Parse a ``start``/``end`` argument ("1990-01", a date, a Timestamp) to its month start; None stays None."""
+    return None if value is None else month_start(value, name)
