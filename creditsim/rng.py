@@ -11,7 +11,9 @@ Keys in use (never reuse one for another purpose):
 key                               numbers
 ================================  ==============================================================
 ``(LABELS,)``                     scenario labels of a run (stratified draw)
-``(MACRO, scenario_id)``          macro path of global scenario ``scenario_id``
+``(MACRO, s)``                    macro paths of scenario type ``s`` (0..3); ``(MACRO, 4)``: the VAE's
+                                  reference sample whose median centres anchored paths
+``(MACRO, s, 1)``                 anchored scenario type ``s``: each path's severity, then onset
 ``(LOANS, scenario_id)``          loan-level model draws of a scenario (trajectory engine)
 ``(scenario_id, block)``          Markov engine: LGD Beta variates, then one float32 uniform per loan
                                   and month, for the :data:`~creditsim.transitions.sampler.RNG_LOAN_BLOCK`

@@ -11,7 +11,7 @@ Method (decision): scenario paths from a given start are the VAE's baseline dyna
 *dispersion* (each path's deviation from the VAE's central path: coherent co-movement learnt from
 1980-2019), around an explicit central path per scenario:
 
-    path_s(t) = start + consensus(t) + offset_s(t) + (vae_path(t) - vae_centre(t))
+    path_s(t) = start + consensus(t) + severity * offset_s(t - onset) + (vae_path(t) - vae_centre(t))
 
 - ``consensus(t)``: the Federal Reserve supervisory *baseline*, as changes since its first month
   (mean-reverting, flat unemployment), held after the table's 39 months.
@@ -20,6 +20,8 @@ Method (decision): scenario paths from a given start are the VAE's baseline dyna
   a 12-month half-life after the table ends; adverse = 60 % of it (a moderate recession, by
   construction); stagflation = a narrative shock (:data:`STAGFLATION_PEAKS`): inflation +4.5 pp and the
   policy rate +3.5 pp for two years, falling activity and rising unemployment.
+- ``severity`` and onset: per path a lognormal depth (median 1, log-sd :data:`SEVERITY_SD`) and a start
+  0..:data:`MAX_ONSET_MONTHS` months after today: recessions differ in depth and timing, not only in noise.
 - Rates and levels are floored at :data:`~creditsim.macro.vae.LOWER_BOUNDS`.
 
 Supervisory tables: Board of Governors of the Federal Reserve System, supervisory scenarios (public
@@ -35,13 +37,23 @@ from creditsim.datasets import load_fed_scenarios
 from creditsim.macro.vae import LOWER_BOUNDS
 from creditsim.states import MACRO_VARS, SCENARIOS
 
-__all__ = ["ANCHOR_YEAR", "STAGFLATION_PEAKS", "ADVERSE_SHARE", "consensus_path", "scenario_offsets", "floor"]
+__all__ = ["ANCHOR_YEAR", "STAGFLATION_PEAKS", "ADVERSE_SHARE", "SEVERITY_SD", "consensus_path", "scenario_offsets",
+           "path_offsets", "MAX_ONSET_MONTHS", "floor"]
 
 #: supervisory vintage of the anchors (the latest bundled, 2026 proposed)
 ANCHOR_YEAR = 2026
 #: adverse = this share of the severely adverse offset (0.5 left its GDP fall below 30 % of the way
 #: from baseline to severely adverse: a level fall is not linear in the growth offset)
 ADVERSE_SHARE = 0.6
+#: log-sd of each path's severity (the factor on its scenario offset, median 1; 5-95 % range x0.44 - x2.3):
+#: historical stress windows differ in depth, so one central path plus VAE noise under-dispersed them.
+#: 36-month change spread / same-type historical windows' (median over variables, 1,000 paths from
+#: 2025-09): one path + noise 0.69 / 0.46 / 0.52 / 0.63 (baseline / adverse / severe / stagflation);
+#: with severity 0.5 and onsets 0.69 / 0.59 / 0.70 / 0.85
+SEVERITY_SD = 0.5
+#: latest onset of a path's shock, months after the start (uniform 0..this): recessions start at different
+#: times; with one onset the 36-month spread of spreads and GDP stayed near 0.3-0.5 of history's
+MAX_ONSET_MONTHS = 12
 #: months over which an offset halves after the supervisory table ends
 _HALF_LIFE = 12.0
 #: stagflation narrative: variable -> (peak change in decimals, month of the peak); each change follows a
@@ -102,4 +114,18 @@ def floor(paths: np.ndarray) -> np.ndarray:
     for var, lo in LOWER_BOUNDS.items():
         j = MACRO_VARS.index(var)
         out[..., j] = np.maximum(out[..., j], lo)
+    return out
+
+
+def path_offsets(offset: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n, T, 9)``: the scenario ``offset`` ``(T, 9)`` per path, scaled by a lognormal severity (median 1,
+    log-sd :data:`SEVERITY_SD`) and delayed by an onset of 0..:data:`MAX_ONSET_MONTHS` months (uniform).
+    Draw order: the n severities, then the n onsets."""
+    severity = np.exp(SEVERITY_SD * rng.standard_normal(n))
+    onset = rng.integers(0, MAX_ONSET_MONTHS + 1, n)
+    months = offset.shape[0]
+    out = np.zeros((n, months, offset.shape[1]))
+    for k in np.unique(onset[onset < months]):  # a shock starting after the horizon leaves zeros
+        rows = onset == k
+        out[rows, k:] = severity[rows, None, None] * offset[None, : months - k]
     return out

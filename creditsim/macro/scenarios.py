@@ -45,7 +45,7 @@ from creditsim.datasets import (
 )
 from creditsim.errors import ConfigError, DataError
 from creditsim.io import read_frame
-from creditsim.macro.anchors import consensus_path, floor, scenario_offsets
+from creditsim.macro.anchors import consensus_path, floor, path_offsets, scenario_offsets
 from creditsim.macro.baselines import BlockBootstrapGenerator, VARGenerator
 from creditsim.macro.synthetic import MacroScenarioGenerator
 from creditsim.macro.vae import MacroVAE
@@ -289,10 +289,13 @@ def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: 
     # the VAE's central path from this start, from a reference sample of its own stream (key 4 = after
     # the four scenario types), so a path's deviation does not depend on how many paths its group has
     centre = np.median(baseline_dynamics(ANCHOR_REFERENCE_PATHS, len(SCENARIOS)), axis=0)
-    central = start[None, None, :] + consensus_path(horizon)[None] + scenario_offsets(horizon)[:, None]  # (4, 1, T, 9)
+    offsets = scenario_offsets(horizon)
+    base = start[None, :] + consensus_path(horizon)  # (T, 9)
     for s in np.unique(labels):
         idx = np.flatnonzero(labels == s)
-        out[idx] = floor(central[int(s), 0] + baseline_dynamics(idx.size, int(s)) - centre)
+        # a depth and an onset per path: stress scenarios differ in how deep and when, not only in noise
+        shock = path_offsets(offsets[int(s)], idx.size, numpy_generator(seed, MACRO, int(s), 1))
+        out[idx] = floor(base[None] + shock + baseline_dynamics(idx.size, int(s)) - centre)
     return out
 
 
