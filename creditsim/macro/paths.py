@@ -22,6 +22,7 @@ from creditsim.datasets import load_fed_scenarios, macro_state
 from creditsim.errors import ConfigError, check_positive_int
 from creditsim.io import read_frame
 from creditsim.macro.scenarios import (
+    GENERATED_SOURCES,
     build_macro_paths,
     draw_scenario_labels,
     parse_macro_source,
@@ -167,7 +168,7 @@ def macro_paths(source: Any = "vae", scenario: Mapping[str, float] | str | None 
     else:
         kind = "vae" if isinstance(source, MacroVAE) else "data"
     labels = draw_scenario_labels(weights, n, seed)
-    generated = kind in ("vae", "var", "bootstrap")
+    generated = kind in GENERATED_SOURCES
     start_vec, start_label = resolve_macro_start(None if start == "latest" else start) if generated else (None, "paths as given")
     values = build_macro_paths(source, labels, horizon, seed, device, start=start_vec)
     return MacroPaths(values, labels, _dates(source, kind, start_label, horizon), label, start_label)

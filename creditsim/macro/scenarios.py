@@ -45,7 +45,12 @@ from creditsim.datasets import (
 )
 from creditsim.errors import ConfigError, DataError
 from creditsim.io import read_frame
-from creditsim.macro.anchors import consensus_path, floor, path_offsets, scenario_offsets
+from creditsim.macro.anchors import (
+    consensus_path,
+    floor,
+    path_offsets,
+    scenario_offsets,
+)
 from creditsim.macro.baselines import BlockBootstrapGenerator, VARGenerator
 from creditsim.macro.synthetic import MacroScenarioGenerator
 from creditsim.macro.vae import MacroVAE
@@ -56,6 +61,7 @@ from creditsim.states import MACRO_VARS, SCENARIOS, scenario_index
 __all__ = [
     "DEFAULT_SCENARIO_MIX",
     "MACRO_SOURCES",
+    "GENERATED_SOURCES",
     "parse_scenario_mix",
     "mix_from_string",
     "draw_scenario_labels",
@@ -70,6 +76,8 @@ DEFAULT_SCENARIO_MIX: dict[str, float] = {
 }
 #: named macro sources; ``"fed:YEAR"`` and ``"fed:YEAR:SCENARIO"`` name a bundled supervisory table
 MACRO_SOURCES: tuple[str, ...] = ("vae", "synthetic", "fed", "var", "bootstrap")
+#: the sources that generate paths from a start state (the others carry their own month 0)
+GENERATED_SOURCES: tuple[str, ...] = ("vae", "var", "bootstrap")
 #: supervisory scenario vintage used by ``macro="fed"``: the latest final (not proposed) one bundled
 FED_SCENARIO_YEAR = 2025
 

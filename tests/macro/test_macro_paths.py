@@ -65,3 +65,13 @@ def test_frames_tables_and_plots(tmp_path) -> None:
         mp.plot(["unemployment"])
     with pytest.raises(ConfigError, match="n_paths must be an integer >= 1"):
         cs.macro_paths(n_paths=0)
+
+
+@pytest.mark.parametrize("source", ["var", "bootstrap"])
+def test_simulate_starts_generated_baseline_paths_from_the_given_state(source: str) -> None:
+    loans = pd.read_parquet(example_path("loans_example.parquet")).iloc[:40]
+    res = cs.simulate(loans, example_path("example_clo.yaml"), n_simulations=6, macro=source, macro_start="2008-10",
+                      seed=1, horizon=6, progress=False)
+    state = macro_state("2008-10")[list(MACRO_VARS)].to_numpy(float)
+    np.testing.assert_array_equal(res.macro_paths[:, 0], np.broadcast_to(state, (6, 9)))
+    assert res.settings["macro_start"]["source"] == "history 2008-10"
