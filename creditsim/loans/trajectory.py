@@ -97,7 +97,7 @@ from creditsim.errors import CheckpointError, ConfigError, DataError, format_lab
 from creditsim.features import LOAN_FEATURES
 from creditsim.nn.config import JSONConfig
 from creditsim.nn.layers import Block
-from creditsim.loans.pool import LOAN_FLOWS, pool_cashflows
+from creditsim.loans.pool import LOAN_FLOWS, check_recovery_lag, pool_cashflows
 from creditsim.loans.schedule import amortization_codes, amortization_schedule
 from creditsim.states import ALLOWED_TRANSITIONS, MACRO_VARS, N_STATES, POOL_CF_TYPES, LoanState
 from creditsim.threads import serial_torch
@@ -973,9 +973,7 @@ class LoanTrajectoryModel(nn.Module):
         ids = np.arange(S) if scenario_ids is None else np.asarray(scenario_ids, dtype=np.int64)
         if ids.shape != (S,) or (ids < 0).any():
             raise DataError(f"scenario_ids: expected ({S},) non-negative integers")
-        lag = np.broadcast_to(np.asarray(recovery_lag, dtype=np.int64), (L,))
-        if (lag < 0).any():
-            raise DataError("recovery_lag: expected months >= 0")
+        lag = check_recovery_lag(recovery_lag, L)  # the pool's own check (whole months, pool or per loan)
         if macro_paths is not None:
             m = macro_paths if isinstance(macro_paths, torch.Tensor) else torch.as_tensor(np.asarray(macro_paths, np.float32))
             if m.ndim != 3 or m.shape[0] != S:

@@ -169,7 +169,9 @@ def macro_paths(source: Any = "vae", scenario: Mapping[str, float] | str | None 
         kind = "vae" if isinstance(source, MacroVAE) else "data"
     labels = draw_scenario_labels(weights, n, seed)
     generated = kind in GENERATED_SOURCES
-    start_vec, start_label = resolve_macro_start(None if start == "latest" else start) if generated else (None, "paths as given")
+    # resolve_macro_start reads "latest", "YYYY-MM", mappings and arrays alike (no comparison here: an
+    # array start made ``start == "latest"`` ambiguous)
+    start_vec, start_label = resolve_macro_start(start) if generated else (None, "paths as given")
     values = build_macro_paths(source, labels, horizon, seed, device, start=start_vec)
     return MacroPaths(values, labels, _dates(source, kind, start_label, horizon), label, start_label)
 

@@ -75,3 +75,10 @@ def test_simulate_starts_generated_baseline_paths_from_the_given_state(source: s
     state = macro_state("2008-10")[list(MACRO_VARS)].to_numpy(float)
     np.testing.assert_array_equal(res.macro_paths[:, 0], np.broadcast_to(state, (6, 9)))
     assert res.settings["macro_start"]["source"] == "history 2008-10"
+
+
+def test_a_state_vector_as_start() -> None:
+    state = macro_state("2008-10")[list(MACRO_VARS)].to_numpy(float)
+    mp = cs.macro_paths("var", n_paths=3, months=4, start=state, seed=0)
+    np.testing.assert_array_equal(mp.values[:, 0], np.broadcast_to(state, (3, 9)))
+    assert mp.start == "user"
