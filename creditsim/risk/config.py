@@ -37,6 +37,7 @@ from creditsim.macro.scenarios import (
     resolve_macro_start,
 )
 from creditsim.macro.vae import MacroVAE
+from creditsim.schema import month_start
 from creditsim.states import MACRO_VARS, POOL_CF_TYPES
 from creditsim.yamlfile import read_yaml
 
@@ -168,10 +169,7 @@ class RunConfig:
         checked["keep_cashflows"] = _check_bool(self.keep_cashflows, "keep_cashflows")
         _check_macro(self.macro)
         if self.cutoff is not None:
-            try:
-                pd.Timestamp(self.cutoff)
-            except (TypeError, ValueError):
-                raise ConfigError(f"cutoff must be a date like '2025-06-30', got {self.cutoff!r}") from None
+            month_start(self.cutoff, "cutoff")  # the library's one date parser: a bad date is a ConfigError
         if self.macro_start is not None:
             resolve_macro_start(self.macro_start)  # names a bad month, shape or variable now, not mid-run
         for name, value in checked.items():  # normalised values (numpy ints -> int, "CUDA" -> "cuda")
