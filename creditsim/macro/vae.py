@@ -65,6 +65,7 @@ from creditsim.errors import CheckpointError, ConfigError
 from creditsim.nn.config import JSONConfig
 from creditsim.states import MACRO_VARS, SCENARIOS, scenario_index
 from creditsim.threads import serial_torch
+from creditsim.macro.guidance import LinearGuide, log_twist, twisted_step
 from creditsim.rng import torch_seed
 
 __all__ = ["MacroVAEConfig", "MacroVAE", "ConditionRangeWarning", "PRETRAINED_DIR", "LOWER_BOUNDS"]
@@ -290,6 +291,9 @@ class MacroVAE(nn.Module):
         # historical start months of the training windows (real units) and their scenario labels
         self.register_buffer("start_states", torch.zeros(0, D))
         self.register_buffer("start_labels", torch.zeros(0, dtype=torch.long))
+        #: smallest effective sample size (fraction of the particles) at a resampling step of the last
+        #: :meth:`generate_conditional` call (1.0 when it never resampled): the conditioning diagnostic
+        self.last_ess: float = 1.0
 
     # ------------------------------------------------------------------ scalers
     @property
@@ -589,25 +593,28 @@ class MacroVAE(nn.Module):
         Method (sequential Monte Carlo with the conditions as observations): ``n_particles`` paths
         (default ``max(16 n_samples, 2048)`` with conditions) are drawn with ``z`` and the scenario from
         the prior and rolled forward month by month. At a conditioned month the decoder's one-step
-        distribution is Gaussian, ``N(mu_t, Sigma_t)``; each particle is weighted by the predictive
-        density of the condition, ``N(c_J; mu_J, Sigma_JJ)`` (importance sampling of ``z``, the scenario
-        and the past given the observation, i.e. latent posterior sampling), particles are resampled by
-        those weights, the conditioned variables are set to their targets and the other variables of
-        that month are drawn from the exact Gaussian conditional ``x_~J | x_J = c`` -- the smooth local
-        adjustment: co-moving variables follow the condition with the learned shock correlation. Later
-        months continue from the conditioned state. The path is a draw from the model's conditional
-        distribution up to the Monte Carlo error of the particle approximation. A historical start is
-        the same mechanism at month 0 with all variables observed (16 latent candidates per path,
-        resampled within the path's group). After de-standardisation the conditioned entries are written
-        with the exact target so float rounding never breaks ``|value - target| < 1e-6``. A warning is
-        given when the effective sample size of a resampling step falls below 1 % of the particles
-        (extreme conditions: few distinct pasts survive).
-
-        Known limitation: resampling keeps the paths *before* a conditioned month only as diverse as the
-        surviving particles. For joint tail conditions (e.g. unemployment 8 % and HY 9 % at month 12) a few
-        dozen distinct pasts carry the weight, so many samples share their history up to that month (paths
-        after it diverge again). Raise ``n_particles`` when the pre-condition history matters; a
-        rejuvenation (MCMC) step is the principled fix and is not implemented yet.
+        distribution is Gaussian, ``N(mu_t, Sigma_t)``; the conditioned variables are set to their
+        targets and the other variables of that month are drawn from the exact Gaussian conditional
+        ``x_~J | x_J = c`` (co-moving variables follow the condition with the learned shock correlation),
+        with importance weight ``N(c_J; mu_J, Sigma_JJ)``. Before an anchor the moves are *guided*
+        (:mod:`creditsim.macro.guidance`): each month's Gaussian is tilted towards the coming anchors by
+        their probability under the decoder's linear VAR(1) backbone, and the weights correct exactly for
+        the tilt, so paths head for a tail anchor from the start instead of a few lucky particles carrying
+        all the weight at the anchor month. Particles are resampled at conditioned months and whenever
+        the effective sample size falls below half; :attr:`last_ess` keeps the smallest ESS fraction seen.
+        Measured on the shipped model from 2025-09, three joint tail anchors (unemployment 9 % at month
+        18, HY spread 900 bp at month 12, house prices -15 % y/y at month 18), 500 paths: smallest ESS
+        0.01 % of the particles and 4 distinct histories to month 12 without guidance; guided, with
+        severely adverse dynamics, smallest ESS 35 % and 432 distinct histories at month 6. With
+        ``scenario=None`` the first free move also picks the dynamics label (the anchors put almost all
+        weight on severely adverse: ESS 11 % at month 1); with dynamics that fight the anchors (baseline
+        forced to a 9 % unemployment) the first move selects the latent ``z`` (ESS 6 %); both are
+        posterior concentration on a discrete label / the latent, after which the paths stay diverse. A historical start is the same mechanism at
+        month 0 with all variables observed (16 latent candidates per path, resampled within the path's
+        group). After de-standardisation the conditioned entries are written with the exact target so
+        float rounding never breaks ``|value - target| < 1e-6``. A warning is given when the effective
+        sample size of a resampling step falls below 1 % of the particles. Floors (rates >= 0) are applied
+        to the free variables after each move, as in :meth:`generate`.
 
         Raises ConfigError for unknown variables, months outside ``0..seq_length-1``, non-finite or
         contradictory values; warns (:class:`ConditionRangeWarning`) for values outside the training
@@ -644,11 +651,14 @@ class MacroVAE(nn.Module):
             s_emb = self.scenario_emb(s)  # (P, E)
             z = torch.randn(P, cfg.latent_dim, generator=g, device=dev)  # prior N(0, I)
             state = self.decoder.initial_state(z, s_emb)
-            L = self.decoder.unit_tril()  # (D, D)
             floor = self.lower_bounds()  # (D,) real units, -inf where unbounded
             floor_std = self.normalize(floor)
             x_prev = torch.zeros(P, 1, D, device=dev)
             path = torch.empty(P, seq_length, D, device=dev)
+            guide = self._guide({m: {j: v[0] for j, v in c.items()} for m, c in by_month.items()})
+            log_w = torch.zeros(P, dtype=torch.float64, device=dev)  # importance weights since the last resampling
+            log_psi = torch.zeros(P, dtype=torch.float64, device=dev)  # the twist at the previous month
+            ess: list[float] = []
             for t in range(seq_length):
                 first = torch.full((P, 1, 1), 1.0 if t == 0 else 0.0, device=dev)
                 out, state = self.decoder.lstm(self.decoder.step_inputs(x_prev, first, z, s_emb), state)
@@ -656,30 +666,20 @@ class MacroVAE(nn.Module):
                 mean, scale = mean[:, 0], scale[:, 0]
                 eps = torch.randn(P, D, generator=g, device=dev)
                 user = by_month.get(t, {})
-                if t == 0 and start_target is not None:
-                    target = start_target.clone()
-                    for j, (std_value, _) in user.items():
-                        target[:, j] = std_value
-                    x_t, log_w = self._conditional_step(mean, scale, L, list(range(D)), target, eps)
-                    idx = self._resample_groups(log_w, k, g)
-                elif user:
-                    J = sorted(user)
-                    target = torch.tensor([user[j][0] for j in J], dtype=mean.dtype, device=dev).expand(P, -1)
-                    x_t, log_w = self._conditional_step(mean, scale, L, J, target, eps)
-                    idx = self._resample(log_w, g, t)
-                else:
-                    x_t, idx = mean + scale * (eps @ L.T), None  # (P, D): diag(sigma) L eps
-                if idx is not None:
-                    x_t, path, z, s, s_emb = x_t[idx], path[idx], z[idx], s[idx], s_emb[idx]
-                    state = (state[0][:, idx], state[1][:, idx])
+                msg = None if guide is None else guide.message(t, scale.double() ** 2)
+                x_t, log_w, idx = self._move(t, mean, scale, eps, user, msg, start_target, s, log_w, log_psi, k, g)
                 free = [j for j in range(D) if j not in user]  # conditioned entries stay exact
                 x_t[:, free] = torch.maximum(x_t[:, free], floor_std[free])
+                log_psi = log_psi.zero_() if msg is None else log_twist(x_t.double(), s, msg)
+                if idx is None and (user or (msg is not None and self._ess(log_w) < 0.5 * P)):
+                    ess.append(self._ess(log_w) / P)
+                    idx, log_w = self._resample(log_w, g, t), log_w.zero_()
+                if idx is not None:
+                    x_t, path, z, s, s_emb, log_psi = x_t[idx], path[idx], z[idx], s[idx], s_emb[idx], log_psi[idx]
+                    state = (state[0][:, idx], state[1][:, idx])
                 path[:, t] = x_t
                 x_prev = x_t[:, None, :]
-            if by_month:  # after resampling particles are equally weighted: take a random subset
-                keep = torch.randperm(P, generator=g, device=dev)[:n_samples]
-            else:  # one particle per group keeps the drawn starts
-                keep = torch.arange(n_samples, device=dev) * k
+            keep = self._final_selection(path, log_w, ess, bool(by_month), n_samples, k, g)
             real = torch.maximum(self.denormalize(path[keep]), floor)  # float rounding at the bound
             for t, conds in by_month.items():
                 for j, (_, value) in conds.items():
@@ -687,6 +687,70 @@ class MacroVAE(nn.Module):
             return real
         finally:
             self.train(was_training)
+
+    def _move(self, t: int, mean: torch.Tensor, scale: torch.Tensor, eps: torch.Tensor,
+              user: dict[int, tuple[float, float]], msg, start_target: torch.Tensor | None, s: torch.Tensor,
+              log_w: torch.Tensor, log_psi: torch.Tensor, k: int,
+              g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One month's move of the P particles: ``(x_t (P, D), log-weights (P,) float64, indices)``; the
+        indices are the within-group resampling of a historical start (month 0), else None."""
+        L = self.decoder.unit_tril()  # (D, D)
+        if t == 0 and start_target is not None:
+            target = start_target.clone()
+            for j, (std_value, _) in user.items():
+                target[:, j] = std_value
+            x_t, step_w = self._conditional_step(mean, scale, L, list(range(mean.shape[1])), target, eps)
+            return x_t, log_w.zero_(), self._resample_groups(step_w, k, g)
+        J = sorted(user)
+        if msg is not None:  # an anchor lies ahead: the twisted (guided) move
+            x_t, step_w = self._twisted_step(mean, scale, L, J, user, eps, s, msg)
+            return x_t, log_w + step_w - log_psi, None
+        if user:
+            target = torch.tensor([user[j][0] for j in J], dtype=mean.dtype, device=mean.device).expand(mean.shape[0], -1)
+            x_t, step_w = self._conditional_step(mean, scale, L, J, target, eps)
+            return x_t, log_w + step_w.double() - log_psi, None
+        return mean + scale * (eps @ L.T), log_w, None  # (P, D): diag(sigma) L eps
+
+    def _final_selection(self, path: torch.Tensor, log_w: torch.Tensor, ess: list[float], conditioned: bool,
+                         n_samples: int, k: int, g: torch.Generator) -> torch.Tensor:
+        """Indices (n_samples,) of the returned particles; resamples ``path`` in place by the weights left
+        after the last move and records :attr:`last_ess`."""
+        P = path.shape[0]
+        if conditioned and self._ess(log_w) < P * (1 - 1e-9):
+            ess.append(self._ess(log_w) / P)
+            path[:] = path[self._resample(log_w, g, path.shape[1] - 1)]
+        self.last_ess = min(ess) if ess else 1.0
+        if conditioned:  # after resampling particles are equally weighted: take a random subset
+            return torch.randperm(P, generator=g, device=path.device)[:n_samples]
+        return torch.arange(n_samples, device=path.device) * k  # one particle per group keeps the drawn starts
+
+    def _guide(self, anchors: dict[int, dict[int, float]]) -> LinearGuide | None:
+        """The look-ahead guide (:mod:`creditsim.macro.guidance`) for anchors after month 0, or None."""
+        if not any(m > 0 for m in anchors):
+            return None
+        D, dev = self.config.n_macro_vars, self.device
+        A = torch.eye(D, dtype=torch.float64, device=dev)
+        drift = torch.zeros(self.config.n_scenarios, D, dtype=torch.float64, device=dev)
+        if self.decoder.linear_ar is not None:  # the frozen backbone: x_t = (I + B) x_{t-1} + c + c_s
+            A = A + self.decoder.linear_ar.weight.double()
+            drift = drift + self.decoder.linear_ar.bias.double() + self.decoder.scenario_drift.double()
+        return LinearGuide(A, drift, self.decoder.unit_tril().double(), anchors)
+
+    @staticmethod
+    def _twisted_step(mean: torch.Tensor, scale: torch.Tensor, L: torch.Tensor, J: list[int],
+                      user: dict[int, tuple[float, float]], eps: torch.Tensor, s: torch.Tensor,
+                      msg) -> tuple[torch.Tensor, torch.Tensor]:
+        """One guided move in float64: x (P, D) in the model's dtype, log normaliser (P,) float64."""
+        S = scale.double()[:, :, None] * L.double()[None]  # (P, D, D) scale_tril of the innovation
+        target = torch.tensor([[user[j][0] for j in J]], dtype=torch.float64, device=mean.device).expand(mean.shape[0], -1)
+        x, log_norm = twisted_step(mean.double(), S @ S.transpose(1, 2), J, target, eps.double(), s, msg)
+        return x.to(mean.dtype), log_norm
+
+    @staticmethod
+    def _ess(log_w: torch.Tensor) -> float:
+        """Effective sample size ``1 / sum w^2`` of normalised log-weights (P,)."""
+        w = torch.softmax(log_w.double(), dim=0)
+        return float(1.0 / (w ** 2).sum())
 
     def _draw_starts(self, s: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """Historical start months (n, D), real units: for each path a random bank entry with its scenario
