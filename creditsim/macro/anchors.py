@@ -20,7 +20,8 @@ Method (decision): scenario paths from a given start are the VAE's baseline dyna
   a 12-month half-life after the table ends; adverse = 60 % of it (a moderate recession, by
   construction); stagflation = a narrative shock (:data:`STAGFLATION_PEAKS`): inflation +4.5 pp and the
   policy rate +3.5 pp for two years, falling activity and rising unemployment.
-- ``severity`` and onset: per path a lognormal depth (median 1, log-sd :data:`SEVERITY_SD`) and a start
+- ``severity`` and onset: per path a lognormal depth (median 1, log-sd :data:`SEVERITY_SD`, adverse
+  :data:`SCENARIO_SEVERITY_SD`) and a start
   0..:data:`MAX_ONSET_MONTHS` months after today: recessions differ in depth and timing, not only in noise.
 - Rates and levels are floored at :data:`~creditsim.macro.vae.LOWER_BOUNDS`.
 
@@ -37,7 +38,7 @@ from creditsim.datasets import load_fed_scenarios
 from creditsim.macro.vae import LOWER_BOUNDS
 from creditsim.states import MACRO_VARS, SCENARIOS
 
-__all__ = ["ANCHOR_YEAR", "STAGFLATION_PEAKS", "ADVERSE_SHARE", "SEVERITY_SD", "consensus_path", "scenario_offsets",
+__all__ = ["ANCHOR_YEAR", "STAGFLATION_PEAKS", "ADVERSE_SHARE", "SEVERITY_SD", "SCENARIO_SEVERITY_SD", "consensus_path", "scenario_offsets",
            "path_offsets", "MAX_ONSET_MONTHS", "floor"]
 
 #: supervisory vintage of the anchors (the latest bundled, 2026 proposed)
@@ -48,9 +49,13 @@ ADVERSE_SHARE = 0.6
 #: log-sd of each path's severity (the factor on its scenario offset, median 1; 5-95 % range x0.44 - x2.3):
 #: historical stress windows differ in depth, so one central path plus VAE noise under-dispersed them.
 #: 36-month change spread / same-type historical windows' (median over variables, 1,000 paths from
-#: 2025-09): one path + noise 0.69 / 0.46 / 0.52 / 0.63 (baseline / adverse / severe / stagflation);
-#: with severity 0.5 and onsets 0.69 / 0.59 / 0.70 / 0.85
+#: 2025-09): one path + noise 0.69 / 0.46 / 0.52 / 0.63 (baseline / adverse / severely adverse /
+#: stagflation); with severity 0.5 and onsets 0.68 / 0.59 / 0.67 / 0.83
 SEVERITY_SD = 0.5
+#: per-scenario override of :data:`SEVERITY_SD`: "adverse" is the widest family -- its 77 historical windows
+#: run from growth scares to the 1990-91 recession -- and at 0.5 it kept 0.59 of their spread (GDP growth
+#: 0.42, spreads 0.59, house prices 0.57); 0.65 gives 0.66 with the medians unchanged (median severity 1)
+SCENARIO_SEVERITY_SD: dict[str, float] = {"adverse": 0.65}
 #: latest onset of a path's shock, months after the start (uniform 0..this): recessions start at different
 #: times; with one onset the 36-month spread of spreads and GDP stayed near 0.3-0.5 of history's
 MAX_ONSET_MONTHS = 12
@@ -117,11 +122,12 @@ def floor(paths: np.ndarray) -> np.ndarray:
     return out
 
 
-def path_offsets(offset: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+def path_offsets(offset: np.ndarray, n: int, rng: np.random.Generator, scenario: str | None = None) -> np.ndarray:
     """``(n, T, 9)``: the scenario ``offset`` ``(T, 9)`` per path, scaled by a lognormal severity (median 1,
-    log-sd :data:`SEVERITY_SD`) and delayed by an onset of 0..:data:`MAX_ONSET_MONTHS` months (uniform).
-    Draw order: the n severities, then the n onsets."""
-    severity = np.exp(SEVERITY_SD * rng.standard_normal(n))
+    log-sd :data:`SEVERITY_SD`, or the scenario's :data:`SCENARIO_SEVERITY_SD`) and delayed by an onset of
+    0..:data:`MAX_ONSET_MONTHS` months (uniform). Draw order: the n severities, then the n onsets."""
+    sd = SCENARIO_SEVERITY_SD.get(scenario, SEVERITY_SD) if scenario is not None else SEVERITY_SD
+    severity = np.exp(sd * rng.standard_normal(n))
     onset = rng.integers(0, MAX_ONSET_MONTHS + 1, n)
     months = offset.shape[0]
     out = np.zeros((n, months, offset.shape[1]))
