@@ -159,6 +159,9 @@ class MarkovTransitionModel:
         sensitivities: macro log-odds sensitivities by move class, at the strength applied (default
             :data:`DEFAULT_MACRO_SENSITIVITY`, the spec's coefficients scaled by 0.1).
         z_clip: largest absolute standardised shock the overlay applies (default 4); None = no clip.
+        segment_sensitivities: ``{segment: sensitivities}`` overriding ``sensitivities`` for those segments
+            of a segmented model (e.g. per asset class, each from its own calibrated credit link); a key
+            that is not a segment is an error when the overlay is applied.
 
     Fitted attributes:
         counts_: ``(7, 7)`` (or ``(C, 7, 7)``) int64 observed one-month transitions.
@@ -172,7 +175,8 @@ class MarkovTransitionModel:
     """
 
     def __init__(self, n_states: int = N_STATES, sensitivities: dict[str, dict[str, float]] | None = None,
-                 z_clip: float | None = Z_CLIP):
+                 z_clip: float | None = Z_CLIP,
+                 segment_sensitivities: dict[str, dict[str, dict[str, float]]] | None = None):
         if n_states != N_STATES:
             raise ConfigError(f"n_states must be {N_STATES} (the LoanState chain), got {n_states}")
         if z_clip is not None and (isinstance(z_clip, bool) or not isinstance(z_clip, (int, float, np.floating, np.integer))
@@ -181,6 +185,10 @@ class MarkovTransitionModel:
         self.z_clip = None if z_clip is None else float(z_clip)
         self.n_states = n_states
         self.sensitivities = _check_sensitivities(DEFAULT_MACRO_SENSITIVITY if sensitivities is None else sensitivities)
+        if segment_sensitivities is not None and not isinstance(segment_sensitivities, dict):
+            raise ConfigError("segment_sensitivities: expected a dict segment -> {move_class: {macro variable: log-odds}}, "
+                              f"got {type(segment_sensitivities).__name__}")
+        self.segment_sensitivities = {str(k): _check_sensitivities(v) for k, v in (segment_sensitivities or {}).items()}
         self.macro_mean_ = np.array([DEFAULT_MACRO_MEAN[v] for v in MACRO_VARS])
         self.macro_std_ = np.array([DEFAULT_MACRO_STD[v] for v in MACRO_VARS])
 
@@ -431,20 +439,36 @@ class MarkovTransitionModel:
         z = (macro - mean) / std  # (S, T, 9)
         if self.z_clip is not None:
             z = np.clip(z, -self.z_clip, self.z_clip)
-        delta = np.zeros(macro.shape[:2] + (N_STATES, N_STATES))
-        for name, sens in self.sensitivities.items():
-            beta = np.array([sens.get(v, 0.0) for v in MACRO_VARS])
-            delta += (z @ beta)[..., None, None] * MOVE_CLASSES[name]
+        delta = self._segment_tilts(z, p.ndim == 3)  # (S, C or 1, T, 7, 7)
         base = p if p.ndim == 3 else p[None]  # (C, 7, 7)
         logp = np.log(np.where(base > 0, base, 1.0))
         logp = np.where(base > 0, logp, -np.inf)
-        logits = logp[None, :, None] + delta[:, None]  # (S, C, T, 7, 7)
+        logits = logp[None, :, None] + delta  # (S, C, T, 7, 7)
         logits -= logits.max(-1, keepdims=True)
         w = np.exp(logits)
         out = w / w.sum(-1, keepdims=True)
-        unshifted = (delta == 0).all(-1)[:, None, :, :, None]  # rows with no tilt: the baseline bit for bit
+        unshifted = (delta == 0).all(-1)[..., None]  # rows with no tilt: the baseline bit for bit
         out = np.where(unshifted, base[None, :, None], out)
         return out if p.ndim == 3 else out[:, 0]
+
+    def _segment_tilts(self, z: np.ndarray, segmented: bool) -> np.ndarray:
+        """Log-odds tilts ``(S, C, T, 7, 7)`` (``C = 1`` when every segment shares ``sensitivities``) of
+        standardised shocks ``z`` ``(S, T, 9)``."""
+        def tilt(sensitivities: dict[str, dict[str, float]]) -> np.ndarray:
+            delta = np.zeros(z.shape[:2] + (N_STATES, N_STATES))
+            for name, sens in sensitivities.items():
+                beta = np.array([sens.get(v, 0.0) for v in MACRO_VARS])
+                delta += (z @ beta)[..., None, None] * MOVE_CLASSES[name]
+            return delta
+
+        if not self.segment_sensitivities:
+            return tilt(self.sensitivities)[:, None]
+        segments = self.segments_ if segmented else ()
+        unknown = sorted(set(self.segment_sensitivities) - set(segments or ()))
+        if unknown:
+            raise ConfigError(f"segment_sensitivities: {unknown} are not segments of this model "
+                              f"(segments: {list(segments) if segments else 'none, the model is not segmented'})")
+        return np.stack([tilt(self.segment_sensitivities.get(seg, self.sensitivities)) for seg in segments], axis=1)
 
     def summary(self) -> pd.DataFrame:
         """Fitted matrix as a table: one row per (segment, from_state), target probabilities, n_obs
