@@ -21,6 +21,7 @@ __all__ = [
     "ACF_LAGS", "as_paths", "marginal_w1", "acf", "acf_error", "correlation_error", "cross_correlation",
     "lead_lag_error", "LEAD_LAG_PAIRS", "mmd2_unbiased", "mmd_test", "energy_distance", "summary_features",
     "discriminative_score", "tail_statistics", "prob_greater", "cross_sample_std",
+    "crps_ensemble", "energy_score", "interval_coverage",
 ]
 
 ACF_LAGS: tuple[int, ...] = (1, 3, 6, 12, 24)
@@ -264,3 +265,74 @@ def cross_sample_std(paths: np.ndarray, month: int) -> np.ndarray:
     if not 0 <= month < paths.shape[1]:
         raise DataError(f"month must be in 0..{paths.shape[1] - 1}, got {month}")
     return paths[:, month].std(axis=0, ddof=1)
+
+
+# ---------------------------------------------------------------- proper scores of forecast ensembles
+# Convention (Gneiting & Raftery 2007, eq. 20-22): CRPS(F, y) = E|X - y| - 0.5 E|X - X'| and energy
+# score ES(F, y) = E||X - y|| - 0.5 E||X - X'||, X, X' independent draws from F. For an ensemble, F is
+# its empirical distribution, so E|X - X'| averages over all n^2 ordered pairs (the pairs i = j count
+# as 0): the score of the ensemble's step CDF, not the "fair" n(n-1) version. In one dimension the two
+# scores are the same number (ES = CRPS, no factor 2). Lower is better; units are those of y.
+
+
+def _ensemble(samples, y) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(samples.detach().cpu().numpy() if hasattr(samples, "detach") else samples, dtype=np.float64)
+    obs = np.asarray(y, dtype=np.float64)
+    if x.ndim < 1 or x.shape[0] < 1:
+        raise DataError(f"samples: expected at least one ensemble member on axis 0, got shape {x.shape}")
+    if x.shape[1:] != obs.shape:
+        raise DataError(f"samples {x.shape} and observations {obs.shape}: samples must be (n, *y.shape)")
+    if not np.all(np.isfinite(x)):
+        raise DataError("samples: contains NaN or infinite values")
+    return x, obs
+
+
+def crps_ensemble(samples, y) -> np.ndarray:
+    """Continuous ranked probability score of an ensemble, ``E|X - y| - 0.5 E|X - X'|``.
+
+    samples: ``(n, ...)`` ensemble members on axis 0 (finite); y: ``(...)`` observations, NaN allowed
+    (their score is NaN). Returns ``(...)`` float64 >= 0 in the units of y (decimals for rates).
+    ``E|X - X'|`` over the n^2 pairs comes from the sorted members in O(n log n):
+    ``(2 / n^2) sum_i (2 i - n - 1) x_(i)`` (i = 1..n). One member: ``|x - y|``.
+    """
+    x, obs = _ensemble(samples, y)
+    n = x.shape[0]
+    abs_err = np.abs(x - obs).mean(axis=0)
+    w = (2.0 * np.arange(1, n + 1) - n - 1).reshape((n,) + (1,) * (x.ndim - 1))
+    spread = 2.0 * (w * np.sort(x, axis=0)).sum(axis=0) / (n * n)
+    return abs_err - 0.5 * spread
+
+
+def energy_score(samples, y, chunk: int = 256) -> np.ndarray:
+    """Multivariate energy score ``E||X - y|| - 0.5 E||X - X'||`` (Euclidean norm, beta = 1).
+
+    samples: ``(n, ..., d)``; y: ``(..., d)`` (the last axis is the vector scored; standardise the
+    variables first so that no unit dominates). Returns ``(...)`` float64 >= 0; NaN where any entry of
+    that observation vector is NaN. Cost O(n^2 d) per observation, in chunks of ``chunk`` members. With
+    d = 1 it equals :func:`crps_ensemble`; one member: ``||x - y||``.
+    """
+    x, obs = _ensemble(samples, y)
+    if x.ndim < 2:
+        raise DataError(f"energy_score: samples need a vector axis, (n, ..., d); got shape {x.shape}")
+    n = x.shape[0]
+    to_obs = np.sqrt(((x - obs) ** 2).sum(axis=-1)).mean(axis=0)
+    pair = np.zeros(x.shape[1:-1])
+    for i in range(0, n, chunk):
+        block = x[i:i + chunk]  # (c, ..., d)
+        pair += np.sqrt(((block[:, None] - x[None]) ** 2).sum(axis=-1)).sum(axis=(0, 1))
+    return to_obs - 0.5 * pair / (n * n)
+
+
+def interval_coverage(samples, y, level: float) -> np.ndarray:
+    """Whether y lies in the ensemble's central ``level`` interval (e.g. 0.9: 5th to 95th percentile,
+    linear interpolation, ends included).
+
+    samples: ``(n, ...)``; y: ``(...)``, NaN allowed. Returns ``(...)`` float64: 1.0 inside, 0.0
+    outside, NaN where y is NaN -- its ``nanmean`` is the empirical coverage rate (a decimal).
+    """
+    if not 0.0 < float(level) < 1.0:
+        raise DataError(f"level must be in (0, 1), got {level!r}")
+    x, obs = _ensemble(samples, y)
+    lo, hi = np.quantile(x, [(1.0 - level) / 2.0, (1.0 + level) / 2.0], axis=0)
+    inside = ((obs >= lo) & (obs <= hi)).astype(np.float64)
+    return np.where(np.isnan(obs), np.nan, inside)
