@@ -1,4 +1,5 @@
-"""``creditsim eval macro``: MacroVAE vs VAR(1) vs block bootstrap on the EVALUATION.md metrics."""
+"""``creditsim eval macro``: MacroVAE vs VAR(1) vs block bootstrap on the EVALUATION.md metrics; with
+``--oot``, their out-of-time forecast skill from real origin states (:mod:`creditsim.macro.oot`)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,23 @@ def eval_macro(
     plot: Path = typer.Option(None, "--plot", help="folder for fan charts (one PNG per scenario)"),
     csv: Path = typer.Option(None, "--csv", help="also write the full table as CSV"),
     device: str = typer.Option("cpu", "--device"),
+    oot: bool = typer.Option(False, "--oot", help="out-of-time forecast skill: models retrained up to each origin, "
+                             "scored on realised values (CRPS, energy score, coverage)"),
+    origins: int = typer.Option(15, "--origins", help="--oot: number of annual December origins (from 15 years "
+                                "before the last realised month)"),
+    epochs: int = typer.Option(None, "--epochs", help="--oot: cap on the VAE's training epochs per origin "
+                               "(default: the shipped 200 with early stopping)"),
+    horizons: str = typer.Option("6,12,24,36", "--horizons", help="--oot: forecast horizons in months, comma-separated"),
+    models_dir: Path = typer.Option(None, "--models-dir", help="--oot: folder caching the per-origin trained VAEs"),
+    seed: int = typer.Option(0, "--seed", help="--oot: the seed every training and sampling stream derives from"),
 ) -> None:
-    """Print the evaluation table (VAE, VAR, bootstrap, history) and the scenario-ordering table."""
+    """Print the evaluation table (VAE, VAR, bootstrap, history) and the scenario-ordering table; with
+    ``--oot`` the out-of-time CRPS, energy-score and coverage tables instead."""
+    if oot:
+        if checkpoint is not None or plot is not None:
+            raise ConfigError("--checkpoint and --plot are not used with --oot (each origin trains its own model)")
+        _eval_macro_oot(origins, epochs, _parse_horizons(horizons), n_samples, seed, models_dir, csv, device)
+        return
 
     from creditsim.checkpoints import atomic_write
     from creditsim.datasets import load_macro_history, load_recession_indicator
@@ -78,6 +94,99 @@ def eval_macro(
             raise ConfigError(f"--plot must be a folder, but {plot} is a file")
         paths = fan_charts(vae, plot, n_samples=n_samples, history=history)
         console.print(f"fan charts: {', '.join(str(p) for p in paths)}")
+
+
+def _parse_horizons(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(h) for h in text.split(",") if h.strip())
+    except ValueError:
+        raise ConfigError(f"--horizons must be whole months separated by commas, e.g. 6,12,24,36; got {text!r}") from None
+
+
+def _eval_macro_oot(origins: int, epochs: int | None, horizons: tuple[int, ...], n_samples: int, seed: int,
+                    models_dir: Path | None, csv: Path | None, device: str) -> None:
+    """``eval macro --oot``: run :func:`creditsim.macro.oot.evaluate_oot` with a progress bar, print the tables."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from creditsim.checkpoints import atomic_write
+    from creditsim.macro.oot import evaluate_oot
+
+    if device != "cpu":
+        raise ConfigError(f"--device: --oot runs on the CPU (one thread, reproducible), got {device!r}")
+    if origins < 1:
+        raise ConfigError(f"--origins must be >= 1, got {origins}")
+    if epochs is not None and epochs < 1:
+        raise ConfigError(f"--epochs must be >= 1, got {epochs}")
+    if n_samples < 2:
+        raise ConfigError(f"--n-samples must be >= 2 with --oot, got {n_samples}")
+    if models_dir is not None and models_dir.exists() and not models_dir.is_dir():
+        raise ConfigError(f"--models-dir must be a folder, but {models_dir} is a file")
+    if csv is not None and csv.is_dir():
+        raise ConfigError(f"--csv must be a file, but {csv} is a folder")
+    columns = (TextColumn("[bold]out-of-time origins"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[last]}"))
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("oot", total=origins, last="training + scoring")
+        res = evaluate_oot(origins, horizons, n_samples=n_samples, epochs=epochs, seed=seed, models_dir=models_dir,
+                           on_origin=lambda o: bar.update(task, advance=1, last=f"{o} done"))
+    _print_oot(res)
+    if csv is not None:
+        atomic_write(csv, lambda p: res.long_frame().to_csv(p, index=False))
+        console.print(f"scores written to {csv}")
+
+
+def _print_oot(res) -> None:
+    """The three out-of-time tables and the issue's bar, as rich tables."""
+    import numpy as np
+
+    from creditsim.macro.oot import GENERATORS
+
+    short = {"MacroVAE": "VAE", "VAR(1)": "VAR(1)", "block bootstrap": "bootstrap"}
+    st = res.settings
+    head = (f"{len(st['origins'])} origins {st['origins'][0]}..{st['origins'][-1]}, {st['n_samples']} paths, "
+            f"VAE epochs <= {st['epochs']}, seed {st['seed']}")
+    crps = Table(title=f"Out-of-time CRPS, percentage points (mean over origins; {head})")
+    for col in ("h", "variable", *GENERATORS, "n"):
+        crps.add_column(col, justify="left" if col == "variable" else "right")
+    for (h, var), row in res.crps_table().iterrows():
+        unit = "sd" if var.startswith("mean") else "pp"
+        crps.add_row(str(h), var, *[f"{row[g]:.3f}" for g in GENERATORS], str(int(row["n"])),
+                     end_section=unit == "sd")
+    console.print(crps)
+    es = Table(title="Energy score (8 variables, training sds; lower is better) and VAE - best baseline, 95 % t CI over origins")
+    for col in ("h", *[short[g] for g in GENERATORS], "best baseline", "VAE - best", "95 % CI", "n"):
+        es.add_column(col, justify="right", no_wrap=True)
+    for h, row in res.energy_table().iterrows():
+        es.add_row(str(h), *[f"{row[g]:.3f}" for g in GENERATORS], short[row["best_baseline"]], f"{row['diff']:+.3f}",
+                   f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]", str(int(row["n"])))
+    console.print(es)
+    cov = Table(title="Central-interval coverage (pooled over origins and realised variables)")
+    cov.add_column("h", justify="right")
+    for g in GENERATORS:
+        cov.add_column(f"{short[g]} 90%", justify="right")
+        cov.add_column(f"{short[g]} 99%", justify="right")
+    cov.add_column("n", justify="right")
+    for h, row in res.coverage_table().iterrows():
+        cov.add_row(str(h), *[f"{row[(g, lv)]:.3f}" for g in GENERATORS for lv in ("90%", "99%")], str(int(row[("n", "")])))
+    console.print(cov)
+    for h, row in res.verdict().iterrows():
+        es_txt = "n/a" if row["energy_ok"] is None else ("yes" if row["energy_ok"] else "NO")
+        console.print(f"h={h}: VAE energy score <= best baseline: {es_txt}; VAE 90 % coverage in [0.80, 1.00]: "
+                      f"{'yes' if row['coverage_ok'] else 'NO'}")
+    if st["state_outside_training_range"]:
+        console.print(f"[dim]origin states outside the VAE's training range: {', '.join(st['state_outside_training_range'])}[/]")
+    ess = st.get("vae_min_ess", {})
+    if ess:
+        worst = min(ess, key=ess.get)
+        console.print(f"[dim]VAE particle ESS at the origin state: smallest {ess[worst]:.1%} ({worst}), "
+                      f"median {float(np.median(list(ess.values()))):.1%}[/]")
+    console.print(f"[dim]{res.seconds:.0f} s; CI: Student t over origins, which overlap at long horizons (too narrow)[/]")
 
 
 def register(app: typer.Typer) -> None:
