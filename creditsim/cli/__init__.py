@@ -21,7 +21,7 @@ from creditsim.errors import CreditSimError
 __all__ = ["app", "main", "run_app"]
 
 #: command-group modules, each with ``register(app: typer.Typer) -> None``
-COMMAND_MODULES: tuple[str, ...] = ("data", "deal", "ratings", "train", "evaluate", "run")
+COMMAND_MODULES: tuple[str, ...] = ("data", "deal", "ratings", "train", "evaluate", "run", "stress")
 
 app = typer.Typer(
     name="creditsim",
