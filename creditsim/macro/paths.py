@@ -1,7 +1,8 @@
 """``macro_paths()``: macro scenario paths from any source, as :func:`creditsim.simulate` draws them.
 
 One entry point for every generator -- the MacroVAE, the VAR(1) and block-bootstrap baselines, the
-rule-based synthetic generator, the Fed's supervisory tables, a frame or a file of paths -- returning a
+rule-based synthetic generator, the Fed's supervisory tables and narrative scenarios (VAE paths that
+meet their anchors exactly), a frame or a file of paths -- returning a
 :class:`MacroPaths` (values, dates, scenario labels) that a risk team can tabulate, plot or hand to
 ``simulate(macro=paths.values)``. For the same seed, source, scenario mix and start, the paths equal
 those of a simulation run (tested).
@@ -23,8 +24,10 @@ from creditsim.errors import ConfigError, check_positive_int
 from creditsim.io import read_frame
 from creditsim.macro.scenarios import (
     GENERATED_SOURCES,
+    as_narrative,
     build_macro_paths,
     draw_scenario_labels,
+    macro_anchors,
     parse_macro_source,
     parse_scenario_mix,
     resolve_macro_start,
@@ -46,6 +49,9 @@ class MacroPaths:
         dates: ``(T,)`` month starts; month 0 is the start month.
         source: what generated them (e.g. ``"vae"``, ``"fed:2026:severely_adverse"``).
         start: where month 0 comes from (e.g. ``"history 2025-09, default_rate held from 2019-12"``).
+        anchors: for fed and narrative sources, the values every path meets exactly: a table with
+            columns ``scenario`` (the scenario whose paths carry the row, or ``"all"``), ``variable``,
+            ``month`` (0-based position, ``dates[month]``) and ``value`` (decimals); None otherwise.
     """
 
     values: np.ndarray
@@ -53,6 +59,7 @@ class MacroPaths:
     dates: pd.DatetimeIndex
     source: str
     start: str
+    anchors: pd.DataFrame | None = None
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -72,7 +79,10 @@ class MacroPaths:
         """The paths of one scenario type."""
         idx = SCENARIOS.index(name) if isinstance(name, str) else int(name)
         keep = self.scenarios == idx
-        return MacroPaths(self.values[keep], self.scenarios[keep], self.dates, self.source, self.start)
+        anchors = self.anchors
+        if anchors is not None:
+            anchors = anchors[anchors["scenario"].isin([SCENARIOS[idx], "all"])].reset_index(drop=True)
+        return MacroPaths(self.values[keep], self.scenarios[keep], self.dates, self.source, self.start, anchors)
 
     def to_frame(self) -> pd.DataFrame:
         """Long table: index ``(path, reporting_month)``, columns ``scenario`` and the 9 variables."""
@@ -95,7 +105,8 @@ class MacroPaths:
         return pd.concat(rows).set_index(["scenario", "quantile"], append=True).reorder_levels([1, 2, 0])
 
     def plot(self, variables: Sequence[str] | None = None, path: str | os.PathLike[str] | None = None):
-        """Fan chart: per variable, each scenario's median and 5-95 % band over the months (percent).
+        """Fan chart: per variable, each scenario's median and 5-95 % band over the months (percent);
+        the anchors of fed / narrative paths as markers (the scenario's colour, black for ``"all"``).
 
         Returns the matplotlib Figure; with ``path`` also saves it (PNG / SVG / PDF by extension).
         """
@@ -113,11 +124,17 @@ class MacroPaths:
         fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False, sharex=True)
         for ax, var in zip(axes.ravel(), names):
             j = MACRO_VARS.index(var)
+            colours = {"all": "black"}
             for s in np.unique(self.scenarios):
                 vals = 100 * self.values[self.scenarios == s, :, j]
                 lo, mid, hi = np.quantile(vals, [0.05, 0.5, 0.95], axis=0)
                 line, = ax.plot(self.dates, mid, label=SCENARIOS[int(s)])
                 ax.fill_between(self.dates, lo, hi, color=line.get_color(), alpha=0.15)
+                colours[SCENARIOS[int(s)]] = line.get_color()
+            if self.anchors is not None:
+                for scen, rows in self.anchors[self.anchors["variable"] == var].groupby("scenario"):
+                    ax.plot(self.dates[rows["month"].to_numpy()], 100 * rows["value"].to_numpy(), "o", ms=3,
+                            color=colours.get(str(scen), "black"), mfc="none")
             ax.set_title(f"{var} (%)", fontsize=9)
         for ax in axes.ravel()[len(names):]:
             ax.set_visible(False)
@@ -137,43 +154,63 @@ def macro_paths(source: Any = "vae", scenario: Mapping[str, float] | str | None 
     Args:
         source: ``"vae"`` (pretrained MacroVAE) or a MacroVAE, ``"var"`` (VAR(1) on the bundled history),
             ``"bootstrap"`` (block bootstrap of historical monthly changes), ``"synthetic"`` (rule-based
-            generator), ``"fed"`` / ``"fed:YEAR"`` / ``"fed:YEAR:SCENARIO"`` (bundled supervisory paths,
-            e.g. ``"fed:2026:severely_adverse"``), a macro DataFrame, a ``(S, T, 9)`` / ``(T, 9)`` array,
-            or the path of a CSV / Parquet macro file (a ``reporting_month`` column and the 9 variables).
+            generator), ``"fed"`` / ``"fed:YEAR"`` / ``"fed:YEAR:SCENARIO"`` (e.g.
+            ``"fed:2026:severely_adverse"``: VAE paths from ``start`` that meet the supervisory table's
+            published variables exactly at months 3k + 2, with the model's dispersion everywhere else;
+            see :mod:`creditsim.macro.scenarios`), a narrative (a mapping ``{variable: [{month, value}],
+            scenario?}`` or the path of a ``.yaml`` / ``.yml`` file of one, :mod:`creditsim.macro.narrative`:
+            every anchor met exactly), a macro DataFrame, a ``(S, T, 9)`` / ``(T, 9)`` array (e.g.
+            :func:`~creditsim.macro.scenarios.fed_table_path`, the deterministic supervisory path), or the
+            path of a CSV / Parquet macro file (a ``reporting_month`` column and the 9 variables).
         scenario: one scenario name (all paths of that type) or a mix (see
             :func:`~creditsim.macro.scenarios.parse_scenario_mix`); None = the default mix. A
-            ``"fed:YEAR:SCENARIO"`` source labels every path with its scenario.
+            ``"fed:YEAR:SCENARIO"`` source, and a narrative naming its ``scenario``, label every path with
+            that scenario (a narrative without one: the mix labels group its paths, which share one
+            distribution).
         n_paths: number of paths S. months: path length T.
         start: ``"latest"`` (the latest real month, :func:`creditsim.datasets.macro_state`),
             ``"YYYY-MM"`` (that month's real state), a mapping / ``(9,)`` array of the 9 variables, or
-            ``"scenario"`` (the VAE's scenario-typical historical starts). Applies to generated paths
-            (vae, var, bootstrap); supervisory, synthetic and given paths carry their own start.
+            ``"scenario"`` (the VAE's scenario-typical historical starts; fed paths then start from the
+            table's first quarter, narratives from the latest month). Applies to generated paths (vae,
+            var, bootstrap, fed, narrative); synthetic and given paths carry their own start.
         seed: master seed; labels and paths come from the same keyed streams as a simulation's.
         device: torch device of the VAE.
 
     Returns:
-        :class:`MacroPaths`.
+        :class:`MacroPaths` (with ``anchors`` for fed and narrative sources).
     """
     n = check_positive_int(n_paths, "n_paths")
     horizon = check_positive_int(months, "months")
     seed = check_positive_int(seed, "seed", minimum=0)
-    label = source if isinstance(source, str) else type(source).__name__
-    if isinstance(source, (str, os.PathLike)) and _is_file(source):
+    label = source if isinstance(source, str) else "narrative" if isinstance(source, Mapping) else type(source).__name__
+    narrative = as_narrative(source)
+    if narrative is not None:
+        source = narrative  # read and validated once
+    elif isinstance(source, (str, os.PathLike)) and _is_file(source):
         source = validate_macro(read_frame(source, "macro file"))  # its index gives the paths' dates
     weights = parse_scenario_mix(scenario)
     if isinstance(source, str):
         kind, _, only = parse_macro_source(source)
         if only is not None:
             weights = parse_scenario_mix(only)
+    elif narrative is not None:
+        kind = "narrative"
+        if narrative.scenario is not None:
+            weights = parse_scenario_mix(narrative.scenario)
     else:
         kind = "vae" if isinstance(source, MacroVAE) else "data"
     labels = draw_scenario_labels(weights, n, seed)
-    generated = kind in GENERATED_SOURCES
+    generated = kind in GENERATED_SOURCES or kind == "narrative"
     # resolve_macro_start reads "latest", "YYYY-MM", mappings and arrays alike (no comparison here: an
     # array start made ``start == "latest"`` ambiguous)
     start_vec, start_label = resolve_macro_start(start) if generated else (None, "paths as given")
+    if kind == "narrative" and start_vec is None:
+        start_vec, start_label = resolve_macro_start(None)  # a narrative always starts from a real state
+    elif kind == "fed" and start_vec is None:
+        start_label = "supervisory table, first quarter"
     values = build_macro_paths(source, labels, horizon, seed, device, start=start_vec)
-    return MacroPaths(values, labels, _dates(source, kind, start_label, horizon), label, start_label)
+    anchors = macro_anchors(source, labels, horizon)
+    return MacroPaths(values, labels, _dates(source, kind, start_label, horizon), label, start_label, anchors)
 
 
 def _is_file(source: Any) -> bool:
@@ -182,15 +219,16 @@ def _is_file(source: Any) -> bool:
 
 
 def _dates(source: Any, kind: str, start_label: str, months: int) -> pd.DatetimeIndex:
-    """Month starts of the paths: the frame's or supervisory table's first month, the start month of
-    generated paths, else the latest month of the bundled data."""
+    """Month starts of the paths: the frame's first month, the start month of generated paths (fed and
+    narrative included), the supervisory table's first month for fed paths without a start, else the
+    latest month of the bundled data."""
     if isinstance(source, pd.DataFrame):
         first = pd.Timestamp(source.index[0])
-    elif kind == "fed":
-        _, year, only = parse_macro_source(source)
-        first = pd.Timestamp(load_fed_scenarios(year, scenario=only or "baseline", monthly=True).index[0])
     elif start_label.startswith("history "):
         first = pd.Timestamp(start_label.split()[1].rstrip(",") + "-01")
+    elif kind == "fed" and start_label.startswith("supervisory"):
+        _, year, only = parse_macro_source(source)
+        first = pd.Timestamp(load_fed_scenarios(year, scenario=only or "baseline", monthly=True).index[0])
     else:
         first = pd.Timestamp(macro_state().attrs["month"] + "-01")
     return pd.date_range(first, periods=months, freq="MS", name="reporting_month")

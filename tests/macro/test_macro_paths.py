@@ -10,6 +10,7 @@ import creditsim as cs
 from creditsim.datasets import load_fed_scenarios, macro_state
 from creditsim.errors import ConfigError
 from creditsim.examples import example_path
+from creditsim.macro.scenarios import fed_table_path
 from creditsim.states import MACRO_VARS
 
 
@@ -40,11 +41,19 @@ def test_a_named_month_is_that_month_real_state() -> None:
     assert mp.dates[0] == pd.Timestamp("2008-10-01")
 
 
-def test_fed_year_and_scenario_give_the_supervisory_path_for_every_path() -> None:
+def test_fed_year_and_scenario_anchor_every_path_on_the_supervisory_table() -> None:
     mp = cs.macro_paths("fed:2026:severely_adverse", n_paths=4, months=39)
     table = load_fed_scenarios(2026, scenario="severely_adverse", monthly=True)
-    np.testing.assert_array_equal(mp.values[2], table[list(MACRO_VARS)].to_numpy(float))
-    assert (mp.scenarios == 2).all() and mp.dates[0] == table.index[0]
+    u = MACRO_VARS.index("unemployment_rate")
+    # quarter k of the table at month 3k + 2 after the start (the latest real month), in every path
+    np.testing.assert_allclose(mp.values[:, 2::3, u], np.broadcast_to(table["unemployment_rate"].to_numpy()[1::3], (4, 13)),
+                               atol=1e-6)
+    latest = macro_state()
+    assert (mp.scenarios == 2).all() and mp.dates[0] == pd.Timestamp(latest.attrs["month"] + "-01")
+    assert set(mp.anchors["scenario"]) == {"severely_adverse"} and mp.anchors["month"].max() == 38
+    # the table itself stays available as a deterministic array source
+    exact = cs.macro_paths(fed_table_path(2026, "severely_adverse", 39), n_paths=2, months=39)
+    np.testing.assert_array_equal(exact.values[1], table[list(MACRO_VARS)].to_numpy(float))
     with pytest.raises(ConfigError, match="no bundled supervisory scenarios for year '1999'"):
         cs.macro_paths("fed:1999:baseline", n_paths=2)
     with pytest.raises(ConfigError, match="macro must be one of"):

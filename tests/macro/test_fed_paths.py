@@ -1,0 +1,131 @@
+"""Supervisory (Fed) scenarios as anchored MacroVAE paths: every published variable meets the table exactly
+at months 3k + 2 in every path, the rest is the model's dispersion around it (issue 12, item 3)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import creditsim as cs
+from creditsim.datasets import load_fed_scenarios, macro_state
+from creditsim.errors import ConfigError
+from creditsim.examples import example_path
+from creditsim.macro.scenarios import FED_ANCHORED_VARS, build_macro_paths, fed_anchors
+from creditsim.macro.vae import ConditionRangeWarning
+from creditsim.states import MACRO_VARS
+
+N, T = 64, 39
+UNANCHORED = [v for v in MACRO_VARS if v not in FED_ANCHORED_VARS]
+
+
+def _paths(source: str, **kw) -> cs.MacroPaths:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConditionRangeWarning)  # severe tables lie beyond the training range
+        return cs.macro_paths(source, **{"n_paths": N, "months": T, "seed": 3, **kw})
+
+
+@pytest.fixture(scope="module")
+def severe() -> cs.MacroPaths:
+    return _paths("fed:2026:severely_adverse")
+
+
+@pytest.fixture(scope="module")
+def base() -> cs.MacroPaths:
+    return _paths("fed:2026:baseline")
+
+
+def _assert_anchors_met(mp: cs.MacroPaths) -> None:
+    assert mp.anchors is not None and len(mp.anchors) == len(FED_ANCHORED_VARS) * 13
+    for row in mp.anchors.itertuples():
+        got = mp.values[:, row.month, MACRO_VARS.index(row.variable)]
+        np.testing.assert_allclose(got, row.value, rtol=0, atol=1e-6, err_msg=f"{row.variable} month {row.month}")
+
+
+def test_every_path_meets_every_published_quarter_exactly(severe: cs.MacroPaths, base: cs.MacroPaths) -> None:
+    for mp, name in ((severe, "severely_adverse"), (base, "baseline")):
+        _assert_anchors_met(mp)
+        quarterly = load_fed_scenarios(2026, name, monthly=True).iloc[1::3]
+        a = mp.anchors
+        assert sorted(set(a["month"])) == [3 * k + 2 for k in range(13)]
+        u = a[a["variable"] == "unemployment_rate"]["value"].to_numpy()
+        np.testing.assert_array_equal(u, quarterly["unemployment_rate"].to_numpy())
+        # month 0 is the run's start state (the latest real month), for all nine variables
+        latest = macro_state()
+        np.testing.assert_allclose(mp.values[:, 0], np.broadcast_to(latest[list(MACRO_VARS)].to_numpy(float), (N, 9)),
+                                   atol=1e-6)
+        assert mp.dates[0] == pd.Timestamp(latest.attrs["month"] + "-01")
+
+
+def test_unanchored_months_and_variables_carry_the_models_dispersion(severe: cs.MacroPaths) -> None:
+    sd = severe.values.std(axis=0)  # (T, 9)
+    for v in FED_ANCHORED_VARS:
+        j = MACRO_VARS.index(v)
+        free = [t for t in range(1, T) if (t - 2) % 3 != 0]
+        assert (sd[free, j] > 0).all(), v
+    for v in UNANCHORED:  # every month after the start, unless every path sits at the floor (policy rate 0)
+        j = MACRO_VARS.index(v)
+        at_floor = (severe.values[:, :, j] <= 0).all(axis=0)
+        assert ((sd[1:, j] > 0) | at_floor[1:]).all() and (sd[1:, j] > 0).mean() > 0.5, v
+
+
+def test_severely_adverse_is_worse_than_baseline(severe: cs.MacroPaths, base: cs.MacroPaths) -> None:
+    u, hy = MACRO_VARS.index("unemployment_rate"), MACRO_VARS.index("credit_spread_hy")
+    assert np.median(severe.values[:, 24, u]) > np.median(base.values[:, 24, u]) + 0.02
+    # an unanchored variable follows the anchors: HY spreads widen more under the severe table
+    assert np.median(severe.values[:, :24, hy].max(1)) > np.median(base.values[:, :24, hy].max(1))
+    assert (severe.scenarios == 2).all() and (base.scenarios == 0).all()
+
+
+def test_same_seed_same_paths_other_seed_other_paths(severe: cs.MacroPaths) -> None:
+    np.testing.assert_array_equal(_paths("fed:2026:severely_adverse").values, severe.values)
+    other = _paths("fed:2026:severely_adverse", seed=4)
+    assert not np.array_equal(other.values, severe.values)
+    _assert_anchors_met(other)
+
+
+def test_short_horizon_no_start_and_per_label_tables() -> None:
+    short = _paths("fed:2025:severely_adverse", months=12)
+    assert sorted(set(short.anchors["month"])) == [2, 5, 8, 11]
+    for row in short.anchors.itertuples():
+        np.testing.assert_allclose(short.values[:, row.month, MACRO_VARS.index(row.variable)], row.value, atol=1e-6)
+    # no start state: month 0 is the table's first quarter, dated at the table's first month
+    table = load_fed_scenarios(2025, "baseline", monthly=True)
+    mp = _paths("fed:2025", scenario="baseline", months=9, start="scenario")
+    np.testing.assert_allclose(mp.values[:, 0], np.broadcast_to(table[list(MACRO_VARS)].to_numpy(float)[0], (N, 9)),
+                               atol=1e-6)
+    assert mp.dates[0] == table.index[0] and mp.start.startswith("supervisory")
+    # plain "fed": each label its own table; a mix with adverse weight is refused by name
+    labels = np.array([0, 2, 0, 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConditionRangeWarning)
+        paths = build_macro_paths("fed", labels, 9, seed=0)
+    for s, name in ((0, "baseline"), (2, "severely_adverse")):
+        for v, items in fed_anchors(2025, name, 9).items():
+            for m, x in items:
+                np.testing.assert_allclose(paths[labels == s, m, MACRO_VARS.index(v)], x, atol=1e-6)
+    with pytest.raises(ConfigError, match="only baseline and severely_adverse"):
+        build_macro_paths("fed", np.array([0, 1]), 9, seed=0)
+
+
+def test_anchors_travel_with_scenario_subsets_and_plots(severe: cs.MacroPaths, tmp_path) -> None:
+    assert len(severe.scenario("severely_adverse").anchors) == len(severe.anchors)
+    assert severe.scenario("baseline").anchors.empty
+    fig = severe.plot(["unemployment_rate", "credit_spread_hy"], path=tmp_path / "fed.png")
+    assert (tmp_path / "fed.png").stat().st_size > 0
+    assert any(line.get_marker() == "o" for line in fig.axes[0].get_lines())
+
+
+def test_simulate_runs_fed_paths_from_its_macro_start() -> None:
+    loans = pd.read_parquet(example_path("loans_example.parquet")).iloc[:40]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConditionRangeWarning)
+        res = cs.simulate(loans, example_path("example_clo.yaml"), n_simulations=6, macro="fed:2026:severely_adverse",
+                          macro_start="2008-10", seed=1, horizon=9, progress=False)
+    state = macro_state("2008-10")[list(MACRO_VARS)].to_numpy(float)
+    np.testing.assert_allclose(res.macro_paths[:, 0], np.broadcast_to(state, (6, 9)), atol=1e-6)
+    for v, items in fed_anchors(2026, "severely_adverse", 9).items():
+        for m, x in items:
+            np.testing.assert_allclose(res.macro_paths[:, m, MACRO_VARS.index(v)], x, atol=1e-6)
