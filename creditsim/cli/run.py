@@ -34,7 +34,13 @@ def read_tape(path: Path) -> Any:
 
 
 def read_macro_file(path: Path) -> Any:
-    """Read a macro frame file (csv/parquet with a ``reporting_month`` column)."""
+    """Read a macro file: a narrative YAML (``.yaml`` / ``.yml``, anchors ``{variable: [{month, value}]}``,
+    returned as a validated :class:`~creditsim.macro.narrative.Narrative`) or a frame of paths
+    (csv/parquet with a ``reporting_month`` column, returned as a DataFrame)."""
+    from creditsim.macro.narrative import is_narrative_file, read_narrative
+
+    if is_narrative_file(path):
+        return read_narrative(path)
     import pandas as pd
 
     try:
@@ -169,23 +175,31 @@ def run_config(config_file: Path | None, options: dict[str, Any]) -> Any:
     (or the defaults), overridden by every option given on the command line (None = not given).
 
     ``macro`` may name a macro csv/parquet file (a string that is not vae / synthetic / fed); it is
-    read here, so the run gets a validated frame.
+    read here, so the run gets a validated frame. A narrative YAML file (``.yaml`` / ``.yml``) is read
+    and validated here too (against the run's horizon), so a bad anchor fails before any work; the run
+    keeps its path and :func:`~creditsim.macro.scenarios.build_macro_paths` generates the anchored paths.
     """
     from creditsim.macro.scenarios import MACRO_SOURCES
     from creditsim.risk.config import RunConfig
 
     macro = options.get("macro")
     if isinstance(macro, str) and macro.split(":")[0].strip().lower() not in MACRO_SOURCES and not Path(macro).is_file():
-        raise ConfigError(f"--macro must be vae, var, bootstrap, synthetic, fed[:YEAR[:SCENARIO]] or an existing file, "
-                          f"got {macro!r}")
+        raise ConfigError(f"--macro must be vae, var, bootstrap, synthetic, fed[:YEAR[:SCENARIO]], a narrative .yaml "
+                          f"or an existing csv/parquet file, got {macro!r}")
     base = RunConfig.from_yaml(config_file) if config_file is not None else RunConfig()
     cfg = base.replace(progress=True, **{k: v for k, v in options.items() if v is not None})
     if isinstance(cfg.macro, str) and cfg.macro.split(":")[0].strip().lower() not in MACRO_SOURCES:
         mp = Path(cfg.macro)
         if not mp.is_file():
             raise ConfigError(f"macro (--macro or the run config file) must be vae, var, bootstrap, synthetic, "
-                              f"fed[:YEAR[:SCENARIO]] or an existing file, got {cfg.macro!r}")
-        cfg = cfg.replace(macro=read_macro_file(mp))
+                              f"fed[:YEAR[:SCENARIO]], a narrative .yaml or an existing file, got {cfg.macro!r}")
+        from creditsim.macro.narrative import Narrative
+
+        data = read_macro_file(mp)
+        if isinstance(data, Narrative):  # checked now; the run generates its paths from the path
+            data.check_horizon(cfg.horizon)
+        else:
+            cfg = cfg.replace(macro=data)
     return cfg
 
 
@@ -202,8 +216,8 @@ def simulate_cmd(
     n_sims: int = typer.Option(None, "--n-sims", help="number of Monte Carlo scenarios (default 10000)"),
     mix: str = typer.Option(None, "--mix", help="scenario mix, e.g. 'baseline=0.5,severely_adverse=0.5' "
                             "or one scenario name (default 0.6/0.25/0.1/0.05)"),
-    macro: str = typer.Option(None, "--macro", help="vae | var | bootstrap | synthetic | fed[:YEAR[:SCENARIO]] | a macro csv/parquet "
-                              "(default vae)"),
+    macro: str = typer.Option(None, "--macro", help="vae | var | bootstrap | synthetic | fed[:YEAR[:SCENARIO]] | a narrative "
+                              ".yaml of anchors {variable: [{month, value}]} | a macro csv/parquet (default vae)"),
     engine: str = typer.Option(None, "--engine", help="markov | transformer | trajectory (default markov)"),
     seed: int = typer.Option(None, "--seed", help="master seed of every random draw (default 0)"),
     chunk_size: int = typer.Option(None, "--chunk-size", help="scenarios per chunk (default 500)"),

@@ -1,0 +1,168 @@
+"""Narrative scenarios ({variable: [{month, value}]}, dict or YAML): every anchor met exactly, the other
+variables coherent with them; one-line ConfigErrors for bad narratives, in Python and the CLI."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import creditsim as cs
+from creditsim.cli import main
+from creditsim.datasets import macro_state
+from creditsim.errors import ConfigError
+from creditsim.examples import example_path
+from creditsim.macro.narrative import parse_narrative, read_narrative
+from creditsim.macro.scenarios import build_macro_paths
+from creditsim.macro.vae import ConditionRangeWarning
+from creditsim.risk.results import SimulationResults
+from creditsim.states import MACRO_VARS
+
+N, T = 64, 39
+#: "unemployment 9 % at month 18, policy rate 6 % at month 12"
+STORY = {"unemployment_rate": [{"month": 18, "value": 0.09}], "policy_rate": [{"month": 12, "value": 0.06}]}
+STORY_YAML = """\
+# unemployment 9 % at month 18, policy rate 6 % at month 12
+unemployment_rate:
+  - {month: 18, value: 0.09}
+policy_rate:
+  - month: 12
+    value: 0.06
+"""
+
+
+def _paths(source, **kw) -> cs.MacroPaths:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConditionRangeWarning)
+        return cs.macro_paths(source, **{"n_paths": N, "months": T, "seed": 5, **kw})
+
+
+@pytest.fixture(scope="module")
+def story() -> cs.MacroPaths:
+    return _paths(STORY)
+
+
+def _assert_anchors_met(values: np.ndarray, spec: dict) -> None:
+    for var, items in spec.items():
+        for item in items:
+            np.testing.assert_allclose(values[:, item["month"], MACRO_VARS.index(var)], item["value"], rtol=0, atol=1e-6)
+
+
+def test_every_path_meets_every_anchor_from_the_start_state(story: cs.MacroPaths) -> None:
+    _assert_anchors_met(story.values, STORY)
+    latest = macro_state()
+    np.testing.assert_allclose(story.values[:, 0], np.broadcast_to(latest[list(MACRO_VARS)].to_numpy(float), (N, 9)),
+                               atol=1e-6)
+    assert story.dates[0] == pd.Timestamp(latest.attrs["month"] + "-01") and story.source == "narrative"
+    assert sorted(zip(story.anchors["variable"], story.anchors["month"])) == [("policy_rate", 12),
+                                                                               ("unemployment_rate", 18)]
+    assert set(story.anchors["scenario"]) == {"all"}
+    # the months around the anchors and the other variables are the model's: they disperse
+    sd = story.values.std(axis=0)
+    u, p = MACRO_VARS.index("unemployment_rate"), MACRO_VARS.index("policy_rate")
+    assert (np.delete(sd[1:, u], 17) > 0).all() and (np.delete(sd[1:, p], 11) > 0).all()
+    assert (sd[1:, MACRO_VARS.index("credit_spread_hy")] > 0).all()
+
+
+def test_unanchored_hy_spread_moves_with_the_story(story: cs.MacroPaths) -> None:
+    hy = MACRO_VARS.index("credit_spread_hy")
+    calm = _paths("vae", scenario="baseline")
+    assert np.median(story.values[:, 18, hy]) > np.median(calm.values[:, 18, hy]) + 0.01
+    assert np.median(story.values[:, 12:25, hy].max(1)) > np.median(calm.values[:, 12:25, hy].max(1))
+
+
+def test_same_seed_same_paths_and_yaml_equals_dict(story: cs.MacroPaths, tmp_path: Path) -> None:
+    np.testing.assert_array_equal(_paths(STORY).values, story.values)
+    assert not np.array_equal(_paths(STORY, seed=6).values, story.values)
+    f = tmp_path / "story.yaml"
+    f.write_text(STORY_YAML)
+    from_file = _paths(str(f))
+    np.testing.assert_array_equal(from_file.values, story.values)
+    np.testing.assert_array_equal(from_file.scenarios, story.scenarios)
+    assert from_file.source == str(f)
+    assert read_narrative(f) == parse_narrative(STORY, source=f"narrative file {f}")
+
+
+def test_scenario_key_labels_the_paths_and_month_zero_anchor_wins() -> None:
+    spec = {"scenario": "severely_adverse", "unemployment_rate": [{"month": 0, "value": 0.05}, {"month": 6, "value": 0.07}]}
+    mp = _paths(spec, months=12)
+    assert (mp.scenarios == 2).all()
+    _assert_anchors_met(mp.values, {k: v for k, v in spec.items() if k != "scenario"})
+    others = [j for j, v in enumerate(MACRO_VARS) if v != "unemployment_rate"]
+    np.testing.assert_allclose(mp.values[:, 0, others], np.broadcast_to(macro_state()[[MACRO_VARS[j] for j in others]]
+                                                                        .to_numpy(float), (N, 8)), atol=1e-6)
+    # build_macro_paths (what simulate calls) takes the dict too, one batch whatever the labels
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConditionRangeWarning)
+        paths = build_macro_paths(STORY, np.array([0, 3, 1]), 24, seed=0)
+    _assert_anchors_met(paths, STORY)
+
+
+@pytest.mark.parametrize("spec, match", [
+    ({"unemployment": [{"month": 3, "value": 0.05}]}, r"unknown variable\(s\) \['unemployment'\]"),
+    ({"unemployment_rate": [{"month": 3, "value": 9.0}]}, r"unemployment_rate\[0\].*looks like a percent.*0\.09"),
+    ({"unemployment_rate": [{"month": 3}]}, r"unemployment_rate\[0\].*missing \['value'\]"),
+    ({"policy_rate": [{"month": 3, "value": 0.05, "note": "x"}]}, r"policy_rate\[0\].*unknown \['note'\]"),
+    ({"policy_rate": [{"month": 3, "value": "high"}]}, r"policy_rate\[0\]: value must be a number"),
+    ({"policy_rate": [{"month": 2.5, "value": 0.05}]}, r"policy_rate\[0\]: month must be an integer"),
+    ({"policy_rate": [{"month": -1, "value": 0.05}]}, r"policy_rate\[0\]: month must be an integer >= 0"),
+    ({"policy_rate": [{"month": 3, "value": 0.05}, {"month": 3, "value": 0.06}]}, r"policy_rate\[1\]: month 3 given twice"),
+    ({"policy_rate": []}, r"policy_rate must be a non-empty list"),
+    ({"scenario": "boom", "policy_rate": [{"month": 3, "value": 0.05}]}, r"scenario must be one of"),
+    ({"scenario": "adverse"}, r"no anchors"),
+    ({"policy_rate": [{"month": 60, "value": 0.05}]}, r"policy_rate\[0\]: month 60 is beyond the horizon.*last is 38"),
+])
+def test_bad_narratives_are_one_line_config_errors(spec: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match) as e:
+        _paths(spec)
+    assert "\n" not in str(e.value)
+
+
+def test_a_repeated_month_with_the_same_value_is_kept_once() -> None:
+    n = parse_narrative({"policy_rate": [{"month": 3, "value": 0.05}, {"month": 3, "value": 0.05}]})
+    assert n.anchors == {"policy_rate": ((3, 0.05),)}
+
+
+# ---------------------------------------------------------------- CLI
+def _run_cli(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    return int(e.value.code)
+
+
+def _sim(tmp_path: Path, macro: Path, out: str) -> list[str]:
+    loans = pd.read_parquet(example_path("loans_example.parquet")).iloc[:40]
+    tape = tmp_path / "loans.parquet"
+    loans.to_parquet(tape)
+    return ["simulate", "--tape", str(tape), "--deal", str(example_path("example_clo.yaml")), "--n-sims", "8",
+            "--macro", str(macro), "--seed", "2", "--horizon", "20", "--chunk-size", "4", "--out", str(tmp_path / out)]
+
+
+def test_cli_simulate_with_a_narrative_yaml(tmp_path: Path, capsys) -> None:
+    f = tmp_path / "story.yaml"
+    f.write_text(STORY_YAML)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConditionRangeWarning)
+        assert _run_cli(_sim(tmp_path, f, "run")) == 0
+    res = SimulationResults.load(tmp_path / "run")
+    _assert_anchors_met(np.asarray(res.macro_paths), STORY)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("unemployment_rate:\n  - {month: 18, value: 9}\n", r"unemployment_rate\[0\].*looks like a percent"),
+    ("unemployment_rate:\n  - {month: 30, value: 0.09}\n", r"unemployment_rate\[0\]: month 30 is beyond the horizon"),
+    ("gdp: [{month: 3, value: 0.01}]\n", r"unknown variable\(s\) \['gdp'\]"),
+    ("policy_rate: [{month: 3, value: 0.05}\n", r"not valid YAML"),
+])
+def test_cli_bad_narrative_is_exit_2_one_line(tmp_path: Path, capsys, text: str, match: str) -> None:
+    f = tmp_path / "bad.yml"
+    f.write_text(text)
+    assert _run_cli(_sim(tmp_path, f, "run")) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert re.search(match, err), err
+    assert not (tmp_path / "run").exists()
