@@ -182,9 +182,10 @@ def macro_paths(source: Any = "vae", scenario: Mapping[str, float] | str | None 
     n = check_positive_int(n_paths, "n_paths")
     horizon = check_positive_int(months, "months")
     seed = check_positive_int(seed, "seed", minimum=0)
-    label = source if isinstance(source, str) else "narrative" if isinstance(source, Mapping) else type(source).__name__
+    label = source if isinstance(source, str) else type(source).__name__
     narrative = as_narrative(source)
     if narrative is not None:
+        label = source if isinstance(source, str) else narrative.source
         source = narrative  # read and validated once
     elif isinstance(source, (str, os.PathLike)) and _is_file(source):
         source = validate_macro(read_frame(source, "macro file"))  # its index gives the paths' dates
