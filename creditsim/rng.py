@@ -14,6 +14,10 @@ key                               numbers
 ``(MACRO, s)``                    macro paths of scenario type ``s`` (0..3); ``(MACRO, 4)``: the VAE's
                                   reference sample whose median centres anchored paths
 ``(MACRO, s, 1)``                 anchored scenario type ``s``: each path's severity, then onset
+``(MACRO, s, 2)``                 ``fed:`` paths of label ``s``: the VAE conditioned on the supervisory
+                                  table (guided SMC: particles, then resampling)
+``(MACRO, k, 3)``                 narrative paths; ``k`` the narrative's scenario index, 4 when its
+                                  anchors alone pick the paths
 ``(LOANS, scenario_id)``          loan-level model draws of a scenario (trajectory engine)
 ``(scenario_id, block)``          Markov engine: LGD Beta variates, then one float32 uniform per loan
                                   and month, for the :data:`~creditsim.transitions.sampler.RNG_LOAN_BLOCK`

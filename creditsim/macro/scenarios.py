@@ -363,7 +363,8 @@ def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: 
     for s in np.unique(labels):
         idx = np.flatnonzero(labels == s)
         # a depth and an onset per path: stress scenarios differ in how deep and when, not only in noise
-        shock = path_offsets(offsets[int(s)], idx.size, numpy_generator(seed, MACRO, int(s), 1))
+        shock = path_offsets(offsets[int(s)], idx.size, numpy_generator(seed, MACRO, int(s), 1),
+                             scenario=SCENARIOS[int(s)])
         out[idx] = floor(base[None] + shock + baseline_dynamics(idx.size, int(s)) - centre)
     return out
 

@@ -30,8 +30,10 @@ import pandas as pd
 from creditsim.deal.config import MODES
 from creditsim.devices import check_device
 from creditsim.errors import ConfigError, check_positive_int
+from creditsim.macro.narrative import Narrative, is_narrative_file
 from creditsim.macro.scenarios import (
     MACRO_SOURCES,
+    as_narrative,
     parse_macro_source,
     parse_scenario_mix,
     resolve_macro_start,
@@ -85,15 +87,19 @@ def check_run_size(n_sims: int, horizon: int) -> None:
 
 def _check_macro(macro: Any) -> None:
     """A macro source :func:`~creditsim.macro.scenarios.build_macro_paths` accepts: a named source, a frame,
-    an array, a MacroVAE, or (for the CLI) the path of a macro file."""
-    if isinstance(macro, str):
+    an array, a MacroVAE, a narrative (mapping, :class:`~creditsim.macro.narrative.Narrative`, ``.yaml``
+    file; validated now so a bad anchor is named before any work) or the path of a macro file."""
+    if isinstance(macro, (Mapping, Narrative)) or is_narrative_file(macro):
+        as_narrative(macro)
+    elif isinstance(macro, str):
         if macro.split(":")[0].strip().lower() in MACRO_SOURCES:
             parse_macro_source(macro)
         elif not Path(macro).is_file():
             raise ConfigError(f"macro must be one of {list(MACRO_SOURCES)}, 'fed:YEAR[:SCENARIO]' or a macro "
                               f"file, got {macro!r}")
     elif not isinstance(macro, (pd.DataFrame, np.ndarray, MacroVAE, os.PathLike)):
-        raise ConfigError(f"macro must be a source name, a DataFrame, an array or a MacroVAE, got {type(macro).__name__}")
+        raise ConfigError(f"macro must be a source name, a DataFrame, an array, a MacroVAE or a narrative "
+                          f"{{variable: [{{month, value}}]}}, got {type(macro).__name__}")
 
 
 def _check_bool(value: Any, name: str) -> bool:

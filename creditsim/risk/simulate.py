@@ -64,6 +64,7 @@ from creditsim.io import read_frame
 from creditsim.loans.trajectory import LoanTrajectoryModel
 from creditsim.macro.scenarios import (
     GENERATED_SOURCES,
+    as_narrative,
     build_macro_paths,
     draw_scenario_labels,
     resolve_macro_start,
@@ -297,8 +298,9 @@ def _prepare(loans_df: pd.DataFrame, deal: WaterfallConfig, config: RunConfig) -
         _attach_trajectory_model(pool_engine, config.trajectory_model, tape, cutoff, config.device)
     macro = config.macro
     # generated sources start from today's (or the given) state; data and supervisory paths carry their own
-    generated = isinstance(macro, MacroVAE) or (isinstance(macro, str) and macro.split(":")[0].strip().lower()
-                                                in GENERATED_SOURCES)
+    # (a narrative too: its anchors are read against the state the paths start from)
+    generated = (isinstance(macro, MacroVAE) or as_narrative(macro) is not None
+                 or (isinstance(macro, str) and macro.split(":")[0].strip().lower() in GENERATED_SOURCES))
     if generated:
         start_vec, start_label = resolve_macro_start(config.macro_start, cutoff)
     else:  # paths given as data, or the rule-based generator: they carry their own start

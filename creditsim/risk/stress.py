@@ -33,8 +33,10 @@ quarter's own average balance (the usual annualised charge-off rate).
 combination of the class rates (weights = the classes' average balances).
 
 *Randomness.* Each scenario gets ``n_paths`` macro paths from :func:`creditsim.macro.paths.macro_paths`
-(the supervisory path for every path of a ``fed:YEAR:SCENARIO`` source while those are deterministic;
-model-based dispersion once the source provides it), and the loan-level draws of path ``i`` come from
+(for a ``fed:YEAR:SCENARIO`` source: MacroVAE paths through the published variables of the supervisory
+table at each quarter, with model-based dispersion between the anchors and in the unpublished
+variables; month 0 is the table's own first quarter -- the Fed's jump-off, not the tape's cut-off -- so the
+window is the one the published DFAST loss rates cover), and the loan-level draws of path ``i`` come from
 the stream keyed by (seed, ``i``, loan block) in every scenario: common random numbers, so the
 difference between scenarios is the macro effect, not sampling noise. Means and 5 % / 95 % quantiles are
 taken over paths. Money is the engine's cent-exact pool cashflows (summed over classes and months in
@@ -410,7 +412,8 @@ def stress_losses(tape: Any, scenarios: Sequence[str] = DEFAULT_STRESS_SCENARIOS
         engine: ``"markov"`` (default Markov model, or ``transition_model``) or ``"transformer"``.
         device: torch device of the engine.
         macro_start: start state of generated paths (see :func:`creditsim.macro.scenarios.resolve_macro_start`;
-            None: the observed state of the cut-off month); supervisory paths carry their own.
+            None: the observed state of the cut-off month); supervisory paths start from their table's
+            first quarter (the supervisory jump-off), whatever ``macro_start`` says.
         asset_classes: classes to report (None: every class of the tape); ``"all"`` (added always) sums
             the reported classes.
         transition_model: a MarkovTransitionModel (or TransitionTransformer) instead of the default.

@@ -79,7 +79,8 @@ def test_stagflation_is_an_inflation_and_rates_shock_with_rising_unemployment(pa
 
 def test_scenarios_keep_the_spread_of_history(paths) -> None:
     """36-month change dispersion vs historical 39-month windows of the same type (median over the 9
-    variables). Bar 0.6; adverse measures 0.59 on 1,000 paths (issue note), so it is held to 0.5 here."""
+    variables). Bar 0.6 for every scenario; adverse, the shallowest offset, measures 0.66 on 1,000 paths
+    with its own severity spread (SCENARIO_SEVERITY_SD)."""
     from creditsim.datasets import load_macro_history, load_recession_indicator
     from creditsim.macro.train import label_windows, make_windows
 
@@ -87,7 +88,7 @@ def test_scenarios_keep_the_spread_of_history(paths) -> None:
     windows, starts = make_windows(hist, T)
     labels = label_windows(windows, starts, load_recession_indicator()["recession"], hist)
     change = windows[:, 36] - windows[:, 0]
-    for s, bar in zip(SCENARIOS, (0.6, 0.5, 0.6, 0.6)):
+    for s, bar in zip(SCENARIOS, (0.6, 0.6, 0.6, 0.6)):
         v = paths[s]
         ratio = np.median((v[:, 36] - v[:, 0]).std(0) / change[labels == SCENARIOS.index(s)].std(0))
         assert ratio >= bar, (s, ratio)

@@ -166,3 +166,25 @@ def test_cli_bad_narrative_is_exit_2_one_line(tmp_path: Path, capsys, text: str,
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
     assert re.search(match, err), err
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- simulate()
+def test_simulate_takes_a_narrative_dict_from_the_cutoff_state() -> None:
+    """``simulate(macro={...})``: the config accepts the dict, paths start from the cut-off month's real
+    state (not the latest month), and every anchor is met; a bad narrative fails at the config, one line."""
+    from creditsim.risk.config import RunConfig
+    from creditsim.risk.simulate import simulate
+    loans = pd.read_parquet(example_path("loans_example.parquet")).iloc[:40]
+    deal = example_path("example_clo.yaml")
+    cutoff = "2025-01"  # the tape's cut-off (latest origination); the latest real month is later
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConditionRangeWarning)
+        res = simulate(loans, deal, n_simulations=8, macro=STORY, seed=2, horizon=24, chunk_size=4,
+                       progress=False, keep_cashflows=False)
+    paths = np.asarray(res.macro_paths)
+    state = macro_state(cutoff)[list(MACRO_VARS)].to_numpy(float)
+    assert not np.allclose(state, macro_state()[list(MACRO_VARS)].to_numpy(float))
+    np.testing.assert_allclose(paths[:, 0], np.broadcast_to(state, (8, 9)), atol=1e-6)
+    _assert_anchors_met(paths, STORY)
+    with pytest.raises(ConfigError, match=r"unemployment_rate\[0\].*looks like a percent"):
+        RunConfig(macro={"unemployment_rate": [{"month": 18, "value": 9}]})
