@@ -10,6 +10,8 @@
 - :func:`load_credit_card_panel` / :func:`load_credit_card_tape` — UCI credit-card data as a loan-month
   panel in our states and the matching loan tape.
 - :func:`load_sp_ratings` — S&P rating migration matrices and annual default counts.
+- :func:`load_bank_loss_rates` — US commercial-bank delinquency (1985-) and charge-off (2020-24) rates by
+  loan type (Federal Reserve Board).
 
 Licences differ per source and several are "internal research use only": every loader's docstring
 cites the original publisher and the licence note.
@@ -18,6 +20,7 @@ cites the original publisher and the licence note.
 from creditsim.lazy import attach
 
 __getattr__, __dir__, __all__ = attach(__name__, {
+    "load_bank_loss_rates": "creditsim.datasets.credit_losses",
     "load_credit_card_panel": "creditsim.datasets.credit_card",
     "load_credit_card_tape": "creditsim.datasets.credit_card",
     "available_fed_scenarios": "creditsim.datasets.fed",
