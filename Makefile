@@ -44,6 +44,7 @@ bench: $(STAMP)
 # Regenerates every shipped checkpoint (safetensors + JSON) under creditsim/pretrained/.
 pretrained: $(STAMP)
 	$(PY) -m creditsim.macro.pretrained --quiet
+	$(PY) -m creditsim.transitions.calibrate
 	$(PY) -m creditsim.transitions.train --quiet
 	$(PY) -m creditsim.loans.train --quiet
 

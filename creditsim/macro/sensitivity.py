@@ -48,6 +48,11 @@ __all__ = [
     "spec_betas",
     "scaled_sensitivity",
     "standardised_shocks",
+    "UNEMPLOYMENT_CHANGE",
+    "CHANGE_MONTHS",
+    "OVERLAY_VARS",
+    "with_derived",
+    "derived_frame",
 ]
 
 #: The macro variables the spec's sensitivities are defined on, in the order of :func:`spec_betas`.
@@ -98,3 +103,36 @@ def standardised_shocks(macro: np.ndarray, clip: float | None = None) -> np.ndar
     sd = np.array([SHOCK_SD[v] for v in SENSITIVITY_VARIABLES])
     z = (x[..., cols] - mean) / sd
     return z if clip is None else np.clip(z, -clip, clip)
+
+
+#: A derived driver: the 12-month change in the unemployment rate (decimals). Credit losses follow the
+#: *rise* in unemployment more than its level (after a recession unemployment stays high for years while
+#: delinquencies fall back); on the bank delinquency history the level's coefficient came out negative once
+#: spreads and growth were in the model, the change's positive for every loan type.
+UNEMPLOYMENT_CHANGE: str = "unemployment_change"
+#: months of the change
+CHANGE_MONTHS: int = 12
+#: the variables a macro overlay or credit link may use: the nine MACRO_VARS, then the derived change
+OVERLAY_VARS: tuple[str, ...] = (*MACRO_VARS, UNEMPLOYMENT_CHANGE)
+
+
+def with_derived(paths: np.ndarray) -> np.ndarray:
+    """``(..., T, 10)``: monthly ``paths`` ``(..., T, 9)`` (MACRO_VARS order) with the derived
+    :data:`UNEMPLOYMENT_CHANGE` appended. A path has no months before its month 0, so the change over
+    the first year is taken from month 0 (the economy is assumed flat before the jump-off): month ``t``
+    gets ``u_t - u_max(t - 12, 0)``. Per path and month, so it does not depend on how paths are chunked."""
+    x = np.asarray(paths, dtype=np.float64)
+    u = x[..., MACRO_VARS.index("unemployment_rate")]
+    lagged = np.concatenate([np.repeat(u[..., :1], min(CHANGE_MONTHS, u.shape[-1]), axis=-1),
+                             u[..., : max(u.shape[-1] - CHANGE_MONTHS, 0)]], axis=-1)
+    return np.concatenate([x, (u - lagged)[..., None]], axis=-1)
+
+
+def derived_frame(macro: "pd.DataFrame") -> "pd.DataFrame":
+    """A monthly macro frame with the :data:`UNEMPLOYMENT_CHANGE` column added from its own history
+    (NaN for the first 12 months; a frame that already has the column is returned as is)."""
+    if UNEMPLOYMENT_CHANGE in macro.columns:
+        return macro
+    out = macro.copy()
+    out[UNEMPLOYMENT_CHANGE] = macro["unemployment_rate"].diff(CHANGE_MONTHS)
+    return out

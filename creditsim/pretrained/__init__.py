@@ -2,4 +2,8 @@
 
 ``macro_vae/``: the :class:`~creditsim.macro.vae.MacroVAE` loaded by ``MacroVAE.from_pretrained()``
 (see :mod:`creditsim.macro.pretrained` for how it is trained).
+
+``markov_overlay/``: the per-asset-class macro overlay of the Markov chain calibrated on the Federal
+Reserve's bank delinquency history (:func:`creditsim.transitions.calibrate.calibrate_asset_classes`;
+``python -m creditsim.transitions.calibrate``).
 """

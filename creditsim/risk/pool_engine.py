@@ -233,5 +233,6 @@ class PoolEngine:
 
 
 def default_transition_model() -> Any:
-    """The Markov model calibrated to the spec's base-case roll rates and macro sensitivities."""
+    """The Markov model: the spec's base-case roll rates per asset class with the macro overlay calibrated on
+    the bank delinquency history (:meth:`MarkovTransitionModel.default`)."""
     return MarkovTransitionModel.default()

@@ -20,21 +20,50 @@ coefficients times a chosen 0.1:
 So the overlay reproduces the stress multiple the real history implies, with the variable mix the data
 chose; what the static overlay cannot carry is the link's partial adjustment (losses lagging the
 cycle), which the chain's own roll-through time approximates.
+
+The shipped calibration (:func:`calibrate_asset_classes`, :data:`CALIBRATED_OVERLAY_FILE`, the default
+overlay of :meth:`MarkovTransitionModel.default`), links fitted 1985/87/91-2019 with signs imposed;
+long-run probit effects per sd, stress multiple = Fed 2025 severely adverse / baseline peak-year rate:
+
+=============  ========================  =====  ======================================  ==========  =====
+asset class    series (jump-off rate)    phi    long-run effects                        dropped     x
+=============  ========================  =====  ======================================  ==========  =====
+corporate      business loans (1.13 %)   0.92   du +0.14, HY +0.27, gdp -0.07, pol +0.48  hpi         3.29
+consumer       consumer loans (2.74 %)   0.87   du +0.06, HY +0.05, hpi -0.03, pol +0.16  gdp         1.48
+real estate    resid. mortgages (1.77 %) 0.98   du +0.06, HY +0.41, gdp -0.22, hpi -0.59,  --          3.72
+                                                pol +0.65
+receivables    business loans (1.13 %)   0.92   as corporate                            hpi         3.29
+=============  ========================  =====  ======================================  ==========  =====
+
+Worst-year PD from CURRENT, Fed 2025 baseline -> severely adverse (the spec-scaled overlay in brackets):
+corporate 2.65 % -> 8.73 % (2.40 -> 31.6 %), consumer 5.67 -> 8.38 % (5.33 -> 48.4 %), real estate 1.01 ->
+3.75 % (0.89 -> 16.9 %), receivables 0.73 -> 2.41 % (0.66 -> 17.1 %); the baseline with inflation +6 pp,
+policy rate +5 pp and 10y +4 pp: 4.39 / 6.90 / 1.30 / 1.19 % (the old overlay: unchanged).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from creditsim.errors import ConfigError, DataError
-from creditsim.macro.credit_link import CreditLink
+from creditsim.macro.credit_link import EXPECTED_SIGNS, LINK_VARIABLES, CreditLink, fit_credit_link
 from creditsim.macro.sensitivity import SPEC_SENSITIVITY
-from creditsim.states import MACRO_VARS, LoanState
-from creditsim.transitions.markov import DEFAULT_MACRO_STD, MarkovTransitionModel
+from creditsim.states import ASSET_CLASSES, MACRO_VARS, LoanState
+from creditsim.macro.sensitivity import UNEMPLOYMENT_CHANGE
+from creditsim.transitions.markov import DEFAULT_MACRO_STD, UNEMPLOYMENT_CHANGE_SD, MarkovTransitionModel
 
-__all__ = ["DEFAULT_SHARE", "CURE_SHARE", "OverlayCalibration", "calibrate_overlay", "worst_year_pd"]
+__all__ = ["DEFAULT_SHARE", "CURE_SHARE", "OverlayCalibration", "calibrate_overlay", "worst_year_pd",
+           "CALIBRATION_END", "CALIBRATION_YEAR", "CALIBRATED_OVERLAY_FILE", "calibrate_asset_classes",
+           "load_calibrated_overlay", "calibrated_sensitivities"]
 
 
 def _spec_ratio(cls: str) -> float:
@@ -78,11 +107,15 @@ def worst_year_pd(matrices: np.ndarray) -> float:
     return worst
 
 
-def _unit_sensitivities(link: CreditLink, macro_std: np.ndarray, prepayment: dict[str, float],
-                        kappa: float) -> dict[str, dict[str, float]]:
+def _overlay_std(variable: str) -> float:
+    """The Markov overlay's standardisation scale of a variable (decimals)."""
+    return UNEMPLOYMENT_CHANGE_SD if variable == UNEMPLOYMENT_CHANGE else float(DEFAULT_MACRO_STD[variable])
+
+
+def _unit_sensitivities(link: CreditLink, prepayment: dict[str, float], kappa: float) -> dict[str, dict[str, float]]:
     """Overlay sensitivities for scale ``kappa``: the link's long-run effects in overlay units, split by class."""
     lr = link.long_run()
-    onset = {v: kappa * lr[v] * float(macro_std[MACRO_VARS.index(v)]) / sd for v, sd in zip(link.variables, link.sd)}
+    onset = {v: kappa * lr[v] * _overlay_std(v) / sd for v, sd in zip(link.variables, link.sd)}
     return {"delinquency": onset, "default": {v: DEFAULT_SHARE * b for v, b in onset.items()},
             "cure": {v: CURE_SHARE * b for v, b in onset.items()}, "prepayment": dict(prepayment)}
 
@@ -104,11 +137,10 @@ def calibrate_overlay(link: CreditLink, base_matrix: np.ndarray, asset_class: st
     link_ratio = float(_peak_year(rates[0]) / _peak_year(rates[1]))
     if link_ratio <= 1.0:
         raise ConfigError(f"{asset_class}: the link gives no stress multiple ({link_ratio:.3f}) for these paths")
-    std = np.array([DEFAULT_MACRO_STD[v] for v in MACRO_VARS])
     prepay = dict(prepayment) if prepayment is not None else {}
 
     def chain_ratio(kappa: float) -> float:
-        model = MarkovTransitionModel.from_matrix(base_matrix, sensitivities=_unit_sensitivities(link, std, prepay, kappa))
+        model = MarkovTransitionModel.from_matrix(base_matrix, sensitivities=_unit_sensitivities(link, prepay, kappa))
         mats = model.scenario_matrices(paths)
         return worst_year_pd(mats[0]) / worst_year_pd(mats[1])
 
@@ -121,7 +153,7 @@ def calibrate_overlay(link: CreditLink, base_matrix: np.ndarray, asset_class: st
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if chain_ratio(mid) < link_ratio else (lo, mid)
     kappa = 0.5 * (lo + hi)
-    return OverlayCalibration(asset_class=asset_class, sensitivities=_unit_sensitivities(link, std, prepay, kappa),
+    return OverlayCalibration(asset_class=asset_class, sensitivities=_unit_sensitivities(link, prepay, kappa),
                               kappa=kappa, link_ratio=link_ratio, chain_ratio=chain_ratio(kappa))
 
 
@@ -131,3 +163,88 @@ def _peak_year(rates: np.ndarray) -> float:
         raise DataError(f"stress multiple: {rates.shape[0]} quarters of rates, a year needs 4")
     return float(np.max(np.convolve(rates, np.ones(4) / 4.0, mode="valid")))
 
+
+
+# ---------------------------------------------------------------- the shipped per-class calibration
+#: last month of the history the links are fitted on: pre-pandemic. In 2020-21 forbearance (CARES Act
+#: payment relief) held reported delinquencies down while unemployment reached 14.8 %, a break in the
+#: link that would teach it that unemployment does not matter.
+CALIBRATION_END: str = "2019-12"
+#: the supervisory year whose baseline / severely adverse tables define the stress multiple matched
+CALIBRATION_YEAR: int = 2025
+#: the shipped result of :func:`calibrate_asset_classes` (``python -m creditsim.transitions.calibrate``)
+CALIBRATED_OVERLAY_FILE = Path(__file__).resolve().parents[1] / "pretrained" / "markov_overlay" / "calibrated_overlay.json"
+
+
+def calibrate_asset_classes(end: str = CALIBRATION_END, year: int = CALIBRATION_YEAR) -> dict[str, dict[str, Any]]:
+    """Fit one credit link per asset class on the bank delinquency history and calibrate its overlay.
+
+    Per class: the delinquency series of :data:`~creditsim.datasets.credit_losses.ASSET_CLASS_SERIES`
+    (corporate and receivables: business loans; consumer: consumer loans; real estate: residential
+    mortgages) against the bundled macro history up to ``end``, drivers :data:`LINK_VARIABLES` with
+    :data:`EXPECTED_SIGNS` imposed; the overlay of the spec's base-case matrix scaled so the chain's
+    worst-year PD multiple under the ``year`` Fed severely adverse vs baseline tables equals the link's
+    peak-year delinquency multiple, from the series' last rate observed before the tables' jump-off.
+    Prepayment keeps the default overlay's sensitivities.
+
+    Returns ``{asset class: {"link": CreditLink JSON dict, "start_rate", "kappa", "link_ratio",
+    "chain_ratio", "sensitivities"}}`` in ASSET_CLASSES order."""
+    from creditsim.datasets import load_bank_loss_rates, load_fed_scenarios, load_macro_history
+    from creditsim.datasets.credit_losses import ASSET_CLASS_SERIES
+    from creditsim.macro.scenarios import fed_table_path
+    from creditsim.transitions.markov import DEFAULT_MACRO_SENSITIVITY, base_case_matrix
+
+    rates = load_bank_loss_rates("delinquency")
+    macro = load_macro_history(ragged="keep")
+    jump_off = load_fed_scenarios(year, "baseline", monthly=True).index[0]
+    stress, base = fed_table_path(year, "severely_adverse"), fed_table_path(year, "baseline")
+    out: dict[str, dict[str, Any]] = {}
+    for cls in ASSET_CLASSES:
+        series = rates[ASSET_CLASS_SERIES[cls]].dropna()
+        link = fit_credit_link(series, macro, end=end, name=cls, signs=EXPECTED_SIGNS)
+        start_rate = float(series.loc[: jump_off - pd.DateOffset(days=1)].iloc[-1])
+        cal = calibrate_overlay(link, base_case_matrix(cls), cls, stress, base, start_rate,
+                                prepayment=DEFAULT_MACRO_SENSITIVITY["prepayment"])
+        out[cls] = {"link": json.loads(link.to_json()), "series": ASSET_CLASS_SERIES[cls], "start_rate": start_rate,
+                    "kappa": cal.kappa, "link_ratio": cal.link_ratio, "chain_ratio": cal.chain_ratio,
+                    "sensitivities": cal.sensitivities}
+    return out
+
+
+def load_calibrated_overlay() -> dict[str, dict[str, Any]]:
+    """The shipped per-class calibration (see :func:`calibrate_asset_classes`)."""
+    if not CALIBRATED_OVERLAY_FILE.is_file():
+        raise DataError(f"{CALIBRATED_OVERLAY_FILE} is missing; regenerate it with "
+                        "'python -m creditsim.transitions.calibrate' (or reinstall creditsim)")
+    data = json.loads(CALIBRATED_OVERLAY_FILE.read_text())
+    missing = [c for c in ASSET_CLASSES if c not in data.get("asset_classes", {})]
+    if missing:
+        raise DataError(f"{CALIBRATED_OVERLAY_FILE.name}: asset classes {missing} missing; regenerate it")
+    return data["asset_classes"]
+
+
+def calibrated_sensitivities() -> dict[str, dict[str, dict[str, float]]]:
+    """``{asset class: sensitivities}`` of the shipped calibration, for
+    ``MarkovTransitionModel(segment_sensitivities=...)``."""
+    return {cls: {k: dict(v) for k, v in entry["sensitivities"].items()} for cls, entry in load_calibrated_overlay().items()}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Regenerate :data:`CALIBRATED_OVERLAY_FILE` (atomically) and print the per-class table."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--out", type=Path, default=CALIBRATED_OVERLAY_FILE)
+    args = parser.parse_args(argv)
+    result = calibrate_asset_classes()
+    payload = {"end": CALIBRATION_END, "year": CALIBRATION_YEAR, "asset_classes": result}
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, sort_keys=False) + "\n")
+    os.replace(tmp, args.out)
+    for cls, e in result.items():
+        lr = {v: round(b / (1 - e["link"]["persistence"]), 3) for v, b in zip(e["link"]["variables"], e["link"]["coef"])}
+        print(f"{cls:12s} {e['series']:22s} start {e['start_rate']:.4f} phi {e['link']['persistence']:.3f} "
+              f"long-run {lr} dropped {e['link']['dropped']} kappa {e['kappa']:.3f} "
+              f"stress multiple {e['link_ratio']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -61,7 +61,8 @@ import torch
 
 from creditsim.transitions.sampler import check_positive_int, check_states, cumulative_thresholds, validate_matrices
 from creditsim.errors import ConfigError, DataError, NotFittedError, format_labels
-from creditsim.macro.sensitivity import SHOCK_MEAN, SHOCK_SD, Z_CLIP, scaled_sensitivity
+from creditsim.macro.sensitivity import (OVERLAY_VARS, SHOCK_MEAN, SHOCK_SD, UNEMPLOYMENT_CHANGE, Z_CLIP,
+                                        scaled_sensitivity, with_derived)
 from creditsim.schema import validate_macro, validate_panel
 from creditsim.states import ABSORBING_STATES, ALLOWED_TRANSITIONS, ASSET_CLASSES, MACRO_VARS, N_STATES, LoanState
 
@@ -72,6 +73,7 @@ __all__ = [
     "DEFAULT_MACRO_SENSITIVITY",
     "DEFAULT_MACRO_MEAN",
     "DEFAULT_MACRO_STD",
+    "UNEMPLOYMENT_CHANGE_SD",
     "BASE_CASE_ROLL_RATES",
     "base_case_matrix",
 ]
@@ -118,6 +120,10 @@ DEFAULT_MACRO_STD: dict[str, float] = {
     "inflation_rate": 0.0126, "policy_rate": 0.0214, "yield_10y": 0.0141, "credit_spread_ig": 0.0088,
     "credit_spread_hy": SHOCK_SD["credit_spread_hy"], "house_price_growth": 0.0556, "default_rate": 0.0150,
 }
+
+#: Standardisation scale of the derived 12-month unemployment change (centre 0): its 1981-2019 sd (US
+#: UNRATE, 1.02 pp; the mean, -0.09 pp, is taken as 0 so a flat path carries no shock).
+UNEMPLOYMENT_CHANGE_SD: float = 0.0102
 
 #: Base-case monthly roll rates of spec/loan-tape.md by asset class:
 #: (cur->30, 30->60, 30->cur, 60->90, 60->cur, 90->default, 90->cur, cur->prepaid).
@@ -211,9 +217,21 @@ class MarkovTransitionModel:
         return model
 
     @classmethod
-    def default(cls) -> "MarkovTransitionModel":
-        """The spec's base-case roll rates, one segment per asset class (ASSET_CLASSES order)."""
-        return cls.from_matrix(np.stack([base_case_matrix(a) for a in ASSET_CLASSES]), segments=ASSET_CLASSES)
+    def default(cls, calibrated: bool = True) -> "MarkovTransitionModel":
+        """The spec's base-case roll rates, one segment per asset class (ASSET_CLASSES order).
+
+        ``calibrated`` (default): each class's macro overlay is the shipped calibration on the Federal
+        Reserve's bank delinquency history (:mod:`creditsim.transitions.calibrate`: a probit link per
+        class on the 12-month unemployment change, the HY spread, GDP growth, house prices and the policy
+        rate, scaled so the chain's Fed 2025 severely adverse / baseline worst-year PD multiple is the
+        link's). ``False``: the spec's three coefficients times 0.1 for every class -- the link of the
+        synthetic panels (:mod:`creditsim.macro.sensitivity`)."""
+        matrices = np.stack([base_case_matrix(a) for a in ASSET_CLASSES])
+        if not calibrated:
+            return cls.from_matrix(matrices, segments=ASSET_CLASSES)
+        from creditsim.transitions.calibrate import calibrated_sensitivities  # calibrate builds on this module
+
+        return cls.from_matrix(matrices, segments=ASSET_CLASSES, segment_sensitivities=calibrated_sensitivities())
 
     # ------------------------------------------------------------------ estimation
     def fit(self, panel_df: pd.DataFrame, by: str | None = None, macro: pd.DataFrame | None = None) -> "MarkovTransitionModel":
@@ -437,6 +455,9 @@ class MarkovTransitionModel:
         if mean.shape != (len(MACRO_VARS),) or std.shape != (len(MACRO_VARS),) or not (std > 0).all():
             raise ConfigError(f"macro_mean / macro_std: expected ({len(MACRO_VARS)},) with std > 0")
         z = (macro - mean) / std  # (S, T, 9)
+        if self._uses_derived():  # the 12-month unemployment change as a tenth shock (see OVERLAY_VARS)
+            change = with_derived(macro)[..., -1:] / UNEMPLOYMENT_CHANGE_SD
+            z = np.concatenate([z, change], axis=-1)
         if self.z_clip is not None:
             z = np.clip(z, -self.z_clip, self.z_clip)
         delta = self._segment_tilts(z, p.ndim == 3)  # (S, C or 1, T, 7, 7)
@@ -451,13 +472,19 @@ class MarkovTransitionModel:
         out = np.where(unshifted, base[None, :, None], out)
         return out if p.ndim == 3 else out[:, 0]
 
+    def _uses_derived(self) -> bool:
+        """Whether any sensitivity is on the derived unemployment change (only then is it computed, so
+        models on the nine variables alone give the same numbers bit for bit)."""
+        every = [self.sensitivities, *self.segment_sensitivities.values()]
+        return any(UNEMPLOYMENT_CHANGE in per_var for sens in every for per_var in sens.values())
+
     def _segment_tilts(self, z: np.ndarray, segmented: bool) -> np.ndarray:
         """Log-odds tilts ``(S, C, T, 7, 7)`` (``C = 1`` when every segment shares ``sensitivities``) of
         standardised shocks ``z`` ``(S, T, 9)``."""
         def tilt(sensitivities: dict[str, dict[str, float]]) -> np.ndarray:
             delta = np.zeros(z.shape[:2] + (N_STATES, N_STATES))
             for name, sens in sensitivities.items():
-                beta = np.array([sens.get(v, 0.0) for v in MACRO_VARS])
+                beta = np.array([sens.get(v, 0.0) for v in OVERLAY_VARS[: z.shape[-1]]])
                 delta += (z @ beta)[..., None, None] * MOVE_CLASSES[name]
             return delta
 
@@ -707,8 +734,8 @@ def _check_sensitivities(sens: dict[str, dict[str, float]]) -> dict[str, dict[st
         if name not in MOVE_CLASSES:
             raise ConfigError(f"sensitivities: unknown move class {name!r}; expected one of {list(MOVE_CLASSES)}")
         for var, val in per_var.items():
-            if var not in MACRO_VARS:
-                raise ConfigError(f"sensitivities[{name!r}]: unknown macro variable {var!r}; expected one of {list(MACRO_VARS)}")
+            if var not in OVERLAY_VARS:
+                raise ConfigError(f"sensitivities[{name!r}]: unknown macro variable {var!r}; expected one of {list(OVERLAY_VARS)}")
             if not np.isfinite(float(val)):
                 raise ConfigError(f"sensitivities[{name!r}][{var!r}] must be finite, got {val}")
     return {k: dict(v) for k, v in sens.items()}

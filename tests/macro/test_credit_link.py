@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from creditsim.datasets import load_fed_scenarios, load_macro_history
-from creditsim.datasets.files import read_fred_series
+from creditsim.datasets import load_bank_loss_rates, load_fed_scenarios, load_macro_history
 from creditsim.errors import ConfigError, DataError
-from creditsim.macro.credit_link import (CreditLink, backtest_credit_link, fit_credit_link, quarterly_means)
+from creditsim.macro.credit_link import (EXPECTED_SIGNS, CreditLink, backtest_credit_link, fit_credit_link,
+                                        quarterly_means)
 from creditsim.states import MACRO_VARS
 
 
@@ -21,7 +21,7 @@ def history() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def delinquency() -> pd.Series:
-    return read_fred_series("DRALACBS").dropna() / 100.0
+    return load_bank_loss_rates()["all"].dropna()
 
 
 def _synthetic_rate(history: pd.DataFrame, a: float, phi: float, b: np.ndarray, s: float, seed: int) -> pd.Series:
@@ -76,15 +76,19 @@ def test_quarterly_means_average_three_months() -> None:
 
 
 def test_real_delinquency_link_has_economic_signs_and_beats_no_macro_out_of_time(history, delinquency) -> None:
-    """DRALACBS 1985-2019: wider spreads, weaker growth, falling house prices and higher rates raise
-    delinquency (each at > 3 standard errors). Fitted to 2007Q4 and run on the realised 2008-10 macro, the link
-    tracks the crisis far better than the same model without macro terms."""
-    link = fit_credit_link(delinquency, history)
+    """DRALACBS 1985-2019: every driver has the sign economics expects, unrestricted (rising unemployment
+    and weaker growth at > 1 / 2.5 standard errors; wider spreads, falling house prices and higher rates at
+    > 3). Fitted to 2007Q4 and run on the realised 2008-10 macro, the link tracks the crisis far better than
+    the same model without macro terms."""
+    link = fit_credit_link(delinquency, history, end="2019-12")
+    assert link.dropped == () and link.sample == ("1985-01", "2019-10")
     coef = dict(zip(link.variables, zip(link.coef, link.se)))
-    for var, sign in (("credit_spread_hy", 1), ("gdp_growth", -1), ("house_price_growth", -1), ("policy_rate", 1)):
+    for var, n_se in (("unemployment_change", 1), ("credit_spread_hy", 3), ("gdp_growth", 2.5),
+                      ("house_price_growth", 3), ("policy_rate", 3)):
         b, se = coef[var]
-        assert sign * b > 3 * se, (var, b, se)
+        assert EXPECTED_SIGNS[var] * b > n_se * se, (var, b, se)
     bt = backtest_credit_link(delinquency, history, "2007-10", horizon=12)
+    assert len(bt) == 12
     rmse = {c: float(np.sqrt(((bt[c] - bt["realised"]) ** 2).mean())) for c in ("link", "no_macro")}
     assert rmse["link"] < 0.7 * rmse["no_macro"], rmse
     assert bt["link"].max() > 1.5 * bt["no_macro"].max()
@@ -93,7 +97,7 @@ def test_real_delinquency_link_has_economic_signs_and_beats_no_macro_out_of_time
 def test_fed_severely_adverse_is_a_real_recession_not_a_wipe_out(history, delinquency) -> None:
     """Under the Fed 2025 paths from a 1.5 % delinquency rate (its 2019 level): the severely adverse peak is
     2-6x the baseline's (2007-10: 1.5 % -> 7.4 %, 4.9x), where the spec-scaled overlay gave 9-26x."""
-    link = fit_credit_link(delinquency, history)
+    link = fit_credit_link(delinquency, history, end="2019-12")
     base, severe = (load_fed_scenarios(2025, s, monthly=True)[list(MACRO_VARS)].to_numpy()
                     for s in ("baseline", "severely_adverse"))
     ratio = link.project(severe, 0.015).max() / link.project(base, 0.015).max()
@@ -111,3 +115,36 @@ def test_bad_inputs_are_named(history, delinquency) -> None:
         fit_credit_link(pd.Series([0.01, 0.02]), history)
     with pytest.raises(ConfigError, match="start_rate"):
         fit_credit_link(delinquency, history).project(np.zeros((6, 9)), 1.5)
+
+
+def test_projection_takes_the_unemployment_change_from_the_paths_own_start() -> None:
+    """The derived driver: month t carries u_t - u_max(t-12, 0); a path flat at any level has no change."""
+    link = CreditLink(name="t", variables=("unemployment_change",), intercept=0.0, persistence=0.5, coef=(0.3,),
+                      se=(0.0,), resid_sd=0.0, mean=(0.0,), sd=(0.01,), sample=("", ""), n_obs=0)
+    flat = np.full((24, len(MACRO_VARS)), 0.02)
+    flat[:, MACRO_VARS.index("unemployment_rate")] = 0.09
+    np.testing.assert_allclose(link.project(flat, 0.5)[0], 0.5)  # probit 0 stays 0 with no shock
+    rise = flat.copy()
+    rise[3:, MACRO_VARS.index("unemployment_rate")] = 0.10  # +1 pp from month 3 on, for 12 months
+    got = link.project(rise, 0.5)[0]
+    change = np.where((np.arange(24) >= 3) & (np.arange(24) < 15), 0.01, 0.0)
+    z = change.reshape(8, 3).mean(1) / 0.01
+    q, want = 0.0, []
+    for zk in z:
+        q = 0.5 * q + 0.3 * zk
+        want.append(norm.cdf(q))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_sign_restriction_drops_a_wrong_signed_driver(history) -> None:
+    """A rate generated with *falling* losses when spreads widen: unrestricted the fit finds the negative
+    effect; with EXPECTED_SIGNS the spread is dropped and the link refitted on the rest."""
+    b = np.array([0.04, -0.05, -0.08])
+    rate = _synthetic_rate(history, a=-0.2, phi=0.9, b=b, s=0.01, seed=4)
+    variables = ["unemployment_rate", "credit_spread_hy", "gdp_growth"]
+    free = fit_credit_link(rate, history, variables)
+    assert free.coef[1] < -3 * free.se[1] and free.dropped == ()
+    held = fit_credit_link(rate, history, variables, signs=EXPECTED_SIGNS)
+    assert held.dropped == ("credit_spread_hy",) and held.variables == ("unemployment_rate", "gdp_growth")
+    assert all(EXPECTED_SIGNS[v] * c > 0 for v, c in zip(held.variables, held.coef))
+    assert CreditLink.from_json(held.to_json()) == held
