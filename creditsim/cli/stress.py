@@ -33,7 +33,8 @@ def register(app: typer.Typer) -> None:
 
 def print_stress_table(result: Any, seconds: float | None = None, out: Console | None = None) -> None:
     """Print the cumulative loss rates (percent) of a :class:`~creditsim.risk.stress.StressResult`:
-    rows asset classes, per scenario ``mean [p05, p95]``, and the average balance over the window of the
+    rows asset classes, per scenario ``mean [p05, p95]``, the banks' pre-stress reference
+    (:meth:`~creditsim.risk.stress.StressResult.bank_reference`) and the average balance over the window of the
     first scenario (fits 80 columns; headers name the scenarios by their last part when unique)."""
     from rich import box
 
@@ -49,12 +50,16 @@ def print_stress_table(result: Any, seconds: float | None = None, out: Console |
     t.add_column("asset class")
     for head in heads:
         t.add_column(head, justify="right", no_wrap=True)
+    t.add_column("banks*", justify="right", no_wrap=True)
     t.add_column("avg bal.", justify="right", no_wrap=True)
+    bank = result.bank_reference()
     for cls in result.asset_classes:
         cells = [f"{table.loc[cls, (s, 'mean')]:.2f} [{table.loc[cls, (s, 'p05')]:.2f}, "
                  f"{table.loc[cls, (s, 'p95')]:.2f}]" for s in result.scenarios]
-        t.add_row(cls, *cells, _money(float(avg[cls])))
+        t.add_row(cls, *cells, f"{bank[cls]:.2f}", _money(float(avg[cls])))
     out.print(t)
+    out.print(f"* US banks' net charge-offs on the matching loan type over {result.quarters} quarters at the "
+              "2024H1 pace (Federal Reserve Board)")
     if seconds is not None:
         s = result.settings
         out.print(f"{s.get('n_loans', 0):,} loans, engine {s.get('engine')}, seed {s.get('seed')}; "

@@ -73,6 +73,10 @@ __all__ = ["StressResult", "stress_losses", "parse_stress_scenario", "DEFAULT_ST
 
 #: the scenarios of ``creditsim stress`` when none are named
 DEFAULT_STRESS_SCENARIOS: tuple[str, ...] = ("fed:2025:baseline", "fed:2025:severely_adverse")
+#: asset class -> the charge-off column (:func:`~creditsim.datasets.load_bank_loss_rates`) of
+#: :meth:`StressResult.bank_reference`
+BANK_REFERENCE_SERIES: dict[str, str] = {"corporate": "business", "consumer": "consumer", "real_estate": "real_estate",
+                                         "receivables": "business", "all": "all"}
 #: label of the whole-tape row
 ALL_CLASSES = "all"
 #: engines whose cohort matrices the stress run can aggregate per asset class
@@ -219,6 +223,21 @@ class StressResult:
         out = wide.reindex(index=list(self.asset_classes), columns=cols)
         out.index.name = "asset_class"
         return out
+
+    def bank_reference(self) -> pd.Series:
+        """What US commercial banks charged off on the matching loan type over the same window at their
+        recent pace: the mean annualised net charge-off rate of 2024H1 (the last two quarters of the
+        bundled release table, :func:`~creditsim.datasets.load_bank_loss_rates`) times ``quarters / 4``,
+        PERCENT, indexed like :meth:`table`. Corporate and receivables: C&I loans; consumer: all consumer
+        loans; real estate: all real-estate loans; "all": total loans. A yardstick for the baseline column
+        (the supervisors compare projected losses with pre-stress charge-offs the same way), not a target:
+        a tape's own risk (the spec's base-case roll rates are those of leveraged corporate and
+        sub-prime consumer credit) can sit well above the banking system's."""
+        from creditsim.datasets import load_bank_loss_rates
+
+        rates = load_bank_loss_rates("charge_off").loc["2024-01-01":"2024-04-01"].mean()
+        out = {cls: float(rates[BANK_REFERENCE_SERIES[cls]]) * self.quarters / 4.0 * 100.0 for cls in self.asset_classes}
+        return pd.Series(out, name="bank_2024h1", dtype=np.float64).rename_axis("asset_class")
 
     def quarterly(self) -> pd.DataFrame:
         """Tidy frame, one row per (scenario, asset class, quarter 1..Q): ``loss_rate_mean`` / ``_p05`` /

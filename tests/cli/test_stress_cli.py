@@ -37,7 +37,7 @@ def test_stress_prints_the_table_and_writes_csv_and_png(small_tape, tmp_path, ca
     code = _run_cli(["stress", "--tape", str(small_tape), "--paths", "20", "--out", str(out), "--plot", str(png)])
     assert code == 0
     text = capsys.readouterr().out
-    assert "9-quarter loss rate, % of avg balance" in text
+    assert "9-quarter loss rate, % of avg balance" in text and "2024H1 pace" in text
     for word in ("baseline", "severely_adverse", "corporate", "consumer", "real_estate", "receivables", "all"):
         assert word in text
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

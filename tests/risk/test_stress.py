@@ -84,6 +84,17 @@ def test_table_and_quarterly_are_consistent(closed_form_case):
     assert summed.to_numpy() == pytest.approx(summary.loc[list(summed.index), "loss_rate_mean"].to_numpy())
 
 
+def test_bank_reference_is_the_2024h1_charge_off_pace_over_the_window(closed_form_case):
+    """Published 2024Q1 / Q2 net charge-offs (Board release table, annualised): C&I 0.43 / 0.48 -> 0.455 %,
+    all loans 0.62 / 0.65 -> 0.635 %; over the window x quarters / 4."""
+    _, r = closed_form_case
+    ref = r.bank_reference()
+    assert list(ref.index) == list(r.asset_classes)
+    want = {"corporate": 0.455, "consumer": 2.855, "real_estate": 0.12, "receivables": 0.455, "all": 0.635}
+    for cls in r.asset_classes:
+        assert ref[cls] == pytest.approx(want[cls] * r.quarters / 4, rel=1e-9), cls
+
+
 @pytest.fixture(scope="module")
 def demo_result():
     tape = pd.read_parquet(example_path("loans_example.parquet"))
