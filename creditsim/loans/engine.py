@@ -75,6 +75,7 @@ from creditsim.cents import check_exact_range, from_cents, to_cents
 from creditsim.devices import torch_device
 from creditsim.errors import ConfigError, DataError, format_labels
 from creditsim.loans.book import LoanBook
+from creditsim.loans.collateral import stressed_lgd
 from creditsim.loans.pool import LOAN_FLOWS, book_recoveries, pool_cashflows, stack_pool
 from creditsim.loans.schedule import amortization_schedule
 from creditsim.states import ALLOWED_TRANSITIONS, N_STATES
@@ -616,6 +617,7 @@ def simulate_pool_chunk(
     device: str | torch.device = "cpu",
     max_risk_bins: int = 32,
     return_pending: bool = False,
+    recovery_scale: np.ndarray | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Pool cashflows of a slice of scenarios, sampled from transition matrices.
 
@@ -638,6 +640,9 @@ def simulate_pool_chunk(
         group_by: None, ``"asset_class"``, ``"cohort"``, ``"amortization"`` or ``(L,)`` labels.
         device: torch device for the tables and the state loop (uniforms are drawn on the CPU).
         return_pending: also return recoveries still pending at the horizon.
+        recovery_scale: optional ``(s, L)`` factor on each loan's recovered share ``1 - LGD`` in each
+            scenario (the collateral channel, :func:`creditsim.loans.collateral.recovery_scale`); the
+            LGD draws themselves (and every other random number) are unchanged.
 
     Returns:
         ``(s, T, K)`` float64 pool cashflows in :data:`POOL_CF_TYPES` order (``(s, T, G, K)`` when
@@ -650,6 +655,11 @@ def simulate_pool_chunk(
     thresholds = _Thresholds(mats, book, len(ids), months, dev, max_risk_bins)
     groups, labels = (None, ()) if group_by is None else book.group_codes(group_by)
     n_groups = len(labels) if groups is not None else 1
+    if recovery_scale is not None:
+        recovery_scale = np.asarray(recovery_scale, dtype=np.float64)
+        if recovery_scale.shape != (len(ids), book.n_loans) or not ((recovery_scale >= 0) & (recovery_scale <= 1)).all():
+            raise DataError(f"recovery_scale: expected ({len(ids)}, {book.n_loans}) factors in [0, 1], got shape "
+                            f"{recovery_scale.shape}")
     blocks_per_chunk = max(1, -(-chunk // RNG_LOAN_BLOCK))
     blocks: list[tuple[np.ndarray, BlockStreams]] = []
     for first_block in range(0, -(-book.n_loans // RNG_LOAN_BLOCK), blocks_per_chunk):
@@ -661,7 +671,9 @@ def simulate_pool_chunk(
                                book.lgd[index], book.lgd_concentration)
         blocks.append((index, streams))
     with serial_torch():
-        runs = [_BlockRun(book, index, thresholds, streams, None, streams.lgd, months, dev, groups, n_groups, False)
+        runs = [_BlockRun(book, index, thresholds, streams, None,
+                          streams.lgd if recovery_scale is None else stressed_lgd(streams.lgd, recovery_scale[:, index]),
+                          months, dev, groups, n_groups, False)
                 for index, streams in blocks]
         # month-major over loan blocks: each month's thresholds are built once and then dropped
         for t in range(months):

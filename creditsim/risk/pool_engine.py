@@ -5,6 +5,10 @@ link) and is shipped once to each worker. :meth:`PoolEngine.pool_cashflows` is a
 (macro paths, global scenario ids): the loan-level random streams are keyed by (seed, scenario id,
 loan block) inside :func:`creditsim.loans.engine.simulate_pool_chunk`.
 
+Collateral. Real-estate loans recover less when the path's house prices fall
+(:mod:`creditsim.loans.collateral`): the engine's LGD draws are rescaled per scenario, in the Markov
+engine (the trajectory model books its own LGD).
+
 Cohorts. Unrated loans use the cohort of their asset class (``ASSET_CLASSES`` order, 4 cohorts) and
 the macro-conditioned matrices of the Markov model. Loans with a ``rating`` (AAA..CCC) get one cohort
 per initial grade, appended after the asset classes (cohort ``4 + grade``).
@@ -36,6 +40,7 @@ import torch
 
 from creditsim.errors import ConfigError, DataError
 from creditsim.loans.book import LoanBook
+from creditsim.loans.collateral import recovery_scale
 from creditsim.loans.engine import simulate_pool_chunk
 from creditsim.ratings.lifetime import ZMacroLink, monthly_scenario_matrices
 from creditsim.schema import RATINGS, LoanTape, as_loan_tape
@@ -200,7 +205,13 @@ class PoolEngine:
         if self.trajectory_model is not None:
             return self._trajectory_pool(mats, macro, scenario_ids)
         return simulate_pool_chunk(self.book, mats, scenario_ids, self.seed, self.horizon,
-                                   loan_chunk=self.loan_chunk, device=self.device)
+                                   loan_chunk=self.loan_chunk, device=self.device,
+                                   recovery_scale=self.recovery_scale(macro))
+
+    def recovery_scale(self, macro: np.ndarray) -> np.ndarray | None:
+        """``(s, L)`` factors on the recovered share of real-estate loans from the paths' house-price
+        troughs (:mod:`creditsim.loans.collateral`), or None when nothing changes."""
+        return recovery_scale(np.asarray(macro)[:, : self.horizon], self.book.asset_class)
 
 
     def _trajectory_pool(self, mats: np.ndarray, macro: np.ndarray, scenario_ids: np.ndarray) -> np.ndarray:
