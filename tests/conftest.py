@@ -27,3 +27,31 @@ try:  # torch is a hard dependency, but keep conftest importable for data-only r
     torch.set_num_threads(1)
 except ImportError:  # pragma: no cover
     pass
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def run_cli():
+    """``run_cli(argv) -> exit code`` of the ``creditsim`` command (typer exits via SystemExit)."""
+    from creditsim.cli import main
+
+    def run(argv: list[str]) -> int:
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        return int(e.value.code)
+
+    return run
+
+
+@pytest.fixture
+def one_line_error(capsys):
+    """``one_line_error() -> str``: the captured stderr, asserted to be one line and no traceback."""
+    def read() -> str:
+        err = capsys.readouterr().err.strip()
+        assert "Traceback" not in err
+        assert len(err.splitlines()) == 1, err
+        return err
+
+    return read

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from creditsim.cli import main
 from creditsim.risk.results import SimulationResults, TrancheResult
 from creditsim.states import POOL_CF_TYPES
 
@@ -27,34 +26,23 @@ def _saved_run(tmp_path: Path) -> Path:
     return r.to_parquet(tmp_path / "run")
 
 
-def _run_cli(argv: list[str]) -> int:
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    return int(e.value.code)
 
 
-def _one_line_error(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    assert len(err.splitlines()) == 1, err
-    return err
-
-
-def test_report_command_writes_html_and_excel(tmp_path, capsys):
+def test_report_command_writes_html_and_excel(tmp_path, capsys, run_cli):
     run = _saved_run(tmp_path)
-    code = _run_cli(["report", str(run), "-o", str(tmp_path / "r.html"), "--excel", str(tmp_path / "r.xlsx")])
+    code = run_cli(["report", str(run), "-o", str(tmp_path / "r.html"), "--excel", str(tmp_path / "r.xlsx")])
     assert code == 0
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert 'id="loss_distribution"' in page
     assert (tmp_path / "r.xlsx").stat().st_size > 0
 
 
-def test_report_on_missing_or_bad_run_dir_is_one_line(tmp_path, capsys):
-    assert _run_cli(["report", str(tmp_path / "nope"), "-o", str(tmp_path / "r.html")]) == 2
-    assert "run directory not found" in _one_line_error(capsys)
+def test_report_on_missing_or_bad_run_dir_is_one_line(tmp_path, capsys, run_cli, one_line_error):
+    assert run_cli(["report", str(tmp_path / "nope"), "-o", str(tmp_path / "r.html")]) == 2
+    assert "run directory not found" in one_line_error()
     (tmp_path / "empty").mkdir()
-    assert _run_cli(["report", str(tmp_path / "empty"), "-o", str(tmp_path / "r.html")]) == 2
-    assert "meta.json" in _one_line_error(capsys)
+    assert run_cli(["report", str(tmp_path / "empty"), "-o", str(tmp_path / "r.html")]) == 2
+    assert "meta.json" in one_line_error()
     assert not (tmp_path / "r.html").exists()
 
 
@@ -87,10 +75,10 @@ def _sim_args(tape, deal, out, *extra):
             "--engine", "markov", "--seed", "7", "--horizon", "18", "--chunk-size", "5", "--out", str(out), *extra]
 
 
-def test_simulate_saves_a_complete_run(inputs, tmp_path, capsys):
+def test_simulate_saves_a_complete_run(inputs, tmp_path, capsys, run_cli):
     tape, deal = inputs
     out = tmp_path / "runs" / "r1"
-    assert _run_cli(_sim_args(tape, deal, out, "--excel", "--html")) == 0
+    assert run_cli(_sim_args(tape, deal, out, "--excel", "--html")) == 0
     printed = capsys.readouterr().out
     assert "CVaR 99%" in printed and "Equity" in printed and "…" not in printed
     names = {p.name for p in out.iterdir()}
@@ -103,7 +91,7 @@ def test_simulate_saves_a_complete_run(inputs, tmp_path, capsys):
     assert back.n_sims == 12 and back.settings["engine"] == "markov"
     # same seed through the CLI -> identical numbers
     out2 = tmp_path / "runs" / "r2"
-    assert _run_cli(_sim_args(tape, deal, out2)) == 0
+    assert run_cli(_sim_args(tape, deal, out2)) == 0
     np.testing.assert_array_equal(SimulationResults.load(out2).portfolio_losses, back.portfolio_losses)
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["r1", "r2"]
 
@@ -120,7 +108,7 @@ def test_simulate_saves_a_complete_run(inputs, tmp_path, capsys):
     ("out_is_a_file", "not a directory"),
     ("out_is_someones_dir", "not a creditsim result"),
 ])
-def test_bad_inputs_are_one_line_errors_exit_2(inputs, tmp_path, capsys, case, match):
+def test_bad_inputs_are_one_line_errors_exit_2(inputs, tmp_path, capsys, case, match, run_cli, one_line_error):
     import pandas as pd
 
     tape, deal = inputs
@@ -157,8 +145,8 @@ def test_bad_inputs_are_one_line_errors_exit_2(inputs, tmp_path, capsys, case, m
     if case == "bad_engine":
         args.remove("markov")
         args.remove("--engine")
-    assert _run_cli(args) == 2
-    assert match in _one_line_error(capsys)
+    assert run_cli(args) == 2
+    assert match in one_line_error()
     assert not (tmp_path / "out").exists()
     if case == "out_is_a_file":
         assert target.read_text() == "keep me"
@@ -181,7 +169,7 @@ def test_cuda_device_without_a_gpu_is_a_config_error(monkeypatch):
             check_device(bad)
 
 
-def test_interrupted_simulation_leaves_no_output(inputs, tmp_path, monkeypatch, capsys):
+def test_interrupted_simulation_leaves_no_output(inputs, tmp_path, monkeypatch, capsys, run_cli):
     import creditsim.risk.simulate as mc
 
     tape, deal = inputs
@@ -196,12 +184,12 @@ def test_interrupted_simulation_leaves_no_output(inputs, tmp_path, monkeypatch, 
 
     monkeypatch.setattr(mc, "run_chunk", interrupt_second_chunk)
     out = tmp_path / "runs" / "r"
-    assert _run_cli(_sim_args(tape, deal, out)) == 130
+    assert run_cli(_sim_args(tape, deal, out)) == 130
     assert not out.exists()
     assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
 
 
-def test_interrupt_while_writing_leaves_no_half_written_run(inputs, tmp_path, monkeypatch, capsys):
+def test_interrupt_while_writing_leaves_no_half_written_run(inputs, tmp_path, monkeypatch, capsys, run_cli):
     tape, deal = inputs
 
     def interrupted(self, path):
@@ -210,5 +198,5 @@ def test_interrupt_while_writing_leaves_no_half_written_run(inputs, tmp_path, mo
 
     monkeypatch.setattr(SimulationResults, "to_excel", interrupted)
     out = tmp_path / "runs" / "r"
-    assert _run_cli(_sim_args(tape, deal, out, "--excel")) == 130
+    assert run_cli(_sim_args(tape, deal, out, "--excel")) == 130
     assert list((tmp_path / "runs").iterdir()) == []

@@ -7,21 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from creditsim.cli import main
 from creditsim.examples import example_path
 
 
-def _run_cli(argv: list[str]) -> int:
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    return int(e.value.code)
-
-
-def _one_line_error(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    assert len(err.splitlines()) == 1, err
-    return err
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +20,9 @@ def small_tape(tmp_path_factory) -> Path:
     return path
 
 
-def test_stress_prints_the_table_and_writes_csv_and_png(small_tape, tmp_path, capsys):
+def test_stress_prints_the_table_and_writes_csv_and_png(small_tape, tmp_path, capsys, run_cli):
     out, png = tmp_path / "out", tmp_path / "chart.png"
-    code = _run_cli(["stress", "--tape", str(small_tape), "--paths", "20", "--out", str(out), "--plot", str(png)])
+    code = run_cli(["stress", "--tape", str(small_tape), "--paths", "20", "--out", str(out), "--plot", str(png)])
     assert code == 0
     text = capsys.readouterr().out
     assert "9-quarter loss rate, % of avg balance" in text and "2024H1 pace" in text
@@ -50,8 +38,8 @@ def test_stress_prints_the_table_and_writes_csv_and_png(small_tape, tmp_path, ca
     assert (summary["loss_rate_p05"] <= summary["loss_rate_p95"]).all()
 
 
-def test_stress_classes_option(small_tape, capsys):
-    assert _run_cli(["stress", "--tape", str(small_tape), "--paths", "3", "--quarters", "2",
+def test_stress_classes_option(small_tape, capsys, run_cli):
+    assert run_cli(["stress", "--tape", str(small_tape), "--paths", "3", "--quarters", "2",
                      "--scenarios", "fed:2025:baseline", "--classes", "corporate"]) == 0
     text = capsys.readouterr().out
     assert "corporate" in text and "consumer" not in text
@@ -64,16 +52,16 @@ def test_stress_classes_option(small_tape, capsys):
     (["--classes", "mortgages"], "are not asset classes"),
     (["--engine", "trajectory"], "engine must be one of"),
 ])
-def test_stress_bad_inputs_are_one_line_errors(small_tape, capsys, args, message):
-    assert _run_cli(["stress", "--tape", str(small_tape), "--paths", "2", *args]) == 2
-    assert message in _one_line_error(capsys)
+def test_stress_bad_inputs_are_one_line_errors(small_tape, capsys, args, message, run_cli, one_line_error):
+    assert run_cli(["stress", "--tape", str(small_tape), "--paths", "2", *args]) == 2
+    assert message in one_line_error()
 
 
-def test_stress_missing_tape_and_bad_output(small_tape, tmp_path, capsys):
-    assert _run_cli(["stress", "--tape", str(tmp_path / "nope.csv")]) == 2
-    assert "does not exist" in _one_line_error(capsys)
+def test_stress_missing_tape_and_bad_output(small_tape, tmp_path, capsys, run_cli, one_line_error):
+    assert run_cli(["stress", "--tape", str(tmp_path / "nope.csv")]) == 2
+    assert "does not exist" in one_line_error()
     (tmp_path / "dir.png").mkdir()
-    assert _run_cli(["stress", "--tape", str(small_tape), "--plot", str(tmp_path / "dir.png")]) == 2
-    assert "--plot" in _one_line_error(capsys)
-    assert _run_cli(["stress"]) == 2
-    assert "--tape" in _one_line_error(capsys)
+    assert run_cli(["stress", "--tape", str(small_tape), "--plot", str(tmp_path / "dir.png")]) == 2
+    assert "--plot" in one_line_error()
+    assert run_cli(["stress"]) == 2
+    assert "--tape" in one_line_error()

@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 
 import creditsim as cs
-from creditsim.cli import main
 from creditsim.datasets import macro_state
 from creditsim.errors import ConfigError
 from creditsim.examples import example_path
@@ -128,11 +127,6 @@ def test_a_repeated_month_with_the_same_value_is_kept_once() -> None:
 
 
 # ---------------------------------------------------------------- CLI
-def _run_cli(argv: list[str]) -> int:
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    return int(e.value.code)
-
 
 def _sim(tmp_path: Path, macro: Path, out: str) -> list[str]:
     loans = pd.read_parquet(example_path("loans_example.parquet")).iloc[:40]
@@ -142,12 +136,12 @@ def _sim(tmp_path: Path, macro: Path, out: str) -> list[str]:
             "--macro", str(macro), "--seed", "2", "--horizon", "20", "--chunk-size", "4", "--out", str(tmp_path / out)]
 
 
-def test_cli_simulate_with_a_narrative_yaml(tmp_path: Path, capsys) -> None:
+def test_cli_simulate_with_a_narrative_yaml(tmp_path: Path, capsys, run_cli) -> None:
     f = tmp_path / "story.yaml"
     f.write_text(STORY_YAML)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConditionRangeWarning)
-        assert _run_cli(_sim(tmp_path, f, "run")) == 0
+        assert run_cli(_sim(tmp_path, f, "run")) == 0
     res = SimulationResults.load(tmp_path / "run")
     _assert_anchors_met(np.asarray(res.macro_paths), STORY)
 
@@ -158,10 +152,10 @@ def test_cli_simulate_with_a_narrative_yaml(tmp_path: Path, capsys) -> None:
     ("gdp: [{month: 3, value: 0.01}]\n", r"unknown variable\(s\) \['gdp'\]"),
     ("policy_rate: [{month: 3, value: 0.05}\n", r"not valid YAML"),
 ])
-def test_cli_bad_narrative_is_exit_2_one_line(tmp_path: Path, capsys, text: str, match: str) -> None:
+def test_cli_bad_narrative_is_exit_2_one_line(tmp_path: Path, capsys, text: str, match: str, run_cli) -> None:
     f = tmp_path / "bad.yml"
     f.write_text(text)
-    assert _run_cli(_sim(tmp_path, f, "run")) == 2
+    assert run_cli(_sim(tmp_path, f, "run")) == 2
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
     assert re.search(match, err), err
