@@ -4,6 +4,35 @@
 loan-tape spec and simulates a loan x month panel whose roll rates are the spec's base case shifted by a
 macro path (from :class:`~creditsim.macro.synthetic.MacroScenarioGenerator` unless one is given). Fully
 determined by one integer seed; vectorised over loans, the only Python loop runs over months.
+
+Macro link (decision, issue 13). By default the roll rates respond to the macro path through exactly the
+link of the Markov overlay, per asset class: :class:`OverlaySensitivity` with the shipped calibration of
+:mod:`creditsim.transitions.calibrate` (one credit link per class on the Federal Reserve's bank
+delinquency history; drivers the 12-month unemployment change, the HY spread, GDP growth, house-price
+growth and the policy rate, as each class's link kept them), the overlay's move classes
+(:data:`~creditsim.transitions.markov.MOVE_CLASSES`), its standardisation
+(:data:`~creditsim.transitions.markov.DEFAULT_MACRO_MEAN` / ``DEFAULT_MACRO_STD``, the unemployment change
+centred on 0 and scaled by :data:`~creditsim.transitions.markov.UNEMPLOYMENT_CHANGE_SD`, computed per path by
+:func:`~creditsim.macro.sensitivity.with_derived`) and its clip ``|z| <= 4``. So a book drawn here has, in
+expectation, the chain ``MarkovTransitionModel.default().scenario_matrices`` under the same path (up to
+the loans' own onset and prepayment levels, which the chain averages), and the deep models trained on these
+panels learn the link the Markov engine uses (tests/transitions/test_synthetic.py checks this per class).
+
+Baseline tilt (decision). The overlay is centred on long-run US means (policy rate 2.24 %, house prices
++3.61 % a year), the macro generator's steady state is not (policy rate 3.5 %, house prices +4.0 %): on a
+flat path at that steady state ``z_policy = +0.59`` and ``z_hpi = +0.07``, which raises the onset
+log-odds by +0.060 (corporate), +0.047 (receivables), +0.024 (consumer: policy +0.025, house prices
+-0.001) and +0.021 (real estate: +0.027, -0.006), the roll-forward log-odds by 0.68 times that, and
+lowers the cures by 0.47 times that: 2-6 % more delinquency onset than the tape's ``pd_annual`` (the
+loans' 12-month PD at ``z = 0``, i.e. at ``DEFAULT_MACRO_MEAN`` with unemployment flat). We keep the overlay's centring rather than re-centring on the generator: the
+real-history link says a 3.5 % policy rate is mildly above neutral for credit, and one standardisation for
+the chain and the data is the point of sharing the link.
+
+The previous link -- the spec's three coefficients (unemployment level, HY spread, GDP growth) times 0.1,
+the same for every class, centred on the generator's steady state, unclipped -- stays available as
+:class:`MacroSensitivity` (``LoanTapeGenerator(sensitivity=MacroSensitivity())`` regenerates the panels
+the checkpoints before issue 13 learnt from, bit for bit); it is also what
+``MarkovTransitionModel.default(calibrated=False)`` uses.
 """
 
 from __future__ import annotations
@@ -15,20 +44,23 @@ import numpy as np
 import pandas as pd
 
 from creditsim.errors import ConfigError, DataError
-from creditsim.macro.sensitivity import SENSITIVITY_SCALE, SENSITIVITY_VARIABLES, SHOCK_SD, spec_betas
+from creditsim.macro.sensitivity import (SENSITIVITY_SCALE, SENSITIVITY_VARIABLES, SHOCK_SD, UNEMPLOYMENT_CHANGE, Z_CLIP,
+                                        spec_betas, with_derived)
 from creditsim.macro.synthetic import MacroAnchors, MacroScenarioGenerator
 from creditsim.rng import check_seed, int_seed, numpy_generator
 from creditsim.schema import AMORTIZATION_TYPES, RATINGS, month_start, validate_macro
 from creditsim.states import ASSET_CLASSES, MACRO_VARS, N_STATES, LoanState
+from creditsim.transitions.markov import DEFAULT_MACRO_MEAN, DEFAULT_MACRO_STD, MOVE_CLASSES, UNEMPLOYMENT_CHANGE_SD
 
 __all__ = [
     "AssetClassParams",
     "ASSET_CLASS_PARAMS",
     "MacroSensitivity",
+    "OverlaySensitivity",
     "LoanTapeGenerator",
+    "DRIVER_JITTER_MONTHS",
+    "jitter_macro_path",
 ]
-
-
 
 
 @dataclass(frozen=True)
@@ -116,7 +148,11 @@ _SECTORS = (
 
 @dataclass(frozen=True)
 class MacroSensitivity:
-    """Log-odds shifts of roll rates per unit standardised macro shock (``shared/spec/loan-tape.md``).
+    """The pre-issue-13 link: the spec's log-odds shifts per unit standardised macro shock, every class alike.
+
+    Not the generator's default any more (that is :class:`OverlaySensitivity`); kept so that the panels
+    the checkpoints before issue 13 learnt from can be regenerated, and because it is the link of
+    ``MarkovTransitionModel.default(calibrated=False)`` (``shared/spec/loan-tape.md``).
 
     A month's standardised shocks are ``z_u = (unemployment - u*) / 0.017``,
     ``z_s = (hy_spread - hy*) / 0.025`` and ``z_g = (gdp_growth - g*) / 0.019`` with the anchors of
@@ -127,8 +163,8 @@ class MacroSensitivity:
     -1.5); cures (-0.8, -0.3, +1.0); prepayment (-0.3, -0.2, +0.5).
 
     All defaults (coefficients, ``scale``, ``shock_sd`` and the three anchors) come from
-    :mod:`creditsim.macro.sensitivity`, the single source shared with the Markov overlay; shocks are
-    not clipped here (the panels must stay bit-identical to those the shipped checkpoints learnt from).
+    :mod:`creditsim.macro.sensitivity`, the single source shared with the uncalibrated Markov overlay;
+    shocks are not clipped here (the panels stay bit-identical to the pre-issue-13 ones).
 
     ``scale`` (default 0.1) is our decision: the three variables move together, so applying the
     coefficients at full strength to a Fed severely adverse path (3-5 standard deviations on each
@@ -168,6 +204,115 @@ class MacroSensitivity:
         for a in (LoanState.CURRENT, LoanState.DPD30, LoanState.DPD60, LoanState.DPD90):
             out[:, a, LoanState.PREPAID] = prepay
         return out
+
+    def class_logit_shift(self, macro: np.ndarray, anchors: MacroAnchors) -> np.ndarray:
+        """``(C, T, 7, 7)``: :meth:`logit_shift` for every asset class (C = 4, ASSET_CLASSES order; all equal)."""
+        shift = self.logit_shift(macro, anchors)
+        return np.broadcast_to(shift, (len(ASSET_CLASSES), *shift.shape))
+
+
+@dataclass(frozen=True)
+class OverlaySensitivity:
+    """The Markov overlay's macro link, per asset class: the generator's default (see the module docstring).
+
+    A month's log-odds of the move ``i -> j`` against staying put is shifted by
+    ``sum_v beta_{class, move_class(i, j), v} z_v`` with the overlay's standardised shocks
+    ``z_v = clip((x_v - DEFAULT_MACRO_MEAN[v]) / DEFAULT_MACRO_STD[v], -z_clip, z_clip)`` over the nine
+    MACRO_VARS and, for the derived 12-month unemployment change,
+    ``clip(with_derived(path)[..., -1] / UNEMPLOYMENT_CHANGE_SD, -z_clip, z_clip)`` -- the arithmetic of
+    :meth:`MarkovTransitionModel.scenario_matrices` (move classes of
+    :data:`~creditsim.transitions.markov.MOVE_CLASSES`).
+
+    Args:
+        sensitivities: ``{asset class: {move class: {variable: log-odds per standardised unit}}}``, every
+            class of ASSET_CLASSES present (variables: MACRO_VARS or ``unemployment_change``).
+        z_clip: largest absolute standardised shock (default 4, the overlay's :data:`Z_CLIP`); None = no clip.
+    """
+
+    sensitivities: Mapping[str, Mapping[str, Mapping[str, float]]]
+    z_clip: float | None = Z_CLIP
+
+    def __post_init__(self) -> None:
+        missing = [c for c in ASSET_CLASSES if c not in self.sensitivities]
+        if missing:
+            raise ConfigError(f"sensitivities: asset classes {missing} missing; expected all of {list(ASSET_CLASSES)}")
+        known = (*MACRO_VARS, UNEMPLOYMENT_CHANGE)
+        for cls, per_move in self.sensitivities.items():
+            for move, per_var in per_move.items():
+                if move not in MOVE_CLASSES:
+                    raise ConfigError(f"sensitivities[{cls!r}]: unknown move class {move!r}; expected one of {list(MOVE_CLASSES)}")
+                bad = [v for v in per_var if v not in known]
+                if bad:
+                    raise ConfigError(f"sensitivities[{cls!r}][{move!r}]: unknown variable(s) {bad}; expected {list(known)}")
+
+    @classmethod
+    def calibrated(cls) -> "OverlaySensitivity":
+        """The shipped calibration (:func:`creditsim.transitions.calibrate.calibrated_sensitivities`), the
+        overlay of ``MarkovTransitionModel.default()``."""
+        from creditsim.transitions.calibrate import calibrated_sensitivities  # reads the shipped JSON
+
+        return cls(calibrated_sensitivities())
+
+    def shocks(self, macro: np.ndarray) -> np.ndarray:
+        """``(T, 10)`` clipped standardised shocks of a ``(T, 9)`` path: MACRO_VARS, then the unemployment change."""
+        x = np.asarray(macro, dtype=np.float64)
+        mean = np.array([DEFAULT_MACRO_MEAN[v] for v in MACRO_VARS])
+        std = np.array([DEFAULT_MACRO_STD[v] for v in MACRO_VARS])
+        z = np.concatenate([(x - mean) / std, with_derived(x)[..., -1:] / UNEMPLOYMENT_CHANGE_SD], axis=-1)
+        return z if self.z_clip is None else np.clip(z, -self.z_clip, self.z_clip)
+
+    def class_logit_shift(self, macro: np.ndarray, anchors: MacroAnchors | None = None) -> np.ndarray:
+        """``(C, T, 7, 7)`` log-odds shift of each move, per asset class (ASSET_CLASSES order) and month of
+        a ``(T, 9)`` macro path. ``anchors`` is unused (the overlay's centring applies)."""
+        z = self.shocks(macro)  # (T, 10)
+        variables = (*MACRO_VARS, UNEMPLOYMENT_CHANGE)
+        out = np.zeros((len(ASSET_CLASSES), z.shape[0], N_STATES, N_STATES))
+        for c, name in enumerate(ASSET_CLASSES):
+            for move, per_var in self.sensitivities[name].items():
+                beta = np.array([per_var.get(v, 0.0) for v in variables])
+                out[c] += (z @ beta)[:, None, None] * MOVE_CLASSES[move]
+        return out
+
+
+#: months over which the drift of :func:`jitter_macro_path` builds up
+DRIVER_JITTER_MONTHS: int = 24
+#: floors (decimals) that keep a jittered path economically possible: unemployment, rates and spreads
+_JITTER_FLOORS: dict[str, float] = {"unemployment_rate": 0.02, "policy_rate": 0.0, "yield_10y": 0.0,
+                                    "credit_spread_ig": 0.002, "credit_spread_hy": 0.01, "default_rate": 0.0}
+
+
+def jitter_macro_path(path: np.ndarray, rng: np.random.Generator, scale: float) -> np.ndarray:
+    """A macro path with an independent level shift and drift on every variable (training data design).
+
+    In the scenario generator's paths the drivers move together (unemployment rises as GDP falls, spreads
+    widen and the policy rate is cut), so a model trained on them cannot tell one driver's effect from
+    another's -- the pre-issue-13 transformer learnt lower PD for higher rates that way. This adds, per
+    variable ``v``, ``scale x sd_v x (a_v + b_v min(t, 24) / 24)`` with ``a_v, b_v ~ N(0, 1)`` independent
+    across variables (``sd_v``: the overlay's :data:`~creditsim.transitions.markov.DEFAULT_MACRO_STD`), then
+    floors unemployment (2 %), rates (0) and spreads (0.2 / 1 %). The drift also moves the 12-month
+    unemployment change independently of the level.
+
+    Args:
+        path: ``(T, 9)`` decimals, MACRO_VARS order.
+        rng: the stream of this path; draws ``(2, 9)`` standard normals.
+        scale: size of the perturbation in standard deviations, >= 0 (0 returns ``path``).
+
+    Returns:
+        ``(T, 9)`` float64.
+    """
+    x = np.asarray(path, dtype=np.float64)
+    if not (np.isfinite(scale) and scale >= 0):
+        raise ConfigError(f"scale must be a finite number >= 0, got {scale!r}")
+    ab = rng.standard_normal((2, len(MACRO_VARS)))
+    if scale == 0:
+        return x.copy()
+    sd = np.array([DEFAULT_MACRO_STD[v] for v in MACRO_VARS])
+    ramp = np.minimum(np.arange(x.shape[0]), DRIVER_JITTER_MONTHS) / DRIVER_JITTER_MONTHS
+    out = x + scale * sd * (ab[0] + ab[1] * ramp[:, None])
+    for v, floor in _JITTER_FLOORS.items():
+        j = MACRO_VARS.index(v)
+        out[:, j] = np.maximum(out[:, j], floor)
+    return out
 
 
 def _base_logits(params: AssetClassParams) -> np.ndarray:
@@ -438,16 +583,16 @@ def _loan_logits(cls: np.ndarray, pd_annual: np.ndarray, prepay: np.ndarray) -> 
     return loan_eta, model_pd, model_pp
 
 
-def _next_states(rng: np.random.Generator, loan_eta: np.ndarray, shift_t: np.ndarray, state: np.ndarray,
-                 live: np.ndarray, due: np.ndarray) -> np.ndarray:
+def _next_states(rng: np.random.Generator, loan_eta: np.ndarray, shift_t: np.ndarray, cls: np.ndarray,
+                 state: np.ndarray, live: np.ndarray, due: np.ndarray) -> np.ndarray:
     """``(n,)`` states at the end of one month from the states ``state`` at its start.
 
-    ``loan_eta`` ``(n, 7, 7)`` and ``shift_t`` ``(7, 7)`` are the loans' log-odds and the month's macro
-    shift. One uniform is drawn for every loan, live or not, so the stream never depends on who is
+    ``loan_eta`` ``(n, 7, 7)`` are the loans' log-odds, ``shift_t`` ``(C, 7, 7)`` the month's macro
+    shift per asset class and ``cls`` ``(n,)`` each loan's class index. One uniform is drawn for every loan, live or not, so the stream never depends on who is
     live; absorbed loans keep their state and a live loan ``due`` (final month) that would be
     CURRENT matures.
     """
-    eta = loan_eta[np.arange(len(state)), state] + shift_t[state]  # (n, 7)
+    eta = loan_eta[np.arange(len(state)), state] + shift_t[cls, state]  # (n, 7)
     probs = _row_probs(eta)
     cum = np.cumsum(probs, axis=1)
     draw = rng.random(len(state))
@@ -521,8 +666,8 @@ class LoanTapeGenerator:
     = first day of the month the row reports on; the state is the one at the end of that month). The
     panel is rectangular: a loan that has defaulted, prepaid or matured keeps reporting its absorbing
     state with zero balance, so it has ``n_loans * n_months`` rows. Monthly moves follow a multinomial
-    logit against staying put: the spec's base-case roll rates per asset class, shifted by
-    :class:`MacroSensitivity` for the month's macro values and, for the onset of delinquency, by the
+    logit against staying put: the spec's base-case roll rates per asset class, shifted by the class's
+    macro link (``sensitivity``) for the month's macro values and, for the onset of delinquency, by the
     loan's own risk ``log(pd_annual / pd_class)`` (``pd_class`` = the 12-month PD implied by the
     base-case roll rates), and for prepayment by ``log(prepay_annual / prepay_class)``. Moves the
     base case does not have keep probability 0, so only :data:`~creditsim.states.ALLOWED_TRANSITIONS`
@@ -549,7 +694,9 @@ class LoanTapeGenerator:
             order, month 0 = the first month after the cut-off; default: a baseline path of
             :class:`MacroScenarioGenerator` drawn from the seed.
         cutoff: cut-off date (month); the first panel month. Default 2025-01.
-        sensitivity: macro sensitivities of the roll rates.
+        sensitivity: the macro link of the roll rates; default :meth:`OverlaySensitivity.calibrated`
+            (the Markov overlay's calibrated link per asset class); :class:`MacroSensitivity` gives the
+            pre-issue-13 panels.
     """
 
     def __init__(
@@ -560,7 +707,7 @@ class LoanTapeGenerator:
         random_seed: int = 0,
         macro_path: np.ndarray | pd.DataFrame | None = None,
         cutoff: object = "2025-01-01",
-        sensitivity: MacroSensitivity | None = None,
+        sensitivity: OverlaySensitivity | MacroSensitivity | None = None,
     ) -> None:
         for name, value in (("n_loans", n_loans), ("n_months", n_months)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -570,7 +717,10 @@ class LoanTapeGenerator:
         self.random_seed = check_seed(random_seed)
         self.asset_mix = self._check_mix(asset_mix)
         self.cutoff = month_start(cutoff, "cutoff")
-        self.sensitivity = sensitivity if sensitivity is not None else MacroSensitivity()
+        if sensitivity is not None and not isinstance(sensitivity, (OverlaySensitivity, MacroSensitivity)):
+            raise ConfigError("sensitivity: expected an OverlaySensitivity or a MacroSensitivity, "
+                              f"got {type(sensitivity).__name__}")
+        self.sensitivity = sensitivity if sensitivity is not None else OverlaySensitivity.calibrated()
         self.anchors = MacroAnchors()
         self.macro_path_ = self._check_macro(macro_path)
 
@@ -731,7 +881,8 @@ class LoanTapeGenerator:
         term, seasoning = extras["term"], extras["seasoning"]
         sched = _Schedule(extras["balance"], extras["rate"], term, extras["period"], extras["amort"])
         lag = np.array([ASSET_CLASS_PARAMS[c].recovery_lag_months for c in ASSET_CLASSES])[extras["cls"]]
-        shift = self.sensitivity.logit_shift(macro, self.anchors)  # (T, 7, 7)
+        shift = self.sensitivity.class_logit_shift(macro, self.anchors)  # (C, T, 7, 7)
+        cls = extras["cls"]
 
         state = np.zeros(n, dtype=np.int64)
         q = seasoning.copy()
@@ -741,7 +892,7 @@ class LoanTapeGenerator:
         for t in range(n_months):
             age = seasoning + t + 1
             live = state <= LoanState.DPD90
-            new = _next_states(rng, extras["loan_eta"], shift[t], state, live, live & (age >= term))
+            new = _next_states(rng, extras["loan_eta"], shift[:, t], cls, state, live, live & (age >= term))
             flows, q, ci_q = _month_cash_flows(sched, extras, live, new, q, bal_q, ci_q, age)
             # the recovery is booked recovery_lag months after the default (dropped past the panel's end)
             hit = np.flatnonzero(live & (new == LoanState.DEFAULT) & (t + lag < n_months))

@@ -9,11 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from creditsim.features import LOAN_FEATURES, loan_features
-from creditsim.transitions.synthetic import ASSET_CLASS_PARAMS, LoanTapeGenerator, MacroSensitivity, _Schedule
+from creditsim.rng import numpy_generator
+from creditsim.transitions.markov import DEFAULT_MACRO_MEAN, MarkovTransitionModel, base_case_matrix
+from creditsim.transitions.synthetic import (ASSET_CLASS_PARAMS, LoanTapeGenerator, MacroSensitivity, OverlaySensitivity,
+                                             _Schedule, jitter_macro_path)
 from creditsim.macro.synthetic import MacroAnchors, MacroScenarioGenerator, activity_level_drawdown
 from creditsim.errors import ConfigError, DataError
 from creditsim.schema import RATINGS, REQUIRED_LOAN_COLUMNS, validate_loan_tape, validate_panel
-from creditsim.states import ALLOWED_TRANSITIONS, MACRO_VARS, LoanState
+from creditsim.states import ALLOWED_TRANSITIONS, ASSET_CLASSES, MACRO_VARS, LoanState
 
 U = MACRO_VARS.index("unemployment_rate")
 G = MACRO_VARS.index("gdp_growth")
@@ -34,11 +37,17 @@ def scenario_means() -> dict[str, np.ndarray]:
 
 
 def flat_macro(n_months: int, **overrides: float) -> np.ndarray:
-    """A constant macro path at the anchors (no shock), with optional overrides."""
+    """A constant macro path at the macro generator's steady state, with optional overrides."""
     a = MacroAnchors()
     vec = a.as_vector()
     for name, value in overrides.items():
         vec[MACRO_VARS.index(name)] = value
+    return np.tile(vec, (n_months, 1))
+
+
+def neutral_macro(n_months: int) -> np.ndarray:
+    """A constant path at the overlay's centre (``DEFAULT_MACRO_MEAN``, unemployment flat): every shock 0."""
+    vec = np.array([DEFAULT_MACRO_MEAN[v] for v in MACRO_VARS])
     return np.tile(vec, (n_months, 1))
 
 
@@ -254,10 +263,12 @@ def test_loss_plus_recovery_at_most_balance_at_default(tape_and_panel):
 
 def _single_loan_panel(amortization: str, frequency: str = "monthly") -> tuple[pd.Series, pd.DataFrame]:
     """A loan kept CURRENT for its whole life (no delinquency, no prepayment) and its panel."""
-    # strong growth and a sensitivity that also stops prepayment: loans stay CURRENT until maturity
+    # strong growth and a link on which it also stops prepayment (unclipped, z ~ 30): loans stay CURRENT
+    # until maturity
+    link = {"delinquency": {"gdp_growth": -0.2}, "prepayment": {"gdp_growth": -0.1}}
     gen = LoanTapeGenerator(400, 60, asset_mix={"corporate": 1.0}, random_seed=2,
                             macro_path=flat_macro(60, gdp_growth=0.60),
-                            sensitivity=MacroSensitivity(prepay=(0.0, 0.0, -1.0)))
+                            sensitivity=OverlaySensitivity({c: link for c in ASSET_CLASSES}, z_clip=None))
     loans, panel = gen.generate()
     states = panel["loan_state"].to_numpy().reshape(len(loans), -1)
     clean = np.isin(states, [LoanState.CURRENT, LoanState.MATURED]).all(axis=1)
@@ -324,9 +335,10 @@ def test_severe_macro_path_gives_more_defaults_than_baseline():
 
 
 def test_realised_default_frequency_matches_pd_annual_without_macro_shock():
-    """At the macro anchors, the 12-month default frequency of a real-estate book equals its mean PD."""
+    """At the overlay's centre (no shock), the 12-month default frequency of a real-estate book equals its
+    mean PD."""
     loans, panel = LoanTapeGenerator(12000, 12, asset_mix={"real_estate": 1.0}, random_seed=4,
-                                     macro_path=flat_macro(12)).generate()
+                                     macro_path=neutral_macro(12)).generate()
     realised = (panel["loan_state"].to_numpy().reshape(12000, 12)[:, -1] == LoanState.DEFAULT).mean()
     expected = loans["pd_annual"].mean()
     se = np.sqrt(expected * (1 - expected) / 12000)
@@ -334,15 +346,128 @@ def test_realised_default_frequency_matches_pd_annual_without_macro_shock():
 
 
 def test_first_month_roll_rates_match_the_spec_base_case():
-    """A flat macro path at the anchors leaves the spec's base-case roll rates unchanged."""
+    """A flat macro path at the overlay's centre leaves the spec's base-case roll rates unchanged."""
     loans, panel = LoanTapeGenerator(20000, 2, asset_mix={"consumer": 1.0}, random_seed=6,
-                                     macro_path=flat_macro(2)).generate()
+                                     macro_path=neutral_macro(2)).generate()
     st = panel["loan_state"].to_numpy().reshape(20000, 2)
     prepaid = (st[:, 0] == LoanState.PREPAID).mean()
     expected = 1.0 - (1.0 - loans["prepay_annual"].to_numpy()) ** (1 / 12)
     # each loan's prepayment log-odds target its prepay_annual; the competing delinquency move makes
     # the match approximate (well inside the tolerance)
     assert abs(prepaid - expected.mean()) < 4 * np.sqrt(expected.mean() / 20000) + 0.002
+
+
+# -- the macro link: the Markov overlay's, per asset class ------------------------------------------
+
+
+def _overlay_tilt(mats: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """``(T, 7, 7)`` log-odds against staying put of ``(T, 7, 7)`` matrices minus those of ``base``
+    (0 where ``base`` has no move), on the live rows."""
+    live = np.arange(4)
+    tilt = np.zeros_like(mats)
+    has = base > 0
+    for i in live:
+        for j in np.flatnonzero(has[i]):
+            tilt[:, i, j] = (np.log(mats[:, i, j] / mats[:, i, i]) - np.log(base[i, j] / base[i, i]))
+    return tilt
+
+
+def _fed_path(name: str, months: int) -> np.ndarray:
+    from creditsim.macro.scenarios import fed_table_path
+
+    return fed_table_path(2025, name)[:months]
+
+
+def test_generator_link_is_the_markov_overlay_tilt_exactly():
+    """The generator's per-class log-odds shift is the default Markov chain's tilt, clip and derived
+    unemployment change included, on a path that leaves the +-4 sd range."""
+    path = _fed_path("severely_adverse", 24).copy()
+    path[5:9, MACRO_VARS.index("gdp_growth")] = -0.15  # beyond 4 sd: clipped by both
+    path[:, MACRO_VARS.index("policy_rate")] += np.linspace(0.0, 0.04, 24)
+    shift = OverlaySensitivity.calibrated().class_logit_shift(path)  # (C, T, 7, 7)
+    mats = MarkovTransitionModel.default().scenario_matrices(path[None])[0]  # (C, T, 7, 7)
+    assert shift.shape == (len(ASSET_CLASSES), 24, 7, 7)
+    for c, cls in enumerate(ASSET_CLASSES):
+        base = base_case_matrix(cls)
+        tilt = _overlay_tilt(mats[c], base)
+        has = np.broadcast_to(base > 0, tilt.shape)
+        np.testing.assert_allclose(shift[c][has], tilt[has], rtol=0, atol=1e-9)
+        assert np.abs(tilt[:, 0, 1]).max() > 0.1  # the path does tilt
+
+
+@pytest.fixture(scope="module")
+def stressed_book() -> tuple[np.ndarray, pd.DataFrame, np.ndarray, np.ndarray]:
+    """40 000 loans (10 000 per class) for 24 months of the Fed 2025 severely adverse path: ``(path,
+    tape, (n, 24) states, (n, 7, 7) each loan's own base-case log-odds against staying put)``."""
+    path = _fed_path("severely_adverse", 24)
+    gen = LoanTapeGenerator(40000, 24, asset_mix={c: 1.0 for c in ASSET_CLASSES}, random_seed=17, macro_path=path)
+    loans, panel = gen.generate()
+    _, extras = gen._draw_tape(numpy_generator(gen.random_seed, 0))  # the tape generate() drew
+    return path, loans, panel["loan_state"].to_numpy().reshape(len(loans), 24), extras["loan_eta"]
+
+
+@pytest.mark.parametrize("asset_class", ASSET_CLASSES)
+def test_panel_moves_follow_the_markov_default_chain_under_a_stress_path(stressed_book, asset_class):
+    """Every live row of a class's panel has, within sampling error, the moves of
+    ``MarkovTransitionModel.default().scenario_matrices`` under the same path. The delinquent rows are the
+    chain's matrices exactly; the CURRENT row is each loan's own base row (its PD and prepayment level,
+    which the chain averages) tilted by the chain's month-by-month tilt. A loan whose final month would
+    leave it CURRENT is MATURED in the panel (the contractual rule), so MATURED counts as CURRENT here.
+    The same counts are far from the untilted rows: the check has the power to see the link."""
+    path, loans, states, loan_eta = stressed_book
+    c = ASSET_CLASSES.index(asset_class)
+    mats = MarkovTransitionModel.default().scenario_matrices(path[None])[0, c]  # (T, 7, 7)
+    tilt = _overlay_tilt(mats, base_case_matrix(asset_class))
+    mine = np.flatnonzero(loans["asset_class"].to_numpy() == asset_class)
+    st = states[mine]
+    prev = np.concatenate([np.zeros((len(mine), 1), dtype=st.dtype), st[:, :-1]], axis=1)
+    new = np.where(st == LoanState.MATURED, LoanState.CURRENT, st)  # the maturity relabel, undone
+    for tilted in (True, False):
+        for i in range(4):
+            loan_idx, month = np.nonzero(prev == i)
+            eta = loan_eta[mine[loan_idx], i] + (tilt[month, i] if tilted else 0.0)  # (m, 7)
+            p = np.exp(eta - eta.max(1, keepdims=True))
+            p /= p.sum(1, keepdims=True)
+            observed = np.bincount(new[loan_idx, month], minlength=7)
+            expected, sd = p.sum(0), np.sqrt((p * (1 - p)).sum(0))
+            moves = [j for j in range(7) if j != i and expected[j] > 0]
+            z = {LoanState(j).name: (observed[j] - expected[j]) / sd[j] for j in moves}
+            if tilted:
+                assert all(abs(v) < 4.5 for v in z.values()), (asset_class, LoanState(i).name, z)
+            elif i == LoanState.CURRENT:
+                assert z["DPD30"] > 6, (asset_class, z)  # the stress raises delinquency onset
+
+
+def test_jitter_moves_each_variable_independently_and_keeps_floors():
+    path = _fed_path("severely_adverse", 36)
+    a = jitter_macro_path(path, np.random.default_rng(0), 1.0)
+    b = jitter_macro_path(path, np.random.default_rng(0), 1.0)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(jitter_macro_path(path, np.random.default_rng(0), 0.0), path)
+    u, pol = MACRO_VARS.index("unemployment_rate"), MACRO_VARS.index("policy_rate")
+    assert (a[:, u] >= 0.02).all() and (a[:, pol] >= 0.0).all()
+    # over many paths the shifts of two variables are uncorrelated
+    rng = np.random.default_rng(1)
+    d = np.stack([jitter_macro_path(path, rng, 1.0)[24] - path[24] for _ in range(400)])
+    g, s = MACRO_VARS.index("gdp_growth"), MACRO_VARS.index("credit_spread_hy")
+    assert abs(np.corrcoef(d[:, g], d[:, s])[0, 1]) < 0.2
+    with pytest.raises(ConfigError, match="scale"):
+        jitter_macro_path(path, rng, -1.0)
+
+
+def test_old_spec_link_stays_reachable():
+    """``sensitivity=MacroSensitivity()`` is the pre-issue-13 link (the same for every class); the default
+    differs from it."""
+    path = _fed_path("severely_adverse", 12)
+    old = MacroSensitivity().class_logit_shift(path, MacroAnchors())
+    assert old.shape == (4, 12, 7, 7) and (old[0] == old[3]).all()
+    _, p_old = LoanTapeGenerator(500, 12, random_seed=3, macro_path=path, sensitivity=MacroSensitivity()).generate()
+    _, p_new = LoanTapeGenerator(500, 12, random_seed=3, macro_path=path).generate()
+    assert not p_old["loan_state"].equals(p_new["loan_state"])
+    with pytest.raises(ConfigError, match="sensitivity"):
+        LoanTapeGenerator(10, 2, sensitivity={"corporate": {}})
+    with pytest.raises(ConfigError, match="asset classes"):
+        OverlaySensitivity({"corporate": {}})
 
 
 # -- loan features -----------------------------------------------------------------------------------
