@@ -5,9 +5,18 @@
 Training data (decision). Real loan panels with many different macro paths do not exist in the
 bundled data (the UCI credit-card panel spans six months of one economy), so the model learns from
 synthetic books whose roll rates respond to the macro path (:class:`~creditsim.transitions.synthetic.
-LoanTapeGenerator`): for every scenario type, ``paths_per_scenario`` macro paths of
-:class:`~creditsim.macro.synthetic.MacroScenarioGenerator` (its own seed per scenario), each driving
-its own freshly drawn loan tape (its own seed). Every panel is turned into monthly transition counts
+LoanTapeGenerator`, whose link is the Markov overlay's calibration on the bank delinquency history, per
+asset class): for every scenario type, ``paths_per_scenario`` macro paths of
+:class:`~creditsim.macro.synthetic.MacroScenarioGenerator` (its own seed per scenario), each shifted
+by an independent level and drift per variable (``macro_jitter`` sds,
+:func:`~creditsim.transitions.synthetic.jitter_macro_path`) and driving its own freshly drawn loan tape
+(its own seed).
+
+Jitter (decision, issue 13). In the generator's scenarios the drivers move together (unemployment up,
+GDP down, spreads wider, policy rate cut), so a model fitted to them cannot separate the drivers: trained
+on the calibrated link without jitter the transformer raised PD with the policy rate but lowered it with
+rising unemployment for three classes and with falling house prices for corporate loans (whose link has no
+house-price term). Independent shifts of each variable make every driver's effect identifiable. Every panel is turned into monthly transition counts
 per cohort with :func:`~creditsim.transitions.cohorts.transition_counts` under two cohort definitions: the
 default ``asset_class|vintage|risk`` cohorts and the coarse ``asset_class`` cohorts the simulation
 engine uses, so the model serves both granularities. A row with the cut-off state (all loans CURRENT)
@@ -51,7 +60,7 @@ from creditsim.transitions.evaluate import (
     homogeneous_matrix,
 )
 from creditsim.transitions.markov import MarkovTransitionModel
-from creditsim.transitions.synthetic import LoanTapeGenerator
+from creditsim.transitions.synthetic import LoanTapeGenerator, jitter_macro_path
 from creditsim.transitions.transformer import (
     PRETRAINED_DIR,
     TransitionConfig,
@@ -79,6 +88,9 @@ class TransitionDataConfig:
 
     ``paths_per_scenario`` macro paths per scenario type are split into ``n_val`` validation and
     ``n_test`` test paths (the last ones) and the rest for training.
+    ``macro_jitter``: size (in standard deviations) of the independent per-variable level shift and
+    drift added to every path (:func:`~creditsim.transitions.synthetic.jitter_macro_path`; 0 = the
+    generator's paths as they are).
     """
 
     paths_per_scenario: int = 14
@@ -90,12 +102,16 @@ class TransitionDataConfig:
     cutoff: str = "2025-01-01"
     scenarios: tuple[int, ...] = (0, 1, 2, 3)
     cohort_definitions: tuple[str, ...] = COHORT_DEFINITIONS
+    macro_jitter: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("paths_per_scenario", "n_loans", "n_months"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ConfigError(f"TransitionDataConfig.{name} must be a positive integer, got {value!r}")
+        if isinstance(self.macro_jitter, bool) or not isinstance(self.macro_jitter, (int, float)) \
+                or not (np.isfinite(self.macro_jitter) and self.macro_jitter >= 0):
+            raise ConfigError(f"TransitionDataConfig.macro_jitter must be a number >= 0, got {self.macro_jitter!r}")
         for name in ("n_val", "n_test", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
@@ -178,6 +194,8 @@ def build_transition_data(cfg: TransitionDataConfig | None = None, progress: boo
     cutoff = pd.Timestamp(cfg.cutoff).to_period("M").to_timestamp()
     root = np.random.SeedSequence(cfg.seed)
     macro_ss, tape_ss = root.spawn(2)
+    (jitter_ss,) = root.spawn(1)  # a third child: the first two (and so the paths and tapes) are unchanged
+    jitter_seeds = jitter_ss.spawn(len(cfg.scenarios) * cfg.paths_per_scenario)
     scen_seeds = [int(s.generate_state(1)[0]) for s in macro_ss.spawn(len(SCENARIOS))]
     n_paths = len(cfg.scenarios) * cfg.paths_per_scenario
     tape_seeds = [int(s.generate_state(1)[0]) for s in tape_ss.spawn(n_paths)]
@@ -194,7 +212,7 @@ def build_transition_data(cfg: TransitionDataConfig | None = None, progress: boo
             paths = gen.generate_scenario(scenario, cfg.paths_per_scenario, seed=scen_seeds[scenario])
             for k in range(cfg.paths_per_scenario):
                 split = split_of[k]
-                macro = paths[k]
+                macro = jitter_macro_path(paths[k], np.random.default_rng(jitter_seeds[path_id]), cfg.macro_jitter)
                 loans, panel = LoanTapeGenerator(cfg.n_loans, cfg.n_months, random_seed=tape_seeds[path_id],
                                                  macro_path=macro, cutoff=cutoff).generate()
                 full = _panel_with_cutoff_row(panel, loans, cutoff)
@@ -235,10 +253,13 @@ def build_transition_data(cfg: TransitionDataConfig | None = None, progress: boo
 
 #: shipped model: small enough to train in about a minute on 2 CPU cores and to ship (< 200 KB)
 SHIPPED_CONFIG = TransitionConfig(n_cohort_features=12, n_macro_vars=9, d_model=32, n_heads=4, n_layers=2,
-                                  n_states=7, dropout=0.0, max_months=120)
+                                  n_states=7, dropout=0.0, max_months=120, unemployment_change=True)
 SHIPPED_TRAINING = TrainConfig(epochs=100, batch_size=64, lr=3e-3, weight_decay=1e-4, grad_clip=1.0, patience=15,
                                min_epochs=10, kl_warmup=0, seed=0, device="cpu")
-SHIPPED_DATA = TransitionDataConfig()
+#: shipped data (issue 13): 24 paths per scenario type (was 14) with a 1.5-sd jitter -- 18 training paths per
+#: type; with 14 unjittered paths the drivers' effects were not separable (see the module docstring). A
+#: 2.5-sd jitter fitted as well but gave corporate loans a falling PD with falling house prices.
+SHIPPED_DATA = TransitionDataConfig(paths_per_scenario=24, macro_jitter=1.5)
 
 
 @dataclass

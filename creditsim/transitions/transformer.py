@@ -23,6 +23,17 @@ Decisions
 * The head bias starts at the log of a pooled prior matrix (:meth:`set_prior`, the homogeneous
   Markov estimate of the training counts), so an untrained network *is* the Markov baseline and
   training learns macro, cohort and month deviations from it.
+* ``unemployment_change`` (issue 13, on in the shipped model): the 12-month change of the unemployment
+  rate, the driver the bank-delinquency link reads instead of the level, is computed from each path
+  exactly as the Markov overlay does (:func:`~creditsim.macro.sensitivity.with_derived`: month 0 repeated
+  before the jump-off), divided by its 1981-2019 sd (1.02 pp) and embedded linearly like the nine inputs.
+  Attention could in principle learn the difference from the level tokens, but a 32-wide model trained on
+  a few dozen paths did not: a 2 pp rise moved the worst-year PD by -1.2 .. +8 % (three classes down on
+  unjittered paths; with jitter, real estate -0.4 .. -1.7 % and the others +0.03 .. +6 %); with the input
+  the shipped model gives corporate, consumer and receivables +6.5 .. +18 %; real estate stays at -0.7 %
+  (its link's unemployment term is the weakest, +2.8 % in the Markov chain; an expected failure of
+  tests/risk/test_driver_signs.py).
+  The input stays ``(S, T, 9)``; the feature is made inside :meth:`log_matrices`.
 * Months beyond ``max_months`` reuse the last month embedding (seasoning effects are assumed to have
   settled by then); the attention itself works for any length.
 * ``forward(cohort_features, macro_path)`` returns the matrices as in the models-api spec; passing
@@ -55,6 +66,7 @@ from creditsim.checkpoints import (
     save_model_checkpoint,
 )
 from creditsim.errors import CheckpointError, ConfigError, DataError
+from creditsim.macro.sensitivity import CHANGE_MONTHS
 from creditsim.nn.config import JSONConfig
 from creditsim.nn.layers import Block
 from creditsim.schema import LoanTape, as_loan_tape
@@ -65,6 +77,7 @@ from creditsim.states import (
     N_STATES,
     LoanState,
 )
+from creditsim.transitions.markov import UNEMPLOYMENT_CHANGE_SD
 from creditsim.transitions.cohorts import (
     COHORT_FEATURES,
     DEFAULT_COHORT_KEY,
@@ -108,6 +121,7 @@ class TransitionConfig(JSONConfig):
     dropout: float = 0.1
     # extension (default keeps the spec's constructor working)
     max_months: int = 120  # learned month embeddings; later months reuse the last one
+    unemployment_change: bool = False  # also embed the 12-month unemployment change (see Decisions)
 
     def __post_init__(self) -> None:
         for name in ("n_cohort_features", "n_macro_vars", "d_model", "n_heads", "n_layers", "n_states", "max_months"):
@@ -119,6 +133,8 @@ class TransitionConfig(JSONConfig):
             raise ConfigError(f"TransitionConfig.n_states must be {N_STATES} (the LoanState set), got {self.n_states}")
         if self.d_model % self.n_heads:
             raise ConfigError(f"TransitionConfig.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if not isinstance(self.unemployment_change, bool):
+            raise ConfigError(f"TransitionConfig.unemployment_change must be True or False, got {self.unemployment_change!r}")
         if isinstance(self.dropout, bool) or not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
             raise ConfigError(f"TransitionConfig.dropout must be in [0, 1), got {self.dropout!r}")
 
@@ -131,6 +147,15 @@ def _as_tensor(x: Any, name: str, device: torch.device) -> torch.Tensor:
     except (TypeError, ValueError) as exc:
         raise DataError(f"{name}: expected a numeric array or tensor, got {type(x).__name__} ({exc})") from None
     return torch.from_numpy(arr).to(device)
+
+
+def _unemployment_change(macro_path: torch.Tensor) -> torch.Tensor:
+    """``(B, T)`` 12-month change of the unemployment rate of ``(B, T, 9)`` paths, decimals; month ``t``
+    gets ``u_t - u_max(t - 12, 0)`` (:func:`creditsim.macro.sensitivity.with_derived`)."""
+    u = macro_path[..., MACRO_VARS.index("unemployment_rate")]
+    T = u.shape[1]
+    lag = torch.clamp(torch.arange(T, device=u.device) - CHANGE_MONTHS, min=0)
+    return u - u[:, lag]
 
 
 class TransitionTransformer(nn.Module):
@@ -157,6 +182,7 @@ class TransitionTransformer(nn.Module):
         # a constant of the library, not a learned or fitted quantity: kept out of checkpoints
         self.register_buffer("allowed", torch.from_numpy(ALLOWED_TRANSITIONS.copy()), persistent=False)
         self.macro_in = nn.Linear(cfg.n_macro_vars, cfg.d_model)
+        self.change_in = nn.Linear(1, cfg.d_model) if cfg.unemployment_change else None
         self.cohort_in = nn.Sequential(nn.Linear(cfg.n_cohort_features, cfg.d_model), nn.GELU(),
                                        nn.Linear(cfg.d_model, cfg.d_model))
         self.wpe = nn.Embedding(cfg.max_months, cfg.d_model)
@@ -248,6 +274,8 @@ class TransitionTransformer(nn.Module):
         c = (cohort_features - self.cohort_mean) / self.cohort_std  # (B, n_feat)
         pos = torch.clamp(torch.arange(T, device=x.device), max=self.config.max_months - 1)  # (T,)
         h = self.macro_in(x) + self.cohort_in(c)[:, None, :] + self.wpe(pos)[None]  # (B, T, d)
+        if self.change_in is not None:
+            h = h + self.change_in(_unemployment_change(macro_path)[..., None] / UNEMPLOYMENT_CHANGE_SD)  # (B, T, d)
         h = self.drop(h)
         for block in self.blocks:
             h, _ = block(h)

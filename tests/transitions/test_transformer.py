@@ -23,7 +23,7 @@ from creditsim.transitions.evaluate import (
     transition_nll,
 )
 from creditsim.transitions.transformer import PRETRAINED_DIR, TransitionConfig, TransitionTransformer
-from creditsim.states import ABSORBING_STATES, ALLOWED_TRANSITIONS, ASSET_CLASSES, LoanState
+from creditsim.states import ABSORBING_STATES, ALLOWED_TRANSITIONS, ASSET_CLASSES, MACRO_VARS, LoanState
 from creditsim.transitions.train import (
     SHIPPED_TRAINING,
     TransitionDataConfig,
@@ -43,8 +43,9 @@ def tiny_model(seed: int = 0, config: TransitionConfig = TINY) -> TransitionTran
 
 @pytest.fixture(scope="module")
 def tiny_data():
+    # unjittered: with one training path per scenario a jittered test path could leave the training range
     cfg = TransitionDataConfig(paths_per_scenario=3, n_val=1, n_test=1, n_loans=400, n_months=12, seed=5,
-                               scenarios=(0, 2))
+                               scenarios=(0, 2), macro_jitter=0.0)
     return build_transition_data(cfg, progress=False)
 
 
@@ -78,6 +79,24 @@ def test_month_t_matrix_depends_only_on_macro_up_to_t():
         out = model(cf, bumped)
         assert torch.allclose(out[:, :t], base[:, :t], atol=1e-7, rtol=0)
         assert not torch.allclose(out[:, t], base[:, t], atol=1e-4)
+
+
+def test_unemployment_change_input_is_the_overlays_derived_driver_and_causal():
+    from creditsim.macro.sensitivity import with_derived
+    from creditsim.transitions.transformer import _unemployment_change
+
+    macro = torch.rand(3, 30, 9, dtype=torch.float64) * 0.1
+    np.testing.assert_allclose(_unemployment_change(macro).numpy(), with_derived(macro.numpy())[..., -1], atol=1e-15)
+    model = tiny_model(2, replace(TINY, unemployment_change=True))
+    cf, path = torch.randn(2, 12), torch.randn(2, 20, 9)
+    base = model(cf, path)
+    bumped = path.clone()
+    bumped[:, 9:, MACRO_VARS.index("unemployment_rate")] += 0.02  # a rise from month 9 on
+    out = model(cf, bumped)
+    assert torch.allclose(out[:, :9], base[:, :9], atol=1e-7, rtol=0)
+    assert not torch.allclose(out[:, 9], base[:, 9], atol=1e-5)
+    plain = tiny_model(2)
+    assert plain.change_in is None and model.change_in is not None
 
 
 def test_months_beyond_max_months_reuse_the_last_month_embedding():
