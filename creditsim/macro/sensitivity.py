@@ -22,14 +22,20 @@ downturn: a Fed severely adverse path is 3-5 standard deviations on each at once
 coefficients at full strength shift the delinquency log-odds by about +18 (every loan defaults within
 a year). Scaled by 0.1 the severely adverse peak multiplies current -> 30 dpd odds by about
 e^1.8 = 6, the order of the 2007-2009 rise of the US bank-loan delinquency rate (FRED ``DRALACBS``:
-1.5 % -> 7.4 %). The synthetic loan panels (and the models trained on them) use exactly these
-numbers, so the Markov overlay and the data the deep models learnt from agree.
+1.5 % -> 7.4 %).
+
+Superseded as the default (issue 13): the Markov chain's default overlay and the synthetic loan panels
+now share the per-asset-class link calibrated on the bank delinquency history
+(:mod:`creditsim.transitions.calibrate`). This spec-scaled link stays available as
+``MarkovTransitionModel.default(calibrated=False)`` and ``synthetic.MacroSensitivity()``; its 9-26x
+stress multiples under the Fed 2025 severely adverse path are why it was replaced.
 
 Clipping (:data:`Z_CLIP` = 4, a decision for the Markov overlay): a log-odds tilt linear in ``z``
 extrapolates without bound, and generated or user paths can leave the range the sensitivities were
 read from; the Markov overlay clips each standardised shock to ``|z| <= 4`` (beyond the worst month
-of 2008-09 for unemployment and spreads). The synthetic generator does not clip, so its output stays
-bit-identical to the panels the shipped checkpoints were trained on.
+of 2008-09 for unemployment and spreads). The legacy ``MacroSensitivity`` of the synthetic generator does
+not clip (its panels stay bit-identical to the pre-issue-13 ones); the calibrated ``OverlaySensitivity``
+clips as the overlay does.
 """
 
 from __future__ import annotations

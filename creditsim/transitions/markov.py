@@ -34,15 +34,15 @@ where the move classes and default sensitivities are those of spec/loan-tape.md:
 high-yield spread. Staying put is the reference category (no shift). Forbidden and unobserved moves
 keep probability exactly 0, rows stay stochastic, and a zero shock returns the baseline matrix exactly.
 
-Calibration (decision): the default sensitivities, their strength and the standardisation anchors of
-the three sensitivity variables come from :mod:`creditsim.macro.sensitivity`, the single source shared
-with the synthetic data generator: the spec's coefficients scaled by 0.1, shocks centred on the macro
-generator's steady state and scaled by 1981-2019 US standard deviations. At the spec's full strength a
-Fed severely adverse path (3-5 sds on each variable at once) shifted delinquency log-odds by ~+18 and
-gave ~97 % one-year PD for every asset class; with the shared calibration the worst year's one-year PD
-from CURRENT is 6-13x the baseline (corporate 2.5 % -> 19 %, receivables 0.7 % -> 9 %), the same
-multiple the synthetic panels show under that path (6-13x), so the baseline agrees with the data the
-deep models learnt from (see tests/transitions/test_markov.py). Standardised shocks are clipped to ``|z| <= z_clip``
+Calibration (decision). :meth:`default` gives each asset class the overlay calibrated on the Federal
+Reserve's bank delinquency history (:mod:`creditsim.transitions.calibrate`: per-class probit links on the
+12-month unemployment change, the HY spread, GDP growth, house prices and the policy rate, scaled to the
+link's Fed 2025 stress multiple: worst-year PD 1.5-3.7x the baseline). The synthetic loan panels the deep
+models learn from use the same per-class overlay (:class:`creditsim.transitions.synthetic.OverlaySensitivity`).
+``default(calibrated=False)`` and a bare ``MarkovTransitionModel()`` keep the earlier link: the spec's
+three coefficients scaled by 0.1 (:mod:`creditsim.macro.sensitivity`), centred on the macro generator's
+steady state and scaled by 1981-2019 US sds -- under the Fed 2025 severely adverse path it gave 9-26x the
+baseline's worst-year PD, beyond any real recession, and no response to rates. Standardised shocks are clipped to ``|z| <= z_clip``
 (default 4) because a linear log-odds tilt extrapolates without bound. The standardisation statistics
 are ``macro_mean_`` / ``macro_std_``: taken from the macro frame given to :meth:`fit` (or
 :meth:`fit_macro_sensitivity`) if any, else :data:`DEFAULT_MACRO_MEAN` / :data:`DEFAULT_MACRO_STD`.

@@ -265,7 +265,18 @@ def test_standardised_shocks_are_clipped_at_four_sds() -> None:
         MarkovTransitionModel(z_clip=0)
 
 
-def test_markov_overlay_and_synthetic_data_share_one_calibration() -> None:
+def test_default_overlay_and_synthetic_panels_share_the_calibrated_link() -> None:
+    """The generator's default link is the default chain's, class by class, number for number."""
+    from creditsim.transitions.synthetic import LoanTapeGenerator, OverlaySensitivity
+
+    model = MarkovTransitionModel.default()
+    gen = LoanTapeGenerator(n_loans=10, n_months=3, random_seed=0)
+    assert isinstance(gen.sensitivity, OverlaySensitivity)
+    for cls in ASSET_CLASSES:
+        assert {m: dict(v) for m, v in gen.sensitivity.sensitivities[cls].items()} == model.segment_sensitivities[cls]
+
+
+def test_legacy_spec_link_is_shared_by_the_uncalibrated_chain_and_macro_sensitivity() -> None:
     from creditsim.macro import sensitivity as ms
     from creditsim.transitions.synthetic import MacroSensitivity
     from creditsim.macro.synthetic import MacroAnchors
