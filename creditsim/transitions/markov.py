@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from creditsim.transitions.overlay_file import calibrated_sensitivities
 from creditsim.transitions.sampler import check_positive_int, check_states, cumulative_thresholds, validate_matrices
 from creditsim.errors import ConfigError, DataError, NotFittedError, format_labels
 from creditsim.macro.sensitivity import (OVERLAY_VARS, SHOCK_MEAN, SHOCK_SD, UNEMPLOYMENT_CHANGE, Z_CLIP,
@@ -229,8 +230,6 @@ class MarkovTransitionModel:
         matrices = np.stack([base_case_matrix(a) for a in ASSET_CLASSES])
         if not calibrated:
             return cls.from_matrix(matrices, segments=ASSET_CLASSES)
-        from creditsim.transitions.calibrate import calibrated_sensitivities  # calibrate builds on this module
-
         return cls.from_matrix(matrices, segments=ASSET_CLASSES, segment_sensitivities=calibrated_sensitivities())
 
     # ------------------------------------------------------------------ estimation

@@ -247,9 +247,9 @@ class OverlaySensitivity:
 
     @classmethod
     def calibrated(cls) -> "OverlaySensitivity":
-        """The shipped calibration (:func:`creditsim.transitions.calibrate.calibrated_sensitivities`), the
+        """The shipped calibration (:func:`creditsim.transitions.overlay_file.calibrated_sensitivities`), the
         overlay of ``MarkovTransitionModel.default()``."""
-        from creditsim.transitions.calibrate import calibrated_sensitivities  # reads the shipped JSON
+        from creditsim.transitions.overlay_file import calibrated_sensitivities  # reads the shipped JSON
 
         return cls(calibrated_sensitivities())
 
