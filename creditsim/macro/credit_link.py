@@ -114,8 +114,7 @@ class CreditLink:
         if not 0.0 < float(start_rate) < 1.0:
             raise ConfigError(f"start_rate must be a fraction in (0, 1), got {start_rate!r}")
         monthly = with_derived(_monthly(paths))  # (S, T, 10): the change from the paths' own month 0
-        n_q = monthly.shape[1] // 3
-        z = self.shocks(monthly[:, : 3 * n_q].reshape(monthly.shape[0], n_q, 3, -1).mean(axis=2))  # (S, Q, K)
+        z = self.shocks(_quarters(monthly))  # (S, Q, K)
         drive = self.intercept + (z * np.array(self.coef)).sum(-1)  # (S, Q): fixed-order sum over K variables
         q = np.empty(drive.shape)
         prev = np.full(drive.shape[0], norm.ppf(float(start_rate)))
@@ -147,7 +146,11 @@ def _monthly(paths: np.ndarray) -> np.ndarray:
 
 def quarterly_means(paths: np.ndarray) -> np.ndarray:
     """``(..., T, 9)`` monthly -> ``(..., T // 3, 9)`` quarter averages (a trailing part quarter is dropped)."""
-    x = _monthly(paths)
+    return _quarters(_monthly(paths))
+
+
+def _quarters(x: np.ndarray) -> np.ndarray:
+    """``(S, T, V)`` monthly -> ``(S, T // 3, V)`` quarter averages."""
     n_q = x.shape[1] // 3
     return x[:, : 3 * n_q].reshape(x.shape[0], n_q, 3, x.shape[2]).mean(axis=2)
 

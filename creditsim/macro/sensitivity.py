@@ -40,9 +40,14 @@ clips as the overlay does.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from creditsim.states import MACRO_VARS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "SENSITIVITY_VARIABLES",
@@ -134,7 +139,7 @@ def with_derived(paths: np.ndarray) -> np.ndarray:
     return np.concatenate([x, (u - lagged)[..., None]], axis=-1)
 
 
-def derived_frame(macro: "pd.DataFrame") -> "pd.DataFrame":
+def derived_frame(macro: pd.DataFrame) -> pd.DataFrame:
     """A monthly macro frame with the :data:`UNEMPLOYMENT_CHANGE` column added from its own history
     (NaN for the first 12 months; a frame that already has the column is returned as is)."""
     if UNEMPLOYMENT_CHANGE in macro.columns:

@@ -55,11 +55,13 @@ import numpy as np
 import pandas as pd
 
 from creditsim.errors import ConfigError, DataError
-from creditsim.macro.credit_link import EXPECTED_SIGNS, LINK_VARIABLES, CreditLink, fit_credit_link
+from creditsim.macro.credit_link import EXPECTED_SIGNS, CreditLink, fit_credit_link
 from creditsim.macro.sensitivity import SPEC_SENSITIVITY
 from creditsim.states import ASSET_CLASSES, MACRO_VARS, LoanState
+from creditsim.transitions.overlay_file import CALIBRATED_OVERLAY_FILE, calibrated_sensitivities, load_calibrated_overlay
 from creditsim.macro.sensitivity import UNEMPLOYMENT_CHANGE
-from creditsim.transitions.markov import DEFAULT_MACRO_STD, UNEMPLOYMENT_CHANGE_SD, MarkovTransitionModel
+from creditsim.transitions.markov import (DEFAULT_MACRO_SENSITIVITY, DEFAULT_MACRO_STD, UNEMPLOYMENT_CHANGE_SD,
+                                         MarkovTransitionModel, base_case_matrix)
 
 __all__ = ["DEFAULT_SHARE", "CURE_SHARE", "OverlayCalibration", "calibrate_overlay", "worst_year_pd",
            "CALIBRATION_END", "CALIBRATION_YEAR", "CALIBRATED_OVERLAY_FILE", "calibrate_asset_classes",
@@ -172,8 +174,6 @@ def _peak_year(rates: np.ndarray) -> float:
 CALIBRATION_END: str = "2019-12"
 #: the supervisory year whose baseline / severely adverse tables define the stress multiple matched
 CALIBRATION_YEAR: int = 2025
-#: the shipped result of :func:`calibrate_asset_classes` (``python -m creditsim.transitions.calibrate``)
-CALIBRATED_OVERLAY_FILE = Path(__file__).resolve().parents[1] / "pretrained" / "markov_overlay" / "calibrated_overlay.json"
 
 
 def calibrate_asset_classes(end: str = CALIBRATION_END, year: int = CALIBRATION_YEAR) -> dict[str, dict[str, Any]]:
@@ -181,7 +181,7 @@ def calibrate_asset_classes(end: str = CALIBRATION_END, year: int = CALIBRATION_
 
     Per class: the delinquency series of :data:`~creditsim.datasets.credit_losses.ASSET_CLASS_SERIES`
     (corporate and receivables: business loans; consumer: consumer loans; real estate: residential
-    mortgages) against the bundled macro history up to ``end``, drivers :data:`LINK_VARIABLES` with
+    mortgages) against the bundled macro history up to ``end``, drivers :data:`~creditsim.macro.credit_link.LINK_VARIABLES` with
     :data:`EXPECTED_SIGNS` imposed; the overlay of the spec's base-case matrix scaled so the chain's
     worst-year PD multiple under the ``year`` Fed severely adverse vs baseline tables equals the link's
     peak-year delinquency multiple, from the series' last rate observed before the tables' jump-off.
@@ -192,7 +192,6 @@ def calibrate_asset_classes(end: str = CALIBRATION_END, year: int = CALIBRATION_
     from creditsim.datasets import load_bank_loss_rates, load_fed_scenarios, load_macro_history
     from creditsim.datasets.credit_losses import ASSET_CLASS_SERIES
     from creditsim.macro.scenarios import fed_table_path
-    from creditsim.transitions.markov import DEFAULT_MACRO_SENSITIVITY, base_case_matrix
 
     rates = load_bank_loss_rates("delinquency")
     macro = load_macro_history(ragged="keep")
@@ -209,24 +208,6 @@ def calibrate_asset_classes(end: str = CALIBRATION_END, year: int = CALIBRATION_
                     "kappa": cal.kappa, "link_ratio": cal.link_ratio, "chain_ratio": cal.chain_ratio,
                     "sensitivities": cal.sensitivities}
     return out
-
-
-def load_calibrated_overlay() -> dict[str, dict[str, Any]]:
-    """The shipped per-class calibration (see :func:`calibrate_asset_classes`)."""
-    if not CALIBRATED_OVERLAY_FILE.is_file():
-        raise DataError(f"{CALIBRATED_OVERLAY_FILE} is missing; regenerate it with "
-                        "'python -m creditsim.transitions.calibrate' (or reinstall creditsim)")
-    data = json.loads(CALIBRATED_OVERLAY_FILE.read_text())
-    missing = [c for c in ASSET_CLASSES if c not in data.get("asset_classes", {})]
-    if missing:
-        raise DataError(f"{CALIBRATED_OVERLAY_FILE.name}: asset classes {missing} missing; regenerate it")
-    return data["asset_classes"]
-
-
-def calibrated_sensitivities() -> dict[str, dict[str, dict[str, float]]]:
-    """``{asset class: sensitivities}`` of the shipped calibration, for
-    ``MarkovTransitionModel(segment_sensitivities=...)``."""
-    return {cls: {k: dict(v) for k, v in entry["sensitivities"].items()} for cls, entry in load_calibrated_overlay().items()}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
