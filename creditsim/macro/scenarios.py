@@ -88,6 +88,7 @@ __all__ = [
     "DEFAULT_SCENARIO_MIX",
     "MACRO_SOURCES",
     "GENERATED_SOURCES",
+    "is_narrative_source",
     "parse_scenario_mix",
     "mix_from_string",
     "draw_scenario_labels",
@@ -318,14 +319,18 @@ def build_macro_paths(macro: Any, labels: np.ndarray, horizon: int, seed: int, d
                       f"got {type(macro).__name__}")
 
 
+def is_narrative_source(macro: Any) -> bool:
+    """Whether ``macro`` names a narrative (a mapping, a Narrative or a ``.yaml`` / ``.yml`` path), without
+    reading or validating it (:func:`as_narrative` does that)."""
+    return isinstance(macro, (Mapping, Narrative)) or is_narrative_file(macro)
+
+
 def as_narrative(macro: Any) -> Narrative | None:
     """The :class:`~creditsim.macro.narrative.Narrative` a macro source names -- a mapping, a Narrative or a
     ``.yaml`` / ``.yml`` path (read and validated) -- or None for every other kind of source."""
-    if isinstance(macro, (Mapping, Narrative)):
-        return parse_narrative(macro)
-    if is_narrative_file(macro):
-        return read_narrative(macro)
-    return None
+    if not is_narrative_source(macro):
+        return None
+    return read_narrative(macro) if is_narrative_file(macro) else parse_narrative(macro)
 
 
 def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: Any = None,

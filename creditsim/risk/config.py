@@ -30,10 +30,10 @@ import pandas as pd
 from creditsim.deal.config import MODES
 from creditsim.devices import check_device
 from creditsim.errors import ConfigError, check_positive_int
-from creditsim.macro.narrative import Narrative, is_narrative_file
 from creditsim.macro.scenarios import (
     MACRO_SOURCES,
     as_narrative,
+    is_narrative_source,
     parse_macro_source,
     parse_scenario_mix,
     resolve_macro_start,
@@ -89,7 +89,7 @@ def _check_macro(macro: Any) -> None:
     """A macro source :func:`~creditsim.macro.scenarios.build_macro_paths` accepts: a named source, a frame,
     an array, a MacroVAE, a narrative (mapping, :class:`~creditsim.macro.narrative.Narrative`, ``.yaml``
     file; validated now so a bad anchor is named before any work) or the path of a macro file."""
-    if isinstance(macro, (Mapping, Narrative)) or is_narrative_file(macro):
+    if is_narrative_source(macro):
         as_narrative(macro)
     elif isinstance(macro, str):
         if macro.split(":")[0].strip().lower() in MACRO_SOURCES:

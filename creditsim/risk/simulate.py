@@ -64,9 +64,9 @@ from creditsim.io import read_frame
 from creditsim.loans.trajectory import LoanTrajectoryModel
 from creditsim.macro.scenarios import (
     GENERATED_SOURCES,
-    as_narrative,
     build_macro_paths,
     draw_scenario_labels,
+    is_narrative_source,
     resolve_macro_start,
 )
 from creditsim.macro.vae import MacroVAE
@@ -299,7 +299,7 @@ def _prepare(loans_df: pd.DataFrame, deal: WaterfallConfig, config: RunConfig) -
     macro = config.macro
     # generated sources start from today's (or the given) state; data and supervisory paths carry their own
     # (a narrative too: its anchors are read against the state the paths start from)
-    generated = (isinstance(macro, MacroVAE) or as_narrative(macro) is not None
+    generated = (isinstance(macro, MacroVAE) or is_narrative_source(macro)
                  or (isinstance(macro, str) and macro.split(":")[0].strip().lower() in GENERATED_SOURCES))
     if generated:
         start_vec, start_label = resolve_macro_start(config.macro_start, cutoff)
