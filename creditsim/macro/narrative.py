@@ -25,7 +25,13 @@ Rules (each a one-line :class:`~creditsim.errors.ConfigError` naming the variabl
   is checked when paths are built, :meth:`Narrative.check_horizon`);
 - values are finite decimals (0.09 = 9 %); a value with ``|value| >= 1`` is refused as a percent typed
   by mistake (no macro variable reaches 100 %);
-- a month given twice for one variable must carry the same value (it is then kept once).
+- a month given twice for one variable must carry the same value (it is then kept once);
+- values must lie within :data:`PLAUSIBLE_SDS` historical standard deviations beyond the range the
+  bundled monthly history has seen (and not below the generator's floors: rates, spreads, unemployment
+  and default rates are >= 0), :func:`plausible_range`. The generator extrapolates badly far outside
+  its data (an unemployment anchor of 0.9 used to end in a matrix-logarithm error deep inside the
+  transition model), and a value that far out is almost always a typo or a unit mistake; a deliberately
+  extreme story within the bound is allowed (unemployment up to ~17 %, the 2020 peak was 14.8 %).
 """
 
 from __future__ import annotations
@@ -39,14 +45,40 @@ from typing import Any
 
 import numpy as np
 
+from functools import lru_cache
+
 from creditsim.errors import ConfigError
 from creditsim.states import MACRO_VARS, SCENARIOS, scenario_index
 from creditsim.yamlfile import read_yaml, short_repr
 
-__all__ = ["Narrative", "parse_narrative", "read_narrative", "is_narrative_file", "NARRATIVE_SUFFIXES"]
+__all__ = ["Narrative", "parse_narrative", "read_narrative", "is_narrative_file", "NARRATIVE_SUFFIXES",
+           "plausible_range", "PLAUSIBLE_SDS"]
 
 #: file suffixes read as narratives (anything else is a file of paths)
 NARRATIVE_SUFFIXES: tuple[str, ...] = (".yaml", ".yml")
+#: how many historical standard deviations beyond the historical min / max an anchor may lie
+PLAUSIBLE_SDS: float = 4.0
+
+
+@lru_cache(maxsize=1)
+def _plausible_ranges() -> dict[str, tuple[float, float]]:
+    from creditsim.datasets import load_macro_history
+    from creditsim.macro.vae import LOWER_BOUNDS
+
+    history = load_macro_history()
+    out = {}
+    for var in MACRO_VARS:
+        x = history[var].to_numpy(np.float64)
+        sd = float(np.std(x, ddof=1))
+        lo = float(x.min()) - PLAUSIBLE_SDS * sd
+        out[var] = (max(lo, LOWER_BOUNDS.get(var, -math.inf)), float(x.max()) + PLAUSIBLE_SDS * sd)
+    return out
+
+
+def plausible_range(var: str) -> tuple[float, float]:
+    """``(low, high)`` decimals an anchor of ``var`` may take: the bundled monthly history's min / max
+    widened by :data:`PLAUSIBLE_SDS` of its standard deviations, low not below the generator's floor."""
+    return _plausible_ranges()[var]
 
 
 @dataclass(frozen=True)
@@ -176,4 +208,9 @@ def _value(value: Any, var: str, where: str) -> float:
     if abs(x) >= 1.0:
         raise ConfigError(f"{where}: {var} = {x:g} looks like a percent; values are decimals "
                           f"(0.09 = 9 %), so write {x / 100:g} for {x:g} %")
+    lo, hi = plausible_range(var)
+    if not lo <= x <= hi:
+        raise ConfigError(f"{where}: {var} = {x:g} is outside the plausible range [{lo:.4g}, {hi:.4g}] (the "
+                          f"history's range widened by {PLAUSIBLE_SDS:g} standard deviations); values are "
+                          f"decimals (0.09 = 9 %)")
     return x

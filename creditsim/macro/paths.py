@@ -25,12 +25,12 @@ from creditsim.io import read_frame
 from creditsim.macro.scenarios import (
     GENERATED_SOURCES,
     as_narrative,
-    build_macro_paths,
+    build_macro_draw,
     draw_scenario_labels,
     macro_anchors,
     parse_macro_source,
-    parse_scenario_mix,
     resolve_macro_start,
+    source_weights,
 )
 from creditsim.macro.vae import MacroVAE
 from creditsim.schema import validate_macro
@@ -165,8 +165,8 @@ def macro_paths(source: Any = "vae", scenario: Mapping[str, float] | str | None 
         scenario: one scenario name (all paths of that type) or a mix (see
             :func:`~creditsim.macro.scenarios.parse_scenario_mix`); None = the default mix. A
             ``"fed:YEAR:SCENARIO"`` source, and a narrative naming its ``scenario``, label every path with
-            that scenario (a narrative without one: the mix labels group its paths, which share one
-            distribution).
+            that scenario; a narrative without one labels each path with the dynamics its anchors picked
+            (:attr:`~creditsim.macro.vae.MacroVAE.last_scenarios`), not with the mix.
         n_paths: number of paths S. months: path length T.
         start: ``"latest"`` (the latest real month, :func:`creditsim.datasets.macro_state`),
             ``"YYYY-MM"`` (that month's real state), a mapping / ``(9,)`` array of the 9 variables, or
@@ -189,18 +189,13 @@ def macro_paths(source: Any = "vae", scenario: Mapping[str, float] | str | None 
         source = narrative  # read and validated once
     elif isinstance(source, (str, os.PathLike)) and _is_file(source):
         source = validate_macro(read_frame(source, "macro file"))  # its index gives the paths' dates
-    weights = parse_scenario_mix(scenario)
     if isinstance(source, str):
-        kind, _, only = parse_macro_source(source)
-        if only is not None:
-            weights = parse_scenario_mix(only)
+        kind = parse_macro_source(source)[0]
     elif narrative is not None:
         kind = "narrative"
-        if narrative.scenario is not None:
-            weights = parse_scenario_mix(narrative.scenario)
     else:
         kind = "vae" if isinstance(source, MacroVAE) else "data"
-    labels = draw_scenario_labels(weights, n, seed)
+    labels = draw_scenario_labels(source_weights(source, scenario), n, seed)
     generated = kind in GENERATED_SOURCES or kind == "narrative"
     # resolve_macro_start reads "latest", "YYYY-MM", mappings and arrays alike (no comparison here: an
     # array start made ``start == "latest"`` ambiguous)
@@ -209,9 +204,10 @@ def macro_paths(source: Any = "vae", scenario: Mapping[str, float] | str | None 
         start_vec, start_label = resolve_macro_start(None)  # a narrative always starts from a real state
     elif kind == "fed" and start_vec is None:
         start_label = "supervisory table, first quarter"
-    values = build_macro_paths(source, labels, horizon, seed, device, start=start_vec)
+    draw = build_macro_draw(source, labels, horizon, seed, device, start=start_vec)
+    labels = labels if draw.labels is None else draw.labels
     anchors = macro_anchors(source, labels, horizon)
-    return MacroPaths(values, labels, _dates(source, kind, start_label, horizon), label, start_label, anchors)
+    return MacroPaths(draw.values, labels, _dates(source, kind, start_label, horizon), label, start_label, anchors)
 
 
 def _is_file(source: Any) -> bool:

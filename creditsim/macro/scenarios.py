@@ -54,6 +54,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,9 @@ __all__ = [
     "mix_from_string",
     "draw_scenario_labels",
     "build_macro_paths",
+    "build_macro_draw",
+    "MacroDraw",
+    "source_weights",
     "resolve_macro_start",
     "parse_macro_source",
     "fitted_baseline",
@@ -261,7 +265,35 @@ def resolve_macro_start(start: Any = None, cutoff: Any = None) -> tuple[np.ndarr
 
 def build_macro_paths(macro: Any, labels: np.ndarray, horizon: int, seed: int, device: str = "cpu",
                       start: np.ndarray | None = None) -> np.ndarray:
-    """Macro paths ``(S, horizon, 9)`` float64 (decimals, MACRO_VARS order) for the given labels.
+    """Macro paths ``(S, horizon, 9)`` float64 (decimals, MACRO_VARS order) for the given labels:
+    :func:`build_macro_draw`'s values (see there for ``macro`` and ``start``)."""
+    return build_macro_draw(macro, labels, horizon, seed, device, start).values
+
+
+@dataclass(frozen=True)
+class MacroDraw:
+    """What :func:`build_macro_draw` returns.
+
+    Attributes:
+        values: ``(S, T, 9)`` float64 macro paths, decimals, MACRO_VARS order.
+        clusters: ``(S,)`` int64 ids; paths that descend from one month-0 particle of one conditioned VAE
+            draw (anchored, narrative or start-pinned paths: :attr:`MacroVAE.last_ancestors`) share an id
+            and are one cluster for standard errors (:mod:`creditsim.risk.measures`); every other path
+            is its own cluster.
+        labels: ``(S,)`` int64 scenario labels the paths carry in place of the requested ones, or None
+            (the requested ones stand). A narrative's paths carry its ``scenario``, or without one the
+            dynamics label its anchors picked, per path: the mix's labels would group paths that share
+            one distribution into fake scenario types.
+    """
+
+    values: np.ndarray
+    clusters: np.ndarray
+    labels: np.ndarray | None = None
+
+
+def build_macro_draw(macro: Any, labels: np.ndarray, horizon: int, seed: int, device: str = "cpu",
+                     start: np.ndarray | None = None) -> MacroDraw:
+    """Macro paths for the given labels with their ancestry (:class:`MacroDraw`).
 
     macro:
         ``"vae"``: the pretrained :class:`~creditsim.macro.vae.MacroVAE` (or a MacroVAE
@@ -284,25 +316,28 @@ def build_macro_paths(macro: Any, labels: np.ndarray, horizon: int, seed: int, d
         Paths given as data (frame, array) and the rule-based generator keep their own start.
     """
     n = labels.size
+    clusters = np.arange(n, dtype=np.int64)  # independent paths unless a conditioned draw says otherwise
     narrative = as_narrative(macro)
     if narrative is not None:
-        return _narrative_paths(narrative, labels, horizon, seed, device, start)
+        values, picked = _narrative_paths(narrative, labels, horizon, seed, device, start, clusters)
+        return MacroDraw(values, clusters, picked)
     if isinstance(macro, os.PathLike) or (isinstance(macro, str) and macro.split(":")[0].strip().lower() not in MACRO_SOURCES
                                           and Path(macro).is_file()):
         macro = read_frame(macro, "macro file")  # a CSV / Parquet file of paths: validated as a frame below
     if isinstance(macro, str):
         key, year, name = parse_macro_source(macro)
         if key == "vae":
-            return _vae_paths(labels, horizon, seed, device, start=start)
+            return MacroDraw(_vae_paths(labels, horizon, seed, device, start=start, clusters=clusters), clusters)
         if key == "synthetic":
-            return _synthetic_paths(labels, horizon, seed)
+            return MacroDraw(_synthetic_paths(labels, horizon, seed), clusters)
         if key == "fed":
-            return _fed_paths(labels, horizon, seed, device, year, name, start)
-        return _baseline_paths(key, labels, horizon, seed, start)
+            return MacroDraw(_fed_paths(labels, horizon, seed, device, year, name, start, clusters), clusters)
+        return MacroDraw(_baseline_paths(key, labels, horizon, seed, start), clusters)
     if isinstance(macro, pd.DataFrame):
-        return _frame_paths(macro, labels, horizon)
+        return MacroDraw(_frame_paths(macro, labels, horizon), clusters)
     if hasattr(macro, "generate") and hasattr(macro, "config"):  # a MacroVAE instance
-        return _vae_paths(labels, horizon, seed, device, model=macro, start=start)
+        return MacroDraw(_vae_paths(labels, horizon, seed, device, model=macro, start=start, clusters=clusters),
+                         clusters)
     if isinstance(macro, np.ndarray):
         arr = np.asarray(macro, dtype=np.float64)
         if arr.ndim == 2:
@@ -314,7 +349,7 @@ def build_macro_paths(macro: Any, labels: np.ndarray, horizon: int, seed: int, d
             raise DataError(f"macro array: {arr.shape[1]} months, the horizon needs {horizon}")
         if not np.all(np.isfinite(arr)):
             raise DataError("macro array: contains NaN or infinite values")
-        return np.ascontiguousarray(arr[:, :horizon])
+        return MacroDraw(np.ascontiguousarray(arr[:, :horizon]), clusters)
     raise ConfigError(f"macro must be one of {list(MACRO_SOURCES)}, a narrative, a DataFrame or an array, "
                       f"got {type(macro).__name__}")
 
@@ -334,10 +369,11 @@ def as_narrative(macro: Any) -> Narrative | None:
 
 
 def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: Any = None,
-               start: np.ndarray | None = None) -> np.ndarray:
+               start: np.ndarray | None = None, clusters: np.ndarray | None = None) -> np.ndarray:
     """VAE paths per label. From a given ``start`` the scenarios are anchored (:mod:`creditsim.macro.anchors`):
-    the VAE's baseline dynamics give each path's variation around the scenario's central path. Without a
-    start (``macro_start="scenario"``) the VAE's own scenario-typical historical starts and labels."""
+    the VAE's baseline dynamics give each path's variation around the scenario's central path (their
+    ancestry is written into ``clusters``, (S,) int64, see :class:`MacroDraw`). Without a start
+    (``macro_start="scenario"``) the VAE's own scenario-typical historical starts and labels."""
     if model is None:
         model = MacroVAE.from_pretrained(device=device)
     order = list(model.config.variables)
@@ -354,10 +390,12 @@ def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: 
         return out
     conditions = {v: {"month": 0, "value": float(start[MACRO_VARS.index(v)])} for v in order}
 
-    def baseline_dynamics(n: int, key: int) -> np.ndarray:
+    def baseline_dynamics(n: int, key: int, idx: np.ndarray | None = None) -> np.ndarray:
         paths = model.generate_conditional(conditions, seq_length=horizon, n_samples=n, scenario=0,
                                            seed=int_seed(seed, MACRO, key), start="model",
                                            n_particles=MACRO_START_PARTICLES * n)
+        if idx is not None and clusters is not None:
+            clusters[idx] = _cluster_ids(key, model.last_ancestors)
         return paths.detach().cpu().double().numpy()[:, :, perm]
 
     # the VAE's central path from this start, from a reference sample of its own stream (key 4 = after
@@ -370,8 +408,14 @@ def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: 
         # a depth and an onset per path: stress scenarios differ in how deep and when, not only in noise
         shock = path_offsets(offsets[int(s)], idx.size, numpy_generator(seed, MACRO, int(s), 1),
                              scenario=SCENARIOS[int(s)])
-        out[idx] = floor(base[None] + shock + baseline_dynamics(idx.size, int(s)) - centre)
+        out[idx] = floor(base[None] + shock + baseline_dynamics(idx.size, int(s), idx) - centre)
     return out
+
+
+def _cluster_ids(batch: int, ancestors: np.ndarray) -> np.ndarray:
+    """Path-cluster ids of one conditioned draw (``batch`` >= 0 tells draws of one run apart): its paths'
+    month-0 ancestors, offset above the ``0..S-1`` ids of independent paths (:class:`MacroDraw`)."""
+    return (np.int64(batch) + 1) * np.int64(2**32) + ancestors.astype(np.int64)
 
 
 def _synthetic_paths(labels: np.ndarray, horizon: int, seed: int) -> np.ndarray:
@@ -414,6 +458,18 @@ def parse_macro_source(source: str) -> tuple[str, int, str | None]:
     return kind, year, name
 
 
+def source_weights(macro: Any, mix: Mapping[str, float] | Sequence[float] | str | None) -> np.ndarray:
+    """``(4,)`` weights of the scenario labels a run over ``macro`` draws: the ``mix``
+    (:func:`parse_scenario_mix`), except that a ``"fed:YEAR:SCENARIO"`` source labels every path with its
+    scenario (its paths are all that table's). Narrative paths carry their own labels
+    (:attr:`MacroDraw.labels`)."""
+    if isinstance(macro, str) and not is_narrative_source(macro) and macro.split(":")[0].strip().lower() == "fed":
+        only = parse_macro_source(macro)[2]
+        if only is not None:
+            return parse_scenario_mix(only)
+    return parse_scenario_mix(mix)
+
+
 def fed_anchors(year: int, scenario: str, horizon: int) -> dict[str, tuple[tuple[int, float], ...]]:
     """Anchors of a supervisory table on a path: ``{variable: ((month, value), ...)}`` for
     :data:`FED_ANCHORED_VARS`, quarter k (k = 0..12) at month ``3k + 2`` (kept when < ``horizon``), values
@@ -425,11 +481,12 @@ def fed_anchors(year: int, scenario: str, horizon: int) -> dict[str, tuple[tuple
 
 
 def _fed_paths(labels: np.ndarray, horizon: int, seed: int, device: str, year: int = FED_SCENARIO_YEAR,
-               only: str | None = None, start: np.ndarray | None = None) -> np.ndarray:
+               only: str | None = None, start: np.ndarray | None = None,
+               clusters: np.ndarray | None = None) -> np.ndarray:
     """``(S, horizon, 9)`` VAE paths anchored on the supervisory table of each label's scenario (or of
     ``only`` for every simulation): month 0 = ``start`` (else the table's first quarter), the published
     variables at months 3k + 2 (:func:`fed_anchors`), dynamics label = the table's scenario, stream
-    ``(MACRO, s, FED_STREAM)`` per label ``s``."""
+    ``(MACRO, s, FED_STREAM)`` per label ``s``; ancestry written into ``clusters`` (:class:`MacroDraw`)."""
     model = MacroVAE.from_pretrained(device=device)
     out = np.empty((labels.size, horizon, len(MACRO_VARS)))
     for s in np.unique(labels):
@@ -444,21 +501,26 @@ def _fed_paths(labels: np.ndarray, horizon: int, seed: int, device: str, year: i
         idx = np.flatnonzero(labels == s)
         out[idx] = _anchored_paths(model, conditions, idx.size, horizon, scenario_index(name),
                                    int_seed(seed, MACRO, int(s), FED_STREAM))
+        if clusters is not None:
+            clusters[idx] = _cluster_ids(int(s), model.last_ancestors)
     return out
 
 
 def _narrative_paths(narrative: Narrative, labels: np.ndarray, horizon: int, seed: int, device: str,
-                     start: np.ndarray | None) -> np.ndarray:
-    """``(S, horizon, 9)`` VAE paths meeting every anchor of ``narrative``, one batch for all simulations
-    from ``start`` (else the latest real month), stream ``(MACRO, k, NARRATIVE_STREAM)`` with ``k`` the
-    narrative's scenario index (``len(SCENARIOS)`` when the anchors pick the dynamics)."""
+                     start: np.ndarray | None, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``((S, horizon, 9) VAE paths meeting every anchor of narrative, labels or None)``: one batch for
+    all simulations from ``start`` (else the latest real month), stream ``(MACRO, k, NARRATIVE_STREAM)``
+    with ``k`` the narrative's scenario index (``len(SCENARIOS)`` when the anchors pick the dynamics; the
+    labels are then the ones they picked, per path); ancestry written into ``clusters``."""
     if start is None:
         start = resolve_macro_start(None)[0]
     conditions = narrative.conditions(start, horizon)
     k = len(SCENARIOS) if narrative.scenario is None else scenario_index(narrative.scenario)
     model = MacroVAE.from_pretrained(device=device)
-    return _anchored_paths(model, conditions, labels.size, horizon, narrative.scenario,
-                           int_seed(seed, MACRO, k, NARRATIVE_STREAM))
+    values = _anchored_paths(model, conditions, labels.size, horizon, narrative.scenario,
+                             int_seed(seed, MACRO, k, NARRATIVE_STREAM))
+    clusters[:] = _cluster_ids(k, model.last_ancestors)
+    return values, model.last_scenarios.copy()  # the narrative's scenario, or per path the one picked
 
 
 def _anchor_conditions(anchors: Mapping[str, Sequence[tuple[int, float]]], start: np.ndarray) -> dict[str, list[dict]]:

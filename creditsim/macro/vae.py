@@ -294,6 +294,12 @@ class MacroVAE(nn.Module):
         #: smallest effective sample size (fraction of the particles) at a resampling step of the last
         #: :meth:`generate_conditional` call (1.0 when it never resampled): the conditioning diagnostic
         self.last_ess: float = 1.0
+        #: per returned path of the last :meth:`generate_conditional` call: the month-0 particle it descends
+        #: from (its Eve index; paths sharing one share their early history, so they are one cluster for
+        #: Monte Carlo standard errors, Lee & Whiteley 2018, Biometrika 105(3)) and its scenario label
+        #: (with ``scenario=None`` the label the conditions picked); (n_samples,) int64 numpy
+        self.last_ancestors: np.ndarray = np.zeros(0, dtype=np.int64)
+        self.last_scenarios: np.ndarray = np.zeros(0, dtype=np.int64)
 
     # ------------------------------------------------------------------ scalers
     @property
@@ -659,6 +665,7 @@ class MacroVAE(nn.Module):
             log_w = torch.zeros(P, dtype=torch.float64, device=dev)  # importance weights since the last resampling
             log_psi = torch.zeros(P, dtype=torch.float64, device=dev)  # the twist at the previous month
             ess: list[float] = []
+            eve = torch.arange(P, device=dev)  # each particle's month-0 ancestor (its Eve index)
             for t in range(seq_length):
                 first = torch.full((P, 1, 1), 1.0 if t == 0 else 0.0, device=dev)
                 out, state = self.decoder.lstm(self.decoder.step_inputs(x_prev, first, z, s_emb), state)
@@ -676,10 +683,13 @@ class MacroVAE(nn.Module):
                     idx, log_w = self._resample(log_w, g, t), log_w.zero_()
                 if idx is not None:
                     x_t, path, z, s, s_emb, log_psi = x_t[idx], path[idx], z[idx], s[idx], s_emb[idx], log_psi[idx]
+                    eve = eve[idx]
                     state = (state[0][:, idx], state[1][:, idx])
                 path[:, t] = x_t
                 x_prev = x_t[:, None, :]
-            keep = self._final_selection(path, log_w, ess, bool(by_month), n_samples, k, g)
+            keep = self._final_selection(log_w, ess, bool(by_month), n_samples, k, g, seq_length - 1)
+            self.last_ancestors = eve[keep].cpu().numpy().astype(np.int64)
+            self.last_scenarios = s[keep].cpu().numpy().astype(np.int64)
             real = torch.maximum(self.denormalize(path[keep]), floor)  # float rounding at the bound
             for t, conds in by_month.items():
                 for j, (_, value) in conds.items():
@@ -711,18 +721,19 @@ class MacroVAE(nn.Module):
             return x_t, log_w + step_w.double() - log_psi, None
         return mean + scale * (eps @ L.T), log_w, None  # (P, D): diag(sigma) L eps
 
-    def _final_selection(self, path: torch.Tensor, log_w: torch.Tensor, ess: list[float], conditioned: bool,
-                         n_samples: int, k: int, g: torch.Generator) -> torch.Tensor:
-        """Indices (n_samples,) of the returned particles; resamples ``path`` in place by the weights left
-        after the last move and records :attr:`last_ess`."""
-        P = path.shape[0]
+    def _final_selection(self, log_w: torch.Tensor, ess: list[float], conditioned: bool, n_samples: int, k: int,
+                         g: torch.Generator, last_month: int) -> torch.Tensor:
+        """Indices (n_samples,) of the returned particles: a resampling by the weights left after the last
+        move, then a random subset (equally weighted particles); records :attr:`last_ess`."""
+        P = log_w.shape[0]
+        pick = torch.arange(P, device=log_w.device)
         if conditioned and self._ess(log_w) < P * (1 - 1e-9):
             ess.append(self._ess(log_w) / P)
-            path[:] = path[self._resample(log_w, g, path.shape[1] - 1)]
+            pick = self._resample(log_w, g, last_month)
         self.last_ess = min(ess) if ess else 1.0
-        if conditioned:  # after resampling particles are equally weighted: take a random subset
-            return torch.randperm(P, generator=g, device=path.device)[:n_samples]
-        return torch.arange(n_samples, device=path.device) * k  # one particle per group keeps the drawn starts
+        if conditioned:
+            return pick[torch.randperm(P, generator=g, device=log_w.device)[:n_samples]]
+        return torch.arange(n_samples, device=log_w.device) * k  # one particle per group keeps the drawn starts
 
     def _guide(self, anchors: dict[int, dict[int, float]]) -> LinearGuide | None:
         """The look-ahead guide (:mod:`creditsim.macro.guidance`) for anchors after month 0, or None."""

@@ -37,6 +37,7 @@ from creditsim.macro.scenarios import (
     parse_macro_source,
     parse_scenario_mix,
     resolve_macro_start,
+    source_weights,
 )
 from creditsim.macro.vae import MacroVAE
 from creditsim.schema import month_start
@@ -183,8 +184,9 @@ class RunConfig:
 
     @property
     def weights(self) -> np.ndarray:
-        """``(4,)`` scenario weights in SCENARIOS order."""
-        return parse_scenario_mix(self.scenario_mix)
+        """``(4,)`` weights of the scenario labels in SCENARIOS order: the ``scenario_mix``, or the one
+        scenario of a ``"fed:YEAR:SCENARIO"`` source (:func:`~creditsim.macro.scenarios.source_weights`)."""
+        return source_weights(self.macro, self.scenario_mix)
 
     def replace(self, **overrides: Any) -> RunConfig:
         """A copy with ``overrides`` applied (and validated); an unknown name is a ConfigError."""

@@ -18,6 +18,24 @@ Monte Carlo standard errors use the effective sample size ``n_eff = (sum w)^2 / 
 - CVaR: the influence-function variance of the Rockafellar-Uryasev estimator,
   ``Var(VaR + (L - VaR)^+ / (1 - a)) / n_eff``.
 
+Clustered scenarios (decision): scenarios whose macro paths come from one particle system
+(anchored / conditioned VAE paths: ``fed:``, narratives, generated paths pinned to a start state) share
+ancestors -- paths resampled from one month-0 particle share its latent draw and early months -- so
+they are not independent and the i.i.d. formulas above understate the error (measured: a narrative
+run's EL s.e. about 3x too small against the spread across seeds). Given ``clusters`` (``(n,)`` ids,
+equal id = same ancestor) the EL variance is the delete-a-cluster jackknife over the ``G`` clusters,
+the cluster-robust variance in the form that holds up with few, unequal clusters (the plain sandwich
+``G/(G-1) sum_g (sum_{i in g} w_i (x_i - m))^2`` came out lower), grouped as the particle-filter
+variance estimators of Chan & Lai (2013, Ann. Statist. 41(6)) and Lee & Whiteley (2018, Biometrika
+105(3)) group particles: by their month-0 ("Eve") ancestor. It equals the i.i.d. formula when every
+cluster is a single equally weighted scenario. Measured on a narrative run (demo tape, 400 scenarios,
+unemployment 9 % at month 18 and policy rate 6 % at month 12, severely adverse dynamics, ~50 Eve
+clusters): EL s.e. across 14 seeds 0.238 pp; reported i.i.d. s.e. 0.070 pp, sandwich 0.158 pp,
+jackknife 0.173 pp (rms). Still on the low side: few clusters, so treat the error bar of a conditioned
+run as indicative and prefer more scenarios. The tail errors use ``n_eff / deff`` with ``deff`` the design effect
+(cluster-robust over i.i.d. variance, at least 1) of the tail statistic: the exceedance indicator for
+VaR, the influence function for CVaR.
+
 Too few tail samples (decision): both tail standard errors are returned as **NaN** when the tail holds
 fewer than ``MIN_TAIL_SAMPLES = 10`` effective samples, ``n_eff (1 - a) < 10`` (e.g. VaR 99.9 % from
 fewer than 10,000 scenarios, or VaR 99 % of a scenario type with 20 scenarios). With so few points the
@@ -121,28 +139,77 @@ def expected_shortfall(losses: np.ndarray, alpha: float = 0.99, weights: np.ndar
     return float(var + np.dot(w, np.maximum(x - var, 0.0)) / (1.0 - a))
 
 
-def expected_value_se(losses: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """Monte Carlo standard error of the weighted mean."""
+def _check_clusters(clusters: np.ndarray | None, n: int) -> np.ndarray | None:
+    if clusters is None:
+        return None
+    c = np.asarray(clusters).reshape(-1)
+    if c.shape != (n,) or not np.issubdtype(c.dtype, np.integer):
+        raise DataError(f"clusters: expected ({n},) integer ids matching the losses, got {c.dtype} {c.shape}")
+    return c
+
+
+def _clustered_variance(d: np.ndarray, w: np.ndarray, clusters: np.ndarray) -> float:
+    """Delete-a-cluster jackknife variance of the weighted mean ``sum w d`` (``w`` normalised; ``d``
+    centred or not): ``(G-1)/G sum_g (m_(-g) - mean_g m_(-g))^2`` with ``m_(-g)`` the mean without
+    cluster ``g``. With one scenario per cluster and equal weights it is ``s^2 / n``, the i.i.d. formula.
+
+    Per-cluster sums are bincounts over the sorted cluster ids (a fixed order), so the result does not
+    depend on how the scenarios were chunked."""
+    ids, inverse = np.unique(clusters, return_inverse=True)
+    g = ids.size
+    if g < 2:
+        return float("nan")
+    mass = np.bincount(inverse, weights=w, minlength=g)
+    totals = np.bincount(inverse, weights=w * d, minlength=g)
+    left_out = (np.sum(w * d) - totals) / np.maximum(1.0 - mass, 1e-300)
+    return float((g - 1.0) / g * np.sum((left_out - left_out.mean()) ** 2))
+
+
+def _design_effect(d: np.ndarray, w: np.ndarray, clusters: np.ndarray | None) -> float:
+    """Cluster-robust over i.i.d. variance of ``sum w d`` (``d`` centred), at least 1 (clusters of
+    resampled paths are positively correlated; a ratio below 1 is noise, not extra precision)."""
+    if clusters is None:
+        return 1.0
+    n = d.size
+    iid = n / max(n - 1.0, 1.0) * float(np.sum((w * d) ** 2))
+    if iid <= 0:
+        return 1.0
+    return max(_clustered_variance(d, w, clusters) / iid, 1.0)
+
+
+def expected_value_se(losses: np.ndarray, weights: np.ndarray | None = None,
+                      clusters: np.ndarray | None = None) -> float:
+    """Monte Carlo standard error of the weighted mean; cluster-robust when ``clusters`` ((n,) integer
+    ids of scenarios that share a macro-path ancestor) is given (module docstring)."""
     x = _as_losses(losses)
     if x.size < 2:
         return float("nan")
     w = normalise_weights(weights, x.size)
     mean = np.dot(w, x)
+    c = _check_clusters(clusters, x.size)
+    if c is not None:
+        return float(np.sqrt(_clustered_variance(x - mean, w, c)))
     n_eff = 1.0 / np.sum(w * w)
     # unbiased weighted variance (reliability weights)
     var = np.dot(w, (x - mean) ** 2) / max(1.0 - np.sum(w * w), 1e-300)
     return float(np.sqrt(var / n_eff))
 
 
-def value_at_risk_se(losses: np.ndarray, alpha: float = 0.99, weights: np.ndarray | None = None) -> float:
+def value_at_risk_se(losses: np.ndarray, alpha: float = 0.99, weights: np.ndarray | None = None,
+                     clusters: np.ndarray | None = None) -> float:
     """Order-statistic standard error of :func:`value_at_risk`, same units as the losses; NaN when
-    ``n_eff (1 - alpha) < MIN_TAIL_SAMPLES`` (see module docstring)."""
+    ``n_eff (1 - alpha) < MIN_TAIL_SAMPLES`` (see module docstring; ``clusters`` as in
+    :func:`expected_value_se`)."""
     a = _check_alpha(alpha)
     x = _as_losses(losses)
     if x.size < 2:
         return float("nan")
     w = normalise_weights(weights, x.size)
     n_eff = 1.0 / np.sum(w * w)
+    c = _check_clusters(clusters, x.size)
+    if c is not None:
+        below = (x <= _quantile(x, w, a)).astype(np.float64)
+        n_eff /= _design_effect(below - np.dot(w, below), w, c)
     if n_eff * (1.0 - a) < MIN_TAIL_SAMPLES:
         return float("nan")  # too few tail samples to say anything (module docstring)
     s = np.sqrt(a * (1.0 - a) / n_eff)
@@ -151,16 +218,20 @@ def value_at_risk_se(losses: np.ndarray, alpha: float = 0.99, weights: np.ndarra
     return float((hi - lo) / 2.0)
 
 
-def expected_shortfall_se(losses: np.ndarray, alpha: float = 0.99, weights: np.ndarray | None = None) -> float:
+def expected_shortfall_se(losses: np.ndarray, alpha: float = 0.99, weights: np.ndarray | None = None,
+                          clusters: np.ndarray | None = None) -> float:
     """Influence-function standard error of :func:`expected_shortfall`, same units as the losses;
-    NaN when ``n_eff (1 - alpha) < MIN_TAIL_SAMPLES`` (see module docstring)."""
+    NaN when ``n_eff (1 - alpha) < MIN_TAIL_SAMPLES`` (see module docstring; ``clusters`` as in
+    :func:`expected_value_se`)."""
     a = _check_alpha(alpha)
     x = _as_losses(losses)
     if x.size < 2:
         return float("nan")
     w = normalise_weights(weights, x.size)
-    if (1.0 - a) / np.sum(w * w) < MIN_TAIL_SAMPLES:
-        return float("nan")  # too few tail samples to say anything (module docstring)
     var = _quantile(x, w, a)
     h = var + np.maximum(x - var, 0.0) / (1.0 - a)
-    return expected_value_se(h, w)
+    c = _check_clusters(clusters, x.size)
+    n_eff = 1.0 / np.sum(w * w) / _design_effect(h - np.dot(w, h), w, c)
+    if (1.0 - a) * n_eff < MIN_TAIL_SAMPLES:
+        return float("nan")  # too few tail samples to say anything (module docstring)
+    return expected_value_se(h, w, c)

@@ -42,6 +42,16 @@ _KEY_RE = re.compile(r"^[A-Za-z0-9_]+$")
 _FORMAT_VERSION = 1
 
 
+def _as_clusters(clusters: np.ndarray | None, n: int, where: str) -> np.ndarray | None:
+    """``(n,)`` int64 path-cluster ids, or None; DataError naming ``where`` otherwise."""
+    if clusters is None:
+        return None
+    c = np.asarray(clusters)
+    if c.shape != (n,) or not np.issubdtype(c.dtype, np.integer):
+        raise DataError(f"{where}: clusters must be ({n},) integer ids, one per simulation; got {c.dtype} {c.shape}")
+    return c.astype(np.int64)
+
+
 @dataclass
 class TrancheResult:
     """Per-scenario outcome of one tranche.
@@ -58,6 +68,8 @@ class TrancheResult:
         equity: True for the residual (subordinated) tranche.
         pv_losses: optional ``(n_sims,)`` PV loss at the tranche coupon (Moody's style).
         weights: optional ``(n_sims,)`` scenario weights (normalised internally).
+        clusters: optional ``(n_sims,)`` integer ids of scenarios whose macro paths share an ancestor
+            (cluster-robust standard errors, :mod:`creditsim.risk.measures`).
     """
 
     name: str
@@ -71,10 +83,12 @@ class TrancheResult:
     equity: bool = False
     pv_losses: np.ndarray | None = None
     weights: np.ndarray | None = None
+    clusters: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.losses = np.asarray(self.losses, dtype=np.float64).reshape(-1)
         n = self.losses.size
+        self.clusters = _as_clusters(self.clusters, n, f"tranche {self.name!r}")
         for name in ("irr", "wal"):
             arr = np.asarray(getattr(self, name), dtype=np.float64).reshape(-1)
             if arr.size != n:
@@ -106,7 +120,7 @@ class TrancheResult:
 
     @property
     def expected_loss_se(self) -> float:
-        return measures.expected_value_se(self.losses, self.weights)
+        return measures.expected_value_se(self.losses, self.weights, self.clusters)
 
     @property
     def lgd(self) -> float:
@@ -156,6 +170,7 @@ class TrancheResult:
             detachment=self.detachment, equity=self.equity,
             pv_losses=None if self.pv_losses is None else self.pv_losses[mask],
             weights=None if self.weights is None else self.weights[mask],
+            clusters=None if self.clusters is None else self.clusters[mask],
         )
 
 
@@ -179,6 +194,9 @@ class SimulationResults:
         macro_paths: optional ``(n_sims, T, 9)`` macro paths that drove the run (decimals).
         initial_balance: pool balance at the cut-off, currency units.
         settings: run settings (seed, mix, engine, versions, ...), JSON-serialisable.
+        clusters: optional ``(n_sims,)`` integer ids: simulations whose macro paths descend from one
+            month-0 particle of a conditioned VAE draw share an id; the standard errors are then
+            cluster-robust (:mod:`creditsim.risk.measures`). None = independent scenarios.
     """
 
     portfolio_losses: np.ndarray
@@ -189,6 +207,7 @@ class SimulationResults:
     macro_paths: np.ndarray | None = None
     initial_balance: float = float("nan")
     settings: dict[str, Any] = field(default_factory=dict)
+    clusters: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.portfolio_losses = np.asarray(self.portfolio_losses, dtype=np.float64).reshape(-1)
@@ -204,6 +223,7 @@ class SimulationResults:
             raise DataError(f"scenarios: labels must be in 0..{len(SCENARIOS) - 1}")
         if self.weights is not None:
             self.weights = measures.normalise_weights(self.weights, n)
+        self.clusters = _as_clusters(self.clusters, n, "result")
         for t in self.tranche_results:
             if t.n_sims != n:
                 raise DataError(f"tranche {t.name!r}: {t.n_sims} simulations, portfolio has {n}")
@@ -213,6 +233,8 @@ class SimulationResults:
                 t.weights = self.weights.copy()
             elif t.weights is not None and self.weights is not None and not np.allclose(t.weights, self.weights):
                 raise DataError(f"tranche {t.name!r}: its weights differ from the result's scenario weights")
+            if t.clusters is None and self.clusters is not None:
+                t.clusters = self.clusters.copy()
         for key, arr in self.cashflows.items():
             arr = np.asarray(arr, dtype=np.float64)
             if not _KEY_RE.match(key):
@@ -232,14 +254,16 @@ class SimulationResults:
     def n_sims(self) -> int:
         return int(self.portfolio_losses.size)
 
-    def _select(self, scenario: int | str | None) -> tuple[np.ndarray, np.ndarray | None]:
+    def _select(self, scenario: int | str | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """``(losses, weights, clusters)`` of all scenarios or of one scenario type."""
         if scenario is None:
-            return self.portfolio_losses, self.weights
+            return self.portfolio_losses, self.weights, self.clusters
         idx = _scenario_index(scenario)
         mask = self.scenarios == idx
         if not mask.any():
             raise ConfigError(f"scenario {SCENARIOS[idx]!r} has no simulations in this run")
-        return self.portfolio_losses[mask], None if self.weights is None else self.weights[mask]
+        return (self.portfolio_losses[mask], None if self.weights is None else self.weights[mask],
+                None if self.clusters is None else self.clusters[mask])
 
     @property
     def expected_loss(self) -> float:
@@ -258,17 +282,17 @@ class SimulationResults:
 
     def el(self, scenario: int | str | None = None) -> float:
         """Expected loss, optionally conditional on a scenario type (name or index)."""
-        x, w = self._select(scenario)
+        x, w, _ = self._select(scenario)
         return measures.expected_value(x, w)
 
     def var(self, alpha: float = 0.99, scenario: int | str | None = None) -> float:
         """Empirical quantile ``inf{x : F(x) >= alpha}`` of the portfolio loss."""
-        x, w = self._select(scenario)
+        x, w, _ = self._select(scenario)
         return measures.value_at_risk(x, alpha, w)
 
     def cvar(self, alpha: float = 0.99, scenario: int | str | None = None) -> float:
         """Acerbi-Tasche expected shortfall of the portfolio loss."""
-        x, w = self._select(scenario)
+        x, w, _ = self._select(scenario)
         return measures.expected_shortfall(x, alpha, w)
 
     def standard_errors(self, alpha: float = 0.99, scenario: int | str | None = None) -> dict[str, float]:
@@ -276,13 +300,14 @@ class SimulationResults:
 
         Returns ``{"expected_loss", "var", "cvar"}`` -> standard error in the loss's units (fraction of
         the initial pool balance). The tail entries are NaN when fewer than 10 effective scenarios lie
-        beyond the quantile (``n_eff (1 - alpha) < 10``, :mod:`creditsim.risk.measures`).
+        beyond the quantile (``n_eff (1 - alpha) < 10``, :mod:`creditsim.risk.measures`); cluster-robust
+        when the run's macro paths share ancestors (:attr:`clusters`).
         """
-        x, w = self._select(scenario)
+        x, w, c = self._select(scenario)
         return {
-            "expected_loss": measures.expected_value_se(x, w),
-            "var": measures.value_at_risk_se(x, alpha, w),
-            "cvar": measures.expected_shortfall_se(x, alpha, w),
+            "expected_loss": measures.expected_value_se(x, w, c),
+            "var": measures.value_at_risk_se(x, alpha, w, c),
+            "cvar": measures.expected_shortfall_se(x, alpha, w, c),
         }
 
     def tranche(self, name: str) -> TrancheResult:
@@ -301,16 +326,16 @@ class SimulationResults:
         cols: dict[str, dict[str, float]] = {}
         present = [None] + [SCENARIOS[i] for i in sorted(set(self.scenarios.tolist()))]
         for sc in present:
-            x, w = self._select(sc)
+            x, w, c = self._select(sc)
             row: dict[str, float] = {"n_sims": float(x.size)}
             row["expected_loss"] = measures.expected_value(x, w)
-            row["expected_loss_se"] = measures.expected_value_se(x, w)
+            row["expected_loss_se"] = measures.expected_value_se(x, w, c)
             for a in alphas:
                 tag = f"{a * 100:g}".replace(".", "_")
                 row[f"var_{tag}"] = measures.value_at_risk(x, a, w)
-                row[f"var_{tag}_se"] = measures.value_at_risk_se(x, a, w)
+                row[f"var_{tag}_se"] = measures.value_at_risk_se(x, a, w, c)
                 row[f"cvar_{tag}"] = measures.expected_shortfall(x, a, w)
-                row[f"cvar_{tag}_se"] = measures.expected_shortfall_se(x, a, w)
+                row[f"cvar_{tag}_se"] = measures.expected_shortfall_se(x, a, w, c)
             cols["all" if sc is None else sc] = row
         return pd.DataFrame(cols)
 
@@ -331,7 +356,7 @@ class SimulationResults:
                 # "probability of any loss" is ~1 for any real pool and says nothing: not reported
                 "pd": float("nan"),
                 "expected_loss": measures.expected_value(x, w),
-                "expected_loss_se": measures.expected_value_se(x, w),
+                "expected_loss_se": measures.expected_value_se(x, w, self.clusters),
                 "lgd": float("nan"),
                 "var_99": measures.value_at_risk(x, 0.99, w),
                 "cvar_99": measures.expected_shortfall(x, 0.99, w),
@@ -496,6 +521,7 @@ class SimulationResults:
         pd.DataFrame({
             "sim": np.arange(n), "scenario": self.scenarios,
             "weight": measures.normalise_weights(self.weights, n), "loss": self.portfolio_losses,
+            **({} if self.clusters is None else {"path_cluster": self.clusters}),
         }).to_parquet(out / "portfolio.parquet", index=False)
         tranche_meta = []
         frames = []
@@ -572,6 +598,7 @@ class SimulationResults:
             scenarios=port["scenario"].to_numpy(), weights=port["weight"].to_numpy() if meta["weighted"] else None,
             macro_paths=macro, initial_balance=_from_json_float(meta["initial_balance"]),
             settings=meta.get("settings", {}),
+            clusters=port["path_cluster"].to_numpy() if "path_cluster" in port.columns else None,
         )
 
     # ------------------------------------------------------------------ plots

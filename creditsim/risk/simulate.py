@@ -64,7 +64,7 @@ from creditsim.io import read_frame
 from creditsim.loans.trajectory import LoanTrajectoryModel
 from creditsim.macro.scenarios import (
     GENERATED_SOURCES,
-    build_macro_paths,
+    build_macro_draw,
     draw_scenario_labels,
     is_narrative_source,
     resolve_macro_start,
@@ -264,11 +264,15 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
     prepared = _prepare(loans_df, _as_deal(deal), config)
     t0 = time.perf_counter()
     labels = draw_scenario_labels(config.weights, config.n_simulations, config.seed)
-    macro_paths = build_macro_paths(config.macro, labels, config.horizon, config.seed, config.device,
-                                    start=prepared.start_vec)
-    chunks = _run_all_chunks(prepared, config, macro_paths)
-    results = _assemble(chunks, prepared.deal, labels, macro_paths, prepared.engine.initial_balance,
-                        config.keep_cashflows)
+    draw = build_macro_draw(config.macro, labels, config.horizon, config.seed, config.device,
+                            start=prepared.start_vec)
+    if draw.labels is not None:  # a narrative's paths carry their own scenario labels
+        labels = draw.labels
+    chunks = _run_all_chunks(prepared, config, draw.values)
+    # paths that share an ancestor make the standard errors cluster-robust (creditsim.risk.measures)
+    clusters = draw.clusters if np.unique(draw.clusters).size < draw.clusters.size else None
+    results = _assemble(chunks, prepared.deal, labels, draw.values, prepared.engine.initial_balance,
+                        config.keep_cashflows, clusters)
     results.settings = _settings(config, prepared, time.perf_counter() - t0)
     return results
 
@@ -364,7 +368,7 @@ def _run_with_progress(runner: Any, ctx: ChunkContext, tasks: list, sizes: list,
 
 
 def _assemble(chunks: list[dict[str, Any]], config: Any, labels: np.ndarray, macro_paths: np.ndarray,
-              p0: float, keep_cashflows: bool) -> SimulationResults:
+              p0: float, keep_cashflows: bool, clusters: np.ndarray | None = None) -> SimulationResults:
     losses = np.concatenate([c["portfolio_losses"] for c in chunks])
     tranches = []
     for tr in config.tranches:
@@ -384,7 +388,7 @@ def _assemble(chunks: list[dict[str, Any]], config: Any, labels: np.ndarray, mac
         for key in ("pool", "tranche_interest", "tranche_principal", "tranche_balance"):
             cashflows[key] = np.concatenate([c[key] for c in chunks], axis=0)
     return SimulationResults(portfolio_losses=losses, tranche_results=tranches, cashflows=cashflows,
-                             scenarios=labels, macro_paths=macro_paths, initial_balance=p0)
+                             scenarios=labels, macro_paths=macro_paths, initial_balance=p0, clusters=clusters)
 
 
 def _with_tranche_balances(config: Any, balances: Any) -> Any:

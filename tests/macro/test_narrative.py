@@ -114,11 +114,29 @@ def test_scenario_key_labels_the_paths_and_month_zero_anchor_wins() -> None:
     ({"scenario": "boom", "policy_rate": [{"month": 3, "value": 0.05}]}, r"scenario must be one of"),
     ({"scenario": "adverse"}, r"no anchors"),
     ({"policy_rate": [{"month": 60, "value": 0.05}]}, r"policy_rate\[0\]: month 60 is beyond the horizon.*last is 38"),
+    # far outside anything the history has seen (a typo or a unit slip), not a percent: refused by name
+    ({"unemployment_rate": [{"month": 6, "value": 0.9}]}, r"unemployment_rate\[0\].*0\.9 is outside the plausible range"),
+    ({"policy_rate": [{"month": 6, "value": 0.5}]}, r"policy_rate\[0\].*0\.5 is outside the plausible range"),
+    ({"gdp_growth": [{"month": 6, "value": -0.99}]}, r"gdp_growth\[0\].*-0\.99 is outside the plausible range"),
+    ({"credit_spread_hy": [{"month": 6, "value": -0.01}]}, r"credit_spread_hy\[0\].*outside the plausible range \[0,"),
 ])
 def test_bad_narratives_are_one_line_config_errors(spec: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match) as e:
         _paths(spec)
     assert "\n" not in str(e.value)
+
+
+def test_plausible_range_covers_the_history_and_a_covid_sized_story() -> None:
+    """The bound is the history widened, never narrower than what happened: every bundled month lies
+    inside it, and a story of unemployment at the 2020 peak (14.8 %) is accepted."""
+    from creditsim.datasets import load_macro_history
+    from creditsim.macro.narrative import plausible_range
+
+    history = load_macro_history()
+    for var in MACRO_VARS:
+        lo, hi = plausible_range(var)
+        assert lo <= history[var].min() and history[var].max() <= hi, var
+    assert parse_narrative({"unemployment_rate": [{"month": 3, "value": 0.148}]}).anchors
 
 
 def test_a_repeated_month_with_the_same_value_is_kept_once() -> None:
@@ -182,3 +200,36 @@ def test_simulate_takes_a_narrative_dict_from_the_cutoff_state() -> None:
     _assert_anchors_met(paths, STORY)
     with pytest.raises(ConfigError, match=r"unemployment_rate\[0\].*looks like a percent"):
         RunConfig(macro={"unemployment_rate": [{"month": 18, "value": 9}]})
+
+
+def test_simulate_labels_narrative_paths_with_their_scenario_and_clusters_the_errors() -> None:
+    """A narrative naming its scenario labels every simulation with it (not the default 60/25/10/5 mix,
+    which would split one distribution into fake scenario types); without one, each path carries the
+    dynamics label its anchors picked. Paths that share an SMC ancestor are clusters, so the EL standard
+    error is the cluster-robust one, larger than the i.i.d. formula, and it survives a save / load."""
+    from creditsim.risk import measures
+    from creditsim.risk.simulate import simulate
+    loans = pd.read_parquet(example_path("loans_example.parquet")).iloc[:60]
+    deal = example_path("example_clo.yaml")
+    kw = dict(n_simulations=64, seed=1, horizon=24, progress=False, keep_cashflows=False, cutoff="2025-01")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConditionRangeWarning)
+        named = simulate(loans, deal, macro={"scenario": "severely_adverse", **STORY}, **kw)
+        picked = simulate(loans, deal, macro=STORY, **kw)
+    assert (named.scenarios == 2).all()
+    assert list(named.risk_table().columns) == ["all", "severely_adverse"]
+    mp = _paths(STORY, n_paths=64, months=24, seed=1, start="2025-01")
+    np.testing.assert_array_equal(picked.scenarios, mp.scenarios)  # simulate and macro_paths agree
+    assert picked.clusters is not None and np.unique(picked.clusters).size < 64
+    se = named.standard_errors()["expected_loss"]
+    assert se > measures.expected_value_se(named.portfolio_losses)
+    assert named.summary().loc["portfolio", "expected_loss_se"] == pytest.approx(se)
+
+
+def test_fed_named_scenario_labels_every_simulation_with_it() -> None:
+    """``macro="fed:2025:severely_adverse"`` gives every simulation that table's paths, so every label is
+    severely adverse (the run used to label them with the default mix)."""
+    from creditsim.risk.config import RunConfig
+    cfg = RunConfig(macro="fed:2025:severely_adverse", n_simulations=20, progress=False)
+    np.testing.assert_array_equal(cfg.weights, [0.0, 0.0, 1.0, 0.0])
+    assert (cs.macro_paths("fed:2025:severely_adverse", n_paths=8, months=6, seed=0).scenarios == 2).all()

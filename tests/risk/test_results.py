@@ -227,6 +227,63 @@ def test_tranche_results_use_the_result_weights():
             weights=np.ones(3))
 
 
+def test_clustered_standard_errors_closed_forms():
+    """One scenario per cluster: the i.i.d. formulas. Each loss repeated k times inside its own cluster
+    (k copies of one path): the EL s.e. of the G distinct values, not of the n = kG copies, which the
+    i.i.d. formula would shrink by sqrt(k)."""
+    x = np.random.default_rng(3).gamma(2.0, 0.01, size=400)
+    singles = np.arange(x.size)
+    assert measures.expected_value_se(x, clusters=singles) == pytest.approx(measures.expected_value_se(x), rel=1e-12)
+    assert measures.value_at_risk_se(x, 0.95, clusters=singles) == measures.value_at_risk_se(x, 0.95)
+    assert measures.expected_shortfall_se(x, 0.95, clusters=singles) == pytest.approx(
+        measures.expected_shortfall_se(x, 0.95), rel=1e-12)
+    k = 5
+    copies, ids = np.repeat(x, k), np.repeat(singles, k)
+    assert measures.expected_value_se(copies, clusters=ids) == pytest.approx(np.std(x, ddof=1) / np.sqrt(x.size), rel=1e-12)
+    assert measures.expected_value_se(copies) == pytest.approx(measures.expected_value_se(x) / np.sqrt(k), rel=0.01)
+    # the tail errors see the same design effect: n_eff = 400, not 2000
+    assert measures.expected_shortfall_se(copies, 0.95, clusters=ids) > 2 * measures.expected_shortfall_se(copies, 0.95)
+    assert np.isnan(measures.value_at_risk_se(copies, 0.99, clusters=ids))  # 400 x 1 % = 4 tail paths < 10
+    with pytest.raises(DataError, match=r"clusters: expected \(400,\) integer ids"):
+        measures.expected_value_se(x, clusters=np.zeros(3, dtype=int))
+
+
+def test_clustered_standard_errors_cover_correlated_clusters():
+    """Losses with a shared effect per cluster (intra-cluster correlation 0.5): across 400 replications
+    the cluster-robust EL s.e. matches the real spread of the mean within 10 %, the i.i.d. one is about
+    2.3x too small."""
+    rng = np.random.default_rng(11)
+    g, m, reps = 40, 10, 400
+    ids = np.repeat(np.arange(g), m)
+    means, robust, naive = [], [], []
+    for _ in range(reps):
+        x = np.repeat(rng.normal(size=g), m) + rng.normal(size=g * m)
+        means.append(x.mean())
+        robust.append(measures.expected_value_se(x, clusters=ids))
+        naive.append(measures.expected_value_se(x))
+    spread = np.std(means, ddof=1)
+    assert np.sqrt(np.mean(np.square(robust))) == pytest.approx(spread, rel=0.1)
+    assert np.sqrt(np.mean(np.square(naive))) < spread / 2
+
+
+def test_result_clusters_reach_tranches_tables_and_the_saved_run(tmp_path):
+    r = _make_results()
+    n = r.n_sims
+    clusters = np.arange(n) // 4
+    c = SimulationResults(portfolio_losses=r.portfolio_losses, tranche_results=r.tranche_results,
+                          scenarios=r.scenarios, clusters=clusters)
+    assert c.standard_errors()["expected_loss"] == measures.expected_value_se(r.portfolio_losses, clusters=clusters)
+    assert c.standard_errors()["expected_loss"] != r.standard_errors()["expected_loss"]
+    assert c.risk_table().loc["expected_loss_se", "all"] == c.standard_errors()["expected_loss"]
+    for t in c.tranche_results:
+        np.testing.assert_array_equal(t.clusters, clusters)
+    back = SimulationResults.load(c.to_parquet(tmp_path / "run"))
+    np.testing.assert_array_equal(back.clusters, clusters)
+    assert back.summary().equals(c.summary())
+    with pytest.raises(DataError, match=r"result: clusters must be"):
+        SimulationResults(portfolio_losses=np.zeros(3), tranche_results=[], clusters=np.array([0.5, 1, 2]))
+
+
 def test_to_parquet_never_replaces_a_directory_that_is_not_a_result(tmp_path):
     r = _make_results(n=20, t=3)
     precious = tmp_path / "home"
