@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
+from collections.abc import Callable
 
 import click
 import typer
@@ -77,6 +79,21 @@ def main(argv: list[str] | None = None) -> None:
     run_app(app, argv)
 
 
+def _one_line_warnings() -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints each warning as one ``warning:`` line on stderr, each text
+    once per run: a user of the command line wants to know *that* an anchor lies outside the model's
+    range, not the library line that said so, and not once per scenario batch."""
+    shown: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        text = " ".join(str(message).split())
+        if text not in shown:
+            shown.add(text)
+            err_console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+    return show
+
+
 def run_app(typer_app: typer.Typer, argv: list[str] | None = None) -> None:
     """Run ``typer_app`` and exit: 0 on success, 2 with a one-line message on a CreditSimError.
 
@@ -84,7 +101,9 @@ def run_app(typer_app: typer.Typer, argv: list[str] | None = None) -> None:
     ``exit_code``) rather than by class, which also covers commands written against plain click.
     """
     try:
-        rv = typer_app(args=argv, standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings()
+            rv = typer_app(args=argv, standalone_mode=False)
     except CreditSimError as exc:
         # escape: messages quote user values such as "[nan]" that rich would read as markup
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)

@@ -321,7 +321,9 @@ class SimulationResults:
         """Portfolio risk measures, all scenarios and each scenario type present in the run.
 
         Rows: ``n_sims``, ``expected_loss`` (+ ``_se``), ``var_<a>``/``cvar_<a>`` (+ ``_se``);
-        columns: ``all`` then the scenario names. Losses are fractions of initial pool balance.
+        columns: ``all`` then the scenario names. Losses are fractions of initial pool balance. A VaR /
+        CVaR at a level with fewer than one expected scenario beyond it (``n_eff (1 - a) < 1``, e.g. 99.9 %
+        of a 100-scenario group) is NaN: it would only be the group's largest loss.
         """
         cols: dict[str, dict[str, float]] = {}
         present = [None] + [SCENARIOS[i] for i in sorted(set(self.scenarios.tolist()))]
@@ -330,11 +332,16 @@ class SimulationResults:
             row: dict[str, float] = {"n_sims": float(x.size)}
             row["expected_loss"] = measures.expected_value(x, w)
             row["expected_loss_se"] = measures.expected_value_se(x, w, c)
+            n_eff = measures.effective_sample_size(w, x.size)
             for a in alphas:
                 tag = f"{a * 100:g}".replace(".", "_")
-                row[f"var_{tag}"] = measures.value_at_risk(x, a, w)
+                # fewer than one scenario expected beyond the level: the "estimate" would be the sample
+                # maximum whatever alpha is (VaR 99.9 % of 100 scenarios); NaN, shown as "-"
+                shown = n_eff * (1.0 - a) >= 1.0 - 1e-9
+                nan = float("nan")
+                row[f"var_{tag}"] = measures.value_at_risk(x, a, w) if shown else nan
                 row[f"var_{tag}_se"] = measures.value_at_risk_se(x, a, w, c)
-                row[f"cvar_{tag}"] = measures.expected_shortfall(x, a, w)
+                row[f"cvar_{tag}"] = measures.expected_shortfall(x, a, w) if shown else nan
                 row[f"cvar_{tag}_se"] = measures.expected_shortfall_se(x, a, w, c)
             cols["all" if sc is None else sc] = row
         return pd.DataFrame(cols)

@@ -224,9 +224,13 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
             - ``n_simulations``: number of scenarios S (default 10,000).
             - ``scenario_mix``: weights of the scenario types (mapping, ``"a=0.5,b=0.5"`` string or one
               name); default 0.6 baseline / 0.25 adverse / 0.1 severely adverse / 0.05 stagflation.
-            - ``macro``: ``"vae"`` (pretrained MacroVAE), ``"synthetic"`` (MacroScenarioGenerator),
-              ``"fed"`` (supervisory paths), a macro DataFrame, an array or a MacroVAE (see
-              :func:`creditsim.macro.scenarios.build_macro_paths`).
+            - ``macro``: ``"vae"`` (pretrained MacroVAE), ``"var"`` / ``"bootstrap"`` (baselines on the
+              bundled history), ``"synthetic"`` (MacroScenarioGenerator), ``"fed"`` / ``"fed:YEAR"`` /
+              ``"fed:YEAR:SCENARIO"`` (VAE paths through the supervisory tables), a narrative
+              ``{variable: [{month, value}], scenario?}`` or its ``.yaml`` file, a macro DataFrame, an
+              array or a MacroVAE (see :func:`creditsim.macro.scenarios.build_macro_draw`). Anchored
+              sources (fed, narratives, paths from a start state) give paths that share ancestors; the
+              result's standard errors are then cluster-robust (:mod:`creditsim.risk.measures`).
             - ``engine``: ``"markov"`` (macro-conditioned Markov chain + fast cashflow sampler);
               ``"transformer"`` (TransitionTransformer cohort matrices + the same sampler; the
               pretrained checkpoint unless ``transition_model`` is given); ``"trajectory"`` (loan paths
@@ -239,8 +243,10 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
             - ``progress``: show a rich progress bar. ``device``: "cpu" or "cuda".
             - ``horizon``: months simulated, T. ``cutoff``: cut-off date of the tape (None: the latest
               origination date in the tape).
-            - ``transition_model``: a fitted MarkovTransitionModel (default: the model calibrated to the
-              spec's base-case roll rates and macro sensitivities), or a TransitionTransformer.
+            - ``transition_model``: a fitted MarkovTransitionModel (default:
+              :meth:`MarkovTransitionModel.default`, the spec's base-case roll rates per asset class with
+              the macro overlay calibrated on the Fed's bank delinquency history), or a
+              TransitionTransformer.
             - ``trajectory_model``: a LoanTrajectoryModel for ``engine="trajectory"``.
             - ``scale_deal``: scale tranche notionals to the tape's pool balance (module docstring).
             - ``keep_cashflows``: keep ``(S, T, k)`` pool and tranche cashflows in the result.

@@ -121,13 +121,18 @@ def parse_stress_scenario(spec: str) -> StressScenario:
         if len(parts) != 3:
             raise ConfigError(f"scenario {spec!r}: name one supervisory path as 'fed:YEAR:SCENARIO', "
                               f"e.g. 'fed:2025:severely_adverse'")
-        try:
-            _, year, scen = parse_macro_source(name)
-        except ConfigError as exc:
-            raise ConfigError(f"scenario {spec!r}: {exc}") from None
         tables = {(y, s) for y, s, kind in available_fed_scenarios() if kind == "domestic"}
+        years = sorted({y for y, _ in tables})
+        if not parts[1].isdigit() or int(parts[1]) not in years:
+            raise ConfigError(f"scenario {spec!r}: no bundled supervisory scenarios for year {parts[1]!r}; "
+                              f"bundled years: {years}")
+        year = int(parts[1])
+        have = sorted(f"fed:{y}:{s}" for y, s in tables if y == year)
+        try:
+            scen = parse_macro_source(name)[2]
+        except ConfigError:  # not a scenario name at all: say what this year has, not the generator's four
+            scen = parts[2]
         if (year, scen) not in tables:
-            have = sorted(f"fed:{y}:{s}" for y, s in tables if y == year)
             raise ConfigError(f"scenario {spec!r}: no bundled supervisory path {scen!r} for {year}; bundled: {have}")
         return StressScenario(name, name, str(scen), _fed_horizon_quarters(year, str(scen)))
     if parts[0] in generated and len(parts) == 2:

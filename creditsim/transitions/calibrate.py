@@ -2,8 +2,13 @@
 
 The overlay of :class:`~creditsim.transitions.markov.MarkovTransitionModel` tilts monthly roll-rate
 log-odds by ``sum_v beta_{class, v} z_v``. Here the betas of one asset class come from its fitted
-:class:`~creditsim.macro.credit_link.CreditLink` (real loss / delinquency history) instead of the spec's
-coefficients times a chosen 0.1:
+:class:`~creditsim.macro.credit_link.CreditLink` (fitted on the Fed's bank *delinquency* rates by loan
+type, 1985/87/91-2019; the charge-off table by loan type only covers 2020-24, too short to fit a link)
+instead of the spec's coefficients times a chosen 0.1. The matched stress multiple is therefore a
+delinquency multiple; charge-offs lag delinquencies and can move by a different multiple, which is not
+checked here (the bundled charge-off table by loan type starts in 2020). Real estate is fitted on residential mortgages
+(DRSFRMACBS); the stress table's "banks*" reference column uses banks' charge-offs on all real-estate
+loans (commercial included), the closest published match:
 
 1. *Direction and relative size per variable*: the link's long-run probit effects ``b_v / (1 - phi)``
    (per historical sd), converted to the overlay's standardisation (``x sd_overlay / sd_link``).

@@ -164,7 +164,14 @@ class MarkovTransitionModel:
     Args:
         n_states: must be 7 (the :class:`~creditsim.states.LoanState` chain).
         sensitivities: macro log-odds sensitivities by move class, at the strength applied (default
-            :data:`DEFAULT_MACRO_SENSITIVITY`, the spec's coefficients scaled by 0.1).
+            :data:`DEFAULT_MACRO_SENSITIVITY`, the spec's coefficients scaled by 0.1). That default is
+            the *legacy* link, kept so a chain fitted on a user's panel does not silently take a
+            calibration made for other books: under the Fed 2025 severely adverse path it gives 9-26x the
+            baseline's worst-year PD. For the link calibrated on the Fed bank delinquency history use
+            :meth:`default`, or fit by asset class with
+            ``segment_sensitivities=calibrated_sensitivities()``
+            (:func:`creditsim.transitions.overlay_file.calibrated_sensitivities`) and ``by="asset_class"``;
+            or estimate the overlay from your own dated panel with :meth:`fit_macro_sensitivity`.
         z_clip: largest absolute standardised shock the overlay applies (default 4); None = no clip.
         segment_sensitivities: ``{segment: sensitivities}`` overriding ``sensitivities`` for those segments
             of a segmented model (e.g. per asset class, each from its own calibrated credit link); a key
@@ -224,9 +231,10 @@ class MarkovTransitionModel:
         ``calibrated`` (default): each class's macro overlay is the shipped calibration on the Federal
         Reserve's bank delinquency history (:mod:`creditsim.transitions.calibrate`: a probit link per
         class on the 12-month unemployment change, the HY spread, GDP growth, house prices and the policy
-        rate, scaled so the chain's Fed 2025 severely adverse / baseline worst-year PD multiple is the
-        link's). ``False``: the spec's three coefficients times 0.1 for every class -- the link of the
-        synthetic panels (:mod:`creditsim.macro.sensitivity`)."""
+        rate, scaled so the chain's Fed 2025 severely adverse / baseline worst-year PD multiple -- a
+        *delinquency* multiple, the series with history back to 1985 -- is the link's). The synthetic
+        panels the deep models learn from use the same calibrated overlay. ``False``: the legacy link,
+        the spec's three coefficients times 0.1 for every class (:mod:`creditsim.macro.sensitivity`)."""
         matrices = np.stack([base_case_matrix(a) for a in ASSET_CLASSES])
         if not calibrated:
             return cls.from_matrix(matrices, segments=ASSET_CLASSES)

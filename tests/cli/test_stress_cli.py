@@ -38,6 +38,24 @@ def test_stress_prints_the_table_and_writes_csv_and_png(small_tape, tmp_path, ca
     assert (summary["loss_rate_p05"] <= summary["loss_rate_p95"]).all()
 
 
+def test_stress_warnings_are_one_line_each_and_a_piped_table_is_never_cut(small_tape, capsys, run_cli):
+    """Library warnings (anchors outside the VAE's training range, a conditioning step with few
+    particles) reach the user as one ``warning:`` line each, without the source line that raised them;
+    the table printed into a pipe keeps every column whole however many scenarios it has."""
+    code = run_cli(["stress", "--tape", str(small_tape), "--paths", "4", "--quarters", "3", "--scenarios",
+                    "fed:2025:baseline,fed:2025:severely_adverse,vae:adverse,var:stagflation"])
+    assert code == 0
+    captured = capsys.readouterr()
+    warned = [ln for ln in captured.err.splitlines() if ln.strip()]
+    assert warned and all(ln.startswith("warning: ") for ln in warned), captured.err
+    assert len(set(warned)) == len(warned)
+    assert "return func" not in captured.err and "ConditionRangeWarning" not in captured.err
+    header = next(ln for ln in captured.out.splitlines() if "asset class" in ln)
+    for head in ("baseline", "severely_adverse", "adverse", "stagflation", "banks*", "avg bal."):
+        assert head in header, header
+    assert "…" not in captured.out
+
+
 def test_stress_classes_option(small_tape, capsys, run_cli):
     assert run_cli(["stress", "--tape", str(small_tape), "--paths", "3", "--quarters", "2",
                      "--scenarios", "fed:2025:baseline", "--classes", "corporate"]) == 0

@@ -227,6 +227,15 @@ def test_tranche_results_use_the_result_weights():
             weights=np.ones(3))
 
 
+def test_risk_table_leaves_out_levels_beyond_the_sample():
+    """99.9 % of a 200-scenario run is not an estimate, only the largest loss: NaN (printed "-"); 99 % of
+    200 (2 scenarios beyond) stays."""
+    r = _make_results(n=200)
+    table = r.risk_table()
+    assert np.isnan(table.loc["var_99_9", "all"]) and np.isnan(table.loc["cvar_99_9", "all"])
+    assert table.loc["var_99", "all"] == r.var(0.99) and table.loc["cvar_99", "all"] == r.cvar(0.99)
+
+
 def test_clustered_standard_errors_closed_forms():
     """One scenario per cluster: the i.i.d. formulas. Each loss repeated k times inside its own cluster
     (k copies of one path): the EL s.e. of the G distinct values, not of the n = kG copies, which the

@@ -141,8 +141,14 @@ def test_scenario_names_and_bad_inputs(demo_result):
         stress_losses(tape, ["moon:2025"], n_paths=2)
     with pytest.raises(ConfigError, match="fed:YEAR:SCENARIO"):
         stress_losses(tape, ["fed:2025"], n_paths=2)
-    with pytest.raises(ConfigError, match="no bundled supervisory scenarios for year '1999'"):
+    with pytest.raises(ConfigError, match="no bundled supervisory scenarios for year '1999'") as e:
         stress_losses(tape, ["fed:1999:baseline"], n_paths=2)
+    assert str(e.value).count("fed:1999:baseline") == 1  # named once, not wrapped twice
+    # a name the year does not have: the year's own tables are listed, not the generator's four types
+    for bad in ("fed:2025:boom", "fed:2025:adverse"):
+        with pytest.raises(ConfigError, match=r"no bundled supervisory path '\w+' for 2025; bundled: "
+                                              r"\['fed:2025:baseline', 'fed:2025:severely_adverse'\]$"):
+            parse_stress_scenario(bad)
     with pytest.raises(ConfigError, match="quarters must be an integer >= 1"):
         stress_losses(tape, quarters=0, n_paths=2)
     with pytest.raises(ConfigError, match=r"beyond the path horizon .*\(13 quarters\)"):
