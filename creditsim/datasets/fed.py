@@ -86,6 +86,36 @@ def _year_on_year(factor: np.ndarray, pre_factor: float) -> np.ndarray:
     return np.exp(csum[4:] - csum[:-4]) - 1.0
 
 
+def _regressed(fits: dict, levels: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """The back-fill regressions of :func:`load_macro_history` for the unpublished variables, quarterly,
+    on ``levels``' gdp growth and unemployment and the table's BBB yield minus the 10-year yield."""
+    bbb_spread = (table["BBB corporate yield"] - table["10-year Treasury yield"]).to_numpy() / 100.0
+    return pd.DataFrame({var: fits[var]["intercept"] + fits[var]["coef_gdp_growth"] * levels["gdp_growth"].to_numpy()
+                         + fits[var]["coef_unemployment_rate"] * levels["unemployment_rate"].to_numpy()
+                         + fits[var]["coef_baa_treasury_spread"] * bbb_spread
+                         for var in ("credit_spread_ig", "credit_spread_hy", "default_rate")}, index=table.index)
+
+
+def _macro_quarterly_levels(table: pd.DataFrame) -> pd.DataFrame:
+    """gdp growth (y/y, with the table's own first quarter as the jump-off trend) and unemployment of a
+    table: what :func:`_regressed` needs of a baseline."""
+    factor = (1.0 + table["Real GDP growth"].to_numpy() / 100.0) ** 0.25
+    return pd.DataFrame({"gdp_growth": _year_on_year(factor, factor[0]),
+                         "unemployment_rate": table["Unemployment rate"].to_numpy() / 100.0}, index=table.index)
+
+
+def _observed_jump_off(first_quarter: pd.Timestamp) -> pd.Series | None:
+    """The observed macro state of the month before a table's first quarter (the latest observed month
+    when the bundled history ends earlier), or None when the history does not reach the year before."""
+    from creditsim.datasets.macro import macro_state
+
+    latest = macro_state()
+    month = min(pd.Timestamp(first_quarter) - pd.DateOffset(months=1), pd.Timestamp(latest.attrs["month"] + "-01"))
+    if month < pd.Timestamp(first_quarter) - pd.DateOffset(months=13):
+        return None
+    return macro_state(f"{month:%Y-%m}")
+
+
 def _macro_quarterly(table: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
     """Map a domestic table to the 9 variables, quarterly decimals; ``baseline`` gives the jump-off trend."""
     def q_factor(frame: pd.DataFrame, col: str) -> np.ndarray:
@@ -107,16 +137,14 @@ def _macro_quarterly(table: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFram
     jump_off = base_hpi[0] / trend  # HPI level of the quarter before the scenario
     hpi_factor = hpi / np.concatenate([[jump_off], hpi[:-1]])
     out["house_price_growth"] = _year_on_year(hpi_factor, trend)
-    bbb_spread = (table["BBB corporate yield"] - table["10-year Treasury yield"]).to_numpy() / 100.0
     fits = macro_history(True)[2]
+    fitted = _regressed(fits, out, table)
+    # the baseline's first quarter through the same regressions: the jump-off level the shift is read at
+    base_first = _regressed(fits, _macro_quarterly_levels(baseline), baseline).iloc[0]
+    jump_off = _observed_jump_off(table.index[0])
     for var in ("credit_spread_ig", "credit_spread_hy", "default_rate"):
-        f = fits[var]
-        out[var] = (
-            f["intercept"]
-            + f["coef_gdp_growth"] * out["gdp_growth"]
-            + f["coef_unemployment_rate"] * out["unemployment_rate"]
-            + f["coef_baa_treasury_spread"] * bbb_spread
-        )
+        shift = 0.0 if jump_off is None else float(jump_off[var]) - float(base_first[var])
+        out[var] = fitted[var] + shift
     out["credit_spread_ig"] = out["credit_spread_ig"].clip(lower=0.003)
     out["credit_spread_hy"] = out["credit_spread_hy"].clip(lower=0.015)
     return out[list(MACRO_VARS)]

@@ -51,8 +51,8 @@ out of time from every quarter 1995Q4-2017Q4 (:mod:`creditsim.macro.credit_backt
 [-0.0029, +0.0003]; with the 12-month rate *change* instead +0.0009 [-0.0014, +0.0042] and +0.0015
 [-0.0004, +0.0042]; with no rate driver -0.0008 [-0.0033, +0.0015] and -0.0003 [-0.0014, +0.0004].
 Only the level version beats the baseline for business loans, so it stays. Its effect on the stress
-calibration is modest: the corporate Fed 2025 severe / baseline multiple is 3.29 with it, 3.47 without
-(consumer 1.48 / 1.32, real estate 3.72 / 3.88). The level also carries the debt-service channel of
+calibration is modest: the corporate Fed 2025 severe / baseline multiple is 3.06 with it, 3.34 without
+(consumer 1.46 / 1.32, real estate 3.57 / 3.76). The level also carries the debt-service channel of
 floating-rate borrowers (a +5 pp rate path alone raises the calibrated corporate one-year PD by about
 two thirds): read stagflation results with that in mind.
 """

@@ -129,3 +129,20 @@ def test_simulate_runs_fed_paths_from_its_macro_start() -> None:
     for v, items in fed_anchors(2026, "severely_adverse", 9).items():
         for m, x in items:
             np.testing.assert_allclose(res.macro_paths[:, m, MACRO_VARS.index(v)], x, atol=1e-6)
+
+
+@pytest.mark.parametrize("year", [2024, 2025])
+def test_unpublished_spreads_start_from_the_observed_jump_off(year: int) -> None:
+    """The Fed publishes no HY / IG spread or default rate; ours come from regressions on the table, which
+    put the 2025 baseline's HY spread at 1.66 % in month 0, below anything ever observed. The regression
+    now supplies the *moves*: the baseline's month 0 is the observed value of the month before the table
+    starts, and both scenarios get the same shift, so the stress minus baseline gap is the regression's."""
+
+    derived = ["credit_spread_ig", "credit_spread_hy", "default_rate"]
+    base = load_fed_scenarios(year, "baseline", monthly=True)
+    severe = load_fed_scenarios(year, "severely_adverse", monthly=True)
+    month = base.index[0] - pd.DateOffset(months=1)
+    observed = macro_state(f"{min(month, pd.Timestamp(macro_state().attrs['month'] + '-01')):%Y-%m}")
+    np.testing.assert_allclose(base[derived].iloc[0].to_numpy(float), observed[derived].to_numpy(float), rtol=0, atol=1e-12)
+    assert base["credit_spread_hy"].min() > 0.025  # the regression level alone started at 1.66 % (2025)
+    assert (severe["credit_spread_hy"].iloc[:24] > base["credit_spread_hy"].iloc[:24] + 0.04).all()
