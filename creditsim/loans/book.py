@@ -8,8 +8,11 @@ Decisions (documented here because nobody else can make them):
   with nothing left to pay is a :class:`DataError` (or is dropped with ``drop_matured=True``). A
   ``remaining_term_months`` column, if present, overrides both. A missing ``current_balance`` at a
   cut-off is the contractual balance after the elapsed payments.
-- Coupons: ``interest_rate / 12`` (30/360) for fixed and floating loans alike (floating loans are
-  projected at their current all-in rate). All payment frequencies are projected as monthly schedules
+- Coupons: ``interest_rate / 12`` (30/360) for fixed and floating loans alike in the contractual
+  schedule (floating loans at their all-in rate at the cut-off). In a simulation the interest of a
+  floating loan then moves one for one with the scenario's index (the policy rate, the SOFR proxy)
+  since the cut-off (:func:`creditsim.loans.engine.simulate_pool_chunk`, ``index_shift``); its
+  principal schedule stays the cut-off one (a reset does not re-amortise). All payment frequencies are projected as monthly schedules
   of the same term (an approximation for quarterly/semiannual/annual payers).
 - Interest-only loans: the interest-only period is the first ``io_fraction`` (default half) of the
   original term, then an annuity; bullets pay interest monthly and principal at maturity.
@@ -230,6 +233,9 @@ class LoanBook:
         original_balance: ``(L,)`` float64.
         lgd_concentration: Beta concentration of realised LGDs (``inf`` = deterministic LGD).
         recovery_lag: months from default to recovery cash.
+        floating: ``(L,)`` bool, True for a floating-rate loan (``rate_type == "floating"``): its coupon
+            follows the index path of a scenario in the pool engine (:mod:`creditsim.loans.engine`,
+            ``index_shift``); None = all fixed.
     """
 
     loan_id: np.ndarray
@@ -248,6 +254,7 @@ class LoanBook:
     lgd_concentration: float = 5.0
     recovery_lag: int = DEFAULT_RECOVERY_LAG
     row_labels: np.ndarray | None = field(default=None, repr=False, compare=False)
+    floating: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self._validate()
@@ -272,6 +279,7 @@ class LoanBook:
         initial_state: object | None = None,
         lgd_concentration: float = 5.0,
         recovery_lag: int = DEFAULT_RECOVERY_LAG,
+        floating: object | None = None,
     ) -> "LoanBook":
         """Build a book from per-loan arrays; ``L = len(balance)``, every other array argument is
         ``(L,)`` or a scalar broadcast to all loans.
@@ -291,6 +299,7 @@ class LoanBook:
             cohort_labels: C names of the cohorts (default ``"0".."C-1"``).
             asset_class: ``(L,)`` names from :data:`creditsim.states.ASSET_CLASSES` or their indices.
             risk_shift: ``(L,)`` log-odds shift of adverse moves (0 = the cohort's matrix; default 0).
+            floating: ``(L,)`` bool, True for floating-rate loans (default all fixed).
             initial_state: ``(L,)`` state at the cut-off, 0..3 (CURRENT, DPD30, DPD60, DPD90; default 0).
             lgd_concentration: Beta concentration of realised LGDs, > 0 (``inf`` = deterministic).
             recovery_lag: whole months from default to the recovery cash, >= 0.
@@ -334,6 +343,7 @@ class LoanBook:
             original_balance=bal.copy() if original_balance is None else vec(original_balance, np.float64, "original_balance"),
             lgd_concentration=_number(lgd_concentration, "lgd_concentration"),
             recovery_lag=recovery_lag,
+            floating=None if floating is None else vec(floating, bool, "floating"),
         )
 
     @classmethod
@@ -400,6 +410,7 @@ class LoanBook:
             lgd_concentration=_number(lgd_concentration, "lgd_concentration"),
             recovery_lag=recovery_lag,
             row_labels=labels,
+            floating=(df["rate_type"].astype(str).str.lower() == "floating").to_numpy(bool),
         )
 
     # ------------------------------------------------------------------ validation
@@ -450,6 +461,10 @@ class LoanBook:
         set_(self, "initial_state", np.asarray(self.initial_state, np.int8))
         set_(self, "original_balance", np.asarray(self.original_balance, np.float64))
         set_(self, "recovery_lag", int(self.recovery_lag))
+        floating = np.zeros(n, bool) if self.floating is None else np.asarray(self.floating)
+        if floating.shape != (n,) or floating.dtype != bool:
+            raise DataError(f"loan book: 'floating' must be ({n},) booleans, got {floating.dtype} {floating.shape}")
+        set_(self, "floating", floating)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -468,7 +483,7 @@ class LoanBook:
         arrays = {
             name: getattr(self, name)[idx]
             for name in ("loan_id", "balance", "monthly_rate", "remaining_term", "amortization", "io_months", "lgd",
-                         "cohort", "asset_class", "risk_shift", "initial_state", "original_balance")
+                         "cohort", "asset_class", "risk_shift", "initial_state", "original_balance", "floating")
         }
         labels = None if self.row_labels is None else self.row_labels[idx]
         return replace(self, **arrays, row_labels=labels)

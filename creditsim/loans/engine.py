@@ -42,6 +42,22 @@ and every reduction that reaches an output is exact, so its order cannot matter:
   scenario-sized axis; round a product to cents first. Cents become currency units once, by an
   elementwise division, when the pool result leaves the engine.
 
+Floating coupons
+----------------
+A floating loan's coupon follows the scenario's index (the policy rate) one for one: coupon at month
+``t`` = its all-in rate at the cut-off + ``d_t``, ``d_t`` = index at ``t`` minus index at the cut-off
+(``index_shift``, per scenario and month). Interest is linear in the coupon, so a loan's interest at the
+reset coupon is its contractual interest ``I`` times ``1 + d_t / c`` (``c`` its annual coupon at the
+cut-off; arrears interest settled on a cure is paid at the current coupon too, a simplification). The engine tabulates one more flow,
+``B = round(I / c)`` (whole cents; 0 for fixed loans), which the pool sums exactly like the others,
+and adds ``round(d_t x B)`` to the pool's interest per scenario, month (and group): an elementwise
+product after the exact sums, so the reproducibility guarantees hold (grouped and ungrouped interest
+totals can differ by under a cent per group and month, from that rounding). Decisions: the principal
+schedule stays the cut-off one (a reset changes the interest, not the amortisation); no loan-level
+floors or caps (the index itself is floored at 0 by the macro generators); and ``d_t`` is floored at
+minus the lowest floating coupon so no loan's coupon turns negative. Without ``index_shift`` (or
+without floating loans) the table keeps its five flows and nothing changes.
+
 How it is fast
 --------------
 Every cashflow of month ``t`` is a function of (loan, t, cash state c, sampled state y) only. For each
@@ -103,6 +119,11 @@ __all__ = [
 # flows tabulated per (loan, x, y); loss and recovery follow from default_par and the LGD draw
 _F_INTEREST, _F_PRINCIPAL, _F_PREPAY, _F_PAR, _F_BALANCE = range(5)
 _N_FLOWS = 5
+#: with floating loans and an index path, a sixth tabulated flow: the floating interest base
+#: ``round(interest / annual coupon)`` in cents (0 for fixed loans), see "Floating coupons"
+_F_FLOAT = 5
+#: floating loans with an annual coupon below this (1 bp) keep a zero-coupon schedule (no floating base)
+MIN_FLOATING_COUPON = 1e-4
 #: pool column of each tabulated flow (the loss is tabulated after them, the recovery derived)
 _FLOW_NAMES = ("interest", "scheduled_principal", "prepayment", "default_par", "balance")
 _PAST = 4  # months of history kept before month 0 (arrears of up to 3 payments + the cut-off)
@@ -198,13 +219,16 @@ class _MonthTables:
     so a returned table is valid until the next call.
     """
 
-    def __init__(self, cb: torch.Tensor, ci: torch.Tensor, m: torch.Tensor):
+    def __init__(self, cb: torch.Tensor, ci: torch.Tensor, m: torch.Tensor, inv_coupon: torch.Tensor | None = None):
         self.cb, self.ci, self.m = cb, ci, m
         lb = cb.shape[0]
         dev = cb.device
         self._lb = lb
         self._live = torch.arange(4, device=dev)
-        self._flows = torch.zeros(lb, N_STATES, N_STATES, _N_FLOWS, dtype=torch.float64, device=dev)
+        # (L_b, 1, 1) 1 / annual coupon of floating loans (0 for fixed): the sixth flow, the floating base
+        self._inv_coupon = None if inv_coupon is None else inv_coupon.view(lb, 1, 1)
+        self.n_flows = _N_FLOWS + (inv_coupon is not None)
+        self._flows = torch.zeros(lb, N_STATES, N_STATES, self.n_flows, dtype=torch.float64, device=dev)
         states = torch.arange(N_STATES, device=dev, dtype=torch.int32)
         self._nxt = states.view(1, 1, N_STATES).expand(lb, N_STATES, N_STATES).clone()
         self._nxt[:, 4:, :] = states[4:].view(1, 3, 1)  # absorbed loans keep their state
@@ -235,6 +259,8 @@ class _MonthTables:
             flows[:, :4, exit_state, _F_INTEREST] = exit_interest
             flows[:, :4, exit_state, _F_PRINCIPAL] = cb_prev - cb_now
             flows[:, :4, exit_state, _F_PREPAY] = cb_now.expand(lb, 4)
+        if self._inv_coupon is not None:  # whole cents, like every tabulated flow
+            torch.round(flows[..., _F_INTEREST] * self._inv_coupon, out=flows[..., _F_FLOAT])
 
         matured = (t >= m)[:, None]  # (L_b, 1)
         nxt = self._nxt
@@ -248,7 +274,7 @@ class _MonthTables:
         nxt_c = self._nxt_c
         nxt_c[:, :4, :] = nxt[:, :4, :]
         nxt_c[:, :4, :4] = torch.where(nxt[:, :4, :4] < 4, missed, nxt[:, :4, :4])
-        return flows.view(lb * N_STATES * N_STATES, _N_FLOWS), nxt.view(-1), nxt_c.view(-1)
+        return flows.view(lb * N_STATES * N_STATES, self.n_flows), nxt.view(-1), nxt_c.view(-1)
 
 
 def _as_tensor(matrices: object, name: str = "matrices") -> torch.Tensor:
@@ -353,8 +379,9 @@ def _month_step(
         lgd: ``(s, L_b)`` float64 realised LGD.
 
     Returns:
-        ``(x_next, c_next (s, L_b) int64, flows (s, L_b, 5) float64, sums (s, G, 6) float64)``: flows in
-        whole cents; sums = 5 flows + loss (``round(lgd x default_par)`` cents) per group, exact.
+        ``(x_next, c_next (s, L_b) int64, flows (s, L_b, F) float64, sums (s, G, F + 1) float64)``: the
+        F = 5 (or 6, with the floating base) flows in whole cents; sums = the flows + loss
+        (``round(lgd x default_par)`` cents) per group, exact.
     """
     s, lb = x.shape
     ridx = (row_base + x).view(-1)
@@ -364,14 +391,14 @@ def _month_step(
     for j in range(1, N_STATES - 1):
         y += uf >= thresholds[j].index_select(0, ridx)
     code = c.view(-1).to(torch.int64) * N_STATES + y + loan_base.view(-1)
-    flows = flow_table.index_select(0, code).view(s, lb, _N_FLOWS)
+    flows = flow_table.index_select(0, code).view(s, lb, flow_table.shape[1])
     x_next = next_table.take(code).view(s, lb)
     c_next = next_c.take(code).view(s, lb)
     return x_next, c_next, flows, _group_sums(weights, flows, lgd)
 
 
 def _group_sums(weights: torch.Tensor, flows: torch.Tensor, lgd: torch.Tensor) -> torch.Tensor:
-    """``(s, G, 6)`` exact group sums of ``(s, L_b, 5)`` whole-cent flows plus the whole-cent loss.
+    """``(s, G, F + 1)`` exact group sums of ``(s, L_b, F)`` whole-cent flows plus the whole-cent loss.
 
     A batched product of 0/1 weights with integer-valued float64 entries: every partial sum is an integer
     below 2**53, so the result is exact and does not depend on the BLAS kernel's summation order.
@@ -401,18 +428,19 @@ def _month_step_pool(
     Most loan-months are quiet: a CURRENT loan staying CURRENT (its flows are the loan's scheduled
     instalment, summed for all scenarios at once by one matrix product) or an absorbed loan (no flows).
     Only the other loan-months -- roll-forwards, cures, exits, delinquent months; a few percent --
-    are sampled in full and gathered individually. ``current_flows`` is ``(L_b, G * 5)``: the
-    CURRENT->CURRENT flows of each loan placed in its group's columns. A loan paying its last
+    are sampled in full and gathered individually. ``current_flows`` is ``(L_b, G * F)``: the
+    CURRENT->CURRENT flows of each loan placed in its group's columns (F flows, see :func:`_month_step`). A loan paying its last
     instalment this month (``not_maturing`` False) is an event too, since it becomes MATURED. ``x`` and
     ``c`` are updated in place (quiet loan-months keep their state).
 
-    Returns ``(x, c (s, L_b) int64, sums (s, G, 6))`` with sums = 5 flows + loss.
+    Returns ``(x, c (s, L_b) int64, sums (s, G, F + 1))`` with sums = the F flows + loss.
     """
     s, lb = x.shape
+    nf = flow_table.shape[1]
     ridx = (row_base + x).view(-1)  # int32: index_select takes it directly (cheaper than int64 take)
     # CURRENT -> CURRENT (exactly y == 0 of the full sampler) of a loan not at its last instalment
     quiet = torch.logical_and(u < stay_current.index_select(0, ridx).view(s, lb), not_maturing)
-    sums = torch.mm(quiet.to(torch.float64), current_flows).view(s, n_groups, _N_FLOWS)
+    sums = torch.mm(quiet.to(torch.float64), current_flows).view(s, n_groups, nf)
     sums = torch.cat([sums, torch.zeros(s, n_groups, 1, dtype=sums.dtype, device=sums.device)], dim=2)
     busy = torch.logical_and(quiet.logical_not_(), x < 4).view(-1)
     if busy.device.type == "cpu":  # numpy's flatnonzero is several times faster than torch.nonzero on CPU
@@ -435,7 +463,7 @@ def _month_step_pool(
         x_next.view(-1).index_copy_(0, event, next_table.take(code))
         c_next.view(-1).index_copy_(0, event, next_c.take(code))
         loss = torch.round(fe[:, _F_PAR] * lgd.reshape(-1).index_select(0, event))  # whole cents
-        sums.view(s * n_groups, _N_FLOWS + 1).index_add_(
+        sums.view(s * n_groups, nf + 1).index_add_(
             0, se * n_groups + loan_group.take(le), torch.cat([fe, loss[:, None]], dim=1)
         )
     return x_next, c_next, sums
@@ -472,9 +500,9 @@ class _BlockRun:
     ``(s, L_b, T)`` (rows of absorbed loans map to themselves whatever the path says). What it
     produces, filled month by month:
 
-    - ``sums``: ``(s, T, G, 6)`` float64 whole-cent block sums (5 tabulated flows + loss; G = 1 without
-      groups);
-    - ``loan_level``: with ``keep_loan_level``, ``{"states": (s, L_b, T) int8, "flows": (s, L_b, T, 5)
+    - ``sums``: ``(s, T, G, F + 1)`` float64 whole-cent block sums (F = 5 tabulated flows, 6 with the
+      floating base of ``inv_coupon``, + loss; G = 1 without groups);
+    - ``loan_level``: with ``keep_loan_level``, ``{"states": (s, L_b, T) int8, "flows": (s, L_b, T, F)
       float64}``, else None.
 
     Stepping rather than looping lets :func:`simulate_pool_chunk` advance all loan blocks month by
@@ -496,6 +524,7 @@ class _BlockRun:
         groups: np.ndarray | None,
         n_groups: int,
         keep_loan_level: bool,
+        inv_coupon: np.ndarray | None = None,
     ):
         lb = len(index)
         s = lgd.shape[0]
@@ -503,7 +532,9 @@ class _BlockRun:
         self._thresholds, self._streams, self._paths, self._dev = thresholds, streams, paths, dev
         self._n_months = n_months
         cb, ci, self._m = _history(book, index, n_months, dev)
-        self._tables = _MonthTables(cb, ci, self._m)
+        inv = None if inv_coupon is None else torch.from_numpy(np.ascontiguousarray(inv_coupon[index])).to(dev)
+        self._tables = _MonthTables(cb, ci, self._m, inv)
+        nf = self._nf = self._tables.n_flows
         # chain state x and cash state c (see _MonthTables); int32 keeps the per-element traffic low
         self._x = torch.from_numpy(book.initial_state[index].astype(np.int32)).to(dev).expand(s, lb).contiguous()
         self._c = self._x.clone()
@@ -515,12 +546,12 @@ class _BlockRun:
             self._loan_base = (torch.arange(lb, device=dev) * (N_STATES * N_STATES)).expand(s, lb).contiguous()
             self._weights = self._member.expand(s, -1, -1).contiguous()  # (s, G, L_b) 0/1 group membership
         self._row_base = _threshold_rows(thresholds, index, s, dev)
-        self.sums = torch.zeros(s, n_months, g, _N_FLOWS + 1, dtype=torch.float64, device=dev)
+        self.sums = torch.zeros(s, n_months, g, nf + 1, dtype=torch.float64, device=dev)
         self.loan_level: dict[str, torch.Tensor] | None = None
         if keep_loan_level:
             self.loan_level = {
                 "states": torch.empty(s, lb, n_months, dtype=torch.int8, device=dev),
-                "flows": torch.empty(s, lb, n_months, _N_FLOWS, dtype=torch.float64, device=dev),
+                "flows": torch.empty(s, lb, n_months, nf, dtype=torch.float64, device=dev),
             }
         if self._fast:
             self._loan_group = torch.zeros(lb, dtype=torch.int64, device=dev) if groups is None else torch.from_numpy(groups[index]).to(dev)
@@ -545,8 +576,8 @@ class _BlockRun:
         x, c, row_base, lgd = self._x, self._c, self._row_base, self._lgd
         u = torch.from_numpy(self._streams.next_month()).to(self._dev)
         thr, stay_current = self._thresholds.rows(t)
-        current = flow_table.view(lb, N_STATES * N_STATES, _N_FLOWS)[:, 0, :]  # (L_b, 5)
-        current_flows = (self._member.t()[:, :, None] * current[:, None, :]).reshape(lb, g * _N_FLOWS)
+        current = flow_table.view(lb, N_STATES * N_STATES, self._nf)[:, 0, :]  # (L_b, F)
+        current_flows = (self._member.t()[:, :, None] * current[:, None, :]).reshape(lb, g * self._nf)
         not_maturing = self._m != t
         # scenario tiles keep the per-element working set in cache; the month tables are shared;
         # x and c are updated in place through the tile views
@@ -569,7 +600,7 @@ class _BlockRun:
             # a given path: its states replace the draw (absorbed rows of next_table ignore them)
             y = self._paths[:, :, t]
             code = (c.to(torch.int64) * N_STATES + y + loan_base).view(-1)
-            f = flow_table.index_select(0, code).view(s, lb, _N_FLOWS)
+            f = flow_table.index_select(0, code).view(s, lb, self._nf)
             x = next_table.take(code).view(s, lb)
             c = next_c.take(code).view(s, lb)
             sums = _group_sums(self._weights, f, self._lgd)
@@ -580,14 +611,19 @@ class _BlockRun:
             self.loan_level["flows"][:, :, t] = f
 
 
-def _scatter_pool(acc: torch.Tensor, lag: int, grouped: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``(s, T, [G,] 6)`` block flows in whole cents -> ``(s, T, [G,] K)`` pool cashflows and pending
-    recoveries in currency units (all arithmetic before the final division is exact)."""
+def _scatter_pool(acc: torch.Tensor, lag: int, grouped: bool,
+                  index_shift: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(s, T, [G,] F + 1)`` block flows in whole cents -> ``(s, T, [G,] K)`` pool cashflows and pending
+    recoveries in currency units (all arithmetic before the final division is exact, except the one
+    rounding of the floating interest to cents; module docstring)."""
     a = acc.cpu().numpy()
     if not grouped:
         a = a[:, :, 0]
     columns = {name: a[..., f] for f, name in enumerate(_FLOW_NAMES)}  # (s, T, [G]) each
-    columns["loss"] = a[..., _N_FLOWS]
+    columns["loss"] = a[..., -1]
+    if index_shift is not None and a.shape[-1] == _N_FLOWS + 2:  # the floating base was tabulated
+        shift = index_shift if not grouped else index_shift[:, :, None]
+        columns["interest"] = columns["interest"] + np.round(shift * a[..., _F_FLOAT])
     columns["recovery"], pending = book_recoveries(columns["default_par"] - columns["loss"], lag, month_axis=1)
     return from_cents(stack_pool(columns)), from_cents(pending)
 
@@ -618,6 +654,7 @@ def simulate_pool_chunk(
     max_risk_bins: int = 32,
     return_pending: bool = False,
     recovery_scale: np.ndarray | None = None,
+    index_shift: np.ndarray | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Pool cashflows of a slice of scenarios, sampled from transition matrices.
 
@@ -643,6 +680,10 @@ def simulate_pool_chunk(
         recovery_scale: optional ``(s, L)`` factor on each loan's recovered share ``1 - LGD`` in each
             scenario (the collateral channel, :func:`creditsim.loans.collateral.recovery_scale`); the
             LGD draws themselves (and every other random number) are unchanged.
+        index_shift: optional ``(s, n_months)`` change of the floating-rate index since the cut-off
+            (annual decimal, e.g. the policy-rate path minus its month-0 value): floating loans
+            (``book.floating``) pay interest at their cut-off coupon plus it (module docstring,
+            "Floating coupons"); states, principal and every random number are unchanged.
 
     Returns:
         ``(s, T, K)`` float64 pool cashflows in :data:`POOL_CF_TYPES` order (``(s, T, G, K)`` when
@@ -660,6 +701,7 @@ def simulate_pool_chunk(
         if recovery_scale.shape != (len(ids), book.n_loans) or not ((recovery_scale >= 0) & (recovery_scale <= 1)).all():
             raise DataError(f"recovery_scale: expected ({len(ids)}, {book.n_loans}) factors in [0, 1], got shape "
                             f"{recovery_scale.shape}")
+    inv_coupon, index_shift = _floating_terms(book, index_shift, len(ids), months)
     blocks_per_chunk = max(1, -(-chunk // RNG_LOAN_BLOCK))
     blocks: list[tuple[np.ndarray, BlockStreams]] = []
     for first_block in range(0, -(-book.n_loans // RNG_LOAN_BLOCK), blocks_per_chunk):
@@ -673,15 +715,35 @@ def simulate_pool_chunk(
     with serial_torch():
         runs = [_BlockRun(book, index, thresholds, streams, None,
                           streams.lgd if recovery_scale is None else stressed_lgd(streams.lgd, recovery_scale[:, index]),
-                          months, dev, groups, n_groups, False)
+                          months, dev, groups, n_groups, False, inv_coupon)
                 for index, streams in blocks]
         # month-major over loan blocks: each month's thresholds are built once and then dropped
         for t in range(months):
             for run in runs:
                 run.step(t)
     total = sum(run.sums for run in runs)
-    cashflows, pending = _scatter_pool(total, book.recovery_lag, groups is not None)
+    cashflows, pending = _scatter_pool(total, book.recovery_lag, groups is not None, index_shift)
     return (cashflows, pending) if return_pending else cashflows
+
+
+def _floating_terms(book: LoanBook, index_shift: np.ndarray | None, s: int,
+                    months: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(inv_coupon (L,), shift (s, T))`` for the floating coupons, or ``(None, None)`` when nothing
+    floats: ``1 / annual coupon`` of floating loans (0 for fixed and zero-coupon loans) and the index
+    shift floored at minus the lowest floating coupon (module docstring)."""
+    if index_shift is None or not book.floating.any():
+        return None, None
+    shift = np.asarray(index_shift, dtype=np.float64)
+    if shift.shape != (s, months) or not np.isfinite(shift).all():
+        raise DataError(f"index_shift: expected ({s}, {months}) finite annual decimals (index minus its cut-off "
+                        f"value), got shape {shift.shape}")
+    annual = book.monthly_rate * 12.0
+    # below a basis point the cent-rounded interest says nothing about the balance it accrued on: such a
+    # coupon is treated as zero (the loan pays no interest, floating or not)
+    paying = book.floating & (annual >= MIN_FLOATING_COUPON)
+    inv = np.where(paying, 1.0 / np.where(paying, annual, 1.0), 0.0)
+    floor = -float(annual[paying].min()) if paying.any() else 0.0
+    return inv, np.maximum(shift, floor)
 
 
 def simulate_pool_cashflows(

@@ -45,7 +45,7 @@ from creditsim.loans.engine import simulate_pool_chunk
 from creditsim.ratings.lifetime import ZMacroLink, monthly_scenario_matrices
 from creditsim.schema import RATINGS, LoanTape, as_loan_tape
 from creditsim.transitions.markov import MarkovTransitionModel
-from creditsim.states import ASSET_CLASSES, LoanState
+from creditsim.states import ASSET_CLASSES, MACRO_VARS, LoanState
 from creditsim.rng import LOANS, torch_seed
 from creditsim.loans.pool import pool_cashflows
 from creditsim.loans.trajectory import trajectory_flows
@@ -206,12 +206,22 @@ class PoolEngine:
             return self._trajectory_pool(mats, macro, scenario_ids)
         return simulate_pool_chunk(self.book, mats, scenario_ids, self.seed, self.horizon,
                                    loan_chunk=self.loan_chunk, device=self.device,
-                                   recovery_scale=self.recovery_scale(macro))
+                                   recovery_scale=self.recovery_scale(macro), index_shift=self.index_shift(macro))
 
     def recovery_scale(self, macro: np.ndarray) -> np.ndarray | None:
         """``(s, L)`` factors on the recovered share of real-estate loans from the paths' house-price
         troughs (:mod:`creditsim.loans.collateral`), or None when nothing changes."""
         return recovery_scale(np.asarray(macro)[:, : self.horizon], self.book.asset_class)
+
+    def index_shift(self, macro: np.ndarray, months: int | None = None) -> np.ndarray | None:
+        """``(s, months)`` change of the floating-rate index since month 0 of the paths (annual decimal):
+        the policy rate stands in for SOFR (both follow the Fed's target range), so floating loans pay
+        their cut-off coupon plus the path's rate move (:mod:`creditsim.loans.engine`, "Floating
+        coupons"); None when the book has no floating loans (the engine then skips the column)."""
+        if not self.book.floating.any():
+            return None
+        policy = np.asarray(macro, dtype=np.float64)[:, : months or self.horizon, MACRO_VARS.index("policy_rate")]
+        return policy - policy[:, :1]
 
 
     def _trajectory_pool(self, mats: np.ndarray, macro: np.ndarray, scenario_ids: np.ndarray) -> np.ndarray:
@@ -221,7 +231,9 @@ class PoolEngine:
         random streams are seeded by (seed, global scenario id), so chunking does not matter. The model
         books ``loss = lgd x default_par`` in the default month; the recovery ``default_par - loss``
         arrives ``book.recovery_lag`` months later (dropped when that is after the horizon, as in the
-        Markov engine's pool totals).
+        Markov engine's pool totals). Not carried here (yet): the floating-coupon reset and the
+        collateral channel of the Markov engine (:meth:`index_shift`, :meth:`recovery_scale`); the
+        model's interest is its own at the tape's coupons.
         """
 
         book, t_len = self.book, self.horizon
