@@ -69,6 +69,7 @@ def test_built_wheel_runs_the_cli_outside_the_source_tree(tmp_path: Path) -> Non
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                     str(wheels), str(ROOT)], check=True, capture_output=True, timeout=300)
     wheel = next(wheels.glob("creditsim-*.whl"))
+    _check_wheel_contents(wheel)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     site = next((venv / "lib").glob("python*/site-packages"))
@@ -94,3 +95,23 @@ def test_built_wheel_runs_the_cli_outside_the_source_tree(tmp_path: Path) -> Non
     sim = subprocess.run([py, "-c", code], cwd=run, env=env, capture_output=True, text=True, timeout=300)
     assert sim.returncode == 0, sim.stderr[-2000:]
     assert 0.0 <= float(sim.stdout.strip().splitlines()[-1]) < 1.0
+
+
+def _check_wheel_contents(wheel: Path) -> None:
+    """The licence travels with the wheel (an SPDX expression in the metadata, the text in dist-info),
+    the version is the package's one ``__version__``, the package is marked typed, and every bundled
+    dataset folder carries its PROVENANCE.md (publisher, licence, citation)."""
+    import zipfile
+
+    from creditsim import __version__
+
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        meta = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert f"\nVersion: {__version__}\n" in meta
+    assert "\nLicense-Expression: Apache-2.0\n" in meta
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names[-10:]
+    assert "creditsim/py.typed" in names
+    data_dirs = {n.split("/")[2] for n in names if n.startswith("creditsim/datasets/") and n.count("/") >= 3}
+    provenance = {n.split("/")[2] for n in names if n.startswith("creditsim/datasets/") and n.endswith("/PROVENANCE.md")}
+    assert data_dirs and data_dirs <= provenance, sorted(data_dirs - provenance)
