@@ -11,7 +11,9 @@ engine (the trajectory model books its own LGD).
 
 Cohorts. Unrated loans use the cohort of their asset class (``ASSET_CLASSES`` order, 4 cohorts) and
 the macro-conditioned matrices of the Markov model. Loans with a ``rating`` (AAA..CCC) get one cohort
-per initial grade, appended after the asset classes (cohort ``4 + grade``).
+per initial grade, appended after the asset classes (cohort ``4 + grade``). Unrated fixed-rate
+real-estate loans get one more cohort, last: the real-estate matrices with their prepayment scaled by
+the refinancing incentive of the path's 10-year yield (:mod:`creditsim.loans.prepayment`).
 
 Rated loans (decision). A rated corporate loan migrates monthly along the Z-conditional 8x8 rating
 matrices of :func:`creditsim.ratings.monthly_scenario_matrices` (driven by the same macro path) and
@@ -42,6 +44,7 @@ from creditsim.errors import ConfigError, DataError
 from creditsim.loans.book import LoanBook
 from creditsim.loans.collateral import recovery_scale
 from creditsim.loans.engine import simulate_pool_chunk
+from creditsim.loans.prepayment import RefinancingCurve, apply_prepayment_multiplier
 from creditsim.ratings.lifetime import ZMacroLink, monthly_scenario_matrices
 from creditsim.schema import RATINGS, LoanTape, as_loan_tape
 from creditsim.transitions.markov import MarkovTransitionModel
@@ -54,6 +57,7 @@ __all__ = ["PoolEngine", "rating_default_hazard", "rated_cohort_matrices"]
 
 _N_AC = len(ASSET_CLASSES)
 _CORPORATE = ASSET_CLASSES.index("corporate")
+_REAL_ESTATE = ASSET_CLASSES.index("real_estate")
 
 
 def rating_default_hazard(monthly: np.ndarray) -> np.ndarray:
@@ -134,6 +138,10 @@ class PoolEngine:
     trajectory_model: Any = None
     loan_features: Any = None
     _rated: bool = field(default=False, repr=False)
+    #: the fixed-rate real-estate cohort's refinancing S-curve and balance-weighted coupon (annual
+    #: decimal), or None when the book has no such loans (:mod:`creditsim.loans.prepayment`)
+    refinancing: RefinancingCurve | None = None
+    refinancing_coupon: float = float("nan")
 
     @classmethod
     def from_tape(cls, loans: LoanTape | pd.DataFrame, *, seed: int, horizon: int, cutoff: Any = None,
@@ -150,6 +158,12 @@ class PoolEngine:
                 grade = np.array([RATINGS.index(r) if h else -1 for r, h in zip(clean["rating"], has)])
                 cohort = np.where(has, _N_AC + grade, cohort)
                 rated = True
+        # unrated fixed-rate real estate: a cohort of its own, after the others, whose prepayment follows the
+        # refinancing incentive (mortgages are the loans whose prepayment is driven by rates)
+        fixed_re = ((clean["asset_class"] == "real_estate") & (clean["rate_type"].astype(str).str.lower() == "fixed")
+                    ).to_numpy() & (cohort < _N_AC)
+        if fixed_re.any():
+            cohort = np.where(fixed_re, _N_AC + (len(RATINGS) if rated else 0), cohort)
         # an explicit (L,) cohort array; the labels the book invents ("0", "1", ...) are not used here
         book = LoanBook.from_tape(tape, cutoff=cutoff, cohort=cohort)
         if transition_model is None:
@@ -164,8 +178,14 @@ class PoolEngine:
                               f"or an unsegmented model")
         if rated and rating_link is None:
             rating_link = ZMacroLink.from_bundled()
+        refi, coupon = None, float("nan")
+        in_book = book.cohort == _N_AC + (len(RATINGS) if rated else 0)
+        if fixed_re.any() and in_book.any():  # loans past maturity at the cut-off may have left the book
+            refi = RefinancingCurve()
+            coupon = float(np.dot(book.balance[in_book], book.monthly_rate[in_book]) * 12.0 / book.balance[in_book].sum())
         return cls(book=book, transition_model=transition_model, seed=int(seed), horizon=int(horizon),
-                   rating_link=rating_link if rated else None, device=device, _rated=rated)
+                   rating_link=rating_link if rated else None, device=device, _rated=rated,
+                   refinancing=refi, refinancing_coupon=coupon)
 
     @property
     def initial_balance(self) -> float:
@@ -192,12 +212,16 @@ class PoolEngine:
             raise DataError(f"transition model returned matrices of shape {mats.shape}, expected "
                             f"({s}, {_N_AC}, >= {t_len}, 7, 7)")
         mats = mats[:, :, :t_len]
-        if not self._rated:
-            return np.ascontiguousarray(mats)
-        rating = monthly_scenario_matrices(macro, self.rating_link)  # (s, T, 8, 8)
-        hazard = rating_default_hazard(rating)
-        rated = rated_cohort_matrices(hazard, mats[:, _CORPORATE])
-        return np.concatenate([mats, rated], axis=1)
+        if self._rated:
+            rating = monthly_scenario_matrices(macro, self.rating_link)  # (s, T, 8, 8)
+            hazard = rating_default_hazard(rating)
+            mats = np.concatenate([mats, rated_cohort_matrices(hazard, mats[:, _CORPORATE])], axis=1)
+        if self.refinancing is not None:  # the fixed-rate real-estate cohort, last
+            ten_year = np.asarray(macro, dtype=np.float64)[:, :t_len, MACRO_VARS.index("yield_10y")]
+            factor = self.refinancing.multiplier(self.refinancing_coupon, ten_year)
+            refi = apply_prepayment_multiplier(mats[:, _REAL_ESTATE], factor)
+            mats = np.concatenate([mats, refi[:, None]], axis=1)
+        return np.ascontiguousarray(mats)
 
     def pool_cashflows(self, macro: np.ndarray, scenario_ids: np.ndarray) -> np.ndarray:
         """``(s, T, 7)`` float64 pool cashflows of the global scenarios ``scenario_ids``."""
