@@ -249,7 +249,7 @@ def _coerce(df: pd.DataFrame, spec: ColumnSpec, what: str, date_format: str | No
         if spec.name != "rating":
             norm = norm.where(~present, norm.astype(str).str.lower())
         else:
-            norm = norm.where(~present, norm.astype(str).str.upper())
+            norm = norm.where(~present, norm.astype(str).map(rating_grade))
         bad = df.index[present & ~norm.isin(spec.choices or ())]
         if len(bad):
             _raise(what, col, list(bad), f"one of {list(spec.choices or ())}")
@@ -323,6 +323,18 @@ def validate_loan_tape(loans: pd.DataFrame, date_format: str | None = None, cuto
         _raise(what, "vintage", list(bad), "a 'YYYY-MM' string")
     return df
 
+
+
+def rating_grade(rating: str) -> str:
+    """The grade of a rating on the 7-grade scale of :data:`RATINGS`: case and blanks ignored, S&P / Fitch
+    notches folded into their letter grade (``"BB+"``, ``"bb-"`` -> ``"BB"``) and CC / C into CCC, the
+    bucket the rating matrices carry below B (RATINGS.md). Anything else comes back upper-cased, to be
+    refused by the caller as not a grade."""
+    text = str(rating).strip().upper().replace(" ", "")
+    if text in ("CC", "C"):
+        return "CCC"
+    base = text.rstrip("+-") if text.endswith(("+", "-")) and len(text) > 1 else text
+    return base if base in RATINGS else text
 
 
 @dataclass(frozen=True, eq=False)

@@ -91,6 +91,15 @@ def test_current_balance_above_original():
         validate_loan_tape(df)
 
 
+def test_notched_ratings_fold_into_their_grade_and_others_are_named():
+    """S&P / Fitch notches are how real tapes carry ratings: BB+ and bb- are BB, CCC+ / CC / C the CCC
+    bucket; a Moody's rating is not guessed at but refused, naming the column and row."""
+    df = _tape().assign(rating=["BB+", " bb- ", "CCC+", "C"])
+    assert list(validate_loan_tape(df)["rating"]) == ["BB", "BB", "CCC", "CCC"]
+    with pytest.raises(DataError, match=r"column 'rating' has 1 invalid row\(s\) \[2\]; expected one of \['AAA'"):
+        validate_loan_tape(df.assign(rating=["A-", "AA+", "Baa1", None]))
+
+
 def test_many_bad_rows_are_truncated_to_ten_labels():
     df = _tape(15)
     df["interest_rate"] = 2.0

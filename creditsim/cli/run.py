@@ -203,6 +203,18 @@ def run_config(config_file: Path | None, options: dict[str, Any]) -> Any:
     return cfg
 
 
+def print_run_terms(settings: dict[str, Any], cutoff_given: bool) -> None:
+    """Say out loud the two things a run decides for the user when not told: the cut-off month (the
+    tape's latest origination date) and the scaling of the deal's notionals to the tape's pool."""
+    if not cutoff_given and settings.get("cutoff"):
+        console.print(f"[yellow]cut-off[/] {str(settings['cutoff'])[:7]}: the tape's latest origination date "
+                      f"(set it with --cutoff YYYY-MM)")
+    factor = float(settings.get("deal_scale_factor", 1.0))
+    if abs(factor - 1.0) > 1e-12:
+        console.print(f"[yellow]deal rescaled[/]: tranche notionals x{factor:,.4g} to the tape's pool balance of "
+                      f"{float(settings.get('pool_balance', float('nan'))):,.0f} (keep them as written with --no-rescale)")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``simulate`` and ``report`` commands to ``app``."""
     app.command("simulate")(simulate_cmd)
@@ -227,6 +239,10 @@ def simulate_cmd(
     config: Path = typer.Option(None, "--config", help="run settings YAML (RunConfig fields, e.g. "
                                 "n_simulations, scenario_mix, macro, seed, horizon); options given here "
                                 "override the file"),
+    cutoff: str = typer.Option(None, "--cutoff", help="cut-off month of the tape, YYYY-MM (default: the latest "
+                               "origination date in the tape, announced)"),
+    no_rescale: bool = typer.Option(False, "--no-rescale", help="keep the deal's tranche notionals as written "
+                                    "(default: scale them to the tape's pool balance, announced)"),
     excel: bool = typer.Option(False, "--excel", help="also write results.xlsx into the run directory"),
     html_report: bool = typer.Option(False, "--html", help="also write report.html into the run directory"),
 ) -> None:
@@ -246,7 +262,8 @@ def simulate_cmd(
     check_sim_resources(n_sims, horizon, chunk_size, seed)
     run_cfg = run_config(config, {"n_simulations": n_sims, "scenario_mix": mix, "macro": macro, "engine": engine,
                                   "seed": seed, "chunk_size": chunk_size, "horizon": horizon,
-                                  "backend": backend, "device": device})
+                                  "backend": backend, "device": device, "cutoff": cutoff,
+                                  "scale_deal": False if no_rescale else None})
     loans = read_tape(tape)
     deal_cfg = load_deal(deal)
     t0 = time.perf_counter()
@@ -272,6 +289,7 @@ def simulate_cmd(
 
         writers.append(("report.html", lambda p: write_report(results, p)))
     results.to_parquet(out, extra_files=extra, extra_writers=writers)
+    print_run_terms(results.settings, cutoff_given=run_cfg.cutoff is not None)
     print_results(results)
     console.print(f"run saved to [bold]{out}[/] ({results.n_sims:,} scenarios, {wall:.1f} s)")
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from creditsim.risk.results import SimulationResults, TrancheResult
@@ -94,6 +95,24 @@ def test_simulate_saves_a_complete_run(inputs, tmp_path, capsys, run_cli):
     assert run_cli(_sim_args(tape, deal, out2)) == 0
     np.testing.assert_array_equal(SimulationResults.load(out2).portfolio_losses, back.portfolio_losses)
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["r1", "r2"]
+
+
+def test_simulate_announces_cutoff_and_rescaling_and_obeys_the_switches(inputs, tmp_path, capsys, run_cli):
+    """A run says out loud the cut-off it chose and the scaling of the deal to the pool; --cutoff and
+    --no-rescale take both decisions back."""
+    tape, deal = inputs
+    assert run_cli(_sim_args(tape, deal, tmp_path / "a")) == 0
+    printed = capsys.readouterr().out
+    assert "cut-off" in printed and "latest origination date" in printed
+    assert "deal rescaled" in printed and "--no-rescale" in printed
+    chosen = pd.Timestamp(SimulationResults.load(tmp_path / "a").settings["cutoff"])
+    later = f"{chosen:%Y-%m}"  # the same month, now given: nothing to announce
+    assert run_cli(_sim_args(tape, deal, tmp_path / "b", "--cutoff", later, "--no-rescale")) == 0
+    printed = capsys.readouterr().out
+    assert "cut-off" not in printed and "deal rescaled" not in printed
+    settings = SimulationResults.load(tmp_path / "b").settings
+    assert settings["deal_scale_factor"] == 1.0 and settings["cutoff"].startswith(later)
+    assert run_cli(_sim_args(tape, deal, tmp_path / "c", "--cutoff", "June")) == 2
 
 
 @pytest.mark.parametrize("case, match", [
