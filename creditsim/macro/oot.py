@@ -299,13 +299,15 @@ class OOTResult:
 
 def evaluate_oot(origins: int | Sequence[str] = 15, horizons: Sequence[int] = HORIZONS, n_samples: int = 1000,
                  epochs: int | None = None, seed: int = 0, models_dir: str | Path | None = None,
-                 on_origin: Callable[[str], None] | None = None) -> OOTResult:
+                 on_origin: Callable[[str], None] | None = None, dispersion: bool = True) -> OOTResult:
     """Run the out-of-time evaluation described in the module docstring.
 
     origins: a number of annual December origins (:func:`default_origins`) or explicit months
     (``"YYYY-MM"``). n_samples: paths per generator and origin. epochs: cap on the VAE's
     early-stopping stage (None: the shipped 200). on_origin: called with the origin (``YYYY-MM``) after
-    each one is scored (a progress bar). Runs on the CPU with one torch thread.
+    each one is scored (a progress bar). dispersion: calibrate each trained VAE's path dispersion on
+    its own training window (:mod:`creditsim.macro.dispersion`; False scores the decoder as trained).
+    Runs on the CPU with one torch thread.
     """
     from creditsim.rng import check_seed
     from creditsim.threads import serial_torch
@@ -325,17 +327,20 @@ def evaluate_oot(origins: int | Sequence[str] = 15, horizons: Sequence[int] = HO
     t0 = time.perf_counter()
     with serial_torch():
         var_rows, energy_rows, diagnostics = _run_origins(months, hs, realised, config, train, n_samples, seed,
-                                                     models_dir, on_origin)
+                                                     models_dir, on_origin, dispersion)
     settings = {"origins": [f"{o:%Y-%m}" for o in months], "horizons": list(hs), "n_samples": int(n_samples),
                 "epochs": train.epochs, "min_epochs": train.min_epochs, "seed": int(seed),
                 "energy_vars": list(ENERGY_VARS),
                 "state_outside_training_range": [o for o, d in diagnostics.items() if d["outside_range"]],
-                "vae_min_ess": {o: round(d["ess"], 4) for o, d in diagnostics.items()}}
+                "vae_min_ess": {o: round(d["ess"], 4) for o, d in diagnostics.items()},
+                "vae_dispersion": {o: d["dispersion"] for o, d in diagnostics.items()}}
     return OOTResult(pd.DataFrame(var_rows), pd.DataFrame(energy_rows), settings, time.perf_counter() - t0)
 
 
-def _run_origins(months, hs, realised, config, train, n_samples, seed, models_dir, on_origin):
-    """The per-origin loop of :func:`evaluate_oot`; a training window shared by origins is trained once."""
+def _run_origins(months, hs, realised, config, train, n_samples, seed, models_dir, on_origin, dispersion=True):
+    """The per-origin loop of :func:`evaluate_oot`; a training window shared by origins is trained once
+    (and its path dispersion calibrated once, on that window only)."""
+    from creditsim.macro.dispersion import calibrate_dispersion
     from creditsim.datasets import macro_state
     from creditsim.macro.baselines import BlockBootstrapGenerator, VARGenerator
     from creditsim.macro.train import load_training_history
@@ -346,12 +351,14 @@ def _run_origins(months, hs, realised, config, train, n_samples, seed, models_di
         history, recession = load_training_history(origin)
         end = history.index[-1]
         if end not in fitted:
-            fitted[end] = (origin_model(history, recession, config, train, models_dir),
-                           VARGenerator(1).fit(history, recession), BlockBootstrapGenerator(12.0).fit(history, recession))
+            vae = origin_model(history, recession, config, train, models_dir)
+            if dispersion:
+                vae.set_dispersion(calibrate_dispersion(vae, history, seed=seed))
+            fitted[end] = (vae, VARGenerator(1).fit(history, recession), BlockBootstrapGenerator(12.0).fit(history, recession))
         vae, var, boot = fitted[end]
         state = macro_state(f"{origin:%Y-%m}")
         paths, info = origin_forecasts(vae, var, boot, state, max(hs) + 1, n_samples, seed, origin)
-        diagnostics[f"{origin:%Y-%m}"] = info
+        diagnostics[f"{origin:%Y-%m}"] = {**info, "dispersion": [round(float(x), 3) for x in vae.dispersion]}
         targets = [origin + pd.DateOffset(months=h) for h in hs]
         actual = realised.reindex(targets)[list(MACRO_VARS)].to_numpy(np.float64)  # (K, 9), NaN = not realised
         sd = history[list(MACRO_VARS)].std(ddof=1).to_numpy(np.float64)

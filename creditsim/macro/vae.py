@@ -288,6 +288,9 @@ class MacroVAE(nn.Module):
         self.register_buffer("x_min", torch.full((D,), -1.0))
         self.register_buffer("x_max", torch.full((D,), 1.0))
         self.register_buffer("scenario_freq", torch.full((config.n_scenarios,), 1.0 / config.n_scenarios))
+        # (D,) factors on the innovation sd when *generating* (training keeps the likelihood's own): the
+        # path-dispersion calibration of creditsim.macro.dispersion; ones = the decoder as trained
+        self.register_buffer("dispersion", torch.ones(D))
         # historical start months of the training windows (real units) and their scenario labels
         self.register_buffer("start_states", torch.zeros(0, D))
         self.register_buffer("start_labels", torch.zeros(0, dtype=torch.long))
@@ -531,6 +534,14 @@ class MacroVAE(nn.Module):
         return self.generate_conditional({}, seq_length=seq_length, n_samples=n_samples,
                                          scenario=scenario, seed=seed, start=start)
 
+    def set_dispersion(self, factors: Sequence[float] | np.ndarray) -> None:
+        """Set the ``(D,)`` generation-time factors on the innovation sd (``config.variables`` order;
+        :func:`creditsim.macro.dispersion.calibrate_dispersion`); each finite in [0.25, 5]."""
+        arr = np.asarray(factors, dtype=np.float64).reshape(-1)
+        if arr.shape != (self.config.n_macro_vars,) or not np.isfinite(arr).all() or (arr < 0.25).any() or (arr > 5).any():
+            raise ConfigError(f"dispersion: expected {self.config.n_macro_vars} factors in [0.25, 5], got {arr.tolist()!r:.200}")
+        self.dispersion = torch.tensor(arr, dtype=self.x_mean.dtype, device=self.device)
+
     def set_start_bank(self, states: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> None:
         """Store historical starting months: states (N, D) real units, labels (N,) scenario indices."""
         states = torch.tensor(_to_numpy(states, np.float32)).reshape(-1, self.config.n_macro_vars)
@@ -670,7 +681,7 @@ class MacroVAE(nn.Module):
                 first = torch.full((P, 1, 1), 1.0 if t == 0 else 0.0, device=dev)
                 out, state = self.decoder.lstm(self.decoder.step_inputs(x_prev, first, z, s_emb), state)
                 mean, scale = self.decoder.emit(out, x_prev, s)  # (P, 1, D) each
-                mean, scale = mean[:, 0], scale[:, 0]
+                mean, scale = mean[:, 0], scale[:, 0] * self.dispersion
                 eps = torch.randn(P, D, generator=g, device=dev)
                 user = by_month.get(t, {})
                 msg = None if guide is None else guide.message(t, scale.double() ** 2)
@@ -828,7 +839,7 @@ class MacroVAE(nn.Module):
         return (draws + k * torch.arange(w.shape[0], device=log_w.device)[:, None]).reshape(-1)
 
     # ------------------------------------------------------------------ checkpoints
-    _SCALER_KEYS = ("x_mean", "x_std", "x_min", "x_max", "scenario_freq")
+    _SCALER_KEYS = ("x_mean", "x_std", "x_min", "x_max", "scenario_freq", "dispersion")
 
     def save_pretrained(self, directory: str | os.PathLike, extra: Mapping[str, Any] | None = None) -> Path:
         """Write ``model.safetensors`` (weights), ``config.json`` (config + ``extra`` training metadata)
@@ -839,6 +850,7 @@ class MacroVAE(nn.Module):
             "min": self.x_min.double().cpu().tolist(), "max": self.x_max.double().cpu().tolist(),
             "scenarios": list(SCENARIOS[: self.config.n_scenarios]),
             "scenario_freq": self.scenario_freq.double().cpu().tolist(),
+            "dispersion": self.dispersion.double().cpu().tolist(),
         }
         meta: dict[str, Any] = {"config": self.config.to_dict()}
         if extra:
@@ -875,6 +887,8 @@ class MacroVAE(nn.Module):
         def set_scalers(model: MacroVAE) -> None:
             try:
                 model.set_scalers(stats["mean"], stats["std"], stats["min"], stats["max"], scalers.get("scenario_freq"))
+                if "dispersion" in scalers:  # absent from checkpoints written before the calibration
+                    model.set_dispersion(scalers["dispersion"])
             except (ConfigError, TypeError, ValueError) as exc:
                 raise CheckpointError(f"checkpoint {folder}: bad {SCALERS_FILE} ({str(exc)[:200]})") from None
 
