@@ -34,6 +34,7 @@ so results are bit-identical for any chunk size.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,9 +45,9 @@ from creditsim.fixed_order import column_sum
 from creditsim.ifrs9.loans import EclLoans
 from creditsim.ifrs9.settings import SICR_TRIGGERS, EclSettings
 from creditsim.ifrs9.staging import stage_loans
-from creditsim.loans.schedule import amortization_schedule
+from creditsim.loans.schedule import AMORTIZATION_CODES
 
-__all__ = ["EclResult", "expected_credit_loss", "audit_chunks", "effective_eir"]
+__all__ = ["EclResult", "expected_credit_loss", "audit_chunks", "effective_eir", "contract_balance"]
 
 AUDIT_COLUMNS = ("loan_id", "scenario", "period", "month_start", "month_end", "tau_years", "survival",
                  "marginal_pd", "ead", "lgd", "discount_factor", "ecl", "in_12m")
@@ -125,18 +126,44 @@ def effective_eir(eir: np.ndarray, compounding: str) -> np.ndarray:
     return np.expm1(m * np.log1p(eir / m))
 
 
+def contract_balance(loans: EclLoans, n_months: int) -> np.ndarray:
+    """``(L, n_months)`` contractual balance before instalment ``m + 1`` (column ``m``), 0 from maturity on.
+
+    The closed forms of :mod:`creditsim.loans.schedule` (annuity after the interest-only period, linear,
+    bullet) in float64 without the cent rounding of the servicer's schedule (within a cent of
+    :func:`creditsim.loans.schedule.amortization_schedule`, tested), written as ``c0 - c1 f(j')`` with
+    ``j'`` the payments made after the interest-only period and ``f = (1+r)^j'`` (annuity) or ``j'``
+    (linear, zero-rate annuity), so each month costs a handful of passes.
+    """
+    r = loans.annual_rate / 12.0
+    n = loans.remaining_months.astype(np.float64)
+    code = loans.amortization
+    io = np.where(code == AMORTIZATION_CODES["interest_only"], np.minimum(loans.io_months, loans.remaining_months - 1), 0)
+    io = np.where(code == AMORTIZATION_CODES["bullet"], loans.remaining_months - 1, io).astype(np.float64)
+    linear = code == AMORTIZATION_CODES["linear"]
+    io = np.where(linear, 0.0, io)
+    left = n - io  # payments of the amortising part
+    lr = np.log1p(r)
+    geometric = ~linear & (r > 0)
+    big = np.expm1(left * lr)  # (1+r)^n' - 1
+    c1 = np.where(geometric, loans.balance / np.where(geometric, big, 1.0), loans.balance / left)
+    c0 = np.where(geometric, loans.balance + c1, loans.balance)
+    j = np.clip(np.arange(n_months, dtype=np.float64)[None, :] - io[:, None], 0.0, None)
+    f = np.exp(j * lr[:, None]) if geometric.all() else np.where(geometric[:, None], np.exp(j * lr[:, None]), j)
+    bal = c0[:, None] - c1[:, None] * f
+    return np.where(np.arange(n_months)[None, :] < loans.remaining_months[:, None], np.maximum(bal, 0.0), 0.0)
+
+
 def _monthly_exposure(loans: EclLoans, n_months: int, accrued: bool) -> np.ndarray:
     """``(L, n_months)``: exposure if instalment ``m + 1`` is missed -- the balance before it (+ one
     month's interest) plus ``ccf * undrawn``; 0 from maturity on."""
-    drawn = loans.balance > 0
-    r = loans.annual_rate / 12.0
-    sched = amortization_schedule(np.where(drawn, loans.balance, 1.0), r, loans.remaining_months,
-                                  loans.amortization, loans.io_months, n_columns=n_months)
-    bal = sched.balance[:, :n_months] * drawn[:, None]
+    bal = contract_balance(loans, n_months)
     if accrued:
-        bal = bal * (1.0 + r[:, None])
-    alive = np.arange(n_months)[None, :] < loans.remaining_months[:, None]
-    return np.where(alive, bal + (loans.ccf * loans.undrawn)[:, None], 0.0)
+        bal *= (1.0 + loans.annual_rate / 12.0)[:, None]
+    undrawn = loans.ccf * loans.undrawn
+    if undrawn.any():
+        bal += np.where(np.arange(n_months)[None, :] < loans.remaining_months[:, None], undrawn[:, None], 0.0)
+    return bal
 
 
 def _period_grid(rem: np.ndarray, n_periods: int, step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,17 +173,36 @@ def _period_grid(rem: np.ndarray, n_periods: int, step: int) -> tuple[np.ndarray
     return np.minimum((k - 1) * step, rem[None, :]), np.minimum(k * step, rem[None, :])
 
 
-def _period_ead(exposure: np.ndarray, a: np.ndarray, b: np.ndarray, timing: str) -> np.ndarray:
-    """``(T, L)`` EAD per period from the monthly exposures ``(L, M)`` (module docstring of settings)."""
-    n = exposure.shape[1]
-    rows = np.arange(exposure.shape[0])[None, :]
-    alive = b > a
+def _at_period_ends(x: np.ndarray, rem: np.ndarray, step: int, n_periods: int) -> np.ndarray:
+    """``x`` (month axis first, ``(>= T step + 1, ..., L)``) at month ``min(k step, rem)`` for k = 1..T.
+
+    Slices the month axis every ``step`` months and fixes the one partial last period of each loan
+    whose life is not a whole number of periods; rows of periods after maturity are left as they are
+    (their exposure is 0, so they never reach a sum)."""
+    out = x[step: n_periods * step + 1: step]
+    partial = np.flatnonzero(rem % step)
+    if len(partial):
+        out = out.copy()
+        out[rem[partial] // step, ..., partial] = x[rem[partial], ..., partial]
+    return out
+
+
+def _period_ead(exposure: np.ndarray, rem: np.ndarray, step: int, n_periods: int, timing: str) -> np.ndarray:
+    """``(T, L)`` EAD per period from the monthly exposures ``(L, M)`` (0 after maturity): at the
+    period start (start), the mean over the period's months (mid) or before its last instalment (end)."""
+    if step == 1:
+        return exposure.T[:n_periods]
+    n_l = exposure.shape[0]
+    padded = np.zeros((n_l, n_periods * step + 1))
+    padded[:, : exposure.shape[1]] = exposure
     if timing == "start":
-        return np.where(alive, exposure[rows, np.minimum(a, n - 1)], 0.0)
+        return padded.T[0: n_periods * step: step]
     if timing == "end":
-        return np.where(alive, exposure[rows, np.maximum(b - 1, 0)], 0.0)
-    cum = np.concatenate([np.zeros((exposure.shape[0], 1)), np.cumsum(exposure, axis=1)], axis=1)
-    return np.where(alive, (cum[rows, b] - cum[rows, a]) / np.maximum(b - a, 1), 0.0)
+        shifted = np.concatenate([np.zeros((n_l, 1)), padded[:, :-1]], axis=1)  # column m = exposure of month m - 1
+        return _at_period_ends(shifted.T, rem, step, n_periods)
+    cum = np.concatenate([np.zeros((n_l, 1)), np.cumsum(padded[:, :-1], axis=1)], axis=1).T  # (M' + 1, L)
+    a, b = _period_grid(rem, n_periods, step)
+    return (_at_period_ends(cum, rem, step, n_periods) - cum[0: n_periods * step: step]) / np.maximum(b - a, 1)
 
 
 def _tau(a: np.ndarray, b: np.ndarray, timing: str) -> np.ndarray:
@@ -186,48 +232,70 @@ def _sicr_pds(loans: EclLoans, surv: np.ndarray, pd_provider, settings: EclSetti
     return now, orig
 
 
+def _period_losses(loans: EclLoans, pd_provider, lgd_provider, settings: EclSettings) -> dict[str, np.ndarray]:
+    """The PD x LGD x EAD x DF terms of every period ``(T, S|1, L)`` of a chunk (module docstring)."""
+    step = settings.period_months
+    rem = loans.remaining_months
+    n_periods = -(-int(rem.max()) // step)
+    exposure = _monthly_exposure(loans, int(rem.max()), settings.accrued_interest)  # (L, M)
+    a, b = _period_grid(rem, n_periods, step)  # (T, L)
+    ead = _period_ead(exposure, rem, step, n_periods, settings.ead_timing)
+    tau = _tau(a, b, settings.default_timing)
+    eir = effective_eir(loans.discount_eir(), settings.eir_compounding)
+    surv = pd_provider.survival(loans, n_periods * step, settings)  # (T step + 1, S|1, L)
+    s_a = surv[0: n_periods * step: step]
+    marginal = s_a - _at_period_ends(surv, rem, step, n_periods)  # default-only marginal PD
+    # all-cause survival to the period start (not prepaid by then), exposure and discount factor
+    weight = np.exp(a * (np.log1p(-loans.prepayment_cpr) / 12.0)[None, :] - tau * (np.log1p(eir) / 12.0)[None, :])
+    weight = weight * ead
+    lgd = lgd_provider.lgd(loans, tau, ead, eir)  # broadcasts to (T, S, L)
+    lgd = np.asarray(lgd)
+    if lgd.ndim == 3 and lgd.shape[1] == 1:
+        weight = weight * lgd[:, 0, :]
+        contrib = marginal * weight[:, None, :]
+    else:
+        contrib = marginal * weight[:, None, :]
+        contrib *= lgd
+    return {"a": a, "b": b, "tau": tau, "ead": ead, "eir": eir, "surv": surv, "s_a": s_a, "marginal": marginal,
+            "lgd": lgd, "contrib": contrib, "exposure0": exposure[:, 0]}
+
+
 def _chunk(loans: EclLoans, pd_provider, lgd_provider, weights: np.ndarray, settings: EclSettings,
            audit: bool) -> tuple[dict[str, np.ndarray], pd.DataFrame | None]:
     """Every per-loan result of one chunk of loans (arrays (S, L) / (L,)) and its audit rows."""
-    n_s, step = len(weights), settings.period_months
-    rem = loans.remaining_months
-    n_months = int(rem.max())
-    n_periods = -(-n_months // step)
-    exposure = _monthly_exposure(loans, n_months, settings.accrued_interest)  # (L, M)
-    a, b = _period_grid(rem, n_periods, step)  # (T, L)
-    ead = _period_ead(exposure, a, b, settings.ead_timing)
-    tau = _tau(a, b, settings.default_timing)
-    eir = effective_eir(loans.discount_eir(), settings.eir_compounding)
-    df = np.exp(-tau / 12.0 * np.log1p(eir)[None, :])
-    surv = pd_provider.survival(loans, n_months, settings)  # (M + 1, S|1, L)
-    s_a = np.take_along_axis(surv, a[:, None, :], axis=0)
-    s_b = np.take_along_axis(surv, b[:, None, :], axis=0)
-    prepaid = np.exp(a * np.log1p(-loans.prepayment_cpr)[None, :] / 12.0)  # all-cause: not prepaid by a
-    lgd = lgd_provider.lgd(loans, tau, ead, eir)  # broadcasts to (T, S, L)
-    marginal = (s_a - s_b) * prepaid[:, None, :]
-    contrib = marginal * lgd * (ead * df)[:, None, :]
+    n_s, n_l, step = len(weights), loans.n_loans, settings.period_months
+    p = _period_losses(loans, pd_provider, lgd_provider, settings)
+    contrib, surv, rem = p["contrib"], p["surv"], loans.remaining_months
     n12 = 12 // step
-    ecl12 = np.broadcast_to(column_sum(contrib[:n12], axis=0), (n_s, loans.n_loans))
+    ecl12 = np.broadcast_to(column_sum(contrib[:n12], axis=0), (n_s, n_l))
     life = ecl12 + column_sum(contrib[n12:], axis=0)
     # Stage 3: PD = 1 now, LGD in default x EAD at the reporting date
     flags3 = _stage3_flags(loans, settings)
     s3 = flags3["default_90dpd"] | flags3["defaulted"] | flags3["stage3_probation"]
-    ead0 = exposure[:, 0]
-    lgd_now = np.broadcast_to(lgd_provider.lgd(loans, np.zeros((1, loans.n_loans)), ead0[None, :], eir), (1, n_s, loans.n_loans))[0]
+    ead0 = p["exposure0"]
+    lgd_now = np.broadcast_to(lgd_provider.lgd(loans, np.zeros((1, n_l)), ead0[None, :], p["eir"]), (1, n_s, n_l))[0]
     lgd3 = np.where(np.isnan(loans.lgd_in_default), lgd_now, loans.lgd_in_default)
     ecl12 = np.where(s3, lgd3 * ead0, ecl12)
     life = np.where(s3, lgd3 * ead0, life)
     pd_now, pd_orig = _sicr_pds(loans, surv, pd_provider, settings)
-    stage, triggers = stage_loans(loans, np.broadcast_to(pd_now, (n_s, loans.n_loans)), pd_orig, weights, settings, flags3)
+    stage, triggers = stage_loans(loans, np.broadcast_to(pd_now, (n_s, n_l)), pd_orig, weights, settings, flags3)
     allowance = np.where((stage == 1) & ~loans.poci, ecl12, life) - np.where(loans.poci, loans.poci_initial_ecl, 0.0)
     pd_life = 1.0 - np.take_along_axis(surv, rem[None, None, :], axis=0)[0]
-    out = {"stage_by_scenario": stage, "triggers": triggers, "lifetime_pd": np.broadcast_to(pd_life, (n_s, loans.n_loans)),
+    out = {"stage_by_scenario": stage, "triggers": triggers, "lifetime_pd": np.broadcast_to(pd_life, (n_s, n_l)),
            "origination_pd": pd_orig, "ecl_12m": ecl12, "ecl_lifetime": life, "ecl_by_scenario": allowance, "ead": ead0}
     frame = None
     if audit:
-        frame = _audit_rows(loans, a, b, tau, np.broadcast_to(s_a * prepaid[:, None, :], marginal.shape), marginal,
-                            ead, np.broadcast_to(lgd, contrib.shape), df, contrib, n12, s3, lgd3, ead0, n_s)
+        full = (contrib.shape[0], n_s, n_l)
+        frame = _audit_rows(loans, p["a"], p["b"], p["tau"], np.broadcast_to(p["s_a"] * _prepaid(loans, p["a"])[:, None, :], full),
+                            np.broadcast_to(p["marginal"] * _prepaid(loans, p["a"])[:, None, :], full), p["ead"],
+                            np.broadcast_to(p["lgd"], full), np.exp(-p["tau"] / 12.0 * np.log1p(p["eir"])[None, :]),
+                            contrib, n12, s3, lgd3, ead0, n_s)
     return out, frame
+
+
+def _prepaid(loans: EclLoans, a: np.ndarray) -> np.ndarray:
+    """``(T, L)`` probability of not having prepaid by month ``a``."""
+    return np.exp(a * (np.log1p(-loans.prepayment_cpr) / 12.0)[None, :])
 
 
 def _audit_rows(loans, a, b, tau, survival, marginal, ead, lgd, df, contrib, n12, s3, lgd3, ead0, n_s) -> pd.DataFrame:
@@ -278,12 +346,28 @@ def _check_inputs(loans, pd_provider, lgd_provider, scenarios, weights, settings
     return names, w, settings
 
 
-def _run(loans, pd_provider, lgd_provider, weights, settings, chunk_size, audit) -> Iterator[tuple[slice, dict, pd.DataFrame | None]]:
+def _run(loans, pd_provider, lgd_provider, weights, settings, chunk_size, audit, workers=1) -> Iterator[tuple[slice, dict, pd.DataFrame | None]]:
+    """Chunks in loan order; with ``workers`` > 1 they are computed in threads (numpy releases the GIL in
+    its array loops) and still yielded in order, each chunk's numbers independent of the others."""
     size = check_positive_int(chunk_size, "chunk_size")
-    for start in range(0, loans.n_loans, size):
-        part = slice(start, min(start + size, loans.n_loans))
-        out, frame = _chunk(loans.subset(part), pd_provider, lgd_provider, weights, settings, audit)
-        yield part, out, frame
+    n_workers = check_positive_int(workers, "workers")
+    parts = [slice(start, min(start + size, loans.n_loans)) for start in range(0, loans.n_loans, size)]
+
+    def one(part: slice) -> tuple[dict, pd.DataFrame | None]:
+        return _chunk(loans.subset(part), pd_provider, lgd_provider, weights, settings, audit)
+
+    if n_workers == 1 or len(parts) == 1:
+        for part in parts:
+            yield (part, *one(part))
+        return
+    # build the providers' cached tables once, before threads share them
+    step = settings.period_months
+    pd_provider.survival(loans.subset(slice(0, 1)), -(-int(loans.remaining_months.max()) // step) * step, settings)
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        for start in range(0, len(parts), 2 * n_workers):  # a bounded window keeps memory at ~2 chunks per worker
+            window = parts[start: start + 2 * n_workers]
+            for part, (out, frame) in zip(window, pool.map(one, window)):
+                yield part, out, frame
 
 
 def expected_credit_loss(
@@ -294,15 +378,17 @@ def expected_credit_loss(
     weights: Sequence[float] = (1.0,),
     settings: EclSettings | None = None,
     *,
-    chunk_size: int = 4096,
+    chunk_size: int = 2048,
     audit: bool = False,
+    workers: int = 1,
 ) -> EclResult:
     """Stage, 12-month and lifetime ECL of every loan per scenario and probability-weighted.
 
     ``pd_provider``: :mod:`creditsim.ifrs9.pd` (TTC matrix, scenario matrices, hazard curves);
     ``lgd_provider``: :mod:`creditsim.ifrs9.lgd`; each with one scenario (shared) or ``len(scenarios)``.
     ``weights`` >= 0 summing to 1. ``chunk_size`` loans are computed at a time (memory ~ 8 bytes x
-    chunk x months x scenarios x 10); results do not depend on it. ``audit=True`` adds the loan x period
+    chunk x months x scenarios x 10 per worker); ``workers`` threads compute chunks in parallel. Results do
+    not depend on either. ``audit=True`` adds the loan x period
     x scenario table (:data:`AUDIT_COLUMNS`; use :func:`audit_chunks` for books too large to hold it).
     """
     names, w, settings = _check_inputs(loans, pd_provider, lgd_provider, scenarios, weights, settings)
@@ -312,7 +398,7 @@ def expected_credit_loss(
     acc1 = {k: np.empty(n_l) for k in ("origination_pd", "ead")}
     trig = {k: np.empty(n_l, dtype=bool) for k in SICR_TRIGGERS}
     frames = []
-    for part, out, frame in _run(loans, pd_provider, lgd_provider, w, settings, chunk_size, audit):
+    for part, out, frame in _run(loans, pd_provider, lgd_provider, w, settings, chunk_size, audit, workers):
         for k in keys2:
             acc[k][:, part] = out[k]
         for k in acc1:
@@ -332,7 +418,7 @@ def expected_credit_loss(
 
 def audit_chunks(loans: EclLoans, pd_provider, lgd_provider, scenarios: Sequence[str] = ("base",),
                  weights: Sequence[float] = (1.0,), settings: EclSettings | None = None, *,
-                 chunk_size: int = 4096) -> Iterator[pd.DataFrame]:
+                 chunk_size: int = 2048) -> Iterator[pd.DataFrame]:
     """The audit table of :func:`expected_credit_loss` one chunk of loans at a time (write each to disk)."""
     _, w, settings = _check_inputs(loans, pd_provider, lgd_provider, scenarios, weights, settings)
     for _, _, frame in _run(loans, pd_provider, lgd_provider, w, settings, chunk_size, True):

@@ -31,18 +31,19 @@ def _book(n: int = 60) -> tuple[EclLoans, np.ndarray]:
     return loans, rng.uniform(1e5, 6e5, n)
 
 
-def _run(chunk_size: int, audit: bool = False, staging: str = "weighted"):
+def _run(chunk_size: int, audit: bool = False, staging: str = "weighted", workers: int = 1):
     loans, value = _book()
     hpi = np.exp(np.cumsum(np.concatenate([np.zeros((3, 1)), np.tile([[0.002], [0.0], [-0.004]], (1, 300))], axis=1), axis=1))
     return expected_credit_loss(loans, ScenarioMatrixPD.from_z_paths(TTC, Z, 0.06), CollateralLGD(value, hpi),
                                 scenarios=["up", "base", "down"], weights=[0.3, 0.4, 0.3],
-                                settings=EclSettings(period="quarter", staging=staging), chunk_size=chunk_size, audit=audit)
+                                settings=EclSettings(period="quarter", staging=staging), chunk_size=chunk_size, audit=audit,
+                                workers=workers)
 
 
-def test_results_are_bit_identical_for_every_chunk_size() -> None:
+def test_results_are_bit_identical_for_every_chunk_size_and_thread_count() -> None:
     ref = _run(1000, audit=True)
-    for size in (1, 7, 32):
-        other = _run(size, audit=True)
+    for size, workers in ((1, 1), (7, 1), (32, 1), (5, 2)):
+        other = _run(size, audit=True, workers=workers)
         for name in ("ecl", "ecl_12m", "ecl_lifetime", "ecl_by_scenario", "lifetime_pd", "stage_by_scenario", "ead"):
             assert np.array_equal(getattr(ref, name), getattr(other, name)), (name, size)
         pd.testing.assert_frame_equal(ref.triggers, other.triggers)
@@ -163,3 +164,14 @@ def test_settings_criticised_by_supervisors_warn_and_defaults_do_not() -> None:
         EclSettings(probation_months=0)
     with pytest.warns(SupervisoryFindingWarning, match="investment grade"):
         EclSettings(low_credit_risk_grade=4)
+
+
+def test_contract_balance_is_the_engine_schedule_within_a_cent() -> None:
+    from creditsim.ifrs9.ecl import contract_balance
+    from creditsim.loans.schedule import amortization_schedule
+
+    loans, _ = _book(200)
+    bal = contract_balance(loans, 240)
+    sched = amortization_schedule(loans.balance, loans.annual_rate / 12.0, loans.remaining_months, loans.amortization,
+                                  loans.io_months, n_columns=240)
+    assert np.abs(bal - sched.balance[:, :240]).max() <= 0.0051
