@@ -102,7 +102,7 @@ class EclResult:
         return float(np.sum(self.ecl))
 
     def summary(self) -> pd.DataFrame:
-        """Loans, exposure, allowance and coverage by stage, plus the book's allowance per scenario at 100 % weight."""
+        """Loans, exposure at the reporting date, allowance and coverage (allowance / exposure) by stage."""
         df = pd.DataFrame({"stage": self.stage, "ead": self.ead, "ecl": self.ecl})
         out = df.groupby("stage").agg(loans=("ecl", "size"), ead=("ead", "sum"), ecl=("ecl", "sum"))
         out["coverage"] = out["ecl"] / out["ead"].where(out["ead"] > 0)

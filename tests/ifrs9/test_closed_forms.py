@@ -133,3 +133,22 @@ def test_the_audit_table_adds_up_to_the_ecl() -> None:
     assert np.allclose(a.groupby("loan_id")["ecl"].sum().to_numpy(), res.ecl_lifetime[0], rtol=1e-12)
     assert np.allclose(a[a["in_12m"]].groupby("loan_id")["ecl"].sum().to_numpy(), res.ecl_12m[0], rtol=1e-12)
     assert np.allclose(a["ecl"], a["marginal_pd"] * a["lgd"] * a["ead"] * a["discount_factor"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("lgd", [1.0, 0.4])
+def test_pd_lgd_ead_form_equals_the_cash_shortfall_form(lgd: float) -> None:
+    """IFRS9.md 6.3: with EAD incl. accrued interest and the loss measured at the default date, the
+    PD x LGD x EAD sum equals PV(contractual cash flows) - PV(expected cash flows) at the EIR. Expected
+    flows: the instalment P at month m if no default by m, the recovery (1 - LGD) EAD_m at a default in m."""
+    res = expected_credit_loss(EclLoans(balance=np.array([B]), annual_rate=C, remaining_months=N_MONTHS),
+                               HazardCurvePD(P), FlatLGD(lgd),
+                               settings=EclSettings(default_timing="end", ead_timing="end", **NO_SICR))
+    m = np.arange(1, N_MONTHS + 1)
+    payment = B * R / (1.0 - (1.0 + R) ** -N_MONTHS)
+    survive = (1.0 - H) ** m
+    default_in = (1.0 - H) ** (m - 1) * H
+    ead = np.array([_balance(j) for j in m - 1]) * (1.0 + R)
+    contractual = np.sum(payment * V ** m)
+    expected = np.sum((survive * payment + default_in * (1.0 - lgd) * ead) * V ** m)
+    assert contractual == pytest.approx(B, rel=1e-12)
+    assert res.ecl_lifetime[0, 0] == pytest.approx(contractual - expected, rel=1e-9)
