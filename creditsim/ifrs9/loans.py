@@ -151,6 +151,21 @@ class EclLoans:
         return np.where(self.poci, self.credit_adjusted_eir, np.where(floating, self.current_eir, self.eir))
 
     @classmethod
+    def from_book(cls, book, **extra) -> "EclLoans":
+        """The loans of a :class:`creditsim.loans.book.LoanBook` (the simulation's terms at its cut-off):
+        balance, coupon (``monthly_rate * 12``), remaining term, amortisation, interest-only months,
+        rate type (``floating``) and ids; the delinquency bucket ``initial_state`` 0..3 (CURRENT, DPD30,
+        DPD60, DPD90) becomes ``days_past_due`` at the bucket's middle (0, 45, 75, 105), so DPD30 and
+        DPD60 trip the 30 dpd backstop and DPD90 the 90 dpd one. ``extra`` adds or overrides fields
+        (grades, flags, EIRs, ...). The book's ``lgd`` is not a field: pass ``FlatLGD(book.lgd)``."""
+        terms = dict(balance=book.balance, annual_rate=book.monthly_rate * 12.0, remaining_months=book.remaining_term,
+                     amortization=book.amortization, io_months=book.io_months, loan_id=book.loan_id,
+                     days_past_due=np.array([0, 45, 75, 105])[np.asarray(book.initial_state, dtype=np.int64)],
+                     rate_type=np.zeros(len(book.balance), np.int8) if book.floating is None else np.asarray(book.floating, np.int8))
+        terms.update(extra)
+        return cls(**terms)
+
+    @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> "EclLoans":
         """One loan per row; columns named like the fields (missing optional ones take their defaults)."""
         known = {f.name for f in fields(cls)} - {"position"}

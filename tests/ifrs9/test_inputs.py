@@ -81,3 +81,15 @@ def test_ttc_origination_pd_is_conditional_on_survival_to_months_on_book() -> No
     got = TTCMatrixPD(ttc).origination_pd(loans, loans.months_on_book, loans.remaining_months)[0]
     cum = ttc_term_structure(ttc, 5).cumulative[:, 4]
     assert got == pytest.approx((cum[4] - cum[2]) / (1 - cum[2]), abs=2e-3)
+
+
+def test_loans_from_the_simulation_s_loan_book() -> None:
+    from creditsim.loans.book import LoanBook
+
+    book = LoanBook.from_arrays([1e5, 5e4, 2e4], [0.06, 0.04, 0.09], [120, 60, 24], ["annuity", "linear", "bullet"],
+                                initial_state=[0, 1, 3], floating=[False, True, False], lgd=[0.3, 0.4, 0.5])
+    loans = EclLoans.from_book(book, grade=["BBB", "BB", "B"])
+    assert loans.annual_rate == pytest.approx([0.06, 0.04, 0.09]) and loans.rate_type.tolist() == [0, 1, 0]
+    res = expected_credit_loss(loans, HazardCurvePD(0.02), FlatLGD(book.lgd))
+    assert res.stage.tolist() == [1, 2, 3]
+    assert res.ecl[2] == pytest.approx(0.5 * 2e4 * (1 + 0.09 / 12))
