@@ -16,7 +16,9 @@ For loan ``l``, scenario ``s`` and periods ``k = 1..T_l`` (``settings.period``; 
   (annuity / linear / bullet / interest-only, cent-rounded like a servicer's), per ``ead_timing``, plus
   one month's accrued interest (``accrued_interest``) and ``ccf * undrawn`` while the facility lives.
 - **DF** ``(1 + EIR_eff)^(-tau / 12)``, tau in months per ``default_timing``; EIR by rate type
-  (fixed: original, floating: current, POCI: credit-adjusted; :meth:`EclLoans.discount_eir`).
+  (fixed: original, floating: current, POCI: credit-adjusted; :meth:`EclLoans.discount_eir`); 1 with
+  ``discount=False`` (CECL without DCF).
+- **CECL** (``framework="cecl"``): every loan carries its lifetime ECL; stages are still reported.
 - **Horizons**: 12-month ECL sums the periods ending within 12 months (the lifetime loss of defaults in
   the next 12 months, B5.5.43); lifetime ECL all periods to maturity / behavioural life.
 - **Stage 3** (> 90 dpd when ``default_90dpd``, ``defaulted``, or in Stage 3 probation): PD = 1 at the
@@ -242,6 +244,8 @@ def _period_losses(loans: EclLoans, pd_provider, lgd_provider, settings: EclSett
     ead = _period_ead(exposure, rem, step, n_periods, settings.ead_timing)
     tau = _tau(a, b, settings.default_timing)
     eir = effective_eir(loans.discount_eir(), settings.eir_compounding)
+    if not settings.discount:
+        eir = np.zeros_like(eir)  # DF = 1 (CECL without DCF); LGD providers then discount nothing either
     surv = pd_provider.survival(loans, n_periods * step, settings)  # (T step + 1, S|1, L)
     s_a = surv[0: n_periods * step: step]
     marginal = s_a - _at_period_ends(surv, rem, step, n_periods)  # default-only marginal PD
@@ -279,7 +283,8 @@ def _chunk(loans: EclLoans, pd_provider, lgd_provider, weights: np.ndarray, sett
     life = np.where(s3, lgd3 * ead0, life)
     pd_now, pd_orig = _sicr_pds(loans, surv, pd_provider, settings)
     stage, triggers = stage_loans(loans, np.broadcast_to(pd_now, (n_s, n_l)), pd_orig, weights, settings, flags3)
-    allowance = np.where((stage == 1) & ~loans.poci, ecl12, life) - np.where(loans.poci, loans.poci_initial_ecl, 0.0)
+    twelve = (stage == 1) & ~loans.poci & (settings.framework == "ifrs9")
+    allowance = np.where(twelve, ecl12, life) - np.where(loans.poci, loans.poci_initial_ecl, 0.0)
     pd_life = 1.0 - np.take_along_axis(surv, rem[None, None, :], axis=0)[0]
     out = {"stage_by_scenario": stage, "triggers": triggers, "lifetime_pd": np.broadcast_to(pd_life, (n_s, n_l)),
            "origination_pd": pd_orig, "ecl_12m": ecl12, "ecl_lifetime": life, "ecl_by_scenario": allowance, "ead": ead0}

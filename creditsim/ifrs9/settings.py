@@ -51,6 +51,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "sicr_combine": ("and", "or"),
     "sicr_pd_measure": ("lifetime", "annualised", "12m"),
     "reversion": ("immediate", "linear", "none"),
+    "framework": ("ifrs9", "cecl"),
 }
 
 
@@ -82,6 +83,10 @@ class EclSettings:
     ``probation_months`` (months without any SICR trigger before Stage 2 -> 1), ``stage3_probation_months``
     (months cured before Stage 3 -> 2).
 
+    Framework: ``framework`` ("ifrs9"; "cecl": lifetime ECL for every loan from day one, ASC 326-20-30-2,
+    stages still reported for information) and ``discount`` (False: undiscounted losses, CECL's PD x LGD
+    method without DCF; IFRS 9 always discounts, 5.5.17(b)).
+
     Forecast horizon: ``rs_horizon_months`` (reasonable-and-supportable horizon of the scenario PDs)
     and ``reversion`` ("immediate": TTC from the next month; "linear": straight-line blend of
     scenario and TTC matrices / hazards over ``reversion_months``; "none": extrapolate the scenario).
@@ -108,13 +113,15 @@ class EclSettings:
     rs_horizon_months: int = 36
     reversion: str = "linear"
     reversion_months: int = 24
+    framework: str = "ifrs9"
+    discount: bool = True
 
     def __post_init__(self) -> None:
         for name, choices in _CHOICES.items():
             value = getattr(self, name)
             if not isinstance(value, str) or value not in choices:
                 raise ConfigError(f"EclSettings.{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-        for name in ("accrued_interest", "sicr_30dpd", "default_90dpd", "sicr_watch_list", "sicr_forbearance"):
+        for name in ("accrued_interest", "sicr_30dpd", "default_90dpd", "sicr_watch_list", "sicr_forbearance", "discount"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"EclSettings.{name} must be True or False, got {getattr(self, name)!r}")
         _check_optional_number(self.sicr_relative, "sicr_relative", low=1.0, high=1000.0, what="a PD ratio >= 1")
@@ -129,6 +136,8 @@ class EclSettings:
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= int(value) <= high:
                 none = " or None" if optional else ""
                 raise ConfigError(f"EclSettings.{name} must be a whole number in {low}..{high}{none}, got {value!r}")
+        if self.framework == "ifrs9" and not self.discount:
+            raise ConfigError("EclSettings.discount must be True under framework='ifrs9' (ECL is a present value, IFRS 9 5.5.17(b))")
         if self.reversion == "linear" and self.reversion_months == 0:
             raise ConfigError("EclSettings.reversion_months must be >= 1 for linear reversion (use reversion='immediate' for 0)")
         self._warn_findings()
@@ -160,6 +169,9 @@ class EclSettings:
                             "beyond investment grade (B5.5.22-24)")
         if self.probation_months == 0:
             findings.append("no probation before Stage 2 -> 1: supervisors criticise stage 'ping-pong'")
+        if self.framework == "cecl" and self.reversion == "none":
+            findings.append("CECL requires reverting to historical loss information after the reasonable and "
+                            "supportable period (ASC 326-20-30-9); reversion='none' extrapolates the scenario")
         for text in findings:
             warnings.warn(f"EclSettings: {text}", SupervisoryFindingWarning, stacklevel=4)
 

@@ -175,3 +175,19 @@ def test_contract_balance_is_the_engine_schedule_within_a_cent() -> None:
     sched = amortization_schedule(loans.balance, loans.annual_rate / 12.0, loans.remaining_months, loans.amortization,
                                   loans.io_months, n_columns=240)
     assert np.abs(bal - sched.balance[:, :240]).max() <= 0.0051
+
+
+def test_cecl_carries_lifetime_ecl_from_day_one_and_may_skip_discounting() -> None:
+    from creditsim.errors import ConfigError
+
+    loans = EclLoans(balance=np.array([1e5]), annual_rate=0.05, remaining_months=60)
+    ifrs9 = expected_credit_loss(loans, HazardCurvePD(0.02), FlatLGD(0.4))
+    cecl = expected_credit_loss(loans, HazardCurvePD(0.02), FlatLGD(0.4), settings=EclSettings(framework="cecl"))
+    assert ifrs9.ecl[0] == ifrs9.ecl_12m[0, 0] and cecl.ecl[0] == cecl.ecl_lifetime[0, 0] and cecl.stage[0] == 1
+    flat = expected_credit_loss(loans, HazardCurvePD(0.02), FlatLGD(0.4), audit=True,
+                                settings=EclSettings(framework="cecl", discount=False))
+    assert (flat.audit["discount_factor"] == 1.0).all() and flat.ecl[0] > cecl.ecl[0]
+    with pytest.raises(ConfigError, match="EclSettings.discount"):
+        EclSettings(discount=False)
+    with pytest.warns(SupervisoryFindingWarning, match="326-20-30-9"):
+        EclSettings(framework="cecl", reversion="none")
