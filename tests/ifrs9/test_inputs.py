@@ -93,3 +93,16 @@ def test_loans_from_the_simulation_s_loan_book() -> None:
     res = expected_credit_loss(loans, HazardCurvePD(0.02), FlatLGD(book.lgd))
     assert res.stage.tolist() == [1, 2, 3]
     assert res.ecl[2] == pytest.approx(0.5 * 2e4 * (1 + 0.09 / 12))
+
+
+@pytest.mark.parametrize("timing", ["start", "mid", "end"])
+def test_partial_last_period_exposure_follows_the_ead_timing(timing: str) -> None:
+    from creditsim.ifrs9.ecl import contract_balance
+
+    loans = EclLoans(balance=np.array([1e5]), annual_rate=0.06, remaining_months=30)
+    res = expected_credit_loss(loans, HazardCurvePD(0.04), FlatLGD(0.5),
+                               settings=EclSettings(period="year", ead_timing=timing, accrued_interest=False), audit=True)
+    bal = contract_balance(loans, 30)[0]
+    want = {"start": [bal[0], bal[12], bal[24]], "mid": [bal[:12].mean(), bal[12:24].mean(), bal[24:30].mean()],
+            "end": [bal[11], bal[23], bal[29]]}[timing]
+    assert res.audit["ead"].to_numpy() == pytest.approx(want, rel=1e-12)
