@@ -198,7 +198,8 @@ class HazardCurvePD:
     ``ttc_pd`` (``()`` or ``(Y,)``): the through-the-cycle curve reverted to after the
     reasonable-and-supportable horizon (None: the curves are used over the whole life).
     ``origination_pd``: ``()`` or ``(L,)`` flat annual PD expected at origination (None: the TTC curve if
-    given, else the equally weighted mean of the scenario curves, i.e. no PD-driven SICR).
+    given, else the scenario curves' mean monthly hazard: for a single curve that means "no change since
+    origination", i.e. no PD-driven SICR).
     """
 
     def __init__(self, annual_pd: object, *, ttc_pd: object | None = None, origination_pd: object | None = None) -> None:

@@ -191,3 +191,14 @@ def test_cecl_carries_lifetime_ecl_from_day_one_and_may_skip_discounting() -> No
         EclSettings(discount=False)
     with pytest.warns(SupervisoryFindingWarning, match="326-20-30-9"):
         EclSettings(framework="cecl", reversion="none")
+
+
+def test_hazard_curves_revert_to_their_ttc_curve() -> None:
+    loans = EclLoans(balance=np.ones(1), annual_rate=0.05, remaining_months=48)
+    provider = HazardCurvePD(np.array([[0.10]]), ttc_pd=0.02)
+    surv = provider.survival(loans, 48, EclSettings(reversion="immediate", rs_horizon_months=12))[:, 0, 0]
+    assert surv[12] == pytest.approx(0.9) and surv[24] == pytest.approx(0.9 * 0.98) and surv[48] == pytest.approx(0.9 * 0.98 ** 3)
+    lin = provider.survival(loans, 48, EclSettings(reversion="linear", rs_horizon_months=12, reversion_months=12))[:, 0, 0]
+    assert surv[24] < lin[24] < 0.9 ** 2 and lin[48] / lin[24] == pytest.approx(0.98 ** 2)
+    none = provider.survival(loans, 48, EclSettings(reversion="none"))[:, 0, 0]
+    assert none[48] == pytest.approx(0.9 ** 4)
