@@ -91,8 +91,9 @@ class EclLoans:
     def __post_init__(self) -> None:
         n = _n_loans(self.balance)
         put = object.__setattr__
+        put(self, "annual_rate", _floats(self.annual_rate, "annual_rate", n))
         if self.eir is None:
-            put(self, "eir", np.expm1(12.0 * np.log1p(np.asarray(self.annual_rate, dtype=np.float64) / 12.0)))
+            put(self, "eir", np.expm1(12.0 * np.log1p(self.annual_rate / 12.0)))
         if self.current_eir is None:
             put(self, "current_eir", self.eir)
         nan_ok = {"lgd_in_default", "credit_adjusted_eir"}

@@ -45,6 +45,7 @@ def test_bad_settings(kw, words) -> None:
     ({"remaining_months": [6.5, 12]}, ("EclLoans.remaining_months", "whole")),
     ({"annual_rate": [0.05, np.nan]}, ("EclLoans.annual_rate", "[1]")),
     ({"ccf": 1.5}, ("EclLoans.ccf",)),
+    ({"annual_rate": ["x", "y"]}, ("EclLoans.annual_rate", "numbers")),
     ({"amortization": "balloon"}, ("amortization_type", "balloon")),
     ({"rate_type": "variable"}, ("EclLoans.rate_type", "'fixed' or 'floating'")),
     ({"poci": True}, ("EclLoans.credit_adjusted_eir", "POCI")),
