@@ -8,7 +8,9 @@ Order of the rules, per loan (``settings`` names every switch):
    low-credit-risk exemption applies (grade index <= ``low_credit_risk_grade``) -- the PD threshold
    (``sicr_relative`` / ``sicr_absolute`` combined by ``sicr_combine`` on the PDs of matched remaining
    horizons), a downgrade of >= ``sicr_notches`` grades since origination, the watch list or forbearance;
-   or Stage 2 probation (previous stage 2 or 3 and fewer than ``probation_months`` since the last trigger).
+   or Stage 2 probation: previous stage 2 and fewer than ``probation_months`` since the last trigger, or
+   previous stage 3 and fewer than ``stage3_probation_months + probation_months`` since the default
+   trigger cleared (a cured default passes through Stage 2 on its way back).
 3. **Stage 1** otherwise.
 
 With ``staging="weighted"`` the PD test uses the probability-weighted PD (weights of outcomes, one stage
@@ -75,7 +77,9 @@ def stage_loans(loans: EclLoans, pd_now: np.ndarray, pd_orig: np.ndarray, weight
     trig["notch_downgrade"] = notch
     trig["watch_list"] = loans.watch_list & settings.sicr_watch_list
     trig["forborne"] = loans.forborne & settings.sicr_forbearance
-    trig["stage2_probation"] = (loans.previous_stage >= 2) & (loans.months_since_trigger < settings.probation_months)
+    since = loans.months_since_trigger
+    trig["stage2_probation"] = ((loans.previous_stage == 2) & (since < settings.probation_months)) | (
+        (loans.previous_stage == 3) & (since < settings.stage3_probation_months + settings.probation_months))
     trig["low_credit_risk"] = lcr
     s3 = trig["default_90dpd"] | trig["defaulted"] | trig["stage3_probation"]
     other = (notch | trig["watch_list"] | trig["forborne"])[None, :] | pd_hit

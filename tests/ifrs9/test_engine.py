@@ -140,6 +140,8 @@ def test_staging_rules_fire_and_are_named() -> None:
     assert _stage(s, previous_stage=2, months_since_trigger=2)[0] == 2
     assert _stage(s, previous_stage=2, months_since_trigger=3)[0] == 1
     assert _stage(s, previous_stage=3, months_since_trigger=1)[0] == 3
+    assert _stage(s, previous_stage=3, months_since_trigger=4)[0] == 2  # cured 4 months ago: Stage 2 probation
+    assert _stage(s, previous_stage=3, months_since_trigger=6)[0] == 1
 
 
 def test_per_scenario_staging_stages_each_scenario_with_its_own_pd() -> None:
