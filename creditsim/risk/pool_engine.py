@@ -43,7 +43,8 @@ import torch
 from creditsim.errors import ConfigError, DataError
 from creditsim.loans.book import LoanBook
 from creditsim.loans.collateral import recovery_scale
-from creditsim.loans.engine import simulate_pool_chunk
+from creditsim.cents import from_cents, to_cents
+from creditsim.loans.engine import MIN_FLOATING_COUPON, simulate_pool_chunk
 from creditsim.loans.prepayment import RefinancingCurve, apply_prepayment_multiplier
 from creditsim.ratings.lifetime import ZMacroLink, monthly_scenario_matrices
 from creditsim.schema import RATINGS, LoanTape, as_loan_tape
@@ -255,9 +256,8 @@ class PoolEngine:
         random streams are seeded by (seed, global scenario id), so chunking does not matter. The model
         books ``loss = lgd x default_par`` in the default month; the recovery ``default_par - loss``
         arrives ``book.recovery_lag`` months later (dropped when that is after the horizon, as in the
-        Markov engine's pool totals). Not carried here (yet): the floating-coupon reset and the
-        collateral channel of the Markov engine (:meth:`index_shift`, :meth:`recovery_scale`); the
-        model's interest is its own at the tape's coupons.
+        Markov engine's pool totals). The rate and collateral channels of the Markov engine apply to
+        the model's loan flows too (:meth:`_with_channels`).
         """
 
         book, t_len = self.book, self.horizon
@@ -274,8 +274,32 @@ class PoolEngine:
             g = self.trajectory_model.generate(feats, coh, torch.as_tensor(macro[i], dtype=torch.float32, device=dev),
                                                1, loan_terms=terms, seed=sub_seed,
                                                initial_states=np.asarray(book.initial_state, dtype=np.int64))
+            flows = self._with_channels(trajectory_flows(g), macro[i:i + 1])
             # whole-cent sums are exact, so the pool does not depend on the loan count's tiling or threads
-            out[i] = pool_cashflows(trajectory_flows(g), lag).cashflows[0]
+            out[i] = pool_cashflows(flows, lag).cashflows[0]
+        return out
+
+    def _with_channels(self, flows: dict[str, Any], macro: np.ndarray) -> dict[str, Any]:
+        """Loan flows ``(1, L, T)`` of one scenario with the Markov engine's channels applied per loan,
+        in whole cents: floating loans' interest times ``1 + shift_t / coupon`` (:meth:`index_shift`; the
+        shift floored at minus the coupon) and real-estate recoveries times the path's house-price factor
+        (:meth:`recovery_scale`: ``loss = default_par - round(recovered x H)``)."""
+        book = self.book
+        out = {k: np.asarray(v.detach().cpu().double().numpy() if hasattr(v, "detach") else v, dtype=np.float64)
+               for k, v in flows.items()}
+        shift = self.index_shift(macro)
+        if shift is not None:
+            annual = book.monthly_rate * 12.0
+            paying = book.floating & (annual >= MIN_FLOATING_COUPON)
+            coupon = np.where(paying, annual, 1.0)[None, :, None]
+            factor = np.maximum(shift[:, None, :], -coupon) / coupon  # (1, L, T); 0 for fixed loans below
+            extra = np.round(to_cents(out["interest"]) * np.where(paying[None, :, None], factor, 0.0))
+            out["interest"] = from_cents(to_cents(out["interest"]) + extra)
+        scale = self.recovery_scale(macro)
+        if scale is not None:
+            par, loss = to_cents(out["default_par"]), to_cents(out["loss"])
+            recovered = np.round((par - loss) * scale[:, :, None])
+            out["loss"] = from_cents(par - recovered)
         return out
 
 

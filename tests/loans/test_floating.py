@@ -122,3 +122,39 @@ def test_pool_engine_shift_is_the_policy_rate_path_since_month_zero() -> None:
     macro[:, :, MACRO_VARS.index("policy_rate")] = np.linspace(0.04, 0.06, 12)
     np.testing.assert_allclose(engine.index_shift(macro), np.broadcast_to(np.linspace(0.0, 0.02, 12), (2, 12)))
     assert engine.index_shift(macro, months=6).shape == (2, 6)
+
+
+def test_trajectory_engine_flows_get_the_same_channels_per_loan() -> None:
+    """The deep engine's loan flows go through the Markov engine's channels: a floating loan's interest
+    times 1 + shift / coupon (fixed loans untouched), a real-estate loan's recovery times the path's
+    house-price trough, in whole cents."""
+    import pandas as pd
+
+    from creditsim.examples import example_path
+    from creditsim.loans.collateral import house_price_trough
+    from creditsim.macro.scenarios import fed_table_path
+    from creditsim.risk.pool_engine import PoolEngine
+
+    tape = pd.read_parquet(example_path("loans_example.parquet")).groupby("asset_class", group_keys=False).head(10)
+    engine = PoolEngine.from_tape(tape, seed=0, horizon=12, cutoff="2025-01")
+    book = engine.book
+    macro = fed_table_path(2025, "severely_adverse", 12)[None].copy()
+    n, t = book.n_loans, 12
+    interest = np.full((1, n, t), 100.0)
+    par = np.zeros((1, n, t))
+    par[0, :, 5] = 1000.0
+    flows = {"interest": interest, "scheduled_principal": np.zeros((1, n, t)), "prepayment": np.zeros((1, n, t)),
+             "default_par": par, "loss": 0.4 * par, "balance": np.ones((1, n, t))}
+    out = engine._with_channels(flows, macro)
+    shift = engine.index_shift(macro)[0]
+    coupon = book.monthly_rate * 12
+    fl = book.floating
+    want = np.round(100.0 * (1 + np.maximum(shift[None, :], -coupon[fl, None]) / coupon[fl, None]), 2)
+    np.testing.assert_allclose(out["interest"][0, fl], want, atol=0.0100001)
+    np.testing.assert_array_equal(out["interest"][0, ~fl], interest[0, ~fl])
+    re_ = book.asset_class == 2
+    h = house_price_trough(macro)[0]
+    assert h < 1
+    np.testing.assert_allclose(out["loss"][0, re_, 5], np.round(1000.0 - 600.0 * h, 2), atol=1e-9)
+    np.testing.assert_array_equal(out["loss"][0, ~re_, 5], 400.0)
+    assert engine.index_shift(macro)[0, 0] == 0.0 and (shift[6:] < 0).all()  # the severe table cuts rates
