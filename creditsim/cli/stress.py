@@ -14,8 +14,9 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.measure import Measurement
 from rich.table import Table
+
+from creditsim.cli.tables import print_whole
 
 __all__ = ["register", "stress_cmd", "print_stress_table"]
 
@@ -58,28 +59,13 @@ def print_stress_table(result: Any, seconds: float | None = None, out: Console |
         cells = [f"{table.loc[cls, (s, 'mean')]:.2f} [{table.loc[cls, (s, 'p05')]:.2f}, "
                  f"{table.loc[cls, (s, 'p95')]:.2f}]" for s in result.scenarios]
         t.add_row(cls, *cells, f"{bank[cls]:.2f}", _money(float(avg[cls])))
-    _print_whole(out, t)
+    print_whole(out, t)
     out.print(f"* US banks' net charge-offs on the matching loan type over {result.quarters} quarters at the "
               "2024H1 pace (Federal Reserve Board)")
     if seconds is not None:
         s = result.settings
         out.print(f"{s.get('n_loans', 0):,} loans, engine {s.get('engine')}, seed {s.get('seed')}; "
                   f"{seconds:.1f} s")
-
-
-def _print_whole(out: Console, table: Table) -> None:
-    """Print ``table`` uncut: on a terminal as rich lays it out, into a pipe or file (which has no
-    width; rich would assume 80 columns and drop or truncate columns) at the width it needs."""
-    if out.is_terminal:
-        out.print(table)
-        return
-    need = Measurement.get(out, out.options.update(max_width=10_000), table).maximum
-    width = out.width
-    out.width = max(width, need)  # print(width=...) cannot widen past the console's own width
-    try:
-        out.print(table)
-    finally:
-        out.width = width
 
 
 def _money(x: float) -> str:

@@ -76,3 +76,14 @@ def test_bank_delinquency_corporate_link_beats_no_macro_out_of_time(history: pd.
     c = compare_to_baseline(rolling_backtest(rates, macro, origins, 8, LINK_VARIABLES, EXPECTED_SIGNS), block=8)
     assert c["unfit"] == 0
     assert c["diff"] == pytest.approx(-0.0044, abs=0.0005) and c["ci_high"] < 0
+
+
+def test_cli_eval_credit_link_prints_every_class_and_writes_the_csv(tmp_path, capsys, run_cli) -> None:
+    out = tmp_path / "cl.csv"
+    assert run_cli(["eval", "credit-link", "--csv", str(out)]) == 0
+    text = capsys.readouterr().out
+    for word in ("corporate", "consumer", "real_estate", "link - no macro [95 %]"):
+        assert word in text
+    table = pd.read_csv(out)
+    assert list(table["asset_class"]) == ["corporate", "consumer", "real_estate"]
+    assert table.loc[0, "ci_high"] < 0 and (table["origins"] + table["unfit"] == 89).all()
