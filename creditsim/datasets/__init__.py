@@ -2,8 +2,8 @@
 ``creditsim/datasets/<name>/`` and one short loader per data set returning a typed DataFrame.
 
 - :func:`load_macro_history` — the 9 macro variables, monthly decimals, from 1980-01 to their common end
-  (2019-12: the bundled ``DRALACBS`` ends 2019Q4), or to 2025-12 with NaN past each series' end
-  (``ragged="keep"``) (FRED).
+  (2025-09: GDP's last published quarter), or to 2025-12 with NaN past each series' end
+  (``ragged="keep"``) (FRED; the default-rate proxy ``DRALACBS`` from the Federal Reserve Board).
 - :func:`load_fred_md` — FRED-MD 2019-10 vintage with transformation codes.
 - :func:`load_recession_indicator` — NBER recession months (FRED ``USREC``), 1980-01 .. 2025-12.
 - :func:`load_fed_scenarios` — Federal Reserve supervisory stress-test scenarios.

@@ -1,9 +1,11 @@
 """US macro history in the 9 :data:`~creditsim.states.MACRO_VARS`, monthly decimals, from 1980-01.
 
-Built from the full-length FRED series bundled in ``creditsim/datasets/fred/`` (to late 2025) and, for
-the back-fill regression, the FRED-MD vintage in ``creditsim/datasets/fred_md/``. The frame ends at the
-common end of the 9 variables (``ragged="trim"``, default; 2019-12 with the bundled files, because the
-``DRALACBS`` copy ends in 2019Q4) or, with ``ragged="keep"``, runs on with NaN where a series has ended.
+Built from the full-length FRED series bundled in ``creditsim/datasets/fred/`` (to late 2025), the
+Federal Reserve Board delinquency rate in ``creditsim/datasets/credit_losses/DRALACBS.csv`` (1985Q1 ..
+2025Q4) and, for the back-fill regression, the FRED-MD vintage in ``creditsim/datasets/fred_md/``. The
+frame ends at the common end of the 9 variables (``ragged="trim"``, default; 2025-09 with the bundled
+files, the last month of GDP's last published quarter) or, with ``ragged="keep"``, runs on with NaN
+where a series has ended.
 See :func:`load_macro_history`.
 """
 
@@ -14,6 +16,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from creditsim.datasets.credit_losses import load_bank_loss_rates
 from creditsim.datasets.files import month_start_range, parse_month, quarterly_to_monthly, read_fred_series
 from creditsim.datasets.fred import load_fred_md
 from creditsim.errors import ConfigError
@@ -95,6 +98,15 @@ def _series(series_id: str, through: pd.Timestamp | None) -> pd.Series:
     return raw.loc[raw.index <= through + pd.offsets.MonthEnd(0)]
 
 
+def _default_rate(through: pd.Timestamp | None) -> pd.Series:
+    """``DRALACBS`` (delinquency rate, all loans, all commercial banks), quarterly fractions, from the
+    bundled ``credit_losses/DRALACBS.csv`` (1985Q1 .. 2025Q4), cut after the last day of month ``through``."""
+    rate = load_bank_loss_rates("delinquency")["all"].dropna().rename("DRALACBS")
+    if through is None:
+        return rate
+    return rate.loc[rate.index <= through + pd.offsets.MonthEnd(0)]
+
+
 def _cpi_level(through: pd.Timestamp | None = None) -> pd.Series:
     """CPIAUCSL level: the FRED file (1980-01 on) preceded by FRED-MD (1959-1979), the y/y base of 1980."""
     fred = _series("CPIAUCSL", through)
@@ -124,7 +136,7 @@ def _observed_variables(through: pd.Timestamp | None = None) -> pd.DataFrame:
         "credit_spread_ig": _series("BAMLC0A0CM", through).resample("MS").mean() / 100.0,
         "credit_spread_hy": _series("BAMLH0A0HYM2", through).resample("MS").mean() / 100.0,
         "house_price_growth": hpi / hpi.shift(12) - 1.0,
-        "default_rate": quarterly_to_monthly(_series("DRALACBS", through)) / 100.0,
+        "default_rate": quarterly_to_monthly(_default_rate(through)),
     }
     last = max(col.last_valid_index() for col in columns.values())
     # the first month of the FRED files; 1979 CPI comes from FRED-MD, 1980 GDP growth is back-filled
@@ -262,9 +274,10 @@ def load_macro_history(
         return_mask: also return a bool frame of the same shape, ``True`` where a value is back-filled.
         ragged: the ragged end (see below). ``"trim"`` (default) ends at the common end, the last month
             up to which all 9 variables are observed without a gap: no NaN. With the bundled files that
-            is **2019-12** (480 months with ``backfill=True``, 277 = 1996-12 .. 2019-12 without), because
-            the bundled ``DRALACBS`` ends in 2019Q4. ``"keep"`` runs to the last month any variable is
-            observed (2025-12, 552 months) and leaves NaN where a series has ended or skipped a month.
+            is **2025-09** (549 months with ``backfill=True``, 346 = 1996-12 .. 2025-09 without), the
+            last month of GDP's last published quarter (2025Q3). ``"keep"`` runs to the last month any
+            variable is observed (2025-12, 552 months) and leaves NaN where a series has ended or skipped
+            a month.
 
     Returns:
         ``macro``: float64 DataFrame ``(n_months, 9)``, columns in ``MACRO_VARS`` order, month-start
@@ -279,11 +292,11 @@ def load_macro_history(
     days), ``unemployment_rate``, ``inflation_rate`` and ``policy_rate`` 2025-11 (BLS published no
     2025-10 UNRATE or CPI: that month is NaN, not interpolated), ``house_price_growth`` 2025-10,
     ``gdp_growth`` 2025-09 (2025Q3 is the last published quarter; its value holds for the quarter's last
-    month, nothing is extrapolated), ``default_rate`` **2019-12** (the bundled ``DRALACBS`` is a
-    transcribed copy ending 2019Q4; no longer public copy was found). Nothing is forward-filled, so
-    ``"trim"`` ends in 2019-12 until a longer ``DRALACBS`` is bundled; the other eight variables would
-    give 2025-09 (GDP), the month before the 2025-10 BLS gap. ``"keep"`` exposes the 2020-25 history of
-    the eight (COVID: unemployment 14.8 % in 2020-04; 2022 CPI inflation 9 %) with ``default_rate`` NaN.
+    month, nothing is extrapolated), ``default_rate`` 2025-12 (``DRALACBS`` to 2025Q4, the quarter's
+    last month holding its value as for GDP). Nothing is forward-filled, so ``"trim"`` ends in
+    **2025-09** (GDP), the month before the 2025-10 BLS gap. The 2020-25 history is included as
+    published (COVID: unemployment 14.8 % in 2020-04; 2022 CPI inflation 9 %); how the generators treat
+    the COVID months is decided in :mod:`creditsim.macro.train` (``COVID_MONTHS``), not here.
 
     Transformations (FRED mnemonic; all results decimals):
 
@@ -303,7 +316,10 @@ def load_macro_history(
     - ``credit_spread_hy``: monthly mean of daily ``BAMLH0A0HYM2`` (ICE BofA US High Yield OAS) / 100.
     - ``house_price_growth``: ``CSUSHPINSA_t / CSUSHPINSA_{t-12} - 1`` (NSA index; y/y removes seasonality).
     - ``default_rate``: delinquency rate on all loans at commercial banks ``DRALACBS / 100`` (quarterly,
-      interpolated as for GDP). Scaling: the rate is used **as is** (scale factor 1): 30+ days
+      interpolated as for GDP; Federal Reserve Board via FRED, the bundled
+      ``credit_losses/DRALACBS.csv`` read by :func:`~creditsim.datasets.load_bank_loss_rates`, one
+      vintage 1985Q1 .. 2025Q4; it replaced a copy ending 2019Q4 whose values it matches within
+      0.02 pp, seasonal-factor revisions). Scaling: the rate is used **as is** (scale factor 1): 30+ days
       delinquency is the pipeline into default and its range (1.4 % in 2019 to 7.4 % in 2010) matches the
       annual default-rate ranges of the loan-tape spec; a model mapping the index to one asset class's
       default rate learns its own slope.
@@ -338,14 +354,18 @@ def load_macro_history(
     estimated on the data as observed through :data:`BACKFILL_VINTAGE_END` (2019-12; the FRED-MD 2019-10
     regressors end in 2019-09), so the back-filled years do not move when later data are released:
     1980-01 .. 2019-12 are identical to the 2019-truncated build except ``gdp_growth`` in 2019-12 (see
-    above). Only months before a source starts are back-filled; nothing is filled at the end.
+    above) and ``default_rate``, whose 1985-2019 values come from the newer ``DRALACBS`` vintage
+    (within 0.02 pp of the old copy; its back-filled 1980-84 months move with the refitted regression).
+    Only months before a source starts are back-filled; nothing is filled at the end.
 
     Source and licence: FRED (Federal Reserve Bank of St. Louis); underlying publishers BEA (GDPC1), BLS
     (UNRATE, CPIAUCSL), Federal Reserve Board (FEDFUNDS, DGS10, DRALACBS; public domain), ICE Data Indices
     (BAMLC0A0CM, BAMLH0A0HYM2: copyrighted, reproduction restricted), S&P CoreLogic Case-Shiller
     (CSUSHPINSA: copyrighted); FRED-MD by McCracken & Ng (2016), JBES 34(4), no licence stated. Per
     ``shared/data/macro/PROVENANCE.md``: **internal research use only; do not republish.** The series are
-    bundled full length (to late 2025); hold out later history for validation with ``end=``.
+    bundled full length (to late 2025; ``DRALACBS`` copies and checks in
+    ``creditsim/datasets/credit_losses/PROVENANCE.md``); hold out later history for validation with
+    ``end=``.
 
     Raises:
         ConfigError: unparseable ``start``/``end``, ``start`` after ``end``, a window with no months, or
@@ -386,18 +406,15 @@ def macro_state(month: str | pd.Timestamp | None = None) -> pd.Series:
     """The real macro state of one month in the 9 MACRO_VARS (decimals): the start state of scenarios.
 
     ``month`` None or ``"latest"``: the latest month in which every variable whose series runs to the
-    recent past is observed (2025-09 with the bundled files: GDP's last quarter). A variable whose
-    series ended earlier (the default-rate proxy, whose bundled copy stops in 2019-12) keeps its last
-    observed value, named in ``attrs["held"]`` with the month it was observed.
-
-    Decision (held, not regressed): a regression of the delinquency rate on unemployment, the HY
-    spread and GDP growth (R^2 0.76 on 1985-2019) gives 2.3 % for 2025-09 and 8.7 % for 2020-06, while
-    the published rate stayed near 1.5-1.9 % (forbearance broke the link in 2020); the last
-    observation (1.44 %, 2019-12) is the closer estimate.
+    recent past is observed (2025-09 with the bundled files: GDP's last quarter). Every bundled series
+    (the default-rate proxy ``DRALACBS`` included, to 2025Q4) is observed up to that month, so the state
+    is the real one for all 9 variables; a variable whose series ended before ``month`` would keep its
+    last observed value, named in ``attrs["held"]`` (empty with the bundled files).
 
     Returns:
         ``(9,)`` float64 Series indexed by MACRO_VARS; ``attrs``: ``month`` (``YYYY-MM``), ``held``
-        (variable -> month of the value used, for variables not observed in ``month``).
+        (variable -> month of the value used, for variables not observed in ``month``; ``{}`` with the
+        bundled files).
     """
     full = load_macro_history(ragged="keep")
     recent = full.index[-1] - pd.DateOffset(months=6)

@@ -10,6 +10,12 @@ of a randomly drawn historical 60-month window, so that the starting-level distr
 history and only the dynamics are compared. A scenario restricts the starting windows (and, for the
 bootstrap, the pool of blocks) to windows with that label (rule in :mod:`creditsim.macro.train`);
 ``scenario=None`` uses all windows.
+
+COVID months: ``fit(..., exclude=COVID_MONTHS)`` (default) leaves 2020-03 .. 2020-12 out of estimation,
+the decision documented in :mod:`creditsim.macro.train` (Lenza & Primiceri 2022: dropping them is
+acceptable for parameter estimation): no VAR regression row has a target or a lag in those months, no
+bootstrap change starts or ends in them, and no starting window overlaps them. The 2021-25 months
+are used. ``exclude=None`` fits on everything.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import pandas as pd
 import torch
 
 from creditsim.errors import ConfigError, NotFittedError
-from creditsim.macro.train import label_windows, make_windows
+from creditsim.macro.train import COVID_MONTHS, in_months, label_windows, make_windows, overlaps_months
 from creditsim.schema import validate_macro
 from creditsim.states import SCENARIOS, scenario_index
 
@@ -36,12 +42,18 @@ class _WindowedBaseline:
             raise ConfigError(f"seq_length must be an integer >= 2, got {seq_length!r}")
         self.seq_length = int(seq_length)
 
-    def _fit_windows(self, history: pd.DataFrame, recession: pd.Series | None) -> np.ndarray:
+    def _fit_windows(self, history: pd.DataFrame, recession: pd.Series | None,
+                     exclude: tuple[str, str] | None) -> np.ndarray:
         frame = validate_macro(history)
         windows, starts = make_windows(frame, self.seq_length)
+        keep = ~overlaps_months(starts, self.seq_length, exclude)
+        if not keep.any():
+            raise ConfigError(f"every {self.seq_length}-month window of the history overlaps the excluded months "
+                              f"{exclude[0]} .. {exclude[1]}; pass exclude=None or a longer history")
         self.values_ = frame.to_numpy(np.float64)  # (M, D)
-        self.window_starts_ = np.arange(len(starts))  # month offset of each window
-        self.window_labels_ = label_windows(windows, starts, recession, frame)
+        self.excluded_ = in_months(frame.index, exclude)  # (M,) months left out of estimation
+        self.window_starts_ = np.arange(len(starts))[keep]  # month offset of each kept window
+        self.window_labels_ = label_windows(windows, starts, recession, frame)[keep]
         self.variables_ = tuple(frame.columns)
         return self.values_
 
@@ -93,24 +105,68 @@ class VARGenerator(_WindowedBaseline):
     def name(self) -> str:  # type: ignore[override]
         return f"VAR({self.lags_})" if hasattr(self, "lags_") else "VAR"
 
-    def fit(self, history: pd.DataFrame, recession: pd.Series | None = None) -> VARGenerator:
+    def fit(self, history: pd.DataFrame, recession: pd.Series | None = None, *,
+            exclude: tuple[str, str] | None = COVID_MONTHS) -> VARGenerator:
+        """Fit on ``history``; ``exclude``: months left out of estimation (module docstring).
+
+        Without excluded months inside the history this is ``statsmodels`` ``VAR(values).fit(p)``
+        (``results_``); with them, the same equation-by-equation OLS and ``Sigma_u`` (residual cross
+        products over ``n - D p - 1``) on the rows whose target and lags all lie outside them
+        (``results_`` None), and ``'aic'`` / ``'bic'`` compare p = 1..max_lags on the rows valid for
+        ``max_lags``, as ``select_order`` does.
+        """
         from statsmodels.tsa.api import VAR
 
-        values = self._fit_windows(history, recession)
-        model = VAR(values)
-        if isinstance(self.lags, str):
-            order = model.select_order(self.max_lags)
-            p = max(1, int(getattr(order, self.lags)))
+        values = self._fit_windows(history, recession, exclude)
+        dropped = self.excluded_
+        if not dropped.any():
+            model = VAR(values)
+            if isinstance(self.lags, str):
+                order = model.select_order(self.max_lags)
+                p = max(1, int(getattr(order, self.lags)))
+            else:
+                p = int(self.lags)
+            self._check_lags(p)
+            self.results_ = model.fit(p)
+            self.intercept_ = np.asarray(self.results_.intercept, dtype=np.float64)
+            self.coefs_ = np.asarray(self.results_.coefs, dtype=np.float64)  # (p, D, D)
+            self.sigma_u_ = np.asarray(self.results_.sigma_u, dtype=np.float64)
         else:
-            p = int(self.lags)
+            if isinstance(self.lags, str):
+                crit = {q: self._ols(values, dropped, q, self.max_lags)[3][self.lags] for q in range(1, self.max_lags + 1)}
+                p = min(crit, key=crit.get)
+            else:
+                p = int(self.lags)
+            self._check_lags(p)
+            self.results_ = None
+            self.intercept_, self.coefs_, self.sigma_u_, _ = self._ols(values, dropped, p, p)
+        self.lags_ = p
+        return self
+
+    def _check_lags(self, p: int) -> None:
         if p >= self.seq_length:
             raise ConfigError(f"VAR lags ({p}) must be below seq_length ({self.seq_length})")
-        self.results_ = model.fit(p)
-        self.lags_ = p
-        self.intercept_ = np.asarray(self.results_.intercept, dtype=np.float64)
-        self.coefs_ = np.asarray(self.results_.coefs, dtype=np.float64)  # (p, D, D)
-        self.sigma_u_ = np.asarray(self.results_.sigma_u, dtype=np.float64)
-        return self
+
+    @staticmethod
+    def _ols(values: np.ndarray, dropped: np.ndarray, p: int, sample_lags: int):
+        """OLS VAR(p) on the rows t >= sample_lags whose months t, t-1, .., t-p are all kept.
+        Returns (intercept (D,), coefs (p, D, D), sigma_u (D, D), {'aic', 'bic'})."""
+        M, D = values.shape
+        rows = np.array([t for t in range(sample_lags, M) if not dropped[t - p:t + 1].any()
+                         and not dropped[t - sample_lags:t + 1].any()])
+        n, k = len(rows), 1 + D * p
+        if n <= k:
+            raise ConfigError(f"VAR({p}): {n} usable months outside the excluded ones, need more than {k}")
+        X = np.column_stack([np.ones(n)] + [values[rows - j] for j in range(1, p + 1)])
+        Y = values[rows]
+        beta, *_ = np.linalg.lstsq(X, Y, rcond=None)  # (k, D)
+        resid = Y - X @ beta
+        sigma_ml = resid.T @ resid / n
+        logdet = np.linalg.slogdet(sigma_ml)[1]
+        free = p * D * D
+        ic = {"aic": logdet + 2.0 * free / n, "bic": logdet + np.log(n) * free / n}
+        coefs = np.stack([beta[1 + D * (j - 1):1 + D * j].T for j in range(1, p + 1)])  # (p, D, D)
+        return beta[0], coefs, resid.T @ resid / (n - k), ic
 
     def generate(self, scenario: int | str | None = None, seq_length: int = 60, n_samples: int = 100, *,
                  seed: int | None = None, start: np.ndarray | None = None) -> torch.Tensor:
@@ -145,9 +201,13 @@ class BlockBootstrapGenerator(_WindowedBaseline):
             raise ConfigError(f"mean_block must be a number >= 1 (months), got {mean_block!r}")
         self.mean_block = float(mean_block)
 
-    def fit(self, history: pd.DataFrame, recession: pd.Series | None = None) -> BlockBootstrapGenerator:
-        values = self._fit_windows(history, recession)
+    def fit(self, history: pd.DataFrame, recession: pd.Series | None = None, *,
+            exclude: tuple[str, str] | None = COVID_MONTHS) -> BlockBootstrapGenerator:
+        """Fit on ``history``; ``exclude``: months left out (module docstring): a change that starts or
+        ends in them never enters the pool of blocks (``change_pool_``)."""
+        values = self._fit_windows(history, recession, exclude)
         self.changes_ = np.diff(values, axis=0)  # (M - 1, D); change m is values[m + 1] - values[m]
+        self.change_pool_ = np.flatnonzero(~(self.excluded_[1:] | self.excluded_[:-1]))  # usable change indices
         return self
 
     def generate(self, scenario: int | str | None = None, seq_length: int = 60, n_samples: int = 100, *,
@@ -160,8 +220,8 @@ class BlockBootstrapGenerator(_WindowedBaseline):
         starts = self._starts_for(scenario)
         # pool of change indices: changes inside the chosen windows (all changes when unconditional)
         if scenario is None:
-            pool = np.arange(len(self.changes_))
-        else:
+            pool = self.change_pool_
+        else:  # kept windows never overlap the excluded months
             pool = np.unique(np.concatenate([np.arange(s, s + self.seq_length - 1) for s in starts]))
         first = rng.choice(starts, size=n_samples)
         steps = seq_length - 1

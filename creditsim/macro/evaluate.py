@@ -4,7 +4,8 @@ A *generator* is anything with ``generate(scenario=None, seq_length=60, n_sample
 returning ``(n_samples, seq_length, 9)`` paths in real units: :class:`~creditsim.macro.vae.MacroVAE`,
 :class:`~creditsim.macro.baselines.VARGenerator`, :class:`~creditsim.macro.baselines.BlockBootstrapGenerator`.
 
-Real windows are all 60-month windows of the history (stride 1). Distances are computed on variables
+Real windows are all 60-month windows of the history (stride 1) but those overlapping the COVID months
+(2020-03 .. 2020-12, left out of estimation: :mod:`creditsim.macro.train`). Distances are computed on variables
 standardised with the history's mean / sd; tail statistics in readable units (pp, bp, decimals).
 """
 
@@ -20,7 +21,7 @@ import pandas as pd
 from creditsim.checkpoints import atomic_write
 from creditsim.errors import ConfigError
 from creditsim.macro import metrics as M
-from creditsim.macro.train import make_windows
+from creditsim.macro.train import COVID_MONTHS, make_windows, overlaps_months
 from creditsim.schema import validate_macro
 from creditsim.states import MACRO_VARS, SCENARIOS
 
@@ -39,10 +40,14 @@ HEADLINE_METRICS: tuple[str, ...] = (
 )
 
 
-def historical_windows(history: pd.DataFrame, seq_length: int = 60) -> np.ndarray:
-    """All ``seq_length``-month windows of the history, (N, T, 9) float64 real units, in time order."""
-
-    return make_windows(history, seq_length)[0]
+def historical_windows(history: pd.DataFrame, seq_length: int = 60,
+                       exclude: tuple[str, str] | None = COVID_MONTHS) -> np.ndarray:
+    """The ``seq_length``-month windows of the history, (N, T, 9) float64 real units, in time order,
+    without those overlapping ``exclude`` (default the COVID months, left out of every generator's
+    estimation, :mod:`creditsim.macro.train`): the reference is the history the generators learn from.
+    ``exclude=None``: all windows."""
+    windows, starts = make_windows(history, seq_length)
+    return windows[~overlaps_months(starts, seq_length, exclude)]
 
 
 def _tail_rows(paths: np.ndarray) -> dict[str, float]:

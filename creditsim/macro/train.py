@@ -19,6 +19,33 @@ Checked in this order:
 Split: blocked in time. The last ``val_fraction`` of the months (at least one window long) form the
 validation block; validation windows lie wholly inside it and training windows end before it starts,
 so no month is seen by both. Scalers (mean / sd) come from the training windows only.
+
+COVID months (decision)
+-----------------------
+:data:`COVID_MONTHS` (2020-03 .. 2020-12) are **left out of estimation**: a training window that
+overlaps them is dropped (:func:`overlaps_months`), for the VAE here and, by the same rule, for the
+VAR(1) and block-bootstrap baselines (:mod:`creditsim.macro.baselines`: no regression row or bootstrap
+change touches them). The months stay in the data (``load_macro_history``) and in start states. Why:
+
+* The shock was an administrative lockdown, not a credit-cycle recession: unemployment 3.5 % -> 14.8 %
+  in one month (2020-04) and back below 7 % by 2020-10, while bank delinquency (the default proxy)
+  *fell* under forbearance. Kept, the 67 60-month windows that contain it (starts 2015-04 .. 2020-10)
+  would add 59 severely adverse windows (more than the 58 of 2003-08 that define that type now), each
+  carrying a V the credit link does not follow; and the 2020-04 step (+10.4 pp, 63 sds of the other
+  monthly changes) alone makes the VAR(1)'s unemployment innovation sd 3.3 times larger (0.48 pp vs
+  0.15 pp a month, measured on the bundled history to 2025-09 vs to 2020-02).
+* Lenza & Primiceri (2022), "How to estimate a vector autoregression after March 2020", J. Applied
+  Econometrics 37(4): dropping the extreme observations is acceptable for *parameter estimation*; what
+  it gets wrong is the forecast variance *right after* the shock (their scale factors decay at ~0.8 a
+  month), which is irrelevant for forecasts started years later (the 2025 start state). Their
+  alternative, a time-varying variance scale on those months, would need a per-month likelihood
+  scale in the VAE's loss and estimated scale factors; dropping is the simpler honest choice.
+* The credit-link fits (:mod:`creditsim.macro.credit_link`, :mod:`creditsim.transitions.calibrate`)
+  stop in 2019-12 for the same reason (forbearance broke the macro-to-delinquency link).
+
+Cost, stated plainly: with 60-month windows, no window fits between 2021-01 and 2025-09 (57 months),
+so the VAE's windows end in 2020-02; the 2021-25 months (2022 inflation) reach the VAE only as start
+states. The baselines, which work month by month, do use 2021-25.
 """
 
 from __future__ import annotations
@@ -41,12 +68,15 @@ from creditsim.states import MACRO_VARS, SCENARIOS
 __all__ = [
     "STAGFLATION_INFLATION", "MILD_RISE", "SEVERE_RISE",
     "MacroTrainingResult", "make_windows", "peak_rise", "sahm_recession", "label_windows",
-    "blocked_split", "train_macro_vae", "load_training_history",
+    "blocked_split", "train_macro_vae", "load_training_history", "COVID_MONTHS", "in_months", "overlaps_months",
 ]
 
 STAGFLATION_INFLATION = 0.045  # mean y/y CPI over the first 24 months of the window
 MILD_RISE = 0.01  # peak unemployment rise (decimal) of an adverse window
 SEVERE_RISE = 0.03  # peak unemployment rise (decimal) of a severely adverse window
+
+#: first and last month (inclusive) left out of every generator's estimation (module docstring)
+COVID_MONTHS: tuple[str, str] = ("2020-03", "2020-12")
 
 _U = MACRO_VARS.index("unemployment_rate")
 _CPI = MACRO_VARS.index("inflation_rate")
@@ -77,6 +107,27 @@ def make_windows(history: pd.DataFrame, seq_length: int = 60, stride: int = 1) -
     starts = np.arange(0, len(frame) - seq_length + 1, stride)
     windows = np.stack([values[s:s + seq_length] for s in starts])
     return windows, frame.index[starts]
+
+
+def in_months(months: pd.DatetimeIndex, span: tuple[str, str] | None) -> np.ndarray:
+    """(M,) bool: ``True`` where a month lies in ``span`` = (first, last) inclusive (None: nowhere)."""
+    months = pd.DatetimeIndex(months).to_period("M").to_timestamp()
+    if span is None:
+        return np.zeros(len(months), dtype=bool)
+    first, last = (pd.Timestamp(m).to_period("M").to_timestamp() for m in span)
+    if first > last:
+        raise ConfigError(f"exclude: first month {first:%Y-%m} is after last month {last:%Y-%m}")
+    return np.asarray((months >= first) & (months <= last))
+
+
+def overlaps_months(starts: pd.DatetimeIndex, seq_length: int, span: tuple[str, str] | None) -> np.ndarray:
+    """(N,) bool: ``True`` where the window of ``seq_length`` months from ``starts[i]`` overlaps ``span``."""
+    if span is None:
+        return np.zeros(len(starts), dtype=bool)
+    first, last = (pd.Timestamp(m).to_period("M").to_timestamp() for m in span)
+    starts = pd.DatetimeIndex(starts).to_period("M").to_timestamp()
+    ends = starts + pd.DateOffset(months=seq_length - 1)
+    return np.asarray((starts <= last) & (ends >= first))
 
 
 def peak_rise(x: np.ndarray) -> np.ndarray:
@@ -154,10 +205,18 @@ class MacroTrainingResult:
     val_index: np.ndarray
     seconds: float = 0.0
     label_counts: dict[str, int] = field(default_factory=dict)
+    history_end: pd.Timestamp | None = None  # last month of the history given (after the ``end`` cut)
+    excluded: tuple[str, str] | None = None  # months whose overlapping windows were dropped
+    excluded_windows: int = 0
 
     def summary(self) -> pd.DataFrame:
         """Per-epoch losses as a DataFrame indexed by epoch."""
         return pd.DataFrame(self.fit.history)
+
+    @property
+    def last_window_end(self) -> pd.Timestamp:
+        """Last month of the last window trained on."""
+        return self.starts[-1] + pd.DateOffset(months=self.model.config.seq_length - 1)
 
     def metadata(self) -> dict:
         return {
@@ -165,7 +224,11 @@ class MacroTrainingResult:
             "val_windows": int(len(self.val_index)), "label_counts": self.label_counts,
             "best_epoch": int(self.fit.best_epoch), "epochs_run": int(self.fit.epochs_run),
             "best_val_loss": float(self.fit.best_val_loss), "seconds": round(self.seconds, 1),
-            "history_start": str(self.starts[0].date()), "history_end": str((self.starts[-1] + pd.DateOffset(months=self.model.config.seq_length - 1)).date()),
+            "history_start": str(self.starts[0].date()),
+            "history_end": str((self.history_end if self.history_end is not None else self.last_window_end).date()),
+            "last_window_end": str(self.last_window_end.date()),
+            "excluded_months": list(self.excluded) if self.excluded else None,
+            "excluded_windows": int(self.excluded_windows),
             "label_rule": {"stagflation_inflation": STAGFLATION_INFLATION, "mild_rise": MILD_RISE, "severe_rise": SEVERE_RISE},
         }
 
@@ -173,7 +236,8 @@ class MacroTrainingResult:
 def train_macro_vae(history: pd.DataFrame | None = None, config: MacroVAEConfig | None = None,
                     train_config: TrainConfig | None = None, *, recession: pd.Series | None = None,
                     val_fraction: float = 0.2, refit: bool = True, out: str | Path | None = None,
-                    end: str | pd.Timestamp | None = None) -> MacroTrainingResult:
+                    end: str | pd.Timestamp | None = None,
+                    exclude: tuple[str, str] | None = COVID_MONTHS) -> MacroTrainingResult:
     """Train a MacroVAE on 60-month windows of ``history`` (default: the bundled history + USREC).
 
     history: monthly macro frame (DatetimeIndex, the 9 variables, decimals). config: model config
@@ -187,6 +251,12 @@ def train_macro_vae(history: pd.DataFrame | None = None, config: MacroVAEConfig 
     zero-lower-bound period); a model that never saw it would generate from 1981-2011 levels only, while
     the baselines it is compared with are fitted on the whole history. Scalers come from the windows
     each stage trains on.
+
+    ``exclude``: (first, last) months whose overlapping windows are dropped before labelling counts,
+    the split, scalers and training (default :data:`COVID_MONTHS`, see the module docstring; None keeps
+    every window). The blocked split then runs on the months the kept windows span. The checkpoint
+    records ``history_end`` (the last month of the history given), ``last_window_end`` (the last month
+    trained on), ``excluded_months`` and ``excluded_windows``.
     """
     t0 = time.perf_counter()
     if history is None:
@@ -199,7 +269,16 @@ def train_macro_vae(history: pd.DataFrame | None = None, config: MacroVAEConfig 
     frame = validate_macro(history)
     windows, starts = make_windows(frame, config.seq_length)
     labels = label_windows(windows, starts, recession, frame)
-    tr, va = blocked_split(starts, len(frame), config.seq_length, val_fraction)
+    dropped = overlaps_months(starts, config.seq_length, exclude)
+    if dropped.all():
+        raise DataError(f"every {config.seq_length}-month window of the history overlaps the excluded months "
+                        f"{exclude[0]} .. {exclude[1]}; pass exclude=None or a longer history")
+    if dropped.any():
+        keep = np.flatnonzero(~dropped)
+        windows, starts, labels = windows[keep], starts[keep], labels[keep]
+    offsets = (starts.year - starts[0].year) * 12 + (starts.month - starts[0].month)
+    span = int(offsets[-1]) + config.seq_length  # months from the first to the last kept window's end
+    tr, va = blocked_split(starts, span, config.seq_length, val_fraction)
 
     beta, warmup = config.beta, train_config.kl_warmup
 
@@ -212,7 +291,8 @@ def train_macro_vae(history: pd.DataFrame | None = None, config: MacroVAEConfig 
         months = windows[index].reshape(-1, windows.shape[-1])
         freq = np.bincount(labels[index], minlength=config.n_scenarios).astype(np.float64)
         freq = np.maximum(freq, 0.5)  # a scenario with no training window keeps a small prior weight
-        model.set_scalers(months.mean(0), months.std(0), frame.min().to_numpy(), frame.max().to_numpy(), freq)
+        seen = windows.reshape(-1, windows.shape[-1])  # every month of the kept windows (= the frame without exclusion)
+        model.set_scalers(months.mean(0), months.std(0), seen.min(0), seen.max(0), freq)
         model.set_start_bank(windows[index, 0], labels[index])
         x_all = model.normalize(torch.as_tensor(windows, dtype=torch.float32))
         if config.linear_ar:
@@ -233,7 +313,9 @@ def train_macro_vae(history: pd.DataFrame | None = None, config: MacroVAEConfig 
     model.to("cpu").eval()
     counts = {SCENARIOS[k]: int(c) for k, c in enumerate(np.bincount(labels, minlength=config.n_scenarios))}
     res = MacroTrainingResult(model=model, fit=result, labels=labels, starts=starts, train_index=tr, val_index=va,
-                              seconds=time.perf_counter() - t0, label_counts=counts)
+                              seconds=time.perf_counter() - t0, label_counts=counts, history_end=frame.index[-1],
+                              excluded=(tuple(exclude) if exclude is not None and dropped.any() else None),
+                              excluded_windows=int(dropped.sum()))
     if out is not None:
         model.save_pretrained(out, extra={**res.metadata(), "train_config": {
             k: getattr(train_config, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "patience",

@@ -8,6 +8,7 @@ import pytest
 
 from creditsim.datasets import (
     available_fed_scenarios,
+    load_bank_loss_rates,
     load_credit_card_panel,
     load_credit_card_tape,
     load_fed_scenarios,
@@ -37,12 +38,12 @@ def _is_month_start_index(index: pd.Index) -> bool:
 def test_macro_history_shape_dtypes_and_range():
     macro = load_macro_history()
     assert list(macro.columns) == list(MACRO_VARS)
-    assert macro.shape == (480, 9)
+    assert macro.shape == (549, 9)
     assert (macro.dtypes == np.float64).all()
     assert _is_month_start_index(macro.index)
     assert macro.index.name == "reporting_month"
     assert macro.index[0] == pd.Timestamp("1980-01-01")
-    assert macro.index[-1] == pd.Timestamp("2019-12-01")
+    assert macro.index[-1] == pd.Timestamp("2025-09-01")
     assert not macro.isna().any().any()
     validate_macro(macro)  # the library's own contract: decimals, finite, all 9 present
 
@@ -91,8 +92,8 @@ def test_macro_history_transformations_reproduce_raw_fred():
     assert macro.loc["1980-03-01", "inflation_rate"] == pytest.approx(
         cpi.loc["1980-03-01"] / md.loc["1979-03-01", "CPIAUCSL"] - 1.0, rel=1e-12
     )
-    dra = read_fred_series("DRALACBS")
-    assert macro.loc["2000-08-01", "default_rate"] == pytest.approx(dra.loc["2000-07-01"] / 100, rel=1e-12)
+    dra = load_bank_loss_rates("delinquency")["all"]  # DRALACBS as fractions
+    assert macro.loc["2000-08-01", "default_rate"] == pytest.approx(dra.loc["2000-07-01"], rel=1e-12)
 
 
 def test_macro_history_backfill_mask_and_flags():
@@ -130,7 +131,7 @@ def test_macro_history_backfill_mask_and_flags():
 def test_macro_history_without_backfill_starts_when_all_observed():
     macro, mask = load_macro_history(backfill=False, return_mask=True)
     assert macro.index[0] == pd.Timestamp("1996-12-01")
-    assert len(macro) == 277 and not mask.any().any()
+    assert len(macro) == 346 and not mask.any().any()  # 1996-12 .. 2025-09
     full = load_macro_history()
     pd.testing.assert_frame_equal(macro, full.loc["1996-12":], check_freq=False)
 
@@ -148,7 +149,7 @@ def test_macro_history_window_and_copies():
     [
         ({"start": "not-a-date"}, "start"),
         ({"start": "2010-01", "end": "2000-01"}, "must not be after"),
-        ({"start": "2030-01"}, "available 1980-01 .. 2019-12"),
+        ({"start": "2030-01"}, "available 1980-01 .. 2025-09"),
         ({"backfill": "yes"}, "backfill"),
         ({"ragged": "ffill"}, "ragged"),
         ({"ragged": None}, "ragged"),

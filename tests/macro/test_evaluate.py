@@ -134,10 +134,11 @@ def test_as_paths_rejects_bad_input():
 def test_var_baseline_matches_statsmodels_and_its_implied_mean(history, recession):
     from statsmodels.tsa.api import VAR
 
-    gen = VARGenerator(1).fit(history, recession)
+    everything = VARGenerator(1).fit(history, recession, exclude=None)  # COVID months kept: statsmodels as is
     ref = VAR(history.to_numpy()).fit(1)
-    np.testing.assert_allclose(gen.coefs_, ref.coefs, rtol=1e-10)
-    np.testing.assert_allclose(gen.sigma_u_, ref.sigma_u, rtol=1e-10)
+    np.testing.assert_allclose(everything.coefs_, ref.coefs, rtol=1e-10)
+    np.testing.assert_allclose(everything.sigma_u_, ref.sigma_u, rtol=1e-10)
+    gen = VARGenerator(1).fit(history, recession)  # default: COVID rows left out (test_covid_exclusion)
     # closed form: from a fixed start x0, E[x_t] = mu + A^t (x0 - mu) with mu = (I - A)^-1 c. (The VAR is
     # close to a unit root -- largest eigenvalue ~0.995 -- so even 400 months do not forget the start.)
     x0 = history.to_numpy()[-1]
@@ -169,7 +170,7 @@ def test_var_generate_is_seeded_and_starts_from_real_months(history, recession):
     assert torch.equal(a, gen.generate(scenario=2, n_samples=20, seed=3))
     assert a.shape == (20, 60, 9)
     windows = historical_windows(history)
-    starts = windows[gen.window_labels_ == 2][:, :2]
+    starts = windows[gen.window_labels_ == 2][:, :2]  # both without the COVID-overlapping windows
     for path in a.numpy():
         assert np.abs(starts - path[:2]).max(axis=(1, 2)).min() < 1e-12
 
