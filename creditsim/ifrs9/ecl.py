@@ -51,6 +51,10 @@ from creditsim.loans.schedule import AMORTIZATION_CODES
 
 __all__ = ["EclResult", "expected_credit_loss", "audit_chunks", "effective_eir", "contract_balance"]
 
+#: audit table columns: scenario index, period k (0 = a Stage 3 loan's single row at the reporting date),
+#: its first / last month after the reporting date, tau (default time, years), survival (neither defaulted
+#: nor prepaid at the period start), marginal_pd (all-cause survival x default-only hazard), ead, lgd,
+#: discount_factor, ecl (their product) and in_12m (the period counts towards the 12-month ECL)
 AUDIT_COLUMNS = ("loan_id", "scenario", "period", "month_start", "month_end", "tau_years", "survival",
                  "marginal_pd", "ead", "lgd", "discount_factor", "ecl", "in_12m")
 
