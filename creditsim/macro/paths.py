@@ -48,7 +48,8 @@ class MacroPaths:
         scenarios: ``(S,)`` scenario index of each path (0 baseline .. 3 stagflation).
         dates: ``(T,)`` month starts; month 0 is the start month.
         source: what generated them (e.g. ``"vae"``, ``"fed:2026:severely_adverse"``).
-        start: where month 0 comes from (e.g. ``"history 2025-09, default_rate held from 2019-12"``).
+        start: where month 0 comes from (e.g. ``"history 2025-09"``; a variable whose series ended
+            before that month would add ``", <var> held from <month>"``).
         anchors: for fed and narrative sources, the values every path meets exactly: a table with
             columns ``scenario`` (the scenario whose paths carry the row, or ``"all"``), ``variable``,
             ``month`` (0-based position, ``dates[month]``) and ``value`` (decimals); None otherwise.

@@ -2,13 +2,16 @@
 
     python -m creditsim.macro.pretrained [--out DIR] [--epochs N] [--quiet]
 
-Trains :data:`SHIPPED_CONFIG` on the bundled monthly history 1980-2019 (``load_macro_history``) with
-the scenario labels of :mod:`creditsim.macro.train`: stage 1 on the training block with early
-stopping on the validation block (the last 20 % of the months), stage 2 a refit on all windows for
-the best epoch count. Deterministic for a fixed seed on one machine (CPU, one thread). The checkpoint is
+Trains :data:`SHIPPED_CONFIG` on the bundled monthly history 1980-01 .. 2025-09 (``load_macro_history``)
+with the scenario labels of :mod:`creditsim.macro.train`, leaving out the 67 windows that overlap the
+COVID months 2020-03 .. 2020-12 (decision and reasons in :mod:`creditsim.macro.train`; the checkpoint's
+``training`` records ``history_end`` 2025-09, ``last_window_end`` 2020-02 and ``excluded_months``):
+stage 1 on the training block with early stopping on the validation block (the last 20 % of the
+months the kept windows span), stage 2 a refit on all kept windows for the best epoch count. Deterministic for a fixed seed on one machine (CPU, one thread). The checkpoint is
 safetensors + JSON (~60 kB).
 
-Choices, measured on the evaluation table (``creditsim eval macro``) while building this:
+Choices, measured on the evaluation table (``creditsim eval macro``) while building this (on the
+1980-2019 history; the 2025-09 retrain keeps them):
 
 * Small model (1-layer LSTMs, hidden 32, latent 8): ~470 distinct months of history.
 * ``beta = 1`` with 0.02 free nats per latent dimension: with ``beta = 0.5`` / 0.1 free nats the latent

@@ -222,7 +222,13 @@ def test_simulate_labels_narrative_paths_with_their_scenario_and_clusters_the_er
     np.testing.assert_array_equal(picked.scenarios, mp.scenarios)  # simulate and macro_paths agree
     assert picked.clusters is not None and np.unique(picked.clusters).size < 64
     se = named.standard_errors()["expected_loss"]
-    assert se > measures.expected_value_se(named.portfolio_losses)
+    # the reported error is the cluster-robust one (delete-a-cluster jackknife over the SMC ancestors), not
+    # the i.i.d. formula. Which of the two is larger is noise at 64 paths (measures: "a ratio below 1 is
+    # noise"): with the 2025-09 MacroVAE, seeds 1 / 2 / 3 give ratios 0.86 / 1.08 / 1.31 (22 / 21 / 18
+    # clusters), so one seed cannot test the direction; the 400-path measurement in risk.measures does.
+    assert np.unique(named.clusters).size < 64
+    assert se == pytest.approx(measures.expected_value_se(named.portfolio_losses, clusters=named.clusters))
+    assert se != pytest.approx(measures.expected_value_se(named.portfolio_losses), rel=1e-3)
     assert named.summary().loc["portfolio", "expected_loss_se"] == pytest.approx(se)
 
 
