@@ -25,7 +25,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from creditsim.errors import ConfigError, DataError
-from creditsim.macro.credit_link import LINK_VARIABLES, _aligned, _no_macro, fit_credit_link
+from creditsim.macro.credit_link import LINK_VARIABLES, fit_credit_link, no_macro_fit, quarterly_frame
 from creditsim.rng import numpy_generator
 
 __all__ = ["rolling_backtest", "compare_to_baseline", "asset_class_backtest", "DEFAULT_ORIGINS"]
@@ -50,7 +50,7 @@ def rolling_backtest(rate: pd.Series, macro: pd.DataFrame, origins: Sequence[str
     origins: quarter starts ("YYYY-MM"); an origin with no realised quarter after it is skipped."""
     if horizon < 1:
         raise ConfigError(f"horizon must be a positive number of quarters, got {horizon}")
-    frame = _aligned(rate, macro, list(variables), None)
+    frame = quarterly_frame(rate, macro, list(variables), None)
     rows = []
     for origin in origins:
         o = pd.Timestamp(origin)
@@ -58,7 +58,7 @@ def rolling_backtest(rate: pd.Series, macro: pd.DataFrame, origins: Sequence[str
         if after.empty:
             continue
         history = frame.loc[:o, "y"]
-        a0, phi0 = _no_macro(history)
+        a0, phi0 = no_macro_fit(history)
         q0 = float(norm.ppf(history.iloc[-1]))
         err_base = []
         for y in after["y"].to_numpy():

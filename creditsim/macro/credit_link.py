@@ -72,7 +72,7 @@ from creditsim.macro.sensitivity import OVERLAY_VARS, UNEMPLOYMENT_CHANGE, deriv
 from creditsim.states import MACRO_VARS
 
 __all__ = ["LINK_VARIABLES", "EXPECTED_SIGNS", "CreditLink", "fit_credit_link", "quarterly_means",
-           "backtest_credit_link"]
+           "backtest_credit_link", "quarterly_frame", "no_macro_fit"]
 
 #: macro drivers of the link: the labour market (the 12-month rise in unemployment), credit conditions,
 #: activity, collateral and the rate level
@@ -168,7 +168,7 @@ def _quarters(x: np.ndarray) -> np.ndarray:
     return x[:, : 3 * n_q].reshape(x.shape[0], n_q, 3, x.shape[2]).mean(axis=2)
 
 
-def _aligned(rate: pd.Series, macro: pd.DataFrame, variables: Sequence[str], end: str | None) -> pd.DataFrame:
+def quarterly_frame(rate: pd.Series, macro: pd.DataFrame, variables: Sequence[str], end: str | None) -> pd.DataFrame:
     """Quarterly frame ``[y, *variables]`` on the quarters both cover (up to ``end``)."""
     if not isinstance(rate, pd.Series) or not isinstance(rate.index, pd.DatetimeIndex):
         raise DataError("rate: expected a pandas Series with a DatetimeIndex (quarterly, fractions)")
@@ -206,7 +206,7 @@ def fit_credit_link(rate: pd.Series, macro: pd.DataFrame, variables: Sequence[st
     from statsmodels.tsa.ar_model import AutoReg
 
     keep = list(variables)
-    frame = _aligned(rate, macro, keep, end)
+    frame = quarterly_frame(rate, macro, keep, end)
     ref = derived_frame(standardise if standardise is not None else macro.loc[:"2019-12"])
     q = norm.ppf(np.clip(frame["y"].to_numpy(), _EPS, 1 - _EPS))
     dropped: list[str] = []
@@ -240,14 +240,14 @@ def backtest_credit_link(rate: pd.Series, macro: pd.DataFrame, origin: str, hori
     partial adjustment with no macro terms: the rate drifts to its sample mean). Returns a frame indexed by
     quarter: ``realised``, ``link``, ``no_macro`` (fractions)."""
     link = fit_credit_link(rate, macro, variables, end=origin)
-    frame = _aligned(rate, macro, link.variables, None)
+    frame = quarterly_frame(rate, macro, link.variables, None)
     after = frame.loc[frame.index > pd.Timestamp(origin)].iloc[:horizon]
     if after.empty:
         raise DataError(f"backtest: no realised quarters after {origin}")
     start = float(frame.loc[:origin, "y"].iloc[-1])
     z = (after[list(link.variables)].to_numpy() - np.array(link.mean)) / np.array(link.sd)
     q, q0 = norm.ppf(start), norm.ppf(start)
-    fit_no = _no_macro(frame.loc[:origin, "y"])
+    fit_no = no_macro_fit(frame.loc[:origin, "y"])
     link_path, base_path = [], []
     for row in z:
         q = link.intercept + link.persistence * q + float((row * np.array(link.coef)).sum())
@@ -258,7 +258,7 @@ def backtest_credit_link(rate: pd.Series, macro: pd.DataFrame, origin: str, hori
                         index=after.index)
 
 
-def _no_macro(y: pd.Series) -> tuple[float, float]:
+def no_macro_fit(y: pd.Series) -> tuple[float, float]:
     """(intercept, persistence) of the probit AR(1) without macro terms, by OLS."""
     q = norm.ppf(np.clip(y.to_numpy(), _EPS, 1 - _EPS))
     X = np.column_stack([np.ones(len(q) - 1), q[:-1]])
