@@ -15,7 +15,9 @@ today starts), ``n_paths`` paths ``horizon`` months ahead; for each candidate fa
 of the paths, per variable; ``factor_v`` is where that coverage reaches ``level``, linear between grid
 points (the largest grid value when it never does, 1 when it already does at 1 -- never below 1: an
 in-sample check cannot justify *narrower* bands than the likelihood's). In-sample origins flatter the
-model (it has seen those months), so the factors are if anything too small.
+model (it has seen those months), so the factors are if anything too small. Origins whose forecast
+months overlap the COVID months (2020-03 .. 2020-12) are skipped, the decision every generator's
+estimation follows (:mod:`creditsim.macro.train`): with the history to 2025-09 only the 2020-01 origin.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ import numpy as np
 import pandas as pd
 
 from creditsim.errors import ConfigError, DataError
+from creditsim.macro.train import COVID_MONTHS, overlaps_months
 from creditsim.rng import MACRO, int_seed
 
-__all__ = ["calibrate_dispersion", "DISPERSION_GRID", "DISPERSION_KEY"]
+__all__ = ["calibrate_dispersion", "calibration_origins", "DISPERSION_GRID", "DISPERSION_KEY"]
 
 #: candidate factors (applied to every variable at once)
 DISPERSION_GRID: tuple[float, ...] = (1.0, 1.25, 1.5, 2.0, 2.5)
@@ -38,12 +41,14 @@ DISPERSION_KEY = 0xD15
 
 def calibrate_dispersion(model, history: pd.DataFrame, *, horizon: int = 12, step: int = 12, n_paths: int = 200,
                          grid: Sequence[float] = DISPERSION_GRID, level: float = 0.9, seed: int = 0,
-                         warmup: int = 24) -> np.ndarray:
+                         warmup: int = 24, exclude: tuple[str, str] | None = COVID_MONTHS) -> np.ndarray:
     """``(D,)`` dispersion factors for ``model`` in ``model.config.variables`` order (module docstring).
 
     history: the monthly training history (real units, decimals) with the model's variables; origins are
-    every ``step``-th month from ``warmup`` months in to ``horizon`` months before its end. The model's
-    own dispersion is restored before returning; set the result with :meth:`MacroVAE.set_dispersion`.
+    every ``step``-th month from ``warmup`` months in to ``horizon`` months before its end, except those
+    whose ``horizon + 1`` months overlap ``exclude`` (default the COVID months, left out of every
+    generator's estimation: :mod:`creditsim.macro.train`; None keeps all). The model's own dispersion is
+    restored before returning; set the result with :meth:`MacroVAE.set_dispersion`.
     """
     variables = list(model.config.variables)
     missing = [v for v in variables if v not in history.columns]
@@ -55,7 +60,7 @@ def calibrate_dispersion(model, history: pd.DataFrame, *, horizon: int = 12, ste
     if not grid or grid[0] < 1.0:
         raise ConfigError(f"grid: expected factors >= 1, got {grid!r}")
     frame = history[variables].dropna()
-    rows = np.arange(warmup, len(frame) - horizon, step)
+    rows = calibration_origins(frame.index, horizon=horizon, step=step, warmup=warmup, exclude=exclude)
     if len(rows) < 5:
         raise DataError(f"history: {len(frame)} months give {len(rows)} calibration origins; at least 5 needed")
     values = frame.to_numpy(np.float64)
@@ -79,6 +84,13 @@ def calibrate_dispersion(model, history: pd.DataFrame, *, horizon: int = 12, ste
     finally:
         model.dispersion = saved
     return _crossing(np.asarray(grid), coverage, level)
+
+
+def calibration_origins(months: pd.DatetimeIndex, *, horizon: int = 12, step: int = 12, warmup: int = 24,
+                        exclude: tuple[str, str] | None = COVID_MONTHS) -> np.ndarray:
+    """Row positions of the calibration origins in ``months`` (see :func:`calibrate_dispersion`)."""
+    rows = np.arange(warmup, len(months) - horizon, step)
+    return rows[~overlaps_months(pd.DatetimeIndex(months)[rows], horizon + 1, exclude)]
 
 
 def _crossing(grid: np.ndarray, coverage: np.ndarray, level: float) -> np.ndarray:

@@ -108,3 +108,20 @@ def test_vae_training_drops_overlapping_windows_and_records_them(full):
     assert res.starts[res.val_index][0] >= pd.Timestamp("2012-01-01") and len(res.val_index) > 0
     with pytest.raises(DataError, match="overlaps the excluded months"):
         train_macro_vae(history.loc["2016-01":], cfg, tc, recession=recession)
+
+
+def test_dispersion_calibration_skips_origins_whose_forecast_touches_covid(full):
+    from creditsim.macro.dispersion import calibration_origins
+
+    history, _ = full
+    months = history.index
+    rows = calibration_origins(months)
+    every = calibration_origins(months, exclude=None)
+    assert np.array_equal(every, np.arange(24, len(months) - 12, 12))
+    # origins are Januaries; only 2020-01's 12-month forecast (2020-01 .. 2021-01) reaches into COVID
+    dropped = months[np.setdiff1d(every, rows)]
+    assert list(dropped.strftime("%Y-%m")) == ["2020-01"]
+    assert not overlaps_months(months[rows], 13, COVID_MONTHS).any()
+    # a history that ends before COVID keeps every origin (the 2019-12 calibration is unchanged)
+    pre = months[months <= pd.Timestamp("2019-12-01")]
+    assert np.array_equal(calibration_origins(pre), np.arange(24, len(pre) - 12, 12))
