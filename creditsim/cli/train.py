@@ -35,8 +35,9 @@ def train_macro(
     end: str = typer.Option(None, "--end", help="train on the history up to this month only, e.g. 2014-12 "
                             "(out-of-time evaluation)"),
 ) -> None:
-    """Train a MacroVAE on 60-month windows of the bundled 1980-2019 history (defaults: the shipped
-    configuration, see ``creditsim.macro.pretrained``)."""
+    """Train a MacroVAE on 60-month windows of the bundled 1980-01 .. 2025-09 history, windows overlapping
+    the COVID months 2020-03 .. 2020-12 left out (defaults: the shipped configuration, see
+    ``creditsim.macro.pretrained``)."""
     from dataclasses import replace
 
     from creditsim.macro.train import train_macro_vae
