@@ -11,6 +11,7 @@ successful run leaves no temp/backup siblings behind.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -87,8 +88,11 @@ def test_fault_keeps_old_or_new_result(setup, tmp_path, point, signal_name):
     user_note = tmp_path / "notes.txt"  # a user's file next to the run must survive everything
     user_note.write_text("mine")
     env = {**os.environ, "CREDITSIM_FAULT_POINT": point, "CREDITSIM_FAULT_SIGNAL": signal_name}
+    # SIGINT at its default: a shell that starts the suite in the background (``make test &``) leaves it
+    # ignored, and a child inherits that, so the interrupt would never arrive
     proc = subprocess.run([sys.executable, "-m", "creditsim", *_args(tape, deal, out, 2)], env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.returncode != 0, f"fault point {point!r} was never reached"
     if signal_name == "INT":
         assert "Traceback" not in proc.stderr
