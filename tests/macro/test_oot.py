@@ -75,6 +75,11 @@ def test_same_seed_is_bit_identical_and_the_model_cache_reproduces_it(fast_run, 
     other = evaluate_oot(origins=["2010-12"], epochs=1, n_samples=50, seed=1)
     first = fast_run.scores[fast_run.scores.origin == "2010-12"].reset_index(drop=True)
     assert not np.allclose(other.scores["crps"], first["crps"])
+    # dispersion: the cached model is calibrated on its own window before forecasting, and says so
+    wide = evaluate_oot(**{**FAST, "origins": ["2010-12"]}, models_dir=tmp_path / "models", dispersion=True)
+    factors = np.array(wide.settings["vae_dispersion"]["2010-12"])
+    assert (factors >= 1).all() and fast_run.settings["vae_dispersion"]["2010-12"] == [1.0] * 9
+    assert not np.allclose(wide.scores["crps"], first["crps"]) or (factors == 1).all()
 
 
 @pytest.mark.parametrize("kwargs, match", [
