@@ -291,7 +291,7 @@ class StressResult:
                 ax.fill_between(q, lo, hi, color=line.get_color(), alpha=0.15)
             ax.set_title(cls, fontsize=9)
             ax.set_xlabel("quarter")
-            ax.set_ylabel("loss, % of avg balance")
+            ax.set_ylabel(f"quarterly loss, % of {self.quarters}-quarter avg balance", fontsize=8)
         for ax in axes.ravel()[n_g:]:
             ax.set_visible(False)
         axes.ravel()[0].legend(fontsize=7)
