@@ -88,6 +88,10 @@ def test_built_wheel_runs_the_cli_outside_the_source_tree(tmp_path: Path) -> Non
     helped = subprocess.run([py, "-m", "creditsim", "--help"], cwd=run, env=env, capture_output=True, text=True,
                             timeout=120)
     assert helped.returncode == 0 and "simulate" in helped.stdout, helped.stderr[-1500:]
+    exported = subprocess.run([py, "-m", "creditsim", "examples", "--out", "ex"], cwd=run, env=env, capture_output=True,
+                              text=True, timeout=120)
+    assert exported.returncode == 0, exported.stderr[-1500:]
+    assert (run / "ex" / "loans_example.parquet").is_file() and (run / "ex" / "run_config.yaml").is_file()
     code = ("from creditsim.examples import example_path; import pandas as pd; import creditsim as cs; "
             "loans = pd.read_parquet(example_path('loans_example.parquet')).head(50); "
             "r = cs.simulate(loans, cs.load_deal(example_path('example_clo.yaml')), n_simulations=8, "
