@@ -8,8 +8,8 @@ baseline's in only 62 % of paths, and its baseline drifted 1.5 pp up in unemploy
 baseline is flat.
 
 Method (decision): scenario paths from a given start are the VAE's baseline dynamics for the
-*dispersion* (each path's deviation from the VAE's central path: coherent co-movement learnt from
-1980-2019), around an explicit central path per scenario:
+*dispersion* (each path's deviation from the VAE's central path: coherent co-movement learnt from the
+1980-01..2020-02 windows, the COVID months left out), around an explicit central path per scenario:
 
     path_s(t) = start + consensus(t) + severity * offset_s(t - onset) + (vae_path(t) - vae_centre(t))
 
