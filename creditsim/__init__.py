@@ -2,7 +2,8 @@
 
 The pipeline, one package per stage (``docs/architecture.md`` draws it)::
 
-    datasets -> macro -> transitions -> loans -> deal -> risk        (ratings beside, for rated exposures)
+    datasets -> macro -> transitions -> loans -> deal -> risk        (ratings beside, for rated exposures;
+                                                                      ifrs9 for expected credit loss)
 
 Public names are imported lazily (PEP 562, :mod:`creditsim.lazy`) so that ``import creditsim`` stays
 cheap and a command that needs only the data layer does not pay for torch.
@@ -67,5 +68,10 @@ __getattr__, __dir__, _public = attach(__name__, {
     "PDTermStructure": "creditsim.ratings.lifetime",
     "ttc_term_structure": "creditsim.ratings.lifetime",
     "path_term_structure": "creditsim.ratings.lifetime",
+    # 7 expected credit loss (IFRS 9 / CECL)
+    "expected_credit_loss": "creditsim.ifrs9.ecl",
+    "EclResult": "creditsim.ifrs9.ecl",
+    "EclSettings": "creditsim.ifrs9.settings",
+    "EclLoans": "creditsim.ifrs9.loans",
 })
 __all__ = ["__version__", *_public]

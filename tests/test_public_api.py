@@ -10,7 +10,7 @@ import sys
 import pytest
 
 PACKAGES = ["creditsim", "creditsim.macro", "creditsim.transitions", "creditsim.loans", "creditsim.deal",
-            "creditsim.risk", "creditsim.nn", "creditsim.ratings", "creditsim.datasets"]
+            "creditsim.risk", "creditsim.nn", "creditsim.ratings", "creditsim.datasets", "creditsim.ifrs9"]
 
 
 @pytest.mark.parametrize("package", PACKAGES)
