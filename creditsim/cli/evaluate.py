@@ -38,13 +38,16 @@ def eval_macro(
     seed: int = typer.Option(0, "--seed", help="--oot: the seed every training and sampling stream derives from"),
     dispersion: bool = typer.Option(False, "--dispersion", help="--oot: calibrate each origin's VAE path dispersion "
                                     "on its own training window first (creditsim.macro.dispersion)"),
+    endpoint_months: int = typer.Option(None, "--endpoint-months", help="--oot: the VAE's backbone rests at the mean "
+                                        "of the last N months before each origin (shifting endpoint)"),
 ) -> None:
     """Print the evaluation table (VAE, VAR, bootstrap, history) and the scenario-ordering table; with
     ``--oot`` the out-of-time CRPS, energy-score and coverage tables instead."""
     if oot:
         if checkpoint is not None or plot is not None:
             raise ConfigError("--checkpoint and --plot are not used with --oot (each origin trains its own model)")
-        _eval_macro_oot(origins, epochs, _parse_horizons(horizons), n_samples, seed, models_dir, csv, device, dispersion)
+        _eval_macro_oot(origins, epochs, _parse_horizons(horizons), n_samples, seed, models_dir, csv, device, dispersion,
+                        endpoint_months)
         return
 
     from creditsim.checkpoints import atomic_write
@@ -106,7 +109,8 @@ def _parse_horizons(text: str) -> tuple[int, ...]:
 
 
 def _eval_macro_oot(origins: int, epochs: int | None, horizons: tuple[int, ...], n_samples: int, seed: int,
-                    models_dir: Path | None, csv: Path | None, device: str, dispersion: bool = False) -> None:
+                    models_dir: Path | None, csv: Path | None, device: str, dispersion: bool = False,
+                    endpoint_months: int | None = None) -> None:
     """``eval macro --oot``: run :func:`creditsim.macro.oot.evaluate_oot` with a progress bar, print the tables."""
     from rich.progress import (
         BarColumn,
@@ -136,7 +140,8 @@ def _eval_macro_oot(origins: int, epochs: int | None, horizons: tuple[int, ...],
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("oot", total=origins, last="training + scoring")
         res = evaluate_oot(origins, horizons, n_samples=n_samples, epochs=epochs, seed=seed, models_dir=models_dir,
-                           on_origin=lambda o: bar.update(task, advance=1, last=f"{o} done"), dispersion=dispersion)
+                           on_origin=lambda o: bar.update(task, advance=1, last=f"{o} done"), dispersion=dispersion,
+                           endpoint_months=endpoint_months)
     _print_oot(res)
     if csv is not None:
         atomic_write(csv, lambda p: res.long_frame().to_csv(p, index=False))

@@ -596,7 +596,7 @@ class MacroVAE(nn.Module):
     @serial_torch()  # small step-by-step ops: one thread, no idle-thread spinning (creditsim.threads)
     def generate_conditional(self, conditions: Mapping[str, Any], seq_length: int = 60, n_samples: int = 100, *,
                              scenario: int | str | None = None, seed: int | None = None, start: str = "auto",
-                             n_particles: int | None = None) -> torch.Tensor:
+                             n_particles: int | None = None, endpoint: np.ndarray | None = None) -> torch.Tensor:
         """Sample paths that meet every condition exactly.
 
         conditions: ``{var_name: {'month': int, 'value': float}}`` or ``{var_name: [{...}, ...]}``;
@@ -605,6 +605,9 @@ class MacroVAE(nn.Module):
         proportion to their training frequency times how well they explain the conditions.
         start: as in :meth:`generate` (with ``"history"`` the start month is a historical one, drawn
         in proportion to how well it explains the conditions; a condition at month 0 overrides it).
+        endpoint: optional ``(D,)`` real-unit levels (config order) the linear backbone rests at instead
+        of its training means -- a shifting endpoint (Kozicki & Tinsley 2001, J. Monetary Econ. 47(3)),
+        e.g. a recent 5-10 year average when rates have left their 1980-2019 range; None = as trained.
         Returns (n_samples, seq_length, n_vars) float32 in real units.
 
         Method (sequential Monte Carlo with the conditions as observations): ``n_particles`` paths
@@ -672,7 +675,8 @@ class MacroVAE(nn.Module):
             floor_std = self.normalize(floor)
             x_prev = torch.zeros(P, 1, D, device=dev)
             path = torch.empty(P, seq_length, D, device=dev)
-            guide = self._guide({m: {j: v[0] for j, v in c.items()} for m, c in by_month.items()})
+            shift = self._endpoint_shift(endpoint)
+            guide = self._guide({m: {j: v[0] for j, v in c.items()} for m, c in by_month.items()}, shift)
             log_w = torch.zeros(P, dtype=torch.float64, device=dev)  # importance weights since the last resampling
             log_psi = torch.zeros(P, dtype=torch.float64, device=dev)  # the twist at the previous month
             ess: list[float] = []
@@ -682,6 +686,8 @@ class MacroVAE(nn.Module):
                 out, state = self.decoder.lstm(self.decoder.step_inputs(x_prev, first, z, s_emb), state)
                 mean, scale = self.decoder.emit(out, x_prev, s)  # (P, 1, D) each
                 mean, scale = mean[:, 0], scale[:, 0] * self.dispersion
+                if shift is not None:
+                    mean = mean + shift
                 eps = torch.randn(P, D, generator=g, device=dev)
                 user = by_month.get(t, {})
                 msg = None if guide is None else guide.message(t, scale.double() ** 2)
@@ -746,7 +752,17 @@ class MacroVAE(nn.Module):
             return pick[torch.randperm(P, generator=g, device=log_w.device)[:n_samples]]
         return torch.arange(n_samples, device=log_w.device) * k  # one particle per group keeps the drawn starts
 
-    def _guide(self, anchors: dict[int, dict[int, float]]) -> LinearGuide | None:
+    def _endpoint_shift(self, endpoint: np.ndarray | None) -> torch.Tensor | None:
+        """``(D,)`` standardised change of the one-step mean that moves the linear backbone's resting
+        point from its training mean to ``endpoint`` ((D,) real units, config order): a shifting
+        endpoint (Kozicki & Tinsley 2001), ``-W m - b - d_0`` with ``x_t - x_{t-1} = W x_{t-1} + b + d_s``."""
+        if endpoint is None or self.decoder.linear_ar is None:
+            return None
+        m = self.normalize(torch.as_tensor(np.asarray(endpoint, dtype=np.float32), device=self.device))
+        W, b = self.decoder.linear_ar.weight, self.decoder.linear_ar.bias
+        return -(W @ m) - b - self.decoder.scenario_drift[0]
+
+    def _guide(self, anchors: dict[int, dict[int, float]], shift: torch.Tensor | None = None) -> LinearGuide | None:
         """The look-ahead guide (:mod:`creditsim.macro.guidance`) for anchors after month 0, or None."""
         if not any(m > 0 for m in anchors):
             return None
@@ -756,6 +772,8 @@ class MacroVAE(nn.Module):
         if self.decoder.linear_ar is not None:  # the frozen backbone: x_t = (I + B) x_{t-1} + c + c_s
             A = A + self.decoder.linear_ar.weight.double()
             drift = drift + self.decoder.linear_ar.bias.double() + self.decoder.scenario_drift.double()
+        if shift is not None:
+            drift = drift + shift.double()[None, :]
         return LinearGuide(A, drift, self.decoder.unit_tril().double(), anchors)
 
     @staticmethod

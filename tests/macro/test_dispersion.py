@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from creditsim.errors import CheckpointError, ConfigError, DataError
 from creditsim.macro.dispersion import _crossing, calibrate_dispersion
@@ -78,3 +79,29 @@ def test_dispersion_survives_a_checkpoint_round_trip_and_bad_values_are_refused(
     (tmp_path / "m" / "scalers.json").write_text(json.dumps(scalers))
     with pytest.raises(CheckpointError, match="dispersion"):
         MacroVAE.from_pretrained(tmp_path / "m")
+
+
+def test_shifting_endpoint_moves_the_paths_resting_point_and_none_changes_nothing(vae: MacroVAE) -> None:
+    """``endpoint`` moves the linear backbone's resting point (Kozicki & Tinsley's shifting endpoint):
+    at the backbone's own baseline resting point the shift is zero, so the paths are those without
+    it; a lower endpoint for the policy rate and the 10-year yield lowers their 5-year medians."""
+    from creditsim.datasets import macro_state
+
+    state = macro_state("2019-12")
+    order = list(vae.config.variables)
+    cond = {v: {"month": 0, "value": float(state[v])} for v in order}
+    kw = dict(seq_length=61, n_samples=200, scenario=0, start="model", seed=3)
+    plain = vae.generate_conditional(cond, **kw).double().numpy()
+    np.testing.assert_array_equal(plain, vae.generate_conditional(cond, endpoint=None, **kw).double().numpy())
+    W = vae.decoder.linear_ar.weight.double()
+    rest_std = torch.linalg.solve(W, -(vae.decoder.linear_ar.bias.double() + vae.decoder.scenario_drift[0].double()))
+    rest = (rest_std * vae.x_std.double() + vae.x_mean.double()).numpy()
+    assert float(vae._endpoint_shift(rest).abs().max()) < 1e-4
+    np.testing.assert_allclose(vae.generate_conditional(cond, endpoint=rest, **kw).double().numpy(), plain, atol=1e-3)
+    low = rest.copy()
+    for var in ("policy_rate", "yield_10y"):
+        low[order.index(var)] -= 0.03
+    shifted = vae.generate_conditional(cond, endpoint=low, **kw).double().numpy()
+    for var in ("policy_rate", "yield_10y"):
+        j = order.index(var)
+        assert np.median(shifted[:, 60, j]) < np.median(plain[:, 60, j]) - 0.005, var

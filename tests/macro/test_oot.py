@@ -80,6 +80,11 @@ def test_same_seed_is_bit_identical_and_the_model_cache_reproduces_it(fast_run, 
     factors = np.array(wide.settings["vae_dispersion"]["2010-12"])
     assert (factors >= 1).all() and fast_run.settings["vae_dispersion"]["2010-12"] == [1.0] * 9
     assert not np.allclose(wide.scores["crps"], first["crps"]) or (factors == 1).all()
+    # a local endpoint changes the VAE's forecasts and nothing else
+    local = evaluate_oot(**{**FAST, "origins": ["2010-12"]}, models_dir=tmp_path / "models", endpoint_months=60)
+    vae_rows = local.scores.generator == "MacroVAE"
+    assert not np.allclose(local.scores.loc[vae_rows, "crps"], first.loc[first.generator == "MacroVAE", "crps"])
+    np.testing.assert_array_equal(local.scores.loc[~vae_rows, "crps"], first.loc[first.generator != "MacroVAE", "crps"])
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -89,6 +94,7 @@ def test_same_seed_is_bit_identical_and_the_model_cache_reproduces_it(fast_run, 
     ({"origins": 2, "horizons": (0,)}, "positive whole months"),
     ({"origins": 2, "n_samples": 1}, "n_samples"),
     ({"origins": 2, "epochs": 0}, "epochs must be"),
+    ({"origins": 2, "endpoint_months": 3}, "endpoint_months must be an integer >= 12"),
 ])
 def test_bad_arguments_raise_config_errors(kwargs, match):
     with pytest.raises(ConfigError, match=match):
