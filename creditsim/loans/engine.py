@@ -48,8 +48,9 @@ A floating loan's coupon follows the scenario's index (the policy rate) one for 
 ``t`` = its all-in rate at the cut-off + ``d_t``, ``d_t`` = index at ``t`` minus index at the cut-off
 (``index_shift``, per scenario and month). Interest is linear in the coupon, so a loan's interest at the
 reset coupon is its contractual interest ``I`` times ``1 + d_t / c`` (``c`` its annual coupon at the
-cut-off; arrears interest settled on a cure is paid at the current coupon too, a simplification). The engine tabulates one more flow,
-``B = round(I / c)`` (whole cents; 0 for fixed loans), which the pool sums exactly like the others,
+cut-off; arrears interest settled on a cure is paid at the current coupon too, a simplification). The
+engine tabulates one more flow, ``B = round(I / c)`` (whole cents; 0 for fixed loans), which the pool
+sums exactly like the others,
 and adds ``round(d_t x B)`` to the pool's interest per scenario, month (and group): an elementwise
 product after the exact sums, so the reproducibility guarantees hold (grouped and ungrouped interest
 totals can differ by under a cent per group and month, from that rounding). Decisions: the principal
@@ -429,7 +430,8 @@ def _month_step_pool(
     instalment, summed for all scenarios at once by one matrix product) or an absorbed loan (no flows).
     Only the other loan-months -- roll-forwards, cures, exits, delinquent months; a few percent --
     are sampled in full and gathered individually. ``current_flows`` is ``(L_b, G * F)``: the
-    CURRENT->CURRENT flows of each loan placed in its group's columns (F flows, see :func:`_month_step`). A loan paying its last
+    CURRENT->CURRENT flows of each loan placed in its group's columns (F flows, see :func:`_month_step`).
+    A loan paying its last
     instalment this month (``not_maturing`` False) is an event too, since it becomes MATURED. ``x`` and
     ``c`` are updated in place (quiet loan-months keep their state).
 
