@@ -179,7 +179,7 @@ class PoolCashflows:
 
 
 # ---------------------------------------------------------------------------- preparation
-def _history(book: LoanBook, index: np.ndarray, n_months: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def contractual_history(book: LoanBook, index: np.ndarray, n_months: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Contractual balance and cumulative interest by month index ``k = -4 .. T-1`` for some loans.
 
     Returns ``(cb (L_b, T+4), ci (L_b, T+4), m (L_b,))`` in whole cents: ``cb[:, k+4]`` is the
@@ -205,7 +205,7 @@ def _history(book: LoanBook, index: np.ndarray, n_months: int, dev: torch.device
     return (torch.from_numpy(cb).to(dev), torch.from_numpy(ci).to(dev), torch.from_numpy(m).to(dev))
 
 
-class _MonthTables:
+class MonthTables:
     """Flows and next states of month ``t`` for every (loan, c, y) of a loan block.
 
     ``c`` is the loan's cash state at the start of the month: the number of missed instalments (0..3)
@@ -372,10 +372,10 @@ def _month_step(
 
     Args:
         u: ``(s, L_b)`` float32 uniforms; x / c: ``(s, L_b)`` int64 chain and cash states at the start
-            of the month (see :class:`_MonthTables`).
+            of the month (see :class:`MonthTables`).
         row_base: ``(s, L_b)`` int64 threshold row of state 0 for each (scenario, loan).
         thresholds: ``(6, n_rows)`` float32 cumulative thresholds, threshold-major (one gather each).
-        flow_table / next_table / next_c: from :class:`_MonthTables`; loan_base ``(s, L_b)`` = ``loan * 49``.
+        flow_table / next_table / next_c: from :class:`MonthTables`; loan_base ``(s, L_b)`` = ``loan * 49``.
         weights: ``(s, G, L_b)`` float64 group membership (0 / 1).
         lgd: ``(s, L_b)`` float64 realised LGD.
 
@@ -533,11 +533,11 @@ class _BlockRun:
         self._lb, self._s = lb, s
         self._thresholds, self._streams, self._paths, self._dev = thresholds, streams, paths, dev
         self._n_months = n_months
-        cb, ci, self._m = _history(book, index, n_months, dev)
+        cb, ci, self._m = contractual_history(book, index, n_months, dev)
         inv = None if inv_coupon is None else torch.from_numpy(np.ascontiguousarray(inv_coupon[index])).to(dev)
-        self._tables = _MonthTables(cb, ci, self._m, inv)
+        self._tables = MonthTables(cb, ci, self._m, inv)
         nf = self._nf = self._tables.n_flows
-        # chain state x and cash state c (see _MonthTables); int32 keeps the per-element traffic low
+        # chain state x and cash state c (see MonthTables); int32 keeps the per-element traffic low
         self._x = torch.from_numpy(book.initial_state[index].astype(np.int32)).to(dev).expand(s, lb).contiguous()
         self._c = self._x.clone()
         self._fast = paths is None and not keep_loan_level
@@ -703,7 +703,7 @@ def simulate_pool_chunk(
         if recovery_scale.shape != (len(ids), book.n_loans) or not ((recovery_scale >= 0) & (recovery_scale <= 1)).all():
             raise DataError(f"recovery_scale: expected ({len(ids)}, {book.n_loans}) factors in [0, 1], got shape "
                             f"{recovery_scale.shape}")
-    inv_coupon, index_shift = _floating_terms(book, index_shift, len(ids), months)
+    inv_coupon, index_shift = floating_terms(book, index_shift, len(ids), months)
     blocks_per_chunk = max(1, -(-chunk // RNG_LOAN_BLOCK))
     blocks: list[tuple[np.ndarray, BlockStreams]] = []
     for first_block in range(0, -(-book.n_loans // RNG_LOAN_BLOCK), blocks_per_chunk):
@@ -728,23 +728,29 @@ def simulate_pool_chunk(
     return (cashflows, pending) if return_pending else cashflows
 
 
-def _floating_terms(book: LoanBook, index_shift: np.ndarray | None, s: int,
-                    months: int) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(inv_coupon (L,), shift (s, T))`` for the floating coupons, or ``(None, None)`` when nothing
-    floats: ``1 / annual coupon`` of floating loans (0 for fixed and zero-coupon loans) and the index
-    shift floored at minus the lowest floating coupon (module docstring)."""
-    if index_shift is None or not book.floating.any():
-        return None, None
-    shift = np.asarray(index_shift, dtype=np.float64)
-    if shift.shape != (s, months) or not np.isfinite(shift).all():
-        raise DataError(f"index_shift: expected ({s}, {months}) finite annual decimals (index minus its cut-off "
-                        f"value), got shape {shift.shape}")
+def floating_base(book: LoanBook) -> tuple[np.ndarray, float]:
+    """``(inv_coupon (L,), floor)``: ``1 / annual coupon`` of floating loans (0 for fixed and zero-coupon
+    loans) and the lowest index shift allowed, minus the lowest floating coupon (module docstring)."""
     annual = book.monthly_rate * 12.0
     # below a basis point the cent-rounded interest says nothing about the balance it accrued on: such a
     # coupon is treated as zero (the loan pays no interest, floating or not)
     paying = book.floating & (annual >= MIN_FLOATING_COUPON)
     inv = np.where(paying, 1.0 / np.where(paying, annual, 1.0), 0.0)
     floor = -float(annual[paying].min()) if paying.any() else 0.0
+    return inv, floor
+
+
+def floating_terms(book: LoanBook, index_shift: np.ndarray | None, s: int,
+                   months: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(inv_coupon (L,), shift (s, T))`` for the floating coupons, or ``(None, None)`` when nothing
+    floats: :func:`floating_base` and the index shift floored at its floor."""
+    if index_shift is None or not book.floating.any():
+        return None, None
+    shift = np.asarray(index_shift, dtype=np.float64)
+    if shift.shape != (s, months) or not np.isfinite(shift).all():
+        raise DataError(f"index_shift: expected ({s}, {months}) finite annual decimals (index minus its cut-off "
+                        f"value), got shape {shift.shape}")
+    inv, floor = floating_base(book)
     return inv, np.maximum(shift, floor)
 
 

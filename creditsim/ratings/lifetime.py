@@ -433,6 +433,21 @@ def monthly_scenario_matrices(
     return monthly[:, year_of_month]
 
 
+def monthly_matrices_from_z(z_mean: np.ndarray, link: ZMacroLink, *, include_residual: bool = True,
+                            method: str = "diagonal") -> np.ndarray:
+    """Monthly rating matrices ``(..., 8, 8)`` of years whose Z forecast mean is ``z_mean`` ``(...)``.
+
+    The step of :func:`monthly_scenario_matrices` after the link's forecast: the annual conditional
+    matrix ``M(z)`` (residual variance integrated unless ``include_residual=False``) and its monthly
+    root. A year's monthly matrix depends on the macro path only through that year's ``z_mean``, which
+    is what lets a differentiable caller take the derivative along that one number
+    (:mod:`creditsim.risk.expected`)."""
+    p, r = link._ttc_rho(None, None)
+    z = np.asarray(z_mean, dtype=np.float64)
+    annual = conditional_raw(p, thresholds_raw(p), z, r, link.resid_var_ if include_residual else 0.0)
+    return monthly_matrix(annual, method=method)
+
+
 def monthly_pd_curves(annual: np.ndarray | pd.DataFrame, n_months: int, *, method: str = "diagonal") -> PDTermStructure:
     """Monthly cumulative PD curves for the simulation.
 

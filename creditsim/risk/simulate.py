@@ -97,7 +97,7 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _as_deal(deal: Any) -> Any:
+def as_deal(deal: Any) -> Any:
     if isinstance(deal, WaterfallConfig):
         return deal
     if isinstance(deal, Mapping):
@@ -267,7 +267,7 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
     else:
         raise ConfigError(f"config must be a RunConfig or None, got {type(config).__name__}; pass settings as "
                           "keywords, e.g. simulate(loans, deal, n_simulations=1000)")
-    prepared = _prepare(loans_df, _as_deal(deal), config)
+    prepared = prepare_run(loans_df, as_deal(deal), config)
     t0 = time.perf_counter()
     labels = draw_scenario_labels(config.weights, config.n_simulations, config.seed)
     draw = build_macro_draw(config.macro, labels, config.horizon, config.seed, config.device,
@@ -284,7 +284,7 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
 
 
 @dataclass
-class _Prepared:
+class PreparedRun:
     """What a run needs beyond its settings: the pool engine, the (scaled) deal, the macro start."""
 
     engine: PoolEngine
@@ -295,7 +295,7 @@ class _Prepared:
     start_label: str
 
 
-def _prepare(loans_df: pd.DataFrame, deal: WaterfallConfig, config: RunConfig) -> _Prepared:
+def prepare_run(loans_df: pd.DataFrame, deal: WaterfallConfig, config: RunConfig) -> PreparedRun:
     """Validate the tape, build the pool engine and its models, resolve the macro start, scale the deal."""
     if isinstance(loans_df, (str, os.PathLike)):  # a tape file: read as text ids, validated next
         loans_df = read_frame(loans_df, "loan tape")
@@ -318,10 +318,10 @@ def _prepare(loans_df: pd.DataFrame, deal: WaterfallConfig, config: RunConfig) -
     factor = 1.0
     if config.scale_deal:
         deal, factor = _scaled_deal(deal, pool_engine.initial_balance)
-    return _Prepared(pool_engine, deal, factor, cutoff, start_vec, start_label)
+    return PreparedRun(pool_engine, deal, factor, cutoff, start_vec, start_label)
 
 
-def _run_all_chunks(prepared: _Prepared, config: RunConfig, macro_paths: np.ndarray) -> list[dict[str, Any]]:
+def _run_all_chunks(prepared: PreparedRun, config: RunConfig, macro_paths: np.ndarray) -> list[dict[str, Any]]:
     """Split the scenarios into chunks of ``chunk_size`` and run them on the configured backend."""
     n, chunk = config.n_simulations, config.chunk_size
     ctx = ChunkContext(engine=prepared.engine, config=prepared.deal, mode=config.mode, device=config.device,
@@ -335,7 +335,7 @@ def _run_all_chunks(prepared: _Prepared, config: RunConfig, macro_paths: np.ndar
         runner.close()
 
 
-def _settings(config: RunConfig, prepared: _Prepared, seconds: float) -> dict[str, Any]:
+def _settings(config: RunConfig, prepared: PreparedRun, seconds: float) -> dict[str, Any]:
     """The JSON-serialisable record of a run (``SimulationResults.settings``)."""
     macro, start = config.macro, prepared.start_vec
     return {

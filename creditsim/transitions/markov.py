@@ -62,7 +62,7 @@ import torch
 from creditsim.transitions.overlay_file import calibrated_sensitivities
 from creditsim.transitions.sampler import check_positive_int, check_states, cumulative_thresholds, validate_matrices
 from creditsim.errors import ConfigError, DataError, NotFittedError, format_labels
-from creditsim.macro.sensitivity import (OVERLAY_VARS, SHOCK_MEAN, SHOCK_SD, UNEMPLOYMENT_CHANGE, Z_CLIP,
+from creditsim.macro.sensitivity import (CHANGE_MONTHS, OVERLAY_VARS, SHOCK_MEAN, SHOCK_SD, UNEMPLOYMENT_CHANGE, Z_CLIP,
                                         scaled_sensitivity, with_derived)
 from creditsim.schema import validate_macro, validate_panel
 from creditsim.states import ABSORBING_STATES, ALLOWED_TRANSITIONS, ASSET_CLASSES, MACRO_VARS, N_STATES, LoanState
@@ -477,6 +477,50 @@ class MarkovTransitionModel:
         out = w / w.sum(-1, keepdims=True)
         unshifted = (delta == 0).all(-1)[..., None]  # rows with no tilt: the baseline bit for bit
         out = np.where(unshifted, base[None, :, None], out)
+        return out if p.ndim == 3 else out[:, 0]
+
+    def scenario_matrices_torch(self, macro_paths: torch.Tensor) -> torch.Tensor:
+        """:meth:`scenario_matrices` in torch, differentiable in the macro paths (same maths, float64).
+
+        Args:
+            macro_paths: ``(S, T, 9)`` float64 tensor (MACRO_VARS order, decimals); may require grad.
+
+        Returns:
+            ``(S, T, 7, 7)`` or ``(S, C, T, 7, 7)`` float64 tensor; equal to :meth:`scenario_matrices`
+            to rounding (tested to 1e-12). The clip of the standardised shocks at ``z_clip`` has zero
+            gradient beyond the clip, as the overlay has no slope there.
+        """
+        p = self._matrix()
+        x = macro_paths
+        if x.ndim != 3 or x.shape[-1] != len(MACRO_VARS):
+            raise DataError(f"macro_paths: expected shape (S, T, {len(MACRO_VARS)}), got {tuple(x.shape)}")
+        opts = {"dtype": torch.float64, "device": x.device}
+        z = (x - torch.as_tensor(self.macro_mean_, **opts)) / torch.as_tensor(self.macro_std_, **opts)
+        if self._uses_derived():
+            u = x[..., MACRO_VARS.index("unemployment_rate")]
+            k = min(CHANGE_MONTHS, u.shape[-1])
+            lagged = torch.cat([u[..., :1].expand(*u.shape[:-1], k), u[..., : max(u.shape[-1] - CHANGE_MONTHS, 0)]], dim=-1)
+            z = torch.cat([z, ((u - lagged) / UNEMPLOYMENT_CHANGE_SD)[..., None]], dim=-1)
+        if self.z_clip is not None:
+            z = torch.clamp(z, -self.z_clip, self.z_clip)
+
+        def tilt(sensitivities: dict[str, dict[str, float]]) -> torch.Tensor:
+            delta = torch.zeros(z.shape[:2] + (N_STATES, N_STATES), **opts)
+            for name, sens in sensitivities.items():
+                beta = torch.tensor([sens.get(v, 0.0) for v in OVERLAY_VARS[: z.shape[-1]]], **opts)
+                delta = delta + (z * beta).sum(-1)[..., None, None] * torch.tensor(MOVE_CLASSES[name], **opts)
+            return delta
+
+        if not self.segment_sensitivities:
+            delta = tilt(self.sensitivities)[:, None]
+        else:
+            self._segment_tilts(np.zeros((1, 1, z.shape[-1])), p.ndim == 3)  # the same segment checks
+            delta = torch.stack([tilt(self.segment_sensitivities.get(seg, self.sensitivities)) for seg in self.segments_],
+                                dim=1)
+        base = torch.as_tensor(p if p.ndim == 3 else p[None], **opts)  # (C, 7, 7)
+        # masked softmax without logs (as sampler.shift_rows): zero moves stay exactly zero
+        w = base[None, :, None] * torch.exp(delta - delta.amax(-1, keepdim=True))
+        out = w / w.sum(-1, keepdim=True)
         return out if p.ndim == 3 else out[:, 0]
 
     def _uses_derived(self) -> bool:
