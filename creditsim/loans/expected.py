@@ -40,6 +40,9 @@ __all__ = ["expected_pool_cashflows"]
 
 _F_INTEREST, _F_PRINCIPAL, _F_PREPAY, _F_PAR, _F_BALANCE, _F_FLOAT = range(6)
 _CODES = N_STATES * N_STATES
+#: largest paths x loans of a block evaluated with per-loan gathered matrices (``K x 49`` float64 each:
+#: ~80 MB at the limit)
+GATHER_LIMIT = 0
 
 
 def _segment_layout(book: LoanBook, n_cohorts: int, max_risk_bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
@@ -69,7 +72,8 @@ def _check(book: LoanBook, matrices: torch.Tensor, lgd: torch.Tensor, n_months: 
 
 def expected_pool_cashflows(book: LoanBook, matrices: torch.Tensor, n_months: int, lgd: torch.Tensor, *,
                             index_shift: torch.Tensor | None = None, max_risk_bins: int = 32,
-                            loan_chunk: int = 4096) -> torch.Tensor:
+                            loan_chunk: int = 4096, lgd_var: torch.Tensor | None = None
+                            ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Expected pool cashflows ``(S, T, 7)`` (currency units, POOL_CF_TYPES order) of the Markov engine.
 
     Args:
@@ -82,10 +86,16 @@ def expected_pool_cashflows(book: LoanBook, matrices: torch.Tensor, n_months: in
             floored as the engine floors it; None = no floating channel.
         max_risk_bins: the engine's risk-shift binning (keep the engine's default to match it).
         loan_chunk: loans per pass (bounds memory; the sum over chunks is in a fixed order).
+        lgd_var: optional ``(S, L)`` variance of each loan's realised LGD; with it the function also
+            returns the variance of each month's pool loss given the matrices (loans default
+            independently given the path: ``Var_t = sum_l E[LGD^2] E[D_lt^2] - (E[LGD] E[D_lt])^2`` with
+            ``D_lt`` the loan's par defaulted in month t) and of the total loss over the horizon (the same
+            with ``D_l = sum_t D_lt``: a loan defaults at most once, so ``E[D_l^2] = sum_t E[D_lt^2]``),
+            currency units squared.
 
     Returns:
         ``(S, T, 7)`` float64 tensor on the matrices' device; ``balance`` is the expected performing par
-        at the end of each month.
+        at the end of each month. With ``lgd_var``: ``(cashflows, monthly loss variance (S, T), total (S,))``.
     """
     _check(book, matrices, lgd, n_months, index_shift)
     dev = matrices.device
@@ -95,13 +105,18 @@ def expected_pool_cashflows(book: LoanBook, matrices: torch.Tensor, n_months: in
         inv_coupon = torch.from_numpy(floating_base(book)[0]).to(dev)
     # loans in segment order, so each segment's rows are one contiguous (loans x 7) block of a matmul
     order = np.argsort(loan_segment, kind="stable")
-    flows = None
+    flows = var = total = None
     for start in range(0, book.n_loans, loan_chunk):
         index = order[start:start + loan_chunk]
-        part = _block_flows(book, index, matrices, n_months, lgd[:, torch.from_numpy(index).to(dev)], seg_cohort,
-                            seg_bin, bins, loan_segment[index], inv_coupon)
+        pick = torch.from_numpy(index).to(dev)
+        part, part_var, part_total = _block_flows(book, index, matrices, n_months, lgd[:, pick], seg_cohort, seg_bin,
+                                                  bins, loan_segment[index], inv_coupon,
+                                                  None if lgd_var is None else lgd_var[:, pick])
         flows = part if flows is None else flows + part  # fixed order over fixed blocks
-    return _pool_columns(flows, book.recovery_lag, index_shift)
+        var = part_var if var is None else var + part_var
+        total = part_total if total is None else total + part_total
+    cashflows = _pool_columns(flows, book.recovery_lag, index_shift)
+    return cashflows if lgd_var is None else (cashflows, var / 1e4, total / 1e4)
 
 
 #: the reachable (chain state x, cash state c) pairs: live c <= x (a cash state counts missed instalments,
@@ -127,20 +142,29 @@ def _pair_rows(seg: torch.Tensor) -> torch.Tensor:
 
 def _block_flows(book: LoanBook, index: np.ndarray, matrices: torch.Tensor, n_months: int, lgd: torch.Tensor,
                  seg_cohort: torch.Tensor, seg_bin: torch.Tensor, bins: torch.Tensor, loan_segment: np.ndarray,
-                 inv_coupon: torch.Tensor | None) -> torch.Tensor:
-    """``(S, T, F + 1)`` expected whole-cent flows of one loan block (tabulated flows + loss).
+                 inv_coupon: torch.Tensor | None, lgd_var: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """``(S, T, F + 1)`` expected whole-cent flows of one loan block (tabulated flows + loss), and the
+    block's monthly ``(S, T)`` and total ``(S,)`` loss variances in cents squared when ``lgd_var`` is given
+    (else None).
 
-    ``index`` lists the block's loans sorted by segment; each run of one segment's loans keeps its own
-    distribution ``(S, n, K)`` over the reachable (x, c) pairs, and ``p @ A_segment`` (:func:`_pair_rows`)
-    is the joint law ``q`` ``(S, n, 49)`` of (cash state c, move y) in one batched product.
+    ``index`` lists the block's loans sorted by segment. The loans are split into groups, each keeping
+    its distribution ``(S, n, K)`` over the reachable (x, c) pairs; ``p @ A`` (:func:`_pair_rows`) is the
+    joint law ``q`` ``(S, n, 49)`` of (cash state c, move y). With many paths a group is one segment's run
+    of loans and ``A`` its matrix (one batched product per segment); with few paths (``S x L_b`` up to
+    :data:`GATHER_LIMIT`) the whole block is one group with each loan's ``A`` gathered, which saves the
+    per-segment Python loop that would dominate.
     """
     dev, s, lb = matrices.device, matrices.shape[0], len(index)
     cb, ci, m = contractual_history(book, index, n_months, dev)
     tables = MonthTables(cb, ci, m, None if inv_coupon is None else inv_coupon[torch.from_numpy(index).to(dev)])
     x0 = book.initial_state[index].astype(np.int64)
-    cuts = np.flatnonzero(np.diff(loan_segment)) + 1
-    runs = list(zip(np.r_[0, cuts].tolist(), np.r_[cuts, lb].tolist()))
-    seg_of_run = [int(loan_segment[a]) for a, _ in runs]
+    if s * lb <= GATHER_LIMIT:
+        runs, seg_of_run = [(0, lb)], [torch.from_numpy(loan_segment).to(dev)]
+    else:
+        cuts = np.flatnonzero(np.diff(loan_segment)) + 1
+        runs = list(zip(np.r_[0, cuts].tolist(), np.r_[cuts, lb].tolist()))
+        seg_of_run = [int(loan_segment[a]) for a, _ in runs]
     pair = torch.from_numpy(_PAIR_INDEX).to(dev)
     dists = []
     for a, b in runs:
@@ -148,23 +172,47 @@ def _block_flows(book: LoanBook, index: np.ndarray, matrices: torch.Tensor, n_mo
         p0[:, torch.arange(b - a), torch.from_numpy(_PAIR_INDEX[x0[a:b], x0[a:b]])] = 1.0
         dists.append(p0)
     cohort_axis = matrices.shape[1] != 1
-    out = []
+    # one view per month: indexing the whole (S, C, T, 7, 7) tensor each month would make its backward
+    # allocate (and fill) a gradient of that whole size every month
+    months = matrices[:, :, :n_months].unbind(dim=2)
+    out, variances = [], []
+    # per loan: E[D] and E[D^2] of the defaulted par over the horizon (default happens at most once)
+    par1 = [0.0] * len(runs)
+    par2 = [0.0] * len(runs)
     for t in range(n_months):
         table, nxt, nxt_c = tables.month(t)
         f = table.view(lb, _CODES, -1).clone()  # the tables' buffers are reused next month
         route = pair[nxt.view(lb, _CODES).to(torch.int64), nxt_c.view(lb, _CODES).to(torch.int64)]  # (L_b, 49) -> k'
-        mt = matrices[:, seg_cohort if cohort_axis else torch.zeros_like(seg_cohort), t]  # (S, G, 7, 7)
+        mt = months[t][:, seg_cohort if cohort_axis else torch.zeros_like(seg_cohort)]  # (S, G, 7, 7)
         rows = _pair_rows(shift_rows(mt, bins[seg_bin]))
-        sums = loss = 0.0
+        sums = loss = var = 0.0
         for i, ((a, b), g) in enumerate(zip(runs, seg_of_run)):
-            q = torch.bmm(dists[i], rows[:, g])  # (S, n, 49)
+            if isinstance(g, int):
+                q = torch.bmm(dists[i], rows[:, g])  # (S, n, 49)
+            else:
+                q = torch.matmul(dists[i].unsqueeze(2), rows[:, g]).squeeze(2)
             sums = sums + q.reshape(s, (b - a) * _CODES) @ f[a:b].reshape((b - a) * _CODES, -1)
-            par = (q.view(s, b - a, N_STATES, N_STATES)[..., 4] * f[a:b].view(b - a, N_STATES, N_STATES, -1)[..., 4, _F_PAR]).sum(-1)
+            q_def = q.view(s, b - a, N_STATES, N_STATES)[..., 4]  # (S, n, c): default this month
+            par_c = f[a:b].view(b - a, N_STATES, N_STATES, -1)[..., 4, _F_PAR]  # (n, c)
+            par = (q_def * par_c).sum(-1)
             loss = loss + (par * lgd[:, a:b]).sum(-1, keepdim=True)
+            if lgd_var is not None:
+                mean = lgd[:, a:b]
+                square = (q_def * par_c ** 2).sum(-1)
+                var = var + ((lgd_var[:, a:b] + mean ** 2) * square - (mean * par) ** 2).sum(-1)
+                par1[i] = par1[i] + par
+                par2[i] = par2[i] + square
             dists[i] = torch.zeros(s, b - a, _K, dtype=q.dtype, device=dev).scatter_add(
                 2, route[a:b].unsqueeze(0).expand(s, b - a, _CODES), q)
         out.append(torch.cat([sums, loss], dim=-1))
-    return torch.stack(out, dim=1)
+        variances.append(var)
+    if lgd_var is None:
+        return torch.stack(out, dim=1), None, None
+    total = 0.0
+    for i, (a, b) in enumerate(runs):
+        mean = lgd[:, a:b]
+        total = total + ((lgd_var[:, a:b] + mean ** 2) * par2[i] - (mean * par1[i]) ** 2).sum(-1)
+    return torch.stack(out, dim=1), torch.stack(variances, dim=1), total
 
 
 def _pool_columns(flows: torch.Tensor, lag: int, index_shift: torch.Tensor | None) -> torch.Tensor:
