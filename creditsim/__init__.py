@@ -59,6 +59,9 @@ __getattr__, __dir__, _public = attach(__name__, {
     "SimulationResults": "creditsim.risk.results",
     "TrancheResult": "creditsim.risk.results",
     "PortfolioAggregator": "creditsim.risk.aggregator",
+    "reverse_stress": "creditsim.risk.reverse_stress",
+    "ReverseStressResult": "creditsim.risk.reverse_stress",
+    "ExpectedLossPath": "creditsim.risk.expected",
     # 6 rated exposures
     "cohort_matrix": "creditsim.ratings.estimate",
     "ttc_matrix": "creditsim.ratings.estimate",

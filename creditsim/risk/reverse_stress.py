@@ -17,11 +17,12 @@ waterfall). Steps, all batched over the starts:
    ``f = d^2 / 2`` (the constrained minimiser of the quadratic model), with a trust radius on the step;
    a start where the target takes no loss yet (zero gradient) moves along the gradient of the pool's
    expected loss instead. The best point with ``g >= 0`` seen per start is kept.
-3. **Monte Carlo re-pricing**: the found path through the hard-mode Monte Carlo engine (``n_mc`` draws
-   of the loans on that one path). The expected-loss path applies the waterfall to expected cashflows,
-   so the Monte Carlo loss can differ; when it misses ``L*`` by more than ``mc_tolerance`` the soft
-   target is moved by the miss and the iteration continues from the found point (at most ``polish``
-   rounds).
+3. **Monte Carlo calibration**: the design point is moved along the ray from the start's unshocked
+   path (same regime ``z``, no innovations) through it until its soft loss is the target exactly
+   (bisection), then re-priced by the hard-mode Monte Carlo engine (pilot runs of ``n_mc / 4`` draws,
+   then ``n_mc``). The expected-loss path approximates ``E[waterfall(cashflows)]``, so the Monte Carlo
+   loss can differ; when it misses ``L*`` by more than ``mc_tolerance`` the soft target is rescaled by
+   ``L* / MC`` and the bisection repeated (at most ``polish`` times).
 4. **Single-variable variant**: for each macro variable, the smallest parallel shift (in training
    standard deviations, months 1..T-1) of the generator's central path that reaches ``L*`` with the others
    held, by bisection on the expected-loss path -- "which single variable, moved least, breaks it".
@@ -400,25 +401,63 @@ def _reference(lmap: LatentPathMap, elp: ExpectedLossPath, k: int, n: int, seed:
 def _search(lmap: LatentPathMap, elp: ExpectedLossPath, k: int, u0: torch.Tensor, threshold: float, max_iter: int,
             polish: int, mc_tolerance: float, n_mc: int, free: torch.Tensor | None, record: list, tick: Any,
             what: str) -> tuple[torch.Tensor, np.ndarray, float, float, float]:
-    """Design-point rounds with Monte Carlo re-pricing (module docstring, steps 2-3): returns the best noise
-    ``(1, dim)``, its path ``(T, 9)``, the Monte Carlo loss and s.e., and the final soft target."""
-    soft_target = threshold
-    for _ in range(1 + polish):
-        u_best, d_best = _iterate(lmap, elp, k, u0, soft_target, max_iter, record, tick, free=free)
-        if not torch.isfinite(d_best).any():
-            raise ConfigError(f"no path reached a {what} from {u0.shape[0]} starts in {max_iter} iterations; the "
-                              "threshold may be beyond what the macro overlay can do")
-        i = int(torch.argmin(d_best))
-        best = u_best[i:i + 1]
+    """Design point, then the Monte Carlo calibration along its ray (module docstring, steps 2-3): returns
+    the noise ``(1, dim)``, its path ``(T, 9)``, the Monte Carlo loss and s.e. (``n_mc`` draws), and the
+    final soft target."""
+    u_best, d_best = _iterate(lmap, elp, k, u0, threshold, max_iter, record, tick, free=free)
+    if not torch.isfinite(d_best).any():
+        raise ConfigError(f"no path reached a {what} from {u0.shape[0]} starts in {max_iter} iterations; the "
+                          "threshold may be beyond what the macro overlay can do")
+    i = int(torch.argmin(d_best))
+    best = u_best[i:i + 1]
+    centre = best.clone()
+    if free is not None:  # the ray runs from the start's own regime with no shocks to the design point
+        centre = centre * (1 - free)
+    else:
+        centre = torch.zeros_like(best)
+    soft_target, pilot = threshold, min(n_mc, max(200, n_mc // 4))
+    for round_ in range(1 + polish):
+        best, soft = _ray_bisect(lmap, elp, k, centre, best, soft_target)
         with torch.no_grad():
             path = lmap.decode(best)[0][0].numpy()
-        mc, se = monte_carlo_loss(elp, path, k, n_mc)
+        draws = pilot if round_ < polish else n_mc
+        mc, se = monte_carlo_loss(elp, path, k, draws)
         tick()
         if abs(mc - threshold) <= mc_tolerance * threshold:
             break
-        soft_target = min(0.999, max(1e-6, soft_target + (threshold - mc)))
-        u0 = u_best[torch.isfinite(d_best)]
+        # the soft loss and the Monte Carlo loss move together along the ray: aim the soft one at the
+        # value whose Monte Carlo loss is the threshold (a secant step through the origin)
+        soft_target = min(0.999, max(1e-6, soft * threshold / max(mc, 1e-9)))
+    if draws < n_mc:  # the reported number always comes from the full run
+        mc, se = monte_carlo_loss(elp, path, k, n_mc)
     return best, path, mc, se, soft_target
+
+
+def _ray_bisect(lmap: LatentPathMap, elp: ExpectedLossPath, k: int, centre: torch.Tensor, point: torch.Tensor,
+                target: float, steps: int = 12) -> tuple[torch.Tensor, float]:
+    """The point ``centre + a (point - centre)``, ``a`` in ``[0, 2]``, whose soft loss is ``target``
+    (bisection; the loss grows along the ray from the unshocked centre to the design point). Returns the
+    point ``(1, dim)`` and its soft loss; the far end when even that falls short."""
+    def at(a: float) -> tuple[torch.Tensor, float]:
+        u = centre + a * (point - centre)
+        with torch.no_grad():
+            return u, float(_losses(elp, lmap.decode(u)[0], k)[0][0])
+
+    lo, hi = 0.0, 1.0
+    u_hi, loss_hi = at(hi)
+    while loss_hi < target and hi < 2.0:
+        lo, hi = hi, min(2.0, 2 * hi)
+        u_hi, loss_hi = at(hi)
+    if loss_hi < target:
+        return u_hi, loss_hi
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        u_mid, loss_mid = at(mid)
+        if loss_mid >= target:
+            hi, u_hi, loss_hi = mid, u_mid, loss_mid
+        else:
+            lo = mid
+    return u_hi, loss_hi
 
 
 class _progress:
