@@ -62,6 +62,8 @@ __getattr__, __dir__, _public = attach(__name__, {
     "reverse_stress": "creditsim.risk.reverse_stress",
     "ReverseStressResult": "creditsim.risk.reverse_stress",
     "ExpectedLossPath": "creditsim.risk.expected",
+    "size_tranches": "creditsim.risk.sizing",
+    "SizingResult": "creditsim.risk.sizing",
     # 6 rated exposures
     "cohort_matrix": "creditsim.ratings.estimate",
     "ttc_matrix": "creditsim.ratings.estimate",

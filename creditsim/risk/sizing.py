@@ -1,0 +1,237 @@
+"""Tranche sizing: attachment points that meet per-class expected-loss targets.
+
+Given a loan tape, a deal (its order of classes, coupons, triggers and fees) and a target expected
+principal loss per debt class (e.g. an idealised loss table by rating), :func:`size_tranches` finds the
+attachment points -- the share of the pool below each class -- under a set of macro paths:
+
+1. **Soft sizing.** The expected-loss path (:class:`creditsim.risk.expected.ExpectedLossPath`, with its
+   idiosyncratic draws) gives each class's expected loss averaged over the macro paths as a smooth function
+   of the tranche balances. The pool cashflows do not depend on the structure, so they are computed once;
+   each class's attachment is then solved from the senior down (a class's loss depends mostly on its own
+   attachment; two sweeps settle the small effect of the others through the coverage tests; targets that
+   no slot can meet are a one-line error naming the class), each by
+   safeguarded Newton steps: the derivative with respect to the attachment comes from autograd through the
+   soft waterfall, and a step leaving the bracket is replaced by bisection.
+2. **Monte Carlo verification.** The hard-mode Monte Carlo engine on the same macro paths (``reps`` loan
+   draws per path; pool cashflows also computed once) prices the sized structure. A class off its target
+   by more than ``tolerance`` gets its soft target rescaled by ``target / Monte Carlo`` and the sizing is
+   repeated (at most ``polish`` rounds). The result reports the Monte Carlo numbers.
+
+Conventions: attachment of class k = (balance of all classes below it, equity included) / pool par; the
+equity is what remains below the most junior debt class; balances are in currency units of the tape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from creditsim.deal.analytics import principal_loss
+from creditsim.deal.config import Tranche
+from creditsim.deal.waterfall import run_waterfall
+from creditsim.errors import ConfigError
+from creditsim.risk.expected import ExpectedLossPath
+
+__all__ = ["SizingResult", "size_tranches"]
+
+#: Newton / bisection steps per class and sweep
+STEPS = 12
+#: thinnest class allowed, fraction of the pool
+MIN_THICKNESS = 0.005
+
+
+@dataclass
+class SizingResult:
+    """Sized structure and its check.
+
+    Attributes:
+        table: per class (equity last): ``attachment``, ``detachment``, ``balance``, ``target_el``,
+            ``soft_el`` (expected-loss path), ``mc_el`` and ``mc_se`` (hard-mode Monte Carlo).
+        deal: the deal with the sized balances (a :class:`WaterfallConfig`).
+        settings: the run's settings (paths, draws, rounds).
+    """
+
+    table: pd.DataFrame
+    deal: Any
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> pd.DataFrame:
+        return self.table
+
+
+def _check_targets(deal: Any, targets: Mapping[str, float]) -> list[str]:
+    debt = [t.name for t in deal.tranches if not t.equity]
+    if not isinstance(targets, Mapping) or set(targets) != set(debt):
+        raise ConfigError(f"targets: expected one expected-loss target per debt class {debt}, got "
+                          f"{list(targets) if isinstance(targets, Mapping) else targets!r}")
+    for name in debt:
+        v = targets[name]
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not 0.0 < float(v) < 1.0:
+            raise ConfigError(f"targets[{name!r}]: expected an expected-loss fraction in (0, 1), got {v!r}")
+    values = [float(targets[n]) for n in debt]
+    if any(b < a for a, b in zip(values, values[1:])):
+        raise ConfigError(f"targets: expected losses must not fall down the stack (senior first), got {values}")
+    return debt
+
+
+class _SoftLosses:
+    """Class expected losses (mean over paths) of the expected-loss path as a function of the balances,
+    the pool cashflows and their idiosyncratic draws computed once."""
+
+    def __init__(self, elp: ExpectedLossPath, paths: np.ndarray) -> None:
+        self.elp = elp
+        with torch.no_grad():
+            cf, var, total = elp.pool_cashflows(paths, with_variance=True)
+            draws = elp.granular_cashflows(cf, var, total)
+        self.cf = draws.reshape(-1, *draws.shape[2:])
+
+    def __call__(self, sizes: torch.Tensor) -> torch.Tensor:
+        wf = run_waterfall(self.cf, self.elp.deal, initial_balance=self.elp.engine.initial_balance, mode="soft",
+                           tranche_balances=sizes, temperature=self.elp.temperature)
+        return principal_loss(wf).mean(0)
+
+
+def _with_class(attach: torch.Tensor, k: int, a: torch.Tensor) -> torch.Tensor:
+    """Attachments with class ``k`` at ``a`` and every junior class kept at least ``MIN_THICKNESS`` per
+    class below it (a junior attachment above the new one would make a class of negative size)."""
+    out = list(attach.unbind())
+    out[k] = a
+    for j in range(k + 1, len(out)):
+        out[j] = torch.minimum(out[j], a - MIN_THICKNESS * (j - k))
+    return torch.stack(out)
+
+
+def _sizes(attach: torch.Tensor, pool: float) -> torch.Tensor:
+    upper = torch.cat([torch.ones(1, dtype=attach.dtype), attach[:-1]])
+    return torch.cat([(upper - attach) * pool, attach[-1:] * pool])
+
+
+def _solve_class(losses: _SoftLosses, attach: np.ndarray, k: int, target: float, pool: float, name: str) -> np.ndarray:
+    """Attachments with debt class ``k``'s soft EL at ``target`` (the seniors fixed): Newton with autograd
+    derivatives inside the slot below the class above, bisection when a step leaves it. The EL falls as
+    the attachment rises, to its least at the thinnest class at the top of the slot: above that target the
+    targets cannot be met and the error says so."""
+    n = len(attach)
+    lo = MIN_THICKNESS * (n - k)  # room for the classes below and the equity
+    hi = (attach[k - 1] if k > 0 else 1.0) - MIN_THICKNESS
+    if hi <= lo:
+        raise ConfigError(f"class {name!r}: no room below the class above (attachment {hi + MIN_THICKNESS:.2%})")
+    base = torch.from_numpy(attach.copy())
+
+    def el(a: float, grad: bool = False) -> tuple[float, float]:
+        x = torch.tensor(a, dtype=torch.float64, requires_grad=grad)
+        value = losses(_sizes(_with_class(base, k, x), pool))[k]
+        slope = float(torch.autograd.grad(value, x)[0]) if grad else float("nan")
+        return float(value.detach()), slope
+
+    least = el(hi)[0]
+    if least > target:
+        raise ConfigError(f"class {name!r}: even the thinnest class at the top of its slot (attachment {hi:.2%}) "
+                          f"has an expected loss of {least:.3%} > its target {target:.3%}; the targets do not fit this "
+                          "pool's loss distribution (raise this class's target or lower the one above)")
+    if el(lo)[0] <= target:
+        return _with_class(base, k, torch.tensor(lo, dtype=torch.float64)).numpy()
+    a = float(np.clip(attach[k], lo, hi))
+    for _ in range(STEPS):
+        value, slope = el(a, grad=True)
+        g = value - target
+        if g > 0:  # too much loss: attach higher
+            lo = a
+        else:
+            hi = a
+        if abs(g) < 1e-4 * target or hi - lo < 1e-7:
+            break
+        step = a - g / slope if slope < 0 else float("nan")
+        a = step if lo < step < hi else 0.5 * (lo + hi)
+    return _with_class(base, k, torch.tensor(hi, dtype=torch.float64)).numpy()
+
+
+def _soft_size(losses: _SoftLosses, attach: np.ndarray, targets: np.ndarray, pool: float, names: list[str],
+               sweeps: int = 2) -> np.ndarray:
+    """Senior to junior (a class's loss depends on its own slot, and on the classes below only through the
+    coverage tests): ``sweeps`` passes."""
+    attach = attach.copy()
+    for _ in range(sweeps):
+        for k in range(len(attach)):
+            attach = _solve_class(losses, attach, k, float(targets[k]), pool, names[k])
+    return attach
+
+
+def _monte_carlo(elp: ExpectedLossPath, paths: np.ndarray, reps: int) -> np.ndarray:
+    """``(S x reps, T, 7)`` hard-engine pool cashflows: ``reps`` loan draws on every path."""
+    macro = np.repeat(paths, reps, axis=0)
+    return elp.engine.pool_cashflows(macro, np.arange(len(macro)))
+
+
+def _mc_losses(elp: ExpectedLossPath, pool_cf: np.ndarray, sizes: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    with torch.no_grad():
+        wf = run_waterfall(pool_cf, elp.deal, initial_balance=elp.engine.initial_balance, mode="hard",
+                           tranche_balances=sizes)
+        loss = principal_loss(wf).numpy()
+    return loss.mean(0), loss.std(0, ddof=1) / np.sqrt(len(loss))
+
+
+def size_tranches(loans: Any, deal: Any, targets: Mapping[str, float], *, paths: np.ndarray | None = None,
+                  n_paths: int = 64, reps: int = 16, polish: int = 2, tolerance: float = 0.1, seed: int = 0,
+                  **run: Any) -> SizingResult:
+    """Attachment points meeting per-class expected-loss targets (module docstring).
+
+    Args:
+        loans, deal: as for :func:`creditsim.simulate` (the deal scaled to the pool).
+        targets: ``{class name: expected principal loss}`` for every debt class, e.g.
+            ``{"A": 0.0005, "B": 0.005, "C": 0.03}``; not falling down the stack.
+        paths: ``(S, T, 9)`` macro paths to size under; default ``n_paths`` paths of the run's macro source and
+            scenario mix (``macro``, ``scenario_mix`` in ``run``; the pretrained MacroVAE and 60/25/10/5).
+        reps: Monte Carlo loan draws per path in the verification.
+        polish, tolerance: verification rounds and the relative miss that triggers one.
+        seed: master seed. ``**run``: other :class:`creditsim.RunConfig` settings (``horizon``, ``cutoff``).
+
+    Returns:
+        :class:`SizingResult` (the Monte Carlo ELs are the numbers to quote).
+    """
+    elp = ExpectedLossPath.from_tape(loans, deal, seed=seed, **run)
+    debt = _check_targets(elp.deal, targets)
+    if paths is None:
+        paths = _macro_paths(elp, n_paths, seed, run)
+    paths = np.asarray(paths, dtype=np.float64)[:, : elp.horizon]
+    pool = float(elp.engine.initial_balance)
+    goal = np.array([float(targets[n]) for n in debt])
+    sizes0 = np.array([t.balance for t in elp.deal.tranches], dtype=np.float64)
+    attach = np.cumsum(sizes0[::-1])[::-1][1:] / sizes0.sum()  # current attachments, senior first
+    soft = _SoftLosses(elp, paths)
+    mc_cf = _monte_carlo(elp, paths, reps)
+    soft_goal = goal.copy()
+    for _ in range(1 + polish):
+        attach = _soft_size(soft, attach, soft_goal, pool, debt)
+        sizes = _sizes(torch.from_numpy(attach), pool)
+        mc, se = _mc_losses(elp, mc_cf, sizes)
+        miss = np.abs(mc[: len(debt)] - goal) > tolerance * goal
+        if not miss.any():
+            break
+        soft_goal = np.where(miss, soft_goal * goal / np.maximum(mc[: len(debt)], 1e-9), soft_goal)
+        soft_goal = np.maximum.accumulate(np.clip(soft_goal, 1e-7, 0.99))
+    with torch.no_grad():
+        soft_el = soft(sizes).numpy()
+    names = [t.name for t in elp.deal.tranches]
+    table = pd.DataFrame({"attachment": np.r_[attach, 0.0], "detachment": np.r_[1.0, attach],
+                          "balance": sizes.numpy(), "target_el": np.r_[goal, np.nan], "soft_el": soft_el,
+                          "mc_el": mc, "mc_se": se}, index=pd.Index(names, name="tranche"))
+    tranches = [Tranche(**{**t.__dict__, "balance": float(b)}) for t, b in zip(elp.deal.tranches, sizes.numpy())]
+    settings = {"n_paths": len(paths), "reps": reps, "polish": polish, "tolerance": tolerance, "seed": seed,
+                "soft_targets": dict(zip(debt, soft_goal.tolist()))}
+    return SizingResult(table, replace(elp.deal, tranches=tranches), settings)
+
+
+def _macro_paths(elp: ExpectedLossPath, n: int, seed: int, run: Mapping[str, Any]) -> np.ndarray:
+    """``n`` paths of the run's macro source and scenario mix, from the run's start state."""
+    from creditsim.macro.scenarios import build_macro_draw, draw_scenario_labels
+    from creditsim.risk.config import RunConfig
+
+    config = RunConfig(**{k: v for k, v in run.items() if k in ("macro", "scenario_mix", "horizon")})
+    labels = draw_scenario_labels(config.weights, n, seed)
+    return build_macro_draw(config.macro, labels, elp.horizon, seed, start=elp.start).values

@@ -1,0 +1,72 @@
+"""Tranche sizing: a round trip (targets = the Monte Carlo ELs of a known structure give back its
+attachments), monotonicity in the targets, Monte Carlo verification, one-line errors."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from creditsim.deal.config import Tranche, load_deal
+from creditsim.errors import ConfigError
+from creditsim.examples import example_path
+from creditsim.risk.expected import ExpectedLossPath
+from creditsim.risk.sizing import _macro_paths, _mc_losses, _monte_carlo, size_tranches
+
+T = 24
+ATTACH = np.array([0.12, 0.07, 0.03])  # A, B, C attachments of the known structure
+
+
+def _tape() -> pd.DataFrame:
+    return pd.read_parquet(example_path("loans_example.parquet")).sample(400, random_state=11).reset_index(drop=True)
+
+
+def _deal():
+    deal = load_deal(example_path("example_clo.yaml"))
+    par = deal.initial_collateral
+    sizes = np.r_[1 - ATTACH[0], -np.diff(ATTACH), ATTACH[-1]] * par
+    return replace(deal, tranches=[Tranche(**{**t.__dict__, "balance": float(b)}) for t, b in zip(deal.tranches, sizes)])
+
+
+@pytest.fixture(scope="module")
+def setup():
+    elp = ExpectedLossPath.from_tape(_tape(), _deal(), horizon=T, seed=0)
+    paths = _macro_paths(elp, 16, 0, {"horizon": T})
+    sizes = torch.tensor([t.balance for t in elp.deal.tranches], dtype=torch.float64)
+    mc, _ = _mc_losses(elp, _monte_carlo(elp, paths, 32), sizes)
+    return paths, mc
+
+
+def test_round_trip_recovers_the_structure(setup) -> None:
+    paths, mc = setup
+    targets = dict(zip("ABC", mc[:3].tolist()))
+    assert min(targets.values()) > 0
+    result = size_tranches(_tape(), _deal(), targets, paths=paths, reps=32, horizon=T)
+    got = result.table["attachment"].to_numpy()[:3]
+    np.testing.assert_allclose(got, ATTACH, atol=0.01)
+    # the Monte Carlo check of the sized structure: every class within 10 % of its target (or 3 s.e.)
+    t = result.table.iloc[:3]
+    assert (np.abs(t["mc_el"] - t["target_el"]) <= np.maximum(0.1 * t["target_el"], 3 * t["mc_se"])).all()
+
+
+def test_tighter_targets_attach_higher(setup) -> None:
+    paths, mc = setup
+    loose = size_tranches(_tape(), _deal(), dict(zip("ABC", mc[:3].tolist())), paths=paths, reps=32, horizon=T, polish=0)
+    tight = size_tranches(_tape(), _deal(), dict(zip("ABC", (0.5 * mc[:3]).tolist())), paths=paths, reps=32,
+                          horizon=T, polish=0)
+    assert (tight.table["attachment"].to_numpy()[:3] > loose.table["attachment"].to_numpy()[:3]).all()
+    assert tight.deal.tranches[-1].balance > loose.deal.tranches[-1].balance  # more equity under tighter targets
+
+
+def test_inconsistent_targets_are_a_one_line_error(setup) -> None:
+    paths, mc = setup
+    with pytest.raises(ConfigError, match="class 'B'"):
+        size_tranches(_tape(), _deal(), {"A": float(mc[0]), "B": float(mc[0]) * 1.01, "C": 0.3}, paths=paths,
+                      reps=4, horizon=T)
+    with pytest.raises(ConfigError, match="one expected-loss target per debt class"):
+        size_tranches(_tape(), _deal(), {"A": 0.001}, paths=paths, horizon=T)
+    with pytest.raises(ConfigError, match="must not fall"):
+        size_tranches(_tape(), _deal(), {"A": 0.01, "B": 0.001, "C": 0.1}, paths=paths, horizon=T)
