@@ -92,6 +92,9 @@ class ReverseStressResult:
     iterations: list[dict[str, float]] = field(default_factory=list)
     fed_path: pd.DataFrame | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    #: largest excursion of the found path beyond the range the generator was trained on, in training sd
+    #: (0 inside it): above ~0.5 the search had to leave history to reach the target
+    beyond_history_sd: float = 0.0
 
     @property
     def severity_percentile(self) -> float:
@@ -116,6 +119,7 @@ class ReverseStressResult:
             "tranche": self.tranche, "loss threshold": self.threshold,
             "found path: negative log-density": self.neg_log_density,
             "found path: latent distance (noise norm)": self.distance,
+            "found path: beyond the training range, sd": self.beyond_history_sd,
             "found path: expected-loss path loss": self.soft_loss,
             "found path: Monte Carlo loss (hard)": self.mc_loss, "Monte Carlo s.e.": self.mc_se,
             "Monte Carlo draws": self.n_mc,
@@ -383,8 +387,11 @@ def reverse_stress(loans: Any, deal: Any, tranche: str, loss: float, *, prior: s
     settings = {"prior": prior, "scenario": scenario, "n_starts": n_starts, "n_reference": n_reference, "n_mc": n_mc,
                 "seed": seed, "horizon": elp.horizon, "start": elp.start_label, "soft_target": soft_target,
                 "search_latent": search_latent, "cutoff": str(elp.cutoff)}
+    sd = model.x_std.double().cpu().numpy()
+    beyond = np.maximum(path - model.x_max.double().cpu().numpy(), model.x_min.double().cpu().numpy() - path) / sd
     return ReverseStressResult(tranche, threshold, frame, nld, dist, soft, mc, se, n_mc, ref["nld"], ref["distance"],
-                               ref["loss"], single, record, _fed_comparison(elp.horizon), settings)
+                               ref["loss"], single, record, _fed_comparison(elp.horizon), settings,
+                               float(max(0.0, beyond.max())))
 
 
 def _reference(lmap: LatentPathMap, elp: ExpectedLossPath, k: int, n: int, seed: int) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from creditsim.deal.waterfall import run_waterfall
 from creditsim.errors import ConfigError
 from creditsim.risk.expected import ExpectedLossPath
 
-__all__ = ["SizingResult", "size_tranches"]
+__all__ = ["SizingResult", "size_tranches", "thinnest_equity"]
 
 #: Newton / bisection steps per class and sweep
 STEPS = 12
@@ -235,3 +235,58 @@ def _macro_paths(elp: ExpectedLossPath, n: int, seed: int, run: Mapping[str, Any
     config = RunConfig(**{k: v for k, v in run.items() if k in ("macro", "scenario_mix", "horizon")})
     labels = draw_scenario_labels(config.weights, n, seed)
     return build_macro_draw(config.macro, labels, elp.horizon, seed, start=elp.start).values
+
+
+def thinnest_equity(loans: Any, deal: Any, senior_target: float, *, paths: np.ndarray | None = None,
+                    scenario_mix: Any = "severely_adverse", n_paths: int = 32, reps: int = 16, polish: int = 2,
+                    tolerance: float = 0.1, seed: int = 0, **run: Any) -> SizingResult:
+    """The thinnest equity that keeps the senior class's expected loss at ``senior_target`` under a macro mix
+    (default: the generator's severely adverse paths).
+
+    The mezzanine classes keep their thickness (share of the pool) and sit on top of the equity; the
+    senior class takes the rest. The senior's soft EL falls as the equity grows: bisection on the soft
+    expected-loss path, then the hard Monte Carlo check on the same paths with the target rescaling of
+    :func:`size_tranches`. Returns a :class:`SizingResult` whose ``settings["equity"]`` is the share.
+    """
+    elp = ExpectedLossPath.from_tape(loans, deal, seed=seed, **run)
+    if isinstance(senior_target, bool) or not isinstance(senior_target, (int, float)) or not 0 < senior_target < 1:
+        raise ConfigError(f"senior_target: expected an expected-loss fraction in (0, 1), got {senior_target!r}")
+    if paths is None:
+        paths = _macro_paths(elp, n_paths, seed, {**run, "scenario_mix": scenario_mix})
+    paths = np.asarray(paths, dtype=np.float64)[:, : elp.horizon]
+    pool = float(elp.engine.initial_balance)
+    sizes0 = np.array([t.balance for t in elp.deal.tranches], dtype=np.float64)
+    mezz = sizes0[1:-1] / sizes0.sum()  # thickness of the classes between the senior and the equity
+
+    above = np.r_[np.cumsum(mezz[::-1])[::-1], 0.0]  # par between each debt class's attachment and the equity
+
+    def attach(e: float) -> torch.Tensor:  # attachments of the debt classes (senior first) for equity share e
+        return torch.tensor(e + above, dtype=torch.float64)
+
+    soft, mc_cf = _SoftLosses(elp, paths), _monte_carlo(elp, paths, reps)
+    lo, hi = MIN_THICKNESS, 1.0 - mezz.sum() - MIN_THICKNESS
+    goal = float(senior_target)
+    for _ in range(1 + polish):
+        with torch.no_grad():
+            if float(soft(_sizes(attach(hi), pool))[0]) > goal:
+                raise ConfigError(f"no equity share below {hi:.1%} keeps the senior class's loss at {goal:.3%}")
+        a, b = lo, hi
+        for _ in range(STEPS + 8):
+            mid = 0.5 * (a + b)
+            with torch.no_grad():
+                a, b = (mid, b) if float(soft(_sizes(attach(mid), pool))[0]) > goal else (a, mid)
+        sizes = _sizes(attach(b), pool)
+        mc, se = _mc_losses(elp, mc_cf, sizes)
+        if abs(mc[0] - senior_target) <= tolerance * senior_target:
+            break
+        goal = min(0.99, max(1e-7, goal * senior_target / max(mc[0], 1e-9)))
+    with torch.no_grad():
+        soft_el = soft(sizes).numpy()
+    names = [t.name for t in elp.deal.tranches]
+    att = attach(b).numpy()
+    table = pd.DataFrame({"attachment": np.r_[att, 0.0], "detachment": np.r_[1.0, att], "balance": sizes.numpy(),
+                          "target_el": np.r_[senior_target, np.full(len(names) - 1, np.nan)], "soft_el": soft_el,
+                          "mc_el": mc, "mc_se": se}, index=pd.Index(names, name="tranche"))
+    tranches = [Tranche(**{**t.__dict__, "balance": float(v)}) for t, v in zip(elp.deal.tranches, sizes.numpy())]
+    return SizingResult(table, replace(elp.deal, tranches=tranches),
+                        {"equity": float(b), "n_paths": len(paths), "reps": reps, "soft_target": goal})
