@@ -18,14 +18,15 @@ from rich.table import Table
 
 from creditsim.cli.tables import print_whole
 
-__all__ = ["register", "reverse_stress_cmd", "print_reverse_stress"]
+__all__ = ["register", "reverse_stress_cmd", "size_tranches_cmd", "print_reverse_stress"]
 
 console = Console()
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``reverse-stress`` command to ``app``."""
+    """Add the ``reverse-stress`` and ``size-tranches`` commands to ``app``."""
     app.command("reverse-stress")(reverse_stress_cmd)
+    app.command("size-tranches")(size_tranches_cmd)
 
 
 def print_reverse_stress(result: Any, seconds: float | None = None, out: Console | None = None) -> None:
@@ -104,3 +105,58 @@ def reverse_stress_cmd(
     if out is not None:
         result.save(out)
         console.print(f"wrote {out}")
+
+
+def _parse_targets(text: str) -> dict[str, float]:
+    """``"A=0.0005,B=0.01,C=0.05"`` -> ``{"A": 0.0005, ...}`` (one-line ConfigError otherwise)."""
+    from creditsim.errors import ConfigError
+
+    out: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, sep, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ConfigError(f"--targets: expected CLASS=EL pairs like A=0.0005,B=0.01, got {part!r}")
+    return out
+
+
+def size_tranches_cmd(
+    tape: Path = typer.Option(..., "--tape", help="loan tape (.csv, .csv.gz or .parquet)"),
+    deal: Path = typer.Option(..., "--deal", help="deal YAML: the order of classes, coupons, triggers and fees"),
+    targets: str = typer.Option(..., "--targets", help="expected principal loss per debt class, e.g. A=0.0005,B=0.01,C=0.05"),
+    horizon: int = typer.Option(60, "--horizon", help="months"),
+    paths: int = typer.Option(64, "--paths", help="macro paths of the run's default source and mix"),
+    reps: int = typer.Option(16, "--reps", help="Monte Carlo loan draws per path in the verification"),
+    seed: int = typer.Option(0, "--seed", help="master seed"),
+    out: Path = typer.Option(None, "--out", help="directory for sizing.csv and the sized deal (deal_sized.yaml)"),
+) -> None:
+    """Attachment points meeting per-class expected-loss targets (soft sizing + Monte Carlo check)."""
+    import yaml
+    from rich import box
+
+    from creditsim.cli.run import read_tape
+    from creditsim.deal.config import load_deal
+    from creditsim.fileio import atomic_write, check_output_target
+    from creditsim.risk.sizing import size_tranches
+
+    goal = _parse_targets(targets)
+    if out is not None:
+        check_output_target(out / "sizing.csv", "file", "--out")
+    t0 = time.perf_counter()
+    result = size_tranches(read_tape(tape), load_deal(deal), goal, n_paths=paths, reps=reps, seed=seed, horizon=horizon)
+    t = Table(title="sized structure (EL = expected principal loss over the paths)", box=box.SIMPLE_HEAD)
+    for col in ("class", "attach", "detach", "balance", "target EL", "soft EL", "Monte Carlo EL"):
+        t.add_column(col, justify="left" if col == "class" else "right", no_wrap=True)
+    for name, row in result.table.iterrows():
+        target = "-" if row["target_el"] != row["target_el"] else f"{100 * row['target_el']:.3f} %"
+        t.add_row(str(name), f"{100 * row['attachment']:.2f} %", f"{100 * row['detachment']:.2f} %", f"{row['balance']:,.0f}",
+                  target, f"{100 * row['soft_el']:.3f} %", f"{100 * row['mc_el']:.3f} % +- {100 * row['mc_se']:.3f}")
+    print_whole(console, t)
+    console.print(f"{time.perf_counter() - t0:.1f} s")
+    if out is not None:
+        atomic_write(out / "sizing.csv", lambda p: result.table.to_csv(p))
+        atomic_write(out / "deal_sized.yaml", lambda p: p.write_text(yaml.safe_dump(result.deal.to_dict(), sort_keys=False)))
+        console.print(f"wrote {out / 'sizing.csv'}, {out / 'deal_sized.yaml'}")

@@ -43,3 +43,45 @@ def test_bad_requests_exit_2_with_one_line(small_tape, capsys, run_cli, args, me
     assert code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_size_tranches_command(tmp_path, capsys, run_cli) -> None:
+    """Targets = the Monte Carlo ELs of a known structure on the same paths: the command sizes it back."""
+    import numpy as np
+    import torch
+    import yaml
+    from dataclasses import replace
+
+    from creditsim.deal.config import Tranche, load_deal
+    from creditsim.risk.expected import ExpectedLossPath
+    from creditsim.risk.sizing import _macro_paths, _mc_losses, _monte_carlo
+
+    tape = pd.read_parquet(example_path("loans_example.parquet")).sample(400, random_state=11).reset_index(drop=True)
+    tape_path = tmp_path / "loans.parquet"
+    tape.to_parquet(tape_path)
+    deal = load_deal(example_path("example_clo.yaml"))
+    attach = np.array([0.12, 0.07, 0.03])
+    sizes = np.r_[1 - attach[0], -np.diff(attach), attach[-1]] * deal.initial_collateral
+    deal = replace(deal, tranches=[Tranche(**{**t.__dict__, "balance": float(b)}) for t, b in zip(deal.tranches, sizes)])
+    deal_path = tmp_path / "deal.yaml"
+    deal_path.write_text(yaml.safe_dump(deal.to_dict(), sort_keys=False))
+    elp = ExpectedLossPath.from_tape(tape, deal, horizon=24, seed=0)
+    paths = _macro_paths(elp, 16, 0, {"horizon": 24})
+    mc, _ = _mc_losses(elp, _monte_carlo(elp, paths, 32), torch.tensor([t.balance for t in elp.deal.tranches]))
+    targets = ",".join(f"{n}={v:.6g}" for n, v in zip("ABC", mc[:3]))
+    out = tmp_path / "sized"
+    code = run_cli(["size-tranches", "--tape", str(tape_path), "--deal", str(deal_path), "--targets", targets,
+                    "--horizon", "24", "--paths", "16", "--reps", "32", "--out", str(out)])
+    assert code == 0
+    assert "sized structure" in capsys.readouterr().out
+    table = pd.read_csv(out / "sizing.csv", index_col=0)
+    np.testing.assert_allclose(table["attachment"].to_numpy()[:3], attach, atol=0.01)
+    sized = load_deal(out / "deal_sized.yaml")
+    assert [t.name for t in sized.tranches] == ["A", "B", "C", "Equity"]
+
+
+def test_size_tranches_bad_targets(small_tape, capsys, run_cli) -> None:
+    code = run_cli(["size-tranches", "--tape", str(small_tape), "--deal", str(example_path("example_clo.yaml")),
+                    "--targets", "A:0.01"])
+    assert code == 2
+    assert "--targets: expected CLASS=EL pairs" in capsys.readouterr().err
