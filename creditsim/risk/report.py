@@ -20,6 +20,7 @@ import html
 import os
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +30,7 @@ from creditsim.fileio import atomic_write
 from creditsim.risk.results import DEFAULT_EPSILON, SimulationResults
 from creditsim.states import MACRO_VARS, SCENARIOS
 
-__all__ = ["build_report_html", "write_report", "tranche_loss_buckets", "LOSS_BUCKETS", "FAN_VARS"]
+__all__ = ["build_report_html", "write_report", "tranche_loss_buckets", "reverse_stress_html", "LOSS_BUCKETS", "FAN_VARS"]
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px 40px;color:#222}
@@ -263,3 +264,37 @@ def write_report(results: SimulationResults, path: str | os.PathLike, title: str
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), suffix=".tmp.html")
     return path
 
+
+
+def reverse_stress_html(result: Any, title: str | None = None) -> str:
+    """A self-contained HTML section for a :class:`~creditsim.risk.reverse_stress.ReverseStressResult`:
+    headline numbers, the found path against the Fed severely adverse path, the single-variable shifts
+    and the chart (embedded PNG)."""
+    import base64
+    import io
+
+    title = title or f"Reverse stress: tranche {result.tranche}, principal loss {result.threshold:.2%}"
+    fig = result.plot()
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=100, format="png")
+    png = base64.b64encode(buf.getvalue()).decode("ascii")
+    summary = result.summary()
+    summary["value"] = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in summary["value"]]
+    path = (100 * result.path_table()).round(2)
+    path.columns = [f"{a}: {b}" for a, b in path.columns]
+    path = path.T
+    path.columns = [f"month {m}" for m in path.columns]
+    parts = [f"<h1>{html.escape(title)}</h1>",
+             '<p class="muted">The most plausible macro path under the MacroVAE (from today\'s state) whose loss on the '
+             "tranche reaches the threshold, re-priced by the hard-mode Monte Carlo engine "
+             "(creditsim.risk.reverse_stress). Paths in percent.</p>",
+             "<h2>Result</h2>", _table(summary),
+             "<h2>Path</h2>", f'<img alt="found path" src="data:image/png;base64,{png}" style="max-width:1100px">',
+             _table(path)]
+    if result.single_variable is not None:
+        parts += ["<h2>One variable alone</h2>", '<p class="muted">Smallest parallel shift (training sd) of the '
+                  "generator's central path that breaks the target with the other variables held.</p>",
+                  _table(result.single_variable)]
+    body = "\n".join(parts)
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")

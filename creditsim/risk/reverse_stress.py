@@ -167,7 +167,10 @@ class ReverseStressResult:
 
     def save(self, directory: str | Path) -> Path:
         """Write ``summary.json``, ``path.csv``, ``path_vs_fed.csv``, ``single_variable.csv``,
-        ``reference.csv`` and ``reverse_stress.png`` into ``directory`` (each file atomically)."""
+        ``reference.csv``, ``reverse_stress.png`` and the report ``reverse_stress.html`` into ``directory``
+        (each file atomically)."""
+        from creditsim.risk.report import reverse_stress_html
+
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         summary = {k: (v.item() if hasattr(v, "item") else v) for k, v in self.summary()["value"].items()}
@@ -182,6 +185,7 @@ class ReverseStressResult:
                             "loss": self.reference_losses})
         atomic_write(out / "reference.csv", lambda p: ref.to_csv(p, index=False))
         self.plot(out / "reverse_stress.png")
+        atomic_write(out / "reverse_stress.html", lambda p: p.write_text(reverse_stress_html(self), encoding="utf-8"))
         return out
 
 

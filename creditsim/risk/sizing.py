@@ -23,6 +23,8 @@ equity is what remains below the most junior debt class; balances are in currenc
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -215,6 +217,10 @@ def size_tranches(loans: Any, deal: Any, targets: Mapping[str, float], *, paths:
             break
         soft_goal = np.where(miss, soft_goal * goal / np.maximum(mc[: len(debt)], 1e-9), soft_goal)
         soft_goal = np.maximum.accumulate(np.clip(soft_goal, 1e-7, 0.99))
+    off = [f"{n} {m:.3%} vs {g:.3%}" for n, m, g in zip(debt, mc, goal) if abs(m - g) > tolerance * g]
+    if off:
+        warnings.warn(f"size_tranches: after {polish} verification rounds the Monte Carlo EL misses the target by more "
+                      f"than {tolerance:.0%} for {', '.join(off)}", stacklevel=2)
     with torch.no_grad():
         soft_el = soft(sizes).numpy()
     names = [t.name for t in elp.deal.tranches]

@@ -72,8 +72,10 @@ def test_single_variable_shifts_break_the_target(result, model) -> None:
 def test_results_are_saved(result, tmp_path) -> None:
     out = result.save(tmp_path / "rs")
     for name in ("summary.json", "path.csv", "path_vs_fed.csv", "single_variable.csv", "reference.csv",
-                 "reverse_stress.png"):
+                 "reverse_stress.png", "reverse_stress.html"):
         assert (out / name).exists(), name
+    page = (out / "reverse_stress.html").read_text()
+    assert "Reverse stress: tranche C" in page and "data:image/png;base64," in page and "One variable alone" in page
     summary = json.loads((out / "summary.json").read_text())
     assert summary["tranche"] == "C" and summary["loss threshold"] == THRESHOLD
     assert summary["iterations"]
