@@ -435,7 +435,8 @@ def monthly_scenario_matrices(
 
 def monthly_matrices_from_z(z_mean: np.ndarray, link: ZMacroLink, *, include_residual: bool = True,
                             method: str = "diagonal") -> np.ndarray:
-    """Monthly rating matrices ``(..., 8, 8)`` of years whose Z forecast mean is ``z_mean`` ``(...)``.
+    """Monthly rating matrices ``(..., 8, 8)`` of years whose Z forecast mean is ``z_mean`` ``(...)`` (z > 0 is a
+    good year).
 
     The step of :func:`monthly_scenario_matrices` after the link's forecast: the annual conditional
     matrix ``M(z)`` (residual variance integrated unless ``include_residual=False``) and its monthly
