@@ -78,5 +78,7 @@ __getattr__, __dir__, _public = attach(__name__, {
     "EclResult": "creditsim.ifrs9.ecl",
     "EclSettings": "creditsim.ifrs9.settings",
     "EclLoans": "creditsim.ifrs9.loans",
+    # 8 model validation
+    "ValidationResult": "creditsim.validation.results",
 })
 __all__ = ["__version__", *_public]
