@@ -186,3 +186,41 @@ def test_bad_inputs_name_the_argument() -> None:
         psi([1, 2], [1, 2], empty_bin="drop")
     with pytest.raises(ConfigError, match="coverage"):
         kupiec_pof(1, 10, coverage=99)
+
+
+def test_concentration_closed_forms() -> None:
+    from creditsim.validation import concentration
+
+    even = concentration([5, 5, 5, 5])
+    assert even.statistic == pytest.approx(0.25) and even.details["cv"] == pytest.approx(0.0, abs=1e-12)
+    one = concentration([0, 10, 0, 0])
+    assert one.statistic == 1.0 and one.details["cv"] == pytest.approx(np.sqrt(3))
+
+
+def test_migration_bandwidth_and_z_tests() -> None:
+    from creditsim.validation import migration_bandwidth, migration_z_tests
+
+    stay = np.diag([100.0, 100.0, 100.0])
+    assert migration_bandwidth(stay).statistic == 0.0
+    worst = np.array([[0, 0, 100], [0, 0, 100], [0, 0, 100.0]])
+    assert migration_bandwidth(worst).statistic == pytest.approx(1.0)
+    ref = np.array([[0.9, 0.08, 0.02], [0.05, 0.9, 0.05], [0.0, 0.0, 1.0]])
+    assert migration_z_tests(ref * 1000, ref).decision == "pass"
+    bad = ref.copy()
+    bad[0] = [0.8, 0.15, 0.05]
+    assert migration_z_tests(bad * 1000, ref).decision == "reject"
+
+
+def test_lgd_t_test_matches_scipy_and_sicr_effectiveness() -> None:
+    from creditsim.validation import lgd_t_test, sicr_effectiveness
+
+    rng = np.random.default_rng(0)
+    est = rng.uniform(0.2, 0.6, 200)
+    real = est + 0.05 + rng.normal(0, 0.1, 200)
+    r = lgd_t_test(real, est)
+    assert r.p_value == pytest.approx(stats.ttest_rel(real, est, alternative="greater").pvalue)
+    assert r.decision == "reject"
+    hist = np.array([[1, 2, 2, 2, 3], [1, 1, 1, 1, 3], [1, 1, 2, 3, 3], [1, 1, 1, 1, 1]])
+    s = sicr_effectiveness(hist, [True, True, True, False], months_before=2)
+    assert s.statistic == pytest.approx(1 / 3)  # only the first was in Stage 2 >= 2 months before default
+    assert s.details["straight_to_stage3"] == pytest.approx(1 / 3)
