@@ -23,7 +23,8 @@ from creditsim.errors import ConfigError, DataError
 from creditsim.validation.results import (ValidationResult, check_alpha, check_count, check_outcomes,
                                           check_probabilities)
 
-__all__ = ["binomial_test", "jeffreys_test", "vasicek_binomial_test", "hosmer_lemeshow", "spiegelhalter", "brier_score"]
+__all__ = ["binomial_test", "jeffreys_test", "vasicek_binomial_test", "pd_traffic_light", "hosmer_lemeshow", "spiegelhalter",
+           "brier_score"]
 
 
 def _counts(defaults: Any, obligors: Any) -> tuple[int, int]:
@@ -151,3 +152,20 @@ def brier_score(pd: Any, outcomes: Any, groups: Any = None) -> ValidationResult:
     unc = float(base * (1 - base))
     return ValidationResult("brier", float(np.mean((y - p) ** 2)), float("nan"), "info", 1.0, {"n": p.size},
                             {"reliability": rel, "resolution": res, "uncertainty": unc})
+
+
+def pd_traffic_light(defaults: int, obligors: int, pd: float, rho: float = 0.05,
+                     levels: tuple[float, float] = (0.95, 0.999)) -> ValidationResult:
+    """Traffic light of a grade's default count (Blochwitz, Hohl, Tasche & Wehn 2004, Deutsche Bundesbank
+    "Validating default probabilities on short time series"): green when the count is below the
+    ``levels[0]`` quantile of the correlated-binomial distribution (:func:`vasicek_binomial_test`, asset
+    correlation ``rho``), red from the ``levels[1]`` quantile, yellow between. The statistic is the tail
+    probability ``P(X >= defaults)``."""
+    lo, hi = levels
+    if not 0 < lo < hi < 1:
+        raise ConfigError(f"levels: expected two increasing confidence levels in (0, 1), got {levels!r}")
+    p = vasicek_binomial_test(defaults, obligors, pd, rho).p_value
+    zone = "green" if p > 1 - lo else "yellow" if p > 1 - hi else "red"
+    return ValidationResult("pd_traffic_light", p, p, zone, 1 - hi,
+                            {"defaults": int(defaults), "obligors": int(obligors), "pd": float(pd), "rho": float(rho),
+                             "levels": (lo, hi)})

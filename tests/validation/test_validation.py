@@ -224,3 +224,14 @@ def test_lgd_t_test_matches_scipy_and_sicr_effectiveness() -> None:
     s = sicr_effectiveness(hist, [True, True, True, False], months_before=2)
     assert s.statistic == pytest.approx(1 / 3)  # only the first was in Stage 2 >= 2 months before default
     assert s.details["straight_to_stage3"] == pytest.approx(1 / 3)
+
+
+def test_pd_traffic_light_zones_follow_the_correlated_quantiles() -> None:
+    from creditsim.validation import pd_traffic_light
+
+    zones = [pd_traffic_light(d, 1000, 0.01, rho=0.05).decision for d in range(0, 60)]
+    assert zones[5] == "green" and zones[-1] == "red"
+    first_yellow, first_red = zones.index("yellow"), zones.index("red")
+    assert set(zones[:first_yellow]) == {"green"} and set(zones[first_yellow:first_red]) == {"yellow"}
+    p = vasicek_binomial_test(first_yellow, 1000, 0.01, 0.05).p_value
+    assert p <= 0.05 < vasicek_binomial_test(first_yellow - 1, 1000, 0.01, 0.05).p_value
