@@ -23,7 +23,7 @@ from creditsim.errors import CreditSimError
 __all__ = ["app", "main", "run_app"]
 
 #: command-group modules, each with ``register(app: typer.Typer) -> None``
-COMMAND_MODULES: tuple[str, ...] = ("data", "deal", "ratings", "train", "evaluate", "run", "stress", "reverse", "examples")
+COMMAND_MODULES: tuple[str, ...] = ("data", "deal", "ratings", "train", "evaluate", "run", "stress", "reverse", "examples", "ecl")
 
 app = typer.Typer(
     name="creditsim",

@@ -22,15 +22,20 @@ reports, and why:
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from openpyxl.utils import get_column_letter
 
 from creditsim.errors import DataError
-from creditsim.fileio import atomic_write
+from creditsim.fileio import atomic_write, escape_frame
 
-__all__ = ["allowance_movement", "exposure_by_grade_and_stage", "scenario_table", "disclosures_to_excel"]
+__all__ = ["allowance_movement", "exposure_by_grade_and_stage", "scenario_table", "disclosures_to_excel",
+           "stage_summary", "Ifrs7Report", "build_report"]
 
 _STAGES = (1, 2, 3)
 
@@ -113,7 +118,7 @@ def allowance_movement(opening: Any, closing: Any, *, written_off: Any = (), unw
     rows["closing"] = by_stage(c["stage"], c["ecl"])
     out = pd.DataFrame(rows, index=[f"stage {s}" for s in _STAGES]).T
     out["total"] = out.sum(axis=1)
-    return out
+    return out + 0.0  # -0.0 (a negated empty sum) prints as "-0.0" in the tables: make it 0.0
 
 
 def exposure_by_grade_and_stage(result: Any, grades: Any) -> pd.DataFrame:
@@ -152,3 +157,120 @@ def disclosures_to_excel(path: Any, **tables: pd.DataFrame) -> Any:
                 frame.to_excel(xl, sheet_name=str(name)[:31])
 
     return atomic_write(path, write, suffix=".xlsx")
+
+
+# ----------------------------------------------------------------------------- report object
+#: Excel number formats: currency amounts with thousands separators and cents, fractions as percent
+CURRENCY_FORMAT = "#,##0.00"
+PERCENT_FORMAT = "0.00%"
+COUNT_FORMAT = "#,##0"
+
+
+def stage_summary(result: Any) -> pd.DataFrame:
+    """Loans, exposure (``ead``, gross carrying amount plus ``ccf x undrawn``), probability-weighted 12-month
+    and lifetime ECL, the allowance (``ecl``: 12-month in Stage 1, lifetime in 2 and 3) and coverage
+    (allowance / exposure, a fraction) by stage 1..3 and in total. Currency units; every stage row is
+    present (zeros for an empty stage, coverage NaN)."""
+    df = pd.DataFrame({"stage": np.asarray(result.stage), "ead": np.asarray(result.ead, dtype=np.float64),
+                       "ecl_12m": np.asarray(result.ecl_12m_weighted, dtype=np.float64),
+                       "ecl_lifetime": np.asarray(result.ecl_lifetime_weighted, dtype=np.float64),
+                       "ecl": np.asarray(result.ecl, dtype=np.float64)})
+    out = df.groupby("stage").agg(loans=("ecl", "size"), ead=("ead", "sum"), ecl_12m=("ecl_12m", "sum"),
+                                  ecl_lifetime=("ecl_lifetime", "sum"), ecl=("ecl", "sum"))
+    out = out.reindex(list(_STAGES), fill_value=0)
+    out.index = [f"stage {s}" for s in _STAGES]
+    out.loc["total"] = out.sum()
+    out["loans"] = out["loans"].astype(np.int64)
+    out["coverage"] = out["ecl"] / out["ead"].where(out["ead"] > 0)
+    return out
+
+
+def _flat_exposure(table: pd.DataFrame) -> pd.DataFrame:
+    """The (measure, stage) columns of :func:`exposure_by_grade_and_stage` as ``gross stage 1`` ... plus the
+    totals over stages (``gross total``, ``allowance total``, ``coverage total``) and a ``total`` row."""
+    gross, allow = table["gross"].copy(), table["allowance"].copy()
+    for frame in (gross, allow):
+        frame.columns = [f"stage {int(s)}" for s in frame.columns]
+        for s in _STAGES:  # every stage column, also when no loan of the book is in it
+            if f"stage {s}" not in frame.columns:
+                frame[f"stage {s}"] = 0.0
+        frame.sort_index(axis=1, inplace=True)
+        frame["total"] = frame.sum(axis=1)
+        frame.loc["total"] = frame.sum()
+    cover = allow / gross.where(gross > 0)
+    out = pd.concat({"gross": gross, "allowance": allow, "coverage": cover}, axis=1)
+    out.columns = [f"{m} {s}" for m, s in out.columns]
+    out.index = out.index.astype(str)
+    out.index.name = "grade"
+    return out
+
+
+@dataclass
+class Ifrs7Report:
+    """The disclosure tables of one reporting date (see :func:`build_report`).
+
+    ``summary`` (stage x loans / exposure / ECL / coverage), ``exposure`` (grade x gross / allowance /
+    coverage per stage and in total), ``scenarios`` (:func:`scenario_table`) and, with an opening book,
+    ``movement`` (:func:`allowance_movement`). Amounts in currency units, coverage and weights fractions.
+    """
+
+    summary: pd.DataFrame
+    exposure: pd.DataFrame
+    scenarios: pd.DataFrame
+    movement: pd.DataFrame | None = None
+    as_of: str | None = None
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """``{sheet / file name: table}`` in disclosure order (movement only when present)."""
+        out = {"summary": self.summary, "exposure": self.exposure, "scenarios": self.scenarios}
+        if self.movement is not None:
+            out["movement"] = self.movement
+        return out
+
+    def to_excel(self, path: str | os.PathLike[str]) -> Path:
+        """One sheet per table, written atomically (temporary file, then rename) with number formats:
+        currency ``#,##0.00``, coverage and weights ``0.00%``, loan counts ``#,##0``. Returns the path."""
+
+        def write(p: Path) -> None:
+            with pd.ExcelWriter(p, engine="openpyxl") as xl:
+                for name, frame in self.tables().items():
+                    escape_frame(frame).to_excel(xl, sheet_name=name)
+                    sheet = xl.sheets[name]
+                    sheet.column_dimensions["A"].width = 24
+                    for j, col in enumerate(frame.columns, start=2):
+                        fmt = _number_format(str(col))
+                        letter = get_column_letter(j)
+                        sheet.column_dimensions[letter].width = 16
+                        for row in range(2, len(frame) + 2):
+                            sheet[f"{letter}{row}"].number_format = fmt
+
+        return atomic_write(path, write, suffix=".xlsx")
+
+
+def _number_format(column: str) -> str:
+    """Excel number format of a report column, from its name (fractions as percent)."""
+    if column.startswith("coverage") or column == "weight":
+        return PERCENT_FORMAT
+    if column == "loans":
+        return COUNT_FORMAT
+    return CURRENCY_FORMAT
+
+
+def build_report(result: Any, grades: Any, *, reference: int = 0, opening: Any = None, written_off: Any = (),
+                 unwind: Any = None, closing_old_model: Any = None, as_of: str | None = None) -> Ifrs7Report:
+    """The disclosure tables of an ECL run.
+
+    Args:
+        result: the closing :class:`~creditsim.ifrs9.ecl.EclResult`.
+        grades: ``(L,)`` grade label per loan of ``result`` (e.g. "BBB", or an asset class for unrated loans).
+        reference: scenario index the non-linearity gap is measured against (the baseline).
+        opening, written_off, unwind, closing_old_model: the movement table's inputs
+            (:func:`allowance_movement`); no movement table when ``opening`` is None.
+        as_of: the reporting date, kept for the reader.
+    """
+    movement = None
+    if opening is not None:
+        movement = allowance_movement(opening, result, written_off=written_off, unwind=unwind,
+                                      closing_old_model=closing_old_model)
+    return Ifrs7Report(summary=stage_summary(result), exposure=_flat_exposure(exposure_by_grade_and_stage(result, grades)),
+                       scenarios=scenario_table(result, reference=reference), movement=movement, as_of=as_of)
