@@ -188,15 +188,15 @@ def stage_summary(result: Any) -> pd.DataFrame:
 def _flat_exposure(table: pd.DataFrame) -> pd.DataFrame:
     """The (measure, stage) columns of :func:`exposure_by_grade_and_stage` as ``gross stage 1`` ... plus the
     totals over stages (``gross total``, ``allowance total``, ``coverage total``) and a ``total`` row."""
-    gross, allow = table["gross"].copy(), table["allowance"].copy()
-    for frame in (gross, allow):
-        frame.columns = [f"stage {int(s)}" for s in frame.columns]
-        for s in _STAGES:  # every stage column, also when no loan of the book is in it
-            if f"stage {s}" not in frame.columns:
-                frame[f"stage {s}"] = 0.0
-        frame.sort_index(axis=1, inplace=True)
-        frame["total"] = frame.sum(axis=1)
-        frame.loc["total"] = frame.sum()
+    def with_totals(frame: pd.DataFrame) -> pd.DataFrame:
+        # every stage column, also when no loan of the book is in it
+        out = frame.reindex(columns=list(_STAGES), fill_value=0.0).astype(np.float64)
+        out.columns = [f"stage {s}" for s in _STAGES]
+        out["total"] = out.sum(axis=1)
+        out.loc["total"] = out.sum()
+        return out
+
+    gross, allow = with_totals(table["gross"]), with_totals(table["allowance"])
     cover = allow / gross.where(gross > 0)
     out = pd.concat({"gross": gross, "allowance": allow, "coverage": cover}, axis=1)
     out.columns = [f"{m} {s}" for m, s in out.columns]

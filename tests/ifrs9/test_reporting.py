@@ -102,3 +102,95 @@ def test_scenario_table_and_a_real_run_reconciles() -> None:
     m = allowance_movement(res, later)
     assert m.loc["remeasurement", "total"] == pytest.approx(0.1 * res.total)
     np.testing.assert_allclose(m.loc["opening"] + m.drop(index=["opening", "closing"]).sum(), m.loc["closing"], atol=1e-9)
+
+
+def test_one_loan_moving_from_stage_1_to_2() -> None:
+    """One loan, allowance 10 (12-month, Stage 1) -> 60 (lifetime, Stage 2): the transfer line carries the
+    opening 10 across, the remeasurement the other 50 in Stage 2, nothing else moves."""
+    m = allowance_movement(_book([("x", 1, 10.0, 100)]), _book([("x", 2, 60.0, 95)]))
+    np.testing.assert_array_equal(m.loc["transfer to stage 2", ["stage 1", "stage 2", "stage 3"]], [-10, 10, 0])
+    np.testing.assert_array_equal(m.loc["remeasurement", ["stage 1", "stage 2", "stage 3"]], [0, 50, 0])
+    others = m.drop(index=["opening", "closing", "transfer to stage 2", "remeasurement"])
+    assert (others.to_numpy() == 0).all() and not np.signbit(others.to_numpy()).any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 3), st.integers(1, 3), st.floats(0, 1e6), st.floats(0, 1e6)),
+                min_size=1, max_size=30))
+def test_transfer_rows_match_a_loan_by_loan_count(rows) -> None:
+    """Each transfer row: + the opening allowance of the loans arriving in that stage from another, - (in
+    their old stage) the same amounts; a loan that keeps its stage moves nothing."""
+    o = pd.DataFrame({"loan_id": range(len(rows)), "stage": [r[0] for r in rows], "ecl": [r[2] for r in rows]})
+    c = pd.DataFrame({"loan_id": range(len(rows)), "stage": [r[1] for r in rows], "ecl": [r[3] for r in rows]})
+    m = allowance_movement(o, c)
+    for dest in (1, 2, 3):
+        want = np.zeros(3)
+        for so, sc, eo, _ in rows:
+            if sc == dest and so != dest:
+                want[dest - 1] += eo
+                want[so - 1] -= eo
+        np.testing.assert_allclose(m.loc[f"transfer to stage {dest}", ["stage 1", "stage 2", "stage 3"]], want,
+                                   rtol=1e-12, atol=1e-9)
+
+
+def _small_result():
+    from creditsim.datasets.ratings import load_sp_ratings
+    from creditsim.ifrs9 import EclLoans, FlatLGD, ScenarioMatrixPD, expected_credit_loss
+
+    rng = np.random.default_rng(5)
+    n = 25
+    grade = rng.integers(2, 7, n)
+    loans = EclLoans(balance=rng.uniform(1e4, 2e5, n), annual_rate=0.05, remaining_months=rng.integers(12, 96, n),
+                     grade=grade, origination_grade=np.maximum(grade - 3 * (rng.random(n) < 0.3), 0),
+                     days_past_due=np.where(rng.random(n) < 0.1, 120, 0), loan_id=[f"L{i}" for i in range(n)])
+    z = np.array([[0.3] * 4, [-1.2] * 4])
+    return expected_credit_loss(loans, ScenarioMatrixPD.from_z_paths(load_sp_ratings().matrix_8x8, z, 0.06),
+                                FlatLGD(0.45), scenarios=["base", "down"], weights=[0.6, 0.4]), grade
+
+
+def test_stage_summary_and_report_tables() -> None:
+    from creditsim.ifrs9.reporting import build_report, stage_summary
+
+    res, grade = _small_result()
+    s = stage_summary(res)
+    assert list(s.index) == ["stage 1", "stage 2", "stage 3", "total"]
+    assert s.loc["total", "loans"] == 25 and s.loc["total", "ecl"] == pytest.approx(res.total, rel=1e-12)
+    for k in (1, 2, 3):
+        on = res.stage == k
+        assert s.loc[f"stage {k}", "loans"] == on.sum()
+        assert s.loc[f"stage {k}", "ead"] == pytest.approx(res.ead[on].sum(), rel=1e-12)
+    # the allowance is 12-month ECL in Stage 1 and lifetime ECL in Stages 2-3
+    assert s.loc["stage 1", "ecl"] == pytest.approx(s.loc["stage 1", "ecl_12m"], rel=1e-12)
+    assert s.loc["stage 2", "ecl"] == pytest.approx(s.loc["stage 2", "ecl_lifetime"], rel=1e-12)
+    assert s.loc["stage 3", "loans"] > 0 and s.loc["stage 2", "loans"] > 0
+    np.testing.assert_allclose(s["coverage"], s["ecl"] / s["ead"])
+    labels = np.array(["AAA", "AA", "A", "BBB", "BB", "B", "CCC"])[grade]
+    rep = build_report(res, labels, opening=res.to_frame().assign(ecl=lambda f: 0.5 * f["ecl"]))
+    e = rep.exposure
+    assert e.loc["total", "allowance total"] == pytest.approx(res.total, rel=1e-12)
+    assert e.loc["total", "gross total"] == pytest.approx(res.ead.sum(), rel=1e-12)
+    assert e.loc["BB", "coverage total"] == pytest.approx(res.ecl[labels == "BB"].sum() / res.ead[labels == "BB"].sum())
+    assert rep.movement.loc["remeasurement", "total"] == pytest.approx(0.5 * res.total, rel=1e-12)
+    assert set(rep.tables()) == {"summary", "exposure", "scenarios", "movement"}
+
+
+def test_report_to_excel_formats_and_atomic_replace(tmp_path) -> None:
+    from openpyxl import load_workbook
+
+    from creditsim.ifrs9.reporting import CURRENCY_FORMAT, PERCENT_FORMAT, build_report
+
+    res, grade = _small_result()
+    rep = build_report(res, np.where(grade > 3, "=HYPERLINK(1)", "IG"))
+    path = tmp_path / "r.xlsx"
+    path.write_bytes(b"old")
+    assert rep.to_excel(path) == path
+    assert [p.name for p in tmp_path.iterdir()] == ["r.xlsx"]  # no temporary file left behind
+    wb = load_workbook(path)
+    assert wb.sheetnames == ["summary", "exposure", "scenarios"]
+    ws = wb["summary"]
+    head = [c.value for c in ws[1]]
+    cover, ecl = head.index("coverage") + 1, head.index("ecl") + 1
+    assert ws.cell(2, cover).number_format == PERCENT_FORMAT and ws.cell(2, ecl).number_format == CURRENCY_FORMAT
+    assert ws.cell(5, ecl).value == pytest.approx(res.total, rel=1e-12)
+    grades = [c.value for c in wb["exposure"]["A"]]  # text a spreadsheet would run as a formula is quoted
+    assert "'=HYPERLINK(1)" in grades and not any(str(g).startswith("=") for g in grades), grades
