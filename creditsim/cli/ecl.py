@@ -258,7 +258,9 @@ def tape_ecl_inputs(tape: pd.DataFrame, scenarios: str | list[str], as_of: Any, 
         groups.append((rated, ScenarioMatrixPD.from_macro(link, macro)))
     markov = MarkovTransitionModel.default()
     tilted = markov.scenario_matrices(macro)  # (S, C, T, 7, 7) per asset-class cohort (or (S, T, 7, 7))
-    base = markov._matrix()  # untilted through-the-cycle matrices, (C, 7, 7) or (7, 7)
+    # through-the-cycle: the matrices at the standardisation mean, where the overlay's tilt is exactly 0
+    base = markov.scenario_matrices(np.broadcast_to(markov.macro_mean_, (1, 1, len(markov.macro_mean_))))
+    base = base[0, :, 0] if base.ndim == 5 else base[0, 0]  # (C, 7, 7) or (7, 7)
     state = np.asarray(book.initial_state, dtype=np.int64)
     for c, cls in enumerate(ASSET_CLASSES):
         for s0 in range(4):
@@ -334,18 +336,19 @@ def run_ecl(tape: pd.DataFrame, scenarios: str | list[str], as_of: Any, weights:
     elif off:
         raise ConfigError("--written-off needs --previous (write-offs are a line of the movement from it)")
     # loan ids are text on both sides (the book's ids and the previous per-loan file's)
-    run.report = build_report(run.result, run.grade, reference=0, opening=opening, written_off=off, unwind=unwind,
+    run.report = build_report(run.result, run.grade, gross=run.loans.balance, reference=0, opening=opening, written_off=off, unwind=unwind,
                               as_of=f"{run.as_of:%Y-%m-%d}")
     return run
 
 
 def per_loan_frame(run: EclRun) -> pd.DataFrame:
-    """One row per loan: id, grade label, stage, exposure, weighted 12-month / lifetime ECL, allowance,
+    """One row per loan: id, grade label, stage, gross carrying amount (drawn balance), exposure, weighted 12-month / lifetime ECL, allowance,
     the allowance under each scenario (``ecl_<scenario>``), lifetime PD weighted, and the SICR triggers."""
     res = run.result
     df = res.to_frame()
     df["loan_id"] = df["loan_id"].astype(str)
     df.insert(1, "grade", run.grade.astype(str))
+    df.insert(3, "gross", run.loans.balance)
     for s, name in enumerate(res.scenarios):
         df[f"ecl_{name}"] = res.ecl_by_scenario[s]
     df["lifetime_pd"] = res.weights @ res.lifetime_pd
@@ -407,28 +410,30 @@ def _money(x: float) -> str:
 
 
 def print_ecl_summary(run: EclRun, seconds: float | None = None, out: Console | None = None) -> None:
-    """Stage table (loans, exposure, 12-month / lifetime ECL, allowance, coverage) and the scenario table."""
+    """Stage table (loans, gross carrying amount, 12-month / lifetime ECL, allowance, coverage) and the
+    scenario table (allowance at 100 % weight on each scenario, weighted, gap; coverage on the gross total)."""
     from rich import box
 
     out = out or console
     rep = run.report
     t = Table(title=f"IFRS 9 allowance at {run.as_of:%Y-%m-%d}", box=box.SIMPLE_HEAD)
-    for col, justify in (("stage", "left"), ("loans", "right"), ("exposure", "right"), ("ECL 12m", "right"),
+    for col, justify in (("stage", "left"), ("loans", "right"), ("gross", "right"), ("ECL 12m", "right"),
                          ("ECL lifetime", "right"), ("allowance", "right"), ("coverage", "right")):
         t.add_column(col, justify=justify, no_wrap=True)
     for name, row in rep.summary.iterrows():
         cover = "-" if pd.isna(row["coverage"]) else f"{row['coverage']:.2%}"
-        t.add_row(str(name), f"{int(row['loans']):,}", _money(row["ead"]), _money(row["ecl_12m"]),
+        t.add_row(str(name), f"{int(row['loans']):,}", _money(row["gross"]), _money(row["ecl_12m"]),
                   _money(row["ecl_lifetime"]), _money(row["ecl"]), cover)
     print_whole(out, t)
     s = Table(title="allowance by scenario (100 % weight each)", box=box.SIMPLE_HEAD)
     for col in ("scenario", "weight", "allowance", "coverage"):
         s.add_column(col, justify="left" if col == "scenario" else "right", no_wrap=True)
-    total_ead = float(rep.summary.loc["total", "ead"])
+    total_gross = float(rep.summary.loc["total", "gross"])
     for name, row in rep.scenarios.iterrows():
         weight = "" if pd.isna(row["weight"]) else f"{row['weight']:.0%}"
-        s.add_row(str(name), weight, _money(row["ecl_100pct"]), f"{row['ecl_100pct'] / total_ead:.2%}")
+        s.add_row(str(name), weight, _money(row["ecl_100pct"]), f"{row['ecl_100pct'] / total_gross:.2%}")
     print_whole(out, s)
+    out.print("gross = drawn balance (gross carrying amount); coverage = allowance / gross")
     out.print(f"non-linearity gap = probability-weighted allowance minus {run.scenarios[0]} at 100 %; "
               f"{run.macro.shape[1]} forecast months, then reversion to TTC ({run.settings.reversion})")
     if rep.movement is not None:

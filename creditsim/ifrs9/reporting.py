@@ -121,12 +121,19 @@ def allowance_movement(opening: Any, closing: Any, *, written_off: Any = (), unw
     return out + 0.0  # -0.0 (a negated empty sum) prints as "-0.0" in the tables: make it 0.0
 
 
-def exposure_by_grade_and_stage(result: Any, grades: Any) -> pd.DataFrame:
-    """Gross carrying amount (``ead``), allowance and coverage by grade (rows) and stage (columns)."""
+def exposure_by_grade_and_stage(result: Any, grades: Any, gross: Any = None) -> pd.DataFrame:
+    """Gross carrying amount, allowance and coverage (allowance / gross, a fraction) by grade (rows) and
+    stage (columns), the IFRS 7.35M table. ``gross`` ``(L,)``: the gross carrying amount per loan (amortised
+    cost before the allowance); None takes the result's exposure ``ead``."""
     df = _frame(result, "result").reset_index()
     g = np.asarray(grades).reshape(-1)
     if "ead" not in df.columns or g.size != len(df):
         raise DataError(f"grades: expected one grade per loan ({len(df)}) and an exposure column 'ead'")
+    if gross is not None:
+        amounts = np.asarray(gross, dtype=np.float64).reshape(-1)
+        if amounts.size != len(df) or not np.isfinite(amounts).all() or (amounts < 0).any():
+            raise DataError(f"gross: expected {len(df)} finite amounts >= 0 (one per loan)")
+        df["ead"] = amounts
     df["grade"] = g
     df[["ead", "ecl"]] = df[["ead", "ecl"]].astype(np.float64)
     table = df.pivot_table(index="grade", columns="stage", values=["ead", "ecl"], aggfunc="sum", fill_value=0.0)
@@ -166,22 +173,27 @@ PERCENT_FORMAT = "0.00%"
 COUNT_FORMAT = "#,##0"
 
 
-def stage_summary(result: Any) -> pd.DataFrame:
-    """Loans, exposure (``ead``, gross carrying amount plus ``ccf x undrawn``), probability-weighted 12-month
-    and lifetime ECL, the allowance (``ecl``: 12-month in Stage 1, lifetime in 2 and 3) and coverage
-    (allowance / exposure, a fraction) by stage 1..3 and in total. Currency units; every stage row is
+def stage_summary(result: Any, gross: Any = None) -> pd.DataFrame:
+    """Loans, gross carrying amount (``gross`` ``(L,)``; None: the exposure), exposure at the reporting date
+    (``ead``: with the engine's accrued interest and ``ccf x undrawn``), probability-weighted 12-month and
+    lifetime ECL, the allowance (``ecl``: 12-month in Stage 1, lifetime in 2 and 3) and coverage (allowance
+    / gross carrying amount, a fraction) by stage 1..3 and in total. Currency units; every stage row is
     present (zeros for an empty stage, coverage NaN)."""
-    df = pd.DataFrame({"stage": np.asarray(result.stage), "ead": np.asarray(result.ead, dtype=np.float64),
+    ead = np.asarray(result.ead, dtype=np.float64)
+    amounts = ead if gross is None else np.asarray(gross, dtype=np.float64).reshape(-1)
+    if amounts.shape != ead.shape:
+        raise DataError(f"gross: expected {ead.size} amounts (one per loan), got {amounts.size}")
+    df = pd.DataFrame({"stage": np.asarray(result.stage), "gross": amounts, "ead": ead,
                        "ecl_12m": np.asarray(result.ecl_12m_weighted, dtype=np.float64),
                        "ecl_lifetime": np.asarray(result.ecl_lifetime_weighted, dtype=np.float64),
                        "ecl": np.asarray(result.ecl, dtype=np.float64)})
-    out = df.groupby("stage").agg(loans=("ecl", "size"), ead=("ead", "sum"), ecl_12m=("ecl_12m", "sum"),
+    out = df.groupby("stage").agg(loans=("ecl", "size"), gross=("gross", "sum"), ead=("ead", "sum"), ecl_12m=("ecl_12m", "sum"),
                                   ecl_lifetime=("ecl_lifetime", "sum"), ecl=("ecl", "sum"))
     out = out.reindex(list(_STAGES), fill_value=0)
     out.index = [f"stage {s}" for s in _STAGES]
     out.loc["total"] = out.sum()
     out["loans"] = out["loans"].astype(np.int64)
-    out["coverage"] = out["ecl"] / out["ead"].where(out["ead"] > 0)
+    out["coverage"] = out["ecl"] / out["gross"].where(out["gross"] > 0)
     return out
 
 
@@ -256,13 +268,15 @@ def _number_format(column: str) -> str:
     return CURRENCY_FORMAT
 
 
-def build_report(result: Any, grades: Any, *, reference: int = 0, opening: Any = None, written_off: Any = (),
-                 unwind: Any = None, closing_old_model: Any = None, as_of: str | None = None) -> Ifrs7Report:
+def build_report(result: Any, grades: Any, *, gross: Any = None, reference: int = 0, opening: Any = None,
+                 written_off: Any = (), unwind: Any = None, closing_old_model: Any = None,
+                 as_of: str | None = None) -> Ifrs7Report:
     """The disclosure tables of an ECL run.
 
     Args:
         result: the closing :class:`~creditsim.ifrs9.ecl.EclResult`.
         grades: ``(L,)`` grade label per loan of ``result`` (e.g. "BBB", or an asset class for unrated loans).
+        gross: ``(L,)`` gross carrying amounts (e.g. the drawn balances); None: the result's exposure.
         reference: scenario index the non-linearity gap is measured against (the baseline).
         opening, written_off, unwind, closing_old_model: the movement table's inputs
             (:func:`allowance_movement`); no movement table when ``opening`` is None.
@@ -272,5 +286,6 @@ def build_report(result: Any, grades: Any, *, reference: int = 0, opening: Any =
     if opening is not None:
         movement = allowance_movement(opening, result, written_off=written_off, unwind=unwind,
                                       closing_old_model=closing_old_model)
-    return Ifrs7Report(summary=stage_summary(result), exposure=_flat_exposure(exposure_by_grade_and_stage(result, grades)),
+    return Ifrs7Report(summary=stage_summary(result, gross),
+                       exposure=_flat_exposure(exposure_by_grade_and_stage(result, grades, gross)),
                        scenarios=scenario_table(result, reference=reference), movement=movement, as_of=as_of)

@@ -77,8 +77,12 @@ def test_numbers_equal_the_library_called_directly(runs) -> None:
     summary = pd.read_csv(runs["dec"] / "ecl_summary.csv", index_col=0)
     assert summary.loc["total", "ecl"] == pytest.approx(loans["ecl"].sum(), rel=1e-12)
     assert summary.loc["total", "loans"] == len(loans)
+    np.testing.assert_allclose(loans["gross"], run.loans.balance)
     for s in (1, 2, 3):
-        assert summary.loc[f"stage {s}", "ead"] == pytest.approx(loans.loc[loans["stage"] == s, "ead"].sum(), rel=1e-12)
+        on = loans["stage"] == s
+        assert summary.loc[f"stage {s}", "ead"] == pytest.approx(loans.loc[on, "ead"].sum(), rel=1e-12)
+        assert summary.loc[f"stage {s}", "gross"] == pytest.approx(loans.loc[on, "gross"].sum(), rel=1e-12)
+    assert summary.loc["total", "coverage"] == pytest.approx(loans["ecl"].sum() / loans["gross"].sum(), rel=1e-12)
     scen = pd.read_csv(runs["dec"] / "ecl_scenarios.csv", index_col=0)
     base, severe = loans["ecl_fed:2026:baseline"].sum(), loans["ecl_fed:2026:severely_adverse"].sum()
     assert scen.loc["fed:2026:baseline", "ecl_100pct"] == pytest.approx(base, rel=1e-12)
@@ -87,7 +91,7 @@ def test_numbers_equal_the_library_called_directly(runs) -> None:
     assert severe > base > 0
     exposure = pd.read_csv(runs["dec"] / "ecl_exposure.csv", index_col=0)
     assert exposure.loc["total", "allowance total"] == pytest.approx(loans["ecl"].sum(), rel=1e-12)
-    assert exposure.loc["BBB", "gross total"] == pytest.approx(loans.loc[loans["grade"] == "BBB", "ead"].sum(), rel=1e-12)
+    assert exposure.loc["BBB", "gross total"] == pytest.approx(loans.loc[loans["grade"] == "BBB", "gross"].sum(), rel=1e-12)
 
 
 def test_movement_from_the_previous_run(runs) -> None:

@@ -163,7 +163,9 @@ def test_stage_summary_and_report_tables() -> None:
     assert s.loc["stage 1", "ecl"] == pytest.approx(s.loc["stage 1", "ecl_12m"], rel=1e-12)
     assert s.loc["stage 2", "ecl"] == pytest.approx(s.loc["stage 2", "ecl_lifetime"], rel=1e-12)
     assert s.loc["stage 3", "loans"] > 0 and s.loc["stage 2", "loans"] > 0
-    np.testing.assert_allclose(s["coverage"], s["ecl"] / s["ead"])
+    np.testing.assert_allclose(s["coverage"], s["ecl"] / s["ead"])  # no gross given: the exposure
+    drawn = res.ead / 1.01
+    assert stage_summary(res, drawn).loc["total", "coverage"] == pytest.approx(1.01 * res.total / res.ead.sum())
     labels = np.array(["AAA", "AA", "A", "BBB", "BB", "B", "CCC"])[grade]
     rep = build_report(res, labels, opening=res.to_frame().assign(ecl=lambda f: 0.5 * f["ecl"]))
     e = rep.exposure
