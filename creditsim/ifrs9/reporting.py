@@ -2,8 +2,14 @@
 the scenario table.
 
 Movement table (IFRS 7.35H-35I: reconciliation of the loss allowance by stage from opening to closing).
-The order in which a loan's change is attributed is a convention; ours, the common one in bank annual
-reports, and why:
+IFRS 7 fixes the columns (12-month ECL, lifetime not credit-impaired, lifetime credit-impaired) and asks
+for the changes that explain the movement (IFRS 7.35I and the IG20B illustration: transfers, new assets,
+derecognitions, write-offs, model changes), but not the order in which a loan's change is split between
+lines. Each loan's change is attributed once, in the order below, the last line taking the rest. It is
+the layout of many bank annual reports (transfers "at the opening ECL", net remeasurement as its own
+line; the EBA FINREP movement template F 12.01 likewise has separate origination, derecognition,
+credit-risk-change, methodology and write-off lines), chosen because it keeps each line a quantity one
+can recompute from the two books alone, loan by loan:
 
 1. **Transfers** move a continuing loan's *opening* allowance from its opening stage's column to its
    closing stage's column (one row per destination stage; each row sums to zero). Measuring transfers at
@@ -18,6 +24,17 @@ reports, and why:
    closing allowance under the new model minus under the old one, per continuing loan.
 6. **Remeasurement**: the rest of each continuing loan's change, so every column reconciles exactly:
    opening + movements = closing (tested on random books).
+
+The alternative, transfers measured at the *closing* allowance, moves the lifetime-vs-12-month jump of a
+loan that changed stage into the transfer line (so a 1 -> 2 transfer line is no longer a pure
+reclassification of an existing amount); it is also used, which is why the choice is stated. New loans
+are shown in their closing stage at their closing allowance (their in-period remeasurement is part of
+the origination line), and derecognised or written-off loans at their opening allowance in their opening
+stage, so neither kind appears on a transfer line.
+
+Scenario table: the non-linearity gap is the probability-weighted allowance minus the allowance with
+100 % weight on the reference scenario (the baseline): how much the weighting adds over the single most
+likely scenario, the number supervisors ask for when the loss is convex in the macro path.
 """
 
 from __future__ import annotations
