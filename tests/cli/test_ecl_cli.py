@@ -166,3 +166,39 @@ def test_missing_column_and_bad_settings(tmp_path, run_cli, one_line_error) -> N
     assert run_cli(["ecl", "--tape", str(TAPE), "--as-of", "2025-12-31", "--settings", str(tmp_path / "s.yaml"),
                     "--out", str(tmp_path / "o")]) == 2
     assert "sicr_relativ" in one_line_error()
+
+
+def test_chain_hazard_rebuilds_the_models_cumulative_default_curve() -> None:
+    """On the shipped delinquency chain (TTC, every asset class, from CURRENT and DPD60): the cumulative
+    incidence sum_k P(alive at k-1) h(k), with P(alive) from matrix powers, equals the model's own
+    pd_curve (P^t)[start, DEFAULT]."""
+    from creditsim.cli.ecl import chain_default_hazard
+    from creditsim.transitions.markov import MarkovTransitionModel
+
+    model = MarkovTransitionModel.default()
+    ttc = model.scenario_matrices(np.broadcast_to(model.macro_mean_, (1, 1, 9)))[0, :, 0]  # (C, 7, 7)
+    for start in (0, 2):
+        curve = model.pd_curve(60, start)  # (C, 60)
+        for c in range(ttc.shape[0]):
+            h = chain_default_hazard(np.broadcast_to(ttc[c], (60, 7, 7)), start)
+            alive = np.array([np.linalg.matrix_power(ttc[c], k)[start, :4].sum() for k in range(60)])
+            np.testing.assert_allclose(np.cumsum(alive * h), curve[c], rtol=1e-10, atol=1e-15)
+
+
+def test_delinquent_loans_and_settings_file(tmp_path) -> None:
+    """A tape with loan states: DPD90 loans are Stage 3 with allowance LGD x EAD (PD = 1), DPD30 / DPD60
+    loans at least Stage 2 (30 dpd backstop); a settings YAML reaches the engine."""
+    from creditsim.cli.ecl import _read_settings, run_ecl
+
+    tape = pd.read_parquet(TAPE)
+    tape = tape[pd.to_datetime(tape["maturity_date"]) > "2026-06-30"].head(40).copy()
+    tape["loan_state"] = np.r_[[0] * 30, [1] * 4, [2] * 3, [3] * 3]
+    (tmp_path / "s.yaml").write_text("period: quarter\nsicr_relative: 3.0\n")
+    settings = _read_settings(tmp_path / "s.yaml")
+    assert settings.period == "quarter" and settings.sicr_relative == 3.0
+    run = run_ecl(tape, "fed:2026:baseline", "2025-12-31", settings=settings)
+    res = run.result
+    np.testing.assert_array_equal(res.stage[-3:], 3)
+    assert (res.stage[30:37] >= 2).all()
+    np.testing.assert_allclose(res.ecl[-3:], run.lgd_provider.value[-3:] * res.ead[-3:], rtol=1e-12)
+    assert res.settings.period == "quarter"
