@@ -318,23 +318,25 @@ def run_ecl(tape: pd.DataFrame, scenarios: str | list[str], as_of: Any, weights:
     from creditsim.ifrs9 import expected_credit_loss
     from creditsim.ifrs9.reporting import build_report
 
-    run = tape_ecl_inputs(tape, scenarios, as_of, weights, settings)
-    run.result = expected_credit_loss(run.loans, run.pd_provider, run.lgd_provider, run.scenarios, run.weights,
-                                      run.settings)
     opening, unwind, off = None, None, list(written_off or [])
-    if previous is not None:
+    if off and previous is None:
+        raise ConfigError("--written-off needs --previous (write-offs are a line of the movement from it)")
+    date = parse_as_of(as_of) if not isinstance(as_of, pd.Timestamp) else as_of
+    if previous is not None:  # read and checked before the run, so a bad directory costs nothing
         opening, prev_as_of = _read_previous(previous)
-        months = _months_between(prev_as_of, run.as_of)
+        months = _months_between(prev_as_of, date)
         if months <= 0:
             raise ConfigError(f"--previous: its reporting date {prev_as_of:%Y-%m-%d} is not before --as-of "
-                              f"{run.as_of:%Y-%m-%d}")
+                              f"{date:%Y-%m-%d}")
+    run = tape_ecl_inputs(tape, scenarios, date, weights, settings)
+    run.result = expected_credit_loss(run.loans, run.pd_provider, run.lgd_provider, run.scenarios, run.weights,
+                                      run.settings)
+    if opening is not None:
         ids = run.loans.loan_id.astype(str)
         eir = pd.Series(run.loans.discount_eir(), index=ids)
         both = opening["loan_id"][opening["loan_id"].isin(ids)]
         accrual = np.expm1(months / 12.0 * np.log1p(eir.loc[both].to_numpy()))
         unwind = pd.Series(opening.set_index("loan_id").loc[both, "ecl"].to_numpy() * accrual, index=both.to_numpy())
-    elif off:
-        raise ConfigError("--written-off needs --previous (write-offs are a line of the movement from it)")
     # loan ids are text on both sides (the book's ids and the previous per-loan file's)
     run.report = build_report(run.result, run.grade, gross=run.loans.balance, reference=0, opening=opening, written_off=off, unwind=unwind,
                               as_of=f"{run.as_of:%Y-%m-%d}")

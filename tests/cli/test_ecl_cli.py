@@ -150,6 +150,8 @@ def test_chain_hazard_closed_forms() -> None:
     (["--as-of", "2020-12-31"], "starts in 2026-01"),
     (["--as-of", "2025-12-31", "--weights", "0.5,0.6"], "summing to 1"),
     (["--as-of", "2025-12-31", "--weights", "1"], "1 weights for 2 scenarios"),
+    (["--as-of", "2025-12-31", "--previous", "no/such/run"], "not a creditsim ecl result directory"),
+    (["--as-of", "2025-12-31", "--written-off", __file__], "--written-off needs --previous"),
 ])
 def test_bad_inputs_exit_2_with_one_line(args, message, tmp_path, run_cli, one_line_error) -> None:
     assert run_cli(["ecl", "--tape", str(TAPE), "--out", str(tmp_path / "o"), *args]) == 2
