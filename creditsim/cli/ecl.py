@@ -11,7 +11,8 @@ stress`` (:func:`creditsim.datasets.load_fed_scenarios`, monthly :data:`~credits
 The path is read on its calendar: the forecast starts with the first month after ``--as-of`` (the 2025
 tables start in 2025-01, so at 2025-12-31 their last 27 months are used; the 2026 tables start in
 2026-01). Scenarios of different lengths are cut to the shortest, so every scenario covers the same
-reasonable-and-supportable window; after it the PDs revert to TTC per ``EclSettings.reversion``.
+reasonable-and-supportable window; after it the PDs revert to TTC per ``EclSettings.reversion``
+(``rs_horizon_months`` is capped at the months of path left; the run's meta.json has the settings used).
 Generated paths (``vae:...``) are refused: an allowance needs named, reproducible forecasts.
 
 PD. Rated loans (tape ``rating`` AAA..CCC) follow the bundled S&P 8x8 matrix conditioned on the path
@@ -37,7 +38,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,6 @@ console = Console()
 
 #: per-loan results in the output directory; ``--previous`` reads the same file of an earlier run
 LOANS_FILE = "ecl_loans.parquet"
-_STATE_DPD = {0: "current", 1: "dpd30", 2: "dpd60", 3: "dpd90"}
 
 
 def register(app: typer.Typer) -> None:
@@ -234,6 +234,10 @@ def tape_ecl_inputs(tape: pd.DataFrame, scenarios: str | list[str], as_of: Any, 
     names, macro = scenario_paths(scenarios, as_of)
     w = parse_weights(weights, len(names)) if weights is None or isinstance(weights, str) else np.asarray(weights, float)
     settings = EclSettings() if settings is None else settings
+    if settings.rs_horizon_months > macro.shape[1]:
+        # the forecast ends with the paths: ScenarioMatrixPD reverts there by itself, HazardCurvePD (annual
+        # curves, last year repeated) would not, so the horizon is capped for both
+        settings = replace(settings, rs_horizon_months=int(macro.shape[1]))
     clean = as_loan_tape(tape).frame
     book = LoanBook.from_tape(clean, cutoff=as_of, drop_matured=True)
     if book.n_loans == 0:
@@ -262,7 +266,7 @@ def tape_ecl_inputs(tape: pd.DataFrame, scenarios: str | list[str], as_of: Any, 
     base = markov.scenario_matrices(np.broadcast_to(markov.macro_mean_, (1, 1, len(markov.macro_mean_))))
     base = base[0, :, 0] if base.ndim == 5 else base[0, 0]  # (C, 7, 7) or (7, 7)
     state = np.asarray(book.initial_state, dtype=np.int64)
-    for c, cls in enumerate(ASSET_CLASSES):
+    for c in range(len(ASSET_CLASSES)):
         for s0 in range(4):
             mask = ~rated & (book.asset_class == c) & (state == s0)
             if not mask.any():

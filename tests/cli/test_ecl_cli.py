@@ -48,6 +48,13 @@ def test_outputs_exist_and_the_summary_is_printed(runs) -> None:
     for word in ("stage 1", "fed:2026:severely_adverse", "probability-weighted", "non-linearity gap", "coverage"):
         assert word in runs["stdout"]
     assert set(pd.ExcelFile(runs["dec"] / "ecl_report.xlsx").sheet_names) == {"summary", "exposure", "scenarios", "movement"}
+    import json
+
+    # the 2026 paths cover 39 months after 2025-12-31; the 2025 ones 33 after 2025-06-30, which caps the
+    # reasonable-and-supportable horizon (36 by default) for every loan
+    dec, june = (json.loads((runs[k] / "meta.json").read_text()) for k in ("dec", "june"))
+    assert (dec["months_of_forecast"], dec["settings"]["rs_horizon_months"]) == (39, 36)
+    assert (june["months_of_forecast"], june["settings"]["rs_horizon_months"]) == (33, 33)
 
 
 def test_numbers_equal_the_library_called_directly(runs) -> None:
