@@ -454,8 +454,8 @@ def ecl_cmd(
     tape: Path = typer.Option(..., "--tape", help="loan tape (.csv, .csv.gz or .parquet); the bundled demo tape is "
                               "creditsim/examples/loans_example.parquet"),
     scenarios: str = typer.Option("fed:2026:baseline,fed:2026:severely_adverse", "--scenarios",
-                                  help="comma-separated bundled supervisory paths fed:YEAR:SCENARIO (years 2024, 2025, "
-                                       "2026; baseline, severely_adverse), read from the first month after --as-of"),
+                                  help="comma-separated bundled supervisory paths fed:YEAR:SCENARIO (years 2024, 2025, 2026 = the Fed's proposed "
+                                       "2026 paths; baseline, severely_adverse), read from the first month after --as-of"),
     as_of: str = typer.Option(..., "--as-of", help="reporting date YYYY-MM-DD"),
     weights: str = typer.Option(None, "--weights", help="scenario weights, comma-separated fractions summing to 1 "
                                 "(default: equal)"),
