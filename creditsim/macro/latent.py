@@ -95,28 +95,8 @@ class LatentPathMap:
         ``log_scale`` is ``sum_t sum_j log sigma_tj`` (standardised units), the log-Jacobian of the map from
         the noise to the path (:meth:`neg_log_density`)."""
         z, eps = self._split(u)
+        months, eps0, log_scale = self._roll(z, eps, self.horizon)
         m, b = self.model, z.shape[0]
-        dec = m.decoder
-        s = torch.full((b,), self.scenario, dtype=torch.long, device=self.device)
-        s_emb = m.scenario_emb(s)
-        state = dec.initial_state(z, s_emb)
-        tril = dec.unit_tril()
-        x_prev = torch.zeros(b, 1, self.n_vars, dtype=torch.float64, device=self.device)
-        months, eps0, log_scale = [], None, 0.0
-        for t in range(self.horizon):
-            first = torch.full((b, 1, 1), 1.0 if t == 0 else 0.0, dtype=torch.float64, device=self.device)
-            out, state = dec.lstm(dec.step_inputs(x_prev, first, z, s_emb), state)
-            mean, scale = dec.emit(out, x_prev, s)
-            mean, scale = mean[:, 0], scale[:, 0] * m.dispersion
-            log_scale = log_scale + torch.log(scale).sum(-1)
-            if t == 0:
-                x_t = self._x0.expand(b, -1)
-                white = ((x_t - mean) / scale).unsqueeze(-1)
-                eps0 = torch.linalg.solve_triangular(tril, white, upper=False).squeeze(-1)
-            else:
-                x_t = torch.maximum(mean + scale * (eps[:, t - 1] @ tril.T), self._floor_std)
-            months.append(x_t)
-            x_prev = x_t[:, None, :]
         real = torch.maximum(m.denormalize(torch.stack(months, dim=1)), self._floor)
         real = torch.cat([self.start.expand(b, 1, -1), real[:, 1:]], dim=1)  # the start exactly
         return real, eps0, log_scale
@@ -168,15 +148,34 @@ class LatentPathMap:
     def _month0(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(eps_0 (B, D), sum log sigma_0 (B,))``: month 0 only (the start's density given z)."""
         z, _ = self._split(u)
+        _, eps0, log_scale = self._roll(z, None, 1)
+        return eps0, log_scale
+
+    def _roll(self, z: torch.Tensor, eps: torch.Tensor | None, n_months: int
+              ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """The decoder run for ``n_months`` from the start: standardised months ``[(B, D)] * n_months``,
+        the implied month-0 innovation ``eps_0`` and ``sum_t sum_j log sigma_tj``; ``eps`` ``(B, T - 1, D)``
+        drives months 1.. (None when only month 0 is run)."""
         m, b = self.model, z.shape[0]
         dec = m.decoder
         s = torch.full((b,), self.scenario, dtype=torch.long, device=self.device)
         s_emb = m.scenario_emb(s)
+        state = dec.initial_state(z, s_emb)
+        tril = dec.unit_tril()
         x_prev = torch.zeros(b, 1, self.n_vars, dtype=torch.float64, device=self.device)
-        first = torch.ones(b, 1, 1, dtype=torch.float64, device=self.device)
-        out, _ = dec.lstm(dec.step_inputs(x_prev, first, z, s_emb), dec.initial_state(z, s_emb))
-        mean, scale = dec.emit(out, x_prev, s)
-        mean, scale = mean[:, 0], scale[:, 0] * m.dispersion
-        white = ((self._x0.expand(b, -1) - mean) / scale).unsqueeze(-1)
-        eps0 = torch.linalg.solve_triangular(dec.unit_tril(), white, upper=False).squeeze(-1)
-        return eps0, torch.log(scale).sum(-1)
+        months, eps0, log_scale = [], None, 0.0
+        for t in range(n_months):
+            first = torch.full((b, 1, 1), 1.0 if t == 0 else 0.0, dtype=torch.float64, device=self.device)
+            out, state = dec.lstm(dec.step_inputs(x_prev, first, z, s_emb), state)
+            mean, scale = dec.emit(out, x_prev, s)
+            mean, scale = mean[:, 0], scale[:, 0] * m.dispersion
+            log_scale = log_scale + torch.log(scale).sum(-1)
+            if t == 0:
+                x_t = self._x0.expand(b, -1)
+                white = ((x_t - mean) / scale).unsqueeze(-1)
+                eps0 = torch.linalg.solve_triangular(tril, white, upper=False).squeeze(-1)
+            else:
+                x_t = torch.maximum(mean + scale * (eps[:, t - 1] @ tril.T), self._floor_std)
+            months.append(x_t)
+            x_prev = x_t[:, None, :]
+        return months, eps0, log_scale
