@@ -266,15 +266,15 @@ def write_report(results: SimulationResults, path: str | os.PathLike, title: str
 
 
 
-def reverse_stress_html(result: Any, title: str | None = None) -> str:
+def reverse_stress_html(result: Any, title: str | None = None, figure: Any = None) -> str:
     """A self-contained HTML section for a :class:`~creditsim.risk.reverse_stress.ReverseStressResult`:
     headline numbers, the found path against the Fed severely adverse path, the single-variable shifts
-    and the chart (embedded PNG)."""
+    and the chart (embedded PNG; ``figure``: the result's already drawn :meth:`plot`, else drawn here)."""
     import base64
     import io
 
     title = title or f"Reverse stress: tranche {result.tranche}, principal loss {result.threshold:.2%}"
-    fig = result.plot()
+    fig = result.plot() if figure is None else figure
     buf = io.BytesIO()
     fig.savefig(buf, dpi=100, format="png")
     png = base64.b64encode(buf.getvalue()).decode("ascii")

@@ -184,8 +184,9 @@ class ReverseStressResult:
         ref = pd.DataFrame({"neg_log_density": self.reference_nld, "distance": self.reference_distances,
                             "loss": self.reference_losses})
         atomic_write(out / "reference.csv", lambda p: ref.to_csv(p, index=False))
-        self.plot(out / "reverse_stress.png")
-        atomic_write(out / "reverse_stress.html", lambda p: p.write_text(reverse_stress_html(self), encoding="utf-8"))
+        fig = self.plot(out / "reverse_stress.png")  # drawn once, for the PNG and the page
+        atomic_write(out / "reverse_stress.html",
+                     lambda p: p.write_text(reverse_stress_html(self, figure=fig), encoding="utf-8"))
         return out
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from creditsim.deal.analytics import principal_loss
+from creditsim.deal.analytics import attachment_points, principal_loss
 from creditsim.deal.config import Tranche
 from creditsim.deal.waterfall import run_waterfall
 from creditsim.errors import ConfigError
@@ -204,7 +204,7 @@ def size_tranches(loans: Any, deal: Any, targets: Mapping[str, float], *, paths:
     pool = float(elp.engine.initial_balance)
     goal = np.array([float(targets[n]) for n in debt])
     sizes0 = np.array([t.balance for t in elp.deal.tranches], dtype=np.float64)
-    attach = np.cumsum(sizes0[::-1])[::-1][1:] / sizes0.sum()  # current attachments, senior first
+    attach = attachment_points(elp.deal, sizes0.sum())[0][:-1]  # current attachments of the debt classes
     soft = _SoftLosses(elp, paths)
     mc_cf = _monte_carlo(elp, paths, reps)
     soft_goal = goal.copy()
