@@ -9,7 +9,7 @@ Floors (``docs/architecture.md``): data flows down, imports only go down or side
 2     macro, ratings
 3     transitions
 4     loans
-5     deal (imports the ground floor only: a deal never depends on a model), ifrs9, validation
+5     deal (imports the ground floor only: a deal never depends on a model), ifrs9, validation, harness
 6     risk
 7     cli, demo, __main__, the package root
 ====  =====================================================================================
@@ -34,7 +34,7 @@ FLOOR = {
     "macro": 2, "ratings": 2,
     "transitions": 3,
     "loans": 4,
-    "deal": 5, "ifrs9": 5, "validation": 5,
+    "deal": 5, "ifrs9": 5, "validation": 5, "harness": 5,
     "risk": 6,
     "cli": 7, "demo": 7, "__main__": 7, "__init__": 7,
 }

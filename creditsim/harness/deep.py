@@ -1,0 +1,164 @@
+"""The library's TransitionTransformer as a harness contestant, trained on the training split's moves.
+
+A cohort model predicts one matrix per (cohort, calendar month), so the contestant first says what a
+cohort is: the joint value of the ``segment_by`` categorical covariates and of the ``cohort_by``
+numeric covariates cut at training quantiles (``n_bins`` bins). Each cohort is one training sequence:
+
+* counts ``(T, 7, 7)`` of its observed moves per calendar month ``t`` (months since the training
+  split's first month, so every cohort shares the calendar: position ``t`` *is* a date), and censored
+  default-free periods ``(T, 7)`` by from-state;
+* cohort features: one-hot levels of the categorical key columns and the training median (asinh) of
+  each numeric key column's bin -- derived from the key alone, so a cohort unseen in training (a rare
+  combination) still gets a prediction, pooled through the shared weights rather than a fallback;
+* the macro path ``(T, 9)`` of those months when a macro frame is given (zeros otherwise: then the
+  calendar enters only through the month embeddings).
+
+Loss: the multinomial NLL of the observed moves plus ``-log(1 - P_DEFAULT)`` per censored period, per
+live move (the same likelihood the chains' MLE and the harness score use). A seeded 15 % of the
+training *loans* is the early-stopping split. Months after the training window (an out-of-time test)
+reuse the last trained month's embedding (``max_months`` = training months), with the test months'
+realised macro values as inputs: a conditional forecast given the path, as in a stress test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from creditsim.errors import ConfigError
+from creditsim.harness.moves import CohortKey, MoveTable
+from creditsim.nn.trainer import TrainConfig, fit
+from creditsim.schema import validate_macro
+from creditsim.states import MACRO_VARS, N_STATES, LoanState
+from creditsim.transitions.transformer import TransitionConfig, TransitionTransformer
+
+__all__ = ["TransformerContestant", "TransformerSettings"]
+
+_D = int(LoanState.DEFAULT)
+_N_LIVE = int(LoanState.DPD90) + 1
+
+
+@dataclass(frozen=True)
+class TransformerSettings:
+    """Size and training of the harness transformer (small: a panel has few cohort sequences)."""
+
+    d_model: int = 32
+    n_heads: int = 4
+    n_layers: int = 2
+    dropout: float = 0.1
+    epochs: int = 300
+    batch_size: int = 32
+    lr: float = 3e-3
+    patience: int = 30
+    n_bins: int = 5
+    val_share: float = 0.15
+
+
+def _month_number(months: np.ndarray) -> np.ndarray:
+    m = pd.DatetimeIndex(months)
+    return m.year.to_numpy(np.int64) * 12 + m.month.to_numpy(np.int64) - 1
+
+
+class TransformerContestant:
+    """TransitionTransformer over cohort x calendar-month sequences (module docstring).
+
+    Args:
+        segment_by: categorical covariates of the cohort key.
+        cohort_by: numeric covariates cut into ``settings.n_bins`` training-quantile bins.
+        macro: optional monthly macro frame (validated; rows are joined by calendar month).
+        seed: initialisation, batch order and the early-stopping split.
+        settings: :class:`TransformerSettings`.
+    """
+
+    name = "transformer"
+
+    def __init__(self, segment_by: tuple[str, ...] = ("prev_state",), cohort_by: tuple[str, ...] = (),
+                 macro: pd.DataFrame | None = None, seed: int = 0, settings: TransformerSettings = TransformerSettings(),
+                 progress: bool = False) -> None:
+        self.key = CohortKey(segment_by, cohort_by, settings.n_bins)
+        self.seed, self.settings, self.progress = seed, settings, progress
+        self.macro = None if macro is None else validate_macro(macro)
+
+    def _macro_rows(self, months: np.ndarray) -> np.ndarray:
+        """``(len(months), 9)`` macro values of calendar month numbers (zeros without a macro frame)."""
+        if self.macro is None:
+            return np.zeros((len(months), len(MACRO_VARS)))
+        have = _month_number(self.macro.index.to_numpy())
+        pos = np.searchsorted(have, months)
+        missing = (pos >= len(have)) | (have[np.minimum(pos, len(have) - 1)] != months)
+        if missing.any():
+            m = int(months[np.flatnonzero(missing)[0]])
+            raise ConfigError(f"macro: no row for {m // 12}-{m % 12 + 1:02d}; the frame must cover every panel month")
+        return self.macro.to_numpy(np.float64)[pos]
+
+    def _sequences(self, moves: MoveTable, keys: np.ndarray, key_index: dict, months: int) -> tuple[np.ndarray, np.ndarray]:
+        """Observed counts ``(K, T, 7, 7)`` and censored counts ``(K, T, 7)`` of ``moves`` per cohort."""
+        k = np.array([key_index[tuple(r)] for r in keys], dtype=np.int64)
+        t = np.clip(_month_number(moves.month) - self.first_month_, 0, months - 1)
+        frm = moves.from_state.astype(np.int64)
+        obs = moves.observed
+        counts = np.zeros((len(key_index), months, N_STATES, N_STATES))
+        np.add.at(counts, (k[obs], t[obs], frm[obs], moves.to_state[obs].astype(np.int64)), 1.0)
+        cens = np.zeros((len(key_index), months, N_STATES))
+        np.add.at(cens, (k[~obs], t[~obs], frm[~obs]), 1.0)
+        return counts, cens
+
+    # ------------------------------------------------------------------ fit / predict
+    def fit(self, train: MoveTable) -> "TransformerContestant":
+        self.key.fit(train)
+        self.first_month_ = int(_month_number(train.month).min())
+        months = int(_month_number(train.month).max()) - self.first_month_ + 1
+        codes = self.key.codes(train)
+        uniq = np.unique(codes, axis=0)
+        key_index = {tuple(r): i for i, r in enumerate(uniq)}
+        loans = np.unique(train.loan_id.astype(str))
+        rng = np.random.default_rng(self.seed)
+        val_loans = set(loans[rng.permutation(len(loans))[: max(1, int(self.settings.val_share * len(loans)))]])
+        is_val = np.fromiter((x in val_loans for x in train.loan_id), bool, len(train))
+        feats = self.key.features(uniq)
+        macro = self._macro_rows(self.first_month_ + np.arange(months))
+        tensors = {}
+        for side, mask in (("train", ~is_val), ("val", is_val)):
+            n, c = self._sequences(train.take(mask), codes[mask], key_index, months)
+            tensors[side] = [torch.as_tensor(feats, dtype=torch.float32),
+                             torch.as_tensor(np.broadcast_to(macro, (len(uniq), *macro.shape)).copy(), dtype=torch.float32),
+                             torch.as_tensor(n, dtype=torch.float32), torch.as_tensor(c, dtype=torch.float32)]
+        s = self.settings
+        torch.manual_seed(self.seed)
+        model = TransitionTransformer(TransitionConfig(n_cohort_features=feats.shape[1], n_macro_vars=len(MACRO_VARS), d_model=s.d_model,
+                                                       n_heads=s.n_heads, n_layers=s.n_layers, dropout=s.dropout, max_months=months))
+        model.set_scalers(macro.mean(0), macro.std(0), feats.mean(0), feats.std(0))
+        total = tensors["train"][2].sum(dim=(0, 1)).numpy()
+        model.set_prior(total / np.maximum(total.sum(1, keepdims=True), 1.0) + np.eye(N_STATES) * (total.sum(1, keepdims=True) == 0))
+        cfg = TrainConfig(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, patience=s.patience, min_epochs=10,
+                          seed=self.seed, progress=self.progress)
+        self.fit_ = fit(model, _censored_nll, tensors["train"], tensors["val"], cfg, description="harness transformer")
+        self.model_, self.months_ = model.eval(), months
+        return self
+
+    @torch.no_grad()
+    def predict(self, moves: MoveTable) -> np.ndarray:
+        codes = self.key.codes(moves)
+        uniq, inverse = np.unique(codes, axis=0, return_inverse=True)
+        month = _month_number(moves.month) - self.first_month_
+        span = int(max(month.max(), self.months_ - 1)) + 1
+        macro = self._macro_rows(self.first_month_ + np.arange(span))
+        feats = torch.as_tensor(self.key.features(uniq), dtype=torch.float32)
+        path = torch.as_tensor(np.broadcast_to(macro, (len(uniq), *macro.shape)).copy(), dtype=torch.float32)
+        mats = self.model_.log_matrices(feats, path).exp().double().numpy()  # (K, span, 7, 7)
+        p = mats[inverse.reshape(-1), np.clip(month, 0, span - 1), moves.from_state.astype(np.int64)]
+        return p / p.sum(1, keepdims=True)
+
+
+def _censored_nll(model: TransitionTransformer, batch: list[torch.Tensor], epoch: int) -> dict[str, torch.Tensor]:
+    """Per-live-move NLL of observed counts plus censored default-free periods (module docstring)."""
+    cf, macro, counts, cens = batch
+    logp = model.log_matrices(cf, macro)  # (B, T, 7, 7)
+    ll = torch.where(counts > 0, counts * logp, torch.zeros_like(logp)).sum()
+    survive = torch.log1p(-logp[..., _D].exp().clamp(max=1.0 - 1e-7))  # (B, T, 7)
+    ll = ll + (cens * survive).sum()
+    exposure = (counts[..., :_N_LIVE, :].sum() + cens[..., :_N_LIVE].sum()).clamp_min(1.0)
+    return {"loss": -ll / exposure}

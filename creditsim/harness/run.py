@@ -1,0 +1,125 @@
+"""``evaluate_transitions``: every contestant fitted on one split, scored on the other, side by side."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+
+from creditsim.errors import ConfigError
+from creditsim.fileio import RESULT_MARKER, check_output_target, make_temp_dir, replace_result_dir
+from creditsim.harness.contestants import CONTESTANT_NAMES, make_contestant
+from creditsim.harness.moves import build_moves, split_moves
+from creditsim.harness.scoring import bootstrap_table, move_scores
+
+__all__ = ["HarnessResult", "evaluate_transitions"]
+
+
+@dataclass
+class HarnessResult:
+    """Scores of every contestant on one split.
+
+    Attributes:
+        table: one row per model (:func:`creditsim.harness.scoring.bootstrap_table` columns) plus
+            ``fit_seconds``; sorted as the models were given.
+        settings: the split, features, reference model, bootstrap size and seed, and the move counts.
+    """
+
+    table: pd.DataFrame
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> pd.DataFrame:
+        """The headline columns, rounded for reading: NLL per move with its interval, the paired
+        difference to the reference, Brier, default AUC and ECE."""
+        t = self.table
+        fmt = lambda v, lo, hi, d=4: f"{v:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]"  # noqa: E731
+        return pd.DataFrame({
+            "NLL per move": [fmt(*r) for r in t[["nll", "nll_lo", "nll_hi"]].itertuples(index=False)],
+            f"vs {self.settings['reference']}": [fmt(*r) for r in t[["nll_vs_ref", "nll_vs_ref_lo", "nll_vs_ref_hi"]].itertuples(index=False)],
+            "Brier": [fmt(*r) for r in t[["brier", "brier_lo", "brier_hi"]].itertuples(index=False)],
+            "default AUC": [fmt(*r, d=3) for r in t[["auc_default", "auc_lo", "auc_hi"]].itertuples(index=False)],
+            "default ECE": t["ece_default"].map(lambda v: f"{v:.4f}"),
+        }, index=t.index)
+
+    def save(self, out: str | Path) -> Path:
+        """Write ``scores.csv``, ``summary.txt`` and ``meta.json`` (settings) as a creditsim result directory.
+
+        The files are built in a temporary sibling that then replaces ``out`` in one step
+        (:func:`creditsim.fileio.replace_result_dir`); an existing ``out`` is replaced only if it is empty
+        or a creditsim result (:func:`creditsim.fileio.check_output_target`).
+        """
+        out = check_output_target(out, "result_dir", "out")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        files = {"scores.csv": self.table.to_csv(), "summary.txt": self.summary().to_string() + "\n"}
+        meta = {"producer": RESULT_MARKER, "command": "eval transitions", "files": sorted(files), "settings": self.settings}
+        tmp = make_temp_dir(out)
+        try:
+            for name, text in {**files, "meta.json": json.dumps(meta, indent=2, default=str) + "\n"}.items():
+                (tmp / name).write_text(text, encoding="utf-8")
+            replace_result_dir(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return out
+
+
+def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, split: str = "account",
+                         models: Sequence[str] = CONTESTANT_NAMES, panel_features: Sequence[str] = (),
+                         tape_features: Sequence[str] = (), segment_by: Sequence[str] = ("prev_state",),
+                         period: str = "month", reference: str = "markov", test_share: float = 0.3,
+                         n_boot: int = 200, seed: int = 0, cohort_by: Sequence[str] = (),
+                         macro: pd.DataFrame | None = None, n_bins: int = 5,
+                         progress: Callable[[str], None] | None = None) -> HarnessResult:
+    """Fit each contestant on the training moves, score it on the test moves, with paired intervals.
+
+    Args:
+        panel, tape: the loan-month panel and (for ``tape_features``) the static tape
+            (:func:`creditsim.harness.moves.build_moves`).
+        split: ``"account"`` (a seeded ``test_share`` of the loans held out whole) or ``"oot:YYYY-MM"``
+            (moves ending before the date train, the rest test).
+        models: contestant names (:data:`creditsim.harness.contestants.CONTESTANT_NAMES`).
+        panel_features, tape_features: covariates every covariate-using model sees (the chains read
+            only their keys: ``segment_by`` and the calendar month).
+        segment_by: categorical covariates of ``markov_segment`` and of the cohort key.
+        cohort_by: numeric covariates cut at ``n_bins`` training quantiles that complete the cohort key of
+            ``markov_cohort_calendar`` and ``transformer``.
+        macro: optional monthly macro frame (MACRO_VARS columns) for the transformer, by calendar month.
+        reference: the model the paired NLL differences are taken against (must be in ``models``).
+        n_boot, seed: loan-bootstrap replicates and the seed of the split, the bootstrap and the GBM.
+        progress: called with one line per fitted model (the CLI prints it).
+
+    Returns:
+        :class:`HarnessResult`.
+    """
+    models = list(models)
+    if reference not in models:
+        raise ConfigError(f"reference: {reference!r} is not among the models {models}")
+    known = ("prev_state", "period", *panel_features, *tape_features)
+    for option, cols in (("segment_by", segment_by), ("cohort_by", cohort_by)):
+        for c in cols:
+            if c not in known:
+                raise ConfigError(f"{option}: {c!r} is not a covariate; expected one of {list(known)}")
+    moves = build_moves(panel, tape, panel_features, tape_features, period)
+    train, test = split_moves(moves, split, test_share, seed)
+    scores, seconds = {}, {}
+    for name in models:
+        start = time.perf_counter()
+        model = make_contestant(name, tuple(segment_by), seed, tuple(cohort_by), macro, n_bins).fit(train)
+        scores[name] = move_scores(model.predict(test), test)
+        seconds[name] = time.perf_counter() - start
+        if progress is not None:
+            progress(f"{name}: NLL {scores[name].nll.mean():.4f} per move ({seconds[name]:.1f} s)")
+    table = bootstrap_table(scores, test, reference, n_boot, seed)
+    table["fit_seconds"] = pd.Series(seconds)
+    settings = {"split": split, "test_share": test_share if split == "account" else None, "models": models,
+                "reference": reference, "panel_features": list(panel_features), "tape_features": list(tape_features),
+                "segment_by": list(segment_by), "cohort_by": list(cohort_by), "n_bins": n_bins,
+                "macro": None if macro is None else f"{len(macro)} months", "period": period, "n_boot": n_boot, "seed": seed,
+                "train_moves": len(train), "test_moves": len(test), "train_loans": len(set(train.loan_id)),
+                "test_loans": len(set(test.loan_id)), "test_defaults": int((test.to_state == 4).sum())}
+    return HarnessResult(table, settings)

@@ -1,0 +1,162 @@
+"""The transition harness: moves, contestants, scores and splits, checked by hand and against sklearn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from creditsim.errors import ConfigError, DataError
+from creditsim.harness import build_moves, evaluate_transitions, make_contestant, split_moves
+from creditsim.harness.scoring import expected_calibration_error, move_scores, weighted_auc
+from creditsim.states import ALLOWED_TRANSITIONS
+
+
+def _panel(rows: list[tuple[str, str, int, bool]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["loan_id", "reporting_month", "loan_state", "censored"]).assign(
+        reporting_month=lambda d: pd.to_datetime(d["reporting_month"]))
+
+
+def test_moves_by_hand() -> None:
+    panel = _panel([
+        ("a", "2020-01", 0, False), ("a", "2020-02", 1, False), ("a", "2020-03", 4, False),  # 0->1, 1->4; DEFAULT absorbing
+        ("b", "2020-01", 0, False), ("b", "2020-03", 0, False), ("b", "2020-04", 0, True),   # gap: no move; censored last
+        ("c", "2020-02", 2, False),                                                           # one row, not censored: nothing
+    ])
+    m = build_moves(panel)
+    assert list(zip(m.loan_id, m.from_state, m.to_state)) == [("a", 0, 1), ("a", 1, 4), ("b", 0, 0), ("b", 0, -1)]
+    assert list(m.covariates["prev_state"]) == ["-1", "0", "-1", "0"]
+    assert list(m.covariates["period"]) == ["2020-01", "2020-02", "2020-03", "2020-04"]
+    q = build_moves(_panel([("a", "2020-01", 0, False), ("a", "2020-04", 1, False), ("a", "2020-05", 2, False)]), period="quarter")
+    assert list(zip(q.from_state, q.to_state)) == [(0, 1)]
+
+
+def test_moves_errors_name_the_problem() -> None:
+    with pytest.raises(DataError, match="row 1: loan_state 9"):
+        build_moves(_panel([("a", "2020-01", 0, False), ("a", "2020-02", 9, False)]))
+    with pytest.raises(DataError, match=r"missing column\(s\) \['balance'\]"):
+        build_moves(_panel([("a", "2020-01", 0, False)]), panel_features=["balance"])
+    with pytest.raises(ConfigError, match="need a tape"):
+        build_moves(_panel([("a", "2020-01", 0, False), ("a", "2020-02", 0, False)]), tape_features=["age"])
+    with pytest.raises(ConfigError, match="oot:YYYY-MM"):
+        split_moves(build_moves(_panel([("a", "2020-01", 0, False), ("a", "2020-02", 0, False)])), "time")
+
+
+def _synthetic(n_loans: int = 3000, months: int = 6, seed: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Loans whose monthly default probability is 2 % or 20 % by a tape flag (``risky``); otherwise CURRENT."""
+    rng = np.random.default_rng(seed)
+    risky = rng.random(n_loans) < 0.3
+    rows = []
+    for i in range(n_loans):
+        for t in range(months):
+            month = f"2020-{t + 1:02d}"
+            if rng.random() < (0.2 if risky[i] else 0.02):
+                rows.append((f"L{i}", month, 0, False))
+                rows.append((f"L{i}", f"2020-{t + 2:02d}", 4, False))
+                break
+            rows.append((f"L{i}", month, 0, t == months - 1))  # survived the last month: one censored default-free period
+    tape = pd.DataFrame({"loan_id": [f"L{i}" for i in range(n_loans)], "risky": risky.astype(int)})
+    return _panel(rows), tape
+
+
+def test_chain_is_the_row_mle_and_classifiers_learn_the_flag() -> None:
+    panel, tape = _synthetic()
+    moves = build_moves(panel, tape, tape_features=["risky"])
+    train, test = split_moves(moves, "account", 0.3, seed=0)
+    chain = make_contestant("markov").fit(train).predict(test)
+    n_def = int((train.to_state == 4).sum())
+    assert chain[0, 4] == pytest.approx(n_def / len(train))
+    risky = test.covariates["risky"].to_numpy() == 1
+    for name in ("logit", "gbm"):
+        p = make_contestant(name).fit(train).predict(test)
+        assert np.allclose(p.sum(1), 1.0) and not p[:, ~ALLOWED_TRANSITIONS[0]].any()
+        assert p[risky, 4].mean() == pytest.approx(0.2, abs=0.03)
+        assert p[~risky, 4].mean() == pytest.approx(0.02, abs=0.01)
+
+
+def test_the_true_model_beats_the_pooled_chain_with_an_interval_off_zero() -> None:
+    panel, tape = _synthetic()
+    res = evaluate_transitions(panel, tape, models=["markov", "logit"], tape_features=["risky"], n_boot=50)
+    t = res.table
+    assert t.loc["logit", "nll_vs_ref_hi"] < 0 < t.loc["logit", "auc_lo"] - 0.5
+    assert t.loc["markov", "nll_vs_ref"] == 0.0 and t.loc["markov", "nll_vs_ref_lo"] == 0.0
+    assert t.loc["markov", "auc_default"] == pytest.approx(0.5)  # a constant score cannot rank
+
+
+def test_out_of_time_split_trains_only_on_the_past() -> None:
+    panel, _ = _synthetic(500)
+    train, test = split_moves(build_moves(panel), "oot:2020-04")
+    assert (pd.DatetimeIndex(train.month) + pd.DateOffset(months=1)).max() < pd.Timestamp("2020-04-01")
+    assert (pd.DatetimeIndex(test.month) + pd.DateOffset(months=1)).min() >= pd.Timestamp("2020-04-01")
+    acc_train, acc_test = split_moves(build_moves(panel), "account", 0.3, seed=3)
+    assert not set(acc_train.loan_id) & set(acc_test.loan_id)
+
+
+def test_censored_period_is_scored_as_not_default() -> None:
+    moves = build_moves(_panel([("a", "2020-01", 0, False), ("a", "2020-02", 0, True)]))
+    p = np.zeros((2, 7))
+    p[:, 0], p[:, 4], p[:, 1] = 0.7, 0.2, 0.1
+    s = move_scores(p, moves)
+    assert s.nll == pytest.approx([-np.log(0.7), -np.log(0.8)])
+    assert s.brier[0] == pytest.approx(0.3 ** 2 + 0.2 ** 2 + 0.1 ** 2) and np.isnan(s.brier[1])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000))
+def test_weighted_auc_matches_sklearn(seed: int) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    n = 60
+    score = rng.integers(0, 8, n).astype(float)  # ties on purpose
+    y = rng.random(n) < 0.4
+    y[:2] = [True, False]
+    w = rng.integers(0, 4, n).astype(float)
+    w[:2] = 1.0
+    assert weighted_auc(score, y, w) == pytest.approx(roc_auc_score(y, score, sample_weight=w), abs=1e-12)
+
+
+def test_ece_by_hand() -> None:
+    score = np.array([0.1, 0.1, 0.9, 0.9])
+    label = np.array([0.0, 1.0, 1.0, 1.0])
+    assert expected_calibration_error(score, label, bins=2) == pytest.approx((abs(0.2 - 1) + abs(1.8 - 2)) / 4)
+
+
+def test_uci_panel_gbm_beats_every_chain() -> None:
+    from creditsim.datasets.credit_card import load_credit_card_panel, load_credit_card_tape
+
+    panel, tape = load_credit_card_panel(), load_credit_card_tape()
+    keep = panel["loan_id"].isin(tape["loan_id"].iloc[:4000])
+    res = evaluate_transitions(panel[keep], tape, models=["markov", "markov_calendar", "gbm"], n_boot=30,
+                               panel_features=["current_balance", "actual_payment", "pay_status"],
+                               tape_features=["credit_limit", "age"])
+    t = res.table
+    assert t.loc["markov_calendar", "nll_vs_ref_hi"] < 0  # calendar months matter on this panel
+    assert t.loc["gbm", "nll"] < t.loc["markov_calendar", "nll"]
+    assert res.settings["test_loans"] == 1200
+
+
+def test_grouped_auc_counts_only_pairs_within_a_group() -> None:
+    # each month ranks its defaulter first, but month b's defaulter scores below month a's survivor
+    score = np.array([0.5, 0.6, 0.1, 0.2])
+    label = np.array([False, True, False, True])
+    group = np.array(["a", "a", "b", "b"])
+    assert weighted_auc(score, label, group=group) == pytest.approx(1.0)
+    assert weighted_auc(score, label) == pytest.approx(0.75)
+
+
+def test_transformer_contestant_learns_the_cohort_rates_and_trains_only_on_the_training_split() -> None:
+    from creditsim.harness.deep import TransformerContestant, TransformerSettings
+
+    panel, tape = _synthetic(2000)
+    moves = build_moves(panel, tape, tape_features=["risky"])
+    train, test = split_moves(moves, "account", 0.3, seed=0)
+    model = TransformerContestant(("prev_state",), ("risky",), seed=0, settings=TransformerSettings(epochs=80, patience=80)).fit(train)
+    p = model.predict(test)
+    risky = test.covariates["risky"].to_numpy() == 1
+    assert np.allclose(p.sum(1), 1.0) and not p[:, ~ALLOWED_TRANSITIONS[0]].any()
+    assert p[risky, 4].mean() == pytest.approx(0.2, abs=0.04)
+    assert p[~risky, 4].mean() == pytest.approx(0.02, abs=0.015)
+    assert model.months_ == len(set(train.covariates["period"]))
