@@ -261,8 +261,10 @@ def eval_transitions(
     panel: str = typer.Option(..., "--panel", help="loan x month panel (csv/parquet), or 'uci' for the bundled UCI panel"),
     tape: Path = typer.Option(None, "--tape", help="static loan data for --tape-features (joined on loan_id)"),
     split: str = typer.Option("account", "--split", help="'account' (loans held out whole) or 'oot:YYYY-MM'"),
-    models: str = typer.Option(",".join(("markov", "markov_segment", "markov_calendar", "markov_segment_calendar", "logit", "gbm")),
-                               "--models", help="comma-separated contestants; also markov_cohort_calendar, transformer"),
+    models: str = typer.Option("all", "--models", help="comma-separated contestants (markov, markov_segment, markov_calendar, "
+                               "markov_segment_calendar, markov_cohort_calendar, logit, gbm, transformer, trajectory); "
+                               "'all': every one (trajectory only with a tape)"),
+    lags: int = typer.Option(0, "--lags", help="also give every covariate model the panel features 1..N months back"),
     reference: str = typer.Option("markov", "--reference", help="model the paired NLL differences are taken against"),
     cohort_by: str = typer.Option(None, "--cohort-by", help="numeric covariates binned into the cohort key (transformer)"),
     panel_features: str = typer.Option(None, "--panel-features", help="time-varying panel columns, comma-separated"),
@@ -287,9 +289,12 @@ def eval_transitions(
     if n_boot < 10:
         raise ConfigError(f"--n-boot must be at least 10 for a 95 % interval, got {n_boot}")
     frame, static, pf, tf = _harness_inputs(panel, tape, panel_features, tape_features)
+    from creditsim.harness import CONTESTANT_NAMES
+
     cohort = ("credit_limit", "age") if cohort_by is None and panel == "uci" else tuple(_names(cohort_by))
-    res = evaluate_transitions(frame, static, split, _names(models), pf, tf, tuple(_names(segment_by)), period,
-                               reference=reference, test_share=test_share, n_boot=n_boot, seed=seed, cohort_by=cohort,
+    chosen = [m for m in CONTESTANT_NAMES if m != "trajectory" or static is not None] if models == "all" else _names(models)
+    res = evaluate_transitions(frame, static, split, chosen, pf, tf, tuple(_names(segment_by)), period,
+                               reference=reference, test_share=test_share, n_boot=n_boot, seed=seed, cohort_by=cohort, lags=lags,
                                progress=lambda line: console.print(f"[dim]{line}[/]"))
     st = res.settings
     t = Table(title=f"Next-state prediction, split {split}: {st['train_moves']:,} training / {st['test_moves']:,} test moves, "
@@ -301,6 +306,10 @@ def eval_transitions(
     for name, row in summary.iterrows():
         t.add_row(str(name), *map(str, row))
     print_whole(console, t)
+    for _, v in res.verdicts().iterrows():
+        verdict = "better" if v["hi"] < 0 else "worse" if v["lo"] > 0 else "no clear difference"
+        console.print(f"{v['model']} vs {v['against']}: {v['difference']:+.4f} nats per move "
+                      f"[{v['lo']:+.4f}, {v['hi']:+.4f}], {verdict}")
     if out is not None:
         res.save(out)
         console.print(f"results written to {out}")

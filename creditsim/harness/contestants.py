@@ -19,6 +19,8 @@ test move's own start-of-period covariates.
 * ``gbm``: scikit-learn's ``HistGradientBoostingClassifier`` on every covariate, one per from-state.
 * ``transformer``: the library's TransitionTransformer on cohort x calendar-month sequences
   (:mod:`creditsim.harness.deep`).
+* ``trajectory``: the library's LoanTrajectoryModel on each loan's own sequence, correcting
+  ``markov_segment_calendar`` with every covariate and the loan's history (:mod:`creditsim.harness.trajectory`).
 
 The two classifiers use the same factorisation as the chains' MLE: per from-state, a binary *default
 hazard* fitted on every move (a censored period is a non-default) and a *conditional move* model over
@@ -43,13 +45,13 @@ from creditsim.harness.moves import CohortKey, MoveTable
 from creditsim.states import ALLOWED_TRANSITIONS, N_STATES, LoanState
 from creditsim.transitions.markov import row_mle
 
-__all__ = ["Contestant", "ChainContestant", "ClassifierContestant", "make_contestant", "CONTESTANT_NAMES"]
+__all__ = ["Contestant", "ChainContestant", "ClassifierContestant", "CovariateDesign", "make_contestant", "CONTESTANT_NAMES"]
 
 _D = int(LoanState.DEFAULT)
 _LIVE = range(int(LoanState.DPD90) + 1)
 
 CONTESTANT_NAMES: tuple[str, ...] = ("markov", "markov_segment", "markov_calendar", "markov_segment_calendar",
-                                     "markov_cohort_calendar", "logit", "gbm", "transformer")
+                                     "markov_cohort_calendar", "logit", "gbm", "transformer", "trajectory")
 
 
 class Contestant(Protocol):
@@ -119,13 +121,13 @@ def _jeffreys(k: int, n: int) -> float:
     return (k + 0.5) / (n + 1.0)
 
 
-class _Design:
+class CovariateDesign:
     """Covariate preprocessing fitted on training moves (module docstring: logit vs GBM)."""
 
     def __init__(self, kind: str, categorical: tuple[str, ...]) -> None:
         self.kind, self.categorical = kind, categorical
 
-    def fit(self, cov: pd.DataFrame) -> "_Design":
+    def fit(self, cov: pd.DataFrame) -> "CovariateDesign":
         self.numeric = [c for c in cov.columns if c not in self.categorical]
         self.levels = {c: sorted(pd.unique(cov[c].astype(str))) for c in self.categorical}
         x = self._numeric(cov)
@@ -190,7 +192,7 @@ class ClassifierContestant:
         return self._estimator().fit(x, y)
 
     def fit(self, train: MoveTable) -> "ClassifierContestant":
-        self.design_ = _Design(self.name, train.categorical).fit(train.covariates)
+        self.design_ = CovariateDesign(self.name, train.categorical).fit(train.covariates)
         x_all = self.design_.transform(train.covariates)
         for s in _LIVE:
             rows = np.flatnonzero(train.from_state == s)
@@ -249,12 +251,13 @@ class ClassifierContestant:
 
 def make_contestant(name: str, segment_by: tuple[str, ...] = ("prev_state",), seed: int = 0,
                     cohort_by: tuple[str, ...] = (), macro: pd.DataFrame | None = None, n_bins: int = 5,
-                    progress: bool = False) -> Contestant:
+                    progress: bool = False, tape: pd.DataFrame | None = None) -> Contestant:
     """A fresh contestant by name (:data:`CONTESTANT_NAMES`).
 
     ``segment_by`` (categorical) and ``cohort_by`` (numeric, binned at ``n_bins`` training quantiles) make
     the cohort key of ``markov_cohort_calendar`` and ``transformer``; ``markov_segment`` uses
-    ``segment_by`` alone. ``macro`` reaches the transformer only.
+    ``segment_by`` alone. ``macro`` reaches the transformer and the trajectory model; ``tape`` (the
+    contract fields) the trajectory model.
     """
     seg = tuple(segment_by)
     pooled = lambda: ChainContestant("markov")  # noqa: E731
@@ -276,4 +279,8 @@ def make_contestant(name: str, segment_by: tuple[str, ...] = ("prev_state",), se
         from creditsim.harness.deep import TransformerContestant, TransformerSettings
 
         return TransformerContestant(seg, tuple(cohort_by), macro, seed, TransformerSettings(n_bins=n_bins), progress)
+    if name == "trajectory":
+        from creditsim.harness.trajectory import TrajectoryContestant
+
+        return TrajectoryContestant(tape, seg, macro, seed, progress=progress)
     raise ConfigError(f"model {name!r}: expected one of {list(CONTESTANT_NAMES)}")

@@ -35,7 +35,7 @@ from creditsim.schema import validate_macro
 from creditsim.states import MACRO_VARS, N_STATES, LoanState
 from creditsim.transitions.transformer import TransitionConfig, TransitionTransformer
 
-__all__ = ["TransformerContestant", "TransformerSettings"]
+__all__ = ["TransformerContestant", "TransformerSettings", "macro_rows"]
 
 _D = int(LoanState.DEFAULT)
 _N_LIVE = int(LoanState.DPD90) + 1
@@ -83,16 +83,7 @@ class TransformerContestant:
         self.macro = None if macro is None else validate_macro(macro)
 
     def _macro_rows(self, months: np.ndarray) -> np.ndarray:
-        """``(len(months), 9)`` macro values of calendar month numbers (zeros without a macro frame)."""
-        if self.macro is None:
-            return np.zeros((len(months), len(MACRO_VARS)))
-        have = _month_number(self.macro.index.to_numpy())
-        pos = np.searchsorted(have, months)
-        missing = (pos >= len(have)) | (have[np.minimum(pos, len(have) - 1)] != months)
-        if missing.any():
-            m = int(months[np.flatnonzero(missing)[0]])
-            raise ConfigError(f"macro: no row for {m // 12}-{m % 12 + 1:02d}; the frame must cover every panel month")
-        return self.macro.to_numpy(np.float64)[pos]
+        return macro_rows(self.macro, months)
 
     def _sequences(self, moves: MoveTable, keys: np.ndarray, key_index: dict, months: int) -> tuple[np.ndarray, np.ndarray]:
         """Observed counts ``(K, T, 7, 7)`` and censored counts ``(K, T, 7)`` of ``moves`` per cohort."""
@@ -151,6 +142,20 @@ class TransformerContestant:
         mats = self.model_.log_matrices(feats, path).exp().double().numpy()  # (K, span, 7, 7)
         p = mats[inverse.reshape(-1), np.clip(month, 0, span - 1), moves.from_state.astype(np.int64)]
         return p / p.sum(1, keepdims=True)
+
+
+def macro_rows(macro: pd.DataFrame | None, months: np.ndarray) -> np.ndarray:
+    """``(len(months), 9)`` rows of a validated macro frame for calendar month numbers
+    (``12 * year + month - 1``); zeros without a frame."""
+    if macro is None:
+        return np.zeros((len(months), len(MACRO_VARS)))
+    have = _month_number(macro.index.to_numpy())
+    pos = np.searchsorted(have, months)
+    missing = (pos >= len(have)) | (have[np.minimum(pos, len(have) - 1)] != months)
+    if missing.any():
+        m = int(months[np.flatnonzero(missing)[0]])
+        raise ConfigError(f"macro: no row for {m // 12}-{m % 12 + 1:02d}; the frame must cover every panel month")
+    return macro.to_numpy(np.float64)[pos]
 
 
 def _censored_nll(model: TransitionTransformer, batch: list[torch.Tensor], epoch: int) -> dict[str, torch.Tensor]:

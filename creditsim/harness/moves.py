@@ -99,7 +99,7 @@ def _check_panel(panel: pd.DataFrame, features: Sequence[str]) -> None:
 
 
 def build_moves(panel: pd.DataFrame, tape: pd.DataFrame | None = None, panel_features: Sequence[str] = (),
-                tape_features: Sequence[str] = (), period: str = "month") -> MoveTable:
+                tape_features: Sequence[str] = (), period: str = "month", lags: int = 0) -> MoveTable:
     """Moves of ``panel`` with their covariates (module docstring).
 
     Args:
@@ -108,6 +108,9 @@ def build_moves(panel: pd.DataFrame, tape: pd.DataFrame | None = None, panel_fea
         tape: static loan data with ``loan_id`` and the ``tape_features`` (needed only if any are asked).
         panel_features, tape_features: covariate column names.
         period: ``"month"`` (rows one month apart) or ``"quarter"`` (three months apart).
+        lags: also give each panel feature's values 1..``lags`` periods earlier (``{name}_lag{k}``; NaN
+            where the loan has no row that far back), so models without a memory see the history a
+            sequence model reads.
 
     Raises:
         DataError: missing columns, bad states or dates, tape loans missing, no moves at all.
@@ -115,6 +118,8 @@ def build_moves(panel: pd.DataFrame, tape: pd.DataFrame | None = None, panel_fea
     """
     if period not in _PERIOD_MONTHS:
         raise ConfigError(f"period: expected one of {list(_PERIOD_MONTHS)}, got {period!r}")
+    if isinstance(lags, bool) or not isinstance(lags, (int, np.integer)) or not 0 <= lags <= 24:
+        raise ConfigError(f"lags: expected an integer 0..24, got {lags!r}")
     step = _PERIOD_MONTHS[period]
     panel_features, tape_features = list(panel_features), list(tape_features)
     _check_panel(panel, panel_features)
@@ -139,6 +144,13 @@ def build_moves(panel: pd.DataFrame, tape: pd.DataFrame | None = None, panel_fea
     cov = pd.DataFrame({"prev_state": prev[keep].astype(str), "period": df["reporting_month"].dt.strftime("%Y-%m").to_numpy()[keep]})
     for c in panel_features:
         cov[c] = df[c].to_numpy()[keep]
+    for k in range(1, lags + 1):
+        back = np.arange(len(df)) - k
+        ok = back >= 0
+        ok[ok] = (loan[back[ok]] == loan[ok]) & (num[ok] - num[back[ok]] == k * step)
+        for c in panel_features:
+            values = pd.to_numeric(df[c], errors="coerce").to_numpy(np.float64)
+            cov[f"{c}_lag{k}"] = np.where(ok, values[np.maximum(back, 0)], np.nan)[keep]
     if tape_features:
         cov = _join_tape(cov, loan[keep], tape, tape_features)
     categorical = tuple(c for c in cov.columns if not pd.api.types.is_numeric_dtype(cov[c]))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from creditsim.errors import ConfigError
@@ -28,10 +29,36 @@ class HarnessResult:
         table: one row per model (:func:`creditsim.harness.scoring.bootstrap_table` columns) plus
             ``fit_seconds``; sorted as the models were given.
         settings: the split, features, reference model, bootstrap size and seed, and the move counts.
+        replicates: ``(n_boot, models)`` NLL per move in each loan-bootstrap replicate (paired rows).
     """
 
     table: pd.DataFrame
     settings: dict[str, Any] = field(default_factory=dict)
+    replicates: pd.DataFrame | None = None
+
+    def compare(self, model: str, other: str) -> dict[str, float]:
+        """Paired NLL difference ``model - other`` (negative: ``model`` is better) with its 95 % interval
+        and the share of bootstrap replicates in which ``model`` is better."""
+        for name in (model, other):
+            if name not in self.table.index:
+                raise ConfigError(f"compare: {name!r} was not evaluated; models are {list(self.table.index)}")
+        diff = (self.replicates[model] - self.replicates[other]).to_numpy()
+        return {"difference": float(self.table.loc[model, "nll"] - self.table.loc[other, "nll"]),
+                "lo": float(np.quantile(diff, 0.025)), "hi": float(np.quantile(diff, 0.975)),
+                "share_better": float((diff < 0).mean())}
+
+    def verdicts(self) -> pd.DataFrame:
+        """Each of the library's models (transformer, trajectory) against the best chain and the best
+        classifier evaluated (lowest NLL): paired difference, 95 % interval, share of replicates won."""
+        chains = [m for m in self.table.index if m.startswith("markov")]
+        classifiers = [m for m in self.table.index if m in ("logit", "gbm")]
+        rows = []
+        for model in (m for m in ("transformer", "trajectory") if m in self.table.index):
+            for family in (chains, classifiers):
+                if family:
+                    best = str(self.table.loc[family, "nll"].idxmin())
+                    rows.append({"model": model, "against": best, **self.compare(model, best)})
+        return pd.DataFrame(rows, columns=["model", "against", "difference", "lo", "hi", "share_better"])
 
     def summary(self) -> pd.DataFrame:
         """The headline columns, rounded for reading: NLL per move with its interval, the paired
@@ -55,7 +82,8 @@ class HarnessResult:
         """
         out = check_output_target(out, "result_dir", "out")
         out.parent.mkdir(parents=True, exist_ok=True)
-        files = {"scores.csv": self.table.to_csv(), "summary.txt": self.summary().to_string() + "\n"}
+        files = {"scores.csv": self.table.to_csv(), "summary.txt": self.summary().to_string() + "\n",
+                 "bootstrap_nll.csv": self.replicates.to_csv(index_label="replicate")}
         meta = {"producer": RESULT_MARKER, "command": "eval transitions", "files": sorted(files), "settings": self.settings}
         tmp = make_temp_dir(out)
         try:
@@ -73,7 +101,7 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
                          tape_features: Sequence[str] = (), segment_by: Sequence[str] = ("prev_state",),
                          period: str = "month", reference: str = "markov", test_share: float = 0.3,
                          n_boot: int = 200, seed: int = 0, cohort_by: Sequence[str] = (),
-                         macro: pd.DataFrame | None = None, n_bins: int = 5,
+                         macro: pd.DataFrame | None = None, n_bins: int = 5, lags: int = 0,
                          progress: Callable[[str], None] | None = None) -> HarnessResult:
     """Fit each contestant on the training moves, score it on the test moves, with paired intervals.
 
@@ -89,6 +117,7 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
         cohort_by: numeric covariates cut at ``n_bins`` training quantiles that complete the cohort key of
             ``markov_cohort_calendar`` and ``transformer``.
         macro: optional monthly macro frame (MACRO_VARS columns) for the transformer, by calendar month.
+        lags: lagged panel features for every covariate model (:func:`creditsim.harness.moves.build_moves`).
         reference: the model the paired NLL differences are taken against (must be in ``models``).
         n_boot, seed: loan-bootstrap replicates and the seed of the split, the bootstrap and the GBM.
         progress: called with one line per fitted model (the CLI prints it).
@@ -104,22 +133,22 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
         for c in cols:
             if c not in known:
                 raise ConfigError(f"{option}: {c!r} is not a covariate; expected one of {list(known)}")
-    moves = build_moves(panel, tape, panel_features, tape_features, period)
+    moves = build_moves(panel, tape, panel_features, tape_features, period, lags)
     train, test = split_moves(moves, split, test_share, seed)
     scores, seconds = {}, {}
     for name in models:
         start = time.perf_counter()
-        model = make_contestant(name, tuple(segment_by), seed, tuple(cohort_by), macro, n_bins).fit(train)
+        model = make_contestant(name, tuple(segment_by), seed, tuple(cohort_by), macro, n_bins, tape=tape).fit(train)
         scores[name] = move_scores(model.predict(test), test)
         seconds[name] = time.perf_counter() - start
         if progress is not None:
             progress(f"{name}: NLL {scores[name].nll.mean():.4f} per move ({seconds[name]:.1f} s)")
-    table = bootstrap_table(scores, test, reference, n_boot, seed)
+    table, replicates = bootstrap_table(scores, test, reference, n_boot, seed)
     table["fit_seconds"] = pd.Series(seconds)
     settings = {"split": split, "test_share": test_share if split == "account" else None, "models": models,
                 "reference": reference, "panel_features": list(panel_features), "tape_features": list(tape_features),
-                "segment_by": list(segment_by), "cohort_by": list(cohort_by), "n_bins": n_bins,
+                "segment_by": list(segment_by), "cohort_by": list(cohort_by), "n_bins": n_bins, "lags": lags,
                 "macro": None if macro is None else f"{len(macro)} months", "period": period, "n_boot": n_boot, "seed": seed,
                 "train_moves": len(train), "test_moves": len(test), "train_loans": len(set(train.loan_id)),
                 "test_loans": len(set(test.loan_id)), "test_defaults": int((test.to_state == 4).sum())}
-    return HarnessResult(table, settings)
+    return HarnessResult(table, settings, replicates)

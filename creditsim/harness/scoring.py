@@ -110,12 +110,14 @@ def _per_loan(values: np.ndarray, loan: np.ndarray, n_loans: int) -> np.ndarray:
 
 
 def bootstrap_table(scores: dict[str, MoveScores], moves: MoveTable, reference: str, n_boot: int = 200,
-                    seed: int = 0) -> pd.DataFrame:
+                    seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per model: point scores, 95 % loan-bootstrap intervals, paired NLL difference to ``reference``.
 
-    Columns: ``nll``, ``nll_lo``, ``nll_hi``, ``nll_vs_ref`` (model minus reference, negative = better),
-    ``nll_vs_ref_lo``, ``nll_vs_ref_hi``, ``brier`` (+ interval), ``auc_default`` (+ interval),
-    ``ece_default``, ``moves``, ``loans``.
+    Returns:
+        ``(table, replicates)``. ``table`` columns: ``nll``, ``nll_lo``, ``nll_hi``, ``nll_vs_ref`` (model
+        minus reference, negative = better), ``nll_vs_ref_lo``, ``nll_vs_ref_hi``, ``brier`` (+ interval),
+        ``auc_default`` (+ interval), ``ece_default``, ``moves``, ``loans``. ``replicates``: ``(n_boot,
+        models)`` NLL per move of every replicate (the same loan draw in a row), for any paired comparison.
     """
     _, loan = np.unique(moves.loan_id.astype(str), return_inverse=True)
     n_loans = int(loan.max()) + 1
@@ -143,4 +145,5 @@ def bootstrap_table(scores: dict[str, MoveScores], moves: MoveTable, reference: 
             "ece_default": expected_calibration_error(s.p_default[eligible], s.default[eligible].astype(np.float64)),
             "moves": len(moves), "loans": n_loans,
         })
-    return pd.DataFrame(rows).set_index("model")
+    replicates = pd.DataFrame({m: b[:, 0] for m, b in boot.items()})
+    return pd.DataFrame(rows).set_index("model"), replicates

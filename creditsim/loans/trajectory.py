@@ -168,6 +168,10 @@ class TrajectoryConfig(JSONConfig):
     n_macro_vars: int = 9
     diffusion_hidden: int = 128  # width of the denoiser MLP
     value_weight: float = 1.0  # weight of the diffusion loss in the training loss
+    # per-month covariates observed at the start of each month (balance, utilisation, payment, bureau
+    # data...); 0 = none, the spec's model. A model with them scores and trains on real panels
+    # (forward's ``step_features``); generation would need their future values and refuses.
+    n_step_features: int = 0
 
     def __post_init__(self) -> None:
         for name in ("n_loan_features", "n_states", "d_model", "n_heads", "n_layers", "diffusion_steps",
@@ -186,6 +190,9 @@ class TrajectoryConfig(JSONConfig):
             raise ConfigError(f"TrajectoryConfig.d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
         if self.diffusion_steps < 2:
             raise ConfigError(f"TrajectoryConfig.diffusion_steps must be >= 2, got {self.diffusion_steps}")
+        if isinstance(self.n_step_features, bool) or not isinstance(self.n_step_features, (int, np.integer)) \
+                or not 0 <= self.n_step_features <= 1024:
+            raise ConfigError(f"TrajectoryConfig.n_step_features must be an integer in 0..1024, got {self.n_step_features!r}")
         for name in ("idio_scale", "value_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
@@ -503,6 +510,7 @@ class LoanTrajectoryModel(nn.Module):
         self.row_proj = nn.Linear(N_STATES, d)  # log cohort row of the previous state
         self.macro_proj = nn.Linear(cfg.n_macro_vars, d)
         self.term_proj = nn.Linear(3, d)
+        self.step_proj = nn.Linear(cfg.n_step_features, d) if cfg.n_step_features else None
         self.wpe = nn.Embedding(cfg.max_months, d)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList([Block(cfg.d_model, cfg.n_heads, cfg.dropout) for _ in range(cfg.n_layers)])
@@ -554,14 +562,17 @@ class LoanTrajectoryModel(nn.Module):
         return out.masked_fill(~self.allowed[prev], float("-inf"))
 
     def _embed(self, feats: torch.Tensor, cohort: torch.Tensor, macro: torch.Tensor, prev: torch.Tensor,
-               rem: torch.Tensor, t0: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token embeddings ``(B, T, d)`` and the cohort log rows ``(B, T, 7)`` of the previous states."""
+               rem: torch.Tensor, t0: int, step: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token embeddings ``(B, T, d)`` and the cohort log rows ``(B, T, 7)`` of the previous states
+        (``step``: the checked ``(B, T, n_step_features)`` covariates of a model that has them)."""
         B, T = prev.shape
         rows = torch.gather(cohort, 2, prev.view(B, T, 1, 1).expand(B, T, 1, N_STATES)).squeeze(2)
         log_rows = torch.log(rows.clamp(min=COHORT_PROB_FLOOR))
         pos = torch.arange(t0, t0 + T, device=feats.device)
         x = (self.state_emb(prev) + self.feat_proj(feats).unsqueeze(1) + self.row_proj(log_rows / 10.0)
              + self.macro_proj(macro) + self.term_proj(self._term_inputs(rem, T, t0)) + self.wpe(pos))
+        if self.step_proj is not None:
+            x = x + self.step_proj(step)
         return x, log_rows
 
     def _logits(self, h: torch.Tensor, log_rows: torch.Tensor, prev: torch.Tensor, rem: torch.Tensor,
@@ -595,6 +606,7 @@ class LoanTrajectoryModel(nn.Module):
         value_mask: torch.Tensor | None = None,
         macro_path: torch.Tensor | None = None,
         initial_states: torch.Tensor | None = None,
+        step_features: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Teacher-forced pass over all months.
 
@@ -609,6 +621,8 @@ class LoanTrajectoryModel(nn.Module):
                 ``value_mask`` ``(B, T, 2)`` bool telling which are defined; needs target_states.
             macro_path: ``(T, 9)`` or ``(B, T, 9)`` decimals in MACRO_VARS order; None = the anchors.
             initial_states: ``(B,)`` state at the cut-off; default CURRENT.
+            step_features: ``(B, T, n_step_features)`` covariates known at the start of each month,
+                standardised; required exactly when ``config.n_step_features > 0``.
 
         Returns:
             dict with ``state_logits`` ``(B, T, 7)`` (``-inf`` on impossible moves), ``value_params``
@@ -626,7 +640,7 @@ class LoanTrajectoryModel(nn.Module):
             prev = torch.cat([init.unsqueeze(1), states[:, :-1]], dim=1)
         else:
             states, prev = None, init.unsqueeze(1).expand(B, T)
-        x, log_rows = self._embed(feats, cohort, macro, prev, rem, 0)
+        x, log_rows = self._embed(feats, cohort, macro, prev, rem, 0, self._check_step(step_features, B, T))
         x = self.drop(x)
         for block in self.blocks:
             x, _ = block(x)
@@ -655,6 +669,21 @@ class LoanTrajectoryModel(nn.Module):
         out.update(state_loss=state_loss, value_loss=value_loss,
                    loss=state_loss + self.config.value_weight * value_loss)
         return out
+
+    def _check_step(self, step_features: object, B: int, T: int) -> torch.Tensor | None:
+        n = self.config.n_step_features
+        if step_features is None:
+            if n:
+                raise DataError(f"step_features: this model takes {n} per-month covariates; expected ({B}, {T}, {n})")
+            return None
+        if not n:
+            raise DataError("step_features: this model has no per-month covariates (TrajectoryConfig.n_step_features = 0)")
+        x = _as_tensor(step_features, "step_features", self.device)
+        if x.shape != (B, T, n):
+            raise DataError(f"step_features: expected shape ({B}, {T}, {n}), got {tuple(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise DataError("step_features: NaN or infinite values; standardise and fill missing values first")
+        return x
 
     def _initial_states(self, initial_states: object, B: int) -> torch.Tensor:
         if initial_states is None:
@@ -786,6 +815,9 @@ class LoanTrajectoryModel(nn.Module):
             raise ConfigError(f"n_samples must be a positive integer, got {n_samples!r}")
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
             raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        if self.step_proj is not None:
+            raise ConfigError(f"generate: this model conditions on {self.config.n_step_features} per-month covariates "
+                              "(n_step_features) whose future values a scenario does not give; score it with forward")
         sigma = self.config.idio_scale if idio_scale is None else idio_scale
         if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma >= 0):
             raise ConfigError(f"idio_scale must be a finite number >= 0, got {sigma!r}")

@@ -83,6 +83,11 @@ def test_the_true_model_beats_the_pooled_chain_with_an_interval_off_zero() -> No
     assert t.loc["logit", "nll_vs_ref_hi"] < 0 < t.loc["logit", "auc_lo"] - 0.5
     assert t.loc["markov", "nll_vs_ref"] == 0.0 and t.loc["markov", "nll_vs_ref_lo"] == 0.0
     assert t.loc["markov", "auc_default"] == pytest.approx(0.5)  # a constant score cannot rank
+    c = res.compare("logit", "markov")
+    assert c["hi"] < 0 and c["share_better"] == 1.0
+    assert c["difference"] == pytest.approx(t.loc["logit", "nll_vs_ref"])
+    with pytest.raises(ConfigError, match="'gbm' was not evaluated"):
+        res.compare("gbm", "markov")
 
 
 def test_out_of_time_split_trains_only_on_the_past() -> None:
@@ -160,3 +165,32 @@ def test_transformer_contestant_learns_the_cohort_rates_and_trains_only_on_the_t
     assert p[risky, 4].mean() == pytest.approx(0.2, abs=0.04)
     assert p[~risky, 4].mean() == pytest.approx(0.02, abs=0.015)
     assert model.months_ == len(set(train.covariates["period"]))
+
+
+def test_lagged_features_come_from_the_same_loan_consecutive_months_only() -> None:
+    panel = _panel([("a", "2020-01", 0, False), ("a", "2020-02", 0, False), ("a", "2020-03", 1, False), ("a", "2020-04", 2, False),
+                    ("b", "2020-02", 0, False), ("b", "2020-04", 0, False), ("b", "2020-05", 0, False)])
+    panel["balance"] = [10.0, 11.0, 12.0, 13.0, 20.0, 21.0, 22.0]
+    m = build_moves(panel, panel_features=["balance"], lags=2)
+    got = m.covariates[["balance", "balance_lag1", "balance_lag2"]].to_numpy()
+    want = np.array([[10, np.nan, np.nan], [11, 10, np.nan], [12, 11, 10], [21, np.nan, np.nan]])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_trajectory_contestant_scores_uci_moves_and_needs_a_tape() -> None:
+    from creditsim.datasets.credit_card import load_credit_card_panel, load_credit_card_tape
+    from creditsim.harness.trajectory import TrajectoryContestant, TrajectorySettings
+
+    panel, tape = load_credit_card_panel(), load_credit_card_tape()
+    keep = tape["loan_id"].iloc[:1500]
+    moves = build_moves(panel[panel["loan_id"].isin(keep)], tape, ["pay_status", "current_balance"], ["credit_limit"])
+    train, test = split_moves(moves, "account", 0.3, seed=0)
+    model = TrajectoryContestant(tape, seed=0, settings=TrajectorySettings(epochs=6, patience=6)).fit(train)
+    p = model.predict(test)
+    allowed = ALLOWED_TRANSITIONS[test.from_state.astype(int)]
+    assert np.allclose(p.sum(1), 1.0) and not p[~allowed].any()
+    ours = move_scores(p, test).nll.mean()
+    pooled = move_scores(make_contestant("markov").fit(train).predict(test), test).nll.mean()
+    assert ours < pooled
+    with pytest.raises(ConfigError, match="needs the loan tape"):
+        TrajectoryContestant(None)

@@ -456,3 +456,28 @@ def test_evaluation_runs_on_held_out_panels_and_the_data_row_is_exact():
     assert mean.loc[("baseline", "data"), "state_tv"] == 0
     assert mean.loc[("baseline", "model"), "acct_violations"] == 0
     assert "±" in res.summary().loc[("baseline", "model"), "state_tv"]
+
+
+# ------------------------------------------------------------------------------ per-month covariates
+def test_step_features_change_the_logits_and_are_checked() -> None:
+    B, T = 3, 5
+    model = _model(n_step_features=2)
+    feats, cohort = _features(B), _cohort(B, T)
+    states = torch.zeros(B, T, dtype=torch.long)
+    with torch.no_grad():
+        model.step_proj.weight.normal_(0, 1.0)  # (a constant fill would be removed by the layer norms)
+        model.correction.weight.normal_(0, 0.5)
+        a = model(feats, cohort, states, step_features=torch.zeros(B, T, 2))["state_logits"]
+        b = model(feats, cohort, states, step_features=torch.ones(B, T, 2))["state_logits"]
+    assert not torch.allclose(a, b)
+    assert torch.equal(torch.isfinite(a), torch.isfinite(b))  # the covariates never open a forbidden move
+    with pytest.raises(DataError, match="takes 2 per-month covariates"):
+        model(feats, cohort, states)
+    with pytest.raises(DataError, match=r"expected shape \(3, 5, 2\)"):
+        model(feats, cohort, states, step_features=torch.zeros(B, T, 3))
+    with pytest.raises(ConfigError, match="per-month covariates"):
+        model.generate(feats, cohort, None)
+    with pytest.raises(DataError, match="no per-month covariates"):
+        _model()(feats, cohort, states, step_features=torch.zeros(B, T, 2))
+    with pytest.raises(ConfigError, match="n_step_features"):
+        replace(TINY, n_step_features=-1)

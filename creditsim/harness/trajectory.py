@@ -1,0 +1,182 @@
+"""The library's LoanTrajectoryModel as a harness contestant: loan sequences of a real panel.
+
+Each loan's moves form a sequence (a gap in its rows starts a new one). The model reads, per month,
+the previous state, the loan's 24 contract features (:func:`creditsim.features.loan_features` from the
+tape, as of the sequence's first month), the start-of-month covariates every covariate model sees
+(:class:`~creditsim.harness.contestants.CovariateDesign`, as the logit sees them: standardised asinh
+numerics, missing flags, one-hot categoricals, the calendar month among them) through the model's
+``n_step_features`` slot, and -- as its base -- the cohort matrix of ``markov_segment_calendar`` fitted
+on the training split: the model learns a correction to that chain's log row. Attention runs over the
+loan's own history, so unlike the classifiers it sees every earlier month, not just the previous state.
+
+Loss: NLL of each observed next state plus ``-log(1 - P_DEFAULT)`` per censored default-free month,
+per live move, as every contestant. Teacher forcing in scoring too: the states before a test month are
+the loan's observed ones (next-month prediction given the history to date, as the other contestants).
+A seeded 15 % of the training loans is the early-stopping split. The diffusion head is not used (no
+value targets); the maturity rule of the model applies, so a panel in which loans stay CURRENT past
+their tape maturity is refused by the model's own check naming the loan and month.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+import torch
+
+from creditsim.errors import ConfigError
+from creditsim.features import loan_features
+from creditsim.harness.contestants import ChainContestant, CovariateDesign
+from creditsim.harness.deep import macro_rows
+from creditsim.harness.moves import CohortKey, MoveTable
+from creditsim.loans.trajectory import LoanTrajectoryModel, TrajectoryConfig
+from creditsim.nn.trainer import TrainConfig, fit
+from creditsim.schema import validate_macro
+from creditsim.states import N_STATES, LoanState
+
+__all__ = ["TrajectoryContestant", "TrajectorySettings"]
+
+_D = int(LoanState.DEFAULT)
+
+
+@dataclass(frozen=True)
+class TrajectorySettings:
+    """Size and training of the harness trajectory model."""
+
+    d_model: int = 32
+    n_heads: int = 4
+    n_layers: int = 2
+    dropout: float = 0.1
+    epochs: int = 60
+    batch_size: int = 256
+    lr: float = 2e-3
+    patience: int = 8
+    val_share: float = 0.15
+
+
+def _month_number(months: np.ndarray) -> np.ndarray:
+    m = pd.DatetimeIndex(months)
+    return m.year.to_numpy(np.int64) * 12 + m.month.to_numpy(np.int64) - 1
+
+
+class TrajectoryContestant:
+    """LoanTrajectoryModel over loan sequences (module docstring).
+
+    Args:
+        tape: the static loan tape (contract fields for :func:`creditsim.features.loan_features`).
+        segment_by: categorical covariates of the base chain's segment (with the calendar month).
+        macro: optional monthly macro frame (MACRO_VARS columns), joined by calendar month.
+        seed: initialisation, batch order and the early-stopping split.
+    """
+
+    name = "trajectory"
+
+    def __init__(self, tape: pd.DataFrame | None, segment_by: tuple[str, ...] = ("prev_state",),
+                 macro: pd.DataFrame | None = None, seed: int = 0, settings: TrajectorySettings = TrajectorySettings(),
+                 progress: bool = False) -> None:
+        if tape is None:
+            raise ConfigError("the trajectory contestant needs the loan tape (--tape): its contract fields "
+                              "(balance, rate, term, amortisation) are the model's loan features")
+        self.tape = tape.assign(loan_id=tape["loan_id"].astype(str)).drop_duplicates("loan_id").set_index("loan_id", drop=False)
+        self.segment_by, self.seed, self.settings, self.progress = tuple(segment_by), seed, settings, progress
+        self.macro = None if macro is None else validate_macro(macro)
+
+    # ------------------------------------------------------------------ sequences
+    def _base_matrices(self, moves: MoveTable) -> np.ndarray:
+        """``(n, 7, 7)`` the base chain's matrix of each move (absorbing rows stay put)."""
+        out = np.tile(np.eye(N_STATES), (len(moves), 1, 1))
+        for s in range(int(LoanState.DPD90) + 1):
+            out[:, s] = self.base_.predict(replace(moves, from_state=np.full(len(moves), s, np.int8)))
+        return out
+
+    def _sequences(self, moves: MoveTable) -> tuple[list[torch.Tensor], np.ndarray, np.ndarray]:
+        """Model tensors of ``moves`` and each move's (sequence, month) position."""
+        month = _month_number(moves.month)
+        loan = moves.loan_id.astype(str)
+        new = np.ones(len(moves), bool)
+        new[1:] = (loan[1:] != loan[:-1]) | (month[1:] - month[:-1] != moves.period_months)
+        seq = np.cumsum(new) - 1
+        start = np.flatnonzero(new)
+        pos = np.arange(len(moves)) - start[seq]
+        B, T = len(start), int(pos.max()) + 1
+        if T > self.months_:
+            raise ConfigError(f"trajectory contestant: a test sequence of {T} months is longer than the "
+                              f"longest training sequence ({self.months_})")
+        feats = np.zeros((B, 24), np.float32)
+        first = moves.month[start]
+        for m0 in pd.unique(first):
+            at = np.flatnonzero(first == m0)
+            ids = loan[start[at]]
+            feats[at] = loan_features(self.tape.loc[ids].reset_index(drop=True), as_of=pd.Timestamp(m0)).to_numpy(np.float32)
+        cohort = np.tile(np.eye(N_STATES, dtype=np.float32), (B, T, 1, 1))
+        cohort[seq, pos] = self._base_matrices(moves)
+        step = np.zeros((B, T, self.design_width_), np.float32)
+        step[seq, pos] = self.design_.transform(moves.covariates)
+        target = np.zeros((B, T), np.int64)
+        obs = moves.observed
+        target[seq, pos] = np.where(obs, moves.to_state, moves.from_state)
+        # padding after a sequence ends repeats its last state (a move every state allows)
+        last = np.zeros(B, np.int64)
+        last[seq] = target[seq, pos]
+        pad = np.arange(T)[None, :] > (np.bincount(seq, minlength=B) - 1)[:, None]
+        target = np.where(pad, last[:, None], target)
+        w_obs, w_cens = np.zeros((B, T), np.float32), np.zeros((B, T), np.float32)
+        w_obs[seq[obs], pos[obs]] = 1.0
+        w_cens[seq[~obs], pos[~obs]] = 1.0
+        months = month[start][:, None] + np.arange(T)[None, :]
+        macro = macro_rows(self.macro, months.reshape(-1)).reshape(B, T, -1) if self.macro is not None else np.zeros((B, T, 9))
+        tensors = [torch.from_numpy(feats), torch.from_numpy(cohort), torch.from_numpy(step), torch.from_numpy(target),
+                   torch.as_tensor(moves.from_state[start], dtype=torch.long), torch.from_numpy(w_obs),
+                   torch.from_numpy(w_cens), torch.as_tensor(macro, dtype=torch.float32)]
+        return tensors, seq, pos
+
+    # ------------------------------------------------------------------ fit / predict
+    def fit(self, train: MoveTable) -> "TrajectoryContestant":
+        key = CohortKey((*self.segment_by, "period"))
+        self.base_ = ChainContestant("markov_segment_calendar", key, ChainContestant("markov_segment", CohortKey(self.segment_by),
+                                                                                   ChainContestant("markov"))).fit(train)
+        self.design_ = CovariateDesign("logit", train.categorical).fit(train.covariates)
+        self.design_width_ = self.design_.transform(train.covariates.iloc[:1]).shape[1]
+        month = _month_number(train.month)
+        self.months_ = int(month.max() - month.min()) + 1
+        loans = np.unique(train.loan_id.astype(str))
+        rng = np.random.default_rng(self.seed)
+        val_loans = set(loans[rng.permutation(len(loans))[: max(1, int(self.settings.val_share * len(loans)))]])
+        is_val = np.fromiter((x in val_loans for x in train.loan_id), bool, len(train))
+        s = self.settings
+        torch.manual_seed(self.seed)
+        self.model_ = LoanTrajectoryModel(TrajectoryConfig(
+            d_model=s.d_model, n_heads=s.n_heads, n_layers=s.n_layers, dropout=s.dropout, max_months=self.months_,
+            diffusion_steps=2, diffusion_hidden=8, value_weight=0.0, idio_scale=0.0, n_step_features=self.design_width_))
+        cfg = TrainConfig(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, patience=s.patience, min_epochs=5,
+                          seed=self.seed, progress=self.progress)
+        self.fit_ = fit(self.model_, _sequence_nll, self._sequences(train.take(~is_val))[0],
+                        self._sequences(train.take(is_val))[0], cfg, description="harness trajectory model")
+        self.model_.eval()
+        return self
+
+    @torch.no_grad()
+    def predict(self, moves: MoveTable) -> np.ndarray:
+        tensors, seq, pos = self._sequences(moves)
+        probs = []
+        for i in range(0, tensors[0].shape[0], 4096):
+            feats, cohort, step, target, init, _, _, macro = (t[i:i + 4096] for t in tensors)
+            out = self.model_(feats, cohort, target, macro_path=None if self.macro is None else macro,
+                              initial_states=init, step_features=step)
+            probs.append(torch.softmax(out["state_logits"].double(), dim=-1).numpy())
+        p = np.concatenate(probs)[seq, pos]
+        return p / p.sum(1, keepdims=True)
+
+
+def _sequence_nll(model: LoanTrajectoryModel, batch: list[torch.Tensor], epoch: int) -> dict[str, torch.Tensor]:
+    """Per-live-move NLL of observed next states plus censored default-free months."""
+    feats, cohort, step, target, init, w_obs, w_cens, macro = batch
+    macro_path = macro if model.config.n_macro_vars and bool(macro.abs().sum() > 0) else None
+    out = model(feats, cohort, target, macro_path=macro_path, initial_states=init, step_features=step)
+    logp = torch.log_softmax(out["state_logits"], dim=-1)  # (B, T, 7)
+    hit = logp.gather(2, target.unsqueeze(-1)).squeeze(-1)
+    ll = torch.where(w_obs > 0, hit, torch.zeros_like(hit)).sum()
+    survive = torch.log1p(-logp[..., _D].exp().clamp(max=1.0 - 1e-7))
+    ll = ll + torch.where(w_cens > 0, survive, torch.zeros_like(survive)).sum()
+    return {"loss": -ll / (w_obs.sum() + w_cens.sum()).clamp_min(1.0)}
