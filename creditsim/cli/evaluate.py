@@ -230,75 +230,60 @@ def eval_credit_link(
         console.print(f"table written to {csv}")
 
 
-#: the bundled UCI panel's covariates, used when ``--panel uci`` is given without feature options
-UCI_PANEL_FEATURES = ("current_balance", "actual_payment", "pay_status")
-UCI_TAPE_FEATURES = ("credit_limit", "sex", "education", "marriage", "age")
+#: settings of the bundled panels (``--panel uci`` / ``--panel sp``); any option given overrides them
+BUNDLED_PANELS: dict[str, dict[str, object]] = {
+    "uci": {"panel_features": "current_balance,actual_payment,pay_status", "tape_features": "credit_limit,sex,education,marriage,age",
+            "cohort_by": "credit_limit,age", "segment_by": "prev_state", "period": "month", "split": "account", "cluster": "loan"},
+    "sp": {"panel_features": "rating", "tape_features": "", "cohort_by": "", "segment_by": "rating", "period": "year",
+           "split": "oot:1990-01", "cluster": "period", "macro": "history", "macro_features": "unemployment_rate,gdp_growth"},
+}
+GENERIC_DEFAULTS: dict[str, object] = {"panel_features": "", "tape_features": "", "cohort_by": "", "segment_by": "prev_state",
+                                       "period": "month", "split": "account", "cluster": "loan", "macro": None, "macro_features": ""}
 
 
 def _names(text: str | None) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()] if text else []
 
 
-def _harness_inputs(panel: str, tape: Path | None, panel_features: str | None, tape_features: str | None):
-    """The panel, tape and feature lists: the bundled UCI panel for ``uci``, else the files."""
+def _harness_inputs(panel: str, tape: Path | None, macro: str | None):
+    """``(panel, tape, macro)`` frames: the bundled panels by name, else the files."""
     from creditsim.cli.run import read_tape
     from creditsim.io import read_panel
 
     if panel == "uci":
         from creditsim.datasets.credit_card import load_credit_card_panel, load_credit_card_tape
 
-        pf = UCI_PANEL_FEATURES if panel_features is None else _names(panel_features)
-        tf = UCI_TAPE_FEATURES if tape_features is None else _names(tape_features)
-        return load_credit_card_panel(), load_credit_card_tape() if tape is None else read_tape(tape), pf, tf
-    path = Path(panel)
-    if not path.exists():
-        raise ConfigError(f"--panel: {panel} does not exist (a panel file, or 'uci' for the bundled UCI credit-card panel)")
-    return read_panel(path, check_transitions=False), None if tape is None else read_tape(tape), _names(panel_features), _names(tape_features)
+        frame, static = load_credit_card_panel(), load_credit_card_tape() if tape is None else read_tape(tape)
+    elif panel == "sp":
+        from creditsim.datasets.ratings import load_sp_default_panel
+
+        frame, static = load_sp_default_panel(), None if tape is None else read_tape(tape)
+    else:
+        path = Path(panel)
+        if not path.exists():
+            raise ConfigError(f"--panel: {panel} does not exist (a panel file, or 'uci' / 'sp' for a bundled panel)")
+        frame, static = read_panel(path, check_transitions=False), None if tape is None else read_tape(tape)
+    if macro is None:
+        return frame, static, None
+    if macro == "history":
+        from creditsim.datasets.macro import load_macro_history
+
+        return frame, static, load_macro_history()
+    from creditsim.cli.run import read_macro_file
+
+    paths = read_macro_file(Path(macro))
+    if not hasattr(paths, "columns"):
+        raise ConfigError(f"--macro: {macro} is a narrative; the harness needs a monthly macro history (csv/parquet)")
+    return frame, static, paths.set_index("reporting_month") if "reporting_month" in paths.columns else paths
 
 
-@eval_app.command("transitions")
-def eval_transitions(
-    panel: str = typer.Option(..., "--panel", help="loan x month panel (csv/parquet), or 'uci' for the bundled UCI panel"),
-    tape: Path = typer.Option(None, "--tape", help="static loan data for --tape-features (joined on loan_id)"),
-    split: str = typer.Option("account", "--split", help="'account' (loans held out whole) or 'oot:YYYY-MM'"),
-    models: str = typer.Option("all", "--models", help="comma-separated contestants (markov, markov_segment, markov_calendar, "
-                               "markov_segment_calendar, markov_cohort_calendar, logit, gbm, transformer, trajectory); "
-                               "'all': every one (trajectory only with a tape)"),
-    lags: int = typer.Option(0, "--lags", help="also give every covariate model the panel features 1..N months back"),
-    reference: str = typer.Option("markov", "--reference", help="model the paired NLL differences are taken against"),
-    cohort_by: str = typer.Option(None, "--cohort-by", help="numeric covariates binned into the cohort key (transformer)"),
-    panel_features: str = typer.Option(None, "--panel-features", help="time-varying panel columns, comma-separated"),
-    tape_features: str = typer.Option(None, "--tape-features", help="static tape columns, comma-separated"),
-    segment_by: str = typer.Option("prev_state", "--segment-by", help="covariates of markov_segment"),
-    period: str = typer.Option("month", "--period", help="month or quarter"),
-    test_share: float = typer.Option(0.3, "--test-share", help="share of loans held out (account split)"),
-    n_boot: int = typer.Option(200, "--n-boot", help="loan-bootstrap replicates for the intervals"),
-    seed: int = typer.Option(0, "--seed"),
-    out: Path = typer.Option(None, "--out", help="folder for scores.csv, summary.txt, settings.json"),
-) -> None:
-    """Transition models against practitioners' baselines on a real panel: every model fitted on the
-    training split only, scored per move on the test split (NLL, Brier, default AUC and ECE), with
-    loan-bootstrap 95 % intervals and the paired NLL difference to the pooled Markov chain
-    (:mod:`creditsim.harness`)."""
+def _print_harness(res, split: str) -> None:
     from creditsim.cli.tables import print_whole
-    from creditsim.fileio import check_output_target
-    from creditsim.harness import evaluate_transitions
 
-    if out is not None:
-        check_output_target(out, "result_dir", "--out")
-    if n_boot < 10:
-        raise ConfigError(f"--n-boot must be at least 10 for a 95 % interval, got {n_boot}")
-    frame, static, pf, tf = _harness_inputs(panel, tape, panel_features, tape_features)
-    from creditsim.harness import CONTESTANT_NAMES
-
-    cohort = ("credit_limit", "age") if cohort_by is None and panel == "uci" else tuple(_names(cohort_by))
-    chosen = [m for m in CONTESTANT_NAMES if m != "trajectory" or static is not None] if models == "all" else _names(models)
-    res = evaluate_transitions(frame, static, split, chosen, pf, tf, tuple(_names(segment_by)), period,
-                               reference=reference, test_share=test_share, n_boot=n_boot, seed=seed, cohort_by=cohort, lags=lags,
-                               progress=lambda line: console.print(f"[dim]{line}[/]"))
     st = res.settings
     t = Table(title=f"Next-state prediction, split {split}: {st['train_moves']:,} training / {st['test_moves']:,} test moves, "
-                    f"{st['test_loans']:,} test loans, {st['test_defaults']:,} test defaults (95 % loan-bootstrap intervals)")
+                    f"{st['test_loans']:,} test loans, {st['test_defaults']:,} test defaults "
+                    f"(95 % intervals, bootstrap by {st['cluster']})")
     summary = res.summary()
     t.add_column("model", no_wrap=True)
     for col in summary.columns:
@@ -310,6 +295,54 @@ def eval_transitions(
         verdict = "better" if v["hi"] < 0 else "worse" if v["lo"] > 0 else "no clear difference"
         console.print(f"{v['model']} vs {v['against']}: {v['difference']:+.4f} nats per move "
                       f"[{v['lo']:+.4f}, {v['hi']:+.4f}], {verdict}")
+
+
+@eval_app.command("transitions")
+def eval_transitions(
+    panel: str = typer.Option(..., "--panel", help="loan x month panel (csv/parquet); 'uci' (UCI credit cards, by account) "
+                              "or 'sp' (S&P annual defaults by rating 1981-2000, out of time from 1990)"),
+    tape: Path = typer.Option(None, "--tape", help="static loan data for --tape-features (joined on loan_id)"),
+    split: str = typer.Option(None, "--split", help="'account' (loans held out whole) or 'oot:YYYY-MM'"),
+    models: str = typer.Option("all", "--models", help="comma-separated contestants (markov, markov_segment, markov_calendar, "
+                               "markov_segment_calendar, markov_cohort_calendar, logit, gbm, transformer, trajectory); "
+                               "'all': every one (trajectory only with a tape)"),
+    macro: str = typer.Option(None, "--macro", help="'history' (bundled US macro) or a monthly macro file"),
+    macro_features: str = typer.Option(None, "--macro-features", help="macro variables every model sees, comma-separated"),
+    lags: int = typer.Option(0, "--lags", help="also give every covariate model the panel features 1..N periods back"),
+    reference: str = typer.Option("markov", "--reference", help="model the paired NLL differences are taken against"),
+    cohort_by: str = typer.Option(None, "--cohort-by", help="numeric covariates binned into the cohort key (transformer)"),
+    panel_features: str = typer.Option(None, "--panel-features", help="time-varying panel columns, comma-separated"),
+    tape_features: str = typer.Option(None, "--tape-features", help="static tape columns, comma-separated"),
+    segment_by: str = typer.Option(None, "--segment-by", help="categorical covariates of markov_segment and the cohort key"),
+    period: str = typer.Option(None, "--period", help="month, quarter or year"),
+    cluster: str = typer.Option(None, "--cluster", help="bootstrap unit: loan, or period (few test periods, common shocks)"),
+    test_share: float = typer.Option(0.3, "--test-share", help="share of loans held out (account split)"),
+    n_boot: int = typer.Option(200, "--n-boot", help="bootstrap replicates for the intervals"),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(None, "--out", help="folder for scores.csv, summary.txt, bootstrap_nll.csv, meta.json"),
+) -> None:
+    """Transition models against practitioners' baselines on a real panel: every model fitted on the
+    training split only, scored per move on the test split (NLL, Brier, within-month default AUC, ECE),
+    with bootstrap 95 % intervals, the paired NLL difference to --reference, and the verdict of the
+    library's models against the best chain and the best classifier (:mod:`creditsim.harness`)."""
+    from creditsim.fileio import check_output_target
+    from creditsim.harness import CONTESTANT_NAMES, evaluate_transitions
+
+    if out is not None:
+        check_output_target(out, "result_dir", "--out")
+    if n_boot < 10:
+        raise ConfigError(f"--n-boot must be at least 10 for a 95 % interval, got {n_boot}")
+    given = {"panel_features": panel_features, "tape_features": tape_features, "cohort_by": cohort_by, "segment_by": segment_by,
+             "period": period, "split": split, "cluster": cluster, "macro": macro, "macro_features": macro_features}
+    opt = {k: v if v is not None else {**GENERIC_DEFAULTS, **BUNDLED_PANELS.get(panel, {})}.get(k) for k, v in given.items()}
+    frame, static, macro_frame = _harness_inputs(panel, tape, opt["macro"])
+    chosen = [m for m in CONTESTANT_NAMES if m != "trajectory" or static is not None] if models == "all" else _names(models)
+    res = evaluate_transitions(frame, static, opt["split"], chosen, _names(opt["panel_features"]), _names(opt["tape_features"]),
+                               tuple(_names(opt["segment_by"])), opt["period"], reference=reference, test_share=test_share,
+                               n_boot=n_boot, seed=seed, cohort_by=tuple(_names(opt["cohort_by"])), macro=macro_frame,
+                               macro_features=_names(opt["macro_features"]), lags=lags, cluster=opt["cluster"],
+                               progress=lambda line: console.print(f"[dim]{line}[/]"))
+    _print_harness(res, opt["split"])
     if out is not None:
         res.save(out)
         console.print(f"results written to {out}")

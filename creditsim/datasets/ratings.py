@@ -45,7 +45,7 @@ import pandas as pd
 from creditsim.errors import DataError
 from creditsim.states import GRADES_7, GRADES_8
 
-__all__ = ["SPRatings", "load_sp_ratings", "COUNT_GRADES", "merge_ccc_into_b"]
+__all__ = ["SPRatings", "load_sp_ratings", "load_sp_default_panel", "COUNT_GRADES", "merge_ccc_into_b"]
 
 _DIR = Path(__file__).with_name("sp_ratings")
 _MATRIX_NR_ADJ = "sp_global_avg_1y_transition_1981_2016_nr_adjusted.csv"
@@ -182,3 +182,46 @@ def load_sp_ratings() -> SPRatings:
         defaults=d.defaults.copy(),
         ccc_share_of_b=d.ccc_share_of_b,
     )
+
+
+def load_sp_default_panel() -> pd.DataFrame:
+    """The 1981-2000 S&P annual counts as an obligor-year panel: one move per issuer and year.
+
+    Each of the ``obligors[year, grade]`` issuers rated at the start of a year is one loan
+    (``loan_id`` ``"BB-1990-00017"``) with a row in January of that year (``loan_state`` 0 CURRENT,
+    ``rating`` the grade). The ``defaults[year, grade]`` defaulters get a second row in January of
+    the next year in DEFAULT (4); the others carry ``censored`` True: followed through the year without
+    a default, their next grade not given by this source. A model of the annual default probability
+    by grade fitted on this panel has exactly the likelihood of the counts (each issuer-year is a
+    Bernoulli trial), so it is the counts in the form the transition harness reads
+    (:func:`creditsim.harness.evaluate_transitions` with ``period="year"``); the 1990-91 recession
+    and the 2000 default wave lie inside it, which makes it the bundled out-of-time test with a
+    recession. Rows: 31,524 issuer-years (~1,600 a year) plus one row per default.
+
+    Returns:
+        DataFrame with ``loan_id`` (str), ``reporting_month`` (datetime64, January 1), ``loan_state``
+        (int8), ``censored`` (bool), ``rating`` (str, one of :data:`COUNT_GRADES`), sorted by loan.
+
+    Data: S&P Global Ratings (copyright S&P) annual obligor and default counts by rating, via the R
+    package QRM 0.4-35 (GPL >= 2) ``spdata.raw``; see the module docstring and PROVENANCE.md.
+    """
+    sp = _load()
+    ids, months, states, censored, grades = [], [], [], [], []
+    for year in sp.obligors.index:
+        start = pd.Timestamp(year=int(year), month=1, day=1)
+        for grade in COUNT_GRADES:
+            n, d = int(sp.obligors.loc[year, grade]), int(sp.defaults.loc[year, grade])
+            names = [f"{grade}-{year}-{k:05d}" for k in range(n)]
+            ids += names
+            months += [start] * n
+            states += [0] * n
+            censored += [False] * d + [True] * (n - d)
+            grades += [grade] * n
+            ids += names[:d]
+            months += [pd.Timestamp(year=int(year) + 1, month=1, day=1)] * d
+            states += [4] * d
+            censored += [False] * d
+            grades += [grade] * d
+    panel = pd.DataFrame({"loan_id": ids, "reporting_month": pd.to_datetime(months), "loan_state": np.array(states, np.int8),
+                          "censored": censored, "rating": grades})
+    return panel.sort_values(["loan_id", "reporting_month"], kind="stable").reset_index(drop=True)

@@ -250,14 +250,15 @@ class ClassifierContestant:
 
 
 def make_contestant(name: str, segment_by: tuple[str, ...] = ("prev_state",), seed: int = 0,
-                    cohort_by: tuple[str, ...] = (), macro: pd.DataFrame | None = None, n_bins: int = 5,
-                    progress: bool = False, tape: pd.DataFrame | None = None) -> Contestant:
+                    cohort_by: tuple[str, ...] = (), n_bins: int = 5, progress: bool = False,
+                    tape: pd.DataFrame | None = None) -> Contestant:
     """A fresh contestant by name (:data:`CONTESTANT_NAMES`).
 
     ``segment_by`` (categorical) and ``cohort_by`` (numeric, binned at ``n_bins`` training quantiles) make
     the cohort key of ``markov_cohort_calendar`` and ``transformer``; ``markov_segment`` uses
-    ``segment_by`` alone. ``macro`` reaches the transformer and the trajectory model; ``tape`` (the
-    contract fields) the trajectory model.
+    ``segment_by`` alone. ``tape`` (the contract fields) reaches the trajectory model. The macro path
+    comes with the moves (:attr:`~creditsim.harness.moves.MoveTable.macro`): the transformer and the
+    trajectory model read it as their macro input, the classifiers as any ``macro_*`` covariate.
     """
     seg = tuple(segment_by)
     pooled = lambda: ChainContestant("markov")  # noqa: E731
@@ -278,9 +279,9 @@ def make_contestant(name: str, segment_by: tuple[str, ...] = ("prev_state",), se
     if name == "transformer":
         from creditsim.harness.deep import TransformerContestant, TransformerSettings
 
-        return TransformerContestant(seg, tuple(cohort_by), macro, seed, TransformerSettings(n_bins=n_bins), progress)
+        return TransformerContestant(seg, tuple(cohort_by), seed, TransformerSettings(n_bins=n_bins), progress)
     if name == "trajectory":
         from creditsim.harness.trajectory import TrajectoryContestant
 
-        return TrajectoryContestant(tape, seg, macro, seed, progress=progress)
+        return TrajectoryContestant(tape, seg, seed, progress=progress)
     raise ConfigError(f"model {name!r}: expected one of {list(CONTESTANT_NAMES)}")

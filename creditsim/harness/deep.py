@@ -10,8 +10,8 @@ numeric covariates cut at training quantiles (``n_bins`` bins). Each cohort is o
 * cohort features: one-hot levels of the categorical key columns and the training median (asinh) of
   each numeric key column's bin -- derived from the key alone, so a cohort unseen in training (a rare
   combination) still gets a prediction, pooled through the shared weights rather than a fallback;
-* the macro path ``(T, 9)`` of those months when a macro frame is given (zeros otherwise: then the
-  calendar enters only through the month embeddings).
+* the macro path ``(T, 9)``: each period's average (:attr:`MoveTable.macro`) when the moves carry one
+  (zeros otherwise: then the calendar enters only through the period embeddings).
 
 Loss: the multinomial NLL of the observed moves plus ``-log(1 - P_DEFAULT)`` per censored period, per
 live move (the same likelihood the chains' MLE and the harness score use). A seeded 15 % of the
@@ -28,14 +28,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from creditsim.errors import ConfigError
 from creditsim.harness.moves import CohortKey, MoveTable
 from creditsim.nn.trainer import TrainConfig, fit
-from creditsim.schema import validate_macro
 from creditsim.states import MACRO_VARS, N_STATES, LoanState
 from creditsim.transitions.transformer import TransitionConfig, TransitionTransformer
 
-__all__ = ["TransformerContestant", "TransformerSettings", "macro_rows"]
+__all__ = ["TransformerContestant", "TransformerSettings", "period_path"]
 
 _D = int(LoanState.DEFAULT)
 _N_LIVE = int(LoanState.DPD90) + 1
@@ -68,7 +66,6 @@ class TransformerContestant:
     Args:
         segment_by: categorical covariates of the cohort key.
         cohort_by: numeric covariates cut into ``settings.n_bins`` training-quantile bins.
-        macro: optional monthly macro frame (validated; rows are joined by calendar month).
         seed: initialisation, batch order and the early-stopping split.
         settings: :class:`TransformerSettings`.
     """
@@ -76,19 +73,18 @@ class TransformerContestant:
     name = "transformer"
 
     def __init__(self, segment_by: tuple[str, ...] = ("prev_state",), cohort_by: tuple[str, ...] = (),
-                 macro: pd.DataFrame | None = None, seed: int = 0, settings: TransformerSettings = TransformerSettings(),
-                 progress: bool = False) -> None:
+                 seed: int = 0, settings: TransformerSettings = TransformerSettings(), progress: bool = False) -> None:
         self.key = CohortKey(segment_by, cohort_by, settings.n_bins)
         self.seed, self.settings, self.progress = seed, settings, progress
-        self.macro = None if macro is None else validate_macro(macro)
 
-    def _macro_rows(self, months: np.ndarray) -> np.ndarray:
-        return macro_rows(self.macro, months)
+    def _period(self, moves: MoveTable) -> np.ndarray:
+        """``(n,)`` int64 calendar period of each move, counted from the training split's first one."""
+        return np.maximum((_month_number(moves.month) - self.first_month_) // moves.period_months, 0)
 
     def _sequences(self, moves: MoveTable, keys: np.ndarray, key_index: dict, months: int) -> tuple[np.ndarray, np.ndarray]:
         """Observed counts ``(K, T, 7, 7)`` and censored counts ``(K, T, 7)`` of ``moves`` per cohort."""
         k = np.array([key_index[tuple(r)] for r in keys], dtype=np.int64)
-        t = np.clip(_month_number(moves.month) - self.first_month_, 0, months - 1)
+        t = np.clip(self._period(moves), 0, months - 1)
         frm = moves.from_state.astype(np.int64)
         obs = moves.observed
         counts = np.zeros((len(key_index), months, N_STATES, N_STATES))
@@ -101,7 +97,7 @@ class TransformerContestant:
     def fit(self, train: MoveTable) -> "TransformerContestant":
         self.key.fit(train)
         self.first_month_ = int(_month_number(train.month).min())
-        months = int(_month_number(train.month).max()) - self.first_month_ + 1
+        months = int(self._period(train).max()) + 1
         codes = self.key.codes(train)
         uniq = np.unique(codes, axis=0)
         key_index = {tuple(r): i for i, r in enumerate(uniq)}
@@ -110,7 +106,7 @@ class TransformerContestant:
         val_loans = set(loans[rng.permutation(len(loans))[: max(1, int(self.settings.val_share * len(loans)))]])
         is_val = np.fromiter((x in val_loans for x in train.loan_id), bool, len(train))
         feats = self.key.features(uniq)
-        macro = self._macro_rows(self.first_month_ + np.arange(months))
+        macro = self.path_ = period_path(train, self._period(train), np.zeros((0, len(MACRO_VARS))), months)
         tensors = {}
         for side, mask in (("train", ~is_val), ("val", is_val)):
             n, c = self._sequences(train.take(mask), codes[mask], key_index, months)
@@ -134,9 +130,9 @@ class TransformerContestant:
     def predict(self, moves: MoveTable) -> np.ndarray:
         codes = self.key.codes(moves)
         uniq, inverse = np.unique(codes, axis=0, return_inverse=True)
-        month = _month_number(moves.month) - self.first_month_
+        month = self._period(moves)
         span = int(max(month.max(), self.months_ - 1)) + 1
-        macro = self._macro_rows(self.first_month_ + np.arange(span))
+        macro = period_path(moves, month, self.path_, span)
         feats = torch.as_tensor(self.key.features(uniq), dtype=torch.float32)
         path = torch.as_tensor(np.broadcast_to(macro, (len(uniq), *macro.shape)).copy(), dtype=torch.float32)
         mats = self.model_.log_matrices(feats, path).exp().double().numpy()  # (K, span, 7, 7)
@@ -144,18 +140,17 @@ class TransformerContestant:
         return p / p.sum(1, keepdims=True)
 
 
-def macro_rows(macro: pd.DataFrame | None, months: np.ndarray) -> np.ndarray:
-    """``(len(months), 9)`` rows of a validated macro frame for calendar month numbers
-    (``12 * year + month - 1``); zeros without a frame."""
-    if macro is None:
-        return np.zeros((len(months), len(MACRO_VARS)))
-    have = _month_number(macro.index.to_numpy())
-    pos = np.searchsorted(have, months)
-    missing = (pos >= len(have)) | (have[np.minimum(pos, len(have) - 1)] != months)
-    if missing.any():
-        m = int(months[np.flatnonzero(missing)[0]])
-        raise ConfigError(f"macro: no row for {m // 12}-{m % 12 + 1:02d}; the frame must cover every panel month")
-    return macro.to_numpy(np.float64)[pos]
+def period_path(moves: MoveTable, period: np.ndarray, known: np.ndarray, span: int) -> np.ndarray:
+    """``(span, 9)`` macro path by calendar period: ``known`` rows first (the training path), then the
+    period averages the moves carry (:attr:`MoveTable.macro`), gaps filled with the last period before
+    them (and the first after, at the start); zeros without macro. The transformer is causal, so a test
+    period's matrices also read the training periods before it, as they happened."""
+    path = np.full((span, len(MACRO_VARS)), np.nan)
+    if moves.macro is None:
+        return np.zeros_like(path)
+    path[period, :] = moves.macro
+    path[: len(known)] = known[:span]
+    return pd.DataFrame(path).ffill().bfill().fillna(0.0).to_numpy()
 
 
 def _censored_nll(model: TransitionTransformer, batch: list[torch.Tensor], epoch: int) -> dict[str, torch.Tensor]:

@@ -32,12 +32,13 @@ import numpy as np
 import pandas as pd
 
 from creditsim.errors import ConfigError, DataError
-from creditsim.states import LoanState
+from creditsim.schema import validate_macro
+from creditsim.states import MACRO_VARS, LoanState
 
 __all__ = ["MoveTable", "CohortKey", "build_moves", "split_moves", "parse_split"]
 
 _LIVE_MAX = int(LoanState.DPD90)
-_PERIOD_MONTHS = {"month": 1, "quarter": 3}
+_PERIOD_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,9 @@ class MoveTable:
         covariates: ``(n, k)`` DataFrame (``RangeIndex``): ``prev_state``, ``period`` and the requested
             panel / tape features.
         categorical: names of the categorical covariates (the others are numeric).
-        period_months: 1 for a monthly panel, 3 for a quarterly one.
+        period_months: 1 for a monthly panel, 3 for a quarterly one, 12 for an annual one.
+        macro: ``(n, 9)`` float64 MACRO_VARS averaged over the months of each move's period (the path a
+            scenario gives for that period), or None without a macro frame.
     """
 
     loan_id: np.ndarray
@@ -62,6 +65,7 @@ class MoveTable:
     covariates: pd.DataFrame
     categorical: tuple[str, ...]
     period_months: int = 1
+    macro: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.from_state)
@@ -69,7 +73,8 @@ class MoveTable:
     def take(self, mask: np.ndarray) -> MoveTable:
         """The moves where ``mask`` (``(n,)`` bool) is True, in order."""
         return MoveTable(self.loan_id[mask], self.month[mask], self.from_state[mask], self.to_state[mask],
-                         self.covariates.loc[mask].reset_index(drop=True), self.categorical, self.period_months)
+                         self.covariates.loc[mask].reset_index(drop=True), self.categorical, self.period_months,
+                         None if self.macro is None else self.macro[mask])
 
     @property
     def observed(self) -> np.ndarray:
@@ -99,7 +104,8 @@ def _check_panel(panel: pd.DataFrame, features: Sequence[str]) -> None:
 
 
 def build_moves(panel: pd.DataFrame, tape: pd.DataFrame | None = None, panel_features: Sequence[str] = (),
-                tape_features: Sequence[str] = (), period: str = "month", lags: int = 0) -> MoveTable:
+                tape_features: Sequence[str] = (), period: str = "month", lags: int = 0,
+                macro: pd.DataFrame | None = None, macro_features: Sequence[str] = ()) -> MoveTable:
     """Moves of ``panel`` with their covariates (module docstring).
 
     Args:
@@ -111,6 +117,11 @@ def build_moves(panel: pd.DataFrame, tape: pd.DataFrame | None = None, panel_fea
         lags: also give each panel feature's values 1..``lags`` periods earlier (``{name}_lag{k}``; NaN
             where the loan has no row that far back), so models without a memory see the history a
             sequence model reads.
+        macro: monthly macro frame (:func:`creditsim.schema.validate_macro`) covering every month of
+            every move; each move gets the average over its period (:attr:`MoveTable.macro`).
+        macro_features: MACRO_VARS names to add as covariates ``macro_{name}`` (that period average).
+            When given, they are also the only variables left in :attr:`MoveTable.macro` (the others
+            are zeroed), so the sequence models read the same economy the classifiers do.
 
     Raises:
         DataError: missing columns, bad states or dates, tape loans missing, no moves at all.
@@ -153,11 +164,40 @@ def build_moves(panel: pd.DataFrame, tape: pd.DataFrame | None = None, panel_fea
             cov[f"{c}_lag{k}"] = np.where(ok, values[np.maximum(back, 0)], np.nan)[keep]
     if tape_features:
         cov = _join_tape(cov, loan[keep], tape, tape_features)
+    path = None
+    if macro is not None or macro_features:
+        path = _period_macro(macro, num[keep], step)
+        for v in macro_features:
+            if v not in MACRO_VARS:
+                raise ConfigError(f"macro_features: unknown variable {v!r}; expected names from {list(MACRO_VARS)}")
+            cov[f"macro_{v}"] = path[:, MACRO_VARS.index(v)]
+        if macro_features:
+            path[:, [j for j, v in enumerate(MACRO_VARS) if v not in macro_features]] = 0.0
     categorical = tuple(c for c in cov.columns if not pd.api.types.is_numeric_dtype(cov[c]))
     for c in categorical:
         cov[c] = cov[c].astype(str)
     return MoveTable(loan[keep], df["reporting_month"].to_numpy()[keep], state[keep].astype(np.int8),
-                     next_state[keep].astype(np.int8), cov, categorical, step)
+                     next_state[keep].astype(np.int8), cov, categorical, step, path)
+
+
+def _period_macro(macro: pd.DataFrame | None, first: np.ndarray, step: int) -> np.ndarray:
+    """``(n, 9)`` macro averaged over months ``first .. first + step - 1`` (month numbers) of each move."""
+    if macro is None:
+        raise ConfigError("macro_features need a macro frame (macro=...)")
+    frame = validate_macro(macro)
+    m = pd.DatetimeIndex(frame.index)
+    have = m.year.to_numpy(np.int64) * 12 + m.month.to_numpy(np.int64) - 1
+    values = frame.to_numpy(np.float64)
+    out = np.zeros((len(first), values.shape[1]))
+    for k in range(step):
+        want = first + k
+        pos = np.searchsorted(have, want)
+        bad = (pos >= len(have)) | (have[np.minimum(pos, len(have) - 1)] != want)
+        if bad.any():
+            mm = int(want[np.flatnonzero(bad)[0]])
+            raise DataError(f"macro: no row for {mm // 12}-{mm % 12 + 1:02d}; the frame must cover every month of every move")
+        out += values[pos]
+    return out / step
 
 
 def _join_tape(cov: pd.DataFrame, loan_ids: np.ndarray, tape: pd.DataFrame | None, features: list[str]) -> pd.DataFrame:

@@ -68,7 +68,9 @@ class HarnessResult:
         return pd.DataFrame({
             "NLL per move": [fmt(*r) for r in t[["nll", "nll_lo", "nll_hi"]].itertuples(index=False)],
             f"vs {self.settings['reference']}": [fmt(*r) for r in t[["nll_vs_ref", "nll_vs_ref_lo", "nll_vs_ref_hi"]].itertuples(index=False)],
-            "Brier": [fmt(*r) for r in t[["brier", "brier_lo", "brier_hi"]].itertuples(index=False)],
+            "Brier (states)": [fmt(*r) if self.settings.get("test_observed_share", 1.0) >= 0.5 else "n/a (censored)"
+                               for r in t[["brier", "brier_lo", "brier_hi"]].itertuples(index=False)],
+            "Brier (default)": t["brier_default"].map(lambda v: f"{v:.4f}"),
             "default AUC": [fmt(*r, d=3) for r in t[["auc_default", "auc_lo", "auc_hi"]].itertuples(index=False)],
             "default ECE": t["ece_default"].map(lambda v: f"{v:.4f}"),
         }, index=t.index)
@@ -101,7 +103,8 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
                          tape_features: Sequence[str] = (), segment_by: Sequence[str] = ("prev_state",),
                          period: str = "month", reference: str = "markov", test_share: float = 0.3,
                          n_boot: int = 200, seed: int = 0, cohort_by: Sequence[str] = (),
-                         macro: pd.DataFrame | None = None, n_bins: int = 5, lags: int = 0,
+                         macro: pd.DataFrame | None = None, macro_features: Sequence[str] = (), n_bins: int = 5, lags: int = 0,
+                         cluster: str = "loan",
                          progress: Callable[[str], None] | None = None) -> HarnessResult:
     """Fit each contestant on the training moves, score it on the test moves, with paired intervals.
 
@@ -116,8 +119,12 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
         segment_by: categorical covariates of ``markov_segment`` and of the cohort key.
         cohort_by: numeric covariates cut at ``n_bins`` training quantiles that complete the cohort key of
             ``markov_cohort_calendar`` and ``transformer``.
-        macro: optional monthly macro frame (MACRO_VARS columns) for the transformer, by calendar month.
+        macro: optional monthly macro frame (MACRO_VARS columns); each move gets its period's average,
+            the macro input of the transformer and the trajectory model.
+        macro_features: MACRO_VARS names the covariate models (logit, gbm, trajectory) also see.
         lags: lagged panel features for every covariate model (:func:`creditsim.harness.moves.build_moves`).
+        cluster: the bootstrap's resampling unit, ``"loan"`` or ``"period"``
+            (:func:`creditsim.harness.scoring.bootstrap_table`).
         reference: the model the paired NLL differences are taken against (must be in ``models``).
         n_boot, seed: loan-bootstrap replicates and the seed of the split, the bootstrap and the GBM.
         progress: called with one line per fitted model (the CLI prints it).
@@ -133,22 +140,24 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
         for c in cols:
             if c not in known:
                 raise ConfigError(f"{option}: {c!r} is not a covariate; expected one of {list(known)}")
-    moves = build_moves(panel, tape, panel_features, tape_features, period, lags)
+    moves = build_moves(panel, tape, panel_features, tape_features, period, lags, macro, macro_features)
     train, test = split_moves(moves, split, test_share, seed)
     scores, seconds = {}, {}
     for name in models:
         start = time.perf_counter()
-        model = make_contestant(name, tuple(segment_by), seed, tuple(cohort_by), macro, n_bins, tape=tape).fit(train)
+        model = make_contestant(name, tuple(segment_by), seed, tuple(cohort_by), n_bins, tape=tape).fit(train)
         scores[name] = move_scores(model.predict(test), test)
         seconds[name] = time.perf_counter() - start
         if progress is not None:
             progress(f"{name}: NLL {scores[name].nll.mean():.4f} per move ({seconds[name]:.1f} s)")
-    table, replicates = bootstrap_table(scores, test, reference, n_boot, seed)
+    table, replicates = bootstrap_table(scores, test, reference, n_boot, seed, cluster)
     table["fit_seconds"] = pd.Series(seconds)
     settings = {"split": split, "test_share": test_share if split == "account" else None, "models": models,
                 "reference": reference, "panel_features": list(panel_features), "tape_features": list(tape_features),
                 "segment_by": list(segment_by), "cohort_by": list(cohort_by), "n_bins": n_bins, "lags": lags,
-                "macro": None if macro is None else f"{len(macro)} months", "period": period, "n_boot": n_boot, "seed": seed,
+                "macro": None if macro is None else f"{len(macro)} months", "macro_features": list(macro_features), "cluster": cluster,
+                "period": period, "n_boot": n_boot, "seed": seed,
                 "train_moves": len(train), "test_moves": len(test), "train_loans": len(set(train.loan_id)),
-                "test_loans": len(set(test.loan_id)), "test_defaults": int((test.to_state == 4).sum())}
+                "test_loans": len(set(test.loan_id)), "test_defaults": int((test.to_state == 4).sum()),
+                "test_observed_share": float(test.observed.mean())}
     return HarnessResult(table, settings, replicates)

@@ -5,7 +5,10 @@ Per move (``p`` ``(n, 7)`` predicted, a :class:`~creditsim.harness.moves.MoveTab
 * NLL: ``-log p[to]`` for an observed move, ``-log(1 - p[DEFAULT])`` for a censored default-free
   period (the probability of what was observed); probabilities floored at ``floor`` = 1e-10 so that a
   chain that never saw a move scores a large finite penalty rather than ``inf``.
-* Brier: ``sum_j (p_j - 1[j = to])^2`` over observed moves (a censored period has no full outcome).
+* Brier: ``sum_j (p_j - 1[j = to])^2`` over observed moves (a censored period has no full outcome;
+  on a panel whose survivors are all censored, such as annual default counts, it covers the
+  defaulters only and should not be read), and the default Brier ``(p_DEFAULT - 1[default])^2`` over
+  every move that may default, censored ones included.
 * Default AUC and ECE: score ``p[DEFAULT]`` against "the move is a default" on every move out of a
   state that may default (censored periods are non-defaults). The AUC counts only pairs from the same
   calendar month (:func:`weighted_auc` with ``group``), so it measures ranking within a month, not
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from creditsim.errors import ConfigError
 from creditsim.harness.moves import MoveTable
 from creditsim.states import ALLOWED_TRANSITIONS, LoanState
 
@@ -110,16 +114,23 @@ def _per_loan(values: np.ndarray, loan: np.ndarray, n_loans: int) -> np.ndarray:
 
 
 def bootstrap_table(scores: dict[str, MoveScores], moves: MoveTable, reference: str, n_boot: int = 200,
-                    seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One row per model: point scores, 95 % loan-bootstrap intervals, paired NLL difference to ``reference``.
+                    seed: int = 0, cluster: str = "loan") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per model: point scores, 95 % cluster-bootstrap intervals, paired NLL difference to ``reference``.
+
+    ``cluster``: what a replicate resamples -- ``"loan"`` (all moves of a loan together) or ``"period"``
+    (all moves of a calendar period together: the honest choice when a common shock moves every loan of
+    a period at once and the test spans few periods, e.g. annual default counts out of time).
 
     Returns:
         ``(table, replicates)``. ``table`` columns: ``nll``, ``nll_lo``, ``nll_hi``, ``nll_vs_ref`` (model
         minus reference, negative = better), ``nll_vs_ref_lo``, ``nll_vs_ref_hi``, ``brier`` (+ interval),
-        ``auc_default`` (+ interval), ``ece_default``, ``moves``, ``loans``. ``replicates``: ``(n_boot,
+        ``brier_default``, ``auc_default`` (+ interval), ``ece_default``, ``moves``, ``loans``. ``replicates``: ``(n_boot,
         models)`` NLL per move of every replicate (the same loan draw in a row), for any paired comparison.
     """
-    _, loan = np.unique(moves.loan_id.astype(str), return_inverse=True)
+    if cluster not in ("loan", "period"):
+        raise ConfigError(f"cluster: expected 'loan' or 'period', got {cluster!r}")
+    ids = moves.loan_id.astype(str) if cluster == "loan" else moves.covariates["period"].to_numpy(dtype=str)
+    _, loan = np.unique(ids, return_inverse=True)
     n_loans = int(loan.max()) + 1
     eligible = next(iter(scores.values())).eligible
     n_obs = np.bincount(loan, minlength=n_loans).astype(np.float64)
@@ -140,10 +151,11 @@ def bootstrap_table(scores: dict[str, MoveScores], moves: MoveTable, reference: 
             "nll_vs_ref": float(s.nll.mean() - scores[reference].nll.mean()),
             "nll_vs_ref_lo": np.quantile(diff, 0.025), "nll_vs_ref_hi": np.quantile(diff, 0.975),
             "brier": float(np.nanmean(s.brier)), "brier_lo": np.quantile(b[:, 1], 0.025), "brier_hi": np.quantile(b[:, 1], 0.975),
+            "brier_default": float(((s.p_default[eligible] - s.default[eligible]) ** 2).mean()),
             "auc_default": weighted_auc(s.p_default[eligible], s.default[eligible], group=period),
             "auc_lo": np.nanquantile(b[:, 2], 0.025), "auc_hi": np.nanquantile(b[:, 2], 0.975),
             "ece_default": expected_calibration_error(s.p_default[eligible], s.default[eligible].astype(np.float64)),
-            "moves": len(moves), "loans": n_loans,
+            "moves": len(moves), "clusters": n_loans,
         })
     replicates = pd.DataFrame({m: b[:, 0] for m, b in boot.items()})
     return pd.DataFrame(rows).set_index("model"), replicates

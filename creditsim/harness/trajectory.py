@@ -28,12 +28,10 @@ import torch
 from creditsim.errors import ConfigError
 from creditsim.features import loan_features
 from creditsim.harness.contestants import ChainContestant, CovariateDesign
-from creditsim.harness.deep import macro_rows
 from creditsim.harness.moves import CohortKey, MoveTable
 from creditsim.loans.trajectory import LoanTrajectoryModel, TrajectoryConfig
 from creditsim.nn.trainer import TrainConfig, fit
-from creditsim.schema import validate_macro
-from creditsim.states import N_STATES, LoanState
+from creditsim.states import MACRO_VARS, N_STATES, LoanState
 
 __all__ = ["TrajectoryContestant", "TrajectorySettings"]
 
@@ -66,21 +64,18 @@ class TrajectoryContestant:
     Args:
         tape: the static loan tape (contract fields for :func:`creditsim.features.loan_features`).
         segment_by: categorical covariates of the base chain's segment (with the calendar month).
-        macro: optional monthly macro frame (MACRO_VARS columns), joined by calendar month.
         seed: initialisation, batch order and the early-stopping split.
     """
 
     name = "trajectory"
 
     def __init__(self, tape: pd.DataFrame | None, segment_by: tuple[str, ...] = ("prev_state",),
-                 macro: pd.DataFrame | None = None, seed: int = 0, settings: TrajectorySettings = TrajectorySettings(),
-                 progress: bool = False) -> None:
+                 seed: int = 0, settings: TrajectorySettings = TrajectorySettings(), progress: bool = False) -> None:
         if tape is None:
             raise ConfigError("the trajectory contestant needs the loan tape (--tape): its contract fields "
                               "(balance, rate, term, amortisation) are the model's loan features")
         self.tape = tape.assign(loan_id=tape["loan_id"].astype(str)).drop_duplicates("loan_id").set_index("loan_id", drop=False)
         self.segment_by, self.seed, self.settings, self.progress = tuple(segment_by), seed, settings, progress
-        self.macro = None if macro is None else validate_macro(macro)
 
     # ------------------------------------------------------------------ sequences
     def _base_matrices(self, moves: MoveTable) -> np.ndarray:
@@ -124,8 +119,10 @@ class TrajectoryContestant:
         w_obs, w_cens = np.zeros((B, T), np.float32), np.zeros((B, T), np.float32)
         w_obs[seq[obs], pos[obs]] = 1.0
         w_cens[seq[~obs], pos[~obs]] = 1.0
-        months = month[start][:, None] + np.arange(T)[None, :]
-        macro = macro_rows(self.macro, months.reshape(-1)).reshape(B, T, -1) if self.macro is not None else np.zeros((B, T, 9))
+        macro = np.zeros((B, T, len(MACRO_VARS)))
+        if moves.macro is not None:  # each month's period average; padding repeats the sequence's last month
+            macro[seq, pos] = moves.macro
+            macro = np.where(pad[..., None], macro[np.arange(B), np.bincount(seq, minlength=B) - 1][:, None, :], macro)
         tensors = [torch.from_numpy(feats), torch.from_numpy(cohort), torch.from_numpy(step), torch.from_numpy(target),
                    torch.as_tensor(moves.from_state[start], dtype=torch.long), torch.from_numpy(w_obs),
                    torch.from_numpy(w_cens), torch.as_tensor(macro, dtype=torch.float32)]
@@ -162,7 +159,7 @@ class TrajectoryContestant:
         probs = []
         for i in range(0, tensors[0].shape[0], 4096):
             feats, cohort, step, target, init, _, _, macro = (t[i:i + 4096] for t in tensors)
-            out = self.model_(feats, cohort, target, macro_path=None if self.macro is None else macro,
+            out = self.model_(feats, cohort, target, macro_path=None if moves.macro is None else macro,
                               initial_states=init, step_features=step)
             probs.append(torch.softmax(out["state_logits"].double(), dim=-1).numpy())
         p = np.concatenate(probs)[seq, pos]
@@ -172,7 +169,7 @@ class TrajectoryContestant:
 def _sequence_nll(model: LoanTrajectoryModel, batch: list[torch.Tensor], epoch: int) -> dict[str, torch.Tensor]:
     """Per-live-move NLL of observed next states plus censored default-free months."""
     feats, cohort, step, target, init, w_obs, w_cens, macro = batch
-    macro_path = macro if model.config.n_macro_vars and bool(macro.abs().sum() > 0) else None
+    macro_path = macro if bool(macro.abs().sum() > 0) else None  # all zeros: a panel without macro
     out = model(feats, cohort, target, macro_path=macro_path, initial_states=init, step_features=step)
     logp = torch.log_softmax(out["state_logits"], dim=-1)  # (B, T, 7)
     hit = logp.gather(2, target.unsqueeze(-1)).squeeze(-1)

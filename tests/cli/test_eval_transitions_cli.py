@@ -50,3 +50,11 @@ def test_bad_requests_exit_2_with_one_line(uci_files, capsys, run_cli, args, mes
     assert code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_bundled_sp_panel_runs_out_of_time_with_macro(capsys, run_cli) -> None:
+    code = run_cli(["eval", "transitions", "--panel", "sp", "--models", "markov,markov_segment,logit", "--n-boot", "20",
+                    "--reference", "markov_segment"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "split oot:1990-01" in text and "bootstrap by period" in text and "n/a (censored)" in text

@@ -194,3 +194,35 @@ def test_trajectory_contestant_scores_uci_moves_and_needs_a_tape() -> None:
     assert ours < pooled
     with pytest.raises(ConfigError, match="needs the loan tape"):
         TrajectoryContestant(None)
+
+
+def test_sp_panel_reproduces_the_published_counts_and_the_segment_chain_is_the_pooled_rate() -> None:
+    from creditsim.datasets.ratings import COUNT_GRADES, load_sp_default_panel, load_sp_ratings
+
+    sp = load_sp_ratings()
+    panel = load_sp_default_panel()
+    moves = build_moves(panel, panel_features=["rating"], period="year")
+    assert len(moves) == int(sp.obligors.to_numpy().sum())
+    year = pd.DatetimeIndex(moves.month).year
+    for grade in ("BB", "CCC"):
+        at = (moves.covariates["rating"] == grade).to_numpy() & (year == 1991)
+        assert at.sum() == sp.obligors.loc[1991, grade] and (moves.to_state[at] == 4).sum() == sp.defaults.loc[1991, grade]
+    chain = make_contestant("markov_segment", ("rating",)).fit(moves)
+    for grade in COUNT_GRADES:
+        p = chain.matrices_[str(chain.key.levels_["rating"].index(grade))][0, 4]
+        assert p == pytest.approx(sp.pooled_default_rates[grade], rel=1e-12)
+
+
+def test_macro_features_are_period_averages_and_the_only_macro_left() -> None:
+    from creditsim.states import MACRO_VARS
+
+    months = pd.date_range("2019-01-01", "2021-12-01", freq="MS")
+    macro = pd.DataFrame({v: 0.01 * (j + 1) for j, v in enumerate(MACRO_VARS)}, index=months)
+    macro["unemployment_rate"] = np.linspace(0.03, 0.10, len(months))
+    panel = _panel([("a", "2020-01", 0, False), ("a", "2021-01", 0, True)])
+    m = build_moves(panel, period="year", macro=macro, macro_features=["unemployment_rate"])
+    u = macro["unemployment_rate"]
+    assert m.covariates["macro_unemployment_rate"].tolist() == pytest.approx([u["2020"].mean(), u["2021"].mean()])
+    assert (m.macro[:, MACRO_VARS.index("gdp_growth")] == 0).all()
+    with pytest.raises(DataError, match="no row for 2022-06"):
+        build_moves(_panel([("a", "2021-06", 0, False), ("a", "2022-06", 0, True)]), period="year", macro=macro)
