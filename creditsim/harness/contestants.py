@@ -64,13 +64,16 @@ class Contestant(Protocol):
     def predict(self, moves: MoveTable) -> np.ndarray: ...
 
 
-def _chain(moves: MoveTable) -> np.ndarray:
-    """``(7, 7)`` row-MLE matrix of the moves (censored periods as default-free evidence)."""
+def _chains(moves: MoveTable, key: np.ndarray, n_keys: int) -> np.ndarray:
+    """``(K, 7, 7)`` row-MLE matrices of the moves of each key index ``key`` ``(n,)`` (censored
+    periods as default-free evidence)."""
     obs = moves.observed
-    counts = np.zeros((N_STATES, N_STATES), np.int64)
-    np.add.at(counts, (moves.from_state[obs].astype(np.int64), moves.to_state[obs].astype(np.int64)), 1)
-    censored = np.bincount(moves.from_state[~obs].astype(np.int64), minlength=N_STATES)
-    return row_mle(counts, censored)
+    frm = moves.from_state.astype(np.int64)
+    counts = np.zeros((n_keys, N_STATES, N_STATES), np.int64)
+    np.add.at(counts, (key[obs], frm[obs], moves.to_state[obs].astype(np.int64)), 1)
+    censored = np.zeros((n_keys, N_STATES), np.int64)
+    np.add.at(censored, (key[~obs], frm[~obs]), 1)
+    return np.stack([row_mle(counts[k], censored[k]) for k in range(n_keys)])
 
 
 class ChainContestant:
@@ -91,24 +94,18 @@ class ChainContestant:
     def fit(self, train: MoveTable) -> "ChainContestant":
         if self.fallback is not None:
             self.fallback.fit(train)
-        keys = self.key.fit(train).labels(train)
-        for k in pd.unique(keys):
-            self.matrices_[k] = _chain(train.take(keys == k))
+        labels, key = np.unique(self.key.fit(train).labels(train), return_inverse=True)
+        stacked = _chains(train, key.reshape(-1), len(labels))
+        self.matrices_ = dict(zip(labels, stacked))
         return self
 
     def predict(self, moves: MoveTable) -> np.ndarray:
-        out = np.zeros((len(moves), N_STATES))
-        keys = self.key.labels(moves)
+        labels, key = np.unique(self.key.labels(moves), return_inverse=True)
+        # (K + 1, 7, 7): the fitted matrix of each test key, all zeros for keys unseen in training
+        stacked = np.stack([self.matrices_.get(k, np.zeros((N_STATES, N_STATES))) for k in labels] + [np.zeros((N_STATES, N_STATES))])
         frm = moves.from_state.astype(np.int64)
-        known = np.zeros(len(moves), bool)
-        for k in pd.unique(keys):
-            at = np.flatnonzero(keys == k)
-            p = self.matrices_.get(k)
-            if p is not None:
-                rows = p[frm[at]]
-                ok = rows.sum(1) > 0
-                out[at[ok]] = rows[ok]
-                known[at[ok]] = True
+        out = stacked[key.reshape(-1), frm]
+        known = out.sum(1) > 0
         if (~known).any():
             if self.fallback is None:
                 out[~known] = np.eye(N_STATES)[frm[~known]]  # an unseen from-state: stay (no evidence of moving)

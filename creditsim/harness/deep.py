@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from creditsim.harness.moves import CohortKey, MoveTable
+from creditsim.harness.moves import CohortKey, MoveTable, held_out_loans
 from creditsim.nn.trainer import TrainConfig, fit
 from creditsim.states import MACRO_VARS, N_STATES, LoanState
 from creditsim.transitions.transformer import TransitionConfig, TransitionTransformer
@@ -81,15 +81,15 @@ class TransformerContestant:
         """``(n,)`` int64 calendar period of each move, counted from the training split's first one."""
         return np.maximum((_month_number(moves.month) - self.first_month_) // moves.period_months, 0)
 
-    def _sequences(self, moves: MoveTable, keys: np.ndarray, key_index: dict, months: int) -> tuple[np.ndarray, np.ndarray]:
-        """Observed counts ``(K, T, 7, 7)`` and censored counts ``(K, T, 7)`` of ``moves`` per cohort."""
-        k = np.array([key_index[tuple(r)] for r in keys], dtype=np.int64)
+    def _sequences(self, moves: MoveTable, k: np.ndarray, n_keys: int, months: int) -> tuple[np.ndarray, np.ndarray]:
+        """Observed counts ``(K, T, 7, 7)`` and censored counts ``(K, T, 7)`` of ``moves`` per cohort
+        (``k`` ``(n,)``: each move's cohort index)."""
         t = np.clip(self._period(moves), 0, months - 1)
         frm = moves.from_state.astype(np.int64)
         obs = moves.observed
-        counts = np.zeros((len(key_index), months, N_STATES, N_STATES))
+        counts = np.zeros((n_keys, months, N_STATES, N_STATES))
         np.add.at(counts, (k[obs], t[obs], frm[obs], moves.to_state[obs].astype(np.int64)), 1.0)
-        cens = np.zeros((len(key_index), months, N_STATES))
+        cens = np.zeros((n_keys, months, N_STATES))
         np.add.at(cens, (k[~obs], t[~obs], frm[~obs]), 1.0)
         return counts, cens
 
@@ -98,18 +98,14 @@ class TransformerContestant:
         self.key.fit(train)
         self.first_month_ = int(_month_number(train.month).min())
         months = int(self._period(train).max()) + 1
-        codes = self.key.codes(train)
-        uniq = np.unique(codes, axis=0)
-        key_index = {tuple(r): i for i, r in enumerate(uniq)}
-        loans = np.unique(train.loan_id.astype(str))
-        rng = np.random.default_rng(self.seed)
-        val_loans = set(loans[rng.permutation(len(loans))[: max(1, int(self.settings.val_share * len(loans)))]])
-        is_val = np.fromiter((x in val_loans for x in train.loan_id), bool, len(train))
+        uniq, key = np.unique(self.key.codes(train), axis=0, return_inverse=True)
+        key = key.reshape(-1)
+        is_val = held_out_loans(train, self.settings.val_share, self.seed)
         feats = self.key.features(uniq)
         macro = self.path_ = period_path(train, self._period(train), np.zeros((0, len(MACRO_VARS))), months)
         tensors = {}
         for side, mask in (("train", ~is_val), ("val", is_val)):
-            n, c = self._sequences(train.take(mask), codes[mask], key_index, months)
+            n, c = self._sequences(train.take(mask), key[mask], len(uniq), months)
             tensors[side] = [torch.as_tensor(feats, dtype=torch.float32),
                              torch.as_tensor(np.broadcast_to(macro, (len(uniq), *macro.shape)).copy(), dtype=torch.float32),
                              torch.as_tensor(n, dtype=torch.float32), torch.as_tensor(c, dtype=torch.float32)]

@@ -35,7 +35,7 @@ from creditsim.errors import ConfigError, DataError
 from creditsim.schema import validate_macro
 from creditsim.states import MACRO_VARS, LoanState
 
-__all__ = ["MoveTable", "CohortKey", "build_moves", "split_moves", "parse_split"]
+__all__ = ["MoveTable", "CohortKey", "build_moves", "split_moves", "parse_split", "held_out_loans"]
 
 _LIVE_MAX = int(LoanState.DPD90)
 _PERIOD_MONTHS = {"month": 1, "quarter": 3, "year": 12}
@@ -226,6 +226,15 @@ def parse_split(split: str) -> tuple[str, pd.Timestamp | None]:
     raise ConfigError(f"split: expected 'account' or 'oot:YYYY-MM', got {split!r}")
 
 
+def held_out_loans(moves: MoveTable, share: float, seed: int, at_least_one: bool = True) -> np.ndarray:
+    """``(n,)`` bool: the moves of a seeded ``share`` of the loans (rounded; at least one loan if asked)."""
+    loans, loan = np.unique(moves.loan_id.astype(str), return_inverse=True)
+    n = int(round(share * len(loans)))
+    chosen = np.zeros(len(loans), bool)
+    chosen[np.random.default_rng(seed).permutation(len(loans))[: max(n, 1) if at_least_one else n]] = True
+    return chosen[loan.reshape(-1)]
+
+
 def split_moves(moves: MoveTable, split: str = "account", test_share: float = 0.3, seed: int = 0) -> tuple[MoveTable, MoveTable]:
     """Training and test moves.
 
@@ -241,10 +250,7 @@ def split_moves(moves: MoveTable, split: str = "account", test_share: float = 0.
     if kind == "account":
         if not 0.0 < test_share < 1.0:
             raise ConfigError(f"test_share: expected a fraction in (0, 1), got {test_share!r}")
-        loans = np.unique(moves.loan_id.astype(str))
-        rng = np.random.default_rng(seed)
-        held = set(loans[rng.permutation(len(loans))[: int(round(test_share * len(loans)))]])
-        test = np.fromiter((x in held for x in moves.loan_id), bool, len(moves))
+        test = held_out_loans(moves, test_share, seed, at_least_one=False)
     else:
         end = pd.DatetimeIndex(moves.month) + pd.DateOffset(months=moves.period_months)
         test = np.asarray(end >= date)
@@ -304,7 +310,9 @@ class CohortKey:
 
     def labels(self, moves: MoveTable) -> np.ndarray:
         """``(n,)`` object: the key as one string per move (for dictionary lookups)."""
-        return np.array(["|".join(map(str, r)) for r in self.codes(moves)], dtype=object)
+        uniq, inverse = np.unique(self.codes(moves), axis=0, return_inverse=True)
+        names = np.array(["|".join(map(str, r)) for r in uniq], dtype=object)
+        return names[inverse.reshape(-1)]
 
     def features(self, codes: np.ndarray) -> np.ndarray:
         """``(K, F)`` float64 description of key rows ``codes`` (class docstring)."""

@@ -2,7 +2,7 @@
 
 Each loan's moves form a sequence (a gap in its rows starts a new one). The model reads, per month,
 the previous state, the loan's 24 contract features (:func:`creditsim.features.loan_features` from the
-tape, as of the sequence's first month), the start-of-month covariates every covariate model sees
+tape, as of the end of the sequence's first move), the start-of-month covariates every covariate model sees
 (:class:`~creditsim.harness.contestants.CovariateDesign`, as the logit sees them: standardised asinh
 numerics, missing flags, one-hot categoricals, the calendar month among them) through the model's
 ``n_step_features`` slot, and -- as its base -- the cohort matrix of ``markov_segment_calendar`` fitted
@@ -28,7 +28,7 @@ import torch
 from creditsim.errors import ConfigError
 from creditsim.features import loan_features
 from creditsim.harness.contestants import ChainContestant, CovariateDesign
-from creditsim.harness.moves import CohortKey, MoveTable
+from creditsim.harness.moves import CohortKey, MoveTable, held_out_loans
 from creditsim.loans.trajectory import LoanTrajectoryModel, TrajectoryConfig
 from creditsim.nn.trainer import TrainConfig, fit
 from creditsim.states import MACRO_VARS, N_STATES, LoanState
@@ -103,7 +103,10 @@ class TrajectoryContestant:
         for m0 in pd.unique(first):
             at = np.flatnonzero(first == m0)
             ids = loan[start[at]]
-            feats[at] = loan_features(self.tape.loc[ids].reset_index(drop=True), as_of=pd.Timestamp(m0)).to_numpy(np.float32)
+            # as of the first move's own month: a maturity date is a month start, the last instalment is
+            # paid in the month before it, which is the model's maturity month rem - 1
+            as_of = pd.Timestamp(m0) + pd.DateOffset(months=moves.period_months)
+            feats[at] = loan_features(self.tape.loc[ids].reset_index(drop=True), as_of=as_of).to_numpy(np.float32)
         cohort = np.tile(np.eye(N_STATES, dtype=np.float32), (B, T, 1, 1))
         cohort[seq, pos] = self._base_matrices(moves)
         step = np.zeros((B, T, self.design_width_), np.float32)
@@ -137,10 +140,7 @@ class TrajectoryContestant:
         self.design_width_ = self.design_.transform(train.covariates.iloc[:1]).shape[1]
         month = _month_number(train.month)
         self.months_ = int(month.max() - month.min()) + 1
-        loans = np.unique(train.loan_id.astype(str))
-        rng = np.random.default_rng(self.seed)
-        val_loans = set(loans[rng.permutation(len(loans))[: max(1, int(self.settings.val_share * len(loans)))]])
-        is_val = np.fromiter((x in val_loans for x in train.loan_id), bool, len(train))
+        is_val = held_out_loans(train, self.settings.val_share, self.seed)
         s = self.settings
         torch.manual_seed(self.seed)
         self.model_ = LoanTrajectoryModel(TrajectoryConfig(

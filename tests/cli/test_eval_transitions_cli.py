@@ -53,8 +53,9 @@ def test_bad_requests_exit_2_with_one_line(uci_files, capsys, run_cli, args, mes
 
 
 def test_bundled_sp_panel_runs_out_of_time_with_macro(capsys, run_cli) -> None:
-    code = run_cli(["eval", "transitions", "--panel", "sp", "--models", "markov,markov_segment,logit", "--n-boot", "20",
+    code = run_cli(["eval", "transitions", "--panel", "sp", "--models", "markov,markov_segment,logit,transformer", "--n-boot", "20",
                     "--reference", "markov_segment"])
     assert code == 0
     text = " ".join(capsys.readouterr().out.split())  # the table title wraps
     assert "split oot:1990-01" in text and "bootstrap by period" in text and "n/a (censored)" in text
+    assert "transformer vs markov_segment" in text and "transformer vs logit" in text
