@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from creditsim.harness.moves import CohortKey, MoveTable, held_out_loans
+from creditsim.harness.moves import CohortKey, MoveTable, held_out_loans, month_number
 from creditsim.nn.trainer import TrainConfig, fit
 from creditsim.states import MACRO_VARS, N_STATES, LoanState
 from creditsim.transitions.transformer import TransitionConfig, TransitionTransformer
@@ -55,10 +55,6 @@ class TransformerSettings:
     val_share: float = 0.15
 
 
-def _month_number(months: np.ndarray) -> np.ndarray:
-    m = pd.DatetimeIndex(months)
-    return m.year.to_numpy(np.int64) * 12 + m.month.to_numpy(np.int64) - 1
-
 
 class TransformerContestant:
     """TransitionTransformer over cohort x calendar-month sequences (module docstring).
@@ -79,7 +75,7 @@ class TransformerContestant:
 
     def _period(self, moves: MoveTable) -> np.ndarray:
         """``(n,)`` int64 calendar period of each move, counted from the training split's first one."""
-        return np.maximum((_month_number(moves.month) - self.first_month_) // moves.period_months, 0)
+        return np.maximum((month_number(moves.month) - self.first_month_) // moves.period_months, 0)
 
     def _sequences(self, moves: MoveTable, k: np.ndarray, n_keys: int, months: int) -> tuple[np.ndarray, np.ndarray]:
         """Observed counts ``(K, T, 7, 7)`` and censored counts ``(K, T, 7)`` of ``moves`` per cohort
@@ -96,7 +92,7 @@ class TransformerContestant:
     # ------------------------------------------------------------------ fit / predict
     def fit(self, train: MoveTable) -> "TransformerContestant":
         self.key.fit(train)
-        self.first_month_ = int(_month_number(train.month).min())
+        self.first_month_ = int(month_number(train.month).min())
         months = int(self._period(train).max()) + 1
         uniq, key = np.unique(self.key.codes(train), axis=0, return_inverse=True)
         key = key.reshape(-1)

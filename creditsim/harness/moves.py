@@ -35,7 +35,7 @@ from creditsim.errors import ConfigError, DataError
 from creditsim.schema import validate_macro
 from creditsim.states import MACRO_VARS, LoanState
 
-__all__ = ["MoveTable", "CohortKey", "build_moves", "split_moves", "parse_split", "held_out_loans"]
+__all__ = ["MoveTable", "CohortKey", "build_moves", "split_moves", "parse_split", "held_out_loans", "month_number"]
 
 _LIVE_MAX = int(LoanState.DPD90)
 _PERIOD_MONTHS = {"month": 1, "quarter": 3, "year": 12}
@@ -82,9 +82,10 @@ class MoveTable:
         return self.to_state >= 0
 
 
-def _month_number(months: pd.Series) -> np.ndarray:
+def month_number(months: object) -> np.ndarray:
+    """``(n,)`` int64 ``12 * year + month - 1`` of dates (consecutive months differ by one)."""
     m = pd.DatetimeIndex(months)
-    return (m.year.to_numpy(np.int64) * 12 + m.month.to_numpy(np.int64) - 1)
+    return m.year.to_numpy(np.int64) * 12 + m.month.to_numpy(np.int64) - 1
 
 
 def _check_panel(panel: pd.DataFrame, features: Sequence[str]) -> None:
@@ -137,7 +138,7 @@ def build_moves(panel: pd.DataFrame, tape: pd.DataFrame | None = None, panel_fea
     df = panel.assign(reporting_month=pd.to_datetime(panel["reporting_month"]).dt.to_period("M").dt.to_timestamp())
     df = df.sort_values(["loan_id", "reporting_month"], kind="stable").reset_index(drop=True)
     state = df["loan_state"].to_numpy(np.int64)
-    num = _month_number(df["reporting_month"])
+    num = month_number(df["reporting_month"])
     loan = df["loan_id"].astype(str).to_numpy(dtype=object)
     same_next = np.zeros(len(df), bool)
     same_next[:-1] = (loan[1:] == loan[:-1]) & (num[1:] - num[:-1] == step)
@@ -185,8 +186,7 @@ def _period_macro(macro: pd.DataFrame | None, first: np.ndarray, step: int) -> n
     if macro is None:
         raise ConfigError("macro_features need a macro frame (macro=...)")
     frame = validate_macro(macro)
-    m = pd.DatetimeIndex(frame.index)
-    have = m.year.to_numpy(np.int64) * 12 + m.month.to_numpy(np.int64) - 1
+    have = month_number(frame.index)
     values = frame.to_numpy(np.float64)
     out = np.zeros((len(first), values.shape[1]))
     for k in range(step):

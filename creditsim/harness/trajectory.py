@@ -28,7 +28,7 @@ import torch
 from creditsim.errors import ConfigError
 from creditsim.features import loan_features
 from creditsim.harness.contestants import ChainContestant, CovariateDesign
-from creditsim.harness.moves import CohortKey, MoveTable, held_out_loans
+from creditsim.harness.moves import CohortKey, MoveTable, held_out_loans, month_number
 from creditsim.loans.trajectory import LoanTrajectoryModel, TrajectoryConfig
 from creditsim.nn.trainer import TrainConfig, fit
 from creditsim.states import MACRO_VARS, N_STATES, LoanState
@@ -52,10 +52,6 @@ class TrajectorySettings:
     patience: int = 8
     val_share: float = 0.15
 
-
-def _month_number(months: np.ndarray) -> np.ndarray:
-    m = pd.DatetimeIndex(months)
-    return m.year.to_numpy(np.int64) * 12 + m.month.to_numpy(np.int64) - 1
 
 
 class TrajectoryContestant:
@@ -87,7 +83,7 @@ class TrajectoryContestant:
 
     def _sequences(self, moves: MoveTable) -> tuple[list[torch.Tensor], np.ndarray, np.ndarray]:
         """Model tensors of ``moves`` and each move's (sequence, month) position."""
-        month = _month_number(moves.month)
+        month = month_number(moves.month)
         loan = moves.loan_id.astype(str)
         new = np.ones(len(moves), bool)
         new[1:] = (loan[1:] != loan[:-1]) | (month[1:] - month[:-1] != moves.period_months)
@@ -138,7 +134,7 @@ class TrajectoryContestant:
                                                                                    ChainContestant("markov"))).fit(train)
         self.design_ = CovariateDesign("logit", train.categorical).fit(train.covariates)
         self.design_width_ = self.design_.transform(train.covariates.iloc[:1]).shape[1]
-        month = _month_number(train.month)
+        month = month_number(train.month)
         self.months_ = int(month.max() - month.min()) + 1
         is_val = held_out_loans(train, self.settings.val_share, self.seed)
         s = self.settings
