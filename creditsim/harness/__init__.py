@@ -9,7 +9,7 @@
 - :mod:`~creditsim.harness.run`: :func:`evaluate_transitions`, the side-by-side table.
 """
 
-from creditsim.harness.contestants import CONTESTANT_NAMES, make_contestant
+from creditsim.harness.registry import CONTESTANT_NAMES, make_contestant
 from creditsim.harness.moves import MoveTable, build_moves, split_moves
 from creditsim.harness.run import HarnessResult, evaluate_transitions
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from creditsim.errors import ConfigError
 from creditsim.fileio import RESULT_MARKER, check_output_target, make_temp_dir, replace_result_dir
-from creditsim.harness.contestants import CONTESTANT_NAMES, make_contestant
+from creditsim.harness.registry import CONTESTANT_NAMES, make_contestant
 from creditsim.harness.moves import build_moves, split_moves
 from creditsim.harness.scoring import bootstrap_table, move_scores
 

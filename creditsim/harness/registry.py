@@ -1,0 +1,50 @@
+"""The contestants by name: which model each name of ``creditsim eval transitions --models`` builds."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from creditsim.errors import ConfigError
+from creditsim.harness.contestants import ChainContestant, ClassifierContestant, Contestant
+from creditsim.harness.deep import TransformerContestant, TransformerSettings
+from creditsim.harness.moves import CohortKey
+from creditsim.harness.trajectory import TrajectoryContestant
+
+__all__ = ["CONTESTANT_NAMES", "make_contestant"]
+
+CONTESTANT_NAMES: tuple[str, ...] = ("markov", "markov_segment", "markov_calendar", "markov_segment_calendar",
+                                     "markov_cohort_calendar", "logit", "gbm", "transformer", "trajectory")
+
+
+def make_contestant(name: str, segment_by: tuple[str, ...] = ("prev_state",), seed: int = 0,
+                    cohort_by: tuple[str, ...] = (), n_bins: int = 5, progress: bool = False,
+                    tape: pd.DataFrame | None = None) -> Contestant:
+    """A fresh contestant by name (:data:`CONTESTANT_NAMES`).
+
+    ``segment_by`` (categorical) and ``cohort_by`` (numeric, binned at ``n_bins`` training quantiles) make
+    the cohort key of ``markov_cohort_calendar`` and ``transformer``; ``markov_segment`` uses
+    ``segment_by`` alone. ``tape`` (the contract fields) reaches the trajectory model. The macro path
+    comes with the moves (:attr:`~creditsim.harness.moves.MoveTable.macro`): the transformer and the
+    trajectory model read it as their macro input, the classifiers as any ``macro_*`` covariate.
+    """
+    seg = tuple(segment_by)
+    pooled = lambda: ChainContestant("markov")  # noqa: E731
+    segment = lambda: ChainContestant("markov_segment", CohortKey(seg), pooled())  # noqa: E731
+    if name == "markov":
+        return pooled()
+    if name == "markov_segment":
+        return segment()
+    if name == "markov_calendar":
+        return ChainContestant("markov_calendar", CohortKey(("period",)), pooled())
+    if name == "markov_segment_calendar":
+        return ChainContestant(name, CohortKey((*seg, "period")), segment())
+    if name == "markov_cohort_calendar":
+        fallback = ChainContestant("markov_segment_calendar", CohortKey((*seg, "period")), segment())
+        return ChainContestant(name, CohortKey((*seg, "period"), tuple(cohort_by), n_bins), fallback)
+    if name in ("logit", "gbm"):
+        return ClassifierContestant(name, seed)
+    if name == "transformer":
+        return TransformerContestant(seg, tuple(cohort_by), seed, TransformerSettings(n_bins=n_bins), progress)
+    if name == "trajectory":
+        return TrajectoryContestant(tape, seg, seed, progress=progress)
+    raise ConfigError(f"model {name!r}: expected one of {list(CONTESTANT_NAMES)}")
