@@ -1,6 +1,7 @@
 """The library's LoanTrajectoryModel as a harness contestant: loan sequences of a real panel.
 
-Each loan's moves form a sequence (a gap in its rows starts a new one). The model reads, per month,
+Each loan's moves form a sequence (a gap in its rows starts a new one; a long one is cut into windows
+of ``TrajectorySettings.window`` periods). The model reads, per month,
 the previous state, the loan's 24 contract features (:func:`creditsim.features.loan_features` from the
 tape, as of the end of the sequence's first move), the start-of-month covariates every covariate model sees
 (:class:`~creditsim.harness.contestants.CovariateDesign`, as the logit sees them: standardised asinh
@@ -40,7 +41,10 @@ _D = int(LoanState.DEFAULT)
 
 @dataclass(frozen=True)
 class TrajectorySettings:
-    """Size and training of the harness trajectory model."""
+    """Size and training of the harness trajectory model. ``window``: the longest sequence, in periods;
+    a loan's longer history is cut into consecutive windows (each starts from the observed state and
+    carries ``prev_state`` and any lagged covariates), which bounds the padding and the attention cost
+    on long panels at the price of attention beyond ``window`` periods."""
 
     d_model: int = 32
     n_heads: int = 4
@@ -51,6 +55,7 @@ class TrajectorySettings:
     lr: float = 2e-3
     patience: int = 8
     val_share: float = 0.15
+    window: int = 24
 
 
 
@@ -85,15 +90,14 @@ class TrajectoryContestant:
         """Model tensors of ``moves`` and each move's (sequence, month) position."""
         month = month_number(moves.month)
         loan = moves.loan_id.astype(str)
-        new = np.ones(len(moves), bool)
-        new[1:] = (loan[1:] != loan[:-1]) | (month[1:] - month[:-1] != moves.period_months)
+        run = np.ones(len(moves), bool)
+        run[1:] = (loan[1:] != loan[:-1]) | (month[1:] - month[:-1] != moves.period_months)
+        in_run = np.arange(len(moves)) - np.flatnonzero(run)[np.cumsum(run) - 1]
+        new = run | (in_run % self.months_ == 0)  # windows of at most months_ moves
         seq = np.cumsum(new) - 1
         start = np.flatnonzero(new)
         pos = np.arange(len(moves)) - start[seq]
         B, T = len(start), int(pos.max()) + 1
-        if T > self.months_:
-            raise ConfigError(f"trajectory contestant: a test sequence of {T} months is longer than the "
-                              f"longest training sequence ({self.months_})")
         feats = np.zeros((B, 24), np.float32)
         first = moves.month[start]
         for m0 in pd.unique(first):
@@ -110,9 +114,12 @@ class TrajectoryContestant:
         target = np.zeros((B, T), np.int64)
         obs = moves.observed
         target[seq, pos] = np.where(obs, moves.to_state, moves.from_state)
-        # padding after a sequence ends repeats its last state (a move every state allows)
+        # padding after a sequence ends (weight 0, and causal attention keeps it out of the real months):
+        # a live last state defaults and stays there -- a move the allowed-move mask and the maturity
+        # rule permit in every month -- an absorbed one stays put
         last = np.zeros(B, np.int64)
         last[seq] = target[seq, pos]
+        last = np.where(last <= int(LoanState.DPD90), _D, last)
         pad = np.arange(T)[None, :] > (np.bincount(seq, minlength=B) - 1)[:, None]
         target = np.where(pad, last[:, None], target)
         w_obs, w_cens = np.zeros((B, T), np.float32), np.zeros((B, T), np.float32)
@@ -135,7 +142,7 @@ class TrajectoryContestant:
         self.design_ = CovariateDesign("logit", train.categorical).fit(train.covariates)
         self.design_width_ = self.design_.transform(train.covariates.iloc[:1]).shape[1]
         month = month_number(train.month)
-        self.months_ = int(month.max() - month.min()) + 1
+        self.months_ = min(int(month.max() - month.min()) // train.period_months + 1, self.settings.window)
         is_val = held_out_loans(train, self.settings.val_share, self.seed)
         s = self.settings
         torch.manual_seed(self.seed)

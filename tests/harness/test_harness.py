@@ -226,3 +226,18 @@ def test_macro_features_are_period_averages_and_the_only_macro_left() -> None:
     assert (m.macro[:, MACRO_VARS.index("gdp_growth")] == 0).all()
     with pytest.raises(DataError, match="no row for 2022-06"):
         build_moves(_panel([("a", "2021-06", 0, False), ("a", "2022-06", 0, True)]), period="year", macro=macro)
+
+
+def test_trajectory_contestant_cuts_long_histories_into_windows() -> None:
+    import creditsim as cs
+    from creditsim.harness.trajectory import TrajectoryContestant, TrajectorySettings
+
+    loans, panel = cs.LoanTapeGenerator(300, 30, random_seed=3).generate()
+    moves = build_moves(panel, loans, ["current_balance"])
+    train, test = split_moves(moves, "account", 0.3, seed=0)
+    model = TrajectoryContestant(loans, seed=0, settings=TrajectorySettings(epochs=2, window=8)).fit(train)
+    assert model.months_ == 8
+    tensors, seq, pos = model._sequences(test)
+    assert pos.max() == 7 and tensors[0].shape[0] > len(set(test.loan_id))  # more windows than loans
+    p = model.predict(test)
+    assert np.allclose(p.sum(1), 1.0) and not p[~ALLOWED_TRANSITIONS[test.from_state.astype(int)]].any()
