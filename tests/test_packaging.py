@@ -19,8 +19,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "creditsim"
-#: imported only on the optional dask path (``pip install creditsim[distributed]``)
-OPTIONAL = {"distributed": {"dask", "distributed"}}
+#: imported only on optional paths: dask (``pip install creditsim[distributed]``) and the harness's
+#: logit / gradient-boosting baselines (``pip install creditsim[eval]``, a one-line error without it)
+OPTIONAL = {"distributed": {"dask", "distributed"}, "eval": {"sklearn"}}
 
 
 def _third_party_imports() -> dict[str, set[str]]:
