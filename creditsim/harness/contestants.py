@@ -35,6 +35,7 @@ unseen levels as all-zero; L2 penalty ``C = 1``. For the GBM: categoricals are n
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
@@ -62,15 +63,24 @@ class Contestant(Protocol):
     def predict(self, moves: MoveTable) -> np.ndarray: ...
 
 
-def _chains(moves: MoveTable, key: np.ndarray, n_keys: int) -> np.ndarray:
+#: credibility of a chain's fallback: each row of a keyed chain starts from this many pseudo-moves of
+#: the fallback chain's row (a cohort with 3 moves is mostly its parent, one with 3,000 is itself), so
+#: a thin cohort never puts probability 0 on a move its parent has seen. Chosen a priori, not tuned.
+CREDIBILITY = 10.0
+
+
+def _chains(moves: MoveTable, key: np.ndarray, n_keys: int, prior: np.ndarray | None = None) -> np.ndarray:
     """``(K, 7, 7)`` row-MLE matrices of the moves of each key index ``key`` ``(n,)`` (censored
-    periods as default-free evidence)."""
+    periods as default-free evidence), each row shrunk towards ``prior`` ``(K, 7, 7)`` with
+    :data:`CREDIBILITY` pseudo-moves when given."""
     obs = moves.observed
     frm = moves.from_state.astype(np.int64)
-    counts = np.zeros((n_keys, N_STATES, N_STATES), np.int64)
-    np.add.at(counts, (key[obs], frm[obs], moves.to_state[obs].astype(np.int64)), 1)
-    censored = np.zeros((n_keys, N_STATES), np.int64)
-    np.add.at(censored, (key[~obs], frm[~obs]), 1)
+    counts = np.zeros((n_keys, N_STATES, N_STATES))
+    np.add.at(counts, (key[obs], frm[obs], moves.to_state[obs].astype(np.int64)), 1.0)
+    if prior is not None:
+        counts += CREDIBILITY * prior
+    censored = np.zeros((n_keys, N_STATES))
+    np.add.at(censored, (key[~obs], frm[~obs]), 1.0)
     return np.stack([row_mle(counts[k], censored[k]) for k in range(n_keys)])
 
 
@@ -81,8 +91,9 @@ class ChainContestant:
         name: the contestant's name in reports.
         key: the :class:`~creditsim.harness.moves.CohortKey` whose value picks the matrix (no columns:
             one pooled matrix).
-        fallback: the contestant used for keys or from-states without training moves (``None``: stay
-            put, which only a from-state without a single training move can reach).
+        fallback: the parent chain: each keyed row is shrunk towards it (:data:`CREDIBILITY`), and it
+            answers for keys unseen in training (``None``: no shrinkage; a from-state without a single
+            training move stays put).
     """
 
     def __init__(self, name: str, key: CohortKey | None = None, fallback: "ChainContestant | None" = None) -> None:
@@ -93,9 +104,23 @@ class ChainContestant:
         if self.fallback is not None:
             self.fallback.fit(train)
         labels, key = np.unique(self.key.fit(train).labels(train), return_inverse=True)
-        stacked = _chains(train, key.reshape(-1), len(labels))
-        self.matrices_ = dict(zip(labels, stacked))
+        key = key.reshape(-1)
+        prior = None
+        if self.fallback is not None:  # the parent's matrix of each key, read at the key's first move
+            first = np.unique(key, return_index=True)[1]
+            mask = np.zeros(len(train), bool)
+            mask[first] = True
+            prior = np.empty((len(labels), N_STATES, N_STATES))
+            prior[key[np.sort(first)]] = self.fallback.matrices_for(train.take(mask))
+        self.matrices_ = dict(zip(labels, _chains(train, key, len(labels), prior)))
         return self
+
+    def matrices_for(self, moves: MoveTable) -> np.ndarray:
+        """``(n, 7, 7)`` the whole matrix this chain gives each move's key (absorbing rows stay put)."""
+        out = np.tile(np.eye(N_STATES), (len(moves), 1, 1))
+        for s in range(int(LoanState.DPD90) + 1):
+            out[:, s] = self.predict(replace(moves, from_state=np.full(len(moves), s, np.int8)))
+        return out
 
     def predict(self, moves: MoveTable) -> np.ndarray:
         labels, key = np.unique(self.key.labels(moves), return_inverse=True)

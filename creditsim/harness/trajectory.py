@@ -20,7 +20,7 @@ their tape maturity is refused by the model's own check naming the loan and mont
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -79,13 +79,6 @@ class TrajectoryContestant:
         self.segment_by, self.seed, self.settings, self.progress = tuple(segment_by), seed, settings, progress
 
     # ------------------------------------------------------------------ sequences
-    def _base_matrices(self, moves: MoveTable) -> np.ndarray:
-        """``(n, 7, 7)`` the base chain's matrix of each move (absorbing rows stay put)."""
-        out = np.tile(np.eye(N_STATES), (len(moves), 1, 1))
-        for s in range(int(LoanState.DPD90) + 1):
-            out[:, s] = self.base_.predict(replace(moves, from_state=np.full(len(moves), s, np.int8)))
-        return out
-
     def _sequences(self, moves: MoveTable) -> tuple[list[torch.Tensor], np.ndarray, np.ndarray]:
         """Model tensors of ``moves`` and each move's (sequence, month) position."""
         month = month_number(moves.month)
@@ -108,7 +101,7 @@ class TrajectoryContestant:
             as_of = pd.Timestamp(m0) + pd.DateOffset(months=moves.period_months)
             feats[at] = loan_features(self.tape.loc[ids].reset_index(drop=True), as_of=as_of).to_numpy(np.float32)
         cohort = np.tile(np.eye(N_STATES, dtype=np.float32), (B, T, 1, 1))
-        cohort[seq, pos] = self._base_matrices(moves)
+        cohort[seq, pos] = self.base_.matrices_for(moves)
         step = np.zeros((B, T, self.design_width_), np.float32)
         step[seq, pos] = self.design_.transform(moves.covariates)
         target = np.zeros((B, T), np.int64)

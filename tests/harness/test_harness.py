@@ -207,7 +207,10 @@ def test_sp_panel_reproduces_the_published_counts_and_the_segment_chain_is_the_p
     for grade in ("BB", "CCC"):
         at = (moves.covariates["rating"] == grade).to_numpy() & (year == 1991)
         assert at.sum() == sp.obligors.loc[1991, grade] and (moves.to_state[at] == 4).sum() == sp.defaults.loc[1991, grade]
-    chain = make_contestant("markov_segment", ("rating",)).fit(moves)
+    from creditsim.harness.contestants import ChainContestant
+    from creditsim.harness.moves import CohortKey
+
+    chain = ChainContestant("by rating", CohortKey(("rating",))).fit(moves)  # no parent: the plain MLE
     for grade in COUNT_GRADES:
         p = chain.matrices_[str(chain.key.levels_["rating"].index(grade))][0, 4]
         assert p == pytest.approx(sp.pooled_default_rates[grade], rel=1e-12)
@@ -241,3 +244,20 @@ def test_trajectory_contestant_cuts_long_histories_into_windows() -> None:
     assert pos.max() == 7 and tensors[0].shape[0] > len(set(test.loan_id))  # more windows than loans
     p = model.predict(test)
     assert np.allclose(p.sum(1), 1.0) and not p[~ALLOWED_TRANSITIONS[test.from_state.astype(int)]].any()
+
+
+def test_thin_cohorts_are_shrunk_towards_their_parent_and_thick_ones_are_not() -> None:
+    from creditsim.harness.contestants import CREDIBILITY
+
+    # cohort "thin": 2 moves, both CURRENT -> CURRENT; cohort "thick": 998 moves, 10 % to DPD30
+    rows = [(f"t{i}", "2020-01", 0, False) for i in range(2)] + [(f"t{i}", "2020-02", 0, False) for i in range(2)]
+    rows += [(f"k{i}", "2020-01", 0, False) for i in range(998)] + [(f"k{i}", "2020-02", int(i % 10 == 0), False) for i in range(998)]
+    panel = _panel(rows)
+    panel["group"] = ["thin" if r[0][0] == "t" else "thick" for r in rows]
+    moves = build_moves(panel, panel_features=["group"])
+    chain = make_contestant("markov_segment", ("group",)).fit(moves)
+    p = chain.predict(moves)
+    thin, thick = moves.covariates["group"].to_numpy() == "thin", moves.covariates["group"].to_numpy() == "thick"
+    parent = 100 / 1000  # pooled CURRENT -> DPD30 rate
+    assert p[thin, 1][0] == pytest.approx(CREDIBILITY * parent / (2 + CREDIBILITY))
+    assert p[thick, 1][0] == pytest.approx((100 + CREDIBILITY * parent) / (998 + CREDIBILITY))
