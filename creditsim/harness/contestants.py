@@ -24,9 +24,9 @@ test move's own start-of-period covariates.
 
 The two classifiers use the same factorisation as the chains' MLE: per from-state, a binary *default
 hazard* fitted on every move (a censored period is a non-default) and a *conditional move* model over
-the non-default destinations fitted on the observed non-default moves; ``p = (pD, (1 - pD) q)``. A head
-whose training moves all share one outcome predicts the Jeffreys-smoothed constant
-``(k + 1/2) / (n + 1)`` instead of failing. Decisions, for the logit: numeric covariates enter as
+the non-default destinations fitted on the observed non-default moves; ``p = (pD, (1 - pD) q)``. A default
+hazard whose training moves all share one outcome predicts the Jeffreys-smoothed constant
+``(k + 1/2) / (n + 1)`` instead of failing; a move model that saw one destination predicts it. Decisions, for the logit: numeric covariates enter as
 standardised ``asinh(x)`` (money amounts are heavy-tailed, asinh is linear near 0 and logarithmic in the
 tails), missing values as the training median plus a missing indicator, categoricals one-hot with
 unseen levels as all-zero; L2 penalty ``C = 1``. For the GBM: categoricals are native categorical splits
