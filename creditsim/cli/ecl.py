@@ -51,8 +51,8 @@ from rich.table import Table
 from creditsim.cli.tables import print_whole
 from creditsim.errors import ConfigError, DataError, format_labels
 
-__all__ = ["register", "ecl_cmd", "EclRun", "GroupedPD", "parse_as_of", "parse_weights", "scenario_paths",
-           "chain_default_hazard", "tape_ecl_inputs", "run_ecl", "write_ecl_outputs", "LOANS_FILE"]
+__all__ = ["register", "ecl_cmd", "EclRun", "parse_as_of", "parse_weights", "scenario_paths",
+           "tape_ecl_inputs", "run_ecl", "write_ecl_outputs", "LOANS_FILE"]
 
 console = Console()
 
@@ -131,72 +131,6 @@ def scenario_paths(scenarios: str | list[str], as_of: pd.Timestamp) -> tuple[lis
     return names, np.stack([p[:n] for p in paths])
 
 
-def chain_default_hazard(matrices: np.ndarray, start_state: int) -> np.ndarray:
-    """Cause-specific monthly default hazard of the delinquency chain.
-
-    ``matrices`` ``(..., T, 7, 7)`` monthly (states of :class:`creditsim.states.LoanState`), the chain
-    started in ``start_state`` (0..3). Returns ``(..., T)``: ``h(t) = P(DEFAULT at t) / P(in 0..3 at t-1)``,
-    the probability of defaulting in month t of a loan neither defaulted, prepaid nor matured before;
-    0 once nothing survives.
-    """
-    m = np.asarray(matrices, dtype=np.float64)
-    pi = np.zeros(m.shape[:-3] + (m.shape[-1],))
-    pi[..., start_state] = 1.0
-    out = np.empty(m.shape[:-2])
-    for t in range(m.shape[-3]):
-        alive = pi[..., :4].sum(-1)
-        new = np.einsum("...i,...ij->...j", pi, m[..., t, :, :])
-        into_default = np.einsum("...i,...i->...", pi[..., :4], m[..., t, :4, 4])
-        out[..., t] = np.where(alive > 0, into_default / np.where(alive > 0, alive, 1.0), 0.0)
-        pi = new
-    return out
-
-
-def _annual_pds(monthly_hazard: np.ndarray) -> np.ndarray:
-    """``(..., Y)`` one-year conditional PDs of monthly hazards ``(..., T)``: ``1 - prod(1 - h)`` over each
-    block of 12 months; a last partial block of n months is annualised, ``1 - prod(1 - h)^(12 / n)``."""
-    t = monthly_hazard.shape[-1]
-    log_s = np.log1p(-np.minimum(monthly_hazard, 1.0 - 1e-15))
-    years = -(-t // 12)
-    out = np.empty(monthly_hazard.shape[:-1] + (years,))
-    for y in range(years):
-        block = log_s[..., 12 * y: 12 * y + 12]
-        out[..., y] = -np.expm1(block.sum(-1) * 12.0 / block.shape[-1])
-    return out
-
-
-class GroupedPD:
-    """A PD provider that hands each loan to the provider of its group (rated grades, unrated cohorts).
-
-    ``groups``: list of ``(mask, provider)`` with ``mask`` ``(L,)`` bool over the whole book (the masks
-    partition it). Every provider has one scenario or ``n_scenarios``; results are broadcast to
-    ``(n_months + 1, n_scenarios, L)``. A loan's numbers are its own provider's, whatever chunk it is in.
-    """
-
-    def __init__(self, groups: list[tuple[np.ndarray, Any]], n_scenarios: int) -> None:
-        masks = np.array([np.asarray(m, dtype=bool) for m, _ in groups])
-        if masks.ndim != 2 or not (masks.sum(axis=0) == 1).all():
-            raise DataError("GroupedPD: the group masks must give every loan exactly one provider")
-        self.groups = [(masks[i], p) for i, (_, p) in enumerate(groups)]
-        self.n_scenarios = int(n_scenarios)
-
-    def survival(self, loans: Any, n_months: int, settings: Any) -> np.ndarray:
-        out = np.empty((n_months + 1, self.n_scenarios, loans.n_loans))
-        for mask, provider in self.groups:
-            sel = np.flatnonzero(mask[loans.position])
-            if len(sel):
-                out[:, :, sel] = provider.survival(loans.subset(sel), n_months, settings)
-        return out
-
-    def origination_pd(self, loans: Any, start: np.ndarray, length: np.ndarray) -> np.ndarray:
-        out = np.empty(loans.n_loans)
-        for mask, provider in self.groups:
-            sel = np.flatnonzero(mask[loans.position])
-            if len(sel):
-                out[sel] = provider.origination_pd(loans.subset(sel), start[sel], length[sel])
-        return out
-
-
 @dataclass
 class EclRun:
     """What ``creditsim ecl`` computed: the inputs built from the tape and the result.
@@ -224,6 +158,7 @@ def tape_ecl_inputs(tape: pd.DataFrame, scenarios: str | list[str], as_of: Any, 
     """Build the ECL inputs of a loan tape at ``as_of`` (module docstring): EclLoans (loans that have
     matured by then are left out), the grouped PD provider, the flat LGD, the grade labels."""
     from creditsim.ifrs9 import EclLoans, EclSettings, FlatLGD, HazardCurvePD, ScenarioMatrixPD
+    from creditsim.ifrs9.pd import GroupedPD, annual_pds, chain_default_hazard
     from creditsim.loans.book import LoanBook
     from creditsim.ratings.lifetime import ZMacroLink
     from creditsim.schema import RATINGS, as_loan_tape
@@ -273,8 +208,8 @@ def tape_ecl_inputs(tape: pd.DataFrame, scenarios: str | list[str], as_of: Any, 
                 continue
             scen = tilted[:, c] if tilted.ndim == 5 else tilted
             ttc = base[c] if base.ndim == 3 else base
-            annual = _annual_pds(chain_default_hazard(scen, s0))  # (S, Y)
-            ttc_curve = _annual_pds(chain_default_hazard(np.broadcast_to(ttc, (n_months + 12, 7, 7)), s0))
+            annual = annual_pds(chain_default_hazard(scen, s0))  # (S, Y)
+            ttc_curve = annual_pds(chain_default_hazard(np.broadcast_to(ttc, (n_months + 12, 7, 7)), s0))
             groups.append((mask, HazardCurvePD(annual, ttc_pd=ttc_curve)))
     labels = np.where(rated, np.array(RATINGS + ("",), dtype=object)[grade],
                       np.array([f"unrated {ASSET_CLASSES[a]}" for a in book.asset_class], dtype=object))

@@ -26,6 +26,8 @@ stochastic matrices is stochastic), "none" keeps the scenario (its last matrix r
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -36,7 +38,8 @@ from creditsim.ratings.estimate import monthly_matrix, validate_matrix
 from creditsim.ratings.zfactor import conditional_matrix
 from creditsim.states import GRADES_7, GRADES_8
 
-__all__ = ["TTCMatrixPD", "ScenarioMatrixPD", "HazardCurvePD", "reversion_weights", "grade_codes"]
+__all__ = ["TTCMatrixPD", "ScenarioMatrixPD", "HazardCurvePD", "GroupedPD", "reversion_weights", "grade_codes",
+           "chain_default_hazard", "annual_pds"]
 
 
 def reversion_weights(n_months: int, given: int, settings: EclSettings) -> np.ndarray:
@@ -241,3 +244,69 @@ class HazardCurvePD:
         logs = np.concatenate([np.zeros((1, h.shape[1])), np.cumsum(np.log1p(-h), axis=0)])
         cols = np.arange(len(start)) if h.shape[1] > 1 else np.zeros(len(start), dtype=np.int64)
         return -np.expm1(logs[start + length, cols] - logs[start, cols])
+
+
+def chain_default_hazard(matrices: np.ndarray, start_state: int) -> np.ndarray:
+    """Cause-specific monthly default hazard of the delinquency chain.
+
+    ``matrices`` ``(..., T, 7, 7)`` monthly (states of :class:`creditsim.states.LoanState`), the chain
+    started in ``start_state`` (0..3). Returns ``(..., T)``: ``h(t) = P(DEFAULT at t) / P(in 0..3 at t-1)``,
+    the probability of defaulting in month t of a loan neither defaulted, prepaid nor matured before;
+    0 once nothing survives.
+    """
+    m = np.asarray(matrices, dtype=np.float64)
+    pi = np.zeros(m.shape[:-3] + (m.shape[-1],))
+    pi[..., start_state] = 1.0
+    out = np.empty(m.shape[:-2])
+    for t in range(m.shape[-3]):
+        alive = pi[..., :4].sum(-1)
+        new = np.einsum("...i,...ij->...j", pi, m[..., t, :, :])
+        into_default = np.einsum("...i,...i->...", pi[..., :4], m[..., t, :4, 4])
+        out[..., t] = np.where(alive > 0, into_default / np.where(alive > 0, alive, 1.0), 0.0)
+        pi = new
+    return out
+
+
+def annual_pds(monthly_hazard: np.ndarray) -> np.ndarray:
+    """``(..., Y)`` one-year conditional PDs of monthly hazards ``(..., T)``: ``1 - prod(1 - h)`` over each
+    block of 12 months; a last partial block of n months is annualised, ``1 - prod(1 - h)^(12 / n)``."""
+    t = monthly_hazard.shape[-1]
+    log_s = np.log1p(-np.minimum(monthly_hazard, 1.0 - 1e-15))
+    years = -(-t // 12)
+    out = np.empty(monthly_hazard.shape[:-1] + (years,))
+    for y in range(years):
+        block = log_s[..., 12 * y: 12 * y + 12]
+        out[..., y] = -np.expm1(block.sum(-1) * 12.0 / block.shape[-1])
+    return out
+
+
+class GroupedPD:
+    """A PD provider that hands each loan to the provider of its group (rated grades, unrated cohorts).
+
+    ``groups``: list of ``(mask, provider)`` with ``mask`` ``(L,)`` bool over the whole book (the masks
+    partition it). Every provider has one scenario or ``n_scenarios``; results are broadcast to
+    ``(n_months + 1, n_scenarios, L)``. A loan's numbers are its own provider's, whatever chunk it is in.
+    """
+
+    def __init__(self, groups: list[tuple[np.ndarray, Any]], n_scenarios: int) -> None:
+        masks = np.array([np.asarray(m, dtype=bool) for m, _ in groups])
+        if masks.ndim != 2 or not (masks.sum(axis=0) == 1).all():
+            raise DataError("GroupedPD: the group masks must give every loan exactly one provider")
+        self.groups = [(masks[i], p) for i, (_, p) in enumerate(groups)]
+        self.n_scenarios = int(n_scenarios)
+
+    def survival(self, loans: Any, n_months: int, settings: Any) -> np.ndarray:
+        out = np.empty((n_months + 1, self.n_scenarios, loans.n_loans))
+        for mask, provider in self.groups:
+            sel = np.flatnonzero(mask[loans.position])
+            if len(sel):
+                out[:, :, sel] = provider.survival(loans.subset(sel), n_months, settings)
+        return out
+
+    def origination_pd(self, loans: Any, start: np.ndarray, length: np.ndarray) -> np.ndarray:
+        out = np.empty(loans.n_loans)
+        for mask, provider in self.groups:
+            sel = np.flatnonzero(mask[loans.position])
+            if len(sel):
+                out[sel] = provider.origination_pd(loans.subset(sel), start[sel], length[sel])
+        return out

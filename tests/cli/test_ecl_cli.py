@@ -133,7 +133,7 @@ def test_chain_hazard_closed_forms() -> None:
     """A pure roll chain (CURRENT -> DPD30 w.p. a, then DPD30 -> 60 -> 90 -> DEFAULT surely) has cause-specific
     hazard 0, 0, 0, then a every month; a one-step chain with prepayment q has hazard h despite the
     competing exit. One-year PDs compound the months; a partial last year is annualised."""
-    from creditsim.cli.ecl import _annual_pds, chain_default_hazard
+    from creditsim.ifrs9.pd import annual_pds, chain_default_hazard
 
     a, h, q = 0.02, 0.01, 0.05
     roll = np.zeros((7, 7))
@@ -145,7 +145,7 @@ def test_chain_hazard_closed_forms() -> None:
     one[0] = 0
     one[0, 0], one[0, 4], one[0, 5] = 1 - h - q, h, q
     np.testing.assert_allclose(chain_default_hazard(np.broadcast_to(one, (30, 7, 7)), 0), h, rtol=1e-12)
-    np.testing.assert_allclose(_annual_pds(np.full(30, h)), 1 - (1 - h) ** 12, rtol=1e-12)
+    np.testing.assert_allclose(annual_pds(np.full(30, h)), 1 - (1 - h) ** 12, rtol=1e-12)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -181,7 +181,7 @@ def test_chain_hazard_rebuilds_the_models_cumulative_default_curve() -> None:
     """On the shipped delinquency chain (TTC, every asset class, from CURRENT and DPD60): the cumulative
     incidence sum_k P(alive at k-1) h(k), with P(alive) from matrix powers, equals the model's own
     pd_curve (P^t)[start, DEFAULT]."""
-    from creditsim.cli.ecl import chain_default_hazard
+    from creditsim.ifrs9.pd import chain_default_hazard
     from creditsim.transitions.markov import MarkovTransitionModel
 
     model = MarkovTransitionModel.default()
