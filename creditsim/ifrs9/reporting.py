@@ -52,7 +52,7 @@ from creditsim.errors import DataError
 from creditsim.fileio import atomic_write, escape_frame
 
 __all__ = ["allowance_movement", "exposure_by_grade_and_stage", "scenario_table", "disclosures_to_excel",
-           "stage_summary", "Ifrs7Report", "build_report"]
+           "stage_summary", "Ifrs7Report", "build_report", "write_tables_xlsx"]
 
 _STAGES = (1, 2, 3)
 
@@ -171,16 +171,11 @@ def scenario_table(result: Any, reference: int = 0) -> pd.DataFrame:
 
 
 def disclosures_to_excel(path: Any, **tables: pd.DataFrame) -> Any:
-    """Write the given tables (``name=frame``) to one workbook, one sheet each, atomically."""
+    """Write the given tables (``name=frame``) to one workbook, one sheet each, atomically, formatted and
+    formula-escaped as :meth:`Ifrs7Report.to_excel` writes them."""
     if not tables:
         raise DataError("disclosures_to_excel: no tables given")
-
-    def write(p: Any) -> None:
-        with pd.ExcelWriter(p, engine="openpyxl") as xl:
-            for name, frame in tables.items():
-                frame.to_excel(xl, sheet_name=str(name)[:31])
-
-    return atomic_write(path, write, suffix=".xlsx")
+    return write_tables_xlsx(path, tables)
 
 
 # ----------------------------------------------------------------------------- report object
@@ -257,23 +252,30 @@ class Ifrs7Report:
         return out
 
     def to_excel(self, path: str | os.PathLike[str]) -> Path:
-        """One sheet per table, written atomically (temporary file, then rename) with number formats:
-        currency ``#,##0.00``, coverage and weights ``0.00%``, loan counts ``#,##0``. Returns the path."""
+        """One sheet per table (:func:`write_tables_xlsx`). Returns the path."""
+        return write_tables_xlsx(path, self.tables())
 
-        def write(p: Path) -> None:
-            with pd.ExcelWriter(p, engine="openpyxl") as xl:
-                for name, frame in self.tables().items():
-                    escape_frame(frame).to_excel(xl, sheet_name=name)
-                    sheet = xl.sheets[name]
-                    sheet.column_dimensions["A"].width = 24
-                    for j, col in enumerate(frame.columns, start=2):
-                        fmt = _number_format(str(col))
-                        letter = get_column_letter(j)
-                        sheet.column_dimensions[letter].width = 16
-                        for row in range(2, len(frame) + 2):
-                            sheet[f"{letter}{row}"].number_format = fmt
 
-        return atomic_write(path, write, suffix=".xlsx")
+def write_tables_xlsx(path: str | os.PathLike[str], tables: dict[str, pd.DataFrame]) -> Path:
+    """One sheet per table (names cut to Excel's 31 characters), written atomically (temporary file, then
+    rename), text cells formula-escaped, with number formats by column name: currency ``#,##0.00``,
+    coverage and weights ``0.00%``, loan counts ``#,##0``."""
+
+    def write(p: Path) -> None:
+        with pd.ExcelWriter(p, engine="openpyxl") as xl:
+            for name, frame in tables.items():
+                sheet_name = str(name)[:31]
+                escape_frame(frame).to_excel(xl, sheet_name=sheet_name)
+                sheet = xl.sheets[sheet_name]
+                sheet.column_dimensions["A"].width = 24
+                for j, col in enumerate(frame.columns, start=2):
+                    fmt = _number_format(str(col))
+                    letter = get_column_letter(j)
+                    sheet.column_dimensions[letter].width = 16
+                    for row in range(2, len(frame) + 2):
+                        sheet[f"{letter}{row}"].number_format = fmt
+
+    return atomic_write(path, write, suffix=".xlsx")
 
 
 def _number_format(column: str) -> str:

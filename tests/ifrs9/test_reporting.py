@@ -196,3 +196,13 @@ def test_report_to_excel_formats_and_atomic_replace(tmp_path) -> None:
     assert ws.cell(5, ecl).value == pytest.approx(res.total, rel=1e-12)
     grades = [c.value for c in wb["exposure"]["A"]]  # text a spreadsheet would run as a formula is quoted
     assert "'=HYPERLINK(1)" in grades and not any(str(g).startswith("=") for g in grades), grades
+
+
+def test_disclosure_workbook_escapes_formulas_and_formats_numbers(tmp_path) -> None:
+    from openpyxl import load_workbook
+
+    frame = pd.DataFrame({"gross": [1234.5], "coverage": [0.021], "note": ["=HYPERLINK(\"http://x\")"]}, index=["Stage 1"])
+    path = disclosures_to_excel(tmp_path / "d.xlsx", a_sheet_name_longer_than_thirty_one_chars=frame)
+    sheet = load_workbook(path)["a_sheet_name_longer_than_thirty"]
+    assert sheet["D2"].value == "'=HYPERLINK(\"http://x\")"  # text, not a live formula
+    assert sheet["B2"].number_format == "#,##0.00" and sheet["C2"].number_format == "0.00%"
