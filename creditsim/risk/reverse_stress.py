@@ -39,8 +39,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from creditsim.deal.analytics import principal_loss
-from creditsim.deal.waterfall import run_waterfall
 from creditsim.errors import ConfigError
 from creditsim.fileio import atomic_write
 from creditsim.macro.latent import LatentPathMap
@@ -204,16 +202,8 @@ def _losses(elp: ExpectedLossPath, paths: torch.Tensor, k: int) -> tuple[torch.T
 def monte_carlo_loss(elp: ExpectedLossPath, path: np.ndarray, k: int, n: int, chunk: int = 250) -> tuple[float, float]:
     """Hard-mode Monte Carlo principal loss of tranche ``k`` on one macro path ``(T, 9)``: ``n`` draws of
     the loans (scenario ids 0..n-1 of the engine's seed); returns ``(mean, standard error)``."""
-    losses = []
-    macro = np.asarray(path, dtype=np.float64)[None]
-    with torch.no_grad():
-        for a in range(0, n, chunk):
-            ids = np.arange(a, min(n, a + chunk))
-            pool = elp.engine.pool_cashflows(np.repeat(macro, len(ids), axis=0), ids)
-            wf = run_waterfall(pool, elp.deal, initial_balance=elp.engine.initial_balance, mode="hard")
-            losses.append(principal_loss(wf)[:, k].cpu().numpy())
-    v = np.concatenate(losses)
-    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+    _, mean, se = elp.monte_carlo_losses(elp.monte_carlo_pool(np.asarray(path, dtype=np.float64)[None], n, chunk))
+    return float(mean[k]), float(se[k])
 
 
 # ---------------------------------------------------------------------------- design point

@@ -164,20 +164,6 @@ def _soft_size(losses: _SoftLosses, attach: np.ndarray, targets: np.ndarray, poo
     return attach
 
 
-def _monte_carlo(elp: ExpectedLossPath, paths: np.ndarray, reps: int) -> np.ndarray:
-    """``(S x reps, T, 7)`` hard-engine pool cashflows: ``reps`` loan draws on every path."""
-    macro = np.repeat(paths, reps, axis=0)
-    return elp.engine.pool_cashflows(macro, np.arange(len(macro)))
-
-
-def _mc_losses(elp: ExpectedLossPath, pool_cf: np.ndarray, sizes: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    with torch.no_grad():
-        wf = run_waterfall(pool_cf, elp.deal, initial_balance=elp.engine.initial_balance, mode="hard",
-                           tranche_balances=sizes)
-        loss = principal_loss(wf).numpy()
-    return loss.mean(0), loss.std(0, ddof=1) / np.sqrt(len(loss))
-
-
 def size_tranches(loans: Any, deal: Any, targets: Mapping[str, float], *, paths: np.ndarray | None = None,
                   n_paths: int = 64, reps: int = 16, polish: int = 2, tolerance: float = 0.1, seed: int = 0,
                   **run: Any) -> SizingResult:
@@ -206,12 +192,12 @@ def size_tranches(loans: Any, deal: Any, targets: Mapping[str, float], *, paths:
     sizes0 = np.array([t.balance for t in elp.deal.tranches], dtype=np.float64)
     attach = attachment_points(elp.deal, sizes0.sum())[0][:-1]  # current attachments of the debt classes
     soft = _SoftLosses(elp, paths)
-    mc_cf = _monte_carlo(elp, paths, reps)
+    mc_cf = elp.monte_carlo_pool(paths, reps)
     soft_goal = goal.copy()
     for _ in range(1 + polish):
         attach = _soft_size(soft, attach, soft_goal, pool, debt)
         sizes = _sizes(torch.from_numpy(attach), pool)
-        mc, se = _mc_losses(elp, mc_cf, sizes)
+        _, mc, se = elp.monte_carlo_losses(mc_cf, sizes)
         miss = np.abs(mc[: len(debt)] - goal) > tolerance * goal
         if not miss.any():
             break
@@ -269,7 +255,7 @@ def thinnest_equity(loans: Any, deal: Any, senior_target: float, *, paths: np.nd
     def attach(e: float) -> torch.Tensor:  # attachments of the debt classes (senior first) for equity share e
         return torch.tensor(e + above, dtype=torch.float64)
 
-    soft, mc_cf = _SoftLosses(elp, paths), _monte_carlo(elp, paths, reps)
+    soft, mc_cf = _SoftLosses(elp, paths), elp.monte_carlo_pool(paths, reps)
     lo, hi = MIN_THICKNESS, 1.0 - mezz.sum() - MIN_THICKNESS
     goal = float(senior_target)
     for _ in range(1 + polish):
@@ -282,7 +268,7 @@ def thinnest_equity(loans: Any, deal: Any, senior_target: float, *, paths: np.nd
             with torch.no_grad():
                 a, b = (mid, b) if float(soft(_sizes(attach(mid), pool))[0]) > goal else (a, mid)
         sizes = _sizes(attach(b), pool)
-        mc, se = _mc_losses(elp, mc_cf, sizes)
+        _, mc, se = elp.monte_carlo_losses(mc_cf, sizes)
         if abs(mc[0] - senior_target) <= tolerance * senior_target:
             break
         goal = min(0.99, max(1e-7, goal * senior_target / max(mc[0], 1e-9)))

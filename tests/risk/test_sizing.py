@@ -14,7 +14,7 @@ from creditsim.deal.config import Tranche, load_deal
 from creditsim.errors import ConfigError
 from creditsim.examples import example_path
 from creditsim.risk.expected import ExpectedLossPath
-from creditsim.risk.sizing import _macro_paths, _mc_losses, _monte_carlo, size_tranches
+from creditsim.risk.sizing import _macro_paths, size_tranches
 
 T = 24
 ATTACH = np.array([0.12, 0.07, 0.03])  # A, B, C attachments of the known structure
@@ -36,7 +36,7 @@ def setup():
     elp = ExpectedLossPath.from_tape(_tape(), _deal(), horizon=T, seed=0)
     paths = _macro_paths(elp, 16, 0, {"horizon": T})
     sizes = torch.tensor([t.balance for t in elp.deal.tranches], dtype=torch.float64)
-    mc, _ = _mc_losses(elp, _monte_carlo(elp, paths, 32), sizes)
+    _, mc, _ = elp.monte_carlo_losses(elp.monte_carlo_pool(paths, 32), sizes)
     return paths, mc
 
 
