@@ -70,7 +70,7 @@ def search(tape: pd.DataFrame, tranche: str, loss: float) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--b", action="store_true", help="also tranche B at 1 %")
+    ap.add_argument("--b", action="store_true", help="also tranche B at 1 %%")
     args = ap.parse_args()
     torch.set_num_threads(2)
     tape = pd.read_parquet(example_path("loans_example.parquet"))
