@@ -75,8 +75,38 @@ class HarnessResult:
             "default ECE": t["ece_default"].map(lambda v: f"{v:.4f}"),
         }, index=t.index)
 
+    def plot(self, path: str | Path | None = None) -> Any:
+        """Two panels: each model's NLL per move with its 95 % interval, and its paired difference to the
+        reference (left of 0: better). Saved as PNG when ``path`` is given. Returns the figure."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        t = self.table.iloc[::-1]  # first model on top
+        y = np.arange(len(t))
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.45 * len(t) + 1.6), sharey=True)
+        for ax, col, title in ((left, "nll", "NLL per move"), (right, "nll_vs_ref", f"minus {self.settings['reference']}")):
+            lo, hi = t[f"{col}_lo"].to_numpy(), t[f"{col}_hi"].to_numpy()
+            mid = t[col].to_numpy()
+            colors = ["C2" if h < 0 else "C3" if lo_ > 0 else "C7" for lo_, h in zip(lo, hi)] if col != "nll" else ["C0"] * len(t)
+            for j, colour in enumerate(colors):
+                ax.errorbar(mid[j], y[j], xerr=[[mid[j] - lo[j]], [hi[j] - mid[j]]], fmt="o", color=colour, capsize=3)
+            ax.set_title(title)
+            ax.grid(alpha=0.3, axis="x")
+        right.axvline(0.0, color="k", lw=0.8)
+        left.set_yticks(y, list(t.index))
+        fig.suptitle(f"Transition models, split {self.settings['split']}: 95 % intervals, bootstrap by "
+                     f"{self.settings['cluster']} (green: better than the reference, red: worse)", fontsize=10)
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=110, format="png")
+        plt.close(fig)
+        return fig
+
     def save(self, out: str | Path) -> Path:
-        """Write ``scores.csv``, ``summary.txt`` and ``meta.json`` (settings) as a creditsim result directory.
+        """Write ``scores.csv``, ``summary.txt``, ``bootstrap_nll.csv``, ``harness.png`` and ``meta.json``
+        (settings) as a creditsim result directory.
 
         The files are built in a temporary sibling that then replaces ``out`` in one step
         (:func:`creditsim.fileio.replace_result_dir`); an existing ``out`` is replaced only if it is empty
@@ -87,10 +117,12 @@ class HarnessResult:
         files = {"scores.csv": self.table.to_csv(), "summary.txt": self.summary().to_string() + "\n",
                  "bootstrap_nll.csv": self.replicates.to_csv(index_label="replicate")}
         meta = {"producer": RESULT_MARKER, "command": "eval transitions", "files": sorted(files), "settings": self.settings}
+        meta["files"].append("harness.png")
         tmp = make_temp_dir(out)
         try:
             for name, text in {**files, "meta.json": json.dumps(meta, indent=2, default=str) + "\n"}.items():
                 (tmp / name).write_text(text, encoding="utf-8")
+            self.plot(tmp / "harness.png")
             replace_result_dir(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

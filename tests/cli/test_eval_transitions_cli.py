@@ -33,6 +33,7 @@ def test_eval_transitions_prints_and_saves(uci_files, tmp_path, capsys, run_cli)
     scores = pd.read_csv(out / "scores.csv", index_col="model")
     assert list(scores.index) == ["markov", "markov_calendar", "logit"]
     assert scores.loc["logit", "nll"] < scores.loc["markov", "nll"]
+    assert (out / "harness.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     meta = json.loads((out / "meta.json").read_text())
     assert meta["producer"] == "creditsim" and meta["settings"]["tape_features"] == ["credit_limit", "age"]
     # a second run may replace its own result directory
