@@ -203,6 +203,15 @@ def run_config(config_file: Path | None, options: dict[str, Any]) -> Any:
     return cfg
 
 
+def load_chain(path: Path, engine: str) -> Any:
+    """The Markov chain of ``--transition-model`` (markov and trajectory engines only)."""
+    from creditsim.transitions.markov import MarkovTransitionModel
+
+    if engine == "transformer":
+        raise ConfigError("--transition-model holds a Markov chain; use it with --engine markov (or trajectory)")
+    return MarkovTransitionModel.load(path)
+
+
 def print_run_terms(settings: dict[str, Any], cutoff_given: bool) -> None:
     """Say out loud the two things a run decides for the user when not told: the cut-off month (the
     tape's latest origination date) and the scaling of the deal's notionals to the tape's pool."""
@@ -245,6 +254,8 @@ def simulate_cmd(
                                     "(default: scale them to the tape's pool balance, announced)"),
     excel: bool = typer.Option(False, "--excel", help="also write results.xlsx into the run directory"),
     html_report: bool = typer.Option(False, "--html", help="also write report.html into the run directory"),
+    transition_model: Path = typer.Option(None, "--transition-model", help="a Markov chain fitted on your panel "
+                                          "(folder written by `creditsim train transitions`) instead of the default"),
 ) -> None:
     """Run the Monte Carlo simulation of a deal on a loan tape and save the run."""
     # the CLI imports its stack on use: `creditsim --help` and the data commands must not pay for torch
@@ -264,6 +275,8 @@ def simulate_cmd(
                                   "seed": seed, "chunk_size": chunk_size, "horizon": horizon,
                                   "backend": backend, "device": device, "cutoff": cutoff,
                                   "scale_deal": False if no_rescale else None})
+    if transition_model is not None:
+        run_cfg = run_cfg.replace(transition_model=load_chain(transition_model, run_cfg.engine))
     loans = read_tape(tape)
     deal_cfg = load_deal(deal)
     t0 = time.perf_counter()

@@ -52,8 +52,11 @@ scaling) from a dated panel and a macro frame (conditional-logit MLE with standa
 
 from __future__ import annotations
 
+import json
+import os
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -61,7 +64,8 @@ import torch
 
 from creditsim.transitions.overlay_file import calibrated_sensitivities
 from creditsim.transitions.sampler import check_positive_int, check_states, cumulative_thresholds, validate_matrices
-from creditsim.errors import ConfigError, DataError, NotFittedError, format_labels
+from creditsim.errors import CheckpointError, ConfigError, DataError, NotFittedError, format_labels
+from creditsim.fileio import atomic_write
 from creditsim.macro.sensitivity import (CHANGE_MONTHS, OVERLAY_VARS, SHOCK_MEAN, SHOCK_SD, UNEMPLOYMENT_CHANGE, Z_CLIP,
                                         scaled_sensitivity, with_derived)
 from creditsim.schema import validate_macro, validate_panel
@@ -77,7 +81,13 @@ __all__ = [
     "UNEMPLOYMENT_CHANGE_SD",
     "BASE_CASE_ROLL_RATES",
     "base_case_matrix",
+    "MODEL_FILE",
+    "MODEL_FORMAT",
 ]
+
+#: file name and format tag of :meth:`MarkovTransitionModel.save`
+MODEL_FILE = "markov_model.json"
+MODEL_FORMAT = "creditsim.markov/1"
 
 _LIVE = (LoanState.CURRENT, LoanState.DPD30, LoanState.DPD60, LoanState.DPD90)
 _N_LIVE = len(_LIVE)  # the live states are 0 .. 3
@@ -569,6 +579,48 @@ class MarkovTransitionModel:
                 rec["filled"] = filled.get((seg, LoanState(i).name), "")
                 rows.append(rec)
         return pd.DataFrame(rows).set_index(["segment", "from_state"])
+
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write the fitted chain and its macro overlay to ``directory/markov_model.json`` (atomically).
+
+        JSON, not safetensors: the model is a handful of small matrices and dictionaries, and JSON's
+        shortest round-trip float repr gives back every float64 bit for bit. Returns the file's path.
+        """
+        p = self._matrix()
+        data = {
+            "format": MODEL_FORMAT, "matrix": p.tolist(), "segments": None if self.segments_ is None else list(self.segments_),
+            "sensitivities": self.sensitivities, "segment_sensitivities": self.segment_sensitivities, "z_clip": self.z_clip,
+            "macro_mean": self.macro_mean_.tolist(), "macro_std": self.macro_std_.tolist(),
+            "counts": None if self.counts_ is None else np.asarray(self.counts_).tolist(),
+            "censored_counts": None if getattr(self, "censored_counts_", None) is None else np.asarray(self.censored_counts_).tolist(),
+        }
+        path = Path(directory) / MODEL_FILE
+        return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1), encoding="utf-8"))
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> "MarkovTransitionModel":
+        """A model written by :meth:`save` (``directory`` or the JSON file itself); CheckpointError naming
+        what is missing or malformed."""
+        path = Path(directory)
+        path = path / MODEL_FILE if path.is_dir() else path
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"{path}: not a readable Markov model file ({exc})") from None
+        if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
+            raise CheckpointError(f"{path}: expected a {MODEL_FORMAT!r} file written by MarkovTransitionModel.save")
+        model = cls.from_matrix(np.asarray(data["matrix"], dtype=np.float64), segments=data["segments"],
+                                sensitivities=data["sensitivities"], z_clip=data["z_clip"],
+                                segment_sensitivities=data["segment_sensitivities"] or None)
+        model.macro_mean_ = np.asarray(data["macro_mean"], dtype=np.float64)
+        model.macro_std_ = np.asarray(data["macro_std"], dtype=np.float64)
+        if data.get("counts") is not None:
+            model.counts_ = np.asarray(data["counts"], dtype=np.int64)
+        if data.get("censored_counts") is not None:
+            model.censored_counts_ = np.asarray(data["censored_counts"], dtype=np.int64)
+        return model
 
 
 def row_mle(counts: np.ndarray, censored: np.ndarray | None = None) -> np.ndarray:
