@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,6 +175,10 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
                 raise ConfigError(f"{option}: {c!r} is not a covariate; expected one of {list(known)}")
     moves = build_moves(panel, tape, panel_features, tape_features, period, lags, macro, macro_features)
     train, test = split_moves(moves, split, test_share, seed)
+    if not (train.to_state == 4).any() and (test.to_state == 4).any():
+        warnings.warn(f"split {split!r}: the training moves hold no default but the test moves hold "
+                      f"{int((test.to_state == 4).sum())}; every model's default probability is a prior, and a chain "
+                      "that saw none scores each test default at the probability floor", stacklevel=2)
     scores, seconds = {}, {}
     for name in models:
         start = time.perf_counter()

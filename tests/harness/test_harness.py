@@ -261,3 +261,11 @@ def test_thin_cohorts_are_shrunk_towards_their_parent_and_thick_ones_are_not() -
     parent = 100 / 1000  # pooled CURRENT -> DPD30 rate
     assert p[thin, 1][0] == pytest.approx(CREDIBILITY * parent / (2 + CREDIBILITY))
     assert p[thick, 1][0] == pytest.approx((100 + CREDIBILITY * parent) / (998 + CREDIBILITY))
+
+
+def test_a_training_split_without_defaults_is_announced() -> None:
+    panel, _ = _synthetic(400)
+    late = panel["reporting_month"] >= "2020-03-01"
+    panel.loc[~late & (panel["loan_state"] == 4), "loan_state"] = 0  # no default before March
+    with pytest.warns(UserWarning, match="training moves hold no default"):
+        evaluate_transitions(panel, split="oot:2020-03", models=["markov"], n_boot=10)
