@@ -269,3 +269,30 @@ def test_a_training_split_without_defaults_is_announced() -> None:
     panel.loc[~late & (panel["loan_state"] == 4), "loan_state"] = 0  # no default before March
     with pytest.warns(UserWarning, match="training moves hold no default"):
         evaluate_transitions(panel, split="oot:2020-03", models=["markov"], n_boot=10)
+
+
+def test_a_quarterly_panel_with_three_states_runs_through_every_cohort_contestant() -> None:
+    """Mortgage-style data: CURRENT / DEFAULT / PREPAID only, one row a quarter, loans starting anywhere."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(600):
+        start = int(rng.integers(0, 4))
+        ltv = float(rng.uniform(0.4, 1.0))
+        for q in range(start, 8):
+            month = f"{2018 + q // 4}-{3 * (q % 4) + 1:02d}"
+            u = rng.random()
+            if u < 0.02 + 0.06 * (ltv > 0.8):
+                rows += [(f"M{i}", month, 0, False, ltv), (f"M{i}", f"{2018 + (q + 1) // 4}-{3 * ((q + 1) % 4) + 1:02d}", 4, False, ltv)]
+                break
+            if u > 0.95:
+                rows += [(f"M{i}", month, 0, False, ltv), (f"M{i}", f"{2018 + (q + 1) // 4}-{3 * ((q + 1) % 4) + 1:02d}", 5, False, ltv)]
+                break
+            rows.append((f"M{i}", month, 0, q == 7, ltv))
+    panel = pd.DataFrame(rows, columns=["loan_id", "reporting_month", "loan_state", "censored", "ltv"])
+    panel["reporting_month"] = pd.to_datetime(panel["reporting_month"])
+    res = evaluate_transitions(panel, period="quarter", panel_features=["ltv"], cohort_by=["ltv"], n_bins=2,
+                               models=["markov", "markov_cohort_calendar", "logit", "gbm", "transformer"], n_boot=20)
+    t = res.table
+    assert set(t.index) == {"markov", "markov_cohort_calendar", "logit", "gbm", "transformer"}
+    assert t.loc["logit", "nll"] < t.loc["markov", "nll"]  # LTV matters and the logit sees it
+    assert (t["auc_default"] > 0.55).loc[["logit", "gbm"]].all()
