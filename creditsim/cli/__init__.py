@@ -23,7 +23,8 @@ from creditsim.errors import CreditSimError
 __all__ = ["app", "main", "run_app"]
 
 #: command-group modules, each with ``register(app: typer.Typer) -> None``
-COMMAND_MODULES: tuple[str, ...] = ("data", "deal", "ratings", "train", "evaluate", "run", "stress", "reverse", "examples", "ecl")
+COMMAND_MODULES: tuple[str, ...] = ("data", "deal", "ratings", "train", "evaluate", "run", "stress", "reverse", "examples", "ecl",
+                                     "notes")
 
 app = typer.Typer(
     name="creditsim",

@@ -185,7 +185,7 @@ def size_tranches(loans: Any, deal: Any, targets: Mapping[str, float], *, paths:
     elp = ExpectedLossPath.from_tape(loans, deal, seed=seed, **run)
     debt = _check_targets(elp.deal, targets)
     if paths is None:
-        paths = _macro_paths(elp, n_paths, seed, run)
+        paths = elp.scenario_paths(n_paths, seed, run)
     paths = np.asarray(paths, dtype=np.float64)[:, : elp.horizon]
     pool = float(elp.engine.initial_balance)
     goal = np.array([float(targets[n]) for n in debt])
@@ -219,16 +219,6 @@ def size_tranches(loans: Any, deal: Any, targets: Mapping[str, float], *, paths:
     return SizingResult(table, replace(elp.deal, tranches=tranches), settings)
 
 
-def _macro_paths(elp: ExpectedLossPath, n: int, seed: int, run: Mapping[str, Any]) -> np.ndarray:
-    """``n`` paths of the run's macro source and scenario mix, from the run's start state."""
-    from creditsim.macro.scenarios import build_macro_draw, draw_scenario_labels
-    from creditsim.risk.config import RunConfig
-
-    config = RunConfig(**{k: v for k, v in run.items() if k in ("macro", "scenario_mix", "horizon")})
-    labels = draw_scenario_labels(config.weights, n, seed)
-    return build_macro_draw(config.macro, labels, elp.horizon, seed, start=elp.start).values
-
-
 def thinnest_equity(loans: Any, deal: Any, senior_target: float, *, paths: np.ndarray | None = None,
                     scenario_mix: Any = "severely_adverse", n_paths: int = 32, reps: int = 16, polish: int = 2,
                     tolerance: float = 0.1, seed: int = 0, **run: Any) -> SizingResult:
@@ -244,7 +234,7 @@ def thinnest_equity(loans: Any, deal: Any, senior_target: float, *, paths: np.nd
     if isinstance(senior_target, bool) or not isinstance(senior_target, (int, float)) or not 0 < senior_target < 1:
         raise ConfigError(f"senior_target: expected an expected-loss fraction in (0, 1), got {senior_target!r}")
     if paths is None:
-        paths = _macro_paths(elp, n_paths, seed, {**run, "scenario_mix": scenario_mix})
+        paths = elp.scenario_paths(n_paths, seed, {**run, "scenario_mix": scenario_mix})
     paths = np.asarray(paths, dtype=np.float64)[:, : elp.horizon]
     pool = float(elp.engine.initial_balance)
     sizes0 = np.array([t.balance for t in elp.deal.tranches], dtype=np.float64)

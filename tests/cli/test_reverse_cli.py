@@ -54,7 +54,6 @@ def test_size_tranches_command(tmp_path, capsys, run_cli) -> None:
 
     from creditsim.deal.config import Tranche, load_deal
     from creditsim.risk.expected import ExpectedLossPath
-    from creditsim.risk.sizing import _macro_paths
 
     tape = pd.read_parquet(example_path("loans_example.parquet")).sample(400, random_state=11).reset_index(drop=True)
     tape_path = tmp_path / "loans.parquet"
@@ -66,7 +65,7 @@ def test_size_tranches_command(tmp_path, capsys, run_cli) -> None:
     deal_path = tmp_path / "deal.yaml"
     deal_path.write_text(yaml.safe_dump(deal.to_dict(), sort_keys=False))
     elp = ExpectedLossPath.from_tape(tape, deal, horizon=24, seed=0)
-    paths = _macro_paths(elp, 16, 0, {"horizon": 24})
+    paths = elp.scenario_paths(16, 0, {"horizon": 24})
     _, mc, _ = elp.monte_carlo_losses(elp.monte_carlo_pool(paths, 32), torch.tensor([t.balance for t in elp.deal.tranches]))
     targets = ",".join(f"{n}={v:.6g}" for n, v in zip("ABC", mc[:3]))
     out = tmp_path / "sized"

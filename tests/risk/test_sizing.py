@@ -14,7 +14,7 @@ from creditsim.deal.config import Tranche, load_deal
 from creditsim.errors import ConfigError
 from creditsim.examples import example_path
 from creditsim.risk.expected import ExpectedLossPath
-from creditsim.risk.sizing import _macro_paths, size_tranches
+from creditsim.risk.sizing import size_tranches
 
 T = 24
 ATTACH = np.array([0.12, 0.07, 0.03])  # A, B, C attachments of the known structure
@@ -34,7 +34,7 @@ def _deal(attach: np.ndarray = ATTACH):
 @pytest.fixture(scope="module")
 def setup():
     elp = ExpectedLossPath.from_tape(_tape(), _deal(), horizon=T, seed=0)
-    paths = _macro_paths(elp, 16, 0, {"horizon": T})
+    paths = elp.scenario_paths(16, 0, {"horizon": T})
     sizes = torch.tensor([t.balance for t in elp.deal.tranches], dtype=torch.float64)
     _, mc, _ = elp.monte_carlo_losses(elp.monte_carlo_pool(paths, 32), sizes)
     return paths, mc
