@@ -33,15 +33,16 @@ from creditsim.nn.trainer import TrainConfig, fit
 from creditsim.states import MACRO_VARS, N_STATES, LoanState
 from creditsim.transitions.transformer import TransitionConfig, TransitionTransformer
 
-__all__ = ["TransformerContestant", "TransformerSettings", "period_path"]
+__all__ = ["NetSettings", "TransformerContestant", "TransformerSettings", "period_path"]
 
 _D = int(LoanState.DEFAULT)
 _N_LIVE = int(LoanState.DPD90) + 1
 
 
 @dataclass(frozen=True)
-class TransformerSettings:
-    """Size and training of the harness transformer (small: a panel has few cohort sequences)."""
+class NetSettings:
+    """Size and training of a harness network: width, heads, blocks, dropout; epochs, batch, learning rate,
+    early-stopping patience (epochs) and the share of training loans held out for early stopping."""
 
     d_model: int = 32
     n_heads: int = 4
@@ -51,9 +52,15 @@ class TransformerSettings:
     batch_size: int = 32
     lr: float = 3e-3
     patience: int = 30
-    n_bins: int = 5
     val_share: float = 0.15
 
+
+@dataclass(frozen=True)
+class TransformerSettings(NetSettings):
+    """The harness transformer (small: a panel has few cohort sequences); ``n_bins`` cuts each numeric
+    cohort covariate."""
+
+    n_bins: int = 5
 
 
 class TransformerContestant:

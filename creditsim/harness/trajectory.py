@@ -29,6 +29,7 @@ import torch
 from creditsim.errors import ConfigError
 from creditsim.features import loan_features
 from creditsim.harness.contestants import ChainContestant, CovariateDesign
+from creditsim.harness.deep import NetSettings
 from creditsim.harness.moves import CohortKey, MoveTable, held_out_loans, month_number
 from creditsim.loans.trajectory import LoanTrajectoryModel, TrajectoryConfig
 from creditsim.nn.trainer import TrainConfig, fit
@@ -40,23 +41,17 @@ _D = int(LoanState.DEFAULT)
 
 
 @dataclass(frozen=True)
-class TrajectorySettings:
-    """Size and training of the harness trajectory model. ``window``: the longest sequence, in periods;
-    a loan's longer history is cut into consecutive windows (each starts from the observed state and
-    carries ``prev_state`` and any lagged covariates), which bounds the padding and the attention cost
-    on long panels at the price of attention beyond ``window`` periods."""
+class TrajectorySettings(NetSettings):
+    """The harness trajectory model (many loan sequences: fewer epochs, bigger batches). ``window``: the
+    longest sequence, in periods; a loan's longer history is cut into consecutive windows (each starts
+    from the observed state and carries ``prev_state`` and any lagged covariates), which bounds the
+    padding and the attention cost on long panels at the price of attention beyond ``window`` periods."""
 
-    d_model: int = 32
-    n_heads: int = 4
-    n_layers: int = 2
-    dropout: float = 0.1
     epochs: int = 60
     batch_size: int = 256
     lr: float = 2e-3
     patience: int = 8
-    val_share: float = 0.15
     window: int = 24
-
 
 
 class TrajectoryContestant:
