@@ -50,7 +50,7 @@ class TrajectorySettings(NetSettings):
     epochs: int = 60
     batch_size: int = 256
     lr: float = 2e-3
-    patience: int = 8
+    patience: int = 5
     window: int = 24
 
 
