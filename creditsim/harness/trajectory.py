@@ -45,12 +45,15 @@ class TrajectorySettings(NetSettings):
     """The harness trajectory model (many loan sequences: fewer epochs, bigger batches). ``window``: the
     longest sequence, in periods; a loan's longer history is cut into consecutive windows (each starts
     from the observed state and carries ``prev_state`` and any lagged covariates), which bounds the
-    padding and the attention cost on long panels at the price of attention beyond ``window`` periods."""
+    padding and the attention cost on long panels at the price of attention beyond ``window`` periods.
+    ``patience`` 8 (measured, 2 cores): at 100k loans x 60 months the fit takes 663 s, with 5 it takes
+    329 s at the same test NLL, but on the UCI panel 5 loses a third of the margin over gradient
+    boosting in one seed of three, so the default keeps 8 and a large panel may pass 5."""
 
     epochs: int = 60
     batch_size: int = 256
     lr: float = 2e-3
-    patience: int = 5
+    patience: int = 8
     window: int = 24
 
 
