@@ -124,7 +124,8 @@ class ChainContestant:
 
     def predict(self, moves: MoveTable) -> np.ndarray:
         labels, key = np.unique(self.key.labels(moves), return_inverse=True)
-        # (K + 1, 7, 7): the fitted matrix of each test key, all zeros for keys unseen in training
+        # (K + 1, 7, 7): the fitted matrix of each test key, all zeros for keys unseen in training (the
+        # extra zero matrix keeps an empty move table stackable)
         stacked = np.stack([self.matrices_.get(k, np.zeros((N_STATES, N_STATES))) for k in labels] + [np.zeros((N_STATES, N_STATES))])
         frm = moves.from_state.astype(np.int64)
         out = stacked[key.reshape(-1), frm]
