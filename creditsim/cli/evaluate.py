@@ -14,7 +14,7 @@ from creditsim.errors import ConfigError
 __all__ = ["register"]
 
 console = Console()
-eval_app = typer.Typer(help="Evaluate generative models against history and baselines.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate the generative and transition models against history and baselines.", no_args_is_help=True)
 
 
 @eval_app.command("macro")

@@ -14,7 +14,7 @@ from creditsim.errors import ConfigError
 __all__ = ["register"]
 
 console = Console()
-train_app = typer.Typer(help="Train the generative models.", no_args_is_help=True)
+train_app = typer.Typer(help="Train the generative models, or fit the Markov chain on your own panel.", no_args_is_help=True)
 
 
 @train_app.command("macro")

@@ -166,6 +166,11 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
         :class:`HarnessResult`.
     """
     models = list(models)
+    if cluster not in ("loan", "period"):  # checked before any fit
+        raise ConfigError(f"cluster: expected 'loan' or 'period', got {cluster!r}")
+    for name in models:
+        if name not in CONTESTANT_NAMES:
+            raise ConfigError(f"model {name!r}: expected one of {list(CONTESTANT_NAMES)}")
     if reference not in models:
         raise ConfigError(f"reference: {reference!r} is not among the models {models}")
     known = ("prev_state", "period", *panel_features, *tape_features)
