@@ -64,9 +64,6 @@ def train_macro(
     console.print(table)
 
 
-OVERLAYS = ("calibrated", "fit", "legacy")
-
-
 @train_app.command("transitions")
 def train_transitions(
     panel: Path = typer.Option(..., "--panel", help="loan x month panel (csv/parquet) with loan_id, reporting_month, loan_state"),
@@ -74,41 +71,24 @@ def train_transitions(
     tape: Path = typer.Option(None, "--tape", help="loan tape, for a --by column the panel lacks (joined on loan_id)"),
     by: str = typer.Option(None, "--by", help="segment column (default asset_class when a tape is given: the "
                            "segmentation simulate uses)"),
-    overlay: str = typer.Option("calibrated", "--overlay", help="macro overlay: calibrated (the shipped per-asset-class "
-                                "link, needs --by asset_class), fit (estimated on this panel with --macro), legacy"),
+    overlay: str = typer.Option(None, "--overlay", help="macro overlay: calibrated (the shipped per-asset-class link, "
+                                "needs --by asset_class; the default then), fit (estimated on this panel with --macro; the "
+                                "default otherwise), legacy"),
     macro: str = typer.Option("history", "--macro", help="for --overlay fit: 'history' (bundled US macro) or a monthly file"),
 ) -> None:
     """Fit the monthly Markov chain on your panel (censored rows honoured) with a macro overlay, and save it
-    for ``creditsim simulate --transition-model DIR``."""
+    for ``creditsim simulate --transition-model DIR`` (:func:`creditsim.fit_transitions`)."""
+    from creditsim.harness.fit import fit_transitions
     from creditsim.io import read_frame, read_panel
-    from creditsim.transitions.markov import MarkovTransitionModel
-    from creditsim.transitions.overlay_file import calibrated_sensitivities
 
-    if overlay not in OVERLAYS:
-        raise ConfigError(f"--overlay must be one of {list(OVERLAYS)}, got {overlay!r}")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out must be a folder, but {out} is a file")
     frame = read_panel(panel, check_transitions=False)
-    by = by if by is not None else ("asset_class" if tape is not None else None)
-    if by is not None and by not in frame.columns:
-        if tape is None:
-            raise ConfigError(f"--by {by}: the panel has no such column; give --tape to join it from the loan tape")
-        static = read_frame(tape, "loan tape")
-        if by not in static.columns:
-            raise ConfigError(f"--by {by}: neither the panel nor the tape has this column")
-        frame = frame.merge(static[["loan_id", by]].astype({"loan_id": str}), on="loan_id", how="left")
-        if frame[by].isna().any():
-            raise ConfigError(f"--tape: {frame.loc[frame[by].isna(), 'loan_id'].nunique()} panel loans have no tape row, "
-                              f"e.g. {frame.loc[frame[by].isna(), 'loan_id'].iloc[0]!r}")
-    if overlay == "calibrated" and by != "asset_class":
-        raise ConfigError("--overlay calibrated needs --by asset_class (one calibrated link per asset class); "
-                          "use --overlay fit (estimated on your panel) or legacy")
-    kwargs = {"segment_sensitivities": calibrated_sensitivities()} if overlay == "calibrated" else {}
-    model = MarkovTransitionModel(**kwargs).fit(frame, by=by)
-    if overlay == "fit":
-        model.fit_macro_sensitivity(frame, _macro_frame(macro))
+    static = None if tape is None else read_frame(tape, "loan tape")
+    model = fit_transitions(frame, static, model="markov", macro=_macro_frame(macro), by=by, overlay=overlay)
     path = model.save(out)
-    _print_chain(model, path, overlay)
+    used = overlay or ("calibrated" if model.segment_sensitivities else "fit")
+    _print_chain(model, path, used)
 
 
 def _macro_frame(macro: str):
@@ -119,7 +99,7 @@ def _macro_frame(macro: str):
     from creditsim.io import read_frame
 
     frame = read_frame(Path(macro), "macro")
-    return frame.set_index(frame.columns[0]) if "reporting_month" in frame.columns else frame
+    return frame.set_index("reporting_month") if "reporting_month" in frame.columns else frame
 
 
 def _print_chain(model, path: Path, overlay: str) -> None:

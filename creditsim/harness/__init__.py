@@ -7,11 +7,13 @@
 - :mod:`~creditsim.harness.scoring`: NLL, Brier, default AUC and ECE per move, with loan-clustered
   paired bootstrap intervals.
 - :mod:`~creditsim.harness.run`: :func:`evaluate_transitions`, the side-by-side table.
+- :mod:`~creditsim.harness.fit`: :func:`fit_transitions`, a model fitted on your own panel.
 """
 
+from creditsim.harness.fit import fit_transitions
 from creditsim.harness.registry import CONTESTANT_NAMES, make_contestant
 from creditsim.harness.moves import MoveTable, build_moves, split_moves
 from creditsim.harness.run import HarnessResult, evaluate_transitions
 
-__all__ = ["CONTESTANT_NAMES", "HarnessResult", "MoveTable", "build_moves", "evaluate_transitions", "make_contestant",
-           "split_moves"]
+__all__ = ["CONTESTANT_NAMES", "HarnessResult", "MoveTable", "build_moves", "evaluate_transitions", "fit_transitions",
+           "make_contestant", "split_moves"]

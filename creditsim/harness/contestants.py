@@ -30,7 +30,8 @@ hazard whose training moves all share one outcome predicts the Jeffreys-smoothed
 standardised ``asinh(x)`` (money amounts are heavy-tailed, asinh is linear near 0 and logarithmic in the
 tails), missing values as the training median plus a missing indicator, categoricals one-hot with
 unseen levels as all-zero; L2 penalty ``C = 1``. For the GBM: categoricals are native categorical splits
-(unseen levels are missing), early stopping on a seeded 10 % of the training moves.
+(unseen levels are missing), early stopping on a seeded 10 % of the training moves (100 rounds without
+early stopping when a destination has fewer than 10 training moves, which a stratified split cannot hold).
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ class ClassifierContestant:
         self.name, self.seed = name, seed
         self.heads_: dict[int, tuple] = {}
 
-    def _estimator(self):
+    def _estimator(self, smallest_class: int):
         try:
             from sklearn.ensemble import HistGradientBoostingClassifier
             from sklearn.linear_model import LogisticRegression
@@ -201,8 +202,10 @@ class ClassifierContestant:
         if self.name == "logit":
             return LogisticRegression(C=1.0, max_iter=2000)
         cat = list(range(len(self.design_.categorical)))
-        return HistGradientBoostingClassifier(max_iter=300, learning_rate=0.1, max_leaf_nodes=31, l2_regularization=1.0,
-                                              categorical_features=cat or None, early_stopping=True,
+        # the early-stopping split is stratified: it needs every class twice and means little below ~10
+        stop = smallest_class >= 10
+        return HistGradientBoostingClassifier(max_iter=300 if stop else 100, learning_rate=0.1, max_leaf_nodes=31,
+                                              l2_regularization=1.0, categorical_features=cat or None, early_stopping=stop,
                                               validation_fraction=0.1, random_state=self.seed)
 
     def _head(self, x: np.ndarray, y: np.ndarray) -> object:
@@ -210,7 +213,7 @@ class ClassifierContestant:
         classes, counts = np.unique(y, return_counts=True)
         if len(classes) < 2:
             return ("constant", classes, counts)
-        return self._estimator().fit(x, y)
+        return self._estimator(int(counts.min())).fit(x, y)
 
     def fit(self, train: MoveTable) -> "ClassifierContestant":
         self.design_ = CovariateDesign(self.name, train.categorical).fit(train.covariates)

@@ -43,7 +43,7 @@ def test_train_on_a_panel_then_simulate_with_it(own_data, tmp_path, capsys, run_
 def test_fitted_overlay_and_errors(own_data, tmp_path, capsys, run_cli) -> None:
     panel_path, tape_path, *_ = own_data
     assert run_cli(["train", "transitions", "--panel", str(panel_path), "--overlay", "calibrated", "--out", str(tmp_path / "a")]) == 2
-    assert "needs --by asset_class" in capsys.readouterr().err
+    assert "needs by='asset_class'" in capsys.readouterr().err
     assert run_cli(["simulate", "--tape", str(tape_path), "--deal", str(example_path("example_clo.yaml")), "--engine", "transformer",
                     "--transition-model", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "--engine markov" in capsys.readouterr().err
@@ -64,3 +64,21 @@ def test_save_load_round_trip_keeps_every_bit_of_a_fitted_overlay(own_data, tmp_
     paths = load_macro_history().to_numpy()[-36:][None]
     np.testing.assert_array_equal(model.scenario_matrices(paths), back.scenario_matrices(paths))
     np.testing.assert_array_equal(model.counts_, back.counts_)
+
+
+def test_fit_transitions_entry_point(own_data) -> None:
+    _, _, panel, loans = own_data
+    chain = cs.fit_transitions(panel, loans)  # by asset class, calibrated overlay: what simulate runs on
+    assert set(loans["asset_class"]) <= set(chain.segments_) and chain.segment_sensitivities
+    history = panel[panel["reporting_month"] <= "2025-09-01"]  # the bundled macro history ends in 2025-09
+    fitted = cs.fit_transitions(history, model="markov", macro="history")  # no tape: one chain, overlay fitted
+    assert fitted.segments_ is None and fitted.sensitivity_se_ is not None
+    gbm = cs.fit_transitions(panel, loans, model="gbm", panel_features=["current_balance"])
+    from creditsim.harness import build_moves
+
+    moves = build_moves(panel, loans, ["current_balance"])
+    assert np.allclose(gbm.predict(moves).sum(1), 1.0)
+    with pytest.raises(cs.errors.ConfigError, match="expected 'markov' or one of"):
+        cs.fit_transitions(panel, model="forest")
+    with pytest.raises(cs.errors.ConfigError, match="needs a macro frame"):
+        cs.fit_transitions(panel, overlay="fit")

@@ -1,0 +1,93 @@
+"""``fit_transitions``: one entry point that fits a transition model on your own panel.
+
+``model="markov"`` returns a :class:`~creditsim.transitions.markov.MarkovTransitionModel` -- segmented
+by ``by`` (a panel column, or a tape column joined on ``loan_id``), censored rows honoured, with a macro
+overlay -- that :func:`creditsim.simulate` runs on (``transition_model=``) and that ``save`` writes for
+``creditsim simulate --transition-model DIR``. Any other harness contestant name (``"transformer"``,
+``"trajectory"``, ``"gbm"``, ...) returns that contestant fitted on every move of the panel: it predicts
+next-period state probabilities for a :class:`~creditsim.harness.moves.MoveTable` (what
+``creditsim eval transitions`` scores); the simulation engines do not take those yet.
+
+Overlay decision for the chain: ``"calibrated"`` (the shipped per-asset-class link, which needs
+``by="asset_class"``), ``"fit"`` (:meth:`MarkovTransitionModel.fit_macro_sensitivity` on the panel
+and ``macro``) or ``"legacy"`` (the spec's coefficients x 0.1). The default is ``"calibrated"`` when
+the chain is by asset class and ``"fit"`` when a macro frame is given, else ``"legacy"``: a chain
+fitted on one book should not silently take a calibration made for others.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import pandas as pd
+
+from creditsim.errors import ConfigError, DataError
+from creditsim.harness.moves import build_moves
+from creditsim.harness.registry import CONTESTANT_NAMES, make_contestant
+from creditsim.transitions.markov import MarkovTransitionModel
+from creditsim.transitions.overlay_file import calibrated_sensitivities
+
+__all__ = ["fit_transitions", "OVERLAYS"]
+
+OVERLAYS: tuple[str, ...] = ("calibrated", "fit", "legacy")
+
+
+def _with_segment(panel: pd.DataFrame, tape: pd.DataFrame | None, by: str) -> pd.DataFrame:
+    """``panel`` with column ``by``, joined from the tape when the panel lacks it."""
+    if by in panel.columns:
+        return panel
+    if tape is None or by not in tape.columns:
+        raise ConfigError(f"by={by!r}: neither the panel nor the tape has this column (give the tape to join it on loan_id)")
+    static = tape[["loan_id", by]].assign(loan_id=tape["loan_id"].astype(str)).drop_duplicates("loan_id")
+    out = panel.assign(loan_id=panel["loan_id"].astype(str)).merge(static, on="loan_id", how="left")
+    if out[by].isna().any():
+        missing = out.loc[out[by].isna(), "loan_id"]
+        raise DataError(f"tape: {missing.nunique()} panel loans have no tape row, e.g. loan_id {missing.iloc[0]!r}")
+    return out
+
+
+def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, model: str = "markov",
+                    macro: pd.DataFrame | str | None = None, by: str | None = None, overlay: str | None = None,
+                    panel_features: Sequence[str] = (), tape_features: Sequence[str] = (),
+                    segment_by: Sequence[str] = ("prev_state",), cohort_by: Sequence[str] = (),
+                    period: str = "month", seed: int = 0) -> Any:
+    """Fit ``model`` on ``panel`` (module docstring).
+
+    Args:
+        panel: loan x period rows (``loan_id``, ``reporting_month``, ``loan_state``, optional ``censored``).
+        tape: static loan data (segments, tape features, the trajectory model's contract fields).
+        model: ``"markov"`` or a harness contestant name (:data:`~creditsim.harness.registry.CONTESTANT_NAMES`).
+        macro: monthly macro frame, or ``"history"`` for the bundled US history (the chain's ``fit``
+            overlay; the contestants' macro input).
+        by: the chain's segment column (default ``asset_class`` when a tape is given).
+        overlay: the chain's macro overlay, one of :data:`OVERLAYS` (default: module docstring).
+        panel_features, tape_features, segment_by, cohort_by, period: the contestants' inputs
+            (:func:`creditsim.harness.evaluate_transitions`).
+        seed: the contestants' seed.
+    """
+    if isinstance(macro, str):
+        if macro != "history":
+            raise ConfigError(f"macro: expected a frame or 'history', got {macro!r}")
+        from creditsim.datasets.macro import load_macro_history
+
+        macro = load_macro_history()
+    if model != "markov":
+        if model not in CONTESTANT_NAMES:
+            raise ConfigError(f"model {model!r}: expected 'markov' or one of {list(CONTESTANT_NAMES)}")
+        moves = build_moves(panel, tape, panel_features, tape_features, period, macro=macro)
+        return make_contestant(model, tuple(segment_by), seed, tuple(cohort_by), tape=tape).fit(moves)
+    by = by if by is not None else ("asset_class" if tape is not None else None)
+    overlay = overlay if overlay is not None else ("calibrated" if by == "asset_class" else "fit" if macro is not None else "legacy")
+    if overlay not in OVERLAYS:
+        raise ConfigError(f"overlay: expected one of {list(OVERLAYS)}, got {overlay!r}")
+    if overlay == "calibrated" and by != "asset_class":
+        raise ConfigError("overlay 'calibrated' needs by='asset_class' (one calibrated link per asset class); "
+                          "use 'fit' (estimated on your panel with a macro frame) or 'legacy'")
+    if overlay == "fit" and macro is None:
+        raise ConfigError("overlay 'fit' needs a macro frame (macro=frame or 'history')")
+    frame = panel if by is None else _with_segment(panel, tape, by)
+    kwargs = {"segment_sensitivities": calibrated_sensitivities()} if overlay == "calibrated" else {}
+    chain = MarkovTransitionModel(**kwargs).fit(frame, by=by)
+    if overlay == "fit":
+        chain.fit_macro_sensitivity(frame, macro)
+    return chain
