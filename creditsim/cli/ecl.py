@@ -252,14 +252,19 @@ def _read_ids(path: Path) -> list[str]:
 
 
 def run_ecl(tape: pd.DataFrame, scenarios: str | list[str], as_of: Any, weights: Any = None, settings: Any = None,
-            previous: Path | None = None, written_off: list[str] | None = None) -> EclRun:
-    """Inputs (:func:`tape_ecl_inputs`), the ECL and the IFRS 7 report (movement table when ``previous``)."""
+            previous: Path | None = None, written_off: list[str] | None = None, previous_settings: Any = None) -> EclRun:
+    """Inputs (:func:`tape_ecl_inputs`), the ECL and the IFRS 7 report (movement table when ``previous``).
+
+    ``previous_settings``: the EclSettings in force at the previous date; the closing book is measured with
+    them too, and the difference is the movement table's model-change line (IFRS 7.35I)."""
     from creditsim.ifrs9 import expected_credit_loss
     from creditsim.ifrs9.reporting import build_report
 
-    opening, unwind, off = None, None, list(written_off or [])
+    opening, unwind, off, old_model = None, None, list(written_off or []), None
     if off and previous is None:
         raise ConfigError("--written-off needs --previous (write-offs are a line of the movement from it)")
+    if previous_settings is not None and previous is None:
+        raise ConfigError("--previous-settings needs --previous (the model change is a line of the movement from it)")
     date = parse_as_of(as_of) if not isinstance(as_of, pd.Timestamp) else as_of
     if previous is not None:  # read and checked before the run, so a bad directory costs nothing
         opening, prev_as_of = _read_previous(previous)
@@ -270,6 +275,9 @@ def run_ecl(tape: pd.DataFrame, scenarios: str | list[str], as_of: Any, weights:
     run = tape_ecl_inputs(tape, scenarios, date, weights, settings)
     run.result = expected_credit_loss(run.loans, run.pd_provider, run.lgd_provider, run.scenarios, run.weights,
                                       run.settings)
+    if previous_settings is not None:
+        old = tape_ecl_inputs(tape, scenarios, date, weights, previous_settings)
+        old_model = expected_credit_loss(old.loans, old.pd_provider, old.lgd_provider, old.scenarios, old.weights, old.settings)
     if opening is not None:
         ids = run.loans.loan_id.astype(str)
         eir = pd.Series(run.loans.discount_eir(), index=ids)
@@ -278,7 +286,7 @@ def run_ecl(tape: pd.DataFrame, scenarios: str | list[str], as_of: Any, weights:
         unwind = pd.Series(opening.set_index("loan_id").loc[both, "ecl"].to_numpy() * accrual, index=both.to_numpy())
     # loan ids are text on both sides (the book's ids and the previous per-loan file's)
     run.report = build_report(run.result, run.grade, gross=run.loans.balance, reference=0, opening=opening, written_off=off, unwind=unwind,
-                              as_of=f"{run.as_of:%Y-%m-%d}")
+                              closing_old_model=old_model, as_of=f"{run.as_of:%Y-%m-%d}")
     return run
 
 
@@ -400,6 +408,8 @@ def ecl_cmd(
                                   "IFRS 7 allowance movement table from its date to --as-of"),
     written_off: Path = typer.Option(None, "--written-off", help="loan ids written off since --previous (text, one "
                                      "per line, or csv/parquet with loan_id)"),
+    previous_settings: Path = typer.Option(None, "--previous-settings", help="the --settings YAML in force at the "
+                                           "--previous date: adds the movement table's model-change line"),
     out: Path = typer.Option(..., "--out", help="result directory: ecl_loans.parquet, ecl_summary.csv, "
                              "ecl_exposure.csv, ecl_scenarios.csv, ecl_movement.csv, ecl_report.xlsx, meta.json"),
 ) -> None:
@@ -410,11 +420,12 @@ def ecl_cmd(
     check_output_target(out, "result_dir", "--out")
     date = parse_as_of(as_of)
     ecl_settings = _read_settings(settings)
+    old_settings = _read_settings(previous_settings) if previous_settings is not None else None
     off = _read_ids(written_off) if written_off is not None else None
     df = read_tape(tape)
     t0 = time.perf_counter()
     with console.status("ECL"):
-        run = run_ecl(df, scenarios, date, weights, ecl_settings, previous, off)
+        run = run_ecl(df, scenarios, date, weights, ecl_settings, previous, off, old_settings)
     seconds = time.perf_counter() - t0
     print_ecl_summary(run, seconds)
     for path in write_ecl_outputs(run, out):

@@ -211,3 +211,33 @@ def test_delinquent_loans_and_settings_file(tmp_path) -> None:
     assert (res.stage[30:37] >= 2).all()
     np.testing.assert_allclose(res.ecl[-3:], run.lgd_provider.value[-3:] * res.ead[-3:], rtol=1e-12)
     assert res.settings.period == "quarter"
+
+
+def test_previous_settings_give_the_model_change_line(tmp_path) -> None:
+    """The closing book measured under the previous date's settings: the model-change line is the
+    difference of the two closing allowances, and the movement still reconciles."""
+    from creditsim.cli.ecl import _read_settings, run_ecl
+
+    tape = pd.read_parquet(TAPE).head(120)
+    first = run_ecl(tape, "fed:2025:baseline", "2025-06-30")
+    prev = tmp_path / "june"
+    from creditsim.cli.ecl import write_ecl_outputs
+
+    write_ecl_outputs(first, prev)
+    (tmp_path / "old.yaml").write_text("sicr_relative: 1.0\nsicr_absolute: null\n")  # any PD rise was Stage 2
+    old = _read_settings(tmp_path / "old.yaml")
+    new = run_ecl(tape, "fed:2026:baseline", "2025-12-31", previous=prev, previous_settings=old)
+    same = run_ecl(tape, "fed:2026:baseline", "2025-12-31", previous=prev, previous_settings=_read_settings(None))
+    m, m_same = new.report.tables()["movement"], same.report.tables()["movement"]
+    change = [r for r in m.index if "model" in r.lower()]
+    assert change, list(m.index)
+    assert m_same.loc[change[0], "total"] == pytest.approx(0.0, abs=1e-6)  # same settings: no model change
+    # a looser SICR test before: more lifetime (Stage 2) allowance under the old model, so the change releases
+    old_closing = run_ecl(tape, "fed:2026:baseline", "2025-12-31", settings=old).result.ecl.sum()
+    assert m.loc[change[0], "total"] == pytest.approx(new.result.ecl.sum() - old_closing, rel=1e-9)
+    assert m.loc[change[0], "total"] < 0
+    cols = ["stage 1", "stage 2", "stage 3"]
+    np.testing.assert_allclose(m.loc["opening", cols] + m.drop(index=["opening", "closing"])[cols].sum(),
+                               m.loc["closing", cols], rtol=0, atol=1e-6)
+    with pytest.raises(Exception, match="--previous-settings needs --previous"):
+        run_ecl(tape, "fed:2026:baseline", "2025-12-31", previous_settings=old)
