@@ -265,16 +265,9 @@ def _harness_inputs(panel: str, tape: Path | None, macro: str | None):
         frame, static = read_panel(path, check_transitions=False), None if tape is None else read_tape(tape)
     if macro is None:
         return frame, static, None
-    if macro == "history":
-        from creditsim.datasets.macro import load_macro_history
+    from creditsim.cli.run import read_macro_history
 
-        return frame, static, load_macro_history()
-    from creditsim.cli.run import read_macro_file
-
-    paths = read_macro_file(Path(macro))
-    if not hasattr(paths, "columns"):
-        raise ConfigError(f"--macro: {macro} is a narrative; the harness needs a monthly macro history (csv/parquet)")
-    return frame, static, paths.set_index("reporting_month") if "reporting_month" in paths.columns else paths
+    return frame, static, read_macro_history(macro)
 
 
 def _print_harness(res, split: str) -> None:

@@ -170,6 +170,20 @@ def check_sim_resources(n_sims: int | None, horizon: int | None, chunk_size: int
                           f"{need / 2**30:,.1f} GiB (limit {MAX_RESULT_BYTES / 2**30:.0f} GiB); lower --n-sims")
 
 
+def read_macro_history(spec: str, option: str = "--macro") -> Any:
+    """A monthly macro frame for ``spec``: ``"history"`` is the bundled US history, anything else a
+    csv/parquet file read by :func:`read_macro_file` (a narrative YAML is refused: it holds anchors, not
+    a history)."""
+    if spec == "history":
+        from creditsim.datasets.macro import load_macro_history
+
+        return load_macro_history()
+    data = read_macro_file(Path(spec))
+    if not hasattr(data, "columns"):
+        raise ConfigError(f"{option}: {spec} is a narrative; expected 'history' or a monthly macro file (csv/parquet)")
+    return data
+
+
 def run_config(config_file: Path | None, options: dict[str, Any]) -> Any:
     """The :class:`~creditsim.risk.config.RunConfig` of a ``simulate`` command: the ``--config`` file
     (or the defaults), overridden by every option given on the command line (None = not given).

@@ -78,6 +78,7 @@ def train_transitions(
 ) -> None:
     """Fit the monthly Markov chain on your panel (censored rows honoured) with a macro overlay, and save it
     for ``creditsim simulate --transition-model DIR`` (:func:`creditsim.fit_transitions`)."""
+    from creditsim.cli.run import read_macro_history
     from creditsim.harness.fit import fit_transitions
     from creditsim.io import read_frame, read_panel
 
@@ -85,21 +86,10 @@ def train_transitions(
         raise ConfigError(f"--out must be a folder, but {out} is a file")
     frame = read_panel(panel, check_transitions=False)
     static = None if tape is None else read_frame(tape, "loan tape")
-    model = fit_transitions(frame, static, model="markov", macro=_macro_frame(macro), by=by, overlay=overlay)
+    model = fit_transitions(frame, static, model="markov", macro=read_macro_history(macro), by=by, overlay=overlay)
     path = model.save(out)
     used = overlay or ("calibrated" if model.segment_sensitivities else "fit")
     _print_chain(model, path, used)
-
-
-def _macro_frame(macro: str):
-    if macro == "history":
-        from creditsim.datasets.macro import load_macro_history
-
-        return load_macro_history()
-    from creditsim.io import read_frame
-
-    frame = read_frame(Path(macro), "macro")
-    return frame.set_index("reporting_month") if "reporting_month" in frame.columns else frame
 
 
 def _print_chain(model, path: Path, overlay: str) -> None:
