@@ -21,8 +21,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from creditsim.errors import ConfigError, DataError
-from creditsim.harness.moves import build_moves
+from creditsim.errors import ConfigError
+from creditsim.harness.moves import build_moves, tape_columns
 from creditsim.harness.registry import CONTESTANT_NAMES, make_contestant
 from creditsim.transitions.markov import MarkovTransitionModel
 from creditsim.transitions.overlay_file import calibrated_sensitivities
@@ -38,12 +38,8 @@ def _with_segment(panel: pd.DataFrame, tape: pd.DataFrame | None, by: str) -> pd
         return panel
     if tape is None or by not in tape.columns:
         raise ConfigError(f"by={by!r}: neither the panel nor the tape has this column (give the tape to join it on loan_id)")
-    static = tape[["loan_id", by]].assign(loan_id=tape["loan_id"].astype(str)).drop_duplicates("loan_id")
-    out = panel.assign(loan_id=panel["loan_id"].astype(str)).merge(static, on="loan_id", how="left")
-    if out[by].isna().any():
-        missing = out.loc[out[by].isna(), "loan_id"]
-        raise DataError(f"tape: {missing.nunique()} panel loans have no tape row, e.g. loan_id {missing.iloc[0]!r}")
-    return out
+    ids = panel["loan_id"].astype(str).to_numpy()
+    return panel.assign(loan_id=ids, **{by: tape_columns(ids, tape, [by])[by].to_numpy()})
 
 
 def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, model: str = "markov",

@@ -35,7 +35,8 @@ from creditsim.errors import ConfigError, DataError
 from creditsim.schema import validate_macro
 from creditsim.states import MACRO_VARS, LoanState
 
-__all__ = ["MoveTable", "CohortKey", "build_moves", "split_moves", "parse_split", "held_out_loans", "month_number"]
+__all__ = ["MoveTable", "CohortKey", "build_moves", "split_moves", "parse_split", "held_out_loans", "month_number",
+           "tape_columns"]
 
 _LIVE_MAX = int(LoanState.DPD90)
 _PERIOD_MONTHS = {"month": 1, "quarter": 3, "year": 12}
@@ -200,18 +201,24 @@ def _period_macro(macro: pd.DataFrame | None, first: np.ndarray, step: int) -> n
     return out / step
 
 
-def _join_tape(cov: pd.DataFrame, loan_ids: np.ndarray, tape: pd.DataFrame | None, features: list[str]) -> pd.DataFrame:
-    if tape is None:
-        raise ConfigError(f"tape_features {features} need a tape (static loan data with loan_id)")
-    missing = [c for c in ("loan_id", *features) if c not in tape.columns]
+def tape_columns(loan_ids: np.ndarray, tape: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``(len(loan_ids), len(columns))`` the tape's ``columns`` for each of ``loan_ids`` (text ids, in that
+    order, ``RangeIndex``); DataError naming a missing column or the first panel loan without a tape row."""
+    columns = list(columns)
+    missing = [c for c in ("loan_id", *columns) if c not in tape.columns]
     if missing:
         raise DataError(f"tape: missing column(s) {missing}")
     static = tape.assign(loan_id=tape["loan_id"].astype(str)).drop_duplicates("loan_id").set_index("loan_id")
     absent = pd.Index(loan_ids).difference(static.index)
     if len(absent):
         raise DataError(f"tape: {len(absent)} panel loan(s) have no tape row, e.g. loan_id {absent[0]!r}")
-    rows = static.loc[loan_ids, features].reset_index(drop=True)
-    return pd.concat([cov, rows], axis=1)
+    return static.loc[loan_ids, columns].reset_index(drop=True)
+
+
+def _join_tape(cov: pd.DataFrame, loan_ids: np.ndarray, tape: pd.DataFrame | None, features: list[str]) -> pd.DataFrame:
+    if tape is None:
+        raise ConfigError(f"tape_features {features} need a tape (static loan data with loan_id)")
+    return pd.concat([cov, tape_columns(loan_ids, tape, features)], axis=1)
 
 
 def parse_split(split: str) -> tuple[str, pd.Timestamp | None]:
