@@ -17,7 +17,7 @@ from creditsim.errors import ConfigError
 from creditsim.fileio import RESULT_MARKER, check_output_target, make_temp_dir, replace_result_dir
 from creditsim.harness.registry import CONTESTANT_NAMES, make_contestant
 from creditsim.harness.moves import build_moves, split_moves
-from creditsim.harness.scoring import bootstrap_table, move_scores
+from creditsim.harness.scoring import bootstrap_table, check_cluster, move_scores
 
 __all__ = ["HarnessResult", "evaluate_transitions"]
 
@@ -166,11 +166,8 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
         :class:`HarnessResult`.
     """
     models = list(models)
-    if cluster not in ("loan", "period"):  # checked before any fit
-        raise ConfigError(f"cluster: expected 'loan' or 'period', got {cluster!r}")
-    for name in models:
-        if name not in CONTESTANT_NAMES:
-            raise ConfigError(f"model {name!r}: expected one of {list(CONTESTANT_NAMES)}")
+    check_cluster(cluster)  # every option is checked before any fit
+    contestants = {name: make_contestant(name, tuple(segment_by), seed, tuple(cohort_by), n_bins, tape=tape) for name in models}
     if reference not in models:
         raise ConfigError(f"reference: {reference!r} is not among the models {models}")
     known = ("prev_state", "period", *panel_features, *tape_features)
@@ -187,7 +184,7 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
     scores, seconds = {}, {}
     for name in models:
         start = time.perf_counter()
-        model = make_contestant(name, tuple(segment_by), seed, tuple(cohort_by), n_bins, tape=tape).fit(train)
+        model = contestants[name].fit(train)
         scores[name] = move_scores(model.predict(test), test)
         seconds[name] = time.perf_counter() - start
         if progress is not None:

@@ -33,7 +33,7 @@ from creditsim.errors import ConfigError
 from creditsim.harness.moves import MoveTable
 from creditsim.states import ALLOWED_TRANSITIONS, LoanState
 
-__all__ = ["move_scores", "weighted_auc", "expected_calibration_error", "bootstrap_table", "MoveScores"]
+__all__ = ["move_scores", "weighted_auc", "expected_calibration_error", "bootstrap_table", "check_cluster", "MoveScores"]
 
 _D = int(LoanState.DEFAULT)
 
@@ -113,6 +113,13 @@ def _per_loan(values: np.ndarray, loan: np.ndarray, n_loans: int) -> np.ndarray:
     return np.bincount(loan[ok], weights=values[ok], minlength=n_loans)
 
 
+def check_cluster(cluster: str) -> str:
+    """``cluster`` if it is a bootstrap unit (``"loan"`` or ``"period"``), else a one-line ConfigError."""
+    if cluster not in ("loan", "period"):
+        raise ConfigError(f"cluster: expected 'loan' or 'period', got {cluster!r}")
+    return cluster
+
+
 def bootstrap_table(scores: dict[str, MoveScores], moves: MoveTable, reference: str, n_boot: int = 200,
                     seed: int = 0, cluster: str = "loan") -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per model: point scores, 95 % cluster-bootstrap intervals, paired NLL difference to ``reference``.
@@ -127,8 +134,7 @@ def bootstrap_table(scores: dict[str, MoveScores], moves: MoveTable, reference: 
         ``brier_default``, ``auc_default`` (+ interval), ``ece_default``, ``moves``, ``loans``. ``replicates``: ``(n_boot,
         models)`` NLL per move of every replicate (the same loan draw in a row), for any paired comparison.
     """
-    if cluster not in ("loan", "period"):
-        raise ConfigError(f"cluster: expected 'loan' or 'period', got {cluster!r}")
+    check_cluster(cluster)
     ids = moves.loan_id.astype(str) if cluster == "loan" else moves.covariates["period"].to_numpy(dtype=str)
     _, loan = np.unique(ids, return_inverse=True)
     n_loans = int(loan.max()) + 1
