@@ -47,7 +47,8 @@ from creditsim.harness.moves import CohortKey, MoveTable
 from creditsim.states import ALLOWED_TRANSITIONS, N_STATES, LoanState
 from creditsim.transitions.markov import row_mle
 
-__all__ = ["Contestant", "ChainContestant", "ClassifierContestant", "CovariateDesign"]
+__all__ = ["Contestant", "ChainContestant", "ClassifierContestant", "CovariateDesign", "segment_chain",
+           "segment_calendar_chain"]
 
 _D = int(LoanState.DEFAULT)
 _LIVE = range(int(LoanState.DPD90) + 1)
@@ -137,6 +138,17 @@ class ChainContestant:
             else:
                 out[~known] = self.fallback.predict(moves.take(~known))
         return out
+
+
+def segment_chain(segment_by: tuple[str, ...]) -> ChainContestant:
+    """``markov_segment``: one chain per segment, shrunk towards the pooled chain."""
+    return ChainContestant("markov_segment", CohortKey(tuple(segment_by)), ChainContestant("markov"))
+
+
+def segment_calendar_chain(segment_by: tuple[str, ...]) -> ChainContestant:
+    """``markov_segment_calendar``: one chain per segment and calendar month, shrunk towards
+    :func:`segment_chain` (also the trajectory model's base chain)."""
+    return ChainContestant("markov_segment_calendar", CohortKey((*segment_by, "period")), segment_chain(segment_by))
 
 
 def _jeffreys(k: int, n: int) -> float:

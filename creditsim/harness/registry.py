@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from creditsim.errors import ConfigError
-from creditsim.harness.contestants import ChainContestant, ClassifierContestant, Contestant
+from creditsim.harness.contestants import (ChainContestant, ClassifierContestant, Contestant, segment_calendar_chain,
+                                           segment_chain)
 from creditsim.harness.deep import TransformerContestant, TransformerSettings
 from creditsim.harness.moves import CohortKey
 from creditsim.harness.trajectory import TrajectoryContestant
@@ -28,19 +29,16 @@ def make_contestant(name: str, segment_by: tuple[str, ...] = ("prev_state",), se
     trajectory model read it as their macro input, the classifiers as any ``macro_*`` covariate.
     """
     seg = tuple(segment_by)
-    pooled = lambda: ChainContestant("markov")  # noqa: E731
-    segment = lambda: ChainContestant("markov_segment", CohortKey(seg), pooled())  # noqa: E731
     if name == "markov":
-        return pooled()
+        return ChainContestant("markov")
     if name == "markov_segment":
-        return segment()
+        return segment_chain(seg)
     if name == "markov_calendar":
-        return ChainContestant("markov_calendar", CohortKey(("period",)), pooled())
+        return ChainContestant("markov_calendar", CohortKey(("period",)), ChainContestant("markov"))
     if name == "markov_segment_calendar":
-        return ChainContestant(name, CohortKey((*seg, "period")), segment())
+        return segment_calendar_chain(seg)
     if name == "markov_cohort_calendar":
-        fallback = ChainContestant("markov_segment_calendar", CohortKey((*seg, "period")), segment())
-        return ChainContestant(name, CohortKey((*seg, "period"), tuple(cohort_by), n_bins), fallback)
+        return ChainContestant(name, CohortKey((*seg, "period"), tuple(cohort_by), n_bins), segment_calendar_chain(seg))
     if name in ("logit", "gbm"):
         return ClassifierContestant(name, seed)
     if name == "transformer":

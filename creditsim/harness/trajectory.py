@@ -28,9 +28,9 @@ import torch
 
 from creditsim.errors import ConfigError
 from creditsim.features import loan_features
-from creditsim.harness.contestants import ChainContestant, CovariateDesign
+from creditsim.harness.contestants import CovariateDesign, segment_calendar_chain
 from creditsim.harness.deep import NetSettings
-from creditsim.harness.moves import CohortKey, MoveTable, held_out_loans, month_number
+from creditsim.harness.moves import MoveTable, held_out_loans, month_number
 from creditsim.loans.trajectory import LoanTrajectoryModel, TrajectoryConfig
 from creditsim.nn.trainer import TrainConfig, fit
 from creditsim.states import MACRO_VARS, N_STATES, LoanState
@@ -111,7 +111,8 @@ class TrajectoryContestant:
         last = np.zeros(B, np.int64)
         last[seq] = target[seq, pos]
         last = np.where(last <= int(LoanState.DPD90), _D, last)
-        pad = np.arange(T)[None, :] > (np.bincount(seq, minlength=B) - 1)[:, None]
+        length = np.bincount(seq, minlength=B)  # (B,) moves in each sequence
+        pad = np.arange(T)[None, :] > (length - 1)[:, None]
         target = np.where(pad, last[:, None], target)
         w_obs, w_cens = np.zeros((B, T), np.float32), np.zeros((B, T), np.float32)
         w_obs[seq[obs], pos[obs]] = 1.0
@@ -119,7 +120,7 @@ class TrajectoryContestant:
         macro = np.zeros((B, T, len(MACRO_VARS)))
         if moves.macro is not None:  # each month's period average; padding repeats the sequence's last month
             macro[seq, pos] = moves.macro
-            macro = np.where(pad[..., None], macro[np.arange(B), np.bincount(seq, minlength=B) - 1][:, None, :], macro)
+            macro = np.where(pad[..., None], macro[np.arange(B), length - 1][:, None, :], macro)
         tensors = [torch.from_numpy(feats), torch.from_numpy(cohort), torch.from_numpy(step), torch.from_numpy(target),
                    torch.as_tensor(moves.from_state[start], dtype=torch.long), torch.from_numpy(w_obs),
                    torch.from_numpy(w_cens), torch.as_tensor(macro, dtype=torch.float32)]
@@ -127,9 +128,7 @@ class TrajectoryContestant:
 
     # ------------------------------------------------------------------ fit / predict
     def fit(self, train: MoveTable) -> "TrajectoryContestant":
-        key = CohortKey((*self.segment_by, "period"))
-        self.base_ = ChainContestant("markov_segment_calendar", key, ChainContestant("markov_segment", CohortKey(self.segment_by),
-                                                                                   ChainContestant("markov"))).fit(train)
+        self.base_ = segment_calendar_chain(self.segment_by).fit(train)
         self.design_ = CovariateDesign("logit", train.categorical).fit(train.covariates)
         self.design_width_ = self.design_.transform(train.covariates.iloc[:1]).shape[1]
         month = month_number(train.month)
