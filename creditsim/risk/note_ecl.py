@@ -24,7 +24,8 @@ class, per scenario:
   allowance is the 12-month ECL in Stage 1, the lifetime ECL in Stages 2 and 3.
 
 Standard errors treat the ``reps`` loan draws of one macro path as one cluster (the path's common
-shock), so they are the standard errors of a mean over paths.
+shock): the project's cluster-robust :func:`creditsim.risk.measures.expected_value_se`, which with
+equal clusters is the standard error of a mean over paths.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from creditsim.errors import ConfigError
 from creditsim.ifrs9.settings import EclSettings
 from creditsim.ifrs9.staging import pd_threshold_hit
 from creditsim.risk.expected import ExpectedLossPath
+from creditsim.risk.measures import expected_value_se
 
 __all__ = ["NoteEcl", "note_ecl", "note_losses"]
 
@@ -93,12 +95,6 @@ def note_losses(elp: ExpectedLossPath, pool_cf: np.ndarray, k: int) -> tuple[np.
     return loss, np.where(loss > 0.0, first, T + 1)
 
 
-def _path_se(values: np.ndarray, n_paths: int) -> float:
-    """Standard error of the mean of ``values`` ``(n_paths x reps,)`` with the reps of a path as a cluster."""
-    per_path = values.reshape(n_paths, -1).mean(1)
-    return float(per_path.std(ddof=1) / np.sqrt(n_paths)) if n_paths > 1 else float("nan")
-
-
 def note_ecl(loans: Any, deal: Any, tranche: str, *, pd_at_purchase: float | None = None, credit_impaired: bool = False,
              settings: EclSettings | None = None, paths: np.ndarray | None = None, n_paths: int = 64, reps: int = 16,
              seed: int = 0, **run: Any) -> NoteEcl:
@@ -132,7 +128,8 @@ def note_ecl(loans: Any, deal: Any, tranche: str, *, pd_at_purchase: float | Non
     values = {"ecl_12m": balance * loss * within, "ecl_lifetime": balance * loss, "pd_12m": defaulted * within,
               "pd_lifetime": defaulted}
     est = {name: float(v.mean()) for name, v in values.items()}
-    se = {name: _path_se(v, len(paths)) for name, v in values.items()}
+    path_of = np.repeat(np.arange(len(paths)), reps)  # the reps of one path share its macro shock: one cluster
+    se = {name: expected_value_se(v, clusters=path_of) for name, v in values.items()}
     if credit_impaired:
         stage = 3
     elif pd_at_purchase is not None and bool(pd_threshold_hit(np.array(est["pd_lifetime"]), np.array(pd_at_purchase), settings)):
