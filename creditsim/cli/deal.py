@@ -117,6 +117,17 @@ def deal_features(config) -> list[str]:
         lines.append(f"event of default: {oc}unpaid senior-most interest -> {act}")
     if config.defaulted_interest_accrues:
         lines.append("unpaid interest of non-deferrable classes earns interest at the coupon")
+    if config.non_call_period is not None:
+        lines.append(f"optional call from month {config.non_call_period} when the equity's liquidation value "
+                     f"reaches {config.call_nav_threshold:.2f} x its notional")
+    if config.clean_up_call is not None:
+        lines.append(f"clean-up call below {config.clean_up_call:.0%} of the initial collateral par")
+    if config.ccc_limit is not None:
+        lines.append(f"CCC excess above {config.ccc_limit:.1%} of par counts at {config.ccc_market_value:.0%} in the "
+                     "OC numerator (simulate: CCC share of the rated loans along the rating chain)")
+    if config.spread_duration > 0:
+        lines.append(f"liquidation and call price move with the HY spread path, spread duration "
+                     f"{config.spread_duration:g} years (simulate); flat {config.liquidation_price:.2%} otherwise")
     return lines
 
 
@@ -145,6 +156,8 @@ def period_table(result: dict, config, scenario: int = 0) -> pd.DataFrame:
     if config.eod_oc_trigger is not None or config.acceleration:
         df["event_of_default"] = col("eod")
         df["accelerated"] = col("accelerated")
+    if config.non_call_period is not None or config.clean_up_call is not None:
+        df["called"] = col("called")
     return df.set_index("month")
 
 

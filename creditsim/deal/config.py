@@ -327,6 +327,24 @@ class WaterfallConfig:
             recorded only.
         defaulted_interest_accrues: unpaid interest of a non-deferrable class earns interest at the
             class coupon while it is owed (the indentures' "defaulted interest"); False = carried flat.
+        non_call_period: months before the equity may call the deal (optional redemption); None = no
+            optional call. On each payment date from then on the deal is called when selling the
+            collateral (at the liquidation price of the scenario) would pay every note, accrued interest
+            and fee owed and leave the equity at least ``call_nav_threshold`` x its notional.
+        call_nav_threshold: equity liquidation value, as a multiple of its notional, that triggers the
+            optional call (a NAV rule: the decision a path-wise simulation can take without nested
+            simulation of the continuation value).
+        clean_up_call: collateral par (pool + reinvested), as a fraction of the par at the cut-off,
+            below which the deal is called on the next payment date if the sale repays the notes; None =
+            no clean-up call.
+        spread_duration: years of spread duration of the collateral's price: the liquidation and call
+            price of month t is ``liquidation_price x (1 - spread_duration x (hy_t - hy_0))`` on the
+            scenario's high-yield spread path (``simulate``); 0 = the flat ``liquidation_price``.
+        ccc_limit: CCC par above this share of the collateral par (typically 0.075) is the CCC excess,
+            carried in the OC numerator at ``ccc_market_value`` instead of par; None = no CCC haircut.
+            The CCC par path comes with the run (``run_waterfall(ccc_par=...)``; ``simulate`` derives it
+            from the rated loans' Z-conditional rating migration, :meth:`PoolEngine.ccc_par`).
+        ccc_market_value: price, fraction of par, of the CCC excess in the OC numerator.
     """
 
     tranches: list[Any]
@@ -359,6 +377,12 @@ class WaterfallConfig:
     eod_oc_trigger: float | None = None
     acceleration: bool = False
     defaulted_interest_accrues: bool = False
+    non_call_period: int | None = None
+    call_nav_threshold: float = 1.0
+    clean_up_call: float | None = None
+    spread_duration: float = 0.0
+    ccc_limit: float | None = None
+    ccc_market_value: float = 0.70
 
     def __post_init__(self) -> None:
         management_fee_given = not isinstance(self.management_fee, _DefaultRate)
@@ -369,17 +393,21 @@ class WaterfallConfig:
                 "or senior_fee (+ sub_fee), not both"
             )
         for key in ("oc_trigger", "ic_trigger", "interest_diversion_trigger", "senior_fee",
-                    "reinvestment_coupon", "collateral_balance", "base_rate", "admin_cap", "eod_oc_trigger"):
+                    "reinvestment_coupon", "collateral_balance", "base_rate", "admin_cap", "eod_oc_trigger",
+                    "clean_up_call", "ccc_limit"):
             val = getattr(self, key)
             if val is not None:
                 setattr(self, key, _as_float(val, key))
         for key in ("soft_temperature", "sub_fee", "reinvestment_price", "liquidation_price",
-                    "interest_diversion_share", "admin_fee", "admin_expenses", "incentive_fee", "incentive_hurdle"):
+                    "interest_diversion_share", "admin_fee", "admin_expenses", "incentive_fee", "incentive_hurdle",
+                    "call_nav_threshold", "spread_duration", "ccc_market_value"):
             setattr(self, key, _as_float(getattr(self, key), key))
         if management_fee_given:  # the default stays a _DefaultRate (see above)
             self.management_fee = _as_float(self.management_fee, "management_fee")
-        for key in ("reinvestment_period", "ic_first_period"):
+        for key in ("reinvestment_period", "ic_first_period", "non_call_period"):
             val = getattr(self, key)
+            if val is None and key == "non_call_period":
+                continue
             # isfinite before int(): int(nan) / int(inf) raise bare ValueError / OverflowError
             if (isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val)
                     or float(val) != int(val)):
@@ -448,6 +476,18 @@ class WaterfallConfig:
         if self.base_rate is not None and not -0.05 <= self.base_rate < 0.5:
             raise ConfigError(f"base_rate must be an annual decimal in [-0.05, 0.5) (0.043 for 4.3 %), got "
                               f"{self.base_rate}")
+        if not 0.0 <= self.call_nav_threshold <= 10.0:
+            raise ConfigError(f"call_nav_threshold must be a multiple of the equity notional in [0, 10], got "
+                              f"{self.call_nav_threshold}")
+        if self.clean_up_call is not None and not 0.0 < self.clean_up_call < 1.0:
+            raise ConfigError(f"clean_up_call must be a fraction of the initial collateral par in (0, 1) (0.10 "
+                              f"for 10 %), got {self.clean_up_call}")
+        if not 0.0 <= self.spread_duration <= 30.0:
+            raise ConfigError(f"spread_duration must be in years, [0, 30], got {self.spread_duration}")
+        for key in ("ccc_limit", "ccc_market_value"):
+            val = getattr(self, key)
+            if val is not None and not 0.0 <= val <= 1.0:
+                raise ConfigError(f"{key} must be a fraction in [0, 1], got {val}")
         if self.eod_oc_trigger is not None and not 0.5 <= self.eod_oc_trigger <= _MAX_TRIGGER:
             raise ConfigError(f"eod_oc_trigger must be a coverage ratio in [0.5, {_MAX_TRIGGER:g}] (1.025, not "
                               f"102.5), got {self.eod_oc_trigger}")

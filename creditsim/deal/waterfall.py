@@ -118,7 +118,7 @@ RESULT_KEYS: tuple[str, ...] = (
     "principal_cure", "interest_diversion", "reinvestment", "bucket_balance", "collateral_balance",
     "acpa", "equity_interest", "equity_principal", "equity", "event_of_default", "tranche_cashflows",
     "tranche_interest", "tranche_principal", "tranche_balance", "initial_balances", "pool_balance_0",
-    "admin_expenses", "incentive_fee", "eod", "accelerated", "collection_account",
+    "admin_expenses", "incentive_fee", "eod", "accelerated", "collection_account", "called",
 )
 
 #: the outputs tranche analytics and simulation results need (``outputs=TRANCHE_OUTPUTS`` saves memory)
@@ -289,6 +289,8 @@ def run_waterfall(
     outputs: Sequence[str] | None = None,
     base_rate: float | np.ndarray | torch.Tensor | None = None,
     start_month: Any = None,
+    hy_spread: np.ndarray | torch.Tensor | None = None,
+    ccc_par: np.ndarray | torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Run the deal's monthly waterfall on pool cashflows of every scenario at once.
 
@@ -315,6 +317,10 @@ def run_waterfall(
             Ignored by an all-fixed deal.
         start_month: calendar month of month 0 ("YYYY-MM"), for the ACT/360 accrual of floating
             classes (days of each month / 360); None = 365/12 days a month.
+        hy_spread: ``(S, T)`` or ``(T,)`` high-yield spread path (annual decimal) that moves the
+            liquidation and call price with the deal's ``spread_duration``; None = flat price.
+        ccc_par: ``(S, T)`` or ``(T,)`` CCC-rated par of the performing pool at the end of each month
+            (currency units), for the CCC excess haircut of the OC numerator; None = no haircut.
 
     Returns:
         dict of float64 tensors; with ``Nd`` debt classes and ``N = Nd + 1`` tranches:
@@ -368,10 +374,18 @@ def run_waterfall(
     S, T = cf.shape[0], cf.shape[1]
     base = _base_rate_path(config, base_rate, S, T, cf.device)
     act360 = _act360(start_month, T, cf.device) if base is not None else None
+    hy = None if hy_spread is None else _scenario_path("hy_spread", hy_spread, S, T, cf.device, 0.0, 1.0,
+                                                        "annual decimals (0.035 for 350 bp)")
+    ccc = None if ccc_par is None else _scenario_path("ccc_par", ccc_par, S, T, cf.device, 0.0, _MAX_PAR,
+                                                       "currency units >= 0")
+
+    def rows(x: torch.Tensor | None, i: int) -> torch.Tensor | None:
+        return None if x is None else x[i:i + int(chunk_size)]
+
     if chunk_size is None or S <= chunk_size:
-        return _run(cf, p0, config, mode, sizes, tau, outputs, base, act360)
+        return _run(cf, p0, config, mode, sizes, tau, outputs, base, act360, hy, ccc)
     parts = [_run(cf[i:i + chunk_size], p0[i:i + chunk_size], config, mode, sizes, tau, outputs,
-                  None if base is None else base[i:i + chunk_size], act360)
+                  rows(base, i), act360, rows(hy, i), rows(ccc, i))
              for i in range(0, S, int(chunk_size))]
     return {k: (parts[0][k] if k == "initial_balances" else torch.cat([p[k] for p in parts], dim=0))
             for k in parts[0]}
@@ -379,13 +393,14 @@ def run_waterfall(
 
 def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str, sizes: torch.Tensor,
          tau: float, outputs: tuple[str, ...], base: torch.Tensor | None = None,
-         act360: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+         act360: torch.Tensor | None = None, hy: torch.Tensor | None = None,
+         ccc: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The waterfall on validated inputs: ``cf`` (S, T, 7), ``p0`` (S,), ``sizes`` (N,).
 
     One month at a time (:func:`_waterfall_month`); each month's requested outputs are recorded as
     soon as the month is done (:func:`_record_month`).
     """
-    deal = _make_deal(cf, p0, config, mode, sizes, tau, base, act360)
+    deal = _make_deal(cf, p0, config, mode, sizes, tau, base, act360, hy, ccc)
     state = _initial_state(deal, sizes, p0)
     recorder = _make_recorder(deal, sizes, outputs)
     # (T, K, S): each month's flow of one type is a contiguous (S,) vector
@@ -462,6 +477,14 @@ class _Deal:
     eod_trig: float | None = None  # event-of-default OC level of the senior group
     track_eod: bool = False  # events of default are tracked (an EoD trigger or acceleration is set)
     accelerate: bool = False
+    track_call: bool = False  # an optional or clean-up call is possible
+    call_from: int | None = None  # first month of the optional call
+    call_nav: float = 1.0  # equity NAV / notional that triggers the optional call
+    clean_up: float | None = None  # clean-up call level, fraction of the cut-off par
+    eq_notional: torch.Tensor | None = None  # () equity notional (may carry a gradient)
+    p0: torch.Tensor | None = None  # (S,) pool par at the cut-off
+    hy: torch.Tensor | None = None  # (S, T) high-yield spread path (liquidation / call price)
+    ccc: torch.Tensor | None = None  # (S, T) CCC par of the pool (OC haircut)
 
 
 @dataclass(eq=False)
@@ -484,6 +507,7 @@ class _State:
     ip_acct: torch.Tensor  # (S,) interest collections waiting for the next payment date
     prp_acct: torch.Tensor  # (S,) principal collections waiting for the next payment date
     accrued: torch.Tensor  # (S, Kd) note interest accrued in the period's earlier months
+    called: torch.Tensor  # (S,) the deal has been called (1; a weight in the soft modes)
 
 
 class _PoolMonth(NamedTuple):
@@ -567,12 +591,15 @@ class _Month:
     eod_interest: torch.Tensor = field(init=False)  # 1 where the senior-most class's interest is unpaid
     accelerated: torch.Tensor = field(init=False)  # weight of the accelerated priority this month
     incentive: torch.Tensor = field(init=False)  # incentive fee paid
+    called: torch.Tensor = field(init=False)  # weight of the call (liquidation) this month
 
 
 def _make_deal(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str, sizes: torch.Tensor,
-               tau: float, base: torch.Tensor | None = None, act360: torch.Tensor | None = None) -> _Deal:
+               tau: float, base: torch.Tensor | None = None, act360: torch.Tensor | None = None,
+               hy: torch.Tensor | None = None, ccc: torch.Tensor | None = None) -> _Deal:
     """The run's constants from the deal (``sizes`` only decides the in-place path); ``base`` (S, T)
-    and ``act360`` (T,) are the floating classes' base-rate path and accrual fractions."""
+    and ``act360`` (T,) are the floating classes' base-rate path and accrual fractions, ``hy`` and
+    ``ccc`` (S, T) the high-yield spread and CCC par paths."""
     dev = cf.device
     S, T, _ = cf.shape
     groups = config.pari_passu_groups
@@ -609,6 +636,9 @@ def _make_deal(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode
         incentive=config.incentive_fee, hurdle_growth=(1.0 + config.incentive_hurdle) ** _ALPHA,
         eod_trig=config.eod_oc_trigger, track_eod=config.eod_oc_trigger is not None or config.acceleration,
         accelerate=config.acceleration,
+        track_call=config.non_call_period is not None or config.clean_up_call is not None,
+        call_from=config.non_call_period, call_nav=config.call_nav_threshold, clean_up=config.clean_up_call,
+        eq_notional=sizes[len(debt)], p0=p0, hy=hy, ccc=ccc,
         **_floating_terms(config, base, act360, dev),
     )
 
@@ -636,25 +666,36 @@ def _base_rate_path(config: WaterfallConfig, base_rate: Any, S: int, T: int, dev
         return None
     if base_rate is None:
         return torch.full((S, T), float(config.base_rate), dtype=torch.float64, device=dev)
-    if isinstance(base_rate, torch.Tensor):
-        b = base_rate.to(dtype=torch.float64, device=dev)
+    return _scenario_path("base_rate", base_rate, S, T, dev, -0.5, 0.5, "a finite annual decimal within +-0.5 "
+                          "(0.043 for 4.3 %)")
+
+
+#: bound on pool par in a path input (currency units): far beyond any pool, catches garbage
+_MAX_PAR = 1e15
+
+
+def _scenario_path(name: str, values: Any, S: int, T: int, dev: torch.device, lo: float, hi: float,
+                   expected: str) -> torch.Tensor:
+    """A per-scenario monthly input as ``(S, T)`` float64: a scalar, ``(T,)`` or ``(S, T)``, every value
+    finite and in ``[lo, hi]``; otherwise a DataError naming the first bad scenario and month."""
+    if isinstance(values, torch.Tensor):
+        b = values.to(dtype=torch.float64, device=dev)
     else:
         try:
-            b = torch.as_tensor(np.asarray(base_rate, dtype=np.float64), device=dev)
+            b = torch.as_tensor(np.asarray(values, dtype=np.float64), device=dev)
         except (TypeError, ValueError):
-            raise DataError(f"base_rate must be numeric (annual decimals), got {type(base_rate).__name__}") from None
+            raise DataError(f"{name} must be numeric ({expected}), got {type(values).__name__}") from None
     if b.ndim == 0:
         b = b.expand(S, T)
     elif b.ndim == 1 and b.shape[0] == T:
         b = b.unsqueeze(0).expand(S, T)
     if b.shape != (S, T):
-        raise DataError(f"base_rate must be a scalar, ({T},) or ({S}, {T}) annual decimals, got {tuple(b.shape)}")
+        raise DataError(f"{name} must be a scalar, ({T},) or ({S}, {T}) {expected}, got {tuple(b.shape)}")
     with torch.no_grad():
-        bad = ~torch.isfinite(b) | (b.abs() > 0.5)
+        bad = ~torch.isfinite(b) | (b < lo) | (b > hi)
         if bool(bad.any()):
             s, t = (int(v) for v in torch.nonzero(bad)[0])
-            raise DataError(f"base_rate must be a finite annual decimal within +-0.5 (0.043 for 4.3 %), got "
-                            f"{float(b[s, t]):.6g} at scenario {s}, month {t}")
+            raise DataError(f"{name} must be {expected}, got {float(b[s, t]):.6g} at scenario {s}, month {t}")
     return b
 
 
@@ -685,7 +726,7 @@ def _initial_state(deal: _Deal, sizes: torch.Tensor, p0: torch.Tensor) -> _State
         carried=torch.zeros(S, Kd, dtype=torch.float64, device=deal.device),
         fee_sr_unpaid=zero, fee_sub_unpaid=zero, bucket=zero, bucket_pending=zero, pool_pending=zero,
         pool_prev=p0, admin_sr=zero, admin_xs=zero, hurdle=sizes[Kd].expand(S), eod=zero, ip_acct=zero,
-        prp_acct=zero, accrued=torch.zeros(S, Kd, dtype=torch.float64, device=deal.device),
+        prp_acct=zero, accrued=torch.zeros(S, Kd, dtype=torch.float64, device=deal.device), called=zero,
     )
 
 
@@ -697,12 +738,40 @@ def _waterfall_month(deal: _Deal, state: _State, pool: _PoolMonth, t: int) -> _M
 
     Collections, fee accruals and the coverage ratios are monthly; the priorities of payments run on
     payment dates only (every ``period`` months, and always in the last month); in the months between,
-    collections wait in the collection account and note interest accrues. After an event of default
-    with ``acceleration`` the accelerated priority replaces the normal one (mixed by the event's weight
-    in the soft modes: both are exact allocations of the same cash, so the mix conserves cash too).
+    collections wait in the collection account and note interest accrues. On a payment date where an
+    optional or clean-up call is possible the month is also run as a liquidation month from the same
+    opening balances, and the two are mixed by the call weight (0/1 in the hard mode): both allocate
+    the same cash exactly, so the mix conserves cash too. After a call the pool's later collections
+    belong to the buyer (scaled by the share not called).
     """
+    if deal.track_call:
+        keep = 1.0 - state.called
+        pool = _PoolMonth(*(x * keep for x in pool))
     last = deal.config.liquidate_at_horizon and t == deal.T - 1
     pay = deal.period == 1 or (t + 1) % deal.period == 0 or t == deal.T - 1
+    may_call = deal.track_call and pay and not last and t < deal.T - 1
+    opening = _branch(state) if may_call else None
+    month = _open_month(deal, state, pool, t, last, pay)
+    if not pay:
+        _hold_collections(deal, state, month)
+        return month
+    weight = _call_weight(deal, state, month) if may_call else None
+    if weight is not None and (deal.mode != "hard" or bool((weight > 0).any())):
+        called = _open_month(deal, opening, pool, t, True, True)
+        _pay_month(deal, opening, called)
+        _pay_month(deal, state, month)
+        _blend(state, opening, state, weight)
+        _blend(month, called, month, weight)
+        state.called = 1.0 - (1.0 - state.called) * (1.0 - weight)
+        month.called = weight
+    else:
+        _pay_month(deal, state, month)
+        month.called = deal.zero
+    return month
+
+
+def _open_month(deal: _Deal, state: _State, pool: _PoolMonth, t: int, last: bool, pay: bool) -> _Month:
+    """Steps 1-2: collections (liquidation when ``last``), accruals and the determination date."""
     month = _Month(t=t, last=last, in_rp=t < deal.config.reinvestment_period and not last, pay=pay,
                    rates=_month_rates(deal, t))
     _collections(deal, state, pool, month)
@@ -710,17 +779,21 @@ def _waterfall_month(deal: _Deal, state: _State, pool: _PoolMonth, t: int) -> _M
     month.tests = _determination(deal, state, month)
     month.deferred_start = state.deferred
     month.paid_down = torch.zeros(deal.S, deal.Kd, dtype=torch.float64, device=deal.device)
-    if not pay:
-        _hold_collections(deal, state, month)
-        return month
+    return month
+
+
+def _pay_month(deal: _Deal, state: _State, month: _Month) -> None:
+    """Steps 3-6 of a payment date: the normal priorities or, after an event of default with
+    ``acceleration``, the accelerated one (mixed by the event's weight in the soft modes: both are exact
+    allocations of the same cash, so the mix conserves cash too); the incentive fee; month end."""
     weight = state.eod
     if deal.accelerate and (deal.mode != "hard" or bool((weight > 0).any())):
         normal_state = _branch(state)
         normal = _branch(month)
         _normal_priorities(deal, normal_state, normal)
         _accelerated_priority(deal, state, month)
-        _blend(state, normal_state, weight)
-        _blend(month, normal, weight)
+        _blend(state, state, normal_state, weight)
+        _blend(month, month, normal, weight)
         month.accelerated = weight
     else:
         _normal_priorities(deal, state, month)
@@ -729,7 +802,44 @@ def _waterfall_month(deal: _Deal, state: _State, pool: _PoolMonth, t: int) -> _M
     _close_month(state, month)
     if deal.track_eod:
         _update_event_of_default(deal, state, month)
-    return month
+
+
+def _call_weight(deal: _Deal, state: _State, month: _Month) -> torch.Tensor | None:
+    """Weight (S,) of calling the deal on this payment date (1/0 hard, a sigmoid in the soft modes).
+
+    Liquidation value = the collateral sold at the month's price plus expected recoveries and the
+    period's cash; claims = notes (capitalised interest included), interest due and every fee owed.
+    Optional call (from ``non_call_period``): equity NAV ``(value - claims) / notional`` at least
+    ``call_nav_threshold``. Clean-up call: collateral par below ``clean_up_call`` of the par at the
+    cut-off and the sale repays every claim (NAV >= 0). None when neither is possible this month.
+    """
+    optional = deal.call_from is not None and month.t >= deal.call_from
+    if not optional and deal.clean_up is None:
+        return None
+    par = month.pool_bal + state.bucket
+    value = (_liquidation_price(deal, month.t) * par + state.pool_pending + state.bucket_pending + month.ip
+             + month.prp)
+    due = state.N * month.rates + state.carried
+    if deal.period > 1:
+        due = due + state.accrued
+    claims = (_rowsum(state.N) + _rowsum(due) + state.fee_sr_unpaid + state.fee_sub_unpaid + state.admin_sr
+              + state.admin_xs)
+    nav = (value - claims) / deal.eq_notional
+    weight = deal.gates.fail(nav - deal.call_nav) if optional else deal.zero
+    if deal.clean_up is not None:
+        small = deal.gates.fail(deal.clean_up - par / deal.p0) * deal.gates.fail(nav)
+        weight = 1.0 - (1.0 - weight) * (1.0 - small)
+    return weight
+
+
+def _liquidation_price(deal: _Deal, t: int) -> torch.Tensor | float:
+    """Sale price of performing collateral in month t, fraction of par: ``liquidation_price``, moved by
+    the scenario's high-yield spread change times ``spread_duration`` when a spread path is given
+    (floored at 5 % of par)."""
+    if deal.hy is None:
+        return deal.config.liquidation_price
+    move = 1.0 - deal.config.spread_duration * (deal.hy[:, t] - deal.hy[:, 0])
+    return torch.clamp(deal.config.liquidation_price * move, min=0.05)
 
 
 def _normal_priorities(deal: _Deal, state: _State, month: _Month) -> None:
@@ -756,7 +866,9 @@ def _accrue(deal: _Deal, state: _State, month: _Month) -> None:
     state.fee_sr_unpaid = state.fee_sr_unpaid + deal.sr_rate * month.basis
     state.fee_sub_unpaid = state.fee_sub_unpaid + deal.sub_rate * month.basis
     if deal.admin_rate or deal.admin_fixed:
-        accrual = deal.admin_rate * month.basis + deal.admin_fixed
+        # a called deal has no trustee to pay: the fixed part stops with the collateral
+        fixed = deal.admin_fixed if not deal.track_call else deal.admin_fixed * (1.0 - state.called)
+        accrual = deal.admin_rate * month.basis + fixed
         senior = accrual if deal.admin_cap is None else torch.clamp(accrual, max=deal.admin_cap)
         state.admin_sr = state.admin_sr + senior
         state.admin_xs = state.admin_xs + (accrual - senior)
@@ -774,7 +886,7 @@ def _hold_collections(deal: _Deal, state: _State, month: _Month) -> None:
     month.ip, month.prp = zero, zero
     for name in ("fee_sr_paid", "fee_sub_paid", "interest_cure", "to_principal", "diversion", "equity_interest",
                  "principal_cure", "reinvest", "equity_principal", "admin_paid", "eod_interest", "accelerated",
-                 "incentive"):
+                 "incentive", "called"):
         setattr(month, name, zero)
     for name in ("int_paid", "shortfall", "capitalised", "deferred_paid", "principal_paid"):
         setattr(month, name, zk)
@@ -790,13 +902,16 @@ def _branch(obj: Any) -> Any:
     return out
 
 
-def _blend(dst: Any, normal: Any, weight: torch.Tensor) -> None:
-    """``dst = weight x dst + (1 - weight) x normal`` field by field (the accelerated branch in ``dst``);
-    exact in the hard mode, where the weight is 0 or 1 per scenario."""
+def _blend(dst: Any, branch: Any, normal: Any, weight: torch.Tensor) -> None:
+    """``dst = weight x branch + (1 - weight) x normal`` field by field (``dst`` may be either); exact
+    in the hard mode, where the weight is 0 or 1 per scenario."""
     w = weight
     for f in fields(dst):
-        a, n = getattr(dst, f.name, None), getattr(normal, f.name, None)
-        if not isinstance(a, torch.Tensor) or a is n or f.name == "rates":
+        a, n = getattr(branch, f.name, None), getattr(normal, f.name, None)
+        if not isinstance(a, torch.Tensor) or not isinstance(n, torch.Tensor) or f.name == "rates":
+            continue
+        if a is n:
+            setattr(dst, f.name, a)
             continue
         wk = w.unsqueeze(1) if a.ndim == 2 else w
         setattr(dst, f.name, a * wk + n * (1.0 - wk))
@@ -861,6 +976,9 @@ def _collections(deal: _Deal, state: _State, pool: _PoolMonth, month: _Month) ->
                   + prp_coll)
     if held is not None:
         month.acpa = month.acpa + held
+    if deal.ccc is not None and deal.config.ccc_limit is not None:  # CCC excess counts at market value
+        excess = torch.clamp(deal.ccc[:, month.t] - deal.config.ccc_limit * (pool.balance + state.bucket), min=0.0)
+        month.acpa = month.acpa - (1.0 - deal.config.ccc_market_value) * excess
     if month.last:
         _liquidate(deal, state, month, prp_coll)
     else:
@@ -872,7 +990,7 @@ def _collections(deal: _Deal, state: _State, pool: _PoolMonth, month: _Month) ->
 def _liquidate(deal: _Deal, state: _State, month: _Month, prp_coll: torch.Tensor) -> None:
     """Step 6, liquidation month: performing par is sold at ``liquidation_price``, defaulted par
     awaiting recovery is realised at its expected recovery; the cash is principal proceeds."""
-    month.liquidation = (deal.config.liquidation_price * (month.pool_bal + state.bucket) + state.pool_pending
+    month.liquidation = (_liquidation_price(deal, month.t) * (month.pool_bal + state.bucket) + state.pool_pending
                          + state.bucket_pending)
     state.bucket, state.bucket_pending, state.pool_pending = deal.zero, deal.zero, deal.zero
     # the collateral is sold: the coverage tests see the cash it fetched, not its par
@@ -1207,7 +1325,8 @@ def _update_event_of_default(deal: _Deal, state: _State, month: _Month) -> None:
 def _close_month(state: _State, month: _Month) -> None:
     """Month end: a month's paydowns repay capitalised interest (this month's included) before note
     principal; cash and balances do not depend on this split."""
-    state.pool_prev = month.pool_bal
+    # after a liquidation (horizon or call) the SPV holds no collateral
+    state.pool_prev = torch.zeros_like(month.pool_bal) if month.last else month.pool_bal
     month.deferred_paid = torch.minimum(month.paid_down, month.deferred_start + month.capitalised)
     month.principal_paid = month.paid_down - month.deferred_paid
     state.deferred = month.deferred_start + month.capitalised - month.deferred_paid
@@ -1224,6 +1343,7 @@ _MONTH_FIELDS: dict[str, str] = {
     "interest_diversion": "diversion", "reinvestment": "reinvest", "acpa": "acpa",
     "equity_interest": "equity_interest", "equity_principal": "equity_principal",
     "admin_expenses": "admin_paid", "incentive_fee": "incentive", "accelerated": "accelerated",
+    "called": "called",
 }
 #: outputs that are an end-of-month balance as it is: key -> :class:`_State` field
 _STATE_FIELDS: dict[str, str] = {

@@ -44,12 +44,13 @@ from creditsim.errors import ConfigError, DataError
 from creditsim.loans.book import LoanBook
 from creditsim.loans.collateral import recovery_scale
 from creditsim.cents import from_cents, to_cents
+from creditsim.fixed_order import column_sum
 from creditsim.loans.engine import MIN_FLOATING_COUPON, simulate_pool_chunk
 from creditsim.loans.prepayment import RefinancingCurve, apply_prepayment_multiplier
 from creditsim.ratings.lifetime import ZMacroLink, monthly_scenario_matrices
 from creditsim.schema import RATINGS, LoanTape, as_loan_tape
 from creditsim.transitions.markov import MarkovTransitionModel
-from creditsim.states import ASSET_CLASSES, MACRO_VARS, LoanState
+from creditsim.states import ASSET_CLASSES, MACRO_VARS, POOL_CF_TYPES, LoanState
 from creditsim.rng import LOANS, torch_seed
 from creditsim.loans.pool import pool_cashflows
 from creditsim.loans.trajectory import trajectory_flows
@@ -232,6 +233,35 @@ class PoolEngine:
         return simulate_pool_chunk(self.book, mats, scenario_ids, self.seed, self.horizon,
                                    loan_chunk=self.loan_chunk, device=self.device,
                                    recovery_scale=self.recovery_scale(macro), index_shift=self.index_shift(macro))
+
+    def ccc_par(self, macro: np.ndarray, pool_cf: np.ndarray) -> np.ndarray | None:
+        """``(s, T)`` expected CCC-rated par of the performing pool (currency units), for the deal's CCC
+        excess haircut; None when the book has no rated loans.
+
+        A rated loan of grade g is CCC at month t with probability ``pi_g,t[CCC] / (1 - pi_g,t[D])``
+        among surviving names, ``pi_g,t = e_g M_1 ... M_t`` along the path's Z-conditional monthly rating
+        matrices (the same chain that sets the rated cohorts' default hazard). The CCC par is the pool's
+        performing balance times the balance-weighted CCC share of the grades, with the rated loans
+        keeping their cut-off share of the pool (an expectation given the path, not a sampled bucket:
+        the engine samples defaults, not rating paths).
+        """
+        if not self._rated:
+            return None
+        grade = self.book.cohort - _N_AC
+        rated = (grade >= 0) & (grade < len(RATINGS))
+        weight = np.bincount(grade[rated], weights=self.book.balance[rated], minlength=len(RATINGS))
+        weight = weight / float(self.book.balance.sum())  # (7,) share of the pool by initial grade
+        t_len = pool_cf.shape[1]
+        rating = monthly_scenario_matrices(np.asarray(macro)[:, :t_len], self.rating_link)  # (s, T, 8, 8)
+        dist = np.broadcast_to(np.eye(8)[:7], (rating.shape[0], 7, 8)).copy()  # (s, 7 grades, 8 ratings)
+        share = np.empty((rating.shape[0], t_len))
+        ccc, d = len(RATINGS) - 1, len(RATINGS)
+        for t in range(t_len):
+            # fixed-order sums (not a BLAS product): the same bits whatever the chunk
+            dist = column_sum(dist[:, :, :, None] * rating[:, t][:, None, :, :], 2)
+            alive = np.clip(1.0 - dist[:, :, d], 1e-12, None)
+            share[:, t] = column_sum(dist[:, :, ccc] / alive * weight[None, :], 1)
+        return pool_cf[:, :, POOL_CF_TYPES.index("balance")] * share
 
     def recovery_scale(self, macro: np.ndarray) -> np.ndarray | None:
         """``(s, L)`` factors on the recovered share of real-estate loans from the paths' house-price

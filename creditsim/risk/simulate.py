@@ -186,12 +186,18 @@ class ChunkTask:
     macro: np.ndarray  # (stop - start, T, 9)
 
 
-def note_base_rate(deal: Any, macro: np.ndarray, months: int) -> np.ndarray | None:
-    """``(s, months)`` base rate of the deal's floating notes: each path's policy rate (the SOFR proxy
-    the floating loans follow too, :meth:`PoolEngine.index_shift`); None for an all-fixed deal."""
-    if not deal.has_floating:
-        return None
-    return np.asarray(macro, dtype=np.float64)[:, :months, MACRO_VARS.index("policy_rate")]
+def deal_market_paths(deal: Any, macro: np.ndarray, months: int) -> dict[str, np.ndarray]:
+    """The waterfall's market inputs from the scenarios' macro paths ``(s, T, 9)``: ``base_rate`` of
+    floating notes = each path's policy rate (the SOFR proxy the floating loans follow too,
+    :meth:`PoolEngine.index_shift`), and the high-yield spread path that moves the liquidation and
+    call price when the deal has a ``spread_duration``; only what the deal uses."""
+    paths = np.asarray(macro, dtype=np.float64)[:, :months]
+    out = {}
+    if deal.has_floating:
+        out["base_rate"] = paths[:, :, MACRO_VARS.index("policy_rate")]
+    if deal.spread_duration > 0:
+        out["hy_spread"] = paths[:, :, MACRO_VARS.index("credit_spread_hy")]
+    return out
 
 
 def _start_month(cutoff: Any) -> str | None:
@@ -217,8 +223,8 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask) -> dict[str, Any]:
         pool = ctx.engine.pool_cashflows(task.macro, ids)  # (s, T, 7) float64
         p0 = ctx.engine.initial_balance
         wf = run_waterfall(pool, ctx.config, initial_balance=p0, mode=ctx.mode, device=ctx.device,
-                           base_rate=note_base_rate(ctx.config, task.macro, pool.shape[1]),
-                           start_month=ctx.start_month)
+                           start_month=ctx.start_month, **deal_market_paths(ctx.config, task.macro, pool.shape[1]),
+                           ccc_par=ctx.engine.ccc_par(task.macro, pool) if ctx.config.ccc_limit is not None else None)
         outcomes = tranche_outcomes(wf, ctx.config, collateral_balance=p0)
     out: dict[str, Any] = {
         "portfolio_losses": pool[:, :, _LOSS].sum(axis=1) / p0,

@@ -264,7 +264,8 @@ def everything_deal(**kw) -> WaterfallConfig:
         name="all features", payment_frequency="quarterly", reinvestment_period=12, base_rate=0.04,
         senior_fee=0.0015, sub_fee=0.0035, admin_fee=0.0002, admin_expenses=200_000.0, admin_cap=250_000.0,
         incentive_fee=0.2, incentive_hurdle=0.12, interest_diversion_trigger=1.04, eod_oc_trigger=1.025,
-        acceleration=True, defaulted_interest_accrues=True, liquidate_at_horizon=True,
+        acceleration=True, defaulted_interest_accrues=True, liquidate_at_horizon=True, non_call_period=24,
+        call_nav_threshold=1.6, clean_up_call=0.2, spread_duration=3.0, ccc_limit=0.075,
         tranches=[
             {"name": "A-1", "balance": 52e6, "margin": 0.0135, "floor": 0.0, "oc_trigger": 1.22, "ic_trigger": 1.2},
             {"name": "A-2", "balance": 10e6, "coupon": 0.055, "oc_trigger": 1.22, "ic_trigger": 1.2,
@@ -284,42 +285,57 @@ def stressed_pool() -> np.ndarray:
     return level_pay_pool(1e8, 0.08, 48, 54, cdr=rng.uniform(0.0, 0.35, 24), cpr=0.15, severity=0.6, lag=3)
 
 
+def market_paths(pool: np.ndarray) -> dict:
+    """Spread and CCC paths for the every-feature runs: HY spreads that widen with the scenario's
+    defaults, and a CCC bucket of 10 % of the performing par."""
+    S, T = pool.shape[:2]
+    stress = pool[:, :, COL["default_par"]].sum(axis=1, keepdims=True) / 1e8
+    hy = 0.035 + 0.05 * stress * np.linspace(0.0, 1.0, T)[None, :]
+    return {"hy_spread": hy, "ccc_par": 0.10 * pool[:, :, COL["balance"]]}
+
+
 def test_every_feature_on_conserves_cash_and_triggers_acceleration(stressed_pool):
     base = np.linspace(0.01, 0.06, stressed_pool.shape[1])
-    r = run_waterfall(stressed_pool, everything_deal(), 1e8, base_rate=base, start_month="2026-01")
+    r = run_waterfall(stressed_pool, everything_deal(), 1e8, base_rate=base, start_month="2026-01",
+                      **market_paths(stressed_pool))
     conserved(r)
     accelerated = r["accelerated"].amax(dim=1).numpy()
     assert 0 < accelerated.sum() < len(accelerated)  # some scenarios accelerate, not all
+    called = r["called"].sum(dim=1).numpy()
+    assert 0 < called.sum() < len(called) and called.max() == 1.0  # the benign ones are called, once
     assert float(r["incentive_fee"].sum()) > 0.0  # the benign scenarios pay the manager
     assert float(r["admin_expenses"].min()) >= 0.0
 
 
 def test_soft_within_1e6_of_hard_with_every_feature_on(stressed_pool):
     cfg = everything_deal()
-    hard = run_waterfall(stressed_pool, cfg, 1e8)["tranche_cashflows"]
-    soft = run_waterfall(stressed_pool, cfg, 1e8, mode="soft", temperature=1e-6)["tranche_cashflows"]
+    paths = market_paths(stressed_pool)
+    hard = run_waterfall(stressed_pool, cfg, 1e8, **paths)["tranche_cashflows"]
+    soft = run_waterfall(stressed_pool, cfg, 1e8, mode="soft", temperature=1e-6, **paths)["tranche_cashflows"]
     err = float((soft - hard).abs().sum(dim=1).max()) / 1e8
     assert err < 1e-6, err
-    loose = run_waterfall(stressed_pool, cfg, 1e8, mode="soft", temperature=1e-2)["tranche_cashflows"]
+    loose = run_waterfall(stressed_pool, cfg, 1e8, mode="soft", temperature=1e-2, **paths)["tranche_cashflows"]
     assert float((loose - hard).abs().sum(dim=1).max()) / 1e8 > err  # the gates matter at 1e-2
 
 
 def test_straight_through_forward_equals_hard_with_every_feature_on(stressed_pool):
     cfg = everything_deal()
-    hard = run_waterfall(stressed_pool, cfg, 1e8, mode="hard")
-    st_ = run_waterfall(stressed_pool, cfg, 1e8, mode="straight_through")
-    for key in ("tranche_cashflows", "balances", "accelerated", "incentive_fee", "admin_expenses"):
+    paths = market_paths(stressed_pool)
+    hard = run_waterfall(stressed_pool, cfg, 1e8, mode="hard", **paths)
+    st_ = run_waterfall(stressed_pool, cfg, 1e8, mode="straight_through", **paths)
+    for key in ("tranche_cashflows", "balances", "accelerated", "incentive_fee", "admin_expenses", "called"):
         assert torch.equal(hard[key], st_[key]), key
 
 
-@pytest.mark.parametrize("mode", ["soft", "straight_through"])
+@pytest.mark.parametrize("mode", ["soft", "hard"])
 def test_gradients_with_every_feature_on_match_finite_differences(stressed_pool, mode):
     cfg = everything_deal()
     pool = torch.as_tensor(stressed_pool[:8])
+    paths = market_paths(stressed_pool[:8])
     sizes = torch.tensor([t.balance for t in cfg.tranches], dtype=torch.float64)
 
     def equity_value(x: torch.Tensor) -> torch.Tensor:
-        r = run_waterfall(pool, cfg, 1e8, mode=mode, tranche_balances=x, temperature=0.05)
+        r = run_waterfall(pool, cfg, 1e8, mode=mode, tranche_balances=x, temperature=0.05, **paths)
         months = torch.arange(pool.shape[1], dtype=torch.float64)
         disc = 1.0 / (1.0 + 0.01) ** months  # 1 % a month
         return (r["tranche_cashflows"][:, :, -1] * disc).sum() / 1e6
@@ -335,6 +351,60 @@ def test_gradients_with_every_feature_on_match_finite_differences(stressed_pool,
             fd[k] = float(equity_value(sizes + e) - equity_value(sizes - e)) / (2 * h)
     assert np.abs(fd).max() > 0
     np.testing.assert_allclose(grad.numpy(), fd, rtol=2e-3, atol=2e-3 * np.abs(fd).max())
+
+
+def test_optional_call_at_the_first_date_the_equity_nav_reaches_the_threshold():
+    tranches = [{"name": "A", "balance": 60.0, "coupon": 0.06}, {"name": "Equity", "balance": 40.0, "equity": True}]
+    pool = make_pool(6, interest=[1.0] * 6, balance=[100.0] * 6)
+    r = run_waterfall(pool, deal(tranches, non_call_period=2), initial_balance=100.0)
+    # NAV = (100 par + 1 interest - 60 notes - 0.3 interest due) / 40 = 1.0175 >= 1: called in month 2,
+    # the first month allowed; A gets 0.3 + 60, the equity the rest of 101; later flows are the buyer's
+    np.testing.assert_allclose(v(r, "called"), [0, 0, 1, 0, 0, 0])
+    assert v(r, "liquidation")[2] == pytest.approx(100.0, rel=1e-13)
+    np.testing.assert_allclose(v(r, "tranche_cashflows")[2], [60.3, 40.7], rtol=1e-13)
+    np.testing.assert_allclose(v(r, "cash_in")[3:], 0.0, atol=1e-15)
+    np.testing.assert_allclose(v(r, "tranche_cashflows")[3:], 0.0, atol=1e-15)
+    conserved(r)
+    never = run_waterfall(pool, deal(tranches, non_call_period=2, call_nav_threshold=1.05), initial_balance=100.0)
+    np.testing.assert_allclose(v(never, "called"), 0.0)
+    np.testing.assert_allclose(v(never, "equity")[3:], 0.7, rtol=1e-13)
+
+
+def test_clean_up_call_when_the_pool_has_run_down():
+    tranches = [{"name": "A", "balance": 20.0, "coupon": 0.06}, {"name": "Equity", "balance": 80.0, "equity": True}]
+    pool = make_pool(10, interest=[0.5] * 10, scheduled_principal=[10.0] * 10,
+                     balance=[90.0 - 10 * t for t in range(10)])
+    r = run_waterfall(pool, deal(tranches, clean_up_call=0.25), initial_balance=100.0)
+    # month 7 ends with 20 of par, below 25 % of the 100 at the cut-off: sold at par with its month's cash
+    np.testing.assert_allclose(v(r, "called"), [0] * 7 + [1, 0, 0])
+    assert v(r, "equity")[7] == pytest.approx(0.5 + 10.0 + 20.0, rel=1e-13)
+    np.testing.assert_allclose(v(r, "equity")[8:], 0.0, atol=1e-15)
+    conserved(r)
+
+
+def test_liquidation_price_moves_with_the_spread_path():
+    cfg = deal([{"name": "A", "balance": 50.0, "coupon": 0.0}, {"name": "Equity", "balance": 50.0, "equity": True}],
+               liquidate_at_horizon=True, spread_duration=4.0, liquidation_price=0.98)
+    pool = make_pool(2, balance=[100.0, 100.0])
+    r = run_waterfall(pool, cfg, initial_balance=100.0, hy_spread=[0.03, 0.05])
+    # 0.98 x (1 - 4 x (5 % - 3 %)) = 0.9016 of par
+    assert v(r, "liquidation")[1] == pytest.approx(0.98 * 0.92 * 100.0, rel=1e-13)
+    flat = run_waterfall(pool, cfg, initial_balance=100.0)
+    assert v(flat, "liquidation")[1] == pytest.approx(98.0, rel=1e-13)
+    with pytest.raises(DataError, match="hy_spread must be annual decimals .* got 350 at scenario 0, month 0"):
+        run_waterfall(pool, cfg, initial_balance=100.0, hy_spread=[350.0, 400.0])  # basis points, not decimals
+
+
+def test_ccc_excess_counts_at_market_value_in_the_oc_numerator():
+    cfg = deal([{"name": "A", "balance": 80.0, "coupon": 0.06, "oc_trigger": 1.0},
+                {"name": "Equity", "balance": 20.0, "equity": True}], ccc_limit=0.075)
+    pool = make_pool(1, interest=[1.0], balance=[100.0])
+    r = run_waterfall(pool, cfg, initial_balance=100.0, ccc_par=[12.5])
+    # CCC 12.5 against a 7.5 % limit: 5 of excess at 70 -> ACPA 100 - 1.5
+    assert v(r, "acpa")[0] == pytest.approx(98.5, rel=1e-13)
+    assert v(r, "oc_ratio")[0, 0] == pytest.approx(98.5 / 80.0, rel=1e-13)
+    within = run_waterfall(pool, cfg, initial_balance=100.0, ccc_par=[7.0])
+    assert v(within, "acpa")[0] == pytest.approx(100.0, rel=1e-13)
 
 
 def test_a_floating_quarterly_note_repaid_in_full_has_no_pv_loss_and_groups_share_attachment():

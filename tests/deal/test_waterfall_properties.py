@@ -67,7 +67,20 @@ def deals(draw) -> WaterfallConfig:
         eod_oc_trigger=draw(st.one_of(st.none(), st.floats(0.9, 1.3))),
         acceleration=draw(st.booleans()),
         defaulted_interest_accrues=draw(st.booleans()),
+        non_call_period=draw(st.one_of(st.none(), st.integers(0, 6))),
+        call_nav_threshold=draw(st.floats(0.0, 2.0)),
+        clean_up_call=draw(st.one_of(st.none(), st.floats(0.05, 0.6))),
+        spread_duration=draw(st.floats(0.0, 5.0)),
+        ccc_limit=draw(st.one_of(st.none(), st.floats(0.0, 0.2))),
+        ccc_market_value=draw(st.floats(0.0, 1.0)),
     )
+
+
+def market(seed: int, S: int, T: int, pool: np.ndarray) -> dict:
+    """Random high-yield spread and CCC par paths (the CCC par a share of the performing balance)."""
+    rng = np.random.default_rng(seed + 7)
+    return {"hy_spread": rng.uniform(0.0, 0.15, (S, T)),
+            "ccc_par": rng.uniform(0.0, 0.3, (S, T)) * np.asarray(pool)[:, :, 6]}
 
 
 def random_pool(seed: int, S: int, T: int, scale: float) -> np.ndarray:
@@ -84,7 +97,7 @@ def random_pool(seed: int, S: int, T: int, scale: float) -> np.ndarray:
 def test_cash_conservation_every_period_scenario_and_mode(cfg, seed, T, mode, scale):
     pool = random_pool(seed, 4, T, scale)
     p0 = np.random.default_rng(seed + 1).uniform(10.0, 300.0, size=4)
-    r = run_waterfall(pool, cfg, initial_balance=p0, mode=mode)
+    r = run_waterfall(pool, cfg, initial_balance=p0, mode=mode, **market(seed, 4, T, pool))
     err = cash_conservation_error(r).abs()
     assert torch.all(err <= 1e-9 * r["cash_in"].clamp(min=1e-300) + 1e-12), float(err.max())
     # every payment is a non-negative amount and no note balance goes negative
@@ -205,9 +218,12 @@ def test_in_place_fast_path_equals_the_autograd_path(cfg, seed, T, mode):
     # without autograd the waterfall updates balances in place and writes preallocated outputs; with a
     # tensor that requires grad it runs out of place: the same arithmetic, so equal to the last bit
     pool = torch.as_tensor(random_pool(seed, 6, T, 50.0))
+    paths = market(seed, 6, T, pool.numpy())
     sizes = torch.tensor([t.balance for t in cfg.tranches], dtype=torch.float64)
-    fast = run_waterfall(pool, cfg, mode=mode, tranche_balances=sizes)
-    tracked = run_waterfall(pool, cfg, mode=mode, tranche_balances=sizes.clone().requires_grad_(True))
+    # an explicit pool par: the one inferred from a random month 0 can be 0 (all four flows masked)
+    p0 = np.random.default_rng(seed + 1).uniform(10.0, 300.0, size=6)
+    fast = run_waterfall(pool, cfg, p0, mode=mode, tranche_balances=sizes, **paths)
+    tracked = run_waterfall(pool, cfg, p0, mode=mode, tranche_balances=sizes.clone().requires_grad_(True), **paths)
     assert fast.keys() == tracked.keys()
     for key in fast:
         assert not fast[key].requires_grad

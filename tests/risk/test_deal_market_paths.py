@@ -56,3 +56,46 @@ def test_fixed_admin_expenses_scale_with_the_deal(run) -> None:
     deal = res.settings["deal"]
     assert deal["admin_expenses"] == pytest.approx(120_000.0 * factor, rel=1e-12)
     assert deal["admin_cap"] == pytest.approx(60_000.0 * factor, rel=1e-12)
+
+
+def test_ccc_par_is_the_rated_grades_ccc_share_along_the_rating_chain() -> None:
+    from creditsim.ratings.lifetime import monthly_scenario_matrices
+    from creditsim.risk.pool_engine import PoolEngine
+    from creditsim.schema import RATINGS
+
+    tape = pd.read_parquet(example_path("loans_example.parquet"))
+    engine = PoolEngine.from_tape(tape, seed=0, horizon=24, cutoff="2025-01")
+    paths = np.stack([fed_table_path(2025, "baseline", 24), fed_table_path(2025, "severely_adverse", 24)])
+    pool = np.zeros((2, 24, 7))
+    pool[:, :, 6] = 1e6  # a flat performing balance isolates the share
+    ccc = engine.ccc_par(paths, pool)
+    # reference: the grade distributions by explicit matrix products, one scenario and month at a time
+    rating = monthly_scenario_matrices(paths, engine.rating_link)
+    rated = tape["rating"].notna()
+    weights = tape[rated].groupby("rating")["current_balance"].sum() / tape["current_balance"].sum()
+    for s in range(2):
+        dist = np.eye(8)[:7]
+        for t in range(24):
+            dist = dist @ rating[s, t]
+            if t in (0, 11, 23):
+                share = sum(weights.get(g, 0.0) * dist[i, 6] / (1 - dist[i, 7]) for i, g in enumerate(RATINGS))
+                assert ccc[s, t] == pytest.approx(1e6 * share, rel=1e-10)
+    assert ccc[1, 23] > 1.2 * ccc[0, 23]  # the severely adverse path migrates more names to CCC
+
+
+def test_simulate_feeds_the_ccc_haircut_only_to_deals_that_set_a_limit() -> None:
+    from creditsim.risk.simulate import simulate
+
+    tape = pd.read_parquet(example_path("loans_example.parquet"))
+    tape = tape[tape["rating"].notna()].head(80)
+    path = fed_table_path(2025, "severely_adverse", T)[None]
+    kw = dict(macro=path, n_simulations=1, horizon=T, seed=1, progress=False, cutoff="2025-01")
+    tranches = [DEAL["tranches"][0], {**DEAL["tranches"][1], "oc_trigger": 1.10}, DEAL["tranches"][2]]
+    deal = {**DEAL, "tranches": tranches}
+    plain = simulate(tape, deal, **kw)
+    haircut = simulate(tape, {**deal, "ccc_limit": 0.0, "ccc_market_value": 0.0}, **kw)
+    # class B's OC (100 / 90 = 1.11) passes its 1.10 trigger until the whole CCC bucket leaves the
+    # numerator: then interest is diverted from the equity to pay the notes down
+    equity = lambda r: r.cashflows["tranche_interest"][0, :6, -1].sum()  # noqa: E731
+    assert equity(haircut) < equity(plain)
+    assert plain.settings["deal"]["ccc_limit"] is None
