@@ -162,6 +162,13 @@ class TrancheResult:
         fraction of the tranche balance."""
         return measures.expected_shortfall(self.losses, alpha, self.weights)
 
+    def __repr__(self) -> str:
+        """One line: name, size, attachment and the headline loss numbers; never the arrays."""
+        kind = " equity" if self.equity else ""
+        return (f"TrancheResult({self.name!r}{kind}, balance {self.balance:,.0f}, attach {_pct(self.attachment, 1)}"
+                f"-{_pct(self.detachment, 1)}, {self.n_sims:,} scenarios: EL {_pct(self.expected_loss)}, "
+                f"PD {_pct(self.pd)}, VaR 99% {_pct(self.var(0.99))})")
+
     def subset(self, mask: np.ndarray) -> TrancheResult:
         """The same tranche restricted to the scenarios where ``mask`` is True."""
         return TrancheResult(
@@ -315,6 +322,57 @@ class SimulationResults:
             if t.name == name:
                 return t
         raise ConfigError(f"no tranche named {name!r}; tranches are {[t.name for t in self.tranche_results]}")
+
+    # ------------------------------------------------------------------ printing
+    @property
+    def n_months(self) -> int | None:
+        """Simulation horizon in months: ``settings["horizon_months"]``, else the time axis of the kept
+        cashflows or macro paths; None when the result holds none of them."""
+        h = self.settings.get("horizon_months") if isinstance(self.settings, dict) else None
+        if h is not None:
+            return int(h)
+        for arr in (*self.cashflows.values(), self.macro_paths):
+            if arr is not None:
+                return int(arr.shape[1])
+        return None
+
+    def scenario_mix(self) -> dict[str, float]:
+        """Realised share of each scenario type present in the run (weights applied), name -> fraction,
+        in scenario-index order. The requested mix is ``settings["scenario_mix"]``; with drawn scenario
+        types the two differ by sampling noise."""
+        w = measures.normalise_weights(self.weights, self.n_sims)
+        return {SCENARIOS[i]: float(w[self.scenarios == i].sum()) for i in sorted(set(self.scenarios.tolist()))}
+
+    def __repr__(self) -> str:
+        """A few lines a person can read: size, scenario mix, pool EL / VaR 99 / CVaR 99 and each
+        tranche's EL and PD. Arrays are never printed (a 10,000-scenario result would flood the
+        terminal); use :meth:`summary`, :meth:`risk_table` or the attributes for the numbers."""
+        months = self.n_months
+        head = f"SimulationResults: {self.n_sims:,} scenarios"
+        head += f" x {months} months" if months is not None else ""
+        if np.isfinite(self.initial_balance):
+            head += f", initial pool balance {self.initial_balance:,.0f}"
+        if self.weights is not None:
+            head += " (weighted)"
+        mix = self.scenario_mix()
+        counts = np.bincount(self.scenarios, minlength=len(SCENARIOS))
+        lines = [head,
+                 "  scenario mix: " + ", ".join(f"{name} {share:.1%} ({counts[SCENARIOS.index(name)]:,})"
+                                                for name, share in mix.items())]
+        span = f" over {months} months" if months is not None else ""
+        lines.append(f"  pool loss{span}, % of initial balance: EL {_pct(self.expected_loss)}  "
+                     f"VaR 99% {_pct(self.var_99)}  CVaR 99% {_pct(self.cvar_99)}")
+        if self.tranche_results:
+            width = max(7, *(len(t.name) for t in self.tranche_results))
+            lines.append(f"  {'tranche':<{width}}  {'balance':>15}  {'attach':>7}  {'EL':>8}  {'PD':>8}")
+            for t in self.tranche_results:
+                lines.append(f"  {t.name:<{width}}  {t.balance:>15,.0f}  {_pct(t.attachment, 1):>7}  "
+                             f"{_pct(t.expected_loss):>8}  {_pct(t.pd):>8}")
+            lines.append("  (tranche EL and PD: principal loss, % of note balance)")
+        kept = [k for k in self.cashflows] + (["macro_paths"] if self.macro_paths is not None else [])
+        lines.append(f"  kept arrays: {', '.join(kept) if kept else 'none'}; "
+                     "tables: .summary(), .risk_table(), .tranche_table()")
+        return "\n".join(lines)
 
     # ------------------------------------------------------------------ tables
     def risk_table(self, alphas: tuple[float, ...] = (0.95, 0.99, 0.999)) -> pd.DataFrame:
@@ -657,6 +715,11 @@ class SimulationResults:
 
 
 # ---------------------------------------------------------------------- helpers
+def _pct(x: float, digits: int = 3) -> str:
+    """A fraction as a percent string for :meth:`SimulationResults.__repr__`; NaN -> "-"."""
+    return "-" if not np.isfinite(x) else f"{x * 100:.{digits}f}%"
+
+
 def _scenario_index(scenario: int | str) -> int:
     return scenario_index(scenario)
 

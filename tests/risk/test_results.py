@@ -428,3 +428,30 @@ def test_written_files_follow_the_umask_not_mkstemp_0600(tmp_path):
         os.umask(old)
     assert stat.S_IMODE(run.stat().st_mode) == 0o755
     assert stat.S_IMODE(xl.stat().st_mode) == 0o644
+
+
+# ---------------------------------------------------------------- printing
+def test_repr_is_a_short_summary_without_arrays():
+    r = _make_results(n=5000, t=12)
+    text = repr(r)
+    assert str(r) == text
+    lines = text.splitlines()
+    assert len(lines) <= 12 and max(len(line) for line in lines) < 140
+    assert "[" not in text and "array(" not in text and "..." not in text  # no numpy output
+    assert lines[0].startswith("SimulationResults: 5,000 scenarios x 12 months")
+    assert f"EL {r.expected_loss * 100:.3f}%" in text
+    assert f"VaR 99% {r.var_99 * 100:.3f}%" in text and f"CVaR 99% {r.cvar_99 * 100:.3f}%" in text
+    a = r.tranche("A")
+    row = next(line for line in lines if line.split()[:1] == ["A"])
+    assert f"{a.expected_loss * 100:.3f}%" in row and f"{a.pd * 100:.3f}%" in row
+    share = np.mean(r.scenarios == 2)
+    assert f"severely_adverse {share:.1%} ({np.sum(r.scenarios == 2):,})" in text
+    assert "array(" not in repr(a) and "\n" not in repr(a) and repr(a).startswith("TrancheResult('A'")
+
+
+def test_repr_of_a_bare_result_has_no_horizon_or_tranches():
+    r = SimulationResults(np.array([0.0, 0.1, 0.2]), [])
+    text = repr(r)
+    assert text.startswith("SimulationResults: 3 scenarios,") or text.startswith("SimulationResults: 3 scenarios\n")
+    assert "tranche" not in text.split("kept")[0] and "kept arrays: none" in text
+    assert r.scenario_mix() == {"baseline": 1.0}
