@@ -455,14 +455,40 @@ def _coverage_fans(results: SimulationResults, w: np.ndarray) -> Any:
                                line=dict(color="#1f3b73", width=2)), **where)
         trigger = _coverage_triggers(results, key).get(str(t.name))
         if trigger is not None:
-            f.add_trace(go.Scatter(x=months[[0, -1]], y=[trigger * 100] * 2, name="trigger", legendgroup="trigger",
-                                   showlegend=first, line=dict(color="#c44e52", dash="dash", width=1.5)), **where)
+            f.add_trace(go.Scatter(x=months[[0, -1]], y=[trigger * 100] * 2, mode="lines", name="trigger",
+                                   legendgroup="trigger", showlegend=first,
+                                   line=dict(color="#c44e52", dash="dash", width=1.5)), **where)
         first = False
-        f.update_yaxes(title_text="ratio, %" if p % cols == 0 else None, **where)
+        f.update_yaxes(title_text="ratio, %" if p % cols == 0 else None, range=_coverage_range(q, trigger), **where)
         f.update_xaxes(title_text="month after cut-off" if p // cols == rows - 1 else None, **where)
-    f.update_layout(title="Coverage tests: OC and IC ratios by month (median and 5-95% band, trigger dashed)",
+    f.update_layout(title="Coverage tests: OC and IC ratios by month (median and 5-95% band, trigger dashed; "
+                          "axis cut at twice the trigger)",
                     height=max(420, 320 * rows))
     return f
+
+
+def _coverage_range(q: np.ndarray, trigger: float | None) -> list[float] | None:
+    """y range (ratio in %) of one coverage panel. As a class is repaid its ratio runs to thousands of
+    percent (a small denominator), which would flatten the months that matter onto the axis: the top is
+    cut at twice the trigger (or twice the first month's median without one), unless the band stays
+    below that anyway."""
+    finite = q[np.isfinite(q)]
+    if finite.size == 0:
+        return None
+    median = q[len(q) // 2]
+    if trigger is not None:
+        ref: float | None = trigger * 100
+    elif np.isfinite(median).any():
+        ref = float(median[np.isfinite(median)][0])
+    else:
+        ref = None
+    lo, hi = float(finite.min()), float(finite.max())
+    if trigger is not None:
+        lo = min(lo, trigger * 100)  # the trigger line stays in view
+    if ref is not None and hi > 2 * ref > lo:
+        hi = 2 * ref
+    pad = 0.05 * (hi - lo if hi > lo else max(abs(hi), 1.0))
+    return [max(0.0, lo - pad), hi + pad]
 
 
 def _pool_cashflows(results: SimulationResults) -> Any:

@@ -269,3 +269,18 @@ def test_panels_without_data_are_skipped_with_a_note():
     assert any("Loss timing" in n for n in notes) and any("Macro" in n for n in notes)
     page = build_report_html(bare, plotly_js="file")
     assert "Not shown" in page and "Loss timing: the run kept no pool cashflows" in page
+
+
+def test_coverage_axis_is_cut_where_a_nearly_repaid_class_runs_off_but_keeps_the_trigger():
+    from creditsim.risk.report import _coverage_range
+
+    # a class close to repayment: ratios of thousands of percent in the last months
+    q = np.array([[110.0, 115.0, 120.0, 900.0], [130.0, 140.0, 160.0, 4500.0], [150.0, 170.0, 260.0, 9e4]])
+    lo, hi = _coverage_range(q, trigger=1.2)
+    assert hi < 260.0 and lo <= 110.0
+    lo, hi = _coverage_range(q, trigger=None)  # no trigger recorded: twice the first median
+    assert hi < 2 * 130.0 * 1.06
+    calm = np.array([[100.0, 101.0], [105.0, 106.0], [110.0, 111.0]])
+    lo, hi = _coverage_range(calm, trigger=0.9)
+    assert lo <= 90.0 <= 111.0 <= hi < 2 * 90.0  # uncut, trigger in view
+    assert _coverage_range(np.full((3, 4), np.nan), trigger=1.1) is None
