@@ -179,7 +179,10 @@ def _fan(y: np.ndarray, w: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
     qs_arr = np.asarray(qs, dtype=np.float64)
     finite = np.isfinite(y)
     if finite.all():
-        return np.quantile(y, qs_arr, axis=0, method="inverted_cdf", weights=w)
+        # equal weights (the usual, drawn mix): numpy's partition path, several times faster than the
+        # weighted one that sorts every month; the same quantile either way
+        weights = None if np.all(w == w[0]) else w
+        return np.quantile(y, qs_arr, axis=0, method="inverted_cdf", weights=weights)
     out = np.full((qs_arr.size, y.shape[1]), np.nan)
     for t in range(y.shape[1]):
         ok = finite[:, t]

@@ -284,3 +284,19 @@ def test_coverage_axis_is_cut_where_a_nearly_repaid_class_runs_off_but_keeps_the
     lo, hi = _coverage_range(calm, trigger=0.9)
     assert lo <= 90.0 <= 111.0 <= hi < 2 * 90.0  # uncut, trigger in view
     assert _coverage_range(np.full((3, 4), np.nan), trigger=1.1) is None
+
+
+def test_fan_bands_are_the_library_quantile_with_scenario_weights():
+    from creditsim.risk import measures
+    from creditsim.risk.report import _fan
+
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=(257, 6))
+    for w in (np.full(257, 1 / 257), rng.uniform(0.1, 2.0, size=257)):
+        q = _fan(y, w / w.sum(), (0.05, 0.5, 0.95))
+        for t in range(6):
+            for i, a in enumerate((0.05, 0.5, 0.95)):
+                assert q[i, t] == measures.value_at_risk(y[:, t], a, w)
+    y[:10, 2] = np.inf  # repaid classes are left out of that month's band, not counted as huge
+    q = _fan(y, np.full(257, 1 / 257), (0.5,))
+    assert q[0, 2] == measures.value_at_risk(y[10:, 2], 0.5)
