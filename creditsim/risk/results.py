@@ -360,11 +360,14 @@ class SimulationResults:
         mix = self.scenario_mix()
         counts = np.bincount(self.scenarios, minlength=len(SCENARIOS))
         lines = [head,
-                 "  scenario mix: " + ", ".join(f"{name} {share:.1%} ({counts[SCENARIOS.index(name)]:,})"
-                                                for name, share in mix.items())]
+                 "  scenario mix (share, scenarios):",
+                 "    " + "  ".join(f"{name} {share:.1%} ({counts[SCENARIOS.index(name)]:,})"
+                                    for name, share in mix.items())]
         span = f" over {months} months" if months is not None else ""
-        lines.append(f"  pool loss{span}, % of initial balance: EL {_pct(self.expected_loss)}  "
-                     f"VaR 99% {_pct(self.var_99)}  CVaR 99% {_pct(self.cvar_99)}")
+        el_se = measures.expected_value_se(self.portfolio_losses, self.weights, self.clusters)
+        lines.append(f"  pool loss{span}, % of initial balance:")
+        lines.append(f"    EL {_pct(self.expected_loss)} (s.e. {_pct(el_se)})   VaR 99% {_pct(self.var_99)}   "
+                     f"CVaR 99% {_pct(self.cvar_99)}")
         if self.tranche_results:
             width = max(7, *(len(t.name) for t in self.tranche_results))
             lines.append(f"  {'tranche':<{width}}  {'balance':>15}  {'attach':>7}  {'EL':>8}  {'PD':>8}")
@@ -373,8 +376,8 @@ class SimulationResults:
                              f"{_pct(t.expected_loss):>8}  {_pct(t.pd):>8}")
             lines.append("  (tranche EL and PD: principal loss, % of note balance)")
         kept = [k for k in self.cashflows] + (["macro_paths"] if self.macro_paths is not None else [])
-        lines.append(f"  kept arrays: {', '.join(kept) if kept else 'none'}; "
-                     "tables: .summary(), .risk_table(), .tranche_table()")
+        lines.append(f"  kept arrays: {', '.join(kept) if kept else 'none'}")
+        lines.append("  tables: .summary(), .risk_table(), .tranche_table(), .simulation_table()")
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ tables
