@@ -174,20 +174,32 @@ def _table(df: pd.DataFrame, index: bool = True, pct_rows: bool = False, human: 
 def _fan(y: np.ndarray, w: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
     """Quantiles ``qs`` over scenarios of ``y`` ``(S, T)`` with scenario weights ``w`` ``(S,)``:
     ``(len(qs), T)``, the empirical quantile ``inf{x : F(x) >= q}`` of
-    :func:`creditsim.risk.measures.value_at_risk`. Non-finite values (an OC ratio of a repaid class is
-    +inf) are left out month by month; a month with none left is NaN, a gap in the chart."""
-    qs_arr = np.asarray(qs, dtype=np.float64)
+    :func:`creditsim.risk.measures.value_at_risk` (same cumulative weights, same tolerance), so a fan's
+    band agrees with the risk tables. Non-finite values (an OC ratio of a repaid class is +inf) are
+    left out month by month; a month with none left is NaN, a gap in the chart."""
     finite = np.isfinite(y)
-    if finite.all():
-        # equal weights (the usual, drawn mix): numpy's partition path, several times faster than the
-        # weighted one that sorts every month; the same quantile either way
-        weights = None if np.all(w == w[0]) else w
-        return np.quantile(y, qs_arr, axis=0, method="inverted_cdf", weights=weights)
-    out = np.full((qs_arr.size, y.shape[1]), np.nan)
-    for t in range(y.shape[1]):
-        ok = finite[:, t]
-        if ok.any() and w[ok].sum() > 0:
-            out[:, t] = np.quantile(y[ok, t], qs_arr, method="inverted_cdf", weights=w[ok])
+    if not finite.all():
+        out = np.full((len(qs), y.shape[1]), np.nan)
+        for t in range(y.shape[1]):
+            ok = finite[:, t]
+            if ok.any() and w[ok].sum() > 0:
+                out[:, t] = _fan(y[ok, t:t + 1], w[ok] / w[ok].sum(), qs)[:, 0]
+        return out
+    n = y.shape[0]
+    if np.all(w == w[0]):
+        # equal weights (the usual, drawn mix): one sort per month and one CDF for all of them
+        ys = np.sort(y, axis=0)
+        cum = np.cumsum(np.full(n, 1.0 / n))[:, None]
+    else:
+        order = np.argsort(y, axis=0, kind="stable")
+        ys = np.take_along_axis(y, order, axis=0)
+        cum = np.cumsum(w[order], axis=0)
+    cols = np.arange(y.shape[1])
+    out = np.empty((len(qs), y.shape[1]))
+    for i, q in enumerate(qs):
+        # first sorted index whose cumulative weight reaches q (measures._quantile's rule)
+        idx = np.minimum(np.sum(cum < q - measures._CDF_TOL, axis=0), n - 1)
+        out[i] = ys[np.broadcast_to(idx, (y.shape[1],)), cols]
     return out
 
 
