@@ -41,7 +41,8 @@ def test_demo_writes_excel_html_and_run(tmp_path, capsys):
     assert "CVaR 99%" in printed and "Equity" in printed
     assert {"results.xlsx", "report.html", "run.json", "meta.json"} <= {p.name for p in out.iterdir()}
     wb = openpyxl.load_workbook(out / "results.xlsx", read_only=True)
-    assert wb.sheetnames == ["summary", "tranches", "loss_distribution", "pool_cashflows", "run_settings"]
+    assert wb.sheetnames == ["summary", "tranches", "loss_distribution", "pool_cashflows", "run_settings",
+                             "simulations", "tranche_cashflows"]
     assert 'id="loss_distribution"' in (out / "report.html").read_text(encoding="utf-8")
     assert json.loads((out / "run.json").read_text())["settings"]["seed"] == 7
     back = SimulationResults.load(out)

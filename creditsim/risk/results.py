@@ -6,7 +6,7 @@ conditioned on a scenario type or re-weighted. Risk measures use the exact estim
 
 Storage: :meth:`SimulationResults.to_parquet` writes one directory (parquet tables + ``meta.json``),
 :meth:`SimulationResults.load` reads it back bit-for-bit; :meth:`SimulationResults.to_excel` writes the
-five-sheet workbook for people. Both writes are atomic: a temporary sibling is written first and moved
+formatted workbook for people (:mod:`creditsim.risk.workbook`). Both writes are atomic: a temporary sibling is written first and moved
 into place with :func:`os.replace`, so an interrupted write leaves the previous file (or nothing).
 """
 
@@ -26,10 +26,13 @@ import pandas as pd
 
 from creditsim.errors import ConfigError, DataError
 from creditsim.fileio import (
-    RESULT_MARKER, atomic_write, check_output_target, escape_excel_text, escape_frame, fault_point, make_temp_dir,
+    RESULT_MARKER, atomic_write, check_output_target, escape_excel_text, fault_point, make_temp_dir,
     replace_result_dir,
 )
 from creditsim.risk import measures
+from creditsim.risk.workbook import (
+    COUNT_FORMAT, EXCEL_MAX_ROWS, MONEY_FORMAT, PERCENT_FORMAT, YEARS_FORMAT, Block, Sheet, write_workbook,
+)
 from creditsim.states import MACRO_VARS, POOL_CF_TYPES, SCENARIOS, scenario_index
 
 __all__ = ["TrancheResult", "SimulationResults", "escape_excel_text"]
@@ -161,6 +164,13 @@ class TrancheResult:
         """Acerbi-Tasche expected shortfall of the tranche principal loss beyond ``var(alpha)``,
         fraction of the tranche balance."""
         return measures.expected_shortfall(self.losses, alpha, self.weights)
+
+    def __repr__(self) -> str:
+        """One line: name, size, attachment and the headline loss numbers; never the arrays."""
+        kind = " equity" if self.equity else ""
+        return (f"TrancheResult({self.name!r}{kind}, balance {self.balance:,.0f}, attach {_pct(self.attachment, 1)}"
+                f"-{_pct(self.detachment, 1)}, {self.n_sims:,} scenarios: EL {_pct(self.expected_loss)}, "
+                f"PD {_pct(self.pd)}, VaR 99% {_pct(self.var(0.99))})")
 
     def subset(self, mask: np.ndarray) -> TrancheResult:
         """The same tranche restricted to the scenarios where ``mask`` is True."""
@@ -316,6 +326,60 @@ class SimulationResults:
                 return t
         raise ConfigError(f"no tranche named {name!r}; tranches are {[t.name for t in self.tranche_results]}")
 
+    # ------------------------------------------------------------------ printing
+    @property
+    def n_months(self) -> int | None:
+        """Simulation horizon in months: ``settings["horizon_months"]``, else the time axis of the kept
+        cashflows or macro paths; None when the result holds none of them."""
+        h = self.settings.get("horizon_months") if isinstance(self.settings, dict) else None
+        if h is not None:
+            return int(h)
+        for arr in (*self.cashflows.values(), self.macro_paths):
+            if arr is not None:
+                return int(arr.shape[1])
+        return None
+
+    def scenario_mix(self) -> dict[str, float]:
+        """Realised share of each scenario type present in the run (weights applied), name -> fraction,
+        in scenario-index order. The requested mix is ``settings["scenario_mix"]``; with drawn scenario
+        types the two differ by sampling noise."""
+        w = measures.normalise_weights(self.weights, self.n_sims)
+        return {SCENARIOS[i]: float(w[self.scenarios == i].sum()) for i in sorted(set(self.scenarios.tolist()))}
+
+    def __repr__(self) -> str:
+        """A few lines a person can read: size, scenario mix, pool EL / VaR 99 / CVaR 99 and each
+        tranche's EL and PD. Arrays are never printed (a 10,000-scenario result would flood the
+        terminal); use :meth:`summary`, :meth:`risk_table` or the attributes for the numbers."""
+        months = self.n_months
+        head = f"SimulationResults: {self.n_sims:,} scenarios"
+        head += f" x {months} months" if months is not None else ""
+        if np.isfinite(self.initial_balance):
+            head += f", initial pool balance {self.initial_balance:,.0f}"
+        if self.weights is not None:
+            head += " (weighted)"
+        mix = self.scenario_mix()
+        counts = np.bincount(self.scenarios, minlength=len(SCENARIOS))
+        lines = [head,
+                 "  scenario mix (share, scenarios):",
+                 "    " + "  ".join(f"{name} {share:.1%} ({counts[SCENARIOS.index(name)]:,})"
+                                    for name, share in mix.items())]
+        span = f" over {months} months" if months is not None else ""
+        el_se = measures.expected_value_se(self.portfolio_losses, self.weights, self.clusters)
+        lines.append(f"  pool loss{span}, % of initial balance:")
+        lines.append(f"    EL {_pct(self.expected_loss)} (s.e. {_pct(el_se)})   VaR 99% {_pct(self.var_99)}   "
+                     f"CVaR 99% {_pct(self.cvar_99)}")
+        if self.tranche_results:
+            width = max(7, *(len(t.name) for t in self.tranche_results))
+            lines.append(f"  {'tranche':<{width}}  {'balance':>15}  {'attach':>7}  {'EL':>8}  {'PD':>8}")
+            for t in self.tranche_results:
+                lines.append(f"  {t.name:<{width}}  {t.balance:>15,.0f}  {_pct(t.attachment, 1):>7}  "
+                             f"{_pct(t.expected_loss):>8}  {_pct(t.pd):>8}")
+            lines.append("  (tranche EL and PD: principal loss, % of note balance)")
+        kept = [k for k in self.cashflows] + (["macro_paths"] if self.macro_paths is not None else [])
+        lines.append(f"  kept arrays: {', '.join(kept) if kept else 'none'}")
+        lines.append("  tables: .summary(), .risk_table(), .tranche_table(), .simulation_table()")
+        return "\n".join(lines)
+
     # ------------------------------------------------------------------ tables
     def risk_table(self, alphas: tuple[float, ...] = (0.95, 0.99, 0.999)) -> pd.DataFrame:
         """Portfolio risk measures, all scenarios and each scenario type present in the run.
@@ -430,6 +494,44 @@ class SimulationResults:
         df.insert(0, "month", np.arange(pool.shape[1]))
         return df
 
+    def simulation_table(self) -> pd.DataFrame:
+        """One row per simulation: ``sim`` (0..S-1), ``scenario_id`` (0 baseline .. 3 stagflation),
+        ``scenario`` (its name), ``weight`` (only for a weighted run, normalised to sum 1),
+        ``portfolio_loss`` (fraction of the initial pool balance) and, per tranche in priority order,
+        ``<name>_loss`` (principal loss, fraction of the note balance) and ``<name>_irr`` (annual
+        decimal, -1.0 when nothing was received)."""
+        cols: dict[str, Any] = {
+            "sim": np.arange(self.n_sims), "scenario_id": self.scenarios,
+            "scenario": np.asarray(SCENARIOS, dtype=object)[self.scenarios],
+        }
+        if self.weights is not None:
+            cols["weight"] = measures.normalise_weights(self.weights, self.n_sims)
+        cols["portfolio_loss"] = self.portfolio_losses
+        for t in self.tranche_results:
+            cols[f"{t.name}_loss"] = t.losses
+            cols[f"{t.name}_irr"] = t.irr
+        return pd.DataFrame(cols)
+
+    def tranche_cashflows_by_month(self) -> pd.DataFrame:
+        """Scenario-weighted mean tranche cashflows per month, currency units: rows t = 0..T-1, columns
+        ``month`` then ``<tranche>_interest``, ``<tranche>_principal``, ``<tranche>_balance`` for each
+        tranche (in priority order) and each of the three arrays the run kept. Balance is the note
+        balance at the end of the month including capitalised interest (equity: its notional);
+        principal includes capitalised interest repaid. Empty frame when no tranche array was kept
+        (a run with ``keep_cashflows=False``)."""
+        kinds = [k for k in ("interest", "principal", "balance") if f"tranche_{k}" in self.cashflows]
+        names = [t.name for t in self.tranche_results]
+        if not kinds or not names:
+            return pd.DataFrame(columns=["month"])
+        w = measures.normalise_weights(self.weights, self.n_sims)
+        means = {k: np.einsum("s,stn->tn", w, self.cashflows[f"tranche_{k}"]) for k in kinds}
+        n_months = next(iter(means.values())).shape[0]
+        cols: dict[str, Any] = {"month": np.arange(n_months)}
+        for j, name in enumerate(names):
+            for k in kinds:
+                cols[f"{name}_{k}"] = means[k][:, j]
+        return pd.DataFrame(cols)
+
     def settings_table(self) -> pd.DataFrame:
         rows = []
         for k, v in _flatten(self.settings).items():
@@ -438,37 +540,58 @@ class SimulationResults:
 
     # ------------------------------------------------------------------ writers
     def to_excel(self, path: str | os.PathLike) -> Path:
-        """Write the workbook (sheets: summary, tranches, loss_distribution, pool_cashflows,
-        run_settings) atomically. Text cells starting with = + - @ are escaped with a leading quote so
-        no spreadsheet evaluates them as formulas."""
+        """Write the workbook for people, atomically (:mod:`creditsim.risk.workbook`).
+
+        Sheets: ``summary`` (portfolio + tranche metrics, and below it the risk measures by scenario
+        type), ``tranches`` (tranche metrics by scenario type), ``loss_distribution``,
+        ``pool_cashflows`` (mean per month), ``run_settings``, ``simulations`` (one row per simulation,
+        :meth:`simulation_table`) and, when the run kept tranche cashflows, ``tranche_cashflows`` (mean
+        per month, :meth:`tranche_cashflows_by_month`). The first five keep their order so readers
+        that open a sheet by position still find it.
+
+        Formats: headers bold, columns fitted to their content, panes frozen under the header and
+        right of the first column; currency units ``#,##0``, fractions (losses, PD, LGD, IRR,
+        attachment, probabilities) ``0.00%``, WAL in years ``0.00``, counts ``#,##0``. Values stay
+        unrounded numbers. Text cells starting with = + - @ are escaped with a leading quote so no
+        spreadsheet evaluates them as formulas. A run with more simulations than an Excel sheet has
+        rows gets a note in ``simulations`` pointing to the parquet tables instead.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         summary = self.summary().reset_index()
         risk_rows = self.risk_table().reset_index().rename(columns={"index": "measure"})
-        sheets = {
-            "summary": summary,
-            "tranches": self.tranche_table(),
-            "loss_distribution": self.loss_distribution(),
-            "pool_cashflows": self.pool_cashflows_by_month(),
-            "run_settings": self.settings_table(),
-        }
-        def write(tmp: Path) -> None:
-            with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
-                for name, df in sheets.items():
-                    escape_frame(df).to_excel(xw, sheet_name=name, index=False)
-                    _percent_format(xw.sheets[name], df, first_row=2)
-                    if name == "summary":
-                        start = len(df) + 3
-                        escape_frame(risk_rows).to_excel(xw, sheet_name=name, index=False, startrow=start)
-                        # every risk-table row but the scenario count is a loss fraction
-                        ws = xw.sheets[name]
-                        for i, measure in enumerate(risk_rows["measure"]):
-                            if measure != "n_sims":
-                                for j in range(1, risk_rows.shape[1]):
-                                    ws.cell(row=start + 2 + i, column=j + 1).number_format = PERCENT_FORMAT
+        # the risk table carries its unit by row: a scenario count, then loss fractions
+        risk_formats = [COUNT_FORMAT if m == "n_sims" else PERCENT_FORMAT for m in risk_rows["measure"]]
+        pool_cf = self.pool_cashflows_by_month()
 
-        atomic_write(path, write, suffix=".tmp.xlsx")
-        return path
+        def block(df: pd.DataFrame, money: tuple[str, ...] = (), **kw: Any) -> Block:
+            return Block(df, formats=_column_formats(df, money), **kw)
+
+        sheets = [
+            Sheet("summary", [
+                block(summary, money=("balance",)),
+                Block(risk_rows, row_formats=risk_formats,
+                      caption="Portfolio loss by scenario type, fraction of the initial pool balance"),
+            ]),
+            Sheet("tranches", [block(self.tranche_table())]),
+            Sheet("loss_distribution", [block(self.loss_distribution())]),
+            Sheet("pool_cashflows", [block(pool_cf, money=tuple(POOL_CF_TYPES))]),
+            Sheet("run_settings", [block(self.settings_table())]),
+        ]
+        if self.n_sims < EXCEL_MAX_ROWS:
+            sims = self.simulation_table()
+            fractions = ("portfolio_loss", *(f"{t.name}_{k}" for t in self.tranche_results for k in ("loss", "irr")))
+            sheets.append(Sheet("simulations", [Block(sims, formats={
+                "sim": COUNT_FORMAT, "scenario_id": COUNT_FORMAT, **{c: PERCENT_FORMAT for c in fractions}})]))
+        else:
+            note = (f"{self.n_sims:,} simulations do not fit in one Excel sheet ({EXCEL_MAX_ROWS - 1:,} rows): "
+                    "read portfolio.parquet and tranches.parquet of the run directory "
+                    "(SimulationResults.load(...).simulation_table())")
+            sheets.append(Sheet("simulations", [Block(pd.DataFrame({"note": [note]}))]))
+        tranche_cf = self.tranche_cashflows_by_month()
+        if len(tranche_cf):
+            sheets.append(Sheet("tranche_cashflows", [block(tranche_cf, money=tuple(tranche_cf.columns[1:]))]))
+        return write_workbook(path, sheets)
 
     def to_parquet(
         self,
@@ -657,24 +780,39 @@ class SimulationResults:
 
 
 # ---------------------------------------------------------------------- helpers
+def _pct(x: float, digits: int = 3) -> str:
+    """A fraction as a percent string for :meth:`SimulationResults.__repr__`; NaN -> "-"."""
+    return "-" if not np.isfinite(x) else f"{x * 100:.{digits}f}%"
+
+
 def _scenario_index(scenario: int | str) -> int:
     return scenario_index(scenario)
 
 
-#: Excel number format of fractions (losses, PD, attachment, IRR): 0.0123 shows as 1.23 %
-PERCENT_FORMAT = "0.00%"
+#: fraction columns of the tables (losses, PD, attachment, IRR, probabilities): shown as percent
 _PERCENT_COLUMNS = re.compile(
     r"^(pd|lgd|attachment|detachment|expected_loss(_se)?|c?var_\d+(_\d+)?(_se)?|irr_(mean|median)|"
     r"loss_from|loss_to|probability|cumulative_probability)$")
+#: count columns: scenario counts, month numbers
+_COUNT_COLUMNS = frozenset({"n_sims", "month", "sim", "scenario_id"})
 
 
-def _percent_format(ws: Any, df: pd.DataFrame, first_row: int) -> None:
-    """Give the fraction columns of ``df`` (written at ``first_row``, 1-based, below its header) a
-    percent number format; values stay fractions, so formulas on them keep working."""
-    for j, col in enumerate(df.columns, start=1):
-        if _PERCENT_COLUMNS.match(str(col)):
-            for i in range(len(df)):
-                ws.cell(row=first_row + i, column=j).number_format = PERCENT_FORMAT
+def _column_formats(df: pd.DataFrame, money: tuple[str, ...] = ()) -> dict[str, str]:
+    """Excel number format per column of one of the result tables: ``money`` columns (currency
+    units) ``#,##0``, fraction columns ``0.00%``, ``wal_years`` ``0.00``, counts ``#,##0``; other
+    columns stay General."""
+    formats: dict[str, str] = {}
+    for col in df.columns:
+        name = str(col)
+        if name in money:
+            formats[col] = MONEY_FORMAT
+        elif _PERCENT_COLUMNS.match(name):
+            formats[col] = PERCENT_FORMAT
+        elif name == "wal_years":
+            formats[col] = YEARS_FORMAT
+        elif name in _COUNT_COLUMNS:
+            formats[col] = COUNT_FORMAT
+    return formats
 
 
 def _check_file_name(name: str) -> None:

@@ -326,12 +326,14 @@ def test_load_rejects_non_result_directory(tmp_path):
         SimulationResults.load(out)
 
 
-def test_excel_has_five_sheets_and_escapes_formulas(tmp_path):
+def test_excel_sheets_keep_their_order_and_escape_formulas(tmp_path):
     r = _make_results(names=("=HYPERLINK(\"http://x\")", "+B", "Equity"))
     r.settings["note"] = "@SUM(A1:A2)"
     path = r.to_excel(tmp_path / "out.xlsx")
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["summary", "tranches", "loss_distribution", "pool_cashflows", "run_settings"]
+    # the first five in their old places; the per-simulation and tranche cashflow sheets after them
+    assert wb.sheetnames == ["summary", "tranches", "loss_distribution", "pool_cashflows", "run_settings",
+                             "simulations", "tranche_cashflows"]
     texts = []
     for ws in wb.worksheets:
         for row in ws.iter_rows():
@@ -353,16 +355,100 @@ def test_excel_shows_fractions_as_percent_and_counts_as_numbers(tmp_path):
     header = [c.value for c in ws[1]]
     pd_cell = ws.cell(row=3, column=header.index("pd") + 1)  # tranche A
     assert pd_cell.value == pytest.approx(r.tranche("A").pd) and pd_cell.number_format == "0.00%"
-    assert ws.cell(row=3, column=header.index("balance") + 1).number_format == "General"
-    assert ws.cell(row=3, column=header.index("wal_years") + 1).number_format == "General"
+    # money in whole currency units, WAL in years: still the unrounded numbers underneath
+    balance = ws.cell(row=3, column=header.index("balance") + 1)
+    assert balance.number_format == "#,##0" and balance.value == r.tranche("A").balance
+    wal = ws.cell(row=3, column=header.index("wal_years") + 1)
+    assert wal.number_format == "0.00" and wal.value == pytest.approx(r.tranche("A").mean_wal)
+    assert ws.cell(row=2, column=header.index("pd") + 1).value is None  # NaN (pool PD) -> empty cell
     # the risk table below: n_sims a count, every loss row a percent
     rows = {ws.cell(row=i, column=1).value: i for i in range(1, ws.max_row + 1)}
-    assert ws.cell(row=rows["n_sims"], column=2).number_format == "General"
+    assert ws.cell(row=rows["n_sims"], column=2).number_format == "#,##0"
+    assert ws.cell(row=rows["n_sims"], column=2).value == r.n_sims
     assert ws.cell(row=rows["cvar_99_9"], column=2).number_format == "0.00%"
     tr = wb["tranches"]
     th = [c.value for c in tr[1]]
     assert tr.cell(row=2, column=th.index("expected_loss") + 1).number_format == "0.00%"
-    assert tr.cell(row=2, column=th.index("n_sims") + 1).number_format == "General"
+    assert tr.cell(row=2, column=th.index("n_sims") + 1).number_format == "#,##0"
+
+
+def test_excel_headers_bold_widths_fitted_and_panes_frozen(tmp_path):
+    r = _make_results(names=("A", "A very long tranche name for a mezzanine class", "Equity"))
+    r.settings["deal"] = {"name": "x" * 200}  # a long value is cut at the width cap, not 200 wide
+    wb = openpyxl.load_workbook(r.to_excel(tmp_path / "out.xlsx"))
+    for ws in wb.worksheets:
+        assert ws.freeze_panes == "B2", ws.title
+        assert all(c.font.b for c in ws[1] if c.value is not None), ws.title
+        assert not ws[2][0].font.b, ws.title
+        for letter, dim in ws.column_dimensions.items():
+            assert 6 <= dim.width <= 62, (ws.title, letter)
+    s = wb["summary"]
+    widths = {c.value: s.column_dimensions[c.column_letter].width for c in s[1]}
+    long_name = "A very long tranche name for a mezzanine class"
+    assert widths["name"] >= len(long_name)  # the first column fits the longest tranche name
+    assert widths["balance"] >= len(f"{r.initial_balance:,.0f}")  # 100,000,000 shown whole
+    settings = wb["run_settings"]
+    assert settings.column_dimensions["B"].width == 60  # capped
+    # the risk table under the summary has its own bold caption and header
+    rows = {s.cell(row=i, column=1).value: i for i in range(1, s.max_row + 1)}
+    assert s.cell(row=rows["measure"], column=1).font.b
+    caption = rows["measure"] - 1
+    assert "fraction of the initial pool balance" in s.cell(row=caption, column=1).value
+
+
+def test_excel_simulations_sheet_has_one_row_per_scenario_with_its_numbers(tmp_path):
+    from creditsim.states import SCENARIOS
+
+    r = _make_results(n=50)
+    ws = openpyxl.load_workbook(r.to_excel(tmp_path / "out.xlsx"))["simulations"]
+    header = [c.value for c in ws[1]]
+    assert header == ["sim", "scenario_id", "scenario", "portfolio_loss",
+                      "A_loss", "A_irr", "B_loss", "B_irr", "Equity_loss", "Equity_irr"]
+    assert ws.max_row == 1 + r.n_sims
+    rows = list(ws.iter_rows(min_row=2, values_only=True))
+    for i, row in enumerate(rows):
+        assert row[0] == i and row[1] == r.scenarios[i] and row[2] == SCENARIOS[r.scenarios[i]]
+        # the float itself, not a display-rounded copy (openpyxl writes 16 significant digits)
+        assert row[3] == pytest.approx(r.portfolio_losses[i], rel=1e-14)
+        for j, t in enumerate(r.tranche_results):
+            assert row[4 + 2 * j] == pytest.approx(t.losses[i], rel=1e-14, abs=1e-300)
+            assert row[5 + 2 * j] == pytest.approx(t.irr[i], rel=1e-14)
+    cells = ws[7]
+    assert [c.number_format for c in cells] == ["#,##0", "#,##0", "General"] + ["0.00%"] * 7
+
+
+def test_excel_simulations_sheet_shows_weights_of_a_weighted_run(tmp_path):
+    w = np.linspace(1.0, 2.0, 20)
+    r = _make_results(n=20, weights=w)
+    ws = openpyxl.load_workbook(r.to_excel(tmp_path / "out.xlsx"))["simulations"]
+    header = [c.value for c in ws[1]]
+    assert header[:5] == ["sim", "scenario_id", "scenario", "weight", "portfolio_loss"]
+    got = [row[3] for row in ws.iter_rows(min_row=2, values_only=True)]
+    np.testing.assert_allclose(got, w / w.sum())
+
+
+def test_excel_tranche_cashflows_are_weighted_means_per_month(tmp_path):
+    n, t = 40, 6
+    rng = np.random.default_rng(3)
+    r = _make_results(n=n, t=t)
+    for key in ("tranche_interest", "tranche_principal", "tranche_balance"):
+        r.cashflows[key] = rng.uniform(0, 1e6, size=(n, t, 3))
+    ws = openpyxl.load_workbook(r.to_excel(tmp_path / "out.xlsx"))["tranche_cashflows"]
+    header = [c.value for c in ws[1]]
+    assert header[:4] == ["month", "A_interest", "A_principal", "A_balance"] and len(header) == 1 + 9
+    assert ws.max_row == 1 + t
+    b_balance = [row[header.index("B_balance")] for row in ws.iter_rows(min_row=2, values_only=True)]
+    np.testing.assert_allclose(b_balance, r.cashflows["tranche_balance"][:, :, 1].mean(axis=0))
+    assert ws.cell(row=3, column=header.index("B_balance") + 1).number_format == "#,##0"
+    assert ws.cell(row=3, column=1).number_format == "#,##0"
+
+
+def test_excel_without_kept_cashflows_has_no_tranche_cashflow_sheet(tmp_path):
+    r = _make_results()
+    r.cashflows.clear()
+    wb = openpyxl.load_workbook(r.to_excel(tmp_path / "out.xlsx"))
+    assert "tranche_cashflows" not in wb.sheetnames and "simulations" in wb.sheetnames
+    assert [c.value for c in wb["pool_cashflows"][1]] == ["month", *POOL_CF_TYPES]
 
 
 def test_cli_tables_fit_80_columns_and_blank_what_does_not_apply():
@@ -428,3 +514,30 @@ def test_written_files_follow_the_umask_not_mkstemp_0600(tmp_path):
         os.umask(old)
     assert stat.S_IMODE(run.stat().st_mode) == 0o755
     assert stat.S_IMODE(xl.stat().st_mode) == 0o644
+
+
+# ---------------------------------------------------------------- printing
+def test_repr_is_a_short_summary_without_arrays():
+    r = _make_results(n=5000, t=12)
+    text = repr(r)
+    assert str(r) == text
+    lines = text.splitlines()
+    assert len(lines) <= 14 and max(len(line) for line in lines) <= 110
+    assert "[" not in text and "array(" not in text and "..." not in text  # no numpy output
+    assert lines[0].startswith("SimulationResults: 5,000 scenarios x 12 months")
+    assert f"EL {r.expected_loss * 100:.3f}%" in text
+    assert f"VaR 99% {r.var_99 * 100:.3f}%" in text and f"CVaR 99% {r.cvar_99 * 100:.3f}%" in text
+    a = r.tranche("A")
+    row = next(line for line in lines if line.split()[:1] == ["A"])
+    assert f"{a.expected_loss * 100:.3f}%" in row and f"{a.pd * 100:.3f}%" in row
+    share = np.mean(r.scenarios == 2)
+    assert f"severely_adverse {share:.1%} ({np.sum(r.scenarios == 2):,})" in text
+    assert "array(" not in repr(a) and "\n" not in repr(a) and repr(a).startswith("TrancheResult('A'")
+
+
+def test_repr_of_a_bare_result_has_no_horizon_or_tranches():
+    r = SimulationResults(np.array([0.0, 0.1, 0.2]), [])
+    text = repr(r)
+    assert text.startswith("SimulationResults: 3 scenarios,") or text.startswith("SimulationResults: 3 scenarios\n")
+    assert "tranche" not in text.split("kept")[0] and "kept arrays: none" in text
+    assert r.scenario_mix() == {"baseline": 1.0}
