@@ -29,6 +29,13 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+if __name__ == "__main__" and str(ROOT) not in sys.path:
+    # run as a script: this checkout's creditsim, not another installed copy
+    sys.path.insert(0, str(ROOT))
+
+from creditsim.datasets import load_macro_history  # noqa: E402
+from creditsim.errors import ConfigError, DataError  # noqa: E402
+
 OUT = ROOT / "creditsim" / "examples" / "loans_bsl.parquet"
 
 #: seed of the one random stream; any fixed value would do
@@ -130,8 +137,8 @@ def exact_counts(mix: dict, n: int) -> np.ndarray:
     """``(len(mix),)`` int64 counts summing to ``n`` in proportion to the mix (largest remainders), so
     the tape's composition is exactly the stated one and not a multinomial draw around it."""
     w = np.array(list(mix.values()), dtype=np.float64)
-    if np.any(w < 0) or w.sum() <= 0:
-        raise ValueError(f"mix weights must be >= 0 and not all 0, got {mix}")
+    if w.size == 0 or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise ConfigError(f"mix weights must be finite, >= 0 and not all 0, got {mix}")
     raw = w / w.sum() * n
     counts = np.floor(raw).astype(np.int64)
     order = np.argsort(-(raw - counts), kind="stable")
@@ -147,8 +154,6 @@ def _shuffled_labels(rng: np.random.Generator, mix: dict, n: int) -> np.ndarray:
 
 def policy_rate(month: str) -> float:
     """Policy rate of ``month`` (YYYY-MM) in the bundled macro history, annual decimal."""
-    from creditsim.datasets import load_macro_history
-
     hist = load_macro_history()
     return float(hist.loc[pd.Timestamp(f"{month}-01"), "policy_rate"])
 
@@ -166,9 +171,15 @@ def build_bsl_tape(seed: int = SEED, n_loans: int = N_LOANS, target_par: int = T
     ``lgd_assumption`` (decimal) and ``current_balance`` (= original: bullet loans, currency units).
     ``interest_rate`` is the all-in coupon at the cut-off, base rate + margin, annual decimal.
     """
+    for name, value, low in (("seed", seed, 0), ("n_loans", n_loans, 1), ("target_par", target_par, 1000)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+    if target_par % 1000:
+        raise ConfigError(f"target_par must be a whole number of thousands (positions are rounded to "
+                          f"$1,000), got {target_par}")
     base = policy_rate(CUTOFF_MONTH)
     if abs(base - BASE_RATE) > 1e-12:
-        raise RuntimeError(f"the bundled policy rate of {CUTOFF_MONTH} is {base}, the example was designed "
+        raise DataError(f"the bundled policy rate of {CUTOFF_MONTH} is {base}, the example was designed "
                            f"with {BASE_RATE}: re-check the deal's base rate and coupons before regenerating")
     rng = np.random.default_rng(seed)
     n = n_loans
@@ -244,8 +255,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=OUT, help=f"output Parquet file (default {OUT.relative_to(ROOT)})")
     ap.add_argument("--check", action="store_true", help="compare with the existing file instead of writing it")
     args = ap.parse_args(argv)
-    if str(ROOT) not in sys.path:  # run as a script: use this checkout's creditsim, not another install
-        sys.path.insert(0, str(ROOT))
     tape = build_bsl_tape()
     if args.check:
         shipped = pd.read_parquet(args.out)
