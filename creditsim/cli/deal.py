@@ -68,20 +68,56 @@ def _load(path: Path):
 
 
 def capital_structure(config) -> pd.DataFrame:
-    """One row per tranche: balance, coupon, attachment, detachment, triggers, deferrable."""
+    """One row per tranche: balance, coupon (fixed) or margin and floor (floating), attachment,
+    detachment, triggers, pari passu, deferrable."""
     from creditsim.deal.analytics import attachment_points
 
     att, det = attachment_points(config)
     rows = []
     for k, t in enumerate(config.tranches):
         rows.append({
-            "tranche": t.name, "balance": t.balance, "coupon": np.nan if t.equity else t.coupon,
+            "tranche": t.name, "balance": t.balance,
+            "coupon": np.nan if (t.equity or t.floating) else t.coupon,
+            "margin": np.nan if t.margin is None else t.margin,
+            "floor": np.nan if t.floor is None else t.floor,
             "attachment": att[k], "detachment": det[k],
             "oc_trigger": np.nan if t.oc_trigger is None else t.oc_trigger,
             "ic_trigger": np.nan if t.ic_trigger is None else t.ic_trigger,
-            "deferrable": t.deferrable, "equity": t.equity,
+            "pari_passu": t.pari_passu, "deferrable": t.deferrable, "equity": t.equity,
         })
-    return pd.DataFrame(rows).set_index("tranche")
+    out = pd.DataFrame(rows).set_index("tranche")
+    # columns of features the deal does not use are noise in a terminal
+    unused = [c for c in ("margin", "floor") if out[c].isna().all()]
+    if not out["pari_passu"].any():
+        unused.append("pari_passu")
+    return out.drop(columns=unused)
+
+
+def deal_features(config) -> list[str]:
+    """One line per waterfall feature the deal switches on (``deal check`` prints them)."""
+    lines = [f"payment dates {config.payment_frequency}; collections monthly"]
+    if config.has_floating:
+        lines.append(f"floating classes pay base rate + margin, ACT/360; flat base rate {config.base_rate:.4%} "
+                     "when a run has no rate path (simulate uses each scenario's policy rate)")
+    if any(t.pari_passu for t in config.debt_tranches):
+        groups = ["/".join(t.name for t in config.tranches[a:b]) for a, b in config.pari_passu_groups if b - a > 1]
+        lines.append(f"pari passu: {', '.join(groups)} (pro rata, tested as one)")
+    if config.admin_fee or config.admin_expenses:
+        cap = "no cap" if config.admin_cap is None else f"senior up to {config.admin_cap:,.0f} a year"
+        lines.append(f"admin expenses {config.admin_fee:.4%} of par + {config.admin_expenses:,.0f} a year, {cap}")
+    if config.interest_diversion_trigger is not None:
+        lines.append(f"interest diversion test {config.interest_diversion_trigger:.4f} during the reinvestment "
+                     f"period, up to {config.interest_diversion_share:.0%} of remaining interest")
+    if config.incentive_fee:
+        lines.append(f"incentive fee {config.incentive_fee:.0%} of equity distributions above a "
+                     f"{config.incentive_hurdle:.2%} equity IRR")
+    if config.eod_oc_trigger is not None or config.acceleration:
+        oc = "" if config.eod_oc_trigger is None else f"senior OC below {config.eod_oc_trigger:.4f} or "
+        act = "acceleration (one sequential pot)" if config.acceleration else "recorded only (no acceleration)"
+        lines.append(f"event of default: {oc}unpaid senior-most interest -> {act}")
+    if config.defaulted_interest_accrues:
+        lines.append("unpaid interest of non-deferrable classes earns interest at the coupon")
+    return lines
 
 
 def period_table(result: dict, config, scenario: int = 0) -> pd.DataFrame:
@@ -101,8 +137,14 @@ def period_table(result: dict, config, scenario: int = 0) -> pd.DataFrame:
             df[f"{t.name}_oc"] = col("oc_ratio")[:, k]
         if t.ic_trigger is not None:
             df[f"{t.name}_ic"] = col("ic_ratio")[:, k]
-    for key in ("interest_cure", "principal_cure", "sub_fee", "reinvestment", "collateral_balance", "equity"):
+    for key in ("interest_cure", "principal_cure", "sub_fee", "admin_expenses", "incentive_fee", "reinvestment",
+                "collateral_balance", "equity"):
         df[key] = col(key)
+    if config.months_per_period > 1:
+        df["collection_account"] = col("collection_account")
+    if config.eod_oc_trigger is not None or config.acceleration:
+        df["event_of_default"] = col("eod")
+        df["accelerated"] = col("accelerated")
     return df.set_index("month")
 
 
@@ -112,7 +154,7 @@ def compact_period_table(periods: pd.DataFrame, config) -> pd.DataFrame:
     out = pd.DataFrame(index=periods.index)
     out["interest_in"] = periods["interest_proceeds"]
     out["principal_in"] = periods["principal_proceeds"]
-    out["fees"] = periods["senior_fee"] + periods["sub_fee"]
+    out["fees"] = periods["senior_fee"] + periods["sub_fee"] + periods["admin_expenses"] + periods["incentive_fee"]
     for t in config.debt_tranches:
         out[f"{t.name}_paid"] = periods[f"{t.name}_interest"] + periods[f"{t.name}_principal"]
         out[f"{t.name}_bal"] = periods[f"{t.name}_balance"]
@@ -156,6 +198,8 @@ def check(path: Path = typer.Argument(..., help="deal YAML file")) -> None:
     console.print(f"[bold]{config.name}[/] - {len(config.tranches)} tranches, collateral par "
                   f"{config.initial_collateral:,.0f}, reinvestment period {config.reinvestment_period} months, "
                   f"senior fee {config.senior_fee_rate:.4%}, sub fee {config.sub_fee:.4%}", highlight=False)
+    for line in deal_features(config):
+        console.print(f"  {line}", highlight=False)
     _print_frame(capital_structure(config), "capital structure", money=True)
     warnings = config.warnings()
     for line in warnings:

@@ -262,7 +262,9 @@ def principal_loss(result: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def pv_loss(result: dict[str, torch.Tensor], config: WaterfallConfig) -> np.ndarray:
-    """``(S, Nd)`` PV loss of the debt classes at their coupons (see module docstring).
+    """``(S, Nd)`` PV loss of the debt classes at their coupons (see module docstring); a floating class
+    is discounted at its coupon at the deal's flat base rate (:meth:`WaterfallConfig.nominal_coupon`),
+    exact when the run used that rate, an approximation on a rate path.
 
     Values in ``(-PV_LOSS_TOLERANCE, 0)`` (rounding) are returned as exactly 0.
     """
@@ -270,8 +272,11 @@ def pv_loss(result: dict[str, torch.Tensor], config: WaterfallConfig) -> np.ndar
     sizes = result["initial_balances"][:-1].detach().cpu().numpy()
     t = np.arange(1, cash.shape[1] + 1, dtype=np.float64)
     out = np.empty((cash.shape[0], cash.shape[2]))
+    # compounding once a payment period: the promised cash of a note paying every p months is then worth
+    # exactly par (a monthly rate would count quarterly interest as paid late)
+    p = config.months_per_period
     for k, tr in enumerate(config.debt_tranches):
-        disc = (1.0 + tr.coupon / 12.0) ** (-t)
+        disc = (1.0 + config.nominal_coupon(tr) * p / 12.0) ** (-t / p)
         out[:, k] = 1.0 - column_sum(cash[:, :, k] * disc, 1) / sizes[k]
     out[(out < 0.0) & (out > -PV_LOSS_TOLERANCE)] = 0.0
     return out
@@ -279,12 +284,16 @@ def pv_loss(result: dict[str, torch.Tensor], config: WaterfallConfig) -> np.ndar
 
 def attachment_points(config: WaterfallConfig, collateral_balance: float | None = None
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Attachment and detachment ``(N,)`` of every tranche as fractions of collateral par."""
+    """Attachment and detachment ``(N,)`` of every tranche as fractions of collateral par; the classes of
+    a pari-passu group share the group's (losses reach them together, pro rata)."""
     par = config.initial_collateral if collateral_balance is None else float(collateral_balance)
     sizes = np.array([t.balance for t in config.tranches], dtype=np.float64)
     junior = np.cumsum(sizes[::-1])[::-1] - sizes
     att = junior / par
-    return att, att + sizes / par
+    det = att + sizes / par
+    for a, b in config.pari_passu_groups:
+        att[a:b], det[a:b] = att[b - 1], det[a]
+    return att, det
 
 
 def tranche_outcomes(result: dict[str, torch.Tensor], config: WaterfallConfig,
@@ -310,7 +319,7 @@ def tranche_outcomes(result: dict[str, torch.Tensor], config: WaterfallConfig,
             "losses": losses[:, k],
             "irr": irr(cash[:, :, k], price * sizes[k]),
             "wal": wal(prin[:, :, k] if tr.equity else prin_debt[:, :, k]),
-            "coupon": float("nan") if tr.equity else tr.coupon,
+            "coupon": float("nan") if tr.equity else config.nominal_coupon(tr),
             "attachment": float(att[k]),
             "detachment": float(det[k]),
             "equity": tr.equity,

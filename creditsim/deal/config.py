@@ -30,7 +30,9 @@ Decisions (see ``shared/docs/WATERFALL.md``):
   ratios are unit mistakes (10 vs 75m, or par in units and notes in millions), not deals. Between
   0.5 x and 1 x the debt the deal starts under-collateralised: allowed (distressed deals, stress
   tests) but reported by :meth:`WaterfallConfig.warnings` and ``creditsim deal check``.
-- Only monthly payment dates and fixed coupons are modelled (30/360, accrual 1/12).
+- Payment dates: monthly, quarterly or semi-annual; collections are monthly and wait in the collection
+  account until the next payment date. Fixed coupons accrue 30/360 (1/12 a month); floating classes
+  (``margin``) accrue ACT/360 on the base-rate path.
 - Validation happens here, once: every error is a :class:`~creditsim.errors.ConfigError` that names
   the field (``tranches[2].balance``) and what was expected.
 """
@@ -49,9 +51,12 @@ from creditsim.errors import ConfigError
 from creditsim.fileio import atomic_write
 from creditsim.yamlfile import read_yaml, short_repr
 
-__all__ = ["MODES", "Tranche", "WaterfallConfig", "load_deal", "dump_deal", "IC_CURE_MODES"]
+__all__ = ["MODES", "Tranche", "WaterfallConfig", "load_deal", "dump_deal", "IC_CURE_MODES", "PAYMENT_FREQUENCIES"]
 
 IC_CURE_MODES: tuple[str, ...] = ("pro_forma", "turbo")
+
+#: note payment frequencies and their months per period (collections stay monthly)
+PAYMENT_FREQUENCIES: dict[str, int] = {"monthly": 1, "quarterly": 3, "semiannual": 6}
 
 #: marker for "key absent in the tranche dict": inherit the deal-level trigger
 _INHERIT = object()
@@ -155,6 +160,13 @@ class Tranche:
         ic_trigger: interest-coverage trigger (>= 1), or None for no test.
         deferrable: unpaid interest is capitalised (PIK) instead of being an event of default.
         equity: the residual class (exactly one, last in priority).
+        margin: annual spread over the base rate, decimal (0.0135 = SOFR + 135 bp). A class with a
+            margin is a floating-rate note: its coupon is ``max(base rate, floor) + margin``, reset
+            every month from the run's base-rate path, accrued ACT/360; ``coupon`` must then be 0.
+        floor: floor on the base rate of a floating class (annual decimal), None = no floor.
+        pari_passu: the class ranks pari passu with the class just before it: the group shares
+            interest and principal pro rata to what each member is owed, and the group is tested as
+            one (its members must give the same triggers and the same ``deferrable``).
     """
 
     name: str
@@ -164,6 +176,9 @@ class Tranche:
     ic_trigger: float | None = None
     deferrable: bool = False
     equity: bool = False
+    margin: float | None = None
+    floor: float | None = None
+    pari_passu: bool = False
 
     def __post_init__(self) -> None:
         # types only (ranges depend on the class's place in the deal: WaterfallConfig checks them), so
@@ -172,24 +187,36 @@ class Tranche:
         object.__setattr__(self, "name", _as_name(self.name, f"{where}.name"))
         object.__setattr__(self, "balance", _as_float(self.balance, f"{where}.balance"))
         object.__setattr__(self, "coupon", _as_float(self.coupon, f"{where}.coupon"))
-        for key in ("oc_trigger", "ic_trigger"):
+        for key in ("oc_trigger", "ic_trigger", "margin", "floor"):
             val = getattr(self, key)
             if val is not None:
                 object.__setattr__(self, key, _as_float(val, f"{where}.{key}"))
-        for key in ("deferrable", "equity"):
+        for key in ("deferrable", "equity", "pari_passu"):
             object.__setattr__(self, key, _as_bool(getattr(self, key), f"{where}.{key}"))
+
+    @property
+    def floating(self) -> bool:
+        """A floating-rate note (base rate + ``margin``)."""
+        return self.margin is not None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "balance": self.balance}
         if self.equity:
             out["equity"] = True
             return out
-        out["coupon"] = self.coupon
+        if self.floating:
+            out["margin"] = self.margin
+            if self.floor is not None:
+                out["floor"] = self.floor
+        else:
+            out["coupon"] = self.coupon
         # explicit null keeps "no test" distinct from "inherit" when the deal is re-read
         out["oc_trigger"] = self.oc_trigger
         out["ic_trigger"] = self.ic_trigger
         if self.deferrable:
             out["deferrable"] = True
+        if self.pari_passu:
+            out["pari_passu"] = True
         return out
 
 
@@ -222,6 +249,8 @@ def _make_tranche(spec: Any, i: int, oc_default: float | None, ic_default: float
             return None if equity else default
         return None if raw is None else _as_float(raw, f"{where}.{key}")
 
+    optional = {key: None if spec.get(key) is None else _as_float(spec[key], f"{where}.{key}")
+                for key in ("margin", "floor")}
     return Tranche(
         name=name,
         balance=_as_float(spec["balance"], f"{where}.balance"),
@@ -230,6 +259,8 @@ def _make_tranche(spec: Any, i: int, oc_default: float | None, ic_default: float
         ic_trigger=trig("ic_trigger", ic_default),
         deferrable=deferrable,
         equity=equity,
+        pari_passu=_as_bool(spec.get("pari_passu", False), f"{where}.pari_passu"),
+        **optional,
     )
 
 
@@ -249,7 +280,7 @@ class WaterfallConfig:
         soft_temperature: temperature of the sigmoid gates of the "soft" / "straight_through" modes,
             in ratio units (``sigmoid((ratio - trigger) / soft_temperature)``).
         name: deal name.
-        payment_frequency: only "monthly" is supported.
+        payment_frequency: "monthly", "quarterly" or "semiannual" note payment dates.
         senior_fee: annual senior management fee on collateral par (None = use management_fee);
             exclusive with an explicit ``management_fee``.
         sub_fee: annual subordinated management fee on collateral par, paid after all note
@@ -276,6 +307,26 @@ class WaterfallConfig:
             US variant) instead of after it.
         pay_deferred_from_interest: leftover interest repays capitalised (PIK) interest of a
             deferrable class right after its tests.
+        base_rate: flat annual reference rate (decimal) of the floating classes when the run has no
+            base-rate path (``run_waterfall(base_rate=...)``; ``simulate`` passes each scenario's
+            policy-rate path); required when a class has a ``margin``.
+        admin_fee, admin_expenses: senior administrative expenses (trustee, administrator): an
+            annual rate on collateral par plus a fixed annual amount in currency units, accrued
+            monthly. Paid first in both priorities up to ``admin_cap``.
+        admin_cap: annual amount (currency units) of admin expenses paid senior; what accrues above
+            it is paid after the subordinated fee. None = no cap.
+        incentive_fee: share of the equity distributions, once the equity has earned
+            ``incentive_hurdle`` (annual IRR on its notional), paid to the manager (0 = none).
+        incentive_hurdle: annual equity IRR above which the incentive fee is paid.
+        eod_oc_trigger: event-of-default OC level of the senior class (collateral over the most
+            senior class or pari-passu group); None = no OC event of default.
+        acceleration: after an event of default (``eod_oc_trigger`` breached, or interest of the
+            senior-most outstanding class unpaid) interest and principal proceeds are paid as one pot,
+            strictly sequentially (fees, then interest and principal of each class in order), from the
+            next payment date on; no reinvestment, cures or diversion. False = events of default are
+            recorded only.
+        defaulted_interest_accrues: unpaid interest of a non-deferrable class earns interest at the
+            class coupon while it is owed (the indentures' "defaulted interest"); False = carried flat.
     """
 
     tranches: list[Any]
@@ -299,6 +350,15 @@ class WaterfallConfig:
     interest_diversion_share: float = 0.5
     sub_fee_before_diversion: bool = False
     pay_deferred_from_interest: bool = True
+    base_rate: float | None = None
+    admin_fee: float = 0.0
+    admin_expenses: float = 0.0
+    admin_cap: float | None = None
+    incentive_fee: float = 0.0
+    incentive_hurdle: float = 0.12
+    eod_oc_trigger: float | None = None
+    acceleration: bool = False
+    defaulted_interest_accrues: bool = False
 
     def __post_init__(self) -> None:
         management_fee_given = not isinstance(self.management_fee, _DefaultRate)
@@ -309,12 +369,12 @@ class WaterfallConfig:
                 "or senior_fee (+ sub_fee), not both"
             )
         for key in ("oc_trigger", "ic_trigger", "interest_diversion_trigger", "senior_fee",
-                    "reinvestment_coupon", "collateral_balance"):
+                    "reinvestment_coupon", "collateral_balance", "base_rate", "admin_cap", "eod_oc_trigger"):
             val = getattr(self, key)
             if val is not None:
                 setattr(self, key, _as_float(val, key))
         for key in ("soft_temperature", "sub_fee", "reinvestment_price", "liquidation_price",
-                    "interest_diversion_share"):
+                    "interest_diversion_share", "admin_fee", "admin_expenses", "incentive_fee", "incentive_hurdle"):
             setattr(self, key, _as_float(getattr(self, key), key))
         if management_fee_given:  # the default stays a _DefaultRate (see above)
             self.management_fee = _as_float(self.management_fee, "management_fee")
@@ -331,13 +391,15 @@ class WaterfallConfig:
                 # (documented), but more than 100 years is a unit mistake (days, or a typo)
                 raise ConfigError(f"{key} must be at most {_MAX_MONTHS} months, got {val!r}")
             setattr(self, key, int(val))
-        for key in ("liquidate_at_horizon", "sub_fee_before_diversion", "pay_deferred_from_interest"):
+        for key in ("liquidate_at_horizon", "sub_fee_before_diversion", "pay_deferred_from_interest",
+                    "acceleration", "defaulted_interest_accrues"):
             setattr(self, key, _as_bool(getattr(self, key), key))
         self.name = _as_name(self.name, "name")
-        if not isinstance(self.payment_frequency, str) or self.payment_frequency != "monthly":
+        if not isinstance(self.payment_frequency, str) or self.payment_frequency not in PAYMENT_FREQUENCIES:
             raise ConfigError(
-                f"payment_frequency must be 'monthly' (the only frequency modelled), got {short_repr(self.payment_frequency)}"
+                f"payment_frequency must be one of {list(PAYMENT_FREQUENCIES)}, got {short_repr(self.payment_frequency)}"
             )
+        self._validate_fees_and_events()
         if not isinstance(self.ic_cure, str) or self.ic_cure not in IC_CURE_MODES:
             raise ConfigError(f"ic_cure must be one of {list(IC_CURE_MODES)}, got {short_repr(self.ic_cure)}")
         if self.soft_temperature <= 0:
@@ -367,7 +429,64 @@ class WaterfallConfig:
             _make_tranche(t, i, self.oc_trigger, self.ic_trigger) for i, t in enumerate(self.tranches)
         ]
         self._validate_tranches()
+        self._validate_groups()
         self._validate_collateral()
+
+    def _validate_fees_and_events(self) -> None:
+        """Ranges of the admin expenses, incentive fee, base rate and event-of-default fields."""
+        if not 0.0 <= self.admin_fee < 0.1:
+            raise ConfigError(f"admin_fee must be an annual rate in [0, 0.1), got {self.admin_fee}")
+        for key in ("admin_expenses", "admin_cap"):
+            val = getattr(self, key)
+            if val is not None and val < 0:
+                raise ConfigError(f"{key} must be an annual amount >= 0 (currency units), got {val}")
+        if not 0.0 <= self.incentive_fee < 1.0:
+            raise ConfigError(f"incentive_fee must be a share in [0, 1), got {self.incentive_fee}")
+        if not -0.5 < self.incentive_hurdle < 1.0:
+            raise ConfigError(f"incentive_hurdle must be an annual IRR in (-0.5, 1) (0.12 for 12 %), got "
+                              f"{self.incentive_hurdle}")
+        if self.base_rate is not None and not -0.05 <= self.base_rate < 0.5:
+            raise ConfigError(f"base_rate must be an annual decimal in [-0.05, 0.5) (0.043 for 4.3 %), got "
+                              f"{self.base_rate}")
+        if self.eod_oc_trigger is not None and not 0.5 <= self.eod_oc_trigger <= _MAX_TRIGGER:
+            raise ConfigError(f"eod_oc_trigger must be a coverage ratio in [0.5, {_MAX_TRIGGER:g}] (1.025, not "
+                              f"102.5), got {self.eod_oc_trigger}")
+
+    def _validate_groups(self) -> None:
+        """Floating classes need a base rate; a pari-passu group agrees on its tests and deferral."""
+        for i, t in enumerate(self.debt_tranches):
+            where = f"tranches[{i}] ({t.name})"
+            if t.floating:
+                if t.coupon != 0.0:
+                    raise ConfigError(f"{where}: give coupon (a fixed-rate note) or margin (floating), not both")
+                if not 0.0 <= t.margin < 0.5:
+                    raise ConfigError(f"{where}.margin must be an annual spread in [0, 0.5) (0.0135 for "
+                                      f"135 bp), got {t.margin}")
+                if self.base_rate is None:
+                    raise ConfigError(f"{where} floats (margin {t.margin}): the deal needs base_rate, the flat "
+                                      "annual reference rate used when a run has no rate path (e.g. 0.043)")
+            elif t.floor is not None:
+                raise ConfigError(f"{where}.floor: only a floating class (with a margin) has a base-rate floor")
+            if t.floor is not None and not -0.05 <= t.floor < 0.5:
+                raise ConfigError(f"{where}.floor must be an annual decimal in [-0.05, 0.5), got {t.floor}")
+        eq = self.equity_tranche
+        if eq.pari_passu or eq.margin is not None:
+            raise ConfigError(f"tranches[{len(self.tranches) - 1}] ({eq.name}): the equity class is neither "
+                              "pari passu nor floating")
+        if self.debt_tranches[0].pari_passu:
+            raise ConfigError(f"tranches[0] ({self.tranches[0].name}).pari_passu: the first class has no class "
+                              "before it to rank with")
+        for a, b in self.pari_passu_groups:
+            first = self.tranches[a]
+            for i in range(a + 1, b):
+                t = self.tranches[i]
+                for key in ("oc_trigger", "ic_trigger", "deferrable"):
+                    if getattr(t, key) != getattr(first, key):
+                        raise ConfigError(
+                            f"tranches[{i}] ({t.name}) is pari passu with {first.name} but its {key} "
+                            f"{getattr(t, key)!r} differs from {getattr(first, key)!r}: a pari-passu group is "
+                            "tested and deferred as one"
+                        )
 
     def _validate_collateral(self) -> None:
         if self.collateral_balance is None:
@@ -449,6 +568,34 @@ class WaterfallConfig:
     @property
     def equity_tranche(self) -> Tranche:
         return self.tranches[-1]
+
+    @property
+    def pari_passu_groups(self) -> list[tuple[int, int]]:
+        """Debt classes grouped by rank: ``[(start, stop), ...]`` index ranges in priority order
+        (a class without ``pari_passu`` starts a new group)."""
+        starts = [i for i, t in enumerate(self.debt_tranches) if i == 0 or not t.pari_passu]
+        return list(zip(starts, starts[1:] + [len(self.debt_tranches)]))
+
+    @property
+    def months_per_period(self) -> int:
+        """Months between note payment dates (1 monthly, 3 quarterly, 6 semi-annual)."""
+        return PAYMENT_FREQUENCIES[self.payment_frequency]
+
+    def nominal_coupon(self, tranche: Tranche) -> float:
+        """Annual coupon of a debt class on the 30/360 monthly basis the analytics discount at: the fixed
+        coupon, or for a floating class ``max(base_rate, floor) + margin`` at the deal's flat base rate
+        times 365/360 (ACT/360 accrual of 365/12-day months); 0 for the equity."""
+        if tranche.equity:
+            return 0.0
+        if not tranche.floating:
+            return tranche.coupon
+        floor = -math.inf if tranche.floor is None else tranche.floor
+        return max(max(self.base_rate, floor) + tranche.margin, 0.0) * 365.0 / 360.0
+
+    @property
+    def has_floating(self) -> bool:
+        """A debt class pays base rate + margin."""
+        return any(t.floating for t in self.debt_tranches)
 
     @property
     def tranche_names(self) -> list[str]:

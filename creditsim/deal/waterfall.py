@@ -51,9 +51,31 @@ pool's realised interest yield (or ``reinvestment_coupon``), loses the pool's re
 (``loss / default_par``) and collects the same fraction of its pending recoveries as the pool does
 (``recovery / pending expected recoveries``). When the pool has fully paid down, the bucket matures.
 
-Decisions: coverage tests are per class on cumulative balances (pari-passu groups are not modelled);
-no CCC haircut (pool flows carry no ratings); no incentive fee, admin-expense cap, hedge or EoD
-acceleration; fees accrue 30/360 on collateral par at the start of the month.
+Real-deal features (issue 15), each a deal setting that is off by default:
+
+- Payment dates every ``months_per_period`` months (quarterly, semi-annual): collections stay monthly
+  and wait in the collection account (``collection_account`` output; the principal cash held counts in
+  ACPA at par); fees, admin expenses and note interest accrue monthly and are paid on the date. The last
+  month is always a payment date. ``cash_in`` is the cash released on payment dates.
+- Floating classes (``margin``): coupon ``max(max(base_t, floor) + margin, 0)`` accrued ACT/360 per
+  month from the ``base_rate`` path (``simulate`` passes each scenario's policy rate); fixed classes
+  accrue 30/360.
+- Pari-passu groups: interest, cures, catch-up and principal are paid pro rata inside a group; the
+  group is tested as one (every member reports the group's ratios) and walks the IC paydown as one
+  class at its balance-weighted rate.
+- Admin expenses (rate on par + fixed amount) are paid first, up to ``admin_cap`` a year; the excess
+  after the subordinated fee (interest and principal priority alike).
+- Incentive fee: ``incentive_fee`` x the equity distribution beyond what brings the equity to its
+  hurdle IRR (a hurdle account; continuous in the cash, no gate).
+- Defaulted interest: unpaid interest of non-deferrable classes earns the coupon.
+- Events of default (effective from the next payment date, never cured): the senior group's OC below
+  ``eod_oc_trigger`` (a sigmoid gate in the soft modes), or interest of a non-deferrable or senior-most
+  class still unpaid after the principal catch-up (0/1 in every mode). With ``acceleration`` the
+  accelerated priority (one pot, strictly sequential) replaces the normal one; in the soft modes the two
+  allocations are mixed by the event weight, which conserves cash because each one does.
+
+Not modelled: CCC excess haircut and discount obligations beyond the reinvestment price (the pool
+flows carry no ratings), hedges, a reserve account, optional redemption and refinancing.
 
 Code layout: :func:`_waterfall_month` runs one month as the timeline's phases, module-level functions
 (:func:`_collections` with :func:`_mirroring_rates` and :func:`_liquidate`, :func:`_determination`,
@@ -66,8 +88,11 @@ between months (:class:`_State`) and fill the month's record (:class:`_Month`), 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
+
+import math
 
 import numpy as np
 import torch
@@ -93,6 +118,7 @@ RESULT_KEYS: tuple[str, ...] = (
     "principal_cure", "interest_diversion", "reinvestment", "bucket_balance", "collateral_balance",
     "acpa", "equity_interest", "equity_principal", "equity", "event_of_default", "tranche_cashflows",
     "tranche_interest", "tranche_principal", "tranche_balance", "initial_balances", "pool_balance_0",
+    "admin_expenses", "incentive_fee", "eod", "accelerated", "collection_account",
 )
 
 #: the outputs tranche analytics and simulation results need (``outputs=TRANCHE_OUTPUTS`` saves memory)
@@ -162,6 +188,35 @@ def _validate_inputs(pool_cf: Any, initial_balance: Any, device: str | torch.dev
     return cf, p0
 
 
+def _pay_pro_rata(pot: torch.Tensor, dues: torch.Tensor) -> torch.Tensor:
+    """Pay ``pot`` (S,) to pari-passu ``dues`` (S, m) pro rata; a single class gets ``min(pot, due)``."""
+    if dues.shape[1] == 1:
+        return torch.minimum(pot.unsqueeze(1), dues)
+    total = column_sum(dues, 1)
+    paid = torch.minimum(pot, total)
+    share = torch.where(total > 0, paid / torch.where(total > 0, total, 1.0), 0.0)
+    return dues * share.unsqueeze(1)
+
+
+def _group_sums(deal: Any, x: torch.Tensor) -> torch.Tensor:
+    """Sums (S, g) of ``x`` (S, m) over the pari-passu groups within its first m classes."""
+    m = x.shape[1]
+    return torch.stack([column_sum(x[:, a:b], 1) for a, b in deal.groups if b <= m], dim=1)
+
+
+def _pay_in_order(deal: Any, pot: torch.Tensor, dues: torch.Tensor) -> torch.Tensor:
+    """Pay ``pot`` (S,) to the classes of ``dues`` (S, m) in priority order, pro rata inside a
+    pari-passu group (``dues`` covers the first m classes and ends at a group's end)."""
+    if not deal.grouped:
+        return _pay_sequential(pot, dues)
+    m = dues.shape[1]
+    paid_g = _pay_sequential(pot, _group_sums(deal, dues))
+    cols = []
+    for g, (a, b) in enumerate(x for x in deal.groups if x[1] <= m):
+        cols.append(_pay_pro_rata(paid_g[:, g], dues[:, a:b]))
+    return torch.cat(cols, dim=1)
+
+
 def _pay_sequential(pot: torch.Tensor, dues: torch.Tensor) -> torch.Tensor:
     """Allocate ``pot`` (S,) across ``dues`` (S, m) in priority order; returns paid (S, m) <= dues.
 
@@ -181,12 +236,17 @@ def _rowsum(x: torch.Tensor) -> torch.Tensor:
     return column_sum(x, 1)
 
 
-def _ic_paydown(balances: torch.Tensor, rates: torch.Tensor, excess: torch.Tensor) -> torch.Tensor:
+def _ic_paydown(deal: _Deal, balances: torch.Tensor, rates: torch.Tensor, excess: torch.Tensor) -> torch.Tensor:
     """Sequential paydown (S,) from the most senior class that cuts interest due by ``excess`` (S,).
 
     Walks down the classes: ``x_j = min(N_j, remaining cut / rate_j)``; a zero-coupon class must be
-    repaid in full before the next one is reached (its repayment cuts nothing).
+    repaid in full before the next one is reached (its repayment cuts nothing). A pari-passu group is
+    paid down pro rata, so it walks as one class at its balance-weighted rate.
     """
+    if deal.grouped:
+        due = _group_sums(deal, balances * rates)
+        balances = _group_sums(deal, balances)
+        rates = torch.where(balances > 0, due / torch.where(balances > 0, balances, 1.0), 0.0)
     due = balances * rates
     rem = torch.clamp(excess.unsqueeze(1) - (torch.cumsum(due, dim=1) - due), min=0.0)
     safe = torch.where(rates > 0, rates, 1.0)
@@ -227,6 +287,8 @@ def run_waterfall(
     device: str | torch.device | None = None,
     chunk_size: int | None = None,
     outputs: Sequence[str] | None = None,
+    base_rate: float | np.ndarray | torch.Tensor | None = None,
+    start_month: Any = None,
 ) -> dict[str, torch.Tensor]:
     """Run the deal's monthly waterfall on pool cashflows of every scenario at once.
 
@@ -248,6 +310,11 @@ def run_waterfall(
         outputs: keys of the result to keep (None = all of ``RESULT_KEYS``). The per-month arrays
             dominate the run time of large runs (memory traffic), so callers that only need tranche
             analytics pass :data:`TRANCHE_OUTPUTS`.
+        base_rate: annual base rate (decimal) of the floating classes: scalar, ``(T,)`` or ``(S, T)``
+            (each scenario's path, e.g. its policy rate); None = the deal's flat ``base_rate``.
+            Ignored by an all-fixed deal.
+        start_month: calendar month of month 0 ("YYYY-MM"), for the ACT/360 accrual of floating
+            classes (days of each month / 360); None = 365/12 days a month.
 
     Returns:
         dict of float64 tensors; with ``Nd`` debt classes and ``N = Nd + 1`` tranches:
@@ -298,23 +365,27 @@ def run_waterfall(
         with torch.no_grad():
             if not bool((torch.isfinite(sizes) & (sizes > 0)).all()):
                 raise ConfigError(f"tranche_balances must be finite and > 0, got {sizes.detach().cpu().tolist()}")
-    S = cf.shape[0]
+    S, T = cf.shape[0], cf.shape[1]
+    base = _base_rate_path(config, base_rate, S, T, cf.device)
+    act360 = _act360(start_month, T, cf.device) if base is not None else None
     if chunk_size is None or S <= chunk_size:
-        return _run(cf, p0, config, mode, sizes, tau, outputs)
-    parts = [_run(cf[i:i + chunk_size], p0[i:i + chunk_size], config, mode, sizes, tau, outputs)
+        return _run(cf, p0, config, mode, sizes, tau, outputs, base, act360)
+    parts = [_run(cf[i:i + chunk_size], p0[i:i + chunk_size], config, mode, sizes, tau, outputs,
+                  None if base is None else base[i:i + chunk_size], act360)
              for i in range(0, S, int(chunk_size))]
     return {k: (parts[0][k] if k == "initial_balances" else torch.cat([p[k] for p in parts], dim=0))
             for k in parts[0]}
 
 
 def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str, sizes: torch.Tensor,
-         tau: float, outputs: tuple[str, ...]) -> dict[str, torch.Tensor]:
+         tau: float, outputs: tuple[str, ...], base: torch.Tensor | None = None,
+         act360: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The waterfall on validated inputs: ``cf`` (S, T, 7), ``p0`` (S,), ``sizes`` (N,).
 
     One month at a time (:func:`_waterfall_month`); each month's requested outputs are recorded as
     soon as the month is done (:func:`_record_month`).
     """
-    deal = _make_deal(cf, p0, config, mode, sizes, tau)
+    deal = _make_deal(cf, p0, config, mode, sizes, tau, base, act360)
     state = _initial_state(deal, sizes, p0)
     recorder = _make_recorder(deal, sizes, outputs)
     # (T, K, S): each month's flow of one type is a contiguous (S,) vector
@@ -370,6 +441,27 @@ class _Deal:
     # the same arithmetic runs out of place and the months are stacked at the end. Both paths perform
     # the same floating-point operations, so their results are bitwise equal.
     inplace: bool
+    # pari-passu groups: (start, stop) class ranges; ``grouped`` False when every group is one class (the
+    # single-class code paths then run, bit for bit those of a deal without the feature)
+    groups: list[tuple[int, int]] = field(default_factory=list)
+    grouped: bool = False
+    group_end: torch.Tensor | None = None  # (Kd,) long: last class of each class's group
+    group_start: torch.Tensor | None = None  # (Kd,) long: first class of each class's group
+    # floating classes: coupons of month t are ``max(base_t, floor) + margin`` accrued ACT/360
+    floating: torch.Tensor | None = None  # (Kd,) bool, None = every class fixed
+    margins: torch.Tensor | None = None  # (Kd,) annual
+    floors: torch.Tensor | None = None  # (Kd,) annual, -inf = no floor
+    base: torch.Tensor | None = None  # (S, T) annual base rate path
+    act360: torch.Tensor | None = None  # (T,) days of month t / 360
+    period: int = 1  # months per payment period
+    admin_rate: float = 0.0  # monthly admin expenses per unit of collateral par
+    admin_fixed: float = 0.0  # monthly fixed admin expenses
+    admin_cap: float | None = None  # monthly cap on admin expenses paid senior
+    incentive: float = 0.0  # incentive fee share
+    hurdle_growth: float = 1.0  # monthly growth factor of the equity hurdle account
+    eod_trig: float | None = None  # event-of-default OC level of the senior group
+    track_eod: bool = False  # events of default are tracked (an EoD trigger or acceleration is set)
+    accelerate: bool = False
 
 
 @dataclass(eq=False)
@@ -385,6 +477,13 @@ class _State:
     bucket_pending: torch.Tensor  # (S,) expected recoveries of defaulted bucket par not yet received
     pool_pending: torch.Tensor  # (S,) expected recoveries of defaulted pool par not yet received
     pool_prev: torch.Tensor  # (S,) performing pool par at the start of the month
+    admin_sr: torch.Tensor  # (S,) admin expenses owed within the cap (paid senior)
+    admin_xs: torch.Tensor  # (S,) admin expenses owed above the cap (paid after the subordinated fee)
+    hurdle: torch.Tensor  # (S,) equity hurdle account: notional grown at the hurdle less distributions
+    eod: torch.Tensor  # (S,) event of default has occurred (1; a weight in the soft modes)
+    ip_acct: torch.Tensor  # (S,) interest collections waiting for the next payment date
+    prp_acct: torch.Tensor  # (S,) principal collections waiting for the next payment date
+    accrued: torch.Tensor  # (S, Kd) note interest accrued in the period's earlier months
 
 
 class _PoolMonth(NamedTuple):
@@ -415,6 +514,7 @@ class _Tests:
     """Determination-date results of one month (pre-distribution balances)."""
 
     fee_sr_due: torch.Tensor  # (S,) senior fee due, unpaid included
+    admin_due: torch.Tensor  # (S,) admin expenses due senior (within the cap), unpaid included
     ip_net: torch.Tensor  # (S,) interest proceeds net of the senior fee due (IC numerator)
     cum_bal: torch.Tensor  # (S, Kd) cumulative note balances (OC denominators)
     oc_ratio: torch.Tensor  # (S, Kd)
@@ -435,6 +535,8 @@ class _Month:
     t: int
     last: bool  # liquidation month
     in_rp: bool  # reinvestment period (never the liquidation month)
+    pay: bool  # a note payment date
+    rates: torch.Tensor  # (Kd,) or (S, Kd) interest accrued by one unit of note balance in the month
     # collections (:func:`_collections`)
     pool_bal: torch.Tensor = field(init=False)  # performing pool par at the end of the month
     ip: torch.Tensor = field(init=False)  # interest proceeds
@@ -461,13 +563,20 @@ class _Month:
     equity_principal: torch.Tensor = field(init=False)
     deferred_paid: torch.Tensor = field(init=False)
     principal_paid: torch.Tensor = field(init=False)
+    admin_paid: torch.Tensor = field(init=False)  # admin expenses paid, senior and above the cap
+    eod_interest: torch.Tensor = field(init=False)  # 1 where the senior-most class's interest is unpaid
+    accelerated: torch.Tensor = field(init=False)  # weight of the accelerated priority this month
+    incentive: torch.Tensor = field(init=False)  # incentive fee paid
 
 
 def _make_deal(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str, sizes: torch.Tensor,
-               tau: float) -> _Deal:
-    """The run's constants from the deal (``sizes`` only decides the in-place path)."""
+               tau: float, base: torch.Tensor | None = None, act360: torch.Tensor | None = None) -> _Deal:
+    """The run's constants from the deal (``sizes`` only decides the in-place path); ``base`` (S, T)
+    and ``act360`` (T,) are the floating classes' base-rate path and accrual fractions."""
     dev = cf.device
     S, T, _ = cf.shape
+    groups = config.pari_passu_groups
+    grouped = any(b - a > 1 for a, b in groups)
     debt = config.debt_tranches
     oc_trig = [t.oc_trigger for t in debt]
     ic_trig = [t.ic_trigger for t in debt]
@@ -489,8 +598,79 @@ def _make_deal(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode
         reinv_coupon=None if config.reinvestment_coupon is None else config.reinvestment_coupon * _ALPHA,
         price=price, discount=min(price, 1.0), div_trig=config.interest_diversion_trigger,
         tol=1e-9 * p0, zero=torch.zeros(S, dtype=torch.float64, device=dev),
-        inplace=not (cf.requires_grad or p0.requires_grad or sizes.requires_grad),
+        inplace=not (cf.requires_grad or p0.requires_grad or sizes.requires_grad
+                     or (base is not None and base.requires_grad)),
+        groups=groups, grouped=grouped,
+        group_end=torch.tensor([b - 1 for a, b in groups for _ in range(a, b)], dtype=torch.long, device=dev),
+        group_start=torch.tensor([a for a, b in groups for _ in range(a, b)], dtype=torch.long, device=dev),
+        period=config.months_per_period,
+        admin_rate=config.admin_fee * _ALPHA, admin_fixed=config.admin_expenses * _ALPHA,
+        admin_cap=None if config.admin_cap is None else config.admin_cap * _ALPHA,
+        incentive=config.incentive_fee, hurdle_growth=(1.0 + config.incentive_hurdle) ** _ALPHA,
+        eod_trig=config.eod_oc_trigger, track_eod=config.eod_oc_trigger is not None or config.acceleration,
+        accelerate=config.acceleration,
+        **_floating_terms(config, base, act360, dev),
     )
+
+
+def _floating_terms(config: WaterfallConfig, base: torch.Tensor | None, act360: torch.Tensor | None,
+                    dev: torch.device) -> dict[str, Any]:
+    """The floating classes' margins, floors and base-rate path (empty for an all-fixed deal)."""
+    debt = config.debt_tranches
+    if not config.has_floating:
+        return {}
+    f64 = {"dtype": torch.float64, "device": dev}
+    return {
+        "floating": torch.tensor([t.floating for t in debt], dtype=torch.bool, device=dev),
+        "margins": torch.tensor([t.margin or 0.0 for t in debt], **f64),
+        "floors": torch.tensor([-math.inf if t.floor is None else t.floor for t in debt], **f64),
+        "base": base, "act360": act360,
+    }
+
+
+def _base_rate_path(config: WaterfallConfig, base_rate: Any, S: int, T: int, dev: torch.device
+                    ) -> torch.Tensor | None:
+    """The annual base-rate path ``(S, T)`` of the floating classes: ``base_rate`` (scalar, ``(T,)``
+    or ``(S, T)``) or the deal's flat ``base_rate``; None for an all-fixed deal."""
+    if not config.has_floating:
+        return None
+    if base_rate is None:
+        return torch.full((S, T), float(config.base_rate), dtype=torch.float64, device=dev)
+    if isinstance(base_rate, torch.Tensor):
+        b = base_rate.to(dtype=torch.float64, device=dev)
+    else:
+        try:
+            b = torch.as_tensor(np.asarray(base_rate, dtype=np.float64), device=dev)
+        except (TypeError, ValueError):
+            raise DataError(f"base_rate must be numeric (annual decimals), got {type(base_rate).__name__}") from None
+    if b.ndim == 0:
+        b = b.expand(S, T)
+    elif b.ndim == 1 and b.shape[0] == T:
+        b = b.unsqueeze(0).expand(S, T)
+    if b.shape != (S, T):
+        raise DataError(f"base_rate must be a scalar, ({T},) or ({S}, {T}) annual decimals, got {tuple(b.shape)}")
+    with torch.no_grad():
+        bad = ~torch.isfinite(b) | (b.abs() > 0.5)
+        if bool(bad.any()):
+            s, t = (int(v) for v in torch.nonzero(bad)[0])
+            raise DataError(f"base_rate must be a finite annual decimal within +-0.5 (0.043 for 4.3 %), got "
+                            f"{float(b[s, t]):.6g} at scenario {s}, month {t}")
+    return b
+
+
+def _act360(start_month: Any, T: int, dev: torch.device) -> torch.Tensor:
+    """ACT/360 accrual fraction of each month ``(T,)``: days in the calendar month / 360 from
+    ``start_month`` (month 0; "YYYY-MM", a date or a pandas Period), or 365/12 days when None."""
+    if start_month is None:
+        return torch.full((T,), 365.0 / 12.0 / 360.0, dtype=torch.float64, device=dev)
+    import pandas as pd
+
+    try:
+        first = pd.Period(start_month, freq="M")
+    except (TypeError, ValueError):
+        raise ConfigError(f"start_month must be a month such as '2025-10', got {start_month!r}") from None
+    days = [(first + i).days_in_month for i in range(T)]
+    return torch.tensor(days, dtype=torch.float64, device=dev) / 360.0
 
 
 def _initial_state(deal: _Deal, sizes: torch.Tensor, p0: torch.Tensor) -> _State:
@@ -504,7 +684,8 @@ def _initial_state(deal: _Deal, sizes: torch.Tensor, p0: torch.Tensor) -> _State
         deferred=torch.zeros(S, Kd, dtype=torch.float64, device=deal.device),
         carried=torch.zeros(S, Kd, dtype=torch.float64, device=deal.device),
         fee_sr_unpaid=zero, fee_sub_unpaid=zero, bucket=zero, bucket_pending=zero, pool_pending=zero,
-        pool_prev=p0,
+        pool_prev=p0, admin_sr=zero, admin_xs=zero, hurdle=sizes[Kd].expand(S), eod=zero, ip_acct=zero,
+        prp_acct=zero, accrued=torch.zeros(S, Kd, dtype=torch.float64, device=deal.device),
     )
 
 
@@ -512,18 +693,113 @@ def _initial_state(deal: _Deal, sizes: torch.Tensor, p0: torch.Tensor) -> _State
 
 
 def _waterfall_month(deal: _Deal, state: _State, pool: _PoolMonth, t: int) -> _Month:
-    """Month t (WATERFALL.md timeline, steps 1-6): updates ``state``, returns the month's record."""
+    """Month t (WATERFALL.md timeline, steps 1-6): updates ``state``, returns the month's record.
+
+    Collections, fee accruals and the coverage ratios are monthly; the priorities of payments run on
+    payment dates only (every ``period`` months, and always in the last month); in the months between,
+    collections wait in the collection account and note interest accrues. After an event of default
+    with ``acceleration`` the accelerated priority replaces the normal one (mixed by the event's weight
+    in the soft modes: both are exact allocations of the same cash, so the mix conserves cash too).
+    """
     last = deal.config.liquidate_at_horizon and t == deal.T - 1
-    month = _Month(t=t, last=last, in_rp=t < deal.config.reinvestment_period and not last)
+    pay = deal.period == 1 or (t + 1) % deal.period == 0 or t == deal.T - 1
+    month = _Month(t=t, last=last, in_rp=t < deal.config.reinvestment_period and not last, pay=pay,
+                   rates=_month_rates(deal, t))
     _collections(deal, state, pool, month)
+    _accrue(deal, state, month)
     month.tests = _determination(deal, state, month)
     month.deferred_start = state.deferred
     month.paid_down = torch.zeros(deal.S, deal.Kd, dtype=torch.float64, device=deal.device)
+    if not pay:
+        _hold_collections(deal, state, month)
+        return month
+    weight = state.eod
+    if deal.accelerate and (deal.mode != "hard" or bool((weight > 0).any())):
+        normal_state = _branch(state)
+        normal = _branch(month)
+        _normal_priorities(deal, normal_state, normal)
+        _accelerated_priority(deal, state, month)
+        _blend(state, normal_state, weight)
+        _blend(month, normal, weight)
+        month.accelerated = weight
+    else:
+        _normal_priorities(deal, state, month)
+        month.accelerated = deal.zero
+    _incentive_fee(deal, state, month)
+    _close_month(state, month)
+    if deal.track_eod:
+        _update_event_of_default(deal, state, month)
+    return month
+
+
+def _normal_priorities(deal: _Deal, state: _State, month: _Month) -> None:
+    """Steps 3-5 of a payment date without acceleration."""
     avail = _interest_priority(deal, state, month)
     _sub_fee_and_diversion(deal, state, month, avail)
     _principal_priority(deal, state, month)
-    _close_month(state, month)
-    return month
+
+
+def _month_rates(deal: _Deal, t: int) -> torch.Tensor:
+    """Interest accrued in month t per unit of note balance: ``(Kd,)`` fixed 30/360 coupons, or
+    ``(S, Kd)`` with the floating classes at ``max(max(base_t, floor) + margin, 0) x days / 360`` (a
+    note coupon is never negative)."""
+    if deal.floating is None:
+        return deal.rates
+    coupon = torch.clamp(torch.maximum(deal.base[:, t].unsqueeze(1), deal.floors) + deal.margins, min=0.0)
+    return torch.where(deal.floating, coupon * deal.act360[t], deal.rates)
+
+
+def _accrue(deal: _Deal, state: _State, month: _Month) -> None:
+    """Monthly accruals: senior and subordinated fees and admin expenses on the month's opening
+    collateral par (owed until paid), the equity hurdle account, and note interest of a month that is
+    not a payment date."""
+    state.fee_sr_unpaid = state.fee_sr_unpaid + deal.sr_rate * month.basis
+    state.fee_sub_unpaid = state.fee_sub_unpaid + deal.sub_rate * month.basis
+    if deal.admin_rate or deal.admin_fixed:
+        accrual = deal.admin_rate * month.basis + deal.admin_fixed
+        senior = accrual if deal.admin_cap is None else torch.clamp(accrual, max=deal.admin_cap)
+        state.admin_sr = state.admin_sr + senior
+        state.admin_xs = state.admin_xs + (accrual - senior)
+    if deal.incentive:
+        state.hurdle = state.hurdle * deal.hurdle_growth
+    if not month.pay:
+        state.accrued = state.accrued + state.N * month.rates
+
+
+def _hold_collections(deal: _Deal, state: _State, month: _Month) -> None:
+    """A month between payment dates: the collections go to the collection account; nothing is paid."""
+    state.ip_acct = state.ip_acct + month.ip
+    state.prp_acct = state.prp_acct + month.prp
+    zero, zk = deal.zero, torch.zeros(deal.S, deal.Kd, dtype=torch.float64, device=deal.device)
+    month.ip, month.prp = zero, zero
+    for name in ("fee_sr_paid", "fee_sub_paid", "interest_cure", "to_principal", "diversion", "equity_interest",
+                 "principal_cure", "reinvest", "equity_principal", "admin_paid", "eod_interest", "accelerated",
+                 "incentive"):
+        setattr(month, name, zero)
+    for name in ("int_paid", "shortfall", "capitalised", "deferred_paid", "principal_paid"):
+        setattr(month, name, zk)
+    state.pool_prev = month.pool_bal
+
+
+def _branch(obj: Any) -> Any:
+    """A copy of a state or month record whose tensors the priorities may update in place."""
+    out = copy.copy(obj)
+    for name in ("N", "paid_down"):
+        if hasattr(out, name):
+            setattr(out, name, getattr(out, name).clone())
+    return out
+
+
+def _blend(dst: Any, normal: Any, weight: torch.Tensor) -> None:
+    """``dst = weight x dst + (1 - weight) x normal`` field by field (the accelerated branch in ``dst``);
+    exact in the hard mode, where the weight is 0 or 1 per scenario."""
+    w = weight
+    for f in fields(dst):
+        a, n = getattr(dst, f.name, None), getattr(normal, f.name, None)
+        if not isinstance(a, torch.Tensor) or a is n or f.name == "rates":
+            continue
+        wk = w.unsqueeze(1) if a.ndim == 2 else w
+        setattr(dst, f.name, a * wk + n * (1.0 - wk))
 
 
 def _mirroring_rates(deal: _Deal, state: _State, pool: _PoolMonth) -> _Rates:
@@ -571,9 +847,20 @@ def _collections(deal: _Deal, state: _State, pool: _PoolMonth, month: _Month) ->
     month.pool_bal = pool.balance
     month.ip = pool.interest + b_int
     prp_coll = pool.sched + pool.prepay + pool.recov + b_sch + b_pre + b_rec
-    # OC numerator (WATERFALL.md 2.4): collateral bought below par counts at its purchase price
+    held = None
+    if deal.period > 1:  # collections of the period's earlier months wait in the collection account
+        if month.pay:
+            month.ip = month.ip + state.ip_acct
+            prp_coll = prp_coll + state.prp_acct
+            state.ip_acct, state.prp_acct = deal.zero, deal.zero
+        else:
+            held = state.prp_acct
+    # OC numerator (WATERFALL.md 2.4): collateral bought below par counts at its purchase price; principal
+    # cash (this month's and any held for the payment date) counts at par
     month.acpa = (pool.balance + deal.discount * state.bucket + state.pool_pending + state.bucket_pending
                   + prp_coll)
+    if held is not None:
+        month.acpa = month.acpa + held
     if month.last:
         _liquidate(deal, state, month, prp_coll)
     else:
@@ -595,10 +882,17 @@ def _liquidate(deal: _Deal, state: _State, month: _Month, prp_coll: torch.Tensor
 def _determination(deal: _Deal, state: _State, month: _Month) -> _Tests:
     """Step 2: senior fee due, OC / IC ratios of every class and their fail weights."""
     S, Kd = deal.S, deal.Kd
-    fee_sr_due = deal.sr_rate * month.basis + state.fee_sr_unpaid
-    ip_net = torch.clamp(month.ip - fee_sr_due, min=0.0)
+    fee_sr_due = state.fee_sr_unpaid  # this month's accrual included (:func:`_accrue`)
+    admin_due = state.admin_sr
+    ip_net = month.ip - admin_due if deal.admin_rate or deal.admin_fixed else month.ip
+    ip_net = torch.clamp(ip_net - fee_sr_due, min=0.0)
     cum_bal = torch.cumsum(state.N, dim=1)  # a new tensor: in-place paydowns later leave it as it is
-    cum_due = torch.cumsum(state.N * deal.rates, dim=1)
+    due = state.N * month.rates
+    if deal.period > 1:
+        due = due + state.accrued
+    cum_due = torch.cumsum(due, dim=1)
+    if deal.grouped:  # a pari-passu group is tested as one: every member sees the group's ratio
+        cum_bal, cum_due = cum_bal[:, deal.group_end], cum_due[:, deal.group_end]
     oc_ratio = _ratio(month.acpa.unsqueeze(1).expand(S, Kd), cum_bal)
     ic_ratio = _ratio(ip_net.unsqueeze(1).expand(S, Kd), cum_due)
     oc_g, oc_fail = _class_gates(deal, deal.oc_trig, deal.oc_trig_v, oc_ratio)
@@ -607,8 +901,8 @@ def _determination(deal: _Deal, state: _State, month: _Month) -> _Tests:
     else:
         ic_g, ic_fail = _class_gates(deal, deal.ic_trig, deal.ic_trig_v, ic_ratio,
                                      turbo=deal.config.ic_cure == "turbo")
-    return _Tests(fee_sr_due=fee_sr_due, ip_net=ip_net, cum_bal=cum_bal, oc_ratio=oc_ratio, ic_ratio=ic_ratio,
-                  oc_g=oc_g, oc_fail=oc_fail, ic_g=ic_g, ic_fail=ic_fail)
+    return _Tests(fee_sr_due=fee_sr_due, admin_due=admin_due, ip_net=ip_net, cum_bal=cum_bal, oc_ratio=oc_ratio,
+                  ic_ratio=ic_ratio, oc_g=oc_g, oc_fail=oc_fail, ic_g=ic_g, ic_fail=ic_fail)
 
 
 def _class_gates(deal: _Deal, trig: list[float | None], trig_v: torch.Tensor, ratio: torch.Tensor,
@@ -626,7 +920,7 @@ def _class_gates(deal: _Deal, trig: list[float | None], trig_v: torch.Tensor, ra
     return g, [g[:, k] if trig[k] is not None and any_fail[k] else None for k in range(deal.Kd)]
 
 
-def _cure_need(deal: _Deal, state: _State, tests: _Tests, k: int, acpa_now: torch.Tensor,
+def _cure_need(deal: _Deal, state: _State, month: _Month, k: int, acpa_now: torch.Tensor,
                principal_funded: bool, avail: torch.Tensor) -> torch.Tensor | None:
     """Paydown amount (S,) that cures class k's failing tests on current balances; None = none fails.
 
@@ -634,8 +928,10 @@ def _cure_need(deal: _Deal, state: _State, tests: _Tests, k: int, acpa_now: torc
     denominator: ``ACPA / (L_k - x) = theta`` gives ``x = L_k - ACPA / theta``. Cured from principal:
     the cash paid out was in ACPA, so both sides drop: ``(ACPA - x) / (L_k - x) = theta`` gives
     ``x = (theta L_k - ACPA) / (theta - 1)``. IC: the pro forma walk-down that brings interest due
-    to ``ip_net / trigger`` (:func:`_ic_paydown`), or with "turbo" all the interest left.
+    to ``ip_net / trigger`` (:func:`_ic_paydown`), or with "turbo" all the interest left. ``k`` is the
+    last class of its pari-passu group.
     """
+    tests = month.tests
     need = None
     oc_fail, ic_fail = tests.oc_fail[k], tests.ic_fail[k]
     if oc_fail is not None:
@@ -650,8 +946,9 @@ def _cure_need(deal: _Deal, state: _State, tests: _Tests, k: int, acpa_now: torc
         if deal.config.ic_cure == "turbo" and not principal_funded:
             x = avail
         else:
-            excess = _rowsum(state.N[:, : k + 1] * deal.rates[: k + 1]) - tests.ip_net / deal.ic_trig[k]
-            x = _ic_paydown(state.N[:, : k + 1], deal.rates[: k + 1], torch.clamp(excess, min=0.0))
+            rates = month.rates[..., : k + 1]
+            excess = _rowsum(state.N[:, : k + 1] * rates) - tests.ip_net / deal.ic_trig[k]
+            x = _ic_paydown(deal, state.N[:, : k + 1], rates, torch.clamp(excess, min=0.0))
         x = ic_fail * x
         need = x if need is None else torch.maximum(need, x)
     return need
@@ -670,35 +967,61 @@ def _paydown(deal: _Deal, state: _State, month: _Month, x: torch.Tensor, first: 
     month.paid_down = month.paid_down + x
 
 
+def _senior_expenses(deal: _Deal, state: _State, month: _Month, pot: torch.Tensor) -> torch.Tensor:
+    """Admin expenses within the cap, then the senior fee (unpaid amounts included) from ``pot`` (S,);
+    returns what is left. Sets ``month.admin_paid`` and ``month.fee_sr_paid``."""
+    month.admin_paid = deal.zero
+    if deal.admin_rate or deal.admin_fixed:
+        month.admin_paid = torch.minimum(pot, state.admin_sr)
+        pot = pot - month.admin_paid
+        state.admin_sr = state.admin_sr - month.admin_paid
+    month.fee_sr_paid = torch.minimum(pot, state.fee_sr_unpaid)
+    state.fee_sr_unpaid = state.fee_sr_unpaid - month.fee_sr_paid
+    return pot - month.fee_sr_paid
+
+
+def _interest_due(deal: _Deal, state: _State, month: _Month) -> torch.Tensor:
+    """Note interest due on the payment date (S, Kd): the period's accrual on the balances (PIK
+    included), plus unpaid interest carried from earlier dates (with interest on it when
+    ``defaulted_interest_accrues``)."""
+    int_due = state.N * month.rates
+    if deal.period > 1:
+        int_due = int_due + state.accrued
+        state.accrued = torch.zeros_like(state.accrued)
+    if deal.config.defaulted_interest_accrues:
+        # a month's interest on the carried amount: the monthly rate times the months since the last date
+        int_due = int_due + state.carried * (month.rates * deal.period)
+    return int_due + state.carried
+
+
 def _interest_priority(deal: _Deal, state: _State, month: _Month) -> torch.Tensor:
-    """Step 3, up to the subordinated fee: senior fee, then per debt class its interest, its coverage
-    cures and (deferrable class) repayment of its capitalised interest. Returns the interest left (S,)."""
-    tests = month.tests
-    avail = month.ip
-    month.fee_sr_paid = torch.minimum(avail, tests.fee_sr_due)
-    avail = avail - month.fee_sr_paid
-    state.fee_sr_unpaid = tests.fee_sr_due - month.fee_sr_paid
-    int_due = state.N * deal.rates + state.carried
+    """Step 3, up to the subordinated fee: admin expenses and the senior fee, then per debt class (or
+    pari-passu group, pro rata) its interest, its coverage cures and (deferrable) repayment of its
+    capitalised interest. Returns the interest left (S,)."""
+    avail = _senior_expenses(deal, state, month, month.ip)
+    int_due = _interest_due(deal, state, month)
     int_paid_cols, short_cols = [], []
     month.interest_cure = deal.zero
-    for k in range(deal.Kd):
-        paid = torch.minimum(avail, int_due[:, k])
-        avail = avail - paid
+    for a, b in deal.groups:
+        k = b - 1
+        paid = _pay_pro_rata(avail, int_due[:, a:b])
+        avail = avail - (paid[:, 0] if b - a == 1 else _rowsum(paid))
         int_paid_cols.append(paid)
-        short_cols.append(int_due[:, k] - paid)
-        need = _cure_need(deal, state, tests, k, month.acpa, False, avail)
-        if need is not None:  # cure paid sequentially to the classes senior to and including k
-            cure = _pay_sequential(torch.minimum(need, avail), state.N[:, : k + 1])
+        short_cols.append(int_due[:, a:b] - paid)
+        need = _cure_need(deal, state, month, k, month.acpa, False, avail)
+        if need is not None:  # cure paid in priority order to the classes senior to and including k
+            cure = _pay_in_order(deal, torch.minimum(need, avail), state.N[:, : k + 1])
             used = _rowsum(cure)
             avail = avail - used
             month.interest_cure = month.interest_cure + used
             _paydown(deal, state, month, cure)
         if deal.pay_deferred[k]:
-            rep = torch.minimum(avail, torch.clamp(month.deferred_start[:, k] - month.paid_down[:, k], min=0.0))
-            avail = avail - rep
-            _paydown(deal, state, month, rep.unsqueeze(1), first=k)
-    month.int_paid = torch.stack(int_paid_cols, dim=1)
-    month.shortfall = torch.stack(short_cols, dim=1)
+            owed = torch.clamp(month.deferred_start[:, a:b] - month.paid_down[:, a:b], min=0.0)
+            rep = _pay_pro_rata(avail, owed)
+            avail = avail - (rep[:, 0] if b - a == 1 else _rowsum(rep))
+            _paydown(deal, state, month, rep, first=a)
+    month.int_paid = torch.cat(int_paid_cols, dim=1)
+    month.shortfall = torch.cat(short_cols, dim=1)
     # liquidation period: the notes are repaid (or written off) now, so interest left after note
     # interest goes to their principal before any subordinated fee or equity distribution
     month.to_principal = avail if month.last else deal.zero
@@ -717,7 +1040,6 @@ def _sub_fee_and_diversion(deal: _Deal, state: _State, month: _Month, avail: tor
     """Step 3, the rest: interest diversion test (reinvestment period) and subordinated fee, in the
     deal's order; the residual is equity interest."""
     month.fee_sub_paid = deal.zero
-    state.fee_sub_unpaid = state.fee_sub_unpaid + deal.sub_rate * month.basis
     if deal.config.sub_fee_before_diversion:
         avail = _pay_sub_fee(state, month, avail)
     month.diversion = deal.zero
@@ -730,13 +1052,28 @@ def _sub_fee_and_diversion(deal: _Deal, state: _State, month: _Month, avail: tor
         avail = avail - month.diversion
     if not deal.config.sub_fee_before_diversion:
         avail = _pay_sub_fee(state, month, avail)
-    month.equity_interest = avail
+    month.equity_interest = _pay_admin_excess(deal, state, month, avail)
+
+
+def _pay_admin_excess(deal: _Deal, state: _State, month: _Month, pot: torch.Tensor) -> torch.Tensor:
+    """Pay the admin expenses owed above the cap from ``pot`` (S,) (after the subordinated fee)."""
+    if deal.admin_cap is None or not (deal.admin_rate or deal.admin_fixed):
+        return pot
+    paid = torch.minimum(pot, state.admin_xs)
+    state.admin_xs = state.admin_xs - paid
+    month.admin_paid = month.admin_paid + paid
+    return pot - paid
 
 
 def _principal_priority(deal: _Deal, state: _State, month: _Month) -> None:
     """Step 4: unpaid senior fee, interest catch-up and PIK (:func:`_interest_catch_up`), then
     reinvestment (reinvestment period) or sequential paydown, unpaid subordinated fee, equity."""
     pav = month.prp + month.to_principal
+    if deal.admin_rate or deal.admin_fixed:
+        extra_admin = torch.minimum(pav, state.admin_sr)
+        pav = pav - extra_admin
+        state.admin_sr = state.admin_sr - extra_admin
+        month.admin_paid = month.admin_paid + extra_admin
     extra_fee = torch.minimum(pav, state.fee_sr_unpaid)
     pav = pav - extra_fee
     state.fee_sr_unpaid = state.fee_sr_unpaid - extra_fee
@@ -746,28 +1083,41 @@ def _principal_priority(deal: _Deal, state: _State, month: _Month) -> None:
     if month.in_rp:
         pav = _cures_and_reinvestment(deal, state, month, pav)
     else:
-        seq = _pay_sequential(pav, state.N)
+        seq = _pay_in_order(deal, pav, state.N)
         pav = pav - _rowsum(seq)
         _paydown(deal, state, month, seq)
         month.reinvest = month.diversion  # zero outside the reinvestment period
     pav = _pay_sub_fee(state, month, pav)
-    month.equity_principal = pav
+    month.equity_principal = _pay_admin_excess(deal, state, month, pav)
 
 
 def _interest_catch_up(deal: _Deal, state: _State, month: _Month, pav: torch.Tensor) -> torch.Tensor:
     """Step 4-5: principal pays interest still unpaid of non-deferrable classes and of a deferrable class
     that is the most senior outstanding; deferrable classes capitalise the rest (PIK), the others carry
     it to next month. Returns the principal left (S,)."""
-    senior_out = torch.cumsum(state.N, dim=1) - state.N
-    eligible = (~deal.deferrable).unsqueeze(0) | (senior_out <= deal.tol.unsqueeze(1))
-    catch_up = _pay_sequential(pav, month.shortfall * eligible)
+    eligible = _senior_most(deal, state.N)
+    catch_up = _pay_in_order(deal, pav, month.shortfall * eligible)
     pav = pav - _rowsum(catch_up)
     month.int_paid = month.int_paid + catch_up
     shortfall = month.shortfall - catch_up
     month.capitalised = shortfall * deal.deferrable
     state.N = state.N + month.capitalised  # capitalised interest accrues at the coupon, counts in OC
     state.carried = shortfall * (~deal.deferrable)
+    if deal.track_eod:  # interest of a non-deferrable or the senior-most outstanding class left unpaid
+        month.eod_interest = (_rowsum(shortfall * eligible) > deal.tol).to(torch.float64)
     return pav
+
+
+def _senior_most(deal: _Deal, N: torch.Tensor) -> torch.Tensor:
+    """(S, Kd) bool: classes whose unpaid interest must be paid (non-deferrable classes, and a
+    deferrable class with nothing senior to its group outstanding)."""
+    if deal.grouped:  # balance senior to each class's group
+        cum = torch.cumsum(N, dim=1)
+        start = deal.group_start
+        senior_out = torch.where(start > 0, cum[:, torch.clamp(start - 1, min=0)], 0.0)
+    else:
+        senior_out = torch.cumsum(N, dim=1) - N
+    return (~deal.deferrable).unsqueeze(0) | (senior_out <= deal.tol.unsqueeze(1))
 
 
 def _cures_and_reinvestment(deal: _Deal, state: _State, month: _Month, pav: torch.Tensor) -> torch.Tensor:
@@ -775,11 +1125,12 @@ def _cures_and_reinvestment(deal: _Deal, state: _State, month: _Month, pav: torc
     (and the diverted interest) buys collateral at ``reinvestment_price``. Returns the principal left (0)."""
     # ACPA after the interest priority: diverted interest will be collateral, principal spent so far is gone
     acpa_now = month.acpa + month.diversion - (month.prp - pav)
-    for k in range(deal.Kd):
-        need = _cure_need(deal, state, month.tests, k, acpa_now, True, pav)
+    for _, b in deal.groups:
+        k = b - 1
+        need = _cure_need(deal, state, month, k, acpa_now, True, pav)
         if need is None:
             continue
-        cure = _pay_sequential(torch.minimum(need, pav), state.N[:, : k + 1])
+        cure = _pay_in_order(deal, torch.minimum(need, pav), state.N[:, : k + 1])
         used = _rowsum(cure)
         pav = pav - used
         acpa_now = acpa_now - used
@@ -788,6 +1139,69 @@ def _cures_and_reinvestment(deal: _Deal, state: _State, month: _Month, pav: torc
     month.reinvest = pav + month.diversion
     state.bucket = state.bucket + month.reinvest / deal.price
     return deal.zero
+
+
+def _accelerated_priority(deal: _Deal, state: _State, month: _Month) -> None:
+    """Steps 3-5 after an event of default with acceleration: interest and principal proceeds are one
+    pot, paid to admin expenses and the senior fee, then to each class (pari-passu group pro rata) its
+    interest and then its whole balance (capitalised interest included), class after class; then the
+    subordinated fee, admin expenses above the cap, and the rest to the equity (reported as equity
+    principal). No cures, diversion or reinvestment. Interest still unpaid is capitalised (deferrable
+    classes) or carried, as in the normal priority."""
+    pot = _senior_expenses(deal, state, month, month.ip + month.prp)
+    int_due = _interest_due(deal, state, month)
+    int_paid_cols, short_cols = [], []
+    for a, b in deal.groups:
+        paid = _pay_pro_rata(pot, int_due[:, a:b])
+        pot = pot - (paid[:, 0] if b - a == 1 else _rowsum(paid))
+        int_paid_cols.append(paid)
+        short_cols.append(int_due[:, a:b] - paid)
+        prin = _pay_pro_rata(pot, state.N[:, a:b])
+        pot = pot - (prin[:, 0] if b - a == 1 else _rowsum(prin))
+        _paydown(deal, state, month, prin, first=a)
+    month.int_paid = torch.cat(int_paid_cols, dim=1)
+    shortfall = torch.cat(short_cols, dim=1)
+    month.shortfall = shortfall
+    month.capitalised = shortfall * deal.deferrable
+    state.N = state.N + month.capitalised
+    state.carried = shortfall * (~deal.deferrable)
+    zero = deal.zero
+    month.interest_cure, month.to_principal, month.diversion = zero, zero, zero
+    month.principal_cure, month.reinvest, month.fee_sub_paid = zero, zero, zero
+    month.eod_interest = zero  # the event has happened already
+    pot = _pay_sub_fee(state, month, pot)
+    month.equity_interest = zero
+    month.equity_principal = _pay_admin_excess(deal, state, month, pot)
+
+
+def _incentive_fee(deal: _Deal, state: _State, month: _Month) -> None:
+    """The incentive fee: ``incentive_fee`` x the part of the month's equity distribution beyond what
+    brings the equity to its hurdle IRR. The hurdle account starts at the equity notional, grows at the
+    hurdle each month and falls by what the equity receives; while it is positive the equity is below
+    its hurdle. Taken from equity interest first, then equity principal. Continuous in the cash, so the
+    soft modes need no gate for it."""
+    if not deal.incentive:
+        month.incentive = deal.zero
+        return
+    dist = month.equity_interest + month.equity_principal
+    over = torch.clamp(dist - torch.clamp(state.hurdle, min=0.0), min=0.0)
+    fee = deal.incentive * over
+    from_interest = torch.minimum(fee, month.equity_interest)
+    month.equity_interest = month.equity_interest - from_interest
+    month.equity_principal = month.equity_principal - (fee - from_interest)
+    state.hurdle = state.hurdle - (dist - fee)
+    month.incentive = fee
+
+
+def _update_event_of_default(deal: _Deal, state: _State, month: _Month) -> None:
+    """Events of default of a payment date (effective from the next one): the senior group's OC below
+    ``eod_oc_trigger`` on the determination date (a sigmoid weight in the soft modes) or interest of a
+    non-deferrable / senior-most class left unpaid (0/1 in every mode). Once declared it stays."""
+    trig = month.eod_interest
+    if deal.eod_trig is not None:
+        ratio = _ratio(month.acpa, month.tests.cum_bal[:, 0])  # column 0: the senior class or group
+        trig = 1.0 - (1.0 - trig) * (1.0 - deal.gates.fail(deal.eod_trig - ratio))
+    state.eod = 1.0 - (1.0 - state.eod) * (1.0 - trig)
 
 
 def _close_month(state: _State, month: _Month) -> None:
@@ -809,10 +1223,12 @@ _MONTH_FIELDS: dict[str, str] = {
     "deferred_interest": "capitalised", "interest_cure": "interest_cure", "principal_cure": "principal_cure",
     "interest_diversion": "diversion", "reinvestment": "reinvest", "acpa": "acpa",
     "equity_interest": "equity_interest", "equity_principal": "equity_principal",
+    "admin_expenses": "admin_paid", "incentive_fee": "incentive", "accelerated": "accelerated",
 }
 #: outputs that are an end-of-month balance as it is: key -> :class:`_State` field
 _STATE_FIELDS: dict[str, str] = {
     "deferred_balance": "deferred", "interest_shortfall": "carried", "balances": "N", "bucket_balance": "bucket",
+    "eod": "eod",
 }
 
 
@@ -842,6 +1258,8 @@ def _month_value(key: str, deal: _Deal, state: _State, month: _Month, eq_notiona
     tests = month.tests
     if key == "cash_in":
         return month.ip + month.prp
+    if key == "collection_account":
+        return state.ip_acct + state.prp_acct
     if key in ("oc_ratio", "ic_ratio"):
         has, ratio = (deal.oc_has, tests.oc_ratio) if key == "oc_ratio" else (deal.ic_has, tests.ic_ratio)
         return torch.where(has, ratio, float("nan"))
@@ -890,8 +1308,15 @@ def _stacked_outputs(recorder: _Recorder, inplace: bool) -> dict[str, torch.Tens
 
 
 def cash_conservation_error(result: dict[str, torch.Tensor]) -> torch.Tensor:
-    """``cash_in - (fees + interest + principal + capitalised repaid + reinvestment + equity)``, (S, T)."""
+    """``cash_in - (fees + interest + principal + capitalised repaid + reinvestment + equity)``, (S, T).
+
+    ``cash_in`` is the cash released on each payment date (collections of the period), fees include
+    admin expenses and the incentive fee when the result holds them (all outputs do).
+    """
     out = (result["senior_fee"] + result["sub_fee"] + column_sum(result["interest"], 2)
            + column_sum(result["principal"], 2) + column_sum(result["deferred_interest_paid"], 2)
            + result["reinvestment"] + result["equity"])
+    for key in ("admin_expenses", "incentive_fee"):
+        if key in result:
+            out = out + result[key]
     return result["cash_in"] - out

@@ -137,6 +137,6 @@ def note_ecl(loans: Any, deal: Any, tranche: str, *, pd_at_purchase: float | Non
     else:
         stage = 1
     allowance = est["ecl_12m"] if stage == 1 else est["ecl_lifetime"]
-    return NoteEcl(tranche, balance, float(note.coupon), stage, allowance, est["ecl_12m"], est["ecl_lifetime"],
+    return NoteEcl(tranche, balance, float(elp.deal.nominal_coupon(note)), stage, allowance, est["ecl_12m"], est["ecl_lifetime"],
                    est["pd_12m"], est["pd_lifetime"], pd_at_purchase, se,
                    {"n_paths": len(paths), "reps": reps, "seed": seed, "horizon": elp.horizon, "eir": "coupon (bought at par)"})

@@ -113,7 +113,10 @@ def _scaled_deal(config: Any, pool_balance: float) -> tuple[Any, float]:
     factor = pool_balance / basis
     tranches = [Tranche(**{**t.__dict__, "balance": t.balance * factor}) for t in config.tranches]
     coll = None if config.collateral_balance is None else config.collateral_balance * factor
-    return replace(config, tranches=tranches, collateral_balance=coll), factor
+    # fixed admin expenses and their cap are currency amounts of the deal's size: they scale with it
+    cap = None if config.admin_cap is None else config.admin_cap * factor
+    return replace(config, tranches=tranches, collateral_balance=coll, admin_expenses=config.admin_expenses * factor,
+                   admin_cap=cap), factor
 
 
 def _default_cutoff(tape: LoanTape, cutoff: Any) -> Any:
@@ -164,6 +167,8 @@ class ChunkContext:
         mode: waterfall mode ("hard" for reported results).
         device: torch device of the engine and waterfall.
         keep_cashflows: return pool and tranche cashflow arrays (``(s, T, k)``) with the chunk.
+        start_month: calendar month of month 0 ("YYYY-MM", the month after the cut-off): the ACT/360
+            accrual of floating notes; None = 365/12-day months.
     """
 
     engine: Any
@@ -171,6 +176,7 @@ class ChunkContext:
     mode: str = "hard"
     device: str = "cpu"
     keep_cashflows: bool = True
+    start_month: str | None = None
 
 
 @dataclass
@@ -178,6 +184,21 @@ class ChunkTask:
     start: int
     stop: int
     macro: np.ndarray  # (stop - start, T, 9)
+
+
+def note_base_rate(deal: Any, macro: np.ndarray, months: int) -> np.ndarray | None:
+    """``(s, months)`` base rate of the deal's floating notes: each path's policy rate (the SOFR proxy
+    the floating loans follow too, :meth:`PoolEngine.index_shift`); None for an all-fixed deal."""
+    if not deal.has_floating:
+        return None
+    return np.asarray(macro, dtype=np.float64)[:, :months, MACRO_VARS.index("policy_rate")]
+
+
+def _start_month(cutoff: Any) -> str | None:
+    """The month after the cut-off ("YYYY-MM"), month 0 of the simulation; None without a cut-off."""
+    if cutoff is None:
+        return None
+    return str(pd.Period(pd.Timestamp(cutoff), freq="M") + 1)
 
 
 def run_chunk(ctx: ChunkContext, task: ChunkTask) -> dict[str, Any]:
@@ -195,7 +216,9 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask) -> dict[str, Any]:
     with torch.no_grad():  # reported numbers need no autograd graph (and no_grad keeps memory flat)
         pool = ctx.engine.pool_cashflows(task.macro, ids)  # (s, T, 7) float64
         p0 = ctx.engine.initial_balance
-        wf = run_waterfall(pool, ctx.config, initial_balance=p0, mode=ctx.mode, device=ctx.device)
+        wf = run_waterfall(pool, ctx.config, initial_balance=p0, mode=ctx.mode, device=ctx.device,
+                           base_rate=note_base_rate(ctx.config, task.macro, pool.shape[1]),
+                           start_month=ctx.start_month)
         outcomes = tranche_outcomes(wf, ctx.config, collateral_balance=p0)
     out: dict[str, Any] = {
         "portfolio_losses": pool[:, :, _LOSS].sum(axis=1) / p0,
@@ -325,7 +348,7 @@ def _run_all_chunks(prepared: PreparedRun, config: RunConfig, macro_paths: np.nd
     """Split the scenarios into chunks of ``chunk_size`` and run them on the configured backend."""
     n, chunk = config.n_simulations, config.chunk_size
     ctx = ChunkContext(engine=prepared.engine, config=prepared.deal, mode=config.mode, device=config.device,
-                       keep_cashflows=config.keep_cashflows)
+                       keep_cashflows=config.keep_cashflows, start_month=_start_month(prepared.cutoff))
     tasks = [ChunkTask(s, min(s + chunk, n), macro_paths[s:min(s + chunk, n)]) for s in range(0, n, chunk)]
     sizes = [t.stop - t.start for t in tasks]
     runner = make_backend(config.backend, config.client)

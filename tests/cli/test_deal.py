@@ -113,3 +113,20 @@ def test_deal_run_rejects_bad_options(args, message, capsys, tmp_path):
 def test_deal_run_missing_file(capsys, tmp_path):
     code, _, err = run_cli(["deal", "run", str(tmp_path / "nope.yaml")], capsys)
     assert code == 2 and "deal file not found" in err
+
+
+ALL_FEATURES = str(Path(__file__).with_name("clo_all_features.yaml"))
+
+
+def test_deal_check_lists_every_switched_on_feature_and_run_conserves_cash(capsys):
+    code, out, _ = run_cli(["deal", "check", ALL_FEATURES], capsys)
+    assert code == 0 and "deal OK" in out
+    for phrase in ("payment dates quarterly", "flat base rate 4.2500%", "pari passu: A-1/A-2",
+                   "senior up to 300,000 a year", "incentive fee 20%", "senior OC below 1.0250",
+                   "acceleration", "earns interest at the coupon"):
+        assert phrase in out, phrase
+    code, out, _ = run_cli(["deal", "run", ALL_FEATURES, "--cdr", "0.03", "--wac", "0.085", "--term", "84",
+                            "--rows", "3", "--no-breakeven"], capsys)
+    assert code == 0
+    err = float(out.split("max cash conservation error")[1].split()[0])
+    assert err < 1e-6 * 400  # currency units on a 400m deal

@@ -125,7 +125,7 @@ def test_invalid_tranches_name_the_field(tranches, message):
     ({"oc_trigger": 0.95}, "oc_trigger must be >= 1"),
     ({"reinvestment_period": -1}, "reinvestment_period must be >= 0"),
     ({"reinvestment_period": 2.5}, "reinvestment_period must be a whole number"),
-    ({"payment_frequency": "quarterly"}, "payment_frequency must be 'monthly'"),
+    ({"payment_frequency": "weekly"}, "payment_frequency must be one of"),
     ({"soft_temperature": 0.0}, "soft_temperature must be > 0"),
     ({"sub_fee": 0.5}, r"sub_fee must be an annual rate in \[0, 0.1\)"),
     ({"ic_cure": "fast"}, "ic_cure must be one of"),

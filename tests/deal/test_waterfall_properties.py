@@ -21,17 +21,25 @@ class_trigger = st.one_of(st.none(), st.none(), st.none(), st.floats(1.0, 1.6))
 
 @st.composite
 def deals(draw) -> WaterfallConfig:
+    """Random deals with every waterfall feature drawn on or off (pari-passu groups, floating classes,
+    payment frequency, admin expenses with a cap, incentive fee, events of default with acceleration)."""
     n_debt = draw(st.integers(1, 5))
     tranches = []
     for k in range(n_debt):
-        tranches.append({
-            "name": f"C{k}",
-            "balance": draw(st.floats(1.0, 100.0)),
-            "coupon": draw(st.floats(0.0, 0.2)),
-            "oc_trigger": draw(class_trigger),
-            "ic_trigger": draw(class_trigger),
-            "deferrable": draw(st.booleans()),
-        })
+        if k > 0 and draw(st.integers(0, 3)) == 0:  # pari passu with the class before: same tests and deferral
+            prev = tranches[-1]
+            tranche = {key: prev[key] for key in ("oc_trigger", "ic_trigger", "deferrable")}
+            tranche["pari_passu"] = True
+        else:
+            tranche = {"oc_trigger": draw(class_trigger), "ic_trigger": draw(class_trigger),
+                       "deferrable": draw(st.booleans())}
+        tranche.update(name=f"C{k}", balance=draw(st.floats(1.0, 100.0)))
+        if draw(st.booleans()):
+            tranche["coupon"] = draw(st.floats(0.0, 0.2))
+        else:
+            tranche["margin"] = draw(st.floats(0.0, 0.1))
+            tranche["floor"] = draw(st.one_of(st.none(), st.floats(0.0, 0.03)))
+        tranches.append(tranche)
     tranches.append({"name": "Equity", "balance": draw(st.floats(1.0, 50.0)), "equity": True})
     return WaterfallConfig(
         tranches=tranches,
@@ -49,6 +57,16 @@ def deals(draw) -> WaterfallConfig:
         reinvestment_price=draw(st.floats(0.8, 1.05)),
         reinvestment_coupon=draw(st.one_of(st.none(), st.floats(0.0, 0.15))),
         soft_temperature=draw(st.floats(0.001, 0.5)),
+        payment_frequency=draw(st.sampled_from(["monthly", "monthly", "quarterly", "semiannual"])),
+        base_rate=draw(st.floats(-0.01, 0.08)),
+        admin_fee=draw(st.floats(0.0, 0.01)),
+        admin_expenses=draw(st.floats(0.0, 2.0)),
+        admin_cap=draw(st.one_of(st.none(), st.floats(0.0, 2.0))),
+        incentive_fee=draw(st.sampled_from([0.0, 0.2])),
+        incentive_hurdle=draw(st.floats(-0.1, 0.3)),
+        eod_oc_trigger=draw(st.one_of(st.none(), st.floats(0.9, 1.3))),
+        acceleration=draw(st.booleans()),
+        defaulted_interest_accrues=draw(st.booleans()),
     )
 
 
@@ -72,7 +90,8 @@ def test_cash_conservation_every_period_scenario_and_mode(cfg, seed, T, mode, sc
     # every payment is a non-negative amount and no note balance goes negative
     tiny = -1e-9 * float(r["cash_in"].max().clamp(min=1.0))
     for key in ("senior_fee", "sub_fee", "interest", "principal", "deferred_interest_paid", "reinvestment",
-                "equity_interest", "equity_principal", "balances", "bucket_balance"):
+                "equity_interest", "equity_principal", "balances", "bucket_balance", "admin_expenses",
+                "incentive_fee", "collection_account"):
         assert float(r[key].min()) >= tiny, key
     # note ledger: final balance = initial + capitalised - repaid (principal and capitalised interest)
     sizes = r["initial_balances"][:-1]
