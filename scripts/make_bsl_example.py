@@ -61,28 +61,34 @@ CUTOFF_MONTH = "2025-09"
 BASE_RATE = 0.0422
 
 #: rating mix by number of obligors (S&P-style notches; the schema folds notches into letter grades,
-#: and the rating model works on letter grades). A freshly ramped, better-than-median 2025 BSL CLO: 30 %
-#: BB (BB+/BB/BB-), 68 % single B with B+/B the bulk, 2 % CCC (new deals ramp with few CCC names; the
-#: usual limit is 7.5 %). Average rating B+ by notch count (~14.1 on BB+ = 11 .. CCC = 18), WARF in the
-#: ~2,400-2,600 range. Decision (measured, see bsl_clo.yaml): the bundled rating model gives single B a
-#: 4.3 % one-year default rate plus migration to CCC (~5 % a year of defaults in the baseline); with the
-#: median CLO mix (~13 % BB, 7 % CCC) the pool loses ~1.5 % of par a year in the baseline and no CLO
-#: equity can earn a positive return over the 5-year horizon, so the example holds the better half of
-#: the market's portfolios.
+#: and the rating model works on letter grades). A freshly ramped, better-than-median BSL CLO: 30 %
+#: BB (BB+/BB/BB-), 69 % single B with B+/B the bulk, 1 % CCC+ (new deals ramp with few CCC names; the
+#: market's 5-7 % CCC sits in seasoned deals, under the usual 7.5 % limit). Average rating B+ by notch
+#: (~14.1 on BB+ = 11 .. CCC = 18), WARF ~2,500. Decision (measured, see bsl_clo.yaml): the bundled
+#: rating model gives every single B (B+, B and B- alike) a 4.3 % one-year default rate plus migration
+#: to CCC (~5 % a year of defaults in the baseline); with the median CLO mix (~13 % BB, 7 % CCC) the pool
+#: loses ~1.5 % of par a year in the baseline and no CLO equity earns a positive return over the 5-year
+#: horizon, so the example holds the better half of the market's portfolios.
 RATING_MIX: dict[str, float] = {
     "BB+": 0.06, "BB": 0.10, "BB-": 0.14,
-    "B+": 0.28, "B": 0.25, "B-": 0.15,
-    "CCC+": 0.015, "CCC": 0.005,
+    "B+": 0.285, "B": 0.255, "B-": 0.15,
+    "CCC+": 0.01, "CCC": 0.0,
 }
 
-#: margin over the base rate at the cut-off, basis points, by notch: BB S+250-300, single B S+325-400,
-#: CCC S+450-500 (secondary spreads of CCC names). Weighted average ~S+345: the loans were bought over
-#: 2023-25, when single-B term loans printed at S+350-400 before the 2025 repricing wave.
+#: margin over the base rate, basis points, by notch, of a loan syndicated in the cut-off month: BB
+#: S+225-275, single B S+300-375, CCC S+425-475 (CCC names are former single Bs bought in the
+#: secondary market).
 SPREAD_BPS: dict[str, float] = {
-    "BB+": 250.0, "BB": 275.0, "BB-": 300.0,
-    "B+": 325.0, "B": 350.0, "B-": 400.0,
-    "CCC+": 450.0, "CCC": 500.0,
+    "BB+": 225.0, "BB": 250.0, "BB-": 275.0,
+    "B+": 300.0, "B": 325.0, "B-": 375.0,
+    "CCC+": 425.0, "CCC": 475.0,
 }
+#: extra margin of older vintages, bp, linear in the loan's seasoning: VINTAGE_PREMIUM_BPS for a loan
+#: syndicated MAX_SEASONING_MONTHS before the cut-off, 0 for one of the cut-off month. New-issue
+#: single-B margins tightened by about 100 bp from late 2023 (~S+425) to mid 2025 (~S+325); a loan keeps
+#: the margin it was syndicated at (repricings are not modelled). The pool's weighted average spread
+#: comes out near S+350, the level of CLO portfolios ramped in 2024.
+VINTAGE_PREMIUM_BPS = 100.0
 #: loan-level dispersion of the margin around its notch level (bp, normal), then rounded to the 25 bp
 #: grid syndicated margins are quoted on and kept in [175, 650] bp
 SPREAD_SD_BPS = 25.0
@@ -204,7 +210,9 @@ def build_bsl_tape(seed: int = SEED, n_loans: int = N_LOANS, target_par: int = T
     thousands[np.argmax(thousands)] += target_par / 1000.0 - thousands.sum()  # exact total par
     balance = thousands * 1000.0
 
-    spread = np.clip(np.round((np.array([SPREAD_BPS[x] for x in notch]) + spread_noise) / 25.0) * 25.0, 175.0, 650.0)
+    premium = VINTAGE_PREMIUM_BPS * seasoning / MAX_SEASONING_MONTHS
+    spread = np.array([SPREAD_BPS[x] for x in notch]) + premium + spread_noise
+    spread = np.clip(np.round(spread / 25.0) * 25.0, 175.0, 650.0)
     coverage = np.clip(np.array([COVERAGE_BY_GRADE[g] for g in grade]) * np.exp(coverage_noise), 0.6, 5.0)
 
     cutoff = pd.Period(CUTOFF_MONTH, freq="M")
