@@ -6,6 +6,11 @@ number below is a design decision of this example; the reason is written next to
 ``shared/spec/loan-tape.md`` (all required columns, the optional ones that mean something for a BSL
 loan) and passes :func:`creditsim.schema.validate_loan_tape`.
 
+Why not :class:`creditsim.LoanTapeGenerator`: it draws the spec's generic corporate ranges (fixed and
+floating coupons, SME to large corporates, 12-84-month terms, every rating from AAA to CCC) for
+model training, not the narrow population a CLO buys. The one input taken from the package is the
+base rate (the bundled macro history's policy rate at the cut-off).
+
 Determinism: one ``numpy.random.default_rng(SEED)`` stream drawn in a fixed order, counts by exact
 largest-remainder allocation (not multinomial draws), money rounded to whole currency units. The
 shipped file is what :func:`build_bsl_tape` returns; ``tests/test_bsl_example.py`` regenerates it and
