@@ -93,6 +93,8 @@ def test_built_wheel_runs_the_cli_outside_the_source_tree(tmp_path: Path) -> Non
                               text=True, timeout=120)
     assert exported.returncode == 0, exported.stderr[-1500:]
     assert (run / "ex" / "loans_example.parquet").is_file() and (run / "ex" / "run_config.yaml").is_file()
+    # the demo's BSL pair travels in the wheel too
+    assert (run / "ex" / "loans_bsl.parquet").is_file() and (run / "ex" / "bsl_clo.yaml").is_file()
     code = ("from creditsim.examples import example_path; import pandas as pd; import creditsim as cs; "
             "loans = pd.read_parquet(example_path('loans_example.parquet')).head(50); "
             "r = cs.simulate(loans, cs.load_deal(example_path('example_clo.yaml')), n_simulations=8, "

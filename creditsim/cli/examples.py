@@ -1,6 +1,8 @@
-"""``creditsim examples --out DIR``: copy the shipped example files (loan tape, CLO deal, run
+"""``creditsim examples --out DIR``: copy the shipped example files (loan tapes, CLO deals, run
 configuration, narrative scenario) where a user can read, edit and run them -- pip users have no
-source tree to find them in."""
+source tree to find them in. Two tape + deal pairs: the BSL CLO of ``make demo``
+(``loans_bsl.parquet`` + ``bsl_clo.yaml``) and the small four-asset-class example
+(``loans_example.parquet`` + ``example_clo.yaml``)."""
 
 from __future__ import annotations
 
@@ -45,10 +47,10 @@ def examples_cmd(
     out: Path = typer.Option(..., "--out", help="folder to copy the examples into (created if missing)"),
     force: bool = typer.Option(False, "--force", help="overwrite example files already there"),
 ) -> None:
-    """Copy the example loan tape, CLO deal, run configuration and narrative scenario into a folder."""
+    """Copy the example loan tapes, CLO deals, run configuration and narrative scenario into a folder."""
     for path in export_examples(out, force):
         console.print(f"wrote {path}", soft_wrap=True)
-    console.print(f"try: creditsim simulate --tape {out}/loans_example.parquet --deal {out}/example_clo.yaml "
+    console.print(f"try: creditsim simulate --tape {out}/loans_bsl.parquet --deal {out}/bsl_clo.yaml "
                   f"--config {out}/run_config.yaml --out runs/first", soft_wrap=True)
 
 

@@ -11,7 +11,8 @@ def test_examples_are_exported_and_run_from_another_directory(tmp_path, monkeypa
     out = tmp_path / "ex"
     assert run_cli(["examples", "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == list_examples()
-    assert {"run_config.yaml", "story_rates_shock.yaml", "loans_example.parquet", "example_clo.yaml"} <= set(list_examples())
+    assert {"run_config.yaml", "story_rates_shock.yaml", "loans_example.parquet", "example_clo.yaml",
+            "loans_bsl.parquet", "bsl_clo.yaml"} <= set(list_examples())
     capsys.readouterr()
     # a second export refuses to overwrite, --force does
     assert run_cli(["examples", "--out", str(out)]) == 2
