@@ -325,8 +325,13 @@ def report_cmd(
     output: Path = typer.Option(Path("report.html"), "-o", "--output", help="HTML file to write"),
     excel: Path = typer.Option(None, "--excel", help="also write the Excel workbook here"),
     title: str = typer.Option(None, "--title", help="report title (default: the deal name)"),
+    self_contained: bool = typer.Option(False, "--self-contained",
+                                        help="inline plotly.js in the page (one ~5 MB file to e-mail) instead "
+                                             "of loading the bundle written beside it"),
 ) -> None:
-    """Write the self-contained HTML report (and optionally the Excel workbook) of a saved run."""
+    """Write the HTML report (and optionally the Excel workbook) of a saved run. The page loads the
+    plotly.js bundle written once beside it (plotly-<version>.min.js), so a folder of reports shares one
+    copy; --self-contained inlines it instead."""
     from creditsim.risk.report import write_report
     from creditsim.risk.results import SimulationResults
 
@@ -339,7 +344,7 @@ def report_cmd(
     if excel is not None:
         check_output_target(excel, "file", "--excel")
     results = SimulationResults.load(run_dir)
-    write_report(results, output, title=title)
+    write_report(results, output, title=title, plotly_js="inline" if self_contained else "file")
     if excel is not None:
         results.to_excel(excel)
     console.print(f"report written to [bold]{output}[/]")

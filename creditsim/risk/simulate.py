@@ -216,7 +216,9 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask) -> dict[str, Any]:
         ``irr`` annual decimal, ``wal`` years, ``pv_losses`` or None) plus the scalars ``balance``,
         ``coupon``, ``attachment``, ``detachment``, ``equity``;
         with ``keep_cashflows``: ``pool`` ``(s, T, 7)`` currency units in POOL_CF_TYPES order and
-        ``tranche_interest`` / ``tranche_principal`` / ``tranche_balance`` ``(s, T, n_tranches)``.
+        ``tranche_interest`` / ``tranche_principal`` / ``tranche_balance`` ``(s, T, n_tranches)``, and
+        the coverage ratios ``oc_ratio`` / ``ic_ratio`` ``(s, T, n_debt)`` (NaN where a class has no such
+        test, inf once it is repaid) for the report's test fans.
     """
     ids = np.arange(task.start, task.stop, dtype=np.int64)
     with torch.no_grad():  # reported numbers need no autograd graph (and no_grad keeps memory flat)
@@ -232,7 +234,7 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask) -> dict[str, Any]:
     }
     if ctx.keep_cashflows:
         out["pool"] = pool
-        for key in ("tranche_interest", "tranche_principal", "tranche_balance"):
+        for key in ("tranche_interest", "tranche_principal", "tranche_balance", "oc_ratio", "ic_ratio"):
             out[key] = wf[key].detach().cpu().numpy()
     return out
 
@@ -420,7 +422,7 @@ def _assemble(chunks: list[dict[str, Any]], config: Any, labels: np.ndarray, mac
         ))
     cashflows = {}
     if keep_cashflows:
-        for key in ("pool", "tranche_interest", "tranche_principal", "tranche_balance"):
+        for key in ("pool", "tranche_interest", "tranche_principal", "tranche_balance", "oc_ratio", "ic_ratio"):
             cashflows[key] = np.concatenate([c[key] for c in chunks], axis=0)
     return SimulationResults(portfolio_losses=losses, tranche_results=tranches, cashflows=cashflows,
                              scenarios=labels, macro_paths=macro_paths, initial_balance=p0, clusters=clusters)

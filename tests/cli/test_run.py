@@ -36,6 +36,12 @@ def test_report_command_writes_html_and_excel(tmp_path, capsys, run_cli):
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert 'id="loss_distribution"' in page
     assert (tmp_path / "r.xlsx").stat().st_size > 0
+    # the page loads the plotly bundle written beside it; --self-contained inlines it instead
+    bundles = list(tmp_path.glob("plotly-*.min.js"))
+    assert len(bundles) == 1 and bundles[0].name in page
+    assert run_cli(["report", str(run), "-o", str(tmp_path / "one.html"), "--self-contained"]) == 0
+    one = (tmp_path / "one.html").read_text(encoding="utf-8")
+    assert bundles[0].name not in one and len(one) > 1_000_000
 
 
 def test_report_on_missing_or_bad_run_dir_is_one_line(tmp_path, capsys, run_cli, one_line_error):
