@@ -117,9 +117,13 @@ def deal_features(config) -> list[str]:
         lines.append(f"event of default: {oc}unpaid senior-most interest -> {act}")
     if config.defaulted_interest_accrues:
         lines.append("unpaid interest of non-deferrable classes earns interest at the coupon")
-    if config.non_call_period is not None:
+    if config.non_call_period is not None and config.call_nav_threshold is not None:
         lines.append(f"optional call from month {config.non_call_period} when the equity's liquidation value "
                      f"reaches {config.call_nav_threshold:.2f} x its notional")
+    if config.refinancing_saving is not None:
+        lines.append(f"floating classes refinanced from month {config.non_call_period} when their market margin "
+                     f"(issue margin x HY spread / its start) is {config.refinancing_saving:.0%} below the margin "
+                     "in force")
     if config.clean_up_call is not None:
         lines.append(f"clean-up call below {config.clean_up_call:.0%} of the initial collateral par")
     if config.ccc_limit is not None:
@@ -158,6 +162,10 @@ def period_table(result: dict, config, scenario: int = 0) -> pd.DataFrame:
         df["accelerated"] = col("accelerated")
     if config.non_call_period is not None or config.clean_up_call is not None:
         df["called"] = col("called")
+    if config.refinancing_saving is not None:
+        for k, t in enumerate(config.debt_tranches):
+            if t.floating:
+                df[f"{t.name}_margin"] = col("note_margin")[:, k]
     return df.set_index("month")
 
 

@@ -333,7 +333,8 @@ class WaterfallConfig:
             and fee owed and leave the equity at least ``call_nav_threshold`` x its notional.
         call_nav_threshold: equity liquidation value, as a multiple of its notional, that triggers the
             optional call (a NAV rule: the decision a path-wise simulation can take without nested
-            simulation of the continuation value).
+            simulation of the continuation value). None = no optional call (the non-call period then
+            only dates refinancing).
         clean_up_call: collateral par (pool + reinvested), as a fraction of the par at the cut-off,
             below which the deal is called on the next payment date if the sale repays the notes; None =
             no clean-up call.
@@ -345,6 +346,11 @@ class WaterfallConfig:
             The CCC par path comes with the run (``run_waterfall(ccc_par=...)``; ``simulate`` derives it
             from the rated loans' Z-conditional rating migration, :meth:`PoolEngine.ccc_par`).
         ccc_market_value: price, fraction of par, of the CCC excess in the OC numerator.
+        refinancing_saving: a floating class is refinanced on a payment date from ``non_call_period``
+            on when its market margin is below ``(1 - refinancing_saving)`` x its current margin (0.10:
+            at least 10 % lower); its margin is then reset to the market margin. The market margin of a
+            class moves with the scenario's high-yield spread, ``issue margin x hy_t / hy_0`` (needs the
+            spread path; without it margins stay). None = no refinancing.
     """
 
     tranches: list[Any]
@@ -378,11 +384,12 @@ class WaterfallConfig:
     acceleration: bool = False
     defaulted_interest_accrues: bool = False
     non_call_period: int | None = None
-    call_nav_threshold: float = 1.0
+    call_nav_threshold: float | None = 1.0
     clean_up_call: float | None = None
     spread_duration: float = 0.0
     ccc_limit: float | None = None
     ccc_market_value: float = 0.70
+    refinancing_saving: float | None = None
 
     def __post_init__(self) -> None:
         management_fee_given = not isinstance(self.management_fee, _DefaultRate)
@@ -394,13 +401,13 @@ class WaterfallConfig:
             )
         for key in ("oc_trigger", "ic_trigger", "interest_diversion_trigger", "senior_fee",
                     "reinvestment_coupon", "collateral_balance", "base_rate", "admin_cap", "eod_oc_trigger",
-                    "clean_up_call", "ccc_limit"):
+                    "clean_up_call", "ccc_limit", "refinancing_saving", "call_nav_threshold"):
             val = getattr(self, key)
             if val is not None:
                 setattr(self, key, _as_float(val, key))
         for key in ("soft_temperature", "sub_fee", "reinvestment_price", "liquidation_price",
                     "interest_diversion_share", "admin_fee", "admin_expenses", "incentive_fee", "incentive_hurdle",
-                    "call_nav_threshold", "spread_duration", "ccc_market_value"):
+                    "spread_duration", "ccc_market_value"):
             setattr(self, key, _as_float(getattr(self, key), key))
         if management_fee_given:  # the default stays a _DefaultRate (see above)
             self.management_fee = _as_float(self.management_fee, "management_fee")
@@ -476,7 +483,7 @@ class WaterfallConfig:
         if self.base_rate is not None and not -0.05 <= self.base_rate < 0.5:
             raise ConfigError(f"base_rate must be an annual decimal in [-0.05, 0.5) (0.043 for 4.3 %), got "
                               f"{self.base_rate}")
-        if not 0.0 <= self.call_nav_threshold <= 10.0:
+        if self.call_nav_threshold is not None and not 0.0 <= self.call_nav_threshold <= 10.0:
             raise ConfigError(f"call_nav_threshold must be a multiple of the equity notional in [0, 10], got "
                               f"{self.call_nav_threshold}")
         if self.clean_up_call is not None and not 0.0 < self.clean_up_call < 1.0:
@@ -484,6 +491,13 @@ class WaterfallConfig:
                               f"for 10 %), got {self.clean_up_call}")
         if not 0.0 <= self.spread_duration <= 30.0:
             raise ConfigError(f"spread_duration must be in years, [0, 30], got {self.spread_duration}")
+        if self.refinancing_saving is not None:
+            if not 0.0 <= self.refinancing_saving < 1.0:
+                raise ConfigError(f"refinancing_saving must be a fraction of the margin in [0, 1) (0.10 for 10 % "
+                                  f"lower), got {self.refinancing_saving}")
+            if self.non_call_period is None:
+                raise ConfigError("refinancing_saving needs non_call_period: classes are refinanced after the "
+                                  "non-call period")
         for key in ("ccc_limit", "ccc_market_value"):
             val = getattr(self, key)
             if val is not None and not 0.0 <= val <= 1.0:

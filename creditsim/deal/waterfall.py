@@ -74,8 +74,20 @@ Real-deal features (issue 15), each a deal setting that is off by default:
   accelerated priority (one pot, strictly sequential) replaces the normal one; in the soft modes the two
   allocations are mixed by the event weight, which conserves cash because each one does.
 
-Not modelled: CCC excess haircut and discount obligations beyond the reinvestment price (the pool
-flows carry no ratings), hedges, a reserve account, optional redemption and refinancing.
+- Optional call (from ``non_call_period``, when selling out leaves the equity ``call_nav_threshold`` x
+  its notional) and clean-up call (par below ``clean_up_call``): the month runs as a liquidation month
+  too and the two are mixed by the call weight (0/1 hard, sigmoid soft); later collections are the
+  buyer's (scaled by the share not called).
+- Market prices: with a high-yield spread path (``hy_spread``) and ``spread_duration`` the sale price
+  (horizon, call) and the reinvestment price move by ``1 - D (hy_t - hy_0)``; reinvested par bought
+  below par is carried at cost in the OC numerator (discount obligations).
+- CCC excess: with ``ccc_limit`` and a CCC par path (``ccc_par``) the excess counts at
+  ``ccc_market_value``.
+- Refinancing (``refinancing_saving``, from ``non_call_period``): a floating class's margin resets to its
+  market margin (issue margin x ``hy_t / hy_0``) when that is far enough below the margin in force.
+
+Not modelled: hedges, a reserve account, reinvestment criteria (WARF / WAS / WAL tests) and refinancing
+costs.
 
 Code layout: :func:`_waterfall_month` runs one month as the timeline's phases, module-level functions
 (:func:`_collections` with :func:`_mirroring_rates` and :func:`_liquidate`, :func:`_determination`,
@@ -118,7 +130,7 @@ RESULT_KEYS: tuple[str, ...] = (
     "principal_cure", "interest_diversion", "reinvestment", "bucket_balance", "collateral_balance",
     "acpa", "equity_interest", "equity_principal", "equity", "event_of_default", "tranche_cashflows",
     "tranche_interest", "tranche_principal", "tranche_balance", "initial_balances", "pool_balance_0",
-    "admin_expenses", "incentive_fee", "eod", "accelerated", "collection_account", "called",
+    "admin_expenses", "incentive_fee", "eod", "accelerated", "collection_account", "called", "note_margin",
 )
 
 #: the outputs tranche analytics and simulation results need (``outputs=TRANCHE_OUTPUTS`` saves memory)
@@ -344,6 +356,10 @@ def run_waterfall(
           ``tranche_interest``, ``tranche_principal`` (principal + capitalised interest repaid;
           equity: interest / principal residuals), ``tranche_balance`` (equity: its notional).
         - ``initial_balances`` ``(N,)`` and ``pool_balance_0`` ``(S,)``.
+        - real-deal features, ``(S, T)``: ``admin_expenses``, ``incentive_fee`` (paid),
+          ``collection_account`` (collections held for the next payment date), ``eod`` (an event of
+          default has occurred), ``accelerated`` and ``called`` (weight of the accelerated priority and
+          of the call in the month); ``(S, T, Nd)``: ``note_margin`` (margin in force, 0 for fixed).
     """
     if not isinstance(config, WaterfallConfig):
         raise ConfigError(f"config must be a WaterfallConfig, got {type(config).__name__}")
@@ -479,12 +495,14 @@ class _Deal:
     accelerate: bool = False
     track_call: bool = False  # an optional or clean-up call is possible
     call_from: int | None = None  # first month of the optional call
-    call_nav: float = 1.0  # equity NAV / notional that triggers the optional call
+    call_nav: float | None = 1.0  # equity NAV / notional that triggers the optional call; None = no call
     clean_up: float | None = None  # clean-up call level, fraction of the cut-off par
     eq_notional: torch.Tensor | None = None  # () equity notional (may carry a gradient)
     p0: torch.Tensor | None = None  # (S,) pool par at the cut-off
     hy: torch.Tensor | None = None  # (S, T) high-yield spread path (liquidation / call price)
     ccc: torch.Tensor | None = None  # (S, T) CCC par of the pool (OC haircut)
+    price_path: bool = False  # sale and purchase prices move with the spread path (bucket carried at cost)
+    refi_saving: float | None = None  # refinancing threshold, fraction of the current margin
 
 
 @dataclass(eq=False)
@@ -508,6 +526,8 @@ class _State:
     prp_acct: torch.Tensor  # (S,) principal collections waiting for the next payment date
     accrued: torch.Tensor  # (S, Kd) note interest accrued in the period's earlier months
     called: torch.Tensor  # (S,) the deal has been called (1; a weight in the soft modes)
+    margins: torch.Tensor | None  # (S, Kd) margins in force (refinancing), None = the issue margins
+    bucket_carry: torch.Tensor  # (S,) OC value of the reinvestment bucket when prices move (at cost below par)
 
 
 class _PoolMonth(NamedTuple):
@@ -636,9 +656,12 @@ def _make_deal(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode
         incentive=config.incentive_fee, hurdle_growth=(1.0 + config.incentive_hurdle) ** _ALPHA,
         eod_trig=config.eod_oc_trigger, track_eod=config.eod_oc_trigger is not None or config.acceleration,
         accelerate=config.acceleration,
-        track_call=config.non_call_period is not None or config.clean_up_call is not None,
+        track_call=((config.non_call_period is not None and config.call_nav_threshold is not None)
+                    or config.clean_up_call is not None),
         call_from=config.non_call_period, call_nav=config.call_nav_threshold, clean_up=config.clean_up_call,
         eq_notional=sizes[len(debt)], p0=p0, hy=hy, ccc=ccc,
+        price_path=hy is not None and config.spread_duration > 0,
+        refi_saving=config.refinancing_saving if config.has_floating else None,
         **_floating_terms(config, base, act360, dev),
     )
 
@@ -727,6 +750,7 @@ def _initial_state(deal: _Deal, sizes: torch.Tensor, p0: torch.Tensor) -> _State
         fee_sr_unpaid=zero, fee_sub_unpaid=zero, bucket=zero, bucket_pending=zero, pool_pending=zero,
         pool_prev=p0, admin_sr=zero, admin_xs=zero, hurdle=sizes[Kd].expand(S), eod=zero, ip_acct=zero,
         prp_acct=zero, accrued=torch.zeros(S, Kd, dtype=torch.float64, device=deal.device), called=zero,
+        margins=None if deal.refi_saving is None else deal.margins.expand(S, Kd), bucket_carry=zero,
     )
 
 
@@ -773,7 +797,7 @@ def _waterfall_month(deal: _Deal, state: _State, pool: _PoolMonth, t: int) -> _M
 def _open_month(deal: _Deal, state: _State, pool: _PoolMonth, t: int, last: bool, pay: bool) -> _Month:
     """Steps 1-2: collections (liquidation when ``last``), accruals and the determination date."""
     month = _Month(t=t, last=last, in_rp=t < deal.config.reinvestment_period and not last, pay=pay,
-                   rates=_month_rates(deal, t))
+                   rates=_month_rates(deal, state, t))
     _collections(deal, state, pool, month)
     _accrue(deal, state, month)
     month.tests = _determination(deal, state, month)
@@ -802,6 +826,19 @@ def _pay_month(deal: _Deal, state: _State, month: _Month) -> None:
     _close_month(state, month)
     if deal.track_eod:
         _update_event_of_default(deal, state, month)
+    if deal.refi_saving is not None and deal.hy is not None and month.t >= deal.call_from:
+        _refinance(deal, state, month.t)
+
+
+def _refinance(deal: _Deal, state: _State, t: int) -> None:
+    """Reset the margin of each floating class whose market margin (issue margin x ``hy_t / hy_0``) is
+    below ``(1 - refinancing_saving)`` x its current margin; effective from the next accrual. The gate is
+    on the ratio market / current margin (a sigmoid in the soft modes)."""
+    market = deal.margins * (deal.hy[:, t] / torch.clamp(deal.hy[:, 0], min=1e-6)).unsqueeze(1)
+    current = state.margins
+    ratio = _ratio(market, current)
+    w = deal.gates.fail((1.0 - deal.refi_saving) - ratio) * deal.floating
+    state.margins = current - w * torch.clamp(current - market, min=0.0)
 
 
 def _call_weight(deal: _Deal, state: _State, month: _Month) -> torch.Tensor | None:
@@ -813,7 +850,7 @@ def _call_weight(deal: _Deal, state: _State, month: _Month) -> torch.Tensor | No
     ``call_nav_threshold``. Clean-up call: collateral par below ``clean_up_call`` of the par at the
     cut-off and the sale repays every claim (NAV >= 0). None when neither is possible this month.
     """
-    optional = deal.call_from is not None and month.t >= deal.call_from
+    optional = deal.call_from is not None and deal.call_nav is not None and month.t >= deal.call_from
     if not optional and deal.clean_up is None:
         return None
     par = month.pool_bal + state.bucket
@@ -838,8 +875,13 @@ def _liquidation_price(deal: _Deal, t: int) -> torch.Tensor | float:
     (floored at 5 % of par)."""
     if deal.hy is None:
         return deal.config.liquidation_price
-    move = 1.0 - deal.config.spread_duration * (deal.hy[:, t] - deal.hy[:, 0])
-    return torch.clamp(deal.config.liquidation_price * move, min=0.05)
+    return deal.config.liquidation_price * _price_move(deal, t)
+
+
+def _price_move(deal: _Deal, t: int) -> torch.Tensor:
+    """Loan price factor of month t on the spread path: ``1 - spread_duration x (hy_t - hy_0)``, floored
+    at 0.05 (the same factor moves sale and purchase prices)."""
+    return torch.clamp(1.0 - deal.config.spread_duration * (deal.hy[:, t] - deal.hy[:, 0]), min=0.05)
 
 
 def _normal_priorities(deal: _Deal, state: _State, month: _Month) -> None:
@@ -849,13 +891,14 @@ def _normal_priorities(deal: _Deal, state: _State, month: _Month) -> None:
     _principal_priority(deal, state, month)
 
 
-def _month_rates(deal: _Deal, t: int) -> torch.Tensor:
+def _month_rates(deal: _Deal, state: _State, t: int) -> torch.Tensor:
     """Interest accrued in month t per unit of note balance: ``(Kd,)`` fixed 30/360 coupons, or
     ``(S, Kd)`` with the floating classes at ``max(max(base_t, floor) + margin, 0) x days / 360`` (a
-    note coupon is never negative)."""
+    note coupon is never negative; the margin in force, after any refinancing)."""
     if deal.floating is None:
         return deal.rates
-    coupon = torch.clamp(torch.maximum(deal.base[:, t].unsqueeze(1), deal.floors) + deal.margins, min=0.0)
+    margins = deal.margins if state.margins is None else state.margins
+    coupon = torch.clamp(torch.maximum(deal.base[:, t].unsqueeze(1), deal.floors) + margins, min=0.0)
     return torch.where(deal.floating, coupon * deal.act360[t], deal.rates)
 
 
@@ -958,6 +1001,9 @@ def _collections(deal: _Deal, state: _State, pool: _PoolMonth, month: _Month) ->
     b_rec = rates.recovery * b_pending_pre
     state.bucket_pending = b_pending_pre - b_rec
     state.bucket = bucket - b_def - b_pre - b_sch
+    if deal.price_path:  # the bucket's carrying value leaves with its par
+        kept = torch.where(bucket > 0, state.bucket / torch.where(bucket > 0, bucket, 1.0), 0.0)
+        state.bucket_carry = state.bucket_carry * kept
 
     month.pool_bal = pool.balance
     month.ip = pool.interest + b_int
@@ -972,8 +1018,8 @@ def _collections(deal: _Deal, state: _State, pool: _PoolMonth, month: _Month) ->
             held = state.prp_acct
     # OC numerator (WATERFALL.md 2.4): collateral bought below par counts at its purchase price; principal
     # cash (this month's and any held for the payment date) counts at par
-    month.acpa = (pool.balance + deal.discount * state.bucket + state.pool_pending + state.bucket_pending
-                  + prp_coll)
+    bucket_value = state.bucket_carry if deal.price_path else deal.discount * state.bucket
+    month.acpa = pool.balance + bucket_value + state.pool_pending + state.bucket_pending + prp_coll
     if held is not None:
         month.acpa = month.acpa + held
     if deal.ccc is not None and deal.config.ccc_limit is not None:  # CCC excess counts at market value
@@ -993,6 +1039,7 @@ def _liquidate(deal: _Deal, state: _State, month: _Month, prp_coll: torch.Tensor
     month.liquidation = (_liquidation_price(deal, month.t) * (month.pool_bal + state.bucket) + state.pool_pending
                          + state.bucket_pending)
     state.bucket, state.bucket_pending, state.pool_pending = deal.zero, deal.zero, deal.zero
+    state.bucket_carry = deal.zero
     # the collateral is sold: the coverage tests see the cash it fetched, not its par
     month.acpa = prp_coll + month.liquidation
 
@@ -1255,7 +1302,13 @@ def _cures_and_reinvestment(deal: _Deal, state: _State, month: _Month, pav: torc
         month.principal_cure = month.principal_cure + used
         _paydown(deal, state, month, cure)
     month.reinvest = pav + month.diversion
-    state.bucket = state.bucket + month.reinvest / deal.price
+    if deal.price_path:  # bought at the month's market price; OC carries it at cost below par
+        price = deal.price * _price_move(deal, month.t)
+        par = month.reinvest / price
+        state.bucket = state.bucket + par
+        state.bucket_carry = state.bucket_carry + par * torch.clamp(price, max=1.0)
+    else:
+        state.bucket = state.bucket + month.reinvest / deal.price
     return deal.zero
 
 
@@ -1380,6 +1433,11 @@ def _month_value(key: str, deal: _Deal, state: _State, month: _Month, eq_notiona
         return month.ip + month.prp
     if key == "collection_account":
         return state.ip_acct + state.prp_acct
+    if key == "note_margin":
+        if deal.floating is None:
+            return torch.zeros(deal.S, deal.Kd, dtype=torch.float64, device=deal.device)
+        margins = deal.margins.expand(deal.S, deal.Kd) if state.margins is None else state.margins
+        return margins * deal.floating
     if key in ("oc_ratio", "ic_ratio"):
         has, ratio = (deal.oc_has, tests.oc_ratio) if key == "oc_ratio" else (deal.ic_has, tests.ic_ratio)
         return torch.where(has, ratio, float("nan"))

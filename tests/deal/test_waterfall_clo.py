@@ -265,7 +265,7 @@ def everything_deal(**kw) -> WaterfallConfig:
         senior_fee=0.0015, sub_fee=0.0035, admin_fee=0.0002, admin_expenses=200_000.0, admin_cap=250_000.0,
         incentive_fee=0.2, incentive_hurdle=0.12, interest_diversion_trigger=1.04, eod_oc_trigger=1.025,
         acceleration=True, defaulted_interest_accrues=True, liquidate_at_horizon=True, non_call_period=24,
-        call_nav_threshold=1.6, clean_up_call=0.2, spread_duration=3.0, ccc_limit=0.075,
+        call_nav_threshold=1.6, clean_up_call=0.2, spread_duration=3.0, ccc_limit=0.075, refinancing_saving=0.1,
         tranches=[
             {"name": "A-1", "balance": 52e6, "margin": 0.0135, "floor": 0.0, "oc_trigger": 1.22, "ic_trigger": 1.2},
             {"name": "A-2", "balance": 10e6, "coupon": 0.055, "oc_trigger": 1.22, "ic_trigger": 1.2,
@@ -405,6 +405,44 @@ def test_ccc_excess_counts_at_market_value_in_the_oc_numerator():
     assert v(r, "oc_ratio")[0, 0] == pytest.approx(98.5 / 80.0, rel=1e-13)
     within = run_waterfall(pool, cfg, initial_balance=100.0, ccc_par=[7.0])
     assert v(within, "acpa")[0] == pytest.approx(100.0, rel=1e-13)
+
+
+def test_a_floating_class_is_refinanced_when_its_market_margin_falls_enough():
+    cfg = deal([{"name": "A", "balance": 60.0, "margin": 0.02}, {"name": "B", "balance": 20.0, "coupon": 0.08},
+                {"name": "Equity", "balance": 20.0, "equity": True}],
+               base_rate=0.03, non_call_period=1, call_nav_threshold=None, refinancing_saving=0.10)
+    pool = make_pool(5, interest=[2.0] * 5, balance=[100.0] * 5)
+    hy = [0.04, 0.038, 0.03, 0.03, 0.05]
+    r = run_waterfall(pool, cfg, initial_balance=100.0, hy_spread=hy)
+    # month 1: market 2 % x 0.038 / 0.04 = 1.9 %, not 10 % below 2 %; month 2: 1.5 % < 1.8 %: reset to
+    # 1.5 % from month 3 on; month 4's wider spreads do not raise it back
+    np.testing.assert_allclose(v(r, "note_margin")[:, 0], [0.02, 0.02, 0.015, 0.015, 0.015], rtol=1e-13)
+    np.testing.assert_allclose(v(r, "note_margin")[:, 1], 0.0)  # a fixed class has no margin
+    days = 365.0 / 12.0
+    np.testing.assert_allclose(v(r, "interest")[:, 0], 60 * np.array([0.05, 0.05, 0.05, 0.045, 0.045]) * days / 360,
+                               rtol=1e-13)
+    conserved(r)
+    with pytest.raises(ConfigError, match="refinancing_saving needs non_call_period"):
+        deal(cfg.tranches, base_rate=0.03, refinancing_saving=0.10)
+
+
+def test_reinvestment_buys_at_the_spread_path_price_and_the_oc_test_carries_it_at_cost():
+    cfg = deal([{"name": "A", "balance": 60.0, "coupon": 0.06}, {"name": "Equity", "balance": 40.0, "equity": True}],
+               reinvestment_period=2, reinvestment_price=0.97, spread_duration=2.0)
+    pool = make_pool(2, interest=[1.0, 1.0], scheduled_principal=[10.0, 0.0], balance=[90.0, 90.0])
+    r = run_waterfall(pool, cfg, initial_balance=100.0, hy_spread=[0.03, 0.05])
+    # month 0 buys 10 of collateral at 0.97 (no spread move yet): 10.309 of par, carried at the 10 paid
+    price0 = 0.97
+    assert v(r, "bucket_balance")[0] == pytest.approx(10.0 / price0, rel=1e-13)
+    # month 1: the bucket mirrors the pool (no defaults, no principal): the OC numerator counts it at cost
+    assert v(r, "acpa")[1] == pytest.approx(90.0 + 10.0, rel=1e-13)
+    flat = run_waterfall(pool, cfg, initial_balance=100.0)  # no path: the same here (bought below par)
+    assert v(flat, "acpa")[1] == pytest.approx(90.0 + 0.97 * 10.0 / 0.97, rel=1e-13)
+    conserved(r)
+    # a purchase in a month whose spreads widened: price 0.97 x (1 - 2 x 2 %) = 0.9312
+    pool2 = make_pool(2, interest=[1.0, 1.0], scheduled_principal=[0.0, 10.0], balance=[100.0, 90.0])
+    r2 = run_waterfall(pool2, cfg, initial_balance=100.0, hy_spread=[0.03, 0.05])
+    assert v(r2, "bucket_balance")[1] == pytest.approx(10.0 / (0.97 * 0.96), rel=1e-13)
 
 
 def test_a_floating_quarterly_note_repaid_in_full_has_no_pv_loss_and_groups_share_attachment():

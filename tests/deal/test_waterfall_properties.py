@@ -41,6 +41,7 @@ def deals(draw) -> WaterfallConfig:
             tranche["floor"] = draw(st.one_of(st.none(), st.floats(0.0, 0.03)))
         tranches.append(tranche)
     tranches.append({"name": "Equity", "balance": draw(st.floats(1.0, 50.0)), "equity": True})
+    call = draw(st.one_of(st.none(), st.integers(0, 6)))
     return WaterfallConfig(
         tranches=tranches,
         reinvestment_period=draw(st.integers(0, 8)),
@@ -67,12 +68,13 @@ def deals(draw) -> WaterfallConfig:
         eod_oc_trigger=draw(st.one_of(st.none(), st.floats(0.9, 1.3))),
         acceleration=draw(st.booleans()),
         defaulted_interest_accrues=draw(st.booleans()),
-        non_call_period=draw(st.one_of(st.none(), st.integers(0, 6))),
+        non_call_period=call,
         call_nav_threshold=draw(st.floats(0.0, 2.0)),
         clean_up_call=draw(st.one_of(st.none(), st.floats(0.05, 0.6))),
         spread_duration=draw(st.floats(0.0, 5.0)),
         ccc_limit=draw(st.one_of(st.none(), st.floats(0.0, 0.2))),
         ccc_market_value=draw(st.floats(0.0, 1.0)),
+        **({"refinancing_saving": draw(st.floats(0.0, 0.5))} if draw(st.booleans()) and call is not None else {}),
     )
 
 
