@@ -32,19 +32,21 @@ Definitions (WATERFALL.md 2.11). Timeline: the notes are bought at the cut-off (
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from creditsim.deal.config import WaterfallConfig
+from creditsim.deal.config import MAX_TRIGGER, Tranche, WaterfallConfig
 from creditsim.deal.waterfall import run_waterfall
 from creditsim.errors import ConfigError
 from creditsim.fixed_order import column_sum, elementwise
 from creditsim.states import POOL_CF_TYPES
 
 __all__ = [
+    "closing_oc", "oc_cushions", "with_cushioned_triggers",
     "level_pay_pool",
     "annual_to_monthly",
     "irr",
@@ -410,3 +412,46 @@ def breakeven_cdr(
         lo, hi = new_lo, new_hi
     result = np.where(never, 1.0, np.where(always, 0.0, lo))
     return pd.Series(result, index=pd.Index(names, name="tranche"), name="breakeven_cdr")
+
+
+def closing_oc(config: WaterfallConfig, balances: Any = None, collateral: float | None = None) -> np.ndarray:
+    """``(Nd,)`` OC ratio of every debt class at closing: collateral par over the balance of the class and
+    everything senior (a pari-passu group's members share the group's ratio). ``balances`` ``(N,)``
+    (equity last) default to the deal's; ``collateral`` to its ``initial_collateral``."""
+    sizes = np.array([t.balance for t in config.tranches] if balances is None else balances, dtype=np.float64)
+    par = config.initial_collateral if collateral is None else float(collateral)
+    cum = np.cumsum(sizes[:-1])
+    ends = np.array([b - 1 for a, b in config.pari_passu_groups for _ in range(a, b)])
+    return par / cum[ends]
+
+
+def oc_cushions(config: WaterfallConfig, collateral: float | None = None) -> np.ndarray:
+    """``(Nd,)`` OC cushion of every debt class at closing, ``closing OC / trigger - 1`` (NaN for a class
+    without an OC test)."""
+    oc = closing_oc(config, collateral=collateral)
+    trig = np.array([np.nan if t.oc_trigger is None else t.oc_trigger for t in config.debt_tranches])
+    return oc / trig - 1.0
+
+
+def with_cushioned_triggers(config: WaterfallConfig, balances: Any, cushions: np.ndarray,
+                            collateral: float | None = None) -> WaterfallConfig:
+    """The deal with tranche ``balances`` ``(N,)`` and OC triggers moved so that every class keeps its
+    closing ``cushions`` ``(Nd,)`` (:func:`oc_cushions`): ``trigger = closing OC / (1 + cushion)``,
+    within [1, MAX_TRIGGER]. This is how structurers set triggers: relative to the closing ratio, so resizing a
+    class does not leave its test a knife edge. The interest-diversion trigger moves by the same factor
+    as the most junior class's OC trigger; IC triggers stay (they depend on coupons, not on sizes)."""
+    sizes = np.asarray(balances, dtype=np.float64)
+    oc = closing_oc(config, sizes, collateral)
+    tranches, old_junior, new_junior = [], None, None
+    for k, t in enumerate(config.tranches):
+        change: dict[str, Any] = {"balance": float(sizes[k])}
+        if not t.equity and t.oc_trigger is not None and np.isfinite(cushions[k]):
+            # within the deal's valid range: a sliver of a class (a sizing trial) can have a closing OC of 100
+            change["oc_trigger"] = min(max(1.0, float(oc[k] / (1.0 + cushions[k]))), MAX_TRIGGER)
+            old_junior, new_junior = t.oc_trigger, change["oc_trigger"]
+        tranches.append(Tranche(**{**t.__dict__, **change}))
+    diversion = config.interest_diversion_trigger
+    if diversion is not None and old_junior is not None:
+        diversion = min(max(1.0, diversion * new_junior / old_junior), MAX_TRIGGER)
+    return replace(config, tranches=tranches, interest_diversion_trigger=diversion)
+

@@ -51,7 +51,7 @@ from creditsim.errors import ConfigError
 from creditsim.fileio import atomic_write
 from creditsim.yamlfile import read_yaml, short_repr
 
-__all__ = ["MODES", "Tranche", "WaterfallConfig", "load_deal", "dump_deal", "IC_CURE_MODES", "PAYMENT_FREQUENCIES"]
+__all__ = ["MODES", "Tranche", "WaterfallConfig", "load_deal", "dump_deal", "IC_CURE_MODES", "PAYMENT_FREQUENCIES", "MAX_TRIGGER"]
 
 IC_CURE_MODES: tuple[str, ...] = ("pro_forma", "turbo")
 
@@ -73,6 +73,8 @@ _MAX_AMOUNT = 1e15
 _MAX_NUMBER_CHARS = 40
 _MAX_MONTHS = 1200
 _MAX_TRIGGER = 10.0
+#: the largest coverage trigger a deal accepts (public: tools that set triggers keep within it)
+MAX_TRIGGER = _MAX_TRIGGER
 #: deal names and tranche names: a line of text, not a document
 _MAX_NAME_CHARS = 200
 

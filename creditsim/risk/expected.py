@@ -359,12 +359,14 @@ class ExpectedLossPath:
                  for a in range(0, len(macro), chunk)]
         return np.concatenate(parts)
 
-    def monte_carlo_losses(self, pool_cf: np.ndarray, tranche_balances: torch.Tensor | None = None
-                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def monte_carlo_losses(self, pool_cf: np.ndarray, tranche_balances: torch.Tensor | None = None,
+                           deal: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Hard-waterfall principal loss of every tranche on Monte Carlo pool cashflows ``(n, T, 7)``
-        (:meth:`monte_carlo_pool`): ``(losses (n, N), mean (N,), standard error (N,))``."""
+        (:meth:`monte_carlo_pool`): ``(losses (n, N), mean (N,), standard error (N,))``. ``deal``
+        replaces the path's deal (e.g. with triggers moved to a resized structure)."""
         with torch.no_grad():
-            wf = run_waterfall(pool_cf, self.deal, initial_balance=self.engine.initial_balance, mode="hard",
+            wf = run_waterfall(pool_cf, self.deal if deal is None else deal,
+                               initial_balance=self.engine.initial_balance, mode="hard",
                                tranche_balances=tranche_balances)
             loss = principal_loss(wf).cpu().numpy()
         se = loss.std(0, ddof=1) / np.sqrt(len(loss)) if len(loss) > 1 else np.full(loss.shape[1], np.nan)

@@ -19,6 +19,13 @@ attachment points -- the share of the pool below each class -- under a set of ma
 
 Conventions: attachment of class k = (balance of all classes below it, equity included) / pool par; the
 equity is what remains below the most junior debt class; balances are in currency units of the tape.
+
+Triggers move with the structure (``keep_cushions=True``, the default): every OC trigger is reset to the
+resized class's closing OC ratio over ``1 +`` the cushion it has in the deal as given
+(:func:`creditsim.deal.analytics.with_cushioned_triggers`), as structurers set them. With fixed triggers
+a thinner class meets its own test as a knife edge: its EL then jumps within a tiny interval of
+attachments and no attachment meets a target inside the jump (measured on the old example deal: class C
+at 12 % against a 20 % target).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from creditsim.deal.analytics import attachment_points, principal_loss
+from creditsim.deal.analytics import attachment_points, oc_cushions, principal_loss, with_cushioned_triggers
 from creditsim.deal.config import Tranche
 from creditsim.deal.waterfall import run_waterfall
 from creditsim.errors import ConfigError
@@ -85,16 +92,27 @@ class _SoftLosses:
     """Class expected losses (mean over paths) of the expected-loss path as a function of the balances,
     the pool cashflows and their idiosyncratic draws computed once."""
 
-    def __init__(self, elp: ExpectedLossPath, paths: np.ndarray) -> None:
+    def __init__(self, elp: ExpectedLossPath, paths: np.ndarray, keep_cushions: bool = True) -> None:
         self.elp = elp
+        pool = float(elp.engine.initial_balance)
+        self.cushions = oc_cushions(elp.deal, pool) if keep_cushions else None
         with torch.no_grad():
             cf, var, total = elp.pool_cashflows(paths, with_variance=True)
             draws = elp.granular_cashflows(cf, var, total)
         self.cf = draws.reshape(-1, *draws.shape[2:])
 
+    def deal_for(self, sizes: torch.Tensor) -> Any:
+        """The deal the structure ``sizes`` (N,) is priced with: triggers at the closing cushions (their
+        derivative with respect to the sizes is left out: the safeguarded Newton steps fall back on
+        bisection where that matters)."""
+        if self.cushions is None:
+            return self.elp.deal
+        return with_cushioned_triggers(self.elp.deal, sizes.detach().numpy(), self.cushions,
+                                       float(self.elp.engine.initial_balance))
+
     def __call__(self, sizes: torch.Tensor) -> torch.Tensor:
-        wf = run_waterfall(self.cf, self.elp.deal, initial_balance=self.elp.engine.initial_balance, mode="soft",
-                           tranche_balances=sizes, temperature=self.elp.temperature)
+        wf = run_waterfall(self.cf, self.deal_for(sizes), initial_balance=self.elp.engine.initial_balance,
+                           mode="soft", tranche_balances=sizes, temperature=self.elp.temperature)
         return principal_loss(wf).mean(0)
 
 
@@ -166,7 +184,7 @@ def _soft_size(losses: _SoftLosses, attach: np.ndarray, targets: np.ndarray, poo
 
 def size_tranches(loans: Any, deal: Any, targets: Mapping[str, float], *, paths: np.ndarray | None = None,
                   n_paths: int = 64, reps: int = 16, polish: int = 2, tolerance: float = 0.1, seed: int = 0,
-                  **run: Any) -> SizingResult:
+                  keep_cushions: bool = True, **run: Any) -> SizingResult:
     """Attachment points meeting per-class expected-loss targets (module docstring).
 
     Args:
@@ -178,9 +196,12 @@ def size_tranches(loans: Any, deal: Any, targets: Mapping[str, float], *, paths:
         reps: Monte Carlo loan draws per path in the verification.
         polish, tolerance: verification rounds and the relative miss that triggers one.
         seed: master seed. ``**run``: other :class:`creditsim.RunConfig` settings (``horizon``, ``cutoff``).
+        keep_cushions: move the OC triggers with the structure (module docstring); False keeps the
+            deal's triggers as they are.
 
     Returns:
-        :class:`SizingResult` (the Monte Carlo ELs are the numbers to quote).
+        :class:`SizingResult` (the Monte Carlo ELs are the numbers to quote); its deal carries the sized
+        balances and, with ``keep_cushions``, the moved triggers.
     """
     elp = ExpectedLossPath.from_tape(loans, deal, seed=seed, **run)
     debt = _check_targets(elp.deal, targets)
@@ -191,13 +212,13 @@ def size_tranches(loans: Any, deal: Any, targets: Mapping[str, float], *, paths:
     goal = np.array([float(targets[n]) for n in debt])
     sizes0 = np.array([t.balance for t in elp.deal.tranches], dtype=np.float64)
     attach = attachment_points(elp.deal, sizes0.sum())[0][:-1]  # current attachments of the debt classes
-    soft = _SoftLosses(elp, paths)
+    soft = _SoftLosses(elp, paths, keep_cushions)
     mc_cf = elp.monte_carlo_pool(paths, reps)
     soft_goal = goal.copy()
     for _ in range(1 + polish):
         attach = _soft_size(soft, attach, soft_goal, pool, debt)
         sizes = _sizes(torch.from_numpy(attach), pool)
-        _, mc, se = elp.monte_carlo_losses(mc_cf, sizes)
+        _, mc, se = elp.monte_carlo_losses(mc_cf, sizes, soft.deal_for(sizes))
         miss = np.abs(mc[: len(debt)] - goal) > tolerance * goal
         if not miss.any():
             break
@@ -213,15 +234,21 @@ def size_tranches(loans: Any, deal: Any, targets: Mapping[str, float], *, paths:
     table = pd.DataFrame({"attachment": np.r_[attach, 0.0], "detachment": np.r_[1.0, attach],
                           "balance": sizes.numpy(), "target_el": np.r_[goal, np.nan], "soft_el": soft_el,
                           "mc_el": mc, "mc_se": se}, index=pd.Index(names, name="tranche"))
-    tranches = [Tranche(**{**t.__dict__, "balance": float(b)}) for t, b in zip(elp.deal.tranches, sizes.numpy())]
     settings = {"n_paths": len(paths), "reps": reps, "polish": polish, "tolerance": tolerance, "seed": seed,
-                "soft_targets": dict(zip(debt, soft_goal.tolist()))}
-    return SizingResult(table, replace(elp.deal, tranches=tranches), settings)
+                "soft_targets": dict(zip(debt, soft_goal.tolist())), "keep_cushions": keep_cushions}
+    return SizingResult(table, _sized_deal(soft, sizes), settings)
+
+
+def _sized_deal(soft: _SoftLosses, sizes: torch.Tensor) -> Any:
+    """The deal with the sized balances (and, when cushions are kept, the moved triggers)."""
+    deal = soft.deal_for(sizes)
+    tranches = [Tranche(**{**t.__dict__, "balance": float(b)}) for t, b in zip(deal.tranches, sizes.numpy())]
+    return replace(deal, tranches=tranches)
 
 
 def thinnest_equity(loans: Any, deal: Any, senior_target: float, *, paths: np.ndarray | None = None,
                     scenario_mix: Any = "severely_adverse", n_paths: int = 32, reps: int = 16, polish: int = 2,
-                    tolerance: float = 0.1, seed: int = 0, **run: Any) -> SizingResult:
+                    tolerance: float = 0.1, seed: int = 0, keep_cushions: bool = True, **run: Any) -> SizingResult:
     """The thinnest equity that keeps the senior class's expected loss at ``senior_target`` under a macro mix
     (default: the generator's severely adverse paths).
 
@@ -245,7 +272,7 @@ def thinnest_equity(loans: Any, deal: Any, senior_target: float, *, paths: np.nd
     def attach(e: float) -> torch.Tensor:  # attachments of the debt classes (senior first) for equity share e
         return torch.tensor(e + above, dtype=torch.float64)
 
-    soft, mc_cf = _SoftLosses(elp, paths), elp.monte_carlo_pool(paths, reps)
+    soft, mc_cf = _SoftLosses(elp, paths, keep_cushions), elp.monte_carlo_pool(paths, reps)
     lo, hi = MIN_THICKNESS, 1.0 - mezz.sum() - MIN_THICKNESS
     goal = float(senior_target)
     for _ in range(1 + polish):
@@ -258,7 +285,7 @@ def thinnest_equity(loans: Any, deal: Any, senior_target: float, *, paths: np.nd
             with torch.no_grad():
                 a, b = (mid, b) if float(soft(_sizes(attach(mid), pool))[0]) > goal else (a, mid)
         sizes = _sizes(attach(b), pool)
-        _, mc, se = elp.monte_carlo_losses(mc_cf, sizes)
+        _, mc, se = elp.monte_carlo_losses(mc_cf, sizes, soft.deal_for(sizes))
         if abs(mc[0] - senior_target) <= tolerance * senior_target:
             break
         goal = min(0.99, max(1e-7, goal * senior_target / max(mc[0], 1e-9)))
@@ -269,6 +296,6 @@ def thinnest_equity(loans: Any, deal: Any, senior_target: float, *, paths: np.nd
     table = pd.DataFrame({"attachment": np.r_[att, 0.0], "detachment": np.r_[1.0, att], "balance": sizes.numpy(),
                           "target_el": np.r_[senior_target, np.full(len(names) - 1, np.nan)], "soft_el": soft_el,
                           "mc_el": mc, "mc_se": se}, index=pd.Index(names, name="tranche"))
-    tranches = [Tranche(**{**t.__dict__, "balance": float(v)}) for t, v in zip(elp.deal.tranches, sizes.numpy())]
-    return SizingResult(table, replace(elp.deal, tranches=tranches),
-                        {"equity": float(b), "n_paths": len(paths), "reps": reps, "soft_target": goal})
+    return SizingResult(table, _sized_deal(soft, sizes),
+                        {"equity": float(b), "n_paths": len(paths), "reps": reps, "soft_target": goal,
+                         "keep_cushions": keep_cushions})

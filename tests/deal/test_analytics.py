@@ -218,3 +218,32 @@ def test_breakeven_cdr_is_the_edge_of_first_dollar_loss():
     # a 1 % loss needs a higher CDR than the first dollar
     be1 = breakeven_cdr(cfg, cpr=0.1, severity=0.4, lag=6, target_loss=0.01)
     assert np.all(be1.values > be.values)
+
+
+def test_triggers_moved_with_the_structure_keep_each_closing_cushion():
+    from creditsim.deal.analytics import closing_oc, oc_cushions, with_cushioned_triggers
+
+    cfg = WaterfallConfig(tranches=[
+        {"name": "A", "balance": 70.0, "coupon": 0.05, "oc_trigger": 1.25},
+        {"name": "B", "balance": 15.0, "coupon": 0.07, "oc_trigger": 1.10},
+        {"name": "C", "balance": 5.0, "coupon": 0.10, "oc_trigger": None},
+        {"name": "Equity", "balance": 10.0, "equity": True},
+    ], interest_diversion_trigger=1.12, collateral_balance=100.0)
+    # closing OC: A 100 / 70, B 100 / 85; cushions OC / trigger - 1
+    np.testing.assert_allclose(closing_oc(cfg), [100 / 70, 100 / 85, 100 / 90])
+    cushions = oc_cushions(cfg)
+    np.testing.assert_allclose(cushions[:2], [100 / 70 / 1.25 - 1, 100 / 85 / 1.10 - 1])
+    assert np.isnan(cushions[2])
+    # the same sizes give back the deal's triggers
+    same = with_cushioned_triggers(cfg, [70.0, 15.0, 5.0, 10.0], cushions)
+    assert [t.oc_trigger for t in same.tranches[:2]] == pytest.approx([1.25, 1.10], rel=1e-12)
+    # a thinner B (equity thicker): B's trigger rises with its closing ratio, A's stays, C has no test
+    moved = with_cushioned_triggers(cfg, [70.0, 10.0, 5.0, 15.0], cushions)
+    assert moved.tranches[0].oc_trigger == pytest.approx(1.25, rel=1e-12)
+    assert moved.tranches[1].oc_trigger == pytest.approx(100 / 80 / (100 / 85 / 1.10), rel=1e-12)
+    assert moved.tranches[2].oc_trigger is None
+    assert moved.interest_diversion_trigger == pytest.approx(1.12 * moved.tranches[1].oc_trigger / 1.10, rel=1e-12)
+    assert [t.balance for t in moved.tranches] == [70.0, 10.0, 5.0, 15.0]
+    # a sliver of a senior class (a sizing trial) keeps its trigger within the deal's range
+    sliver = with_cushioned_triggers(cfg, [1.0, 84.0, 5.0, 10.0], cushions)
+    assert sliver.tranches[0].oc_trigger == 10.0
