@@ -265,8 +265,8 @@ def principal_loss(result: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def pv_loss(result: dict[str, torch.Tensor], config: WaterfallConfig) -> np.ndarray:
     """``(S, Nd)`` PV loss of the debt classes at their coupons (see module docstring); a floating class
-    is discounted at its coupon at the deal's flat base rate (:meth:`WaterfallConfig.nominal_coupon`),
-    exact when the run used that rate, an approximation on a rate path.
+    is discounted at its own coupon path (the result's ``note_rate``; at the deal's flat base rate,
+    :meth:`WaterfallConfig.nominal_coupon`, when the result does not hold it).
 
     Values in ``(-PV_LOSS_TOLERANCE, 0)`` (rounding) are returned as exactly 0.
     """
@@ -277,11 +277,32 @@ def pv_loss(result: dict[str, torch.Tensor], config: WaterfallConfig) -> np.ndar
     # compounding once a payment period: the promised cash of a note paying every p months is then worth
     # exactly par (a monthly rate would count quarterly interest as paid late)
     p = config.months_per_period
+    rates = result["note_rate"].detach().cpu().numpy() if "note_rate" in result else None
     for k, tr in enumerate(config.debt_tranches):
-        disc = (1.0 + config.nominal_coupon(tr) * p / 12.0) ** (-t / p)
+        if tr.floating and rates is not None:  # the scenario's own coupons: a rate move is not a credit loss
+            disc = _period_discount(rates[:, :, k], p)
+        else:
+            disc = (1.0 + config.nominal_coupon(tr) * p / 12.0) ** (-t / p)
         out[:, k] = 1.0 - column_sum(cash[:, :, k] * disc, 1) / sizes[k]
     out[(out < 0.0) & (out > -PV_LOSS_TOLERANCE)] = 0.0
     return out
+
+
+def _period_discount(rates: np.ndarray, period: int) -> np.ndarray:
+    """``(S, T)`` discount factors of cash paid in month t at a note's own accruals ``rates`` ``(S, T)``
+    (interest per unit of balance in each month): simple interest within a payment period, compounded
+    on payment dates (every ``period`` months and the last month), so the promised cash of a note is
+    worth exactly par whatever its coupon path."""
+    S, T = rates.shape
+    disc = np.empty((S, T))
+    acc, growth = np.zeros(S), np.ones(S)
+    for t in range(T):
+        acc = acc + rates[:, t]
+        if period == 1 or (t + 1) % period == 0 or t == T - 1:
+            growth = growth * (1.0 + acc)
+            acc = np.zeros(S)
+        disc[:, t] = 1.0 / growth
+    return disc
 
 
 def attachment_points(config: WaterfallConfig, collateral_balance: float | None = None

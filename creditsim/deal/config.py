@@ -353,6 +353,10 @@ class WaterfallConfig:
             at least 10 % lower); its margin is then reset to the market margin. The market margin of a
             class moves with the scenario's high-yield spread, ``issue margin x hy_t / hy_0`` (needs the
             spread path; without it margins stay). None = no refinancing.
+        discount_obligation_price: collateral bought below this price (fraction of par, e.g. 0.80) is a
+            discount obligation, carried at its purchase price in the OC numerator; bought at or above it,
+            at par (so buying below par builds par). None = anything bought below par is carried at cost
+            (the conservative reading).
     """
 
     tranches: list[Any]
@@ -392,6 +396,7 @@ class WaterfallConfig:
     ccc_limit: float | None = None
     ccc_market_value: float = 0.70
     refinancing_saving: float | None = None
+    discount_obligation_price: float | None = None
 
     def __post_init__(self) -> None:
         management_fee_given = not isinstance(self.management_fee, _DefaultRate)
@@ -403,7 +408,8 @@ class WaterfallConfig:
             )
         for key in ("oc_trigger", "ic_trigger", "interest_diversion_trigger", "senior_fee",
                     "reinvestment_coupon", "collateral_balance", "base_rate", "admin_cap", "eod_oc_trigger",
-                    "clean_up_call", "ccc_limit", "refinancing_saving", "call_nav_threshold"):
+                    "clean_up_call", "ccc_limit", "refinancing_saving", "call_nav_threshold",
+                    "discount_obligation_price"):
             val = getattr(self, key)
             if val is not None:
                 setattr(self, key, _as_float(val, key))
@@ -493,6 +499,9 @@ class WaterfallConfig:
                               f"for 10 %), got {self.clean_up_call}")
         if not 0.0 <= self.spread_duration <= 30.0:
             raise ConfigError(f"spread_duration must be in years, [0, 30], got {self.spread_duration}")
+        if self.discount_obligation_price is not None and not 0.0 < self.discount_obligation_price <= 1.0:
+            raise ConfigError(f"discount_obligation_price must be a price in (0, 1] (0.80 for 80 % of par), got "
+                              f"{self.discount_obligation_price}")
         if self.refinancing_saving is not None:
             if not 0.0 <= self.refinancing_saving < 1.0:
                 raise ConfigError(f"refinancing_saving must be a fraction of the margin in [0, 1) (0.10 for 10 % "

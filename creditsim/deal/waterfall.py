@@ -131,12 +131,13 @@ RESULT_KEYS: tuple[str, ...] = (
     "acpa", "equity_interest", "equity_principal", "equity", "event_of_default", "tranche_cashflows",
     "tranche_interest", "tranche_principal", "tranche_balance", "initial_balances", "pool_balance_0",
     "admin_expenses", "incentive_fee", "eod", "accelerated", "collection_account", "called", "note_margin",
+    "note_rate",
 )
 
 #: the outputs tranche analytics and simulation results need (``outputs=TRANCHE_OUTPUTS`` saves memory)
 TRANCHE_OUTPUTS: tuple[str, ...] = (
     "cash_in", "principal", "balances", "equity", "tranche_cashflows", "tranche_interest",
-    "tranche_principal", "tranche_balance",
+    "tranche_principal", "tranche_balance", "note_rate",
 )
 
 
@@ -277,6 +278,22 @@ class _Gates:
 
     def __init__(self, mode: str, tau: float) -> None:
         self.mode, self.tau = mode, tau
+
+    def switch(self, margin: torch.Tensor) -> torch.Tensor:
+        """Weight of a one-way switch (event of default, call, refinancing) that fires when ``margin > 0``.
+
+        Soft modes use a smoothstep on ``[-tau, tau]`` instead of a sigmoid: it is exactly 0 (or 1) away
+        from the trigger, so a state that never comes back does not collect a sigmoid's tail on every
+        payment date (measured with a sigmoid at tau 0.1: 4.7 % acceleration weight on a healthy deal
+        whose senior OC never came near its event-of-default level)."""
+        hard = (margin > 0).to(margin.dtype)
+        if self.mode == "hard":
+            return hard
+        x = torch.clamp(0.5 * (margin / self.tau + 1.0), 0.0, 1.0)
+        soft = x * x * (3.0 - 2.0 * x)
+        if self.mode == "soft":
+            return soft
+        return hard + (soft - soft.detach())
 
     def fail(self, margin: torch.Tensor) -> torch.Tensor:
         hard = (margin > 0).to(margin.dtype)
@@ -502,6 +519,8 @@ class _Deal:
     hy: torch.Tensor | None = None  # (S, T) high-yield spread path (liquidation / call price)
     ccc: torch.Tensor | None = None  # (S, T) CCC par of the pool (OC haircut)
     price_path: bool = False  # sale and purchase prices move with the spread path (bucket carried at cost)
+    discount_below: float = 1.0  # purchases below this price are discount obligations (OC at cost)
+    period_months: list[int] = field(default_factory=list)  # per month: months in the period it closes
     refi_saving: float | None = None  # refinancing threshold, fraction of the current margin
 
 
@@ -518,13 +537,12 @@ class _State:
     bucket_pending: torch.Tensor  # (S,) expected recoveries of defaulted bucket par not yet received
     pool_pending: torch.Tensor  # (S,) expected recoveries of defaulted pool par not yet received
     pool_prev: torch.Tensor  # (S,) performing pool par at the start of the month
-    admin_sr: torch.Tensor  # (S,) admin expenses owed within the cap (paid senior)
-    admin_xs: torch.Tensor  # (S,) admin expenses owed above the cap (paid after the subordinated fee)
+    admin_owed: torch.Tensor  # (S,) admin expenses accrued and not yet paid
     hurdle: torch.Tensor  # (S,) equity hurdle account: notional grown at the hurdle less distributions
     eod: torch.Tensor  # (S,) event of default has occurred (1; a weight in the soft modes)
     ip_acct: torch.Tensor  # (S,) interest collections waiting for the next payment date
     prp_acct: torch.Tensor  # (S,) principal collections waiting for the next payment date
-    accrued: torch.Tensor  # (S, Kd) note interest accrued in the period's earlier months
+    accrued_rate: torch.Tensor  # (S, Kd) interest per unit of balance accrued in the period's earlier months
     called: torch.Tensor  # (S,) the deal has been called (1; a weight in the soft modes)
     margins: torch.Tensor | None  # (S, Kd) margins in force (refinancing), None = the issue margins
     bucket_carry: torch.Tensor  # (S,) OC value of the reinvestment bucket when prices move (at cost below par)
@@ -581,6 +599,7 @@ class _Month:
     in_rp: bool  # reinvestment period (never the liquidation month)
     pay: bool  # a note payment date
     rates: torch.Tensor  # (Kd,) or (S, Kd) interest accrued by one unit of note balance in the month
+    due_rates: torch.Tensor  # interest per unit of balance accrued in the period so far, this month included
     # collections (:func:`_collections`)
     pool_bal: torch.Tensor = field(init=False)  # performing pool par at the end of the month
     ip: torch.Tensor = field(init=False)  # interest proceeds
@@ -608,6 +627,7 @@ class _Month:
     deferred_paid: torch.Tensor = field(init=False)
     principal_paid: torch.Tensor = field(init=False)
     admin_paid: torch.Tensor = field(init=False)  # admin expenses paid, senior and above the cap
+    admin_cap_left: torch.Tensor = field(init=False)  # the payment date's admin cap not yet used
     eod_interest: torch.Tensor = field(init=False)  # 1 where the senior-most class's interest is unpaid
     accelerated: torch.Tensor = field(init=False)  # weight of the accelerated priority this month
     incentive: torch.Tensor = field(init=False)  # incentive fee paid
@@ -624,6 +644,9 @@ def _make_deal(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode
     S, T, _ = cf.shape
     groups = config.pari_passu_groups
     grouped = any(b - a > 1 for a, b in groups)
+    # purchases below this price are discount obligations, carried at cost in the OC numerator (legacy
+    # default: anything bought below par)
+    discount_below = 1.0 if config.discount_obligation_price is None else config.discount_obligation_price
     debt = config.debt_tranches
     oc_trig = [t.oc_trigger for t in debt]
     ic_trig = [t.ic_trigger for t in debt]
@@ -643,10 +666,11 @@ def _make_deal(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode
         ic_trig_v=torch.tensor([0.0 if x is None else x for x in ic_trig], **f64),
         sr_rate=config.senior_fee_rate * _ALPHA, sub_rate=config.sub_fee * _ALPHA,
         reinv_coupon=None if config.reinvestment_coupon is None else config.reinvestment_coupon * _ALPHA,
-        price=price, discount=min(price, 1.0), div_trig=config.interest_diversion_trigger,
+        price=price, discount=price if price < discount_below else 1.0, discount_below=discount_below,
+        div_trig=config.interest_diversion_trigger, period_months=_period_months(T, config.months_per_period),
         tol=1e-9 * p0, zero=torch.zeros(S, dtype=torch.float64, device=dev),
         inplace=not (cf.requires_grad or p0.requires_grad or sizes.requires_grad
-                     or (base is not None and base.requires_grad)),
+                     or any(x is not None and x.requires_grad for x in (base, hy, ccc))),
         groups=groups, grouped=grouped,
         group_end=torch.tensor([b - 1 for a, b in groups for _ in range(a, b)], dtype=torch.long, device=dev),
         group_start=torch.tensor([a for a, b in groups for _ in range(a, b)], dtype=torch.long, device=dev),
@@ -664,6 +688,19 @@ def _make_deal(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode
         refi_saving=config.refinancing_saving if config.has_floating else None,
         **_floating_terms(config, base, act360, dev),
     )
+
+
+def _period_months(T: int, period: int) -> list[int]:
+    """For every month t: the number of months in the payment period that ends with it (0 for a month
+    that is not a payment date); the last month always closes a (possibly short) period."""
+    out, last_pay = [], -1
+    for t in range(T):
+        if period == 1 or (t + 1) % period == 0 or t == T - 1:
+            out.append(t - last_pay)
+            last_pay = t
+        else:
+            out.append(0)
+    return out
 
 
 def _floating_terms(config: WaterfallConfig, base: torch.Tensor | None, act360: torch.Tensor | None,
@@ -748,8 +785,8 @@ def _initial_state(deal: _Deal, sizes: torch.Tensor, p0: torch.Tensor) -> _State
         deferred=torch.zeros(S, Kd, dtype=torch.float64, device=deal.device),
         carried=torch.zeros(S, Kd, dtype=torch.float64, device=deal.device),
         fee_sr_unpaid=zero, fee_sub_unpaid=zero, bucket=zero, bucket_pending=zero, pool_pending=zero,
-        pool_prev=p0, admin_sr=zero, admin_xs=zero, hurdle=sizes[Kd].expand(S), eod=zero, ip_acct=zero,
-        prp_acct=zero, accrued=torch.zeros(S, Kd, dtype=torch.float64, device=deal.device), called=zero,
+        pool_prev=p0, admin_owed=zero, hurdle=sizes[Kd].expand(S), eod=zero, ip_acct=zero,
+        prp_acct=zero, accrued_rate=torch.zeros(S, Kd, dtype=torch.float64, device=deal.device), called=zero,
         margins=None if deal.refi_saving is None else deal.margins.expand(S, Kd), bucket_carry=zero,
     )
 
@@ -796,8 +833,9 @@ def _waterfall_month(deal: _Deal, state: _State, pool: _PoolMonth, t: int) -> _M
 
 def _open_month(deal: _Deal, state: _State, pool: _PoolMonth, t: int, last: bool, pay: bool) -> _Month:
     """Steps 1-2: collections (liquidation when ``last``), accruals and the determination date."""
-    month = _Month(t=t, last=last, in_rp=t < deal.config.reinvestment_period and not last, pay=pay,
-                   rates=_month_rates(deal, state, t))
+    rates = _month_rates(deal, state, t)
+    month = _Month(t=t, last=last, in_rp=t < deal.config.reinvestment_period and not last, pay=pay, rates=rates,
+                   due_rates=rates if deal.period == 1 else rates + state.accrued_rate)
     _collections(deal, state, pool, month)
     _accrue(deal, state, month)
     month.tests = _determination(deal, state, month)
@@ -826,7 +864,7 @@ def _pay_month(deal: _Deal, state: _State, month: _Month) -> None:
     _close_month(state, month)
     if deal.track_eod:
         _update_event_of_default(deal, state, month)
-    if deal.refi_saving is not None and deal.hy is not None and month.t >= deal.call_from:
+    if deal.refi_saving is not None and deal.hy is not None and month.t + 1 >= deal.call_from:
         _refinance(deal, state, month.t)
 
 
@@ -837,7 +875,7 @@ def _refinance(deal: _Deal, state: _State, t: int) -> None:
     market = deal.margins * (deal.hy[:, t] / torch.clamp(deal.hy[:, 0], min=1e-6)).unsqueeze(1)
     current = state.margins
     ratio = _ratio(market, current)
-    w = deal.gates.fail((1.0 - deal.refi_saving) - ratio) * deal.floating
+    w = deal.gates.switch((1.0 - deal.refi_saving) - ratio) * deal.floating
     state.margins = current - w * torch.clamp(current - market, min=0.0)
 
 
@@ -850,21 +888,19 @@ def _call_weight(deal: _Deal, state: _State, month: _Month) -> torch.Tensor | No
     ``call_nav_threshold``. Clean-up call: collateral par below ``clean_up_call`` of the par at the
     cut-off and the sale repays every claim (NAV >= 0). None when neither is possible this month.
     """
-    optional = deal.call_from is not None and deal.call_nav is not None and month.t >= deal.call_from
+    # the non-call period counts months: the payment date that closes month ``non_call_period`` may call
+    optional = deal.call_from is not None and deal.call_nav is not None and month.t + 1 >= deal.call_from
     if not optional and deal.clean_up is None:
         return None
     par = month.pool_bal + state.bucket
     value = (_liquidation_price(deal, month.t) * par + state.pool_pending + state.bucket_pending + month.ip
              + month.prp)
-    due = state.N * month.rates + state.carried
-    if deal.period > 1:
-        due = due + state.accrued
-    claims = (_rowsum(state.N) + _rowsum(due) + state.fee_sr_unpaid + state.fee_sub_unpaid + state.admin_sr
-              + state.admin_xs)
+    due = state.N * month.due_rates + state.carried
+    claims = (_rowsum(state.N) + _rowsum(due) + state.fee_sr_unpaid + state.fee_sub_unpaid + state.admin_owed)
     nav = (value - claims) / deal.eq_notional
-    weight = deal.gates.fail(nav - deal.call_nav) if optional else deal.zero
+    weight = deal.gates.switch(nav - deal.call_nav) if optional else deal.zero
     if deal.clean_up is not None:
-        small = deal.gates.fail(deal.clean_up - par / deal.p0) * deal.gates.fail(nav)
+        small = deal.gates.switch(deal.clean_up - par / deal.p0) * deal.gates.switch(nav)
         weight = 1.0 - (1.0 - weight) * (1.0 - small)
     return weight
 
@@ -898,7 +934,9 @@ def _month_rates(deal: _Deal, state: _State, t: int) -> torch.Tensor:
     if deal.floating is None:
         return deal.rates
     margins = deal.margins if state.margins is None else state.margins
-    coupon = torch.clamp(torch.maximum(deal.base[:, t].unsqueeze(1), deal.floors) + margins, min=0.0)
+    # the base rate is fixed at the start of each interest period (3-month SOFR on a quarterly deal)
+    start = (t // deal.period) * deal.period
+    coupon = torch.clamp(torch.maximum(deal.base[:, start].unsqueeze(1), deal.floors) + margins, min=0.0)
     return torch.where(deal.floating, coupon * deal.act360[t], deal.rates)
 
 
@@ -911,14 +949,11 @@ def _accrue(deal: _Deal, state: _State, month: _Month) -> None:
     if deal.admin_rate or deal.admin_fixed:
         # a called deal has no trustee to pay: the fixed part stops with the collateral
         fixed = deal.admin_fixed if not deal.track_call else deal.admin_fixed * (1.0 - state.called)
-        accrual = deal.admin_rate * month.basis + fixed
-        senior = accrual if deal.admin_cap is None else torch.clamp(accrual, max=deal.admin_cap)
-        state.admin_sr = state.admin_sr + senior
-        state.admin_xs = state.admin_xs + (accrual - senior)
+        state.admin_owed = state.admin_owed + deal.admin_rate * month.basis + fixed
     if deal.incentive:
         state.hurdle = state.hurdle * deal.hurdle_growth
     if not month.pay:
-        state.accrued = state.accrued + state.N * month.rates
+        state.accrued_rate = state.accrued_rate + month.rates
 
 
 def _hold_collections(deal: _Deal, state: _State, month: _Month) -> None:
@@ -929,7 +964,7 @@ def _hold_collections(deal: _Deal, state: _State, month: _Month) -> None:
     month.ip, month.prp = zero, zero
     for name in ("fee_sr_paid", "fee_sub_paid", "interest_cure", "to_principal", "diversion", "equity_interest",
                  "principal_cure", "reinvest", "equity_principal", "admin_paid", "eod_interest", "accelerated",
-                 "incentive", "called"):
+                 "incentive", "called", "admin_cap_left"):
         setattr(month, name, zero)
     for name in ("int_paid", "shortfall", "capitalised", "deferred_paid", "principal_paid"):
         setattr(month, name, zk)
@@ -1009,6 +1044,8 @@ def _collections(deal: _Deal, state: _State, pool: _PoolMonth, month: _Month) ->
     month.ip = pool.interest + b_int
     prp_coll = pool.sched + pool.prepay + pool.recov + b_sch + b_pre + b_rec
     held = None
+    # collateral principal at the start of the month, the fee basis: par plus principal cash held
+    month.basis = state.pool_prev + bucket_start if deal.period == 1 else state.pool_prev + bucket_start + state.prp_acct
     if deal.period > 1:  # collections of the period's earlier months wait in the collection account
         if month.pay:
             month.ip = month.ip + state.ip_acct
@@ -1023,14 +1060,16 @@ def _collections(deal: _Deal, state: _State, pool: _PoolMonth, month: _Month) ->
     if held is not None:
         month.acpa = month.acpa + held
     if deal.ccc is not None and deal.config.ccc_limit is not None:  # CCC excess counts at market value
-        excess = torch.clamp(deal.ccc[:, month.t] - deal.config.ccc_limit * (pool.balance + state.bucket), min=0.0)
+        # the CCC names are part of the performing pool (and sold with it at a call)
+        ccc = deal.ccc[:, month.t] if not deal.track_call else deal.ccc[:, month.t] * (1.0 - state.called)
+        ccc = torch.minimum(ccc, pool.balance)
+        excess = torch.clamp(ccc - deal.config.ccc_limit * (pool.balance + state.bucket), min=0.0)
         month.acpa = month.acpa - (1.0 - deal.config.ccc_market_value) * excess
     if month.last:
         _liquidate(deal, state, month, prp_coll)
     else:
         month.liquidation = deal.zero
     month.prp = prp_coll + month.liquidation
-    month.basis = state.pool_prev + bucket_start  # collateral par at the start of the month
 
 
 def _liquidate(deal: _Deal, state: _State, month: _Month, prp_coll: torch.Tensor) -> None:
@@ -1048,20 +1087,21 @@ def _determination(deal: _Deal, state: _State, month: _Month) -> _Tests:
     """Step 2: senior fee due, OC / IC ratios of every class and their fail weights."""
     S, Kd = deal.S, deal.Kd
     fee_sr_due = state.fee_sr_unpaid  # this month's accrual included (:func:`_accrue`)
-    admin_due = state.admin_sr
-    ip_net = month.ip - admin_due if deal.admin_rate or deal.admin_fixed else month.ip
+    admin_due = _admin_senior_due(deal, state, month)
+    # the IC test compares the period's interest so far (held collections included) with the period's
+    # interest due so far: on payment dates the whole period, in between a running check
+    ip = month.ip if month.pay or deal.period == 1 else month.ip + state.ip_acct
+    ip_net = ip - admin_due if deal.admin_rate or deal.admin_fixed else ip
     ip_net = torch.clamp(ip_net - fee_sr_due, min=0.0)
     cum_bal = torch.cumsum(state.N, dim=1)  # a new tensor: in-place paydowns later leave it as it is
-    due = state.N * month.rates
-    if deal.period > 1:
-        due = due + state.accrued
-    cum_due = torch.cumsum(due, dim=1)
+    cum_due = torch.cumsum(state.N * month.due_rates, dim=1)
     if deal.grouped:  # a pari-passu group is tested as one: every member sees the group's ratio
         cum_bal, cum_due = cum_bal[:, deal.group_end], cum_due[:, deal.group_end]
     oc_ratio = _ratio(month.acpa.unsqueeze(1).expand(S, Kd), cum_bal)
     ic_ratio = _ratio(ip_net.unsqueeze(1).expand(S, Kd), cum_due)
     oc_g, oc_fail = _class_gates(deal, deal.oc_trig, deal.oc_trig_v, oc_ratio)
-    if month.t < deal.config.ic_first_period:  # IC tests not yet active: ratios reported, every class passes
+    # IC tests start at payment date number ``ic_first_period`` (0-based; months on a monthly deal)
+    if month.t // deal.period < deal.config.ic_first_period:  # not yet active: ratios reported, all pass
         ic_g, ic_fail = None, [None] * Kd
     else:
         ic_g, ic_fail = _class_gates(deal, deal.ic_trig, deal.ic_trig_v, ic_ratio,
@@ -1111,7 +1151,7 @@ def _cure_need(deal: _Deal, state: _State, month: _Month, k: int, acpa_now: torc
         if deal.config.ic_cure == "turbo" and not principal_funded:
             x = avail
         else:
-            rates = month.rates[..., : k + 1]
+            rates = month.due_rates[..., : k + 1]  # the period's interest due, as the test
             excess = _rowsum(state.N[:, : k + 1] * rates) - tests.ip_net / deal.ic_trig[k]
             x = _ic_paydown(deal, state.N[:, : k + 1], rates, torch.clamp(excess, min=0.0))
         x = ic_fail * x
@@ -1132,14 +1172,32 @@ def _paydown(deal: _Deal, state: _State, month: _Month, x: torch.Tensor, first: 
     month.paid_down = month.paid_down + x
 
 
+def _admin_senior_due(deal: _Deal, state: _State, month: _Month) -> torch.Tensor:
+    """Admin expenses payable senior on this date: what is owed, up to the cap of the period (the annual
+    cap times the months the period closes; none between payment dates)."""
+    if not (deal.admin_rate or deal.admin_fixed):
+        return deal.zero
+    if deal.admin_cap is None:
+        return state.admin_owed
+    return torch.clamp(state.admin_owed, max=deal.admin_cap * max(deal.period_months[month.t], 1))
+
+
+def _pay_admin_senior(deal: _Deal, state: _State, month: _Month, pot: torch.Tensor) -> torch.Tensor:
+    """Pay admin expenses senior from ``pot`` (S,) within what is left of the date's cap."""
+    paid = torch.minimum(pot, torch.minimum(state.admin_owed, month.admin_cap_left))
+    state.admin_owed = state.admin_owed - paid
+    month.admin_cap_left = month.admin_cap_left - paid
+    month.admin_paid = month.admin_paid + paid
+    return pot - paid
+
+
 def _senior_expenses(deal: _Deal, state: _State, month: _Month, pot: torch.Tensor) -> torch.Tensor:
     """Admin expenses within the cap, then the senior fee (unpaid amounts included) from ``pot`` (S,);
     returns what is left. Sets ``month.admin_paid`` and ``month.fee_sr_paid``."""
     month.admin_paid = deal.zero
     if deal.admin_rate or deal.admin_fixed:
-        month.admin_paid = torch.minimum(pot, state.admin_sr)
-        pot = pot - month.admin_paid
-        state.admin_sr = state.admin_sr - month.admin_paid
+        month.admin_cap_left = month.tests.admin_due
+        pot = _pay_admin_senior(deal, state, month, pot)
     month.fee_sr_paid = torch.minimum(pot, state.fee_sr_unpaid)
     state.fee_sr_unpaid = state.fee_sr_unpaid - month.fee_sr_paid
     return pot - month.fee_sr_paid
@@ -1149,13 +1207,12 @@ def _interest_due(deal: _Deal, state: _State, month: _Month) -> torch.Tensor:
     """Note interest due on the payment date (S, Kd): the period's accrual on the balances (PIK
     included), plus unpaid interest carried from earlier dates (with interest on it when
     ``defaulted_interest_accrues``)."""
-    int_due = state.N * month.rates
+    int_due = state.N * month.due_rates
     if deal.period > 1:
-        int_due = int_due + state.accrued
-        state.accrued = torch.zeros_like(state.accrued)
+        state.accrued_rate = torch.zeros_like(state.accrued_rate)
     if deal.config.defaulted_interest_accrues:
-        # a month's interest on the carried amount: the monthly rate times the months since the last date
-        int_due = int_due + state.carried * (month.rates * deal.period)
+        # the carried amount earns the class's interest over the period since the last date
+        int_due = int_due + state.carried * month.due_rates
     return int_due + state.carried
 
 
@@ -1224,8 +1281,8 @@ def _pay_admin_excess(deal: _Deal, state: _State, month: _Month, pot: torch.Tens
     """Pay the admin expenses owed above the cap from ``pot`` (S,) (after the subordinated fee)."""
     if deal.admin_cap is None or not (deal.admin_rate or deal.admin_fixed):
         return pot
-    paid = torch.minimum(pot, state.admin_xs)
-    state.admin_xs = state.admin_xs - paid
+    paid = torch.minimum(pot, state.admin_owed)
+    state.admin_owed = state.admin_owed - paid
     month.admin_paid = month.admin_paid + paid
     return pot - paid
 
@@ -1235,10 +1292,7 @@ def _principal_priority(deal: _Deal, state: _State, month: _Month) -> None:
     reinvestment (reinvestment period) or sequential paydown, unpaid subordinated fee, equity."""
     pav = month.prp + month.to_principal
     if deal.admin_rate or deal.admin_fixed:
-        extra_admin = torch.minimum(pav, state.admin_sr)
-        pav = pav - extra_admin
-        state.admin_sr = state.admin_sr - extra_admin
-        month.admin_paid = month.admin_paid + extra_admin
+        pav = _pay_admin_senior(deal, state, month, pav)
     extra_fee = torch.minimum(pav, state.fee_sr_unpaid)
     pav = pav - extra_fee
     state.fee_sr_unpaid = state.fee_sr_unpaid - extra_fee
@@ -1302,11 +1356,11 @@ def _cures_and_reinvestment(deal: _Deal, state: _State, month: _Month, pav: torc
         month.principal_cure = month.principal_cure + used
         _paydown(deal, state, month, cure)
     month.reinvest = pav + month.diversion
-    if deal.price_path:  # bought at the month's market price; OC carries it at cost below par
+    if deal.price_path:  # bought at the month's market price; a discount obligation is carried at cost
         price = deal.price * _price_move(deal, month.t)
         par = month.reinvest / price
         state.bucket = state.bucket + par
-        state.bucket_carry = state.bucket_carry + par * torch.clamp(price, max=1.0)
+        state.bucket_carry = state.bucket_carry + par * torch.where(price < deal.discount_below, price, 1.0)
     else:
         state.bucket = state.bucket + month.reinvest / deal.price
     return deal.zero
@@ -1371,7 +1425,7 @@ def _update_event_of_default(deal: _Deal, state: _State, month: _Month) -> None:
     trig = month.eod_interest
     if deal.eod_trig is not None:
         ratio = _ratio(month.acpa, month.tests.cum_bal[:, 0])  # column 0: the senior class or group
-        trig = 1.0 - (1.0 - trig) * (1.0 - deal.gates.fail(deal.eod_trig - ratio))
+        trig = 1.0 - (1.0 - trig) * (1.0 - deal.gates.switch(deal.eod_trig - ratio))
     state.eod = 1.0 - (1.0 - state.eod) * (1.0 - trig)
 
 
@@ -1433,6 +1487,8 @@ def _month_value(key: str, deal: _Deal, state: _State, month: _Month, eq_notiona
         return month.ip + month.prp
     if key == "collection_account":
         return state.ip_acct + state.prp_acct
+    if key == "note_rate":
+        return month.rates.expand(deal.S, deal.Kd)
     if key == "note_margin":
         if deal.floating is None:
             return torch.zeros(deal.S, deal.Kd, dtype=torch.float64, device=deal.device)

@@ -357,17 +357,18 @@ def test_optional_call_at_the_first_date_the_equity_nav_reaches_the_threshold():
     tranches = [{"name": "A", "balance": 60.0, "coupon": 0.06}, {"name": "Equity", "balance": 40.0, "equity": True}]
     pool = make_pool(6, interest=[1.0] * 6, balance=[100.0] * 6)
     r = run_waterfall(pool, deal(tranches, non_call_period=2), initial_balance=100.0)
-    # NAV = (100 par + 1 interest - 60 notes - 0.3 interest due) / 40 = 1.0175 >= 1: called in month 2,
-    # the first month allowed; A gets 0.3 + 60, the equity the rest of 101; later flows are the buyer's
-    np.testing.assert_allclose(v(r, "called"), [0, 0, 1, 0, 0, 0])
-    assert v(r, "liquidation")[2] == pytest.approx(100.0, rel=1e-13)
-    np.testing.assert_allclose(v(r, "tranche_cashflows")[2], [60.3, 40.7], rtol=1e-13)
-    np.testing.assert_allclose(v(r, "cash_in")[3:], 0.0, atol=1e-15)
-    np.testing.assert_allclose(v(r, "tranche_cashflows")[3:], 0.0, atol=1e-15)
+    # NAV = (100 par + 1 interest - 60 notes - 0.3 interest due) / 40 = 1.0175 >= 1: called on the
+    # payment date closing month 2 (t = 1), the first after the 2-month non-call period; A gets 0.3 + 60,
+    # the equity the rest of 101; later flows are the buyer's
+    np.testing.assert_allclose(v(r, "called"), [0, 1, 0, 0, 0, 0])
+    assert v(r, "liquidation")[1] == pytest.approx(100.0, rel=1e-13)
+    np.testing.assert_allclose(v(r, "tranche_cashflows")[1], [60.3, 40.7], rtol=1e-13)
+    np.testing.assert_allclose(v(r, "cash_in")[2:], 0.0, atol=1e-15)
+    np.testing.assert_allclose(v(r, "tranche_cashflows")[2:], 0.0, atol=1e-15)
     conserved(r)
     never = run_waterfall(pool, deal(tranches, non_call_period=2, call_nav_threshold=1.05), initial_balance=100.0)
     np.testing.assert_allclose(v(never, "called"), 0.0)
-    np.testing.assert_allclose(v(never, "equity")[3:], 0.7, rtol=1e-13)
+    np.testing.assert_allclose(v(never, "equity")[2:], 0.7, rtol=1e-13)
 
 
 def test_clean_up_call_when_the_pool_has_run_down():
@@ -456,3 +457,121 @@ def test_a_floating_quarterly_note_repaid_in_full_has_no_pv_loss_and_groups_shar
     np.testing.assert_allclose(pv_loss(r, cfg), 0.0, atol=1e-12)
     att, det = attachment_points(cfg)
     assert att[0] == att[1] and det[0] == det[1] == 1.0  # attach together
+
+
+# ---- found by the fresh-clone review: each a case that failed before its fix --------------------------
+
+
+def test_ic_test_and_cure_use_the_periods_interest_on_a_quarterly_deal():
+    tranches = [{"name": "A", "balance": 80.0, "coupon": 0.06, "ic_trigger": 1.2},
+                {"name": "Equity", "balance": 20.0, "equity": True}]
+    pool = make_pool(3, interest=[0.45] * 3, balance=[100.0] * 3)
+    monthly = run_waterfall(pool, deal(tranches, ic_first_period=0), initial_balance=100.0)
+    quarterly = run_waterfall(pool, deal(tranches, ic_first_period=0, payment_frequency="quarterly"),
+                              initial_balance=100.0)
+    # monthly: IC 0.45 / 0.4 = 1.125 < 1.2; paying x cuts due by 0.5 % x: x = (0.4 - 0.375) / 0.005 = 5,
+    # limited to the 0.05 left (later months: the same on the smaller balance)
+    assert v(monthly, "interest_cure")[0] == pytest.approx(0.05, rel=1e-12)
+    # quarterly: the same ratio every month (a running check on the period so far), and on the date the
+    # whole period: due 1.2, interest 1.35, x = (1.2 - 1.125) / 0.015 = 5, limited to the 0.15 left
+    np.testing.assert_allclose(v(quarterly, "ic_ratio")[:, 0], [1.125] * 3, rtol=1e-12)
+    np.testing.assert_allclose(v(quarterly, "interest_cure"), [0.0, 0.0, 0.15], rtol=1e-12, atol=1e-15)
+    assert v(quarterly, "equity")[2] == pytest.approx(0.0, abs=1e-12)
+    conserved(quarterly)
+
+
+def test_ic_first_period_counts_payment_dates():
+    tranches = [{"name": "A", "balance": 80.0, "coupon": 0.06, "ic_trigger": 1.2},
+                {"name": "Equity", "balance": 20.0, "equity": True}]
+    pool = make_pool(6, interest=[0.45] * 6, balance=[100.0] * 6)
+    r = run_waterfall(pool, deal(tranches, payment_frequency="quarterly", ic_first_period=1), initial_balance=100.0)
+    # the first payment date (month index 2) is the IC test's grace date; the second (index 5) tests
+    np.testing.assert_allclose(v(r, "interest_cure")[[2, 5]], [0.0, 0.15], rtol=1e-12, atol=1e-15)
+
+
+def test_floating_coupon_is_fixed_at_the_start_of_each_quarter():
+    cfg = deal([{"name": "A", "balance": 100.0, "margin": 0.01}, {"name": "Equity", "balance": 10.0, "equity": True}],
+               base_rate=0.04, payment_frequency="quarterly")
+    pool = make_pool(6, interest=[2.0] * 6, balance=[110.0] * 6)
+    base = [0.02, 0.05, 0.05, 0.03, 0.0, 0.0]
+    r = run_waterfall(pool, cfg, initial_balance=110.0, base_rate=base, start_month="2025-01")
+    # Q1 accrues at 2 % + 1 % over 31 + 28 + 31 days, Q2 at 3 % + 1 % over 30 + 31 + 30 days
+    np.testing.assert_allclose(v(r, "interest")[[2, 5], 0], [100 * 0.03 * 90 / 360, 100 * 0.04 * 91 / 360], rtol=1e-13)
+    # a note repaid in full on its own coupon path has no PV loss, whatever the path
+    from creditsim.deal.analytics import pv_loss
+
+    paid = run_waterfall(make_pool(6, interest=[2.0] * 6, scheduled_principal=[0, 0, 50, 0, 0, 60],
+                                   balance=[110, 110, 60, 60, 60, 0]), cfg, initial_balance=110.0, base_rate=base,
+                         start_month="2025-01")
+    assert float(paid["balances"][0, -1, 0]) == 0.0
+    assert abs(pv_loss(paid, cfg)[0, 0]) < 1e-12
+
+
+def test_defaulted_interest_over_a_short_last_period_earns_only_its_months():
+    cfg = deal([{"name": "A", "balance": 60.0, "coupon": 0.12}, {"name": "Equity", "balance": 40.0, "equity": True}],
+               defaulted_interest_accrues=True, payment_frequency="quarterly")
+    pool = make_pool(4, interest=[0.0, 0.0, 0.8, 3.0], balance=[100.0] * 4)
+    r = run_waterfall(pool, cfg, initial_balance=100.0)
+    # date 1 (month 2): 1.8 due, 0.8 paid, 1.0 carried; date 2 closes one month: 0.6 + 1.0 + 1.0 x 1 %
+    np.testing.assert_allclose(v(r, "interest")[[2, 3], 0], [0.8, 1.61], rtol=1e-13)
+
+
+def test_the_admin_cap_limits_each_payment_date():
+    cfg = deal([{"name": "A", "balance": 60.0, "coupon": 0.0}, {"name": "Equity", "balance": 40.0, "equity": True}],
+               admin_expenses=12.0, admin_cap=6.0, payment_frequency="quarterly")
+    pool = make_pool(6, interest=[0.0, 0.0, 0.0, 5.0, 5.0, 5.0], balance=[100.0] * 6)
+    r = run_waterfall(pool, cfg, initial_balance=100.0)
+    # 1 a month accrues; the cap is 0.5 a month, 1.5 a quarter. Date 1 has no cash; date 2 pays 1.5
+    # senior and the other 4.5 owed only after the subordinated fee -- here from the 15 - 1.5 left
+    np.testing.assert_allclose(v(r, "admin_expenses")[[2, 5]], [0.0, 6.0], rtol=1e-13, atol=1e-15)
+    short = run_waterfall(make_pool(6, interest=[0.0, 0.0, 0.0, 1.0, 1.0, 1.0], balance=[100.0] * 6),
+                          deal([{"name": "A", "balance": 60.0, "coupon": 0.02},
+                                {"name": "Equity", "balance": 40.0, "equity": True}],
+                               admin_expenses=12.0, admin_cap=6.0, payment_frequency="quarterly"),
+                          initial_balance=100.0)
+    # 3 of cash: 1.5 of admin senior, then A's 0.3 of interest and the 0.3 left unpaid on date 1, then
+    # 0.9 of the admin owed above the cap
+    np.testing.assert_allclose(v(short, "admin_expenses")[5], 1.5 + 0.9, rtol=1e-13)
+    np.testing.assert_allclose(v(short, "interest")[5, 0], 0.6, rtol=1e-13)
+    conserved(short)
+
+
+def test_reinvested_par_bought_above_the_discount_obligation_price_counts_at_par():
+    cfg = deal([{"name": "A", "balance": 60.0, "coupon": 0.06}, {"name": "Equity", "balance": 40.0, "equity": True}],
+               reinvestment_period=2, reinvestment_price=0.97, discount_obligation_price=0.80)
+    pool = make_pool(2, interest=[1.0, 1.0], scheduled_principal=[10.0, 0.0], balance=[90.0, 90.0])
+    r = run_waterfall(pool, cfg, initial_balance=100.0)
+    assert v(r, "acpa")[1] == pytest.approx(90.0 + 10.0 / 0.97, rel=1e-13)  # par built
+    cheap = run_waterfall(pool, deal(cfg.tranches, reinvestment_period=2, reinvestment_price=0.75,
+                                     discount_obligation_price=0.80), initial_balance=100.0)
+    assert v(cheap, "acpa")[1] == pytest.approx(90.0 + 10.0, rel=1e-13)  # a discount obligation: at cost
+
+
+def test_one_way_switches_do_not_leak_weight_in_soft_mode():
+    cfg = everything_deal()
+    healthy = level_pay_pool(1e8, 0.08, 48, 54, cdr=np.array([0.01, 0.02]), cpr=0.15, severity=0.4, lag=3)
+    r = run_waterfall(healthy, cfg, 1e8, mode="soft", temperature=0.1)
+    # the senior OC (about 1.6) never comes near the 1.025 event-of-default level
+    assert float(r["eod"].max()) == 0.0 and float(r["accelerated"].max()) == 0.0
+
+
+def test_gradients_through_the_spread_and_ccc_paths():
+    cfg = everything_deal()
+    pool = torch.as_tensor(level_pay_pool(1e8, 0.08, 48, 54, cdr=np.array([0.2, 0.35]), cpr=0.15, severity=0.5,
+                                          lag=3))
+    paths = market_paths(pool.numpy())
+    hy = torch.as_tensor(paths["hy_spread"]).requires_grad_(True)
+    ccc = torch.as_tensor(paths["ccc_par"]).requires_grad_(True)
+    r = run_waterfall(pool, cfg, 1e8, mode="soft", temperature=0.05, hy_spread=hy, ccc_par=ccc)
+    g_hy, g_ccc = torch.autograd.grad(r["tranche_cashflows"][:, :, -1].sum(), (hy, ccc))
+    assert torch.isfinite(g_hy).all() and torch.isfinite(g_ccc).all()
+    assert float(g_ccc.abs().sum()) > 0.0
+
+
+def test_the_ccc_haircut_stops_with_a_call():
+    tranches = [{"name": "A", "balance": 20.0, "coupon": 0.06}, {"name": "Equity", "balance": 80.0, "equity": True}]
+    pool = make_pool(10, interest=[0.5] * 10, scheduled_principal=[10.0] * 10,
+                     balance=[90.0 - 10 * t for t in range(10)])
+    r = run_waterfall(pool, deal(tranches, clean_up_call=0.25, ccc_limit=0.0, ccc_market_value=0.5),
+                      initial_balance=100.0, ccc_par=np.full(10, 20.0))
+    assert float(r["acpa"].min()) >= 0.0
