@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The restricted series (ICE BofA spreads, Case-Shiller, FRED-MD) are not shipped; the suite's pinned
+# numbers come from their copies in ../shared/data/macro (the checkout's sibling, as in CI). Point the
+# search there first, so that a developer's own `creditsim data fetch` (a newer vintage in the user
+# cache) cannot move them. Without ../shared the normal search order applies.
+_SHARED_MACRO = Path(__file__).resolve().parents[2] / "shared" / "data" / "macro"
+if _SHARED_MACRO.is_dir():
+    os.environ["CREDITSIM_DATA_DIR"] = str(_SHARED_MACRO)
 # The suite runs with 2 pytest workers on a 2-core machine; more threads per worker only thrash.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 

@@ -102,15 +102,38 @@ def test_built_wheel_runs_the_cli_outside_the_source_tree(tmp_path: Path) -> Non
     sim = subprocess.run([py, "-c", code], cwd=run, env=env, capture_output=True, text=True, timeout=300)
     assert sim.returncode == 0, sim.stderr[-2000:]
     assert 0.0 <= float(sim.stdout.strip().splitlines()[-1]) < 1.0
+    _check_restricted_data_outside_the_wheel(py, run, env, tmp_path)
+
+
+def _check_restricted_data_outside_the_wheel(py: str, run: Path, env: dict[str, str], tmp_path: Path) -> None:
+    """Issue 18: the installed wheel has no restricted series and never looks beside site-packages; with
+    nothing fetched the macro history is a one-line error saying how to fetch, and a data directory named
+    by CREDITSIM_DATA_DIR (here ../shared/data/macro, when the checkout has it) is used."""
+    bare = {k: v for k, v in env.items() if k != "CREDITSIM_DATA_DIR"}
+    bare["XDG_CACHE_HOME"] = str(tmp_path / "empty-cache")
+    missing = subprocess.run([py, "-m", "creditsim", "data", "macro"], cwd=run, env=bare, capture_output=True,
+                             text=True, timeout=300)
+    assert missing.returncode == 2, missing.stderr[-1500:]
+    err = missing.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err[-1500:]
+    assert "not shipped with creditsim" in err and "creditsim data fetch" in err, err
+    shared = ROOT.parent / "shared" / "data" / "macro"
+    if shared.is_dir():
+        found = subprocess.run([py, "-m", "creditsim", "data", "macro", "--rows", "1"], cwd=run,
+                               env={**bare, "CREDITSIM_DATA_DIR": str(shared)}, capture_output=True, text=True,
+                               timeout=300)
+        assert found.returncode == 0 and "1980-01" in found.stdout, found.stderr[-1500:]
 
 
 def _check_wheel_contents(wheel: Path) -> None:
     """The licence travels with the wheel (an SPDX expression in the metadata, the text in dist-info),
     the version is the package's one ``__version__``, the package is marked typed, and every bundled
-    dataset folder carries its PROVENANCE.md (publisher, licence, citation)."""
+    dataset folder carries its PROVENANCE.md (publisher, licence, citation), and no series whose
+    publisher forbids republication is in it (issue 18: ICE BofA spreads, Case-Shiller, FRED-MD)."""
     import zipfile
 
     from creditsim import __version__
+    from creditsim.datasets.restricted import RESTRICTED_FILES
 
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
@@ -122,3 +145,6 @@ def _check_wheel_contents(wheel: Path) -> None:
     data_dirs = {n.split("/")[2] for n in names if n.startswith("creditsim/datasets/") and n.count("/") >= 3}
     provenance = {n.split("/")[2] for n in names if n.startswith("creditsim/datasets/") and n.endswith("/PROVENANCE.md")}
     assert data_dirs and data_dirs <= provenance, sorted(data_dirs - provenance)
+    restricted = {Path(spec.relpath).name for spec in RESTRICTED_FILES.values()}
+    shipped = [n for n in names if Path(n).name.removesuffix(".gz") in restricted or "fred_md" in Path(n).name]
+    assert not shipped, f"restricted data in the wheel: {shipped}"

@@ -3,7 +3,8 @@
 - ``creditsim data synth``: a synthetic loan tape and panel (:class:`~creditsim.transitions.synthetic.LoanTapeGenerator`)
   written to a directory as Parquet or CSV, with the macro path that drove it.
 - ``creditsim data validate FILE``: check a loan tape or panel file against the data contract.
-- ``creditsim data macro``: print or export the bundled US macro history (:func:`creditsim.datasets.load_macro_history`).
+- ``creditsim data macro``: print or export the US macro history (:func:`creditsim.datasets.load_macro_history`).
+- ``creditsim data fetch``: download the restricted series (not shipped) into the user cache (:mod:`creditsim.datasets.fetch`).
 
 Bad input raises :class:`~creditsim.errors.DataError` / :class:`~creditsim.errors.ConfigError`;
 :func:`creditsim.cli.main` prints the one-line message and exits with status 2.
@@ -27,7 +28,7 @@ console = Console()
 
 data_app = typer.Typer(
     name="data",
-    help="Synthesise, validate and export loan tapes, panels and macro data.",
+    help="Synthesise, validate and export loan tapes, panels and macro data; fetch restricted series.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -218,3 +219,40 @@ def macro(
 
         path = atomic_write_frame(frame.reset_index(), out)
         console.print(f"wrote {path}")
+
+
+@data_app.command("fetch")
+def fetch(
+    directory: Path | None = typer.Option(
+        None, "--dir", help="Data directory to fill (default: the user cache, $XDG_CACHE_HOME/creditsim)."
+    ),
+    series: list[str] | None = typer.Option(
+        None, "--series", help="Series to fetch (repeat, or comma-separated): BAMLC0A0CM, BAMLH0A0HYM2, CSUSHPINSA, "
+        "FRED-MD. Default: all.",
+    ),
+    force: bool = typer.Option(False, "--force", help="Download again where a file exists (newer vintage)."),
+) -> None:
+    """Download the restricted series (not shipped: their publishers forbid republication) from FRED.
+
+    The ICE BofA spreads and Case-Shiller come from FRED's public CSV endpoint, the FRED-MD 2019-10
+    vintage from the St. Louis Fed; each file is checked and written atomically. Use them under the
+    publishers' terms (internal research).
+    """
+    from creditsim.datasets.fetch import fetch_restricted
+    from creditsim.datasets.restricted import ENV_DATA_DIR, RESTRICTED_FILES, search_dirs, user_cache_dir
+
+    keys = None if not series else [s for item in series for s in item.split(",") if s.strip()]
+    results = fetch_restricted(keys, directory, force=force)
+    table = Table(title="restricted series (not shipped with creditsim)",
+                  caption="use under each publisher's terms: internal research, do not republish")
+    for col in ("series", "publisher", "observations", "status"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(r.key, RESTRICTED_FILES[r.key].publisher.split(" (")[0].split(";")[0], f"{r.first} .. {r.last}",
+                      r.status)
+    console.print(table)
+    root = (directory.expanduser() if directory is not None else user_cache_dir()).resolve()
+    console.print(f"files in {root}", highlight=False, soft_wrap=True)
+    if all(root != d.resolve() for _, d in search_dirs()):
+        console.print(f"creditsim does not search {root} yet: set {ENV_DATA_DIR}={root}", highlight=False,
+                      soft_wrap=True)

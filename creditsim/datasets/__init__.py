@@ -4,7 +4,7 @@
 - :func:`load_macro_history` — the 9 macro variables, monthly decimals, from 1980-01 to their common end
   (2025-09: GDP's last published quarter), or to 2025-12 with NaN past each series' end
   (``ragged="keep"``) (FRED; the default-rate proxy ``DRALACBS`` from the Federal Reserve Board).
-- :func:`load_fred_md` — FRED-MD 2019-10 vintage with transformation codes.
+- :func:`load_fred_md` — FRED-MD 2019-10 vintage with transformation codes (restricted: fetched, not shipped).
 - :func:`load_recession_indicator` — NBER recession months (FRED ``USREC``), 1980-01 .. 2025-12.
 - :func:`load_fed_scenarios` — Federal Reserve supervisory stress-test scenarios.
 - :func:`load_credit_card_panel` / :func:`load_credit_card_tape` — UCI credit-card data as a loan-month
@@ -13,8 +13,12 @@
 - :func:`load_bank_loss_rates` — US commercial-bank delinquency (1985-) and charge-off (2020-24) rates by
   loan type (Federal Reserve Board).
 
-Licences differ per source and several are "internal research use only": every loader's docstring
-cites the original publisher and the licence note.
+Licences differ per source: every loader's docstring cites the original publisher and the licence
+note. Series whose publishers forbid republication (ICE BofA spreads, S&P CoreLogic Case-Shiller, the
+FRED-MD vintage) are not shipped: :mod:`creditsim.datasets.restricted` finds them in
+``$CREDITSIM_DATA_DIR``, the user cache (``creditsim data fetch``, :mod:`creditsim.datasets.fetch`) or
+``../shared/data/macro`` beside a source checkout; :func:`load_macro_history` and :func:`load_fred_md`
+need them.
 """
 
 from creditsim.lazy import attach

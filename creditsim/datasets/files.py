@@ -1,7 +1,9 @@
 """Locating and parsing the compressed CSV files shipped under ``creditsim/datasets/<name>/``.
 
-Every parser here is cached (``functools.lru_cache``); public loaders return copies so a caller that
-mutates a frame cannot corrupt the cache.
+Restricted FRED series (ICE BofA spreads, Case-Shiller) are not shipped: :func:`read_fred_series` finds
+them with :func:`creditsim.datasets.restricted.restricted_path` (``$CREDITSIM_DATA_DIR``, the user cache,
+or ``shared/data/macro`` beside a checkout). Every reader here is cached (``functools.lru_cache``);
+public loaders return copies so a caller that mutates a frame cannot corrupt the cache.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from creditsim.datasets.restricted import is_restricted, restricted_path
 from creditsim.errors import DataError
 from creditsim.schema import month_start
 
@@ -19,6 +22,7 @@ __all__ = [
     "DATA_ROOT",
     "data_path",
     "read_fred_series",
+    "parse_fred_csv",
     "month_start_range",
     "quarterly_to_monthly",
     "parse_month",
@@ -38,20 +42,49 @@ def data_path(folder: str, name: str) -> Path:
     return path
 
 
+def parse_fred_csv(path: Path, series_id: str) -> pd.Series:
+    """Parse one FRED download into a float64 Series indexed by observation date, NaN where FRED is missing.
+
+    Reads every layout the FRED files come in: ``date,value`` (the shared copies), ``DATE,<ID>`` (older
+    FRED downloads) and ``observation_date,<ID>`` (FRED's CSV endpoint since 2024); FRED writes a missing
+    observation as an empty field or ``.``. ``path`` may be plain or ``.gz``.
+
+    Raises:
+        DataError: not two columns, a header naming another series, or a date that is not ``YYYY-MM-DD``
+            (e.g. an HTML error page saved instead of the CSV).
+    """
+    try:
+        raw = pd.read_csv(path, na_values=["."], keep_default_na=True)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a FRED CSV file ({' '.join(str(exc).split())})") from None
+    if raw.shape[1] != 2:
+        raise DataError(f"{path}: expected 2 columns (date, {series_id}), got {raw.shape[1]}")
+    date_col, value_col = raw.columns[0], raw.columns[1]
+    if str(value_col).strip().lower() not in ("value", series_id.lower()):
+        raise DataError(f"{path}: value column is {value_col!r}, expected {series_id!r} or 'value'")
+    try:
+        dates = pd.to_datetime(raw[date_col], format="%Y-%m-%d")
+    except (ValueError, TypeError):
+        raise DataError(f"{path}: column {date_col!r} must hold YYYY-MM-DD dates") from None
+    index = pd.DatetimeIndex(dates, name="date")
+    values = pd.to_numeric(raw[value_col], errors="coerce").to_numpy(np.float64)
+    return pd.Series(values, index=index, name=series_id)
+
+
 @lru_cache(maxsize=None)
 def read_fred_series(series_id: str) -> pd.Series:
     """One FRED series as a float64 Series indexed by observation date, NaN where FRED is missing.
 
-    The files are FRED downloads (``date,value`` or ``DATE,<ID>``); FRED writes a missing observation
-    as an empty field or ``.``.
+    Public-domain series come from ``creditsim/datasets/fred/<ID>.csv.gz``; restricted ones (see
+    :data:`creditsim.datasets.restricted.RESTRICTED_FILES`) from the user's data directory, cache or the
+    sibling ``shared/data/macro/fred_series/<ID>.csv``.
+
+    Raises:
+        DataError: the file is missing (a restricted series not fetched yet: the message says how to
+            fetch it) or malformed.
     """
-    path = data_path("fred", f"{series_id}.csv.gz")
-    raw = pd.read_csv(path, na_values=["."], keep_default_na=True)
-    date_col, value_col = raw.columns[0], raw.columns[1]
-    index = pd.DatetimeIndex(pd.to_datetime(raw[date_col], format="%Y-%m-%d"), name="date")
-    values = pd.to_numeric(raw[value_col], errors="coerce").to_numpy(np.float64)
-    series = pd.Series(values, index=index, name=series_id)
-    return series
+    path = restricted_path(series_id) if is_restricted(series_id) else data_path("fred", f"{series_id}.csv.gz")
+    return parse_fred_csv(path, series_id)
 
 
 def month_start_range(start: pd.Timestamp, end: pd.Timestamp, name: str = "reporting_month") -> pd.DatetimeIndex:

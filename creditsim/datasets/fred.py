@@ -1,4 +1,5 @@
-"""Raw FRED data bundled with creditsim: the FRED-MD monthly database and the NBER recession flag."""
+"""Raw FRED data: the FRED-MD monthly database (restricted: read from the user's site, not shipped) and the
+NBER recession flag (shipped)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from creditsim.datasets.files import data_path, read_fred_series
+from pathlib import Path
+
+from creditsim.datasets.files import read_fred_series
+from creditsim.datasets.restricted import FRED_MD_KEY, restricted_path
 from creditsim.errors import DataError
 
-__all__ = ["load_fred_md", "load_recession_indicator", "apply_fred_md_transform", "FRED_MD_TCODES"]
+__all__ = ["load_fred_md", "load_recession_indicator", "apply_fred_md_transform", "parse_fred_md", "FRED_MD_TCODES"]
 
 #: McCracken & Ng transformation codes
 FRED_MD_TCODES: dict[int, str] = {
@@ -24,20 +28,40 @@ FRED_MD_TCODES: dict[int, str] = {
 }
 
 
-@lru_cache(maxsize=1)
-def _fred_md() -> tuple[pd.DataFrame, dict[str, int]]:
-    raw = pd.read_csv(data_path("fred_md", "fred_md_2019-10.csv.gz"))
+def parse_fred_md(path: Path) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Parse a FRED-MD monthly CSV (any vintage, plain or ``.gz``): the raw levels and the tcodes.
+
+    Returns:
+        ``(values, tcodes)``: float64 DataFrame on a gap-free month-start index ``reporting_month``, one
+        column per mnemonic in file order; mnemonic -> transformation code (row 2 of the file).
+
+    Raises:
+        DataError: row 2 is not the ``Transform:`` row, or ``sasdate`` (``M/D/YYYY``) is not a gap-free
+            monthly sequence (e.g. an HTML page saved instead of the CSV).
+    """
+    try:
+        raw = pd.read_csv(path)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a FRED-MD CSV file ({' '.join(str(exc).split())})") from None
     first = raw.columns[0]
-    if str(raw.iloc[0, 0]).strip().lower() != "transform:":
-        raise DataError("fred_md_2019-10.csv: row 2 must hold the 'Transform:' codes")
+    if len(raw) < 2 or str(raw.iloc[0, 0]).strip().lower() != "transform:":
+        raise DataError(f"{path}: row 2 must hold the FRED-MD 'Transform:' codes")
     tcodes = {c: int(raw.iloc[0][c]) for c in raw.columns[1:]}
     body = raw.iloc[1:].dropna(subset=[first])  # the file ends with an all-empty line
-    index = pd.DatetimeIndex(pd.to_datetime(body[first], format="%m/%d/%Y"), name="reporting_month")
+    try:
+        index = pd.DatetimeIndex(pd.to_datetime(body[first], format="%m/%d/%Y"), name="reporting_month")
+    except (ValueError, TypeError):
+        raise DataError(f"{path}: column {first!r} must hold M/D/YYYY dates") from None
     values = body.drop(columns=first).apply(pd.to_numeric, errors="coerce").astype(np.float64)
     values.index = pd.date_range(index[0], periods=len(index), freq="MS", name="reporting_month")
     if not (values.index == index).all():
-        raise DataError("fred_md_2019-10.csv: sasdate is not a gap-free monthly sequence")
+        raise DataError(f"{path}: sasdate is not a gap-free monthly sequence")
     return values, tcodes
+
+
+@lru_cache(maxsize=1)
+def _fred_md() -> tuple[pd.DataFrame, dict[str, int]]:
+    return parse_fred_md(restricted_path(FRED_MD_KEY))
 
 
 def apply_fred_md_transform(series: pd.Series, tcode: int) -> pd.Series:
@@ -79,9 +103,15 @@ def load_fred_md(transform: bool = False) -> pd.DataFrame:
 
     Source and licence: FRED-MD, Federal Reserve Bank of St. Louis; McCracken, M. W. & Ng, S. (2016),
     "FRED-MD: A Monthly Database for Macroeconomic Research", Journal of Business & Economic Statistics
-    34(4). Copied from GitHub ``geoluna/FactorModels`` ``data/current.csv`` (commit c60dea4). No licence
-    stated; several constituent series are third-party copyrighted (S&P 500 series, Moody's AAA/BAA,
-    VXO, Michigan sentiment): **internal research use only; do not republish.**
+    34(4). No licence stated; several constituent series are third-party copyrighted (S&P 500 series,
+    Moody's AAA/BAA, VXO, Michigan sentiment): **internal research use only; do not republish.** Hence
+    not shipped: the file ``fred_md_2019-10.csv`` is read from ``$CREDITSIM_DATA_DIR``, the user cache
+    (``creditsim data fetch --series FRED-MD`` downloads the vintage from the St. Louis Fed) or, in a
+    source checkout, ``../shared/data/macro/`` (a copy of GitHub ``geoluna/FactorModels``
+    ``data/current.csv``, commit c60dea4).
+
+    Raises:
+        DataError: the file is not found (one line: how to fetch it) or is malformed.
     """
     values, tcodes = _fred_md()
     out = values.copy()

@@ -1,8 +1,11 @@
 """US macro history in the 9 :data:`~creditsim.states.MACRO_VARS`, monthly decimals, from 1980-01.
 
-Built from the full-length FRED series bundled in ``creditsim/datasets/fred/`` (to late 2025), the
-Federal Reserve Board delinquency rate in ``creditsim/datasets/credit_losses/DRALACBS.csv`` (1985Q1 ..
-2025Q4) and, for the back-fill regression, the FRED-MD vintage in ``creditsim/datasets/fred_md/``. The
+Built from the full-length public-domain FRED series shipped in ``creditsim/datasets/fred/`` (to late
+2025), the Federal Reserve Board delinquency rate in ``creditsim/datasets/credit_losses/DRALACBS.csv``
+(1985Q1 .. 2025Q4) and the restricted series that are not shipped (their publishers forbid
+republication): the ICE BofA spreads, Case-Shiller and, for the 1979 CPI base and the back-fill
+regressors, the FRED-MD 2019-10 vintage, read from ``$CREDITSIM_DATA_DIR``, the user cache (``creditsim
+data fetch``) or ``../shared/data/macro`` beside a checkout (:mod:`creditsim.datasets.restricted`). The
 frame ends at the common end of the 9 variables (``ragged="trim"``, default; 2025-09 with the bundled
 files, the last month of GDP's last published quarter) or, with ``ragged="keep"``, runs on with NaN
 where a series has ended.
@@ -68,7 +71,8 @@ _SOURCE = (
     "and DRALACBS (Federal Reserve Board), BAMLC0A0CM and BAMLH0A0HYM2 (ICE Data Indices, copyrighted), "
     "CSUSHPINSA (S&P CoreLogic Case-Shiller, copyrighted); FRED-MD 2019-10 vintage (McCracken & Ng) "
     "for 1979 CPI and the back-fill regressors (Moody's Baa - 10y spread, INDPRO, UNRATE); "
-    "internal research use only; do not republish."
+    "internal research use only; do not republish (the restricted series are not shipped: fetched at "
+    "the user's site)."
 )
 
 
@@ -91,7 +95,8 @@ def _fred_md_regressors() -> pd.DataFrame:
 
 
 def _series(series_id: str, through: pd.Timestamp | None) -> pd.Series:
-    """A bundled FRED series, cut after the last day of month ``through`` (``None``: full length)."""
+    """A FRED series (shipped, or restricted and found by :func:`~creditsim.datasets.restricted.restricted_path`),
+    cut after the last day of month ``through`` (``None``: full length)."""
     raw = read_fred_series(series_id)
     if through is None:
         return raw
@@ -287,7 +292,7 @@ def load_macro_history(
         (R^2, residual std and OLS coefficients per back-filled variable), ``ragged``, ``last_observed``
         (last observed month per variable, ``YYYY-MM``) and ``common_end`` (the ``"trim"`` end).
 
-    Ragged end (bundled files: FRED copies of 2026-01-03). Last observed month per variable:
+    Ragged end (FRED copies of 2026-01-03: the shipped files and the shared copies of the restricted ones). Last observed month per variable:
     ``yield_10y`` and both spreads 2025-12 (daily to 2025-12-30; a month is the mean of its available
     days), ``unemployment_rate``, ``inflation_rate`` and ``policy_rate`` 2025-11 (BLS published no
     2025-10 UNRATE or CPI: that month is NaN, not interpolated), ``house_price_growth`` 2025-10,
@@ -362,14 +367,21 @@ def load_macro_history(
     (UNRATE, CPIAUCSL), Federal Reserve Board (FEDFUNDS, DGS10, DRALACBS; public domain), ICE Data Indices
     (BAMLC0A0CM, BAMLH0A0HYM2: copyrighted, reproduction restricted), S&P CoreLogic Case-Shiller
     (CSUSHPINSA: copyrighted); FRED-MD by McCracken & Ng (2016), JBES 34(4), no licence stated. Per
-    ``shared/data/macro/PROVENANCE.md``: **internal research use only; do not republish.** The series are
-    bundled full length (to late 2025; ``DRALACBS`` copies and checks in
-    ``creditsim/datasets/credit_losses/PROVENANCE.md``); hold out later history for validation with
-    ``end=``.
+    ``shared/data/macro/PROVENANCE.md``: **internal research use only; do not republish.** The public-domain
+    series ship with creditsim, full length (to late 2025; ``DRALACBS`` copies and checks in
+    ``creditsim/datasets/credit_losses/PROVENANCE.md``). The ICE, Case-Shiller and FRED-MD files do not:
+    they are read from ``$CREDITSIM_DATA_DIR``, the user cache (``creditsim data fetch`` downloads them
+    from FRED / the St. Louis Fed) or ``../shared/data/macro`` beside a source checkout; the numbers
+    documented here are those of the shared copies (FRED copies of 2026-01-03, byte-identical to the
+    files shipped until 2026-12). A fresh download is a newer vintage: its observed months can differ
+    (revisions, a later end), the back-fill (fitted through 2019-12 on FRED-MD 2019-10) does not move
+    unless the 1996-2019 spreads or 1987-2019 Case-Shiller values were revised. Hold out later history
+    for validation with ``end=``.
 
     Raises:
         ConfigError: unparseable ``start``/``end``, ``start`` after ``end``, a window with no months, or
             an unknown ``ragged``.
+        DataError: a restricted series is not found (one line: which, its publisher, how to fetch it).
     """
     if not isinstance(backfill, (bool, np.bool_)):
         raise ConfigError(f"backfill must be True or False, got {backfill!r}")
