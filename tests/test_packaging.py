@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -67,8 +68,18 @@ def test_every_third_party_import_is_a_declared_dependency() -> None:
 def test_built_wheel_runs_the_cli_outside_the_source_tree(tmp_path: Path) -> None:
     """Build the wheel, install it (no deps: they come from the test venv) into a bare venv and run it."""
     wheels = tmp_path / "wheels"
+    # build from a copy of the files git knows (tracked, or new and not ignored): setuptools reuses the
+    # checkout's build/ folder and never deletes what it once copied there, so a wheel built in place
+    # can carry files removed from the package since (measured: the restricted series, after git rm)
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                            capture_output=True, timeout=60).stdout.decode().split("\0")
+    src = tmp_path / "src"
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(wheels), str(ROOT)], check=True, capture_output=True, timeout=300)
+                    str(wheels), str(src)], check=True, capture_output=True, timeout=300)
     wheel = next(wheels.glob("creditsim-*.whl"))
     _check_wheel_contents(wheel)
     venv = tmp_path / "venv"

@@ -35,6 +35,7 @@ import torch
 
 from creditsim.deal.analytics import principal_loss
 from creditsim.deal.config import WaterfallConfig
+from creditsim.deal.market import deal_market_paths
 from creditsim.deal.waterfall import run_waterfall
 from creditsim.errors import ConfigError, DataError
 from creditsim.loans.engine import floating_base
@@ -303,7 +304,8 @@ class ExpectedLossPath:
         """The deal's waterfall (``mode`` soft / straight_through / hard) on the expected pool cashflows."""
         cf = self.pool_cashflows(macro)
         return run_waterfall(cf, self.deal, initial_balance=self.engine.initial_balance, mode=mode,
-                             tranche_balances=tranche_balances, temperature=self.temperature, device=self.device)
+                             tranche_balances=tranche_balances, temperature=self.temperature, device=self.device,
+                             **self.market(macro, cf))
 
     def tranche_losses(self, macro: torch.Tensor | np.ndarray, *, tranche_balances: torch.Tensor | None = None,
                        mode: str = "soft", granularity: int | None = GRANULARITY_DRAWS) -> torch.Tensor:
@@ -321,14 +323,35 @@ class ExpectedLossPath:
         if not granularity or granularity <= 1:
             cf = self.pool_cashflows(macro)
             wf = run_waterfall(cf, self.deal, initial_balance=p0, mode=mode, tranche_balances=tranche_balances,
-                               temperature=self.temperature, device=self.device)
+                               temperature=self.temperature, device=self.device, **self.market(macro, cf))
             return principal_loss(wf), cf[..., _COL["loss"]].sum(-1) / p0
         cf, var, total = self.pool_cashflows(macro, with_variance=True)
         draws = self.granular_cashflows(cf, var, total, granularity)
         s, k = draws.shape[:2]
         wf = run_waterfall(draws.reshape(s * k, *draws.shape[2:]), self.deal, initial_balance=p0, mode=mode,
-                           tranche_balances=tranche_balances, temperature=self.temperature, device=self.device)
+                           tranche_balances=tranche_balances, temperature=self.temperature, device=self.device,
+                           **self.market(macro, cf, repeat=k))
         return principal_loss(wf).view(s, k, -1).mean(1), cf[..., _COL["loss"]].sum(-1) / p0
+
+    def market(self, macro: torch.Tensor | np.ndarray, pool_cf: torch.Tensor | np.ndarray, deal: Any = None,
+               repeat: int = 1) -> dict[str, Any]:
+        """The waterfall's market inputs on macro paths ``(S, T, 9)`` and their pool cashflows ``(S, T, 7)``
+        (:func:`creditsim.deal.market.deal_market_paths`, and the rated loans' CCC par when the deal has a
+        CCC limit), each row repeated ``repeat`` times (one per idiosyncratic draw). The notes' base rate
+        and the sale price keep the path's gradients; the CCC par carries none."""
+        deal = self.deal if deal is None else deal
+        months = pool_cf.shape[1]
+        out = deal_market_paths(deal, macro, months)
+        if deal.ccc_limit is not None:
+            detached = macro.detach().cpu().numpy() if isinstance(macro, torch.Tensor) else np.asarray(macro)
+            cf = pool_cf.detach().cpu().numpy() if isinstance(pool_cf, torch.Tensor) else np.asarray(pool_cf)
+            ccc = self.engine.ccc_par(detached, cf)
+            if ccc is not None:
+                out["ccc_par"] = ccc
+        if repeat > 1:
+            out = {key: (v.repeat_interleave(repeat, 0) if isinstance(v, torch.Tensor) else np.repeat(v, repeat, 0))
+                   for key, v in out.items()}
+        return out
 
     def tranche_index(self, name: str) -> int:
         """Position of tranche ``name`` (one-line ConfigError listing the names otherwise)."""
@@ -360,14 +383,19 @@ class ExpectedLossPath:
         return np.concatenate(parts)
 
     def monte_carlo_losses(self, pool_cf: np.ndarray, tranche_balances: torch.Tensor | None = None,
-                           deal: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                           deal: Any = None, paths: np.ndarray | None = None, reps: int = 1
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Hard-waterfall principal loss of every tranche on Monte Carlo pool cashflows ``(n, T, 7)``
         (:meth:`monte_carlo_pool`): ``(losses (n, N), mean (N,), standard error (N,))``. ``deal``
-        replaces the path's deal (e.g. with triggers moved to a resized structure)."""
+        replaces the path's deal (e.g. with triggers moved to a resized structure); ``paths`` and
+        ``reps`` -- the macro paths and draws per path the pool was simulated on -- give the waterfall
+        its market inputs (the notes' base rate, the sale price, the CCC par), as in ``simulate``."""
+        deal = self.deal if deal is None else deal
+        market = {} if paths is None else self.market(np.repeat(np.asarray(paths, dtype=np.float64), reps, 0),
+                                                      pool_cf, deal)
         with torch.no_grad():
-            wf = run_waterfall(pool_cf, self.deal if deal is None else deal,
-                               initial_balance=self.engine.initial_balance, mode="hard",
-                               tranche_balances=tranche_balances)
+            wf = run_waterfall(pool_cf, deal, initial_balance=self.engine.initial_balance, mode="hard",
+                               tranche_balances=tranche_balances, **market)
             loss = principal_loss(wf).cpu().numpy()
         se = loss.std(0, ddof=1) / np.sqrt(len(loss)) if len(loss) > 1 else np.full(loss.shape[1], np.nan)
         return loss, loss.mean(0), se

@@ -80,12 +80,15 @@ class NoteEcl:
                             ).set_index("figure")
 
 
-def note_losses(elp: ExpectedLossPath, pool_cf: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def note_losses(elp: ExpectedLossPath, pool_cf: np.ndarray, k: int, paths: np.ndarray | None = None,
+                reps: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Per scenario of Monte Carlo pool cashflows ``(n, T, 7)``: the lifetime credit loss of debt class
     ``k`` at its coupon as a fraction of its balance ``(n,)``, and its default event month ``(n,)``
-    (1-based; ``T + 1`` for a scenario without a loss)."""
+    (1-based; ``T + 1`` for a scenario without a loss). ``paths`` / ``reps``: the macro paths the pool
+    was simulated on (``reps`` draws each), for the deal's market inputs (a floating note's coupons)."""
+    market = {} if paths is None else elp.market(np.repeat(np.asarray(paths, dtype=np.float64), reps, 0), pool_cf)
     with torch.no_grad():
-        wf = run_waterfall(pool_cf, elp.deal, initial_balance=elp.engine.initial_balance, mode="hard")
+        wf = run_waterfall(pool_cf, elp.deal, initial_balance=elp.engine.initial_balance, mode="hard", **market)
     loss = pv_loss(wf, elp.deal)[:, k]
     loss = np.where(loss > LOSS_TOLERANCE, loss, 0.0)  # below the tolerance it is rounding of repaid par
     balance = float(wf["initial_balances"][k])
@@ -121,7 +124,7 @@ def note_ecl(loans: Any, deal: Any, tranche: str, *, pd_at_purchase: float | Non
         raise ConfigError(f"pd_at_purchase: expected a probability in [0, 1], got {pd_at_purchase!r}")
     settings = settings if settings is not None else EclSettings()
     paths = elp.scenario_paths(n_paths, seed, run) if paths is None else np.asarray(paths, dtype=np.float64)[:, : elp.horizon]
-    loss, event = note_losses(elp, elp.monte_carlo_pool(paths, reps), k)
+    loss, event = note_losses(elp, elp.monte_carlo_pool(paths, reps), k, paths, reps)
     within = (event <= 12).astype(np.float64)
     defaulted = (loss > 0.0).astype(np.float64)
     balance = float(note.balance)

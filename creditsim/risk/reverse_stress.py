@@ -202,7 +202,8 @@ def _losses(elp: ExpectedLossPath, paths: torch.Tensor, k: int) -> tuple[torch.T
 def monte_carlo_loss(elp: ExpectedLossPath, path: np.ndarray, k: int, n: int, chunk: int = 250) -> tuple[float, float]:
     """Hard-mode Monte Carlo principal loss of tranche ``k`` on one macro path ``(T, 9)``: ``n`` draws of
     the loans (scenario ids 0..n-1 of the engine's seed); returns ``(mean, standard error)``."""
-    _, mean, se = elp.monte_carlo_losses(elp.monte_carlo_pool(np.asarray(path, dtype=np.float64)[None], n, chunk))
+    single = np.asarray(path, dtype=np.float64)[None]
+    _, mean, se = elp.monte_carlo_losses(elp.monte_carlo_pool(single, n, chunk), paths=single, reps=n)
     return float(mean[k]), float(se[k])
 
 

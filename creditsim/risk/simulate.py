@@ -57,6 +57,7 @@ from rich.progress import (
 
 from creditsim.deal.analytics import tranche_outcomes
 from creditsim.deal.config import Tranche, WaterfallConfig, load_deal
+from creditsim.deal.market import deal_market_paths
 from creditsim.deal.waterfall import run_waterfall
 from creditsim.errors import ConfigError
 from creditsim.features import loan_features
@@ -184,20 +185,6 @@ class ChunkTask:
     start: int
     stop: int
     macro: np.ndarray  # (stop - start, T, 9)
-
-
-def deal_market_paths(deal: Any, macro: np.ndarray, months: int) -> dict[str, np.ndarray]:
-    """The waterfall's market inputs from the scenarios' macro paths ``(s, T, 9)``: ``base_rate`` of
-    floating notes = each path's policy rate (the SOFR proxy the floating loans follow too,
-    :meth:`PoolEngine.index_shift`), and the high-yield spread path that moves the liquidation and
-    call price when the deal has a ``spread_duration``; only what the deal uses."""
-    paths = np.asarray(macro, dtype=np.float64)[:, :months]
-    out = {}
-    if deal.has_floating:
-        out["base_rate"] = paths[:, :, MACRO_VARS.index("policy_rate")]
-    if deal.spread_duration > 0:
-        out["hy_spread"] = paths[:, :, MACRO_VARS.index("credit_spread_hy")]
-    return out
 
 
 def _start_month(cutoff: Any) -> str | None:

@@ -100,6 +100,7 @@ class _SoftLosses:
             cf, var, total = elp.pool_cashflows(paths, with_variance=True)
             draws = elp.granular_cashflows(cf, var, total)
         self.cf = draws.reshape(-1, *draws.shape[2:])
+        self.market = elp.market(paths, cf, repeat=draws.shape[1])
 
     def deal_for(self, sizes: torch.Tensor) -> Any:
         """The deal the structure ``sizes`` (N,) is priced with: triggers at the closing cushions (their
@@ -112,7 +113,7 @@ class _SoftLosses:
 
     def __call__(self, sizes: torch.Tensor) -> torch.Tensor:
         wf = run_waterfall(self.cf, self.deal_for(sizes), initial_balance=self.elp.engine.initial_balance,
-                           mode="soft", tranche_balances=sizes, temperature=self.elp.temperature)
+                           mode="soft", tranche_balances=sizes, temperature=self.elp.temperature, **self.market)
         return principal_loss(wf).mean(0)
 
 
@@ -131,7 +132,8 @@ def _sizes(attach: torch.Tensor, pool: float) -> torch.Tensor:
     return torch.cat([(upper - attach) * pool, attach[-1:] * pool])
 
 
-def _solve_class(losses: _SoftLosses, attach: np.ndarray, k: int, target: float, pool: float, name: str) -> np.ndarray:
+def _solve_class(losses: _SoftLosses, attach: np.ndarray, k: int, target: float, pool: float, name: str,
+                 above: str | None = None) -> np.ndarray:
     """Attachments with debt class ``k``'s soft EL at ``target`` (the seniors fixed): Newton with autograd
     derivatives inside the slot below the class above, bisection when a step leaves it. The EL falls as
     the attachment rises, to its least at the thinnest class at the top of the slot: above that target the
@@ -140,7 +142,9 @@ def _solve_class(losses: _SoftLosses, attach: np.ndarray, k: int, target: float,
     lo = MIN_THICKNESS * (n - k)  # room for the classes below and the equity
     hi = (attach[k - 1] if k > 0 else 1.0) - MIN_THICKNESS
     if hi <= lo:
-        raise ConfigError(f"class {name!r}: no room below the class above (attachment {hi + MIN_THICKNESS:.2%})")
+        raise ConfigError(f"class {name!r}: no room below class {above!r}, attached at {hi + MIN_THICKNESS:.2%} (each "
+                          f"class below needs {MIN_THICKNESS:.1%}): {above!r} meets its target even that low in the "
+                          f"stack; tighten {above!r}'s target")
     base = torch.from_numpy(attach.copy())
 
     def el(a: float, grad: bool = False) -> tuple[float, float]:
@@ -178,7 +182,7 @@ def _soft_size(losses: _SoftLosses, attach: np.ndarray, targets: np.ndarray, poo
     attach = attach.copy()
     for _ in range(sweeps):
         for k in range(len(attach)):
-            attach = _solve_class(losses, attach, k, float(targets[k]), pool, names[k])
+            attach = _solve_class(losses, attach, k, float(targets[k]), pool, names[k], names[k - 1] if k else None)
     return attach
 
 
@@ -218,7 +222,7 @@ def size_tranches(loans: Any, deal: Any, targets: Mapping[str, float], *, paths:
     for _ in range(1 + polish):
         attach = _soft_size(soft, attach, soft_goal, pool, debt)
         sizes = _sizes(torch.from_numpy(attach), pool)
-        _, mc, se = elp.monte_carlo_losses(mc_cf, sizes, soft.deal_for(sizes))
+        _, mc, se = elp.monte_carlo_losses(mc_cf, sizes, soft.deal_for(sizes), paths, reps)
         miss = np.abs(mc[: len(debt)] - goal) > tolerance * goal
         if not miss.any():
             break
@@ -285,7 +289,7 @@ def thinnest_equity(loans: Any, deal: Any, senior_target: float, *, paths: np.nd
             with torch.no_grad():
                 a, b = (mid, b) if float(soft(_sizes(attach(mid), pool))[0]) > goal else (a, mid)
         sizes = _sizes(attach(b), pool)
-        _, mc, se = elp.monte_carlo_losses(mc_cf, sizes, soft.deal_for(sizes))
+        _, mc, se = elp.monte_carlo_losses(mc_cf, sizes, soft.deal_for(sizes), paths, reps)
         if abs(mc[0] - senior_target) <= tolerance * senior_target:
             break
         goal = min(0.99, max(1e-7, goal * senior_target / max(mc[0], 1e-9)))

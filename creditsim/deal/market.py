@@ -1,0 +1,34 @@
+"""The waterfall's market inputs taken from macro scenario paths.
+
+A deal reads three things from the economy besides its pool's cashflows: the base rate of its floating
+notes, the high-yield spread that moves the price at which collateral is sold or bought
+(``spread_duration``), and -- through the pool engine, not here -- the CCC par of the rated loans.
+:func:`deal_market_paths` maps ``(S, T, 9)`` macro paths (numpy, or torch with gradients) to the
+``run_waterfall`` keyword arguments the deal uses, so the Monte Carlo run, the expected-loss path and the
+note ECL price a deal on the same economy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from creditsim.states import MACRO_VARS
+
+__all__ = ["deal_market_paths"]
+
+
+def deal_market_paths(deal: Any, macro: np.ndarray | torch.Tensor, months: int) -> dict[str, Any]:
+    """``run_waterfall`` inputs from macro paths ``(S, >= months, 9)`` (MACRO_VARS order, decimals):
+    ``base_rate`` = each path's policy rate (the SOFR proxy the floating loans follow too) when a class
+    floats, ``hy_spread`` = the high-yield spread when the deal has a ``spread_duration``; only what the
+    deal uses. Torch paths stay torch (gradients flow to the notes' coupons and the sale price)."""
+    paths = macro[:, :months] if isinstance(macro, torch.Tensor) else np.asarray(macro, dtype=np.float64)[:, :months]
+    out: dict[str, Any] = {}
+    if deal.has_floating:
+        out["base_rate"] = paths[:, :, MACRO_VARS.index("policy_rate")]
+    if deal.spread_duration > 0:
+        out["hy_spread"] = paths[:, :, MACRO_VARS.index("credit_spread_hy")]
+    return out
