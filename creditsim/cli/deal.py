@@ -182,7 +182,20 @@ def compact_period_table(periods: pd.DataFrame, config) -> pd.DataFrame:
     out["cures"] = periods["interest_cure"] + periods["principal_cure"]
     out["reinvest"] = periods["reinvestment"]
     out["equity"] = periods["equity"]
+    for key, label in (("collection_account", "held"), ("event_of_default", "EoD"), ("called", "called")):
+        if key in periods:
+            out[label] = periods[key]
     return out
+
+
+def deal_events(periods: pd.DataFrame) -> list[str]:
+    """One line per one-way event of a deterministic run: the event of default, acceleration, a call."""
+    lines = []
+    for key, what in (("event_of_default", "event of default"), ("accelerated", "accelerated priority"),
+                      ("called", "called: the collateral is sold and the notes paid")):
+        if key in periods and (periods[key] > 0.5).any():
+            lines.append(f"{what} from month {int(periods.index[(periods[key] > 0.5).to_numpy()][0])}")
+    return lines
 
 
 def _print_frame(df: pd.DataFrame, title: str, money: bool = True) -> None:
@@ -292,6 +305,12 @@ def run(
                   f"WAC {wac:.2%}, term {term} m, {periods.shape[0]} months; max cash conservation error "
                   f"{err:.2e}", highlight=False)
     shown = periods if rows >= len(periods) else periods.iloc[:rows]
+    for line in deal_events(periods):
+        console.print(line, highlight=False)
+    if config.months_per_period > 1:
+        console.print(f"payment dates every {config.months_per_period} months: collections wait in the collection "
+                      "account ('held') and interest_in / principal_in are the cash released on each date",
+                      highlight=False)
     _print_frame(compact_period_table(shown, config), f"periods (first {len(shown)} of {len(periods)} months)")
     _print_frame(metrics, "tranche metrics (loss and rates as decimals, WAL in years)", money=True)
     if excel is not None:

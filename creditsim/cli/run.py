@@ -146,6 +146,36 @@ def print_results(results: Any, out: Console | None = None) -> None:
             "" if pool else _pct(r["irr_median"], 1), "" if pool else _pct(r["irr_mean"], 1),
         )
     out.print(t2)
+    _print_tranches_by_scenario(results, out, span, short)
+
+
+def _print_tranches_by_scenario(results: Any, out: Console, span: str, short: dict[str, str]) -> None:
+    """Tranche EL and the equity's median IRR by scenario type: the table that shows whether the deal
+    behaves like a capital structure (losses rising down the stack, worse in worse economies)."""
+    import numpy as np
+    from rich import box
+
+    from creditsim.states import SCENARIOS
+
+    tt = results.tranche_table()
+    scenarios = [sc for sc in tt["scenario"].unique() if sc != "all"]
+    if len(scenarios) < 2:
+        return
+    t = Table(title=f"Tranche EL{span} by scenario type, % of tranche balance", box=box.SIMPLE_HEAD)
+    t.add_column("tranche", no_wrap=True, overflow="ellipsis", max_width=12)
+    for sc in scenarios:
+        t.add_column(short.get(str(sc), str(sc)), justify="right")
+    for name in tt["tranche"].unique():
+        rows = tt[tt["tranche"] == name].set_index("scenario")
+        t.add_row(str(name), *[_pct(rows.loc[sc, "expected_loss"], 2) for sc in scenarios])
+    equity = next((tr for tr in results.tranche_results if tr.equity), None)
+    if equity is not None:
+        medians = []
+        for sc in scenarios:
+            irr = equity.subset(results.scenarios == SCENARIOS.index(sc)).irr
+            medians.append(_pct(float(np.median(irr)), 1) if len(irr) else "-")
+        t.add_row("eq. IRR med", *medians)
+    out.print(t)
 
 
 

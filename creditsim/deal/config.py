@@ -300,8 +300,8 @@ class WaterfallConfig:
             sequentially) so that nothing is left in the SPV.
         ic_cure: "pro_forma" (pay down the minimum making the test pass on post-paydown balances)
             or "turbo" (divert all remaining interest while the IC test fails).
-        ic_first_period: first month index at which IC tests apply (indentures start them at the
-            second payment date, index 1).
+        ic_first_period: first payment date (0-based index; months on a monthly deal) at which IC tests
+            apply (indentures start them at the second payment date, index 1).
         interest_diversion_trigger: reinvestment OC (interest diversion) trigger tested on the most
             junior debt class during the reinvestment period; None = no such test.
         interest_diversion_share: maximum share of remaining interest diverted to buy collateral.
@@ -535,9 +535,10 @@ class WaterfallConfig:
             if t.floor is not None and not -0.05 <= t.floor < 0.5:
                 raise ConfigError(f"{where}.floor must be an annual decimal in [-0.05, 0.5), got {t.floor}")
         eq = self.equity_tranche
-        if eq.pari_passu or eq.margin is not None:
-            raise ConfigError(f"tranches[{len(self.tranches) - 1}] ({eq.name}): the equity class is neither "
-                              "pari passu nor floating")
+        for key in ("pari_passu", "margin", "floor"):
+            if getattr(eq, key) not in (None, False):
+                raise ConfigError(f"tranches[{len(self.tranches) - 1}] ({eq.name}).{key}: the equity class is "
+                                  "neither pari passu nor floating; remove the key")
         if self.debt_tranches[0].pari_passu:
             raise ConfigError(f"tranches[0] ({self.tranches[0].name}).pari_passu: the first class has no class "
                               "before it to rank with")
@@ -547,10 +548,12 @@ class WaterfallConfig:
                 t = self.tranches[i]
                 for key in ("oc_trigger", "ic_trigger", "deferrable"):
                     if getattr(t, key) != getattr(first, key):
+                        inherited = (" (inherited from the deal-level trigger: set it on the class)"
+                                     if key != "deferrable" else "")
                         raise ConfigError(
                             f"tranches[{i}] ({t.name}) is pari passu with {first.name} but its {key} "
-                            f"{getattr(t, key)!r} differs from {getattr(first, key)!r}: a pari-passu group is "
-                            "tested and deferred as one"
+                            f"{getattr(t, key)!r} differs from {getattr(first, key)!r}{inherited}: a pari-passu group "
+                            "is tested and deferred as one"
                         )
 
     def _validate_collateral(self) -> None:
@@ -576,9 +579,17 @@ class WaterfallConfig:
         """Valid but unusual features of the deal, one line each (``creditsim deal check`` prints them).
 
         Today: a deal whose collateral par at the cut-off is below its debt notes (under-
-        collateralised from day one: every OC test fails and the equity starts out of the money).
+        collateralised from day one: every OC test fails and the equity starts out of the money), a debt
+        class with neither coupon nor margin (a 0 % note), and settings that do nothing as given.
         """
         out = []
+        for t in self.debt_tranches:
+            if not t.floating and t.coupon == 0.0:
+                out.append(f"class {t.name} has neither coupon nor margin: a 0 % note")
+        if self.admin_cap is not None and not (self.admin_fee or self.admin_expenses):
+            out.append("admin_cap is set but there are no admin expenses (admin_fee, admin_expenses)")
+        if self.ccc_limit is not None and self.ccc_market_value == 1.0:
+            out.append("ccc_market_value 1.0 carries the CCC excess at par: the CCC haircut does nothing")
         debt = sum(t.balance for t in self.debt_tranches)
         if self.initial_collateral < debt:
             out.append(
