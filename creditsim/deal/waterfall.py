@@ -101,6 +101,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import copy
+import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
@@ -817,7 +818,21 @@ def _waterfall_month(deal: _Deal, state: _State, pool: _PoolMonth, t: int) -> _M
         _hold_collections(deal, state, month)
         return month
     weight = _call_weight(deal, state, month) if may_call else None
-    if weight is not None and (deal.mode != "hard" or bool((weight > 0).any())):
+    if weight is not None and _exact_subset(deal):
+        # hard mode without autograd: run the liquidation month only for the scenarios that call
+        rows = torch.nonzero(weight > 0).flatten()
+        if rows.numel():
+            sub_deal, sub_state = _deal_rows(deal, rows), _rows(opening, rows, deal.S)
+            called = _open_month(sub_deal, sub_state, _PoolMonth(*(x[rows] for x in pool)), t, True, True)
+            _pay_month(sub_deal, sub_state, called)
+            _pay_month(deal, state, month)
+            _scatter(state, sub_state, rows, deal.S)
+            _scatter(month, called, rows, deal.S)
+            state.called = 1.0 - (1.0 - state.called) * (1.0 - weight)
+        else:
+            _pay_month(deal, state, month)
+        month.called = weight
+    elif weight is not None and (deal.mode != "hard" or bool((weight > 0).any())):
         called = _open_month(deal, opening, pool, t, True, True)
         _pay_month(deal, opening, called)
         _pay_month(deal, state, month)
@@ -849,7 +864,19 @@ def _pay_month(deal: _Deal, state: _State, month: _Month) -> None:
     ``acceleration``, the accelerated one (mixed by the event's weight in the soft modes: both are exact
     allocations of the same cash, so the mix conserves cash too); the incentive fee; month end."""
     weight = state.eod
-    if deal.accelerate and (deal.mode != "hard" or bool((weight > 0).any())):
+    if deal.accelerate and _exact_subset(deal):
+        # hard mode without autograd: the accelerated priority only for the scenarios in default
+        rows = torch.nonzero(weight > 0).flatten()
+        if rows.numel():
+            sub_deal, sub_state, sub_month = _deal_rows(deal, rows), _rows(state, rows, deal.S), _rows(month, rows, deal.S)
+            _normal_priorities(deal, state, month)
+            _accelerated_priority(sub_deal, sub_state, sub_month)
+            _scatter(state, sub_state, rows, deal.S)
+            _scatter(month, sub_month, rows, deal.S)
+        else:
+            _normal_priorities(deal, state, month)
+        month.accelerated = weight
+    elif deal.accelerate and (deal.mode != "hard" or bool((weight > 0).any())):
         normal_state = _branch(state)
         normal = _branch(month)
         _normal_priorities(deal, normal_state, normal)
@@ -969,6 +996,55 @@ def _hold_collections(deal: _Deal, state: _State, month: _Month) -> None:
     for name in ("int_paid", "shortfall", "capitalised", "deferred_paid", "principal_paid"):
         setattr(month, name, zk)
     state.pool_prev = month.pool_bal
+
+
+#: per-scenario tensors of a run's constants (:class:`_Deal`): what a subset of scenarios needs indexed
+_DEAL_ROWS = ("tol", "zero", "p0", "base", "hy", "ccc")
+
+
+def _exact_subset(deal: _Deal) -> bool:
+    """Branches (acceleration, call) can run on the scenarios they concern only: hard mode, no autograd.
+    The result is the same bits as the weighted mix of the other modes (weights 0 or 1)."""
+    return deal.mode == "hard" and deal.inplace
+
+
+def _deal_rows(deal: _Deal, rows: torch.Tensor) -> _Deal:
+    """The run's constants for the scenarios ``rows``."""
+    change = {name: getattr(deal, name)[rows] for name in _DEAL_ROWS if getattr(deal, name) is not None}
+    return dataclasses.replace(deal, S=int(rows.numel()), **change)
+
+
+def _per_scenario(name: str, value: Any, S: int) -> bool:
+    """A tensor with one row per scenario (a month's coupon rates may be one ``(Kd,)`` row for all)."""
+    if not isinstance(value, torch.Tensor) or value.ndim == 0 or value.shape[0] != S:
+        return False
+    return not (name in ("rates", "due_rates") and value.ndim == 1)
+
+
+def _rows(obj: Any, rows: torch.Tensor, S: int) -> Any:
+    """A copy of a state, month record or determination with every per-scenario tensor cut to ``rows``."""
+    out = copy.copy(obj)
+    for f in fields(obj):
+        value = getattr(obj, f.name, None)
+        if _per_scenario(f.name, value, S):
+            setattr(out, f.name, value[rows])
+        elif isinstance(value, _Tests):
+            setattr(out, f.name, _rows(value, rows, S))
+        elif isinstance(value, list) and any(isinstance(x, torch.Tensor) for x in value):
+            setattr(out, f.name, [x[rows] if isinstance(x, torch.Tensor) else x for x in value])
+    return out
+
+
+def _scatter(full: Any, sub: Any, rows: torch.Tensor, S: int) -> None:
+    """Write the per-scenario tensors of ``sub`` (a branch run on ``rows``) into ``full``'s rows, on
+    copies (the full tensors may be shared, e.g. the run's zeros)."""
+    for f in fields(sub):
+        value, target = getattr(sub, f.name, None), getattr(full, f.name, None)
+        if not isinstance(value, torch.Tensor) or not _per_scenario(f.name, target, S):
+            continue
+        merged = target.clone()
+        merged[rows] = value
+        setattr(full, f.name, merged)
 
 
 def _branch(obj: Any) -> Any:
