@@ -255,6 +255,14 @@ def run(
     rows: int = typer.Option(24, help="months shown in the period table (all go to --excel)"),
     breakeven: bool = typer.Option(True, help="compute break-even CDRs (first-dollar loss)"),
     excel: Path | None = typer.Option(None, help="write periods, tranche metrics and the deal to this .xlsx"),
+    base_rate: float | None = typer.Option(None, help="flat base rate of floating notes, annual decimal (default: "
+                                                      "the deal's base_rate)"),
+    start_month: str | None = typer.Option(None, help="calendar month of month 1 (YYYY-MM) for ACT/360 accrual "
+                                                       "(default: 365/12-day months)"),
+    hy_spread: float | None = typer.Option(None, help="HY spread at the end of the run, annual decimal: the spread "
+                                                      "path rises linearly to it from --hy-start (moves sale and "
+                                                      "reinvestment prices by the deal's spread_duration)"),
+    hy_start: float = typer.Option(0.035, help="HY spread at month 1, annual decimal (with --hy-spread)"),
 ) -> None:
     """Deterministic run of the deal on a level-pay pool: period table and tranche metrics."""
     import torch
@@ -281,8 +289,13 @@ def run(
         raise ConfigError(f"--lag must be at most 1200 months, got {lag}")
     par = config.initial_collateral
     pool = level_pay_pool(par, wac, term, horizon or None, cdr=cdr, cpr=cpr, severity=severity, lag=lag)
+    market: dict = {"start_month": start_month}
+    if base_rate is not None:
+        market["base_rate"] = base_rate
+    if hy_spread is not None:
+        market["hy_spread"] = np.linspace(hy_start, hy_spread, pool.shape[1])
     with torch.no_grad():
-        result = run_waterfall(pool, config, initial_balance=par, mode="hard")
+        result = run_waterfall(pool, config, initial_balance=par, mode="hard", **market)
     err = float(cash_conservation_error(result).abs().max())
     periods = period_table(result, config)
     outcomes = tranche_outcomes(result, config, collateral_balance=par)

@@ -132,3 +132,20 @@ def test_deal_check_lists_every_switched_on_feature_and_run_conserves_cash(capsy
     assert code == 0
     err = float(out.split("max cash conservation error")[1].split()[0])
     assert err < 1e-6 * 400  # currency units on a 400m deal
+
+
+def test_deal_run_takes_a_base_rate_and_a_spread_path(tmp_path, capsys):
+    low = tmp_path / "low.xlsx"
+    high = tmp_path / "high.xlsx"
+    common = ["deal", "run", str(example_path("bsl_clo.yaml")), "--rows", "0", "--no-breakeven", "--start-month",
+              "2025-10"]
+    assert run_cli([*common, "--base-rate", "0.01", "--excel", str(low)], capsys)[0] == 0
+    code, out, _ = run_cli([*common, "--base-rate", "0.06", "--hy-spread", "0.09", "--excel", str(high)], capsys)
+    assert code == 0
+    import pandas as pd
+
+    a_low = pd.read_excel(low, sheet_name="periods")["AAA_interest"].iloc[2]
+    a_high = pd.read_excel(high, sheet_name="periods")["AAA_interest"].iloc[2]
+    # the first quarter (Oct-Dec 2025, 92 days) at base + 1.30 %, ACT/360
+    assert a_low == pytest.approx(310e6 * (0.01 + 0.013) * 92 / 360, rel=1e-9)
+    assert a_high == pytest.approx(310e6 * (0.06 + 0.013) * 92 / 360, rel=1e-9)
