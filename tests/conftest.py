@@ -63,3 +63,28 @@ def one_line_error(capsys):
         return err
 
     return read
+
+
+@pytest.fixture
+def check_gradient():
+    """``check(fn, x, rel)``: autograd's gradient of the scalar ``fn(x)`` against central finite
+    differences (step 1e-6 of each coordinate), both finite and equal to ``rel``; returns the finite
+    differences ``(len(x),)``."""
+    import numpy as np
+    import torch
+
+    def check(fn, sizes: "torch.Tensor", rel: float) -> "np.ndarray":
+        x = sizes.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(fn(x), x)
+        assert torch.all(torch.isfinite(grad))
+        fd = np.empty(len(sizes))
+        for k in range(len(sizes)):
+            h = 1e-6 * float(sizes[k])
+            e = torch.zeros_like(sizes)
+            e[k] = h
+            with torch.no_grad():
+                fd[k] = float(fn(sizes + e) - fn(sizes - e)) / (2 * h)
+        np.testing.assert_allclose(grad.numpy(), fd, rtol=rel, atol=rel * np.abs(fd).max())
+        return fd
+
+    return check

@@ -152,15 +152,20 @@ def infer_initial_balance(pool_cf: np.ndarray | torch.Tensor) -> np.ndarray | to
             + pool_cf[:, 0, _DEFPAR])
 
 
+def _as_float64(values: Any, name: str, expected: str, device: str | torch.device | None) -> torch.Tensor:
+    """``values`` (a tensor, array or nested list) as a float64 tensor on ``device``; a DataError naming
+    ``name`` and what was ``expected`` when it is not numeric."""
+    if isinstance(values, torch.Tensor):
+        return values.to(dtype=torch.float64, device=device)
+    try:
+        return torch.as_tensor(np.asarray(values, dtype=np.float64), device=device)
+    except (TypeError, ValueError):
+        raise DataError(f"{name} must be {expected}, got {type(values).__name__}") from None
+
+
 def _validate_inputs(pool_cf: Any, initial_balance: Any, device: str | torch.device | None
                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(pool_cf, torch.Tensor):
-        cf = pool_cf.to(dtype=torch.float64, device=device)
-    else:
-        try:
-            cf = torch.as_tensor(np.asarray(pool_cf, dtype=np.float64), device=device)
-        except (TypeError, ValueError):
-            raise DataError(f"pool_cf must be a numeric array (S, T, {_K}), got {type(pool_cf).__name__}") from None
+    cf = _as_float64(pool_cf, "pool_cf", f"a numeric array (S, T, {_K})", device)
     if cf.ndim != 3 or cf.shape[2] != _K:
         raise DataError(
             f"pool_cf must have shape (n_sims, n_months, {_K}) with the last axis {list(POOL_CF_TYPES)}, "
@@ -739,13 +744,7 @@ def _scenario_path(name: str, values: Any, S: int, T: int, dev: torch.device, lo
                    expected: str) -> torch.Tensor:
     """A per-scenario monthly input as ``(S, T)`` float64: a scalar, ``(T,)`` or ``(S, T)``, every value
     finite and in ``[lo, hi]``; otherwise a DataError naming the first bad scenario and month."""
-    if isinstance(values, torch.Tensor):
-        b = values.to(dtype=torch.float64, device=dev)
-    else:
-        try:
-            b = torch.as_tensor(np.asarray(values, dtype=np.float64), device=dev)
-        except (TypeError, ValueError):
-            raise DataError(f"{name} must be numeric ({expected}), got {type(values).__name__}") from None
+    b = _as_float64(values, name, f"numeric ({expected})", dev)
     if b.ndim == 0:
         b = b.expand(S, T)
     elif b.ndim == 1 and b.shape[0] == T:

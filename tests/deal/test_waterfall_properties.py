@@ -144,23 +144,8 @@ def _sizes(cfg: WaterfallConfig) -> torch.Tensor:
     return torch.tensor([t.balance for t in cfg.tranches], dtype=torch.float64)
 
 
-def _check_gradient(fn, sizes: torch.Tensor, rel: float) -> np.ndarray:
-    x = sizes.clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(fn(x), x)
-    assert torch.all(torch.isfinite(grad))
-    fd = np.empty(len(sizes))
-    for k in range(len(sizes)):
-        h = 1e-6 * float(sizes[k])
-        e = torch.zeros_like(sizes)
-        e[k] = h
-        with torch.no_grad():
-            fd[k] = float(fn(sizes + e) - fn(sizes - e)) / (2 * h)
-    np.testing.assert_allclose(grad.numpy(), fd, rtol=rel, atol=rel * np.abs(fd).max())
-    return fd
-
-
 @pytest.mark.parametrize("mode", ["hard", "soft"])
-def test_equity_irr_gradient_wrt_tranche_sizes_matches_finite_differences(mode):
+def test_equity_irr_gradient_wrt_tranche_sizes_matches_finite_differences(mode, check_gradient):
     cfg = load_deal(example_path("example_clo.yaml"))
     # the waterfall is piecewise linear; these scenarios sit away from a kink (at CDR 0.5 % a cure leaves
     # a ratio exactly at its trigger, where autograd returns one of the two one-sided derivatives)
@@ -170,12 +155,12 @@ def test_equity_irr_gradient_wrt_tranche_sizes_matches_finite_differences(mode):
         r = run_waterfall(pool, cfg, 1e8, mode=mode, tranche_balances=sizes)
         return irr_torch(r["tranche_cashflows"][:, :, -1], sizes[-1]).mean()
 
-    fd = _check_gradient(equity_irr, _sizes(cfg), rel=1e-5)
+    fd = check_gradient(equity_irr, _sizes(cfg), rel=1e-5)
     assert np.all(fd < 0)  # more notes or a larger equity cheque both lower the equity return
 
 
 @pytest.mark.parametrize("mode", ["hard", "soft", "straight_through"])
-def test_class_a_loss_gradient_wrt_tranche_sizes_matches_finite_differences(mode):
+def test_class_a_loss_gradient_wrt_tranche_sizes_matches_finite_differences(mode, check_gradient):
     cfg = load_deal(example_path("example_clo.yaml"))
     pool = level_pay_pool(1e8, 0.08, 60, 66, cdr=[0.55, 0.6], cpr=0.1, severity=0.7, lag=6)
 
@@ -185,7 +170,7 @@ def test_class_a_loss_gradient_wrt_tranche_sizes_matches_finite_differences(mode
 
     with torch.no_grad():
         assert float(class_a_loss(_sizes(cfg))) > 0.1  # class A is impaired in these scenarios
-    fd = _check_gradient(class_a_loss, _sizes(cfg), rel=1e-5)
+    fd = check_gradient(class_a_loss, _sizes(cfg), rel=1e-5)
     assert fd[0] > 0  # a bigger class A loses a bigger share
 
 
