@@ -126,6 +126,11 @@ def deal_features(config) -> list[str]:
                      "in force")
     if config.clean_up_call is not None:
         lines.append(f"clean-up call below {config.clean_up_call:.0%} of the initial collateral par")
+    if config.interest_reserve:
+        release = (config.reinvestment_period if config.interest_reserve_release is None
+                   else config.interest_reserve_release)
+        lines.append(f"interest reserve {config.interest_reserve:,.0f}: tops up senior expenses and non-deferrable "
+                     f"interest, the rest released to principal from month {release}")
     if config.ccc_limit is not None:
         lines.append(f"CCC excess above {config.ccc_limit:.1%} of par counts at {config.ccc_market_value:.0%} in the "
                      "OC numerator (simulate: CCC share of the rated loans along the rating chain)")
@@ -242,6 +247,38 @@ def check(path: Path = typer.Argument(..., help="deal YAML file")) -> None:
                   style="yellow" if warnings else "green")
 
 
+def _check_run_options(excel: Path | None, rows: int, horizon: int, term: int, lag: int) -> None:
+    """One-line errors for `deal run` options, before anything runs."""
+    if excel is not None and Path(excel).suffix.lower() != ".xlsx":
+        raise ConfigError(f"--excel must name a .xlsx file, got {excel}")
+    if excel is not None:
+        from creditsim.fileio import check_output_target
+
+        # an unwritable --excel must fail before the waterfall runs, not after
+        check_output_target(excel, "file", "--excel")
+    if rows < 0:
+        raise ConfigError(f"--rows must be >= 0, got {rows}")
+    # the deterministic run allocates (months x tranches) tensors: bound the months (100 years)
+    if not 0 <= horizon <= 1200:
+        raise ConfigError(f"--horizon must be between 0 and 1200 months, got {horizon}")
+    if term > 1200:
+        raise ConfigError(f"--term must be at most 1200 months, got {term}")
+    if lag > 1200:
+        raise ConfigError(f"--lag must be at most 1200 months, got {lag}")
+
+
+def _print_periods(periods: pd.DataFrame, config, rows: int) -> None:
+    """The run's one-way events, a note on payment dates, and the first ``rows`` months."""
+    shown = periods if rows >= len(periods) else periods.iloc[:rows]
+    for line in deal_events(periods):
+        console.print(line, highlight=False)
+    if config.months_per_period > 1:
+        console.print(f"payment dates every {config.months_per_period} months: collections wait in the collection "
+                      "account ('held') and interest_in / principal_in are the cash released on each date",
+                      highlight=False)
+    _print_frame(compact_period_table(shown, config), f"periods (first {len(shown)} of {len(periods)} months)")
+
+
 @deal_app.command("run")
 def run(
     path: Path = typer.Argument(..., help="deal YAML file"),
@@ -270,23 +307,8 @@ def run(
     from creditsim.deal.analytics import breakeven_cdr, level_pay_pool, tranche_outcomes
     from creditsim.deal.waterfall import cash_conservation_error, run_waterfall
 
-    if excel is not None and Path(excel).suffix.lower() != ".xlsx":
-        raise ConfigError(f"--excel must name a .xlsx file, got {excel}")
-    if excel is not None:
-        from creditsim.fileio import check_output_target
-
-        # an unwritable --excel must fail before the waterfall runs, not after
-        check_output_target(excel, "file", "--excel")
+    _check_run_options(excel, rows, horizon, term, lag)
     config = _load(path)
-    if rows < 0:
-        raise ConfigError(f"--rows must be >= 0, got {rows}")
-    # the deterministic run allocates (months x tranches) tensors: bound the months (100 years)
-    if not 0 <= horizon <= 1200:
-        raise ConfigError(f"--horizon must be between 0 and 1200 months, got {horizon}")
-    if term > 1200:
-        raise ConfigError(f"--term must be at most 1200 months, got {term}")
-    if lag > 1200:
-        raise ConfigError(f"--lag must be at most 1200 months, got {lag}")
     par = config.initial_collateral
     pool = level_pay_pool(par, wac, term, horizon or None, cdr=cdr, cpr=cpr, severity=severity, lag=lag)
     market: dict = {"start_month": start_month}
@@ -317,14 +339,7 @@ def run(
     console.print(f"[bold]{config.name}[/]: CDR {cdr:.2%}, CPR {cpr:.2%}, severity {severity:.0%}, lag {lag} m, "
                   f"WAC {wac:.2%}, term {term} m, {periods.shape[0]} months; max cash conservation error "
                   f"{err:.2e}", highlight=False)
-    shown = periods if rows >= len(periods) else periods.iloc[:rows]
-    for line in deal_events(periods):
-        console.print(line, highlight=False)
-    if config.months_per_period > 1:
-        console.print(f"payment dates every {config.months_per_period} months: collections wait in the collection "
-                      "account ('held') and interest_in / principal_in are the cash released on each date",
-                      highlight=False)
-    _print_frame(compact_period_table(shown, config), f"periods (first {len(shown)} of {len(periods)} months)")
+    _print_periods(periods, config, rows)
     _print_frame(metrics, "tranche metrics (loss and rates as decimals, WAL in years)", money=True)
     if excel is not None:
         deal_sheet = capital_structure(config).reset_index()

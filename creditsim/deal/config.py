@@ -357,6 +357,12 @@ class WaterfallConfig:
             discount obligation, carried at its purchase price in the OC numerator; bought at or above it,
             at par (so buying below par builds par). None = anything bought below par is carried at cost
             (the conservative reading).
+        interest_reserve: cash (currency units) set aside at closing in the interest reserve account.
+            On each payment date it tops up the interest proceeds by what the senior expenses and the
+            interest of the non-deferrable classes need beyond them; what is left is released to the
+            principal proceeds on the payment date closing month ``interest_reserve_release`` (None =
+            the end of the reinvestment period) or at the horizon.
+        interest_reserve_release: month after which the reserve left is released (see above).
     """
 
     tranches: list[Any]
@@ -397,6 +403,8 @@ class WaterfallConfig:
     ccc_market_value: float = 0.70
     refinancing_saving: float | None = None
     discount_obligation_price: float | None = None
+    interest_reserve: float = 0.0
+    interest_reserve_release: int | None = None
 
     def __post_init__(self) -> None:
         management_fee_given = not isinstance(self.management_fee, _DefaultRate)
@@ -415,13 +423,14 @@ class WaterfallConfig:
                 setattr(self, key, _as_float(val, key))
         for key in ("soft_temperature", "sub_fee", "reinvestment_price", "liquidation_price",
                     "interest_diversion_share", "admin_fee", "admin_expenses", "incentive_fee", "incentive_hurdle",
+                    "interest_reserve",
                     "spread_duration", "ccc_market_value"):
             setattr(self, key, _as_float(getattr(self, key), key))
         if management_fee_given:  # the default stays a _DefaultRate (see above)
             self.management_fee = _as_float(self.management_fee, "management_fee")
-        for key in ("reinvestment_period", "ic_first_period", "non_call_period"):
+        for key in ("reinvestment_period", "ic_first_period", "non_call_period", "interest_reserve_release"):
             val = getattr(self, key)
-            if val is None and key == "non_call_period":
+            if val is None and key in ("non_call_period", "interest_reserve_release"):
                 continue
             # isfinite before int(): int(nan) / int(inf) raise bare ValueError / OverflowError
             if (isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val)
@@ -479,7 +488,7 @@ class WaterfallConfig:
         """Ranges of the admin expenses, incentive fee, base rate and event-of-default fields."""
         if not 0.0 <= self.admin_fee < 0.1:
             raise ConfigError(f"admin_fee must be an annual rate in [0, 0.1), got {self.admin_fee}")
-        for key in ("admin_expenses", "admin_cap"):
+        for key in ("admin_expenses", "admin_cap", "interest_reserve"):
             val = getattr(self, key)
             if val is not None and val < 0:
                 raise ConfigError(f"{key} must be an annual amount >= 0 (currency units), got {val}")

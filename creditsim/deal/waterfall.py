@@ -86,8 +86,11 @@ Real-deal features (issue 15), each a deal setting that is off by default:
 - Refinancing (``refinancing_saving``, from ``non_call_period``): a floating class's margin resets to its
   market margin (issue margin x ``hy_t / hy_0``) when that is far enough below the margin in force.
 
-Not modelled: hedges, a reserve account, reinvestment criteria (WARF / WAS / WAL tests) and refinancing
-costs.
+- Interest reserve account (``interest_reserve``): tops the interest proceeds up to the senior expenses
+  and non-deferrable interest due on each payment date; the rest is released to principal proceeds.
+
+Not modelled: hedges, an interest-smoothing account (collections are monthly), reinvestment criteria
+(WARF / WAS / WAL tests) and refinancing costs.
 
 Code layout: :func:`_waterfall_month` runs one month as the timeline's phases, module-level functions
 (:func:`_collections` with :func:`_mirroring_rates` and :func:`_liquidate`, :func:`_determination`,
@@ -132,7 +135,7 @@ RESULT_KEYS: tuple[str, ...] = (
     "acpa", "equity_interest", "equity_principal", "equity", "event_of_default", "tranche_cashflows",
     "tranche_interest", "tranche_principal", "tranche_balance", "initial_balances", "pool_balance_0",
     "admin_expenses", "incentive_fee", "eod", "accelerated", "collection_account", "called", "note_margin",
-    "note_rate",
+    "note_rate", "interest_reserve",
 )
 
 #: the outputs tranche analytics and simulation results need (``outputs=TRANCHE_OUTPUTS`` saves memory)
@@ -550,6 +553,7 @@ class _State:
     prp_acct: torch.Tensor  # (S,) principal collections waiting for the next payment date
     accrued_rate: torch.Tensor  # (S, Kd) interest per unit of balance accrued in the period's earlier months
     called: torch.Tensor  # (S,) the deal has been called (1; a weight in the soft modes)
+    reserve: torch.Tensor  # (S,) cash in the interest reserve account
     margins: torch.Tensor | None  # (S, Kd) margins in force (refinancing), None = the issue margins
     bucket_carry: torch.Tensor  # (S,) OC value of the reinvestment bucket when prices move (at cost below par)
 
@@ -788,6 +792,7 @@ def _initial_state(deal: _Deal, sizes: torch.Tensor, p0: torch.Tensor) -> _State
         pool_prev=p0, admin_owed=zero, hurdle=sizes[Kd].expand(S), eod=zero, ip_acct=zero,
         prp_acct=zero, accrued_rate=torch.zeros(S, Kd, dtype=torch.float64, device=deal.device), called=zero,
         margins=None if deal.refi_saving is None else deal.margins.expand(S, Kd), bucket_carry=zero,
+        reserve=zero + deal.config.interest_reserve,
     )
 
 
@@ -862,6 +867,8 @@ def _pay_month(deal: _Deal, state: _State, month: _Month) -> None:
     """Steps 3-6 of a payment date: the normal priorities or, after an event of default with
     ``acceleration``, the accelerated one (mixed by the event's weight in the soft modes: both are exact
     allocations of the same cash, so the mix conserves cash too); the incentive fee; month end."""
+    if deal.config.interest_reserve:
+        _interest_reserve(deal, state, month)
     weight = state.eod
     if deal.accelerate and _exact_subset(deal):
         # hard mode without autograd: the accelerated priority only for the scenarios in default
@@ -892,6 +899,25 @@ def _pay_month(deal: _Deal, state: _State, month: _Month) -> None:
         _update_event_of_default(deal, state, month)
     if deal.refi_saving is not None and deal.hy is not None and month.t + 1 >= deal.call_from:
         _refinance(deal, state, month.t)
+
+
+def _interest_reserve(deal: _Deal, state: _State, month: _Month) -> None:
+    """Draw on the interest reserve account (payment dates): top the interest proceeds up by what the
+    senior expenses and the non-deferrable classes' interest due need beyond them, then release what is
+    left to the principal proceeds from the payment date closing month ``interest_reserve_release`` (the
+    reinvestment period's end by default) and in a liquidation month. Cash moved, none created: the
+    draws and the release are part of the proceeds the priorities pay out (``cash_in``)."""
+    tests = month.tests
+    due = state.N * month.due_rates + state.carried
+    senior = tests.fee_sr_due + tests.admin_due + _rowsum(due * (~deal.deferrable))
+    draw = torch.minimum(state.reserve, torch.clamp(senior - month.ip, min=0.0))
+    month.ip = month.ip + draw
+    state.reserve = state.reserve - draw
+    release_at = deal.config.interest_reserve_release
+    release_at = deal.config.reinvestment_period if release_at is None else release_at
+    if month.last or month.t == deal.T - 1 or month.t + 1 >= release_at:
+        month.prp = month.prp + state.reserve
+        state.reserve = torch.zeros_like(state.reserve)
 
 
 def _refinance(deal: _Deal, state: _State, t: int) -> None:
@@ -1562,6 +1588,8 @@ def _month_value(key: str, deal: _Deal, state: _State, month: _Month, eq_notiona
         return month.ip + month.prp
     if key == "collection_account":
         return state.ip_acct + state.prp_acct
+    if key == "interest_reserve":
+        return state.reserve
     if key == "note_rate":
         return month.rates.expand(deal.S, deal.Kd)
     if key == "note_margin":

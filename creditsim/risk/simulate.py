@@ -117,7 +117,7 @@ def _scaled_deal(config: Any, pool_balance: float) -> tuple[Any, float]:
     # fixed admin expenses and their cap are currency amounts of the deal's size: they scale with it
     cap = None if config.admin_cap is None else config.admin_cap * factor
     return replace(config, tranches=tranches, collateral_balance=coll, admin_expenses=config.admin_expenses * factor,
-                   admin_cap=cap), factor
+                   admin_cap=cap, interest_reserve=config.interest_reserve * factor), factor
 
 
 def _default_cutoff(tape: LoanTape, cutoff: Any) -> Any:

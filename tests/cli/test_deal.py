@@ -125,7 +125,7 @@ def test_deal_check_lists_every_switched_on_feature_and_run_conserves_cash(capsy
                    "senior up to 300,000 a year", "incentive fee 20%", "senior OC below 1.0250",
                    "acceleration", "earns interest at the coupon", "optional call from month 24",
                    "clean-up call below 10%", "spread duration 3 years", "CCC excess above 7.5%",
-                   "floating classes refinanced from month 24"):
+                   "floating classes refinanced from month 24", "interest reserve 1,000,000"):
         assert phrase in out, phrase
     code, out, _ = run_cli(["deal", "run", ALL_FEATURES, "--cdr", "0.03", "--wac", "0.085", "--term", "84",
                             "--rows", "3", "--no-breakeven"], capsys)

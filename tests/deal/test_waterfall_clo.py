@@ -566,3 +566,18 @@ def test_the_ccc_haircut_stops_with_a_call():
     r = run_waterfall(pool, deal(tranches, clean_up_call=0.25, ccc_limit=0.0, ccc_market_value=0.5),
                       initial_balance=100.0, ccc_par=np.full(10, 20.0))
     assert float(r["acpa"].min()) >= 0.0
+
+
+def test_interest_reserve_covers_senior_interest_then_is_released_to_principal():
+    cfg = deal([{"name": "A", "balance": 60.0, "coupon": 0.12}, {"name": "Equity", "balance": 40.0, "equity": True}],
+               interest_reserve=1.0, interest_reserve_release=2)
+    pool = make_pool(3, interest=[0.2, 0.1, 1.0], balance=[100.0] * 3)
+    r = run_waterfall(pool, cfg, initial_balance=100.0)
+    # month 0: 0.6 due, 0.2 collected, 0.4 drawn; month 1: 0.5 drawn, and the 0.1 left is released to
+    # principal (paying A down); month 2: nothing left to draw
+    np.testing.assert_allclose(v(r, "interest")[:, 0], [0.6, 0.6, 0.6 * 59.9 / 60.0], rtol=1e-12)
+    np.testing.assert_allclose(v(r, "interest_reserve"), [0.6, 0.0, 0.0], atol=1e-15)
+    np.testing.assert_allclose(v(r, "principal")[:, 0], [0.0, 0.1, 0.0], atol=1e-12)
+    np.testing.assert_allclose(v(r, "cash_in"), [0.6, 0.7, 1.0], rtol=1e-12)  # collections + reserve moved
+    conserved(r)
+

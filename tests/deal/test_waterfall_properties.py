@@ -74,6 +74,8 @@ def deals(draw) -> WaterfallConfig:
         spread_duration=draw(st.floats(0.0, 5.0)),
         ccc_limit=draw(st.one_of(st.none(), st.floats(0.0, 0.2))),
         ccc_market_value=draw(st.floats(0.0, 1.0)),
+        interest_reserve=draw(st.sampled_from([0.0, 0.0, 2.0])),
+        interest_reserve_release=draw(st.one_of(st.none(), st.integers(0, 12))),
         **({"refinancing_saving": draw(st.floats(0.0, 0.5))} if draw(st.booleans()) and call is not None else {}),
     )
 
