@@ -92,7 +92,9 @@ Real-deal features (issue 15), each a deal setting that is off by default:
 Not modelled: hedges, an interest-smoothing account (collections are monthly), reinvestment criteria
 (WARF / WAS / WAL tests) and refinancing costs.
 
-Code layout: :func:`_waterfall_month` runs one month as the timeline's phases, module-level functions
+Code layout: the inputs are checked in :mod:`creditsim.deal.inputs`, the allocation primitives (paying
+a pot in priority order or pro rata, the IC walk-down, ratios, gates) live in
+:mod:`creditsim.deal.allocation`; here :func:`_waterfall_month` runs one month as the timeline's phases, module-level functions
 (:func:`_collections` with :func:`_mirroring_rates` and :func:`_liquidate`, :func:`_determination`,
 :func:`_interest_priority`, :func:`_sub_fee_and_diversion`, :func:`_principal_priority`,
 :func:`_close_month`) that read the run's constants (:class:`_Deal`), update the balances carried
@@ -114,9 +116,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from creditsim.deal.allocation import Gates, coverage_ratio, ic_paydown, pay_in_order, pay_pro_rata, rowsum
 from creditsim.deal.config import MODES, WaterfallConfig
-from creditsim.errors import ConfigError, DataError
-from creditsim.fixed_order import column_sum, elementwise
+from creditsim.deal.inputs import (MAX_PAR, act360_fractions, base_rate_path, infer_initial_balance, scenario_path,
+                                   validate_pool)
+from creditsim.errors import ConfigError
+from creditsim.fixed_order import column_sum
 from creditsim.states import POOL_CF_TYPES
 
 __all__ = ["MODES", "run_waterfall", "cash_conservation_error", "infer_initial_balance", "RESULT_KEYS",
@@ -143,176 +148,6 @@ TRANCHE_OUTPUTS: tuple[str, ...] = (
     "cash_in", "principal", "balances", "equity", "tranche_cashflows", "tranche_interest",
     "tranche_principal", "tranche_balance", "note_rate",
 )
-
-
-def infer_initial_balance(pool_cf: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-    """Pool balance at the cut-off implied by month 0: ``balance + scheduled + prepayment + default_par``.
-
-    Exact when month-0 principal reduces the balance one for one (the engine's convention); pass the
-    balance explicitly when the tape's cut-off balance is known.
-    """
-    return (pool_cf[:, 0, _BAL] + pool_cf[:, 0, _SCHED] + pool_cf[:, 0, _PREPAY]
-            + pool_cf[:, 0, _DEFPAR])
-
-
-def _as_float64(values: Any, name: str, expected: str, device: str | torch.device | None) -> torch.Tensor:
-    """``values`` (a tensor, array or nested list) as a float64 tensor on ``device``; a DataError naming
-    ``name`` and what was ``expected`` when it is not numeric."""
-    if isinstance(values, torch.Tensor):
-        return values.to(dtype=torch.float64, device=device)
-    try:
-        return torch.as_tensor(np.asarray(values, dtype=np.float64), device=device)
-    except (TypeError, ValueError):
-        raise DataError(f"{name} must be {expected}, got {type(values).__name__}") from None
-
-
-def _validate_inputs(pool_cf: Any, initial_balance: Any, device: str | torch.device | None
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    cf = _as_float64(pool_cf, "pool_cf", f"a numeric array (S, T, {_K})", device)
-    if cf.ndim != 3 or cf.shape[2] != _K:
-        raise DataError(
-            f"pool_cf must have shape (n_sims, n_months, {_K}) with the last axis {list(POOL_CF_TYPES)}, "
-            f"got {tuple(cf.shape)}"
-        )
-    if cf.shape[0] == 0 or cf.shape[1] == 0:
-        raise DataError(f"pool_cf needs at least one scenario and one month, got {tuple(cf.shape)}")
-    with torch.no_grad():
-        # two passes without temporaries (the element-wise masks cost a 1/8-size copy each on large runs):
-        # a sum is finite iff every term is, unless it overflowed - the mask then decides
-        if not bool(torch.isfinite(cf.sum())):
-            bad = ~torch.isfinite(cf)
-            if bool(bad.any()):
-                s, t, k = (int(v) for v in torch.nonzero(bad)[0])
-                raise DataError(f"pool_cf has a non-finite value: {POOL_CF_TYPES[k]} at scenario {s}, month {t}")
-        lo, hi = (float(v) for v in torch.aminmax(cf))
-        floor = -1e-9 * max(abs(lo), abs(hi), 1.0)
-        if lo < floor:
-            neg = cf < floor
-            s, t, k = (int(v) for v in torch.nonzero(neg)[0])
-            raise DataError(
-                f"pool_cf.{POOL_CF_TYPES[k]} must be >= 0 (cash and balances), got {float(cf[s, t, k]):.6g} "
-                f"at scenario {s}, month {t}"
-            )
-    if initial_balance is None:
-        p0 = infer_initial_balance(cf)
-    else:
-        p0 = initial_balance if isinstance(initial_balance, torch.Tensor) else torch.as_tensor(
-            np.asarray(initial_balance, dtype=np.float64))
-        p0 = p0.to(dtype=torch.float64, device=cf.device)
-        if p0.ndim == 0:
-            p0 = p0.expand(cf.shape[0])
-        if p0.shape != (cf.shape[0],):
-            raise DataError(f"initial_balance must be a scalar or shape ({cf.shape[0]},), got {tuple(p0.shape)}")
-    with torch.no_grad():
-        if not bool(torch.isfinite(p0).all()) or bool((p0 <= 0).any()):
-            s = int(torch.nonzero(~(torch.isfinite(p0) & (p0 > 0)))[0])
-            raise DataError(f"initial pool balance must be finite and > 0, got {float(p0[s])} at scenario {s}")
-    return cf, p0
-
-
-def _pay_pro_rata(pot: torch.Tensor, dues: torch.Tensor) -> torch.Tensor:
-    """Pay ``pot`` (S,) to pari-passu ``dues`` (S, m) pro rata; a single class gets ``min(pot, due)``."""
-    if dues.shape[1] == 1:
-        return torch.minimum(pot.unsqueeze(1), dues)
-    total = column_sum(dues, 1)
-    paid = torch.minimum(pot, total)
-    share = torch.where(total > 0, paid / torch.where(total > 0, total, 1.0), 0.0)
-    return dues * share.unsqueeze(1)
-
-
-def _group_sums(deal: Any, x: torch.Tensor) -> torch.Tensor:
-    """Sums (S, g) of ``x`` (S, m) over the pari-passu groups within its first m classes."""
-    m = x.shape[1]
-    return torch.stack([column_sum(x[:, a:b], 1) for a, b in deal.groups if b <= m], dim=1)
-
-
-def _pay_in_order(deal: Any, pot: torch.Tensor, dues: torch.Tensor) -> torch.Tensor:
-    """Pay ``pot`` (S,) to the classes of ``dues`` (S, m) in priority order, pro rata inside a
-    pari-passu group (``dues`` covers the first m classes and ends at a group's end)."""
-    if not deal.grouped:
-        return _pay_sequential(pot, dues)
-    m = dues.shape[1]
-    paid_g = _pay_sequential(pot, _group_sums(deal, dues))
-    cols = []
-    for g, (a, b) in enumerate(x for x in deal.groups if x[1] <= m):
-        cols.append(_pay_pro_rata(paid_g[:, g], dues[:, a:b]))
-    return torch.cat(cols, dim=1)
-
-
-def _pay_sequential(pot: torch.Tensor, dues: torch.Tensor) -> torch.Tensor:
-    """Allocate ``pot`` (S,) across ``dues`` (S, m) in priority order; returns paid (S, m) <= dues.
-
-    ``paid_k = min(due_k, (pot - sum_{j<k} due_j)^+)``: one vectorised step instead of a loop.
-    """
-    before = torch.cumsum(dues, dim=1) - dues
-    return torch.minimum(dues, torch.clamp(pot.unsqueeze(1) - before, min=0.0))
-
-
-def _rowsum(x: torch.Tensor) -> torch.Tensor:
-    """``x.sum(dim=1)`` of a narrow ``(S, m)`` matrix, column by column in class order.
-
-    Not ``x @ ones``: a BLAS ``gemv`` sums a row in an order that depends on its position in the tile
-    and on the CPU's kernel, so a scenario's numbers would change with the chunk it runs in
-    (:mod:`creditsim.fixed_order`). m is the number of classes (a handful), so the loop is cheap.
-    """
-    return column_sum(x, 1)
-
-
-def _ic_paydown(deal: _Deal, balances: torch.Tensor, rates: torch.Tensor, excess: torch.Tensor) -> torch.Tensor:
-    """Sequential paydown (S,) from the most senior class that cuts interest due by ``excess`` (S,).
-
-    Walks down the classes: ``x_j = min(N_j, remaining cut / rate_j)``; a zero-coupon class must be
-    repaid in full before the next one is reached (its repayment cuts nothing). A pari-passu group is
-    paid down pro rata, so it walks as one class at its balance-weighted rate.
-    """
-    if deal.grouped:
-        due = _group_sums(deal, balances * rates)
-        balances = _group_sums(deal, balances)
-        rates = torch.where(balances > 0, due / torch.where(balances > 0, balances, 1.0), 0.0)
-    due = balances * rates
-    rem = torch.clamp(excess.unsqueeze(1) - (torch.cumsum(due, dim=1) - due), min=0.0)
-    safe = torch.where(rates > 0, rates, 1.0)
-    x = torch.where(rates > 0, torch.minimum(balances, rem / safe), torch.where(rem > 0, balances, 0.0))
-    return _rowsum(x)
-
-
-def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    """``num / den``, +inf where the denominator is 0 (a repaid class passes every test)."""
-    pos = den > 0
-    return torch.where(pos, num / torch.where(pos, den, 1.0), float("inf"))
-
-
-class _Gates:
-    """Pass/fail weights of the three modes; ``fail(margin)`` with margin = trigger - ratio."""
-
-    def __init__(self, mode: str, tau: float) -> None:
-        self.mode, self.tau = mode, tau
-
-    def switch(self, margin: torch.Tensor) -> torch.Tensor:
-        """Weight of a one-way switch (event of default, call, refinancing) that fires when ``margin > 0``.
-
-        Soft modes use a smoothstep on ``[-tau, tau]`` instead of a sigmoid: it is exactly 0 (or 1) away
-        from the trigger, so a state that never comes back does not collect a sigmoid's tail on every
-        payment date (measured with a sigmoid at tau 0.1: 4.7 % acceleration weight on a healthy deal
-        whose senior OC never came near its event-of-default level)."""
-        hard = (margin > 0).to(margin.dtype)
-        if self.mode == "hard":
-            return hard
-        x = torch.clamp(0.5 * (margin / self.tau + 1.0), 0.0, 1.0)
-        soft = x * x * (3.0 - 2.0 * x)
-        if self.mode == "soft":
-            return soft
-        return hard + (soft - soft.detach())
-
-    def fail(self, margin: torch.Tensor) -> torch.Tensor:
-        hard = (margin > 0).to(margin.dtype)
-        if self.mode == "hard":
-            return hard
-        # margin is -inf for a repaid class: sigmoid gives exactly 0 there, gradient 0
-        soft = elementwise(torch.sigmoid, margin / self.tau)  # the same bits in any batch
-        if self.mode == "soft":
-            return soft
-        return hard + (soft - soft.detach())
 
 
 def run_waterfall(
@@ -394,7 +229,7 @@ def run_waterfall(
     tau = config.soft_temperature if temperature is None else float(temperature)
     if not tau > 0:
         raise ConfigError(f"temperature must be > 0, got {temperature}")
-    cf, p0 = _validate_inputs(pool_cf, initial_balance, device)
+    cf, p0 = validate_pool(pool_cf, initial_balance, device)
     if outputs is None:
         outputs = RESULT_KEYS
     else:
@@ -414,11 +249,11 @@ def run_waterfall(
             if not bool((torch.isfinite(sizes) & (sizes > 0)).all()):
                 raise ConfigError(f"tranche_balances must be finite and > 0, got {sizes.detach().cpu().tolist()}")
     S, T = cf.shape[0], cf.shape[1]
-    base = _base_rate_path(config, base_rate, S, T, cf.device)
-    act360 = _act360(start_month, T, cf.device) if base is not None else None
-    hy = None if hy_spread is None else _scenario_path("hy_spread", hy_spread, S, T, cf.device, 0.0, 1.0,
+    base = base_rate_path(config, base_rate, S, T, cf.device)
+    act360 = act360_fractions(start_month, T, cf.device) if base is not None else None
+    hy = None if hy_spread is None else scenario_path("hy_spread", hy_spread, S, T, cf.device, 0.0, 1.0,
                                                         "annual decimals (0.035 for 350 bp)")
-    ccc = None if ccc_par is None else _scenario_path("ccc_par", ccc_par, S, T, cf.device, 0.0, _MAX_PAR,
+    ccc = None if ccc_par is None else scenario_path("ccc_par", ccc_par, S, T, cf.device, 0.0, MAX_PAR,
                                                        "currency units >= 0")
 
     def rows(x: torch.Tensor | None, i: int) -> torch.Tensor | None:
@@ -471,7 +306,7 @@ class _Deal:
 
     config: WaterfallConfig
     mode: str
-    gates: _Gates
+    gates: Gates
     S: int
     T: int
     Kd: int
@@ -663,7 +498,7 @@ def _make_deal(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode
     f64, b = {"dtype": torch.float64, "device": dev}, {"dtype": torch.bool, "device": dev}
     price = config.reinvestment_price
     return _Deal(
-        config=config, mode=mode, gates=_Gates(mode, tau), S=S, T=T, Kd=len(debt), device=dev,
+        config=config, mode=mode, gates=Gates(mode, tau), S=S, T=T, Kd=len(debt), device=dev,
         rates=torch.tensor([t.coupon * _ALPHA for t in debt], **f64),
         deferrable=torch.tensor([t.deferrable for t in debt], **b),
         pay_deferred=[t.deferrable and config.pay_deferred_from_interest for t in debt],
@@ -726,56 +561,6 @@ def _floating_terms(config: WaterfallConfig, base: torch.Tensor | None, act360: 
         "floors": torch.tensor([-math.inf if t.floor is None else t.floor for t in debt], **f64),
         "base": base, "act360": act360,
     }
-
-
-def _base_rate_path(config: WaterfallConfig, base_rate: Any, S: int, T: int, dev: torch.device
-                    ) -> torch.Tensor | None:
-    """The annual base-rate path ``(S, T)`` of the floating classes: ``base_rate`` (scalar, ``(T,)``
-    or ``(S, T)``) or the deal's flat ``base_rate``; None for an all-fixed deal."""
-    if not config.has_floating:
-        return None
-    if base_rate is None:
-        return torch.full((S, T), float(config.base_rate), dtype=torch.float64, device=dev)
-    return _scenario_path("base_rate", base_rate, S, T, dev, -0.5, 0.5, "a finite annual decimal within +-0.5 "
-                          "(0.043 for 4.3 %)")
-
-
-#: bound on pool par in a path input (currency units): far beyond any pool, catches garbage
-_MAX_PAR = 1e15
-
-
-def _scenario_path(name: str, values: Any, S: int, T: int, dev: torch.device, lo: float, hi: float,
-                   expected: str) -> torch.Tensor:
-    """A per-scenario monthly input as ``(S, T)`` float64: a scalar, ``(T,)`` or ``(S, T)``, every value
-    finite and in ``[lo, hi]``; otherwise a DataError naming the first bad scenario and month."""
-    b = _as_float64(values, name, f"numeric ({expected})", dev)
-    if b.ndim == 0:
-        b = b.expand(S, T)
-    elif b.ndim == 1 and b.shape[0] == T:
-        b = b.unsqueeze(0).expand(S, T)
-    if b.shape != (S, T):
-        raise DataError(f"{name} must be a scalar, ({T},) or ({S}, {T}) {expected}, got {tuple(b.shape)}")
-    with torch.no_grad():
-        bad = ~torch.isfinite(b) | (b < lo) | (b > hi)
-        if bool(bad.any()):
-            s, t = (int(v) for v in torch.nonzero(bad)[0])
-            raise DataError(f"{name} must be {expected}, got {float(b[s, t]):.6g} at scenario {s}, month {t}")
-    return b
-
-
-def _act360(start_month: Any, T: int, dev: torch.device) -> torch.Tensor:
-    """ACT/360 accrual fraction of each month ``(T,)``: days in the calendar month / 360 from
-    ``start_month`` (month 0; "YYYY-MM", a date or a pandas Period), or 365/12 days when None."""
-    if start_month is None:
-        return torch.full((T,), 365.0 / 12.0 / 360.0, dtype=torch.float64, device=dev)
-    import pandas as pd
-
-    try:
-        first = pd.Period(start_month, freq="M")
-    except (TypeError, ValueError):
-        raise ConfigError(f"start_month must be a month such as '2025-10', got {start_month!r}") from None
-    days = [(first + i).days_in_month for i in range(T)]
-    return torch.tensor(days, dtype=torch.float64, device=dev) / 360.0
 
 
 def _initial_state(deal: _Deal, sizes: torch.Tensor, p0: torch.Tensor) -> _State:
@@ -909,7 +694,7 @@ def _interest_reserve(deal: _Deal, state: _State, month: _Month) -> None:
     draws and the release are part of the proceeds the priorities pay out (``cash_in``)."""
     tests = month.tests
     due = state.N * month.due_rates + state.carried
-    senior = tests.fee_sr_due + tests.admin_due + _rowsum(due * (~deal.deferrable))
+    senior = tests.fee_sr_due + tests.admin_due + rowsum(due * (~deal.deferrable))
     draw = torch.minimum(state.reserve, torch.clamp(senior - month.ip, min=0.0))
     month.ip = month.ip + draw
     state.reserve = state.reserve - draw
@@ -926,7 +711,7 @@ def _refinance(deal: _Deal, state: _State, t: int) -> None:
     on the ratio market / current margin (a sigmoid in the soft modes)."""
     market = deal.margins * (deal.hy[:, t] / torch.clamp(deal.hy[:, 0], min=1e-6)).unsqueeze(1)
     current = state.margins
-    ratio = _ratio(market, current)
+    ratio = coverage_ratio(market, current)
     w = deal.gates.switch((1.0 - deal.refi_saving) - ratio) * deal.floating
     state.margins = current - w * torch.clamp(current - market, min=0.0)
 
@@ -948,7 +733,7 @@ def _call_weight(deal: _Deal, state: _State, month: _Month) -> torch.Tensor | No
     value = (_liquidation_price(deal, month.t) * par + state.pool_pending + state.bucket_pending + month.ip
              + month.prp)
     due = state.N * month.due_rates + state.carried
-    claims = (_rowsum(state.N) + _rowsum(due) + state.fee_sr_unpaid + state.fee_sub_unpaid + state.admin_owed)
+    claims = (rowsum(state.N) + rowsum(due) + state.fee_sr_unpaid + state.fee_sub_unpaid + state.admin_owed)
     nav = (value - claims) / deal.eq_notional
     weight = deal.gates.switch(nav - deal.call_nav) if optional else deal.zero
     if deal.clean_up is not None:
@@ -1198,8 +983,8 @@ def _determination(deal: _Deal, state: _State, month: _Month) -> _Tests:
     cum_due = torch.cumsum(state.N * month.due_rates, dim=1)
     if deal.grouped:  # a pari-passu group is tested as one: every member sees the group's ratio
         cum_bal, cum_due = cum_bal[:, deal.group_end], cum_due[:, deal.group_end]
-    oc_ratio = _ratio(month.acpa.unsqueeze(1).expand(S, Kd), cum_bal)
-    ic_ratio = _ratio(ip_net.unsqueeze(1).expand(S, Kd), cum_due)
+    oc_ratio = coverage_ratio(month.acpa.unsqueeze(1).expand(S, Kd), cum_bal)
+    ic_ratio = coverage_ratio(ip_net.unsqueeze(1).expand(S, Kd), cum_due)
     oc_g, oc_fail = _class_gates(deal, deal.oc_trig, deal.oc_trig_v, oc_ratio)
     # IC tests start at payment date number ``ic_first_period`` (0-based; months on a monthly deal)
     if month.t // deal.period < deal.config.ic_first_period:  # not yet active: ratios reported, all pass
@@ -1234,7 +1019,7 @@ def _cure_need(deal: _Deal, state: _State, month: _Month, k: int, acpa_now: torc
     denominator: ``ACPA / (L_k - x) = theta`` gives ``x = L_k - ACPA / theta``. Cured from principal:
     the cash paid out was in ACPA, so both sides drop: ``(ACPA - x) / (L_k - x) = theta`` gives
     ``x = (theta L_k - ACPA) / (theta - 1)``. IC: the pro forma walk-down that brings interest due
-    to ``ip_net / trigger`` (:func:`_ic_paydown`), or with "turbo" all the interest left. ``k`` is the
+    to ``ip_net / trigger`` (:func:`ic_paydown`), or with "turbo" all the interest left. ``k`` is the
     last class of its pari-passu group.
     """
     tests = month.tests
@@ -1242,7 +1027,7 @@ def _cure_need(deal: _Deal, state: _State, month: _Month, k: int, acpa_now: torc
     oc_fail, ic_fail = tests.oc_fail[k], tests.ic_fail[k]
     if oc_fail is not None:
         theta = deal.oc_trig[k]
-        lk = _rowsum(state.N[:, : k + 1])
+        lk = rowsum(state.N[:, : k + 1])
         if principal_funded:  # the cash paid out also leaves the numerator
             x = torch.clamp((theta * lk - acpa_now) / max(theta - 1.0, 1e-12), min=0.0)
         else:
@@ -1253,8 +1038,8 @@ def _cure_need(deal: _Deal, state: _State, month: _Month, k: int, acpa_now: torc
             x = avail
         else:
             rates = month.due_rates[..., : k + 1]  # the period's interest due, as the test
-            excess = _rowsum(state.N[:, : k + 1] * rates) - tests.ip_net / deal.ic_trig[k]
-            x = _ic_paydown(deal, state.N[:, : k + 1], rates, torch.clamp(excess, min=0.0))
+            excess = rowsum(state.N[:, : k + 1] * rates) - tests.ip_net / deal.ic_trig[k]
+            x = ic_paydown(deal, state.N[:, : k + 1], rates, torch.clamp(excess, min=0.0))
         x = ic_fail * x
         need = x if need is None else torch.maximum(need, x)
     return need
@@ -1327,21 +1112,21 @@ def _interest_priority(deal: _Deal, state: _State, month: _Month) -> torch.Tenso
     month.interest_cure = deal.zero
     for a, b in deal.groups:
         k = b - 1
-        paid = _pay_pro_rata(avail, int_due[:, a:b])
-        avail = avail - (paid[:, 0] if b - a == 1 else _rowsum(paid))
+        paid = pay_pro_rata(avail, int_due[:, a:b])
+        avail = avail - (paid[:, 0] if b - a == 1 else rowsum(paid))
         int_paid_cols.append(paid)
         short_cols.append(int_due[:, a:b] - paid)
         need = _cure_need(deal, state, month, k, month.acpa, False, avail)
         if need is not None:  # cure paid in priority order to the classes senior to and including k
-            cure = _pay_in_order(deal, torch.minimum(need, avail), state.N[:, : k + 1])
-            used = _rowsum(cure)
+            cure = pay_in_order(deal, torch.minimum(need, avail), state.N[:, : k + 1])
+            used = rowsum(cure)
             avail = avail - used
             month.interest_cure = month.interest_cure + used
             _paydown(deal, state, month, cure)
         if deal.pay_deferred[k]:
             owed = torch.clamp(month.deferred_start[:, a:b] - month.paid_down[:, a:b], min=0.0)
-            rep = _pay_pro_rata(avail, owed)
-            avail = avail - (rep[:, 0] if b - a == 1 else _rowsum(rep))
+            rep = pay_pro_rata(avail, owed)
+            avail = avail - (rep[:, 0] if b - a == 1 else rowsum(rep))
             _paydown(deal, state, month, rep, first=a)
     month.int_paid = torch.cat(int_paid_cols, dim=1)
     month.shortfall = torch.cat(short_cols, dim=1)
@@ -1367,8 +1152,8 @@ def _sub_fee_and_diversion(deal: _Deal, state: _State, month: _Month, avail: tor
         avail = _pay_sub_fee(state, month, avail)
     month.diversion = deal.zero
     if month.in_rp and deal.div_trig is not None:
-        l_all = _rowsum(state.N)
-        g = deal.gates.fail(deal.div_trig - _ratio(month.acpa, month.tests.cum_bal[:, -1]))
+        l_all = rowsum(state.N)
+        g = deal.gates.fail(deal.div_trig - coverage_ratio(month.acpa, month.tests.cum_bal[:, -1]))
         # cash at par counts in the numerator: buying x of collateral lifts ACPA by x
         month.diversion = torch.minimum(deal.config.interest_diversion_share * avail,
                                         g * torch.clamp(deal.div_trig * l_all - month.acpa, min=0.0))
@@ -1403,8 +1188,8 @@ def _principal_priority(deal: _Deal, state: _State, month: _Month) -> None:
     if month.in_rp:
         pav = _cures_and_reinvestment(deal, state, month, pav)
     else:
-        seq = _pay_in_order(deal, pav, state.N)
-        pav = pav - _rowsum(seq)
+        seq = pay_in_order(deal, pav, state.N)
+        pav = pav - rowsum(seq)
         _paydown(deal, state, month, seq)
         month.reinvest = month.diversion  # zero outside the reinvestment period
     pav = _pay_sub_fee(state, month, pav)
@@ -1416,15 +1201,15 @@ def _interest_catch_up(deal: _Deal, state: _State, month: _Month, pav: torch.Ten
     that is the most senior outstanding; deferrable classes capitalise the rest (PIK), the others carry
     it to next month. Returns the principal left (S,)."""
     eligible = _senior_most(deal, state.N)
-    catch_up = _pay_in_order(deal, pav, month.shortfall * eligible)
-    pav = pav - _rowsum(catch_up)
+    catch_up = pay_in_order(deal, pav, month.shortfall * eligible)
+    pav = pav - rowsum(catch_up)
     month.int_paid = month.int_paid + catch_up
     shortfall = month.shortfall - catch_up
     month.capitalised = shortfall * deal.deferrable
     state.N = state.N + month.capitalised  # capitalised interest accrues at the coupon, counts in OC
     state.carried = shortfall * (~deal.deferrable)
     if deal.track_eod:  # interest of a non-deferrable or the senior-most outstanding class left unpaid
-        month.eod_interest = (_rowsum(shortfall * eligible) > deal.tol).to(torch.float64)
+        month.eod_interest = (rowsum(shortfall * eligible) > deal.tol).to(torch.float64)
     return pav
 
 
@@ -1450,8 +1235,8 @@ def _cures_and_reinvestment(deal: _Deal, state: _State, month: _Month, pav: torc
         need = _cure_need(deal, state, month, k, acpa_now, True, pav)
         if need is None:
             continue
-        cure = _pay_in_order(deal, torch.minimum(need, pav), state.N[:, : k + 1])
-        used = _rowsum(cure)
+        cure = pay_in_order(deal, torch.minimum(need, pav), state.N[:, : k + 1])
+        used = rowsum(cure)
         pav = pav - used
         acpa_now = acpa_now - used
         month.principal_cure = month.principal_cure + used
@@ -1478,12 +1263,12 @@ def _accelerated_priority(deal: _Deal, state: _State, month: _Month) -> None:
     int_due = _interest_due(deal, state, month)
     int_paid_cols, short_cols = [], []
     for a, b in deal.groups:
-        paid = _pay_pro_rata(pot, int_due[:, a:b])
-        pot = pot - (paid[:, 0] if b - a == 1 else _rowsum(paid))
+        paid = pay_pro_rata(pot, int_due[:, a:b])
+        pot = pot - (paid[:, 0] if b - a == 1 else rowsum(paid))
         int_paid_cols.append(paid)
         short_cols.append(int_due[:, a:b] - paid)
-        prin = _pay_pro_rata(pot, state.N[:, a:b])
-        pot = pot - (prin[:, 0] if b - a == 1 else _rowsum(prin))
+        prin = pay_pro_rata(pot, state.N[:, a:b])
+        pot = pot - (prin[:, 0] if b - a == 1 else rowsum(prin))
         _paydown(deal, state, month, prin, first=a)
     month.int_paid = torch.cat(int_paid_cols, dim=1)
     shortfall = torch.cat(short_cols, dim=1)
@@ -1525,7 +1310,7 @@ def _update_event_of_default(deal: _Deal, state: _State, month: _Month) -> None:
     non-deferrable / senior-most class left unpaid (0/1 in every mode). Once declared it stays."""
     trig = month.eod_interest
     if deal.eod_trig is not None:
-        ratio = _ratio(month.acpa, month.tests.cum_bal[:, 0])  # column 0: the senior class or group
+        ratio = coverage_ratio(month.acpa, month.tests.cum_bal[:, 0])  # column 0: the senior class or group
         trig = 1.0 - (1.0 - trig) * (1.0 - deal.gates.switch(deal.eod_trig - ratio))
     state.eod = 1.0 - (1.0 - state.eod) * (1.0 - trig)
 
@@ -1608,7 +1393,7 @@ def _month_value(key: str, deal: _Deal, state: _State, month: _Month, eq_notiona
     if key == "collateral_balance":
         return (deal.zero if month.last else month.pool_bal) + state.bucket
     if key == "event_of_default":
-        return (_rowsum(state.carried) > deal.tol).to(torch.float64)
+        return (rowsum(state.carried) > deal.tol).to(torch.float64)
     if key == "equity":
         return month.equity_interest + month.equity_principal
     if key == "tranche_cashflows":
