@@ -47,6 +47,7 @@ pretrained: $(STAMP)
 	$(PY) -m creditsim.transitions.calibrate
 	$(PY) -m creditsim.transitions.train --quiet
 	$(PY) -m creditsim.loans.train --quiet
+	$(PY) -m creditsim.ratings.lifetime
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

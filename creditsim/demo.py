@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from creditsim.cli.run import print_results
 from creditsim.deal.config import load_deal
-from creditsim.errors import CheckpointError
+from creditsim.errors import CheckpointError, CreditSimError
 from creditsim.examples import example_path
 from creditsim.macro.vae import MacroVAE
 from creditsim.risk.report import write_report
@@ -99,7 +100,11 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    run_demo(args.out, n_sims=args.n_sims, seed=args.seed)
+    try:
+        run_demo(args.out, n_sims=args.n_sims, seed=args.seed)
+    except CreditSimError as exc:  # the CLI's convention: one line and exit status 2, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ __all__ = [
     "check_positive_int",
     "CreditSimError",
     "DataError",
+    "RestrictedDataMissing",
     "ConfigError",
     "CheckpointError",
     "NotFittedError",
@@ -33,6 +34,11 @@ class CreditSimError(Exception):
 
 class DataError(CreditSimError, ValueError):
     """Input data (tape, panel, macro frame, matrix, counts) violates the data contract."""
+
+
+class RestrictedDataMissing(DataError):
+    """A data series creditsim may not ship (its publisher forbids republication) is not on this machine:
+    ``creditsim data fetch`` downloads it (:mod:`creditsim.datasets.restricted`)."""
 
 
 class ConfigError(CreditSimError, ValueError):

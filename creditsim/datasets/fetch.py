@@ -26,6 +26,7 @@ from creditsim.datasets.restricted import (
     FRED_MD_PAGE,
     RESTRICTED_FILES,
     RestrictedFile,
+    check_restricted_span,
     user_cache_dir,
 )
 from creditsim.errors import ConfigError, DataError
@@ -88,6 +89,7 @@ def _check(spec: RestrictedFile, path: Path) -> tuple[str, str]:
     if first > pd.Timestamp(spec.covers_from):
         raise DataError(f"{spec.key}: the download starts {first:%Y-%m-%d}, but creditsim needs it from "
                         f"{spec.covers_from}; the file was not saved")
+    check_restricted_span(spec.key, path, observed)  # and it reaches the vintage creditsim was built on
     return f"{first:%Y-%m-%d}", f"{last:%Y-%m-%d}"
 
 
@@ -149,7 +151,10 @@ def fetch_restricted(
         spec = RESTRICTED_FILES[key]
         target = root / spec.relpath
         if target.is_file() and not force:
-            results.append(FetchedFile(key, target, "present", *_observed_range(spec, target)))
-            continue
+            first, last = _observed_range(spec, target)
+            if first != "?":
+                results.append(FetchedFile(key, target, "present", first, last))
+                continue
+            # an unreadable or truncated copy would shadow good data: replace it
         results.append(_fetch_one(spec, target))
     return results

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from creditsim.datasets.restricted import is_restricted, restricted_path
+from creditsim.datasets.restricted import check_restricted_span, is_restricted, restricted_path
 from creditsim.errors import DataError
 from creditsim.schema import month_start
 
@@ -83,8 +83,12 @@ def read_fred_series(series_id: str) -> pd.Series:
         DataError: the file is missing (a restricted series not fetched yet: the message says how to
             fetch it) or malformed.
     """
-    path = restricted_path(series_id) if is_restricted(series_id) else data_path("fred", f"{series_id}.csv.gz")
-    return parse_fred_csv(path, series_id)
+    if not is_restricted(series_id):
+        return parse_fred_csv(data_path("fred", f"{series_id}.csv.gz"), series_id)
+    path = restricted_path(series_id)
+    series = parse_fred_csv(path, series_id)
+    check_restricted_span(series_id, path, series.dropna().index)
+    return series
 
 
 def month_start_range(start: pd.Timestamp, end: pd.Timestamp, name: str = "reporting_month") -> pd.DatetimeIndex:

@@ -11,7 +11,7 @@ import pandas as pd
 from pathlib import Path
 
 from creditsim.datasets.files import read_fred_series
-from creditsim.datasets.restricted import FRED_MD_KEY, restricted_path
+from creditsim.datasets.restricted import FRED_MD_KEY, check_restricted_span, restricted_path
 from creditsim.errors import DataError
 
 __all__ = ["load_fred_md", "load_recession_indicator", "apply_fred_md_transform", "parse_fred_md", "FRED_MD_TCODES"]
@@ -61,7 +61,10 @@ def parse_fred_md(path: Path) -> tuple[pd.DataFrame, dict[str, int]]:
 
 @lru_cache(maxsize=1)
 def _fred_md() -> tuple[pd.DataFrame, dict[str, int]]:
-    return parse_fred_md(restricted_path(FRED_MD_KEY))
+    path = restricted_path(FRED_MD_KEY)
+    values, codes = parse_fred_md(path)
+    check_restricted_span(FRED_MD_KEY, path, values.dropna(how="all").index)
+    return values, codes
 
 
 def apply_fred_md_transform(series: pd.Series, tcode: int) -> pd.Series:

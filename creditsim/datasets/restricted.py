@@ -21,7 +21,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from creditsim.errors import DataError
+import pandas as pd
+
+from creditsim.errors import DataError, RestrictedDataMissing
 
 __all__ = [
     "ENV_DATA_DIR",
@@ -34,6 +36,7 @@ __all__ = [
     "sibling_data_dir",
     "search_dirs",
     "restricted_path",
+    "check_restricted_span",
     "is_restricted",
 ]
 
@@ -60,6 +63,8 @@ class RestrictedFile:
         url: where ``creditsim data fetch`` downloads it.
         covers_from: earliest observation (ISO date) the loaders need; a download starting later is
             refused, since the macro history and its back-fill regressions would silently change.
+        covers_to: latest observation (ISO date) a complete file reaches at least (the vintage creditsim
+            was built on); a file ending before it is truncated or of an older vintage.
     """
 
     key: str
@@ -69,6 +74,7 @@ class RestrictedFile:
     licence: str
     url: str
     covers_from: str
+    covers_to: str = "1900-01-01"
 
 
 _ICE = "ICE Data Indices, LLC (ICE BofA indices, via FRED)"
@@ -81,15 +87,18 @@ RESTRICTED_FILES: dict[str, RestrictedFile] = {
         RestrictedFile(
             "BAMLC0A0CM", "fred_series/BAMLC0A0CM.csv", "ICE BofA US Corporate Index option-adjusted spread, "
             "percent, daily", _ICE, _ICE_LICENCE, FRED_GRAPH_CSV.format(series="BAMLC0A0CM"), "1996-12-31",
+            "2025-09-01",
         ),
         RestrictedFile(
             "BAMLH0A0HYM2", "fred_series/BAMLH0A0HYM2.csv", "ICE BofA US High Yield Index option-adjusted "
             "spread, percent, daily", _ICE, _ICE_LICENCE, FRED_GRAPH_CSV.format(series="BAMLH0A0HYM2"), "1996-12-31",
+            "2025-09-01",
         ),
         RestrictedFile(
             "CSUSHPINSA", "fred_series/CSUSHPINSA.csv", "S&P CoreLogic Case-Shiller U.S. National Home Price "
             "Index, NSA, Jan-2000 = 100, monthly", "S&P Dow Jones Indices LLC and CoreLogic (via FRED)",
             "copyrighted, reproduction restricted", FRED_GRAPH_CSV.format(series="CSUSHPINSA"), "1987-01-01",
+            "2025-09-01",
         ),
         RestrictedFile(
             # the 2019-10 vintage, not the current one: the back-fill regressions of the macro history are
@@ -97,7 +106,7 @@ RESTRICTED_FILES: dict[str, RestrictedFile] = {
             FRED_MD_KEY, "fred_md_2019-10.csv", "FRED-MD monthly database, vintage 2019-10 (McCracken & Ng 2016)",
             "Federal Reserve Bank of St. Louis, FRED-MD; includes Moody's, S&P, CBOE and Michigan series",
             "no licence stated, third-party copyrighted series inside",
-            "https://files.stlouisfed.org/files/htdocs/fred-md/monthly/2019-10.csv", "1959-01-01",
+            "https://files.stlouisfed.org/files/htdocs/fred-md/monthly/2019-10.csv", "1959-01-01", "2019-09-01",
         ),
     )
 }
@@ -140,6 +149,20 @@ def search_dirs() -> list[tuple[str, Path]]:
     return dirs
 
 
+def check_restricted_span(key: str, path: Path, observed: pd.Index) -> None:
+    """Refuse a restricted file whose observations (dates, ``observed``) do not cover what creditsim
+    needs: a truncated download or a hand-saved file of another vintage would silently change the macro
+    history, or fail deep inside a back-fill regression. One line naming the file and the fix."""
+    spec = RESTRICTED_FILES[key]
+    first = observed[0] if len(observed) else None
+    last = observed[-1] if len(observed) else None
+    if first is None or first > pd.Timestamp(spec.covers_from) or last < pd.Timestamp(spec.covers_to):
+        span = "no observations" if first is None else f"observations {first:%Y-%m} .. {last:%Y-%m}"
+        raise DataError(f"{path}: {key} has {span}, but creditsim needs {spec.covers_from[:7]} .. at least "
+                        f"{spec.covers_to[:7]} (a truncated or other-vintage file); delete it, or run "
+                        f"`creditsim data fetch --series {key} --force`")
+
+
 def restricted_path(key: str) -> Path:
     """Path of restricted file ``key``: the first of ``<dir>/<relpath>`` or ``<dir>/<relpath>.gz`` that
     exists, over :func:`search_dirs` in order (environment directory, cache, sibling ``shared/``).
@@ -161,7 +184,7 @@ def restricted_path(key: str) -> Path:
             if candidate.is_file():
                 return candidate
     searched = ", ".join(f"{label} {path}" for label, path in dirs)
-    raise DataError(
+    raise RestrictedDataMissing(
         f"{key} ({spec.title}; {spec.publisher}; {spec.licence}) is not shipped with creditsim and was not "
         f"found as {spec.relpath} in: {searched}; run `creditsim data fetch`, or set {ENV_DATA_DIR} to a "
         f"directory holding {spec.relpath}"

@@ -11,16 +11,19 @@ Scenario weighting follows IFRS 9 §5.5.17: weight *outcomes* (cumulative PDs), 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from creditsim.datasets.macro import load_macro_history
 from creditsim.datasets.ratings import load_sp_ratings
-from creditsim.errors import ConfigError, DataError, NotFittedError, format_labels
+from creditsim.errors import CheckpointError, ConfigError, DataError, NotFittedError, RestrictedDataMissing, format_labels
 from creditsim.schema import monthly_index
 from creditsim.ratings.estimate import monthly_matrix, validate_matrix
 from creditsim.ratings.limits import MAX_YEARS, check_count, check_memory
@@ -43,6 +46,10 @@ __all__ = [
 
 #: default regressors of :class:`ZMacroLink` (see its docstring for the choice)
 DEFAULT_LINK_VARIABLES: tuple[str, ...] = ("gdp_growth", "credit_spread_hy")
+
+#: the default link's coefficients fitted on the bundled history (``python -m creditsim.ratings.lifetime``,
+#: part of ``make pretrained``): used where the HY spread history, which may not be shipped, is missing
+BUNDLED_LINK_FILE = Path(__file__).resolve().parents[1] / "pretrained" / "z_macro_link.json"
 
 
 def _labels(k: int) -> tuple[str, ...]:
@@ -362,11 +369,38 @@ class ZMacroLink:
         """
         sp = load_sp_ratings()
         res = _bundled_z_fit()
-        macro = load_macro_history(start="1981-01", end="2000-12")
         link = cls(variables, ttc=sp.matrix_8x8 if ttc is None else ttc, rho=res.rho_)
-        link.fit(res.z_, macro)
+        try:
+            macro = load_macro_history(start="1981-01", end="2000-12")
+        except RestrictedDataMissing:
+            # the HY spread history is not shipped (issue 18): the default link's fitted coefficients are
+            if link.variables != DEFAULT_LINK_VARIABLES:
+                raise
+            link._set_fit(json.loads(BUNDLED_LINK_FILE.read_text(encoding="utf-8")))
+        else:
+            link.fit(res.z_, macro)
         link.z_result_ = copy.deepcopy(res)  # the cached fit stays untouched
         return link
+
+    def fit_parameters(self) -> dict[str, Any]:
+        """The fitted coefficients as plain JSON-able values (what :data:`BUNDLED_LINK_FILE` holds)."""
+        self._check_fitted()
+        return {"variables": list(self.variables), "intercept": self.intercept_, "coef": self.coef_.tolist(),
+                "se": self.se_.tolist(), "resid_var": self.resid_var_, "r2": self.r2_,
+                "years": [int(y) for y in self.years_], "n_obs": int(self.n_obs_)}
+
+    def _set_fit(self, params: dict[str, Any]) -> None:
+        """Restore fitted coefficients written by :meth:`fit_parameters`."""
+        if tuple(params["variables"]) != tuple(self.variables):
+            raise CheckpointError(f"{BUNDLED_LINK_FILE}: fitted on {params['variables']}, the link uses "
+                                  f"{list(self.variables)}; regenerate it (`make pretrained`)")
+        self.intercept_ = float(params["intercept"])
+        self.coef_ = pd.Series(params["coef"], index=list(self.variables), name="coef", dtype=np.float64)
+        self.se_ = pd.Series(params["se"], index=["intercept", *self.variables], name="se", dtype=np.float64)
+        self.resid_var_ = float(params["resid_var"])
+        self.r2_ = float(params["r2"])
+        self.years_ = pd.Index(params["years"], name="year")
+        self.n_obs_ = int(params["n_obs"])
 
     def summary(self) -> str:
         """Coefficient table of the fitted link."""
@@ -471,3 +505,18 @@ def monthly_pd_curves(annual: np.ndarray | pd.DataFrame, n_months: int, *, metho
     else:
         raise DataError(f"annual must be (K, K) or (..., Y, K, K), got shape {a.shape}")
     return matrices_term_structure(mats)
+
+
+def write_bundled_link(path: str | Path = BUNDLED_LINK_FILE) -> Path:
+    """Fit the default link on the bundled history (the restricted series must be on this machine) and
+    write its coefficients to ``path`` as JSON, atomically."""
+    from creditsim.fileio import atomic_write
+
+    params = ZMacroLink.from_bundled().fit_parameters()
+    text = json.dumps(params, indent=2) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+if __name__ == "__main__":
+    print(f"wrote {write_bundled_link()}")
+

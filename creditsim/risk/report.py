@@ -634,8 +634,13 @@ def build_report_html(results: SimulationResults, title: str | None = None, plot
         # NaN: fewer than 10 effective tail scenarios, no meaningful error bar (simulation.risk)
         return "MC s.e. – (too few tail scenarios)" if not np.isfinite(x) else f"MC s.e. {x * 100:.3f}%"
 
+    tail = results.tail_estimable(0.99)  # as the risk table: no VaR/CVaR 99 % from under 100 scenarios
+
+    def _value(name: str, v: float) -> str:
+        return "–" if name != "Expected loss" and not tail else f"{v * 100:.3f}%"
+
     cards_html = "".join(
-        f'<div class="card"><div class="v">{v * 100:.3f}%</div><div class="l">{html.escape(n)} '
+        f'<div class="card"><div class="v">{_value(n, v)}</div><div class="l">{html.escape(n)} '
         f'({_se(s)})</div></div>' for n, v, s in cards
     )
     cards_html += f'<div class="card"><div class="v">{results.n_sims:,}</div><div class="l">scenarios</div></div>'

@@ -280,6 +280,13 @@ class SimulationResults:
         """Mean portfolio loss, fraction of initial pool balance."""
         return measures.expected_value(self.portfolio_losses, self.weights)
 
+    def tail_estimable(self, alpha: float) -> bool:
+        """At least one scenario is expected beyond ``alpha`` (``n_eff (1 - alpha) >= 1``): below that the
+        VaR / CVaR "estimate" is the sample maximum whatever alpha is, and tables show "-" (as
+        :meth:`risk_table`)."""
+        n_eff = measures.effective_sample_size(self.weights, self.portfolio_losses.size)
+        return n_eff * (1.0 - alpha) >= 1.0 - 1e-9
+
     @property
     def var_99(self) -> float:
         """99 % VaR of the portfolio loss over the horizon, fraction of the initial pool balance."""
@@ -366,8 +373,10 @@ class SimulationResults:
         span = f" over {months} months" if months is not None else ""
         el_se = measures.expected_value_se(self.portfolio_losses, self.weights, self.clusters)
         lines.append(f"  pool loss{span}, % of initial balance:")
-        lines.append(f"    EL {_pct(self.expected_loss)} (s.e. {_pct(el_se)})   VaR 99% {_pct(self.var_99)}   "
-                     f"CVaR 99% {_pct(self.cvar_99)}")
+        tail = self.tail_estimable(0.99)
+        lines.append(f"    EL {_pct(self.expected_loss)} (s.e. {_pct(el_se)})   VaR 99% "
+                     f"{_pct(self.var_99) if tail else '- (too few scenarios)'}   "
+                     f"CVaR 99% {_pct(self.cvar_99) if tail else '-'}")
         if self.tranche_results:
             width = max(7, *(len(t.name) for t in self.tranche_results))
             lines.append(f"  {'tranche':<{width}}  {'balance':>15}  {'attach':>7}  {'EL':>8}  {'PD':>8}")

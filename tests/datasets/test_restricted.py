@@ -26,9 +26,10 @@ FRED_CSV = b"observation_date,BAMLH0A0HYM2\n1996-12-31,3.13\n1997-01-01,\n1997-0
 
 
 def _fred_md_csv(columns: tuple[str, ...] = ("CPIAUCSL", "UNRATE", "INDPRO", "BAA", "GS10")) -> bytes:
-    """A small FRED-MD file: header, ``Transform:`` row, 24 months from 1959-01, trailing empty line."""
+    """A FRED-MD file: header, ``Transform:`` row, the vintage's months 1959-01 .. 2019-10, trailing empty
+    line."""
     rows = ["sasdate," + ",".join(columns), "Transform:," + ",".join("5" for _ in columns)]
-    for i, month in enumerate(pd.date_range("1959-01-01", periods=24, freq="MS")):
+    for i, month in enumerate(pd.date_range("1959-01-01", "2019-10-01", freq="MS")):
         rows.append(f"{month.month}/1/{month.year}," + ",".join(f"{10 + i + j:.1f}" for j in range(len(columns))))
     return ("\n".join(rows) + "\n" + "," * len(columns) + "\n").encode()
 
@@ -189,9 +190,9 @@ def test_fetch_fred_md_checks_the_columns_the_macro_history_reads(dirs, monkeypa
     monkeypatch.setattr(fetch_mod, "download", lambda url, timeout=60.0: _fred_md_csv())
     (done,) = fetch_restricted(["FRED-MD"], directory=dirs["env"])
     assert done.path == dirs["env"] / "fred_md_2019-10.csv"
-    assert (done.first, done.last) == ("1959-01-01", "1960-12-01")
+    assert (done.first, done.last) == ("1959-01-01", "2019-10-01")
     values, tcodes = fred.parse_fred_md(restricted_path("FRED-MD"))
-    assert values.shape == (24, 5) and tcodes["BAA"] == 5
+    assert values.shape == (730, 5) and tcodes["BAA"] == 5
     monkeypatch.setattr(fetch_mod, "download", lambda url, timeout=60.0: _fred_md_csv(("CPIAUCSL", "UNRATE")))
     with pytest.raises(DataError, match=r"lacks the columns \['INDPRO', 'BAA', 'GS10'\]"):
         fetch_restricted(["FRED-MD"], directory=dirs["env"], force=True)
@@ -219,3 +220,60 @@ def test_shipped_folder_holds_no_restricted_file():
     for spec in RESTRICTED_FILES.values():
         name = Path(spec.relpath).name
         assert not {name, name + ".gz"} & shipped, spec.key
+
+
+def test_a_truncated_cached_file_is_refused_naming_it_and_fetch_replaces_it(dirs, monkeypatch):
+    from creditsim.datasets.files import read_fred_series
+    from creditsim.datasets.restricted import check_restricted_span
+
+    short = dirs["env"] / "fred_series" / "BAMLH0A0HYM2.csv"
+    short.parent.mkdir(parents=True, exist_ok=True)
+    short.write_bytes(b"observation_date,BAMLH0A0HYM2\n1996-12-31,3.13\n1997-01-02,3.06\n")
+    series = files.parse_fred_csv(short, "BAMLH0A0HYM2")
+    with pytest.raises(DataError, match=r"BAMLH0A0HYM2\.csv: BAMLH0A0HYM2 has observations 1996-12 \.\. 1997-01, but "
+                                        r"creditsim needs 1996-12 \.\. at least 2025-09 .*--force"):
+        check_restricted_span("BAMLH0A0HYM2", short, series.dropna().index)
+    read_fred_series.cache_clear()
+    with pytest.raises(DataError, match="truncated or other-vintage file"):
+        read_fred_series("BAMLH0A0HYM2")
+    read_fred_series.cache_clear()
+    # data fetch does not call the bad copy "present": it downloads over it
+    monkeypatch.setattr(fetch_mod, "download", lambda url, timeout=60.0: FRED_CSV)
+    (done,) = fetch_restricted(["BAMLH0A0HYM2"], directory=dirs["env"])
+    assert done.status == "fetched" and short.read_bytes() == FRED_CSV
+
+
+
+def test_without_the_restricted_series_a_simulation_still_runs_on_synthetic_paths(dirs, fresh_caches):
+    """Issue 18 review: rated tapes build the Z-macro rating link, which is fitted on the HY spread
+    history; without it the link's shipped coefficients are used, so `simulate --macro synthetic` works on
+    a machine that has not fetched anything (the sibling folder here is empty)."""
+    from creditsim.deal.config import load_deal
+    from creditsim.examples import example_path
+    from creditsim.ratings.lifetime import BUNDLED_LINK_FILE, ZMacroLink
+    from creditsim.risk.simulate import simulate
+
+    with pytest.raises(DataError, match="not shipped with creditsim"):
+        macro.load_macro_history()
+    link = ZMacroLink.from_bundled()  # from the shipped coefficients
+    import json
+
+    shipped = json.loads(BUNDLED_LINK_FILE.read_text())
+    assert link.intercept_ == shipped["intercept"] and list(link.coef_) == shipped["coef"]
+    tape = pd.read_parquet(example_path("loans_bsl.parquet")).head(40)
+    res = simulate(tape, load_deal(example_path("bsl_clo.yaml")), macro="synthetic", n_simulations=8, horizon=12,
+                   progress=False)
+    assert np.isfinite(res.portfolio_losses).all()
+
+
+def test_the_shipped_link_coefficients_are_the_fit_on_the_bundled_history(fresh_caches):
+    import json
+
+    from creditsim.ratings.lifetime import BUNDLED_LINK_FILE, ZMacroLink
+
+    fresh = ZMacroLink.from_bundled().fit_parameters()  # the history is on this machine (../shared)
+    shipped = json.loads(BUNDLED_LINK_FILE.read_text())
+    assert shipped["variables"] == fresh["variables"] and shipped["years"] == fresh["years"]
+    for key in ("intercept", "resid_var", "r2"):
+        assert shipped[key] == pytest.approx(fresh[key], rel=1e-12), key
+    np.testing.assert_allclose(shipped["coef"], fresh["coef"], rtol=1e-12)

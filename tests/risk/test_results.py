@@ -541,3 +541,18 @@ def test_repr_of_a_bare_result_has_no_horizon_or_tranches():
     assert text.startswith("SimulationResults: 3 scenarios,") or text.startswith("SimulationResults: 3 scenarios\n")
     assert "tranche" not in text.split("kept")[0] and "kept arrays: none" in text
     assert r.scenario_mix() == {"baseline": 1.0}
+
+
+def test_headline_var_is_blank_where_the_risk_table_is_too_few_scenarios():
+    """Review finding: with 50 scenarios the risk table shows '-' for VaR/CVaR 99 % (fewer than one
+    scenario beyond the level) while the printed summary and the report's headline showed the sample
+    maximum; they now agree."""
+    from creditsim.risk.report import build_report_html
+
+    small = _make_results(n=50)
+    assert not small.tail_estimable(0.99) and np.isnan(small.risk_table().loc["var_99", "all"])
+    assert "VaR 99% - (too few scenarios)" in str(small)
+    page = build_report_html(small)
+    assert '<div class="v">–</div><div class="l">VaR 99%' in page
+    large = _make_results(n=400)
+    assert large.tail_estimable(0.99) and "too few scenarios" not in str(large)
