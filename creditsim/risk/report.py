@@ -666,8 +666,13 @@ def build_report_html(results: SimulationResults, title: str | None = None, plot
         from plotly.offline import get_plotlyjs
 
         script = f'<script type="text/javascript">{get_plotlyjs()}</script>'
+        missing_note = ""
     else:
         script = f'<script type="text/javascript" src="{html.escape(plotly_bundle_name())}"></script>'
+        # shown until plotly.js loads: a page e-mailed without its bundle says why its charts are empty
+        missing_note = (f'<p id="charts-missing" style="color:#c44e52">The charts need the plotly.js file written '
+                        f'beside this page ({html.escape(plotly_bundle_name())}); copy it along, or write the '
+                        'report with <code>creditsim report RUN -o FILE --self-contained</code>.</p>')
     span = f" over {months} months" if months is not None else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -682,13 +687,15 @@ shortfall. Scenario mix of the run: {html.escape(mix)}.</div>
 <h2>Portfolio and tranches</h2>{_table(summary, human=True)}
 <h2>Risk measures by scenario type</h2>{_table(risk_tab, pct_rows=True, human=True)}
 <h2>Tranche metrics by scenario type</h2>{_table(tranche_tab, human=True, human_values=("scenario",))}
-<h2>Charts</h2>{''.join(chart_divs)}{notes_html}
+<h2>Charts</h2>{missing_note}{''.join(chart_divs)}{notes_html}
 <h2>Run settings</h2>{_table(settings, human=True)}
 <script>
 window.addEventListener("load", function () {{
   var n = typeof Plotly === "undefined" ? 0 : Array.prototype.filter.call(document.querySelectorAll(".js-plotly-plot"),
       function (d) {{ return d.querySelector(".main-svg") !== null; }}).length;
   document.body.setAttribute("data-charts-rendered", String(n));
+  var missing = document.getElementById("charts-missing");
+  if (typeof Plotly !== "undefined" && missing) {{ missing.remove(); }}
 }});
 </script>
 <noscript>The charts need JavaScript.</noscript>

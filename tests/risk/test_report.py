@@ -300,3 +300,11 @@ def test_fan_bands_are_the_library_quantile_with_scenario_weights():
     y[:10, 2] = np.inf  # repaid classes are left out of that month's band, not counted as huge
     q = _fan(y, np.full(257, 1 / 257), (0.5,))
     assert q[0, 2] == measures.value_at_risk(y[10:, 2], 0.5)
+
+
+def test_a_page_without_its_plotly_file_says_why_its_charts_are_empty():
+    res = _results(n=100, t=6)
+    linked = build_report_html(res, plotly_js="file")
+    assert 'id="charts-missing"' in linked and "--self-contained" in linked
+    assert 'missing.remove()' in linked  # hidden as soon as plotly.js has loaded
+    assert 'id="charts-missing"' not in build_report_html(res, plotly_js="inline")
