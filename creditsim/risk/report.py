@@ -572,7 +572,8 @@ def _charts(results: SimulationResults) -> tuple[list[tuple[str, Any]], list[str
                 and _debt_tranches(results):
             figs.append(("tranche_balance", _tranche_balance_fans(results, w)))
         else:
-            notes.append("Tranche balance fans: the run kept no tranche balances by month (keep_cashflows=False).")
+            notes.append("Tranche balance fans: the run kept no tranche balances by month (run with "
+                         "keep_cashflows=True, the default of simulate).")
         if any(k in results.cashflows and results.cashflows[k].shape[2] == n
                for k in ("tranche_interest", "tranche_principal")):
             figs.append(("tranche_cashflows", _tranche_cashflows(results)))
@@ -580,8 +581,11 @@ def _charts(results: SimulationResults) -> tuple[list[tuple[str, Any]], list[str
             notes.append("Tranche cashflows: the run kept no tranche interest or principal by month.")
         has_tests = any(k in results.cashflows and np.isfinite(results.cashflows[k]).any()
                         for k in ("oc_ratio", "ic_ratio"))
+        kept = any(k in results.cashflows for k in ("oc_ratio", "ic_ratio"))
         if has_tests and _debt_tranches(results):
             figs.append(("coverage_tests", _coverage_fans(results, w)))
+        elif kept:
+            notes.append("OC / IC test ratios: the deal has no coverage tests.")
         else:
             notes.append("OC / IC test ratios: this run did not keep the coverage-test ratios by month "
                          "(the result holds no oc_ratio / ic_ratio arrays).")
@@ -589,6 +593,8 @@ def _charts(results: SimulationResults) -> tuple[list[tuple[str, Any]], list[str
         notes.append("Tranche charts: the result holds no tranches.")
     if "pool" in results.cashflows:
         figs.append(("pool_cashflows", _pool_cashflows(results)))
+    else:
+        notes.append("Mean pool cashflows: the run kept no pool cashflows by month.")
     if results.macro_paths is not None:
         figs.append(("macro_fan", _macro_fans(results, w)))
     else:
