@@ -37,6 +37,7 @@ __all__ = [
     "search_dirs",
     "restricted_path",
     "check_restricted_span",
+    "data_provenance",
     "is_restricted",
 ]
 
@@ -161,6 +162,22 @@ def check_restricted_span(key: str, path: Path, observed: pd.Index) -> None:
         raise DataError(f"{path}: {key} has {span}, but creditsim needs {spec.covers_from[:7]} .. at least "
                         f"{spec.covers_to[:7]} (a truncated or other-vintage file); delete it, or run "
                         f"`creditsim data fetch --series {key} --force`")
+
+
+def data_provenance() -> dict[str, dict[str, str]]:
+    """For model governance: every restricted file this process would read, ``{key: {"path", "sha256"}}``
+    (the first match in the search order; files not on this machine are left out). Runs record it, so a
+    result says which vintage of the third-party series it was computed on."""
+    import hashlib
+
+    out = {}
+    for key in RESTRICTED_FILES:
+        try:
+            path = restricted_path(key)
+        except RestrictedDataMissing:
+            continue
+        out[key] = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return out
 
 
 def restricted_path(key: str) -> Path:

@@ -617,6 +617,20 @@ def plotly_bundle_name() -> str:
     return f"plotly-{get_plotlyjs_version()}.min.js"
 
 
+def _plotly_script(plotly_js: PlotlyJs) -> tuple[str, str]:
+    """The page's plotly.js ``<script>`` (inline, or the bundle beside the page) and, for the latter, a
+    notice shown until plotly.js loads: a page e-mailed without its bundle says why its charts are empty."""
+    if plotly_js == "inline":
+        from plotly.offline import get_plotlyjs
+
+        return f'<script type="text/javascript">{get_plotlyjs()}</script>', ""
+    name = html.escape(plotly_bundle_name())
+    return (f'<script type="text/javascript" src="{name}"></script>',
+            f'<p id="charts-missing" style="color:#c44e52">The charts need the plotly.js file written beside this '
+            f'page ({name}); copy it along, or write the report with '
+            '<code>creditsim report RUN -o FILE --self-contained</code>.</p>')
+
+
 def build_report_html(results: SimulationResults, title: str | None = None, plotly_js: PlotlyJs = "inline") -> str:
     """Return the report page as an HTML string.
 
@@ -668,17 +682,7 @@ def build_report_html(results: SimulationResults, title: str | None = None, plot
                   + "</ul>") if notes else ""
     n_charts = len(chart_divs)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    if plotly_js == "inline":
-        from plotly.offline import get_plotlyjs
-
-        script = f'<script type="text/javascript">{get_plotlyjs()}</script>'
-        missing_note = ""
-    else:
-        script = f'<script type="text/javascript" src="{html.escape(plotly_bundle_name())}"></script>'
-        # shown until plotly.js loads: a page e-mailed without its bundle says why its charts are empty
-        missing_note = (f'<p id="charts-missing" style="color:#c44e52">The charts need the plotly.js file written '
-                        f'beside this page ({html.escape(plotly_bundle_name())}); copy it along, or write the '
-                        'report with <code>creditsim report RUN -o FILE --self-contained</code>.</p>')
+    script, missing_note = _plotly_script(plotly_js)
     span = f" over {months} months" if months is not None else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>

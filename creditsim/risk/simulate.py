@@ -57,6 +57,7 @@ from rich.progress import (
 
 from creditsim.deal.analytics import tranche_outcomes
 from creditsim.deal.config import Tranche, WaterfallConfig, load_deal
+from creditsim.datasets.restricted import data_provenance
 from creditsim.deal.market import deal_market_paths
 from creditsim.deal.waterfall import run_waterfall
 from creditsim.errors import ConfigError
@@ -377,6 +378,7 @@ def _settings(config: RunConfig, prepared: PreparedRun, seconds: float) -> dict[
         "transition_model": prepared.engine.describe(),
         "deal": prepared.deal.to_dict(),
         "versions": versions(),
+        "restricted_data": data_provenance(),
         "simulation_seconds": round(seconds, 3),
     }
 

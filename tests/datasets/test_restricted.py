@@ -277,3 +277,13 @@ def test_the_shipped_link_coefficients_are_the_fit_on_the_bundled_history(fresh_
     for key in ("intercept", "resid_var", "r2"):
         assert shipped[key] == pytest.approx(fresh[key], rel=1e-12), key
     np.testing.assert_allclose(shipped["coef"], fresh["coef"], rtol=1e-12)
+
+
+def test_runs_record_which_restricted_files_they_read(dirs):
+    import hashlib
+
+    from creditsim.datasets.restricted import data_provenance
+
+    assert data_provenance() == {}  # nothing on this machine (the test's empty folders)
+    path = _put(dirs["cache"], "BAMLH0A0HYM2")
+    assert data_provenance() == {"BAMLH0A0HYM2": {"path": str(path), "sha256": hashlib.sha256(FRED_CSV).hexdigest()}}

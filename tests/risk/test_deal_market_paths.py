@@ -99,3 +99,10 @@ def test_simulate_feeds_the_ccc_haircut_only_to_deals_that_set_a_limit() -> None
     equity = lambda r: r.cashflows["tranche_interest"][0, :6, -1].sum()  # noqa: E731
     assert equity(haircut) < equity(plain)
     assert plain.settings["deal"]["ccc_limit"] is None
+
+
+def test_a_run_records_the_restricted_data_files_it_could_read(run) -> None:
+    res, _ = run
+    files = res.settings["restricted_data"]
+    assert set(files) <= {"BAMLC0A0CM", "BAMLH0A0HYM2", "CSUSHPINSA", "FRED-MD"}
+    assert all(len(v["sha256"]) == 64 and v["path"] for v in files.values())
