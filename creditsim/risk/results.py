@@ -493,14 +493,15 @@ class SimulationResults:
         })
 
     def pool_cashflows_by_month(self) -> pd.DataFrame:
-        """Scenario-weighted mean pool cashflows per month (rows t = 0..T-1, columns POOL_CF_TYPES)."""
+        """Scenario-weighted mean pool cashflows per month (rows t = 0..T-1, column ``month`` = t + 1, the
+        month after the cut-off as the report's charts number it; then POOL_CF_TYPES)."""
         if "pool" not in self.cashflows:
             return pd.DataFrame(columns=["month", *POOL_CF_TYPES])
         pool = self.cashflows["pool"]
         w = measures.normalise_weights(self.weights, self.n_sims)
         mean = np.einsum("s,stk->tk", w, pool)
         df = pd.DataFrame(mean, columns=list(POOL_CF_TYPES))
-        df.insert(0, "month", np.arange(pool.shape[1]))
+        df.insert(0, "month", np.arange(1, pool.shape[1] + 1))
         return df
 
     def simulation_table(self) -> pd.DataFrame:
@@ -535,7 +536,7 @@ class SimulationResults:
         w = measures.normalise_weights(self.weights, self.n_sims)
         means = {k: np.einsum("s,stn->tn", w, self.cashflows[f"tranche_{k}"]) for k in kinds}
         n_months = next(iter(means.values())).shape[0]
-        cols: dict[str, Any] = {"month": np.arange(n_months)}
+        cols: dict[str, Any] = {"month": np.arange(1, n_months + 1)}  # month after the cut-off, as the charts
         for j, name in enumerate(names):
             for k in kinds:
                 cols[f"{name}_{k}"] = means[k][:, j]

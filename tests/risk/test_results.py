@@ -441,6 +441,8 @@ def test_excel_tranche_cashflows_are_weighted_means_per_month(tmp_path):
     np.testing.assert_allclose(b_balance, r.cashflows["tranche_balance"][:, :, 1].mean(axis=0))
     assert ws.cell(row=3, column=header.index("B_balance") + 1).number_format == "#,##0"
     assert ws.cell(row=3, column=1).number_format == "#,##0"
+    # months are numbered 1..T after the cut-off, as the report's charts number them
+    assert [row[0] for row in ws.iter_rows(min_row=2, values_only=True)] == list(range(1, t + 1))
 
 
 def test_excel_without_kept_cashflows_has_no_tranche_cashflow_sheet(tmp_path):
