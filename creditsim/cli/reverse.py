@@ -132,6 +132,9 @@ def size_tranches_cmd(
     reps: int = typer.Option(16, "--reps", help="Monte Carlo loan draws per path in the verification"),
     seed: int = typer.Option(0, "--seed", help="master seed"),
     out: Path = typer.Option(None, "--out", help="directory for sizing.csv and the sized deal (deal_sized.yaml)"),
+    measure: str = typer.Option("el", "--measure",
+                                help="what the targets are: el (expected principal loss) or pd (probability of "
+                                     "a principal loss above 0.01 % of the class)"),
     fixed_triggers: bool = typer.Option(False, "--fixed-triggers",
                                         help="keep the deal's OC triggers as written instead of moving them with "
                                              "the structure at each class's closing cushion"),
@@ -151,16 +154,20 @@ def size_tranches_cmd(
         check_output_target(out / "sizing.csv", "file", "--out")
     t0 = time.perf_counter()
     result = size_tranches(read_tape(tape), load_deal(deal), goal, n_paths=paths, reps=reps, seed=seed, horizon=horizon,
-                           keep_cushions=not fixed_triggers)
-    t = Table(title="sized structure (EL = expected principal loss over the paths)", box=box.SIMPLE_HEAD)
-    for col in ("class", "attach", "detach", "balance", "OC trigger", "target EL", "soft EL", "Monte Carlo EL"):
+                           keep_cushions=not fixed_triggers, measure=measure)
+    m = result.settings["measure"]
+    what = "EL = expected principal loss" if m == "el" else "PD = probability of a principal loss > 0.01 %"
+    t = Table(title=f"sized structure ({what} over the paths)", box=box.SIMPLE_HEAD)
+    for col in ("class", "attach", "detach", "balance", "OC trigger", f"target {m.upper()}", f"soft {m.upper()}",
+                f"Monte Carlo {m.upper()}"):
         t.add_column(col, justify="left" if col == "class" else "right", no_wrap=True)
     triggers = {tr.name: tr.oc_trigger for tr in result.deal.tranches}
     for name, row in result.table.iterrows():
-        target = "-" if row["target_el"] != row["target_el"] else f"{100 * row['target_el']:.3f} %"
+        target = "-" if row[f"target_{m}"] != row[f"target_{m}"] else f"{100 * row[f'target_{m}']:.3f} %"
         trig = "-" if triggers.get(name) is None else f"{triggers[name]:.4f}"
         t.add_row(str(name), f"{100 * row['attachment']:.2f} %", f"{100 * row['detachment']:.2f} %", f"{row['balance']:,.0f}",
-                  trig, target, f"{100 * row['soft_el']:.3f} %", f"{100 * row['mc_el']:.3f} % +- {100 * row['mc_se']:.3f}")
+                  trig, target, f"{100 * row[f'soft_{m}']:.3f} %",
+                  f"{100 * row[f'mc_{m}']:.3f} % +- {100 * row['mc_se']:.3f}")
     print_whole(console, t)
     console.print(f"{time.perf_counter() - t0:.1f} s")
     if out is not None:

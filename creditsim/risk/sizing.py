@@ -52,6 +52,13 @@ __all__ = ["SizingResult", "size_tranches", "thinnest_equity"]
 STEPS = 12
 #: thinnest class allowed, fraction of the pool
 MIN_THICKNESS = 0.005
+#: sizing by PD: a class "defaults" in a draw when it loses more than this fraction of its balance (a
+#: threshold, not 0, so that rounding of a repaid class never counts); on the soft path the count is a
+#: ramp from PD_LOSS / 2 to 3 PD_LOSS / 2 (exactly 0 for a class that loses nothing, unlike a sigmoid,
+#: whose tail at zero loss would swamp small targets)
+PD_LOSS = 1e-4
+#: what a target is: expected principal loss, or probability of a principal loss above PD_LOSS
+MEASURES = ("el", "pd")
 
 
 @dataclass
@@ -73,6 +80,16 @@ class SizingResult:
         return self.table
 
 
+def _mc_measure(losses: np.ndarray, measure: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(value (N,), standard error (N,))`` of the measure over Monte Carlo losses ``(n, N)``."""
+    if measure == "el":
+        x = losses
+    else:
+        x = (losses > PD_LOSS).astype(np.float64)
+    se = x.std(0, ddof=1) / np.sqrt(len(x)) if len(x) > 1 else np.full(x.shape[1], np.nan)
+    return x.mean(0), se
+
+
 def _check_targets(deal: Any, targets: Mapping[str, float]) -> list[str]:
     debt = [t.name for t in deal.tranches if not t.equity]
     if not isinstance(targets, Mapping) or set(targets) != set(debt):
@@ -92,8 +109,9 @@ class _SoftLosses:
     """Class expected losses (mean over paths) of the expected-loss path as a function of the balances,
     the pool cashflows and their idiosyncratic draws computed once."""
 
-    def __init__(self, elp: ExpectedLossPath, paths: np.ndarray, keep_cushions: bool = True) -> None:
-        self.elp = elp
+    def __init__(self, elp: ExpectedLossPath, paths: np.ndarray, keep_cushions: bool = True,
+                 measure: str = "el") -> None:
+        self.elp, self.measure = elp, measure
         pool = float(elp.engine.initial_balance)
         self.cushions = oc_cushions(elp.deal, pool) if keep_cushions else None
         with torch.no_grad():
@@ -114,7 +132,10 @@ class _SoftLosses:
     def __call__(self, sizes: torch.Tensor) -> torch.Tensor:
         wf = run_waterfall(self.cf, self.deal_for(sizes), initial_balance=self.elp.engine.initial_balance,
                            mode="soft", tranche_balances=sizes, temperature=self.elp.temperature, **self.market)
-        return principal_loss(wf).mean(0)
+        loss = principal_loss(wf)
+        if self.measure == "pd":  # a continuous count of the draws that lose more than PD_LOSS
+            return torch.clamp((loss - 0.5 * PD_LOSS) / PD_LOSS, 0.0, 1.0).mean(0)
+        return loss.mean(0)
 
 
 def _with_class(attach: torch.Tensor, k: int, a: torch.Tensor) -> torch.Tensor:
@@ -188,7 +209,7 @@ def _soft_size(losses: _SoftLosses, attach: np.ndarray, targets: np.ndarray, poo
 
 def size_tranches(loans: Any, deal: Any, targets: Mapping[str, float], *, paths: np.ndarray | None = None,
                   n_paths: int = 64, reps: int = 16, polish: int = 2, tolerance: float = 0.1, seed: int = 0,
-                  keep_cushions: bool = True, **run: Any) -> SizingResult:
+                  keep_cushions: bool = True, measure: str = "el", **run: Any) -> SizingResult:
     """Attachment points meeting per-class expected-loss targets (module docstring).
 
     Args:
@@ -202,11 +223,17 @@ def size_tranches(loans: Any, deal: Any, targets: Mapping[str, float], *, paths:
         seed: master seed. ``**run``: other :class:`creditsim.RunConfig` settings (``horizon``, ``cutoff``).
         keep_cushions: move the OC triggers with the structure (module docstring); False keeps the
             deal's triggers as they are.
+        measure: ``"el"`` (targets are expected principal losses, Moody's-style) or ``"pd"`` (targets are
+            probabilities of a principal loss above :data:`PD_LOSS` of the class, S&P-style; a ramp around it
+            on the soft path, counted exactly in the Monte Carlo check). The table's columns are
+            ``target_<measure>``, ``soft_<measure>``, ``mc_<measure>``.
 
     Returns:
         :class:`SizingResult` (the Monte Carlo ELs are the numbers to quote); its deal carries the sized
         balances and, with ``keep_cushions``, the moved triggers.
     """
+    if measure not in MEASURES:
+        raise ConfigError(f"measure must be one of {list(MEASURES)}, got {measure!r}")
     elp = ExpectedLossPath.from_tape(loans, deal, seed=seed, **run)
     debt = _check_targets(elp.deal, targets)
     if paths is None:
@@ -216,13 +243,14 @@ def size_tranches(loans: Any, deal: Any, targets: Mapping[str, float], *, paths:
     goal = np.array([float(targets[n]) for n in debt])
     sizes0 = np.array([t.balance for t in elp.deal.tranches], dtype=np.float64)
     attach = attachment_points(elp.deal, sizes0.sum())[0][:-1]  # current attachments of the debt classes
-    soft = _SoftLosses(elp, paths, keep_cushions)
+    soft = _SoftLosses(elp, paths, keep_cushions, measure)
     mc_cf = elp.monte_carlo_pool(paths, reps)
     soft_goal = goal.copy()
     for _ in range(1 + polish):
         attach = _soft_size(soft, attach, soft_goal, pool, debt)
         sizes = _sizes(torch.from_numpy(attach), pool)
-        _, mc, se = elp.monte_carlo_losses(mc_cf, sizes, soft.deal_for(sizes), paths, reps)
+        losses, _, _ = elp.monte_carlo_losses(mc_cf, sizes, soft.deal_for(sizes), paths, reps)
+        mc, se = _mc_measure(losses, measure)
         miss = np.abs(mc[: len(debt)] - goal) > tolerance * goal
         if not miss.any():
             break
@@ -230,16 +258,18 @@ def size_tranches(loans: Any, deal: Any, targets: Mapping[str, float], *, paths:
         soft_goal = np.maximum.accumulate(np.clip(soft_goal, 1e-7, 0.99))
     off = [f"{n} {m:.3%} vs {g:.3%}" for n, m, g in zip(debt, mc, goal) if abs(m - g) > tolerance * g]
     if off:
-        warnings.warn(f"size_tranches: after {polish} verification rounds the Monte Carlo EL misses the target by more "
+        warnings.warn(f"size_tranches: after {polish} verification rounds the Monte Carlo {measure.upper()} misses the "
+                      f"target by more "
                       f"than {tolerance:.0%} for {', '.join(off)}", stacklevel=2)
     with torch.no_grad():
         soft_el = soft(sizes).numpy()
     names = [t.name for t in elp.deal.tranches]
     table = pd.DataFrame({"attachment": np.r_[attach, 0.0], "detachment": np.r_[1.0, attach],
-                          "balance": sizes.numpy(), "target_el": np.r_[goal, np.nan], "soft_el": soft_el,
-                          "mc_el": mc, "mc_se": se}, index=pd.Index(names, name="tranche"))
+                          "balance": sizes.numpy(), f"target_{measure}": np.r_[goal, np.nan], f"soft_{measure}": soft_el,
+                          f"mc_{measure}": mc, "mc_se": se}, index=pd.Index(names, name="tranche"))
     settings = {"n_paths": len(paths), "reps": reps, "polish": polish, "tolerance": tolerance, "seed": seed,
-                "soft_targets": dict(zip(debt, soft_goal.tolist())), "keep_cushions": keep_cushions}
+                "soft_targets": dict(zip(debt, soft_goal.tolist())), "keep_cushions": keep_cushions,
+                "measure": measure}
     return SizingResult(table, _sized_deal(soft, sizes), settings)
 
 

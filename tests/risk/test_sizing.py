@@ -85,3 +85,27 @@ def test_thinnest_equity_under_the_severe_mix(setup) -> None:
         assert abs(a["mc_el"] - target) <= max(0.1 * target, 3 * a["mc_se"])
         # the mezzanine classes kept their thickness
         np.testing.assert_allclose(np.diff(r.table["attachment"].to_numpy()[:3]), np.diff(thin), atol=1e-9)
+
+
+def test_pd_targets_round_trip(setup) -> None:
+    """Sizing by PD (S&P-style): targets = the Monte Carlo PDs of the known structure give back its
+    attachments, and the check is within 10 % (or 3 s.e.)."""
+    from creditsim.risk.sizing import PD_LOSS
+
+    paths, _ = setup
+    elp = ExpectedLossPath.from_tape(_tape(), _deal(), horizon=T, seed=0)
+    sizes = torch.tensor([t.balance for t in elp.deal.tranches], dtype=torch.float64)
+    losses, _, _ = elp.monte_carlo_losses(elp.monte_carlo_pool(paths, 32), sizes, paths=paths, reps=32)
+    pd_known = (losses > PD_LOSS).mean(0)[:3]
+    assert (pd_known > 0).all() and (np.diff(pd_known) > 0).all()
+    result = size_tranches(_tape(), _deal(), dict(zip("ABC", pd_known.tolist())), paths=paths, reps=32, horizon=T,
+                           measure="pd")
+    t = result.table.iloc[:3]
+    assert result.settings["measure"] == "pd" and "target_pd" in t
+    assert (np.abs(t["mc_pd"] - t["target_pd"]) <= np.maximum(0.1 * t["target_pd"], 3 * t["mc_se"])).all(), t
+    # the PD of a thick senior class is flat over a range of attachments (it only asks whether any loss
+    # reaches it), so the senior attachment is identified loosely, the junior ones closely
+    np.testing.assert_allclose(t["attachment"].to_numpy()[1:], ATTACH[1:], atol=0.01)
+    assert abs(t["attachment"].iloc[0] - ATTACH[0]) < 0.03
+    with pytest.raises(ConfigError, match="measure must be one of"):
+        size_tranches(_tape(), _deal(), dict(zip("ABC", pd_known.tolist())), paths=paths, measure="var")
