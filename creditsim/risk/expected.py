@@ -35,7 +35,6 @@ import torch
 
 from creditsim.deal.analytics import principal_loss
 from creditsim.deal.config import WaterfallConfig
-from creditsim.deal.market import deal_market_paths
 from creditsim.deal.waterfall import run_waterfall
 from creditsim.errors import ConfigError, DataError
 from creditsim.loans.engine import floating_base
@@ -336,18 +335,9 @@ class ExpectedLossPath:
     def market(self, macro: torch.Tensor | np.ndarray, pool_cf: torch.Tensor | np.ndarray, deal: Any = None,
                repeat: int = 1) -> dict[str, Any]:
         """The waterfall's market inputs on macro paths ``(S, T, 9)`` and their pool cashflows ``(S, T, 7)``
-        (:func:`creditsim.deal.market.deal_market_paths`, and the rated loans' CCC par when the deal has a
-        CCC limit), each row repeated ``repeat`` times (one per idiosyncratic draw). The notes' base rate
+        (:meth:`PoolEngine.market_inputs`), each row repeated ``repeat`` times (one per idiosyncratic draw). The notes' base rate
         and the sale price keep the path's gradients; the CCC par carries none."""
-        deal = self.deal if deal is None else deal
-        months = pool_cf.shape[1]
-        out = deal_market_paths(deal, macro, months)
-        if deal.ccc_limit is not None:
-            detached = macro.detach().cpu().numpy() if isinstance(macro, torch.Tensor) else np.asarray(macro)
-            cf = pool_cf.detach().cpu().numpy() if isinstance(pool_cf, torch.Tensor) else np.asarray(pool_cf)
-            ccc = self.engine.ccc_par(detached, cf)
-            if ccc is not None:
-                out["ccc_par"] = ccc
+        out = self.engine.market_inputs(self.deal if deal is None else deal, macro, pool_cf)
         if repeat > 1:
             out = {key: (v.repeat_interleave(repeat, 0) if isinstance(v, torch.Tensor) else np.repeat(v, repeat, 0))
                    for key, v in out.items()}

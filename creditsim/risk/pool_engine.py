@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from creditsim.deal.market import deal_market_paths
 from creditsim.errors import ConfigError, DataError
 from creditsim.loans.book import LoanBook
 from creditsim.loans.collateral import recovery_scale
@@ -233,6 +234,21 @@ class PoolEngine:
         return simulate_pool_chunk(self.book, mats, scenario_ids, self.seed, self.horizon,
                                    loan_chunk=self.loan_chunk, device=self.device,
                                    recovery_scale=self.recovery_scale(macro), index_shift=self.index_shift(macro))
+
+    def market_inputs(self, deal: Any, macro: np.ndarray | torch.Tensor, pool_cf: np.ndarray | torch.Tensor
+                      ) -> dict[str, Any]:
+        """The waterfall's market inputs for ``deal`` on macro paths ``(s, T, 9)`` and their pool cashflows
+        ``(s, T, 7)``: :func:`creditsim.deal.market.deal_market_paths` (torch paths keep their gradients),
+        plus the rated loans' CCC par (:meth:`ccc_par`, no gradient) when the deal has a CCC limit. One
+        place for what ``simulate`` and the expected-loss path both give the waterfall."""
+        out = deal_market_paths(deal, macro, pool_cf.shape[1])
+        if deal.ccc_limit is not None:
+            detached = macro.detach().cpu().numpy() if isinstance(macro, torch.Tensor) else np.asarray(macro)
+            cf = pool_cf.detach().cpu().numpy() if isinstance(pool_cf, torch.Tensor) else np.asarray(pool_cf)
+            ccc = self.ccc_par(detached, cf)
+            if ccc is not None:
+                out["ccc_par"] = ccc
+        return out
 
     def ccc_par(self, macro: np.ndarray, pool_cf: np.ndarray) -> np.ndarray | None:
         """``(s, T)`` expected CCC-rated par of the performing pool (currency units), for the deal's CCC

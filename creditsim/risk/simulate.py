@@ -58,7 +58,6 @@ from rich.progress import (
 from creditsim.deal.analytics import tranche_outcomes
 from creditsim.deal.config import Tranche, WaterfallConfig, load_deal
 from creditsim.datasets.restricted import data_provenance
-from creditsim.deal.market import deal_market_paths
 from creditsim.deal.waterfall import run_waterfall
 from creditsim.errors import ConfigError
 from creditsim.features import loan_features
@@ -213,8 +212,7 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask) -> dict[str, Any]:
         pool = ctx.engine.pool_cashflows(task.macro, ids)  # (s, T, 7) float64
         p0 = ctx.engine.initial_balance
         wf = run_waterfall(pool, ctx.config, initial_balance=p0, mode=ctx.mode, device=ctx.device,
-                           start_month=ctx.start_month, **deal_market_paths(ctx.config, task.macro, pool.shape[1]),
-                           ccc_par=ctx.engine.ccc_par(task.macro, pool) if ctx.config.ccc_limit is not None else None)
+                           start_month=ctx.start_month, **ctx.engine.market_inputs(ctx.config, task.macro, pool))
         outcomes = tranche_outcomes(wf, ctx.config, collateral_balance=p0)
     out: dict[str, Any] = {
         "portfolio_losses": pool[:, :, _LOSS].sum(axis=1) / p0,
