@@ -40,6 +40,8 @@ def eval_macro(
                                     "on its own training window first (creditsim.macro.dispersion)"),
     endpoint_months: int = typer.Option(None, "--endpoint-months", help="--oot: the VAE's backbone rests at the mean "
                                         "of the last N months before each origin (shifting endpoint)"),
+    pull: str = typer.Option(None, "--pull", help="--oot: share in [0, 1] of the VAE backbone's pull towards its "
+                             "resting level that every variable keeps (0 = random walks), or 'uniform' (drawn per path)"),
 ) -> None:
     """Print the evaluation table (VAE, VAR, bootstrap, history) and the scenario-ordering table; with
     ``--oot`` the out-of-time CRPS, energy-score and coverage tables instead."""
@@ -47,7 +49,7 @@ def eval_macro(
         if checkpoint is not None or plot is not None:
             raise ConfigError("--checkpoint and --plot are not used with --oot (each origin trains its own model)")
         _eval_macro_oot(origins, epochs, _parse_horizons(horizons), n_samples, seed, models_dir, csv, device, dispersion,
-                        endpoint_months)
+                        endpoint_months, _parse_pull(pull))
         return
 
     from creditsim.checkpoints import atomic_write
@@ -108,9 +110,19 @@ def _parse_horizons(text: str) -> tuple[int, ...]:
         raise ConfigError(f"--horizons must be whole months separated by commas, e.g. 6,12,24,36; got {text!r}") from None
 
 
+def _parse_pull(text: str | None) -> float | str | None:
+    """``--pull``: a number in [0, 1] or ``uniform``."""
+    if text is None or text == "uniform":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"--pull must be a number in [0, 1] or 'uniform', got {text!r}") from None
+
+
 def _eval_macro_oot(origins: int, epochs: int | None, horizons: tuple[int, ...], n_samples: int, seed: int,
                     models_dir: Path | None, csv: Path | None, device: str, dispersion: bool = False,
-                    endpoint_months: int | None = None) -> None:
+                    endpoint_months: int | None = None, pull: float | str | None = None) -> None:
     """``eval macro --oot``: run :func:`creditsim.macro.oot.evaluate_oot` with a progress bar, print the tables."""
     from rich.progress import (
         BarColumn,
@@ -141,7 +153,7 @@ def _eval_macro_oot(origins: int, epochs: int | None, horizons: tuple[int, ...],
         task = bar.add_task("oot", total=origins, last="training + scoring")
         res = evaluate_oot(origins, horizons, n_samples=n_samples, epochs=epochs, seed=seed, models_dir=models_dir,
                            on_origin=lambda o: bar.update(task, advance=1, last=f"{o} done"), dispersion=dispersion,
-                           endpoint_months=endpoint_months)
+                           endpoint_months=endpoint_months, pull=pull)
     _print_oot(res)
     if csv is not None:
         atomic_write(csv, lambda p: res.long_frame().to_csv(p, index=False))

@@ -102,7 +102,7 @@ from creditsim.rng import MACRO, int_seed
 from creditsim.states import MACRO_VARS
 
 __all__ = [
-    "HORIZONS", "LEVELS", "GENERATORS", "ENERGY_VARS", "OOT_KEY", "YEARS_BACK",
+    "HORIZONS", "LEVELS", "GENERATORS", "ENERGY_VARS", "OOT_KEY", "YEARS_BACK", "VaeVariant",
     "default_origins", "check_horizons", "oot_training_settings", "origin_model", "origin_forecasts",
     "score_forecasts", "OOTResult", "evaluate_oot",
 ]
@@ -113,6 +113,37 @@ GENERATORS: tuple[str, ...] = ("MacroVAE", "VAR(1)", "block bootstrap")
 ENERGY_VARS: tuple[str, ...] = tuple(v for v in MACRO_VARS if v != "default_rate")
 OOT_KEY = 100  # rng stream prefix under MACRO (creditsim.rng): (MACRO, OOT_KEY, ...)
 YEARS_BACK = 15  # the first default origin: December, this many years before the last realised month
+
+
+@dataclass(frozen=True)
+class VaeVariant:
+    """How the VAE forecasts in an out-of-time run (all off = the decoder as trained and shipped).
+
+    dispersion: calibrate each origin's innovation-sd factors on its own training window.
+    endpoint_months: the backbone rests at the mean of the last N (>= 12) realised months before the origin.
+    pull: the share in [0, 1] of the backbone's pull towards its resting level that every variable
+    keeps (:mod:`creditsim.macro.backbone`), ``"uniform"`` (each path draws its share), or None (as
+    trained)."""
+
+    dispersion: bool = False
+    endpoint_months: int | None = None
+    pull: float | str | None = None
+
+    def __post_init__(self) -> None:
+        n = self.endpoint_months
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 12):
+            raise ConfigError(f"endpoint_months must be an integer >= 12 (months averaged before each origin), "
+                              f"got {n!r}")
+        p = self.pull
+        if p is not None and p != "uniform" and (isinstance(p, bool) or not isinstance(p, (int, float))
+                                                  or not 0.0 <= float(p) <= 1.0):
+            raise ConfigError(f"pull must be a number in [0, 1] or 'uniform', got {p!r}")
+
+    def pulls(self) -> dict[str, float] | str | None:
+        """The ``pull`` argument of :meth:`MacroVAE.generate_conditional`."""
+        if self.pull is None or self.pull == "uniform":
+            return self.pull
+        return {v: float(self.pull) for v in MACRO_VARS}
 
 
 def _month_number(month: pd.Timestamp) -> int:
@@ -199,7 +230,8 @@ def origin_model(history: pd.DataFrame, recession: pd.Series | None, config, tra
 
 
 def origin_forecasts(vae, var, boot, state: pd.Series, seq_length: int, n_samples: int, seed: int,
-                     origin: pd.Timestamp, endpoint: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict]:
+                     origin: pd.Timestamp, endpoint: np.ndarray | None = None,
+                     pull: dict[str, float] | str | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """Paths of the three generators from ``state`` (the origin's real state, (9,) decimals):
     ``{name: (n_samples, seq_length, 9) float64}`` in MACRO_VARS order, month 0 = the origin; and the
     VAE's diagnostics: ``outside_range`` (it warned that the state lies outside its training range) and
@@ -211,7 +243,8 @@ def origin_forecasts(vae, var, boot, state: pd.Series, seq_length: int, n_sample
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConditionRangeWarning)
         x = vae.generate_conditional(cond, seq_length=seq_length, n_samples=n_samples, scenario=None,
-                                     start="model", seed=int_seed(seed, MACRO, OOT_KEY, 1, m), endpoint=endpoint)
+                                     start="model", seed=int_seed(seed, MACRO, OOT_KEY, 1, m), endpoint=endpoint,
+                                     pull=pull)
     order = [list(vae.config.variables).index(v) for v in MACRO_VARS]
     out = {GENERATORS[0]: x.detach().cpu().double().numpy()[..., order]}
     for g, gen in ((1, var), (2, boot)):
@@ -333,7 +366,7 @@ class OOTResult:
 def evaluate_oot(origins: int | Sequence[str] = 15, horizons: Sequence[int] = HORIZONS, n_samples: int = 1000,
                  epochs: int | None = None, seed: int = 0, models_dir: str | Path | None = None,
                  on_origin: Callable[[str], None] | None = None, dispersion: bool = False,
-                 endpoint_months: int | None = None) -> OOTResult:
+                 endpoint_months: int | None = None, pull: float | str | None = None) -> OOTResult:
     """Run the out-of-time evaluation described in the module docstring.
 
     origins: a number of annual December origins (:func:`default_origins`) or explicit months
@@ -343,18 +376,18 @@ def evaluate_oot(origins: int | Sequence[str] = 15, horizons: Sequence[int] = HO
     its own training window (:mod:`creditsim.macro.dispersion`; False, the default, scores the decoder
     as trained, which is what is shipped). endpoint_months: forecast with the VAE's backbone resting at
     the mean of the last N realised months before the origin (shifting endpoint; None = as shipped).
-    Runs on the CPU with one torch thread.
+    pull: the share in [0, 1] of the backbone's pull towards its resting level that every variable
+    keeps, or ``"uniform"`` (each path draws its own; :meth:`MacroVAE.generate_conditional`
+    ``pull``; None = as shipped). The three options form the
+    run's :class:`VaeVariant`. Runs on the CPU with one torch thread.
     """
+    variant = VaeVariant(dispersion, endpoint_months, pull)
     from creditsim.rng import check_seed
     from creditsim.threads import serial_torch
 
     check_seed(seed)
     if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
         raise ConfigError(f"n_samples must be an integer >= 2, got {n_samples!r}")
-    if endpoint_months is not None and (isinstance(endpoint_months, bool) or not isinstance(endpoint_months, (int, np.integer))
-                                        or endpoint_months < 12):
-        raise ConfigError(f"endpoint_months must be an integer >= 12 (months averaged before each origin), "
-                          f"got {endpoint_months!r}")
     realised = _realised()
     if isinstance(origins, (int, np.integer)) and not isinstance(origins, bool):
         months = default_origins(int(origins), realised, min(horizons) if len(horizons) else 1)
@@ -367,18 +400,19 @@ def evaluate_oot(origins: int | Sequence[str] = 15, horizons: Sequence[int] = HO
     t0 = time.perf_counter()
     with serial_torch():
         var_rows, energy_rows, diagnostics = _run_origins(months, hs, realised, config, train, n_samples, seed,
-                                                     models_dir, on_origin, dispersion, endpoint_months)
+                                                     models_dir, on_origin, variant)
     settings = {"origins": [f"{o:%Y-%m}" for o in months], "horizons": list(hs), "n_samples": int(n_samples),
                 "epochs": train.epochs, "min_epochs": train.min_epochs, "seed": int(seed),
                 "energy_vars": list(ENERGY_VARS),
                 "state_outside_training_range": [o for o, d in diagnostics.items() if d["outside_range"]],
                 "vae_min_ess": {o: round(d["ess"], 4) for o, d in diagnostics.items()},
-                "vae_dispersion": {o: d["dispersion"] for o, d in diagnostics.items()}}
+                "vae_dispersion": {o: d["dispersion"] for o, d in diagnostics.items()},
+                "vae_variant": asdict(variant)}
     return OOTResult(pd.DataFrame(var_rows), pd.DataFrame(energy_rows), settings, time.perf_counter() - t0)
 
 
-def _run_origins(months, hs, realised, config, train, n_samples, seed, models_dir, on_origin, dispersion=False,
-                 endpoint_months=None):
+def _run_origins(months, hs, realised, config, train, n_samples, seed, models_dir, on_origin,
+                 variant: VaeVariant = VaeVariant()):
     """The per-origin loop of :func:`evaluate_oot`; a training window shared by origins is trained once
     (and its path dispersion calibrated once, on that window only)."""
     from creditsim.macro.dispersion import calibrate_dispersion
@@ -393,16 +427,17 @@ def _run_origins(months, hs, realised, config, train, n_samples, seed, models_di
         end = history.index[-1]
         if end not in fitted:
             vae = origin_model(history, recession, config, train, models_dir)
-            if dispersion:
+            if variant.dispersion:
                 vae.set_dispersion(calibrate_dispersion(vae, history, seed=seed))
             fitted[end] = (vae, VARGenerator(1).fit(history, recession), BlockBootstrapGenerator(12.0).fit(history, recession))
         vae, var, boot = fitted[end]
         state = macro_state(f"{origin:%Y-%m}")
         endpoint = None
-        if endpoint_months:
-            known = realised.loc[:origin, list(vae.config.variables)].iloc[-endpoint_months:]
+        if variant.endpoint_months:
+            known = realised.loc[:origin, list(vae.config.variables)].iloc[-variant.endpoint_months:]
             endpoint = known.mean().to_numpy(np.float64)
-        paths, info = origin_forecasts(vae, var, boot, state, max(hs) + 1, n_samples, seed, origin, endpoint)
+        paths, info = origin_forecasts(vae, var, boot, state, max(hs) + 1, n_samples, seed, origin, endpoint,
+                                       variant.pulls())
         diagnostics[f"{origin:%Y-%m}"] = {**info, "dispersion": [round(float(x), 3) for x in vae.dispersion]}
         targets = [origin + pd.DateOffset(months=h) for h in hs]
         actual = realised.reindex(targets)[list(MACRO_VARS)].to_numpy(np.float64)  # (K, 9), NaN = not realised

@@ -65,6 +65,7 @@ from creditsim.errors import CheckpointError, ConfigError
 from creditsim.nn.config import JSONConfig
 from creditsim.states import MACRO_VARS, SCENARIOS, scenario_index
 from creditsim.threads import serial_torch
+from creditsim.macro.backbone import GenerationBackbone
 from creditsim.macro.guidance import LinearGuide, log_twist, twisted_step
 from creditsim.rng import torch_seed
 
@@ -596,7 +597,8 @@ class MacroVAE(nn.Module):
     @serial_torch()  # small step-by-step ops: one thread, no idle-thread spinning (creditsim.threads)
     def generate_conditional(self, conditions: Mapping[str, Any], seq_length: int = 60, n_samples: int = 100, *,
                              scenario: int | str | None = None, seed: int | None = None, start: str = "auto",
-                             n_particles: int | None = None, endpoint: np.ndarray | None = None) -> torch.Tensor:
+                             n_particles: int | None = None, endpoint: np.ndarray | None = None,
+                             pull: Mapping[str, float] | str | None = None) -> torch.Tensor:
         """Sample paths that meet every condition exactly.
 
         conditions: ``{var_name: {'month': int, 'value': float}}`` or ``{var_name: [{...}, ...]}``;
@@ -608,6 +610,14 @@ class MacroVAE(nn.Module):
         endpoint: optional ``(D,)`` real-unit levels (config order) the linear backbone rests at instead
         of its training means -- a shifting endpoint (Kozicki & Tinsley 2001, J. Monetary Econ. 47(3)),
         e.g. a recent 5-10 year average when rates have left their 1980-2019 range; None = as trained.
+        pull: ``{variable: factor in [0, 1]}``, the share of the backbone's pull towards its resting
+        level (and of its scenario drift) a variable keeps at generation time; 0 = a random walk in the
+        backbone whose level also leaves the other equations; variables not named keep 1
+        (:class:`creditsim.macro.backbone.GenerationBackbone`). ``"uniform"``: every path draws its own
+        factor, common to all variables, uniformly on [0, 1] -- uncertainty about how fast the economy
+        returns to its training-sample levels, the out-of-time forecasting setting
+        (:mod:`creditsim.macro.oot`). None = as trained (the scenario generator: stress scenarios are
+        the trained drift, which a pull below 1 weakens).
         Returns (n_samples, seq_length, n_vars) float32 in real units.
 
         Method (sequential Monte Carlo with the conditions as observations): ``n_particles`` paths
@@ -675,8 +685,10 @@ class MacroVAE(nn.Module):
             floor_std = self.normalize(floor)
             x_prev = torch.zeros(P, 1, D, device=dev)
             path = torch.empty(P, seq_length, D, device=dev)
-            shift = self._endpoint_shift(endpoint)
-            guide = self._guide({m: {j: v[0] for j, v in c.items()} for m, c in by_month.items()}, shift)
+            backbone = self.generation_backbone(endpoint, pull)
+            if pull == "uniform":  # one factor per particle, from the run's stream
+                backbone = backbone.with_pull(torch.rand(P, 1, generator=g, device=dev).expand(P, D))
+            guide = self._guide({m: {j: v[0] for j, v in c.items()} for m, c in by_month.items()}, backbone)
             log_w = torch.zeros(P, dtype=torch.float64, device=dev)  # importance weights since the last resampling
             log_psi = torch.zeros(P, dtype=torch.float64, device=dev)  # the twist at the previous month
             ess: list[float] = []
@@ -686,8 +698,8 @@ class MacroVAE(nn.Module):
                 out, state = self.decoder.lstm(self.decoder.step_inputs(x_prev, first, z, s_emb), state)
                 mean, scale = self.decoder.emit(out, x_prev, s)  # (P, 1, D) each
                 mean, scale = mean[:, 0], scale[:, 0] * self.dispersion
-                if shift is not None:
-                    mean = mean + shift
+                if backbone is not None and t > 0:  # month 0 follows no real month: the rewrite governs moves
+                    mean = mean + backbone.correction(x_prev[:, 0], s)
                 eps = torch.randn(P, D, generator=g, device=dev)
                 user = by_month.get(t, {})
                 msg = None if guide is None else guide.message(t, scale.double() ** 2)
@@ -701,6 +713,7 @@ class MacroVAE(nn.Module):
                 if idx is not None:
                     x_t, path, z, s, s_emb, log_psi = x_t[idx], path[idx], z[idx], s[idx], s_emb[idx], log_psi[idx]
                     eve = eve[idx]
+                    backbone = None if backbone is None else backbone.select(idx)
                     state = (state[0][:, idx], state[1][:, idx])
                 path[:, t] = x_t
                 x_prev = x_t[:, None, :]
@@ -752,18 +765,59 @@ class MacroVAE(nn.Module):
             return pick[torch.randperm(P, generator=g, device=log_w.device)[:n_samples]]
         return torch.arange(n_samples, device=log_w.device) * k  # one particle per group keeps the drawn starts
 
-    def _endpoint_shift(self, endpoint: np.ndarray | None) -> torch.Tensor | None:
-        """``(D,)`` standardised change of the one-step mean that moves the linear backbone's resting
-        point from its training mean to ``endpoint`` ((D,) real units, config order): a shifting
-        endpoint (Kozicki & Tinsley 2001), ``-W m - b - d_0`` with ``x_t - x_{t-1} = W x_{t-1} + b + d_s``."""
-        if endpoint is None or self.decoder.linear_ar is None:
-            return None
-        m = self.normalize(torch.as_tensor(np.asarray(endpoint, dtype=np.float32), device=self.device))
-        W, b = self.decoder.linear_ar.weight, self.decoder.linear_ar.bias
-        return -(W @ m) - b - self.decoder.scenario_drift[0]
+    def generation_backbone(self, endpoint: np.ndarray | None = None,
+                            pull: Mapping[str, float] | None = None) -> GenerationBackbone | None:
+        """The backbone rewritten for generation (:mod:`creditsim.macro.backbone`), or None when it is
+        the trained one (no endpoint, no pull below 1) or the model has none.
 
-    def _guide(self, anchors: dict[int, dict[int, float]], shift: torch.Tensor | None = None) -> LinearGuide | None:
-        """The look-ahead guide (:mod:`creditsim.macro.guidance`) for anchors after month 0, or None."""
+        endpoint: (D,) real-unit resting levels, config order; pull: ``{variable: factor in [0, 1]}``,
+        or ``"uniform"`` (factors 1 here; :meth:`generate_conditional` draws one per path).
+        Raises ConfigError for an unknown variable, a factor outside [0, 1] or an endpoint of the wrong
+        shape."""
+        if pull == "uniform":
+            factors = torch.ones(self.config.n_macro_vars, dtype=self.x_mean.dtype, device=self.device)
+        else:
+            factors = self._pull_factors(pull)
+        if self.decoder.linear_ar is None:
+            if endpoint is not None or factors is not None:
+                raise ConfigError("endpoint / pull: this MacroVAE has no linear backbone (config.linear_ar=False)")
+            return None
+        if endpoint is None and factors is None:
+            return None
+        W, b = self.decoder.linear_ar.weight, self.decoder.linear_ar.bias
+        drift = self.decoder.scenario_drift
+        if endpoint is None:  # the trained resting level: W r + b + c_0 = 0
+            rest = torch.linalg.solve(W.double(), -(b + drift[0]).double()).to(W.dtype)
+        else:
+            arr = np.asarray(endpoint, dtype=np.float64).reshape(-1)
+            if arr.shape != (self.config.n_macro_vars,) or not np.isfinite(arr).all():
+                raise ConfigError(f"endpoint: expected {self.config.n_macro_vars} finite levels in config order, "
+                                  f"got {arr.tolist()!r:.200}")
+            rest = self.normalize(torch.as_tensor(arr, dtype=W.dtype, device=self.device))
+        f = torch.ones_like(b) if factors is None else factors
+        return GenerationBackbone(W, b, drift, rest, f)
+
+    def _pull_factors(self, pull: Mapping[str, float] | None) -> torch.Tensor | None:
+        """(D,) pull factors in config order (1 for variables not named), or None when none is below 1."""
+        if pull is None:
+            return None
+        if not isinstance(pull, Mapping):
+            raise ConfigError(f"pull must be a dict {{variable: factor in [0, 1]}} or 'uniform', got {pull!r:.80}")
+        unknown = [v for v in pull if v not in self.config.variables]
+        if unknown:
+            raise ConfigError(f"pull: unknown macro variable(s) {unknown}; expected names from {list(self.config.variables)}")
+        bad = {v: x for v, x in pull.items() if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0.0 <= float(x) <= 1.0}
+        if bad:
+            raise ConfigError(f"pull: factors must be numbers in [0, 1], got {bad}")
+        f = [float(pull.get(v, 1.0)) for v in self.config.variables]
+        if all(x == 1.0 for x in f):
+            return None
+        return torch.tensor(f, dtype=self.x_mean.dtype, device=self.device)
+
+    def _guide(self, anchors: dict[int, dict[int, float]],
+               backbone: GenerationBackbone | None = None) -> LinearGuide | None:
+        """The look-ahead guide (:mod:`creditsim.macro.guidance`) for anchors after month 0, or None;
+        backbone: the rewritten backbone generation uses (None: as trained)."""
         if not any(m > 0 for m in anchors):
             return None
         D, dev = self.config.n_macro_vars, self.device
@@ -772,8 +826,8 @@ class MacroVAE(nn.Module):
         if self.decoder.linear_ar is not None:  # the frozen backbone: x_t = (I + B) x_{t-1} + c + c_s
             A = A + self.decoder.linear_ar.weight.double()
             drift = drift + self.decoder.linear_ar.bias.double() + self.decoder.scenario_drift.double()
-        if shift is not None:
-            drift = drift + shift.double()[None, :]
+        if backbone is not None:
+            A, drift = backbone.linear()
         return LinearGuide(A, drift, self.decoder.unit_tril().double(), anchors)
 
     @staticmethod
