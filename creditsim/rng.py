@@ -18,6 +18,7 @@ key                               numbers
                                   table (guided SMC: particles, then resampling)
 ``(MACRO, k, 3)``                 narrative paths; ``k`` the narrative's scenario index, 4 when its
                                   anchors alone pick the paths
+``(MACRO, 5)``                    ``forecast`` paths: the VAE's forecast distribution (a pull per path)
 ``(LOANS, scenario_id)``          loan-level model draws of a scenario (trajectory engine)
 ``(scenario_id, block)``          Markov engine: LGD Beta variates, then one float32 uniform per loan
                                   and month, for the :data:`~creditsim.transitions.sampler.RNG_LOAN_BLOCK`

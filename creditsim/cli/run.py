@@ -228,14 +228,14 @@ def run_config(config_file: Path | None, options: dict[str, Any]) -> Any:
 
     macro = options.get("macro")
     if isinstance(macro, str) and macro.split(":")[0].strip().lower() not in MACRO_SOURCES and not Path(macro).is_file():
-        raise ConfigError(f"--macro must be vae, var, bootstrap, synthetic, fed[:YEAR[:SCENARIO]], a narrative .yaml "
+        raise ConfigError(f"--macro must be vae, var, bootstrap, synthetic, forecast, fed[:YEAR[:SCENARIO]], a narrative .yaml "
                           f"or an existing csv/parquet file, got {macro!r}")
     base = RunConfig.from_yaml(config_file) if config_file is not None else RunConfig()
     cfg = base.replace(progress=True, **{k: v for k, v in options.items() if v is not None})
     if isinstance(cfg.macro, str) and cfg.macro.split(":")[0].strip().lower() not in MACRO_SOURCES:
         mp = Path(cfg.macro)
         if not mp.is_file():
-            raise ConfigError(f"macro (--macro or the run config file) must be vae, var, bootstrap, synthetic, "
+            raise ConfigError(f"macro (--macro or the run config file) must be vae, var, bootstrap, synthetic, forecast, "
                               f"fed[:YEAR[:SCENARIO]], a narrative .yaml or an existing file, got {cfg.macro!r}")
         from creditsim.macro.narrative import Narrative
 
@@ -281,7 +281,7 @@ def simulate_cmd(
     n_sims: int = typer.Option(None, "--n-sims", help="number of Monte Carlo scenarios (default 10000)"),
     mix: str = typer.Option(None, "--mix", help="scenario mix, e.g. 'baseline=0.5,severely_adverse=0.5' "
                             "or one scenario name (default 0.6/0.25/0.1/0.05)"),
-    macro: str = typer.Option(None, "--macro", help="vae | var | bootstrap | synthetic | fed[:YEAR[:SCENARIO]] | a narrative "
+    macro: str = typer.Option(None, "--macro", help="vae | var | bootstrap | synthetic | forecast | fed[:YEAR[:SCENARIO]] | a narrative "
                               ".yaml of anchors {variable: [{month, value}]} | a macro csv/parquet (default vae)"),
     engine: str = typer.Option(None, "--engine", help="markov | transformer | trajectory (default markov)"),
     seed: int = typer.Option(None, "--seed", help="master seed of every random draw (default 0)"),

@@ -155,7 +155,9 @@ def macro_paths(source: Any = "vae", scenario: Mapping[str, float] | str | None 
     Args:
         source: ``"vae"`` (pretrained MacroVAE) or a MacroVAE, ``"var"`` (VAR(1) on the bundled history),
             ``"bootstrap"`` (block bootstrap of historical monthly changes), ``"synthetic"`` (rule-based
-            generator), ``"fed"`` / ``"fed:YEAR"`` / ``"fed:YEAR:SCENARIO"`` (e.g.
+            generator), ``"forecast"`` (the VAE's forecast distribution from ``start``, no scenario imposed,
+            a pull towards long-run levels drawn per path: the setting scored out of time by
+            ``creditsim eval macro --oot --pull uniform``), ``"fed"`` / ``"fed:YEAR"`` / ``"fed:YEAR:SCENARIO"`` (e.g.
             ``"fed:2026:severely_adverse"``: VAE paths from ``start`` that meet the supervisory table's
             published variables exactly at months 3k + 2, with the model's dispersion everywhere else;
             see :mod:`creditsim.macro.scenarios`), a narrative (a mapping ``{variable: [{month, value}],

@@ -42,8 +42,14 @@ Decisions:
   given) unless the narrative anchors month 0 for a variable, and meet every anchor exactly, one batch
   for all simulations (the labels only group them) with the narrative's ``scenario`` as dynamics label
   (None: the anchors pick it).
+- **Forecast** (``macro="forecast"``): the VAE's own forecast distribution from the start state, as
+  scored out of time (:mod:`creditsim.macro.oot`): no scenario is imposed (the start state weights the
+  VAE's dynamics labels, which the paths carry) and every path draws how much of the backbone's pull
+  towards its training-sample levels it keeps (``pull="uniform"``, :mod:`creditsim.macro.backbone`).
+  The probability-weighted "what the model expects" range, not a stress scenario.
 - **Streams**: fed paths of label ``s`` use ``int_seed(seed, MACRO, s, 2)``; narrative paths
-  ``int_seed(seed, MACRO, k, 3)`` with ``k`` the narrative's scenario index (4 when the anchors pick it).
+  ``int_seed(seed, MACRO, k, 3)`` with ``k`` the narrative's scenario index (4 when the anchors pick it);
+  forecast paths ``int_seed(seed, MACRO, 5)``.
 - **Macro paths are generated once, up front**, for all simulations: ``(S, T, 9)`` float64 is small
   (10^4 x 60 x 9 = 43 MB) and generating them before chunking is what makes them independent of the
   chunk size and of the backend.
@@ -111,9 +117,9 @@ DEFAULT_SCENARIO_MIX: dict[str, float] = {
     "baseline": 0.60, "adverse": 0.25, "severely_adverse": 0.10, "stagflation": 0.05,
 }
 #: named macro sources; ``"fed:YEAR"`` and ``"fed:YEAR:SCENARIO"`` name a bundled supervisory table
-MACRO_SOURCES: tuple[str, ...] = ("vae", "synthetic", "fed", "var", "bootstrap")
+MACRO_SOURCES: tuple[str, ...] = ("vae", "synthetic", "fed", "var", "bootstrap", "forecast")
 #: the sources that generate paths from a start state (the others carry their own month 0)
-GENERATED_SOURCES: tuple[str, ...] = ("vae", "var", "bootstrap", "fed")
+GENERATED_SOURCES: tuple[str, ...] = ("vae", "var", "bootstrap", "fed", "forecast")
 #: the variables a supervisory table publishes (directly or as a growth rate of a published level),
 #: anchored exactly at each quarter; the others are generated (see the module docstring)
 FED_ANCHORED_VARS: tuple[str, ...] = (
@@ -121,6 +127,8 @@ FED_ANCHORED_VARS: tuple[str, ...] = (
 )
 #: stream key suffixes (after ``(MACRO, s)``) of fed and narrative paths; 1 is the anchored VAE's severity
 FED_STREAM, NARRATIVE_STREAM = 2, 3
+#: stream key (after MACRO) of ``forecast`` paths: after the four scenario types and the reference sample
+FORECAST_KEY = len(SCENARIOS) + 1
 #: SMC particles of anchored fed / narrative paths: ANCHOR_PARTICLES per path, at least MIN_ANCHOR_PARTICLES
 #: (small batches need the floor: with 4 x 64 particles the dozens of fed anchors left one history of month 1)
 ANCHOR_PARTICLES, MIN_ANCHOR_PARTICLES = 4, 2048
@@ -332,6 +340,8 @@ def build_macro_draw(macro: Any, labels: np.ndarray, horizon: int, seed: int, de
             return MacroDraw(_synthetic_paths(labels, horizon, seed), clusters)
         if key == "fed":
             return MacroDraw(_fed_paths(labels, horizon, seed, device, year, name, start, clusters), clusters)
+        if key == "forecast":
+            return _forecast_paths(labels.size, horizon, seed, device, start, clusters)
         return MacroDraw(_baseline_paths(key, labels, horizon, seed, start), clusters)
     if isinstance(macro, pd.DataFrame):
         return MacroDraw(_frame_paths(macro, labels, horizon), clusters)
@@ -523,6 +533,23 @@ def _narrative_paths(narrative: Narrative, labels: np.ndarray, horizon: int, see
     return values, model.last_scenarios.copy()  # the narrative's scenario, or per path the one picked
 
 
+def _forecast_paths(n: int, horizon: int, seed: int, device: str, start: np.ndarray | None,
+                    clusters: np.ndarray) -> MacroDraw:
+    """``n`` paths of the VAE's forecast distribution from ``start`` (else the latest real month): no
+    scenario imposed, a uniform pull per path (module docstring), stream ``(MACRO, FORECAST_KEY)``;
+    the paths carry the dynamics label the start picked for each, and their month-0 ancestry."""
+    if start is None:
+        start = resolve_macro_start(None)[0]
+    model = MacroVAE.from_pretrained(device=device)
+    conditions = _anchor_conditions({}, start)
+    # 16 latent candidates per path, as generate_conditional's default and the out-of-time evaluation:
+    # only month 0 is conditioned, and a tail start (2008-10) left 2 effective particles of 2048 with 4
+    values = _anchored_paths(model, conditions, n, horizon, None, int_seed(seed, MACRO, FORECAST_KEY), pull="uniform",
+                             per_path=16)
+    clusters[:] = _cluster_ids(FORECAST_KEY, model.last_ancestors)
+    return MacroDraw(values, clusters, model.last_scenarios.copy())
+
+
 def _anchor_conditions(anchors: Mapping[str, Sequence[tuple[int, float]]], start: np.ndarray) -> dict[str, list[dict]]:
     """Conditions of :meth:`MacroVAE.generate_conditional`: every variable at ``start`` ((9,) decimals,
     MACRO_VARS order) at month 0, then the anchors ``{variable: ((month, value), ...)}``."""
@@ -533,10 +560,11 @@ def _anchor_conditions(anchors: Mapping[str, Sequence[tuple[int, float]]], start
 
 
 def _anchored_paths(model: Any, conditions: Mapping[str, Any], n: int, horizon: int, scenario: int | str | None,
-                    seed: int) -> np.ndarray:
+                    seed: int, pull: str | None = None, per_path: int = ANCHOR_PARTICLES) -> np.ndarray:
     """``(n, horizon, 9)`` float64 paths of ``model.generate_conditional`` (every condition met exactly) in
-    MACRO_VARS order; the model generates month 0 too (``start="model"``), ANCHOR_PARTICLES per path (at
-    least MIN_ANCHOR_PARTICLES in all). Warnings of anchors outside the training range come as one line."""
+    MACRO_VARS order; the model generates month 0 too (``start="model"``), ``per_path`` particles per path
+    (at least MIN_ANCHOR_PARTICLES in all); ``pull`` as in ``generate_conditional``. Warnings of anchors outside
+    the training range come as one line."""
     order = list(model.config.variables)
     missing = [v for v in MACRO_VARS if v not in order]
     if missing:
@@ -544,7 +572,8 @@ def _anchored_paths(model: Any, conditions: Mapping[str, Any], n: int, horizon: 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConditionRangeWarning)
         paths = model.generate_conditional(conditions, seq_length=horizon, n_samples=n, scenario=scenario, seed=seed,
-                                           start="model", n_particles=max(ANCHOR_PARTICLES * n, MIN_ANCHOR_PARTICLES))
+                                           start="model", n_particles=max(per_path * n, MIN_ANCHOR_PARTICLES),
+                                           pull=pull)
     # one warning for all anchors outside the training range (a severe table has dozens), others as they came
     lo, hi = model.x_min.double().cpu().numpy(), model.x_max.double().cpu().numpy()
     outside = {v: [c["value"] for c in items if not lo[order.index(v)] <= c["value"] <= hi[order.index(v)]]

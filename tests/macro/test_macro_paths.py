@@ -91,3 +91,23 @@ def test_a_state_vector_as_start() -> None:
     mp = cs.macro_paths("var", n_paths=3, months=4, start=state, seed=0)
     np.testing.assert_array_equal(mp.values[:, 0], np.broadcast_to(state, (3, 9)))
     assert mp.start == "user"
+
+
+def test_forecast_paths_are_the_vaes_own_distribution_from_the_start_and_simulate_takes_them() -> None:
+    """``forecast``: month 0 is the start state exactly, no scenario is imposed (the paths carry the
+    dynamics labels the start picked, more than one here), same seed same paths, and a run over them
+    reproduces macro_paths (the simulation's stream is the same)."""
+    mp = cs.macro_paths("forecast", n_paths=40, months=13, start="2008-10", seed=3)
+    state = macro_state("2008-10")[list(MACRO_VARS)].to_numpy(float)
+    np.testing.assert_allclose(mp.values[:, 0], np.broadcast_to(state, (40, 9)), atol=1e-6)
+    assert len(set(mp.scenarios.tolist())) > 1 and np.isfinite(mp.values).all()
+    np.testing.assert_array_equal(mp.values, cs.macro_paths("forecast", n_paths=40, months=13, start="2008-10",
+                                                            seed=3).values)
+    # the pull drawn per path spreads 12-month unemployment wider than the trained backbone's paths do
+    vae = cs.macro_paths("vae", "baseline", n_paths=40, months=13, start="2008-10", seed=3)
+    assert not np.allclose(mp.values[:, 12], vae.values[:, 12])
+    loans = pd.read_parquet(example_path("loans_example.parquet")).iloc[:40]
+    res = cs.simulate(loans, example_path("example_clo.yaml"), n_simulations=40, macro="forecast",
+                      macro_start="2008-10", seed=3, horizon=13, progress=False)
+    np.testing.assert_array_equal(res.macro_paths, mp.values)
+    np.testing.assert_array_equal(res.scenarios, mp.scenarios)
