@@ -58,6 +58,7 @@ __all__ = [
     "tranche_outcomes",
     "tranche_summary",
     "breakeven_cdr",
+    "parse_vector",
     "DEFAULT_EPSILON",
     "PV_LOSS_TOLERANCE",
 ]
@@ -100,7 +101,9 @@ def level_pay_pool(
        received ``lag`` months later (recoveries due after the horizon are not in the array; the
        waterfall's liquidation realises them).
 
-    ``cdr``, ``cpr`` and ``severity`` may be arrays of one shape ``(S,)`` for S scenarios at once.
+    ``cdr``, ``cpr`` and ``severity`` may be arrays of one shape ``(S,)`` for S scenarios at once, or
+    ``(S, n)`` vectors: month ``t``'s rate is column ``t`` (the last column held after month ``n``),
+    the way a structurer writes a default curve (e.g. 2 % for a year, then 6 %; :func:`parse_vector`).
 
     Returns:
         ``(S, horizon, 7)`` float64 in ``POOL_CF_TYPES`` order (S = 1 for scalars); months after
@@ -118,20 +121,22 @@ def level_pay_pool(
     horizon = term_months + lag if horizon is None else int(horizon)
     if horizon < 1:
         raise ConfigError(f"horizon must be >= 1 month, got {horizon}")
-    cdr_a, cpr_a, sev_a = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v, dtype=np.float64))
-                                                for v in (cdr, cpr, severity)))
-    for name, arr in (("cdr", cdr_a), ("cpr", cpr_a), ("severity", sev_a)):
-        if arr.ndim != 1 or not np.all(np.isfinite(arr)) or np.any((arr < 0) | (arr > 1)):
-            raise ConfigError(f"{name} must be decimals in [0, 1] (scalar or 1-D), got {arr}")
-    S = cdr_a.size
-    mdr, smm = annual_to_monthly(cdr_a), annual_to_monthly(cpr_a)
+    cdr_a, cpr_a, sev_a = (_monthly_curve(v, name, horizon) for v, name in
+                           ((cdr, "cdr"), (cpr, "cpr"), (severity, "severity")))
+    try:
+        cdr_a, cpr_a, sev_a = np.broadcast_arrays(cdr_a, cpr_a, sev_a)
+    except ValueError:
+        raise ConfigError(f"cdr, cpr and severity must describe the same number of scenarios, got "
+                          f"{cdr_a.shape[0]}, {cpr_a.shape[0]} and {sev_a.shape[0]}") from None
+    S = cdr_a.shape[0]
+    mdr, smm = annual_to_monthly(cdr_a), annual_to_monthly(cpr_a)  # (S, horizon) each
     r = wac / 12.0
     out = np.zeros((S, horizon, len(POOL_CF_TYPES)), dtype=np.float64)
     bal = np.full(S, float(balance))
     recoveries = np.zeros((S, horizon + lag + term_months + 1))
     for t in range(min(horizon, term_months)):
         remaining = term_months - t
-        d = mdr * bal
+        d = mdr[:, t] * bal
         surv = bal - d
         if remaining == 1:
             sched = surv
@@ -140,17 +145,53 @@ def level_pay_pool(
         else:
             payment_factor = r / (1.0 - (1.0 + r) ** (-remaining))
             sched = surv * (payment_factor - r)
-        prep = smm * (surv - sched)
+        prep = smm[:, t] * (surv - sched)
         out[:, t, 0] = r * surv
         out[:, t, 1] = sched
         out[:, t, 2] = prep
         out[:, t, 4] = d
-        out[:, t, 5] = sev_a * d
-        recoveries[:, t + lag] += (1.0 - sev_a) * d
+        out[:, t, 5] = sev_a[:, t] * d
+        recoveries[:, t + lag] += (1.0 - sev_a[:, t]) * d
         bal = surv - sched - prep
         out[:, t, 6] = bal
     out[:, :, 3] = recoveries[:, :horizon]
     return out
+
+
+def _monthly_curve(value: float | np.ndarray, name: str, horizon: int) -> np.ndarray:
+    """A rate given as a scalar, ``(S,)`` or ``(S, n)`` monthly vectors -> ``(S, horizon)`` (the last
+    column held); ConfigError naming ``name`` unless every value is a decimal in [0, 1]."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim > 2 or arr.size == 0 or not np.all(np.isfinite(arr)) or np.any((arr < 0) | (arr > 1)):
+        raise ConfigError(f"{name} must be decimals in [0, 1] (a scalar, one per scenario, or monthly vectors "
+                          f"(scenarios, months)), got {np.array2string(arr, threshold=8)}")
+    arr = arr.reshape(-1, 1) if arr.ndim < 2 else arr
+    if arr.shape[1] < horizon:
+        arr = np.concatenate([arr, np.repeat(arr[:, -1:], horizon - arr.shape[1], axis=1)], axis=1)
+    return arr[:, :horizon]
+
+
+def parse_vector(text: str, name: str = "vector") -> np.ndarray:
+    """A rate vector in a structurer's notation -> monthly values (decimals).
+
+    ``"0.02x12 0.06x12 0.03"``: 2 % for 12 months, 6 % for the next 12, then 3 % (the last value is
+    held by :func:`level_pay_pool`); a single number is a constant. Segments ``VALUExMONTHS`` are
+    separated by spaces. ConfigError naming ``name`` for anything else."""
+    values: list[float] = []
+    parts = str(text).split()
+    if not parts:
+        raise ConfigError(f"{name}: empty vector; expected e.g. 0.02 or '0.02x12 0.06x12 0.03'")
+    for part in parts:
+        value, _, months = part.partition("x")
+        try:
+            v, n = float(value), int(months) if months else 1
+        except ValueError:
+            raise ConfigError(f"{name}: cannot read {part!r}; expected VALUE or VALUExMONTHS, "
+                              f"e.g. '0.02x12 0.06x12 0.03'") from None
+        if not 0.0 <= v <= 1.0 or n < 1:
+            raise ConfigError(f"{name}: {part!r} needs a decimal in [0, 1] and at least 1 month")
+        values += [v] * n
+    return np.array(values, dtype=np.float64)
 
 
 # ------------------------------------------------------------------------------------------ IRR
