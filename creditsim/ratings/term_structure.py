@@ -296,13 +296,15 @@ class MarkovMixtureTermStructure:
         if self._survival.shape[0] <= n:
             g = self.k - 1
             monthly = type_monthly_matrices(self.q, s)  # (G, J, K, K)
-            rows = np.zeros(s.shape + (self.k,))
-            rows[np.arange(g), :, np.arange(g)] = 1.0
+            # whole-matrix products in the order of the ECL providers' survival tables, so that one type
+            # of speed 1 reproduces TTCMatrixPD to the last bit
+            acc = np.broadcast_to(np.eye(self.k), monthly.shape).copy()
             out = np.empty((n + 1, g))
             out[0] = 1.0
+            grades = np.arange(g)
             for m in range(n):
-                rows = np.einsum("gjk,gjkl->gjl", rows, monthly)
-                out[m + 1] = ((1.0 - rows[..., -1]) * w).sum(axis=1)
+                acc = acc @ monthly
+                out[m + 1] = ((1.0 - acc[grades, :, grades, -1]) * w).sum(axis=1)
             self._survival = np.clip(out, 0.0, 1.0)
         return self._survival[: n + 1].copy()
 
