@@ -3,8 +3,8 @@ multi-year cumulative default rates.
 
 Why not matrix powers. Powers of a through-the-cycle one-year matrix ``P`` miss realised multi-year
 default rates in a systematic way: for the bundled S&P 1981-2016 matrix, ``P^t`` gives B and CCC
-cumulative PDs 1.4-1.9x the published 1981-2024 averages from year 5 on, and AAA/AA 0.4-0.8x at
-1-3 years. Z paths and scenario weighting cannot close that gap, since ``E[prod M(Z_t)] = P^t`` for
+cumulative PDs 1.5-1.9x the published 1981-2024 averages from year 5 on, and AAA 0.4-0.6x at 3-7
+years. Z paths and scenario weighting cannot close that gap, since ``E[prod M(Z_t)] = P^t`` for
 independent years. The cause is heterogeneity: a static pool of one grade mixes issuers that hardly
 move with issuers that keep migrating (downgrade momentum, "fallen angels"), so the pool's default
 hazard falls with time since formation (seasoning). A homogeneous chain, memoryless by construction,
