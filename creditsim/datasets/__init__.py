@@ -10,6 +10,7 @@
 - :func:`load_credit_card_panel` / :func:`load_credit_card_tape` — UCI credit-card data as a loan-month
   panel in our states and the matching loan tape.
 - :func:`load_sp_ratings` — S&P rating migration matrices and annual default counts.
+- :func:`load_sp_cumulative_default_rates` — S&P average cumulative default rates by rating, 1981-2024.
 - :func:`load_bank_loss_rates` — US commercial-bank delinquency (1985-) and charge-off (2020-24) rates by
   loan type (Federal Reserve Board).
 
@@ -34,4 +35,5 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "load_macro_history": "creditsim.datasets.macro",
     "macro_state": "creditsim.datasets.macro",
     "load_sp_ratings": "creditsim.datasets.ratings",
+    "load_sp_cumulative_default_rates": "creditsim.datasets.ratings",
 })

@@ -45,12 +45,14 @@ import pandas as pd
 from creditsim.errors import DataError
 from creditsim.states import GRADES_7, GRADES_8
 
-__all__ = ["SPRatings", "load_sp_ratings", "load_sp_default_panel", "COUNT_GRADES", "merge_ccc_into_b"]
+__all__ = ["SPRatings", "load_sp_ratings", "load_sp_default_panel", "load_sp_cumulative_default_rates",
+           "COUNT_GRADES", "CUMULATIVE_SOURCE", "merge_ccc_into_b"]
 
 _DIR = Path(__file__).with_name("sp_ratings")
 _MATRIX_NR_ADJ = "sp_global_avg_1y_transition_1981_2016_nr_adjusted.csv"
 _MATRIX_PCT = "sp_global_avg_1y_transition_1981_2016_pct.csv"
 _COUNTS = "sp_annual_obligors_defaults_by_rating_1981_2000_wide.csv"
+_CUMULATIVE = "sp_global_avg_cumulative_default_rates_1981_2024.csv"
 
 #: grades present in the annual count data (S&P CCC/C written CCC)
 COUNT_GRADES: tuple[str, ...] = ("A", "BBB", "BB", "B", "CCC")
@@ -58,6 +60,12 @@ COUNT_GRADES: tuple[str, ...] = ("A", "BBB", "BB", "B", "CCC")
 SOURCE_NOTE = (
     "Source: S&P Global Ratings (copyright S&P). Matrices via transitionMatrix 0.5.1 (Open Risk, "
     "Apache-2.0); annual counts via R package QRM 0.4-35 (GPL>=2), spdata.raw."
+)
+
+CUMULATIVE_SOURCE = (
+    "S&P Global Ratings, 'Default, Transition, and Recovery: 2024 Annual Global Corporate Default And "
+    "Rating Transition Study' (27 March 2025), Table 24 'Global corporate average cumulative default "
+    "rates, 1981-2024' (copyright S&P)."
 )
 
 
@@ -225,3 +233,42 @@ def load_sp_default_panel() -> pd.DataFrame:
     panel = pd.DataFrame({"loan_id": ids, "reporting_month": pd.to_datetime(months), "loan_state": np.array(states, np.int8),
                           "censored": censored, "rating": grades})
     return panel.sort_values(["loan_id", "reporting_month"], kind="stable").reset_index(drop=True)
+
+
+@lru_cache(maxsize=1)
+def _load_cumulative() -> pd.DataFrame:
+    long = _read_csv(_CUMULATIVE)
+    wide = long.pivot(index="year", columns="grade", values="cumulative_default_rate")
+    missing = [g for g in GRADES_8[:-1] if g not in wide.columns]
+    if missing or wide.isna().any().any():
+        raise DataError(f"bundled S&P file {_CUMULATIVE}: grades {missing} missing or years with gaps (reinstall creditsim)")
+    wide = wide[list(GRADES_8[:-1])].astype(np.float64)
+    wide.index = pd.Index(wide.index.astype(np.int64), name="year")
+    wide.columns.name = "grade"
+    return wide
+
+
+def load_sp_cumulative_default_rates() -> pd.DataFrame:
+    """S&P global corporate **average cumulative default rates** by rating category, 1981-2024.
+
+    Returns a (15, 7) float64 frame, index ``year`` 1..15 (the horizon after the static pool's
+    formation, int64), columns ``GRADES_8[:-1]`` (AAA, AA, A, BBB, BB, B, CCC; S&P's 'CCC/C' row
+    written ``CCC``), values the cumulative default rate as a **fraction** (0.2612 = 26.12 %): the
+    average, over the study's annual static pools of 1981-2024 (weighted by issuers at the start of
+    each year, as the study states), of the share of issuers rated in the grade when the pool was
+    formed that defaulted within ``year`` years. A copy, so callers may modify it.
+
+    Source: S&P Global Ratings, "Default, Transition, and Recovery: 2024 Annual Global Corporate
+    Default And Rating Transition Study", 27 March 2025, Table 24 "Global corporate average cumulative
+    default rates, 1981-2024" (pp. 55-56); S&P holds the copyright, cite "S&P Global Ratings" wherever
+    the numbers are shown. Transcribed (percent / 100, nothing else changed) from two independent
+    public transcriptions that agree on all 105 numbers; see ``sp_ratings/PROVENANCE.md`` section C for
+    the addresses, commits, retrieval date and licence note. This is the *calibration* table of
+    :mod:`creditsim.ratings.term_structure`; the 1981-2016 multi-year tables stay held out for
+    validation and are not bundled.
+
+    >>> cum = load_sp_cumulative_default_rates()
+    >>> cum.shape, float(cum.loc[1, "CCC"])
+    ((15, 7), 0.2612)
+    """
+    return _load_cumulative().copy()

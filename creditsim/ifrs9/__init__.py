@@ -11,6 +11,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "SupervisoryFindingWarning": "creditsim.ifrs9.settings",
     "EclLoans": "creditsim.ifrs9.loans",
     "TTCMatrixPD": "creditsim.ifrs9.pd",
+    "TermStructurePD": "creditsim.ifrs9.pd",
     "ScenarioMatrixPD": "creditsim.ifrs9.pd",
     "HazardCurvePD": "creditsim.ifrs9.pd",
     "GroupedPD": "creditsim.ifrs9.pd",

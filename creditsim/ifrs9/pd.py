@@ -11,7 +11,9 @@ subset; ``loans.position`` indexes per-loan arrays given for the whole book):
   after origination, given survival to ``start``, *as expected at origination* -- the reference of the
   SICR test on matched remaining horizons (``start`` = months on book, ``length`` = remaining months).
 
-Grade-based providers take an annual TTC matrix ``(K, K)`` (last state D absorbing) and turn it into a
+:class:`TermStructurePD` takes a fitted Markov-mixture term structure (heterogeneity and seasoning fitted to
+published cumulative default rates) instead of matrix powers. Grade-based providers take an annual TTC matrix
+``(K, K)`` (last state D absorbing) and turn it into a
 monthly one once with :func:`creditsim.ratings.estimate.monthly_matrix` (``expm(log(P) / 12)`` on the
 regularised generator). The origination expectation is the TTC term structure of the origination
 grade: the macro forecast made at origination is not stored. Survival curves are built by repeated
@@ -35,11 +37,12 @@ from creditsim.errors import ConfigError, DataError, format_labels
 from creditsim.ifrs9.loans import EclLoans
 from creditsim.ifrs9.settings import EclSettings
 from creditsim.ratings.estimate import monthly_matrix, validate_matrix
+from creditsim.ratings.term_structure import MarkovMixtureTermStructure
 from creditsim.ratings.zfactor import conditional_matrix
 from creditsim.states import GRADES_7, GRADES_8
 
-__all__ = ["TTCMatrixPD", "ScenarioMatrixPD", "HazardCurvePD", "GroupedPD", "reversion_weights", "grade_codes",
-           "chain_default_hazard", "annual_pds"]
+__all__ = ["TTCMatrixPD", "ScenarioMatrixPD", "TermStructurePD", "HazardCurvePD", "GroupedPD", "reversion_weights",
+           "grade_codes", "chain_default_hazard", "annual_pds"]
 
 
 def reversion_weights(n_months: int, given: int, settings: EclSettings) -> np.ndarray:
@@ -176,6 +179,36 @@ class ScenarioMatrixPD(_GradeProvider):
             seq = np.where(w == 1.0, scen, w * scen + (1.0 - w) * self.ttc_monthly)
             table = self._cache[key] = _survival_table(seq, n_months)
         return table[: n_months + 1]
+
+
+class TermStructurePD(_GradeProvider):
+    """PD from a fitted lifetime term-structure model by grade: the Markov mixture of
+    :class:`creditsim.ratings.term_structure.MarkovMixtureTermStructure` (seasoning and heterogeneity
+    fitted to published multi-year cumulative default rates, where :class:`TTCMatrixPD`'s matrix powers
+    overstate speculative grades' PDs from year 3 on).
+
+    One scenario: a through-the-cycle curve, so the reasonable-and-supportable settings have nothing
+    to revert from. ``survival`` is the model's monthly survival ``(n_months + 1, K - 1)`` of the loan's
+    current ``grade`` (the published curves are averages over static pools of all issuers rated g at
+    formation, seasoned or not); ``origination_pd`` is ``1 - S(start + length) / S(start)`` of the
+    ``origination_grade``'s curve, so the expectation at origination includes the mixture's seasoning
+    (survivors to ``start`` are richer in slow types). A model with one type of speed 1 gives exactly
+    :class:`TTCMatrixPD`'s numbers.
+    """
+
+    def __init__(self, model: MarkovMixtureTermStructure) -> None:
+        if not isinstance(model, MarkovMixtureTermStructure):
+            raise ConfigError(f"TermStructurePD needs a MarkovMixtureTermStructure, got {type(model).__name__}")
+        model.monthly_survival(0)  # an unfitted model fails here, not in the middle of an ECL run
+        super().__init__(model.ttc, model.method)
+        self.model = model
+
+    def _ttc_survival(self, n_months: int) -> np.ndarray:
+        # the origination expectation is the term-structure model's own, not the matrix powers'
+        return self.model.monthly_survival(n_months)
+
+    def _table(self, n_months: int, settings: EclSettings) -> np.ndarray:
+        return self.model.monthly_survival(n_months)[:, None, :]
 
 
 def _annual_curve(values: object, name: str) -> np.ndarray:

@@ -6,7 +6,9 @@ downgrades). Grades are ordered best -> worst with the absorbing default state D
 Modules: :mod:`~creditsim.ratings.estimate` (cohort / Aalen-Johansen estimators, TTC, validation,
 generators, monthly matrices), :mod:`~creditsim.ratings.ccc` (7x7 -> 8x8), :mod:`~creditsim.ratings.zfactor`
 (thresholds, conditional matrices, Z_t and rho), :mod:`~creditsim.ratings.lifetime` (PD term
-structures, scenario weighting, macro link, monthly scenario matrices), :mod:`~creditsim.ratings.limits`
+structures, scenario weighting, macro link, monthly scenario matrices), :mod:`~creditsim.ratings.term_structure`
+(a Markov-mixture lifetime PD model fitted to published multi-year cumulative default rates: seasoning and
+heterogeneity that matrix powers miss), :mod:`~creditsim.ratings.limits`
 (resource limits: horizons up to ``MAX_YEARS`` = 200 years, a 2 GiB memory estimate per call; larger
 requests are refused with a one-line ConfigError naming the parameter).
 """
@@ -33,6 +35,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "path_term_structure": "creditsim.ratings.lifetime",
     "scenario_weighted": "creditsim.ratings.lifetime",
     "ttc_term_structure": "creditsim.ratings.lifetime",
+    "MarkovMixtureTermStructure": "creditsim.ratings.term_structure",
     "ZFactorModel": "creditsim.ratings.zfactor",
     "ZFactorResult": "creditsim.ratings.zfactor",
     "conditional_matrix": "creditsim.ratings.zfactor",

@@ -50,3 +50,18 @@ def test_merged_7x7_is_obligor_weighted_and_frames_are_copies():
     assert load_sp_ratings().obligors.loc[1981, "A"] == 484
     with pytest.raises(DataError, match="8, 8"):
         merge_ccc_into_b(np.eye(7), 0.1)
+
+
+def test_cumulative_default_rates_are_the_2024_study_table_as_fractions():
+    from creditsim.datasets.ratings import CUMULATIVE_SOURCE, load_sp_cumulative_default_rates
+
+    cum = load_sp_cumulative_default_rates()
+    assert cum.shape == (15, 7) and list(cum.columns) == list(GRADES_8[:-1])
+    assert list(cum.index) == list(range(1, 16)) and cum.index.name == "year"
+    assert cum.dtypes.eq(np.float64).all()
+    # Table 24 of the 2024 study, read in percent: CCC/C 26.12 at one year, BBB 2.86 at ten, B 25.11 at 15
+    assert (cum.loc[1, "CCC"], cum.loc[10, "BBB"], cum.loc[15, "B"]) == (0.2612, 0.0286, 0.2511)
+    assert (cum.diff().iloc[1:] >= 0).all().all()  # cumulative: never falls with the horizon
+    assert "Table 24" in CUMULATIVE_SOURCE and "S&P Global Ratings" in CUMULATIVE_SOURCE
+    cum.iloc[0, 0] = 1.0  # a copy: the cache is untouched
+    assert load_sp_cumulative_default_rates().iloc[0, 0] == 0.0

@@ -1,0 +1,326 @@
+"""Lifetime PD beyond the Markov assumption: a Markov-mixture term structure fitted to published
+multi-year cumulative default rates.
+
+Why not matrix powers. Powers of a through-the-cycle one-year matrix ``P`` miss realised multi-year
+default rates in a systematic way: for the bundled S&P 1981-2016 matrix, ``P^t`` gives B and CCC
+cumulative PDs 1.5-1.9x the published 1981-2024 averages from year 5 on, and AAA 0.4-0.6x at 3-7
+years. Z paths and scenario weighting cannot close that gap, since ``E[prod M(Z_t)] = P^t`` for
+independent years. The cause is heterogeneity: a static pool of one grade mixes issuers that hardly
+move with issuers that keep migrating (downgrade momentum, "fallen angels"), so the pool's default
+hazard falls with time since formation (seasoning). A homogeneous chain, memoryless by construction,
+has hazards that *rise* with time for good grades and stay high for bad ones.
+
+Model (choice). A Markov mixture in continuous time (Frydman & Schuermann, "Credit rating dynamics
+and Markov mixture models", J. Banking & Finance 32, 2008; the mover-stayer model is its special case
+with a zero speed). ``Q`` (K, K) is the regularised generator of the TTC matrix
+(:func:`creditsim.ratings.estimate.generator`, ``expm(Q) ~ P``). An issuer that starts in grade g is of
+type j = 0..J-1 with probability ``weights_[g, j]`` and then migrates along the homogeneous chain with
+generator ``speeds_[g, j] * Q`` through every grade: same destinations as the TTC chain, faster or
+slower. Cumulative PD of grade g after t years::
+
+    PD_g(t) = sum_j weights_[g, j] * expm(speeds_[g, j] * Q * t)[g, D]
+
+J = 2 by default, ``speeds_[g, 0] <= speeds_[g, 1]`` (a slow and a fast type; a slow speed of 0 is a
+mover-stayer model). The mixture keeps the TTC matrix's migration *directions*, so it needs 3 numbers
+per grade rather than a full matrix per year, extrapolates past the calibration horizon like a chain
+(no flat-lining of a curve fit), and its monthly hazards come from monthly matrices, as the
+other providers'. A non-homogeneous chain fitted year by year would match the calibration curves
+exactly but has no rule for years beyond them and no heterogeneity to explain the seasoning.
+
+Calibration (:meth:`MarkovMixtureTermStructure.fit`). Per grade, weighted least squares on relative
+errors of the published cumulative curve ``c_g(t)``, t = 1..Y::
+
+    sum_t ((PD_g(t) - c_g(t)) / max(c_g(t), floor))^2        (floor = 1e-4, i.e. 0.01 %)
+
+Relative, because the acceptance is relative and PDs span four orders of magnitude; the floor keeps
+a published 0.00 % (AAA, year 1) from dominating; a binomial likelihood would need the static pools'
+sizes, which the tables do not give. With ``monotone=True`` (default) the grades are fitted from the
+worst up and each curve is penalised where it exceeds the next-worse grade's fitted curve over
+``check_years`` years: a better grade never gets a higher PD (the published AAA row is above AA's from
+year 3, an artefact of few AAA issuers). Nelder-Mead from fixed starts: deterministic.
+
+Seasoned exposures. The published curves are averages over static pools of *all* issuers rated g at
+the pool's formation, whatever their age, so ``PD_g(t)`` is the PD of an exposure rated g today; the
+term structure is a function of the current grade only.
+
+Units: cumulative PDs are decimals by year 1..T; monthly survival ``(n_months + 1, G)`` with row 0 = 1;
+monthly hazards ``h_g(m) = 1 - S_g(m) / S_g(m - 1)`` decimals per month. G = K - 1 non-default grades.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.optimize
+
+from creditsim.errors import ConfigError, DataError, NotFittedError, format_labels
+from creditsim.ratings.estimate import expm_batched, generator, validate_matrix
+from creditsim.ratings.lifetime import PDTermStructure
+from creditsim.ratings.limits import MAX_YEARS, check_count
+from creditsim.states import GRADES_7, GRADES_8
+
+__all__ = ["MarkovMixtureTermStructure", "MixtureFit", "type_monthly_matrices"]
+
+#: fixed Nelder-Mead starts, in the unconstrained coordinates of :func:`_unpack` (logit weight of the
+#: fast type, log fast speed, logit of slow / fast speed): a slow-majority pool, a near mover-stayer,
+#: a fast-majority pool, a very fast minority, a near-homogeneous pool
+_STARTS = np.array([[0.0, 0.0, 0.0], [-2.0, 1.0, -3.0], [2.0, 0.5, -1.0], [-4.0, 2.5, -1.0], [-1.0, -1.0, 0.0]])
+
+
+def _grade_labels(k: int) -> tuple[str, ...]:
+    lab = GRADES_8 if k == 8 else GRADES_7 if k == 7 else tuple(str(i) for i in range(k))
+    return tuple(lab[:-1])
+
+
+def type_monthly_matrices(q: np.ndarray, speeds: np.ndarray) -> np.ndarray:
+    """Monthly matrices ``expm(s * Q / 12)`` ``(..., K, K)`` for speeds ``(...)``, cleaned as
+    :func:`creditsim.ratings.estimate.monthly_matrix` cleans its own (clip at 0, rows renormalised, D
+    absorbing), so speed 1 gives exactly the matrix of ``monthly_matrix(P)`` for the same generator."""
+    s = np.asarray(speeds, dtype=np.float64)
+    m = expm_batched(s[..., None, None] * q / 12.0)
+    m = np.clip(m, 0.0, None)
+    m /= m.sum(axis=-1, keepdims=True)
+    m[..., -1, :] = 0.0
+    m[..., -1, -1] = 1.0
+    return m
+
+
+def _type_curves(q: np.ndarray, speeds: np.ndarray, n_years: int, starts: np.ndarray | None = None) -> np.ndarray:
+    """``(n_years, N, J)`` cumulative PD of type j of row i: ``expm(speeds[i, j] Q t)[starts[i], D]``;
+    ``speeds`` ``(N, J)``, ``starts`` ``(N,)`` start grades (default: row i starts in grade i)."""
+    g, j = speeds.shape
+    starts = np.arange(g) if starts is None else starts
+    annual = expm_batched(speeds[..., None, None] * q)  # (N, J, K, K)
+    rows = np.zeros((g, j, q.shape[0]))
+    rows[np.arange(g), :, starts] = 1.0  # each grade's pool starts in its own grade
+    out = np.empty((n_years, g, j))
+    for t in range(n_years):
+        rows = np.einsum("gjk,gjkl->gjl", rows, annual)
+        out[t] = rows[..., -1]
+    return out
+
+
+def _curve_function(q: np.ndarray, gi: int) -> Callable[[np.ndarray, int], np.ndarray]:
+    """``f(speeds (J,), n_years) -> (n_years, J)``: :func:`_type_curves` of grade ``gi`` for the fit's
+    inner loop. Through the eigendecomposition ``Q = V diag(lam) V^-1`` (one exp per eigenvalue instead
+    of a matrix exponential and T products, ~50x faster) when it reproduces ``expm(Q)`` to 1e-12;
+    otherwise (defective or ill-conditioned ``Q``) the matrix products themselves."""
+    lam, vec = np.linalg.eig(q)
+    if np.linalg.cond(vec) < 1e8:
+        inv = np.linalg.inv(vec)
+        coef = vec[gi] * inv[:, -1]  # (K,): PD_g(t) = sum_i coef_i exp(s lam_i t)
+        check = float(np.abs((vec * np.exp(lam)) @ inv - expm_batched(q)).max())
+        if check < 1e-12:
+            def by_eigen(speeds: np.ndarray, n_years: int) -> np.ndarray:
+                t = np.arange(1, n_years + 1, dtype=np.float64)
+                return (np.exp(t[:, None, None] * speeds[None, :, None] * lam) @ coef).real
+            return by_eigen
+    start = np.array([gi])
+    return lambda speeds, n_years: _type_curves(q, speeds[None, :], n_years, start)[:, 0]
+
+
+def _unpack(x: np.ndarray, max_speed: float) -> tuple[float, float, float]:
+    """Unconstrained ``x`` (3,) -> (weight of the fast type, slow speed, fast speed); clipped so that
+    Nelder-Mead's wild steps cannot overflow."""
+    z = np.clip(x, -30.0, 30.0)
+    w = 1.0 / (1.0 + np.exp(-z[0]))
+    fast = min(float(np.exp(z[1])), max_speed)
+    return float(w), fast / (1.0 + np.exp(-z[2])), fast
+
+
+@dataclass(frozen=True)
+class MixtureFit:
+    """Fit diagnostics per grade: ``loss`` (G,) the minimised weighted sum of squares, ``max_rel_error``
+    (G,) the largest |model / published - 1| over years with a published rate >= ``floor``, ``years``
+    the number of published years used."""
+
+    loss: np.ndarray
+    max_rel_error: np.ndarray
+    years: int
+
+
+class MarkovMixtureTermStructure:
+    """Markov-mixture lifetime PD model (module docstring): ``weights_`` and ``speeds_`` ``(G, J)``.
+
+    Args:
+        ttc: annual TTC matrix ``(K, K)`` (last state D absorbing), e.g. ``load_sp_ratings().matrix_8x8``.
+        n_types: J, the number of types per grade (2 for :meth:`fit`; any J >= 1 for :meth:`from_params`).
+        method: generator regularisation (``"diagonal"`` or ``"weighted"``), as in ``monthly_matrix``.
+        floor: smallest denominator of the relative errors (decimal PD), > 0.
+        max_speed: upper bound of a type's speed (multiple of the TTC generator), > 0.
+        monotone: fit grades worst-first, each penalised where it exceeds the next-worse grade's curve.
+        check_years: horizon (years) over which ``monotone`` is enforced.
+    """
+
+    def __init__(self, ttc: np.ndarray | pd.DataFrame, *, n_types: int = 2, method: str = "diagonal",
+                 floor: float = 1e-4, max_speed: float = 50.0, monotone: bool = True, check_years: int = 30) -> None:
+        self.ttc = validate_matrix(ttc, name="TTC matrix")
+        self.k = self.ttc.shape[0]
+        self.grades = _grade_labels(self.k)
+        self.method = method
+        self.q = generator(self.ttc, method=method).Q
+        self.n_types = check_count(n_types, "n_types", high=8)
+        if not (np.isfinite(floor) and 0.0 < floor < 1.0):
+            raise ConfigError(f"floor must be a PD in (0, 1), got {floor!r}")
+        if not (np.isfinite(max_speed) and max_speed > 0.0):
+            raise ConfigError(f"max_speed must be > 0, got {max_speed!r}")
+        self.floor, self.max_speed, self.monotone = float(floor), float(max_speed), bool(monotone)
+        self.check_years = check_count(check_years, "check_years", high=MAX_YEARS, unit=" (years)")
+        self.weights_: np.ndarray | None = None
+        self.speeds_: np.ndarray | None = None
+        self.fit_: MixtureFit | None = None
+        self._survival = np.ones((1, self.k - 1))
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_params(cls, ttc: np.ndarray | pd.DataFrame, weights: np.ndarray, speeds: np.ndarray, *,
+                    method: str = "diagonal") -> "MarkovMixtureTermStructure":
+        """A model with given ``weights`` (G, J) (rows non-negative, summing to 1) and ``speeds``
+        (G, J) (>= 0); ``(J,)`` inputs are used for every grade. No fitting."""
+        model = cls(ttc, n_types=np.atleast_1d(np.asarray(weights)).shape[-1], method=method)
+        g = model.k - 1
+        w = np.broadcast_to(np.asarray(weights, dtype=np.float64), (g, model.n_types)).copy()
+        s = np.broadcast_to(np.asarray(speeds, dtype=np.float64), (g, model.n_types)).copy()
+        bad = ~np.isfinite(w).all(axis=1) | (w < 0).any(axis=1) | (np.abs(w.sum(axis=1) - 1.0) > 1e-9)
+        if bad.any():
+            raise DataError(f"weights: rows {format_labels([model.grades[i] for i in np.flatnonzero(bad)])} must be "
+                            f"non-negative and sum to 1 (one share per type)")
+        bad = ~np.isfinite(s).all(axis=1) | (s < 0).any(axis=1)
+        if bad.any():
+            raise DataError(f"speeds: rows {format_labels([model.grades[i] for i in np.flatnonzero(bad)])} must be "
+                            f"finite and >= 0 (multiples of the TTC generator)")
+        model.weights_, model.speeds_ = w, s
+        return model
+
+    def _check_curves(self, cumulative: np.ndarray | pd.DataFrame) -> np.ndarray:
+        """Published cumulative PDs as ``(Y, G)`` decimals; DataError naming ``cumulative`` otherwise."""
+        if isinstance(cumulative, pd.DataFrame):
+            missing = [g for g in self.grades if g not in cumulative.columns]
+            if missing:
+                raise DataError(f"cumulative: columns {format_labels(missing)} missing (need one per grade {list(self.grades)})")
+            cumulative = cumulative[list(self.grades)].to_numpy()
+        try:
+            c = np.asarray(cumulative, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"cumulative: cannot convert to a float array ({exc})") from None
+        if c.ndim != 2 or c.shape[1] != self.k - 1 or c.shape[0] < 3:
+            raise DataError(f"cumulative must be (Y, {self.k - 1}) decimals, years 1..Y (Y >= 3) by grade, got shape {c.shape}")
+        bad = ~(np.isfinite(c) & (c >= 0.0) & (c < 1.0)).all(axis=0)
+        if bad.any():
+            raise DataError(f"cumulative: grades {format_labels([self.grades[i] for i in np.flatnonzero(bad)])} have values "
+                            f"outside [0, 1) or NaN (decimals, not percent)")
+        bad = (np.diff(c, axis=0) < 0).any(axis=0)
+        if bad.any():
+            raise DataError(f"cumulative: grades {format_labels([self.grades[i] for i in np.flatnonzero(bad)])} decrease "
+                            f"with the horizon (a cumulative PD never does)")
+        return c
+
+    # ------------------------------------------------------------------ calibration
+    def _fit_grade(self, gi: int, target: np.ndarray, cap: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, float]:
+        """Weights (2,), speeds (2,) and loss of grade ``gi`` against ``target`` (Y,); ``cap``
+        ``(check_years,)``: the next-worse grade's fitted curve, or None."""
+        years = len(target)
+        horizon = max(years, self.check_years if cap is not None else 0)
+        denom = np.maximum(target, self.floor)
+        curves = _curve_function(self.q, gi)
+
+        def curve(x: np.ndarray) -> np.ndarray:
+            w, slow, fast = _unpack(x, self.max_speed)
+            c = curves(np.array([slow, fast]), horizon)  # (horizon, 2)
+            return (1.0 - w) * c[:, 0] + w * c[:, 1]
+
+        def excess(x: np.ndarray) -> float:
+            """Relative amount by which the curve exceeds the next-worse grade's (0 when ordered)."""
+            return 0.0 if cap is None else float(np.sum(np.maximum(curve(x) - cap[:horizon], 0.0)
+                                                        / np.maximum(cap[:horizon], self.floor)))
+
+        def fit_loss(x: np.ndarray) -> float:
+            return float(np.sum(((curve(x)[:years] - target) / denom) ** 2))
+
+        def minimise(loss: Callable[[np.ndarray], float], starts: np.ndarray) -> scipy.optimize.OptimizeResult:
+            return min((scipy.optimize.minimize(loss, x0, method="Nelder-Mead",
+                                                options={"maxiter": 3000, "xatol": 1e-7, "fatol": 1e-12})
+                        for x0 in starts), key=lambda r: r.fun)
+
+        best = minimise(fit_loss, _STARTS)
+        if excess(best.x) > 0.0:
+            # refit with an exact (linear) penalty on the ordering, started from the unconstrained
+            # optimum too: the penalty's kink traps Nelder-Mead far from it otherwise
+            best = minimise(lambda x: fit_loss(x) + 1e3 * excess(x), np.vstack([best.x, _STARTS]))
+        w, slow, fast = _unpack(best.x, self.max_speed)
+        return np.array([1.0 - w, w]), np.array([slow, fast]), fit_loss(best.x)
+
+    def fit(self, cumulative: np.ndarray | pd.DataFrame) -> "MarkovMixtureTermStructure":
+        """Fit ``weights_``, ``speeds_`` (G, 2) to published cumulative PDs ``(Y, G)`` decimals (row t-1 =
+        year t; a frame with one column per grade label, e.g. :func:`creditsim.datasets.ratings.
+        load_sp_cumulative_default_rates`). Sets ``fit_`` (:class:`MixtureFit`). Returns self."""
+        if self.n_types != 2:
+            raise ConfigError(f"fit estimates two types per grade (n_types=2), got n_types={self.n_types}")
+        c = self._check_curves(cumulative)
+        g = self.k - 1
+        weights, speeds, losses = np.empty((g, 2)), np.empty((g, 2)), np.empty(g)
+        cap = None
+        for gi in range(g - 1, -1, -1):  # worst grade first: it caps the next better one
+            weights[gi], speeds[gi], losses[gi] = self._fit_grade(gi, c[:, gi], cap if self.monotone else None)
+            if self.monotone:
+                cap = _type_curves(self.q, speeds, max(len(c), self.check_years))[:, gi] @ weights[gi]
+        self.weights_, self.speeds_ = weights, speeds
+        self._survival = np.ones((1, g))
+        model = self.cumulative_pd(len(c)).cumulative
+        use = c >= self.floor
+        rel = np.where(use, np.abs(model / np.where(use, c, 1.0) - 1.0), 0.0).max(axis=0)
+        self.fit_ = MixtureFit(losses, rel, len(c))
+        return self
+
+    # ------------------------------------------------------------------ outputs
+    def _check_fitted(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.weights_ is None or self.speeds_ is None:
+            raise NotFittedError("MarkovMixtureTermStructure is not fitted: call fit(cumulative) or use from_params")
+        return self.weights_, self.speeds_
+
+    def cumulative_pd(self, n_years: int) -> PDTermStructure:
+        """Cumulative PD by grade, years 1..n_years: ``cumulative`` ``(n_years, G)`` decimals."""
+        w, s = self._check_fitted()
+        n = check_count(n_years, "n_years", high=MAX_YEARS, unit=" (years)")
+        return PDTermStructure(np.einsum("tgj,gj->tg", _type_curves(self.q, s, n), w), self.grades)
+
+    def monthly_survival(self, n_months: int) -> np.ndarray:
+        """``(n_months + 1, G)`` probability of no default by the end of month m (row 0 = 1) by start
+        grade: the weighted mix of each type's month-by-month chain. A prefix never depends on
+        ``n_months`` (the table is extended, not recomputed)."""
+        w, s = self._check_fitted()
+        n = check_count(n_months, "n_months", low=0, high=MAX_YEARS * 12, unit=" (months)")
+        if self._survival.shape[0] <= n:
+            g = self.k - 1
+            monthly = type_monthly_matrices(self.q, s)  # (G, J, K, K)
+            # whole-matrix products in the order of the ECL providers' survival tables, so that one type
+            # of speed 1 reproduces TTCMatrixPD to the last bit
+            acc = np.broadcast_to(np.eye(self.k), monthly.shape).copy()
+            out = np.empty((n + 1, g))
+            out[0] = 1.0
+            grades = np.arange(g)
+            for m in range(n):
+                acc = acc @ monthly
+                out[m + 1] = ((1.0 - acc[grades, :, grades, -1]) * w).sum(axis=1)
+            self._survival = np.clip(out, 0.0, 1.0)
+        return self._survival[: n + 1].copy()
+
+    def monthly_hazard(self, n_months: int) -> np.ndarray:
+        """``(n_months, G)`` monthly default hazards ``1 - S(m) / S(m - 1)`` by grade (1 where nothing
+        survives)."""
+        s = self.monthly_survival(n_months)
+        prev = s[:-1]
+        return np.where(prev > 0, 1.0 - s[1:] / np.where(prev > 0, prev, 1.0), 1.0)
+
+    def summary(self) -> str:
+        """One line per grade: type weights and speeds, and the fit's largest relative error."""
+        w, s = self._check_fitted()
+        lines = [f"Markov mixture term structure: {self.n_types} type(s) per grade, speeds x TTC generator"]
+        for i, g in enumerate(self.grades):
+            types = ", ".join(f"{w[i, j]:.4f} @ {s[i, j]:.3f}" for j in range(self.n_types))
+            err = f"; max rel. error {self.fit_.max_rel_error[i]:.1%} over {self.fit_.years} years" if self.fit_ else ""
+            lines.append(f"  {g:>4}: {types}{err}")
+        return "\n".join(lines)
