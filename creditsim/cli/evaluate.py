@@ -40,8 +40,7 @@ def eval_macro(
                                     "on its own training window first (creditsim.macro.dispersion)"),
     endpoint_months: int = typer.Option(None, "--endpoint-months", help="--oot: the VAE's backbone rests at the mean "
                                         "of the last N months before each origin (shifting endpoint)"),
-    pull: str = typer.Option(None, "--pull", help="--oot: share in [0, 1] of the VAE backbone's pull towards its "
-                             "resting level that every variable keeps (0 = random walks), or 'uniform' (drawn per path)"),
+    pull: str = typer.Option(None, "--pull", help="--oot: VAE backbone pull kept, 0..1 or 'uniform' (drawn per path)"),
 ) -> None:
     """Print the evaluation table (VAE, VAR, bootstrap, history) and the scenario-ordering table; with
     ``--oot`` the out-of-time CRPS, energy-score and coverage tables instead."""

@@ -685,9 +685,7 @@ class MacroVAE(nn.Module):
             floor_std = self.normalize(floor)
             x_prev = torch.zeros(P, 1, D, device=dev)
             path = torch.empty(P, seq_length, D, device=dev)
-            backbone = self.generation_backbone(endpoint, pull)
-            if pull == "uniform":  # one factor per particle, from the run's stream
-                backbone = backbone.with_pull(torch.rand(P, 1, generator=g, device=dev).expand(P, D))
+            backbone = self._particle_backbone(endpoint, pull, P, g)
             guide = self._guide({m: {j: v[0] for j, v in c.items()} for m, c in by_month.items()}, backbone)
             log_w = torch.zeros(P, dtype=torch.float64, device=dev)  # importance weights since the last resampling
             log_psi = torch.zeros(P, dtype=torch.float64, device=dev)  # the twist at the previous month
@@ -796,6 +794,16 @@ class MacroVAE(nn.Module):
             rest = self.normalize(torch.as_tensor(arr, dtype=W.dtype, device=self.device))
         f = torch.ones_like(b) if factors is None else factors
         return GenerationBackbone(W, b, drift, rest, f)
+
+    def _particle_backbone(self, endpoint: np.ndarray | None, pull: Mapping[str, float] | str | None, P: int,
+                           g: torch.Generator) -> GenerationBackbone | None:
+        """:meth:`generation_backbone` for P particles: with ``pull="uniform"`` each particle draws its
+        factor (common to all variables) from the run's stream ``g``."""
+        backbone = self.generation_backbone(endpoint, pull)
+        if pull == "uniform":
+            u = torch.rand(P, 1, generator=g, device=self.device)
+            backbone = backbone.with_pull(u.expand(P, self.config.n_macro_vars))
+        return backbone
 
     def _pull_factors(self, pull: Mapping[str, float] | None) -> torch.Tensor | None:
         """(D,) pull factors in config order (1 for variables not named), or None when none is below 1."""
