@@ -284,6 +284,8 @@ def simulate_cmd(
     macro: str = typer.Option(None, "--macro", help="vae | var | bootstrap | synthetic | forecast | fed[:YEAR[:SCENARIO]] | a narrative "
                               ".yaml of anchors {variable: [{month, value}]} | a macro csv/parquet (default vae)"),
     engine: str = typer.Option(None, "--engine", help="markov | transformer | trajectory (default markov)"),
+    rating_pd: str = typer.Option(None, "--rating-pd", help="rated loans' lifetime PD: markov (the rating chain) | "
+                                  "mixture (fitted to S&P multi-year default rates) (default markov)"),
     seed: int = typer.Option(None, "--seed", help="master seed of every random draw (default 0)"),
     chunk_size: int = typer.Option(None, "--chunk-size", help="scenarios per chunk (default 500)"),
     horizon: int = typer.Option(None, "--horizon", help="simulation horizon, months (default 60)"),
@@ -318,7 +320,7 @@ def simulate_cmd(
     run_cfg = run_config(config, {"n_simulations": n_sims, "scenario_mix": mix, "macro": macro, "engine": engine,
                                   "seed": seed, "chunk_size": chunk_size, "horizon": horizon,
                                   "backend": backend, "device": device, "cutoff": cutoff,
-                                  "scale_deal": False if no_rescale else None})
+                                  "scale_deal": False if no_rescale else None, "rating_pd": rating_pd})
     if transition_model is not None:
         run_cfg = run_cfg.replace(transition_model=load_chain(transition_model, run_cfg.engine))
     loans = read_tape(tape)

@@ -49,20 +49,23 @@ monthly hazards ``h_g(m) = 1 - S_g(m) / S_g(m - 1)`` decimals per month. G = K -
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.optimize
 
 from creditsim.errors import ConfigError, DataError, NotFittedError, format_labels
-from creditsim.ratings.estimate import expm_batched, generator, validate_matrix
+from creditsim.ratings.estimate import expm_batched, generator, matrix_log, validate_matrix
 from creditsim.ratings.lifetime import PDTermStructure
 from creditsim.ratings.limits import MAX_YEARS, check_count
 from creditsim.states import GRADES_7, GRADES_8
 
-__all__ = ["MarkovMixtureTermStructure", "MixtureFit", "type_monthly_matrices"]
+__all__ = ["MarkovMixtureTermStructure", "MixtureFit", "type_monthly_matrices", "scenario_default_hazard",
+           "bundled_term_structure"]
 
 #: fixed Nelder-Mead starts, in the unconstrained coordinates of :func:`_unpack` (logit weight of the
 #: fast type, log fast speed, logit of slow / fast speed): a slow-majority pool, a near mover-stayer,
@@ -80,12 +83,7 @@ def type_monthly_matrices(q: np.ndarray, speeds: np.ndarray) -> np.ndarray:
     :func:`creditsim.ratings.estimate.monthly_matrix` cleans its own (clip at 0, rows renormalised, D
     absorbing), so speed 1 gives exactly the matrix of ``monthly_matrix(P)`` for the same generator."""
     s = np.asarray(speeds, dtype=np.float64)
-    m = expm_batched(s[..., None, None] * q / 12.0)
-    m = np.clip(m, 0.0, None)
-    m /= m.sum(axis=-1, keepdims=True)
-    m[..., -1, :] = 0.0
-    m[..., -1, -1] = 1.0
-    return m
+    return _clean_monthly(expm_batched(s[..., None, None] * q / 12.0))
 
 
 def _type_curves(q: np.ndarray, speeds: np.ndarray, n_years: int, starts: np.ndarray | None = None) -> np.ndarray:
@@ -324,3 +322,68 @@ class MarkovMixtureTermStructure:
             err = f"; max rel. error {self.fit_.max_rel_error[i]:.1%} over {self.fit_.years} years" if self.fit_ else ""
             lines.append(f"  {g:>4}: {types}{err}")
         return "\n".join(lines)
+
+
+def scenario_default_hazard(model: MarkovMixtureTermStructure, macro_paths: np.ndarray, link: Any) -> np.ndarray:
+    """Monthly default hazards ``(S, G, T)`` of the mixture along macro paths, for the simulation.
+
+    The run's rating chain moves along path ``s`` with the monthly matrices ``M_t = expm(G_y / 12)`` of
+    :func:`creditsim.ratings.lifetime.monthly_scenario_matrices` (``G_y`` the generator of year y's
+    Z-conditional matrix). Type ``j`` of grade ``g`` moves ``speeds_[g, j]`` times as fast along the same
+    conditional chain: ``expm(speeds_[g, j] log M_t)``, so the economy speeds up or slows every type
+    alike, as it does the TTC generator in the model's own curves. The grade's survival is the weighted
+    mix of its types' survivals (a loan's type is unknown and independent of other loans'),
+    ``S_g(t) = sum_j w_gj S_gj(t)``, and the hazard its one-month step ``1 - S_g(t + 1) / S_g(t)``: the
+    marginal default-time distribution of a loan rated g, which is all the engine samples
+    (:mod:`creditsim.risk.pool_engine`). One type of speed 1 is the run's rating chain.
+
+    Args:
+        model: a fitted :class:`MarkovMixtureTermStructure` on the 8x8 scale (AAA..CCC, D).
+        macro_paths: ``(S, T, 9)`` monthly macro paths (MACRO_VARS order, decimals).
+        link: the fitted :class:`creditsim.ratings.lifetime.ZMacroLink` of the run.
+    """
+    from creditsim.ratings.lifetime import monthly_scenario_matrices
+
+    w, s = model._check_fitted()
+    if model.k != 8:
+        raise ConfigError(f"the simulation's rating chain is 8x8 (AAA..CCC, D); this term structure is {model.k}x{model.k}")
+    monthly = monthly_scenario_matrices(np.asarray(macro_paths, dtype=np.float64), link)  # (S, T, 8, 8)
+    n, t_len = monthly.shape[:2]
+    logs = matrix_log(monthly[:, ::12])  # (S, Y, 8, 8): one generator / 12 per path-year
+    year = np.arange(t_len) // 12
+    survival = np.zeros((n, model.k - 1, t_len + 1))
+    for g in range(model.k - 1):
+        for j in np.flatnonzero(w[g] > 0.0):
+            typed = _clean_monthly(expm_batched(s[g, j] * logs))  # (S, Y, 8, 8)
+            pi = np.zeros((n, model.k))
+            pi[:, g] = 1.0
+            survival[:, g, 0] += w[g, j]
+            for t in range(t_len):
+                pi = np.einsum("si,sij->sj", pi, typed[:, year[t]])
+                survival[:, g, t + 1] += w[g, j] * (1.0 - pi[:, -1])
+    prev = survival[..., :-1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hazard = np.where(prev > 1e-15, 1.0 - survival[..., 1:] / prev, 0.0)
+    return np.clip(hazard, 0.0, 1.0)
+
+
+def _clean_monthly(m: np.ndarray) -> np.ndarray:
+    """Monthly matrices ``(..., K, K)`` cleaned as :func:`type_monthly_matrices` cleans its own."""
+    m = np.clip(m, 0.0, None)
+    m /= m.sum(axis=-1, keepdims=True)
+    m[..., -1, :] = 0.0
+    m[..., -1, -1] = 1.0
+    return m
+
+
+def bundled_term_structure() -> MarkovMixtureTermStructure:
+    """The mixture fitted to the bundled S&P 1981-2024 cumulative default table on the bundled TTC
+    matrix (:func:`creditsim.datasets.load_sp_cumulative_default_rates`); fitted once per process (~3 s)."""
+    return _bundled_fit()
+
+
+@functools.lru_cache(maxsize=1)
+def _bundled_fit() -> MarkovMixtureTermStructure:
+    from creditsim.datasets import load_sp_cumulative_default_rates, load_sp_ratings
+
+    return MarkovMixtureTermStructure(load_sp_ratings().matrix_8x8).fit(load_sp_cumulative_default_rates())

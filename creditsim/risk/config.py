@@ -46,6 +46,7 @@ from creditsim.yamlfile import read_yaml
 
 __all__ = [
     "ENGINES",
+    "RATING_PD_MODELS",
     "BACKENDS",
     "MAX_HORIZON_MONTHS",
     "MAX_RESULT_BYTES",
@@ -55,6 +56,9 @@ __all__ = [
 ]
 
 ENGINES: tuple[str, ...] = ("markov", "transformer", "trajectory")
+#: how rated loans' default hazards come out of the rating chain: one Markov chain on the TTC matrix, or
+#: the Markov mixture fitted to the published multi-year default rates (creditsim.ratings.term_structure)
+RATING_PD_MODELS: tuple[str, ...] = ("markov", "mixture")
 BACKENDS: tuple[str, ...] = ("local", "dask")
 #: longest horizon a run may have, months (100 years)
 MAX_HORIZON_MONTHS = 1200
@@ -137,6 +141,9 @@ class RunConfig:
         keep_cashflows: keep ``(S, T, k)`` cashflow arrays in the result.
         mode: waterfall mode (``"hard"`` for reported numbers).
         macro_start: start state of generated macro paths (None, ``"scenario"``, mapping or (9,) array).
+        rating_pd: rated loans' default hazards: ``"markov"`` (the Z-conditional rating chain) or
+            ``"mixture"`` (a mix of faster and slower Z-conditional chains per grade, fitted to the S&P
+            1981-2024 cumulative default rates: lower B / CCC and higher AAA lifetime PDs than the chain).
     """
 
     n_simulations: int = 10_000
@@ -157,6 +164,7 @@ class RunConfig:
     keep_cashflows: bool = True
     mode: str = "hard"
     macro_start: Any = None
+    rating_pd: str = "markov"
 
     def __post_init__(self) -> None:
         checked = {
@@ -172,6 +180,7 @@ class RunConfig:
         checked["progress"] = _check_bool(self.progress, "progress")
         checked["backend"] = _check_choice(self.backend, "backend", BACKENDS)
         checked["mode"] = _check_choice(self.mode, "mode", MODES)
+        checked["rating_pd"] = _check_choice(self.rating_pd, "rating_pd", RATING_PD_MODELS)
         checked["scale_deal"] = _check_bool(self.scale_deal, "scale_deal")
         checked["keep_cashflows"] = _check_bool(self.keep_cashflows, "keep_cashflows")
         _check_macro(self.macro)

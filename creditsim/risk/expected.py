@@ -185,6 +185,9 @@ class ExpectedLossPath:
         if mats.ndim == 4:
             mats = mats[:, None].expand(s, _N_AC, *mats.shape[1:])
         mats = mats[:, :, : self.horizon]
+        if eng.rating_term_structure is not None:  # its scaled-generator chains have no torch path yet
+            raise ConfigError("the expected-loss path (reverse stress, sizing) follows the Markov rating chain; "
+                              "run it with rating_pd='markov'")
         if eng.rating_link is not None:
             link = eng.rating_link
             idx = [MACRO_VARS.index(v) for v in link.variables]

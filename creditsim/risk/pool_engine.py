@@ -49,6 +49,7 @@ from creditsim.fixed_order import column_sum
 from creditsim.loans.engine import MIN_FLOATING_COUPON, simulate_pool_chunk
 from creditsim.loans.prepayment import RefinancingCurve, apply_prepayment_multiplier
 from creditsim.ratings.lifetime import ZMacroLink, monthly_scenario_matrices
+from creditsim.ratings.term_structure import scenario_default_hazard
 from creditsim.schema import RATINGS, LoanTape, as_loan_tape
 from creditsim.transitions.markov import MarkovTransitionModel
 from creditsim.states import ASSET_CLASSES, MACRO_VARS, POOL_CF_TYPES, LoanState
@@ -128,6 +129,10 @@ class PoolEngine:
         horizon: months T.
         rating_link: fitted :class:`creditsim.ratings.ZMacroLink` (with ttc and rho) when the tape has
             rated loans, else None.
+        rating_term_structure: a fitted :class:`creditsim.ratings.term_structure.MarkovMixtureTermStructure`
+            whose mixture of rating chains gives the rated cohorts' default hazards
+            (:func:`~creditsim.ratings.term_structure.scenario_default_hazard`), or None for the single
+            Markov rating chain (module docstring).
         device: torch device of the sampler.
     """
 
@@ -138,6 +143,7 @@ class PoolEngine:
     rating_link: Any = None
     device: str = "cpu"
     loan_chunk: int = 4096
+    rating_term_structure: Any = None
     trajectory_model: Any = None
     loan_features: Any = None
     _rated: bool = field(default=False, repr=False)
@@ -148,7 +154,8 @@ class PoolEngine:
 
     @classmethod
     def from_tape(cls, loans: LoanTape | pd.DataFrame, *, seed: int, horizon: int, cutoff: Any = None,
-                  transition_model: Any = None, rating_link: Any = None, device: str = "cpu") -> PoolEngine:
+                  transition_model: Any = None, rating_link: Any = None, device: str = "cpu",
+                  rating_term_structure: Any = None) -> PoolEngine:
         """Validate the tape, build the loan book and pick the models (defaults documented in
         :func:`creditsim.risk.simulate.simulate`)."""
         tape = as_loan_tape(loans)  # validated once, at the edge of the run
@@ -188,6 +195,7 @@ class PoolEngine:
             coupon = float(np.dot(book.balance[in_book], book.monthly_rate[in_book]) * 12.0 / book.balance[in_book].sum())
         return cls(book=book, transition_model=transition_model, seed=int(seed), horizon=int(horizon),
                    rating_link=rating_link if rated else None, device=device, _rated=rated,
+                   rating_term_structure=rating_term_structure if rated else None,
                    refinancing=refi, refinancing_coupon=coupon)
 
     @property
@@ -203,7 +211,9 @@ class PoolEngine:
         if self.trajectory_model is not None:
             name = f"LoanTrajectoryModel on {name} cohort matrices"
         rated = int((self.book.cohort >= _N_AC).sum())
-        return f"{name}; {rated} rated loans via Z-conditional rating matrices" if rated else name
+        chain = "a mixture of Z-conditional rating chains" if self.rating_term_structure is not None else \
+            "Z-conditional rating matrices"
+        return f"{name}; {rated} rated loans via {chain}" if rated else name
 
     def cohort_matrices(self, macro: np.ndarray) -> np.ndarray:
         """``(s, C, T, 7, 7)`` matrices for a chunk's macro paths ``(s, T, 9)``."""
@@ -216,8 +226,10 @@ class PoolEngine:
                             f"({s}, {_N_AC}, >= {t_len}, 7, 7)")
         mats = mats[:, :, :t_len]
         if self._rated:
-            rating = monthly_scenario_matrices(macro, self.rating_link)  # (s, T, 8, 8)
-            hazard = rating_default_hazard(rating)
+            if self.rating_term_structure is not None:
+                hazard = scenario_default_hazard(self.rating_term_structure, macro[:, :t_len], self.rating_link)
+            else:
+                hazard = rating_default_hazard(monthly_scenario_matrices(macro, self.rating_link))  # (s, 7, T)
             mats = np.concatenate([mats, rated_cohort_matrices(hazard, mats[:, _CORPORATE])], axis=1)
         if self.refinancing is not None:  # the fixed-rate real-estate cohort, last
             ten_year = np.asarray(macro, dtype=np.float64)[:, :t_len, MACRO_VARS.index("yield_10y")]

@@ -319,8 +319,14 @@ def prepare_run(loans_df: pd.DataFrame, deal: WaterfallConfig, config: RunConfig
     tape = as_loan_tape(loans_df)  # the one validation of the run; every layer below trusts it
     cutoff = _default_cutoff(tape, config.cutoff)
     transition_model = _transition_model_for(config.engine, config.transition_model, tape, config.device)
+    term_structure = None
+    if config.rating_pd == "mixture":
+        from creditsim.ratings.term_structure import bundled_term_structure
+
+        term_structure = bundled_term_structure()
     pool_engine = PoolEngine.from_tape(tape, seed=config.seed, horizon=config.horizon, cutoff=cutoff,
-                                       transition_model=transition_model, device=config.device)
+                                       transition_model=transition_model, device=config.device,
+                                       rating_term_structure=term_structure)
     if config.engine == "trajectory":
         _attach_trajectory_model(pool_engine, config.trajectory_model, tape, cutoff, config.device)
     macro = config.macro
@@ -363,6 +369,7 @@ def _settings(config: RunConfig, prepared: PreparedRun, seconds: float) -> dict[
         "macro_start": {"source": prepared.start_label,
                         "state": None if start is None else dict(zip(MACRO_VARS, map(float, start)))},
         "engine": config.engine,
+        "rating_pd": config.rating_pd,
         "seed": config.seed,
         "chunk_size": config.chunk_size,
         "backend": config.backend,
