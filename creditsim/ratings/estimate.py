@@ -37,6 +37,7 @@ __all__ = [
     "validate_matrix",
     "generator",
     "monthly_matrix",
+    "regularised_generator",
     "matrix_log",
 ]
 
@@ -789,6 +790,15 @@ def _check_stack_rows(a: np.ndarray, name: str, tol: float) -> None:
             raise DataError(f"{name}: {what}{where}, rows {names}")
 
 
+def regularised_generator(P_annual: np.ndarray, method: str = "diagonal") -> np.ndarray:
+    """The regularised generator ``(..., K, K)`` of annual matrices (rows summing to 0, off-diagonals
+    >= 0, the absorbing D row 0): what :func:`monthly_matrix` takes the exponential of (divided by the
+    steps). Batched over leading axes; no checks (the caller's)."""
+    q = _regularise(matrix_log(np.asarray(P_annual, dtype=np.float64)), method)
+    q[..., -1, :] = 0.0
+    return q
+
+
 def monthly_matrix(P_annual: np.ndarray, *, steps: int = 12, method: str = "diagonal", return_distance: bool = False):
     """Convert annual matrices ``(..., K, K)`` to one-step matrices for ``steps`` steps a year
     (default monthly): ``expm(Q / steps)`` with ``Q`` the regularised generator (see
@@ -804,8 +814,7 @@ def monthly_matrix(P_annual: np.ndarray, *, steps: int = 12, method: str = "diag
         raise ConfigError(f"steps must be >= 1, got {steps}")
     if method not in ("diagonal", "weighted"):
         raise ConfigError(f"monthly_matrix method must be 'diagonal' or 'weighted', got {method!r}")
-    q = _regularise(matrix_log(a), method) / steps
-    q[..., -1, :] = 0.0
+    q = regularised_generator(a, method) / steps
     m = expm_batched(q)
     m = np.clip(m, 0.0, None)
     m /= m.sum(axis=-1, keepdims=True)

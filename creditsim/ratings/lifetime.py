@@ -40,6 +40,7 @@ __all__ = [
     "ZMacroLink",
     "DEFAULT_LINK_VARIABLES",
     "monthly_scenario_matrices",
+    "scenario_annual_matrices",
     "monthly_pd_curves",
 ]
 
@@ -441,6 +442,26 @@ def monthly_scenario_matrices(
     stochastic, D absorbing; ``prod`` of the 12 monthly matrices of a year reproduces ``M_y`` up to
     the embedding distance.
     """
+    annual = scenario_annual_matrices(macro_paths, link, ttc_8x8, rho, include_residual=include_residual,
+                                      z_shocks=z_shocks)
+    s, ny = annual.shape[:2]
+    monthly = monthly_matrix(annual.reshape(-1, 8, 8), method=method).reshape(s, ny, 8, 8)
+    year_of_month = np.arange(np.asarray(macro_paths).shape[1]) // 12
+    return monthly[:, year_of_month]
+
+
+def scenario_annual_matrices(
+    macro_paths: np.ndarray,
+    link: ZMacroLink,
+    ttc_8x8: np.ndarray | pd.DataFrame | None = None,
+    rho: float | None = None,
+    *,
+    include_residual: bool = True,
+    z_shocks: np.ndarray | None = None,
+) -> np.ndarray:
+    """The annual Z-conditional 8x8 matrices ``(S, Y, 8, 8)`` of :func:`monthly_scenario_matrices` (year
+    y = months 12y..12y+11 of each path; z > 0 is a good year), before their monthly root; same
+    arguments and checks."""
     a = np.asarray(macro_paths, dtype=np.float64)
     if a.ndim != 3 or a.shape[-1] != len(MACRO_VARS):
         raise DataError(f"macro_paths must be (S, T, {len(MACRO_VARS)}) monthly, got shape {a.shape}")
@@ -460,11 +481,8 @@ def monthly_scenario_matrices(
         raise ConfigError(f"macro_paths: {n_months} months exceed the {MAX_YEARS}-year limit ({12 * MAX_YEARS} months)")
     # annual 8x8 per path-year (x3 for the generator / expm temporaries) plus the monthly output
     check_memory(8.0 * 64 * s * (3 * -(-n_months // 12) + n_months), "macro_paths", f"{s} paths x {n_months} months of 8x8 matrices")
-    annual = link.scenario_matrices(a, ttc=t, rho=rho, frequency="monthly", include_residual=include_residual, z_shocks=z_shocks)
-    ny = annual.shape[1]
-    monthly = monthly_matrix(annual.reshape(-1, 8, 8), method=method).reshape(s, ny, 8, 8)
-    year_of_month = np.arange(n_months) // 12
-    return monthly[:, year_of_month]
+    return link.scenario_matrices(a, ttc=t, rho=rho, frequency="monthly", include_residual=include_residual,
+                                  z_shocks=z_shocks)
 
 
 def monthly_matrices_from_z(z_mean: np.ndarray, link: ZMacroLink, *, include_residual: bool = True,

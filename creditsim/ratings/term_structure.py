@@ -59,7 +59,7 @@ import pandas as pd
 import scipy.optimize
 
 from creditsim.errors import ConfigError, DataError, NotFittedError, format_labels
-from creditsim.ratings.estimate import expm_batched, generator, matrix_log, validate_matrix
+from creditsim.ratings.estimate import expm_batched, generator, regularised_generator, validate_matrix
 from creditsim.ratings.lifetime import PDTermStructure
 from creditsim.ratings.limits import MAX_YEARS, check_count
 from creditsim.states import GRADES_7, GRADES_8
@@ -328,9 +328,11 @@ def scenario_default_hazard(model: MarkovMixtureTermStructure, macro_paths: np.n
     """Monthly default hazards ``(S, G, T)`` of the mixture along macro paths, for the simulation.
 
     The run's rating chain moves along path ``s`` with the monthly matrices ``M_t = expm(G_y / 12)`` of
-    :func:`creditsim.ratings.lifetime.monthly_scenario_matrices` (``G_y`` the generator of year y's
-    Z-conditional matrix). Type ``j`` of grade ``g`` moves ``speeds_[g, j]`` times as fast along the same
-    conditional chain: ``expm(speeds_[g, j] log M_t)``, so the economy speeds up or slows every type
+    :func:`creditsim.ratings.lifetime.monthly_scenario_matrices` (``G_y`` the regularised generator of
+    year y's Z-conditional matrix). Type ``j`` of grade ``g`` moves ``speeds_[g, j]`` times as fast along
+    the same conditional chain: ``expm(speeds_[g, j] G_y / 12)`` (from the annual generator: the log of a
+    monthly matrix of a stressed year, with CCC's mass almost all in D, has no real value), so the
+    economy speeds up or slows every type
     alike, as it does the TTC generator in the model's own curves. The grade's survival is the weighted
     mix of its types' survivals (a loan's type is unknown and independent of other loans'),
     ``S_g(t) = sum_j w_gj S_gj(t)``, and the hazard its one-month step ``1 - S_g(t + 1) / S_g(t)``: the
@@ -342,19 +344,19 @@ def scenario_default_hazard(model: MarkovMixtureTermStructure, macro_paths: np.n
         macro_paths: ``(S, T, 9)`` monthly macro paths (MACRO_VARS order, decimals).
         link: the fitted :class:`creditsim.ratings.lifetime.ZMacroLink` of the run.
     """
-    from creditsim.ratings.lifetime import monthly_scenario_matrices
+    from creditsim.ratings.lifetime import scenario_annual_matrices
 
     w, s = model._check_fitted()
     if model.k != 8:
         raise ConfigError(f"the simulation's rating chain is 8x8 (AAA..CCC, D); this term structure is {model.k}x{model.k}")
-    monthly = monthly_scenario_matrices(np.asarray(macro_paths, dtype=np.float64), link)  # (S, T, 8, 8)
-    n, t_len = monthly.shape[:2]
-    logs = matrix_log(monthly[:, ::12])  # (S, Y, 8, 8): one generator / 12 per path-year
+    a = np.asarray(macro_paths, dtype=np.float64)
+    gen = regularised_generator(scenario_annual_matrices(a, link)) / 12.0  # (S, Y, 8, 8)
+    n, t_len = a.shape[:2]
     year = np.arange(t_len) // 12
     survival = np.zeros((n, model.k - 1, t_len + 1))
     for g in range(model.k - 1):
         for j in np.flatnonzero(w[g] > 0.0):
-            typed = _clean_monthly(expm_batched(s[g, j] * logs))  # (S, Y, 8, 8)
+            typed = _clean_monthly(expm_batched(s[g, j] * gen))  # (S, Y, 8, 8)
             pi = np.zeros((n, model.k))
             pi[:, g] = 1.0
             survival[:, g, 0] += w[g, j]

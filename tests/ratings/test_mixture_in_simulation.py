@@ -79,3 +79,15 @@ def test_simulate_takes_the_mixture_for_rated_loans(sp_term_structure) -> None:
     assert not np.allclose(mixture.portfolio_losses, chain.portfolio_losses)
     with pytest.raises(ConfigError, match="rating_pd must be one of"):
         RunConfig(rating_pd="copula")
+
+
+def test_a_deep_stress_year_keeps_hazards_finite_and_higher(link, paths, sp_term_structure) -> None:
+    """A path far beyond the supervisory one (the monthly matrices of such a year had no real log, which
+    broke an earlier version): hazards stay in [0, 1] and above the severely adverse path's."""
+    deep = paths[1:].copy()
+    for var, value in (("unemployment_rate", 0.16), ("credit_spread_hy", 0.20), ("gdp_growth", -0.10)):
+        deep[..., MACRO_VARS.index(var)] = value
+    h = scenario_default_hazard(sp_term_structure, np.concatenate([paths, deep]), link)
+    assert np.isfinite(h).all() and (h >= 0).all() and (h <= 1).all()
+    survival = _survival(h)[..., -1]
+    assert (survival[2] <= survival[1] + 1e-12).all() and survival[2, 6] < survival[1, 6]
