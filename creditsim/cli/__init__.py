@@ -23,7 +23,7 @@ from creditsim.errors import CreditSimError
 __all__ = ["app", "main", "run_app"]
 
 #: command-group modules, each with ``register(app: typer.Typer) -> None``
-COMMAND_MODULES: tuple[str, ...] = ("data", "deal", "ratings", "train", "evaluate", "run", "stress", "reverse", "examples", "ecl",
+COMMAND_MODULES: tuple[str, ...] = ("data", "deal", "ratings", "train", "evaluate", "run", "stress", "reverse", "examples", "ecl", "compare",
                                      "notes")
 
 app = typer.Typer(

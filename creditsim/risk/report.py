@@ -260,9 +260,9 @@ def _loss_histogram(results: SimulationResults, w: np.ndarray) -> Any:
     return f
 
 
-def _loss_tail(results: SimulationResults, w: np.ndarray, max_points: int = 2000) -> Any:
-    """Exceedance curve ``P(loss > x)`` on a log axis: the tail a histogram squeezes into its last
-    bars. Every point of the top 1,000 scenarios is drawn, the body is thinned to ``max_points``."""
+def _exceedance(results: SimulationResults, w: np.ndarray, name: str, color: str, max_points: int = 2000) -> Any:
+    """Plotly trace of ``P(loss > x)`` (percent) against the pool loss x (percent). Every point of the
+    top 1,000 scenarios is drawn, the body is thinned to ``max_points``."""
     import plotly.graph_objects as go
 
     order = np.argsort(results.portfolio_losses, kind="stable")
@@ -275,9 +275,15 @@ def _loss_tail(results: SimulationResults, w: np.ndarray, max_points: int = 2000
         body = np.linspace(0, xs.size - tail - 1, max_points - tail).astype(np.int64)
         idx = np.unique(np.concatenate([body, np.arange(xs.size - tail, xs.size)]))
         xs, exceed = xs[idx], exceed[idx]
-    f = go.Figure(go.Scatter(x=_f32(xs), y=_f32(exceed * 100), mode="lines", line=dict(shape="hv", color="#4c72b0"),
-                             name="P(loss > x)",
-                             hovertemplate="loss > %{x:.2f}%: %{y:.3g}% of scenarios<extra></extra>"))
+    return go.Scatter(x=_f32(xs), y=_f32(exceed * 100), mode="lines", line=dict(shape="hv", color=color), name=name,
+                      hovertemplate="loss > %{x:.2f}%: %{y:.3g}% of scenarios<extra></extra>")
+
+
+def _loss_tail(results: SimulationResults, w: np.ndarray) -> Any:
+    """Exceedance curve ``P(loss > x)`` on a log axis: the tail a histogram squeezes into its last bars."""
+    import plotly.graph_objects as go
+
+    f = go.Figure(_exceedance(results, w, "P(loss > x)", "#4c72b0"))
     marks = [("VaR 95%", results.var(0.95), "#f2a65a", "top left"),
              ("VaR 99%", results.var_99, "#dd8452", "top left"),
              ("CVaR 99%", results.cvar_99, "#c44e52", "bottom right")]
@@ -629,6 +635,50 @@ def _plotly_script(plotly_js: PlotlyJs) -> tuple[str, str]:
             f'<p id="charts-missing" style="color:#c44e52">The charts need the plotly.js file written beside this '
             f'page ({name}); copy it along, or write the report with '
             '<code>creditsim report RUN -o FILE --self-contained</code>.</p>')
+
+
+def comparison_html(cmp: Any, a: SimulationResults, b: SimulationResults, plotly_js: PlotlyJs = "inline") -> str:
+    """A page comparing two runs (:class:`creditsim.risk.compare.RunComparison` of ``a`` and ``b``): the
+    settings that differ, the loss table with changes and z-scores, expected loss by scenario type and
+    the two loss-exceedance curves on one log axis. ``plotly_js`` as in :func:`build_report_html`."""
+    import plotly.graph_objects as go
+
+    la, lb = (html.escape(x) for x in cmp.labels)
+    fig = go.Figure([_exceedance(a, measures.normalise_weights(a.weights, a.n_sims), cmp.labels[0], "#4c72b0"),
+                     _exceedance(b, measures.normalise_weights(b.weights, b.n_sims), cmp.labels[1], "#dd8452")])
+    fig.update_layout(title="Loss tail of each run: probability that the pool loss exceeds x",
+                      xaxis_title="pool loss over the horizon, % of initial balance",
+                      yaxis_title="% of scenarios with a larger loss (log scale)", yaxis_type="log")
+    chart = fig.to_html(full_html=False, include_plotlyjs=False, div_id="exceedance", default_height="460px",
+                        config={"displaylogo": False})
+    cols = [c for c in cmp.table.columns if c.startswith(("expected_loss", "var_99", "cvar_99", "pd_", "wal_"))]
+    shown = cmp.table[cols].astype(object)
+    for c in cols:  # formatted here: the cell formatter keys on plain metric names, not on _a / _b / _z
+        fmt = ((lambda v: f"{v:+.1f}") if c.endswith("_z") else (lambda v: f"{v:.2f}") if c.startswith("wal_")
+               else (lambda v: f"{100 * v:.3f}%"))
+        shown[c] = [fmt(v) if np.isfinite(v) else "–" for v in cmp.table[c]]
+    by_scenario = cmp.by_scenario.astype(object).apply(lambda col: [f"{100 * v:.3f}%" if np.isfinite(v) else "–"
+                                                                    for v in col])
+    script, missing_note = _plotly_script(plotly_js)
+    settings = _table(cmp.settings.rename(columns={"a": cmp.labels[0], "b": cmp.labels[1]})) \
+        if not cmp.settings.empty else "<p>The same.</p>"
+    moved = cmp.significant()
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{la} vs {lb}</title>
+<style>{_CSS}</style>
+{script}
+</head><body>
+<h1>{la} &rarr; {lb}</h1>
+<div class="muted">{"paired comparison: same seed, simulations and scenario labels, so the shared noise cancels"
+                    if cmp.paired else "independent runs: the change's standard error adds both runs' own"}.
+Losses are fractions of each row's balance; z = change / its standard error. Changes beyond 3 standard
+errors: {html.escape(", ".join(moved) if moved else "none")}.</div>
+<h2>Settings that differ</h2>{settings}
+<h2>Pool and tranches</h2>{_table(shown, human=True)}
+<h2>Expected pool loss by scenario type</h2>{_table(by_scenario.rename(columns={"a": cmp.labels[0], "b": cmp.labels[1]}))}
+<h2>Loss tails</h2>{missing_note}{chart}
+</body></html>
+"""
 
 
 def build_report_html(results: SimulationResults, title: str | None = None, plotly_js: PlotlyJs = "inline") -> str:
