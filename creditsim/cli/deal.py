@@ -395,6 +395,8 @@ def sensitivity(
         atomic_write(csv, lambda p: grid.table.to_csv(p, index=False))
         console.print(f"wrote {csv}")
     if excel is not None:
-        sheets = {"grid": grid.table.set_index(["cdr", "cpr", "severity", "lag", "tranche"])}
-        sheets.update({m: grid.pivot(m) for m in SENSITIVITY_METRICS})
+        # flat sheets: a MultiIndex would lose its names and merge cells in the workbook
+        sheets = {"grid": grid.table.set_index("cdr")}
+        sheets.update({m: grid.pivot(m).reset_index().set_index("cdr") for m in SENSITIVITY_METRICS})
+        sheets["settings"] = pd.DataFrame({"value": grid.settings}).rename_axis("setting")
         console.print(f"wrote {write_excel(excel, sheets)}")

@@ -44,9 +44,8 @@ def eval_macro(
 ) -> None:
     """Print the evaluation table (VAE, VAR, bootstrap, history) and the scenario-ordering table; with
     ``--oot`` the out-of-time CRPS, energy-score and coverage tables instead."""
+    _check_macro_modes(oot, checkpoint, plot, dispersion, endpoint_months, pull)
     if oot:
-        if checkpoint is not None or plot is not None:
-            raise ConfigError("--checkpoint and --plot are not used with --oot (each origin trains its own model)")
         _eval_macro_oot(origins, epochs, _parse_horizons(horizons), n_samples, seed, models_dir, csv, device, dispersion,
                         endpoint_months, _parse_pull(pull))
         return
@@ -109,14 +108,27 @@ def _parse_horizons(text: str) -> tuple[int, ...]:
         raise ConfigError(f"--horizons must be whole months separated by commas, e.g. 6,12,24,36; got {text!r}") from None
 
 
+def _check_macro_modes(oot: bool, checkpoint: Path | None, plot: Path | None, dispersion: bool,
+                       endpoint_months: int | None, pull: str | None) -> None:
+    """One-line errors for options of the other mode of ``eval macro``, and for a bad ``--pull``, before any work."""
+    if oot and (checkpoint is not None or plot is not None):
+        raise ConfigError("--checkpoint and --plot are not used with --oot (each origin trains its own model)")
+    if not oot and (dispersion or endpoint_months is not None or pull is not None):
+        raise ConfigError("--dispersion, --endpoint-months and --pull apply to --oot only")
+    _parse_pull(pull)
+
+
 def _parse_pull(text: str | None) -> float | str | None:
     """``--pull``: a number in [0, 1] or ``uniform``."""
     if text is None or text == "uniform":
         return text
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise ConfigError(f"--pull must be a number in [0, 1] or 'uniform', got {text!r}") from None
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"--pull must be a number in [0, 1] or 'uniform', got {text!r}")
+    return value
 
 
 def _eval_macro_oot(origins: int, epochs: int | None, horizons: tuple[int, ...], n_samples: int, seed: int,

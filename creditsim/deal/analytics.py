@@ -171,6 +171,10 @@ def _monthly_curve(value: float | np.ndarray, name: str, horizon: int) -> np.nda
     return arr[:, :horizon]
 
 
+#: months a rate vector may spell out (100 years; the deal tools' horizon bound)
+MAX_VECTOR_MONTHS = 1200
+
+
 def parse_vector(text: str, name: str = "vector") -> np.ndarray:
     """A rate vector in a structurer's notation -> monthly values (decimals).
 
@@ -190,6 +194,9 @@ def parse_vector(text: str, name: str = "vector") -> np.ndarray:
                               f"e.g. '0.02x12 0.06x12 0.03'") from None
         if not 0.0 <= v <= 1.0 or n < 1:
             raise ConfigError(f"{name}: {part!r} needs a decimal in [0, 1] and at least 1 month")
+        if len(values) + n > MAX_VECTOR_MONTHS:
+            raise ConfigError(f"{name}: the vector spells out more than {MAX_VECTOR_MONTHS} months; the last value "
+                              f"is held anyway, so write the tail once (e.g. '0.02x12 0.06')")
         values += [v] * n
     return np.array(values, dtype=np.float64)
 

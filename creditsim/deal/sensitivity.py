@@ -71,15 +71,18 @@ class SensitivityGrid:
 
 
 def _points(values: Sequence[float | str] | float | str, name: str) -> list[str]:
-    items = [values] if isinstance(values, (str, int, float)) else list(values)
+    """The axis's points as texts, each checked, duplicates dropped (a pivot would average them)."""
+    if values is None:
+        raise ConfigError(f"{name}: expected a value, a vector text or a sequence of them, got None")
+    items = [values] if isinstance(values, str) or np.isscalar(values) else list(values)
     if not items:
         raise ConfigError(f"{name}: at least one value is needed")
     out = []
     for v in items:
-        text = str(v).strip()
+        text = str(float(v)) if isinstance(v, (np.floating, np.integer)) else str(v).strip()
         parse_vector(text, name)  # checked here, so a bad point fails before any run
         out.append(text)
-    return out
+    return list(dict.fromkeys(out))
 
 
 def sensitivity_grid(config: WaterfallConfig, cdr: Sequence[float | str] | float | str = (0.0, 0.02, 0.05, 0.10),
@@ -95,16 +98,19 @@ def sensitivity_grid(config: WaterfallConfig, cdr: Sequence[float | str] | float
     the deal's initial collateral. Raises ConfigError for a bad value, naming the axis.
     """
     axes = {"cdr": _points(cdr, "cdr"), "cpr": _points(cpr, "cpr"), "severity": _points(severity, "severity")}
-    lags = [lag] if isinstance(lag, (int, np.integer)) else list(lag)
-    if not lags or any(isinstance(x, bool) or int(x) != x or x < 0 for x in lags):
+    lags = [lag] if np.isscalar(lag) else list(lag) if lag is not None else []
+    if not lags or any(isinstance(x, (bool, str)) or not np.isfinite(x) or int(x) != x or x < 0 for x in lags):
         raise ConfigError(f"lag must be whole months >= 0, got {lag!r}")
+    lags = list(dict.fromkeys(int(x) for x in lags))
+    # one horizon for every lag (term + the longest lag), so that lags compare like with like
+    horizon = term_months + max(lags) if horizon is None else horizon
     n = int(np.prod([len(v) for v in axes.values()])) * len(lags)
     if n > MAX_POINTS:
         raise ConfigError(f"the grid has {n:,} points, at most {MAX_POINTS:,}: use fewer values per axis")
     par = config.initial_collateral if collateral_balance is None else float(collateral_balance)
     combos = list(itertools.product(axes["cdr"], axes["cpr"], axes["severity"]))
     rows: list[dict] = []
-    for lg in (int(x) for x in lags):
+    for lg in lags:
         curves = [_stack([c[i] for c in combos]) for i in range(3)]
         pool = level_pay_pool(par, wac, term_months, horizon, cdr=curves[0], cpr=curves[1], severity=curves[2], lag=lg)
         with torch.no_grad():
@@ -116,8 +122,7 @@ def sensitivity_grid(config: WaterfallConfig, cdr: Sequence[float | str] | float
                              "principal_loss": float(o["losses"][s]),
                              "pv_loss": np.nan if o["pv_losses"] is None else float(o["pv_losses"][s]),
                              "wal_years": float(o["wal"][s]), "irr": float(o["irr"][s])})
-    settings = {"collateral": par, "wac": wac, "term_months": term_months,
-                "horizon": horizon if horizon is not None else term_months + max(int(x) for x in lags),
+    settings = {"collateral": par, "wac": wac, "term_months": term_months, "horizon": horizon,
                 "points": n, "deal": config.name}
     return SensitivityGrid(pd.DataFrame(rows), settings)
 

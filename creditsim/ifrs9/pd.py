@@ -190,10 +190,15 @@ class TermStructurePD(_GradeProvider):
     One scenario: a through-the-cycle curve, so the reasonable-and-supportable settings have nothing
     to revert from. ``survival`` is the model's monthly survival ``(n_months + 1, K - 1)`` of the loan's
     current ``grade`` (the published curves are averages over static pools of all issuers rated g at
-    formation, seasoned or not); ``origination_pd`` is ``1 - S(start + length) / S(start)`` of the
-    ``origination_grade``'s curve, so the expectation at origination includes the mixture's seasoning
-    (survivors to ``start`` are richer in slow types). A model with one type of speed 1 gives exactly
-    :class:`TTCMatrixPD`'s numbers.
+    formation, seasoned or not). ``origination_pd`` is built the same way, so the SICR test compares
+    like with like: the PD over ``(start, start + length]`` expected at origination is the mix, over
+    the grades the name may hold at ``start`` (the model's own migration from its ``origination_grade``,
+    given survival), of those grades' curves over ``length``. A name still in its origination grade
+    therefore keeps a ratio near 1 as it ages. (The forward PD of the origination grade's own curve,
+    ``1 - S(start + length) / S(start)``, would mix in the seasoning of the survivors -- richer in slow
+    types -- while today's PD does not, and sent B names to Stage 2 at 84 months on book, ratio 2.3,
+    for nothing but age.) A model with one type of speed 1 gives :class:`TTCMatrixPD`'s numbers (to
+    rounding: that forward PD and this mix are equal for a Markov chain).
     """
 
     def __init__(self, model: MarkovMixtureTermStructure) -> None:
@@ -203,9 +208,13 @@ class TermStructurePD(_GradeProvider):
         super().__init__(model.ttc, model.method)
         self.model = model
 
-    def _ttc_survival(self, n_months: int) -> np.ndarray:
-        # the origination expectation is the term-structure model's own, not the matrix powers'
-        return self.model.monthly_survival(n_months)
+    def origination_pd(self, loans: EclLoans, start: np.ndarray, length: np.ndarray) -> np.ndarray:
+        g0 = grade_codes(loans.origination_grade, self.k, "origination_grade")
+        at = self.model.grade_distribution(int(np.max(start, initial=0)))[start, g0]  # (L, K) states at start
+        pd_now = 1.0 - self.model.monthly_survival(int(np.max(length, initial=0)))[length]  # (L, G) by grade
+        alive = 1.0 - at[:, -1]
+        mixed = (at[:, :-1] * pd_now).sum(axis=1)  # over the K - 1 grades: a fixed-size axis
+        return np.where(alive > 0, mixed / np.where(alive > 0, alive, 1.0), 1.0)
 
     def _table(self, n_months: int, settings: EclSettings) -> np.ndarray:
         return self.model.monthly_survival(n_months)[:, None, :]

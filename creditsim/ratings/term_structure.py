@@ -20,8 +20,9 @@ slower. Cumulative PD of grade g after t years::
 
     PD_g(t) = sum_j weights_[g, j] * expm(speeds_[g, j] * Q * t)[g, D]
 
-J = 2 by default, ``speeds_[g, 0] <= speeds_[g, 1]`` (a slow and a fast type; a slow speed of 0 is a
-mover-stayer model). The mixture keeps the TTC matrix's migration *directions*, so it needs 3 numbers
+J = 2 by default, ``speeds_[g, 0] <= speeds_[g, 1]`` (a slow and a fast type; a slow speed of 0 would
+be a mover-stayer model, which the fit excludes by default: ``min_speed`` = 0.1, so that no issuer is
+immune to the economy in a simulation or immortal over a long life). The mixture keeps the TTC matrix's migration *directions*, so it needs 3 numbers
 per grade rather than a full matrix per year, extrapolates past the calibration horizon like a chain
 (no flat-lining of a curve fit), and its monthly hazards come from monthly matrices, as the
 other providers'. A non-homogeneous chain fitted year by year would match the calibration curves
@@ -120,13 +121,13 @@ def _curve_function(q: np.ndarray, gi: int) -> Callable[[np.ndarray, int], np.nd
     return lambda speeds, n_years: _type_curves(q, speeds[None, :], n_years, start)[:, 0]
 
 
-def _unpack(x: np.ndarray, max_speed: float) -> tuple[float, float, float]:
-    """Unconstrained ``x`` (3,) -> (weight of the fast type, slow speed, fast speed); clipped so that
-    Nelder-Mead's wild steps cannot overflow."""
+def _unpack(x: np.ndarray, max_speed: float, min_speed: float = 0.0) -> tuple[float, float, float]:
+    """Unconstrained ``x`` (3,) -> (weight of the fast type, slow speed, fast speed), both speeds in
+    ``[min_speed, max_speed]``; clipped so that Nelder-Mead's wild steps cannot overflow."""
     z = np.clip(x, -30.0, 30.0)
     w = 1.0 / (1.0 + np.exp(-z[0]))
-    fast = min(float(np.exp(z[1])), max_speed)
-    return float(w), fast / (1.0 + np.exp(-z[2])), fast
+    fast = min(max(float(np.exp(z[1])), min_speed), max_speed)
+    return float(w), min_speed + (fast - min_speed) / (1.0 + np.exp(-z[2])), fast
 
 
 @dataclass(frozen=True)
@@ -149,12 +150,18 @@ class MarkovMixtureTermStructure:
         method: generator regularisation (``"diagonal"`` or ``"weighted"``), as in ``monthly_matrix``.
         floor: smallest denominator of the relative errors (decimal PD), > 0.
         max_speed: upper bound of a type's speed (multiple of the TTC generator), > 0.
+        min_speed: lower bound of a type's speed, in [0, max_speed). The default 0.1 keeps every type
+            moving: unbounded, the fit makes "stayers" of speed 0 (99 % of AAA, 75 % of BB, 63 % of B,
+            39 % of CCC issuers) that never migrate or default, whatever the economy -- lifetime PDs
+            capped at the movers' share and a simulation whose stress cannot reach most of the book.
+            The price: the largest 1-10-year fit error for BB rises from 13 % to 15 %, CCC 2 % to 14 %.
         monotone: fit grades worst-first, each penalised where it exceeds the next-worse grade's curve.
         check_years: horizon (years) over which ``monotone`` is enforced.
     """
 
     def __init__(self, ttc: np.ndarray | pd.DataFrame, *, n_types: int = 2, method: str = "diagonal",
-                 floor: float = 1e-4, max_speed: float = 50.0, monotone: bool = True, check_years: int = 30) -> None:
+                 floor: float = 1e-4, max_speed: float = 50.0, monotone: bool = True, check_years: int = 30,
+                 min_speed: float = 0.1) -> None:
         self.ttc = validate_matrix(ttc, name="TTC matrix")
         self.k = self.ttc.shape[0]
         self.grades = _grade_labels(self.k)
@@ -165,7 +172,10 @@ class MarkovMixtureTermStructure:
             raise ConfigError(f"floor must be a PD in (0, 1), got {floor!r}")
         if not (np.isfinite(max_speed) and max_speed > 0.0):
             raise ConfigError(f"max_speed must be > 0, got {max_speed!r}")
+        if not (np.isfinite(min_speed) and 0.0 <= min_speed < max_speed):
+            raise ConfigError(f"min_speed must be in [0, max_speed), got {min_speed!r}")
         self.floor, self.max_speed, self.monotone = float(floor), float(max_speed), bool(monotone)
+        self.min_speed = float(min_speed)
         self.check_years = check_count(check_years, "check_years", high=MAX_YEARS, unit=" (years)")
         self.weights_: np.ndarray | None = None
         self.speeds_: np.ndarray | None = None
@@ -226,7 +236,7 @@ class MarkovMixtureTermStructure:
         curves = _curve_function(self.q, gi)
 
         def curve(x: np.ndarray) -> np.ndarray:
-            w, slow, fast = _unpack(x, self.max_speed)
+            w, slow, fast = _unpack(x, self.max_speed, self.min_speed)
             c = curves(np.array([slow, fast]), horizon)  # (horizon, 2)
             return (1.0 - w) * c[:, 0] + w * c[:, 1]
 
@@ -248,7 +258,7 @@ class MarkovMixtureTermStructure:
             # refit with an exact (linear) penalty on the ordering, started from the unconstrained
             # optimum too: the penalty's kink traps Nelder-Mead far from it otherwise
             best = minimise(lambda x: fit_loss(x) + 1e3 * excess(x), np.vstack([best.x, _STARTS]))
-        w, slow, fast = _unpack(best.x, self.max_speed)
+        w, slow, fast = _unpack(best.x, self.max_speed, self.min_speed)
         return np.array([1.0 - w, w]), np.array([slow, fast]), fit_loss(best.x)
 
     def fit(self, cumulative: np.ndarray | pd.DataFrame) -> "MarkovMixtureTermStructure":
@@ -305,6 +315,22 @@ class MarkovMixtureTermStructure:
                 out[m + 1] = ((1.0 - acc[grades, :, grades, -1]) * w).sum(axis=1)
             self._survival = np.clip(out, 0.0, 1.0)
         return self._survival[: n + 1].copy()
+
+    def grade_distribution(self, n_months: int) -> np.ndarray:
+        """``(n_months + 1, G, K)`` distribution over the K states (grades, then D) after m months of a
+        name rated g at month 0: the weighted mix of its types' chains (row 0 = the unit vector of g)."""
+        w, s = self._check_fitted()
+        n = check_count(n_months, "n_months", low=0, high=MAX_YEARS * 12, unit=" (months)")
+        g = self.k - 1
+        monthly = type_monthly_matrices(self.q, s)  # (G, J, K, K)
+        rows = np.zeros((g, self.n_types, self.k))
+        rows[np.arange(g), :, np.arange(g)] = 1.0
+        out = np.empty((n + 1, g, self.k))
+        out[0] = np.eye(self.k)[:g]
+        for m in range(n):
+            rows = np.einsum("gjk,gjkl->gjl", rows, monthly)
+            out[m + 1] = np.einsum("gj,gjl->gl", w, rows)
+        return out
 
     def monthly_hazard(self, n_months: int) -> np.ndarray:
         """``(n_months, G)`` monthly default hazards ``1 - S(m) / S(m - 1)`` by grade (1 where nothing

@@ -184,6 +184,7 @@ class RunConfig:
         checked["scale_deal"] = _check_bool(self.scale_deal, "scale_deal")
         checked["keep_cashflows"] = _check_bool(self.keep_cashflows, "keep_cashflows")
         _check_macro(self.macro)
+        source_weights(self.macro, self.scenario_mix)  # a mix the source cannot take (forecast) fails now
         if self.cutoff is not None:
             month_start(self.cutoff, "cutoff")  # the library's one date parser: a bad date is a ConfigError
         if self.macro_start is not None:

@@ -111,3 +111,28 @@ def test_cli_prints_the_grid_and_writes_csv_and_excel(tmp_path, capsys) -> None:
 def test_cli_bad_options_are_one_line_errors(args, match, capsys) -> None:
     code, _, err = _cli(["deal", "sensitivity", EXAMPLE, *args], capsys)
     assert code == 2 and match in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_review_cases_scalars_duplicates_one_horizon_and_long_vectors(deal) -> None:
+    """Found by a reviewer: numpy and float scalars, None, duplicate points, lags of one grid on one
+    horizon, and a vector spelling out a billion months."""
+    grid = sensitivity_grid(deal, cdr=np.float32(0.02), cpr=[0.1, 0.1], severity=0.4, lag=6.0)
+    assert grid.settings["points"] == 1 and len(grid.pivot()) == 1
+    two = sensitivity_grid(deal, cdr=0.05, cpr=0.1, lag=[0, 24])
+    assert two.settings["horizon"] == 60 + 24
+    for bad, match in (({"cdr": None}, "cdr: expected a value"), ({"lag": None}, "lag must be whole months"),
+                       ({"cdr": "0.02x1000000000"}, "more than 1200 months")):
+        with pytest.raises(ConfigError, match=match):
+            sensitivity_grid(deal, **bad)
+
+
+def test_the_workbook_has_named_headers_and_the_settings(tmp_path, capsys) -> None:
+    code, _, err = _cli(["deal", "sensitivity", EXAMPLE, "--cdr", "0,0.1", "--cpr", "0.1",
+                         "--excel", str(tmp_path / "g.xlsx")], capsys)
+    assert code == 0, err
+    book = openpyxl.load_workbook(tmp_path / "g.xlsx")
+    header = [c.value for c in book["principal_loss"][1]]
+    assert header[:4] == ["cdr", "cpr", "severity", "lag"] and None not in header
+    assert [c.value for c in book["grid"][1]][:5] == ["cdr", "cpr", "severity", "lag", "tranche"]
+    settings = {r[0].value: r[1].value for r in book["settings"].iter_rows(min_row=2)}
+    assert settings["term_months"] == 60 and settings["points"] == 2

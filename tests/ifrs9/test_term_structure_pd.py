@@ -20,12 +20,14 @@ def _loans(months_on_book: int = 0, remaining: int = 120) -> EclLoans:
                     grade=np.array(GRADES), origination_grade=np.array(GRADES), months_on_book=months_on_book)
 
 
-def test_one_type_of_speed_one_gives_the_ttc_provider_s_numbers_bit_for_bit():
+def test_one_type_of_speed_one_gives_the_ttc_provider_s_numbers():
     single = TermStructurePD(MarkovMixtureTermStructure.from_params(TTC, [1.0], [1.0]))
     loans, settings = _loans(), EclSettings()
     assert np.array_equal(single.survival(loans, 180, settings), TTCMatrixPD(TTC).survival(loans, 180, settings))
     start, length = np.arange(7) * 12, np.full(7, 60)
-    assert np.array_equal(single.origination_pd(loans, start, length), TTCMatrixPD(TTC).origination_pd(loans, start, length))
+    # the mix over the grades held at `start` of their curves = the chain's forward PD (Markov property)
+    np.testing.assert_allclose(single.origination_pd(loans, start, length),
+                               TTCMatrixPD(TTC).origination_pd(loans, start, length), rtol=1e-9, atol=1e-15)
 
 
 def test_survival_is_the_model_s_curve_of_the_loan_s_grade(sp_term_structure):
@@ -50,15 +52,28 @@ def test_lifetime_ecl_of_speculative_grades_is_below_the_markov_powers(sp_term_s
     np.testing.assert_allclose(mixture.lifetime_pd[0], lifetime, rtol=1e-12)
 
 
-def test_origination_pd_includes_seasoning(sp_term_structure):
+def test_a_name_that_never_migrated_is_not_sent_to_stage_2_by_age(sp_term_structure):
+    """Still in its origination grade after 3 and 7 years, with 5 years left: today's lifetime PD over
+    the PD expected at origination for those 5 years stays near 1 for every grade (the Markov provider's
+    own ratios run 0.53-1.74 here), so the default relative SICR threshold (2x) is not crossed by age alone."""
+    for months_on_book in (36, 84):
+        loans = _loans(months_on_book=months_on_book, remaining=60)
+        res = expected_credit_loss(loans, TermStructurePD(sp_term_structure), FlatLGD(0.45), settings=EclSettings())
+        ratio = res.lifetime_pd[0] / res.origination_pd
+        assert ((ratio > 0.5) & (ratio < 1.6)).all(), (months_on_book, ratio)
+        assert (res.stage == 1).all()
+
+
+def test_origination_pd_mixes_the_curves_of_the_grades_held_at_the_start(sp_term_structure):
     provider = TermStructurePD(sp_term_structure)
     loans = _loans()
-    fresh = provider.origination_pd(loans, np.zeros(7, dtype=np.int64), np.full(7, 36))
-    seasoned = provider.origination_pd(loans, np.full(7, 84, dtype=np.int64), np.full(7, 36))
-    # three more years of a CCC or B name that has survived seven are far safer than its first three
-    assert (seasoned[5:] < 0.6 * fresh[5:]).all()
-    surv = sp_term_structure.monthly_survival(120)
-    np.testing.assert_allclose(seasoned, 1.0 - surv[120] / surv[84], rtol=1e-12)
+    start, length = np.full(7, 84, dtype=np.int64), np.full(7, 36)
+    at = sp_term_structure.grade_distribution(84)[84, np.arange(7)]  # (7 start grades, 8 states)
+    curve = 1.0 - sp_term_structure.monthly_survival(36)[36]  # (7,) 3-year PD by grade
+    expected = (at[:, :-1] @ curve) / (1.0 - at[:, -1])
+    np.testing.assert_allclose(provider.origination_pd(loans, start, length), expected, rtol=1e-12)
+    fresh = provider.origination_pd(loans, np.zeros(7, dtype=np.int64), length)
+    np.testing.assert_allclose(fresh, curve, rtol=1e-12)  # at origination: the grade's own curve
 
 
 def test_an_unfitted_model_or_a_foreign_object_is_refused():

@@ -111,3 +111,12 @@ def test_forecast_paths_are_the_vaes_own_distribution_from_the_start_and_simulat
                       macro_start="2008-10", seed=3, horizon=13, progress=False)
     np.testing.assert_array_equal(res.macro_paths, mp.values)
     np.testing.assert_array_equal(res.scenarios, mp.scenarios)
+
+
+def test_forecast_refuses_a_scenario_mix() -> None:
+    from creditsim.risk.config import RunConfig
+
+    with pytest.raises(ConfigError, match="'forecast' takes no scenario mix"):
+        cs.macro_paths("forecast", "severely_adverse", n_paths=4, months=6)
+    with pytest.raises(ConfigError, match="'forecast' takes no scenario mix"):
+        RunConfig(macro="forecast", scenario_mix="baseline")

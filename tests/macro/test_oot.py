@@ -133,10 +133,17 @@ def test_cli_eval_macro_oot_prints_the_tables(tmp_path, capsys):
     (["--origins", "2", "--horizons", "six"], "--horizons must be whole months"),
     (["--origins", "2", "--plot", "x"], "not used with --oot"),
     (["--origins", "2", "--pull", "fast"], "--pull must be a number in [0, 1] or 'uniform'"),
-    (["--origins", "2", "--pull", "1.5"], "pull must be a number in [0, 1]"),
+    (["--origins", "2", "--pull", "2"], "--pull must be a number in [0, 1] or 'uniform'"),
+    (["--origins", "2", "--pull", "1.5"], "--pull must be a number in [0, 1]"),
 ])
 def test_cli_bad_oot_options_are_one_line_errors(argv, match, capsys):
     assert _cli(["eval", "macro", "--oot", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
     assert match in err
+
+
+def test_cli_oot_only_options_without_oot_are_one_line_errors(capsys):
+    assert _cli(["eval", "macro", "--pull", "uniform"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "apply to --oot only" in err and len(err.splitlines()) == 1, err

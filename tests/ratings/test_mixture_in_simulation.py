@@ -77,6 +77,9 @@ def test_simulate_takes_the_mixture_for_rated_loans(sp_term_structure) -> None:
     assert mixture.settings["rating_pd"] == "mixture" and chain.settings["rating_pd"] == "markov"
     assert "mixture of Z-conditional rating chains" in mixture.settings["transition_model"]
     assert not np.allclose(mixture.portfolio_losses, chain.portfolio_losses)
+    # the mixture's hazards are per path: the same numbers whatever the chunking
+    rechunked = cs.simulate(rated, example_path("example_clo.yaml"), rating_pd="mixture", chunk_size=5, **kw)
+    np.testing.assert_array_equal(rechunked.portfolio_losses, mixture.portfolio_losses)
     with pytest.raises(ConfigError, match="rating_pd must be one of"):
         RunConfig(rating_pd="copula")
 
