@@ -2,10 +2,14 @@
 
 The decoder's one-step mean is ``x + LSTM correction + W x + b + c_s`` (:mod:`creditsim.macro.vae`):
 a VAR(1) in error-correction form, fitted by OLS on the training months and frozen. Its pull ``W x + b
-+ c_0`` draws every variable back to the resting level ``r`` (``W r + b + c_0 = 0``) of the training
-sample. Out of time that is the VAE's largest loss (:mod:`creditsim.macro.oot`): fitted on 1980-2010,
-the backbone pulls the policy rate, the 10-year yield and the spreads back towards their 1980s-2000s
-levels, while after 2008 they stayed far from them for a decade.
++ c_0`` draws every variable back to the resting level ``r`` of the baseline dynamics
+(``W r + b + c_0 = 0``). That level is not the sample mean: the baseline windows' intercept drifts
+rates down, so the shipped model (1980-2025) rests at a policy rate of -0.46 %, a 10-year yield of
+1.12 %, inflation 0.67 % and HY spreads 5.5 % (sample means 4.3 %, 5.8 %, 2.9 %, 4.8 %), and its
+largest eigenvalue of ``I + W`` is 0.995 a month: a slow, confident pull towards a point that the
+data pin down badly. Out of time that is the VAE's largest loss (:mod:`creditsim.macro.oot`): the
+backbone's level forecasts of rates and spreads were worse than a random walk's (the block bootstrap
+of changes), 12-month CRPS 10-year yield 0.88 vs 0.51 pp, HY spread 1.60 vs 0.83 pp.
 
 :class:`GenerationBackbone` rewrites the backbone at generation time, without retraining, as
 
