@@ -615,7 +615,7 @@ class MacroVAE(nn.Module):
         backbone whose level also leaves the other equations; variables not named keep 1
         (:class:`creditsim.macro.backbone.GenerationBackbone`). ``"uniform"``: every path draws its own
         factor, common to all variables, uniformly on [0, 1] -- uncertainty about how fast the economy
-        returns to its training-sample levels, the out-of-time forecasting setting
+        returns to the backbone's resting level, the out-of-time forecasting setting
         (:mod:`creditsim.macro.oot`). None = as trained (the scenario generator: stress scenarios are
         the trained drift, which a pull below 1 weakens).
         Returns (n_samples, seq_length, n_vars) float32 in real units.
