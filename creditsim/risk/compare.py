@@ -6,11 +6,13 @@ tranche (matched by name) and reports each metric in both runs, the change, and 
 z-score of the change:
 
 * **Paired** (common random numbers): when both runs have the same number of simulations, the same
-  seed and the same scenario labels, simulation ``i`` of each run used the same random streams
-  (:mod:`creditsim.rng`), so the change is the mean of per-simulation differences and its standard
-  error comes from those differences (cluster-robust as the run's own,
+  seed, the same scenario labels (and weights and path clusters), simulation ``i`` of each run used
+  the same random streams (:mod:`creditsim.rng`), so the change is the mean of per-simulation
+  differences and its standard error comes from those differences (cluster-robust as the run's own,
   :func:`creditsim.risk.measures.expected_value_se`). This is what makes a small model change
-  measurable: the shared noise cancels.
+  measurable: the shared noise cancels. The estimate stays valid when the runs differ in more (tape,
+  horizon, macro source): the pairs are still independent across ``i``; they are then just less
+  correlated, and the standard error says so.
 * **Independent** otherwise: ``se = sqrt(se_A^2 + se_B^2)``.
 
 Weighted runs are compared on their weighted means; a paired comparison needs the same weights too.
@@ -104,8 +106,11 @@ def compare_runs(a: SimulationResults, b: SimulationResults, labels: tuple[str, 
 def _paired(a: SimulationResults, b: SimulationResults) -> bool:
     same_weights = (a.weights is None) == (b.weights is None) and (
         a.weights is None or np.array_equal(a.weights, b.weights))
+    # the paired s.e. needs one cluster structure for the pairs (anchored macro paths share ancestors)
+    same_clusters = (a.clusters is None) == (b.clusters is None) and (
+        a.clusters is None or np.array_equal(a.clusters, b.clusters))
     return (a.n_sims == b.n_sims and a.settings.get("seed") == b.settings.get("seed")
-            and np.array_equal(a.scenarios, b.scenarios) and same_weights)
+            and np.array_equal(a.scenarios, b.scenarios) and same_weights and same_clusters)
 
 
 def _losses(run: SimulationResults, name: str) -> np.ndarray | None:
