@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from creditsim.cli.tables import print_whole
+from creditsim.errors import ConfigError
 
 __all__ = ["register", "compare_cmd"]
 
@@ -47,11 +48,11 @@ def compare_cmd(
     for target, flag in ((csv, "--csv"), (html, "--html")):
         if target is not None:
             check_output_target(target, "file", flag)
+    if csv is not None and html is not None and csv.resolve() == html.resolve():
+        raise ConfigError(f"--csv and --html name the same file ({csv})")
     a, b = SimulationResults.load(run_a), SimulationResults.load(run_b)
     cmp = compare_runs(a, b, labels=(run_a.name or str(run_a), run_b.name or str(run_b)))
-    console.print(f"[bold]{cmp.labels[0]} -> {cmp.labels[1]}[/]: "
-                  f"{'paired (same seed, simulations and scenario labels)' if cmp.paired else 'independent runs'}",
-                  highlight=False)
+    console.print(f"[bold]{cmp.labels[0]} -> {cmp.labels[1]}[/]: {cmp.pairing}", highlight=False)
     settings = Table(title="settings that differ", show_lines=False)
     for col in ("setting", cmp.labels[0], cmp.labels[1]):
         settings.add_column(col)

@@ -79,8 +79,10 @@ def _points(values: Sequence[float | str] | float | str, name: str) -> list[str]
         raise ConfigError(f"{name}: at least one value is needed")
     out = []
     for v in items:
-        text = str(float(v)) if isinstance(v, (np.floating, np.integer)) else str(v).strip()
-        parse_vector(text, name)  # checked here, so a bad point fails before any run
+        text = str(v).strip()
+        curve = parse_vector(text, name)  # checked here, so a bad point fails before any run
+        if len(curve) == 1 and "x" not in text:  # a constant: one spelling for 0.1, 0.10 and float32(0.1)
+            text = format(float(curve[0]), ".7g" if isinstance(v, np.float32) else ".12g")  # float32: 7 digits
         out.append(text)
     return list(dict.fromkeys(out))
 
@@ -99,8 +101,9 @@ def sensitivity_grid(config: WaterfallConfig, cdr: Sequence[float | str] | float
     """
     axes = {"cdr": _points(cdr, "cdr"), "cpr": _points(cpr, "cpr"), "severity": _points(severity, "severity")}
     lags = [lag] if np.isscalar(lag) else list(lag) if lag is not None else []
-    if not lags or any(isinstance(x, (bool, str)) or not np.isfinite(x) or int(x) != x or x < 0 for x in lags):
-        raise ConfigError(f"lag must be whole months >= 0, got {lag!r}")
+    if not lags or any(isinstance(x, (bool, str)) or not np.isfinite(x) or int(x) != x or not 0 <= x <= 1200
+                       for x in lags):
+        raise ConfigError(f"lag must be whole months in 0..1200, got {lag!r}")
     lags = list(dict.fromkeys(int(x) for x in lags))
     # one horizon for every lag (term + the longest lag), so that lags compare like with like
     horizon = term_months + max(lags) if horizon is None else horizon

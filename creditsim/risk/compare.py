@@ -37,7 +37,9 @@ __all__ = ["RunComparison", "compare_runs", "COMPARED_METRICS"]
 #: per-row metrics shown for both runs and their change
 COMPARED_METRICS: tuple[str, ...] = ("expected_loss", "var_99", "cvar_99", "pd", "lgd", "wal_years", "irr_mean")
 #: settings never worth a line of their own (they always differ, or are summarised by another line)
-_SKIPPED_SETTINGS = ("versions", "wall_seconds", "simulation_seconds", "created", "run_seconds")
+_SKIPPED_SETTINGS = ("versions", "wall_seconds", "simulation_seconds", "created", "run_seconds", "chunk_size")
+#: differing leaves of one nested setting (the deal) listed at most
+_MAX_LEAVES = 25
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class RunComparison:
         by_scenario: expected pool loss by scenario type in each run (columns ``a``, ``b``).
         paired: whether the changes are paired differences (common random numbers).
         labels: the runs' names.
+        pairing: why the runs are, or are not, compared in pairs (one line).
     """
 
     table: pd.DataFrame
@@ -59,6 +62,7 @@ class RunComparison:
     by_scenario: pd.DataFrame
     paired: bool
     labels: tuple[str, str]
+    pairing: str = ""
 
     def significant(self, z: float = 3.0) -> list[str]:
         """Rows whose expected-loss change is beyond ``z`` standard errors."""
@@ -67,14 +71,14 @@ class RunComparison:
 
     def __str__(self) -> str:
         a, b = self.labels
-        lines = [f"{a} -> {b}: {'paired (same seed, simulations and scenario labels)' if self.paired else 'independent runs'}"]
+        lines = [f"{a} -> {b}: {self.pairing}"]
         if self.settings.empty:
             lines.append("  settings: the same")
         for name, row in self.settings.iterrows():
             lines.append(f"  {name}: {row['a']} -> {row['b']}")
         for name, row in self.table.iterrows():
             lines.append(f"  {name:>12}: EL {_pct(row['expected_loss_a'])} -> {_pct(row['expected_loss_b'])} "
-                         f"(change {_pct(row['expected_loss_change'])}, z {row['expected_loss_change_z']:+.1f})")
+                         f"(change {_pct(row['expected_loss_change'])}, z {_z(row['expected_loss_change_z'])})")
         return "\n".join(lines)
 
 
@@ -82,9 +86,13 @@ def _pct(x: float) -> str:
     return "-" if not np.isfinite(x) else f"{100 * x:.3f} %"
 
 
+def _z(x: float) -> str:
+    return "-" if not np.isfinite(x) else f"{x:+.1f}"
+
+
 def compare_runs(a: SimulationResults, b: SimulationResults, labels: tuple[str, str] = ("A", "B")) -> RunComparison:
     """Compare run ``b`` against run ``a`` (module docstring)."""
-    paired = _paired(a, b)
+    paired, pairing = _pairing(a, b)
     summary_a, summary_b = a.summary(), b.summary()
     names = list(summary_a.index) + [n for n in summary_b.index if n not in summary_a.index]
     rows = {}
@@ -100,17 +108,29 @@ def compare_runs(a: SimulationResults, b: SimulationResults, labels: tuple[str, 
         rows[name] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "name"
-    return RunComparison(table, _settings_diff(a.settings, b.settings), _by_scenario(a, b), paired, labels)
+    return RunComparison(table, _settings_diff(a.settings, b.settings), _by_scenario(a, b), paired, labels, pairing)
 
 
-def _paired(a: SimulationResults, b: SimulationResults) -> bool:
-    same_weights = (a.weights is None) == (b.weights is None) and (
-        a.weights is None or np.array_equal(a.weights, b.weights))
-    # the paired s.e. needs one cluster structure for the pairs (anchored macro paths share ancestors)
-    same_clusters = (a.clusters is None) == (b.clusters is None) and (
-        a.clusters is None or np.array_equal(a.clusters, b.clusters))
-    return (a.n_sims == b.n_sims and a.settings.get("seed") == b.settings.get("seed")
-            and np.array_equal(a.scenarios, b.scenarios) and same_weights and same_clusters)
+def _same(x: np.ndarray | None, y: np.ndarray | None) -> bool:
+    return (x is None) == (y is None) and (x is None or np.array_equal(x, y))
+
+
+def _pairing(a: SimulationResults, b: SimulationResults) -> tuple[bool, str]:
+    """Whether simulation i of ``a`` and of ``b`` form a pair, and why (not). The paired s.e. needs one
+    cluster structure for the pairs (anchored macro paths share ancestors), so the clusters must match;
+    a pair of runs that cannot be paired is compared as independent, the conservative choice."""
+    checks = (
+        (a.n_sims == b.n_sims, f"different numbers of simulations ({a.n_sims} and {b.n_sims})"),
+        (a.settings.get("seed") == b.settings.get("seed"),
+         f"different seeds ({a.settings.get('seed')} and {b.settings.get('seed')})"),
+        (a.n_sims == b.n_sims and np.array_equal(a.scenarios, b.scenarios), "different scenario labels"),
+        (_same(a.weights, b.weights), "different simulation weights"),
+        (_same(a.clusters, b.clusters), "different macro-path clusters"),
+    )
+    failed = [why for ok, why in checks if not ok]
+    if failed:
+        return False, f"independent runs: {failed[0]}"
+    return True, "paired: same seed, simulations, scenario labels and clusters (simulation i against simulation i)"
 
 
 def _losses(run: SimulationResults, name: str) -> np.ndarray | None:
@@ -140,13 +160,32 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _leaves(value: Any, prefix: str) -> dict[str, Any]:
+    """Nested settings (the deal) as ``{path: leaf}``: ``deal.tranches[2].coupon``."""
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _leaves(item, f"{prefix}.{key}").items()}
+    if isinstance(value, list) and any(isinstance(x, (dict, list)) for x in value):
+        return {k: v for i, item in enumerate(value) for k, v in _leaves(item, f"{prefix}[{i}]").items()}
+    return {prefix: value}
+
+
 def _settings_diff(sa: dict[str, Any], sb: dict[str, Any]) -> pd.DataFrame:
+    """Settings that differ; a nested one (the deal) by its differing leaves, at most :data:`_MAX_LEAVES`."""
     rows = {}
     for key in list(sa) + [k for k in sb if k not in sa]:
         if key in _SKIPPED_SETTINGS:
             continue
         va, vb = sa.get(key, "(absent)"), sb.get(key, "(absent)")
-        if json.dumps(va, sort_keys=True, default=str) != json.dumps(vb, sort_keys=True, default=str):
+        if json.dumps(va, sort_keys=True, default=str) == json.dumps(vb, sort_keys=True, default=str):
+            continue
+        if isinstance(va, dict) and isinstance(vb, dict):
+            la, lb = _leaves(va, key), _leaves(vb, key)
+            paths = [p for p in list(la) + [p for p in lb if p not in la] if la.get(p, "(absent)") != lb.get(p, "(absent)")]
+            for p in paths[:_MAX_LEAVES]:
+                rows[p] = {"a": _text(la.get(p, "(absent)")), "b": _text(lb.get(p, "(absent)"))}
+            if len(paths) > _MAX_LEAVES:
+                rows[f"{key} (more)"] = {"a": f"{len(paths) - _MAX_LEAVES} more fields differ", "b": ""}
+        else:
             rows[key] = {"a": _text(va), "b": _text(vb)}
     return pd.DataFrame.from_dict(rows, orient="index", columns=["a", "b"])
 

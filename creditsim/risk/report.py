@@ -657,6 +657,7 @@ def comparison_html(cmp: Any, a: SimulationResults, b: SimulationResults, plotly
         fmt = ((lambda v: f"{v:+.1f}") if c.endswith("_z") else (lambda v: f"{v:.2f}") if c.startswith("wal_")
                else (lambda v: f"{100 * v:.3f}%"))
         shown[c] = [fmt(v) if np.isfinite(v) else "–" for v in cmp.table[c]]
+    shown.columns = [_compare_header(c, cmp.labels) for c in cols]
     by_scenario = cmp.by_scenario.astype(object).apply(lambda col: [f"{100 * v:.3f}%" if np.isfinite(v) else "–"
                                                                     for v in col])
     script, missing_note = _plotly_script(plotly_js)
@@ -669,16 +670,25 @@ def comparison_html(cmp: Any, a: SimulationResults, b: SimulationResults, plotly
 {script}
 </head><body>
 <h1>{la} &rarr; {lb}</h1>
-<div class="muted">{"paired comparison: same seed, simulations and scenario labels, so the shared noise cancels"
-                    if cmp.paired else "independent runs: the change's standard error adds both runs' own"}.
+<div class="muted">{html.escape(cmp.pairing)}{" (the noise the runs share cancels in the change)" if cmp.paired
+                                                 else " (the change's standard error adds both runs' own)"}.
 Losses are fractions of each row's balance; z = change / its standard error. Changes beyond 3 standard
 errors: {html.escape(", ".join(moved) if moved else "none")}.</div>
 <h2>Settings that differ</h2>{settings}
-<h2>Pool and tranches</h2>{_table(shown, human=True)}
+<h2>Pool and tranches</h2>{_table(shown)}
 <h2>Expected pool loss by scenario type</h2>{_table(by_scenario.rename(columns={"a": cmp.labels[0], "b": cmp.labels[1]}))}
-<h2>Loss tails</h2>{missing_note}{chart}
+<h2>Loss tails</h2>{missing_note.replace("creditsim report RUN -o FILE --self-contained", "creditsim compare A B --html FILE, which writes it")}{chart}
 </body></html>
 """
+
+
+def _compare_header(column: str, labels: tuple[str, str]) -> str:
+    """``var_99_a`` -> ``VaR 99% (q3)``; ``expected_loss_change_z`` -> ``Expected loss: z of the change``."""
+    for suffix, text in (("_change_se", "s.e. of the change"), ("_change_z", "z of the change"),
+                         ("_change", "change"), ("_a", labels[0]), ("_b", labels[1])):
+        if column.endswith(suffix):
+            return f"{human_label(column[: -len(suffix)])} ({text})"
+    return human_label(column)
 
 
 def build_report_html(results: SimulationResults, title: str | None = None, plotly_js: PlotlyJs = "inline") -> str:

@@ -717,10 +717,10 @@ class SimulationResults:
         for name in needed:
             if not (directory / name).is_file():
                 raise DataError(f"{directory}: result directory is incomplete, {name} is missing")
-        port = pd.read_parquet(directory / "portfolio.parquet").sort_values("sim")
+        port = _read_table(directory / "portfolio.parquet", ("sim", "loss", "scenario")).sort_values("sim")
         tranches = []
         if meta["tranches"]:
-            tdf = pd.read_parquet(directory / "tranches.parquet")
+            tdf = _read_table(directory / "tranches.parquet", ("sim", "tranche", "loss", "irr", "wal"))
             for tm in meta["tranches"]:
                 sub = tdf[tdf["tranche"] == tm["name"]].sort_values("sim")
                 tranches.append(TrancheResult(
@@ -868,10 +868,25 @@ def _write_3d(path: Path, arr: np.ndarray) -> None:
     df.to_parquet(path, index=False)
 
 
+def _read_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A result table, or a one-line DataError naming the file when it is not a readable Parquet
+    table with ``columns`` (a run copied half-way, a file edited or overwritten by hand)."""
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several kinds (ArrowInvalid, OSError, ...) for a bad file
+        raise DataError(f"{path}: not a readable Parquet table ({type(exc).__name__}); the run directory is "
+                        f"damaged, re-run or restore it") from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: columns {missing} are missing; the run directory is damaged")
+    return df
+
+
 def _read_3d(path: Path, n: int, cols: list[str]) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path.parent}: result directory is incomplete, {path.name} is missing")
-    df = pd.read_parquet(path).sort_values(["sim", "month"], kind="stable")
+    df = _read_table(path, ("sim", "month", *(f"v{i}" for i in range(len(cols))))).sort_values(["sim", "month"],
+                                                                                              kind="stable")
     k = len(cols)
     t = int(df["month"].max()) + 1 if len(df) else 0
     vals = df[[f"v{i}" for i in range(k)]].to_numpy(np.float64)

@@ -58,7 +58,7 @@ def test_other_seeds_are_compared_as_independent_runs(runs) -> None:
 
 def test_the_page_and_the_cli(runs, tmp_path, capsys) -> None:
     page = comparison_html(compare_runs(runs["a"], runs["mixture"], labels=("q3", "q4")), runs["a"], runs["mixture"])
-    assert "q3 &rarr; q4" in page and "paired comparison" in page and 'id="exceedance"' in page
+    assert "q3 &rarr; q4" in page and "paired: same seed" in page and "VaR 99% (q3)" in page and 'id="exceedance"' in page
     runs["a"].to_parquet(tmp_path / "a")
     runs["mixture"].to_parquet(tmp_path / "b")
     with pytest.raises(SystemExit) as exc:
@@ -73,3 +73,25 @@ def test_the_page_and_the_cli(runs, tmp_path, capsys) -> None:
         main(["compare", str(tmp_path / "a"), str(tmp_path / "nothing")])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "not a simulation result directory" in err and "Traceback" not in err
+
+
+def test_review_cases_deal_fields_reasons_and_damaged_runs(runs, tmp_path) -> None:
+    """Found by a reviewer: a changed deal is shown field by field, an independent comparison says
+    why, the argument order does not change a paired z, and a damaged table is a one-line error."""
+    import copy
+    import dataclasses
+
+    from creditsim.errors import DataError
+
+    a = runs["a"]
+    b = dataclasses.replace(a, settings=copy.deepcopy(a.settings))
+    b.settings["deal"]["tranches"][2]["coupon"] = 0.123
+    cmp = compare_runs(a, b)
+    assert list(cmp.settings.index) == ["deal.tranches[2].coupon"] and cmp.settings.iloc[0]["b"] == "0.123"
+    assert "different seeds (2 and 3)" in compare_runs(a, runs["reseeded"]).pairing
+    there, back = compare_runs(a, runs["mixture"]), compare_runs(runs["mixture"], a)
+    np.testing.assert_allclose(there.table["expected_loss_change_z"], -back.table["expected_loss_change_z"])
+    a.to_parquet(tmp_path / "run")
+    (tmp_path / "run" / "portfolio.parquet").write_bytes(b"not parquet")
+    with pytest.raises(DataError, match="portfolio.parquet: not a readable Parquet table"):
+        SimulationResults.load(tmp_path / "run")
