@@ -156,7 +156,10 @@ class MarkovMixtureTermStructure:
             capped at the movers' share and a simulation whose stress cannot reach most of the book.
             The price: the largest 1-10-year fit error for BB rises from 13 % to 15 %, CCC 2 % to 14 %.
         monotone: fit grades worst-first, each penalised where it exceeds the next-worse grade's curve.
-        check_years: horizon (years) over which ``monotone`` is enforced.
+        check_years: horizon (years) over which ``monotone`` is enforced. Beyond it the curves are
+            extrapolation of a 15-year table and need not stay in grade order: with the bundled fit,
+            A's cumulative PD passes BBB's after about 60 years (32 % against 23 % at 100 years),
+            and AAA's 100-year PD is 1.6 % against 52 % for the plain chain.
     """
 
     def __init__(self, ttc: np.ndarray | pd.DataFrame, *, n_types: int = 2, method: str = "diagonal",
