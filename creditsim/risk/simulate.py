@@ -35,6 +35,7 @@ recovery (lag 12) falls after the horizon.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import platform
 import sys
@@ -118,6 +119,11 @@ def _scaled_deal(config: Any, pool_balance: float) -> tuple[Any, float]:
     cap = None if config.admin_cap is None else config.admin_cap * factor
     return replace(config, tranches=tranches, collateral_balance=coll, admin_expenses=config.admin_expenses * factor,
                    admin_cap=cap, interest_reserve=config.interest_reserve * factor), factor
+
+
+#: the run's decisions a user may not have made explicitly (cut-off, rescaling, models, macro start), at
+#: INFO; ``creditsim -v`` shows them, a library user gets them with ``logging.basicConfig(level="INFO")``
+log = logging.getLogger(__name__)
 
 
 def _default_cutoff(tape: LoanTape, cutoff: Any) -> Any:
@@ -297,6 +303,8 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
     results = _assemble(chunks, prepared.deal, labels, draw.values, prepared.engine.initial_balance,
                         config.keep_cashflows, clusters)
     results.settings = _settings(config, prepared, time.perf_counter() - t0)
+    log.info("%d scenarios x %d months in %.1f s; expected pool loss %.4f", config.n_simulations, config.horizon,
+             time.perf_counter() - t0, results.expected_loss)
     return results
 
 
@@ -341,6 +349,10 @@ def prepare_run(loans_df: pd.DataFrame, deal: WaterfallConfig, config: RunConfig
     factor = 1.0
     if config.scale_deal:
         deal, factor = _scaled_deal(deal, pool_engine.initial_balance)
+    log.info("cut-off %s%s; %d loans, pool balance %.0f; deal notionals scaled x%.6g; models: %s; macro %s, "
+             "start: %s", cutoff, " (the tape's latest origination date)" if config.cutoff is None else "",
+             pool_engine.n_loans, pool_engine.initial_balance, factor, pool_engine.describe(),
+             macro if isinstance(macro, str) else type(macro).__name__, start_label)
     return PreparedRun(pool_engine, deal, factor, cutoff, start_vec, start_label)
 
 

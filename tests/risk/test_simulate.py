@@ -389,3 +389,19 @@ def test_macro_start_from_cutoff_month_or_user_vector():
     np.testing.assert_allclose(paths[:, 0, :], np.broadcast_to(vec, (6, 9)), atol=1e-6)
     again = build_macro_paths(MacroVAE.from_pretrained(), labels, 12, seed=3, start=vec)
     np.testing.assert_array_equal(paths, again)
+
+
+def test_the_run_logs_the_decisions_it_made_for_the_user(caplog) -> None:
+    """A library user sees, at INFO, the cut-off the run chose, the deal's rescaling and the models."""
+    import logging
+
+    import creditsim as cs
+    from creditsim.examples import example_path
+
+    tape = pd.read_parquet(example_path("loans_example.parquet")).iloc[:50]
+    with caplog.at_level(logging.INFO, logger="creditsim.risk.simulate"):
+        cs.simulate(tape, example_path("example_clo.yaml"), n_simulations=4, macro="synthetic", horizon=6,
+                    progress=False)
+    text = caplog.text
+    assert "(the tape's latest origination date)" in text and "deal notionals scaled x" in text
+    assert "MarkovTransitionModel" in text and "expected pool loss" in text
