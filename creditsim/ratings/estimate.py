@@ -38,6 +38,7 @@ __all__ = [
     "generator",
     "monthly_matrix",
     "regularised_generator",
+    "absorbing_stochastic",
     "matrix_log",
 ]
 
@@ -790,6 +791,16 @@ def _check_stack_rows(a: np.ndarray, name: str, tol: float) -> None:
             raise DataError(f"{name}: {what}{where}, rows {names}")
 
 
+def absorbing_stochastic(m: np.ndarray) -> np.ndarray:
+    """Exponentiated matrices ``(..., K, K)`` made exactly stochastic with D absorbing: negatives of
+    rounding clipped to 0, rows renormalised, the last row the unit vector. In place; returns ``m``."""
+    np.clip(m, 0.0, None, out=m)
+    m /= m.sum(axis=-1, keepdims=True)
+    m[..., -1, :] = 0.0
+    m[..., -1, -1] = 1.0
+    return m
+
+
 def regularised_generator(P_annual: np.ndarray, method: str = "diagonal") -> np.ndarray:
     """The regularised generator ``(..., K, K)`` of annual matrices (rows summing to 0, off-diagonals
     >= 0, the absorbing D row 0): what :func:`monthly_matrix` takes the exponential of (divided by the
@@ -814,12 +825,7 @@ def monthly_matrix(P_annual: np.ndarray, *, steps: int = 12, method: str = "diag
         raise ConfigError(f"steps must be >= 1, got {steps}")
     if method not in ("diagonal", "weighted"):
         raise ConfigError(f"monthly_matrix method must be 'diagonal' or 'weighted', got {method!r}")
-    q = regularised_generator(a, method) / steps
-    m = expm_batched(q)
-    m = np.clip(m, 0.0, None)
-    m /= m.sum(axis=-1, keepdims=True)
-    m[..., -1, :] = 0.0
-    m[..., -1, -1] = 1.0
+    m = absorbing_stochastic(expm_batched(regularised_generator(a, method) / steps))
     if return_distance:
         dist = np.abs(np.linalg.matrix_power(m, steps) - a).max(axis=(-2, -1))
         return m, dist

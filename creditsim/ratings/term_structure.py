@@ -60,7 +60,8 @@ import pandas as pd
 import scipy.optimize
 
 from creditsim.errors import ConfigError, DataError, NotFittedError, format_labels
-from creditsim.ratings.estimate import expm_batched, generator, regularised_generator, validate_matrix
+from creditsim.ratings.estimate import (absorbing_stochastic, expm_batched, generator, regularised_generator,
+                                       validate_matrix)
 from creditsim.ratings.lifetime import PDTermStructure
 from creditsim.ratings.limits import MAX_YEARS, check_count
 from creditsim.states import GRADES_7, GRADES_8
@@ -84,7 +85,7 @@ def type_monthly_matrices(q: np.ndarray, speeds: np.ndarray) -> np.ndarray:
     :func:`creditsim.ratings.estimate.monthly_matrix` cleans its own (clip at 0, rows renormalised, D
     absorbing), so speed 1 gives exactly the matrix of ``monthly_matrix(P)`` for the same generator."""
     s = np.asarray(speeds, dtype=np.float64)
-    return _clean_monthly(expm_batched(s[..., None, None] * q / 12.0))
+    return absorbing_stochastic(expm_batched(s[..., None, None] * q / 12.0))
 
 
 def _type_curves(q: np.ndarray, speeds: np.ndarray, n_years: int, starts: np.ndarray | None = None) -> np.ndarray:
@@ -383,9 +384,13 @@ def scenario_default_hazard(model: MarkovMixtureTermStructure, macro_paths: np.n
     n, t_len = a.shape[:2]
     year = np.arange(t_len) // 12
     survival = np.zeros((n, model.k - 1, t_len + 1))
+    typed_by_speed: dict[float, np.ndarray] = {}  # grades share speeds (every min_speed type): one expm each
     for g in range(model.k - 1):
         for j in np.flatnonzero(w[g] > 0.0):
-            typed = _clean_monthly(expm_batched(s[g, j] * gen))  # (S, Y, 8, 8)
+            speed = float(s[g, j])
+            if speed not in typed_by_speed:
+                typed_by_speed[speed] = absorbing_stochastic(expm_batched(speed * gen))  # (S, Y, 8, 8)
+            typed = typed_by_speed[speed]
             pi = np.zeros((n, model.k))
             pi[:, g] = 1.0
             survival[:, g, 0] += w[g, j]
@@ -396,15 +401,6 @@ def scenario_default_hazard(model: MarkovMixtureTermStructure, macro_paths: np.n
     with np.errstate(invalid="ignore", divide="ignore"):
         hazard = np.where(prev > 1e-15, 1.0 - survival[..., 1:] / prev, 0.0)
     return np.clip(hazard, 0.0, 1.0)
-
-
-def _clean_monthly(m: np.ndarray) -> np.ndarray:
-    """Monthly matrices ``(..., K, K)`` cleaned as :func:`type_monthly_matrices` cleans its own."""
-    m = np.clip(m, 0.0, None)
-    m /= m.sum(axis=-1, keepdims=True)
-    m[..., -1, :] = 0.0
-    m[..., -1, -1] = 1.0
-    return m
 
 
 def bundled_term_structure() -> MarkovMixtureTermStructure:
