@@ -372,3 +372,16 @@ def test_inferred_d_that_obligors_leave_is_refused():
     np.testing.assert_array_equal(cohort_matrix(panel7).matrix, cohort_matrix(panel7, states=STATES).matrix)
     labelled = simulate_rating_panel(p8, 200, 3, seed=2, states=load_sp_ratings().matrix_8x8.index, labels=True)
     assert cohort_matrix(labelled).states[6] == "CCC"  # text labels name their grades
+
+
+def test_expm_batched_does_not_depend_on_the_batch_it_sits_in():
+    """A matrix's exponential is the same alone or beside matrices of larger norm (a chunk of scenarios):
+    one scaling for the whole batch changed it in the last bits."""
+    from creditsim.ratings.estimate import expm_batched
+
+    q = scipy.linalg.logm(load_sp_ratings().matrix_8x8.to_numpy()).real
+    batch = np.stack([q / 12, q * 3, q * 40])
+    together = expm_batched(batch)
+    for i in range(3):
+        np.testing.assert_array_equal(together[i], expm_batched(batch[i:i + 1])[0])
+        np.testing.assert_allclose(together[i], scipy.linalg.expm(batch[i]), atol=1e-13)
