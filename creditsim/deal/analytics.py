@@ -103,7 +103,8 @@ def level_pay_pool(
 
     ``cdr``, ``cpr`` and ``severity`` may be arrays of one shape ``(S,)`` for S scenarios at once, or
     ``(S, n)`` vectors: month ``t``'s rate is column ``t`` (the last column held after month ``n``),
-    the way a structurer writes a default curve (e.g. 2 % for a year, then 6 %; :func:`parse_vector`).
+    the way a structurer writes a default curve (e.g. 2 % for a year, then 6 %; :func:`parse_vector`),
+    or a list of S such monthly vectors of different lengths (each holding its own last value).
 
     Returns:
         ``(S, horizon, 7)`` float64 in ``POOL_CF_TYPES`` order (S = 1 for scalars); months after
@@ -159,8 +160,12 @@ def level_pay_pool(
 
 
 def _monthly_curve(value: float | np.ndarray, name: str, horizon: int) -> np.ndarray:
-    """A rate given as a scalar, ``(S,)`` or ``(S, n)`` monthly vectors -> ``(S, horizon)`` (the last
-    column held); ConfigError naming ``name`` unless every value is a decimal in [0, 1]."""
+    """A rate given as a scalar, ``(S,)``, ``(S, n)`` monthly vectors or a list of S monthly vectors of
+    any lengths -> ``(S, horizon)`` (each vector's last value held); ConfigError naming ``name`` unless
+    every value is a decimal in [0, 1]."""
+    if isinstance(value, (list, tuple)) and value and all(np.ndim(v) == 1 for v in value):
+        return np.concatenate([_monthly_curve(np.asarray(v, dtype=np.float64)[None, :], name, horizon)
+                               for v in value])
     arr = np.asarray(value, dtype=np.float64)
     if arr.ndim > 2 or arr.size == 0 or not np.all(np.isfinite(arr)) or np.any((arr < 0) | (arr > 1)):
         raise ConfigError(f"{name} must be decimals in [0, 1] (a scalar, one per scenario, or monthly vectors "

@@ -114,7 +114,7 @@ def sensitivity_grid(config: WaterfallConfig, cdr: Sequence[float | str] | float
     combos = list(itertools.product(axes["cdr"], axes["cpr"], axes["severity"]))
     rows: list[dict] = []
     for lg in lags:
-        curves = [_stack([c[i] for c in combos]) for i in range(3)]
+        curves = [[parse_vector(c[i]) for c in combos] for i in range(3)]  # monthly vectors, ragged
         pool = level_pay_pool(par, wac, term_months, horizon, cdr=curves[0], cpr=curves[1], severity=curves[2], lag=lg)
         with torch.no_grad():
             result = run_waterfall(pool, config, initial_balance=par, mode="hard")
@@ -129,9 +129,3 @@ def sensitivity_grid(config: WaterfallConfig, cdr: Sequence[float | str] | float
                 "points": n, "deal": config.name}
     return SensitivityGrid(pd.DataFrame(rows), settings)
 
-
-def _stack(texts: list[str]) -> np.ndarray:
-    """Vector texts -> ``(S, n)`` monthly values, each padded with its last value to the longest."""
-    curves = [parse_vector(t) for t in texts]
-    n = max(len(x) for x in curves)
-    return np.stack([np.concatenate([x, np.full(n - len(x), x[-1])]) for x in curves])
