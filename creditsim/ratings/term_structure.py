@@ -184,7 +184,7 @@ class MarkovMixtureTermStructure:
         self.weights_: np.ndarray | None = None
         self.speeds_: np.ndarray | None = None
         self.fit_: MixtureFit | None = None
-        self._survival = np.ones((1, self.k - 1))
+        self._states = np.eye(self.k)[None, : self.k - 1]
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -280,7 +280,7 @@ class MarkovMixtureTermStructure:
             if self.monotone:
                 cap = _type_curves(self.q, speeds, max(len(c), self.check_years))[:, gi] @ weights[gi]
         self.weights_, self.speeds_ = weights, speeds
-        self._survival = np.ones((1, g))
+        self._states = np.eye(self.k)[None, :g]
         model = self.cumulative_pd(len(c)).cumulative
         use = c >= self.floor
         rel = np.where(use, np.abs(model / np.where(use, c, 1.0) - 1.0), 0.0).max(axis=0)
@@ -299,42 +299,35 @@ class MarkovMixtureTermStructure:
         n = check_count(n_years, "n_years", high=MAX_YEARS, unit=" (years)")
         return PDTermStructure(np.einsum("tgj,gj->tg", _type_curves(self.q, s, n), w), self.grades)
 
-    def monthly_survival(self, n_months: int) -> np.ndarray:
-        """``(n_months + 1, G)`` probability of no default by the end of month m (row 0 = 1) by start
-        grade: the weighted mix of each type's month-by-month chain. A prefix never depends on
-        ``n_months`` (the table is extended, not recomputed)."""
+    def _state_table(self, n_months: int) -> np.ndarray:
+        """``(n_months + 1, G, K)`` cached distribution over the K states after m months by start grade
+        (the weighted mix of its types' chains), extended as needed: a prefix never depends on
+        ``n_months``. Whole-matrix products in the order of the ECL providers' survival tables, so that
+        one type of speed 1 reproduces TTCMatrixPD to the last bit."""
         w, s = self._check_fitted()
         n = check_count(n_months, "n_months", low=0, high=MAX_YEARS * 12, unit=" (months)")
-        if self._survival.shape[0] <= n:
+        if self._states.shape[0] <= n:
             g = self.k - 1
             monthly = type_monthly_matrices(self.q, s)  # (G, J, K, K)
-            # whole-matrix products in the order of the ECL providers' survival tables, so that one type
-            # of speed 1 reproduces TTCMatrixPD to the last bit
             acc = np.broadcast_to(np.eye(self.k), monthly.shape).copy()
-            out = np.empty((n + 1, g))
-            out[0] = 1.0
+            out = np.empty((n + 1, g, self.k))
+            out[0] = np.eye(self.k)[:g]
             grades = np.arange(g)
             for m in range(n):
                 acc = acc @ monthly
-                out[m + 1] = ((1.0 - acc[grades, :, grades, -1]) * w).sum(axis=1)
-            self._survival = np.clip(out, 0.0, 1.0)
-        return self._survival[: n + 1].copy()
+                out[m + 1] = (acc[grades, :, grades, :] * w[:, :, None]).sum(axis=1)
+            self._states = out
+        return self._states[: n + 1]
+
+    def monthly_survival(self, n_months: int) -> np.ndarray:
+        """``(n_months + 1, G)`` probability of no default by the end of month m (row 0 = 1) by start
+        grade: the weighted mix of each type's month-by-month chain."""
+        return np.clip(1.0 - self._state_table(n_months)[..., -1], 0.0, 1.0)
 
     def grade_distribution(self, n_months: int) -> np.ndarray:
         """``(n_months + 1, G, K)`` distribution over the K states (grades, then D) after m months of a
         name rated g at month 0: the weighted mix of its types' chains (row 0 = the unit vector of g)."""
-        w, s = self._check_fitted()
-        n = check_count(n_months, "n_months", low=0, high=MAX_YEARS * 12, unit=" (months)")
-        g = self.k - 1
-        monthly = type_monthly_matrices(self.q, s)  # (G, J, K, K)
-        rows = np.zeros((g, self.n_types, self.k))
-        rows[np.arange(g), :, np.arange(g)] = 1.0
-        out = np.empty((n + 1, g, self.k))
-        out[0] = np.eye(self.k)[:g]
-        for m in range(n):
-            rows = np.einsum("gjk,gjkl->gjl", rows, monthly)
-            out[m + 1] = np.einsum("gj,gjl->gl", w, rows)
-        return out
+        return self._state_table(n_months).copy()
 
     def monthly_hazard(self, n_months: int) -> np.ndarray:
         """``(n_months, G)`` monthly default hazards ``1 - S(m) / S(m - 1)`` by grade (1 where nothing
