@@ -2,9 +2,11 @@
 first column, and number formats per column (money ``#,##0``, fractions ``0.00%``, years ``0.00``).
 
 Values stay raw numbers (a loss of 1.23 % is stored as 0.0123 and *shown* as 1.23 %), so formulas a
-reader writes on the sheet keep working. Text is passed through
-:func:`creditsim.fileio.escape_excel_text`, so a tranche called ``=HYPERLINK(...)`` is shown as text and
-never evaluated. The file is written with :func:`creditsim.fileio.atomic_write`.
+reader writes on the sheet keep working. Text that a spreadsheet would read as a formula (it starts
+with one of :data:`creditsim.fileio.FORMULA_PREFIXES`) is written as a string cell with Excel's
+*quote prefix* style, so a tranche called ``=HYPERLINK(...)`` is shown as exactly that text and never
+evaluated, even when a reader edits the cell (an apostrophe in the text itself, as pandas writers need,
+would show on the sheet). The file is written with :func:`creditsim.fileio.atomic_write`.
 
 openpyxl's write-only mode streams rows to disk instead of building every cell in memory first: a
 100,000-scenario per-simulation sheet (about a million cells) stays within a few hundred MB and writes
@@ -23,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from creditsim.fileio import atomic_write, escape_excel_text
+from creditsim.fileio import FORMULA_PREFIXES, atomic_write
 
 __all__ = ["MONEY_FORMAT", "PERCENT_FORMAT", "YEARS_FORMAT", "COUNT_FORMAT", "RATIO_FORMAT", "EXCEL_MAX_ROWS",
            "Block", "Sheet", "write_workbook", "column_width"]
@@ -113,7 +115,7 @@ def _write_sheet(wb: Any, sheet: Sheet) -> None:
         for j, col in enumerate(block.frame.columns):
             fmts = {block.formats.get(col)} if block.row_formats is None else set(block.row_formats)
             w = max(column_width(block.frame[col], f) for f in fmts)
-            w = max(w, _text_width(escape_excel_text(str(col))))
+            w = max(w, _text_width(str(col)))
             widths[j] = max(widths.get(j, 0.0), w)
     for j, w in widths.items():
         ws.column_dimensions[get_column_letter(j + 1)].width = min(max(w + 2, _MIN_WIDTH), _MAX_WIDTH)
@@ -125,15 +127,8 @@ def _write_sheet(wb: Any, sheet: Sheet) -> None:
         if i:
             ws.append([])
         if block.caption is not None:
-            cap = WriteOnlyCell(ws, escape_excel_text(block.caption))
-            cap.font = bold
-            ws.append([cap])
-        header = []
-        for col in block.frame.columns:
-            cell = WriteOnlyCell(ws, escape_excel_text(str(col)))
-            cell.font = bold
-            header.append(cell)
-        ws.append(header)
+            ws.append([_text_cell(ws, block.caption, bold)])
+        ws.append([_text_cell(ws, str(col), bold) for col in block.frame.columns])
         columns = [_cell_values(block.frame[col]) for col in block.frame.columns]
         col_formats = [block.formats.get(col) for col in block.frame.columns]
         for r, values in enumerate(zip(*columns)):
@@ -142,7 +137,9 @@ def _write_sheet(wb: Any, sheet: Sheet) -> None:
             for value, fmt in zip(values, col_formats):
                 fmt = row_fmt or fmt
                 # an empty (NaN) cell keeps the column's format too: a value typed in later shows alike
-                if fmt is None or isinstance(value, (str, bool)):
+                if isinstance(value, str):
+                    cells.append(_text_cell(ws, value))
+                elif fmt is None or isinstance(value, bool):
                     cells.append(value)
                 else:
                     cell = WriteOnlyCell(ws, value)
@@ -152,7 +149,7 @@ def _write_sheet(wb: Any, sheet: Sheet) -> None:
 
 
 def _cell_values(series: pd.Series) -> list[Any]:
-    """Python values for one column: floats (NaN/inf -> None), ints, bools, escaped text."""
+    """Python values for one column: floats (NaN/inf -> None), ints, bools, text."""
     # nullable columns (pandas NA) take the element-wise path below
     has_na = bool(series.isna().any())
     if pd.api.types.is_bool_dtype(series) and not has_na:
@@ -173,7 +170,7 @@ def _cell_values(series: pd.Series) -> list[Any]:
         elif isinstance(v, (float, np.floating)):
             out.append(float(v))
         else:
-            out.append(escape_excel_text(str(v)))
+            out.append(str(v))
     return out
 
 
@@ -192,7 +189,21 @@ def column_width(series: pd.Series, number_format: str | None) -> float:
         if arr.size == 0:
             return 0.0
         return float(max(len(_shown(float(v), number_format)) for v in (arr.min(), arr.max())))
-    return float(max(_text_width(escape_excel_text(str(v))) for v in series.astype(object) if v is not None) or 0)
+    return float(max(_text_width(str(v)) for v in series.astype(object) if v is not None) or 0)
+
+
+def _text_cell(ws: Any, text: str, font: Any = None) -> Any:
+    """A write-only string cell for ``text``: formula-like text is kept a string (openpyxl would store
+    it as a formula) and marked with the quote-prefix style, as Excel does for text typed after ``'``."""
+    from openpyxl.cell import WriteOnlyCell
+
+    cell = WriteOnlyCell(ws, text)
+    if text.startswith(FORMULA_PREFIXES):
+        cell.data_type = "s"
+        cell.quotePrefix = True
+    if font is not None:
+        cell.font = font
+    return cell
 
 
 def _text_width(text: str) -> float:

@@ -334,14 +334,18 @@ def test_excel_sheets_keep_their_order_and_escape_formulas(tmp_path):
     # the first five in their old places; the per-simulation and tranche cashflow sheets after them
     assert wb.sheetnames == ["summary", "tranches", "loss_distribution", "pool_cashflows", "run_settings",
                              "simulations", "tranche_cashflows"]
-    texts = []
+    texts = {}
     for ws in wb.worksheets:
         for row in ws.iter_rows():
             for cell in row:
                 assert cell.data_type != "f", f"formula written in {ws.title}!{cell.coordinate}"
                 if isinstance(cell.value, str):
-                    texts.append(cell.value)
-    assert "'=HYPERLINK(\"http://x\")" in texts and "'+B" in texts and "'@SUM(A1:A2)" in texts
+                    texts[cell.value] = cell
+    # shown as typed (no apostrophe in the text), kept text by the quote-prefix style
+    for text in ("=HYPERLINK(\"http://x\")", "+B", "@SUM(A1:A2)"):
+        assert text in texts and texts[text].quotePrefix, text
+    assert not any(t.startswith("'") for t in texts), [t for t in texts if t.startswith("'")]
+    assert not texts["Equity"].quotePrefix
     pc = wb["pool_cashflows"]
     assert [c.value for c in pc[1]] == ["month", *POOL_CF_TYPES]
     assert pc.max_row == 1 + 12
