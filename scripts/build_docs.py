@@ -58,15 +58,16 @@ GETTING_STARTED = ROOT / "docs" / "getting-started.md"
 DEFAULT_OUT = ROOT / "site"
 
 # Sphinx habits pdoc's reST conversion keeps verbatim: the "~" of :class:`~a.b.C` (show "C") and the
-# "::" that announces a literal block ("text::" reads "text:").
+# "::" that announces a literal block ("text::" reads "text:"), but not a directive's (".. note::",
+# which pdoc renders itself).
 _ROLE_TILDE = re.compile(r"(:[a-z]+:`)~")
-_LITERAL_MARK = re.compile(r"(?<=\S)::$", re.MULTILINE)
+_LITERAL_MARK = re.compile(r"^(?!\s*\.\. )(.*\S)::$", re.MULTILINE)
 
 
 def sphinx_leftovers(docstring: str) -> str:
     """The docstring with the two Sphinx conventions above rewritten as pdoc reads them (a Jinja filter,
     applied before pdoc's own conversion): otherwise every page shows ``~creditsim...`` and ``draws it)::``."""
-    return _LITERAL_MARK.sub(":", _ROLE_TILDE.sub(r"\1", docstring))
+    return _LITERAL_MARK.sub(r"\1:", _ROLE_TILDE.sub(r"\1", docstring))
 
 
 def build(out: Path) -> list[Path]:

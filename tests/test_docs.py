@@ -156,6 +156,7 @@ def test_sphinx_leftovers_are_rewritten() -> None:
     assert fix("see :class:`~creditsim.risk.results.SimulationResults`") == \
         "see :class:`creditsim.risk.results.SimulationResults`"
     assert fix("The pipeline::\n\n    a -> b\nratio a::b stays") == "The pipeline:\n\n    a -> b\nratio a::b stays"
+    assert fix("text\n\n.. note::\n    kept for pdoc\n") == "text\n\n.. note::\n    kept for pdoc\n"
 
 
 def test_api_reference_builds_with_the_public_names(tmp_path: Path) -> None:
