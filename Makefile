@@ -4,10 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+# the docs extra (pdoc) on top: `make docs` builds with it, and the test suite builds the reference once
+DOCS_STAMP := $(VENV)/.installed-docs
 # pytest workers: the suite is sized for a 2-core machine
 WORKERS ?= 2
 
-.PHONY: install demo test test-fast bench pretrained clean chromium
+.PHONY: install demo test test-fast bench pretrained docs clean chromium
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +23,14 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 
 install: $(STAMP)
 
+# pdoc, not mkdocs + mkdocstrings or Sphinx: it imports the package, so the lazily exported names
+# (creditsim.lazy) are documented exactly as `import creditsim` resolves them; it reads the docstrings'
+# Google sections and Sphinx roles; one small pure-Python package, no theme, no network; ~10 s.
+# (scripts/build_docs.py says more.) Not in the dev extra: the demo does not need it.
+$(DOCS_STAMP): $(STAMP)
+	$(PIP) install -q -e ".[docs]"
+	touch $(DOCS_STAMP)
+
 # Headless Chromium for the HTML-report rendering test; best effort (needs root + apt), the test skips without it.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
@@ -31,11 +41,16 @@ chromium:
 demo: $(STAMP)
 	$(PY) -m creditsim.demo
 
-# the whole suite (what CI runs); test-fast skips the @pytest.mark.slow training runs
-test: $(STAMP) chromium
+# API reference + getting-started page (docs/getting-started.md) as HTML in site/ (git-ignored)
+docs: $(DOCS_STAMP)
+	$(PY) scripts/build_docs.py --out site
+
+# the whole suite (what CI runs); test-fast skips the @pytest.mark.slow training runs. Both install the
+# docs extra so that tests/test_docs.py builds the reference instead of skipping.
+test: $(STAMP) $(DOCS_STAMP) chromium
 	$(PY) -m pytest -q -n $(WORKERS)
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(DOCS_STAMP)
 	$(PY) -m pytest -q -n $(WORKERS) -m "not slow"
 
 bench: $(STAMP)
@@ -50,4 +65,4 @@ pretrained: $(STAMP)
 	$(PY) -m creditsim.ratings.lifetime
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build dist site *.egg-info .pytest_cache .hypothesis

@@ -73,18 +73,17 @@ CUMULATIVE_SOURCE = (
 class SPRatings:
     """S&P rating statistics bundled with creditsim (see the module docstring for provenance).
 
-    Attributes
-    ----------
-    matrix_8x8 : DataFrame (8, 8) float64, fractions, index/columns ``GRADES_8``; average one-year
-        matrix 1981-2016, NR-adjusted, rows renormalised to 1, D absorbing.
-    matrix_7x7 : DataFrame (7, 7) float64, fractions, index/columns ``GRADES_7``; CCC merged into B
-        by obligor weight ``ccc_share_of_b``.
-    matrix_pct_nr : DataFrame (7, 9) float64, percent as published, rows AAA..CCC, columns
-        AAA..CCC, D, NR (rows sum to 100 +- 0.01).
-    obligors, defaults : DataFrame (20, 5) int64, index ``year`` 1981..2000, columns
-        ``COUNT_GRADES``.
-    ccc_share_of_b : float, pooled 1981-2000 CCC obligors / (B + CCC obligors).
-    source : str, citation line (S&P Global Ratings).
+    Attributes:
+        matrix_8x8: DataFrame (8, 8) float64, fractions, index/columns ``GRADES_8``; average one-year
+            matrix 1981-2016, NR-adjusted, rows renormalised to 1, D absorbing.
+        matrix_7x7: DataFrame (7, 7) float64, fractions, index/columns ``GRADES_7``; CCC merged into B
+            by obligor weight ``ccc_share_of_b``.
+        matrix_pct_nr: DataFrame (7, 9) float64, percent as published, rows AAA..CCC, columns
+            AAA..CCC, D, NR (rows sum to 100 +- 0.01).
+        obligors, defaults: DataFrame (20, 5) int64, index ``year`` 1981..2000, columns
+            ``COUNT_GRADES``.
+        ccc_share_of_b: float, pooled 1981-2000 CCC obligors / (B + CCC obligors).
+        source: str, citation line (S&P Global Ratings).
     """
 
     matrix_8x8: pd.DataFrame

@@ -122,22 +122,22 @@ def expand_to_8x8(
 ) -> np.ndarray:
     """Expand a 7x7 (AAA, AA, A, BBB, BB, B, D) one-year matrix to 8x8 (AAA..B, CCC, D).
 
-    Parameters
-    ----------
-    tm_7x7 : (7, 7) stochastic matrix, D absorbing (TTC or conditional on z; z > 0 = good year).
-    alpha, method : ``"geometric"``/``"linear"`` reproduce the reference rule (alpha = weight of
-        the B row in the interpolation); ``"calibrated"`` is the corrected method (module docstring).
-    anchor_8x8 : calibrated only; (8, 8) matrix giving the CCC row and the CCC share of the B+CCC
-        column. Default: the bundled S&P 1981-2016 NR-adjusted 8x8.
-    ccc_row : calibrated only; user CCC row (8,) replacing the anchor's (must sum to 1, D last).
-    ccc_pd : calibrated only; user one-year CCC PD; the anchor's non-default CCC entries are scaled
-        to ``1 - ccc_pd``.
-    ccc_weight : share of CCC obligors in the 7x7 B pool (default: the S&P 1981-2000 pooled share
-        0.0934 when the anchor is the bundled S&P matrix, else required when ``b_includes_ccc``).
-    b_includes_ccc : True when the 7x7 B grade pools B and CCC obligors (a source without CCC);
-        False when it is pure B (the B row then keeps its PD and only its B column is split).
+    Args:
+        tm_7x7: (7, 7) stochastic matrix, D absorbing (TTC or conditional on z; z > 0 = good year).
+        alpha, method: ``"geometric"``/``"linear"`` reproduce the reference rule (alpha = weight of
+            the B row in the interpolation); ``"calibrated"`` is the corrected method (module docstring).
+        anchor_8x8: calibrated only; (8, 8) matrix giving the CCC row and the CCC share of the B+CCC
+            column. Default: the bundled S&P 1981-2016 NR-adjusted 8x8.
+        ccc_row: calibrated only; user CCC row (8,) replacing the anchor's (must sum to 1, D last).
+        ccc_pd: calibrated only; user one-year CCC PD; the anchor's non-default CCC entries are scaled
+            to ``1 - ccc_pd``.
+        ccc_weight: share of CCC obligors in the 7x7 B pool (default: the S&P 1981-2000 pooled share
+            0.0934 when the anchor is the bundled S&P matrix, else required when ``b_includes_ccc``).
+        b_includes_ccc: True when the 7x7 B grade pools B and CCC obligors (a source without CCC);
+            False when it is pure B (the B row then keeps its PD and only its B column is split).
 
-    Returns (8, 8) float64, rows stochastic, D absorbing.
+    Returns:
+        (8, 8) float64, rows stochastic, D absorbing.
     """
     p7 = _as_7x7(tm_7x7)
     if method in ("geometric", "linear"):

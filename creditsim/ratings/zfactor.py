@@ -332,15 +332,15 @@ class ZFactorResult:
 class ZFactorModel:
     """One-factor migration model; ``fit`` estimates Z_t per year and rho (z > 0 is a good year).
 
-    Parameters
-    ----------
-    ttc : (K, K) TTC matrix (DataFrame or array, last state D), or a Series of TTC PDs by grade for
-        default-only data, or None (default-only data: pooled default rates ``sum d / sum n``).
-    rho : fixed correlation, or None to estimate it with ``rho_method``.
-    rho_method : ``"marginal"`` (marginal ML: Z integrated out by adaptive Gauss-Hermite, each
-        year's integral centred at its posterior mode; recommended) or ``"bsf"`` (BSF variance rule:
-        rho such that the sample variance of Z_t is 1; raises DataError when it cannot be met).
-    z_bound : search interval [-z_bound, z_bound] for Z_t. n_nodes : Gauss-Hermite nodes.
+    Args:
+        ttc: (K, K) TTC matrix (DataFrame or array, last state D), or a Series of TTC PDs by grade for
+            default-only data, or None (default-only data: pooled default rates ``sum d / sum n``).
+        rho: fixed correlation, or None to estimate it with ``rho_method``.
+        rho_method: ``"marginal"`` (marginal ML: Z integrated out by adaptive Gauss-Hermite, each
+            year's integral centred at its posterior mode; recommended) or ``"bsf"`` (BSF variance rule:
+            rho such that the sample variance of Z_t is 1; raises DataError when it cannot be met).
+        z_bound: search interval [-z_bound, z_bound] for Z_t.
+        n_nodes: Gauss-Hermite nodes.
 
     Decisions: default method is ``"map"`` (the model's own N(0,1) prior), because with default-only
     data a zero-default year has no finite MLE; ``method="mle"``/``"wls"`` raise :class:`DataError`

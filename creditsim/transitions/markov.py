@@ -187,7 +187,9 @@ class MarkovTransitionModel:
             of a segmented model (e.g. per asset class, each from its own calibrated credit link); a key
             that is not a segment is an error when the overlay is applied.
 
-    Fitted attributes:
+    Set by :meth:`fit` (and :meth:`from_matrix`), the names ending in ``_``:
+
+    Attributes:
         counts_: ``(7, 7)`` (or ``(C, 7, 7)``) int64 observed one-month transitions.
         censored_counts_: ``(7,)`` (or ``(C, 7)``) int64 censored default-free months by from-state
             (rows flagged ``censored``; zeros without the column), None for :meth:`from_matrix`.
