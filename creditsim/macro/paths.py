@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from creditsim.datasets import load_fed_scenarios, macro_state
-from creditsim.errors import ConfigError, check_positive_int
+from creditsim.datasets.files import read_fred_series
+from creditsim.errors import ConfigError, RestrictedDataMissing, check_positive_int
 from creditsim.io import read_frame
 from creditsim.macro.scenarios import (
     GENERATED_SOURCES,
@@ -230,5 +231,20 @@ def _dates(source: Any, kind: str, start_label: str, months: int) -> pd.Datetime
         _, year, only = parse_macro_source(source)
         first = pd.Timestamp(load_fed_scenarios(year, scenario=only or "baseline", monthly=True).index[0])
     else:
-        first = pd.Timestamp(macro_state().attrs["month"] + "-01")
+        first = _latest_bundled_month(kind)
     return pd.date_range(first, periods=months, freq="MS", name="reporting_month")
+
+
+def _latest_bundled_month(kind: str) -> pd.Timestamp:
+    """The month :func:`macro_state` starts from (the latest complete month of the bundled macro data).
+
+    Synthetic paths are stylised and start from no real state, so they need the data only for a date:
+    where the restricted series are not at hand (a wheel install before ``creditsim data fetch``) they are
+    dated from the last month of the shipped unemployment series instead of failing. Every other source
+    starts from the real state and raises :class:`~creditsim.errors.RestrictedDataMissing`."""
+    try:
+        return pd.Timestamp(macro_state().attrs["month"] + "-01")
+    except RestrictedDataMissing:
+        if kind != "synthetic":
+            raise
+        return read_fred_series("UNRATE").index[-1].to_period("M").to_timestamp()

@@ -120,3 +120,30 @@ def test_forecast_refuses_a_scenario_mix() -> None:
         cs.macro_paths("forecast", "severely_adverse", n_paths=4, months=6)
     with pytest.raises(ConfigError, match="'forecast' takes no scenario mix"):
         RunConfig(macro="forecast", scenario_mix="baseline")
+
+
+def test_synthetic_paths_need_no_restricted_series_but_real_starts_say_what_is_missing() -> None:
+    """A wheel user before ``creditsim data fetch``: synthetic paths are dated from the shipped
+    unemployment series; a VAE baseline from the real state names the missing series in one line."""
+    import subprocess
+    import sys
+
+    code = (
+        "import creditsim.datasets.restricted as r; r.search_dirs = lambda: []\n"
+        "import creditsim as cs\n"
+        "from creditsim.datasets.files import read_fred_series\n"
+        "p = cs.macro_paths('synthetic', n_paths=3, months=6, seed=0)\n"
+        "assert p.values.shape == (3, 6, 9), p.values.shape\n"
+        "last = read_fred_series('UNRATE').index[-1]\n"
+        "assert p.dates[0] == last.to_period('M').to_timestamp(), (p.dates[0], last)\n"
+        "from creditsim.errors import RestrictedDataMissing\n"
+        "try:\n"
+        "    cs.macro_paths('vae', n_paths=3, months=6, seed=0)\n"
+        "except RestrictedDataMissing as e:\n"
+        "    print('missing:', str(e).splitlines()[0][:60])\n"
+        "else:\n"
+        "    raise SystemExit('vae paths ran without the restricted series')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "missing:" in out.stdout
