@@ -34,6 +34,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from creditsim.loans.floating import FloatingClasses, floating_classes
 from creditsim.loans.pool import DEFAULT_RECOVERY_LAG
 from creditsim.loans.schedule import AMORTIZATION_CODES, amortization_codes, amortization_schedule
 from creditsim.errors import ConfigError, DataError, format_labels
@@ -164,6 +165,26 @@ def _cutoff_balance(df: pd.DataFrame, labels: np.ndarray, original: np.ndarray, 
     return balance
 
 
+def _floating_terms(df: pd.DataFrame, elapsed: np.ndarray) -> dict[str, np.ndarray | None]:
+    """The optional floating-rate columns of a tape as book arrays: ``index_floor_bps`` / ``index_cap_bps``
+    (basis points, like ``spread_bps``; blank = none) as annual decimals, ``reset_months`` (blank = 1) and
+    the first reset month after the cut-off from the origination anniversaries, ``-elapsed mod
+    reset_months``. Fixed-rate rows are ignored (a tape may fill these columns for every loan)."""
+    floating = (df["rate_type"].astype(str).str.lower() == "floating").to_numpy(bool)
+    out: dict[str, np.ndarray | None] = {"index_floor": None, "index_cap": None, "reset_months": None,
+                                         "reset_phase": None}
+    for column, key in (("index_floor_bps", "index_floor"), ("index_cap_bps", "index_cap")):
+        if column in df.columns:
+            bps = pd.to_numeric(df[column], errors="coerce").to_numpy(np.float64)
+            out[key] = np.where(floating, bps / 1e4, np.nan)
+    if "reset_months" in df.columns:
+        months = pd.to_numeric(df["reset_months"], errors="coerce").to_numpy(np.float64)
+        months = np.where(floating & np.isfinite(months), months, 1.0).astype(np.int64)
+        out["reset_months"] = months
+        out["reset_phase"] = np.mod(-np.asarray(elapsed, np.int64), np.maximum(months, 1))
+    return out
+
+
 def _lgd_assumption(df: pd.DataFrame) -> np.ndarray:
     """``(L,)`` LGD: ``lgd_assumption`` where given, else :data:`DEFAULT_LGD_BY_ASSET_CLASS`."""
     fallback = np.array([DEFAULT_LGD_BY_ASSET_CLASS[a] for a in df["asset_class"]])
@@ -236,6 +257,12 @@ class LoanBook:
         floating: ``(L,)`` bool, True for a floating-rate loan (``rate_type == "floating"``): its coupon
             follows the index path of a scenario in the pool engine (:mod:`creditsim.loans.engine`,
             ``index_shift``); None = all fixed.
+        index_floor, index_cap: ``(L,)`` float64 floor and cap on a floating loan's index, annual decimals
+            (NaN = none); None = no loan has one (:mod:`creditsim.loans.floating`).
+        reset_months: ``(L,)`` int64 months between a floating loan's coupon resets (1 = monthly);
+            None = monthly.
+        reset_phase: ``(L,)`` int64 first reset month after the cut-off, in ``[0, reset_months)``
+            (:meth:`from_tape`: from the origination anniversaries); None = 0.
     """
 
     loan_id: np.ndarray
@@ -255,6 +282,10 @@ class LoanBook:
     recovery_lag: int = DEFAULT_RECOVERY_LAG
     row_labels: np.ndarray | None = field(default=None, repr=False, compare=False)
     floating: np.ndarray | None = None
+    index_floor: np.ndarray | None = None
+    index_cap: np.ndarray | None = None
+    reset_months: np.ndarray | None = None
+    reset_phase: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self._validate()
@@ -280,6 +311,10 @@ class LoanBook:
         lgd_concentration: float = 5.0,
         recovery_lag: int = DEFAULT_RECOVERY_LAG,
         floating: object | None = None,
+        index_floor: object | None = None,
+        index_cap: object | None = None,
+        reset_months: object | None = None,
+        reset_phase: object | None = None,
     ) -> "LoanBook":
         """Build a book from per-loan arrays; ``L = len(balance)``, every other array argument is
         ``(L,)`` or a scalar broadcast to all loans.
@@ -300,6 +335,10 @@ class LoanBook:
             asset_class: ``(L,)`` names from :data:`creditsim.states.ASSET_CLASSES` or their indices.
             risk_shift: ``(L,)`` log-odds shift of adverse moves (0 = the cohort's matrix; default 0).
             floating: ``(L,)`` bool, True for floating-rate loans (default all fixed).
+            index_floor, index_cap: ``(L,)`` floor / cap on a floating loan's index, annual decimals
+                (NaN = none; default none).
+            reset_months, reset_phase: ``(L,)`` whole months between coupon resets and the first reset
+                month after the cut-off (default monthly resets).
             initial_state: ``(L,)`` state at the cut-off, 0..3 (CURRENT, DPD30, DPD60, DPD90; default 0).
             lgd_concentration: Beta concentration of realised LGDs, > 0 (``inf`` = deterministic).
             recovery_lag: whole months from default to the recovery cash, >= 0.
@@ -344,6 +383,10 @@ class LoanBook:
             lgd_concentration=_number(lgd_concentration, "lgd_concentration"),
             recovery_lag=recovery_lag,
             floating=None if floating is None else vec(floating, bool, "floating"),
+            index_floor=None if index_floor is None else vec(index_floor, np.float64, "index_floor"),
+            index_cap=None if index_cap is None else vec(index_cap, np.float64, "index_cap"),
+            reset_months=None if reset_months is None else vec(reset_months, np.int64, "reset_months"),
+            reset_phase=None if reset_phase is None else vec(reset_phase, np.int64, "reset_phase"),
         )
 
     @classmethod
@@ -411,6 +454,7 @@ class LoanBook:
             recovery_lag=recovery_lag,
             row_labels=labels,
             floating=(df["rate_type"].astype(str).str.lower() == "floating").to_numpy(bool),
+            **_floating_terms(df, elapsed),
         )
 
     # ------------------------------------------------------------------ validation
@@ -465,6 +509,41 @@ class LoanBook:
         if floating.shape != (n,) or floating.dtype != bool:
             raise DataError(f"loan book: 'floating' must be ({n},) booleans, got {floating.dtype} {floating.shape}")
         set_(self, "floating", floating)
+        self._validate_floating_terms(n)
+
+    def _validate_floating_terms(self, n: int) -> None:
+        """Shapes and ranges of the optional floor / cap / reset arrays (module :mod:`creditsim.loans.floating`)."""
+        lab = self.row_labels
+        for name, dtype in (("index_floor", np.float64), ("index_cap", np.float64), ("reset_months", np.int64),
+                            ("reset_phase", np.int64)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            arr = np.asarray(value)
+            if arr.shape != (n,):
+                raise DataError(f"loan book: '{name}' has shape {arr.shape}, expected ({n},)")
+            object.__setattr__(self, name, arr.astype(dtype))
+        floor, cap = self.index_floor, self.index_cap
+        months = np.ones(n, np.int64) if self.reset_months is None else self.reset_months
+        phase = np.zeros(n, np.int64) if self.reset_phase is None else self.reset_phase
+        checks = [
+            ("index_floor", None if floor is None else ~(np.isnan(floor) | ((floor >= -0.05) & (floor <= 0.5))),
+             "annual decimals in [-0.05, 0.5] or NaN (no floor)"),
+            ("index_cap", None if cap is None else ~(np.isnan(cap) | ((cap >= -0.05) & (cap <= 1.0))),
+             "annual decimals in [-0.05, 1] or NaN (no cap)"),
+            ("index_cap", None if floor is None or cap is None else cap < floor, "a cap at or above the floor"),
+            ("reset_months", (months < 1) | (months > 12), "whole months between resets, 1..12"),
+            ("reset_phase", (phase < 0) | (phase >= months), "a first reset month in [0, reset_months)"),
+        ]
+        for column, bad, expected in checks:
+            if bad is not None and bad.any():
+                raise DataError(f"loan book: column '{column}' invalid at rows {_rows(bad, lab)}; expected {expected}")
+
+    def floating_classes(self) -> FloatingClasses | None:
+        """The book's floating loans grouped by floor, cap and reset terms
+        (:func:`creditsim.loans.floating.floating_classes`); None when no floating loan pays a coupon."""
+        return floating_classes(self.floating, self.monthly_rate, self.index_floor, self.index_cap,
+                                self.reset_months, self.reset_phase)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -485,6 +564,9 @@ class LoanBook:
             for name in ("loan_id", "balance", "monthly_rate", "remaining_term", "amortization", "io_months", "lgd",
                          "cohort", "asset_class", "risk_shift", "initial_state", "original_balance", "floating")
         }
+        for name in ("index_floor", "index_cap", "reset_months", "reset_phase"):
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)[idx]
         labels = None if self.row_labels is None else self.row_labels[idx]
         return replace(self, **arrays, row_labels=labels)
 

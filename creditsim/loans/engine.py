@@ -53,10 +53,13 @@ engine tabulates one more flow, ``B = round(I / c)`` (whole cents; 0 for fixed l
 sums exactly like the others,
 and adds ``round(d_t x B)`` to the pool's interest per scenario, month (and group): an elementwise
 product after the exact sums, so the reproducibility guarantees hold (grouped and ungrouped interest
-totals can differ by under a cent per group and month, from that rounding). Decisions: the principal
-schedule stays the cut-off one (a reset changes the interest, not the amortisation); no loan-level
-floors or caps (the index itself is floored at 0 by the macro generators); and ``d_t`` is floored at
-minus the lowest floating coupon so no loan's coupon turns negative. Without ``index_shift`` (or
+totals can differ by under a cent per group and month, from that rounding). Index floors and caps and
+reset months (:mod:`creditsim.loans.floating`) make the coupon change differ between loans: floating
+loans with equal terms form a class, the engine tabulates one base per class and each class adds
+``round(D_jt x B_j)`` with its own change ``D_jt`` (equal to ``d_t`` for monthly resets without floor or
+cap). Decisions: the principal schedule stays the cut-off one (a reset changes the interest, not the
+amortisation); and a class's change is floored at minus its lowest coupon so no loan's coupon turns
+negative. Without ``index_shift`` (or
 without floating loans) the table keeps its five flows and nothing changes.
 
 How it is fast
@@ -93,6 +96,7 @@ from creditsim.devices import torch_device
 from creditsim.errors import ConfigError, DataError, format_labels
 from creditsim.loans.book import LoanBook
 from creditsim.loans.collateral import stressed_lgd
+from creditsim.loans.floating import FloatingClasses
 from creditsim.loans.pool import LOAN_FLOWS, book_recoveries, pool_cashflows, stack_pool
 from creditsim.loans.schedule import amortization_schedule
 from creditsim.states import ALLOWED_TRANSITIONS, N_STATES
@@ -120,11 +124,10 @@ __all__ = [
 # flows tabulated per (loan, x, y); loss and recovery follow from default_par and the LGD draw
 _F_INTEREST, _F_PRINCIPAL, _F_PREPAY, _F_PAR, _F_BALANCE = range(5)
 _N_FLOWS = 5
-#: with floating loans and an index path, a sixth tabulated flow: the floating interest base
-#: ``round(interest / annual coupon)`` in cents (0 for fixed loans), see "Floating coupons"
+#: with floating loans and an index path, one more tabulated flow per floating class from here on: the
+#: class's floating interest base ``round(interest / annual coupon)`` in cents (0 for other loans), see
+#: "Floating coupons"
 _F_FLOAT = 5
-#: floating loans with an annual coupon below this (1 bp) keep a zero-coupon schedule (no floating base)
-MIN_FLOATING_COUPON = 1e-4
 #: pool column of each tabulated flow (the loss is tabulated after them, the recovery derived)
 _FLOW_NAMES = ("interest", "scheduled_principal", "prepayment", "default_par", "balance")
 _PAST = 4  # months of history kept before month 0 (arrears of up to 3 payments + the cut-off)
@@ -226,9 +229,9 @@ class MonthTables:
         dev = cb.device
         self._lb = lb
         self._live = torch.arange(4, device=dev)
-        # (L_b, 1, 1) 1 / annual coupon of floating loans (0 for fixed): the sixth flow, the floating base
-        self._inv_coupon = None if inv_coupon is None else inv_coupon.view(lb, 1, 1)
-        self.n_flows = _N_FLOWS + (inv_coupon is not None)
+        # (L_b, 1, 1, J) 1 / annual coupon of the loan's floating class (0 elsewhere): flows 5.., the bases
+        self._inv_coupon = None if inv_coupon is None else inv_coupon.view(lb, 1, 1, -1)
+        self.n_flows = _N_FLOWS + (0 if inv_coupon is None else self._inv_coupon.shape[-1])
         self._flows = torch.zeros(lb, N_STATES, N_STATES, self.n_flows, dtype=torch.float64, device=dev)
         states = torch.arange(N_STATES, device=dev, dtype=torch.int32)
         self._nxt = states.view(1, 1, N_STATES).expand(lb, N_STATES, N_STATES).clone()
@@ -261,7 +264,7 @@ class MonthTables:
             flows[:, :4, exit_state, _F_PRINCIPAL] = cb_prev - cb_now
             flows[:, :4, exit_state, _F_PREPAY] = cb_now.expand(lb, 4)
         if self._inv_coupon is not None:  # whole cents, like every tabulated flow
-            torch.round(flows[..., _F_INTEREST] * self._inv_coupon, out=flows[..., _F_FLOAT])
+            torch.round(flows[..., _F_INTEREST, None] * self._inv_coupon, out=flows[..., _F_FLOAT:])
 
         matured = (t >= m)[:, None]  # (L_b, 1)
         nxt = self._nxt
@@ -614,18 +617,20 @@ class _BlockRun:
 
 
 def _scatter_pool(acc: torch.Tensor, lag: int, grouped: bool,
-                  index_shift: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  coupon_change: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(s, T, [G,] F + 1)`` block flows in whole cents -> ``(s, T, [G,] K)`` pool cashflows and pending
     recoveries in currency units (all arithmetic before the final division is exact, except the one
-    rounding of the floating interest to cents; module docstring)."""
+    rounding of each floating class's interest to cents; module docstring). ``coupon_change``: ``(s, T, J)``
+    per floating class (:meth:`FloatingClasses.coupon_change`), J bases tabulated."""
     a = acc.cpu().numpy()
     if not grouped:
         a = a[:, :, 0]
     columns = {name: a[..., f] for f, name in enumerate(_FLOW_NAMES)}  # (s, T, [G]) each
     columns["loss"] = a[..., -1]
-    if index_shift is not None and a.shape[-1] == _N_FLOWS + 2:  # the floating base was tabulated
-        shift = index_shift if not grouped else index_shift[:, :, None]
-        columns["interest"] = columns["interest"] + np.round(shift * a[..., _F_FLOAT])
+    if coupon_change is not None and a.shape[-1] == _N_FLOWS + 1 + coupon_change.shape[-1]:  # bases tabulated
+        for j in range(coupon_change.shape[-1]):  # class by class, a fixed order
+            change = coupon_change[..., j] if not grouped else coupon_change[:, :, None, j]
+            columns["interest"] = columns["interest"] + np.round(change * a[..., _F_FLOAT + j])
     columns["recovery"], pending = book_recoveries(columns["default_par"] - columns["loss"], lag, month_axis=1)
     return from_cents(stack_pool(columns)), from_cents(pending)
 
@@ -657,6 +662,7 @@ def simulate_pool_chunk(
     return_pending: bool = False,
     recovery_scale: np.ndarray | None = None,
     index_shift: np.ndarray | None = None,
+    index_level: np.ndarray | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Pool cashflows of a slice of scenarios, sampled from transition matrices.
 
@@ -685,7 +691,10 @@ def simulate_pool_chunk(
         index_shift: optional ``(s, n_months)`` change of the floating-rate index since the cut-off
             (annual decimal, e.g. the policy-rate path minus its month-0 value): floating loans
             (``book.floating``) pay interest at their cut-off coupon plus it (module docstring,
-            "Floating coupons"); states, principal and every random number are unchanged.
+            "Floating coupons"; floors, caps and resets: :mod:`creditsim.loans.floating`); states,
+            principal and every random number are unchanged.
+        index_level: ``(s,)`` index at the cut-off (annual decimal), needed when the book has index
+            floors or caps.
 
     Returns:
         ``(s, T, K)`` float64 pool cashflows in :data:`POOL_CF_TYPES` order (``(s, T, G, K)`` when
@@ -703,7 +712,7 @@ def simulate_pool_chunk(
         if recovery_scale.shape != (len(ids), book.n_loans) or not ((recovery_scale >= 0) & (recovery_scale <= 1)).all():
             raise DataError(f"recovery_scale: expected ({len(ids)}, {book.n_loans}) factors in [0, 1], got shape "
                             f"{recovery_scale.shape}")
-    inv_coupon, index_shift = floating_terms(book, index_shift, len(ids), months)
+    inv_coupon, coupon_change = floating_terms(book, index_shift, len(ids), months, index_level)
     blocks_per_chunk = max(1, -(-chunk // RNG_LOAN_BLOCK))
     blocks: list[tuple[np.ndarray, BlockStreams]] = []
     for first_block in range(0, -(-book.n_loans // RNG_LOAN_BLOCK), blocks_per_chunk):
@@ -724,34 +733,39 @@ def simulate_pool_chunk(
             for run in runs:
                 run.step(t)
     total = sum(run.sums for run in runs)
-    cashflows, pending = _scatter_pool(total, book.recovery_lag, groups is not None, index_shift)
+    cashflows, pending = _scatter_pool(total, book.recovery_lag, groups is not None, coupon_change)
     return (cashflows, pending) if return_pending else cashflows
 
 
-def floating_base(book: LoanBook) -> tuple[np.ndarray, float]:
-    """``(inv_coupon (L,), floor)``: ``1 / annual coupon`` of floating loans (0 for fixed and zero-coupon
-    loans) and the lowest index shift allowed, minus the lowest floating coupon (module docstring)."""
-    annual = book.monthly_rate * 12.0
-    # below a basis point the cent-rounded interest says nothing about the balance it accrued on: such a
-    # coupon is treated as zero (the loan pays no interest, floating or not)
-    paying = book.floating & (annual >= MIN_FLOATING_COUPON)
-    inv = np.where(paying, 1.0 / np.where(paying, annual, 1.0), 0.0)
-    floor = -float(annual[paying].min()) if paying.any() else 0.0
-    return inv, floor
+def floating_base(book: LoanBook) -> tuple[np.ndarray, FloatingClasses] | None:
+    """``(inv_coupon (L, J), classes)``: ``1 / annual coupon`` of each paying floating loan in the column
+    of its class (:mod:`creditsim.loans.floating`), or None when no floating loan pays a coupon."""
+    classes = book.floating_classes()
+    if classes is None:
+        return None
+    return classes.base_weights(book.monthly_rate), classes
 
 
-def floating_terms(book: LoanBook, index_shift: np.ndarray | None, s: int,
-                   months: int) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(inv_coupon (L,), shift (s, T))`` for the floating coupons, or ``(None, None)`` when nothing
-    floats: :func:`floating_base` and the index shift floored at its floor."""
-    if index_shift is None or not book.floating.any():
+def floating_terms(book: LoanBook, index_shift: np.ndarray | None, s: int, months: int,
+                   index_level: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(inv_coupon (L, J), coupon change (s, T, J))`` of the floating classes, or ``(None, None)`` when
+    nothing floats: :func:`floating_base` and :meth:`FloatingClasses.coupon_change` of the index path."""
+    base = None if index_shift is None else floating_base(book)
+    if base is None:
         return None, None
     shift = np.asarray(index_shift, dtype=np.float64)
     if shift.shape != (s, months) or not np.isfinite(shift).all():
         raise DataError(f"index_shift: expected ({s}, {months}) finite annual decimals (index minus its cut-off "
                         f"value), got shape {shift.shape}")
-    inv, floor = floating_base(book)
-    return inv, np.maximum(shift, floor)
+    level = None
+    if index_level is not None:
+        level = np.broadcast_to(np.asarray(index_level, dtype=np.float64), (s,))
+        if not np.isfinite(level).all():
+            raise DataError(f"index_level: expected {s} finite annual decimals (the index at the cut-off)")
+        level = torch.from_numpy(np.array(level))  # a writable copy
+    inv, classes = base
+    change = classes.coupon_change(torch.from_numpy(shift), level)
+    return inv, change.numpy()
 
 
 def simulate_pool_cashflows(

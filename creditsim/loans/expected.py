@@ -13,7 +13,8 @@ pass of its distribution -- no sampling:
 
 ``P_0`` puts each loan on its cut-off state. The loss is ``E[LGD] x E[default_par]`` (the engine draws
 the LGD independently of the default time), the recovery is the rest of the defaulted par, ``lag``
-months later, and the floating interest is ``shift_t x E[floating base]``. Everything is torch float64
+months later, and the floating interest is ``sum_j D_jt x E[floating base of class j]`` (the coupon
+change of each floating class, :mod:`creditsim.loans.floating`). Everything is torch float64
 and differentiable in the matrices, the expected LGDs and the index shift (:mod:`creditsim.risk.expected`
 chains it to the macro path). Two deliberate differences from the engine, both far below its Monte
 Carlo error: the engine rounds each loan's loss and floating interest to whole cents and samples with
@@ -71,7 +72,8 @@ def _check(book: LoanBook, matrices: torch.Tensor, lgd: torch.Tensor, n_months: 
 
 
 def expected_pool_cashflows(book: LoanBook, matrices: torch.Tensor, n_months: int, lgd: torch.Tensor, *,
-                            index_shift: torch.Tensor | None = None, max_risk_bins: int = 32,
+                            index_shift: torch.Tensor | None = None, index_level: torch.Tensor | None = None,
+                            max_risk_bins: int = 32,
                             loan_chunk: int = 4096, lgd_var: torch.Tensor | None = None
                             ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Expected pool cashflows ``(S, T, 7)`` (currency units, POOL_CF_TYPES order) of the Markov engine.
@@ -82,8 +84,10 @@ def expected_pool_cashflows(book: LoanBook, matrices: torch.Tensor, n_months: in
             one set shared by every cohort), rows stochastic; may require grad.
         n_months: horizon T (``T_m >= T``).
         lgd: ``(S, L)`` expected realised LGD of each loan (its Beta mean, after the collateral channel).
-        index_shift: ``(S, T)`` change of the floating index since the cut-off (annual decimal), already
-            floored as the engine floors it; None = no floating channel.
+        index_shift: ``(S, T)`` change of the floating index since the cut-off (annual decimal), as the
+            engine takes it (floors, caps, resets and the lowest-coupon bound are applied here, per
+            floating class, as the engine applies them); None = no floating channel.
+        index_level: ``(S,)`` index at the cut-off, needed when the book has index floors or caps.
         max_risk_bins: the engine's risk-shift binning (keep the engine's default to match it).
         loan_chunk: loans per pass (bounds memory; the sum over chunks is in a fixed order).
         lgd_var: optional ``(S, L)`` variance of each loan's realised LGD; with it the function also
@@ -100,9 +104,11 @@ def expected_pool_cashflows(book: LoanBook, matrices: torch.Tensor, n_months: in
     _check(book, matrices, lgd, n_months, index_shift)
     dev = matrices.device
     seg_cohort, seg_bin, bins, loan_segment = _segment_layout(book, matrices.shape[1], max_risk_bins)
-    inv_coupon = None
-    if index_shift is not None and book.floating.any():
-        inv_coupon = torch.from_numpy(floating_base(book)[0]).to(dev)
+    inv_coupon = change = None
+    base = None if index_shift is None else floating_base(book)
+    if base is not None:
+        inv_coupon = torch.from_numpy(base[0]).to(dev)
+        change = base[1].coupon_change(index_shift.to(matrices.dtype), index_level)
     # loans in segment order, so each segment's rows are one contiguous (loans x 7) block of a matmul
     order = np.argsort(loan_segment, kind="stable")
     flows = var = total = None
@@ -115,7 +121,7 @@ def expected_pool_cashflows(book: LoanBook, matrices: torch.Tensor, n_months: in
         flows = part if flows is None else flows + part  # fixed order over fixed blocks
         var = part_var if var is None else var + part_var
         total = part_total if total is None else total + part_total
-    cashflows = _pool_columns(flows, book.recovery_lag, index_shift)
+    cashflows = _pool_columns(flows, book.recovery_lag, change)
     return cashflows if lgd_var is None else (cashflows, var / 1e4, total / 1e4)
 
 
@@ -215,14 +221,16 @@ def _block_flows(book: LoanBook, index: np.ndarray, matrices: torch.Tensor, n_mo
     return torch.stack(out, dim=1), torch.stack(variances, dim=1), total
 
 
-def _pool_columns(flows: torch.Tensor, lag: int, index_shift: torch.Tensor | None) -> torch.Tensor:
-    """``(S, T, F + 1)`` expected cents -> ``(S, T, 7)`` currency units in POOL_CF_TYPES order."""
+def _pool_columns(flows: torch.Tensor, lag: int, coupon_change: torch.Tensor | None) -> torch.Tensor:
+    """``(S, T, F + 1)`` expected cents -> ``(S, T, 7)`` currency units in POOL_CF_TYPES order;
+    ``coupon_change`` ``(S, T, J)`` per floating class (J bases among the flows)."""
     s, t_len = flows.shape[:2]
     col = {"interest": flows[..., _F_INTEREST], "scheduled_principal": flows[..., _F_PRINCIPAL],
            "prepayment": flows[..., _F_PREPAY], "default_par": flows[..., _F_PAR],
            "balance": flows[..., _F_BALANCE], "loss": flows[..., -1]}
-    if index_shift is not None and flows.shape[-1] == _F_FLOAT + 2:
-        col["interest"] = col["interest"] + index_shift * flows[..., _F_FLOAT]
+    if coupon_change is not None and flows.shape[-1] == _F_FLOAT + 1 + coupon_change.shape[-1]:
+        for j in range(coupon_change.shape[-1]):  # class by class, a fixed order
+            col["interest"] = col["interest"] + coupon_change[..., j] * flows[..., _F_FLOAT + j]
     recoverable = col["default_par"] - col["loss"]
     lag = int(lag)
     if lag >= t_len:

@@ -37,7 +37,6 @@ from creditsim.deal.analytics import principal_loss
 from creditsim.deal.config import WaterfallConfig
 from creditsim.deal.waterfall import run_waterfall
 from creditsim.errors import ConfigError, DataError
-from creditsim.loans.engine import floating_base
 from creditsim.loans.expected import expected_pool_cashflows
 from creditsim.ratings.lifetime import ZMacroLink, monthly_matrices_from_z
 from creditsim.risk.pool_engine import PoolEngine
@@ -140,7 +139,7 @@ class ExpectedLossPath:
         book = engine.book
         self._real_estate = torch.from_numpy(book.asset_class == _REAL_ESTATE).to(self.device)
         self._lgd = torch.from_numpy(np.asarray(book.lgd, dtype=np.float64)).to(self.device)
-        self._floor = floating_base(book)[1] if book.floating.any() else None
+        self._floats = book.floating_classes() is not None
         #: the run's macro start ``(9,)`` (set by :meth:`from_tape`), its label and the tape's cut-off
         self.start: np.ndarray | None = None
         self.start_label = ""
@@ -234,12 +233,17 @@ class ExpectedLossPath:
         return self.lgd_moments(macro)[0]
 
     def index_shift(self, macro: torch.Tensor | np.ndarray) -> torch.Tensor | None:
-        """``(S, T)`` floored policy-rate change since month 0, or None without floating loans."""
-        if self._floor is None:
+        """``(S, T)`` policy-rate change since month 0 (the floating index's), or None without floating
+        loans; floors, caps, resets and the lowest-coupon bound apply per floating class downstream
+        (:meth:`creditsim.loans.floating.FloatingClasses.coupon_change`), as in the engine."""
+        if not self._floats:
             return None
-        x = self._macro(macro)
-        policy = x[..., _POLICY]
-        return torch.clamp(policy - policy[:, :1], min=self._floor)
+        policy = self._macro(macro)[..., _POLICY]
+        return policy - policy[:, :1]
+
+    def index_level(self, macro: torch.Tensor | np.ndarray) -> torch.Tensor | None:
+        """``(S,)`` policy rate in month 0 (the index at the cut-off), or None without floating loans."""
+        return self._macro(macro)[:, 0, _POLICY] if self._floats else None
 
     def pool_cashflows(self, macro: torch.Tensor | np.ndarray, *, with_variance: bool = False
                        ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -249,7 +253,8 @@ class ExpectedLossPath:
         x = self._macro(macro)
         mean, var = self.lgd_moments(x)
         return expected_pool_cashflows(self.engine.book, self.cohort_matrices(x), self.horizon, mean,
-                                       index_shift=self.index_shift(x), loan_chunk=self.engine.loan_chunk,
+                                       index_shift=self.index_shift(x), index_level=self.index_level(x),
+                                       loan_chunk=self.engine.loan_chunk,
                                        lgd_var=var if with_variance else None)
 
     def granular_cashflows(self, cashflows: torch.Tensor, loss_var: torch.Tensor, total_var: torch.Tensor,

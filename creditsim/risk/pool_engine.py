@@ -46,7 +46,7 @@ from creditsim.loans.book import LoanBook
 from creditsim.loans.collateral import recovery_scale
 from creditsim.cents import from_cents, to_cents
 from creditsim.fixed_order import column_sum
-from creditsim.loans.engine import MIN_FLOATING_COUPON, simulate_pool_chunk
+from creditsim.loans.engine import simulate_pool_chunk
 from creditsim.loans.prepayment import RefinancingCurve, apply_prepayment_multiplier
 from creditsim.ratings.lifetime import ZMacroLink, monthly_scenario_matrices
 from creditsim.ratings.term_structure import scenario_default_hazard
@@ -245,7 +245,8 @@ class PoolEngine:
             return self._trajectory_pool(mats, macro, scenario_ids)
         return simulate_pool_chunk(self.book, mats, scenario_ids, self.seed, self.horizon,
                                    loan_chunk=self.loan_chunk, device=self.device,
-                                   recovery_scale=self.recovery_scale(macro), index_shift=self.index_shift(macro))
+                                   recovery_scale=self.recovery_scale(macro), index_shift=self.index_shift(macro),
+                                   index_level=self.index_level(macro))
 
     def market_inputs(self, deal: Any, macro: np.ndarray | torch.Tensor, pool_cf: np.ndarray | torch.Tensor
                       ) -> dict[str, Any]:
@@ -306,6 +307,13 @@ class PoolEngine:
         policy = np.asarray(macro, dtype=np.float64)[:, : months or self.horizon, MACRO_VARS.index("policy_rate")]
         return policy - policy[:, :1]
 
+    def index_level(self, macro: np.ndarray) -> np.ndarray | None:
+        """``(s,)`` the index at the cut-off: the policy rate in month 0 of the paths (annual decimal), for
+        index floors and caps (:mod:`creditsim.loans.floating`); None without floating loans."""
+        if not self.book.floating.any():
+            return None
+        return np.asarray(macro, dtype=np.float64)[:, 0, MACRO_VARS.index("policy_rate")]
+
 
     def _trajectory_pool(self, mats: np.ndarray, macro: np.ndarray, scenario_ids: np.ndarray) -> np.ndarray:
         """Pool cashflows from loan paths of the LoanTrajectoryModel, one scenario at a time.
@@ -346,11 +354,16 @@ class PoolEngine:
         out = {k: np.asarray(v.detach().cpu().double().numpy() if hasattr(v, "detach") else v, dtype=np.float64)
                for k, v in flows.items()}
         shift = self.index_shift(macro)
-        if shift is not None:
+        classes = book.floating_classes()
+        if shift is not None and classes is not None:
             annual = book.monthly_rate * 12.0
-            paying = book.floating & (annual >= MIN_FLOATING_COUPON)
+            paying = classes.member >= 0
             coupon = np.where(paying, annual, 1.0)[None, :, None]
-            factor = np.maximum(shift[:, None, :], -coupon) / coupon  # (1, L, T); 0 for fixed loans below
+            level = self.index_level(macro)
+            change = classes.coupon_change(torch.from_numpy(shift), None if level is None else torch.from_numpy(level),
+                                           bounded=False).numpy()  # (1, T, J): each loan is bounded at its own coupon
+            per_loan = change[:, :, np.maximum(classes.member, 0)].transpose(0, 2, 1)  # (1, L, T)
+            factor = np.maximum(per_loan, -coupon) / coupon  # 0 for fixed loans below
             extra = np.round(to_cents(out["interest"]) * np.where(paying[None, :, None], factor, 0.0))
             out["interest"] = from_cents(to_cents(out["interest"]) + extra)
         scale = self.recovery_scale(macro)

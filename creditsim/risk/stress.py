@@ -393,7 +393,8 @@ def _run_scenario(engine: PoolEngine, macro: np.ndarray, months: int, on_paths: 
             parts.append(simulate_pool_chunk(engine.book, mats, ids, engine.seed, months, loan_chunk=engine.loan_chunk,
                                              group_by="asset_class", device=engine.device,
                                              recovery_scale=engine.recovery_scale(macro[ids]),
-                                             index_shift=engine.index_shift(macro[ids], months)))
+                                             index_shift=engine.index_shift(macro[ids], months),
+                                             index_level=engine.index_level(macro[ids])))
             if on_paths is not None:
                 on_paths(len(ids))
     return np.concatenate(parts, axis=0)
