@@ -221,8 +221,8 @@ def _columns(results: SimulationResults) -> list[_Column]:
     months = results.n_months
     loss = f"Loss over {months} months" if months else "Loss over the horizon"
     cols = [_Column("", 1.3, "left"), _Column("Balance", 0.62), _Column("Attachment –\ndetachment", 0.84),
-            _Column("EL", 0.68, group=loss), _Column("VaR 99%", 0.68, group=loss),
-            _Column("CVaR 99%", 0.68, group=loss), _Column("PD", 0.62, group=loss), _Column("LGD", 0.62, group=loss),
+            _Column("EL", 0.68, group=loss), _Column("VaR\n99%", 0.68, group=loss),
+            _Column("CVaR\n99%", 0.68, group=loss), _Column("PD", 0.62, group=loss), _Column("LGD", 0.62, group=loss),
             _Column("WAL\n(years)", 0.56, group="Life and return"), _Column("IRR\nmedian", 0.62, group="Life and return"),
             _Column("IRR\nmean", 0.62, group="Life and return")]
     labels = {"severely_adverse": "Severely\nadverse"}
@@ -305,7 +305,8 @@ def _unavailable(ax: Any, title: str, why: str) -> None:
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes, color=_MUTED, fontsize=8, wrap=True)
+    for k, line in enumerate(why.split("\n")):  # one Text a line: see _no_ligatures
+        ax.text(0.5, 0.53 - 0.06 * k, line, ha="center", va="center", transform=ax.transAxes, color=_MUTED, fontsize=8)
 
 
 def _draw_tail(ax: Any, results: SimulationResults) -> None:
@@ -347,7 +348,7 @@ def _draw_timing(ax: Any, results: SimulationResults) -> None:
 
     title = "Loss timing: cumulative pool loss after the cut-off"
     if not has_loss_timing(results):
-        _unavailable(ax, title, "The run kept no pool cashflows by month\n(keep_cashflows=False) or no pool par.")
+        _unavailable(ax, title, "The run kept no pool cashflows by month (or no pool par):\nno loss timing to draw.")
         return
     cum = cumulative_pool_loss(results) * 100
     w = measures.normalise_weights(results.weights, results.n_sims)
@@ -372,10 +373,10 @@ _FOOTNOTE = (
     "Losses are credit losses cumulated over the simulation horizon; a tranche's losses are principal losses, % of "
     "its note balance. VaR 99%: the empirical 99% quantile of the loss (no interpolation).\n"
     "CVaR 99%: the expected loss beyond it (Acerbi–Tasche). PD: probability of any principal loss; LGD = EL / PD. "
-    "WAL: weighted average life of the principal received, mean over scenarios.\n"
+    "WAL: weighted average life of the principal received, mean over scenarios. Monte Carlo s.e.: the sampling "
+    "error of the pool EL.\n"
     "IRR: % a year, median and mean over scenarios (a scenario that receives nothing counts as -100%). "
-    "–: fewer than 100 effective scenarios, no 99% tail estimate. Monte Carlo s.e.: error of the pool EL from "
-    "the finite number of scenarios."
+    "A dash for VaR / CVaR: fewer than 100 effective scenarios, no 99% tail estimate."
 )
 
 
@@ -423,11 +424,24 @@ def summary_figure(results: SimulationResults, *, title: str | None = None) -> A
         _draw_tail(fig.add_axes(tail), results)
         _draw_timing(fig.add_axes(timing), results)
         fig.add_artist(_rule(fig, 0.077))
-        fig.text(0.035, 0.068, _FOOTNOTE, fontsize=6.3, va="top", color=_MUTED, linespacing=1.4)
+        for k, line in enumerate(_FOOTNOTE.split("\n")):
+            fig.text(0.035, 0.068 - k * 0.0155, line, fontsize=6.3, va="top", color=_MUTED)
         version = (_settings(results).get("versions") or {}).get("creditsim")
         fig.text(0.965, 0.955 - 0.021, f"run with creditsim {version}" if version else "", fontsize=7,
                  va="top", ha="right", color=_MUTED)
+        _no_ligatures(fig)
     return fig
+
+
+def _no_ligatures(fig: Any) -> None:
+    """Turn ligatures off in every text of ``fig``: "Cut-off" stays six characters a reader can search
+    the PDF for (with the ligature, "ff" is one glyph outside the font's character codes). matplotlib
+    applies font features to one-line texts only, so the page draws a multi-line note one line a Text
+    (column headers of two lines have no ligature pairs)."""
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        text.set_fontfeatures(("-liga", "-clig"))
 
 
 def _layout(table_rows: float) -> tuple[tuple[float, float, float, float], ...]:
