@@ -6,12 +6,14 @@ nothing is left in pyplot's global state and no window ever opens):
 - headline: deal, tape, cut-off, simulations and horizon, seed, macro source, engine, date of the run
   (all from ``results.settings``; "not recorded" where the run did not record one), the realised scenario
   mix and the pool's EL / VaR 99 % / CVaR 99 %;
-- the pool and per-tranche risk table (balance, attachment-detachment, EL, VaR 99 %, CVaR 99 %, PD, LGD,
-  WAL, IRR median and mean) from :meth:`SimulationResults.summary`; VaR / CVaR are "–" where the HTML
-  report and :meth:`SimulationResults.risk_table` leave them out (fewer than one effective scenario
-  beyond 99 %, :meth:`SimulationResults.tail_estimable`);
-- expected loss by scenario type (pool from :meth:`SimulationResults.risk_table`, tranches from
-  :meth:`SimulationResults.tranche_table`) when the run holds more than one scenario type;
+- one table, a row for the pool and one per tranche (:func:`summary_rows`): balance,
+  attachment-detachment, EL, VaR 99 %, CVaR 99 %, PD, LGD, WAL, IRR median and mean from
+  :meth:`SimulationResults.summary` (VaR / CVaR are "–" where the HTML report and
+  :meth:`SimulationResults.risk_table` leave them out: fewer than one effective scenario beyond 99 %,
+  :meth:`SimulationResults.tail_estimable`), then, when the run holds more than one scenario type, EL by
+  scenario type (pool from :meth:`SimulationResults.risk_table`, tranches from
+  :meth:`SimulationResults.tranche_table`) and a row of scenario counts; a run without tranches shows the
+  pool row and says so;
 - the loss tail: ``P(pool loss > x)`` on a log axis (:func:`creditsim.risk.report.exceedance_curve`),
   EL, VaR 99 % and CVaR 99 % marked;
 - loss timing: cumulative pool loss by year after the cut-off, median and 5-95 % band
@@ -47,7 +49,8 @@ from creditsim.risk.report import (
 from creditsim.risk.results import SimulationResults
 from creditsim.states import SCENARIOS
 
-__all__ = ["write_summary_pdf", "summary_figure", "headline_lines", "format_percent", "A4_LANDSCAPE_INCHES"]
+__all__ = ["write_summary_pdf", "summary_figure", "summary_rows", "headline_lines", "format_percent",
+           "A4_LANDSCAPE_INCHES"]
 
 #: page size, inches (297 x 210 mm)
 A4_LANDSCAPE_INCHES: tuple[float, float] = (11.69, 8.27)
@@ -132,8 +135,9 @@ def headline_lines(results: SimulationResults) -> list[str]:
             f"(Monte Carlo s.e. {format_percent(el_se, 3) or '–'})   ·   "
             f"VaR 99% {format_percent(results.var_99) if tail else '–'}   ·   "
             f"CVaR 99% {format_percent(results.cvar_99) if tail else '–'}")
+    par = _money(results.initial_balance) or missing
     return [
-        f"Deal: {deal}   ·   Loan tape: {tape}   ·   Cut-off: {cutoff}   ·   Pool par: {_money(results.initial_balance) or missing}",
+        f"Deal: {deal}   ·   Loan tape: {tape}   ·   Cut-off: {cutoff}   ·   Pool par: {par}",
         f"{results.n_sims:,} simulations{span}{weighted}   ·   Seed: {s.get('seed', missing)}   ·   Macro: {macro}"
         + (f" (start: {start})" if start else "") + f"   ·   Engine: {s.get('engine', missing)}   ·   Run: {created}",
         f"Scenario mix: {mix}",
@@ -218,13 +222,15 @@ def _scenario_keys(results: SimulationResults) -> list[str]:
 
 
 def _columns(results: SimulationResults) -> list[_Column]:
+    """The table's columns, in the order of :func:`summary_rows` (widths in inches, at 8 pt)."""
     months = results.n_months
     loss = f"Loss over {months} months" if months else "Loss over the horizon"
+    life = "Life and return"
     cols = [_Column("", 1.3, "left"), _Column("Balance", 0.62), _Column("Attachment –\ndetachment", 0.84),
             _Column("EL", 0.68, group=loss), _Column("VaR\n99%", 0.68, group=loss),
             _Column("CVaR\n99%", 0.68, group=loss), _Column("PD", 0.62, group=loss), _Column("LGD", 0.62, group=loss),
-            _Column("WAL\n(years)", 0.56, group="Life and return"), _Column("IRR\nmedian", 0.62, group="Life and return"),
-            _Column("IRR\nmean", 0.62, group="Life and return")]
+            _Column("WAL\n(years)", 0.56, group=life), _Column("IRR\nmedian", 0.62, group=life),
+            _Column("IRR\nmean", 0.62, group=life)]
     labels = {"severely_adverse": "Severely\nadverse"}
     cols += [_Column(labels.get(k, human_label(k)), 0.78, group="EL by scenario type")
              for k in _scenario_keys(results)]
@@ -277,16 +283,15 @@ def summary_rows(results: SimulationResults) -> tuple[list[list[str]], list[str]
     return rows, styles
 
 
-def _draw_summary_table(ax: Any, results: SimulationResults) -> None:
-    rows, styles = summary_rows(results)
+def _table_note(results: SimulationResults) -> str | None:
+    """The line under the table saying what it lacks: tranches, a breakdown by scenario type."""
     notes = []
     if not results.tranche_results:
         notes.append("This run holds no tranche results: the pool only.")
     if not _scenario_keys(results):
         notes.append(f"Every scenario is of one type ({human_label(SCENARIOS[int(results.scenarios[0])])}): "
                      "no breakdown by scenario type.")
-    _draw_table(ax, "Pool and tranches: losses in % of par (pool par for the pool, note balance for a tranche)",
-                _columns(results), rows, styles, note="  ".join(notes) or None)
+    return "  ".join(notes) or None
 
 
 # ---------------------------------------------------------------------- charts
@@ -329,7 +334,8 @@ def _draw_tail(ax: Any, results: SimulationResults) -> None:
     ax.set_ylim(max(float(p.min()) * 100 * 0.6, 1e-4), 160)
     right = max(float(xs.max()), *(v for _, v, _, _ in marks)) * 100  # CVaR can lie beyond the last step
     left = float(xs.min()) * 100
-    ax.set_xlim(left - 0.03 * (right - left), right + 0.03 * (right - left) if right > left else right + 1)
+    pad = 0.03 * (right - left) if right > left else 1.0
+    ax.set_xlim(left - pad, right + pad)
     ax.yaxis.set_major_formatter(FuncFormatter(_percent_axis))
     ax.xaxis.set_major_formatter(FuncFormatter(_percent_axis))
     ax.grid(True, which="major")
@@ -410,6 +416,8 @@ def summary_figure(results: SimulationResults, *, title: str | None = None) -> A
     from matplotlib.figure import Figure
 
     _check_results(results, title)
+    rows, styles = summary_rows(results)
+    note = _table_note(results)
     with _page_style():
         fig = Figure(figsize=A4_LANDSCAPE_INCHES)
         fig.text(0.035, 0.955, _page_title(results, title), fontsize=16, weight="bold", va="top", color=_INK)
@@ -418,9 +426,9 @@ def summary_figure(results: SimulationResults, *, title: str | None = None) -> A
             fig.text(0.035, 0.912 - k * 0.021, line, fontsize=7.8, va="top",
                      color=_INK if k == 3 else _MUTED, weight="bold" if k == 3 else "normal")
         fig.add_artist(_rule(fig, 0.826))
-        table, tail, timing = _layout(len(summary_rows(results)[0]) + (0 if results.tranche_results and
-                                                                       _scenario_keys(results) else 1.3))
-        _draw_summary_table(fig.add_axes(table), results)
+        table, tail, timing = _layout(len(rows) + (1.3 if note else 0))
+        _draw_table(fig.add_axes(table), "Pool and tranches: losses in % of par (pool par for the pool, note "
+                    "balance for a tranche)", _columns(results), rows, styles, note=note)
         _draw_tail(fig.add_axes(tail), results)
         _draw_timing(fig.add_axes(timing), results)
         fig.add_artist(_rule(fig, 0.077))
