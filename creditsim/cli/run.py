@@ -377,10 +377,10 @@ def report_cmd(
                                         help="inline plotly.js in the page (one ~5 MB file to e-mail) instead "
                                              "of loading the bundle written beside it"),
 ) -> None:
-    """Write the HTML report, the one-page PDF summary (--pdf) and the Excel workbook (--excel) of a
-    saved run; -o alone (default report.html) unless only --pdf is given. The page loads the plotly.js
-    bundle written once beside it (plotly-<version>.min.js), so a folder of reports shares one copy;
-    --self-contained inlines it instead."""
+    """Write the HTML report (-o), the one-page PDF summary (--pdf) and the Excel workbook (--excel) of a
+    saved run. With neither -o nor --pdf the report goes to report.html; with only --pdf no HTML is
+    written. The page loads the plotly.js bundle written once beside it (plotly-<version>.min.js), so a
+    folder of reports shares one copy; --self-contained inlines it instead."""
     from creditsim.risk.report import write_report
     from creditsim.risk.results import SimulationResults
 
