@@ -300,12 +300,14 @@ def simulate_cmd(
                                     "(default: scale them to the tape's pool balance, announced)"),
     excel: bool = typer.Option(False, "--excel", help="also write results.xlsx into the run directory"),
     html_report: bool = typer.Option(False, "--html", help="also write report.html into the run directory"),
+    pdf: bool = typer.Option(False, "--pdf", help="also write summary.pdf (the one-page summary) into the run directory"),
     transition_model: Path = typer.Option(None, "--transition-model", help="a Markov chain fitted on your panel "
                                           "(folder written by `creditsim train transitions`) instead of the default"),
 ) -> None:
     """Run the Monte Carlo simulation of a deal on a loan tape and save the run."""
     # the CLI imports its stack on use: `creditsim --help` and the data commands must not pay for torch
     import time
+    from datetime import datetime, timezone
 
     import yaml
 
@@ -327,43 +329,58 @@ def simulate_cmd(
     deal_cfg = load_deal(deal)
     t0 = time.perf_counter()
     fault_point("simulate")  # test hook (CREDITSIM_FAULT_POINT): a run interrupted before any write
+    created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # when the run started (UTC)
     results = simulate(loans, deal_cfg, run_cfg)
     wall = time.perf_counter() - t0
     results.settings.update({
         "tape": str(tape), "tape_sha256": _sha256(tape), "deal_file": str(deal),
         "deal_sha256": _sha256(deal), "macro": macro or results.settings["macro"], "wall_seconds": round(wall, 3),
         "config_file": None if config is None else str(config),
-        "config_sha256": None if config is None else _sha256(config),
+        "config_sha256": None if config is None else _sha256(config), "created": created,
     })
     run_info = {"settings": results.settings, "versions": versions()}
     extra = {
         "run.json": json.dumps(run_info, indent=2, default=str),
         "deal.yaml": yaml.safe_dump(deal_cfg.to_dict(), sort_keys=False),
     }
-    writers: list = []
+    results.to_parquet(out, extra_files=extra, extra_writers=_run_writers(results, excel, html_report, pdf))
+    print_run_terms(results.settings, cutoff_given=run_cfg.cutoff is not None)
+    print_results(results)
+    console.print(f"run saved to [bold]{out}[/] ({results.n_sims:,} scenarios, {wall:.1f} s)")
+
+
+def _run_writers(results: Any, excel: bool, html_report: bool, pdf: bool) -> list[tuple[str, Any]]:
+    """``(file name, write(path))`` of the files ``simulate --excel / --html / --pdf`` puts into the run
+    directory (:meth:`SimulationResults.to_parquet` calls them inside its temporary directory)."""
+    writers: list[tuple[str, Any]] = []
     if excel:
         writers.append(("results.xlsx", results.to_excel))
     if html_report:
         from creditsim.risk.report import write_report
 
         writers.append(("report.html", lambda p: write_report(results, p)))
-    results.to_parquet(out, extra_files=extra, extra_writers=writers)
-    print_run_terms(results.settings, cutoff_given=run_cfg.cutoff is not None)
-    print_results(results)
-    console.print(f"run saved to [bold]{out}[/] ({results.n_sims:,} scenarios, {wall:.1f} s)")
+    if pdf:
+        from creditsim.risk.summary_pdf import write_summary_pdf
+
+        writers.append(("summary.pdf", lambda p: write_summary_pdf(results, p)))
+    return writers
+
 
 def report_cmd(
     run_dir: Path = typer.Argument(..., help="run directory written by `creditsim simulate`"),
-    output: Path = typer.Option(Path("report.html"), "-o", "--output", help="HTML file to write"),
+    output: Path = typer.Option(None, "-o", "--output", help="HTML file to write (default report.html, none "
+                                "when only --pdf is given)"),
+    pdf: Path = typer.Option(None, "--pdf", help="write the one-page PDF summary here (e.g. summary.pdf)"),
     excel: Path = typer.Option(None, "--excel", help="also write the Excel workbook here"),
     title: str = typer.Option(None, "--title", help="report title (default: the deal name)"),
     self_contained: bool = typer.Option(False, "--self-contained",
                                         help="inline plotly.js in the page (one ~5 MB file to e-mail) instead "
                                              "of loading the bundle written beside it"),
 ) -> None:
-    """Write the HTML report (and optionally the Excel workbook) of a saved run. The page loads the
-    plotly.js bundle written once beside it (plotly-<version>.min.js), so a folder of reports shares one
-    copy; --self-contained inlines it instead."""
+    """Write the HTML report (-o), the one-page PDF summary (--pdf) and the Excel workbook (--excel) of a
+    saved run. With neither -o nor --pdf the report goes to report.html; with only --pdf no HTML is
+    written. The page loads the plotly.js bundle written once beside it (plotly-<version>.min.js), so a
+    folder of reports shares one copy; --self-contained inlines it instead."""
     from creditsim.risk.report import write_report
     from creditsim.risk.results import SimulationResults
 
@@ -371,12 +388,22 @@ def report_cmd(
 
     if not run_dir.is_dir():
         raise DataError(f"run directory not found: {run_dir}")
-    # targets first: an unwritable -o / --excel must fail before the run is loaded and rendered
-    check_output_target(output, "file", "--output")
-    if excel is not None:
-        check_output_target(excel, "file", "--excel")
+    if output is None and pdf is None:
+        output = Path("report.html")
+    # targets first: an unwritable -o / --pdf / --excel must fail before the run is loaded and rendered
+    for target, option in ((output, "--output"), (pdf, "--pdf"), (excel, "--excel")):
+        if target is not None:
+            check_output_target(target, "file", option)
+    if pdf is not None and pdf.suffix.lower() != ".pdf":
+        raise ConfigError(f"--pdf: {str(pdf)!r} does not end in .pdf")
     results = SimulationResults.load(run_dir)
-    write_report(results, output, title=title, plotly_js="inline" if self_contained else "file")
+    if output is not None:
+        write_report(results, output, title=title, plotly_js="inline" if self_contained else "file")
+        console.print(f"report written to [bold]{output}[/]")
+    if pdf is not None:
+        from creditsim.risk.summary_pdf import write_summary_pdf
+
+        write_summary_pdf(results, pdf, title=title)
+        console.print(f"summary written to [bold]{pdf}[/]")
     if excel is not None:
         results.to_excel(excel)
-    console.print(f"report written to [bold]{output}[/]")

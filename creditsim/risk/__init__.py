@@ -8,7 +8,8 @@
 - :mod:`~creditsim.risk.results`: :class:`SimulationResults`, :class:`TrancheResult`.
 - :mod:`~creditsim.risk.measures`: exact EL / VaR / CVaR estimators and Monte Carlo standard errors.
 - :mod:`~creditsim.risk.aggregator`: :class:`PortfolioAggregator` (loan trajectories -> pool -> deal).
-- :mod:`~creditsim.risk.report`: the HTML report."""
+- :mod:`~creditsim.risk.report`: the HTML report.
+- :mod:`~creditsim.risk.summary_pdf`: :func:`write_summary_pdf`, the one-page PDF summary of a run."""
 
 from creditsim.lazy import attach
 
@@ -21,6 +22,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "TrancheResult": "creditsim.risk.results",
     "PortfolioAggregator": "creditsim.risk.aggregator",
     "write_report": "creditsim.risk.report",
+    "write_summary_pdf": "creditsim.risk.summary_pdf",
     "value_at_risk": "creditsim.risk.measures",
     "expected_shortfall": "creditsim.risk.measures",
 })

@@ -53,7 +53,8 @@ from creditsim.risk.results import DEFAULT_EPSILON, SimulationResults
 from creditsim.states import MACRO_VARS, POOL_CF_TYPES, SCENARIOS
 
 __all__ = ["build_report_html", "write_report", "tranche_loss_buckets", "reverse_stress_html", "LOSS_BUCKETS",
-           "FAN_VARS", "plotly_bundle_name", "write_plotly_bundle", "human_label"]
+           "FAN_VARS", "plotly_bundle_name", "write_plotly_bundle", "human_label", "fan_quantiles",
+           "exceedance_curve", "cumulative_pool_loss", "has_loss_timing"]
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px 40px;color:#222}
@@ -171,6 +172,13 @@ def _table(df: pd.DataFrame, index: bool = True, pct_rows: bool = False, human: 
 
 
 # ---------------------------------------------------------------------- chart helpers
+def fan_quantiles(y: np.ndarray, w: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
+    """Quantiles ``qs`` (decimals, 0.05 = 5 %) over the scenarios of ``y`` ``(S, T)``, month by month,
+    with scenario weights ``w`` ``(S,)`` summing to 1: ``(len(qs), T)`` in ``y``'s units, the bands of
+    every fan of the report (the library's empirical quantile, see :func:`_fan`)."""
+    return _fan(y, w, qs)
+
+
 def _fan(y: np.ndarray, w: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
     """Quantiles ``qs`` over scenarios of ``y`` ``(S, T)`` with scenario weights ``w`` ``(S,)``:
     ``(len(qs), T)``, the empirical quantile ``inf{x : F(x) >= q}`` of
@@ -260,30 +268,39 @@ def _loss_histogram(results: SimulationResults, w: np.ndarray) -> Any:
     return f
 
 
-def _exceedance(results: SimulationResults, w: np.ndarray, name: str, color: str, max_points: int = 2000) -> Any:
-    """Plotly trace of ``P(loss > x)`` (percent) against the pool loss x (percent). Every point of the
-    top 1,000 scenarios is drawn, the body is thinned to ``max_points``."""
-    import plotly.graph_objects as go
-
+def exceedance_curve(results: SimulationResults, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """The pool's loss-exceedance curve ``(x, p)``: ``p[i] = P(loss > x[i])``, both fractions (x of the
+    initial pool balance), x ascending, scenario weights applied; drawn as a step (``hv``) line. The
+    largest loss (exceedance 0, nothing to draw on a log axis) is left out. Every point of the top
+    1,000 scenarios is kept, the body is thinned to ``max_points`` in all."""
+    w = measures.normalise_weights(results.weights, results.n_sims)
     order = np.argsort(results.portfolio_losses, kind="stable")
-    xs = results.portfolio_losses[order] * 100
+    xs = results.portfolio_losses[order]
     exceed = 1.0 - np.cumsum(w[order])  # P(L > xs[i]), weights summing to 1
-    keep = exceed > 1e-12  # the largest loss has exceedance 0: nothing to draw on a log axis
+    keep = exceed > 1e-12
     xs, exceed = xs[keep], exceed[keep]
     if xs.size > max_points:
         tail = 1000
         body = np.linspace(0, xs.size - tail - 1, max_points - tail).astype(np.int64)
         idx = np.unique(np.concatenate([body, np.arange(xs.size - tail, xs.size)]))
         xs, exceed = xs[idx], exceed[idx]
-    return go.Scatter(x=_f32(xs), y=_f32(exceed * 100), mode="lines", line=dict(shape="hv", color=color), name=name,
-                      hovertemplate="loss > %{x:.2f}%: %{y:.3g}% of scenarios<extra></extra>")
+    return xs, exceed
+
+
+def _exceedance(results: SimulationResults, name: str, color: str) -> Any:
+    """Plotly trace of ``P(loss > x)`` (percent) against the pool loss x (percent), :func:`exceedance_curve`."""
+    import plotly.graph_objects as go
+
+    xs, exceed = exceedance_curve(results)
+    return go.Scatter(x=_f32(xs * 100), y=_f32(exceed * 100), mode="lines", line=dict(shape="hv", color=color),
+                      name=name, hovertemplate="loss > %{x:.2f}%: %{y:.3g}% of scenarios<extra></extra>")
 
 
 def _loss_tail(results: SimulationResults, w: np.ndarray) -> Any:
     """Exceedance curve ``P(loss > x)`` on a log axis: the tail a histogram squeezes into its last bars."""
     import plotly.graph_objects as go
 
-    f = go.Figure(_exceedance(results, w, "P(loss > x)", "#4c72b0"))
+    f = go.Figure(_exceedance(results, "P(loss > x)", "#4c72b0"))
     marks = [("VaR 95%", results.var(0.95), "#f2a65a", "top left"),
              ("VaR 99%", results.var_99, "#dd8452", "top left"),
              ("CVaR 99%", results.cvar_99, "#c44e52", "bottom right")]
@@ -300,13 +317,27 @@ def _loss_tail(results: SimulationResults, w: np.ndarray) -> Any:
     return f
 
 
+def cumulative_pool_loss(results: SimulationResults) -> np.ndarray:
+    """``(n_sims, T)`` cumulative pool credit loss at the end of each month after the cut-off, fraction of
+    the initial pool balance (the ``loss`` column of the pool cashflows, summed); its last month is the
+    portfolio loss of the tables. Needs the pool cashflows and a positive initial balance (the caller
+    checks: :func:`has_loss_timing`)."""
+    loss = results.cashflows["pool"][:, :, POOL_CF_TYPES.index("loss")]
+    return np.cumsum(loss, axis=1) / results.initial_balance
+
+
+def has_loss_timing(results: SimulationResults) -> bool:
+    """Whether the run kept what :func:`cumulative_pool_loss` needs: pool cashflows by month and a
+    positive initial pool balance."""
+    return "pool" in results.cashflows and bool(np.isfinite(results.initial_balance)) and results.initial_balance > 0
+
+
 def _loss_timing(results: SimulationResults, w: np.ndarray) -> Any:
     """Cumulative pool loss by month, % of the initial balance: weighted mean, 5-95 % band and the mean
     of each scenario type. The last month is the portfolio loss of the tables."""
     import plotly.graph_objects as go
 
-    loss = results.cashflows["pool"][:, :, POOL_CF_TYPES.index("loss")]
-    cum = np.cumsum(loss, axis=1) / results.initial_balance * 100  # (S, T) % of initial pool balance
+    cum = cumulative_pool_loss(results) * 100  # (S, T) % of initial pool balance
     months = _months(cum.shape[1])
     q = _fan(cum, w, (0.05, 0.95))
     f = go.Figure()
@@ -565,7 +596,7 @@ def _charts(results: SimulationResults) -> tuple[list[tuple[str, Any]], list[str
     w = measures.normalise_weights(results.weights, results.n_sims)
     figs.append(("loss_distribution", _loss_histogram(results, w)))
     figs.append(("loss_tail", _loss_tail(results, w)))
-    if "pool" in results.cashflows and np.isfinite(results.initial_balance) and results.initial_balance > 0:
+    if has_loss_timing(results):
         figs.append(("loss_timing", _loss_timing(results, w)))
     else:
         notes.append("Loss timing: the run kept no pool cashflows by month (keep_cashflows=False) "
@@ -644,8 +675,7 @@ def comparison_html(cmp: Any, a: SimulationResults, b: SimulationResults, plotly
     import plotly.graph_objects as go
 
     la, lb = (html.escape(x) for x in cmp.labels)
-    fig = go.Figure([_exceedance(a, measures.normalise_weights(a.weights, a.n_sims), cmp.labels[0], "#4c72b0"),
-                     _exceedance(b, measures.normalise_weights(b.weights, b.n_sims), cmp.labels[1], "#dd8452")])
+    fig = go.Figure([_exceedance(a, cmp.labels[0], "#4c72b0"), _exceedance(b, cmp.labels[1], "#dd8452")])
     fig.update_layout(title="Loss tail of each run: probability that the pool loss exceeds x",
                       xaxis_title="pool loss over the horizon, % of initial balance",
                       yaxis_title="% of scenarios with a larger loss (log scale)", yaxis_type="log")
