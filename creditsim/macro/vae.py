@@ -88,10 +88,15 @@ def _to_numpy(x: Any, dtype) -> np.ndarray:
 #: the Fed has never set a negative policy rate and US 10y yields stayed positive; without the floor the
 #: Gaussian innovations push 5 % of severely adverse policy-rate paths below -3 %. A floored month is
 #: fed back to the decoder as floored (a censored path). Conditions are never floored (a condition
-#: below a floor is also outside the training range and warns).
+#: below a floor is also outside the training range and warns). House prices cannot fall by 100 % or more
+#: in a year (the collateral channel, creditsim.loans.collateral, refuses such a path): the anchored
+#: scenarios' uncapped lognormal severity reaches that in about one path in 10,000 (a y/y fall of 147 % in
+#: the default 10,000-path run on the bundled example tape, which then stopped); the floor only touches
+#: paths that reach it.
 LOWER_BOUNDS: dict[str, float] = {
     "unemployment_rate": 0.0, "policy_rate": 0.0, "yield_10y": 0.0,
     "credit_spread_ig": 0.0, "credit_spread_hy": 0.0, "default_rate": 0.0,
+    "house_price_growth": -0.99,
 }
 
 
