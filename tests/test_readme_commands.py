@@ -85,7 +85,7 @@ OTHER_LINES: dict[str, str] = {
 OWN_FILES: dict[str, str] = {"my_panel.parquet": "panel.parquet", "my_tape.parquet": "loans.parquet"}
 
 #: parameters that name what a command writes (checked to exist afterwards); other paths are inputs
-OUTPUT_PARAMS = frozenset({"out", "output", "plot", "html", "csv", "excel"})
+OUTPUT_PARAMS = frozenset({"out", "output", "plot", "html", "csv", "excel", "pdf"})
 
 #: python statement prefix -> why it is only checked against the signatures it calls
 PY_PARSE_ONLY: dict[str, str] = {
