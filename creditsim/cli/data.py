@@ -231,18 +231,30 @@ def fetch(
         "FRED-MD. Default: all.",
     ),
     force: bool = typer.Option(False, "--force", help="Download again where a file exists (newer vintage)."),
+    mirror: str | None = typer.Option(
+        None, "--mirror", metavar="URL",
+        help="Fetch from an internal mirror instead of the publisher: an http(s)://host:port/prefix URL (port and "
+        "prefix optional) replaces the scheme and host of each download URL, its prefix goes before the publisher's "
+        "path, and that path and the query are kept: with https://m.corp/fred, FRED's /graph/fredgraph.csv?id=X "
+        "comes from https://m.corp/fred/graph/fredgraph.csv?id=X. Default: $CREDITSIM_FETCH_MIRROR; '' ignores it.",
+    ),
+    timeout: float | None = typer.Option(
+        None, "--timeout", metavar="SECONDS", help="Give up on a server silent for this long (default: 60)."
+    ),
 ) -> None:
     """Download the restricted series (not shipped: their publishers forbid republication) from FRED.
 
     The ICE BofA spreads and Case-Shiller come from FRED's public CSV endpoint, the FRED-MD 2019-10
-    vintage from the St. Louis Fed; each file is checked and written atomically. Use them under the
-    publishers' terms (internal research).
+    vintage from the St. Louis Fed (or both from --mirror); each file is checked and written atomically.
+    Use them under the publishers' terms (internal research).
     """
+    from urllib.parse import urlsplit
+
     from creditsim.datasets.fetch import fetch_restricted
     from creditsim.datasets.restricted import ENV_DATA_DIR, RESTRICTED_FILES, search_dirs, user_cache_dir
 
     keys = None if not series else [s for item in series for s in item.split(",") if s.strip()]
-    results = fetch_restricted(keys, directory, force=force)
+    results = fetch_restricted(keys, directory, force=force, mirror=mirror, timeout=timeout)
     table = Table(title="restricted series (not shipped with creditsim)",
                   caption="use under each publisher's terms: internal research, do not republish")
     for col in ("series", "publisher", "observations", "status"):
@@ -253,6 +265,9 @@ def fetch(
     console.print(table)
     root = (directory.expanduser() if directory is not None else user_cache_dir()).resolve()
     console.print(f"files in {root}", highlight=False, soft_wrap=True)
+    hosts = dict.fromkeys(f"{u.scheme}://{u.netloc}" for u in (urlsplit(r.url) for r in results if r.url))
+    if hosts:
+        console.print(f"downloaded from {', '.join(hosts)}", highlight=False, soft_wrap=True)
     if all(root != d.resolve() for _, d in search_dirs()):
         console.print(f"creditsim does not search {root} yet: set {ENV_DATA_DIR}={root}", highlight=False,
                       soft_wrap=True)

@@ -6,15 +6,42 @@ CSV service; the St. Louis Fed's FRED-MD file) under the publisher's own terms. 
 (parsed by the reader that will use it, long enough for the macro history) before it replaces anything,
 and written atomically (:func:`creditsim.fileio.atomic_write`): an interrupted or refused download
 leaves the previous file, or nothing.
+
+**Mirror.** Behind a firewall the publisher is often unreachable while an internal mirror (or a caching
+proxy that serves the publisher's paths) is. ``mirror`` -- ``--mirror URL``, else the environment
+variable ``CREDITSIM_FETCH_MIRROR`` -- is an ``http://`` or ``https://`` URL ``scheme://host[:port][/prefix]``
+that replaces the scheme and host of every download URL, with its path prefix put in front of the
+publisher's path; path and query are kept. With ``mirror = https://mirror.corp/fred``:
+
+- ``https://fred.stlouisfed.org/graph/fredgraph.csv?id=CSUSHPINSA`` ->
+  ``https://mirror.corp/fred/graph/fredgraph.csv?id=CSUSHPINSA``
+- ``https://files.stlouisfed.org/files/htdocs/fred-md/monthly/2019-10.csv`` ->
+  ``https://mirror.corp/fred/files/htdocs/fred-md/monthly/2019-10.csv``
+
+Both publisher hosts map onto the one mirror (their paths do not collide). An empty value means the
+publisher's own URLs (``--mirror ''`` ignores the environment variable). A forward proxy needs no
+mirror: urllib honours ``https_proxy`` / ``no_proxy``.
+
+**Transfer.** A server that sends no byte for ``timeout`` seconds (default :data:`DOWNLOAD_TIMEOUT_S`,
+looked up at each call) fails the download. urllib asks for an uncompressed body
+(``Accept-Encoding: identity``), but a proxy or a mirror of ``.gz`` copies may still send gzip: a
+``Content-Encoding: gzip`` body, or one starting with the gzip magic bytes, is decompressed; another
+encoding is refused. An HTML page where a CSV belongs (a proxy's login or error page) is refused.
 """
 
 from __future__ import annotations
 
+import gzip
+import http.client
+import math
+import os
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
@@ -32,40 +59,141 @@ from creditsim.datasets.restricted import (
 from creditsim.errors import ConfigError, DataError
 from creditsim.fileio import atomic_write
 
-__all__ = ["FetchedFile", "download", "fetch_restricted", "FRED_MD_COLUMNS", "DOWNLOAD_TIMEOUT_S"]
+__all__ = [
+    "FetchedFile",
+    "DownloadError",
+    "download",
+    "fetch_restricted",
+    "mirror_url",
+    "resolve_mirror",
+    "ENV_FETCH_MIRROR",
+    "FRED_MD_COLUMNS",
+    "DOWNLOAD_TIMEOUT_S",
+    "USER_AGENT",
+]
 
-#: seconds to wait for a server before the download counts as failed (offline, firewall)
+#: seconds without a byte from the server before the download counts as failed (offline, firewall)
 DOWNLOAD_TIMEOUT_S: float = 60.0
+#: environment variable with the mirror URL (``--mirror`` beats it)
+ENV_FETCH_MIRROR = "CREDITSIM_FETCH_MIRROR"
+#: ``User-Agent`` header of every request, so a mirror's or publisher's log can tell who asked
+USER_AGENT = "creditsim data fetch"
 #: FRED-MD columns :mod:`creditsim.datasets.macro` reads (1979 CPI base, back-fill regressors)
 FRED_MD_COLUMNS: tuple[str, ...] = ("CPIAUCSL", "UNRATE", "INDPRO", "BAA", "GS10")
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
 class FetchedFile:
-    """Outcome of one file: ``status`` is ``"fetched"`` (downloaded now) or ``"present"`` (kept)."""
+    """Outcome of one file: ``status`` is ``"fetched"`` (downloaded now, from ``url``) or ``"present"``
+    (kept; ``url`` is empty)."""
 
     key: str
     path: Path
     status: str
     first: str
     last: str
+    url: str = ""
 
 
-def download(url: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> bytes:
-    """The body of ``url`` (HTTP GET). Tests replace this function: the suite never uses the network.
+class DownloadError(DataError):
+    """A download failed. ``status`` is the HTTP status the server answered with, ``None`` when no answer
+    came (no connection, a timeout, a broken transfer): the caller's hint differs (offline vs. wrong URL)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def resolve_mirror(mirror: str | None = None) -> str | None:
+    """The mirror URL to use, checked, without a trailing ``/``; ``None``: the publisher's own URLs.
+
+    ``mirror`` (the ``--mirror`` option) beats ``$CREDITSIM_FETCH_MIRROR``; ``None`` reads the variable,
+    an empty string means no mirror. Checked before any download, so a typo fails at once, not after a
+    timeout.
 
     Raises:
-        DataError: no connection, a timeout or an HTTP error (one line, with the reason).
+        ConfigError: not ``http(s)://host[:port][/prefix]``; a query or fragment (the rule has no place
+            for them); user credentials (urllib does not send them, and messages would print them).
     """
-    request = urllib.request.Request(url, headers={"User-Agent": "creditsim data fetch"})
+    label = "--mirror"
+    if mirror is None:
+        label, mirror = ENV_FETCH_MIRROR, os.environ.get(ENV_FETCH_MIRROR, "")
+    text = mirror.strip()
+    if not text:
+        return None
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - fixed https URLs
-            return response.read()
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number in 0..65535
+    except ValueError as exc:
+        raise ConfigError(f"{label} is not a valid URL ({exc}): {text!r}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{label} must be an http:// or https:// URL such as https://mirror.example.com/fred, "
+                          f"got {text!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{label} must not hold credentials (user@host): they are not sent and would be "
+                          "printed in messages")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{label} must be scheme://host[:port][/prefix], without a query or fragment, got "
+                          f"{text!r}")
+    return text.rstrip("/")
+
+
+def mirror_url(url: str, mirror: str | None) -> str:
+    """``url`` fetched through ``mirror`` (a :func:`resolve_mirror` result): the mirror's scheme and host,
+    the mirror's path prefix followed by ``url``'s path, and ``url``'s query. ``None``: ``url`` itself."""
+    if not mirror:
+        return url
+    base, source = urlsplit(mirror), urlsplit(url)
+    return urlunsplit((base.scheme, base.netloc, base.path.rstrip("/") + source.path, source.query, ""))
+
+
+def _decoded(body: bytes, encoding: str, status: int) -> bytes:
+    """The body without its ``Content-Encoding``: gzip (by header, or by magic bytes: a mirror serving a
+    ``.gz`` copy as is) is decompressed; ``identity`` passes; anything else is refused (with the HTTP
+    ``status`` of the answer: the server was reached)."""
+    if encoding in ("gzip", "x-gzip") or body[:2] == _GZIP_MAGIC:
+        try:
+            return gzip.decompress(body)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DownloadError(f"a corrupt gzip body ({' '.join(str(exc).split())})", status=status) from None
+    if encoding not in ("", "identity"):
+        raise DownloadError(f"unsupported Content-Encoding {encoding!r} (creditsim reads plain or gzip)",
+                            status=status)
+    return body
+
+
+def download(url: str, timeout: float | None = None) -> bytes:
+    """The body of ``url`` (HTTP GET), decoded if the server compressed it.
+
+    Args:
+        url: the URL; redirects are followed, and ``https_proxy`` / ``no_proxy`` apply (urllib).
+        timeout: seconds without a byte before giving up; ``None`` is :data:`DOWNLOAD_TIMEOUT_S`, read at
+            the call (tests and users can change it).
+
+    Raises:
+        DownloadError: no connection, a timeout, a broken transfer or an HTTP error status (one line,
+            with the reason; ``status`` holds the HTTP status if there was one).
+    """
+    wait = DOWNLOAD_TIMEOUT_S if timeout is None else timeout
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    try:
+        with urllib.request.urlopen(request, timeout=wait) as response:  # noqa: S310 - http(s) URLs only
+            body = response.read()
+            encoding = (response.headers.get("Content-Encoding") or "").strip().lower()
+            status = response.status
     except urllib.error.HTTPError as exc:
-        raise DataError(f"HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise DownloadError(f"HTTP {exc.code} {' '.join(str(exc.reason).split())}", status=exc.code) from None
+    except (TimeoutError, urllib.error.URLError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise DataError(f"no connection ({' '.join(str(reason).split())})") from None
+        if isinstance(reason, TimeoutError):
+            raise DownloadError(f"no answer within {wait:g} s (timed out)") from None
+        raise DownloadError(f"no connection ({' '.join(str(reason).split())})") from None
+    except (OSError, http.client.HTTPException) as exc:  # reset, closed mid-body (IncompleteRead), bad status
+        text = " ".join(str(exc).split())
+        why = text if text.startswith(type(exc).__name__) else f"{type(exc).__name__}: {text}"
+        raise DownloadError(f"the transfer broke off ({why})") from None
+    return _decoded(body, encoding, status)
 
 
 def _check(spec: RestrictedFile, path: Path) -> tuple[str, str]:
@@ -101,13 +229,29 @@ def _observed_range(spec: RestrictedFile, path: Path) -> tuple[str, str]:
         return "?", "?"
 
 
-def _fetch_one(spec: RestrictedFile, target: Path) -> FetchedFile:
+def _looks_like_html(payload: bytes) -> bool:
+    """Whether a body is an HTML page: a proxy's login page or a server's error page sent with status 200
+    (the readers would refuse it too, but with a message about columns, not about the proxy)."""
+    start = payload[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return start.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml", b"<!--"))
+
+
+def _fetch_one(spec: RestrictedFile, target: Path, mirror: str | None, timeout: float | None) -> FetchedFile:
+    """Download one file (through ``mirror`` if set), check it and move it onto ``target`` atomically."""
+    url = mirror_url(spec.url, mirror)
     try:
-        payload = download(spec.url)
+        payload = download(url, timeout=timeout)
     except DataError as exc:
-        hint = f" (vintages: {FRED_MD_PAGE})" if spec.key == FRED_MD_KEY else ""
-        raise DataError(f"cannot download {spec.key} from {spec.url}: {exc}; offline? Save the file as "
-                        f"{target} by hand{hint}, or set {ENV_DATA_DIR} to a directory holding {spec.relpath}") from None
+        vintages = f" (vintages: {FRED_MD_PAGE})" if spec.key == FRED_MD_KEY else ""
+        manual = (f"save the file as {target} by hand{vintages}, or set {ENV_DATA_DIR} to a directory holding "
+                  f"{spec.relpath}")
+        if not (isinstance(exc, DownloadError) and exc.status is not None):  # no answer at all
+            where = "check the mirror" if mirror else f"set {ENV_FETCH_MIRROR} to an internal mirror"
+            manual = f"offline? {where}, {manual}"
+        raise DataError(f"cannot download {spec.key} from {url}: {exc}; {manual}") from None
+    if _looks_like_html(payload):
+        raise DataError(f"{spec.key}: {url} sent an HTML page, not the CSV file (a proxy's login or error "
+                        "page?); the file was not saved")
     span: list[tuple[str, str]] = []
 
     def write(tmp: Path) -> None:
@@ -115,11 +259,15 @@ def _fetch_one(spec: RestrictedFile, target: Path) -> FetchedFile:
         span.append(_check(spec, tmp))  # a refused file raises here: atomic_write removes it
 
     atomic_write(target, write)
-    return FetchedFile(spec.key, target, "fetched", *span[0])
+    return FetchedFile(spec.key, target, "fetched", *span[0], url=url)
 
 
 def fetch_restricted(
-    series: Iterable[str] | None = None, directory: str | Path | None = None, force: bool = False
+    series: Iterable[str] | None = None,
+    directory: str | Path | None = None,
+    force: bool = False,
+    mirror: str | None = None,
+    timeout: float | None = None,
 ) -> list[FetchedFile]:
     """Download restricted series into ``directory`` (default: the user cache), in the searched layout.
 
@@ -129,20 +277,28 @@ def fetch_restricted(
         directory: target data directory; ``None`` is :func:`~creditsim.datasets.restricted.user_cache_dir`,
             searched automatically. Another directory is searched once ``CREDITSIM_DATA_DIR`` names it.
         force: download again even where the file exists (a newer vintage: the macro history changes).
+        mirror: base URL replacing the publisher's scheme and host (rule: the module docstring);
+            ``None`` reads ``$CREDITSIM_FETCH_MIRROR``, ``""`` uses the publisher's URLs.
+        timeout: seconds without a byte from the server before a download fails; ``None`` is
+            :data:`DOWNLOAD_TIMEOUT_S`.
 
     Returns:
         One :class:`FetchedFile` per series, in request order.
 
     Raises:
-        ConfigError: an unknown series key.
-        DataError: a download failed (offline: one line, naming the series and the manual fix) or the
-            server sent a file that does not parse or starts too late; files fetched before it are kept.
+        ConfigError: an unknown series key, a malformed mirror URL or a timeout that is not positive.
+        DataError: a download failed (offline, an HTTP error status: one line, naming the series, the
+            URL and the manual fix) or the server sent a file that does not parse or starts too late;
+            files fetched before it are kept.
     """
     known = {k.lower(): k for k in RESTRICTED_FILES}
     wanted = list(RESTRICTED_FILES) if series is None else [str(s).strip() for s in series]
     unknown = [s for s in wanted if s.lower() not in known]
     if unknown or not wanted:
         raise ConfigError(f"series must be among {list(RESTRICTED_FILES)}, got {unknown or wanted}")
+    base = resolve_mirror(mirror)
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout}")
     root = Path(directory).expanduser() if directory is not None else user_cache_dir()
     if root.exists() and not root.is_dir():
         raise ConfigError(f"--dir {root} exists and is not a directory")
@@ -156,5 +312,5 @@ def fetch_restricted(
                 results.append(FetchedFile(key, target, "present", first, last))
                 continue
             # an unreadable or truncated copy would shadow good data: replace it
-        results.append(_fetch_one(spec, target))
+        results.append(_fetch_one(spec, target, base, timeout))
     return results

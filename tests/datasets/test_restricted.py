@@ -149,7 +149,7 @@ def test_fetch_writes_the_download_atomically_into_the_cache(dirs, monkeypatch):
 
 
 @pytest.mark.parametrize("payload, why", [
-    (b"<!DOCTYPE html><html><body>Series not found</body></html>\n", "FRED CSV|expected 2 columns|value column"),
+    (b"<!DOCTYPE html><html><body>Series not found</body></html>\n", "sent an HTML page"),
     (b"observation_date,BAMLH0A0HYM2\n2023-01-02,4.5\n2025-12-30,2.8\n", "starts 2023-01-02"),
     (b"observation_date,DGS10\n1996-12-31,6.4\n", "value column"),
 ])
