@@ -141,9 +141,8 @@ class TrajectoryContestant:
             diffusion_steps=2, diffusion_hidden=8, value_weight=0.0, idio_scale=0.0, n_step_features=self.design_width_))
         cfg = TrainConfig(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, patience=s.patience, min_epochs=5,
                           seed=self.seed, progress=self.progress)
-        fit_tensors = self._sequences(train.take(~is_val))[0]
-        self.fit_ = fit(self.model_, _sequence_nll, fit_tensors, self._sequences(train.take(is_val))[0], cfg,
-                        description="harness trajectory model", lengths=_lengths(fit_tensors[5], fit_tensors[6]))
+        self.fit_ = fit(self.model_, _sequence_nll, self._sequences(train.take(~is_val))[0],
+                        self._sequences(train.take(is_val))[0], cfg, description="harness trajectory model")
         self.model_.eval()
         return self
 
@@ -160,22 +159,9 @@ class TrajectoryContestant:
         return p / p.sum(1, keepdims=True)
 
 
-def _lengths(w_obs: torch.Tensor, w_cens: torch.Tensor) -> torch.Tensor:
-    """``(B,)`` months of each padded sequence that carry a move (observed or censored)."""
-    live = (w_obs + w_cens) > 0
-    t = torch.arange(live.shape[1], device=live.device)
-    return torch.where(live, t + 1, torch.zeros_like(t)).amax(dim=1)
-
-
 def _sequence_nll(model: LoanTrajectoryModel, batch: list[torch.Tensor], epoch: int) -> dict[str, torch.Tensor]:
-    """Per-live-move NLL of observed next states plus censored default-free months.
-
-    The batch is cut after its longest sequence's last move: the padding after a sequence ends has
-    weight 0 and causal attention keeps it out of the real months, so the loss is the same and the
-    cost follows the batch's own length (length-bucketed batches, :func:`creditsim.nn.trainer.batch_order`)."""
+    """Per-live-move NLL of observed next states plus censored default-free months."""
     feats, cohort, step, target, init, w_obs, w_cens, macro = batch
-    t_b = max(int(_lengths(w_obs, w_cens).max()), 1)
-    cohort, step, target, w_obs, w_cens, macro = (x[:, :t_b] for x in (cohort, step, target, w_obs, w_cens, macro))
     macro_path = macro if bool(macro.abs().sum() > 0) else None  # all zeros: a panel without macro
     out = model(feats, cohort, target, macro_path=macro_path, initial_states=init, step_features=step)
     logp = torch.log_softmax(out["state_logits"], dim=-1)  # (B, T, 7)

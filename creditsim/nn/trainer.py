@@ -19,7 +19,7 @@ import torch
 from creditsim.devices import check_device, torch_device
 from creditsim.errors import ConfigError
 
-__all__ = ["TrainConfig", "TrainResult", "fit", "batch_order", "beta_schedule"]
+__all__ = ["TrainConfig", "TrainResult", "fit", "beta_schedule"]
 
 LossFn = Callable[[torch.nn.Module, Sequence[torch.Tensor], int], dict[str, torch.Tensor]]
 
@@ -95,34 +95,11 @@ def _mean_losses(model, loss_fn, tensors, batch_size, epoch, device) -> dict[str
     return {k: v / n for k, v in sums.items()}
 
 
-def batch_order(n: int, batch_size: int, g: torch.Generator, lengths: torch.Tensor | None = None) -> list[torch.Tensor]:
-    """One epoch's batches of row indices, drawn from ``g``.
-
-    Without ``lengths``: a shuffled order cut into batches (as always). With ``lengths`` (sequences
-    padded to a common length): the shuffled rows are sorted by length (stable, so equal lengths keep
-    their shuffled order), cut into batches, and the batches shuffled. A batch then holds sequences of
-    similar length and a loss that trims the padding (e.g. the harness trajectory loss) computes on
-    little of it: on a 60-month panel cut into 24-month windows 36 % of the padded positions are
-    padding, under 1 % of each bucketed batch's. When every length is equal the batches are the plain
-    ones, so such panels train exactly as before.
-    """
-    order = torch.randperm(n, generator=g)
-    if lengths is None or bool((lengths == lengths[0]).all()):
-        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
-    order = order[torch.sort(lengths[order], stable=True).indices]
-    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
-    return [batches[k] for k in torch.randperm(len(batches), generator=g).tolist()]
-
-
 def fit(model: torch.nn.Module, loss_fn: LossFn, train: Sequence[torch.Tensor], val: Sequence[torch.Tensor] | None,
-        cfg: TrainConfig, description: str = "training", keep_last: bool = False,
-        lengths: torch.Tensor | None = None) -> TrainResult:
+        cfg: TrainConfig, description: str = "training", keep_last: bool = False) -> TrainResult:
     """Train ``model`` in place; returns a :class:`TrainResult`. Early-stops on the validation ``loss``
     (or the training loss when ``val`` is None) and restores the best weights; ``keep_last`` instead
-    runs all ``cfg.epochs`` and keeps the final weights (used to refit for a known number of epochs).
-
-    ``lengths``: ``(n,)`` sequence lengths of the training rows, for length-bucketed batches
-    (:func:`batch_order`); None = plain shuffled batches."""
+    runs all ``cfg.epochs`` and keeps the final weights (used to refit for a known number of epochs)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -148,8 +125,10 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, train: Sequence[torch.Tensor], 
         task = bar.add_task(description, total=cfg.epochs, stats="")
         for epoch in range(cfg.epochs):
             model.train()
+            order = torch.randperm(n, generator=g)
             sums: dict[str, float] = {}
-            for idx in batch_order(n, cfg.batch_size, g, lengths):
+            for i in range(0, n, cfg.batch_size):
+                idx = order[i:i + cfg.batch_size]
                 batch = [t[idx].to(device) for t in train]
                 out = loss_fn(model, batch, epoch)
                 opt.zero_grad(set_to_none=True)
