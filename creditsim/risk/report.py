@@ -29,20 +29,26 @@ report working, and nothing is fetched from the network (no CDN, which an air-ga
 reach). The version in the file name means a report never runs against a bundle it was not drawn for.
 ``plotly_js="inline"`` gives the old single self-contained file (to e-mail one page).
 
+The page markup is Jinja2 templates, package data in ``creditsim/risk/templates`` (``base.html.j2``:
+skeleton and stylesheet; ``report.html.j2``, ``compare.html.j2``, ``reverse_stress.html.j2``; the table
+macro in ``macros.html.j2``). This module computes the numbers, formats them as text and draws the
+figures; the templates escape every value (autoescape), so a tranche or run name is escaped exactly once,
+and print unescaped only plotly's markup of our own figures and plotly.js itself.
+
 A small script at the end counts the rendered charts and writes the count into
 ``<body data-charts-rendered=N>`` so a headless browser test can check that plotly actually drew them.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import html
 import math
 import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -55,17 +61,6 @@ from creditsim.states import MACRO_VARS, POOL_CF_TYPES, SCENARIOS
 __all__ = ["build_report_html", "write_report", "tranche_loss_buckets", "reverse_stress_html", "LOSS_BUCKETS",
            "FAN_VARS", "plotly_bundle_name", "write_plotly_bundle", "human_label", "fan_quantiles",
            "exceedance_curve", "cumulative_pool_loss", "has_loss_timing"]
-
-_CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px 40px;color:#222}
-h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
-h3{font-size:14px;margin:18px 0 2px}
-table{border-collapse:collapse;font-size:12px;margin:8px 0} th,td{padding:3px 8px;border-bottom:1px solid #eee;text-align:right}
-th:first-child,td:first-child{text-align:left} thead th{background:#f4f4f4}
-.cards{display:flex;gap:16px;flex-wrap:wrap} .card{border:1px solid #ddd;border-radius:6px;padding:10px 16px;min-width:150px}
-.card .v{font-size:20px;font-weight:600} .card .l{font-size:11px;color:#666}
-.chart{width:100%;max-width:1100px;height:420px} .muted{color:#777;font-size:12px}
-"""
 
 PlotlyJs = Literal["file", "inline"]
 
@@ -131,6 +126,7 @@ _PCT_COLS = {"attachment", "detachment", "pd", "expected_loss", "expected_loss_s
 
 
 def _fmt_cell(col: str, v: object) -> str:
+    """A cell's text (not escaped: the template escapes it)."""
     if isinstance(v, (float, np.floating)):
         if not np.isfinite(v):
             return "–"
@@ -141,34 +137,40 @@ def _fmt_cell(col: str, v: object) -> str:
         if abs(v) >= 1e4:
             return f"{v:,.0f}"
         return f"{v:.4g}"
-    return html.escape(str(v))
+    return str(v)
+
+
+class _Table(NamedTuple):
+    """A table as text for the ``table`` macro of ``templates/macros.html.j2``: header cells and rows of
+    cells, formatted here and escaped by the template (once: nothing here is HTML)."""
+
+    head: list[str]
+    rows: list[list[str]]
 
 
 def _table(df: pd.DataFrame, index: bool = True, pct_rows: bool = False, human: bool = False,
-           human_values: tuple[str, ...] = ()) -> str:
-    """HTML table with escaped text. ``pct_rows``: format by row name (risk table) not column.
+           human_values: tuple[str, ...] = ()) -> _Table:
+    """A frame's cells as text. ``pct_rows``: format by row name (risk table) not column.
     ``human``: show column names and the row names of a ``pct_rows`` table as :func:`human_label`
     (the numbers are formatted by the raw keys first); ``human_values``: columns whose values are
     keys too (the scenario column of the tranche table). Tranche names and settings keys are the
     user's own text and are shown as given."""
     cols = list(df.columns)
     show = human_label if human else str
-    head_names = ([df.index.name or ""] if index else []) + cols
-    head = "".join(f"<th>{html.escape(show(str(c)) if c else '')}</th>" for c in head_names)
-    body = []
+    head = [show(str(c)) if c else "" for c in ([df.index.name or ""] if index else []) + cols]
+    rows = []
     for idx, row in df.iterrows():
-        cells = [f"<td>{html.escape(show(str(idx)) if human and pct_rows else str(idx))}</td>"] if index else []
+        cells = [show(str(idx)) if human and pct_rows else str(idx)] if index else []
         for c in cols:
             v = row[c]
             if pct_rows and str(idx) == "n_sims":
-                cells.append(f"<td>{int(v):,}</td>")
+                cells.append(f"{int(v):,}")
             elif c in human_values and isinstance(v, str):
-                cells.append(f"<td>{html.escape(human_label(v))}</td>")
+                cells.append(human_label(v))
             else:
-                key = str(idx) if pct_rows else str(c)
-                cells.append(f"<td>{_fmt_cell(key, v)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+                cells.append(_fmt_cell(str(idx) if pct_rows else str(c), v))
+        rows.append(cells)
+    return _Table(head, rows)
 
 
 # ---------------------------------------------------------------------- chart helpers
@@ -654,18 +656,40 @@ def plotly_bundle_name() -> str:
     return f"plotly-{get_plotlyjs_version()}.min.js"
 
 
-def _plotly_script(plotly_js: PlotlyJs) -> tuple[str, str]:
-    """The page's plotly.js ``<script>`` (inline, or the bundle beside the page) and, for the latter, a
-    notice shown until plotly.js loads: a page e-mailed without its bundle says why its charts are empty."""
+@functools.cache
+def _templates() -> Any:
+    """The Jinja2 environment of the pages (``creditsim/risk/templates``, package data), made once.
+
+    Loaded through the package (``PackageLoader``), so an installed wheel finds its own templates
+    whatever the working directory. ``autoescape``: every value a template prints is escaped exactly
+    once, there; Python passes text, and only plotly's markup of our own figures is printed ``|safe``.
+    ``StrictUndefined``: a name missing from a page's context is an error, not an empty string."""
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.PackageLoader("creditsim.risk", "templates"), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                              keep_trailing_newline=True)
+
+
+def _render(template: str, **context: Any) -> str:
+    return _templates().get_template(template).render(**context)
+
+
+def _plotly(plotly_js: PlotlyJs) -> dict[str, str | None]:
+    """How a page gets plotly.js: ``inline`` (the library's code, for the page's own ``<script>``) or
+    ``bundle`` (the file name beside the page, which also shows the "charts missing" notice until it loads:
+    a page e-mailed without its bundle says why its charts are empty)."""
     if plotly_js == "inline":
         from plotly.offline import get_plotlyjs
 
-        return f'<script type="text/javascript">{get_plotlyjs()}</script>', ""
-    name = html.escape(plotly_bundle_name())
-    return (f'<script type="text/javascript" src="{name}"></script>',
-            f'<p id="charts-missing" style="color:#c44e52">The charts need the plotly.js file written beside this '
-            f'page ({name}); copy it along, or write the report with '
-            '<code>creditsim report RUN -o FILE --self-contained</code>.</p>')
+        return {"inline": get_plotlyjs(), "bundle": None}
+    return {"inline": None, "bundle": plotly_bundle_name()}
+
+
+def _chart(fig: Any, div_id: str, height: str) -> str:
+    """plotly's ``<div>`` + ``<script>`` of one of our figures (the templates print it unescaped)."""
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, default_height=height,
+                       config={"displaylogo": False})
 
 
 def comparison_html(cmp: Any, a: SimulationResults, b: SimulationResults, plotly_js: PlotlyJs = "inline") -> str:
@@ -674,13 +698,10 @@ def comparison_html(cmp: Any, a: SimulationResults, b: SimulationResults, plotly
     the two loss-exceedance curves on one log axis. ``plotly_js`` as in :func:`build_report_html`."""
     import plotly.graph_objects as go
 
-    la, lb = (html.escape(x) for x in cmp.labels)
     fig = go.Figure([_exceedance(a, cmp.labels[0], "#4c72b0"), _exceedance(b, cmp.labels[1], "#dd8452")])
     fig.update_layout(title="Loss tail of each run: probability that the pool loss exceeds x",
                       xaxis_title="pool loss over the horizon, % of initial balance",
                       yaxis_title="% of scenarios with a larger loss (log scale)", yaxis_type="log")
-    chart = fig.to_html(full_html=False, include_plotlyjs=False, div_id="exceedance", default_height="460px",
-                        config={"displaylogo": False})
     cols = [c for c in cmp.table.columns if c.startswith(("expected_loss", "var_99", "cvar_99", "pd_", "wal_"))]
     shown = cmp.table[cols].astype(object)
     for c in cols:  # formatted here: the cell formatter keys on plain metric names, not on _a / _b / _z
@@ -690,26 +711,11 @@ def comparison_html(cmp: Any, a: SimulationResults, b: SimulationResults, plotly
     shown.columns = [_compare_header(c, cmp.labels) for c in cols]
     by_scenario = cmp.by_scenario.astype(object).apply(lambda col: [f"{100 * v:.3f}%" if np.isfinite(v) else "–"
                                                                     for v in col])
-    script, missing_note = _plotly_script(plotly_js)
-    settings = _table(cmp.settings.rename(columns={"a": cmp.labels[0], "b": cmp.labels[1]})) \
-        if not cmp.settings.empty else "<p>The same.</p>"
-    moved = cmp.significant()
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{la} vs {lb}</title>
-<style>{_CSS}</style>
-{script}
-</head><body>
-<h1>{la} &rarr; {lb}</h1>
-<div class="muted">{html.escape(cmp.pairing)}{" (the noise the runs share cancels in the change)" if cmp.paired
-                                                 else " (the change's standard error adds both runs' own)"}.
-Losses are fractions of each row's balance; z = change / its standard error. Changes beyond 3 standard
-errors: {html.escape(", ".join(moved) if moved else "none")}.</div>
-<h2>Settings that differ</h2>{settings}
-<h2>Pool and tranches</h2>{_table(shown)}
-<h2>Expected pool loss by scenario type</h2>{_table(by_scenario.rename(columns={"a": cmp.labels[0], "b": cmp.labels[1]}))}
-<h2>Loss tails</h2>{missing_note.replace("creditsim report RUN -o FILE --self-contained", "creditsim compare A B --html FILE, which writes it")}{chart}
-</body></html>
-"""
+    runs = {"a": cmp.labels[0], "b": cmp.labels[1]}
+    return _render("compare.html.j2", labels=cmp.labels, pairing=cmp.pairing, paired=cmp.paired,
+                   moved=cmp.significant(), plotly=_plotly(plotly_js), chart=_chart(fig, "exceedance", "460px"),
+                   settings=None if cmp.settings.empty else _table(cmp.settings.rename(columns=runs)),
+                   changes=_table(shown), by_scenario=_table(by_scenario.rename(columns=runs)))
 
 
 def _compare_header(column: str, labels: tuple[str, str]) -> str:
@@ -734,73 +740,37 @@ def build_report_html(results: SimulationResults, title: str | None = None, plot
     if plotly_js not in ("inline", "file"):
         raise ValueError(f"plotly_js must be 'inline' or 'file', got {plotly_js!r}")
     title = title or str(results.settings.get("name") or "creditsim simulation report")
-    se = results.standard_errors(0.99)
-    cards = [
-        ("Expected loss", results.expected_loss, se["expected_loss"]),
-        ("VaR 99%", results.var_99, se["var"]),
-        ("CVaR 99%", results.cvar_99, se["cvar"]),
-    ]
-    def _se(x: float) -> str:
-        # NaN: fewer than 10 effective tail scenarios, no meaningful error bar (simulation.risk)
-        return "MC s.e. – (too few tail scenarios)" if not np.isfinite(x) else f"MC s.e. {x * 100:.3f}%"
-
-    tail = results.tail_estimable(0.99)  # as the risk table: no VaR/CVaR 99 % from under 100 scenarios
-
-    def _value(name: str, v: float) -> str:
-        return "–" if name != "Expected loss" and not tail else f"{v * 100:.3f}%"
-
-    cards_html = "".join(
-        f'<div class="card"><div class="v">{_value(n, v)}</div><div class="l">{html.escape(n)} '
-        f'({_se(s)})</div></div>' for n, v, s in cards
-    )
-    cards_html += f'<div class="card"><div class="v">{results.n_sims:,}</div><div class="l">scenarios</div></div>'
-    months = results.n_months
-    if months is not None:
-        cards_html += f'<div class="card"><div class="v">{months}</div><div class="l">months simulated</div></div>'
-    mix = ", ".join(f"{human_label(name)} {share:.1%}" for name, share in results.scenario_mix().items())
-    summary = results.summary().rename(index={"portfolio": "Pool"})
-    risk_tab = results.risk_table()
-    tranche_tab = results.tranche_table().set_index("tranche")
-    settings = results.settings_table().set_index("setting")
     figs, notes = _charts(results)
-    chart_divs = []
-    for div_id, fig in figs:
-        height = fig.layout.height or 420
-        chart_divs.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
-                                      default_height=f"{height}px", config={"displaylogo": False}))
-    notes_html = ("<h3>Not shown</h3><ul class=\"muted\">" + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-                  + "</ul>") if notes else ""
-    n_charts = len(chart_divs)
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    script, missing_note = _plotly_script(plotly_js)
-    span = f" over {months} months" if months is not None else ""
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>{_CSS}</style>
-{script}
-</head><body data-charts-expected="{n_charts}" data-charts-rendered="0">
-<h1>{html.escape(title)}</h1>
-<div class="muted">generated {stamp}; losses are cumulative{span} and are fractions of the initial balance
-(pool or tranche); VaR is the empirical quantile without interpolation, CVaR the Acerbi-Tasche expected
-shortfall. Scenario mix of the run: {html.escape(mix)}.</div>
-<h2>Headline</h2><div class="cards">{cards_html}</div>
-<h2>Portfolio and tranches</h2>{_table(summary, human=True)}
-<h2>Risk measures by scenario type</h2>{_table(risk_tab, pct_rows=True, human=True)}
-<h2>Tranche metrics by scenario type</h2>{_table(tranche_tab, human=True, human_values=("scenario",))}
-<h2>Charts</h2>{missing_note}{''.join(chart_divs)}{notes_html}
-<h2>Run settings</h2>{_table(settings, human=True)}
-<script>
-window.addEventListener("load", function () {{
-  var n = typeof Plotly === "undefined" ? 0 : Array.prototype.filter.call(document.querySelectorAll(".js-plotly-plot"),
-      function (d) {{ return d.querySelector(".main-svg") !== null; }}).length;
-  document.body.setAttribute("data-charts-rendered", String(n));
-  var missing = document.getElementById("charts-missing");
-  if (typeof Plotly !== "undefined" && missing) {{ missing.remove(); }}
-}});
-</script>
-<noscript>The charts need JavaScript.</noscript>
-</body></html>
-"""
+    months = results.n_months
+    return _render(
+        "report.html.j2", title=title, plotly=_plotly(plotly_js), cards=_headline_cards(results), notes=notes,
+        stamp=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        span=f" over {months} months" if months is not None else "",
+        mix=", ".join(f"{human_label(name)} {share:.1%}" for name, share in results.scenario_mix().items()),
+        summary=_table(results.summary().rename(index={"portfolio": "Pool"}), human=True),
+        risk=_table(results.risk_table(), pct_rows=True, human=True),
+        tranches=_table(results.tranche_table().set_index("tranche"), human=True, human_values=("scenario",)),
+        settings=_table(results.settings_table().set_index("setting"), human=True),
+        charts=[_chart(fig, div_id, f"{fig.layout.height or 420}px") for div_id, fig in figs],
+    )
+
+
+def _headline_cards(results: SimulationResults) -> list[tuple[str, str]]:
+    """The headline cards as (value, label): EL, VaR and CVaR 99 % with their Monte Carlo standard
+    errors, the number of scenarios and of months simulated."""
+    se = results.standard_errors(0.99)
+    tail = results.tail_estimable(0.99)  # as the risk table: no VaR/CVaR 99 % from under 100 scenarios
+    cards = []
+    for name, v, s in (("Expected loss", results.expected_loss, se["expected_loss"]),
+                       ("VaR 99%", results.var_99, se["var"]), ("CVaR 99%", results.cvar_99, se["cvar"])):
+        value = "–" if name != "Expected loss" and not tail else f"{v * 100:.3f}%"
+        # NaN: fewer than 10 effective tail scenarios, no meaningful error bar (simulation.risk)
+        err = "MC s.e. – (too few tail scenarios)" if not np.isfinite(s) else f"MC s.e. {s * 100:.3f}%"
+        cards.append((value, f"{name} ({err})"))
+    cards.append((f"{results.n_sims:,}", "scenarios"))
+    if results.n_months is not None:
+        cards.append((str(results.n_months), "months simulated"))
+    return cards
 
 
 def write_report(results: SimulationResults, path: str | os.PathLike, title: str | None = None,
@@ -845,24 +815,12 @@ def reverse_stress_html(result: Any, title: str | None = None, figure: Any = Non
     fig = result.plot() if figure is None else figure
     buf = io.BytesIO()
     fig.savefig(buf, dpi=100, format="png")
-    png = base64.b64encode(buf.getvalue()).decode("ascii")
     summary = result.summary()
     summary["value"] = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in summary["value"]]
     path = (100 * result.path_table()).round(2)
     path.columns = [f"{a}: {b}" for a, b in path.columns]
     path = path.T
     path.columns = [f"month {m}" for m in path.columns]
-    parts = [f"<h1>{html.escape(title)}</h1>",
-             '<p class="muted">The most plausible macro path under the MacroVAE (from today\'s state) whose loss on the '
-             "tranche reaches the threshold, re-priced by the hard-mode Monte Carlo engine "
-             "(creditsim.risk.reverse_stress). Paths in percent.</p>",
-             "<h2>Result</h2>", _table(summary),
-             "<h2>Path</h2>", f'<img alt="found path" src="data:image/png;base64,{png}" style="max-width:1100px">',
-             _table(path)]
-    if result.single_variable is not None:
-        parts += ["<h2>One variable alone</h2>", '<p class="muted">Smallest parallel shift (training sd) of the '
-                  "generator's central path that breaks the target with the other variables held.</p>",
-                  _table(result.single_variable)]
-    body = "\n".join(parts)
-    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")
+    single = result.single_variable
+    return _render("reverse_stress.html.j2", title=title, png=base64.b64encode(buf.getvalue()).decode("ascii"),
+                   summary=_table(summary), path=_table(path), single_variable=None if single is None else _table(single))
