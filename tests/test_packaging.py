@@ -109,7 +109,10 @@ def test_built_wheel_runs_the_cli_outside_the_source_tree(tmp_path: Path) -> Non
     code = ("from creditsim.examples import example_path; import pandas as pd; import creditsim as cs; "
             "loans = pd.read_parquet(example_path('loans_example.parquet')).head(50); "
             "r = cs.simulate(loans, cs.load_deal(example_path('example_clo.yaml')), n_simulations=8, "
-            "macro='synthetic', horizon=6, progress=False); print(r.expected_loss)")
+            "macro='synthetic', horizon=6, progress=False); "
+            # the report's Jinja2 templates are found in the installed package, not the source tree
+            "from creditsim.risk.report import build_report_html; "
+            "assert 'id=\"loss_distribution\"' in build_report_html(r, plotly_js='file'); print(r.expected_loss)")
     sim = subprocess.run([py, "-c", code], cwd=run, env=env, capture_output=True, text=True, timeout=300)
     assert sim.returncode == 0, sim.stderr[-2000:]
     assert 0.0 <= float(sim.stdout.strip().splitlines()[-1]) < 1.0
@@ -138,9 +141,10 @@ def _check_restricted_data_outside_the_wheel(py: str, run: Path, env: dict[str, 
 
 def _check_wheel_contents(wheel: Path) -> None:
     """The licence travels with the wheel (an SPDX expression in the metadata, the text in dist-info),
-    the version is the package's one ``__version__``, the package is marked typed, and every bundled
-    dataset folder carries its PROVENANCE.md (publisher, licence, citation), and no series whose
-    publisher forbids republication is in it (issue 18: ICE BofA spreads, Case-Shiller, FRED-MD)."""
+    the version is the package's one ``__version__``, the package is marked typed, the report's Jinja2
+    templates are in it, every bundled dataset folder carries its PROVENANCE.md (publisher, licence,
+    citation), and no series whose publisher forbids republication is in it (issue 18: ICE BofA spreads,
+    Case-Shiller, FRED-MD)."""
     import zipfile
 
     from creditsim import __version__
@@ -153,6 +157,8 @@ def _check_wheel_contents(wheel: Path) -> None:
     assert "\nLicense-Expression: Apache-2.0\n" in meta
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names[-10:]
     assert "creditsim/py.typed" in names
+    templates = {f"creditsim/risk/templates/{p.name}" for p in (PACKAGE / "risk" / "templates").glob("*.j2")}
+    assert templates and templates <= set(names), sorted(templates - set(names))  # the report's page markup
     data_dirs = {n.split("/")[2] for n in names if n.startswith("creditsim/datasets/") and n.count("/") >= 3}
     provenance = {n.split("/")[2] for n in names if n.startswith("creditsim/datasets/") and n.endswith("/PROVENANCE.md")}
     assert data_dirs and data_dirs <= provenance, sorted(data_dirs - provenance)

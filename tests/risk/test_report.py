@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -308,3 +309,50 @@ def test_a_page_without_its_plotly_file_says_why_its_charts_are_empty():
     assert 'id="charts-missing"' in linked and "--self-contained" in linked
     assert 'missing.remove()' in linked  # hidden as soon as plotly.js has loaded
     assert 'id="charts-missing"' not in build_report_html(res, plotly_js="inline")
+
+
+def test_user_text_is_escaped_exactly_once_in_the_report_and_the_comparison():
+    """The templates escape (autoescape); Python passes plain text, so a tranche, deal or run name with
+    markup or an ampersand shows as written, escaped once: never raw, never double-escaped."""
+    from creditsim.risk.compare import compare_runs
+    from creditsim.risk.report import comparison_html
+
+    nasty = "<script>x()</script> & Co"
+    once = "&lt;script&gt;x()&lt;/script&gt; &amp; Co"
+    r = _results(n=120, t=6)
+    r.tranche_results[0].name = nasty
+    r.settings["name"] = f"Deal {nasty}"
+    other = _results(n=120, t=6)
+    other.tranche_results[0].name = nasty
+    other.settings["seed"] = 8
+    pages = {"report": build_report_html(r, plotly_js="file"),
+             "compare": comparison_html(compare_runs(r, other, labels=(f"q3 {nasty}", "q4 & <b>")), r, other,
+                                        plotly_js="file")}
+    for name, page in pages.items():
+        text = page.split("<h2>Charts</h2>")[0].split("<h2>Loss tails</h2>")[0]  # the charts carry JSON
+        assert "<script>x()" not in text and once in text, name
+        assert "&amp;lt;" not in page and "&amp;amp;" not in page, name  # nothing escaped twice
+    assert f"<title>Deal {once}</title>" in pages["report"] and f"<h1>Deal {once}</h1>" in pages["report"]
+    assert f"<td>{once}</td>" in pages["report"]  # the tranche rows
+    assert f"<h1>q3 {once} &rarr; q4 &amp; &lt;b&gt;</h1>" in pages["compare"]
+    assert f"<th>VaR 99% (q3 {once})</th>" in pages["compare"] and f"<td>{once}</td>" in pages["compare"]
+
+
+def test_templates_come_from_the_package_not_the_working_directory(tmp_path, monkeypatch):
+    """The templates are package data found through the package (importlib.resources), so a report is
+    drawn from any working directory, and a templates/ folder in it is not used."""
+    from importlib.resources import files
+
+    from creditsim.risk.report import _templates
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "report.html.j2").write_text("decoy", encoding="utf-8")
+    _templates.cache_clear()
+    page = build_report_html(_results(n=100, t=6), plotly_js="file")
+    assert page != "decoy" and 'id="loss_distribution"' in page
+    shipped = files("creditsim.risk") / "templates"
+    for name in ("base.html.j2", "macros.html.j2", "report.html.j2", "compare.html.j2", "reverse_stress.html.j2"):
+        assert (shipped / name).is_file(), name
+        found = _templates().get_template(name).filename
+        assert found is not None and Path(found) == Path(str(shipped / name)), found
