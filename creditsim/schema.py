@@ -318,6 +318,12 @@ def validate_loan_tape(loans: pd.DataFrame, date_format: str | None = None, cuto
         bad = df.index[orig > cut]
         if len(bad):
             _raise(what, "origination_date", list(bad), f"origination on or before the cut-off {cut:%Y-%m-%d}")
+    if "index_floor_bps" in df.columns and "index_cap_bps" in df.columns:
+        floating = df["rate_type"].astype(str).str.lower() == "floating"
+        inverted = floating & (df["index_cap_bps"] < df["index_floor_bps"])
+        bad = df.index[inverted.fillna(False)]
+        if len(bad):
+            _raise(what, "index_cap_bps", list(bad), "an index cap at or above the row's index_floor_bps")
     if "current_balance" in df.columns:
         over = df["current_balance"] > df["original_balance"] * (1 + 1e-9)
         bad = df.index[over.fillna(False)]

@@ -10,9 +10,10 @@ Decisions (documented here because nobody else can make them):
   cut-off is the contractual balance after the elapsed payments.
 - Coupons: ``interest_rate / 12`` (30/360) for fixed and floating loans alike in the contractual
   schedule (floating loans at their all-in rate at the cut-off). In a simulation the interest of a
-  floating loan then moves one for one with the scenario's index (the policy rate, the SOFR proxy)
-  since the cut-off (:func:`creditsim.loans.engine.simulate_pool_chunk`, ``index_shift``); its
-  principal schedule stays the cut-off one (a reset does not re-amortise). All payment frequencies are projected as monthly schedules
+  floating loan then follows the scenario's index (the policy rate, the SOFR proxy) since the cut-off,
+  one for one or within its index floor and cap and at its reset months (``index_floor_bps``,
+  ``index_cap_bps``, ``reset_months``: :mod:`creditsim.loans.floating`); its principal schedule stays
+  the cut-off one (a reset does not re-amortise). All payment frequencies are projected as monthly schedules
   of the same term (an approximation for quarterly/semiannual/annual payers).
 - Interest-only loans: the interest-only period is the first ``io_fraction`` (default half) of the
   original term, then an annuity; bullets pay interest monthly and principal at maturity.
@@ -169,7 +170,8 @@ def _floating_terms(df: pd.DataFrame, elapsed: np.ndarray) -> dict[str, np.ndarr
     """The optional floating-rate columns of a tape as book arrays: ``index_floor_bps`` / ``index_cap_bps``
     (basis points, like ``spread_bps``; blank = none) as annual decimals, ``reset_months`` (blank = 1) and
     the first reset month after the cut-off from the origination anniversaries, ``-elapsed mod
-    reset_months``. Fixed-rate rows are ignored (a tape may fill these columns for every loan)."""
+    reset_months``. Values on fixed-rate rows are not used (a tape may fill these columns for every loan), though the
+    tape contract still checks their range."""
     floating = (df["rate_type"].astype(str).str.lower() == "floating").to_numpy(bool)
     out: dict[str, np.ndarray | None] = {"index_floor": None, "index_cap": None, "reset_months": None,
                                          "reset_phase": None}

@@ -25,6 +25,11 @@ coupon (one ``D_t`` per class); the trajectory engine, which works per loan, bou
 coupon. A book typically has a handful of classes (floors of 0 / 25 / 50 / 75 / 100 bp, monthly or
 quarterly resets), so the engine tabulates a handful of bases instead of one.
 
+The tape coupon is the truth at the cut-off: the model never re-derives it from ``spread_bps``. A tape
+whose coupon does not yet reflect a floor or cap binding at ``I_0`` (coupon = spread + unclamped index)
+would imply a different margin (coupon minus the clamped index): :func:`coupon_mismatch` finds such rows
+and ``simulate`` warns about them. Likewise a quarterly-reset loan is taken to have reset at ``I_0``.
+
 Units: annual decimals (0.005 = 50 bp) for floors, caps, coupons and index changes; months for resets.
 """
 
@@ -37,10 +42,13 @@ import torch
 
 from creditsim.errors import ConfigError, DataError
 
-__all__ = ["MIN_FLOATING_COUPON", "FloatingClasses", "floating_classes"]
+__all__ = ["MIN_FLOATING_COUPON", "COUPON_TOLERANCE", "FloatingClasses", "floating_classes", "coupon_mismatch"]
 
 #: floating loans with an annual coupon below this (1 bp) keep a zero-coupon schedule (no floating base)
 MIN_FLOATING_COUPON = 1e-4
+#: annual decimal gap between a tape coupon and margin + clamped index that :func:`coupon_mismatch` flags
+#: (a coupon fixed at the last reset may trail the index by a recent move, hence not zero)
+COUPON_TOLERANCE = 0.005
 
 
 @dataclass(frozen=True)
@@ -146,3 +154,17 @@ def floating_classes(floating: np.ndarray, monthly_rate: np.ndarray, index_floor
     min_coupon = np.array([annual[paying][inverse.reshape(-1) == j].min() for j in range(len(table))])
     return FloatingClasses(member, table[:, 0].copy(), table[:, 1].copy(), table[:, 2].astype(np.int64),
                            table[:, 3].astype(np.int64), min_coupon)
+
+
+def coupon_mismatch(floating: np.ndarray, annual_rate: np.ndarray, margin: np.ndarray, index_floor: np.ndarray | None,
+                    index_cap: np.ndarray | None, level: float, tolerance: float = COUPON_TOLERANCE) -> np.ndarray:
+    """``(L,)`` bool: floating loans with a floor or cap whose tape coupon differs from ``margin`` (the
+    tape's ``spread_bps``, annual decimal; NaN = not given) plus the index ``level`` clamped to their floor
+    and cap by more than ``tolerance``: the tape coupon would then imply another margin (module docstring)."""
+    n = len(floating)
+    floor = np.full(n, -np.inf) if index_floor is None else np.where(np.isnan(index_floor), -np.inf, index_floor)
+    cap = np.full(n, np.inf) if index_cap is None else np.where(np.isnan(index_cap), np.inf, index_cap)
+    terms = np.isfinite(floor) | np.isfinite(cap)
+    implied = np.asarray(margin, np.float64) + np.clip(level, floor, cap)
+    gap = np.abs(np.asarray(annual_rate, np.float64) - implied)
+    return np.asarray(floating, bool) & terms & np.isfinite(gap) & (gap > tolerance)

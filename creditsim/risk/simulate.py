@@ -40,6 +40,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -60,9 +61,10 @@ from creditsim.deal.analytics import tranche_outcomes
 from creditsim.deal.config import Tranche, WaterfallConfig, load_deal
 from creditsim.datasets.restricted import data_provenance
 from creditsim.deal.waterfall import run_waterfall
-from creditsim.errors import ConfigError
+from creditsim.errors import ConfigError, format_labels
 from creditsim.features import loan_features
 from creditsim.io import read_frame
+from creditsim.loans.floating import COUPON_TOLERANCE, coupon_mismatch
 from creditsim.loans.trajectory import LoanTrajectoryModel
 from creditsim.macro.scenarios import (
     GENERATED_SOURCES,
@@ -297,6 +299,7 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
                             start=prepared.start_vec)
     if draw.labels is not None:  # a narrative's paths carry their own scenario labels
         labels = draw.labels
+    _warn_floating_coupons(prepared, draw.values)
     chunks = _run_all_chunks(prepared, config, draw.values)
     # paths that share an ancestor make the standard errors cluster-robust (creditsim.risk.measures)
     clusters = draw.clusters if np.unique(draw.clusters).size < draw.clusters.size else None
@@ -310,7 +313,9 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
 
 @dataclass
 class PreparedRun:
-    """What a run needs beyond its settings: the pool engine, the (scaled) deal, the macro start."""
+    """What a run needs beyond its settings: the pool engine, the (scaled) deal, the macro start, and the
+    tape's floating margins (``spread_bps`` as annual decimals per book row, NaN where not given; None
+    without the column) for the coupon check of :func:`_warn_floating_coupons`."""
 
     engine: PoolEngine
     deal: WaterfallConfig
@@ -318,6 +323,24 @@ class PreparedRun:
     cutoff: Any
     start_vec: np.ndarray | None
     start_label: str
+    margin: np.ndarray | None = None
+
+
+def _warn_floating_coupons(prepared: PreparedRun, macro: np.ndarray) -> None:
+    """Warn (one line) when tape coupons disagree with spread + the cut-off index clamped to the loans'
+    floors and caps (:func:`creditsim.loans.floating.coupon_mismatch`): the run keeps the tape coupon."""
+    book = prepared.engine.book
+    if prepared.margin is None or (book.index_floor is None and book.index_cap is None):
+        return
+    level = float(np.median(np.asarray(macro)[:, 0, MACRO_VARS.index("policy_rate")]))
+    bad = coupon_mismatch(book.floating, book.monthly_rate * 12.0, prepared.margin, book.index_floor, book.index_cap,
+                          level)
+    if bad.any():
+        rows = book.row_labels[bad] if book.row_labels is not None else np.flatnonzero(bad)
+        warnings.warn(f"floating coupons: rows {format_labels(list(rows))} have interest_rate more than "
+                      f"{COUPON_TOLERANCE:.2%} away from spread_bps + the cut-off index ({level:.2%}) clamped to "
+                      "their index floor / cap; the run keeps the tape coupon, so their margin is the coupon minus "
+                      "the clamped index", stacklevel=3)
 
 
 def prepare_run(loans_df: pd.DataFrame, deal: WaterfallConfig, config: RunConfig) -> PreparedRun:
@@ -353,7 +376,10 @@ def prepare_run(loans_df: pd.DataFrame, deal: WaterfallConfig, config: RunConfig
              "start: %s", cutoff, " (the tape's latest origination date)" if config.cutoff is None else "",
              pool_engine.n_loans, pool_engine.initial_balance, factor, pool_engine.describe(),
              macro if isinstance(macro, str) else type(macro).__name__, start_label)
-    return PreparedRun(pool_engine, deal, factor, cutoff, start_vec, start_label)
+    margin = None
+    if "spread_bps" in tape.frame.columns:  # book rows are the tape's rows, in order
+        margin = pd.to_numeric(tape.frame["spread_bps"], errors="coerce").to_numpy(np.float64) / 1e4
+    return PreparedRun(pool_engine, deal, factor, cutoff, start_vec, start_label, margin)
 
 
 def _run_all_chunks(prepared: PreparedRun, config: RunConfig, macro_paths: np.ndarray) -> list[dict[str, Any]]:

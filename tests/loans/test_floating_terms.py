@@ -14,7 +14,7 @@ from creditsim.loans.book import LoanBook
 from creditsim.loans.engine import simulate_pool_chunk
 from creditsim.loans.expected import expected_pool_cashflows
 from creditsim.loans.schedule import amortization_schedule
-from creditsim.states import POOL_CF_TYPES
+from creditsim.states import MACRO_VARS, POOL_CF_TYPES
 
 INTEREST = POOL_CF_TYPES.index("interest")
 STAY = np.eye(7)  # every loan stays CURRENT until it matures: the schedule, deterministically
@@ -193,3 +193,33 @@ def test_floors_keep_interest_up_when_the_fed_severely_adverse_path_cuts_rates()
     others = [j for j in range(len(POOL_CF_TYPES)) if j != k]
     np.testing.assert_array_equal(floored.cashflows["pool"][..., others], plain.cashflows["pool"][..., others])
     np.testing.assert_array_equal(floored.portfolio_losses, plain.portfolio_losses)
+
+
+def test_coupons_that_ignore_a_binding_cap_or_floor_are_flagged_and_simulate_warns() -> None:
+    """Spread 400 bp, index 4.22 % at the cut-off: with a 3 % cap the coupon should be 7.00 %; a tape
+    still saying 8.22 % (spread + uncapped index) would imply a 5.22 % margin, so the run warns."""
+    from creditsim.loans.floating import coupon_mismatch
+
+    rate = np.array([0.0822, 0.0700, 0.0822, 0.0822, 0.0650])
+    margin = np.array([0.04, 0.04, 0.04, np.nan, 0.04])
+    floor = np.array([np.nan, np.nan, 0.0, 0.05, 0.025])
+    cap = np.array([0.03, 0.03, np.nan, np.nan, np.nan])
+    flags = coupon_mismatch(np.ones(5, bool), rate, margin, floor, cap, level=0.0422)
+    # capped but not reflected / consistent / floor not binding / no spread given / binding floor reflected
+    np.testing.assert_array_equal(flags, [True, False, False, False, True])
+
+    from creditsim.examples import example_path
+    from creditsim.macro.scenarios import fed_table_path
+    from creditsim.risk.simulate import simulate
+
+    tape = pd.read_parquet(example_path("loans_bsl.parquet")).head(30)
+    path = fed_table_path(2025, "baseline", 12)
+    level = path[0, MACRO_VARS.index("policy_rate")]
+    tape = tape.assign(spread_bps=400.0, index_cap_bps=level * 1e4 - 100.0, interest_rate=0.04 + level)
+    with pytest.warns(UserWarning, match="floating coupons: rows .* spread_bps"):
+        simulate(tape, example_path("bsl_clo.yaml"), n_simulations=4, horizon=12, seed=0, progress=False, macro=path)
+    consistent = tape.assign(interest_rate=0.04 + level - 0.01)
+    import warnings as w
+    with w.catch_warnings():
+        w.simplefilter("error", UserWarning)
+        simulate(consistent, example_path("bsl_clo.yaml"), n_simulations=4, horizon=12, seed=0, progress=False, macro=path)
