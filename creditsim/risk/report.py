@@ -272,14 +272,18 @@ def _loss_histogram(results: SimulationResults, w: np.ndarray) -> Any:
 
 def exceedance_curve(results: SimulationResults, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     """The pool's loss-exceedance curve ``(x, p)``: ``p[i] = P(loss > x[i])``, both fractions (x of the
-    initial pool balance), x ascending, scenario weights applied; drawn as a step (``hv``) line. The
-    largest loss (exceedance 0, nothing to draw on a log axis) is left out. Every point of the top
-    1,000 scenarios is kept, the body is thinned to ``max_points`` in all."""
+    initial pool balance), x ascending, scenario weights applied; drawn as a step (``hv``) line. At the
+    largest loss the exceedance is 0 (nothing to draw on a log axis), so the curve's last point is the
+    largest loss at the level of the step before it: the line runs out to the worst scenario (a
+    VaR / CVaR mark never lies past the curve's end). Every point of the top 1,000 scenarios is kept,
+    the body is thinned to ``max_points`` in all."""
     w = measures.normalise_weights(results.weights, results.n_sims)
     order = np.argsort(results.portfolio_losses, kind="stable")
     xs = results.portfolio_losses[order]
     exceed = 1.0 - np.cumsum(w[order])  # P(L > xs[i]), weights summing to 1
     keep = exceed > 1e-12
+    if keep.any() and not keep[-1]:
+        keep[-1], exceed = True, np.where(np.arange(xs.size) == xs.size - 1, exceed[keep][-1], exceed)
     xs, exceed = xs[keep], exceed[keep]
     if xs.size > max_points:
         tail = 1000

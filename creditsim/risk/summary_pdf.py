@@ -57,9 +57,9 @@ A4_LANDSCAPE_INCHES: tuple[float, float] = (11.69, 8.27)
 
 #: matplotlib settings the page depends on, fixed while it is drawn and saved. pdf.fonttype 3: text is
 #: embedded as a subset font whose codes are the characters (searchable); svg.hashsalt fixes the ids of
-#: an SVG of the same figure.
+#: an SVG of the same figure. text.parse_math off: names are the user's text ("US$ 300m"), never mathtext.
 _RC: dict[str, Any] = {
-    "pdf.fonttype": 3, "pdf.compression": 6, "svg.hashsalt": "creditsim-summary", "font.family": "DejaVu Sans",
+    "text.parse_math": False, "pdf.fonttype": 3, "pdf.compression": 6, "svg.hashsalt": "creditsim-summary", "font.family": "DejaVu Sans",
     "font.size": 8, "axes.titlesize": 9.5, "axes.titleweight": "bold", "axes.titlelocation": "left",
     "axes.labelsize": 8, "xtick.labelsize": 7.5, "ytick.labelsize": 7.5, "legend.fontsize": 7.5,
     "axes.spines.top": False, "axes.spines.right": False, "axes.edgecolor": "#888888", "axes.linewidth": 0.7,

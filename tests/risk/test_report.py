@@ -215,6 +215,8 @@ def test_tail_view_marks_var_and_cvar_on_a_log_exceedance_curve():
     curve = fig.data[0]
     x, y = np.asarray(curve.x), np.asarray(curve.y)
     assert np.all(np.diff(x) >= 0) and np.all(np.diff(y) <= 1e-12) and y.min() > 0
+    # the step runs out to the worst scenario, at the level of the one before it
+    assert np.isclose(x[-1], r.portfolio_losses.max() * 100, rtol=1e-6) and y[-1] == y[-2]  # float32 on the page
     # exceedance at the VaR 99 % point is at most 1 %
     k = np.searchsorted(x, r.var_99 * 100)
     assert y[k] <= 1.0 + 1e-9

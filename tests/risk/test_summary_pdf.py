@@ -252,3 +252,11 @@ def test_summary_of_a_weighted_run_uses_the_weights():
     assert texts[pool + 2] == _pct(r.risk_table().loc["expected_loss", "all"])
     assert r.risk_table().loc["expected_loss", "all"] != pytest.approx(losses.mean(), rel=1e-6)
     assert _pct(r.tranche("Note").expected_loss) in texts[texts.index("Note"):]
+
+
+def test_dollar_signs_in_names_are_text_not_mathtext(run_dir, tmp_path):
+    """matplotlib would read "US$ 300m and US$ 200m" as mathtext (italics, the $ gone)."""
+    r = SimulationResults.load(run_dir)
+    title = "US$ 300m and US$ 200m notes CLO"
+    texts = page_texts(write_summary_pdf(r, tmp_path / "d.pdf", title=title).read_bytes())
+    assert title in texts, [t for t in texts if "US" in t]
