@@ -40,6 +40,22 @@ except ImportError:  # pragma: no cover
 import pytest  # noqa: E402
 
 
+@pytest.fixture(scope="session")
+def small_deal_yaml():
+    """``small_deal_yaml(name, tranche_names) -> str``: a four-class deal file (70 / 15 / 10 / 5 of a 100m
+    pool, OC triggers 1.20 / 1.10 / 1.05, the third class deferrable, 6-month reinvestment) for CLI runs."""
+
+    def text(name: str, names: tuple[str, str, str, str] = ("A", "B", "C", "Equity")) -> str:
+        a, b, c, e = names
+        return (f"name: {name}\nreinvestment_period: 6\ntranches:\n"
+                f"  - {{name: {a}, balance: 70_000_000, coupon: 0.055, oc_trigger: 1.20, ic_trigger: 1.20}}\n"
+                f"  - {{name: {b}, balance: 15_000_000, coupon: 0.075, oc_trigger: 1.10}}\n"
+                f"  - {{name: {c}, balance: 10_000_000, coupon: 0.10, oc_trigger: 1.05, deferrable: true}}\n"
+                f"  - {{name: {e}, balance: 5_000_000, equity: true}}\n")
+
+    return text
+
+
 @pytest.fixture
 def run_cli():
     """``run_cli(argv) -> exit code`` of the ``creditsim`` command (typer exits via SystemExit)."""

@@ -27,8 +27,6 @@ def _saved_run(tmp_path: Path) -> Path:
     return r.to_parquet(tmp_path / "run")
 
 
-
-
 def test_report_command_writes_html_and_excel(tmp_path, capsys, run_cli):
     run = _saved_run(tmp_path)
     code = run_cli(["report", str(run), "-o", str(tmp_path / "r.html"), "--excel", str(tmp_path / "r.xlsx")])
@@ -54,26 +52,17 @@ def test_report_on_missing_or_bad_run_dir_is_one_line(tmp_path, capsys, run_cli,
 
 
 # ---------------------------------------------------------------- simulate
-DEAL_YAML = """
-name: Test CLO
-reinvestment_period: 6
-tranches:
-  - {name: A, balance: 70_000_000, coupon: 0.055, oc_trigger: 1.20, ic_trigger: 1.20}
-  - {name: B, balance: 15_000_000, coupon: 0.075, oc_trigger: 1.10}
-  - {name: C, balance: 10_000_000, coupon: 0.10, oc_trigger: 1.05, deferrable: true}
-  - {name: Equity, balance: 5_000_000, equity: true}
-"""
 
 
 @pytest.fixture()
-def inputs(tmp_path):
+def inputs(tmp_path, small_deal_yaml):
     from creditsim.transitions.synthetic import LoanTapeGenerator
 
     loans, _ = LoanTapeGenerator(150, 1, random_seed=3).generate()
     tape = tmp_path / "loans.parquet"
     loans.to_parquet(tape)
     deal = tmp_path / "deal.yaml"
-    deal.write_text(DEAL_YAML)
+    deal.write_text(small_deal_yaml("Test CLO"))
     return tape, deal
 
 

@@ -23,19 +23,9 @@ from creditsim.fileio import FAULT_ENV
 from creditsim.risk.results import SimulationResults, TrancheResult
 from creditsim.risk.summary_pdf import write_summary_pdf
 
-DEAL_YAML = """
-name: Summary CLO
-reinvestment_period: 6
-tranches:
-  - {name: Senior, balance: 70_000_000, coupon: 0.055, oc_trigger: 1.20, ic_trigger: 1.20}
-  - {name: Mezz, balance: 15_000_000, coupon: 0.075, oc_trigger: 1.10}
-  - {name: Junior, balance: 10_000_000, coupon: 0.10, oc_trigger: 1.05, deferrable: true}
-  - {name: Equity, balance: 5_000_000, equity: true}
-"""
-
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
+def run_dir(tmp_path_factory, small_deal_yaml) -> Path:
     """A small real run written by `creditsim simulate ... --pdf` (200 scenarios: enough for a 99 % tail)."""
     from creditsim.cli import main
     from creditsim.transitions.synthetic import LoanTapeGenerator
@@ -45,7 +35,7 @@ def run_dir(tmp_path_factory) -> Path:
     tape = root / "loans.parquet"
     loans.to_parquet(tape)
     deal = root / "deal.yaml"
-    deal.write_text(DEAL_YAML)
+    deal.write_text(small_deal_yaml("Summary CLO", ("Senior", "Mezz", "Junior", "Equity")))
     out = root / "run"
     with pytest.raises(SystemExit) as e:
         main(["simulate", "--tape", str(tape), "--deal", str(deal), "--n-sims", "200", "--macro", "synthetic",
