@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +74,12 @@ def run_demo(out: str | Path = "runs/demo", n_sims: int = 1000, seed: int = 7, c
     console.print(f"[bold]creditsim demo[/]: {len(loans):,} loans, deal '{deal.name}', {n_sims:,} scenarios, "
                   f"macro: {macro_note}")
     t0 = time.perf_counter()
+    created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # when the run started, as the CLI records it
     results = simulate(loans, deal, n_simulations=n_sims, macro=macro, engine="markov", seed=seed,
                        chunk_size=chunk_size, progress=progress)
     wall = time.perf_counter() - t0
-    results.settings.update({"macro": macro_note, "tape": EXAMPLE_TAPE, "wall_seconds": round(wall, 2)})
+    results.settings.update({"macro": macro_note, "tape": EXAMPLE_TAPE, "wall_seconds": round(wall, 2),
+                             "created": created})
     extra = {
         "run.json": json.dumps({"settings": results.settings, "versions": versions()}, indent=2, default=str),
         "deal.yaml": yaml.safe_dump(results.settings["deal"], sort_keys=False),

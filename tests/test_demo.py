@@ -45,7 +45,8 @@ def test_demo_writes_excel_html_and_run(tmp_path, capsys):
     assert wb.sheetnames == ["summary", "tranches", "loss_distribution", "pool_cashflows", "run_settings",
                              "simulations", "tranche_cashflows"]
     assert 'id="loss_distribution"' in (out / "report.html").read_text(encoding="utf-8")
-    assert json.loads((out / "run.json").read_text())["settings"]["seed"] == 7
+    settings = json.loads((out / "run.json").read_text())["settings"]
+    assert settings["seed"] == 7 and settings["created"].endswith("Z")  # the summary page's run date
     back = SimulationResults.load(out)
     assert back.expected_loss == res.expected_loss
     # re-running into the previous run directory replaces it (what `make demo` does twice)
