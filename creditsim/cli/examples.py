@@ -51,7 +51,11 @@ def examples_cmd(
     for path in export_examples(out, force):
         console.print(f"wrote {path}", soft_wrap=True)
     console.print(f"try: creditsim simulate --tape {out}/loans_bsl.parquet --deal {out}/bsl_clo.yaml "
-                  f"--config {out}/run_config.yaml --out runs/first", soft_wrap=True)
+                  f"--macro synthetic --n-sims 1000 --out runs/first", soft_wrap=True)
+    # the run config's MacroVAE scenarios start from the real macro state, whose restricted series a fresh
+    # install fetches first; the synthetic generator needs nothing, so the first suggestion runs anywhere
+    console.print(f"then, after `creditsim data fetch`: creditsim simulate --tape {out}/loans_bsl.parquet "
+                  f"--deal {out}/bsl_clo.yaml --config {out}/run_config.yaml --out runs/vae", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

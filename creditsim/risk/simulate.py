@@ -299,7 +299,8 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
                             start=prepared.start_vec)
     if draw.labels is not None:  # a narrative's paths carry their own scenario labels
         labels = draw.labels
-    _warn_floating_coupons(prepared, draw.values)
+    if not (isinstance(config.macro, str) and config.macro.strip().lower() == "synthetic"):
+        _warn_floating_coupons(prepared, draw.values)  # synthetic paths start from a stylised, not the real, index
     chunks = _run_all_chunks(prepared, config, draw.values)
     # paths that share an ancestor make the standard errors cluster-robust (creditsim.risk.measures)
     clusters = draw.clusters if np.unique(draw.clusters).size < draw.clusters.size else None

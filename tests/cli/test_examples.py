@@ -18,6 +18,12 @@ def test_examples_are_exported_and_run_from_another_directory(tmp_path, monkeypa
     assert run_cli(["examples", "--out", str(out)]) == 2
     assert "already exist; pass --force" in one_line_error()
     assert run_cli(["examples", "--out", str(out), "--force"]) == 0
+    # the first suggestion needs no fetched data (synthetic macro); it runs as printed (fewer scenarios here)
+    printed = capsys.readouterr().out.replace("\n", " ")
+    suggestion = printed.split("try: ")[1].split(" then,")[0].split()
+    assert suggestion[:2] == ["creditsim", "simulate"] and "synthetic" in suggestion
+    suggestion[suggestion.index("--n-sims") + 1] = "16"
+    assert run_cli([*suggestion[1:], "--horizon", "12", "--out", str(tmp_path / "runs" / "try")]) == 0
     # the exported files run as written, from elsewhere: the run config and the narrative
     monkeypatch.chdir(tmp_path)
     code = run_cli(["simulate", "--tape", "ex/loans_example.parquet", "--deal", "ex/example_clo.yaml",

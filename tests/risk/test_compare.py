@@ -69,6 +69,10 @@ def test_the_page_and_the_cli(runs, tmp_path, capsys) -> None:
     assert "rating_pd" in out and "EL A" in out and "changes beyond 3 standard errors" in out
     assert pd.read_csv(tmp_path / "c.csv", index_col=0).index[0] == "portfolio"
     assert (tmp_path / "c.html").stat().st_size < 200_000 and list(tmp_path.glob("plotly-*.min.js"))
+    # the "charts need plotly.js" notice removes itself once the bundle beside the page has loaded
+    page = (tmp_path / "c.html").read_text(encoding="utf-8")
+    notice = page.index('id="charts-missing"')
+    assert "missing.remove()" in page[notice:]
     with pytest.raises(SystemExit) as exc:
         main(["compare", str(tmp_path / "a"), str(tmp_path / "nothing")])
     err = capsys.readouterr().err
