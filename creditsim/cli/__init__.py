@@ -12,6 +12,7 @@ import importlib
 import sys
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import click
 import typer
@@ -95,6 +96,26 @@ def _one_line_warnings() -> Callable[..., None]:
     return show
 
 
+def _blank_flag_metavars(command: Any) -> None:
+    """On/off flags take no value, but typer (0.29, with click 8.5) shows them with a ``<bool>``
+    placeholder in ``--help``, which reads as if ``--excel true`` were the syntax: blank it on every flag
+    of ``command`` and its subcommands."""
+    for param in getattr(command, "params", ()):
+        if getattr(param, "is_flag", False) and not getattr(param, "metavar", None):
+            param.metavar = ""
+    help_option = command.get_help_option  # built per context, so wrapped rather than edited
+
+    def blank_help(ctx: Any) -> Any:
+        option = help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = blank_help
+    for sub in getattr(command, "commands", {}).values():
+        _blank_flag_metavars(sub)
+
+
 def run_app(typer_app: typer.Typer, argv: list[str] | None = None) -> None:
     """Run ``typer_app`` and exit: 0 on success, 2 with a one-line message on a CreditSimError.
 
@@ -104,7 +125,9 @@ def run_app(typer_app: typer.Typer, argv: list[str] | None = None) -> None:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warnings()
-            rv = typer_app(args=argv, standalone_mode=False)
+            command = typer.main.get_command(typer_app)
+            _blank_flag_metavars(command)
+            rv = command(args=argv, standalone_mode=False)
     except CreditSimError as exc:
         # escape: messages quote user values such as "[nan]" that rich would read as markup
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)

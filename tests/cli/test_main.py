@@ -60,3 +60,24 @@ def test_error_text_with_brackets_is_printed_verbatim(capsys):
     with pytest.raises(SystemExit):
         run_app(_app_raising(DataError("cpr must be in [0, 1], got [nan]")), ["boom"])
     assert "got [nan]" in capsys.readouterr().err
+
+
+def test_no_help_page_shows_a_value_placeholder_on_a_flag(run_cli, capsys):
+    """On/off flags take no value: typer's ``<bool>`` placeholder read as if ``--excel true`` were the
+    syntax. Every command's help, the groups' too, shows none; value options keep theirs."""
+    import typer
+
+    from creditsim.cli import app
+
+    def paths(command, prefix):
+        yield prefix
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from paths(sub, [*prefix, name])
+
+    pages = []
+    for path in paths(typer.main.get_command(app), []):
+        assert run_cli([*path, "--help"]) == 0, path
+        pages.append((path, capsys.readouterr().out))
+    assert len(pages) > 20
+    assert not [p for p, text in pages if "<bool>" in text]
+    assert "<int>" in dict((" ".join(p), t) for p, t in pages)["simulate"]
