@@ -30,7 +30,7 @@ Decisions (documented here because nobody else can make them):
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import cached_property, partial
 
 import numpy as np
 import pandas as pd
@@ -543,7 +543,12 @@ class LoanBook:
 
     def floating_classes(self) -> FloatingClasses | None:
         """The book's floating loans grouped by floor, cap and reset terms
-        (:func:`creditsim.loans.floating.floating_classes`); None when no floating loan pays a coupon."""
+        (:func:`creditsim.loans.floating.floating_classes`); None when no floating loan pays a coupon.
+        Computed once per book: every scenario chunk (and, in the trajectory engine, every scenario) asks."""
+        return self._floating_classes
+
+    @cached_property
+    def _floating_classes(self) -> FloatingClasses | None:
         return floating_classes(self.floating, self.monthly_rate, self.index_floor, self.index_cap,
                                 self.reset_months, self.reset_phase)
 

@@ -299,8 +299,7 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
                             start=prepared.start_vec)
     if draw.labels is not None:  # a narrative's paths carry their own scenario labels
         labels = draw.labels
-    if not (isinstance(config.macro, str) and config.macro.strip().lower() == "synthetic"):
-        _warn_floating_coupons(prepared, draw.values)  # synthetic paths start from a stylised, not the real, index
+    _warn_floating_coupons(prepared, config.macro, draw.values)
     chunks = _run_all_chunks(prepared, config, draw.values)
     # paths that share an ancestor make the standard errors cluster-robust (creditsim.risk.measures)
     clusters = draw.clusters if np.unique(draw.clusters).size < draw.clusters.size else None
@@ -327,11 +326,14 @@ class PreparedRun:
     margin: np.ndarray | None = None
 
 
-def _warn_floating_coupons(prepared: PreparedRun, macro: np.ndarray) -> None:
+def _warn_floating_coupons(prepared: PreparedRun, source: Any, macro: np.ndarray) -> None:
     """Warn (one line) when tape coupons disagree with spread + the cut-off index clamped to the loans'
-    floors and caps (:func:`creditsim.loans.floating.coupon_mismatch`): the run keeps the tape coupon."""
+    floors and caps (:func:`creditsim.loans.floating.coupon_mismatch`): the run keeps the tape coupon.
+    Not on synthetic paths (``source``): they start from a stylised index, not the one the tape priced."""
     book = prepared.engine.book
     if prepared.margin is None or (book.index_floor is None and book.index_cap is None):
+        return
+    if isinstance(source, str) and source.strip().lower() == "synthetic":
         return
     level = float(np.median(np.asarray(macro)[:, 0, MACRO_VARS.index("policy_rate")]))
     bad = coupon_mismatch(book.floating, book.monthly_rate * 12.0, prepared.margin, book.index_floor, book.index_cap,
