@@ -62,7 +62,9 @@ pretrained: $(STAMP)
 	$(PY) -m creditsim.transitions.calibrate
 	$(PY) -m creditsim.transitions.train --quiet
 	$(PY) -m creditsim.loans.train --quiet
+	# the rating models fitted on the restricted S&P tables (../shared/data/ratings, tests/data/sp_ratings)
 	$(PY) -m creditsim.ratings.lifetime
+	$(PY) -m creditsim.ratings.term_structure
 
 clean:
 	rm -rf $(VENV) build dist site *.egg-info .pytest_cache .hypothesis

@@ -112,7 +112,12 @@ def test_built_wheel_runs_the_cli_outside_the_source_tree(tmp_path: Path) -> Non
             "macro='synthetic', horizon=6, progress=False); "
             # the report's Jinja2 templates are found in the installed package, not the source tree
             "from creditsim.risk.report import build_report_html; "
-            "assert 'id=\"loss_distribution\"' in build_report_html(r, plotly_js='file'); print(r.expected_loss)")
+            "assert 'id=\"loss_distribution\"' in build_report_html(r, plotly_js='file'); "
+            # a rated tape: the rating chain's rho and lifetime-PD mixture come from the shipped fits, not
+            # from the S&P tables the wheel may not carry (issue 18)
+            "b = cs.simulate(pd.read_parquet(example_path('loans_bsl.parquet')).head(40), "
+            "cs.load_deal(example_path('bsl_clo.yaml')), n_simulations=8, macro='synthetic', horizon=6, "
+            "progress=False); assert 0.0 <= b.expected_loss < 1.0; print(r.expected_loss)")
     sim = subprocess.run([py, "-c", code], cwd=run, env=env, capture_output=True, text=True, timeout=300)
     assert sim.returncode == 0, sim.stderr[-2000:]
     assert 0.0 <= float(sim.stdout.strip().splitlines()[-1]) < 1.0
@@ -131,6 +136,11 @@ def _check_restricted_data_outside_the_wheel(py: str, run: Path, env: dict[str, 
     err = missing.stderr.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err[-1500:]
     assert "not shipped with creditsim" in err and "creditsim data fetch" in err, err
+    counts = subprocess.run([py, "-m", "creditsim", "ratings", "fit"], cwd=run, env=bare, capture_output=True,
+                            text=True, timeout=300)
+    err = counts.stderr.strip()
+    assert counts.returncode == 2 and len(err.splitlines()) == 1, err[-1500:]
+    assert "SP-COUNTS" in err and "CREDITSIM_DATA_DIR" in err, err
     shared = ROOT.parent / "shared" / "data" / "macro"
     if shared.is_dir():
         found = subprocess.run([py, "-m", "creditsim", "data", "macro", "--rows", "1"], cwd=run,
@@ -144,7 +154,7 @@ def _check_wheel_contents(wheel: Path) -> None:
     the version is the package's one ``__version__``, the package is marked typed, the report's Jinja2
     templates are in it, every bundled dataset folder carries its PROVENANCE.md (publisher, licence,
     citation), and no series whose publisher forbids republication is in it (issue 18: ICE BofA spreads,
-    Case-Shiller, FRED-MD)."""
+    Case-Shiller, FRED-MD, and the S&P counts and cumulative table: every key of RESTRICTED_FILES)."""
     import zipfile
 
     from creditsim import __version__

@@ -126,7 +126,7 @@ def _fmt_matrix(p: pd.DataFrame, title: str) -> Table:
 
 @ratings_app.command("fit")
 def fit(
-    data: Path = typer.Option(None, "--data", help="CSV with columns year, rating, obligors, defaults (default: bundled S&P 1981-2000)."),
+    data: Path = typer.Option(None, "--data", help="CSV with columns year, rating, obligors, defaults (default: the S&P 1981-2000 counts, restricted data: $CREDITSIM_DATA_DIR/ratings/)."),
     method: str = typer.Option("map", "--method", help="Z estimator: map (default), mle or wls."),
     rho_method: str = typer.Option("marginal", "--rho-method", help="rho estimator: marginal (Gauss-Hermite ML) or bsf."),
     rho: float = typer.Option(None, "--rho", help="Fix rho instead of estimating it."),

@@ -9,8 +9,9 @@
 - :func:`load_fed_scenarios` — Federal Reserve supervisory stress-test scenarios.
 - :func:`load_credit_card_panel` / :func:`load_credit_card_tape` — UCI credit-card data as a loan-month
   panel in our states and the matching loan tape.
-- :func:`load_sp_ratings` — S&P rating migration matrices and annual default counts.
-- :func:`load_sp_cumulative_default_rates` — S&P average cumulative default rates by rating, 1981-2024.
+- :func:`load_sp_ratings` — S&P rating migration matrices (bundled) and annual default counts (restricted).
+- :func:`load_sp_cumulative_default_rates` — S&P average cumulative default rates by rating, 1981-2024
+  (restricted: not in the wheel, see :mod:`creditsim.datasets.restricted`).
 - :func:`load_bank_loss_rates` — US commercial-bank delinquency (1985-) and charge-off (2020-24) rates by
   loan type (Federal Reserve Board).
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import logging
 import math
 import os
 import urllib.error
@@ -58,6 +59,8 @@ from creditsim.datasets.restricted import (
 )
 from creditsim.errors import ConfigError, DataError
 from creditsim.fileio import atomic_write
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "FetchedFile",
@@ -259,6 +262,7 @@ def _fetch_one(spec: RestrictedFile, target: Path, mirror: str | None, timeout: 
         span.append(_check(spec, tmp))  # a refused file raises here: atomic_write removes it
 
     atomic_write(target, write)
+    log.info("%s: %d bytes from %s -> %s (observations %s .. %s)", spec.key, len(payload), url, target, *span[0])
     return FetchedFile(spec.key, target, "fetched", *span[0], url=url)
 
 
@@ -273,7 +277,8 @@ def fetch_restricted(
 
     Args:
         series: keys of :data:`~creditsim.datasets.restricted.RESTRICTED_FILES` (FRED mnemonics, or
-            ``"FRED-MD"``); ``None`` fetches all. Case-insensitive.
+            ``"FRED-MD"``); ``None`` fetches all that have a download address (the S&P rating tables
+            have none: asking for one is a one-line error saying where to place it). Case-insensitive.
         directory: target data directory; ``None`` is :func:`~creditsim.datasets.restricted.user_cache_dir`,
             searched automatically. Another directory is searched once ``CREDITSIM_DATA_DIR`` names it.
         force: download again even where the file exists (a newer vintage: the macro history changes).
@@ -291,11 +296,17 @@ def fetch_restricted(
             URL and the manual fix) or the server sent a file that does not parse or starts too late;
             files fetched before it are kept.
     """
-    known = {k.lower(): k for k in RESTRICTED_FILES}
-    wanted = list(RESTRICTED_FILES) if series is None else [str(s).strip() for s in series]
+    fetchable = [k for k, spec in RESTRICTED_FILES.items() if spec.downloadable]
+    known = {k.lower(): k for k in fetchable}
+    wanted = fetchable if series is None else [str(s).strip() for s in series]
+    placed = [s for s in wanted if s.lower() not in known and s.upper() in RESTRICTED_FILES]
+    if placed:
+        spec = RESTRICTED_FILES[placed[0].upper()]
+        raise ConfigError(f"{spec.key} ({spec.publisher}) has no public download address: place "
+                          f"{spec.relpath} in $CREDITSIM_DATA_DIR or {user_cache_dir()} by hand ({spec.licence})")
     unknown = [s for s in wanted if s.lower() not in known]
     if unknown or not wanted:
-        raise ConfigError(f"series must be among {list(RESTRICTED_FILES)}, got {unknown or wanted}")
+        raise ConfigError(f"series must be among {fetchable}, got {unknown or wanted}")
     base = resolve_mirror(mirror)
     if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
         raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout}")

@@ -1,5 +1,6 @@
-"""Bundled S&P (S&P Global Ratings) corporate rating statistics: average one-year migration matrix
-and annual obligor / default counts by rating, 1981-2000.
+"""S&P (S&P Global Ratings) corporate rating statistics: average one-year migration matrix (bundled)
+and, found at the user's site, annual obligor / default counts by rating 1981-2000 and average
+cumulative default rates 1981-2024.
 
 Publisher and licence (see ``creditsim/datasets/sp_ratings/PROVENANCE.md``): every number
 originates in **S&P Global Ratings** publications, which hold the copyright of the underlying
@@ -11,9 +12,18 @@ open-source packages that redistribute them:
   ``datasets/sp_1981-2016.csv`` and ``datasets/sp_NR_adjusted.json``). S&P global corporate average
   one-year transition rates 1981-2016; the NR-adjusted form spreads the NR (withdrawn) mass
   proportionally over the other columns.
-- ``sp_annual_obligors_defaults_by_rating_1981_2000_wide.csv``: from the R package ``QRM`` 0.4-35
-  (CRAN, GPL >= 2), data set ``spdata.raw`` ("Standard & Poors Credit Monitor"), used by McNeil,
-  Frey & Embrechts, *Quantitative Risk Management*. Grades A, BBB, BB, B, CCC/C; no AAA/AA rows.
+- ``sp_annual_obligors_defaults_by_rating_1981_2000_wide.csv`` (**not in the wheel**, restricted key
+  ``SP-COUNTS``: its redistributor's licence, GPL >= 2, is not the wheel's): from the R package ``QRM``
+  0.4-35 (CRAN), data set ``spdata.raw`` ("Standard & Poors Credit Monitor"), used by McNeil, Frey &
+  Embrechts, *Quantitative Risk Management*. Grades A, BBB, BB, B, CCC/C; no AAA/AA rows.
+- ``sp_global_avg_cumulative_default_rates_1981_2024.csv`` (**not in the wheel**, restricted key
+  ``SP-CUMULATIVE``: S&P's copyright, transcribed with no licence): see
+  :func:`load_sp_cumulative_default_rates`.
+
+Both restricted tables are found by :func:`creditsim.datasets.restricted.restricted_path`
+(``$CREDITSIM_DATA_DIR/ratings/``, the user cache, or a source checkout); without them the matrices
+still load, and ``obligors`` / ``defaults`` raise a one-line
+:class:`~creditsim.errors.RestrictedDataMissing` when read.
 
 Decisions (documented because the raw files admit several forms):
 
@@ -25,7 +35,8 @@ Decisions (documented because the raw files admit several forms):
 - ``matrix_7x7`` (AAA, AA, A, BBB, BB, B, D) is what a source without a CCC grade would show:
   CCC merged into B. Columns B and CCC are summed; the merged B row is the obligor-weighted mix
   ``(1 - w) * row_B + w * row_CCC`` with ``w = ccc_share_of_b`` = pooled CCC obligors / (B + CCC
-  obligors) in the 1981-2000 counts (0.0934). Obligor weighting is the right rule because a
+  obligors) in the 1981-2000 counts (784 / 8,390 = 0.0934; the two sums are kept as constants so the
+  merge needs no restricted file, and a test checks them against the counts). Obligor weighting is the right rule because a
   matrix row is a ratio of migration counts to starting obligors.
 - ``obligors`` / ``defaults``: int64 frames indexed by ``year`` (int, 1981..2000), columns
   ``["A", "BBB", "BB", "B", "CCC"]`` (S&P's CCC/C written ``CCC`` like ``GRADES_8``); each row is
@@ -42,17 +53,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from creditsim.datasets.restricted import SP_COUNTS_KEY, SP_CUMULATIVE_KEY, restricted_path
 from creditsim.errors import DataError
 from creditsim.states import GRADES_7, GRADES_8
 
 __all__ = ["SPRatings", "load_sp_ratings", "load_sp_default_panel", "load_sp_cumulative_default_rates",
-           "COUNT_GRADES", "CUMULATIVE_SOURCE", "merge_ccc_into_b"]
+           "COUNT_GRADES", "CUMULATIVE_SOURCE", "merge_ccc_into_b", "CCC_OBLIGORS_1981_2000",
+           "B_OBLIGORS_1981_2000"]
 
 _DIR = Path(__file__).with_name("sp_ratings")
 _MATRIX_NR_ADJ = "sp_global_avg_1y_transition_1981_2016_nr_adjusted.csv"
 _MATRIX_PCT = "sp_global_avg_1y_transition_1981_2016_pct.csv"
-_COUNTS = "sp_annual_obligors_defaults_by_rating_1981_2000_wide.csv"
-_CUMULATIVE = "sp_global_avg_cumulative_default_rates_1981_2024.csv"
+#: pooled 1981-2000 obligor-years rated CCC/C and B in the S&P counts (SP-COUNTS): the CCC share of
+#: the merged B grade, kept as counts so the wheel needs no restricted file for it
+CCC_OBLIGORS_1981_2000 = 784
+B_OBLIGORS_1981_2000 = 7606
 
 #: grades present in the annual count data (S&P CCC/C written CCC)
 COUNT_GRADES: tuple[str, ...] = ("A", "BBB", "BB", "B", "CCC")
@@ -80,19 +95,28 @@ class SPRatings:
             by obligor weight ``ccc_share_of_b``.
         matrix_pct_nr: DataFrame (7, 9) float64, percent as published, rows AAA..CCC, columns
             AAA..CCC, D, NR (rows sum to 100 +- 0.01).
-        obligors, defaults: DataFrame (20, 5) int64, index ``year`` 1981..2000, columns
-            ``COUNT_GRADES``.
         ccc_share_of_b: float, pooled 1981-2000 CCC obligors / (B + CCC obligors).
         source: str, citation line (S&P Global Ratings).
+
+    ``obligors`` and ``defaults`` (properties, read from the restricted ``SP-COUNTS`` file when first
+    asked for): DataFrame (20, 5) int64, index ``year`` 1981..2000, columns ``COUNT_GRADES``.
     """
 
     matrix_8x8: pd.DataFrame
     matrix_7x7: pd.DataFrame
     matrix_pct_nr: pd.DataFrame
-    obligors: pd.DataFrame
-    defaults: pd.DataFrame
     ccc_share_of_b: float
     source: str = SOURCE_NOTE
+
+    @property
+    def obligors(self) -> pd.DataFrame:
+        """Issuers rated in each grade at the start of each year, (20, 5) int64 (a copy)."""
+        return _load_counts()[0].copy()
+
+    @property
+    def defaults(self) -> pd.DataFrame:
+        """Of them, how many defaulted within the year, (20, 5) int64 (a copy)."""
+        return _load_counts()[1].copy()
 
     @property
     def default_rates(self) -> pd.DataFrame:
@@ -134,6 +158,21 @@ def _read_csv(name: str) -> pd.DataFrame:
 
 
 @lru_cache(maxsize=1)
+def _load_counts() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(obligors, defaults)`` from the restricted SP-COUNTS file (one-line error where it is absent)."""
+    path = restricted_path(SP_COUNTS_KEY)
+    wide = pd.read_csv(path)
+    need = ["year"] + [f"{g}{kind}" for g in COUNT_GRADES for kind in ("obligors", "defaults")]
+    missing = [c for c in need if c not in wide.columns]
+    if missing:
+        raise DataError(f"{path}: columns {missing} missing (S&P counts by grade: year, <grade>obligors, <grade>defaults)")
+    year = pd.Index(wide["year"].astype(np.int64), name="year")
+    obligors = pd.DataFrame({g: wide[f"{g}obligors"].to_numpy(np.int64) for g in COUNT_GRADES}, index=year)
+    defaults = pd.DataFrame({g: wide[f"{g}defaults"].to_numpy(np.int64) for g in COUNT_GRADES}, index=year)
+    return obligors, defaults
+
+
+@lru_cache(maxsize=1)
 def _load() -> SPRatings:
     nr = _read_csv(_MATRIX_NR_ADJ).set_index("from")
     m8 = nr.to_numpy(dtype=np.float64)
@@ -147,15 +186,7 @@ def _load() -> SPRatings:
     pct.index.name = "from"
     pct = pct.astype(np.float64)
 
-    wide = _read_csv(_COUNTS)
-    year = pd.Index(wide["year"].astype(np.int64), name="year")
-    obligors = pd.DataFrame(
-        {g: wide[f"{g}obligors"].to_numpy(np.int64) for g in COUNT_GRADES}, index=year
-    )
-    defaults = pd.DataFrame(
-        {g: wide[f"{g}defaults"].to_numpy(np.int64) for g in COUNT_GRADES}, index=year
-    )
-    share = float(obligors["CCC"].sum() / (obligors["CCC"].sum() + obligors["B"].sum()))
+    share = CCC_OBLIGORS_1981_2000 / (CCC_OBLIGORS_1981_2000 + B_OBLIGORS_1981_2000)
     m7 = merge_ccc_into_b(m8, share)
     matrix_7x7 = pd.DataFrame(m7, index=list(GRADES_7), columns=list(GRADES_7))
     matrix_7x7.index.name = "from"
@@ -163,18 +194,17 @@ def _load() -> SPRatings:
         matrix_8x8=matrix_8x8,
         matrix_7x7=matrix_7x7,
         matrix_pct_nr=pct,
-        obligors=obligors,
-        defaults=defaults,
         ccc_share_of_b=share,
     )
 
 
 def load_sp_ratings() -> SPRatings:
-    """Load the bundled S&P Global Ratings data (average 1-year matrix and 1981-2000 counts).
+    """Load the S&P Global Ratings data (bundled average 1-year matrices; the 1981-2000 counts from the
+    restricted SP-COUNTS file when ``obligors`` / ``defaults`` are read).
 
     Returns a frozen :class:`SPRatings`; frames are copies, so callers may modify them.
     Data: S&P Global Ratings (copyright S&P), redistributed via transitionMatrix 0.5.1
-    (Apache-2.0) and QRM 0.4-35 (GPL >= 2); see the module docstring and PROVENANCE.md.
+    (Apache-2.0) and QRM 0.4-35 (GPL >= 2, not in the wheel); see the module docstring and PROVENANCE.md.
 
     >>> sp = load_sp_ratings()
     >>> sp.matrix_8x8.shape, sp.obligors.index[0]
@@ -185,8 +215,6 @@ def load_sp_ratings() -> SPRatings:
         matrix_8x8=d.matrix_8x8.copy(),
         matrix_7x7=d.matrix_7x7.copy(),
         matrix_pct_nr=d.matrix_pct_nr.copy(),
-        obligors=d.obligors.copy(),
-        defaults=d.defaults.copy(),
         ccc_share_of_b=d.ccc_share_of_b,
     )
 
@@ -212,12 +240,12 @@ def load_sp_default_panel() -> pd.DataFrame:
     Data: S&P Global Ratings (copyright S&P) annual obligor and default counts by rating, via the R
     package QRM 0.4-35 (GPL >= 2) ``spdata.raw``; see the module docstring and PROVENANCE.md.
     """
-    sp = _load()
+    obligors, defaults = _load_counts()
     ids, months, states, censored, grades = [], [], [], [], []
-    for year in sp.obligors.index:
+    for year in obligors.index:
         start = pd.Timestamp(year=int(year), month=1, day=1)
         for grade in COUNT_GRADES:
-            n, d = int(sp.obligors.loc[year, grade]), int(sp.defaults.loc[year, grade])
+            n, d = int(obligors.loc[year, grade]), int(defaults.loc[year, grade])
             names = [f"{grade}-{year}-{k:05d}" for k in range(n)]
             ids += names
             months += [start] * n
@@ -236,11 +264,15 @@ def load_sp_default_panel() -> pd.DataFrame:
 
 @lru_cache(maxsize=1)
 def _load_cumulative() -> pd.DataFrame:
-    long = _read_csv(_CUMULATIVE)
+    path = restricted_path(SP_CUMULATIVE_KEY)
+    long = pd.read_csv(path)
+    absent = [c for c in ("grade", "year", "cumulative_default_rate") if c not in long.columns]
+    if absent:
+        raise DataError(f"{path}: columns {absent} missing (long form: grade, year, cumulative_default_rate)")
     wide = long.pivot(index="year", columns="grade", values="cumulative_default_rate")
     missing = [g for g in GRADES_8[:-1] if g not in wide.columns]
     if missing or wide.isna().any().any():
-        raise DataError(f"bundled S&P file {_CUMULATIVE}: grades {missing} missing or years with gaps (reinstall creditsim)")
+        raise DataError(f"{path}: grades {missing} missing or years with gaps (need every grade AAA..CCC, years 1..15)")
     wide = wide[list(GRADES_8[:-1])].astype(np.float64)
     wide.index = pd.Index(wide.index.astype(np.int64), name="year")
     wide.columns.name = "grade"
@@ -261,8 +293,10 @@ def load_sp_cumulative_default_rates() -> pd.DataFrame:
     Default And Rating Transition Study", 27 March 2025, Table 24 "Global corporate average cumulative
     default rates, 1981-2024" (pp. 55-56); S&P holds the copyright, cite "S&P Global Ratings" wherever
     the numbers are shown. Transcribed (percent / 100, nothing else changed) from two independent
-    public transcriptions that agree on all 105 numbers; see ``sp_ratings/PROVENANCE.md`` section C for
-    the addresses, commits, retrieval date and licence note. This is the *calibration* table of
+    public transcriptions that agree on all 105 numbers; see ``tests/data/sp_ratings/PROVENANCE.md`` (source repository) for
+    the addresses, commits, retrieval date and licence note. **Not in the wheel** (restricted key
+    ``SP-CUMULATIVE``: place the file in ``$CREDITSIM_DATA_DIR/ratings/``; a one-line
+    :class:`~creditsim.errors.RestrictedDataMissing` otherwise). This is the *calibration* table of
     :mod:`creditsim.ratings.term_structure`; the 1981-2016 multi-year tables stay held out for
     validation and are not bundled.
 

@@ -1,23 +1,34 @@
-"""Series whose publishers forbid republication: not shipped in the wheel, found at the user's site.
+"""Data whose licence does not allow redistribution: not shipped in the wheel, found at the user's site.
 
 The Apache-2.0 package may only carry data whose licence allows redistribution. The ICE BofA option-
 adjusted spreads, the S&P CoreLogic Case-Shiller index and the FRED-MD database (Moody's, S&P, CBOE and
-Michigan series inside) do not, so :func:`restricted_path` looks for them, in this order, in
+Michigan series inside) do not; neither do two S&P Global Ratings tables: the 1981-2000 annual obligor
+and default counts by rating (redistributed by the GPL-licensed R package QRM, a licence the Apache-2.0
+wheel cannot carry) and the 1981-2024 average cumulative default rates (S&P's copyright, transcribed by
+repositories with no licence at all). :func:`restricted_path` looks for them, in this order, in
 
 1. ``$CREDITSIM_DATA_DIR`` (a directory the user or an administrator filled),
 2. the user cache, ``$XDG_CACHE_HOME/creditsim`` or ``~/.cache/creditsim`` (where ``creditsim data
    fetch`` writes),
 3. for development and tests only: ``shared/data/macro/`` beside a source checkout (the directory that
-   holds ``pyproject.toml`` and ``creditsim/``), used only if it exists.
+   holds ``pyproject.toml`` and ``creditsim/``), used only if it exists,
+4. for development and tests only: the file's own place in that checkout (``dev_path``: the S&P tables
+   lie in ``../shared/data/ratings/`` or ``tests/data/sp_ratings/``).
 
-Every directory has the layout of ``shared/data/macro/``: ``fred_series/<SERIES>.csv`` and
-``fred_md_2019-10.csv`` (a ``.gz`` of either is read as well). Nothing is found: a one-line
-:class:`~creditsim.errors.DataError` names the series, its publisher and licence and the fix.
+Directories 1 and 2 have the layout ``fred_series/<SERIES>.csv``, ``fred_md_2019-10.csv`` and
+``ratings/<file>.csv`` (a ``.gz`` of any is read as well). Nothing is found: a one-line
+:class:`~creditsim.errors.DataError` names the data, its publisher and licence and the fix.
+
+The S&P tables have no public download address (``url`` empty): ``creditsim data fetch`` skips them and
+the user places them by hand (from a licensed S&P source or a creditsim source checkout). The models the
+simulation needs from them ship as fitted parameters instead (``creditsim/pretrained/``: the Z-factor
+correlation and the lifetime-PD mixture), which are this project's estimates, not S&P's tables.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +47,9 @@ __all__ = [
     "sibling_data_dir",
     "search_dirs",
     "restricted_path",
+    "checkout_root",
+    "SP_COUNTS_KEY",
+    "SP_CUMULATIVE_KEY",
     "check_restricted_span",
     "data_provenance",
     "is_restricted",
@@ -49,6 +63,13 @@ FRED_GRAPH_CSV = "https://fred.stlouisfed.org/graph/fredgraph.csv?id={series}"
 FRED_MD_PAGE = "https://www.stlouisfed.org/research/economists/mccracken/fred-databases"
 #: key of the FRED-MD vintage in :data:`RESTRICTED_FILES` (``--series FRED-MD`` on the command line)
 FRED_MD_KEY = "FRED-MD"
+#: key of S&P's 1981-2000 annual obligor / default counts by rating
+SP_COUNTS_KEY = "SP-COUNTS"
+#: key of S&P's 1981-2024 average cumulative default rates by rating
+SP_CUMULATIVE_KEY = "SP-CUMULATIVE"
+_SP = "S&P Global Ratings"
+_SP_HOW = ("no public download: copy it from a creditsim source checkout's shared data or your licensed S&P "
+           "source")
 
 
 @dataclass(frozen=True)
@@ -66,6 +87,8 @@ class RestrictedFile:
             refused, since the macro history and its back-fill regressions would silently change.
         covers_to: latest observation (ISO date) a complete file reaches at least (the vintage creditsim
             was built on); a file ending before it is truncated or of an older vintage.
+        dev_path: the development copy's path relative to a source checkout's root, or None for the
+            macro layout (``shared/data/macro/<relpath>`` beside the checkout).
     """
 
     key: str
@@ -76,6 +99,12 @@ class RestrictedFile:
     url: str
     covers_from: str
     covers_to: str = "1900-01-01"
+    dev_path: str | None = None
+
+    @property
+    def downloadable(self) -> bool:
+        """Whether ``creditsim data fetch`` can download it (the S&P tables have no public address)."""
+        return bool(self.url)
 
 
 _ICE = "ICE Data Indices, LLC (ICE BofA indices, via FRED)"
@@ -109,6 +138,20 @@ RESTRICTED_FILES: dict[str, RestrictedFile] = {
             "no licence stated, third-party copyrighted series inside",
             "https://files.stlouisfed.org/files/htdocs/fred-md/monthly/2019-10.csv", "1959-01-01", "2019-09-01",
         ),
+        RestrictedFile(
+            SP_COUNTS_KEY, "ratings/sp_annual_obligors_defaults_by_rating_1981_2000_wide.csv",
+            "S&P annual obligors and defaults by rating (A..CCC/C), 1981-2000, via R package QRM 0.4-35", _SP,
+            f"S&P copyright, redistributed under GPL >= 2 (not the wheel's Apache-2.0); {_SP_HOW}", "",
+            "1981-01-01", "2000-01-01",
+            dev_path="../shared/data/ratings/sp_annual_obligors_defaults_by_rating_1981_2000_wide.csv",
+        ),
+        RestrictedFile(
+            SP_CUMULATIVE_KEY, "ratings/sp_global_avg_cumulative_default_rates_1981_2024.csv",
+            "S&P global corporate average cumulative default rates by rating, 1981-2024 (2024 study, "
+            "Table 24), fractions", _SP, f"S&P copyright, no licence to republish; {_SP_HOW}", "",
+            "1981-01-01", "2024-01-01",
+            dev_path="tests/data/sp_ratings/sp_global_avg_cumulative_default_rates_1981_2024.csv",
+        ),
     )
 }
 
@@ -124,21 +167,28 @@ def user_cache_dir() -> Path:
     return (Path(base) if base else Path.home() / ".cache") / "creditsim"
 
 
-def sibling_data_dir() -> Path | None:
-    """``shared/data/macro`` beside the source checkout this package was imported from, if both exist.
+def checkout_root() -> Path | None:
+    """Root of the source checkout this package was imported from, or None for an installed package.
 
     Only a checkout counts (its root holds ``pyproject.toml``): an installed wheel in ``site-packages``
     must never pick up whatever happens to lie next to it.
     """
     checkout = Path(__file__).resolve().parents[2]
-    if not (checkout / "pyproject.toml").is_file():
+    return checkout if (checkout / "pyproject.toml").is_file() else None
+
+
+def sibling_data_dir() -> Path | None:
+    """``shared/data/macro`` beside the source checkout this package was imported from, if both exist."""
+    checkout = checkout_root()
+    if checkout is None:
         return None
     shared = checkout.parent / "shared" / "data" / "macro"
     return shared if shared.is_dir() else None
 
 
 def search_dirs() -> list[tuple[str, Path]]:
-    """The directories searched, in order, each with its label for messages: env dir, cache, sibling."""
+    """The directories searched, in order, each with its label for messages: env dir, cache, sibling
+    ``shared/data/macro`` and the checkout (the last two only in a source checkout)."""
     dirs: list[tuple[str, Path]] = []
     env = os.environ.get(ENV_DATA_DIR, "").strip()
     if env:
@@ -147,7 +197,26 @@ def search_dirs() -> list[tuple[str, Path]]:
     sibling = sibling_data_dir()
     if sibling is not None:
         dirs.append(("shared", sibling))
+    checkout = checkout_root()
+    if checkout is not None:
+        dirs.append(("checkout", checkout))
     return dirs
+
+
+def _candidates(spec: RestrictedFile, dirs: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+    """Where ``spec`` may lie in each searched directory: ``<dir>/<relpath>`` in the env dir and cache,
+    the macro layout in the sibling ``shared/data/macro`` and ``dev_path`` in the checkout."""
+    out = []
+    for label, directory in dirs:
+        if label == "shared":
+            if spec.dev_path is None:
+                out.append((label, directory / spec.relpath))
+        elif label == "checkout":
+            if spec.dev_path is not None:
+                out.append((label, directory / spec.dev_path))
+        else:
+            out.append((label, directory / spec.relpath))
+    return out
 
 
 def check_restricted_span(key: str, path: Path, observed: pd.Index) -> None:
@@ -164,14 +233,16 @@ def check_restricted_span(key: str, path: Path, observed: pd.Index) -> None:
                         f"`creditsim data fetch --series {key} --force`")
 
 
-def data_provenance() -> dict[str, dict[str, str]]:
-    """For model governance: every restricted file this process would read, ``{key: {"path", "sha256"}}``
-    (the first match in the search order; files not on this machine are left out). Runs record it, so a
-    result says which vintage of the third-party series it was computed on."""
+def data_provenance(keys: Iterable[str] | None = None) -> dict[str, dict[str, str]]:
+    """For model governance: the restricted files ``keys`` that this process would read,
+    ``{key: {"path", "sha256"}}`` (the first match in the search order; files not on this machine are
+    left out). ``None`` = the macro series (the FRED-served files a simulation's macro history reads; the
+    S&P tables reach a simulation only through the shipped fits). Runs record it, so a result says which
+    vintage of the third-party series it was computed on."""
     import hashlib
 
     out = {}
-    for key in RESTRICTED_FILES:
+    for key in ([k for k, spec in RESTRICTED_FILES.items() if spec.dev_path is None] if keys is None else keys):
         try:
             path = restricted_path(key)
         except RestrictedDataMissing:
@@ -195,14 +266,13 @@ def restricted_path(key: str) -> Path:
         raise DataError(f"unknown restricted series {key!r}; known: {sorted(RESTRICTED_FILES)}")
     spec = RESTRICTED_FILES[key]
     dirs = search_dirs()
-    for _, directory in dirs:
-        for name in (spec.relpath, spec.relpath + ".gz"):
-            candidate = directory / name
+    for _, path in _candidates(spec, dirs):
+        for candidate in (path, path.with_name(path.name + ".gz")):
             if candidate.is_file():
                 return candidate
-    searched = ", ".join(f"{label} {path}" for label, path in dirs)
+    searched = ", ".join(f"{label} {path}" for label, path in dirs if label != "checkout")
+    fix = "run `creditsim data fetch`, or set" if spec.downloadable else "set"
     raise RestrictedDataMissing(
         f"{key} ({spec.title}; {spec.publisher}; {spec.licence}) is not shipped with creditsim and was not "
-        f"found as {spec.relpath} in: {searched}; run `creditsim data fetch`, or set {ENV_DATA_DIR} to a "
-        f"directory holding {spec.relpath}"
+        f"found as {spec.relpath} in: {searched}; {fix} {ENV_DATA_DIR} to a directory holding {spec.relpath}"
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -50,6 +51,7 @@ DEFAULT_LINK_VARIABLES: tuple[str, ...] = ("gdp_growth", "credit_spread_hy")
 
 #: the default link's coefficients fitted on the bundled history (``python -m creditsim.ratings.lifetime``,
 #: part of ``make pretrained``): used where the HY spread history, which may not be shipped, is missing
+log = logging.getLogger(__name__)
 BUNDLED_LINK_FILE = Path(__file__).resolve().parents[1] / "pretrained" / "z_macro_link.json"
 
 
@@ -367,20 +369,32 @@ class ZMacroLink:
         :func:`creditsim.datasets.load_macro_history` (1981-2000). The returned link carries
         ``ttc`` (default: the bundled S&P 8x8), ``rho`` = the fitted rho, and ``z_result_``.
         z > 0 is a good year (Z_t < 0 in 1990-91 and 1999-2000 in the bundled fit).
+
+        The counts (``SP-COUNTS``) and the HY spread history are restricted data, not in the wheel
+        (issue 18). Where either is missing, the default link's rho and coefficients come from
+        :data:`BUNDLED_LINK_FILE` (written by :func:`write_bundled_link` from this very fit; a test
+        checks the two agree) and ``z_result_`` is None when the counts are missing; a link on other
+        variables needs the data and raises the one-line :class:`RestrictedDataMissing`.
         """
         sp = load_sp_ratings()
-        res = _bundled_z_fit()
-        link = cls(variables, ttc=sp.matrix_8x8 if ttc is None else ttc, rho=res.rho_)
+        ttc = sp.matrix_8x8 if ttc is None else ttc
+        res = None
         try:
+            res = _bundled_z_fit()
             macro = load_macro_history(start="1981-01", end="2000-12")
         except RestrictedDataMissing:
-            # the HY spread history is not shipped (issue 18): the default link's fitted coefficients are
+            link = cls(variables, ttc=ttc)
             if link.variables != DEFAULT_LINK_VARIABLES:
                 raise
-            link._set_fit(json.loads(BUNDLED_LINK_FILE.read_text(encoding="utf-8")))
+            params = json.loads(BUNDLED_LINK_FILE.read_text(encoding="utf-8"))
+            log.info("rating link: rho and coefficients from %s (the S&P counts or the HY spread history, "
+                     "restricted data, are not on this machine)", BUNDLED_LINK_FILE.name)
+            link.rho = check_rho(params["rho"])
+            link._set_fit(params)
         else:
+            link = cls(variables, ttc=ttc, rho=res.rho_)
             link.fit(res.z_, macro)
-        link.z_result_ = copy.deepcopy(res)  # the cached fit stays untouched
+        link.z_result_ = None if res is None else copy.deepcopy(res)  # the cached fit stays untouched
         return link
 
     def fit_parameters(self) -> dict[str, Any]:
@@ -415,7 +429,7 @@ class ZMacroLink:
 
 @lru_cache(maxsize=1)
 def _bundled_z_fit():
-    """Z_t (MAP; z > 0 = good year) and rho (marginal ML) on the bundled S&P 1981-2000 default
+    """Z_t (MAP; z > 0 = good year) and rho (marginal ML) on the S&P 1981-2000 default
     counts, computed once."""
     sp = load_sp_ratings()
     return ZFactorModel().fit(defaults=sp.defaults, obligors=sp.obligors, method="map")
@@ -530,7 +544,11 @@ def write_bundled_link(path: str | Path = BUNDLED_LINK_FILE) -> Path:
     write its coefficients to ``path`` as JSON, atomically."""
     from creditsim.fileio import atomic_write
 
-    params = ZMacroLink.from_bundled().fit_parameters()
+    link = ZMacroLink.from_bundled()
+    if link.z_result_ is None:
+        raise RestrictedDataMissing("write_bundled_link needs the S&P counts (SP-COUNTS) and the HY spread "
+                                    "history on this machine: it would only copy the shipped file")
+    params = {**link.fit_parameters(), "rho": link.rho}
     text = json.dumps(params, indent=2) + "\n"
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 

@@ -51,8 +51,10 @@ monthly hazards ``h_g(m) = 1 - S_g(m) / S_g(m - 1)`` decimals per month. G = K -
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -67,7 +69,8 @@ from creditsim.ratings.limits import MAX_YEARS, check_count
 from creditsim.states import GRADES_7, GRADES_8
 
 __all__ = ["MarkovMixtureTermStructure", "MixtureFit", "type_monthly_matrices", "scenario_default_hazard",
-           "bundled_term_structure"]
+           "bundled_term_structure", "fit_bundled_term_structure", "write_bundled_term_structure",
+           "BUNDLED_TERM_STRUCTURE_FILE"]
 
 #: fixed Nelder-Mead starts, in the unconstrained coordinates of :func:`_unpack` (logit weight of the
 #: fast type, log fast speed, logit of slow / fast speed): a slow-majority pool, a near mover-stayer,
@@ -396,14 +399,57 @@ def scenario_default_hazard(model: MarkovMixtureTermStructure, macro_paths: np.n
     return np.clip(hazard, 0.0, 1.0)
 
 
+#: weights and speeds of the mixture fitted to S&P's 1981-2024 cumulative default table (this project's
+#: estimates; the table itself is S&P's and not in the wheel: ``creditsim.datasets.restricted``)
+BUNDLED_TERM_STRUCTURE_FILE = Path(__file__).resolve().parents[1] / "pretrained" / "sp_term_structure.json"
+
+
 def bundled_term_structure() -> MarkovMixtureTermStructure:
-    """The mixture fitted to the bundled S&P 1981-2024 cumulative default table on the bundled TTC
-    matrix (:func:`creditsim.datasets.load_sp_cumulative_default_rates`); fitted once per process (~3 s)."""
+    """The mixture fitted to S&P's 1981-2024 cumulative default table on the bundled TTC matrix, read
+    from :data:`BUNDLED_TERM_STRUCTURE_FILE` (no refit: the table is restricted data, and a stored fit
+    gives every machine the same bits; ``fit_`` is None). One shared instance per process: do not modify.
+    :func:`write_bundled_term_structure` regenerates the file; a test checks it against a fresh fit."""
     return _bundled_fit()
 
 
 @functools.lru_cache(maxsize=1)
 def _bundled_fit() -> MarkovMixtureTermStructure:
+    from creditsim.datasets import load_sp_ratings
+    from creditsim.errors import CheckpointError
+
+    try:
+        params = json.loads(BUNDLED_TERM_STRUCTURE_FILE.read_text(encoding="utf-8"))
+        weights, speeds, method = params["weights"], params["speeds"], params["method"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{BUNDLED_TERM_STRUCTURE_FILE}: unreadable fitted term structure ({exc}); "
+                              f"regenerate it: python -m creditsim.ratings.term_structure") from None
+    return MarkovMixtureTermStructure.from_params(load_sp_ratings().matrix_8x8, np.asarray(weights),
+                                                  np.asarray(speeds), method=method)
+
+
+def fit_bundled_term_structure() -> MarkovMixtureTermStructure:
+    """Fit the mixture afresh on the S&P 1981-2024 cumulative table (the restricted ``SP-CUMULATIVE``
+    file must be on this machine; ~3 s) with the default options."""
     from creditsim.datasets import load_sp_cumulative_default_rates, load_sp_ratings
 
     return MarkovMixtureTermStructure(load_sp_ratings().matrix_8x8).fit(load_sp_cumulative_default_rates())
+
+
+def write_bundled_term_structure(path: str | Path = BUNDLED_TERM_STRUCTURE_FILE) -> Path:
+    """Fit afresh (:func:`fit_bundled_term_structure`) and write weights / speeds as JSON, atomically."""
+    from creditsim.datasets.ratings import CUMULATIVE_SOURCE
+    from creditsim.fileio import atomic_write
+
+    model = fit_bundled_term_structure()
+    params = {"weights": model.weights_.tolist(), "speeds": model.speeds_.tolist(), "method": model.method,
+              "grades": list(model.grades), "fitted_to": CUMULATIVE_SOURCE,
+              "ttc": "creditsim.datasets.load_sp_ratings().matrix_8x8",
+              "options": {"n_types": model.n_types, "floor": model.floor, "max_speed": model.max_speed,
+                          "min_speed": model.min_speed, "monotone": model.monotone,
+                          "check_years": model.check_years}}
+    text = json.dumps(params, indent=2) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+if __name__ == "__main__":
+    print(f"wrote {write_bundled_term_structure()}")

@@ -83,7 +83,7 @@ class Server:
 
     def serve_publisher_paths(self, prefix: str = "") -> dict[str, bytes]:
         """Serve every restricted file under ``prefix`` at the publisher's path; the bodies, by key."""
-        bodies = {key: fred_md_csv() if key == FRED_MD_KEY else fred_csv(key) for key in RESTRICTED_FILES}
+        bodies = {key: fred_md_csv() if key == FRED_MD_KEY else fred_csv(key) for key in PUBLISHER_URLS}
         for key, body in bodies.items():
             self.routes[prefix + publisher_path(key)] = (200, {"Content-Type": "text/csv"}, body)
         return bodies
@@ -176,7 +176,7 @@ def test_cli_fetches_every_file_through_the_mirror_then_finds_them_present(serve
     assert run_cli(["data", "fetch", "--mirror", server.url]) == 0
     printed = capsys.readouterr().out
     assert printed.count("present") == 4 and "downloaded from" not in printed and len(server.hits) == 4
-    assert {k: f.url for k, f in RESTRICTED_FILES.items()} == PUBLISHER_URLS
+    assert {k: f.url for k, f in RESTRICTED_FILES.items() if f.downloadable} == PUBLISHER_URLS
 
 
 def test_env_mirror_with_a_path_prefix_and_the_option_beats_it(server, local_only, monkeypatch):

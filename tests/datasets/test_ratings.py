@@ -46,8 +46,9 @@ def test_merged_7x7_is_obligor_weighted_and_frames_are_copies():
     m8 = sp.matrix_8x8.to_numpy()
     assert sp.matrix_7x7.loc["B", "D"] == pytest.approx((1 - w) * m8[5, 7] + w * m8[6, 7])
     assert sp.matrix_7x7.loc["BB", "B"] == pytest.approx(m8[4, 5] + m8[4, 6])
-    sp.obligors.loc[1981, "A"] = -5
-    assert load_sp_ratings().obligors.loc[1981, "A"] == 484
+    obligors = sp.obligors
+    obligors.loc[1981, "A"] = -5
+    assert sp.obligors.loc[1981, "A"] == 484 and load_sp_ratings().obligors.loc[1981, "A"] == 484
     with pytest.raises(DataError, match="8, 8"):
         merge_ccc_into_b(np.eye(7), 0.1)
 

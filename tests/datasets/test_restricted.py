@@ -52,6 +52,7 @@ def dirs(tmp_path: Path, monkeypatch) -> dict[str, Path]:
     monkeypatch.setenv(ENV_DATA_DIR, str(out["env"]))
     monkeypatch.setenv("XDG_CACHE_HOME", str(out["xdg"]))
     monkeypatch.setattr(restricted, "sibling_data_dir", lambda: out["sibling"])
+    monkeypatch.setattr(restricted, "checkout_root", lambda: None)  # nor the S&P tables of the checkout
     return out
 
 
@@ -79,7 +80,7 @@ def _put(root: Path, key: str, payload: bytes = FRED_CSV) -> Path:
 def test_env_dir_beats_cache_beats_sibling(dirs):
     key = "BAMLH0A0HYM2"
     in_env, in_cache, in_sibling = (_put(dirs[d], key) for d in ("env", "cache", "sibling"))
-    assert [label for label, _ in restricted.search_dirs()] == [ENV_DATA_DIR, "cache", "shared"]
+    assert [label for label, _ in restricted.search_dirs()][:3] == [ENV_DATA_DIR, "cache", "shared"]
     assert restricted_path(key) == in_env
     in_env.unlink()
     assert restricted_path(key) == in_cache
@@ -131,10 +132,14 @@ def test_sibling_shared_is_found_only_beside_a_checkout(monkeypatch):
     assert restricted.sibling_data_dir() is None
 
 
-def test_fetch_writes_the_download_atomically_into_the_cache(dirs, monkeypatch):
+def test_fetch_writes_the_download_atomically_into_the_cache(dirs, monkeypatch, caplog):
     urls: list[str] = []
     monkeypatch.setattr(fetch_mod, "download", lambda url, timeout=60.0: urls.append(url) or FRED_CSV)
-    (done,) = fetch_restricted(["bamlh0a0hym2"])
+    with caplog.at_level("INFO", logger="creditsim.datasets.fetch"):
+        (done,) = fetch_restricted(["bamlh0a0hym2"])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"BAMLH0A0HYM2: {len(FRED_CSV)} bytes from https://fred.stlouisfed.org/graph/fredgraph.csv?id=BAMLH0A0HYM2 "
+        f"-> {done.path} (observations 1996-12-31 .. 2025-12-30)"]
     target = dirs["cache"] / "fred_series" / "BAMLH0A0HYM2.csv"
     assert urls == ["https://fred.stlouisfed.org/graph/fredgraph.csv?id=BAMLH0A0HYM2"]
     assert (done.path, done.status, done.first, done.last) == (target, "fetched", "1996-12-31", "2025-12-30")

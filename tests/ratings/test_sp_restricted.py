@@ -1,0 +1,129 @@
+"""Issue 18: the S&P tables the wheel may not carry (the QRM counts, GPL; the 1981-2024 cumulative table,
+no licence) are restricted data, and everything the simulation needs from them ships as fitted parameters.
+
+"Without the data" is a pip user's machine: the search finds nothing (an empty cache, no checkout)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import creditsim.datasets.restricted as restricted
+from creditsim.datasets import ratings as sp_ratings
+from creditsim.datasets.restricted import ENV_DATA_DIR, RESTRICTED_FILES, SP_COUNTS_KEY, SP_CUMULATIVE_KEY
+from creditsim.errors import ConfigError, RestrictedDataMissing
+from creditsim.examples import example_path
+from creditsim.ratings import lifetime, term_structure
+from creditsim.ratings.lifetime import ZMacroLink
+from creditsim.ratings.zfactor import ZFactorModel
+
+
+def _clear() -> None:
+    for fn in (sp_ratings._load_counts, sp_ratings._load_cumulative, lifetime._bundled_z_fit,
+               term_structure._bundled_fit):
+        fn.cache_clear()
+
+
+@pytest.fixture
+def without_sp_data(tmp_path, monkeypatch):
+    """Nothing restricted on this machine: no env dir, an empty cache, no checkout beside the package."""
+    monkeypatch.delenv(ENV_DATA_DIR, raising=False)
+    monkeypatch.setattr(restricted, "search_dirs", lambda: [("cache", tmp_path / "empty-cache")])
+    _clear()
+    yield
+    _clear()
+
+
+def test_the_two_tables_are_restricted_and_found_in_the_checkout():
+    for key in (SP_COUNTS_KEY, SP_CUMULATIVE_KEY):
+        spec = RESTRICTED_FILES[key]
+        assert not spec.downloadable and "S&P" in spec.publisher
+        path = restricted.restricted_path(key)
+        assert path.name == spec.relpath.split("/")[-1]
+        assert "creditsim/datasets" not in path.as_posix()  # never from inside the package
+    shipped = {p.name for p in sp_ratings._DIR.iterdir()}
+    assert shipped == {"PROVENANCE.md", "sp_global_avg_1y_transition_1981_2016_nr_adjusted.csv",
+                       "sp_global_avg_1y_transition_1981_2016_pct.csv"}
+
+
+def test_ccc_share_constants_are_the_counts_pooled():
+    sp = sp_ratings.load_sp_ratings()
+    assert int(sp.obligors["CCC"].sum()) == sp_ratings.CCC_OBLIGORS_1981_2000
+    assert int(sp.obligors["B"].sum()) == sp_ratings.B_OBLIGORS_1981_2000
+    pooled = sp.obligors["CCC"].sum() / (sp.obligors["CCC"].sum() + sp.obligors["B"].sum())
+    assert sp.ccc_share_of_b == float(pooled)
+
+
+def test_shipped_fits_equal_a_fresh_fit_on_the_restricted_tables():
+    """The JSON files are what the code would fit on the restricted tables today (regenerate them with
+    `python -m creditsim.ratings.term_structure` / `python -m creditsim.ratings.lifetime` otherwise)."""
+    shipped = term_structure.bundled_term_structure()
+    fresh = term_structure.fit_bundled_term_structure()
+    np.testing.assert_allclose(shipped.weights_, fresh.weights_, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(shipped.speeds_, fresh.speeds_, rtol=1e-7, atol=1e-10)
+    sp = sp_ratings.load_sp_ratings()
+    rho = ZFactorModel().fit(defaults=sp.defaults, obligors=sp.obligors, method="map").rho_
+    link = ZMacroLink.from_bundled()
+    assert link.z_result_ is not None and link.rho == pytest.approx(rho, rel=1e-9)
+    import json
+
+    params = json.loads(lifetime.BUNDLED_LINK_FILE.read_text(encoding="utf-8"))
+    assert params["rho"] == pytest.approx(rho, rel=1e-9)
+
+
+def test_without_the_tables_the_matrices_and_models_load_and_the_counts_say_where_to_put_them(without_sp_data, caplog):
+    sp = sp_ratings.load_sp_ratings()
+    assert sp.matrix_8x8.shape == (8, 8) and sp.matrix_7x7.shape == (7, 7)
+    for read in (lambda: sp.obligors, lambda: sp.defaults, sp_ratings.load_sp_default_panel,
+                 sp_ratings.load_sp_cumulative_default_rates):
+        with pytest.raises(RestrictedDataMissing) as err:
+            read()
+        msg = str(err.value)
+        assert "\n" not in msg and ENV_DATA_DIR in msg and "ratings/" in msg and "S&P" in msg, msg
+        assert "creditsim data fetch" not in msg, msg  # there is nothing to fetch it from
+    with caplog.at_level("INFO", logger="creditsim.ratings.lifetime"):
+        link = ZMacroLink.from_bundled()
+    assert link.z_result_ is None and 0.0 < link.rho < 1.0
+    assert any("z_macro_link.json" in r.getMessage() for r in caplog.records)
+    assert term_structure.bundled_term_structure().weights_.shape == (7, 2)
+    with pytest.raises(RestrictedDataMissing):
+        ZMacroLink.from_bundled(["gdp_growth"])  # another link needs the data to be fitted
+
+
+def _rated_run() -> float:
+    import creditsim as cs
+
+    loans = pd.read_parquet(example_path("loans_bsl.parquet")).head(40)
+    deal = cs.load_deal(example_path("bsl_clo.yaml"))
+    r = cs.simulate(loans, deal, n_simulations=16, macro="synthetic", horizon=12, seed=3, progress=False)
+    return float(r.expected_loss)
+
+
+def test_a_rated_tape_simulates_the_same_bits_without_the_tables(tmp_path, monkeypatch):
+    with_data = _rated_run()
+    monkeypatch.delenv(ENV_DATA_DIR, raising=False)
+    monkeypatch.setattr(restricted, "search_dirs", lambda: [("cache", tmp_path / "empty")])
+    _clear()
+    try:
+        without = _rated_run()
+    finally:
+        _clear()
+    assert without == with_data and with_data > 0.0
+
+
+def test_fetch_names_the_tables_as_not_downloadable(run_cli, one_line_error, tmp_path):
+    from creditsim.datasets.fetch import fetch_restricted
+
+    with pytest.raises(ConfigError, match="SP-CUMULATIVE .*no public download address.*ratings/"):
+        fetch_restricted(["sp-cumulative"], tmp_path)
+    assert run_cli(["data", "fetch", "--dir", str(tmp_path), "--series", "SP-COUNTS"]) == 2
+    assert "no public download address" in one_line_error()
+
+
+def test_runs_record_the_macro_series_not_the_tables_they_never_read():
+    from creditsim.datasets.restricted import data_provenance
+
+    assert not {SP_COUNTS_KEY, SP_CUMULATIVE_KEY} & set(data_provenance())
+    named = data_provenance([SP_CUMULATIVE_KEY])
+    assert set(named) == {SP_CUMULATIVE_KEY} and len(named[SP_CUMULATIVE_KEY]["sha256"]) == 64
