@@ -120,8 +120,9 @@ def test_beta_schedule_is_linear_then_flat():
     assert beta_schedule(0, 0.3, 0) == 0.3
 
 
-def test_fit_stops_early_and_restores_the_best_weights():
-    """Train a line on data whose validation target drifts away: validation loss has an interior minimum."""
+def test_fit_stops_early_and_restores_the_best_weights(caplog):
+    """Train a line on data whose validation target drifts away: validation loss has an interior minimum.
+    Each epoch and the end are logged on ``creditsim.nn.trainer`` (``creditsim -v``)."""
     torch.manual_seed(0)
     x = torch.linspace(-1, 1, 64)[:, None]
     model = torch.nn.Linear(1, 1)
@@ -135,8 +136,12 @@ def test_fit_stops_early_and_restores_the_best_weights():
         return {"loss": ((m(batch[0]) - batch[1]) ** 2).mean()}
 
     cfg = TrainConfig(epochs=300, batch_size=64, lr=0.02, weight_decay=0.0, patience=5, min_epochs=0, progress=False)
-    res = fit(model, loss_fn, train, val, cfg)
+    with caplog.at_level("INFO", logger="creditsim.nn.trainer"):
+        res = fit(model, loss_fn, train, val, cfg)
     assert res.stopped_early and res.epochs_run < 300
+    lines = [r.getMessage() for r in caplog.records if r.name == "creditsim.nn.trainer"]
+    assert len(lines) == res.epochs_run + 1 and "epoch 1/300: train" in lines[0]
+    assert f"{res.epochs_run} epochs in" in lines[-1] and f"at epoch {res.best_epoch + 1} (stopped early)" in lines[-1]
     best_val = min(row["val_loss"] for row in res.history)
     assert res.best_val_loss == pytest.approx(best_val)
     with torch.no_grad():

@@ -8,6 +8,7 @@ the epoch with the lowest validation loss and restores them at the end.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,9 @@ import torch
 
 from creditsim.devices import check_device, torch_device
 from creditsim.errors import ConfigError
+
+#: one INFO line per epoch and one at the end (``creditsim -v``; library users configure ``logging``)
+log = logging.getLogger(__name__)
 
 __all__ = ["TrainConfig", "TrainResult", "fit", "beta_schedule"]
 
@@ -158,6 +162,7 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, train: Sequence[torch.Tensor], 
             stats = f"train {row['train_loss']:.3f}" + (f"  val {row['val_loss']:.3f}" if "val_loss" in row else "") \
                 + f"  best {result.best_val_loss:.3f}@{result.best_epoch}"
             bar.update(task, advance=1, stats=stats)
+            log.info("%s epoch %d/%d: %s (%.1f s)", description, epoch + 1, cfg.epochs, stats, time.perf_counter() - t0)
             if bad_epochs >= cfg.patience and not keep_last:
                 result.stopped_early = True
                 break
@@ -165,4 +170,6 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, train: Sequence[torch.Tensor], 
         model.load_state_dict(best_state)
     model.eval()
     result.seconds = time.perf_counter() - t0
+    log.info("%s: %d epochs in %.1f s, best loss %.4f at epoch %d%s", description, result.epochs_run, result.seconds,
+             result.best_val_loss, result.best_epoch + 1, " (stopped early)" if result.stopped_early else "")
     return result
