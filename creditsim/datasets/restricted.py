@@ -157,7 +157,8 @@ RESTRICTED_FILES: dict[str, RestrictedFile] = {
 
 
 def is_restricted(key: str) -> bool:
-    """Whether ``key`` (a FRED mnemonic or ``"FRED-MD"``) is a restricted file, i.e. not in the wheel."""
+    """Whether ``key`` (a FRED mnemonic, ``"FRED-MD"``, ``"SP-COUNTS"`` or ``"SP-CUMULATIVE"``) is a restricted
+    file, i.e. not in the wheel."""
     return key in RESTRICTED_FILES
 
 
