@@ -140,7 +140,8 @@ def test_fit_stops_early_and_restores_the_best_weights(caplog):
         res = fit(model, loss_fn, train, val, cfg)
     assert res.stopped_early and res.epochs_run < 300
     lines = [r.getMessage() for r in caplog.records if r.name == "creditsim.nn.trainer"]
-    assert len(lines) == res.epochs_run + 1 and "epoch 1/300: train" in lines[0]
+    assert len(lines) == res.epochs_run + 1 and "epoch 1/300: loss" in lines[0] and "best " in lines[0]
+    assert "inf" not in " ".join(lines) and f"best {res.best_val_loss:.4f} at epoch {res.best_epoch + 1}" in lines[-2]
     assert f"{res.epochs_run} epochs in" in lines[-1] and f"at epoch {res.best_epoch + 1} (stopped early)" in lines[-1]
     best_val = min(row["val_loss"] for row in res.history)
     assert res.best_val_loss == pytest.approx(best_val)

@@ -284,7 +284,7 @@ def _harness_inputs(panel: str, tape: Path | None, macro: str | None):
     else:
         path = Path(panel)
         if not path.exists():
-            raise ConfigError(f"--panel: {panel} does not exist (a panel file, or 'uci' / 'sp' for a bundled panel)")
+            raise ConfigError(f"--panel: {panel} does not exist (a panel file, or 'uci' / 'sp' for a built-in panel)")
         frame, static = read_panel(path, check_transitions=False), None if tape is None else read_tape(tape)
     if macro is None:
         return frame, static, None

@@ -1,10 +1,10 @@
 """``creditsim ratings``: fit the one-factor credit-cycle model and project lifetime PDs.
 
-- ``creditsim ratings fit``: TTC matrix, rho and the Z_t table from annual default counts (bundled
-  S&P 1981-2000 by default, or ``--data`` a CSV with columns year, rating, obligors, defaults);
+- ``creditsim ratings fit``: TTC matrix, rho and the Z_t table from annual default counts (S&P
+  1981-2000 by default, restricted data found at the user's site, or ``--data`` a CSV with columns year, rating, obligors, defaults);
   ``--plot PATH`` writes a PNG of Z_t and of the TTC cumulative PD term structures by grade.
 - ``creditsim ratings lifetime --scenario NAME``: lifetime cumulative PDs by grade (8x8 S&P TTC) under
-  Federal Reserve supervisory scenarios mapped to Z by the bundled macro link, with the residual
+  Federal Reserve supervisory scenarios mapped to Z by the stored macro link, with the residual
   variance integrated, reverting to TTC after the scenario's full years; several ``--scenario`` with
   ``--weights`` give the probability-weighted (outcome-weighted) term structure. ``--z`` gives an
   explicit Z path instead.
@@ -142,8 +142,10 @@ def fit(
 
     sp = load_sp_ratings()
     if data is None:
+        from creditsim.datasets.restricted import SP_COUNTS_KEY, restricted_path
+
         defaults, obligors = sp.defaults, sp.obligors
-        source = "S&P Global Ratings 1981-2000 (bundled)"
+        source = f"S&P Global Ratings 1981-2000 ({restricted_path(SP_COUNTS_KEY)})"
     else:
         defaults, obligors = _read_counts(Path(data))
         source = str(data)

@@ -55,9 +55,10 @@ from creditsim.datasets.restricted import (
     RESTRICTED_FILES,
     RestrictedFile,
     check_restricted_span,
+    restricted_path,
     user_cache_dir,
 )
-from creditsim.errors import ConfigError, DataError
+from creditsim.errors import ConfigError, DataError, RestrictedDataMissing
 from creditsim.fileio import atomic_write
 
 log = logging.getLogger(__name__)
@@ -239,6 +240,17 @@ def _looks_like_html(payload: bytes) -> bool:
     return start.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml", b"<!--"))
 
 
+def _placed_file(spec: RestrictedFile) -> FetchedFile:
+    """A file with no download address (the S&P tables): ``"present"`` where the search finds it, else a
+    one-line ConfigError saying how to make it and where to put it."""
+    try:
+        path = restricted_path(spec.key)
+    except RestrictedDataMissing:
+        raise ConfigError(f"{spec.key} ({spec.publisher}) has no public download address: place "
+                          f"{spec.relpath} in ${ENV_DATA_DIR} or {user_cache_dir()} by hand ({spec.licence})") from None
+    return FetchedFile(spec.key, path, "present", "-", "-")
+
+
 def _fetch_one(spec: RestrictedFile, target: Path, mirror: str | None, timeout: float | None) -> FetchedFile:
     """Download one file (through ``mirror`` if set), check it and move it onto ``target`` atomically."""
     url = mirror_url(spec.url, mirror)
@@ -277,8 +289,9 @@ def fetch_restricted(
 
     Args:
         series: keys of :data:`~creditsim.datasets.restricted.RESTRICTED_FILES` (FRED mnemonics, or
-            ``"FRED-MD"``); ``None`` fetches all that have a download address (the S&P rating tables
-            have none: asking for one is a one-line error saying where to place it). Case-insensitive.
+            ``"FRED-MD"``); ``None`` fetches all that have a download address. The S&P rating tables
+            have none: asking for one reports it ``"present"`` where the search finds it, else is a
+            one-line error saying how to make it and where to place it. Case-insensitive.
         directory: target data directory; ``None`` is :func:`~creditsim.datasets.restricted.user_cache_dir`,
             searched automatically. Another directory is searched once ``CREDITSIM_DATA_DIR`` names it.
         force: download again even where the file exists (a newer vintage: the macro history changes).
@@ -299,11 +312,9 @@ def fetch_restricted(
     fetchable = [k for k, spec in RESTRICTED_FILES.items() if spec.downloadable]
     known = {k.lower(): k for k in fetchable}
     wanted = fetchable if series is None else [str(s).strip() for s in series]
-    placed = [s for s in wanted if s.lower() not in known and s.upper() in RESTRICTED_FILES]
+    placed = [s.upper() for s in wanted if s.lower() not in known and s.upper() in RESTRICTED_FILES]
     if placed:
-        spec = RESTRICTED_FILES[placed[0].upper()]
-        raise ConfigError(f"{spec.key} ({spec.publisher}) has no public download address: place "
-                          f"{spec.relpath} in $CREDITSIM_DATA_DIR or {user_cache_dir()} by hand ({spec.licence})")
+        return [_placed_file(RESTRICTED_FILES[key]) for key in dict.fromkeys(placed)]
     unknown = [s for s in wanted if s.lower() not in known]
     if unknown or not wanted:
         raise ConfigError(f"series must be among {fetchable}, got {unknown or wanted}")

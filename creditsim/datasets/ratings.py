@@ -167,8 +167,14 @@ def _load_counts() -> tuple[pd.DataFrame, pd.DataFrame]:
     if missing:
         raise DataError(f"{path}: columns {missing} missing (S&P counts by grade: year, <grade>obligors, <grade>defaults)")
     year = pd.Index(wide["year"].astype(np.int64), name="year")
+    if year.tolist() != list(range(1981, 2001)):
+        span = f"years {year.min()} .. {year.max()} ({len(year)} rows)" if len(year) else "no rows"
+        raise DataError(f"{path}: {span}, but {SP_COUNTS_KEY} is S&P's 1981 .. 2000 table, one row a year "
+                        f"(another period or source: `creditsim ratings fit --data FILE`)")
     obligors = pd.DataFrame({g: wide[f"{g}obligors"].to_numpy(np.int64) for g in COUNT_GRADES}, index=year)
     defaults = pd.DataFrame({g: wide[f"{g}defaults"].to_numpy(np.int64) for g in COUNT_GRADES}, index=year)
+    if ((defaults < 0) | (defaults > obligors)).to_numpy().any():
+        raise DataError(f"{path}: defaults must lie in 0 .. obligors for every year and grade")
     return obligors, defaults
 
 
@@ -271,8 +277,9 @@ def _load_cumulative() -> pd.DataFrame:
         raise DataError(f"{path}: columns {absent} missing (long form: grade, year, cumulative_default_rate)")
     wide = long.pivot(index="year", columns="grade", values="cumulative_default_rate")
     missing = [g for g in GRADES_8[:-1] if g not in wide.columns]
-    if missing or wide.isna().any().any():
-        raise DataError(f"{path}: grades {missing} missing or years with gaps (need every grade AAA..CCC, years 1..15)")
+    if missing or wide.isna().any().any() or wide.index.tolist() != list(range(1, 16)):
+        raise DataError(f"{path}: grades {missing} missing, or years other than 1 .. 15 or with gaps (need every "
+                        f"grade AAA..CCC for years 1 .. 15)")
     wide = wide[list(GRADES_8[:-1])].astype(np.float64)
     wide.index = pd.Index(wide.index.astype(np.int64), name="year")
     wide.columns.name = "grade"

@@ -68,8 +68,10 @@ SP_COUNTS_KEY = "SP-COUNTS"
 #: key of S&P's 1981-2024 average cumulative default rates by rating
 SP_CUMULATIVE_KEY = "SP-CUMULATIVE"
 _SP = "S&P Global Ratings"
-_SP_HOW = ("no public download: copy it from a creditsim source checkout's shared data or your licensed S&P "
-           "source")
+_SP_COUNTS_HOW = ("no public download: export data set spdata.raw of the R package QRM (CRAN) to this CSV "
+                  "layout (year, <grade>obligors, <grade>defaults for A, BBB, BB, B, CCC)")
+_SP_CUMULATIVE_HOW = ("no public download: transcribe Table 24 of S&P's 2024 Annual Global Corporate Default And "
+                      "Rating Transition Study as grade,year,cumulative_default_rate (fractions)")
 
 
 @dataclass(frozen=True)
@@ -141,14 +143,14 @@ RESTRICTED_FILES: dict[str, RestrictedFile] = {
         RestrictedFile(
             SP_COUNTS_KEY, "ratings/sp_annual_obligors_defaults_by_rating_1981_2000_wide.csv",
             "S&P annual obligors and defaults by rating (A..CCC/C), 1981-2000, via R package QRM 0.4-35", _SP,
-            f"S&P copyright, redistributed under GPL >= 2 (not the wheel's Apache-2.0); {_SP_HOW}", "",
+            f"S&P copyright, redistributed under GPL >= 2 (not the wheel's Apache-2.0); {_SP_COUNTS_HOW}", "",
             "1981-01-01", "2000-01-01",
             dev_path="../shared/data/ratings/sp_annual_obligors_defaults_by_rating_1981_2000_wide.csv",
         ),
         RestrictedFile(
             SP_CUMULATIVE_KEY, "ratings/sp_global_avg_cumulative_default_rates_1981_2024.csv",
             "S&P global corporate average cumulative default rates by rating, 1981-2024 (2024 study, "
-            "Table 24), fractions", _SP, f"S&P copyright, no licence to republish; {_SP_HOW}", "",
+            "Table 24), fractions", _SP, f"S&P copyright, no licence to republish; {_SP_CUMULATIVE_HOW}", "",
             "1981-01-01", "2024-01-01",
             dev_path="tests/data/sp_ratings/sp_global_avg_cumulative_default_rates_1981_2024.csv",
         ),

@@ -24,7 +24,7 @@ import pandas as pd
 
 from creditsim.datasets.macro import load_macro_history
 from creditsim.datasets.ratings import load_sp_ratings
-from creditsim.errors import CheckpointError, ConfigError, DataError, NotFittedError, RestrictedDataMissing, format_labels
+from creditsim.errors import CheckpointError, ConfigError, DataError, NotFittedError, format_labels
 from creditsim.schema import monthly_index
 from creditsim.ratings.estimate import monthly_matrix, validate_matrix
 from creditsim.ratings.limits import MAX_YEARS, check_count, check_memory
@@ -363,38 +363,35 @@ class ZMacroLink:
         variables: Sequence[str] | None = None,
         *,
         ttc: np.ndarray | pd.DataFrame | None = None,
+        refit: bool = False,
     ) -> "ZMacroLink":
-        """Link fitted on bundled data: Z_t (MAP, rho by marginal ML) from the S&P 1981-2000 default
-        counts (grades A..CCC, TTC PDs = pooled default rates), regressed on calendar-year averages of
-        :func:`creditsim.datasets.load_macro_history` (1981-2000). The returned link carries
-        ``ttc`` (default: the bundled S&P 8x8), ``rho`` = the fitted rho, and ``z_result_``.
-        z > 0 is a good year (Z_t < 0 in 1990-91 and 1999-2000 in the bundled fit).
+        """The link fitted on S&P and macro history: Z_t (MAP, rho by marginal ML) from the S&P 1981-2000
+        default counts (grades A..CCC, TTC PDs = pooled default rates), regressed on calendar-year averages
+        of :func:`creditsim.datasets.load_macro_history` (1981-2000). The returned link carries ``ttc``
+        (default: the bundled S&P 8x8) and ``rho`` = the fitted rho. z > 0 is a good year (Z_t < 0 in
+        1990-91 and 1999-2000).
 
-        The counts (``SP-COUNTS``) and the HY spread history are restricted data, not in the wheel
-        (issue 18). Where either is missing, the default link's rho and coefficients come from
-        :data:`BUNDLED_LINK_FILE` (written by :func:`write_bundled_link` from this very fit; a test
-        checks the two agree) and ``z_result_`` is None when the counts are missing; a link on other
-        variables needs the data and raises the one-line :class:`RestrictedDataMissing`.
+        The default link (``variables`` None or :data:`DEFAULT_LINK_VARIABLES`) is read from
+        :data:`BUNDLED_LINK_FILE`, this project's stored fit (rho, coefficients; ``z_result_`` None):
+        the counts (``SP-COUNTS``) and the HY spread history are restricted data (issue 18), and a stored
+        fit gives every machine the same numbers whatever copy of them it holds. ``refit=True``, or
+        other ``variables``, fits afresh (the restricted files must be on this machine; one-line
+        :class:`RestrictedDataMissing` otherwise) and sets ``z_result_``; :func:`write_bundled_link`
+        regenerates the file that way, and a test checks the two agree.
         """
-        sp = load_sp_ratings()
-        ttc = sp.matrix_8x8 if ttc is None else ttc
-        res = None
-        try:
-            res = _bundled_z_fit()
-            macro = load_macro_history(start="1981-01", end="2000-12")
-        except RestrictedDataMissing:
-            link = cls(variables, ttc=ttc)
-            if link.variables != DEFAULT_LINK_VARIABLES:
-                raise
+        ttc = load_sp_ratings().matrix_8x8 if ttc is None else ttc
+        link = cls(variables, ttc=ttc)
+        if not refit and link.variables == DEFAULT_LINK_VARIABLES:
             params = json.loads(BUNDLED_LINK_FILE.read_text(encoding="utf-8"))
-            log.info("rating link: rho and coefficients from %s (the S&P counts or the HY spread history, "
-                     "restricted data, are not on this machine)", BUNDLED_LINK_FILE.name)
             link.rho = check_rho(params["rho"])
             link._set_fit(params)
-        else:
-            link = cls(variables, ttc=ttc, rho=res.rho_)
-            link.fit(res.z_, macro)
-        link.z_result_ = None if res is None else copy.deepcopy(res)  # the cached fit stays untouched
+            link.z_result_ = None
+            log.info("rating link: the stored fit %s (rho %.4f)", BUNDLED_LINK_FILE.name, link.rho)
+            return link
+        res = _bundled_z_fit()
+        link.rho = check_rho(res.rho_)
+        link.fit(res.z_, load_macro_history(start="1981-01", end="2000-12"))
+        link.z_result_ = copy.deepcopy(res)  # the cached fit stays untouched
         return link
 
     def fit_parameters(self) -> dict[str, Any]:
@@ -544,10 +541,7 @@ def write_bundled_link(path: str | Path = BUNDLED_LINK_FILE) -> Path:
     write its coefficients to ``path`` as JSON, atomically."""
     from creditsim.fileio import atomic_write
 
-    link = ZMacroLink.from_bundled()
-    if link.z_result_ is None:
-        raise RestrictedDataMissing("write_bundled_link needs the S&P counts (SP-COUNTS) and the HY spread "
-                                    "history on this machine: it would only copy the shipped file")
+    link = ZMacroLink.from_bundled(refit=True)
     params = {**link.fit_parameters(), "rho": link.rho}
     text = json.dumps(params, indent=2) + "\n"
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

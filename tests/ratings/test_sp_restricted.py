@@ -64,7 +64,7 @@ def test_shipped_fits_equal_a_fresh_fit_on_the_restricted_tables():
     np.testing.assert_allclose(shipped.speeds_, fresh.speeds_, rtol=1e-7, atol=1e-10)
     sp = sp_ratings.load_sp_ratings()
     rho = ZFactorModel().fit(defaults=sp.defaults, obligors=sp.obligors, method="map").rho_
-    link = ZMacroLink.from_bundled()
+    link = ZMacroLink.from_bundled(refit=True)
     assert link.z_result_ is not None and link.rho == pytest.approx(rho, rel=1e-9)
     import json
 
@@ -85,10 +85,11 @@ def test_without_the_tables_the_matrices_and_models_load_and_the_counts_say_wher
     with caplog.at_level("INFO", logger="creditsim.ratings.lifetime"):
         link = ZMacroLink.from_bundled()
     assert link.z_result_ is None and 0.0 < link.rho < 1.0
-    assert any("z_macro_link.json" in r.getMessage() for r in caplog.records)
+    assert any("stored fit z_macro_link.json" in r.getMessage() for r in caplog.records)
     assert term_structure.bundled_term_structure().weights_.shape == (7, 2)
-    with pytest.raises(RestrictedDataMissing):
-        ZMacroLink.from_bundled(["gdp_growth"])  # another link needs the data to be fitted
+    for fit_afresh in (lambda: ZMacroLink.from_bundled(["gdp_growth"]), lambda: ZMacroLink.from_bundled(refit=True)):
+        with pytest.raises(RestrictedDataMissing, match="SP-COUNTS"):
+            fit_afresh()  # another link, or a refit, needs the data
 
 
 def _rated_run() -> float:
@@ -112,13 +113,18 @@ def test_a_rated_tape_simulates_the_same_bits_without_the_tables(tmp_path, monke
     assert without == with_data and with_data > 0.0
 
 
-def test_fetch_names_the_tables_as_not_downloadable(run_cli, one_line_error, tmp_path):
+def test_fetch_reports_the_tables_present_or_says_how_to_make_them(run_cli, one_line_error, tmp_path, monkeypatch):
     from creditsim.datasets.fetch import fetch_restricted
 
-    with pytest.raises(ConfigError, match="SP-CUMULATIVE .*no public download address.*ratings/"):
+    (found,) = fetch_restricted(["sp-cumulative"], tmp_path)  # the checkout's copy
+    assert found.status == "present" and found.path == restricted.restricted_path(SP_CUMULATIVE_KEY)
+    monkeypatch.delenv(ENV_DATA_DIR, raising=False)
+    monkeypatch.setattr(restricted, "search_dirs", lambda: [("cache", tmp_path / "empty")])
+    with pytest.raises(ConfigError, match="SP-CUMULATIVE .*no public download address.*ratings/.*Table 24"):
         fetch_restricted(["sp-cumulative"], tmp_path)
     assert run_cli(["data", "fetch", "--dir", str(tmp_path), "--series", "SP-COUNTS"]) == 2
-    assert "no public download address" in one_line_error()
+    err = one_line_error()
+    assert "no public download address" in err and "spdata.raw" in err
 
 
 def test_runs_record_the_macro_series_not_the_tables_they_never_read():
@@ -127,3 +133,27 @@ def test_runs_record_the_macro_series_not_the_tables_they_never_read():
     assert not {SP_COUNTS_KEY, SP_CUMULATIVE_KEY} & set(data_provenance())
     named = data_provenance([SP_CUMULATIVE_KEY])
     assert set(named) == {SP_CUMULATIVE_KEY} and len(named[SP_CUMULATIVE_KEY]["sha256"]) == 64
+
+
+def test_another_copy_of_the_counts_never_reaches_a_simulation_and_a_short_one_is_refused(tmp_path, monkeypatch):
+    """A run reads the stored fit whatever counts file the machine holds (issue 18 review: a truncated copy
+    in CREDITSIM_DATA_DIR had silently moved rho and the run's EL); the loaders refuse a copy that is not
+    the 1981-2000 table, naming the file."""
+    before = _rated_run()
+    counts = restricted.restricted_path(SP_COUNTS_KEY)
+    short = tmp_path / "ratings" / counts.name
+    short.parent.mkdir()
+    short.write_text("".join(counts.read_text().splitlines(keepends=True)[:6]))  # header + 1981-85
+    monkeypatch.setenv(ENV_DATA_DIR, str(tmp_path))
+    _clear()
+    try:
+        assert _rated_run() == before
+        import json
+
+        assert ZMacroLink.from_bundled().rho == json.loads(lifetime.BUNDLED_LINK_FILE.read_text())["rho"]
+        from creditsim.errors import DataError
+
+        with pytest.raises(DataError, match=r"years 1981 \.\. 1985.*1981 \.\. 2000"):
+            sp_ratings.load_sp_ratings().obligors
+    finally:
+        _clear()
