@@ -280,7 +280,7 @@ class PoolEngine:
         """``out`` plus the ``(s, T)`` ``pool_wal`` path (the same row for every scenario) when the deal has a
         WAL limit; ``shape`` is the pool cashflows' ``(s, T, 7)``."""
         if getattr(deal, "max_wal", None) is not None:
-            out["pool_wal"] = np.broadcast_to(self.pool_wal(shape[1]), tuple(shape[:2]))
+            out["pool_wal"] = np.repeat(self.pool_wal(shape[1])[None], shape[0], axis=0)
         return out
 
     def _grade_distributions(self, macro: np.ndarray, t_len: int) -> Iterator[np.ndarray]:
