@@ -351,3 +351,23 @@ def test_gradients_through_the_criteria_paths_match_finite_differences(stressed,
     assert np.abs(fd).max() > 1.0  # the path moves the equity (millions per unit of scale)
     if path != "all":
         assert np.abs(fd).min() > 1.0
+
+
+@pytest.mark.parametrize("mode", ["hard", "soft"])
+def test_criteria_results_do_not_depend_on_the_batch(stressed, mode):
+    pool, paths = stressed
+    cfg = criteria_deal()
+    full = run_waterfall(pool, cfg, 1e8, mode=mode, **paths)
+    chunked = run_waterfall(pool, cfg, 1e8, mode=mode, chunk_size=5, **paths)
+    rows = np.random.default_rng(1).permutation(len(pool))[:9]
+    part = run_waterfall(pool[rows], cfg, 1e8, mode=mode, **{k: v[rows] for k, v in paths.items()})
+    for key in RESULT_KEYS:
+        if key == "initial_balances":
+            continue
+        np.testing.assert_array_equal(chunked[key].numpy(), full[key].numpy(), err_msg=key)
+        np.testing.assert_array_equal(part[key].numpy(), full[key][rows].numpy(), err_msg=key)
+    # the WAL path derived from the pool's own schedule too
+    no_wal = {k: v for k, v in paths.items() if k != "pool_wal"}
+    a = run_waterfall(pool, cfg, 1e8, mode=mode, **no_wal)["wal"]
+    b = run_waterfall(pool[rows], cfg, 1e8, mode=mode, **{k: v[rows] for k, v in no_wal.items()})["wal"]
+    np.testing.assert_array_equal(b.numpy(), a[rows].numpy())
