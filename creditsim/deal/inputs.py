@@ -1,5 +1,6 @@
 """Inputs of the waterfall, checked once: pool cashflows, the pool par at the cut-off and the per-scenario
-market paths (base rate, high-yield spread, CCC par), each as float64 tensors with one-line
+market paths (base rate, high-yield spread, CCC par; the pool's WAS / WARF / WAL of the reinvestment
+criteria), each as float64 tensors with one-line
 :class:`~creditsim.errors.DataError` / :class:`~creditsim.errors.ConfigError` messages that name the
 input, the scenario and the month.
 """

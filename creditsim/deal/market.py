@@ -5,7 +5,8 @@ notes, the high-yield spread that moves the price at which collateral is sold or
 (``spread_duration``), and -- through the pool engine, not here -- the CCC par of the rated loans.
 :func:`deal_market_paths` maps ``(S, T, 9)`` macro paths (numpy, or torch with gradients) to the
 ``run_waterfall`` keyword arguments the deal uses, so the Monte Carlo run, the expected-loss path and the
-note ECL price a deal on the same economy.
+note ECL price a deal on the same economy. :data:`RATING_FACTORS` are the rating factors the pool engine
+turns the rated loans' grades into a WARF path with (the reinvestment criteria).
 """
 
 from __future__ import annotations
