@@ -39,6 +39,7 @@ Decisions (see ``shared/docs/WATERFALL.md``):
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from dataclasses import dataclass, fields
@@ -797,7 +798,11 @@ class WaterfallConfig:
         allowed = {f.name for f in fields(cls) if not f.name.startswith("_")}
         unknown = sorted({str(k) for k in data if k not in allowed})  # str: keys may be 1 or null
         if unknown:
-            raise ConfigError(f"deal has unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+            # the close names, not all of them: the list of ~50 fields made a message longer than a line
+            close = sorted({m for k in unknown for m in difflib.get_close_matches(k, allowed, n=3)})
+            hint = f"did you mean {close}?" if close else "no field has a similar name"
+            raise ConfigError(f"deal has unknown field(s) {unknown}; {hint} (the {len(allowed)} fields: "
+                              "docs/deal-file.md, WaterfallConfig)")
         if "tranches" not in data:
             raise ConfigError("deal: the field 'tranches' is required")
         return cls(**data)
