@@ -8,7 +8,9 @@ for the cores) and scenarios per second for the hard mode with all outputs and w
 the simulation uses, the straight-through and soft modes, and the largest cash-conservation error.
 ``--deal all-features`` / ``all-features-monthly`` run the same deal with every real-deal feature on,
 quarterly or monthly payment dates (the issue-15 bar: within 1.5x of the six-tranche deal's hard-mode
-time); it reports the share of scenarios accelerated and called.
+time); it reports the share of scenarios accelerated and called. ``--deal criteria`` is the six-tranche deal
+with the reinvestment criteria on (WAS, WARF on a pool WARF path rising with the scenario's defaults, WAL
+with a step-down); it reports the share of the reinvestment cash they blocked.
 Run: ``.venv/bin/python bench/bench_waterfall.py [--threads 1 2] [--modes hard soft] [--deal all-features]``.
 """
 
@@ -67,6 +69,15 @@ def every_feature_deal(frequency: str = "quarterly") -> WaterfallConfig:
     return WaterfallConfig.from_dict(six)
 
 
+def criteria_deal() -> WaterfallConfig:
+    """The six-tranche deal with the three reinvestment tests on, tight enough to bind in part of the
+    scenarios (the level-pay pool yields 8 %: a fixed-rate deal's WAS is the pool's yield)."""
+    six = six_tranche_deal().to_dict()
+    six.update(min_was=0.075, reinvestment_spread=0.07, max_warf=3000.0, reinvestment_warf=3200.0, max_wal=5.0,
+               reinvestment_wal=6.0, max_wal_floor=2.0)
+    return WaterfallConfig.from_dict(six)
+
+
 def _timed(fn):
     t0, c0 = time.perf_counter(), time.process_time()
     with torch.no_grad():
@@ -82,7 +93,7 @@ def main() -> None:
                     help="intra-op thread counts to time, one block each (default 1 2)")
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--deal", choices=["six", "all-features", "all-features-monthly"], default="six",
+    ap.add_argument("--deal", choices=["six", "all-features", "all-features-monthly", "criteria"], default="six",
                     help="the six-tranche deal, or the same with every real-deal feature on (issue 15), "
                          "quarterly or monthly payment dates")
     args = ap.parse_args()
@@ -92,7 +103,7 @@ def main() -> None:
                           severity=rng.uniform(0.2, 0.8, S), lag=6)
     cf = torch.as_tensor(pool, device=args.device)
     cfg = {"six": six_tranche_deal, "all-features": every_feature_deal,
-           "all-features-monthly": lambda: every_feature_deal("monthly")}[args.deal]()
+           "all-features-monthly": lambda: every_feature_deal("monthly"), "criteria": criteria_deal}[args.deal]()
     # market paths per scenario (ignored by a deal that does not use them): the floating classes' base
     # rate, a high-yield spread widening with the scenario's default rate, a CCC bucket of 8 % of par
     phase = rng.uniform(0, 6, (S, 1))
@@ -101,6 +112,9 @@ def main() -> None:
               "hy_spread": torch.as_tensor(0.035 + 0.3 * (pool[:, :, 4].sum(1, keepdims=True) / 100e6)
                                            * np.linspace(0, 1, T)[None, :], device=args.device),
               "ccc_par": torch.as_tensor(0.08 * pool[:, :, 6], device=args.device)}
+    if cfg.max_warf is not None:  # a WARF that rises with the scenario's defaults
+        market["pool_warf"] = torch.as_tensor(2700.0 + 3000.0 * (pool[:, :, 4].sum(1, keepdims=True) / 100e6)
+                                              * np.linspace(0, 1, T)[None, :], device=args.device)
     print(f"waterfall bench: {S} scenarios x {T} months x {len(cfg.tranches)} tranches, device {args.device}, "
           f"{os.cpu_count()} CPUs visible (shared machine: wall times include waiting for cores)")
     for threads in args.threads:
@@ -111,7 +125,11 @@ def main() -> None:
             res, dt, cpu = _timed(lambda: run_waterfall(cf, cfg, 100e6, mode=mode, **market))
             err = float((cash_conservation_error(res).abs() / res["cash_in"].clamp(min=1.0)).max())
             events = (f"; accelerated {float(res['accelerated'].amax(1).mean()):.0%}, called "
-                      f"{float(res['called'].amax(1).mean()):.0%} of scenarios") if args.deal != "six" else ""
+                      f"{float(res['called'].amax(1).mean()):.0%} of scenarios") if args.deal.startswith("all") else ""
+            if args.deal == "criteria":
+                spent = res["reinvestment"] + res["reinvestment_blocked"]
+                events = (f"; criteria blocked {float(res['reinvestment_blocked'].sum() / spent.sum()):.0%} of the "
+                          "reinvestment cash")
             print(f"  {mode:22s} {dt:7.2f} s wall ({cpu:6.2f} s CPU)  {S / dt:10,.0f} scenarios/s  "
                   f"max relative cash error {err:.1e}  (all {len(res)} outputs){events}")
             del res

@@ -139,6 +139,25 @@ def deal_features(config) -> list[str]:
     if config.spread_duration > 0:
         lines.append(f"liquidation and call price move with the HY spread path, spread duration "
                      f"{config.spread_duration:g} years (simulate); flat {config.liquidation_price:.2%} otherwise")
+    return lines + criteria_lines(config)
+
+
+def criteria_lines(config) -> list[str]:
+    """One line per reinvestment criterion the deal sets (``deal check``)."""
+    lines = []
+    if config.min_was is not None:
+        lines.append(f"reinvestment test: WAS at least {config.min_was:.2%}, purchases at {config.reinvestment_spread:.2%} "
+                     "(pool: its yield over the base rate, or the run's pool_spread path)")
+    if config.max_warf is not None:
+        lines.append(f"reinvestment test: WARF at most {config.max_warf:,.0f}, purchases at {config.reinvestment_warf:,.0f} "
+                     "(simulate: the rated loans' grades; off for an unrated tape; deal run: --pool-warf)")
+    if config.max_wal is not None:
+        step = ("" if config.max_wal_floor is None else
+                f", stepping down a year a year to {config.max_wal_floor:g}")
+        lines.append(f"reinvestment test: WAL at most {config.max_wal:g} years{step}, purchases at "
+                     f"{config.reinvestment_wal:g} years (simulate: the tape's scheduled amortisation)")
+    if lines:
+        lines.append("principal proceeds the reinvestment tests keep from buying pay the notes in order")
     return lines
 
 
@@ -173,6 +192,11 @@ def period_table(result: dict, config, scenario: int = 0) -> pd.DataFrame:
         for k, t in enumerate(config.debt_tranches):
             if t.floating:
                 df[f"{t.name}_margin"] = col("note_margin")[:, k]
+    if config.has_reinvestment_criteria:
+        df["reinvestment_blocked"] = col("reinvestment_blocked")
+        for key in ("was", "warf", "wal"):
+            if not np.isnan(col(key)).all():
+                df[key] = col(key)
     return df.set_index("month")
 
 
@@ -189,7 +213,8 @@ def compact_period_table(periods: pd.DataFrame, config) -> pd.DataFrame:
     out["cures"] = periods["interest_cure"] + periods["principal_cure"]
     out["reinvest"] = periods["reinvestment"]
     out["equity"] = periods["equity"]
-    for key, label in (("collection_account", "held"), ("event_of_default", "EoD"), ("called", "called")):
+    for key, label in (("reinvestment_blocked", "blocked"), ("was", "WAS"), ("warf", "WARF"), ("wal", "WAL"),
+                       ("collection_account", "held"), ("event_of_default", "EoD"), ("called", "called")):
         if key in periods:
             out[label] = periods[key]
     return out
@@ -302,6 +327,8 @@ def run(
                                                       "path rises linearly to it from --hy-start (moves sale and "
                                                       "reinvestment prices by the deal's spread_duration)"),
     hy_start: float = typer.Option(0.035, help="HY spread at month 1, annual decimal (with --hy-spread)"),
+    pool_warf: float | None = typer.Option(None, help="Moody's WARF of the pool (flat), for a deal with max_warf "
+                                                      "(without it the WARF test is off)"),
 ) -> None:
     """Deterministic run of the deal on a level-pay pool: period table and tranche metrics."""
     import torch
@@ -318,6 +345,8 @@ def run(
         market["base_rate"] = base_rate
     if hy_spread is not None:
         market["hy_spread"] = np.linspace(hy_start, hy_spread, pool.shape[1])
+    if pool_warf is not None:
+        market["pool_warf"] = pool_warf
     with torch.no_grad():
         result = run_waterfall(pool, config, initial_balance=par, mode="hard", **market)
     err = float(cash_conservation_error(result).abs().max())

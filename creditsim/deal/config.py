@@ -39,6 +39,7 @@ Decisions (see ``shared/docs/WATERFALL.md``):
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from dataclasses import dataclass, fields
@@ -83,6 +84,19 @@ _MAX_NAME_CHARS = 200
 _MAX_DEAL_BYTES = 1 << 20
 _MAX_YAML_DEPTH = 8
 
+
+#: the reinvestment criteria fields (collateral quality tests) and their ranges: key, low, high, what
+_CRITERIA_FIELDS = ("min_was", "reinvestment_spread", "max_warf", "reinvestment_warf", "max_wal",
+                    "reinvestment_wal", "max_wal_floor")
+_CRITERIA_RANGES = (
+    ("min_was", 0.0, 0.2, "an annual spread (0.035 for 350 bp)"),
+    ("reinvestment_spread", 0.0, 0.2, "an annual spread (0.035 for 350 bp)"),
+    ("max_warf", 1.0, 10_000.0, "a Moody's rating factor (B2 = 2720)"),
+    ("reinvestment_warf", 1.0, 10_000.0, "a Moody's rating factor (B2 = 2720)"),
+    ("max_wal", 0.01, 30.0, "years"),
+    ("reinvestment_wal", 0.0, 30.0, "years"),
+    ("max_wal_floor", 0.0, 30.0, "years"),
+)
 
 #: waterfall modes: "hard" (exact pass/fail), "soft" (sigmoid gates, differentiable), "straight_through"
 #: (hard forward, soft gradients); here rather than in the waterfall so that settings can be checked
@@ -363,6 +377,28 @@ class WaterfallConfig:
             principal proceeds on the payment date closing month ``interest_reserve_release`` (None =
             the end of the reinvestment period) or at the horizon.
         interest_reserve_release: month after which the reserve left is released (see above).
+        min_was, reinvestment_spread: collateral quality test gating reinvestment: minimum weighted-average
+            spread of the collateral (annual decimal over the base rate, 0.035 for 350 bp) and the spread of
+            the collateral bought (required with ``min_was``). The pool's spread is its realised interest
+            yield of the month less the base rate of a floating deal (or the ``pool_spread`` path of the
+            run); ``reinvestment_spread`` is the spread the purchases count at in the test only (the
+            reinvested par's interest cash stays the pool's yield or ``reinvestment_coupon``). None = no test.
+        max_warf, reinvestment_warf: maximum weighted-average rating factor (Moody's idealised factors:
+            B2 = 2720) and the rating factor of the collateral bought (required with ``max_warf``). The
+            pool's WARF is a path of the run (``run_waterfall(pool_warf=...)``; ``simulate`` derives it from
+            the rated loans' grades along the rating chain); without one (an unrated tape) the test is off.
+        max_wal, reinvestment_wal: maximum weighted-average life of the collateral in years and the WAL of
+            the collateral bought, in years (required with ``max_wal``); reinvested par ages a month a
+            month. The pool's WAL is a path of the run (``pool_wal``; ``simulate``: the tape's scheduled
+            amortisation), else the remaining scheduled principal of the run's pool cashflows.
+        max_wal_floor: the WAL limit steps down with the time since the cut-off, ``max(max_wal - years
+            elapsed, max_wal_floor)`` (years; a common indenture form); None = the limit stays ``max_wal``.
+
+    Reinvestment criteria (all three tests): after buying par ``q`` the portfolio metric is the par-weighted
+    mix ``(P m + q b) / (P + q)`` of the current collateral's ``m`` (``P`` its par) and the purchases' ``b``.
+    A purchase is allowed when the test is satisfied after it, or, failing before, maintained or improved;
+    the principal proceeds that cannot be reinvested pay the notes in order (as after the reinvestment
+    period). See :mod:`creditsim.deal.waterfall`.
     """
 
     tranches: list[Any]
@@ -405,6 +441,13 @@ class WaterfallConfig:
     discount_obligation_price: float | None = None
     interest_reserve: float = 0.0
     interest_reserve_release: int | None = None
+    min_was: float | None = None
+    reinvestment_spread: float | None = None
+    max_warf: float | None = None
+    reinvestment_warf: float | None = None
+    max_wal: float | None = None
+    reinvestment_wal: float | None = None
+    max_wal_floor: float | None = None
 
     def __post_init__(self) -> None:
         management_fee_given = not isinstance(self.management_fee, _DefaultRate)
@@ -417,7 +460,7 @@ class WaterfallConfig:
         for key in ("oc_trigger", "ic_trigger", "interest_diversion_trigger", "senior_fee",
                     "reinvestment_coupon", "collateral_balance", "base_rate", "admin_cap", "eod_oc_trigger",
                     "clean_up_call", "ccc_limit", "refinancing_saving", "call_nav_threshold",
-                    "discount_obligation_price"):
+                    "discount_obligation_price", *_CRITERIA_FIELDS):
             val = getattr(self, key)
             if val is not None:
                 setattr(self, key, _as_float(val, key))
@@ -452,6 +495,7 @@ class WaterfallConfig:
                 f"payment_frequency must be one of {list(PAYMENT_FREQUENCIES)}, got {short_repr(self.payment_frequency)}"
             )
         self._validate_fees_and_events()
+        self._validate_criteria()
         if not isinstance(self.ic_cure, str) or self.ic_cure not in IC_CURE_MODES:
             raise ConfigError(f"ic_cure must be one of {list(IC_CURE_MODES)}, got {short_repr(self.ic_cure)}")
         if self.soft_temperature <= 0:
@@ -526,6 +570,29 @@ class WaterfallConfig:
             raise ConfigError(f"eod_oc_trigger must be a coverage ratio in [0.5, {_MAX_TRIGGER:g}] (1.025, not "
                               f"102.5), got {self.eod_oc_trigger}")
 
+    def _validate_criteria(self) -> None:
+        """Ranges of the reinvestment criteria; each limit needs the metric of the collateral bought."""
+        for key, lo, hi, what in _CRITERIA_RANGES:
+            val = getattr(self, key)
+            if val is not None and not lo <= val <= hi:
+                raise ConfigError(f"{key} must be {what} in [{lo:g}, {hi:g}], got {val}")
+        for limit, bought in (("min_was", "reinvestment_spread"), ("max_warf", "reinvestment_warf"),
+                              ("max_wal", "reinvestment_wal")):
+            if getattr(self, limit) is not None and getattr(self, bought) is None:
+                raise ConfigError(f"{limit} needs {bought}: the reinvestment test compares the collateral "
+                                  "bought with the limit")
+        if self.max_wal_floor is not None:
+            if self.max_wal is None:
+                raise ConfigError("max_wal_floor needs max_wal: the WAL limit steps down from max_wal to it")
+            if self.max_wal_floor > self.max_wal:
+                raise ConfigError(f"max_wal_floor must be at most max_wal ({self.max_wal:g} years), got "
+                                  f"{self.max_wal_floor}")
+
+    @property
+    def has_reinvestment_criteria(self) -> bool:
+        """A WAS, WARF or WAL limit gates reinvestment."""
+        return any(getattr(self, key) is not None for key in ("min_was", "max_warf", "max_wal"))
+
     def _validate_groups(self) -> None:
         """Floating classes need a base rate; a pari-passu group agrees on its tests and deferral."""
         for i, t in enumerate(self.debt_tranches):
@@ -597,6 +664,10 @@ class WaterfallConfig:
                 out.append(f"class {t.name} has neither coupon nor margin: a 0 % note")
         if self.admin_cap is not None and not (self.admin_fee or self.admin_expenses):
             out.append("admin_cap is set but there are no admin expenses (admin_fee, admin_expenses)")
+        for limit, bought in (("min_was", "reinvestment_spread"), ("max_warf", "reinvestment_warf"),
+                              ("max_wal", "reinvestment_wal")):
+            if getattr(self, bought) is not None and getattr(self, limit) is None:
+                out.append(f"{bought} is set but {limit} is not: no such reinvestment test")
         if self.ccc_limit is not None and self.ccc_market_value == 1.0:
             out.append("ccc_market_value 1.0 carries the CCC excess at par: the CCC haircut does nothing")
         debt = sum(t.balance for t in self.debt_tranches)
@@ -727,7 +798,11 @@ class WaterfallConfig:
         allowed = {f.name for f in fields(cls) if not f.name.startswith("_")}
         unknown = sorted({str(k) for k in data if k not in allowed})  # str: keys may be 1 or null
         if unknown:
-            raise ConfigError(f"deal has unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+            # the close names, not all of them: the list of ~50 fields made a message longer than a line
+            close = sorted({m for k in unknown for m in difflib.get_close_matches(k, allowed, n=3)})
+            hint = f"did you mean {close}?" if close else "no field has a similar name"
+            raise ConfigError(f"deal has unknown field(s) {unknown}; {hint} (the {len(allowed)} fields: "
+                              "docs/deal-file.md, WaterfallConfig)")
         if "tranches" not in data:
             raise ConfigError("deal: the field 'tranches' is required")
         return cls(**data)

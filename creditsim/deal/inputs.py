@@ -1,5 +1,6 @@
 """Inputs of the waterfall, checked once: pool cashflows, the pool par at the cut-off and the per-scenario
-market paths (base rate, high-yield spread, CCC par), each as float64 tensors with one-line
+market paths (base rate, high-yield spread, CCC par; the pool's WAS / WARF / WAL of the reinvestment
+criteria), each as float64 tensors with one-line
 :class:`~creditsim.errors.DataError` / :class:`~creditsim.errors.ConfigError` messages that name the
 input, the scenario and the month.
 """
@@ -16,7 +17,7 @@ from creditsim.errors import ConfigError, DataError
 from creditsim.states import POOL_CF_TYPES
 
 __all__ = ["infer_initial_balance", "validate_pool", "as_float64", "base_rate_path", "scenario_path",
-           "act360_fractions", "MAX_PAR"]
+           "act360_fractions", "MAX_PAR", "criteria_paths", "remaining_wal"]
 
 _K = len(POOL_CF_TYPES)
 _INTEREST, _SCHED, _PREPAY, _RECOV, _DEFPAR, _LOSS, _BAL = range(_K)
@@ -135,3 +136,54 @@ def act360_fractions(start_month: Any, T: int, dev: torch.device) -> torch.Tenso
         raise ConfigError(f"start_month must be a month such as '2025-10', got {start_month!r}") from None
     days = [(first + i).days_in_month for i in range(T)]
     return torch.tensor(days, dtype=torch.float64, device=dev) / 360.0
+
+
+def remaining_wal(principal: torch.Tensor) -> torch.Tensor:
+    """Weighted-average life (years) at the end of each month of the principal still to come.
+
+    Args:
+        principal: ``(..., N)`` principal paid at the end of months ``0 .. N-1`` (currency units, >= 0).
+
+    Returns:
+        ``(..., N)``: ``sum_{u>t} (u - t) p_u / (12 sum_{u>t} p_u)``, 0 where nothing is left to pay.
+        Computed from two reverse cumulative sums of non-negative terms (``sum_{u>t} (u - t) p_u =
+        sum_{v>t} sum_{u>=v} p_u``), so no difference of large sums loses digits.
+    """
+    def tail(x: torch.Tensor) -> torch.Tensor:  # sum_{u >= t} x_u
+        return torch.flip(torch.cumsum(torch.flip(x, [-1]), -1), [-1])
+
+    def after(x: torch.Tensor) -> torch.Tensor:  # x_{t+1}, 0 past the end
+        return torch.cat([x[..., 1:], torch.zeros_like(x[..., :1])], dim=-1)
+
+    left = tail(principal)
+    amount, weighted = after(left), after(tail(left))
+    pos = amount > 0
+    return torch.where(pos, weighted / torch.where(pos, 12.0 * amount, 1.0), 0.0)
+
+
+def criteria_paths(config: WaterfallConfig, cf: torch.Tensor, S: int, T: int, pool_spread: Any, pool_warf: Any,
+                   pool_wal: Any) -> dict[str, torch.Tensor | None]:
+    """The pool paths the deal's reinvestment tests read, each ``(S, T)`` float64 or None.
+
+    ``pool_spread`` (annual decimal) only with ``min_was`` (None: the waterfall derives it from the month's
+    collections), ``pool_warf`` (rating factor) only with ``max_warf`` (None: no WARF test), ``pool_wal``
+    (years) with ``max_wal``: the given path or, when None, :func:`remaining_wal` of the scheduled principal
+    of ``cf`` (S, T, 7) with the balance left at the horizon paid in the last month (an estimate that
+    ignores the life beyond the run; pass the tape's schedule for a long pool).
+    """
+    out: dict[str, torch.Tensor | None] = {"pool_spread": None, "pool_warf": None, "pool_wal": None}
+    dev = cf.device
+    if config.min_was is not None and pool_spread is not None:
+        out["pool_spread"] = scenario_path("pool_spread", pool_spread, S, T, dev, -0.5, 0.5,
+                                           "annual decimals within +-0.5 (0.035 for 350 bp)")
+    if config.max_warf is not None and pool_warf is not None:
+        out["pool_warf"] = scenario_path("pool_warf", pool_warf, S, T, dev, 0.0, 10_000.0,
+                                         "Moody's rating factors in [0, 10000]")
+    if config.max_wal is not None:
+        if pool_wal is None:
+            sched = cf[:, :, _SCHED]
+            principal = torch.cat([sched[:, :-1], (sched[:, -1] + cf[:, -1, _BAL]).unsqueeze(1)], dim=1)
+            out["pool_wal"] = remaining_wal(principal)
+        else:
+            out["pool_wal"] = scenario_path("pool_wal", pool_wal, S, T, dev, 0.0, 100.0, "years in [0, 100]")
+    return out

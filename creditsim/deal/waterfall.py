@@ -89,8 +89,12 @@ Real-deal features (issue 15), each a deal setting that is off by default:
 - Interest reserve account (``interest_reserve``): tops the interest proceeds up to the senior expenses
   and non-deferrable interest due on each payment date; the rest is released to principal proceeds.
 
-Not modelled: hedges, an interest-smoothing account (collections are monthly), reinvestment criteria
-(WARF / WAS / WAL tests) and refinancing costs.
+- Reinvestment criteria (``min_was``, ``max_warf``, ``max_wal`` with an optional step-down): collateral
+  quality tests on the collateral's aggregate metrics (the bucket mirrors the pool); a purchase must leave a
+  test satisfied or, failing before, maintained or improved; principal proceeds the tests keep from buying
+  pay the notes in order (``reinvestment_blocked``; the decision is written above :func:`_wal_limit`).
+
+Not modelled: hedges, an interest-smoothing account (collections are monthly) and refinancing costs.
 
 Code layout: the inputs are checked in :mod:`creditsim.deal.inputs`, the allocation primitives (paying
 a pot in priority order or pro rata, the IC walk-down, ratios, gates) live in
@@ -118,14 +122,14 @@ import torch.nn.functional as F
 
 from creditsim.deal.allocation import Gates, coverage_ratio, ic_paydown, pay_in_order, pay_pro_rata, rowsum
 from creditsim.deal.config import MODES, WaterfallConfig
-from creditsim.deal.inputs import (MAX_PAR, act360_fractions, base_rate_path, infer_initial_balance, scenario_path,
-                                   validate_pool)
+from creditsim.deal.inputs import (MAX_PAR, act360_fractions, base_rate_path, criteria_paths, infer_initial_balance,
+                                   scenario_path, validate_pool)
 from creditsim.errors import ConfigError
 from creditsim.fixed_order import column_sum
 from creditsim.states import POOL_CF_TYPES
 
 __all__ = ["MODES", "run_waterfall", "cash_conservation_error", "infer_initial_balance", "RESULT_KEYS",
-           "TRANCHE_OUTPUTS"]
+           "TRANCHE_OUTPUTS", "CRITERIA_OUTPUTS", "criteria_paths"]
 
 _ALPHA = 1.0 / 12.0  # 30/360 monthly accrual fraction
 _K = len(POOL_CF_TYPES)
@@ -140,8 +144,11 @@ RESULT_KEYS: tuple[str, ...] = (
     "acpa", "equity_interest", "equity_principal", "equity", "event_of_default", "tranche_cashflows",
     "tranche_interest", "tranche_principal", "tranche_balance", "initial_balances", "pool_balance_0",
     "admin_expenses", "incentive_fee", "eod", "accelerated", "collection_account", "called", "note_margin",
-    "note_rate", "interest_reserve",
+    "note_rate", "interest_reserve", "reinvestment_blocked", "was", "warf", "wal",
 )
+
+#: outputs of the reinvestment criteria (constant 0 / NaN for a deal without them)
+CRITERIA_OUTPUTS: tuple[str, ...] = ("reinvestment_blocked", "was", "warf", "wal")
 
 #: the outputs tranche analytics and simulation results need (``outputs=TRANCHE_OUTPUTS`` saves memory)
 TRANCHE_OUTPUTS: tuple[str, ...] = (
@@ -164,6 +171,9 @@ def run_waterfall(
     start_month: Any = None,
     hy_spread: np.ndarray | torch.Tensor | None = None,
     ccc_par: np.ndarray | torch.Tensor | None = None,
+    pool_spread: np.ndarray | torch.Tensor | None = None,
+    pool_warf: np.ndarray | torch.Tensor | None = None,
+    pool_wal: np.ndarray | torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Run the deal's monthly waterfall on pool cashflows of every scenario at once.
 
@@ -194,6 +204,15 @@ def run_waterfall(
             liquidation and call price with the deal's ``spread_duration``; None = flat price.
         ccc_par: ``(S, T)`` or ``(T,)`` CCC-rated par of the performing pool at the end of each month
             (currency units), for the CCC excess haircut of the OC numerator; None = no haircut.
+        pool_spread: ``(S, T)`` or ``(T,)`` weighted-average spread of the performing pool (annual decimal)
+            for the deal's ``min_was`` test; None = the pool's realised yield of the month (12 x interest /
+            opening par) less the base rate of a floating deal. Ignored without ``min_was``.
+        pool_warf: ``(S, T)`` or ``(T,)`` weighted-average rating factor of the performing pool for the
+            deal's ``max_warf`` test; None = no WARF test (an unrated pool).
+        pool_wal: ``(S, T)`` or ``(T,)`` weighted-average life of the performing pool at the end of each
+            month (years) for the deal's ``max_wal`` test; None = the remaining scheduled principal of
+            ``pool_cf`` (:func:`~creditsim.deal.inputs.remaining_wal`, the horizon's balance paid in the last
+            month).
 
     Returns:
         dict of float64 tensors; with ``Nd`` debt classes and ``N = Nd + 1`` tranches:
@@ -221,6 +240,9 @@ def run_waterfall(
           ``collection_account`` (collections held for the next payment date), ``eod`` (an event of
           default has occurred), ``accelerated`` and ``called`` (weight of the accelerated priority and
           of the call in the month); ``(S, T, Nd)``: ``note_margin`` (margin in force, 0 for fixed).
+        - reinvestment criteria, ``(S, T)``: ``reinvestment_blocked`` (cash of the payment date the
+          WAS / WARF / WAL tests kept from buying collateral: it paid the notes), ``was``, ``warf``, ``wal``
+          (the collateral's metrics before the month's purchase; NaN where the deal has no such test).
     """
     if not isinstance(config, WaterfallConfig):
         raise ConfigError(f"config must be a WaterfallConfig, got {type(config).__name__}")
@@ -255,14 +277,15 @@ def run_waterfall(
                                                         "annual decimals (0.035 for 350 bp)")
     ccc = None if ccc_par is None else scenario_path("ccc_par", ccc_par, S, T, cf.device, 0.0, MAX_PAR,
                                                        "currency units >= 0")
+    paths = criteria_paths(config, cf, S, T, pool_spread, pool_warf, pool_wal)
 
     def rows(x: torch.Tensor | None, i: int) -> torch.Tensor | None:
         return None if x is None else x[i:i + int(chunk_size)]
 
     if chunk_size is None or S <= chunk_size:
-        return _run(cf, p0, config, mode, sizes, tau, outputs, base, act360, hy, ccc)
+        return _run(cf, p0, config, mode, sizes, tau, outputs, base, act360, hy, ccc, paths)
     parts = [_run(cf[i:i + chunk_size], p0[i:i + chunk_size], config, mode, sizes, tau, outputs,
-                  rows(base, i), act360, rows(hy, i), rows(ccc, i))
+                  rows(base, i), act360, rows(hy, i), rows(ccc, i), {k: rows(x, i) for k, x in paths.items()})
              for i in range(0, S, int(chunk_size))]
     return {k: (parts[0][k] if k == "initial_balances" else torch.cat([p[k] for p in parts], dim=0))
             for k in parts[0]}
@@ -271,13 +294,15 @@ def run_waterfall(
 def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str, sizes: torch.Tensor,
          tau: float, outputs: tuple[str, ...], base: torch.Tensor | None = None,
          act360: torch.Tensor | None = None, hy: torch.Tensor | None = None,
-         ccc: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """The waterfall on validated inputs: ``cf`` (S, T, 7), ``p0`` (S,), ``sizes`` (N,).
+         ccc: torch.Tensor | None = None, paths: dict[str, torch.Tensor | None] | None = None
+         ) -> dict[str, torch.Tensor]:
+    """The waterfall on validated inputs: ``cf`` (S, T, 7), ``p0`` (S,), ``sizes`` (N,); ``paths`` the
+    reinvestment criteria's (S, T) pool paths (:func:`criteria_paths`).
 
     One month at a time (:func:`_waterfall_month`); each month's requested outputs are recorded as
     soon as the month is done (:func:`_record_month`).
     """
-    deal = _make_deal(cf, p0, config, mode, sizes, tau, base, act360, hy, ccc)
+    deal = _make_deal(cf, p0, config, mode, sizes, tau, base, act360, hy, ccc, paths or {})
     state = _initial_state(deal, sizes, p0)
     recorder = _make_recorder(deal, sizes, outputs)
     # (T, K, S): each month's flow of one type is a contiguous (S,) vector
@@ -286,6 +311,11 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
         month = _waterfall_month(deal, state, _PoolMonth(*cf_tks[t].unbind(dim=0)), t)
         _record_month(recorder, deal, state, month)
     out = _stacked_outputs(recorder, deal.inplace)
+    if not deal.criteria:  # no test: constant outputs, made once instead of recorded month by month
+        for key in CRITERIA_OUTPUTS:
+            if key in outputs:
+                fill = 0.0 if key == "reinvestment_blocked" else float("nan")
+                out[key] = torch.full((deal.S, deal.T), fill, dtype=torch.float64, device=deal.device)
     out["initial_balances"] = sizes
     out["pool_balance_0"] = p0
     return {k: v for k, v in out.items() if k in outputs or k in ("initial_balances", "pool_balance_0")}
@@ -366,6 +396,11 @@ class _Deal:
     discount_below: float = 1.0  # purchases below this price are discount obligations (OC at cost)
     period_months: list[int] = field(default_factory=list)  # per month: months in the period it closes
     refi_saving: float | None = None  # refinancing threshold, fraction of the current margin
+    # reinvestment criteria (:func:`_criteria_metrics`, :func:`_criteria_cap`): on when the deal sets a limit
+    criteria: bool = False
+    pool_spread: torch.Tensor | None = None  # (S, T) pool WAS path; None = from the month's collections
+    pool_warf: torch.Tensor | None = None  # (S, T) pool WARF path; None = no WARF test
+    pool_wal: torch.Tensor | None = None  # (S, T) pool WAL path (years); None = no WAL test
 
 
 @dataclass(eq=False)
@@ -391,6 +426,7 @@ class _State:
     reserve: torch.Tensor  # (S,) cash in the interest reserve account
     margins: torch.Tensor | None  # (S, Kd) margins in force (refinancing), None = the issue margins
     bucket_carry: torch.Tensor  # (S,) OC value of the reinvestment bucket when prices move (at cost below par)
+    bucket_wal: torch.Tensor  # (S,) WAL of the reinvestment bucket, years (reinvestment criteria)
 
 
 class _PoolMonth(NamedTuple):
@@ -477,14 +513,24 @@ class _Month:
     accelerated: torch.Tensor = field(init=False)  # weight of the accelerated priority this month
     incentive: torch.Tensor = field(init=False)  # incentive fee paid
     called: torch.Tensor = field(init=False)  # weight of the call (liquidation) this month
+    # reinvestment criteria (deals with a limit only): the collateral's par and metrics before the
+    # purchase (None where the deal has no such test), and the cash kept from buying
+    par_q: torch.Tensor = field(init=False)
+    was: torch.Tensor | None = field(init=False)
+    warf: torch.Tensor | None = field(init=False)
+    wal: torch.Tensor | None = field(init=False)
+    blocked: torch.Tensor = field(init=False)
 
 
 def _make_deal(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str, sizes: torch.Tensor,
                tau: float, base: torch.Tensor | None = None, act360: torch.Tensor | None = None,
-               hy: torch.Tensor | None = None, ccc: torch.Tensor | None = None) -> _Deal:
+               hy: torch.Tensor | None = None, ccc: torch.Tensor | None = None,
+               paths: dict[str, torch.Tensor | None] | None = None) -> _Deal:
     """The run's constants from the deal (``sizes`` only decides the in-place path); ``base`` (S, T)
     and ``act360`` (T,) are the floating classes' base-rate path and accrual fractions, ``hy`` and
-    ``ccc`` (S, T) the high-yield spread and CCC par paths."""
+    ``ccc`` (S, T) the high-yield spread and CCC par paths, ``paths`` the reinvestment criteria's pool
+    paths (:func:`~creditsim.deal.inputs.criteria_paths`)."""
+    paths = paths or {}
     dev = cf.device
     S, T, _ = cf.shape
     groups = config.pari_passu_groups
@@ -515,7 +561,7 @@ def _make_deal(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode
         div_trig=config.interest_diversion_trigger, period_months=_period_months(T, config.months_per_period),
         tol=1e-9 * p0, zero=torch.zeros(S, dtype=torch.float64, device=dev),
         inplace=not (cf.requires_grad or p0.requires_grad or sizes.requires_grad
-                     or any(x is not None and x.requires_grad for x in (base, hy, ccc))),
+                     or any(x is not None and x.requires_grad for x in (base, hy, ccc, *paths.values()))),
         groups=groups, grouped=grouped,
         group_end=torch.tensor([b - 1 for a, b in groups for _ in range(a, b)], dtype=torch.long, device=dev),
         group_start=torch.tensor([a for a, b in groups for _ in range(a, b)], dtype=torch.long, device=dev),
@@ -531,6 +577,7 @@ def _make_deal(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode
         eq_notional=sizes[len(debt)], p0=p0, hy=hy, ccc=ccc,
         price_path=hy is not None and config.spread_duration > 0,
         refi_saving=config.refinancing_saving if config.has_floating else None,
+        criteria=config.has_reinvestment_criteria, **paths,
         **_floating_terms(config, base, act360, dev),
     )
 
@@ -577,7 +624,7 @@ def _initial_state(deal: _Deal, sizes: torch.Tensor, p0: torch.Tensor) -> _State
         pool_prev=p0, admin_owed=zero, hurdle=sizes[Kd].expand(S), eod=zero, ip_acct=zero,
         prp_acct=zero, accrued_rate=torch.zeros(S, Kd, dtype=torch.float64, device=deal.device), called=zero,
         margins=None if deal.refi_saving is None else deal.margins.expand(S, Kd), bucket_carry=zero,
-        reserve=zero + deal.config.interest_reserve,
+        reserve=zero + deal.config.interest_reserve, bucket_wal=zero,
     )
 
 
@@ -641,6 +688,8 @@ def _open_month(deal: _Deal, state: _State, pool: _PoolMonth, t: int, last: bool
     month = _Month(t=t, last=last, in_rp=t < deal.config.reinvestment_period and not last, pay=pay, rates=rates,
                    due_rates=rates if deal.period == 1 else rates + state.accrued_rate)
     _collections(deal, state, pool, month)
+    if deal.criteria:
+        _criteria_metrics(deal, state, pool, month)
     _accrue(deal, state, month)
     month.tests = _determination(deal, state, month)
     month.deferred_start = state.deferred
@@ -809,7 +858,7 @@ def _hold_collections(deal: _Deal, state: _State, month: _Month) -> None:
 
 
 #: per-scenario tensors of a run's constants (:class:`_Deal`): what a subset of scenarios needs indexed
-_DEAL_ROWS = ("tol", "zero", "p0", "base", "hy", "ccc")
+_DEAL_ROWS = ("tol", "zero", "p0", "base", "hy", "ccc", "pool_spread", "pool_warf", "pool_wal")
 
 
 def _exact_subset(deal: _Deal) -> bool:
@@ -1242,14 +1291,119 @@ def _cures_and_reinvestment(deal: _Deal, state: _State, month: _Month, pav: torc
         month.principal_cure = month.principal_cure + used
         _paydown(deal, state, month, cure)
     month.reinvest = pav + month.diversion
+    left = deal.zero
+    if deal.criteria:  # the collateral quality tests may keep part of the cash from buying: it pays the notes
+        allowed = _criteria_cap(deal, month, month.reinvest)
+        month.blocked = month.reinvest - allowed
+        month.reinvest = allowed
+        seq = pay_in_order(deal, month.blocked, state.N)
+        left = month.blocked - rowsum(seq)
+        _paydown(deal, state, month, seq)
     if deal.price_path:  # bought at the month's market price; a discount obligation is carried at cost
         price = deal.price * _price_move(deal, month.t)
         par = month.reinvest / price
+        if deal.pool_wal is not None:
+            _bucket_wal_after_purchase(deal, state, par)
         state.bucket = state.bucket + par
         state.bucket_carry = state.bucket_carry + par * torch.where(price < deal.discount_below, price, 1.0)
     else:
-        state.bucket = state.bucket + month.reinvest / deal.price
-    return deal.zero
+        par = month.reinvest / deal.price
+        if deal.pool_wal is not None:
+            _bucket_wal_after_purchase(deal, state, par)
+        state.bucket = state.bucket + par
+    return left
+
+
+# ---- reinvestment criteria ----------------------------------------------------------------------------
+# Decision: the reinvestment bucket mirrors the pool (no loan-level assets), so the collateral quality
+# tests are on aggregates. Buying par q of collateral whose metric is b moves the collateral's metric m
+# (par P) to the par-weighted mix (P m + q b) / (P + q). The indenture rule "satisfied after the purchase
+# or, failing before, maintained or improved" then allows, for a maximum L (WARF, WAL; a minimum such as
+# the WAS is the same rule on the negated metric): everything when b <= L; else q <= P (L - m)^+ / (b - L)
+# while the test passes, and, once it fails, everything when b <= m (the mix moves towards b: improved or
+# maintained) and nothing otherwise. The cap is continuous in m, P and the price except at b = m on the
+# failing side, which is a gate (0/1 hard, smoothstep soft, on the relative gap (b - m) / max(|L|, |b|)).
+# What the tests keep from buying pays the notes in order, as principal after the reinvestment period
+# (indentures let uninvested principal wait in the principal account; the model has no such account).
+
+
+def _wal_limit(config: WaterfallConfig, t: int) -> float:
+    """The WAL limit (years) on the payment date closing month t: ``max_wal``, or with ``max_wal_floor`` the
+    limit stepped down by the years elapsed since the cut-off, ``max(max_wal - (t + 1) / 12, floor)``."""
+    if config.max_wal_floor is None:
+        return config.max_wal
+    return max(config.max_wal - (t + 1) / 12.0, config.max_wal_floor)
+
+
+def _criteria_metrics(deal: _Deal, state: _State, pool: _PoolMonth, month: _Month) -> None:
+    """The collateral's par (pool + bucket, performing) and its WAS / WARF / WAL (S,) at the end of the month,
+    before any purchase: the pool's metric (its path, or for the WAS the month's yield ``12 x interest /
+    opening par`` less the base rate of a floating deal) mixed by par with the bucket's (every purchase is at
+    the deal's ``reinvestment_*`` metric; the bucket's WAL ages a month each month). Without collateral the
+    metric is the limit itself (then only purchases that pass the test are allowed)."""
+    cfg, t = deal.config, month.t
+    if deal.pool_wal is not None:
+        state.bucket_wal = torch.clamp(state.bucket_wal - _ALPHA, min=0.0)
+    bucket = state.bucket
+    month.par_q = month.pool_bal + bucket
+    month.blocked = deal.zero
+    pos = month.par_q > deal.tol
+    par = torch.where(pos, month.par_q, 1.0)
+
+    def mix(pool_metric: torch.Tensor, bucket_metric: torch.Tensor | float, limit: float) -> torch.Tensor:
+        return torch.where(pos, (month.pool_bal * pool_metric + bucket * bucket_metric) / par, limit)
+
+    month.was = month.warf = month.wal = None
+    if cfg.min_was is not None:
+        if deal.pool_spread is not None:
+            spread = deal.pool_spread[:, t]
+        else:
+            alive = state.pool_prev > deal.tol
+            spread = torch.where(alive, 12.0 * pool.interest / torch.where(alive, state.pool_prev, 1.0), 0.0)
+            if deal.base is not None:  # a floating deal: the pool floats over the same base rate
+                spread = spread - deal.base[:, t]
+        month.was = mix(spread, cfg.reinvestment_spread, cfg.min_was)
+    if deal.pool_warf is not None:
+        month.warf = mix(deal.pool_warf[:, t], cfg.reinvestment_warf, cfg.max_warf)
+    if deal.pool_wal is not None:
+        month.wal = mix(deal.pool_wal[:, t], state.bucket_wal, _wal_limit(cfg, t))
+
+
+def _criteria_cap(deal: _Deal, month: _Month, cash: torch.Tensor) -> torch.Tensor:
+    """The part of ``cash`` (S,) the reinvestment tests let buy collateral on this payment date: the
+    smallest of each test's cap (:func:`_test_cap`), purchases at the month's reinvestment price."""
+    cfg = deal.config
+    price = deal.price * _price_move(deal, month.t) if deal.price_path else deal.price
+    tests = ((month.was, cfg.min_was, cfg.reinvestment_spread, False),
+             (month.warf, cfg.max_warf, cfg.reinvestment_warf, True),
+             (month.wal, cfg.max_wal and _wal_limit(cfg, month.t), cfg.reinvestment_wal, True))
+    allowed = cash
+    for metric, limit, bought, upper in tests:
+        if metric is not None:
+            allowed = torch.minimum(allowed, _test_cap(deal, metric, limit, bought, upper, month.par_q, price, cash))
+    return allowed
+
+
+def _test_cap(deal: _Deal, m: torch.Tensor, limit: float, bought: float, upper: bool, par: torch.Tensor,
+              price: torch.Tensor | float, cash: torch.Tensor) -> torch.Tensor:
+    """Cash (S,) one test lets buy (the rule above the section): ``m`` the collateral's metric (S,), ``limit``
+    its maximum (``upper``) or minimum, ``bought`` the purchases' metric, ``par`` (S,) the collateral par,
+    ``price`` per unit of par."""
+    if not upper:  # a minimum is a maximum of the negated metric
+        m, limit, bought = -m, -limit, -bought
+    if bought <= limit:  # the purchases pass: the mix passes, or improves towards them
+        return cash
+    room = par * torch.clamp(limit - m, min=0.0) / (bought - limit)  # par that keeps the mix within the limit
+    improve = 1.0 - deal.gates.switch((bought - m) / max(abs(limit), abs(bought)))
+    return improve * cash + (1.0 - improve) * torch.minimum(cash, price * room)
+
+
+def _bucket_wal_after_purchase(deal: _Deal, state: _State, par: torch.Tensor) -> None:
+    """The bucket's WAL (years) after buying ``par`` (S,) at the deal's ``reinvestment_wal``: par-weighted."""
+    total = state.bucket + par
+    pos = total > 0
+    mixed = (state.bucket * state.bucket_wal + par * deal.config.reinvestment_wal) / torch.where(pos, total, 1.0)
+    state.bucket_wal = torch.where(pos, mixed, 0.0)
 
 
 def _accelerated_priority(deal: _Deal, state: _State, month: _Month) -> None:
@@ -1336,7 +1490,7 @@ _MONTH_FIELDS: dict[str, str] = {
     "interest_diversion": "diversion", "reinvestment": "reinvest", "acpa": "acpa",
     "equity_interest": "equity_interest", "equity_principal": "equity_principal",
     "admin_expenses": "admin_paid", "incentive_fee": "incentive", "accelerated": "accelerated",
-    "called": "called",
+    "called": "called", "reinvestment_blocked": "blocked",
 }
 #: outputs that are an end-of-month balance as it is: key -> :class:`_State` field
 _STATE_FIELDS: dict[str, str] = {
@@ -1357,7 +1511,8 @@ class _Recorder:
 
 def _make_recorder(deal: _Deal, sizes: torch.Tensor, outputs: tuple[str, ...]) -> _Recorder:
     """A recorder of the per-month keys of ``outputs`` (RESULT_KEYS order)."""
-    keys = [k for k in RESULT_KEYS if k in outputs and k not in ("initial_balances", "pool_balance_0")]
+    skip = ("initial_balances", "pool_balance_0") + (() if deal.criteria else CRITERIA_OUTPUTS)
+    keys = [k for k in RESULT_KEYS if k in outputs and k not in skip]
     return _Recorder(keys=keys, eq_notional=sizes[deal.Kd].expand(deal.S, 1), months={k: [] for k in keys})
 
 
@@ -1366,6 +1521,9 @@ def _month_value(key: str, deal: _Deal, state: _State, month: _Month, eq_notiona
     """Output ``key`` of the month just closed: ``(S,)``, ``(S, Kd)`` or ``(S, N)``."""
     if key in _MONTH_FIELDS:
         return getattr(month, _MONTH_FIELDS[key])
+    if key in ("was", "warf", "wal"):  # NaN where the deal has no such test
+        value = getattr(month, key)
+        return torch.full_like(deal.zero, float("nan")) if value is None else value
     if key in _STATE_FIELDS:
         return getattr(state, _STATE_FIELDS[key])
     tests = month.tests

@@ -33,6 +33,7 @@ corporate cohort's, used only by loans that enter the cut-off delinquent.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,13 +41,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from creditsim.deal.market import deal_market_paths
+from creditsim.deal.inputs import remaining_wal
+from creditsim.deal.market import RATING_FACTORS, deal_market_paths
 from creditsim.errors import ConfigError, DataError
 from creditsim.loans.book import LoanBook
 from creditsim.loans.collateral import recovery_scale
 from creditsim.cents import from_cents, to_cents
 from creditsim.fixed_order import column_sum
 from creditsim.loans.engine import simulate_pool_chunk
+from creditsim.loans.schedule import amortization_schedule
 from creditsim.loans.prepayment import RefinancingCurve, apply_prepayment_multiplier
 from creditsim.ratings.lifetime import ZMacroLink, monthly_scenario_matrices
 from creditsim.ratings.term_structure import scenario_default_hazard
@@ -151,6 +154,8 @@ class PoolEngine:
     #: decimal), or None when the book has no such loans (:mod:`creditsim.loans.prepayment`)
     refinancing: RefinancingCurve | None = None
     refinancing_coupon: float = float("nan")
+    #: the pool's scheduled WAL path (:meth:`pool_wal`), computed once per engine
+    _wal: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def from_tape(cls, loans: LoanTape | pd.DataFrame, *, seed: int, horizon: int, cutoff: Any = None,
@@ -252,16 +257,87 @@ class PoolEngine:
                       ) -> dict[str, Any]:
         """The waterfall's market inputs for ``deal`` on macro paths ``(s, T, 9)`` and their pool cashflows
         ``(s, T, 7)``: :func:`creditsim.deal.market.deal_market_paths` (torch paths keep their gradients),
-        plus the rated loans' CCC par (:meth:`ccc_par`, no gradient) when the deal has a CCC limit. One
+        plus the rated loans' CCC par (:meth:`ccc_par`, no gradient) when the deal has a CCC limit, and the
+        paths of its reinvestment criteria: the rated loans' WARF (:meth:`pool_warf`) with ``max_warf``, the
+        tape's scheduled WAL (:meth:`pool_wal`) with ``max_wal`` (the WAS comes from the collections). One
         place for what ``simulate`` and the expected-loss path both give the waterfall."""
         out = deal_market_paths(deal, macro, pool_cf.shape[1])
+        if deal.ccc_limit is None and getattr(deal, "max_warf", None) is None:
+            return self._with_wal(deal, out, pool_cf.shape)
+        detached = macro.detach().cpu().numpy() if isinstance(macro, torch.Tensor) else np.asarray(macro)
+        cf = pool_cf.detach().cpu().numpy() if isinstance(pool_cf, torch.Tensor) else np.asarray(pool_cf)
         if deal.ccc_limit is not None:
-            detached = macro.detach().cpu().numpy() if isinstance(macro, torch.Tensor) else np.asarray(macro)
-            cf = pool_cf.detach().cpu().numpy() if isinstance(pool_cf, torch.Tensor) else np.asarray(pool_cf)
             ccc = self.ccc_par(detached, cf)
             if ccc is not None:
                 out["ccc_par"] = ccc
+        if getattr(deal, "max_warf", None) is not None:
+            warf = self.pool_warf(detached, cf.shape[1])
+            if warf is not None:
+                out["pool_warf"] = warf
+        return self._with_wal(deal, out, pool_cf.shape)
+
+    def _with_wal(self, deal: Any, out: dict[str, Any], shape: tuple[int, ...]) -> dict[str, Any]:
+        """``out`` plus the ``(s, T)`` ``pool_wal`` path (the same row for every scenario) when the deal has a
+        WAL limit; ``shape`` is the pool cashflows' ``(s, T, 7)``."""
+        if getattr(deal, "max_wal", None) is not None:
+            out["pool_wal"] = np.repeat(self.pool_wal(shape[1])[None], shape[0], axis=0)
         return out
+
+    def _grade_distributions(self, macro: np.ndarray, t_len: int) -> Iterator[np.ndarray]:
+        """For t = 0..t_len-1: ``(s, 7, 8)`` rating distribution at the end of month t of a loan rated
+        g (AAA..CCC) at the cut-off, ``e_g M_1 ... M_t`` along the path's Z-conditional matrices (a
+        generator; fixed-order sums, not a BLAS product: the same bits whatever the chunk)."""
+        rating = monthly_scenario_matrices(np.asarray(macro)[:, :t_len], self.rating_link)  # (s, T, 8, 8)
+        dist = np.broadcast_to(np.eye(8)[:7], (rating.shape[0], 7, 8)).copy()  # (s, 7 grades, 8 ratings)
+        for t in range(t_len):
+            dist = column_sum(dist[:, :, :, None] * rating[:, t][:, None, :, :], 2)
+            yield dist
+
+    def _grade_weights(self) -> np.ndarray:
+        """``(7,)`` share of the pool's cut-off balance by initial grade (0 for unrated loans)."""
+        grade = self.book.cohort - _N_AC
+        rated = (grade >= 0) & (grade < len(RATINGS))
+        weight = np.bincount(grade[rated], weights=self.book.balance[rated], minlength=len(RATINGS))
+        return weight / float(self.book.balance.sum())
+
+    def pool_warf(self, macro: np.ndarray, t_len: int) -> np.ndarray | None:
+        """``(s, T)`` expected weighted-average rating factor of the rated loans still performing, for the
+        deal's ``max_warf`` reinvestment test; None when the book has no rated loans (the test is then off).
+
+        Each grade's loans are spread over the ratings by the rating chain of the path (:meth:`ccc_par`);
+        the factor of a rating is Moody's idealised factor of its middle notch
+        (:data:`~creditsim.deal.market.RATING_FACTORS`); grades weigh by cut-off balance times survival,
+        ``WARF_t = sum_g w_g sum_r pi_g,t[r] RF_r / sum_g w_g (1 - pi_g,t[D])``. Unrated loans do not count
+        (a tape is rated or not; a mixed tape's WARF is its rated part's).
+        """
+        if not self._rated:
+            return None
+        weight = self._grade_weights()
+        factors = np.array([RATING_FACTORS[r] for r in RATINGS])
+        out = np.empty((np.asarray(macro).shape[0], t_len))
+        for t, dist in enumerate(self._grade_distributions(macro, t_len)):
+            alive = column_sum(weight[None, :] * (1.0 - dist[:, :, len(RATINGS)]), 1)
+            mass = column_sum(weight[None, :] * column_sum(dist[:, :, :len(RATINGS)] * factors, 2), 1)
+            out[:, t] = mass / np.clip(alive, 1e-12, None)
+        return out
+
+    def pool_wal(self, t_len: int) -> np.ndarray:
+        """``(T,)`` weighted-average life (years) at the end of each month of the pool's scheduled principal,
+        for the deal's ``max_wal`` reinvestment test: every loan's contractual amortisation from the cut-off
+        to its maturity (no prepayments or defaults, the indenture convention), summed over the pool
+        (:func:`~creditsim.deal.inputs.remaining_wal`). The same path in every scenario: the loans that
+        survive are weighted by their scheduled balance, not by their scenario's survival. Computed once."""
+        if self._wal is None or len(self._wal) < t_len:
+            book = self.book
+            months = max(int(book.remaining_term.max()), t_len)
+            principal = np.zeros(months)
+            for a in range(0, book.n_loans, self.loan_chunk):  # blocks bound the (loans, months) table
+                b = slice(a, a + self.loan_chunk)
+                sched = amortization_schedule(book.balance[b], book.monthly_rate[b], book.remaining_term[b],
+                                              book.amortization[b], book.io_months[b], n_columns=months)
+                principal += column_sum(sched.principal, 0)
+            self._wal = remaining_wal(torch.as_tensor(principal)).numpy()
+        return self._wal[:t_len]
 
     def ccc_par(self, macro: np.ndarray, pool_cf: np.ndarray) -> np.ndarray | None:
         """``(s, T)`` expected CCC-rated par of the performing pool (currency units), for the deal's CCC
@@ -276,18 +352,11 @@ class PoolEngine:
         """
         if not self._rated:
             return None
-        grade = self.book.cohort - _N_AC
-        rated = (grade >= 0) & (grade < len(RATINGS))
-        weight = np.bincount(grade[rated], weights=self.book.balance[rated], minlength=len(RATINGS))
-        weight = weight / float(self.book.balance.sum())  # (7,) share of the pool by initial grade
+        weight = self._grade_weights()  # (7,) share of the pool by initial grade
         t_len = pool_cf.shape[1]
-        rating = monthly_scenario_matrices(np.asarray(macro)[:, :t_len], self.rating_link)  # (s, T, 8, 8)
-        dist = np.broadcast_to(np.eye(8)[:7], (rating.shape[0], 7, 8)).copy()  # (s, 7 grades, 8 ratings)
-        share = np.empty((rating.shape[0], t_len))
+        share = np.empty((np.asarray(macro).shape[0], t_len))
         ccc, d = len(RATINGS) - 1, len(RATINGS)
-        for t in range(t_len):
-            # fixed-order sums (not a BLAS product): the same bits whatever the chunk
-            dist = column_sum(dist[:, :, :, None] * rating[:, t][:, None, :, :], 2)
+        for t, dist in enumerate(self._grade_distributions(macro, t_len)):
             alive = np.clip(1.0 - dist[:, :, d], 1e-12, None)
             share[:, t] = column_sum(dist[:, :, ccc] / alive * weight[None, :], 1)
         return pool_cf[:, :, POOL_CF_TYPES.index("balance")] * share

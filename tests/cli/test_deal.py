@@ -149,3 +149,26 @@ def test_deal_run_takes_a_base_rate_and_a_spread_path(tmp_path, capsys):
     # the first quarter (Oct-Dec 2025, 92 days) at base + 1.30 %, ACT/360
     assert a_low == pytest.approx(310e6 * (0.01 + 0.013) * 92 / 360, rel=1e-9)
     assert a_high == pytest.approx(310e6 * (0.06 + 0.013) * 92 / 360, rel=1e-9)
+
+
+def test_deal_check_and_run_show_the_reinvestment_criteria(tmp_path, capsys):
+    cfg = load_deal(EXAMPLE).to_dict()
+    criteria = {"min_was": 0.035, "reinvestment_spread": 0.03, "max_warf": 3000.0, "reinvestment_warf": 3300.0,
+                "max_wal": 5.0, "reinvestment_wal": 6.0, "max_wal_floor": 3.0}
+    path = dump_deal(WaterfallConfig.from_dict({**cfg, **criteria}), tmp_path / "criteria.yaml")
+    code, out, _ = run_cli(["deal", "check", str(path)], capsys)
+    assert code == 0 and "deal OK" in out
+    for phrase in ("WAS at least 3.50%, purchases at 3.00%", "WARF at most 3,000, purchases at 3,300",
+                   "WAL at most 5 years, stepping down a year a year to 3, purchases at 6 years",
+                   "keep from buying pay the notes"):
+        assert phrase in out, phrase
+    code, out, _ = run_cli(["deal", "run", str(path), "--rows", "30", "--no-breakeven", "--pool-warf", "2900"], capsys)
+    assert code == 0
+    assert "blocked" in out and "WARF" in out and "WAS" in out and "WAL" in out
+    err = float(out.split("max cash conservation error")[1].split()[0])
+    assert err < 1e-6 * 100
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(Path(path).read_text().replace("max_warf: 3000.0", "max_warf: 0.0"))
+    code, _, err = run_cli(["deal", "check", str(bad)], capsys)
+    assert code == 2 and "max_warf must be a Moody's rating factor (B2 = 2720) in [1, 10000], got 0.0" in err
+    assert len(err.strip().splitlines()) == 1
