@@ -92,7 +92,7 @@ Real-deal features (issue 15), each a deal setting that is off by default:
 - Reinvestment criteria (``min_was``, ``max_warf``, ``max_wal`` with an optional step-down): collateral
   quality tests on the collateral's aggregate metrics (the bucket mirrors the pool); a purchase must leave a
   test satisfied or, failing before, maintained or improved; principal proceeds the tests keep from buying
-  pay the notes in order (``reinvestment_blocked``; the decision is written above :func:`_wal_limit`).
+  pay the notes in order (``reinvestment_blocked``; the decision is written above :func:`wal_limit`).
 
 Not modelled: hedges, an interest-smoothing account (collections are monthly) and refinancing costs.
 
@@ -129,7 +129,7 @@ from creditsim.fixed_order import column_sum
 from creditsim.states import POOL_CF_TYPES
 
 __all__ = ["MODES", "run_waterfall", "cash_conservation_error", "infer_initial_balance", "RESULT_KEYS",
-           "TRANCHE_OUTPUTS", "CRITERIA_OUTPUTS", "criteria_paths"]
+           "TRANCHE_OUTPUTS", "CRITERIA_OUTPUTS", "criteria_paths", "wal_limit"]
 
 _ALPHA = 1.0 / 12.0  # 30/360 monthly accrual fraction
 _K = len(POOL_CF_TYPES)
@@ -1327,12 +1327,12 @@ def _cures_and_reinvestment(deal: _Deal, state: _State, month: _Month, pav: torc
 # (indentures let uninvested principal wait in the principal account; the model has no such account).
 
 
-def _wal_limit(config: WaterfallConfig, t: int) -> float:
+def wal_limit(max_wal: float, max_wal_floor: float | None, t: int) -> float:
     """The WAL limit (years) on the payment date closing month t: ``max_wal``, or with ``max_wal_floor`` the
     limit stepped down by the years elapsed since the cut-off, ``max(max_wal - (t + 1) / 12, floor)``."""
-    if config.max_wal_floor is None:
-        return config.max_wal
-    return max(config.max_wal - (t + 1) / 12.0, config.max_wal_floor)
+    if max_wal_floor is None:
+        return max_wal
+    return max(max_wal - (t + 1) / 12.0, max_wal_floor)
 
 
 def _criteria_metrics(deal: _Deal, state: _State, pool: _PoolMonth, month: _Month) -> None:
@@ -1366,7 +1366,7 @@ def _criteria_metrics(deal: _Deal, state: _State, pool: _PoolMonth, month: _Mont
     if deal.pool_warf is not None:
         month.warf = mix(deal.pool_warf[:, t], cfg.reinvestment_warf, cfg.max_warf)
     if deal.pool_wal is not None:
-        month.wal = mix(deal.pool_wal[:, t], state.bucket_wal, _wal_limit(cfg, t))
+        month.wal = mix(deal.pool_wal[:, t], state.bucket_wal, wal_limit(cfg.max_wal, cfg.max_wal_floor, t))
 
 
 def _criteria_cap(deal: _Deal, month: _Month, cash: torch.Tensor) -> torch.Tensor:
@@ -1376,7 +1376,7 @@ def _criteria_cap(deal: _Deal, month: _Month, cash: torch.Tensor) -> torch.Tenso
     price = deal.price * _price_move(deal, month.t) if deal.price_path else deal.price
     tests = ((month.was, cfg.min_was, cfg.reinvestment_spread, False),
              (month.warf, cfg.max_warf, cfg.reinvestment_warf, True),
-             (month.wal, cfg.max_wal and _wal_limit(cfg, month.t), cfg.reinvestment_wal, True))
+             (month.wal, cfg.max_wal and wal_limit(cfg.max_wal, cfg.max_wal_floor, month.t), cfg.reinvestment_wal, True))
     allowed = cash
     for metric, limit, bought, upper in tests:
         if metric is not None:

@@ -525,6 +525,65 @@ def _coverage_fans(results: SimulationResults, w: np.ndarray) -> Any:
     return f
 
 
+#: panels of the reinvestment-criteria chart: (column of ``cashflows["reinvestment_criteria"]``, title, unit
+#: scale, y title, limit field of the deal); column 0 is the blocked cash, shown cumulated
+_CRITERIA_PANELS = ((1, "Weighted-average spread (WAS)", 100.0, "% p.a.", "min_was"),
+                    (2, "Weighted-average rating factor (WARF)", 1.0, "rating factor", "max_warf"),
+                    (3, "Weighted-average life (WAL)", 1.0, "years", "max_wal"))
+
+
+def _criteria_limit(deal: dict[str, Any], field: str, months: int) -> np.ndarray | None:
+    """The limit line ``(months,)`` of one collateral quality test from the run's deal settings (None when
+    the deal has no such test); the WAL limit steps down as :func:`creditsim.deal.waterfall.wal_limit`."""
+    value = deal.get(field)
+    if value is None:
+        return None
+    if field != "max_wal":
+        return np.full(months, float(value))
+    from creditsim.deal.waterfall import wal_limit
+
+    floor = deal.get("max_wal_floor")
+    return np.array([wal_limit(float(value), None if floor is None else float(floor), t) for t in range(months)])
+
+
+def _criteria_fans(results: SimulationResults, w: np.ndarray) -> Any:
+    """Reinvestment criteria (issue 15): the cash the collateral quality tests kept from reinvestment,
+    cumulated as % of the initial pool, and each test's metric (median and 5-95 % band over the
+    scenarios) against its limit, dashed. ``cashflows["reinvestment_criteria"]`` is ``(S, T, 4)``:
+    blocked cash (currency units), WAS (annual decimal), WARF, WAL (years), NaN where a test is off."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    arr = results.cashflows["reinvestment_criteria"]
+    deal = results.settings.get("deal") if isinstance(results.settings, dict) else None
+    deal = deal if isinstance(deal, dict) else {}
+    panels = [p for p in _CRITERIA_PANELS if np.isfinite(arr[:, :, p[0]]).any()]
+    titles = ["Reinvestment blocked, cumulative"] + [p[1] for p in panels]
+    rows, cols = _grid(len(titles), 4)
+    f = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.07, vertical_spacing=0.18, subplot_titles=titles)
+    months = _months(arr.shape[1])
+    blocked = np.cumsum(arr[:, :, 0], axis=1) / results.initial_balance * 100
+    series = [(blocked, "% of initial pool", None)]
+    for c, _, scale, unit, field in panels:
+        limit = _criteria_limit(deal, field, arr.shape[1])
+        series.append((arr[:, :, c] * scale, unit, None if limit is None else limit * scale))
+    for p, (y, unit, limit) in enumerate(series):
+        where = dict(row=p // cols + 1, col=p % cols + 1)
+        q = _fan(y, w, (0.05, 0.5, 0.95))
+        _band(f, months, q[0], q[2], "76,114,176", "5-95%", "band", p == 0, **where)
+        f.add_trace(go.Scatter(x=months, y=_f32(q[1]), name="median", legendgroup="median", showlegend=p == 0,
+                               line=dict(color="#1f3b73", width=2)), **where)
+        if limit is not None:
+            f.add_trace(go.Scatter(x=months, y=_f32(limit), mode="lines", name="limit", legendgroup="limit",
+                                   showlegend=p == 1, line=dict(color="#c44e52", dash="dash", width=1.5)), **where)
+        # blocked cash is never negative: a deal whose tests never bind shows a flat line on 0, not on -1..1
+        f.update_yaxes(title_text=unit, rangemode="nonnegative" if p == 0 else None, **where)
+        f.update_xaxes(title_text="month after cut-off" if p // cols == rows - 1 else None, **where)
+    f.update_layout(title="Reinvestment criteria: cash kept from reinvestment and the collateral quality tests "
+                          "(median and 5-95% band, limit dashed)", height=max(420, 320 * rows))
+    return f
+
+
 def _coverage_range(q: np.ndarray, trigger: float | None) -> list[float] | None:
     """y range (ratio in %) of one coverage panel. As a class is repaid its ratio runs to thousands of
     percent (a small denominator), which would flatten the months that matter onto the axis: the top is
@@ -632,6 +691,8 @@ def _charts(results: SimulationResults) -> tuple[list[tuple[str, Any]], list[str
         else:
             notes.append("OC / IC test ratios: this run did not keep the coverage-test ratios by month "
                          "(the result holds no oc_ratio / ic_ratio arrays).")
+        if "reinvestment_criteria" in results.cashflows and has_loss_timing(results):
+            figs.append(("reinvestment_criteria", _criteria_fans(results, w)))
     else:
         notes.append("Tranche charts: the result holds no tranches.")
     if "pool" in results.cashflows:

@@ -60,7 +60,7 @@ from rich.progress import (
 from creditsim.deal.analytics import tranche_outcomes
 from creditsim.deal.config import Tranche, WaterfallConfig, load_deal
 from creditsim.datasets.restricted import data_provenance
-from creditsim.deal.waterfall import run_waterfall
+from creditsim.deal.waterfall import CRITERIA_OUTPUTS, run_waterfall
 from creditsim.errors import ConfigError, format_labels
 from creditsim.features import loan_features
 from creditsim.io import read_frame
@@ -213,7 +213,9 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask) -> dict[str, Any]:
         with ``keep_cashflows``: ``pool`` ``(s, T, 7)`` currency units in POOL_CF_TYPES order and
         ``tranche_interest`` / ``tranche_principal`` / ``tranche_balance`` ``(s, T, n_tranches)``, and
         the coverage ratios ``oc_ratio`` / ``ic_ratio`` ``(s, T, n_debt)`` (NaN where a class has no such
-        test, inf once it is repaid) for the report's test fans.
+        test, inf once it is repaid) for the report's test fans, and for a deal with reinvestment criteria
+        ``reinvestment_criteria`` ``(s, T, 4)``: the cash they blocked (currency units), WAS (annual
+        decimal), WARF, WAL (years), NaN where a test is off (``CRITERIA_OUTPUTS`` order).
     """
     ids = np.arange(task.start, task.stop, dtype=np.int64)
     with torch.no_grad():  # reported numbers need no autograd graph (and no_grad keeps memory flat)
@@ -230,6 +232,8 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask) -> dict[str, Any]:
         out["pool"] = pool
         for key in ("tranche_interest", "tranche_principal", "tranche_balance", "oc_ratio", "ic_ratio"):
             out[key] = wf[key].detach().cpu().numpy()
+        if ctx.config.has_reinvestment_criteria:  # blocked cash, WAS, WARF, WAL
+            out["reinvestment_criteria"] = torch.stack([wf[k] for k in CRITERIA_OUTPUTS], dim=-1).detach().cpu().numpy()
     return out
 
 
@@ -457,8 +461,10 @@ def _assemble(chunks: list[dict[str, Any]], config: Any, labels: np.ndarray, mac
         ))
     cashflows = {}
     if keep_cashflows:
-        for key in ("pool", "tranche_interest", "tranche_principal", "tranche_balance", "oc_ratio", "ic_ratio"):
-            cashflows[key] = np.concatenate([c[key] for c in chunks], axis=0)
+        for key in ("pool", "tranche_interest", "tranche_principal", "tranche_balance", "oc_ratio", "ic_ratio",
+                    "reinvestment_criteria"):
+            if key in chunks[0]:
+                cashflows[key] = np.concatenate([c[key] for c in chunks], axis=0)
     return SimulationResults(portfolio_losses=losses, tranche_results=tranches, cashflows=cashflows,
                              scenarios=labels, macro_paths=macro_paths, initial_balance=p0, clusters=clusters)
 

@@ -358,3 +358,56 @@ def test_templates_come_from_the_package_not_the_working_directory(tmp_path, mon
         assert (shipped / name).is_file(), name
         found = _templates().get_template(name).filename
         assert found is not None and Path(found) == Path(str(shipped / name)), found
+
+
+def test_reinvestment_criteria_chart_cumulates_blocked_cash_and_draws_each_test_against_its_limit():
+    """Issue 15: blocked cash cumulated as % of the initial pool; WAS in % against min_was, WARF against
+    max_warf, the WAL against its stepped-down limit (max(max_wal - (t + 1) / 12, floor)); a test that is off
+    (NaN) has no panel."""
+    from creditsim.risk.report import _charts
+
+    r = _results(n=200, t=24)
+    rng = np.random.default_rng(3)
+    crit = np.full((200, 24, 4), np.nan)
+    crit[:, :, 0] = rng.uniform(0.0, 0.5, size=(200, 24))  # blocked cash, currency units (pool 100)
+    crit[:, :, 1] = rng.normal(0.035, 0.002, size=(200, 24))  # WAS
+    crit[:, :, 3] = rng.normal(5.0, 0.3, size=(200, 24))  # WAL; WARF off
+    r.cashflows["reinvestment_criteria"] = crit
+    r.settings["deal"] = {"name": "x", "min_was": 0.033, "max_wal": 6.0, "max_wal_floor": 5.5,
+                          "tranches": [{"name": "A", "balance": 70.0, "coupon": 0.05},
+                                       {"name": "Equity", "balance": 30.0, "equity": True}]}
+    fig = dict(_charts(r)[0])["reinvestment_criteria"]
+    assert [a.text for a in fig.layout.annotations] == ["Reinvestment blocked, cumulative",
+                                                        "Weighted-average spread (WAS)", "Weighted-average life (WAL)"]
+    median = [tr for tr in fig.data if tr.name == "median"]
+    want = np.quantile(np.cumsum(crit[:, :, 0], axis=1) / 100.0 * 100, 0.5, axis=0, method="inverted_cdf")
+    np.testing.assert_allclose(median[0].y, want, rtol=1e-6)
+    limits = [tr for tr in fig.data if tr.name == "limit"]
+    np.testing.assert_allclose(limits[0].y, 3.3, rtol=1e-6)  # WAS, % p.a.
+    np.testing.assert_allclose(limits[1].y, [max(6.0 - (t + 1) / 12, 5.5) for t in range(24)], rtol=1e-6)
+    assert 'id="reinvestment_criteria"' in build_report_html(r, plotly_js="file")
+
+
+def test_a_run_with_binding_criteria_keeps_them_saves_them_and_a_run_without_has_none(tmp_path):
+    import pandas as pd
+    import yaml
+
+    import creditsim as cs
+    from creditsim.deal.config import WaterfallConfig
+    from creditsim.examples import example_path
+
+    loans = pd.read_parquet(example_path("loans_bsl.parquet")).head(120)
+    spec = yaml.safe_load(example_path("bsl_clo.yaml").read_text())
+    spec.update(max_warf=2600.0, reinvestment_warf=3000.0)  # buying B3 under a tight WARF limit: it binds
+    run = dict(n_simulations=16, macro="synthetic", horizon=36, seed=1, progress=False)
+    r = cs.simulate(loans, WaterfallConfig.from_dict(spec), **run)
+    crit = r.cashflows["reinvestment_criteria"]
+    assert crit.shape == (16, 36, 4) and crit[:, :, 0].sum() > 0 and np.isfinite(crit[:, :, 2]).all()
+    r.save(tmp_path / "run") if hasattr(r, "save") else r.to_parquet(tmp_path / "run")
+    back = type(r).load(tmp_path / "run")
+    np.testing.assert_array_equal(back.cashflows["reinvestment_criteria"], crit)
+    for key in ("min_was", "max_warf", "max_wal", "max_wal_floor", "reinvestment_spread", "reinvestment_warf",
+                "reinvestment_wal"):
+        spec.pop(key, None)
+    plain = cs.simulate(loans, WaterfallConfig.from_dict(spec), **run)
+    assert "reinvestment_criteria" not in plain.cashflows
