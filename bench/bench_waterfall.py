@@ -52,7 +52,7 @@ def every_feature_deal(frequency: str = "quarterly") -> WaterfallConfig:
     """The six-class deal with every real-deal feature on (issue 15): payment dates (quarterly by
     default), floating classes on a base-rate path, a pari-passu A-1/A-2 pair, admin expenses with a
     cap, incentive fee, defaulted interest, events of default with acceleration, optional and clean-up
-    calls, refinancing, spread-driven prices, CCC haircut, discount obligations."""
+    calls, refinancing, spread-driven prices, CCC haircut, discount obligations, reinvestment criteria."""
     six = six_tranche_deal().to_dict()
     tranches = six["tranches"]
     a2 = {**tranches[0], "name": "A-2", "balance": 10e6, "pari_passu": True}
@@ -65,7 +65,10 @@ def every_feature_deal(frequency: str = "quarterly") -> WaterfallConfig:
                admin_expenses=200_000.0, admin_cap=250_000.0, incentive_fee=0.2, incentive_hurdle=0.12,
                eod_oc_trigger=1.025, acceleration=True, defaulted_interest_accrues=True, non_call_period=24,
                call_nav_threshold=1.5, clean_up_call=0.1, spread_duration=3.0, ccc_limit=0.075,
-               refinancing_saving=0.1, discount_obligation_price=0.8)
+               refinancing_saving=0.1, discount_obligation_price=0.8,
+               # the reinvestment criteria at limits that bind in part of the scenarios (market pool_warf path)
+               min_was=0.075, reinvestment_spread=0.07, max_warf=3000.0, reinvestment_warf=3200.0, max_wal=5.0,
+               reinvestment_wal=6.0, max_wal_floor=2.0)
     return WaterfallConfig.from_dict(six)
 
 
