@@ -147,7 +147,8 @@ def criteria_lines(config) -> list[str]:
     lines = []
     if config.min_was is not None:
         lines.append(f"reinvestment test: WAS at least {config.min_was:.2%}, purchases at {config.reinvestment_spread:.2%} "
-                     "(pool: its yield over the base rate, or the run's pool_spread path)")
+                     "(simulate: the floating loans' spread_bps; without them, and in deal run, the pool's yield "
+                     "over the base rate, a fixed-rate deal's whole yield)")
     if config.max_warf is not None:
         lines.append(f"reinvestment test: WARF at most {config.max_warf:,.0f}, purchases at {config.reinvestment_warf:,.0f} "
                      "(simulate: the rated loans' grades; off for an unrated tape; deal run: --pool-warf)")
@@ -213,10 +214,24 @@ def compact_period_table(periods: pd.DataFrame, config) -> pd.DataFrame:
     out["cures"] = periods["interest_cure"] + periods["principal_cure"]
     out["reinvest"] = periods["reinvestment"]
     out["equity"] = periods["equity"]
-    for key, label in (("reinvestment_blocked", "blocked"), ("was", "WAS"), ("warf", "WARF"), ("wal", "WAL"),
-                       ("collection_account", "held"), ("event_of_default", "EoD"), ("called", "called")):
+    for key, label in (("collection_account", "held"), ("event_of_default", "EoD"), ("called", "called")):
         if key in periods:
             out[label] = periods[key]
+    return out
+
+
+def criteria_period_table(periods: pd.DataFrame) -> pd.DataFrame | None:
+    """The reinvestment tests by month (a table of their own: beside the cash columns they made every
+    cell too narrow to read): the cash they kept from buying and the collateral's WAS (%), WARF and WAL
+    (years) before the purchase; None for a deal without the tests."""
+    if "reinvestment_blocked" not in periods:
+        return None
+    out = pd.DataFrame(index=periods.index)
+    out["reinvested"] = periods["reinvestment"]
+    out["blocked"] = periods["reinvestment_blocked"]
+    for key, label, scale in (("was", "WAS %", 100.0), ("warf", "WARF", 1.0), ("wal", "WAL years", 1.0)):
+        if key in periods:
+            out[label] = periods[key] * scale
     return out
 
 
@@ -304,6 +319,9 @@ def _print_periods(periods: pd.DataFrame, config, rows: int) -> None:
                       "account ('held') and interest_in / principal_in are the cash released on each date",
                       highlight=False)
     _print_frame(compact_period_table(shown, config), f"periods (first {len(shown)} of {len(periods)} months)")
+    criteria = criteria_period_table(shown)
+    if criteria is not None:
+        _print_frame(criteria, "reinvestment tests (metrics before the month's purchase)", money=True)
 
 
 @deal_app.command("run")

@@ -156,6 +156,10 @@ class PoolEngine:
     refinancing_coupon: float = float("nan")
     #: the pool's scheduled WAL path (:meth:`pool_wal`), computed once per engine
     _wal: np.ndarray | None = field(default=None, repr=False)
+    #: ``(L,)`` contractual spread of each floating loan over its index (the tape's ``spread_bps``, annual
+    #: decimal; NaN for fixed loans and floating ones without it), for the WAS test (:meth:`pool_spread`)
+    loan_spread: np.ndarray | None = field(default=None, repr=False)
+    _was: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def from_tape(cls, loans: LoanTape | pd.DataFrame, *, seed: int, horizon: int, cutoff: Any = None,
@@ -201,7 +205,7 @@ class PoolEngine:
         return cls(book=book, transition_model=transition_model, seed=int(seed), horizon=int(horizon),
                    rating_link=rating_link if rated else None, device=device, _rated=rated,
                    rating_term_structure=rating_term_structure if rated else None,
-                   refinancing=refi, refinancing_coupon=coupon)
+                   refinancing=refi, refinancing_coupon=coupon, loan_spread=_floating_spreads(clean, book))
 
     @property
     def initial_balance(self) -> float:
@@ -277,11 +281,46 @@ class PoolEngine:
         return self._with_wal(deal, out, pool_cf.shape)
 
     def _with_wal(self, deal: Any, out: dict[str, Any], shape: tuple[int, ...]) -> dict[str, Any]:
-        """``out`` plus the ``(s, T)`` ``pool_wal`` path (the same row for every scenario) when the deal has a
-        WAL limit; ``shape`` is the pool cashflows' ``(s, T, 7)``."""
+        """``out`` plus the ``(s, T)`` ``pool_wal`` path when the deal has a WAL limit and the ``pool_spread``
+        path when it has a WAS limit and the tape gives floating spreads (each the same row for every
+        scenario); ``shape`` is the pool cashflows' ``(s, T, 7)``."""
         if getattr(deal, "max_wal", None) is not None:
             out["pool_wal"] = np.repeat(self.pool_wal(shape[1])[None], shape[0], axis=0)
+        if getattr(deal, "min_was", None) is not None:
+            was = self.pool_spread(shape[1])
+            if was is not None:
+                out["pool_spread"] = np.repeat(was[None], shape[0], axis=0)
         return out
+
+    def pool_spread(self, t_len: int) -> np.ndarray | None:
+        """``(T,)`` weighted-average spread (annual decimal) of the floating loans over their index at the end
+        of each month, for the deal's ``min_was`` reinvestment test; None when no loan gives ``spread_bps``
+        (the waterfall then reads the spread off the collections: yield minus the base rate).
+
+        Why not the collections: in a simulation a floating loan's coupon is its cut-off coupon moved by the
+        path's index since the cut-off, so "yield minus base rate" is the tape coupon minus the path's
+        month-0 index plus the credit drag of the month (measured on the BSL example: 4.2 % against the
+        tape's 3.5 % contractual spread under synthetic paths), not a spread. The indenture's WAS is the
+        par-weighted contractual spread of the performing floating obligations: here weighted by each
+        loan's scheduled balance (the WAL test's convention: no prepayments or defaults), the same path in
+        every scenario. Computed once."""
+        spread = self.loan_spread
+        if spread is None or not np.isfinite(spread).any():
+            return None
+        if self._was is None or len(self._was) < t_len:
+            book, has = self.book, np.isfinite(spread)
+            months = max(int(book.remaining_term.max()), t_len)
+            weighted, par = np.zeros(months), np.zeros(months)
+            for a in range(0, book.n_loans, self.loan_chunk):  # blocks bound the (loans, months) table
+                b = slice(a, a + self.loan_chunk)
+                sched = amortization_schedule(book.balance[b], book.monthly_rate[b], book.remaining_term[b],
+                                              book.amortization[b], book.io_months[b], n_columns=months)
+                bal = np.where(has[b, None], sched.balance[:, 1:], 0.0)  # end of month t, floating loans only
+                weighted += column_sum(bal * np.where(has[b], spread[b], 0.0)[:, None], 0)
+                par += column_sum(bal, 0)
+            last = np.where(par > 0, weighted / np.where(par > 0, par, 1.0), np.nan)
+            self._was = pd.Series(last).ffill().fillna(float(np.nanmean(spread))).to_numpy()  # after maturity
+        return self._was[:t_len]
 
     def _grade_distributions(self, macro: np.ndarray, t_len: int) -> Iterator[np.ndarray]:
         """For t = 0..t_len-1: ``(s, 7, 8)`` rating distribution at the end of month t of a loan rated
@@ -447,3 +486,14 @@ def default_transition_model() -> Any:
     """The Markov model: the spec's base-case roll rates per asset class with the macro overlay calibrated on
     the bank delinquency history (:meth:`MarkovTransitionModel.default`)."""
     return MarkovTransitionModel.default()
+
+
+def _floating_spreads(tape: pd.DataFrame, book: Any) -> np.ndarray | None:
+    """``(L,)`` the book's floating loans' ``spread_bps`` as annual decimals (book order, matched by
+    ``loan_id``: the book drops loans past maturity), NaN elsewhere; None when the tape has no such column."""
+    if "spread_bps" not in tape.columns or book.floating is None:
+        return None
+    bps = pd.to_numeric(tape["spread_bps"], errors="coerce").to_numpy(np.float64)
+    by_id = pd.Series(bps, index=tape["loan_id"].astype(str).to_numpy()).groupby(level=0).first()
+    spread = by_id.reindex(book.loan_id).to_numpy(np.float64) / 1e4
+    return np.where(np.asarray(book.floating, bool), spread, np.nan)

@@ -149,6 +149,33 @@ def test_pool_wal_is_the_tapes_scheduled_amortisation() -> None:
         assert wal[t] == pytest.approx(((u[later] - t) * sched[later]).sum() / sched[later].sum() / 12, rel=1e-12)
 
 
+def test_pool_spread_is_the_floating_loans_contractual_spread_not_the_yield_over_the_path() -> None:
+    """Issue 15 review: under a simulation a floating loan's coupon moves with the path's index since the
+    cut-off, so yield minus base rate is coupon minus the path's month-0 index (4.2 % on the BSL example
+    under synthetic paths against a 3.5 % contractual spread). The WAS path is the tape's spread_bps,
+    weighted by scheduled balance; fixed-rate loans and loans without a spread do not count."""
+    from creditsim.loans.schedule import amortization_schedule
+    from creditsim.risk.pool_engine import PoolEngine
+
+    tape = pd.read_parquet(example_path("loans_bsl.parquet")).head(60).copy()
+    tape.loc[tape.index[:5], "rate_type"] = "fixed"  # fixed loans are out of the WAS
+    tape.loc[tape.index[5:8], "spread_bps"] = np.nan  # so are floating loans without a spread
+    engine = PoolEngine.from_tape(tape, seed=0, horizon=24)
+    was = engine.pool_spread(24)
+    book = engine.book
+    spread = pd.Series(tape["spread_bps"].to_numpy() / 1e4, index=tape["loan_id"].astype(str)).reindex(book.loan_id)
+    counts = (tape.set_index(tape["loan_id"].astype(str))["rate_type"].reindex(book.loan_id) == "floating").to_numpy() \
+        & spread.notna().to_numpy()
+    bal = amortization_schedule(book.balance, book.monthly_rate, book.remaining_term, book.amortization,
+                                book.io_months).balance[:, 1:]
+    for t in (0, 11, 23):
+        w = bal[counts, t]
+        assert was[t] == pytest.approx((w * spread.to_numpy()[counts]).sum() / w.sum(), rel=1e-12)
+    assert 0.03 < was[0] < 0.04  # SOFR + 130 .. 600 bp, B+ average
+    no_spread = PoolEngine.from_tape(tape.drop(columns="spread_bps"), seed=0, horizon=24)
+    assert no_spread.pool_spread(24) is None  # the waterfall then reads it off the collections
+
+
 def test_simulate_gates_reinvestment_with_the_tapes_warf_and_wal() -> None:
     from creditsim.risk.simulate import simulate
 

@@ -403,6 +403,7 @@ def test_a_run_with_binding_criteria_keeps_them_saves_them_and_a_run_without_has
     r = cs.simulate(loans, WaterfallConfig.from_dict(spec), **run)
     crit = r.cashflows["reinvestment_criteria"]
     assert crit.shape == (16, 36, 4) and crit[:, :, 0].sum() > 0 and np.isfinite(crit[:, :, 2]).all()
+    assert (0.03 < crit[:, 0, 1]).all() and (crit[:, 0, 1] < 0.04).all()  # WAS: the tape's spread_bps, 3.5 %
     r.save(tmp_path / "run") if hasattr(r, "save") else r.to_parquet(tmp_path / "run")
     back = type(r).load(tmp_path / "run")
     np.testing.assert_array_equal(back.cashflows["reinvestment_criteria"], crit)
