@@ -1376,7 +1376,8 @@ def _criteria_cap(deal: _Deal, month: _Month, cash: torch.Tensor) -> torch.Tenso
     price = deal.price * _price_move(deal, month.t) if deal.price_path else deal.price
     tests = ((month.was, cfg.min_was, cfg.reinvestment_spread, False),
              (month.warf, cfg.max_warf, cfg.reinvestment_warf, True),
-             (month.wal, cfg.max_wal and wal_limit(cfg.max_wal, cfg.max_wal_floor, month.t), cfg.reinvestment_wal, True))
+             (month.wal, cfg.max_wal and wal_limit(cfg.max_wal, cfg.max_wal_floor, month.t), cfg.reinvestment_wal,
+              True))
     allowed = cash
     for metric, limit, bought, upper in tests:
         if metric is not None:
