@@ -228,7 +228,8 @@ def fetch(
     ),
     series: list[str] | None = typer.Option(
         None, "--series", help="Series to fetch (repeat, or comma-separated): BAMLC0A0CM, BAMLH0A0HYM2, CSUSHPINSA, "
-        "FRED-MD. Default: all.",
+        "FRED-MD. Default: all. SP-COUNTS and SP-CUMULATIVE (S&P rating tables) have no download address: asked "
+        "for, each is reported present where creditsim finds it, or the error says how to make it.",
     ),
     force: bool = typer.Option(False, "--force", help="Download again where a file exists (newer vintage)."),
     mirror: str | None = typer.Option(
@@ -259,11 +260,13 @@ def fetch(
                   caption="use under each publisher's terms: internal research, do not republish")
     for col in ("series", "publisher", "observations", "status"):
         table.add_column(col)
-    for r in results:
-        table.add_row(r.key, RESTRICTED_FILES[r.key].publisher.split(" (")[0].split(";")[0], f"{r.first} .. {r.last}",
-                      r.status)
-    console.print(table)
     root = (directory.expanduser() if directory is not None else user_cache_dir()).resolve()
+    for r in results:
+        # a placed S&P table is found wherever the search found it, not necessarily in the target directory
+        where = "" if r.path.resolve().is_relative_to(root) else f" ({r.path})"
+        table.add_row(r.key, RESTRICTED_FILES[r.key].publisher.split(" (")[0].split(";")[0], f"{r.first} .. {r.last}",
+                      r.status + where)
+    console.print(table)
     console.print(f"files in {root}", highlight=False, soft_wrap=True)
     hosts = dict.fromkeys(f"{u.scheme}://{u.netloc}" for u in (urlsplit(r.url) for r in results if r.url))
     if hosts:

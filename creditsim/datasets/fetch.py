@@ -53,6 +53,7 @@ from creditsim.datasets.restricted import (
     FRED_MD_KEY,
     FRED_MD_PAGE,
     RESTRICTED_FILES,
+    SP_COUNTS_KEY,
     RestrictedFile,
     check_restricted_span,
     restricted_path,
@@ -243,12 +244,18 @@ def _looks_like_html(payload: bytes) -> bool:
 def _placed_file(spec: RestrictedFile) -> FetchedFile:
     """A file with no download address (the S&P tables): ``"present"`` where the search finds it, else a
     one-line ConfigError saying how to make it and where to put it."""
+    from creditsim.datasets.ratings import read_sp_counts, read_sp_cumulative
+
     try:
         path = restricted_path(spec.key)
     except RestrictedDataMissing:
         raise ConfigError(f"{spec.key} ({spec.publisher}) has no public download address: place "
                           f"{spec.relpath} in ${ENV_DATA_DIR} or {user_cache_dir()} by hand ({spec.licence})") from None
-    return FetchedFile(spec.key, path, "present", "-", "-")
+    if spec.key == SP_COUNTS_KEY:  # the loaders' own checks: a copy of another period is not "present"
+        years = read_sp_counts(path)[0].index
+    else:
+        years = read_sp_cumulative(path).index
+    return FetchedFile(spec.key, path, "present", f"year {years[0]}", f"{years[-1]}")
 
 
 def _fetch_one(spec: RestrictedFile, target: Path, mirror: str | None, timeout: float | None) -> FetchedFile:

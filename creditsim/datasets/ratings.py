@@ -59,7 +59,7 @@ from creditsim.states import GRADES_7, GRADES_8
 
 __all__ = ["SPRatings", "load_sp_ratings", "load_sp_default_panel", "load_sp_cumulative_default_rates",
            "COUNT_GRADES", "CUMULATIVE_SOURCE", "merge_ccc_into_b", "CCC_OBLIGORS_1981_2000",
-           "B_OBLIGORS_1981_2000"]
+           "B_OBLIGORS_1981_2000", "read_sp_counts", "read_sp_cumulative"]
 
 _DIR = Path(__file__).with_name("sp_ratings")
 _MATRIX_NR_ADJ = "sp_global_avg_1y_transition_1981_2016_nr_adjusted.csv"
@@ -160,7 +160,12 @@ def _read_csv(name: str) -> pd.DataFrame:
 @lru_cache(maxsize=1)
 def _load_counts() -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(obligors, defaults)`` from the restricted SP-COUNTS file (one-line error where it is absent)."""
-    path = restricted_path(SP_COUNTS_KEY)
+    return read_sp_counts(restricted_path(SP_COUNTS_KEY))
+
+
+def read_sp_counts(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(obligors, defaults)`` of an SP-COUNTS file: (20, 5) int64 frames, years 1981..2000, grades
+    ``COUNT_GRADES``. DataError naming the file when it is another period or shape."""
     wide = pd.read_csv(path)
     need = ["year"] + [f"{g}{kind}" for g in COUNT_GRADES for kind in ("obligors", "defaults")]
     missing = [c for c in need if c not in wide.columns]
@@ -270,7 +275,12 @@ def load_sp_default_panel() -> pd.DataFrame:
 
 @lru_cache(maxsize=1)
 def _load_cumulative() -> pd.DataFrame:
-    path = restricted_path(SP_CUMULATIVE_KEY)
+    return read_sp_cumulative(restricted_path(SP_CUMULATIVE_KEY))
+
+
+def read_sp_cumulative(path: Path) -> pd.DataFrame:
+    """The (15, 7) cumulative default rates of an SP-CUMULATIVE file (see
+    :func:`load_sp_cumulative_default_rates`); DataError naming the file when it is another shape."""
     long = pd.read_csv(path)
     absent = [c for c in ("grade", "year", "cumulative_default_rate") if c not in long.columns]
     if absent:

@@ -118,6 +118,16 @@ def test_fetch_reports_the_tables_present_or_says_how_to_make_them(run_cli, one_
 
     (found,) = fetch_restricted(["sp-cumulative"], tmp_path)  # the checkout's copy
     assert found.status == "present" and found.path == restricted.restricted_path(SP_CUMULATIVE_KEY)
+    assert (found.first, found.last) == ("year 1", "15")
+    counts = restricted.restricted_path(SP_COUNTS_KEY)
+    short = tmp_path / "short" / "ratings" / counts.name
+    short.parent.mkdir(parents=True)
+    short.write_text("".join(counts.read_text().splitlines(keepends=True)[:6]))
+    monkeypatch.setenv(ENV_DATA_DIR, str(tmp_path / "short"))
+    from creditsim.errors import DataError
+
+    with pytest.raises(DataError, match=r"years 1981 \.\. 1985"):  # a copy of another period is not "present"
+        fetch_restricted(["SP-COUNTS"], tmp_path)
     monkeypatch.delenv(ENV_DATA_DIR, raising=False)
     monkeypatch.setattr(restricted, "search_dirs", lambda: [("cache", tmp_path / "empty")])
     with pytest.raises(ConfigError, match="SP-CUMULATIVE .*no public download address.*ratings/.*Table 24"):
