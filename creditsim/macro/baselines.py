@@ -5,6 +5,14 @@
 * :class:`BlockBootstrapGenerator` -- stationary block bootstrap (Politis-Romano): blocks of monthly
   *changes* with geometric lengths (mean ``mean_block`` months), cumulated from a real starting month.
 
+Both keep rates, spreads and levels at or above the MacroVAE's :data:`~creditsim.macro.vae.LOWER_BOUNDS`
+(policy rate, 10y yield, spreads, unemployment and the default index at 0; house-price growth above
+-99 %) as censored paths: a month at its bound is the state the next month builds on, as the VAE feeds a
+floored month back to its decoder. Decision (issue 18 review, the fairer issue-12 comparison): Gaussian VAR
+innovations and cumulated bootstrap changes otherwise reach policy rates of -3 to -6 %, which feed the
+floating loans' coupons in a simulation and which a practitioner's baseline would not produce; the VAE
+was floored, its baselines were not.
+
 Both start every path from a real state: the first ``p`` months (VAR) or the first month (bootstrap)
 of a randomly drawn historical 60-month window, so that the starting-level distribution matches the
 history and only the dynamics are compared. A scenario restricts the starting windows (and, for the
@@ -26,6 +34,7 @@ import torch
 
 from creditsim.errors import ConfigError, NotFittedError
 from creditsim.macro.train import COVID_MONTHS, in_months, label_windows, make_windows, overlaps_months
+from creditsim.macro.vae import LOWER_BOUNDS
 from creditsim.schema import validate_macro
 from creditsim.states import SCENARIOS, scenario_index
 
@@ -56,6 +65,10 @@ class _WindowedBaseline:
         self.window_labels_ = label_windows(windows, starts, recession, frame)[keep]
         self.variables_ = tuple(frame.columns)
         return self.values_
+
+    def _lower_bounds(self) -> np.ndarray:
+        """``(D,)`` lower bound of each fitted variable (:data:`LOWER_BOUNDS`; -inf where it has none)."""
+        return np.array([LOWER_BOUNDS.get(v, -np.inf) for v in self.variables_])
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "values_"):
@@ -169,10 +182,11 @@ class VARGenerator(_WindowedBaseline):
         return beta[0], coefs, resid.T @ resid / (n - k), ic
 
     def generate(self, scenario: int | str | None = None, seq_length: int = 60, n_samples: int = 100, *,
-                 seed: int | None = None, start: np.ndarray | None = None) -> torch.Tensor:
+                 seed: int | None = None, start: np.ndarray | None = None, censor: bool = True) -> torch.Tensor:
         """(n_samples, seq_length, D) float64 paths, real units; the first ``p`` months are real months
         of a window of the scenario's type, or, with ``start`` ``(D,)``, that state (held for the first
-        ``p`` months: the VAR's initial condition)."""
+        ``p`` months: the VAR's initial condition). ``censor=False``: the plain Gaussian VAR, without the
+        lower bounds (its mean has the closed form; a test checks it)."""
         self._check_fitted()
         self._check_sizes(seq_length, n_samples)
         p, D = self.lags_, self.values_.shape[1]
@@ -184,9 +198,10 @@ class VARGenerator(_WindowedBaseline):
         else:
             out[:, :p] = self._start_state(start)
         chol = np.linalg.cholesky(self.sigma_u_ + 1e-14 * np.eye(D))
+        lo = self._lower_bounds() if censor else np.full(D, -np.inf)
         for t in range(p, out.shape[1]):
             mean = self.intercept_ + sum(out[:, t - k] @ self.coefs_[k - 1].T for k in range(1, p + 1))
-            out[:, t] = mean + rng.standard_normal((n_samples, D)) @ chol.T
+            out[:, t] = np.maximum(mean + rng.standard_normal((n_samples, D)) @ chol.T, lo)  # censored path
         return torch.from_numpy(out[:, :seq_length].copy())
 
 
@@ -211,9 +226,10 @@ class BlockBootstrapGenerator(_WindowedBaseline):
         return self
 
     def generate(self, scenario: int | str | None = None, seq_length: int = 60, n_samples: int = 100, *,
-                 seed: int | None = None, start: np.ndarray | None = None) -> torch.Tensor:
+                 seed: int | None = None, start: np.ndarray | None = None, censor: bool = True) -> torch.Tensor:
         """(n_samples, seq_length, D) float64 paths, real units; month 0 is a real month of a window of
-        the scenario's type, or ``start`` ``(D,)`` when given; the changes come from windows of that type."""
+        the scenario's type, or ``start`` ``(D,)`` when given; the changes come from windows of that type.
+        ``censor=False``: historical changes cumulated without the lower bounds."""
         self._check_fitted()
         self._check_sizes(seq_length, n_samples)
         rng = np.random.default_rng(seed)
@@ -234,6 +250,7 @@ class BlockBootstrapGenerator(_WindowedBaseline):
             idx[:, t] = pool[pos]
         out = np.empty((n_samples, seq_length, self.values_.shape[1]))
         out[:, 0] = self.values_[first] if start is None else self._start_state(start)
-        if steps:
-            out[:, 1:] = out[:, :1] + np.cumsum(self.changes_[idx[:, :steps]], axis=1)
+        lo = self._lower_bounds() if censor else np.full(self.values_.shape[1], -np.inf)
+        for t in range(1, seq_length):  # censored cumulation: a month at its bound is where the next one starts
+            out[:, t] = np.maximum(out[:, t - 1] + self.changes_[idx[:, t - 1]], lo)
         return torch.from_numpy(out)

@@ -142,7 +142,7 @@ def test_var_baseline_matches_statsmodels_and_its_implied_mean(history, recessio
     # closed form: from a fixed start x0, E[x_t] = mu + A^t (x0 - mu) with mu = (I - A)^-1 c. (The VAR is
     # close to a unit root -- largest eigenvalue ~0.995 -- so even 400 months do not forget the start.)
     x0 = history.to_numpy()[-1]
-    paths = gen.generate(None, seq_length=120, n_samples=4000, seed=0, start=x0).numpy()
+    paths = gen.generate(None, seq_length=120, n_samples=4000, seed=0, start=x0, censor=False).numpy()
     np.testing.assert_array_equal(paths[:, 0], np.broadcast_to(x0, (4000, 9)))
     mu = np.linalg.solve(np.eye(9) - gen.coefs_[0], gen.intercept_)
     for t in (12, 60, 119):
@@ -151,10 +151,30 @@ def test_var_baseline_matches_statsmodels_and_its_implied_mean(history, recessio
         assert np.all(np.abs(paths[:, t].mean(0) - expected) < 5 * se + 1e-12), t
 
 
+def test_baselines_keep_rates_at_their_lower_bounds_as_censored_paths(history, recession):
+    """Issue 18 review: unfloored VAR / bootstrap paths reached policy rates of -3 to -6 %. Censored: never
+    below the MacroVAE's LOWER_BOUNDS, a month at a bound is where the next builds on, and a path that never
+    reaches a bound is the uncensored path to the bit."""
+    from creditsim.macro.vae import LOWER_BOUNDS
+    from creditsim.states import MACRO_VARS
+
+    x0 = history.to_numpy()[-1].copy()
+    x0[MACRO_VARS.index("policy_rate")] = 0.0025  # start at the lower bound's doorstep
+    lo = np.array([LOWER_BOUNDS.get(v, -np.inf) for v in MACRO_VARS])
+    for gen in (VARGenerator(1).fit(history, recession), BlockBootstrapGenerator(12.0).fit(history, recession)):
+        free = gen.generate(None, seq_length=60, n_samples=400, seed=3, start=x0, censor=False).numpy()
+        held = gen.generate(None, seq_length=60, n_samples=400, seed=3, start=x0).numpy()
+        assert (free < lo - 1e-12).any(), gen.name  # the bounds bind on this start
+        assert (held >= lo).all(), gen.name
+        untouched = (free >= lo).all(axis=(1, 2))
+        assert untouched.any() and (~untouched).any()
+        np.testing.assert_array_equal(held[untouched], free[untouched])
+
+
 def test_bootstrap_from_a_given_start_adds_historical_changes_to_it(history, recession):
     gen = BlockBootstrapGenerator(6.0).fit(history, recession)
     x0 = history.to_numpy()[100]
-    paths = gen.generate("severely_adverse", seq_length=24, n_samples=50, seed=2, start=x0).numpy()
+    paths = gen.generate("severely_adverse", seq_length=24, n_samples=50, seed=2, start=x0, censor=False).numpy()
     np.testing.assert_array_equal(paths[:, 0], np.broadcast_to(x0, (50, 9)))
     steps = np.diff(paths, axis=1).reshape(-1, 9)
     # every month-on-month step is one of the historical monthly changes
@@ -186,7 +206,7 @@ def test_var_lag_selection_and_errors(history):
 
 def test_bootstrap_changes_are_historical_changes(history, recession):
     gen = BlockBootstrapGenerator(mean_block=6).fit(history, recession)
-    paths = gen.generate(None, seq_length=60, n_samples=50, seed=1).numpy()
+    paths = gen.generate(None, seq_length=60, n_samples=50, seed=1, censor=False).numpy()  # the mechanics
     steps = np.diff(paths, axis=1).reshape(-1, 9)
     changes = np.diff(history.to_numpy(), axis=0)
     # every simulated monthly change is one of the historical monthly change vectors
