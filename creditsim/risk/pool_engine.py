@@ -154,12 +154,12 @@ class PoolEngine:
     #: decimal), or None when the book has no such loans (:mod:`creditsim.loans.prepayment`)
     refinancing: RefinancingCurve | None = None
     refinancing_coupon: float = float("nan")
-    #: the pool's scheduled WAL path (:meth:`pool_wal`), computed once per engine
-    _wal: np.ndarray | None = field(default=None, repr=False)
     #: ``(L,)`` contractual spread of each floating loan over its index (the tape's ``spread_bps``, annual
     #: decimal; NaN for fixed loans and floating ones without it), for the WAS test (:meth:`pool_spread`)
+    #: and the run's coupon check
     loan_spread: np.ndarray | None = field(default=None, repr=False)
-    _was: np.ndarray | None = field(default=None, repr=False)
+    #: per-month sums over the loans' contractual schedules (:meth:`_schedule_totals`), computed once
+    _schedule: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
     @classmethod
     def from_tape(cls, loans: LoanTape | pd.DataFrame, *, seed: int, horizon: int, cutoff: Any = None,
@@ -267,7 +267,7 @@ class PoolEngine:
         place for what ``simulate`` and the expected-loss path both give the waterfall."""
         out = deal_market_paths(deal, macro, pool_cf.shape[1])
         if deal.ccc_limit is None and getattr(deal, "max_warf", None) is None:
-            return self._with_wal(deal, out, pool_cf.shape)
+            return self._with_schedule_paths(deal, out, pool_cf.shape)
         detached = macro.detach().cpu().numpy() if isinstance(macro, torch.Tensor) else np.asarray(macro)
         cf = pool_cf.detach().cpu().numpy() if isinstance(pool_cf, torch.Tensor) else np.asarray(pool_cf)
         if deal.ccc_limit is not None:
@@ -278,9 +278,9 @@ class PoolEngine:
             warf = self.pool_warf(detached, cf.shape[1])
             if warf is not None:
                 out["pool_warf"] = warf
-        return self._with_wal(deal, out, pool_cf.shape)
+        return self._with_schedule_paths(deal, out, pool_cf.shape)
 
-    def _with_wal(self, deal: Any, out: dict[str, Any], shape: tuple[int, ...]) -> dict[str, Any]:
+    def _with_schedule_paths(self, deal: Any, out: dict[str, Any], shape: tuple[int, ...]) -> dict[str, Any]:
         """``out`` plus the ``(s, T)`` ``pool_wal`` path when the deal has a WAL limit and the ``pool_spread``
         path when it has a WAS limit and the tape gives floating spreads (each the same row for every
         scenario); ``shape`` is the pool cashflows' ``(s, T, 7)``."""
@@ -303,24 +303,37 @@ class PoolEngine:
         tape's 3.5 % contractual spread under synthetic paths), not a spread. The indenture's WAS is the
         par-weighted contractual spread of the performing floating obligations: here weighted by each
         loan's scheduled balance (the WAL test's convention: no prepayments or defaults), the same path in
-        every scenario. Computed once."""
+        every scenario."""
         spread = self.loan_spread
         if spread is None or not np.isfinite(spread).any():
             return None
-        if self._was is None or len(self._was) < t_len:
-            book, has = self.book, np.isfinite(spread)
+        totals = self._schedule_totals(t_len)
+        par, weighted = totals["spread_par"], totals["spread_weighted"]
+        last = np.where(par > 0, weighted / np.where(par > 0, par, 1.0), np.nan)
+        return pd.Series(last).ffill().fillna(float(np.nanmean(spread))).to_numpy()[:t_len]  # after maturity
+
+    def _schedule_totals(self, t_len: int) -> dict[str, np.ndarray]:
+        """Per-month sums over every loan's contractual schedule from the cut-off to its maturity (no
+        prepayments or defaults), one pass for the WAL and WAS paths: ``principal`` paid at the end of each
+        month, and over the floating loans with a spread their scheduled balance (``spread_par``) and that
+        balance times the spread (``spread_weighted``); each ``(max(remaining term), t_len)`` long. Cached."""
+        if self._schedule is None or len(self._schedule["principal"]) < t_len:
+            book = self.book
+            spread = self.loan_spread if self.loan_spread is not None else np.full(book.n_loans, np.nan)
+            has = np.isfinite(spread)
             months = max(int(book.remaining_term.max()), t_len)
-            weighted, par = np.zeros(months), np.zeros(months)
+            totals = {k: np.zeros(months) for k in ("principal", "spread_par", "spread_weighted")}
             for a in range(0, book.n_loans, self.loan_chunk):  # blocks bound the (loans, months) table
                 b = slice(a, a + self.loan_chunk)
                 sched = amortization_schedule(book.balance[b], book.monthly_rate[b], book.remaining_term[b],
                                               book.amortization[b], book.io_months[b], n_columns=months)
-                bal = np.where(has[b, None], sched.balance[:, 1:], 0.0)  # end of month t, floating loans only
-                weighted += column_sum(bal * np.where(has[b], spread[b], 0.0)[:, None], 0)
-                par += column_sum(bal, 0)
-            last = np.where(par > 0, weighted / np.where(par > 0, par, 1.0), np.nan)
-            self._was = pd.Series(last).ffill().fillna(float(np.nanmean(spread))).to_numpy()  # after maturity
-        return self._was[:t_len]
+                totals["principal"] += column_sum(sched.principal, 0)
+                if has.any():
+                    bal = np.where(has[b, None], sched.balance[:, 1:], 0.0)  # end of month t, floating loans only
+                    totals["spread_weighted"] += column_sum(bal * np.where(has[b], spread[b], 0.0)[:, None], 0)
+                    totals["spread_par"] += column_sum(bal, 0)
+            self._schedule = totals
+        return self._schedule
 
     def _grade_distributions(self, macro: np.ndarray, t_len: int) -> Iterator[np.ndarray]:
         """For t = 0..t_len-1: ``(s, 7, 8)`` rating distribution at the end of month t of a loan rated
@@ -365,18 +378,8 @@ class PoolEngine:
         for the deal's ``max_wal`` reinvestment test: every loan's contractual amortisation from the cut-off
         to its maturity (no prepayments or defaults, the indenture convention), summed over the pool
         (:func:`~creditsim.deal.inputs.remaining_wal`). The same path in every scenario: the loans that
-        survive are weighted by their scheduled balance, not by their scenario's survival. Computed once."""
-        if self._wal is None or len(self._wal) < t_len:
-            book = self.book
-            months = max(int(book.remaining_term.max()), t_len)
-            principal = np.zeros(months)
-            for a in range(0, book.n_loans, self.loan_chunk):  # blocks bound the (loans, months) table
-                b = slice(a, a + self.loan_chunk)
-                sched = amortization_schedule(book.balance[b], book.monthly_rate[b], book.remaining_term[b],
-                                              book.amortization[b], book.io_months[b], n_columns=months)
-                principal += column_sum(sched.principal, 0)
-            self._wal = remaining_wal(torch.as_tensor(principal)).numpy()
-        return self._wal[:t_len]
+        survive are weighted by their scheduled balance, not by their scenario's survival."""
+        return remaining_wal(torch.as_tensor(self._schedule_totals(t_len)["principal"])).numpy()[:t_len]
 
     def ccc_par(self, macro: np.ndarray, pool_cf: np.ndarray) -> np.ndarray | None:
         """``(s, T)`` expected CCC-rated par of the performing pool (currency units), for the deal's CCC
@@ -490,7 +493,7 @@ def default_transition_model() -> Any:
 
 def _floating_spreads(tape: pd.DataFrame, book: Any) -> np.ndarray | None:
     """``(L,)`` the book's floating loans' ``spread_bps`` as annual decimals (book order, matched by
-    ``loan_id``: the book drops loans past maturity), NaN elsewhere; None when the tape has no such column."""
+    ``loan_id``, so it holds whatever rows the book kept), NaN elsewhere; None when the tape has no such column."""
     if "spread_bps" not in tape.columns or book.floating is None:
         return None
     bps = pd.to_numeric(tape["spread_bps"], errors="coerce").to_numpy(np.float64)
