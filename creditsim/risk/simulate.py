@@ -317,9 +317,7 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
 
 @dataclass
 class PreparedRun:
-    """What a run needs beyond its settings: the pool engine, the (scaled) deal, the macro start, and the
-    tape's floating margins (``spread_bps`` as annual decimals per book row, NaN where not given; None
-    without the column) for the coupon check of :func:`_warn_floating_coupons`."""
+    """What a run needs beyond its settings: the pool engine, the (scaled) deal, the macro start."""
 
     engine: PoolEngine
     deal: WaterfallConfig
@@ -327,7 +325,6 @@ class PreparedRun:
     cutoff: Any
     start_vec: np.ndarray | None
     start_label: str
-    margin: np.ndarray | None = None
 
 
 def _warn_floating_coupons(prepared: PreparedRun, source: Any, macro: np.ndarray) -> None:
@@ -335,12 +332,13 @@ def _warn_floating_coupons(prepared: PreparedRun, source: Any, macro: np.ndarray
     floors and caps (:func:`creditsim.loans.floating.coupon_mismatch`): the run keeps the tape coupon.
     Not on synthetic paths (``source``): they start from a stylised index, not the one the tape priced."""
     book = prepared.engine.book
-    if prepared.margin is None or (book.index_floor is None and book.index_cap is None):
+    margin = prepared.engine.loan_spread  # the tape's spread_bps of the floating loans, book order
+    if margin is None or (book.index_floor is None and book.index_cap is None):
         return
     if isinstance(source, str) and source.strip().lower() == "synthetic":
         return
     level = float(np.median(np.asarray(macro)[:, 0, MACRO_VARS.index("policy_rate")]))
-    bad = coupon_mismatch(book.floating, book.monthly_rate * 12.0, prepared.margin, book.index_floor, book.index_cap,
+    bad = coupon_mismatch(book.floating, book.monthly_rate * 12.0, margin, book.index_floor, book.index_cap,
                           level)
     if bad.any():
         rows = book.row_labels[bad] if book.row_labels is not None else np.flatnonzero(bad)
@@ -383,10 +381,7 @@ def prepare_run(loans_df: pd.DataFrame, deal: WaterfallConfig, config: RunConfig
              "start: %s", cutoff, " (the tape's latest origination date)" if config.cutoff is None else "",
              pool_engine.n_loans, pool_engine.initial_balance, factor, pool_engine.describe(),
              macro if isinstance(macro, str) else type(macro).__name__, start_label)
-    margin = None
-    if "spread_bps" in tape.frame.columns:  # book rows are the tape's rows, in order
-        margin = pd.to_numeric(tape.frame["spread_bps"], errors="coerce").to_numpy(np.float64) / 1e4
-    return PreparedRun(pool_engine, deal, factor, cutoff, start_vec, start_label, margin)
+    return PreparedRun(pool_engine, deal, factor, cutoff, start_vec, start_label)
 
 
 def _run_all_chunks(prepared: PreparedRun, config: RunConfig, macro_paths: np.ndarray) -> list[dict[str, Any]]:
