@@ -14,7 +14,7 @@ peak RSS 0.98 GiB. Under heavy oversubscription use ``--threads 1``: OpenMP thre
 descheduled sibling burn CPU (the same run with 2 threads used > 660 s CPU).
 
 Run: ``.venv/bin/python bench/bench_simulate.py [--sims 10000] [--loans 10000] [--threads 2]
-[--chunk 250] [--device cpu|cuda] [--backend local|dask]``.
+[--chunk 250] [--device cpu|cuda] [--backend local|dask] [--engine markov|transformer|trajectory]``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--backend", default="local")
     ap.add_argument("--macro", default="synthetic")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--engine", default="markov", help="markov | transformer | trajectory")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -52,14 +53,15 @@ def main() -> None:
     t_setup = time.perf_counter() - t0
 
     t1, c1 = time.perf_counter(), time.process_time()
-    res = simulate(loans, deal, n_simulations=args.sims, macro=args.macro, engine="markov", seed=args.seed,
+    res = simulate(loans, deal, n_simulations=args.sims, macro=args.macro, engine=args.engine, seed=args.seed,
                    chunk_size=args.chunk, backend=args.backend, progress=False, device=args.device,
                    horizon=args.months)
     wall = time.perf_counter() - t1
     cpu = time.process_time() - c1  # all threads of this process; tells a loaded machine from slow code
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB (Linux)
     loan_months = args.loans * args.months * args.sims
-    print(f"device={args.device} threads={args.threads} backend={args.backend} chunk={args.chunk} macro={args.macro}")
+    print(f"engine={args.engine} device={args.device} threads={args.threads} backend={args.backend} "
+          f"chunk={args.chunk} macro={args.macro}")
     print(f"loans={args.loans:,} months={args.months} scenarios={args.sims:,}  (tape set-up {t_setup:.1f} s)")
     print(f"wall time          {wall:9.1f} s   (CPU time of the process {cpu:.1f} s)")
     print(f"throughput         {loan_months / wall / 1e6:9.2f} M loan-months/s, {args.sims / wall:,.1f} scenarios/s")
