@@ -74,6 +74,12 @@ instalments; only the remaining few percent (rolls, cures, exits, delinquent mon
 are sampled in full (six thresholds) and their flows gathered and scatter-added. Loan-level arrays
 exist only for a (scenario chunk x loan block) at a time, so memory is bounded by the chunk sizes.
 
+On the CPU the pool-only path runs a fused numba kernel instead (:mod:`creditsim.loans.fused`,
+:data:`FUSED_KERNEL`): one pass per (scenario, RNG block) and month that continues the block's SFC64
+stream itself, classifies each loan-month and adds its flows, computed from a compact per-month window
+of the contractual history rather than the 49-row tables; same numbers, bit for bit (tests compare it
+with this module's torch step), and scenarios run on numba's threads.
+
 *One CPU thread in the month loop (decision).* The loop's operations are small (a 128-scenario tile
 of one loan block): a ``(128, 1024) x (1024, 5)`` float64 product takes ~50 us on one thread but
 ~10 ms with two OpenMP threads on a busy 2-core machine (the idle sibling spins and takes the core the
@@ -134,6 +140,9 @@ _PAST = 4  # months of history kept before month 0 (arrears of up to 3 payments 
 _MAX_LOAN_LEVEL = 50_000_000
 #: scenarios per inner tile of the month step (a cache-sized working set; no effect on results)
 SCENARIO_TILE = 128
+#: pool-only runs on the CPU use the fused numba month kernel (:mod:`creditsim.loans.fused`; same
+#: numbers, bit for bit); False keeps the torch month step everywhere (tests compare the two)
+FUSED_KERNEL = True
 
 
 # ---------------------------------------------------------------------------- results
@@ -560,6 +569,12 @@ class _BlockRun:
             }
         if self._fast:
             self._loan_group = torch.zeros(lb, dtype=torch.int64, device=dev) if groups is None else torch.from_numpy(groups[index]).to(dev)
+        self._fused = None
+        if self._fast and FUSED_KERNEL and dev.type == "cpu":
+            from creditsim.loans.fused import FusedMonths  # numba: imported (and compiled) on first use
+
+            self._fused = FusedMonths(streams, cb.numpy(), ci.numpy(), self._m.numpy(),
+                                      None if inv is None else inv.numpy(), self._loan_group.numpy())
 
     def run_all(self) -> dict[str, torch.Tensor] | None:
         """Step every month in order and return the loan-level record (None unless kept)."""
@@ -569,6 +584,11 @@ class _BlockRun:
 
     def step(self, t: int) -> None:
         """Advance month ``t`` (months must be stepped in order 0, 1, ...)."""
+        if self._fused is not None:
+            thr, stay_current = self._thresholds.rows(t)
+            self._fused.step(t, self._x.numpy(), self._c.numpy(), self._row_base.numpy(), thr.numpy(),
+                             stay_current.numpy(), self._lgd.numpy(), self.sums[:, t].numpy())
+            return
         flow_table, next_table, next_c = self._tables.month(t)
         if self._fast:
             self._pool_month(t, flow_table, next_table, next_c)

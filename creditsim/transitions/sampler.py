@@ -234,6 +234,30 @@ class BlockStreams:
         self._buffer = np.empty((s, n_loans), dtype=np.float32)
         self._nb = nb
 
+    @property
+    def widths(self) -> np.ndarray:
+        """``(n_blocks,)`` int64 loans per RNG block of this range (the last may be short)."""
+        return np.asarray(self._widths, dtype=np.int64)
+
+    def sfc64_states(self) -> tuple[np.ndarray, np.ndarray]:
+        """The streams' current SFC64 states, for a kernel that draws the uniforms itself.
+
+        Returns ``(words (s, n_blocks, 4) uint64, buffered (s, n_blocks, 2) uint64)``: the generator's
+        ``a, b, c, counter`` and numpy's half-used 64-bit draw (``has_uint32``, ``uinteger``), which a
+        float32 draw takes before it advances the state. A kernel that continues from these states and
+        draws ``(next_uint32 >> 8) * 2**-24`` per loan and month reproduces :meth:`next_month` bit for
+        bit (numpy's ``random(dtype=float32)`` on SFC64; a test checks it against numpy). The Python
+        generators are not advanced, so only one of the two may be used from here on.
+        """
+        s = self.lgd.shape[0]
+        words = np.empty((len(self._streams), 4), dtype=np.uint64)
+        buffered = np.empty((len(self._streams), 2), dtype=np.uint64)
+        for k, rng in enumerate(self._streams):
+            st = rng.bit_generator.state
+            words[k] = st["state"]["state"]
+            buffered[k] = (st["has_uint32"], st["uinteger"])
+        return words.reshape(s, self._nb, 4), buffered.reshape(s, self._nb, 2)
+
     def next_month(self) -> np.ndarray:
         """``(s, n_loans)`` float32 uniforms in [0, 1) of the next month (a reused buffer)."""
         buf, nb, blk, widths = self._buffer, self._nb, RNG_LOAN_BLOCK, self._widths

@@ -397,6 +397,7 @@ def test_month_loop_runs_on_one_cpu_thread_and_restores_the_callers_count(monkey
         return step(*args)
 
     monkeypatch.setattr(engine, "_month_step_pool", spy)
+    monkeypatch.setattr(engine, "FUSED_KERNEL", False)  # the torch step is the one that uses torch's threads
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

@@ -1,0 +1,224 @@
+"""Fused month kernel of the pool-only Markov engine (numba, CPU).
+
+The torch month step (:func:`creditsim.loans.engine.month_step_pool`) makes about ten passes over
+``(scenario, loan)`` arrays per month -- draw the uniforms in numpy, copy them, gather the "stay
+CURRENT" thresholds, compare, a matrix product for the quiet loans, ``nonzero``, gathers and a
+scatter-add for the others -- and moves about 70 bytes per loan-month. This kernel does the same
+month in one pass per (scenario, RNG loan block): it continues each block's SFC64 stream itself
+(:meth:`BlockStreams.sfc64_states`), so a loan-month costs one 32-bit draw, one threshold read and
+a comparison when the loan stays CURRENT, and the month's flows are accumulated into the pool sums
+as they are found. Absorbed loans still consume their uniform (the streams are fixed by the loan's
+position, not by its state) but nothing else.
+
+Same numbers as the torch path, bit for bit (tests check it on books with floating loans, groups,
+arrears at the cut-off and per-scenario matrices):
+
+- the uniforms are numpy's ``Generator(SFC64).random(dtype=float32)``: ``(next_uint32 >> 8) * 2**-24``,
+  where ``next_uint32`` hands out the low then the high half of each 64-bit output;
+- the flows, next states and cash states are read from the same :class:`MonthTables`;
+- every sum is of whole cents held in float64, so it is exact and its order cannot matter
+  (engine module docstring, "Exact pool sums"); the loss is ``rint(LGD x default_par)`` per loan
+  (``rint`` rounds half to even, as ``torch.round``).
+
+Scenarios run in parallel (``numba.prange``): each scenario's sums are written by one thread only, so
+the thread count changes nothing but the time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from creditsim.transitions.sampler import RNG_LOAN_BLOCK, BlockStreams
+
+__all__ = ["FusedMonths", "add_event", "add_quiet", "draw_uniform", "month_window", "pool_month", "sfc64_uniforms"]
+
+_U1, _U3, _U8, _U11, _U24, _U32, _U40 = (np.uint64(k) for k in (1, 3, 8, 11, 24, 32, 40))
+_LOW32 = np.uint64(0xFFFFFFFF)
+_TWO_M24 = np.float32(1.0 / 16777216.0)
+
+
+@njit(cache=True, inline="always")
+def draw_uniform(a, b, cc, w, has, half):  # pragma: no cover - compiled
+    """One float32 uniform of an SFC64 stream: ``(a, b, c, counter, has_uint32, uinteger)`` -> the
+    advanced tuple + the uniform. numpy's ``next_uint32`` hands out the low half of a 64-bit output
+    and keeps the high half for the next call; the float is ``(next_uint32 >> 8) * 2**-24``."""
+    if has != 0:
+        return a, b, cc, w, np.uint64(0), half, np.float32(half >> _U8) * _TWO_M24
+    tmp = a + b + w
+    return (b ^ (b >> _U11), cc + (cc << _U3), ((cc << _U24) | (cc >> _U40)) + tmp, w + _U1, _U1,
+            tmp >> _U32, np.float32((tmp & _LOW32) >> _U8) * _TWO_M24)
+
+
+@njit(cache=True)
+def month_window(cb, ci, m, t, inv_coupon, loan_group, window, current):  # pragma: no cover - compiled
+    """Each loan's contractual balance and cumulative interest around month ``t``, compact.
+
+    ``window[l, 0, k]`` / ``window[l, 1, k]`` = ``cb`` / ``ci`` (cents, :func:`contractual_history`) at
+    paid-through index ``p = tau - 4 + k`` (``tau = min(m, t)``; k = 0..4 covers every ``p`` a month
+    can read: the paid-through index before the month, ``tau - 1 - c`` or ``tau - c``, after it, and
+    ``tau`` itself). ``current`` ``(G * F, L_b)``: each loan's CURRENT -> CURRENT flows (interest,
+    principal, 0, 0, balance, floating bases, as :class:`MonthTables` tabulates them) in its group's
+    rows ``g * F .. g * F + F - 1``, zeros in the other groups' rows.
+    """
+    nj = inv_coupon.shape[1]
+    nf = 5 + nj
+    current[:] = 0.0
+    for loan in range(cb.shape[0]):
+        tau = min(m[loan], t)
+        for k in range(5):
+            window[loan, 0, k] = cb[loan, tau + k]  # column p + 4 of the history (p >= -4 here)
+            window[loan, 1, k] = ci[loan, tau + k]
+        kp = min(m[loan], t - 1) - tau + 4
+        interest = window[loan, 1, 4] - window[loan, 1, kp]
+        r = loan_group[loan] * nf
+        current[r, loan] = interest
+        current[r + 1, loan] = window[loan, 0, kp] - window[loan, 0, 4]
+        current[r + 4, loan] = window[loan, 0, 4]
+        for jj in range(nj):
+            current[r + 5 + jj, loan] = np.rint(interest * inv_coupon[loan, jj])
+
+
+@njit(cache=True, fastmath={"reassoc"})
+def add_quiet(acc, quiet, current, first, n):  # pragma: no cover - compiled
+    """``acc[g, f] += sum_k quiet[k] * current[g * F + f, first + k]`` for ``k < n``.
+
+    Reassociation is allowed (the sums vectorise) because every term is a whole number of cents in
+    float64 and every partial sum stays below 2**53 (:func:`creditsim.cents.check_exact_range`): the
+    result is exact, so it is the same in any order.
+    """
+    nf = acc.shape[1] - 1
+    for r in range(current.shape[0]):
+        tot = 0.0
+        row = current[r, first:first + n]  # a contiguous 1-D view: the loop vectorises
+        for k in range(n):
+            tot += quiet[k] * row[k]
+        acc[r // nf, r % nf] += tot
+
+
+@njit(cache=True, inline="always")
+def add_event(acc, g, window, loan, kp, c, y, matured, due, inv_coupon, lgd, i):  # pragma: no cover - compiled
+    """Add the flows of one sampled move ``c -> y`` of live ``loan`` in scenario ``i`` to ``acc[g]``; return
+    ``(next chain state, next cash state)`` (rules: :class:`MonthTables`)."""
+    interest = 0.0
+    if y < 4:
+        kn = max(kp, 4 - y)
+        interest = window[loan, 1, kn] - window[loan, 1, kp]
+        acc[g, 1] += window[loan, 0, kp] - window[loan, 0, kn]
+        acc[g, 4] += window[loan, 0, kn]
+        nxt = y if y > 0 else (6 if matured else 0)
+    elif y == 4:
+        par = window[loan, 0, kp]
+        acc[g, 3] += par
+        acc[g, acc.shape[1] - 1] += np.rint(par * lgd[i, loan])  # the LGD is read for defaults only
+        nxt = 4
+    else:
+        interest = window[loan, 1, 4] - window[loan, 1, kp]
+        acc[g, 1] += window[loan, 0, kp] - window[loan, 0, 4]
+        acc[g, 2] += window[loan, 0, 4]
+        nxt = 6 if matured else 5
+    acc[g, 0] += interest
+    for jj in range(inv_coupon.shape[1]):
+        acc[g, 5 + jj] += np.rint(interest * inv_coupon[loan, jj])
+    if nxt < 4:
+        return nxt, min(c + due, y)
+    return nxt, nxt
+
+
+@njit(cache=True, parallel=True)
+def pool_month(t, x, c, row_base, thresholds, stay_current, window, current, m, inv_coupon, lgd, loan_group,
+               words, buffered, widths, block, out):  # pragma: no cover - compiled
+    """One month ``t`` of an ``(s, L_b)`` scenario x loan block, pool sums only.
+
+    Args:
+        x, c: ``(s, L_b)`` int32 chain and cash states, updated in place.
+        row_base: ``(s, L_b)`` int32 threshold row of state 0 per (scenario, loan).
+        thresholds: ``(6, n_rows)`` float32 cumulative thresholds; stay_current ``(n_rows,)`` float32.
+        window, current: the month's :func:`month_window` (``current`` ``(G * F, L_b)``); m ``(L_b,)``
+            int64 maturity months;
+            inv_coupon ``(L_b, J)`` float64 (``J = 0`` without floating bases).
+        lgd: ``(s, L_b)`` float64 realised LGD; loan_group ``(L_b,)`` int64.
+        words, buffered: ``(s, n_blocks, 4)`` / ``(s, n_blocks, 2)`` uint64 SFC64 states, advanced in
+            place; widths ``(n_blocks,)`` loans per block; block = loans per full block (1,024).
+        out: ``(s, G, F + 1)`` float64, set to the whole-cent sums (F = 5 + J flows, then the loss).
+    """
+    s = x.shape[0]
+    n_thr = thresholds.shape[0]
+    for i in prange(s):
+        acc = np.zeros((out.shape[1], out.shape[2]))  # private to the scenario's thread
+        u = np.empty(block, dtype=np.float32)
+        quiet = np.empty(block)
+        for j in range(widths.shape[0]):
+            # draw the block's month first: the tight generator loop keeps its state in registers
+            a, b, cc, w = words[i, j, 0], words[i, j, 1], words[i, j, 2], words[i, j, 3]
+            has, half = buffered[i, j, 0], buffered[i, j, 1]
+            for k in range(widths[j]):
+                a, b, cc, w, has, half, u[k] = draw_uniform(a, b, cc, w, has, half)
+            words[i, j, 0], words[i, j, 1], words[i, j, 2], words[i, j, 3] = a, b, cc, w
+            buffered[i, j, 0], buffered[i, j, 1] = has, half
+            for k in range(widths[j]):
+                loan = j * block + k
+                xs = x[i, loan]
+                quiet[k] = 0.0
+                if xs >= 4:  # absorbed: pays nothing (its uniform was drawn all the same)
+                    continue
+                row = row_base[i, loan] + xs
+                if u[k] < stay_current[row] and m[loan] != t:
+                    quiet[k] = 1.0  # CURRENT -> CURRENT: the scheduled instalment, summed below
+                    continue
+                g = loan_group[loan]
+                y = 0
+                for q in range(n_thr):
+                    if u[k] >= thresholds[q, row]:
+                        y += 1
+                ml = m[loan]
+                kp = min(ml, t - 1) - min(ml, t) + 4 - c[i, loan]
+                x[i, loan], c[i, loan] = add_event(acc, g, window, loan, kp, c[i, loan], y, t >= ml,
+                                                   1 if t <= ml else 0, inv_coupon, lgd, i)
+            add_quiet(acc, quiet, current, j * block, widths[j])
+        out[i] = acc
+
+
+@njit(cache=True)
+def sfc64_uniforms(words, buffered, n):  # pragma: no cover - compiled
+    """``n`` float32 uniforms of one SFC64 stream (``words (4,)``, ``buffered (2,)`` advanced in place),
+    drawn exactly as :func:`pool_month` draws them: the check that it matches numpy's generator."""
+    out = np.empty(n, dtype=np.float32)
+    a, b, cc, w = words[0], words[1], words[2], words[3]
+    has, half = buffered[0], buffered[1]
+    for k in range(n):
+        a, b, cc, w, has, half, out[k] = draw_uniform(a, b, cc, w, has, half)
+    words[0], words[1], words[2], words[3] = a, b, cc, w
+    buffered[0], buffered[1] = has, half
+    return out
+
+
+class FusedMonths:
+    """The month loop of one (scenario chunk x loan block) on the fused kernel, pool sums only.
+
+    Holds what does not change from month to month: the streams' SFC64 states (taken over from
+    ``streams``, whose Python generators are not used again), the loans' contractual history ``cb`` /
+    ``ci`` ``(L_b, T + 4)`` whole cents, maturity months ``m`` ``(L_b,)``, the floating bases'
+    ``inv_coupon`` ``(L_b, J)`` (None: J = 0) and ``loan_group`` ``(L_b,)``.
+    """
+
+    def __init__(self, streams: BlockStreams, cb: np.ndarray, ci: np.ndarray, m: np.ndarray,
+                 inv_coupon: np.ndarray | None, loan_group: np.ndarray):
+        self._words, self._buffered = streams.sfc64_states()
+        self._widths = streams.widths
+        self._cb, self._ci, self._m = cb, ci, m
+        lb = cb.shape[0]
+        self._inv = np.zeros((lb, 0)) if inv_coupon is None else np.ascontiguousarray(inv_coupon, dtype=np.float64)
+        self._group = np.ascontiguousarray(loan_group, dtype=np.int64)
+        self._window = np.empty((lb, 2, 5))
+        self._current = np.empty((0, lb))
+
+    def step(self, t: int, x: np.ndarray, c: np.ndarray, row_base: np.ndarray, thresholds: np.ndarray,
+             stay_current: np.ndarray, lgd: np.ndarray, out: np.ndarray) -> None:
+        """Advance month ``t``: states ``x`` / ``c`` in place, ``out`` ``(s, G, F + 1)`` set to the sums
+        (arguments as :func:`pool_month`)."""
+        if self._current.shape[0] != out.shape[1] * (out.shape[2] - 1):  # G * F rows, once
+            self._current = np.empty((out.shape[1] * (out.shape[2] - 1), self._cb.shape[0]))
+        month_window(self._cb, self._ci, self._m, t, self._inv, self._group, self._window, self._current)
+        pool_month(t, x, c, row_base, thresholds, stay_current, self._window, self._current, self._m, self._inv,
+                   lgd, self._group, self._words, self._buffered, self._widths, RNG_LOAN_BLOCK, out)
