@@ -569,12 +569,7 @@ class _BlockRun:
             }
         if self._fast:
             self._loan_group = torch.zeros(lb, dtype=torch.int64, device=dev) if groups is None else torch.from_numpy(groups[index]).to(dev)
-        self._fused = None
-        if self._fast and FUSED_KERNEL and dev.type == "cpu":
-            from creditsim.loans.fused import FusedMonths  # numba: imported (and compiled) on first use
-
-            self._fused = FusedMonths(streams, cb.numpy(), ci.numpy(), self._m.numpy(),
-                                      None if inv is None else inv.numpy(), self._loan_group.numpy())
+        self._fused = fused_months(streams, cb, ci, self._m, inv, self._loan_group, g, nf) if self._fast else None
 
     def run_all(self) -> dict[str, torch.Tensor] | None:
         """Step every month in order and return the loan-level record (None unless kept)."""
@@ -586,8 +581,7 @@ class _BlockRun:
         """Advance month ``t`` (months must be stepped in order 0, 1, ...)."""
         if self._fused is not None:
             thr, stay_current = self._thresholds.rows(t)
-            self._fused.step(t, self._x.numpy(), self._c.numpy(), self._row_base.numpy(), thr.numpy(),
-                             stay_current.numpy(), self._lgd.numpy(), self.sums[:, t].numpy())
+            self._fused.step(t, self._x, self._c, self._row_base, thr, stay_current, self._lgd, self.sums[:, t])
             return
         flow_table, next_table, next_c = self._tables.month(t)
         if self._fast:
@@ -634,6 +628,31 @@ class _BlockRun:
         if self.loan_level is not None:
             self.loan_level["states"][:, :, t] = x.to(torch.int8)
             self.loan_level["flows"][:, :, t] = f
+
+
+def fused_months(streams: BlockStreams, cb: torch.Tensor, ci: torch.Tensor, m: torch.Tensor, inv_coupon: torch.Tensor | None,
+                 loan_group: torch.Tensor, n_groups: int, n_flows: int) -> object | None:
+    """The fused month kernel for a pool-only block run on ``cb``'s device, or None to keep the torch step.
+
+    CPU: :class:`creditsim.loans.fused.FusedMonths`. CUDA: :class:`creditsim.loans.fused_cuda.FusedMonthsCuda`
+    when numba can reach the GPU and the sums fit its local memory. numba is imported (and compiles, once
+    per machine: the code is cached) on first use. Either continues the streams itself; the Python
+    generators of ``streams`` are not used again.
+    """
+    if not FUSED_KERNEL:
+        return None
+    host = [a.cpu().numpy() for a in (cb, ci, m, loan_group)]
+    inv = None if inv_coupon is None else inv_coupon.cpu().numpy()
+    if cb.device.type == "cpu":
+        from creditsim.loans.fused import FusedMonths
+
+        return FusedMonths(streams, host[0], host[1], host[2], inv, host[3])
+    if cb.device.type == "cuda":
+        from creditsim.loans import fused_cuda
+
+        if fused_cuda.available() and n_groups <= fused_cuda.MAX_GROUPS and n_flows <= fused_cuda.MAX_FLOWS:
+            return fused_cuda.FusedMonthsCuda(streams, host[0], host[1], host[2], inv, host[3], cb.device)
+    return None
 
 
 def _scatter_pool(acc: torch.Tensor, lag: int, grouped: bool,

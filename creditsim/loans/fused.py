@@ -27,6 +27,7 @@ the thread count changes nothing but the time.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from numba import njit, prange
 
 from creditsim.transitions.sampler import RNG_LOAN_BLOCK, BlockStreams
@@ -97,9 +98,12 @@ def add_quiet(acc, quiet, current, first, n):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
-def add_event(acc, g, window, loan, kp, c, y, matured, due, inv_coupon, lgd, i):  # pragma: no cover - compiled
-    """Add the flows of one sampled move ``c -> y`` of live ``loan`` in scenario ``i`` to ``acc[g]``; return
-    ``(next chain state, next cash state)`` (rules: :class:`MonthTables`)."""
+def add_event(acc, g, nf, window, loan, kp, c, y, matured, due, inv_coupon, lgd, i):  # pragma: no cover - compiled
+    """Add the flows of one sampled move ``c -> y`` of live ``loan`` in scenario ``i`` to ``acc[g, :nf]``
+    and its loss to ``acc[g, nf]``; return ``(next chain state, next cash state)`` (rules:
+    :class:`MonthTables`). Also compiled for the GPU (:mod:`creditsim.loans.fused_cuda`), so it calls
+    nothing but builtins: ``round`` is half-to-even on both targets (``llrint`` on CUDA), as
+    ``torch.round``; the values are whole cents far below 2**63."""
     interest = 0.0
     if y < 4:
         kn = max(kp, 4 - y)
@@ -110,7 +114,7 @@ def add_event(acc, g, window, loan, kp, c, y, matured, due, inv_coupon, lgd, i):
     elif y == 4:
         par = window[loan, 0, kp]
         acc[g, 3] += par
-        acc[g, acc.shape[1] - 1] += np.rint(par * lgd[i, loan])  # the LGD is read for defaults only
+        acc[g, nf] += float(round(par * lgd[i, loan]))  # the LGD is read for defaults only
         nxt = 4
     else:
         interest = window[loan, 1, 4] - window[loan, 1, kp]
@@ -119,7 +123,7 @@ def add_event(acc, g, window, loan, kp, c, y, matured, due, inv_coupon, lgd, i):
         nxt = 6 if matured else 5
     acc[g, 0] += interest
     for jj in range(inv_coupon.shape[1]):
-        acc[g, 5 + jj] += np.rint(interest * inv_coupon[loan, jj])
+        acc[g, 5 + jj] += float(round(interest * inv_coupon[loan, jj]))
     if nxt < 4:
         return nxt, min(c + due, y)
     return nxt, nxt
@@ -144,6 +148,7 @@ def pool_month(t, x, c, row_base, thresholds, stay_current, window, current, m, 
     """
     s = x.shape[0]
     n_thr = thresholds.shape[0]
+    nf = out.shape[2] - 1
     for i in prange(s):
         acc = np.zeros((out.shape[1], out.shape[2]))  # private to the scenario's thread
         u = np.empty(block, dtype=np.float32)
@@ -173,7 +178,7 @@ def pool_month(t, x, c, row_base, thresholds, stay_current, window, current, m, 
                         y += 1
                 ml = m[loan]
                 kp = min(ml, t - 1) - min(ml, t) + 4 - c[i, loan]
-                x[i, loan], c[i, loan] = add_event(acc, g, window, loan, kp, c[i, loan], y, t >= ml,
+                x[i, loan], c[i, loan] = add_event(acc, g, nf, window, loan, kp, c[i, loan], y, t >= ml,
                                                    1 if t <= ml else 0, inv_coupon, lgd, i)
             add_quiet(acc, quiet, current, j * block, widths[j])
         out[i] = acc
@@ -213,12 +218,13 @@ class FusedMonths:
         self._window = np.empty((lb, 2, 5))
         self._current = np.empty((0, lb))
 
-    def step(self, t: int, x: np.ndarray, c: np.ndarray, row_base: np.ndarray, thresholds: np.ndarray,
-             stay_current: np.ndarray, lgd: np.ndarray, out: np.ndarray) -> None:
+    def step(self, t: int, x: torch.Tensor, c: torch.Tensor, row_base: torch.Tensor, thresholds: torch.Tensor,
+             stay_current: torch.Tensor, lgd: torch.Tensor, out: torch.Tensor) -> None:
         """Advance month ``t``: states ``x`` / ``c`` in place, ``out`` ``(s, G, F + 1)`` set to the sums
-        (arguments as :func:`pool_month`)."""
+        (CPU tensors, shared with numpy without a copy; arguments as :func:`pool_month`)."""
         if self._current.shape[0] != out.shape[1] * (out.shape[2] - 1):  # G * F rows, once
             self._current = np.empty((out.shape[1] * (out.shape[2] - 1), self._cb.shape[0]))
         month_window(self._cb, self._ci, self._m, t, self._inv, self._group, self._window, self._current)
-        pool_month(t, x, c, row_base, thresholds, stay_current, self._window, self._current, self._m, self._inv,
-                   lgd, self._group, self._words, self._buffered, self._widths, RNG_LOAN_BLOCK, out)
+        pool_month(t, x.numpy(), c.numpy(), row_base.numpy(), thresholds.numpy(), stay_current.numpy(), self._window,
+                   self._current, self._m, self._inv, lgd.numpy(), self._group, self._words, self._buffered,
+                   self._widths, RNG_LOAN_BLOCK, out.numpy())

@@ -8,6 +8,11 @@ matrices, degenerate LGDs, and a book that is not a whole number of RNG blocks.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numba
 import numpy as np
 import pytest
@@ -117,3 +122,13 @@ def test_thread_count_changes_nothing():
         runs.append(engine.simulate_pool_chunk(book, mats, np.arange(8), seed=3, n_months=20))
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_gpu_kernel_matches_the_cpu_kernel_in_numbas_cuda_simulator():
+    """The CUDA kernel's logic, run by numba's simulator (no GPU needed; a real device is checked by
+    bench/gpu_check.sh). A subprocess, because the simulator is chosen when numba is first imported."""
+    worker = Path(__file__).with_name("cuda_sim_worker.py")
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    done = subprocess.run([sys.executable, str(worker)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "equal", done.stdout

@@ -1,0 +1,144 @@
+"""The fused month kernel on an NVIDIA GPU (numba-cuda): the Markov engine's pool path with ``device="cuda"``.
+
+One GPU thread per (scenario, RNG loan block) stream. The torch step on CUDA still drew every uniform
+with numpy on the host and copied it over, so the host, not the GPU, set the pace (8.8e7
+loan-month-scenarios/s on an H200, one CPU core busy). Here each thread continues its block's SFC64
+stream on the device (:meth:`BlockStreams.sfc64_states`), walks the block's loans in order and keeps
+its sums in registers / local memory; the per-block partial sums are added on the device afterwards.
+Only the LGD Beta draws (numpy, once per chunk) and each month's compact contractual window
+(:func:`creditsim.loans.fused.month_window`, ``O(L_b)``) stay on the host.
+
+Same numbers as the CPU kernel and the torch step, bit for bit: the generator and the move logic
+are the CPU kernel's own functions (:func:`~creditsim.loans.fused.draw_uniform`,
+:func:`~creditsim.loans.fused.add_event`) compiled for the device, and every sum is of whole cents, so
+its order (threads, blocks) cannot change it. The tests run the kernel in numba's CUDA simulator
+against the CPU kernel; ``bench/gpu_check.sh`` checks the real device against the CPU.
+
+Limits: at most :data:`MAX_GROUPS` groups and :data:`MAX_FLOWS` tabulated flows (5 + floating classes);
+beyond them the engine keeps the torch step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from numba import cuda, float64
+
+from creditsim.loans.fused import add_event, draw_uniform, month_window
+from creditsim.transitions.sampler import RNG_LOAN_BLOCK, BlockStreams
+
+__all__ = ["MAX_FLOWS", "MAX_GROUPS", "FusedMonthsCuda", "available", "pool_month_cuda"]
+
+#: local-memory size of a thread's sums (compile-time constants of the kernel)
+MAX_GROUPS = 8
+MAX_FLOWS = 15
+THREADS_PER_BLOCK = 128
+
+_draw = cuda.jit(device=True)(draw_uniform.py_func)
+_event = cuda.jit(device=True)(add_event.py_func)
+
+
+def available() -> bool:
+    """True when numba can launch kernels on a CUDA device here."""
+    try:
+        return bool(cuda.is_available())
+    except Exception:  # noqa: BLE001 - a driver probe: any failure means "no"
+        return False
+
+
+@cuda.jit
+def pool_month_cuda(t, x, c, row_base, thresholds, stay_current, window, current, m, inv_coupon, lgd,
+                    loan_group, words, buffered, widths, block, out):  # pragma: no cover - compiled
+    """:func:`creditsim.loans.fused.pool_month` with one thread per (scenario i, block j); ``out`` is
+    ``(s, n_blocks, G, F + 1)``: the block's partial sums (the caller adds the blocks)."""
+    tid = cuda.grid(1)
+    nb = widths.shape[0]
+    if tid >= x.shape[0] * nb:
+        return
+    i = tid // nb
+    j = tid - i * nb
+    n_groups = out.shape[2]
+    nf = out.shape[3] - 1
+    n_thr = thresholds.shape[0]
+    acc = cuda.local.array((MAX_GROUPS, MAX_FLOWS + 1), float64)
+    for g in range(n_groups):
+        for f in range(nf + 1):
+            acc[g, f] = 0.0
+    a, b, cc, w = words[i, j, 0], words[i, j, 1], words[i, j, 2], words[i, j, 3]
+    has, half = buffered[i, j, 0], buffered[i, j, 1]
+    # the loan loop of pool_month, without its separate quiet pass: a GPU thread has no SIMD to gain
+    for k in range(widths[j]):
+        a, b, cc, w, has, half, u = _draw(a, b, cc, w, has, half)
+        loan = j * block + k
+        xs = x[i, loan]
+        if xs >= 4:
+            continue
+        g = loan_group[loan]
+        row = row_base[i, loan] + xs
+        if u < stay_current[row] and m[loan] != t:
+            for f in range(nf):
+                acc[g, f] += current[g * nf + f, loan]
+            continue
+        y = 0
+        for q in range(n_thr):
+            if u >= thresholds[q, row]:
+                y += 1
+        ml = m[loan]
+        kp = min(ml, t - 1) - min(ml, t) + 4 - c[i, loan]
+        x[i, loan], c[i, loan] = _event(acc, g, nf, window, loan, kp, c[i, loan], y, t >= ml,
+                                        1 if t <= ml else 0, inv_coupon, lgd, i)
+    words[i, j, 0], words[i, j, 1], words[i, j, 2], words[i, j, 3] = a, b, cc, w
+    buffered[i, j, 0], buffered[i, j, 1] = has, half
+    for g in range(n_groups):
+        for f in range(nf + 1):
+            out[i, j, g, f] = acc[g, f]
+
+
+class FusedMonthsCuda:
+    """The month loop of one (scenario chunk x loan block) on the GPU kernel, pool sums only.
+
+    Mirrors :class:`creditsim.loans.fused.FusedMonths`: ``cb`` / ``ci`` ``(L_b, T + 4)``, ``m``,
+    ``inv_coupon`` ``(L_b, J)`` or None and ``loan_group`` are host arrays (the window of each month is
+    built on the host and copied); the streams' states move to the device once.
+    """
+
+    def __init__(self, streams: BlockStreams, cb: np.ndarray, ci: np.ndarray, m: np.ndarray,
+                 inv_coupon: np.ndarray | None, loan_group: np.ndarray, device: torch.device):
+        words, buffered = streams.sfc64_states()
+        self._dev = device
+        self._words, self._buffered = cuda.to_device(words), cuda.to_device(buffered)
+        self._widths = cuda.to_device(streams.widths)
+        self._n_blocks = len(streams.widths)
+        self._cb, self._ci, self._m = cb, ci, np.ascontiguousarray(m, dtype=np.int64)
+        lb = cb.shape[0]
+        self._inv = np.zeros((lb, 0)) if inv_coupon is None else np.ascontiguousarray(inv_coupon, dtype=np.float64)
+        self._group = np.ascontiguousarray(loan_group, dtype=np.int64)
+        self._m_dev, self._inv_dev = cuda.to_device(self._m), cuda.to_device(self._inv)
+        self._group_dev = cuda.to_device(self._group)
+        self._window = np.empty((lb, 2, 5))
+        self._current = np.empty((0, lb))
+
+    def step(self, t: int, x: torch.Tensor, c: torch.Tensor, row_base: torch.Tensor, thresholds: torch.Tensor,
+             stay_current: torch.Tensor, lgd: torch.Tensor, out: torch.Tensor) -> None:
+        """Advance month ``t`` on the device: ``x`` / ``c`` in place, ``out`` ``(s, G, F + 1)`` set."""
+        s, g, f1 = out.shape
+        if self._current.shape[0] != g * (f1 - 1):
+            self._current = np.empty((g * (f1 - 1), self._cb.shape[0]))
+        month_window(self._cb, self._ci, self._m, t, self._inv, self._group, self._window, self._current)
+        window = cuda.to_device(self._window)
+        current = cuda.to_device(self._current)
+        partial = torch.empty((s, self._n_blocks, g, f1), dtype=torch.float64, device=self._dev)
+        n_threads = s * self._n_blocks
+        grid = -(-n_threads // THREADS_PER_BLOCK)
+        arrays = [_kernel_arg(a) for a in (x, c, row_base, thresholds, stay_current, lgd, partial)]
+        pool_month_cuda[grid, THREADS_PER_BLOCK](t, *arrays[:5], window, current, self._m_dev, self._inv_dev,
+                                                 arrays[5], self._group_dev, self._words, self._buffered,
+                                                 self._widths, RNG_LOAN_BLOCK, arrays[6])
+        cuda.synchronize()  # numba's stream before torch's: the sum below reads the kernel's output
+        out.copy_(partial.sum(dim=1))  # whole cents: exact in any order
+
+
+def _kernel_arg(tensor: torch.Tensor) -> object:
+    """A torch tensor as a kernel argument: CUDA tensors go as they are (``__cuda_array_interface__``,
+    no copy); CPU tensors (numba's CUDA simulator, in the tests) as numpy views."""
+    return tensor.numpy() if tensor.device.type == "cpu" else tensor
