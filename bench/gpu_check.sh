@@ -8,7 +8,7 @@
 set -u
 PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+export PYTHONPATH=$PWD:$PWD/bench/gpu_shim${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 scale() { if [ "${SMALL:-0}" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 step() { echo; echo "== $*"; }
 

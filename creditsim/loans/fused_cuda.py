@@ -20,6 +20,9 @@ beyond them the engine keeps the torch step.
 
 from __future__ import annotations
 
+import functools
+import logging
+
 import numpy as np
 import torch
 from numba import cuda, float64
@@ -32,17 +35,36 @@ __all__ = ["MAX_FLOWS", "MAX_GROUPS", "FusedMonthsCuda", "available", "pool_mont
 #: local-memory size of a thread's sums (compile-time constants of the kernel)
 MAX_GROUPS = 8
 MAX_FLOWS = 15
+_ACC_COLUMNS = 16  # MAX_FLOWS + 1 (the loss): a literal, as cuda.local.array needs
 THREADS_PER_BLOCK = 128
+log = logging.getLogger(__name__)
 
 _draw = cuda.jit(device=True)(draw_uniform.py_func)
 _event = cuda.jit(device=True)(add_event.py_func)
 
 
+@cuda.jit
+def _probe(out):  # pragma: no cover - compiled
+    out[0] = 1.0
+
+
+@functools.cache
 def available() -> bool:
-    """True when numba can launch kernels on a CUDA device here."""
+    """True when numba can compile and launch a kernel on a CUDA device here (probed once).
+
+    A driver without a device, or a numba-cuda that does not work with the installed numpy (seen on a
+    GPU image: numba-cuda importing ``numpy.row_stack``, which numpy 2.5 removed), makes the engine keep
+    its torch step on the GPU instead of failing deep inside numba; the reason is logged.
+    """
     try:
-        return bool(cuda.is_available())
-    except Exception:  # noqa: BLE001 - a driver probe: any failure means "no"
+        if not cuda.is_available():
+            return False
+        out = cuda.to_device(np.zeros(1))
+        _probe[1, 1](out)
+        return bool(out.copy_to_host()[0] == 1.0)
+    except Exception as exc:  # noqa: BLE001 - a probe: any failure means "use the torch step"
+        log.warning("the fused CUDA kernel is unavailable (%s: %s); the engine uses its torch step on the GPU",
+                    type(exc).__name__, exc)
         return False
 
 
@@ -60,7 +82,7 @@ def pool_month_cuda(t, x, c, row_base, thresholds, stay_current, window, current
     n_groups = out.shape[2]
     nf = out.shape[3] - 1
     n_thr = thresholds.shape[0]
-    acc = cuda.local.array((MAX_GROUPS, MAX_FLOWS + 1), float64)
+    acc = cuda.local.array((MAX_GROUPS, _ACC_COLUMNS), float64)
     for g in range(n_groups):
         for f in range(nf + 1):
             acc[g, f] = 0.0
