@@ -30,5 +30,6 @@ class serial_torch(ContextDecorator):  # noqa: N801 - used like a function: ``wi
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._n != 1:
-            torch.set_num_threads(self._n)
+        # always: a numba parallel kernel inside the block (its OpenMP layer shares libgomp with torch)
+        # can change the process-wide OpenMP count that torch reports, even when the caller's was 1
+        torch.set_num_threads(self._n)

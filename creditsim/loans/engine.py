@@ -539,6 +539,7 @@ class _BlockRun:
         n_groups: int,
         keep_loan_level: bool,
         inv_coupon: np.ndarray | None = None,
+        kernel_threads: int = 1,
     ):
         lb = len(index)
         s = lgd.shape[0]
@@ -569,7 +570,8 @@ class _BlockRun:
             }
         if self._fast:
             self._loan_group = torch.zeros(lb, dtype=torch.int64, device=dev) if groups is None else torch.from_numpy(groups[index]).to(dev)
-        self._fused = fused_months(streams, cb, ci, self._m, inv, self._loan_group, g, nf) if self._fast else None
+        self._fused = (fused_months(streams, cb, ci, self._m, inv, self._loan_group, g, nf, kernel_threads)
+                       if self._fast else None)
 
     def run_all(self) -> dict[str, torch.Tensor] | None:
         """Step every month in order and return the loan-level record (None unless kept)."""
@@ -631,10 +633,11 @@ class _BlockRun:
 
 
 def fused_months(streams: BlockStreams, cb: torch.Tensor, ci: torch.Tensor, m: torch.Tensor, inv_coupon: torch.Tensor | None,
-                 loan_group: torch.Tensor, n_groups: int, n_flows: int) -> object | None:
+                 loan_group: torch.Tensor, n_groups: int, n_flows: int, threads: int = 1) -> object | None:
     """The fused month kernel for a pool-only block run on ``cb``'s device, or None to keep the torch step.
 
-    CPU: :class:`creditsim.loans.fused.FusedMonths`. CUDA: :class:`creditsim.loans.fused_cuda.FusedMonthsCuda`
+    CPU: :class:`creditsim.loans.fused.FusedMonths` on ``threads`` numba threads (the caller's torch
+    thread count: ``OMP_NUM_THREADS`` / ``torch.set_num_threads`` set both; results do not depend on it). CUDA: :class:`creditsim.loans.fused_cuda.FusedMonthsCuda`
     when numba can reach the GPU and the sums fit its local memory. numba is imported (and compiles, once
     per machine: the code is cached) on first use. Either continues the streams itself; the Python
     generators of ``streams`` are not used again.
@@ -646,7 +649,7 @@ def fused_months(streams: BlockStreams, cb: torch.Tensor, ci: torch.Tensor, m: t
     if cb.device.type == "cpu":
         from creditsim.loans.fused import FusedMonths
 
-        return FusedMonths(streams, host[0], host[1], host[2], inv, host[3])
+        return FusedMonths(streams, host[0], host[1], host[2], inv, host[3], threads)
     if cb.device.type == "cuda":
         from creditsim.loans import fused_cuda
 
@@ -722,7 +725,9 @@ def simulate_pool_chunk(
             month tables (``loan_chunk * 2.4`` kB), independent of the horizon and of the number of
             scenarios outside the chunk.
         group_by: None, ``"asset_class"``, ``"cohort"``, ``"amortization"`` or ``(L,)`` labels.
-        device: torch device for the tables and the state loop (uniforms are drawn on the CPU).
+        device: torch device for the tables and the state loop. The pool-only path runs the fused
+            kernel there (CPU: numba threads; CUDA: one GPU thread per scenario and RNG block, the
+            uniforms drawn on the device), the same numbers on either.
         return_pending: also return recoveries still pending at the horizon.
         recovery_scale: optional ``(s, L)`` factor on each loan's recovered share ``1 - LGD`` in each
             scenario (the collateral channel, :func:`creditsim.loans.collateral.recovery_scale`); the
@@ -762,10 +767,11 @@ def simulate_pool_chunk(
         streams = BlockStreams(seed_i, ids, range(first_block, first_block + n_blocks), stop - start,
                                book.lgd[index], book.lgd_concentration)
         blocks.append((index, streams))
+    threads = torch.get_num_threads()  # the caller's: the fused kernel's scenario threads
     with serial_torch():
         runs = [_BlockRun(book, index, thresholds, streams, None,
                           streams.lgd if recovery_scale is None else stressed_lgd(streams.lgd, recovery_scale[:, index]),
-                          months, dev, groups, n_groups, False, inv_coupon)
+                          months, dev, groups, n_groups, False, inv_coupon, threads)
                 for index, streams in blocks]
         # month-major over loan blocks: each month's thresholds are built once and then dropped
         for t in range(months):

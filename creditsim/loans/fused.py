@@ -26,6 +26,7 @@ the thread count changes nothing but the time.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import torch
 from numba import njit, prange
@@ -204,11 +205,13 @@ class FusedMonths:
     Holds what does not change from month to month: the streams' SFC64 states (taken over from
     ``streams``, whose Python generators are not used again), the loans' contractual history ``cb`` /
     ``ci`` ``(L_b, T + 4)`` whole cents, maturity months ``m`` ``(L_b,)``, the floating bases'
-    ``inv_coupon`` ``(L_b, J)`` (None: J = 0) and ``loan_group`` ``(L_b,)``.
+    ``inv_coupon`` ``(L_b, J)`` (None: J = 0) and ``loan_group`` ``(L_b,)``; ``threads``: numba threads
+    the scenarios are split over (capped at numba's pool; the numbers do not depend on it).
     """
 
     def __init__(self, streams: BlockStreams, cb: np.ndarray, ci: np.ndarray, m: np.ndarray,
-                 inv_coupon: np.ndarray | None, loan_group: np.ndarray):
+                 inv_coupon: np.ndarray | None, loan_group: np.ndarray, threads: int = 1):
+        self._threads = max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
         self._words, self._buffered = streams.sfc64_states()
         self._widths = streams.widths
         self._cb, self._ci, self._m = cb, ci, m
@@ -225,6 +228,7 @@ class FusedMonths:
         if self._current.shape[0] != out.shape[1] * (out.shape[2] - 1):  # G * F rows, once
             self._current = np.empty((out.shape[1] * (out.shape[2] - 1), self._cb.shape[0]))
         month_window(self._cb, self._ci, self._m, t, self._inv, self._group, self._window, self._current)
+        numba.set_num_threads(self._threads)  # per calling thread in numba; the scenarios split across them
         pool_month(t, x.numpy(), c.numpy(), row_base.numpy(), thresholds.numpy(), stay_current.numpy(), self._window,
                    self._current, self._m, self._inv, lgd.numpy(), self._group, self._words, self._buffered,
                    self._widths, RNG_LOAN_BLOCK, out.numpy())
