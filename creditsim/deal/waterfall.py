@@ -120,7 +120,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from creditsim.deal.allocation import Gates, coverage_ratio, ic_paydown, pay_in_order, pay_pro_rata, rowsum
+from creditsim.deal.allocation import (Gates, GroupLayout, coverage_ratio, group_layout, ic_paydown, pay_in_order,
+                                       pay_pro_rata, rowsum)
 from creditsim.deal.config import MODES, WaterfallConfig
 from creditsim.deal.inputs import (MAX_PAR, act360_fractions, base_rate_path, criteria_paths, infer_initial_balance,
                                    scenario_path, validate_pool)
@@ -367,6 +368,7 @@ class _Deal:
     # single-class code paths then run, bit for bit those of a deal without the feature)
     groups: list[tuple[int, int]] = field(default_factory=list)
     grouped: bool = False
+    layout: GroupLayout | None = None  # the groups arranged for the allocation primitives
     group_end: torch.Tensor | None = None  # (Kd,) long: last class of each class's group
     group_start: torch.Tensor | None = None  # (Kd,) long: first class of each class's group
     # floating classes: coupons of month t are ``max(base_t, floor) + margin`` accrued ACT/360
@@ -562,7 +564,7 @@ def _make_deal(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode
         tol=1e-9 * p0, zero=torch.zeros(S, dtype=torch.float64, device=dev),
         inplace=not (cf.requires_grad or p0.requires_grad or sizes.requires_grad
                      or any(x is not None and x.requires_grad for x in (base, hy, ccc, *paths.values()))),
-        groups=groups, grouped=grouped,
+        groups=groups, grouped=grouped, layout=group_layout(groups),
         group_end=torch.tensor([b - 1 for a, b in groups for _ in range(a, b)], dtype=torch.long, device=dev),
         group_start=torch.tensor([a for a, b in groups for _ in range(a, b)], dtype=torch.long, device=dev),
         period=config.months_per_period,
@@ -708,7 +710,8 @@ def _pay_month(deal: _Deal, state: _State, month: _Month) -> None:
         # hard mode without autograd: the accelerated priority only for the scenarios in default
         rows = torch.nonzero(weight > 0).flatten()
         if rows.numel():
-            sub_deal, sub_state, sub_month = _deal_rows(deal, rows), _rows(state, rows, deal.S), _rows(month, rows, deal.S)
+            sub_deal = _deal_rows(deal, rows, paths=False)
+            sub_state, sub_month = _rows(state, rows, deal.S), _rows(month, rows, deal.S)
             _normal_priorities(deal, state, month)
             _accelerated_priority(sub_deal, sub_state, sub_month)
             _scatter(state, sub_state, rows, deal.S)
@@ -858,7 +861,9 @@ def _hold_collections(deal: _Deal, state: _State, month: _Month) -> None:
 
 
 #: per-scenario tensors of a run's constants (:class:`_Deal`): what a subset of scenarios needs indexed
-_DEAL_ROWS = ("tol", "zero", "p0", "base", "hy", "ccc", "pool_spread", "pool_warf", "pool_wal")
+_DEAL_ROWS = ("tol", "zero", "p0")
+#: the run's (S, T) market and pool paths: only the collections, the call and refinancing read them
+_DEAL_PATHS = ("base", "hy", "ccc", "pool_spread", "pool_warf", "pool_wal")
 
 
 def _exact_subset(deal: _Deal) -> bool:
@@ -867,9 +872,12 @@ def _exact_subset(deal: _Deal) -> bool:
     return deal.mode == "hard" and deal.inplace
 
 
-def _deal_rows(deal: _Deal, rows: torch.Tensor) -> _Deal:
-    """The run's constants for the scenarios ``rows``."""
-    change = {name: getattr(deal, name)[rows] for name in _DEAL_ROWS if getattr(deal, name) is not None}
+def _deal_rows(deal: _Deal, rows: torch.Tensor, paths: bool = True) -> _Deal:
+    """The run's constants for the scenarios ``rows``. ``paths=False`` does not cut the (S, T) paths (gathering
+    them is most of the cost): for the accelerated priority, which reads none of them (a read would fail
+    loudly, its S rows against the subset's)."""
+    names = _DEAL_ROWS + _DEAL_PATHS if paths else _DEAL_ROWS
+    change = {name: getattr(deal, name).index_select(0, rows) for name in names if getattr(deal, name) is not None}
     return dataclasses.replace(deal, S=int(rows.numel()), **change)
 
 
@@ -886,11 +894,11 @@ def _rows(obj: Any, rows: torch.Tensor, S: int) -> Any:
     for f in fields(obj):
         value = getattr(obj, f.name, None)
         if _per_scenario(f.name, value, S):
-            setattr(out, f.name, value[rows])
+            setattr(out, f.name, value.index_select(0, rows))
         elif isinstance(value, _Tests):
             setattr(out, f.name, _rows(value, rows, S))
         elif isinstance(value, list) and any(isinstance(x, torch.Tensor) for x in value):
-            setattr(out, f.name, [x[rows] if isinstance(x, torch.Tensor) else x for x in value])
+            setattr(out, f.name, [x.index_select(0, rows) if isinstance(x, torch.Tensor) else x for x in value])
     return out
 
 
@@ -901,9 +909,7 @@ def _scatter(full: Any, sub: Any, rows: torch.Tensor, S: int) -> None:
         value, target = getattr(sub, f.name, None), getattr(full, f.name, None)
         if not isinstance(value, torch.Tensor) or not _per_scenario(f.name, target, S):
             continue
-        merged = target.clone()
-        merged[rows] = value
-        setattr(full, f.name, merged)
+        setattr(full, f.name, target.index_copy(0, rows, value))  # out of place: a copy with the rows replaced
 
 
 def _branch(obj: Any) -> Any:
@@ -1031,7 +1037,7 @@ def _determination(deal: _Deal, state: _State, month: _Month) -> _Tests:
     cum_bal = torch.cumsum(state.N, dim=1)  # a new tensor: in-place paydowns later leave it as it is
     cum_due = torch.cumsum(state.N * month.due_rates, dim=1)
     if deal.grouped:  # a pari-passu group is tested as one: every member sees the group's ratio
-        cum_bal, cum_due = cum_bal[:, deal.group_end], cum_due[:, deal.group_end]
+        cum_bal, cum_due = _at_group_end(deal, cum_bal), _at_group_end(deal, cum_due)
     oc_ratio = coverage_ratio(month.acpa.unsqueeze(1).expand(S, Kd), cum_bal)
     ic_ratio = coverage_ratio(ip_net.unsqueeze(1).expand(S, Kd), cum_due)
     oc_g, oc_fail = _class_gates(deal, deal.oc_trig, deal.oc_trig_v, oc_ratio)
@@ -1043,6 +1049,17 @@ def _determination(deal: _Deal, state: _State, month: _Month) -> _Tests:
                                      turbo=deal.config.ic_cure == "turbo")
     return _Tests(fee_sr_due=fee_sr_due, admin_due=admin_due, ip_net=ip_net, cum_bal=cum_bal, oc_ratio=oc_ratio,
                   ic_ratio=ic_ratio, oc_g=oc_g, oc_fail=oc_fail, ic_g=ic_g, ic_fail=ic_fail)
+
+
+def _at_group_end(deal: _Deal, cum: torch.Tensor) -> torch.Tensor:
+    """Cumulative sums ``cum`` (S, Kd), a fresh tensor, read at the last class of each class's group."""
+    lead = deal.layout.leading
+    if lead is None:
+        return cum[:, deal.group_end]
+    # the one wider group leads: its members take its last column, the others are their own group
+    # (an in-place copy instead of a column gather, which costs ten times as much on (S, Kd))
+    cum[:, : lead - 1] = cum[:, lead - 1 : lead]
+    return cum
 
 
 def _class_gates(deal: _Deal, trig: list[float | None], trig_v: torch.Tensor, ratio: torch.Tensor,
@@ -1265,7 +1282,10 @@ def _interest_catch_up(deal: _Deal, state: _State, month: _Month, pav: torch.Ten
 def _senior_most(deal: _Deal, N: torch.Tensor) -> torch.Tensor:
     """(S, Kd) bool: classes whose unpaid interest must be paid (non-deferrable classes, and a
     deferrable class with nothing senior to its group outstanding)."""
-    if deal.grouped:  # balance senior to each class's group
+    lead = deal.layout.leading
+    if deal.grouped and lead is not None:  # the same as below: 0 for the leading group, then the classes above
+        senior_out = F.pad(torch.cumsum(N, dim=1)[:, lead - 1:-1], (lead, 0))
+    elif deal.grouped:  # balance senior to each class's group
         cum = torch.cumsum(N, dim=1)
         start = deal.group_start
         senior_out = torch.where(start > 0, cum[:, torch.clamp(start - 1, min=0)], 0.0)
