@@ -14,7 +14,7 @@ import torch
 
 from creditsim.fixed_order import column_sum, elementwise
 
-__all__ = ["pay_pro_rata", "GroupLayout", "group_layout", "group_sums", "pay_in_order", "pay_sequential", "rowsum",
+__all__ = ["pay_pro_rata", "masked_ratio", "GroupLayout", "group_layout", "group_sums", "pay_in_order", "pay_sequential", "rowsum",
            "ic_paydown", "coverage_ratio", "Gates"]
 
 
@@ -24,7 +24,7 @@ def pay_pro_rata(pot: torch.Tensor, dues: torch.Tensor) -> torch.Tensor:
         return torch.minimum(pot.unsqueeze(1), dues)
     total = column_sum(dues, 1)
     paid = torch.minimum(pot, total)
-    share = torch.where(total > 0, paid / torch.where(total > 0, total, 1.0), 0.0)
+    share = masked_ratio(total > 0, paid, total, 0.0)
     return dues * share.unsqueeze(1)
 
 
@@ -123,28 +123,45 @@ def rowsum(x: torch.Tensor) -> torch.Tensor:
     return column_sum(x, 1)
 
 
-def ic_paydown(deal: Any, balances: torch.Tensor, rates: torch.Tensor, excess: torch.Tensor) -> torch.Tensor:
+def ic_paydown(deal: Any, balances: torch.Tensor, rates: torch.Tensor, excess: torch.Tensor,
+               due: torch.Tensor | None = None) -> torch.Tensor:
     """Sequential paydown (S,) from the most senior class that cuts interest due by ``excess`` (S,).
 
     Walks down the classes: ``x_j = min(N_j, remaining cut / rate_j)``; a zero-coupon class must be
     repaid in full before the next one is reached (its repayment cuts nothing). A pari-passu group is
-    paid down pro rata, so it walks as one class at its balance-weighted rate.
+    paid down pro rata, so it walks as one class at its balance-weighted rate. ``due``: ``balances *
+    rates`` when the caller has it already (S, m).
     """
+    due = balances * rates if due is None else due
     if deal.grouped:
-        due = group_sums(deal, balances * rates)
         balances = group_sums(deal, balances)
-        rates = torch.where(balances > 0, due / torch.where(balances > 0, balances, 1.0), 0.0)
-    due = balances * rates
+        rates = masked_ratio(balances > 0, group_sums(deal, due), balances, 0.0)
+        due = balances * rates
     rem = torch.clamp(excess.unsqueeze(1) - (torch.cumsum(due, dim=1) - due), min=0.0)
-    safe = torch.where(rates > 0, rates, 1.0)
-    x = torch.where(rates > 0, torch.minimum(balances, rem / safe), torch.where(rem > 0, balances, 0.0))
+    pos = rates > 0
+    if bool(pos.all()):  # every class (group) bears interest, the usual case: no zero-coupon branch
+        x = torch.minimum(balances, rem / rates)
+    else:
+        x = torch.where(pos, torch.minimum(balances, rem / torch.where(pos, rates, 1.0)),
+                        torch.where(rem > 0, balances, 0.0))
     return rowsum(x)
+
+
+def masked_ratio(pos: torch.Tensor, num: torch.Tensor, den: torch.Tensor, fill: float) -> torch.Tensor:
+    """``num / den`` where ``pos`` (a bool mask, false wherever ``den`` is 0), ``fill`` elsewhere.
+
+    Without autograd the plain quotient is masked: its inf / nan where ``den`` is 0 never reach the
+    result. With autograd the denominator is made safe first, or those entries would put nan into the
+    gradients (the masked branch of ``where`` still gets a zero gradient, times an infinite derivative).
+    """
+    if num.requires_grad or den.requires_grad:
+        return torch.where(pos, num / torch.where(pos, den, 1.0), fill)
+    return torch.where(pos, num / den, fill)
 
 
 def coverage_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     """``num / den``, +inf where the denominator is 0 (a repaid class passes every test)."""
-    pos = den > 0
-    return torch.where(pos, num / torch.where(pos, den, 1.0), float("inf"))
+    return masked_ratio(den > 0, num, den, float("inf"))
 
 
 class Gates:

@@ -1104,8 +1104,9 @@ def _cure_need(deal: _Deal, state: _State, month: _Month, k: int, acpa_now: torc
             x = avail
         else:
             rates = month.due_rates[..., : k + 1]  # the period's interest due, as the test
-            excess = rowsum(state.N[:, : k + 1] * rates) - tests.ip_net / deal.ic_trig[k]
-            x = ic_paydown(deal, state.N[:, : k + 1], rates, torch.clamp(excess, min=0.0))
+            due = state.N[:, : k + 1] * rates
+            excess = rowsum(due) - tests.ip_net / deal.ic_trig[k]
+            x = ic_paydown(deal, state.N[:, : k + 1], rates, torch.clamp(excess, min=0.0), due=due)
         x = ic_fail * x
         need = x if need is None else torch.maximum(need, x)
     return need
