@@ -1077,12 +1077,6 @@ def _class_gates(deal: _Deal, trig: list[float | None], trig_v: torch.Tensor, ra
     return g, [g[:, k] if trig[k] is not None and any_fail[k] else None for k in range(deal.Kd)]
 
 
-#: a class's cure runs on the scenarios failing its tests alone (hard mode, no autograd) while they are at
-#: most this share of the run: gathering and scattering them costs a few ops, the cure two to three dozen.
-#: The senior classes' tests (where the IC walk-down runs) fail in a few per cent of the scenarios.
-_CURE_SUBSET_SHARE = 0.5
-
-
 class _CureInputs(NamedTuple):
     """What one class's cure reads, for every scenario or for the rows failing its tests (R of them)."""
 
@@ -1124,13 +1118,17 @@ def _pay_cure(deal: _Deal, state: _State, month: _Month, k: int, acpa_now: torch
 
 def _failing_rows(deal: _Deal, oc_fail: torch.Tensor | None, ic_fail: torch.Tensor | None) -> torch.Tensor | None:
     """The scenarios (long indices) failing either test when a cure may run on them alone (hard mode, no
-    autograd, at most :data:`_CURE_SUBSET_SHARE` of the run); None = run the cure on every scenario."""
+    autograd, not every scenario); None = run the cure on every scenario.
+
+    Gathering and scattering the rows costs a few ops, the cure two to three dozen: on the bench deals the
+    senior classes' tests (where the IC walk-down runs) fail in 3-15 % of the scenarios, the junior OC tests
+    in 30-70 %, and the subset measured no slower even then."""
     if not _exact_subset(deal):
         return None
     fails = [g > 0 for g in (oc_fail, ic_fail) if g is not None]
     mask = fails[0] if len(fails) == 1 else fails[0] | fails[1]
     rows = torch.nonzero(mask).flatten()
-    return rows if rows.numel() <= _CURE_SUBSET_SHARE * deal.S else None
+    return rows if rows.numel() < deal.S else None
 
 
 def _cure_need(deal: _Deal, inp: _CureInputs, k: int, principal_funded: bool) -> torch.Tensor:
