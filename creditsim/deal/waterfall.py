@@ -660,11 +660,12 @@ def _waterfall_month(deal: _Deal, state: _State, pool: _PoolMonth, t: int) -> _M
         # hard mode without autograd: run the liquidation month only for the scenarios that call
         rows = torch.nonzero(weight > 0).flatten()
         if rows.numel():
-            sub_deal, sub_state = _deal_rows(deal, rows), _rows(opening, rows, deal.S)
+            cuts: _Cuts = {}  # ``opening`` shares the state's tensors (but N and paydowns) as they were
+            sub_deal, sub_state = _deal_rows(deal, rows), _rows(opening, rows, deal.S, cuts)
             called = _open_month(sub_deal, sub_state, _PoolMonth(*(x[rows] for x in pool)), t, True, True)
             _pay_month(sub_deal, sub_state, called)
             _pay_month(deal, state, month)
-            _scatter(state, sub_state, rows, deal.S)
+            _scatter(state, sub_state, rows, deal.S, cuts)
             _scatter(month, called, rows, deal.S)
             state.called = 1.0 - (1.0 - state.called) * (1.0 - weight)
         else:
@@ -710,12 +711,12 @@ def _pay_month(deal: _Deal, state: _State, month: _Month) -> None:
         # hard mode without autograd: the accelerated priority only for the scenarios in default
         rows = torch.nonzero(weight > 0).flatten()
         if rows.numel():
-            sub_deal = _deal_rows(deal, rows, paths=False)
-            sub_state, sub_month = _rows(state, rows, deal.S), _rows(month, rows, deal.S)
+            sub_deal, state_cuts, month_cuts = _deal_rows(deal, rows, paths=False), {}, {}
+            sub_state, sub_month = _rows(state, rows, deal.S, state_cuts), _rows(month, rows, deal.S, month_cuts)
             _normal_priorities(deal, state, month)
             _accelerated_priority(sub_deal, sub_state, sub_month)
-            _scatter(state, sub_state, rows, deal.S)
-            _scatter(month, sub_month, rows, deal.S)
+            _scatter(state, sub_state, rows, deal.S, state_cuts)
+            _scatter(month, sub_month, rows, deal.S, month_cuts)
         else:
             _normal_priorities(deal, state, month)
         month.accelerated = weight
@@ -888,13 +889,21 @@ def _per_scenario(name: str, value: Any, S: int) -> bool:
     return not (name in ("rates", "due_rates") and value.ndim == 1)
 
 
-def _rows(obj: Any, rows: torch.Tensor, S: int) -> Any:
-    """A copy of a state, month record or determination with every per-scenario tensor cut to ``rows``."""
+#: per field of a branch cut by :func:`_rows`: (the full tensor, its version, the cut tensor, its version)
+_Cuts = dict[str, tuple[torch.Tensor, int, torch.Tensor, int]]
+
+
+def _rows(obj: Any, rows: torch.Tensor, S: int, cuts: _Cuts | None = None) -> Any:
+    """A copy of a state, month record or determination with every per-scenario tensor cut to ``rows``;
+    ``cuts`` (filled when given) lets :func:`_scatter` skip the fields neither side has changed since."""
     out = copy.copy(obj)
     for f in fields(obj):
         value = getattr(obj, f.name, None)
         if _per_scenario(f.name, value, S):
-            setattr(out, f.name, value.index_select(0, rows))
+            cut = value.index_select(0, rows)
+            setattr(out, f.name, cut)
+            if cuts is not None:
+                cuts[f.name] = (value, value._version, cut, cut._version)
         elif isinstance(value, _Tests):
             setattr(out, f.name, _rows(value, rows, S))
         elif isinstance(value, list) and any(isinstance(x, torch.Tensor) for x in value):
@@ -902,12 +911,17 @@ def _rows(obj: Any, rows: torch.Tensor, S: int) -> Any:
     return out
 
 
-def _scatter(full: Any, sub: Any, rows: torch.Tensor, S: int) -> None:
+def _scatter(full: Any, sub: Any, rows: torch.Tensor, S: int, cuts: _Cuts | None = None) -> None:
     """Write the per-scenario tensors of ``sub`` (a branch run on ``rows``) into ``full``'s rows, on
-    copies (the full tensors may be shared, e.g. the run's zeros)."""
+    copies (the full tensors may be shared, e.g. the run's zeros). With the ``cuts`` that made ``sub``
+    (:func:`_rows`; ``full`` was cut, or shares the tensors of what was), a field that is still the same
+    tensor at the same version on both sides is left alone: its rows already hold those values."""
     for f in fields(sub):
         value, target = getattr(sub, f.name, None), getattr(full, f.name, None)
         if not isinstance(value, torch.Tensor) or not _per_scenario(f.name, target, S):
+            continue
+        cut = cuts.get(f.name) if cuts is not None else None
+        if cut is not None and cut[0] is target and cut[2] is value and cut[1:4:2] == (target._version, value._version):
             continue
         setattr(full, f.name, target.index_copy(0, rows, value))  # out of place: a copy with the rows replaced
 
