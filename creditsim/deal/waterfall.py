@@ -306,10 +306,10 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
     deal = _make_deal(cf, p0, config, mode, sizes, tau, base, act360, hy, ccc, paths or {})
     state = _initial_state(deal, sizes, p0)
     recorder = _make_recorder(deal, sizes, outputs)
-    # (T, K, S): each month's flow of one type is a contiguous (S,) vector
-    cf_tks = cf.permute(1, 2, 0).contiguous()
     for t in range(deal.T):
-        month = _waterfall_month(deal, state, _PoolMonth(*cf_tks[t].unbind(dim=0)), t)
+        # (K, S): each flow of the month a contiguous (S,) vector; transposed month by month, not the whole
+        # (S, T, K) array at once (a fresh buffer of the pool's size, measured 60 % slower for 10,000 x 120)
+        month = _waterfall_month(deal, state, _PoolMonth(*cf[:, t].t().contiguous().unbind(dim=0)), t)
         _record_month(recorder, deal, state, month)
     out = _stacked_outputs(recorder, deal.inplace)
     if not deal.criteria:  # no test: constant outputs, made once instead of recorded month by month
@@ -1241,14 +1241,13 @@ def _interest_priority(deal: _Deal, state: _State, month: _Month) -> torch.Tenso
     capitalised interest. Returns the interest left (S,)."""
     avail = _senior_expenses(deal, state, month, month.ip)
     int_due = _interest_due(deal, state, month)
-    int_paid_cols, short_cols = [], []
+    int_paid_cols = []
     month.interest_cure = deal.zero
     for a, b in deal.groups:
         k = b - 1
         paid = pay_pro_rata(avail, int_due[:, a:b])
         avail = avail - (paid[:, 0] if b - a == 1 else rowsum(paid))
         int_paid_cols.append(paid)
-        short_cols.append(int_due[:, a:b] - paid)
         used = _pay_cure(deal, state, month, k, month.acpa, False, avail)
         if used is not None:  # cure paid in priority order to the classes senior to and including k
             avail = avail - used
@@ -1259,7 +1258,7 @@ def _interest_priority(deal: _Deal, state: _State, month: _Month) -> torch.Tenso
             avail = avail - (rep[:, 0] if b - a == 1 else rowsum(rep))
             _paydown(deal, state, month, rep, first=a)
     month.int_paid = torch.cat(int_paid_cols, dim=1)
-    month.shortfall = torch.cat(short_cols, dim=1)
+    month.shortfall = int_due - month.int_paid  # one op on all classes instead of one per group
     # liquidation period: the notes are repaid (or written off) now, so interest left after note
     # interest goes to their principal before any subordinated fee or equity distribution
     month.to_principal = avail if month.last else deal.zero
