@@ -14,8 +14,8 @@ import torch
 
 from creditsim.fixed_order import column_sum, elementwise
 
-__all__ = ["pay_pro_rata", "masked_ratio", "GroupLayout", "group_layout", "group_sums", "pay_in_order", "pay_sequential", "rowsum",
-           "ic_paydown", "coverage_ratio", "Gates"]
+__all__ = ["pay_pro_rata", "masked_ratio", "GroupLayout", "group_layout", "group_sums", "pay_in_order",
+           "pay_sequential", "rowsum", "ic_paydown", "coverage_ratio", "Gates"]
 
 
 def pay_pro_rata(pot: torch.Tensor, dues: torch.Tensor) -> torch.Tensor:
