@@ -5,7 +5,9 @@ run many small tensor operations. With several OpenMP threads each tiny operatio
 threads, which spin; on a busy 2-core machine a spinning sibling takes the core the working thread
 needs, and the loop ran up to 10-16x slower (measured in the engine: a (128, 1024) x (1024, 5)
 product takes ~50 us on one thread and ~10 ms with two threads under load). Parallelism comes from
-running scenario chunks in separate processes (the dask backend), not from threads inside a loop.
+running scenario chunks in separate processes (the dask backend), not from threads inside a loop --
+except the engine's fused numba kernel, one parallel region per month over whole scenarios, which
+runs on the caller's count (:mod:`creditsim.loans.fused`).
 
 :func:`serial_torch` sets ``torch.set_num_threads(1)`` for the enclosed block and restores the caller's
 count afterwards (it is process-wide while the block runs). It is a context manager and a decorator.

@@ -87,10 +87,15 @@ working thread needs), which made the engine 10x slower unless the caller set
 ``OMP_WAIT_POLICY=PASSIVE``. The engine therefore runs its month loops with ``torch.set_num_threads(1)``
 on CPU and restores the caller's count afterwards (:class:`creditsim.threads.serial_torch`); parallelism comes from running
 chunks in separate processes. Note that the thread count is process-wide while the loop runs.
+The fused kernel is the exception: one parallel region per month over whole scenarios (no tiny
+operations to spin between), on the caller's torch thread count -- both cores by default; set
+``torch.set_num_threads(1)`` or ``OMP_NUM_THREADS=1`` when processes run side by side (dask's workers
+use one thread each), which also keeps a process free to fork.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -138,6 +143,7 @@ _F_FLOAT = 5
 _FLOW_NAMES = ("interest", "scheduled_principal", "prepayment", "default_par", "balance")
 _PAST = 4  # months of history kept before month 0 (arrears of up to 3 payments + the cut-off)
 _MAX_LOAN_LEVEL = 50_000_000
+log = logging.getLogger(__name__)
 #: scenarios per inner tile of the month step (a cache-sized working set; no effect on results)
 SCENARIO_TILE = 128
 #: pool-only runs on the CPU use the fused numba month kernel (:mod:`creditsim.loans.fused`; same
@@ -521,8 +527,8 @@ class _BlockRun:
 
     Stepping rather than looping lets :func:`simulate_pool_chunk` advance all loan blocks month by
     month, so time-varying thresholds are computed once per month for the whole chunk. The pool-only
-    path (random states, no loan-level output) uses :func:`_month_step_pool`; the others
-    :func:`_month_step` or the given paths.
+    path (random states, no loan-level output) uses the fused kernel (:func:`fused_months`) where it
+    runs, else :func:`_month_step_pool`; the others :func:`_month_step` or the given paths.
     """
 
     def __init__(
@@ -548,8 +554,7 @@ class _BlockRun:
         self._n_months = n_months
         cb, ci, self._m = contractual_history(book, index, n_months, dev)
         inv = None if inv_coupon is None else torch.from_numpy(np.ascontiguousarray(inv_coupon[index])).to(dev)
-        self._tables = MonthTables(cb, ci, self._m, inv)
-        nf = self._nf = self._tables.n_flows
+        nf = self._nf = _N_FLOWS + (0 if inv is None else inv.shape[-1])
         # chain state x and cash state c (see MonthTables); int32 keeps the per-element traffic low
         self._x = torch.from_numpy(book.initial_state[index].astype(np.int32)).to(dev).expand(s, lb).contiguous()
         self._c = self._x.clone()
@@ -572,6 +577,8 @@ class _BlockRun:
             self._loan_group = torch.zeros(lb, dtype=torch.int64, device=dev) if groups is None else torch.from_numpy(groups[index]).to(dev)
         self._fused = (fused_months(streams, cb, ci, self._m, inv, self._loan_group, g, nf, kernel_threads)
                        if self._fast else None)
+        # the 49-row month tables (2.4 kB per loan) only for the torch step: the fused kernel reads a window
+        self._tables = MonthTables(cb, ci, self._m, inv) if self._fused is None else None
 
     def run_all(self) -> dict[str, torch.Tensor] | None:
         """Step every month in order and return the loan-level record (None unless kept)."""
@@ -636,25 +643,32 @@ def fused_months(streams: BlockStreams, cb: torch.Tensor, ci: torch.Tensor, m: t
                  loan_group: torch.Tensor, n_groups: int, n_flows: int, threads: int = 1) -> object | None:
     """The fused month kernel for a pool-only block run on ``cb``'s device, or None to keep the torch step.
 
-    CPU: :class:`creditsim.loans.fused.FusedMonths` on ``threads`` numba threads (the caller's torch
-    thread count: ``OMP_NUM_THREADS`` / ``torch.set_num_threads`` set both; results do not depend on it). CUDA: :class:`creditsim.loans.fused_cuda.FusedMonthsCuda`
-    when numba can reach the GPU and the sums fit its local memory. numba is imported (and compiles, once
+    CPU: :class:`creditsim.loans.fused.FusedMonths` on ``threads`` numba threads (the engine passes the
+    caller's torch thread count, which ``OMP_NUM_THREADS`` or ``torch.set_num_threads`` set; with 1 the
+    serial build runs and no OpenMP pool starts; results never depend on it). CUDA: :class:`creditsim.loans.fused_cuda.FusedMonthsCuda`
+    when numba can reach the GPU and the sums fit its local memory (at most 8 groups and 15 flows;
+    beyond, the torch step). If numba cannot be loaded (no writable cache directory for its compiled
+    code, say) the torch step runs and the reason is logged. numba is imported (and compiles, once
     per machine: the code is cached) on first use. Either continues the streams itself; the Python
     generators of ``streams`` are not used again.
     """
-    if not FUSED_KERNEL:
+    if not FUSED_KERNEL or cb.device.type not in ("cpu", "cuda"):
+        return None
+    try:  # numba is imported (and its cached kernels loaded) on first use; the CUDA module on a GPU only
+        from creditsim.loans import fused
+
+        if cb.device.type == "cuda":
+            from creditsim.loans import fused_cuda
+    except Exception as exc:  # noqa: BLE001 - e.g. numba finds no writable cache directory: keep the torch step
+        log.warning("the fused month kernel is unavailable (%s: %s); the engine uses its torch step",
+                    type(exc).__name__, exc)
         return None
     host = [a.cpu().numpy() for a in (cb, ci, m, loan_group)]
     inv = None if inv_coupon is None else inv_coupon.cpu().numpy()
     if cb.device.type == "cpu":
-        from creditsim.loans.fused import FusedMonths
-
-        return FusedMonths(streams, host[0], host[1], host[2], inv, host[3], threads)
-    if cb.device.type == "cuda":
-        from creditsim.loans import fused_cuda
-
-        if fused_cuda.available() and n_groups <= fused_cuda.MAX_GROUPS and n_flows <= fused_cuda.MAX_FLOWS:
-            return fused_cuda.FusedMonthsCuda(streams, host[0], host[1], host[2], inv, host[3], cb.device)
+        return fused.FusedMonths(streams, host[0], host[1], host[2], inv, host[3], threads)
+    if fused_cuda.available() and n_groups <= fused_cuda.MAX_GROUPS and n_flows <= fused_cuda.MAX_FLOWS:
+        return fused_cuda.FusedMonthsCuda(streams, host[0], host[1], host[2], inv, host[3], cb.device)
     return None
 
 

@@ -1,6 +1,6 @@
 """Fused month kernel of the pool-only Markov engine (numba, CPU).
 
-The torch month step (:func:`creditsim.loans.engine.month_step_pool`) makes about ten passes over
+The engine's torch month step (``_month_step_pool`` in :mod:`creditsim.loans.engine`) makes about ten passes over
 ``(scenario, loan)`` arrays per month -- draw the uniforms in numpy, copy them, gather the "stay
 CURRENT" thresholds, compare, a matrix product for the quiet loans, ``nonzero``, gathers and a
 scatter-add for the others -- and moves about 70 bytes per loan-month. This kernel does the same
@@ -15,13 +15,18 @@ arrears at the cut-off and per-scenario matrices):
 
 - the uniforms are numpy's ``Generator(SFC64).random(dtype=float32)``: ``(next_uint32 >> 8) * 2**-24``,
   where ``next_uint32`` hands out the low then the high half of each 64-bit output;
-- the flows, next states and cash states are read from the same :class:`MonthTables`;
+- the flows, next states and cash states follow :class:`~creditsim.loans.engine.MonthTables`' rules,
+  recomputed per move from a compact window of the same contractual history (:func:`month_window`,
+  :func:`add_event`) instead of read from its 49-row tables (a cache miss per move); the tests hold the
+  two to the same numbers, so a change to the rules must be made in both;
 - every sum is of whole cents held in float64, so it is exact and its order cannot matter
   (engine module docstring, "Exact pool sums"); the loss is ``rint(LGD x default_par)`` per loan
   (``rint`` rounds half to even, as ``torch.round``).
 
-Scenarios run in parallel (``numba.prange``): each scenario's sums are written by one thread only, so
-the thread count changes nothing but the time.
+Scenarios run in parallel (``numba.prange``) on as many threads as the caller's torch thread count:
+each scenario's sums are written by one thread only, so the count changes nothing but the time. With
+one thread the serial build runs (:func:`pool_month_serial`): no OpenMP pool, so the process can still
+fork and processes side by side do not oversubscribe the cores.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ from numba import njit, prange
 
 from creditsim.transitions.sampler import RNG_LOAN_BLOCK, BlockStreams
 
-__all__ = ["FusedMonths", "add_event", "add_quiet", "draw_uniform", "month_window", "pool_month", "sfc64_uniforms"]
+__all__ = ["FusedMonths", "add_event", "add_quiet", "draw_uniform", "month_body", "month_window", "pool_month",
+           "pool_month_serial", "sfc64_uniforms"]
 
 _U1, _U3, _U8, _U11, _U24, _U32, _U40 = (np.uint64(k) for k in (1, 3, 8, 11, 24, 32, 40))
 _LOW32 = np.uint64(0xFFFFFFFF)
@@ -130,8 +136,8 @@ def add_event(acc, g, nf, window, loan, kp, c, y, matured, due, inv_coupon, lgd,
     return nxt, nxt
 
 
-@njit(cache=True, parallel=True)
-def pool_month(t, x, c, row_base, thresholds, stay_current, window, current, m, inv_coupon, lgd, loan_group,
+@njit(cache=True, inline="always")
+def month_body(t, x, c, row_base, thresholds, stay_current, window, current, m, inv_coupon, lgd, loan_group,
                words, buffered, widths, block, out):  # pragma: no cover - compiled
     """One month ``t`` of an ``(s, L_b)`` scenario x loan block, pool sums only.
 
@@ -185,6 +191,24 @@ def pool_month(t, x, c, row_base, thresholds, stay_current, window, current, m, 
         out[i] = acc
 
 
+@njit(cache=True, parallel=True)
+def pool_month(t, x, c, row_base, thresholds, stay_current, window, current, m, inv_coupon, lgd, loan_group,
+               words, buffered, widths, block, out):  # pragma: no cover - compiled
+    """:func:`month_body` with its scenarios split over numba's threads (``prange``)."""
+    month_body(t, x, c, row_base, thresholds, stay_current, window, current, m, inv_coupon, lgd, loan_group,
+               words, buffered, widths, block, out)
+
+
+@njit(cache=True)
+def pool_month_serial(t, x, c, row_base, thresholds, stay_current, window, current, m, inv_coupon, lgd,
+                      loan_group, words, buffered, widths, block, out):  # pragma: no cover - compiled
+    """:func:`month_body` on the calling thread alone (``prange`` is ``range`` here): no OpenMP pool is
+    started, so a process that runs it can still ``fork`` (GNU OpenMP kills forked children of a process
+    that used it) and side-by-side processes do not oversubscribe the cores."""
+    month_body(t, x, c, row_base, thresholds, stay_current, window, current, m, inv_coupon, lgd, loan_group,
+               words, buffered, widths, block, out)
+
+
 @njit(cache=True)
 def sfc64_uniforms(words, buffered, n):  # pragma: no cover - compiled
     """``n`` float32 uniforms of one SFC64 stream (``words (4,)``, ``buffered (2,)`` advanced in place),
@@ -228,7 +252,15 @@ class FusedMonths:
         if self._current.shape[0] != out.shape[1] * (out.shape[2] - 1):  # G * F rows, once
             self._current = np.empty((out.shape[1] * (out.shape[2] - 1), self._cb.shape[0]))
         month_window(self._cb, self._ci, self._m, t, self._inv, self._group, self._window, self._current)
-        numba.set_num_threads(self._threads)  # per calling thread in numba; the scenarios split across them
-        pool_month(t, x.numpy(), c.numpy(), row_base.numpy(), thresholds.numpy(), stay_current.numpy(), self._window,
-                   self._current, self._m, self._inv, lgd.numpy(), self._group, self._words, self._buffered,
-                   self._widths, RNG_LOAN_BLOCK, out.numpy())
+        args = (t, x.numpy(), c.numpy(), row_base.numpy(), thresholds.numpy(), stay_current.numpy(), self._window,
+                self._current, self._m, self._inv, lgd.numpy(), self._group, self._words, self._buffered,
+                self._widths, RNG_LOAN_BLOCK, out.numpy())
+        if self._threads == 1:
+            pool_month_serial(*args)
+            return
+        before = numba.get_num_threads()  # numba's count is per calling thread: set it for this call only
+        numba.set_num_threads(self._threads)
+        try:
+            pool_month(*args)
+        finally:
+            numba.set_num_threads(before)

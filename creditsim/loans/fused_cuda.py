@@ -152,6 +152,8 @@ class FusedMonthsCuda:
         partial = torch.empty((s, self._n_blocks, g, f1), dtype=torch.float64, device=self._dev)
         n_threads = s * self._n_blocks
         grid = -(-n_threads // THREADS_PER_BLOCK)
+        if partial.is_cuda:  # torch may have queued the inputs on a non-default stream: finish them first
+            torch.cuda.current_stream(partial.device).synchronize()
         arrays = [_kernel_arg(a) for a in (x, c, row_base, thresholds, stay_current, lgd, partial)]
         pool_month_cuda[grid, THREADS_PER_BLOCK](t, *arrays[:5], window, current, self._m_dev, self._inv_dev,
                                                  arrays[5], self._group_dev, self._words, self._buffered,

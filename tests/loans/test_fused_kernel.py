@@ -16,6 +16,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -104,23 +105,40 @@ def test_fused_matches_torch_on_random_books(n, months, seed, chunk):
     ids = np.array([seed % 97, seed % 89 + 100])
     out = []
     for fused in (False, True):
-        engine.FUSED_KERNEL = fused
+        previous, engine.FUSED_KERNEL = engine.FUSED_KERNEL, fused
         try:
             out.append(engine.simulate_pool_chunk(book, mats, ids, seed=seed, n_months=months, loan_chunk=chunk,
                                                   group_by="asset_class"))
         finally:
-            engine.FUSED_KERNEL = True
+            engine.FUSED_KERNEL = previous
     np.testing.assert_array_equal(out[1], out[0])
 
 
-def test_thread_count_changes_nothing():
+def test_thread_count_changes_nothing(monkeypatch):
+    """The kernel runs on the caller's torch thread count (1: the serial build; 2: the parallel one)."""
+    import creditsim.loans.fused as fused
+
     book = _book(3000, 5)
     mats = _macro_matrices(8, 20, 6)
+    calls = {"serial": 0, "parallel": 0}
+    for name, attr in (("serial", "pool_month_serial"), ("parallel", "pool_month")):
+        kernel = getattr(fused, attr)
+
+        def counted(*args, _kernel=kernel, _name=name):
+            calls[_name] += 1
+            return _kernel(*args)
+
+        monkeypatch.setattr(fused, attr, counted)
+    before = torch.get_num_threads()
     runs = []
-    for threads in (1, numba.config.NUMBA_NUM_THREADS):
-        numba.set_num_threads(threads)
-        runs.append(engine.simulate_pool_chunk(book, mats, np.arange(8), seed=3, n_months=20))
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            runs.append(engine.simulate_pool_chunk(book, mats, np.arange(8), seed=3, n_months=20))
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    assert calls["serial"] > 0 and (calls["parallel"] > 0 or numba.config.NUMBA_NUM_THREADS == 1)
     np.testing.assert_array_equal(runs[0], runs[1])
 
 
@@ -132,3 +150,45 @@ def test_gpu_kernel_matches_the_cpu_kernel_in_numbas_cuda_simulator():
     done = subprocess.run([sys.executable, str(worker)], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "equal", done.stdout
+
+
+def test_engine_keeps_the_torch_step_when_numba_cannot_load(monkeypatch, caplog):
+    """E.g. numba finds no writable directory for its cache: the torch step runs, the reason is logged."""
+    book = _book(1200, 7)
+    mats = MarkovTransitionModel.default().transition_matrix_
+    ref = engine.simulate_pool_chunk(book, mats, np.arange(3), seed=1, n_months=8)
+    import creditsim.loans
+
+    monkeypatch.setitem(sys.modules, "creditsim.loans.fused", None)  # the import raises ImportError
+    monkeypatch.delattr(creditsim.loans, "fused", raising=False)
+    with caplog.at_level("WARNING", logger="creditsim.loans.engine"):
+        got = engine.simulate_pool_chunk(book, mats, np.arange(3), seed=1, n_months=8)
+    np.testing.assert_array_equal(got, ref)
+    assert "fused month kernel is unavailable" in caplog.text
+
+
+def _run_in_child(queue) -> None:
+    book = _book(1100, 3)
+    queue.put(engine.simulate_pool_chunk(book, MarkovTransitionModel.default().transition_matrix_, np.arange(4),
+                                         seed=1, n_months=6))
+
+
+def test_a_one_thread_process_can_fork_after_the_kernel_ran():
+    """GNU OpenMP kills forked children of a process that started its pool; one thread starts none."""
+    import multiprocessing
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ref = engine.simulate_pool_chunk(_book(1100, 3), MarkovTransitionModel.default().transition_matrix_,
+                                         np.arange(4), seed=1, n_months=6)
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_run_in_child, args=(queue,))
+        child.start()
+        got = queue.get(timeout=120)
+        child.join(timeout=60)
+    finally:
+        torch.set_num_threads(before)
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(got, ref)
