@@ -666,9 +666,9 @@ def fused_months(streams: BlockStreams, cb: torch.Tensor, ci: torch.Tensor, m: t
     host = [a.cpu().numpy() for a in (cb, ci, m, loan_group)]
     inv = None if inv_coupon is None else inv_coupon.cpu().numpy()
     if cb.device.type == "cpu":
-        return fused.FusedMonths(streams, host[0], host[1], host[2], inv, host[3], threads)
+        return fused.FusedMonths(streams, host[0], host[1], host[2], inv, host[3], n_groups, threads)
     if fused_cuda.available() and n_groups <= fused_cuda.MAX_GROUPS and n_flows <= fused_cuda.MAX_FLOWS:
-        return fused_cuda.FusedMonthsCuda(streams, host[0], host[1], host[2], inv, host[3], cb.device)
+        return fused_cuda.FusedMonthsCuda(streams, host[0], host[1], host[2], inv, host[3], n_groups, cb.device)
     return None
 
 

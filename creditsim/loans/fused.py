@@ -105,12 +105,14 @@ def add_quiet(acc, quiet, current, first, n):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
-def add_event(acc, g, nf, window, loan, kp, c, y, matured, due, inv_coupon, lgd, i):  # pragma: no cover - compiled
-    """Add the flows of one sampled move ``c -> y`` of live ``loan`` in scenario ``i`` to ``acc[g, :nf]``
-    and its loss to ``acc[g, nf]``; return ``(next chain state, next cash state)`` (rules:
-    :class:`MonthTables`). Also compiled for the GPU (:mod:`creditsim.loans.fused_cuda`), so it calls
+def add_event(acc, g, nf, window, loan, t, ml, c, y, inv_coupon, lgd, i):  # pragma: no cover - compiled
+    """Add the flows of one sampled move ``c -> y`` in month ``t`` of live ``loan`` (maturity month
+    ``ml``) in scenario ``i`` to ``acc[g, :nf]`` and its loss to ``acc[g, nf]``; return ``(next chain
+    state, next cash state)`` (rules: :class:`MonthTables`). Also compiled for the GPU (:mod:`creditsim.loans.fused_cuda`), so it calls
     nothing but builtins: ``round`` is half-to-even on both targets (``llrint`` on CUDA), as
     ``torch.round``; the values are whole cents far below 2**63."""
+    kp = min(ml, t - 1) - min(ml, t) + 4 - c  # window index of the paid-through payment before the month
+    matured = t >= ml
     interest = 0.0
     if y < 4:
         kn = max(kp, 4 - y)
@@ -132,7 +134,7 @@ def add_event(acc, g, nf, window, loan, kp, c, y, matured, due, inv_coupon, lgd,
     for jj in range(inv_coupon.shape[1]):
         acc[g, 5 + jj] += float(round(interest * inv_coupon[loan, jj]))
     if nxt < 4:
-        return nxt, min(c + due, y)
+        return nxt, min(c + (1 if t <= ml else 0), y)  # an instalment falls due up to maturity
     return nxt, nxt
 
 
@@ -183,10 +185,8 @@ def month_body(t, x, c, row_base, thresholds, stay_current, window, current, m, 
                 for q in range(n_thr):
                     if u[k] >= thresholds[q, row]:
                         y += 1
-                ml = m[loan]
-                kp = min(ml, t - 1) - min(ml, t) + 4 - c[i, loan]
-                x[i, loan], c[i, loan] = add_event(acc, g, nf, window, loan, kp, c[i, loan], y, t >= ml,
-                                                   1 if t <= ml else 0, inv_coupon, lgd, i)
+                x[i, loan], c[i, loan] = add_event(acc, g, nf, window, loan, t, m[loan], c[i, loan], y, inv_coupon,
+                                                   lgd, i)
             add_quiet(acc, quiet, current, j * block, widths[j])
         out[i] = acc
 
@@ -229,32 +229,37 @@ class FusedMonths:
     Holds what does not change from month to month: the streams' SFC64 states (taken over from
     ``streams``, whose Python generators are not used again), the loans' contractual history ``cb`` /
     ``ci`` ``(L_b, T + 4)`` whole cents, maturity months ``m`` ``(L_b,)``, the floating bases'
-    ``inv_coupon`` ``(L_b, J)`` (None: J = 0) and ``loan_group`` ``(L_b,)``; ``threads``: numba threads
-    the scenarios are split over (capped at numba's pool; the numbers do not depend on it).
+    ``inv_coupon`` ``(L_b, J)`` (None: J = 0), ``loan_group`` ``(L_b,)`` of ``n_groups`` groups, and the
+    month window's buffers; ``threads``: numba threads the scenarios are split over (capped at numba's
+    pool; the numbers do not depend on it).
     """
 
     def __init__(self, streams: BlockStreams, cb: np.ndarray, ci: np.ndarray, m: np.ndarray,
-                 inv_coupon: np.ndarray | None, loan_group: np.ndarray, threads: int = 1):
+                 inv_coupon: np.ndarray | None, loan_group: np.ndarray, n_groups: int, threads: int = 1):
         self._threads = max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
         self._words, self._buffered = streams.sfc64_states()
         self._widths = streams.widths
-        self._cb, self._ci, self._m = cb, ci, m
+        self._cb, self._ci, self._m = cb, ci, np.ascontiguousarray(m, dtype=np.int64)
         lb = cb.shape[0]
         self._inv = np.zeros((lb, 0)) if inv_coupon is None else np.ascontiguousarray(inv_coupon, dtype=np.float64)
         self._group = np.ascontiguousarray(loan_group, dtype=np.int64)
         self._window = np.empty((lb, 2, 5))
-        self._current = np.empty((0, lb))
+        self._current = np.empty((n_groups * (5 + self._inv.shape[1]), lb))  # G * F rows
+
+    def month_window(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(window (L_b, 2, 5), current (G * F, L_b))`` of month ``t`` (:func:`month_window`; reused
+        buffers, valid until the next call)."""
+        month_window(self._cb, self._ci, self._m, t, self._inv, self._group, self._window, self._current)
+        return self._window, self._current
 
     def step(self, t: int, x: torch.Tensor, c: torch.Tensor, row_base: torch.Tensor, thresholds: torch.Tensor,
              stay_current: torch.Tensor, lgd: torch.Tensor, out: torch.Tensor) -> None:
         """Advance month ``t``: states ``x`` / ``c`` in place, ``out`` ``(s, G, F + 1)`` set to the sums
         (CPU tensors, shared with numpy without a copy; arguments as :func:`pool_month`)."""
-        if self._current.shape[0] != out.shape[1] * (out.shape[2] - 1):  # G * F rows, once
-            self._current = np.empty((out.shape[1] * (out.shape[2] - 1), self._cb.shape[0]))
-        month_window(self._cb, self._ci, self._m, t, self._inv, self._group, self._window, self._current)
-        args = (t, x.numpy(), c.numpy(), row_base.numpy(), thresholds.numpy(), stay_current.numpy(), self._window,
-                self._current, self._m, self._inv, lgd.numpy(), self._group, self._words, self._buffered,
-                self._widths, RNG_LOAN_BLOCK, out.numpy())
+        window, current = self.month_window(t)
+        args = (t, x.numpy(), c.numpy(), row_base.numpy(), thresholds.numpy(), stay_current.numpy(), window, current,
+                self._m, self._inv, lgd.numpy(), self._group, self._words, self._buffered, self._widths,
+                RNG_LOAN_BLOCK, out.numpy())
         if self._threads == 1:
             pool_month_serial(*args)
             return

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from numba import cuda, float64
 
-from creditsim.loans.fused import add_event, draw_uniform, month_window
+from creditsim.loans.fused import FusedMonths, add_event, draw_uniform
 from creditsim.transitions.sampler import RNG_LOAN_BLOCK, BlockStreams
 
 __all__ = ["MAX_FLOWS", "MAX_GROUPS", "FusedMonthsCuda", "available", "pool_month_cuda"]
@@ -105,10 +105,7 @@ def pool_month_cuda(t, x, c, row_base, thresholds, stay_current, window, current
         for q in range(n_thr):
             if u >= thresholds[q, row]:
                 y += 1
-        ml = m[loan]
-        kp = min(ml, t - 1) - min(ml, t) + 4 - c[i, loan]
-        x[i, loan], c[i, loan] = _event(acc, g, nf, window, loan, kp, c[i, loan], y, t >= ml,
-                                        1 if t <= ml else 0, inv_coupon, lgd, i)
+        x[i, loan], c[i, loan] = _event(acc, g, nf, window, loan, t, m[loan], c[i, loan], y, inv_coupon, lgd, i)
     words[i, j, 0], words[i, j, 1], words[i, j, 2], words[i, j, 3] = a, b, cc, w
     buffered[i, j, 0], buffered[i, j, 1] = has, half
     for g in range(n_groups):
@@ -116,39 +113,28 @@ def pool_month_cuda(t, x, c, row_base, thresholds, stay_current, window, current
             out[i, j, g, f] = acc[g, f]
 
 
-class FusedMonthsCuda:
+class FusedMonthsCuda(FusedMonths):
     """The month loop of one (scenario chunk x loan block) on the GPU kernel, pool sums only.
 
-    Mirrors :class:`creditsim.loans.fused.FusedMonths`: ``cb`` / ``ci`` ``(L_b, T + 4)``, ``m``,
-    ``inv_coupon`` ``(L_b, J)`` or None and ``loan_group`` are host arrays (the window of each month is
-    built on the host and copied); the streams' states move to the device once.
+    :class:`creditsim.loans.fused.FusedMonths`' host arrays and month window (built on the host and
+    copied each month); the streams' states and the per-loan constants move to ``device`` once.
     """
 
     def __init__(self, streams: BlockStreams, cb: np.ndarray, ci: np.ndarray, m: np.ndarray,
-                 inv_coupon: np.ndarray | None, loan_group: np.ndarray, device: torch.device):
-        words, buffered = streams.sfc64_states()
+                 inv_coupon: np.ndarray | None, loan_group: np.ndarray, n_groups: int, device: torch.device):
+        super().__init__(streams, cb, ci, m, inv_coupon, loan_group, n_groups)
         self._dev = device
-        self._words, self._buffered = cuda.to_device(words), cuda.to_device(buffered)
-        self._widths = cuda.to_device(streams.widths)
-        self._n_blocks = len(streams.widths)
-        self._cb, self._ci, self._m = cb, ci, np.ascontiguousarray(m, dtype=np.int64)
-        lb = cb.shape[0]
-        self._inv = np.zeros((lb, 0)) if inv_coupon is None else np.ascontiguousarray(inv_coupon, dtype=np.float64)
-        self._group = np.ascontiguousarray(loan_group, dtype=np.int64)
+        self._n_blocks = len(self._widths)
+        self._words, self._buffered = cuda.to_device(self._words), cuda.to_device(self._buffered)
+        self._widths_dev = cuda.to_device(self._widths)
         self._m_dev, self._inv_dev = cuda.to_device(self._m), cuda.to_device(self._inv)
         self._group_dev = cuda.to_device(self._group)
-        self._window = np.empty((lb, 2, 5))
-        self._current = np.empty((0, lb))
 
     def step(self, t: int, x: torch.Tensor, c: torch.Tensor, row_base: torch.Tensor, thresholds: torch.Tensor,
              stay_current: torch.Tensor, lgd: torch.Tensor, out: torch.Tensor) -> None:
         """Advance month ``t`` on the device: ``x`` / ``c`` in place, ``out`` ``(s, G, F + 1)`` set."""
         s, g, f1 = out.shape
-        if self._current.shape[0] != g * (f1 - 1):
-            self._current = np.empty((g * (f1 - 1), self._cb.shape[0]))
-        month_window(self._cb, self._ci, self._m, t, self._inv, self._group, self._window, self._current)
-        window = cuda.to_device(self._window)
-        current = cuda.to_device(self._current)
+        window, current = (cuda.to_device(a) for a in self.month_window(t))
         partial = torch.empty((s, self._n_blocks, g, f1), dtype=torch.float64, device=self._dev)
         n_threads = s * self._n_blocks
         grid = -(-n_threads // THREADS_PER_BLOCK)
@@ -157,7 +143,7 @@ class FusedMonthsCuda:
         arrays = [_kernel_arg(a) for a in (x, c, row_base, thresholds, stay_current, lgd, partial)]
         pool_month_cuda[grid, THREADS_PER_BLOCK](t, *arrays[:5], window, current, self._m_dev, self._inv_dev,
                                                  arrays[5], self._group_dev, self._words, self._buffered,
-                                                 self._widths, RNG_LOAN_BLOCK, arrays[6])
+                                                 self._widths_dev, RNG_LOAN_BLOCK, arrays[6])
         cuda.synchronize()  # numba's stream before torch's: the sum below reads the kernel's output
         out.copy_(partial.sum(dim=1))  # whole cents: exact in any order
 

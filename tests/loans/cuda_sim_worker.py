@@ -28,7 +28,7 @@ def main() -> None:
     def on_simulated_gpu(streams, cb, ci, m, inv, group, n_groups, n_flows, threads=1):
         host = [a.numpy() for a in (cb, ci, m, group)]
         return fused_cuda.FusedMonthsCuda(streams, host[0], host[1], host[2], None if inv is None else inv.numpy(),
-                                          host[3], cb.device)
+                                          host[3], n_groups, cb.device)
 
     engine.fused_months = on_simulated_gpu
     got = engine.simulate_pool_chunk(book, mats, np.array([3, 40]), **kw)
