@@ -130,8 +130,12 @@ __all__ = [
     "simulate_loan_level",
     "simulate_pool_chunk",
     "simulate_pool_cashflows",
+    "simulate_move_counts",
+    "MoveCounts",
 ]
 
+#: (live chain state x < 4, move y) pairs per segment in the move counts of :func:`simulate_move_counts`
+_LIVE_MOVES = 4 * N_STATES
 # flows tabulated per (loan, x, y); loss and recovery follow from default_par and the LGD draw
 _F_INTEREST, _F_PRINCIPAL, _F_PREPAY, _F_PAR, _F_BALANCE = range(5)
 _N_FLOWS = 5
@@ -398,9 +402,9 @@ def _month_step(
         lgd: ``(s, L_b)`` float64 realised LGD.
 
     Returns:
-        ``(x_next, c_next (s, L_b) int64, flows (s, L_b, F) float64, sums (s, G, F + 1) float64)``: the
-        F = 5 (or 6, with the floating base) flows in whole cents; sums = the flows + loss
-        (``round(lgd x default_par)`` cents) per group, exact.
+        ``(x_next, c_next (s, L_b) int64, flows (s, L_b, F) float64, sums (s, G, F + 1) float64, y (s, L_b)
+        int64)``: the F = 5 (or 6, with the floating base) flows in whole cents; sums = the flows + loss
+        (``round(lgd x default_par)`` cents) per group, exact; y the sampled moves.
     """
     s, lb = x.shape
     ridx = (row_base + x).view(-1)
@@ -413,7 +417,7 @@ def _month_step(
     flows = flow_table.index_select(0, code).view(s, lb, flow_table.shape[1])
     x_next = next_table.take(code).view(s, lb)
     c_next = next_c.take(code).view(s, lb)
-    return x_next, c_next, flows, _group_sums(weights, flows, lgd)
+    return x_next, c_next, flows, _group_sums(weights, flows, lgd), y.view(s, lb)
 
 
 def _group_sums(weights: torch.Tensor, flows: torch.Tensor, lgd: torch.Tensor) -> torch.Tensor:
@@ -524,6 +528,9 @@ class _BlockRun:
       floating base of ``inv_coupon``, + loss; G = 1 without groups);
     - ``loan_level``: with ``keep_loan_level``, ``{"states": (s, L_b, T) int8, "flows": (s, L_b, T, F)
       float64}``, else None.
+    - ``moves``: with ``count_moves``, ``(s, T, G_seg * 28 + 1)`` float32 counts of the sampled moves of
+      live loans, column ``28 g + 7 x + y`` for segment ``g`` (:class:`_Thresholds`), chain state
+      ``x < 4`` and move ``y`` (the last column collects absorbed loan-months), else None.
 
     Stepping rather than looping lets :func:`simulate_pool_chunk` advance all loan blocks month by
     month, so time-varying thresholds are computed once per month for the whole chunk. The pool-only
@@ -546,6 +553,7 @@ class _BlockRun:
         keep_loan_level: bool,
         inv_coupon: np.ndarray | None = None,
         kernel_threads: int = 1,
+        count_moves: bool = False,
     ):
         lb = len(index)
         s = lgd.shape[0]
@@ -558,7 +566,12 @@ class _BlockRun:
         # chain state x and cash state c (see MonthTables); int32 keeps the per-element traffic low
         self._x = torch.from_numpy(book.initial_state[index].astype(np.int32)).to(dev).expand(s, lb).contiguous()
         self._c = self._x.clone()
-        self._fast = paths is None and not keep_loan_level
+        self._fast = paths is None and not keep_loan_level and not count_moves
+        self.moves: torch.Tensor | None = None
+        if count_moves:
+            n_cols = (thresholds.n_rows_per_scenario // N_STATES) * _LIVE_MOVES
+            self.moves = torch.zeros(s, n_months, n_cols + 1, dtype=torch.float32, device=dev)
+            self._move_base = torch.from_numpy(thresholds.loan_segment[index] * _LIVE_MOVES).to(dev)
         self._lgd = torch.from_numpy(np.ascontiguousarray(lgd)).to(dev)  # (s, L_b)
         self._member = _group_membership(groups, index, n_groups, dev)
         g = self._g = self._member.shape[0]
@@ -616,14 +629,24 @@ class _BlockRun:
                                           self._loan_group, g)
             self.sums[a:b, t] = sums
 
+    def _count_moves(self, t: int, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Add month ``t``'s sampled moves ``y`` from chain states ``x`` (``(s, L_b)`` each) to :attr:`moves`."""
+        dump = self.moves.shape[-1] - 1
+        col = torch.where(x < 4, self._move_base[None, :] + x.to(torch.int64) * N_STATES + y,
+                          torch.full_like(y, dump))
+        self.moves[:, t].scatter_add_(1, col, torch.ones(col.shape, dtype=torch.float32, device=col.device))
+
     def _loan_month(self, t: int, flow_table: torch.Tensor, next_table: torch.Tensor, next_c: torch.Tensor) -> None:
         """Every loan-month in full (sampled or from the given paths), loan-level output if kept."""
         lb, s = self._lb, self._s
         x, c, loan_base = self._x, self._c, self._loan_base
         if self._paths is None:
             u = torch.from_numpy(self._streams.next_month()).to(self._dev)
-            x, c, f, sums = _month_step(u, x, c, self._row_base, self._thresholds.rows(t)[0], flow_table, next_table,
-                                        next_c, loan_base, self._weights, self._lgd)
+            x_now = x
+            x, c, f, sums, y = _month_step(u, x, c, self._row_base, self._thresholds.rows(t)[0], flow_table,
+                                           next_table, next_c, loan_base, self._weights, self._lgd)
+            if self.moves is not None:
+                self._count_moves(t, x_now, y)
         else:
             # a given path: its states replace the draw (absorbed rows of next_table ignore them)
             y = self._paths[:, :, t]
@@ -771,16 +794,7 @@ def simulate_pool_chunk(
             raise DataError(f"recovery_scale: expected ({len(ids)}, {book.n_loans}) factors in [0, 1], got shape "
                             f"{recovery_scale.shape}")
     inv_coupon, coupon_change = floating_terms(book, index_shift, len(ids), months, index_level)
-    blocks_per_chunk = max(1, -(-chunk // RNG_LOAN_BLOCK))
-    blocks: list[tuple[np.ndarray, BlockStreams]] = []
-    for first_block in range(0, -(-book.n_loans // RNG_LOAN_BLOCK), blocks_per_chunk):
-        start = first_block * RNG_LOAN_BLOCK
-        stop = min(book.n_loans, (first_block + blocks_per_chunk) * RNG_LOAN_BLOCK)
-        index = np.arange(start, stop)
-        n_blocks = -(-(stop - start) // RNG_LOAN_BLOCK)
-        streams = BlockStreams(seed_i, ids, range(first_block, first_block + n_blocks), stop - start,
-                               book.lgd[index], book.lgd_concentration)
-        blocks.append((index, streams))
+    blocks = _loan_blocks(book, ids, seed_i, chunk)
     threads = torch.get_num_threads()  # the caller's: the fused kernel's scenario threads
     with serial_torch():
         runs = [_BlockRun(book, index, thresholds, streams, None,
@@ -794,6 +808,75 @@ def simulate_pool_chunk(
     total = sum(run.sums for run in runs)
     cashflows, pending = _scatter_pool(total, book.recovery_lag, groups is not None, coupon_change)
     return (cashflows, pending) if return_pending else cashflows
+
+
+def _loan_blocks(book: LoanBook, ids: np.ndarray, seed: int, chunk: int) -> list[tuple[np.ndarray, BlockStreams]]:
+    """The loan blocks of a scenario chunk (``chunk`` loans rounded up to whole RNG blocks) with their
+    random streams: ``[(loan index, streams), ...]`` in loan order."""
+    blocks_per_chunk = max(1, -(-chunk // RNG_LOAN_BLOCK))
+    blocks: list[tuple[np.ndarray, BlockStreams]] = []
+    for first_block in range(0, -(-book.n_loans // RNG_LOAN_BLOCK), blocks_per_chunk):
+        start = first_block * RNG_LOAN_BLOCK
+        stop = min(book.n_loans, (first_block + blocks_per_chunk) * RNG_LOAN_BLOCK)
+        index = np.arange(start, stop)
+        n_blocks = -(-(stop - start) // RNG_LOAN_BLOCK)
+        streams = BlockStreams(seed, ids, range(first_block, first_block + n_blocks), stop - start,
+                               book.lgd[index], book.lgd_concentration)
+        blocks.append((index, streams))
+    return blocks
+
+
+@dataclass(frozen=True)
+class MoveCounts:
+    """Monte Carlo draws of the Markov engine kept in the form a likelihood-ratio reweighting needs
+    (:func:`simulate_move_counts`).
+
+    Attributes:
+        flows: ``(s, T, G, F + 1)`` float64 whole cents per group: the tabulated flows (interest at the
+            cut-off coupons, scheduled principal, prepayment, default par, balance, then one floating base
+            per floating class when ``floating``) and the loss at the drawn LGDs (no collateral channel) last.
+        moves: ``(s, T, G_seg, 4, 7)`` float32 counts of the sampled moves of live loans per segment,
+            chain state ``x < 4`` and move ``y``: a draw's probability under matrices ``M`` is
+            ``prod M_t[g, x, y] ** moves[t, g, x, y]`` (absorbed loan-months move with probability 1).
+        group_labels: the groups' names (``()`` without ``group_by``: one group).
+    """
+
+    flows: torch.Tensor
+    moves: torch.Tensor
+    group_labels: tuple[str, ...]
+
+
+def simulate_move_counts(book: LoanBook, matrices: object, scenario_ids: object, seed: int, n_months: int, *,
+                         loan_chunk: int = 4096, group_by: object | None = None, floating: bool = False,
+                         device: str | torch.device = "cpu", max_risk_bins: int = 32) -> MoveCounts:
+    """The draws of :func:`simulate_pool_chunk` (same seed, scenario ids, matrices: the same states and
+    LGDs) as :class:`MoveCounts`: per-group whole-cent flows and the count of every sampled move.
+
+    The flows are kept before the channels that depend on the macro path (the floating coupon change
+    and the collateral factor on recoveries), so a caller can apply them for another path, and the
+    counts give each draw's likelihood under other matrices (:mod:`creditsim.risk.reweighted`).
+    Segments are :class:`_Thresholds`' (cohort, risk bin) pairs, in the order of
+    :func:`creditsim.loans.expected.segment_layout`. Runs the torch step (every loan-month sampled in
+    full), several times slower than the pool path; ``floating`` tabulates the floating bases.
+    """
+    ids, seed_i, months = _check_chunk_args(book, scenario_ids, seed, n_months)
+    chunk = check_positive_int(loan_chunk, "loan_chunk")
+    dev = torch_device(device)
+    thresholds = _Thresholds(_as_tensor(matrices), book, len(ids), months, dev, max_risk_bins)
+    groups, labels = (None, ()) if group_by is None else book.group_codes(group_by)
+    n_groups = len(labels) if groups is not None else 1
+    base = floating_base(book) if floating else None
+    inv_coupon = None if base is None else base[0]
+    runs = [_BlockRun(book, index, thresholds, streams, None, streams.lgd, months, dev, groups, n_groups, False,
+                      inv_coupon, count_moves=True) for index, streams in _loan_blocks(book, ids, seed_i, chunk)]
+    with serial_torch():
+        for t in range(months):
+            for run in runs:
+                run.step(t)
+    flows = sum(run.sums for run in runs)  # whole cents: exact in any order
+    moves = sum(run.moves for run in runs)[..., :-1]  # counts below 2**24: exact in float32
+    n_seg = moves.shape[-1] // _LIVE_MOVES
+    return MoveCounts(flows, moves.reshape(len(ids), months, n_seg, 4, N_STATES), tuple(labels))
 
 
 def floating_base(book: LoanBook) -> tuple[np.ndarray, FloatingClasses] | None:

@@ -37,7 +37,7 @@ from creditsim.loans.engine import MonthTables, contractual_history, floating_ba
 from creditsim.states import N_STATES, POOL_CF_TYPES
 from creditsim.transitions.sampler import risk_bins, shift_rows
 
-__all__ = ["expected_pool_cashflows"]
+__all__ = ["expected_pool_cashflows", "pool_columns", "segment_layout"]
 
 _F_INTEREST, _F_PRINCIPAL, _F_PREPAY, _F_PAR, _F_BALANCE, _F_FLOAT = range(6)
 _CODES = N_STATES * N_STATES
@@ -46,7 +46,7 @@ _CODES = N_STATES * N_STATES
 GATHER_LIMIT = 0
 
 
-def _segment_layout(book: LoanBook, n_cohorts: int, max_risk_bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
+def segment_layout(book: LoanBook, n_cohorts: int, max_risk_bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
     """The engine's (cohort, risk bin) segments: ``(seg_cohort (G,), seg_bin (G,), bins (R,), loan_segment (L,))``."""
     cohort = book.cohort if n_cohorts != 1 else np.zeros(book.n_loans, np.int64)
     bins, loan_bin = risk_bins(book.risk_shift, max_risk_bins)
@@ -103,7 +103,7 @@ def expected_pool_cashflows(book: LoanBook, matrices: torch.Tensor, n_months: in
     """
     _check(book, matrices, lgd, n_months, index_shift)
     dev = matrices.device
-    seg_cohort, seg_bin, bins, loan_segment = _segment_layout(book, matrices.shape[1], max_risk_bins)
+    seg_cohort, seg_bin, bins, loan_segment = segment_layout(book, matrices.shape[1], max_risk_bins)
     inv_coupon = change = None
     base = None if index_shift is None else floating_base(book)
     if base is not None:
@@ -121,7 +121,7 @@ def expected_pool_cashflows(book: LoanBook, matrices: torch.Tensor, n_months: in
         flows = part if flows is None else flows + part  # fixed order over fixed blocks
         var = part_var if var is None else var + part_var
         total = part_total if total is None else total + part_total
-    cashflows = _pool_columns(flows, book.recovery_lag, change)
+    cashflows = pool_columns(flows, book.recovery_lag, change)
     return cashflows if lgd_var is None else (cashflows, var / 1e4, total / 1e4)
 
 
@@ -221,7 +221,7 @@ def _block_flows(book: LoanBook, index: np.ndarray, matrices: torch.Tensor, n_mo
     return torch.stack(out, dim=1), torch.stack(variances, dim=1), total
 
 
-def _pool_columns(flows: torch.Tensor, lag: int, coupon_change: torch.Tensor | None) -> torch.Tensor:
+def pool_columns(flows: torch.Tensor, lag: int, coupon_change: torch.Tensor | None) -> torch.Tensor:
     """``(S, T, F + 1)`` expected cents -> ``(S, T, 7)`` currency units in POOL_CF_TYPES order;
     ``coupon_change`` ``(S, T, J)`` per floating class (J bases among the flows)."""
     s, t_len = flows.shape[:2]
