@@ -9,6 +9,11 @@ prepayment -1.08, recovery -0.29, default par -0.68, loss -1.24); every debt cla
 both; the equity's principal loss is 0.29 % (s.e. 0.02 %) by Monte Carlo and 0.69 % on the path with
 idiosyncratic draws (0 without): the waterfall of the expected flows is not the expected waterfall
 (Jensen), which is why reverse stress and sizing re-price their answers by Monte Carlo.
+
+Measured 2026-12-04, later (the same run, 33 s for the MC): the likelihood-ratio reweighted estimator
+(:mod:`creditsim.risk.reweighted`, 20,000 draws on scenario ids disjoint from the MC's, 33 s to draw)
+gives the equity 0.294 % (s.e. 0.016 %) against the MC's 0.289 % (s.e. 0.015 %): z +0.27; every debt class
+0 in both; soft mode 0.380 % (the deal's soft gates, not the hard rules).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from creditsim.deal.analytics import principal_loss
 from creditsim.deal.waterfall import run_waterfall
 from creditsim.examples import example_path
 from creditsim.risk.expected import ExpectedLossPath
+from creditsim.risk.reweighted import ReweightedLosses
 from creditsim.states import MACRO_VARS, POOL_CF_TYPES
 
 T = 60
@@ -34,6 +40,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--draws", type=int, default=20_000)
     ap.add_argument("--path", default="severely_adverse", choices=["baseline", "severely_adverse"])
+    ap.add_argument("--reweighted-draws", type=int, default=None,
+                    help="draws of the reweighted estimator (default: --draws), on scenario ids disjoint from the MC's")
     args = ap.parse_args()
     tape = pd.read_parquet(example_path("loans_bsl.parquet"))
     elp = ExpectedLossPath.from_tape(tape, example_path("bsl_clo.yaml"), horizon=T, seed=5)
@@ -57,10 +65,18 @@ def main() -> None:
     with torch.no_grad():
         granular = elp.tranche_losses(path, mode="hard")[0].numpy()
         plain = elp.tranche_losses(path, mode="hard", granularity=None)[0].numpy()
+    k, t0 = args.reweighted_draws or n, time.perf_counter()
+    rw = ReweightedLosses(elp, path, draws=k, first_id=10_000_000, progress=True)
+    hard = rw.estimate(path, mode="hard")
+    with torch.no_grad():
+        soft = rw.estimate(path, mode="soft").loss.numpy()
+    print(f"reweighted estimator: {k} draws on disjoint ids, {time.perf_counter() - t0:.1f} s")
     for i, tr in enumerate(elp.deal.tranches):
         se = loss[:, i].std(ddof=1) / np.sqrt(n)
-        print(f"  {tr.name:8s} MC {loss[:, i].mean():.4f} (s.e. {se:.4f})  path, idiosyncratic draws "
-              f"{granular[i]:.4f}  without {plain[i]:.4f}")
+        r, r_se = float(hard.loss[i]), float(hard.standard_error[i])
+        z = (r - loss[:, i].mean()) / np.hypot(se, r_se) if se + r_se > 0 else 0.0
+        print(f"  {tr.name:8s} MC {loss[:, i].mean():.5f} (s.e. {se:.5f})  reweighted {r:.5f} (s.e. {r_se:.5f}, "
+              f"z {z:+.2f}; soft {soft[i]:.5f})  path, idiosyncratic draws {granular[i]:.5f}  without {plain[i]:.5f}")
 
 
 if __name__ == "__main__":

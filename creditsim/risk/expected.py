@@ -16,9 +16,13 @@ Every step is the Monte Carlo run's own step, written so autograd goes through i
 What the result is, and is not. Steps 1-3 are exact expectations *given the macro path*. Step 4 applies
 the waterfall to the expected cashflows, i.e. it replaces ``E[w(cf)]`` by ``w(E[cf])``: given a path,
 loans default independently, so a pool of a few thousand loans has little idiosyncratic spread and the
-gap is small where a tranche is hit (measured in the tests and the reverse-stress report against the
-hard-mode Monte Carlo on the same path), but it is a gap, and :func:`creditsim.risk.reverse_stress`
-always re-prices its answer with the Monte Carlo engine.
+gap is small where a tranche is hit hard (measured in the tests and the reverse-stress report against the
+hard-mode Monte Carlo on the same path), but it is a gap -- on the demo deal and the Fed 2025 severely
+adverse path the equity's Monte Carlo loss is 0.29 %, the waterfall of the expected flows gives 0 --
+and :func:`creditsim.risk.reverse_stress` always re-prices its answer with the Monte Carlo engine.
+Where the expectation itself is wanted near one path, :meth:`ExpectedLossPath.reweighted` gives it
+(:mod:`creditsim.risk.reweighted`: fixed engine draws with likelihood-ratio weights, unbiased and
+differentiable; it equals the Monte Carlo mean of the same draws on that path).
 
 The one non-torch step: a rated year's monthly 8x8 matrix is the monthly root of the annual Z-conditional
 matrix (a matrix logarithm, which torch lacks). It depends on the path only through that year's Z mean
@@ -40,6 +44,7 @@ from creditsim.errors import ConfigError, DataError
 from creditsim.loans.expected import expected_pool_cashflows
 from creditsim.ratings.lifetime import ZMacroLink, monthly_matrices_from_z
 from creditsim.risk.pool_engine import PoolEngine
+from creditsim.risk.reweighted import ReweightedLosses
 from creditsim.states import ASSET_CLASSES, MACRO_VARS, POOL_CF_TYPES, LoanState
 
 __all__ = ["ExpectedLossPath"]
@@ -187,17 +192,42 @@ class ExpectedLossPath:
         if eng.rating_term_structure is not None:  # its scaled-generator chains have no torch path yet
             raise ConfigError("the expected-loss path (reverse stress, sizing) follows the Markov rating chain; "
                               "run it with rating_pd='markov'")
-        if eng.rating_link is not None:
-            link = eng.rating_link
-            idx = [MACRO_VARS.index(v) for v in link.variables]
-            coef = torch.tensor(np.array(link.coef_, dtype=np.float64), dtype=torch.float64, device=x.device)
-            z_mean = link.intercept_ + (_annual_means(x)[..., idx] * coef).sum(-1)  # (S, Y)
-            yearly = _MonthlyRatingMatrices.apply(z_mean, link)  # (S, Y, 8, 8)
-            monthly = yearly[:, torch.arange(self.horizon, device=x.device) // 12]
+        monthly = self.rating_matrices(x)
+        if monthly is not None:
             mats = torch.cat([mats, _rated_cohorts(_rating_hazard(monthly), mats[:, _CORPORATE])], dim=1)
         if eng.refinancing is not None:
             mats = torch.cat([mats, self._refinanced(mats[:, _REAL_ESTATE], x)[:, None]], dim=1)
         return mats
+
+    def rating_matrices(self, macro: torch.Tensor | np.ndarray) -> torch.Tensor | None:
+        """``(S, T, 8, 8)`` monthly Z-conditional rating matrices of the rated loans along the paths (each
+        year's matrix for its 12 months), or None without rated loans: the engine's
+        :func:`creditsim.ratings.lifetime.monthly_scenario_matrices`, differentiable in the path."""
+        link = self.engine.rating_link
+        if link is None:
+            return None
+        x = self._macro(macro)
+        idx = [MACRO_VARS.index(v) for v in link.variables]
+        coef = torch.tensor(np.array(link.coef_, dtype=np.float64), dtype=torch.float64, device=x.device)
+        z_mean = link.intercept_ + (_annual_means(x)[..., idx] * coef).sum(-1)  # (S, Y)
+        yearly = _MonthlyRatingMatrices.apply(z_mean, link)  # (S, Y, 8, 8)
+        return yearly[:, torch.arange(self.horizon, device=x.device) // 12]
+
+    def ccc_share(self, macro: torch.Tensor | np.ndarray) -> torch.Tensor | None:
+        """``(S, T)`` CCC share of the performing pool along the paths (:meth:`PoolEngine.ccc_par` divided
+        by the performing balance), differentiable in the path; None without rated loans."""
+        monthly = self.rating_matrices(macro)
+        if monthly is None:
+            return None
+        weight = torch.as_tensor(self.engine.grade_weights(), dtype=monthly.dtype, device=monthly.device)
+        s = monthly.shape[0]
+        dist = torch.eye(8, dtype=monthly.dtype, device=monthly.device)[:7].expand(s, 7, 8)
+        shares = []
+        for t in range(monthly.shape[1]):  # the engine's order: e_g M_1 ... M_t, fixed-order sums
+            dist = (dist[:, :, :, None] * monthly[:, t][:, None, :, :]).sum(2)
+            alive = torch.clamp(1.0 - dist[:, :, 7], min=1e-12)
+            shares.append((dist[:, :, 6] / alive * weight).sum(-1))
+        return torch.stack(shares, dim=1)
 
     def _refinanced(self, mats: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The fixed-rate real-estate cohort: CURRENT -> PREPAID times the refinancing multiplier
@@ -219,14 +249,20 @@ class ExpectedLossPath:
         concentration ``kappa``: variance ``mu (1 - mu) / (kappa + 1)``), real estate's recovered share
         times the path's house-price trough ``H`` (:mod:`creditsim.loans.collateral`; variance times H^2)."""
         x = self._macro(macro)
-        g = x[:, 1:, _HPI]
-        log_level = torch.cat([torch.zeros_like(x[:, :1, _HPI]), torch.cumsum(torch.log1p(g) / 12.0, dim=1)], dim=1)
-        trough = torch.exp(log_level).amin(dim=1)  # (S,), <= 1 (month 0 is 1)
+        trough = self.house_price_trough(x)
         scale = torch.where(self._real_estate[None, :], trough[:, None], torch.ones_like(trough)[:, None])
         mu = self._lgd[None, :]
         kappa = float(self.engine.book.lgd_concentration)
         var = mu * (1.0 - mu) / (kappa + 1.0) if np.isfinite(kappa) else torch.zeros_like(mu)
         return 1.0 - (1.0 - mu) * scale, var * scale ** 2
+
+    def house_price_trough(self, macro: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """``(S,)`` lowest house-price level of each path relative to month 0 (<= 1): the factor on
+        real-estate loans' recovered share (:func:`creditsim.loans.collateral.house_price_trough`, in torch)."""
+        x = self._macro(macro)
+        g = x[:, 1:, _HPI]
+        log_level = torch.cat([torch.zeros_like(x[:, :1, _HPI]), torch.cumsum(torch.log1p(g) / 12.0, dim=1)], dim=1)
+        return torch.exp(log_level).amin(dim=1)  # month 0 is 1
 
     def expected_lgd(self, macro: torch.Tensor | np.ndarray) -> torch.Tensor:
         """``(S, L)`` expected LGD (:meth:`lgd_moments`)."""
@@ -340,12 +376,21 @@ class ExpectedLossPath:
                            **self.market(macro, cf, repeat=k))
         return principal_loss(wf).view(s, k, -1).mean(1), cf[..., _COL["loss"]].sum(-1) / p0
 
+    def reweighted(self, macro: torch.Tensor | np.ndarray, *, draws: int = 4096, first_id: int = 0,
+                   progress: bool = False) -> ReweightedLosses:
+        """Tranche losses exact in expectation near one path ``(T, 9)`` / ``(1, T, 9)``: ``draws`` engine
+        draws on it, reweighted by their likelihood ratio to any nearby path, differentiably
+        (:class:`~creditsim.risk.reweighted.ReweightedLosses`; what :meth:`tranche_losses` approximates)."""
+        return ReweightedLosses(self, macro, draws=draws, first_id=first_id, progress=progress)
+
     def market(self, macro: torch.Tensor | np.ndarray, pool_cf: torch.Tensor | np.ndarray, deal: Any = None,
                repeat: int = 1) -> dict[str, Any]:
         """The waterfall's market inputs on macro paths ``(S, T, 9)`` and their pool cashflows ``(S, T, 7)``
-        (:meth:`PoolEngine.market_inputs`), each row repeated ``repeat`` times (one per idiosyncratic draw). The notes' base rate
-        and the sale price keep the path's gradients; the CCC par carries none."""
+        (:meth:`PoolEngine.market_inputs`), each row repeated ``repeat`` times (one per idiosyncratic draw). The notes' base rate,
+        the sale price and (for torch cashflows) the CCC par (:meth:`ccc_share`) keep the path's gradients."""
         out = self.engine.market_inputs(self.deal if deal is None else deal, macro, pool_cf)
+        if "ccc_par" in out and isinstance(pool_cf, torch.Tensor):  # the same CCC par, with the path's gradient
+            out["ccc_par"] = pool_cf[..., _COL["balance"]] * self.ccc_share(macro)
         if repeat > 1:
             out = {key: (v.repeat_interleave(repeat, 0) if isinstance(v, torch.Tensor) else np.repeat(v, repeat, 0))
                    for key, v in out.items()}

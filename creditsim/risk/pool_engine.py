@@ -345,7 +345,7 @@ class PoolEngine:
             dist = column_sum(dist[:, :, :, None] * rating[:, t][:, None, :, :], 2)
             yield dist
 
-    def _grade_weights(self) -> np.ndarray:
+    def grade_weights(self) -> np.ndarray:
         """``(7,)`` share of the pool's cut-off balance by initial grade (0 for unrated loans)."""
         grade = self.book.cohort - _N_AC
         rated = (grade >= 0) & (grade < len(RATINGS))
@@ -364,7 +364,7 @@ class PoolEngine:
         """
         if not self._rated:
             return None
-        weight = self._grade_weights()
+        weight = self.grade_weights()
         factors = np.array([RATING_FACTORS[r] for r in RATINGS])
         out = np.empty((np.asarray(macro).shape[0], t_len))
         for t, dist in enumerate(self._grade_distributions(macro, t_len)):
@@ -394,7 +394,7 @@ class PoolEngine:
         """
         if not self._rated:
             return None
-        weight = self._grade_weights()  # (7,) share of the pool by initial grade
+        weight = self.grade_weights()  # (7,) share of the pool by initial grade
         t_len = pool_cf.shape[1]
         share = np.empty((np.asarray(macro).shape[0], t_len))
         ccc, d = len(RATINGS) - 1, len(RATINGS)
