@@ -385,3 +385,31 @@ def test_expm_batched_does_not_depend_on_the_batch_it_sits_in():
     for i in range(3):
         np.testing.assert_array_equal(together[i], expm_batched(batch[i:i + 1])[0])
         np.testing.assert_allclose(together[i], scipy.linalg.expm(batch[i]), atol=1e-13)
+
+
+def test_matrix_log_fallback_is_quiet_when_accurate_and_warns_when_not():
+    """At an extreme credit-cycle index (Z = -21.07, a reverse-stress search's corner) the annual matrix is
+    near defective: matrix_log falls back to scipy's logm, whose own error estimate (~3e-10) made it print a
+    warning per matrix. The round trip exp(log P) = P (2e-9 here) is what counts: quiet, and a warning
+    when it fails."""
+    from creditsim.ratings import estimate
+    from creditsim.ratings.lifetime import ZMacroLink, conditional_raw, monthly_matrices_from_z, thresholds_raw
+
+    link = ZMacroLink.from_bundled()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        monthly = monthly_matrices_from_z(np.array([[-21.07]]), link)
+    np.testing.assert_allclose(monthly.sum(-1), 1.0, atol=1e-12)
+    p, r = link._ttc_rho(None, None)
+    annual = conditional_raw(p, thresholds_raw(p), np.array([-21.07]), r, link.resid_var_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        q = estimate.matrix_log(annual)
+    np.testing.assert_allclose(scipy.linalg.expm(q[0]), annual[0], atol=1e-8)
+    old = estimate.LOG_TOLERANCE
+    try:
+        estimate.LOG_TOLERANCE = 0.0  # every fallback round trip now "fails"
+        with pytest.warns(RuntimeWarning, match="exp\\(log P\\) differs"):
+            estimate.matrix_log(annual)
+    finally:
+        estimate.LOG_TOLERANCE = old
