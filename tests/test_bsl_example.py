@@ -126,18 +126,17 @@ def test_bsl_tranche_el_is_ordered_by_seniority_with_the_demo_macro_source(bsl):
 
 
 def test_bsl_demo_acceptance_numbers(bsl):
-    """Issue 15's acceptance on the demo's settings (1,000 scenarios, default mix, pretrained MacroVAE,
-    seed 7): baseline mean equity IRR 5-20 %, AAA EL under 0.1 %, tranche EL increasing down the stack
-    -- strictly from the first class that loses at all (AAA and AA lose nothing in any of the 1,000
-    scenarios: their attachments, 38 % and 27 %, sit above the worst pool loss). ~3 s on 2 cores
-    without the cashflow arrays, so not marked slow."""
+    """Issue 15's acceptance on the demo's settings with 5,000 scenarios (default mix, pretrained MacroVAE,
+    seed 7, 60 months): baseline mean equity IRR 5-20 %, AAA EL under 0.1 %, tranche EL strictly increasing
+    down the stack. AA loses in 2 of the 5,000 scenarios (EL 0.007 %) and AAA in none, so the ordering is
+    strict at the top too; the demo's 1,000 scenarios see neither loss (AAA = AA = 0 there). Measured:
+    AAA 0 / AA 0.0072 / A 0.159 / BBB 1.13 / BB 4.26 / equity 14.7 %, baseline mean equity IRR 6.9 %.
+    ~15 s on 2 cores without the cashflow arrays."""
     loans, deal = bsl
-    res = simulate(loans, deal, n_simulations=1000, macro="vae", engine="markov", seed=7, chunk_size=250,
+    res = simulate(loans, deal, n_simulations=5000, macro="vae", engine="markov", seed=7, chunk_size=500,
                    progress=False, keep_cashflows=False)
     baseline = res.scenarios == 0
     assert 0.05 < res.tranche("Equity").subset(baseline).mean_irr < 0.20
     el = [t.expected_loss for t in res.tranche_results]
     assert el[0] < 0.001
-    assert all(junior >= senior for senior, junior in zip(el, el[1:])), el
-    losing = [x for x in el if x > 0]
-    assert len(losing) >= 4 and all(junior > senior for senior, junior in zip(losing, losing[1:])), el
+    assert all(junior > senior for senior, junior in zip(el, el[1:])), el
