@@ -170,18 +170,12 @@ class ReweightedLosses:
         the floating coupon change and the real-estate recovery factor of that path applied to the
         draws' tabulated flows (differentiable in the path)."""
         x = self._macro(macro)
-        flows = self._flows
-        if self._real_estate:
+        total = self._flows.sum(2)  # over groups: whole cents, exact
+        if self._real_estate:  # loss = par - H (par - drawn loss) = drawn loss + (1 - H) x recovered
             trough = self.path.house_price_trough(x)[0]
-            par, loss = flows[..., _REAL_ESTATE, _PAR], flows[..., _REAL_ESTATE, _LOSS]
-            stressed = flows[..., _REAL_ESTATE, :].clone()
-            stressed = torch.cat([stressed[..., :-1], (par - trough * (par - loss))[..., None]], dim=-1)
-            rest = [flows[..., g, :] for g in range(flows.shape[2]) if g != _REAL_ESTATE]
-            total = stressed
-            for part in rest:  # a fixed group order
-                total = total + part
-        else:
-            total = flows.sum(2) if flows.shape[2] > 1 else flows[:, :, 0]
+            re = self._flows[:, :, _REAL_ESTATE]
+            loss = total[..., _LOSS] + (1.0 - trough) * (re[..., _PAR] - re[..., _LOSS])
+            total = torch.cat([total[..., :_LOSS], loss[..., None]], dim=-1)
         change = None
         if self._floating:
             shift, level = self.path.index_shift(x), self.path.index_level(x)
