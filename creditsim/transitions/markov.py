@@ -479,16 +479,20 @@ class MarkovTransitionModel:
             z = np.concatenate([z, change], axis=-1)
         if self.z_clip is not None:
             z = np.clip(z, -self.z_clip, self.z_clip)
-        delta = self._segment_tilts(z, p.ndim == 3)  # (S, C or 1, T, 7, 7)
+        delta = self._segment_tilts(z, p.ndim == 3)  # (S, C or 1, T, 4, 7): the live rows
         base = p if p.ndim == 3 else p[None]  # (C, 7, 7)
-        logp = np.log(np.where(base > 0, base, 1.0))
-        logp = np.where(base > 0, logp, -np.inf)
-        logits = logp[None, :, None] + delta  # (S, C, T, 7, 7)
+        live = base[:, :_N_LIVE]
+        logp = np.log(np.where(live > 0, live, 1.0))
+        logp = np.where(live > 0, logp, -np.inf)
+        logits = logp[None, :, None] + delta  # (S, C, T, 4, 7)
         logits -= logits.max(-1, keepdims=True)
         w = np.exp(logits)
         out = w / w.sum(-1, keepdims=True)
         unshifted = (delta == 0).all(-1)[..., None]  # rows with no tilt: the baseline bit for bit
-        out = np.where(unshifted, base[None, :, None], out)
+        out = np.where(unshifted, live[None, :, None], out)
+        # no move class touches an absorbing row, so those rows are the baseline's unit rows
+        absorbing = np.broadcast_to(base[None, :, None, _N_LIVE:], out.shape[:3] + base[:, _N_LIVE:].shape[1:])
+        out = np.concatenate([out, absorbing], axis=-2)
         return out if p.ndim == 3 else out[:, 0]
 
     def scenario_matrices_torch(self, macro_paths: torch.Tensor) -> torch.Tensor:
@@ -542,13 +546,13 @@ class MarkovTransitionModel:
         return any(UNEMPLOYMENT_CHANGE in per_var for sens in every for per_var in sens.values())
 
     def _segment_tilts(self, z: np.ndarray, segmented: bool) -> np.ndarray:
-        """Log-odds tilts ``(S, C, T, 7, 7)`` (``C = 1`` when every segment shares ``sensitivities``) of
-        standardised shocks ``z`` ``(S, T, 9)``."""
+        """Log-odds tilts of the live rows ``(S, C, T, 4, 7)`` (``C = 1`` when every segment shares
+        ``sensitivities``) of standardised shocks ``z`` ``(S, T, 9)``; no move class touches an absorbing row."""
         def tilt(sensitivities: dict[str, dict[str, float]]) -> np.ndarray:
-            delta = np.zeros(z.shape[:2] + (N_STATES, N_STATES))
+            delta = np.zeros(z.shape[:2] + (_N_LIVE, N_STATES))
             for name, sens in sensitivities.items():
                 beta = np.array([sens.get(v, 0.0) for v in OVERLAY_VARS[: z.shape[-1]]])
-                delta += (z @ beta)[..., None, None] * MOVE_CLASSES[name]
+                delta += (z @ beta)[..., None, None] * MOVE_CLASSES[name][:_N_LIVE]
             return delta
 
         if not self.segment_sensitivities:

@@ -61,6 +61,23 @@ ADVERSE_MOVES: np.ndarray = _adverse_moves()
 ADVERSE_MOVES.setflags(write=False)
 
 
+_N_LIVE = 4  # CURRENT, DPD30, DPD60, DPD90
+_FORBIDDEN_WEIGHTS = (~ALLOWED_TRANSITIONS).astype(np.float64).reshape(-1)  # 1 on the forbidden moves
+
+
+def _absorbed_thresholds() -> np.ndarray:
+    """``(3, 6)`` float32 thresholds of the unit rows of DEFAULT, PREPAID and MATURED: 0 below the
+    state itself, 2.0 from it on (above any uniform), as :func:`cumulative_thresholds` defines them."""
+    out = np.zeros((N_STATES - _N_LIVE, N_STATES - 1), dtype=np.float32)
+    for row, state in enumerate(range(_N_LIVE, N_STATES)):
+        out[row, state:] = 2.0
+    return out
+
+
+ABSORBED_THRESHOLDS: np.ndarray = _absorbed_thresholds()
+ABSORBED_THRESHOLDS.setflags(write=False)
+
+
 def validate_matrices(matrices: object, name: str = "matrices", atol: float = 1e-5) -> np.ndarray:
     """Check transition matrices ``(..., 7, 7)`` and return them as a float64 numpy array.
 
@@ -79,6 +96,16 @@ def validate_matrices(matrices: object, name: str = "matrices", atol: float = 1e
             raise DataError(f"{name}: expected a numeric array of shape (..., 7, 7), got {type(matrices).__name__}") from exc
     if arr.ndim < 2 or arr.shape[-2:] != (N_STATES, N_STATES):
         raise DataError(f"{name}: expected shape (..., {N_STATES}, {N_STATES}), got {arr.shape}")
+    # three passes for the common case, two of them torch matrix-vector products (a numpy reduction over
+    # a length-7 axis is slow; torch keeps to the caller's thread count): the row sums (a non-finite
+    # entry makes its row's sum non-finite), the minimum, and the sum of the forbidden entries (zero iff
+    # all are, once none is negative). Checks only: the positions of a failure come from the passes below
+    flat = torch.from_numpy(np.ascontiguousarray(arr)).view(-1, N_STATES * N_STATES)
+    if flat.numel():
+        sums = flat.view(-1, N_STATES) @ torch.ones(N_STATES, dtype=torch.float64)
+        if (bool(torch.isfinite(sums).all()) and float((sums - 1.0).abs().max()) <= atol and float(flat.amin()) >= 0
+                and not bool((flat @ torch.from_numpy(_FORBIDDEN_WEIGHTS.copy())).any())):
+            return arr
     if not np.isfinite(arr).all():
         pos = np.argwhere(~np.isfinite(arr))
         raise DataError(f"{name}: non-finite entries at {format_labels([tuple(p) for p in pos])}")
@@ -132,6 +159,8 @@ def shift_rows(matrices: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
         ``(..., G, 7, 7)`` masked-softmax rows (see :func:`apply_risk_shift`); exactly ``matrices``
         where the shift is 0.
     """
+    if not bool(shift.any()):  # an unshifted book (the usual case): the matrices themselves, no pass
+        return matrices
     adv = torch.from_numpy(ADVERSE_MOVES.copy()).to(device=matrices.device, dtype=matrices.dtype)
     # softmax(log p + delta) = p e^delta / sum_k p_k e^delta_k: the same masked softmax without logs
     # (zero-probability moves stay exactly 0, absorbing unit rows stay unit rows)
@@ -169,13 +198,16 @@ def cumulative_thresholds(matrices: torch.Tensor) -> torch.Tensor:
     positive entry onward is 2.0 (above any uniform in [0, 1)), so rounding in the cumulative sum can
     never reach a trailing zero-probability state. Computed in float64, stored in float32.
     """
-    p = matrices.to(torch.float64)
+    # the live rows (0..3) only: an absorbing row of a validated matrix is a unit row, whose thresholds
+    # are the constants ABSORBED_THRESHOLDS (the same values the general rule gives it)
+    p = matrices[..., :_N_LIVE, :].to(torch.float64)
     cum = torch.cumsum(p, dim=-1)[..., : N_STATES - 1]
     positive = p > 0
     idx = torch.arange(N_STATES, device=p.device)
-    last = torch.where(positive, idx, torch.zeros_like(idx)).amax(dim=-1, keepdim=True)  # (..., 7, 1)
+    last = torch.where(positive, idx, torch.zeros_like(idx)).amax(dim=-1, keepdim=True)  # (..., 4, 1)
     cum = torch.where(idx[: N_STATES - 1] >= last, torch.full_like(cum, 2.0), cum)
-    return cum.to(torch.float32)
+    absorbed = torch.from_numpy(ABSORBED_THRESHOLDS.copy()).to(cum.device).expand(*cum.shape[:-2], *ABSORBED_THRESHOLDS.shape)
+    return torch.cat([cum.to(torch.float32), absorbed], dim=-2)
 
 
 def sample_next(uniform: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
