@@ -352,13 +352,16 @@ class _Thresholds:
         self._bins = torch.from_numpy(bins)
         self._m = m
         self._seg_cohort, self._seg_bin = seg_cohort, seg_bin
+        # every cohort used once, in order (one risk bin): the month's matrices are a view, not a gather
+        self._all_cohorts = bool(len(seg_cohort) == c_m and torch.equal(seg_cohort, torch.arange(c_m)))
         self._dev = dev
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         if t_m == 1:
             self._cache[0] = self._compute(0)
 
     def _compute(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        mt = self._m[:, self._seg_cohort, t]  # (s_m, G, 7, 7): each used segment's cohort matrix
+        # (s_m, G, 7, 7): each used segment's cohort matrix
+        mt = self._m[:, :, t] if self._all_cohorts else self._m[:, self._seg_cohort, t]
         seg = shift_rows(mt, self._bins[self._seg_bin])  # its risk bin's shift, per segment
         thr = cumulative_thresholds(seg)  # (s_m, G, 7, 6)
         # u < stay_current  <=>  a CURRENT loan stays CURRENT (y = 0); never true for other rows

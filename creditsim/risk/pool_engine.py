@@ -93,19 +93,21 @@ def rating_default_hazard(monthly: np.ndarray) -> np.ndarray:
     return out
 
 
-def rated_cohort_matrices(hazard: np.ndarray, corporate: np.ndarray) -> np.ndarray:
+def rated_cohort_matrices(hazard: np.ndarray, corporate: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """7x7 loan-state matrices of the rated cohorts.
 
     Args:
         hazard: ``(S, 7, T)`` rating default hazards (:func:`rating_default_hazard`).
         corporate: ``(S, T, 7, 7)`` matrices of the corporate Markov cohort (prepayment, maturity
             and delinquent rows are taken from it).
+        out: optional ``(S, 7, T, 7, 7)`` array to fill (must not overlap ``corporate``).
 
     Returns:
         ``(S, 7, T, 7, 7)``: CURRENT row ``[1 - h - p - m, 0, 0, 0, h, p, m]`` (see module docstring).
     """
     s, g, t_len = hazard.shape
-    base = np.broadcast_to(corporate[:, None], (s, g, t_len, 7, 7)).copy()
+    base = np.empty((s, g, t_len, 7, 7)) if out is None else out
+    base[...] = corporate[:, None]
     cur = LoanState.CURRENT
     p = base[..., cur, LoanState.PREPAID]
     m = base[..., cur, LoanState.MATURED]
@@ -234,18 +236,21 @@ class PoolEngine:
             raise DataError(f"transition model returned matrices of shape {mats.shape}, expected "
                             f"({s}, {_N_AC}, >= {t_len}, 7, 7)")
         mats = mats[:, :, :t_len]
+        n_rated = 7 if self._rated else 0
+        # one output array, each cohort block written in place (concatenating ~100 MB chunks cost two copies)
+        out = np.empty((s, _N_AC + n_rated + (self.refinancing is not None), t_len, 7, 7))
+        out[:, :_N_AC] = mats
         if self._rated:
             if self.rating_term_structure is not None:
                 hazard = scenario_default_hazard(self.rating_term_structure, macro[:, :t_len], self.rating_link)
             else:
                 hazard = rating_default_hazard(monthly_scenario_matrices(macro, self.rating_link))  # (s, 7, T)
-            mats = np.concatenate([mats, rated_cohort_matrices(hazard, mats[:, _CORPORATE])], axis=1)
+            rated_cohort_matrices(hazard, out[:, _CORPORATE], out=out[:, _N_AC:_N_AC + n_rated])
         if self.refinancing is not None:  # the fixed-rate real-estate cohort, last
             ten_year = np.asarray(macro, dtype=np.float64)[:, :t_len, MACRO_VARS.index("yield_10y")]
             factor = self.refinancing.multiplier(self.refinancing_coupon, ten_year)
-            refi = apply_prepayment_multiplier(mats[:, _REAL_ESTATE], factor)
-            mats = np.concatenate([mats, refi[:, None]], axis=1)
-        return np.ascontiguousarray(mats)
+            out[:, -1] = apply_prepayment_multiplier(out[:, _REAL_ESTATE], factor)
+        return out
 
     def pool_cashflows(self, macro: np.ndarray, scenario_ids: np.ndarray) -> np.ndarray:
         """``(s, T, 7)`` float64 pool cashflows of the global scenarios ``scenario_ids``."""
