@@ -684,6 +684,13 @@ def matrix_log(P: np.ndarray) -> np.ndarray:
         raise DataError("matrix has a non-positive real eigenvalue: no real matrix logarithm (not embeddable)")
     lw = np.log(w.astype(np.complex128))
     vinv = np.linalg.inv(v)
+    if np.iscomplexobj(v):
+        # numpy returns real eigenvectors when every matrix of the batch has real eigenvalues and complex
+        # ones otherwise, and the real and complex inverses round differently; so a matrix with a real
+        # eigenbasis is inverted in real arithmetic whatever its batch (a simulation's chunk) holds
+        real = (v.imag == 0).all(axis=(-2, -1))
+        if real.any():
+            vinv[real] = np.linalg.inv(np.ascontiguousarray(v.real[real]))
     q = ((v * lw[..., None, :]) @ vinv).real
     # near-defective matrices make the eigenbasis ill-conditioned (V diag(w) V^-1 != P): fall back
     # to scipy's Schur-Pade logm for those

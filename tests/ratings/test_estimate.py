@@ -413,3 +413,24 @@ def test_matrix_log_fallback_is_quiet_when_accurate_and_warns_when_not():
             estimate.matrix_log(annual)
     finally:
         estimate.LOG_TOLERANCE = old
+
+
+def test_matrix_log_of_a_matrix_does_not_depend_on_its_batch():
+    """numpy's eig returns real eigenvectors when every matrix of a batch has real eigenvalues and
+    complex ones otherwise; the two inverses round differently, which moved simulated OC ratios in the
+    12th digit with the scenario chunk size. Rating matrices alone and beside a matrix with complex
+    eigenvalues: the same bits."""
+    from creditsim.ratings import estimate
+    from creditsim.ratings.lifetime import ZMacroLink, conditional_raw, thresholds_raw
+
+    link = ZMacroLink.from_bundled()
+    p, r = link._ttc_rho(None, None)
+    annual = conditional_raw(p, thresholds_raw(p), np.linspace(-2.5, 2.5, 11), r, link.resid_var_)  # (11, 8, 8)
+    cyclic = np.full((8, 8), 0.0)
+    for i in range(8):  # a stochastic matrix with complex eigenvalues
+        cyclic[i, i], cyclic[i, (i + 1) % 8] = 0.9, 0.1
+    assert np.iscomplexobj(np.linalg.eigvals(cyclic)) and np.abs(np.linalg.eigvals(cyclic).imag).max() > 0.01
+    alone = estimate.matrix_log(annual)
+    beside = estimate.matrix_log(np.concatenate([annual, cyclic[None]]))[:-1]
+    assert np.array_equal(alone, beside)
+    np.testing.assert_allclose(scipy.linalg.expm(alone[3]), annual[3], atol=1e-10)
