@@ -8,6 +8,8 @@ months, both on the Fed 2025 severely adverse path.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,7 +23,7 @@ from creditsim.loans.expected import expected_pool_cashflows, segment_layout
 from creditsim.macro.latent import LatentPathMap
 from creditsim.macro.vae import MacroVAE
 from creditsim.risk.expected import ExpectedLossPath
-from creditsim.risk.reweighted import ReweightedLosses
+from creditsim.risk.reweighted import MIN_ESS_SHARE, ReweightedLosses, WeightDegeneracyWarning
 from creditsim.states import MACRO_VARS, POOL_CF_TYPES, LoanState
 
 T = 24
@@ -168,7 +170,9 @@ def test_gradients_match_central_differences(elp) -> None:
         with torch.no_grad():
             return float(rw.estimate(path, matrices=torch.from_numpy(m)).loss[k])
 
-    for idx in [(0, 0, 5, 0, 4), (0, 1, 10, 0, 1), (0, 4, 2, 1, 2)]:  # CURRENT->DEFAULT, ->DPD30, DPD30->DPD60
+    # CURRENT -> DEFAULT (a rated cohort: the Markov cohorts default through the buckets), -> DPD30, DPD30 -> DPD60
+    for idx in [(0, 5, 3, 0, 4), (0, 1, 10, 0, 1), (0, 4, 2, 1, 2)]:
+        assert mats[idx] > 1e-6
         assert gm[idx].item() == pytest.approx(_fd(f_mats, mats.detach().numpy(), idx, 1e-7), rel=1e-4), idx
 
 
@@ -233,6 +237,33 @@ def test_bad_inputs_are_named(elp) -> None:
         ReweightedLosses(elp, np.zeros((2, T, 9)), draws=4)
     with pytest.raises(DataError, match="macro path"):
         ReweightedLosses(elp, np.zeros((T - 1, 9)), draws=4)
+    with pytest.raises(ConfigError, match="chunk"):
+        ReweightedLosses(elp, _fed(T), draws=4, chunk=0)
     rw = ReweightedLosses(elp, _fed(T), draws=4)
-    with pytest.raises(DataError, match="matrices"):
-        rw.estimate(_fed(T), matrices=torch.zeros(2, 3, T, 7, 7))
+    with torch.no_grad():
+        mats = elp.cohort_matrices(_fed(T))
+    for bad in (torch.zeros(2, 3, T, 7, 7), mats[:, :-1], mats[:, :, : T - 1], mats.numpy()):
+        with pytest.raises(DataError, match="matrices: expected a torch tensor of cohort matrices"):
+            rw.estimate(_fed(T), matrices=bad)
+    negative = mats.clone()
+    negative[0, 0, 3, 0, 1] = -0.1
+    with pytest.raises(DataError, match="finite probabilities"):
+        rw.estimate(_fed(T), matrices=negative)
+    frozen = _fed(T)
+    frozen.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no torch warning about a non-writable array
+        rw.estimate(frozen)
+
+
+def test_degenerate_weights_warn(elp) -> None:
+    """Reweighting far from the reference path (the Fed baseline from the severely adverse one) leaves a
+    handful of effective draws: the estimate says so instead of reporting a confident wrong number."""
+    rw = ReweightedLosses(elp, _fed(T), draws=200, first_id=7)
+    far = load_fed_scenarios(2025, "baseline", monthly=True)[list(MACRO_VARS)].to_numpy()[:T][None]
+    with pytest.warns(WeightDegeneracyWarning, match="effective sample size"):
+        est = rw.estimate(far)
+    assert est.ess < MIN_ESS_SHARE * 200
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert rw.estimate(_shifted(_fed(T), 0.002)).ess > 0.9 * 200
