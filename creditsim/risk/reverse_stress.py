@@ -17,12 +17,16 @@ waterfall). Steps, all batched over the starts:
    ``f = d^2 / 2`` (the constrained minimiser of the quadratic model), with a trust radius on the step;
    a start where the target takes no loss yet (zero gradient) moves along the gradient of the pool's
    expected loss instead. The best point with ``g >= 0`` seen per start is kept.
-3. **Monte Carlo calibration**: the design point is moved along the ray from the start's unshocked
-   path (same regime ``z``, no innovations) through it until its soft loss is the target exactly
-   (bisection), then re-priced by the hard-mode Monte Carlo engine (pilot runs of ``n_mc / 4`` draws,
-   then ``n_mc``). The expected-loss path approximates ``E[waterfall(cashflows)]``, so the Monte Carlo
-   loss can differ; when it misses ``L*`` by more than ``mc_tolerance`` the soft target is rescaled by
-   ``L* / MC`` and the bisection repeated (at most ``polish`` times).
+3. **Calibration**: the design point is moved along the ray from the start's unshocked path (same
+   regime ``z``, no innovations) through it until its soft loss is the target (bisection). The expected-
+   loss path applies the waterfall to expected cashflows, which is not the expected waterfall (a tranche
+   that loses only in bad draws gets it wrong either way), so the point is then calibrated on the hard
+   waterfall's expectation itself: ``n_mc`` engine draws on that path, reweighted by their likelihood
+   ratio to each point of the ray (:mod:`creditsim.risk.reweighted`, exact in expectation), and a
+   bisection to ``L*``. When the calibrated point has moved so far that the weights' effective sample
+   size falls below half the draws, or its loss misses ``L*`` by more than ``mc_tolerance``, the draws are
+   rebuilt there and the bisection repeated (at most ``polish`` times). The reported loss is a hard-mode
+   Monte Carlo of ``n_mc`` fresh draws (other scenario ids) on the final path.
 4. **Single-variable variant**: for each macro variable, the smallest parallel shift (in training
    standard deviations, months 1..T-1) of the generator's central path that reaches ``L*`` with the others
    held, by bisection on the expected-loss path -- "which single variable, moved least, breaks it".
@@ -31,6 +35,7 @@ waterfall). Steps, all batched over the starts:
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,10 +48,15 @@ from creditsim.errors import ConfigError
 from creditsim.fileio import atomic_write
 from creditsim.macro.latent import LatentPathMap
 from creditsim.risk.expected import ExpectedLossPath
+from creditsim.risk.reweighted import ReweightedLosses, WeightDegeneracyWarning
 from creditsim.states import MACRO_VARS
 
 __all__ = ["ReverseStressResult", "reverse_stress", "monte_carlo_loss"]
 
+#: first scenario id of the calibration's engine draws (disjoint from the reported Monte Carlo's 0 .. n_mc - 1)
+CALIBRATION_IDS = 1_000_000_000
+#: effective sample size (share of the draws) at the calibrated point below which the draws are rebuilt there
+RECENTRE_ESS = 0.5
 #: largest step of the design-point iteration, in latent standard deviations
 TRUST_RADIUS = 3.0
 #: weight of the squared excursion beyond the training range (:meth:`LatentPathMap.range_excess`) in the
@@ -364,7 +374,7 @@ def reverse_stress(loans: Any, deal: Any, tranche: str, loss: float, *, prior: s
         u0 = _starts(ref["u"], ref["nld"], ref["loss"], ref["pool"], threshold, n_starts)
         free = None if search_latent else (torch.arange(lmap.dim) >= lmap.latent_dim).to(torch.float64)
         record: list[dict[str, float]] = []
-        best, path, mc, se, soft_target = _search(lmap, elp, k, u0, threshold, max_iter, polish, mc_tolerance, n_mc,
+        best, path, mc, se = _search(lmap, elp, k, u0, threshold, max_iter, polish, mc_tolerance, n_mc,
                                                   free, record, tick, f"{threshold:.2%} loss on tranche {tranche!r}")
         with torch.no_grad():
             soft = float(_losses(elp, torch.from_numpy(path[None]), k)[0][0])
@@ -381,7 +391,7 @@ def reverse_stress(loans: Any, deal: Any, tranche: str, loss: float, *, prior: s
         tick()
     frame = pd.DataFrame(path, columns=list(MACRO_VARS), index=pd.RangeIndex(len(path), name="month"))
     settings = {"prior": prior, "scenario": scenario, "n_starts": n_starts, "n_reference": n_reference, "n_mc": n_mc,
-                "seed": seed, "horizon": elp.horizon, "start": elp.start_label, "soft_target": soft_target,
+                "seed": seed, "horizon": elp.horizon, "start": elp.start_label, "calibration_draws": n_mc,
                 "search_latent": search_latent, "cutoff": str(elp.cutoff)}
     sd = model.x_std.double().cpu().numpy()
     beyond = np.maximum(path - model.x_max.double().cpu().numpy(), model.x_min.double().cpu().numpy() - path) / sd
@@ -403,10 +413,9 @@ def _reference(lmap: LatentPathMap, elp: ExpectedLossPath, k: int, n: int, seed:
 
 def _search(lmap: LatentPathMap, elp: ExpectedLossPath, k: int, u0: torch.Tensor, threshold: float, max_iter: int,
             polish: int, mc_tolerance: float, n_mc: int, free: torch.Tensor | None, record: list, tick: Any,
-            what: str) -> tuple[torch.Tensor, np.ndarray, float, float, float]:
-    """Design point, then the Monte Carlo calibration along its ray (module docstring, steps 2-3): returns
-    the noise ``(1, dim)``, its path ``(T, 9)``, the Monte Carlo loss and s.e. (``n_mc`` draws), and the
-    final soft target."""
+            what: str) -> tuple[torch.Tensor, np.ndarray, float, float]:
+    """Design point, then the calibration along its ray (module docstring, steps 2-3): returns the noise
+    ``(1, dim)``, its path ``(T, 9)`` and the Monte Carlo loss and s.e. (``n_mc`` fresh draws)."""
     u_best, d_best = _iterate(lmap, elp, k, u0, threshold, max_iter, record, tick, free=free)
     if not torch.isfinite(d_best).any():
         raise ConfigError(f"no path reached a {what} from {u0.shape[0]} starts in {max_iter} iterations; the "
@@ -418,22 +427,50 @@ def _search(lmap: LatentPathMap, elp: ExpectedLossPath, k: int, u0: torch.Tensor
         centre = centre * (1 - free)
     else:
         centre = torch.zeros_like(best)
-    soft_target, pilot = threshold, min(n_mc, max(200, n_mc // 4))
-    for round_ in range(1 + polish):
-        best, soft = _ray_bisect(lmap, elp, k, centre, best, soft_target)
+    best, _ = _ray_bisect(lmap, elp, k, centre, best, threshold)
+    for _ in range(1 + polish):
         with torch.no_grad():
             path = lmap.decode(best)[0][0].numpy()
-        draws = pilot if round_ < polish else n_mc
-        mc, se = monte_carlo_loss(elp, path, k, draws)
+        draws = ReweightedLosses(elp, path, draws=n_mc, first_id=CALIBRATION_IDS)
+        best, exact, ess = _ray_bisect_exact(lmap, draws, k, centre, best, threshold)
         tick()
-        if abs(mc - threshold) <= mc_tolerance * threshold:
-            break
-        # the soft loss and the Monte Carlo loss move together along the ray: aim the soft one at the
-        # value whose Monte Carlo loss is the threshold (a secant step through the origin)
-        soft_target = min(0.999, max(1e-6, soft * threshold / max(mc, 1e-9)))
-    if draws < n_mc:  # the reported number always comes from the full run
-        mc, se = monte_carlo_loss(elp, path, k, n_mc)
-    return best, path, mc, se, soft_target
+        if ess >= RECENTRE_ESS * n_mc and abs(exact - threshold) <= mc_tolerance * threshold:
+            break  # the draws still represent the point they calibrated: no re-centring needed
+    with torch.no_grad():
+        path = lmap.decode(best)[0][0].numpy()
+    mc, se = monte_carlo_loss(elp, path, k, n_mc)  # fresh draws: the reported number is not the calibrating one
+    return best, path, mc, se
+
+
+def _ray_bisect_exact(lmap: LatentPathMap, draws: ReweightedLosses, k: int, centre: torch.Tensor, point: torch.Tensor,
+                      target: float, steps: int = 10) -> tuple[torch.Tensor, float, float]:
+    """The point ``centre + a (point - centre)`` whose hard-mode expected loss, by the reweighted engine draws
+    (exact in expectation, :mod:`creditsim.risk.reweighted`), is ``target``: bisection over ``a`` in
+    ``[0.5, 1.5]`` around the soft answer. Returns the point, its reweighted loss and the weights'
+    effective sample size there (the caller re-centres when it is low)."""
+    def at(a: float) -> tuple[torch.Tensor, float, float]:
+        u = centre + a * (point - centre)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", WeightDegeneracyWarning)  # the ESS is returned and acted on
+            est = draws.estimate(lmap.decode(u)[0], mode="hard")
+        return u, float(est.loss[k]), est.ess
+
+    lo, hi = 0.5, 1.5
+    best = at(1.0)
+    if best[1] >= target:
+        hi, top = 1.0, best
+    else:
+        lo, top = 1.0, at(hi)
+        if top[1] < target:  # even the far end falls short: the nearest it gets
+            return top
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        trial = at(mid)
+        if trial[1] >= target:
+            hi, top = mid, trial
+        else:
+            lo = mid
+    return top
 
 
 def _ray_bisect(lmap: LatentPathMap, elp: ExpectedLossPath, k: int, centre: torch.Tensor, point: torch.Tensor,
