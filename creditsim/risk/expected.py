@@ -176,7 +176,10 @@ class ExpectedLossPath:
         return int(self.engine.horizon)
 
     def _macro(self, macro: torch.Tensor | np.ndarray) -> torch.Tensor:
-        x = torch.as_tensor(macro, dtype=torch.float64, device=self.device)
+        if isinstance(macro, torch.Tensor):
+            x = macro.to(dtype=torch.float64, device=self.device)
+        else:  # a copy: the caller's array may be read-only (pandas' to_numpy), which torch warns about
+            x = torch.tensor(np.asarray(macro, dtype=np.float64), device=self.device)
         if x.ndim != 3 or x.shape[-1] != len(MACRO_VARS) or x.shape[1] < self.horizon:
             raise DataError(f"macro paths: expected (S, >= {self.horizon}, {len(MACRO_VARS)}), got {tuple(x.shape)}")
         return x[:, : self.horizon]

@@ -21,12 +21,13 @@ waterfall). Steps, all batched over the starts:
    regime ``z``, no innovations) through it until its soft loss is the target (bisection). The expected-
    loss path applies the waterfall to expected cashflows, which is not the expected waterfall (a tranche
    that loses only in bad draws gets it wrong either way), so the point is then calibrated on the hard
-   waterfall's expectation itself: ``n_mc`` engine draws on that path, reweighted by their likelihood
-   ratio to each point of the ray (:mod:`creditsim.risk.reweighted`, exact in expectation), and a
-   bisection to ``L*``. When the calibrated point has moved so far that the weights' effective sample
-   size falls below half the draws, or its loss misses ``L*`` by more than ``mc_tolerance``, the draws are
-   rebuilt there and the bisection repeated (at most ``polish`` times). The reported loss is a hard-mode
-   Monte Carlo of ``n_mc`` fresh draws (other scenario ids) on the final path.
+   waterfall's expectation itself (:class:`_Calibration`): ``n_mc`` engine draws on that path, reweighted
+   by their likelihood ratio to nearby points of the ray (:mod:`creditsim.risk.reweighted`, exact in
+   expectation), a bracket of ``L*`` searched in small doubling steps (a thin class's loss can jump from
+   far below to far above ``L*`` within a few hundredths of the ray), draws rebuilt wherever the weights'
+   effective sample size falls below half (at most ``polish`` times), then bisection. The reported loss
+   is a hard-mode Monte Carlo of ``n_mc`` fresh draws (other scenario ids) on the final path; a miss of
+   more than ``mc_tolerance`` (plus two standard errors) is a warning that says why.
 4. **Single-variable variant**: for each macro variable, the smallest parallel shift (in training
    standard deviations, months 1..T-1) of the generator's central path that reaches ``L*`` with the others
    held, by bisection on the expected-loss path -- "which single variable, moved least, breaks it".
@@ -330,7 +331,7 @@ def _check_target(elp: ExpectedLossPath, tranche: str, loss: float) -> int:
 
 def reverse_stress(loans: Any, deal: Any, tranche: str, loss: float, *, prior: str = "vae", model: Any = None,
                    scenario: str = "baseline", n_starts: int = 4, n_reference: int = 1000, n_mc: int = 2000,
-                   max_iter: int = 15, polish: int = 2, mc_tolerance: float = 0.05, single_variable: bool = True,
+                   max_iter: int = 15, polish: int = 4, mc_tolerance: float = 0.05, single_variable: bool = True,
                    search_latent: bool = False, seed: int = 0, progress: bool = True, **run: Any) -> ReverseStressResult:
     """The most plausible macro path under the generator whose loss on ``tranche`` reaches ``loss``.
 
@@ -368,7 +369,7 @@ def reverse_stress(loans: Any, deal: Any, tranche: str, loss: float, *, prior: s
         model = MacroVAE.from_pretrained()
     lmap = LatentPathMap(model, elp.start, elp.horizon, scenario)
     threshold = float(loss)
-    with _progress(progress, max_iter * (1 + polish) + 3) as tick:
+    with _progress(progress, max_iter + 3) as tick:
         ref = _reference(lmap, elp, k, n_reference, seed)
         tick()
         u0 = _starts(ref["u"], ref["nld"], ref["loss"], ref["pool"], threshold, n_starts)
@@ -428,49 +429,77 @@ def _search(lmap: LatentPathMap, elp: ExpectedLossPath, k: int, u0: torch.Tensor
     else:
         centre = torch.zeros_like(best)
     best, _ = _ray_bisect(lmap, elp, k, centre, best, threshold)
-    for _ in range(1 + polish):
-        with torch.no_grad():
-            path = lmap.decode(best)[0][0].numpy()
-        draws = ReweightedLosses(elp, path, draws=n_mc, first_id=CALIBRATION_IDS)
-        best, exact, ess = _ray_bisect_exact(lmap, draws, k, centre, best, threshold)
-        tick()
-        if ess >= RECENTRE_ESS * n_mc and abs(exact - threshold) <= mc_tolerance * threshold:
-            break  # the draws still represent the point they calibrated: no re-centring needed
+    calibration = _Calibration(lmap, elp, k, centre, best, n_mc, polish)
+    best = calibration.run(threshold)
+    tick()
     with torch.no_grad():
         path = lmap.decode(best)[0][0].numpy()
     mc, se = monte_carlo_loss(elp, path, k, n_mc)  # fresh draws: the reported number is not the calibrating one
+    if abs(mc - threshold) > mc_tolerance * threshold + 2 * se:
+        warnings.warn(f"reverse stress: the found path's Monte Carlo loss {mc:.3%} (s.e. {se:.3%}) misses the threshold "
+                      f"{threshold:.3%} by more than {mc_tolerance:.0%} ({calibration.note})", stacklevel=3)
     return best, path, mc, se
 
 
-def _ray_bisect_exact(lmap: LatentPathMap, draws: ReweightedLosses, k: int, centre: torch.Tensor, point: torch.Tensor,
-                      target: float, steps: int = 10) -> tuple[torch.Tensor, float, float]:
-    """The point ``centre + a (point - centre)`` whose hard-mode expected loss, by the reweighted engine draws
-    (exact in expectation, :mod:`creditsim.risk.reweighted`), is ``target``: bisection over ``a`` in
-    ``[0.5, 1.5]`` around the soft answer. Returns the point, its reweighted loss and the weights'
-    effective sample size there (the caller re-centres when it is low)."""
-    def at(a: float) -> tuple[torch.Tensor, float, float]:
-        u = centre + a * (point - centre)
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", WeightDegeneracyWarning)  # the ESS is returned and acted on
-            est = draws.estimate(lmap.decode(u)[0], mode="hard")
-        return u, float(est.loss[k]), est.ess
+class _Calibration:
+    """The ray ``centre + a (point - centre)`` calibrated on the hard waterfall's expectation: engine draws on
+    the soft answer's path (``a = 1``), reweighted by likelihood ratio to nearby points
+    (:mod:`creditsim.risk.reweighted`, exact in expectation). A thin class's loss can rise from far below
+    to far above the threshold within a few hundredths of ``a`` (a cliff), and the weights degenerate a
+    little further out; so the bracket is searched in small doubling steps from ``a = 1``, an estimate
+    whose effective sample size falls below :data:`RECENTRE_ESS` of the draws is redone on fresh draws at
+    that point (at most ``rebuilds`` times), and the bracket is then bisected."""
 
-    lo, hi = 0.5, 1.5
-    best = at(1.0)
-    if best[1] >= target:
-        hi, top = 1.0, best
-    else:
-        lo, top = 1.0, at(hi)
-        if top[1] < target:  # even the far end falls short: the nearest it gets
-            return top
-    for _ in range(steps):
-        mid = 0.5 * (lo + hi)
-        trial = at(mid)
-        if trial[1] >= target:
-            hi, top = mid, trial
-        else:
-            lo = mid
-    return top
+    def __init__(self, lmap: LatentPathMap, elp: ExpectedLossPath, k: int, centre: torch.Tensor,
+                 point: torch.Tensor, n_mc: int, rebuilds: int) -> None:
+        self.lmap, self.elp, self.k, self.centre, self.point = lmap, elp, k, centre, point
+        self.n_mc, self.rebuilds = n_mc, rebuilds
+        self.draws: ReweightedLosses | None = None
+        self.note = "calibrated on reweighted engine draws"
+
+    def _u(self, a: float) -> torch.Tensor:
+        return self.centre + a * (self.point - self.centre)
+
+    def loss(self, a: float) -> float:
+        """Reweighted hard-mode loss of tranche k at ``a``, on draws that represent it (rebuilt there when
+        they do not and a rebuild is left; otherwise used as they are, and noted)."""
+        with torch.no_grad():
+            path = self.lmap.decode(self._u(a))[0]
+            if self.draws is not None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", WeightDegeneracyWarning)  # acted on below
+                    est = self.draws.estimate(path, mode="hard")
+                if est.ess >= RECENTRE_ESS * self.n_mc:
+                    return float(est.loss[self.k])
+                if self.rebuilds <= 0:
+                    self.note = f"effective sample size {est.ess:.0f} of {self.n_mc} draws at the last step"
+                    return float(est.loss[self.k])
+                self.rebuilds -= 1
+            self.draws = ReweightedLosses(self.elp, path[0].numpy(), draws=self.n_mc, first_id=CALIBRATION_IDS)
+            return float(self.draws.estimate(path, mode="hard").loss[self.k])
+
+    def run(self, target: float, first_step: float = 0.02, steps: int = 10) -> torch.Tensor:
+        """The point whose reweighted loss reaches ``target`` (the bracket's upper end); the soft answer when
+        no bracket is found for ``a`` in ``(0, 3]``."""
+        a0 = 1.0
+        up = self.loss(a0) < target  # which way along the ray the loss must move
+        step = first_step
+        while True:
+            a1 = a0 + step if up else a0 - step
+            if not 0.0 < a1 <= 3.0:
+                self.note = "no bracket of the threshold along the ray: the soft answer is kept"
+                return self.point
+            if (self.loss(a1) >= target) == up:  # crossed between a0 and a1
+                lo, hi = (a0, a1) if up else (a1, a0)
+                break
+            a0, step = a1, 2 * step
+        for _ in range(steps):
+            mid = 0.5 * (lo + hi)
+            if self.loss(mid) >= target:
+                hi = mid
+            else:
+                lo = mid
+        return self._u(hi)
 
 
 def _ray_bisect(lmap: LatentPathMap, elp: ExpectedLossPath, k: int, centre: torch.Tensor, point: torch.Tensor,

@@ -173,10 +173,15 @@ class ReweightedLosses:
                 or matrices.shape[1] != self._n_cohorts or matrices.shape[2] < self.path.horizon
                 or matrices.shape[-2:] != (7, 7)):
             got = tuple(matrices.shape) if hasattr(matrices, "shape") else type(matrices).__name__
-            raise DataError(f"matrices: expected a torch tensor of cohort matrices {expected}, got {got}")
+            raise DataError(f"matrices: expected a torch tensor of cohort matrices {expected}, got "
+                            f"{type(matrices).__name__} {got}")
+        if not matrices.dtype.is_floating_point:
+            raise DataError(f"matrices: expected floating-point probabilities, got dtype {matrices.dtype}")
         with torch.no_grad():
             if not bool(torch.isfinite(matrices).all()) or float(matrices.amin()) < 0:
                 raise DataError("matrices: entries must be finite probabilities >= 0")
+            if float((matrices.sum(-1) - 1.0).abs().max()) > 1e-6:
+                raise DataError("matrices: every row must sum to 1 (stochastic)")
         mt = matrices[0, self._seg_cohort, : self.path.horizon].transpose(0, 1)  # (T, G, 7, 7)
         rows = shift_rows(mt, self._seg_shift)[..., :4, :]  # live chain states only
         # zero-probability moves are never drawn (their count is 0); the clamp keeps 0 * log 0 finite
@@ -244,7 +249,7 @@ class ReweightedLosses:
         se = weighted.detach().std(0, unbiased=True) / np.sqrt(self.draws)
         total = float((w.detach() ** 2).sum())
         ess = float(w.detach().sum() ** 2 / total) if total > 0 else 0.0
-        if ess < MIN_ESS_SHARE * self.draws:
+        if not ess >= MIN_ESS_SHARE * self.draws:  # NaN included
             warnings.warn(f"reweighted draws: effective sample size {ess:.1f} of {self.draws} draws (below "
                           f"{MIN_ESS_SHARE:.0%}): the draws no longer represent this path and the estimate and its "
                           "standard error are unreliable; build ReweightedLosses on this path instead",

@@ -15,7 +15,7 @@ from creditsim.macro.latent import LatentPathMap
 from creditsim.macro.scenarios import resolve_macro_start
 from creditsim.macro.vae import MacroVAE
 from creditsim.risk.expected import ExpectedLossPath
-from creditsim.risk.reverse_stress import _losses, reverse_stress, single_variable_breaks
+from creditsim.risk.reverse_stress import _Calibration, _losses, reverse_stress, single_variable_breaks
 from creditsim.states import MACRO_VARS
 
 T = 24
@@ -152,3 +152,34 @@ def test_bad_requests_get_one_line_errors(model) -> None:
         reverse_stress(tape, deal, "C", 0.01, prior="var", model=model, horizon=T, progress=False)
     with pytest.raises(DataError, match="start"):
         LatentPathMap(model, np.zeros(3), T)
+
+
+class _Cliff(_Calibration):
+    """The calibration's search on a known loss along the ray (no engine): ``loss(a)``."""
+
+    def __init__(self, fn) -> None:
+        point = torch.ones(1, 3, dtype=torch.float64)
+        super().__init__(None, None, 0, torch.zeros_like(point), point, 100, 2)
+        self.fn, self.calls = fn, []
+
+    def loss(self, a: float) -> float:
+        self.calls.append(a)
+        return self.fn(a)
+
+
+@pytest.mark.parametrize("edge", [1.013, 0.962, 1.7])
+def test_calibration_brackets_a_cliff_near_the_soft_answer(edge) -> None:
+    """A thin class's loss jumps from 1 % to 30 % at ``edge`` on the ray: the search steps out from a = 1
+    in small doubling steps, so it brackets the jump instead of landing beyond it (the old [0.5, 1.5]
+    bisection returned the far end, whose loss was 99 %), and returns the point just past the jump."""
+    cal = _Cliff(lambda a: 0.01 if a < edge else 0.30)
+    u = cal.run(0.02)
+    a = float(u[0, 0])
+    assert edge <= a <= edge + 1e-3  # ten bisections of the bracket
+    assert max(abs(x - 1.0) for x in cal.calls) <= 2 * abs(edge - 1.0) + 0.04  # never far past the jump
+
+
+def test_calibration_without_a_bracket_keeps_the_soft_answer_and_says_so() -> None:
+    cal = _Cliff(lambda a: 0.001)
+    u = cal.run(0.02)
+    assert torch.equal(u, cal.point) and "no bracket" in cal.note

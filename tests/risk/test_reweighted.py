@@ -249,6 +249,10 @@ def test_bad_inputs_are_named(elp) -> None:
     negative[0, 0, 3, 0, 1] = -0.1
     with pytest.raises(DataError, match="finite probabilities"):
         rw.estimate(_fed(T), matrices=negative)
+    with pytest.raises(DataError, match="sum to 1"):
+        rw.estimate(_fed(T), matrices=torch.ones_like(mats))
+    with pytest.raises(DataError, match="floating-point"):
+        rw.estimate(_fed(T), matrices=mats.to(torch.int64))
     frozen = _fed(T)
     frozen.setflags(write=False)
     with warnings.catch_warnings():
