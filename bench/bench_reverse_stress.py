@@ -22,7 +22,8 @@ Measured 2026-12-04 on the 2-core machine (shared with other work, so walls are 
 Measured 2026-12-04, later, with the calibration on reweighted engine draws (:mod:`creditsim.risk.reweighted`)
 instead of soft-target rescaling: expected-loss path 64 paths forward 2.4 s, 4 paths forward+backward 1.6 s;
 Monte Carlo 2,000 loan draws 4.5 s; C 25 %: Monte Carlo 24.66 % (s.e. 0.28 %, 1.3 % off the threshold,
-was 2.9 %), soft 23.9 %; negative log-density -1570 vs -1234; wall 112 s.
+was 2.9 %), soft 23.9 %; negative log-density -1570 vs -1234; wall 102-112 s (the same after the
+cliff-safe bracket search of the calibration).
 """
 
 from __future__ import annotations
