@@ -111,6 +111,13 @@ def _move_classes() -> dict[str, np.ndarray]:
 
 #: (7, 7) bool masks of the moves each macro sensitivity applies to.
 MOVE_CLASSES: dict[str, np.ndarray] = _move_classes()
+_CLASS_NAMES = list(MOVE_CLASSES)
+#: ``(4, 7)`` index of each live move's class in _CLASS_NAMES (len(_CLASS_NAMES): no class); the classes are disjoint
+_CLASS_OF_MOVE = np.full((_N_LIVE, N_STATES), len(_CLASS_NAMES))
+for _i, _mask in enumerate(MOVE_CLASSES.values()):
+    if (_CLASS_OF_MOVE[_mask[:_N_LIVE]] < len(_CLASS_NAMES)).any():
+        raise RuntimeError("MOVE_CLASSES must be disjoint")
+    _CLASS_OF_MOVE[_mask[:_N_LIVE]] = _i
 
 #: Effective log-odds per unit standardised shock by move class and macro variable: the spec's
 #: coefficients times the shared scale (:func:`creditsim.macro.sensitivity.scaled_sensitivity`).
@@ -549,11 +556,13 @@ class MarkovTransitionModel:
         """Log-odds tilts of the live rows ``(S, C, T, 4, 7)`` (``C = 1`` when every segment shares
         ``sensitivities``) of standardised shocks ``z`` ``(S, T, 9)``; no move class touches an absorbing row."""
         def tilt(sensitivities: dict[str, dict[str, float]]) -> np.ndarray:
-            delta = np.zeros(z.shape[:2] + (_N_LIVE, N_STATES))
+            # the move classes are disjoint, so each entry's tilt is its class's shock (0 outside every
+            # class): one gather instead of a full-array pass per class, with the same values
+            shock = np.zeros(z.shape[:2] + (len(_CLASS_NAMES) + 1,))
             for name, sens in sensitivities.items():
                 beta = np.array([sens.get(v, 0.0) for v in OVERLAY_VARS[: z.shape[-1]]])
-                delta += (z @ beta)[..., None, None] * MOVE_CLASSES[name][:_N_LIVE]
-            return delta
+                shock[..., _CLASS_NAMES.index(name)] = z @ beta
+            return shock[..., _CLASS_OF_MOVE] + 0.0  # + 0.0: a -0.0 shock tilts by +0.0, as the sum did
 
         if not self.segment_sensitivities:
             return tilt(self.sensitivities)[:, None]
