@@ -48,6 +48,8 @@ class LoanState(IntEnum):
 
 N_STATES: int = len(LoanState)
 ABSORBING_STATES: tuple[LoanState, ...] = (LoanState.DEFAULT, LoanState.PREPAID, LoanState.MATURED)
+#: the live states CURRENT, DPD30, DPD60, DPD90 are 0 .. N_LIVE_STATES - 1, the absorbing ones follow
+N_LIVE_STATES: int = N_STATES - len(ABSORBING_STATES)
 DELINQUENT_STATES: tuple[LoanState, ...] = (LoanState.DPD30, LoanState.DPD60, LoanState.DPD90)
 
 

@@ -110,7 +110,7 @@ from creditsim.loans.collateral import stressed_lgd
 from creditsim.loans.floating import FloatingClasses
 from creditsim.loans.pool import LOAN_FLOWS, book_recoveries, pool_cashflows, stack_pool
 from creditsim.loans.schedule import amortization_schedule
-from creditsim.states import ALLOWED_TRANSITIONS, N_STATES
+from creditsim.states import ALLOWED_TRANSITIONS, N_LIVE_STATES, N_STATES
 from creditsim.threads import serial_torch
 from creditsim.transitions.sampler import (
     RNG_LOAN_BLOCK,
@@ -134,8 +134,8 @@ __all__ = [
     "MoveCounts",
 ]
 
-#: (live chain state x < 4, move y) pairs per segment in the move counts of :func:`simulate_move_counts`
-_LIVE_MOVES = 4 * N_STATES
+#: (live chain state x, move y) pairs per segment in the move counts of :func:`simulate_move_counts`
+_LIVE_MOVES = N_LIVE_STATES * N_STATES
 # flows tabulated per (loan, x, y); loss and recovery follow from default_par and the LGD draw
 _F_INTEREST, _F_PRINCIPAL, _F_PREPAY, _F_PAR, _F_BALANCE = range(5)
 _N_FLOWS = 5
@@ -635,7 +635,7 @@ class _BlockRun:
     def _count_moves(self, t: int, x: torch.Tensor, y: torch.Tensor) -> None:
         """Add month ``t``'s sampled moves ``y`` from chain states ``x`` (``(s, L_b)`` each) to :attr:`moves`."""
         dump = self.moves.shape[-1] - 1
-        col = torch.where(x < 4, self._move_base[None, :] + x.to(torch.int64) * N_STATES + y,
+        col = torch.where(x < N_LIVE_STATES, self._move_base[None, :] + x.to(torch.int64) * N_STATES + y,
                           torch.full_like(y, dump))
         self.moves[:, t].scatter_add_(1, col, torch.ones(col.shape, dtype=torch.float32, device=col.device))
 
@@ -799,18 +799,25 @@ def simulate_pool_chunk(
     inv_coupon, coupon_change = floating_terms(book, index_shift, len(ids), months, index_level)
     blocks = _loan_blocks(book, ids, seed_i, chunk)
     threads = torch.get_num_threads()  # the caller's: the fused kernel's scenario threads
-    with serial_torch():
-        runs = [_BlockRun(book, index, thresholds, streams, None,
-                          streams.lgd if recovery_scale is None else stressed_lgd(streams.lgd, recovery_scale[:, index]),
-                          months, dev, groups, n_groups, False, inv_coupon, threads)
-                for index, streams in blocks]
-        # month-major over loan blocks: each month's thresholds are built once and then dropped
-        for t in range(months):
-            for run in runs:
-                run.step(t)
+    runs = _run_blocks(lambda index, streams: _BlockRun(
+        book, index, thresholds, streams, None,
+        streams.lgd if recovery_scale is None else stressed_lgd(streams.lgd, recovery_scale[:, index]),
+        months, dev, groups, n_groups, False, inv_coupon, threads), blocks, months)
     total = sum(run.sums for run in runs)
     cashflows, pending = _scatter_pool(total, book.recovery_lag, groups is not None, coupon_change)
     return (cashflows, pending) if return_pending else cashflows
+
+
+def _run_blocks(make: Callable[[np.ndarray, BlockStreams], "_BlockRun"], blocks: list[tuple[np.ndarray, BlockStreams]],
+                months: int) -> list["_BlockRun"]:
+    """Build a block run per ``(loan index, streams)`` with ``make`` and step them all, month-major (each
+    month's thresholds are built once for every block and then dropped), on one torch thread."""
+    with serial_torch():
+        runs = [make(index, streams) for index, streams in blocks]
+        for t in range(months):
+            for run in runs:
+                run.step(t)
+    return runs
 
 
 def _loan_blocks(book: LoanBook, ids: np.ndarray, seed: int, chunk: int) -> list[tuple[np.ndarray, BlockStreams]]:
@@ -870,16 +877,13 @@ def simulate_move_counts(book: LoanBook, matrices: object, scenario_ids: object,
     n_groups = len(labels) if groups is not None else 1
     base = floating_base(book) if floating else None
     inv_coupon = None if base is None else base[0]
-    runs = [_BlockRun(book, index, thresholds, streams, None, streams.lgd, months, dev, groups, n_groups, False,
-                      inv_coupon, count_moves=True) for index, streams in _loan_blocks(book, ids, seed_i, chunk)]
-    with serial_torch():
-        for t in range(months):
-            for run in runs:
-                run.step(t)
+    runs = _run_blocks(lambda index, streams: _BlockRun(
+        book, index, thresholds, streams, None, streams.lgd, months, dev, groups, n_groups, False, inv_coupon,
+        count_moves=True), _loan_blocks(book, ids, seed_i, chunk), months)
     flows = sum(run.sums for run in runs)  # whole cents: exact in any order
     moves = sum(run.moves for run in runs)[..., :-1]  # counts below 2**24: exact in float32
     n_seg = moves.shape[-1] // _LIVE_MOVES
-    return MoveCounts(flows, moves.reshape(len(ids), months, n_seg, 4, N_STATES), tuple(labels))
+    return MoveCounts(flows, moves.reshape(len(ids), months, n_seg, N_LIVE_STATES, N_STATES), tuple(labels))
 
 
 def floating_base(book: LoanBook) -> tuple[np.ndarray, FloatingClasses] | None:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from creditsim.errors import DataError, check_positive_int, format_labels
-from creditsim.states import ALLOWED_TRANSITIONS, LoanState, N_STATES
+from creditsim.states import ALLOWED_TRANSITIONS, N_LIVE_STATES, LoanState, N_STATES
 from creditsim.rng import sfc64_generator
 
 __all__ = [
@@ -61,15 +61,14 @@ ADVERSE_MOVES: np.ndarray = _adverse_moves()
 ADVERSE_MOVES.setflags(write=False)
 
 
-_N_LIVE = 4  # CURRENT, DPD30, DPD60, DPD90
 _FORBIDDEN_WEIGHTS = (~ALLOWED_TRANSITIONS).astype(np.float64).reshape(-1)  # 1 on the forbidden moves
 
 
 def _absorbed_thresholds() -> np.ndarray:
     """``(3, 6)`` float32 thresholds of the unit rows of DEFAULT, PREPAID and MATURED: 0 below the
     state itself, 2.0 from it on (above any uniform), as :func:`cumulative_thresholds` defines them."""
-    out = np.zeros((N_STATES - _N_LIVE, N_STATES - 1), dtype=np.float32)
-    for row, state in enumerate(range(_N_LIVE, N_STATES)):
+    out = np.zeros((N_STATES - N_LIVE_STATES, N_STATES - 1), dtype=np.float32)
+    for row, state in enumerate(range(N_LIVE_STATES, N_STATES)):
         out[row, state:] = 2.0
     return out
 
@@ -200,7 +199,7 @@ def cumulative_thresholds(matrices: torch.Tensor) -> torch.Tensor:
     """
     # the live rows (0..3) only: an absorbing row of a validated matrix is a unit row, whose thresholds
     # are the constants ABSORBED_THRESHOLDS (the same values the general rule gives it)
-    p = matrices[..., :_N_LIVE, :].to(torch.float64)
+    p = matrices[..., :N_LIVE_STATES, :].to(torch.float64)
     cum = torch.cumsum(p, dim=-1)[..., : N_STATES - 1]
     positive = p > 0
     idx = torch.arange(N_STATES, device=p.device)
