@@ -175,7 +175,9 @@ class ExpectedLossPath:
     def horizon(self) -> int:
         return int(self.engine.horizon)
 
-    def _macro(self, macro: torch.Tensor | np.ndarray) -> torch.Tensor:
+    def as_paths(self, macro: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """``(S, T, 9)`` float64 macro paths on the path's device, cut to the horizon (a copy of a numpy input;
+        one-line DataError for another shape)."""
         if isinstance(macro, torch.Tensor):
             x = macro.to(dtype=torch.float64, device=self.device)
         else:  # a copy: the caller's array may be read-only (pandas' to_numpy), which torch warns about
@@ -186,7 +188,7 @@ class ExpectedLossPath:
 
     def cohort_matrices(self, macro: torch.Tensor | np.ndarray) -> torch.Tensor:
         """``(S, C, T, 7, 7)`` float64 matrices, as :meth:`PoolEngine.cohort_matrices`."""
-        x = self._macro(macro)
+        x = self.as_paths(macro)
         eng, s = self.engine, x.shape[0]
         mats = eng.transition_model.scenario_matrices_torch(x)
         if mats.ndim == 4:
@@ -209,7 +211,7 @@ class ExpectedLossPath:
         link = self.engine.rating_link
         if link is None:
             return None
-        x = self._macro(macro)
+        x = self.as_paths(macro)
         idx = [MACRO_VARS.index(v) for v in link.variables]
         coef = torch.tensor(np.array(link.coef_, dtype=np.float64), dtype=torch.float64, device=x.device)
         z_mean = link.intercept_ + (_annual_means(x)[..., idx] * coef).sum(-1)  # (S, Y)
@@ -226,7 +228,7 @@ class ExpectedLossPath:
         s = monthly.shape[0]
         dist = torch.eye(8, dtype=monthly.dtype, device=monthly.device)[:7].expand(s, 7, 8)
         shares = []
-        for t in range(monthly.shape[1]):  # the engine's order: e_g M_1 ... M_t, fixed-order sums
+        for t in range(monthly.shape[1]):  # the engine's chain e_g M_1 ... M_t (equal to its CCC par to 1e-12)
             dist = (dist[:, :, :, None] * monthly[:, t][:, None, :, :]).sum(2)
             alive = torch.clamp(1.0 - dist[:, :, 7], min=1e-12)
             shares.append((dist[:, :, 6] / alive * weight).sum(-1))
@@ -251,7 +253,7 @@ class ExpectedLossPath:
         """``(mean, variance)`` ``(S, L)`` of each loan's realised LGD: the book's Beta LGD (mean ``mu``,
         concentration ``kappa``: variance ``mu (1 - mu) / (kappa + 1)``), real estate's recovered share
         times the path's house-price trough ``H`` (:mod:`creditsim.loans.collateral`; variance times H^2)."""
-        x = self._macro(macro)
+        x = self.as_paths(macro)
         trough = self.house_price_trough(x)
         scale = torch.where(self._real_estate[None, :], trough[:, None], torch.ones_like(trough)[:, None])
         mu = self._lgd[None, :]
@@ -262,7 +264,7 @@ class ExpectedLossPath:
     def house_price_trough(self, macro: torch.Tensor | np.ndarray) -> torch.Tensor:
         """``(S,)`` lowest house-price level of each path relative to month 0 (<= 1): the factor on
         real-estate loans' recovered share (:func:`creditsim.loans.collateral.house_price_trough`, in torch)."""
-        x = self._macro(macro)
+        x = self.as_paths(macro)
         g = x[:, 1:, _HPI]
         log_level = torch.cat([torch.zeros_like(x[:, :1, _HPI]), torch.cumsum(torch.log1p(g) / 12.0, dim=1)], dim=1)
         return torch.exp(log_level).amin(dim=1)  # month 0 is 1
@@ -277,19 +279,19 @@ class ExpectedLossPath:
         (:meth:`creditsim.loans.floating.FloatingClasses.coupon_change`), as in the engine."""
         if not self._floats:
             return None
-        policy = self._macro(macro)[..., _POLICY]
+        policy = self.as_paths(macro)[..., _POLICY]
         return policy - policy[:, :1]
 
     def index_level(self, macro: torch.Tensor | np.ndarray) -> torch.Tensor | None:
         """``(S,)`` policy rate in month 0 (the index at the cut-off), or None without floating loans."""
-        return self._macro(macro)[:, 0, _POLICY] if self._floats else None
+        return self.as_paths(macro)[:, 0, _POLICY] if self._floats else None
 
     def pool_cashflows(self, macro: torch.Tensor | np.ndarray, *, with_variance: bool = False
                        ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``(S, T, 7)`` expected pool cashflows (currency units, POOL_CF_TYPES order); with
         ``with_variance`` also the variances of the pool's monthly ``(S, T)`` and total ``(S,)`` loss given
         the path (:func:`expected_pool_cashflows`)."""
-        x = self._macro(macro)
+        x = self.as_paths(macro)
         mean, var = self.lgd_moments(x)
         return expected_pool_cashflows(self.engine.book, self.cohort_matrices(x), self.horizon, mean,
                                        index_shift=self.index_shift(x), index_level=self.index_level(x),
@@ -391,9 +393,10 @@ class ExpectedLossPath:
         """The waterfall's market inputs on macro paths ``(S, T, 9)`` and their pool cashflows ``(S, T, 7)``
         (:meth:`PoolEngine.market_inputs`), each row repeated ``repeat`` times (one per idiosyncratic draw). The notes' base rate,
         the sale price and (for torch cashflows) the CCC par (:meth:`ccc_share`) keep the path's gradients."""
-        out = self.engine.market_inputs(self.deal if deal is None else deal, macro, pool_cf)
-        if "ccc_par" in out and isinstance(pool_cf, torch.Tensor):  # the same CCC par, with the path's gradient
-            out["ccc_par"] = pool_cf[..., _COL["balance"]] * self.ccc_share(macro)
+        deal = self.deal if deal is None else deal
+        # torch cashflows: the same CCC par as the engine's, with the path's gradient (computed once, here)
+        share = self.ccc_share(macro) if isinstance(pool_cf, torch.Tensor) and deal.ccc_limit is not None else None
+        out = self.engine.market_inputs(deal, macro, pool_cf, ccc_share=share)
         if repeat > 1:
             out = {key: (v.repeat_interleave(repeat, 0) if isinstance(v, torch.Tensor) else np.repeat(v, repeat, 0))
                    for key, v in out.items()}

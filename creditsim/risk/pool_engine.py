@@ -236,7 +236,7 @@ class PoolEngine:
             raise DataError(f"transition model returned matrices of shape {mats.shape}, expected "
                             f"({s}, {_N_AC}, >= {t_len}, 7, 7)")
         mats = mats[:, :, :t_len]
-        n_rated = 7 if self._rated else 0
+        n_rated = len(RATINGS) if self._rated else 0
         # one output array, each cohort block written in place (concatenating ~100 MB chunks cost two copies)
         out = np.empty((s, _N_AC + n_rated + (self.refinancing is not None), t_len, 7, 7))
         out[:, :_N_AC] = mats
@@ -262,21 +262,23 @@ class PoolEngine:
                                    recovery_scale=self.recovery_scale(macro), index_shift=self.index_shift(macro),
                                    index_level=self.index_level(macro))
 
-    def market_inputs(self, deal: Any, macro: np.ndarray | torch.Tensor, pool_cf: np.ndarray | torch.Tensor
-                      ) -> dict[str, Any]:
+    def market_inputs(self, deal: Any, macro: np.ndarray | torch.Tensor, pool_cf: np.ndarray | torch.Tensor,
+                      ccc_share: torch.Tensor | None = None) -> dict[str, Any]:
         """The waterfall's market inputs for ``deal`` on macro paths ``(s, T, 9)`` and their pool cashflows
         ``(s, T, 7)``: :func:`creditsim.deal.market.deal_market_paths` (torch paths keep their gradients),
         plus the rated loans' CCC par (:meth:`ccc_par`, no gradient) when the deal has a CCC limit, and the
         paths of its reinvestment criteria: the rated loans' WARF (:meth:`pool_warf`) with ``max_warf``, the
         tape's scheduled WAL (:meth:`pool_wal`) with ``max_wal`` (the WAS comes from the collections). One
-        place for what ``simulate`` and the expected-loss path both give the waterfall."""
+        place for what ``simulate`` and the expected-loss path both give the waterfall. ``ccc_share``
+        ``(s, T)``: the CCC share of the performing pool to use instead of computing :meth:`ccc_par`'s
+        (the expected-loss path passes its differentiable one)."""
         out = deal_market_paths(deal, macro, pool_cf.shape[1])
         if deal.ccc_limit is None and getattr(deal, "max_warf", None) is None:
             return self._with_schedule_paths(deal, out, pool_cf.shape)
         detached = macro.detach().cpu().numpy() if isinstance(macro, torch.Tensor) else np.asarray(macro)
         cf = pool_cf.detach().cpu().numpy() if isinstance(pool_cf, torch.Tensor) else np.asarray(pool_cf)
         if deal.ccc_limit is not None:
-            ccc = self.ccc_par(detached, cf)
+            ccc = self.ccc_par(detached, cf) if ccc_share is None else pool_cf[..., POOL_CF_TYPES.index("balance")] * ccc_share
             if ccc is not None:
                 out["ccc_par"] = ccc
         if getattr(deal, "max_warf", None) is not None:

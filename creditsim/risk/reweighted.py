@@ -127,7 +127,9 @@ class ReweightedLosses:
             raise ConfigError(f"{self.draws} draws x {path.horizon} months x {len(seg_cohort)} segments need "
                               f"{cells:,} move counts (limit {MAX_CELLS:,}); use fewer draws")
         self._real_estate = bool((book.asset_class == _REAL_ESTATE).any())
-        self._floating = book.floating.any() and floating_base(book) is not None
+        base = floating_base(book) if book.floating.any() else None
+        self._classes = None if base is None else base[1]  # the floating classes (their coupon changes)
+        self._floating = self._classes is not None
         flows, moves = self._simulate(mats0, int(first_id), chunk, progress)
         used = moves.sum(0) > 0  # cells no draw visits carry no weight: keep only the visited ones
         self._used = used
@@ -138,16 +140,17 @@ class ReweightedLosses:
 
     # ------------------------------------------------------------------ set-up
     def _macro(self, macro: np.ndarray | torch.Tensor) -> torch.Tensor:
-        if isinstance(macro, torch.Tensor):
-            x = macro.to(dtype=torch.float64, device=self.path.device)
-        else:  # a copy: the caller's array may be read-only, and it is not ours to share
-            x = torch.tensor(np.asarray(macro, dtype=np.float64), device=self.path.device)
-        if x.ndim == 2:
-            x = x[None]
-        if x.ndim != 3 or x.shape[0] != 1:
-            raise DataError(f"macro path: expected (T, {len(MACRO_VARS)}) or (1, T, {len(MACRO_VARS)}), "
-                            f"got {tuple(x.shape)}")
-        return _horizon(x, self.path.horizon)
+        """One path ``(T', 9)`` or ``(1, T', 9)`` -> ``(1, T, 9)`` (:meth:`ExpectedLossPath.as_paths`)."""
+        if not isinstance(macro, torch.Tensor):
+            try:
+                macro = np.asarray(macro, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise DataError(f"macro path: expected numbers (T, {len(MACRO_VARS)}), got {type(macro).__name__}") from exc
+        shape = tuple(macro.shape)
+        if len(shape) not in (2, 3) or (len(shape) == 3 and shape[0] != 1):
+            raise DataError(f"macro path: expected one path (T, {len(MACRO_VARS)}) or (1, T, {len(MACRO_VARS)}), "
+                            f"got {shape}")
+        return self.path.as_paths(macro[None] if len(shape) == 2 else macro)
 
     def _simulate(self, mats0: torch.Tensor, first_id: int, chunk: int, progress: bool
                   ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -211,7 +214,7 @@ class ReweightedLosses:
         change = None
         if self._floating:
             shift, level = self.path.index_shift(x), self.path.index_level(x)
-            change = floating_base(self.path.engine.book)[1].coupon_change(shift, level)
+            change = self._classes.coupon_change(shift, level)
             change = change.expand(self.draws, *change.shape[1:])
         return pool_columns(total, self.path.engine.book.recovery_lag, change)
 
@@ -256,8 +259,3 @@ class ReweightedLosses:
                           WeightDegeneracyWarning, stacklevel=2)
         return ReweightedEstimate(weighted.mean(0), se, pool.mean(), w, ess)
 
-
-def _horizon(x: torch.Tensor, horizon: int) -> torch.Tensor:
-    if x.shape[-1] != len(MACRO_VARS) or x.shape[1] < horizon:
-        raise DataError(f"macro path: expected (1, >= {horizon}, {len(MACRO_VARS)}), got {tuple(x.shape)}")
-    return x[:, :horizon]
