@@ -90,6 +90,8 @@ def _pay_leading_group(n: int, pot: torch.Tensor, dues: torch.Tensor) -> torch.T
     computed on the classes. The classes' cumulative dues are the groups' (``(x_0 + x_1) + x_2`` either
     way, both sums run in class order), so a one-class group's payment is :func:`pay_sequential`'s on the
     classes; the leading group is paid ``min(its sum, pot)`` and splits it pro rata."""
+    if not (dues.requires_grad or pot.requires_grad) and dues.shape[1] > n:
+        return _pay_leading_group_inplace(n, pot, dues)
     total = column_sum(dues[:, :n], 1)
     # the walk over group sums: nothing is due before the first group (its cumulative sum less itself)
     group_paid = torch.minimum(total, torch.clamp(pot - (total - total), min=0.0))
@@ -101,6 +103,20 @@ def _pay_leading_group(n: int, pot: torch.Tensor, dues: torch.Tensor) -> torch.T
         # one-class group); kept for autograd, which splits a tie's gradient between min's arguments
         paid = torch.minimum(paid, dues)
     paid[:, :n] = pay_pro_rata(group_paid, dues[:, :n])
+    return paid
+
+
+def _pay_leading_group_inplace(n: int, pot: torch.Tensor, dues: torch.Tensor) -> torch.Tensor:
+    """:func:`_pay_leading_group` without autograd, for dues beyond the group: the same operations on the
+    same values, with the shared work done once. The group's sum is the classes' cumulative sum at its
+    last member (both add in class order); ``min(group paid, group sum)`` in :func:`pay_pro_rata` returns
+    the group paid itself (it is at most the sum), so it is left out."""
+    cum = torch.cumsum(dues, dim=1)
+    total = cum[:, n - 1]
+    group_paid = torch.minimum(total, torch.clamp(pot - (total - total), min=0.0))
+    paid = torch.clamp(pot.unsqueeze(1) - (cum - dues), min=0.0)
+    torch.minimum(dues, paid, out=paid)
+    paid[:, :n] = dues[:, :n] * masked_ratio(total > 0, group_paid, total, 0.0).unsqueeze(1)
     return paid
 
 

@@ -762,7 +762,12 @@ def _refinance(deal: _Deal, state: _State, t: int) -> None:
     """Reset the margin of each floating class whose market margin (issue margin x ``hy_t / hy_0``) is
     below ``(1 - refinancing_saving)`` x its current margin; effective from the next accrual. The gate is
     on the ratio market / current margin (a sigmoid in the soft modes)."""
-    market = deal.margins * (deal.hy[:, t] / torch.clamp(deal.hy[:, 0], min=1e-6)).unsqueeze(1)
+    move = deal.hy[:, t] / torch.clamp(deal.hy[:, 0], min=1e-6)
+    # margins in force never exceed the issue margins, so ratio >= move: where no scenario's spread move is
+    # below the threshold the hard gate is 0 everywhere and the margins stay as they are, bit for bit
+    if _exact_subset(deal) and not bool((move < 1.0 - deal.refi_saving).any()):
+        return
+    market = deal.margins * move.unsqueeze(1)
     current = state.margins
     ratio = coverage_ratio(market, current)
     w = deal.gates.switch((1.0 - deal.refi_saving) - ratio) * deal.floating
