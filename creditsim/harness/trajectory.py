@@ -46,9 +46,11 @@ class TrajectorySettings(NetSettings):
     longest sequence, in periods; a loan's longer history is cut into consecutive windows (each starts
     from the observed state and carries ``prev_state`` and any lagged covariates), which bounds the
     padding and the attention cost on long panels at the price of attention beyond ``window`` periods.
-    ``patience`` 8 (measured, 2 cores): at 100k loans x 60 months the fit takes 663 s, with 5 it takes
-    329 s at the same test NLL, but on the UCI panel 5 loses a third of the margin over gradient
-    boosting in one seed of three, so the default keeps 8 and a large panel may pass 5."""
+    ``patience`` 8 (measured on 2 cores, ``bench/bench_harness_scale.py``): at 100k loans x 60 months the fit
+    takes 469 s on a quiet machine (twice, 468.6 and 468.8 s; an earlier 663 s was taken beside other
+    work), test NLL 0.1688; with 5 it took about half that at the same NLL, but on the UCI panel 5 loses a
+    third of the margin over gradient boosting in one seed of three, so the default keeps 8 and a large
+    panel may pass 5."""
 
     epochs: int = 60
     batch_size: int = 256
