@@ -107,16 +107,18 @@ def _pay_leading_group(n: int, pot: torch.Tensor, dues: torch.Tensor) -> torch.T
 
 
 def _pay_leading_group_inplace(n: int, pot: torch.Tensor, dues: torch.Tensor) -> torch.Tensor:
-    """:func:`_pay_leading_group` without autograd, for dues beyond the group: the same operations on the
-    same values, with the shared work done once. The group's sum is the classes' cumulative sum at its
-    last member (both add in class order); ``min(group paid, group sum)`` in :func:`pay_pro_rata` returns
-    the group paid itself (it is at most the sum), so it is left out."""
+    """:func:`_pay_leading_group` without autograd, for dues (finite, >= 0) beyond the group: the same
+    values, with the shared work done once. The group's sum is the classes' cumulative sum at its last
+    member (both add in class order); ``pot - (sum - sum)`` is the pot itself for a finite sum;
+    ``min(group paid, group sum)`` in :func:`pay_pro_rata` returns the group paid (it is at most the sum);
+    and the pro-rata share ``paid / sum`` is 0/0 = NaN exactly where the masked ratio's mask (sum > 0)
+    is false, so the NaN is set to its fill, 0."""
     cum = torch.cumsum(dues, dim=1)
     total = cum[:, n - 1]
-    group_paid = torch.minimum(total, torch.clamp(pot - (total - total), min=0.0))
     paid = torch.clamp(pot.unsqueeze(1) - (cum - dues), min=0.0)
     torch.minimum(dues, paid, out=paid)
-    paid[:, :n] = dues[:, :n] * masked_ratio(total > 0, group_paid, total, 0.0).unsqueeze(1)
+    share = torch.minimum(total, torch.clamp(pot, min=0.0)).div_(total).nan_to_num_(0.0)
+    torch.mul(dues[:, :n], share.unsqueeze(1), out=paid[:, :n])
     return paid
 
 
