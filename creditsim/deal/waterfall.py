@@ -304,6 +304,7 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
     soon as the month is done (:func:`_record_month`).
     """
     deal = _make_deal(cf, p0, config, mode, sizes, tau, base, act360, hy, ccc, paths or {})
+    deal.record_criteria = any(key in outputs for key in CRITERIA_OUTPUTS)
     state = _initial_state(deal, sizes, p0)
     recorder = _make_recorder(deal, sizes, outputs)
     for t in range(deal.T):
@@ -400,6 +401,9 @@ class _Deal:
     refi_saving: float | None = None  # refinancing threshold, fraction of the current margin
     # reinvestment criteria (:func:`_criteria_metrics`, :func:`_criteria_cap`): on when the deal sets a limit
     criteria: bool = False
+    # the collateral metrics are also outputs: False when none of them is requested, so that outside the
+    # reinvestment period (where no test caps a purchase) they need not be computed
+    record_criteria: bool = True
     pool_spread: torch.Tensor | None = None  # (S, T) pool WAS path; None = from the month's collections
     pool_warf: torch.Tensor | None = None  # (S, T) pool WARF path; None = no WARF test
     pool_wal: torch.Tensor | None = None  # (S, T) pool WAL path (years); None = no WAL test
@@ -691,7 +695,7 @@ def _open_month(deal: _Deal, state: _State, pool: _PoolMonth, t: int, last: bool
     month = _Month(t=t, last=last, in_rp=t < deal.config.reinvestment_period and not last, pay=pay, rates=rates,
                    due_rates=rates if deal.period == 1 else rates + state.accrued_rate)
     _collections(deal, state, pool, month)
-    if deal.criteria:
+    if deal.criteria and (month.in_rp or deal.record_criteria):
         _criteria_metrics(deal, state, pool, month)
     _accrue(deal, state, month)
     month.tests = _determination(deal, state, month)

@@ -371,3 +371,18 @@ def test_criteria_results_do_not_depend_on_the_batch(stressed, mode):
     a = run_waterfall(pool, cfg, 1e8, mode=mode, **no_wal)["wal"]
     b = run_waterfall(pool[rows], cfg, 1e8, mode=mode, **{k: v[rows] for k, v in no_wal.items()})["wal"]
     np.testing.assert_array_equal(b.numpy(), a[rows].numpy())
+
+
+@pytest.mark.parametrize("mode", ["hard", "soft"])
+def test_tranche_outputs_alone_match_the_full_run_with_calls_and_criteria(stressed, mode):
+    # without the criteria outputs the collateral metrics are skipped outside the reinvestment period
+    # (calls liquidate inside it here): the tranche results must be the full run's, bit for bit
+    from creditsim.deal.waterfall import TRANCHE_OUTPUTS
+
+    pool, paths = stressed
+    cfg = criteria_deal(payment_frequency="monthly", clean_up_call=0.6)
+    full = run_waterfall(pool, cfg, 1e8, mode=mode, **paths)
+    part = run_waterfall(pool, cfg, 1e8, mode=mode, outputs=TRANCHE_OUTPUTS, **paths)
+    assert float(full["called"].sum()) > 0 and float(full["reinvestment_blocked"].sum()) > 0
+    for key in TRANCHE_OUTPUTS:
+        torch.testing.assert_close(part[key], full[key], rtol=0, atol=0, msg=key)
