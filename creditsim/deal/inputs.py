@@ -116,8 +116,10 @@ def scenario_path(name: str, values: Any, S: int, T: int, dev: torch.device, lo:
     if b.shape != (S, T):
         raise DataError(f"{name} must be a scalar, ({T},) or ({S}, {T}) {expected}, got {tuple(b.shape)}")
     with torch.no_grad():
-        bad = ~torch.isfinite(b) | (b < lo) | (b > hi)
-        if bool(bad.any()):
+        # one pass: NaN propagates into both extremes and fails both comparisons, an infinity is out of range
+        least, most = torch.aminmax(b)
+        if not (float(least) >= lo and float(most) <= hi):
+            bad = ~torch.isfinite(b) | (b < lo) | (b > hi)
             s, t = (int(v) for v in torch.nonzero(bad)[0])
             raise DataError(f"{name} must be {expected}, got {float(b[s, t]):.6g} at scenario {s}, month {t}")
     return b

@@ -305,6 +305,8 @@ def _run(cf: torch.Tensor, p0: torch.Tensor, config: WaterfallConfig, mode: str,
     """
     deal = _make_deal(cf, p0, config, mode, sizes, tau, base, act360, hy, ccc, paths or {})
     deal.record_criteria = any(key in outputs for key in CRITERIA_OUTPUTS)
+    if deal.price_path and deal.inplace:  # the same elementwise arithmetic as month by month, in one pass
+        deal.price_moves = _price_move(deal, slice(None))
     state = _initial_state(deal, sizes, p0)
     recorder = _make_recorder(deal, sizes, outputs)
     for t in range(deal.T):
@@ -404,6 +406,8 @@ class _Deal:
     # the collateral metrics are also outputs: False when none of them is requested, so that outside the
     # reinvestment period (where no test caps a purchase) they need not be computed
     record_criteria: bool = True
+    # (S, T) loan price factors of every month (:func:`_price_move`), tabulated once for a run without autograd
+    price_moves: torch.Tensor | None = None
     pool_spread: torch.Tensor | None = None  # (S, T) pool WAS path; None = from the month's collections
     pool_warf: torch.Tensor | None = None  # (S, T) pool WARF path; None = no WARF test
     pool_wal: torch.Tensor | None = None  # (S, T) pool WAL path (years); None = no WAL test
@@ -818,10 +822,14 @@ def _liquidation_price(deal: _Deal, t: int) -> torch.Tensor | float:
     return deal.config.liquidation_price * _price_move(deal, t)
 
 
-def _price_move(deal: _Deal, t: int) -> torch.Tensor:
-    """Loan price factor of month t on the spread path: ``1 - spread_duration x (hy_t - hy_0)``, floored
-    at 0.05 (the same factor moves sale and purchase prices)."""
-    return torch.clamp(1.0 - deal.config.spread_duration * (deal.hy[:, t] - deal.hy[:, 0]), min=0.05)
+def _price_move(deal: _Deal, t: int | slice) -> torch.Tensor:
+    """Loan price factor of month t (every month for ``slice(None)``) on the spread path:
+    ``1 - spread_duration x (hy_t - hy_0)``, floored at 0.05 (the same factor moves sale and purchase
+    prices)."""
+    if deal.price_moves is not None:
+        return deal.price_moves[:, t]
+    hy0 = deal.hy[:, 0] if isinstance(t, int) else deal.hy[:, :1]
+    return torch.clamp(1.0 - deal.config.spread_duration * (deal.hy[:, t] - hy0), min=0.05)
 
 
 def _normal_priorities(deal: _Deal, state: _State, month: _Month) -> None:
@@ -878,7 +886,7 @@ def _hold_collections(deal: _Deal, state: _State, month: _Month) -> None:
 #: per-scenario tensors of a run's constants (:class:`_Deal`): what a subset of scenarios needs indexed
 _DEAL_ROWS = ("tol", "zero", "p0")
 #: the run's (S, T) market and pool paths: only the collections, the call and refinancing read them
-_DEAL_PATHS = ("base", "hy", "ccc", "pool_spread", "pool_warf", "pool_wal")
+_DEAL_PATHS = ("base", "hy", "ccc", "pool_spread", "pool_warf", "pool_wal", "price_moves")
 
 
 def _exact_subset(deal: _Deal) -> bool:
