@@ -151,16 +151,16 @@ def remaining_wal(principal: torch.Tensor) -> torch.Tensor:
         Computed from two reverse cumulative sums of non-negative terms (``sum_{u>t} (u - t) p_u =
         sum_{v>t} sum_{u>=v} p_u``), so no difference of large sums loses digits.
     """
-    def tail(x: torch.Tensor) -> torch.Tensor:  # sum_{u >= t} x_u
-        return torch.flip(torch.cumsum(torch.flip(x, [-1]), -1), [-1])
-
-    def after(x: torch.Tensor) -> torch.Tensor:  # x_{t+1}, 0 past the end
-        return torch.cat([x[..., 1:], torch.zeros_like(x[..., :1])], dim=-1)
-
-    left = tail(principal)
-    amount, weighted = after(left), after(tail(left))
+    # in reversed time, where the tail sums are plain cumulative sums (the same additions in the same
+    # order as flipping each one back and forth, with one flip in and one out instead of four)
+    rev = torch.flip(principal, [-1])
+    left = torch.cumsum(rev, -1)  # sum_{u >= t} p_u, reversed
+    twice = torch.cumsum(left, -1)  # sum_{v >= t} sum_{u >= v} p_u, reversed
+    # x_{t+1} (0 past the end) is, reversed, the previous entry, with 0 first
+    amount = torch.cat([torch.zeros_like(left[..., :1]), left[..., :-1]], dim=-1)
+    weighted = torch.cat([torch.zeros_like(twice[..., :1]), twice[..., :-1]], dim=-1)
     pos = amount > 0
-    return torch.where(pos, weighted / torch.where(pos, 12.0 * amount, 1.0), 0.0)
+    return torch.flip(torch.where(pos, weighted / torch.where(pos, 12.0 * amount, 1.0), 0.0), [-1])
 
 
 def criteria_paths(config: WaterfallConfig, cf: torch.Tensor, S: int, T: int, pool_spread: Any, pool_warf: Any,
