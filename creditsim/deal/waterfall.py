@@ -403,7 +403,7 @@ class _Deal:
     refi_saving: float | None = None  # refinancing threshold, fraction of the current margin
     # reinvestment criteria (:func:`_criteria_metrics`, :func:`_criteria_cap`): on when the deal sets a limit
     criteria: bool = False
-    # the collateral metrics are also outputs: False when none of them is requested, so that outside the
+    # the collateral metrics are also outputs: False when none of them is requested, so that after the
     # reinvestment period (where no test caps a purchase) they need not be computed
     record_criteria: bool = True
     # (S, T) loan price factors of every month (:func:`_price_move`), tabulated once for a run without autograd
@@ -699,7 +699,10 @@ def _open_month(deal: _Deal, state: _State, pool: _PoolMonth, t: int, last: bool
     month = _Month(t=t, last=last, in_rp=t < deal.config.reinvestment_period and not last, pay=pay, rates=rates,
                    due_rates=rates if deal.period == 1 else rates + state.accrued_rate)
     _collections(deal, state, pool, month)
-    if deal.criteria and (month.in_rp or deal.record_criteria):
+    # past the reinvestment period no test caps a purchase, so only a requested output needs the metrics;
+    # inside it they run in a liquidation (call) branch too: it ages the bucket's WAL like the normal month,
+    # and the soft modes blend the two branches' states
+    if deal.criteria and (t < deal.config.reinvestment_period or deal.record_criteria):
         _criteria_metrics(deal, state, pool, month)
     _accrue(deal, state, month)
     month.tests = _determination(deal, state, month)
@@ -771,14 +774,19 @@ def _interest_reserve(deal: _Deal, state: _State, month: _Month) -> None:
         state.reserve = torch.zeros_like(state.reserve)
 
 
+#: relative margin by which a spread move must clear the refinancing threshold for a date to be skipped
+_REFI_SLACK = 1e-12
+
+
 def _refinance(deal: _Deal, state: _State, t: int) -> None:
     """Reset the margin of each floating class whose market margin (issue margin x ``hy_t / hy_0``) is
     below ``(1 - refinancing_saving)`` x its current margin; effective from the next accrual. The gate is
     on the ratio market / current margin (a sigmoid in the soft modes)."""
     move = deal.hy[:, t] / torch.clamp(deal.hy[:, 0], min=1e-6)
-    # margins in force never exceed the issue margins, so ratio >= move: where no scenario's spread move is
-    # below the threshold the hard gate is 0 everywhere and the margins stay as they are, bit for bit
-    if _exact_subset(deal) and not bool((move < 1.0 - deal.refi_saving).any()):
+    # margins in force never exceed the issue margins, so the ratio below is at least the move less its two
+    # roundings (a few 1e-16 relative: (0.0135 x 0.9) / 0.0135 is 0.8999999999999999): where no scenario's
+    # move is within 1e-12 of the threshold or under it, the hard gate is 0 everywhere and the margins stay
+    if _exact_subset(deal) and not bool((move < (1.0 - deal.refi_saving) * (1.0 + _REFI_SLACK)).any()):
         return
     market = deal.margins * move.unsqueeze(1)
     current = state.margins

@@ -373,16 +373,35 @@ def test_criteria_results_do_not_depend_on_the_batch(stressed, mode):
     np.testing.assert_array_equal(b.numpy(), a[rows].numpy())
 
 
-@pytest.mark.parametrize("mode", ["hard", "soft"])
-def test_tranche_outputs_alone_match_the_full_run_with_calls_and_criteria(stressed, mode):
-    # without the criteria outputs the collateral metrics are skipped outside the reinvestment period
-    # (calls liquidate inside it here): the tranche results must be the full run's, bit for bit
+def wal_call_deal(max_wal: float) -> WaterfallConfig:
+    """A monthly deal whose clean-up call can come inside the reinvestment period, with a WAL test that binds
+    (reviewer's case: a call branch that skipped the bucket's WAL ageing changed the soft blend)."""
+    return WaterfallConfig(
+        name="wal-call", payment_frequency="monthly", reinvestment_period=30, base_rate=0.04, senior_fee=0.0015,
+        sub_fee=0.0035, liquidate_at_horizon=True, spread_duration=3.0, reinvestment_price=0.97, max_wal=max_wal,
+        reinvestment_wal=6.0, clean_up_call=0.6,
+        tranches=[{"name": "A", "balance": 62e6, "margin": 0.0135, "floor": 0.0, "oc_trigger": 1.22, "ic_trigger": 1.2},
+                  {"name": "B", "balance": 11e6, "margin": 0.019, "oc_trigger": 1.15, "ic_trigger": 1.15},
+                  {"name": "C", "balance": 13e6, "margin": 0.035, "oc_trigger": 1.07, "deferrable": True},
+                  {"name": "Equity", "balance": 14e6, "equity": True}])
+
+
+@pytest.mark.parametrize("mode", ["hard", "soft", "straight_through"])
+@pytest.mark.parametrize("which", ["criteria", "wal-call"])
+def test_tranche_outputs_alone_match_the_full_run_with_calls_and_criteria(stressed, mode, which):
+    # without the criteria outputs the collateral metrics are skipped after the reinvestment period; calls
+    # inside it (whose liquidation branch the soft modes blend with the normal month) must still age the
+    # bucket's WAL: the tranche results must be the full run's, bit for bit
     from creditsim.deal.waterfall import TRANCHE_OUTPUTS
 
     pool, paths = stressed
-    cfg = criteria_deal(payment_frequency="monthly", clean_up_call=0.6)
+    if which == "criteria":
+        cfg = criteria_deal(payment_frequency="monthly", clean_up_call=0.6)
+    else:
+        cfg = wal_call_deal(4.0)
+        paths = {k: paths[k] for k in ("hy_spread", "base_rate", "pool_wal")}
     full = run_waterfall(pool, cfg, 1e8, mode=mode, **paths)
     part = run_waterfall(pool, cfg, 1e8, mode=mode, outputs=TRANCHE_OUTPUTS, **paths)
-    assert float(full["called"].sum()) > 0 and float(full["reinvestment_blocked"].sum()) > 0
+    assert float(full["called"][:, :30].sum()) > 0 and float(full["reinvestment_blocked"].sum()) > 0
     for key in TRANCHE_OUTPUTS:
         torch.testing.assert_close(part[key], full[key], rtol=0, atol=0, msg=key)

@@ -418,6 +418,22 @@ def test_a_floating_class_is_refinanced_when_its_market_margin_falls_enough():
         deal(cfg.tranches, base_rate=0.03, refinancing_saving=0.10)
 
 
+@pytest.mark.parametrize("margin", [0.0135, 0.02, 0.035])
+def test_refinancing_on_the_threshold_is_the_same_with_and_without_autograd(margin):
+    # a spread move exactly at 1 - saving: (margin x 0.9) / margin can round below 0.9 and refinance; the
+    # hard run without autograd (which skips dates no move can trigger) must agree with the tracked one
+    cfg = deal([{"name": "A", "balance": 60.0, "margin": margin}, {"name": "B", "balance": 20.0, "coupon": 0.08},
+                {"name": "Equity", "balance": 20.0, "equity": True}],
+               base_rate=0.03, non_call_period=1, call_nav_threshold=None, refinancing_saving=0.1)
+    pool = make_pool(4, interest=[2.0] * 4, balance=[100.0] * 4)
+    hy = [0.05, 0.05 * (1 - 0.1), 0.05 * (1 - 0.1), 0.05]
+    fast = run_waterfall(pool, cfg, initial_balance=100.0, hy_spread=hy)
+    sizes = torch.tensor([t.balance for t in cfg.tranches], dtype=torch.float64, requires_grad=True)
+    tracked = run_waterfall(pool, cfg, initial_balance=100.0, hy_spread=hy, tranche_balances=sizes)
+    for key in ("note_margin", "interest", "tranche_cashflows"):
+        torch.testing.assert_close(fast[key], tracked[key].detach(), rtol=0, atol=0, msg=key)
+
+
 def test_reinvestment_buys_at_the_spread_path_price_and_the_oc_test_carries_it_at_cost():
     cfg = deal([{"name": "A", "balance": 60.0, "coupon": 0.06}, {"name": "Equity", "balance": 40.0, "equity": True}],
                reinvestment_period=2, reinvestment_price=0.97, spread_duration=2.0)
