@@ -90,7 +90,8 @@ def _pay_leading_group(n: int, pot: torch.Tensor, dues: torch.Tensor) -> torch.T
     computed on the classes. The classes' cumulative dues are the groups' (``(x_0 + x_1) + x_2`` either
     way, both sums run in class order), so a one-class group's payment is :func:`pay_sequential`'s on the
     classes; the leading group is paid ``min(its sum, pot)`` and splits it pro rata."""
-    if not (dues.requires_grad or pot.requires_grad) and dues.shape[1] > n:
+    # CPU only: there the group's cumulative sum is column_sum's sequential order (a CUDA scan is parallel)
+    if not (dues.requires_grad or pot.requires_grad) and dues.shape[1] > n and dues.device.type == "cpu":
         return _pay_leading_group_inplace(n, pot, dues)
     total = column_sum(dues[:, :n], 1)
     # the walk over group sums: nothing is due before the first group (its cumulative sum less itself)

@@ -117,7 +117,7 @@ def scenario_path(name: str, values: Any, S: int, T: int, dev: torch.device, lo:
         raise DataError(f"{name} must be a scalar, ({T},) or ({S}, {T}) {expected}, got {tuple(b.shape)}")
     with torch.no_grad():
         # one pass: NaN propagates into both extremes and fails both comparisons, an infinity is out of range
-        least, most = torch.aminmax(b)
+        least, most = torch.aminmax(b) if b.numel() else (torch.tensor(lo), torch.tensor(hi))
         if not (float(least) >= lo and float(most) <= hi):
             bad = ~torch.isfinite(b) | (b < lo) | (b > hi)
             s, t = (int(v) for v in torch.nonzero(bad)[0])

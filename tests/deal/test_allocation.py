@@ -53,3 +53,10 @@ def test_leading_group_without_autograd_is_the_autograd_path_and_the_general_wal
     spread = (share.nan_to_num(-1.0).amax(1) - share.nan_to_num(2.0).amin(1)).clamp(min=0.0)
     has = (dues[:, :n] > 0).sum(1) > 1
     assert bool((spread[has] < 1e-12).all())
+
+
+def test_an_empty_scenario_path_passes_its_range_check() -> None:
+    from creditsim.deal.inputs import scenario_path
+
+    empty = scenario_path("hy_spread", torch.zeros(0, 5, dtype=torch.float64), 0, 5, torch.device("cpu"), 0.0, 1.0, "x")
+    assert empty.shape == (0, 5)
