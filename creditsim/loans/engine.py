@@ -591,8 +591,8 @@ class _BlockRun:
             }
         if self._fast:
             self._loan_group = torch.zeros(lb, dtype=torch.int64, device=dev) if groups is None else torch.from_numpy(groups[index]).to(dev)
-        self._fused = (fused_months(streams, cb, ci, self._m, inv, self._loan_group, g, nf, kernel_threads)
-                       if self._fast else None)
+        self._fused = (fused_months(streams, cb, ci, self._m, inv, self._loan_group, g, nf, kernel_threads,
+                                    shared_rows=not thresholds.varies) if self._fast else None)
         # the 49-row month tables (2.4 kB per loan) only for the torch step: the fused kernel reads a window
         self._tables = MonthTables(cb, ci, self._m, inv) if self._fused is None else None
 
@@ -666,12 +666,14 @@ class _BlockRun:
 
 
 def fused_months(streams: BlockStreams, cb: torch.Tensor, ci: torch.Tensor, m: torch.Tensor, inv_coupon: torch.Tensor | None,
-                 loan_group: torch.Tensor, n_groups: int, n_flows: int, threads: int = 1) -> object | None:
+                 loan_group: torch.Tensor, n_groups: int, n_flows: int, threads: int = 1,
+                 shared_rows: bool = False) -> object | None:
     """The fused month kernel for a pool-only block run on ``cb``'s device, or None to keep the torch step.
 
     CPU: :class:`creditsim.loans.fused.FusedMonths` on ``threads`` numba threads (the engine passes the
     caller's torch thread count, which ``OMP_NUM_THREADS`` or ``torch.set_num_threads`` set; with 1 the
-    serial build runs and no OpenMP pool starts; results never depend on it). CUDA: :class:`creditsim.loans.fused_cuda.FusedMonthsCuda`
+    serial build runs and no OpenMP pool starts; results never depend on it; ``shared_rows``: the
+    thresholds do not vary by scenario, so the kernel looks each month's stay thresholds up once). CUDA: :class:`creditsim.loans.fused_cuda.FusedMonthsCuda`
     when numba can reach the GPU and the sums fit its local memory (at most 8 groups and 15 flows;
     beyond, the torch step). If numba cannot be loaded (no writable cache directory for its compiled
     code, say) the torch step runs and the reason is logged. numba is imported (and compiles, once
@@ -692,7 +694,7 @@ def fused_months(streams: BlockStreams, cb: torch.Tensor, ci: torch.Tensor, m: t
     host = [a.cpu().numpy() for a in (cb, ci, m, loan_group)]
     inv = None if inv_coupon is None else inv_coupon.cpu().numpy()
     if cb.device.type == "cpu":
-        return fused.FusedMonths(streams, host[0], host[1], host[2], inv, host[3], n_groups, threads)
+        return fused.FusedMonths(streams, host[0], host[1], host[2], inv, host[3], n_groups, threads, shared_rows)
     if fused_cuda.available() and n_groups <= fused_cuda.MAX_GROUPS and n_flows <= fused_cuda.MAX_FLOWS:
         return fused_cuda.FusedMonthsCuda(streams, host[0], host[1], host[2], inv, host[3], n_groups, cb.device)
     return None

@@ -38,7 +38,7 @@ from numba import njit, prange
 
 from creditsim.transitions.sampler import RNG_LOAN_BLOCK, BlockStreams
 
-__all__ = ["FusedMonths", "add_event", "add_quiet", "draw_uniform", "month_body", "month_window", "pool_month",
+__all__ = ["FusedMonths", "add_event", "add_quiet", "draw_uniform", "loan_stay", "month_body", "month_window", "pool_month",
            "pool_month_serial", "sfc64_uniforms"]
 
 _U1, _U3, _U8, _U11, _U24, _U32, _U40 = (np.uint64(k) for k in (1, 3, 8, 11, 24, 32, 40))
@@ -138,15 +138,25 @@ def add_event(acc, g, nf, window, loan, t, ml, c, y, inv_coupon, lgd, i):  # pra
     return nxt, nxt
 
 
+@njit(cache=True)
+def loan_stay(t, m, row_base, stay_current, out):  # pragma: no cover - compiled
+    """``out[l]`` = the threshold below which loan ``l``'s uniform keeps it CURRENT in month ``t``:
+    ``stay_current`` at its state-0 row ``row_base[l]``, or -1 (never) in its maturity month."""
+    for loan in range(out.shape[0]):
+        out[loan] = stay_current[row_base[loan]] if m[loan] != t else np.float32(-1.0)
+
+
 @njit(cache=True, inline="always")
-def month_body(t, x, c, row_base, thresholds, stay_current, window, current, m, inv_coupon, lgd, loan_group,
-               words, buffered, widths, block, out):  # pragma: no cover - compiled
+def month_body(t, x, c, row_base, thresholds, stay_current, shared_stay, window, current, m, inv_coupon, lgd,
+               loan_group, words, buffered, widths, block, out):  # pragma: no cover - compiled
     """One month ``t`` of an ``(s, L_b)`` scenario x loan block, pool sums only.
 
     Args:
         x, c: ``(s, L_b)`` int32 chain and cash states, updated in place.
         row_base: ``(s, L_b)`` int32 threshold row of state 0 per (scenario, loan).
         thresholds: ``(6, n_rows)`` float32 cumulative thresholds; stay_current ``(n_rows,)`` float32.
+        shared_stay: ``(1, L_b)`` float32 :func:`loan_stay` of month ``t`` when every scenario reads the
+            same rows (``row_base[i] == row_base[0]``), else ``(0, L_b)``: computed per scenario here.
         window, current: the month's :func:`month_window` (``current`` ``(G * F, L_b)``); m ``(L_b,)``
             int64 maturity months;
             inv_coupon ``(L_b, J)`` float64 (``J = 0`` without floating bases).
@@ -154,14 +164,31 @@ def month_body(t, x, c, row_base, thresholds, stay_current, window, current, m, 
         words, buffered: ``(s, n_blocks, 4)`` / ``(s, n_blocks, 2)`` uint64 SFC64 states, advanced in
             place; widths ``(n_blocks,)`` loans per block; block = loans per full block (1,024).
         out: ``(s, G, F + 1)`` float64, set to the whole-cent sums (F = 5 + J flows, then the loss).
+
+    A block's month is three loops. The first classifies every loan without a branch: only CURRENT
+    (state 0) rows have a stay threshold (``stay_current`` is -1 elsewhere, and a uniform is >= 0), so
+    "quiet" (CURRENT -> CURRENT, not maturing) is ``x == 0 and u < stay``, and an event is any other
+    live loan. Absorbed and live loans interleave at random, so a branch on the state is mispredicted
+    about as often as not (it cost ~2 ns per loan-month at mid-life); the classification vectorises
+    instead. The second lists the events (a few per cent of loan-months); the third samples and books
+    them.
     """
     s = x.shape[0]
     n_thr = thresholds.shape[0]
     nf = out.shape[2] - 1
+    per_scenario = shared_stay.shape[0] == 0
     for i in prange(s):
         acc = np.zeros((out.shape[1], out.shape[2]))  # private to the scenario's thread
         u = np.empty(block, dtype=np.float32)
         quiet = np.empty(block)
+        is_event = np.empty(block, dtype=np.uint8)
+        events = np.empty(block, dtype=np.int64)
+        own_stay = np.empty(x.shape[1] if per_scenario else 0, dtype=np.float32)
+        if per_scenario:
+            loan_stay(t, m, row_base[i], stay_current, own_stay)
+            stay = own_stay
+        else:
+            stay = shared_stay[0]
         for j in range(widths.shape[0]):
             # draw the block's month first: the tight generator loop keeps its state in registers
             a, b, cc, w = words[i, j, 0], words[i, j, 1], words[i, j, 2], words[i, j, 3]
@@ -170,43 +197,48 @@ def month_body(t, x, c, row_base, thresholds, stay_current, window, current, m, 
                 a, b, cc, w, has, half, u[k] = draw_uniform(a, b, cc, w, has, half)
             words[i, j, 0], words[i, j, 1], words[i, j, 2], words[i, j, 3] = a, b, cc, w
             buffered[i, j, 0], buffered[i, j, 1] = has, half
-            for k in range(widths[j]):
-                loan = j * block + k
-                xs = x[i, loan]
-                quiet[k] = 0.0
-                if xs >= 4:  # absorbed: pays nothing (its uniform was drawn all the same)
-                    continue
-                row = row_base[i, loan] + xs
-                if u[k] < stay_current[row] and m[loan] != t:
-                    quiet[k] = 1.0  # CURRENT -> CURRENT: the scheduled instalment, summed below
-                    continue
-                g = loan_group[loan]
+            first, n = j * block, widths[j]
+            xb = x[i, first:first + n]
+            sb = stay[first:first + n]
+            for k in range(n):  # absorbed loans (x >= 4) are neither: their uniform is drawn all the same
+                xs = xb[k]
+                q = (xs == 0) & (u[k] < sb[k])
+                quiet[k] = np.float64(q)  # the scheduled instalment, summed by add_quiet
+                is_event[k] = np.uint8((xs < 4) & (not q))
+            n_events = 0
+            for k in range(n):  # written every time, counted when an event: no branch
+                events[n_events] = k
+                n_events += np.int64(is_event[k])
+            for e in range(n_events):
+                k = events[e]
+                loan = first + k
+                row = row_base[i, loan] + xb[k]
                 y = 0
                 for q in range(n_thr):
                     if u[k] >= thresholds[q, row]:
                         y += 1
-                x[i, loan], c[i, loan] = add_event(acc, g, nf, window, loan, t, m[loan], c[i, loan], y, inv_coupon,
-                                                   lgd, i)
-            add_quiet(acc, quiet, current, j * block, widths[j])
+                x[i, loan], c[i, loan] = add_event(acc, loan_group[loan], nf, window, loan, t, m[loan], c[i, loan],
+                                                   y, inv_coupon, lgd, i)
+            add_quiet(acc, quiet, current, first, n)
         out[i] = acc
 
 
 @njit(cache=True, parallel=True)
-def pool_month(t, x, c, row_base, thresholds, stay_current, window, current, m, inv_coupon, lgd, loan_group,
-               words, buffered, widths, block, out):  # pragma: no cover - compiled
+def pool_month(t, x, c, row_base, thresholds, stay_current, shared_stay, window, current, m, inv_coupon, lgd,
+               loan_group, words, buffered, widths, block, out):  # pragma: no cover - compiled
     """:func:`month_body` with its scenarios split over numba's threads (``prange``)."""
-    month_body(t, x, c, row_base, thresholds, stay_current, window, current, m, inv_coupon, lgd, loan_group,
-               words, buffered, widths, block, out)
+    month_body(t, x, c, row_base, thresholds, stay_current, shared_stay, window, current, m, inv_coupon, lgd,
+               loan_group, words, buffered, widths, block, out)
 
 
 @njit(cache=True)
-def pool_month_serial(t, x, c, row_base, thresholds, stay_current, window, current, m, inv_coupon, lgd,
-                      loan_group, words, buffered, widths, block, out):  # pragma: no cover - compiled
+def pool_month_serial(t, x, c, row_base, thresholds, stay_current, shared_stay, window, current, m, inv_coupon,
+                      lgd, loan_group, words, buffered, widths, block, out):  # pragma: no cover - compiled
     """:func:`month_body` on the calling thread alone (``prange`` is ``range`` here): no OpenMP pool is
     started, so a process that runs it can still ``fork`` (GNU OpenMP kills forked children of a process
     that used it) and side-by-side processes do not oversubscribe the cores."""
-    month_body(t, x, c, row_base, thresholds, stay_current, window, current, m, inv_coupon, lgd, loan_group,
-               words, buffered, widths, block, out)
+    month_body(t, x, c, row_base, thresholds, stay_current, shared_stay, window, current, m, inv_coupon, lgd,
+               loan_group, words, buffered, widths, block, out)
 
 
 @njit(cache=True)
@@ -231,11 +263,14 @@ class FusedMonths:
     ``ci`` ``(L_b, T + 4)`` whole cents, maturity months ``m`` ``(L_b,)``, the floating bases'
     ``inv_coupon`` ``(L_b, J)`` (None: J = 0), ``loan_group`` ``(L_b,)`` of ``n_groups`` groups, and the
     month window's buffers; ``threads``: numba threads the scenarios are split over (capped at numba's
-    pool; the numbers do not depend on it).
+    pool; the numbers do not depend on it); ``shared_rows``: every scenario reads the same threshold
+    rows (matrices that do not vary by scenario), so each month's stay thresholds are looked up once
+    for all of them (:func:`loan_stay`).
     """
 
     def __init__(self, streams: BlockStreams, cb: np.ndarray, ci: np.ndarray, m: np.ndarray,
-                 inv_coupon: np.ndarray | None, loan_group: np.ndarray, n_groups: int, threads: int = 1):
+                 inv_coupon: np.ndarray | None, loan_group: np.ndarray, n_groups: int, threads: int = 1,
+                 shared_rows: bool = False):
         self._threads = max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
         self._words, self._buffered = streams.sfc64_states()
         self._widths = streams.widths
@@ -245,6 +280,7 @@ class FusedMonths:
         self._group = np.ascontiguousarray(loan_group, dtype=np.int64)
         self._window = np.empty((lb, 2, 5))
         self._current = np.empty((n_groups * (5 + self._inv.shape[1]), lb))  # G * F rows
+        self._stay = np.empty((1 if shared_rows else 0, lb), dtype=np.float32)
 
     def month_window(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """``(window (L_b, 2, 5), current (G * F, L_b))`` of month ``t`` (:func:`month_window`; reused
@@ -257,7 +293,10 @@ class FusedMonths:
         """Advance month ``t``: states ``x`` / ``c`` in place, ``out`` ``(s, G, F + 1)`` set to the sums
         (CPU tensors, shared with numpy without a copy; arguments as :func:`pool_month`)."""
         window, current = self.month_window(t)
-        args = (t, x.numpy(), c.numpy(), row_base.numpy(), thresholds.numpy(), stay_current.numpy(), window, current,
+        rows, stay_current = row_base.numpy(), stay_current.numpy()
+        if self._stay.shape[0]:
+            loan_stay(t, self._m, rows[0], stay_current, self._stay[0])
+        args = (t, x.numpy(), c.numpy(), rows, thresholds.numpy(), stay_current, self._stay, window, current,
                 self._m, self._inv, lgd.numpy(), self._group, self._words, self._buffered, self._widths,
                 RNG_LOAN_BLOCK, out.numpy())
         if self._threads == 1:
