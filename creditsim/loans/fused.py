@@ -38,8 +38,8 @@ from numba import njit, prange
 
 from creditsim.transitions.sampler import RNG_LOAN_BLOCK, BlockStreams
 
-__all__ = ["FusedMonths", "add_event", "add_quiet", "draw_uniform", "loan_stay", "month_body", "month_window", "pool_month",
-           "pool_month_serial", "sfc64_uniforms"]
+__all__ = ["FusedMonths", "add_event", "add_quiet", "draw_uniform", "loan_stay", "month_body", "month_window",
+           "pool_month", "pool_month_serial", "sfc64_uniforms"]
 
 _U1, _U3, _U8, _U11, _U24, _U32, _U40 = (np.uint64(k) for k in (1, 3, 8, 11, 24, 32, 40))
 _LOW32 = np.uint64(0xFFFFFFFF)
