@@ -346,6 +346,12 @@ class DiffusionHead(nn.Module):
         z = F.silu(cond_h + self.x_in(y) + self.step_emb(k))
         return self.out(F.silu(self.hidden(z)))
 
+    def forward_step(self, y: torch.Tensor, k: int, cond_h: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` with one step ``k`` for every row: the step's embedding row is broadcast, not
+        looked up per row (the same sums, element by element)."""
+        z = F.silu(cond_h + self.x_in(y) + self.step_emb.weight[k])
+        return self.out(F.silu(self.hidden(z)))
+
 
 # ------------------------------------------------------------------------------ generation helpers
 class _BlockDraws:
@@ -748,22 +754,36 @@ class LoanTrajectoryModel(nn.Module):
         K = self.config.diffusion_steps
         cond_h = self.diffusion.cond_features(value_params)
         y = noise[0]
-        ab = self.alphas_cumprod
+        sd_noise, sd_signal, c0, ck, sd_post = self._posterior()
         for k in range(K - 1, -1, -1):
-            kk = torch.full((y.shape[0],), k, dtype=torch.long, device=y.device)
-            eps = self.diffusion(y, kk, cond_h)
-            y0 = ((y - (1 - ab[k]).sqrt() * eps) / ab[k].sqrt()).clamp(-1.0, 1.0)
+            eps = self.diffusion.forward_step(y, k, cond_h)
+            y0 = ((y - sd_noise[k] * eps) / sd_signal[k]).clamp(-1.0, 1.0)
             if k == 0:
                 y = y0
                 break
-            ab_prev = ab[k - 1]
-            beta = self.betas[k]
             # posterior q(y_{k-1} | y_k, y_0) of the forward process
-            c0 = ab_prev.sqrt() * beta / (1 - ab[k])
-            ck = (1 - beta).sqrt() * (1 - ab_prev) / (1 - ab[k])
-            var = beta * (1 - ab_prev) / (1 - ab[k])
-            y = c0 * y0 + ck * y + var.sqrt() * noise[K - k]
+            y = c0[k] * y0 + ck[k] * y + sd_post[k] * noise[K - k]
         return (y + 1.0) / 2.0
+
+    def _posterior(self) -> tuple[tuple[torch.Tensor, ...], ...]:
+        """Per step ``k`` (0-d float32 tensors): ``sqrt(1 - ab_k)``, ``sqrt(ab_k)`` and the posterior's
+        ``c0 = sqrt(ab_{k-1}) beta_k / (1 - ab_k)``, ``ck = sqrt(1 - beta_k) (1 - ab_{k-1}) / (1 - ab_k)``,
+        ``sqrt(beta_k (1 - ab_{k-1}) / (1 - ab_k))`` (entry 0 of the last three unused), with ``ab`` =
+        ``alphas_cumprod``. Computed once per schedule buffer (a month's sampling would otherwise spend
+        ~10 scalar tensor ops per step on them); elementwise float32 arithmetic in the order the
+        sampler used to write it, so the same bits."""
+        ab, beta = self.alphas_cumprod, self.betas
+        key = (ab.device, ab.data_ptr(), beta.data_ptr())
+        cached = getattr(self, "_posterior_cache", None)
+        if cached is None or cached[0] != key:
+            one_minus = 1 - ab
+            prev = torch.cat([ab[:1], ab[:-1]])  # ab_{k-1}; entry 0 is a placeholder
+            c0 = prev.sqrt() * beta / one_minus
+            ck = (1 - beta).sqrt() * (1 - prev) / one_minus
+            var = beta * (1 - prev) / one_minus
+            cached = (key, tuple(x.unbind() for x in (one_minus.sqrt(), ab.sqrt(), c0, ck, var.sqrt())))
+            self._posterior_cache = cached
+        return cached[1]
 
     @torch.no_grad()
     @serial_torch()  # small step-by-step ops: one thread, no idle-thread spinning (creditsim.threads)
