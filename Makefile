@@ -9,7 +9,7 @@ DOCS_STAMP := $(VENV)/.installed-docs
 # pytest workers: the suite is sized for a 2-core machine
 WORKERS ?= 2
 
-.PHONY: install demo test test-fast bench pretrained docs clean chromium
+.PHONY: install demo test test-fast bench bench-all pretrained docs clean chromium
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,7 +53,12 @@ test: $(STAMP) $(DOCS_STAMP) chromium
 test-fast: $(STAMP) $(DOCS_STAMP)
 	$(PY) -m pytest -q -n $(WORKERS) -m "not slow"
 
+# the throughput table of issue 17 (each figure against a floor measured in the same run; ~2 minutes),
+# written to out/bench/throughput.{md,csv}; bench-all runs every benchmark script with its defaults (hours)
 bench: $(STAMP)
+	$(PY) bench/bench_table.py --out out/bench
+
+bench-all: $(STAMP)
 	for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
 
 # Regenerates every shipped checkpoint (safetensors + JSON) under creditsim/pretrained/.

@@ -1,0 +1,273 @@
+"""Throughput against the hardware floor, every figure measured in the same run: one table.
+
+    .venv/bin/python bench/bench_table.py [--out out/bench] [--quick] [--dask] [--only NAME ...]
+
+``make bench`` runs it. Each workload runs in its own process (so its peak resident memory is its
+own), on one thread unless the row says otherwise, after a warm-up call that imports numba and loads
+the cached kernels (that one-off cost is not throughput). Two floors are measured first, on this
+machine, in this run:
+
+- ``uniform``: numpy's default generator drawing float32 uniforms in [0, 1) on one core, per second
+  (a Monte Carlo engine draws at least one uniform per loan-month; the Markov engine's figure is
+  loan-months per CPU-second divided by this);
+- ``sgemm``: torch's single-thread float32 matrix product, 1024 x 1024 x 1024, GFLOP/s (the
+  trajectory engine's figure is its FLOPs per loan-month, counted by
+  :class:`torch.utils.flop_counter.FlopCounterMode` on one scenario, times its loan-months per
+  CPU-second, divided by this).
+
+The bars are issue 17's: Markov engine >= 0.3 of the uniform floor per core; simulate 10k loans x 60
+months x 10,000 scenarios <= 45 s CPU and <= 1 GiB (measured on 1,000 scenarios; the cost is linear
+in scenarios, the memory adds only the O(S T) outputs, which are added to the figure); 10k x 360 x
+1,000 <= 1 GiB; 1k-loan books <= 30 ns CPU per loan-month; trajectory engine >= 0.4 of the sgemm
+floor; dask (``--dask``, about four minutes) >= 1.7x the one-thread local wall on a 2-worker
+LocalCluster, bit-identical. The table goes to the terminal and to ``OUT/throughput.md`` and
+``OUT/throughput.csv`` (written to a temporary name and renamed). ``--quick`` shrinks every workload
+about tenfold (for a smoke test; the figures are then noisier and the memory rows not comparable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+_HERE = Path(__file__).resolve().parent
+_GIB = 1024.0**3
+
+
+def _peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / _GIB  # KiB on Linux
+
+
+def floor_uniform(quick: bool) -> dict:
+    """Best of three: float32 uniforms per second of numpy's default generator, one core."""
+    n = 2_000_000 if quick else 20_000_000
+    rng = np.random.default_rng(0)
+    out = np.empty(n, dtype=np.float32)
+    best = np.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        rng.random(out=out, dtype=np.float32)
+        best = min(best, time.perf_counter() - t0)
+    return {"value": n / best, "unit": "uniforms/s"}
+
+
+def floor_sgemm(quick: bool) -> dict:
+    """Best of three: single-thread float32 1024^3 matrix product, GFLOP/s."""
+    import torch
+
+    torch.set_num_threads(1)
+    n = 512 if quick else 1024
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = np.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return {"value": 2.0 * n**3 / best / 1e9, "unit": "GFLOP/s"}
+
+
+def _simulate(n_loans: int, n_sims: int, horizon: int, engine: str = "markov", chunk: int = 500) -> dict:
+    """CPU seconds and peak memory of :func:`creditsim.simulate` on the example CLO deal, one thread."""
+    import torch
+
+    torch.set_num_threads(1)
+    from creditsim.deal.config import load_deal
+    from creditsim.examples import example_path
+    from creditsim.risk.simulate import simulate
+    from creditsim.transitions.synthetic import LoanTapeGenerator
+
+    loans, _ = LoanTapeGenerator(n_loans, 1, random_seed=7).generate()
+    deal = load_deal(example_path("example_clo.yaml"))
+    kw = dict(macro="synthetic", engine=engine, seed=7, progress=False, horizon=horizon)
+    simulate(loans, deal, n_simulations=2, chunk_size=2, **kw)  # imports, kernel cache
+    c0 = time.process_time()
+    simulate(loans, deal, n_simulations=n_sims, chunk_size=min(chunk, n_sims), **kw)
+    return {"cpu_s": time.process_time() - c0, "rss_gib": _peak_rss_gib(), "loan_months": n_loans * horizon * n_sims}
+
+
+def markov_engine(quick: bool) -> dict:
+    """The Markov engine alone (pool sums), 10k loans x 60 months x 1,000 scenarios, per CPU-second."""
+    import torch
+
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(_HERE))
+    from bench_engine import synthetic_book
+
+    from creditsim.loans.engine import simulate_pool_cashflows
+    from creditsim.transitions.markov import MarkovTransitionModel
+
+    n_loans, months, sims = 10_000, 60, (100 if quick else 1000)
+    book = synthetic_book(n_loans)
+    mats = MarkovTransitionModel.default().transition_matrix_
+    simulate_pool_cashflows(book.subset(np.arange(100)), mats, 2, seed=7, n_months=2)
+    c0 = time.process_time()
+    simulate_pool_cashflows(book, mats, sims, seed=7, n_months=months, chunk_size=1000, loan_chunk=4096)
+    cpu = time.process_time() - c0
+    return {"value": n_loans * months * sims / cpu, "unit": "loan-months/CPU-s"}
+
+
+def simulate_10k(quick: bool) -> dict:
+    """simulate 10k x 60 on 1,000 scenarios, CPU seconds extrapolated to 10,000 (linear in scenarios)."""
+    sims = 100 if quick else 1000
+    r = _simulate(10_000, sims, 60)
+    # the kept O(S T) outputs of 10,000 scenarios: pool flows 7, tranche arrays 3 x 6 classes, macro 9
+    outputs_gib = 10_000 * 60 * (7 + 3 * 6 + 9) * 8 / _GIB
+    return {"value": r["cpu_s"] * 10_000 / sims, "unit": "CPU s (10,000 scenarios)",
+            "rss_gib": r["rss_gib"] + outputs_gib, "ns_per_loan_month": r["cpu_s"] / r["loan_months"] * 1e9}
+
+
+def simulate_360(quick: bool) -> dict:
+    """simulate 10k x 360 months x 1,000 scenarios: peak resident memory."""
+    r = _simulate(10_000, 100 if quick else 1000, 360)
+    return {"value": r["rss_gib"], "unit": "GiB peak RSS", "cpu_s": r["cpu_s"]}
+
+
+def simulate_1k(quick: bool) -> dict:
+    """simulate on a 1k-loan book x 60 months x 2,000 scenarios: CPU ns per loan-month."""
+    r = _simulate(1_000, 200 if quick else 2000, 60)
+    return {"value": r["cpu_s"] / r["loan_months"] * 1e9, "unit": "ns CPU / loan-month"}
+
+
+def trajectory(quick: bool) -> dict:
+    """The trajectory engine (pretrained LoanTrajectoryModel) on 2,000 loans x 60 months x 4 scenarios:
+    loan-months per CPU-second, and the FLOPs per loan-month of one more scenario counted by torch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    n_loans, sims = (500, 2) if quick else (2000, 4)
+    r = _simulate(n_loans, sims, 60, engine="trajectory", chunk=sims)
+    counter = FlopCounterMode(display=False)
+    with counter:  # matrix products and attention: what the floor's sgemm rate bounds
+        _simulate(n_loans, 1, 60, engine="trajectory", chunk=1)
+    # _simulate's warm-up runs 2 scenarios before the timed one: 3 scenarios were counted
+    flops = counter.get_total_flops() / (3 * n_loans * 60)
+    return {"value": r["loan_months"] / r["cpu_s"], "unit": "loan-months/CPU-s", "flops_per_loan_month": flops}
+
+
+def dask_speedup(quick: bool) -> dict:
+    """bench_dask.py's three runs; the dask wall over the one-thread local wall."""
+    args = [sys.executable, str(_HERE / "bench_dask.py")] + (["--sims", "4000"] if quick else [])
+    done = subprocess.run(args, capture_output=True, text=True, check=True)
+    walls, same = {}, True
+    for line in done.stdout.splitlines():
+        if " s   dask speed-up" in line:
+            name = line.split("  ")[0].strip()
+            walls[name] = float(line.split(" s   ")[0].split()[-1])
+            same = same and line.rstrip().endswith("True")
+    local1 = next(v for k, v in walls.items() if k.startswith("local, 1"))
+    return {"value": local1 / walls["dask"], "unit": "x one-thread local wall", "bit_identical": same,
+            "walls": walls}
+
+
+MEASURES = {f.__name__: f for f in (floor_uniform, floor_sgemm, markov_engine, simulate_10k, simulate_360, simulate_1k,
+                                    trajectory, dask_speedup)}
+
+
+def _run_one(name: str, quick: bool) -> dict:
+    """Run one measure in a fresh process (its own peak memory, its own imports); its JSON back."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"} if name != "dask_speedup" else dict(os.environ)
+    cmd = [sys.executable, __file__, "--one", name] + (["--quick"] if quick else [])
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def table(results: dict) -> list[dict]:
+    """Rows ``{workload, measured, unit, floor, ratio, bar, met}`` from the measures' results."""
+    u, f = results["floor_uniform"]["value"], results["floor_sgemm"]["value"]
+    rows = [
+        {"workload": "floor: float32 uniforms, 1 core", "measured": u, "unit": "per s"},
+        {"workload": "floor: sgemm 1024^3, 1 thread", "measured": f, "unit": "GFLOP/s"},
+    ]
+    if "markov_engine" in results:
+        v = results["markov_engine"]["value"]
+        rows.append({"workload": "Markov engine 10k x 60 x 1,000, 1 thread", "measured": v, "unit": "loan-months / CPU-s",
+                     "floor": u, "ratio": v / u, "bar": ">= 0.3 of floor", "met": v / u >= 0.3})
+    if "simulate_10k" in results:
+        r = results["simulate_10k"]
+        rows.append({"workload": "simulate 10k x 60 x 10,000 (from 1,000), CPU", "measured": r["value"],
+                     "unit": "CPU s", "bar": "<= 45 s", "met": r["value"] <= 45.0, "note": f"{r['ns_per_loan_month']:.1f} ns / loan-month"})
+        rows.append({"workload": "simulate 10k x 60 x 10,000, memory", "measured": r["rss_gib"], "unit": "GiB",
+                     "bar": "<= 1 GiB", "met": r["rss_gib"] <= 1.0, "note": "peak RSS of 1,000 + the outputs of 10,000"})
+    if "simulate_360" in results:
+        r = results["simulate_360"]
+        rows.append({"workload": "simulate 10k x 360 x 1,000, memory", "measured": r["value"], "unit": "GiB",
+                     "bar": "<= 1 GiB", "met": r["value"] <= 1.0, "note": f"{r['cpu_s']:.0f} s CPU"})
+    if "simulate_1k" in results:
+        v = results["simulate_1k"]["value"]
+        rows.append({"workload": "simulate 1k x 60 x 2,000", "measured": v, "unit": "ns CPU / loan-month",
+                     "bar": "<= 30 ns", "met": v <= 30.0})
+    if "trajectory" in results:
+        r = results["trajectory"]
+        need = r["flops_per_loan_month"]
+        floor_rate = f * 1e9 / need
+        rows.append({"workload": "trajectory engine 2k x 60 x 4, 1 thread", "measured": r["value"],
+                     "unit": "loan-months / CPU-s", "floor": floor_rate, "ratio": r["value"] / floor_rate,
+                     "bar": ">= 0.4 of floor", "met": r["value"] / floor_rate >= 0.4,
+                     "note": f"{need / 1e3:.0f} kFLOP / loan-month"})
+    if "dask_speedup" in results:
+        r = results["dask_speedup"]
+        rows.append({"workload": "dask 2 workers vs local 1 thread", "measured": r["value"], "unit": "x",
+                     "bar": ">= 1.7x, bit-identical", "met": r["value"] >= 1.7 and r["bit_identical"],
+                     "note": ", ".join(f"{k} {v:.1f} s" for k, v in r["walls"].items())})
+    return rows
+
+
+def _fmt(x: object) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, bool):
+        return "yes" if x else "**no**"
+    if isinstance(x, float):
+        return f"{x:.3g}" if abs(x) < 1e4 else f"{x:.3e}"
+    return str(x)
+
+
+def markdown(rows: list[dict]) -> str:
+    cols = ["workload", "measured", "unit", "floor", "ratio", "bar", "met", "note"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="out/bench")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--dask", action="store_true", help="also the ~4-minute dask comparison")
+    ap.add_argument("--only", nargs="*", choices=sorted(MEASURES), help="these workloads only (floors always)")
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # the child process: one measure, JSON on stdout
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(MEASURES[args.one](args.quick)))
+        return
+    names = args.only or [n for n in MEASURES if not n.startswith("floor") and (args.dask or n != "dask_speedup")]
+    results = {}
+    for name in ["floor_uniform", "floor_sgemm", *names]:
+        t0 = time.perf_counter()
+        results[name] = _run_one(name, args.quick)
+        print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    rows = table(results)
+    text = markdown(rows)
+    print(text)
+    from creditsim.fileio import atomic_write
+    import pandas as pd
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "throughput.md", lambda p: Path(p).write_text(text))
+    atomic_write(out / "throughput.csv", lambda p: pd.DataFrame(rows).to_csv(p, index=False))
+    print(f"written: {out / 'throughput.md'}, {out / 'throughput.csv'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""PoolEngine.pool_cashflows runs a chunk in scenario blocks whose cohort matrices fit MATRIX_BYTES:
+the blocks must give the chunk's numbers bit for bit, and the matrices' memory must be bounded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import creditsim.risk.pool_engine as pool_engine
+from creditsim.examples import example_path
+from creditsim.macro.scenarios import fed_table_path
+from creditsim.risk.pool_engine import PoolEngine
+from creditsim.states import MACRO_VARS
+
+
+@pytest.fixture(scope="module")
+def engine() -> PoolEngine:
+    # the example tape has every cohort kind: four asset classes, rated corporates, fixed-rate real estate
+    tape = pd.read_parquet(example_path("loans_example.parquet")).sample(400, random_state=3)
+    return PoolEngine.from_tape(tape, seed=11, horizon=18, cutoff="2025-01")
+
+
+def _paths(n: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    base = fed_table_path(2025, "severely_adverse", 18)
+    paths = np.repeat(base[None], n, axis=0)
+    u = MACRO_VARS.index("unemployment_rate")
+    paths[:, :, u] += rng.normal(0, 0.01, (n, 1)) * np.arange(18) / 18  # scenarios differ
+    return paths
+
+
+def test_scenario_blocks_give_the_chunks_numbers_bit_for_bit(engine, monkeypatch):
+    ids = np.array([5, 900, 3, 41, 2**40, 7, 12], dtype=np.int64)
+    paths = _paths(len(ids))
+    whole = engine.pool_cashflows(paths, ids)
+    blocks = []
+    real = PoolEngine.cohort_matrices
+
+    def counted(self, macro):
+        blocks.append(len(macro))
+        return real(self, macro)
+
+    monkeypatch.setattr(PoolEngine, "cohort_matrices", counted)
+    per_scenario = engine.n_cohorts() * engine.horizon * 49 * 8
+    monkeypatch.setattr(pool_engine, "MATRIX_BYTES", 3 * per_scenario)  # 7 scenarios -> blocks of 3, 3, 1
+    split = engine.pool_cashflows(paths, ids)
+    assert blocks == [3, 3, 1]
+    np.testing.assert_array_equal(split, whole)
+    # and each scenario alone
+    monkeypatch.setattr(pool_engine, "MATRIX_BYTES", 1)
+    blocks.clear()
+    single = engine.pool_cashflows(paths, ids)
+    assert blocks == [1] * len(ids)
+    np.testing.assert_array_equal(single, whole)
+
+
+def test_blocks_are_equal_and_bounded(engine, monkeypatch):
+    per_scenario = engine.n_cohorts() * engine.horizon * 49 * 8
+    sizes = []
+    monkeypatch.setattr(PoolEngine, "cohort_matrices", lambda self, macro: sizes.append(len(macro)) or
+                        np.broadcast_to(np.eye(7), (len(macro), self.n_cohorts(), self.horizon, 7, 7)))
+    monkeypatch.setattr(pool_engine, "simulate_pool_chunk",
+                        lambda book, mats, ids, *a, **k: np.zeros((len(ids), engine.horizon, 7)))
+    monkeypatch.setattr(pool_engine, "MATRIX_BYTES", 64 * per_scenario)
+    out = engine.pool_cashflows(_paths(1)[[0] * 500], np.arange(500))
+    assert out.shape == (500, engine.horizon, 7)
+    assert sizes == [63] * 7 + [59]  # 8 blocks of at most 64, as equal as can be
+    assert max(sizes) * per_scenario <= pool_engine.MATRIX_BYTES
+
+
+def test_n_cohorts_is_the_matrices_cohort_axis(engine):
+    assert engine.cohort_matrices(_paths(2)).shape[1] == engine.n_cohorts()
