@@ -64,10 +64,10 @@ __all__ = ["PoolEngine", "rating_default_hazard", "rated_cohort_matrices"]
 
 _N_AC = len(ASSET_CLASSES)
 _CORPORATE = ASSET_CLASSES.index("corporate")
+_REAL_ESTATE = ASSET_CLASSES.index("real_estate")
 #: most bytes of ``(s, C, T, 7, 7)`` float64 cohort matrices one pass of :meth:`PoolEngine.pool_cashflows`
 #: builds: a scenario chunk whose matrices would be larger runs in scenario blocks that fit
 MATRIX_BYTES = 128 * 2**20
-_REAL_ESTATE = ASSET_CLASSES.index("real_estate")
 
 
 def rating_default_hazard(monthly: np.ndarray) -> np.ndarray:
@@ -265,14 +265,14 @@ class PoolEngine:
 
         The chunk's cohort matrices take ``s x C x T x 49 x 8`` bytes: 0.85 GB for 500 scenarios, 12
         cohorts and 360 months, and building them takes as much again. Scenarios run in equal blocks
-        whose matrices stay under :data:`MATRIX_BYTES`, so memory does not grow with chunk x months. Every scenario's draws are
-        keyed by its global id and its pool sums are exact, so the blocks give the chunk's numbers
-        bit for bit (the reproducibility tests vary the chunk size)."""
+        whose matrices stay under :data:`MATRIX_BYTES`, so memory does not grow with chunk x months.
+        Every scenario's draws are keyed by its global id and its pool sums are exact, so the blocks
+        give the chunk's numbers bit for bit (tests/risk/test_pool_engine_blocks.py)."""
         s = len(scenario_ids)
-        per_scenario = self.n_cohorts() * self.horizon * 49 * 8
-        n_blocks = -(-s // max(1, MATRIX_BYTES // per_scenario))
-        block = -(-s // n_blocks)  # equal blocks: 500 scenarios of 128 MB... go as 2 x 250, not 464 + 36
-        if n_blocks > 1:
+        cap = max(1, MATRIX_BYTES // (self.n_cohorts() * self.horizon * 49 * 8))  # scenarios per block
+        if s > cap:
+            n_blocks = -(-s // cap)
+            block = -(-s // n_blocks)  # equal blocks: 500 scenarios in two go as 250 + 250, not 464 + 36
             return np.concatenate([self.pool_cashflows(macro[a:a + block], scenario_ids[a:a + block])
                                    for a in range(0, s, block)])
         mats = self.cohort_matrices(macro)
