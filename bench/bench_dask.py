@@ -5,7 +5,7 @@
 Three runs of the same job, bit for bit the same losses: local on one thread (the same work as one
 dask worker), local on the caller's default threads (the fused kernel splits scenarios over both
 cores; the matrices, streams and waterfall stay on one), and dask with two single-threaded worker
-processes, cluster start-up included. The defaults make the one-thread local run about two minutes
+processes, cluster start-up included. The defaults make the one-thread local run 75-85 s
 on this 2-core machine: a shorter run mostly measures the cluster's start-up (~3 s).
 
 Measured 2026-12-05 (2 cores, nothing else running; 40,000 scenarios x 2,000 loans x 60 months), two
