@@ -113,6 +113,7 @@ from creditsim.loans.schedule import amortization_schedule
 from creditsim.states import ALLOWED_TRANSITIONS, N_LIVE_STATES, N_STATES
 from creditsim.threads import serial_torch
 from creditsim.transitions.sampler import (
+    ABSORBED_THRESHOLDS,
     RNG_LOAN_BLOCK,
     BlockStreams,
     check_positive_int,
@@ -352,14 +353,19 @@ class _Thresholds:
         self._bins = torch.from_numpy(bins)
         self._m = m
         self._seg_cohort, self._seg_bin = seg_cohort, seg_bin
+        self._seg_cohort_np = np.ascontiguousarray(seg_cohort.numpy(), dtype=np.int64)
         # every cohort used once, in order (one risk bin): the month's matrices are a view, not a gather
         self._all_cohorts = bool(len(seg_cohort) == c_m and torch.equal(seg_cohort, torch.arange(c_m)))
         self._dev = dev
+        # on the CPU the month's thresholds come from one numba pass where the fused kernel loads
+        self._fused = _fused_module() if dev.type == "cpu" else None
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         if t_m == 1:
             self._cache[0] = self._compute(0)
 
     def _compute(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._fused is not None:
+            return self._compute_fused(self._fused, t)
         # (s_m, G, 7, 7): each used segment's cohort matrix
         mt = self._m[:, :, t] if self._all_cohorts else self._m[:, self._seg_cohort, t]
         seg = shift_rows(mt, self._bins[self._seg_bin])  # its risk bin's shift, per segment
@@ -367,6 +373,20 @@ class _Thresholds:
         # u < stay_current  <=>  a CURRENT loan stays CURRENT (y = 0); never true for other rows
         stay = torch.where(torch.arange(N_STATES) == 0, thr[..., 0], torch.full_like(thr[..., 0], -1.0))
         return thr.reshape(-1, N_STATES - 1).t().contiguous().to(self._dev), stay.reshape(-1).to(self._dev)
+
+    def _compute_fused(self, fused: object, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_compute` by :func:`creditsim.loans.fused.month_thresholds` (CPU; bit-identical)."""
+        bins = self._bins[self._seg_bin]
+        if bool(bins.any()):  # risk bins shift the rows first (torch; rarely more than a few segments)
+            m = shift_rows(self._m[:, self._seg_cohort, t], bins).unsqueeze(2).contiguous()
+            seg, key = np.arange(m.shape[1], dtype=np.int64), 0
+        else:
+            m, seg, key = self._m, self._seg_cohort_np, t
+        n_rows = m.shape[0] * len(seg) * N_STATES
+        thr = np.empty((N_STATES - 1, n_rows), dtype=np.float32)
+        stay = np.empty(n_rows, dtype=np.float32)
+        fused.month_thresholds(m.numpy(), key, seg, ABSORBED_THRESHOLDS, thr, stay)
+        return torch.from_numpy(thr), torch.from_numpy(stay)
 
     def rows(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(thresholds (6, n_rows) float32, stay_current (n_rows,) float32)`` of month ``t``.
@@ -665,6 +685,21 @@ class _BlockRun:
             self.loan_level["flows"][:, :, t] = f
 
 
+def _fused_module() -> object | None:
+    """:mod:`creditsim.loans.fused` when :data:`FUSED_KERNEL` is on and numba loads (imported, and its
+    cached kernels loaded, on first use), else None with the reason logged: e.g. numba finds no
+    writable cache directory, and the engine keeps its torch step and torch thresholds."""
+    if not FUSED_KERNEL:
+        return None
+    try:
+        from creditsim.loans import fused
+    except Exception as exc:  # noqa: BLE001 - any import failure means "use the torch path"
+        log.warning("the fused month kernel is unavailable (%s: %s); the engine uses its torch step",
+                    type(exc).__name__, exc)
+        return None
+    return fused
+
+
 def fused_months(streams: BlockStreams, cb: torch.Tensor, ci: torch.Tensor, m: torch.Tensor, inv_coupon: torch.Tensor | None,
                  loan_group: torch.Tensor, n_groups: int, n_flows: int, threads: int = 1,
                  shared_rows: bool = False) -> object | None:
@@ -682,15 +717,16 @@ def fused_months(streams: BlockStreams, cb: torch.Tensor, ci: torch.Tensor, m: t
     """
     if not FUSED_KERNEL or cb.device.type not in ("cpu", "cuda"):
         return None
-    try:  # numba is imported (and its cached kernels loaded) on first use; the CUDA module on a GPU only
-        from creditsim.loans import fused
-
-        if cb.device.type == "cuda":
-            from creditsim.loans import fused_cuda
-    except Exception as exc:  # noqa: BLE001 - e.g. numba finds no writable cache directory: keep the torch step
-        log.warning("the fused month kernel is unavailable (%s: %s); the engine uses its torch step",
-                    type(exc).__name__, exc)
+    fused = _fused_module()
+    if fused is None:
         return None
+    if cb.device.type == "cuda":
+        try:  # the CUDA module on a GPU only
+            from creditsim.loans import fused_cuda
+        except Exception as exc:  # noqa: BLE001 - a broken numba-cuda: keep the torch step
+            log.warning("the fused CUDA kernel is unavailable (%s: %s); the engine uses its torch step",
+                        type(exc).__name__, exc)
+            return None
     host = [a.cpu().numpy() for a in (cb, ci, m, loan_group)]
     inv = None if inv_coupon is None else inv_coupon.cpu().numpy()
     if cb.device.type == "cpu":

@@ -192,3 +192,31 @@ def test_a_one_thread_process_can_fork_after_the_kernel_ran():
         torch.set_num_threads(before)
     assert child.exitcode == 0
     np.testing.assert_array_equal(got, ref)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31), s=st.integers(1, 3), c=st.integers(1, 4), months=st.integers(1, 3),
+       float32=st.booleans(), zero_share=st.sampled_from([0.0, 0.3, 0.7]))
+def test_month_thresholds_are_the_torch_thresholds(seed, s, c, months, float32, zero_share):
+    """The numba thresholds (:func:`fused.month_thresholds`) equal :func:`cumulative_thresholds` bit for
+    bit: rows with zero entries anywhere (a trailing zero gets 2.0 from the last positive entry on),
+    float32 or float64 matrices, segments that skip or repeat cohorts."""
+    from creditsim.loans import fused
+    from creditsim.transitions.sampler import ABSORBED_THRESHOLDS, cumulative_thresholds
+
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.ones(7) * 0.7, size=(s, c, months, 7))
+    p[rng.random(p.shape) < zero_share] = 0.0
+    p[..., 0] += (p.sum(-1) == 0)  # no all-zero row
+    p /= p.sum(-1, keepdims=True)
+    p[..., 4:, :] = np.eye(7)[4:]  # absorbing unit rows
+    m = p.astype(np.float32 if float32 else np.float64)
+    seg = rng.integers(0, c, int(rng.integers(1, 6)))
+    for t in range(months):
+        ref = cumulative_thresholds(torch.from_numpy(m[:, seg, t]))  # (s, G, 7, 6)
+        thr = np.empty((6, s * len(seg) * 7), dtype=np.float32)
+        stay = np.empty(s * len(seg) * 7, dtype=np.float32)
+        fused.month_thresholds(m, t, seg.astype(np.int64), ABSORBED_THRESHOLDS, thr, stay)
+        np.testing.assert_array_equal(thr, ref.reshape(-1, 6).t().numpy())
+        expect_stay = np.where(np.arange(7) == 0, ref[..., 0].numpy(), np.float32(-1.0)).reshape(-1)
+        np.testing.assert_array_equal(stay, expect_stay)
