@@ -332,7 +332,7 @@ class FusedMonths:
         (CPU tensors, shared with numpy without a copy; arguments as :func:`pool_month`)."""
         window, current = self.month_window(t)
         rows, stay_current = row_base.numpy(), stay_current.numpy()
-        if self._stay.shape[0]:
+        if self._stay.shape[0] and rows.shape[0]:  # an empty chunk has no rows to read
             loan_stay(t, self._m, rows[0], stay_current, self._stay[0])
         args = (t, x.numpy(), c.numpy(), rows, thresholds.numpy(), stay_current, self._stay, window, current,
                 self._m, self._inv, lgd.numpy(), self._group, self._words, self._buffered, self._widths,

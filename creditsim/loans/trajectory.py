@@ -773,7 +773,7 @@ class LoanTrajectoryModel(nn.Module):
         ~10 scalar tensor ops per step on them); elementwise float32 arithmetic in the order the
         sampler used to write it, so the same bits."""
         ab, beta = self.alphas_cumprod, self.betas
-        key = (ab.device, ab.data_ptr(), beta.data_ptr())
+        key = (ab.device, ab.data_ptr(), beta.data_ptr(), ab._version, beta._version)  # in-place edits too
         cached = getattr(self, "_posterior_cache", None)
         if cached is None or cached[0] != key:
             one_minus = 1 - ab

@@ -220,3 +220,11 @@ def test_month_thresholds_are_the_torch_thresholds(seed, s, c, months, float32, 
         np.testing.assert_array_equal(thr, ref.reshape(-1, 6).t().numpy())
         expect_stay = np.where(np.arange(7) == 0, ref[..., 0].numpy(), np.float32(-1.0)).reshape(-1)
         np.testing.assert_array_equal(stay, expect_stay)
+
+
+def test_an_empty_scenario_chunk_gives_empty_sums():
+    """A chunk of 0 scenarios (public chunk API) returns ``(0, T, ...)`` on the shared-rows path."""
+    book = _book(50, 2, floating=False)
+    out = engine.simulate_pool_chunk(book, MarkovTransitionModel.default().transition_matrix_,
+                                     np.array([], dtype=np.int64), seed=1, n_months=5)
+    assert out.shape[:2] == (0, 5)
