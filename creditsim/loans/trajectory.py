@@ -343,13 +343,15 @@ class DiffusionHead(nn.Module):
         return self.cond(value_params)
 
     def forward(self, y: torch.Tensor, k: torch.Tensor, cond_h: torch.Tensor) -> torch.Tensor:
-        z = F.silu(cond_h + self.x_in(y) + self.step_emb(k))
-        return self.out(F.silu(self.hidden(z)))
+        return self._eps(y, self.step_emb(k), cond_h)
 
     def forward_step(self, y: torch.Tensor, k: int, cond_h: torch.Tensor) -> torch.Tensor:
         """:meth:`forward` with one step ``k`` for every row: the step's embedding row is broadcast, not
         looked up per row (the same sums, element by element)."""
-        z = F.silu(cond_h + self.x_in(y) + self.step_emb.weight[k])
+        return self._eps(y, self.step_emb.weight[k], cond_h)
+
+    def _eps(self, y: torch.Tensor, step: torch.Tensor, cond_h: torch.Tensor) -> torch.Tensor:
+        z = F.silu(cond_h + self.x_in(y) + step)
         return self.out(F.silu(self.hidden(z)))
 
 
