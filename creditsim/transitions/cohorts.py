@@ -15,11 +15,12 @@ import pandas as pd
 
 from creditsim.errors import ConfigError, DataError, format_labels
 from creditsim.schema import LoanTape, as_loan_tape, id_strings, parse_dates
-from creditsim.states import N_STATES
+from creditsim.states import ASSET_CLASSES, N_STATES
 
 __all__ = [
     "DEFAULT_COHORT_KEY",
     "RISK_BUCKETS",
+    "BASE_COHORT_FEATURES",
     "COHORT_FEATURES",
     "risk_bucket",
     "cohort_keys",
@@ -31,9 +32,14 @@ __all__ = [
 DEFAULT_COHORT_KEY = "asset_class_vintage_risk"
 RISK_BUCKETS: tuple[str, ...] = ("low", "mid", "high")
 
-#: The 12 cohort features of :func:`cohort_features`, in column order. Weighted averages ("wa") use
+#: The 16 cohort features of :func:`cohort_features`, in column order. Weighted averages ("wa") use
 #: the cut-off balance (``current_balance``, else ``original_balance``) as weights and skip missing
-#: values; a feature missing for a whole cohort is 0.
+#: values; a feature missing for a whole cohort is 0. The first 12 are the original set
+#: (:data:`BASE_COHORT_FEATURES`, what a 12-feature TransitionTransformer reads); the last four are the
+#: balance shares of each asset class (:data:`~creditsim.states.ASSET_CLASSES` order). Why the shares
+#: (issue 13): the calibrated macro link differs by asset class (real estate barely moves with
+#: unemployment, corporate loans move with spreads), and without them the transformer had to guess the
+#: class from LTV, DSCR and term -- it learnt real-estate PD falling as unemployment rose.
 COHORT_FEATURES: tuple[str, ...] = (
     "log_n_loans",  # log of the number of loans
     "log_balance",  # log of the summed cut-off balance (currency units)
@@ -47,7 +53,13 @@ COHORT_FEATURES: tuple[str, ...] = (
     "wa_lgd",  # lgd_assumption, decimal
     "share_floating",  # balance share of floating-rate loans
     "risk_level",  # risk bucket as a number: low 0, mid 0.5, high 1
+    "share_corporate",  # balance share of each asset class, in [0, 1], summing to 1
+    "share_consumer",
+    "share_real_estate",
+    "share_receivables",
 )
+#: the first 12 :data:`COHORT_FEATURES` (no asset-class shares): the spec's ``n_cohort_features = 12``
+BASE_COHORT_FEATURES: tuple[str, ...] = COHORT_FEATURES[:12]
 
 _RATING_BUCKET = {"AAA": "low", "AA": "low", "A": "low", "BBB": "low", "BB": "mid", "B": "high", "CCC": "high"}
 
@@ -137,7 +149,7 @@ def cohort_features(
     cohort_key: str | Sequence[str] | Callable[[pd.DataFrame], pd.Series] = DEFAULT_COHORT_KEY,
     as_of: object | None = None,
 ) -> pd.DataFrame:
-    """The 12 :data:`COHORT_FEATURES` of every cohort.
+    """The 16 :data:`COHORT_FEATURES` of every cohort.
 
     Args:
         loans_df: loan tape: a validated :class:`~creditsim.schema.LoanTape` (trusted as is) or a
@@ -146,7 +158,7 @@ def cohort_features(
         as_of: date for seasoning; default the latest ``origination_date``.
 
     Returns:
-        ``(C, 12)`` float64 DataFrame indexed by the sorted cohort labels (index name ``cohort``), in
+        ``(C, 16)`` float64 DataFrame indexed by the sorted cohort labels (index name ``cohort``), in
         natural units of order one (see :data:`COHORT_FEATURES`), finite everywhere.
     """
     df = as_loan_tape(loans_df).frame
@@ -188,6 +200,9 @@ def cohort_features(
         "share_floating": wavg((df["rate_type"] == "floating").to_numpy(np.float64)),
         "risk_level": wavg(level),
     }
+    asset = df["asset_class"].to_numpy()
+    for cls in ASSET_CLASSES:
+        feats[f"share_{cls}"] = wavg((asset == cls).astype(np.float64))
     out = pd.DataFrame(feats, index=pd.Index(labels, name="cohort"))
     return out[list(COHORT_FEATURES)]
 

@@ -191,7 +191,7 @@ def transformer_matrices(model: Any, data: Any, batch_size: int = 256) -> np.nda
     """``(N, T, 7, 7)`` float64 matrices of a TransitionTransformer for :class:`CohortMonthData` rows."""
     import torch
 
-    cf, macro, _ = data.tensors()
+    cf, macro, _ = data.tensors(len(model.cohort_feature_names))
     out = []
     model.eval()
     with torch.no_grad():

@@ -54,7 +54,7 @@ from creditsim.errors import ConfigError
 from creditsim.macro.synthetic import MacroScenarioGenerator
 from creditsim.nn.trainer import TrainConfig, TrainResult, fit
 from creditsim.states import N_STATES, SCENARIOS
-from creditsim.transitions.cohorts import cohort_features, transition_counts
+from creditsim.transitions.cohorts import COHORT_FEATURES, cohort_features, transition_counts
 from creditsim.transitions.evaluate import (
     evaluate_transition_models,
     homogeneous_matrix,
@@ -133,7 +133,8 @@ class CohortMonthData:
     """Cohort sequences of one split. N sequences = (macro path, cohort definition, cohort).
 
     Attributes:
-        cohort_features: ``(N, 12)`` float64, natural units (``COHORT_FEATURES``).
+        cohort_features: ``(N, 16)`` float64, natural units (``COHORT_FEATURES``; a 12-feature model
+            reads the first 12, ``BASE_COHORT_FEATURES``).
         macro: ``(N, T, 9)`` float64 decimals; month t drives count month t.
         counts: ``(N, T, 7, 7)`` int64 moves during month t, from-state x to-state.
         cohort: ``(N,)`` cohort labels; ``definition``: ``(N,)`` cohort definition of each row.
@@ -159,9 +160,10 @@ class CohortMonthData:
         return CohortMonthData(self.cohort_features[m], self.macro[m], self.counts[m], self.cohort[m],
                                self.definition[m], self.path[m], self.scenario[m], self.markov_counts)
 
-    def tensors(self) -> list[torch.Tensor]:
-        """``[cohort_features (N, 12), macro (N, T, 9), counts (N, T, 7, 7)]`` float32 tensors."""
-        return [torch.as_tensor(self.cohort_features, dtype=torch.float32),
+    def tensors(self, n_features: int | None = None) -> list[torch.Tensor]:
+        """``[cohort_features (N, F), macro (N, T, 9), counts (N, T, 7, 7)]`` float32 tensors; ``F`` =
+        ``n_features`` (the first ``F`` columns, for a model that reads fewer), default all."""
+        return [torch.as_tensor(self.cohort_features[:, :n_features], dtype=torch.float32),
                 torch.as_tensor(self.macro, dtype=torch.float32),
                 torch.as_tensor(self.counts, dtype=torch.float32)]
 
@@ -238,7 +240,7 @@ def build_transition_data(cfg: TransitionDataConfig | None = None, progress: boo
     for split, r in rows.items():
         if not r["feat"]:
             shape_t = cfg.n_months
-            out[split] = CohortMonthData(np.zeros((0, 12)), np.zeros((0, shape_t, 9)),
+            out[split] = CohortMonthData(np.zeros((0, len(COHORT_FEATURES))), np.zeros((0, shape_t, 9)),
                                          np.zeros((0, shape_t, N_STATES, N_STATES), np.int64),
                                          np.zeros(0, object), np.zeros(0, object), np.zeros(0, np.int64),
                                          np.zeros(0, np.int64), markov_counts[split])
@@ -252,14 +254,18 @@ def build_transition_data(cfg: TransitionDataConfig | None = None, progress: boo
 
 
 #: shipped model: small enough to train in about a minute on 2 CPU cores and to ship (< 200 KB)
-SHIPPED_CONFIG = TransitionConfig(n_cohort_features=12, n_macro_vars=9, d_model=32, n_heads=4, n_layers=2,
+SHIPPED_CONFIG = TransitionConfig(n_cohort_features=len(COHORT_FEATURES), n_macro_vars=9, d_model=32, n_heads=4, n_layers=2,
                                   n_states=7, dropout=0.0, max_months=120, unemployment_change=True)
 SHIPPED_TRAINING = TrainConfig(epochs=100, batch_size=64, lr=3e-3, weight_decay=1e-4, grad_clip=1.0, patience=15,
                                min_epochs=10, kl_warmup=0, seed=0, device="cpu")
-#: shipped data (issue 13): 24 paths per scenario type (was 14) with a 1.5-sd jitter -- 18 training paths per
-#: type; with 14 unjittered paths the drivers' effects were not separable (see the module docstring). A
-#: 2.5-sd jitter fitted as well but gave corporate loans a falling PD with falling house prices.
-SHIPPED_DATA = TransitionDataConfig(paths_per_scenario=24, macro_jitter=1.5)
+#: shipped data (issue 13): 24 paths per scenario type (was 14) with a 2.5-sd jitter -- 18 training paths per
+#: type; with 14 unjittered paths the drivers' effects were not separable (see the module docstring).
+#: Measured with the asset-class share features (worst-year PD from CURRENT, real estate, unemployment
+#: +2 pp: the weakest link, +2.8 % in the Markov chain): 1.5 sd x 24 paths +-0.5 % without the shares, -0.5 %
+#: with them; 1.5 sd x 48 paths +1.05 %; 2.5 sd x 24 paths +1.4 % (the test asks > +1 %), every other
+#: driver and class with its documented sign. Without the shares a 2.5-sd jitter made corporate PD fall
+#: with house prices; the shares let each class keep its own link.
+SHIPPED_DATA = TransitionDataConfig(paths_per_scenario=24, macro_jitter=2.5)
 
 
 @dataclass
@@ -280,13 +286,19 @@ def _loss_fn(model: TransitionTransformer, batch: list[torch.Tensor], epoch: int
     return {"loss": model.loss(cf, macro, counts)}
 
 
+def _model_view(model: TransitionTransformer, data: CohortMonthData) -> list[torch.Tensor]:
+    """``data.tensors`` with the cohort features the model reads (all 16, or the first 12)."""
+    return data.tensors(len(model.cohort_feature_names))
+
+
 def prepare_model(model: TransitionTransformer, train: CohortMonthData) -> TransitionTransformer:
     """Set the scalers (training macro and cohort-feature mean / sd) and the pooled prior matrix."""
 
     if len(train) == 0:
         raise ConfigError("training set is empty")
     macro = train.macro.reshape(-1, train.macro.shape[-1])
-    model.set_scalers(macro.mean(0), macro.std(0), train.cohort_features.mean(0), train.cohort_features.std(0),
+    feats = train.cohort_features[:, : len(model.cohort_feature_names)]
+    model.set_scalers(macro.mean(0), macro.std(0), feats.mean(0), feats.std(0),
                       macro.min(0), macro.max(0))
     model.set_prior(homogeneous_matrix(train.counts.sum(axis=(0, 1))))
     return model
@@ -316,9 +328,9 @@ def train_transition_model(
     t_data = time.perf_counter() - t0
     torch.manual_seed(train_config.seed)
     model = prepare_model(TransitionTransformer(model_config), data["train"])
-    val = data["val"].tensors() if len(data.get("val", [])) else None
+    val = _model_view(model, data["val"]) if len(data.get("val", [])) else None
     t1 = time.perf_counter()
-    result = fit(model, _loss_fn, data["train"].tensors(), val, train_config, description="transition transformer")
+    result = fit(model, _loss_fn, _model_view(model, data["train"]), val, train_config, description="transition transformer")
     t_train = time.perf_counter() - t1
     table = None
     if evaluate and len(data.get("test", [])):

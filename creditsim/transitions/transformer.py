@@ -79,6 +79,7 @@ from creditsim.states import (
 )
 from creditsim.transitions.markov import UNEMPLOYMENT_CHANGE_SD
 from creditsim.transitions.cohorts import (
+    BASE_COHORT_FEATURES,
     COHORT_FEATURES,
     DEFAULT_COHORT_KEY,
     cohort_features,
@@ -104,7 +105,7 @@ class TransitionConfig(JSONConfig):
 
     Size bounds (``LIMITS``, inclusive; a checkpoint outside them is refused before building):
     ``n_cohort_features`` 1..256, ``n_macro_vars`` 1..64, ``d_model`` 1..512, ``n_heads`` 1..64,
-    ``n_layers`` 1..16, ``max_months`` 1..1200 (100 years). The shipped model uses 12/9/32/4/2/120.
+    ``n_layers`` 1..16, ``max_months`` 1..1200 (100 years). The shipped model uses 16/9/32/4/2/120.
     """
 
     LIMITS: ClassVar[dict[str, tuple[int, int]]] = {
@@ -112,7 +113,9 @@ class TransitionConfig(JSONConfig):
         "n_layers": (1, 16), "max_months": (1, 1200),
     }
 
-    n_cohort_features: int = 12  # cohort features (creditsim.transitions.cohorts.COHORT_FEATURES)
+    # cohort features: 12 reads BASE_COHORT_FEATURES (the spec's default), 16 all COHORT_FEATURES (with the
+    # asset-class shares; the shipped model); another count is for custom features given to forward()
+    n_cohort_features: int = 12
     n_macro_vars: int = 9  # macro variables (MACRO_VARS order)
     d_model: int = 128  # width of the month tokens
     n_heads: int = 4  # attention heads (d_model must be divisible by n_heads)
@@ -211,7 +214,7 @@ class TransitionTransformer(nn.Module):
     # ------------------------------------------------------------------ scalers and prior
     def set_scalers(self, macro_mean: Any, macro_std: Any, cohort_mean: Any, cohort_std: Any,
                     macro_min: Any = None, macro_max: Any = None) -> None:
-        """Store the training standardisation of macro inputs ``(9,)`` and cohort features ``(12,)``,
+        """Store the training standardisation of macro inputs ``(9,)`` and cohort features ``(n_cohort_features,)``,
         and optionally the training range of the macro inputs (``macro_min`` / ``macro_max``, used
         only to warn about extrapolation).
 
@@ -288,7 +291,8 @@ class TransitionTransformer(nn.Module):
         """Transition matrices of each cohort along its macro path.
 
         Args:
-            cohort_features: ``(B, 12)`` cohort features in natural units (``cohort_features()``).
+            cohort_features: ``(B, n_cohort_features)`` cohort features in natural units
+                (``cohort_features()``, the columns of :attr:`cohort_feature_names`).
             macro_path: ``(B, T, 9)`` monthly macro values, decimals, MACRO_VARS order; month ``t`` of
                 the output is the move during month ``t`` of the path.
             counts: optional ``(B, T, 7, 7)`` observed move counts; when given the loss is returned too.
@@ -347,13 +351,27 @@ class TransitionTransformer(nn.Module):
                           "extrapolations (still valid matrices, but untested)", MacroRangeWarning, stacklevel=3)
         return bad
 
+    @property
+    def cohort_feature_names(self) -> tuple[str, ...]:
+        """The named cohort features the model reads, in input order: all 16
+        :data:`~creditsim.transitions.cohorts.COHORT_FEATURES` (``n_cohort_features = 16``) or the first 12
+        (``BASE_COHORT_FEATURES``, no asset-class shares: the spec's default and checkpoints from before the
+        shares). Raises DataError for another count: such a model takes custom features via ``forward``."""
+        n = self.config.n_cohort_features
+        for names in (COHORT_FEATURES, BASE_COHORT_FEATURES):
+            if n == len(names):
+                return names
+        raise DataError(f"this TransitionTransformer reads {n} custom cohort features, not the named "
+                        f"{len(BASE_COHORT_FEATURES)} or {len(COHORT_FEATURES)} of cohort_features(); "
+                        f"call forward() with a (batch, {n}) tensor instead")
+
     @torch.no_grad()
     def predict(self, cohort_features: pd.DataFrame, macro_paths: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """Matrices for every (macro path, cohort) pair.
 
         Args:
-            cohort_features: ``(C, 12)`` DataFrame with the :data:`~creditsim.transitions.cohorts.COHORT_FEATURES`
-                columns (extra columns are ignored), e.g. from ``cohort_features(loans_df)``.
+            cohort_features: ``(C, F)`` DataFrame with the model's :attr:`cohort_feature_names` columns
+                (extra columns are ignored), e.g. from ``cohort_features(loans_df)``.
             macro_paths: ``(S, T, 9)`` (or one path ``(T, 9)``) decimals, MACRO_VARS order; a
                 DataFrame with the MACRO_VARS columns is accepted as one path.
             batch_size: (path, cohort) pairs per forward pass (bounds memory).
@@ -365,15 +383,16 @@ class TransitionTransformer(nn.Module):
 
         if not isinstance(cohort_features, pd.DataFrame):
             raise DataError(f"cohort_features: expected a pandas DataFrame, got {type(cohort_features).__name__}")
-        missing = [c for c in COHORT_FEATURES if c not in cohort_features.columns]
+        names = self.cohort_feature_names
+        missing = [c for c in names if c not in cohort_features.columns]
         if missing:
-            raise DataError(f"cohort_features: missing column(s) {missing}; expected {list(COHORT_FEATURES)}")
+            raise DataError(f"cohort_features: missing column(s) {missing}; expected {list(names)}")
         if isinstance(macro_paths, pd.DataFrame):
             lacking = [v for v in MACRO_VARS if v not in macro_paths.columns]
             if lacking:
                 raise DataError(f"macro frame: missing column(s) {lacking}")
             macro_paths = macro_paths[list(MACRO_VARS)].to_numpy(np.float32)
-        feats = _as_tensor(cohort_features[list(COHORT_FEATURES)].to_numpy(np.float64), "cohort_features", self.device)
+        feats = _as_tensor(cohort_features[list(names)].to_numpy(np.float64), "cohort_features", self.device)
         paths = _as_tensor(macro_paths, "macro_paths", self.device)
         single = paths.ndim == 2
         if single:
@@ -467,7 +486,7 @@ class TapeTransitionModel:
     The simulation engine (:class:`creditsim.risk.pool_engine.PoolEngine`) gives every unrated loan
     the cohort of its asset class, in :data:`~creditsim.states.ASSET_CLASSES` order, and asks its
     transition model for ``scenario_matrices(macro_paths (S, T, 9)) -> (S, 4, T, 7, 7)``. This adapter
-    computes the 12 cohort features of each asset class of the tape (``cohort_key="asset_class"``;
+    computes the cohort features of each asset class of the tape (``cohort_key="asset_class"``;
     the shipped model is trained on both these coarse cohorts and the finer default ones) and runs
     the transformer. An asset class absent from the tape has no loans, so its matrices are never
     used; it gets the matrices of the whole tape's features so the array stays well defined.

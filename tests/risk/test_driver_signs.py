@@ -26,15 +26,11 @@ N_MONTHS = 24
 
 #: cells (engine, asset class, driver) measured to move the wrong way with the shipped checkpoints, each with
 #: its numbers: they are reported as expected failures (strictly: a cell that starts passing fails the test,
-#: so the entry must then be removed). See the report of issue 13, item 4.
-KNOWN_SIGN_FAILURES: dict[tuple[str, str, str], str] = {
-    # the real-estate link's unemployment term is the weakest of all (+2.8 % worst-year PD in the Markov
-    # chain for this shock); retraining with a 2.5-sd jitter or 40 paths per scenario moved it to -0.8 /
-    # +0.9 % but made corporate PD fall with house prices (-1.4 / -1.7 %), a link without that driver
-    ("transformer", "real_estate", "unemployment_change"): "worst-year PD 0.01260 -> 0.01252 (-0.65 %)",
-    ("trajectory[transformer]", "real_estate", "unemployment_change"):
-        "one-year PD 0.00705 -> 0.00706 (+0.18 %, +1.2 se; needs > 2 se) on the transformer's matrices",
-}
+#: so the entry must then be removed). Empty since the TransitionTransformer reads the cohort's asset-class
+#: shares (issue 13, item 4): before, the real-estate x unemployment cells moved the wrong way (worst-year PD
+#: -0.65 % in the transformer, +0.18 % / +1.2 se in the trajectory engine on its matrices), because the
+#: model had to guess the class from LTV, DSCR and term for the one link whose unemployment term is weakest.
+KNOWN_SIGN_FAILURES: dict[tuple[str, str, str], str] = {}
 
 
 def check_cells(engine: str, results: list[tuple[str, str, bool, str]]) -> None:

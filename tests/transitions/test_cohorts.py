@@ -17,7 +17,7 @@ from creditsim.transitions.cohorts import (
 )
 from creditsim.transitions.synthetic import LoanTapeGenerator
 from creditsim.errors import ConfigError, DataError
-from creditsim.states import ALLOWED_TRANSITIONS
+from creditsim.states import ALLOWED_TRANSITIONS, ASSET_CLASSES
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_cohort_features_shape_and_weighted_averages(small):
     loans, _ = small
     feats = cohort_features(loans)
     keys = cohort_keys(loans)
-    assert feats.shape == (keys.nunique(), 12) and list(feats.columns) == list(COHORT_FEATURES)
+    assert feats.shape == (keys.nunique(), 16) and list(feats.columns) == list(COHORT_FEATURES)
     assert np.isfinite(feats.to_numpy()).all()
     # independent check on one cohort
     label = keys.value_counts().index[0]
@@ -135,6 +135,21 @@ def test_cohort_features_shape_and_weighted_averages(small):
     fl = (grp["rate_type"] == "floating") * w
     assert feats.loc[label, "share_floating"] == pytest.approx(fl.sum() / w.sum())
     assert feats["risk_level"].isin([0.0, 0.5, 1.0]).all()
+    # the default cohorts hold one asset class each: its share is 1, the others 0
+    shares = feats[[f"share_{c}" for c in ASSET_CLASSES]]
+    own = [f"share_{label.split('|')[0]}" for label in feats.index]
+    assert (shares.sum(axis=1) == 1.0).all() and all(shares.loc[i, c] == 1.0 for i, c in zip(feats.index, own))
+
+
+def test_asset_class_shares_are_balance_weighted_for_a_mixed_cohort(small):
+    """One cohort holding the whole tape: the shares are each class's share of the cut-off balance."""
+    loans, _ = small
+    feats = cohort_features(loans, lambda df: pd.Series("all", index=df.index))
+    by_class = loans.groupby("asset_class", observed=False)["current_balance"].sum()
+    expected = [by_class.get(c, 0.0) / loans["current_balance"].sum() for c in ASSET_CLASSES]
+    assert sum(e > 0.01 for e in expected) >= 3  # the tape mixes classes, else the test proves little
+    np.testing.assert_allclose(feats.loc["all", [f"share_{c}" for c in ASSET_CLASSES]].to_numpy(float), expected,
+                               rtol=1e-12, atol=1e-15)
 
 
 @settings(max_examples=30, deadline=None)

@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from creditsim.transitions.cohorts import COHORT_FEATURES, cohort_features
+from creditsim.transitions.cohorts import BASE_COHORT_FEATURES, COHORT_FEATURES, cohort_features
 from creditsim.errors import CheckpointError, ConfigError, DataError
 from creditsim.transitions.evaluate import (
     brier_score,
@@ -123,7 +123,7 @@ def test_loss_is_the_multinomial_nll_per_live_move():
 def test_loss_decreases_on_a_tiny_training_run(tiny_data, tmp_path):
     torch.manual_seed(0)
     model = prepare_model(TransitionTransformer(TINY), tiny_data["train"])
-    cf, macro, counts = tiny_data["train"].tensors()
+    cf, macro, counts = tiny_data["train"].tensors(TINY.n_cohort_features)
     with torch.no_grad():
         before = model.loss(cf, macro, counts).item()
     cfg = replace(SHIPPED_TRAINING, epochs=8, batch_size=16, patience=8, min_epochs=0, progress=False)
@@ -195,7 +195,27 @@ def test_bad_shapes_and_values_raise_clear_errors():
     with pytest.raises(DataError, match=r"counts must have shape \(1, 4, 7, 7\)"):
         model(torch.randn(1, 12), torch.randn(1, 4, 9), torch.zeros(1, 3, 7, 7))
     with pytest.raises(DataError, match=r"missing column\(s\) \['risk_level'\]"):
-        model.predict(pd.DataFrame(np.zeros((2, 11)), columns=list(COHORT_FEATURES[:-1])), torch.randn(1, 3, 9))
+        model.predict(pd.DataFrame(np.zeros((2, 11)), columns=list(BASE_COHORT_FEATURES[:-1])), torch.randn(1, 3, 9))
+
+
+def test_predict_reads_the_named_features_its_width_implies():
+    """12 inputs read the base features (the asset-class shares are ignored), 16 read all of them (a
+    missing share is named), another width has no named features and says to call forward()."""
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(2, 16)), columns=list(COHORT_FEATURES))
+    path = torch.zeros(1, 3, 9)
+    base = tiny_model(0)
+    assert base.cohort_feature_names == BASE_COHORT_FEATURES
+    shifted = frame.assign(share_corporate=5.0, share_receivables=-3.0)
+    torch.testing.assert_close(base.predict(frame, path), base.predict(shifted, path), rtol=0, atol=0)
+    wide = tiny_model(0, replace(TINY, n_cohort_features=16))
+    assert wide.cohort_feature_names == COHORT_FEATURES
+    assert not torch.equal(wide.predict(frame, path), wide.predict(shifted, path))
+    torch.testing.assert_close(wide.predict(frame, path)[0], wide(torch.as_tensor(frame.to_numpy(), dtype=torch.float32),
+                                                                   path.expand(2, 3, 9)), rtol=0, atol=1e-6)
+    with pytest.raises(DataError, match=r"missing column\(s\) \['share_receivables'\]"):
+        wide.predict(frame.drop(columns="share_receivables"), path)
+    with pytest.raises(DataError, match="5 custom cohort features"):
+        tiny_model(0, replace(TINY, n_cohort_features=5)).predict(frame, path)
 
 
 def test_predict_warns_when_macro_paths_leave_the_training_range(tiny_data):
@@ -305,7 +325,7 @@ def test_cohort_matrices_for_a_tape_in_sorted_cohort_order():
     assert list(cohorts) == sorted(cohorts) == list(feats.index)
     assert mats.shape == (3, len(cohorts), 10, 7, 7) and mats.dtype == np.float64
     with torch.no_grad():
-        direct = model(torch.tensor(feats.iloc[[2]].to_numpy(), dtype=torch.float32),
+        direct = model(torch.tensor(feats[list(BASE_COHORT_FEATURES)].iloc[[2]].to_numpy(), dtype=torch.float32),
                        torch.as_tensor(paths[[1]], dtype=torch.float32))[0].double().numpy()
     np.testing.assert_allclose(mats[1, 2], direct, atol=1e-6)  # batched vs single: float rounding only
     bound = model.for_tape(loans)
