@@ -9,7 +9,7 @@ How a matrix is made
 --------------------
 Each month ``t`` of a macro path is one token: the standardised macro vector ``(9,)`` (statistics
 stored in the buffers ``macro_mean`` / ``macro_std``) is embedded linearly, the standardised cohort
-features ``(12,)`` (buffers ``cohort_mean`` / ``cohort_std``) are embedded once and added to every
+features ``(12,)`` or ``(16,)`` (buffers ``cohort_mean`` / ``cohort_std``) are embedded once and added to every
 month, and a learned month embedding (months since the cut-off) is added so the model can learn
 seasoning and maturity effects. Causal self-attention blocks (nanoGPT layout: pre-LayerNorm,
 attention, MLP) mix the months so that month ``t``'s matrix depends on the macro path up to ``t``
@@ -30,10 +30,22 @@ Decisions
   Attention could in principle learn the difference from the level tokens, but a 32-wide model trained on
   a few dozen paths did not: a 2 pp rise moved the worst-year PD by -1.2 .. +8 % (three classes down on
   unjittered paths; with jitter, real estate -0.4 .. -1.7 % and the others +0.03 .. +6 %); with the input
-  the shipped model gives corporate, consumer and receivables +6.5 .. +18 %; real estate stays at -0.7 %
-  (its link's unemployment term is the weakest, +2.8 % in the Markov chain; an expected failure of
-  tests/risk/test_driver_signs.py).
-  The input stays ``(S, T, 9)``; the feature is made inside :meth:`log_matrices`.
+  that model gave corporate, consumer and receivables +6.5 .. +18 %, real estate -0.7 % (its link's
+  unemployment term is the weakest, +2.8 % in the Markov chain). The input stays ``(S, T, 9)``; the
+  feature is made inside :meth:`log_matrices`.
+* Asset-class shares (issue 13): four of the 16 cohort features are the cohort's balance share of each
+  asset class. The calibrated link differs by class, and without the shares the model had to guess the
+  class from LTV, DSCR and term. ``n_cohort_features = 12`` (the spec's default) reads the first 12.
+* ``macro_link`` (issue 13, on in the shipped model): the calibrated credit link -- the Markov overlay of
+  ``MarkovTransitionModel.default()``, fitted on the Fed's bank delinquency history per asset class --
+  is added to the logits as a fixed offset (:meth:`link_tilt`: its log-odds shock per move class, the
+  classes' sensitivities weighted by the cohort's shares), stored with the weights. The network learns
+  the cohort, seasoning and month structure and the macro effects the linear link misses, as deviations.
+  Why: a learnt response is shrunk toward zero by early stopping and carries the noise of a few dozen
+  training paths (+-1.5 % of worst-year PD for a one-sd shock, measured over training seeds); the link's
+  weakest terms (+1 .. +3 %) then came out with either sign depending on the seed. With the offset the
+  documented signs hold by construction, up to the network's residual. A model without the link
+  (``macro_link=False``, the spec's default) learns every macro effect itself.
 * Months beyond ``max_months`` reuse the last month embedding (seasoning effects are assumed to have
   settled by then); the attention itself works for any length.
 * ``forward(cohort_features, macro_path)`` returns the matrices as in the models-api spec; passing
@@ -66,7 +78,7 @@ from creditsim.checkpoints import (
     save_model_checkpoint,
 )
 from creditsim.errors import CheckpointError, ConfigError, DataError
-from creditsim.macro.sensitivity import CHANGE_MONTHS
+from creditsim.macro.sensitivity import CHANGE_MONTHS, OVERLAY_VARS
 from creditsim.nn.config import JSONConfig
 from creditsim.nn.layers import Block
 from creditsim.schema import LoanTape, as_loan_tape
@@ -77,7 +89,7 @@ from creditsim.states import (
     N_STATES,
     LoanState,
 )
-from creditsim.transitions.markov import UNEMPLOYMENT_CHANGE_SD
+from creditsim.transitions.markov import MOVE_CLASSES, UNEMPLOYMENT_CHANGE_SD, MarkovTransitionModel
 from creditsim.transitions.cohorts import (
     BASE_COHORT_FEATURES,
     COHORT_FEATURES,
@@ -125,6 +137,7 @@ class TransitionConfig(JSONConfig):
     # extension (default keeps the spec's constructor working)
     max_months: int = 120  # learned month embeddings; later months reuse the last one
     unemployment_change: bool = False  # also embed the 12-month unemployment change (see Decisions)
+    macro_link: bool = False  # add the calibrated credit link's log-odds tilt (see Decisions; needs the 16 features)
 
     def __post_init__(self) -> None:
         for name in ("n_cohort_features", "n_macro_vars", "d_model", "n_heads", "n_layers", "n_states", "max_months"):
@@ -136,6 +149,9 @@ class TransitionConfig(JSONConfig):
             raise ConfigError(f"TransitionConfig.n_states must be {N_STATES} (the LoanState set), got {self.n_states}")
         if self.d_model % self.n_heads:
             raise ConfigError(f"TransitionConfig.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.macro_link and self.n_cohort_features != len(COHORT_FEATURES):
+            raise ConfigError(f"TransitionConfig.macro_link needs the asset-class shares: n_cohort_features must be "
+                              f"{len(COHORT_FEATURES)} (COHORT_FEATURES), got {self.n_cohort_features}")
         if not isinstance(self.unemployment_change, bool):
             raise ConfigError(f"TransitionConfig.unemployment_change must be True or False, got {self.unemployment_change!r}")
         if isinstance(self.dropout, bool) or not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
@@ -161,6 +177,14 @@ def _unemployment_change(macro_path: torch.Tensor) -> torch.Tensor:
     return u - u[:, lag]
 
 
+#: the Markov overlay's move classes, in order, and the ``(7, 7)`` index of each move's class
+#: (``len(_LINK_MOVES)``: no class -- absorbing rows and staying put where no class covers it)
+_LINK_MOVES: tuple[str, ...] = tuple(MOVE_CLASSES)
+_LINK_MOVE_INDEX = np.full((N_STATES, N_STATES), len(_LINK_MOVES), dtype=np.int64)
+for _k, _mask in enumerate(MOVE_CLASSES.values()):
+    _LINK_MOVE_INDEX[_mask] = _k
+
+
 class TransitionTransformer(nn.Module):
     """Monthly cohort transition matrices ``(B, T, 7, 7)`` from cohort features and a macro path.
 
@@ -184,6 +208,14 @@ class TransitionTransformer(nn.Module):
         self.register_buffer("macro_max", torch.full((cfg.n_macro_vars,), math.inf))
         # a constant of the library, not a learned or fitted quantity: kept out of checkpoints
         self.register_buffer("allowed", torch.from_numpy(ALLOWED_TRANSITIONS.copy()), persistent=False)
+        if cfg.macro_link:
+            # the credit link's log-odds per standardised shock (asset class, move class, OVERLAY_VARS) and its
+            # standardisation; zeros until set_macro_link (a checkpoint stores them with the weights)
+            self.register_buffer("link_beta", torch.zeros(len(ASSET_CLASSES), len(_LINK_MOVES), len(OVERLAY_VARS)))
+            self.register_buffer("link_mean", torch.zeros(len(MACRO_VARS)))
+            self.register_buffer("link_std", torch.ones(len(MACRO_VARS)))
+            self.register_buffer("link_z_clip", torch.full((1,), math.inf))
+            self.register_buffer("link_move", torch.from_numpy(_LINK_MOVE_INDEX.copy()), persistent=False)
         self.macro_in = nn.Linear(cfg.n_macro_vars, cfg.d_model)
         self.change_in = nn.Linear(1, cfg.d_model) if cfg.unemployment_change else None
         self.cohort_in = nn.Sequential(nn.Linear(cfg.n_cohort_features, cfg.d_model), nn.GELU(),
@@ -267,6 +299,42 @@ class TransitionTransformer(nn.Module):
             raise DataError("cohort_features has NaN or infinite values")
         return cf, mp
 
+    def set_macro_link(self, chain: MarkovTransitionModel) -> None:
+        """Store the macro overlay of a Markov chain segmented by asset class (e.g.
+        ``MarkovTransitionModel.default()``, the calibrated credit link) as the model's fixed macro offset:
+        its per-class sensitivities, standardisation and clip. Needs ``config.macro_link``."""
+        if not self.config.macro_link:
+            raise ConfigError("set_macro_link: this model's config has macro_link=False")
+        if not isinstance(chain, MarkovTransitionModel):
+            raise ConfigError(f"set_macro_link: expected a MarkovTransitionModel, got {type(chain).__name__}")
+        segments = tuple(chain.segments_ or ())
+        if not chain.segment_sensitivities or not set(ASSET_CLASSES) <= set(segments):
+            raise ConfigError(f"set_macro_link: the chain must be segmented by asset class {list(ASSET_CLASSES)} "
+                              f"with segment_sensitivities, got segments {list(segments) or 'none'}")
+        beta = np.zeros(tuple(self.link_beta.shape))
+        for a, cls in enumerate(ASSET_CLASSES):
+            for name, per_var in chain.segment_sensitivities.get(cls, chain.sensitivities).items():
+                for var, value in per_var.items():
+                    beta[a, _LINK_MOVES.index(name), OVERLAY_VARS.index(var)] = value
+        clip = math.inf if chain.z_clip is None else chain.z_clip
+        for name, value in (("link_beta", beta), ("link_mean", chain.macro_mean_), ("link_std", chain.macro_std_),
+                            ("link_z_clip", [clip])):
+            getattr(self, name).copy_(torch.as_tensor(np.asarray(value, dtype=np.float64), dtype=torch.float32))
+
+    def link_tilt(self, cohort_features: torch.Tensor, macro_path: torch.Tensor) -> torch.Tensor:
+        """``(B, T, 7, 7)`` log-odds tilt of the stored credit link (:meth:`set_macro_link`): the Markov
+        overlay's shock per move class, with each asset class's sensitivities weighted by the cohort's
+        balance share of that class (features 12..15, natural units); 0 on moves of no class."""
+        z = (macro_path - self.link_mean) / self.link_std  # (B, T, 9)
+        change = _unemployment_change(macro_path)[..., None] / UNEMPLOYMENT_CHANGE_SD
+        z = torch.cat([z, change], dim=-1).clamp(-self.link_z_clip, self.link_z_clip)  # (B, T, 10)
+        shares = cohort_features[:, len(BASE_COHORT_FEATURES):]  # (B, 4)
+        # small fixed-length sums over classes and variables (no matmul: each entry's order never changes)
+        beta = (shares[:, :, None, None] * self.link_beta).sum(1)  # (B, moves, 10)
+        shock = (z[:, :, None, :] * beta[:, None]).sum(-1)  # (B, T, moves)
+        shock = F.pad(shock, (0, 1))  # the last index: moves of no class
+        return shock[..., self.link_move]  # (B, T, 7, 7)
+
     def log_matrices(self, cohort_features: torch.Tensor, macro_path: torch.Tensor) -> torch.Tensor:
         """Log transition probabilities ``(B, T, 7, 7)``; ``-inf`` exactly on forbidden moves.
 
@@ -283,6 +351,8 @@ class TransitionTransformer(nn.Module):
         for block in self.blocks:
             h, _ = block(h)
         logits = self.head(self.ln_f(h)).view(B, T, N_STATES, N_STATES)  # (B, T, 7, 7)
+        if self.config.macro_link:
+            logits = logits + self.link_tilt(cohort_features, macro_path)
         logits = logits.masked_fill(~self.allowed, float("-inf"))
         return F.log_softmax(logits, dim=-1)
 

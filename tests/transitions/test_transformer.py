@@ -301,7 +301,7 @@ def test_brier_and_calibration_against_hand_computed_values():
 
 def test_homogeneous_matrix_matches_markov_transition_model_fit():
     from creditsim.transitions.synthetic import LoanTapeGenerator
-    from creditsim.transitions.markov import MarkovTransitionModel
+    from creditsim.transitions.markov import MarkovTransitionModel, base_case_matrix
     from creditsim.transitions.train import _panel_with_cutoff_row
     from creditsim.transitions.cohorts import transition_counts
 
@@ -381,3 +381,48 @@ def test_shipped_model_default_rates_rise_with_the_stress_scenario():
         pi = np.einsum("scA,scAB->scB", pi, mats[:, :, t])
     cum_default = pi[..., LoanState.DEFAULT]  # (40, 4)
     assert np.all(cum_default[20:].mean(0) > cum_default[:20].mean(0))
+
+
+def test_macro_link_offset_reproduces_the_markov_overlay_for_single_class_cohorts(tmp_path):
+    """An untrained model whose head is the prior alone (zero weights) plus the stored credit link is the
+    calibrated Markov overlay, class by class, under stressed paths: the offset is that chain's tilt
+    (computed independently in numpy float64 by MarkovTransitionModel.scenario_matrices)."""
+    from creditsim.macro.scenarios import fed_table_path
+    from creditsim.transitions.markov import MarkovTransitionModel, base_case_matrix
+    from creditsim.transitions.markov import base_case_matrix
+
+    chain = MarkovTransitionModel.default()
+    paths = np.stack([fed_table_path(2025, name)[:30] for name in ("baseline", "severely_adverse")])
+    paths[1, :, MACRO_VARS.index("policy_rate")] += 0.05  # past the clip for some months: the clip is applied too
+    expected = chain.scenario_matrices(paths)  # (2, 4, 30, 7, 7)
+    model = tiny_model(3, replace(TINY, n_cohort_features=16, macro_link=True, max_months=40))
+    model.set_macro_link(chain)
+    with torch.no_grad():
+        model.head.weight.zero_()
+    for a, cls in enumerate(ASSET_CLASSES):
+        model.set_prior(base_case_matrix(cls), floor=1e-12)
+        shares = np.zeros((2, 16))
+        shares[:, 12 + a] = 1.0
+        with torch.no_grad():
+            got = model(torch.as_tensor(shares, dtype=torch.float32), torch.as_tensor(paths, dtype=torch.float32))
+        np.testing.assert_allclose(got.double().numpy(), expected[:, a], atol=2e-6, err_msg=cls)
+    assert not np.allclose(expected[1, 0], expected[0, 0], atol=1e-3)  # the stress moves the matrices
+    # the link travels with the checkpoint
+    model.save_pretrained(tmp_path / "linked")
+    loaded = TransitionTransformer.from_pretrained(tmp_path / "linked")
+    assert loaded.config.macro_link and torch.equal(loaded.link_beta, model.link_beta)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(torch.as_tensor(shares, dtype=torch.float32), torch.as_tensor(paths, dtype=torch.float32)),
+                                   got, rtol=0, atol=0)
+
+
+def test_macro_link_needs_the_asset_class_shares_and_a_segmented_chain():
+    from creditsim.transitions.markov import MarkovTransitionModel, base_case_matrix
+
+    with pytest.raises(ConfigError, match="macro_link needs the asset-class shares"):
+        TransitionConfig(macro_link=True)
+    with pytest.raises(ConfigError, match="macro_link=False"):
+        tiny_model(0).set_macro_link(MarkovTransitionModel.default())
+    linked = tiny_model(0, replace(TINY, n_cohort_features=16, macro_link=True))
+    with pytest.raises(ConfigError, match="segmented by asset class"):
+        linked.set_macro_link(MarkovTransitionModel.from_matrix(base_case_matrix("consumer")))
