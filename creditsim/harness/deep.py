@@ -18,16 +18,25 @@ live move (the same likelihood the chains' MLE and the harness score use). A see
 training *loans* is the early-stopping split. Months after the training window (an out-of-time test)
 reuse the last trained month's embedding (``max_months`` = training months), with the test months'
 realised macro values as inputs: a conditional forecast given the path, as in a stress test.
+
+Ensemble (decision): ``members`` (default 3) networks are trained, each with its own initialisation,
+batch order and early-stopping loans (:func:`member_seed`), and the prediction is the mean of their
+probability vectors. On the UCI panel one network's margin over the strongest chain depended on the seed
+(-0.0011 / -0.0021 / -0.0007 nats per move for seeds 0 / 1 / 2, the last interval touching 0); the
+seeds' networks make different errors, and their average is what a practitioner would ship. It costs
+``members`` times the fit time (a few seconds each on that panel).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from creditsim.errors import ConfigError
 from creditsim.harness.moves import CohortKey, MoveTable, held_out_loans, month_number
 from creditsim.nn.trainer import TrainConfig, fit
 from creditsim.states import MACRO_VARS, N_STATES, LoanState
@@ -58,9 +67,15 @@ class NetSettings:
 @dataclass(frozen=True)
 class TransformerSettings(NetSettings):
     """The harness transformer (small: a panel has few cohort sequences); ``n_bins`` cuts each numeric
-    cohort covariate."""
+    cohort covariate; ``members`` independently trained networks whose predicted probabilities are
+    averaged (a deep ensemble, module docstring)."""
 
     n_bins: int = 5
+    members: int = 3
+
+    def __post_init__(self) -> None:
+        if isinstance(self.members, bool) or not isinstance(self.members, int) or self.members < 1:
+            raise ConfigError(f"TransformerSettings.members must be a positive integer, got {self.members!r}")
 
 
 class TransformerContestant:
@@ -103,27 +118,38 @@ class TransformerContestant:
         months = int(self._period(train).max()) + 1
         uniq, key = np.unique(self.key.codes(train), axis=0, return_inverse=True)
         key = key.reshape(-1)
-        is_val = held_out_loans(train, self.settings.val_share, self.seed)
         feats = self.key.features(uniq)
         macro = self.path_ = period_path(train, self._period(train), np.zeros((0, len(MACRO_VARS))), months)
+        self.members_, self.fits_ = [], []
+        for k in range(self.settings.members):
+            model, result = self._fit_member(train, key, feats, macro, months, member_seed(self.seed, k))
+            self.members_.append(model)
+            self.fits_.append(result)
+        self.model_, self.fit_, self.months_ = self.members_[0], self.fits_[0], months
+        return self
+
+    def _fit_member(self, train: MoveTable, key: np.ndarray, feats: np.ndarray, macro: np.ndarray, months: int,
+                    seed: int) -> tuple[TransitionTransformer, Any]:
+        """One network of the ensemble: its own early-stopping loans, initialisation and batch order."""
+        n_keys = len(feats)
+        is_val = held_out_loans(train, self.settings.val_share, seed)
         tensors = {}
         for side, mask in (("train", ~is_val), ("val", is_val)):
-            n, c = self._sequences(train.take(mask), key[mask], len(uniq), months)
+            n, c = self._sequences(train.take(mask), key[mask], n_keys, months)
             tensors[side] = [torch.as_tensor(feats, dtype=torch.float32),
-                             torch.as_tensor(np.broadcast_to(macro, (len(uniq), *macro.shape)).copy(), dtype=torch.float32),
+                             torch.as_tensor(np.broadcast_to(macro, (n_keys, *macro.shape)).copy(), dtype=torch.float32),
                              torch.as_tensor(n, dtype=torch.float32), torch.as_tensor(c, dtype=torch.float32)]
         s = self.settings
-        torch.manual_seed(self.seed)
+        torch.manual_seed(seed)
         model = TransitionTransformer(TransitionConfig(n_cohort_features=feats.shape[1], n_macro_vars=len(MACRO_VARS), d_model=s.d_model,
                                                        n_heads=s.n_heads, n_layers=s.n_layers, dropout=s.dropout, max_months=months))
         model.set_scalers(macro.mean(0), macro.std(0), feats.mean(0), feats.std(0))
         total = tensors["train"][2].sum(dim=(0, 1)).numpy()
         model.set_prior(total / np.maximum(total.sum(1, keepdims=True), 1.0) + np.eye(N_STATES) * (total.sum(1, keepdims=True) == 0))
         cfg = TrainConfig(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, patience=s.patience, min_epochs=10,
-                          seed=self.seed, progress=self.progress)
-        self.fit_ = fit(model, _censored_nll, tensors["train"], tensors["val"], cfg, description="harness transformer")
-        self.model_, self.months_ = model.eval(), months
-        return self
+                          seed=seed, progress=self.progress)
+        result = fit(model, _censored_nll, tensors["train"], tensors["val"], cfg, description="harness transformer")
+        return model.eval(), result
 
     @torch.no_grad()
     def predict(self, moves: MoveTable) -> np.ndarray:
@@ -134,9 +160,19 @@ class TransformerContestant:
         macro = period_path(moves, month, self.path_, span)
         feats = torch.as_tensor(self.key.features(uniq), dtype=torch.float32)
         path = torch.as_tensor(np.broadcast_to(macro, (len(uniq), *macro.shape)).copy(), dtype=torch.float32)
-        mats = self.model_.log_matrices(feats, path).exp().double().numpy()  # (K, span, 7, 7)
-        p = mats[inverse.reshape(-1), np.clip(month, 0, span - 1), moves.from_state.astype(np.int64)]
-        return p / p.sum(1, keepdims=True)
+        rows = (inverse.reshape(-1), np.clip(month, 0, span - 1), moves.from_state.astype(np.int64))
+        p = np.zeros((len(moves), N_STATES))
+        for model in self.members_:  # members in a fixed order: the same sum for any batch of moves
+            mats = model.log_matrices(feats, path).exp().double().numpy()  # (K, span, 7, 7)
+            row = mats[rows]
+            p += row / row.sum(1, keepdims=True)
+        return p / len(self.members_)
+
+
+def member_seed(seed: int, member: int) -> int:
+    """Seed of ensemble member ``member``: ``seed`` itself for the first (so a one-member ensemble is the
+    single network of that seed), then distinct draws of ``SeedSequence([seed, member])``."""
+    return seed if member == 0 else int(np.random.SeedSequence([seed, member]).generate_state(1)[0])
 
 
 def period_path(moves: MoveTable, period: np.ndarray, known: np.ndarray, span: int) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -165,6 +167,29 @@ def test_transformer_contestant_learns_the_cohort_rates_and_trains_only_on_the_t
     assert p[risky, 4].mean() == pytest.approx(0.2, abs=0.04)
     assert p[~risky, 4].mean() == pytest.approx(0.02, abs=0.015)
     assert model.months_ == len(set(train.covariates["period"]))
+
+
+def test_transformer_ensemble_averages_distinct_members_and_member_zero_is_the_single_network() -> None:
+    from dataclasses import replace as dc_replace
+
+    from creditsim.harness.deep import TransformerContestant, TransformerSettings
+
+    panel, tape = _synthetic(600)
+    moves = build_moves(panel, tape, tape_features=["risky"])
+    train, test = split_moves(moves, "account", 0.3, seed=0)
+    settings = TransformerSettings(epochs=6, patience=6, members=3)
+    ensemble = TransformerContestant(("prev_state",), ("risky",), seed=4, settings=settings).fit(train)
+    single = TransformerContestant(("prev_state",), ("risky",), seed=4, settings=dc_replace(settings, members=1)).fit(train)
+    alone = []
+    for member in ensemble.members_:
+        ensemble_one = copy.copy(ensemble)
+        ensemble_one.members_ = [member]
+        alone.append(ensemble_one.predict(test))
+    np.testing.assert_allclose(ensemble.predict(test), np.mean(alone, axis=0), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(alone[0], single.predict(test))  # member 0 = the one network of seed 4
+    assert not np.allclose(alone[0], alone[1]) and not np.allclose(alone[1], alone[2])
+    with pytest.raises(ConfigError, match="members must be a positive integer"):
+        TransformerSettings(members=0)
 
 
 def test_lagged_features_come_from_the_same_loan_consecutive_months_only() -> None:
