@@ -253,7 +253,7 @@ def build_transition_data(cfg: TransitionDataConfig | None = None, progress: boo
     return out
 
 
-#: shipped model: small enough to train in about a minute on 2 CPU cores and to ship (< 200 KB)
+#: shipped model: small enough to train in about two minutes on one CPU core and to ship (< 200 KB)
 SHIPPED_CONFIG = TransitionConfig(n_cohort_features=len(COHORT_FEATURES), n_macro_vars=9, d_model=32, n_heads=4, n_layers=2,
                                   n_states=7, dropout=0.0, max_months=120, unemployment_change=True, macro_link=True)
 SHIPPED_TRAINING = TrainConfig(epochs=100, batch_size=64, lr=3e-3, weight_decay=1e-4, grad_clip=1.0, patience=15,

@@ -27,9 +27,11 @@ N_MONTHS = 24
 #: cells (engine, asset class, driver) measured to move the wrong way with the shipped checkpoints, each with
 #: its numbers: they are reported as expected failures (strictly: a cell that starts passing fails the test,
 #: so the entry must then be removed). Empty since the TransitionTransformer reads the cohort's asset-class
-#: shares (issue 13, item 4): before, the real-estate x unemployment cells moved the wrong way (worst-year PD
-#: -0.65 % in the transformer, +0.18 % / +1.2 se in the trajectory engine on its matrices), because the
-#: model had to guess the class from LTV, DSCR and term for the one link whose unemployment term is weakest.
+#: shares and carries the calibrated link as a fixed offset (issue 13, item 4; ``macro_link``): before, the
+#: real-estate x unemployment cells moved the wrong way (worst-year PD -0.65 % in the transformer, +0.18 % /
+#: +1.2 se in the trajectory engine on its matrices). The shares alone fixed them for one training seed but
+#: not another (+0.8 %, and two other weak cells wrong); with the offset both seeds hold every cell. So the
+#: transformer's cells check mostly the offset plus the network's residual, which must not undo it.
 KNOWN_SIGN_FAILURES: dict[tuple[str, str, str], str] = {}
 
 

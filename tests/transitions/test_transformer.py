@@ -202,15 +202,16 @@ def test_predict_reads_the_named_features_its_width_implies():
     """12 inputs read the base features (the asset-class shares are ignored), 16 read all of them (a
     missing share is named), another width has no named features and says to call forward()."""
     frame = pd.DataFrame(np.random.default_rng(0).normal(size=(2, 16)), columns=list(COHORT_FEATURES))
+    frame[["share_corporate", "share_consumer", "share_real_estate", "share_receivables"]] = [1.0, 0.0, 0.0, 0.0]
     path = torch.zeros(1, 3, 9)
     base = tiny_model(0)
     assert base.cohort_feature_names == BASE_COHORT_FEATURES
-    shifted = frame.assign(share_corporate=5.0, share_receivables=-3.0)
+    shifted = frame.assign(share_corporate=0.0, share_receivables=1.0)
     torch.testing.assert_close(base.predict(frame, path), base.predict(shifted, path), rtol=0, atol=0)
     wide = tiny_model(0, replace(TINY, n_cohort_features=16))
     assert wide.cohort_feature_names == COHORT_FEATURES
     assert not torch.equal(wide.predict(frame, path), wide.predict(shifted, path))
-    torch.testing.assert_close(wide.predict(frame, path)[0], wide(torch.as_tensor(frame.to_numpy(), dtype=torch.float32),
+    torch.testing.assert_close(wide.predict(frame, path)[0], wide(torch.as_tensor(frame.to_numpy().copy(), dtype=torch.float32),
                                                                    path.expand(2, 3, 9)), rtol=0, atol=1e-6)
     with pytest.raises(DataError, match=r"missing column\(s\) \['share_receivables'\]"):
         wide.predict(frame.drop(columns="share_receivables"), path)
@@ -301,7 +302,7 @@ def test_brier_and_calibration_against_hand_computed_values():
 
 def test_homogeneous_matrix_matches_markov_transition_model_fit():
     from creditsim.transitions.synthetic import LoanTapeGenerator
-    from creditsim.transitions.markov import MarkovTransitionModel, base_case_matrix
+    from creditsim.transitions.markov import MarkovTransitionModel
     from creditsim.transitions.train import _panel_with_cutoff_row
     from creditsim.transitions.cohorts import transition_counts
 
@@ -389,7 +390,6 @@ def test_macro_link_offset_reproduces_the_markov_overlay_for_single_class_cohort
     (computed independently in numpy float64 by MarkovTransitionModel.scenario_matrices)."""
     from creditsim.macro.scenarios import fed_table_path
     from creditsim.transitions.markov import MarkovTransitionModel, base_case_matrix
-    from creditsim.transitions.markov import base_case_matrix
 
     chain = MarkovTransitionModel.default()
     paths = np.stack([fed_table_path(2025, name)[:30] for name in ("baseline", "severely_adverse")])
@@ -424,5 +424,49 @@ def test_macro_link_needs_the_asset_class_shares_and_a_segmented_chain():
     with pytest.raises(ConfigError, match="macro_link=False"):
         tiny_model(0).set_macro_link(MarkovTransitionModel.default())
     linked = tiny_model(0, replace(TINY, n_cohort_features=16, macro_link=True))
-    with pytest.raises(ConfigError, match="segmented by asset class"):
-        linked.set_macro_link(MarkovTransitionModel.from_matrix(base_case_matrix("consumer")))
+    by_region = MarkovTransitionModel.from_matrix(np.stack([base_case_matrix("consumer")] * 2), segments=["north", "south"],
+                                                  segment_sensitivities={"north": {"default": {"gdp_growth": -0.1}}})
+    with pytest.raises(ConfigError, match=r"keyed by \['north'\], not by the asset classes"):
+        linked.set_macro_link(by_region)
+    linked.set_macro_link(MarkovTransitionModel.default(calibrated=False))  # one shared link: every class takes it
+    assert torch.equal(linked.link_beta[0], linked.link_beta[3]) and bool(linked.link_beta.any())
+
+
+def test_macro_link_checkpoint_edge_cases_and_config_checks(tmp_path):
+    """An unclipped link saves and loads; an unset link is not saved; the flags are booleans; the link needs
+    the nine macro variables; shares that are not fractions summing to 1 are named."""
+    from creditsim.transitions.markov import MarkovTransitionModel
+
+    wide = replace(TINY, n_cohort_features=16, macro_link=True)
+    chain = MarkovTransitionModel.default()
+    chain.z_clip = None
+    model = tiny_model(1, wide)
+    model.set_macro_link(chain)
+    model.save_pretrained(tmp_path / "unclipped")
+    assert torch.isinf(TransitionTransformer.from_pretrained(tmp_path / "unclipped").link_z_clip).all()
+    with pytest.raises(ConfigError, match="set_macro_link was never called"):
+        tiny_model(1, wide).save_pretrained(tmp_path / "unset")
+    with pytest.raises(ConfigError, match="macro_link must be True or False"):
+        TransitionConfig(n_cohort_features=16, macro_link="no")
+    with pytest.raises(ConfigError, match="n_macro_vars must be 9"):
+        TransitionConfig(n_cohort_features=16, macro_link=True, n_macro_vars=5)
+    frame = pd.DataFrame(np.zeros((3, 16)), columns=list(COHORT_FEATURES), index=["a", "b", "c"])
+    frame["share_corporate"] = [1.0, 100.0, 0.5]  # row b in percent, row c sums to 0.5
+    with pytest.raises(DataError, match=r"summing to 1; not so in 2 row\(s\), e.g. \['b', 'c'\]"):
+        model.predict(frame, torch.zeros(1, 3, 9))
+
+
+def test_without_macro_inputs_the_path_reaches_the_matrices_only_through_the_link():
+    from creditsim.transitions.markov import MarkovTransitionModel
+
+    cf = torch.zeros(2, 16)
+    cf[:, 12] = 1.0
+    calm, stressed = torch.full((2, 6, 9), 0.03), torch.full((2, 6, 9), 0.03)
+    stressed[:, :, MACRO_VARS.index("credit_spread_hy")] = 0.12
+    blind = tiny_model(2, replace(TINY, n_cohort_features=16, macro_inputs=False))
+    with torch.no_grad():
+        torch.testing.assert_close(blind(cf, calm), blind(cf, stressed), rtol=0, atol=0)
+        linked = tiny_model(2, replace(TINY, n_cohort_features=16, macro_inputs=False, macro_link=True))
+        linked.set_macro_link(MarkovTransitionModel.default())
+        pd_calm, pd_stress = (linked(cf, p)[0, :, 0, LoanState.DEFAULT] for p in (calm, stressed))
+    assert bool((pd_stress > pd_calm).all())  # the corporate link raises PD with the HY spread
