@@ -53,6 +53,9 @@ PARSE_ONLY: dict[str, str] = {
     "creditsim reverse-stress": "~2 min (4 starts x 15 iterations, 2,000 Monte Carlo draws); "
                                 "tests/cli/test_reverse_cli.py runs it on 300 loans",
     "creditsim train macro": "~20 min of training; tests/test_checkpoints_and_training.py trains 2 epochs",
+    "creditsim train transitions --model transformer": "the reader's own panel must lie inside the macro history's "
+                                                        "months; tests/transitions/test_panel_train.py trains one "
+                                                        "on a 2022-23 panel and simulates with it",
     "creditsim eval macro": "~11 min (5 seeds x 1,000 paths x 3 generators); tests/macro/test_evaluate.py runs "
                             "60 paths, 1 seed",
     "creditsim eval transitions --panel uci": "~2.5 min (9 contestants on 30,000 accounts, the trajectory model "

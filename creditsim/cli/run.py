@@ -247,10 +247,19 @@ def run_config(config_file: Path | None, options: dict[str, Any]) -> Any:
     return cfg
 
 
-def load_chain(path: Path, engine: str) -> Any:
-    """The Markov chain of ``--transition-model`` (markov and trajectory engines only)."""
+def load_chain(path: Path, engine: str, device: str = "cpu") -> Any:
+    """The model of ``--transition-model``: a Markov chain (folder with ``markov_model.json``; markov and
+    trajectory engines) or a TransitionTransformer checkpoint (``config.json`` + ``model.safetensors``,
+    e.g. from ``creditsim train transitions --model transformer``; transformer and trajectory engines)."""
     from creditsim.transitions.markov import MarkovTransitionModel
 
+    if (Path(path) / "config.json").is_file() and not (Path(path) / "markov_model.json").is_file():
+        from creditsim.transitions.transformer import TransitionTransformer
+
+        if engine == "markov":
+            raise ConfigError(f"--transition-model {path} holds a TransitionTransformer checkpoint; use it with "
+                              "--engine transformer (or trajectory)")
+        return TransitionTransformer.from_pretrained(path, device=device)
     if engine == "transformer":
         raise ConfigError("--transition-model holds a Markov chain; use it with --engine markov (or trajectory)")
     return MarkovTransitionModel.load(path)
@@ -301,8 +310,10 @@ def simulate_cmd(
     excel: bool = typer.Option(False, "--excel", help="also write results.xlsx into the run directory"),
     html_report: bool = typer.Option(False, "--html", help="also write report.html into the run directory"),
     pdf: bool = typer.Option(False, "--pdf", help="also write summary.pdf (the one-page summary) into the run directory"),
-    transition_model: Path = typer.Option(None, "--transition-model", help="a Markov chain fitted on your panel "
-                                          "(folder written by `creditsim train transitions`) instead of the default"),
+    transition_model: Path = typer.Option(None, "--transition-model", help="a model trained on your panel (folder "
+                                          "written by `creditsim train transitions`: a Markov chain, or with "
+                                          "--model transformer a TransitionTransformer for --engine transformer) "
+                                          "instead of the default"),
 ) -> None:
     """Run the Monte Carlo simulation of a deal on a loan tape and save the run."""
     # the CLI imports its stack on use: `creditsim --help` and the data commands must not pay for torch
@@ -324,7 +335,7 @@ def simulate_cmd(
                                   "backend": backend, "device": device, "cutoff": cutoff,
                                   "scale_deal": False if no_rescale else None, "rating_pd": rating_pd})
     if transition_model is not None:
-        run_cfg = run_cfg.replace(transition_model=load_chain(transition_model, run_cfg.engine))
+        run_cfg = run_cfg.replace(transition_model=load_chain(transition_model, run_cfg.engine, run_cfg.device))
     loans = read_tape(tape)
     deal_cfg = load_deal(deal)
     t0 = time.perf_counter()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -67,29 +68,65 @@ def train_macro(
 @train_app.command("transitions")
 def train_transitions(
     panel: Path = typer.Option(..., "--panel", help="loan x month panel (csv/parquet) with loan_id, reporting_month, loan_state"),
-    out: Path = typer.Option(..., "--out", help="folder to write markov_model.json into"),
+    out: Path = typer.Option(..., "--out", help="folder to write the model into (markov_model.json, or config.json + "
+                             "model.safetensors for the transformer)"),
+    model: str = typer.Option("markov", "--model", help="markov (the chain) | transformer (a TransitionTransformer on "
+                              "the panel's cohorts; needs --tape; carries the calibrated credit link)"),
     tape: Path = typer.Option(None, "--tape", help="loan tape, for a --by column the panel lacks (joined on loan_id)"),
     by: str = typer.Option(None, "--by", help="segment column (default asset_class when a tape is given: the "
                            "segmentation simulate uses)"),
     overlay: str = typer.Option(None, "--overlay", help="macro overlay: calibrated (the shipped per-asset-class link, "
                                 "needs --by asset_class; the default then), fit (estimated on this panel with --macro; the "
                                 "default otherwise), legacy"),
-    macro: str = typer.Option("history", "--macro", help="for --overlay fit: 'history' (bundled US macro) or a monthly file"),
+    macro: str = typer.Option("history", "--macro", help="for --overlay fit and the transformer: 'history' (bundled "
+                              "US macro) or a monthly file covering the panel's months"),
+    epochs: int = typer.Option(None, "--epochs", help="transformer: maximum epochs (early stopping may end sooner)"),
+    seed: int = typer.Option(0, "--seed", help="transformer: initialisation, batch order and early-stopping loans"),
 ) -> None:
-    """Fit the monthly Markov chain on your panel (censored rows honoured) with a macro overlay, and save it
-    for ``creditsim simulate --transition-model DIR`` (:func:`creditsim.fit_transitions`)."""
+    """Fit the monthly Markov chain (or, with ``--model transformer``, a TransitionTransformer) on your panel
+    and save it for ``creditsim simulate --transition-model DIR`` (:func:`creditsim.fit_transitions`)."""
     from creditsim.cli.run import read_macro_history
     from creditsim.harness.fit import fit_transitions
     from creditsim.io import read_frame, read_panel
 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out must be a folder, but {out} is a file")
+    if model not in ("markov", "transformer"):
+        raise ConfigError(f"--model: expected markov or transformer, got {model!r}")
     frame = read_panel(panel, check_transitions=False)
     static = None if tape is None else read_frame(tape, "loan tape")
+    if model == "transformer":
+        _train_transformer(frame, static, read_macro_history(macro), out, epochs, seed, (by, overlay))
+        return
     model = fit_transitions(frame, static, model="markov", macro=read_macro_history(macro), by=by, overlay=overlay)
     path = model.save(out)
     used = overlay or ("calibrated" if model.segment_sensitivities else "fit")
     _print_chain(model, path, used)
+
+
+def _train_transformer(panel, tape, macro, out: Path, epochs: int | None, seed: int, chain_only: tuple) -> None:
+    """``train transitions --model transformer``: train on the panel's cohorts, save, print what was learnt."""
+    from creditsim.transitions.panel_train import train_transformer_on_panel
+
+    if tape is None:
+        raise ConfigError("--model transformer needs --tape: the cohorts and their features come from the loan tape")
+    if any(v is not None for v in chain_only):
+        raise ConfigError("--by and --overlay are Markov-chain options; the transformer's cohorts are the tape's "
+                          "asset classes (and vintage x risk), its macro link the calibrated one")
+    if epochs is not None and epochs < 1:
+        raise ConfigError(f"--epochs must be a positive integer, got {epochs}")
+    model = train_transformer_on_panel(panel, tape, macro, out=out, epochs=epochs, seed=seed, progress=True)
+    meta = json.loads((out / "config.json").read_text())["training"]
+    table = Table(title=f"TransitionTransformer trained -> {out}")
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    for key in ("best_epoch", "epochs_run", "best_val_nll", "seconds_train"):
+        value = meta.get(key)
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    table.add_row("cohort sequences", ", ".join(f"{k} {v}" for k, v in meta["n_sequences"].items()))
+    table.add_row("months", str(model.config.max_months))
+    console.print(table)
+    console.print(f"use it with: creditsim simulate --engine transformer --transition-model {out} ...")
 
 
 def _print_chain(model, path: Path, overlay: str) -> None:

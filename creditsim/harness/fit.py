@@ -3,10 +3,16 @@
 ``model="markov"`` returns a :class:`~creditsim.transitions.markov.MarkovTransitionModel` -- segmented
 by ``by`` (a panel column, or a tape column joined on ``loan_id``), censored rows honoured, with a macro
 overlay -- that :func:`creditsim.simulate` runs on (``transition_model=``) and that ``save`` writes for
-``creditsim simulate --transition-model DIR``. Any other harness contestant name (``"transformer"``,
-``"trajectory"``, ``"gbm"``, ...) returns that contestant fitted on every move of the panel: it predicts
-next-period state probabilities for a :class:`~creditsim.harness.moves.MoveTable` (what
-``creditsim eval transitions`` scores); the simulation engines do not take those yet.
+``creditsim simulate --transition-model DIR``. ``model="transformer"`` returns a
+:class:`~creditsim.transitions.transformer.TransitionTransformer` trained on the panel's cohorts
+(:func:`creditsim.transitions.panel_train.train_transformer_on_panel`: needs the loan tape, reads the
+macro history of the panel's months, carries the calibrated credit link): ``simulate(engine="transformer",
+transition_model=model)`` runs on it and ``save_pretrained`` writes it for ``--transition-model DIR``.
+Any other harness contestant name (``"trajectory"``, ``"gbm"``, ...) returns that contestant fitted on every
+move of the panel: it predicts next-period state probabilities for a
+:class:`~creditsim.harness.moves.MoveTable` (what ``creditsim eval transitions`` scores; the harness's own
+transformer contestant is ``creditsim.harness.make_contestant("transformer", ...)``); the simulation
+engines do not take those.
 
 Overlay decision for the chain: ``"calibrated"`` (the shipped per-asset-class link, which needs
 ``by="asset_class"``), ``"fit"`` (:meth:`MarkovTransitionModel.fit_macro_sensitivity` on the panel
@@ -67,6 +73,13 @@ def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, mo
         from creditsim.datasets.macro import load_macro_history
 
         macro = load_macro_history()
+    if model == "transformer":
+        if tape is None:
+            raise ConfigError("model 'transformer': give the loan tape (its cohorts and cohort features are the "
+                              "model's input)")
+        from creditsim.transitions.panel_train import train_transformer_on_panel
+
+        return train_transformer_on_panel(panel, tape, macro if macro is not None else "history", seed=seed)
     if model != "markov":
         if model not in CONTESTANT_NAMES:
             raise ConfigError(f"model {model!r}: expected 'markov' or one of {list(CONTESTANT_NAMES)}")

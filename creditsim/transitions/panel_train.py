@@ -1,0 +1,182 @@
+"""Train a :class:`~creditsim.transitions.transformer.TransitionTransformer` on your own loan panel, for
+``simulate(engine="transformer")`` and ``creditsim simulate --transition-model DIR``.
+
+    model = train_transformer_on_panel(panel, tape, macro="history", out="models/transformer")
+
+The shipped checkpoint learns from synthetic books driven by many macro paths
+(:mod:`creditsim.transitions.train`); this module fits the same network on one real panel, aligned to
+calendar time:
+
+* **Sequences.** Each cohort of the tape (the default ``asset_class|vintage|risk`` cohorts and the coarse
+  ``asset_class`` cohorts the simulation engine uses) is one sequence of monthly move counts
+  (:func:`~creditsim.transitions.cohorts.transition_counts`): position ``t`` is the move *into* calendar
+  month ``months[t]``, counted from the panel's second month, so position 0 is the first month after the
+  panel's first one -- as in a simulation, where position 0 is the first month after the cut-off.
+* **Cohort features** (:data:`~creditsim.transitions.cohorts.COHORT_FEATURES`, with the asset-class
+  shares) are taken as of the panel's first month, the role the cut-off plays in a simulation.
+* **Macro.** The move into month ``m`` reads the macro values of month ``m`` (a monthly frame in
+  :data:`~creditsim.states.MACRO_VARS`, or ``"history"``: the bundled US history). A month of the panel
+  the frame lacks is an error naming it.
+* **Early stopping** on a seeded share of the *loans* (``val_share``): their moves are counted apart, so
+  no loan is in both.
+* **The credit link** (``macro_link``, default on): one panel spans one economy, far too little macro
+  variation to learn a macro response from; the model then carries the calibrated per-asset-class link
+  as its fixed offset (:meth:`TransitionTransformer.set_macro_link`), the network does not read the macro
+  path (``macro_inputs=False``), and it learns the cohort, seasoning and calendar structure of *your*
+  book around the link. Off, the network reads the path and learns the macro effects from the panel
+  alone (sensible only for a panel spanning several cycles).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from creditsim.errors import ConfigError, DataError
+from creditsim.nn.trainer import TrainConfig
+from creditsim.schema import as_loan_tape
+from creditsim.states import MACRO_VARS, N_STATES
+from creditsim.transitions.cohorts import DEFAULT_COHORT_KEY, cohort_features, transition_counts
+from creditsim.transitions.train import SHIPPED_CONFIG, SHIPPED_TRAINING, CohortMonthData, train_transition_model
+from creditsim.transitions.transformer import TransitionConfig, TransitionTransformer
+
+__all__ = ["PANEL_COHORTS", "panel_transition_data", "train_transformer_on_panel"]
+
+#: cohort definitions a panel is counted under (the finer default cohorts and the engine's coarse ones)
+PANEL_COHORTS: tuple[str, ...] = (DEFAULT_COHORT_KEY, "asset_class")
+
+
+def _macro_rows(macro: pd.DataFrame | str, months: pd.DatetimeIndex) -> np.ndarray:
+    """``(T, 9)`` macro values of each destination month, MACRO_VARS order."""
+    if isinstance(macro, str):
+        if macro != "history":
+            raise ConfigError(f"macro: expected a monthly frame or 'history', got {macro!r}")
+        from creditsim.datasets.macro import load_macro_history
+
+        macro = load_macro_history()
+    if not isinstance(macro, pd.DataFrame):
+        raise ConfigError(f"macro: expected a monthly DataFrame or 'history', got {type(macro).__name__}")
+    missing = [v for v in MACRO_VARS if v not in macro.columns]
+    if missing:
+        raise DataError(f"macro frame: missing column(s) {missing}; expected {list(MACRO_VARS)}")
+    index = pd.DatetimeIndex(pd.to_datetime(macro.index)).to_period("M").to_timestamp()
+    frame = pd.DataFrame(macro[list(MACRO_VARS)].to_numpy(np.float64), index=index)
+    frame = frame[~frame.index.duplicated(keep="last")]
+    rows = frame.reindex(months)
+    lacking = rows.index[rows.isna().any(axis=1)]
+    if len(lacking):
+        shown = ", ".join(str(m)[:7] for m in lacking[:6]) + (" ..." if len(lacking) > 6 else "")
+        raise DataError(f"macro frame: no complete values for {len(lacking)} panel month(s): {shown} "
+                        f"(the frame covers {str(frame.index.min())[:7]} .. {str(frame.index.max())[:7]})")
+    return rows.to_numpy(np.float64)
+
+
+def panel_transition_data(panel: pd.DataFrame, tape: Any, macro: pd.DataFrame | str = "history",
+                          val_share: float = 0.15, seed: int = 0,
+                          cohort_definitions: tuple[str, ...] = PANEL_COHORTS) -> dict[str, CohortMonthData]:
+    """``{"train", "val"}`` cohort sequences of a real panel (module docstring).
+
+    Args:
+        panel: loan x month rows with ``loan_id``, ``reporting_month``, ``loan_state`` (0..6).
+        tape: the loan tape of those loans (a DataFrame validated here, or a LoanTape).
+        macro: monthly macro frame (MACRO_VARS columns, month index) or ``"history"``.
+        val_share: share of the loans held out for early stopping, in [0, 0.5).
+        seed: the held-out loans.
+        cohort_definitions: cohort keys of :func:`~creditsim.transitions.cohorts.cohort_keys`.
+
+    Returns:
+        :class:`~creditsim.transitions.train.CohortMonthData` per split; ``N`` rows = cohorts x definitions,
+        ``T`` = calendar months of the panel minus one.
+    """
+    if not isinstance(val_share, (int, float)) or isinstance(val_share, bool) or not 0.0 <= val_share < 0.5:
+        raise ConfigError(f"val_share must be a number in [0, 0.5), got {val_share!r}")
+    if not isinstance(panel, pd.DataFrame):
+        raise DataError(f"panel: expected a pandas DataFrame, got {type(panel).__name__}")
+    frame = as_loan_tape(tape).frame
+    ids = frame["loan_id"].astype(str).to_numpy()
+    if "reporting_month" not in panel.columns:
+        raise DataError("panel: missing required column(s) ['reporting_month']")
+    first = pd.to_datetime(panel["reporting_month"]).min().to_period("M").to_timestamp()
+    held = np.random.default_rng(seed).random(len(ids)) < val_share
+    out: dict[str, dict[str, list[np.ndarray]]] = {s: {"feat": [], "counts": [], "cohort": [], "definition": []}
+                                                   for s in ("train", "val")}
+    months = None
+    for split, keep in (("train", ~held), ("val", held)):
+        if not keep.any():
+            continue
+        loans = frame[keep]
+        rows = panel[panel["loan_id"].astype(str).isin(set(ids[keep]))]
+        for definition in cohort_definitions:
+            counts, cohorts, dest = transition_counts(rows, loans, definition)
+            if months is None:
+                months = dest
+            elif len(dest) != len(months) or (dest != months).any():  # a split that misses the panel's ends
+                counts = _on_months(counts, dest, months)
+            feats = cohort_features(loans, definition, as_of=first).loc[cohorts]
+            r = out[split]
+            r["feat"].append(feats.to_numpy(np.float64))
+            r["counts"].append(counts)
+            r["cohort"].append(np.asarray(cohorts, dtype=object))
+            r["definition"].append(np.full(len(cohorts), definition, dtype=object))
+    if months is None or len(months) == 0:
+        raise DataError("panel: fewer than two calendar months, so there is no move to learn from")
+    path = _macro_rows(macro, months)
+    data = {}
+    for split, r in out.items():
+        if not r["feat"]:
+            continue
+        counts = np.concatenate(r["counts"])
+        n = len(counts)
+        definition = np.concatenate(r["definition"])
+        once = counts[definition == cohort_definitions[0]].sum(axis=(0, 1)).astype(np.int64)  # each move once
+        data[split] = CohortMonthData(np.concatenate(r["feat"]), np.broadcast_to(path, (n, *path.shape)).copy(), counts,
+                                      np.concatenate(r["cohort"]), definition, np.zeros(n, np.int64),
+                                      np.zeros(n, np.int64), once)
+    return data
+
+
+def _on_months(counts: np.ndarray, have: pd.DatetimeIndex, months: pd.DatetimeIndex) -> np.ndarray:
+    """``counts`` ``(C, len(have), 7, 7)`` placed on the calendar ``months`` (zeros where absent)."""
+    out = np.zeros((counts.shape[0], len(months), N_STATES, N_STATES), dtype=counts.dtype)
+    pos = months.get_indexer(have)
+    inside = pos >= 0
+    out[:, pos[inside]] = counts[:, inside]
+    return out
+
+
+def train_transformer_on_panel(panel: pd.DataFrame, tape: Any, macro: pd.DataFrame | str = "history",
+                               out: str | os.PathLike[str] | None = None, macro_link: bool = True,
+                               epochs: int | None = None, seed: int = 0, val_share: float = 0.15,
+                               progress: bool = False,
+                               model_config: TransitionConfig | None = None) -> TransitionTransformer:
+    """Fit a TransitionTransformer on ``panel`` (module docstring) and save it to ``out`` when given.
+
+    Args:
+        panel, tape, macro, val_share: see :func:`panel_transition_data`.
+        out: checkpoint folder (``config.json`` + ``model.safetensors``) for ``from_pretrained`` and
+            ``creditsim simulate --transition-model``.
+        macro_link: carry the calibrated credit link as a fixed offset (module docstring).
+        epochs: maximum epochs (default the shipped model's); early stopping may end sooner.
+        seed: initialisation, batch order and the held-out loans.
+        model_config: network size (default the shipped model's; ``macro_link`` sets its ``macro_link`` and
+            ``macro_inputs`` fields).
+
+    Returns:
+        The trained model, in eval mode.
+    """
+    data = panel_transition_data(panel, tape, macro, val_share=val_share, seed=seed)
+    if "train" not in data:
+        raise DataError("panel: no training loans (val_share leaves none)")
+    # with the link the network does not read the path (one economy: module docstring); without it, it must
+    cfg = replace(model_config if model_config is not None else SHIPPED_CONFIG, macro_link=bool(macro_link),
+                  macro_inputs=not macro_link)
+    months = data["train"].counts.shape[1]
+    cfg = replace(cfg, max_months=max(1, min(cfg.max_months, months)))
+    train_cfg: TrainConfig = replace(SHIPPED_TRAINING, seed=seed, progress=progress,
+                                     **({"epochs": int(epochs)} if epochs is not None else {}))
+    result = train_transition_model(data, cfg, train_cfg, out=out, evaluate=False)
+    return result.model.eval()

@@ -1,0 +1,97 @@
+"""A TransitionTransformer trained on your own panel (calendar-aligned cohorts, the macro history of the
+panel's months, the credit link), saved, and run by `simulate` from the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import creditsim as cs
+from creditsim.datasets.macro import load_macro_history
+from creditsim.errors import ConfigError, DataError
+from creditsim.examples import example_path
+from creditsim.states import ASSET_CLASSES, MACRO_VARS, LoanState
+from creditsim.transitions.cohorts import transition_counts
+from creditsim.transitions.panel_train import panel_transition_data, train_transformer_on_panel
+from creditsim.transitions.transformer import TransitionTransformer
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory):
+    loans, panel = cs.LoanTapeGenerator(600, 18, random_seed=11, cutoff="2022-01-01").generate()
+    folder = tmp_path_factory.mktemp("panel")
+    loans.to_parquet(folder / "loans.parquet")
+    panel.to_parquet(folder / "panel.parquet")
+    return loans, panel, folder
+
+
+def test_sequences_are_the_panels_counts_on_its_calendar_with_that_months_macro(book) -> None:
+    loans, panel, _ = book
+    data = panel_transition_data(panel, loans, val_share=0.25, seed=3)
+    counts, cohorts, months = transition_counts(panel, loans, "asset_class")
+    for split in ("train", "val"):
+        assert data[split].counts.shape[1:] == (len(months), 7, 7)
+    # train + val loans are the panel's loans, each once: their coarse-cohort counts add up to the whole panel's
+    coarse = {s: data[s].counts[data[s].definition == "asset_class"].sum(0) for s in ("train", "val")}
+    np.testing.assert_array_equal(coarse["train"] + coarse["val"], counts.sum(0))
+    assert 0 < coarse["val"].sum() < coarse["train"].sum()
+    history = load_macro_history()
+    np.testing.assert_array_equal(data["train"].macro[0], history.loc[months, list(MACRO_VARS)].to_numpy())
+    assert str(months[0])[:7] == "2022-02"  # the move into the panel's second month is position 0
+    one = data["train"].cohort_features[data["train"].definition == "asset_class"][:, 12:]
+    assert set(np.unique(one)) == {0.0, 1.0} and np.allclose(one.sum(1), 1.0)  # one class per coarse cohort
+
+
+def test_bad_inputs_name_what_is_wrong(book) -> None:
+    loans, panel, _ = book
+    short = load_macro_history().loc[:"2022-12"]
+    with pytest.raises(DataError, match=r"no complete values for 6 panel month\(s\): 2023-01, .* 2023-06 \(the frame covers 1980-01 .. 2022-12\)"):
+        panel_transition_data(panel, loans, macro=short)
+    with pytest.raises(DataError, match="fewer than two calendar months"):
+        panel_transition_data(panel[panel["reporting_month"] == panel["reporting_month"].min()], loans)
+    with pytest.raises(ConfigError, match="val_share"):
+        panel_transition_data(panel, loans, val_share=0.7)
+    with pytest.raises(ConfigError, match="give the loan tape"):
+        cs.fit_transitions(panel, model="transformer")
+
+
+def test_trained_model_carries_the_link_and_fits_the_book(book, tmp_path) -> None:
+    loans, panel, _ = book
+    torch.manual_seed(0)
+    model = train_transformer_on_panel(panel, loans, out=tmp_path / "m", epochs=40)
+    assert model.config.macro_link and not model.config.macro_inputs and model.config.max_months == 17
+    back = TransitionTransformer.from_pretrained(tmp_path / "m")
+    calm = load_macro_history().loc["2022-02":"2023-07"].to_numpy()[None]
+    stressed = calm.copy()
+    stressed[..., MACRO_VARS.index("credit_spread_hy")] += 0.05
+    mats = back.for_tape(loans).scenario_matrices(np.concatenate([calm, stressed]))  # (2, 4, 18, 7, 7)
+    corporate = ASSET_CLASSES.index("corporate")
+    assert (mats[1, corporate, :, 0, LoanState.DEFAULT] > mats[0, corporate, :, 0, LoanState.DEFAULT]).all()
+    # the book's own one-month default rate from CURRENT, by class, is what the model learnt (within noise)
+    _, _, months = transition_counts(panel, loans, "asset_class")
+    counts = panel_transition_data(panel, loans, val_share=0.0)["train"]
+    coarse = counts.counts[counts.definition == "asset_class"].sum(1)  # (4, 7, 7) in ASSET_CLASSES order
+    realised = coarse[:, 0, LoanState.DEFAULT] / coarse[:, 0].sum(1)
+    learnt = mats[0, :, :, 0, LoanState.DEFAULT].mean(1)
+    assert np.all(np.abs(learnt - realised) < 0.5 * realised + 1e-3), (learnt, realised)
+
+
+def test_cli_trains_it_and_simulate_runs_on_it(book, tmp_path, capsys, run_cli) -> None:
+    _, _, folder = book
+    out = tmp_path / "transformer"
+    args = ["train", "transitions", "--model", "transformer", "--panel", str(folder / "panel.parquet")]
+    assert run_cli([*args, "--out", str(out)]) == 2
+    assert "needs --tape" in capsys.readouterr().err
+    assert run_cli([*args, "--tape", str(folder / "loans.parquet"), "--out", str(out), "--epochs", "5"]) == 0
+    assert "TransitionTransformer trained" in capsys.readouterr().out
+    sim = ["simulate", "--tape", str(folder / "loans.parquet"), "--deal", str(example_path("example_clo.yaml")), "--n-sims", "20",
+           "--horizon", "12", "--mix", "baseline", "--transition-model", str(out)]
+    assert run_cli([*sim, "--out", str(tmp_path / "r0")]) == 2
+    assert "--engine transformer" in capsys.readouterr().err
+    assert run_cli([*sim, "--engine", "transformer", "--out", str(tmp_path / "r1")]) == 0
+    settings = json.loads((tmp_path / "r1" / "run.json").read_text())["settings"]
+    assert settings["engine"] == "transformer" and settings["transition_model"]
