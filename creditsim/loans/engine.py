@@ -685,6 +685,11 @@ class _BlockRun:
             self.loan_level["flows"][:, :, t] = f
 
 
+#: reasons the fused kernel failed to load that were logged already (the import is retried on every call,
+#: which costs nothing once it works, so a cache directory that becomes writable is picked up)
+_FUSED_FAILURES_LOGGED: set[str] = set()
+
+
 def _fused_module() -> object | None:
     """:mod:`creditsim.loans.fused` when :data:`FUSED_KERNEL` is on and numba loads (imported, and its
     cached kernels loaded, on first use), else None with the reason logged: e.g. numba finds no
@@ -694,8 +699,10 @@ def _fused_module() -> object | None:
     try:
         from creditsim.loans import fused
     except Exception as exc:  # noqa: BLE001 - any import failure means "use the torch path"
-        log.warning("the fused month kernel is unavailable (%s: %s); the engine uses its torch step",
-                    type(exc).__name__, exc)
+        reason = f"{type(exc).__name__}: {exc}"
+        if reason not in _FUSED_FAILURES_LOGGED:  # once per reason, not once per chunk and caller
+            _FUSED_FAILURES_LOGGED.add(reason)
+            log.warning("the fused month kernel is unavailable (%s); the engine uses its torch step", reason)
         return None
     return fused
 
