@@ -231,3 +231,23 @@ def test_an_empty_scenario_chunk_gives_empty_sums():
     out = engine.simulate_pool_chunk(book, MarkovTransitionModel.default().transition_matrix_,
                                      np.array([], dtype=np.int64), seed=1, n_months=5)
     assert out.shape[:2] == (0, 5)
+
+
+def test_shared_month_varying_matrices_on_two_threads_match_torch_and_one_thread(monkeypatch):
+    """Matrices shared by every scenario but changing by month (``(1, C, T, 7, 7)``: the shared-rows
+    path, stay thresholds looked up once per month) give the torch step's sums, on 1 and 2 threads."""
+    book = _book(2600, 9)
+    mats = _macro_matrices(1, 25, 10)  # one path's matrices for all 6 scenarios
+    ids = np.arange(20, 26)
+    kw = dict(seed=5, n_months=25, loan_chunk=2048, group_by="asset_class")
+    monkeypatch.setattr(engine, "FUSED_KERNEL", False)
+    ref = engine.simulate_pool_chunk(book, mats, ids, **kw)
+    monkeypatch.setattr(engine, "FUSED_KERNEL", True)
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            np.testing.assert_array_equal(engine.simulate_pool_chunk(book, mats, ids, **kw), ref)
+    finally:
+        torch.set_num_threads(before)
+    assert ref[..., 3].sum() > 0 and not np.array_equal(ref[0], ref[1])  # defaults, and scenarios differ
