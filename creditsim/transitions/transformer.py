@@ -155,12 +155,12 @@ class TransitionConfig(JSONConfig):
             raise ConfigError(f"TransitionConfig.n_states must be {N_STATES} (the LoanState set), got {self.n_states}")
         if self.d_model % self.n_heads:
             raise ConfigError(f"TransitionConfig.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
-        if self.macro_link is True and self.n_cohort_features != len(COHORT_FEATURES):
-            raise ConfigError(f"TransitionConfig.macro_link needs the asset-class shares: n_cohort_features must be "
-                              f"{len(COHORT_FEATURES)} (COHORT_FEATURES), got {self.n_cohort_features}")
         for name in ("unemployment_change", "macro_link", "macro_inputs"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"TransitionConfig.{name} must be True or False, got {getattr(self, name)!r}")
+        if self.macro_link and self.n_cohort_features != len(COHORT_FEATURES):
+            raise ConfigError(f"TransitionConfig.macro_link needs the asset-class shares: n_cohort_features must be "
+                              f"{len(COHORT_FEATURES)} (COHORT_FEATURES), got {self.n_cohort_features}")
         if (self.macro_link or self.unemployment_change) and self.n_macro_vars != len(MACRO_VARS):
             raise ConfigError(f"TransitionConfig.macro_link and unemployment_change read the {len(MACRO_VARS)} "
                               f"MACRO_VARS: n_macro_vars must be {len(MACRO_VARS)}, got {self.n_macro_vars}")
