@@ -120,11 +120,11 @@ def _train_transformer(panel, tape, macro, out: Path, epochs: int | None, seed: 
     table = Table(title=f"TransitionTransformer trained -> {out}")
     table.add_column("item")
     table.add_column("value", justify="right")
-    for key in ("best_epoch", "epochs_run", "best_val_nll", "seconds_train"):
-        value = meta.get(key)
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    table.add_row("best epoch / epochs run", f"{meta['best_epoch']} / {meta['epochs_run']}")
+    table.add_row("held-out NLL per move", f"{meta['best_val_nll']:.4f}")
+    table.add_row("training seconds", f"{meta['seconds_train']:.1f}")
     table.add_row("cohort sequences", ", ".join(f"{k} {v}" for k, v in meta["n_sequences"].items()))
-    table.add_row("months", str(model.config.max_months))
+    table.add_row("month positions learnt", str(model.config.max_months))
     console.print(table)
     console.print(f"use it with: creditsim simulate --engine transformer --transition-model {out} ...")
 

@@ -63,7 +63,15 @@ def _macro_rows(macro: pd.DataFrame | str, months: pd.DatetimeIndex) -> np.ndarr
     missing = [v for v in MACRO_VARS if v not in macro.columns]
     if missing:
         raise DataError(f"macro frame: missing column(s) {missing}; expected {list(MACRO_VARS)}")
-    index = pd.DatetimeIndex(pd.to_datetime(macro.index)).to_period("M").to_timestamp()
+    if "reporting_month" in macro.columns:  # a frame as read from a file: the months in a column
+        macro = macro.set_index("reporting_month")
+    if not isinstance(macro.index, pd.DatetimeIndex):
+        try:
+            macro = macro.set_axis(pd.to_datetime(macro.index.astype(str), format="mixed"))
+        except (ValueError, TypeError) as exc:
+            raise DataError("macro frame: the index (or a 'reporting_month' column) must hold the months, "
+                            f"e.g. 2024-01-01; got {list(macro.index[:3])}") from exc
+    index = pd.DatetimeIndex(macro.index).to_period("M").to_timestamp()
     frame = pd.DataFrame(macro[list(MACRO_VARS)].to_numpy(np.float64), index=index)
     frame = frame[~frame.index.duplicated(keep="last")]
     rows = frame.reindex(months)
@@ -71,7 +79,9 @@ def _macro_rows(macro: pd.DataFrame | str, months: pd.DatetimeIndex) -> np.ndarr
     if len(lacking):
         shown = ", ".join(str(m)[:7] for m in lacking[:6]) + (" ..." if len(lacking) > 6 else "")
         raise DataError(f"macro frame: no complete values for {len(lacking)} panel month(s): {shown} "
-                        f"(the frame covers {str(frame.index.min())[:7]} .. {str(frame.index.max())[:7]})")
+                        f"(the frame covers {str(frame.index.min())[:7]} .. {str(frame.index.max())[:7]}); give a "
+                        "monthly macro file covering the panel (--macro FILE; `creditsim data synth` writes the "
+                        "path its synthetic panel was drawn under as DIR/macro.parquet)")
     return rows.to_numpy(np.float64)
 
 

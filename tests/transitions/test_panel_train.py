@@ -95,3 +95,14 @@ def test_cli_trains_it_and_simulate_runs_on_it(book, tmp_path, capsys, run_cli) 
     assert run_cli([*sim, "--engine", "transformer", "--out", str(tmp_path / "r1")]) == 0
     settings = json.loads((tmp_path / "r1" / "run.json").read_text())["settings"]
     assert settings["engine"] == "transformer" and settings["transition_model"]
+
+
+def test_a_macro_frame_with_its_months_in_a_column_is_read(book) -> None:
+    """As `creditsim data synth` writes DIR/macro.parquet: a RangeIndex and a reporting_month column."""
+    loans, panel, _ = book
+    history = load_macro_history()
+    as_file = history.reset_index()  # reporting_month becomes a column
+    np.testing.assert_array_equal(panel_transition_data(panel, loans, macro=as_file)["train"].macro,
+                                  panel_transition_data(panel, loans, macro=history)["train"].macro)
+    with pytest.raises(DataError, match="must hold the months"):
+        panel_transition_data(panel, loans, macro=history.reset_index(drop=True).set_axis([f"m{i}" for i in range(len(history))]))
