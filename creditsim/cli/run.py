@@ -248,21 +248,31 @@ def run_config(config_file: Path | None, options: dict[str, Any]) -> Any:
 
 
 def load_chain(path: Path, engine: str, device: str = "cpu") -> Any:
-    """The model of ``--transition-model``: a Markov chain (folder with ``markov_model.json``; markov and
-    trajectory engines) or a TransitionTransformer checkpoint (``config.json`` + ``model.safetensors``,
-    e.g. from ``creditsim train transitions --model transformer``; transformer and trajectory engines)."""
-    from creditsim.transitions.markov import MarkovTransitionModel
+    """The model of ``--transition-model``: a Markov chain (folder with ``markov_model.json``, or that file;
+    markov and trajectory engines) or a TransitionTransformer checkpoint (``config.json`` +
+    ``model.safetensors``, e.g. from ``creditsim train transitions --model transformer``; transformer and
+    trajectory engines). A folder holding both is read by the engine's kind (ambiguous for trajectory)."""
+    from creditsim.transitions.markov import MODEL_FILE, MarkovTransitionModel
 
-    if (Path(path) / "config.json").is_file() and not (Path(path) / "markov_model.json").is_file():
+    folder = Path(path)
+    chain = folder.is_file() or (folder / MODEL_FILE).is_file()
+    transformer = (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+    if not chain and not transformer:
+        raise ConfigError(f"--transition-model {path}: no model there (expected {MODEL_FILE}, or config.json + "
+                          "model.safetensors, as 'creditsim train transitions' writes them)")
+    if chain and transformer and engine not in ("markov", "transformer"):
+        raise ConfigError(f"--transition-model {path} holds both a Markov chain and a TransitionTransformer; with "
+                          f"--engine {engine} give a folder with one of them")
+    if transformer and (not chain or engine == "transformer"):
         from creditsim.transitions.transformer import TransitionTransformer
 
         if engine == "markov":
             raise ConfigError(f"--transition-model {path} holds a TransitionTransformer checkpoint; use it with "
                               "--engine transformer (or trajectory)")
-        return TransitionTransformer.from_pretrained(path, device=device)
+        return TransitionTransformer.from_pretrained(folder, device=device)
     if engine == "transformer":
         raise ConfigError("--transition-model holds a Markov chain; use it with --engine markov (or trajectory)")
-    return MarkovTransitionModel.load(path)
+    return MarkovTransitionModel.load(folder)
 
 
 def print_run_terms(settings: dict[str, Any], cutoff_given: bool) -> None:

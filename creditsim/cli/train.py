@@ -79,9 +79,11 @@ def train_transitions(
                                 "needs --by asset_class; the default then), fit (estimated on this panel with --macro; the "
                                 "default otherwise), legacy"),
     macro: str = typer.Option("history", "--macro", help="for --overlay fit and the transformer: 'history' (bundled "
-                              "US macro) or a monthly file covering the panel's months"),
-    epochs: int = typer.Option(None, "--epochs", help="transformer: maximum epochs (early stopping may end sooner)"),
-    seed: int = typer.Option(0, "--seed", help="transformer: initialisation, batch order and early-stopping loans"),
+                              "US macro, 1980-01 .. 2025-09) or a monthly file covering the panel's months (a panel "
+                              "from 'creditsim data synth --out DIR' runs in future months: give --macro DIR/macro.parquet)"),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="transformer: maximum epochs (early stopping may end sooner)"),
+    seed: int = typer.Option(None, "--seed", min=0, help="transformer: initialisation, batch order and early-stopping "
+                             "loans (default 0)"),
 ) -> None:
     """Fit the monthly Markov chain (or, with ``--model transformer``, a TransitionTransformer) on your panel
     and save it for ``creditsim simulate --transition-model DIR`` (:func:`creditsim.fit_transitions`)."""
@@ -93,10 +95,18 @@ def train_transitions(
         raise ConfigError(f"--out must be a folder, but {out} is a file")
     if model not in ("markov", "transformer"):
         raise ConfigError(f"--model: expected markov or transformer, got {model!r}")
+    if model == "markov":  # cheap checks before the panel is read
+        if epochs is not None or seed is not None:
+            raise ConfigError("--epochs and --seed train the transformer (--model transformer); the Markov chain is "
+                              "counted, not trained")
+        if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
+            raise ConfigError(f"--out {out} already holds a TransitionTransformer checkpoint; write the chain to another "
+                              "folder (one model per folder, so --transition-model DIR is never ambiguous)")
     frame = read_panel(panel, check_transitions=False)
     static = None if tape is None else read_frame(tape, "loan tape")
     if model == "transformer":
-        _train_transformer(frame, static, read_macro_history(macro), out, epochs, seed, (by, overlay))
+        _train_transformer(frame, static, read_macro_history(macro), out, epochs, 0 if seed is None else seed,
+                           (by, overlay))
         return
     model = fit_transitions(frame, static, model="markov", macro=read_macro_history(macro), by=by, overlay=overlay)
     path = model.save(out)
@@ -113,8 +123,6 @@ def _train_transformer(panel, tape, macro, out: Path, epochs: int | None, seed: 
     if any(v is not None for v in chain_only):
         raise ConfigError("--by and --overlay are Markov-chain options; the transformer's cohorts are the tape's "
                           "asset classes (and vintage x risk), its macro link the calibrated one")
-    if epochs is not None and epochs < 1:
-        raise ConfigError(f"--epochs must be a positive integer, got {epochs}")
     model = train_transformer_on_panel(panel, tape, macro, out=out, epochs=epochs, seed=seed, progress=True)
     meta = json.loads((out / "config.json").read_text())["training"]
     table = Table(title=f"TransitionTransformer trained -> {out}")

@@ -125,6 +125,8 @@ class TransformerContestant:
             model, result = self._fit_member(train, key, feats, macro, months, member_seed(self.seed, k))
             self.members_.append(model)
             self.fits_.append(result)
+        # model_ / fit_ are member 0 (the one seeded like a single network), kept for callers that inspect one
+        # network; predictions average all members
         self.model_, self.fit_, self.months_ = self.members_[0], self.fits_[0], months
         return self
 

@@ -77,6 +77,14 @@ def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, mo
         if tape is None:
             raise ConfigError("model 'transformer': give the loan tape (its cohorts and cohort features are the "
                               "model's input)")
+        ignored = [name for name, given in (("by", by is not None), ("overlay", overlay is not None),
+                                            ("period", period != "month"), ("panel_features", bool(panel_features)),
+                                            ("tape_features", bool(tape_features)), ("cohort_by", bool(cohort_by)),
+                                            ("segment_by", tuple(segment_by) != ("prev_state",))) if given]
+        if ignored:
+            raise ConfigError(f"model 'transformer': {ignored} do not apply (its cohorts are the tape's asset classes "
+                              "and vintage x risk, its link the calibrated one, its moves monthly); the harness's "
+                              "transformer contestant takes them: creditsim.harness.make_contestant('transformer', ...)")
         from creditsim.transitions.panel_train import train_transformer_on_panel
 
         return train_transformer_on_panel(panel, tape, macro if macro is not None else "history", seed=seed)

@@ -26,6 +26,8 @@ __all__ = [
     "cohort_keys",
     "cohort_features",
     "transition_counts",
+    "panel_loan_positions",
+    "panel_month_numbers",
 ]
 
 #: name of the default cohort definition: asset class x vintage year x risk bucket
@@ -244,9 +246,9 @@ def transition_counts(
             raise DataError(f"{name}: missing required column(s) {missing}")
     keys = cohort_keys(loans_df, cohort_key)
     cohort_code, cohorts = pd.factorize(keys, sort=True)
-    loan_pos = _panel_loan_positions(panel_df, loans_df)
+    loan_pos = panel_loan_positions(panel_df, loans_df)
     state = _panel_states(panel_df)
-    month = _panel_months(panel_df)
+    month = panel_month_numbers(panel_df)
     m0 = int(month.min()) if len(month) else 0
     span = int(month.max()) - m0 + 1 if len(month) else 1
     n_months = span - 1
@@ -275,7 +277,7 @@ def transition_counts(
     return counts, pd.Index(cohorts, name="cohort"), month_index
 
 
-def _panel_loan_positions(panel_df: pd.DataFrame, loans_df: pd.DataFrame) -> np.ndarray:
+def panel_loan_positions(panel_df: pd.DataFrame, loans_df: pd.DataFrame) -> np.ndarray:
     """``(n_rows,)`` position in ``loans_df`` of each panel row's loan; DataError for unknown loans.
 
     One id rule for tape and panel: 7, 7.0 and "7" are the same loan, "007" is not. A Categorical
@@ -313,7 +315,7 @@ def _panel_states(panel_df: pd.DataFrame) -> np.ndarray:
     return state.astype(np.int64)
 
 
-def _panel_months(panel_df: pd.DataFrame) -> np.ndarray:
+def panel_month_numbers(panel_df: pd.DataFrame) -> np.ndarray:
     """``(n_rows,)`` int64 ``reporting_month`` as months since 1970-01; DataError on missing months."""
     rm = parse_dates(panel_df["reporting_month"], "reporting_month", "panel")
     missing = panel_df.index[rm.isna().to_numpy()]

@@ -13,7 +13,10 @@ calendar time:
   month ``months[t]``, counted from the panel's second month, so position 0 is the first month after the
   panel's first one -- as in a simulation, where position 0 is the first month after the cut-off.
 * **Cohort features** (:data:`~creditsim.transitions.cohorts.COHORT_FEATURES`, with the asset-class
-  shares) are taken as of the panel's first month, the role the cut-off plays in a simulation.
+  shares) are taken from the whole tape as of the panel's first month, the role the cut-off plays in a
+  simulation; the held-out loans read the features of their whole cohort, as a simulated book does. Ages
+  and remaining terms are counted to that month; the balance weights are the tape's ``current_balance``
+  (the tape's own as-of date), not the panel's first-month balances -- the same weights ``simulate`` uses.
 * **Macro.** The move into month ``m`` reads the macro values of month ``m`` (a monthly frame in
   :data:`~creditsim.states.MACRO_VARS`, or ``"history"``: the bundled US history). A month of the panel
   the frame lacks is an error naming it.
@@ -30,6 +33,7 @@ calendar time:
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import replace
 from typing import Any
 
@@ -39,8 +43,10 @@ import pandas as pd
 from creditsim.errors import ConfigError, DataError
 from creditsim.nn.trainer import TrainConfig
 from creditsim.schema import as_loan_tape
-from creditsim.states import MACRO_VARS, N_STATES
-from creditsim.transitions.cohorts import DEFAULT_COHORT_KEY, cohort_features, transition_counts
+from creditsim.states import MACRO_VARS, N_LIVE_STATES, N_STATES
+from creditsim.transitions.cohorts import (DEFAULT_COHORT_KEY, panel_loan_positions, panel_month_numbers, cohort_features,
+                                           transition_counts)
+from creditsim.transitions.markov import MODEL_FILE as MARKOV_FILE
 from creditsim.transitions.train import SHIPPED_CONFIG, SHIPPED_TRAINING, CohortMonthData, train_transition_model
 from creditsim.transitions.transformer import TransitionConfig, TransitionTransformer
 
@@ -106,34 +112,43 @@ def panel_transition_data(panel: pd.DataFrame, tape: Any, macro: pd.DataFrame | 
         raise ConfigError(f"val_share must be a number in [0, 0.5), got {val_share!r}")
     if not isinstance(panel, pd.DataFrame):
         raise DataError(f"panel: expected a pandas DataFrame, got {type(panel).__name__}")
+    absent = [c for c in ("loan_id", "reporting_month", "loan_state") if c not in panel.columns]
+    if absent:
+        raise DataError(f"panel: missing required column(s) {absent}; expected loan_id, reporting_month, loan_state")
+    if len(panel) == 0:
+        raise DataError("panel: no rows")
     frame = as_loan_tape(tape).frame
-    ids = frame["loan_id"].astype(str).to_numpy()
-    if "reporting_month" not in panel.columns:
-        raise DataError("panel: missing required column(s) ['reporting_month']")
-    first = pd.to_datetime(panel["reporting_month"]).min().to_period("M").to_timestamp()
-    held = np.random.default_rng(seed).random(len(ids)) < val_share
+    # every panel row's loan on the tape (the chain's rule: a panel loan without a tape row is an error, never
+    # silently dropped), then the first month as the cut-off of the cohort features
+    loan_pos = panel_loan_positions(panel, frame)
+    month_numbers = panel_month_numbers(panel)
+    first = pd.Timestamp(np.datetime64(int(month_numbers.min()), "M"))
+    # destination months of the whole panel (a split may miss its ends: its counts are placed on these)
+    months = pd.date_range(first + pd.offsets.MonthBegin(1), periods=int(month_numbers.max() - month_numbers.min()),
+                           freq="MS", name="reporting_month")
+    if len(months) == 0:
+        raise DataError(f"panel: every row is in {str(first)[:7]}; a move needs two consecutive calendar months")
+    held = np.random.default_rng(seed).random(len(frame)) < val_share
+    # features of the whole cohort, for both splits: the held-out loans are a sample of the same cohorts, and
+    # a simulation reads the features of the whole tape
+    features = {d: cohort_features(frame, d, as_of=first) for d in cohort_definitions}
     out: dict[str, dict[str, list[np.ndarray]]] = {s: {"feat": [], "counts": [], "cohort": [], "definition": []}
                                                    for s in ("train", "val")}
-    months = None
     for split, keep in (("train", ~held), ("val", held)):
         if not keep.any():
             continue
         loans = frame[keep]
-        rows = panel[panel["loan_id"].astype(str).isin(set(ids[keep]))]
+        rows = panel[keep[loan_pos]]
         for definition in cohort_definitions:
             counts, cohorts, dest = transition_counts(rows, loans, definition)
-            if months is None:
-                months = dest
-            elif len(dest) != len(months) or (dest != months).any():  # a split that misses the panel's ends
+            if len(dest) != len(months) or (dest != months).any():  # a split that misses the panel's ends
                 counts = _on_months(counts, dest, months)
-            feats = cohort_features(loans, definition, as_of=first).loc[cohorts]
+            feats = features[definition].loc[cohorts]
             r = out[split]
             r["feat"].append(feats.to_numpy(np.float64))
             r["counts"].append(counts)
             r["cohort"].append(np.asarray(cohorts, dtype=object))
             r["definition"].append(np.full(len(cohorts), definition, dtype=object))
-    if months is None or len(months) == 0:
-        raise DataError("panel: fewer than two calendar months, so there is no move to learn from")
     path = _macro_rows(macro, months)
     data = {}
     for split, r in out.items():
@@ -146,6 +161,11 @@ def panel_transition_data(panel: pd.DataFrame, tape: Any, macro: pd.DataFrame | 
         data[split] = CohortMonthData(np.concatenate(r["feat"]), np.broadcast_to(path, (n, *path.shape)).copy(), counts,
                                       np.concatenate(r["cohort"]), definition, np.zeros(n, np.int64),
                                       np.zeros(n, np.int64), once)
+    if "train" in data and data["train"].counts[:, :, :N_LIVE_STATES].sum() == 0:
+        raise DataError("panel: no month-to-month move of a live loan among the training loans: a move is two rows "
+                        "of one loan in consecutive calendar months (a quarterly panel has none; the transformer "
+                        "learns monthly moves; for quarterly data use a harness model, e.g. "
+                        "creditsim.fit_transitions(panel, tape, model='gbm', period='quarter'))")
     return data
 
 
@@ -178,6 +198,13 @@ def train_transformer_on_panel(panel: pd.DataFrame, tape: Any, macro: pd.DataFra
     Returns:
         The trained model, in eval mode.
     """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    if epochs is not None and (not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1):
+        raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
+    if out is not None and (Path(out) / MARKOV_FILE).is_file():
+        raise ConfigError(f"out: {out} already holds a Markov chain ({MARKOV_FILE}); write the transformer to another "
+                          "folder (one model per folder, so --transition-model DIR is never ambiguous)")
     data = panel_transition_data(panel, tape, macro, val_share=val_share, seed=seed)
     if "train" not in data:
         raise DataError("panel: no training loans (val_share leaves none)")

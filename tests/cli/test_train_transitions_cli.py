@@ -44,9 +44,13 @@ def test_fitted_overlay_and_errors(own_data, tmp_path, capsys, run_cli) -> None:
     panel_path, tape_path, *_ = own_data
     assert run_cli(["train", "transitions", "--panel", str(panel_path), "--overlay", "calibrated", "--out", str(tmp_path / "a")]) == 2
     assert "needs by='asset_class'" in capsys.readouterr().err
+    chain = cs.fit_transitions(pd.read_parquet(panel_path), pd.read_parquet(tape_path)).save(tmp_path / "chain")
     assert run_cli(["simulate", "--tape", str(tape_path), "--deal", str(example_path("example_clo.yaml")), "--engine", "transformer",
-                    "--transition-model", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+                    "--transition-model", str(chain.parent), "--out", str(tmp_path / "r")]) == 2
     assert "--engine markov" in capsys.readouterr().err
+    assert run_cli(["simulate", "--tape", str(tape_path), "--deal", str(example_path("example_clo.yaml")),
+                    "--transition-model", str(tmp_path / "a"), "--out", str(tmp_path / "r")]) == 2
+    assert "no model there" in capsys.readouterr().err
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "markov_model.json").write_text("{}")
     with pytest.raises(cs.errors.CheckpointError, match="creditsim.markov/1"):

@@ -51,7 +51,7 @@ def test_bad_inputs_name_what_is_wrong(book) -> None:
     short = load_macro_history().loc[:"2022-12"]
     with pytest.raises(DataError, match=r"no complete values for 6 panel month\(s\): 2023-01, .* 2023-06 \(the frame covers 1980-01 .. 2022-12\)"):
         panel_transition_data(panel, loans, macro=short)
-    with pytest.raises(DataError, match="fewer than two calendar months"):
+    with pytest.raises(DataError, match="every row is in 2022-01; a move needs two consecutive calendar months"):
         panel_transition_data(panel[panel["reporting_month"] == panel["reporting_month"].min()], loans)
     with pytest.raises(ConfigError, match="val_share"):
         panel_transition_data(panel, loans, val_share=0.7)
@@ -106,3 +106,83 @@ def test_a_macro_frame_with_its_months_in_a_column_is_read(book) -> None:
                                   panel_transition_data(panel, loans, macro=history)["train"].macro)
     with pytest.raises(DataError, match="must hold the months"):
         panel_transition_data(panel, loans, macro=history.reset_index(drop=True).set_axis([f"m{i}" for i in range(len(history))]))
+
+
+def test_every_panel_loan_needs_its_tape_row_and_the_panel_its_columns(book) -> None:
+    """Reviewer findings: a panel loan missing from the tape was silently dropped; an empty panel, a missing
+    column or a bad month failed deep in pandas."""
+    loans, panel, _ = book
+    with pytest.raises(DataError, match=r"has \d+ row\(s\) .* whose loan is not in the loan tape"):
+        panel_transition_data(panel, loans.iloc[10:])
+    with pytest.raises(DataError, match="not in the loan tape"):  # no loan matches at all
+        panel_transition_data(panel.assign(loan_id="X" + panel["loan_id"].astype(str)), loans)
+    with pytest.raises(DataError, match="panel: no rows"):
+        panel_transition_data(panel.iloc[:0], loans)
+    with pytest.raises(DataError, match=r"missing required column\(s\) \['loan_id'\]"):
+        panel_transition_data(panel.drop(columns="loan_id"), loans)
+    bad = panel.assign(reporting_month=panel["reporting_month"].astype(str))
+    bad.loc[bad.index[5], "reporting_month"] = "not a month"
+    with pytest.raises(DataError, match="reporting_month"):
+        panel_transition_data(bad, loans)
+    with pytest.raises(ConfigError, match="seed must be a non-negative integer"):
+        train_transformer_on_panel(panel, loans, seed=-1)
+
+
+def test_a_panel_without_monthly_moves_is_refused(book) -> None:
+    """A quarterly panel has rows three months apart: no move to learn from, said plainly (it trained before)."""
+    loans, panel, _ = book
+    quarterly = panel[pd.to_datetime(panel["reporting_month"]).dt.month.isin([1, 4, 7, 10])]
+    with pytest.raises(DataError, match="no month-to-month move .* quarterly panel"):
+        panel_transition_data(quarterly, loans)
+
+
+def test_held_out_loans_read_the_features_of_their_whole_cohort(book) -> None:
+    """Cohort features come from the whole tape, for both splits (only the counts are split): the same
+    cohort has the same features in train and val, and they are the full tape's features."""
+    from creditsim.transitions.cohorts import cohort_features
+
+    loans, panel, _ = book
+    data = panel_transition_data(panel, loans, val_share=0.3, seed=1)
+    full = cohort_features(loans, "asset_class", as_of=pd.Timestamp("2022-01-01"))
+    for split in ("train", "val"):
+        coarse = data[split].definition == "asset_class"
+        np.testing.assert_array_equal(data[split].cohort_features[coarse],
+                                      full.loc[data[split].cohort[coarse]].to_numpy(np.float64))
+
+
+def test_transformer_options_that_do_not_apply_are_refused(book) -> None:
+    loans, panel, _ = book
+    for kwargs in ({"by": "asset_class"}, {"overlay": "fit"}, {"period": "quarter"}, {"cohort_by": ["ltv"]}):
+        with pytest.raises(ConfigError, match="do not apply"):
+            cs.fit_transitions(panel, loans, model="transformer", **kwargs)
+
+
+def test_one_model_per_folder_and_simulate_reads_the_one_asked_for(book, tmp_path, capsys, run_cli) -> None:
+    """A folder with a chain refuses a transformer (and the other way round); a folder holding both (written
+    by hand) is read by the engine's kind; a folder with neither says what it expected."""
+    loans, panel, folder = book
+    both = tmp_path / "both"
+    cs.fit_transitions(panel, loans).save(both)
+    with pytest.raises(ConfigError, match="already holds a Markov chain"):
+        train_transformer_on_panel(panel, loans, out=both, epochs=1)
+    base = ["train", "transitions", "--panel", str(folder / "panel.parquet"), "--tape", str(folder / "loans.parquet")]
+    tt = tmp_path / "tt"
+    assert run_cli([*base, "--model", "transformer", "--epochs", "2", "--out", str(tt)]) == 0
+    capsys.readouterr()
+    assert run_cli([*base, "--out", str(tt)]) == 2
+    assert "already holds a TransitionTransformer" in capsys.readouterr().err
+    assert run_cli([*base, "--seed", "3", "--out", str(tmp_path / "c")]) == 2
+    assert "--epochs and --seed train the transformer" in capsys.readouterr().err
+    assert run_cli([*base, "--model", "transformer", "--seed", "-1", "--out", str(tmp_path / "d")]) == 2
+    capsys.readouterr()
+    for name in ("config.json", "model.safetensors"):
+        (both / name).write_bytes((tt / name).read_bytes())
+    from creditsim.cli.run import load_chain
+    from creditsim.transitions.markov import MarkovTransitionModel
+
+    assert isinstance(load_chain(both, "markov"), MarkovTransitionModel)
+    assert isinstance(load_chain(both, "transformer"), TransitionTransformer)
+    with pytest.raises(ConfigError, match="holds both"):
+        load_chain(both, "trajectory")
+    with pytest.raises(ConfigError, match="no model there"):
+        load_chain(tmp_path / "empty", "markov")
