@@ -29,7 +29,7 @@ from creditsim.fileio import atomic_write
 
 __all__ = ["atomic_write", "write_json", "read_json", "save_tensors", "load_tensors", "save_model_checkpoint",
            "read_model_meta", "config_from_meta", "load_model_weights", "weight_shapes", "check_weight_shapes",
-           "check_finite", "WEIGHTS_FILE", "CONFIG_FILE"]
+           "check_finite", "check_checkpoint_target", "WEIGHTS_FILE", "CONFIG_FILE"]
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
@@ -91,6 +91,27 @@ def save_model_checkpoint(directory: str | os.PathLike, model_name: str, model: 
         write_json(out / name, obj)
     write_json(out / CONFIG_FILE, {"model": model_name, **meta})
     return out
+
+
+def check_checkpoint_target(directory: str | os.PathLike, model_name: str, foreign: Collection[str] = ()) -> None:
+    """Refuse (ConfigError) to write a ``model_name`` checkpoint into ``directory`` when it holds another
+    model: a ``config.json`` naming another model, or one of the ``foreign`` files (e.g. a Markov chain's
+    JSON). One model per folder, so a folder given to ``simulate`` is never ambiguous, and a training run
+    does not half-overwrite another model's files. Checked before training, not after."""
+    out = Path(directory)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out must be a folder, but {out} is a file")
+    held = [name for name in foreign if (out / name).is_file()]
+    if (out / CONFIG_FILE).is_file():
+        try:
+            found = json.loads((out / CONFIG_FILE).read_text()).get("model")
+        except (OSError, ValueError, AttributeError):
+            found = "an unreadable config"
+        if found != model_name:
+            held.append(f"{CONFIG_FILE} of {found}")
+    if held:
+        raise ConfigError(f"{out} already holds another model ({', '.join(held)}); write the {model_name} to another "
+                          "folder (one model per folder)")
 
 
 def read_model_meta(folder: Path, model_name: str) -> dict[str, Any]:

@@ -275,6 +275,22 @@ def load_chain(path: Path, engine: str, device: str = "cpu") -> Any:
     return MarkovTransitionModel.load(folder)
 
 
+def load_trajectory(path: Path, engine_option: str | None, run_cfg: Any) -> dict[str, Any]:
+    """The ``--trajectory-model`` folder as RunConfig fields: the model and ``engine="trajectory"`` (the
+    only engine that reads it; another one given on the command line or in the run config is an error)."""
+    from creditsim.loans.trajectory import LoanTrajectoryModel
+
+    chosen = engine_option if engine_option is not None else run_cfg.engine
+    if chosen != "trajectory" and (engine_option is not None or chosen != "markov"):  # markov: the default, not a choice
+        raise ConfigError(f"--trajectory-model is read only by --engine trajectory, got --engine "
+                          f"{engine_option or run_cfg.engine}")
+    folder = Path(path)
+    if not ((folder / "config.json").is_file() and (folder / "model.safetensors").is_file()):
+        raise ConfigError(f"--trajectory-model {path}: no model there (expected config.json + model.safetensors, as "
+                          "'creditsim train trajectory' writes them)")
+    return {"engine": "trajectory", "trajectory_model": LoanTrajectoryModel.from_pretrained(folder, device=run_cfg.device)}
+
+
 def print_run_terms(settings: dict[str, Any], cutoff_given: bool) -> None:
     """Say out loud the two things a run decides for the user when not told: the cut-off month (the
     tape's latest origination date) and the scaling of the deal's notionals to the tape's pool."""
@@ -324,6 +340,9 @@ def simulate_cmd(
                                           "written by `creditsim train transitions`: a Markov chain, or with "
                                           "--model transformer a TransitionTransformer for --engine transformer) "
                                           "instead of the default"),
+    trajectory_model: Path = typer.Option(None, "--trajectory-model", help="a LoanTrajectoryModel trained on your "
+                                          "panel (folder written by `creditsim train trajectory`) for --engine "
+                                          "trajectory (implied when --engine is not given)"),
 ) -> None:
     """Run the Monte Carlo simulation of a deal on a loan tape and save the run."""
     # the CLI imports its stack on use: `creditsim --help` and the data commands must not pay for torch
@@ -344,6 +363,8 @@ def simulate_cmd(
                                   "seed": seed, "chunk_size": chunk_size, "horizon": horizon,
                                   "backend": backend, "device": device, "cutoff": cutoff,
                                   "scale_deal": False if no_rescale else None, "rating_pd": rating_pd})
+    if trajectory_model is not None:
+        run_cfg = run_cfg.replace(**load_trajectory(trajectory_model, engine, run_cfg))
     if transition_model is not None:
         run_cfg = run_cfg.replace(transition_model=load_chain(transition_model, run_cfg.engine, run_cfg.device))
     loans = read_tape(tape)

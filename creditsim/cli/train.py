@@ -1,5 +1,6 @@
 """``creditsim train macro``: train a MacroVAE on the bundled history and write a checkpoint folder;
-``creditsim train transitions``: fit the Markov chain (and its macro overlay) on your own panel."""
+``creditsim train transitions``: fit the Markov chain (and its macro overlay), or a TransitionTransformer, on
+your own panel; ``creditsim train trajectory``: a LoanTrajectoryModel on your own panel."""
 
 from __future__ import annotations
 
@@ -99,9 +100,9 @@ def train_transitions(
         if epochs is not None or seed is not None:
             raise ConfigError("--epochs and --seed train the transformer (--model transformer); the Markov chain is "
                               "counted, not trained")
-        if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
-            raise ConfigError(f"--out {out} already holds a TransitionTransformer checkpoint; write the chain to another "
-                              "folder (one model per folder, so --transition-model DIR is never ambiguous)")
+        if (out / "config.json").is_file():
+            raise ConfigError(f"--out {out} already holds a neural model checkpoint (config.json); write the chain to "
+                              "another folder (one model per folder, so --transition-model DIR is never ambiguous)")
     frame = read_panel(panel, check_transitions=False)
     static = None if tape is None else read_frame(tape, "loan tape")
     if model == "transformer":
@@ -135,6 +136,52 @@ def _train_transformer(panel, tape, macro, out: Path, epochs: int | None, seed: 
     table.add_row("month positions learnt", str(model.config.max_months))
     console.print(table)
     console.print(f"use it with: creditsim simulate --engine transformer --transition-model {out} ...")
+
+
+@train_app.command("trajectory")
+def train_trajectory(
+    panel: Path = typer.Option(..., "--panel", help="loan x month panel (csv/parquet) with loan_id, reporting_month, "
+                               "loan_state (and, for the payment and LGD head, scheduled_payment, actual_payment, "
+                               "current_balance, loss_amount)"),
+    tape: Path = typer.Option(..., "--tape", help="loan tape of the panel's loans (the model's contract features)"),
+    out: Path = typer.Option(..., "--out", help="folder to write the model into (config.json + model.safetensors)"),
+    macro: str = typer.Option("history", "--macro", help="'history' (bundled US macro, 1980-01 .. 2025-09) or a "
+                              "monthly file covering the panel's months (a panel from 'creditsim data synth --out DIR': "
+                              "--macro DIR/macro.parquet)"),
+    window: int = typer.Option(24, "--window", min=1, help="months per training sequence"),
+    stride: int = typer.Option(12, "--stride", min=1, help="months between snapshot cut-offs"),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="maximum epochs (default 60; early stopping may end sooner)"),
+    seed: int = typer.Option(0, "--seed", min=0, help="batch order, early-stopping loans (and initialisation with "
+                             "--cold-start)"),
+    cold_start: bool = typer.Option(False, "--cold-start", help="train from scratch instead of from the shipped model"),
+) -> None:
+    """Train a LoanTrajectoryModel on your panel (snapshots of live loans, the asset class's empirical chain as
+    its cohort input, early stopping on held-out loans) and save it for ``creditsim simulate
+    --trajectory-model DIR`` (:func:`creditsim.loans.panel_train.train_trajectory_on_panel`)."""
+    from creditsim.cli.run import read_macro_history
+    from creditsim.io import read_frame, read_panel
+    from creditsim.loans.panel_train import train_trajectory_on_panel
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out must be a folder, but {out} is a file")
+    frame = read_panel(panel, check_transitions=False)
+    static = read_frame(tape, "loan tape")
+    train_trajectory_on_panel(frame, static, read_macro_history(macro), out=out, window=window, stride=stride,
+                                      epochs=epochs, seed=seed, warm_start=not cold_start, progress=True)
+    meta = json.loads((out / "config.json").read_text())["training"]
+    table = Table(title=f"LoanTrajectoryModel trained -> {out}")
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    table.add_row("started from", "scratch" if cold_start else "the shipped model")
+    table.add_row("snapshots (cut-offs)", f"{len(meta['snapshots'])}: {meta['snapshots'][0]} .. {meta['snapshots'][-1]}")
+    table.add_row("sequences train / held out", f"{meta['n_sequences']['train']:,} / {meta['n_sequences']['val']:,}")
+    table.add_row("best epoch / epochs run", f"{meta['best_epoch']} / {meta['epochs_run']}")
+    table.add_row("held-out loss", f"{meta['best_val_loss']:.4f}")
+    table.add_row("MATURED before term read as PREPAID", f"{meta['matured_read_as_prepaid']:,}")
+    table.add_row("sequences censored past maturity", f"{meta['censored_past_maturity']:,}")
+    table.add_row("training seconds", f"{meta['seconds']:.1f}")
+    console.print(table)
+    console.print(f"use it with: creditsim simulate --trajectory-model {out} ...")
 
 
 def _print_chain(model, path: Path, overlay: str) -> None:

@@ -8,11 +8,14 @@ overlay -- that :func:`creditsim.simulate` runs on (``transition_model=``) and t
 (:func:`creditsim.transitions.panel_train.train_transformer_on_panel`: needs the loan tape, reads the
 macro history of the panel's months, carries the calibrated credit link): ``simulate(engine="transformer",
 transition_model=model)`` runs on it and ``save_pretrained`` writes it for ``--transition-model DIR``.
-Any other harness contestant name (``"trajectory"``, ``"gbm"``, ...) returns that contestant fitted on every
-move of the panel: it predicts next-period state probabilities for a
-:class:`~creditsim.harness.moves.MoveTable` (what ``creditsim eval transitions`` scores; the harness's own
-transformer contestant is ``creditsim.harness.make_contestant("transformer", ...)``); the simulation
-engines do not take those.
+``model="trajectory"`` returns a :class:`~creditsim.loans.trajectory.LoanTrajectoryModel` fine-tuned on the
+panel's loan sequences (:func:`creditsim.loans.panel_train.train_trajectory_on_panel`): ``simulate(engine=
+"trajectory", trajectory_model=model)`` runs on it and ``save_pretrained`` writes it for
+``--trajectory-model DIR``. Any other harness contestant name (``"gbm"``, ``"logit"``, ...) returns that
+contestant fitted on every move of the panel: it predicts next-period state probabilities for a
+:class:`~creditsim.harness.moves.MoveTable` (what ``creditsim eval transitions`` scores); the harness's
+transformer and trajectory contestants, which also read per-month covariates a simulation cannot give,
+are ``creditsim.harness.make_contestant(name, ...)``. The simulation engines do not take those.
 
 Overlay decision for the chain: ``"calibrated"`` (the shipped per-asset-class link, which needs
 ``by="asset_class"``), ``"fit"`` (:meth:`MarkovTransitionModel.fit_macro_sensitivity` on the panel
@@ -58,7 +61,8 @@ def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, mo
     Args:
         panel: loan x period rows (``loan_id``, ``reporting_month``, ``loan_state``, optional ``censored``).
         tape: static loan data (segments, tape features, the trajectory model's contract fields).
-        model: ``"markov"`` or a harness contestant name (:data:`~creditsim.harness.registry.CONTESTANT_NAMES`).
+        model: ``"markov"``, ``"transformer"``, ``"trajectory"`` (the simulation models) or another harness
+            contestant name (:data:`~creditsim.harness.registry.CONTESTANT_NAMES`).
         macro: monthly macro frame, or ``"history"`` for the bundled US history (the chain's ``fit``
             overlay; the contestants' macro input).
         by: the chain's segment column (default ``asset_class`` when a tape is given).
@@ -73,21 +77,26 @@ def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, mo
         from creditsim.datasets.macro import load_macro_history
 
         macro = load_macro_history()
-    if model == "transformer":
+    if model in ("transformer", "trajectory"):
         if tape is None:
-            raise ConfigError("model 'transformer': give the loan tape (its cohorts and cohort features are the "
-                              "model's input)")
+            raise ConfigError(f"model {model!r}: give the loan tape (its cohorts and loan features are the model's input)")
         ignored = [name for name, given in (("by", by is not None), ("overlay", overlay is not None),
                                             ("period", period != "month"), ("panel_features", bool(panel_features)),
                                             ("tape_features", bool(tape_features)), ("cohort_by", bool(cohort_by)),
                                             ("segment_by", tuple(segment_by) != ("prev_state",))) if given]
         if ignored:
-            raise ConfigError(f"model 'transformer': {ignored} do not apply (its cohorts are the tape's asset classes "
-                              "and vintage x risk, its link the calibrated one, its moves monthly); the harness's "
-                              "transformer contestant takes them: creditsim.harness.make_contestant('transformer', ...)")
+            raise ConfigError(f"model {model!r}: {ignored} do not apply (the simulation model reads the tape's asset "
+                              "classes and contract terms, the calibrated link or the macro path, monthly moves); "
+                              f"the harness's {model} contestant takes them: "
+                              f"creditsim.harness.make_contestant({model!r}, ...)")
+        history = macro if macro is not None else "history"
+        if model == "trajectory":
+            from creditsim.loans.panel_train import train_trajectory_on_panel
+
+            return train_trajectory_on_panel(panel, tape, history, seed=seed)
         from creditsim.transitions.panel_train import train_transformer_on_panel
 
-        return train_transformer_on_panel(panel, tape, macro if macro is not None else "history", seed=seed)
+        return train_transformer_on_panel(panel, tape, history, seed=seed)
     if model != "markov":
         if model not in CONTESTANT_NAMES:
             raise ConfigError(f"model {model!r}: expected 'markov' or one of {list(CONTESTANT_NAMES)}")

@@ -67,6 +67,7 @@ __all__ = [
     "TrajectoryData",
     "TrajectoryTrainingResult",
     "empirical_cohort_matrices",
+    "shrink_cohort_counts",
     "panel_arrays",
     "build_trajectory_data",
     "train_trajectory_model",
@@ -162,9 +163,18 @@ def empirical_cohort_matrices(states: np.ndarray, cohort_code: np.ndarray, n_coh
     if np.any(counts[:, :, ~ALLOWED_TRANSITIONS] > 0):
         raise DataError("states: the paths contain moves that ALLOWED_TRANSITIONS forbids")
 
+    return shrink_cohort_counts(counts, smoothing)
+
+
+def shrink_cohort_counts(counts: np.ndarray, smoothing: float = 20.0) -> np.ndarray:
+    """Row-stochastic ``(C, T, 7, 7)`` matrices from move counts ``counts[c, t, i, j]``, each row shrunk
+    towards its cohort's all-month row, that towards the pooled row (:func:`empirical_cohort_matrices`);
+    rows never observed anywhere are unit rows, absorbing rows are unit rows."""
+
     def shrink(n: np.ndarray, prior: np.ndarray) -> np.ndarray:
         return (n + smoothing * prior) / (n.sum(-1, keepdims=True) + smoothing)
 
+    counts = np.asarray(counts, dtype=np.float64)
     pooled_n = counts.sum(axis=(0, 1))
     eye = np.eye(N_STATES)
     pooled = np.where(pooled_n.sum(-1, keepdims=True) > 0, pooled_n / np.maximum(pooled_n.sum(-1, keepdims=True), 1), eye)

@@ -28,6 +28,7 @@ __all__ = [
     "transition_counts",
     "panel_loan_positions",
     "panel_month_numbers",
+    "panel_states",
 ]
 
 #: name of the default cohort definition: asset class x vintage year x risk bucket
@@ -247,7 +248,7 @@ def transition_counts(
     keys = cohort_keys(loans_df, cohort_key)
     cohort_code, cohorts = pd.factorize(keys, sort=True)
     loan_pos = panel_loan_positions(panel_df, loans_df)
-    state = _panel_states(panel_df)
+    state = panel_states(panel_df)
     month = panel_month_numbers(panel_df)
     m0 = int(month.min()) if len(month) else 0
     span = int(month.max()) - m0 + 1 if len(month) else 1
@@ -303,7 +304,7 @@ def panel_loan_positions(panel_df: pd.DataFrame, loans_df: pd.DataFrame) -> np.n
     return loan_pos
 
 
-def _panel_states(panel_df: pd.DataFrame) -> np.ndarray:
+def panel_states(panel_df: pd.DataFrame) -> np.ndarray:
     """``(n_rows,)`` int64 ``loan_state`` codes; DataError unless every row has an integer in 0..6."""
     state = pd.to_numeric(panel_df["loan_state"], errors="coerce").to_numpy(np.float64)
     bad = np.flatnonzero(~np.isfinite(state) | (state < 0) | (state > N_STATES - 1) | (state != np.round(state)))

@@ -33,13 +33,13 @@ calendar time:
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from creditsim.checkpoints import check_checkpoint_target
 from creditsim.errors import ConfigError, DataError
 from creditsim.nn.trainer import TrainConfig
 from creditsim.schema import as_loan_tape
@@ -50,13 +50,13 @@ from creditsim.transitions.markov import MODEL_FILE as MARKOV_FILE
 from creditsim.transitions.train import SHIPPED_CONFIG, SHIPPED_TRAINING, CohortMonthData, train_transition_model
 from creditsim.transitions.transformer import TransitionConfig, TransitionTransformer
 
-__all__ = ["PANEL_COHORTS", "panel_transition_data", "train_transformer_on_panel"]
+__all__ = ["PANEL_COHORTS", "macro_rows", "panel_transition_data", "train_transformer_on_panel"]
 
 #: cohort definitions a panel is counted under (the finer default cohorts and the engine's coarse ones)
 PANEL_COHORTS: tuple[str, ...] = (DEFAULT_COHORT_KEY, "asset_class")
 
 
-def _macro_rows(macro: pd.DataFrame | str, months: pd.DatetimeIndex) -> np.ndarray:
+def macro_rows(macro: pd.DataFrame | str, months: pd.DatetimeIndex) -> np.ndarray:
     """``(T, 9)`` macro values of each destination month, MACRO_VARS order."""
     if isinstance(macro, str):
         if macro != "history":
@@ -149,7 +149,7 @@ def panel_transition_data(panel: pd.DataFrame, tape: Any, macro: pd.DataFrame | 
             r["counts"].append(counts)
             r["cohort"].append(np.asarray(cohorts, dtype=object))
             r["definition"].append(np.full(len(cohorts), definition, dtype=object))
-    path = _macro_rows(macro, months)
+    path = macro_rows(macro, months)
     data = {}
     for split, r in out.items():
         if not r["feat"]:
@@ -202,9 +202,8 @@ def train_transformer_on_panel(panel: pd.DataFrame, tape: Any, macro: pd.DataFra
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     if epochs is not None and (not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1):
         raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
-    if out is not None and (Path(out) / MARKOV_FILE).is_file():
-        raise ConfigError(f"out: {out} already holds a Markov chain ({MARKOV_FILE}); write the transformer to another "
-                          "folder (one model per folder, so --transition-model DIR is never ambiguous)")
+    if out is not None:
+        check_checkpoint_target(out, "TransitionTransformer", foreign=(MARKOV_FILE,))
     data = panel_transition_data(panel, tape, macro, val_share=val_share, seed=seed)
     if "train" not in data:
         raise DataError("panel: no training loans (val_share leaves none)")
