@@ -163,14 +163,14 @@ def test_one_model_per_folder_and_simulate_reads_the_one_asked_for(book, tmp_pat
     loans, panel, folder = book
     both = tmp_path / "both"
     cs.fit_transitions(panel, loans).save(both)
-    with pytest.raises(ConfigError, match="already holds a Markov chain"):
+    with pytest.raises(ConfigError, match=r"already holds another model \(markov_model.json\)"):
         train_transformer_on_panel(panel, loans, out=both, epochs=1)
     base = ["train", "transitions", "--panel", str(folder / "panel.parquet"), "--tape", str(folder / "loans.parquet")]
     tt = tmp_path / "tt"
     assert run_cli([*base, "--model", "transformer", "--epochs", "2", "--out", str(tt)]) == 0
     capsys.readouterr()
     assert run_cli([*base, "--out", str(tt)]) == 2
-    assert "already holds a TransitionTransformer" in capsys.readouterr().err
+    assert "already holds a neural model checkpoint" in capsys.readouterr().err
     assert run_cli([*base, "--seed", "3", "--out", str(tmp_path / "c")]) == 2
     assert "--epochs and --seed train the transformer" in capsys.readouterr().err
     assert run_cli([*base, "--model", "transformer", "--seed", "-1", "--out", str(tmp_path / "d")]) == 2
