@@ -56,6 +56,8 @@ PARSE_ONLY: dict[str, str] = {
     "creditsim train transitions --model transformer": "the reader's own panel must lie inside the macro history's "
                                                         "months; tests/transitions/test_panel_train.py trains one "
                                                         "on a 2022-23 panel and simulates with it",
+    "creditsim train trajectory": "the reader's own panel (inside the macro history's months); "
+                                  "tests/loans/test_panel_train.py trains one and simulates with it",
     "creditsim eval macro": "~11 min (5 seeds x 1,000 paths x 3 generators); tests/macro/test_evaluate.py runs "
                             "60 paths, 1 seed",
     "creditsim eval transitions --panel uci": "~2.5 min (9 contestants on 30,000 accounts, the trajectory model "
@@ -94,6 +96,8 @@ OUTPUT_PARAMS = frozenset({"out", "output", "plot", "html", "csv", "excel", "pdf
 PY_PARSE_ONLY: dict[str, str] = {
     "rs = cs.reverse_stress(": "~2 min, as the CLI's reverse-stress; tests/risk/test_reverse_stress.py",
     "rs.": "the result of reverse_stress above",
+    "tt = cs.fit_transitions(": "trains a TransitionTransformer (~10 s to minutes); tests/transitions/test_panel_train.py",
+    "traj = cs.fit_transitions(": "trains a LoanTrajectoryModel (minutes on a large panel); tests/loans/test_panel_train.py",
     "sized = cs.size_tranches(": "~50 s of sizing and Monte Carlo checks; tests/risk/test_sizing.py",
     "sized.": "the result of size_tranches above",
     'res = cs.simulate(loans, deal, n_simulations=100_000, backend="dask"':
