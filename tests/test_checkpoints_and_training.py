@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -147,6 +148,30 @@ def test_fit_stops_early_and_restores_the_best_weights(caplog):
     assert res.best_val_loss == pytest.approx(best_val)
     with torch.no_grad():
         assert float(((model(x) - 0.5 * x) ** 2).mean()) == pytest.approx(best_val, rel=1e-5)
+
+
+def test_epoch_size_draws_that_many_distinct_rows_each_epoch():
+    """``epoch_size``: each epoch trains on that many rows of a fresh seeded permutation (no repeats within
+    an epoch, different rows across epochs); None trains on every row."""
+    x = torch.arange(100.0)[:, None]
+    seen: list[list[int]] = []
+
+    def loss_fn(m, batch, epoch):
+        if m.training:
+            if len(seen) <= epoch:
+                seen.append([])
+            seen[epoch].extend(int(v) for v in batch[0][:, 0])
+        return {"loss": (m(batch[0]) ** 2).mean() * 0.0 + m.weight.sum() ** 2}
+
+    cfg = TrainConfig(epochs=3, batch_size=16, patience=5, min_epochs=0, progress=False, epoch_size=40)
+    fit(torch.nn.Linear(1, 1), loss_fn, (x,), None, cfg)
+    assert [len(e) for e in seen] == [40, 40, 40] and all(len(set(e)) == 40 for e in seen)
+    assert set(seen[0]) != set(seen[1])
+    seen.clear()
+    fit(torch.nn.Linear(1, 1), loss_fn, (x,), None, replace(cfg, epoch_size=None))
+    assert [sorted(e) for e in seen] == [list(range(100))] * 3
+    with pytest.raises(ConfigError, match="epoch_size"):
+        TrainConfig(epoch_size=0)
 
 
 def test_train_config_rejects_bad_values():
