@@ -225,6 +225,11 @@ class ClassifierContestant:
         classes, counts = np.unique(y, return_counts=True)
         if len(classes) < 2:
             return ("constant", classes, counts)
+        empty = np.isnan(x).all(axis=0) if self.name == "gbm" and len(x) else np.zeros(x.shape[1], bool)
+        if empty.any():
+            # scikit-learn 1.9's binning fails on a column with no value at all (a lag no move of this
+            # from-state reaches); as a constant it is never split on, so prediction needs no change
+            x = np.where(empty[None, :], 0.0, x)
         return self._estimator(int(counts.min())).fit(x, y)
 
     def fit(self, train: MoveTable) -> "ClassifierContestant":

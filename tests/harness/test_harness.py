@@ -78,6 +78,18 @@ def test_chain_is_the_row_mle_and_classifiers_learn_the_flag() -> None:
         assert p[~risky, 4].mean() == pytest.approx(0.02, abs=0.01)
 
 
+def test_gbm_fits_when_a_covariate_has_no_value_for_a_from_state() -> None:
+    """A lagged feature that no move of some from-state reaches is all-NaN in that head (scikit-learn's
+    binning used to fail on it); the head fits and still learns the flag."""
+    panel, tape = _synthetic(1500)
+    tape = tape.assign(unknown=np.nan)
+    moves = build_moves(panel, tape, tape_features=["risky", "unknown"])
+    train, test = split_moves(moves, "account", 0.3, seed=0)
+    p = make_contestant("gbm").fit(train).predict(test)
+    risky = test.covariates["risky"].to_numpy() == 1
+    assert np.allclose(p.sum(1), 1.0) and p[risky, 4].mean() > 3 * p[~risky, 4].mean()
+
+
 def test_the_true_model_beats_the_pooled_chain_with_an_interval_off_zero() -> None:
     panel, tape = _synthetic()
     res = evaluate_transitions(panel, tape, models=["markov", "logit"], tape_features=["risky"], n_boot=50)
