@@ -114,3 +114,19 @@ def sp_term_structure():
     from creditsim.ratings.term_structure import MarkovMixtureTermStructure
 
     return MarkovMixtureTermStructure(load_sp_ratings().matrix_8x8).fit(load_sp_cumulative_default_rates())
+
+
+@pytest.fixture(scope="session")
+def synthetic_book():
+    """``synthetic_book(folder, n_loans, n_months, seed) -> (loans, panel, folder)``: a LoanTapeGenerator book
+    from 2022-01 (inside the bundled macro history), also written to ``folder`` as loans/panel.parquet."""
+
+    def make(folder, n_loans: int, n_months: int, seed: int):
+        import creditsim as cs
+
+        loans, panel = cs.LoanTapeGenerator(n_loans, n_months, random_seed=seed, cutoff="2022-01-01").generate()
+        loans.to_parquet(folder / "loans.parquet")
+        panel.to_parquet(folder / "panel.parquet")
+        return loans, panel, folder
+
+    return make

@@ -64,7 +64,7 @@ from creditsim.schema import as_loan_tape
 from creditsim.states import ALLOWED_TRANSITIONS, ASSET_CLASSES, N_STATES, LoanState
 from creditsim.transitions.markov import MODEL_FILE as MARKOV_FILE
 from creditsim.transitions.cohorts import panel_loan_positions, panel_month_numbers, panel_states
-from creditsim.transitions.panel_train import macro_rows
+from creditsim.transitions.panel_train import check_training_panel, macro_rows
 
 __all__ = ["PANEL_TRAINING", "VAL_SEQUENCES", "PanelSequences", "panel_trajectory_sequences", "train_trajectory_on_panel",
            "sequence_nll", "cohort_matrix_nll"]
@@ -180,15 +180,7 @@ def panel_trajectory_sequences(panel: pd.DataFrame, tape: Any, macro: pd.DataFra
         smoothing: pseudo-count of the cohort matrices' shrinkage.
     """
     window, stride = _check_positive("window", window), _check_positive("stride", stride)
-    if isinstance(val_share, bool) or not isinstance(val_share, (int, float)) or not 0.0 <= val_share < 0.5:
-        raise ConfigError(f"val_share must be a number in [0, 0.5), got {val_share!r}")
-    if not isinstance(panel, pd.DataFrame):
-        raise DataError(f"panel: expected a pandas DataFrame, got {type(panel).__name__}")
-    absent = [c for c in ("loan_id", "reporting_month", "loan_state") if c not in panel.columns]
-    if absent:
-        raise DataError(f"panel: missing required column(s) {absent}; expected loan_id, reporting_month, loan_state")
-    if len(panel) == 0:
-        raise DataError("panel: no rows")
+    check_training_panel(panel, val_share)
     frame = as_loan_tape(tape).frame
     pos = panel_loan_positions(panel, frame)
     month_no = panel_month_numbers(panel)

@@ -50,7 +50,7 @@ from creditsim.transitions.markov import MODEL_FILE as MARKOV_FILE
 from creditsim.transitions.train import SHIPPED_CONFIG, SHIPPED_TRAINING, CohortMonthData, train_transition_model
 from creditsim.transitions.transformer import TransitionConfig, TransitionTransformer
 
-__all__ = ["PANEL_COHORTS", "macro_rows", "panel_transition_data", "train_transformer_on_panel"]
+__all__ = ["PANEL_COHORTS", "check_training_panel", "macro_rows", "panel_transition_data", "train_transformer_on_panel"]
 
 #: cohort definitions a panel is counted under (the finer default cohorts and the engine's coarse ones)
 PANEL_COHORTS: tuple[str, ...] = (DEFAULT_COHORT_KEY, "asset_class")
@@ -91,6 +91,20 @@ def macro_rows(macro: pd.DataFrame | str, months: pd.DatetimeIndex) -> np.ndarra
     return rows.to_numpy(np.float64)
 
 
+def check_training_panel(panel: Any, val_share: Any) -> None:
+    """The checks every panel trainer makes before it reads a row: ``val_share`` in [0, 0.5), a non-empty
+    DataFrame with ``loan_id``, ``reporting_month`` and ``loan_state`` (ConfigError / DataError naming them)."""
+    if not isinstance(val_share, (int, float)) or isinstance(val_share, bool) or not 0.0 <= val_share < 0.5:
+        raise ConfigError(f"val_share must be a number in [0, 0.5), got {val_share!r}")
+    if not isinstance(panel, pd.DataFrame):
+        raise DataError(f"panel: expected a pandas DataFrame, got {type(panel).__name__}")
+    absent = [c for c in ("loan_id", "reporting_month", "loan_state") if c not in panel.columns]
+    if absent:
+        raise DataError(f"panel: missing required column(s) {absent}; expected loan_id, reporting_month, loan_state")
+    if len(panel) == 0:
+        raise DataError("panel: no rows")
+
+
 def panel_transition_data(panel: pd.DataFrame, tape: Any, macro: pd.DataFrame | str = "history",
                           val_share: float = 0.15, seed: int = 0,
                           cohort_definitions: tuple[str, ...] = PANEL_COHORTS) -> dict[str, CohortMonthData]:
@@ -108,15 +122,7 @@ def panel_transition_data(panel: pd.DataFrame, tape: Any, macro: pd.DataFrame | 
         :class:`~creditsim.transitions.train.CohortMonthData` per split; ``N`` rows = cohorts x definitions,
         ``T`` = calendar months of the panel minus one.
     """
-    if not isinstance(val_share, (int, float)) or isinstance(val_share, bool) or not 0.0 <= val_share < 0.5:
-        raise ConfigError(f"val_share must be a number in [0, 0.5), got {val_share!r}")
-    if not isinstance(panel, pd.DataFrame):
-        raise DataError(f"panel: expected a pandas DataFrame, got {type(panel).__name__}")
-    absent = [c for c in ("loan_id", "reporting_month", "loan_state") if c not in panel.columns]
-    if absent:
-        raise DataError(f"panel: missing required column(s) {absent}; expected loan_id, reporting_month, loan_state")
-    if len(panel) == 0:
-        raise DataError("panel: no rows")
+    check_training_panel(panel, val_share)
     frame = as_loan_tape(tape).frame
     # every panel row's loan on the tape (the chain's rule: a panel loan without a tape row is an error, never
     # silently dropped), then the first month as the cut-off of the cohort features

@@ -28,12 +28,8 @@ C, D30, D60, DF, PP, MT = (int(s) for s in (LoanState.CURRENT, LoanState.DPD30, 
 
 
 @pytest.fixture(scope="module")
-def book(tmp_path_factory):
-    loans, panel = cs.LoanTapeGenerator(500, 30, random_seed=7, cutoff="2022-01-01").generate()
-    folder = tmp_path_factory.mktemp("traj_panel")
-    loans.to_parquet(folder / "loans.parquet")
-    panel.to_parquet(folder / "panel.parquet")
-    return loans, panel, folder
+def book(tmp_path_factory, synthetic_book):
+    return synthetic_book(tmp_path_factory.mktemp("traj_panel"), 500, 30, seed=7)
 
 
 def _hand_tape() -> pd.DataFrame:

@@ -21,12 +21,8 @@ from creditsim.transitions.transformer import TransitionTransformer
 
 
 @pytest.fixture(scope="module")
-def book(tmp_path_factory):
-    loans, panel = cs.LoanTapeGenerator(600, 18, random_seed=11, cutoff="2022-01-01").generate()
-    folder = tmp_path_factory.mktemp("panel")
-    loans.to_parquet(folder / "loans.parquet")
-    panel.to_parquet(folder / "panel.parquet")
-    return loans, panel, folder
+def book(tmp_path_factory, synthetic_book):
+    return synthetic_book(tmp_path_factory.mktemp("panel"), 600, 18, seed=11)
 
 
 def test_sequences_are_the_panels_counts_on_its_calendar_with_that_months_macro(book) -> None:
