@@ -163,25 +163,9 @@ def _with_censored(counts: np.ndarray, unknown: np.ndarray) -> np.ndarray:
     return counts + unknown[..., None] * share / share.sum(-1, keepdims=True)
 
 
-def panel_trajectory_sequences(panel: pd.DataFrame, tape: Any, macro: pd.DataFrame | str = "history",
-                               window: int = 24, stride: int = 12, val_share: float = 0.15, seed: int = 0,
-                               smoothing: float = 20.0) -> PanelSequences:
-    """The snapshot sequences of ``panel`` (module docstring).
-
-    Args:
-        panel: loan x month rows with ``loan_id``, ``reporting_month``, ``loan_state`` (0..6); optional
-            ``censored`` and the value columns (module docstring).
-        tape: the loan tape of those loans (DataFrame or LoanTape).
-        macro: monthly macro frame (MACRO_VARS columns) or ``"history"``.
-        window: months per sequence (the model's ``max_months`` at most).
-        stride: months between snapshot cut-offs.
-        val_share: share of loans held out for early stopping, in [0, 0.5).
-        seed: the held-out loans.
-        smoothing: pseudo-count of the cohort matrices' shrinkage.
-    """
-    window, stride = _check_positive("window", window), _check_positive("stride", stride)
-    check_training_panel(panel, val_share)
-    frame = as_loan_tape(tape).frame
+def _panel_grids(panel: pd.DataFrame, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict | None, int]:
+    """The panel on a (tape loan x calendar month) grid: states (-1 where no row), the ``censored`` flags,
+    the value columns (None when the panel lacks one) and the first month (months since 1970-01)."""
     pos = panel_loan_positions(panel, frame)
     month_no = panel_month_numbers(panel)
     state = panel_states(panel)
@@ -203,6 +187,96 @@ def panel_trajectory_sequences(panel: pd.DataFrame, tape: Any, macro: pd.DataFra
     if all(c in panel.columns for c in _VALUE_COLUMNS):
         value_grids = {c: _grid(pd.to_numeric(panel[c], errors="coerce").to_numpy(np.float64), pos, col, (L, span),
                                 np.nan, np.float64) for c in _VALUE_COLUMNS}
+    return grid, cens, value_grids, m0
+
+
+def _maturity_rule(s: np.ndarray, init: np.ndarray, present: np.ndarray, rem: np.ndarray) -> tuple:
+    """The contract's maturity rule applied to a snapshot's observed states ``s`` ``(n, window)`` (module
+    docstring): MATURED before the maturity month ``rem - 1`` becomes PREPAID; a sequence still CURRENT
+    from that month on is cut there. Returns ``(s, present, prev, live_prev, n_relabelled, n_truncated)``."""
+    t = np.arange(s.shape[1])[None]
+    prev = np.concatenate([init[:, None], s[:, :-1]], axis=1)
+    live_prev = present & (prev >= 0) & (prev <= _LIVE_MAX)
+    early = live_prev & (s == _MAT) & (t < rem - 1)
+    s = np.where(early, _PRE, s)
+    late = live_prev & (s == _CUR) & (t >= rem - 1)
+    cut = np.where(late.any(1), late.argmax(1), s.shape[1])
+    present = present & (t < cut[:, None])
+    return s, present, prev, live_prev & present, int(early.sum()), int(late.any(1).sum())
+
+
+def _targets(s: np.ndarray, init: np.ndarray, present: np.ndarray, cens: np.ndarray, c: int) -> tuple:
+    """Training targets ``(n, window)``: the observed states, then padding (DEFAULT after a live last state,
+    else the absorbing state held); and the censored default-free month after a run whose last row is
+    flagged ``censored`` (``cens``: the sequences' flags on the panel's month grid; the cut-off is ``c``)."""
+    n, window = s.shape
+    span = cens.shape[1]
+    run = present.sum(1)
+    last = np.where(run > 0, s[np.arange(n), np.maximum(run - 1, 0)], init)
+    fill = np.where(last <= _LIVE_MAX, _D, last)
+    target = np.where(present, s, fill[:, None])
+    censored = np.zeros((n, window), np.float32)
+    ends = (last <= _LIVE_MAX) & (run < window) & (c + run < span) & cens[np.arange(n), np.minimum(c + run, span - 1)]
+    censored[np.flatnonzero(ends), run[ends]] = 1.0
+    return target, censored
+
+
+def _snapshot_values(value_grids: dict | None, idx: np.ndarray, c: int, window: int, live_prev: np.ndarray,
+                     prev: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, window, 2)`` payment ratio and LGD targets of a snapshot's sequences and their mask (module
+    docstring); all masked when the panel has no value columns."""
+    values = np.zeros((len(idx), window, N_VALUES), np.float32)
+    vmask = np.zeros((len(idx), window, N_VALUES), bool)
+    if value_grids is not None:
+        span = value_grids["current_balance"].shape[1]
+        cols = np.clip(c + 1 + np.arange(window), 0, span - 1)
+        g = {k: v[idx][:, cols] for k, v in value_grids.items()}
+        prev_bal = np.concatenate([value_grids["current_balance"][idx, c][:, None], g["current_balance"][:, :-1]], 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = g["actual_payment"] / g["scheduled_payment"]
+            lgd = g["loss_amount"] / prev_bal
+        perf = live_prev & (prev == _CUR) & (target == _CUR) & (g["scheduled_payment"] > 0) & np.isfinite(ratio)
+        dflt = live_prev & (target == _D) & (prev_bal > 0) & np.isfinite(lgd)
+        values[..., 0] = np.where(perf, np.clip(ratio, 0.0, 1.0), 0.0)
+        values[..., 1] = np.where(dflt, np.clip(lgd, 0.0, 1.0), 0.0)
+        vmask[..., 0], vmask[..., 1] = perf, dflt
+    return values, vmask
+
+
+def _snapshot_matrices(code: np.ndarray, prev: np.ndarray, target: np.ndarray, live_prev: np.ndarray,
+                       censored: np.ndarray, training: np.ndarray, smoothing: float) -> np.ndarray:
+    """``(4, window, 7, 7)`` the asset classes' empirical monthly chains of a snapshot's training sequences
+    (observed moves, and censored default-free months at their MLE), shrunk (module docstring)."""
+    r, m = np.nonzero(live_prev & training[:, None])
+    counts = np.zeros((len(ASSET_CLASSES), prev.shape[1], N_STATES, N_STATES))
+    np.add.at(counts, (code[r], m, prev[r, m], target[r, m]), 1.0)
+    r, m = np.nonzero((censored > 0) & training[:, None])
+    unknown = np.zeros(counts.shape[:3])
+    np.add.at(unknown, (code[r], m, prev[r, m]), 1.0)
+    return shrink_cohort_counts(_with_censored(counts, unknown), smoothing)
+
+
+def panel_trajectory_sequences(panel: pd.DataFrame, tape: Any, macro: pd.DataFrame | str = "history",
+                               window: int = 24, stride: int = 12, val_share: float = 0.15, seed: int = 0,
+                               smoothing: float = 20.0) -> PanelSequences:
+    """The snapshot sequences of ``panel`` (module docstring).
+
+    Args:
+        panel: loan x month rows with ``loan_id``, ``reporting_month``, ``loan_state`` (0..6); optional
+            ``censored`` and the value columns (module docstring).
+        tape: the loan tape of those loans (DataFrame or LoanTape).
+        macro: monthly macro frame (MACRO_VARS columns) or ``"history"``.
+        window: months per sequence (the model's ``max_months`` at most).
+        stride: months between snapshot cut-offs.
+        val_share: share of loans held out for early stopping, in [0, 0.5).
+        seed: the held-out loans.
+        smoothing: pseudo-count of the cohort matrices' shrinkage.
+    """
+    window, stride = _check_positive("window", window), _check_positive("stride", stride)
+    check_training_panel(panel, val_share)
+    frame = as_loan_tape(tape).frame
+    grid, cens, value_grids, m0 = _panel_grids(panel, frame)
+    L, span = grid.shape
     held = np.random.default_rng(seed).random(L) < val_share
     if isinstance(macro, str) and macro == "history":  # read once, not per snapshot
         from creditsim.datasets.macro import load_macro_history
@@ -214,7 +288,6 @@ def panel_trajectory_sequences(panel: pd.DataFrame, tape: Any, macro: pd.DataFra
                                                          "obs", "cens", "held", "loan")}
     mats, paths, cutoffs = [], [], []
     relabelled = truncated = 0
-    t = np.arange(window)
     for c in range(0, span - 1, stride):
         idx = np.flatnonzero((grid[:, c] >= 0) & (grid[:, c] <= _LIVE_MAX))
         if len(idx) == 0:
@@ -227,16 +300,8 @@ def panel_trajectory_sequences(panel: pd.DataFrame, tape: Any, macro: pd.DataFra
         as_of = first + pd.DateOffset(months=c + 1)
         feats = loan_features(frame.iloc[idx].reset_index(drop=True), as_of=as_of).to_numpy(np.float32, copy=True)
         rem = remaining_term(torch.from_numpy(feats)).numpy()[:, None]
-        prev = np.concatenate([init[:, None], s[:, :-1]], axis=1)
-        live_prev = present & (prev >= 0) & (prev <= _LIVE_MAX)
-        early = live_prev & (s == _MAT) & (t[None] < rem - 1)
-        relabelled += int(early.sum())
-        s = np.where(early, _PRE, s)
-        late = live_prev & (s == _CUR) & (t[None] >= rem - 1)
-        cut = np.where(late.any(1), late.argmax(1), window)
-        truncated += int(late.any(1).sum())
-        present &= t[None] < cut[:, None]
-        live_prev &= present
+        s, present, prev, live_prev, n_relabelled, n_truncated = _maturity_rule(s, init, present, rem)
+        relabelled, truncated = relabelled + n_relabelled, truncated + n_truncated
         bad = live_prev & ~ALLOWED_TRANSITIONS[np.clip(prev, 0, N_STATES - 1), np.clip(s, 0, N_STATES - 1)]
         if bad.any():
             r, m = np.argwhere(bad)[0]
@@ -244,38 +309,12 @@ def panel_trajectory_sequences(panel: pd.DataFrame, tape: Any, macro: pd.DataFra
                             f"{LoanState(int(s[r, m])).name} into {str(as_of + pd.DateOffset(months=int(m)))[:7]}, which "
                             f"ALLOWED_TRANSITIONS forbids ({int(bad.sum())} such moves in the snapshot from "
                             f"{str(first + pd.DateOffset(months=c))[:7]}); clean the panel's states first")
-        run = present.sum(1)
-        last = np.where(run > 0, s[np.arange(len(idx)), np.maximum(run - 1, 0)], init)
-        fill = np.where(last <= _LIVE_MAX, _D, last)
-        target = np.where(present, s, fill[:, None])
-        censored = np.zeros((len(idx), window), np.float32)
-        ends = (last <= _LIVE_MAX) & (run < window) & (c + run < span) & cens[idx, np.minimum(c + run, span - 1)]
-        censored[np.flatnonzero(ends), run[ends]] = 1.0
-        values = np.zeros((len(idx), window, N_VALUES), np.float32)
-        vmask = np.zeros((len(idx), window, N_VALUES), bool)
-        if value_grids is not None:
-            cols = np.clip(c + 1 + t, 0, span - 1)
-            g = {k: v[idx][:, cols] for k, v in value_grids.items()}
-            prev_bal = np.concatenate([value_grids["current_balance"][idx, c][:, None], g["current_balance"][:, :-1]], 1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ratio = g["actual_payment"] / g["scheduled_payment"]
-                lgd = g["loss_amount"] / prev_bal
-            perf = live_prev & (prev == _CUR) & (target == _CUR) & (g["scheduled_payment"] > 0) & np.isfinite(ratio)
-            dflt = live_prev & (target == _D) & (prev_bal > 0) & np.isfinite(lgd)
-            values[..., 0] = np.where(perf, np.clip(ratio, 0.0, 1.0), 0.0)
-            values[..., 1] = np.where(dflt, np.clip(lgd, 0.0, 1.0), 0.0)
-            vmask[..., 0], vmask[..., 1] = perf, dflt
+        target, censored = _targets(s, init, present, cens[idx], c)
+        values, vmask = _snapshot_values(value_grids, idx, c, window, live_prev, prev, target)
         # the class's empirical matrices from this snapshot's training loans' observed moves
         snap = len(cutoffs)
         code = asset[idx]
-        train_moves = live_prev & ~held[idx][:, None]
-        r, m = np.nonzero(train_moves)
-        counts = np.zeros((len(ASSET_CLASSES), window, N_STATES, N_STATES))
-        np.add.at(counts, (code[r], m, prev[r, m], target[r, m]), 1.0)
-        r, m = np.nonzero((censored > 0) & ~held[idx][:, None])
-        unknown = np.zeros(counts.shape[:3])
-        np.add.at(unknown, (code[r], m, prev[r, m]), 1.0)
-        mats.append(shrink_cohort_counts(_with_censored(counts, unknown), smoothing))
+        mats.append(_snapshot_matrices(code, prev, target, live_prev, censored, ~held[idx], smoothing))
         months = pd.date_range(first + pd.DateOffset(months=c + 1), periods=n_t, freq="MS")
         rows = macro_rows(macro, months)
         paths.append(np.concatenate([rows, np.repeat(rows[-1:], window - n_t, axis=0)]))

@@ -60,16 +60,18 @@ def test_shipped_fits_equal_a_fresh_fit_on_the_restricted_tables():
     `python -m creditsim.ratings.term_structure` / `python -m creditsim.ratings.lifetime` otherwise)."""
     shipped = term_structure.bundled_term_structure()
     fresh = term_structure.fit_bundled_term_structure()
-    np.testing.assert_allclose(shipped.weights_, fresh.weights_, rtol=1e-7, atol=1e-10)
-    np.testing.assert_allclose(shipped.speeds_, fresh.speeds_, rtol=1e-7, atol=1e-10)
+    # optimiser tolerance, not bit equality: the fit's last digits move with the numpy / scipy release
+    # (numpy 2.4.6 / scipy 1.17.1 moved a speed by 5e-7 relative); a stale file differs by far more
+    np.testing.assert_allclose(shipped.weights_, fresh.weights_, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(shipped.speeds_, fresh.speeds_, rtol=1e-5, atol=1e-8)
     sp = sp_ratings.load_sp_ratings()
     rho = ZFactorModel().fit(defaults=sp.defaults, obligors=sp.obligors, method="map").rho_
     link = ZMacroLink.from_bundled(refit=True)
-    assert link.z_result_ is not None and link.rho == pytest.approx(rho, rel=1e-9)
+    assert link.z_result_ is not None and link.rho == pytest.approx(rho, rel=1e-6)
     import json
 
     params = json.loads(lifetime.BUNDLED_LINK_FILE.read_text(encoding="utf-8"))
-    assert params["rho"] == pytest.approx(rho, rel=1e-9)
+    assert params["rho"] == pytest.approx(rho, rel=1e-6)
 
 
 def test_without_the_tables_the_matrices_and_models_load_and_the_counts_say_where_to_put_them(without_sp_data, caplog):
