@@ -181,8 +181,15 @@ def _panel_grids(panel: pd.DataFrame, frame: pd.DataFrame) -> tuple[np.ndarray, 
                         "loan and month")
     L = len(frame)
     grid = _grid(state, pos, col, (L, span), -1, np.int8)
-    cens = _grid(panel["censored"].fillna(False).to_numpy(bool) if "censored" in panel.columns else np.zeros(len(panel), bool),
-                 pos, col, (L, span), False, bool)
+    flags = np.zeros(len(panel), bool)
+    if "censored" in panel.columns:
+        raw = panel["censored"]
+        if not (pd.api.types.is_bool_dtype(raw) or pd.api.types.is_numeric_dtype(raw)) or \
+                not raw.dropna().isin([0, 1, True, False]).all():
+            raise DataError("panel: column 'censored' must hold True/False (or 1/0, blank = False); got "
+                            f"{list(pd.unique(raw.dropna()))[:4]}")
+        flags = raw.fillna(False).astype(bool).to_numpy()
+    cens = _grid(flags, pos, col, (L, span), False, bool)
     value_grids = None
     if all(c in panel.columns for c in _VALUE_COLUMNS):
         value_grids = {c: _grid(pd.to_numeric(panel[c], errors="coerce").to_numpy(np.float64), pos, col, (L, span),
@@ -198,7 +205,9 @@ def _maturity_rule(s: np.ndarray, init: np.ndarray, present: np.ndarray, rem: np
     prev = np.concatenate([init[:, None], s[:, :-1]], axis=1)
     live_prev = present & (prev >= 0) & (prev <= _LIVE_MAX)
     early = live_prev & (s == _MAT) & (t < rem - 1)
-    s = np.where(early, _PRE, s)
+    # the payoff and every MATURED row the panel keeps reporting after it are PREPAID
+    s = np.where((np.cumsum(early, axis=1) > 0) & (s == _MAT), _PRE, s)
+    prev = np.concatenate([init[:, None], s[:, :-1]], axis=1)
     late = live_prev & (s == _CUR) & (t >= rem - 1)
     cut = np.where(late.any(1), late.argmax(1), s.shape[1])
     present = present & (t < cut[:, None])
@@ -302,7 +311,8 @@ def panel_trajectory_sequences(panel: pd.DataFrame, tape: Any, macro: pd.DataFra
         rem = remaining_term(torch.from_numpy(feats)).numpy()[:, None]
         s, present, prev, live_prev, n_relabelled, n_truncated = _maturity_rule(s, init, present, rem)
         relabelled, truncated = relabelled + n_relabelled, truncated + n_truncated
-        bad = live_prev & ~ALLOWED_TRANSITIONS[np.clip(prev, 0, N_STATES - 1), np.clip(s, 0, N_STATES - 1)]
+        # every observed move, out of absorbing states too (a cure from DEFAULT is not a move this model knows)
+        bad = present & (prev >= 0) & ~ALLOWED_TRANSITIONS[np.clip(prev, 0, N_STATES - 1), np.clip(s, 0, N_STATES - 1)]
         if bad.any():
             r, m = np.argwhere(bad)[0]
             raise DataError(f"panel: loan {frame['loan_id'].iloc[idx[r]]!s} moves {LoanState(int(prev[r, m])).name} -> "

@@ -352,6 +352,9 @@ def prepare_run(loans_df: pd.DataFrame, deal: WaterfallConfig, config: RunConfig
     """Validate the tape, build the pool engine and its models, resolve the macro start, scale the deal."""
     if isinstance(loans_df, (str, os.PathLike)):  # a tape file: read as text ids, validated next
         loans_df = read_frame(loans_df, "loan tape")
+    if config.trajectory_model is not None and config.engine != "trajectory":  # never silently ignored
+        raise ConfigError(f"trajectory_model is read only by engine='trajectory', got engine={config.engine!r}; "
+                          "pass engine='trajectory'")
     tape = as_loan_tape(loans_df)  # the one validation of the run; every layer below trusts it
     cutoff = _default_cutoff(tape, config.cutoff)
     transition_model = _transition_model_for(config.engine, config.transition_model, tape, config.device)

@@ -49,7 +49,8 @@ def _rows(loan: str, states: list[int], start: str = "2022-01-01", censored_last
 def test_observed_moves_are_the_panels_and_the_contract_rules_are_applied() -> None:
     tape = _hand_tape()
     panel = pd.concat([
-        _rows("A", [C, C, C, C, C, MT]),  # paid off in 2022-06, months before its maturity month: a prepayment
+        _rows("A", [C, C, C, C, C, MT, MT, MT]),  # paid off in 2022-06, before its maturity month: a prepayment
+        # (and reported MATURED after it: those rows are the same payoff)
         _rows("B", [C] * 13),  # still CURRENT in 2022-12, its maturity month: censored from there
         _rows("C", [C, C, C, D30], censored_last=True),  # followed one more month without a default
         _rows("D", [C, D30, D60, DF, DF]),
@@ -73,6 +74,10 @@ def test_a_forbidden_move_names_the_loan_and_month() -> None:
     panel = pd.concat([_rows("A", [C, C, D60, DF])], ignore_index=True)
     with pytest.raises(DataError, match=r"loan A moves CURRENT -> DPD60 into 2022-03"):
         panel_trajectory_sequences(panel, _hand_tape(), window=6)
+    with pytest.raises(DataError, match=r"loan A moves DEFAULT -> CURRENT into 2022-03"):  # a cure out of DEFAULT
+        panel_trajectory_sequences(_rows("A", [C, DF, C]), _hand_tape(), window=6)
+    with pytest.raises(DataError, match="column 'censored' must hold True/False"):
+        panel_trajectory_sequences(_rows("A", [C, C, C]).assign(censored="no"), _hand_tape(), window=6)
 
 
 def test_censored_survivors_do_not_make_a_month_of_certain_default() -> None:
@@ -175,3 +180,13 @@ def test_cli_trains_it_and_simulate_runs_on_it(book, tmp_path, capsys, run_cli) 
     assert "already holds another model" in capsys.readouterr().err
     assert run_cli([*sim[:-1], str(tmp_path / "chain"), "--out", str(tmp_path / "r2")]) == 2
     assert "no model there" in capsys.readouterr().err
+
+
+def test_simulate_refuses_a_trajectory_model_it_would_not_use(book) -> None:
+    loans, _, _ = book
+    from creditsim.deal.config import load_deal
+
+    model, deal = LoanTrajectoryModel.from_pretrained(), load_deal(example_path("example_clo.yaml"))
+    for engine in ("markov", "transformer"):  # the CLI refuses these too; the API used to run without the model
+        with pytest.raises(ConfigError, match="read only by engine='trajectory'"):
+            cs.simulate(loans, deal, n_simulations=2, horizon=3, engine=engine, trajectory_model=model)
