@@ -31,7 +31,7 @@ from creditsim.features import loan_features
 from creditsim.harness.contestants import CovariateDesign, segment_calendar_chain
 from creditsim.harness.deep import NetSettings
 from creditsim.harness.moves import MoveTable, held_out_loans, month_number
-from creditsim.loans.trajectory import LoanTrajectoryModel, TrajectoryConfig
+from creditsim.loans.trajectory import LoanTrajectoryModel, TrajectoryConfig, censored_state_nll
 from creditsim.nn.trainer import TrainConfig, fit
 from creditsim.states import MACRO_VARS, N_STATES, LoanState
 
@@ -166,9 +166,4 @@ def _sequence_nll(model: LoanTrajectoryModel, batch: list[torch.Tensor], epoch: 
     feats, cohort, step, target, init, w_obs, w_cens, macro = batch
     macro_path = macro if bool(macro.abs().sum() > 0) else None  # all zeros: a panel without macro
     out = model(feats, cohort, target, macro_path=macro_path, initial_states=init, step_features=step)
-    logp = torch.log_softmax(out["state_logits"], dim=-1)  # (B, T, 7)
-    hit = logp.gather(2, target.unsqueeze(-1)).squeeze(-1)
-    ll = torch.where(w_obs > 0, hit, torch.zeros_like(hit)).sum()
-    survive = torch.log1p(-logp[..., _D].exp().clamp(max=1.0 - 1e-7))
-    ll = ll + torch.where(w_cens > 0, survive, torch.zeros_like(survive)).sum()
-    return {"loss": -ll / (w_obs.sum() + w_cens.sum()).clamp_min(1.0)}
+    return {"loss": censored_state_nll(out["state_logits"], target, w_obs, w_cens)}

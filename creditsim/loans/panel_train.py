@@ -58,7 +58,7 @@ from creditsim.checkpoints import check_checkpoint_target
 from creditsim.errors import ConfigError, DataError
 from creditsim.features import loan_features
 from creditsim.loans.train import SHIPPED_CONFIG, SHIPPED_TRAINING, shrink_cohort_counts
-from creditsim.loans.trajectory import N_VALUES, LoanTrajectoryModel, remaining_term
+from creditsim.loans.trajectory import N_VALUES, LoanTrajectoryModel, censored_state_nll, remaining_term
 from creditsim.nn.trainer import TrainConfig, fit
 from creditsim.schema import as_loan_tape
 from creditsim.states import ALLOWED_TRANSITIONS, ASSET_CLASSES, N_STATES, LoanState
@@ -360,12 +360,7 @@ def _sequence_loss(seqs: PanelSequences):
         dev = feats.device
         out = model(feats, cohorts.to(dev)[cidx], states, values, value_mask=vmask, macro_path=macros.to(dev)[pidx],
                     initial_states=init)
-        logp = torch.log_softmax(out["state_logits"], dim=-1)
-        hit = logp.gather(2, states.unsqueeze(-1)).squeeze(-1)
-        ll = torch.where(w_obs > 0, hit, torch.zeros_like(hit)).sum()
-        survive = torch.log1p(-logp[..., _D].exp().clamp(max=1.0 - 1e-7))
-        ll = ll + torch.where(w_cens > 0, survive, torch.zeros_like(survive)).sum()
-        state_loss = -ll / (w_obs.sum() + w_cens.sum()).clamp_min(1.0)
+        state_loss = censored_state_nll(out["state_logits"], states, w_obs, w_cens)
         return {"loss": state_loss + model.config.value_weight * out["value_loss"], "state": state_loss.detach(),
                 "value": out["value_loss"].detach()}
 

@@ -105,6 +105,7 @@ from creditsim.transitions.sampler import ADVERSE_MOVES, cumulative_thresholds
 from creditsim.rng import torch_seed
 
 __all__ = [
+    "censored_state_nll",
     "TrajectoryConfig",
     "LoanTrajectoryModel",
     "VALUE_NAMES",
@@ -296,6 +297,20 @@ def loan_terms_from_features(loan_features: object) -> dict[str, np.ndarray]:
         "remaining_term": np.maximum(np.rint((x[:, _F_REM_TERM] * sd_t + mu_t) * 12.0), 0).astype(np.int64),
         "amortization": np.where(amort_cols.max(axis=1) > 0, amort_cols.argmax(axis=1), 0).astype(np.int64),
     }
+
+
+def censored_state_nll(state_logits: torch.Tensor, target: torch.Tensor, w_obs: torch.Tensor,
+                       w_cens: torch.Tensor) -> torch.Tensor:
+    """Mean NLL per scored month of teacher-forced ``state_logits`` ``(B, T, 7)``: ``-log p(target)`` where
+    ``w_obs`` ``(B, T)`` is set, ``-log(1 - P(DEFAULT))`` on a censored default-free month (``w_cens``),
+    over the number of such months (at least 1). The training and scoring likelihood of loan sequences
+    from a real panel (the harness contestant and the panel trainer)."""
+    logp = torch.log_softmax(state_logits, dim=-1)
+    hit = logp.gather(2, target.unsqueeze(-1)).squeeze(-1)
+    ll = torch.where(w_obs > 0, hit, torch.zeros_like(hit)).sum()
+    survive = torch.log1p(-logp[..., int(LoanState.DEFAULT)].exp().clamp(max=1.0 - 1e-7))
+    ll = ll + torch.where(w_cens > 0, survive, torch.zeros_like(survive)).sum()
+    return -ll / (w_obs.sum() + w_cens.sum()).clamp_min(1.0)
 
 
 def remaining_term(loan_features: torch.Tensor) -> torch.Tensor:
