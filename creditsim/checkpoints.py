@@ -29,7 +29,7 @@ from creditsim.fileio import atomic_write
 
 __all__ = ["atomic_write", "write_json", "read_json", "save_tensors", "load_tensors", "save_model_checkpoint",
            "read_model_meta", "config_from_meta", "load_model_weights", "weight_shapes", "check_weight_shapes",
-           "check_finite", "check_checkpoint_target", "WEIGHTS_FILE", "CONFIG_FILE"]
+           "check_finite", "check_checkpoint_target", "checkpoint_model", "WEIGHTS_FILE", "CONFIG_FILE"]
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
@@ -102,16 +102,27 @@ def check_checkpoint_target(directory: str | os.PathLike, model_name: str, forei
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out must be a folder, but {out} is a file")
     held = [name for name in foreign if (out / name).is_file()]
-    if (out / CONFIG_FILE).is_file():
-        try:
-            found = json.loads((out / CONFIG_FILE).read_text()).get("model")
-        except (OSError, ValueError, AttributeError):
-            found = "an unreadable config"
-        if found != model_name:
-            held.append(f"{CONFIG_FILE} of {found}")
+    found = checkpoint_model(out)
+    if found is not None and found != model_name:
+        held.append(f"{CONFIG_FILE} of {found}")
     if held:
         raise ConfigError(f"{out} already holds another model ({', '.join(held)}); write the {model_name} to another "
                           "folder (one model per folder)")
+
+
+def checkpoint_model(directory: str | os.PathLike) -> str | None:
+    """The model a checkpoint folder holds, as its ``config.json`` names it (``"LoanTrajectoryModel"``,
+    ``"TransitionTransformer"``, ``"MacroVAE"``, ...); ``"an unreadable config"`` for a config.json that is
+    not a JSON object with a ``model`` field; None without config.json. Lets a loader that was handed the
+    wrong kind of folder say which kind it is."""
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        return None
+    try:
+        found = json.loads(path.read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        return "an unreadable config"
+    return found if isinstance(found, str) else "an unreadable config"
 
 
 def read_model_meta(folder: Path, model_name: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from creditsim.errors import ConfigError, DataError, format_labels
-from creditsim.states import ALLOWED_TRANSITIONS, ASSET_CLASSES, GRADES_8, MACRO_VARS, N_STATES
+from creditsim.states import ASSET_CLASSES, GRADES_8, MACRO_VARS, N_STATES, reachable_states
 
 __all__ = [
     "ColumnSpec",
@@ -126,8 +126,9 @@ def _raise(what: str, column: str, labels: Sequence[object], expected: str) -> N
     )
 
 
-#: ISO date, optionally with a time part: the only text layout accepted without an explicit date_format
-_ISO_DATE = r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
+#: ISO date, optionally with a time part, or an ISO month ``YYYY-MM`` (its first day: unambiguous, and how
+#: monthly panels are often written): the only text layouts accepted without an explicit date_format
+_ISO_DATE = r"\d{4}-\d{2}(?:-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?)?"
 #: a term_months value may differ from the months between origination and maturity by at most this
 #: much (day-of-month rounding and end-of-month conventions), before the row is named as inconsistent
 TERM_TOLERANCE_MONTHS = 1.0
@@ -136,8 +137,8 @@ TERM_TOLERANCE_MONTHS = 1.0
 def parse_dates(s: pd.Series, column: str, what: str, date_format: str | None = None) -> pd.Series:
     """Parse one date column to ``datetime64[ns]`` (NaN/None stay NaT; the caller checks required).
 
-    Accepted without ``date_format``: datetime dtypes, ``datetime.date``/``Timestamp`` objects and ISO
-    text ``YYYY-MM-DD`` (optionally with a time). Anything else (``31/01/2020``, ``01/31/2020``,
+    Accepted without ``date_format``: datetime dtypes, ``datetime.date``/``Timestamp`` objects, ISO
+    text ``YYYY-MM-DD`` (optionally with a time) and ISO months ``YYYY-MM`` (the month's first day). Anything else (``31/01/2020``, ``01/31/2020``,
     ``20200131`` integers, ...) is ambiguous or unparseable and raises, because a guessing parser reads
     DD/MM as MM/DD and integers as nanoseconds after 1970. With ``date_format`` (a ``strftime``
     pattern such as ``"%d/%m/%Y"`` or ``"%Y%m%d"``) text and integers are parsed with exactly that
@@ -152,7 +153,7 @@ def parse_dates(s: pd.Series, column: str, what: str, date_format: str | None = 
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
         return s.astype("datetime64[ns]")
     hint = (f"dates in the format {date_format!r}" if date_format
-            else "ISO dates YYYY-MM-DD (pass date_format=, e.g. '%d/%m/%Y' or '%Y%m%d', for other layouts)")
+            else "ISO dates YYYY-MM-DD or months YYYY-MM (pass date_format=, e.g. '%d/%m/%Y' or '%Y%m%d', for other layouts)")
     values = s[present]
     if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
         is_dt = pd.Series(False, index=values.index)  # all text: skip the per-value type test
@@ -394,8 +395,10 @@ def validate_panel(panel: pd.DataFrame, check_transitions: bool = True, date_for
     """Validate a loan x month performance panel and return a cleaned copy sorted by loan and month.
 
     Checks: required columns, state codes in 0..6, non-negative balances, one row per (loan, month),
-    and (``check_transitions``) that consecutive months of each loan move only along allowed paths
-    (:data:`creditsim.states.ALLOWED_TRANSITIONS`). ``required`` narrows the required columns to those
+    and (``check_transitions``) that consecutive rows of each loan move only along allowed paths
+    (:data:`creditsim.states.ALLOWED_TRANSITIONS`; rows ``k`` months apart, as in a quarterly panel or
+    across a gap, may show any state ``k`` monthly moves reach: :func:`creditsim.states.reachable_states`).
+    ``required`` narrows the required columns to those
     a consumer reads (default: the data contract's :data:`REQUIRED_PANEL_COLUMNS`); columns present
     are checked either way.
 
@@ -417,11 +420,16 @@ def validate_panel(panel: pd.DataFrame, check_transitions: bool = True, date_for
         ids = df["loan_id"].to_numpy()
         st = df["loan_state"].to_numpy(np.int64)
         same = ids[1:] == ids[:-1]
-        ok = ALLOWED_TRANSITIONS[st[:-1], st[1:]]
+        # rows k months apart (a quarterly panel, a gap) may show any state k monthly moves reach
+        month_no = df["reporting_month"].to_numpy().astype("datetime64[M]").astype(np.int64)
+        gap = np.clip(np.diff(month_no), 1, 2 * N_STATES)
+        reach = np.stack([reachable_states(k) for k in range(2 * N_STATES + 1)])
+        ok = reach[gap, st[:-1], st[1:]]
         bad_pos = np.flatnonzero(same & ~ok) + 1
         if len(bad_pos):
             labels = list(df.index[bad_pos])
-            pairs = ", ".join(f"{st[p - 1]}->{st[p]}" for p in bad_pos[:5])
+            pairs = ", ".join(f"{st[p - 1]}->{st[p]}" + (f" in {gap[p - 1]} months" if gap[p - 1] > 1 else "")
+                              for p in bad_pos[:5])
             _raise(what, "loan_state", labels, f"allowed month-to-month moves (found {pairs})")
     return df
 

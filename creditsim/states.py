@@ -20,6 +20,7 @@ __all__ = [
     "DELINQUENT_STATES",
     "ALLOWED_TRANSITIONS",
     "allowed_mask",
+    "reachable_states",
     "Grade7",
     "Grade8",
     "GRADES_7",
@@ -81,6 +82,20 @@ def allowed_mask() -> np.ndarray:
 
 ALLOWED_TRANSITIONS: np.ndarray = allowed_mask()
 ALLOWED_TRANSITIONS.setflags(write=False)
+
+
+def reachable_states(months: int) -> np.ndarray:
+    """``(7, 7)`` bool: state ``j`` can follow state ``i`` after ``months`` monthly moves along
+    :data:`ALLOWED_TRANSITIONS` (``months`` = 0: only ``i`` itself). A panel row ``months`` after the
+    loan's previous row (a quarterly panel, or a gap) may show any such ``j``: CURRENT -> DPD90 takes
+    three months."""
+    if isinstance(months, bool) or not isinstance(months, (int, np.integer)) or months < 0:
+        raise ValueError(f"months must be a non-negative integer, got {months!r}")
+    step = ALLOWED_TRANSITIONS.astype(np.int64)
+    out = np.eye(N_STATES, dtype=np.int64)
+    for _ in range(int(min(months, 2 * N_STATES))):  # the pattern stops changing after a few steps
+        out = np.minimum(out @ step, 1)
+    return out.astype(bool)
 
 
 class Grade7(IntEnum):

@@ -132,7 +132,7 @@ def validate(
 ) -> None:
     """Validate FILE against the data contract; print a summary, or the error and exit with status 2.
 
-    The file is read by :func:`creditsim.io.read_frame`, the library's one reader (ids stay text).
+    The file is read by creditsim.io.read_frame, the library's one reader (ids stay text).
     """
     from creditsim.io import read_loan_tape, read_panel
 

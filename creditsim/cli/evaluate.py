@@ -43,7 +43,7 @@ def eval_macro(
     pull: str = typer.Option(None, "--pull", help="--oot: VAE backbone pull kept, 0..1 or 'uniform' (drawn per path)"),
 ) -> None:
     """Print the evaluation table (VAE, VAR, bootstrap, history) and the scenario-ordering table; with
-    ``--oot`` the out-of-time CRPS, energy-score and coverage tables instead."""
+    --oot the out-of-time CRPS, energy-score and coverage tables instead."""
     _check_macro_modes(oot, checkpoint, plot, dispersion, endpoint_months, pull)
     if oot:
         _eval_macro_oot(origins, epochs, _parse_horizons(horizons), n_samples, seed, models_dir, csv, device, dispersion,
@@ -227,7 +227,7 @@ def eval_credit_link(
 ) -> None:
     """Out-of-time check of the shipped credit links: refitted at every quarter 1995Q4-2017Q4 and run
     ahead on the realised macro, RMSE against the no-macro baseline with a block-bootstrap 95 % interval
-    (:mod:`creditsim.macro.credit_backtest`)."""
+    (creditsim.macro.credit_backtest)."""
     from creditsim.checkpoints import atomic_write
     from creditsim.cli.tables import print_whole
     from creditsim.fileio import check_output_target
@@ -340,7 +340,7 @@ def eval_transitions(
     """Transition models against practitioners' baselines on a real panel: every model fitted on the
     training split only, scored per move on the test split (NLL, Brier, within-month default AUC, ECE),
     with bootstrap 95 % intervals, the paired NLL difference to --reference, and the verdict of the
-    library's models against the best chain and the best classifier (:mod:`creditsim.harness`)."""
+    library's models against the best chain and the best classifier (creditsim.harness)."""
     from creditsim.fileio import check_output_target
     from creditsim.harness import CONTESTANT_NAMES, evaluate_transitions
 

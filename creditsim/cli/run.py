@@ -247,16 +247,42 @@ def run_config(config_file: Path | None, options: dict[str, Any]) -> Any:
     return cfg
 
 
+#: the command that writes each kind of checkpoint folder, for errors that name a folder given to the wrong option
+TRAINED_BY = {"MarkovTransitionModel": "creditsim train transitions", "TransitionTransformer": "creditsim train "
+              "transitions --model transformer", "LoanTrajectoryModel": "creditsim train trajectory",
+              "MacroVAE": "creditsim train macro"}
+
+
+def _neural_model(folder: Path) -> str | None:
+    """The model of a checkpoint folder's ``config.json`` when its weights are there too, else None."""
+    from creditsim.checkpoints import WEIGHTS_FILE, checkpoint_model
+
+    return checkpoint_model(folder) if (folder / WEIGHTS_FILE).is_file() else None
+
+
+def _wrong_folder(option: str, path: Path, found: str, expected: str) -> ConfigError:
+    """The error for a model folder handed to the wrong option: what it holds, who wrote it, where it goes."""
+    goes = {"MarkovTransitionModel": "--transition-model", "TransitionTransformer": "--transition-model (with --engine "
+            "transformer)", "LoanTrajectoryModel": "--trajectory-model", "MacroVAE": "--macro"}.get(found)
+    where = f"; give it as {goes}" if goes else ""
+    source = f" (written by '{TRAINED_BY[found]}')" if found in TRAINED_BY else ""
+    return ConfigError(f"{option} {path} holds a {found}{source}, not {expected}{where}")
+
+
 def load_chain(path: Path, engine: str, device: str = "cpu") -> Any:
     """The model of ``--transition-model``: a Markov chain (folder with ``markov_model.json``, or that file;
     markov and trajectory engines) or a TransitionTransformer checkpoint (``config.json`` +
     ``model.safetensors``, e.g. from ``creditsim train transitions --model transformer``; transformer and
-    trajectory engines). A folder holding both is read by the engine's kind (ambiguous for trajectory)."""
+    trajectory engines). A folder holding both is read by the engine's kind (ambiguous for trajectory);
+    another model's folder is named with the option it belongs to."""
     from creditsim.transitions.markov import MODEL_FILE, MarkovTransitionModel
 
     folder = Path(path)
     chain = folder.is_file() or (folder / MODEL_FILE).is_file()
-    transformer = (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+    neural = _neural_model(folder)
+    if neural is not None and neural != "TransitionTransformer" and not chain:
+        raise _wrong_folder("--transition-model", folder, neural, "a Markov chain or a TransitionTransformer")
+    transformer = neural == "TransitionTransformer"
     if not chain and not transformer:
         raise ConfigError(f"--transition-model {path}: no model there (expected {MODEL_FILE}, or config.json + "
                           "model.safetensors, as 'creditsim train transitions' writes them)")
@@ -275,17 +301,23 @@ def load_chain(path: Path, engine: str, device: str = "cpu") -> Any:
     return MarkovTransitionModel.load(folder)
 
 
-def load_trajectory(path: Path, engine_option: str | None, run_cfg: Any) -> dict[str, Any]:
+def load_trajectory(path: Path, engine_option: str | None, run_cfg: Any, file_engine: str | None = None) -> dict[str, Any]:
     """The ``--trajectory-model`` folder as RunConfig fields: the model and ``engine="trajectory"`` (the
-    only engine that reads it; another one given on the command line or in the run config is an error)."""
+    only engine that reads it; another one given on the command line or in the run config file, ``file_engine``,
+    is an error, even ``markov``: a run must not silently switch an engine the user wrote down)."""
     from creditsim.loans.trajectory import LoanTrajectoryModel
+    from creditsim.transitions.markov import MODEL_FILE
 
-    chosen = engine_option if engine_option is not None else run_cfg.engine
-    if chosen != "trajectory" and (engine_option is not None or chosen != "markov"):  # markov: the default, not a choice
-        raise ConfigError(f"--trajectory-model is read only by --engine trajectory, got --engine "
-                          f"{engine_option or run_cfg.engine}")
+    for given, where in ((engine_option, "--engine"), (file_engine, "the run config file's engine")):
+        if given is not None and given != "trajectory":
+            raise ConfigError(f"--trajectory-model is read only by --engine trajectory, but {where} is {given!r}")
     folder = Path(path)
-    if not ((folder / "config.json").is_file() and (folder / "model.safetensors").is_file()):
+    neural = _neural_model(folder)
+    if neural is None and (folder.is_file() or (folder / MODEL_FILE).is_file()):
+        raise _wrong_folder("--trajectory-model", folder, "MarkovTransitionModel", "a LoanTrajectoryModel")
+    if neural is not None and neural != "LoanTrajectoryModel":
+        raise _wrong_folder("--trajectory-model", folder, neural, "a LoanTrajectoryModel")
+    if neural is None:
         raise ConfigError(f"--trajectory-model {path}: no model there (expected config.json + model.safetensors, as "
                           "'creditsim train trajectory' writes them)")
     return {"engine": "trajectory", "trajectory_model": LoanTrajectoryModel.from_pretrained(folder, device=run_cfg.device)}
@@ -364,7 +396,7 @@ def simulate_cmd(
                                   "backend": backend, "device": device, "cutoff": cutoff,
                                   "scale_deal": False if no_rescale else None, "rating_pd": rating_pd})
     if trajectory_model is not None:
-        run_cfg = run_cfg.replace(**load_trajectory(trajectory_model, engine, run_cfg))
+        run_cfg = run_cfg.replace(**load_trajectory(trajectory_model, engine, run_cfg, _file_engine(config)))
     if transition_model is not None:
         run_cfg = run_cfg.replace(transition_model=load_chain(transition_model, run_cfg.engine, run_cfg.device))
     loans = read_tape(tape)
@@ -379,6 +411,7 @@ def simulate_cmd(
         "deal_sha256": _sha256(deal), "macro": macro or results.settings["macro"], "wall_seconds": round(wall, 3),
         "config_file": None if config is None else str(config),
         "config_sha256": None if config is None else _sha256(config), "created": created,
+        **_model_folders(transition_model, trajectory_model),
     })
     run_info = {"settings": results.settings, "versions": versions()}
     extra = {
@@ -389,6 +422,34 @@ def simulate_cmd(
     print_run_terms(results.settings, cutoff_given=run_cfg.cutoff is not None)
     print_results(results)
     console.print(f"run saved to [bold]{out}[/] ({results.n_sims:,} scenarios, {wall:.1f} s)")
+
+
+def _file_engine(config_file: Path | None) -> str | None:
+    """The ``engine`` a run config file writes down (None when it has none, or no file)."""
+    if config_file is None:
+        return None
+    from creditsim.yamlfile import read_yaml
+
+    data = read_yaml(config_file, what="run config file", max_bytes=1 << 16, max_depth=3,
+                     layout="a mapping of run settings")
+    return data.get("engine") if isinstance(data, dict) else None
+
+
+def _model_folders(transition_model: Path | None, trajectory_model: Path | None) -> dict[str, Any]:
+    """run.json's record of the model folders a run read, with the SHA-256 of their weights (or chain) file,
+    so a run can be traced to the trained model it used."""
+    from creditsim.checkpoints import WEIGHTS_FILE
+    from creditsim.transitions.markov import MODEL_FILE
+
+    out: dict[str, Any] = {}
+    for key, folder in (("transition_model", transition_model), ("trajectory_model", trajectory_model)):
+        if folder is None:
+            continue
+        folder = Path(folder)
+        files = [folder] if folder.is_file() else [folder / n for n in (WEIGHTS_FILE, MODEL_FILE) if (folder / n).is_file()]
+        out[f"{key}_folder"] = str(folder)
+        out[f"{key}_sha256"] = {f.name: _sha256(f) for f in files}
+    return out
 
 
 def _run_writers(results: Any, excel: bool, html_report: bool, pdf: bool) -> list[tuple[str, Any]]:

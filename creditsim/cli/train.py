@@ -16,7 +16,8 @@ from creditsim.errors import ConfigError
 __all__ = ["register"]
 
 console = Console()
-train_app = typer.Typer(help="Train the generative models, or fit the Markov chain on your own panel.", no_args_is_help=True)
+train_app = typer.Typer(help="Train models: the macro VAE on the bundled history, or a transition model (Markov chain, "
+                        "transformer) or a loan trajectory model on your own loan panel.", no_args_is_help=True)
 
 
 @train_app.command("macro")
@@ -40,7 +41,7 @@ def train_macro(
 ) -> None:
     """Train a MacroVAE on 60-month windows of the bundled 1980-01 .. 2025-09 history, windows overlapping
     the COVID months 2020-03 .. 2020-12 left out (defaults: the shipped configuration, see
-    ``creditsim.macro.pretrained``)."""
+    creditsim.macro.pretrained)."""
     from dataclasses import replace
 
     from creditsim.macro.train import train_macro_vae
@@ -60,7 +61,7 @@ def train_macro(
     meta = res.metadata()
     for key in ("history_start", "history_end", "windows", "train_windows", "val_windows", "best_epoch", "epochs_run",
                 "best_val_loss", "seconds"):
-        value = meta[key]
+        value = meta[key] + 1 if key == "best_epoch" else meta[key]  # epochs counted from 1, as the log counts them
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     table.add_row("labels", ", ".join(f"{k} {v}" for k, v in meta["label_counts"].items()))
     console.print(table)
@@ -79,23 +80,32 @@ def train_transitions(
     overlay: str = typer.Option(None, "--overlay", help="macro overlay: calibrated (the shipped per-asset-class link, "
                                 "needs --by asset_class; the default then), fit (estimated on this panel with --macro; the "
                                 "default otherwise), legacy"),
-    macro: str = typer.Option("history", "--macro", help="for --overlay fit and the transformer: 'history' (bundled "
-                              "US macro, 1980-01 .. 2025-09) or a monthly file covering the panel's months (a panel "
-                              "from 'creditsim data synth --out DIR' runs in future months: give --macro DIR/macro.parquet)"),
+    macro: str = typer.Option(None, "--macro", help="for --overlay fit and the transformer: 'history' (bundled "
+                              "US macro, 1980-01 .. 2025-09; the default) or a monthly file covering the panel's months "
+                              "(a panel from 'creditsim data synth --out DIR' runs in future months: give --macro "
+                              "DIR/macro.parquet); not read by the calibrated and legacy overlays"),
     epochs: int = typer.Option(None, "--epochs", min=1, help="transformer: maximum epochs (early stopping may end sooner)"),
     seed: int = typer.Option(None, "--seed", min=0, help="transformer: initialisation, batch order and early-stopping "
                              "loans (default 0)"),
+    period: str = typer.Option("month", "--period", help="month | quarter: months between a loan's rows. A quarterly "
+                               "panel gives the monthly chain whose cube fits its moves (the transformer needs monthly "
+                               "rows)"),
 ) -> None:
-    """Fit the monthly Markov chain (or, with ``--model transformer``, a TransitionTransformer) on your panel
-    and save it for ``creditsim simulate --transition-model DIR`` (:func:`creditsim.fit_transitions`)."""
+    """Fit the monthly Markov chain (or, with --model transformer, a TransitionTransformer) on your panel and
+    save it for 'creditsim simulate --transition-model DIR' (Python: creditsim.fit_transitions)."""
     from creditsim.cli.run import read_macro_history
-    from creditsim.harness.fit import fit_transitions
+    from creditsim.harness.fit import PERIOD_MONTHS, default_overlay, fit_transitions
     from creditsim.io import read_frame, read_panel
 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out must be a folder, but {out} is a file")
     if model not in ("markov", "transformer"):
         raise ConfigError(f"--model: expected markov or transformer, got {model!r}")
+    if period not in PERIOD_MONTHS:
+        raise ConfigError(f"--period: expected one of {list(PERIOD_MONTHS)}, got {period!r}")
+    if model == "transformer" and period != "month":
+        raise ConfigError("--model transformer learns monthly moves; for a quarterly panel fit the chain (--model markov "
+                          "--period quarter), which simulate steps month by month")
     if model == "markov":  # cheap checks before the panel is read
         if epochs is not None or seed is not None:
             raise ConfigError("--epochs and --seed train the transformer (--model transformer); the Markov chain is "
@@ -103,15 +113,19 @@ def train_transitions(
         if (out / "config.json").is_file():
             raise ConfigError(f"--out {out} already holds a neural model checkpoint (config.json); write the chain to "
                               "another folder (one model per folder, so --transition-model DIR is never ambiguous)")
+        used = overlay or default_overlay(by or ("asset_class" if tape is not None else None), True, period)
+        if macro is not None and used != "fit":
+            raise ConfigError(f"--macro is read by --overlay fit and --model transformer; the {used} overlay does not "
+                              "read it (its macro link is fixed): drop --macro, or give --overlay fit")
     frame = read_panel(panel, check_transitions=False)
     static = None if tape is None else read_frame(tape, "loan tape")
+    history = read_macro_history("history" if macro is None else macro)
     if model == "transformer":
-        _train_transformer(frame, static, read_macro_history(macro), out, epochs, 0 if seed is None else seed,
-                           (by, overlay))
+        _train_transformer(frame, static, history, out, epochs, 0 if seed is None else seed, (by, overlay))
         return
-    model = fit_transitions(frame, static, model="markov", macro=read_macro_history(macro), by=by, overlay=overlay)
+    model = fit_transitions(frame, static, model="markov", macro=history, by=by, overlay=overlay, period=period)
     path = model.save(out)
-    used = overlay or ("calibrated" if model.segment_sensitivities else "fit")
+    used = overlay or default_overlay(by or ("asset_class" if static is not None else None), True, period)
     _print_chain(model, path, used)
 
 
@@ -129,7 +143,7 @@ def _train_transformer(panel, tape, macro, out: Path, epochs: int | None, seed: 
     table = Table(title=f"TransitionTransformer trained -> {out}")
     table.add_column("item")
     table.add_column("value", justify="right")
-    table.add_row("best epoch / epochs run", f"{meta['best_epoch']} / {meta['epochs_run']}")
+    table.add_row("best epoch / epochs run", f"{meta['best_epoch'] + 1} / {meta['epochs_run']}")
     table.add_row("held-out NLL per move", f"{meta['best_val_nll']:.4f}")
     table.add_row("training seconds", f"{meta['seconds_train']:.1f}")
     table.add_row("cohort sequences", ", ".join(f"{k} {v}" for k, v in meta["n_sequences"].items()))
@@ -155,9 +169,12 @@ def train_trajectory(
                              "--cold-start)"),
     cold_start: bool = typer.Option(False, "--cold-start", help="train from scratch instead of from the shipped model"),
 ) -> None:
-    """Train a LoanTrajectoryModel on your panel (snapshots of live loans, the asset class's empirical chain as
-    its cohort input, early stopping on held-out loans) and save it for ``creditsim simulate
-    --trajectory-model DIR`` (:func:`creditsim.loans.panel_train.train_trajectory_on_panel`)."""
+    """Train a LoanTrajectoryModel on your panel and save it for 'creditsim simulate --trajectory-model DIR'.
+
+    Live loans at snapshot cut-offs run --window months; the asset class's empirical monthly chain is the
+    model's cohort input; early stopping on held-out loans. Panel rows flagged censored=True end a loan's
+    record with one more default-free month whose state is unknown. Python:
+    creditsim.loans.panel_train.train_trajectory_on_panel."""
     from creditsim.cli.run import read_macro_history
     from creditsim.io import read_frame, read_panel
     from creditsim.loans.panel_train import train_trajectory_on_panel
@@ -175,10 +192,11 @@ def train_trajectory(
     table.add_row("started from", "scratch" if cold_start else "the shipped model")
     table.add_row("snapshots (cut-offs)", f"{len(meta['snapshots'])}: {meta['snapshots'][0]} .. {meta['snapshots'][-1]}")
     table.add_row("sequences train / held out", f"{meta['n_sequences']['train']:,} / {meta['n_sequences']['val']:,}")
-    table.add_row("best epoch / epochs run", f"{meta['best_epoch']} / {meta['epochs_run']}")
+    table.add_row("best epoch / epochs run", f"{meta['best_epoch'] + 1} / {meta['epochs_run']}")
     table.add_row("held-out loss", f"{meta['best_val_loss']:.4f}")
     table.add_row("MATURED before term read as PREPAID", f"{meta['matured_read_as_prepaid']:,}")
     table.add_row("sequences censored past maturity", f"{meta['censored_past_maturity']:,}")
+    table.add_row("MATURED in maturity_date's month, read at term", f"{meta['matured_on_maturity_date']:,}")
     table.add_row("training seconds", f"{meta['seconds']:.1f}")
     console.print(table)
     console.print(f"use it with: creditsim simulate --trajectory-model {out} ...")
@@ -194,6 +212,10 @@ def _print_chain(model, path: Path, overlay: str) -> None:
     for c, seg in enumerate(model.segments_ or ("all",)):
         table.add_row(str(seg), f"{int(counts[c].sum()):,}", f"{pd12[c, -1]:.2%}")
     console.print(table)
+    months = int(getattr(model, "period_months_", 1))
+    if months > 1:
+        console.print(f"a monthly chain fitted to moves {months} months apart (its {months}-step matrix fits them); "
+                      "simulate steps it month by month")
 
 
 def register(app: typer.Typer) -> None:

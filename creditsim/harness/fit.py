@@ -17,15 +17,20 @@ contestant fitted on every move of the panel: it predicts next-period state prob
 transformer and trajectory contestants, which also read per-month covariates a simulation cannot give,
 are ``creditsim.harness.make_contestant(name, ...)``. The simulation engines do not take those.
 
+A quarterly panel (``period="quarter"``) gives the chain too: the monthly matrix whose cube explains the
+quarterly moves (:mod:`creditsim.transitions.embed`), which ``simulate`` steps month by month like any
+other. The networks learn monthly moves and refuse such a panel.
+
 Overlay decision for the chain: ``"calibrated"`` (the shipped per-asset-class link, which needs
 ``by="asset_class"``), ``"fit"`` (:meth:`MarkovTransitionModel.fit_macro_sensitivity` on the panel
 and ``macro``) or ``"legacy"`` (the spec's coefficients x 0.1). The default is ``"calibrated"`` when
-the chain is by asset class and ``"fit"`` when a macro frame is given, else ``"legacy"``: a chain
+the chain is by asset class and ``"fit"`` when a macro frame is given (a monthly panel), else ``"legacy"``: a chain
 fitted on one book should not silently take a calibration made for others.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import pandas as pd
@@ -36,9 +41,11 @@ from creditsim.harness.registry import CONTESTANT_NAMES, make_contestant
 from creditsim.transitions.markov import MarkovTransitionModel
 from creditsim.transitions.overlay_file import calibrated_sensitivities
 
-__all__ = ["fit_transitions", "OVERLAYS"]
+__all__ = ["fit_transitions", "default_overlay", "OVERLAYS", "PERIOD_MONTHS"]
 
 OVERLAYS: tuple[str, ...] = ("calibrated", "fit", "legacy")
+#: months between a loan's rows for each ``period`` the chain takes
+PERIOD_MONTHS: dict[str, int] = {"month": 1, "quarter": 3}
 
 
 def _with_segment(panel: pd.DataFrame, tape: pd.DataFrame | None, by: str) -> pd.DataFrame:
@@ -55,7 +62,9 @@ def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, mo
                     macro: pd.DataFrame | str | None = None, by: str | None = None, overlay: str | None = None,
                     panel_features: Sequence[str] = (), tape_features: Sequence[str] = (),
                     segment_by: Sequence[str] = ("prev_state",), cohort_by: Sequence[str] = (),
-                    period: str = "month", seed: int = 0) -> Any:
+                    period: str = "month", seed: int = 0, epochs: int | None = None,
+                    out: str | os.PathLike[str] | None = None, window: int | None = None, stride: int | None = None,
+                    warm_start: bool | None = None, progress: bool = False) -> Any:
     """Fit ``model`` on ``panel`` (module docstring).
 
     Args:
@@ -67,9 +76,21 @@ def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, mo
             overlay; the contestants' macro input).
         by: the chain's segment column (default ``asset_class`` when a tape is given).
         overlay: the chain's macro overlay, one of :data:`OVERLAYS` (default: module docstring).
-        panel_features, tape_features, segment_by, cohort_by, period: the contestants' inputs
+        panel_features, tape_features, segment_by, cohort_by: the contestants' inputs
             (:func:`creditsim.harness.evaluate_transitions`).
-        seed: the contestants' seed.
+        period: ``"month"`` or ``"quarter"``, the months between a loan's rows (the chain and the
+            contestants; the networks take monthly panels only).
+        seed: the seed of the trained models and the contestants.
+        epochs: the transformer's and trajectory model's maximum epochs (default their trainers').
+        out: a folder to save a simulation model into (the chain's ``markov_model.json``, the networks'
+            ``config.json`` + ``model.safetensors``), for ``creditsim simulate --transition-model`` /
+            ``--trajectory-model``.
+        window, stride, warm_start: the trajectory model's sequences and starting point
+            (:func:`~creditsim.loans.panel_train.train_trajectory_on_panel`; defaults 24, 12, True).
+        progress: a progress bar while a network trains.
+
+    Raises:
+        ConfigError: an option the chosen model does not read (never silently ignored).
     """
     if isinstance(macro, str):
         if macro != "history":
@@ -77,9 +98,14 @@ def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, mo
         from creditsim.datasets.macro import load_macro_history
 
         macro = load_macro_history()
+    _check_training_options(model, epochs=epochs, out=out, window=window, stride=stride, warm_start=warm_start)
     if model in ("transformer", "trajectory"):
         if tape is None:
             raise ConfigError(f"model {model!r}: give the loan tape (its cohorts and loan features are the model's input)")
+        if period != "month":
+            raise ConfigError(f"model {model!r} learns monthly moves; for a {period!r} panel fit the chain "
+                              f"(fit_transitions(panel, tape, period={period!r}): a monthly chain simulate runs on) or a "
+                              f"harness model (model='gbm', period={period!r})")
         ignored = [name for name, given in (("by", by is not None), ("overlay", overlay is not None),
                                             ("period", period != "month"), ("panel_features", bool(panel_features)),
                                             ("tape_features", bool(tape_features)), ("cohort_by", bool(cohort_by)),
@@ -93,27 +119,60 @@ def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, mo
         if model == "trajectory":
             from creditsim.loans.panel_train import train_trajectory_on_panel
 
-            return train_trajectory_on_panel(panel, tape, history, seed=seed)
+            return train_trajectory_on_panel(panel, tape, history, out=out, seed=seed, epochs=epochs, progress=progress,
+                                             window=24 if window is None else window,
+                                             stride=12 if stride is None else stride,
+                                             warm_start=True if warm_start is None else warm_start)
         from creditsim.transitions.panel_train import train_transformer_on_panel
 
-        return train_transformer_on_panel(panel, tape, history, seed=seed)
+        return train_transformer_on_panel(panel, tape, history, out=out, seed=seed, epochs=epochs, progress=progress)
     if model != "markov":
         if model not in CONTESTANT_NAMES:
             raise ConfigError(f"model {model!r}: expected 'markov' or one of {list(CONTESTANT_NAMES)}")
         moves = build_moves(panel, tape, panel_features, tape_features, period, macro=macro)
         return make_contestant(model, tuple(segment_by), seed, tuple(cohort_by), tape=tape).fit(moves)
+    if period not in PERIOD_MONTHS:
+        raise ConfigError(f"period: expected one of {list(PERIOD_MONTHS)}, got {period!r}")
+    months = PERIOD_MONTHS[period]
     by = by if by is not None else ("asset_class" if tape is not None else None)
-    overlay = overlay if overlay is not None else ("calibrated" if by == "asset_class" else "fit" if macro is not None else "legacy")
+    overlay = overlay if overlay is not None else default_overlay(by, macro is not None, period)
     if overlay not in OVERLAYS:
         raise ConfigError(f"overlay: expected one of {list(OVERLAYS)}, got {overlay!r}")
+    if overlay == "fit" and months > 1:
+        raise ConfigError(f"overlay 'fit' estimates the macro link from monthly moves; a quarterly panel has none: use "
+                          "'calibrated' (by='asset_class') or 'legacy'")
     if overlay == "calibrated" and by != "asset_class":
         raise ConfigError("overlay 'calibrated' needs by='asset_class' (one calibrated link per asset class); "
                           "use 'fit' (estimated on your panel with a macro frame) or 'legacy'")
     if overlay == "fit" and macro is None:
         raise ConfigError("overlay 'fit' needs a macro frame (macro=frame or 'history')")
+    if out is not None:  # one model per folder, checked before the fit
+        from creditsim.checkpoints import check_checkpoint_target
+
+        check_checkpoint_target(out, "MarkovTransitionModel")
     frame = panel if by is None else _with_segment(panel, tape, by)
     kwargs = {"segment_sensitivities": calibrated_sensitivities()} if overlay == "calibrated" else {}
-    chain = MarkovTransitionModel(**kwargs).fit(frame, by=by)
+    chain = MarkovTransitionModel(**kwargs).fit(frame, by=by, period_months=months)
     if overlay == "fit":
         chain.fit_macro_sensitivity(frame, macro)
+    if out is not None:
+        chain.save(out)
     return chain
+
+
+def default_overlay(by: str | None, macro_given: bool, period: str = "month") -> str:
+    """The chain's overlay when none is named (module docstring): calibrated by asset class, else fitted
+    when a macro frame is given and the panel is monthly, else legacy."""
+    if by == "asset_class":
+        return "calibrated"
+    return "fit" if macro_given and period == "month" else "legacy"
+
+
+def _check_training_options(model: str, **given: Any) -> None:
+    """ConfigError naming the options (given, not None) that ``model`` does not read."""
+    reads = {"markov": ("out",), "transformer": ("epochs", "out"),
+             "trajectory": ("epochs", "out", "window", "stride", "warm_start")}.get(model, ())
+    unread = [k for k, v in given.items() if v is not None and k not in reads]
+    if unread:
+        raise ConfigError(f"model {model!r}: {unread} do not apply (read by: epochs, out -- the transformer and the "
+                          "trajectory model; window, stride, warm_start -- the trajectory model; out -- the chain too)")

@@ -28,8 +28,10 @@ macro path. The panel is cut so that the model is asked the same question in tra
   one default-free month, scored ``-log(1 - P(DEFAULT))`` (the harness's likelihood for it).
 * **The contract's maturity rule** (the model's own, :meth:`LoanTrajectoryModel._apply_rules`): a payoff
   before the tape's maturity month is a prepayment, from it on a maturity, and no loan stays CURRENT
-  past it. A panel row MATURED before the tape's maturity month is read as PREPAID; a loan CURRENT past
-  it (an extension the tape does not know) is censored from that month. Both are counted in the
+  past it. The maturity month is the month before ``maturity_date`` (the engine's convention); a panel that
+  reports MATURED in ``maturity_date``'s own month, one month later, is read one month earlier. A panel row
+  MATURED before the tape's maturity month is read as PREPAID; a loan CURRENT past it (an extension the
+  tape does not know) is censored from that month. Both are counted in the
   checkpoint. A move :data:`~creditsim.states.ALLOWED_TRANSITIONS` forbids is a DataError naming the
   loan and month.
 * **Values.** With the panel's ``scheduled_payment``, ``actual_payment``, ``current_balance`` and
@@ -47,6 +49,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -63,7 +66,8 @@ from creditsim.nn.trainer import TrainConfig, fit
 from creditsim.schema import as_loan_tape
 from creditsim.states import ALLOWED_TRANSITIONS, ASSET_CLASSES, N_STATES, LoanState
 from creditsim.transitions.markov import MODEL_FILE as MARKOV_FILE
-from creditsim.transitions.cohorts import panel_loan_positions, panel_month_numbers, panel_states
+from creditsim.transitions.cohorts import (check_rows_from_origination, panel_loan_positions, panel_month_numbers,
+                                           panel_states)
 from creditsim.transitions.panel_train import check_training_panel, macro_rows
 
 __all__ = ["PANEL_TRAINING", "VAL_SEQUENCES", "PanelSequences", "panel_trajectory_sequences", "train_trajectory_on_panel",
@@ -100,7 +104,8 @@ class PanelSequences:
         held_out: ``(n,)`` bool, the early-stopping loans' sequences.
         loan_id: ``(n,)`` the tape's loan ids; ``cutoffs``: the snapshots' cut-off months.
         relabelled: MATURED rows before the tape's maturity read as PREPAID; ``truncated``: sequences
-            censored where a loan stayed CURRENT past the tape's maturity.
+            censored where a loan stayed CURRENT past the tape's maturity; ``matured_on_date``: maturities
+            the panel dates in ``maturity_date``'s own month, read one month earlier (:func:`_maturity_rule`).
     """
 
     features: torch.Tensor
@@ -119,6 +124,7 @@ class PanelSequences:
     cutoffs: pd.DatetimeIndex
     relabelled: int
     truncated: int
+    matured_on_date: int = 0
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
@@ -168,6 +174,7 @@ def _panel_grids(panel: pd.DataFrame, frame: pd.DataFrame) -> tuple[np.ndarray, 
     the value columns (None when the panel lacks one) and the first month (months since 1970-01)."""
     pos = panel_loan_positions(panel, frame)
     month_no = panel_month_numbers(panel)
+    check_rows_from_origination(panel, frame, pos, month_no)
     state = panel_states(panel)
     m0 = int(month_no.min())
     span = int(month_no.max()) - m0 + 1
@@ -191,7 +198,11 @@ def _panel_grids(panel: pd.DataFrame, frame: pd.DataFrame) -> tuple[np.ndarray, 
         flags = raw.fillna(False).astype(bool).to_numpy()
     cens = _grid(flags, pos, col, (L, span), False, bool)
     value_grids = None
-    if all(c in panel.columns for c in _VALUE_COLUMNS):
+    have = [c for c in _VALUE_COLUMNS if c in panel.columns]
+    if have and len(have) < len(_VALUE_COLUMNS):  # likely a renamed column: say so rather than train without it
+        warnings.warn(f"panel: has {have} but not {[c for c in _VALUE_COLUMNS if c not in have]}; the payment-ratio and "
+                      "LGD head is trained only with all four value columns, so it keeps its starting weights", stacklevel=3)
+    if len(have) == len(_VALUE_COLUMNS):
         value_grids = {c: _grid(pd.to_numeric(panel[c], errors="coerce").to_numpy(np.float64), pos, col, (L, span),
                                 np.nan, np.float64) for c in _VALUE_COLUMNS}
     return grid, cens, value_grids, m0
@@ -199,11 +210,23 @@ def _panel_grids(panel: pd.DataFrame, frame: pd.DataFrame) -> tuple[np.ndarray, 
 
 def _maturity_rule(s: np.ndarray, init: np.ndarray, present: np.ndarray, rem: np.ndarray) -> tuple:
     """The contract's maturity rule applied to a snapshot's observed states ``s`` ``(n, window)`` (module
-    docstring): MATURED before the maturity month ``rem - 1`` becomes PREPAID; a sequence still CURRENT
-    from that month on is cut there. Returns ``(s, present, prev, live_prev, n_relabelled, n_truncated)``."""
+    docstring). The model's maturity month is ``rem - 1`` (the month before ``maturity_date``, the engine's
+    and generator's convention); a panel that dates the final payment in ``maturity_date``'s own month
+    reports CURRENT in the model's maturity month and MATURED one month later: that CURRENT row is read as
+    the maturity (``on_date``). Then MATURED before the maturity month becomes PREPAID, and a sequence still
+    CURRENT from that month on is cut there. Returns ``(s, present, prev, live_prev, n_relabelled,
+    n_truncated, n_on_date)``."""
     t = np.arange(s.shape[1])[None]
-    prev = np.concatenate([init[:, None], s[:, :-1]], axis=1)
-    live_prev = present & (prev >= 0) & (prev <= _LIVE_MAX)
+
+    def moves(states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        prev = np.concatenate([init[:, None], states[:, :-1]], axis=1)
+        return prev, present & (prev >= 0) & (prev <= _LIVE_MAX)
+
+    following = np.concatenate([s[:, 1:], np.full((len(s), 1), -1)], axis=1)
+    _, live_prev = moves(s)
+    on_date = live_prev & (s == _CUR) & (t == rem - 1) & (following == _MAT)
+    s = np.where(on_date, _MAT, s)
+    prev, live_prev = moves(s)
     early = live_prev & (s == _MAT) & (t < rem - 1)
     # the payoff and every MATURED row the panel keeps reporting after it are PREPAID
     s = np.where((np.cumsum(early, axis=1) > 0) & (s == _MAT), _PRE, s)
@@ -211,7 +234,7 @@ def _maturity_rule(s: np.ndarray, init: np.ndarray, present: np.ndarray, rem: np
     late = live_prev & (s == _CUR) & (t >= rem - 1)
     cut = np.where(late.any(1), late.argmax(1), s.shape[1])
     present = present & (t < cut[:, None])
-    return s, present, prev, live_prev & present, int(early.sum()), int(late.any(1).sum())
+    return s, present, prev, live_prev & present, int(early.sum()), int(late.any(1).sum()), int(on_date.sum())
 
 
 def _targets(s: np.ndarray, init: np.ndarray, present: np.ndarray, cens: np.ndarray, c: int) -> tuple:
@@ -296,7 +319,7 @@ def panel_trajectory_sequences(panel: pd.DataFrame, tape: Any, macro: pd.DataFra
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("feat", "cidx", "pidx", "init", "states", "values", "vmask",
                                                          "obs", "cens", "held", "loan")}
     mats, paths, cutoffs = [], [], []
-    relabelled = truncated = 0
+    relabelled = truncated = on_date = 0
     for c in range(0, span - 1, stride):
         idx = np.flatnonzero((grid[:, c] >= 0) & (grid[:, c] <= _LIVE_MAX))
         if len(idx) == 0:
@@ -309,8 +332,8 @@ def panel_trajectory_sequences(panel: pd.DataFrame, tape: Any, macro: pd.DataFra
         as_of = first + pd.DateOffset(months=c + 1)
         feats = loan_features(frame.iloc[idx].reset_index(drop=True), as_of=as_of).to_numpy(np.float32, copy=True)
         rem = remaining_term(torch.from_numpy(feats)).numpy()[:, None]
-        s, present, prev, live_prev, n_relabelled, n_truncated = _maturity_rule(s, init, present, rem)
-        relabelled, truncated = relabelled + n_relabelled, truncated + n_truncated
+        s, present, prev, live_prev, n_relabelled, n_truncated, n_on_date = _maturity_rule(s, init, present, rem)
+        relabelled, truncated, on_date = relabelled + n_relabelled, truncated + n_truncated, on_date + n_on_date
         # every observed move, out of absorbing states too (a cure from DEFAULT is not a move this model knows)
         bad = present & (prev >= 0) & ~ALLOWED_TRANSITIONS[np.clip(prev, 0, N_STATES - 1), np.clip(s, 0, N_STATES - 1)]
         if bad.any():
@@ -339,7 +362,8 @@ def panel_trajectory_sequences(panel: pd.DataFrame, tape: Any, macro: pd.DataFra
     cat = {k: np.concatenate(v) for k, v in parts.items()}
     if cat["obs"][~cat["held"]].sum() == 0:
         raise DataError("panel: no month-to-month move of a live loan among the training loans: a move is two rows of "
-                        "one loan in consecutive calendar months (a quarterly panel has none)")
+                        "one loan in consecutive calendar months (a quarterly panel has none: fit the chain with "
+                        "period='quarter', 'creditsim train transitions --period quarter')")
     return PanelSequences(
         features=torch.from_numpy(cat["feat"]), cohort_index=torch.from_numpy(cat["cidx"]).long(),
         path_index=torch.from_numpy(cat["pidx"]).long(), initial_states=torch.from_numpy(cat["init"]).long(),
@@ -348,7 +372,7 @@ def panel_trajectory_sequences(panel: pd.DataFrame, tape: Any, macro: pd.DataFra
         censored=torch.from_numpy(cat["cens"]),
         cohort_matrices=torch.from_numpy(np.concatenate(mats)).float(),
         macro_paths=torch.from_numpy(np.stack(paths)).float(), held_out=cat["held"], loan_id=cat["loan"],
-        cutoffs=pd.DatetimeIndex(cutoffs), relabelled=relabelled, truncated=truncated)
+        cutoffs=pd.DatetimeIndex(cutoffs), relabelled=relabelled, truncated=truncated, matured_on_date=on_date)
 
 
 def _sequence_loss(seqs: PanelSequences):
@@ -367,12 +391,27 @@ def _sequence_loss(seqs: PanelSequences):
     return loss_fn
 
 
+def _selection(seqs: PanelSequences, rows: Any) -> np.ndarray:
+    """``rows`` as a boolean mask over the sequences (default the held-out loans'); ConfigError for a mask of
+    another length or type, DataError when it selects no observed move (a score of nothing is no score)."""
+    if rows is None:
+        rows = seqs.held_out
+    rows = np.asarray(rows)
+    if rows.dtype != bool or rows.shape != (len(seqs),):
+        raise ConfigError(f"rows: expected a boolean mask of the {len(seqs)} sequences, got dtype {rows.dtype} and "
+                          f"shape {rows.shape}")
+    sel = torch.from_numpy(rows)
+    if float(seqs.observed[sel].sum() + seqs.censored[sel].sum()) == 0:
+        raise DataError(f"rows: the {int(rows.sum())} selected sequence(s) hold no observed move to score")
+    return rows
+
+
 @torch.no_grad()
 def sequence_nll(model: LoanTrajectoryModel, seqs: PanelSequences, rows: np.ndarray | None = None,
                  batch_size: int = 4096) -> float:
     """Mean NLL (nats) per observed move of the sequences ``rows`` (default the held-out loans'), censored
     months scored ``-log(1 - P(DEFAULT))``: the training objective's state part, teacher-forced."""
-    rows = seqs.held_out if rows is None else np.asarray(rows, bool)
+    rows = _selection(seqs, rows)
     model = model.eval()
     loss = _sequence_loss(seqs)
     tensors = seqs.tensors(rows)
@@ -390,8 +429,7 @@ def cohort_matrix_nll(seqs: PanelSequences, rows: np.ndarray | None = None) -> f
     """The same score for the cohort matrices alone (the asset class's empirical monthly chain of the
     training loans, what the model corrects), with the contract's maturity rule applied to the chain as
     the cashflow engine does: the baseline the trajectory model must beat."""
-    rows = seqs.held_out if rows is None else np.asarray(rows, bool)
-    idx = np.flatnonzero(rows)
+    idx = np.flatnonzero(_selection(seqs, rows))
     mats = seqs.cohort_matrices.double().numpy()
     cidx, init, states = seqs.cohort_index.numpy()[idx], seqs.initial_states.numpy()[idx], seqs.states.numpy()[idx]
     prev = np.concatenate([init[:, None], states[:, :-1]], axis=1)
@@ -467,6 +505,7 @@ def train_trajectory_on_panel(panel: pd.DataFrame, tape: Any, macro: pd.DataFram
                                "val": float(seqs.observed[torch.from_numpy(seqs.held_out)].sum())},
             "epoch_size": cfg.epoch_size,
             "matured_read_as_prepaid": seqs.relabelled, "censored_past_maturity": seqs.truncated,
+            "matured_on_maturity_date": seqs.matured_on_date,
             "best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "best_val_loss": res.best_val_loss,
             "best_epoch_metrics": best, "seed": seed, "seconds": round(time.perf_counter() - t0, 1),
             "torch": torch.__version__,

@@ -167,9 +167,9 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, train: Sequence[torch.Tensor], 
             elif candidate:
                 bad_epochs += 1
             stats = f"train {row['train_loss']:.3f}" + (f"  val {row['val_loss']:.3f}" if "val_loss" in row else "") \
-                + f"  best {result.best_val_loss:.3f}@{result.best_epoch}"
+                + f"  best {result.best_val_loss:.3f}@{result.best_epoch + 1}"
             bar.update(task, advance=1, stats=stats)
-            # epochs counted from 1 here and in the last line (the bar and TrainResult keep 0-based indices)
+            # epochs counted from 1 in the bar, the log and the last line (TrainResult keeps 0-based indices)
             best = "none yet" if not math.isfinite(result.best_val_loss) else \
                 f"{result.best_val_loss:.4f} at epoch {result.best_epoch + 1}"
             log.info("%s epoch %d/%d: loss %.4f, monitored %.4f, best %s (%.1f s)", description, epoch + 1, cfg.epochs,

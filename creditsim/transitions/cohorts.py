@@ -27,6 +27,7 @@ __all__ = [
     "cohort_features",
     "transition_counts",
     "panel_loan_positions",
+    "check_rows_from_origination",
     "panel_month_numbers",
     "panel_states",
 ]
@@ -302,6 +303,24 @@ def panel_loan_positions(panel_df: pd.DataFrame, loans_df: pd.DataFrame) -> np.n
             "whose loan is not in the loan tape; expected every panel loan in the tape"
         )
     return loan_pos
+
+
+def check_rows_from_origination(panel_df: pd.DataFrame, loans_df: pd.DataFrame, loan_pos: np.ndarray,
+                                month_numbers: np.ndarray) -> None:
+    """DataError naming the rows when a panel row reports a month before its loan's origination month
+    (``loan_pos``: :func:`panel_loan_positions`; ``month_numbers``: :func:`panel_month_numbers`). Such a row
+    is a mis-keyed loan or a date in the wrong column; a trainer that took it would learn moves of a loan
+    that did not exist yet (and the trajectory model reads contract ages that are negative)."""
+    orig = parse_dates(loans_df["origination_date"], "origination_date", "loan tape").to_numpy()
+    orig_month = orig.astype("datetime64[M]").astype(np.int64)
+    early = np.flatnonzero(month_numbers < orig_month[loan_pos])
+    if len(early):
+        i = int(early[0])
+        raise DataError(
+            f"panel: {len(early)} row(s) {format_labels(list(panel_df.index[early]))} report a month before their "
+            f"loan's origination (first: loan {id_strings(loans_df['loan_id']).astype(str).iloc[int(loan_pos[i])]} in "
+            f"{np.datetime64(int(month_numbers[i]), 'M')}, originated {np.datetime64(int(orig_month[loan_pos[i]]), 'M')}); "
+            "expected rows from the origination month on")
 
 
 def panel_states(panel_df: pd.DataFrame) -> np.ndarray:

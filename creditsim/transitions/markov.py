@@ -197,11 +197,15 @@ class MarkovTransitionModel:
     Set by :meth:`fit` (and :meth:`from_matrix`), the names ending in ``_``:
 
     Attributes:
-        counts_: ``(7, 7)`` (or ``(C, 7, 7)``) int64 observed one-month transitions.
+        counts_: ``(7, 7)`` (or ``(C, 7, 7)``) int64 observed transitions (one-month, or ``period_months_``
+            apart).
+        period_months_: months between the observed rows the chain was fitted on (1; 3 for a quarterly
+            panel); the matrix is monthly either way.
         censored_counts_: ``(7,)`` (or ``(C, 7)``) int64 censored default-free months by from-state
             (rows flagged ``censored``; zeros without the column), None for :meth:`from_matrix`.
         transition_matrix_: ``(7, 7)`` (or ``(C, 7, 7)``) float64 monthly matrix.
-        standard_errors_: same shape, multinomial standard errors (0 where a row has no data).
+        standard_errors_: same shape, multinomial standard errors (0 where a row has no data); delta-method
+            ones for ``period_months_`` > 1.
         segments_: segment labels (None when unsegmented).
         empty_rows_: list of ``(segment, state name, filled_with)`` for rows without observations.
         macro_mean_, macro_std_: ``(9,)`` standardisation statistics in MACRO_VARS order.
@@ -238,6 +242,7 @@ class MarkovTransitionModel:
         model.transition_matrix_ = arr.copy()
         model.counts_ = None
         model.censored_counts_ = None
+        model.period_months_ = 1
         model.standard_errors_ = np.zeros_like(arr)
         model.segments_ = None if arr.ndim == 2 else tuple(str(s) for s in segments)
         model.empty_rows_ = []
@@ -260,8 +265,15 @@ class MarkovTransitionModel:
         return cls.from_matrix(matrices, segments=ASSET_CLASSES, segment_sensitivities=calibrated_sensitivities())
 
     # ------------------------------------------------------------------ estimation
-    def fit(self, panel_df: pd.DataFrame, by: str | None = None, macro: pd.DataFrame | None = None) -> "MarkovTransitionModel":
+    def fit(self, panel_df: pd.DataFrame, by: str | None = None, macro: pd.DataFrame | None = None,
+            period_months: int = 1) -> "MarkovTransitionModel":
         """Estimate the monthly matrix (per segment with ``by``) from a loan x month panel.
+
+        With ``period_months`` = k > 1 (3: a quarterly panel) the moves counted are rows of a loan k
+        months apart, a censored row is one more default-free *period*, and the monthly matrix is the
+        one whose k-th power explains them best (:mod:`creditsim.transitions.embed`: constrained maximum
+        likelihood; segments pulled weakly towards the pooled chain; delta-method standard errors). The
+        result is a monthly chain like any other: ``simulate`` steps it month by month.
 
         Args:
             panel_df: panel with ``loan_id``, ``reporting_month``, ``loan_state`` (validated; other
@@ -272,15 +284,20 @@ class MarkovTransitionModel:
                 the segment of its starting month).
             macro: optional macro frame; its mean/std become the standardisation statistics of
                 :meth:`scenario_matrices`.
+            period_months: months between a loan's observed rows (1 monthly, 3 quarterly).
 
         Returns:
             self, with the fitted attributes set.
         """
+        if isinstance(period_months, bool) or not isinstance(period_months, (int, np.integer)) or period_months < 1:
+            raise ConfigError(f"period_months must be a positive integer, got {period_months!r}")
         df = _transition_panel(panel_df, by)
-        st, _, pair = _month_pairs(df)
+        st, _, pair = _month_pairs(df, int(period_months))
         frm, to = st[:-1][pair], st[1:][pair]
         if len(frm) == 0:
-            raise DataError("panel: no one-month transitions (need consecutive months of the same loan)")
+            raise DataError("panel: no one-month transitions (need consecutive months of the same loan; a quarterly "
+                            "panel: period_months=3)" if period_months == 1 else f"panel: no {period_months}-month "
+                            f"transitions (need rows of the same loan {period_months} months apart)")
         cens = _censored_rows(df)  # (n_rows,) bool
         if by is None:
             seg, seg_c, labels = np.zeros(len(frm), np.int64), np.zeros(int(cens.sum()), np.int64), None
@@ -297,29 +314,14 @@ class MarkovTransitionModel:
         np.add.at(counts, (seg, frm, to), 1)
         censored = np.zeros((n_seg, N_STATES), dtype=np.int64)
         np.add.at(censored, (seg_c, st[cens]), 1)
-        pooled, pooled_c = counts.sum(0), censored.sum(0)
-        matrix, se, empty = np.zeros(counts.shape), np.zeros(counts.shape), []
-        pooled_p = row_mle(pooled, pooled_c)
-        for c in range(n_seg):
-            p = row_mle(counts[c], censored[c])
-            n_i = counts[c].sum(1)
-            for i in _LIVE:
-                if n_i[i] == 0:
-                    if labels is not None and pooled[i].sum() > 0:
-                        p[i] = pooled_p[i]
-                        empty.append((labels[c], LoanState(i).name, "pooled"))
-                    else:
-                        p[i] = 0.0
-                        p[i, i] = 1.0
-                        empty.append((None if labels is None else labels[c], LoanState(i).name, "stay"))
-            for a in ABSORBING_STATES:
-                p[a] = 0.0
-                p[a, a] = 1.0
-            se[c] = _row_standard_errors(p, n_i, censored[c])
-            matrix[c] = p
+        if period_months > 1:
+            matrix, se, empty = _embedded_segments(counts, censored, labels, int(period_months))
+        else:
+            matrix, se, empty = _monthly_segments(counts, censored, labels)
         if empty:
             warnings.warn(f"MarkovTransitionModel.fit: rows without observations filled: {empty}", stacklevel=2)
         squeeze = labels is None
+        self.period_months_ = int(period_months)
         self.counts_ = counts[0] if squeeze else counts
         self.censored_counts_ = censored[0] if squeeze else censored
         self.transition_matrix_ = matrix[0] if squeeze else matrix
@@ -610,6 +612,7 @@ class MarkovTransitionModel:
             "macro_mean": self.macro_mean_.tolist(), "macro_std": self.macro_std_.tolist(),
             "counts": None if self.counts_ is None else np.asarray(self.counts_).tolist(),
             "censored_counts": None if getattr(self, "censored_counts_", None) is None else np.asarray(self.censored_counts_).tolist(),
+            "period_months": int(getattr(self, "period_months_", 1)),
         }
         path = Path(directory) / MODEL_FILE
         return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1), encoding="utf-8"))
@@ -635,6 +638,7 @@ class MarkovTransitionModel:
             model.counts_ = np.asarray(data["counts"], dtype=np.int64)
         if data.get("censored_counts") is not None:
             model.censored_counts_ = np.asarray(data["censored_counts"], dtype=np.int64)
+        model.period_months_ = int(data.get("period_months", 1))
         return model
 
 
@@ -737,18 +741,63 @@ def _censored_rows(df: pd.DataFrame) -> np.ndarray:
     return flags
 
 
-def _month_pairs(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """States, months and one-month moves of a validated panel sorted by loan and month.
+def _month_pairs(df: pd.DataFrame, step: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """States, months and ``step``-month moves of a validated panel sorted by loan and month.
 
     Returns ``(state, month, pair)``: ``(n_rows,)`` int64 states, ``(n_rows,)`` months as
     ``year * 12 + month`` and ``(n_rows - 1,)`` bool, True where rows ``r`` and ``r + 1`` are the same
-    loan in consecutive calendar months (a gap in reporting is not a one-month move).
+    loan ``step`` calendar months apart (a gap in reporting is not a move of one period).
     """
     ids = df["loan_id"].to_numpy()
     month = df["reporting_month"].dt.year.to_numpy() * 12 + df["reporting_month"].dt.month.to_numpy()
     st = df["loan_state"].to_numpy(np.int64)
-    pair = (ids[1:] == ids[:-1]) & (month[1:] - month[:-1] == 1)
+    pair = (ids[1:] == ids[:-1]) & (month[1:] - month[:-1] == step)
     return st, month, pair
+
+
+def _monthly_segments(counts: np.ndarray, censored: np.ndarray, labels: tuple | None) -> tuple:
+    """Row MLE per segment of one-month ``counts`` ``(C, 7, 7)`` (module docstring's empty-row rule).
+    Returns ``(matrix, se, empty_rows)``."""
+    pooled, pooled_c = counts.sum(0), censored.sum(0)
+    matrix, se, empty = np.zeros(counts.shape), np.zeros(counts.shape), []
+    pooled_p = row_mle(pooled, pooled_c)
+    for c in range(counts.shape[0]):
+        p = row_mle(counts[c], censored[c])
+        n_i = counts[c].sum(1)
+        for i in _LIVE:
+            if n_i[i] == 0:
+                if labels is not None and pooled[i].sum() > 0:
+                    p[i] = pooled_p[i]
+                    empty.append((labels[c], LoanState(i).name, "pooled"))
+                else:
+                    p[i] = 0.0
+                    p[i, i] = 1.0
+                    empty.append((None if labels is None else labels[c], LoanState(i).name, "stay"))
+        for a in ABSORBING_STATES:
+            p[a] = 0.0
+            p[a, a] = 1.0
+        se[c] = _row_standard_errors(p, n_i, censored[c])
+        matrix[c] = p
+    return matrix, se, empty
+
+
+def _embedded_segments(counts: np.ndarray, censored: np.ndarray, labels: tuple | None, months: int) -> tuple:
+    """Monthly chains per segment from ``months``-month ``counts`` ``(C, 7, 7)``
+    (:func:`creditsim.transitions.embed.embed_monthly_chain`): the pooled chain first, pulled towards a
+    mostly-staying start; each segment pulled towards the pooled one. A live row never observed at a
+    period's start is reported in ``empty_rows`` as ``"pooled prior"`` (its paths through the observed rows
+    still inform it). Returns ``(matrix, se, empty_rows)``."""
+    from creditsim.transitions.embed import embed_monthly_chain
+
+    pooled = embed_monthly_chain(counts.sum(0), months, censored.sum(0))
+    matrix, se, empty = np.zeros(counts.shape), np.zeros(counts.shape), []
+    for c in range(counts.shape[0]):
+        fit = pooled if labels is None else embed_monthly_chain(counts[c], months, censored[c], theta0=pooled.theta)
+        matrix[c], se[c] = fit.matrix, fit.standard_errors
+        n_i = counts[c].sum(1) + censored[c]
+        empty += [(None if labels is None else labels[c], LoanState(i).name,
+                   "start" if labels is None else "pooled prior") for i in _LIVE if n_i[i] == 0]
+    return matrix, se, empty
 
 
 def _live_move_counts(df: pd.DataFrame, mac: pd.DataFrame) -> tuple[np.ndarray, list[int]]:

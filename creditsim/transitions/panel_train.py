@@ -44,8 +44,8 @@ from creditsim.errors import ConfigError, DataError
 from creditsim.nn.trainer import TrainConfig
 from creditsim.schema import as_loan_tape
 from creditsim.states import MACRO_VARS, N_LIVE_STATES, N_STATES
-from creditsim.transitions.cohorts import (DEFAULT_COHORT_KEY, panel_loan_positions, panel_month_numbers, cohort_features,
-                                           transition_counts)
+from creditsim.transitions.cohorts import (DEFAULT_COHORT_KEY, check_rows_from_origination, cohort_features,
+                                           panel_loan_positions, panel_month_numbers, transition_counts)
 from creditsim.transitions.markov import MODEL_FILE as MARKOV_FILE
 from creditsim.transitions.train import SHIPPED_CONFIG, SHIPPED_TRAINING, CohortMonthData, train_transition_model
 from creditsim.transitions.transformer import TransitionConfig, TransitionTransformer
@@ -128,6 +128,7 @@ def panel_transition_data(panel: pd.DataFrame, tape: Any, macro: pd.DataFrame | 
     # silently dropped), then the first month as the cut-off of the cohort features
     loan_pos = panel_loan_positions(panel, frame)
     month_numbers = panel_month_numbers(panel)
+    check_rows_from_origination(panel, frame, loan_pos, month_numbers)
     first = pd.Timestamp(np.datetime64(int(month_numbers.min()), "M"))
     # destination months of the whole panel (a split may miss its ends: its counts are placed on these)
     months = pd.date_range(first + pd.offsets.MonthBegin(1), periods=int(month_numbers.max() - month_numbers.min()),
@@ -170,8 +171,9 @@ def panel_transition_data(panel: pd.DataFrame, tape: Any, macro: pd.DataFrame | 
     if "train" in data and data["train"].counts[:, :, :N_LIVE_STATES].sum() == 0:
         raise DataError("panel: no month-to-month move of a live loan among the training loans: a move is two rows "
                         "of one loan in consecutive calendar months (a quarterly panel has none; the transformer "
-                        "learns monthly moves; for quarterly data use a harness model, e.g. "
-                        "creditsim.fit_transitions(panel, tape, model='gbm', period='quarter'))")
+                        "learns monthly moves; for quarterly data fit the chain, which simulate runs on: "
+                        "creditsim.fit_transitions(panel, tape, period='quarter') or 'creditsim train transitions "
+                        "--period quarter')")
     return data
 
 

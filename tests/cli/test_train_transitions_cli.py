@@ -44,6 +44,9 @@ def test_fitted_overlay_and_errors(own_data, tmp_path, capsys, run_cli) -> None:
     panel_path, tape_path, *_ = own_data
     assert run_cli(["train", "transitions", "--panel", str(panel_path), "--overlay", "calibrated", "--out", str(tmp_path / "a")]) == 2
     assert "needs by='asset_class'" in capsys.readouterr().err
+    assert run_cli(["train", "transitions", "--panel", str(panel_path), "--tape", str(tape_path), "--macro", "history",
+                    "--out", str(tmp_path / "a")]) == 2  # the calibrated overlay would not read it
+    assert "the calibrated overlay does not read it" in capsys.readouterr().err
     chain = cs.fit_transitions(pd.read_parquet(panel_path), pd.read_parquet(tape_path)).save(tmp_path / "chain")
     assert run_cli(["simulate", "--tape", str(tape_path), "--deal", str(example_path("example_clo.yaml")), "--engine", "transformer",
                     "--transition-model", str(chain.parent), "--out", str(tmp_path / "r")]) == 2
@@ -70,10 +73,15 @@ def test_save_load_round_trip_keeps_every_bit_of_a_fitted_overlay(own_data, tmp_
     np.testing.assert_array_equal(model.counts_, back.counts_)
 
 
-def test_fit_transitions_entry_point(own_data) -> None:
+def test_fit_transitions_entry_point(own_data, tmp_path) -> None:
     _, _, panel, loans = own_data
-    chain = cs.fit_transitions(panel, loans)  # by asset class, calibrated overlay: what simulate runs on
+    chain = cs.fit_transitions(panel, loans, out=tmp_path / "chain")  # by asset class, calibrated overlay
     assert set(loans["asset_class"]) <= set(chain.segments_) and chain.segment_sensitivities
+    saved = MarkovTransitionModel.load(tmp_path / "chain")  # out= saves what simulate --transition-model reads
+    np.testing.assert_array_equal(saved.transition_matrix_, chain.transition_matrix_)
+    (tmp_path / "chain" / "config.json").write_text('{"model": "LoanTrajectoryModel"}')
+    with pytest.raises(cs.errors.ConfigError, match="already holds another model"):
+        cs.fit_transitions(panel, loans, out=tmp_path / "chain")
     history = panel[panel["reporting_month"] <= "2025-09-01"]  # the bundled macro history ends in 2025-09
     fitted = cs.fit_transitions(history, model="markov", macro="history")  # no tape: one chain, overlay fitted
     assert fitted.segments_ is None and fitted.sensitivity_se_ is not None

@@ -3,7 +3,9 @@ by the contract's maturity rule), the censoring-aware cohort matrices, training,
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -70,6 +72,35 @@ def test_observed_moves_are_the_panels_and_the_contract_rules_are_applied() -> N
     assert np.isfinite(sequence_nll(model, seqs, np.ones(4, bool)))
 
 
+def test_a_maturity_dated_in_the_maturity_dates_month_is_read_at_term() -> None:
+    """B pays its last instalment with the panel dating it 2023-01 (maturity_date's own month), one month
+    after the model's maturity month 2022-12: that CURRENT row is the maturity, not an extension to
+    censor. E is CURRENT in 2022-12 and DPD30 after it: a real extension, censored as before."""
+    tape = pd.concat([_hand_tape(), _hand_tape().iloc[:1].assign(loan_id="E")], ignore_index=True)
+    panel = pd.concat([_rows("B", [C] * 12 + [MT, MT]), _rows("E", [C] * 12 + [D30])], ignore_index=True)
+    seqs = panel_trajectory_sequences(panel, tape, window=13, stride=13, val_share=0.0)
+    order = {str(k): i for i, k in enumerate(seqs.loan_id)}
+    obs, states = seqs.observed.numpy(), seqs.states.numpy()
+    b, e = order["B"], order["E"]
+    assert seqs.matured_on_date == 1 and seqs.truncated == 1 and seqs.relabelled == 0
+    assert states[b, 10] == MT and obs[b].sum() == 11 and (states[b, 11:] == MT).all()
+    assert obs[e].sum() == 10  # cut at its maturity month, as before
+
+
+def test_rows_before_origination_and_partial_value_columns_are_named() -> None:
+    with pytest.raises(DataError, match=r"before their loan's origination \(first: loan A in 2020-12, originated 2021-01\)"):
+        panel_trajectory_sequences(_rows("A", [C, C, C], start="2020-12-01"), _hand_tape(), window=6)
+    with pytest.warns(UserWarning, match=r"not \['actual_payment', 'current_balance', 'loss_amount'\]"):
+        panel_trajectory_sequences(_rows("A", [C, C, C]).assign(scheduled_payment=10.0), _hand_tape(), window=6)
+    text_months = _rows("A", [C, C, D30]).assign(reporting_month=["2022-01", "2022-02", "2022-03"])
+    seqs = panel_trajectory_sequences(text_months, _hand_tape(), window=6)  # ISO months as text
+    assert str(seqs.cutoffs[0])[:7] == "2022-01" and float(seqs.observed.sum()) == 2
+    with pytest.raises(ConfigError, match="boolean mask of the 1 sequences"):
+        sequence_nll(LoanTrajectoryModel.from_pretrained(), seqs, np.ones(3, bool))
+    with pytest.raises(DataError, match="hold no observed move"):
+        cohort_matrix_nll(seqs, np.zeros(1, bool))
+
+
 def test_a_forbidden_move_names_the_loan_and_month() -> None:
     panel = pd.concat([_rows("A", [C, C, D60, DF])], ignore_index=True)
     with pytest.raises(DataError, match=r"loan A moves CURRENT -> DPD60 into 2022-03"):
@@ -94,7 +125,7 @@ def test_censored_survivors_do_not_make_a_month_of_certain_default() -> None:
     p_default = float(seqs.cohort_matrices[consumer, 1, C, DF])
     assert p_default == pytest.approx(4 / 24, rel=1e-6)
     assert float(seqs.cohort_matrices[consumer, 1, C].sum()) == pytest.approx(1.0, abs=1e-6)
-    assert cohort_matrix_nll(seqs) < 0.5  # it was 4.6 nats per censored month when they were ignored
+    assert cohort_matrix_nll(seqs, np.ones(len(seqs), bool)) < 0.5  # it was 4.6 nats per censored month when ignored
 
 
 def test_one_snapshot_counts_every_move_of_the_loans_live_at_the_cutoff(book) -> None:
@@ -124,6 +155,9 @@ def test_bad_inputs_are_named(book) -> None:
         train_trajectory_on_panel(panel, loans, window=500)
     with pytest.raises(ConfigError, match="do not apply"):
         cs.fit_transitions(panel, loans, model="trajectory", by="asset_class")
+    for model, option in (("transformer", {"window": 12}), ("markov", {"epochs": 3}), ("gbm", {"out": "x"})):
+        with pytest.raises(ConfigError, match=rf"model '{model}': \['{next(iter(option))}'\] do not apply"):
+            cs.fit_transitions(panel, loans, model=model, **option)
 
 
 def _risk_panel(n: int = 800, months: int = 24, seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -166,20 +200,31 @@ def test_cli_trains_it_and_simulate_runs_on_it(book, tmp_path, capsys, run_cli) 
     out = tmp_path / "traj"
     base = ["train", "trajectory", "--panel", str(folder / "panel.parquet"), "--tape", str(folder / "loans.parquet")]
     assert run_cli([*base, "--out", str(out), "--epochs", "1", "--window", "12"]) == 0
-    assert "LoanTrajectoryModel trained" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "LoanTrajectoryModel trained" in printed
+    assert re.search(r"best epoch / epochs run\W+1 / 1\b", printed), printed  # counted from 1, as the log counts
     sim = ["simulate", "--tape", str(folder / "loans.parquet"), "--deal", str(example_path("example_clo.yaml")),
            "--n-sims", "4", "--horizon", "6", "--mix", "baseline", "--trajectory-model", str(out)]
     assert run_cli([*sim, "--engine", "markov", "--out", str(tmp_path / "r0")]) == 2
     assert "--engine trajectory" in capsys.readouterr().err
     assert run_cli([*sim, "--out", str(tmp_path / "r1")]) == 0
     settings = json.loads((tmp_path / "r1" / "run.json").read_text())["settings"]
-    assert settings["engine"] == "trajectory"
+    assert settings["engine"] == "trajectory" and settings["trajectory_model_folder"] == str(out)
+    assert settings["trajectory_model_sha256"]["model.safetensors"] == hashlib.sha256(
+        (out / "model.safetensors").read_bytes()).hexdigest()
     cs.fit_transitions(pd.read_parquet(folder / "panel.parquet"), pd.read_parquet(folder / "loans.parquet")).save(
         tmp_path / "chain")
     assert run_cli([*base, "--out", str(tmp_path / "chain")]) == 2  # a folder with another model
     assert "already holds another model" in capsys.readouterr().err
     assert run_cli([*sim[:-1], str(tmp_path / "chain"), "--out", str(tmp_path / "r2")]) == 2
-    assert "no model there" in capsys.readouterr().err
+    err = capsys.readouterr().err  # the folder named with the option it belongs to
+    assert "holds a MarkovTransitionModel" in err and "give it as --transition-model" in err
+    assert run_cli([*sim[:-2], "--transition-model", str(out), "--out", str(tmp_path / "r3")]) == 2
+    err = capsys.readouterr().err
+    assert "holds a LoanTrajectoryModel" in err and "give it as --trajectory-model" in err
+    (tmp_path / "run.yaml").write_text("engine: markov\n")  # written down, so not silently switched
+    assert run_cli([*sim, "--config", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "r4")]) == 2
+    assert "run config file's engine is 'markov'" in capsys.readouterr().err
 
 
 def test_simulate_refuses_a_trajectory_model_it_would_not_use(book) -> None:

@@ -114,6 +114,10 @@ def test_every_panel_loan_needs_its_tape_row_and_the_panel_its_columns(book) -> 
         panel_transition_data(panel.assign(loan_id="X" + panel["loan_id"].astype(str)), loans)
     with pytest.raises(DataError, match="panel: no rows"):
         panel_transition_data(panel.iloc[:0], loans)
+    late = loans.assign(origination_date=pd.to_datetime(loans["origination_date"]) + pd.DateOffset(years=30),
+                        maturity_date=pd.to_datetime(loans["maturity_date"]) + pd.DateOffset(years=30))
+    with pytest.raises(DataError, match="report a month before their loan's origination"):
+        panel_transition_data(panel, late)
     with pytest.raises(DataError, match=r"missing required column\(s\) \['loan_id'\]"):
         panel_transition_data(panel.drop(columns="loan_id"), loans)
     bad = panel.assign(reporting_month=panel["reporting_month"].astype(str))
@@ -148,7 +152,9 @@ def test_held_out_loans_read_the_features_of_their_whole_cohort(book) -> None:
 
 def test_transformer_options_that_do_not_apply_are_refused(book) -> None:
     loans, panel, _ = book
-    for kwargs in ({"by": "asset_class"}, {"overlay": "fit"}, {"period": "quarter"}, {"cohort_by": ["ltv"]}):
+    with pytest.raises(ConfigError, match="learns monthly moves; for a 'quarter' panel fit the chain"):
+        cs.fit_transitions(panel, loans, model="transformer", period="quarter")
+    for kwargs in ({"by": "asset_class"}, {"overlay": "fit"}, {"cohort_by": ["ltv"]}):
         with pytest.raises(ConfigError, match="do not apply"):
             cs.fit_transitions(panel, loans, model="transformer", **kwargs)
 

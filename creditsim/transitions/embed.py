@@ -1,0 +1,262 @@
+"""The monthly chain behind moves observed every ``k`` months (quarterly panels, ``k = 3``).
+
+A panel that reports each loan once a quarter shows where a loan is three months later, not the monthly
+moves a simulation steps through. The monthly matrix ``P`` is estimated so that its ``k``-th power explains
+the observed ``k``-month moves, by maximum likelihood::
+
+    max_P  sum_ij n_ij log (P^k)_ij  +  sum_i m_i log(1 - (P^k)_{i,DEFAULT})  -  (lam / 2) |theta - theta_0|^2
+
+over monthly matrices with the contract's support (:data:`~creditsim.states.ALLOWED_TRANSITIONS`: a loan
+moves at most one delinquency bucket a month; DEFAULT, PREPAID and MATURED absorb). ``n_ij`` are the
+``k``-month moves out of live states, ``m_i`` the censored periods (one more default-free period of
+unknown end state, as in :func:`~creditsim.transitions.markov.row_mle`). Each live row is a softmax over
+its allowed entries (``theta``, the stay entry the reference). Why this and not a matrix root: the
+principal ``k``-th root of an empirical matrix is often not a transition matrix, and a regularised root
+(:func:`creditsim.ratings.estimate.regularised_generator`) spreads mass onto moves the contract forbids in
+one month (CURRENT -> DPD90); the constrained likelihood has neither problem, and it uses the paths a
+quarter hides (CURRENT -> DPD30 -> CURRENT) only as far as the data identify them.
+
+The pull. Quarterly data identify the monthly matrix only in part: a quarter that starts and ends in
+DPD60 may have stayed there or gone DPD30 and back. The objective adds ``(lam / 2) |theta - theta_0|^2``.
+For the pooled chain, ``theta_0`` is read from the data (each row's observed ``k``-month shares on its
+allowed moves: :func:`data_theta`) and ``lam = 0.1``; each segment is pulled towards the pooled chain with ``lam = 1``, so a
+thin segment borrows the book's shape. Identified parameters move by ``O(lam / n)``. Measured on 100
+books of 5,000 loans x 36 months drawn from a known monthly chain and seen quarterly
+(``tests/transitions/test_embed.py``'s chain): the CURRENT row's entries fell beyond 2 delta-method
+standard errors of the truth in 3.8 % of cases, the delinquent rows' (seen far less often) in 5.6 %
+(4.6 % if the errors were exact); with a pull of strength 1 towards a "stay with probability 0.9" start
+instead, 25 % (30 books); with a pull towards the projected cube root (:func:`root_theta`), 15 % and
+single entries 500 errors away (a noisy root puts entries at the floor). The root is a good *start*.
+
+Standard errors are the delta method on the observed information (the Hessian of the penalised
+negative log-likelihood; float64 autograd), so directions the data leave to the pull get the pull's
+width rather than a false zero.
+
+Deterministic: float64 on the CPU, starts read from the counts, L-BFGS-B (scipy) on a fixed number of
+parameters with an analytic gradient (:func:`penalised_nll`; 7 x 7 products only), about 0.2 s a fit.
+The likelihood of a matrix power is not concave: from the observed shares alone the optimiser stopped
+at a local optimum for 6 of 60 random chains (:func:`root_theta` found every one's exact optimum), so the
+fit runs from both starts and keeps the better.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.linalg import fractional_matrix_power
+from scipy.optimize import minimize
+
+from creditsim.errors import ConfigError
+from creditsim.states import ABSORBING_STATES, ALLOWED_TRANSITIONS, N_LIVE_STATES, N_STATES, LoanState, reachable_states
+
+__all__ = ["EmbeddedChain", "embed_monthly_chain", "data_theta", "root_theta", "penalised_nll", "N_PARAMS"]
+
+_D = int(LoanState.DEFAULT)
+
+
+@dataclass(frozen=True)
+class EmbeddedChain:
+    """A fitted monthly chain.
+
+    Attributes:
+        matrix: ``(7, 7)`` monthly transition matrix (absorbing rows the identity).
+        standard_errors: ``(7, 7)`` delta-method standard errors of ``matrix`` (0 on absorbing rows and
+            forbidden entries).
+        theta: the fitted parameters (the live rows' logits of their allowed non-reference entries), for
+            use as another fit's ``theta_0``.
+        nll: negative log-likelihood per observed period at the optimum (without the pull).
+        gradient: largest absolute gradient of the penalised objective per observed period at the optimum
+            (a convergence check).
+    """
+
+    matrix: np.ndarray
+    standard_errors: np.ndarray
+    theta: np.ndarray
+    nll: float
+    gradient: float
+
+
+def _layout() -> tuple[list[np.ndarray], list[int]]:
+    """Per live row: its allowed columns with the reference (the stay entry) first, and the row's number of
+    free logits."""
+    cols, sizes = [], []
+    for i in range(N_LIVE_STATES):
+        allowed = np.flatnonzero(ALLOWED_TRANSITIONS[i])
+        ordered = np.concatenate([[i], allowed[allowed != i]])
+        cols.append(ordered)
+        sizes.append(len(ordered) - 1)
+    return cols, sizes
+
+
+_COLS, _SIZES = _layout()
+N_PARAMS = int(sum(_SIZES))
+
+
+#: (row, column) of each parameter in the live rows' logits, and the live rows' forbidden entries
+_FREE = (np.repeat(np.arange(N_LIVE_STATES), _SIZES), np.concatenate([c[1:] for c in _COLS]))
+_FORBIDDEN = torch.from_numpy(~ALLOWED_TRANSITIONS[:N_LIVE_STATES])
+_ABSORBING_ROWS = torch.eye(N_STATES, dtype=torch.float64)[N_LIVE_STATES:]
+
+
+def _matrix(theta: torch.Tensor) -> torch.Tensor:
+    """``(7, 7)`` float64 monthly matrix of the parameters ``theta`` ``(N_PARAMS,)``: each live row a
+    softmax over its allowed entries (stay entry 0), the absorbing rows the identity."""
+    logits = theta.new_zeros(N_LIVE_STATES, N_STATES).index_put(
+        (torch.from_numpy(_FREE[0]), torch.from_numpy(_FREE[1])), theta)
+    live = torch.softmax(logits.masked_fill(_FORBIDDEN, float("-inf")), dim=1)
+    return torch.cat([live, _ABSORBING_ROWS.to(theta.dtype)])
+
+
+def _theta_of(matrix: np.ndarray) -> np.ndarray:
+    """Parameters of a monthly matrix (entries floored at 1e-8, so a zero becomes a very small logit)."""
+    out = []
+    for i in range(N_LIVE_STATES):
+        p = np.maximum(matrix[i, _COLS[i]], 1e-8)
+        out.append(np.log(p[1:] / p[0]))
+    return np.concatenate(out)
+
+
+def _period_matrix(counts: np.ndarray) -> np.ndarray:
+    """``(7, 7)`` observed ``k``-month shares; a live row never observed stays, absorbing rows the identity."""
+    counts = np.asarray(counts, dtype=np.float64)
+    q = np.eye(N_STATES)
+    n = counts[:N_LIVE_STATES].sum(1)
+    q[:N_LIVE_STATES] = np.where(n[:, None] > 0, counts[:N_LIVE_STATES] / np.maximum(n, 1.0)[:, None],
+                                 np.eye(N_STATES)[:N_LIVE_STATES])
+    return q
+
+
+def data_theta(counts: np.ndarray) -> np.ndarray:
+    """A start: each live row's observed ``k``-month shares on its allowed moves, plus 0.001 per entry."""
+    q = _period_matrix(counts)
+    m = np.where(ALLOWED_TRANSITIONS, q + 1e-3, 0.0)
+    return _theta_of(m / m.sum(1, keepdims=True))
+
+
+def root_theta(counts: np.ndarray, months: int) -> np.ndarray:
+    """The second start (module docstring): the real part of the principal
+    ``months``-th root of the observed ``k``-month shares, on the allowed support, floored at 1e-4 and
+    renormalised. Often exact for a book that mostly stays put; a poor root only costs a start."""
+    q = _period_matrix(counts)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = np.real(fractional_matrix_power(q, 1.0 / months)) if months > 1 else q
+    if not np.isfinite(r).all():
+        return data_theta(counts)
+    m = np.where(ALLOWED_TRANSITIONS, np.maximum(r, 1e-4), 0.0)
+    return _theta_of(m / m.sum(1, keepdims=True))
+
+
+def _np_matrix(theta: np.ndarray) -> np.ndarray:
+    """:func:`_matrix` in numpy (the optimiser's fast path; a test holds the two equal)."""
+    logits = np.zeros((N_LIVE_STATES, N_STATES))
+    logits[_FREE] = theta
+    logits[_FORBIDDEN.numpy()] = -np.inf
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return np.vstack([e / e.sum(1, keepdims=True), _ABSORBING_ROWS.numpy()])
+
+
+def penalised_nll(theta: np.ndarray, counts: np.ndarray, censored: np.ndarray, months: int, theta0: np.ndarray,
+                  lam: float) -> tuple[float, np.ndarray]:
+    """The penalised negative log-likelihood (module docstring) and its gradient in ``theta``.
+
+    ``d ll / d P = sum_a (P^a)' G (P^(k-1-a))'`` with ``G = d ll / d P^k`` (``n_ij / Q_ij``, and
+    ``-m_i / (1 - Q_iD)`` on the default column); then through each live row's softmax. 7 x 7 products of
+    a fixed shape: the same bits for any book."""
+    p = _np_matrix(theta)
+    powers = [np.eye(N_STATES)]
+    for _ in range(months):
+        powers.append(powers[-1] @ p)
+    q = powers[months][:N_LIVE_STATES]
+    n = counts[:N_LIVE_STATES]
+    seen = n > 0
+    survive = 1.0 - np.minimum(q[:, _D], 1.0 - 1e-15)
+    ll = float((n[seen] * np.log(np.maximum(q[seen], 1e-300))).sum() + (censored[:N_LIVE_STATES] * np.log(survive)).sum())
+    g = np.zeros((N_STATES, N_STATES))
+    g[:N_LIVE_STATES] = np.where(seen, n / np.maximum(q, 1e-300), 0.0)
+    g[:N_LIVE_STATES, _D] -= censored[:N_LIVE_STATES] / survive
+    dp = np.zeros((N_STATES, N_STATES))
+    for a in range(months):
+        dp += powers[a].T @ g @ powers[months - 1 - a].T
+    live = p[:N_LIVE_STATES]
+    dlogits = live * (dp[:N_LIVE_STATES] - (live * dp[:N_LIVE_STATES]).sum(1, keepdims=True))
+    diff = theta - theta0
+    return -ll + 0.5 * lam * float(diff @ diff), -dlogits[_FREE] + lam * diff
+
+
+def _torch_nll(counts: np.ndarray, censored: np.ndarray, months: int, theta0: np.ndarray, lam: float):
+    """The same objective in torch, for the Hessian of the standard errors: ``(nll, penalised)``."""
+    live = torch.from_numpy(counts[:N_LIVE_STATES])
+    cens = torch.from_numpy(censored[:N_LIVE_STATES])
+    mask = live > 0
+    t0 = torch.from_numpy(theta0)
+
+    def nll(theta: torch.Tensor) -> torch.Tensor:
+        q = torch.linalg.matrix_power(_matrix(theta), months)[:N_LIVE_STATES]
+        ll = (live[mask] * torch.log(q[mask].clamp_min(1e-300))).sum()
+        return -(ll + (cens * torch.log1p(-q[:, _D].clamp(max=1 - 1e-15))).sum())
+
+    def penalised(theta: torch.Tensor) -> torch.Tensor:
+        return nll(theta) + 0.5 * lam * ((theta - t0) ** 2).sum()
+
+    return nll, penalised
+
+
+def embed_monthly_chain(counts: np.ndarray, months: int, censored: np.ndarray | None = None,
+                        theta0: np.ndarray | None = None, lam: float | None = None) -> EmbeddedChain:
+    """Fit the monthly chain whose ``months``-step matrix explains ``counts`` (module docstring).
+
+    Args:
+        counts: ``(7, 7)`` moves observed ``months`` apart, from-state x to-state (moves out of absorbing
+            states are not read).
+        months: months per observed period (3 for a quarterly panel; 1 gives the row MLE up to the pull).
+        censored: ``(7,)`` periods ending default-free with an unknown state, per from-state.
+        theta0: where the pull goes and the first start, ``(N_PARAMS,)`` (default :func:`data_theta`; the
+            other start is always :func:`root_theta`).
+        lam: strength of the pull (default 0.1 towards the data's own start, 1.0 towards a given
+            ``theta0``: module docstring).
+
+    Returns:
+        The :class:`EmbeddedChain`.
+    """
+    if isinstance(months, bool) or not isinstance(months, (int, np.integer)) or months < 1:
+        raise ConfigError(f"months must be a positive integer, got {months!r}")
+    months = int(months)
+    counts = np.asarray(counts, dtype=np.float64)
+    impossible = (counts[:N_LIVE_STATES] > 0) & ~reachable_states(months)[:N_LIVE_STATES]
+    if impossible.any():
+        i, j = np.argwhere(impossible)[0]
+        raise ConfigError(f"counts: {int(counts[i, j])} move(s) {LoanState(int(i)).name} -> {LoanState(int(j)).name} in "
+                          f"{months} month(s), which the monthly moves cannot reach")
+    cens = np.zeros(N_STATES) if censored is None else np.asarray(censored, dtype=np.float64)
+    if lam is None:
+        lam = 0.1 if theta0 is None else 1.0
+    root = root_theta(counts, months)
+    theta0 = data_theta(counts) if theta0 is None else np.asarray(theta0, dtype=np.float64)
+    starts = [theta0, root]
+    n_obs = float(counts[:N_LIVE_STATES].sum() + cens[:N_LIVE_STATES].sum())
+    scale = 1.0 / max(n_obs, 1.0)  # per observed period, so the tolerances mean the same for any book size
+
+    def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
+        f, g = penalised_nll(x, counts, cens, months, theta0, float(lam))
+        return f * scale, g * scale
+
+    # the likelihood of a matrix power is not concave: two starts, the better optimum kept (ties: the first)
+    fits = [minimize(objective, x0.copy(), jac=True, method="L-BFGS-B",
+                     options={"maxiter": 20_000, "gtol": 1e-11, "ftol": 1e-16}) for x0 in starts]
+    res = min(fits, key=lambda r: float(r.fun))
+    nll, penalised = _torch_nll(counts, cens, months, theta0, float(lam))
+    theta = torch.from_numpy(res.x)
+    hess = torch.autograd.functional.hessian(penalised, theta).numpy()
+    cov = np.linalg.pinv((hess + hess.T) / 2)
+    jac = torch.autograd.functional.jacobian(lambda t: _matrix(t).reshape(-1), theta).numpy()
+    var = np.einsum("ap,pq,aq->a", jac, cov, jac)
+    se = np.sqrt(np.maximum(var, 0.0)).reshape(N_STATES, N_STATES)
+    for a in ABSORBING_STATES:
+        se[a] = 0.0
+    se[~ALLOWED_TRANSITIONS] = 0.0
+    return EmbeddedChain(matrix=_np_matrix(res.x), standard_errors=se, theta=res.x.copy(),
+                         nll=float(nll(theta)) * scale, gradient=float(np.abs(objective(res.x)[1]).max()))
