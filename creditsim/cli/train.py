@@ -87,9 +87,9 @@ def train_transitions(
     epochs: int = typer.Option(None, "--epochs", min=1, help="transformer: maximum epochs (early stopping may end sooner)"),
     seed: int = typer.Option(None, "--seed", min=0, help="transformer: initialisation, batch order and early-stopping "
                              "loans (default 0)"),
-    period: str = typer.Option("month", "--period", help="month | quarter: months between a loan's rows. A quarterly "
-                               "panel gives the monthly chain whose cube fits its moves (the transformer needs monthly "
-                               "rows)"),
+    period: str = typer.Option("month", "--period", help="month | quarter: months between a loan's rows. From a "
+                               "quarterly panel both models learn monthly matrices whose three-month products fit "
+                               "its moves"),
 ) -> None:
     """Fit the monthly Markov chain (or, with --model transformer, a TransitionTransformer) on your panel and
     save it for 'creditsim simulate --transition-model DIR' (Python: creditsim.fit_transitions)."""
@@ -103,9 +103,6 @@ def train_transitions(
         raise ConfigError(f"--model: expected markov or transformer, got {model!r}")
     if period not in PERIOD_MONTHS:
         raise ConfigError(f"--period: expected one of {list(PERIOD_MONTHS)}, got {period!r}")
-    if model == "transformer" and period != "month":
-        raise ConfigError("--model transformer learns monthly moves; for a quarterly panel fit the chain (--model markov "
-                          "--period quarter), which simulate steps month by month")
     if model == "markov":  # cheap checks before the panel is read
         if epochs is not None or seed is not None:
             raise ConfigError("--epochs and --seed train the transformer (--model transformer); the Markov chain is "
@@ -121,7 +118,7 @@ def train_transitions(
     static = None if tape is None else read_frame(tape, "loan tape")
     history = read_macro_history("history" if macro is None else macro)
     if model == "transformer":
-        _train_transformer(frame, static, history, out, epochs, 0 if seed is None else seed, (by, overlay))
+        _train_transformer(frame, static, history, out, epochs, 0 if seed is None else seed, (by, overlay), period)
         return
     model = fit_transitions(frame, static, model="markov", macro=history, by=by, overlay=overlay, period=period)
     path = model.save(out)
@@ -129,7 +126,8 @@ def train_transitions(
     _print_chain(model, path, used)
 
 
-def _train_transformer(panel, tape, macro, out: Path, epochs: int | None, seed: int, chain_only: tuple) -> None:
+def _train_transformer(panel, tape, macro, out: Path, epochs: int | None, seed: int, chain_only: tuple,
+                       period: str = "month") -> None:
     """``train transitions --model transformer``: train on the panel's cohorts, save, print what was learnt."""
     from creditsim.transitions.panel_train import train_transformer_on_panel
 
@@ -138,13 +136,17 @@ def _train_transformer(panel, tape, macro, out: Path, epochs: int | None, seed: 
     if any(v is not None for v in chain_only):
         raise ConfigError("--by and --overlay are Markov-chain options; the transformer's cohorts are the tape's "
                           "asset classes (and vintage x risk), its macro link the calibrated one")
-    model = train_transformer_on_panel(panel, tape, macro, out=out, epochs=epochs, seed=seed, progress=True)
+    from creditsim.harness.fit import PERIOD_MONTHS
+
+    model = train_transformer_on_panel(panel, tape, macro, out=out, epochs=epochs, seed=seed, progress=True,
+                                       period_months=PERIOD_MONTHS[period])
     meta = json.loads((out / "config.json").read_text())["training"]
     table = Table(title=f"TransitionTransformer trained -> {out}")
     table.add_column("item")
     table.add_column("value", justify="right")
     table.add_row("best epoch / epochs run", f"{meta['best_epoch'] + 1} / {meta['epochs_run']}")
-    table.add_row("held-out NLL per move", f"{meta['best_val_nll']:.4f}")
+    table.add_row("held-out NLL per move" + (" (quarterly moves)" if period == "quarter" else ""),
+                  f"{meta['best_val_nll']:.4f}")
     table.add_row("training seconds", f"{meta['seconds_train']:.1f}")
     table.add_row("cohort sequences", ", ".join(f"{k} {v}" for k, v in meta["n_sequences"].items()))
     table.add_row("month positions learnt", str(model.config.max_months))

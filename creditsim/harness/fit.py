@@ -19,7 +19,8 @@ are ``creditsim.harness.make_contestant(name, ...)``. The simulation engines do 
 
 A quarterly panel (``period="quarter"``) gives the chain too: the monthly matrix whose cube explains the
 quarterly moves (:mod:`creditsim.transitions.embed`), which ``simulate`` steps month by month like any
-other. The networks learn monthly moves and refuse such a panel.
+other; and the transformer, whose three monthly matrices of a quarter are scored against its moves. The
+trajectory model learns from monthly loan histories and refuses such a panel.
 
 Overlay decision for the chain: ``"calibrated"`` (the shipped per-asset-class link, which needs
 ``by="asset_class"``), ``"fit"`` (:meth:`MarkovTransitionModel.fit_macro_sensitivity` on the panel
@@ -78,8 +79,8 @@ def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, mo
         overlay: the chain's macro overlay, one of :data:`OVERLAYS` (default: module docstring).
         panel_features, tape_features, segment_by, cohort_by: the contestants' inputs
             (:func:`creditsim.harness.evaluate_transitions`).
-        period: ``"month"`` or ``"quarter"``, the months between a loan's rows (the chain and the
-            contestants; the networks take monthly panels only).
+        period: ``"month"`` or ``"quarter"``, the months between a loan's rows (the chain, the transformer
+            and the contestants; the trajectory model takes monthly panels only).
         seed: the seed of the trained models and the contestants.
         epochs: the transformer's and trajectory model's maximum epochs (default their trainers').
         out: a folder to save a simulation model into (the chain's ``markov_model.json``, the networks'
@@ -99,15 +100,17 @@ def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, mo
 
         macro = load_macro_history()
     _check_training_options(model, epochs=epochs, out=out, window=window, stride=stride, warm_start=warm_start)
+    if model in ("markov", "transformer", "trajectory") and period not in PERIOD_MONTHS:
+        raise ConfigError(f"period: expected one of {list(PERIOD_MONTHS)} for model {model!r}, got {period!r}")
     if model in ("transformer", "trajectory"):
         if tape is None:
             raise ConfigError(f"model {model!r}: give the loan tape (its cohorts and loan features are the model's input)")
-        if period != "month":
-            raise ConfigError(f"model {model!r} learns monthly moves; for a {period!r} panel fit the chain "
-                              f"(fit_transitions(panel, tape, period={period!r}): a monthly chain simulate runs on) or a "
-                              f"harness model (model='gbm', period={period!r})")
+        if period != "month" and model == "trajectory":
+            raise ConfigError(f"model 'trajectory' learns from monthly loan histories; for a {period!r} panel fit the "
+                              f"chain or the transformer (period={period!r}: monthly models whose {period}ly moves fit "
+                              f"yours) or a harness model (model='gbm', period={period!r})")
         ignored = [name for name, given in (("by", by is not None), ("overlay", overlay is not None),
-                                            ("period", period != "month"), ("panel_features", bool(panel_features)),
+                                            ("panel_features", bool(panel_features)),
                                             ("tape_features", bool(tape_features)), ("cohort_by", bool(cohort_by)),
                                             ("segment_by", tuple(segment_by) != ("prev_state",))) if given]
         if ignored:
@@ -125,14 +128,13 @@ def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, mo
                                              warm_start=True if warm_start is None else warm_start)
         from creditsim.transitions.panel_train import train_transformer_on_panel
 
-        return train_transformer_on_panel(panel, tape, history, out=out, seed=seed, epochs=epochs, progress=progress)
+        return train_transformer_on_panel(panel, tape, history, out=out, seed=seed, epochs=epochs, progress=progress,
+                                          period_months=PERIOD_MONTHS[period])
     if model != "markov":
         if model not in CONTESTANT_NAMES:
             raise ConfigError(f"model {model!r}: expected 'markov' or one of {list(CONTESTANT_NAMES)}")
         moves = build_moves(panel, tape, panel_features, tape_features, period, macro=macro)
         return make_contestant(model, tuple(segment_by), seed, tuple(cohort_by), tape=tape).fit(moves)
-    if period not in PERIOD_MONTHS:
-        raise ConfigError(f"period: expected one of {list(PERIOD_MONTHS)}, got {period!r}")
     months = PERIOD_MONTHS[period]
     by = by if by is not None else ("asset_class" if tape is not None else None)
     overlay = overlay if overlay is not None else default_overlay(by, macro is not None, period)

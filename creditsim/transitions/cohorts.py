@@ -215,21 +215,24 @@ def transition_counts(
     panel_df: pd.DataFrame,
     loans_df: pd.DataFrame,
     cohort_key: str | Sequence[str] | Callable[[pd.DataFrame], pd.Series] = DEFAULT_COHORT_KEY,
+    step: int = 1,
 ) -> tuple[np.ndarray, pd.Index, pd.DatetimeIndex]:
     """Monthly state-to-state move counts of each cohort.
 
-    A move is a pair of rows of the same loan in consecutive calendar months; it is counted in the
-    month of its destination row. Pairs across a gap in a loan's reporting are not moves and are
-    skipped. The panel need not be sorted (it is sorted here when it is not).
+    A move is a pair of consecutive rows of the same loan ``step`` calendar months apart (1: consecutive
+    months; 3: a quarterly panel); it is counted in the month of its destination row. Pairs across a gap
+    in a loan's reporting are not moves and are skipped. The panel need not be sorted (it is sorted here
+    when it is not).
 
     Args:
         panel_df: loan x month panel with ``loan_id``, ``reporting_month`` and ``loan_state`` (0..6).
         loans_df: the loan tape of those loans (for the cohort keys).
         cohort_key: see :func:`cohort_keys`.
+        step: months between the two rows of a move.
 
     Returns:
         ``(counts, cohorts, months)``: ``counts`` ``(C, T, 7, 7)`` int64 with
-        ``counts[c, t, i, j]`` = number of loans of cohort ``c`` in state ``i`` in month ``months[t] - 1``
+        ``counts[c, t, i, j]`` = number of loans of cohort ``c`` in state ``i`` in month ``months[t] - step``
         and in state ``j`` in month ``months[t]``; ``cohorts`` the sorted cohort labels (length C);
         ``months`` the month-start DatetimeIndex of destination months, from the second month of the
         panel to its last (length T = number of calendar months spanned - 1).
@@ -266,9 +269,9 @@ def transition_counts(
     if np.any(order_key[1:] < order_key[:-1]):
         order = np.argsort(order_key, kind="stable")
         order_key, state, loan_pos = order_key[order], state[order], loan_pos[order]
-    step = np.diff(order_key)
-    # consecutive rows of one loan one month apart (same loan <=> same key // span)
-    pair = (step == 1) & (loan_pos[1:] == loan_pos[:-1])
+    apart = np.diff(order_key)
+    # consecutive rows of one loan `step` months apart (same loan <=> same key // span)
+    pair = (apart == step) & (loan_pos[1:] == loan_pos[:-1])
     src = np.flatnonzero(pair)
     dst = src + 1
     t = (order_key[dst] % span) - 1

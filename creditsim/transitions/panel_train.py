@@ -12,6 +12,10 @@ calendar time:
   (:func:`~creditsim.transitions.cohorts.transition_counts`): position ``t`` is the move *into* calendar
   month ``months[t]``, counted from the panel's second month, so position 0 is the first month after the
   panel's first one -- as in a simulation, where position 0 is the first month after the cut-off.
+* **Quarterly panels** (``period_months=3``): the sequences stay monthly, and a move seen three months
+  apart is scored by the product of the model's three monthly matrices of the months it spans
+  (:meth:`TransitionTransformer.period_nll`), so the network learns the monthly dynamics a simulation
+  steps through from data that never shows them.
 * **Cohort features** (:data:`~creditsim.transitions.cohorts.COHORT_FEATURES`, with the asset-class
   shares) are taken from the whole tape as of the panel's first month, the role the cut-off plays in a
   simulation; the held-out loans read the features of their whole cohort, as a simulated book does. Ages
@@ -107,7 +111,8 @@ def check_training_panel(panel: Any, val_share: Any) -> None:
 
 def panel_transition_data(panel: pd.DataFrame, tape: Any, macro: pd.DataFrame | str = "history",
                           val_share: float = 0.15, seed: int = 0,
-                          cohort_definitions: tuple[str, ...] = PANEL_COHORTS) -> dict[str, CohortMonthData]:
+                          cohort_definitions: tuple[str, ...] = PANEL_COHORTS,
+                          period_months: int = 1) -> dict[str, CohortMonthData]:
     """``{"train", "val"}`` cohort sequences of a real panel (module docstring).
 
     Args:
@@ -117,6 +122,9 @@ def panel_transition_data(panel: pd.DataFrame, tape: Any, macro: pd.DataFrame | 
         val_share: share of the loans held out for early stopping, in [0, 0.5).
         seed: the held-out loans.
         cohort_definitions: cohort keys of :func:`~creditsim.transitions.cohorts.cohort_keys`.
+        period_months: months between a loan's rows (3: a quarterly panel). The sequences stay monthly
+            (every calendar month has its macro row and its position); the counts are the moves ``k``
+            months apart, each at its destination month.
 
     Returns:
         :class:`~creditsim.transitions.train.CohortMonthData` per split; ``N`` rows = cohorts x definitions,
@@ -147,7 +155,7 @@ def panel_transition_data(panel: pd.DataFrame, tape: Any, macro: pd.DataFrame | 
         loans = frame[keep]
         rows = panel[keep[loan_pos]]
         for definition in cohort_definitions:
-            counts, cohorts, dest = transition_counts(rows, loans, definition)
+            counts, cohorts, dest = transition_counts(rows, loans, definition, step=period_months)
             if len(dest) != len(months) or (dest != months).any():  # a split that misses the panel's ends
                 counts = _on_months(counts, dest, months)
             feats = features[definition].loc[cohorts]
@@ -167,13 +175,14 @@ def panel_transition_data(panel: pd.DataFrame, tape: Any, macro: pd.DataFrame | 
         once = counts[definition == cohort_definitions[0]].sum(axis=(0, 1)).astype(np.int64)  # each move once
         data[split] = CohortMonthData(np.concatenate(r["feat"]), np.broadcast_to(path, (n, *path.shape)).copy(), counts,
                                       np.concatenate(r["cohort"]), definition, np.zeros(n, np.int64),
-                                      np.zeros(n, np.int64), once)
+                                      np.zeros(n, np.int64), once, period_months)
     if "train" in data and data["train"].counts[:, :, :N_LIVE_STATES].sum() == 0:
-        raise DataError("panel: no month-to-month move of a live loan among the training loans: a move is two rows "
-                        "of one loan in consecutive calendar months (a quarterly panel has none; the transformer "
-                        "learns monthly moves; for quarterly data fit the chain, which simulate runs on: "
-                        "creditsim.fit_transitions(panel, tape, period='quarter') or 'creditsim train transitions "
-                        "--period quarter')")
+        if period_months == 1:
+            raise DataError("panel: no month-to-month move of a live loan among the training loans: a move is two rows "
+                            "of one loan in consecutive calendar months (a quarterly panel has none: give "
+                            "period='quarter', 'creditsim train transitions --model transformer --period quarter')")
+        raise DataError(f"panel: no move of a live loan {period_months} months apart among the training loans (a "
+                        f"move is two consecutive rows of one loan {period_months} calendar months apart)")
     return data
 
 
@@ -190,7 +199,8 @@ def train_transformer_on_panel(panel: pd.DataFrame, tape: Any, macro: pd.DataFra
                                out: str | os.PathLike[str] | None = None, macro_link: bool = True,
                                epochs: int | None = None, seed: int = 0, val_share: float = 0.15,
                                progress: bool = False,
-                               model_config: TransitionConfig | None = None) -> TransitionTransformer:
+                               model_config: TransitionConfig | None = None,
+                               period_months: int = 1) -> TransitionTransformer:
     """Fit a TransitionTransformer on ``panel`` (module docstring) and save it to ``out`` when given.
 
     Args:
@@ -202,6 +212,7 @@ def train_transformer_on_panel(panel: pd.DataFrame, tape: Any, macro: pd.DataFra
         seed: initialisation, batch order and the held-out loans.
         model_config: network size (default the shipped model's; ``macro_link`` sets its ``macro_link`` and
             ``macro_inputs`` fields).
+        period_months: months between a loan's rows (3: a quarterly panel; module docstring).
 
     Returns:
         The trained model, in eval mode.
@@ -210,9 +221,11 @@ def train_transformer_on_panel(panel: pd.DataFrame, tape: Any, macro: pd.DataFra
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     if epochs is not None and (not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1):
         raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
+    if isinstance(period_months, bool) or not isinstance(period_months, (int, np.integer)) or period_months < 1:
+        raise ConfigError(f"period_months must be a positive integer, got {period_months!r}")
     if out is not None:
         check_checkpoint_target(out, "TransitionTransformer", foreign=(MARKOV_FILE,))
-    data = panel_transition_data(panel, tape, macro, val_share=val_share, seed=seed)
+    data = panel_transition_data(panel, tape, macro, val_share=val_share, seed=seed, period_months=int(period_months))
     if "train" not in data:
         raise DataError("panel: no training loans (val_share leaves none)")
     # with the link the network does not read the path (one economy: module docstring); without it, it must

@@ -40,6 +40,7 @@ validation NLL, best weights restored, rich progress bar); its KL warm-up is unu
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -140,6 +141,8 @@ class CohortMonthData:
         cohort: ``(N,)`` cohort labels; ``definition``: ``(N,)`` cohort definition of each row.
         path: ``(N,)`` global macro path id; ``scenario``: ``(N,)`` scenario index.
         markov_counts: ``(7, 7)`` int64 summed ``counts_`` of MarkovTransitionModel fits on the panels.
+        period_months: months between the two rows of a counted move (1; 3 for a quarterly panel, whose
+            ``counts[:, t]`` are moves from month ``t - 3`` to month ``t``).
     """
 
     cohort_features: np.ndarray
@@ -150,6 +153,7 @@ class CohortMonthData:
     path: np.ndarray
     scenario: np.ndarray
     markov_counts: np.ndarray = field(default_factory=lambda: np.zeros((N_STATES, N_STATES), np.int64))
+    period_months: int = 1
 
     def __len__(self) -> int:
         return int(self.counts.shape[0])
@@ -158,7 +162,8 @@ class CohortMonthData:
         """Rows where ``mask`` is True (``markov_counts`` kept: it describes the panels)."""
         m = np.asarray(mask, dtype=bool)
         return CohortMonthData(self.cohort_features[m], self.macro[m], self.counts[m], self.cohort[m],
-                               self.definition[m], self.path[m], self.scenario[m], self.markov_counts)
+                               self.definition[m], self.path[m], self.scenario[m], self.markov_counts,
+                               self.period_months)
 
     def tensors(self, n_features: int | None = None) -> list[torch.Tensor]:
         """``[cohort_features (N, F), macro (N, T, 9), counts (N, T, 7, 7)]`` float32 tensors; ``F`` =
@@ -281,9 +286,10 @@ class TransitionTrainingResult:
     seconds_train: float = 0.0
 
 
-def _loss_fn(model: TransitionTransformer, batch: list[torch.Tensor], epoch: int) -> dict[str, torch.Tensor]:
+def _loss_fn(model: TransitionTransformer, batch: list[torch.Tensor], epoch: int,
+             period_months: int = 1) -> dict[str, torch.Tensor]:
     cf, macro, counts = batch
-    return {"loss": model.loss(cf, macro, counts)}
+    return {"loss": model.loss(cf, macro, counts, period_months=period_months)}
 
 
 def _model_view(model: TransitionTransformer, data: CohortMonthData) -> list[torch.Tensor]:
@@ -301,7 +307,12 @@ def prepare_model(model: TransitionTransformer, train: CohortMonthData) -> Trans
     feats = train.cohort_features[:, : len(model.cohort_feature_names)]
     model.set_scalers(macro.mean(0), macro.std(0), feats.mean(0), feats.std(0),
                       macro.min(0), macro.max(0))
-    model.set_prior(homogeneous_matrix(train.counts.sum(axis=(0, 1))))
+    if train.period_months == 1:
+        model.set_prior(homogeneous_matrix(train.counts.sum(axis=(0, 1))))
+    else:  # the monthly chain behind the k-month moves
+        from creditsim.transitions.embed import embed_monthly_chain
+
+        model.set_prior(embed_monthly_chain(train.counts.sum(axis=(0, 1)), train.period_months).matrix)
     if model.config.macro_link:  # the link the synthetic panels are drawn with: the calibrated overlay
         model.set_macro_link(MarkovTransitionModel.default())
     return model
@@ -333,7 +344,8 @@ def train_transition_model(
     model = prepare_model(TransitionTransformer(model_config), data["train"])
     val = _model_view(model, data["val"]) if len(data.get("val", [])) else None
     t1 = time.perf_counter()
-    result = fit(model, _loss_fn, _model_view(model, data["train"]), val, train_config, description="transition transformer")
+    loss_fn = functools.partial(_loss_fn, period_months=data["train"].period_months)
+    result = fit(model, loss_fn, _model_view(model, data["train"]), val, train_config, description="transition transformer")
     t_train = time.perf_counter() - t1
     table = None
     if evaluate and len(data.get("test", [])):
@@ -346,6 +358,8 @@ def train_transition_model(
                     {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(data_config).items()},
             "n_sequences": {k: len(v) for k, v in data.items()},
         }
+        if data["train"].period_months != 1:  # a quarterly panel's model; the shipped model's record unchanged
+            extra["period_months"] = data["train"].period_months
         if table is not None:
             extra["held_out"] = {name: {k: float(v) for k, v in row.items()} for name, row in table.iterrows()}
         model.save_pretrained(out, extra=extra)

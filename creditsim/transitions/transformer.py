@@ -93,6 +93,7 @@ from creditsim.states import (
     MACRO_VARS,
     N_STATES,
     LoanState,
+    reachable_states,
 )
 from creditsim.transitions.markov import MOVE_CLASSES, UNEMPLOYMENT_CHANGE_SD, MarkovTransitionModel
 from creditsim.transitions.cohorts import (
@@ -411,15 +412,20 @@ class TransitionTransformer(nn.Module):
             return probs
         return probs, self.nll(logp, self._check_counts(counts, tuple(logp.shape)))
 
-    def _check_counts(self, counts: Any, shape: tuple[int, ...]) -> torch.Tensor:
+    def _check_counts(self, counts: Any, shape: tuple[int, ...], period_months: int = 1) -> torch.Tensor:
         n = _as_tensor(counts, "counts", self.device)
         if tuple(n.shape) != shape:
             raise DataError(f"counts must have shape {shape} (batch, months, 7, 7), got {tuple(n.shape)}")
         if not bool(torch.isfinite(n).all()) or bool((n < 0).any()):
             raise DataError("counts must be finite and non-negative")
-        if bool((n[..., ~self.allowed] > 0).any()):
+        if period_months == 1 and bool((n[..., ~self.allowed] > 0).any()):
             raise DataError("counts has moves that ALLOWED_TRANSITIONS forbids (e.g. CURRENT -> DPD60); "
                             "expected zero counts on forbidden moves")
+        if period_months > 1:
+            unreachable = torch.from_numpy(~reachable_states(period_months)).to(n.device)
+            if bool((n[..., unreachable] > 0).any()) or bool((n[:, : period_months - 1] > 0).any()):
+                raise DataError(f"counts has moves no {period_months} monthly moves reach, or {period_months}-month "
+                                f"moves ending in the first {period_months - 1} month(s)")
         return n
 
     @staticmethod
@@ -432,9 +438,36 @@ class TransitionTransformer(nn.Module):
         exposure = counts[..., :_N_LIVE, :].sum().clamp_min(1.0)
         return -ll / exposure
 
-    def loss(self, cohort_features: torch.Tensor, macro_path: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        """Multinomial NLL of observed ``counts`` ``(B, T, 7, 7)`` per live move (scalar tensor)."""
-        return self.forward(cohort_features, macro_path, counts)[1]
+    @staticmethod
+    def period_nll(probs: torch.Tensor, counts: torch.Tensor, period_months: int) -> torch.Tensor:
+        """NLL per live move of moves observed ``k = period_months`` months apart (a quarterly panel).
+
+        ``counts[:, t]`` ``(B, T, 7, 7)`` are moves from month ``t - k`` to month ``t`` (zero for ``t < k - 1``),
+        scored by the product of the monthly matrices ``probs`` of the months they span,
+        ``P_{t-k+1} ... P_t``: the model stays monthly, and a simulation steps it month by month."""
+        k = int(period_months)
+        T = probs.shape[1]
+        q = probs[:, : T - k + 1]
+        for j in range(1, k):
+            q = q @ probs[:, j: T - k + 1 + j]
+        n = counts[:, k - 1:]
+        ll = torch.where(n > 0, n * torch.log(q.clamp_min(1e-30)), torch.zeros_like(q)).sum()
+        return -ll / n[..., :_N_LIVE, :].sum().clamp_min(1.0)
+
+    def loss(self, cohort_features: torch.Tensor, macro_path: torch.Tensor, counts: torch.Tensor,
+             period_months: int = 1) -> torch.Tensor:
+        """Multinomial NLL of observed ``counts`` ``(B, T, 7, 7)`` per live move (scalar tensor); with
+        ``period_months`` > 1, of moves that many months apart (:meth:`period_nll`)."""
+        if isinstance(period_months, bool) or not isinstance(period_months, int) or period_months < 1:
+            raise ConfigError(f"period_months must be a positive integer, got {period_months!r}")
+        if period_months == 1:
+            return self.forward(cohort_features, macro_path, counts)[1]
+        cf, mp = self._check_inputs(cohort_features, macro_path)
+        probs = self.log_matrices(cf, mp).exp()
+        if probs.shape[1] < period_months:
+            raise DataError(f"a {period_months}-month move needs a path of at least {period_months} months, got "
+                            f"{probs.shape[1]}")
+        return self.period_nll(probs, self._check_counts(counts, tuple(probs.shape), period_months), period_months)
 
     # ------------------------------------------------------------------ convenience
     def check_macro_range(self, macro_paths: torch.Tensor) -> list[str]:

@@ -173,8 +173,8 @@ def test_fit_transitions_takes_a_quarterly_panel_and_simulate_runs_on_it(tmp_pat
     with pytest.raises(ConfigError, match="overlay 'fit' estimates the macro link from monthly moves"):
         cs.fit_transitions(panel, period="quarter", overlay="fit", macro="history")
     assert cs.fit_transitions(panel, period="quarter", macro="history").sensitivities  # default: legacy, not fit
-    with pytest.raises(ConfigError, match="learns monthly moves"):
-        cs.fit_transitions(panel, loans, model="transformer", period="quarter")
+    with pytest.raises(ConfigError, match="'trajectory' learns from monthly loan histories"):
+        cs.fit_transitions(panel, loans, model="trajectory", period="quarter")
     with pytest.raises(ConfigError, match="period: expected one of"):
         cs.fit_transitions(panel, loans, period="week")
     folder = tmp_path / "files"
@@ -185,8 +185,12 @@ def test_fit_transitions_takes_a_quarterly_panel_and_simulate_runs_on_it(tmp_pat
     assert run_cli([*base, "--period", "quarter", "--out", str(tmp_path / "cli")]) == 0
     assert "a monthly chain fitted to moves 3 months apart" in " ".join(capsys.readouterr().out.split())
     assert json.loads((tmp_path / "cli" / "markov_model.json").read_text())["period_months"] == 3
-    assert run_cli([*base, "--model", "transformer", "--period", "quarter", "--out", str(tmp_path / "t")]) == 2
-    assert "--period quarter" in capsys.readouterr().err
+    assert run_cli([*base, "--model", "transformer", "--period", "quarter", "--epochs", "2", "--out",
+                    str(tmp_path / "tt")]) == 0  # the transformer learns monthly matrices from the quarters too
+    assert "(quarterly moves)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "tt" / "config.json").read_text())["training"]["period_months"] == 3
+    assert run_cli([*base, "--period", "year", "--out", str(tmp_path / "t")]) == 2
+    assert "--period: expected one of ['month', 'quarter']" in capsys.readouterr().err
     assert run_cli(["simulate", "--tape", str(folder / "loans.parquet"), "--deal", str(example_path("example_clo.yaml")),
                     "--n-sims", "8", "--horizon", "12", "--mix", "baseline", "--transition-model", str(tmp_path / "cli"),
                     "--out", str(tmp_path / "run")]) == 0
