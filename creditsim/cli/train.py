@@ -120,9 +120,10 @@ def train_transitions(
     if model == "transformer":
         _train_transformer(frame, static, history, out, epochs, 0 if seed is None else seed, (by, overlay), period)
         return
-    model = fit_transitions(frame, static, model="markov", macro=history, by=by, overlay=overlay, period=period)
-    path = model.save(out)
     used = overlay or default_overlay(by or ("asset_class" if static is not None else None), True, period)
+    model = fit_transitions(frame, static, model="markov", macro=history if used == "fit" else None, by=by,
+                            overlay=used, period=period)
+    path = model.save(out)
     _print_chain(model, path, used)
 
 

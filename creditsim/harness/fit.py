@@ -122,10 +122,9 @@ def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, mo
         if model == "trajectory":
             from creditsim.loans.panel_train import train_trajectory_on_panel
 
+            given = {k: v for k, v in (("window", window), ("stride", stride), ("warm_start", warm_start)) if v is not None}
             return train_trajectory_on_panel(panel, tape, history, out=out, seed=seed, epochs=epochs, progress=progress,
-                                             window=24 if window is None else window,
-                                             stride=12 if stride is None else stride,
-                                             warm_start=True if warm_start is None else warm_start)
+                                             **given)
         from creditsim.transitions.panel_train import train_transformer_on_panel
 
         return train_transformer_on_panel(panel, tape, history, out=out, seed=seed, epochs=epochs, progress=progress,
@@ -148,6 +147,11 @@ def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, mo
                           "use 'fit' (estimated on your panel with a macro frame) or 'legacy'")
     if overlay == "fit" and macro is None:
         raise ConfigError("overlay 'fit' needs a macro frame (macro=frame or 'history')")
+    if overlay != "fit" and macro is not None:
+        raise ConfigError(f"macro: the chain's {overlay!r} overlay does not read it (its macro link is fixed); drop "
+                          "macro, or give overlay='fit' (a monthly panel)")
+    if tape is not None and "origination_date" in tape.columns:
+        _check_from_origination(panel, tape)
     if out is not None:  # one model per folder, checked before the fit
         from creditsim.checkpoints import check_checkpoint_target
 
@@ -160,6 +164,14 @@ def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, mo
     if out is not None:
         chain.save(out)
     return chain
+
+
+def _check_from_origination(panel: pd.DataFrame, tape: pd.DataFrame) -> None:
+    """The panel trainers' rule for the chain too: a row before its loan's origination is a DataError
+    (a mis-keyed loan or a date in the wrong column)."""
+    from creditsim.transitions.cohorts import check_rows_from_origination, panel_loan_positions, panel_month_numbers
+
+    check_rows_from_origination(panel, tape, panel_loan_positions(panel, tape), panel_month_numbers(panel))
 
 
 def default_overlay(by: str | None, macro_given: bool, period: str = "month") -> str:

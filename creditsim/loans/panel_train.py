@@ -103,9 +103,11 @@ class PanelSequences:
         cohort_matrices: ``(n_snapshots x 4, T, 7, 7)`` float32; ``macro_paths`` ``(n_snapshots, T, 9)``.
         held_out: ``(n,)`` bool, the early-stopping loans' sequences.
         loan_id: ``(n,)`` the tape's loan ids; ``cutoffs``: the snapshots' cut-off months.
-        relabelled: MATURED rows before the tape's maturity read as PREPAID; ``truncated``: sequences
-            censored where a loan stayed CURRENT past the tape's maturity; ``matured_on_date``: maturities
-            the panel dates in ``maturity_date``'s own month, read one month earlier (:func:`_maturity_rule`).
+        relabelled: loans whose MATURED rows before the tape's maturity were read as PREPAID;
+            ``truncated``: sequences censored where a loan stayed CURRENT past the tape's maturity;
+            ``matured_on_date``: loans whose maturity the panel dates in ``maturity_date``'s own month,
+            read one month earlier (:func:`_maturity_rule`). Loans, not sequences: a loan in two
+            overlapping snapshots is counted once.
     """
 
     features: torch.Tensor
@@ -208,21 +210,23 @@ def _panel_grids(panel: pd.DataFrame, frame: pd.DataFrame) -> tuple[np.ndarray, 
     return grid, cens, value_grids, m0
 
 
-def _maturity_rule(s: np.ndarray, init: np.ndarray, present: np.ndarray, rem: np.ndarray) -> tuple:
+def _maturity_rule(s: np.ndarray, init: np.ndarray, present: np.ndarray, rem: np.ndarray, after: np.ndarray) -> tuple:
     """The contract's maturity rule applied to a snapshot's observed states ``s`` ``(n, window)`` (module
     docstring). The model's maturity month is ``rem - 1`` (the month before ``maturity_date``, the engine's
     and generator's convention); a panel that dates the final payment in ``maturity_date``'s own month
     reports CURRENT in the model's maturity month and MATURED one month later: that CURRENT row is read as
-    the maturity (``on_date``). Then MATURED before the maturity month becomes PREPAID, and a sequence still
-    CURRENT from that month on is cut there. Returns ``(s, present, prev, live_prev, n_relabelled,
-    n_truncated, n_on_date)``."""
+    the maturity (``on_date``; ``after`` ``(n,)`` is the state of the month after the window, -1 if none, so
+    a maturity month in the window's last column is read the same). Then MATURED before the maturity month
+    becomes PREPAID, and a sequence still CURRENT from that month on is cut there. Returns ``(s, present,
+    prev, live_prev, relabelled, n_truncated, on_date)``: ``relabelled`` and ``on_date`` ``(n,)`` bool, the
+    sequences where the rule applied (the caller counts loans: snapshots overlap)."""
     t = np.arange(s.shape[1])[None]
 
     def moves(states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         prev = np.concatenate([init[:, None], states[:, :-1]], axis=1)
         return prev, present & (prev >= 0) & (prev <= _LIVE_MAX)
 
-    following = np.concatenate([s[:, 1:], np.full((len(s), 1), -1)], axis=1)
+    following = np.concatenate([s[:, 1:], after[:, None]], axis=1)
     _, live_prev = moves(s)
     on_date = live_prev & (s == _CUR) & (t == rem - 1) & (following == _MAT)
     s = np.where(on_date, _MAT, s)
@@ -234,7 +238,7 @@ def _maturity_rule(s: np.ndarray, init: np.ndarray, present: np.ndarray, rem: np
     late = live_prev & (s == _CUR) & (t >= rem - 1)
     cut = np.where(late.any(1), late.argmax(1), s.shape[1])
     present = present & (t < cut[:, None])
-    return s, present, prev, live_prev & present, int(early.sum()), int(late.any(1).sum()), int(on_date.sum())
+    return s, present, prev, live_prev & present, early.any(1), int(late.any(1).sum()), on_date.any(1)
 
 
 def _targets(s: np.ndarray, init: np.ndarray, present: np.ndarray, cens: np.ndarray, c: int) -> tuple:
@@ -319,7 +323,9 @@ def panel_trajectory_sequences(panel: pd.DataFrame, tape: Any, macro: pd.DataFra
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("feat", "cidx", "pidx", "init", "states", "values", "vmask",
                                                          "obs", "cens", "held", "loan")}
     mats, paths, cutoffs = [], [], []
-    relabelled = truncated = on_date = 0
+    truncated = 0
+    relabelled: set[str] = set()
+    on_date: set[str] = set()
     for c in range(0, span - 1, stride):
         idx = np.flatnonzero((grid[:, c] >= 0) & (grid[:, c] <= _LIVE_MAX))
         if len(idx) == 0:
@@ -332,8 +338,13 @@ def panel_trajectory_sequences(panel: pd.DataFrame, tape: Any, macro: pd.DataFra
         as_of = first + pd.DateOffset(months=c + 1)
         feats = loan_features(frame.iloc[idx].reset_index(drop=True), as_of=as_of).to_numpy(np.float32, copy=True)
         rem = remaining_term(torch.from_numpy(feats)).numpy()[:, None]
-        s, present, prev, live_prev, n_relabelled, n_truncated, n_on_date = _maturity_rule(s, init, present, rem)
-        relabelled, truncated, on_date = relabelled + n_relabelled, truncated + n_truncated, on_date + n_on_date
+        after = grid[idx, c + 1 + n_t] if c + 1 + n_t < span else np.full(len(idx), -1, grid.dtype)
+        s, present, prev, live_prev, relabel, n_truncated, dated = _maturity_rule(s, init, present, rem,
+                                                                                  after.astype(np.int64))
+        truncated += n_truncated
+        ids = frame["loan_id"].astype(str).to_numpy()[idx]
+        relabelled.update(ids[relabel])
+        on_date.update(ids[dated])
         # every observed move, out of absorbing states too (a cure from DEFAULT is not a move this model knows)
         bad = present & (prev >= 0) & ~ALLOWED_TRANSITIONS[np.clip(prev, 0, N_STATES - 1), np.clip(s, 0, N_STATES - 1)]
         if bad.any():
@@ -372,7 +383,8 @@ def panel_trajectory_sequences(panel: pd.DataFrame, tape: Any, macro: pd.DataFra
         censored=torch.from_numpy(cat["cens"]),
         cohort_matrices=torch.from_numpy(np.concatenate(mats)).float(),
         macro_paths=torch.from_numpy(np.stack(paths)).float(), held_out=cat["held"], loan_id=cat["loan"],
-        cutoffs=pd.DatetimeIndex(cutoffs), relabelled=relabelled, truncated=truncated, matured_on_date=on_date)
+        cutoffs=pd.DatetimeIndex(cutoffs), relabelled=len(relabelled), truncated=truncated,
+        matured_on_date=len(on_date))
 
 
 def _sequence_loss(seqs: PanelSequences):

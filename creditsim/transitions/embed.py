@@ -16,6 +16,16 @@ principal ``k``-th root of an empirical matrix is often not a transition matrix,
 one month (CURRENT -> DPD90); the constrained likelihood has neither problem, and it uses the paths a
 quarter hides (CURRENT -> DPD30 -> CURRENT) only as far as the data identify them.
 
+Off-cycle rows. A real quarterly file is not a clean grid: a payoff or default may be reported in the
+month it happens, a quarter may be skipped. Moves are therefore counted by gap ``g`` (rows ``g`` months
+apart) and scored by ``P^g``; and where the file dates absorptions, an absorption seen ``g`` months after
+a live row is scored by the probability of *entering* that state in month ``g`` exactly,
+``f_g(i, a) = sum_l (P^(g-1))_il P_la`` over live ``l`` (``= (P^g - P^(g-1))_ia``), because its timing is
+the event's: a loan that defaulted a month after the quarter end would have shown up a month earlier.
+Scoring such a row by ``P^g`` would count the earlier months' defaults again; dropping it (the rows are
+not three months apart) understated the 12-month PD by a third on a test book
+(``tests/transitions/test_embed.py``).
+
 The pull. Quarterly data identify the monthly matrix only in part: a quarter that starts and ends in
 DPD60 may have stayed there or gone DPD30 and back. The objective adds ``(lam / 2) |theta - theta_0|^2``.
 For the pooled chain, ``theta_0`` is read from the data (each row's observed ``k``-month shares on its
@@ -51,6 +61,7 @@ from scipy.optimize import minimize
 
 from creditsim.errors import ConfigError
 from creditsim.states import ABSORBING_STATES, ALLOWED_TRANSITIONS, N_LIVE_STATES, N_STATES, LoanState, reachable_states
+from creditsim.threads import serial_torch
 
 __all__ = ["EmbeddedChain", "embed_monthly_chain", "data_theta", "root_theta", "penalised_nll", "N_PARAMS"]
 
@@ -159,45 +170,89 @@ def _np_matrix(theta: np.ndarray) -> np.ndarray:
     return np.vstack([e / e.sum(1, keepdims=True), _ABSORBING_ROWS.numpy()])
 
 
+def gap_stack(counts: np.ndarray, months: int) -> np.ndarray:
+    """``(K, 7, 7)`` float64 moves by gap (``[k - 1]``: rows ``k`` months apart) from ``counts``: a ``(7, 7)``
+    array is the moves ``months`` apart; a ``(K, 7, 7)`` array is returned as float64."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.ndim == 3:
+        return counts
+    out = np.zeros((months, N_STATES, N_STATES))
+    out[months - 1] = counts
+    return out
+
+
+def _padded(counts: np.ndarray, entries: np.ndarray | None, months: int) -> tuple[np.ndarray, np.ndarray]:
+    """Moves and first entries as ``(K, 7, 7)`` stacks of one depth ``K >= months``."""
+    n = gap_stack(counts, months)
+    e = np.zeros((0, N_STATES, N_STATES)) if entries is None else gap_stack(entries, months)
+    depth = max(n.shape[0], e.shape[0], months)
+    pad = lambda a: np.concatenate([a, np.zeros((depth - a.shape[0], N_STATES, N_STATES))])  # noqa: E731
+    return pad(n), pad(e)
+
+
 def penalised_nll(theta: np.ndarray, counts: np.ndarray, censored: np.ndarray, months: int, theta0: np.ndarray,
-                  lam: float) -> tuple[float, np.ndarray]:
+                  lam: float, entries: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """The penalised negative log-likelihood (module docstring) and its gradient in ``theta``.
 
-    ``d ll / d P = sum_a (P^a)' G (P^(k-1-a))'`` with ``G = d ll / d P^k`` (``n_ij / Q_ij``, and
-    ``-m_i / (1 - Q_iD)`` on the default column); then through each live row's softmax. 7 x 7 products of
-    a fixed shape: the same bits for any book."""
+    ``counts`` are the moves ``months`` apart ``(7, 7)`` or by gap ``(K, 7, 7)`` (scored by ``P^k``);
+    ``entries`` ``(K, 7, 7)`` absorptions first seen ``k`` months on (scored by the first-entry probability
+    ``sum_l (P^(k-1))_il P_la`` over live ``l``). Reverse mode through the powers ``Q_m = Q_(m-1) P``:
+    ``dQ_(m-1) += dQ_m P'`` and ``dP += Q_(m-1)' dQ_m``, then through each live row's softmax. 7 x 7
+    products of a fixed shape: the same bits for any book."""
+    n, e = _padded(counts, entries, months)
+    depth = n.shape[0]
     p = _np_matrix(theta)
     powers = [np.eye(N_STATES)]
-    for _ in range(months):
+    for _ in range(depth):
         powers.append(powers[-1] @ p)
-    q = powers[months][:N_LIVE_STATES]
-    n = counts[:N_LIVE_STATES]
-    seen = n > 0
-    survive = 1.0 - np.minimum(q[:, _D], 1.0 - 1e-15)
-    ll = float((n[seen] * np.log(np.maximum(q[seen], 1e-300))).sum() + (censored[:N_LIVE_STATES] * np.log(survive)).sum())
-    g = np.zeros((N_STATES, N_STATES))
-    g[:N_LIVE_STATES] = np.where(seen, n / np.maximum(q, 1e-300), 0.0)
-    g[:N_LIVE_STATES, _D] -= censored[:N_LIVE_STATES] / survive
+    bar = np.zeros((depth + 1, N_STATES, N_STATES))  # d ll / d P^m
     dp = np.zeros((N_STATES, N_STATES))
-    for a in range(months):
-        dp += powers[a].T @ g @ powers[months - 1 - a].T
+    ll = 0.0
+    for k in range(1, depth + 1):
+        q, nk = powers[k][:N_LIVE_STATES], n[k - 1, :N_LIVE_STATES]
+        seen = nk > 0
+        ll += float((nk[seen] * np.log(np.maximum(q[seen], 1e-300))).sum())
+        bar[k, :N_LIVE_STATES] = np.where(seen, nk / np.maximum(q, 1e-300), 0.0)
+        ek = e[k - 1, :N_LIVE_STATES]
+        if ek.any():  # first entries: f = A[:, live] P[live] with A = P^(k-1)
+            f = powers[k - 1][:N_LIVE_STATES, :N_LIVE_STATES] @ p[:N_LIVE_STATES]
+            hit = ek > 0
+            ll += float((ek[hit] * np.log(np.maximum(f[hit], 1e-300))).sum())
+            h = np.where(hit, ek / np.maximum(f, 1e-300), 0.0)
+            dp[:N_LIVE_STATES] += powers[k - 1][:N_LIVE_STATES, :N_LIVE_STATES].T @ h
+            bar[k - 1, :N_LIVE_STATES, :N_LIVE_STATES] += h @ p[:N_LIVE_STATES].T
+    survive = 1.0 - np.minimum(powers[months][:N_LIVE_STATES, _D], 1.0 - 1e-15)
+    ll += float((censored[:N_LIVE_STATES] * np.log(survive)).sum())
+    bar[months, :N_LIVE_STATES, _D] -= censored[:N_LIVE_STATES] / survive
+    for m in range(depth, 0, -1):
+        dp += powers[m - 1].T @ bar[m]
+        bar[m - 1] += bar[m] @ p.T
     live = p[:N_LIVE_STATES]
     dlogits = live * (dp[:N_LIVE_STATES] - (live * dp[:N_LIVE_STATES]).sum(1, keepdims=True))
     diff = theta - theta0
     return -ll + 0.5 * lam * float(diff @ diff), -dlogits[_FREE] + lam * diff
 
 
-def _torch_nll(counts: np.ndarray, censored: np.ndarray, months: int, theta0: np.ndarray, lam: float):
+def _torch_nll(counts: np.ndarray, censored: np.ndarray, months: int, theta0: np.ndarray, lam: float,
+               entries: np.ndarray | None = None):
     """The same objective in torch, for the Hessian of the standard errors: ``(nll, penalised)``."""
-    live = torch.from_numpy(counts[:N_LIVE_STATES])
+    n, e = (torch.from_numpy(a[:, :N_LIVE_STATES]) for a in _padded(counts, entries, months))
     cens = torch.from_numpy(censored[:N_LIVE_STATES])
-    mask = live > 0
     t0 = torch.from_numpy(theta0)
 
     def nll(theta: torch.Tensor) -> torch.Tensor:
-        q = torch.linalg.matrix_power(_matrix(theta), months)[:N_LIVE_STATES]
-        ll = (live[mask] * torch.log(q[mask].clamp_min(1e-300))).sum()
-        return -(ll + (cens * torch.log1p(-q[:, _D].clamp(max=1 - 1e-15))).sum())
+        p = _matrix(theta)
+        power, ll = torch.eye(N_STATES, dtype=p.dtype), p.new_zeros(())
+        for k in range(1, n.shape[0] + 1):
+            before, power = power, power @ p
+            seen, hit = n[k - 1] > 0, e[k - 1] > 0
+            ll = ll + (n[k - 1][seen] * torch.log(power[:N_LIVE_STATES][seen].clamp_min(1e-300))).sum()
+            if hit.any():
+                f = before[:N_LIVE_STATES, :N_LIVE_STATES] @ p[:N_LIVE_STATES]
+                ll = ll + (e[k - 1][hit] * torch.log(f[hit].clamp_min(1e-300))).sum()
+            if k == months:
+                ll = ll + (cens * torch.log1p(-power[:N_LIVE_STATES, _D].clamp(max=1 - 1e-15))).sum()
+        return -ll
 
     def penalised(theta: torch.Tensor) -> torch.Tensor:
         return nll(theta) + 0.5 * lam * ((theta - t0) ** 2).sum()
@@ -205,19 +260,26 @@ def _torch_nll(counts: np.ndarray, censored: np.ndarray, months: int, theta0: np
     return nll, penalised
 
 
+@serial_torch()  # thousands of 7 x 7 products: threads only spin (creditsim.threads)
 def embed_monthly_chain(counts: np.ndarray, months: int, censored: np.ndarray | None = None,
-                        theta0: np.ndarray | None = None, lam: float | None = None) -> EmbeddedChain:
+                        theta0: np.ndarray | None = None, lam: float | None = None,
+                        entries: np.ndarray | None = None) -> EmbeddedChain:
     """Fit the monthly chain whose ``months``-step matrix explains ``counts`` (module docstring).
 
     Args:
-        counts: ``(7, 7)`` moves observed ``months`` apart, from-state x to-state (moves out of absorbing
-            states are not read).
-        months: months per observed period (3 for a quarterly panel; 1 gives the row MLE up to the pull).
+        counts: ``(7, 7)`` moves observed ``months`` apart, from-state x to-state, or ``(K, 7, 7)`` moves
+            by gap (``[k - 1]``: rows ``k`` months apart, scored by ``P^k``; a quarterly panel's off-cycle
+            rows). Moves out of absorbing states are not read.
+        months: months per observed period (3 for a quarterly panel; 1 gives the row MLE up to the pull);
+            the length of a censored period.
         censored: ``(7,)`` periods ending default-free with an unknown state, per from-state.
         theta0: where the pull goes and the first start, ``(N_PARAMS,)`` (default :func:`data_theta`; the
             other start is always :func:`root_theta`).
         lam: strength of the pull (default 0.1 towards the data's own start, 1.0 towards a given
             ``theta0``: module docstring).
+        entries: ``(K, 7, 7)`` absorptions (to DEFAULT, PREPAID, MATURED) *first* seen ``k`` months after
+            the from-row, for panels that report an absorption in the month it happens: scored by the
+            probability of entering the absorbing state in month ``k`` exactly (module docstring).
 
     Returns:
         The :class:`EmbeddedChain`.
@@ -225,31 +287,47 @@ def embed_monthly_chain(counts: np.ndarray, months: int, censored: np.ndarray | 
     if isinstance(months, bool) or not isinstance(months, (int, np.integer)) or months < 1:
         raise ConfigError(f"months must be a positive integer, got {months!r}")
     months = int(months)
-    counts = np.asarray(counts, dtype=np.float64)
-    impossible = (counts[:N_LIVE_STATES] > 0) & ~reachable_states(months)[:N_LIVE_STATES]
-    if impossible.any():
-        i, j = np.argwhere(impossible)[0]
-        raise ConfigError(f"counts: {int(counts[i, j])} move(s) {LoanState(int(i)).name} -> {LoanState(int(j)).name} in "
-                          f"{months} month(s), which the monthly moves cannot reach")
+    n, e = _padded(counts, entries, months)
+    _check_reachable(n, e)
     cens = np.zeros(N_STATES) if censored is None else np.asarray(censored, dtype=np.float64)
     if lam is None:
         lam = 0.1 if theta0 is None else 1.0
-    root = root_theta(counts, months)
-    theta0 = data_theta(counts) if theta0 is None else np.asarray(theta0, dtype=np.float64)
-    starts = [theta0, root]
-    n_obs = float(counts[:N_LIVE_STATES].sum() + cens[:N_LIVE_STATES].sum())
+    period = n[months - 1] + e[:months].sum(0)  # where each live row is a period on (the starts read it)
+    root = root_theta(period, months)
+    theta0 = data_theta(period) if theta0 is None else np.asarray(theta0, dtype=np.float64)
+    n_obs = float(n[:, :N_LIVE_STATES].sum() + e[:, :N_LIVE_STATES].sum() + cens[:N_LIVE_STATES].sum())
     scale = 1.0 / max(n_obs, 1.0)  # per observed period, so the tolerances mean the same for any book size
 
     def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
-        f, g = penalised_nll(x, counts, cens, months, theta0, float(lam))
+        f, g = penalised_nll(x, n, cens, months, theta0, float(lam), e)
         return f * scale, g * scale
 
     # the likelihood of a matrix power is not concave: two starts, the better optimum kept (ties: the first)
     fits = [minimize(objective, x0.copy(), jac=True, method="L-BFGS-B",
-                     options={"maxiter": 20_000, "gtol": 1e-11, "ftol": 1e-16}) for x0 in starts]
+                     options={"maxiter": 20_000, "gtol": 1e-11, "ftol": 1e-16}) for x0 in (theta0, root)]
     res = min(fits, key=lambda r: float(r.fun))
-    nll, penalised = _torch_nll(counts, cens, months, theta0, float(lam))
+    nll, penalised = _torch_nll(n, cens, months, theta0, float(lam), e)
     theta = torch.from_numpy(res.x)
+    return EmbeddedChain(matrix=_np_matrix(res.x), standard_errors=_delta_method(penalised, theta),
+                         theta=res.x.copy(), nll=float(nll(theta)) * scale,
+                         gradient=float(np.abs(objective(res.x)[1]).max()))
+
+
+def _check_reachable(n: np.ndarray, e: np.ndarray) -> None:
+    """ConfigError naming the first move (by gap) that no path of monthly moves reaches."""
+    for k in range(1, n.shape[0] + 1):
+        seen = (n[k - 1, :N_LIVE_STATES] > 0) | (e[k - 1, :N_LIVE_STATES] > 0)
+        impossible = seen & ~reachable_states(k)[:N_LIVE_STATES]
+        if impossible.any():
+            i, j = np.argwhere(impossible)[0]
+            moves = int(n[k - 1, i, j] + e[k - 1, i, j])
+            raise ConfigError(f"counts: {moves} move(s) {LoanState(int(i)).name} -> {LoanState(int(j)).name} in "
+                              f"{k} month(s), which the monthly moves cannot reach")
+
+
+def _delta_method(penalised, theta: torch.Tensor) -> np.ndarray:
+    """``(7, 7)`` delta-method standard errors of the monthly matrix at ``theta`` from the penalised
+    objective's Hessian (0 on absorbing rows and forbidden entries)."""
     hess = torch.autograd.functional.hessian(penalised, theta).numpy()
     cov = np.linalg.pinv((hess + hess.T) / 2)
     jac = torch.autograd.functional.jacobian(lambda t: _matrix(t).reshape(-1), theta).numpy()
@@ -258,5 +336,4 @@ def embed_monthly_chain(counts: np.ndarray, months: int, censored: np.ndarray | 
     for a in ABSORBING_STATES:
         se[a] = 0.0
     se[~ALLOWED_TRANSITIONS] = 0.0
-    return EmbeddedChain(matrix=_np_matrix(res.x), standard_errors=se, theta=res.x.copy(),
-                         nll=float(nll(theta)) * scale, gradient=float(np.abs(objective(res.x)[1]).max()))
+    return se

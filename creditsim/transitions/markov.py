@@ -197,10 +197,13 @@ class MarkovTransitionModel:
     Set by :meth:`fit` (and :meth:`from_matrix`), the names ending in ``_``:
 
     Attributes:
-        counts_: ``(7, 7)`` (or ``(C, 7, 7)``) int64 observed transitions (one-month, or ``period_months_``
-            apart).
+        counts_: ``(7, 7)`` (or ``(C, 7, 7)``) int64 observed transitions (one-month; for
+            ``period_months_`` > 1 every move read, summed over gaps of 1 to ``4 * period_months_`` months).
         period_months_: months between the observed rows the chain was fitted on (1; 3 for a quarterly
             panel); the matrix is monthly either way.
+        absorptions_dated_: True when the panel reported absorptions off the period grid (in their own
+            month), so each was scored as a first entry in that month (:meth:`fit`); False otherwise and
+            for :meth:`from_matrix` / loaded models.
         censored_counts_: ``(7,)`` (or ``(C, 7)``) int64 censored default-free months by from-state
             (rows flagged ``censored``; zeros without the column), None for :meth:`from_matrix`.
         transition_matrix_: ``(7, 7)`` (or ``(C, 7, 7)``) float64 monthly matrix.
@@ -243,6 +246,7 @@ class MarkovTransitionModel:
         model.counts_ = None
         model.censored_counts_ = None
         model.period_months_ = 1
+        model.absorptions_dated_ = False
         model.standard_errors_ = np.zeros_like(arr)
         model.segments_ = None if arr.ndim == 2 else tuple(str(s) for s in segments)
         model.empty_rows_ = []
@@ -275,6 +279,15 @@ class MarkovTransitionModel:
         likelihood; segments pulled weakly towards the pooled chain; delta-method standard errors). The
         result is a monthly chain like any other: ``simulate`` steps it month by month.
 
+        Off-cycle rows are moves of their own length (``g`` months apart: scored by ``P^g``, any gap up to
+        four periods). Absorptions are read in one of two ways, decided by the panel: if any absorption is
+        reported off the period grid (a quarterly panel that shows a default in the month it happens),
+        every absorption is dated, i.e. the month of its row is the month it happened, and is scored by the
+        probability of entering that state in exactly that month (``absorptions_dated_``); otherwise an
+        absorption is known only to have happened by its row (carried to the period end), scored by
+        ``P^g``. Reading dated absorptions as carried ones, or dropping them, misstates the default rate:
+        both are tested against a known chain.
+
         Args:
             panel_df: panel with ``loan_id``, ``reporting_month``, ``loan_state`` (validated; other
                 columns such as balances are not read and not required) and optionally a bool
@@ -292,12 +305,14 @@ class MarkovTransitionModel:
         if isinstance(period_months, bool) or not isinstance(period_months, (int, np.integer)) or period_months < 1:
             raise ConfigError(f"period_months must be a positive integer, got {period_months!r}")
         df = _transition_panel(panel_df, by)
-        st, _, pair = _month_pairs(df, int(period_months))
-        frm, to = st[:-1][pair], st[1:][pair]
+        period = int(period_months)
+        st, gap, pair = _period_moves(df, period)
+        frm, to, k = st[:-1][pair], st[1:][pair], gap[pair]
         if len(frm) == 0:
             raise DataError("panel: no one-month transitions (need consecutive months of the same loan; a quarterly "
-                            "panel: period_months=3)" if period_months == 1 else f"panel: no {period_months}-month "
-                            f"transitions (need rows of the same loan {period_months} months apart)")
+                            "panel: period_months=3, on the command line --period quarter)" if period == 1 else
+                            f"panel: no moves between rows of the same loan 1 to {_MAX_GAP_PERIODS * period} months "
+                            "apart")
         cens = _censored_rows(df)  # (n_rows,) bool
         if by is None:
             seg, seg_c, labels = np.zeros(len(frm), np.int64), np.zeros(int(cens.sum()), np.int64), None
@@ -306,22 +321,31 @@ class MarkovTransitionModel:
             values, values_c = all_values[:-1][pair], all_values[cens]
             present = set(values) | set(values_c)
             labels = tuple(ASSET_CLASSES) if by == "asset_class" and present <= set(ASSET_CLASSES) else tuple(sorted(present))
-            position = {label: k for k, label in enumerate(labels)}
+            position = {label: c for c, label in enumerate(labels)}
             seg = np.array([position[v] for v in values], dtype=np.int64)
             seg_c = np.array([position[v] for v in values_c], dtype=np.int64)
         n_seg = 1 if labels is None else len(labels)
-        counts = np.zeros((n_seg, N_STATES, N_STATES), dtype=np.int64)
-        np.add.at(counts, (seg, frm, to), 1)
+        absorbed = to >= int(LoanState.DEFAULT)
+        # a panel that reports absorptions in their own month (off the period grid) dates each one: such
+        # a row is the absorption's first month, scored by the first-entry probability (embed docstring)
+        at_month = bool((absorbed & (k % period != 0)).any())
+        entry = absorbed & at_month
+        counts = np.zeros((n_seg, int(k.max()), N_STATES, N_STATES), dtype=np.int64)
+        entries = np.zeros_like(counts)
+        np.add.at(counts, (seg[~entry], k[~entry] - 1, frm[~entry], to[~entry]), 1)
+        np.add.at(entries, (seg[entry], k[entry] - 1, frm[entry], to[entry]), 1)
         censored = np.zeros((n_seg, N_STATES), dtype=np.int64)
         np.add.at(censored, (seg_c, st[cens]), 1)
-        if period_months > 1:
-            matrix, se, empty = _embedded_segments(counts, censored, labels, int(period_months))
+        if period > 1:
+            matrix, se, empty = _embedded_segments(counts, entries, censored, labels, period)
         else:
-            matrix, se, empty = _monthly_segments(counts, censored, labels)
+            matrix, se, empty = _monthly_segments(counts[:, 0], censored, labels)
+        counts = (counts + entries).sum(1)  # (C, 7, 7): every move read, whatever its gap
         if empty:
             warnings.warn(f"MarkovTransitionModel.fit: rows without observations filled: {empty}", stacklevel=2)
         squeeze = labels is None
-        self.period_months_ = int(period_months)
+        self.period_months_ = period
+        self.absorptions_dated_ = at_month
         self.counts_ = counts[0] if squeeze else counts
         self.censored_counts_ = censored[0] if squeeze else censored
         self.transition_matrix_ = matrix[0] if squeeze else matrix
@@ -613,6 +637,7 @@ class MarkovTransitionModel:
             "counts": None if self.counts_ is None else np.asarray(self.counts_).tolist(),
             "censored_counts": None if getattr(self, "censored_counts_", None) is None else np.asarray(self.censored_counts_).tolist(),
             "period_months": int(getattr(self, "period_months_", 1)),
+            "absorptions_dated": bool(getattr(self, "absorptions_dated_", False)),
         }
         path = Path(directory) / MODEL_FILE
         return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1), encoding="utf-8"))
@@ -639,6 +664,7 @@ class MarkovTransitionModel:
         if data.get("censored_counts") is not None:
             model.censored_counts_ = np.asarray(data["censored_counts"], dtype=np.int64)
         model.period_months_ = int(data.get("period_months", 1))
+        model.absorptions_dated_ = bool(data.get("absorptions_dated", False))
         return model
 
 
@@ -755,6 +781,28 @@ def _month_pairs(df: pd.DataFrame, step: int = 1) -> tuple[np.ndarray, np.ndarra
     return st, month, pair
 
 
+#: rows of a loan further apart than this many periods are not read as a move (a year of missing reports)
+_MAX_GAP_PERIODS = 4
+
+
+def _period_moves(df: pd.DataFrame, period: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """States, gaps and the moves a ``period``-month chain fit reads, of a validated panel sorted by loan
+    and month.
+
+    Returns ``(state, gap, pair)``: ``(n_rows,)`` int64 states, ``(n_rows - 1,)`` months from row ``r`` to
+    ``r + 1`` and ``(n_rows - 1,)`` bool, True where the two rows are the same loan and a move: exactly one
+    month apart for a monthly fit (a reporting gap is missing data there), 1 to ``4 * period`` months
+    apart for a ``period`` > 1 fit (a quarterly panel's off-cycle rows, such as an absorption reported in
+    its own month, and a skipped quarter are moves of their own length, scored by ``P^gap``).
+    """
+    st, month, pair = _month_pairs(df, 1)
+    ids = df["loan_id"].to_numpy()
+    gap = month[1:] - month[:-1]
+    if period > 1:
+        pair = (ids[1:] == ids[:-1]) & (gap >= 1) & (gap <= _MAX_GAP_PERIODS * period)
+    return st, gap, pair
+
+
 def _monthly_segments(counts: np.ndarray, censored: np.ndarray, labels: tuple | None) -> tuple:
     """Row MLE per segment of one-month ``counts`` ``(C, 7, 7)`` (module docstring's empty-row rule).
     Returns ``(matrix, se, empty_rows)``."""
@@ -781,20 +829,23 @@ def _monthly_segments(counts: np.ndarray, censored: np.ndarray, labels: tuple | 
     return matrix, se, empty
 
 
-def _embedded_segments(counts: np.ndarray, censored: np.ndarray, labels: tuple | None, months: int) -> tuple:
-    """Monthly chains per segment from ``months``-month ``counts`` ``(C, 7, 7)``
-    (:func:`creditsim.transitions.embed.embed_monthly_chain`): the pooled chain first, pulled towards a
-    mostly-staying start; each segment pulled towards the pooled one. A live row never observed at a
-    period's start is reported in ``empty_rows`` as ``"pooled prior"`` (its paths through the observed rows
-    still inform it). Returns ``(matrix, se, empty_rows)``."""
+def _embedded_segments(counts: np.ndarray, entries: np.ndarray, censored: np.ndarray, labels: tuple | None,
+                       months: int) -> tuple:
+    """Monthly chains per segment from moves by gap ``counts`` and dated absorptions ``entries``, both
+    ``(C, K, 7, 7)`` (:func:`creditsim.transitions.embed.embed_monthly_chain`): the pooled chain first,
+    pulled weakly towards the data's shares; each segment pulled towards the pooled one. A live row never
+    observed at a move's start is reported in ``empty_rows`` (``"start"``, or ``"pooled prior"`` for a
+    segment: its paths through the observed rows still inform it). Returns ``(matrix, se, empty_rows)``."""
     from creditsim.transitions.embed import embed_monthly_chain
 
-    pooled = embed_monthly_chain(counts.sum(0), months, censored.sum(0))
-    matrix, se, empty = np.zeros(counts.shape), np.zeros(counts.shape), []
+    pooled = embed_monthly_chain(counts.sum(0), months, censored.sum(0), entries=entries.sum(0))
+    shape = (counts.shape[0], N_STATES, N_STATES)
+    matrix, se, empty = np.zeros(shape), np.zeros(shape), []
     for c in range(counts.shape[0]):
-        fit = pooled if labels is None else embed_monthly_chain(counts[c], months, censored[c], theta0=pooled.theta)
+        fit = pooled if labels is None else embed_monthly_chain(counts[c], months, censored[c], theta0=pooled.theta,
+                                                                entries=entries[c])
         matrix[c], se[c] = fit.matrix, fit.standard_errors
-        n_i = counts[c].sum(1) + censored[c]
+        n_i = counts[c].sum((0, 2)) + entries[c].sum((0, 2)) + censored[c]
         empty += [(None if labels is None else labels[c], LoanState(i).name,
                    "start" if labels is None else "pooled prior") for i in _LIVE if n_i[i] == 0]
     return matrix, se, empty

@@ -87,6 +87,20 @@ def test_a_maturity_dated_in_the_maturity_dates_month_is_read_at_term() -> None:
     assert obs[e].sum() == 10  # cut at its maturity month, as before
 
 
+def test_a_maturity_month_in_a_windows_last_column_is_read_at_term_and_loans_counted_once() -> None:
+    """Windows of 11 months from 2022-01: B's maturity month 2022-12 is the first snapshot's last column,
+    and the MATURED row that dates it (2023-01) lies past the window. It is still the maturity, not an
+    extension. With stride 1 several overlapping snapshots see it: one loan, counted once."""
+    tape = _hand_tape()
+    panel = _rows("B", [C] * 12 + [MT, MT])
+    seqs = panel_trajectory_sequences(panel, tape, window=11, stride=11, val_share=0.0)
+    assert seqs.matured_on_date == 1 and seqs.truncated == 0
+    first = int(np.flatnonzero(seqs.cutoffs == pd.Timestamp("2022-01-01"))[0])
+    assert seqs.states.numpy()[first, 10] == MT and seqs.observed.numpy()[first].sum() == 11
+    overlapping = panel_trajectory_sequences(panel, tape, window=11, stride=1, val_share=0.0)
+    assert len(overlapping) > 3 and overlapping.matured_on_date == 1 and overlapping.truncated == 0
+
+
 def test_rows_before_origination_and_partial_value_columns_are_named() -> None:
     with pytest.raises(DataError, match=r"before their loan's origination \(first: loan A in 2020-12, originated 2021-01\)"):
         panel_trajectory_sequences(_rows("A", [C, C, C], start="2020-12-01"), _hand_tape(), window=6)

@@ -119,6 +119,45 @@ def test_the_optimisers_gradient_is_the_autograd_gradient(seed: int, months: int
     np.testing.assert_allclose(_np_matrix(theta), _matrix(torch.from_numpy(theta)).numpy(), rtol=1e-12, atol=1e-15)
 
 
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(2, 4), st.integers(0, 3))
+def test_gap_counts_and_first_entries_have_the_autograd_gradient(seed: int, months: int, extra: int) -> None:
+    """Moves by gap (``P^k``) and absorptions first seen ``k`` months on: the hand-derived reverse-mode
+    gradient against float64 autograd, and the first-entry term against its definition
+    ``(P^k - P^(k-1))_ia`` (an absorbing state is entered in month ``k`` exactly)."""
+    import torch
+
+    from creditsim.transitions.embed import _np_matrix
+
+    rng = np.random.default_rng(seed)
+    depth = months + extra
+    theta, theta0 = rng.normal(0, 2, N_PARAMS), rng.normal(0, 1, N_PARAMS)
+    counts = np.stack([np.where(reachable_states(k), rng.integers(0, 30, (7, 7)), 0) for k in range(1, depth + 1)])
+    counts = counts.astype(np.float64)
+    entries = np.zeros_like(counts)
+    entries[:, :4, 4:] = np.stack([np.where(reachable_states(k)[:4, 4:], rng.integers(0, 30, (4, 3)), 0)
+                                   for k in range(1, depth + 1)])
+    censored = np.concatenate([rng.integers(0, 20, 4), np.zeros(3)]).astype(np.float64)
+    f, g = penalised_nll(theta, counts, censored, months, theta0, 0.3, entries)
+    nll, penalised = _torch_nll(counts, censored, months, theta0, 0.3, entries)
+    t = torch.from_numpy(theta).requires_grad_(True)
+    ft = penalised(t)
+    (gt,) = torch.autograd.grad(ft, t)
+    assert f == pytest.approx(float(ft.detach()), rel=1e-10)
+    np.testing.assert_allclose(g, gt.numpy(), rtol=1e-7, atol=1e-7 * max(1.0, np.abs(gt.numpy()).max()))
+    p = _np_matrix(theta)
+    direct = 0.0
+    for k in range(1, depth + 1):
+        qk, prev = np.linalg.matrix_power(p, k), np.linalg.matrix_power(p, k - 1)
+        live = counts[k - 1, :4] > 0
+        direct += (counts[k - 1, :4][live] * np.log(qk[:4][live])).sum()
+        first = (qk - prev)[:4]
+        hit = entries[k - 1, :4] > 0
+        direct += (entries[k - 1, :4][hit] * np.log(first[hit])).sum()
+    direct += (censored[:4] * np.log(1 - np.linalg.matrix_power(p, months)[:4, DF])).sum()
+    assert float(nll(torch.from_numpy(theta))) == pytest.approx(-direct, rel=1e-10)
+
+
 def test_moves_no_monthly_path_reaches_are_refused() -> None:
     counts = np.zeros((7, 7))
     counts[C, D90] = 2
@@ -163,6 +202,32 @@ def test_a_quarterly_panel_passes_validation_and_fits_the_monthly_chain() -> Non
     assert chain.pd_curve(12)[-1] == pytest.approx(true_pd, rel=0.1)
 
 
+def test_absorptions_reported_in_their_own_month_are_dated_not_dropped() -> None:
+    """A quarterly file that dates each default and payoff (rows one or two months after a quarter end):
+    those moves are read, each as an absorption in exactly that month, and the 12-month PD is the true
+    chain's. Read as carried to the period end (``P^g``) they would double-count; dropped (the old fit),
+    the PD fell by a third."""
+    from creditsim.transitions.reporting import reporting_view
+
+    _, carried, paths = _quarterly_book(6000, seed=8)
+    months = pd.date_range("2022-01-01", periods=37, freq="MS")
+    monthly = pd.DataFrame({"loan_id": np.repeat(carried["loan_id"].unique(), 37),
+                            "reporting_month": np.tile(months, len(paths)), "loan_state": paths.reshape(-1)})
+    first = monthly.groupby("loan_id")["loan_state"].transform(lambda s: s.ge(DF).cumsum()) <= 1
+    monthly = monthly[first.to_numpy()]  # each loan ends in the month it is absorbed
+    dated = reporting_view(monthly, 3, absorptions="dated")
+    gap = dated.groupby("loan_id")["reporting_month"].diff().dt.days.dropna()
+    assert (gap < 80).any()  # off-cycle rows are there
+    true_pd = np.linalg.matrix_power(TRUE_P, 12)[C, DF]
+    chain = MarkovTransitionModel().fit(dated, period_months=3)
+    assert chain.absorptions_dated_
+    assert chain.pd_curve(12)[-1] == pytest.approx(true_pd, rel=0.08)
+    assert np.abs(chain.transition_matrix_ - TRUE_P)[C].max() < 0.004
+    view = MarkovTransitionModel().fit(reporting_view(monthly, 3), period_months=3)  # the same book, carried
+    assert not view.absorptions_dated_
+    assert view.pd_curve(12)[-1] == pytest.approx(true_pd, rel=0.08)
+
+
 def test_fit_transitions_takes_a_quarterly_panel_and_simulate_runs_on_it(tmp_path, run_cli, capsys) -> None:
     loans, panel, _ = _quarterly_book(1500, seed=6)
     chain = cs.fit_transitions(panel, loans, period="quarter", out=tmp_path / "q")  # by asset class, calibrated
@@ -172,7 +237,11 @@ def test_fit_transitions_takes_a_quarterly_panel_and_simulate_runs_on_it(tmp_pat
     assert back.period_months_ == 3
     with pytest.raises(ConfigError, match="overlay 'fit' estimates the macro link from monthly moves"):
         cs.fit_transitions(panel, period="quarter", overlay="fit", macro="history")
-    assert cs.fit_transitions(panel, period="quarter", macro="history").sensitivities  # default: legacy, not fit
+    with pytest.raises(ConfigError, match="the chain's 'legacy' overlay does not read it"):  # default: legacy, not fit
+        cs.fit_transitions(panel, period="quarter", macro="history")
+    early = panel.assign(reporting_month=panel["reporting_month"] - pd.DateOffset(months=12))  # before origination
+    with pytest.raises(DataError, match="before their loan's origination"):
+        cs.fit_transitions(early, loans, period="quarter")
     with pytest.raises(ConfigError, match="'trajectory' learns from monthly loan histories"):
         cs.fit_transitions(panel, loans, model="trajectory", period="quarter")
     with pytest.raises(ConfigError, match="period: expected one of"):

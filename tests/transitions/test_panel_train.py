@@ -250,3 +250,25 @@ def test_the_reporting_view_keeps_report_months_and_moves_absorptions_to_the_nex
     assert got["a"] == [("2022-01", 0), ("2022-04", 4)]  # the defaulted row of 2022-04 itself
     assert got["b"] == [("2022-01", 0), ("2022-04", 5)]  # prepaid in 2022-02: reported at the next quarter end
     assert got["c"] == [("2022-01", 0), ("2022-04", 0)]  # live at the end: its last report month
+
+
+def test_dated_absorptions_of_a_quarterly_panel_reach_the_transformer() -> None:
+    """A quarterly file that dates defaults and payoffs in their own month: the transformer's data read
+    each such absorption as absorbed by the next quarter end (the coarsened record), so the counts equal
+    those of the same book reported with absorptions carried -- none dropped (the old rule kept only rows
+    exactly three months apart, and lost about a third of the defaults)."""
+    from creditsim.transitions.reporting import grid_anchor
+
+    loans, panel = cs.LoanTapeGenerator(800, 24, random_seed=3, cutoff="2022-01-01").generate()
+    dated, carried = reporting_view(panel, 3, absorptions="dated"), reporting_view(panel, 3)
+    off = dated["reporting_month"].dt.month.isin([2, 3, 5, 6, 8, 9, 11, 12])
+    assert off.any() and (dated.loc[off, "loan_state"] >= int(LoanState.DEFAULT)).all()
+    assert grid_anchor(dated.iloc[::-1].reset_index(drop=True), 3) % 3 == grid_anchor(carried, 3) % 3
+    assert grid_anchor(dated[~dated["reporting_month"].eq(dated["reporting_month"].min())], 3) % 3 \
+        == grid_anchor(carried, 3) % 3  # the first month off the grid: the grid is the live rows' months
+    got = panel_transition_data(dated, loans, period_months=3, val_share=0.0)["train"]
+    want = panel_transition_data(carried, loans, period_months=3, val_share=0.0)["train"]
+    np.testing.assert_array_equal(got.counts, want.counts)
+    absorbed = got.counts[got.definition == "asset_class"][..., :4, 4:].sum()
+    was_live = carried["loan_id"].duplicated() & (carried["loan_state"].shift() < int(LoanState.DEFAULT))
+    assert absorbed == ((carried["loan_state"] >= int(LoanState.DEFAULT)) & was_live).sum() > 0  # every one counted
