@@ -201,9 +201,9 @@ class MarkovTransitionModel:
             ``period_months_`` > 1 every move read, summed over gaps of 1 to ``4 * period_months_`` months).
         period_months_: months between the observed rows the chain was fitted on (1; 3 for a quarterly
             panel); the matrix is monthly either way.
-        absorptions_dated_: True when the panel reported absorptions off the period grid (in their own
-            month), so each was scored as a first entry in that month (:meth:`fit`); False otherwise and
-            for :meth:`from_matrix` / loaded models.
+        dated_absorptions_: names of the absorbing states the panel dates in their own month, whose
+            moves were scored as first entries in that month (:meth:`fit`); ``()`` for a monthly fit, a
+            file that carries them to the period end and :meth:`from_matrix`.
         censored_counts_: ``(7,)`` (or ``(C, 7)``) int64 censored default-free months by from-state
             (rows flagged ``censored``; zeros without the column), None for :meth:`from_matrix`.
         transition_matrix_: ``(7, 7)`` (or ``(C, 7, 7)``) float64 monthly matrix.
@@ -246,7 +246,7 @@ class MarkovTransitionModel:
         model.counts_ = None
         model.censored_counts_ = None
         model.period_months_ = 1
-        model.absorptions_dated_ = False
+        model.dated_absorptions_ = ()
         model.standard_errors_ = np.zeros_like(arr)
         model.segments_ = None if arr.ndim == 2 else tuple(str(s) for s in segments)
         model.empty_rows_ = []
@@ -280,13 +280,16 @@ class MarkovTransitionModel:
         result is a monthly chain like any other: ``simulate`` steps it month by month.
 
         Off-cycle rows are moves of their own length (``g`` months apart: scored by ``P^g``, any gap up to
-        four periods). Absorptions are read in one of two ways, decided by the panel: if any absorption is
-        reported off the period grid (a quarterly panel that shows a default in the month it happens),
-        every absorption is dated, i.e. the month of its row is the month it happened, and is scored by the
-        probability of entering that state in exactly that month (``absorptions_dated_``); otherwise an
-        absorption is known only to have happened by its row (carried to the period end), scored by
-        ``P^g``. Reading dated absorptions as carried ones, or dropping them, misstates the default rate:
-        both are tested against a known chain.
+        four periods). Moves into each absorbing state are read in one of two ways, decided by the panel
+        state by state: where at least a quarter of a state's first entries (moves into it from a live
+        row) lie off the period grid -- a file that dates, say, its payoffs in the month they happen puts
+        about ``(k - 1) / k`` of them there -- the state is *dated*: the month of the row is the month it
+        was entered, scored by the probability of entering it in exactly that month
+        (``dated_absorptions_``). Otherwise the state is *carried*: known only to have been entered by its
+        row, scored by ``P^g`` (a stray off-grid row or two do not flip the reading). Files differ state by
+        state (payoffs dated, defaults reported at the next quarter end and kept in the file for the
+        workout); reading one convention as the other, or dropping the off-grid rows, misstates the
+        default rate: tested against a known chain.
 
         Args:
             panel_df: panel with ``loan_id``, ``reporting_month``, ``loan_state`` (validated; other
@@ -325,11 +328,8 @@ class MarkovTransitionModel:
             seg = np.array([position[v] for v in values], dtype=np.int64)
             seg_c = np.array([position[v] for v in values_c], dtype=np.int64)
         n_seg = 1 if labels is None else len(labels)
-        absorbed = to >= int(LoanState.DEFAULT)
-        # a panel that reports absorptions in their own month (off the period grid) dates each one: such
-        # a row is the absorption's first month, scored by the first-entry probability (embed docstring)
-        at_month = bool((absorbed & (k % period != 0)).any())
-        entry = absorbed & at_month
+        dated = _dated_states(frm, to, k, period)
+        entry = np.isin(to, dated)
         counts = np.zeros((n_seg, int(k.max()), N_STATES, N_STATES), dtype=np.int64)
         entries = np.zeros_like(counts)
         np.add.at(counts, (seg[~entry], k[~entry] - 1, frm[~entry], to[~entry]), 1)
@@ -345,7 +345,7 @@ class MarkovTransitionModel:
             warnings.warn(f"MarkovTransitionModel.fit: rows without observations filled: {empty}", stacklevel=2)
         squeeze = labels is None
         self.period_months_ = period
-        self.absorptions_dated_ = at_month
+        self.dated_absorptions_ = tuple(LoanState(a).name for a in dated)
         self.counts_ = counts[0] if squeeze else counts
         self.censored_counts_ = censored[0] if squeeze else censored
         self.transition_matrix_ = matrix[0] if squeeze else matrix
@@ -637,7 +637,7 @@ class MarkovTransitionModel:
             "counts": None if self.counts_ is None else np.asarray(self.counts_).tolist(),
             "censored_counts": None if getattr(self, "censored_counts_", None) is None else np.asarray(self.censored_counts_).tolist(),
             "period_months": int(getattr(self, "period_months_", 1)),
-            "absorptions_dated": bool(getattr(self, "absorptions_dated_", False)),
+            "dated_absorptions": list(getattr(self, "dated_absorptions_", ())),
         }
         path = Path(directory) / MODEL_FILE
         return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1), encoding="utf-8"))
@@ -664,7 +664,7 @@ class MarkovTransitionModel:
         if data.get("censored_counts") is not None:
             model.censored_counts_ = np.asarray(data["censored_counts"], dtype=np.int64)
         model.period_months_ = int(data.get("period_months", 1))
-        model.absorptions_dated_ = bool(data.get("absorptions_dated", False))
+        model.dated_absorptions_ = tuple(data.get("dated_absorptions", ()))
         return model
 
 
@@ -801,6 +801,21 @@ def _period_moves(df: pd.DataFrame, period: int) -> tuple[np.ndarray, np.ndarray
     if period > 1:
         pair = (ids[1:] == ids[:-1]) & (gap >= 1) & (gap <= _MAX_GAP_PERIODS * period)
     return st, gap, pair
+
+
+#: share of a state's first entries off the period grid from which the panel is read as dating them
+_DATED_SHARE = 0.25
+
+
+def _dated_states(frm: np.ndarray, to: np.ndarray, gap: np.ndarray, period: int) -> list[int]:
+    """Absorbing states whose first entries (moves from a live row ``frm`` into them, ``gap`` months on)
+    lie off the ``period`` grid at least :data:`_DATED_SHARE` of the time (:meth:`MarkovTransitionModel.fit`);
+    none for a monthly fit."""
+    if period == 1:
+        return []
+    first = frm < _N_LIVE
+    return [a for a in ABSORBING_STATES
+            if (into := first & (to == a)).any() and (gap[into] % period != 0).mean() >= _DATED_SHARE]
 
 
 def _monthly_segments(counts: np.ndarray, censored: np.ndarray, labels: tuple | None) -> tuple:
