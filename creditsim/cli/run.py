@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import typer
 from rich.console import Console
@@ -247,10 +247,22 @@ def run_config(config_file: Path | None, options: dict[str, Any]) -> Any:
     return cfg
 
 
-#: the command that writes each kind of checkpoint folder, for errors that name a folder given to the wrong option
-TRAINED_BY = {"MarkovTransitionModel": "creditsim train transitions", "TransitionTransformer": "creditsim train "
-              "transitions --model transformer", "LoanTrajectoryModel": "creditsim train trajectory",
-              "MacroVAE": "creditsim train macro"}
+class ModelFolder(NamedTuple):
+    """What a kind of checkpoint folder is for: the command that writes it and the ``simulate`` option that reads it."""
+
+    trained_by: str
+    option: str
+
+
+#: each kind of model folder (by the model its config.json names), for errors that name a folder given to the
+#: wrong option: who wrote it and where it goes
+MODEL_FOLDERS: dict[str, ModelFolder] = {
+    "MarkovTransitionModel": ModelFolder("creditsim train transitions", "--transition-model"),
+    "TransitionTransformer": ModelFolder("creditsim train transitions --model transformer",
+                                         "--transition-model (with --engine transformer)"),
+    "LoanTrajectoryModel": ModelFolder("creditsim train trajectory", "--trajectory-model"),
+    "MacroVAE": ModelFolder("creditsim train macro", "--macro"),
+}
 
 
 def _neural_model(folder: Path) -> str | None:
@@ -262,10 +274,9 @@ def _neural_model(folder: Path) -> str | None:
 
 def _wrong_folder(option: str, path: Path, found: str, expected: str) -> ConfigError:
     """The error for a model folder handed to the wrong option: what it holds, who wrote it, where it goes."""
-    goes = {"MarkovTransitionModel": "--transition-model", "TransitionTransformer": "--transition-model (with --engine "
-            "transformer)", "LoanTrajectoryModel": "--trajectory-model", "MacroVAE": "--macro"}.get(found)
-    where = f"; give it as {goes}" if goes else ""
-    source = f" (written by '{TRAINED_BY[found]}')" if found in TRAINED_BY else ""
+    role = MODEL_FOLDERS.get(found)
+    where = f"; give it as {role.option}" if role else ""
+    source = f" (written by '{role.trained_by}')" if role else ""
     return ConfigError(f"{option} {path} holds a {found}{source}, not {expected}{where}")
 
 
