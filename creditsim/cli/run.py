@@ -214,9 +214,21 @@ def read_macro_history(spec: str, option: str = "--macro") -> Any:
     return data
 
 
-def run_config(config_file: Path | None, options: dict[str, Any]) -> Any:
-    """The :class:`~creditsim.risk.config.RunConfig` of a ``simulate`` command: the ``--config`` file
-    (or the defaults), overridden by every option given on the command line (None = not given).
+def read_run_file(config_file: Path | None) -> Any:
+    """The settings of a ``--config`` run file as written (None without a file or for an empty one): read
+    once, for the :class:`~creditsim.risk.config.RunConfig` and for the engine the file writes down."""
+    if config_file is None:
+        return None
+    from creditsim.yamlfile import read_yaml
+
+    return read_yaml(config_file, what="run config file", max_bytes=1 << 16, max_depth=3,
+                     layout="a mapping of run settings")
+
+
+def run_config(config_file: Path | None, options: dict[str, Any], settings: Any = None) -> Any:
+    """The :class:`~creditsim.risk.config.RunConfig` of a ``simulate`` command: the ``--config`` file's
+    ``settings`` (:func:`read_run_file`; read here when not given) or the defaults, overridden by every
+    option given on the command line (None = not given).
 
     ``macro`` may name a macro csv/parquet file (a string that is not vae / synthetic / fed); it is
     read here, so the run gets a validated frame. A narrative YAML file (``.yaml`` / ``.yml``) is read
@@ -230,7 +242,10 @@ def run_config(config_file: Path | None, options: dict[str, Any]) -> Any:
     if isinstance(macro, str) and macro.split(":")[0].strip().lower() not in MACRO_SOURCES and not Path(macro).is_file():
         raise ConfigError(f"--macro must be vae, var, bootstrap, synthetic, forecast, fed[:YEAR[:SCENARIO]], a narrative .yaml "
                           f"or an existing csv/parquet file, got {macro!r}")
-    base = RunConfig.from_yaml(config_file) if config_file is not None else RunConfig()
+    if settings is None and config_file is not None:
+        settings = read_run_file(config_file)
+    base = RunConfig() if config_file is None else RunConfig.from_dict(
+        {} if settings is None else settings, where=f"run config file {config_file}")
     cfg = base.replace(progress=True, **{k: v for k, v in options.items() if v is not None})
     if isinstance(cfg.macro, str) and cfg.macro.split(":")[0].strip().lower() not in MACRO_SOURCES:
         mp = Path(cfg.macro)
@@ -313,15 +328,24 @@ def load_chain(path: Path, engine: str, device: str = "cpu") -> Any:
 
 
 def load_trajectory(path: Path, engine_option: str | None, run_cfg: Any, file_engine: str | None = None) -> dict[str, Any]:
-    """The ``--trajectory-model`` folder as RunConfig fields: the model and ``engine="trajectory"`` (the
-    only engine that reads it; another one given on the command line or in the run config file, ``file_engine``,
-    is an error, even ``markov``: a run must not silently switch an engine the user wrote down)."""
+    """The ``--trajectory-model`` folder as RunConfig fields: the model and ``engine="trajectory"``, the only
+    engine that reads it.
+
+    An ``--engine`` given on the command line is the user's choice and overrides the run config file's
+    ``engine`` (``file_engine``): ``--engine trajectory`` runs the model whatever the file says, another
+    ``--engine`` is an error. Without ``--engine`` the model implies the trajectory engine unless the run
+    config file writes down another one: a run must not switch an engine the user wrote down implicitly
+    (the error says to add ``--engine trajectory``)."""
     from creditsim.loans.trajectory import LoanTrajectoryModel
     from creditsim.transitions.markov import MODEL_FILE
 
-    for given, where in ((engine_option, "--engine"), (file_engine, "the run config file's engine")):
-        if given is not None and given != "trajectory":
-            raise ConfigError(f"--trajectory-model is read only by --engine trajectory, but {where} is {given!r}")
+    if engine_option is not None and engine_option != "trajectory":
+        raise ConfigError(f"--trajectory-model is read only by --engine trajectory, but --engine is {engine_option}: "
+                          f"give --engine trajectory, or drop --trajectory-model")
+    if engine_option is None and file_engine is not None and file_engine != "trajectory":
+        raise ConfigError(f"--trajectory-model is read only by --engine trajectory, but the run config file's engine "
+                          f"is {file_engine!r}: add --engine trajectory to run it (the command line overrides the "
+                          "file), or drop --trajectory-model")
     folder = Path(path)
     neural = _neural_model(folder)
     if neural is None and (folder.is_file() or (folder / MODEL_FILE).is_file()):
@@ -402,14 +426,12 @@ def simulate_cmd(
     # cheap checks first: a bad --out, --config, --device or --mix must not cost a simulation
     check_result_target(out, "--out")
     check_sim_resources(n_sims, horizon, chunk_size, seed)
+    settings = read_run_file(config)  # read once: the run's settings and the engine the file writes down
     run_cfg = run_config(config, {"n_simulations": n_sims, "scenario_mix": mix, "macro": macro, "engine": engine,
                                   "seed": seed, "chunk_size": chunk_size, "horizon": horizon,
                                   "backend": backend, "device": device, "cutoff": cutoff,
-                                  "scale_deal": False if no_rescale else None, "rating_pd": rating_pd})
-    if trajectory_model is not None:
-        run_cfg = run_cfg.replace(**load_trajectory(trajectory_model, engine, run_cfg, _file_engine(config)))
-    if transition_model is not None:
-        run_cfg = run_cfg.replace(transition_model=load_chain(transition_model, run_cfg.engine, run_cfg.device))
+                                  "scale_deal": False if no_rescale else None, "rating_pd": rating_pd}, settings)
+    run_cfg = _with_models(run_cfg, engine, settings, trajectory_model, transition_model)
     loans = read_tape(tape)
     deal_cfg = load_deal(deal)
     t0 = time.perf_counter()
@@ -435,15 +457,17 @@ def simulate_cmd(
     console.print(f"run saved to [bold]{out}[/] ({results.n_sims:,} scenarios, {wall:.1f} s)")
 
 
-def _file_engine(config_file: Path | None) -> str | None:
-    """The ``engine`` a run config file writes down (None when it has none, or no file)."""
-    if config_file is None:
-        return None
-    from creditsim.yamlfile import read_yaml
-
-    data = read_yaml(config_file, what="run config file", max_bytes=1 << 16, max_depth=3,
-                     layout="a mapping of run settings")
-    return data.get("engine") if isinstance(data, dict) else None
+def _with_models(run_cfg: Any, engine: str | None, settings: Any, trajectory_model: Path | None,
+                 transition_model: Path | None) -> Any:
+    """``run_cfg`` with the models of ``--trajectory-model`` and ``--transition-model`` (read by
+    :func:`load_trajectory` and :func:`load_chain`); ``engine`` is ``--engine`` (None: not given),
+    ``settings`` the run config file's (:func:`read_run_file`)."""
+    if trajectory_model is not None:
+        file_engine = settings.get("engine") if isinstance(settings, dict) else None
+        run_cfg = run_cfg.replace(**load_trajectory(trajectory_model, engine, run_cfg, file_engine))
+    if transition_model is not None:
+        run_cfg = run_cfg.replace(transition_model=load_chain(transition_model, run_cfg.engine, run_cfg.device))
+    return run_cfg
 
 
 def _model_folders(transition_model: Path | None, trajectory_model: Path | None) -> dict[str, Any]:
