@@ -234,24 +234,32 @@ def run_config(config_file: Path | None, options: dict[str, Any], settings: Any 
     read here, so the run gets a validated frame. A narrative YAML file (``.yaml`` / ``.yml``) is read
     and validated here too (against the run's horizon), so a bad anchor fails before any work; the run
     keeps its path and :func:`~creditsim.macro.scenarios.build_macro_paths` generates the anchored paths.
+    A folder (``--macro DIR``, or the run config file's ``macro``) is a trained MacroVAE checkpoint, as
+    ``creditsim train macro --out DIR`` writes it: loaded here (:func:`load_macro_vae`, on the run's device),
+    it generates the run's paths as the shipped VAE does for ``vae``; another model's folder is named with
+    the option it belongs to.
     """
     from creditsim.macro.scenarios import MACRO_SOURCES
     from creditsim.risk.config import RunConfig
 
-    macro = options.get("macro")
-    if isinstance(macro, str) and macro.split(":")[0].strip().lower() not in MACRO_SOURCES and not Path(macro).is_file():
-        raise ConfigError(f"--macro must be vae, var, bootstrap, synthetic, forecast, fed[:YEAR[:SCENARIO]], a narrative .yaml "
-                          f"or an existing csv/parquet file, got {macro!r}")
     if settings is None and config_file is not None:
         settings = read_run_file(config_file)
+    macro = options.get("macro")
+    if isinstance(macro, str) and macro.split(":")[0].strip().lower() not in MACRO_SOURCES and not Path(macro).exists():
+        raise ConfigError(f"--macro must be {_MACRO_CHOICES}, got {macro!r}")
+    folder = macro_folder(macro, settings)
+    if folder is not None:  # a MacroVAE checkpoint, loaded once the run's device is known
+        options = {**options, "macro": None}
+        settings = {k: v for k, v in settings.items() if k != "macro"} if isinstance(settings, dict) else settings
     base = RunConfig() if config_file is None else RunConfig.from_dict(
         {} if settings is None else settings, where=f"run config file {config_file}")
     cfg = base.replace(progress=True, **{k: v for k, v in options.items() if v is not None})
+    if folder is not None:
+        return cfg.replace(macro=load_macro_vae(folder[0], folder[1], cfg.device))
     if isinstance(cfg.macro, str) and cfg.macro.split(":")[0].strip().lower() not in MACRO_SOURCES:
         mp = Path(cfg.macro)
         if not mp.is_file():
-            raise ConfigError(f"macro (--macro or the run config file) must be vae, var, bootstrap, synthetic, forecast, "
-                              f"fed[:YEAR[:SCENARIO]], a narrative .yaml or an existing file, got {cfg.macro!r}")
+            raise ConfigError(f"macro (--macro or the run config file) must be {_MACRO_CHOICES}, got {cfg.macro!r}")
         from creditsim.macro.narrative import Narrative
 
         data = read_macro_file(mp)
@@ -260,6 +268,36 @@ def run_config(config_file: Path | None, options: dict[str, Any], settings: Any 
         else:
             cfg = cfg.replace(macro=data)
     return cfg
+
+
+#: what --macro (or a run config file's macro) may name, for its errors
+_MACRO_CHOICES = ("vae, var, bootstrap, synthetic, forecast, fed[:YEAR[:SCENARIO]], a narrative .yaml, a macro "
+                  "csv/parquet file or a MacroVAE folder written by 'creditsim train macro'")
+
+
+def macro_folder(macro: Any, settings: Any) -> tuple[str, Path] | None:
+    """``(where it was named, folder)`` when the run's macro names a folder: ``--macro`` (``macro``, None when
+    not given), else the run config file's ``macro`` (``settings``, :func:`read_run_file`); None otherwise."""
+    if macro is None and isinstance(settings, dict):
+        macro, where = settings.get("macro"), "the run config file's macro"
+    else:
+        where = "--macro"
+    return (where, Path(macro)) if isinstance(macro, (str, Path)) and Path(macro).is_dir() else None
+
+
+def load_macro_vae(option: str, folder: Path, device: str = "cpu") -> Any:
+    """The MacroVAE of a checkpoint folder named by ``option`` (``--macro DIR``); a folder of another model
+    is named with the option it belongs to, one without a model says what was expected."""
+    from creditsim.macro.vae import MacroVAE
+    from creditsim.transitions.markov import MODEL_FILE
+
+    found = _neural_model(folder) or ("MarkovTransitionModel" if (folder / MODEL_FILE).is_file() else None)
+    if found is None:
+        raise ConfigError(f"{option} {folder}: no MacroVAE there (expected config.json + model.safetensors, as "
+                          "'creditsim train macro --out DIR' writes them)")
+    if found != "MacroVAE":
+        raise _wrong_folder(option, folder, found, "a MacroVAE")
+    return MacroVAE.from_pretrained(folder, device=device)
 
 
 class ModelFolder(NamedTuple):
@@ -384,7 +422,8 @@ def simulate_cmd(
     mix: str = typer.Option(None, "--mix", help="scenario mix, e.g. 'baseline=0.5,severely_adverse=0.5' "
                             "or one scenario name (default 0.6/0.25/0.1/0.05)"),
     macro: str = typer.Option(None, "--macro", help="vae | var | bootstrap | synthetic | forecast | fed[:YEAR[:SCENARIO]] | a narrative "
-                              ".yaml of anchors {variable: [{month, value}]} | a macro csv/parquet (default vae)"),
+                              ".yaml of anchors {variable: [{month, value}]} | a macro csv/parquet | a MacroVAE folder "
+                              "written by 'creditsim train macro' (default vae)"),
     engine: str = typer.Option(None, "--engine", help="markov | transformer | trajectory (default markov)"),
     rating_pd: str = typer.Option(None, "--rating-pd", help="rated loans' lifetime PD: markov (the rating chain) | "
                                   "mixture (fitted to S&P multi-year default rates) (default markov)"),
@@ -444,7 +483,7 @@ def simulate_cmd(
         "deal_sha256": _sha256(deal), "macro": macro or results.settings["macro"], "wall_seconds": round(wall, 3),
         "config_file": None if config is None else str(config),
         "config_sha256": None if config is None else _sha256(config), "created": created,
-        **_model_folders(transition_model, trajectory_model),
+        **_model_folders(transition_model, trajectory_model, macro_folder(macro, settings)),
     })
     run_info = {"settings": results.settings, "versions": versions()}
     extra = {
@@ -470,14 +509,16 @@ def _with_models(run_cfg: Any, engine: str | None, settings: Any, trajectory_mod
     return run_cfg
 
 
-def _model_folders(transition_model: Path | None, trajectory_model: Path | None) -> dict[str, Any]:
-    """run.json's record of the model folders a run read, with the SHA-256 of their weights (or chain) file,
-    so a run can be traced to the trained model it used."""
+def _model_folders(transition_model: Path | None, trajectory_model: Path | None,
+                   macro: tuple[str, Path] | None = None) -> dict[str, Any]:
+    """run.json's record of the model folders a run read (``macro``: :func:`macro_folder`), with the SHA-256 of
+    their weights (or chain) file, so a run can be traced to the trained model it used."""
     from creditsim.checkpoints import WEIGHTS_FILE
     from creditsim.transitions.markov import MODEL_FILE
 
     out: dict[str, Any] = {}
-    for key, folder in (("transition_model", transition_model), ("trajectory_model", trajectory_model)):
+    for key, folder in (("transition_model", transition_model), ("trajectory_model", trajectory_model),
+                        ("macro", None if macro is None else macro[1])):
         if folder is None:
             continue
         folder = Path(folder)

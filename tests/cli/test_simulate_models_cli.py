@@ -65,3 +65,42 @@ def test_an_explicit_engine_overrides_the_run_config_files_engine(inputs, trajec
                     "--engine", "transformer"]) == 2
     assert "--engine is transformer" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
+
+
+@pytest.fixture(scope="module")
+def macro_vae_folder(tmp_path_factory):
+    """The shipped MacroVAE saved as a checkpoint folder (what 'creditsim train macro --out DIR' writes)."""
+    from creditsim.macro.vae import MacroVAE
+
+    return MacroVAE.from_pretrained().save_pretrained(tmp_path_factory.mktemp("models") / "vae")
+
+
+def test_macro_takes_a_trained_macro_vae_folder(inputs, macro_vae_folder, trajectory_folder, tmp_path, capsys,
+                                                run_cli):
+    """``--macro DIR`` runs on a MacroVAE checkpoint folder (the folder the wrong-folder errors send it to),
+    as does a run config file's ``macro: DIR``; the run is the shipped VAE's when the folder holds it."""
+    import numpy as np
+
+    from creditsim.risk.results import SimulationResults
+
+    tape, deal = inputs
+    args = [a for a in _sim(tape, deal, tmp_path / "x") if a not in ("--macro", "synthetic")][:-2]
+    assert run_cli([*args, "--macro", str(macro_vae_folder), "--out", str(tmp_path / "dir")]) == 0, capsys.readouterr().err
+    assert run_cli([*args, "--macro", "vae", "--out", str(tmp_path / "vae")]) == 0
+    np.testing.assert_array_equal(SimulationResults.load(tmp_path / "dir").portfolio_losses,
+                                  SimulationResults.load(tmp_path / "vae").portfolio_losses)
+    settings = json.loads((tmp_path / "dir" / "run.json").read_text())["settings"]
+    assert "model.safetensors" in settings["macro_sha256"]
+    (tmp_path / "run.yaml").write_text(f"macro: {macro_vae_folder}\n")
+    assert run_cli([*args, "--config", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "file")]) == 0
+    capsys.readouterr()
+    # the wrong-folder message's advice works; a folder of another model, or of none, is named
+    assert run_cli([*args, "--trajectory-model", str(macro_vae_folder), "--out", str(tmp_path / "w1")]) == 2
+    err = capsys.readouterr().err
+    assert "holds a MacroVAE" in err and "give it as --macro" in err
+    assert run_cli([*args, "--macro", str(trajectory_folder), "--out", str(tmp_path / "w2")]) == 2
+    err = capsys.readouterr().err
+    assert "--macro" in err and "holds a LoanTrajectoryModel" in err and "give it as --trajectory-model" in err
+    (tmp_path / "empty").mkdir()
+    assert run_cli([*args, "--macro", str(tmp_path / "empty"), "--out", str(tmp_path / "w3")]) == 2
+    assert "no MacroVAE there" in capsys.readouterr().err
