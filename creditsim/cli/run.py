@@ -511,18 +511,20 @@ def _with_models(run_cfg: Any, engine: str | None, settings: Any, trajectory_mod
 
 def _model_folders(transition_model: Path | None, trajectory_model: Path | None,
                    macro: tuple[str, Path] | None = None) -> dict[str, Any]:
-    """run.json's record of the model folders a run read (``macro``: :func:`macro_folder`), with the SHA-256 of
-    their weights (or chain) file, so a run can be traced to the trained model it used."""
+    """run.json's record of the model folders a run read (``macro``: :func:`macro_folder`): each folder's
+    absolute path (``Path.resolve()``: the record means the same from any working directory) and the SHA-256 of
+    every file its loader reads (the weights, ``config.json``, the chain's JSON, a model's extra JSON such as
+    the MacroVAE's scalers), so a run can be traced to the trained model it used."""
     from creditsim.checkpoints import WEIGHTS_FILE
-    from creditsim.transitions.markov import MODEL_FILE
 
     out: dict[str, Any] = {}
     for key, folder in (("transition_model", transition_model), ("trajectory_model", trajectory_model),
                         ("macro", None if macro is None else macro[1])):
         if folder is None:
             continue
-        folder = Path(folder)
-        files = [folder] if folder.is_file() else [folder / n for n in (WEIGHTS_FILE, MODEL_FILE) if (folder / n).is_file()]
+        folder = Path(folder).resolve()
+        files = [folder] if folder.is_file() else [f for f in [folder / WEIGHTS_FILE, *sorted(folder.glob("*.json"))]
+                                                   if f.is_file()]
         out[f"{key}_folder"] = str(folder)
         out[f"{key}_sha256"] = {f.name: _sha256(f) for f in files}
     return out

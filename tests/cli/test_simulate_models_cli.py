@@ -104,3 +104,20 @@ def test_macro_takes_a_trained_macro_vae_folder(inputs, macro_vae_folder, trajec
     (tmp_path / "empty").mkdir()
     assert run_cli([*args, "--macro", str(tmp_path / "empty"), "--out", str(tmp_path / "w3")]) == 2
     assert "no MacroVAE there" in capsys.readouterr().err
+
+
+def test_run_json_records_absolute_model_folders_and_hashes_their_config(inputs, trajectory_folder, tmp_path,
+                                                                         run_cli, monkeypatch):
+    """A folder given relative to the working directory is recorded as its absolute path, and config.json
+    (which shapes the model as much as its weights) is hashed with model.safetensors."""
+    import hashlib
+
+    tape, deal = inputs
+    monkeypatch.chdir(trajectory_folder.parent)
+    args = [*_sim(tape, deal, tmp_path / "r"), "--trajectory-model", trajectory_folder.name]
+    assert run_cli(args) == 0
+    settings = json.loads((tmp_path / "r" / "run.json").read_text())["settings"]
+    assert settings["trajectory_model_folder"] == str(trajectory_folder.resolve())
+    hashes = settings["trajectory_model_sha256"]
+    assert set(hashes) == {"model.safetensors", "config.json"}
+    assert hashes["config.json"] == hashlib.sha256((trajectory_folder / "config.json").read_bytes()).hexdigest()
