@@ -443,11 +443,11 @@ def simulate_cmd(
     html_report: bool = typer.Option(False, "--html", help="also write report.html into the run directory"),
     pdf: bool = typer.Option(False, "--pdf", help="also write summary.pdf (the one-page summary) into the run directory"),
     transition_model: Path = typer.Option(None, "--transition-model", help="a model trained on your panel (folder "
-                                          "written by `creditsim train transitions`: a Markov chain, or with "
+                                          "written by 'creditsim train transitions': a Markov chain, or with "
                                           "--model transformer a TransitionTransformer for --engine transformer) "
                                           "instead of the default"),
     trajectory_model: Path = typer.Option(None, "--trajectory-model", help="a LoanTrajectoryModel trained on your "
-                                          "panel (folder written by `creditsim train trajectory`) for --engine "
+                                          "panel (folder written by 'creditsim train trajectory') for --engine "
                                           "trajectory (implied when --engine is not given)"),
 ) -> None:
     """Run the Monte Carlo simulation of a deal on a loan tape and save the run."""
@@ -548,7 +548,7 @@ def _run_writers(results: Any, excel: bool, html_report: bool, pdf: bool) -> lis
 
 
 def report_cmd(
-    run_dir: Path = typer.Argument(..., help="run directory written by `creditsim simulate`"),
+    run_dir: Path = typer.Argument(..., help="run directory written by 'creditsim simulate'"),
     output: Path = typer.Option(None, "-o", "--output", help="HTML file to write (default report.html, none "
                                 "when only --pdf is given)"),
     pdf: Path = typer.Option(None, "--pdf", help="write the one-page PDF summary here (e.g. summary.pdf)"),
