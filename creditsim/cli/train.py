@@ -96,6 +96,7 @@ def train_transitions(
     from creditsim.cli.run import read_macro_history
     from creditsim.harness.fit import PERIOD_MONTHS, default_overlay, fit_transitions
     from creditsim.io import read_frame, read_panel
+    from creditsim.schema import STATE_PANEL_COLUMNS
 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out must be a folder, but {out} is a file")
@@ -114,7 +115,7 @@ def train_transitions(
         if macro is not None and used != "fit":
             raise ConfigError(f"--macro is read by --overlay fit and --model transformer; the {used} overlay does not "
                               "read it (its macro link is fixed): drop --macro, or give --overlay fit")
-    frame = read_panel(panel, check_transitions=False)
+    frame = read_panel(panel, check_transitions=False, required=STATE_PANEL_COLUMNS)
     static = None if tape is None else read_frame(tape, "loan tape")
     history = read_macro_history("history" if macro is None else macro)
     if model == "transformer":
@@ -179,11 +180,12 @@ def train_trajectory(
     creditsim.loans.panel_train.train_trajectory_on_panel."""
     from creditsim.cli.run import read_macro_history
     from creditsim.io import read_frame, read_panel
+    from creditsim.schema import STATE_PANEL_COLUMNS
     from creditsim.loans.panel_train import train_trajectory_on_panel
 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out must be a folder, but {out} is a file")
-    frame = read_panel(panel, check_transitions=False)
+    frame = read_panel(panel, check_transitions=False, required=STATE_PANEL_COLUMNS)
     static = read_frame(tape, "loan tape")
     train_trajectory_on_panel(frame, static, read_macro_history(macro), out=out, window=window, stride=stride,
                                       epochs=epochs, seed=seed, warm_start=not cold_start, progress=True)

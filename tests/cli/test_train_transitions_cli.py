@@ -94,3 +94,27 @@ def test_fit_transitions_entry_point(own_data, tmp_path) -> None:
         cs.fit_transitions(panel, model="forest")
     with pytest.raises(cs.errors.ConfigError, match="needs a macro frame"):
         cs.fit_transitions(panel, overlay="fit")
+
+
+def test_three_panel_columns_suffice_to_train(tmp_path, capsys, run_cli) -> None:
+    """loan_id, reporting_month and loan_state train the chain, the transformer and the trajectory model
+    (README: the panel you train on) and feed 'eval transitions'; no balance column is asked for. The trajectory model's value head,
+    without value columns, keeps its starting weights."""
+    loans, panel = cs.LoanTapeGenerator(150, 18, random_seed=2, cutoff="2022-01-01").generate()
+    tape, three = tmp_path / "loans.parquet", tmp_path / "panel.csv"
+    loans.to_parquet(tape)
+    panel[["loan_id", "reporting_month", "loan_state"]].to_csv(three, index=False)
+    base = ["--panel", str(three), "--tape", str(tape)]
+    assert run_cli(["train", "transitions", *base, "--out", str(tmp_path / "chain")]) == 0, capsys.readouterr().err
+    assert run_cli(["train", "transitions", *base, "--model", "transformer", "--epochs", "1",
+                    "--out", str(tmp_path / "tt")]) == 0, capsys.readouterr().err
+    assert run_cli(["train", "trajectory", *base, "--epochs", "1", "--window", "12",
+                    "--out", str(tmp_path / "traj")]) == 0, capsys.readouterr().err
+    assert {"markov_model.json"} <= {p.name for p in (tmp_path / "chain").iterdir()}
+    assert (tmp_path / "tt" / "model.safetensors").is_file() and (tmp_path / "traj" / "model.safetensors").is_file()
+    assert run_cli(["eval", "transitions", "--panel", str(three), "--models", "markov,logit"]) == 0
+    capsys.readouterr()
+    # a column the contract checks is still checked when it is there
+    panel[["loan_id", "reporting_month", "loan_state"]].assign(current_balance=-1.0).to_csv(three, index=False)
+    assert run_cli(["train", "transitions", *base, "--out", str(tmp_path / "chain2")]) == 2
+    assert "current_balance" in capsys.readouterr().err
