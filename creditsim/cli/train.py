@@ -78,8 +78,8 @@ def train_transitions(
     by: str = typer.Option(None, "--by", help="segment column (default asset_class when a tape is given: the "
                            "segmentation simulate uses)"),
     overlay: str = typer.Option(None, "--overlay", help="macro overlay: calibrated (the shipped per-asset-class link, "
-                                "needs --by asset_class; the default then), fit (estimated on this panel with --macro; the "
-                                "default otherwise), legacy"),
+                                "needs --by asset_class; the default then), fit (estimated on a monthly panel with --macro; "
+                                "the default otherwise), legacy (the default for a quarterly panel without asset classes)"),
     macro: str = typer.Option(None, "--macro", help="for --overlay fit and the transformer: 'history' (bundled "
                               "US macro, 1980-01 .. 2025-09; the default) or a monthly file covering the panel's months "
                               "(a panel from 'creditsim data synth --out DIR' runs in future months: give --macro "
@@ -111,10 +111,8 @@ def train_transitions(
         if (out / "config.json").is_file():
             raise ConfigError(f"--out {out} already holds a neural model checkpoint (config.json); write the chain to "
                               "another folder (one model per folder, so --transition-model DIR is never ambiguous)")
-        used = overlay or default_overlay(by or ("asset_class" if tape is not None else None), True, period)
-        if macro is not None and used != "fit":
-            raise ConfigError(f"--macro is read by --overlay fit and --model transformer; the {used} overlay does not "
-                              "read it (its macro link is fixed): drop --macro, or give --overlay fit")
+        _check_overlay(overlay or default_overlay(by or ("asset_class" if tape is not None else None), True, period),
+                       overlay is not None, macro is not None, period)
     frame = read_panel(panel, check_transitions=False, required=STATE_PANEL_COLUMNS)
     static = None if tape is None else read_frame(tape, "loan tape")
     history = read_macro_history("history" if macro is None else macro)
@@ -125,6 +123,19 @@ def train_transitions(
     path = model.save(out)
     used = overlay or default_overlay(by or ("asset_class" if static is not None else None), True, period)
     _print_chain(model, path, used)
+
+
+def _check_overlay(used: str, named: bool, macro_given: bool, period: str) -> None:
+    """Refuse, before the panel is read, a chain overlay the panel cannot fit (``--overlay fit`` on a quarterly
+    panel: no monthly moves to estimate the link from) and a ``--macro`` the overlay does not read; the advice
+    never names an option that would be refused in turn."""
+    if used == "fit" and named and period != "month":
+        raise ConfigError(f"--overlay fit estimates the macro link from monthly moves; --period {period} gives none: "
+                          "give --overlay calibrated (with --tape or --by asset_class) or --overlay legacy")
+    if macro_given and used != "fit":
+        fix = "drop --macro" if period != "month" else "drop --macro, or give --overlay fit"
+        raise ConfigError(f"--macro is read by --overlay fit (monthly panels) and --model transformer; the {used} "
+                          f"overlay does not read it (its macro link is fixed): {fix}")
 
 
 def _train_transformer(panel, tape, macro, out: Path, epochs: int | None, seed: int, chain_only: tuple,
