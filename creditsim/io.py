@@ -14,6 +14,7 @@ temp-file + ``os.replace`` helper, which also gives the file the umask's mode ra
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -157,8 +158,12 @@ def write_loan_tape(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
 
 
 def read_panel(path: str | os.PathLike[str], check_transitions: bool = True,
-               date_format: str | None = None) -> pd.DataFrame:
+               date_format: str | None = None, required: Sequence[str] | None = None) -> pd.DataFrame:
     """Read (:func:`read_frame`) and validate a loan x month panel (CSV or Parquet by extension).
+
+    ``required``: the columns the consumer reads (default: the data contract's
+    :data:`~creditsim.schema.REQUIRED_PANEL_COLUMNS`; a transition model's trainer needs only
+    :data:`~creditsim.schema.STATE_PANEL_COLUMNS`); the other contract columns present are checked either way.
 
     Returns:
         the cleaned panel of :func:`creditsim.schema.validate_panel`, sorted by loan and month.
@@ -167,7 +172,8 @@ def read_panel(path: str | os.PathLike[str], check_transitions: bool = True,
         DataError: unknown extension, unreadable file, or a panel violating the data contract (states
             outside 0..6, forbidden month-to-month moves, ...).
     """
-    return validate_panel(read_frame(path, "panel"), check_transitions=check_transitions, date_format=date_format)
+    return validate_panel(read_frame(path, "panel"), check_transitions=check_transitions, date_format=date_format,
+                          required=required)
 
 
 def write_panel(df: pd.DataFrame, path: str | os.PathLike[str], validate: bool = True) -> Path:

@@ -23,6 +23,7 @@ __all__ = [
     "PANEL_COLUMNS",
     "REQUIRED_LOAN_COLUMNS",
     "REQUIRED_PANEL_COLUMNS",
+    "STATE_PANEL_COLUMNS",
     "RATE_TYPES",
     "PAYMENT_FREQUENCIES",
     "AMORTIZATION_TYPES",
@@ -117,6 +118,9 @@ PANEL_COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("recovery_amount", "float", required=False, low=0.0),
 )
 REQUIRED_PANEL_COLUMNS: tuple[str, ...] = tuple(c.name for c in PANEL_COLUMNS if c.required)
+#: the columns a transition model learns from (a loan's states month by month): all a panel needs for the
+#: chain, the transformer and the trajectory model's state head (``validate_panel(required=...)``)
+STATE_PANEL_COLUMNS: tuple[str, ...] = ("loan_id", "reporting_month", "loan_state")
 
 
 def _raise(what: str, column: str, labels: Sequence[object], expected: str) -> None:

@@ -404,7 +404,7 @@ def ecl_cmd(
                                 "(default: equal)"),
     settings: Path = typer.Option(None, "--settings", help="YAML mapping of EclSettings fields (staging rules, "
                                   "timing conventions, reversion)"),
-    previous: Path = typer.Option(None, "--previous", help="an earlier `creditsim ecl` --out directory: adds the "
+    previous: Path = typer.Option(None, "--previous", help="an earlier 'creditsim ecl' --out directory: adds the "
                                   "IFRS 7 allowance movement table from its date to --as-of"),
     written_off: Path = typer.Option(None, "--written-off", help="loan ids written off since --previous (text, one "
                                      "per line, or csv/parquet with loan_id)"),

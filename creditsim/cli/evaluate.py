@@ -272,6 +272,7 @@ def _harness_inputs(panel: str, tape: Path | None, macro: str | None):
     """``(panel, tape, macro)`` frames: the bundled panels by name, else the files."""
     from creditsim.cli.run import read_tape
     from creditsim.io import read_panel
+    from creditsim.schema import STATE_PANEL_COLUMNS
 
     if panel == "uci":
         from creditsim.datasets.credit_card import load_credit_card_panel, load_credit_card_tape
@@ -285,7 +286,8 @@ def _harness_inputs(panel: str, tape: Path | None, macro: str | None):
         path = Path(panel)
         if not path.exists():
             raise ConfigError(f"--panel: {panel} does not exist (a panel file, or 'uci' / 'sp' for a built-in panel)")
-        frame, static = read_panel(path, check_transitions=False), None if tape is None else read_tape(tape)
+        frame = read_panel(path, check_transitions=False, required=STATE_PANEL_COLUMNS)  # + the features asked for
+        static = None if tape is None else read_tape(tape)
     if macro is None:
         return frame, static, None
     from creditsim.cli.run import read_macro_history

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import typer
 from rich.console import Console
@@ -214,29 +214,52 @@ def read_macro_history(spec: str, option: str = "--macro") -> Any:
     return data
 
 
-def run_config(config_file: Path | None, options: dict[str, Any]) -> Any:
-    """The :class:`~creditsim.risk.config.RunConfig` of a ``simulate`` command: the ``--config`` file
-    (or the defaults), overridden by every option given on the command line (None = not given).
+def read_run_file(config_file: Path | None) -> Any:
+    """The settings of a ``--config`` run file as written (None without a file or for an empty one): read
+    once, for the :class:`~creditsim.risk.config.RunConfig` and for the engine the file writes down."""
+    if config_file is None:
+        return None
+    from creditsim.yamlfile import read_yaml
+
+    return read_yaml(config_file, what="run config file", max_bytes=1 << 16, max_depth=3,
+                     layout="a mapping of run settings")
+
+
+def run_config(config_file: Path | None, options: dict[str, Any], settings: Any = None) -> Any:
+    """The :class:`~creditsim.risk.config.RunConfig` of a ``simulate`` command: the ``--config`` file's
+    ``settings`` (:func:`read_run_file`; read here when not given) or the defaults, overridden by every
+    option given on the command line (None = not given).
 
     ``macro`` may name a macro csv/parquet file (a string that is not vae / synthetic / fed); it is
     read here, so the run gets a validated frame. A narrative YAML file (``.yaml`` / ``.yml``) is read
     and validated here too (against the run's horizon), so a bad anchor fails before any work; the run
     keeps its path and :func:`~creditsim.macro.scenarios.build_macro_paths` generates the anchored paths.
+    A folder (``--macro DIR``, or the run config file's ``macro``) is a trained MacroVAE checkpoint, as
+    ``creditsim train macro --out DIR`` writes it: loaded here (:func:`load_macro_vae`, on the run's device),
+    it generates the run's paths as the shipped VAE does for ``vae``; another model's folder is named with
+    the option it belongs to.
     """
     from creditsim.macro.scenarios import MACRO_SOURCES
     from creditsim.risk.config import RunConfig
 
+    if settings is None and config_file is not None:
+        settings = read_run_file(config_file)
     macro = options.get("macro")
-    if isinstance(macro, str) and macro.split(":")[0].strip().lower() not in MACRO_SOURCES and not Path(macro).is_file():
-        raise ConfigError(f"--macro must be vae, var, bootstrap, synthetic, forecast, fed[:YEAR[:SCENARIO]], a narrative .yaml "
-                          f"or an existing csv/parquet file, got {macro!r}")
-    base = RunConfig.from_yaml(config_file) if config_file is not None else RunConfig()
+    if isinstance(macro, str) and macro.split(":")[0].strip().lower() not in MACRO_SOURCES and not Path(macro).exists():
+        raise ConfigError(f"--macro must be {_MACRO_CHOICES}, got {macro!r}")
+    folder = macro_folder(macro, settings)
+    if folder is not None:  # a MacroVAE checkpoint, loaded once the run's device is known
+        options = {**options, "macro": None}
+        settings = {k: v for k, v in settings.items() if k != "macro"} if isinstance(settings, dict) else settings
+    base = RunConfig() if config_file is None else RunConfig.from_dict(
+        {} if settings is None else settings, where=f"run config file {config_file}")
     cfg = base.replace(progress=True, **{k: v for k, v in options.items() if v is not None})
+    if folder is not None:
+        return cfg.replace(macro=load_macro_vae(folder[0], folder[1], cfg.device))
     if isinstance(cfg.macro, str) and cfg.macro.split(":")[0].strip().lower() not in MACRO_SOURCES:
         mp = Path(cfg.macro)
         if not mp.is_file():
-            raise ConfigError(f"macro (--macro or the run config file) must be vae, var, bootstrap, synthetic, forecast, "
-                              f"fed[:YEAR[:SCENARIO]], a narrative .yaml or an existing file, got {cfg.macro!r}")
+            raise ConfigError(f"macro (--macro or the run config file) must be {_MACRO_CHOICES}, got {cfg.macro!r}")
         from creditsim.macro.narrative import Narrative
 
         data = read_macro_file(mp)
@@ -247,10 +270,52 @@ def run_config(config_file: Path | None, options: dict[str, Any]) -> Any:
     return cfg
 
 
-#: the command that writes each kind of checkpoint folder, for errors that name a folder given to the wrong option
-TRAINED_BY = {"MarkovTransitionModel": "creditsim train transitions", "TransitionTransformer": "creditsim train "
-              "transitions --model transformer", "LoanTrajectoryModel": "creditsim train trajectory",
-              "MacroVAE": "creditsim train macro"}
+#: what --macro (or a run config file's macro) may name, for its errors
+_MACRO_CHOICES = ("vae, var, bootstrap, synthetic, forecast, fed[:YEAR[:SCENARIO]], a narrative .yaml, a macro "
+                  "csv/parquet file or a MacroVAE folder written by 'creditsim train macro'")
+
+
+def macro_folder(macro: Any, settings: Any) -> tuple[str, Path] | None:
+    """``(where it was named, folder)`` when the run's macro names a folder: ``--macro`` (``macro``, None when
+    not given), else the run config file's ``macro`` (``settings``, :func:`read_run_file`); None otherwise."""
+    if macro is None and isinstance(settings, dict):
+        macro, where = settings.get("macro"), "the run config file's macro"
+    else:
+        where = "--macro"
+    return (where, Path(macro)) if isinstance(macro, (str, Path)) and Path(macro).is_dir() else None
+
+
+def load_macro_vae(option: str, folder: Path, device: str = "cpu") -> Any:
+    """The MacroVAE of a checkpoint folder named by ``option`` (``--macro DIR``); a folder of another model
+    is named with the option it belongs to, one without a model says what was expected."""
+    from creditsim.macro.vae import MacroVAE
+    from creditsim.transitions.markov import MODEL_FILE
+
+    found = _neural_model(folder) or ("MarkovTransitionModel" if (folder / MODEL_FILE).is_file() else None)
+    if found is None:
+        raise ConfigError(f"{option} {folder}: no MacroVAE there (expected config.json + model.safetensors, as "
+                          "'creditsim train macro --out DIR' writes them)")
+    if found != "MacroVAE":
+        raise _wrong_folder(option, folder, found, "a MacroVAE")
+    return MacroVAE.from_pretrained(folder, device=device)
+
+
+class ModelFolder(NamedTuple):
+    """What a kind of checkpoint folder is for: the command that writes it and the ``simulate`` option that reads it."""
+
+    trained_by: str
+    option: str
+
+
+#: each kind of model folder (by the model its config.json names), for errors that name a folder given to the
+#: wrong option: who wrote it and where it goes
+MODEL_FOLDERS: dict[str, ModelFolder] = {
+    "MarkovTransitionModel": ModelFolder("creditsim train transitions", "--transition-model"),
+    "TransitionTransformer": ModelFolder("creditsim train transitions --model transformer",
+                                         "--transition-model (with --engine transformer)"),
+    "LoanTrajectoryModel": ModelFolder("creditsim train trajectory", "--trajectory-model"),
+    "MacroVAE": ModelFolder("creditsim train macro", "--macro"),
+}
 
 
 def _neural_model(folder: Path) -> str | None:
@@ -262,10 +327,9 @@ def _neural_model(folder: Path) -> str | None:
 
 def _wrong_folder(option: str, path: Path, found: str, expected: str) -> ConfigError:
     """The error for a model folder handed to the wrong option: what it holds, who wrote it, where it goes."""
-    goes = {"MarkovTransitionModel": "--transition-model", "TransitionTransformer": "--transition-model (with --engine "
-            "transformer)", "LoanTrajectoryModel": "--trajectory-model", "MacroVAE": "--macro"}.get(found)
-    where = f"; give it as {goes}" if goes else ""
-    source = f" (written by '{TRAINED_BY[found]}')" if found in TRAINED_BY else ""
+    role = MODEL_FOLDERS.get(found)
+    where = f"; give it as {role.option}" if role else ""
+    source = f" (written by '{role.trained_by}')" if role else ""
     return ConfigError(f"{option} {path} holds a {found}{source}, not {expected}{where}")
 
 
@@ -302,15 +366,24 @@ def load_chain(path: Path, engine: str, device: str = "cpu") -> Any:
 
 
 def load_trajectory(path: Path, engine_option: str | None, run_cfg: Any, file_engine: str | None = None) -> dict[str, Any]:
-    """The ``--trajectory-model`` folder as RunConfig fields: the model and ``engine="trajectory"`` (the
-    only engine that reads it; another one given on the command line or in the run config file, ``file_engine``,
-    is an error, even ``markov``: a run must not silently switch an engine the user wrote down)."""
+    """The ``--trajectory-model`` folder as RunConfig fields: the model and ``engine="trajectory"``, the only
+    engine that reads it.
+
+    An ``--engine`` given on the command line is the user's choice and overrides the run config file's
+    ``engine`` (``file_engine``): ``--engine trajectory`` runs the model whatever the file says, another
+    ``--engine`` is an error. Without ``--engine`` the model implies the trajectory engine unless the run
+    config file writes down another one: a run must not switch an engine the user wrote down implicitly
+    (the error says to add ``--engine trajectory``)."""
     from creditsim.loans.trajectory import LoanTrajectoryModel
     from creditsim.transitions.markov import MODEL_FILE
 
-    for given, where in ((engine_option, "--engine"), (file_engine, "the run config file's engine")):
-        if given is not None and given != "trajectory":
-            raise ConfigError(f"--trajectory-model is read only by --engine trajectory, but {where} is {given!r}")
+    if engine_option is not None and engine_option != "trajectory":
+        raise ConfigError(f"--trajectory-model is read only by --engine trajectory, but --engine is {engine_option}: "
+                          f"give --engine trajectory, or drop --trajectory-model")
+    if engine_option is None and file_engine is not None and file_engine != "trajectory":
+        raise ConfigError(f"--trajectory-model is read only by --engine trajectory, but the run config file's engine "
+                          f"is {file_engine!r}: add --engine trajectory to run it (the command line overrides the "
+                          "file), or drop --trajectory-model")
     folder = Path(path)
     neural = _neural_model(folder)
     if neural is None and (folder.is_file() or (folder / MODEL_FILE).is_file()):
@@ -349,7 +422,8 @@ def simulate_cmd(
     mix: str = typer.Option(None, "--mix", help="scenario mix, e.g. 'baseline=0.5,severely_adverse=0.5' "
                             "or one scenario name (default 0.6/0.25/0.1/0.05)"),
     macro: str = typer.Option(None, "--macro", help="vae | var | bootstrap | synthetic | forecast | fed[:YEAR[:SCENARIO]] | a narrative "
-                              ".yaml of anchors {variable: [{month, value}]} | a macro csv/parquet (default vae)"),
+                              ".yaml of anchors {variable: [{month, value}]} | a macro csv/parquet | a MacroVAE folder "
+                              "written by 'creditsim train macro' (default vae)"),
     engine: str = typer.Option(None, "--engine", help="markov | transformer | trajectory (default markov)"),
     rating_pd: str = typer.Option(None, "--rating-pd", help="rated loans' lifetime PD: markov (the rating chain) | "
                                   "mixture (fitted to S&P multi-year default rates) (default markov)"),
@@ -369,11 +443,11 @@ def simulate_cmd(
     html_report: bool = typer.Option(False, "--html", help="also write report.html into the run directory"),
     pdf: bool = typer.Option(False, "--pdf", help="also write summary.pdf (the one-page summary) into the run directory"),
     transition_model: Path = typer.Option(None, "--transition-model", help="a model trained on your panel (folder "
-                                          "written by `creditsim train transitions`: a Markov chain, or with "
+                                          "written by 'creditsim train transitions': a Markov chain, or with "
                                           "--model transformer a TransitionTransformer for --engine transformer) "
                                           "instead of the default"),
     trajectory_model: Path = typer.Option(None, "--trajectory-model", help="a LoanTrajectoryModel trained on your "
-                                          "panel (folder written by `creditsim train trajectory`) for --engine "
+                                          "panel (folder written by 'creditsim train trajectory') for --engine "
                                           "trajectory (implied when --engine is not given)"),
 ) -> None:
     """Run the Monte Carlo simulation of a deal on a loan tape and save the run."""
@@ -391,14 +465,12 @@ def simulate_cmd(
     # cheap checks first: a bad --out, --config, --device or --mix must not cost a simulation
     check_result_target(out, "--out")
     check_sim_resources(n_sims, horizon, chunk_size, seed)
+    settings = read_run_file(config)  # read once: the run's settings and the engine the file writes down
     run_cfg = run_config(config, {"n_simulations": n_sims, "scenario_mix": mix, "macro": macro, "engine": engine,
                                   "seed": seed, "chunk_size": chunk_size, "horizon": horizon,
                                   "backend": backend, "device": device, "cutoff": cutoff,
-                                  "scale_deal": False if no_rescale else None, "rating_pd": rating_pd})
-    if trajectory_model is not None:
-        run_cfg = run_cfg.replace(**load_trajectory(trajectory_model, engine, run_cfg, _file_engine(config)))
-    if transition_model is not None:
-        run_cfg = run_cfg.replace(transition_model=load_chain(transition_model, run_cfg.engine, run_cfg.device))
+                                  "scale_deal": False if no_rescale else None, "rating_pd": rating_pd}, settings)
+    run_cfg = _with_models(run_cfg, engine, settings, trajectory_model, transition_model)
     loans = read_tape(tape)
     deal_cfg = load_deal(deal)
     t0 = time.perf_counter()
@@ -411,7 +483,7 @@ def simulate_cmd(
         "deal_sha256": _sha256(deal), "macro": macro or results.settings["macro"], "wall_seconds": round(wall, 3),
         "config_file": None if config is None else str(config),
         "config_sha256": None if config is None else _sha256(config), "created": created,
-        **_model_folders(transition_model, trajectory_model),
+        **_model_folders(transition_model, trajectory_model, macro_folder(macro, settings)),
     })
     run_info = {"settings": results.settings, "versions": versions()}
     extra = {
@@ -424,29 +496,35 @@ def simulate_cmd(
     console.print(f"run saved to [bold]{out}[/] ({results.n_sims:,} scenarios, {wall:.1f} s)")
 
 
-def _file_engine(config_file: Path | None) -> str | None:
-    """The ``engine`` a run config file writes down (None when it has none, or no file)."""
-    if config_file is None:
-        return None
-    from creditsim.yamlfile import read_yaml
+def _with_models(run_cfg: Any, engine: str | None, settings: Any, trajectory_model: Path | None,
+                 transition_model: Path | None) -> Any:
+    """``run_cfg`` with the models of ``--trajectory-model`` and ``--transition-model`` (read by
+    :func:`load_trajectory` and :func:`load_chain`); ``engine`` is ``--engine`` (None: not given),
+    ``settings`` the run config file's (:func:`read_run_file`)."""
+    if trajectory_model is not None:
+        file_engine = settings.get("engine") if isinstance(settings, dict) else None
+        run_cfg = run_cfg.replace(**load_trajectory(trajectory_model, engine, run_cfg, file_engine))
+    if transition_model is not None:
+        run_cfg = run_cfg.replace(transition_model=load_chain(transition_model, run_cfg.engine, run_cfg.device))
+    return run_cfg
 
-    data = read_yaml(config_file, what="run config file", max_bytes=1 << 16, max_depth=3,
-                     layout="a mapping of run settings")
-    return data.get("engine") if isinstance(data, dict) else None
 
-
-def _model_folders(transition_model: Path | None, trajectory_model: Path | None) -> dict[str, Any]:
-    """run.json's record of the model folders a run read, with the SHA-256 of their weights (or chain) file,
-    so a run can be traced to the trained model it used."""
+def _model_folders(transition_model: Path | None, trajectory_model: Path | None,
+                   macro: tuple[str, Path] | None = None) -> dict[str, Any]:
+    """run.json's record of the model folders a run read (``macro``: :func:`macro_folder`): each folder's
+    absolute path (``Path.resolve()``: the record means the same from any working directory) and the SHA-256 of
+    every file its loader reads (the weights, ``config.json``, the chain's JSON, a model's extra JSON such as
+    the MacroVAE's scalers), so a run can be traced to the trained model it used."""
     from creditsim.checkpoints import WEIGHTS_FILE
-    from creditsim.transitions.markov import MODEL_FILE
 
     out: dict[str, Any] = {}
-    for key, folder in (("transition_model", transition_model), ("trajectory_model", trajectory_model)):
+    for key, folder in (("transition_model", transition_model), ("trajectory_model", trajectory_model),
+                        ("macro", None if macro is None else macro[1])):
         if folder is None:
             continue
-        folder = Path(folder)
-        files = [folder] if folder.is_file() else [folder / n for n in (WEIGHTS_FILE, MODEL_FILE) if (folder / n).is_file()]
+        folder = Path(folder).resolve()
+        files = [folder] if folder.is_file() else [f for f in [folder / WEIGHTS_FILE, *sorted(folder.glob("*.json"))]
+                                                   if f.is_file()]
         out[f"{key}_folder"] = str(folder)
         out[f"{key}_sha256"] = {f.name: _sha256(f) for f in files}
     return out
@@ -470,7 +548,7 @@ def _run_writers(results: Any, excel: bool, html_report: bool, pdf: bool) -> lis
 
 
 def report_cmd(
-    run_dir: Path = typer.Argument(..., help="run directory written by `creditsim simulate`"),
+    run_dir: Path = typer.Argument(..., help="run directory written by 'creditsim simulate'"),
     output: Path = typer.Option(None, "-o", "--output", help="HTML file to write (default report.html, none "
                                 "when only --pdf is given)"),
     pdf: Path = typer.Option(None, "--pdf", help="write the one-page PDF summary here (e.g. summary.pdf)"),

@@ -78,8 +78,8 @@ def train_transitions(
     by: str = typer.Option(None, "--by", help="segment column (default asset_class when a tape is given: the "
                            "segmentation simulate uses)"),
     overlay: str = typer.Option(None, "--overlay", help="macro overlay: calibrated (the shipped per-asset-class link, "
-                                "needs --by asset_class; the default then), fit (estimated on this panel with --macro; the "
-                                "default otherwise), legacy"),
+                                "needs --by asset_class; the default then), fit (estimated on a monthly panel with --macro; "
+                                "the default otherwise), legacy (the default for a quarterly panel without asset classes)"),
     macro: str = typer.Option(None, "--macro", help="for --overlay fit and the transformer: 'history' (bundled "
                               "US macro, 1980-01 .. 2025-09; the default) or a monthly file covering the panel's months "
                               "(a panel from 'creditsim data synth --out DIR' runs in future months: give --macro "
@@ -96,6 +96,7 @@ def train_transitions(
     from creditsim.cli.run import read_macro_history
     from creditsim.harness.fit import PERIOD_MONTHS, default_overlay, fit_transitions
     from creditsim.io import read_frame, read_panel
+    from creditsim.schema import STATE_PANEL_COLUMNS
 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out must be a folder, but {out} is a file")
@@ -110,11 +111,9 @@ def train_transitions(
         if (out / "config.json").is_file():
             raise ConfigError(f"--out {out} already holds a neural model checkpoint (config.json); write the chain to "
                               "another folder (one model per folder, so --transition-model DIR is never ambiguous)")
-        used = overlay or default_overlay(by or ("asset_class" if tape is not None else None), True, period)
-        if macro is not None and used != "fit":
-            raise ConfigError(f"--macro is read by --overlay fit and --model transformer; the {used} overlay does not "
-                              "read it (its macro link is fixed): drop --macro, or give --overlay fit")
-    frame = read_panel(panel, check_transitions=False)
+        _check_overlay(overlay or default_overlay(by or ("asset_class" if tape is not None else None), True, period),
+                       overlay is not None, macro is not None, period)
+    frame = read_panel(panel, check_transitions=False, required=STATE_PANEL_COLUMNS)
     static = None if tape is None else read_frame(tape, "loan tape")
     history = read_macro_history("history" if macro is None else macro)
     if model == "transformer":
@@ -125,6 +124,19 @@ def train_transitions(
                             overlay=used, period=period)
     path = model.save(out)
     _print_chain(model, path, used)
+
+
+def _check_overlay(used: str, named: bool, macro_given: bool, period: str) -> None:
+    """Refuse, before the panel is read, a chain overlay the panel cannot fit (``--overlay fit`` on a quarterly
+    panel: no monthly moves to estimate the link from) and a ``--macro`` the overlay does not read; the advice
+    never names an option that would be refused in turn."""
+    if used == "fit" and named and period != "month":
+        raise ConfigError(f"--overlay fit estimates the macro link from monthly moves; --period {period} gives none: "
+                          "give --overlay calibrated (with --tape or --by asset_class) or --overlay legacy")
+    if macro_given and used != "fit":
+        fix = "drop --macro" if period != "month" else "drop --macro, or give --overlay fit"
+        raise ConfigError(f"--macro is read by --overlay fit (monthly panels) and --model transformer; the {used} "
+                          f"overlay does not read it (its macro link is fixed): {fix}")
 
 
 def _train_transformer(panel, tape, macro, out: Path, epochs: int | None, seed: int, chain_only: tuple,
@@ -180,11 +192,12 @@ def train_trajectory(
     creditsim.loans.panel_train.train_trajectory_on_panel."""
     from creditsim.cli.run import read_macro_history
     from creditsim.io import read_frame, read_panel
+    from creditsim.schema import STATE_PANEL_COLUMNS
     from creditsim.loans.panel_train import train_trajectory_on_panel
 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out must be a folder, but {out} is a file")
-    frame = read_panel(panel, check_transitions=False)
+    frame = read_panel(panel, check_transitions=False, required=STATE_PANEL_COLUMNS)
     static = read_frame(tape, "loan tape")
     train_trajectory_on_panel(frame, static, read_macro_history(macro), out=out, window=window, stride=stride,
                                       epochs=epochs, seed=seed, warm_start=not cold_start, progress=True)

@@ -54,7 +54,8 @@ def _with_segment(panel: pd.DataFrame, tape: pd.DataFrame | None, by: str) -> pd
     if by in panel.columns:
         return panel
     if tape is None or by not in tape.columns:
-        raise ConfigError(f"by={by!r}: neither the panel nor the tape has this column (give the tape to join it on loan_id)")
+        raise ConfigError(f"segment column {by!r}: neither the panel nor the loan tape has it (give the tape to join "
+                          "it on loan_id)")
     ids = panel["loan_id"].astype(str).to_numpy()
     return panel.assign(loan_id=ids, **{by: tape_columns(ids, tape, [by])[by].to_numpy()})
 
@@ -140,11 +141,12 @@ def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, mo
     if overlay not in OVERLAYS:
         raise ConfigError(f"overlay: expected one of {list(OVERLAYS)}, got {overlay!r}")
     if overlay == "fit" and months > 1:
-        raise ConfigError(f"overlay 'fit' estimates the macro link from monthly moves; a quarterly panel has none: use "
-                          "'calibrated' (by='asset_class') or 'legacy'")
+        raise ConfigError("overlay fit estimates the macro link from monthly moves; a quarterly panel has none: use "
+                          "overlay calibrated (a chain segmented by asset_class) or legacy")
     if overlay == "calibrated" and by != "asset_class":
-        raise ConfigError("overlay 'calibrated' needs by='asset_class' (one calibrated link per asset class); "
-                          "use 'fit' (estimated on your panel with a macro frame) or 'legacy'")
+        raise ConfigError("overlay calibrated needs a chain segmented by asset_class (--by asset_class; in Python "
+                          "by='asset_class'): one calibrated link per asset class; or use overlay fit (estimated on "
+                          "your panel with a macro history) or legacy")
     if overlay == "fit" and macro is None:
         raise ConfigError("overlay 'fit' needs a macro frame (macro=frame or 'history')")
     if overlay != "fit" and macro is not None:

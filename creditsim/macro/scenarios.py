@@ -511,7 +511,7 @@ def _fed_paths(labels: np.ndarray, horizon: int, seed: int, device: str, year: i
     for s in np.unique(labels):
         name = only or SCENARIOS[int(s)]
         if name not in ("baseline", "severely_adverse"):
-            raise ConfigError(f"macro='fed' has only baseline and severely_adverse paths; the scenario mix "
+            raise ConfigError(f"macro fed has only baseline and severely_adverse paths; the scenario mix "
                               f"gives weight to {name!r} (name one path with 'fed:YEAR:SCENARIO')")
         first = start
         if first is None:

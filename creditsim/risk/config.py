@@ -86,8 +86,8 @@ def check_run_size(n_sims: int, horizon: int) -> None:
         raise ConfigError(f"horizon must be at most {MAX_HORIZON_MONTHS} months, got {horizon}")
     need = estimate_result_bytes(n_sims, horizon)
     if need > MAX_RESULT_BYTES:
-        raise ConfigError(f"n_simulations={n_sims} x horizon={horizon}: the results would need about "
-                          f"{need / 2**30:,.1f} GiB (limit {MAX_RESULT_BYTES / 2**30:.0f} GiB); lower n_simulations")
+        raise ConfigError(f"n_simulations (--n-sims) {n_sims} x horizon (--horizon) {horizon}: the results would need "
+                          f"about {need / 2**30:,.1f} GiB (limit {MAX_RESULT_BYTES / 2**30:.0f} GiB); lower n_simulations")
 
 
 def _check_macro(macro: Any) -> None:

@@ -198,7 +198,8 @@ class PoolEngine:
         segments = getattr(transition_model, "segments_", None)
         if segments is not None and tuple(segments) != tuple(ASSET_CLASSES):
             raise ConfigError(f"transition_model is segmented by {list(segments)}; the simulation needs one "
-                              f"segment per asset class {list(ASSET_CLASSES)} (fit with by='asset_class') "
+                              f"segment per asset class {list(ASSET_CLASSES)} (fit it by asset_class: "
+                              f"'creditsim train transitions --by asset_class', in Python by='asset_class') "
                               f"or an unsegmented model")
         if rated and rating_link is None:
             rating_link = ZMacroLink.from_bundled()

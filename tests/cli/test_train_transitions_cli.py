@@ -43,7 +43,7 @@ def test_train_on_a_panel_then_simulate_with_it(own_data, tmp_path, capsys, run_
 def test_fitted_overlay_and_errors(own_data, tmp_path, capsys, run_cli) -> None:
     panel_path, tape_path, *_ = own_data
     assert run_cli(["train", "transitions", "--panel", str(panel_path), "--overlay", "calibrated", "--out", str(tmp_path / "a")]) == 2
-    assert "needs by='asset_class'" in capsys.readouterr().err
+    assert "needs a chain segmented by asset_class (--by asset_class" in capsys.readouterr().err
     assert run_cli(["train", "transitions", "--panel", str(panel_path), "--tape", str(tape_path), "--macro", "history",
                     "--out", str(tmp_path / "a")]) == 2  # the calibrated overlay would not read it
     assert "the calibrated overlay does not read it" in capsys.readouterr().err
@@ -94,3 +94,58 @@ def test_fit_transitions_entry_point(own_data, tmp_path) -> None:
         cs.fit_transitions(panel, model="forest")
     with pytest.raises(cs.errors.ConfigError, match="needs a macro frame"):
         cs.fit_transitions(panel, overlay="fit")
+
+
+def test_three_panel_columns_suffice_to_train(tmp_path, capsys, run_cli) -> None:
+    """loan_id, reporting_month and loan_state train the chain, the transformer and the trajectory model
+    (README: the panel you train on) and feed 'eval transitions'; no balance column is asked for. The trajectory model's value head,
+    without value columns, keeps its starting weights."""
+    loans, panel = cs.LoanTapeGenerator(150, 18, random_seed=2, cutoff="2022-01-01").generate()
+    tape, three = tmp_path / "loans.parquet", tmp_path / "panel.csv"
+    loans.to_parquet(tape)
+    panel[["loan_id", "reporting_month", "loan_state"]].to_csv(three, index=False)
+    base = ["--panel", str(three), "--tape", str(tape)]
+    assert run_cli(["train", "transitions", *base, "--out", str(tmp_path / "chain")]) == 0, capsys.readouterr().err
+    assert run_cli(["train", "transitions", *base, "--model", "transformer", "--epochs", "1",
+                    "--out", str(tmp_path / "tt")]) == 0, capsys.readouterr().err
+    assert run_cli(["train", "trajectory", *base, "--epochs", "1", "--window", "12",
+                    "--out", str(tmp_path / "traj")]) == 0, capsys.readouterr().err
+    assert {"markov_model.json"} <= {p.name for p in (tmp_path / "chain").iterdir()}
+    assert (tmp_path / "tt" / "model.safetensors").is_file() and (tmp_path / "traj" / "model.safetensors").is_file()
+    assert run_cli(["eval", "transitions", "--panel", str(three), "--models", "markov,logit"]) == 0
+    capsys.readouterr()
+    # a column the contract checks is still checked when it is there
+    panel[["loan_id", "reporting_month", "loan_state"]].assign(current_balance=-1.0).to_csv(three, index=False)
+    assert run_cli(["train", "transitions", *base, "--out", str(tmp_path / "chain2")]) == 2
+    assert "current_balance" in capsys.readouterr().err
+
+
+def test_errors_a_cli_user_meets_speak_cli_and_advise_nothing_refused(own_data, tmp_path, capsys, run_cli) -> None:
+    """Messages reaching 'creditsim train transitions' / 'simulate' name options as the command line writes them
+    (--by asset_class, not by='asset_class'); on a quarterly panel no message suggests --overlay fit, which
+    that panel refuses."""
+    import re
+
+    panel_path, tape_path, panel, _ = own_data
+    python_syntax = re.compile(r"\b[a-z_]+=('|\d)")
+    base = ["train", "transitions", "--panel", str(panel_path), "--out", str(tmp_path / "m")]
+
+    def error(args: list[str]) -> str:
+        assert run_cli(args) == 2
+        err = capsys.readouterr().err
+        assert not python_syntax.search(err.replace("in Python by='asset_class'", "")), err
+        return err
+
+    assert "segment column 'vintage_bucket'" in error([*base, "--by", "vintage_bucket"])
+    err = error([*base, "--period", "quarter", "--macro", "history"])
+    assert "drop --macro" in err and "give --overlay fit" not in err
+    err = error([*base, "--period", "quarter", "--overlay", "fit"])
+    assert "--overlay legacy" in err and "--period quarter" in err
+    assert "give --overlay fit" in error([*base, "--tape", str(tape_path), "--macro", "history"])  # monthly: it works
+    # a chain segmented by another column, given to simulate
+    seg = panel.assign(half=(panel["loan_id"].astype(str).str[-1].isin(list("02468"))).map({True: "a", False: "b"}))
+    MarkovTransitionModel().fit(seg, by="half").save(tmp_path / "halves")
+    err = error(["simulate", "--tape", str(tape_path), "--deal", str(example_path("example_clo.yaml")), "--n-sims", "4",
+                 "--horizon", "3", "--macro", "synthetic", "--transition-model", str(tmp_path / "halves"),
+                 "--out", str(tmp_path / "r")])
+    assert "creditsim train transitions --by asset_class" in err

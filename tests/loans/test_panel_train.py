@@ -223,7 +223,7 @@ def test_cli_trains_it_and_simulate_runs_on_it(book, tmp_path, capsys, run_cli) 
     assert "--engine trajectory" in capsys.readouterr().err
     assert run_cli([*sim, "--out", str(tmp_path / "r1")]) == 0
     settings = json.loads((tmp_path / "r1" / "run.json").read_text())["settings"]
-    assert settings["engine"] == "trajectory" and settings["trajectory_model_folder"] == str(out)
+    assert settings["engine"] == "trajectory" and settings["trajectory_model_folder"] == str(out.resolve())
     assert settings["trajectory_model_sha256"]["model.safetensors"] == hashlib.sha256(
         (out / "model.safetensors").read_bytes()).hexdigest()
     cs.fit_transitions(pd.read_parquet(folder / "panel.parquet"), pd.read_parquet(folder / "loans.parquet")).save(

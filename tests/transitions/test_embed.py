@@ -244,7 +244,7 @@ def test_fit_transitions_takes_a_quarterly_panel_and_simulate_runs_on_it(tmp_pat
     back = MarkovTransitionModel.load(tmp_path / "q")
     np.testing.assert_array_equal(back.transition_matrix_, chain.transition_matrix_)
     assert back.period_months_ == 3
-    with pytest.raises(ConfigError, match="overlay 'fit' estimates the macro link from monthly moves"):
+    with pytest.raises(ConfigError, match="overlay fit estimates the macro link from monthly moves"):
         cs.fit_transitions(panel, period="quarter", overlay="fit", macro="history")
     with pytest.raises(ConfigError, match="the chain's 'legacy' overlay does not read it"):  # default: legacy, not fit
         cs.fit_transitions(panel, period="quarter", macro="history")

@@ -1,0 +1,123 @@
+"""`creditsim simulate` with model folders: --engine against the run config file's engine, --macro DIR
+(a MacroVAE checkpoint), the model folders run.json records, and a folder given to the wrong option."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+@pytest.fixture()
+def inputs(tmp_path, small_deal_yaml):
+    from creditsim.transitions.synthetic import LoanTapeGenerator
+
+    loans, _ = LoanTapeGenerator(60, 1, random_seed=3).generate()
+    tape = tmp_path / "loans.parquet"
+    loans.to_parquet(tape)
+    deal = tmp_path / "deal.yaml"
+    deal.write_text(small_deal_yaml("Test CLO"))
+    return tape, deal
+
+
+@pytest.fixture(scope="module")
+def trajectory_folder(tmp_path_factory):
+    """The shipped LoanTrajectoryModel saved as a checkpoint folder (what 'creditsim train trajectory' writes)."""
+    from creditsim.loans.trajectory import LoanTrajectoryModel
+
+    return LoanTrajectoryModel.from_pretrained().save_pretrained(tmp_path_factory.mktemp("models") / "traj")
+
+
+def _sim(tape, deal, out, *extra):
+    return ["simulate", "--tape", str(tape), "--deal", str(deal), "--n-sims", "4", "--horizon", "6", "--mix",
+            "baseline", "--macro", "synthetic", "--seed", "1", "--out", str(out), *extra]
+
+
+def test_an_explicit_engine_overrides_the_run_config_files_engine(inputs, trajectory_folder, tmp_path, capsys,
+                                                                 run_cli, monkeypatch):
+    """``--engine trajectory --trajectory-model DIR`` with a config that says ``engine: markov`` runs the
+    trajectory engine (the user chose it on the command line); ``--trajectory-model`` alone is still refused
+    (an implicit switch) with the fix spelled out; the config file is read once."""
+    import creditsim.yamlfile
+
+    tape, deal = inputs
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("engine: markov\n")
+    reads = []
+    real = creditsim.yamlfile.read_yaml
+
+    def counting(path, what="file", **kw):
+        reads.append(what)
+        return real(path, what, **kw)
+
+    monkeypatch.setattr(creditsim.yamlfile, "read_yaml", counting)
+    base = _sim(tape, deal, tmp_path / "r1", "--config", str(cfg), "--trajectory-model", str(trajectory_folder))
+    assert run_cli([*base, "--engine", "trajectory"]) == 0, capsys.readouterr().err
+    assert reads.count("run config file") == 1
+    settings = json.loads((tmp_path / "r1" / "run.json").read_text())["settings"]
+    assert settings["engine"] == "trajectory"
+    capsys.readouterr()
+    assert run_cli(_sim(tape, deal, tmp_path / "r2", "--config", str(cfg), "--trajectory-model",
+                        str(trajectory_folder))) == 2
+    err = capsys.readouterr().err
+    assert "run config file's engine is 'markov'" in err and "add --engine trajectory" in err
+    assert run_cli([*_sim(tape, deal, tmp_path / "r3", "--trajectory-model", str(trajectory_folder)),
+                    "--engine", "transformer"]) == 2
+    assert "--engine is transformer" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
+
+
+@pytest.fixture(scope="module")
+def macro_vae_folder(tmp_path_factory):
+    """The shipped MacroVAE saved as a checkpoint folder (what 'creditsim train macro --out DIR' writes)."""
+    from creditsim.macro.vae import MacroVAE
+
+    return MacroVAE.from_pretrained().save_pretrained(tmp_path_factory.mktemp("models") / "vae")
+
+
+def test_macro_takes_a_trained_macro_vae_folder(inputs, macro_vae_folder, trajectory_folder, tmp_path, capsys,
+                                                run_cli):
+    """``--macro DIR`` runs on a MacroVAE checkpoint folder (the folder the wrong-folder errors send it to),
+    as does a run config file's ``macro: DIR``; the run is the shipped VAE's when the folder holds it."""
+    import numpy as np
+
+    from creditsim.risk.results import SimulationResults
+
+    tape, deal = inputs
+    args = [a for a in _sim(tape, deal, tmp_path / "x") if a not in ("--macro", "synthetic")][:-2]
+    assert run_cli([*args, "--macro", str(macro_vae_folder), "--out", str(tmp_path / "dir")]) == 0, capsys.readouterr().err
+    assert run_cli([*args, "--macro", "vae", "--out", str(tmp_path / "vae")]) == 0
+    np.testing.assert_array_equal(SimulationResults.load(tmp_path / "dir").portfolio_losses,
+                                  SimulationResults.load(tmp_path / "vae").portfolio_losses)
+    settings = json.loads((tmp_path / "dir" / "run.json").read_text())["settings"]
+    assert "model.safetensors" in settings["macro_sha256"]
+    (tmp_path / "run.yaml").write_text(f"macro: {macro_vae_folder}\n")
+    assert run_cli([*args, "--config", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "file")]) == 0
+    capsys.readouterr()
+    # the wrong-folder message's advice works; a folder of another model, or of none, is named
+    assert run_cli([*args, "--trajectory-model", str(macro_vae_folder), "--out", str(tmp_path / "w1")]) == 2
+    err = capsys.readouterr().err
+    assert "holds a MacroVAE" in err and "give it as --macro" in err
+    assert run_cli([*args, "--macro", str(trajectory_folder), "--out", str(tmp_path / "w2")]) == 2
+    err = capsys.readouterr().err
+    assert "--macro" in err and "holds a LoanTrajectoryModel" in err and "give it as --trajectory-model" in err
+    (tmp_path / "empty").mkdir()
+    assert run_cli([*args, "--macro", str(tmp_path / "empty"), "--out", str(tmp_path / "w3")]) == 2
+    assert "no MacroVAE there" in capsys.readouterr().err
+
+
+def test_run_json_records_absolute_model_folders_and_hashes_their_config(inputs, trajectory_folder, tmp_path,
+                                                                         run_cli, monkeypatch):
+    """A folder given relative to the working directory is recorded as its absolute path, and config.json
+    (which shapes the model as much as its weights) is hashed with model.safetensors."""
+    import hashlib
+
+    tape, deal = inputs
+    monkeypatch.chdir(trajectory_folder.parent)
+    args = [*_sim(tape, deal, tmp_path / "r"), "--trajectory-model", trajectory_folder.name]
+    assert run_cli(args) == 0
+    settings = json.loads((tmp_path / "r" / "run.json").read_text())["settings"]
+    assert settings["trajectory_model_folder"] == str(trajectory_folder.resolve())
+    hashes = settings["trajectory_model_sha256"]
+    assert set(hashes) == {"model.safetensors", "config.json"}
+    assert hashes["config.json"] == hashlib.sha256((trajectory_folder / "config.json").read_bytes()).hexdigest()
