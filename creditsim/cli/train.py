@@ -192,8 +192,8 @@ def train_trajectory(
     creditsim.loans.panel_train.train_trajectory_on_panel."""
     from creditsim.cli.run import read_macro_history
     from creditsim.io import read_frame, read_panel
-    from creditsim.schema import STATE_PANEL_COLUMNS
     from creditsim.loans.panel_train import train_trajectory_on_panel
+    from creditsim.schema import STATE_PANEL_COLUMNS
 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out must be a folder, but {out} is a file")
