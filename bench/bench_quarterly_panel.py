@@ -12,8 +12,8 @@ their *monthly* moves (NLL per move, nats), which the quarterly models never see
 * ``transformer_quarterly``: the same trained on the quarter-end rows (each quarter scored by the product of
   its three monthly matrices).
 
-A second table reads a quarterly file that *dates* its defaults and payoffs (an absorbed loan's last row in
-the month it happened, ``reporting_view(..., absorptions="dated")``), with the 12-month default probability
+A second table reads a quarterly file that *dates* its defaults and payoffs (each loan's record ends in the
+month it is absorbed, ``reporting_view(..., absorptions="dated")``), with the 12-month default probability
 from CURRENT of each pooled chain beside its NLL: ``dated`` (:meth:`MarkovTransitionModel.fit`, each such
 row a first entry in its month), ``dated_dropped`` (only rows exactly three months apart: the fit before
 off-cycle rows were read) and the monthly chain as the reference.
@@ -55,8 +55,10 @@ def dated_chains(loans, panel, seed: int, coarse: dict) -> dict[str, float]:
     """The pooled chains of a dated quarterly file of the training loans (module docstring)."""
     held = np.random.default_rng(seed).random(len(loans)) < 0.15  # the trainers' held-out loans
     train_ids = set(loans["loan_id"].astype(str)[~held])
-    rows = panel[panel["loan_id"].astype(str).isin(train_ids)]
-    dated = reporting_view(rows, 3, absorptions="dated")
+    rows = panel[panel["loan_id"].astype(str).isin(train_ids)].sort_values(["loan_id", "reporting_month"])
+    # the file ends each loan's record in the month it is absorbed (the generator keeps reporting some)
+    absorbed = rows["loan_state"].ge(4).groupby(rows["loan_id"].astype(str)).cumsum()
+    dated = reporting_view(rows[(absorbed <= 1).to_numpy()], 3, absorptions="dated")
     month = dated["reporting_month"].dt.year * 12 + dated["reporting_month"].dt.month
     on_grid = ((month - month.min()) % 3 == 0).to_numpy()
     fits = {"dated": MarkovTransitionModel().fit(dated, period_months=3).transition_matrix_,

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from creditsim.errors import ConfigError, DataError, format_labels
-from creditsim.schema import LoanTape, as_loan_tape, id_strings, parse_dates
+from creditsim.schema import STATE_PANEL_COLUMNS, LoanTape, as_loan_tape, id_strings, parse_dates
 from creditsim.states import ASSET_CLASSES, N_STATES
 
 __all__ = [
@@ -241,7 +241,7 @@ def transition_counts(
         DataError: missing columns, a loan of the panel absent from the tape, states outside 0..6.
     """
     for name, frame, cols in (
-        ("panel", panel_df, ("loan_id", "reporting_month", "loan_state")),
+        ("panel", panel_df, STATE_PANEL_COLUMNS),
         ("loan tape", loans_df, ("loan_id",)),
     ):
         if not isinstance(frame, pd.DataFrame):

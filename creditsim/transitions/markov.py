@@ -68,7 +68,7 @@ from creditsim.errors import CheckpointError, ConfigError, DataError, NotFittedE
 from creditsim.fileio import atomic_write
 from creditsim.macro.sensitivity import (CHANGE_MONTHS, OVERLAY_VARS, SHOCK_MEAN, SHOCK_SD, UNEMPLOYMENT_CHANGE, Z_CLIP,
                                         scaled_sensitivity, with_derived)
-from creditsim.schema import validate_macro, validate_panel
+from creditsim.schema import STATE_PANEL_COLUMNS, validate_macro, validate_panel
 from creditsim.states import ABSORBING_STATES, ALLOWED_TRANSITIONS, ASSET_CLASSES, MACRO_VARS, N_STATES, LoanState
 
 __all__ = [
@@ -711,7 +711,7 @@ def _row_standard_errors(p: np.ndarray, n_i: np.ndarray, censored: np.ndarray) -
 
 
 #: the columns the chain reads; nothing else of a panel is required (balances are never used)
-_FIT_COLUMNS: tuple[str, ...] = ("loan_id", "reporting_month", "loan_state")
+_FIT_COLUMNS: tuple[str, ...] = STATE_PANEL_COLUMNS
 
 
 def _transition_panel(panel_df: object, by: str | None) -> pd.DataFrame:
@@ -737,7 +737,7 @@ def _transition_panel(panel_df: object, by: str | None) -> pd.DataFrame:
         if len(bad):
             raise DataError(f"panel: segment column '{by}' has {len(bad)} missing value(s) at rows {format_labels(list(bad))}")
     # only the columns the chain reads are required (a tape without balances fits as well)
-    return validate_panel(used, required=("loan_id", "reporting_month", "loan_state"))
+    return validate_panel(used, required=STATE_PANEL_COLUMNS)
 
 
 def _censored_rows(df: pd.DataFrame) -> np.ndarray:

@@ -52,7 +52,7 @@ import pandas as pd
 from creditsim.checkpoints import check_checkpoint_target
 from creditsim.errors import ConfigError, DataError
 from creditsim.nn.trainer import TrainConfig
-from creditsim.schema import as_loan_tape
+from creditsim.schema import STATE_PANEL_COLUMNS, as_loan_tape
 from creditsim.states import MACRO_VARS, N_LIVE_STATES, N_STATES
 from creditsim.transitions.cohorts import (DEFAULT_COHORT_KEY, check_rows_from_origination, cohort_features,
                                            panel_loan_positions, panel_month_numbers, transition_counts)
@@ -109,7 +109,7 @@ def check_training_panel(panel: Any, val_share: Any) -> None:
         raise ConfigError(f"val_share must be a number in [0, 0.5), got {val_share!r}")
     if not isinstance(panel, pd.DataFrame):
         raise DataError(f"panel: expected a pandas DataFrame, got {type(panel).__name__}")
-    absent = [c for c in ("loan_id", "reporting_month", "loan_state") if c not in panel.columns]
+    absent = [c for c in STATE_PANEL_COLUMNS if c not in panel.columns]
     if absent:
         raise DataError(f"panel: missing required column(s) {absent}; expected loan_id, reporting_month, loan_state")
     if len(panel) == 0:
