@@ -398,7 +398,7 @@ def validate_panel(panel: pd.DataFrame, check_transitions: bool = True, date_for
                    required: Sequence[str] | None = None) -> pd.DataFrame:
     """Validate a loan x month performance panel and return a cleaned copy sorted by loan and month.
 
-    Checks: required columns, state codes in 0..6, non-negative balances, one row per (loan, month),
+    Checks: unique row labels, required columns, state codes in 0..6, non-negative balances, one row per (loan, month),
     and (``check_transitions``) that consecutive rows of each loan move only along allowed paths
     (:data:`creditsim.states.ALLOWED_TRANSITIONS`; rows ``k`` months apart, as in a quarterly panel or
     across a gap, may show any state ``k`` monthly moves reach: :func:`creditsim.states.reachable_states`).
@@ -411,6 +411,10 @@ def validate_panel(panel: pd.DataFrame, check_transitions: bool = True, date_for
     """
     what = "panel"
     _check_columns(panel, REQUIRED_PANEL_COLUMNS if required is None else tuple(required), what)
+    if not panel.index.is_unique:  # row labels name the rows in every message; duplicates would be ambiguous
+        dup = list(dict.fromkeys(panel.index[panel.index.duplicated()]))
+        raise DataError(f"panel: {len(dup)} duplicate row label(s) in the index, e.g. {format_labels(dup)}; expected "
+                        "unique labels (frames joined with pd.concat: pass ignore_index=True, or reset_index(drop=True))")
     df = panel.copy()
     for spec in PANEL_COLUMNS:
         if spec.name in df.columns:

@@ -230,8 +230,15 @@ def _print_chain(model, path: Path, overlay: str) -> None:
     console.print(table)
     months = int(getattr(model, "period_months_", 1))
     if months > 1:
-        console.print(f"a monthly chain fitted to moves {months} months apart (its {months}-step matrix fits them); "
-                      "simulate steps it month by month")
+        import numpy as np
+
+        from creditsim.states import N_LIVE_STATES, N_STATES, LoanState
+
+        shares = np.atleast_2d(model.dated_shares_).max(0)
+        dated = ", ".join(f"{LoanState(a).name} {shares[a]:.0%}" for a in range(N_LIVE_STATES, N_STATES) if shares[a] > 0)
+        console.print(f"a monthly chain fitted to a panel reported every {months} months: rows g months apart read "
+                      f"through its g-step matrix; absorptions dated in their own month: {dated or 'none'}; simulate "
+                      "steps it month by month")
 
 
 def register(app: typer.Typer) -> None:

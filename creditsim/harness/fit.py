@@ -150,8 +150,8 @@ def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, mo
     if overlay == "fit" and macro is None:
         raise ConfigError("overlay 'fit' needs a macro frame (macro=frame or 'history')")
     if overlay != "fit" and macro is not None:
-        raise ConfigError(f"macro: the chain's {overlay!r} overlay does not read it (its macro link is fixed); drop "
-                          "macro, or give overlay='fit' (a monthly panel)")
+        fix = "drop macro" if months > 1 else "drop macro, or give overlay='fit'"
+        raise ConfigError(f"macro: the chain's {overlay!r} overlay does not read it (its macro link is fixed): {fix}")
     if tape is not None and "origination_date" in tape.columns:
         _check_from_origination(panel, tape)
     if out is not None:  # one model per folder, checked before the fit

@@ -181,25 +181,40 @@ def gap_stack(counts: np.ndarray, months: int) -> np.ndarray:
     return out
 
 
-def _padded(counts: np.ndarray, entries: np.ndarray | None, months: int) -> tuple[np.ndarray, np.ndarray]:
-    """Moves and first entries as ``(K, 7, 7)`` stacks of one depth ``K >= months``."""
+def _padded(counts: np.ndarray, entries: np.ndarray | None, months: int,
+            mixed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Moves, first entries and on-grid absorptions as ``(K, 7, 7)`` stacks of one depth ``K >= months``."""
+    empty = np.zeros((0, N_STATES, N_STATES))
     n = gap_stack(counts, months)
-    e = np.zeros((0, N_STATES, N_STATES)) if entries is None else gap_stack(entries, months)
-    depth = max(n.shape[0], e.shape[0], months)
+    e = empty if entries is None else gap_stack(entries, months)
+    m = empty if mixed is None else gap_stack(mixed, months)
+    depth = max(n.shape[0], e.shape[0], m.shape[0], months)
     pad = lambda a: np.concatenate([a, np.zeros((depth - a.shape[0], N_STATES, N_STATES))])  # noqa: E731
-    return pad(n), pad(e)
+    return pad(n), pad(e), pad(m)
+
+
+def _shares(dated_share: np.ndarray | None) -> np.ndarray:
+    """``(7,)`` share of dated absorptions by to-state (0 on live states and where not given)."""
+    out = np.zeros(N_STATES)
+    if dated_share is not None:
+        out[N_LIVE_STATES:] = np.asarray(dated_share, dtype=np.float64)[N_LIVE_STATES:]
+    return out
 
 
 def penalised_nll(theta: np.ndarray, counts: np.ndarray, censored: np.ndarray, months: int, theta0: np.ndarray,
-                  lam: float, entries: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+                  lam: float, entries: np.ndarray | None = None, mixed: np.ndarray | None = None,
+                  dated_share: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """The penalised negative log-likelihood (module docstring) and its gradient in ``theta``.
 
     ``counts`` are the moves ``months`` apart ``(7, 7)`` or by gap ``(K, 7, 7)`` (scored by ``P^k``);
     ``entries`` ``(K, 7, 7)`` absorptions first seen ``k`` months on (scored by the first-entry probability
-    ``sum_l (P^(k-1))_il P_la`` over live ``l``). Reverse mode through the powers ``Q_m = Q_(m-1) P``:
-    ``dQ_(m-1) += dQ_m P'`` and ``dP += Q_(m-1)' dQ_m``, then through each live row's softmax. 7 x 7
-    products of a fixed shape: the same bits for any book."""
-    n, e = _padded(counts, entries, months)
+    ``f_k = sum_l (P^(k-1))_il P_la`` over live ``l``); ``mixed`` ``(K, 7, 7)`` absorptions on the reporting
+    grid, dated with probability ``dated_share[a]`` ``(7,)``: scored by ``pi f_k + (1 - pi) (P^k)_ia``.
+    Reverse mode through the powers ``Q_m = Q_(m-1) P``: ``dQ_(m-1) += dQ_m P'`` and
+    ``dP += Q_(m-1)' dQ_m``, then through each live row's softmax. 7 x 7 products of a fixed shape: the
+    same bits for any book."""
+    n, e, mix = _padded(counts, entries, months, mixed)
+    pi = _shares(dated_share)[None, :]
     depth = n.shape[0]
     p = _np_matrix(theta)
     powers = [np.eye(N_STATES)]
@@ -213,12 +228,18 @@ def penalised_nll(theta: np.ndarray, counts: np.ndarray, censored: np.ndarray, m
         seen = nk > 0
         ll += float((nk[seen] * np.log(np.maximum(q[seen], 1e-300))).sum())
         bar[k, :N_LIVE_STATES] = np.where(seen, nk / np.maximum(q, 1e-300), 0.0)
-        ek = e[k - 1, :N_LIVE_STATES]
-        if ek.any():  # first entries: f = A[:, live] P[live] with A = P^(k-1)
+        ek, mk = e[k - 1, :N_LIVE_STATES], mix[k - 1, :N_LIVE_STATES]
+        if ek.any() or mk.any():  # first entries: f = A[:, live] P[live] with A = P^(k-1)
             f = powers[k - 1][:N_LIVE_STATES, :N_LIVE_STATES] @ p[:N_LIVE_STATES]
             hit = ek > 0
             ll += float((ek[hit] * np.log(np.maximum(f[hit], 1e-300))).sum())
             h = np.where(hit, ek / np.maximum(f, 1e-300), 0.0)
+            both = mk > 0
+            m = pi * f + (1.0 - pi) * q
+            ll += float((mk[both] * np.log(np.maximum(m[both], 1e-300))).sum())
+            hm = np.where(both, mk / np.maximum(m, 1e-300), 0.0)
+            h = h + pi * hm
+            bar[k, :N_LIVE_STATES] += (1.0 - pi) * hm
             dp[:N_LIVE_STATES] += powers[k - 1][:N_LIVE_STATES, :N_LIVE_STATES].T @ h
             bar[k - 1, :N_LIVE_STATES, :N_LIVE_STATES] += h @ p[:N_LIVE_STATES].T
     survive = 1.0 - np.minimum(powers[months][:N_LIVE_STATES, _D], 1.0 - 1e-15)
@@ -234,9 +255,11 @@ def penalised_nll(theta: np.ndarray, counts: np.ndarray, censored: np.ndarray, m
 
 
 def _torch_nll(counts: np.ndarray, censored: np.ndarray, months: int, theta0: np.ndarray, lam: float,
-               entries: np.ndarray | None = None):
+               entries: np.ndarray | None = None, mixed: np.ndarray | None = None,
+               dated_share: np.ndarray | None = None):
     """The same objective in torch, for the Hessian of the standard errors: ``(nll, penalised)``."""
-    n, e = (torch.from_numpy(a[:, :N_LIVE_STATES]) for a in _padded(counts, entries, months))
+    n, e, mix = (torch.from_numpy(a[:, :N_LIVE_STATES]) for a in _padded(counts, entries, months, mixed))
+    pi = torch.from_numpy(_shares(dated_share))[None, :]
     cens = torch.from_numpy(censored[:N_LIVE_STATES])
     t0 = torch.from_numpy(theta0)
 
@@ -245,11 +268,13 @@ def _torch_nll(counts: np.ndarray, censored: np.ndarray, months: int, theta0: np
         power, ll = torch.eye(N_STATES, dtype=p.dtype), p.new_zeros(())
         for k in range(1, n.shape[0] + 1):
             before, power = power, power @ p
-            seen, hit = n[k - 1] > 0, e[k - 1] > 0
+            seen, hit, both = n[k - 1] > 0, e[k - 1] > 0, mix[k - 1] > 0
             ll = ll + (n[k - 1][seen] * torch.log(power[:N_LIVE_STATES][seen].clamp_min(1e-300))).sum()
-            if hit.any():
+            if hit.any() or both.any():
                 f = before[:N_LIVE_STATES, :N_LIVE_STATES] @ p[:N_LIVE_STATES]
                 ll = ll + (e[k - 1][hit] * torch.log(f[hit].clamp_min(1e-300))).sum()
+                m = pi * f + (1.0 - pi) * power[:N_LIVE_STATES]
+                ll = ll + (mix[k - 1][both] * torch.log(m[both].clamp_min(1e-300))).sum()
             if k == months:
                 ll = ll + (cens * torch.log1p(-power[:N_LIVE_STATES, _D].clamp(max=1 - 1e-15))).sum()
         return -ll
@@ -263,7 +288,8 @@ def _torch_nll(counts: np.ndarray, censored: np.ndarray, months: int, theta0: np
 @serial_torch()  # thousands of 7 x 7 products: threads only spin (creditsim.threads)
 def embed_monthly_chain(counts: np.ndarray, months: int, censored: np.ndarray | None = None,
                         theta0: np.ndarray | None = None, lam: float | None = None,
-                        entries: np.ndarray | None = None) -> EmbeddedChain:
+                        entries: np.ndarray | None = None, mixed: np.ndarray | None = None,
+                        dated_share: np.ndarray | None = None) -> EmbeddedChain:
     """Fit the monthly chain whose ``months``-step matrix explains ``counts`` (module docstring).
 
     Args:
@@ -280,6 +306,9 @@ def embed_monthly_chain(counts: np.ndarray, months: int, censored: np.ndarray | 
         entries: ``(K, 7, 7)`` absorptions (to DEFAULT, PREPAID, MATURED) *first* seen ``k`` months after
             the from-row, for panels that report an absorption in the month it happens: scored by the
             probability of entering the absorbing state in month ``k`` exactly (module docstring).
+        mixed: ``(K, 7, 7)`` absorptions seen ``k`` months on at a report month, where the file dates a
+            share ``dated_share[a]`` ``(7,)`` of its absorptions into ``a`` (and carries the rest to the
+            report month): scored by the mixture of the two readings.
 
     Returns:
         The :class:`EmbeddedChain`.
@@ -287,26 +316,27 @@ def embed_monthly_chain(counts: np.ndarray, months: int, censored: np.ndarray | 
     if isinstance(months, bool) or not isinstance(months, (int, np.integer)) or months < 1:
         raise ConfigError(f"months must be a positive integer, got {months!r}")
     months = int(months)
-    n, e = _padded(counts, entries, months)
-    _check_reachable(n, e)
+    n, e, mix = _padded(counts, entries, months, mixed)
+    _check_reachable(n, e + mix)
     cens = np.zeros(N_STATES) if censored is None else np.asarray(censored, dtype=np.float64)
     if lam is None:
         lam = 0.1 if theta0 is None else 1.0
-    period = n[months - 1] + e[:months].sum(0)  # where each live row is a period on (the starts read it)
+    period = n[months - 1] + e[:months].sum(0) + mix[:months].sum(0)  # each live row a period on (the starts)
     root = root_theta(period, months)
     theta0 = data_theta(period) if theta0 is None else np.asarray(theta0, dtype=np.float64)
-    n_obs = float(n[:, :N_LIVE_STATES].sum() + e[:, :N_LIVE_STATES].sum() + cens[:N_LIVE_STATES].sum())
+    n_obs = float(n[:, :N_LIVE_STATES].sum() + e[:, :N_LIVE_STATES].sum() + mix[:, :N_LIVE_STATES].sum()
+                  + cens[:N_LIVE_STATES].sum())
     scale = 1.0 / max(n_obs, 1.0)  # per observed period, so the tolerances mean the same for any book size
 
     def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
-        f, g = penalised_nll(x, n, cens, months, theta0, float(lam), e)
+        f, g = penalised_nll(x, n, cens, months, theta0, float(lam), e, mix, dated_share)
         return f * scale, g * scale
 
     # the likelihood of a matrix power is not concave: two starts, the better optimum kept (ties: the first)
     fits = [minimize(objective, x0.copy(), jac=True, method="L-BFGS-B",
                      options={"maxiter": 20_000, "gtol": 1e-11, "ftol": 1e-16}) for x0 in (theta0, root)]
     res = min(fits, key=lambda r: float(r.fun))
-    nll, penalised = _torch_nll(n, cens, months, theta0, float(lam), e)
+    nll, penalised = _torch_nll(n, cens, months, theta0, float(lam), e, mix, dated_share)
     theta = torch.from_numpy(res.x)
     return EmbeddedChain(matrix=_np_matrix(res.x), standard_errors=_delta_method(penalised, theta),
                          theta=res.x.copy(), nll=float(nll(theta)) * scale,

@@ -63,6 +63,7 @@ import pandas as pd
 import torch
 
 from creditsim.transitions.overlay_file import calibrated_sensitivities
+from creditsim.transitions.period_moves import PeriodMoves, dated_shares, loan_grid, split_moves
 from creditsim.transitions.sampler import check_positive_int, check_states, cumulative_thresholds, validate_matrices
 from creditsim.errors import CheckpointError, ConfigError, DataError, NotFittedError, format_labels
 from creditsim.fileio import atomic_write
@@ -201,9 +202,9 @@ class MarkovTransitionModel:
             ``period_months_`` > 1 every move read, summed over gaps of 1 to ``4 * period_months_`` months).
         period_months_: months between the observed rows the chain was fitted on (1; 3 for a quarterly
             panel); the matrix is monthly either way.
-        dated_absorptions_: names of the absorbing states the panel dates in their own month, whose
-            moves were scored as first entries in that month (:meth:`fit`); ``()`` for a monthly fit, a
-            file that carries them to the period end and :meth:`from_matrix`.
+        dated_shares_: ``(7,)`` (or ``(C, 7)``) share of the absorptions into each absorbing state that the
+            panel dates in the month they happen, rather than carrying them to the next report month
+            (:mod:`creditsim.transitions.period_moves`); zeros for a monthly fit and :meth:`from_matrix`.
         censored_counts_: ``(7,)`` (or ``(C, 7)``) int64 censored default-free months by from-state
             (rows flagged ``censored``; zeros without the column), None for :meth:`from_matrix`.
         transition_matrix_: ``(7, 7)`` (or ``(C, 7, 7)``) float64 monthly matrix.
@@ -246,7 +247,7 @@ class MarkovTransitionModel:
         model.counts_ = None
         model.censored_counts_ = None
         model.period_months_ = 1
-        model.dated_absorptions_ = ()
+        model.dated_shares_ = np.zeros(arr.shape[:-1])
         model.standard_errors_ = np.zeros_like(arr)
         model.segments_ = None if arr.ndim == 2 else tuple(str(s) for s in segments)
         model.empty_rows_ = []
@@ -280,16 +281,13 @@ class MarkovTransitionModel:
         result is a monthly chain like any other: ``simulate`` steps it month by month.
 
         Off-cycle rows are moves of their own length (``g`` months apart: scored by ``P^g``, any gap up to
-        four periods). Moves into each absorbing state are read in one of two ways, decided by the panel
-        state by state: where at least a quarter of a state's first entries (moves into it from a live
-        row) lie off the period grid -- a file that dates, say, its payoffs in the month they happen puts
-        about ``(k - 1) / k`` of them there -- the state is *dated*: the month of the row is the month it
-        was entered, scored by the probability of entering it in exactly that month
-        (``dated_absorptions_``). Otherwise the state is *carried*: known only to have been entered by its
-        row, scored by ``P^g`` (a stray off-grid row or two do not flip the reading). Files differ state by
-        state (payoffs dated, defaults reported at the next quarter end and kept in the file for the
-        workout); reading one convention as the other, or dropping the off-grid rows, misstates the
-        default rate: tested against a known chain.
+        four periods), and absorptions are read as dated in their own month or carried to the next report
+        month, with a share of dated records estimated per segment and absorbing state
+        (:mod:`creditsim.transitions.period_moves`; ``dated_shares_``). Reading one convention as the
+        other, or dropping the off-grid rows, misstates the default rate: tested against a known chain.
+
+        A monthly fit of a panel whose rows are mostly more than a month apart is refused (it would read
+        the few one-month pairs, e.g. dated payoffs, and nothing else).
 
         Args:
             panel_df: panel with ``loan_id``, ``reporting_month``, ``loan_state`` (validated; other
@@ -309,7 +307,7 @@ class MarkovTransitionModel:
             raise ConfigError(f"period_months must be a positive integer, got {period_months!r}")
         df = _transition_panel(panel_df, by)
         period = int(period_months)
-        st, gap, pair = _period_moves(df, period)
+        st, gap, pair, off_grid = _period_moves(df, period)
         frm, to, k = st[:-1][pair], st[1:][pair], gap[pair]
         if len(frm) == 0:
             raise DataError("panel: no one-month transitions (need consecutive months of the same loan; a quarterly "
@@ -317,35 +315,22 @@ class MarkovTransitionModel:
                             f"panel: no moves between rows of the same loan 1 to {_MAX_GAP_PERIODS * period} months "
                             "apart")
         cens = _censored_rows(df)  # (n_rows,) bool
-        if by is None:
-            seg, seg_c, labels = np.zeros(len(frm), np.int64), np.zeros(int(cens.sum()), np.int64), None
-        else:
-            all_values = df[by].astype(str).to_numpy()
-            values, values_c = all_values[:-1][pair], all_values[cens]
-            present = set(values) | set(values_c)
-            labels = tuple(ASSET_CLASSES) if by == "asset_class" and present <= set(ASSET_CLASSES) else tuple(sorted(present))
-            position = {label: c for c, label in enumerate(labels)}
-            seg = np.array([position[v] for v in values], dtype=np.int64)
-            seg_c = np.array([position[v] for v in values_c], dtype=np.int64)
+        seg, seg_c, labels = _segment_codes(df, by, pair, cens)
         n_seg = 1 if labels is None else len(labels)
-        dated = _dated_states(frm, to, k, period)
-        entry = np.isin(to, dated)
-        counts = np.zeros((n_seg, int(k.max()), N_STATES, N_STATES), dtype=np.int64)
-        entries = np.zeros_like(counts)
-        np.add.at(counts, (seg[~entry], k[~entry] - 1, frm[~entry], to[~entry]), 1)
-        np.add.at(entries, (seg[entry], k[entry] - 1, frm[entry], to[entry]), 1)
+        moves = split_moves(frm, to, k, seg, n_seg, off_grid[1:][pair])
         censored = np.zeros((n_seg, N_STATES), dtype=np.int64)
         np.add.at(censored, (seg_c, st[cens]), 1)
         if period > 1:
-            matrix, se, empty = _embedded_segments(counts, entries, censored, labels, period)
+            matrix, se, empty, shares = _embedded_segments(moves, censored, labels, period)
         else:
-            matrix, se, empty = _monthly_segments(counts[:, 0], censored, labels)
-        counts = (counts + entries).sum(1)  # (C, 7, 7): every move read, whatever its gap
+            matrix, se, empty = _monthly_segments(moves.every_move(), censored, labels)
+            shares = np.zeros((n_seg, N_STATES))
+        counts = moves.every_move()  # (C, 7, 7): every move read, whatever its gap
         if empty:
             warnings.warn(f"MarkovTransitionModel.fit: rows without observations filled: {empty}", stacklevel=2)
         squeeze = labels is None
         self.period_months_ = period
-        self.dated_absorptions_ = tuple(LoanState(a).name for a in dated)
+        self.dated_shares_ = shares[0] if squeeze else shares
         self.counts_ = counts[0] if squeeze else counts
         self.censored_counts_ = censored[0] if squeeze else censored
         self.transition_matrix_ = matrix[0] if squeeze else matrix
@@ -637,7 +622,7 @@ class MarkovTransitionModel:
             "counts": None if self.counts_ is None else np.asarray(self.counts_).tolist(),
             "censored_counts": None if getattr(self, "censored_counts_", None) is None else np.asarray(self.censored_counts_).tolist(),
             "period_months": int(getattr(self, "period_months_", 1)),
-            "dated_absorptions": list(getattr(self, "dated_absorptions_", ())),
+            "dated_shares": np.asarray(getattr(self, "dated_shares_", np.zeros(p.shape[:-1]))).tolist(),
         }
         path = Path(directory) / MODEL_FILE
         return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1), encoding="utf-8"))
@@ -664,7 +649,8 @@ class MarkovTransitionModel:
         if data.get("censored_counts") is not None:
             model.censored_counts_ = np.asarray(data["censored_counts"], dtype=np.int64)
         model.period_months_ = int(data.get("period_months", 1))
-        model.dated_absorptions_ = tuple(data.get("dated_absorptions", ()))
+        if data.get("dated_shares") is not None:
+            model.dated_shares_ = np.asarray(data["dated_shares"], dtype=np.float64)
         return model
 
 
@@ -785,37 +771,50 @@ def _month_pairs(df: pd.DataFrame, step: int = 1) -> tuple[np.ndarray, np.ndarra
 _MAX_GAP_PERIODS = 4
 
 
-def _period_moves(df: pd.DataFrame, period: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _period_moves(df: pd.DataFrame, period: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """States, gaps and the moves a ``period``-month chain fit reads, of a validated panel sorted by loan
     and month.
 
-    Returns ``(state, gap, pair)``: ``(n_rows,)`` int64 states, ``(n_rows - 1,)`` months from row ``r`` to
-    ``r + 1`` and ``(n_rows - 1,)`` bool, True where the two rows are the same loan and a move: exactly one
-    month apart for a monthly fit (a reporting gap is missing data there), 1 to ``4 * period`` months
-    apart for a ``period`` > 1 fit (a quarterly panel's off-cycle rows, such as an absorption reported in
-    its own month, and a skipped quarter are moves of their own length, scored by ``P^gap``).
+    Returns ``(state, gap, pair, off_grid)``: ``(n_rows,)`` int64 states, ``(n_rows - 1,)`` months from
+    row ``r`` to ``r + 1``, ``(n_rows - 1,)`` bool, True where the two rows are the same loan and a move --
+    exactly one month apart for a monthly fit (a reporting gap is missing data there), 1 to
+    ``4 * period`` months apart for a ``period`` > 1 fit (off-cycle rows and skipped quarters are moves of
+    their own length) -- and ``(n_rows,)`` bool, True on a row off its loan's report grid
+    (:func:`~creditsim.transitions.period_moves.loan_grid`; all False for a monthly fit).
+
+    DataError for a monthly fit of a panel whose same-loan rows are mostly more than a month apart.
     """
     st, month, pair = _month_pairs(df, 1)
     ids = df["loan_id"].to_numpy()
     gap = month[1:] - month[:-1]
-    if period > 1:
-        pair = (ids[1:] == ids[:-1]) & (gap >= 1) & (gap <= _MAX_GAP_PERIODS * period)
-    return st, gap, pair
-
-
-#: share of a state's first entries off the period grid from which the panel is read as dating them
-_DATED_SHARE = 0.25
-
-
-def _dated_states(frm: np.ndarray, to: np.ndarray, gap: np.ndarray, period: int) -> list[int]:
-    """Absorbing states whose first entries (moves from a live row ``frm`` into them, ``gap`` months on)
-    lie off the ``period`` grid at least :data:`_DATED_SHARE` of the time (:meth:`MarkovTransitionModel.fit`);
-    none for a monthly fit."""
+    same = ids[1:] == ids[:-1]
     if period == 1:
-        return []
-    first = frm < _N_LIVE
-    return [a for a in ABSORBING_STATES
-            if (into := first & (to == a)).any() and (gap[into] % period != 0).mean() >= _DATED_SHARE]
+        if same.any() and pair.sum() < 0.5 * same.sum():
+            modal = int(np.bincount(np.clip(gap[same], 0, 24)).argmax())
+            raise DataError(f"panel: only {int(pair.sum()):,} of {int(same.sum()):,} consecutive rows of a loan are one "
+                            f"month apart (most are {modal} months apart): a panel reported every {modal} months; fit "
+                            f"it with period_months={modal} (on the command line --period "
+                            f"{'quarter' if modal == 3 else modal})")
+        return st, gap, pair, np.zeros(len(st), bool)
+    pair = same & (gap >= 1) & (gap <= _MAX_GAP_PERIODS * period)
+    code = pd.factorize(ids)[0].astype(np.int64)
+    residue = loan_grid(code, month.astype(np.int64), st < _N_LIVE, period)
+    return st, gap, pair, (month % period) != residue
+
+
+def _segment_codes(df: pd.DataFrame, by: str | None, pair: np.ndarray, cens: np.ndarray) -> tuple:
+    """``(seg, seg_c, labels)``: segment index of each move (its starting row's) and of each censored row,
+    and the segment labels (None unsegmented; the asset classes in their order when ``by`` is asset_class)."""
+    if by is None:
+        return np.zeros(int(pair.sum()), np.int64), np.zeros(int(cens.sum()), np.int64), None
+    all_values = df[by].astype(str).to_numpy()
+    values, values_c = all_values[:-1][pair], all_values[cens]
+    present = set(values) | set(values_c)
+    labels = tuple(ASSET_CLASSES) if by == "asset_class" and present <= set(ASSET_CLASSES) else tuple(sorted(present))
+    position = {label: c for c, label in enumerate(labels)}
+    seg = np.array([position[v] for v in values], dtype=np.int64)
+    seg_c = np.array([position[v] for v in values_c], dtype=np.int64)
+    return seg, seg_c, labels
 
 
 def _monthly_segments(counts: np.ndarray, censored: np.ndarray, labels: tuple | None) -> tuple:
@@ -844,26 +843,36 @@ def _monthly_segments(counts: np.ndarray, censored: np.ndarray, labels: tuple | 
     return matrix, se, empty
 
 
-def _embedded_segments(counts: np.ndarray, entries: np.ndarray, censored: np.ndarray, labels: tuple | None,
-                       months: int) -> tuple:
-    """Monthly chains per segment from moves by gap ``counts`` and dated absorptions ``entries``, both
-    ``(C, K, 7, 7)`` (:func:`creditsim.transitions.embed.embed_monthly_chain`): the pooled chain first,
-    pulled weakly towards the data's shares; each segment pulled towards the pooled one. A live row never
+def _embedded_segments(moves: PeriodMoves, censored: np.ndarray, labels: tuple | None, months: int) -> tuple:
+    """Monthly chains per segment from a period panel's ``moves`` (:class:`PeriodMoves`, ``C`` segments;
+    :func:`creditsim.transitions.embed.embed_monthly_chain`): the pooled chain first, pulled weakly
+    towards the data's shares; each segment pulled towards the pooled one. The dated shares are estimated
+    with a flat hazard, then once more from the pooled chain (:func:`dated_shares`). A live row never
     observed at a move's start is reported in ``empty_rows`` (``"start"``, or ``"pooled prior"`` for a
-    segment: its paths through the observed rows still inform it). Returns ``(matrix, se, empty_rows)``."""
+    segment: its paths through the observed rows still inform it). Returns ``(matrix, se, empty_rows,
+    shares)``."""
     from creditsim.transitions.embed import embed_monthly_chain
 
-    pooled = embed_monthly_chain(counts.sum(0), months, censored.sum(0), entries=entries.sum(0))
-    shape = (counts.shape[0], N_STATES, N_STATES)
+    def pooled_fit(share: np.ndarray):
+        return embed_monthly_chain(moves.counts.sum(0), months, censored.sum(0), entries=moves.entries.sum(0),
+                                   mixed=moves.mixed.sum(0), dated_share=share)
+
+    total = PeriodMoves(moves.counts.sum(0)[None], moves.entries.sum(0)[None], moves.mixed.sum(0)[None])
+    pooled = pooled_fit(dated_shares(total, months)[0])
+    if moves.entries.any():  # the off-grid share of a dated file, from the chain itself
+        pooled = pooled_fit(dated_shares(total, months, pooled.matrix)[0])
+    shares = dated_shares(moves, months, pooled.matrix)
+    shape = (moves.counts.shape[0], N_STATES, N_STATES)
     matrix, se, empty = np.zeros(shape), np.zeros(shape), []
-    for c in range(counts.shape[0]):
-        fit = pooled if labels is None else embed_monthly_chain(counts[c], months, censored[c], theta0=pooled.theta,
-                                                                entries=entries[c])
+    for c in range(shape[0]):
+        fit = pooled if labels is None else embed_monthly_chain(
+            moves.counts[c], months, censored[c], theta0=pooled.theta, entries=moves.entries[c],
+            mixed=moves.mixed[c], dated_share=shares[c])
         matrix[c], se[c] = fit.matrix, fit.standard_errors
-        n_i = counts[c].sum((0, 2)) + entries[c].sum((0, 2)) + censored[c]
+        n_i = moves.every_move()[c].sum(1) + censored[c]
         empty += [(None if labels is None else labels[c], LoanState(i).name,
                    "start" if labels is None else "pooled prior") for i in _LIVE if n_i[i] == 0]
-    return matrix, se, empty
+    return matrix, se, empty, shares
 
 
 def _live_move_counts(df: pd.DataFrame, mac: pd.DataFrame) -> tuple[np.ndarray, list[int]]:

@@ -15,13 +15,13 @@ calendar time:
 * **Quarterly panels** (``period_months=3``): the sequences stay monthly, and a move seen three months
   apart is scored by the product of the model's three monthly matrices of the months it spans
   (:meth:`TransitionTransformer.period_nll`), so the network learns the monthly dynamics a simulation
-  steps through from data that never shows them. The panel is read on its reporting grid
-  (:func:`~creditsim.transitions.reporting.grid_anchor`): an absorption dated off the grid (a default
-  reported in its own month) is carried to the next report month, where the product of the period's
+  steps through from data that never shows them. Each loan is read on its own reporting cycle
+  (:func:`~creditsim.transitions.reporting.reporting_view` with ``grid="loan"``): an absorption dated off
+  it (a default reported in its own month) is carried to the next report month, where the product of the period's
   matrices scores "absorbed by then" -- the exact likelihood of the coarsened record, which gives up
   only the month of the absorption (the Markov chain's fit also reads that month:
-  :meth:`MarkovTransitionModel.fit`). Other off-grid rows are not read; without the carry such
-  absorptions were dropped and the default rate understated.
+  :meth:`MarkovTransitionModel.fit`). Other rows off the cycle are not read, with a warning counting
+  them; without the carry such absorptions were dropped and the default rate understated.
 * **Cohort features** (:data:`~creditsim.transitions.cohorts.COHORT_FEATURES`, with the asset-class
   shares) are taken from the whole tape as of the panel's first month, the role the cut-off plays in a
   simulation; the held-out loans read the features of their whole cohort, as a simulated book does. Ages
@@ -43,6 +43,7 @@ calendar time:
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import replace
 from typing import Any
 
@@ -57,7 +58,7 @@ from creditsim.states import MACRO_VARS, N_LIVE_STATES, N_STATES
 from creditsim.transitions.cohorts import (DEFAULT_COHORT_KEY, check_rows_from_origination, cohort_features,
                                            panel_loan_positions, panel_month_numbers, transition_counts)
 from creditsim.transitions.markov import MODEL_FILE as MARKOV_FILE
-from creditsim.transitions.reporting import grid_anchor, reporting_view
+from creditsim.transitions.reporting import reporting_view
 from creditsim.transitions.train import SHIPPED_CONFIG, SHIPPED_TRAINING, CohortMonthData, train_transition_model
 from creditsim.transitions.transformer import TransitionConfig, TransitionTransformer
 
@@ -139,7 +140,13 @@ def panel_transition_data(panel: pd.DataFrame, tape: Any, macro: pd.DataFrame | 
     """
     check_training_panel(panel, val_share)
     if period_months > 1:  # module docstring: off-grid absorptions carried to the next report month
-        panel = reporting_view(panel, period_months, anchor=grid_anchor(panel, period_months))
+        on_grid = reporting_view(panel, period_months, grid="loan")
+        dropped = len(panel) - len(on_grid)
+        if dropped:
+            warnings.warn(f"panel: {dropped:,} row(s) off their loan's {period_months}-month reporting cycle are "
+                          "not read by the transformer (absorptions off the cycle are carried to the next report month; "
+                          "the Markov chain reads every row)", stacklevel=3)
+        panel = on_grid
     frame = as_loan_tape(tape).frame
     # every panel row's loan on the tape (the chain's rule: a panel loan without a tape row is an error, never
     # silently dropped), then the first month as the cut-off of the cohort features

@@ -13,22 +13,24 @@ import pandas as pd
 from creditsim.errors import ConfigError
 from creditsim.states import LoanState
 from creditsim.transitions.cohorts import panel_month_numbers, panel_states
+from creditsim.transitions.period_moves import loan_grid
 
-__all__ = ["reporting_view", "grid_anchor"]
+__all__ = ["reporting_view"]
 
 
 def reporting_view(panel: pd.DataFrame, months: int = 3, absorptions: str = "carried",
-                   anchor: int | None = None) -> pd.DataFrame:
+                   anchor: int | None = None, grid: str = "panel") -> pd.DataFrame:
     """The rows of ``panel`` a report every ``months`` months would hold.
 
-    Report months are the panel's first month (or ``anchor``) and every ``months``-th month after (and
-    before) it. A loan's row in a
-    report month is kept. A loan absorbed (DEFAULT, PREPAID, MATURED) between two report months is, with
-    ``absorptions="carried"``, reported in its absorbing state at the next one (a servicer's quarterly
-    file lists the quarter's payoffs and defaults); with ``"dated"``, in the month it happened (a file
-    that dates each default and payoff). Either way absorption is not lost with the months between. A
-    loan whose record ends live between report months ends at its last report month, as a real report
-    would show it.
+    Report months are, with ``grid="panel"``, the panel's first month (or ``anchor``) and every
+    ``months``-th month before and after it; with ``grid="loan"``, each loan's own cycle (the residue most
+    of its live rows share: :func:`creditsim.transitions.period_moves.loan_grid`), for a file whose loans
+    report on staggered cycles. A loan's row in a report month is kept. A loan absorbed (DEFAULT,
+    PREPAID, MATURED) between two report months is, with ``absorptions="carried"``, reported in its
+    absorbing state at the next one (a servicer's quarterly file lists the quarter's payoffs and
+    defaults); with ``"dated"``, in the month it happened (a file that dates each default and payoff).
+    Either way absorption is not lost with the months between. A loan whose record ends live between
+    report months ends at its last report month, as a real report would show it.
 
     Args:
         panel: loan x month rows with ``loan_id``, ``reporting_month``, ``loan_state`` (other columns kept
@@ -36,7 +38,9 @@ def reporting_view(panel: pd.DataFrame, months: int = 3, absorptions: str = "car
         months: the reporting cycle in months (3: quarterly).
         absorptions: ``"carried"`` (to the next report month; dropped past the panel's last month) or
             ``"dated"`` (kept in their own month).
-        anchor: a report month as ``year * 12 + month`` (:func:`grid_anchor`); default the panel's first.
+        anchor: with ``grid="panel"``, a report month as a month number (months since 1970-01, as
+            :func:`~creditsim.transitions.cohorts.panel_month_numbers` counts); default the panel's first.
+        grid: ``"panel"`` or ``"loan"``.
 
     Returns:
         The report rows, sorted by loan and month, ``reporting_month`` as month-start timestamps.
@@ -45,11 +49,16 @@ def reporting_view(panel: pd.DataFrame, months: int = 3, absorptions: str = "car
         raise ConfigError(f"months must be a positive integer, got {months!r}")
     if absorptions not in ("carried", "dated"):
         raise ConfigError(f"absorptions: expected 'carried' or 'dated', got {absorptions!r}")
+    if grid not in ("panel", "loan"):
+        raise ConfigError(f"grid: expected 'panel' or 'loan', got {grid!r}")
     month = panel_month_numbers(panel)
     state = panel_states(panel)
-    m0 = int(month.min()) if anchor is None else int(anchor)
-    m1 = int(month.max())
     ids = panel["loan_id"].astype(str).to_numpy()
+    if grid == "loan":
+        m0 = loan_grid(pd.factorize(ids)[0].astype(np.int64), month, state < int(LoanState.DEFAULT), months)
+    else:
+        m0 = int(month.min()) if anchor is None else int(anchor)
+    m1 = int(month.max())
     last = pd.Series(month).groupby(ids).transform("max").to_numpy()
     on_report = (month - m0) % months == 0
     absorbed_end = (state >= int(LoanState.DEFAULT)) & (month == last) & ~on_report
@@ -59,16 +68,3 @@ def reporting_view(panel: pd.DataFrame, months: int = 3, absorptions: str = "car
         reporting_month=pd.to_datetime(moved[keep_moved].astype("datetime64[M]")))], ignore_index=False)
     out = out.assign(reporting_month=pd.to_datetime(out["reporting_month"]).dt.to_period("M").dt.to_timestamp())
     return out.sort_values(["loan_id", "reporting_month"], kind="stable").reset_index(drop=True)
-
-
-def grid_anchor(panel: pd.DataFrame, months: int) -> int:
-    """The report month (``year * 12 + month``) of a panel reported every ``months`` months: the most
-    common month residue among its live rows (absorptions may be dated off the grid; ties: the earliest
-    residue of the first month)."""
-    month = panel_month_numbers(panel)
-    live = panel_states(panel) < int(LoanState.DEFAULT)
-    residues = np.bincount((month[live] if live.any() else month) % months, minlength=months)
-    m0 = int(month.min())
-    order = [(m0 + r) % months for r in range(months)]  # residues from the first month's on
-    best = max(order, key=lambda r: (residues[r], -order.index(r)))
-    return m0 + (best - m0) % months

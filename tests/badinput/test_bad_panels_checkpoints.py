@@ -96,6 +96,8 @@ PANEL_CASES: list[tuple[str, Callable[[], Any], type[Exception] | None, Any]] = 
     ("state-name-lower", lambda: _fit(_panel(loan_state={1: "current"})), DataError, "column 'loan_state'"),
     ("state-digit-strings-ok", lambda: _same_as_reference(_fit(_panel().assign(loan_state=lambda d: d["loan_state"].astype(str)))), None, None),
     ("duplicate-loan-month", lambda: _fit(pd.concat([_panel(), _panel().iloc[[1]]], ignore_index=True)), DataError, "one row per (loan_id, reporting_month)"),
+    ("duplicate-index-labels", lambda: _fit(pd.concat([_panel().query("loan_id == 'A'"), _panel().query("loan_id == 'B'")
+                                                       .reset_index(drop=True)])), DataError, "duplicate row label"),
     ("unsorted-months-ok", lambda: _same_as_reference(_fit(_panel().sample(frac=1.0, random_state=3))), None, None),
     ("gap-is-not-a-move", lambda: _gap_counts(_fit(_panel().drop(index=_row("A", 2)))), None, None),
     ("bad-month-text", lambda: _fit(_panel(reporting_month={4: "2021-13-01"})), DataError, "column 'reporting_month'"),
@@ -111,7 +113,7 @@ PANEL_CASES: list[tuple[str, Callable[[], Any], type[Exception] | None, Any]] = 
     ("jump-current-to-dpd60", lambda: _fit(_panel(loan_state={_row("A", 2): 2})), DataError, "0->2"),
     ("jump-current-to-dpd90", lambda: _fit(_panel(loan_state={_row("A", 3): 3})), DataError, "allowed month-to-month moves"),
     ("single-row", lambda: _fit(_panel().iloc[:1]), DataError, "no one-month transitions"),
-    ("only-gaps", lambda: _fit(_panel().iloc[[0, 2, 4]]), DataError, "no one-month transitions"),
+    ("only-gaps", lambda: _fit(_panel().iloc[[0, 2, 4]]), DataError, "only 0 of 2 consecutive rows of a loan are one month apart"),
     ("single-loan-ok", lambda: _single_loan(_fit(_panel().query("loan_id == 'B'"))), None, None),
     ("no-balance-column-ok", lambda: _same_as_reference(_fit(_panel().drop(columns="current_balance"))), None, None),
     ("bad-balances-unread-ok", lambda: _same_as_reference(_fit(_panel(current_balance={0: -5.0, 1: np.nan}))), None, None),

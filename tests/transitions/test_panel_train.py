@@ -4,6 +4,7 @@ panel's months, the credit link), saved, and run by `simulate` from the CLI."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -257,15 +258,25 @@ def test_dated_absorptions_of_a_quarterly_panel_reach_the_transformer() -> None:
     each such absorption as absorbed by the next quarter end (the coarsened record), so the counts equal
     those of the same book reported with absorptions carried -- none dropped (the old rule kept only rows
     exactly three months apart, and lost about a third of the defaults)."""
-    from creditsim.transitions.reporting import grid_anchor
+    from creditsim.transitions.cohorts import panel_month_numbers
 
     loans, panel = cs.LoanTapeGenerator(800, 24, random_seed=3, cutoff="2022-01-01").generate()
     dated, carried = reporting_view(panel, 3, absorptions="dated"), reporting_view(panel, 3)
     off = dated["reporting_month"].dt.month.isin([2, 3, 5, 6, 8, 9, 11, 12])
     assert off.any() and (dated.loc[off, "loan_state"] >= int(LoanState.DEFAULT)).all()
-    assert grid_anchor(dated.iloc[::-1].reset_index(drop=True), 3) % 3 == grid_anchor(carried, 3) % 3
-    assert grid_anchor(dated[~dated["reporting_month"].eq(dated["reporting_month"].min())], 3) % 3 \
-        == grid_anchor(carried, 3) % 3  # the first month off the grid: the grid is the live rows' months
+    # loans on staggered quarterly cycles: every move three months apart on the loan's own cycle is read
+    m0 = int(panel_month_numbers(panel).min())
+    group = panel["loan_id"].astype(str).str[-1].astype(int) % 3
+    staggered = pd.concat([reporting_view(panel[group == g], 3, anchor=m0 + g) for g in range(3)], ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing dropped
+        read = panel_transition_data(staggered, loans, period_months=3, val_share=0.0)["train"]
+    s = staggered.sort_values(["loan_id", "reporting_month"])
+    apart = (s["loan_id"] == s["loan_id"].shift()) & (s["reporting_month"].dt.to_period("M").astype(int).diff() == 3)
+    assert read.counts[read.definition == "asset_class"][..., :4, :].sum() == (apart & (s["loan_state"].shift() < 4)).sum()
+    stray = pd.concat([carried, panel[panel["reporting_month"] == pd.Timestamp("2022-02-01")].iloc[:5]], ignore_index=True)
+    with pytest.warns(UserWarning, match="5 row.* not read by the transformer"):
+        panel_transition_data(stray, loans, period_months=3, val_share=0.0)
     got = panel_transition_data(dated, loans, period_months=3, val_share=0.0)["train"]
     want = panel_transition_data(carried, loans, period_months=3, val_share=0.0)["train"]
     np.testing.assert_array_equal(got.counts, want.counts)
