@@ -9,6 +9,7 @@ an interrupted run leaves nothing half-written.
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 import warnings
 from collections.abc import Callable
@@ -116,6 +117,18 @@ def _blank_flag_metavars(command: Any) -> None:
         _blank_flag_metavars(sub)
 
 
+def _reflow_help(command: Any) -> None:
+    """Join the single line breaks inside each help paragraph of ``command`` and its subcommands: typer
+    0.29 joins them in a docstring's first paragraph only, so later paragraphs kept the source's line
+    breaks and printed as ragged half lines. Paragraphs (blank-line separated) stay."""
+    text = getattr(command, "help", None)
+    if text:
+        paragraphs = inspect.cleandoc(text).split("\n\n")
+        command.help = "\n\n".join(p if p.startswith("\b") else " ".join(p.split()) for p in paragraphs)
+    for sub in getattr(command, "commands", {}).values():
+        _reflow_help(sub)
+
+
 def run_app(typer_app: typer.Typer, argv: list[str] | None = None) -> None:
     """Run ``typer_app`` and exit: 0 on success, 2 with a one-line message on a CreditSimError.
 
@@ -127,6 +140,7 @@ def run_app(typer_app: typer.Typer, argv: list[str] | None = None) -> None:
             warnings.showwarning = _one_line_warnings()
             command = typer.main.get_command(typer_app)
             _blank_flag_metavars(command)
+            _reflow_help(command)
             rv = command(args=argv, standalone_mode=False)
     except CreditSimError as exc:
         # escape: messages quote user values such as "[nan]" that rich would read as markup

@@ -334,8 +334,10 @@ def build_macro_draw(macro: Any, labels: np.ndarray, horizon: int, seed: int, de
     if narrative is not None:
         values, picked = _narrative_paths(narrative, labels, horizon, seed, device, start, clusters)
         return MacroDraw(values, clusters, picked)
-    if isinstance(macro, os.PathLike) or (isinstance(macro, str) and macro.split(":")[0].strip().lower() not in MACRO_SOURCES
-                                          and Path(macro).is_file()):
+    named = isinstance(macro, str) and macro.split(":")[0].strip().lower() in MACRO_SOURCES
+    if isinstance(macro, (str, os.PathLike)) and not named and Path(macro).is_dir():
+        macro = MacroVAE.from_pretrained(macro, device=device)  # a trained MacroVAE's checkpoint folder
+    elif isinstance(macro, os.PathLike) or (isinstance(macro, str) and not named and Path(macro).is_file()):
         macro = read_frame(macro, "macro file")  # a CSV / Parquet file of paths: validated as a frame below
     if isinstance(macro, str):
         key, year, name = parse_macro_source(macro)

@@ -92,17 +92,25 @@ def check_run_size(n_sims: int, horizon: int) -> None:
 
 def _check_macro(macro: Any) -> None:
     """A macro source :func:`~creditsim.macro.scenarios.build_macro_paths` accepts: a named source, a frame,
-    an array, a MacroVAE, a narrative (mapping, :class:`~creditsim.macro.narrative.Narrative`, ``.yaml``
-    file; validated now so a bad anchor is named before any work) or the path of a macro file."""
+    an array, a MacroVAE or the folder of a trained one, a narrative (mapping,
+    :class:`~creditsim.macro.narrative.Narrative`, ``.yaml`` file; validated now so a bad anchor is named
+    before any work) or the path of a macro file."""
     if is_narrative_source(macro):
         as_narrative(macro)
-    elif isinstance(macro, str):
-        if macro.split(":")[0].strip().lower() in MACRO_SOURCES:
-            parse_macro_source(macro)
-        elif not Path(macro).is_file():
-            raise ConfigError(f"macro must be one of {list(MACRO_SOURCES)}, 'fed:YEAR[:SCENARIO]' or a macro "
-                              f"file, got {macro!r}")
-    elif not isinstance(macro, (pd.DataFrame, np.ndarray, MacroVAE, os.PathLike)):
+    elif isinstance(macro, str) and macro.split(":")[0].strip().lower() in MACRO_SOURCES:
+        parse_macro_source(macro)
+    elif isinstance(macro, (str, os.PathLike)) and Path(macro).is_dir():
+        from creditsim.checkpoints import checkpoint_model
+
+        found = checkpoint_model(macro)
+        if found != "MacroVAE":
+            raise ConfigError(f"macro {os.fspath(macro)}: expected a MacroVAE checkpoint folder (config.json + "
+                              f"model.safetensors, as 'creditsim train macro --out DIR' writes), found "
+                              f"{found or 'no model'} there")
+    elif isinstance(macro, str) and not Path(macro).is_file():
+        raise ConfigError(f"macro must be one of {list(MACRO_SOURCES)}, 'fed:YEAR[:SCENARIO]', a macro file or a "
+                          f"MacroVAE folder, got {macro!r}")
+    elif not isinstance(macro, (str, pd.DataFrame, np.ndarray, MacroVAE, os.PathLike)):
         raise ConfigError(f"macro must be a source name, a DataFrame, an array, a MacroVAE or a narrative "
                           f"{{variable: [{{month, value}}]}}, got {type(macro).__name__}")
 
@@ -224,7 +232,13 @@ class RunConfig:
         """Read a run configuration file (a YAML mapping of the scalar settings, at most 64 KiB)."""
         data = read_yaml(path, what="run config file", max_bytes=1 << 16, max_depth=3,
                          layout="a mapping of run settings")
-        return cls.from_dict({} if data is None else data, where=f"run config file {path}")
+        data = {} if data is None else data
+        macro = data.get("macro") if isinstance(data, Mapping) else None
+        if isinstance(macro, str) and macro.split(":")[0].strip().lower() not in MACRO_SOURCES:
+            beside = Path(path).parent / macro  # a file's relative paths are read from its folder
+            if not Path(macro).is_absolute() and beside.exists():
+                data = {**data, "macro": str(beside)}
+        return cls.from_dict(data, where=f"run config file {path}")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings that describe the run, JSON-friendly (objects by their class name)."""

@@ -84,3 +84,25 @@ def test_no_help_page_shows_a_value_placeholder_on_a_flag(run_cli, capsys):
     # backticks from the option help (a backtick shows as itself there)
     assert not [p for p, text in pages if ":func:" in text or ":mod:" in text or ":class:" in text or "`" in text]
     assert "<int>" in dict((" ".join(p), t) for p, t in pages)["simulate"]
+
+
+def test_help_paragraphs_flow_as_paragraphs(run_cli, capsys):
+    """typer 0.29 joins the line breaks of a docstring's first paragraph only: later paragraphs printed with
+    the source's breaks as ragged half lines. Every help paragraph is one line of text before rich wraps it."""
+    import typer
+
+    from creditsim.cli import _reflow_help, app
+
+    command = typer.main.get_command(app)
+    _reflow_help(command)
+
+    def helps(cmd):
+        yield cmd.help or ""
+        for sub in getattr(cmd, "commands", {}).values():
+            yield from helps(sub)
+
+    texts = list(helps(command))
+    assert len(texts) > 20 and sum("\n\n" in t for t in texts) > 3  # several multi-paragraph pages
+    assert not [t for t in texts for p in t.split("\n\n") if "\n" in p and not p.startswith("\b")]
+    assert run_cli(["train", "trajectory", "--help"]) == 0
+    assert "chain is the\n" not in capsys.readouterr().out  # a source line break, before

@@ -121,3 +121,30 @@ def test_run_json_records_absolute_model_folders_and_hashes_their_config(inputs,
     hashes = settings["trajectory_model_sha256"]
     assert set(hashes) == {"model.safetensors", "config.json"}
     assert hashes["config.json"] == hashlib.sha256((trajectory_folder / "config.json").read_bytes()).hexdigest()
+
+
+def test_python_run_configs_take_a_macro_vae_folder_relative_to_the_file(macro_vae_folder, trajectory_folder,
+                                                                         tmp_path):
+    """The Python API reads a MacroVAE folder as the CLI does: RunConfig(macro=DIR) and build_macro_paths draw
+    the same paths as the loaded model; a run config file's relative macro path is read from the file's
+    folder; another model's folder is named."""
+    import shutil
+
+    import numpy as np
+
+    from creditsim.errors import ConfigError
+    from creditsim.macro.scenarios import build_macro_paths
+    from creditsim.macro.vae import MacroVAE
+    from creditsim.risk.config import RunConfig
+
+    assert RunConfig(macro=str(macro_vae_folder)).macro == str(macro_vae_folder)
+    labels = np.array([0, 1, 2, 0], dtype=np.int64)  # scenario indices
+    a = build_macro_paths(str(macro_vae_folder), labels, 6, seed=3)
+    b = build_macro_paths(MacroVAE.from_pretrained(macro_vae_folder), labels, 6, seed=3)
+    np.testing.assert_array_equal(a, b)
+    (tmp_path / "cfg").mkdir()
+    shutil.copytree(macro_vae_folder, tmp_path / "vae")
+    (tmp_path / "cfg" / "run.yaml").write_text("macro: ../vae\n")
+    assert RunConfig.from_yaml(tmp_path / "cfg" / "run.yaml").macro == str(tmp_path / "cfg" / "../vae")
+    with pytest.raises(ConfigError, match="expected a MacroVAE checkpoint folder .* found LoanTrajectoryModel"):
+        RunConfig(macro=str(trajectory_folder))
