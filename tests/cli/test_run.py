@@ -55,15 +55,8 @@ def test_report_on_missing_or_bad_run_dir_is_one_line(tmp_path, capsys, run_cli,
 
 
 @pytest.fixture()
-def inputs(tmp_path, small_deal_yaml):
-    from creditsim.transitions.synthetic import LoanTapeGenerator
-
-    loans, _ = LoanTapeGenerator(150, 1, random_seed=3).generate()
-    tape = tmp_path / "loans.parquet"
-    loans.to_parquet(tape)
-    deal = tmp_path / "deal.yaml"
-    deal.write_text(small_deal_yaml("Test CLO"))
-    return tape, deal
+def inputs(simulate_inputs):
+    return simulate_inputs(150)
 
 
 def _sim_args(tape, deal, out, *extra):

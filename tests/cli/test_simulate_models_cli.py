@@ -9,15 +9,8 @@ import pytest
 
 
 @pytest.fixture()
-def inputs(tmp_path, small_deal_yaml):
-    from creditsim.transitions.synthetic import LoanTapeGenerator
-
-    loans, _ = LoanTapeGenerator(60, 1, random_seed=3).generate()
-    tape = tmp_path / "loans.parquet"
-    loans.to_parquet(tape)
-    deal = tmp_path / "deal.yaml"
-    deal.write_text(small_deal_yaml("Test CLO"))
-    return tape, deal
+def inputs(simulate_inputs):
+    return simulate_inputs(60)
 
 
 @pytest.fixture(scope="module")
