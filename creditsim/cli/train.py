@@ -234,8 +234,10 @@ def _print_chain(model, path: Path, overlay: str) -> None:
 
         from creditsim.states import N_LIVE_STATES, N_STATES, LoanState
 
-        shares = np.atleast_2d(model.dated_shares_).max(0)
-        dated = ", ".join(f"{LoanState(a).name} {shares[a]:.0%}" for a in range(N_LIVE_STATES, N_STATES) if shares[a] > 0)
+        shares = np.atleast_2d(model.dated_shares_)  # (C, 7): a range across segments when they differ
+        lo, hi = shares.min(0), shares.max(0)
+        dated = ", ".join(f"{LoanState(a).name} {lo[a]:.0%}" + (f"-{hi[a]:.0%} by segment" if hi[a] > lo[a] + 0.005 else "")
+                          for a in range(N_LIVE_STATES, N_STATES) if hi[a] > 0)
         console.print(f"a monthly chain fitted to a panel reported every {months} months: rows g months apart read "
                       f"through its g-step matrix; absorptions dated in their own month: {dated or 'none'}; simulate "
                       "steps it month by month")

@@ -103,6 +103,8 @@ def _check_macro(macro: Any) -> None:
         from creditsim.checkpoints import checkpoint_model
 
         found = checkpoint_model(macro)
+        if found is None and (Path(macro) / "markov_model.json").is_file():
+            found = "MarkovTransitionModel"
         if found != "MacroVAE":
             raise ConfigError(f"macro {os.fspath(macro)}: expected a MacroVAE checkpoint folder (config.json + "
                               f"model.safetensors, as 'creditsim train macro --out DIR' writes), found "
@@ -234,10 +236,14 @@ class RunConfig:
                          layout="a mapping of run settings")
         data = {} if data is None else data
         macro = data.get("macro") if isinstance(data, Mapping) else None
-        if isinstance(macro, str) and macro.split(":")[0].strip().lower() not in MACRO_SOURCES:
-            beside = Path(path).parent / macro  # a file's relative paths are read from its folder
-            if not Path(macro).is_absolute() and beside.exists():
-                data = {**data, "macro": str(beside)}
+        if (isinstance(macro, str) and macro.split(":")[0].strip().lower() not in MACRO_SOURCES
+                and not Path(macro).is_absolute()):
+            # a file's relative paths are read from its folder, wherever the run starts (never from the cwd)
+            beside = Path(path).parent / macro
+            if not beside.exists():
+                raise ConfigError(f"run config file {path}: macro {macro!r} is not a source name, and {beside} (a path "
+                                  "is read from the config file's folder) does not exist")
+            data = {**data, "macro": str(beside)}
         return cls.from_dict(data, where=f"run config file {path}")
 
     def to_dict(self) -> dict[str, Any]:

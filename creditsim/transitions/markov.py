@@ -63,7 +63,7 @@ import pandas as pd
 import torch
 
 from creditsim.transitions.overlay_file import calibrated_sensitivities
-from creditsim.transitions.period_moves import PeriodMoves, dated_shares, loan_grid, split_moves
+from creditsim.transitions.period_moves import PeriodMoves, check_monthly_rows, dated_shares, loan_grid, split_moves
 from creditsim.transitions.sampler import check_positive_int, check_states, cumulative_thresholds, validate_matrices
 from creditsim.errors import CheckpointError, ConfigError, DataError, NotFittedError, format_labels
 from creditsim.fileio import atomic_write
@@ -779,27 +779,28 @@ def _period_moves(df: pd.DataFrame, period: int) -> tuple[np.ndarray, np.ndarray
     row ``r`` to ``r + 1``, ``(n_rows - 1,)`` bool, True where the two rows are the same loan and a move --
     exactly one month apart for a monthly fit (a reporting gap is missing data there), 1 to
     ``4 * period`` months apart for a ``period`` > 1 fit (off-cycle rows and skipped quarters are moves of
-    their own length) -- and ``(n_rows,)`` bool, True on a row off its loan's report grid
+    their own length; an absorption in a period that closes after the panel's last month is not read:
+    that period's survivors have no row) -- and ``(n_rows,)`` bool, True on a row off its loan's report grid
     (:func:`~creditsim.transitions.period_moves.loan_grid`; all False for a monthly fit).
 
-    DataError for a monthly fit of a panel whose same-loan rows are mostly more than a month apart.
+    DataError for a monthly fit of a panel whose same-loan rows are mostly more than a month apart
+    (:func:`~creditsim.transitions.period_moves.check_monthly_rows`).
     """
     st, month, pair = _month_pairs(df, 1)
     ids = df["loan_id"].to_numpy()
     gap = month[1:] - month[:-1]
     same = ids[1:] == ids[:-1]
     if period == 1:
-        if same.any() and pair.sum() < 0.5 * same.sum():
-            modal = int(np.bincount(np.clip(gap[same], 0, 24)).argmax())
-            raise DataError(f"panel: only {int(pair.sum()):,} of {int(same.sum()):,} consecutive rows of a loan are one "
-                            f"month apart (most are {modal} months apart): a panel reported every {modal} months; fit "
-                            f"it with period_months={modal} (on the command line --period "
-                            f"{'quarter' if modal == 3 else modal})")
+        check_monthly_rows(ids, month)
         return st, gap, pair, np.zeros(len(st), bool)
-    pair = same & (gap >= 1) & (gap <= _MAX_GAP_PERIODS * period)
     code = pd.factorize(ids)[0].astype(np.int64)
     residue = loan_grid(code, month.astype(np.int64), st < _N_LIVE, period)
-    return st, gap, pair, (month % period) != residue
+    off_grid = (month % period) != residue
+    # an absorption dated in a period that closes after the panel's last month: that period's survivors have no
+    # row, so reading its absorptions alone would overstate absorption -- not read, as for the survivors
+    unfinished = off_grid & (st >= _N_LIVE) & (month + (residue - month) % period > month.max())
+    pair = same & (gap >= 1) & (gap <= _MAX_GAP_PERIODS * period) & ~unfinished[1:]
+    return st, gap, pair, off_grid
 
 
 def _segment_codes(df: pd.DataFrame, by: str | None, pair: np.ndarray, cens: np.ndarray) -> tuple:

@@ -58,6 +58,7 @@ from creditsim.states import MACRO_VARS, N_LIVE_STATES, N_STATES
 from creditsim.transitions.cohorts import (DEFAULT_COHORT_KEY, check_rows_from_origination, cohort_features,
                                            panel_loan_positions, panel_month_numbers, transition_counts)
 from creditsim.transitions.markov import MODEL_FILE as MARKOV_FILE
+from creditsim.transitions.period_moves import check_monthly_rows
 from creditsim.transitions.reporting import reporting_view
 from creditsim.transitions.train import SHIPPED_CONFIG, SHIPPED_TRAINING, CohortMonthData, train_transition_model
 from creditsim.transitions.transformer import TransitionConfig, TransitionTransformer
@@ -144,8 +145,9 @@ def panel_transition_data(panel: pd.DataFrame, tape: Any, macro: pd.DataFrame | 
         dropped = len(panel) - len(on_grid)
         if dropped:
             warnings.warn(f"panel: {dropped:,} row(s) off their loan's {period_months}-month reporting cycle are "
-                          "not read by the transformer (absorptions off the cycle are carried to the next report month; "
-                          "the Markov chain reads every row)", stacklevel=3)
+                          "not read by the transformer: live rows between report months, and absorptions in a period "
+                          "that closes after the panel's last month (its survivors have no row); other absorptions off "
+                          "the cycle are carried to the next report month", stacklevel=2)
         panel = on_grid
     frame = as_loan_tape(tape).frame
     # every panel row's loan on the tape (the chain's rule: a panel loan without a tape row is an error, never
@@ -153,6 +155,9 @@ def panel_transition_data(panel: pd.DataFrame, tape: Any, macro: pd.DataFrame | 
     loan_pos = panel_loan_positions(panel, frame)
     month_numbers = panel_month_numbers(panel)
     check_rows_from_origination(panel, frame, loan_pos, month_numbers)
+    if period_months == 1:
+        order = np.lexsort((month_numbers, loan_pos))
+        check_monthly_rows(loan_pos[order], month_numbers[order])
     first = pd.Timestamp(np.datetime64(int(month_numbers.min()), "M"))
     # destination months of the whole panel (a split may miss its ends: its counts are placed on these)
     months = pd.date_range(first + pd.offsets.MonthBegin(1), periods=int(month_numbers.max() - month_numbers.min()),

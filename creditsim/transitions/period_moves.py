@@ -37,9 +37,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from creditsim.errors import DataError
 from creditsim.states import N_LIVE_STATES, N_STATES
 
-__all__ = ["PeriodMoves", "loan_grid", "split_moves", "dated_shares"]
+__all__ = ["PeriodMoves", "loan_grid", "split_moves", "dated_shares", "check_monthly_rows"]
 
 
 @dataclass(frozen=True)
@@ -116,3 +117,25 @@ def dated_shares(moves: PeriodMoves, period: int, matrix: np.ndarray | None = No
     share = np.clip(share, 0.0, 1.0)
     share[:, :N_LIVE_STATES] = 0.0
     return share
+
+
+def check_monthly_rows(ids: np.ndarray, month: np.ndarray) -> None:
+    """DataError when a panel given as monthly is reported less often: its rows (``(n_rows,)`` loan ids and
+    month numbers, sorted by loan then month) are most often more than a month apart. A monthly fit of such
+    a file reads only its few one-month pairs -- a quarterly file that dates its payoffs gave a chain with a
+    0 % default rate -- so it is refused, with the period to give. Gaps in a monthly panel (missing
+    reports) leave one month the most common gap and pass."""
+    same = ids[1:] == ids[:-1]
+    if not same.any():
+        return
+    gap = np.clip(np.diff(month)[same], 0, 25)
+    modal = int(np.bincount(gap).argmax())
+    if modal <= 1:
+        return
+    one = int((gap == 1).sum())
+    fix = ("give period 'quarter' (on the command line --period quarter; MarkovTransitionModel.fit: "
+           "period_months=3)" if modal == 3 else
+           f"the Markov chain fits it with MarkovTransitionModel.fit(panel, period_months={modal}); fit_transitions "
+           "and the command line take monthly and quarterly panels")
+    raise DataError(f"panel: only {one:,} of {int(same.sum()):,} consecutive rows of a loan are one month apart "
+                    f"(most are {modal} months apart): a panel reported every {modal} months, not a monthly one; {fix}")

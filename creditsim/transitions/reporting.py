@@ -38,9 +38,12 @@ def reporting_view(panel: pd.DataFrame, months: int = 3, absorptions: str = "car
         months: the reporting cycle in months (3: quarterly).
         absorptions: ``"carried"`` (to the next report month; dropped past the panel's last month) or
             ``"dated"`` (kept in their own month).
-        anchor: with ``grid="panel"``, a report month as a month number (months since 1970-01, as
-            :func:`~creditsim.transitions.cohorts.panel_month_numbers` counts); default the panel's first.
-        grid: ``"panel"`` or ``"loan"``.
+        anchor: with ``grid="panel"``, a report month: ``"YYYY-MM"``, a timestamp, or a month number
+            (months since 1970-01, as :func:`~creditsim.transitions.cohorts.panel_month_numbers` counts);
+            default the panel's first month.
+        grid: ``"panel"`` or ``"loan"``. Either way an absorption whose period closes after the panel's
+            last month is dropped: the loans that survived that period have no row for it, so keeping only
+            the absorbed ones would overstate absorption (a report that ends with the panel shows neither).
 
     Returns:
         The report rows, sorted by loan and month, ``reporting_month`` as month-start timestamps.
@@ -54,11 +57,13 @@ def reporting_view(panel: pd.DataFrame, months: int = 3, absorptions: str = "car
     month = panel_month_numbers(panel)
     state = panel_states(panel)
     ids = panel["loan_id"].astype(str).to_numpy()
+    m1 = int(month.max())
     if grid == "loan":
+        if anchor is not None:
+            raise ConfigError("anchor: not read with grid='loan' (each loan's own cycle); give one or the other")
         m0 = loan_grid(pd.factorize(ids)[0].astype(np.int64), month, state < int(LoanState.DEFAULT), months)
     else:
-        m0 = int(month.min()) if anchor is None else int(anchor)
-    m1 = int(month.max())
+        m0 = int(month.min()) if anchor is None else _anchor_month(anchor)
     last = pd.Series(month).groupby(ids).transform("max").to_numpy()
     on_report = (month - m0) % months == 0
     absorbed_end = (state >= int(LoanState.DEFAULT)) & (month == last) & ~on_report
@@ -68,3 +73,18 @@ def reporting_view(panel: pd.DataFrame, months: int = 3, absorptions: str = "car
         reporting_month=pd.to_datetime(moved[keep_moved].astype("datetime64[M]")))], ignore_index=False)
     out = out.assign(reporting_month=pd.to_datetime(out["reporting_month"]).dt.to_period("M").dt.to_timestamp())
     return out.sort_values(["loan_id", "reporting_month"], kind="stable").reset_index(drop=True)
+
+
+def _anchor_month(anchor: object) -> int:
+    """A report month as a month number (months since 1970-01); ConfigError for anything else."""
+    if isinstance(anchor, (int, np.integer)) and not isinstance(anchor, bool):
+        if not -1200 <= int(anchor) <= 2400:  # 1870 .. 2170: a year * 12 + month count is about 24,000
+            raise ConfigError(f"anchor: {anchor} is not a month number (months since 1970-01: 2022-03 is 626); "
+                              "give the month as 'YYYY-MM'")
+        return int(anchor)
+    if isinstance(anchor, (str, pd.Timestamp, np.datetime64)):
+        try:
+            return int(np.datetime64(pd.Timestamp(anchor), "M").astype(np.int64))
+        except (ValueError, TypeError):
+            pass
+    raise ConfigError(f"anchor: expected a month ('YYYY-MM', a timestamp or months since 1970-01), got {anchor!r}")

@@ -117,7 +117,7 @@ def test_run_json_records_absolute_model_folders_and_hashes_their_config(inputs,
 
 
 def test_python_run_configs_take_a_macro_vae_folder_relative_to_the_file(macro_vae_folder, trajectory_folder,
-                                                                         tmp_path):
+                                                                         tmp_path, monkeypatch):
     """The Python API reads a MacroVAE folder as the CLI does: RunConfig(macro=DIR) and build_macro_paths draw
     the same paths as the loaded model; a run config file's relative macro path is read from the file's
     folder; another model's folder is named."""
@@ -141,3 +141,13 @@ def test_python_run_configs_take_a_macro_vae_folder_relative_to_the_file(macro_v
     assert RunConfig.from_yaml(tmp_path / "cfg" / "run.yaml").macro == str(tmp_path / "cfg" / "../vae")
     with pytest.raises(ConfigError, match="expected a MacroVAE checkpoint folder .* found LoanTrajectoryModel"):
         RunConfig(macro=str(trajectory_folder))
+    (tmp_path / "cfg" / "cwd.yaml").write_text("macro: vae_here\n")  # only beside the cwd, not the file
+    (tmp_path / "vae_here").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="read from the config file's folder"):
+        RunConfig.from_yaml(tmp_path / "cfg" / "cwd.yaml")
+    chain = tmp_path / "chain"
+    chain.mkdir()
+    (chain / "markov_model.json").write_text("{}")
+    with pytest.raises(ConfigError, match="found MarkovTransitionModel"):
+        RunConfig(macro=str(chain))

@@ -197,7 +197,7 @@ def test_a_quarterly_panel_passes_validation_and_fits_the_monthly_chain() -> Non
                                  "loan_state": [C, D60]})
     with pytest.raises(DataError, match="allowed month-to-month moves"):  # one month apart: still refused
         validate_panel(monthly_jump, required=("loan_id", "reporting_month", "loan_state"))
-    with pytest.raises(DataError, match="only 0 of .* one month apart .* period_months=3 .*--period quarter"):
+    with pytest.raises(DataError, match="only 0 of .* one month apart .*--period quarter.*period_months=3"):
         MarkovTransitionModel().fit(panel)
     chain = MarkovTransitionModel().fit(panel, period_months=3)
     assert chain.period_months_ == 3 and chain.transition_matrix_.shape == (7, 7)
@@ -290,6 +290,17 @@ def test_mixed_files_are_read_as_their_mix() -> None:
     assert with_dpd.pd_curve(12)[-1] == pytest.approx(reference, rel=0.06)
     with pytest.raises(DataError, match=r"consecutive rows of a loan are one month apart \(most are 3 months apart\)"):
         MarkovTransitionModel().fit(mix)
+    loans = pd.DataFrame({"loan_id": np.arange(n).astype(str), "asset_class": "consumer"})
+    for model in ("gbm", "logit"):  # every model, not only the chain
+        with pytest.raises(DataError, match="most are 3 months apart"):
+            cs.fit_transitions(mix, loans, model=model)
+    # a monthly panel with gaps (missing reports) is still monthly: one month stays the most common gap
+    monthly = pd.DataFrame({"loan_id": np.repeat(np.arange(400).astype(str), 37),
+                            "reporting_month": np.tile(pd.date_range("2022-01-01", periods=37, freq="MS"), 400),
+                            "loan_state": paths[:400].reshape(-1)})
+    first_absorbed = monthly.groupby("loan_id")["loan_state"].transform(lambda s: s.ge(DF).cumsum()) <= 1
+    gappy = monthly[first_absorbed.to_numpy() & (np.random.default_rng(0).random(len(monthly)) > 0.45)]
+    MarkovTransitionModel().fit(gappy)
 
 
 def test_fit_transitions_takes_a_quarterly_panel_and_simulate_runs_on_it(tmp_path, run_cli, capsys) -> None:

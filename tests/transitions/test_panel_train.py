@@ -135,7 +135,7 @@ def test_a_panel_without_monthly_moves_is_refused(book) -> None:
     """A quarterly panel has rows three months apart: no move to learn from, said plainly (it trained before)."""
     loans, panel, _ = book
     quarterly = panel[pd.to_datetime(panel["reporting_month"]).dt.month.isin([1, 4, 7, 10])]
-    with pytest.raises(DataError, match="no month-to-month move .* quarterly panel"):
+    with pytest.raises(DataError, match="most are 3 months apart.*--period quarter"):
         panel_transition_data(quarterly, loans)
 
 
@@ -216,7 +216,7 @@ def test_a_quarterly_panel_teaches_the_monthly_moves_it_never_shows(tmp_path, ru
     assert meta["period_months"] == 3
     with pytest.raises(ConfigError, match="'trajectory' learns from monthly loan histories"):
         cs.fit_transitions(quarterly, loans, model="trajectory", period="quarter")
-    with pytest.raises(DataError, match="a quarterly panel has none: give period='quarter'"):
+    with pytest.raises(DataError, match="most are 3 months apart.*--period quarter"):
         panel_transition_data(quarterly, loans)
 
 
@@ -274,6 +274,22 @@ def test_dated_absorptions_of_a_quarterly_panel_reach_the_transformer() -> None:
     s = staggered.sort_values(["loan_id", "reporting_month"])
     apart = (s["loan_id"] == s["loan_id"].shift()) & (s["reporting_month"].dt.to_period("M").astype(int).diff() == 3)
     assert read.counts[read.definition == "asset_class"][..., :4, :].sum() == (apart & (s["loan_state"].shift() < 4)).sum()
+    # dated absorptions on staggered cycles: kept up to the panel's last complete period of each loan's cycle
+    dated_staggered = pd.concat([reporting_view(panel[group == g], 3, absorptions="dated", anchor=m0 + g)
+                                 for g in range(3)], ignore_index=True)
+    carried_staggered = pd.concat([reporting_view(panel[group == g], 3, anchor=m0 + g) for g in range(3)],
+                                  ignore_index=True)
+
+    def entries(frame):
+        f = frame.sort_values(["loan_id", "reporting_month"])
+        return int(((f["loan_state"] >= 4) & (f["loan_id"] == f["loan_id"].shift()) & (f["loan_state"].shift() < 4)).sum())
+
+    assert entries(reporting_view(dated_staggered, 3, grid="loan")) == entries(carried_staggered) > 0
+    pd.testing.assert_frame_equal(reporting_view(panel, 3, anchor="2022-02"), reporting_view(panel, 3, anchor=m0 + 1))
+    with pytest.raises(ConfigError, match="not a month number"):
+        reporting_view(panel, 3, anchor=2022 * 12 + 2)  # the old unit
+    with pytest.raises(ConfigError, match="not read with grid='loan'"):
+        reporting_view(panel, 3, anchor=m0, grid="loan")
     stray = pd.concat([carried, panel[panel["reporting_month"] == pd.Timestamp("2022-02-01")].iloc[:5]], ignore_index=True)
     with pytest.warns(UserWarning, match="5 row.* not read by the transformer"):
         panel_transition_data(stray, loans, period_months=3, val_share=0.0)
