@@ -104,8 +104,7 @@ def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, mo
     _check_training_options(model, epochs=epochs, out=out, window=window, stride=stride, warm_start=warm_start)
     if model in ("markov", "transformer", "trajectory") and period not in PERIOD_MONTHS:
         raise ConfigError(f"period: expected one of {list(PERIOD_MONTHS)} for model {model!r}, got {period!r}")
-    if period == "month":  # every model: a quarterly file read as monthly learns only its few one-month pairs
-        _check_monthly(panel)
+    _check_monthly(panel, period)  # every model: a quarterly file read as monthly learns only its one-month pairs
     if model in ("transformer", "trajectory"):
         if tape is None:
             raise ConfigError(f"model {model!r}: give the loan tape (its cohorts and loan features are the model's input)")
@@ -171,12 +170,14 @@ def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, mo
     return chain
 
 
-def _check_monthly(panel: pd.DataFrame) -> None:
-    """:func:`~creditsim.transitions.period_moves.check_monthly_rows` on a raw panel (any row order)."""
+def _check_monthly(panel: pd.DataFrame, period: str) -> None:
+    """For ``period="month"``, :func:`~creditsim.transitions.period_moves.check_monthly_rows` on a raw panel
+    (any row order)."""
     from creditsim.transitions.cohorts import panel_month_numbers
     from creditsim.transitions.period_moves import check_monthly_rows
 
-    if not isinstance(panel, pd.DataFrame) or not {"loan_id", "reporting_month"} <= set(panel.columns):
+    has_rows = isinstance(panel, pd.DataFrame) and {"loan_id", "reporting_month"} <= set(panel.columns)
+    if period != "month" or not has_rows:
         return  # the model's own validation names what is missing
     ids = panel["loan_id"].astype(str).to_numpy()
     month = panel_month_numbers(panel)
