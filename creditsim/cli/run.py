@@ -219,10 +219,12 @@ def read_run_file(config_file: Path | None) -> Any:
     once, for the :class:`~creditsim.risk.config.RunConfig` and for the engine the file writes down."""
     if config_file is None:
         return None
+    from creditsim.risk.config import paths_from_file
     from creditsim.yamlfile import read_yaml
 
-    return read_yaml(config_file, what="run config file", max_bytes=1 << 16, max_depth=3,
+    data = read_yaml(config_file, what="run config file", max_bytes=1 << 16, max_depth=3,
                      layout="a mapping of run settings")
+    return paths_from_file(data, config_file)  # a relative macro path is read from the file's folder
 
 
 def run_config(config_file: Path | None, options: dict[str, Any], settings: Any = None) -> Any:
@@ -479,9 +481,10 @@ def simulate_cmd(
     results = simulate(loans, deal_cfg, run_cfg)
     wall = time.perf_counter() - t0
     results.settings.update({
-        "tape": str(tape), "tape_sha256": _sha256(tape), "deal_file": str(deal),
+        # absolute paths, as the model folders are: run.json is read from elsewhere
+        "tape": str(Path(tape).resolve()), "tape_sha256": _sha256(tape), "deal_file": str(Path(deal).resolve()),
         "deal_sha256": _sha256(deal), "macro": macro or results.settings["macro"], "wall_seconds": round(wall, 3),
-        "config_file": None if config is None else str(config),
+        "config_file": None if config is None else str(Path(config).resolve()),
         "config_sha256": None if config is None else _sha256(config), "created": created,
         **_model_folders(transition_model, trajectory_model, macro_folder(macro, settings)),
     })

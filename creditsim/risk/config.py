@@ -117,6 +117,21 @@ def _check_macro(macro: Any) -> None:
                           f"{{variable: [{{month, value}}]}}, got {type(macro).__name__}")
 
 
+def paths_from_file(data: Any, path: str | os.PathLike[str]) -> Any:
+    """A run config file's settings with a relative ``macro`` path (a file or a MacroVAE folder, not a
+    source name) read from the file's folder, wherever the run starts (never from the working directory);
+    ConfigError when nothing is there. Other values are returned as written."""
+    macro = data.get("macro") if isinstance(data, Mapping) else None
+    if (isinstance(macro, str) and macro.split(":")[0].strip().lower() not in MACRO_SOURCES
+            and not Path(macro).is_absolute()):
+        beside = Path(path).parent / macro
+        if not beside.exists():
+            raise ConfigError(f"run config file {path}: macro {macro!r} is not a source name, and {beside} (a path "
+                              "is read from the config file's folder) does not exist")
+        return {**data, "macro": str(beside)}
+    return data
+
+
 def _check_bool(value: Any, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ConfigError(f"{name} must be True or False, got {value!r}")
@@ -234,17 +249,7 @@ class RunConfig:
         """Read a run configuration file (a YAML mapping of the scalar settings, at most 64 KiB)."""
         data = read_yaml(path, what="run config file", max_bytes=1 << 16, max_depth=3,
                          layout="a mapping of run settings")
-        data = {} if data is None else data
-        macro = data.get("macro") if isinstance(data, Mapping) else None
-        if (isinstance(macro, str) and macro.split(":")[0].strip().lower() not in MACRO_SOURCES
-                and not Path(macro).is_absolute()):
-            # a file's relative paths are read from its folder, wherever the run starts (never from the cwd)
-            beside = Path(path).parent / macro
-            if not beside.exists():
-                raise ConfigError(f"run config file {path}: macro {macro!r} is not a source name, and {beside} (a path "
-                                  "is read from the config file's folder) does not exist")
-            data = {**data, "macro": str(beside)}
-        return cls.from_dict(data, where=f"run config file {path}")
+        return cls.from_dict(paths_from_file({} if data is None else data, path), where=f"run config file {path}")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings that describe the run, JSON-friendly (objects by their class name)."""

@@ -151,3 +151,23 @@ def test_python_run_configs_take_a_macro_vae_folder_relative_to_the_file(macro_v
     (chain / "markov_model.json").write_text("{}")
     with pytest.raises(ConfigError, match="found MarkovTransitionModel"):
         RunConfig(macro=str(chain))
+
+
+def test_a_config_files_relative_macro_folder_is_read_from_its_folder_on_the_command_line(
+        inputs, macro_vae_folder, tmp_path, capsys, run_cli, monkeypatch):
+    """The CLI reads a run config file's ``macro: ../vae`` from the file's folder, as RunConfig.from_yaml
+    does, wherever it is run from; run.json records the tape, deal and config file as absolute paths."""
+    import shutil
+
+    tape, deal = inputs
+    shutil.copytree(macro_vae_folder, tmp_path / "vae")
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "run.yaml").write_text("macro: ../vae\n")
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a" / "b")  # from here ../vae is a/vae, which does not exist
+    args = [a for a in _sim(tape, deal, tmp_path / "x") if a not in ("--macro", "synthetic")][:-2]
+    assert run_cli([*args, "--config", "../../cfg/run.yaml", "--out", "out"]) == 0, capsys.readouterr().err
+    settings = json.loads((tmp_path / "a" / "b" / "out" / "run.json").read_text())["settings"]
+    assert settings["config_file"] == str(tmp_path / "cfg" / "run.yaml")
+    assert settings["tape"] == str(tape.resolve()) and settings["deal_file"] == str(deal.resolve())
+    assert "model.safetensors" in settings["macro_sha256"]
