@@ -74,6 +74,8 @@ def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 #: file names inside a model checkpoint folder
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+#: the file a Markov chain's folder holds (``MarkovTransitionModel.save``) instead of config + weights
+MARKOV_MODEL_FILE = "markov_model.json"
 
 
 def save_model_checkpoint(directory: str | os.PathLike, model_name: str, model: torch.nn.Module,
@@ -123,6 +125,16 @@ def checkpoint_model(directory: str | os.PathLike) -> str | None:
     except (OSError, ValueError, AttributeError):
         return "an unreadable config"
     return found if isinstance(found, str) else "an unreadable config"
+
+
+def saved_model(directory: str | os.PathLike) -> str | None:
+    """The model a folder holds: the network its ``config.json`` names when the weights are there too
+    (:func:`checkpoint_model`), ``"MarkovTransitionModel"`` for a chain's :data:`MARKOV_MODEL_FILE`, else
+    None. One answer for every option that takes a model folder."""
+    folder = Path(directory)
+    if (folder / WEIGHTS_FILE).is_file():
+        return checkpoint_model(folder)
+    return "MarkovTransitionModel" if (folder / MARKOV_MODEL_FILE).is_file() else None
 
 
 def read_model_meta(folder: Path, model_name: str) -> dict[str, Any]:

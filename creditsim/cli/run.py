@@ -290,10 +290,10 @@ def macro_folder(macro: Any, settings: Any) -> tuple[str, Path] | None:
 def load_macro_vae(option: str, folder: Path, device: str = "cpu") -> Any:
     """The MacroVAE of a checkpoint folder named by ``option`` (``--macro DIR``); a folder of another model
     is named with the option it belongs to, one without a model says what was expected."""
+    from creditsim.checkpoints import saved_model
     from creditsim.macro.vae import MacroVAE
-    from creditsim.transitions.markov import MODEL_FILE
 
-    found = _neural_model(folder) or ("MarkovTransitionModel" if (folder / MODEL_FILE).is_file() else None)
+    found = saved_model(folder)
     if found is None:
         raise ConfigError(f"{option} {folder}: no MacroVAE there (expected config.json + model.safetensors, as "
                           "'creditsim train macro --out DIR' writes them)")

@@ -34,7 +34,6 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
-import numpy as np
 import pandas as pd
 
 from creditsim.errors import ConfigError
@@ -104,7 +103,6 @@ def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, mo
     _check_training_options(model, epochs=epochs, out=out, window=window, stride=stride, warm_start=warm_start)
     if model in ("markov", "transformer", "trajectory") and period not in PERIOD_MONTHS:
         raise ConfigError(f"period: expected one of {list(PERIOD_MONTHS)} for model {model!r}, got {period!r}")
-    _check_monthly(panel, period)  # every model: a quarterly file read as monthly learns only its one-month pairs
     if model in ("transformer", "trajectory"):
         if tape is None:
             raise ConfigError(f"model {model!r}: give the loan tape (its cohorts and loan features are the model's input)")
@@ -168,21 +166,6 @@ def fit_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, *, mo
     if out is not None:
         chain.save(out)
     return chain
-
-
-def _check_monthly(panel: pd.DataFrame, period: str) -> None:
-    """For ``period="month"``, :func:`~creditsim.transitions.period_moves.check_monthly_rows` on a raw panel
-    (any row order)."""
-    from creditsim.transitions.cohorts import panel_month_numbers
-    from creditsim.transitions.period_moves import check_monthly_rows
-
-    has_rows = isinstance(panel, pd.DataFrame) and {"loan_id", "reporting_month"} <= set(panel.columns)
-    if period != "month" or not has_rows:
-        return  # the model's own validation names what is missing
-    ids = panel["loan_id"].astype(str).to_numpy()
-    month = panel_month_numbers(panel)
-    order = np.lexsort((month, ids))
-    check_monthly_rows(ids[order], month[order])
 
 
 def _check_from_origination(panel: pd.DataFrame, tape: pd.DataFrame) -> None:

@@ -34,6 +34,7 @@ import pandas as pd
 from creditsim.errors import ConfigError, DataError
 from creditsim.schema import validate_macro
 from creditsim.states import MACRO_VARS, LoanState
+from creditsim.transitions.period_moves import check_monthly_panel
 
 __all__ = ["MoveTable", "CohortKey", "build_moves", "split_moves", "parse_split", "held_out_loans", "month_number",
            "tape_columns"]
@@ -136,6 +137,8 @@ def build_moves(panel: pd.DataFrame, tape: pd.DataFrame | None = None, panel_fea
     step = _PERIOD_MONTHS[period]
     panel_features, tape_features = list(panel_features), list(tape_features)
     _check_panel(panel, panel_features)
+    if period == "month":  # a quarterly file read as monthly would give only its few one-month pairs
+        check_monthly_panel(panel)
     df = panel.assign(reporting_month=pd.to_datetime(panel["reporting_month"]).dt.to_period("M").dt.to_timestamp())
     df = df.sort_values(["loan_id", "reporting_month"], kind="stable").reset_index(drop=True)
     state = df["loan_state"].to_numpy(np.int64)

@@ -69,6 +69,7 @@ from creditsim.transitions.markov import MODEL_FILE as MARKOV_FILE
 from creditsim.transitions.cohorts import (check_rows_from_origination, panel_loan_positions, panel_month_numbers,
                                            panel_states)
 from creditsim.transitions.panel_train import check_training_panel, macro_rows
+from creditsim.transitions.period_moves import check_monthly_panel
 
 __all__ = ["PANEL_TRAINING", "VAL_SEQUENCES", "PanelSequences", "panel_trajectory_sequences", "train_trajectory_on_panel",
            "sequence_nll", "cohort_matrix_nll"]
@@ -371,10 +372,7 @@ def panel_trajectory_sequences(panel: pd.DataFrame, tape: Any, macro: pd.DataFra
     if not cutoffs:
         raise DataError("panel: no loan is in a live state (CURRENT..DPD90) at any snapshot cut-off")
     cat = {k: np.concatenate(v) for k, v in parts.items()}
-    if cat["obs"][~cat["held"]].sum() == 0:
-        raise DataError("panel: no month-to-month move of a live loan among the training loans: a move is two rows of "
-                        "one loan in consecutive calendar months (a quarterly panel has none: fit the chain with "
-                        "period='quarter', 'creditsim train transitions --period quarter')")
+    _check_moves(panel, cat["obs"][~cat["held"]])
     return PanelSequences(
         features=torch.from_numpy(cat["feat"]), cohort_index=torch.from_numpy(cat["cidx"]).long(),
         path_index=torch.from_numpy(cat["pidx"]).long(), initial_states=torch.from_numpy(cat["init"]).long(),
@@ -385,6 +383,16 @@ def panel_trajectory_sequences(panel: pd.DataFrame, tape: Any, macro: pd.DataFra
         macro_paths=torch.from_numpy(np.stack(paths)).float(), held_out=cat["held"], loan_id=cat["loan"],
         cutoffs=pd.DatetimeIndex(cutoffs), relabelled=len(relabelled), truncated=truncated,
         matured_on_date=len(on_date))
+
+
+def _check_moves(panel: pd.DataFrame, observed: np.ndarray) -> None:
+    """DataError when the training sequences ``observed`` ``(n, T)`` hold no move of a live loan, or when the
+    panel is less than monthly (a few one-month pairs, such as dated payoffs, would be all it learns from)."""
+    if observed.sum() == 0:
+        raise DataError("panel: no month-to-month move of a live loan among the training loans: a move is two rows of "
+                        "one loan in consecutive calendar months (a quarterly panel has none: fit the chain with "
+                        "period='quarter', 'creditsim train transitions --period quarter')")
+    check_monthly_panel(panel)
 
 
 def _sequence_loss(seqs: PanelSequences):

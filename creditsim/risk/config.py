@@ -100,11 +100,9 @@ def _check_macro(macro: Any) -> None:
     elif isinstance(macro, str) and macro.split(":")[0].strip().lower() in MACRO_SOURCES:
         parse_macro_source(macro)
     elif isinstance(macro, (str, os.PathLike)) and Path(macro).is_dir():
-        from creditsim.checkpoints import checkpoint_model
+        from creditsim.checkpoints import saved_model
 
-        found = checkpoint_model(macro)
-        if found is None and (Path(macro) / "markov_model.json").is_file():
-            found = "MarkovTransitionModel"
+        found = saved_model(macro)
         if found != "MacroVAE":
             raise ConfigError(f"macro {os.fspath(macro)}: expected a MacroVAE checkpoint folder (config.json + "
                               f"model.safetensors, as 'creditsim train macro --out DIR' writes), found "

@@ -189,7 +189,9 @@ def _padded(counts: np.ndarray, entries: np.ndarray | None, months: int,
     e = empty if entries is None else gap_stack(entries, months)
     m = empty if mixed is None else gap_stack(mixed, months)
     depth = max(n.shape[0], e.shape[0], m.shape[0], months)
-    pad = lambda a: np.concatenate([a, np.zeros((depth - a.shape[0], N_STATES, N_STATES))])  # noqa: E731
+    def pad(a: np.ndarray) -> np.ndarray:  # the optimiser's stacks are already padded: returned, not copied
+        return a if a.shape[0] == depth else np.concatenate([a, np.zeros((depth - a.shape[0], N_STATES, N_STATES))])
+
     return pad(n), pad(e), pad(m)
 
 

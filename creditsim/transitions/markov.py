@@ -65,6 +65,7 @@ import torch
 from creditsim.transitions.overlay_file import calibrated_sensitivities
 from creditsim.transitions.period_moves import PeriodMoves, check_monthly_rows, dated_shares, loan_grid, split_moves
 from creditsim.transitions.sampler import check_positive_int, check_states, cumulative_thresholds, validate_matrices
+from creditsim.checkpoints import MARKOV_MODEL_FILE
 from creditsim.errors import CheckpointError, ConfigError, DataError, NotFittedError, format_labels
 from creditsim.fileio import atomic_write
 from creditsim.macro.sensitivity import (CHANGE_MONTHS, OVERLAY_VARS, SHOCK_MEAN, SHOCK_SD, UNEMPLOYMENT_CHANGE, Z_CLIP,
@@ -87,7 +88,7 @@ __all__ = [
 ]
 
 #: file name and format tag of :meth:`MarkovTransitionModel.save`
-MODEL_FILE = "markov_model.json"
+MODEL_FILE = MARKOV_MODEL_FILE
 MODEL_FORMAT = "creditsim.markov/1"
 
 _LIVE = (LoanState.CURRENT, LoanState.DPD30, LoanState.DPD60, LoanState.DPD90)
@@ -320,12 +321,12 @@ class MarkovTransitionModel:
         moves = split_moves(frm, to, k, seg, n_seg, off_grid[1:][pair])
         censored = np.zeros((n_seg, N_STATES), dtype=np.int64)
         np.add.at(censored, (seg_c, st[cens]), 1)
+        counts = moves.every_move()  # (C, 7, 7): every move read, whatever its gap
         if period > 1:
             matrix, se, empty, shares = _embedded_segments(moves, censored, labels, period)
         else:
-            matrix, se, empty = _monthly_segments(moves.every_move(), censored, labels)
+            matrix, se, empty = _monthly_segments(counts, censored, labels)
             shares = np.zeros((n_seg, N_STATES))
-        counts = moves.every_move()  # (C, 7, 7): every move read, whatever its gap
         if empty:
             warnings.warn(f"MarkovTransitionModel.fit: rows without observations filled: {empty}", stacklevel=2)
         squeeze = labels is None
@@ -865,14 +866,14 @@ def _embedded_segments(moves: PeriodMoves, censored: np.ndarray, labels: tuple |
     shares = dated_shares(moves, months, pooled.matrix)
     shape = (moves.counts.shape[0], N_STATES, N_STATES)
     matrix, se, empty = np.zeros(shape), np.zeros(shape), []
+    starts = moves.every_move().sum(2) + censored  # (C, 7) moves and censored periods out of each state
     for c in range(shape[0]):
         fit = pooled if labels is None else embed_monthly_chain(
             moves.counts[c], months, censored[c], theta0=pooled.theta, entries=moves.entries[c],
             mixed=moves.mixed[c], dated_share=shares[c])
         matrix[c], se[c] = fit.matrix, fit.standard_errors
-        n_i = moves.every_move()[c].sum(1) + censored[c]
         empty += [(None if labels is None else labels[c], LoanState(i).name,
-                   "start" if labels is None else "pooled prior") for i in _LIVE if n_i[i] == 0]
+                   "start" if labels is None else "pooled prior") for i in _LIVE if starts[c, i] == 0]
     return matrix, se, empty, shares
 
 

@@ -58,7 +58,7 @@ from creditsim.states import MACRO_VARS, N_LIVE_STATES, N_STATES
 from creditsim.transitions.cohorts import (DEFAULT_COHORT_KEY, check_rows_from_origination, cohort_features,
                                            panel_loan_positions, panel_month_numbers, transition_counts)
 from creditsim.transitions.markov import MODEL_FILE as MARKOV_FILE
-from creditsim.transitions.period_moves import check_monthly_rows
+from creditsim.transitions.period_moves import check_monthly_panel
 from creditsim.transitions.reporting import reporting_view
 from creditsim.transitions.train import SHIPPED_CONFIG, SHIPPED_TRAINING, CohortMonthData, train_transition_model
 from creditsim.transitions.transformer import TransitionConfig, TransitionTransformer
@@ -156,8 +156,7 @@ def panel_transition_data(panel: pd.DataFrame, tape: Any, macro: pd.DataFrame | 
     month_numbers = panel_month_numbers(panel)
     check_rows_from_origination(panel, frame, loan_pos, month_numbers)
     if period_months == 1:
-        order = np.lexsort((month_numbers, loan_pos))
-        check_monthly_rows(loan_pos[order], month_numbers[order])
+        check_monthly_panel(panel)
     first = pd.Timestamp(np.datetime64(int(month_numbers.min()), "M"))
     # destination months of the whole panel (a split may miss its ends: its counts are placed on these)
     months = pd.date_range(first + pd.offsets.MonthBegin(1), periods=int(month_numbers.max() - month_numbers.min()),

@@ -36,11 +36,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from creditsim.errors import DataError
 from creditsim.states import N_LIVE_STATES, N_STATES
+from creditsim.transitions.cohorts import panel_month_numbers
 
-__all__ = ["PeriodMoves", "loan_grid", "split_moves", "dated_shares", "check_monthly_rows"]
+__all__ = ["PeriodMoves", "loan_grid", "split_moves", "dated_shares", "check_monthly_rows", "check_monthly_panel"]
 
 
 @dataclass(frozen=True)
@@ -139,3 +141,12 @@ def check_monthly_rows(ids: np.ndarray, month: np.ndarray) -> None:
            "and the command line take monthly and quarterly panels")
     raise DataError(f"panel: only {one:,} of {int(same.sum()):,} consecutive rows of a loan are one month apart "
                     f"(most are {modal} months apart): a panel reported every {modal} months, not a monthly one; {fix}")
+
+
+def check_monthly_panel(panel: pd.DataFrame) -> None:
+    """:func:`check_monthly_rows` on a raw panel (``loan_id``, ``reporting_month``; any row order): the
+    check every monthly trainer runs (the chain runs it on its sorted rows)."""
+    ids = panel["loan_id"].astype(str).to_numpy()
+    month = panel_month_numbers(panel)
+    order = np.lexsort((month, ids))
+    check_monthly_rows(ids[order], month[order])

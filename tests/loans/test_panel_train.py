@@ -249,3 +249,16 @@ def test_simulate_refuses_a_trajectory_model_it_would_not_use(book) -> None:
     for engine in ("markov", "transformer"):  # the CLI refuses these too; the API used to run without the model
         with pytest.raises(ConfigError, match="read only by engine='trajectory'"):
             cs.simulate(loans, deal, n_simulations=2, horizon=3, engine=engine, trajectory_model=model)
+
+
+def test_a_quarterly_file_with_dated_payoffs_is_not_read_as_monthly() -> None:
+    """A quarterly file that dates its absorptions has a few one-month pairs (a payoff a month after a
+    quarter end): the trajectory trainer refuses it as the chain does, instead of learning from those alone."""
+    from creditsim.transitions.reporting import reporting_view
+
+    loans, panel = cs.LoanTapeGenerator(600, 24, random_seed=3, cutoff="2022-01-01").generate()
+    panel = panel.sort_values(["loan_id", "reporting_month"])
+    absorbed = panel.groupby("loan_id")["loan_state"].transform(lambda s: s.ge(4).cumsum())
+    dated = reporting_view(panel[(absorbed <= 1).to_numpy()], 3, absorptions="dated")
+    with pytest.raises(DataError, match=r"only \d+ of .* one month apart \(most are 3 months apart\)"):
+        panel_trajectory_sequences(dated, loans)
