@@ -594,9 +594,9 @@ def _anchored_paths(model: Any, conditions: Mapping[str, Any], n: int, horizon: 
         shown = ", ".join(f"{v} {min(x):.4g}..{max(x):.4g}" for v, x in outside.items())
         warnings.warn(f"{sum(map(len, outside.values()))} anchor(s) lie outside the MacroVAE's training range "
                       f"({shown}); the model extrapolates there", ConditionRangeWarning, stacklevel=4)
-    for w in caught:
+    for w in caught:  # the rest (a degenerate conditioning) reported where the range warning is
         if not (outside and "training range" in str(w.message)):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            warnings.warn(str(w.message), w.category, stacklevel=4)
     return paths.detach().cpu().double().numpy()[:, :, [order.index(v) for v in MACRO_VARS]]
 
 

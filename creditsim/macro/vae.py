@@ -269,6 +269,26 @@ def _read_scalers(folder: Path, config: MacroVAEConfig) -> tuple[dict[str, Any],
     return scalers, stats
 
 
+#: a resampling whose effective sample size falls below this fraction of the particles is reported
+DEGENERACY_ESS = 0.01
+
+
+def _warn_degeneracy(ess: dict[int, float], n_particles: int) -> None:
+    """One :class:`ConditionRangeWarning` for a conditioned draw whose resamplings fell below
+    :data:`DEGENERACY_ESS` (``ess``: month -> smallest ESS fraction there), naming the months and the
+    lowest ESS; one line per call however many months degenerate (a supervisory table anchors dozens)."""
+    low = sorted(m for m, f in ess.items() if f < DEGENERACY_ESS)
+    if not low:
+        return
+    worst = min(ess[m] for m in low)
+    months = ", ".join(map(str, low[:8])) + (f" and {len(low) - 8} more" if len(low) > 8 else "")
+    # stacklevel 5: this function, generate_conditional, serial_torch's and torch.no_grad's wrappers, the caller
+    warnings.warn(f"conditioning: effective sample size below {DEGENERACY_ESS:.0%} of the {n_particles} particles "
+                  f"at month(s) {months} (lowest {worst * n_particles:.0f}); the conditions lie far in the "
+                  "model's tail, so paths share their history before those months", ConditionRangeWarning,
+                  stacklevel=5)
+
+
 class MacroVAE(nn.Module):
     """Conditional VAE for macro scenarios (see the module docstring for the design).
 
@@ -593,7 +613,8 @@ class MacroVAE(nn.Module):
                 if not x_min[j] <= value <= x_max[j]:
                     warnings.warn(
                         f"condition {var}={value:.4g} at month {month} is outside the training range "
-                        f"[{x_min[j]:.4g}, {x_max[j]:.4g}]; the model extrapolates", ConditionRangeWarning, stacklevel=4)
+                        f"[{x_min[j]:.4g}, {x_max[j]:.4g}]; the model extrapolates", ConditionRangeWarning,
+                        stacklevel=5)  # past generate_conditional and its two decorators' wrappers
                 std_value = (value - float(self.x_mean[j])) / float(self.x_std[j])
                 by_month[month][j] = (std_value, value)
         return by_month
@@ -694,7 +715,7 @@ class MacroVAE(nn.Module):
             guide = self._guide({m: {j: v[0] for j, v in c.items()} for m, c in by_month.items()}, backbone)
             log_w = torch.zeros(P, dtype=torch.float64, device=dev)  # importance weights since the last resampling
             log_psi = torch.zeros(P, dtype=torch.float64, device=dev)  # the twist at the previous month
-            ess: list[float] = []
+            ess: dict[int, float] = {}  # month -> smallest ESS fraction of a resampling there
             eve = torch.arange(P, device=dev)  # each particle's month-0 ancestor (its Eve index)
             for t in range(seq_length):
                 first = torch.full((P, 1, 1), 1.0 if t == 0 else 0.0, device=dev)
@@ -711,8 +732,8 @@ class MacroVAE(nn.Module):
                 x_t[:, free] = torch.maximum(x_t[:, free], floor_std[free])
                 log_psi = log_psi.zero_() if msg is None else log_twist(x_t.double(), s, msg)
                 if idx is None and (user or (msg is not None and self._ess(log_w) < 0.5 * P)):
-                    ess.append(self._ess(log_w) / P)
-                    idx, log_w = self._resample(log_w, g, t), log_w.zero_()
+                    ess[t] = self._ess(log_w) / P
+                    idx, log_w = self._resample(log_w, g), log_w.zero_()
                 if idx is not None:
                     x_t, path, z, s, s_emb, log_psi = x_t[idx], path[idx], z[idx], s[idx], s_emb[idx], log_psi[idx]
                     eve = eve[idx]
@@ -727,6 +748,7 @@ class MacroVAE(nn.Module):
             for t, conds in by_month.items():
                 for j, (_, value) in conds.items():
                     real[:, t, j] = value
+            _warn_degeneracy(ess, P)
             return real
         finally:
             self.train(was_training)
@@ -754,16 +776,16 @@ class MacroVAE(nn.Module):
             return x_t, log_w + step_w.double() - log_psi, None
         return mean + scale * (eps @ L.T), log_w, None  # (P, D): diag(sigma) L eps
 
-    def _final_selection(self, log_w: torch.Tensor, ess: list[float], conditioned: bool, n_samples: int, k: int,
-                         g: torch.Generator, last_month: int) -> torch.Tensor:
+    def _final_selection(self, log_w: torch.Tensor, ess: dict[int, float], conditioned: bool, n_samples: int,
+                         k: int, g: torch.Generator, last_month: int) -> torch.Tensor:
         """Indices (n_samples,) of the returned particles: a resampling by the weights left after the last
         move, then a random subset (equally weighted particles); records :attr:`last_ess`."""
         P = log_w.shape[0]
         pick = torch.arange(P, device=log_w.device)
         if conditioned and self._ess(log_w) < P * (1 - 1e-9):
-            ess.append(self._ess(log_w) / P)
-            pick = self._resample(log_w, g, last_month)
-        self.last_ess = min(ess) if ess else 1.0
+            ess[last_month] = min(ess.get(last_month, 1.0), self._ess(log_w) / P)
+            pick = self._resample(log_w, g)
+        self.last_ess = min(ess.values()) if ess else 1.0
         if conditioned:
             return pick[torch.randperm(P, generator=g, device=log_w.device)[:n_samples]]
         return torch.arange(n_samples, device=log_w.device) * k  # one particle per group keeps the drawn starts
@@ -901,15 +923,10 @@ class MacroVAE(nn.Module):
         return x, log_w
 
     @staticmethod
-    def _resample(log_w: torch.Tensor, g: torch.Generator, month: int) -> torch.Tensor:
-        """Systematic resampling of P particles by log-weights; warns when the ESS is below 1 %."""
+    def _resample(log_w: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Systematic resampling of P particles by log-weights: (P,) indices."""
         P = log_w.shape[0]
         w = torch.softmax(log_w.double(), dim=0)
-        ess = float(1.0 / (w ** 2).sum())
-        if ess < 0.01 * P:
-            warnings.warn(f"conditioning at month {month}: effective sample size {ess:.0f} of {P} particles; "
-                          "the condition is far in the tail of the model, paths before it repeat",
-                          ConditionRangeWarning, stacklevel=4)
         u = (torch.rand(1, generator=g, device=log_w.device, dtype=torch.float64)
              + torch.arange(P, device=log_w.device, dtype=torch.float64)) / P
         cdf = torch.cumsum(w, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 
 import numpy as np
@@ -255,6 +256,24 @@ def test_out_of_range_condition_warns_but_is_still_met():
         paths = model.generate_conditional({"unemployment_rate": {"month": 3, "value": 0.2}}, seq_length=24,
                                            n_samples=20, seed=0)
     assert float((paths[:, 3, 1] - 0.2).abs().max()) < 1e-6
+
+
+def test_far_tail_conditions_warn_once_per_call_at_the_callers_line(shipped):
+    """A draw whose particles degenerate at several months gives one warning naming those months and the
+    lowest ESS, reported at the caller's line (it was one warning per month, pointing into torch)."""
+    conditions = {"unemployment_rate": [{"month": 2, "value": 0.2}, {"month": 4, "value": 0.02}],
+                  "credit_spread_hy": {"month": 3, "value": 0.25}}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        shipped.generate_conditional(conditions, seq_length=6, n_samples=20, seed=0, start="model")
+    degenerate = [w for w in caught if "effective sample size" in str(w.message)]
+    assert len(degenerate) == 1, [str(w.message) for w in caught]
+    assert issubclass(degenerate[0].category, ConditionRangeWarning)
+    assert degenerate[0].filename == __file__
+    assert re.search(r"month\(s\) \d+, \d+ \(lowest \d+\)", str(degenerate[0].message)), str(degenerate[0].message)
+    assert shipped.last_ess < 0.01
+    ranged = [w for w in caught if "outside the training range" in str(w.message)]
+    assert ranged and all(w.filename == __file__ for w in ranged)
 
 
 # ---------------------------------------------------------------- checkpoints
