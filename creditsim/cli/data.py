@@ -5,6 +5,8 @@
 - ``creditsim data validate FILE``: check a loan tape or panel file against the data contract.
 - ``creditsim data macro``: print or export the US macro history (:func:`creditsim.datasets.load_macro_history`).
 - ``creditsim data fetch``: download the restricted series (not shipped) into the user cache (:mod:`creditsim.datasets.fetch`).
+- ``creditsim data freddie SOURCE``: Freddie Mac's Single-Family Loan-Level files (downloaded by the user)
+  as a loan tape and panel in our states (:func:`creditsim.datasets.freddie_mac.read_freddie_mac`).
 
 Bad input raises :class:`~creditsim.errors.DataError` / :class:`~creditsim.errors.ConfigError`;
 :func:`creditsim.cli.main` prints the one-line message and exits with status 2.
@@ -119,6 +121,58 @@ def _guess_kind(path: Path) -> FileKind:
     except Exception:  # noqa: BLE001 - unreadable: let the reader produce the DataError
         return FileKind.tape
     return FileKind.panel if {"reporting_month", "loan_state"} <= cols else FileKind.tape
+
+
+@data_app.command("freddie")
+def freddie(
+    sources: list[Path] = typer.Argument(..., help="Folders, zip archives or text files of Freddie Mac's "
+                                         "Single-Family Loan-Level Dataset (origination and monthly performance)."),
+    out: Path = typer.Option(..., "--out", help="Output directory for loans and panel (created if missing)."),
+    default_months: int | None = typer.Option(
+        None, "--default-months", help="Months delinquent that count as a default (6: the 180-day definition). "
+        "Default: the credit event itself (REO acquisition, short sale, third-party or note sale)."),
+    max_loans: int | None = typer.Option(None, "--max-loans", min=1, help="Read only the first N loans by loan number."),
+    fmt: FileFormat = typer.Option(FileFormat.parquet, "--format", help="File format of the outputs."),
+) -> None:
+    """Read Freddie Mac loan-level files into a loan tape and a monthly panel in creditsim's states, and write
+    them to OUT: the inputs of creditsim eval transitions and creditsim train. The data are Freddie Mac's,
+    given to registered users under terms that forbid redistribution; creditsim reads them where they lie."""
+    from creditsim.datasets.freddie_mac import read_freddie_mac
+    from creditsim.io import write_loan_tape, write_panel
+
+    ext = fmt.value
+    for name in ("loans", "panel"):  # before any work: a bad --out fails in a second, not after
+        check_output_target(out / f"{name}.{ext}", "file", "--out")
+    with console.status("reading Freddie Mac files"):
+        data = read_freddie_mac(sources, default_months=default_months, max_loans=max_loans)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = (write_loan_tape(data.tape, out / f"loans.{ext}"), write_panel(data.panel, out / f"panel.{ext}", validate=False))
+    _print_freddie_summary(data)
+    for p in paths:
+        console.print(f"wrote {p}")
+    first, last = data.panel["reporting_month"].min(), data.panel["reporting_month"].max()
+    console.print(f"next, out of time through a recession: creditsim eval transitions --panel {paths[1]} --tape {paths[0]} "
+                  f"--split oot:2008-01 --macro history --macro-features unemployment_rate,house_price_growth "
+                  f"(the panel runs {first:%Y-%m} .. {last:%Y-%m})")
+
+
+def _print_freddie_summary(data) -> None:
+    """Loans and final states per vintage year, then what was set aside."""
+    from creditsim.states import LoanState
+
+    final = data.panel.groupby("loan_id", sort=False)["loan_state"].last()
+    year = data.tape.set_index("loan_id")["vintage"].str[:4]
+    table = Table(title=f"Freddie Mac: {data.counts['loans']:,} loans, {data.counts['rows']:,} loan-months")
+    for col in ("vintage", "loans", "defaulted", "prepaid", "matured", "live at the end"):
+        table.add_column(col, justify="right")
+    for y, ids in year.groupby(year).groups.items():
+        fs = final.reindex(ids)
+        shares = [(fs == s).mean() for s in (LoanState.DEFAULT, LoanState.PREPAID, LoanState.MATURED)]
+        table.add_row(str(y), f"{len(ids):,}", *(f"{x:.1%}" for x in shares), f"{(fs < LoanState.DEFAULT).mean():.1%}")
+    console.print(table)
+    aside = {k: v for k, v in data.counts.items() if k not in ("loans", "rows") and v}
+    if aside:
+        console.print("set aside: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in aside.items()))
 
 
 @data_app.command("validate")

@@ -14,6 +14,8 @@
   (restricted: not in the wheel, see :mod:`creditsim.datasets.restricted`).
 - :func:`load_bank_loss_rates` — US commercial-bank delinquency (1985-) and charge-off (2020-24) rates by
   loan type (Federal Reserve Board).
+- :func:`read_freddie_mac` — Freddie Mac's Single-Family Loan-Level Dataset (not shipped: the user downloads
+  it under Freddie Mac's terms) as a loan tape and a monthly panel in our states.
 
 Licences differ per source: every loader's docstring cites the original publisher and the licence
 note. Series whose publishers forbid republication (ICE BofA spreads, S&P CoreLogic Case-Shiller, the
@@ -29,6 +31,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "load_bank_loss_rates": "creditsim.datasets.credit_losses",
     "load_credit_card_panel": "creditsim.datasets.credit_card",
     "load_credit_card_tape": "creditsim.datasets.credit_card",
+    "read_freddie_mac": "creditsim.datasets.freddie_mac",
     "available_fed_scenarios": "creditsim.datasets.fed",
     "load_fed_scenarios": "creditsim.datasets.fed",
     "load_fred_md": "creditsim.datasets.fred",

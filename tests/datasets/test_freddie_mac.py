@@ -1,0 +1,173 @@
+"""Freddie Mac Single-Family Loan-Level files read into the tape and panel contracts.
+
+The files are written here in the published layout (pipe-separated, no header, 32 origination and 32
+performance fields, the 2024 release's widths), with every case the reader must decide: prepayment,
+maturity, REO acquisition then disposition, a short sale, a repurchase, an unknown status, a two-bucket
+jump, a 40-year term and performance rows of a loan with no origination row.
+"""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from creditsim.datasets.freddie_mac import ORIGINATION_FIELDS, PERFORMANCE_FIELDS, read_freddie_mac
+from creditsim.errors import ConfigError, DataError
+from creditsim.states import LoanState as S
+
+N_ORIG, N_PERF = 32, 32
+
+
+def _orig_row(loan: str, first_payment: str, term: int, upb: float, rate: float, *, score="720", ltv="80",
+              dti="35", amort="FRM") -> str:
+    f = [""] * N_ORIG
+    fp = pd.Period(first_payment, "M")
+    values = {"credit_score": score, "first_payment_date": fp.strftime("%Y%m"),
+              "maturity_date": (fp + term - 1).strftime("%Y%m"), "mi_percent": "0", "original_cltv": ltv,
+              "original_dti": dti, "original_upb": f"{upb:.0f}", "original_ltv": ltv,
+              "original_interest_rate": f"{rate:.3f}", "amortization_type": amort, "property_state": "VA",
+              "loan_sequence_number": loan, "loan_purpose": "P", "original_loan_term": str(term),
+              "seller_name": "Other sellers"}
+    for k, v in values.items():
+        f[ORIGINATION_FIELDS[k]] = v
+    return "|".join(f)
+
+
+def _perf_rows(loan: str, first: str, statuses: list[str], *, zb: dict[int, str] | None = None,
+               upb: float = 200_000.0, masked: int = 0) -> list[str]:
+    rows = []
+    for k, status in enumerate(statuses):
+        f = [""] * N_PERF
+        values = {"loan_sequence_number": loan, "monthly_reporting_period": (pd.Period(first, "M") + k).strftime("%Y%m"),
+                  "current_actual_upb": "0" if k < masked or (zb and k in zb) else f"{upb - 100 * k:.2f}",
+                  "current_loan_delinquency_status": status, "loan_age": str(k), "remaining_months_to_legal_maturity": "300",
+                  "zero_balance_code": (zb or {}).get(k, ""), "current_interest_rate": "6.5"}
+        for name, v in values.items():
+            f[PERFORMANCE_FIELDS[name]] = v
+        rows.append("|".join(f))
+    return rows
+
+
+def _write_release(folder, *, zipped: bool = False):
+    orig = [
+        _orig_row("F07Q10000001", "2007-02", 360, 200_000, 6.5),  # prepays in month 5
+        _orig_row("F07Q10000002", "2007-02", 360, 150_000, 7.0),  # 30, 60, 90+, REO, then disposed
+        _orig_row("F07Q10000003", "2007-02", 360, 180_000, 6.0),  # jumps 0 -> 2, unknown month, cures
+        _orig_row("F07Q10000004", "2007-02", 360, 120_000, 6.2),  # repurchased in month 4
+        _orig_row("F07Q10000005", "2007-02", 6, 90_000, 5.0, amort="ARM"),  # matures at term
+        _orig_row("F07Q10000006", "2007-02", 480, 250_000, 6.8),  # 40-year term: outside the contract
+        _orig_row("F07Q10000007", "2007-02", 360, 210_000, 6.9, score="9999", ltv="999", dti="999"),  # short sale
+    ]
+    perf = [
+        *_perf_rows("F07Q10000001", "2007-02", ["0", "0", "0", "0", "0", "0"], zb={5: "01"}, masked=2),
+        *_perf_rows("F07Q10000002", "2007-02", ["0", "1", "2", "3", "4", "5", "6", "7", "RA", "RA"], zb={9: "09"}),
+        *_perf_rows("F07Q10000003", "2007-02", ["0", "0", "2", "3", "XX", "0", "0"]),
+        *_perf_rows("F07Q10000004", "2007-02", ["0", "0", "1", "0", "0"], zb={4: "96"}),
+        *_perf_rows("F07Q10000005", "2007-02", ["0", "0", "0", "0", "0", "0"], zb={5: "01"}),
+        *_perf_rows("F07Q10000006", "2007-02", ["0", "0"]),
+        *_perf_rows("F07Q10000007", "2007-02", ["0", "1", "2", "3", "4", "5", "6"], zb={6: "03"}),
+        *_perf_rows("F07Q19999999", "2007-02", ["0", "0"]),  # no origination row
+    ]
+    texts = {"sample_orig_2007.txt": "\n".join(orig) + "\n", "sample_svcg_2007.txt": "\n".join(perf) + "\n"}
+    folder.mkdir(parents=True, exist_ok=True)
+    if zipped:
+        with zipfile.ZipFile(folder / "sample_2007.zip", "w") as z:
+            for name, text in texts.items():
+                z.writestr(name, text)
+        return folder / "sample_2007.zip"
+    for name, text in texts.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def _states(panel: pd.DataFrame, loan: str) -> list[int]:
+    return panel.loc[panel["loan_id"] == loan, "loan_state"].astype(int).tolist()
+
+
+def test_states_follow_the_layouts_codes(tmp_path):
+    data = read_freddie_mac(_write_release(tmp_path / "fm"))
+    p = data.panel
+    assert _states(p, "F07Q10000001") == [S.CURRENT] * 5 + [S.PREPAID]
+    # 90+ days late stays DPD90 until the REO acquisition; the disposition row after it is dropped
+    assert _states(p, "F07Q10000002") == [S.CURRENT, S.DPD30, S.DPD60] + [S.DPD90] * 5 + [S.DEFAULT]
+    # the 0 -> 2 jump is taken one bucket a month; the unknown month is a gap, the cure is kept
+    assert _states(p, "F07Q10000003") == [S.CURRENT, S.CURRENT, S.DPD30, S.DPD60, S.CURRENT, S.CURRENT]
+    # repurchase: the record ends censored at the row before, no absorbing state is invented
+    assert _states(p, "F07Q10000004") == [S.CURRENT, S.CURRENT, S.DPD30, S.CURRENT]
+    assert _states(p, "F07Q10000005") == [S.CURRENT] * 5 + [S.MATURED]
+    assert _states(p, "F07Q10000007") == [S.CURRENT, S.DPD30, S.DPD60, S.DPD90, S.DPD90, S.DPD90, S.DEFAULT]
+    assert "F07Q10000006" not in set(p["loan_id"]) and "F07Q19999999" not in set(p["loan_id"])
+    assert data.counts == {"rows_of_other_loans": 4, "loans_term_over_360": 1, "loans_left_without_credit_event": 1,
+                           "rows_unknown_status": 1, "rows_after_record_end": 2, "rows_capped": 2, "loans": 6, "rows": 38}
+    gap = p.loc[p["loan_id"] == "F07Q10000003", "reporting_month"].diff().dt.days.fillna(0).to_numpy()
+    assert gap.max() > 50  # the unknown month left a two-month step, which the chain reads as such
+
+
+def test_tape_units_and_the_masked_first_balances(tmp_path):
+    data = read_freddie_mac(_write_release(tmp_path / "fm"))
+    t = data.tape.set_index("loan_id")
+    first = t.loc["F07Q10000001"]
+    assert first["origination_date"] == pd.Timestamp("2007-01-01")
+    assert first["maturity_date"] == pd.Timestamp("2037-01-01") and first["term_months"] == 360
+    assert first["interest_rate"] == pytest.approx(0.065) and first["ltv_origination"] == pytest.approx(0.80)
+    assert first["dti_dscr_origination"] == pytest.approx(0.35) and first["external_score"] == 720
+    assert first["vintage"] == "2007-01" and first["asset_class"] == "real_estate"
+    assert t.loc["F07Q10000005", "rate_type"] == "floating"
+    unknown = t.loc["F07Q10000007"]
+    assert np.isnan(unknown["external_score"]) and np.isnan(unknown["ltv_origination"]) and np.isnan(unknown["dti_dscr_origination"])
+    bal = data.panel.loc[data.panel["loan_id"] == "F07Q10000001", "current_balance"].to_numpy()
+    assert bal[:2].tolist() == [200_000.0, 200_000.0]  # masked as 0 in the release
+    assert bal[2] == pytest.approx(199_800.0)
+    assert bal[-1] == 0.0  # the payoff row: nothing owed, not the original balance
+
+
+def test_a_180_day_definition_moves_the_default_forward(tmp_path):
+    p = read_freddie_mac(_write_release(tmp_path / "fm"), default_months=6).panel
+    assert _states(p, "F07Q10000002") == [S.CURRENT, S.DPD30, S.DPD60, S.DPD90, S.DPD90, S.DPD90, S.DEFAULT]
+    assert _states(p, "F07Q10000007") == [S.CURRENT, S.DPD30, S.DPD60, S.DPD90, S.DPD90, S.DPD90, S.DEFAULT]
+
+
+def test_zipped_release_and_a_subset_read_the_same_rows(tmp_path):
+    plain = read_freddie_mac(_write_release(tmp_path / "a"))
+    zipped = read_freddie_mac(_write_release(tmp_path / "b", zipped=True))
+    pd.testing.assert_frame_equal(plain.panel, zipped.panel)
+    pd.testing.assert_frame_equal(plain.tape, zipped.tape)
+    sub = read_freddie_mac(tmp_path / "a", max_loans=2)
+    assert sorted(sub.tape["loan_id"]) == ["F07Q10000001", "F07Q10000002"]
+    pd.testing.assert_frame_equal(sub.panel.reset_index(drop=True),
+                                  plain.panel[plain.panel["loan_id"].isin(sub.tape["loan_id"])].reset_index(drop=True))
+
+
+def test_the_chain_fits_on_what_the_reader_writes(tmp_path):
+    from creditsim.transitions.markov import MarkovTransitionModel
+
+    data = read_freddie_mac(_write_release(tmp_path / "fm"))
+    model = MarkovTransitionModel().fit(data.panel)
+    P = np.asarray(model.transition_matrix_)
+    assert P[S.DPD90, S.DEFAULT] > 0 and P[S.CURRENT, S.PREPAID] > 0 and P[S.CURRENT, S.MATURED] > 0
+
+
+def test_bad_sources_name_the_file_and_what_was_expected(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_freddie_mac(tmp_path / "nowhere")
+    (tmp_path / "only").mkdir()
+    (tmp_path / "only" / "sample_orig_2007.txt").write_text(_orig_row("X1", "2007-02", 360, 1e5, 6.0) + "\n")
+    with pytest.raises(ConfigError, match="no monthly performance"):
+        read_freddie_mac(tmp_path / "only")
+    (tmp_path / "only" / "sample_svcg_2007.txt").write_text("X1|200702|100000\n")
+    with pytest.raises(DataError, match=r"sample_svcg_2007.txt: 3 pipe-separated fields.*at least 11"):
+        read_freddie_mac(tmp_path / "only")
+    folder = _write_release(tmp_path / "dup")
+    (folder / "sample_orig_2007b.txt").write_text(_orig_row("F07Q10000001", "2007-02", 360, 1e5, 6.0) + "\n")
+    with pytest.raises(DataError, match="F07Q10000001.*more than once"):
+        read_freddie_mac(folder)
+    bad = _write_release(tmp_path / "date")
+    text = (bad / "sample_svcg_2007.txt").read_text().replace("|200703|", "|2007-03|", 1)
+    (bad / "sample_svcg_2007.txt").write_text(text)
+    with pytest.raises(DataError, match="monthly_reporting_period must be YYYYMM, got '2007-03'"):
+        read_freddie_mac(bad)
+    with pytest.raises(ConfigError, match="default_months"):
+        read_freddie_mac(folder, default_months=1)
