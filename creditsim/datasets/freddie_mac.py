@@ -195,28 +195,49 @@ def _tape(raw: pd.DataFrame, ref: object) -> tuple[pd.DataFrame, int]:
     return tape.loc[~long_term].reset_index(drop=True), int(long_term.sum())
 
 
-def _reported_state(perf: pd.DataFrame, maturity: pd.Series, default_months: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """``(state (n,) int8 with -1 = not usable, months delinquent (n,) float64)`` of performance rows.
+#: what a performance row's zero-balance code says: the loan is still there, paid off, lost, or left the data
+_ZB_NONE, _ZB_PAID, _ZB_LOSS, _ZB_LEFT = 0, 1, 2, 3
 
-    A zero-balance code decides the row: 01 PREPAID (MATURED from the maturity month on), a credit loss
-    (:data:`DEFAULT_ZERO_BALANCE_CODES`) DEFAULT, any other (repurchase, re-performing sale) -1: the
-    loan leaves the data without a credit event, so its record ends censored at the row before. Else
+
+def _compact(chunk: pd.DataFrame, loan_pos: pd.Series, ref: object) -> pd.DataFrame:
+    """A chunk of performance text rows of known loans as numbers: ``loan`` (int32 tape position),
+    ``reporting_month``, ``upb`` (currency units), ``months_late`` (NaN: not a number), ``reo`` (status RA),
+    ``zb`` (:data:`_ZB_NONE` .. :data:`_ZB_LEFT`), ``loan_age``, ``current_interest_rate`` (decimal).
+    Text columns of a full release would take gigabytes; these take 40 bytes a row."""
+    status = chunk["current_loan_delinquency_status"].str.strip().str.upper()
+    code = chunk["zero_balance_code"].str.strip()
+    zb = np.select([code == "", code.str.zfill(2) == PREPAID_ZERO_BALANCE_CODE,
+                    code.str.zfill(2).isin(list(DEFAULT_ZERO_BALANCE_CODES))], [_ZB_NONE, _ZB_PAID, _ZB_LOSS], _ZB_LEFT)
+    return pd.DataFrame({
+        "loan": loan_pos.to_numpy(np.int32),
+        "reporting_month": _month(chunk["monthly_reporting_period"], "monthly_reporting_period", ref).to_numpy(),
+        "upb": _number(chunk["current_actual_upb"]).to_numpy(),
+        "months_late": _number(status).to_numpy(),
+        "reo": (status == REO_ACQUISITION).to_numpy(),
+        "zb": zb.astype(np.int8),
+        "loan_age": _number(chunk["loan_age"]).to_numpy(np.float32),
+        "current_interest_rate": (_number(chunk["current_interest_rate"]) / 100.0).to_numpy(np.float32),
+    })
+
+
+def _reported_state(perf: pd.DataFrame, at_term: np.ndarray, default_months: int | None) -> np.ndarray:
+    """(n,) int8 state of compact performance rows (:func:`_compact`), -1 = not usable.
+
+    A zero-balance code decides the row: 01 PREPAID (MATURED from the maturity month on, ``at_term``), a
+    credit loss (:data:`DEFAULT_ZERO_BALANCE_CODES`) DEFAULT, any other (repurchase, re-performing sale) -1:
+    the loan leaves the data without a credit event, so its record ends censored at the row before. Else
     the delinquency status: ``RA`` (REO acquisition) DEFAULT, k months delinquent ``min(k, 3)``
     (CURRENT .. DPD90), or DEFAULT from ``default_months`` on when given; unknown (``XX``, blank) -1."""
-    status = perf["current_loan_delinquency_status"].str.strip().str.upper()
-    months_late = _number(status).to_numpy()
-    state = np.where(np.isnan(months_late), -1, np.minimum(np.nan_to_num(months_late), 3)).astype(np.int8)
+    late = perf["months_late"].to_numpy()
+    state = np.where(np.isnan(late), -1, np.minimum(np.nan_to_num(late), 3)).astype(np.int8)
     if default_months is not None:
-        state[months_late >= default_months] = LoanState.DEFAULT
-    state[(status == REO_ACQUISITION).to_numpy()] = LoanState.DEFAULT
-    code = perf["zero_balance_code"].str.strip().str.zfill(2).to_numpy()
-    ended = perf["zero_balance_code"].str.strip().to_numpy() != ""
-    at_term = (perf["reporting_month"] >= maturity).to_numpy()
-    state[ended] = -1
-    state[ended & (code == PREPAID_ZERO_BALANCE_CODE)] = np.where(at_term, LoanState.MATURED, LoanState.PREPAID)[
-        ended & (code == PREPAID_ZERO_BALANCE_CODE)]
-    state[ended & np.isin(code, list(DEFAULT_ZERO_BALANCE_CODES))] = LoanState.DEFAULT
-    return state, months_late
+        state[late >= default_months] = LoanState.DEFAULT
+    state[perf["reo"].to_numpy()] = LoanState.DEFAULT
+    zb = perf["zb"].to_numpy()
+    state[zb == _ZB_LEFT] = -1
+    state[zb == _ZB_PAID] = np.where(at_term, LoanState.MATURED, LoanState.PREPAID)[zb == _ZB_PAID]
+    state[zb == _ZB_LOSS] = LoanState.DEFAULT
+    return state
 
 
 def _cut(loan: np.ndarray, state: np.ndarray, left: np.ndarray) -> np.ndarray:
@@ -246,53 +267,53 @@ def _cap(loan: np.ndarray, month_no: np.ndarray, state: np.ndarray) -> np.ndarra
     return capped
 
 
-def _performance(refs: Sequence[_FileRef], loans: set[str], counts: dict[str, int]) -> pd.DataFrame:
-    """The performance rows of ``loans`` (text columns, ``reporting_month`` parsed), read in chunks so that
-    a subset of a full release needs memory for the subset only; counts the rows of other loans."""
+def _performance(refs: Sequence[_FileRef], loan_ids: pd.Index, counts: dict[str, int]) -> pd.DataFrame:
+    """The compact performance rows (:func:`_compact`) of the loans ``loan_ids`` (the tape's, in order),
+    read in chunks: memory grows with the loans read, not with the release; counts the rows of other loans."""
     parts = []
     for ref in refs:
         for chunk in _read_fields(ref, PERFORMANCE_FIELDS, "monthly performance"):
-            ids = chunk["loan_sequence_number"].str.strip()
-            mine = ids.isin(loans)
+            pos = pd.Series(loan_ids.get_indexer(chunk["loan_sequence_number"].str.strip()), index=chunk.index)
+            mine = pos >= 0
             counts["rows_of_other_loans"] += int((~mine).sum())
-            chunk = chunk.loc[mine].assign(loan_sequence_number=ids[mine])
-            chunk["reporting_month"] = _month(chunk["monthly_reporting_period"], "monthly_reporting_period", ref)
-            parts.append(chunk)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*PERFORMANCE_FIELDS, "reporting_month"])
+            if mine.any():
+                parts.append(_compact(chunk.loc[mine], pos[mine], ref))
+    if not parts:
+        raise DataError("Freddie Mac data: no performance row belongs to a loan of the origination files "
+                        "(are the performance files of the same vintages?)")
+    return pd.concat(parts, ignore_index=True)
 
 
 def _panel(perf: pd.DataFrame, tape: pd.DataFrame, default_months: int | None,
            counts: dict[str, int]) -> pd.DataFrame:
-    """The panel of performance rows (:func:`_performance`) in our states: usable rows, records cut at
-    their end, delinquency capped (:func:`_reported_state`, :func:`_cut`, :func:`_cap`)."""
-    perf = perf.sort_values(["loan_sequence_number", "reporting_month"], kind="stable").reset_index(drop=True)
-    static = tape.set_index("loan_id")
-    maturity = perf["loan_sequence_number"].map(static["maturity_date"])
-    state, months_late = _reported_state(perf, maturity, default_months)
-    loan = perf["loan_sequence_number"].to_numpy()
-    left = (state == -1) & (perf["zero_balance_code"].str.strip() != "").to_numpy()
-    counts["loans_left_without_credit_event"] = int(pd.unique(loan[left]).size)
+    """The panel of compact performance rows in our states: usable rows, records cut at their end,
+    delinquency capped (:func:`_reported_state`, :func:`_cut`, :func:`_cap`)."""
+    perf = perf.sort_values(["loan", "reporting_month"], kind="stable").reset_index(drop=True)
+    loan = perf["loan"].to_numpy()
+    month = perf["reporting_month"].to_numpy()
+    state = _reported_state(perf, month >= tape["maturity_date"].to_numpy()[loan], default_months)
+    left = perf["zb"].to_numpy() == _ZB_LEFT
+    counts["loans_left_without_credit_event"] = int(np.unique(loan[left]).size)
     keep = _cut(loan, state, left)
     unknown = keep & (state == -1)
     counts["rows_unknown_status"] = int(unknown.sum())
     counts["rows_after_record_end"] = int((~keep).sum())
     rows = np.flatnonzero(keep & ~unknown)
-    loan, st = loan[rows], state[rows]
-    month = perf["reporting_month"].to_numpy()[rows]
+    loan, st, month = loan[rows], state[rows], month[rows]
     capped = _cap(loan, month.astype("datetime64[M]").astype(np.int64), st)
     counts["rows_capped"] = int((capped != st).sum())
-    upb = _number(perf["current_actual_upb"]).to_numpy()[rows]
-    original = perf["loan_sequence_number"].map(static["original_balance"]).to_numpy()[rows]
+    upb = perf["upb"].to_numpy()[rows]
     # the release masks the balance of a loan's first months as 0; a live loan then owes about its original balance
-    masked = (upb == 0) & (capped < LoanState.DEFAULT)
-    balance = np.where(masked | np.isnan(upb), original, upb)
+    masked = ((upb == 0) | np.isnan(upb)) & (capped < LoanState.DEFAULT)
+    late = perf["months_late"].to_numpy()[rows]
     return pd.DataFrame({
-        "loan_id": loan, "reporting_month": month, "current_balance": balance,
-        "days_past_due": (30 * np.nan_to_num(months_late[rows])).astype(np.int64),
+        "loan_id": tape["loan_id"].to_numpy()[loan], "reporting_month": month,
+        "current_balance": np.where(masked, tape["original_balance"].to_numpy()[loan], np.nan_to_num(upb)),
+        "days_past_due": (30 * np.nan_to_num(late)).astype(np.int64),
         "loan_state": capped.astype(np.int8),
-        "months_delinquent": months_late[rows],
-        "loan_age": _number(perf["loan_age"]).to_numpy()[rows],
-        "current_interest_rate": (_number(perf["current_interest_rate"]) / 100.0).to_numpy()[rows],
+        "months_delinquent": late,
+        "loan_age": perf["loan_age"].to_numpy()[rows],
+        "current_interest_rate": perf["current_interest_rate"].to_numpy()[rows],
     })
 
 
@@ -354,10 +375,10 @@ def read_freddie_mac(sources: str | Path | Sequence[str | Path], *, default_mont
                         f"({dup.nunique()} such loans); give each vintage's files once")
     if max_loans is not None:
         tape = tape.iloc[:max_loans]
-    panel = _panel(_performance(perf_refs, set(tape["loan_id"]), counts), tape, default_months, counts)
+    tape = tape.reset_index(drop=True)
+    panel = _panel(_performance(perf_refs, pd.Index(tape["loan_id"]), counts), tape, default_months, counts)
     if panel.empty:
-        raise DataError("Freddie Mac data: no usable performance rows for the loans of the origination files "
-                        "(are the performance files of the same vintages?)")
+        raise DataError("Freddie Mac data: no usable performance rows (every row unknown or after its loan left)")
     tape = tape.loc[tape["loan_id"].isin(set(panel["loan_id"]))].reset_index(drop=True)
     counts |= {"loans": len(tape), "rows": len(panel)}
     return FreddieMacData(validate_loan_tape(tape), validate_panel(panel, check_transitions=True), counts)
