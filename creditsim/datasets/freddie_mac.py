@@ -31,7 +31,7 @@ from creditsim.errors import ConfigError, DataError
 from creditsim.schema import validate_loan_tape, validate_panel
 from creditsim.states import LoanState
 
-__all__ = ["read_freddie_mac", "FreddieMacData", "ORIGINATION_FIELDS", "PERFORMANCE_FIELDS",
+__all__ = ["read_freddie_mac", "FreddieMacData", "ORIGINATION_FIELDS", "PERFORMANCE_FIELDS", "PERFORMANCE_OPTIONAL_FIELDS",
            "DEFAULT_ZERO_BALANCE_CODES", "PREPAID_ZERO_BALANCE_CODE"]
 
 #: positions (0-based) of the origination fields read, in the published layout
@@ -47,6 +47,9 @@ PERFORMANCE_FIELDS: dict[str, int] = {
     "current_loan_delinquency_status": 3, "loan_age": 4, "remaining_months_to_legal_maturity": 5,
     "zero_balance_code": 8, "current_interest_rate": 10,
 }
+#: performance fields of later releases only (read when the file has them, else NaN): the servicer's
+#: estimated current loan-to-value, 1-998 percent, 999 = unknown
+PERFORMANCE_OPTIONAL_FIELDS: dict[str, int] = {"estimated_ltv": 25}
 #: zero-balance codes of a credit loss: third-party sale, short sale or charge-off, REO disposition,
 #: non-performing note sale
 DEFAULT_ZERO_BALANCE_CODES: frozenset[str] = frozenset({"02", "03", "09", "15"})
@@ -125,9 +128,10 @@ def _zip_members(path: Path) -> Iterator[_FileRef]:
         yield _FileRef(path, n)
 
 
-def _read_fields(ref: _FileRef, fields: dict[str, int], what: str) -> Iterator[pd.DataFrame]:
-    """Chunks of ``ref`` as text columns named by ``fields`` (positions); DataError when a row has too
-    few fields for the layout."""
+def _read_fields(ref: _FileRef, fields: dict[str, int], what: str,
+                 optional: dict[str, int] | None = None) -> Iterator[pd.DataFrame]:
+    """Chunks of ``ref`` as text columns named by ``fields`` (positions), plus the ``optional`` fields the
+    file has (a column of blanks where it has not); DataError when a row has too few fields for the layout."""
     need = max(fields.values()) + 1
     with ref.open() as fh:
         first = fh.readline().decode("latin-1")
@@ -135,13 +139,15 @@ def _read_fields(ref: _FileRef, fields: dict[str, int], what: str) -> Iterator[p
     if n_fields and n_fields < need:
         raise DataError(f"{ref}: {n_fields} pipe-separated fields in the first row; a Freddie Mac {what} file has "
                         f"at least {need} (is it the other kind of file, or not Freddie Mac's layout?)")
+    absent = [k for k, pos in (optional or {}).items() if pos >= n_fields]
+    fields = {**fields, **{k: pos for k, pos in (optional or {}).items() if k not in absent}}
     order = sorted(fields, key=fields.get)
     with ref.open() as fh:
         reader = pd.read_csv(fh, sep="|", header=None, usecols=[fields[k] for k in order], dtype=str,
                              keep_default_na=False, encoding="latin-1", chunksize=_CHUNK_ROWS)
         for chunk in reader:
             chunk.columns = order  # usecols keeps file order, which ``order`` follows
-            yield chunk
+            yield chunk.assign(**{k: "" for k in absent})
 
 
 def _number(values: pd.Series, missing: Sequence[float] = ()) -> pd.Series:
@@ -217,6 +223,7 @@ def _compact(chunk: pd.DataFrame, loan_pos: pd.Series, ref: object) -> pd.DataFr
         "zb": zb.astype(np.int8),
         "loan_age": _number(chunk["loan_age"]).to_numpy(np.float32),
         "current_interest_rate": (_number(chunk["current_interest_rate"]) / 100.0).to_numpy(np.float32),
+        "estimated_ltv": (_number(chunk["estimated_ltv"], (999,)) / 100.0).to_numpy(np.float32),
     })
 
 
@@ -272,7 +279,7 @@ def _performance(refs: Sequence[_FileRef], loan_ids: pd.Index, counts: dict[str,
     read in chunks: memory grows with the loans read, not with the release; counts the rows of other loans."""
     parts = []
     for ref in refs:
-        for chunk in _read_fields(ref, PERFORMANCE_FIELDS, "monthly performance"):
+        for chunk in _read_fields(ref, PERFORMANCE_FIELDS, "monthly performance", PERFORMANCE_OPTIONAL_FIELDS):
             pos = pd.Series(loan_ids.get_indexer(chunk["loan_sequence_number"].str.strip()), index=chunk.index)
             mine = pos >= 0
             counts["rows_of_other_loans"] += int((~mine).sum())
@@ -314,6 +321,7 @@ def _panel(perf: pd.DataFrame, tape: pd.DataFrame, default_months: int | None,
         "months_delinquent": late,
         "loan_age": perf["loan_age"].to_numpy()[rows],
         "current_interest_rate": perf["current_interest_rate"].to_numpy()[rows],
+        "estimated_ltv": perf["estimated_ltv"].to_numpy()[rows],
     })
 
 
@@ -341,7 +349,9 @@ def read_freddie_mac(sources: str | Path | Sequence[str | Path], *, default_mont
         360 months are left out (counted). The panel: ``loan_id``, ``reporting_month``,
         ``current_balance`` (currency units; the release reports 0 for a loan's first months, read as
         the original balance), ``days_past_due`` (30 x months delinquent), ``loan_state``,
-        ``months_delinquent`` (as reported, NaN for REO), ``loan_age``, ``current_interest_rate``.
+        ``months_delinquent`` (as reported, NaN for REO), ``loan_age``, ``current_interest_rate`` (decimal),
+        ``estimated_ltv`` (the servicer's estimated current LTV, a decimal; NaN where unknown or in
+        releases without the field) -- the time-varying covariates for ``--panel-features``.
 
     States: the delinquency status k -> CURRENT, DPD30, DPD60 for k = 0, 1, 2 and DPD90 for k >= 3;
     zero-balance code 01 -> PREPAID (MATURED in or after the maturity month); credit events -> DEFAULT

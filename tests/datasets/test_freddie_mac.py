@@ -14,7 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from creditsim.datasets.freddie_mac import ORIGINATION_FIELDS, PERFORMANCE_FIELDS, read_freddie_mac
+from creditsim.datasets.freddie_mac import (
+    ORIGINATION_FIELDS,
+    PERFORMANCE_FIELDS,
+    PERFORMANCE_OPTIONAL_FIELDS,
+    read_freddie_mac,
+)
 from creditsim.errors import ConfigError, DataError
 from creditsim.states import LoanState as S
 
@@ -44,9 +49,9 @@ def _perf_rows(loan: str, first: str, statuses: list[str], *, zb: dict[int, str]
         values = {"loan_sequence_number": loan, "monthly_reporting_period": (pd.Period(first, "M") + k).strftime("%Y%m"),
                   "current_actual_upb": "0" if k < masked or (zb and k in zb) else f"{upb - 100 * k:.2f}",
                   "current_loan_delinquency_status": status, "loan_age": str(k), "remaining_months_to_legal_maturity": "300",
-                  "zero_balance_code": (zb or {}).get(k, ""), "current_interest_rate": "6.5"}
+                  "zero_balance_code": (zb or {}).get(k, ""), "current_interest_rate": "6.5", "estimated_ltv": str(80 - k)}
         for name, v in values.items():
-            f[PERFORMANCE_FIELDS[name]] = v
+            f[{**PERFORMANCE_FIELDS, **PERFORMANCE_OPTIONAL_FIELDS}[name]] = v
         rows.append("|".join(f))
     return rows
 
@@ -122,6 +127,21 @@ def test_tape_units_and_the_masked_first_balances(tmp_path):
     assert bal[:2].tolist() == [200_000.0, 200_000.0]  # masked as 0 in the release
     assert bal[2] == pytest.approx(199_800.0)
     assert bal[-1] == 0.0  # the payoff row: nothing owed, not the original balance
+
+
+def test_estimated_ltv_is_read_where_the_release_has_it(tmp_path):
+    folder = _write_release(tmp_path / "new")
+    ltv = read_freddie_mac(folder).panel.set_index(["loan_id", "reporting_month"])["estimated_ltv"]
+    assert ltv[("F07Q10000003", pd.Timestamp("2007-04-01"))] == pytest.approx(0.78)
+    old = tmp_path / "old"  # an older release: 22 performance fields, no ELTV
+    old.mkdir()
+    (old / "sample_orig_2007.txt").write_text((folder / "sample_orig_2007.txt").read_text())
+    rows = (folder / "sample_svcg_2007.txt").read_text().splitlines()
+    (old / "sample_svcg_2007.txt").write_text("\n".join("|".join(r.split("|")[:22]) for r in rows) + "\n")
+    short = read_freddie_mac(old).panel
+    assert short["estimated_ltv"].isna().all()
+    pd.testing.assert_frame_equal(short.drop(columns="estimated_ltv"),
+                                  read_freddie_mac(folder).panel.drop(columns="estimated_ltv"))
 
 
 def test_a_180_day_definition_moves_the_default_forward(tmp_path):
