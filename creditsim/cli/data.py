@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from creditsim.errors import ConfigError, DataError
+from creditsim.errors import ConfigError, CreditSimError, DataError
 from creditsim.fileio import check_output_target
 
 __all__ = ["register", "data_app"]
@@ -131,7 +131,9 @@ def freddie(
     default_months: int | None = typer.Option(
         None, "--default-months", help="Months delinquent that count as a default (6: the 180-day definition). "
         "Default: the credit event itself (REO acquisition, short sale, third-party or note sale)."),
-    max_loans: int | None = typer.Option(None, "--max-loans", min=1, help="Read only the first N loans by loan number."),
+    max_loans: int | None = typer.Option(None, "--max-loans", min=1, help="Read only N loans, a fixed subset spread "
+                                         "over the vintages given."),
+    end: str | None = typer.Option(None, "--end", help="Last reporting month kept, YYYY-MM (e.g. the macro history's last)."),
     fmt: FileFormat = typer.Option(FileFormat.parquet, "--format", help="File format of the outputs."),
 ) -> None:
     """Read Freddie Mac loan-level files into a loan tape and a monthly panel in creditsim's states, and write
@@ -143,14 +145,32 @@ def freddie(
     ext = fmt.value
     for name in ("loans", "panel"):  # before any work: a bad --out fails in a second, not after
         check_output_target(out / f"{name}.{ext}", "file", "--out")
+    if default_months is not None and not 3 <= default_months <= 24:
+        raise ConfigError(f"--default-months must be from 3 to 24 (months delinquent), got {default_months}")
     with console.status("reading Freddie Mac files"):
-        data = read_freddie_mac(sources, default_months=default_months, max_loans=max_loans)
+        data = read_freddie_mac(sources, default_months=default_months, max_loans=max_loans, end=end)
     out.mkdir(parents=True, exist_ok=True)
     paths = (write_loan_tape(data.tape, out / f"loans.{ext}"), write_panel(data.panel, out / f"panel.{ext}", validate=False))
     _print_freddie_summary(data)
     for p in paths:
         console.print(f"wrote {p}")
-    first, last = data.panel["reporting_month"].min(), data.panel["reporting_month"].max()
+    _suggest_freddie_evaluation(data.panel["reporting_month"], paths)
+
+
+def _suggest_freddie_evaluation(months, paths) -> None:
+    """The out-of-time command for the files just written, or the --end that makes it run (the bundled
+    macro history has no rows after its last month)."""
+    from creditsim.datasets import load_macro_history
+
+    first, last = months.min(), months.max()
+    try:
+        history_end = load_macro_history().index[-1]
+    except CreditSimError:  # the restricted series are not here: say nothing about the history's end
+        history_end = last
+    if last > history_end:
+        console.print(f"the panel runs {first:%Y-%m} .. {last:%Y-%m}, past the bundled macro history ({history_end:%Y-%m}): "
+                      f"write it again with --end {history_end:%Y-%m} before evaluating with --macro history")
+        return
     console.print(f"next, out of time through a recession: creditsim eval transitions --panel {paths[1]} --tape {paths[0]} "
                   f"--split oot:2008-01 --macro history --macro-features unemployment_rate,house_price_growth "
                   f"(the panel runs {first:%Y-%m} .. {last:%Y-%m})")

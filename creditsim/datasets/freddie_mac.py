@@ -10,10 +10,13 @@ full quarterly files) from https://www.freddiemac.com/research/datasets/sf-loanl
 Citation: Freddie Mac, Single-Family Loan-Level Dataset, General User Guide and File Layout (the field
 order read here is the published layout; later releases add fields at the end, which are ignored).
 
-The files are pipe-separated text without a header: an origination file per vintage
-(``sample_orig_YYYY.txt``, ``historical_data_YYYYQn.txt``) with one row per loan, and a monthly
-performance file (``sample_svcg_YYYY.txt``, ``historical_data_time_YYYYQn.txt``) with one row per loan
-and reporting month from the first payment to the loan's termination or the release's last month.
+The files are pipe-separated text without a header: an origination file per vintage with one row per
+loan (``sample_orig_YYYY.txt``; full files ``historical_data_YYYYQn.txt``, from Release 47 of July 2026
+``orig_YYYYQn.txt``) and a monthly performance file with one row per loan and reporting month from the
+first payment to the loan's termination or the release's last month (``sample_svcg_YYYY.txt`` /
+``historical_data_time_YYYYQn.txt``, from Release 47 ``sample_perf_YYYY.txt`` / ``perf_YYYYQn.txt``).
+The positions read are the same in every release (Release 47 dropped origination fields after them and
+added performance fields at the end).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from creditsim.errors import ConfigError, DataError
-from creditsim.schema import validate_loan_tape, validate_panel
+from creditsim.schema import month_start, validate_loan_tape, validate_panel
 from creditsim.states import LoanState
 
 __all__ = ["read_freddie_mac", "FreddieMacData", "ORIGINATION_FIELDS", "PERFORMANCE_FIELDS", "PERFORMANCE_OPTIONAL_FIELDS",
@@ -47,19 +50,26 @@ PERFORMANCE_FIELDS: dict[str, int] = {
     "current_loan_delinquency_status": 3, "loan_age": 4, "remaining_months_to_legal_maturity": 5,
     "zero_balance_code": 8, "current_interest_rate": 10,
 }
-#: performance fields of later releases only (read when the file has them, else NaN): the servicer's
-#: estimated current loan-to-value, 1-998 percent, 999 = unknown
-PERFORMANCE_OPTIONAL_FIELDS: dict[str, int] = {"estimated_ltv": 25}
+#: performance fields of later releases only (read when the file has them, else blank): Freddie Mac's
+#: automated-valuation estimate of the current loan-to-value (1-998 percent, 999 = unknown; filled only
+#: from 2017 on, so empty over the 2007-09 recession), and the balance at a zero-balance removal
+PERFORMANCE_OPTIONAL_FIELDS: dict[str, int] = {"estimated_ltv": 25, "zero_balance_removal_upb": 26}
 #: zero-balance codes of a credit loss: third-party sale, short sale or charge-off, REO disposition,
 #: non-performing note sale
 DEFAULT_ZERO_BALANCE_CODES: frozenset[str] = frozenset({"02", "03", "09", "15"})
 #: prepaid or matured
 PREPAID_ZERO_BALANCE_CODE = "01"
-#: the delinquency status of a loan whose property the lender acquired (REO acquisition)
-REO_ACQUISITION = "RA"
+#: zero-balance codes of a loan that leaves the data without a credit event (re-performing sale, repurchase)
+LEFT_ZERO_BALANCE_CODES: frozenset[str] = frozenset({"16", "96"})
+#: the delinquency status of a loan whose property the lender acquired (REO acquisition; "R" in old releases)
+REO_ACQUISITION: frozenset[str] = frozenset({"RA", "R"})
+#: a status the servicer did not report (a month left as a gap)
+UNKNOWN_STATUS: frozenset[str] = frozenset({"XX", ""})
 _CHUNK_ROWS = 1_000_000
-_ORIGINATION_NAME = re.compile(r"(orig|historical_data_\d{4}Q\d)", re.IGNORECASE)
-_PERFORMANCE_NAME = re.compile(r"(svcg|historical_data_time_)", re.IGNORECASE)
+_ORIGINATION_NAME = re.compile(r"(sample_orig_\d{4}|historical_data_\d{4}Q\d|orig_\d{4}Q\d)\.txt", re.IGNORECASE)
+_PERFORMANCE_NAME = re.compile(r"(sample_(svcg|perf)_\d{4}|historical_data_time_\d{4}Q\d|perf_\d{4}Q\d)\.txt",
+                               re.IGNORECASE)
+_BOM = "\u00ef\u00bb\u00bf"  # a UTF-8 byte-order mark read as latin-1
 
 
 @dataclass(frozen=True)
@@ -97,23 +107,24 @@ class _FileRef:
 
 
 def find_freddie_files(sources: str | Path | Sequence[str | Path]) -> tuple[list[_FileRef], list[_FileRef]]:
-    """``(origination files, performance files)`` in ``sources``: folders (their ``*.txt`` and ``*.zip``),
-    zip archives or text files, told apart by Freddie Mac's file names. ConfigError when a source does
-    not exist or no origination or no performance file is found."""
+    """``(origination files, performance files)`` in ``sources``: folders (searched with their sub-folders
+    for ``.txt`` and ``.zip`` files), zip archives or text files, told apart by Freddie Mac's file names
+    (module docstring); other files are ignored. ConfigError when a source does not exist or no
+    origination or no performance file is found."""
     items = [sources] if isinstance(sources, (str, Path)) else list(sources)
     refs: list[_FileRef] = []
     for item in items:
         path = Path(item)
         if not path.exists():
             raise ConfigError(f"Freddie Mac data: {path} does not exist (a folder, zip archive or text file)")
-        files = sorted([*path.glob("*.txt"), *path.glob("*.zip")]) if path.is_dir() else [path]
+        files = sorted(f for f in path.rglob("*") if f.suffix.lower() in (".txt", ".zip")) if path.is_dir() else [path]
         for f in files:
             refs += list(_zip_members(f)) if f.suffix.lower() == ".zip" else [_FileRef(f)]
-    perf = [r for r in refs if _PERFORMANCE_NAME.search(r.name)]
-    orig = [r for r in refs if r not in perf and _ORIGINATION_NAME.search(r.name)]
+    perf = [r for r in refs if _PERFORMANCE_NAME.fullmatch(r.name)]
+    orig = [r for r in refs if _ORIGINATION_NAME.fullmatch(r.name)]
     if not orig or not perf:
-        missing = "origination (sample_orig_YYYY.txt, historical_data_YYYYQn.txt)" if not orig else \
-            "monthly performance (sample_svcg_YYYY.txt, historical_data_time_YYYYQn.txt)"
+        missing = "origination (sample_orig_YYYY.txt, historical_data_YYYYQn.txt, orig_YYYYQn.txt)" if not orig else \
+            "monthly performance (sample_svcg_YYYY.txt, sample_perf_YYYY.txt, historical_data_time_YYYYQn.txt, perf_YYYYQn.txt)"
         raise ConfigError(f"Freddie Mac data: no {missing} file in {', '.join(map(str, items))}")
     return orig, perf
 
@@ -131,54 +142,102 @@ def _zip_members(path: Path) -> Iterator[_FileRef]:
 def _read_fields(ref: _FileRef, fields: dict[str, int], what: str,
                  optional: dict[str, int] | None = None) -> Iterator[pd.DataFrame]:
     """Chunks of ``ref`` as text columns named by ``fields`` (positions), plus the ``optional`` fields the
-    file has (a column of blanks where it has not); DataError when a row has too few fields for the layout."""
+    file has (blank where it has not); a ``row`` column holds the 1-based line number. DataError for an
+    empty file or a row with too few fields for the layout, naming the file and line."""
     need = max(fields.values()) + 1
     with ref.open() as fh:
-        first = fh.readline().decode("latin-1")
-    n_fields = first.count("|") + 1 if first.strip() else 0
-    if n_fields and n_fields < need:
-        raise DataError(f"{ref}: {n_fields} pipe-separated fields in the first row; a Freddie Mac {what} file has "
+        first = fh.readline().decode("latin-1").removeprefix(_BOM)
+    if not first.strip():
+        raise DataError(f"{ref}: the file is empty or starts with a blank line; expected Freddie Mac {what} rows")
+    n_fields = first.count("|") + 1
+    if n_fields < need:
+        raise DataError(f"{ref}: {n_fields} pipe-separated fields in line 1; a Freddie Mac {what} file has "
                         f"at least {need} (is it the other kind of file, or not Freddie Mac's layout?)")
+    short = _first_short_line(ref, need - 1)
+    if short is not None:
+        raise DataError(f"{ref}: line {short} has fewer than {need} pipe-separated fields; expected Freddie Mac's "
+                        f"{what} layout")
     absent = [k for k, pos in (optional or {}).items() if pos >= n_fields]
     fields = {**fields, **{k: pos for k, pos in (optional or {}).items() if k not in absent}}
     order = sorted(fields, key=fields.get)
+    line = 1
     with ref.open() as fh:
+        # blank lines are kept as rows (of no loan) so that ``row`` is the file's line number
         reader = pd.read_csv(fh, sep="|", header=None, usecols=[fields[k] for k in order], dtype=str,
-                             keep_default_na=False, encoding="latin-1", chunksize=_CHUNK_ROWS)
+                             keep_default_na=False, skip_blank_lines=False, encoding="latin-1", chunksize=_CHUNK_ROWS)
         for chunk in reader:
             chunk.columns = order  # usecols keeps file order, which ``order`` follows
-            yield chunk.assign(**{k: "" for k in absent})
+            chunk.iloc[:1, 0] = chunk.iloc[:1, 0].str.removeprefix(_BOM)
+            yield chunk.fillna("").assign(row=np.arange(line, line + len(chunk)), **{k: "" for k in absent})
+            line += len(chunk)
+
+
+def _first_short_line(ref: _FileRef, n_pipes: int, block: int = 1 << 23) -> int | None:
+    """The first line (1-based) of ``ref`` with fewer than ``n_pipes`` pipes, blank lines aside, or None.
+    pandas fills a short row's missing fields with blanks, which the layout also uses for 'not
+    reported', so short rows are found here, in blocks of ``block`` bytes (a full release's file runs to
+    gigabytes)."""
+    line, carry = 1, b""
+    with ref.open() as fh:
+        while True:
+            data = fh.read(block)
+            buf = carry + data
+            cut = len(buf) if not data else buf.rfind(b"\n") + 1  # at the end, the last line without newline
+            arr, carry = np.frombuffer(buf[:cut] if data else buf + b"\n", np.uint8), buf[cut:]
+            ends = np.flatnonzero(arr == 10)
+            pipes = np.searchsorted(np.flatnonzero(arr == 124), ends)
+            lengths = np.diff(np.r_[-1, ends]) - 1 - (arr[np.maximum(ends - 1, 0)] == 13)
+            short = np.flatnonzero((np.diff(np.r_[0, pipes]) < n_pipes) & (lengths > 0))
+            if short.size:
+                return line + int(short[0])
+            line += ends.size
+            if not data:
+                return None
+
+
+def _bad(ref: object, chunk: pd.DataFrame, mask: pd.Series | np.ndarray, field: str, expected: str) -> DataError:
+    """A DataError naming the file, the first offending line and loan, the field and what was expected."""
+    pos = int(np.argmax(np.asarray(mask)))
+    row = chunk.iloc[pos]
+    return DataError(f"{ref}: line {row['row']} (loan {row['loan_sequence_number'].strip()!r}): {field} "
+                     f"{row[field].strip()!r}, expected {expected} ({int(np.sum(mask))} such row(s))")
 
 
 def _number(values: pd.Series, missing: Sequence[float] = ()) -> pd.Series:
-    """float64 of text fields; blanks and the layout's 'not available' codes (e.g. 999, 9999) -> NaN."""
+    """float64 of text fields; blanks, text and the layout's 'not available' codes (e.g. 999, 9999) -> NaN."""
     out = pd.to_numeric(values.str.strip(), errors="coerce")
     return out.where(~out.isin(list(missing)))
 
 
-def _month(values: pd.Series, column: str, ref: object) -> pd.Series:
-    """Month starts of YYYYMM text; DataError naming the file and column on another format."""
-    text = values.str.strip()
-    out = pd.to_datetime(text, format="%Y%m", errors="coerce")
-    bad = out.isna() & (text != "")
+def _required_number(chunk: pd.DataFrame, field: str, ref: object, low: float = 0.0) -> pd.Series:
+    """float64 of a field every row must carry as a number >= ``low``; DataError naming line and loan."""
+    out = _number(chunk[field])
+    bad = out.isna() | (out < low)
     if bad.any():
-        raise DataError(f"{ref}: {column} must be YYYYMM, got {text[bad].iloc[0]!r} ({int(bad.sum())} row(s))")
+        raise _bad(ref, chunk, bad, field, f"a number >= {low:g}")
+    return out
+
+
+def _month(chunk: pd.DataFrame, field: str, ref: object) -> pd.Series:
+    """Month starts of a YYYYMM field every row must carry; DataError naming line, loan and value."""
+    out = pd.to_datetime(chunk[field].str.strip(), format="%Y%m", errors="coerce")
+    if out.isna().any():
+        raise _bad(ref, chunk, out.isna(), field, "a month as YYYYMM")
     return out
 
 
 def _tape(raw: pd.DataFrame, ref: object) -> tuple[pd.DataFrame, int]:
     """The loan tape of origination rows (text columns of :data:`ORIGINATION_FIELDS`) and the number of
     loans left out for a term beyond the contract's 360 months."""
-    first_payment = _month(raw["first_payment_date"], "first_payment_date", ref)
-    term = _number(raw["original_loan_term"])
-    rate = _number(raw["original_interest_rate"]) / 100.0
+    first_payment = _month(raw, "first_payment_date", ref)
+    term = _required_number(raw, "original_loan_term", ref, low=1)
     origination = first_payment - pd.DateOffset(months=1)  # the first payment falls a month after funding
     tape = pd.DataFrame({
         "loan_id": raw["loan_sequence_number"].str.strip().to_numpy(),
         "origination_date": origination.to_numpy(),
-        "maturity_date": _month(raw["maturity_date"], "maturity_date", ref).to_numpy(),
-        "original_balance": _number(raw["original_upb"]).to_numpy(),
-        "interest_rate": rate.to_numpy(),
+        "maturity_date": _month(raw, "maturity_date", ref).to_numpy(),
+        "original_balance": _required_number(raw, "original_upb", ref, low=1).to_numpy(),
+        "interest_rate": (_required_number(raw, "original_interest_rate", ref) / 100.0).to_numpy(),
         "rate_type": np.where(raw["amortization_type"].str.strip().str.upper() == "ARM", "floating", "fixed"),
         "payment_frequency": "monthly",
         "amortization_type": "annuity",
@@ -197,7 +256,7 @@ def _tape(raw: pd.DataFrame, ref: object) -> tuple[pd.DataFrame, int]:
         "loan_purpose": raw["loan_purpose"].str.strip().to_numpy(),
         "collateral_type": "real_estate",
     })
-    long_term = (tape["term_months"] > 360) | tape["term_months"].isna()
+    long_term = tape["term_months"] > 360
     return tape.loc[~long_term].reset_index(drop=True), int(long_term.sum())
 
 
@@ -207,20 +266,32 @@ _ZB_NONE, _ZB_PAID, _ZB_LOSS, _ZB_LEFT = 0, 1, 2, 3
 
 def _compact(chunk: pd.DataFrame, loan_pos: pd.Series, ref: object) -> pd.DataFrame:
     """A chunk of performance text rows of known loans as numbers: ``loan`` (int32 tape position),
-    ``reporting_month``, ``upb`` (currency units), ``months_late`` (NaN: not a number), ``reo`` (status RA),
-    ``zb`` (:data:`_ZB_NONE` .. :data:`_ZB_LEFT`), ``loan_age``, ``current_interest_rate`` (decimal).
-    Text columns of a full release would take gigabytes; these take 40 bytes a row."""
+    ``reporting_month``, ``upb`` (currency units, NaN where masked as 0), ``removal_upb``, ``months_late``
+    (NaN: unknown or REO), ``reo``, ``zb`` (:data:`_ZB_NONE` .. :data:`_ZB_LEFT`), ``remaining`` (months
+    to legal maturity), ``loan_age``, ``current_interest_rate`` and ``estimated_ltv`` (decimals). Text
+    columns of a full release would take gigabytes; these take about 50 bytes a row. DataError naming
+    line and loan for a status, zero-balance code or balance outside the layout."""
     status = chunk["current_loan_delinquency_status"].str.strip().str.upper()
-    code = chunk["zero_balance_code"].str.strip()
-    zb = np.select([code == "", code.str.zfill(2) == PREPAID_ZERO_BALANCE_CODE,
-                    code.str.zfill(2).isin(list(DEFAULT_ZERO_BALANCE_CODES))], [_ZB_NONE, _ZB_PAID, _ZB_LOSS], _ZB_LEFT)
+    late = _number(status)
+    bad = (late.isna() & ~status.isin(REO_ACQUISITION | UNKNOWN_STATUS)) | (late < 0)
+    if bad.any():
+        raise _bad(ref, chunk, bad, "current_loan_delinquency_status", "months delinquent 0, 1, 2, ..., RA or XX")
+    code = chunk["zero_balance_code"].str.strip().str.zfill(2).where(chunk["zero_balance_code"].str.strip() != "", "")
+    known = {""} | {PREPAID_ZERO_BALANCE_CODE} | DEFAULT_ZERO_BALANCE_CODES | LEFT_ZERO_BALANCE_CODES
+    if not code.isin(known).all():
+        raise _bad(ref, chunk, ~code.isin(known), "zero_balance_code", f"blank or one of {sorted(known - {''})}")
+    zb = np.select([code == "", code == PREPAID_ZERO_BALANCE_CODE, code.isin(list(DEFAULT_ZERO_BALANCE_CODES))],
+                   [_ZB_NONE, _ZB_PAID, _ZB_LOSS], _ZB_LEFT)
+    upb = _required_number(chunk, "current_actual_upb", ref)
     return pd.DataFrame({
         "loan": loan_pos.to_numpy(np.int32),
-        "reporting_month": _month(chunk["monthly_reporting_period"], "monthly_reporting_period", ref).to_numpy(),
-        "upb": _number(chunk["current_actual_upb"]).to_numpy(),
-        "months_late": _number(status).to_numpy(),
-        "reo": (status == REO_ACQUISITION).to_numpy(),
+        "reporting_month": _month(chunk, "monthly_reporting_period", ref).to_numpy(),
+        "upb": upb.where(upb > 0).to_numpy(),
+        "removal_upb": _number(chunk["zero_balance_removal_upb"]).to_numpy(),
+        "months_late": late.to_numpy(),
+        "reo": status.isin(REO_ACQUISITION).to_numpy(),
         "zb": zb.astype(np.int8),
+        "remaining": _number(chunk["remaining_months_to_legal_maturity"]).to_numpy(np.float32),
         "loan_age": _number(chunk["loan_age"]).to_numpy(np.float32),
         "current_interest_rate": (_number(chunk["current_interest_rate"]) / 100.0).to_numpy(np.float32),
         "estimated_ltv": (_number(chunk["estimated_ltv"], (999,)) / 100.0).to_numpy(np.float32),
@@ -247,12 +318,13 @@ def _reported_state(perf: pd.DataFrame, at_term: np.ndarray, default_months: int
     return state
 
 
-def _cut(loan: np.ndarray, state: np.ndarray, left: np.ndarray) -> np.ndarray:
-    """(n,) bool rows to keep of rows sorted by loan and month: a loan's record stops after its first
-    absorbing row, and before a row where it ``left`` the data without a credit event."""
+def _cut(loan: np.ndarray, state: np.ndarray, left: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(keep, ended_by_leaving)``, (n,) bool each, of rows sorted by loan and month: a loan's record stops
+    after its first absorbing row, and before a row where it ``left`` the data without a credit event;
+    ``ended_by_leaving`` marks the leaving rows that ended a record (not those after an absorption)."""
     stop = (state >= LoanState.DEFAULT) | left
     before = pd.Series(stop).groupby(loan, sort=False).cumsum().to_numpy() - stop
-    return (before == 0) & ~left
+    return (before == 0) & ~left, (before == 0) & left
 
 
 def _cap(loan: np.ndarray, month_no: np.ndarray, state: np.ndarray) -> np.ndarray:
@@ -288,92 +360,71 @@ def _performance(refs: Sequence[_FileRef], loan_ids: pd.Index, counts: dict[str,
     if not parts:
         raise DataError("Freddie Mac data: no performance row belongs to a loan of the origination files "
                         "(are the performance files of the same vintages?)")
-    return pd.concat(parts, ignore_index=True)
+    perf = pd.concat(parts, ignore_index=True).sort_values(["loan", "reporting_month"], kind="stable")
+    twice = perf.duplicated(["loan", "reporting_month"])
+    if twice.any():
+        first = perf.loc[twice].iloc[0]
+        raise DataError(f"Freddie Mac performance files: loan {loan_ids[int(first['loan'])]!r} has more than one row "
+                        f"for {first['reporting_month']:%Y-%m} ({int(twice.sum())} such rows); give each release's "
+                        "files once (a zip archive and its unzipped files are the same files)")
+    return perf.reset_index(drop=True)
+
+
+def _balances(perf: pd.DataFrame, rows: np.ndarray, state: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """(n,) ``current_balance`` of the kept rows (currency units). A live row the release masks (UPB 0, a
+    loan's first months) or leaves blank carries the loan's last reported balance, at first the original
+    one; a DEFAULT row the balance removed at the zero balance, else its own UPB, else the last live one;
+    PREPAID and MATURED rows 0 (nothing is owed)."""
+    loan = perf["loan"].to_numpy()[rows]
+    upb = perf["upb"].to_numpy()[rows]
+    removal = perf["removal_upb"].to_numpy()[rows]
+    live = state < LoanState.DEFAULT
+    carried = pd.Series(np.where(live, upb, np.nan)).groupby(loan, sort=False).ffill().to_numpy()
+    prev = np.r_[np.nan, carried[:-1]]
+    prev = np.where(np.r_[False, loan[1:] == loan[:-1]], prev, np.nan)
+    at_default = np.where(removal > 0, removal, np.where(upb > 0, upb, prev))
+    out = np.where(live, carried, np.where(state == LoanState.DEFAULT, at_default, 0.0))
+    return np.where(np.isnan(out), original, out)
 
 
 def _panel(perf: pd.DataFrame, tape: pd.DataFrame, default_months: int | None,
            counts: dict[str, int]) -> pd.DataFrame:
-    """The panel of compact performance rows in our states: usable rows, records cut at their end,
-    delinquency capped (:func:`_reported_state`, :func:`_cut`, :func:`_cap`)."""
-    perf = perf.sort_values(["loan", "reporting_month"], kind="stable").reset_index(drop=True)
+    """The panel of compact performance rows (sorted by loan and month) in our states: usable rows,
+    records cut at their end, delinquency capped (:func:`_reported_state`, :func:`_cut`, :func:`_cap`).
+    A payoff is MATURED when no month to legal maturity remains (the reported count, which follows a
+    modification's new term; the tape's maturity date where the count is blank)."""
     loan = perf["loan"].to_numpy()
     month = perf["reporting_month"].to_numpy()
-    state = _reported_state(perf, month >= tape["maturity_date"].to_numpy()[loan], default_months)
-    left = perf["zb"].to_numpy() == _ZB_LEFT
-    counts["loans_left_without_credit_event"] = int(np.unique(loan[left]).size)
-    keep = _cut(loan, state, left)
-    unknown = keep & (state == -1)
+    remaining = perf["remaining"].to_numpy()
+    at_term = np.where(np.isnan(remaining), month >= tape["maturity_date"].to_numpy()[loan], remaining <= 0)
+    state = _reported_state(perf, at_term, default_months)
+    keep, ended_by_leaving = _cut(loan, state, perf["zb"].to_numpy() == _ZB_LEFT)
+    counts["loans_left_without_credit_event"] = int(ended_by_leaving.sum())
+    early = month < tape["origination_date"].to_numpy()[loan]
+    counts["rows_before_origination"] = int((keep & early).sum())
+    unknown = keep & ~early & (state == -1)
     counts["rows_unknown_status"] = int(unknown.sum())
     counts["rows_after_record_end"] = int((~keep).sum())
-    rows = np.flatnonzero(keep & ~unknown)
-    loan, st, month = loan[rows], state[rows], month[rows]
-    capped = _cap(loan, month.astype("datetime64[M]").astype(np.int64), st)
-    counts["rows_capped"] = int((capped != st).sum())
-    upb = perf["upb"].to_numpy()[rows]
-    # the release masks the balance of a loan's first months as 0; a live loan then owes about its original balance
-    masked = ((upb == 0) | np.isnan(upb)) & (capped < LoanState.DEFAULT)
-    late = perf["months_late"].to_numpy()[rows]
+    rows = np.flatnonzero(keep & ~early & ~unknown)
+    capped = _cap(loan[rows], month[rows].astype("datetime64[M]").astype(np.int64), state[rows])
+    counts["rows_capped"] = int((capped != state[rows]).sum())
     return pd.DataFrame({
-        "loan_id": tape["loan_id"].to_numpy()[loan], "reporting_month": month,
-        "current_balance": np.where(masked, tape["original_balance"].to_numpy()[loan], np.nan_to_num(upb)),
-        "days_past_due": (30 * np.nan_to_num(late)).astype(np.int64),
+        "loan_id": tape["loan_id"].to_numpy()[loan[rows]], "reporting_month": month[rows],
+        "current_balance": _balances(perf, rows, capped, tape["original_balance"].to_numpy()[loan[rows]]),
         "loan_state": capped.astype(np.int8),
-        "months_delinquent": late,
+        "months_delinquent": perf["months_late"].to_numpy()[rows],
         "loan_age": perf["loan_age"].to_numpy()[rows],
         "current_interest_rate": perf["current_interest_rate"].to_numpy()[rows],
         "estimated_ltv": perf["estimated_ltv"].to_numpy()[rows],
     })
 
 
-def read_freddie_mac(sources: str | Path | Sequence[str | Path], *, default_months: int | None = None,
-                     max_loans: int | None = None) -> FreddieMacData:
-    """Freddie Mac Single-Family Loan-Level files as a loan tape and a monthly panel in our states.
-
-    Args:
-        sources: folders holding the files (``*.txt``, ``*.zip``), zip archives as downloaded, or the
-            text files; origination and performance files are told apart by Freddie Mac's names.
-        default_months: months delinquent from which a loan counts as DEFAULT (6 = the 180-day
-            definition common in mortgage credit-risk work). None (default): DEFAULT is the credit
-            event itself -- REO acquisition, or a zero balance through a third-party sale, short sale or
-            charge-off, REO disposition or non-performing note sale -- and a loan 90+ days late stays
-            DPD90 until then (foreclosures took two to three years after 2008, so this default lags the
-            cycle; the 180-day definition follows it more closely).
-        max_loans: read only the first ``max_loans`` loans in loan-number order (a deterministic
-            subset: Freddie Mac's sample files are already a random draw).
-
-    Returns:
-        :class:`FreddieMacData`. The tape: one row per loan with performance rows, in the tape contract
-        (monthly annuity mortgages, ``real_estate``, ``consumer``; rate and LTV / DTI / MI as
-        decimals; ``external_score`` the credit score; extra columns ``cltv_origination``,
-        ``mi_percent``, ``property_state``, ``loan_purpose``). Loans with terms above the contract's
-        360 months are left out (counted). The panel: ``loan_id``, ``reporting_month``,
-        ``current_balance`` (currency units; the release reports 0 for a loan's first months, read as
-        the original balance), ``days_past_due`` (30 x months delinquent), ``loan_state``,
-        ``months_delinquent`` (as reported, NaN for REO), ``loan_age``, ``current_interest_rate`` (decimal),
-        ``estimated_ltv`` (the servicer's estimated current LTV, a decimal; NaN where unknown or in
-        releases without the field) -- the time-varying covariates for ``--panel-features``.
-
-    States: the delinquency status k -> CURRENT, DPD30, DPD60 for k = 0, 1, 2 and DPD90 for k >= 3;
-    zero-balance code 01 -> PREPAID (MATURED in or after the maturity month); credit events -> DEFAULT
-    (see ``default_months``); a loan repurchased by its seller or sold while re-performing leaves the
-    data without a credit event, so its record ends at the row before (censored, counted). Rows with an
-    unknown status (``XX``) are dropped, leaving a gap. A reported jump of several buckets is taken as
-    one bucket a month (counted as ``rows_capped``); rows after a loan's absorption are dropped.
-
-    Raises:
-        ConfigError: a source does not exist, or no origination / performance file is found.
-        DataError: a file is not in Freddie Mac's layout (too few fields, dates not YYYYMM), a loan
-            number appears twice in the origination files, or no loan has usable performance rows.
-    """
-    if default_months is not None and (isinstance(default_months, bool) or not isinstance(default_months, int)
-                                       or not 3 <= default_months <= 24):
-        raise ConfigError(f"default_months must be an integer from 3 to 24 (months delinquent), got {default_months!r}")
-    if max_loans is not None and (isinstance(max_loans, bool) or not isinstance(max_loans, int) or max_loans < 1):
-        raise ConfigError(f"max_loans must be a positive integer, got {max_loans!r}")
-    orig_refs, perf_refs = find_freddie_files(sources)
-    counts = {"rows_of_other_loans": 0}
+def _read_tape(refs: Sequence[_FileRef], counts: dict[str, int], max_loans: int | None) -> pd.DataFrame:
+    """The tape of the origination files sorted by loan number; with ``max_loans``, a subset spread over
+    every vintage (the loans whose hashed numbers are smallest: loan numbers encode the origination
+    quarter, so the first numbers would be the oldest loans only)."""
     tapes = []
-    for ref in orig_refs:
+    for ref in refs:
         for chunk in _read_fields(ref, ORIGINATION_FIELDS, "origination"):
             tape, n_long = _tape(chunk, ref)
             counts["loans_term_over_360"] = counts.get("loans_term_over_360", 0) + n_long
@@ -382,13 +433,79 @@ def read_freddie_mac(sources: str | Path | Sequence[str | Path], *, default_mont
     dup = tape["loan_id"][tape["loan_id"].duplicated()]
     if len(dup):
         raise DataError(f"Freddie Mac origination files: loan number {dup.iloc[0]!r} appears more than once "
-                        f"({dup.nunique()} such loans); give each vintage's files once")
-    if max_loans is not None:
-        tape = tape.iloc[:max_loans]
-    tape = tape.reset_index(drop=True)
-    panel = _panel(_performance(perf_refs, pd.Index(tape["loan_id"]), counts), tape, default_months, counts)
+                        f"({dup.nunique()} such loans); give each vintage's files once (a zip archive and its "
+                        "unzipped files are the same files)")
+    if max_loans is not None and max_loans < len(tape):
+        order = np.argsort(pd.util.hash_array(tape["loan_id"].to_numpy(object)), kind="stable")
+        tape = tape.iloc[np.sort(order[:max_loans])]
+    return tape.reset_index(drop=True)
+
+
+def read_freddie_mac(sources: str | Path | Sequence[str | Path], *, default_months: int | None = None,
+                     max_loans: int | None = None, end: str | pd.Timestamp | None = None) -> FreddieMacData:
+    """Freddie Mac Single-Family Loan-Level files as a loan tape and a monthly panel in our states.
+
+    Args:
+        sources: folders holding the files (searched with their sub-folders for ``.txt`` and ``.zip``),
+            zip archives as downloaded, or the text files; origination and performance files are told
+            apart by Freddie Mac's names (module docstring).
+        default_months: months delinquent from which a loan counts as DEFAULT (6 = the 180-day
+            definition common in mortgage credit-risk work). None (default): DEFAULT is the credit
+            event itself -- REO acquisition, or a zero balance through a third-party sale, short sale or
+            charge-off, REO disposition or non-performing note sale -- and a loan 90+ days late stays
+            DPD90 until then (foreclosures took two to three years after 2008, so this default lags the
+            cycle; the 180-day definition follows it more closely).
+        max_loans: read only this many loans, a deterministic subset spread over the vintages given.
+        end: last reporting month kept (``"YYYY-MM"``), e.g. the last month of the macro history a
+            model will be given; None keeps every month of the release.
+
+    Returns:
+        :class:`FreddieMacData`. The tape: one row per loan with performance rows, in the tape contract
+        (monthly annuity mortgages, ``real_estate``, ``consumer``; rate and LTV / DTI / MI as
+        decimals; ``external_score`` the credit score; origination = the month before the first
+        payment; extra columns ``cltv_origination``, ``mi_percent``, ``property_state``,
+        ``loan_purpose``). Loans with terms above the contract's 360 months are left out (counted).
+        The panel: ``loan_id``, ``reporting_month``, ``current_balance`` (currency units,
+        :func:`_balances`: masked or blank balances carry the last reported one, DEFAULT rows the
+        balance at default, payoffs 0), ``loan_state``, and as covariates for ``--panel-features``:
+        ``months_delinquent`` (as reported; NaN for REO and unknown), ``loan_age``,
+        ``current_interest_rate`` (decimal), ``estimated_ltv`` (Freddie Mac's model estimate of the
+        current LTV, a decimal, reported from 2017 on; NaN before, where unknown, or in releases
+        without the field).
+
+    States: the delinquency status k -> CURRENT, DPD30, DPD60 for k = 0, 1, 2 and DPD90 for k >= 3;
+    zero-balance code 01 -> PREPAID, or MATURED when no month to legal maturity remains; credit events
+    -> DEFAULT (see ``default_months``); a loan repurchased by its seller or sold while re-performing
+    leaves the data without a credit event, so its record ends at the row before (censored, counted).
+    Rows with an unknown status (``XX``) are dropped, leaving a gap, and so are rows before the loan's
+    origination month. A reported jump of several buckets is taken as one bucket a month (counted as
+    ``rows_capped``); rows after a loan's absorption are dropped.
+
+    Raises:
+        ConfigError: a source does not exist, no origination / performance file is found, or an
+            argument is out of range.
+        DataError: naming the file, line, loan and field: a file that is empty or not in Freddie Mac's
+            layout (too few fields, months not YYYYMM, a status or zero-balance code the layout does not
+            have, a missing balance, rate or term), a loan number twice in the origination files or a
+            loan-month twice in the performance files, or no usable performance row.
+    """
+    if default_months is not None and (isinstance(default_months, bool) or not isinstance(default_months, int)
+                                       or not 3 <= default_months <= 24):
+        raise ConfigError(f"default_months must be an integer from 3 to 24 (months delinquent), got {default_months!r}")
+    if max_loans is not None and (isinstance(max_loans, bool) or not isinstance(max_loans, int) or max_loans < 1):
+        raise ConfigError(f"max_loans must be a positive integer, got {max_loans!r}")
+    last = None if end is None else month_start(end, "end")
+    orig_refs, perf_refs = find_freddie_files(sources)
+    counts = {"rows_of_other_loans": 0}
+    tape = _read_tape(orig_refs, counts, max_loans)
+    perf = _performance(perf_refs, pd.Index(tape["loan_id"]), counts)
+    if last is not None:
+        counts["rows_after_end"] = int((perf["reporting_month"] > last).sum())
+        perf = perf.loc[perf["reporting_month"] <= last].reset_index(drop=True)
+    panel = _panel(perf, tape, default_months, counts)
     if panel.empty:
-        raise DataError("Freddie Mac data: no usable performance rows (every row unknown or after its loan left)")
+        raise DataError("Freddie Mac data: no usable performance rows (every row unknown, before origination, "
+                        "after its loan left or after the end month)")
     tape = tape.loc[tape["loan_id"].isin(set(panel["loan_id"]))].reset_index(drop=True)
     counts |= {"loans": len(tape), "rows": len(panel)}
     return FreddieMacData(validate_loan_tape(tape), validate_panel(panel, check_transitions=True), counts)

@@ -61,3 +61,16 @@ def test_freddie_files_to_an_out_of_time_table(tmp_path, capsys, run_cli) -> Non
 def test_freddie_errors_are_one_line(tmp_path, run_cli, one_line_error) -> None:
     assert run_cli(["data", "freddie", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in one_line_error()
+
+
+def test_a_panel_past_the_macro_history_is_told_to_end(tmp_path, capsys, run_cli) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "sample_orig_2025.txt").write_text(_files._orig_row("F25Q10000001", "2025-06", 360, 1e5, 6.0) + "\n")
+    rows = _files._perf_rows("F25Q10000001", "2025-06", ["0"] * 8)  # to 2026-01
+    (raw / "sample_perf_2025.txt").write_text("\n".join(rows) + "\n")
+    assert run_cli(["data", "freddie", str(raw), "--out", str(tmp_path / "a")]) == 0
+    assert "write it again with --end 2025-09" in " ".join(capsys.readouterr().out.split())
+    assert run_cli(["data", "freddie", str(raw), "--out", str(tmp_path / "b"), "--end", "2025-09"]) == 0
+    assert pd.read_parquet(tmp_path / "b" / "panel.parquet")["reporting_month"].max() == pd.Timestamp("2025-09-01")
+    assert run_cli(["data", "freddie", str(raw), "--out", str(tmp_path / "c"), "--default-months", "1"]) == 2

@@ -8,11 +8,14 @@ jump, a 40-year term and performance rows of a loan with no origination row.
 
 from __future__ import annotations
 
+import re
 import zipfile
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from creditsim.datasets.freddie_mac import (
     ORIGINATION_FIELDS,
@@ -42,13 +45,13 @@ def _orig_row(loan: str, first_payment: str, term: int, upb: float, rate: float,
 
 
 def _perf_rows(loan: str, first: str, statuses: list[str], *, zb: dict[int, str] | None = None,
-               upb: float = 200_000.0, masked: int = 0) -> list[str]:
+               upb: float = 200_000.0, masked: int = 0, term: int = 360) -> list[str]:
     rows = []
     for k, status in enumerate(statuses):
         f = [""] * N_PERF
         values = {"loan_sequence_number": loan, "monthly_reporting_period": (pd.Period(first, "M") + k).strftime("%Y%m"),
                   "current_actual_upb": "0" if k < masked or (zb and k in zb) else f"{upb - 100 * k:.2f}",
-                  "current_loan_delinquency_status": status, "loan_age": str(k), "remaining_months_to_legal_maturity": "300",
+                  "current_loan_delinquency_status": status, "loan_age": str(k), "remaining_months_to_legal_maturity": str(max(term - 1 - k, 0)),
                   "zero_balance_code": (zb or {}).get(k, ""), "current_interest_rate": "6.5", "estimated_ltv": str(80 - k)}
         for name, v in values.items():
             f[{**PERFORMANCE_FIELDS, **PERFORMANCE_OPTIONAL_FIELDS}[name]] = v
@@ -71,7 +74,7 @@ def _write_release(folder, *, zipped: bool = False):
         *_perf_rows("F07Q10000002", "2007-02", ["0", "1", "2", "3", "4", "5", "6", "7", "RA", "RA"], zb={9: "09"}),
         *_perf_rows("F07Q10000003", "2007-02", ["0", "0", "2", "3", "XX", "0", "0"]),
         *_perf_rows("F07Q10000004", "2007-02", ["0", "0", "1", "0", "0"], zb={4: "96"}),
-        *_perf_rows("F07Q10000005", "2007-02", ["0", "0", "0", "0", "0", "0"], zb={5: "01"}),
+        *_perf_rows("F07Q10000005", "2007-02", ["0", "0", "0", "0", "0", "0"], zb={5: "01"}, term=6),
         *_perf_rows("F07Q10000006", "2007-02", ["0", "0"]),
         *_perf_rows("F07Q10000007", "2007-02", ["0", "1", "2", "3", "4", "5", "6"], zb={6: "03"}),
         *_perf_rows("F07Q19999999", "2007-02", ["0", "0"]),  # no origination row
@@ -106,7 +109,8 @@ def test_states_follow_the_layouts_codes(tmp_path):
     assert _states(p, "F07Q10000007") == [S.CURRENT, S.DPD30, S.DPD60, S.DPD90, S.DPD90, S.DPD90, S.DEFAULT]
     assert "F07Q10000006" not in set(p["loan_id"]) and "F07Q19999999" not in set(p["loan_id"])
     assert data.counts == {"rows_of_other_loans": 4, "loans_term_over_360": 1, "loans_left_without_credit_event": 1,
-                           "rows_unknown_status": 1, "rows_after_record_end": 2, "rows_capped": 2, "loans": 6, "rows": 38}
+                           "rows_unknown_status": 1, "rows_after_record_end": 2, "rows_capped": 2, "rows_before_origination": 0,
+                           "loans": 6, "rows": 38}
     gap = p.loc[p["loan_id"] == "F07Q10000003", "reporting_month"].diff().dt.days.fillna(0).to_numpy()
     assert gap.max() > 50  # the unknown month left a two-month step, which the chain reads as such
 
@@ -181,13 +185,147 @@ def test_bad_sources_name_the_file_and_what_was_expected(tmp_path):
     with pytest.raises(DataError, match=r"sample_svcg_2007.txt: 3 pipe-separated fields.*at least 11"):
         read_freddie_mac(tmp_path / "only")
     folder = _write_release(tmp_path / "dup")
-    (folder / "sample_orig_2007b.txt").write_text(_orig_row("F07Q10000001", "2007-02", 360, 1e5, 6.0) + "\n")
+    (folder / "again").mkdir()  # sub-folders are searched too
+    (folder / "again" / "sample_orig_2007.txt").write_text(_orig_row("F07Q10000001", "2007-02", 360, 1e5, 6.0) + "\n")
     with pytest.raises(DataError, match="F07Q10000001.*more than once"):
         read_freddie_mac(folder)
     bad = _write_release(tmp_path / "date")
     text = (bad / "sample_svcg_2007.txt").read_text().replace("|200703|", "|2007-03|", 1)
     (bad / "sample_svcg_2007.txt").write_text(text)
-    with pytest.raises(DataError, match="monthly_reporting_period must be YYYYMM, got '2007-03'"):
+    with pytest.raises(DataError, match=r"sample_svcg_2007.txt: line 2 \(loan 'F07Q10000001'\): monthly_reporting_period "
+                                        r"'2007-03', expected a month as YYYYMM"):
         read_freddie_mac(bad)
     with pytest.raises(ConfigError, match="default_months"):
         read_freddie_mac(folder, default_months=1)
+
+
+def _edit(folder, name: str, line: int, field: str, value: str, fields=PERFORMANCE_FIELDS) -> None:
+    """Set one field of one line (1-based) of a written file."""
+    path = folder / name
+    lines = path.read_text().splitlines()
+    f = lines[line - 1].split("|")
+    f[fields[field]] = value
+    lines[line - 1] = "|".join(f)
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("current_loan_delinquency_status", "Z9", "months delinquent 0, 1, 2, ..., RA or XX"),
+    ("current_loan_delinquency_status", "-1", "months delinquent"),
+    ("zero_balance_code", "AB", "blank or one of"),
+    ("current_actual_upb", "abc", "a number >= 0"),
+    ("monthly_reporting_period", "", "a month as YYYYMM"),
+])
+def test_values_outside_the_layout_name_file_line_loan_and_field(tmp_path, field, value, expected):
+    folder = _write_release(tmp_path / "fm")
+    _edit(folder, "sample_svcg_2007.txt", 3, field, value)
+    with pytest.raises(DataError, match=rf"sample_svcg_2007.txt: line 3 \(loan 'F07Q10000001'\): {field} .*{re.escape(expected)}"):
+        read_freddie_mac(folder)
+
+
+def test_origination_fields_a_tape_needs_are_checked_with_their_loan(tmp_path):
+    folder = _write_release(tmp_path / "fm")
+    _edit(folder, "sample_orig_2007.txt", 2, "original_loan_term", "thirty", ORIGINATION_FIELDS)
+    with pytest.raises(DataError, match=r"line 2 \(loan 'F07Q10000002'\): original_loan_term 'thirty'"):
+        read_freddie_mac(folder)
+
+
+def test_short_rows_empty_files_and_a_byte_order_mark(tmp_path):
+    folder = _write_release(tmp_path / "fm")
+    text = (folder / "sample_svcg_2007.txt").read_text().splitlines()
+    text[4] = "|".join(text[4].split("|")[:9])
+    (folder / "sample_svcg_2007.txt").write_text("\n".join(text) + "\n")
+    with pytest.raises(DataError, match=r"sample_svcg_2007.txt: line 5 has fewer than"):
+        read_freddie_mac(folder)
+    empty = _write_release(tmp_path / "empty")
+    (empty / "sample_orig_2007.txt").write_text("")
+    with pytest.raises(DataError, match="sample_orig_2007.txt: the file is empty"):
+        read_freddie_mac(empty)
+    bom = _write_release(tmp_path / "bom")
+    for name in ("sample_orig_2007.txt", "sample_svcg_2007.txt"):
+        (bom / name).write_bytes(b"\xef\xbb\xbf" + (bom / name).read_bytes())
+    plain = read_freddie_mac(_write_release(tmp_path / "plain"))
+    pd.testing.assert_frame_equal(read_freddie_mac(bom).panel, plain.panel)
+    pd.testing.assert_frame_equal(read_freddie_mac(bom).tape, plain.tape)
+
+
+def test_release_47_names_nested_folders_and_unrelated_files(tmp_path):
+    """Release 47 (July 2026) renamed the files: sample_perf_YYYY, orig_YYYYQn / perf_YYYYQn."""
+    plain = read_freddie_mac(_write_release(tmp_path / "plain"))
+    new = _write_release(tmp_path / "r47" / "2007" / "q1")
+    (new / "sample_orig_2007.txt").rename(new / "orig_2007Q1.txt")
+    (new / "sample_svcg_2007.txt").rename(new / "perf_2007Q1.TXT")
+    (tmp_path / "r47" / "original_download_notes.txt").write_text("not data\n")
+    read = read_freddie_mac(tmp_path / "r47")
+    pd.testing.assert_frame_equal(read.panel, plain.panel)
+
+
+def test_balances_at_default_and_in_masked_months(tmp_path):
+    folder = tmp_path / "fm"
+    folder.mkdir()
+    (folder / "sample_orig_2007.txt").write_text(_orig_row("F07Q10000001", "2007-02", 360, 200_000, 6.5) + "\n")
+    rows = _perf_rows("F07Q10000001", "2007-02", ["0", "1", "2", "3", "4", "5", "6", "7"], zb={7: "03"}, masked=3)
+    f = rows[7].split("|")
+    f[PERFORMANCE_OPTIONAL_FIELDS["zero_balance_removal_upb"]] = "199000.00"
+    rows[7] = "|".join(f)
+    (folder / "sample_svcg_2007.txt").write_text("\n".join(rows) + "\n")
+    p = read_freddie_mac(folder).panel
+    assert p["current_balance"].tolist()[:4] == [200_000.0, 200_000.0, 200_000.0, 199_700.0]
+    assert p["current_balance"].iloc[-1] == 199_000.0 and p["loan_state"].iloc[-1] == S.DEFAULT
+    early = read_freddie_mac(folder, default_months=3).panel  # a default at the first reported balance
+    assert early["loan_state"].tolist() == [S.CURRENT, S.DPD30, S.DPD60, S.DEFAULT]
+    assert early["current_balance"].iloc[-1] == 199_700.0
+    rows = _perf_rows("F07Q10000001", "2007-02", ["0", "1", "2", "3", "4"], masked=5)
+    (folder / "sample_svcg_2007.txt").write_text("\n".join(rows) + "\n")
+    masked = read_freddie_mac(folder, default_months=3).panel  # in a masked month: the carried balance
+    assert masked["loan_state"].iloc[-1] == S.DEFAULT and masked["current_balance"].iloc[-1] == 200_000.0
+
+
+def test_end_month_rows_before_origination_and_a_repurchase_after_default(tmp_path):
+    folder = _write_release(tmp_path / "fm")
+    data = read_freddie_mac(folder, end="2007-05")
+    assert data.panel["reporting_month"].max() == pd.Timestamp("2007-05-01") and data.counts["rows_after_end"] > 0
+    rows = (folder / "sample_svcg_2007.txt").read_text()
+    early = _perf_rows("F07Q10000001", "2006-11", ["0"])[0]
+    (folder / "sample_svcg_2007.txt").write_text(early + "\n" + rows)
+    assert read_freddie_mac(folder).counts["rows_before_origination"] == 1
+    left = tmp_path / "left"
+    left.mkdir()
+    (left / "sample_orig_2007.txt").write_text(_orig_row("F07Q10000001", "2007-02", 360, 200_000, 6.5) + "\n")
+    statuses = ["0", "1", "2", "3", "4", "5", "6", "7", "8"]
+    (left / "sample_svcg_2007.txt").write_text("\n".join(_perf_rows("F07Q10000001", "2007-02", statuses, zb={8: "96"})) + "\n")
+    assert read_freddie_mac(left, default_months=6).counts["loans_left_without_credit_event"] == 0
+    assert read_freddie_mac(left).counts["loans_left_without_credit_event"] == 1
+
+
+def test_max_loans_spreads_over_vintages(tmp_path):
+    folder = tmp_path / "fm"
+    folder.mkdir()
+    orig, perf = [], []
+    for year in (2006, 2007):
+        for i in range(40):
+            loan = f"F{year % 100:02d}Q1{i:07d}"
+            orig.append(_orig_row(loan, f"{year}-02", 360, 100_000, 6.0))
+            perf += _perf_rows(loan, f"{year}-02", ["0", "0"])
+    (folder / "sample_orig_2006.txt").write_text("\n".join(orig) + "\n")
+    (folder / "sample_svcg_2006.txt").write_text("\n".join(perf) + "\n")
+    sub = read_freddie_mac(folder, max_loans=20)
+    years = sub.tape["vintage"].str[:4].value_counts()
+    assert len(sub.tape) == 20 and set(years.index) == {"2006", "2007"} and years.min() >= 4
+    assert sub.tape.equals(read_freddie_mac(folder, max_loans=20).tape)  # deterministic
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.booleans(), st.booleans()), min_size=1, max_size=30),
+       st.integers(1, 64), st.booleans())
+def test_short_line_scan_matches_a_line_by_line_reading(tmp_path_factory, lines, block, final_newline):
+    """Any block size, CRLF or LF, blank lines and a last line without newline: the first line with too
+    few pipes is the one a line-by-line reading finds."""
+    from creditsim.datasets.freddie_mac import _FileRef, _first_short_line
+
+    text = "\r\n".join("" if blank else "|".join(["x"] * (k + 1)) + ("\r" if cr else "")
+                       for k, blank, cr in lines).replace("\r\r", "\r") + ("\n" if final_newline else "")
+    path = tmp_path_factory.mktemp("scan") / "f.txt"
+    path.write_bytes(text.encode())
+    expected = next((i + 1 for i, ln in enumerate(text.split("\n")) if ln.rstrip("\r") and ln.count("|") < 3), None)
+    assert _first_short_line(_FileRef(path), 3, block=block) == expected
