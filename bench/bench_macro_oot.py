@@ -2,7 +2,7 @@
 runs the full evaluation and prints the tables (no assertions).
 
     .venv/bin/python bench/bench_macro_oot.py [--origins 15] [--epochs N] [--n-samples 1000]
-        [--models-dir DIR] [--csv FILE] [--seed 0] [--dispersion] [--endpoint-months N] [--pull F]
+        [--models-dir DIR] [--csv FILE] [--seed 0] [--dispersion] [--endpoint-months N] [--pull uniform|trained|F]
 
 Defaults are the issue's: 15 annual origins, the shipped training settings, 1000 paths. Per-origin
 models are cached in ``--models-dir`` (a re-run only generates and scores).
@@ -26,7 +26,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dispersion", action="store_true", help="calibrate each origin's VAE dispersion first")
     parser.add_argument("--endpoint-months", type=int, default=None, help="shifting endpoint: mean of N months")
-    parser.add_argument("--pull", default=None, help="backbone pull kept by every variable: a number or 'uniform'")
+    parser.add_argument("--pull", default="uniform", help="backbone pull kept by every variable: 'uniform' (default, the "
+                        "forecast source's), 'trained' (the scenario generator's) or a number in [0, 1]")
     args = parser.parse_args()
     from creditsim.fileio import atomic_write
     from creditsim.macro.oot import evaluate_oot
@@ -42,7 +43,8 @@ def main() -> None:
     res = evaluate_oot(args.origins, n_samples=args.n_samples, epochs=args.epochs, seed=args.seed,
                        models_dir=args.models_dir, on_origin=tick, dispersion=args.dispersion,
                        endpoint_months=args.endpoint_months,
-                       pull=args.pull if args.pull in (None, "uniform") else float(args.pull))
+                       pull={"uniform": "uniform", "trained": None}.get(args.pull) if args.pull in ("uniform", "trained")
+                       else float(args.pull))
     print(f"\n{res.settings}\n{res.seconds:.0f} s\n")
     print("CRPS (percentage points; last row per horizon: mean over variables in training sds)")
     print(res.crps_table().round(3).to_string())

@@ -40,7 +40,8 @@ def eval_macro(
                                     "on its own training window first (creditsim.macro.dispersion)"),
     endpoint_months: int = typer.Option(None, "--endpoint-months", help="--oot: the VAE's backbone rests at the mean "
                                         "of the last N months before each origin (shifting endpoint)"),
-    pull: str = typer.Option(None, "--pull", help="--oot: VAE backbone pull kept, 0..1 or 'uniform' (drawn per path)"),
+    pull: str = typer.Option(None, "--pull", help="--oot: VAE backbone pull kept: 'uniform' (drawn per path, the forecast "
+                             "source's setting; default), 'trained' (the scenario generator's backbone) or 0..1"),
 ) -> None:
     """Print the evaluation table (VAE, VAR, bootstrap, history) and the scenario-ordering table; with
     --oot the out-of-time CRPS, energy-score and coverage tables instead."""
@@ -119,15 +120,18 @@ def _check_macro_modes(oot: bool, checkpoint: Path | None, plot: Path | None, di
 
 
 def _parse_pull(text: str | None) -> float | str | None:
-    """``--pull``: a number in [0, 1] or ``uniform``."""
+    """``--pull``: a number in [0, 1], ``uniform`` (also when not given: the ``forecast`` source's setting)
+    or ``trained`` (None: the backbone as trained, the scenario generator's)."""
     if text is None or text == "uniform":
-        return text
+        return "uniform"
+    if text == "trained":
+        return None
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
     if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"--pull must be a number in [0, 1] or 'uniform', got {text!r}")
+        raise ConfigError(f"--pull must be a number in [0, 1], 'uniform' or 'trained', got {text!r}")
     return value
 
 

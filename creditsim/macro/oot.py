@@ -102,7 +102,27 @@ origins overlap). With the baselines censored at the VAE's lower bounds (no nega
 re-measured 2026-12-04, ``uniform``): official origins -0.045 / -0.027 / -0.082 / +0.017, 1995-2009 origins
 -0.037 / -0.156 / -0.184 / -0.284: the baselines gain a little, the 36-month tie against VAR(1) stays. ``uniform`` is the setting of ``macro="forecast"`` (:mod:`creditsim.macro.scenarios`);
 the scenario generator (``macro="vae"``) keeps the trained backbone, whose scenario drifts a pull
-below 1 would weaken. The default of this evaluation scores the trained backbone, as before.
+below 1 would weaken.
+
+**Default: ``uniform``** (from 2026-12-05; before, the trained backbone). This evaluation scores
+forecasts, and the library's forecast is ``macro="forecast"``; the setting was chosen on the 2010-2024
+origins and confirmed on the 1995-2009 ones above. ``pull=None`` (``--pull trained``) scores the
+scenario generator's backbone. Re-run 2026-12-05 from an empty model cache (every origin's VAE trained
+anew, one torch thread; ``bench/bench_macro_oot.py --seed S``, 15 origins, 1,000 paths), energy score
+minus the best baseline at 6 / 12 / 24 / 36 months and the VAE's 90 % coverage:
+
+====  =======================================  =======================
+seed  energy-score gap                         90 % coverage
+====  =======================================  =======================
+0     -0.039 / -0.018 / -0.070 / -0.010        0.93 / 0.89 / 0.86 / 0.88
+1     -0.022 / -0.026 / -0.067 / -0.052        0.92 / 0.89 / 0.86 / 0.89
+2     +0.005 / -0.021 / -0.097 / -0.022        0.91 / 0.92 / 0.93 / 0.93
+====  =======================================  =======================
+
+The bar (12-36 months: gap <= 0, coverage in [0.80, 1.00]) holds in each seed. At 36 months the VAE
+(1.625-1.654) and VAR(1) (1.664-1.676) are within the training-seed spread of each other and every
+interval over origins spans about +-0.3 (the earlier run above, with models cached under earlier code,
+read +0.017): at 36 months the two are tied, with the point estimate on the VAE's side in these runs.
 """
 
 from __future__ import annotations
@@ -388,7 +408,7 @@ class OOTResult:
 def evaluate_oot(origins: int | Sequence[str] = 15, horizons: Sequence[int] = HORIZONS, n_samples: int = 1000,
                  epochs: int | None = None, seed: int = 0, models_dir: str | Path | None = None,
                  on_origin: Callable[[str], None] | None = None, dispersion: bool = False,
-                 endpoint_months: int | None = None, pull: float | str | None = None) -> OOTResult:
+                 endpoint_months: int | None = None, pull: float | str | None = "uniform") -> OOTResult:
     """Run the out-of-time evaluation described in the module docstring.
 
     origins: a number of annual December origins (:func:`default_origins`) or explicit months
@@ -399,8 +419,10 @@ def evaluate_oot(origins: int | Sequence[str] = 15, horizons: Sequence[int] = HO
     as trained, which is what is shipped). endpoint_months: forecast with the VAE's backbone resting at
     the mean of the last N realised months before the origin (shifting endpoint; None = as shipped).
     pull: the share in [0, 1] of the backbone's pull towards its resting level that every variable
-    keeps, or ``"uniform"`` (each path draws its own; :meth:`MacroVAE.generate_conditional`
-    ``pull``; None = as shipped). The three options form the
+    keeps, ``"uniform"`` (each path draws its own; :meth:`MacroVAE.generate_conditional` ``pull``; the
+    default: the setting of ``macro="forecast"``, the library's forecast, which is what an out-of-time
+    forecast evaluation scores) or None (the backbone as trained: the scenario generator's, whose labelled
+    stress drifts a pull below 1 would weaken). The three options form the
     run's :class:`VaeVariant`. Runs on the CPU with one torch thread.
     """
     variant = VaeVariant(dispersion, endpoint_months, pull)

@@ -85,9 +85,11 @@ def test_same_seed_is_bit_identical_and_the_model_cache_reproduces_it(fast_run, 
     vae_rows = local.scores.generator == "MacroVAE"
     assert not np.allclose(local.scores.loc[vae_rows, "crps"], first.loc[first.generator == "MacroVAE", "crps"])
     np.testing.assert_array_equal(local.scores.loc[~vae_rows, "crps"], first.loc[first.generator != "MacroVAE", "crps"])
-    # so does a pull drawn per path, and the settings say which VAE was scored
-    drawn = evaluate_oot(**{**FAST, "origins": ["2010-12"]}, models_dir=tmp_path / "models", pull="uniform")
-    assert drawn.settings["vae_variant"] == {"dispersion": False, "endpoint_months": None, "pull": "uniform"}
+    # the default is the forecast source's pull drawn per path; the trained backbone scores otherwise, and the
+    # settings say which VAE was scored
+    assert fast_run.settings["vae_variant"] == {"dispersion": False, "endpoint_months": None, "pull": "uniform"}
+    drawn = evaluate_oot(**{**FAST, "origins": ["2010-12"]}, models_dir=tmp_path / "models", pull=None)
+    assert drawn.settings["vae_variant"] == {"dispersion": False, "endpoint_months": None, "pull": None}
     assert not np.allclose(drawn.scores.loc[vae_rows, "crps"], first.loc[first.generator == "MacroVAE", "crps"])
     np.testing.assert_array_equal(drawn.scores.loc[~vae_rows, "crps"], first.loc[first.generator != "MacroVAE", "crps"])
 
@@ -132,8 +134,8 @@ def test_cli_eval_macro_oot_prints_the_tables(tmp_path, capsys):
     (["--origins", "2", "--horizons", "6,400"], "400 months is beyond the data"),
     (["--origins", "2", "--horizons", "six"], "--horizons must be whole months"),
     (["--origins", "2", "--plot", "x"], "not used with --oot"),
-    (["--origins", "2", "--pull", "fast"], "--pull must be a number in [0, 1] or 'uniform'"),
-    (["--origins", "2", "--pull", "2"], "--pull must be a number in [0, 1] or 'uniform'"),
+    (["--origins", "2", "--pull", "fast"], "--pull must be a number in [0, 1], 'uniform' or 'trained'"),
+    (["--origins", "2", "--pull", "2"], "--pull must be a number in [0, 1], 'uniform' or 'trained'"),
     (["--origins", "2", "--pull", "1.5"], "--pull must be a number in [0, 1]"),
 ])
 def test_cli_bad_oot_options_are_one_line_errors(argv, match, capsys):
