@@ -159,7 +159,7 @@ def sfc64_seed_states(seed: int, keys: np.ndarray) -> np.ndarray:
 
     Args:
         seed: the run's seed, a non-negative int.
-        keys: ``(n, k)`` non-negative integer keys, k >= 1, every entry below 2**32.
+        keys: ``(n, k)`` non-negative int64 keys, k >= 1.
 
     Returns:
         ``(n, 4)`` uint64: the words ``a, b, c, counter`` of ``SFC64(stream(seed, *key)).state`` (whose
@@ -168,9 +168,21 @@ def sfc64_seed_states(seed: int, keys: np.ndarray) -> np.ndarray:
         well under a microsecond instead of a generator's construction. A test compares them with numpy.
     """
     keys = np.asarray(keys, dtype=np.int64)
-    if keys.ndim != 2 or keys.shape[1] < 1 or (keys < 0).any() or (keys >= 2**32).any():
-        raise ValueError(f"keys: expected (n, k>=1) integers in [0, 2**32), got shape {keys.shape}")
-    run = _int_words(int(seed))
+    if keys.ndim != 2 or keys.shape[1] < 1 or (keys < 0).any():
+        raise ValueError(f"keys: expected (n, k>=1) non-negative integers, got shape {keys.shape}")
+    # a key entry of 2**32 or more is several words to SeedSequence, so its entropy is longer: such
+    # (rare) keys take numpy's own path, the others share one word layout
+    wide = (keys >= 2**32).any(axis=1)
+    out = np.empty((keys.shape[0], 4), dtype=np.uint64)
+    for row in np.flatnonzero(wide):
+        out[row] = sfc64_generator(seed, *(int(k) for k in keys[row])).bit_generator.state["state"]["state"]
+    out[~wide] = _narrow_seed_states(int(seed), keys[~wide])
+    return out
+
+
+def _narrow_seed_states(seed: int, keys: np.ndarray) -> np.ndarray:
+    """:func:`sfc64_seed_states` of ``(n, k)`` keys whose entries are all below 2**32 (one word each)."""
+    run = _int_words(seed)
     run += [0] * (_POOL - len(run))  # SeedSequence pads the run entropy of a spawned sequence to the pool
     entropy = np.empty((keys.shape[0], len(run) + keys.shape[1]), dtype=np.uint32)
     entropy[:, : len(run)] = np.asarray(run, dtype=np.uint32)
