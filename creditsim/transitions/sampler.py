@@ -20,12 +20,15 @@ about four times faster than PCG64 for float32 draws; quality is ample for Monte
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
 from creditsim.errors import DataError, check_positive_int, format_labels
 from creditsim.states import ALLOWED_TRANSITIONS, N_LIVE_STATES, LoanState, N_STATES
-from creditsim.rng import sfc64_generator
+from creditsim.rng import sfc64_generator, sfc64_seed_states
 
 __all__ = [
     "RNG_LOAN_BLOCK",
@@ -253,14 +256,18 @@ class BlockStreams:
         degenerate = (mu <= 0.0) | (mu >= 1.0) | (not finite)
         a = np.where(degenerate, 1.0, mu * kappa)
         b = np.where(degenerate, 1.0, (1.0 - mu) * kappa)
-        self._streams: list[np.random.Generator] = []
+        # every stream's starting state at once (block_stream's, bit for bit), then the Beta draws on one
+        # generator moved from state to state: building a generator per stream cost more than its draws
+        keys = np.stack(np.broadcast_arrays(np.asarray(scenario_ids, dtype=np.int64)[:, None],
+                                            np.asarray(blocks, dtype=np.int64)[None, :]), axis=-1)
+        self._words = sfc64_seed_states(seed, keys.reshape(-1, 2))  # (s * nb, 4), stream k = i * nb + j
+        self._buffered = np.zeros((s * nb, 2), dtype=np.uint64)
+        self._streams: list[np.random.Generator] | None = None  # built from the states on first next_month
         lgd = np.empty((s, n_loans))
-        for i, sid in enumerate(scenario_ids):
-            for j, blk in enumerate(blocks):
-                rng = block_stream(seed, int(sid), blk)
-                sl = slice(j * RNG_LOAN_BLOCK, j * RNG_LOAN_BLOCK + self._widths[j])
-                lgd[i, sl] = rng.beta(a[sl], b[sl])
-                self._streams.append(rng)
+        for k in range(s * nb):
+            i, j = divmod(k, nb)
+            sl = slice(j * RNG_LOAN_BLOCK, j * RNG_LOAN_BLOCK + self._widths[j])
+            lgd[i, sl] = _draw_from_state(self._words, self._buffered, k, lambda rng: rng.beta(a[sl], b[sl]))
         self.lgd = np.where(degenerate[None, :], mu[None, :], lgd)
         self._buffer = np.empty((s, n_loans), dtype=np.float32)
         self._nb = nb
@@ -273,29 +280,67 @@ class BlockStreams:
     def sfc64_states(self) -> tuple[np.ndarray, np.ndarray]:
         """The streams' current SFC64 states, for a kernel that draws the uniforms itself.
 
-        Returns ``(words (s, n_blocks, 4) uint64, buffered (s, n_blocks, 2) uint64)``: the generator's
-        ``a, b, c, counter`` and numpy's half-used 64-bit draw (``has_uint32``, ``uinteger``), which a
-        float32 draw takes before it advances the state. A kernel that continues from these states and
-        draws ``(next_uint32 >> 8) * 2**-24`` per loan and month reproduces :meth:`next_month` bit for
-        bit (numpy's ``random(dtype=float32)`` on SFC64; a test checks it against numpy). The Python
-        generators are not advanced, so only one of the two may be used from here on.
+        Returns ``(words (s, n_blocks, 4) uint64, buffered (s, n_blocks, 2) uint64)``, fresh arrays: the
+        generator's ``a, b, c, counter`` and numpy's half-used 64-bit draw (``has_uint32``, ``uinteger``),
+        which a float32 draw takes before it advances the state. A kernel that continues from these states
+        and draws ``(next_uint32 >> 8) * 2**-24`` per loan and month reproduces :meth:`next_month` bit for
+        bit (numpy's ``random(dtype=float32)`` on SFC64; a test checks it against numpy). The streams
+        are not advanced, so only one of the two may be used from here on.
         """
+        words, buffered = self._words, self._buffered
+        if self._streams is not None:  # next_month has moved the generators on: read their states
+            words, buffered = words.copy(), buffered.copy()
+            for k, rng in enumerate(self._streams):
+                words[k], buffered[k] = _sfc64_state(rng.bit_generator)
         s = self.lgd.shape[0]
-        words = np.empty((len(self._streams), 4), dtype=np.uint64)
-        buffered = np.empty((len(self._streams), 2), dtype=np.uint64)
-        for k, rng in enumerate(self._streams):
-            st = rng.bit_generator.state
-            words[k] = st["state"]["state"]
-            buffered[k] = (st["has_uint32"], st["uinteger"])
-        return words.reshape(s, self._nb, 4), buffered.reshape(s, self._nb, 2)
+        return words.reshape(s, self._nb, 4).copy(), buffered.reshape(s, self._nb, 2).copy()
 
     def next_month(self) -> np.ndarray:
         """``(s, n_loans)`` float32 uniforms in [0, 1) of the next month (a reused buffer)."""
+        if self._streams is None:
+            self._streams = [_generator_at(w, h) for w, h in zip(self._words, self._buffered)]
         buf, nb, blk, widths = self._buffer, self._nb, RNG_LOAN_BLOCK, self._widths
         for k, rng in enumerate(self._streams):
             i, j = divmod(k, nb)
             rng.random(out=buf[i, j * blk : j * blk + widths[j]], dtype=np.float32)
         return buf
+
+
+def _set_sfc64_state(bit_generator: np.random.SFC64, words: np.ndarray, buffered: np.ndarray) -> None:
+    """Put ``bit_generator`` in the state ``words`` ``(4,)`` uint64 with the buffered half-draw ``(2,)``."""
+    bit_generator.state = {"bit_generator": "SFC64", "state": {"state": words},
+                           "has_uint32": int(buffered[0]), "uinteger": int(buffered[1])}
+
+
+def _sfc64_state(bit_generator: np.random.SFC64) -> tuple[np.ndarray, tuple[int, int]]:
+    """``(words (4,) uint64, (has_uint32, uinteger))`` of an SFC64 generator."""
+    st = bit_generator.state
+    return st["state"]["state"], (st["has_uint32"], st["uinteger"])
+
+
+def _generator_at(words: np.ndarray, buffered: np.ndarray) -> np.random.Generator:
+    """A new SFC64 generator in the given state (its construction seed is overwritten)."""
+    bit_generator = np.random.SFC64(0)
+    _set_sfc64_state(bit_generator, words, buffered)
+    return np.random.Generator(bit_generator)
+
+
+#: the one generator the LGD draws of every stream run on, moved to each stream's state in turn (one per
+#: thread: chunks may run on threads of a dask worker)
+_SCRATCH = threading.local()
+
+
+def _draw_from_state(words: np.ndarray, buffered: np.ndarray, k: int,
+                     draw: Callable[[np.random.Generator], np.ndarray]) -> np.ndarray:
+    """``draw(generator)`` on a generator in stream ``k``'s state (``words[k]`` ``(4,)``,
+    ``buffered[k]`` ``(2,)`` uint64), whose state after the draw is written back to row ``k``."""
+    rng = getattr(_SCRATCH, "rng", None)
+    if rng is None:
+        rng = _SCRATCH.rng = np.random.Generator(np.random.SFC64(0))
+    _set_sfc64_state(rng.bit_generator, words[k], buffered[k])
+    out = draw(rng)
+    words[k], buffered[k] = _sfc64_state(rng.bit_generator)
+    return out
 
 
 def check_states(states: np.ndarray, name: str) -> np.ndarray:

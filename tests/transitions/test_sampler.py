@@ -127,3 +127,30 @@ def test_block_streams_month_by_month_equal_one_draw_and_ignore_chunking() -> No
 def test_risk_bins_needs_a_positive_integer_bin_count(bins: object) -> None:
     with pytest.raises(ConfigError, match="max_risk_bins"):
         risk_bins(np.array([0.1, 0.2, 0.3]), bins)
+
+
+@pytest.mark.parametrize("kappa", [5.0, 0.7, np.inf])
+def test_block_streams_are_numpys_streams(kappa: float) -> None:
+    """The LGD draws and the states handed to the fused kernel equal one numpy generator per stream."""
+    n_loans = 2 * RNG_LOAN_BLOCK + 37
+    rng = np.random.default_rng(4)
+    mu = np.where(rng.random(n_loans) < 0.1, rng.choice([0.0, 1.0], n_loans), rng.uniform(0.05, 0.95, n_loans))
+    ids, blocks = np.array([0, 5, 17]), range(1, 3)
+    first = RNG_LOAN_BLOCK
+    streams = BlockStreams(9, ids, blocks, n_loans - first, mu[first:], kappa)
+    words, buffered = streams.sfc64_states()
+    degenerate = (mu <= 0) | (mu >= 1) | (not np.isfinite(kappa))
+    k = kappa if np.isfinite(kappa) else 1.0
+    a, b = np.where(degenerate, 1.0, mu * k), np.where(degenerate, 1.0, (1 - mu) * k)
+    refs = {}
+    for i, sid in enumerate(ids):
+        for j, blk in enumerate(blocks):
+            ref = refs[i, j] = block_stream(9, int(sid), blk)
+            sl = slice(blk * RNG_LOAN_BLOCK, min(n_loans, (blk + 1) * RNG_LOAN_BLOCK))
+            lgd = np.where(degenerate[sl], mu[sl], ref.beta(a[sl], b[sl]))
+            np.testing.assert_array_equal(streams.lgd[i, sl.start - first : sl.stop - first], lgd)
+            st_ = ref.bit_generator.state
+            np.testing.assert_array_equal(words[i, j], st_["state"]["state"])
+            np.testing.assert_array_equal(buffered[i, j], [st_["has_uint32"], st_["uinteger"]])
+    month = streams.next_month()  # the Python streams continue from the same states
+    np.testing.assert_array_equal(month[2, RNG_LOAN_BLOCK:], refs[2, 1].random(37, dtype=np.float32))
