@@ -140,17 +140,18 @@ def freddie(
     them to OUT: the inputs of creditsim eval transitions and creditsim train. The data are Freddie Mac's,
     given to registered users under terms that forbid redistribution; creditsim reads them where they lie."""
     from creditsim.datasets.freddie_mac import read_freddie_mac
-    from creditsim.io import write_loan_tape, write_panel
+    from creditsim.io import atomic_write_frame, write_loan_tape, write_panel
 
     ext = fmt.value
-    for name in ("loans", "panel"):  # before any work: a bad --out fails in a second, not after
+    for name in ("loans", "panel", "losses"):  # before any work: a bad --out fails in a second, not after
         check_output_target(out / f"{name}.{ext}", "file", "--out")
     if default_months is not None and not 3 <= default_months <= 24:
         raise ConfigError(f"--default-months must be from 3 to 24 (months delinquent), got {default_months}")
     with console.status("reading Freddie Mac files"):
         data = read_freddie_mac(sources, default_months=default_months, max_loans=max_loans, end=end)
     out.mkdir(parents=True, exist_ok=True)
-    paths = (write_loan_tape(data.tape, out / f"loans.{ext}"), write_panel(data.panel, out / f"panel.{ext}", validate=False))
+    paths = (write_loan_tape(data.tape, out / f"loans.{ext}"), write_panel(data.panel, out / f"panel.{ext}", validate=False),
+             atomic_write_frame(data.losses, out / f"losses.{ext}"))
     _print_freddie_summary(data)
     for p in paths:
         console.print(f"wrote {p}")
@@ -177,19 +178,28 @@ def _suggest_freddie_evaluation(months, paths) -> None:
 
 
 def _print_freddie_summary(data) -> None:
-    """Loans and final states per vintage year, then what was set aside."""
+    """Loans, final states and loss severities per vintage year, then what was set aside."""
+    from creditsim.cli.tables import print_whole
     from creditsim.states import LoanState
 
     final = data.panel.groupby("loan_id", sort=False)["loan_state"].last()
     year = data.tape.set_index("loan_id")["vintage"].str[:4]
+    losses = data.losses.dropna(subset=["loss"])
+    loss_year = losses["vintage"].str[:4]
     table = Table(title=f"Freddie Mac: {data.counts['loans']:,} loans, {data.counts['rows']:,} loan-months")
-    for col in ("vintage", "loans", "defaulted", "prepaid", "matured", "live at the end"):
+    for col in ("vintage", "loans", "default", "prepaid", "matured", "live", "losses", "severity"):
         table.add_column(col, justify="right")
     for y, ids in year.groupby(year).groups.items():
         fs = final.reindex(ids)
         shares = [(fs == s).mean() for s in (LoanState.DEFAULT, LoanState.PREPAID, LoanState.MATURED)]
-        table.add_row(str(y), f"{len(ids):,}", *(f"{x:.1%}" for x in shares), f"{(fs < LoanState.DEFAULT).mean():.1%}")
-    console.print(table)
+        mine = losses[loss_year == y]
+        # balance-weighted: the loss rate of the defaulted balance, what an LGD assumption is
+        severity = mine["loss"].sum() / mine["balance_at_default"].sum() if len(mine) else float("nan")
+        table.add_row(str(y), f"{len(ids):,}", *(f"{x:.1%}" for x in shares), f"{(fs < LoanState.DEFAULT).mean():.1%}",
+                      f"{len(mine):,}", "-" if not len(mine) else f"{severity:.1%}")
+    print_whole(console, table)
+    console.print("[dim]final state shares per vintage; losses: defaults with a reported actual loss; severity: their "
+                  "loss / balance at default, balance-weighted[/]")
     aside = {k: v for k, v in data.counts.items() if k not in ("loans", "rows") and v}
     if aside:
         console.print("set aside: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in aside.items()))

@@ -53,7 +53,13 @@ PERFORMANCE_FIELDS: dict[str, int] = {
 #: performance fields of later releases only (read when the file has them, else blank): Freddie Mac's
 #: automated-valuation estimate of the current loan-to-value (1-998 percent, 999 = unknown; filled only
 #: from 2017 on, so empty over the 2007-09 recession), and the balance at a zero-balance removal
-PERFORMANCE_OPTIONAL_FIELDS: dict[str, int] = {"estimated_ltv": 25, "zero_balance_removal_upb": 26}
+PERFORMANCE_OPTIONAL_FIELDS: dict[str, int] = {
+    "mi_recoveries": 13, "net_sale_proceeds": 14, "non_mi_recoveries": 15, "expenses": 16, "actual_loss_calculation": 21,
+    "estimated_ltv": 25, "zero_balance_removal_upb": 26,
+}
+#: the loss fields of a credit event's zero-balance row, as :attr:`FreddieMacData.losses` names them
+_LOSS_FIELDS = {"mi_recoveries": "mi_recoveries", "net_sale_proceeds": "net_sale_proceeds",
+                "non_mi_recoveries": "non_mi_recoveries", "expenses": "expenses", "actual_loss_calculation": "actual_loss"}
 #: zero-balance codes of a credit loss: third-party sale, short sale or charge-off, REO disposition,
 #: non-performing note sale
 DEFAULT_ZERO_BALANCE_CODES: frozenset[str] = frozenset({"02", "03", "09", "15"})
@@ -79,11 +85,14 @@ class FreddieMacData:
     tape: one row per loan with performance rows, in the tape contract (:func:`creditsim.schema.validate_loan_tape`).
     panel: loan x month rows in the panel contract, sorted by loan and month.
     counts: what was read and what was set aside, by reason (loans and rows).
+    losses: one row per panel DEFAULT whose credit event's zero-balance row is in the files
+    (:func:`_loss_table`): the realised loss severities of the book, for calibrating an LGD assumption.
     """
 
     tape: pd.DataFrame
     panel: pd.DataFrame
     counts: dict[str, int] = field(default_factory=dict)
+    losses: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass(frozen=True)
@@ -346,10 +355,22 @@ def _cap(loan: np.ndarray, month_no: np.ndarray, state: np.ndarray) -> np.ndarra
     return capped
 
 
-def _performance(refs: Sequence[_FileRef], loan_ids: pd.Index, counts: dict[str, int]) -> pd.DataFrame:
-    """The compact performance rows (:func:`_compact`) of the loans ``loan_ids`` (the tape's, in order),
-    read in chunks: memory grows with the loans read, not with the release; counts the rows of other loans."""
-    parts = []
+def _loss_rows(chunk: pd.DataFrame, compact: pd.DataFrame) -> pd.DataFrame:
+    """The credit-event zero-balance rows of a chunk: ``loan``, ``event_month``, ``removal_upb`` and the loss
+    fields (currency units, NaN where blank or coded: net sale proceeds 'C' covered, 'U' unknown)."""
+    out = pd.DataFrame({"loan": compact["loan"].to_numpy(), "event_month": compact["reporting_month"].to_numpy(),
+                        "removal_upb": compact["removal_upb"].to_numpy()})
+    for name, column in _LOSS_FIELDS.items():
+        out[column] = _number(chunk[name]).to_numpy()
+    return out
+
+
+def _performance(refs: Sequence[_FileRef], loan_ids: pd.Index,
+                 counts: dict[str, int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(compact performance rows (:func:`_compact`), credit-event rows (:func:`_loss_rows`))`` of the
+    loans ``loan_ids`` (the tape's, in order), read in chunks: memory grows with the loans read, not with
+    the release; counts the rows of other loans."""
+    parts, losses = [], []
     for ref in refs:
         for chunk in _read_fields(ref, PERFORMANCE_FIELDS, "monthly performance", PERFORMANCE_OPTIONAL_FIELDS):
             pos = pd.Series(loan_ids.get_indexer(chunk["loan_sequence_number"].str.strip()), index=chunk.index)
@@ -357,6 +378,9 @@ def _performance(refs: Sequence[_FileRef], loan_ids: pd.Index, counts: dict[str,
             counts["rows_of_other_loans"] += int((~mine).sum())
             if mine.any():
                 parts.append(_compact(chunk.loc[mine], pos[mine], ref))
+                lossy = (parts[-1]["zb"] == _ZB_LOSS).to_numpy()
+                if lossy.any():
+                    losses.append(_loss_rows(chunk.loc[mine].iloc[lossy], parts[-1].iloc[lossy]))
     if not parts:
         raise DataError("Freddie Mac data: no performance row belongs to a loan of the origination files "
                         "(are the performance files of the same vintages?)")
@@ -367,7 +391,29 @@ def _performance(refs: Sequence[_FileRef], loan_ids: pd.Index, counts: dict[str,
         raise DataError(f"Freddie Mac performance files: loan {loan_ids[int(first['loan'])]!r} has more than one row "
                         f"for {first['reporting_month']:%Y-%m} ({int(twice.sum())} such rows); give each release's "
                         "files once (a zip archive and its unzipped files are the same files)")
-    return perf.reset_index(drop=True)
+    empty = pd.DataFrame(columns=["loan", "event_month", "removal_upb", *_LOSS_FIELDS.values()])
+    return perf.reset_index(drop=True), pd.concat(losses, ignore_index=True) if losses else empty
+
+
+def _loss_table(events: pd.DataFrame, panel: pd.DataFrame, tape: pd.DataFrame) -> pd.DataFrame:
+    """One row per loan whose panel ends in DEFAULT and whose credit-event row is in the files:
+    ``loan_id``, ``vintage``, ``default_month`` (the panel's DEFAULT row), ``event_month`` (the zero
+    balance: the sale, or the REO disposition months after the acquisition), ``balance_at_default``
+    (the balance removed at the zero balance, else the DEFAULT row's), the release's recoveries and
+    ``expenses``, ``actual_loss`` (the release's "actual loss calculation", negative for a loss) and
+    ``loss`` = -actual_loss and ``severity`` = loss / balance_at_default (NaN where the release gives no
+    actual loss: older releases, or an event too recent to be settled)."""
+    defaults = panel.loc[panel["loan_state"] == LoanState.DEFAULT, ["loan_id", "reporting_month", "current_balance"]]
+    events = events.drop_duplicates("loan")
+    events = events.assign(loan_id=pd.Series(tape["loan_id"].to_numpy()[events["loan"].to_numpy(np.int64)],
+                                             index=events.index, dtype=object))
+    out = defaults.merge(events.drop(columns="loan"), on="loan_id", how="inner")
+    out = out.rename(columns={"reporting_month": "default_month"})
+    out["balance_at_default"] = np.where(out["removal_upb"] > 0, out["removal_upb"], out["current_balance"])
+    out["loss"] = -out["actual_loss"]
+    out["severity"] = out["loss"] / out["balance_at_default"]
+    out.insert(1, "vintage", out["loan_id"].map(tape.set_index("loan_id")["vintage"]))
+    return out.drop(columns=["current_balance", "removal_upb"]).reset_index(drop=True)
 
 
 def _balances(perf: pd.DataFrame, rows: np.ndarray, state: np.ndarray, original: np.ndarray) -> np.ndarray:
@@ -471,7 +517,7 @@ def read_freddie_mac(sources: str | Path | Sequence[str | Path], *, default_mont
         ``months_delinquent`` (as reported; NaN for REO and unknown), ``loan_age``,
         ``current_interest_rate`` (decimal), ``estimated_ltv`` (Freddie Mac's model estimate of the
         current LTV, a decimal, reported from 2017 on; NaN before, where unknown, or in releases
-        without the field).
+        without the field). The losses: realised severities of the defaults (:func:`_loss_table`).
 
     States: the delinquency status k -> CURRENT, DPD30, DPD60 for k = 0, 1, 2 and DPD90 for k >= 3;
     zero-balance code 01 -> PREPAID, or MATURED when no month to legal maturity remains; credit events
@@ -498,7 +544,7 @@ def read_freddie_mac(sources: str | Path | Sequence[str | Path], *, default_mont
     orig_refs, perf_refs = find_freddie_files(sources)
     counts = {"rows_of_other_loans": 0}
     tape = _read_tape(orig_refs, counts, max_loans)
-    perf = _performance(perf_refs, pd.Index(tape["loan_id"]), counts)
+    perf, events = _performance(perf_refs, pd.Index(tape["loan_id"]), counts)
     if last is not None:
         counts["rows_after_end"] = int((perf["reporting_month"] > last).sum())
         perf = perf.loc[perf["reporting_month"] <= last].reset_index(drop=True)
@@ -508,4 +554,5 @@ def read_freddie_mac(sources: str | Path | Sequence[str | Path], *, default_mont
                         "after its loan left or after the end month)")
     tape = tape.loc[tape["loan_id"].isin(set(panel["loan_id"]))].reset_index(drop=True)
     counts |= {"loans": len(tape), "rows": len(panel)}
-    return FreddieMacData(validate_loan_tape(tape), validate_panel(panel, check_transitions=True), counts)
+    panel = validate_panel(panel, check_transitions=True)
+    return FreddieMacData(validate_loan_tape(tape), panel, counts, _loss_table(events, panel, tape))

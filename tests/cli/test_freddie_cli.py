@@ -48,6 +48,7 @@ def test_freddie_files_to_an_out_of_time_table(tmp_path, capsys, run_cli) -> Non
     assert run_cli(["data", "freddie", str(raw), "--out", str(out), "--default-months", "6"]) == 0
     text = capsys.readouterr().out
     assert "Freddie Mac: 240 loans" in text and "--split oot:2008-01" in text
+    assert "severity" in text and (out / "losses.parquet").is_file()
     panel = pd.read_parquet(out / "panel.parquet")
     assert set(panel["loan_state"]) <= set(range(7)) and (panel["loan_state"] == 4).any()
     code = run_cli(["eval", "transitions", "--panel", str(out / "panel.parquet"), "--tape", str(out / "loans.parquet"),

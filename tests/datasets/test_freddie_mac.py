@@ -45,7 +45,8 @@ def _orig_row(loan: str, first_payment: str, term: int, upb: float, rate: float,
 
 
 def _perf_rows(loan: str, first: str, statuses: list[str], *, zb: dict[int, str] | None = None,
-               upb: float = 200_000.0, masked: int = 0, term: int = 360) -> list[str]:
+               upb: float = 200_000.0, masked: int = 0, term: int = 360,
+               extra: dict[int, dict[str, str]] | None = None) -> list[str]:
     rows = []
     for k, status in enumerate(statuses):
         f = [""] * N_PERF
@@ -53,7 +54,7 @@ def _perf_rows(loan: str, first: str, statuses: list[str], *, zb: dict[int, str]
                   "current_actual_upb": "0" if k < masked or (zb and k in zb) else f"{upb - 100 * k:.2f}",
                   "current_loan_delinquency_status": status, "loan_age": str(k), "remaining_months_to_legal_maturity": str(max(term - 1 - k, 0)),
                   "zero_balance_code": (zb or {}).get(k, ""), "current_interest_rate": "6.5", "estimated_ltv": str(80 - k)}
-        for name, v in values.items():
+        for name, v in {**values, **(extra or {}).get(k, {})}.items():
             f[{**PERFORMANCE_FIELDS, **PERFORMANCE_OPTIONAL_FIELDS}[name]] = v
         rows.append("|".join(f))
     return rows
@@ -71,12 +72,15 @@ def _write_release(folder, *, zipped: bool = False):
     ]
     perf = [
         *_perf_rows("F07Q10000001", "2007-02", ["0", "0", "0", "0", "0", "0"], zb={5: "01"}, masked=2),
-        *_perf_rows("F07Q10000002", "2007-02", ["0", "1", "2", "3", "4", "5", "6", "7", "RA", "RA"], zb={9: "09"}),
+        *_perf_rows("F07Q10000002", "2007-02", ["0", "1", "2", "3", "4", "5", "6", "7", "RA", "RA"], zb={9: "09"},
+                    extra={9: {"actual_loss_calculation": "-50000.00", "net_sale_proceeds": "110000.00",
+                               "expenses": "12000.00", "zero_balance_removal_upb": "149000.00"}}),
         *_perf_rows("F07Q10000003", "2007-02", ["0", "0", "2", "3", "XX", "0", "0"]),
         *_perf_rows("F07Q10000004", "2007-02", ["0", "0", "1", "0", "0"], zb={4: "96"}),
         *_perf_rows("F07Q10000005", "2007-02", ["0", "0", "0", "0", "0", "0"], zb={5: "01"}, term=6),
         *_perf_rows("F07Q10000006", "2007-02", ["0", "0"]),
-        *_perf_rows("F07Q10000007", "2007-02", ["0", "1", "2", "3", "4", "5", "6"], zb={6: "03"}),
+        *_perf_rows("F07Q10000007", "2007-02", ["0", "1", "2", "3", "4", "5", "6"], zb={6: "03"},
+                    extra={6: {"actual_loss_calculation": "-30000.00", "net_sale_proceeds": "C"}}),
         *_perf_rows("F07Q19999999", "2007-02", ["0", "0"]),  # no origination row
     ]
     texts = {"sample_orig_2007.txt": "\n".join(orig) + "\n", "sample_svcg_2007.txt": "\n".join(perf) + "\n"}
@@ -146,6 +150,23 @@ def test_estimated_ltv_is_read_where_the_release_has_it(tmp_path):
     assert short["estimated_ltv"].isna().all()
     pd.testing.assert_frame_equal(short.drop(columns="estimated_ltv"),
                                   read_freddie_mac(folder).panel.drop(columns="estimated_ltv"))
+
+
+def test_loss_severities_of_credit_events(tmp_path):
+    data = read_freddie_mac(_write_release(tmp_path / "fm"))
+    L = data.losses.set_index("loan_id")
+    assert sorted(L.index) == ["F07Q10000002", "F07Q10000007"]
+    reo = L.loc["F07Q10000002"]  # default at the REO acquisition, loss at the disposition a month later
+    assert reo["default_month"] == pd.Timestamp("2007-10-01") and reo["event_month"] == pd.Timestamp("2007-11-01")
+    assert reo["balance_at_default"] == 149_000.0 and reo["loss"] == 50_000.0
+    assert reo["severity"] == pytest.approx(50_000 / 149_000) and reo["net_sale_proceeds"] == 110_000.0
+    sale = L.loc["F07Q10000007"]  # a short sale: the DEFAULT row is the event; 'C' proceeds are not a number
+    balance = data.panel.set_index("loan_id").loc["F07Q10000007", "current_balance"].iloc[-1]
+    assert sale["balance_at_default"] == balance and np.isnan(sale["net_sale_proceeds"])
+    assert sale["severity"] == pytest.approx(30_000 / balance) and sale["vintage"] == "2007-01"
+    late = read_freddie_mac(tmp_path / "fm", default_months=6).losses.set_index("loan_id")
+    assert late.loc["F07Q10000002", "default_month"] == pd.Timestamp("2007-08-01")  # 180 days late
+    assert late.loc["F07Q10000002", "loss"] == 50_000.0
 
 
 def test_a_180_day_definition_moves_the_default_forward(tmp_path):
