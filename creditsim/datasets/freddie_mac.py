@@ -21,6 +21,7 @@ added performance fields at the end).
 
 from __future__ import annotations
 
+import csv
 import re
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -162,30 +163,34 @@ def _read_fields(ref: _FileRef, fields: dict[str, int], what: str,
     if n_fields < need:
         raise DataError(f"{ref}: {n_fields} pipe-separated fields in line 1; a Freddie Mac {what} file has "
                         f"at least {need} (is it the other kind of file, or not Freddie Mac's layout?)")
-    short = _first_short_line(ref, need - 1)
-    if short is not None:
-        raise DataError(f"{ref}: line {short} has fewer than {need} pipe-separated fields; expected Freddie Mac's "
-                        f"{what} layout")
+    odd = _first_odd_line(ref, n_fields - 1)
+    if odd is not None:
+        line_no, loan, width = odd
+        raise DataError(f"{ref}: line {line_no} (loan {loan!r}) has {width} pipe-separated fields where line 1 has "
+                        f"{n_fields}; expected one Freddie Mac {what} layout per file")
     absent = [k for k, pos in (optional or {}).items() if pos >= n_fields]
     fields = {**fields, **{k: pos for k, pos in (optional or {}).items() if k not in absent}}
     order = sorted(fields, key=fields.get)
     line = 1
     with ref.open() as fh:
         # blank lines are kept as rows (of no loan) so that ``row`` is the file's line number
+        # the files are not quoted: a '"' in a seller's name is a character, not the start of a quoted field
         reader = pd.read_csv(fh, sep="|", header=None, usecols=[fields[k] for k in order], dtype=str,
-                             keep_default_na=False, skip_blank_lines=False, encoding="latin-1", chunksize=_CHUNK_ROWS)
+                             keep_default_na=False, skip_blank_lines=False, encoding="latin-1", chunksize=_CHUNK_ROWS,
+                             quoting=csv.QUOTE_NONE)
         for chunk in reader:
             chunk.columns = order  # usecols keeps file order, which ``order`` follows
             chunk.iloc[:1, 0] = chunk.iloc[:1, 0].str.removeprefix(_BOM)
-            yield chunk.fillna("").assign(row=np.arange(line, line + len(chunk)), **{k: "" for k in absent})
+            yield chunk.fillna("").assign(row=np.arange(line, line + len(chunk)), layout_fields=n_fields,
+                                          **{k: "" for k in absent})
             line += len(chunk)
 
 
-def _first_short_line(ref: _FileRef, n_pipes: int, block: int = 1 << 23) -> int | None:
-    """The first line (1-based) of ``ref`` with fewer than ``n_pipes`` pipes, blank lines aside, or None.
-    pandas fills a short row's missing fields with blanks, which the layout also uses for 'not
-    reported', so short rows are found here, in blocks of ``block`` bytes (a full release's file runs to
-    gigabytes)."""
+def _first_odd_line(ref: _FileRef, n_pipes: int, block: int = 1 << 23) -> tuple[int, str, int] | None:
+    """``(line (1-based), its first field, its field count)`` of the first line of ``ref`` whose number of
+    pipes is not ``n_pipes`` (blank lines aside), or None. pandas fills a short row's missing fields with
+    blanks, which the layout also uses for 'not reported', so odd rows are found here, in blocks of
+    ``block`` bytes (a full release's file runs to gigabytes)."""
     line, carry = 1, b""
     with ref.open() as fh:
         while True:
@@ -194,11 +199,14 @@ def _first_short_line(ref: _FileRef, n_pipes: int, block: int = 1 << 23) -> int 
             cut = len(buf) if not data else buf.rfind(b"\n") + 1  # at the end, the last line without newline
             arr, carry = np.frombuffer(buf[:cut] if data else buf + b"\n", np.uint8), buf[cut:]
             ends = np.flatnonzero(arr == 10)
-            pipes = np.searchsorted(np.flatnonzero(arr == 124), ends)
+            pipes = np.diff(np.r_[0, np.searchsorted(np.flatnonzero(arr == 124), ends)])
             lengths = np.diff(np.r_[-1, ends]) - 1 - (arr[np.maximum(ends - 1, 0)] == 13)
-            short = np.flatnonzero((np.diff(np.r_[0, pipes]) < n_pipes) & (lengths > 0))
-            if short.size:
-                return line + int(short[0])
+            odd = np.flatnonzero((pipes != n_pipes) & (lengths > 0))
+            if odd.size:
+                k = int(odd[0])
+                start = int(ends[k - 1]) + 1 if k else 0
+                text = bytes(arr[start:int(ends[k])]).decode("latin-1").removeprefix(_BOM)
+                return line + k, text.split("|")[0].strip(), int(pipes[k]) + 1
             line += ends.size
             if not data:
                 return None
@@ -355,13 +363,30 @@ def _cap(loan: np.ndarray, month_no: np.ndarray, state: np.ndarray) -> np.ndarra
     return capped
 
 
-def _loss_rows(chunk: pd.DataFrame, compact: pd.DataFrame) -> pd.DataFrame:
-    """The credit-event zero-balance rows of a chunk: ``loan``, ``event_month``, ``removal_upb`` and the loss
-    fields (currency units, NaN where blank or coded: net sale proceeds 'C' covered, 'U' unknown)."""
+#: performance fields of Release 47 (July 2026) files, which report loss amounts with the opposite sign
+RELEASE_47_PERFORMANCE_FIELDS = 35
+
+
+def _loss_rows(chunk: pd.DataFrame, compact: pd.DataFrame, ref: object) -> pd.DataFrame:
+    """The credit-event zero-balance rows of a chunk: ``loan``, ``event_month``, ``removal_upb``, the
+    recoveries and ``expenses`` as amounts (>= 0), ``actual_loss`` as the release reports it and ``loss``,
+    positive for a loss (currency units; NaN where blank or coded: net sale proceeds 'C' covered, 'U'
+    unknown; other text is a DataError naming line, loan and field).
+
+    Sign: releases before Release 47 report the actual loss negative for a loss (and expenses negative);
+    Release 47 files (:data:`RELEASE_47_PERFORMANCE_FIELDS` fields) invert the loss elements, a loss
+    positive -- from third-party layout notes of the July 2026 release, not yet Freddie Mac's own guide."""
     out = pd.DataFrame({"loan": compact["loan"].to_numpy(), "event_month": compact["reporting_month"].to_numpy(),
                         "removal_upb": compact["removal_upb"].to_numpy()})
     for name, column in _LOSS_FIELDS.items():
-        out[column] = _number(chunk[name]).to_numpy()
+        text = chunk[name].str.strip().str.upper()
+        value = _number(text)
+        bad = value.isna() & ~text.isin(["", "C", "U"])
+        if bad.any():
+            raise _bad(ref, chunk, bad, name, "an amount, blank, C (covered) or U (unknown)")
+        out[column] = value.to_numpy() if column == "actual_loss" else value.abs().to_numpy()
+    newer = chunk["layout_fields"].to_numpy() >= RELEASE_47_PERFORMANCE_FIELDS
+    out["loss"] = np.where(newer, out["actual_loss"], -out["actual_loss"])
     return out
 
 
@@ -380,7 +405,7 @@ def _performance(refs: Sequence[_FileRef], loan_ids: pd.Index,
                 parts.append(_compact(chunk.loc[mine], pos[mine], ref))
                 lossy = (parts[-1]["zb"] == _ZB_LOSS).to_numpy()
                 if lossy.any():
-                    losses.append(_loss_rows(chunk.loc[mine].iloc[lossy], parts[-1].iloc[lossy]))
+                    losses.append(_loss_rows(chunk.loc[mine].iloc[lossy], parts[-1].iloc[lossy], ref))
     if not parts:
         raise DataError("Freddie Mac data: no performance row belongs to a loan of the origination files "
                         "(are the performance files of the same vintages?)")
@@ -391,7 +416,7 @@ def _performance(refs: Sequence[_FileRef], loan_ids: pd.Index,
         raise DataError(f"Freddie Mac performance files: loan {loan_ids[int(first['loan'])]!r} has more than one row "
                         f"for {first['reporting_month']:%Y-%m} ({int(twice.sum())} such rows); give each release's "
                         "files once (a zip archive and its unzipped files are the same files)")
-    empty = pd.DataFrame(columns=["loan", "event_month", "removal_upb", *_LOSS_FIELDS.values()])
+    empty = pd.DataFrame(columns=["loan", "event_month", "removal_upb", *_LOSS_FIELDS.values(), "loss"])
     return perf.reset_index(drop=True), pd.concat(losses, ignore_index=True) if losses else empty
 
 
@@ -400,9 +425,11 @@ def _loss_table(events: pd.DataFrame, panel: pd.DataFrame, tape: pd.DataFrame) -
     ``loan_id``, ``vintage``, ``default_month`` (the panel's DEFAULT row), ``event_month`` (the zero
     balance: the sale, or the REO disposition months after the acquisition), ``balance_at_default``
     (the balance removed at the zero balance, else the DEFAULT row's), the release's recoveries and
-    ``expenses``, ``actual_loss`` (the release's "actual loss calculation", negative for a loss) and
-    ``loss`` = -actual_loss and ``severity`` = loss / balance_at_default (NaN where the release gives no
-    actual loss: older releases, or an event too recent to be settled)."""
+    ``expenses`` (amounts), ``actual_loss`` (the release's "actual loss calculation", its sign as
+    reported), ``loss`` (positive for a loss, :func:`_loss_rows`) and ``severity`` = loss /
+    balance_at_default (NaN where the release gives no actual loss: older releases, or an event too
+    recent to be settled). Only events the panel reached are kept: with an ``end`` month, a disposition
+    after it is not yet known."""
     defaults = panel.loc[panel["loan_state"] == LoanState.DEFAULT, ["loan_id", "reporting_month", "current_balance"]]
     events = events.drop_duplicates("loan")
     events = events.assign(loan_id=pd.Series(tape["loan_id"].to_numpy()[events["loan"].to_numpy(np.int64)],
@@ -410,7 +437,6 @@ def _loss_table(events: pd.DataFrame, panel: pd.DataFrame, tape: pd.DataFrame) -
     out = defaults.merge(events.drop(columns="loan"), on="loan_id", how="inner")
     out = out.rename(columns={"reporting_month": "default_month"})
     out["balance_at_default"] = np.where(out["removal_upb"] > 0, out["removal_upb"], out["current_balance"])
-    out["loss"] = -out["actual_loss"]
     out["severity"] = out["loss"] / out["balance_at_default"]
     out.insert(1, "vintage", out["loan_id"].map(tape.set_index("loan_id")["vintage"]))
     return out.drop(columns=["current_balance", "removal_upb"]).reset_index(drop=True)
@@ -502,6 +528,8 @@ def read_freddie_mac(sources: str | Path | Sequence[str | Path], *, default_mont
             DPD90 until then (foreclosures took two to three years after 2008, so this default lags the
             cycle; the 180-day definition follows it more closely).
         max_loans: read only this many loans, a deterministic subset spread over the vintages given.
+            Memory peaks at about 400 bytes per loan-month read (a sample year of 2.7 M rows: 1.05 GB), so
+            a full quarterly release of tens of millions of rows needs a subset.
         end: last reporting month kept (``"YYYY-MM"``), e.g. the last month of the macro history a
             model will be given; None keeps every month of the release.
 
@@ -540,6 +568,8 @@ def read_freddie_mac(sources: str | Path | Sequence[str | Path], *, default_mont
         raise ConfigError(f"default_months must be an integer from 3 to 24 (months delinquent), got {default_months!r}")
     if max_loans is not None and (isinstance(max_loans, bool) or not isinstance(max_loans, int) or max_loans < 1):
         raise ConfigError(f"max_loans must be a positive integer, got {max_loans!r}")
+    if end is not None and not (isinstance(end, pd.Timestamp) or re.fullmatch(r"\d{4}-\d{2}", str(end))):
+        raise ConfigError(f"end must be a month as YYYY-MM, got {end!r}")
     last = None if end is None else month_start(end, "end")
     orig_refs, perf_refs = find_freddie_files(sources)
     counts = {"rows_of_other_loans": 0}
@@ -548,6 +578,7 @@ def read_freddie_mac(sources: str | Path | Sequence[str | Path], *, default_mont
     if last is not None:
         counts["rows_after_end"] = int((perf["reporting_month"] > last).sum())
         perf = perf.loc[perf["reporting_month"] <= last].reset_index(drop=True)
+        events = events.loc[events["event_month"] <= last]
     panel = _panel(perf, tape, default_months, counts)
     if panel.empty:
         raise DataError("Freddie Mac data: no usable performance rows (every row unknown, before origination, "

@@ -74,7 +74,7 @@ def _write_release(folder, *, zipped: bool = False):
         *_perf_rows("F07Q10000001", "2007-02", ["0", "0", "0", "0", "0", "0"], zb={5: "01"}, masked=2),
         *_perf_rows("F07Q10000002", "2007-02", ["0", "1", "2", "3", "4", "5", "6", "7", "RA", "RA"], zb={9: "09"},
                     extra={9: {"actual_loss_calculation": "-50000.00", "net_sale_proceeds": "110000.00",
-                               "expenses": "12000.00", "zero_balance_removal_upb": "149000.00"}}),
+                               "expenses": "-12000.00", "zero_balance_removal_upb": "149000.00"}}),
         *_perf_rows("F07Q10000003", "2007-02", ["0", "0", "2", "3", "XX", "0", "0"]),
         *_perf_rows("F07Q10000004", "2007-02", ["0", "0", "1", "0", "0"], zb={4: "96"}),
         *_perf_rows("F07Q10000005", "2007-02", ["0", "0", "0", "0", "0", "0"], zb={5: "01"}, term=6),
@@ -164,6 +164,8 @@ def test_loss_severities_of_credit_events(tmp_path):
     balance = data.panel.set_index("loan_id").loc["F07Q10000007", "current_balance"].iloc[-1]
     assert sale["balance_at_default"] == balance and np.isnan(sale["net_sale_proceeds"])
     assert sale["severity"] == pytest.approx(30_000 / balance) and sale["vintage"] == "2007-01"
+    assert reo["expenses"] == 12_000.0 and reo["actual_loss"] == -50_000.0  # amounts; the loss as reported
+    assert "F07Q10000002" not in set(read_freddie_mac(tmp_path / "fm", end="2007-10").losses["loan_id"])  # not yet sold
     late = read_freddie_mac(tmp_path / "fm", default_months=6).losses.set_index("loan_id")
     assert late.loc["F07Q10000002", "default_month"] == pd.Timestamp("2007-08-01")  # 180 days late
     assert late.loc["F07Q10000002", "loss"] == 50_000.0
@@ -256,7 +258,8 @@ def test_short_rows_empty_files_and_a_byte_order_mark(tmp_path):
     text = (folder / "sample_svcg_2007.txt").read_text().splitlines()
     text[4] = "|".join(text[4].split("|")[:9])
     (folder / "sample_svcg_2007.txt").write_text("\n".join(text) + "\n")
-    with pytest.raises(DataError, match=r"sample_svcg_2007.txt: line 5 has fewer than"):
+    with pytest.raises(DataError, match=r"sample_svcg_2007.txt: line 5 \(loan 'F07Q10000001'\) has 9 pipe-separated "
+                                        r"fields where line 1 has 32"):
         read_freddie_mac(folder)
     empty = _write_release(tmp_path / "empty")
     (empty / "sample_orig_2007.txt").write_text("")
@@ -339,14 +342,43 @@ def test_max_loans_spreads_over_vintages(tmp_path):
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 5), st.booleans(), st.booleans()), min_size=1, max_size=30),
        st.integers(1, 64), st.booleans())
-def test_short_line_scan_matches_a_line_by_line_reading(tmp_path_factory, lines, block, final_newline):
-    """Any block size, CRLF or LF, blank lines and a last line without newline: the first line with too
-    few pipes is the one a line-by-line reading finds."""
-    from creditsim.datasets.freddie_mac import _FileRef, _first_short_line
+def test_odd_line_scan_matches_a_line_by_line_reading(tmp_path_factory, lines, block, final_newline):
+    """Any block size, CRLF or LF, blank lines and a last line without newline: the first line whose
+    number of pipes differs is the one a line-by-line reading finds, with its first field and width."""
+    from creditsim.datasets.freddie_mac import _FileRef, _first_odd_line
 
     text = "\r\n".join("" if blank else "|".join(["x"] * (k + 1)) + ("\r" if cr else "")
                        for k, blank, cr in lines).replace("\r\r", "\r") + ("\n" if final_newline else "")
     path = tmp_path_factory.mktemp("scan") / "f.txt"
     path.write_bytes(text.encode())
-    expected = next((i + 1 for i, ln in enumerate(text.split("\n")) if ln.rstrip("\r") and ln.count("|") < 3), None)
-    assert _first_short_line(_FileRef(path), 3, block=block) == expected
+    expected = next(((i + 1, ln.rstrip("\r").split("|")[0], ln.count("|") + 1) for i, ln in enumerate(text.split("\n"))
+                     if ln.rstrip("\r") and ln.count("|") != 3), None)
+    assert _first_odd_line(_FileRef(path), 3, block=block) == expected
+
+
+def test_release_47_reports_a_loss_positive_and_quotes_are_characters(tmp_path):
+    """Release 47 files (35 performance fields) invert the loss elements' signs; a '"' in a seller's name is
+    text (the files are not quoted)."""
+    folder = tmp_path / "r47"
+    folder.mkdir()
+    orig = _orig_row("F07Q10000001", "2007-02", 360, 200_000, 6.5).split("|")
+    orig[ORIGINATION_FIELDS["seller_name"]] = '"ACME'
+    (folder / "orig_2007Q1.txt").write_text("|".join(orig[:31]) + "\n")
+    rows = _perf_rows("F07Q10000001", "2007-02", ["0", "1", "2", "3", "RA", "RA"], zb={5: "09"},
+                      extra={5: {"actual_loss_calculation": "40000.00", "expenses": "9000.00",
+                                 "net_sale_proceeds": "-150000.00", "zero_balance_removal_upb": "180000.00"}})
+    (folder / "perf_2007Q1.txt").write_text("\n".join(r + "|||" for r in rows) + "\n")  # 35 fields
+    data = read_freddie_mac(folder)
+    assert data.tape["originator_id"].iloc[0] == '"ACME'
+    loss = data.losses.iloc[0]
+    assert loss["loss"] == 40_000.0 and loss["severity"] == pytest.approx(40_000 / 180_000)
+    assert loss["net_sale_proceeds"] == 150_000.0 and loss["expenses"] == 9_000.0
+
+
+def test_loss_fields_and_end_months_outside_the_layout_are_errors(tmp_path):
+    folder = _write_release(tmp_path / "fm")
+    _edit(folder, "sample_svcg_2007.txt", 16, "actual_loss_calculation", "abc", PERFORMANCE_OPTIONAL_FIELDS)
+    with pytest.raises(DataError, match=r"line 16 \(loan 'F07Q10000002'\): actual_loss_calculation 'abc', expected an amount"):
+        read_freddie_mac(folder)
+    with pytest.raises(ConfigError, match="end must be a month as YYYY-MM"):
+        read_freddie_mac(folder, end="2006")
