@@ -668,8 +668,8 @@ class MacroVAE(nn.Module):
         posterior concentration on a discrete label / the latent, after which the paths stay diverse. A historical start is the same mechanism at
         month 0 with all variables observed (16 latent candidates per path, resampled within the path's
         group). After de-standardisation the conditioned entries are written with the exact target so
-        float rounding never breaks ``|value - target| < 1e-6``. A warning is given when the effective
-        sample size of a resampling step falls below 1 % of the particles. Floors (rates >= 0) are applied
+        float rounding never breaks ``|value - target| < 1e-6``. One warning per call names the months whose
+        resampling's effective sample size fell below 1 % of the particles. Floors (rates >= 0) are applied
         to the free variables after each move, as in :meth:`generate`.
 
         Raises ConfigError for unknown variables, months outside ``0..seq_length-1``, non-finite or
