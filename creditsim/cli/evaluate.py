@@ -166,9 +166,14 @@ def _eval_macro_oot(origins: int, epochs: int | None, horizons: tuple[int, ...],
                TextColumn("{task.fields[last]}"))
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("oot", total=origins, last="training + scoring")
+
+        def done(origin: str) -> None:
+            bar.update(task, advance=1, last=f"{origin} done")
+            if not console.is_terminal:  # a log has no live bar: one line per origin
+                console.print(f"origin {origin} scored ({bar.tasks[0].completed:.0f} of {origins})")
+
         res = evaluate_oot(origins, horizons, n_samples=n_samples, epochs=epochs, seed=seed, models_dir=models_dir,
-                           on_origin=lambda o: bar.update(task, advance=1, last=f"{o} done"), dispersion=dispersion,
-                           endpoint_months=endpoint_months, pull=pull)
+                           on_origin=done, dispersion=dispersion, endpoint_months=endpoint_months, pull=pull)
     _print_oot(res)
     if csv is not None:
         atomic_write(csv, lambda p: res.long_frame().to_csv(p, index=False))
@@ -179,6 +184,7 @@ def _print_oot(res) -> None:
     """The three out-of-time tables and the issue's bar, as rich tables."""
     import numpy as np
 
+    from creditsim.cli.tables import print_whole
     from creditsim.macro.oot import GENERATORS
 
     short = {"MacroVAE": "VAE", "VAR(1)": "VAR(1)", "block bootstrap": "bootstrap"}
@@ -192,14 +198,14 @@ def _print_oot(res) -> None:
         unit = "sd" if var.startswith("mean") else "pp"
         crps.add_row(str(h), var, *[f"{row[g]:.3f}" for g in GENERATORS], str(int(row["n"])),
                      end_section=unit == "sd")
-    console.print(crps)
+    print_whole(console, crps)
     es = Table(title="Energy score (8 variables, training sds; lower is better) and VAE - best baseline, 95 % t CI over origins")
     for col in ("h", *[short[g] for g in GENERATORS], "best baseline", "VAE - best", "95 % CI", "n"):
         es.add_column(col, justify="right", no_wrap=True)
     for h, row in res.energy_table().iterrows():
         es.add_row(str(h), *[f"{row[g]:.3f}" for g in GENERATORS], short[row["best_baseline"]], f"{row['diff']:+.3f}",
                    f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]", str(int(row["n"])))
-    console.print(es)
+    print_whole(console, es)
     cov = Table(title="Central-interval coverage (pooled over origins and realised variables)")
     cov.add_column("h", justify="right")
     for g in GENERATORS:
@@ -208,7 +214,7 @@ def _print_oot(res) -> None:
     cov.add_column("n", justify="right")
     for h, row in res.coverage_table().iterrows():
         cov.add_row(str(h), *[f"{row[(g, lv)]:.3f}" for g in GENERATORS for lv in ("90%", "99%")], str(int(row[("n", "")])))
-    console.print(cov)
+    print_whole(console, cov)
     for h, row in res.verdict().iterrows():
         es_txt = "n/a" if row["energy_ok"] is None else ("yes" if row["energy_ok"] else "NO")
         console.print(f"h={h}: VAE energy score <= best baseline: {es_txt}; VAE 90 % coverage in [0.80, 1.00]: "

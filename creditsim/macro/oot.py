@@ -44,7 +44,7 @@ realised ``h`` months later. Design decisions:
 
 Measured (2026-12, on the history that ended in 2019-12, before the 2025-09 extension and the COVID
 exclusion -- not re-run since; ``creditsim eval macro --oot``: 15 origins, shipped settings, 1000 paths, seed 0;
-10 trainings, ~590 s on a 2-core CPU, ~25 s from the cache). The issue's bar is **not met**: the VAE's
+10 trainings, ~590 s on a 2-core CPU, ~25 s from the cache). The issue's bar was **not met** then: the VAE's
 mean energy score is above the best baseline's at every horizon (VAE minus block bootstrap +0.40
 [-0.23, +1.02] at 12 months, +0.23 [-0.42, +0.88] at 24; minus VAR(1) +0.06 [-0.28, +0.40] at 36;
 none significant) and its 90 % intervals cover 69-79 % of the realised values (bootstrap 86-91 %).

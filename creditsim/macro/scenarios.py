@@ -487,6 +487,9 @@ def source_weights(macro: Any, mix: Mapping[str, float] | Sequence[float] | str 
     if isinstance(macro, str) and not is_narrative_source(macro) and macro.split(":")[0].strip().lower() == "fed":
         only = parse_macro_source(macro)[2]
         if only is not None:
+            if mix is not None and not np.array_equal(parse_scenario_mix(mix), parse_scenario_mix(only)):
+                raise ConfigError(f"macro {macro!r} gives {only} paths only; a scenario mix {mix!r} would be ignored "
+                                  f"(leave it out, or name the table with 'fed:YEAR' and give the mix)")
             return parse_scenario_mix(only)
     return parse_scenario_mix(mix)
 

@@ -146,3 +146,10 @@ def test_unpublished_spreads_start_from_the_observed_jump_off(year: int) -> None
     np.testing.assert_allclose(base[derived].iloc[0].to_numpy(float), observed[derived].to_numpy(float), rtol=0, atol=1e-12)
     assert base["credit_spread_hy"].min() > 0.025  # the regression level alone started at 1.66 % (2025)
     assert (severe["credit_spread_hy"].iloc[:24] > base["credit_spread_hy"].iloc[:24] + 0.04).all()
+
+
+def test_a_scenario_mix_that_a_single_table_would_ignore_is_refused() -> None:
+    with pytest.raises(ConfigError, match="gives severely_adverse paths only; a scenario mix 'baseline' would be ignored"):
+        cs.macro_paths("fed:2026:severely_adverse", scenario="baseline", n_paths=4, months=6)
+    # naming the table's own scenario is no conflict
+    assert cs.macro_paths("fed:2026:baseline", scenario="baseline", n_paths=4, months=6, seed=1).values.shape == (4, 6, 9)

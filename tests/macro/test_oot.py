@@ -125,6 +125,8 @@ def test_cli_eval_macro_oot_prints_the_tables(tmp_path, capsys):
     assert code == 0, out
     assert "Out-of-time CRPS" in out and "Energy score" in out and "coverage" in out
     assert "mean (sd units)" in out and "h=36: VAE energy score" in out
+    # into a pipe: one line per origin instead of a live bar, and the tables uncut (no '…')
+    assert "origin 2011-12 scored (2 of 2)" in out and "…" not in out
     frame = pd.read_csv(tmp_path / "oot.csv")
     assert set(frame["generator"]) == set(GENERATORS) and np.isfinite(frame["value"]).all()
 
