@@ -458,6 +458,8 @@ def parse_macro_source(source: str) -> tuple[str, int, str | None]:
     ``"bootstrap"``, ``"fed"`` (the :data:`FED_SCENARIO_YEAR` table per scenario label),
     ``"fed:2026"`` (that year's tables) or ``"fed:2026:severely_adverse"`` (that one path for every
     simulation); ConfigError naming what exists otherwise."""
+    if source.strip().lower().endswith((".csv", ".csv.gz", ".parquet")):  # meant as a file, and it is not one
+        raise ConfigError(f"macro file {source!r} does not exist (a csv or parquet file of monthly paths)")
     parts = [x.strip() for x in source.strip().lower().split(":")]
     kind = parts[0]
     if kind not in MACRO_SOURCES or (kind != "fed" and len(parts) > 1) or len(parts) > 3:
