@@ -477,10 +477,15 @@ def parse_macro_source(source: str) -> tuple[str, int, str | None]:
     return kind, year, name
 
 
+#: the scenario mix of a ``"fed"`` / ``"fed:YEAR"`` source given none: its two tables, equally
+FED_DEFAULT_MIX = {"baseline": 0.5, "severely_adverse": 0.5}
+
+
 def source_weights(macro: Any, mix: Mapping[str, float] | Sequence[float] | str | None) -> np.ndarray:
     """``(4,)`` weights of the scenario labels a run over ``macro`` draws: the ``mix``
     (:func:`parse_scenario_mix`), except that a ``"fed:YEAR:SCENARIO"`` source labels every path with its
-    scenario (its paths are all that table's). Narrative paths carry their own labels
+    scenario (its paths are all that table's), and a ``"fed"`` / ``"fed:YEAR"`` source without a mix
+    draws its two tables equally (:data:`FED_DEFAULT_MIX`). Narrative paths carry their own labels
     (:attr:`MacroDraw.labels`). A ``"forecast"`` source takes no mix (ConfigError): the start state
     weights its dynamics and every path carries the label it picked."""
     if mix is not None and isinstance(macro, str) and macro.strip().lower() == "forecast":
@@ -493,6 +498,8 @@ def source_weights(macro: Any, mix: Mapping[str, float] | Sequence[float] | str 
                 raise ConfigError(f"macro {macro!r} gives {only} paths only; a scenario mix {mix!r} would be ignored "
                                   f"(leave it out, or name the table with 'fed:YEAR' and give the mix)")
             return parse_scenario_mix(only)
+        if mix is None:  # the supervisory tables are two: the default mix would ask for adverse and stagflation
+            return parse_scenario_mix(FED_DEFAULT_MIX)
     return parse_scenario_mix(mix)
 
 

@@ -15,7 +15,7 @@ from creditsim.errors import ConfigError
 from creditsim.examples import example_path
 from creditsim.macro.scenarios import FED_ANCHORED_VARS, build_macro_paths, fed_anchors
 from creditsim.macro.vae import ConditionRangeWarning
-from creditsim.states import MACRO_VARS
+from creditsim.states import MACRO_VARS, SCENARIOS
 
 N, T = 64, 39
 UNANCHORED = [v for v in MACRO_VARS if v not in FED_ANCHORED_VARS]
@@ -158,3 +158,11 @@ def test_a_scenario_mix_that_a_single_table_would_ignore_is_refused() -> None:
 def test_a_missing_macro_file_is_named_as_missing(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"macro file '.*missing.csv' does not exist"):
         cs.macro_paths(str(tmp_path / "missing.csv"), n_paths=4, months=6)
+
+
+def test_plain_fed_without_a_mix_draws_its_two_tables_equally() -> None:
+    mp = _paths("fed:2026", n_paths=8, months=6)
+    assert set(np.unique(mp.scenarios)) <= {SCENARIOS.index("baseline"), SCENARIOS.index("severely_adverse")}
+    assert len(np.unique(mp.scenarios)) == 2
+    with pytest.raises(ConfigError, match="only baseline and severely_adverse"):  # a mix naming adverse is still refused
+        cs.macro_paths("fed:2026", scenario="adverse", n_paths=4, months=6)
