@@ -165,6 +165,8 @@ def freddie(
 def _suggest_freddie_evaluation(months, paths) -> None:
     """The out-of-time command for the files just written, or the --end that makes it run (the bundled
     macro history has no rows after its last month)."""
+    import pandas as pd
+
     from creditsim.datasets import load_macro_history
 
     first, last = months.min(), months.max()
@@ -176,8 +178,11 @@ def _suggest_freddie_evaluation(months, paths) -> None:
         console.print(f"the panel runs {first:%Y-%m} .. {last:%Y-%m}, past the bundled macro history ({history_end:%Y-%m}): "
                       f"write it again with --end {history_end:%Y-%m} before evaluating with --macro history")
         return
-    console.print(f"next, out of time through a recession: creditsim eval transitions --panel {paths[1]} --tape {paths[0]} "
-                  f"--split oot:2008-01 --macro history --macro-features unemployment_rate,house_price_growth "
+    gfc = pd.Timestamp("2008-01-01")
+    # through the 2007-09 recession where the panel spans it, else the last 30 % of its months out of time
+    split = gfc if first < gfc <= last else (first + (last - first) * 0.7).to_period("M").to_timestamp()
+    console.print(f"next, out of time: creditsim eval transitions --panel {paths[1]} --tape {paths[0]} "
+                  f"--split oot:{split:%Y-%m} --macro history --macro-features unemployment_rate,house_price_growth "
                   f"(the panel runs {first:%Y-%m} .. {last:%Y-%m})")
 
 

@@ -73,5 +73,6 @@ def test_a_panel_past_the_macro_history_is_told_to_end(tmp_path, capsys, run_cli
     assert run_cli(["data", "freddie", str(raw), "--out", str(tmp_path / "a")]) == 0
     assert "write it again with --end 2025-09" in " ".join(capsys.readouterr().out.split())
     assert run_cli(["data", "freddie", str(raw), "--out", str(tmp_path / "b"), "--end", "2025-09"]) == 0
+    assert "--split oot:2025-08" in " ".join(capsys.readouterr().out.split())  # no 2008 in it: its last 30 %
     assert pd.read_parquet(tmp_path / "b" / "panel.parquet")["reporting_month"].max() == pd.Timestamp("2025-09-01")
     assert run_cli(["data", "freddie", str(raw), "--out", str(tmp_path / "c"), "--default-months", "1"]) == 2
