@@ -27,7 +27,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "creditsim"
 GROUND = {"errors", "states", "schema", "fileio", "checkpoints", "rng", "features", "io", "cents", "yamlfile", "devices",
-          "fixed_order", "threads", "lazy"}
+          "fixed_order", "threads", "lazy", "userwarn"}
 FLOOR = {
     **{g: 0 for g in GROUND},
     "datasets": 1, "nn": 1, "examples": 1, "pretrained": 1,

@@ -95,6 +95,7 @@ from creditsim.macro.vae import ConditionRangeWarning, MacroVAE
 from creditsim.rng import LABELS, MACRO, int_seed, numpy_generator
 from creditsim.schema import validate_macro
 from creditsim.states import MACRO_VARS, SCENARIOS, scenario_index
+from creditsim.userwarn import warn
 
 __all__ = [
     "DEFAULT_SCENARIO_MIX",
@@ -604,11 +605,11 @@ def _anchored_paths(model: Any, conditions: Mapping[str, Any], n: int, horizon: 
     outside = {v: x for v, x in outside.items() if x}
     if outside:
         shown = ", ".join(f"{v} {min(x):.4g}..{max(x):.4g}" for v, x in outside.items())
-        warnings.warn(f"{sum(map(len, outside.values()))} anchor(s) lie outside the MacroVAE's training range "
-                      f"({shown}); the model extrapolates there", ConditionRangeWarning, stacklevel=4)
+        warn(f"{sum(map(len, outside.values()))} anchor(s) lie outside the MacroVAE's training range "
+             f"({shown}); the model extrapolates there", ConditionRangeWarning)
     for w in caught:  # the rest (a degenerate conditioning) reported where the range warning is
         if not (outside and "training range" in str(w.message)):
-            warnings.warn(str(w.message), w.category, stacklevel=4)
+            warn(str(w.message), w.category)
     return paths.detach().cpu().double().numpy()[:, :, [order.index(v) for v in MACRO_VARS]]
 
 

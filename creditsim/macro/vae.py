@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +67,7 @@ from creditsim.threads import serial_torch
 from creditsim.macro.backbone import GenerationBackbone
 from creditsim.macro.guidance import LinearGuide, log_twist, twisted_step
 from creditsim.rng import torch_seed
+from creditsim.userwarn import warn
 
 __all__ = ["MacroVAEConfig", "MacroVAE", "ConditionRangeWarning", "PRETRAINED_DIR", "LOWER_BOUNDS"]
 
@@ -282,11 +282,9 @@ def _warn_degeneracy(ess: dict[int, float], n_particles: int) -> None:
         return
     worst = min(ess[m] for m in low)
     months = ", ".join(map(str, low[:8])) + (f" and {len(low) - 8} more" if len(low) > 8 else "")
-    # stacklevel 5: this function, generate_conditional, serial_torch's and torch.no_grad's wrappers, the caller
-    warnings.warn(f"conditioning: effective sample size below {DEGENERACY_ESS:.0%} of the {n_particles} particles "
-                  f"at month(s) {months} (lowest {worst * n_particles:.0f}); the conditions lie far in the "
-                  "model's tail, so paths share their history before those months", ConditionRangeWarning,
-                  stacklevel=5)
+    warn(f"conditioning: effective sample size below {DEGENERACY_ESS:.0%} of the {n_particles} particles "
+         f"at month(s) {months} (lowest {worst * n_particles:.0f}); the conditions lie far in the "
+         "model's tail, so paths share their history before those months", ConditionRangeWarning)
 
 
 class MacroVAE(nn.Module):
@@ -611,10 +609,8 @@ class MacroVAE(nn.Module):
                 if prev is not None and prev[1] != value:
                     raise ConfigError(f"conditions[{var!r}]: two different values for month {month}")
                 if not x_min[j] <= value <= x_max[j]:
-                    warnings.warn(
-                        f"condition {var}={value:.4g} at month {month} is outside the training range "
-                        f"[{x_min[j]:.4g}, {x_max[j]:.4g}]; the model extrapolates", ConditionRangeWarning,
-                        stacklevel=5)  # past generate_conditional and its two decorators' wrappers
+                    warn(f"condition {var}={value:.4g} at month {month} is outside the training range "
+                         f"[{x_min[j]:.4g}, {x_max[j]:.4g}]; the model extrapolates", ConditionRangeWarning)
                 std_value = (value - float(self.x_mean[j])) / float(self.x_std[j])
                 by_month[month][j] = (std_value, value)
         return by_month

@@ -43,7 +43,6 @@ calendar time:
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import replace
 from typing import Any
 
@@ -62,6 +61,7 @@ from creditsim.transitions.period_moves import check_monthly_panel
 from creditsim.transitions.reporting import reporting_view
 from creditsim.transitions.train import SHIPPED_CONFIG, SHIPPED_TRAINING, CohortMonthData, train_transition_model
 from creditsim.transitions.transformer import TransitionConfig, TransitionTransformer
+from creditsim.userwarn import warn
 
 __all__ = ["PANEL_COHORTS", "check_training_panel", "macro_rows", "panel_transition_data", "train_transformer_on_panel"]
 
@@ -144,10 +144,10 @@ def panel_transition_data(panel: pd.DataFrame, tape: Any, macro: pd.DataFrame | 
         on_grid = reporting_view(panel, period_months, grid="loan")
         dropped = len(panel) - len(on_grid)
         if dropped:
-            warnings.warn(f"panel: {dropped:,} row(s) off their loan's {period_months}-month reporting cycle are "
-                          "not read by the transformer: live rows between report months, and absorptions in a period "
-                          "that closes after the panel's last month (its survivors have no row); other absorptions off "
-                          "the cycle are carried to the next report month", stacklevel=2)
+            warn(f"panel: {dropped:,} row(s) off their loan's {period_months}-month reporting cycle are "
+                 "not read by the transformer: live rows between report months, and absorptions in a period "
+                 "that closes after the panel's last month (its survivors have no row); other absorptions off "
+                 "the cycle are carried to the next report month")
         panel = on_grid
     frame = as_loan_tape(tape).frame
     # every panel row's loan on the tape (the chain's rule: a panel loan without a tape row is an error, never

@@ -291,8 +291,9 @@ def test_dated_absorptions_of_a_quarterly_panel_reach_the_transformer() -> None:
     with pytest.raises(ConfigError, match="not read with grid='loan'"):
         reporting_view(panel, 3, anchor=m0, grid="loan")
     stray = pd.concat([carried, panel[panel["reporting_month"] == pd.Timestamp("2022-02-01")].iloc[:5]], ignore_index=True)
-    with pytest.warns(UserWarning, match="5 row.* not read by the transformer"):
+    with pytest.warns(UserWarning, match="5 row.* not read by the transformer") as caught:
         panel_transition_data(stray, loans, period_months=3, val_share=0.0)
+    assert caught[0].filename == __file__  # reported at the caller's line, not inside creditsim
     got = panel_transition_data(dated, loans, period_months=3, val_share=0.0)["train"]
     want = panel_transition_data(carried, loans, period_months=3, val_share=0.0)["train"]
     np.testing.assert_array_equal(got.counts, want.counts)
