@@ -8,7 +8,8 @@ full quarterly files) from https://www.freddiemac.com/research/datasets/sf-loanl
 :func:`read_freddie_mac` or ``creditsim data freddie`` at them, zipped or unzipped.
 
 Citation: Freddie Mac, Single-Family Loan-Level Dataset, General User Guide and File Layout (the field
-order read here is the published layout; later releases add fields at the end, which are ignored).
+order read here is the published layout; fields that only later releases carry are read where a file
+has them, :data:`PERFORMANCE_OPTIONAL_FIELDS`).
 
 The files are pipe-separated text without a header: an origination file per vintage with one row per
 loan (``sample_orig_YYYY.txt``; full files ``historical_data_YYYYQn.txt``, from Release 47 of July 2026
@@ -293,7 +294,8 @@ def _compact(chunk: pd.DataFrame, loan_pos: pd.Series, ref: object) -> pd.DataFr
     bad = (late.isna() & ~status.isin(REO_ACQUISITION | UNKNOWN_STATUS)) | (late < 0)
     if bad.any():
         raise _bad(ref, chunk, bad, "current_loan_delinquency_status", "months delinquent 0, 1, 2, ..., RA or XX")
-    code = chunk["zero_balance_code"].str.strip().str.zfill(2).where(chunk["zero_balance_code"].str.strip() != "", "")
+    raw_code = chunk["zero_balance_code"].str.strip()
+    code = raw_code.str.zfill(2).where(raw_code != "", "")
     known = {""} | {PREPAID_ZERO_BALANCE_CODE} | DEFAULT_ZERO_BALANCE_CODES | LEFT_ZERO_BALANCE_CODES
     if not code.isin(known).all():
         raise _bad(ref, chunk, ~code.isin(known), "zero_balance_code", f"blank or one of {sorted(known - {''})}")
@@ -318,7 +320,7 @@ def _compact(chunk: pd.DataFrame, loan_pos: pd.Series, ref: object) -> pd.DataFr
 def _reported_state(perf: pd.DataFrame, at_term: np.ndarray, default_months: int | None) -> np.ndarray:
     """(n,) int8 state of compact performance rows (:func:`_compact`), -1 = not usable.
 
-    A zero-balance code decides the row: 01 PREPAID (MATURED from the maturity month on, ``at_term``), a
+    A zero-balance code decides the row: 01 PREPAID (MATURED where ``at_term``: no month to maturity left), a
     credit loss (:data:`DEFAULT_ZERO_BALANCE_CODES`) DEFAULT, any other (repurchase, re-performing sale) -1:
     the loan leaves the data without a credit event, so its record ends censored at the row before. Else
     the delinquency status: ``RA`` (REO acquisition) DEFAULT, k months delinquent ``min(k, 3)``
@@ -402,10 +404,11 @@ def _performance(refs: Sequence[_FileRef], loan_ids: pd.Index,
             mine = pos >= 0
             counts["rows_of_other_loans"] += int((~mine).sum())
             if mine.any():
-                parts.append(_compact(chunk.loc[mine], pos[mine], ref))
+                rows = chunk.loc[mine]
+                parts.append(_compact(rows, pos[mine], ref))
                 lossy = (parts[-1]["zb"] == _ZB_LOSS).to_numpy()
                 if lossy.any():
-                    losses.append(_loss_rows(chunk.loc[mine].iloc[lossy], parts[-1].iloc[lossy], ref))
+                    losses.append(_loss_rows(rows.iloc[lossy], parts[-1].iloc[lossy], ref))
     if not parts:
         raise DataError("Freddie Mac data: no performance row belongs to a loan of the origination files "
                         "(are the performance files of the same vintages?)")

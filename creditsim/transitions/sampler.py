@@ -287,13 +287,12 @@ class BlockStreams:
         bit (numpy's ``random(dtype=float32)`` on SFC64; a test checks it against numpy). The streams
         are not advanced, so only one of the two may be used from here on.
         """
-        words, buffered = self._words, self._buffered
+        words, buffered = self._words.copy(), self._buffered.copy()
         if self._streams is not None:  # next_month has moved the generators on: read their states
-            words, buffered = words.copy(), buffered.copy()
             for k, rng in enumerate(self._streams):
                 words[k], buffered[k] = _sfc64_state(rng.bit_generator)
         s = self.lgd.shape[0]
-        return words.reshape(s, self._nb, 4).copy(), buffered.reshape(s, self._nb, 2).copy()
+        return words.reshape(s, self._nb, 4), buffered.reshape(s, self._nb, 2)
 
     def next_month(self) -> np.ndarray:
         """``(s, n_loans)`` float32 uniforms in [0, 1) of the next month (a reused buffer)."""
