@@ -33,7 +33,9 @@ Decisions:
   Treasury bill, a proxy; anchoring it would force the bill-vs-funds-rate gap on the real start state
   at month 2, and the model's rate follows the published anchors anyway: severely adverse cuts to ~0
   within a year, as the bill does). Months between anchors, the unanchored variables and months after
-  the table (beyond month 38) are the model's (the dispersion around the supervisory path). Dynamics
+  the table (beyond month 38) are the model's (the dispersion around the supervisory path); Metropolis
+  moves after the particle filter (:mod:`creditsim.macro.rejuvenation`) keep the paths from sharing the
+  early months that the filter's resampling at 13 quarterly anchors would leave them with. Dynamics
   label: the table's own scenario (baseline 0, severely adverse 2). The exact deterministic table path
   is still available as data: ``macro=fed_table_path(year, scenario, horizon)`` (an array, the last
   month held beyond the table) or ``macro=load_fed_scenarios(year, scenario, monthly=True)`` (a frame).

@@ -79,6 +79,30 @@ def test_severely_adverse_is_worse_than_baseline(severe: cs.MacroPaths, base: cs
     assert (severe.scenarios == 2).all() and (base.scenarios == 0).all()
 
 
+def test_paths_do_not_share_their_early_months(base: cs.MacroPaths) -> None:
+    """The filter's resamplings at 13 quarterly anchors leave the paths with a handful of common ancestors;
+    the rejuvenation moves (creditsim.macro.rejuvenation) give every path its own history, anchors exact."""
+    from creditsim.macro.scenarios import _anchor_conditions
+    from creditsim.macro.vae import MacroVAE
+
+    assert len(np.unique(base.values[:, 1, :], axis=0)) == N  # what macro_paths returns
+    model = MacroVAE.from_pretrained()
+    start = macro_state()[list(MACRO_VARS)].to_numpy(float)
+    conditions = _anchor_conditions(fed_anchors(2026, "baseline", T), start)
+    kw = dict(seq_length=T, n_samples=N, seed=3, scenario="baseline", start="model", n_particles=2048)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConditionRangeWarning)
+        still = model.generate_conditional(conditions, n_moves=0, **kw).numpy()
+        moved = model.generate_conditional(conditions, **kw).numpy()
+    assert len(np.unique(still[:, 1], axis=0)) < N / 2
+    assert len(np.unique(moved[:, 1], axis=0)) == N and model.last_rejuvenation.moved > 0.95
+    assert 0.15 < np.mean(model.last_rejuvenation.acceptance) < 0.5
+    order = [list(model.config.variables).index(v) for v in MACRO_VARS]
+    for v, items in conditions.items():
+        for item in items:
+            assert np.abs(moved[:, item["month"], order[MACRO_VARS.index(v)]] - item["value"]).max() < 1e-6
+
+
 def test_same_seed_same_paths_other_seed_other_paths(severe: cs.MacroPaths) -> None:
     np.testing.assert_array_equal(_paths("fed:2026:severely_adverse").values, severe.values)
     other = _paths("fed:2026:severely_adverse", seed=4)
