@@ -196,39 +196,35 @@ def twisted_step(mean: torch.Tensor, cov: torch.Tensor, J: list[int], target: to
     P, D = mean.shape
     dev, dt = mean.device, mean.dtype
     log_norm = torch.zeros(P, dtype=dt, device=dev)
-    mu, sig = mean, cov
+    K = [k for k in range(D) if k not in J]  # the free entries: all algebra below stays in their subspace
+    mu, sig = mean.clone(), cov  # sig: (P, |K|, |K|) covariance of the free entries
     if J:
-        K = [k for k in range(D) if k not in J]
         chol_jj = torch.linalg.cholesky(cov[:, J][:, :, J] + 1e-12 * torch.eye(len(J), dtype=dt, device=dev))
         resid = (target - mean[:, J])[:, :, None]  # (P, |J|, 1)
         log_norm = log_norm + _gauss_logpdf(resid, chol_jj)
-        mu = mean.clone()
         mu[:, J] = target
-        sig = torch.zeros_like(cov)  # the anchored entries are fixed: no variance
         if K:
-            k_idx = torch.tensor(K, device=dev)
             cov_jk = cov[:, J][:, :, K]  # (P, |J|, |K|)
             gain = torch.cholesky_solve(cov_jk, chol_jj).transpose(1, 2)  # (P, |K|, |J|) = cov_KJ cov_JJ^-1
             mu[:, K] = mean[:, K] + (gain @ resid).squeeze(-1)
-            sig[:, k_idx[:, None], k_idx[None, :]] = cov[:, K][:, :, K] - gain @ cov_jk
+            sig = cov[:, K][:, :, K] - gain @ cov_jk
     if msg is not None:
-        F = msg.M.shape[0]  # one (P*D, D) x (D, F) product instead of P batched ones
-        MS = (sig.reshape(P * D, D) @ msg.M.T).reshape(P, D, F)  # Sigma M'
-        S_y = (MS.transpose(1, 2).reshape(P * F, D) @ msg.M.T).reshape(P, F, F).transpose(1, 2) + msg.R  # M Sigma M' + R
+        F, n_free = msg.M.shape[0], len(K)
+        resid = (msg.y[None] - mu @ msg.M.T - msg.offset(s))[:, :, None]  # (P, F, 1)
+        S_y = msg.R.expand(P, F, F)
+        if K:  # one (P*|K|, |K|) x (|K|, F) product instead of P batched ones
+            M_k = msg.M[:, K]
+            MS = (sig.reshape(P * n_free, n_free) @ M_k.T).reshape(P, n_free, F)  # Sigma M'
+            S_y = (MS.transpose(1, 2).reshape(P * F, n_free) @ M_k.T).reshape(P, F, F).transpose(1, 2) + msg.R
         S_y = 0.5 * (S_y + S_y.transpose(1, 2))
         chol_y = torch.linalg.cholesky(S_y)
-        resid = (msg.y[None] - mu @ msg.M.T - msg.offset(s))[:, :, None]  # (P, F, 1)
         log_norm = log_norm + _gauss_logpdf(resid, chol_y)
-        gain = torch.cholesky_solve(MS.transpose(1, 2), chol_y).transpose(1, 2)  # (P, D, F) Sigma M' S_y^-1
-        mu = mu + (gain @ resid).squeeze(-1)
-        sig = sig - gain @ MS.transpose(1, 2)
-    free = [k for k in range(D) if k not in J]
+        if K:
+            gain = torch.cholesky_solve(MS.transpose(1, 2), chol_y).transpose(1, 2)  # (P, |K|, F) Sigma M' S_y^-1
+            mu[:, K] = mu[:, K] + (gain @ resid).squeeze(-1)
+            sig = sig - gain @ MS.transpose(1, 2)
     x = mu.clone()
-    if free:
-        f = torch.tensor(free, device=dev)
-        sig_ff = sig[:, f[:, None], f[None, :]]
-        sig_ff = 0.5 * (sig_ff + sig_ff.transpose(1, 2)) + 1e-12 * torch.eye(len(free), dtype=dt, device=dev)
-        x[:, f] = mu[:, f] + (torch.linalg.cholesky(sig_ff) @ eps[:, f, None]).squeeze(-1)
-    if J:
-        x[:, J] = target
+    if K:
+        sig = 0.5 * (sig + sig.transpose(1, 2)) + 1e-12 * torch.eye(len(K), dtype=dt, device=dev)
+        x[:, K] = mu[:, K] + (torch.linalg.cholesky(sig) @ eps[:, K, None]).squeeze(-1)
     return x, log_norm

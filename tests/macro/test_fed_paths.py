@@ -179,6 +179,11 @@ def test_a_scenario_mix_that_a_single_table_would_ignore_is_refused() -> None:
     assert cs.macro_paths("fed:2026:baseline", scenario="baseline", n_paths=4, months=6, seed=1).values.shape == (4, 6, 9)
 
 
+def test_a_table_the_fed_does_not_publish_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"fed:2026:adverse.*publishes a baseline and a severely_adverse table only"):
+        cs.macro_paths("fed:2026:adverse", n_paths=4, months=6, seed=1)
+
+
 def test_a_missing_macro_file_is_named_as_missing(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"macro file '.*missing.csv' does not exist"):
         cs.macro_paths(str(tmp_path / "missing.csv"), n_paths=4, months=6)
