@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -299,8 +300,7 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
     prepared = prepare_run(loans_df, as_deal(deal), config)
     t0 = time.perf_counter()
     labels = draw_scenario_labels(config.weights, config.n_simulations, config.seed)
-    draw = build_macro_draw(config.macro, labels, config.horizon, config.seed, config.device,
-                            start=prepared.start_vec)
+    draw = _macro_draw(config, labels, prepared.start_vec)
     if draw.labels is not None:  # a narrative's paths carry their own scenario labels
         labels = draw.labels
     _warn_floating_coupons(prepared, config.macro, draw.values)
@@ -429,6 +429,15 @@ def _settings(config: RunConfig, prepared: PreparedRun, seconds: float) -> dict[
         "restricted_data": data_provenance(),
         "simulation_seconds": round(seconds, 3),
     }
+
+
+def _macro_draw(config: RunConfig, labels: np.ndarray, start: np.ndarray | None) -> Any:
+    """The run's macro paths, with a spinner when ``config.progress``: anchored sources (supervisory tables,
+    narratives) take seconds per thousand paths (the filter and its rejuvenation moves), before any bar."""
+    if not config.progress:
+        return build_macro_draw(config.macro, labels, config.horizon, config.seed, config.device, start=start)
+    with Console().status(f"[bold]generating {labels.size:,} macro paths"):
+        return build_macro_draw(config.macro, labels, config.horizon, config.seed, config.device, start=start)
 
 
 def _run_with_progress(runner: Any, ctx: ChunkContext, tasks: list, sizes: list, n: int, progress: bool) -> list:
