@@ -124,7 +124,7 @@ class LinearGuide:
         scale_sq: (P, D) each particle's innovation sd squared this month (``sigma`` of ``diag(sigma) L``),
         standardised units, held for the months ahead; a (D,) vector gives one twist for all particles.
         Then ``R`` is (P, F, F) (or (F, F)). drift: (P, D) each particle's drift this month beyond the
-        linear model, held for the months ahead (None: none)."""
+        linear model, carried to the months ahead with a decay of :data:`DRIFT_DECAY` a month (None: none)."""
         ahead = self.ahead(t)
         if not ahead or len(self.anchors.get(t, ())) == self.D:
             return None  # a fully anchored month is the same for every particle: nothing to steer

@@ -833,8 +833,9 @@ class MacroVAE(nn.Module):
                s: torch.Tensor, s_emb: torch.Tensor, backbone: GenerationBackbone | None, eps: torch.Tensor,
                user: dict[int, tuple[float, float]], guide: LinearGuide | None, start_target: torch.Tensor | None,
                floor_std: torch.Tensor):
-        """Month ``t`` of B paths given their past: ``(x_t (B, D), log normaliser of the move (B,) float64,
-        twist log psi_t(x_t) (B,) float64 (zeros with no anchor ahead), LSTM state)``.
+        """Month ``t`` of B paths given their past: ``(x_t (B, D) after the floors, log normaliser of the move
+        (B,) float64, twist log psi_t (B,) float64 of the draw before the floors (None with no anchor
+        ahead), LSTM state)``.
 
         x_prev (B, 1, D) standardised; eps (B, D) the month's innovations; user the month's conditions;
         start_target (B, D) a historical start (month 0 only), whose normaliser is the start's density."""
@@ -846,7 +847,7 @@ class MacroVAE(nn.Module):
         if backbone is not None and t > 0:  # month 0 follows no real month: the rewrite governs moves
             mean = mean + backbone.correction(x_prev[:, 0], s)
         msg = None
-        if guide is not None:  # the particle's own drift this month, beyond the backbone, is held for the months ahead
+        if guide is not None:  # the particle's own drift beyond the backbone enters its twist (guidance.DRIFT_DECAY)
             own = mean.double() - (x_prev[:, 0].double() @ guide.A.T + guide.drift[s]) if t > 0 else None
             msg = guide.message(t, scale.double() ** 2, own)
         x_t, step_w = self._move(t, mean, scale, eps, user, msg, start_target, s)
