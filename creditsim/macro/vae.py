@@ -854,6 +854,10 @@ class MacroVAE(nn.Module):
         # the twist is part of the proposal's density, which is over the draw before the floor: evaluated
         # after it, the weights were not exact wherever a rate sat at zero (fed severe: 38 % of particle-months)
         twist = None if msg is None else log_twist(x_t.double(), s, msg)
+        if start_target is not None and twist is not None:
+            # an observed historical start with anchors ahead: the start's resampling must weigh the twist that
+            # month 1 divides out (without it the weights were off by psi_0, which varies with the latent)
+            step_w = step_w + twist
         free = [j for j in range(mean.shape[1]) if j not in user]  # conditioned entries stay exact
         x_t[:, free] = torch.maximum(x_t[:, free], floor_std[free])
         return x_t, step_w, twist, state
