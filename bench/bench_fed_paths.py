@@ -48,15 +48,14 @@ def main() -> None:
     ap.add_argument("--reference", type=int, default=0, help="independent runs pooled for the reference spread")
     args = ap.parse_args()
     from creditsim.datasets import macro_state
-    from creditsim.macro.scenarios import FED_ANCHORED_VARS, fed_anchors
+    from creditsim.macro.scenarios import FED_ANCHORED_VARS, _anchor_conditions, fed_anchors
     from creditsim.macro.vae import ConditionRangeWarning, MacroVAE
     from creditsim.states import MACRO_VARS
 
     model = MacroVAE.from_pretrained()
     start = macro_state()
-    conditions = {v: [{"month": 0, "value": float(start[v])}] for v in MACRO_VARS}
-    for v, items in fed_anchors(args.year, args.scenario, args.months).items():
-        conditions[v] += [{"month": m, "value": x} for m, x in items]
+    conditions = _anchor_conditions(fed_anchors(args.year, args.scenario, args.months),
+                                    start[list(MACRO_VARS)].to_numpy(float))  # as macro_paths builds them
     free = [MACRO_VARS.index(v) for v in MACRO_VARS if v not in FED_ANCHORED_VARS]
     order = [list(model.config.variables).index(v) for v in MACRO_VARS]
     marks = [m for m in (1, 6, 12, 24, args.months - 1) if m < args.months]

@@ -527,11 +527,10 @@ def _fed_paths(labels: np.ndarray, horizon: int, seed: int, device: str, year: i
     out = np.empty((labels.size, horizon, len(MACRO_VARS)))
     for s in np.unique(labels):
         name = only or SCENARIOS[int(s)]
-        if only is not None and name not in ("baseline", "severely_adverse"):
-            raise ConfigError(f"macro 'fed:{year}:{only}': the Fed publishes a baseline and a severely_adverse "
-                              f"table only; use one of those, or a narrative for other paths")
         if name not in ("baseline", "severely_adverse"):
-            raise ConfigError(f"macro fed has only baseline and severely_adverse paths; the scenario mix "
+            raise ConfigError(f"macro 'fed:{year}:{only}': the Fed publishes a baseline and a severely_adverse "
+                              "table only; use one of those, or a narrative for other paths" if only else
+                              f"macro fed has only baseline and severely_adverse paths; the scenario mix "
                               f"gives weight to {name!r} (name one path with 'fed:YEAR:SCENARIO')")
         first = start
         if first is None:

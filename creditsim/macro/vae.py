@@ -754,10 +754,11 @@ class MacroVAE(nn.Module):
             backbone = self._particle_backbone(endpoint, pull, P, g)
             guide = self._guide({m: {j: v[0] for j, v in c.items()} for m, c in by_month.items()}, backbone)
             floor = self.lower_bounds()  # (D,) real units, -inf where unbounded
+            floor_std = self.normalize(floor)
             cloud = _Particles(z, s, backbone, start_target, torch.arange(P, device=dev),
                                torch.empty(P, seq_length, D, device=dev), torch.empty(P, seq_length, D, device=dev),
                                torch.zeros(P, dtype=torch.float64, device=dev))
-            cloud, log_w, ess = self._filter(cloud, by_month, guide, k, self.normalize(floor), g)
+            cloud, log_w, ess = self._filter(cloud, by_month, guide, k, floor_std, g)
             keep = self._final_selection(log_w, ess, bool(by_month), n_samples, k, g, seq_length - 1)
             chosen = cloud.select(keep)
             self.last_ancestors = chosen.eve.cpu().numpy().astype(np.int64)
@@ -767,7 +768,7 @@ class MacroVAE(nn.Module):
             if scenario is None and not use_bank:  # the conditions pick the dynamics: let the moves re-pick them
                 def relabel(n: int, gen: torch.Generator) -> torch.Tensor:
                     return self._scenario_draw(None, n, gen)
-            chosen = self._rejuvenate(chosen, n_moves if ess else 0, by_month, guide, self.normalize(floor), g, relabel)
+            chosen = self._rejuvenate(chosen, n_moves if ess else 0, by_month, guide, floor_std, g, relabel)
             self.last_scenarios = chosen.s.cpu().numpy().astype(np.int64)
             path = chosen.path
             real = torch.maximum(self.denormalize(path), floor)  # float rounding at the bound

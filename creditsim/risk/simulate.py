@@ -42,6 +42,7 @@ import sys
 import time
 import warnings
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -434,9 +435,7 @@ def _settings(config: RunConfig, prepared: PreparedRun, seconds: float) -> dict[
 def _macro_draw(config: RunConfig, labels: np.ndarray, start: np.ndarray | None) -> Any:
     """The run's macro paths, with a spinner when ``config.progress``: anchored sources (supervisory tables,
     narratives) take seconds per thousand paths (the filter and its rejuvenation moves), before any bar."""
-    if not config.progress:
-        return build_macro_draw(config.macro, labels, config.horizon, config.seed, config.device, start=start)
-    with Console().status(f"[bold]generating {labels.size:,} macro paths"):
+    with Console().status(f"[bold]generating {labels.size:,} macro paths") if config.progress else nullcontext():
         return build_macro_draw(config.macro, labels, config.horizon, config.seed, config.device, start=start)
 
 
