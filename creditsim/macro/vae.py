@@ -67,6 +67,7 @@ from creditsim.threads import serial_torch
 from creditsim.macro.backbone import GenerationBackbone
 from creditsim.macro.guidance import LinearGuide, log_twist, twisted_step
 from creditsim.macro.rejuvenation import REJUVENATION_MOVES, Chains, RejuvenationReport, pcn_sweeps
+from creditsim.macro.strata import LabelStrata
 from creditsim.rng import torch_seed
 from creditsim.userwarn import warn
 
@@ -355,6 +356,10 @@ class MacroVAE(nn.Module):
         #: the rejuvenation sweeps of the last :meth:`generate_conditional` call (steps, acceptance per sweep,
         #: share of paths moved; empty when none ran)
         self.last_rejuvenation: RejuvenationReport = RejuvenationReport()
+        #: (n_scenarios,) float64 posterior of the dynamics labels given the conditions, estimated from each
+        #: label's evidence, when the last :meth:`generate_conditional` call let the conditions pick the
+        #: label (``scenario=None`` with conditions after month 0, :mod:`creditsim.macro.strata`); else None
+        self.last_label_posterior: np.ndarray | None = None
 
     # ------------------------------------------------------------------ scalers
     @property
@@ -551,6 +556,12 @@ class MacroVAE(nn.Module):
             g.manual_seed(torch_seed(int(seed)))
         return g
 
+    def _label_strata(self, n_particles: int) -> LabelStrata:
+        """One block of ``ceil(n_particles / S)`` particles for each of the S labels with prior mass (the
+        training frequencies): :mod:`creditsim.macro.strata`."""
+        labels = (self.scenario_freq > 0).nonzero().squeeze(1)
+        return LabelStrata(labels, self.scenario_freq[labels], -(-n_particles // labels.shape[0]))
+
     def _scenario_draw(self, scenario: int | str | None, n: int, g: torch.Generator) -> torch.Tensor:
         if scenario is None:  # mixture at the training frequencies
             return torch.multinomial(self.scenario_freq, n, replacement=True, generator=g)
@@ -694,10 +705,14 @@ class MacroVAE(nn.Module):
         0.01 % of the particles and 4 distinct histories to month 12 without guidance; guided, with
         severely adverse dynamics and 8,000 particles, smallest ESS 40-42 % (seeds 0-2) and about 390
         distinct histories at month 6 before the rejuvenation moves (all 500 after them). With
-        ``scenario=None`` the first free move also picks the dynamics label (the anchors put almost all
-        weight on severely adverse: ESS 7-8 % at month 1); with dynamics that fight the anchors (baseline
-        forced to a 9 % unemployment) the first move selects the latent ``z`` (ESS 3 %); both are
-        posterior concentration on a discrete label / the latent, after which the paths stay diverse. A historical start is the same mechanism at
+        ``scenario=None`` and conditions after month 0 the anchors also pick the dynamics label: each label
+        gets its own block of particles, filtered on its own, and the returned paths are drawn across the
+        blocks in proportion to each label's estimated evidence (:mod:`creditsim.macro.strata`;
+        :attr:`last_label_posterior`). The same three anchors: severely adverse 97-98 % of the posterior,
+        ESS 38-43 % (seeds 0-2; drawn with the latent from the label's prior, as before, ESS was 7-8 % at
+        month 1, the label's posterior concentration). With dynamics that fight the anchors (baseline
+        forced to a 9 % unemployment) the first move selects the latent ``z`` (ESS 3 %): posterior
+        concentration on the latent, after which the paths stay diverse. A historical start is the same mechanism at
         month 0 with all variables observed (16 latent candidates per path, resampled within the path's
         group). After de-standardisation the conditioned entries are written with the exact target so
         float rounding never breaks ``|value - target| < 1e-6``. One warning per call names the months whose
@@ -741,15 +756,22 @@ class MacroVAE(nn.Module):
         if k < 1:
             raise ConfigError(f"n_particles must be >= n_samples ({n_samples}), got {P}")
         P = k * n_samples
+        strata = None  # the conditions pick the dynamics label: one block of particles per label
+        if scenario is None and not use_bank and any(m > 0 for m in by_month):
+            strata = self._label_strata(P)
+            P = strata.size * strata.labels.shape[0]
         was_training = self.training
         self.eval()
         try:
-            s = self._scenario_draw(scenario, n_samples, g)  # one scenario per group
             start_target = None
-            if use_bank:
-                start_target = self.normalize(self._draw_starts(s, g))  # (n, D) standardised
-                start_target = start_target.repeat_interleave(k, dim=0)  # (P, D)
-            s = s.repeat_interleave(k)
+            if strata is not None:
+                s = strata.particle_labels
+            else:
+                s = self._scenario_draw(scenario, n_samples, g)  # one scenario per group
+                if use_bank:
+                    start_target = self.normalize(self._draw_starts(s, g))  # (n, D) standardised
+                    start_target = start_target.repeat_interleave(k, dim=0)  # (P, D)
+                s = s.repeat_interleave(k)
             z = torch.randn(P, cfg.latent_dim, generator=g, device=dev)  # prior N(0, I)
             backbone = self._particle_backbone(endpoint, pull, P, g)
             guide = self._guide({m: {j: v[0] for j, v in c.items()} for m, c in by_month.items()}, backbone)
@@ -758,8 +780,8 @@ class MacroVAE(nn.Module):
             cloud = _Particles(z, s, backbone, start_target, torch.arange(P, device=dev),
                                torch.empty(P, seq_length, D, device=dev), torch.empty(P, seq_length, D, device=dev),
                                torch.zeros(P, dtype=torch.float64, device=dev))
-            cloud, log_w, ess = self._filter(cloud, by_month, guide, k, floor_std, g)
-            keep = self._final_selection(log_w, ess, bool(by_month), n_samples, k, g, seq_length - 1)
+            cloud, log_w, ess = self._filter(cloud, by_month, guide, k, floor_std, g, strata)
+            keep = self._final_selection(log_w, ess, bool(by_month), n_samples, k, g, seq_length - 1, strata)
             chosen = cloud.select(keep)
             self.last_ancestors = chosen.eve.cpu().numpy().astype(np.int64)
             if n_moves is None:  # anchors after month 0 resample the particles again and again
@@ -782,9 +804,10 @@ class MacroVAE(nn.Module):
 
     def _filter(self, cloud: _Particles, by_month: dict[int, dict[int, tuple[float, float]]],
                 guide: LinearGuide | None, k: int, floor_std: torch.Tensor,
-                g: torch.Generator) -> tuple[_Particles, torch.Tensor, dict[int, float]]:
+                g: torch.Generator, strata: LabelStrata | None = None) -> tuple[_Particles, torch.Tensor, dict[int, float]]:
         """The particle filter over all months: ``(particles at the end, log-weights since the last
-        resampling (P,) float64, {month: ESS fraction of its resampling})``; k particles per group."""
+        resampling (P,) float64, {month: ESS fraction of its resampling})``; k particles per group. With
+        ``strata`` each label's block is resampled on its own and the ESS is recorded there instead."""
         P, T, D = cloud.path.shape
         s_emb = self.scenario_emb(cloud.s)
         state = self.decoder.initial_state(cloud.z, s_emb)
@@ -804,7 +827,9 @@ class MacroVAE(nn.Module):
             else:
                 log_w = log_w + step_w - log_psi
             log_psi = torch.zeros_like(log_w) if twist is None else twist
-            if idx is None and (user or (twist is not None and self._ess(log_w) < 0.5 * P)):
+            if idx is None and strata is not None:  # zeroes the resampled blocks' log_w in place
+                idx = strata.resample(t, log_w, g, every=bool(user), threshold=0.5 if twist is not None else None)
+            elif idx is None and (user or (twist is not None and self._ess(log_w) < 0.5 * P)):
                 ess[t] = self._ess(log_w) / P
                 idx, log_w = self._resample(log_w, g), log_w.zero_()
             cloud.noise[:, t] = eps
@@ -907,12 +932,21 @@ class MacroVAE(nn.Module):
         return mean + scale * (eps @ L.T), zero  # (P, D): diag(sigma) L eps
 
     def _final_selection(self, log_w: torch.Tensor, ess: dict[int, float], conditioned: bool, n_samples: int,
-                         k: int, g: torch.Generator, last_month: int) -> torch.Tensor:
+                         k: int, g: torch.Generator, last_month: int, strata: LabelStrata | None = None) -> torch.Tensor:
         """Indices (n_samples,) of the returned particles: a resampling by the weights left after the last
-        move, then a random subset (equally weighted particles); records :attr:`last_ess`."""
+        move, then a random subset (equally weighted particles); records :attr:`last_ess`. With ``strata``
+        the resampling weighs every label's block by its evidence (labels in posterior proportion) and
+        records :attr:`last_label_posterior`."""
         P = log_w.shape[0]
         pick = torch.arange(P, device=log_w.device)
-        if conditioned and self._ess(log_w) < P * (1 - 1e-9):
+        self.last_label_posterior = None
+        if strata is not None:
+            ess.update(strata.weighted_ess(log_w, last_month))
+            post = np.zeros(self.config.n_scenarios)
+            post[strata.labels.cpu().numpy()] = strata.posterior(log_w).cpu().numpy()
+            self.last_label_posterior = post
+            pick = self._resample(strata.joint_log_w(log_w), g)
+        elif conditioned and self._ess(log_w) < P * (1 - 1e-9):
             ess[last_month] = min(ess.get(last_month, 1.0), self._ess(log_w) / P)
             pick = self._resample(log_w, g)
         self.last_ess = min(ess.values()) if ess else 1.0
