@@ -275,18 +275,20 @@ def _read_scalers(folder: Path, config: MacroVAEConfig) -> tuple[dict[str, Any],
 DEGENERACY_ESS = 0.01
 
 
-def _warn_degeneracy(ess: dict[int, float], n_particles: int, moved: bool = False) -> None:
+def _warn_degeneracy(ess: dict[int, float], n_particles: int, moved: bool = False, per_label: bool = False) -> None:
     """One :class:`ConditionRangeWarning` for a conditioned draw whose resamplings fell below
     :data:`DEGENERACY_ESS` (``ess``: month -> smallest ESS fraction there), naming the months and the
     lowest ESS; one line per call however many months degenerate (a supervisory table anchors dozens).
-    moved: the paths were rejuvenated (their histories differ, but they stay correlated with few ancestors)."""
+    moved: the paths were rejuvenated (their histories differ, but they stay correlated with few ancestors).
+    per_label: ``n_particles`` is each dynamics label's block (:mod:`creditsim.macro.strata`)."""
     low = sorted(m for m, f in ess.items() if f < DEGENERACY_ESS)
     if not low:
         return
     worst = min(ess[m] for m in low)
     months = ", ".join(map(str, low[:8])) + (f" and {len(low) - 8} more" if len(low) > 8 else "")
     warn(f"conditioning: effective sample size below {DEGENERACY_ESS:.0%} of the {n_particles} particles "
-         f"at month(s) {months} (lowest {worst * n_particles:.0f}); the conditions lie far in the "
+         + ("per dynamics label " if per_label else "")
+         + f"at month(s) {months} (lowest {worst * n_particles:.0f}); the conditions lie far in the "
          + ("model's tail, so the paths descend from few ancestors before those months (the rejuvenation moves "
             "separate them, but they stay correlated: use clustered standard errors)" if moved else
             "model's tail, so paths share their history before those months"), ConditionRangeWarning)
@@ -797,7 +799,8 @@ class MacroVAE(nn.Module):
             for t, conds in by_month.items():
                 for j, (_, value) in conds.items():
                     real[:, t, j] = value
-            _warn_degeneracy(ess, P, moved=bool(self.last_rejuvenation.acceptance))
+            _warn_degeneracy(ess, P if strata is None else strata.size, moved=bool(self.last_rejuvenation.acceptance),
+                             per_label=strata is not None)
             return real
         finally:
             self.train(was_training)

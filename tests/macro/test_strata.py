@@ -106,3 +106,19 @@ def test_resampling_stays_within_each_block(n_blocks: int, size: int, seed: int)
     assert torch.equal(idx // size, block)
     alive = ~torch.isneginf(log_w.view(-1, size)).all(1)
     assert not torch.isneginf(log_w[idx]).view(-1, size)[alive].any()  # never a zero-weight particle of a live block
+
+
+def test_degeneracy_warning_counts_particles_per_label():
+    """Absurd conditions still degenerate inside the label the evidence picks; the warning then counts the
+    label's block (510 particles here), not all four blocks."""
+    from creditsim.macro.vae import MacroVAE
+
+    model = MacroVAE.from_pretrained()
+    conditions = {"unemployment_rate": [{"month": 1, "value": 0.30}, {"month": 2, "value": 0.01}, {"month": 3, "value": 0.3}],
+                  "policy_rate": [{"month": 1, "value": 0.15}, {"month": 2, "value": 0.0}]}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.generate_conditional(conditions, seq_length=6, n_samples=20, seed=0, start="model", scenario=None)
+    low = [str(w.message) for w in caught if "effective sample size" in str(w.message)]
+    assert len(low) == 1 and "of the 510 particles per dynamics label" in low[0], low
+    assert model.last_ess < 0.01 and model.last_label_posterior.sum() == pytest.approx(1.0)
