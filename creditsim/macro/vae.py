@@ -275,20 +275,18 @@ def _read_scalers(folder: Path, config: MacroVAEConfig) -> tuple[dict[str, Any],
 DEGENERACY_ESS = 0.01
 
 
-def _warn_degeneracy(ess: dict[int, float], n_particles: int, moved: bool = False, per_label: bool = False) -> None:
+def _warn_degeneracy(ess: dict[int, float], n_particles: int, moved: bool = False) -> None:
     """One :class:`ConditionRangeWarning` for a conditioned draw whose resamplings fell below
     :data:`DEGENERACY_ESS` (``ess``: month -> smallest ESS fraction there), naming the months and the
     lowest ESS; one line per call however many months degenerate (a supervisory table anchors dozens).
-    moved: the paths were rejuvenated (their histories differ, but they stay correlated with few ancestors).
-    per_label: ``n_particles`` is each dynamics label's block (:mod:`creditsim.macro.strata`)."""
+    moved: the paths were rejuvenated (their histories differ, but they stay correlated with few ancestors)."""
     low = sorted(m for m, f in ess.items() if f < DEGENERACY_ESS)
     if not low:
         return
     worst = min(ess[m] for m in low)
     months = ", ".join(map(str, low[:8])) + (f" and {len(low) - 8} more" if len(low) > 8 else "")
     warn(f"conditioning: effective sample size below {DEGENERACY_ESS:.0%} of the {n_particles} particles "
-         + ("per dynamics label " if per_label else "")
-         + f"at month(s) {months} (lowest {worst * n_particles:.0f}); the conditions lie far in the "
+         f"at month(s) {months} (lowest {worst * n_particles:.0f}); the conditions lie far in the "
          + ("model's tail, so the paths descend from few ancestors before those months (the rejuvenation moves "
             "separate them, but they stay correlated: use clustered standard errors)" if moved else
             "model's tail, so paths share their history before those months"), ConditionRangeWarning)
@@ -347,7 +345,8 @@ class MacroVAE(nn.Module):
         self.register_buffer("start_states", torch.zeros(0, D))
         self.register_buffer("start_labels", torch.zeros(0, dtype=torch.long))
         #: smallest effective sample size (fraction of the particles) at a resampling step of the last
-        #: :meth:`generate_conditional` call (1.0 when it never resampled): the conditioning diagnostic
+        #: :meth:`generate_conditional` call (1.0 when it never resampled): the conditioning diagnostic (when
+        #: the conditions pick the label, the ESS as a sample of the label posterior: :mod:`creditsim.macro.strata`)
         self.last_ess: float = 1.0
         #: per returned path of the last :meth:`generate_conditional` call: the month-0 particle it descends
         #: from (its Eve index; paths sharing one share their early history, so they are one cluster for
@@ -360,7 +359,10 @@ class MacroVAE(nn.Module):
         self.last_rejuvenation: RejuvenationReport = RejuvenationReport()
         #: (n_scenarios,) float64 posterior of the dynamics labels given the conditions, estimated from each
         #: label's evidence, when the last :meth:`generate_conditional` call let the conditions pick the
-        #: label (``scenario=None`` with conditions after month 0, :mod:`creditsim.macro.strata`); else None
+        #: label (``scenario=None`` with conditions after month 0 and no start bank, :mod:`creditsim.macro.strata`);
+        #: else None. A Monte Carlo estimate: when the labels' evidences are close it varies from seed to seed
+        #: (inflation 6 % and policy rate 6.5 % at month 12, 6,400 particles: adverse 0.20-0.64 over 10 seeds)
+        #: and far-tail conditions can put it all on a different label per seed
         self.last_label_posterior: np.ndarray | None = None
 
     # ------------------------------------------------------------------ scalers
@@ -558,11 +560,19 @@ class MacroVAE(nn.Module):
             g.manual_seed(torch_seed(int(seed)))
         return g
 
-    def _label_strata(self, n_particles: int) -> LabelStrata:
-        """One block of ``ceil(n_particles / S)`` particles for each of the S labels with prior mass (the
-        training frequencies): :mod:`creditsim.macro.strata`."""
-        labels = (self.scenario_freq > 0).nonzero().squeeze(1)
-        return LabelStrata(labels, self.scenario_freq[labels], -(-n_particles // labels.shape[0]))
+    def _cloud(self, s: torch.Tensor, start_target: torch.Tensor | None, endpoint: np.ndarray | None,
+               pull: Mapping[str, float] | str | None, seq_length: int,
+               by_month: dict[int, dict[int, tuple[float, float]]], g: torch.Generator) -> tuple[_Particles, LinearGuide | None]:
+        """Fresh particles with labels ``s`` (P,): latents from the prior, backbone (per-particle pulls drawn
+        from ``g``), empty paths; and the look-ahead guide for that backbone."""
+        P, D, dev = s.shape[0], self.config.n_macro_vars, self.device
+        z = torch.randn(P, self.config.latent_dim, generator=g, device=dev)  # prior N(0, I)
+        backbone = self._particle_backbone(endpoint, pull, P, g)
+        guide = self._guide({m: {j: v[0] for j, v in c.items()} for m, c in by_month.items()}, backbone)
+        cloud = _Particles(z, s, backbone, start_target, torch.arange(P, device=dev),
+                           torch.empty(P, seq_length, D, device=dev), torch.empty(P, seq_length, D, device=dev),
+                           torch.zeros(P, dtype=torch.float64, device=dev))
+        return cloud, guide
 
     def _scenario_draw(self, scenario: int | str | None, n: int, g: torch.Generator) -> torch.Tensor:
         if scenario is None:  # mixture at the training frequencies
@@ -691,8 +701,9 @@ class MacroVAE(nn.Module):
         Returns (n_samples, seq_length, n_vars) float32 in real units.
 
         Method (sequential Monte Carlo with the conditions as observations): ``n_particles`` paths
-        (default ``max(16 n_samples, 2048)`` with conditions) are drawn with ``z`` and the scenario from
-        the prior and rolled forward month by month. At a conditioned month the decoder's one-step
+        (default ``max(16 n_samples, 2048)`` with conditions; rounded to a multiple of ``n_samples``, and
+        up to a multiple of the labels with prior mass when the conditions pick the label) are drawn with
+        ``z`` and the scenario from the prior (the label: see below) and rolled forward month by month. At a conditioned month the decoder's one-step
         distribution is Gaussian, ``N(mu_t, Sigma_t)``; the conditioned variables are set to their
         targets and the other variables of that month are drawn from the exact Gaussian conditional
         ``x_~J | x_J = c`` (co-moving variables follow the condition with the learned shock correlation),
@@ -707,12 +718,17 @@ class MacroVAE(nn.Module):
         0.01 % of the particles and 4 distinct histories to month 12 without guidance; guided, with
         severely adverse dynamics and 8,000 particles, smallest ESS 40-42 % (seeds 0-2) and about 390
         distinct histories at month 6 before the rejuvenation moves (all 500 after them). With
-        ``scenario=None`` and conditions after month 0 the anchors also pick the dynamics label: each label
-        gets its own block of particles, filtered on its own, and the returned paths are drawn across the
-        blocks in proportion to each label's estimated evidence (:mod:`creditsim.macro.strata`;
-        :attr:`last_label_posterior`). The same three anchors: severely adverse 97-98 % of the posterior,
-        ESS 38-43 % (seeds 0-2; drawn with the latent from the label's prior, as before, ESS was 7-8 % at
-        month 1, the label's posterior concentration). With dynamics that fight the anchors (baseline
+        ``scenario=None``, conditions after month 0 and ``start="model"`` (or no start bank) the anchors
+        also pick the dynamics label: each label gets its own block of particles, filtered on its own and
+        estimating the label's evidence; a pilot pass with equal blocks sizes the blocks of the real pass
+        by the label posterior, and the returned paths are drawn across the blocks in proportion to it
+        (:mod:`creditsim.macro.strata`, which also says what the ESS means there;
+        :attr:`last_label_posterior`). The same three anchors, 300 paths: severely adverse 97-98 % of
+        the posterior, ESS 39-40 % (seeds 0-2); 400 paths without rejuvenation, 297 / 316 / 333 distinct
+        histories at months 1 / 6 / 11 (five seeds). Drawn with the latent from the label's prior, as
+        before, the ESS was 7-8 % at month 1 (the label's posterior concentration) with 180 / 322 / 336
+        histories. With a start bank (``start="auto"`` on the shipped model, ``"history"``) labels are
+        still drawn from the prior: each label's starts come from its own historical months. With dynamics that fight the anchors (baseline
         forced to a 9 % unemployment) the first move selects the latent ``z`` (ESS 3 %): posterior
         concentration on the latent, after which the paths stay diverse. A historical start is the same mechanism at
         month 0 with all variables observed (16 latent candidates per path, resampled within the path's
@@ -747,8 +763,6 @@ class MacroVAE(nn.Module):
         if start == "history" and not has_bank:
             raise ConfigError("start='history' needs a trained model with a start bank; use start='model'")
         use_bank = start == "history" or (start == "auto" and has_bank)
-        cfg, dev = self.config, self.device
-        D = cfg.n_macro_vars
         g = self._generator(seed)
         if by_month:
             P = int(n_particles or max(16 * n_samples, 2048))
@@ -758,30 +772,28 @@ class MacroVAE(nn.Module):
         if k < 1:
             raise ConfigError(f"n_particles must be >= n_samples ({n_samples}), got {P}")
         P = k * n_samples
-        strata = None  # the conditions pick the dynamics label: one block of particles per label
-        if scenario is None and not use_bank and any(m > 0 for m in by_month):
-            strata = self._label_strata(P)
-            P = strata.size * strata.labels.shape[0]
+        strata = None  # the conditions pick the dynamics label: blocks of particles per label
+        labels = (self.scenario_freq > 0).nonzero().squeeze(1)
+        if scenario is None and not use_bank and any(m > 0 for m in by_month) and labels.shape[0] > 1:
+            strata = LabelStrata.equal(labels, self.scenario_freq[labels], P)
+            P = strata.n_particles
         was_training = self.training
         self.eval()
         try:
-            start_target = None
-            if strata is not None:
-                s = strata.particle_labels
+            floor = self.lower_bounds()  # (D,) real units, -inf where unbounded
+            floor_std = self.normalize(floor)
+            if strata is not None:  # a pilot pass sizes the blocks by its label posterior, then the real one
+                pilot, guide = self._cloud(strata.particle_labels, None, endpoint, pull, seq_length, by_month, g)
+                log_w = self._filter(pilot, by_month, guide, k, floor_std, g, strata)[1]
+                strata = strata.allocated(log_w)
+                s, start_target = strata.particle_labels, None
             else:
-                s = self._scenario_draw(scenario, n_samples, g)  # one scenario per group
+                s, start_target = self._scenario_draw(scenario, n_samples, g), None  # one scenario per group
                 if use_bank:
                     start_target = self.normalize(self._draw_starts(s, g))  # (n, D) standardised
                     start_target = start_target.repeat_interleave(k, dim=0)  # (P, D)
                 s = s.repeat_interleave(k)
-            z = torch.randn(P, cfg.latent_dim, generator=g, device=dev)  # prior N(0, I)
-            backbone = self._particle_backbone(endpoint, pull, P, g)
-            guide = self._guide({m: {j: v[0] for j, v in c.items()} for m, c in by_month.items()}, backbone)
-            floor = self.lower_bounds()  # (D,) real units, -inf where unbounded
-            floor_std = self.normalize(floor)
-            cloud = _Particles(z, s, backbone, start_target, torch.arange(P, device=dev),
-                               torch.empty(P, seq_length, D, device=dev), torch.empty(P, seq_length, D, device=dev),
-                               torch.zeros(P, dtype=torch.float64, device=dev))
+            cloud, guide = self._cloud(s, start_target, endpoint, pull, seq_length, by_month, g)
             cloud, log_w, ess = self._filter(cloud, by_month, guide, k, floor_std, g, strata)
             keep = self._final_selection(log_w, ess, bool(by_month), n_samples, k, g, seq_length - 1, strata)
             chosen = cloud.select(keep)
@@ -799,8 +811,7 @@ class MacroVAE(nn.Module):
             for t, conds in by_month.items():
                 for j, (_, value) in conds.items():
                     real[:, t, j] = value
-            _warn_degeneracy(ess, P if strata is None else strata.size, moved=bool(self.last_rejuvenation.acceptance),
-                             per_label=strata is not None)
+            _warn_degeneracy(ess, P, moved=bool(self.last_rejuvenation.acceptance))
             return real
         finally:
             self.train(was_training)
@@ -810,7 +821,8 @@ class MacroVAE(nn.Module):
                 g: torch.Generator, strata: LabelStrata | None = None) -> tuple[_Particles, torch.Tensor, dict[int, float]]:
         """The particle filter over all months: ``(particles at the end, log-weights since the last
         resampling (P,) float64, {month: ESS fraction of its resampling})``; k particles per group. With
-        ``strata`` each label's block is resampled on its own and the ESS is recorded there instead."""
+        ``strata`` each label's block is resampled on its own (also when its own ESS falls below half) and
+        the ESS is recorded there instead (:meth:`LabelStrata.ess_fractions`)."""
         P, T, D = cloud.path.shape
         s_emb = self.scenario_emb(cloud.s)
         state = self.decoder.initial_state(cloud.z, s_emb)
@@ -944,11 +956,11 @@ class MacroVAE(nn.Module):
         pick = torch.arange(P, device=log_w.device)
         self.last_label_posterior = None
         if strata is not None:
-            ess.update(strata.weighted_ess(log_w, last_month))
+            ess.update(strata.ess_fractions(log_w, last_month))
             post = np.zeros(self.config.n_scenarios)
             post[strata.labels.cpu().numpy()] = strata.posterior(log_w).cpu().numpy()
             self.last_label_posterior = post
-            pick = self._resample(strata.joint_log_w(log_w), g)
+            pick = self._resample(strata.final_log_w(log_w), g)
         elif conditioned and self._ess(log_w) < P * (1 - 1e-9):
             ess[last_month] = min(ess.get(last_month, 1.0), self._ess(log_w) / P)
             pick = self._resample(log_w, g)
