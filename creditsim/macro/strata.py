@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["DEFENSIVE_SHARE", "LabelStrata", "allocate"]
+__all__ = ["DEFENSIVE_SHARE", "LabelStrata", "allocate", "systematic"]
 
 #: share of the allocated pass's particles spread evenly over the labels whatever the pilot says
 DEFENSIVE_SHARE = 0.1
@@ -64,9 +64,9 @@ def allocate(posterior: torch.Tensor, n_particles: int, defensive: float = DEFEN
     return sizes + 1
 
 
-def _systematic(log_w: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Systematic resampling of one block's log-weights (n,): (n,) indices into the block (uniform when
-    every weight is zero)."""
+def systematic(log_w: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Systematic resampling by log-weights (n,): (n,) indices, one uniform from ``g`` (uniform when every
+    weight is zero)."""
     n = log_w.shape[0]
     if torch.isneginf(log_w.max()):
         log_w = torch.zeros_like(log_w)
@@ -146,7 +146,7 @@ class LabelStrata:
         for s, (block, pick, a) in enumerate(zip(blocks, chosen, self._bounds)):
             if pick:
                 self.log_z[s] += torch.logsumexp(block.double(), dim=0) - math.log(block.shape[0])
-                idx[a:a + block.shape[0]] = a + _systematic(block, g)
+                idx[a:a + block.shape[0]] = a + systematic(block, g)
                 block.zero_()
         return idx
 

@@ -67,7 +67,7 @@ from creditsim.threads import serial_torch
 from creditsim.macro.backbone import GenerationBackbone
 from creditsim.macro.guidance import LinearGuide, log_twist, twisted_step
 from creditsim.macro.rejuvenation import REJUVENATION_MOVES, Chains, RejuvenationReport, pcn_sweeps
-from creditsim.macro.strata import LabelStrata
+from creditsim.macro.strata import LabelStrata, systematic
 from creditsim.rng import torch_seed
 from creditsim.userwarn import warn
 
@@ -1102,16 +1102,8 @@ class MacroVAE(nn.Module):
             x[:, K] = cond_mean + (chol_k @ eps[:, K, None]).squeeze(-1)
         return x, log_w
 
-    @staticmethod
-    def _resample(log_w: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        """Systematic resampling of P particles by log-weights: (P,) indices."""
-        P = log_w.shape[0]
-        w = torch.softmax(log_w.double(), dim=0)
-        u = (torch.rand(1, generator=g, device=log_w.device, dtype=torch.float64)
-             + torch.arange(P, device=log_w.device, dtype=torch.float64)) / P
-        cdf = torch.cumsum(w, 0)
-        cdf[-1] = 1.0
-        return torch.searchsorted(cdf, u).clamp(max=P - 1)
+    #: systematic resampling of P particles by log-weights (P,): (P,) indices
+    _resample = staticmethod(systematic)
 
     @staticmethod
     def _resample_groups(log_w: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
