@@ -346,7 +346,8 @@ class MacroVAE(nn.Module):
         self.register_buffer("start_labels", torch.zeros(0, dtype=torch.long))
         #: smallest effective sample size (fraction of the particles) at a resampling step of the last
         #: :meth:`generate_conditional` call (1.0 when it never resampled): the conditioning diagnostic (when
-        #: the conditions pick the label, the ESS as a sample of the label posterior: :mod:`creditsim.macro.strata`)
+        #: the conditions pick the label, the ESS as a sample of the label posterior, which it takes as known:
+        #: :mod:`creditsim.macro.strata` says when that overstates the sample)
         self.last_ess: float = 1.0
         #: per returned path of the last :meth:`generate_conditional` call: the month-0 particle it descends
         #: from (its Eve index; paths sharing one share their early history, so they are one cluster for
@@ -361,8 +362,9 @@ class MacroVAE(nn.Module):
         #: label's evidence, when the last :meth:`generate_conditional` call let the conditions pick the
         #: label (``scenario=None`` with conditions after month 0 and no start bank, :mod:`creditsim.macro.strata`);
         #: else None. A Monte Carlo estimate: when the labels' evidences are close it varies from seed to seed
-        #: (inflation 6 % and policy rate 6.5 % at month 12, 6,400 particles: adverse 0.20-0.64 over 10 seeds)
-        #: and far-tail conditions can put it all on a different label per seed
+        #: (inflation 6 % and policy rate 6.5 % at month 12, 6,400 particles: adverse 0.20-0.64 over 10 seeds),
+        #: a minority label's evidence is heavy-tailed (an occasional seed gives it far more mass), and
+        #: far-tail conditions can put it all on a different label per seed
         self.last_label_posterior: np.ndarray | None = None
 
     # ------------------------------------------------------------------ scalers

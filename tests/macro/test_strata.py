@@ -107,10 +107,17 @@ def test_blocks_on_hand_worked_weights():
     p = np.array([0.5, 0.375]) / 0.875
     assert strata.ess_fractions(log_w, 9)[5] == pytest.approx(1.0 / (p[0] ** 2 / 4 + p[1] ** 2) / 6)
     assert strata.resample(6, log_w, torch.Generator(), every=False, threshold=0.5) is None  # flat: nothing to do
-    # a pilot's evidence is pooled by particle count: 6 particles at Z = (1, 4) and these 6
-    pooled = LabelStrata(strata.labels, strata.prior, torch.tensor([3, 3]), (torch.log(torch.tensor([1.0, 4.0])), strata.sizes.double()))
+    # a pilot's evidence Z = (1, 4) is averaged with this pass's (2, 2), equally: (1.5, 3)
+    pooled = LabelStrata(strata.labels, strata.prior, torch.tensor([3, 3]), torch.log(torch.tensor([1.0, 4.0])))
     pooled.log_z += torch.log(torch.tensor([2.0, 2.0], dtype=torch.float64))
-    np.testing.assert_allclose(pooled.log_evidence(torch.zeros(6)).exp().numpy(), [(4 * 1 + 3 * 2) / 7, (2 * 4 + 3 * 2) / 5])
+    np.testing.assert_allclose(pooled.log_evidence(torch.zeros(6)).exp().numpy(), [1.5, 3.0])
+    # a block dead in this pass gets no paths even if the pilot gave its label mass; all dead: the prior
+    dead = torch.tensor([0.0, 0.0, 0.0, -torch.inf, -torch.inf, -torch.inf], dtype=torch.float64)
+    final = pooled.final_log_w(dead)
+    assert torch.isfinite(final[:3]).all() and torch.isneginf(final[3:]).all()
+    np.testing.assert_allclose(torch.softmax(final, 0)[:3].sum().item(), 1.0)
+    everything_dead = LabelStrata(strata.labels, strata.prior, torch.tensor([3, 3]))
+    np.testing.assert_allclose(everything_dead.posterior(torch.full((6,), -torch.inf, dtype=torch.float64)).numpy(), [0.25, 0.75])
 
 
 @settings(max_examples=60, deadline=None)
@@ -118,8 +125,16 @@ def test_blocks_on_hand_worked_weights():
 def test_allocation_sums_and_never_starves_a_label(post: list[float], n: int):
     sizes = allocate(torch.tensor(post, dtype=torch.float64), n)
     assert int(sizes.sum()) == n and bool((sizes >= 1).all())
-    share = 0.9 * np.asarray(post) / sum(post) + 0.1 / len(post)
+    share = 0.9 * (np.asarray(post) / sum(post)) + 0.1 / len(post)
     assert np.abs(sizes.numpy() - share * (n - len(post)) - 1).max() <= 1.0 + 1e-9
+
+
+@pytest.mark.parametrize("post", [[5e-324], [5e-324, 0.0], [0.0, 0.0], [float("nan"), 1.0], [float("inf"), 1.0]])
+def test_allocation_of_a_degenerate_posterior(post: list[float]):
+    """A subnormal total once gave 11 particles 12 blocks' worth (0.9 * 5e-324 rounds back to 5e-324); an
+    underflowed or non-finite posterior falls back to equal blocks."""
+    sizes = allocate(torch.tensor(post, dtype=torch.float64), 11)
+    assert int(sizes.sum()) == 11 and bool((sizes >= 1).all())
 
 
 @settings(max_examples=50, deadline=None)
