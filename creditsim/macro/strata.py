@@ -33,10 +33,11 @@ weighted by its posterior ``p_s``, a path within its block by its current weight
 the block) -- ``1 / sum_s p_s^2 sum_(i in s) w~_i^2 = 1 / sum_s p_s^2 / ESS_s``, as a fraction of all the
 particles. With one label it is the ordinary filter's ESS. Particles spent on labels the conditions rule
 out count for nothing, so equal blocks read low when one label dominates (the first fix, equal blocks
-without the allocated pass, measured 0.23 there while each block looked healthy). Measured on the shipped model from 2025-09 with three tail anchors (unemployment 9 %
-at month 18, HY 900 bp at month 12, house prices -15 % y/y at month 18), ``scenario=None``: see
-:meth:`~creditsim.macro.vae.MacroVAE.generate_conditional`. Cost: the filter runs twice, so a call takes about 1.3 times as long with the rejuvenation sweeps (which
-run once) and twice as long without them.
+without the allocated pass, measured 0.23 there while each block looked healthy). Measured on the shipped
+model from 2025-09 with three tail anchors (unemployment 9 % at month 18, HY 900 bp at month 12, house
+prices -15 % y/y at month 18), ``scenario=None``: see
+:meth:`~creditsim.macro.vae.MacroVAE.generate_conditional`. Cost: the filter runs twice, so a call takes
+about 1.3 times as long with the rejuvenation sweeps (which run once) and twice as long without them.
 
 Limits (measured by a reviewer on the shipped model, 10-30 seeds). The ESS takes the label posterior as
 known. When one label dominates (the three tail anchors) that is harmless: the spread of statistics across

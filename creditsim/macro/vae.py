@@ -564,7 +564,8 @@ class MacroVAE(nn.Module):
 
     def _cloud(self, s: torch.Tensor, start_target: torch.Tensor | None, endpoint: np.ndarray | None,
                pull: Mapping[str, float] | str | None, seq_length: int,
-               by_month: dict[int, dict[int, tuple[float, float]]], g: torch.Generator) -> tuple[_Particles, LinearGuide | None]:
+               by_month: dict[int, dict[int, tuple[float, float]]],
+               g: torch.Generator) -> tuple[_Particles, LinearGuide | None]:
         """Fresh particles with labels ``s`` (P,): latents from the prior, backbone (per-particle pulls drawn
         from ``g``), empty paths; and the look-ahead guide for that backbone."""
         P, D, dev = s.shape[0], self.config.n_macro_vars, self.device
@@ -702,41 +703,40 @@ class MacroVAE(nn.Module):
         :attr:`last_rejuvenation` reports the sweeps.
         Returns (n_samples, seq_length, n_vars) float32 in real units.
 
-        Method (sequential Monte Carlo with the conditions as observations): ``n_particles`` paths
-        (default ``max(16 n_samples, 2048)`` with conditions; rounded to a multiple of ``n_samples``, and
-        up to a multiple of the labels with prior mass when the conditions pick the label) are drawn with
-        ``z`` and the scenario from the prior (the label: see below) and rolled forward month by month. At a conditioned month the decoder's one-step
-        distribution is Gaussian, ``N(mu_t, Sigma_t)``; the conditioned variables are set to their
-        targets and the other variables of that month are drawn from the exact Gaussian conditional
-        ``x_~J | x_J = c`` (co-moving variables follow the condition with the learned shock correlation),
-        with importance weight ``N(c_J; mu_J, Sigma_JJ)``. Before an anchor the moves are *guided*
-        (:mod:`creditsim.macro.guidance`): each month's Gaussian is tilted towards the coming anchors by
-        their probability under the decoder's linear VAR(1) backbone, and the weights correct exactly for
-        the tilt, so paths head for a tail anchor from the start instead of a few lucky particles carrying
-        all the weight at the anchor month. Particles are resampled at conditioned months and whenever
-        the effective sample size falls below half; :attr:`last_ess` keeps the smallest ESS fraction seen.
-        Measured on the shipped model from 2025-09, three joint tail anchors (unemployment 9 % at month
-        18, HY spread 900 bp at month 12, house prices -15 % y/y at month 18), 500 paths: smallest ESS
-        0.01 % of the particles and 4 distinct histories to month 12 without guidance; guided, with
-        severely adverse dynamics and 8,000 particles, smallest ESS 40-42 % (seeds 0-2) and about 390
-        distinct histories at month 6 before the rejuvenation moves (all 500 after them). With
-        ``scenario=None``, conditions after month 0 and ``start="model"`` (or no start bank) the anchors
-        also pick the dynamics label: each label gets its own block of particles, filtered on its own and
-        estimating the label's evidence; a pilot pass with equal blocks sizes the blocks of the real pass
-        by the label posterior, and the returned paths are drawn across the blocks in proportion to it
-        (:mod:`creditsim.macro.strata`, which also says what the ESS means there;
-        :attr:`last_label_posterior`). The same three anchors, 300 paths: severely adverse 97-98 % of
-        the posterior, ESS 39-40 % (seeds 0-2); 400 paths without rejuvenation, 297 / 316 / 333 distinct
-        histories at months 1 / 6 / 11 (five seeds). Drawn with the latent from the label's prior, as
-        before, the ESS was 7-8 % at month 1 (the label's posterior concentration) with 180 / 322 / 336
-        histories. With a start bank (``start="auto"`` on the shipped model, ``"history"``) labels are
-        still drawn from the prior: each label's starts come from its own historical months. With dynamics that fight the anchors (baseline
-        forced to a 9 % unemployment) the first move selects the latent ``z`` (ESS 3 %): posterior
-        concentration on the latent, after which the paths stay diverse. A historical start is the same mechanism at
-        month 0 with all variables observed (16 latent candidates per path, resampled within the path's
-        group). After de-standardisation the conditioned entries are written with the exact target so
-        float rounding never breaks ``|value - target| < 1e-6``. One warning per call names the months whose
-        resampling's effective sample size fell below 1 % of the particles.
+        Method (sequential Monte Carlo with the conditions as observations): ``n_particles`` paths (default
+        ``max(16 n_samples, 2048)`` with conditions; rounded to a multiple of ``n_samples``, and up to a
+        multiple of the labels with prior mass when the conditions pick the label) are drawn with ``z`` and the
+        scenario from the prior (the label: see below) and rolled forward month by month. At a conditioned month
+        the decoder's one-step distribution is Gaussian, ``N(mu_t, Sigma_t)``; the conditioned variables are set
+        to their targets and the other variables of that month are drawn from the exact Gaussian conditional
+        ``x_~J | x_J = c`` (co-moving variables follow the condition with the learned shock correlation), with
+        importance weight ``N(c_J; mu_J, Sigma_JJ)``. Before an anchor the moves are *guided*
+        (:mod:`creditsim.macro.guidance`): each month's Gaussian is tilted towards the coming anchors by their
+        probability under the decoder's linear VAR(1) backbone, and the weights correct exactly for the tilt, so
+        paths head for a tail anchor from the start instead of a few lucky particles carrying all the weight at
+        the anchor month. Particles are resampled at conditioned months and whenever the effective sample size
+        falls below half; :attr:`last_ess` keeps the smallest ESS fraction seen. Measured on the shipped model
+        from 2025-09, three joint tail anchors (unemployment 9 % at month 18, HY spread 900 bp at month 12,
+        house prices -15 % y/y at month 18), 500 paths: smallest ESS 0.01 % of the particles and 4 distinct
+        histories to month 12 without guidance; guided, with severely adverse dynamics and 8,000 particles,
+        smallest ESS 40-42 % (seeds 0-2) and about 390 distinct histories at month 6 before the rejuvenation
+        moves (all 500 after them). With ``scenario=None``, conditions after month 0 and ``start="model"`` (or
+        no start bank) the anchors also pick the dynamics label: each label gets its own block of particles,
+        filtered on its own and estimating the label's evidence; a pilot pass with equal blocks sizes the blocks
+        of the real pass by the label posterior, and the returned paths are drawn across the blocks in
+        proportion to it (:mod:`creditsim.macro.strata`, which also says what the ESS means there;
+        :attr:`last_label_posterior`). The same three anchors, 300 paths: severely adverse 97-98 % of the
+        posterior, ESS 39-40 % (seeds 0-2); 400 paths without rejuvenation, 297 / 316 / 333 distinct histories
+        at months 1 / 6 / 11 (five seeds). Drawn with the latent from the label's prior, as before, the ESS was
+        7-8 % at month 1 (the label's posterior concentration) with 180 / 322 / 336 histories. With a start bank
+        (``start="auto"`` on the shipped model, ``"history"``) labels are still drawn from the prior: each
+        label's starts come from its own historical months. With dynamics that fight the anchors (baseline
+        forced to a 9 % unemployment) the first move selects the latent ``z`` (ESS 3 %): posterior concentration
+        on the latent, after which the paths stay diverse. A historical start is the same mechanism at month 0
+        with all variables observed (16 latent candidates per path, resampled within the path's group). After
+        de-standardisation the conditioned entries are written with the exact target so float rounding never
+        breaks ``|value - target| < 1e-6``. One warning per call names the months whose resampling's effective
+        sample size fell below 1 % of the particles.
 
         Rejuvenation: every resampling at an anchor copies some particles over others, so with anchors
         every quarter (a supervisory table) the returned paths descended from a handful of early ancestors
@@ -820,7 +820,8 @@ class MacroVAE(nn.Module):
 
     def _filter(self, cloud: _Particles, by_month: dict[int, dict[int, tuple[float, float]]],
                 guide: LinearGuide | None, k: int, floor_std: torch.Tensor,
-                g: torch.Generator, strata: LabelStrata | None = None) -> tuple[_Particles, torch.Tensor, dict[int, float]]:
+                g: torch.Generator,
+                strata: LabelStrata | None = None) -> tuple[_Particles, torch.Tensor, dict[int, float]]:
         """The particle filter over all months: ``(particles at the end, log-weights since the last
         resampling (P,) float64, {month: ESS fraction of its resampling})``; k particles per group. With
         ``strata`` each label's block is resampled on its own (also when its own ESS falls below half) and
