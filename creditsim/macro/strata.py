@@ -179,7 +179,19 @@ class LabelStrata:
     def posterior(self, log_w: torch.Tensor) -> torch.Tensor:
         """(S,) float64 posterior of the labels given the conditions (final weights ``log_w`` (P,)); the
         prior when every label's evidence underflowed."""
-        joint = torch.log(self.prior.double()) + self.log_evidence(log_w)
+        return self._posterior_of(self.log_evidence(log_w))
+
+    def pass_posteriors(self, log_w: torch.Tensor) -> torch.Tensor:
+        """(2, S) float64 the posterior from the pilot's evidence alone and from this pass's alone (needs
+        a pilot): two independent estimates, so their gap shows the Monte Carlo error of :meth:`posterior`."""
+        if self.earlier is None:
+            raise ValueError("pass_posteriors needs the strata of an allocated pass (a pilot's evidence)")
+        own = LabelStrata(self.labels, self.prior, self.sizes)
+        own.log_z = self.log_z
+        return torch.stack([self._posterior_of(self.earlier), own.posterior(log_w)])
+
+    def _posterior_of(self, log_evidence: torch.Tensor) -> torch.Tensor:
+        joint = torch.log(self.prior.double()) + log_evidence
         if torch.isneginf(joint.max()):
             return self.prior.double() / self.prior.double().sum()
         return torch.softmax(joint, dim=0)

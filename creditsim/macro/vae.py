@@ -366,6 +366,11 @@ class MacroVAE(nn.Module):
         #: a minority label's evidence is heavy-tailed (an occasional seed gives it far more mass), and
         #: far-tail conditions can put it all on a different label per seed
         self.last_label_posterior: np.ndarray | None = None
+        #: (2, n_scenarios) float64, with :attr:`last_label_posterior`: the posterior from the pilot pass's
+        #: evidence alone and from the allocated pass's alone. Two independent estimates, so a gap between
+        #: the rows is the estimate's Monte Carlo noise (half the gap is a rough standard error of their
+        #: average); a large gap says: more particles, or another seed, before the label mix is read
+        self.last_label_passes: np.ndarray | None = None
 
     # ------------------------------------------------------------------ scalers
     @property
@@ -957,12 +962,14 @@ class MacroVAE(nn.Module):
         records :attr:`last_label_posterior`."""
         P = log_w.shape[0]
         pick = torch.arange(P, device=log_w.device)
-        self.last_label_posterior = None
+        self.last_label_posterior = self.last_label_passes = None
         if strata is not None:
             ess.update(strata.ess_fractions(log_w, last_month))
             post = np.zeros(self.config.n_scenarios)
             post[strata.labels.cpu().numpy()] = strata.posterior(log_w).cpu().numpy()
             self.last_label_posterior = post
+            self.last_label_passes = np.zeros((2, self.config.n_scenarios))
+            self.last_label_passes[:, strata.labels.cpu().numpy()] = strata.pass_posteriors(log_w).cpu().numpy()
             pick = self._resample(strata.final_log_w(log_w), g)
         elif conditioned and self._ess(log_w) < P * (1 - 1e-9):
             ess[last_month] = min(ess.get(last_month, 1.0), self._ess(log_w) / P)

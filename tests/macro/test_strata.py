@@ -78,6 +78,10 @@ def test_label_posterior_matches_the_closed_form_and_the_sample_stays_alive(seed
         _wrong_guide(monkeypatch)
     model, paths = _draw(seed)
     assert abs(model.last_label_posterior[1] - exact[1]) < 0.02, (model.last_label_posterior, exact)
+    passes = model.last_label_passes  # each pass on its own is an estimate of the same posterior
+    np.testing.assert_allclose(passes.sum(1), 1.0)
+    assert np.abs(passes[:, 1] - exact[1]).max() < 0.04, (passes, exact)
+    assert passes[:, 1].min() - 1e-12 <= model.last_label_posterior[1] <= passes[:, 1].max() + 1e-12
     share = float(np.mean(model.last_scenarios == 1))
     assert abs(share - exact[1]) < 0.05, (share, exact)
     assert model.last_ess > (0.6 if misread else 0.8)
@@ -91,7 +95,7 @@ def test_a_given_label_is_not_stratified():
     model = _linear_gaussian_model(A, C, SIGMA, RHO, drifts=DRIFTS, freq=FREQ)
     model.generate_conditional({"gdp_growth": [{"month": 0, "value": 0.2}, {"month": 3, "value": 1.0}]},
                                seq_length=5, n_samples=50, seed=0, scenario=1, start="model")
-    assert model.last_label_posterior is None and (model.last_scenarios == 1).all()
+    assert model.last_label_posterior is None and model.last_label_passes is None and (model.last_scenarios == 1).all()
 
 
 def test_blocks_on_hand_worked_weights():
