@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["DEFENSIVE_SHARE", "LabelStrata", "allocate", "systematic"]
+__all__ = ["DEFENSIVE_SHARE", "LabelStrata", "allocate", "ess_count", "systematic"]
 
 #: share of the allocated pass's particles spread evenly over the labels whatever the pilot says
 DEFENSIVE_SHARE = 0.1
@@ -94,12 +94,17 @@ def systematic(log_w: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return torch.searchsorted(cdf, u).clamp(max=n - 1)
 
 
-def _ess_fraction(log_w: torch.Tensor) -> float:
-    """Effective sample size of log-weights (n,) as a fraction of n (0 when every weight is zero)."""
+def ess_count(log_w: torch.Tensor) -> float:
+    """Effective sample size ``1 / sum w^2`` of normalised log-weights (n,) (0 when every weight is zero)."""
     if torch.isneginf(log_w.max()):
         return 0.0
     w = torch.softmax(log_w.double(), dim=0)
-    return float(1.0 / (w ** 2).sum()) / log_w.shape[0]
+    return float(1.0 / (w ** 2).sum())
+
+
+def _ess_fraction(log_w: torch.Tensor) -> float:
+    """:func:`ess_count` as a fraction of the n weights."""
+    return ess_count(log_w) / log_w.shape[0]
 
 
 @dataclass
@@ -170,11 +175,15 @@ class LabelStrata:
         """(S,) float64 log evidence per label: this pass's (``log_z`` and the last epoch's mean weight of
         ``log_w`` (P,)), averaged with a pilot's. Equal weights keep the average unbiased: weights by
         particle count would depend on the pilot's own estimate (it sized this pass's blocks)."""
-        tail = torch.stack([torch.logsumexp(b.double(), 0) - math.log(b.shape[0]) for b in self._blocks(log_w)])
-        own = self.log_z + tail
+        own = self._own_log_evidence(log_w)
         if self.earlier is None:
             return own
         return torch.logaddexp(self.earlier, own) - math.log(2.0)
+
+    def _own_log_evidence(self, log_w: torch.Tensor) -> torch.Tensor:
+        """(S,) this pass's log evidence alone: ``log_z`` and the last epoch's mean weight of ``log_w``."""
+        tail = torch.stack([torch.logsumexp(b.double(), 0) - math.log(b.shape[0]) for b in self._blocks(log_w)])
+        return self.log_z + tail
 
     def posterior(self, log_w: torch.Tensor) -> torch.Tensor:
         """(S,) float64 posterior of the labels given the conditions (final weights ``log_w`` (P,)); the
@@ -186,9 +195,7 @@ class LabelStrata:
         a pilot): two independent estimates, so their gap shows the Monte Carlo error of :meth:`posterior`."""
         if self.earlier is None:
             raise ValueError("pass_posteriors needs the strata of an allocated pass (a pilot's evidence)")
-        own = LabelStrata(self.labels, self.prior, self.sizes)
-        own.log_z = self.log_z
-        return torch.stack([self._posterior_of(self.earlier), own.posterior(log_w)])
+        return torch.stack([self._posterior_of(self.earlier), self._posterior_of(self._own_log_evidence(log_w))])
 
     def _posterior_of(self, log_evidence: torch.Tensor) -> torch.Tensor:
         joint = torch.log(self.prior.double()) + log_evidence

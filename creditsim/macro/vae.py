@@ -67,7 +67,7 @@ from creditsim.threads import serial_torch
 from creditsim.macro.backbone import GenerationBackbone
 from creditsim.macro.guidance import LinearGuide, log_twist, twisted_step
 from creditsim.macro.rejuvenation import REJUVENATION_MOVES, Chains, RejuvenationReport, pcn_sweeps
-from creditsim.macro.strata import LabelStrata, systematic
+from creditsim.macro.strata import LabelStrata, ess_count, systematic
 from creditsim.rng import torch_seed
 from creditsim.userwarn import warn
 
@@ -1065,11 +1065,8 @@ class MacroVAE(nn.Module):
         x, log_norm = twisted_step(mean.double(), cov, J, target, eps.double(), s, msg)
         return x.to(mean.dtype), log_norm
 
-    @staticmethod
-    def _ess(log_w: torch.Tensor) -> float:
-        """Effective sample size ``1 / sum w^2`` of normalised log-weights (P,)."""
-        w = torch.softmax(log_w.double(), dim=0)
-        return float(1.0 / (w ** 2).sum())
+    #: effective sample size ``1 / sum w^2`` of normalised log-weights (P,)
+    _ess = staticmethod(ess_count)
 
     def _draw_starts(self, s: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """Historical start months (n, D), real units: for each path a random bank entry with its scenario
