@@ -294,3 +294,49 @@ def test_cli_eval_macro_prints_table_and_writes_fan_charts(tmp_path, capsys):
     table = pd.read_csv(tmp_path / "table.csv", index_col=0)
     assert {"MacroVAE", "VAR(1)", "block bootstrap", "history"} <= set(table.columns)
     assert table.loc["peak_unemployment_rise_pp_q95", "history"] == pytest.approx(5.6, abs=0.05)
+
+
+def _same_type_windows(history, recession, months=36, exclude=None):
+    from creditsim.macro.train import COVID_MONTHS, label_windows, make_windows, overlaps_months
+
+    windows, starts = make_windows(history, months + 3)
+    labels = label_windows(windows, starts, recession, history)
+    keep = ~overlaps_months(starts, months + 3, COVID_MONTHS if exclude == "covid" else None)
+    return windows[keep], labels[keep]
+
+
+def test_scenario_diversity_of_history_itself_is_one_and_conditioning_only_narrows_history(history, recession):
+    """History's own windows of a type, given as that type's paths, keep all of its spread (ratio 1 per
+    variable and in total), and the start-conditional reading divides by a residual sd that cannot exceed
+    the unconditional one (least squares with an intercept), so its ratios are >= 1."""
+    from creditsim.macro.evaluate import scenario_diversity
+
+    windows, labels = _same_type_windows(history, recession, exclude="covid")
+    paths = {"baseline": windows[labels == 0], "severely_adverse": windows[labels == 2]}
+    table = scenario_diversity(paths, history, recession)
+    np.testing.assert_allclose(table.loc["unconditional"].to_numpy(), 1.0, rtol=1e-12)
+    assert (table.loc["start_conditional"].to_numpy() >= 1.0 - 1e-12).all()
+    # a path set twice as wide in one variable reads 2 there, and the total moves by the stated weights
+    wide = windows[labels == 0].copy()
+    j = MACRO_VARS.index("house_price_growth")
+    wide[:, :, j] = wide[:, :1, j] + 2.0 * (wide[:, :, j] - wide[:, :1, j])
+    row = scenario_diversity({"baseline": wide}, history, recession).loc[("unconditional", "baseline")]
+    assert row["house_price_growth"] == pytest.approx(2.0) and row["gdp_growth"] == pytest.approx(1.0)
+    all_w, _ = _same_type_windows(history, recession, exclude="covid")
+    change = all_w[:, 36] - all_w[:, 0]
+    mine = (windows[labels == 0, 36] - windows[labels == 0, 0]).var(0) / change.var(0)
+    expected = np.sqrt((mine.sum() + 3 * mine[j]) / mine.sum())
+    assert row["total"] == pytest.approx(expected)
+
+
+def test_scenario_diversity_follows_the_covid_exclusion_and_refuses_bad_input(history, recession):
+    from creditsim.macro.evaluate import scenario_diversity
+
+    windows, labels = _same_type_windows(history, recession)  # every window, COVID ones included
+    paths = {"severely_adverse": windows[labels == 2]}
+    np.testing.assert_allclose(scenario_diversity(paths, history, recession, exclude=None).loc["unconditional"], 1.0)
+    assert not np.allclose(scenario_diversity(paths, history, recession).loc["unconditional"], 1.0)
+    with pytest.raises(ConfigError, match="paths\\['baseline'\\]"):
+        scenario_diversity({"baseline": np.zeros((5, 30, 9))}, history, recession)
+    with pytest.raises(ConfigError, match="unknown scenario 'boom'"):
+        scenario_diversity({"boom": np.zeros((5, 40, 9))}, history, recession)
