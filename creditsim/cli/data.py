@@ -4,6 +4,8 @@
   written to a directory as Parquet or CSV, with the macro path that drove it.
 - ``creditsim data validate FILE``: check a loan tape or panel file against the data contract.
 - ``creditsim data macro``: print or export the US macro history (:func:`creditsim.datasets.load_macro_history`).
+- ``creditsim data paths [SOURCE]``: macro scenario paths from any source (:func:`creditsim.macro_paths`), as
+  a run would draw them: a per-scenario summary, how a conditioned draw went, a file and a fan chart.
 - ``creditsim data fetch``: download the restricted series (not shipped) into the user cache (:mod:`creditsim.datasets.fetch`).
 - ``creditsim data freddie SOURCE``: Freddie Mac's Single-Family Loan-Level files (downloaded by the user)
   as a loan tape and panel in our states (:func:`creditsim.datasets.freddie_mac.read_freddie_mac`).
@@ -18,12 +20,15 @@ import re
 from enum import Enum
 from pathlib import Path
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from creditsim.errors import ConfigError, CreditSimError, DataError
 from creditsim.fileio import check_output_target
+from creditsim.states import MACRO_VARS
+from creditsim.states import SCENARIOS as SCENARIO_NAMES
 
 __all__ = ["register", "data_app"]
 
@@ -312,6 +317,104 @@ def macro(
 
         path = atomic_write_frame(frame.reset_index(), out)
         console.print(f"wrote {path}")
+
+
+@data_app.command("paths")
+def paths(
+    source: str = typer.Argument("vae", help="vae | var | bootstrap | synthetic | forecast | fed[:YEAR[:SCENARIO]] | "
+                                 "a narrative .yaml of anchors | a macro csv/parquet | a MacroVAE folder"),
+    scenario: str | None = typer.Option(None, "--scenario", help="one scenario name or a mix "
+                                        "'baseline=0.5,severely_adverse=0.5' (default 0.6/0.25/0.1/0.05)"),
+    n_paths: int = typer.Option(1000, "--paths", min=1, help="Number of paths."),
+    months: int = typer.Option(60, "--months", min=1, help="Path length in months (month 0 = the start)."),
+    start: str = typer.Option("latest", "--start", help="latest | YYYY-MM (that month's real state) | scenario "
+                              "(the VAE's scenario-typical historical starts)"),
+    seed: int = typer.Option(0, "--seed", min=0, help="Master seed (same seed, same paths as a run's)."),
+    out: Path | None = typer.Option(None, "--out", help="Write every path to this .csv or .parquet file (atomic): "
+                                    "path, reporting_month, scenario and the 9 variables in decimals."),
+    plot: Path | None = typer.Option(None, "--plot", help="Fan chart by scenario (.png, .svg or .pdf; atomic)."),
+) -> None:
+    """Macro scenario paths from any source, as a simulation draws them: medians and 5-95 % bands by
+    scenario, how an anchored draw went (effective sample size; the dynamics a narrative's anchors
+    picked), and optionally every path to a file and a fan chart."""
+    from creditsim.macro.paths import PLOT_SUFFIXES, macro_paths
+
+    if out is not None:
+        check_output_target(out, "file", "--out")
+        if out.suffix.lower() not in (".csv", ".parquet"):
+            raise ConfigError(f"--out {str(out)!r}: expected a .csv or .parquet file")
+    if plot is not None:
+        check_output_target(plot, "file", "--plot")
+        if plot.suffix.lower() not in PLOT_SUFFIXES:
+            raise ConfigError(f"--plot {str(plot)!r}: expected a file ending in {', '.join(PLOT_SUFFIXES)}")
+    generator = _macro_source(source)
+    with console.status(f"generating {n_paths} paths from {source}", spinner="dots"):
+        mp = macro_paths(generator, scenario, n_paths=n_paths, months=months, start=start, seed=seed)
+    console.print(f"{mp.source}: {len(mp)} paths x {months} months from {mp.start} "
+                  f"({mp.dates[0]:%Y-%m} .. {mp.dates[-1]:%Y-%m})")
+    for name in [SCENARIO_NAMES[int(k)] for k in np.unique(mp.scenarios)]:
+        console.print(_scenario_table(mp.scenario(name), name))
+    if mp.anchors is not None:
+        console.print(f"{len(mp.anchors)} anchors, met exactly by every path (MacroPaths.anchors)")
+    if mp.conditioning:
+        console.print(_conditioning_table(mp.conditioning_table()))
+    if out is not None:
+        from creditsim.io import atomic_write_frame
+
+        console.print(f"wrote {atomic_write_frame(mp.to_frame().reset_index(), out)}")
+    if plot is not None:
+        mp.plot(path=plot)
+        console.print(f"wrote {plot}")
+
+
+def _macro_source(source: str):
+    """A MacroVAE for a checkpoint folder (read with the CLI's own messages), else the source string."""
+    folder = Path(source)
+    if folder.is_dir():
+        from creditsim.cli.run import load_macro_vae
+
+        return load_macro_vae("SOURCE", folder)
+    return source
+
+
+def _scenario_table(mp, name: str) -> Table:
+    """Variables x (month 0, medians at 12 and 24 months, the last month's median and 5-95 % band), percent."""
+    last = mp.values.shape[1] - 1
+    marks = [m for m in (12, 24) if m < last]
+    table = Table(title=f"{name}: {len(mp)} path{'' if len(mp) == 1 else 's'}", caption="percent; medians across paths")
+    table.add_column("variable")
+    table.add_column("month 0", justify="right")
+    for m in marks:
+        table.add_column(f"month {m}", justify="right")
+    table.add_column(f"month {last}", justify="right")
+    table.add_column("5-95 %", justify="right")
+    for j, var in enumerate(MACRO_VARS):
+        x = 100 * mp.values[:, :, j]
+        lo, mid, hi = np.quantile(x[:, last], [0.05, 0.5, 0.95])
+        table.add_row(var, f"{np.median(x[:, 0]):.2f}", *[f"{np.median(x[:, m]):.2f}" for m in marks],
+                      f"{mid:.2f}", f"{lo:.2f} .. {hi:.2f}")
+    return table
+
+
+def _conditioning_table(frame) -> Table:
+    """The conditioned batches, one column each (rows: paths, particles, ESS, Metropolis moves and, when
+    the anchors picked it, the label posterior and its noise), so that it fits a terminal."""
+    table = Table(title="conditioning", caption="ess: smallest effective sample size of the filter (share of "
+                  "particles); label_noise: gap between two independent estimates of the label posterior")
+    table.add_column("")
+    for batch in frame["batch"]:
+        table.add_column(str(batch), justify="right")
+    for field in frame.columns.drop("batch"):
+        table.add_row(str(field), *[_cell(v) for v in frame[field]])
+    return table
+
+
+def _cell(value) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 @data_app.command("fetch")

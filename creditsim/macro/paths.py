@@ -22,7 +22,9 @@ import pandas as pd
 from creditsim.datasets import load_fed_scenarios, macro_state
 from creditsim.datasets.files import read_fred_series
 from creditsim.errors import ConfigError, RestrictedDataMissing, check_positive_int
+from creditsim.fileio import atomic_write
 from creditsim.io import read_frame
+from creditsim.macro.conditioning import ConditioningReport, conditioning_frame
 from creditsim.macro.scenarios import (
     GENERATED_SOURCES,
     as_narrative,
@@ -37,7 +39,10 @@ from creditsim.macro.vae import MacroVAE
 from creditsim.schema import validate_macro
 from creditsim.states import MACRO_VARS, SCENARIOS
 
-__all__ = ["MacroPaths", "macro_paths"]
+__all__ = ["MacroPaths", "macro_paths", "PLOT_SUFFIXES"]
+
+#: chart files :meth:`MacroPaths.plot` writes
+PLOT_SUFFIXES: tuple[str, ...] = (".png", ".svg", ".pdf")
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,10 @@ class MacroPaths:
         anchors: for fed and narrative sources, the values every path meets exactly: a table with
             columns ``scenario`` (the scenario whose paths carry the row, or ``"all"``), ``variable``,
             ``month`` (0-based position, ``dates[month]``) and ``value`` (decimals); None otherwise.
+        conditioning: for fed, narrative and forecast sources, how each conditioned batch went
+            (:class:`~creditsim.macro.conditioning.ConditioningReport`: effective sample size, Metropolis
+            acceptance, and the label posterior when a narrative's anchors picked the dynamics);
+            :meth:`conditioning_table` tabulates them. Empty for other sources.
     """
 
     values: np.ndarray
@@ -62,6 +71,7 @@ class MacroPaths:
     source: str
     start: str
     anchors: pd.DataFrame | None = None
+    conditioning: tuple[ConditioningReport, ...] = ()
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -84,7 +94,17 @@ class MacroPaths:
         anchors = self.anchors
         if anchors is not None:
             anchors = anchors[anchors["scenario"].isin([SCENARIOS[idx], "all"])].reset_index(drop=True)
-        return MacroPaths(self.values[keep], self.scenarios[keep], self.dates, self.source, self.start, anchors)
+        # a fed batch belongs to its table's scenario; a narrative's or forecast's batch to all its paths
+        reports = tuple(r for r in self.conditioning if r.batch == SCENARIOS[idx] or r.batch not in SCENARIOS)
+        return MacroPaths(self.values[keep], self.scenarios[keep], self.dates, self.source, self.start, anchors,
+                          reports)
+
+    def conditioning_table(self) -> pd.DataFrame:
+        """One row per conditioned batch (:func:`~creditsim.macro.conditioning.conditioning_frame`): paths,
+        particles, ``ess`` (fraction), Metropolis ``acceptance`` and share ``moved``, and for a narrative
+        whose anchors picked the dynamics ``P(<scenario>)`` with ``label_noise``, the gap between two
+        independent estimates of it. Empty for unconditioned sources."""
+        return conditioning_frame(self.conditioning)
 
     def to_frame(self) -> pd.DataFrame:
         """Long table: index ``(path, reporting_month)``, columns ``scenario`` and the 9 variables."""
@@ -117,6 +137,8 @@ class MacroPaths:
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
 
+        if path is not None and Path(path).suffix.lower() not in PLOT_SUFFIXES:
+            raise ConfigError(f"plot path {str(path)!r}: expected a file ending in {', '.join(PLOT_SUFFIXES)}")
         names = list(variables) if variables is not None else list(MACRO_VARS)
         unknown = [v for v in names if v not in MACRO_VARS]
         if unknown:
@@ -144,8 +166,9 @@ class MacroPaths:
         fig.suptitle(f"{self.source}: {len(self)} paths from {self.start}", fontsize=10)
         fig.autofmt_xdate()
         fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=120)
+        if path is not None:  # a temp file renamed into place: never a half-written chart
+            fmt = Path(path).suffix.lstrip(".").lower()
+            atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format=fmt))
         return fig
 
 
@@ -211,7 +234,8 @@ def macro_paths(source: Any = "vae", scenario: Mapping[str, float] | str | None 
     draw = build_macro_draw(source, labels, horizon, seed, device, start=start_vec)
     labels = labels if draw.labels is None else draw.labels
     anchors = macro_anchors(source, labels, horizon)
-    return MacroPaths(draw.values, labels, _dates(source, kind, start_label, horizon), label, start_label, anchors)
+    return MacroPaths(draw.values, labels, _dates(source, kind, start_label, horizon), label, start_label, anchors,
+                      draw.conditioning)
 
 
 def _is_file(source: Any) -> bool:

@@ -91,6 +91,7 @@ from creditsim.macro.anchors import (
     scenario_offsets,
 )
 from creditsim.macro.baselines import BlockBootstrapGenerator, VARGenerator
+from creditsim.macro.conditioning import ConditioningReport, read_conditioning
 from creditsim.macro.narrative import Narrative, is_narrative_file, parse_narrative, read_narrative
 from creditsim.macro.synthetic import MacroScenarioGenerator
 from creditsim.macro.vae import ConditionRangeWarning, MacroVAE
@@ -300,11 +301,14 @@ class MacroDraw:
             (the requested ones stand). A narrative's paths carry its ``scenario``, or without one the
             dynamics label its anchors picked, per path: the mix's labels would group paths that share
             one distribution into fake scenario types.
+        conditioning: one :class:`~creditsim.macro.conditioning.ConditioningReport` per conditioned batch
+            (fed: one per table, narrative and forecast: one), in the order drawn; empty otherwise.
     """
 
     values: np.ndarray
     clusters: np.ndarray
     labels: np.ndarray | None = None
+    conditioning: tuple[ConditioningReport, ...] = ()
 
 
 def build_macro_draw(macro: Any, labels: np.ndarray, horizon: int, seed: int, device: str = "cpu",
@@ -334,9 +338,10 @@ def build_macro_draw(macro: Any, labels: np.ndarray, horizon: int, seed: int, de
     n = labels.size
     clusters = np.arange(n, dtype=np.int64)  # independent paths unless a conditioned draw says otherwise
     narrative = as_narrative(macro)
+    reports: list[ConditioningReport] = []
     if narrative is not None:
-        values, picked = _narrative_paths(narrative, labels, horizon, seed, device, start, clusters)
-        return MacroDraw(values, clusters, picked)
+        values, picked = _narrative_paths(narrative, labels, horizon, seed, device, start, clusters, reports)
+        return MacroDraw(values, clusters, picked, tuple(reports))
     named = isinstance(macro, str) and macro.split(":")[0].strip().lower() in MACRO_SOURCES
     if isinstance(macro, (str, os.PathLike)) and not named and Path(macro).is_dir():
         macro = MacroVAE.from_pretrained(macro, device=device)  # a trained MacroVAE's checkpoint folder
@@ -349,7 +354,8 @@ def build_macro_draw(macro: Any, labels: np.ndarray, horizon: int, seed: int, de
         if key == "synthetic":
             return MacroDraw(_synthetic_paths(labels, horizon, seed), clusters)
         if key == "fed":
-            return MacroDraw(_fed_paths(labels, horizon, seed, device, year, name, start, clusters), clusters)
+            values = _fed_paths(labels, horizon, seed, device, year, name, start, clusters, reports)
+            return MacroDraw(values, clusters, None, tuple(reports))
         if key == "forecast":
             return _forecast_paths(labels.size, horizon, seed, device, start, clusters)
         return MacroDraw(_baseline_paths(key, labels, horizon, seed, start), clusters)
@@ -518,11 +524,12 @@ def fed_anchors(year: int, scenario: str, horizon: int) -> dict[str, tuple[tuple
 
 def _fed_paths(labels: np.ndarray, horizon: int, seed: int, device: str, year: int = FED_SCENARIO_YEAR,
                only: str | None = None, start: np.ndarray | None = None,
-               clusters: np.ndarray | None = None) -> np.ndarray:
+               clusters: np.ndarray | None = None, reports: list[ConditioningReport] | None = None) -> np.ndarray:
     """``(S, horizon, 9)`` VAE paths anchored on the supervisory table of each label's scenario (or of
     ``only`` for every simulation): month 0 = ``start`` (else the table's first quarter), the published
     variables at months 3k + 2 (:func:`fed_anchors`), dynamics label = the table's scenario, stream
-    ``(MACRO, s, FED_STREAM)`` per label ``s``; ancestry written into ``clusters`` (:class:`MacroDraw`)."""
+    ``(MACRO, s, FED_STREAM)`` per label ``s``; ancestry written into ``clusters`` (:class:`MacroDraw`),
+    one conditioning report per table appended to ``reports``."""
     model = MacroVAE.from_pretrained(device=device)
     out = np.empty((labels.size, horizon, len(MACRO_VARS)))
     for s in np.unique(labels):
@@ -538,25 +545,28 @@ def _fed_paths(labels: np.ndarray, horizon: int, seed: int, device: str, year: i
         conditions = _anchor_conditions(fed_anchors(year, name, horizon), first)
         idx = np.flatnonzero(labels == s)
         out[idx] = _anchored_paths(model, conditions, idx.size, horizon, scenario_index(name),
-                                   int_seed(seed, MACRO, int(s), FED_STREAM))
+                                   int_seed(seed, MACRO, int(s), FED_STREAM), reports=reports, batch=name)
         if clusters is not None:
             clusters[idx] = _cluster_ids(int(s), model.last_ancestors)
     return out
 
 
 def _narrative_paths(narrative: Narrative, labels: np.ndarray, horizon: int, seed: int, device: str,
-                     start: np.ndarray | None, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+                     start: np.ndarray | None, clusters: np.ndarray,
+                     reports: list[ConditioningReport] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """``((S, horizon, 9) VAE paths meeting every anchor of narrative, labels or None)``: one batch for
     all simulations from ``start`` (else the latest real month), stream ``(MACRO, k, NARRATIVE_STREAM)``
     with ``k`` the narrative's scenario index (``len(SCENARIOS)`` when the anchors pick the dynamics; the
-    labels are then the ones they picked, per path); ancestry written into ``clusters``."""
+    labels are then the ones they picked, per path); ancestry written into ``clusters``, the conditioning
+    report appended to ``reports``."""
     if start is None:
         start = resolve_macro_start(None)[0]
     conditions = narrative.conditions(start, horizon)
     k = len(SCENARIOS) if narrative.scenario is None else scenario_index(narrative.scenario)
     model = MacroVAE.from_pretrained(device=device)
     values = _anchored_paths(model, conditions, labels.size, horizon, narrative.scenario,
-                             int_seed(seed, MACRO, k, NARRATIVE_STREAM))
+                             int_seed(seed, MACRO, k, NARRATIVE_STREAM), reports=reports,
+                             batch=narrative.scenario or "picked by the anchors")
     clusters[:] = _cluster_ids(k, model.last_ancestors)
     return values, model.last_scenarios.copy()  # the narrative's scenario, or per path the one picked
 
@@ -572,10 +582,11 @@ def _forecast_paths(n: int, horizon: int, seed: int, device: str, start: np.ndar
     conditions = _anchor_conditions({}, start)
     # 16 latent candidates per path, as generate_conditional's default and the out-of-time evaluation:
     # only month 0 is conditioned, and a tail start (2008-10) left 2 effective particles of 2048 with 4
+    reports: list[ConditioningReport] = []
     values = _anchored_paths(model, conditions, n, horizon, None, int_seed(seed, MACRO, FORECAST_KEY), pull="uniform",
-                             per_path=16)
+                             per_path=16, reports=reports, batch="forecast")
     clusters[:] = _cluster_ids(FORECAST_KEY, model.last_ancestors)
-    return MacroDraw(values, clusters, model.last_scenarios.copy())
+    return MacroDraw(values, clusters, model.last_scenarios.copy(), tuple(reports))
 
 
 def _anchor_conditions(anchors: Mapping[str, Sequence[tuple[int, float]]], start: np.ndarray) -> dict[str, list[dict]]:
@@ -588,11 +599,13 @@ def _anchor_conditions(anchors: Mapping[str, Sequence[tuple[int, float]]], start
 
 
 def _anchored_paths(model: Any, conditions: Mapping[str, Any], n: int, horizon: int, scenario: int | str | None,
-                    seed: int, pull: str | None = None, per_path: int = ANCHOR_PARTICLES) -> np.ndarray:
+                    seed: int, pull: str | None = None, per_path: int = ANCHOR_PARTICLES,
+                    reports: list[ConditioningReport] | None = None, batch: str = "") -> np.ndarray:
     """``(n, horizon, 9)`` float64 paths of ``model.generate_conditional`` (every condition met exactly) in
     MACRO_VARS order; the model generates month 0 too (``start="model"``), ``per_path`` particles per path
     (at least MIN_ANCHOR_PARTICLES in all); ``pull`` as in ``generate_conditional``. Warnings of anchors outside
-    the training range come as one line."""
+    the training range come as one line. With ``reports``, the call's conditioning report (named ``batch``)
+    is appended to it."""
     order = list(model.config.variables)
     missing = [v for v in MACRO_VARS if v not in order]
     if missing:
@@ -602,6 +615,8 @@ def _anchored_paths(model: Any, conditions: Mapping[str, Any], n: int, horizon: 
         paths = model.generate_conditional(conditions, seq_length=horizon, n_samples=n, scenario=scenario, seed=seed,
                                            start="model", n_particles=max(per_path * n, MIN_ANCHOR_PARTICLES),
                                            pull=pull)
+    if reports is not None:
+        reports.append(read_conditioning(model, batch, n))
     # one warning for all anchors outside the training range (a severe table has dozens), others as they came
     lo, hi = model.x_min.double().cpu().numpy(), model.x_max.double().cpu().numpy()
     outside = {v: [c["value"] for c in items if not lo[order.index(v)] <= c["value"] <= hi[order.index(v)]]

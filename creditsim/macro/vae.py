@@ -371,6 +371,9 @@ class MacroVAE(nn.Module):
         #: the rows is the estimate's Monte Carlo noise (half the gap is a rough standard error of their
         #: average); a large gap says: more particles, or another seed, before the label mix is read
         self.last_label_passes: np.ndarray | None = None
+        #: particles the last :meth:`generate_conditional` call ran (``n_particles`` rounded down to a multiple
+        #: of ``n_samples``; with label blocks, their total)
+        self.last_n_particles: int = 0
 
     # ------------------------------------------------------------------ scalers
     @property
@@ -784,6 +787,7 @@ class MacroVAE(nn.Module):
         if scenario is None and not use_bank and any(m > 0 for m in by_month) and labels.shape[0] > 1:
             strata = LabelStrata.equal(labels, self.scenario_freq[labels], P)
             P = strata.n_particles
+        self.last_n_particles = P
         was_training = self.training
         self.eval()
         try:

@@ -137,7 +137,35 @@ def test_macro_rejects_bad_dates(capsys):
     assert code == 2 and "--start" in err
 
 
-@pytest.mark.parametrize("command", [[], ["synth"], ["validate"], ["macro"]])
+@pytest.mark.parametrize("command", [[], ["synth"], ["validate"], ["macro"], ["paths"]])
 def test_help_everywhere(capsys, command):
     code, out, _ = run(["data", *command, "--help"], capsys)
     assert code == 0 and "Usage" in out
+
+
+def test_paths_prints_scenarios_and_conditioning_and_writes_file_and_chart(tmp_path: Path, capsys):
+    story = tmp_path / "story.yaml"
+    story.write_text("unemployment_rate:\n  - {month: 18, value: 0.09}\ncredit_spread_hy:\n  - {month: 12, value: 0.09}\n"
+                     "house_price_growth:\n  - {month: 18, value: -0.15}\n")
+    out, chart = tmp_path / "paths.csv", tmp_path / "fan.png"
+    code, stdout, _ = run(["data", "paths", str(story), "--paths", "120", "--months", "24", "--seed", "2",
+                           "--out", str(out), "--plot", str(chart)], capsys)
+    assert code == 0, stdout
+    assert "severely_adverse" in stdout and "conditioning" in stdout and "picked by the anchors" in stdout
+    assert "3 anchors, met exactly" in stdout
+    frame = pd.read_csv(out, parse_dates=["reporting_month"])
+    assert len(frame) == 120 * 24 and {"path", "reporting_month", "scenario", "unemployment_rate"} <= set(frame.columns)
+    at18 = frame[frame["reporting_month"] == frame["reporting_month"].min() + pd.DateOffset(months=18)]
+    np.testing.assert_allclose(at18["unemployment_rate"], 0.09, atol=1e-9)  # every path meets its anchor
+    assert chart.stat().st_size > 0
+
+
+def test_paths_of_a_plain_source_and_bad_targets(tmp_path: Path, capsys):
+    code, stdout, _ = run(["data", "paths", "var", "--scenario", "baseline", "--paths", "20", "--months", "13"], capsys)
+    assert code == 0 and "baseline: 20 paths" in stdout and "month 12" in stdout and "conditioning" not in stdout
+    code, _, err = run(["data", "paths", "var", "--paths", "5", "--out", str(tmp_path / "p.xlsx")], capsys)
+    assert code == 2 and "--out" in err and ".csv or .parquet" in err
+    code, _, err = run(["data", "paths", "var", "--paths", "5", "--plot", str(tmp_path / "p.gif")], capsys)
+    assert code == 2 and "--plot" in err
+    code, _, err = run(["data", "paths", "nowhere", "--paths", "5"], capsys)
+    assert code == 2 and "Traceback" not in err

@@ -147,3 +147,49 @@ def test_synthetic_paths_need_no_restricted_series_but_real_starts_say_what_is_m
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "missing:" in out.stdout
+
+
+TAIL_STORY = {"unemployment_rate": [{"month": 18, "value": 0.09}], "credit_spread_hy": [{"month": 12, "value": 0.09}],
+              "house_price_growth": [{"month": 18, "value": -0.15}]}
+
+
+def test_a_narrative_that_leaves_the_label_to_its_anchors_reports_the_posterior_they_give() -> None:
+    """The paths carry the conditioning report of their draw: the label posterior the anchors give (here
+    almost all severely adverse), two independent estimates of it, and the ESS / moves. The labels the
+    paths carry follow the reported posterior; the draw itself is the same with or without the report."""
+    mp = cs.macro_paths(TAIL_STORY, n_paths=200, months=24, seed=0)
+    (report,) = mp.conditioning
+    assert report.batch == "picked by the anchors" and report.n_paths == 200 and report.n_particles >= 200
+    post = report.label_posterior
+    assert list(post) == ["baseline", "adverse", "severely_adverse", "stagflation"]
+    assert sum(post.values()) == pytest.approx(1.0) and max(post, key=post.get) == "severely_adverse"
+    pilot, allocated = report.label_passes
+    assert report.label_noise == pytest.approx(max(abs(pilot[k] - allocated[k]) for k in post))
+    assert abs(np.mean(mp.scenarios == 2) - post["severely_adverse"]) < 0.05
+    assert 0.3 <= report.ess <= 1.0 and report.acceptance is not None and report.moved > 0.5
+    table = mp.conditioning_table()
+    assert table.loc[0, "P(severely_adverse)"] == pytest.approx(post["severely_adverse"])
+    assert table.loc[0, "ess"] == pytest.approx(report.ess)
+    np.testing.assert_array_equal(mp.values, cs.macro_paths(TAIL_STORY, n_paths=200, months=24, seed=0).values)
+
+
+def test_fed_batches_report_per_table_and_unconditioned_sources_report_nothing() -> None:
+    mp = cs.macro_paths("fed:2026", "baseline=0.5,severely_adverse=0.5", n_paths=40, months=12, seed=3)
+    assert [r.batch for r in mp.conditioning] == ["baseline", "severely_adverse"]
+    assert [r.n_paths for r in mp.conditioning] == [20, 20]
+    assert all(r.label_posterior is None and r.label_noise is None for r in mp.conditioning)
+    assert [r.batch for r in mp.scenario("severely_adverse").conditioning] == ["severely_adverse"]
+    # the severe table lies in the model's far tail: its filter thins out much more than the baseline's
+    assert mp.conditioning[1].ess < mp.conditioning[0].ess
+    plain = cs.macro_paths("var", n_paths=5, months=6)
+    assert plain.conditioning == () and list(plain.conditioning_table().columns)[:4] == ["batch", "paths", "particles", "ess"]
+    assert len(plain.conditioning_table()) == 0
+
+
+def test_plot_refuses_an_unknown_chart_type_and_leaves_no_partial_file(tmp_path) -> None:
+    mp = cs.macro_paths("synthetic", "baseline", n_paths=4, months=6, seed=1)
+    with pytest.raises(ConfigError, match="expected a file ending in .png, .svg, .pdf"):
+        mp.plot(path=tmp_path / "fan.jpg")
+    mp.plot(path=tmp_path / "fan.svg")
+    assert (tmp_path / "fan.svg").read_text().lstrip().startswith("<?xml")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fan.svg"]
