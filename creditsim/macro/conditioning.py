@@ -23,7 +23,7 @@ import pandas as pd
 
 from creditsim.states import SCENARIOS
 
-__all__ = ["ConditioningReport", "read_conditioning", "conditioning_frame"]
+__all__ = ["ConditioningReport", "read_conditioning", "conditioning_frame", "conditioning_record"]
 
 
 @dataclass(frozen=True)
@@ -88,3 +88,17 @@ def conditioning_frame(reports: Sequence[ConditioningReport]) -> pd.DataFrame:
         row.update({f"P({k})": v for k, v in (r.label_posterior or {}).items()})
         rows.append(row)
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
+
+
+def conditioning_record(reports: Sequence[ConditioningReport]) -> dict[str, dict]:
+    """JSON-ready ``{batch: {paths, particles, ess, acceptance, moved[, label_posterior, label_noise]}}``
+    (floats rounded to 4 decimals): what a run's settings keep (``settings["macro_conditioning"]``)."""
+    out: dict[str, dict] = {}
+    for r in reports:
+        entry = {"paths": r.n_paths, "particles": r.n_particles, "ess": round(r.ess, 4),
+                 "acceptance": None if r.acceptance is None else round(r.acceptance, 4), "moved": round(r.moved, 4)}
+        if r.label_posterior is not None:
+            entry["label_posterior"] = {k: round(v, 4) for k, v in r.label_posterior.items()}
+            entry["label_noise"] = round(float(r.label_noise), 4)
+        out[r.batch] = entry
+    return out

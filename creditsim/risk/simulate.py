@@ -68,6 +68,7 @@ from creditsim.features import loan_features
 from creditsim.io import read_frame
 from creditsim.loans.floating import COUPON_TOLERANCE, coupon_mismatch
 from creditsim.loans.trajectory import LoanTrajectoryModel
+from creditsim.macro.conditioning import conditioning_record
 from creditsim.macro.scenarios import (
     GENERATED_SOURCES,
     build_macro_draw,
@@ -311,6 +312,8 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
     results = _assemble(chunks, prepared.deal, labels, draw.values, prepared.engine.initial_balance,
                         config.keep_cashflows, clusters)
     results.settings = _settings(config, prepared, time.perf_counter() - t0)
+    if draw.conditioning:  # fed / narrative / forecast paths: how their conditioned draw went
+        results.settings["macro_conditioning"] = conditioning_record(draw.conditioning)
     log.info("%d scenarios x %d months in %.1f s; expected pool loss %.4f", config.n_simulations, config.horizon,
              time.perf_counter() - t0, results.expected_loss)
     return results

@@ -162,6 +162,9 @@ def test_cli_simulate_with_a_narrative_yaml(tmp_path: Path, capsys, run_cli) -> 
         assert run_cli(_sim(tmp_path, f, "run")) == 0
     res = SimulationResults.load(tmp_path / "run")
     _assert_anchors_met(np.asarray(res.macro_paths), STORY)
+    saved = res.settings["macro_conditioning"]  # survives save / load, flattened into the settings table
+    assert set(saved) == {"picked by the anchors"} and 0 < saved["picked by the anchors"]["ess"] <= 1
+    assert "macro_conditioning.picked by the anchors.ess" in set(res.settings_table()["setting"])
 
 
 @pytest.mark.parametrize("text, match", [
@@ -220,6 +223,12 @@ def test_simulate_labels_narrative_paths_with_their_scenario_and_clusters_the_er
     assert list(named.risk_table().columns) == ["all", "severely_adverse"]
     mp = _paths(STORY, n_paths=64, months=24, seed=1, start="2025-01")
     np.testing.assert_array_equal(picked.scenarios, mp.scenarios)  # simulate and macro_paths agree
+    # the run keeps how its conditioned draw went, as macro_paths reports it
+    (batch, record), = picked.settings["macro_conditioning"].items()
+    assert batch == "picked by the anchors" and record["ess"] == pytest.approx(mp.conditioning[0].ess, abs=1e-4)
+    assert sum(record["label_posterior"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert list(named.settings["macro_conditioning"]) == ["severely_adverse"]
+    assert "label_posterior" not in named.settings["macro_conditioning"]["severely_adverse"]
     assert picked.clusters is not None and np.unique(picked.clusters).size < 64
     se = named.standard_errors()["expected_loss"]
     # the reported error is the cluster-robust one (delete-a-cluster jackknife over the SMC ancestors), not
