@@ -75,6 +75,7 @@ def eval_macro(
     with console.status("generating and scoring paths"):
         table = compare_generators(gens, history, n_samples=n_samples, seeds=tuple(range(seeds)))
         ordering = scenario_ordering(vae, n_samples=n_samples)
+        check, start = _scenario_check(vae, history, recession, n_samples)
     names = [*gens, "history"]
     out = Table(title=f"Macro generators vs history ({seeds} seeds x {n_samples} paths; mean ± sd)")
     out.add_column("metric", no_wrap=True)
@@ -85,13 +86,14 @@ def eval_macro(
         out.add_row(metric, *[f"{row[n]:.3f}" + (f" ± {row[n + '_sd']:.3f}" if n != "history" else "") for n in names])
     console.print(out)
     console.print("[dim]history column: real tail statistics; for distances the split-half noise floor[/]")
-    sc = Table(title="MacroVAE scenario ordering")
-    sc.add_column("scenario")
+    sc = Table(title="MacroVAE scenario ordering (the VAE's scenario-typical historical starts)")
+    sc.add_column("statistic", no_wrap=True)
+    for name in ordering.index:
+        sc.add_column(str(name), justify="right")
     for col in ordering.columns:
-        sc.add_column(col, justify="right")
-    for name, row in ordering.iterrows():
-        sc.add_row(str(name), *[f"{v:.3f}" for v in row])
+        sc.add_row(col, *[f"{v:.3f}" for v in ordering[col]])
     console.print(sc)
+    console.print(_scenario_check_table(check, n_samples, start))
     if csv is not None:
         atomic_write(csv, lambda p: table.to_csv(p))
         console.print(f"table written to {csv}")
@@ -100,6 +102,66 @@ def eval_macro(
             raise ConfigError(f"--plot must be a folder, but {plot} is a file")
         paths = fan_charts(vae, plot, n_samples=n_samples, history=history)
         console.print(f"fan charts: {', '.join(str(p) for p in paths)}")
+
+
+def _scenario_check(vae, history, recession, n_samples: int, months: int = 39):
+    """(:func:`creditsim.macro.scenario_check.scenario_check` of ``n_samples`` paths per scenario from the
+    latest real month, as a simulation draws them, with the Fed 2026 tables' own statistics beside it;
+    the start's label)."""
+    import creditsim as cs
+    from creditsim.macro.scenario_check import scenario_check, scenario_statistics
+    from creditsim.macro.scenarios import fed_table_path
+    from creditsim.states import SCENARIOS
+
+    drawn = {s: cs.macro_paths(vae, s, n_paths=n_samples, months=months, seed=11) for s in SCENARIOS}
+    table = scenario_check({s: mp.values for s, mp in drawn.items()}, history, recession)
+    for name in ("baseline", "severely_adverse"):
+        stats = scenario_statistics(fed_table_path(2026, name, months)[None])
+        table[f"Fed 2026 {name}"] = [float(stats[r][0]) if r in stats else None for r in table.index]
+    return table, drawn["baseline"].start
+
+
+#: how each row of the scenario check is shown: label and a formatter (percent rows in percent, no sign)
+_CHECK_ROWS = {
+    "u_peak": ("unemployment peak %", "pct"), "u_rise": ("unemployment rise pp", "pct"),
+    "hy_widen_bp": ("HY widening bp", "{:.0f}"), "gdp_fall": ("real GDP fall %", "pct1"),
+    "hpi_fall": ("house-price fall %", "pct1"), "infl_12_24": ("inflation m12-24 %", "pct"),
+    "policy_12_24": ("policy rate m12-24 %", "pct"),
+    "P_named_min": ("P(worse), min", "{:.2f}"), "P_named_stat": ("  at", "name"),
+    "disp_total": ("diversity total", "{:.2f}"), "disp_capped": ("diversity capped", "{:.2f}"),
+    "disp_min": ("diversity min", "{:.2f}"), "disp_min_var": ("  at", "name"),
+}
+_NAMES = {"u_peak": "unemp", "u_rise": "unemp", "hy_widen_bp": "HY", "gdp_fall": "GDP", "hpi_fall": "HPI",
+          "infl_12_24": "infl", "policy_12_24": "policy", "gdp_growth": "GDP", "unemployment_rate": "unemp",
+          "inflation_rate": "infl", "policy_rate": "policy", "yield_10y": "10y", "credit_spread_ig": "IG",
+          "credit_spread_hy": "HY", "house_price_growth": "HPI", "default_rate": "dflt"}
+
+
+def _check_cell(value, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if fmt == "name":
+        return _NAMES.get(str(value), str(value))
+    if fmt in ("pct", "pct1"):
+        return f"{100 * value:.{2 if fmt == 'pct' else 1}f}"
+    return fmt.format(value)
+
+
+def _scenario_check_table(check, n_samples: int, start: str) -> Table:
+    """The scenario check as a rich table: statistics down, scenarios (and the Fed tables) across."""
+    short = {"baseline": "base", "adverse": "adv", "severely_adverse": "severe", "stagflation": "stagfl",
+             "Fed 2026 baseline": "Fed b", "Fed 2026 severely_adverse": "Fed sa"}
+    table = Table(title=f"Scenarios from {start} ({n_samples} paths each, medians)",
+                  caption="P(worse): the smallest P(stress statistic worse than baseline's) over the statistics "
+                          "named for the scenario; diversity: 36-month change sd over history's windows of the "
+                          "type (standardised total; total with each variable capped at history's; smallest "
+                          "variable; bar 0.6); Fed b / Fed sa: the Fed's 2026 baseline / severely adverse tables")
+    table.add_column("statistic", no_wrap=True)
+    for col in check.columns:
+        table.add_column(short.get(col, col), justify="right", no_wrap=True)
+    for row, (label, fmt) in _CHECK_ROWS.items():
+        table.add_row(label, *[_check_cell(v, fmt) for v in check.loc[row]])
+    return table
 
 
 def _parse_horizons(text: str) -> tuple[int, ...]:

@@ -288,6 +288,7 @@ def test_cli_eval_macro_prints_table_and_writes_fan_charts(tmp_path, capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "MacroVAE" in out and "VAR(1)" in out and "scenario ordering" in out
+    assert "Scenarios from" in out and "P(worse), min" in out and "Fed sa" in out
     pngs = sorted(p.name for p in (tmp_path / "fans").glob("*.png"))
     assert pngs == [f"fan_{s}.png" for s in sorted(["baseline", "adverse", "severely_adverse", "stagflation"])]
     assert (tmp_path / "fans" / "fan_baseline.png").read_bytes()[:4] == b"\x89PNG"
@@ -314,8 +315,12 @@ def test_scenario_diversity_of_history_itself_is_one_and_conditioning_only_narro
     windows, labels = _same_type_windows(history, recession, exclude="covid")
     paths = {"baseline": windows[labels == 0], "severely_adverse": windows[labels == 2]}
     table = scenario_diversity(paths, history, recession)
-    np.testing.assert_allclose(table.loc["unconditional"].to_numpy(), 1.0, rtol=1e-12)
-    assert (table.loc["start_conditional"].to_numpy() >= 1.0 - 1e-12).all()
+    ratios = ["total", "total_capped", *MACRO_VARS]
+    np.testing.assert_allclose(table.loc["unconditional", ratios].to_numpy(float), 1.0, rtol=1e-12)
+    # a residual sd on n - 2 degrees of freedom can exceed the plain sd only by sqrt((n - 1) / (n - 2))
+    n = table.loc[("unconditional", "severely_adverse"), "windows"]
+    assert (table.loc["start_conditional", ratios].to_numpy(float) >= np.sqrt((n - 2) / (n - 1)) - 1e-12).all()
+    assert table.loc[("unconditional", "severely_adverse"), "episodes"] >= 1
     # a path set twice as wide in one variable reads 2 there, and the total moves by the stated weights
     wide = windows[labels == 0].copy()
     j = MACRO_VARS.index("house_price_growth")
@@ -327,6 +332,11 @@ def test_scenario_diversity_of_history_itself_is_one_and_conditioning_only_narro
     mine = (windows[labels == 0, 36] - windows[labels == 0, 0]).var(0) / change.var(0)
     expected = np.sqrt((mine.sum() + 3 * mine[j]) / mine.sum())
     assert row["total"] == pytest.approx(expected)
+    assert row["total_capped"] == pytest.approx(1.0)  # wider than history counts as history's spread
+    narrow = windows[labels == 0].copy()
+    narrow[:, :, j] = narrow[:, :1, j] + 0.5 * (narrow[:, :, j] - narrow[:, :1, j])
+    row = scenario_diversity({"baseline": narrow}, history, recession).loc[("unconditional", "baseline")]
+    assert row["total_capped"] == pytest.approx(np.sqrt((mine.sum() - 0.75 * mine[j]) / mine.sum()))
 
 
 def test_scenario_diversity_follows_the_covid_exclusion_and_refuses_bad_input(history, recession):
@@ -334,9 +344,47 @@ def test_scenario_diversity_follows_the_covid_exclusion_and_refuses_bad_input(hi
 
     windows, labels = _same_type_windows(history, recession)  # every window, COVID ones included
     paths = {"severely_adverse": windows[labels == 2]}
-    np.testing.assert_allclose(scenario_diversity(paths, history, recession, exclude=None).loc["unconditional"], 1.0)
-    assert not np.allclose(scenario_diversity(paths, history, recession).loc["unconditional"], 1.0)
+    cols = ["total", *MACRO_VARS]
+    np.testing.assert_allclose(scenario_diversity(paths, history, recession, exclude=None).loc["unconditional", cols], 1.0)
+    assert not np.allclose(scenario_diversity(paths, history, recession).loc["unconditional", cols], 1.0)
     with pytest.raises(ConfigError, match="paths\\['baseline'\\]"):
         scenario_diversity({"baseline": np.zeros((5, 30, 9))}, history, recession)
     with pytest.raises(ConfigError, match="unknown scenario 'boom'"):
         scenario_diversity({"boom": np.zeros((5, 40, 9))}, history, recession)
+
+
+def _ramp_paths(n: int, u_end: float, hy_end: float, gdp: float, seed: int) -> np.ndarray:
+    """(n, 40, 9) paths from one start: unemployment and HY rise linearly to their ends (+ noise), GDP
+    growth and house-price growth held at ``gdp``; the other variables flat."""
+    rng = np.random.default_rng(seed)
+    T = 40
+    v = np.tile(np.array([0.02, 0.04, 0.03, 0.04, 0.04, 0.01, 0.03, 0.02, 0.015]), (n, T, 1))
+    ramp = np.linspace(0.0, 1.0, T)[None, :]
+    j = {name: i for i, name in enumerate(MACRO_VARS)}
+    v[:, :, j["unemployment_rate"]] = 0.04 + (u_end - 0.04) * ramp + rng.normal(0, 0.002, (n, 1))
+    v[:, :, j["credit_spread_hy"]] = 0.03 + (hy_end - 0.03) * ramp
+    v[:, :, j["gdp_growth"]] = gdp
+    v[:, :, j["house_price_growth"]] = gdp
+    v[:, 1:] += rng.normal(0, 1e-3, (n, T - 1, 9))  # every variable moves a little: no zero dispersion
+    return v
+
+
+def test_scenario_check_reads_sizes_separation_and_diversity_of_hand_made_paths(history, recession):
+    from creditsim.macro.scenario_check import ROWS, scenario_check
+
+    paths = {"baseline": _ramp_paths(200, 0.045, 0.035, 0.02, 0), "severely_adverse": _ramp_paths(200, 0.10, 0.09, -0.03, 1)}
+    table = scenario_check(paths, history, recession)
+    assert list(table.index) == list(ROWS) and list(table.columns) == ["baseline", "severely_adverse"]
+    sa = table["severely_adverse"]
+    assert sa["u_rise"] == pytest.approx(0.06, abs=0.001) and sa["hy_widen_bp"] == pytest.approx(600, abs=15)
+    assert sa["hpi_fall"] < -0.05 and table.loc["hpi_fall", "baseline"] == pytest.approx(0.0, abs=0.01)
+    assert sa["P_named_min"] == 1.0 and sa["P_named_stat"] in ("u_peak", "gdp_fall", "hpi_fall", "hy_widen_bp")
+    assert pd.isna(table.loc["P_min", "baseline"])
+    assert 0 < sa["disp_min"] <= sa["disp_cond_min"] and isinstance(sa["disp_min_var"], str)
+    # a stress that is not worse than the baseline is measured as such
+    flipped = scenario_check({"baseline": paths["severely_adverse"], "adverse": paths["baseline"]}, history, recession)
+    assert flipped.loc["P_min", "adverse"] == 0.0
+    with pytest.raises(ConfigError, match="'baseline' entry is needed"):
+        scenario_check({"adverse": paths["baseline"]}, history, recession)
+    with pytest.raises(ConfigError, match="T >= 25"):
+        scenario_check({"baseline": paths["baseline"][:, :20]}, history, recession)
