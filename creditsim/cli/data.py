@@ -322,11 +322,12 @@ def macro(
 @data_app.command("paths")
 def paths(
     source: str = typer.Argument("vae", help="vae | var | bootstrap | synthetic | forecast | fed[:YEAR[:SCENARIO]] | "
-                                 "a narrative .yaml of anchors | a macro csv/parquet | a MacroVAE folder"),
+                                 "a narrative .yaml of anchors | a macro csv/parquet (one path, one per scenario, "
+                                 "or a paths table as --out writes it) | a MacroVAE folder"),
     scenario: str | None = typer.Option(None, "--scenario", help="one scenario name or a mix "
                                         "'baseline=0.5,severely_adverse=0.5' (default 0.6/0.25/0.1/0.05)"),
     n_paths: int = typer.Option(1000, "--paths", min=1, help="Number of paths."),
-    months: int = typer.Option(60, "--months", min=1, help="Path length in months (month 0 = the start)."),
+    months: int = typer.Option(60, "--months", min=2, help="Path length in months (month 0 = the start)."),
     start: str = typer.Option("latest", "--start", help="latest | YYYY-MM (that month's real state) | scenario "
                               "(the VAE's scenario-typical historical starts)"),
     seed: int = typer.Option(0, "--seed", min=0, help="Master seed (same seed, same paths as a run's)."),
@@ -378,7 +379,7 @@ def _macro_source(source: str):
 
 
 def _scenario_table(mp, name: str) -> Table:
-    """Variables x (month 0, medians at 12 and 24 months, the last month's median and 5-95 % band), percent."""
+    """Variables x (month 0, medians at 12 and 24 months, the last month's median and its 5-95 % band), percent."""
     last = mp.values.shape[1] - 1
     marks = [m for m in (12, 24) if m < last]
     table = Table(title=f"{name}: {len(mp)} path{'' if len(mp) == 1 else 's'}", caption="percent; medians across paths")
@@ -387,7 +388,7 @@ def _scenario_table(mp, name: str) -> Table:
     for m in marks:
         table.add_column(f"month {m}", justify="right")
     table.add_column(f"month {last}", justify="right")
-    table.add_column("5-95 %", justify="right")
+    table.add_column(f"5-95 % m{last}", justify="right")
     for j, var in enumerate(MACRO_VARS):
         x = 100 * mp.values[:, :, j]
         lo, mid, hi = np.quantile(x[:, last], [0.05, 0.5, 0.95])

@@ -86,13 +86,7 @@ def eval_macro(
         out.add_row(metric, *[f"{row[n]:.3f}" + (f" ± {row[n + '_sd']:.3f}" if n != "history" else "") for n in names])
     console.print(out)
     console.print("[dim]history column: real tail statistics; for distances the split-half noise floor[/]")
-    sc = Table(title="MacroVAE scenario ordering (the VAE's scenario-typical historical starts)")
-    sc.add_column("statistic", no_wrap=True)
-    for name in ordering.index:
-        sc.add_column(str(name), justify="right")
-    for col in ordering.columns:
-        sc.add_row(col, *[f"{v:.3f}" for v in ordering[col]])
-    console.print(sc)
+    console.print(_ordering_table(ordering))
     console.print(_scenario_check_table(check, n_samples, start))
     if csv is not None:
         atomic_write(csv, lambda p: table.to_csv(p))
@@ -102,6 +96,17 @@ def eval_macro(
             raise ConfigError(f"--plot must be a folder, but {plot} is a file")
         paths = fan_charts(vae, plot, n_samples=n_samples, history=history)
         console.print(f"fan charts: {', '.join(str(p) for p in paths)}")
+
+
+def _ordering_table(ordering) -> Table:
+    """:func:`creditsim.macro.evaluate.scenario_ordering` with statistics down and scenarios across."""
+    table = Table(title="MacroVAE scenario ordering (the VAE's scenario-typical historical starts)")
+    table.add_column("statistic", no_wrap=True)
+    for name in ordering.index:
+        table.add_column(str(name), justify="right")
+    for col in ordering.columns:
+        table.add_row(col, *[f"{v:.3f}" for v in ordering[col]])
+    return table
 
 
 def _scenario_check(vae, history, recession, n_samples: int, months: int = 39):

@@ -36,7 +36,6 @@ from creditsim.macro.scenarios import (
     source_weights,
 )
 from creditsim.macro.vae import MacroVAE
-from creditsim.schema import validate_macro
 from creditsim.states import MACRO_VARS, SCENARIOS
 
 __all__ = ["MacroPaths", "macro_paths", "PLOT_SUFFIXES"]
@@ -214,8 +213,13 @@ def macro_paths(source: Any = "vae", scenario: Mapping[str, float] | str | None 
     if narrative is not None:
         label = source if isinstance(source, str) else narrative.source
         source = narrative  # read and validated once
+        _check_narrative_scenario(narrative, scenario)
     elif isinstance(source, (str, os.PathLike)) and _is_file(source):
-        source = validate_macro(read_frame(source, "macro file"))  # its index gives the paths' dates
+        source = read_frame(source, "macro file")  # validated where it is read as paths (build_macro_draw)
+    if isinstance(source, pd.DataFrame) and "path" in source.columns and "scenario" in source.columns \
+            and scenario is not None:
+        raise ConfigError("this paths table labels each path with its scenario column; leave the scenario "
+                          "(--scenario) out, or filter the table's rows first")
     if isinstance(source, str):
         kind = parse_macro_source(source)[0]
     elif narrative is not None:
@@ -226,6 +230,9 @@ def macro_paths(source: Any = "vae", scenario: Mapping[str, float] | str | None 
     generated = kind in GENERATED_SOURCES or kind == "narrative"
     # resolve_macro_start reads "latest", "YYYY-MM", mappings and arrays alike (no comparison here: an
     # array start made ``start == "latest"`` ambiguous)
+    if not generated and not (isinstance(start, str) and start == "latest"):
+        raise ConfigError(f"start {start!r} applies to generated paths (vae, var, bootstrap, forecast, fed, "
+                          f"narratives); {label} paths carry their own start")
     start_vec, start_label = resolve_macro_start(start) if generated else (None, "paths as given")
     if kind == "narrative" and start_vec is None:
         start_vec, start_label = resolve_macro_start(None)  # a narrative always starts from a real state
@@ -238,6 +245,16 @@ def macro_paths(source: Any = "vae", scenario: Mapping[str, float] | str | None 
                       draw.conditioning)
 
 
+def _check_narrative_scenario(narrative: Any, scenario: Any) -> None:
+    """A narrative's dynamics come from its own ``scenario`` key, or without one from what its anchors
+    pick: a ``scenario`` argument that says otherwise would be silently ignored, so it is refused."""
+    if scenario is None or (isinstance(scenario, str) and scenario == narrative.scenario):
+        return
+    own = f"names {narrative.scenario!r}" if narrative.scenario else "lets its anchors pick the dynamics"
+    raise ConfigError(f"this narrative {own}; a scenario {scenario!r} would be ignored (leave it out, or set "
+                      "the narrative's scenario key)")
+
+
 def _is_file(source: Any) -> bool:
     text = str(source)
     return isinstance(source, os.PathLike) or (text.lower().endswith((".csv", ".csv.gz", ".parquet")) and Path(text).is_file())
@@ -248,7 +265,7 @@ def _dates(source: Any, kind: str, start_label: str, months: int) -> pd.Datetime
     narrative included), the supervisory table's first month for fed paths without a start, else the
     latest month of the bundled data."""
     if isinstance(source, pd.DataFrame):
-        first = pd.Timestamp(source.index[0])
+        first = _first_month(source)
     elif start_label.startswith("history "):
         first = pd.Timestamp(start_label.split()[1].rstrip(",") + "-01")
     elif kind == "fed" and start_label.startswith("supervisory"):
@@ -257,6 +274,16 @@ def _dates(source: Any, kind: str, start_label: str, months: int) -> pd.Datetime
     else:
         first = _latest_bundled_month(kind)
     return pd.date_range(first, periods=months, freq="MS", name="reporting_month")
+
+
+def _first_month(frame: pd.DataFrame) -> pd.Timestamp:
+    """The first month of a macro frame: its DatetimeIndex, else its ``reporting_month`` column (a file as
+    read, validated already by :func:`build_macro_draw`)."""
+    if isinstance(frame.index, pd.DatetimeIndex):
+        return frame.index.min().to_period("M").to_timestamp()
+    if isinstance(frame.index, pd.PeriodIndex):
+        return frame.index.min().to_timestamp()
+    return pd.to_datetime(frame["reporting_month"]).min().to_period("M").to_timestamp()
 
 
 def _latest_bundled_month(kind: str) -> pd.Timestamp:

@@ -101,6 +101,7 @@ from creditsim.states import MACRO_VARS, SCENARIOS, scenario_index
 from creditsim.userwarn import warn
 
 __all__ = [
+    "path_frame",
     "DEFAULT_SCENARIO_MIX",
     "MACRO_SOURCES",
     "GENERATED_SOURCES",
@@ -359,6 +360,9 @@ def build_macro_draw(macro: Any, labels: np.ndarray, horizon: int, seed: int, de
         if key == "forecast":
             return _forecast_paths(labels.size, horizon, seed, device, start, clusters)
         return MacroDraw(_baseline_paths(key, labels, horizon, seed, start), clusters)
+    if isinstance(macro, pd.DataFrame) and "path" in macro.columns:
+        values, carried = path_frame(macro, horizon, labels.size)
+        return MacroDraw(values, clusters, carried)
     if isinstance(macro, pd.DataFrame):
         return MacroDraw(_frame_paths(macro, labels, horizon), clusters)
     if hasattr(macro, "generate") and hasattr(macro, "config"):  # a MacroVAE instance
@@ -693,6 +697,60 @@ def _extend(path: np.ndarray, horizon: int) -> np.ndarray:
         return path[:horizon]
     pad = np.repeat(path[-1:], horizon - path.shape[0], axis=0)
     return np.concatenate([path, pad], axis=0)
+
+
+def path_frame(frame: pd.DataFrame, horizon: int, n: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A long table of paths -- columns ``path``, ``reporting_month``, the 9 variables and optionally
+    ``scenario``, as :meth:`MacroPaths.to_frame` and ``creditsim data paths --out`` write them -- as
+    ``((P, horizon, 9) float64 paths in path-id order, (P,) int64 scenario labels or None)``.
+
+    Every path must cover the same consecutive months (one row each); a path's ``scenario`` must be one
+    name throughout. With ``n``, the file must hold exactly ``n`` paths: path ``i`` drives simulation
+    ``i``, as a ``(n, T, 9)`` array does. DataError / ConfigError name the path and what was expected."""
+    if "reporting_month" not in frame.columns and isinstance(frame.index, pd.DatetimeIndex):
+        frame = frame.rename_axis("reporting_month").reset_index()  # the months as an index, as a file reader sets it
+    missing = [c for c in ("path", "reporting_month", *MACRO_VARS) if c not in frame.columns]
+    if missing:
+        raise DataError(f"macro paths table: missing column(s) {missing}; expected path, reporting_month, "
+                        f"the 9 variables and optionally scenario")
+    months = pd.to_datetime(frame["reporting_month"], errors="coerce")
+    if months.isna().any():
+        row = int(np.flatnonzero(months.isna().to_numpy())[0])
+        raise DataError(f"macro paths table: row {row}: reporting_month {frame['reporting_month'].iloc[row]!r} "
+                        "is not a date")
+    order = np.lexsort((months.to_numpy(), frame["path"].to_numpy()))
+    table = frame.iloc[order].reset_index(drop=True)
+    ids, counts = np.unique(table["path"].to_numpy(), return_counts=True)
+    if (counts != counts[0]).any():
+        bad = ids[np.flatnonzero(counts != counts[0])[0]]
+        raise DataError(f"macro paths table: path {bad} has {counts[ids == bad][0]} rows, path {ids[0]} has "
+                        f"{counts[0]}; every path must cover the same months")
+    P, T = len(ids), int(counts[0])
+    first = validate_macro(table.iloc[:T].set_index(pd.DatetimeIndex(months.iloc[order[:T]].to_numpy())))
+    grid = months.iloc[order].dt.to_period("M").to_numpy().reshape(P, T)
+    if (grid != grid[:1]).any():
+        bad = ids[np.flatnonzero((grid != grid[:1]).any(axis=1))[0]]
+        raise DataError(f"macro paths table: path {bad} covers other months than path {ids[0]} "
+                        f"({first.index[0]:%Y-%m} .. {first.index[-1]:%Y-%m}); every path must cover the same months")
+    values = table[list(MACRO_VARS)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64).reshape(P, T, -1)
+    bad = ~np.isfinite(values) | (np.abs(values) > 1.0)
+    if bad.any():
+        p_, t_, j_ = (int(x[0]) for x in np.nonzero(bad))
+        raise DataError(f"macro paths table: path {ids[p_]}, {first.index[t_]:%Y-%m}: {MACRO_VARS[j_]} = "
+                        f"{values[p_, t_, j_]!r}; expected finite decimals (0.045 for 4.5 %)")
+    if T < horizon:
+        raise DataError(f"macro paths table: {T} months per path, the horizon needs {horizon}")
+    if n is not None and P != n:
+        raise ConfigError(f"macro paths table holds {P} paths and path i drives simulation i, but {n} are asked "
+                          f"for; ask for {P} (n_paths / --paths / --n-sims)")
+    labels = None
+    if "scenario" in table.columns:
+        names = table["scenario"].to_numpy().reshape(P, T)
+        mixed = np.flatnonzero((names != names[:, :1]).any(axis=1))
+        if mixed.size:
+            raise DataError(f"macro paths table: path {ids[mixed[0]]} changes scenario within the path")
+        labels = np.array([scenario_index(str(x)) for x in names[:, 0]], dtype=np.int64)
+    return np.ascontiguousarray(values[:, :horizon]), labels
 
 
 def _frame_paths(frame: pd.DataFrame, labels: np.ndarray, horizon: int) -> np.ndarray:

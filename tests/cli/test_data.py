@@ -169,3 +169,16 @@ def test_paths_of_a_plain_source_and_bad_targets(tmp_path: Path, capsys):
     assert code == 2 and "--plot" in err
     code, _, err = run(["data", "paths", "nowhere", "--paths", "5"], capsys)
     assert code == 2 and "Traceback" not in err
+
+
+def test_paths_reads_its_own_output_back_and_refuses_options_it_would_ignore(tmp_path: Path, capsys):
+    out = tmp_path / "p.parquet"
+    assert run(["data", "paths", "var", "--paths", "8", "--months", "14", "--out", str(out)], capsys)[0] == 0
+    code, stdout, err = run(["data", "paths", str(out), "--paths", "8", "--months", "14"], capsys)
+    assert code == 0 and "paths as given" in stdout and "5-95 % m13" in stdout, err
+    code, _, err = run(["data", "paths", str(out), "--paths", "5", "--months", "14"], capsys)
+    assert code == 2 and "holds 8 paths" in err
+    code, _, err = run(["data", "paths", "synthetic", "--start", "2019-12", "--paths", "4"], capsys)
+    assert code == 2 and "carry their own start" in err
+    code, _, err = run(["data", "paths", "var", "--months", "1"], capsys)
+    assert code == 2 and "--months" in err

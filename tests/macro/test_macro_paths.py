@@ -193,3 +193,55 @@ def test_plot_refuses_an_unknown_chart_type_and_leaves_no_partial_file(tmp_path)
     mp.plot(path=tmp_path / "fan.svg")
     assert (tmp_path / "fan.svg").read_text().lstrip().startswith("<?xml")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fan.svg"]
+
+
+def test_a_paths_table_round_trips_and_drives_simulations_path_by_path(tmp_path) -> None:
+    """``MacroPaths.to_frame()`` written to a file reads back as the same paths, labels and dates
+    (``macro_paths(file)``), and ``simulate`` takes the file with path i driving simulation i."""
+    from creditsim.risk.simulate import simulate
+
+    mp = cs.macro_paths("var", "baseline=0.5,severely_adverse=0.5", n_paths=12, months=14, seed=4)
+    f = tmp_path / "paths.parquet"
+    mp.to_frame().reset_index().sample(frac=1.0, random_state=0).to_parquet(f)  # any row order
+    back = cs.macro_paths(f, n_paths=12, months=14)
+    np.testing.assert_array_equal(back.values, mp.values)
+    np.testing.assert_array_equal(back.scenarios, mp.scenarios)
+    assert (back.dates == mp.dates).all() and back.start == "paths as given"
+    loans = pd.read_parquet(example_path("loans_example.parquet")).iloc[:20]
+    res = simulate(loans, example_path("example_clo.yaml"), n_simulations=12, macro=str(f), horizon=14, seed=1,
+                   progress=False, keep_cashflows=False)
+    np.testing.assert_array_equal(res.scenarios, mp.scenarios)
+    np.testing.assert_allclose(np.asarray(res.macro_paths), mp.values)
+    with pytest.raises(ConfigError, match="holds 12 paths .* ask for 12"):
+        cs.macro_paths(f, n_paths=10, months=14)
+    with pytest.raises(ConfigError, match="labels each path with its scenario column"):
+        cs.macro_paths(f, "baseline", n_paths=12, months=14)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda t: t[~((t["path"] == 3) & (t["reporting_month"] == t["reporting_month"].max()))], "path 3 has 13 rows"),
+    (lambda t: t.assign(scenario=np.where((t["path"] == 2) & (t.index % 2 == 0), "adverse", t["scenario"])),
+     "path 2 changes scenario"),
+    (lambda t: t.assign(gdp_growth=np.where(t["path"] == 5, np.nan, t["gdp_growth"])), "path 5, 2025-09: gdp_growth"),
+    (lambda t: t.assign(unemployment_rate=np.where(t["path"] == 1, 4.5, t["unemployment_rate"])), "path 1.*decimals"),
+    (lambda t: t.drop(columns="default_rate"), r"missing column\(s\) \['default_rate'\]"),
+])
+def test_a_bad_paths_table_names_the_path_and_what_was_expected(tmp_path, edit, match) -> None:
+    from creditsim.errors import DataError
+
+    mp = cs.macro_paths("var", "baseline", n_paths=6, months=14, seed=4)
+    f = tmp_path / "bad.csv"
+    edit(mp.to_frame().reset_index()).to_csv(f, index=False)
+    with pytest.raises((DataError, ConfigError), match=match):
+        cs.macro_paths(f, n_paths=6, months=14)
+
+
+def test_options_a_source_would_ignore_are_refused() -> None:
+    with pytest.raises(ConfigError, match="synthetic paths carry their own start"):
+        cs.macro_paths("synthetic", n_paths=4, months=6, start="2019-12")
+    with pytest.raises(ConfigError, match="lets its anchors pick the dynamics; a scenario 'baseline' would be ignored"):
+        cs.macro_paths(TAIL_STORY, "baseline", n_paths=4, months=24)
+    named = {**TAIL_STORY, "scenario": "severely_adverse"}
+    with pytest.raises(ConfigError, match="names 'severely_adverse'"):
+        cs.macro_paths(named, "adverse", n_paths=4, months=24)
+    assert (cs.macro_paths(named, "severely_adverse", n_paths=4, months=24).scenarios == 2).all()
