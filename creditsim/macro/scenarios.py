@@ -720,6 +720,11 @@ def path_frame(frame: pd.DataFrame, horizon: int, n: int | None = None) -> tuple
                         "is not a date")
     order = np.lexsort((months.to_numpy(), frame["path"].to_numpy()))
     table = frame.iloc[order].reset_index(drop=True)
+    twice = pd.DataFrame({"path": table["path"], "month": months.iloc[order].dt.to_period("M").to_numpy()}).duplicated()
+    if twice.any():
+        row = int(np.flatnonzero(twice.to_numpy())[0])
+        raise DataError(f"macro paths table: path {table['path'].iloc[row]} has month "
+                        f"{months.iloc[order[row]]:%Y-%m} more than once; one row per path and month")
     ids, counts = np.unique(table["path"].to_numpy(), return_counts=True)
     if (counts != counts[0]).any():
         bad = ids[np.flatnonzero(counts != counts[0])[0]]

@@ -225,6 +225,9 @@ def test_a_paths_table_round_trips_and_drives_simulations_path_by_path(tmp_path)
     (lambda t: t.assign(gdp_growth=np.where(t["path"] == 5, np.nan, t["gdp_growth"])), "path 5, 2025-09: gdp_growth"),
     (lambda t: t.assign(unemployment_rate=np.where(t["path"] == 1, 4.5, t["unemployment_rate"])), "path 1.*decimals"),
     (lambda t: t.drop(columns="default_rate"), r"missing column\(s\) \['default_rate'\]"),
+    (lambda t: pd.concat([t, t.iloc[[20]]]), "path 1 has month 2026-03 more than once"),
+    (lambda t: t.assign(reporting_month=t["reporting_month"] + pd.to_timedelta(np.where(t["path"] == 4, 31, 0), "D")),
+     "path 4 covers other months than path 0"),
 ])
 def test_a_bad_paths_table_names_the_path_and_what_was_expected(tmp_path, edit, match) -> None:
     from creditsim.errors import DataError
