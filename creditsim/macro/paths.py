@@ -187,18 +187,24 @@ def macro_paths(source: Any = "vae", scenario: Mapping[str, float] | str | None 
             scenario?}`` or the path of a ``.yaml`` / ``.yml`` file of one, :mod:`creditsim.macro.narrative`:
             every anchor met exactly), a macro DataFrame, a ``(S, T, 9)`` / ``(T, 9)`` array (e.g.
             :func:`~creditsim.macro.scenarios.fed_table_path`, the deterministic supervisory path), or the
-            path of a CSV / Parquet macro file (a ``reporting_month`` column and the 9 variables).
+            path of a CSV / Parquet macro file (a ``reporting_month`` column and the 9 variables: one path,
+            one per scenario with a ``scenario`` column, or a paths table with a ``path`` column as
+            :meth:`MacroPaths.to_frame` writes it, :func:`~creditsim.macro.scenarios.path_frame`: then
+            ``n_paths`` must be its number of paths, and its ``scenario`` column labels them).
         scenario: one scenario name (all paths of that type) or a mix (see
             :func:`~creditsim.macro.scenarios.parse_scenario_mix`); None = the default mix. A
             ``"fed:YEAR:SCENARIO"`` source, and a narrative naming its ``scenario``, label every path with
             that scenario; a narrative without one labels each path with the dynamics its anchors picked
-            (:attr:`~creditsim.macro.vae.MacroVAE.last_scenarios`), not with the mix.
+            (:attr:`~creditsim.macro.vae.MacroVAE.last_scenarios`), not with the mix. A scenario that the
+            source would ignore (another than a narrative's own; any, for a narrative without one or a
+            paths table with a scenario column) is refused (ConfigError).
         n_paths: number of paths S. months: path length T.
         start: ``"latest"`` (the latest real month, :func:`creditsim.datasets.macro_state`),
             ``"YYYY-MM"`` (that month's real state), a mapping / ``(9,)`` array of the 9 variables, or
             ``"scenario"`` (the VAE's scenario-typical historical starts; fed paths then start from the
             table's first quarter, narratives from the latest month). Applies to generated paths (vae,
-            var, bootstrap, fed, narrative); synthetic and given paths carry their own start.
+            var, bootstrap, forecast, fed, narrative); synthetic and given paths carry their own start, and
+            refuse any other than ``"latest"`` (ConfigError).
         seed: master seed; labels and paths come from the same keyed streams as a simulation's.
         device: torch device of the VAE.
 

@@ -101,7 +101,6 @@ from creditsim.states import MACRO_VARS, SCENARIOS, scenario_index
 from creditsim.userwarn import warn
 
 __all__ = [
-    "path_frame",
     "DEFAULT_SCENARIO_MIX",
     "MACRO_SOURCES",
     "GENERATED_SOURCES",
@@ -112,6 +111,7 @@ __all__ = [
     "build_macro_paths",
     "build_macro_draw",
     "MacroDraw",
+    "path_frame",
     "source_weights",
     "resolve_macro_start",
     "parse_macro_source",
