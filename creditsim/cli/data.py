@@ -328,8 +328,8 @@ def paths(
                                         "'baseline=0.5,severely_adverse=0.5' (default 0.6/0.25/0.1/0.05)"),
     n_paths: int = typer.Option(1000, "--paths", min=1, help="Number of paths."),
     months: int = typer.Option(60, "--months", min=2, help="Path length in months (month 0 = the start)."),
-    start: str = typer.Option("latest", "--start", help="latest | YYYY-MM (that month's real state) | scenario "
-                              "(the VAE's scenario-typical historical starts)"),
+    start: str | None = typer.Option(None, "--start", help="latest (default) | YYYY-MM (that month's real state) | "
+                                     "scenario (the VAE's scenario-typical historical starts)"),
     seed: int = typer.Option(0, "--seed", min=0, help="Master seed (same seed, same paths as a run's)."),
     out: Path | None = typer.Option(None, "--out", help="Write every path to this .csv or .parquet file (atomic): "
                                     "path, reporting_month, scenario and the 9 variables in decimals."),
@@ -350,7 +350,10 @@ def paths(
             raise ConfigError(f"--plot {str(plot)!r}: expected a file ending in {', '.join(PLOT_SUFFIXES)}")
     generator = _macro_source(source)
     with console.status(f"generating {n_paths} paths from {source}", spinner="dots"):
-        mp = macro_paths(generator, scenario, n_paths=n_paths, months=months, start=start, seed=seed)
+        mp = macro_paths(generator, scenario, n_paths=n_paths, months=months, start=start or "latest", seed=seed)
+    if start is not None and mp.start == "paths as given":
+        raise ConfigError(f"--start {start}: {source} paths carry their own start; --start applies to vae, var, "
+                          "bootstrap, forecast, fed and narrative sources")
     console.print(f"{mp.source}: {len(mp)} paths x {months} months from {mp.start} "
                   f"({mp.dates[0]:%Y-%m} .. {mp.dates[-1]:%Y-%m})")
     for name in [SCENARIO_NAMES[int(k)] for k in np.unique(mp.scenarios)]:

@@ -37,6 +37,9 @@ class ConditioningReport:
             never resampled); with a label posterior, the ESS as a sample of that posterior.
         label_posterior: ``{scenario: probability}`` when the anchors picked the dynamics label, else None.
         label_passes: ``(pilot, allocated)`` posteriors from each pass's evidence alone (same keys), or None.
+        label_shares: with a posterior, the shares of the labels the returned paths carry (same keys).
+            They come from the Metropolis moves' own label proposals as well as from the posterior, so
+            they differ from it by sampling error -- and by more where ``label_noise`` is large.
         acceptance: mean acceptance rate of the Metropolis sweeps (None when none ran).
         moved: share of paths the sweeps moved at least once (0 when none ran).
     """
@@ -47,6 +50,7 @@ class ConditioningReport:
     ess: float
     label_posterior: dict[str, float] | None = None
     label_passes: tuple[dict[str, float], dict[str, float]] | None = None
+    label_shares: dict[str, float] | None = None
     acceptance: float | None = None
     moved: float = 0.0
 
@@ -69,10 +73,12 @@ def read_conditioning(model, batch: str, n_paths: int) -> ConditioningReport:
     posterior = model.last_label_posterior
     passes = model.last_label_passes
     sweeps = model.last_rejuvenation
+    carried = np.bincount(model.last_scenarios, minlength=len(SCENARIOS)) / max(len(model.last_scenarios), 1)
     return ConditioningReport(
         batch=batch, n_paths=int(n_paths), n_particles=int(model.last_n_particles), ess=float(model.last_ess),
         label_posterior=None if posterior is None else by_label(posterior),
         label_passes=None if passes is None else (by_label(passes[0]), by_label(passes[1])),
+        label_shares=None if posterior is None else by_label(carried[: len(posterior)]),
         acceptance=float(np.mean(sweeps.acceptance)) if sweeps.acceptance else None,
         moved=float(sweeps.moved),
     )
@@ -80,12 +86,14 @@ def read_conditioning(model, batch: str, n_paths: int) -> ConditioningReport:
 
 def conditioning_frame(reports: Sequence[ConditioningReport]) -> pd.DataFrame:
     """One row per batch: ``batch``, ``paths``, ``particles``, ``ess``, ``acceptance``, ``moved``,
-    ``label_noise`` and, where the anchors picked the label, ``P(<scenario>)`` per scenario."""
+    ``label_noise`` and, where the anchors picked the label, ``P(<scenario>)`` (the posterior) and
+    ``share(<scenario>)`` (the returned paths' labels) per scenario."""
     rows = []
     columns = ["batch", "paths", "particles", "ess", "acceptance", "moved", "label_noise"]
     for r in reports:
         row = dict(zip(columns, (r.batch, r.n_paths, r.n_particles, r.ess, r.acceptance, r.moved, r.label_noise)))
         row.update({f"P({k})": v for k, v in (r.label_posterior or {}).items()})
+        row.update({f"share({k})": v for k, v in (r.label_shares or {}).items()})
         rows.append(row)
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
 
@@ -100,5 +108,6 @@ def conditioning_record(reports: Sequence[ConditioningReport]) -> dict[str, dict
         if r.label_posterior is not None:
             entry["label_posterior"] = {k: round(v, 4) for k, v in r.label_posterior.items()}
             entry["label_noise"] = round(float(r.label_noise), 4)
+            entry["label_shares"] = {k: round(v, 4) for k, v in (r.label_shares or {}).items()}
         out[r.batch] = entry
     return out

@@ -30,8 +30,10 @@ from creditsim.macro.scenarios import (
     as_narrative,
     build_macro_draw,
     draw_scenario_labels,
+    is_path_table,
     macro_anchors,
     parse_macro_source,
+    parse_scenario_mix,
     resolve_macro_start,
     source_weights,
 )
@@ -196,15 +198,15 @@ def macro_paths(source: Any = "vae", scenario: Mapping[str, float] | str | None 
             ``"fed:YEAR:SCENARIO"`` source, and a narrative naming its ``scenario``, label every path with
             that scenario; a narrative without one labels each path with the dynamics its anchors picked
             (:attr:`~creditsim.macro.vae.MacroVAE.last_scenarios`), not with the mix. A scenario that the
-            source would ignore (another than a narrative's own; any, for a narrative without one or a
-            paths table with a scenario column) is refused (ConfigError).
+            source would ignore (another mix than a narrative's own scenario; any, for a narrative without
+            one or a paths table with a scenario column) is refused (ConfigError).
         n_paths: number of paths S. months: path length T.
         start: ``"latest"`` (the latest real month, :func:`creditsim.datasets.macro_state`),
             ``"YYYY-MM"`` (that month's real state), a mapping / ``(9,)`` array of the 9 variables, or
             ``"scenario"`` (the VAE's scenario-typical historical starts; fed paths then start from the
             table's first quarter, narratives from the latest month). Applies to generated paths (vae,
-            var, bootstrap, forecast, fed, narrative); synthetic and given paths carry their own start, and
-            refuse any other than ``"latest"`` (ConfigError).
+            var, bootstrap, forecast, fed, narrative); synthetic and given paths carry their own start
+            (``start`` is not read for them; ``creditsim data paths --start`` refuses it there).
         seed: master seed; labels and paths come from the same keyed streams as a simulation's.
         device: torch device of the VAE.
 
@@ -222,8 +224,7 @@ def macro_paths(source: Any = "vae", scenario: Mapping[str, float] | str | None 
         _check_narrative_scenario(narrative, scenario)
     elif isinstance(source, (str, os.PathLike)) and _is_file(source):
         source = read_frame(source, "macro file")  # validated where it is read as paths (build_macro_draw)
-    if isinstance(source, pd.DataFrame) and "path" in source.columns and "scenario" in source.columns \
-            and scenario is not None:
+    if is_path_table(source) and "scenario" in [*source.columns, *source.index.names] and scenario is not None:
         raise ConfigError("this paths table labels each path with its scenario column; leave the scenario "
                           "(--scenario) out, or filter the table's rows first")
     if isinstance(source, str):
@@ -236,9 +237,6 @@ def macro_paths(source: Any = "vae", scenario: Mapping[str, float] | str | None 
     generated = kind in GENERATED_SOURCES or kind == "narrative"
     # resolve_macro_start reads "latest", "YYYY-MM", mappings and arrays alike (no comparison here: an
     # array start made ``start == "latest"`` ambiguous)
-    if not generated and not (isinstance(start, str) and start == "latest"):
-        raise ConfigError(f"start {start!r} applies to generated paths (vae, var, bootstrap, forecast, fed, "
-                          f"narratives); {label} paths carry their own start")
     start_vec, start_label = resolve_macro_start(start) if generated else (None, "paths as given")
     if kind == "narrative" and start_vec is None:
         start_vec, start_label = resolve_macro_start(None)  # a narrative always starts from a real state
@@ -254,7 +252,10 @@ def macro_paths(source: Any = "vae", scenario: Mapping[str, float] | str | None 
 def _check_narrative_scenario(narrative: Any, scenario: Any) -> None:
     """A narrative's dynamics come from its own ``scenario`` key, or without one from what its anchors
     pick: a ``scenario`` argument that says otherwise would be silently ignored, so it is refused."""
-    if scenario is None or (isinstance(scenario, str) and scenario == narrative.scenario):
+    if scenario is None:
+        return
+    if narrative.scenario is not None and np.array_equal(parse_scenario_mix(scenario),
+                                                         parse_scenario_mix(narrative.scenario)):
         return
     own = f"names {narrative.scenario!r}" if narrative.scenario else "lets its anchors pick the dynamics"
     raise ConfigError(f"this narrative {own}; a scenario {scenario!r} would be ignored (leave it out, or set "
@@ -289,6 +290,8 @@ def _first_month(frame: pd.DataFrame) -> pd.Timestamp:
         return frame.index.min().to_period("M").to_timestamp()
     if isinstance(frame.index, pd.PeriodIndex):
         return frame.index.min().to_timestamp()
+    if "reporting_month" in (frame.index.names or []):  # MacroPaths.to_frame()'s (path, reporting_month)
+        return pd.to_datetime(frame.index.get_level_values("reporting_month")).min().to_period("M").to_timestamp()
     return pd.to_datetime(frame["reporting_month"]).min().to_period("M").to_timestamp()
 
 

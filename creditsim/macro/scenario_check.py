@@ -60,6 +60,9 @@ def scenario_statistics(paths: np.ndarray) -> dict[str, np.ndarray]:
     v = np.asarray(paths, np.float64)
     if v.ndim != 3 or v.shape[2] != len(MACRO_VARS) or v.shape[1] < 25:
         raise ConfigError(f"paths: expected (S, T >= 25, {len(MACRO_VARS)}), got {v.shape}")
+    if not np.isfinite(v).all() or (np.abs(v) > 1.0).any():
+        raise ConfigError("paths: expected finite decimals (0.045 for 4.5 %); found non-finite values or values "
+                          "above 1 in absolute value (percent?)")
     u, hy = v[:, :, J["unemployment_rate"]], v[:, :, J["credit_spread_hy"]]
     return {
         "u_peak": u.max(1), "u_rise": u.max(1) - u[:, 0], "hy_widen_bp": 1e4 * (hy.max(1) - hy[:, 0]),
@@ -92,6 +95,9 @@ def scenario_check(paths: Mapping[str, np.ndarray], history: pd.DataFrame, reces
     the binding statistic / variable."""
     if "baseline" not in paths:
         raise ConfigError(f"paths: a 'baseline' entry is needed to measure separation, got {list(paths)}")
+    few = {s: np.shape(v)[0] for s, v in paths.items() if np.ndim(v) < 1 or np.shape(v)[0] < 2}
+    if few:
+        raise ConfigError(f"paths: a spread needs S >= 2 paths per scenario, got {few}")
     stats = {s: scenario_statistics(v) for s, v in paths.items()}
     div = scenario_diversity(paths, history, recession, months=months)
     columns = {}

@@ -112,6 +112,7 @@ __all__ = [
     "build_macro_draw",
     "MacroDraw",
     "path_frame",
+    "is_path_table",
     "source_weights",
     "resolve_macro_start",
     "parse_macro_source",
@@ -360,7 +361,7 @@ def build_macro_draw(macro: Any, labels: np.ndarray, horizon: int, seed: int, de
         if key == "forecast":
             return _forecast_paths(labels.size, horizon, seed, device, start, clusters)
         return MacroDraw(_baseline_paths(key, labels, horizon, seed, start), clusters)
-    if isinstance(macro, pd.DataFrame) and "path" in macro.columns:
+    if is_path_table(macro):
         values, carried = path_frame(macro, horizon, labels.size)
         return MacroDraw(values, clusters, carried)
     if isinstance(macro, pd.DataFrame):
@@ -699,20 +700,37 @@ def _extend(path: np.ndarray, horizon: int) -> np.ndarray:
     return np.concatenate([path, pad], axis=0)
 
 
+def is_path_table(macro: Any) -> bool:
+    """Whether ``macro`` is a paths table (:func:`path_frame`): a frame with a ``path`` column or index level."""
+    return isinstance(macro, pd.DataFrame) and ("path" in macro.columns or "path" in (macro.index.names or []))
+
+
 def path_frame(frame: pd.DataFrame, horizon: int, n: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """A long table of paths -- columns ``path``, ``reporting_month``, the 9 variables and optionally
     ``scenario``, as :meth:`MacroPaths.to_frame` and ``creditsim data paths --out`` write them -- as
-    ``((P, horizon, 9) float64 paths in path-id order, (P,) int64 scenario labels or None)``.
+    ``((P, horizon, 9) float64 paths in path-id order, (P,) int64 scenario labels or None)``. Ids are
+    sorted as they are (numbers numerically, text as text: ``path_10`` before ``path_2``; ids of mixed
+    types as text); the months may also be the index, and ``MacroPaths.to_frame()``'s MultiIndex is read.
 
     Every path must cover the same consecutive months (one row each); a path's ``scenario`` must be one
     name throughout. With ``n``, the file must hold exactly ``n`` paths: path ``i`` drives simulation
     ``i``, as a ``(n, T, 9)`` array does. DataError / ConfigError name the path and what was expected."""
-    if "reporting_month" not in frame.columns and isinstance(frame.index, pd.DatetimeIndex):
-        frame = frame.rename_axis("reporting_month").reset_index()  # the months as an index, as a file reader sets it
+    if isinstance(frame.index, pd.MultiIndex):  # MacroPaths.to_frame() as it comes: (path, reporting_month)
+        frame = frame.reset_index()
+    if "reporting_month" not in frame.columns and isinstance(frame.index, (pd.DatetimeIndex, pd.PeriodIndex)):
+        index = frame.index.to_timestamp() if isinstance(frame.index, pd.PeriodIndex) else frame.index
+        frame = frame.set_axis(index.rename("reporting_month")).reset_index()  # months as an index (file readers)
+    if len(frame) == 0:
+        raise DataError("macro paths table: no rows")
     missing = [c for c in ("path", "reporting_month", *MACRO_VARS) if c not in frame.columns]
     if missing:
         raise DataError(f"macro paths table: missing column(s) {missing}; expected path, reporting_month, "
                         f"the 9 variables and optionally scenario")
+    if frame["path"].isna().any():
+        row = int(np.flatnonzero(frame["path"].isna().to_numpy())[0])
+        raise DataError(f"macro paths table: row {row} has no path id; every row needs one")
+    if frame["path"].map(type).nunique() > 1:  # mixed ids (1 and "1") cannot be ordered: read them all as text
+        frame = frame.assign(path=frame["path"].astype(str))
     months = pd.to_datetime(frame["reporting_month"], errors="coerce")
     if months.isna().any():
         row = int(np.flatnonzero(months.isna().to_numpy())[0])
@@ -751,6 +769,9 @@ def path_frame(frame: pd.DataFrame, horizon: int, n: int | None = None) -> tuple
     labels = None
     if "scenario" in table.columns:
         names = table["scenario"].to_numpy().reshape(P, T)
+        empty = np.flatnonzero(pd.isna(names).any(axis=1))
+        if empty.size:
+            raise DataError(f"macro paths table: path {ids[empty[0]]} has rows without a scenario")
         mixed = np.flatnonzero((names != names[:, :1]).any(axis=1))
         if mixed.size:
             raise DataError(f"macro paths table: path {ids[mixed[0]]} changes scenario within the path")

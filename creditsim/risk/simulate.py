@@ -74,6 +74,7 @@ from creditsim.macro.scenarios import (
     build_macro_draw,
     draw_scenario_labels,
     is_narrative_source,
+    parse_scenario_mix,
     resolve_macro_start,
 )
 from creditsim.macro.vae import MacroVAE
@@ -303,7 +304,8 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
     t0 = time.perf_counter()
     labels = draw_scenario_labels(config.weights, config.n_simulations, config.seed)
     draw = _macro_draw(config, labels, prepared.start_vec)
-    if draw.labels is not None:  # a narrative's paths carry their own scenario labels
+    if draw.labels is not None:  # a narrative's (or a paths table's) paths carry their own scenario labels
+        _check_carried_mix(config, draw.labels)
         labels = draw.labels
     _warn_floating_coupons(prepared, config.macro, draw.values)
     chunks = _run_all_chunks(prepared, config, draw.values)
@@ -312,11 +314,29 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
     results = _assemble(chunks, prepared.deal, labels, draw.values, prepared.engine.initial_balance,
                         config.keep_cashflows, clusters)
     results.settings = _settings(config, prepared, time.perf_counter() - t0)
+    if draw.labels is not None:  # what the run used, not the mix it was not asked to use
+        results.settings["scenario_mix"] = {s: float(np.mean(labels == i)) for i, s in enumerate(SCENARIOS)}
+        results.settings["scenario_mix_from"] = "the macro source's own path labels"
     if draw.conditioning:  # fed / narrative / forecast paths: how their conditioned draw went
         results.settings["macro_conditioning"] = conditioning_record(draw.conditioning)
     log.info("%d scenarios x %d months in %.1f s; expected pool loss %.4f", config.n_simulations, config.horizon,
              time.perf_counter() - t0, results.expected_loss)
     return results
+
+
+def _check_carried_mix(config: RunConfig, labels: np.ndarray) -> None:
+    """A macro source that labels its own paths (a narrative, a paths table with a scenario column) leaves
+    a scenario mix nothing to do: one that says otherwise is refused rather than silently ignored (a mix
+    naming the one scenario every path carries is accepted)."""
+    if config.scenario_mix is None:
+        return
+    shares = np.bincount(labels, minlength=len(SCENARIOS)) / labels.size
+    if np.allclose(parse_scenario_mix(config.scenario_mix), shares):
+        return
+    carried = ", ".join(f"{s} {w:.0%}" for s, w in zip(SCENARIOS, shares) if w > 0)
+    raise ConfigError(f"the macro source labels its own paths ({carried}); the scenario mix "
+                      f"{config.scenario_mix!r} would be ignored: leave it out (a narrative's scenario key "
+                      "sets its dynamics)")
 
 
 @dataclass

@@ -180,5 +180,6 @@ def test_paths_reads_its_own_output_back_and_refuses_options_it_would_ignore(tmp
     assert code == 2 and "holds 8 paths" in err
     code, _, err = run(["data", "paths", "synthetic", "--start", "2019-12", "--paths", "4"], capsys)
     assert code == 2 and "carry their own start" in err
+    assert run(["data", "paths", "synthetic", "--paths", "4", "--months", "6"], capsys)[0] == 0
     code, _, err = run(["data", "paths", "var", "--months", "1"], capsys)
     assert code == 2 and "--months" in err

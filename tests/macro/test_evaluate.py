@@ -388,3 +388,7 @@ def test_scenario_check_reads_sizes_separation_and_diversity_of_hand_made_paths(
         scenario_check({"adverse": paths["baseline"]}, history, recession)
     with pytest.raises(ConfigError, match="T >= 25"):
         scenario_check({"baseline": paths["baseline"][:, :20]}, history, recession)
+    with pytest.raises(ConfigError, match="S >= 2 paths per scenario"):
+        scenario_check({"baseline": paths["baseline"][:1]}, history, recession)
+    with pytest.raises(ConfigError, match="percent"):
+        scenario_check({"baseline": 100 * paths["baseline"]}, history, recession)

@@ -166,6 +166,7 @@ def test_a_narrative_that_leaves_the_label_to_its_anchors_reports_the_posterior_
     pilot, allocated = report.label_passes
     assert report.label_noise == pytest.approx(max(abs(pilot[k] - allocated[k]) for k in post))
     assert abs(np.mean(mp.scenarios == 2) - post["severely_adverse"]) < 0.05
+    assert report.label_shares == pytest.approx({k: float(np.mean(mp.scenarios == i)) for i, k in enumerate(post)})
     assert 0.3 <= report.ess <= 1.0 and report.acceptance is not None and report.moved > 0.5
     table = mp.conditioning_table()
     assert table.loc[0, "P(severely_adverse)"] == pytest.approx(post["severely_adverse"])
@@ -216,6 +217,17 @@ def test_a_paths_table_round_trips_and_drives_simulations_path_by_path(tmp_path)
         cs.macro_paths(f, n_paths=10, months=14)
     with pytest.raises(ConfigError, match="labels each path with its scenario column"):
         cs.macro_paths(f, "baseline", n_paths=12, months=14)
+    # to_frame() as it comes (MultiIndex) and ids of mixed types (read as text) are read too
+    np.testing.assert_array_equal(cs.macro_paths(mp.to_frame(), n_paths=12, months=14).values, mp.values)
+    mixed = mp.to_frame().reset_index().assign(path=lambda t: [p if p % 2 else str(p) for p in t["path"]])
+    assert cs.macro_paths(mixed, n_paths=12, months=14).values.shape == (12, 14, 9)
+    # a run that was given paths with their own labels records those labels' shares, and refuses another mix
+    assert res.settings["scenario_mix"] == pytest.approx({s: float(np.mean(mp.scenarios == i))
+                                                           for i, s in enumerate(["baseline", "adverse",
+                                                                                  "severely_adverse", "stagflation"])})
+    with pytest.raises(ConfigError, match="labels its own paths .* would be ignored"):
+        simulate(loans, example_path("example_clo.yaml"), n_simulations=12, macro=str(f), horizon=14, seed=1,
+                 progress=False, keep_cashflows=False, scenario_mix="baseline")
 
 
 @pytest.mark.parametrize("edit, match", [
@@ -225,6 +237,9 @@ def test_a_paths_table_round_trips_and_drives_simulations_path_by_path(tmp_path)
     (lambda t: t.assign(gdp_growth=np.where(t["path"] == 5, np.nan, t["gdp_growth"])), "path 5, 2025-09: gdp_growth"),
     (lambda t: t.assign(unemployment_rate=np.where(t["path"] == 1, 4.5, t["unemployment_rate"])), "path 1.*decimals"),
     (lambda t: t.drop(columns="default_rate"), r"missing column\(s\) \['default_rate'\]"),
+    (lambda t: t.assign(path=np.where(t["path"] == 2, np.nan, t["path"])), "row 28 has no path id"),
+    (lambda t: t.assign(scenario=np.where(t["path"] == 3, None, t["scenario"])), "path 3 has rows without a scenario"),
+    (lambda t: t.iloc[:0], "no rows"),
     (lambda t: pd.concat([t, t.iloc[[20]]]), "path 1 has month 2026-03 more than once"),
     (lambda t: t.assign(reporting_month=t["reporting_month"] + pd.to_timedelta(np.where(t["path"] == 4, 31, 0), "D")),
      "path 4 covers other months than path 0"),
@@ -240,11 +255,13 @@ def test_a_bad_paths_table_names_the_path_and_what_was_expected(tmp_path, edit, 
 
 
 def test_options_a_source_would_ignore_are_refused() -> None:
-    with pytest.raises(ConfigError, match="synthetic paths carry their own start"):
-        cs.macro_paths("synthetic", n_paths=4, months=6, start="2019-12")
+    # sources with their own start take any start unread (stress passes the run's start to every source)
+    np.testing.assert_array_equal(cs.macro_paths("synthetic", n_paths=4, months=6, start=None, seed=1).values,
+                                  cs.macro_paths("synthetic", n_paths=4, months=6, start="2019-12", seed=1).values)
     with pytest.raises(ConfigError, match="lets its anchors pick the dynamics; a scenario 'baseline' would be ignored"):
         cs.macro_paths(TAIL_STORY, "baseline", n_paths=4, months=24)
     named = {**TAIL_STORY, "scenario": "severely_adverse"}
     with pytest.raises(ConfigError, match="names 'severely_adverse'"):
         cs.macro_paths(named, "adverse", n_paths=4, months=24)
     assert (cs.macro_paths(named, "severely_adverse", n_paths=4, months=24).scenarios == 2).all()
+    assert (cs.macro_paths(named, {"severely_adverse": 1.0}, n_paths=4, months=24).scenarios == 2).all()

@@ -173,3 +173,12 @@ def test_quarterly_measures_exact_cent_sums():
     assert m["quarter_balance"][:, 0, 0] == pytest.approx((5000.0 + cf[:, 0, 0, 6] + cf[:, 1, 0, 6]) / 3)
     with pytest.raises(DataError, match="quarters need"):
         quarterly_measures(cf, np.array([1.0, 1.0]), 3)
+
+
+def test_rule_based_and_generated_scenarios_run_side_by_side(demo_result):
+    """``synthetic:`` paths carry their own start; the run's start is passed to every source and must not
+    stop them (a regression of the stress command found in review)."""
+    tape, _ = demo_result
+    result = stress_losses(tape.iloc[:200], ["vae:baseline", "synthetic:severely_adverse"], n_paths=4)
+    assert result.scenarios == ("vae:baseline", "synthetic:severely_adverse")
+    assert np.isfinite(result.losses).all() and result.losses.shape[:2] == (2, 4)
