@@ -85,6 +85,7 @@ from creditsim.risk.results import SimulationResults, TrancheResult
 from creditsim.schema import LoanTape, as_loan_tape
 from creditsim.states import MACRO_VARS, POOL_CF_TYPES, SCENARIOS
 from creditsim.transitions.transformer import TransitionTransformer
+from creditsim.userwarn import warn
 
 __all__ = ["simulate", "monte_carlo_simulate", "versions"]
 
@@ -326,17 +327,17 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
 
 def _check_carried_mix(config: RunConfig, labels: np.ndarray) -> None:
     """A macro source that labels its own paths (a narrative, a paths table with a scenario column) leaves
-    a scenario mix nothing to do: one that says otherwise is refused rather than silently ignored (a mix
-    naming the one scenario every path carries is accepted)."""
+    a scenario mix nothing to do. One that says otherwise is reported (a warning: a run config file's
+    general mix beside a narrative on the command line is a normal set-up, so it is not refused) and the
+    run records the labels' shares as its mix; a mix naming the one scenario every path carries is silent."""
     if config.scenario_mix is None:
         return
     shares = np.bincount(labels, minlength=len(SCENARIOS)) / labels.size
     if np.allclose(parse_scenario_mix(config.scenario_mix), shares):
         return
     carried = ", ".join(f"{s} {w:.0%}" for s, w in zip(SCENARIOS, shares) if w > 0)
-    raise ConfigError(f"the macro source labels its own paths ({carried}); the scenario mix "
-                      f"{config.scenario_mix!r} would be ignored: leave it out (a narrative's scenario key "
-                      "sets its dynamics)")
+    warn(f"the macro source labels its own paths ({carried}); the scenario mix {config.scenario_mix!r} is not "
+         "used (a narrative's scenario key sets its dynamics)")
 
 
 @dataclass

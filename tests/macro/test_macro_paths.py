@@ -225,9 +225,11 @@ def test_a_paths_table_round_trips_and_drives_simulations_path_by_path(tmp_path)
     assert res.settings["scenario_mix"] == pytest.approx({s: float(np.mean(mp.scenarios == i))
                                                            for i, s in enumerate(["baseline", "adverse",
                                                                                   "severely_adverse", "stagflation"])})
-    with pytest.raises(ConfigError, match="labels its own paths .* would be ignored"):
-        simulate(loans, example_path("example_clo.yaml"), n_simulations=12, macro=str(f), horizon=14, seed=1,
-                 progress=False, keep_cashflows=False, scenario_mix="baseline")
+    with pytest.warns(UserWarning, match="labels its own paths .* is not used"):
+        again = simulate(loans, example_path("example_clo.yaml"), n_simulations=12, macro=str(f), horizon=14, seed=1,
+                         progress=False, keep_cashflows=False, scenario_mix="baseline")
+    np.testing.assert_array_equal(again.portfolio_losses, res.portfolio_losses)
+    assert again.settings["scenario_mix"] == res.settings["scenario_mix"]
 
 
 @pytest.mark.parametrize("edit, match", [
