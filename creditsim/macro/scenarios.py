@@ -715,8 +715,8 @@ def path_frame(frame: pd.DataFrame, horizon: int, n: int | None = None) -> tuple
     Every path must cover the same consecutive months (one row each); a path's ``scenario`` must be one
     name throughout. With ``n``, the file must hold exactly ``n`` paths: path ``i`` drives simulation
     ``i``, as a ``(n, T, 9)`` array does. DataError / ConfigError name the path and what was expected."""
-    if isinstance(frame.index, pd.MultiIndex):  # MacroPaths.to_frame() as it comes: (path, reporting_month)
-        frame = frame.reset_index()
+    if isinstance(frame.index, pd.MultiIndex) or (frame.index.name == "path" and "path" not in frame.columns):
+        frame = frame.reset_index()  # MacroPaths.to_frame() as it comes: (path, reporting_month); or ids as index
     if "reporting_month" not in frame.columns and isinstance(frame.index, (pd.DatetimeIndex, pd.PeriodIndex)):
         index = frame.index.to_timestamp() if isinstance(frame.index, pd.PeriodIndex) else frame.index
         frame = frame.set_axis(index.rename("reporting_month")).reset_index()  # months as an index (file readers)
@@ -728,7 +728,7 @@ def path_frame(frame: pd.DataFrame, horizon: int, n: int | None = None) -> tuple
                         f"the 9 variables and optionally scenario")
     if frame["path"].isna().any():
         row = int(np.flatnonzero(frame["path"].isna().to_numpy())[0])
-        raise DataError(f"macro paths table: row {row} has no path id; every row needs one")
+        raise DataError(f"macro paths table: row {row} (0-based, header not counted) has no path id; every row needs one")
     if frame["path"].map(type).nunique() > 1:  # mixed ids (1 and "1") cannot be ordered: read them all as text
         frame = frame.assign(path=frame["path"].astype(str))
     months = pd.to_datetime(frame["reporting_month"], errors="coerce")

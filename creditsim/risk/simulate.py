@@ -337,7 +337,7 @@ def _check_carried_mix(config: RunConfig, labels: np.ndarray) -> None:
         return
     carried = ", ".join(f"{s} {w:.0%}" for s, w in zip(SCENARIOS, shares) if w > 0)
     warn(f"the macro source labels its own paths ({carried}); the scenario mix {config.scenario_mix!r} is not "
-         "used (a narrative's scenario key sets its dynamics)")
+         "used (a narrative's scenario key, or a paths table's scenario column, sets the labels)")
 
 
 @dataclass

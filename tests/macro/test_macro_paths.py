@@ -219,6 +219,8 @@ def test_a_paths_table_round_trips_and_drives_simulations_path_by_path(tmp_path)
         cs.macro_paths(f, "baseline", n_paths=12, months=14)
     # to_frame() as it comes (MultiIndex) and ids of mixed types (read as text) are read too
     np.testing.assert_array_equal(cs.macro_paths(mp.to_frame(), n_paths=12, months=14).values, mp.values)
+    by_id = mp.to_frame().reset_index().set_index("path")
+    np.testing.assert_array_equal(cs.macro_paths(by_id, n_paths=12, months=14).values, mp.values)
     mixed = mp.to_frame().reset_index().assign(path=lambda t: [p if p % 2 else str(p) for p in t["path"]])
     assert cs.macro_paths(mixed, n_paths=12, months=14).values.shape == (12, 14, 9)
     # a run that was given paths with their own labels records those labels' shares, and refuses another mix
