@@ -241,7 +241,7 @@ def test_a_paths_table_round_trips_and_drives_simulations_path_by_path(tmp_path)
     (lambda t: t.assign(gdp_growth=np.where(t["path"] == 5, np.nan, t["gdp_growth"])), "path 5, 2025-09: gdp_growth"),
     (lambda t: t.assign(unemployment_rate=np.where(t["path"] == 1, 4.5, t["unemployment_rate"])), "path 1.*decimals"),
     (lambda t: t.drop(columns="default_rate"), r"missing column\(s\) \['default_rate'\]"),
-    (lambda t: t.assign(path=np.where(t["path"] == 2, np.nan, t["path"])), "row 28 has no path id"),
+    (lambda t: t.assign(path=np.where(t["path"] == 2, np.nan, t["path"])), r"row 28 \(0-based, header not counted\) has no path id"),
     (lambda t: t.assign(scenario=np.where(t["path"] == 3, None, t["scenario"])), "path 3 has rows without a scenario"),
     (lambda t: t.iloc[:0], "no rows"),
     (lambda t: pd.concat([t, t.iloc[[20]]]), "path 1 has month 2026-03 more than once"),
