@@ -356,12 +356,14 @@ def paths(
                           "bootstrap, forecast, fed and narrative sources")
     console.print(f"{mp.source}: {len(mp)} paths x {months} months from {mp.start} "
                   f"({mp.dates[0]:%Y-%m} .. {mp.dates[-1]:%Y-%m})")
+    from creditsim.cli.tables import print_whole
+
     for name in [SCENARIO_NAMES[int(k)] for k in np.unique(mp.scenarios)]:
-        console.print(_scenario_table(mp.scenario(name), name))
+        print_whole(console, _scenario_table(mp.scenario(name), name))
     if mp.anchors is not None:
         console.print(f"{len(mp.anchors)} anchors, met exactly by every path (MacroPaths.anchors)")
     if mp.conditioning:
-        console.print(_conditioning_table(mp.conditioning_table()))
+        print_whole(console, _conditioning_table(mp.conditioning_table()))
     if out is not None:
         from creditsim.io import atomic_write_frame
 

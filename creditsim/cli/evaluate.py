@@ -86,8 +86,10 @@ def eval_macro(
         out.add_row(metric, *[f"{row[n]:.3f}" + (f" ± {row[n + '_sd']:.3f}" if n != "history" else "") for n in names])
     console.print(out)
     console.print("[dim]history column: real tail statistics; for distances the split-half noise floor[/]")
-    console.print(_ordering_table(ordering))
-    console.print(_scenario_check_table(check, n_samples, start))
+    from creditsim.cli.tables import print_whole
+
+    print_whole(console, _ordering_table(ordering))
+    print_whole(console, _scenario_check_table(check, n_samples, start))
     if csv is not None:
         atomic_write(csv, lambda p: table.to_csv(p))
         console.print(f"table written to {csv}")

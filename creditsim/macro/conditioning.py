@@ -99,7 +99,8 @@ def conditioning_frame(reports: Sequence[ConditioningReport]) -> pd.DataFrame:
 
 
 def conditioning_record(reports: Sequence[ConditioningReport]) -> dict[str, dict]:
-    """JSON-ready ``{batch: {paths, particles, ess, acceptance, moved[, label_posterior, label_noise]}}``
+    """JSON-ready ``{batch: {paths, particles, ess, acceptance, moved[, label_posterior, label_noise,
+    label_shares]}}``
     (floats rounded to 4 decimals): what a run's settings keep (``settings["macro_conditioning"]``)."""
     out: dict[str, dict] = {}
     for r in reports:

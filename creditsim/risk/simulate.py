@@ -305,8 +305,9 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
     t0 = time.perf_counter()
     labels = draw_scenario_labels(config.weights, config.n_simulations, config.seed)
     draw = _macro_draw(config, labels, prepared.start_vec)
+    carried_mix = None
     if draw.labels is not None:  # a narrative's (or a paths table's) paths carry their own scenario labels
-        _check_carried_mix(config, draw.labels)
+        carried_mix = _carried_mix(config, draw.labels)
         labels = draw.labels
     _warn_floating_coupons(prepared, config.macro, draw.values)
     chunks = _run_all_chunks(prepared, config, draw.values)
@@ -315,8 +316,8 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
     results = _assemble(chunks, prepared.deal, labels, draw.values, prepared.engine.initial_balance,
                         config.keep_cashflows, clusters)
     results.settings = _settings(config, prepared, time.perf_counter() - t0)
-    if draw.labels is not None:  # what the run used, not the mix it was not asked to use
-        results.settings["scenario_mix"] = {s: float(np.mean(labels == i)) for i, s in enumerate(SCENARIOS)}
+    if carried_mix is not None:  # what the run used, not the mix it was not asked to use
+        results.settings["scenario_mix"] = carried_mix
         results.settings["scenario_mix_from"] = "the macro source's own path labels"
     if draw.conditioning:  # fed / narrative / forecast paths: how their conditioned draw went
         results.settings["macro_conditioning"] = conditioning_record(draw.conditioning)
@@ -325,19 +326,18 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
     return results
 
 
-def _check_carried_mix(config: RunConfig, labels: np.ndarray) -> None:
-    """A macro source that labels its own paths (a narrative, a paths table with a scenario column) leaves
-    a scenario mix nothing to do. One that says otherwise is reported (a warning: a run config file's
-    general mix beside a narrative on the command line is a normal set-up, so it is not refused) and the
-    run records the labels' shares as its mix; a mix naming the one scenario every path carries is silent."""
-    if config.scenario_mix is None:
-        return
+def _carried_mix(config: RunConfig, labels: np.ndarray) -> dict[str, float]:
+    """``{scenario: share}`` of the labels a macro source gave its own paths (a narrative, a paths table
+    with a scenario column), which the run records as its mix. Such a source leaves a scenario mix nothing
+    to do: one that says otherwise is reported (a warning: a run config file's general mix beside a
+    narrative on the command line is a normal set-up, so it is not refused); a mix naming the one
+    scenario every path carries is silent."""
     shares = np.bincount(labels, minlength=len(SCENARIOS)) / labels.size
-    if np.allclose(parse_scenario_mix(config.scenario_mix), shares):
-        return
-    carried = ", ".join(f"{s} {w:.0%}" for s, w in zip(SCENARIOS, shares) if w > 0)
-    warn(f"the macro source labels its own paths ({carried}); the scenario mix {config.scenario_mix!r} is not "
-         "used (a narrative's scenario key, or a paths table's scenario column, sets the labels)")
+    if config.scenario_mix is not None and not np.allclose(parse_scenario_mix(config.scenario_mix), shares):
+        carried = ", ".join(f"{s} {w:.0%}" for s, w in zip(SCENARIOS, shares) if w > 0)
+        warn(f"the macro source labels its own paths ({carried}); the scenario mix {config.scenario_mix!r} is "
+             "not used (a narrative's scenario key, or a paths table's scenario column, sets the labels)")
+    return {s: float(w) for s, w in zip(SCENARIOS, shares)}
 
 
 @dataclass
