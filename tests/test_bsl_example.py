@@ -122,15 +122,17 @@ def test_bsl_tranche_el_is_ordered_by_seniority_with_the_demo_macro_source(bsl):
     assert [t.name for t in res.tranche_results] == ["AAA", "AA", "A", "BBB", "BB", "Equity"]
     assert el[0] < 0.001
     assert all(junior >= senior for senior, junior in zip(el, el[1:])), el
-    assert el[5] > el[4] > el[3] > el[2]  # the junior classes strictly
+    assert el[5] > el[4] > 0  # the junior classes strictly (the mezzanine holds on 64 plausible paths)
 
 
 def test_bsl_demo_acceptance_numbers(bsl):
     """Issue 15's acceptance on the demo's settings with 5,000 scenarios (default mix, pretrained MacroVAE,
-    seed 7, 60 months): baseline mean equity IRR 5-20 %, AAA EL under 0.1 %, tranche EL strictly increasing
-    down the stack. AA loses in 2 of the 5,000 scenarios (EL 0.007 %) and AAA in none, so the ordering is
-    strict at the top too; the demo's 1,000 scenarios see neither loss (AAA = AA = 0 there). Measured:
-    AAA 0 / AA 0.0072 / A 0.159 / BBB 1.13 / BB 4.26 / equity 14.7 %, baseline mean equity IRR 6.9 %.
+    seed 7, 60 months): baseline mean equity IRR 5-20 %, AAA EL under 0.1 %, tranche EL increasing down the
+    stack, strictly wherever a class loses. Measured: AAA 0 / AA 0 / A 0 / BBB 0.008 / BB 1.49 / equity
+    12.3 %, baseline mean equity IRR 6.8 %. Before the plausible band (:mod:`creditsim.macro.plausibility`)
+    and the bounded scenario severity (2026-12), AA lost in 2 of the 5,000 scenarios, A 0.159 % and BBB
+    1.13 %: the ordering was strict at the top only through the tails those removed (severely adverse
+    paths with unemployment up to 43 % and HY spreads up to 100 %).
     ~15 s on 2 cores without the cashflow arrays."""
     loans, deal = bsl
     res = simulate(loans, deal, n_simulations=5000, macro="vae", engine="markov", seed=7, chunk_size=500,
@@ -139,4 +141,5 @@ def test_bsl_demo_acceptance_numbers(bsl):
     assert 0.05 < res.tranche("Equity").subset(baseline).mean_irr < 0.20
     el = [t.expected_loss for t in res.tranche_results]
     assert el[0] < 0.001
-    assert all(junior > senior for senior, junior in zip(el, el[1:])), el
+    assert all(junior > senior or junior == senior == 0 for senior, junior in zip(el, el[1:])), el
+    assert el[5] > el[4] > el[3] > 0  # BBB, BB and equity lose, each more than the class above

@@ -89,16 +89,17 @@ def test_severe_mix_beats_baseline_with_the_pretrained_vae_the_demo_uses(demo_in
 
 
 def test_tranche_el_is_ordered_junior_mezzanine_senior(demo_inputs):
-    """Severely adverse MacroVAE paths (the demo's source) reach the mezzanine: every class from A down
-    loses, each more than the one above it, and the AAA nothing. (The rule-based generator's severe
-    paths are milder: on this deal they stop at the equity.)"""
+    """Severely adverse MacroVAE paths (the demo's source) reach the BB: equity and BB lose, the equity
+    more, and no class loses more than the one below it; the AAA nothing. (Until the plausible band,
+    :mod:`creditsim.macro.plausibility`, and the bounded scenario severity this run reached the A too, through
+    tails those removed; within history's range the BBB and above hold on these 40 severe paths.)"""
     loans, deal = demo_inputs
     res = simulate(loans, deal, n_simulations=40, scenario_mix="severely_adverse", macro="vae", seed=4,
                    chunk_size=40, progress=False, keep_cashflows=False)
     el = [t.expected_loss for t in res.tranche_results]  # AAA, AA, A, BBB, BB, Equity
     names = [t.name for t in res.tranche_results]
     assert names == ["AAA", "AA", "A", "BBB", "BB", "Equity"]
-    assert el[5] > el[4] > el[3] > el[2] > el[0] == 0.0, el  # equity > BB > BBB > A > senior
+    assert el[5] > el[4] > 0.0 == el[0], el  # equity > BB > senior
     assert all(junior >= senior for senior, junior in zip(el, el[1:])), el
 
 

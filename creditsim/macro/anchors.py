@@ -20,10 +20,15 @@ Method (decision): scenario paths from a given start are the VAE's baseline dyna
   a 12-month half-life after the table ends; adverse = 60 % of it (a moderate recession, by
   construction); stagflation = a narrative shock (:data:`STAGFLATION_PEAKS`): inflation +4.5 pp and the
   policy rate +3.5 pp for two years, falling activity and rising unemployment.
-- ``severity`` and onset: per path a lognormal depth (median 1, log-sd :data:`SEVERITY_SD`, adverse
-  :data:`SCENARIO_SEVERITY_SD`) and a start
+- ``severity`` and onset: per path a depth on ``[0, SEVERITY_MAX]`` (a symmetric beta, median 1, sd
+  :data:`SEVERITY_SD`, adverse :data:`SCENARIO_SEVERITY_SD`) and a start
   0..:data:`MAX_ONSET_MONTHS` months after today: recessions differ in depth and timing, not only in noise.
-- Rates and levels are floored at :data:`~creditsim.macro.vae.LOWER_BOUNDS`.
+  The depth was lognormal (log-sd 0.5, adverse 0.65) until 2026-12: without a cap, 1 % of severely
+  adverse paths drew more than x3.2 the supervisory shock and one adverse path of a 10,000-path run
+  x12.6 (a y/y house-price fall of 127 %); :data:`SEVERITY_MAX` = 2 bounds a path at twice the
+  supervisory severely adverse shock (unemployment +11 pp, the COVID peak's size).
+- Rates and levels are floored at :data:`~creditsim.macro.vae.LOWER_BOUNDS`, and the paths are kept in
+  history's range with a soft edge (:mod:`creditsim.macro.plausibility`).
 
 Supervisory tables: Board of Governors of the Federal Reserve System, supervisory scenarios (public
 domain), bundled in :mod:`creditsim.datasets.fed`. The VAE remains the generator of every path's
@@ -35,27 +40,31 @@ from __future__ import annotations
 import numpy as np
 
 from creditsim.datasets import load_fed_scenarios
+from creditsim.errors import ConfigError
 from creditsim.macro.vae import LOWER_BOUNDS
 from creditsim.states import MACRO_VARS, SCENARIOS
 
-__all__ = ["ANCHOR_YEAR", "STAGFLATION_PEAKS", "ADVERSE_SHARE", "SEVERITY_SD", "SCENARIO_SEVERITY_SD", "consensus_path", "scenario_offsets",
-           "path_offsets", "MAX_ONSET_MONTHS", "floor"]
+__all__ = ["ANCHOR_YEAR", "STAGFLATION_PEAKS", "ADVERSE_SHARE", "SEVERITY_SD", "SCENARIO_SEVERITY_SD", "SEVERITY_MAX",
+           "consensus_path", "scenario_offsets", "path_offsets", "severity_draws", "MAX_ONSET_MONTHS", "floor"]
 
 #: supervisory vintage of the anchors (the latest bundled, 2026 proposed)
 ANCHOR_YEAR = 2026
 #: adverse = this share of the severely adverse offset (0.5 left its GDP fall below 30 % of the way
 #: from baseline to severely adverse: a level fall is not linear in the growth offset)
 ADVERSE_SHARE = 0.6
-#: log-sd of each path's severity (the factor on its scenario offset, median 1; 5-95 % range x0.44 - x2.3):
-#: historical stress windows differ in depth, so one central path plus VAE noise under-dispersed them.
-#: 36-month change spread / same-type historical windows' (median over variables, 1,000 paths from
-#: 2025-09): one path + noise 0.69 / 0.46 / 0.52 / 0.63 (baseline / adverse / severely adverse /
-#: stagflation); with severity 0.5 and onsets 0.68 / 0.59 / 0.67 / 0.83
+#: largest severity: a path's shock is at most twice its scenario's offset (twice the supervisory severely
+#: adverse shock: unemployment +11 pp from today, the size of the COVID peak, the worst month since 1980)
+SEVERITY_MAX = 2.0
+#: sd of each path's severity (the factor on its scenario offset: ``SEVERITY_MAX * Beta(a, a)``, median 1,
+#: 5-95 % range x0.25 - x1.75 at sd 0.5): historical stress windows differ in depth, so one central path plus
+#: VAE noise under-dispersed them. 36-month change spread / same-type historical windows' (median over
+#: variables, 1,000 paths from 2025-09): one path + noise 0.69 / 0.46 / 0.52 / 0.63 (baseline / adverse /
+#: severely adverse / stagflation); with a lognormal severity (log-sd 0.5) and onsets 0.68 / 0.59 / 0.67 / 0.83
 SEVERITY_SD = 0.5
 #: per-scenario override of :data:`SEVERITY_SD`: "adverse" is the widest family -- its 77 historical windows
-#: run from growth scares to the 1990-91 recession -- and at 0.5 it kept 0.59 of their spread (GDP growth
-#: 0.42, spreads 0.59, house prices 0.57); 0.65 gives 0.66 with the medians unchanged (median severity 1)
-SCENARIO_SEVERITY_SD: dict[str, float] = {"adverse": 0.65}
+#: run from growth scares to the 1990-91 recession. Below ``SEVERITY_MAX / sqrt(12)`` = 0.577 (the uniform's)
+#: so the beta keeps one mode at 1; 0.55 is the widest round value under it
+SCENARIO_SEVERITY_SD: dict[str, float] = {"adverse": 0.55}
 #: latest onset of a path's shock, months after the start (uniform 0..this): recessions start at different
 #: times; with one onset the 36-month spread of spreads and GDP stayed near 0.3-0.5 of history's
 MAX_ONSET_MONTHS = 12
@@ -122,12 +131,23 @@ def floor(paths: np.ndarray) -> np.ndarray:
     return out
 
 
+def severity_draws(n: int, rng: np.random.Generator, sd: float = SEVERITY_SD) -> np.ndarray:
+    """``(n,)`` severities ``SEVERITY_MAX * Beta(a, a)`` with mean and median 1 and standard deviation ``sd``
+    (``a = (SEVERITY_MAX^2 / (4 sd^2) - 1) / 2``; ``sd`` below ``SEVERITY_MAX / sqrt(12)`` keeps ``a > 1``:
+    one mode, at 1)."""
+    if not 0 < sd < SEVERITY_MAX / np.sqrt(12.0):
+        raise ConfigError(f"severity sd must be in (0, {SEVERITY_MAX / np.sqrt(12.0):.3f}), got {sd!r}")
+    a = (SEVERITY_MAX ** 2 / (4.0 * sd ** 2) - 1.0) / 2.0
+    return SEVERITY_MAX * rng.beta(a, a, n)
+
+
 def path_offsets(offset: np.ndarray, n: int, rng: np.random.Generator, scenario: str | None = None) -> np.ndarray:
-    """``(n, T, 9)``: the scenario ``offset`` ``(T, 9)`` per path, scaled by a lognormal severity (median 1,
-    log-sd :data:`SEVERITY_SD`, or the scenario's :data:`SCENARIO_SEVERITY_SD`) and delayed by an onset of
-    0..:data:`MAX_ONSET_MONTHS` months (uniform). Draw order: the n severities, then the n onsets."""
+    """``(n, T, 9)``: the scenario ``offset`` ``(T, 9)`` per path, scaled by a severity on
+    ``[0, SEVERITY_MAX]`` (:func:`severity_draws`, sd :data:`SEVERITY_SD` or the scenario's
+    :data:`SCENARIO_SEVERITY_SD`) and delayed by an onset of 0..:data:`MAX_ONSET_MONTHS` months (uniform).
+    Draw order: the n severities, then the n onsets."""
     sd = SCENARIO_SEVERITY_SD.get(scenario, SEVERITY_SD) if scenario is not None else SEVERITY_SD
-    severity = np.exp(sd * rng.standard_normal(n))
+    severity = severity_draws(n, rng, sd)
     onset = rng.integers(0, MAX_ONSET_MONTHS + 1, n)
     months = offset.shape[0]
     out = np.zeros((n, months, offset.shape[1]))

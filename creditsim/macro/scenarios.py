@@ -93,6 +93,7 @@ from creditsim.macro.anchors import (
 from creditsim.macro.baselines import BlockBootstrapGenerator, VARGenerator
 from creditsim.macro.conditioning import ConditioningReport, read_conditioning
 from creditsim.macro.narrative import Narrative, is_narrative_file, parse_narrative, read_narrative
+from creditsim.macro.plausibility import history_band, saturate
 from creditsim.macro.synthetic import MacroScenarioGenerator
 from creditsim.macro.vae import ConditionRangeWarning, MacroVAE
 from creditsim.rng import LABELS, MACRO, int_seed, numpy_generator
@@ -401,7 +402,8 @@ def as_narrative(macro: Any) -> Narrative | None:
 
 def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: Any = None,
                start: np.ndarray | None = None, clusters: np.ndarray | None = None) -> np.ndarray:
-    """VAE paths per label. From a given ``start`` the scenarios are anchored (:mod:`creditsim.macro.anchors`):
+    """VAE paths per label, kept in history's range with a soft edge (:mod:`creditsim.macro.plausibility`).
+    From a given ``start`` the scenarios are anchored (:mod:`creditsim.macro.anchors`):
     the VAE's baseline dynamics give each path's variation around the scenario's central path (their
     ancestry is written into ``clusters``, (S,) int64, see :class:`MacroDraw`). Without a start
     (``macro_start="scenario"``) the VAE's own scenario-typical historical starts and labels."""
@@ -417,7 +419,7 @@ def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: 
         for s in np.unique(labels):
             idx = np.flatnonzero(labels == s)
             paths = model.generate(int(s), seq_length=horizon, n_samples=idx.size, seed=int_seed(seed, MACRO, int(s)))
-            out[idx] = paths.detach().cpu().double().numpy()[:, :, perm]
+            out[idx] = saturate(paths.detach().cpu().double().numpy()[:, :, perm], history_band())
         return out
     conditions = {v: {"month": 0, "value": float(start[MACRO_VARS.index(v)])} for v in order}
 
@@ -439,7 +441,8 @@ def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: 
         # a depth and an onset per path: stress scenarios differ in how deep and when, not only in noise
         shock = path_offsets(offsets[int(s)], idx.size, numpy_generator(seed, MACRO, int(s), 1),
                              scenario=SCENARIOS[int(s)])
-        out[idx] = floor(base[None] + shock + baseline_dynamics(idx.size, int(s), idx) - centre)
+        # kept in history's range with a soft edge (creditsim.macro.plausibility), then floored
+        out[idx] = floor(saturate(base[None] + shock + baseline_dynamics(idx.size, int(s), idx) - centre, history_band()))
     return out
 
 

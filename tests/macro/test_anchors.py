@@ -131,8 +131,9 @@ def test_short_horizons_and_late_onsets() -> None:
 
 
 def test_a_deep_severity_draw_keeps_house_prices_above_minus_one() -> None:
-    """The severity is lognormal without a cap: an adverse path of a 10,000-path seed-7 run on the
-    synthetic tape drew x12.6 the offset, a y/y house-price fall of 127 %, and the collateral channel
+    """The severity was lognormal without a cap (it is bounded at SEVERITY_MAX since 2026-12, and the band
+    of creditsim.macro.plausibility keeps house prices above -21 % y/y): an adverse path of a 10,000-path
+    seed-7 run on the synthetic tape drew x12.6 the offset, a y/y house-price fall of 127 %, and the collateral channel
     refused the whole run (README's ``simulate --n-sims 10000 --macro vae``; the default run on the
     bundled example too). The floor keeps such a path in the domain; paths above it are untouched."""
     from creditsim.loans.collateral import house_price_trough

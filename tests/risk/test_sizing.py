@@ -17,7 +17,8 @@ from creditsim.risk.expected import ExpectedLossPath
 from creditsim.risk.sizing import size_tranches
 
 T = 24
-ATTACH = np.array([0.12, 0.07, 0.03])  # A, B, C attachments of the known structure
+ATTACH = np.array([0.07, 0.045, 0.02])  # A, B, C: thin enough that every class loses
+# on the plausible-band paths (an A attached at 12 % lost in none of them)
 
 
 def _tape() -> pd.DataFrame:
