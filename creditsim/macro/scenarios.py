@@ -637,7 +637,23 @@ def _anchored_paths(model: Any, conditions: Mapping[str, Any], n: int, horizon: 
     for w in caught:  # the rest (a degenerate conditioning) reported where the range warning is
         if not (outside and "training range" in str(w.message)):
             warn(str(w.message), w.category)
-    return paths.detach().cpu().double().numpy()[:, :, [order.index(v) for v in MACRO_VARS]]
+    return _bound_free_variables(paths.detach().cpu().double().numpy()[:, :, [order.index(v) for v in MACRO_VARS]],
+                                 conditions)
+
+
+def _bound_free_variables(paths: np.ndarray, conditions: Mapping[str, Any]) -> np.ndarray:
+    """``paths`` (n, T, 9) with every variable that carries no condition after month 0 kept in history's
+    range with a soft edge (:mod:`creditsim.macro.plausibility`) from month 1 on; anchored variables and
+    month 0 (the start) are left exactly as conditioned. Measured (fed 2026 severely adverse, 1,000 paths
+    from 2025-09, seed 11): 10 % of paths had the unanchored HY spread at 0 bp at some month."""
+    anchored = {v for v, items in conditions.items() if any(int(c["month"]) > 0 for c in items)}
+    free = [j for j, v in enumerate(MACRO_VARS) if v not in anchored]
+    if not free or paths.shape[1] < 2:
+        return paths
+    out = paths.copy()
+    bounded = saturate(paths[:, 1:], history_band())
+    out[:, 1:, free] = bounded[:, :, free]
+    return out
 
 
 def macro_anchors(macro: Any, labels: np.ndarray, horizon: int) -> pd.DataFrame | None:
