@@ -151,3 +151,28 @@ def test_cli_oot_only_options_without_oot_are_one_line_errors(capsys):
     assert _cli(["eval", "macro", "--pull", "uniform"]) == 2
     err = capsys.readouterr().err.strip()
     assert "apply to --oot only" in err and len(err.splitlines()) == 1, err
+
+
+def test_origin_forecasts_keep_the_vae_in_the_band_known_at_the_origin():
+    """The evaluation scores the VAE as macro="forecast" ships it: months 1.. in the plausible band, here
+    a deliberately narrow one (the 2017-19 range) so that the band must bind; month 0 stays the origin's
+    state, and the baselines are scored as drawn."""
+    import creditsim as cs
+    from creditsim.datasets import macro_state
+    from creditsim.macro.baselines import BlockBootstrapGenerator, VARGenerator
+    from creditsim.macro.oot import origin_forecasts
+    from creditsim.macro.plausibility import plausible_band
+    from creditsim.macro.vae import MacroVAE
+
+    history = cs.load_macro_history(end="2019-12")
+    band = plausible_band(history.loc["2017-01":], margin=0.1)
+    vae, var, boot = MacroVAE.from_pretrained(), VARGenerator(1).fit(history), BlockBootstrapGenerator(12.0).fit(history)
+    state, origin = macro_state("2019-12"), pd.Timestamp("2019-12-01")
+    free, _ = origin_forecasts(vae, var, boot, state, 13, 64, 0, origin)
+    kept, _ = origin_forecasts(vae, var, boot, state, 13, 64, 0, origin, band=band)
+    assert (free["MacroVAE"][:, 1:] > band.hi).any()  # the band binds
+    assert (kept["MacroVAE"][:, 1:] <= band.hi).all()
+    lo = np.isfinite(band.lo)
+    assert (kept["MacroVAE"][:, 1:, lo] >= band.lo[lo]).all()
+    np.testing.assert_array_equal(kept["MacroVAE"][:, 0], free["MacroVAE"][:, 0])
+    np.testing.assert_array_equal(kept["VAR(1)"], free["VAR(1)"])
