@@ -9,7 +9,9 @@ baseline is flat.
 
 Method (decision): scenario paths from a given start are the VAE's baseline dynamics for the
 *dispersion* (each path's deviation from the VAE's central path: coherent co-movement learnt from the
-1980-01..2020-02 windows, the COVID months left out), around an explicit central path per scenario:
+1980-01..2020-02 windows, the COVID months left out; each path drawing how much of the backbone's pull
+it keeps, as the out-of-time-scored forecast does: ``SCENARIO_DEVIATION_PULL`` in
+:mod:`creditsim.macro.scenarios`), around an explicit central path per scenario:
 
     path_s(t) = start + consensus(t) + severity * offset_s(t - onset) + (vae_path(t) - vae_centre(t))
 
