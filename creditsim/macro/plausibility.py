@@ -46,7 +46,8 @@ import pandas as pd
 from creditsim.errors import ConfigError, DataError
 from creditsim.states import MACRO_VARS
 
-__all__ = ["MARGIN", "RATIO_VARIABLES", "UPPER_ONLY", "PlausibleBand", "plausible_band", "history_band", "saturate"]
+__all__ = ["MARGIN", "RATIO_VARIABLES", "UPPER_ONLY", "HISTORY_RANGE", "PlausibleBand", "plausible_band", "band_from_range",
+           "history_band", "saturate", "beyond_history"]
 
 #: how far past history's range a path may go (module docstring)
 MARGIN = 0.25
@@ -54,6 +55,23 @@ MARGIN = 0.25
 RATIO_VARIABLES: tuple[str, ...] = ("unemployment_rate", "credit_spread_ig", "credit_spread_hy", "default_rate")
 #: variables bounded above only (below: the floors of LOWER_BOUNDS)
 UPPER_ONLY: tuple[str, ...] = ("policy_rate", "yield_10y")
+
+
+#: history's range per variable (min, max; decimals): the bundled monthly history 1980-01 .. 2025-09
+#: (``load_macro_history()``, every month, COVID included). Kept here as numbers, like the MacroVAE
+#: checkpoint's training range, because the history itself needs the restricted FRED-MD file that a user
+#: fetches (``creditsim data fetch``) and a run must not; a test checks them against the history.
+HISTORY_RANGE: dict[str, tuple[float, float]] = {
+    "gdp_growth": (-0.0739861495878491, 0.12385669309432568),
+    "unemployment_rate": (0.034, 0.14800000000000002),
+    "inflation_rate": (-0.01958761003762277, 0.14592274678111572),
+    "policy_rate": (0.0005, 0.191),
+    "yield_10y": (0.006236363636363636, 0.15323809523809526),
+    "credit_spread_ig": (0.003, 0.06392727272727272),
+    "credit_spread_hy": (0.015, 0.20309545454545452),
+    "house_price_growth": (-0.12750828954601057, 0.20778300631109925),
+    "default_rate": (0.011899999999999999, 0.0794351440793949),
+}
 
 
 @dataclass(frozen=True)
@@ -83,7 +101,14 @@ def plausible_band(history: pd.DataFrame, margin: float = MARGIN) -> PlausibleBa
     values = history[list(MACRO_VARS)].to_numpy(np.float64)
     if np.isnan(values).all(axis=0).any() or np.isinf(values).any():
         raise DataError("history: every macro variable needs finite observations")
-    knee_lo, knee_hi = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+    return band_from_range(np.nanmin(values, axis=0), np.nanmax(values, axis=0), margin)
+
+
+def band_from_range(knee_lo: np.ndarray, knee_hi: np.ndarray, margin: float = MARGIN) -> PlausibleBand:
+    """The band whose knees are ``knee_lo`` / ``knee_hi`` ((9,) each, MACRO_VARS order, decimals)."""
+    if not 0 < margin <= 2:
+        raise ConfigError(f"margin must be in (0, 2], got {margin!r}")
+    knee_lo, knee_hi = np.asarray(knee_lo, np.float64).copy(), np.asarray(knee_hi, np.float64).copy()
     if (knee_hi <= knee_lo).any():
         bad = [v for v, a, b in zip(MACRO_VARS, knee_lo, knee_hi) if b <= a]
         raise DataError(f"history: {bad} never move; a band needs a range")
@@ -101,10 +126,10 @@ def plausible_band(history: pd.DataFrame, margin: float = MARGIN) -> PlausibleBa
 
 @lru_cache(maxsize=1)
 def history_band() -> PlausibleBand:
-    """The band of the bundled macro history (every month, COVID included) with :data:`MARGIN`."""
-    from creditsim.datasets import load_macro_history
-
-    return plausible_band(load_macro_history())
+    """The band of the bundled macro history (:data:`HISTORY_RANGE`, every month, COVID included) with
+    :data:`MARGIN`."""
+    lo, hi = zip(*(HISTORY_RANGE[v] for v in MACRO_VARS))
+    return band_from_range(np.array(lo), np.array(hi))
 
 
 def saturate(paths: np.ndarray, band: PlausibleBand) -> np.ndarray:
@@ -124,3 +149,25 @@ def saturate(paths: np.ndarray, band: PlausibleBand) -> np.ndarray:
     w_lo = np.where(bounded, band.knee_lo - band.lo, 1.0)
     below = (x < band.knee_lo) & bounded
     return np.where(below, band.knee_lo - w_lo * np.tanh((band.knee_lo - x) / w_lo), out)
+
+
+def beyond_history(paths: np.ndarray, band: PlausibleBand) -> dict[str, object]:
+    """How much of ``paths`` ``(S, T, 9)`` (MACRO_VARS order, decimals) leaves history's range at some
+    month, by side: ``{"above": share of paths with any variable past its upper knee, "below": the same
+    under a lower knee, "above_by_variable": {variable: share}, "below_by_variable": {...}}`` (variables
+    with a zero share left out; shares rounded to 4 decimals). Only the sides the band bounds count: a
+    policy rate at its zero floor is not "beyond history". What a run records
+    (``settings["macro_beyond_history"]``): how much of the scenarios -- the tail a VaR 99 is read from
+    above all -- lies where history cannot vouch for the model. (The demo's 1,000 paths over 60 months:
+    8 % above at some month -- house-price growth, the spreads, the default rate; 85 % below, mostly the
+    spreads, the default rate and unemployment under their 1980-2025 lows: the level-additive noise of the
+    VAE's ratio-scale variables, which the band holds above 80 % of those lows.)"""
+    x = np.asarray(paths, dtype=np.float64)
+    if x.ndim != 3 or x.shape[2] != len(MACRO_VARS):
+        raise ConfigError(f"paths: expected (S, T, {len(MACRO_VARS)}), got {x.shape}")
+    out: dict[str, object] = {}
+    for side, outside in (("above", x > band.knee_hi), ("below", (x < band.knee_lo) & np.isfinite(band.lo))):
+        per_path = outside.any(axis=1)  # (S, 9)
+        out[side] = round(float(per_path.any(axis=1).mean()), 4)
+        out[f"{side}_by_variable"] = {v: round(float(sh), 4) for v, sh in zip(MACRO_VARS, per_path.mean(axis=0)) if sh > 0}
+    return out

@@ -69,6 +69,7 @@ from creditsim.io import read_frame
 from creditsim.loans.floating import COUPON_TOLERANCE, coupon_mismatch
 from creditsim.loans.trajectory import LoanTrajectoryModel
 from creditsim.macro.conditioning import conditioning_record
+from creditsim.macro.plausibility import beyond_history, history_band
 from creditsim.macro.scenarios import (
     GENERATED_SOURCES,
     build_macro_draw,
@@ -321,6 +322,8 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
         results.settings["scenario_mix_from"] = "the macro source's own path labels"
     if draw.conditioning:  # fed / narrative / forecast paths: how their conditioned draw went
         results.settings["macro_conditioning"] = conditioning_record(draw.conditioning)
+    # how much of the run's macro tail lies beyond what history has seen (creditsim.macro.plausibility)
+    results.settings["macro_beyond_history"] = beyond_history(draw.values, history_band())
     log.info("%d scenarios x %d months in %.1f s; expected pool loss %.4f", config.n_simulations, config.horizon,
              time.perf_counter() - t0, results.expected_loss)
     return results

@@ -165,6 +165,10 @@ def test_cli_simulate_with_a_narrative_yaml(tmp_path: Path, capsys, run_cli) -> 
     saved = res.settings["macro_conditioning"]  # survives save / load, flattened into the settings table
     assert set(saved) == {"picked by the anchors"} and 0 < saved["picked by the anchors"]["ess"] <= 1
     assert "macro_conditioning.picked by the anchors.ess" in set(res.settings_table()["setting"])
+    # how much of the run's paths left history's range, by side, survives save / load too
+    beyond = res.settings["macro_beyond_history"]
+    assert set(beyond) == {"above", "below", "above_by_variable", "below_by_variable"}
+    assert 0 <= beyond["above"] <= 1 and 0 <= beyond["below"] <= 1
 
 
 @pytest.mark.parametrize("text, match", [

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import creditsim as cs
 from creditsim.errors import ConfigError, DataError
 from creditsim.macro.anchors import SEVERITY_MAX, severity_draws
-from creditsim.macro.plausibility import MARGIN, history_band, plausible_band, saturate
+from creditsim.macro.plausibility import MARGIN, beyond_history, history_band, plausible_band, saturate
 from creditsim.states import MACRO_VARS, SCENARIOS
 
 J = {v: i for i, v in enumerate(MACRO_VARS)}
@@ -96,7 +96,9 @@ def test_scenario_paths_stay_inside_the_band_and_the_stress_tail_is_bounded() ->
     assert np.quantile(severe[:, :, J["unemployment_rate"]].max(1), 0.99) < band.hi[J["unemployment_rate"]]
     # the band's edges are wider than history's range by MARGIN: the knees are history's own extremes
     hist = cs.load_macro_history()[list(MACRO_VARS)]
-    np.testing.assert_allclose(band.knee_hi, hist.max().to_numpy())
+    np.testing.assert_allclose(band.knee_hi, hist.max().to_numpy())  # HISTORY_RANGE is the history's
+    np.testing.assert_allclose(band.knee_lo, hist.min().to_numpy())
+    np.testing.assert_allclose(plausible_band(hist).hi, band.hi)
     assert band.hi[J["credit_spread_hy"]] == pytest.approx(hist["credit_spread_hy"].max() * (1 + MARGIN))
 
 
@@ -113,3 +115,17 @@ def test_anchored_paths_bound_only_their_free_variables() -> None:
     assert (v[:, 1:, hy] >= band.lo[hy]).all() and (v[:, 1:, hy] <= band.hi[hy]).all()
     fed = cs.macro_paths("fed:2026:severely_adverse", n_paths=32, months=39, seed=11).values
     assert (fed[:, 1:, hy] >= band.lo[hy]).all() and (fed[:, 1:, hy] <= band.hi[hy]).all()
+
+
+def test_beyond_history_counts_paths_by_side_and_only_bounded_sides() -> None:
+    band = plausible_band(_history())  # every variable 1-5 %, GDP growth -4 to +6 %
+    paths = np.full((4, 3, len(MACRO_VARS)), 0.03)
+    paths[0, 2, J["credit_spread_hy"]] = 0.08  # above
+    paths[1, 1, J["unemployment_rate"]] = 0.005  # below
+    paths[1, 2, J["credit_spread_hy"]] = 0.07  # and above, the same path
+    paths[2, :, J["policy_rate"]] = 0.0  # at a floor: the band does not bound policy below
+    got = beyond_history(paths, band)
+    assert got["above"] == 0.5 and got["below"] == 0.25
+    assert got["above_by_variable"] == {"credit_spread_hy": 0.5} and got["below_by_variable"] == {"unemployment_rate": 0.25}
+    with pytest.raises(ConfigError, match="expected"):
+        beyond_history(paths[0], band)
