@@ -58,7 +58,7 @@ ADVERSE_SHARE = 0.6
 #: adverse shock: unemployment +11 pp from today, the size of the COVID peak, the worst month since 1980)
 SEVERITY_MAX = 2.0
 #: sd of each path's severity (the factor on its scenario offset: ``SEVERITY_MAX * Beta(a, a)``, median 1,
-#: 5-95 % range x0.25 - x1.75 at sd 0.5): historical stress windows differ in depth, so one central path plus
+#: 5-95 % range x0.2 - x1.8 at sd 0.5): historical stress windows differ in depth, so one central path plus
 #: VAE noise under-dispersed them. 36-month change spread / same-type historical windows' (median over
 #: variables, 1,000 paths from 2025-09): one path + noise 0.69 / 0.46 / 0.52 / 0.63 (baseline / adverse /
 #: severely adverse / stagflation); with a lognormal severity (log-sd 0.5) and onsets 0.68 / 0.59 / 0.67 / 0.83

@@ -16,8 +16,8 @@ edge it never passes:
     y = k + w tanh((x - k) / w)      for x beyond the knee k (history's max; mirrored at the min),
 
 with ``w`` the width of the margin beyond the knee: identity inside history's range, slope 1 at the
-knee (no kink, no pile-up of paths at a bound), and at most ``w`` past it (equal only where
-``tanh`` rounds to 1, far out). Margins:
+knee (no kink, and no wall at the knee: a path a little past history moves as it would without the
+band), and at most ``w`` past it (equal only where ``tanh`` rounds to 1, far out). Margins:
 
 * ratio-scale variables (unemployment, IG and HY spreads, the default rate: positive, their spread
   grows with their level): the edges are history's min / (1 + m) and max * (1 + m), :data:`MARGIN` m.
@@ -31,8 +31,14 @@ With m = 0.25 the edges are (from the 2025-09 history) unemployment 2.7-18.5 %, 
 user's to set and is met exactly, even beyond history. This is a guard on the tails, not a model of them:
 where much of a scenario's mass runs past the edge it piles up there -- fed 2026 severely adverse, 1,000
 paths from 2025-09: the unanchored HY spread of the VAE falls after its peak faster than the table's own
-(median 2.6 % at month 36 against the table's 3.3 %, 10th percentile 0), and 25 % of paths now touch the
-1.2 % edge. The cure for that is the model's (spreads in logs, retrained), not the band's.
+(median 2.6 % at month 36 against the table's 3.3 %, 10th percentile 0), and a third of the paths now
+come within 1 bp of the 1.2 % edge at some month. The cure for that is the model's (spreads in logs,
+retrained), not the band's.
+
+A start outside history (``macro_start``, a month-0 condition) is the user's: the band is widened per
+path to hold it (:meth:`PlausibleBand.around_start`), so month 1 is never pulled in from it. The band is
+the US economy's of the bundled data, also for a MacroVAE the user trained on other data: it says where
+these nine US series have been, not where a model was trained.
 """
 
 from __future__ import annotations
@@ -85,6 +91,16 @@ class PlausibleBand:
     lo: np.ndarray
     hi: np.ndarray
 
+    def around_start(self, start: np.ndarray) -> PlausibleBand:
+        """The band widened, per path, to hold ``start`` (``(n, 9)`` month-0 values): a knee moves out to a
+        start beyond it and its edge moves with it, so that a state the user chose (a month-0 condition,
+        a ``start`` outside history) is never pulled in at month 1. Knees of shape ``(n, 1, 9)``, ready to
+        broadcast over ``(n, T, 9)`` paths."""
+        x0 = np.asarray(start, dtype=np.float64)[:, None, :]
+        knee_hi = np.maximum(self.knee_hi, x0)
+        knee_lo = np.where(np.isfinite(self.lo), np.minimum(self.knee_lo, x0), self.knee_lo)
+        return PlausibleBand(knee_lo, knee_hi, knee_lo - (self.knee_lo - self.lo), knee_hi + (self.hi - self.knee_hi))
+
     def frame(self) -> pd.DataFrame:
         """The band as a table: rows MACRO_VARS, columns ``lo, knee_lo, knee_hi, hi``."""
         return pd.DataFrame({"lo": self.lo, "knee_lo": self.knee_lo, "knee_hi": self.knee_hi, "hi": self.hi},
@@ -93,20 +109,26 @@ class PlausibleBand:
 
 def plausible_band(history: pd.DataFrame, margin: float = MARGIN) -> PlausibleBand:
     """The band of ``history`` (monthly, the 9 MACRO_VARS, decimals) with ``margin`` (module docstring)."""
-    if not 0 < margin <= 2:
-        raise ConfigError(f"margin must be in (0, 2], got {margin!r}")
+    if not isinstance(history, pd.DataFrame):
+        raise ConfigError(f"history: expected a DataFrame with the columns {list(MACRO_VARS)}, got {type(history).__name__}")
     missing = [v for v in MACRO_VARS if v not in history.columns]
     if missing:
         raise DataError(f"history: missing the macro variables {missing}")
-    values = history[list(MACRO_VARS)].to_numpy(np.float64)
-    if np.isnan(values).all(axis=0).any() or np.isinf(values).any():
-        raise DataError("history: every macro variable needs finite observations")
+    frame = history[list(MACRO_VARS)].apply(pd.to_numeric, errors="coerce")
+    text = [v for v in MACRO_VARS if (frame[v].isna() & history[v].notna()).any()]
+    if text:
+        raise DataError(f"history: {text} must be numbers (decimals, 0.045 for 4.5 %); found text such as "
+                        f"{history[text[0]][frame[text[0]].isna() & history[text[0]].notna()].iloc[0]!r}")
+    values = frame.to_numpy(np.float64)
+    bad = [v for j, v in enumerate(MACRO_VARS) if np.isnan(values[:, j]).all() or np.isinf(values[:, j]).any()]
+    if bad:
+        raise DataError(f"history: {bad} have no observations or hold infinite values; every variable needs finite ones")
     return band_from_range(np.nanmin(values, axis=0), np.nanmax(values, axis=0), margin)
 
 
 def band_from_range(knee_lo: np.ndarray, knee_hi: np.ndarray, margin: float = MARGIN) -> PlausibleBand:
     """The band whose knees are ``knee_lo`` / ``knee_hi`` ((9,) each, MACRO_VARS order, decimals)."""
-    if not 0 < margin <= 2:
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin <= 2:
         raise ConfigError(f"margin must be in (0, 2], got {margin!r}")
     knee_lo, knee_hi = np.asarray(knee_lo, np.float64).copy(), np.asarray(knee_hi, np.float64).copy()
     if (knee_hi <= knee_lo).any():
@@ -133,7 +155,8 @@ def history_band() -> PlausibleBand:
 
 
 def saturate(paths: np.ndarray, band: PlausibleBand) -> np.ndarray:
-    """``paths`` ``(..., 9)`` (MACRO_VARS order, decimals) compressed beyond the band's knees, a new array.
+    """``paths`` ``(..., 9)`` (MACRO_VARS order, decimals) compressed beyond the band's knees, a new array
+    (the band's arrays broadcast against ``paths``: ``(9,)``, or per path from :meth:`PlausibleBand.around_start`).
 
     Inside ``[knee_lo, knee_hi]`` values are unchanged; beyond, ``k + w tanh((x - k) / w)`` with ``w`` the
     distance from the knee to its edge (continuous with slope 1 at the knee, never past the edge,

@@ -92,9 +92,10 @@ def _to_numpy(x: Any, dtype) -> np.ndarray:
 #: fed back to the decoder as floored (a censored path). Conditions are never floored (a condition
 #: below a floor is also outside the training range and warns). House prices cannot fall by 100 % or more
 #: in a year (the collateral channel, creditsim.loans.collateral, refuses such a path): the anchored
-#: scenarios' uncapped lognormal severity reaches that in about one path in 10,000 (a y/y fall of 147 % in
-#: the default 10,000-path run on the bundled example tape, which then stopped); the floor only touches
-#: paths that reach it.
+#: scenarios' severity, uncapped and lognormal until 2026-12, reached that in about one path in 10,000 (a
+#: y/y fall of 147 % in the default 10,000-path run on the bundled example tape, which then stopped); the
+#: severity is bounded now and the plausible band (creditsim.macro.plausibility) keeps their house prices
+#: above -21 % y/y, so the floor is a last guard for the model's own paths.
 LOWER_BOUNDS: dict[str, float] = {
     "unemployment_rate": 0.0, "policy_rate": 0.0, "yield_10y": 0.0,
     "credit_spread_ig": 0.0, "credit_spread_hy": 0.0, "default_rate": 0.0,

@@ -129,3 +129,40 @@ def test_beyond_history_counts_paths_by_side_and_only_bounded_sides() -> None:
     assert got["above_by_variable"] == {"credit_spread_hy": 0.5} and got["below_by_variable"] == {"unemployment_rate": 0.25}
     with pytest.raises(ConfigError, match="expected"):
         beyond_history(paths[0], band)
+
+
+def test_a_start_outside_history_is_kept_and_not_pulled_in_at_month_1() -> None:
+    """A user's start beyond the band (unemployment 22 %, HY 30 %) stays exact at month 0 and month 1
+    continues from it (review: month 0 was cut to the edge, 18.4 %, and fed / forecast paths jumped from
+    22 % to 13.6 % / 18.3 % at month 1)."""
+    from creditsim.datasets import macro_state
+
+    u, hy = J["unemployment_rate"], J["credit_spread_hy"]
+    start = macro_state()[list(MACRO_VARS)].to_numpy(float).copy()
+    start[u], start[hy] = 0.22, 0.30
+    for source in ("vae", "forecast", "fed:2026:severely_adverse"):
+        scenario = "baseline" if source == "vae" else None
+        v = cs.macro_paths(source, scenario, n_paths=8, months=6, seed=3, start=start).values
+        np.testing.assert_allclose(v[:, 0, [u, hy]], np.tile([0.22, 0.30], (8, 1)), err_msg=source)
+        if source != "fed:2026:severely_adverse":  # fed anchors unemployment at month 2: its bridge is the model's
+            assert np.abs(v[:, 1, u] - 0.22).max() < 0.02, (source, v[:, 1, u])
+    x = np.array([[[0.22, 0.23, 0.40]]]).transpose(0, 2, 1) * np.ones((1, 1, len(MACRO_VARS)))
+    band = history_band().around_start(x[:, 0])
+    y = saturate(x[:, 1:], band)
+    w = (band.hi - band.knee_hi)[0, 0, u]  # the margin moves out with the knee: the start is the new knee
+    assert band.knee_hi[0, 0, u] == 0.22 and 0.229 < y[0, 0, u] <= 0.23 and 0.23 < y[0, 1, u] <= 0.22 + w
+
+
+def test_band_errors_name_the_problem() -> None:
+    with pytest.raises(ConfigError, match="expected a DataFrame"):
+        plausible_band(_history().to_numpy())
+    nan = _history()
+    nan["default_rate"] = np.nan
+    with pytest.raises(DataError, match=r"\['default_rate'\] have no observations"):
+        plausible_band(nan)
+    text = _history().astype(object)
+    text.loc[0, "yield_10y"] = "n/a"
+    with pytest.raises(DataError, match=r"\['yield_10y'\] must be numbers"):
+        plausible_band(text)
+    with pytest.raises(ConfigError, match="margin"):
+        plausible_band(_history(), margin="0.2")
