@@ -89,17 +89,18 @@ def test_severe_mix_beats_baseline_with_the_pretrained_vae_the_demo_uses(demo_in
 
 
 def test_tranche_el_is_ordered_junior_mezzanine_senior(demo_inputs):
-    """Severely adverse MacroVAE paths (the demo's source) reach the BB: equity and BB lose, the equity
-    more, and no class loses more than the one below it; the AAA nothing. (Until the plausible band,
-    :mod:`creditsim.macro.plausibility`, and the bounded scenario severity this run reached the A too, through
-    tails those removed; within history's range the BBB and above hold on these 40 severe paths.)"""
+    """Severely adverse MacroVAE paths (the demo's source) reach the mezzanine: equity, BB and BBB lose,
+    each more than the class above it, no class loses more than the one below it, and the AAA nothing.
+    (Until the plausible band, :mod:`creditsim.macro.plausibility`, and the bounded scenario severity this
+    run reached the A too, through tails those removed; measured now: BBB 0.73 %, BB 18.5 %, equity 48.7 %,
+    A and above 0 on these 40 paths.)"""
     loans, deal = demo_inputs
     res = simulate(loans, deal, n_simulations=40, scenario_mix="severely_adverse", macro="vae", seed=4,
                    chunk_size=40, progress=False, keep_cashflows=False)
     el = [t.expected_loss for t in res.tranche_results]  # AAA, AA, A, BBB, BB, Equity
     names = [t.name for t in res.tranche_results]
     assert names == ["AAA", "AA", "A", "BBB", "BB", "Equity"]
-    assert el[5] > el[4] > 0.0 == el[0], el  # equity > BB > senior
+    assert el[5] > el[4] > el[3] > 0.0 == el[0], el  # equity > BB > BBB > senior
     assert all(junior >= senior for senior, junior in zip(el, el[1:])), el
 
 
