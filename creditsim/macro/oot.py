@@ -161,7 +161,7 @@ import pandas as pd
 
 from creditsim.errors import ConfigError
 from creditsim.macro.metrics import crps_ensemble, energy_score, interval_coverage
-from creditsim.macro.plausibility import PlausibleBand, plausible_band, saturate
+from creditsim.macro.plausibility import PlausibleBand, bound_from_month_1, plausible_band
 from creditsim.rng import MACRO, int_seed
 from creditsim.states import MACRO_VARS
 
@@ -316,7 +316,7 @@ def origin_forecasts(vae, var, boot, state: pd.Series, seq_length: int, n_sample
     order = [list(vae.config.variables).index(v) for v in MACRO_VARS]
     out = {GENERATORS[0]: x.detach().cpu().double().numpy()[..., order]}
     if band is not None:
-        out[GENERATORS[0]][:, 1:] = saturate(out[GENERATORS[0]][:, 1:], band)
+        out[GENERATORS[0]] = bound_from_month_1(out[GENERATORS[0]], band)
     for g, gen in ((1, var), (2, boot)):
         start = state[list(gen.variables_)].to_numpy(np.float64)
         paths = gen.generate(None, seq_length=seq_length, n_samples=n_samples, start=start,

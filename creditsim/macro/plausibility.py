@@ -53,7 +53,7 @@ from creditsim.errors import ConfigError, DataError
 from creditsim.states import MACRO_VARS
 
 __all__ = ["MARGIN", "RATIO_VARIABLES", "UPPER_ONLY", "HISTORY_RANGE", "PlausibleBand", "plausible_band", "band_from_range",
-           "history_band", "saturate", "beyond_history"]
+           "history_band", "saturate", "bound_from_month_1", "beyond_history"]
 
 #: how far past history's range a path may go (module docstring)
 MARGIN = 0.25
@@ -164,14 +164,22 @@ def saturate(paths: np.ndarray, band: PlausibleBand) -> np.ndarray:
     x = np.asarray(paths, dtype=np.float64)
     if x.shape[-1:] != (len(MACRO_VARS),):
         raise ConfigError(f"paths: expected (..., {len(MACRO_VARS)}), got {x.shape}")
-    out = x.copy()
     w_hi = band.hi - band.knee_hi
-    above = x > band.knee_hi
-    out = np.where(above, band.knee_hi + w_hi * np.tanh((x - band.knee_hi) / w_hi), out)
+    out = np.where(x > band.knee_hi, band.knee_hi + w_hi * np.tanh((x - band.knee_hi) / w_hi), x)
     bounded = np.isfinite(band.lo)
     w_lo = np.where(bounded, band.knee_lo - band.lo, 1.0)
     below = (x < band.knee_lo) & bounded
     return np.where(below, band.knee_lo - w_lo * np.tanh((band.knee_lo - x) / w_lo), out)
+
+
+def bound_from_month_1(paths: np.ndarray, band: PlausibleBand) -> np.ndarray:
+    """``paths`` ``(n, T, 9)`` in ``band`` from month 1 on, the band widened per path to hold its month 0
+    (:meth:`PlausibleBand.around_start`): a start the user chose, even outside history, stays exactly as
+    given and is not pulled in at month 1. A new float64 array; month 0 is left as it is."""
+    out = np.array(paths, dtype=np.float64, copy=True)
+    if out.shape[1] > 1:
+        out[:, 1:] = saturate(out[:, 1:], band.around_start(out[:, 0]))
+    return out
 
 
 def beyond_history(paths: np.ndarray, band: PlausibleBand) -> dict[str, object]:

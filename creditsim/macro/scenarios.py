@@ -97,7 +97,7 @@ from creditsim.macro.anchors import (
 from creditsim.macro.baselines import BlockBootstrapGenerator, VARGenerator
 from creditsim.macro.conditioning import ConditioningReport, read_conditioning
 from creditsim.macro.narrative import Narrative, is_narrative_file, parse_narrative, read_narrative
-from creditsim.macro.plausibility import history_band, saturate
+from creditsim.macro.plausibility import bound_from_month_1, history_band
 from creditsim.macro.synthetic import MacroScenarioGenerator
 from creditsim.macro.vae import ConditionRangeWarning, MacroVAE
 from creditsim.rng import LABELS, MACRO, int_seed, numpy_generator
@@ -432,7 +432,7 @@ def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: 
         for s in np.unique(labels):
             idx = np.flatnonzero(labels == s)
             paths = model.generate(int(s), seq_length=horizon, n_samples=idx.size, seed=int_seed(seed, MACRO, int(s)))
-            out[idx] = _bounded_from_month_1(paths.detach().cpu().double().numpy()[:, :, perm])
+            out[idx] = bound_from_month_1(paths.detach().cpu().double().numpy()[:, :, perm], history_band())
         return out
     conditions = {v: {"month": 0, "value": float(start[MACRO_VARS.index(v)])} for v in order}
 
@@ -455,7 +455,8 @@ def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: 
         shock = path_offsets(offsets[int(s)], idx.size, numpy_generator(seed, MACRO, int(s), 1),
                              scenario=SCENARIOS[int(s)])
         # kept in history's range with a soft edge (creditsim.macro.plausibility) from month 1, then floored
-        out[idx] = floor(_bounded_from_month_1(base[None] + shock + baseline_dynamics(idx.size, int(s), idx) - centre))
+        out[idx] = floor(bound_from_month_1(base[None] + shock + baseline_dynamics(idx.size, int(s), idx) - centre,
+                                               history_band()))
     return out
 
 
@@ -656,25 +657,16 @@ def _anchored_paths(model: Any, conditions: Mapping[str, Any], n: int, horizon: 
 
 def _bound_free_variables(paths: np.ndarray, conditions: Mapping[str, Any]) -> np.ndarray:
     """``paths`` (n, T, 9) with every variable that carries no condition after month 0 kept in history's
-    range with a soft edge (:mod:`creditsim.macro.plausibility`) from month 1 on, widened to hold each
-    path's month 0; anchored variables and month 0 (the start) are left exactly as conditioned. Measured (fed 2026 severely adverse, 1,000 paths
-    from 2025-09, seed 11): 10 % of paths had the unanchored HY spread at 0 bp at some month."""
+    range with a soft edge (:func:`~creditsim.macro.plausibility.bound_from_month_1`: from month 1 on,
+    widened to hold each path's month 0); anchored variables and month 0 (the start) are left exactly as
+    conditioned. Measured (fed 2026 severely adverse, 1,000 paths from 2025-09, seed 11): 10 % of paths
+    had the unanchored HY spread at 0 bp at some month."""
     anchored = {v for v, items in conditions.items() if any(int(c["month"]) > 0 for c in items)}
     free = [j for j, v in enumerate(MACRO_VARS) if v not in anchored]
     if not free:
         return paths
     out = paths.copy()
-    out[:, :, free] = _bounded_from_month_1(paths)[:, :, free]
-    return out
-
-
-def _bounded_from_month_1(paths: np.ndarray) -> np.ndarray:
-    """``paths`` (n, T, 9) in the plausible band from month 1 on, the band widened per path to hold its
-    month 0 (:meth:`~creditsim.macro.plausibility.PlausibleBand.around_start`): a start the user chose,
-    even outside history, stays exactly as given and is not pulled in at month 1."""
-    out = np.array(paths, dtype=np.float64, copy=True)
-    if out.shape[1] > 1:
-        out[:, 1:] = saturate(out[:, 1:], history_band().around_start(out[:, 0]))
+    out[:, :, free] = bound_from_month_1(paths, history_band())[:, :, free]
     return out
 
 
