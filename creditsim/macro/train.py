@@ -267,6 +267,12 @@ def train_macro_vae(history: pd.DataFrame | None = None, config: MacroVAEConfig 
     config = config or MacroVAEConfig()
     train_config = train_config or TrainConfig()
     frame = validate_macro(history)
+    for var in config.log_variables:  # the model standardises their logs: each month must be > 0
+        bad = frame.index[frame[var] <= 0] if var in frame.columns else frame.index[:0]
+        if len(bad):
+            raise DataError(f"history column {var!r} must be > 0 in every month (MacroVAEConfig.log_variables "
+                            f"models its log); {len(bad)} months are not, first {bad[0]:%Y-%m}: "
+                            f"{float(frame.loc[bad[0], var])!r}")
     windows, starts = make_windows(frame, config.seq_length)
     labels = label_windows(windows, starts, recession, frame)
     dropped = overlaps_months(starts, config.seq_length, exclude)
@@ -292,7 +298,8 @@ def train_macro_vae(history: pd.DataFrame | None = None, config: MacroVAEConfig 
         freq = np.bincount(labels[index], minlength=config.n_scenarios).astype(np.float64)
         freq = np.maximum(freq, 0.5)  # a scenario with no training window keeps a small prior weight
         seen = windows.reshape(-1, windows.shape[-1])  # every month of the kept windows (= the frame without exclusion)
-        model.set_scalers(months.mean(0), months.std(0), seen.min(0), seen.max(0), freq)
+        stats = model.to_model_units(torch.as_tensor(months, dtype=torch.float64)).numpy()  # logs where configured
+        model.set_scalers(stats.mean(0), stats.std(0), seen.min(0), seen.max(0), freq)
         model.set_start_bank(windows[index, 0], labels[index])
         x_all = model.normalize(torch.as_tensor(windows, dtype=torch.float32))
         if config.linear_ar:

@@ -41,7 +41,21 @@ Why this design (the public reference collapses: every sample of a scenario is t
 
 Units: the network works on variables standardised with the training mean / sd (buffers ``x_mean``,
 ``x_std``); ``generate*`` return real units (decimals, monthly), variables in ``config.variables`` order
-(:data:`~creditsim.states.MACRO_VARS`).
+(:data:`~creditsim.states.MACRO_VARS`). The ``config.log_variables`` are standardised as natural logs
+(the shipped model: the IG and HY spreads), so their innovations are proportional moves: a spread at
+1.5 % moves by basis points where one at 8 % moves by hundreds, and no path of them reaches zero.
+
+Why (decision, 2026-12): in levels, one innovation sd serves both regimes badly -- fitted on the whole
+history it is too wide for calm, tight-spread months -- so from today's tight spreads the level model's
+paths ran under history's lows: 26-31 % of 1,000 baseline paths (seed 11, 2025-09) reached the plausible
+band's lower edge (:mod:`creditsim.macro.plausibility`) at some month, and in the Fed severely adverse
+scenario a third of the HY paths did; in logs, 4-5 % and none. Unemployment and the default rate stay
+in levels, measured: in logs they broke the model's lead-lag structure (mean |cross-correlation error|
+over the key pairs 0.12-0.14 against 0.06 in levels and the VAR(1)'s 0.04, unemployment against the
+default rate worst at 0.18-0.30; the bar is 1.5x the VAR's). A likely reason, not tested: the
+history's default rate before 1985 is itself a linear back-fill on unemployment, GDP growth and the Baa
+spread (:mod:`creditsim.datasets.macro`), a relation in levels. With the spreads alone in logs the error
+is 0.057.
 """
 
 from __future__ import annotations
@@ -103,6 +117,10 @@ LOWER_BOUNDS: dict[str, float] = {
 }
 
 
+#: smallest real value a log variable is taken the log of (a floor of 0 maps to log(1e-6), not -inf)
+LOG_FLOOR = 1e-6
+
+
 class ConditionRangeWarning(UserWarning):
     """A condition lies outside the range of values seen in training (extrapolation)."""
 
@@ -138,9 +156,13 @@ class MacroVAEConfig(JSONConfig):
     linear_ar: bool = True  # linear error-correction path in the decoder mean
     drift_penalty: float = 0.0  # weight of the L2 penalty on the LSTM's nonlinear drift (standardised units)
     variables: tuple[str, ...] = field(default_factory=lambda: tuple(MACRO_VARS))
+    # variables the network sees as logarithms (positive, ratio-scale: their moves grow with their level);
+    # empty keeps the level model every checkpoint before 2026-12 was trained as (module docstring, Units)
+    log_variables: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.variables = tuple(self.variables)
+        self.log_variables = tuple(self.log_variables)
         for name in ("n_macro_vars", "seq_length", "latent_dim", "hidden_dim", "n_layers", "n_scenarios", "scenario_dim"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
@@ -154,6 +176,10 @@ class MacroVAEConfig(JSONConfig):
             )
         if len(set(self.variables)) != len(self.variables):
             raise ConfigError(f"MacroVAEConfig.variables has duplicates: {list(self.variables)}")
+        unknown = [v for v in self.log_variables if v not in self.variables]
+        if unknown or len(set(self.log_variables)) != len(self.log_variables):
+            raise ConfigError(f"MacroVAEConfig.log_variables must be distinct names from variables "
+                              f"{list(self.variables)}, got {list(self.log_variables)!r:.200}")
         for name in ("beta", "free_bits", "dropout", "teacher_noise", "drift_penalty"):
             value = getattr(self, name)
             if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
@@ -318,7 +344,7 @@ class MacroVAE(nn.Module):
     """Conditional VAE for macro scenarios (see the module docstring for the design).
 
     Buffers set by training (and stored in the checkpoint's scalers JSON): ``x_mean``, ``x_std``
-    (standardisation, real units), ``x_min``, ``x_max`` (range seen in training, real units, used for
+    (standardisation, model units: :meth:`to_model_units`), ``x_min``, ``x_max`` (range seen in training, real units, used for
     out-of-range warnings) and ``scenario_freq`` (share of each scenario label among training windows,
     used when a scenario is not given); ``start_states`` (N, D) / ``start_labels`` (N,): the first month
     of every training window and its scenario label, the pool of historical starting points (saved in
@@ -335,6 +361,10 @@ class MacroVAE(nn.Module):
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
         self.register_buffer("x_mean", torch.zeros(D))
+        # (D,) True where the network sees the log of the variable (config.log_variables); not saved: the
+        # config says it
+        self.register_buffer("log_mask", torch.tensor([v in config.log_variables for v in config.variables]),
+                             persistent=False)
         self.register_buffer("x_std", torch.ones(D))
         self.register_buffer("x_min", torch.full((D,), -1.0))
         self.register_buffer("x_max", torch.full((D,), 1.0))
@@ -383,7 +413,9 @@ class MacroVAE(nn.Module):
 
     def set_scalers(self, mean: np.ndarray, std: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                     scenario_freq: np.ndarray | None = None) -> None:
-        """Store training statistics (real units, shape (D,)); ``std`` must be > 0."""
+        """Store training statistics, shape (D,): ``mean`` / ``std`` of the months in model units
+        (:meth:`to_model_units`: logs of ``config.log_variables``; ``std`` > 0), ``lo`` / ``hi`` the range
+        seen, real units."""
         std = np.asarray(std, dtype=np.float64)
         if np.any(~np.isfinite(std)) or np.any(std <= 0):
             raise ConfigError(f"scaler std must be finite and > 0 for every variable, got {std.tolist()}")
@@ -441,13 +473,40 @@ class MacroVAE(nn.Module):
         return torch.tensor([LOWER_BOUNDS.get(v, -math.inf) for v in self.config.variables],
                             dtype=self.x_mean.dtype, device=self.device)
 
+    def to_model_units(self, x: torch.Tensor) -> torch.Tensor:
+        """Real units (..., D) -> the units the network is standardised in: the natural log of the
+        ``config.log_variables`` (floored at :data:`LOG_FLOOR`), the rest unchanged."""
+        if not self.config.log_variables:
+            return x
+        mask = self.log_mask.to(x.device)
+        # log of 1 where no log is taken: no -inf / NaN in the branch torch.where discards (its gradient
+        # would still be NaN there)
+        logged = torch.log(torch.where(mask, x.clamp_min(LOG_FLOOR), torch.ones_like(x)))
+        return torch.where(mask, logged, x)
+
+    def from_model_units(self, y: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`to_model_units`: ``exp`` of the log variables, the rest unchanged."""
+        if not self.config.log_variables:
+            return y
+        mask = self.log_mask.to(y.device)
+        return torch.where(mask, torch.exp(torch.where(mask, y, torch.zeros_like(y))), y)
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Real units (..., D) -> standardised units."""
-        return (x - self.x_mean) / self.x_std
+        """Real units (..., D) -> standardised units (of the log for ``config.log_variables``)."""
+        return (self.to_model_units(x) - self.x_mean) / self.x_std
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         """Standardised units (..., D) -> real units (decimals)."""
-        return x * self.x_std + self.x_mean
+        return self.from_model_units(x * self.x_std + self.x_mean)
+
+    def unit_scale(self) -> torch.Tensor:
+        """(D,) real-unit size of one standardised unit at the training centre: ``x_std``, and for a log
+        variable ``x_std * exp(x_mean)`` (the delta method at the training months' geometric mean). The
+        yardstick in real units for checks that measure distances in sds (reverse stress)."""
+        scale = self.x_std.clone()
+        if self.config.log_variables:
+            scale = torch.where(self.log_mask, scale * torch.exp(self.x_mean), scale)
+        return scale
 
     # ------------------------------------------------------------------ training path
     def _check_batch(self, x: Any, scenario: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -674,7 +733,12 @@ class MacroVAE(nn.Module):
                 if not x_min[j] <= value <= x_max[j]:
                     warn(f"condition {var}={value:.4g} at month {month} is outside the training range "
                          f"[{x_min[j]:.4g}, {x_max[j]:.4g}]; the model extrapolates", ConditionRangeWarning)
-                std_value = (value - float(self.x_mean[j])) / float(self.x_std[j])
+                if self.log_mask[j] and value <= 0:
+                    raise ConfigError(f"conditions[{var!r}]: value must be > 0 (this model works on the log of "
+                                      f"{var}), got {value!r}")
+                real = torch.zeros(len(variables), dtype=self.x_mean.dtype, device=self.device)
+                real[j] = value
+                std_value = float(self.normalize(real)[j])
                 by_month[month][j] = (std_value, value)
         return by_month
 

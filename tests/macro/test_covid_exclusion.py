@@ -125,3 +125,17 @@ def test_dispersion_calibration_skips_origins_whose_forecast_touches_covid(full)
     # a history that ends before COVID keeps every origin (the 2019-12 calibration is unchanged)
     pre = months[months <= pd.Timestamp("2019-12-01")]
     assert np.array_equal(calibration_origins(pre), np.arange(24, len(pre) - 12, 12))
+
+
+def test_vae_training_on_logs_refuses_a_non_positive_month_by_name(full):
+    from creditsim.macro.train import train_macro_vae
+    from creditsim.macro.vae import MacroVAEConfig
+    from creditsim.nn.trainer import TrainConfig
+
+    history, recession = full
+    bad = history.copy()
+    bad.loc["1994-03-01", "credit_spread_ig"] = 0.0
+    cfg = MacroVAEConfig(seq_length=60, latent_dim=2, hidden_dim=8, log_variables=("credit_spread_ig",))
+    tc = TrainConfig(epochs=1, batch_size=64, min_epochs=0, kl_warmup=0, seed=0, device="cpu", progress=False)
+    with pytest.raises(DataError, match=r"'credit_spread_ig' must be > 0.*1 months.*1994-03: 0\.0"):
+        train_macro_vae(bad, cfg, tc, recession=recession)

@@ -84,7 +84,7 @@ def test_dispersion_survives_a_checkpoint_round_trip_and_bad_values_are_refused(
 def test_shifting_endpoint_moves_the_paths_resting_point_and_none_changes_nothing(vae: MacroVAE) -> None:
     """``endpoint`` moves the linear backbone's resting point (Kozicki & Tinsley's shifting endpoint):
     at the backbone's own baseline resting point the shift is zero, so the paths are those without
-    it; a lower endpoint for the policy rate and the 10-year yield lowers their 5-year medians."""
+    it; a lower endpoint for the policy rate and the 10-year yield lowers their 5-year upper quantiles."""
     from creditsim.datasets import macro_state
 
     state = macro_state("2019-12")
@@ -95,7 +95,7 @@ def test_shifting_endpoint_moves_the_paths_resting_point_and_none_changes_nothin
     np.testing.assert_array_equal(plain, vae.generate_conditional(cond, endpoint=None, **kw).double().numpy())
     W = vae.decoder.linear_ar.weight.double()
     rest_std = torch.linalg.solve(W, -(vae.decoder.linear_ar.bias.double() + vae.decoder.scenario_drift[0].double()))
-    rest = (rest_std * vae.x_std.double() + vae.x_mean.double()).numpy()
+    rest = vae.denormalize(rest_std.float()).double().numpy()
     x0 = vae.normalize(torch.as_tensor(plain[:, 0], dtype=torch.float32))
     at_rest = vae.generation_backbone(endpoint=rest).correction(x0, torch.zeros(len(x0), dtype=torch.long))
     assert float(at_rest.abs().max()) < 1e-4
@@ -106,5 +106,6 @@ def test_shifting_endpoint_moves_the_paths_resting_point_and_none_changes_nothin
     shifted = vae.generate_conditional(cond, endpoint=low, **kw).double().numpy()
     for var in ("policy_rate", "yield_10y"):
         j = order.index(var)
-        assert np.median(shifted[:, 60, j]) < np.median(plain[:, 60, j]) - 0.005, var
+        # the 90th percentile: from 2019-12 the zero floor holds half the policy-rate paths at 5 years
+        assert np.quantile(shifted[:, 60, j], 0.9) < np.quantile(plain[:, 60, j], 0.9) - 0.005, var
 

@@ -524,3 +524,78 @@ def test_three_joint_tail_anchors_keep_the_sample_alive(shipped, scenario):
     med, u0 = np.median(u, axis=0), float(state["unemployment_rate"])
     assert np.all(np.diff(med[[0, 3, 6, 9, 12, 15, 18]]) > 0)
     assert med[9] > u0 + 0.009 and med[12] > u0 + (0.09 - u0) / 3
+
+
+# ---------------------------------------------------------------- log variables (ratio scale)
+def tiny_log_model(seed: int = 0) -> MacroVAE:
+    torch.manual_seed(seed)
+    logged = ("unemployment_rate", "credit_spread_hy")
+    model = MacroVAE(MacroVAEConfig(**TINY, log_variables=logged))
+    rng = np.random.default_rng(seed)
+    level = np.array([0.025, 0.06, 0.03, 0.045, 0.06, 0.015, 0.06, 0.03, 0.04])
+    months = level * np.exp(0.3 * rng.standard_normal((200, 9)))
+    stats = model.to_model_units(torch.as_tensor(months)).numpy()
+    model.set_scalers(stats.mean(0), stats.std(0), months.min(0), months.max(0), [0.4, 0.3, 0.2, 0.1])
+    model.set_start_bank(months[:20], rng.integers(0, 4, 20))
+    return model.eval()
+
+
+def test_log_variables_are_standardised_as_logs_and_come_back_exactly():
+    model = tiny_log_model()
+    x = torch.tensor([[0.02, 0.05, 0.03, 0.04, 0.05, 0.01, 0.08, -0.02, 0.03]], dtype=torch.float64)
+    z = model.normalize(x.float())
+    j_u, j_hy, j_ig = MACRO_VARS.index("unemployment_rate"), MACRO_VARS.index("credit_spread_hy"), MACRO_VARS.index("credit_spread_ig")
+    # logs where configured, levels elsewhere -- checked against the formula, not the implementation
+    assert float(z[0, j_hy]) == pytest.approx((math.log(0.08) - float(model.x_mean[j_hy])) / float(model.x_std[j_hy]), rel=1e-5)
+    assert float(z[0, j_ig]) == pytest.approx((0.01 - float(model.x_mean[j_ig])) / float(model.x_std[j_ig]), rel=1e-5)
+    assert torch.allclose(model.denormalize(z).double(), x, rtol=1e-5, atol=1e-7)
+    scale = model.unit_scale()
+    assert float(scale[j_u]) == pytest.approx(float(model.x_std[j_u] * torch.exp(model.x_mean[j_u])), rel=1e-6)
+    assert float(scale[j_ig]) == float(model.x_std[j_ig])
+
+
+def test_log_variables_stay_positive_and_gradients_stay_finite():
+    model = tiny_log_model()
+    paths = model.generate(2, 24, 200, seed=1)
+    for var in ("unemployment_rate", "credit_spread_hy"):
+        assert float(paths[:, :, MACRO_VARS.index(var)].min()) > 0, var
+    # torch.where keeps no NaN gradient from the branch it discards (exp of a big level, log of a negative)
+    y = torch.full((1, 9), 40.0, requires_grad=True)
+    model.denormalize(y).sum().backward()
+    assert torch.isfinite(y.grad).all()
+    x = torch.tensor([[-0.5] * 9], requires_grad=True)
+    model.normalize(x).sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_log_variables_round_trip_through_the_checkpoint(tmp_path):
+    model = tiny_log_model()
+    model.save_pretrained(tmp_path / "ck")
+    meta = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert meta["config"]["log_variables"] == ["unemployment_rate", "credit_spread_hy"]
+    loaded = MacroVAE.from_pretrained(tmp_path / "ck")
+    assert torch.equal(model.generate(1, 24, 10, seed=3), loaded.generate(1, 24, 10, seed=3))
+
+
+def test_log_variables_refuse_unknown_names_and_non_positive_conditions():
+    with pytest.raises(ConfigError, match="log_variables"):
+        MacroVAEConfig(**TINY, log_variables=("spread",))
+    with pytest.raises(ConfigError, match=r"credit_spread_hy.*> 0"):
+        tiny_log_model().generate_conditional({"credit_spread_hy": {"month": 3, "value": 0.0}}, seq_length=24, n_samples=5)
+
+
+def test_a_log_condition_is_met_exactly():
+    model = tiny_log_model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConditionRangeWarning)
+        paths = model.generate_conditional({"credit_spread_hy": {"month": 6, "value": 0.11}}, seq_length=24,
+                                           n_samples=20, seed=0)
+    assert float((paths[:, 6, MACRO_VARS.index("credit_spread_hy")] - 0.11).abs().max()) < 1e-6
+
+
+def test_shipped_model_works_on_the_logs_of_the_spreads(shipped):
+    assert shipped.config.log_variables == ("credit_spread_ig", "credit_spread_hy")
+    j = MACRO_VARS.index("credit_spread_hy")
+    # one standardised unit is a proportional move: its real size is the log sd times the geometric mean
+    assert float(shipped.unit_scale()[j]) == pytest.approx(float(shipped.x_std[j] * torch.exp(shipped.x_mean[j])))
+    assert 0.005 < float(shipped.unit_scale()[j]) < 0.05  # a real-unit sd (decimals), not a log one

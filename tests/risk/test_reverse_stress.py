@@ -90,7 +90,7 @@ def test_single_variable_breaks_is_a_threshold_search(model) -> None:
         base = lmap.decode(torch.zeros(1, lmap.dim, dtype=torch.float64))[0][0].numpy()
         base_loss = float(_losses(elp, torch.from_numpy(base[None]), 2)[0][0])
     target = base_loss + 0.05
-    sd = model.x_std.double().numpy()
+    sd = model.unit_scale().double().numpy()
     floor = model.lower_bounds().double().numpy()
     table = single_variable_breaks(elp, base, 2, target, sd, floor)
     var = table.index[0]  # sorted by |shift|: the variable that breaks it moved least
