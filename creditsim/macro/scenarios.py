@@ -89,6 +89,8 @@ from creditsim.datasets import (
 from creditsim.errors import ConfigError, DataError
 from creditsim.io import read_frame
 from creditsim.macro.anchors import (
+    PROPORTIONAL_VARIABLES,
+    compose,
     consensus_path,
     floor,
     path_offsets,
@@ -449,14 +451,16 @@ def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: 
     centre = np.median(baseline_dynamics(ANCHOR_REFERENCE_PATHS, len(SCENARIOS)), axis=0)
     offsets = scenario_offsets(horizon)
     base = start[None, :] + consensus_path(horizon)  # (T, 9)
+    # deviations in proportion where the VAE models the log (anchors.compose)
+    proportional = np.array([v in model.config.log_variables and v in PROPORTIONAL_VARIABLES for v in MACRO_VARS])
     for s in np.unique(labels):
         idx = np.flatnonzero(labels == s)
         # a depth and an onset per path: stress scenarios differ in how deep and when, not only in noise
         shock = path_offsets(offsets[int(s)], idx.size, numpy_generator(seed, MACRO, int(s), 1),
                              scenario=SCENARIOS[int(s)])
         # kept in history's range with a soft edge (creditsim.macro.plausibility) from month 1, then floored
-        out[idx] = floor(bound_from_month_1(base[None] + shock + baseline_dynamics(idx.size, int(s), idx) - centre,
-                                               history_band()))
+        paths = compose(base[None] + shock, baseline_dynamics(idx.size, int(s), idx), centre, proportional)
+        out[idx] = floor(bound_from_month_1(paths, history_band()))
     return out
 
 

@@ -148,3 +148,41 @@ def test_a_deep_severity_draw_keeps_house_prices_above_minus_one() -> None:
     assert kept[1, :, h].min() == -0.99
     np.testing.assert_array_equal(kept[0, :, h], deep[0, :, h])
     assert 0 < house_price_trough(kept)[1] < house_price_trough(kept)[0] < 1
+
+
+def test_compose_adds_deviations_and_takes_falls_of_log_variables_in_proportion() -> None:
+    from creditsim.macro.anchors import PROPORTIONAL_FLOOR, compose
+
+    central = np.full((2, 3, 9), 0.02)
+    paths = np.full((2, 3, 9), 0.03)
+    paths[1] = 0.005  # the second path lies below the centre
+    centre = np.full((3, 9), 0.015)
+    proportional = np.array([v in ("credit_spread_hy", "default_rate") for v in MACRO_VARS])
+    out = compose(central, paths, centre, proportional)
+    g, hy = J["gdp_growth"], J["credit_spread_hy"]
+    assert np.allclose(out[0, :, g], 0.02 + 0.015) and np.allclose(out[1, :, g], 0.02 - 0.01)  # additive
+    assert np.allclose(out[0, :, hy], 0.02 + 0.015)  # a rise stays additive
+    assert np.allclose(out[1, :, hy], 0.02 * 0.005 / 0.015)  # a fall is a share: a third of the level
+    # continuous and increasing in the path through the centre
+    grid = np.linspace(0.0, 0.05, 501)[:, None, None] * np.ones((1, 1, 9))
+    y = compose(np.full((501, 1, 9), 0.02), grid, np.full((1, 9), 0.015), proportional)[:, 0, hy]
+    assert np.all(np.diff(y) >= 0) and np.max(np.abs(np.diff(y))) < 2 * 0.0001 * 0.02 / 0.015 + 1e-12
+    # a central path at or below zero never flips the sign of a proportional variable
+    central[..., J["default_rate"]] = -0.01
+    out = compose(central, paths, centre, proportional)
+    assert np.allclose(out[1, :, J["default_rate"]], PROPORTIONAL_FLOOR * 0.005 / 0.015)
+
+
+def test_spreads_near_their_lows_move_by_less_than_in_stress(paths) -> None:
+    """Falls are proportional for the log variables: from today's tight HY spread the baseline's 36-month
+    spread (q95 - q5, in basis points) is under half the severely adverse one's, and the baseline keeps
+    its spreads off the plausible band's lower edge (within 1 bp of it at some month)."""
+    from creditsim.macro.plausibility import history_band
+
+    j = J["credit_spread_hy"]
+    base, severe = paths["baseline"][:, 36, j], paths["severely_adverse"][:, 24, j]
+    width = lambda x: float(np.quantile(x, 0.95) - np.quantile(x, 0.05))  # noqa: E731
+    assert width(base) < width(severe) / 2
+    edge = history_band().lo[j]
+    # composed additively, 26 % of 1,000 baseline paths (seed 11) reached the edge; in proportion 3 %
+    assert float((paths["baseline"][:, :, j] <= edge + 1e-4).any(axis=1).mean()) < 0.1
