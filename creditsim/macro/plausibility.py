@@ -29,11 +29,11 @@ With m = 0.25 the edges are (from the 2025-09 history) unemployment 2.7-18.5 %, 
 0.24-8.0 %, GDP growth -12.4 to +17.3 % y/y, house prices -21 to +29 % y/y. In paths with anchors
 (``fed:``, narratives) only the variables nobody anchored are bounded (from month 1): an anchor is the
 user's to set and is met exactly, even beyond history. This is a guard on the tails, not a model of them:
-where much of a scenario's mass runs past the edge it piles up there -- fed 2026 severely adverse, 1,000
-paths from 2025-09: the unanchored HY spread of the VAE falls after its peak faster than the table's own
-(median 2.6 % at month 36 against the table's 3.3 %, 10th percentile 0), and a third of the paths now
-come within 1 bp of the 1.2 % edge at some month. The cure for that is the model's (spreads in logs,
-retrained), not the band's.
+where much of a scenario's mass runs past the edge it piles up there. With the MacroVAE in levels, fed
+2026 severely adverse (1,000 paths from 2025-09) had the unanchored HY spread fall after its peak faster
+than the table's own (median 2.6 % at month 36 against 3.3 %) and a third of the paths within 1 bp of
+the 1.2 % edge at some month; with the spreads modelled in logs (2026-12, :mod:`creditsim.macro.vae`) the
+median is 5.1 %, the 5th percentile 2.9 %, and no path comes near the edge.
 
 A start outside history (``macro_start``, a month-0 condition) is the user's: the band is widened per
 path to hold it (:meth:`PlausibleBand.around_start`), so month 1 is never pulled in from it. The band is
@@ -189,10 +189,11 @@ def beyond_history(paths: np.ndarray, band: PlausibleBand) -> dict[str, object]:
     with a zero share left out; shares rounded to 4 decimals). Only the sides the band bounds count: a
     policy rate at its zero floor is not "beyond history". What a run records
     (``settings["macro_beyond_history"]``): how much of the scenarios -- the tail a VaR 99 is read from
-    above all -- lies where history cannot vouch for the model. (The demo's 1,000 paths over 60 months:
-    8 % above at some month -- house-price growth, the spreads, the default rate; 85 % below, mostly the
-    spreads, the default rate and unemployment under their 1980-2025 lows: the level-additive noise of the
-    VAE's ratio-scale variables, which the band holds above 80 % of those lows.)"""
+    above all -- lies where history cannot vouch for the model. (The demo's 1,000 paths over 60 months,
+    2026-12: 10 % above at some month -- the spreads (7.5-7.6 %), the default rate; 76 % below: the
+    default rate 53 % (the supervisory baseline's derived default rate itself ends at 0.99 %, under
+    history's 1.19 % low), unemployment 37 % (from today's 4.4 %, history's low is 3.4 %), the HY / IG
+    spreads 20 / 15 %. With the spreads still in levels: 8 % above, 85 % below.)"""
     x = np.asarray(paths, dtype=np.float64)
     if x.ndim != 3 or x.shape[2] != len(MACRO_VARS):
         raise ConfigError(f"paths: expected (S, T, {len(MACRO_VARS)}), got {x.shape}")
