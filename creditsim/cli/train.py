@@ -41,7 +41,7 @@ def train_macro(
 ) -> None:
     """Train a MacroVAE on 60-month windows of the bundled 1980-01 .. 2025-09 history, windows overlapping
     the COVID months 2020-03 .. 2020-12 left out (defaults: the shipped configuration, see
-    creditsim.macro.pretrained)."""
+    creditsim.macro.pretrained; like the shipped model it works on the logs of the IG and HY spreads)."""
     from dataclasses import replace
 
     from creditsim.macro.train import train_macro_vae

@@ -162,6 +162,10 @@ class MacroVAEConfig(JSONConfig):
 
     def __post_init__(self) -> None:
         self.variables = tuple(self.variables)
+        if isinstance(self.log_variables, str):  # one name, not its characters
+            self.log_variables = (self.log_variables,)
+        if not isinstance(self.log_variables, (list, tuple)) or not all(isinstance(v, str) for v in self.log_variables):
+            raise ConfigError(f"MacroVAEConfig.log_variables must be a list of variable names, got {self.log_variables!r:.200}")
         self.log_variables = tuple(self.log_variables)
         for name in ("n_macro_vars", "seq_length", "latent_dim", "hidden_dim", "n_layers", "n_scenarios", "scenario_dim"):
             value = getattr(self, name)
@@ -730,12 +734,13 @@ class MacroVAE(nn.Module):
                 prev = by_month.setdefault(month, {}).get(j)
                 if prev is not None and prev[1] != value:
                     raise ConfigError(f"conditions[{var!r}]: two different values for month {month}")
+                if self.log_mask[j] and value <= 0:
+                    where = "the start (month 0)" if month == 0 else f"month {month}"
+                    raise ConfigError(f"conditions[{var!r}]: value at {where} must be > 0 (this model works on the "
+                                      f"log of {var}), got {value!r}")
                 if not x_min[j] <= value <= x_max[j]:
                     warn(f"condition {var}={value:.4g} at month {month} is outside the training range "
                          f"[{x_min[j]:.4g}, {x_max[j]:.4g}]; the model extrapolates", ConditionRangeWarning)
-                if self.log_mask[j] and value <= 0:
-                    raise ConfigError(f"conditions[{var!r}]: value must be > 0 (this model works on the log of "
-                                      f"{var}), got {value!r}")
                 real = torch.zeros(len(variables), dtype=self.x_mean.dtype, device=self.device)
                 real[j] = value
                 std_value = float(self.normalize(real)[j])

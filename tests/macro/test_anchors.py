@@ -186,3 +186,15 @@ def test_spreads_near_their_lows_move_by_less_than_in_stress(paths) -> None:
     edge = history_band().lo[j]
     # composed additively, 26 % of 1,000 baseline paths (seed 11) reached the edge; in proportion 3 %
     assert float((paths["baseline"][:, :, j] <= edge + 1e-4).any(axis=1).mean()) < 0.1
+
+
+@pytest.mark.parametrize("mask", [("credit_spread_hy",), [True, False], np.zeros(9)])
+def test_compose_refuses_a_mask_that_is_not_nine_booleans(mask) -> None:
+    from creditsim.errors import ConfigError
+    from creditsim.macro.anchors import compose
+
+    x = np.full((2, 3, 9), 0.02)
+    with pytest.raises(ConfigError, match="9 booleans"):
+        compose(x, x, x[0], mask)
+    with pytest.raises(ConfigError, match=r"centre \(T, 9\)"):
+        compose(x, x, x, np.zeros(9, dtype=bool))

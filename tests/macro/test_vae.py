@@ -599,3 +599,21 @@ def test_shipped_model_works_on_the_logs_of_the_spreads(shipped):
     # one standardised unit is a proportional move: its real size is the log sd times the geometric mean
     assert float(shipped.unit_scale()[j]) == pytest.approx(float(shipped.x_std[j] * torch.exp(shipped.x_mean[j])))
     assert 0.005 < float(shipped.unit_scale()[j]) < 0.05  # a real-unit sd (decimals), not a log one
+
+
+@pytest.mark.parametrize("value", [None, 5, [1, 2]])
+def test_log_variables_of_the_wrong_type_are_a_config_error(value):
+    with pytest.raises(ConfigError, match="log_variables must be a list of variable names"):
+        MacroVAEConfig(**TINY, log_variables=value)
+
+
+def test_one_log_variable_may_be_given_as_a_name():
+    assert MacroVAEConfig(**TINY, log_variables="credit_spread_ig").log_variables == ("credit_spread_ig",)
+
+
+def test_a_non_positive_log_condition_is_refused_before_any_range_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConditionRangeWarning)  # a warning first would raise here instead
+        with pytest.raises(ConfigError, match=r"credit_spread_hy.*start \(month 0\) must be > 0"):
+            tiny_log_model().generate_conditional({"credit_spread_hy": {"month": 0, "value": -0.01}}, seq_length=24,
+                                                  n_samples=5)
