@@ -19,7 +19,7 @@ except that for the spreads, where the MacroVAE models their logs (the shipped o
 :attr:`~creditsim.macro.vae.MacroVAEConfig.log_variables`, :data:`PROPORTIONAL_VARIABLES`), a deviation
 *below* the VAE's centre is taken in proportion, ``central_s(t) * vae_path(t) / vae_centre(t)``
 (:func:`compose`): a spread falls by a share of its level, never through zero. Why (2026-12): composed
-additively, even the deviations of the log model left 1.5-2 % of the baseline IG paths from today's
+additively, even the deviations of a log model left 1.5-2 % of the baseline IG paths from today's
 0.77 % at 1 bp or less at month 36 (before the plausible band), and 7-16 % of the baseline's spread paths
 reached the band's lower edge; with proportional falls 4-5 %. Rises stay additive because the
 deviations are the *baseline's* dynamics, recessions included: taken in proportion on top of a stressed
@@ -93,8 +93,8 @@ _HALF_LIFE = 12.0
 PROPORTIONAL_FLOOR = 1e-4
 #: variables whose falls below the VAE's centre are composed in proportion where the VAE models their log
 #: (the shipped one logs the two spreads only, :mod:`creditsim.macro.vae`): the spreads and the default
-#: rate. Unemployment
-#: keeps additive deviations even from a model that logs it: tried with one, in proportion its severely
+#: rate. Unemployment keeps additive deviations even from a model that logs it: tried with one, in
+#: proportion (rises and falls) its severely
 #: adverse 36-month change spread rose to 2.5x history's and the 99th percentile of its peak to 17 %
 #: (1,000 paths from 2025-09, seed 11), while its baseline lower tail barely moved (33 % of paths under
 #: history's 3.4 % low at some month, against 39 %)

@@ -113,9 +113,10 @@ class LatentPathMap:
     def range_excess(self, paths: torch.Tensor, margin: float = RANGE_MARGIN) -> torch.Tensor:
         """``(B,)`` squared excursion beyond the range seen in training: ``sum_tj (max(0, x - hi_j) / sd_j)^2
         + (max(0, lo_j - x) / sd_j)^2`` with ``[lo, hi]`` the model's training range widened by ``margin``
-        training sd (real units, :meth:`MacroVAE.unit_scale`). The generator's density is no evidence outside what it was fitted on (decoders
-        extrapolate: the shipped one puts high density on HY spreads of 40 %), so a search for plausible
-        paths keeps inside it (:mod:`creditsim.risk.reverse_stress`)."""
+        training sd (real units, :meth:`MacroVAE.unit_scale`). The generator's density is no evidence
+        outside what it was fitted on (decoders extrapolate: the shipped one puts high density on HY
+        spreads of 40 %), so a search for plausible paths keeps inside it
+        (:mod:`creditsim.risk.reverse_stress`)."""
         m = self.model
         sd = m.unit_scale().to(torch.float64)
         hi = m.x_max.to(torch.float64) + margin * sd

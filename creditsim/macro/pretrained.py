@@ -48,8 +48,9 @@ Choices, measured on the evaluation table (``creditsim eval macro``) while build
   error 0.057 (levels 0.062, VAR(1) 0.043), ACF error 0.043 (0.042), correlation error 0.058 (0.034;
   VAR(1) 0.068), discriminative score 0.052 (0.017), 95th pct peak unemployment rise 4.60 pp (4.52), peak
   HY 1569 bp (1603; history 2031). The cost is in the pooled correlations and the discriminator; the gain
-  is the lower tail from today's tight spreads (baseline paths at the plausible band's lower edge: IG 31 ->
-  5 %, HY 26 -> 4 %; Fed severely adverse HY a third -> none). With unemployment and the default rate
+  is the lower tail from today's tight spreads (baseline paths at the plausible band's lower edge, with
+  the proportional falls of :func:`creditsim.macro.anchors.compose`: IG 31 -> 5 %, HY 26 -> 4 %; Fed
+  severely adverse HY a third -> none). With unemployment and the default rate
   in logs too, the lead-lag error was 0.124 (bar 1.5x the VAR's: 0.065).
 """
 

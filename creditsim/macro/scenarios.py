@@ -451,7 +451,7 @@ def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: 
     centre = np.median(baseline_dynamics(ANCHOR_REFERENCE_PATHS, len(SCENARIOS)), axis=0)
     offsets = scenario_offsets(horizon)
     base = start[None, :] + consensus_path(horizon)  # (T, 9)
-    # deviations in proportion where the VAE models the log (anchors.compose)
+    # a spread's fall is taken in proportion where the VAE models its log (anchors.compose)
     proportional = np.array([v in model.config.log_variables and v in PROPORTIONAL_VARIABLES for v in MACRO_VARS])
     for s in np.unique(labels):
         idx = np.flatnonzero(labels == s)

@@ -49,7 +49,9 @@ Why (decision, 2026-12): in levels, one innovation sd serves both regimes badly 
 history it is too wide for calm, tight-spread months -- so from today's tight spreads the level model's
 paths ran under history's lows: 26-31 % of 1,000 baseline paths (seed 11, 2025-09) reached the plausible
 band's lower edge (:mod:`creditsim.macro.plausibility`) at some month, and in the Fed severely adverse
-scenario a third of the HY paths did; in logs, 4-5 % and none. Unemployment and the default rate stay
+scenario a third of the HY paths did; with the spreads in logs and the anchored scenarios taking a
+spread's fall in proportion (:func:`creditsim.macro.anchors.compose`), 4-5 % and none. Unemployment and
+the default rate stay
 in levels, measured: in logs they broke the model's lead-lag structure (mean |cross-correlation error|
 over the key pairs 0.12-0.14 against 0.06 in levels and the VAR(1)'s 0.04, unemployment against the
 default rate worst at 0.18-0.30; the bar is 1.5x the VAR's). A likely reason, not tested: the
