@@ -169,10 +169,9 @@ def compose(central: np.ndarray, paths: np.ndarray, centre: np.ndarray, proporti
     if paths.ndim != 3 or paths.shape[2] != D or central.shape != paths.shape or centre.shape != paths.shape[1:]:
         raise ConfigError(f"compose: expected central and paths (S, T, {D}) and centre (T, {D}), got "
                           f"{central.shape}, {paths.shape} and {centre.shape}")
-    proportional = mask
     out = central + (paths - centre)
-    if np.any(proportional):
-        j = np.flatnonzero(proportional)
+    if mask.any():
+        j = np.flatnonzero(mask)
         ratio = np.maximum(paths[..., j], PROPORTIONAL_FLOOR) / np.maximum(centre[..., j], PROPORTIONAL_FLOOR)
         falls = np.maximum(central[..., j], PROPORTIONAL_FLOOR) * ratio
         out[..., j] = np.where(paths[..., j] < centre[..., j], falls, out[..., j])

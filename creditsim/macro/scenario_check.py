@@ -13,12 +13,12 @@ Decisions:
   issue names per scenario (:data:`NAMED`): the supervisory sizes for adverse and severely adverse
   (unemployment peak, GDP and house-price falls, HY widening), and for stagflation inflation, the
   policy rate and the unemployment rise. ``P_min`` over every statistic that is worse for a stress is
-  printed beside it: stagflation's HY widening (0.71-0.72 on the shipped model) is not one of its statistics.
+  printed beside it: stagflation's HY widening (0.73 on the shipped model) is not one of its statistics.
 - **Diversity** (:func:`~creditsim.macro.evaluate.scenario_diversity`): the issue's bar is 0.6 per
-  variable, which the shipped VAE does not meet (5-7 of 36 ratios short, smallest 0.41: GDP growth in the
-  stress scenarios, severely adverse IG and HY); the totals (plain and with each variable capped at
-  history's spread) are printed beside it, and no common path width meets the per-variable bar together
-  with the separation bar (``bench/bench_macro_scenarios.py --frontier``).
+  variable, which the shipped VAE does not meet (6-7 of 36 ratios short, smallest 0.44: GDP growth in the
+  stress scenarios, severely adverse IG and HY, the baseline default rate); the totals (plain and with
+  each variable capped at history's spread) are printed beside it, and no common path width meets the
+  per-variable bar together with the separation bar (``bench/bench_macro_scenarios.py --frontier``).
 """
 
 from __future__ import annotations
