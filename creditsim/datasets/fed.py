@@ -116,6 +116,27 @@ def _observed_jump_off(first_quarter: pd.Timestamp) -> pd.Series | None:
     return macro_state(f"{month:%Y-%m}")
 
 
+def _from_jump_off(fitted: np.ndarray, fitted_jump_off: float, observed: float | None) -> np.ndarray:
+    """A regressed variable's path read from the observed jump-off level: ``observed + (fitted -
+    fitted_jump_off)``, except that a change *below* the fitted jump-off level is scaled by
+    ``min(1, observed / fitted_jump_off)``; ``fitted`` itself when nothing is observed (None).
+
+    Why (2026-12): the back-fill regressions are fitted in levels on 1985/1997-2019, where the default
+    rate averaged 3.4 %; their slope applied unchanged at today's 1.49 % took the 2026 baseline's default
+    rate to 0.99 % in 3 years (the regression's fall from its own 2.71 % jump-off, as the unemployment rate
+    eases 4.6 -> 4.2 %), under the 1.19 % low of the whole history, and the VAE's baseline scenario,
+    anchored on it, put 65 % of its paths under that low at some month (1,000 paths from 2025-09, seed 11).
+    A rate this close to its floor falls by a share of its level, as the scenarios' spreads do
+    (:func:`creditsim.macro.anchors.compose`); with the share 1.49 / 2.71 the baseline ends at 1.22 %.
+    Rises stay additive: in a recession the level slope is what history measured (1.5 -> 7.9 % in
+    2007-10), and in proportion the severely adverse peak would fall from 5.8 % to 3.8 %."""
+    if observed is None:
+        return fitted
+    change = fitted - fitted_jump_off
+    share = min(1.0, observed / fitted_jump_off) if fitted_jump_off > 0 else 1.0
+    return observed + np.where(change < 0, change * share, change)
+
+
 def _macro_quarterly(table: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
     """Map a domestic table to the 9 variables, quarterly decimals; ``baseline`` gives the jump-off trend."""
     def q_factor(frame: pd.DataFrame, col: str) -> np.ndarray:
@@ -143,8 +164,8 @@ def _macro_quarterly(table: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFram
     base_first = _regressed(fits, _macro_quarterly_levels(baseline), baseline).iloc[0]
     jump_off = _observed_jump_off(table.index[0])
     for var in ("credit_spread_ig", "credit_spread_hy", "default_rate"):
-        shift = 0.0 if jump_off is None else float(jump_off[var]) - float(base_first[var])
-        out[var] = fitted[var] + shift
+        out[var] = _from_jump_off(fitted[var].to_numpy(), float(base_first[var]),
+                                  None if jump_off is None else float(jump_off[var]))
     out["credit_spread_ig"] = out["credit_spread_ig"].clip(lower=0.003)
     out["credit_spread_hy"] = out["credit_spread_hy"].clip(lower=0.015)
     return out[list(MACRO_VARS)]
@@ -200,7 +221,10 @@ def load_fed_scenarios(
     - ``credit_spread_ig``, ``credit_spread_hy``, ``default_rate`` (not published): the back-fill
       regressions of :func:`load_macro_history` (fitted on 1985/1997-2019 history) evaluated on the
       scenario's ``gdp_growth``, ``unemployment_rate`` and BBB corporate yield minus the 10-year yield,
-      which stands in for the Moody's Baa - Treasury spread of the fit. Spreads floored at 30 / 150 bp.
+      which stands in for the Moody's Baa - Treasury spread of the fit, as changes from the baseline's
+      first quarter added to the observed state of the month before the table (when the bundled history
+      reaches the year before), a fall taken in proportion to the observed over the fitted jump-off level
+      (:func:`_from_jump_off`). Spreads floored at 30 / 150 bp.
 
     Source and licence: Board of Governors of the Federal Reserve System, supervisory scenarios for the
     annual stress test (federalreserve.gov, ``supervisionreg/files/<year>-Table_...csv``); US-government

@@ -190,10 +190,11 @@ def beyond_history(paths: np.ndarray, band: PlausibleBand) -> dict[str, object]:
     policy rate at its zero floor is not "beyond history". What a run records
     (``settings["macro_beyond_history"]``): how much of the scenarios -- the tail a VaR 99 is read from
     above all -- lies where history cannot vouch for the model. (The demo's 1,000 paths over 60 months,
-    2026-12: 5 % above at some month -- the spreads (3.2-3.6 %), the default rate (2 %); 76 % below: the
-    default rate 53 % (the supervisory baseline's derived default rate itself ends at 0.99 %, under
-    history's 1.19 % low), unemployment 37 % (from today's 4.4 %, history's low is 3.4 %), the HY / IG
-    spreads 20 / 15 %. With the spreads still in levels: 8 % above, 85 % below.)"""
+    2026-12: 5 % above at some month -- the spreads (3.2-3.6 %), the default rate (2 %); 73 % below: the
+    default rate 44 % (the supervisory baseline's derived default rate the scenarios are centred on ends
+    at 1.22 %, 3 bp over history's 1.19 % low; 53 % when it ended at 0.99 %, :mod:`creditsim.datasets.fed`),
+    unemployment 37 % (from today's 4.4 %, history's low is 3.4 %), the HY / IG spreads 20 / 15 %. With
+    the spreads still in levels: 8 % above, 85 % below.)"""
     x = np.asarray(paths, dtype=np.float64)
     if x.ndim != 3 or x.shape[2] != len(MACRO_VARS):
         raise ConfigError(f"paths: expected (S, T, {len(MACRO_VARS)}), got {x.shape}")

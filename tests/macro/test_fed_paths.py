@@ -11,6 +11,7 @@ import pytest
 
 import creditsim as cs
 from creditsim.datasets import load_fed_scenarios, macro_state
+from creditsim.datasets.macro import macro_history
 from creditsim.errors import ConfigError
 from creditsim.examples import example_path
 from creditsim.macro.scenarios import FED_ANCHORED_VARS, build_macro_paths, fed_anchors
@@ -160,7 +161,8 @@ def test_unpublished_spreads_start_from_the_observed_jump_off(year: int) -> None
     """The Fed publishes no HY / IG spread or default rate; ours come from regressions on the table, which
     put the 2025 baseline's HY spread at 1.66 % in month 0, below anything ever observed. The regression
     now supplies the *moves*: the baseline's month 0 is the observed value of the month before the table
-    starts, and both scenarios get the same shift, so the stress minus baseline gap is the regression's."""
+    starts, and both scenarios rise from it as the regression does, so the stress minus baseline gap is
+    the regression's wherever the baseline does not fall below its jump-off (falls: the next test)."""
 
     derived = ["credit_spread_ig", "credit_spread_hy", "default_rate"]
     base = load_fed_scenarios(year, "baseline", monthly=True)
@@ -170,6 +172,29 @@ def test_unpublished_spreads_start_from_the_observed_jump_off(year: int) -> None
     np.testing.assert_allclose(base[derived].iloc[0].to_numpy(float), observed[derived].to_numpy(float), rtol=0, atol=1e-12)
     assert base["credit_spread_hy"].min() > 0.025  # the regression level alone started at 1.66 % (2025)
     assert (severe["credit_spread_hy"].iloc[:24] > base["credit_spread_hy"].iloc[:24] + 0.04).all()
+
+
+def test_a_regressed_fall_is_taken_in_proportion_and_a_rise_as_it_is() -> None:
+    """_from_jump_off, closed form: jump-off fitted at 2.7 %, observed 1.5 % (share 1.5 / 2.7)."""
+    from creditsim.datasets.fed import _from_jump_off
+
+    fitted = np.array([0.027, 0.037, 0.022, 0.027])
+    got = _from_jump_off(fitted, 0.027, 0.015)
+    np.testing.assert_allclose(got, [0.015, 0.025, 0.015 - 0.005 * 0.015 / 0.027, 0.015], rtol=0, atol=1e-15)
+    # an observed level above the fitted one never amplifies a fall; nothing observed keeps the fit
+    np.testing.assert_allclose(_from_jump_off(fitted, 0.027, 0.040), fitted + 0.013, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(_from_jump_off(fitted, 0.027, None), fitted)
+
+
+def test_the_supervisory_baseline_default_rate_stays_within_history() -> None:
+    """With its level slope read unchanged from today's 1.49 %, the 2026 baseline's derived default rate
+    fell to 0.99 % by 2029, under the 1.19 % low of the whole 1980-2025 history, and the VAE's baseline
+    scenario anchored on it put 65 % of its paths under that low. The severe peak keeps its level rise."""
+    low = macro_history(True)[0]["default_rate"].min()
+    base = load_fed_scenarios(2026, "baseline", monthly=True)["default_rate"]
+    severe = load_fed_scenarios(2026, "severely_adverse", monthly=True)["default_rate"]
+    assert base.min() >= low, (base.min(), low)
+    assert severe.max() > base.iloc[0] + 0.04  # the severe rise is as the level regression says: +4 pp or more
 
 
 def test_a_scenario_mix_that_a_single_table_would_ignore_is_refused() -> None:
