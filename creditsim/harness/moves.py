@@ -154,7 +154,12 @@ def build_moves(panel: pd.DataFrame, tape: pd.DataFrame | None = None, panel_fea
     next_state[cens & ~same_next] = -1
     keep = (state <= _LIVE_MAX) & (next_state >= -1)
     if not keep.any():
-        raise DataError(f"panel: no one-{period} moves out of a live state (need consecutive rows of the same loan)")
+        monthly = (loan[1:] == loan[:-1]) & (num[1:] - num[:-1] == 1)
+        hint = (f"; its rows are one month apart ({int(monthly.sum()):,} monthly pairs): period={period!r} reads "
+                f"rows {step} months apart, so use period='month' or keep one row every {step} months of each loan"
+                if step > 1 and monthly.any() else "")
+        raise DataError(f"panel: no one-{period} moves out of a live state (need consecutive rows of the same "
+                        f"loan){hint}")
     prev = np.full(len(df), -1, np.int64)
     prev[1:][same_prev[1:]] = state[:-1][same_prev[1:]]
     cov = pd.DataFrame({"prev_state": prev[keep].astype(str), "period": df["reporting_month"].dt.strftime("%Y-%m").to_numpy()[keep]})

@@ -44,6 +44,12 @@ def test_moves_errors_name_the_problem() -> None:
         build_moves(_panel([("a", "2020-01", 0, False), ("a", "2020-02", 0, False)]), tape_features=["age"])
     with pytest.raises(ConfigError, match="oot:YYYY-MM"):
         split_moves(build_moves(_panel([("a", "2020-01", 0, False), ("a", "2020-02", 0, False)])), "time")
+    monthly = _panel([("a", "2020-01", 0, False), ("a", "2020-02", 0, False), ("a", "2020-03", 4, False)])
+    with pytest.raises(DataError, match=r"rows are one month apart \(2 monthly pairs\): period='quarter' reads rows 3 "
+                                        r"months apart, so use period='month' or keep one row every 3 months"):
+        build_moves(monthly, period="quarter")
+    with pytest.raises(DataError, match=r"same loan\)$"):  # no monthly pairs either: no hint
+        build_moves(_panel([("a", "2020-01", 0, False), ("b", "2020-02", 0, False)]), period="quarter")
 
 
 def _synthetic(n_loans: int = 3000, months: int = 6, seed: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
