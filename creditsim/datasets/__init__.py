@@ -16,6 +16,8 @@
   loan type (Federal Reserve Board).
 - :func:`read_freddie_mac` — Freddie Mac's Single-Family Loan-Level Dataset (not shipped: the user downloads
   it under Freddie Mac's terms) as a loan tape and a monthly panel in our states.
+- :func:`read_sba_loans` — the US SBA 7(a) loan file of Li, Mickel & Taylor (2018) (not shipped: read where
+  the user keeps it) as a monthly charge-off panel with the 2008-09 recession in it.
 
 Licences differ per source: every loader's docstring cites the original publisher and the licence
 note. Series whose publishers forbid republication (ICE BofA spreads, S&P CoreLogic Case-Shiller, the
@@ -32,6 +34,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "load_credit_card_panel": "creditsim.datasets.credit_card",
     "load_credit_card_tape": "creditsim.datasets.credit_card",
     "read_freddie_mac": "creditsim.datasets.freddie_mac",
+    "read_sba_loans": "creditsim.datasets.sba",
     "available_fed_scenarios": "creditsim.datasets.fed",
     "load_fed_scenarios": "creditsim.datasets.fed",
     "load_fred_md": "creditsim.datasets.fred",

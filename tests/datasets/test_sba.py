@@ -1,0 +1,87 @@
+"""The SBA 7(a) reader (creditsim.datasets.sba): each loan's end made into monthly rows, by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from creditsim.datasets import read_sba_loans
+from creditsim.datasets.sba import SBA_COLUMNS, SBA_FEATURES
+from creditsim.errors import ConfigError, DataError
+from creditsim.harness import build_moves
+
+HEADER = ("LoanNr_ChkDgt,Name,City,State,Zip,Bank,BankState,NAICS,ApprovalDate,ApprovalFY,Term,NoEmp,NewExist,"
+          "CreateJob,RetainedJob,FranchiseCode,UrbanRural,RevLineCr,LowDoc,ChgOffDate,DisbursementDate,"
+          "DisbursementGross,MIS_Status,ChgOffPrinGr,GrAppv,SBA_Appv")
+
+
+def _row(loan: str, term: int, disbursed: str, status: str, charged_off: str = "", new: int = 1) -> str:
+    # the file's own formats: M/D/YYYY disbursement, D-Mon-YY charge-off, amounts as "$60,000.00 " text
+    return (f'{loan},"SHOP, INC",TOWN,IN,47711,BANK,IN,451120,2/28/2003,2003,{term},4,{new},0,0,1,1,N,Y,'
+            f'{charged_off},{disbursed},"$60,000.00 ",{status},$0.00 ,"$60,000.00 ","$48,000.00 "')
+
+
+@pytest.fixture()
+def sba_file(tmp_path):
+    rows = [
+        _row("100", 24, "3/15/2004", "P I F"),                         # paid: rows to the month before maturity
+        _row("200", 60, "1/10/2004", "CHGOFF", "20-Jul-05", new=2),    # charged off at month 18: DEFAULT there
+        _row("300", 12, "1/10/2004", "CHGOFF", "5-May-06"),            # charged off after maturity: censored
+        _row("400", 84, "6/1/2006", "CHGOFF", "1-Mar-11"),             # charge-off after the panel's end
+        _row("500", 60, "5/1/2001", "P I F"),                          # disbursed before the window
+        _row("600", 6, "5/1/2004", "P I F"),                           # term under 12 months
+        _row("700", 60, "5/1/2004", ""),                               # no final status
+    ]
+    path = tmp_path / "SBAnational.csv"
+    path.write_text("\n".join([HEADER, *rows]) + "\n")
+    return path
+
+
+def test_each_loans_end_becomes_its_monthly_rows(sba_file) -> None:
+    sba = read_sba_loans(sba_file, first="2002-01", last="2006-12", end="2010-12")
+    p = sba.panel
+    rows = p.groupby("loan_id").agg(first=("reporting_month", "min"), last=("reporting_month", "max"),
+                                    n=("loan_state", "size"), last_state=("loan_state", "last"), defaults=("loan_state", "sum"))
+    assert list(rows.index) == ["100", "200", "300", "400"]
+    # paid in full, term 24 from 2004-03: maturity 2006-03, rows 2004-03 .. 2006-02, no event
+    assert (rows.loc["100", "first"], rows.loc["100", "last"], rows.loc["100", "n"]) == (
+        pd.Timestamp("2004-03-01"), pd.Timestamp("2006-02-01"), 24)
+    assert rows.loc["100", "defaults"] == 0
+    # charged off 2005-07, before its maturity: DEFAULT in that month, the loan's last row
+    assert (rows.loc["200", "last"], rows.loc["200", "last_state"], rows.loc["200", "n"]) == (pd.Timestamp("2005-07-01"), 4, 19)
+    # charged off 2006-05, after its 2005-01 maturity: stops before maturity like a paid loan (no leak)
+    assert (rows.loc["300", "last"], rows.loc["300", "defaults"]) == (pd.Timestamp("2004-12-01"), 0)
+    # charge-off after the panel's end: CURRENT to the end
+    assert (rows.loc["400", "last"], rows.loc["400", "defaults"]) == (pd.Timestamp("2010-12-01"), 0)
+    assert p["loan_state"].isin([0, 4]).all()
+    np.testing.assert_array_equal(p.groupby("loan_id")["loan_age"].first().to_numpy(), 0.0)
+    assert (p["loan_age"].to_numpy() < p["loan_id"].map(sba.features.set_index("loan_id")["term_months"]).to_numpy()).all()
+    assert sba.skipped == {"status not P I F / CHGOFF": 1, "term under 12 months": 1, "disbursed outside the window": 1}
+
+
+def test_features_and_the_harness_reads_the_panel(sba_file) -> None:
+    sba = read_sba_loans(sba_file)
+    f = sba.features.set_index("loan_id")
+    assert list(f.columns) == [*SBA_FEATURES, "term_months"]
+    np.testing.assert_allclose(f["log_amount"], np.log(60_000.0))
+    np.testing.assert_allclose(f["sba_share"], 0.8)
+    assert f.loc["200", "business"] == "new" and f.loc["100", "business"] == "existing"
+    moves = build_moves(sba.panel, sba.features, panel_features=["loan_age"], tape_features=list(SBA_FEATURES))
+    assert int((moves.to_state == 4).sum()) == 1 and len(moves) == len(sba.panel) - 4  # one move per row but each loan's last
+
+
+def test_bad_input_is_named(sba_file, tmp_path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_sba_loans(tmp_path / "none.csv")
+    with pytest.raises(ConfigError, match=r"end: expected a month 'YYYY-MM', got 'soon'"):
+        read_sba_loans(sba_file, end="soon")
+    with pytest.raises(ConfigError, match="first .* is after last"):
+        read_sba_loans(sba_file, first="2007-01", last="2006-12")
+    with pytest.raises(DataError, match="no loan disbursed 1990-01..1990-12"):
+        read_sba_loans(sba_file, first="1990-01", last="1990-12")
+    thin = tmp_path / "thin.csv"
+    pd.read_csv(sba_file).drop(columns=["ChgOffDate"]).to_csv(thin, index=False)
+    with pytest.raises(DataError, match=r"missing column\(s\) \['ChgOffDate'\]"):
+        read_sba_loans(thin)
+    assert "ChgOffDate" in SBA_COLUMNS
