@@ -9,6 +9,8 @@
 - ``creditsim data fetch``: download the restricted series (not shipped) into the user cache (:mod:`creditsim.datasets.fetch`).
 - ``creditsim data freddie SOURCE``: Freddie Mac's Single-Family Loan-Level files (downloaded by the user)
   as a loan tape and panel in our states (:func:`creditsim.datasets.freddie_mac.read_freddie_mac`).
+- ``creditsim data sba FILE``: the SBA 7(a) loan file as a charge-off panel and loan features
+  (:func:`creditsim.datasets.sba.read_sba_loans`).
 
 Bad input raises :class:`~creditsim.errors.DataError` / :class:`~creditsim.errors.ConfigError`;
 :func:`creditsim.cli.main` prints the one-line message and exits with status 2.
@@ -217,6 +219,39 @@ def _print_freddie_summary(data) -> None:
     aside = {k: v for k, v in data.counts.items() if k not in ("loans", "rows") and v}
     if aside:
         console.print("set aside: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in aside.items()))
+
+
+@data_app.command("sba")
+def sba(
+    source: Path = typer.Argument(..., help="The SBA 7(a) loan file of Li, Mickel & Taylor (2018), SBAnational.csv."),
+    out: Path = typer.Option(..., "--out", help="Output directory for loans and panel (created if missing)."),
+    first: str = typer.Option("2002-01", "--first", help="First disbursement month kept, YYYY-MM."),
+    last: str = typer.Option("2006-12", "--last", help="Last disbursement month kept, YYYY-MM."),
+    end: str = typer.Option("2010-12", "--end", help="Last panel month, YYYY-MM."),
+    fmt: FileFormat = typer.Option(FileFormat.parquet, "--format", help="File format of the outputs."),
+) -> None:
+    """Read the SBA 7(a) small-business loan file into a monthly charge-off panel and loan features, and write
+    them to OUT for creditsim eval transitions (creditsim.datasets.sba: a charge-off before maturity is a
+    default; paid loans and later charge-offs are censored before maturity; the term is no fair feature)."""
+    from creditsim.datasets.sba import SBA_FEATURES, read_sba_loans
+    from creditsim.io import atomic_write_frame
+
+    ext = fmt.value
+    for name in ("loans", "panel"):
+        check_output_target(out / f"{name}.{ext}", "file", "--out")
+    with console.status("reading the SBA loan file"):
+        data = read_sba_loans(source, first=first, last=last, end=end)
+    out.mkdir(parents=True, exist_ok=True)
+    loans, panel = atomic_write_frame(data.features, out / f"loans.{ext}"), atomic_write_frame(data.panel, out / f"panel.{ext}")
+    defaults = int((data.panel["loan_state"] != 0).sum())
+    console.print(f"SBA 7(a): {len(data.features):,} loans disbursed {first} .. {last}, {len(data.panel):,} loan-months "
+                  f"to {end}, {defaults:,} charge-offs before maturity")
+    if data.skipped:
+        console.print("left out: " + ", ".join(f"{k} {v:,}" for k, v in data.skipped.items()))
+    for p in (loans, panel):
+        console.print(f"wrote {p}")
+    console.print(f"next, out of time: creditsim eval transitions --panel {panel} --tape {loans} --split oot:2008-01 "
+                  f"--macro history --panel-features loan_age --tape-features {','.join(SBA_FEATURES)} --segment-by business")
 
 
 @data_app.command("validate")

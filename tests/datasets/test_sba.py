@@ -85,3 +85,16 @@ def test_bad_input_is_named(sba_file, tmp_path) -> None:
     with pytest.raises(DataError, match=r"missing column\(s\) \['ChgOffDate'\]"):
         read_sba_loans(thin)
     assert "ChgOffDate" in SBA_COLUMNS
+
+
+def test_cli_writes_what_the_reader_reads(sba_file, tmp_path, run_cli, capsys) -> None:
+    out = tmp_path / "sba"
+    assert run_cli(["data", "sba", str(sba_file), "--out", str(out), "--end", "2009-06"]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    want = read_sba_loans(sba_file, end="2009-06")
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "panel.parquet"), want.panel)
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "loans.parquet"), want.features)
+    assert "4 loans disbursed 2002-01 .. 2006-12" in said and "1 charge-offs before maturity" in said
+    assert "--split oot:2008-01" in said and "--panel-features loan_age" in said
+    assert run_cli(["data", "sba", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
