@@ -251,7 +251,8 @@ def sba(
     for p in (loans, panel):
         console.print(f"wrote {p}")
     console.print(f"next, out of time: creditsim eval transitions --panel {panel} --tape {loans} --split oot:2008-01 "
-                  f"--macro history --panel-features loan_age --tape-features {','.join(SBA_FEATURES)} --segment-by business")
+                  f"--macro history --panel-features loan_age --tape-features {','.join(SBA_FEATURES)} --segment-by business "
+                  "--cluster period")
 
 
 @data_app.command("validate")

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -433,7 +435,7 @@ def eval_transitions(
              "period": period, "split": split, "cluster": cluster, "macro": macro, "macro_features": macro_features}
     opt = {k: v if v is not None else {**GENERIC_DEFAULTS, **BUNDLED_PANELS.get(panel, {})}.get(k) for k, v in given.items()}
     frame, static, macro_frame = _harness_inputs(panel, tape, opt["macro"])
-    chosen = [m for m in CONTESTANT_NAMES if m != "trajectory" or static is not None] if models == "all" else _names(models)
+    chosen = _all_contestants(CONTESTANT_NAMES, static) if models == "all" else _names(models)
     res = evaluate_transitions(frame, static, opt["split"], chosen, _names(opt["panel_features"]), _names(opt["tape_features"]),
                                tuple(_names(opt["segment_by"])), opt["period"], reference=reference, test_share=test_share,
                                n_boot=n_boot, seed=seed, cohort_by=tuple(_names(opt["cohort_by"])), macro=macro_frame,
@@ -443,6 +445,22 @@ def eval_transitions(
     if out is not None:
         res.save(out)
         console.print(f"results written to {out}")
+
+
+def _all_contestants(names: Sequence[str], static: Any) -> list[str]:
+    """``--models all``: every contestant, but the trajectory model only with a tape in the loan-tape contract
+    (a table of loan features, as ``creditsim data sba`` writes, serves the other models' --tape-features
+    but not the trajectory model's contract features: it would fail after every other model had run)."""
+    from creditsim.schema import REQUIRED_LOAN_COLUMNS
+
+    if static is None:
+        return [m for m in names if m != "trajectory"]
+    missing = [c for c in REQUIRED_LOAN_COLUMNS if c not in static.columns]
+    if missing:
+        console.print(f"[dim]trajectory left out: the tape is not a loan tape in the data contract (no {', '.join(missing[:4])}"
+                      f"{' ...' if len(missing) > 4 else ''})[/]")
+        return [m for m in names if m != "trajectory"]
+    return list(names)
 
 
 def register(app: typer.Typer) -> None:

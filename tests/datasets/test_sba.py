@@ -98,3 +98,18 @@ def test_cli_writes_what_the_reader_reads(sba_file, tmp_path, run_cli, capsys) -
     assert "--split oot:2008-01" in said and "--panel-features loan_age" in said
     assert run_cli(["data", "sba", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_models_all_leaves_out_the_trajectory_model_without_a_contract_tape(sba_file, capsys) -> None:
+    """The features table serves --tape-features but not the trajectory model's contract features: with
+    `--models all` the trajectory model failed after every other model had been fitted."""
+    from creditsim.cli.evaluate import _all_contestants
+    from creditsim.examples import example_path
+    from creditsim.harness import CONTESTANT_NAMES
+
+    features = read_sba_loans(sba_file).features
+    assert _all_contestants(CONTESTANT_NAMES, features) == [m for m in CONTESTANT_NAMES if m != "trajectory"]
+    assert "trajectory left out: the tape is not a loan tape in the data contract" in capsys.readouterr().out
+    assert _all_contestants(CONTESTANT_NAMES, None) == [m for m in CONTESTANT_NAMES if m != "trajectory"]
+    tape = pd.read_parquet(example_path("loans_example.parquet"))
+    assert _all_contestants(CONTESTANT_NAMES, tape) == list(CONTESTANT_NAMES)
