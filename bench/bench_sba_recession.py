@@ -3,9 +3,10 @@
 Data (not shipped, read where you keep it) and the panel's decisions: :mod:`creditsim.datasets.sba` (the
 SBA 7(a) loan file of Li, Mickel & Taylor, *Journal of Statistics Education* 26(1), 2018). The 22,427-row
 slice of it in the public GitHub repository ``aidanabekboeva/Loan-Default-Prediction-using-Machine-Learning``
-gives the numbers in the README; the full file (899,164 loans) is the paper's. Every model sees
-``loan_age`` and :data:`~creditsim.datasets.sba.SBA_FEATURES` (not the term, which the file writes after
-the fact); the transformer also the monthly macro path.
+gives the numbers in the README; the full file (899,164 loans) is the paper's. The covariate models (logit,
+boosting) see :data:`~creditsim.datasets.sba.SBA_FEATURES` (not the term nor the loan age, which tell
+which loans default); the chains and the transformer see new / existing business as their segment, the
+transformer also the monthly macro path.
 
 Run: ``python bench/bench_sba_recession.py PATH/SBAnational.csv [--split oot:2008-01] [--n-boot 100]``.
 Prints the panel's charge-off rate by year, the harness table (NLL per move with 95 % intervals
@@ -47,7 +48,7 @@ def main() -> None:
     print(f"{len(tape):,} loans, {len(panel):,} loan-months; annualised charge-off rate by year:",
           {int(y): round(float(r), 4) for y, r in rate.items()})
     res = evaluate_transitions(panel, tape, split=args.split, models=args.models.split(","),
-                               panel_features=["loan_age"], tape_features=list(SBA_FEATURES), segment_by=["business"],
+                               panel_features=[], tape_features=list(SBA_FEATURES), segment_by=["business"],
                                macro=None if args.no_macro else load_macro_history(),
                                macro_features=[v for v in args.macro_features.split(",") if v],
                                cluster="period", reference="markov", n_boot=args.n_boot, seed=args.seed, progress=print)

@@ -231,8 +231,8 @@ def sba(
     fmt: FileFormat = typer.Option(FileFormat.parquet, "--format", help="File format of the outputs."),
 ) -> None:
     """Read the SBA 7(a) small-business loan file into a monthly charge-off panel and loan features, and write
-    them to OUT for creditsim eval transitions (creditsim.datasets.sba: a charge-off before maturity is a
-    default; paid loans and later charge-offs are censored before maturity; the term is no fair feature)."""
+    them to OUT for creditsim eval transitions (creditsim.datasets.sba: every charge-off is a default in its
+    month; paid loans are censored before maturity; neither the term nor loan age is a fair feature)."""
     from creditsim.datasets.sba import SBA_FEATURES, read_sba_loans
     from creditsim.io import atomic_write_frame
 
@@ -245,14 +245,14 @@ def sba(
     loans, panel = atomic_write_frame(data.features, out / f"loans.{ext}"), atomic_write_frame(data.panel, out / f"panel.{ext}")
     defaults = int((data.panel["loan_state"] != 0).sum())
     console.print(f"SBA 7(a): {len(data.features):,} loans disbursed {first} .. {last}, {len(data.panel):,} loan-months "
-                  f"to {end}, {defaults:,} charge-offs before maturity")
+                  f"to {end}, {defaults:,} charge-offs")
     if data.skipped:
         console.print("left out: " + ", ".join(f"{k} {v:,}" for k, v in data.skipped.items()))
     for p in (loans, panel):
         console.print(f"wrote {p}")
     console.print(f"next, out of time: creditsim eval transitions --panel {panel} --tape {loans} --split oot:2008-01 "
-                  f"--macro history --panel-features loan_age --tape-features {','.join(SBA_FEATURES)} --segment-by business "
-                  "--cluster period")
+                  f"--macro history --tape-features {','.join(SBA_FEATURES)} --segment-by business --cluster period "
+                  "(not the panel's loan_age nor the term: they tell the models which loans default)")
 
 
 @data_app.command("validate")

@@ -27,7 +27,7 @@ def sba_file(tmp_path):
     rows = [
         _row("100", 24, "3/15/2004", "P I F"),                         # paid: rows to the month before maturity
         _row("200", 60, "1/10/2004", "CHGOFF", "20-Jul-05", new=2),    # charged off at month 18: DEFAULT there
-        _row("300", 12, "1/10/2004", "CHGOFF", "5-May-06"),            # charged off after maturity: censored
+        _row("300", 12, "1/10/2004", "CHGOFF", "5-May-06"),            # charged off after its (cut) term: still DEFAULT
         _row("400", 84, "6/1/2006", "CHGOFF", "1-Mar-11"),             # charge-off after the panel's end
         _row("500", 60, "5/1/2001", "P I F"),                          # disbursed before the window
         _row("600", 6, "5/1/2004", "P I F"),                           # term under 12 months
@@ -50,13 +50,15 @@ def test_each_loans_end_becomes_its_monthly_rows(sba_file) -> None:
     assert rows.loc["100", "defaults"] == 0
     # charged off 2005-07, before its maturity: DEFAULT in that month, the loan's last row
     assert (rows.loc["200", "last"], rows.loc["200", "last_state"], rows.loc["200", "n"]) == (pd.Timestamp("2005-07-01"), 4, 19)
-    # charged off 2006-05, after its 2005-01 maturity: stops before maturity like a paid loan (no leak)
-    assert (rows.loc["300", "last"], rows.loc["300", "defaults"]) == (pd.Timestamp("2004-12-01"), 0)
+    # charged off 2006-05, after its recorded 2005-01 maturity: the file cuts a charged-off loan's term, so
+    # the charge-off counts wherever it falls (deciding by the term dropped most of 2009-10's defaults)
+    assert (rows.loc["300", "last"], rows.loc["300", "last_state"], rows.loc["300", "n"]) == (pd.Timestamp("2006-05-01"), 4, 29)
     # charge-off after the panel's end: CURRENT to the end
     assert (rows.loc["400", "last"], rows.loc["400", "defaults"]) == (pd.Timestamp("2010-12-01"), 0)
     assert p["loan_state"].isin([0, 4]).all()
     np.testing.assert_array_equal(p.groupby("loan_id")["loan_age"].first().to_numpy(), 0.0)
-    assert (p["loan_age"].to_numpy() < p["loan_id"].map(sba.features.set_index("loan_id")["term_months"]).to_numpy()).all()
+    paid = p["loan_id"] == "100"  # a paid loan never outlives its term
+    assert (p.loc[paid, "loan_age"] < 24).all()
     assert sba.skipped == {"status not P I F / CHGOFF": 1, "term under 12 months": 1, "disbursed outside the window": 1}
 
 
@@ -68,7 +70,7 @@ def test_features_and_the_harness_reads_the_panel(sba_file) -> None:
     np.testing.assert_allclose(f["sba_share"], 0.8)
     assert f.loc["200", "business"] == "new" and f.loc["100", "business"] == "existing"
     moves = build_moves(sba.panel, sba.features, panel_features=["loan_age"], tape_features=list(SBA_FEATURES))
-    assert int((moves.to_state == 4).sum()) == 1 and len(moves) == len(sba.panel) - 4  # one move per row but each loan's last
+    assert int((moves.to_state == 4).sum()) == 2 and len(moves) == len(sba.panel) - 4  # one move per row but each loan's last
 
 
 def test_bad_input_is_named(sba_file, tmp_path) -> None:
@@ -94,8 +96,8 @@ def test_cli_writes_what_the_reader_reads(sba_file, tmp_path, run_cli, capsys) -
     want = read_sba_loans(sba_file, end="2009-06")
     pd.testing.assert_frame_equal(pd.read_parquet(out / "panel.parquet"), want.panel)
     pd.testing.assert_frame_equal(pd.read_parquet(out / "loans.parquet"), want.features)
-    assert "4 loans disbursed 2002-01 .. 2006-12" in said and "1 charge-offs before maturity" in said
-    assert "--split oot:2008-01" in said and "--panel-features loan_age" in said
+    assert "4 loans disbursed 2002-01 .. 2006-12" in said and "2 charge-offs" in said
+    assert "--split oot:2008-01" in said and "--panel-features" not in said
     assert run_cli(["data", "sba", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
@@ -113,3 +115,32 @@ def test_models_all_leaves_out_the_trajectory_model_without_a_contract_tape(sba_
     assert _all_contestants(CONTESTANT_NAMES, None) == [m for m in CONTESTANT_NAMES if m != "trajectory"]
     tape = pd.read_parquet(example_path("loans_example.parquet"))
     assert _all_contestants(CONTESTANT_NAMES, tape) == list(CONTESTANT_NAMES)
+
+
+def test_the_files_dates_and_edge_cases(tmp_path) -> None:
+    """Two-digit years of the 1960s-70s stay there (a date parser puts '74' in 2074 today); a charge-off in
+    the disbursement month counts at age 1; one before disbursement, and a loan number twice, are refused."""
+    path = tmp_path / "sba.csv"
+    path.write_text("\n".join([HEADER, _row("1", 60, "15-Mar-74", "CHGOFF", "20-Jun-76"),
+                                _row("2", 24, "3/15/2004", "CHGOFF", "30-Mar-04")]) + "\n")
+    sba = read_sba_loans(path, first="1960-01", last="2006-12", end="2010-12")
+    rows = sba.panel.groupby("loan_id")["reporting_month"].agg(["min", "max"])
+    assert (rows.loc["1", "min"], rows.loc["1", "max"]) == (pd.Timestamp("1974-03-01"), pd.Timestamp("1976-06-01"))
+    assert (rows.loc["2", "min"], rows.loc["2", "max"]) == (pd.Timestamp("2004-03-01"), pd.Timestamp("2004-04-01"))
+    before = tmp_path / "before.csv"
+    before.write_text("\n".join([HEADER, _row("1", 60, "3/15/2004", "CHGOFF", "1-Jan-04"), _row("2", 60, "3/15/2004", "P I F")]) + "\n")
+    assert read_sba_loans(before).skipped == {"charged off before disbursement": 1}
+    twice = tmp_path / "twice.csv"
+    twice.write_text("\n".join([HEADER, _row("7", 60, "3/15/2004", "P I F"), _row("7", 84, "4/15/2004", "P I F")]) + "\n")
+    with pytest.raises(DataError, match=r"LoanNr_ChkDgt repeats on rows \[0, 1\]"):
+        read_sba_loans(twice)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match="not a readable CSV"):
+        read_sba_loans(empty)
+    with pytest.raises(ConfigError, match="is a folder, not a file"):
+        read_sba_loans(tmp_path)
+    with pytest.raises(ConfigError, match=r"end: expected a month 'YYYY-MM', got ''"):
+        read_sba_loans(path, end="")
+    with pytest.raises(ConfigError, match=r"end \(2001-06\) is before first"):
+        read_sba_loans(path, end="2001-06")
