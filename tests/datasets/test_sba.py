@@ -22,6 +22,11 @@ def _row(loan: str, term: int, disbursed: str, status: str, charged_off: str = "
             f'{charged_off},{disbursed},"$60,000.00 ",{status},$0.00 ,"$60,000.00 ","$48,000.00 "')
 
 
+def _csv(path, *rows: str):
+    path.write_text("\n".join([HEADER, *rows]) + "\n")
+    return path
+
+
 @pytest.fixture()
 def sba_file(tmp_path):
     rows = [
@@ -127,17 +132,14 @@ def test_the_files_dates_and_edge_cases(tmp_path) -> None:
     rows = sba.panel.groupby("loan_id")["reporting_month"].agg(["min", "max"])
     assert (rows.loc["1", "min"], rows.loc["1", "max"]) == (pd.Timestamp("1974-03-01"), pd.Timestamp("1976-06-01"))
     assert (rows.loc["2", "min"], rows.loc["2", "max"]) == (pd.Timestamp("2004-03-01"), pd.Timestamp("2004-04-01"))
-    before = tmp_path / "before.csv"
-    before.write_text("\n".join([HEADER, _row("1", 60, "3/15/2004", "CHGOFF", "1-Jan-04"), _row("2", 60, "3/15/2004", "P I F")]) + "\n")
+    before = _csv(tmp_path / "before.csv", _row("1", 60, "3/15/2004", "CHGOFF", "1-Jan-04"), _row("2", 60, "3/15/2004", "P I F"))
     assert read_sba_loans(before).skipped == {"charged off before disbursement": 1}
-    twice = tmp_path / "twice.csv"
-    twice.write_text("\n".join([HEADER, _row("7", 60, "3/15/2004", "P I F"), _row("7", 84, "4/15/2004", "P I F")]) + "\n")
-    with pytest.raises(DataError, match=r"LoanNr_ChkDgt repeats on rows \[0, 1\]"):
-        read_sba_loans(twice)
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    with pytest.raises(DataError, match="not a readable CSV"):
-        read_sba_loans(empty)
+    twice = _csv(tmp_path / "twice.csv", _row("7", 60, "3/15/2004", "P I F"), _row("7", 84, "4/15/2004", "P I F"))
+    for bad, error in ((twice, r"LoanNr_ChkDgt repeats on rows \[0, 1\]"), (empty, "not a readable CSV")):
+        with pytest.raises(DataError, match=error):
+            read_sba_loans(bad)
     with pytest.raises(ConfigError, match="is a folder, not a file"):
         read_sba_loans(tmp_path)
     with pytest.raises(ConfigError, match=r"end: expected a month 'YYYY-MM', got ''"):
