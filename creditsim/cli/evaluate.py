@@ -404,7 +404,7 @@ def eval_transitions(
     split: str = typer.Option(None, "--split", help="'account' (loans held out whole) or 'oot:YYYY-MM'"),
     models: str = typer.Option("all", "--models", help="comma-separated contestants (markov, markov_segment, markov_calendar, "
                                "markov_segment_calendar, markov_cohort_calendar, logit, gbm, transformer, trajectory); "
-                               "'all': every one (trajectory only with a tape)"),
+                               "'all': every one (trajectory only with a loan tape in the data contract)"),
     macro: str = typer.Option(None, "--macro", help="'history' (bundled US macro) or a monthly macro file"),
     macro_features: str = typer.Option(None, "--macro-features", help="macro variables every model sees, comma-separated"),
     lags: int = typer.Option(0, "--lags", help="also give every covariate model the panel features 1..N periods back"),
