@@ -131,10 +131,10 @@ def _loans(raw: pd.DataFrame, first: pd.Period, last: pd.Period) -> tuple[pd.Dat
 
 def _panel(d: pd.DataFrame, end: pd.Period) -> pd.DataFrame:
     """Rows of the module docstring: a run of months per loan, vectorised (no per-loan loop)."""
-    start = np.array([p.ordinal for p in d["disbursed"]], np.int64)
+    start = pd.PeriodIndex(d["disbursed"]).asi8  # month ordinals
     maturity = start + d["Term"].to_numpy(np.int64)
     never = np.iinfo(np.int64).max
-    charged = np.array([p.ordinal if pd.notna(p) else never for p in d["charged_off"]], np.int64)
+    charged = np.where(d["charged_off"].isna(), never, pd.PeriodIndex(d["charged_off"]).asi8)
     chgoff = d["MIS_Status"].to_numpy() == "CHGOFF"
     defaults = chgoff & (charged <= end.ordinal)
     # a charged-off loan is followed to its charge-off (or the panel's end), a paid one to before maturity

@@ -383,10 +383,10 @@ def reverse_stress(loans: Any, deal: Any, tranche: str, loss: float, *, prior: s
             nld = float(lmap.neg_log_density(best, eps0, log_scale)[0])
             dist = float(lmap.distance(best, eps0)[0])
         single = None
+        sd = model.unit_scale().double().cpu().numpy()  # real-unit size of one sd, per variable
         if single_variable:
             with torch.no_grad():
                 base = lmap.decode(torch.zeros(1, lmap.dim, dtype=torch.float64))[0][0].numpy()
-            sd = model.unit_scale().double().cpu().numpy()
             floor = model.lower_bounds().double().cpu().numpy()
             single = single_variable_breaks(elp, base, k, threshold, sd, floor)
         tick()
@@ -394,7 +394,6 @@ def reverse_stress(loans: Any, deal: Any, tranche: str, loss: float, *, prior: s
     settings = {"prior": prior, "scenario": scenario, "n_starts": n_starts, "n_reference": n_reference, "n_mc": n_mc,
                 "seed": seed, "horizon": elp.horizon, "start": elp.start_label, "calibration_draws": n_mc,
                 "search_latent": search_latent, "cutoff": str(elp.cutoff)}
-    sd = model.unit_scale().double().cpu().numpy()
     beyond = np.maximum(path - model.x_max.double().cpu().numpy(), model.x_min.double().cpu().numpy() - path) / sd
     return ReverseStressResult(tranche, threshold, frame, nld, dist, soft, mc, se, n_mc, ref["nld"], ref["distance"],
                                ref["loss"], single, record, _fed_comparison(elp.horizon), settings,
