@@ -36,6 +36,10 @@ def main() -> None:
     ap.add_argument("--models", default="markov,markov_segment,logit,gbm,transformer")
     ap.add_argument("--macro-features", default="", help="macro variables the logit and gbm also see")
     ap.add_argument("--no-macro", action="store_true", help="ablation: no model sees the economy")
+    ap.add_argument("--credit-link", default="business",
+                    help="bank delinquency series whose pre-split link carries the economy into the transformer "
+                         "(creditsim.harness.cycle); 'none': the network reads the macro path itself")
+    ap.add_argument("--reference", default="markov", help="model the paired differences are taken against")
     ap.add_argument("--n-boot", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -51,7 +55,8 @@ def main() -> None:
                                panel_features=[], tape_features=list(SBA_FEATURES), segment_by=["business"],
                                macro=None if args.no_macro else load_macro_history(),
                                macro_features=[v for v in args.macro_features.split(",") if v],
-                               cluster="period", reference="markov", n_boot=args.n_boot, seed=args.seed, progress=print)
+                               cluster="period", reference=args.reference,
+                               credit_link=None if args.credit_link == "none" else args.credit_link, n_boot=args.n_boot, seed=args.seed, progress=print)
     pd.set_option("display.width", 250)
     print(res.summary().assign(fit_s=res.table["fit_seconds"].round(1)).to_string())
     print(res.verdicts().to_string())

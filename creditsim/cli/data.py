@@ -190,7 +190,7 @@ def _suggest_freddie_evaluation(months, paths) -> None:
     split = gfc if first < gfc <= last else (first + (last - first) * 0.7).to_period("M").to_timestamp()
     console.print(f"next, out of time: creditsim eval transitions --panel {paths[1]} --tape {paths[0]} "
                   f"--split oot:{split:%Y-%m} --macro history --macro-features unemployment_rate,house_price_growth "
-                  f"(the panel runs {first:%Y-%m} .. {last:%Y-%m})")
+                  f"--credit-link residential_mortgage (the panel runs {first:%Y-%m} .. {last:%Y-%m})")
 
 
 def _print_freddie_summary(data) -> None:
@@ -251,8 +251,8 @@ def sba(
     for p in (loans, panel):
         console.print(f"wrote {p}")
     console.print(f"next, out of time: creditsim eval transitions --panel {panel} --tape {loans} --split oot:2008-01 "
-                  f"--macro history --tape-features {','.join(SBA_FEATURES)} --segment-by business --cluster period "
-                  "(not the panel's loan_age nor the term: they tell the models which loans default)")
+                  f"--macro history --credit-link business --tape-features {','.join(SBA_FEATURES)} --segment-by business "
+                  "--cluster period (not the panel's loan_age nor the term: they tell the models which loans default)")
 
 
 @data_app.command("validate")

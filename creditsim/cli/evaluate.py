@@ -339,10 +339,13 @@ BUNDLED_PANELS: dict[str, dict[str, object]] = {
     "uci": {"panel_features": "current_balance,actual_payment,pay_status", "tape_features": "credit_limit,sex,education,marriage,age",
             "cohort_by": "credit_limit,age", "segment_by": "prev_state", "period": "month", "split": "account", "cluster": "loan"},
     "sp": {"panel_features": "rating", "tape_features": "", "cohort_by": "", "segment_by": "rating", "period": "year",
-           "split": "oot:1990-01", "cluster": "period", "macro": "history", "macro_features": "unemployment_rate,gdp_growth"},
+           "split": "oot:1990-01", "cluster": "period", "macro": "history", "macro_features": "unemployment_rate,gdp_growth",
+           # the bank delinquency history starts 1985-87: too few quarters before 1990 to fit a credit link on
+           "credit_link": "none"},
 }
 GENERIC_DEFAULTS: dict[str, object] = {"panel_features": "", "tape_features": "", "cohort_by": "", "segment_by": "prev_state",
-                                       "period": "month", "split": "account", "cluster": "loan", "macro": None, "macro_features": ""}
+                                       "period": "month", "split": "account", "cluster": "loan", "macro": None, "macro_features": "",
+                                       "credit_link": "all"}
 
 
 def _names(text: str | None) -> list[str]:
@@ -407,6 +410,9 @@ def eval_transitions(
                                "'all': every one (trajectory only with a loan tape in the data contract)"),
     macro: str = typer.Option(None, "--macro", help="'history' (bundled US macro) or a monthly macro file"),
     macro_features: str = typer.Option(None, "--macro-features", help="macro variables every model sees, comma-separated"),
+    credit_link: str = typer.Option(None, "--credit-link", help="with --macro: the bank delinquency series (all, business, "
+                                    "consumer, credit_card, residential_mortgage) whose link, fitted before the split, carries "
+                                    "the economy into the transformer; 'none': the network reads the macro path (default all)"),
     lags: int = typer.Option(0, "--lags", help="also give every covariate model the panel features 1..N periods back"),
     reference: str = typer.Option("markov", "--reference", help="model the paired NLL differences are taken against"),
     cohort_by: str = typer.Option(None, "--cohort-by", help="numeric covariates binned into the cohort key (transformer)"),
@@ -432,7 +438,8 @@ def eval_transitions(
     if n_boot < 10:
         raise ConfigError(f"--n-boot must be at least 10 for a 95 % interval, got {n_boot}")
     given = {"panel_features": panel_features, "tape_features": tape_features, "cohort_by": cohort_by, "segment_by": segment_by,
-             "period": period, "split": split, "cluster": cluster, "macro": macro, "macro_features": macro_features}
+             "period": period, "split": split, "cluster": cluster, "macro": macro, "macro_features": macro_features,
+             "credit_link": credit_link}
     opt = {k: v if v is not None else {**GENERIC_DEFAULTS, **BUNDLED_PANELS.get(panel, {})}.get(k) for k, v in given.items()}
     frame, static, macro_frame = _harness_inputs(panel, tape, opt["macro"])
     chosen = _all_contestants(CONTESTANT_NAMES, static) if models == "all" else _names(models)
@@ -440,7 +447,7 @@ def eval_transitions(
                                tuple(_names(opt["segment_by"])), opt["period"], reference=reference, test_share=test_share,
                                n_boot=n_boot, seed=seed, cohort_by=tuple(_names(opt["cohort_by"])), macro=macro_frame,
                                macro_features=_names(opt["macro_features"]), lags=lags, cluster=opt["cluster"],
-                               progress=lambda line: console.print(f"[dim]{line}[/]"))
+                               credit_link=None if opt["credit_link"] == "none" else opt["credit_link"], progress=lambda line: console.print(f"[dim]{line}[/]"))
     _print_harness(res, opt["split"])
     if out is not None:
         res.save(out)

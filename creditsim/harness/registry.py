@@ -19,7 +19,8 @@ CONTESTANT_NAMES: tuple[str, ...] = ("markov", "markov_segment", "markov_calenda
 
 def make_contestant(name: str, segment_by: tuple[str, ...] = ("prev_state",), seed: int = 0,
                     cohort_by: tuple[str, ...] = (), n_bins: int = 5, progress: bool = False,
-                    tape: pd.DataFrame | None = None) -> Contestant:
+                    tape: pd.DataFrame | None = None, credit_link: str | None = None,
+                    macro: pd.DataFrame | None = None) -> Contestant:
     """A fresh contestant by name (:data:`CONTESTANT_NAMES`).
 
     ``segment_by`` (categorical) and ``cohort_by`` (numeric, binned at ``n_bins`` training quantiles) make
@@ -27,6 +28,9 @@ def make_contestant(name: str, segment_by: tuple[str, ...] = ("prev_state",), se
     ``segment_by`` alone. ``tape`` (the contract fields) reaches the trajectory model. The macro path
     comes with the moves (:attr:`~creditsim.harness.moves.MoveTable.macro`): the transformer and the
     trajectory model read it as their macro input, the classifiers as any ``macro_*`` covariate.
+    ``credit_link`` (a bank delinquency series, :data:`creditsim.harness.cycle.LINK_SERIES`) with the
+    monthly ``macro`` frame: the transformer reads the economy through that link instead of the path
+    (:mod:`creditsim.harness.cycle`); other contestants ignore both.
     """
     seg = tuple(segment_by)
     if name == "markov":
@@ -42,7 +46,8 @@ def make_contestant(name: str, segment_by: tuple[str, ...] = ("prev_state",), se
     if name in ("logit", "gbm"):
         return ClassifierContestant(name, seed)
     if name == "transformer":
-        return TransformerContestant(seg, tuple(cohort_by), seed, TransformerSettings(n_bins=n_bins), progress)
+        return TransformerContestant(seg, tuple(cohort_by), seed, TransformerSettings(n_bins=n_bins), progress,
+                                     credit_link, macro)
     if name == "trajectory":
         return TrajectoryContestant(tape, seg, seed, progress=progress)
     raise ConfigError(f"model {name!r}: expected one of {list(CONTESTANT_NAMES)}")

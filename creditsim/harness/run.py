@@ -15,9 +15,11 @@ import pandas as pd
 
 from creditsim.errors import ConfigError
 from creditsim.fileio import RESULT_MARKER, check_output_target, make_temp_dir, replace_result_dir
+from creditsim.harness.cycle import LINK_SERIES
 from creditsim.harness.registry import CONTESTANT_NAMES, make_contestant
 from creditsim.harness.moves import build_moves, split_moves
 from creditsim.harness.scoring import bootstrap_table, check_cluster, move_scores
+from creditsim.schema import validate_macro
 
 __all__ = ["HarnessResult", "evaluate_transitions"]
 
@@ -137,7 +139,7 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
                          period: str = "month", reference: str = "markov", test_share: float = 0.3,
                          n_boot: int = 200, seed: int = 0, cohort_by: Sequence[str] = (),
                          macro: pd.DataFrame | None = None, macro_features: Sequence[str] = (), n_bins: int = 5, lags: int = 0,
-                         cluster: str = "loan",
+                         cluster: str = "loan", credit_link: str | None = "all",
                          progress: Callable[[str], None] | None = None) -> HarnessResult:
     """Fit each contestant on the training moves, score it on the test moves, with paired intervals.
 
@@ -155,6 +157,11 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
         macro: optional monthly macro frame (MACRO_VARS columns); each move gets its period's average,
             the macro input of the transformer and the trajectory model.
         macro_features: MACRO_VARS names the covariate models (logit, gbm, trajectory) also see.
+        credit_link: with ``macro``, the bank delinquency series (``"all"``, ``"business"``, ``"consumer"``,
+            ``"credit_card"``, ``"residential_mortgage"``) whose link, fitted on the quarters before the
+            split, carries the economy into the transformer in place of the macro path
+            (:mod:`creditsim.harness.cycle`: one panel spans too little of the cycle to learn a macro
+            response from); None: the transformer reads the path itself. Ignored without ``macro``.
         lags: lagged panel features for every covariate model (:func:`creditsim.harness.moves.build_moves`).
         cluster: the bootstrap's resampling unit, ``"loan"`` or ``"period"``
             (:func:`creditsim.harness.scoring.bootstrap_table`).
@@ -167,7 +174,13 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
     """
     models = list(models)
     check_cluster(cluster)  # every option is checked before any fit
-    contestants = {name: make_contestant(name, tuple(segment_by), seed, tuple(cohort_by), n_bins, tape=tape) for name in models}
+    if credit_link is not None and credit_link not in LINK_SERIES:
+        raise ConfigError(f"credit_link: unknown series {credit_link!r}; expected one of {list(LINK_SERIES)} or None")
+    link = None if macro is None else credit_link
+    if link is not None:
+        macro = validate_macro(macro)
+    contestants = {name: make_contestant(name, tuple(segment_by), seed, tuple(cohort_by), n_bins, tape=tape,
+                                         credit_link=link, macro=macro) for name in models}
     if reference not in models:
         raise ConfigError(f"reference: {reference!r} is not among the models {models}")
     known = ("prev_state", "period", *panel_features, *tape_features)
@@ -195,6 +208,7 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
                 "reference": reference, "panel_features": list(panel_features), "tape_features": list(tape_features),
                 "segment_by": list(segment_by), "cohort_by": list(cohort_by), "n_bins": n_bins, "lags": lags,
                 "macro": None if macro is None else f"{len(macro)} months", "macro_features": list(macro_features), "cluster": cluster,
+                "credit_link": link,
                 "period": period, "n_boot": n_boot, "seed": seed,
                 "train_moves": len(train), "test_moves": len(test), "train_loans": len(set(train.loan_id)),
                 "test_loans": len(set(test.loan_id)), "test_defaults": int((test.to_state == 4).sum()),

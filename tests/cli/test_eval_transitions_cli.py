@@ -45,6 +45,7 @@ def test_eval_transitions_prints_and_saves(uci_files, tmp_path, capsys, run_cli)
     (["--models", "markov,forest"], "model 'forest'"),
     (["--segment-by", "colour"], "segment_by: 'colour'"),
     (["--split", "oot:2030-01"], "test side has no moves"),
+    (["--macro", "history", "--credit-link", "cards"], "credit_link: unknown series 'cards'"),
 ])
 def test_bad_requests_exit_2_with_one_line(uci_files, capsys, run_cli, args, message) -> None:
     code = run_cli(["eval", "transitions", "--panel", str(uci_files[0]), "--n-boot", "10", "--models", "markov", *args])

@@ -1,0 +1,130 @@
+"""The credit-cycle tilt of the harness transformer: the bank link fitted before the split, projected on the
+realised macro path, and applied as a roll-forward odds ratio on the test periods only."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from creditsim.datasets import load_macro_history
+from creditsim.datasets import credit_losses
+from creditsim.errors import ConfigError
+from creditsim.harness import build_moves, evaluate_transitions, split_moves
+from creditsim.harness.cycle import ROLL_FORWARD, fit_cycle_tilt
+from creditsim.macro.credit_link import backtest_credit_link
+from creditsim.states import ALLOWED_TRANSITIONS, LoanState
+
+
+def _month(text: str) -> int:
+    t = pd.Timestamp(text)
+    return t.year * 12 + t.month - 1
+
+
+def test_projection_is_the_links_out_of_time_forecast_from_the_last_complete_quarter() -> None:
+    """Against the link's own backtest (a separate projection loop): fitted on quarters to 2007Q4, run on
+    the realised 2008-09 macro from the realised 2007Q4 rate; the tilt is the log of its ratio to 2007Q4."""
+    macro = load_macro_history()
+    tilt = fit_cycle_tilt("business", macro, _month("2007-12"))
+    assert tilt.link.sample[1] == "2007-10"
+    assert tilt.link.dropped == ("gdp_growth",)  # its pre-2008 effect came out with the wrong sign (+0.03)
+    rate = credit_losses.load_bank_loss_rates("delinquency")["business"].dropna()
+    ref = backtest_credit_link(rate, macro, "2007-10", horizon=8, variables=tilt.link.variables)
+    start = float(rate.loc[rate.index.to_period("Q") == pd.Period("2007Q4")].iloc[0])
+    for k, (when, row) in enumerate(ref.iterrows()):
+        for m in range(3):
+            month = _month(str(when)) + m
+            assert tilt.log_ratio[month] == pytest.approx(np.log(row["link"] / start), abs=1e-9)
+    assert min(tilt.log_ratio) == _month("2008-01")  # nothing on or before the split's last month
+    assert np.exp(tilt.log_ratio[_month("2009-08")]) > 2.5  # the link's 2009 peak: about 3x the 2007Q4 rate
+
+
+def test_a_split_inside_a_quarter_fits_on_complete_quarters_and_refers_to_the_projected_month() -> None:
+    macro = load_macro_history()
+    tilt = fit_cycle_tilt("all", macro, _month("2008-01"))  # last moves end in 2008-02: Q1 2008 incomplete
+    assert tilt.link.sample[1] == "2007-10"
+    assert min(tilt.log_ratio) == _month("2008-02") and tilt.log_ratio[_month("2008-03")] == 0.0  # same quarter as 2008-01
+
+
+def test_the_tilt_never_reads_the_bank_rates_after_the_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    macro = load_macro_history()
+    before = fit_cycle_tilt("business", macro, _month("2007-12"))
+    real = credit_losses.load_bank_loss_rates
+
+    def doctored(measure: str = "delinquency") -> pd.DataFrame:
+        frame = real(measure).copy()
+        frame.loc[frame.index >= "2008-01-01"] *= 0.2  # a different post-split history
+        return frame
+
+    monkeypatch.setattr(credit_losses, "load_bank_loss_rates", doctored)
+    after = fit_cycle_tilt("business", macro, _month("2007-12"))
+    assert after.log_ratio == before.log_ratio
+    late = fit_cycle_tilt("business", macro, _month("2010-12"))  # a later split does read them
+    assert late.link.n_obs > before.link.n_obs
+
+
+def test_period_tilt_averages_months_and_is_zero_on_training_periods() -> None:
+    tilt = fit_cycle_tilt("business", load_macro_history(), _month("2007-12"))
+    first = _month("2006-01")
+    yearly = tilt.period_tilt(first, 12, 4)  # 2006, 2007 train; 2008, 2009 test
+    assert yearly[:2].tolist() == [0.0, 0.0]
+    assert yearly[2] == pytest.approx(np.mean([tilt.log_ratio[_month("2008-01") + m] for m in range(12)]))
+    assert yearly[3] > yearly[2] > 0
+    gap = max(tilt.log_ratio) + 1  # the first month past the macro history
+    with pytest.raises(ConfigError, match=f"no row for {gap // 12}-{gap % 12 + 1:02d}, a test month"):
+        tilt.period_tilt(first, 1, gap - first + 1)
+
+
+def test_errors_name_the_series_and_the_short_history() -> None:
+    macro = load_macro_history()
+    with pytest.raises(ConfigError, match=r"unknown series 'cards'; expected one of \['all', 'business'"):
+        fit_cycle_tilt("cards", macro, _month("2007-12"))
+    with pytest.raises(ConfigError, match=r"'business': 12 quarters of bank delinquency before the split .* needs 40"):
+        fit_cycle_tilt("business", macro, _month("1989-12"))
+
+
+def _recession_panel(n_loans: int = 400, seed: int = 3) -> pd.DataFrame:
+    """Loans observed monthly 2005-01 .. 2009-06 with a constant 1 % monthly default hazard."""
+    rng = np.random.default_rng(seed)
+    months = pd.date_range("2005-01-01", "2009-06-01", freq="MS")
+    rows = []
+    for i in range(n_loans):
+        for t, month in enumerate(months):
+            if rng.random() < 0.01:
+                rows.append((f"L{i}", month, int(LoanState.DEFAULT), False))
+                break
+            rows.append((f"L{i}", month, int(LoanState.CURRENT), t == len(months) - 1))
+    return pd.DataFrame(rows, columns=["loan_id", "reporting_month", "loan_state", "censored"])
+
+
+def test_transformer_with_the_link_scales_test_roll_forward_odds_by_the_tilt_and_nothing_else() -> None:
+    from creditsim.harness.deep import TransformerContestant, TransformerSettings
+
+    macro = load_macro_history()
+    moves = build_moves(_recession_panel(), macro=macro)
+    train, test = split_moves(moves, "oot:2008-01", 0.3, seed=0)
+    model = TransformerContestant(seed=0, settings=TransformerSettings(epochs=3, patience=3, members=1),
+                                  credit_link="business", macro=macro).fit(train)
+    assert not model.model_.config.macro_inputs  # the network does not read the path
+    tilted = model.predict(test)
+    plain = copy.copy(model)
+    plain.cycle_ = None
+    untilted = model.predict(train), plain.predict(test)
+    np.testing.assert_array_equal(untilted[0], plain.predict(train))  # training periods: no tilt
+    assert np.allclose(tilted.sum(1), 1.0) and not tilted[:, ~ALLOWED_TRANSITIONS[0]].any()
+    odds = (tilted[:, ROLL_FORWARD[0]] / tilted[:, [0]]) / (untilted[1][:, ROLL_FORWARD[0]] / untilted[1][:, [0]])
+    month = pd.DatetimeIndex(test.month)
+    expected = np.exp([model.cycle_.log_ratio[m.year * 12 + m.month - 1] for m in month])
+    np.testing.assert_allclose(odds, np.broadcast_to(expected[:, None], odds.shape), rtol=1e-5)
+    assert expected.max() > 2.0  # the 2009 recession lifts the default odds
+
+
+def test_evaluate_transitions_checks_the_series_before_fitting_and_records_it() -> None:
+    panel = _recession_panel(60)
+    with pytest.raises(ConfigError, match="credit_link: unknown series 'mortgage'"):
+        evaluate_transitions(panel, split="oot:2008-01", models=["markov"], macro=load_macro_history(),
+                             credit_link="mortgage", n_boot=10)
+    res = evaluate_transitions(panel, split="oot:2008-01", models=["markov"], n_boot=10)
+    assert res.settings["credit_link"] is None  # no macro frame: no link
