@@ -345,7 +345,7 @@ BUNDLED_PANELS: dict[str, dict[str, object]] = {
 }
 GENERIC_DEFAULTS: dict[str, object] = {"panel_features": "", "tape_features": "", "cohort_by": "", "segment_by": "prev_state",
                                        "period": "month", "split": "account", "cluster": "loan", "macro": None, "macro_features": "",
-                                       "credit_link": "all"}
+                                       "credit_link": "auto"}
 
 
 def _names(text: str | None) -> list[str]:
@@ -412,7 +412,8 @@ def eval_transitions(
     macro_features: str = typer.Option(None, "--macro-features", help="macro variables every model sees, comma-separated"),
     credit_link: str = typer.Option(None, "--credit-link", help="with --macro: the bank delinquency series (all, business, "
                                     "consumer, credit_card, residential_mortgage) whose link, fitted before the split, carries "
-                                    "the economy into the transformer; 'none': the network reads the macro path (default all)"),
+                                    "the economy into the transformer; 'none': the network reads the macro path; default 'auto': all "
+                                    "where the bank history before the split is long enough (10 years), else none"),
     lags: int = typer.Option(0, "--lags", help="also give every covariate model the panel features 1..N periods back"),
     reference: str = typer.Option("markov", "--reference", help="model the paired NLL differences are taken against"),
     cohort_by: str = typer.Option(None, "--cohort-by", help="numeric covariates binned into the cohort key (transformer)"),

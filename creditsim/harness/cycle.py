@@ -29,6 +29,8 @@ delinquency rates are) a probit shift and a ratio agree to first order. Why deli
 rates: the bundled charge-off table by loan type starts in 2019. The series is the caller's choice
 (:data:`LINK_SERIES`); ``"business"`` for small-business and corporate loans, ``"consumer"`` /
 ``"credit_card"`` / ``"residential_mortgage"`` for those books, ``"all"`` when nothing closer fits.
+``"auto"`` (the harness default) is ``"all"`` where its history before the split is long enough
+(:data:`MIN_LINK_QUARTERS`), otherwise the network reads the path, with a warning (:func:`resolve_link`).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from creditsim.macro.credit_link import EXPECTED_SIGNS, CreditLink, fit_credit_l
 from creditsim.macro.sensitivity import derived_frame
 from creditsim.states import ALLOWED_TRANSITIONS, N_STATES, LoanState
 
-__all__ = ["LINK_SERIES", "MIN_LINK_QUARTERS", "CycleTilt", "fit_cycle_tilt", "ROLL_FORWARD"]
+__all__ = ["LINK_SERIES", "MIN_LINK_QUARTERS", "CycleTilt", "fit_cycle_tilt", "link_quarters", "resolve_link", "ROLL_FORWARD"]
 
 #: bank delinquency series a link can be fitted on (:data:`creditsim.datasets.credit_losses.DELINQUENCY_SERIES`)
 LINK_SERIES: tuple[str, ...] = ("all", "business", "consumer", "credit_card", "residential_mortgage")
@@ -103,17 +105,7 @@ def fit_cycle_tilt(series: str, macro: pd.DataFrame, last_month: int) -> CycleTi
     Raises:
         ConfigError: an unknown series, or fewer than :data:`MIN_LINK_QUARTERS` quarters before the split.
     """
-    from creditsim.datasets.credit_losses import load_bank_loss_rates
-
-    if series not in LINK_SERIES:
-        raise ConfigError(f"credit_link: unknown series {series!r}; expected one of {list(LINK_SERIES)} or None")
-    rate = load_bank_loss_rates("delinquency")[series].dropna()
-    rate.index = rate.index.to_period("Q").to_timestamp()
-    # the last training moves end in last_month + 1: quarters complete by then are known at the split
-    known = last_month + 1
-    quarter_end = known - (known + 1) % 3  # the last month of the last complete quarter
-    start = quarter_end - 2
-    fit_end = _label(start)
+    rate, fit_end = _history(series, last_month)
     have = int((rate.index <= pd.Timestamp(fit_end)).sum())
     if have < MIN_LINK_QUARTERS:
         raise ConfigError(f"credit_link {series!r}: {have} quarters of bank delinquency before the split "
@@ -139,6 +131,42 @@ def fit_cycle_tilt(series: str, macro: pd.DataFrame, last_month: int) -> CycleTi
     ref = by_month[last_month]
     log_ratio = {m: float(np.log(v / ref)) for m, v in by_month.items() if m > last_month}
     return CycleTilt(series, link, last_month, log_ratio)
+
+
+def _history(series: str, last_month: int) -> tuple[pd.Series, str]:
+    """The quarterly delinquency rate of ``series`` (indexed by quarter start) and the start month
+    ("YYYY-MM") of the last quarter complete by ``last_month + 1``, the month the last training moves end in."""
+    from creditsim.datasets.credit_losses import load_bank_loss_rates
+
+    if series not in LINK_SERIES:
+        raise ConfigError(f"credit_link: unknown series {series!r}; expected one of {list(LINK_SERIES)} or None")
+    rate = load_bank_loss_rates("delinquency")[series].dropna()
+    rate.index = rate.index.to_period("Q").to_timestamp()
+    known = last_month + 1
+    quarter_end = known - (known + 1) % 3  # the last month of the last complete quarter
+    return rate, _label(quarter_end - 2)
+
+
+def link_quarters(series: str, last_month: int) -> int:
+    """Quarters of ``series`` a link fitted for training periods ending in ``last_month`` would see."""
+    rate, fit_end = _history(series, last_month)
+    return int((rate.index <= pd.Timestamp(fit_end)).sum())
+
+
+def resolve_link(credit_link: str | None, last_month: int) -> str | None:
+    """The series to fit: ``credit_link`` itself, or for ``"auto"`` the all-loans series where it has
+    :data:`MIN_LINK_QUARTERS` quarters before the split, else None (the network reads the path) with a
+    warning saying why. An explicit series with too short a history is refused by :func:`fit_cycle_tilt`."""
+    if credit_link != "auto":
+        return credit_link
+    have = link_quarters("all", last_month)
+    if have >= MIN_LINK_QUARTERS:
+        return "all"
+    from creditsim.userwarn import warn
+
+    warn(f"credit_link='auto': the bank delinquency history has {have} quarters before the split (fewer than "
+         f"{MIN_LINK_QUARTERS}), too few to fit a credit link; the transformer reads the macro path itself")
+    return None
 
 
 def _probit(p: float) -> float:

@@ -12,7 +12,7 @@ numeric covariates cut at training quantiles (``n_bins`` bins). Each cohort is o
   combination) still gets a prediction, pooled through the shared weights rather than a fallback;
 * the macro path ``(T, 9)``: each period's average (:attr:`MoveTable.macro`) when the moves carry one
   (zeros otherwise: then the calendar enters only through the period embeddings).
-* or, with ``credit_link`` (the harness default when a macro frame is given), no path at all: the
+* or, with ``credit_link`` (``"auto"``, the harness default when a macro frame is given), no path at all: the
   economy reaches the network's test periods through a bank credit-cycle link fitted before the split,
   as a roll-forward odds ratio (:mod:`creditsim.harness.cycle`, :func:`_tilted`). Why: one panel's
   training years hold one stretch of one economy; on the SBA 7(a) panel the path-reading network learnt
@@ -43,7 +43,7 @@ import pandas as pd
 import torch
 
 from creditsim.errors import ConfigError
-from creditsim.harness.cycle import ROLL_FORWARD, fit_cycle_tilt
+from creditsim.harness.cycle import ROLL_FORWARD, fit_cycle_tilt, resolve_link
 from creditsim.harness.moves import CohortKey, MoveTable, held_out_loans, month_number
 from creditsim.nn.trainer import TrainConfig, fit
 from creditsim.states import MACRO_VARS, N_STATES, LoanState
@@ -132,8 +132,10 @@ class TransformerContestant:
         feats = self.key.features(uniq)
         macro = self.path_ = period_path(train, self._period(train), np.zeros((0, len(MACRO_VARS))), months)
         self.cycle_ = None
-        if self.credit_link is not None:  # the economy enters through the link, not the path (harness.cycle)
-            self.cycle_ = fit_cycle_tilt(self.credit_link, self.macro, self.first_month_ + months * train.period_months - 1)
+        last_month = self.first_month_ + months * train.period_months - 1
+        series = resolve_link(self.credit_link, last_month)
+        if series is not None:  # the economy enters through the link, not the path (harness.cycle)
+            self.cycle_ = fit_cycle_tilt(series, self.macro, last_month)
         self.members_, self.fits_ = [], []
         for k in range(self.settings.members):
             model, result = self._fit_member(train, key, feats, macro, months, member_seed(self.seed, k))

@@ -133,13 +133,19 @@ class HarnessResult:
         return out
 
 
+def _link_used(contestants: dict[str, Any]) -> str | None:
+    """The bank series the fitted transformer read the economy through, or None (no link, or no transformer)."""
+    cycle = getattr(contestants.get("transformer"), "cycle_", None)
+    return None if cycle is None else cycle.series
+
+
 def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, split: str = "account",
                          models: Sequence[str] = CONTESTANT_NAMES, panel_features: Sequence[str] = (),
                          tape_features: Sequence[str] = (), segment_by: Sequence[str] = ("prev_state",),
                          period: str = "month", reference: str = "markov", test_share: float = 0.3,
                          n_boot: int = 200, seed: int = 0, cohort_by: Sequence[str] = (),
                          macro: pd.DataFrame | None = None, macro_features: Sequence[str] = (), n_bins: int = 5, lags: int = 0,
-                         cluster: str = "loan", credit_link: str | None = "all",
+                         cluster: str = "loan", credit_link: str | None = "auto",
                          progress: Callable[[str], None] | None = None) -> HarnessResult:
     """Fit each contestant on the training moves, score it on the test moves, with paired intervals.
 
@@ -161,7 +167,9 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
             ``"credit_card"``, ``"residential_mortgage"``) whose link, fitted on the quarters before the
             split, carries the economy into the transformer in place of the macro path
             (:mod:`creditsim.harness.cycle`: one panel spans too little of the cycle to learn a macro
-            response from); None: the transformer reads the path itself. Ignored without ``macro``.
+            response from); ``"auto"``: ``"all"`` where its history before the split is long enough, else
+            the path with a warning (:func:`creditsim.harness.cycle.resolve_link`); None: the transformer
+            reads the path itself. Ignored without ``macro``.
         lags: lagged panel features for every covariate model (:func:`creditsim.harness.moves.build_moves`).
         cluster: the bootstrap's resampling unit, ``"loan"`` or ``"period"``
             (:func:`creditsim.harness.scoring.bootstrap_table`).
@@ -174,8 +182,8 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
     """
     models = list(models)
     check_cluster(cluster)  # every option is checked before any fit
-    if credit_link is not None and credit_link not in LINK_SERIES:
-        raise ConfigError(f"credit_link: unknown series {credit_link!r}; expected one of {list(LINK_SERIES)} or None")
+    if credit_link is not None and credit_link not in (*LINK_SERIES, "auto"):
+        raise ConfigError(f"credit_link: unknown series {credit_link!r}; expected one of {list(LINK_SERIES)}, 'auto' or None")
     link = None if macro is None else credit_link
     if link is not None:
         macro = validate_macro(macro)
@@ -208,7 +216,7 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
                 "reference": reference, "panel_features": list(panel_features), "tape_features": list(tape_features),
                 "segment_by": list(segment_by), "cohort_by": list(cohort_by), "n_bins": n_bins, "lags": lags,
                 "macro": None if macro is None else f"{len(macro)} months", "macro_features": list(macro_features), "cluster": cluster,
-                "credit_link": link,
+                "credit_link": _link_used(contestants),
                 "period": period, "n_boot": n_boot, "seed": seed,
                 "train_moves": len(train), "test_moves": len(test), "train_loans": len(set(train.loan_id)),
                 "test_loans": len(set(test.loan_id)), "test_defaults": int((test.to_state == 4).sum()),

@@ -85,10 +85,10 @@ def test_errors_name_the_series_and_the_short_history() -> None:
         fit_cycle_tilt("business", macro, _month("1989-12"))
 
 
-def _recession_panel(n_loans: int = 400, seed: int = 3) -> pd.DataFrame:
-    """Loans observed monthly 2005-01 .. 2009-06 with a constant 1 % monthly default hazard."""
+def _recession_panel(n_loans: int = 400, seed: int = 3, first: str = "2005-01", last: str = "2009-06") -> pd.DataFrame:
+    """Loans observed monthly ``first`` .. ``last`` with a constant 1 % monthly default hazard."""
     rng = np.random.default_rng(seed)
-    months = pd.date_range("2005-01-01", "2009-06-01", freq="MS")
+    months = pd.date_range(f"{first}-01", f"{last}-01", freq="MS")
     rows = []
     for i in range(n_loans):
         for t, month in enumerate(months):
@@ -128,3 +128,24 @@ def test_evaluate_transitions_checks_the_series_before_fitting_and_records_it() 
                              credit_link="mortgage", n_boot=10)
     res = evaluate_transitions(panel, split="oot:2008-01", models=["markov"], n_boot=10)
     assert res.settings["credit_link"] is None  # no macro frame: no link
+    res = evaluate_transitions(panel, split="oot:2008-01", models=["markov", "transformer"], macro=load_macro_history(),
+                               credit_link="business", n_boot=10)
+    assert res.settings["credit_link"] == "business"
+
+
+def test_auto_takes_the_all_loans_link_or_falls_back_to_the_path_with_a_warning() -> None:
+    from creditsim.harness.deep import TransformerContestant, TransformerSettings
+
+    macro = load_macro_history()
+    quick = TransformerSettings(epochs=2, patience=2, members=1)
+    moves = build_moves(_recession_panel(60), macro=macro)
+    train, _ = split_moves(moves, "oot:2008-01", 0.3, seed=0)
+    model = TransformerContestant(seed=0, settings=quick, credit_link="auto", macro=macro).fit(train)
+    assert model.cycle_.series == "all" and not model.model_.config.macro_inputs
+    early = build_moves(_recession_panel(60, first="1987-01", last="1991-06"), macro=macro)
+    train, _ = split_moves(early, "oot:1990-01", 0.3, seed=0)
+    with pytest.warns(UserWarning, match=r"20 quarters before the split \(fewer than 40\).*reads the macro path itself"):
+        model = TransformerContestant(seed=0, settings=quick, credit_link="auto", macro=macro).fit(train)
+    assert model.cycle_ is None and model.model_.config.macro_inputs
+    with pytest.raises(ConfigError, match="'all': 20 quarters"):  # asked for by name: refused, not swapped
+        TransformerContestant(seed=0, settings=quick, credit_link="all", macro=macro).fit(train)
