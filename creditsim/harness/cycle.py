@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from creditsim.errors import ConfigError
-from creditsim.macro.credit_link import EXPECTED_SIGNS, CreditLink, fit_credit_link
+from creditsim.macro.credit_link import EXPECTED_SIGNS, LINK_VARIABLES, CreditLink, fit_credit_link
 from creditsim.macro.sensitivity import derived_frame
 from creditsim.states import ALLOWED_TRANSITIONS, N_STATES, LoanState
 
@@ -105,13 +105,14 @@ def fit_cycle_tilt(series: str, macro: pd.DataFrame, last_month: int) -> CycleTi
     Raises:
         ConfigError: an unknown series, or fewer than :data:`MIN_LINK_QUARTERS` quarters before the split.
     """
-    rate, fit_end = _history(series, last_month)
-    have = int((rate.index <= pd.Timestamp(fit_end)).sum())
-    if have < MIN_LINK_QUARTERS:
-        raise ConfigError(f"credit_link {series!r}: {have} quarters of bank delinquency before the split "
-                          f"(the series starts {rate.index[0]:%Y-%m}); the link needs {MIN_LINK_QUARTERS}. "
-                          "Split later, or pass credit_link=None (--credit-link none) to let the network read the path")
     macro = macro.sort_index()
+    rate, fit_end = _history(series, last_month)
+    have = link_quarters(series, macro, last_month)
+    if have < MIN_LINK_QUARTERS:
+        raise ConfigError(f"credit_link {series!r}: {have} quarters of bank delinquency and macro history before the "
+                          f"split (the series starts {rate.index[0]:%Y-%m}, the macro frame {macro.index[0]:%Y-%m}); the "
+                          f"link needs {MIN_LINK_QUARTERS}. Split later, give a longer macro history, or pass "
+                          "credit_link=None (--credit-link none) to let the network read the path")
     link = fit_credit_link(rate, macro, end=fit_end, name=series, standardise=macro.loc[:fit_end], signs=EXPECTED_SIGNS)
     drivers = derived_frame(macro)[list(link.variables)].resample("QS").mean()
     later = drivers.loc[drivers.index > pd.Timestamp(fit_end)].dropna()  # (realised rates after it unread)
@@ -147,24 +148,27 @@ def _history(series: str, last_month: int) -> tuple[pd.Series, str]:
     return rate, _label(quarter_end - 2)
 
 
-def link_quarters(series: str, last_month: int) -> int:
-    """Quarters of ``series`` a link fitted for training periods ending in ``last_month`` would see."""
+def link_quarters(series: str, macro: pd.DataFrame, last_month: int) -> int:
+    """Quarters a link fitted for training periods ending in ``last_month`` would see: those with a rate of
+    ``series`` and every driver of :data:`~creditsim.macro.credit_link.LINK_VARIABLES` in ``macro``."""
     rate, fit_end = _history(series, last_month)
-    return int((rate.index <= pd.Timestamp(fit_end)).sum())
+    drivers = derived_frame(macro.sort_index())[list(LINK_VARIABLES)].resample("QS").mean().dropna()
+    both = drivers.index.intersection(rate.index)
+    return int((both <= pd.Timestamp(fit_end)).sum())
 
 
-def resolve_link(credit_link: str | None, last_month: int) -> str | None:
+def resolve_link(credit_link: str | None, macro: pd.DataFrame | None, last_month: int) -> str | None:
     """The series to fit: ``credit_link`` itself, or for ``"auto"`` the all-loans series where it has
     :data:`MIN_LINK_QUARTERS` quarters before the split, else None (the network reads the path) with a
     warning saying why. An explicit series with too short a history is refused by :func:`fit_cycle_tilt`."""
     if credit_link != "auto":
         return credit_link
-    have = link_quarters("all", last_month)
+    have = link_quarters("all", macro, last_month)
     if have >= MIN_LINK_QUARTERS:
         return "all"
     from creditsim.userwarn import warn
 
-    warn(f"credit_link='auto': the bank delinquency history has {have} quarters before the split (fewer than "
+    warn(f"credit_link='auto': the bank delinquency and macro histories share {have} quarters before the split (fewer than "
          f"{MIN_LINK_QUARTERS}), too few to fit a credit link; the transformer reads the macro path itself")
     return None
 

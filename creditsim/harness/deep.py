@@ -133,7 +133,7 @@ class TransformerContestant:
         macro = self.path_ = period_path(train, self._period(train), np.zeros((0, len(MACRO_VARS))), months)
         self.cycle_ = None
         last_month = self.first_month_ + months * train.period_months - 1
-        series = resolve_link(self.credit_link, last_month)
+        series = resolve_link(self.credit_link, self.macro, last_month)
         if series is not None:  # the economy enters through the link, not the path (harness.cycle)
             self.cycle_ = fit_cycle_tilt(series, self.macro, last_month)
         self.members_, self.fits_ = [], []

@@ -81,7 +81,7 @@ def test_errors_name_the_series_and_the_short_history() -> None:
     macro = load_macro_history()
     with pytest.raises(ConfigError, match=r"unknown series 'cards'; expected one of \['all', 'business'"):
         fit_cycle_tilt("cards", macro, _month("2007-12"))
-    with pytest.raises(ConfigError, match=r"'business': 12 quarters of bank delinquency before the split .* needs 40"):
+    with pytest.raises(ConfigError, match=r"'business': 12 quarters of bank delinquency and macro history before the split .* needs 40"):
         fit_cycle_tilt("business", macro, _month("1989-12"))
 
 
@@ -149,3 +149,7 @@ def test_auto_takes_the_all_loans_link_or_falls_back_to_the_path_with_a_warning(
     assert model.cycle_ is None and model.model_.config.macro_inputs
     with pytest.raises(ConfigError, match="'all': 20 quarters"):  # asked for by name: refused, not swapped
         TransformerContestant(seed=0, settings=quick, credit_link="all", macro=macro).fit(train)
+    short = macro.loc["2000-01":]  # a macro frame that starts late: too little overlap, whatever the bank series
+    train, _ = split_moves(build_moves(_recession_panel(60), macro=short), "oot:2008-01", 0.3, seed=0)
+    with pytest.warns(UserWarning, match="share 28 quarters"):  # 2001-07: the unemployment change needs 12 months
+        assert TransformerContestant(seed=0, settings=quick, credit_link="auto", macro=short).fit(train).cycle_ is None
