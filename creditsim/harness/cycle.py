@@ -17,9 +17,15 @@ through :class:`CycleTilt`:
    none of them after the split;
 2. from the last such quarter's realised rate it is run forward on the realised macro path (a forecast
    conditional on the path, as the harness gives every macro model);
-3. each test period's roll-forward odds (moves from a live state to a worse one, default included) are
+3. each test period's odds of leaving CURRENT for a worse state (30 days late, or default directly) are
    multiplied by the link's rate in that period over its rate at the training split's last month:
-   a log-odds tilt of ``log(y_t / y_L)``, zero on every training period.
+   a log-odds tilt of ``log(y_t / y_L)`` on those moves (:data:`ONSET`), zero on every training period.
+
+Why only the moves out of CURRENT: a loan reaches default through exactly one of them (short of a cure and
+a relapse), so scaling them by ``r`` scales the flow into delinquency, the stock of delinquent loans and the
+defaults they feed by about ``r`` -- what a ratio of delinquency rates says. Scaling every roll forward
+(30 -> 60 -> 90 -> default) as well would compound to up to ``r**4`` on a panel with delinquency buckets.
+Cures and rolls stay the network's.
 
 Why a ratio, not a fitted scale: with calendar-period embeddings, a fixed per-period offset is absorbed
 by them in training, so no scale of the tilt is identified by the panel itself; the ratio is the standard
@@ -45,15 +51,15 @@ from creditsim.macro.credit_link import EXPECTED_SIGNS, LINK_VARIABLES, CreditLi
 from creditsim.macro.sensitivity import derived_frame
 from creditsim.states import ALLOWED_TRANSITIONS, N_STATES, LoanState
 
-__all__ = ["LINK_SERIES", "MIN_LINK_QUARTERS", "CycleTilt", "fit_cycle_tilt", "link_quarters", "resolve_link", "ROLL_FORWARD"]
+__all__ = ["LINK_SERIES", "MIN_LINK_QUARTERS", "CycleTilt", "fit_cycle_tilt", "link_quarters", "resolve_link", "ONSET"]
 
 #: bank delinquency series a link can be fitted on (:data:`creditsim.datasets.credit_losses.DELINQUENCY_SERIES`)
 LINK_SERIES: tuple[str, ...] = ("all", "business", "consumer", "credit_card", "residential_mortgage")
 #: fewest complete quarters before the split the link is fitted on (ten years: at least one recession)
 MIN_LINK_QUARTERS = 40
-#: ``(7, 7)`` bool: the moves the tilt scales -- from a live state to a worse state, default included
-ROLL_FORWARD: np.ndarray = np.array([[ALLOWED_TRANSITIONS[a, b] and a <= int(LoanState.DPD90) and a < b <= int(LoanState.DEFAULT)
-                                      for b in range(N_STATES)] for a in range(N_STATES)])
+#: ``(7, 7)`` bool: the moves the tilt scales -- from CURRENT to a worse state, direct default included
+ONSET: np.ndarray = np.array([[a == int(LoanState.CURRENT) and bool(ALLOWED_TRANSITIONS[a, b]) and a < b <= int(LoanState.DEFAULT)
+                               for b in range(N_STATES)] for a in range(N_STATES)])
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ numeric covariates cut at training quantiles (``n_bins`` bins). Each cohort is o
   (zeros otherwise: then the calendar enters only through the period embeddings).
 * or, with ``credit_link`` (``"auto"``, the harness default when a macro frame is given), no path at all: the
   economy reaches the network's test periods through a bank credit-cycle link fitted before the split,
-  as a roll-forward odds ratio (:mod:`creditsim.harness.cycle`, :func:`_tilted`). Why: one panel's
+  as an odds ratio on the moves out of CURRENT (:mod:`creditsim.harness.cycle`, :func:`_tilted`). Why: one panel's
   training years hold one stretch of one economy; on the SBA 7(a) panel the path-reading network learnt
   a response that ran the wrong way through 2008-10 (+0.0022 nats per move against the pooled chain),
   the link-driven one beat it (-0.0026, ``bench/bench_sba_recession.py``).
@@ -43,7 +43,7 @@ import pandas as pd
 import torch
 
 from creditsim.errors import ConfigError
-from creditsim.harness.cycle import ROLL_FORWARD, fit_cycle_tilt, resolve_link
+from creditsim.harness.cycle import ONSET, fit_cycle_tilt, resolve_link
 from creditsim.harness.moves import CohortKey, MoveTable, held_out_loans, month_number
 from creditsim.nn.trainer import TrainConfig, fit
 from creditsim.states import MACRO_VARS, N_STATES, LoanState
@@ -211,9 +211,9 @@ def period_path(moves: MoveTable, period: np.ndarray, known: np.ndarray, span: i
 
 
 def _tilted(logp: torch.Tensor, tilt: np.ndarray) -> torch.Tensor:
-    """``(K, T, 7, 7)`` log matrices with period ``t``'s roll-forward log-odds raised by ``tilt[t]`` (``(T,)``)
+    """``(K, T, 7, 7)`` log matrices with period ``t``'s log-odds of leaving CURRENT for a worse state raised by ``tilt[t]`` (``(T,)``)
     and each row renormalised (:mod:`creditsim.harness.cycle`); forbidden moves stay ``-inf``."""
-    shift = torch.as_tensor(tilt, dtype=logp.dtype)[:, None, None] * torch.as_tensor(ROLL_FORWARD, dtype=logp.dtype)
+    shift = torch.as_tensor(tilt, dtype=logp.dtype)[:, None, None] * torch.as_tensor(ONSET, dtype=logp.dtype)
     return torch.log_softmax(logp + shift, dim=-1)
 
 

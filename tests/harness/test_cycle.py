@@ -1,5 +1,5 @@
 """The credit-cycle tilt of the harness transformer: the bank link fitted before the split, projected on the
-realised macro path, and applied as a roll-forward odds ratio on the test periods only."""
+realised macro path, and applied as an odds ratio on the moves out of CURRENT on the test periods only."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from creditsim.datasets import load_macro_history
 from creditsim.datasets import credit_losses
 from creditsim.errors import ConfigError
 from creditsim.harness import build_moves, evaluate_transitions, split_moves
-from creditsim.harness.cycle import ROLL_FORWARD, fit_cycle_tilt
+from creditsim.harness.cycle import ONSET, fit_cycle_tilt
 from creditsim.macro.credit_link import backtest_credit_link
 from creditsim.states import ALLOWED_TRANSITIONS, LoanState
 
@@ -114,7 +114,7 @@ def test_transformer_with_the_link_scales_test_roll_forward_odds_by_the_tilt_and
     untilted = model.predict(train), plain.predict(test)
     np.testing.assert_array_equal(untilted[0], plain.predict(train))  # training periods: no tilt
     assert np.allclose(tilted.sum(1), 1.0) and not tilted[:, ~ALLOWED_TRANSITIONS[0]].any()
-    odds = (tilted[:, ROLL_FORWARD[0]] / tilted[:, [0]]) / (untilted[1][:, ROLL_FORWARD[0]] / untilted[1][:, [0]])
+    odds = (tilted[:, ONSET[0]] / tilted[:, [0]]) / (untilted[1][:, ONSET[0]] / untilted[1][:, [0]])
     month = pd.DatetimeIndex(test.month)
     expected = np.exp([model.cycle_.log_ratio[m.year * 12 + m.month - 1] for m in month])
     np.testing.assert_allclose(odds, np.broadcast_to(expected[:, None], odds.shape), rtol=1e-5)
@@ -153,3 +153,23 @@ def test_auto_takes_the_all_loans_link_or_falls_back_to_the_path_with_a_warning(
     train, _ = split_moves(build_moves(_recession_panel(60), macro=short), "oot:2008-01", 0.3, seed=0)
     with pytest.warns(UserWarning, match="share 28 quarters"):  # 2001-07: the unemployment change needs 12 months
         assert TransformerContestant(seed=0, settings=quick, credit_link="auto", macro=short).fit(train).cycle_ is None
+
+
+def test_tilt_scales_only_the_odds_of_leaving_current_for_a_worse_state() -> None:
+    import torch
+
+    from creditsim.harness.deep import _tilted
+
+    rng = np.random.default_rng(0)
+    logits = torch.as_tensor(rng.normal(size=(1, 2, 7, 7))).masked_fill(~torch.as_tensor(ALLOWED_TRANSITIONS), float("-inf"))
+    logp = torch.log_softmax(logits, dim=-1)
+    out = _tilted(logp, np.array([0.0, np.log(3.0)]))
+    torch.testing.assert_close(out[:, 0], logp[:, 0])  # a period with no tilt
+    torch.testing.assert_close(out[0, 1, 1:], logp[0, 1, 1:])  # DPD rows, cures and rolls: untouched
+    p, q = out[0, 1, 0].exp(), logp[0, 1, 0].exp()
+    worse = torch.as_tensor(ONSET[0])
+    ratio = (p / p[0]) / (q / q[0])  # odds against staying CURRENT
+    allowed = torch.as_tensor(ALLOWED_TRANSITIONS[0])
+    torch.testing.assert_close(ratio[worse], torch.full((int(worse.sum()),), 3.0, dtype=ratio.dtype))
+    torch.testing.assert_close(ratio[allowed & ~worse], torch.ones(int((allowed & ~worse).sum()), dtype=ratio.dtype))
+    assert float(p.sum()) == pytest.approx(1.0) and not p[~allowed].any()
