@@ -406,8 +406,9 @@ def eval_transitions(
     tape: Path = typer.Option(None, "--tape", help="static loan data for --tape-features (joined on loan_id)"),
     split: str = typer.Option(None, "--split", help="'account' (loans held out whole) or 'oot:YYYY-MM'"),
     models: str = typer.Option("all", "--models", help="comma-separated contestants (markov, markov_segment, markov_calendar, "
-                               "markov_segment_calendar, markov_cohort_calendar, logit, gbm, transformer, trajectory); "
-                               "'all': every one (trajectory only with a loan tape in the data contract)"),
+                               "markov_segment_calendar, markov_cohort_calendar, markov_link, logit, gbm, transformer, trajectory); "
+                               "'all': every one (trajectory only with a loan tape in the data contract, markov_link only "
+                               "with --macro and a credit link)"),
     macro: str = typer.Option(None, "--macro", help="'history' (bundled US macro) or a monthly macro file"),
     macro_features: str = typer.Option(None, "--macro-features", help="macro variables every model sees, comma-separated"),
     credit_link: str = typer.Option(None, "--credit-link", help="with --macro: the bank delinquency series (all, business, "
@@ -433,6 +434,7 @@ def eval_transitions(
     library's models against the best chain and the best classifier (creditsim.harness)."""
     from creditsim.fileio import check_output_target
     from creditsim.harness import CONTESTANT_NAMES, evaluate_transitions
+    from creditsim.harness.cycle import LINK_SERIES
 
     if out is not None:
         check_output_target(out, "result_dir", "--out")
@@ -443,23 +445,31 @@ def eval_transitions(
              "credit_link": credit_link}
     opt = {k: v if v is not None else {**GENERIC_DEFAULTS, **BUNDLED_PANELS.get(panel, {})}.get(k) for k, v in given.items()}
     frame, static, macro_frame = _harness_inputs(panel, tape, opt["macro"])
-    chosen = _all_contestants(CONTESTANT_NAMES, static) if models == "all" else _names(models)
+    link = opt["credit_link"]
+    if link not in (*LINK_SERIES, "auto", "none"):
+        raise ConfigError(f"--credit-link: expected one of {', '.join(LINK_SERIES)}, auto or none; got {link!r}")
+    chosen = _all_contestants(CONTESTANT_NAMES, static, macro_frame is not None and link != "none") if models == "all" else _names(models)
     res = evaluate_transitions(frame, static, opt["split"], chosen, _names(opt["panel_features"]), _names(opt["tape_features"]),
                                tuple(_names(opt["segment_by"])), opt["period"], reference=reference, test_share=test_share,
                                n_boot=n_boot, seed=seed, cohort_by=tuple(_names(opt["cohort_by"])), macro=macro_frame,
                                macro_features=_names(opt["macro_features"]), lags=lags, cluster=opt["cluster"],
-                               credit_link=None if opt["credit_link"] == "none" else opt["credit_link"], progress=lambda line: console.print(f"[dim]{line}[/]"))
+                               credit_link=None if link == "none" else link, progress=lambda line: console.print(f"[dim]{line}[/]"))
     _print_harness(res, opt["split"])
     if out is not None:
         res.save(out)
         console.print(f"results written to {out}")
 
 
-def _all_contestants(names: Sequence[str], static: Any) -> list[str]:
+def _all_contestants(names: Sequence[str], static: Any, linked: bool = False) -> list[str]:
     """``--models all``: every contestant, but the trajectory model only with a tape in the loan-tape contract
     (a table of loan features, as ``creditsim data sba`` writes, serves the other models' --tape-features
-    but not the trajectory model's contract features: it would fail after every other model had run)."""
+    but not the trajectory model's contract features: it would fail after every other model had run), and
+    the linked chain only with a macro frame and a credit link (``linked``)."""
+    from creditsim.harness.registry import NEEDS_MACRO
     from creditsim.schema import REQUIRED_LOAN_COLUMNS
+
+    if not linked:
+        names = [m for m in names if m not in NEEDS_MACRO]
 
     if static is None:
         return [m for m in names if m != "trajectory"]

@@ -42,6 +42,7 @@ rates: the bundled charge-off table by loan type starts in 2019. The series is t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -51,7 +52,11 @@ from creditsim.macro.credit_link import EXPECTED_SIGNS, LINK_VARIABLES, CreditLi
 from creditsim.macro.sensitivity import derived_frame
 from creditsim.states import ALLOWED_TRANSITIONS, N_STATES, LoanState
 
-__all__ = ["LINK_SERIES", "MIN_LINK_QUARTERS", "CycleTilt", "fit_cycle_tilt", "link_quarters", "resolve_link", "ONSET"]
+if TYPE_CHECKING:
+    from creditsim.harness.moves import MoveTable
+
+__all__ = ["LINK_SERIES", "MIN_LINK_QUARTERS", "CycleTilt", "fit_cycle_tilt", "link_quarters", "resolve_link", "ONSET", "check_link_history",
+           "last_training_month", "tilt_rows"]
 
 #: bank delinquency series a link can be fitted on (:data:`creditsim.datasets.credit_losses.DELINQUENCY_SERIES`)
 LINK_SERIES: tuple[str, ...] = ("all", "business", "consumer", "credit_card", "residential_mortgage")
@@ -98,6 +103,25 @@ class CycleTilt:
         return out
 
 
+def last_training_month(train: "MoveTable") -> int:
+    """Month number of the last month of the last training period: periods are counted from the training
+    moves' first from-month in steps of ``period_months`` (as the harness transformer counts them)."""
+    from creditsim.harness.moves import month_number
+
+    num = month_number(train.month)
+    first, step = int(num.min()), train.period_months
+    return first + (int((num - first).max()) // step + 1) * step - 1
+
+
+def tilt_rows(p: np.ndarray, from_state: np.ndarray, tilt: np.ndarray) -> np.ndarray:
+    """``(n, 7)`` next-state probabilities ``p`` of moves out of ``from_state`` ``(n,)`` with the odds of
+    :data:`ONSET` moves multiplied by ``exp(tilt)`` ``(n,)`` and each row renormalised (the numpy twin of
+    the transformer's log-space tilt, for probability rows)."""
+    w = np.where(ONSET[np.asarray(from_state, np.int64)], np.exp(np.asarray(tilt, np.float64))[:, None], 1.0)
+    q = np.asarray(p, np.float64) * w
+    return q / q.sum(1, keepdims=True)
+
+
 def _label(month: int) -> str:
     return f"{month // 12}-{month % 12 + 1:02d}"
 
@@ -112,13 +136,8 @@ def fit_cycle_tilt(series: str, macro: pd.DataFrame, last_month: int) -> CycleTi
         ConfigError: an unknown series, or fewer than :data:`MIN_LINK_QUARTERS` quarters before the split.
     """
     macro = macro.sort_index()
+    check_link_history(series, macro, last_month)
     rate, fit_end = _history(series, last_month)
-    have = link_quarters(series, macro, last_month)
-    if have < MIN_LINK_QUARTERS:
-        raise ConfigError(f"credit_link {series!r}: {have} quarters of bank delinquency and macro history before the "
-                          f"split (the series starts {rate.index[0]:%Y-%m}, the macro frame {macro.index[0]:%Y-%m}); the "
-                          f"link needs {MIN_LINK_QUARTERS}. Split later, give a longer macro history, or pass "
-                          "credit_link=None (--credit-link none) to let the network read the path")
     link = fit_credit_link(rate, macro, end=fit_end, name=series, standardise=macro.loc[:fit_end], signs=EXPECTED_SIGNS)
     drivers = derived_frame(macro)[list(link.variables)].resample("QS").mean()
     later = drivers.loc[drivers.index > pd.Timestamp(fit_end)].dropna()  # (realised rates after it unread)
@@ -152,6 +171,18 @@ def _history(series: str, last_month: int) -> tuple[pd.Series, str]:
     known = last_month + 1
     quarter_end = known - (known + 1) % 3  # the last month of the last complete quarter
     return rate, _label(quarter_end - 2)
+
+
+def check_link_history(series: str, macro: pd.DataFrame, last_month: int) -> None:
+    """A ConfigError naming the counts unless ``series`` and ``macro`` share :data:`MIN_LINK_QUARTERS` quarters
+    before the split (:func:`link_quarters`)."""
+    have = link_quarters(series, macro, last_month)
+    if have < MIN_LINK_QUARTERS:
+        rate, _ = _history(series, last_month)
+        raise ConfigError(f"credit_link {series!r}: {have} quarters of bank delinquency and macro history before the "
+                          f"split (the series starts {rate.index[0]:%Y-%m}, the macro frame {macro.index.min():%Y-%m}); the "
+                          f"link needs {MIN_LINK_QUARTERS}. Split later, give a longer macro history, or pass "
+                          "credit_link=None (--credit-link none) to let the network read the path")
 
 
 def link_quarters(series: str, macro: pd.DataFrame, last_month: int) -> int:

@@ -43,7 +43,7 @@ import pandas as pd
 import torch
 
 from creditsim.errors import ConfigError
-from creditsim.harness.cycle import ONSET, fit_cycle_tilt, resolve_link
+from creditsim.harness.cycle import ONSET, fit_cycle_tilt, last_training_month, resolve_link
 from creditsim.harness.moves import CohortKey, MoveTable, held_out_loans, month_number
 from creditsim.nn.trainer import TrainConfig, fit
 from creditsim.states import MACRO_VARS, N_STATES, LoanState
@@ -132,7 +132,7 @@ class TransformerContestant:
         feats = self.key.features(uniq)
         macro = self.path_ = period_path(train, self._period(train), np.zeros((0, len(MACRO_VARS))), months)
         self.cycle_ = None
-        last_month = self.first_month_ + months * train.period_months - 1
+        last_month = last_training_month(train)
         series = resolve_link(self.credit_link, self.macro, last_month)
         if series is not None:  # the economy enters through the link, not the path (harness.cycle)
             self.cycle_ = fit_cycle_tilt(series, self.macro, last_month)

@@ -8,13 +8,16 @@ from creditsim.errors import ConfigError
 from creditsim.harness.contestants import (ChainContestant, ClassifierContestant, Contestant, segment_calendar_chain,
                                            segment_chain)
 from creditsim.harness.deep import TransformerContestant, TransformerSettings
+from creditsim.harness.linked import LinkedChainContestant
 from creditsim.harness.moves import CohortKey
 from creditsim.harness.trajectory import TrajectoryContestant
 
-__all__ = ["CONTESTANT_NAMES", "make_contestant"]
+__all__ = ["CONTESTANT_NAMES", "NEEDS_MACRO", "make_contestant"]
 
 CONTESTANT_NAMES: tuple[str, ...] = ("markov", "markov_segment", "markov_calendar", "markov_segment_calendar",
-                                     "markov_cohort_calendar", "logit", "gbm", "transformer", "trajectory")
+                                     "markov_cohort_calendar", "markov_link", "logit", "gbm", "transformer", "trajectory")
+#: contestants that need a macro frame (and a credit link)
+NEEDS_MACRO: tuple[str, ...] = ("markov_link",)
 
 
 def make_contestant(name: str, segment_by: tuple[str, ...] = ("prev_state",), seed: int = 0,
@@ -30,7 +33,8 @@ def make_contestant(name: str, segment_by: tuple[str, ...] = ("prev_state",), se
     trajectory model read it as their macro input, the classifiers as any ``macro_*`` covariate.
     ``credit_link`` (a bank delinquency series, :data:`creditsim.harness.cycle.LINK_SERIES`) with the
     monthly ``macro`` frame: the transformer reads the economy through that link instead of the path
-    (:mod:`creditsim.harness.cycle`); other contestants ignore both.
+    (:mod:`creditsim.harness.cycle`), and ``markov_link`` scales the recent segment chain by it
+    (:mod:`creditsim.harness.linked`; refused without both); other contestants ignore them.
     """
     seg = tuple(segment_by)
     if name == "markov":
@@ -43,6 +47,8 @@ def make_contestant(name: str, segment_by: tuple[str, ...] = ("prev_state",), se
         return segment_calendar_chain(seg)
     if name == "markov_cohort_calendar":
         return ChainContestant(name, CohortKey((*seg, "period"), tuple(cohort_by), n_bins), segment_calendar_chain(seg))
+    if name == "markov_link":
+        return LinkedChainContestant(seg, credit_link, macro)
     if name in ("logit", "gbm"):
         return ClassifierContestant(name, seed)
     if name == "transformer":

@@ -15,8 +15,8 @@ import pandas as pd
 
 from creditsim.errors import ConfigError
 from creditsim.fileio import RESULT_MARKER, check_output_target, make_temp_dir, replace_result_dir
-from creditsim.harness.cycle import LINK_SERIES
-from creditsim.harness.registry import CONTESTANT_NAMES, make_contestant
+from creditsim.harness.cycle import LINK_SERIES, check_link_history, last_training_month
+from creditsim.harness.registry import CONTESTANT_NAMES, NEEDS_MACRO, make_contestant
 from creditsim.harness.moves import build_moves, split_moves
 from creditsim.harness.scoring import bootstrap_table, check_cluster, move_scores
 from creditsim.schema import validate_macro
@@ -140,7 +140,7 @@ def _link_used(contestants: dict[str, Any]) -> str | None:
 
 
 def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, split: str = "account",
-                         models: Sequence[str] = CONTESTANT_NAMES, panel_features: Sequence[str] = (),
+                         models: Sequence[str] | None = None, panel_features: Sequence[str] = (),
                          tape_features: Sequence[str] = (), segment_by: Sequence[str] = ("prev_state",),
                          period: str = "month", reference: str = "markov", test_share: float = 0.3,
                          n_boot: int = 200, seed: int = 0, cohort_by: Sequence[str] = (),
@@ -154,7 +154,8 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
             (:func:`creditsim.harness.moves.build_moves`).
         split: ``"account"`` (a seeded ``test_share`` of the loans held out whole) or ``"oot:YYYY-MM"``
             (moves ending before the date train, the rest test).
-        models: contestant names (:data:`creditsim.harness.contestants.CONTESTANT_NAMES`).
+        models: contestant names (:data:`creditsim.harness.registry.CONTESTANT_NAMES`); None: every one,
+            but ``markov_link`` only with ``macro``.
         panel_features, tape_features: covariates every covariate-using model sees (the chains read
             only their keys: ``segment_by`` and the calendar month).
         segment_by: categorical covariates of ``markov_segment`` and of the cohort key.
@@ -180,7 +181,12 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
     Returns:
         :class:`HarnessResult`.
     """
+    if models is None:  # every contestant this call can run
+        models = [m for m in CONTESTANT_NAMES if macro is not None or m not in NEEDS_MACRO]
     models = list(models)
+    if credit_link not in (None, "auto") and macro is None:
+        raise ConfigError(f"credit_link={credit_link!r} needs a macro frame (macro=... / --macro history): the link is "
+                          "projected on the macro path")
     check_cluster(cluster)  # every option is checked before any fit
     if credit_link is not None and credit_link not in (*LINK_SERIES, "auto"):
         raise ConfigError(f"credit_link: unknown series {credit_link!r}; expected one of {list(LINK_SERIES)}, 'auto' or None")
@@ -198,6 +204,8 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
                 raise ConfigError(f"{option}: {c!r} is not a covariate; expected one of {list(known)}")
     moves = build_moves(panel, tape, panel_features, tape_features, period, lags, macro, macro_features)
     train, test = split_moves(moves, split, test_share, seed)
+    if link not in (None, "auto") and ({"transformer", "markov_link"} & set(models)):
+        check_link_history(link, macro, last_training_month(train))  # before any fit, not after the others
     if not (train.to_state == 4).any() and (test.to_state == 4).any():
         warnings.warn(f"split {split!r}: the training moves hold no default but the test moves hold "
                       f"{int((test.to_state == 4).sum())}; every model's default probability is a prior, and a chain "
@@ -210,6 +218,8 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
         seconds[name] = time.perf_counter() - start
         if progress is not None:
             progress(f"{name}: NLL {scores[name].nll.mean():.4f} per move ({seconds[name]:.1f} s)")
+    if progress is not None:
+        progress(f"bootstrap: {n_boot} replicates by {cluster} over {len(test):,} test moves ...")
     table, replicates = bootstrap_table(scores, test, reference, n_boot, seed, cluster)
     table["fit_seconds"] = pd.Series(seconds)
     settings = {"split": split, "test_share": test_share if split == "account" else None, "models": models,

@@ -45,7 +45,9 @@ def test_eval_transitions_prints_and_saves(uci_files, tmp_path, capsys, run_cli)
     (["--models", "markov,forest"], "model 'forest'"),
     (["--segment-by", "colour"], "segment_by: 'colour'"),
     (["--split", "oot:2030-01"], "test side has no moves"),
-    (["--macro", "history", "--credit-link", "cards"], "credit_link: unknown series 'cards'"),
+    (["--macro", "history", "--credit-link", "cards"], "--credit-link: expected one of all, business, consumer, "
+                                                       "credit_card, residential_mortgage, auto or none; got 'cards'"),
+    (["--credit-link", "business"], "credit_link='business' needs a macro frame"),
 ])
 def test_bad_requests_exit_2_with_one_line(uci_files, capsys, run_cli, args, message) -> None:
     code = run_cli(["eval", "transitions", "--panel", str(uci_files[0]), "--n-boot", "10", "--models", "markov", *args])
@@ -61,3 +63,12 @@ def test_bundled_sp_panel_runs_out_of_time_with_macro(capsys, run_cli) -> None:
     text = " ".join(capsys.readouterr().out.split())  # the table title wraps
     assert "split oot:1990-01" in text and "bootstrap by period" in text and "n/a (censored)" in text
     assert "transformer vs markov_segment" in text and "transformer vs logit" in text
+
+
+def test_a_link_too_early_for_the_bank_history_is_refused_before_any_fit(capsys, run_cli) -> None:
+    code = run_cli(["eval", "transitions", "--panel", "sp", "--models", "markov,logit,transformer", "--n-boot", "10",
+                    "--credit-link", "business"])
+    assert code == 2
+    captured = capsys.readouterr()
+    assert "quarters of bank delinquency and macro history before the split" in captured.err
+    assert "logit: NLL" not in captured.out  # refused before the other models were fitted

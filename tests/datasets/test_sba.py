@@ -115,11 +115,12 @@ def test_models_all_leaves_out_the_trajectory_model_without_a_contract_tape(sba_
     from creditsim.harness import CONTESTANT_NAMES
 
     features = read_sba_loans(sba_file).features
-    assert _all_contestants(CONTESTANT_NAMES, features) == [m for m in CONTESTANT_NAMES if m != "trajectory"]
+    linked = [m for m in CONTESTANT_NAMES if m != "trajectory"]
+    assert _all_contestants(CONTESTANT_NAMES, features, linked=True) == linked
     assert "trajectory left out: the tape is not a loan tape in the data contract" in capsys.readouterr().out
-    assert _all_contestants(CONTESTANT_NAMES, None) == [m for m in CONTESTANT_NAMES if m != "trajectory"]
+    assert _all_contestants(CONTESTANT_NAMES, None) == [m for m in linked if m != "markov_link"]  # no macro, no link
     tape = pd.read_parquet(example_path("loans_example.parquet"))
-    assert _all_contestants(CONTESTANT_NAMES, tape) == list(CONTESTANT_NAMES)
+    assert _all_contestants(CONTESTANT_NAMES, tape, linked=True) == list(CONTESTANT_NAMES)
 
 
 def test_the_files_dates_and_edge_cases(tmp_path) -> None:

@@ -173,3 +173,35 @@ def test_tilt_scales_only_the_odds_of_leaving_current_for_a_worse_state() -> Non
     torch.testing.assert_close(ratio[worse], torch.full((int(worse.sum()),), 3.0, dtype=ratio.dtype))
     torch.testing.assert_close(ratio[allowed & ~worse], torch.ones(int((allowed & ~worse).sum()), dtype=ratio.dtype))
     assert float(p.sum()) == pytest.approx(1.0) and not p[~allowed].any()
+
+
+def test_markov_link_is_the_recent_segment_chain_scaled_by_the_same_tilt() -> None:
+    from creditsim.harness import make_contestant
+    from creditsim.harness.linked import WINDOW_MONTHS
+
+    macro = load_macro_history()
+    moves = build_moves(_recession_panel(300), macro=macro)
+    train, test = split_moves(moves, "oot:2008-01", 0.3, seed=0)
+    linked = make_contestant("markov_link", credit_link="business", macro=macro).fit(train)
+    # the last training moves leave 2007-11 (they end before the split): the window is the 24 months to it
+    recent = train.take(pd.DatetimeIndex(train.month) >= pd.Timestamp("2007-11-01") - pd.DateOffset(months=WINDOW_MONTHS - 1))
+    assert pd.DatetimeIndex(recent.month).min() == pd.Timestamp("2005-12-01")
+    chain = make_contestant("markov_segment").fit(recent).predict(test)
+    month = pd.DatetimeIndex(test.month)
+    tilt = np.array([linked.cycle_.log_ratio[m.year * 12 + m.month - 1] for m in month])
+    got = linked.predict(test)
+    np.testing.assert_allclose(got[:, 4] / got[:, 0], np.exp(tilt) * chain[:, 4] / chain[:, 0], rtol=1e-12)
+    assert np.allclose(got.sum(1), 1.0)
+    with pytest.raises(ConfigError, match="markov_link needs a macro frame"):
+        make_contestant("markov_link")
+
+
+def test_a_named_link_is_checked_before_any_fit() -> None:
+    macro = load_macro_history()
+    early = _recession_panel(40, first="1987-01", last="1991-06")
+    with pytest.raises(ConfigError, match="'business': 12 quarters"):
+        evaluate_transitions(early, split="oot:1990-01", models=["markov", "gbm", "transformer"], macro=macro,
+                             credit_link="business", n_boot=10,
+                             progress=lambda line: pytest.fail(f"a model was fitted first: {line}"))
+    with pytest.raises(ConfigError, match="credit_link='business' needs a macro frame"):
+        evaluate_transitions(early, split="oot:1990-01", models=["markov"], credit_link="business", n_boot=10)
