@@ -17,7 +17,10 @@ numeric covariates cut at training quantiles (``n_bins`` bins). Each cohort is o
   as an odds ratio on the moves out of CURRENT (:mod:`creditsim.harness.cycle`, :func:`_tilted`). Why: one panel's
   training years hold one stretch of one economy; on the SBA 7(a) panel the path-reading network learnt
   a response that ran the wrong way through 2008-10 (+0.0022 nats per move against the pooled chain),
-  the link-driven one beat it (-0.0026, ``bench/bench_sba_recession.py``).
+  the link-driven one beat it (-0.0026, ``bench/bench_sba_recession.py``). The credit for that is the
+  link's: every test period reuses the last trained month's embedding, so the network's forecast is
+  its level at the split times the link's ratio, and the recent chain times the same ratio
+  (``markov_link``, :mod:`creditsim.harness.linked`) ties it there.
 
 Loss: the multinomial NLL of the observed moves plus ``-log(1 - P_DEFAULT)`` per censored period, per
 live move (the same likelihood the chains' MLE and the harness score use). A seeded 15 % of the
