@@ -433,7 +433,7 @@ def eval_transitions(
     with bootstrap 95 % intervals, the paired NLL difference to --reference, and the verdict of the
     library's models against the best chain and the best classifier (creditsim.harness)."""
     from creditsim.fileio import check_output_target
-    from creditsim.harness import CONTESTANT_NAMES, evaluate_transitions
+    from creditsim.harness import evaluate_transitions
     from creditsim.harness.cycle import LINK_SERIES
 
     if out is not None:
@@ -448,7 +448,9 @@ def eval_transitions(
     link = opt["credit_link"]
     if link not in (*LINK_SERIES, "auto", "none"):
         raise ConfigError(f"--credit-link: expected one of {', '.join(LINK_SERIES)}, auto or none; got {link!r}")
-    chosen = _all_contestants(CONTESTANT_NAMES, static, macro_frame is not None and link != "none") if models == "all" else _names(models)
+    if models == "all":  # None: evaluate_transitions runs every applicable contestant (this prints what it leaves out)
+        _all_contestants(static, macro_frame is not None and link != "none")
+    chosen = None if models == "all" else _names(models)
     res = evaluate_transitions(frame, static, opt["split"], chosen, _names(opt["panel_features"]), _names(opt["tape_features"]),
                                tuple(_names(opt["segment_by"])), opt["period"], reference=reference, test_share=test_share,
                                n_boot=n_boot, seed=seed, cohort_by=tuple(_names(opt["cohort_by"])), macro=macro_frame,
@@ -460,25 +462,16 @@ def eval_transitions(
         console.print(f"results written to {out}")
 
 
-def _all_contestants(names: Sequence[str], static: Any, linked: bool = False) -> list[str]:
-    """``--models all``: every contestant, but the trajectory model only with a tape in the loan-tape contract
-    (a table of loan features, as ``creditsim data sba`` writes, serves the other models' --tape-features
-    but not the trajectory model's contract features: it would fail after every other model had run), and
-    the linked chain only with a macro frame and a credit link (``linked``)."""
-    from creditsim.harness.registry import NEEDS_MACRO
-    from creditsim.schema import REQUIRED_LOAN_COLUMNS
+def _all_contestants(static: Any, linked: bool = False) -> list[str]:
+    """``--models all``: :func:`creditsim.harness.registry.applicable_contestants`, saying what is left out
+    and why (the trajectory model without a contract tape would fail after every other model had run)."""
+    from creditsim.harness.registry import applicable_contestants
 
-    if not linked:
-        names = [m for m in names if m not in NEEDS_MACRO]
-
-    if static is None:
-        return [m for m in names if m != "trajectory"]
-    missing = [c for c in REQUIRED_LOAN_COLUMNS if c not in static.columns]
-    if missing:
-        console.print(f"[dim]trajectory left out: the tape is not a loan tape in the data contract (no {', '.join(missing[:4])}"
-                      f"{' ...' if len(missing) > 4 else ''})[/]")
-        return [m for m in names if m != "trajectory"]
-    return list(names)
+    names, left_out = applicable_contestants(static, linked)
+    for name, why in left_out.items():
+        if static is not None or name != "trajectory":
+            console.print(f"[dim]{name} left out: {why}[/]")
+    return names
 
 
 def register(app: typer.Typer) -> None:

@@ -154,6 +154,8 @@ def fit_cycle_tilt(series: str, macro: pd.DataFrame, last_month: int) -> CycleTi
         first = when.year * 12 + when.month - 1
         for m in range(first, first + 3):
             by_month[m] = value
+    if last_month not in by_month:
+        raise ConfigError(f"credit link: the macro frame ends before {_label(last_month)}, the last training month")
     ref = by_month[last_month]
     log_ratio = {m: float(np.log(v / ref)) for m, v in by_month.items() if m > last_month}
     return CycleTilt(series, link, last_month, log_ratio)
@@ -206,7 +208,7 @@ def resolve_link(credit_link: str | None, macro: pd.DataFrame | None, last_month
     from creditsim.userwarn import warn
 
     warn(f"credit_link='auto': the bank delinquency and macro histories share {have} quarters before the split (fewer than "
-         f"{MIN_LINK_QUARTERS}), too few to fit a credit link; the transformer reads the macro path itself")
+         f"{MIN_LINK_QUARTERS}), too few to fit a credit link: none is used (the transformer reads the macro path itself)")
     return None
 
 

@@ -12,12 +12,39 @@ from creditsim.harness.linked import LinkedChainContestant
 from creditsim.harness.moves import CohortKey
 from creditsim.harness.trajectory import TrajectoryContestant
 
-__all__ = ["CONTESTANT_NAMES", "NEEDS_MACRO", "make_contestant"]
+__all__ = ["CONTESTANT_NAMES", "NEEDS_MACRO", "applicable_contestants", "check_names", "make_contestant"]
 
 CONTESTANT_NAMES: tuple[str, ...] = ("markov", "markov_segment", "markov_calendar", "markov_segment_calendar",
                                      "markov_cohort_calendar", "markov_link", "logit", "gbm", "transformer", "trajectory")
 #: contestants that need a macro frame (and a credit link)
 NEEDS_MACRO: tuple[str, ...] = ("markov_link",)
+
+
+def check_names(models: list[str]) -> None:
+    """A ConfigError naming the first model that is not a contestant."""
+    for name in models:
+        if name not in CONTESTANT_NAMES:
+            raise ConfigError(f"model {name!r}: expected one of {list(CONTESTANT_NAMES)}")
+
+
+def applicable_contestants(tape: pd.DataFrame | None, linked: bool) -> tuple[list[str], dict[str, str]]:
+    """Every contestant a call can run, and why each other one is left out: the trajectory model needs a
+    tape in the loan-tape contract (a table of loan features, as ``creditsim data sba`` writes, serves the
+    other models' tape features, not its contract fields), ``markov_link`` a macro frame and a credit link
+    (``linked``)."""
+    from creditsim.schema import REQUIRED_LOAN_COLUMNS
+
+    left_out = {}
+    if not linked:
+        left_out["markov_link"] = "no macro frame or no credit link"
+    if tape is None:
+        left_out["trajectory"] = "no loan tape"
+    else:
+        missing = [c for c in REQUIRED_LOAN_COLUMNS if c not in tape.columns]
+        if missing:
+            left_out["trajectory"] = (f"the tape is not a loan tape in the data contract (no {', '.join(missing[:4])}"
+                                      f"{' ...' if len(missing) > 4 else ''})")
+    return [m for m in CONTESTANT_NAMES if m not in left_out], left_out
 
 
 def make_contestant(name: str, segment_by: tuple[str, ...] = ("prev_state",), seed: int = 0,

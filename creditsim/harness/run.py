@@ -15,8 +15,8 @@ import pandas as pd
 
 from creditsim.errors import ConfigError
 from creditsim.fileio import RESULT_MARKER, check_output_target, make_temp_dir, replace_result_dir
-from creditsim.harness.cycle import LINK_SERIES, check_link_history, last_training_month
-from creditsim.harness.registry import CONTESTANT_NAMES, NEEDS_MACRO, make_contestant
+from creditsim.harness.cycle import LINK_SERIES, check_link_history, last_training_month, resolve_link
+from creditsim.harness.registry import applicable_contestants, check_names, make_contestant
 from creditsim.harness.moves import build_moves, split_moves
 from creditsim.harness.scoring import bootstrap_table, check_cluster, move_scores
 from creditsim.schema import validate_macro
@@ -133,10 +133,25 @@ class HarnessResult:
         return out
 
 
-def _link_used(contestants: dict[str, Any]) -> str | None:
-    """The bank series the fitted transformer read the economy through, or None (no link, or no transformer)."""
-    cycle = getattr(contestants.get("transformer"), "cycle_", None)
-    return None if cycle is None else cycle.series
+def _resolve_link(credit_link: str | None, macro: pd.DataFrame | None, train: Any, models: list[str], defaulted: bool,
+                  reference: str, progress: Callable[[str], None] | None) -> tuple[str | None, list[str]]:
+    """The credit-link series every linked contestant uses (resolved once, checked before any fit), and the
+    models: ``markov_link`` is dropped from a defaulted list, and refused when asked for, if ``"auto"``
+    finds too short a history (it would be a plain recent chain under the link's name)."""
+    if macro is None or credit_link is None or not ({"transformer", "markov_link"} & set(models)):
+        return None, models
+    last = last_training_month(train)
+    series = resolve_link(credit_link, macro, last)
+    if series is None:
+        if "markov_link" in models and (not defaulted or reference == "markov_link"):
+            raise ConfigError("markov_link: credit_link='auto' found too short a bank history before the split to fit "
+                              "a link (see the warning); leave markov_link out or split later")
+        models = [m for m in models if m != "markov_link"]
+        return None, models
+    check_link_history(series, macro, last)  # a named series: refused before any fit, not after the others
+    if progress is not None:
+        progress(f"credit link: the {series} bank delinquency rate, fitted on the quarters before the split")
+    return series, models
 
 
 def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, split: str = "account",
@@ -181,20 +196,19 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
     Returns:
         :class:`HarnessResult`.
     """
-    if models is None:  # every contestant this call can run
-        models = [m for m in CONTESTANT_NAMES if macro is not None or m not in NEEDS_MACRO]
+    defaulted = models is None
+    if defaulted:  # every contestant this call can run
+        models = applicable_contestants(tape, macro is not None and credit_link is not None)[0]
     models = list(models)
+    check_names(models)
     if credit_link not in (None, "auto") and macro is None:
         raise ConfigError(f"credit_link={credit_link!r} needs a macro frame (macro=... / --macro history): the link is "
                           "projected on the macro path")
     check_cluster(cluster)  # every option is checked before any fit
     if credit_link is not None and credit_link not in (*LINK_SERIES, "auto"):
         raise ConfigError(f"credit_link: unknown series {credit_link!r}; expected one of {list(LINK_SERIES)}, 'auto' or None")
-    link = None if macro is None else credit_link
-    if link is not None:
-        macro = validate_macro(macro)
-    contestants = {name: make_contestant(name, tuple(segment_by), seed, tuple(cohort_by), n_bins, tape=tape,
-                                         credit_link=link, macro=macro) for name in models}
+    if "markov_link" in models and (macro is None or credit_link is None):
+        raise ConfigError("markov_link needs a macro frame (macro=... / --macro) and a credit link (not none)")
     if reference not in models:
         raise ConfigError(f"reference: {reference!r} is not among the models {models}")
     known = ("prev_state", "period", *panel_features, *tape_features)
@@ -204,8 +218,11 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
                 raise ConfigError(f"{option}: {c!r} is not a covariate; expected one of {list(known)}")
     moves = build_moves(panel, tape, panel_features, tape_features, period, lags, macro, macro_features)
     train, test = split_moves(moves, split, test_share, seed)
-    if link not in (None, "auto") and ({"transformer", "markov_link"} & set(models)):
-        check_link_history(link, macro, last_training_month(train))  # before any fit, not after the others
+    if macro is not None:
+        macro = validate_macro(macro)
+    series, models = _resolve_link(credit_link, macro, train, models, defaulted, reference, progress)
+    contestants = {name: make_contestant(name, tuple(segment_by), seed, tuple(cohort_by), n_bins, tape=tape,
+                                         credit_link=series, macro=macro) for name in models}
     if not (train.to_state == 4).any() and (test.to_state == 4).any():
         warnings.warn(f"split {split!r}: the training moves hold no default but the test moves hold "
                       f"{int((test.to_state == 4).sum())}; every model's default probability is a prior, and a chain "
@@ -226,7 +243,7 @@ def evaluate_transitions(panel: pd.DataFrame, tape: pd.DataFrame | None = None, 
                 "reference": reference, "panel_features": list(panel_features), "tape_features": list(tape_features),
                 "segment_by": list(segment_by), "cohort_by": list(cohort_by), "n_bins": n_bins, "lags": lags,
                 "macro": None if macro is None else f"{len(macro)} months", "macro_features": list(macro_features), "cluster": cluster,
-                "credit_link": _link_used(contestants),
+                "credit_link": series,
                 "period": period, "n_boot": n_boot, "seed": seed,
                 "train_moves": len(train), "test_moves": len(test), "train_loans": len(set(train.loan_id)),
                 "test_loans": len(set(test.loan_id)), "test_defaults": int((test.to_state == 4).sum()),

@@ -116,11 +116,12 @@ def test_models_all_leaves_out_the_trajectory_model_without_a_contract_tape(sba_
 
     features = read_sba_loans(sba_file).features
     linked = [m for m in CONTESTANT_NAMES if m != "trajectory"]
-    assert _all_contestants(CONTESTANT_NAMES, features, linked=True) == linked
+    assert _all_contestants(features, linked=True) == linked
     assert "trajectory left out: the tape is not a loan tape in the data contract" in capsys.readouterr().out
-    assert _all_contestants(CONTESTANT_NAMES, None) == [m for m in linked if m != "markov_link"]  # no macro, no link
+    assert _all_contestants(None) == [m for m in linked if m != "markov_link"]  # no macro, no link
+    assert "markov_link left out: no macro frame or no credit link" in capsys.readouterr().out
     tape = pd.read_parquet(example_path("loans_example.parquet"))
-    assert _all_contestants(CONTESTANT_NAMES, tape, linked=True) == list(CONTESTANT_NAMES)
+    assert _all_contestants(tape, linked=True) == list(CONTESTANT_NAMES)
 
 
 def test_the_files_dates_and_edge_cases(tmp_path) -> None:

@@ -205,3 +205,22 @@ def test_a_named_link_is_checked_before_any_fit() -> None:
                              progress=lambda line: pytest.fail(f"a model was fitted first: {line}"))
     with pytest.raises(ConfigError, match="credit_link='business' needs a macro frame"):
         evaluate_transitions(early, split="oot:1990-01", models=["markov"], credit_link="business", n_boot=10)
+
+
+def test_default_models_fit_every_applicable_contestant_and_record_the_link_resolved_once() -> None:
+    macro = load_macro_history()
+    panel = _recession_panel(60)
+    res = evaluate_transitions(panel, split="oot:2008-01", macro=macro, credit_link=None, n_boot=10)
+    assert "markov_link" not in res.settings["models"] and "trajectory" not in res.settings["models"]
+    lines: list[str] = []
+    res = evaluate_transitions(panel, split="oot:2008-01", models=["markov", "markov_link"], macro=macro,
+                               credit_link="business", n_boot=10, progress=lines.append)
+    assert res.settings["credit_link"] == "business"  # recorded without a transformer too
+    assert lines[0] == "credit link: the business bank delinquency rate, fitted on the quarters before the split"
+    early = _recession_panel(40, first="1987-01", last="1991-06")
+    with pytest.warns(UserWarning, match="none is used"):
+        res = evaluate_transitions(early, split="oot:1990-01", macro=macro, n_boot=10,
+                                   models=None)  # auto falls back: markov_link dropped, not run unscaled
+    assert "markov_link" not in res.settings["models"] and res.settings["credit_link"] is None
+    with pytest.warns(UserWarning), pytest.raises(ConfigError, match="markov_link: credit_link='auto' found too short"):
+        evaluate_transitions(early, split="oot:1990-01", macro=macro, models=["markov", "markov_link"], n_boot=10)
