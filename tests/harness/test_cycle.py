@@ -83,6 +83,8 @@ def test_errors_name_the_series_and_the_short_history() -> None:
         fit_cycle_tilt("cards", macro, _month("2007-12"))
     with pytest.raises(ConfigError, match=r"'business': 12 quarters of bank delinquency and macro history before the split .* needs 40"):
         fit_cycle_tilt("business", macro, _month("1989-12"))
+    with pytest.raises(ConfigError, match="the macro frame ends before 2008-01, the last training month"):
+        fit_cycle_tilt("all", macro.loc[:"2007-12"], _month("2008-01"))
 
 
 def _recession_panel(n_loans: int = 400, seed: int = 3, first: str = "2005-01", last: str = "2009-06") -> pd.DataFrame:
