@@ -42,18 +42,15 @@ rates: the bundled charge-off table by loan type starts in 2019. The series is t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from creditsim.errors import ConfigError
+from creditsim.harness.moves import MoveTable, month_label, month_number
 from creditsim.macro.credit_link import EXPECTED_SIGNS, LINK_VARIABLES, CreditLink, fit_credit_link
-from creditsim.macro.sensitivity import derived_frame
+from creditsim.macro.sensitivity import OVERLAY_VARS, derived_frame
 from creditsim.states import ALLOWED_TRANSITIONS, N_STATES, LoanState
-
-if TYPE_CHECKING:
-    from creditsim.harness.moves import MoveTable
 
 __all__ = ["LINK_SERIES", "MIN_LINK_QUARTERS", "CycleTilt", "fit_cycle_tilt", "link_quarters", "resolve_link", "ONSET", "check_link_history",
            "last_training_month", "tilt_rows"]
@@ -98,16 +95,14 @@ class CycleTilt:
                 continue
             missing = [m for m in later if m not in self.log_ratio]
             if missing:
-                raise ConfigError(f"credit link: the macro frame has no row for {_label(missing[0])}, a test month")
+                raise ConfigError(f"credit link: the macro frame has no row for {month_label(missing[0])}, a test month")
             out[p] = sum(self.log_ratio[m] for m in later) / period_months  # training months count 0
         return out
 
 
-def last_training_month(train: "MoveTable") -> int:
+def last_training_month(train: MoveTable) -> int:
     """Month number of the last month of the last training period: periods are counted from the training
     moves' first from-month in steps of ``period_months`` (as the harness transformer counts them)."""
-    from creditsim.harness.moves import month_number
-
     num = month_number(train.month)
     first, step = int(num.min()), train.period_months
     return first + (int((num - first).max()) // step + 1) * step - 1
@@ -120,10 +115,6 @@ def tilt_rows(p: np.ndarray, from_state: np.ndarray, tilt: np.ndarray) -> np.nda
     w = np.where(ONSET[np.asarray(from_state, np.int64)], np.exp(np.asarray(tilt, np.float64))[:, None], 1.0)
     q = np.asarray(p, np.float64) * w
     return q / q.sum(1, keepdims=True)
-
-
-def _label(month: int) -> str:
-    return f"{month // 12}-{month % 12 + 1:02d}"
 
 
 def fit_cycle_tilt(series: str, macro: pd.DataFrame, last_month: int) -> CycleTilt:
@@ -139,23 +130,15 @@ def fit_cycle_tilt(series: str, macro: pd.DataFrame, last_month: int) -> CycleTi
     check_link_history(series, macro, last_month)
     rate, fit_end = _history(series, last_month)
     link = fit_credit_link(rate, macro, end=fit_end, name=series, standardise=macro.loc[:fit_end], signs=EXPECTED_SIGNS)
-    drivers = derived_frame(macro)[list(link.variables)].resample("QS").mean()
-    later = drivers.loc[drivers.index > pd.Timestamp(fit_end)].dropna()  # (realised rates after it unread)
-    z = (later.to_numpy() - np.array(link.mean)) / np.array(link.sd)
-    jump_off = pd.Timestamp(fit_end)
-    y = {jump_off: float(rate.loc[jump_off])}
-    q = _probit(y[jump_off])
-    coef = np.array(link.coef)
-    for when, row in zip(later.index, z):
-        q = link.intercept + link.persistence * q + float((row * coef).sum())  # fixed order over the drivers
-        y[when] = _cdf(q)
-    by_month = {}
-    for when, value in y.items():
-        first = when.year * 12 + when.month - 1
-        for m in range(first, first + 3):
-            by_month[m] = value
+    quarterly = derived_frame(macro)[list(OVERLAY_VARS)].resample("QS").mean()
+    later = quarterly.loc[quarterly.index > pd.Timestamp(fit_end)].dropna(subset=list(link.variables))
+    jump_off = pd.Timestamp(fit_end)  # realised rates after it are not read
+    projected = link.forward(link.shocks(later.to_numpy()[None]), float(rate.loc[jump_off]))[0]  # (Q,)
+    y = {jump_off: float(rate.loc[jump_off]), **dict(zip(later.index, projected.tolist()))}
+    starts = month_number(pd.DatetimeIndex(list(y)))  # each quarter's first month
+    by_month = {int(first) + k: value for first, value in zip(starts, y.values()) for k in range(3)}
     if last_month not in by_month:
-        raise ConfigError(f"credit link: the macro frame ends before {_label(last_month)}, the last training month")
+        raise ConfigError(f"credit link: the macro frame ends before {month_label(last_month)}, the last training month")
     ref = by_month[last_month]
     log_ratio = {m: float(np.log(v / ref)) for m, v in by_month.items() if m > last_month}
     return CycleTilt(series, link, last_month, log_ratio)
@@ -172,7 +155,7 @@ def _history(series: str, last_month: int) -> tuple[pd.Series, str]:
     rate.index = rate.index.to_period("Q").to_timestamp()
     known = last_month + 1
     quarter_end = known - (known + 1) % 3  # the last month of the last complete quarter
-    return rate, _label(quarter_end - 2)
+    return rate, month_label(quarter_end - 2)
 
 
 def check_link_history(series: str, macro: pd.DataFrame, last_month: int) -> None:
@@ -210,15 +193,3 @@ def resolve_link(credit_link: str | None, macro: pd.DataFrame | None, last_month
     warn(f"credit_link='auto': the bank delinquency and macro histories share {have} quarters before the split (fewer than "
          f"{MIN_LINK_QUARTERS}), too few to fit a credit link: none is used (the transformer reads the macro path itself)")
     return None
-
-
-def _probit(p: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.ppf(p))
-
-
-def _cdf(q: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.cdf(q))

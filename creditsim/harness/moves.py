@@ -36,7 +36,7 @@ from creditsim.schema import validate_macro
 from creditsim.states import MACRO_VARS, LoanState
 from creditsim.transitions.period_moves import check_monthly_panel
 
-__all__ = ["MoveTable", "CohortKey", "build_moves", "split_moves", "parse_split", "held_out_loans", "month_number",
+__all__ = ["MoveTable", "CohortKey", "build_moves", "split_moves", "parse_split", "held_out_loans", "month_number", "month_label",
            "tape_columns"]
 
 _LIVE_MAX = int(LoanState.DPD90)
@@ -88,6 +88,11 @@ def month_number(months: object) -> np.ndarray:
     """``(n,)`` int64 ``12 * year + month - 1`` of dates (consecutive months differ by one)."""
     m = pd.DatetimeIndex(months)
     return m.year.to_numpy(np.int64) * 12 + m.month.to_numpy(np.int64) - 1
+
+
+def month_label(number: int) -> str:
+    """``"YYYY-MM"`` of a month number (:func:`month_number`)."""
+    return f"{number // 12}-{number % 12 + 1:02d}"
 
 
 def _check_panel(panel: pd.DataFrame, features: Sequence[str]) -> None:
@@ -204,7 +209,7 @@ def _period_macro(macro: pd.DataFrame | None, first: np.ndarray, step: int) -> n
         bad = (pos >= len(have)) | (have[np.minimum(pos, len(have) - 1)] != want)
         if bad.any():
             mm = int(want[np.flatnonzero(bad)[0]])
-            raise DataError(f"macro: no row for {mm // 12}-{mm % 12 + 1:02d}; the frame must cover every month of every move")
+            raise DataError(f"macro: no row for {month_label(mm)}; the frame must cover every month of every move")
         out += values[pos]
     return out / step
 

@@ -12,12 +12,10 @@ from creditsim.harness.linked import LinkedChainContestant
 from creditsim.harness.moves import CohortKey
 from creditsim.harness.trajectory import TrajectoryContestant
 
-__all__ = ["CONTESTANT_NAMES", "NEEDS_MACRO", "applicable_contestants", "check_names", "make_contestant"]
+__all__ = ["CONTESTANT_NAMES", "applicable_contestants", "check_names", "make_contestant"]
 
 CONTESTANT_NAMES: tuple[str, ...] = ("markov", "markov_segment", "markov_calendar", "markov_segment_calendar",
                                      "markov_cohort_calendar", "markov_link", "logit", "gbm", "transformer", "trajectory")
-#: contestants that need a macro frame (and a credit link)
-NEEDS_MACRO: tuple[str, ...] = ("markov_link",)
 
 
 def check_names(models: list[str]) -> None:

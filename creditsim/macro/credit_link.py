@@ -124,10 +124,14 @@ class CreditLink:
         (decimals, MACRO_VARS order), from ``start_rate`` at the jump-off quarter; quarter ``k`` averages
         months ``3k .. 3k + 2``. The median, i.e. without the residual shocks (their effect on the mean
         rate is a few per cent of the rate; say so if you report means)."""
+        monthly = with_derived(_monthly(paths))  # (S, T, 10): the change from the paths' own month 0
+        return self.forward(self.shocks(_quarters(monthly)), start_rate)
+
+    def forward(self, z: np.ndarray, start_rate: float) -> np.ndarray:
+        """Median rate path ``(S, Q)`` (fractions) of standardised shocks ``z`` ``(S, Q, K)`` (:meth:`shocks`),
+        run from ``start_rate`` at the jump-off quarter by the partial adjustment, without residual shocks."""
         if not 0.0 < float(start_rate) < 1.0:
             raise ConfigError(f"start_rate must be a fraction in (0, 1), got {start_rate!r}")
-        monthly = with_derived(_monthly(paths))  # (S, T, 10): the change from the paths' own month 0
-        z = self.shocks(_quarters(monthly))  # (S, Q, K)
         drive = self.intercept + (z * np.array(self.coef)).sum(-1)  # (S, Q): fixed-order sum over K variables
         q = np.empty(drive.shape)
         prev = np.full(drive.shape[0], norm.ppf(float(start_rate)))
