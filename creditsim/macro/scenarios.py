@@ -93,7 +93,9 @@ from creditsim.macro.anchors import (
     PROPORTIONAL_VARIABLES,
     compose,
     consensus_path,
+    deviation_width,
     floor,
+    offset_months,
     path_offsets,
     scenario_offsets,
 )
@@ -451,17 +453,18 @@ def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: 
     # the VAE's central path from this start, from a reference sample of its own stream (key 4 = after
     # the four scenario types), so a path's deviation does not depend on how many paths its group has
     centre = np.median(baseline_dynamics(ANCHOR_REFERENCE_PATHS, len(SCENARIOS)), axis=0)
-    offsets = scenario_offsets(horizon)
+    offsets = scenario_offsets(offset_months(horizon))  # a path's duration factor may read past the horizon
     base = start[None, :] + consensus_path(horizon)  # (T, 9)
     # a spread's fall is taken in proportion where the VAE models its log (anchors.compose)
     proportional = np.array([v in model.config.log_variables and v in PROPORTIONAL_VARIABLES for v in MACRO_VARS])
     for s in np.unique(labels):
         idx = np.flatnonzero(labels == s)
-        # a depth and an onset per path: stress scenarios differ in how deep and when, not only in noise
+        # a depth, an onset and a duration per path: stress scenarios differ in how deep, when and how long
         shock = path_offsets(offsets[int(s)], idx.size, numpy_generator(seed, MACRO, int(s), 1),
-                             scenario=SCENARIOS[int(s)])
+                             scenario=SCENARIOS[int(s)], months=horizon)
         # kept in history's range with a soft edge (creditsim.macro.plausibility) from month 1, then floored
-        paths = compose(base[None] + shock, baseline_dynamics(idx.size, int(s), idx), centre, proportional)
+        paths = compose(base[None] + shock, baseline_dynamics(idx.size, int(s), idx), centre, proportional,
+                        deviation_width())
         out[idx] = floor(bound_from_month_1(paths, history_band()))
     return out
 

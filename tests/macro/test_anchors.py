@@ -77,20 +77,25 @@ def test_stagflation_is_an_inflation_and_rates_shock_with_rising_unemployment(pa
     assert _median(u[:, 24] - u[:, 0]) > 0
 
 
-def test_scenarios_keep_the_spread_of_history(paths) -> None:
-    """A guard against collapse, not the issue's bar: 36-month change dispersion against history's
-    39-month windows of the same type (:func:`creditsim.macro.evaluate.scenario_diversity`, COVID windows
-    out as in training), as total standardised dispersion (0.72-0.94 on 300-1,000 paths) and as the
-    median per-variable ratio. The issue's bar, 0.6 for every variable, is NOT met: 9-12 of 36 ratios fall
-    short (GDP growth, baseline house prices 0.34); with each variable capped at history's spread the
-    severely adverse total is 0.59-0.65 (``bench/bench_macro_scenarios.py``)."""
+@pytest.fixture(scope="module")
+def paths_1000() -> dict[str, np.ndarray]:
+    return {s: cs.macro_paths("vae", s, n_paths=1000, months=T, seed=11).values for s in SCENARIOS}
+
+
+def test_scenarios_keep_the_spread_of_history(paths_1000) -> None:
+    """The issue's diversity bar on its own path count: each scenario's 36-month change keeps at least
+    0.6 of the spread of history's 39-month windows of the same type, in every variable
+    (:func:`creditsim.macro.evaluate.scenario_diversity`, COVID windows out as in training). 0.61-0.65 at
+    the narrowest (adverse and stagflation GDP growth, baseline house prices; seeds 11 / 5 / 3) since the
+    duration factor, the deviation width and the stagflation narrative's size (2026-12); 0.41-0.45 before,
+    6-7 of 36 short (``bench/bench_macro_scenarios.py``)."""
     from creditsim.datasets import load_macro_history, load_recession_indicator
     from creditsim.macro.evaluate import scenario_diversity
 
-    table = scenario_diversity(paths, load_macro_history(), load_recession_indicator()["recession"])
-    raw = table.loc["unconditional"]
-    assert (raw["total"] >= 0.6).all(), raw["total"]
-    assert (raw[list(MACRO_VARS)].median(axis=1) >= 0.6).all(), raw[list(MACRO_VARS)].median(axis=1)
+    table = scenario_diversity(paths_1000, load_macro_history(), load_recession_indicator()["recession"])
+    raw = table.loc["unconditional", list(MACRO_VARS)]
+    assert (raw >= 0.6).all().all(), raw.round(2).to_string()
+    assert (table.loc["unconditional", "total"] >= 0.8).all()
 
 
 def test_every_named_stress_statistic_is_worse_than_baseline_with_probability_0_8(paths) -> None:
@@ -108,24 +113,52 @@ def test_every_named_stress_statistic_is_worse_than_baseline_with_probability_0_
 
 
 def test_depth_and_onset_vary_by_path_from_their_own_stream() -> None:
-    from creditsim.macro.anchors import MAX_ONSET_MONTHS, path_offsets
+    from creditsim.macro.anchors import MAX_ONSET_MONTHS, offset_months, path_offsets
     from creditsim.rng import numpy_generator
 
-    off = scenario_offsets(T)[2]
-    a = path_offsets(off, 50, numpy_generator(1, 2, 2, 1))
-    np.testing.assert_array_equal(a, path_offsets(off, 50, numpy_generator(1, 2, 2, 1)))
+    off = scenario_offsets(offset_months(T))[2]
+    a = path_offsets(off, 50, numpy_generator(1, 2, 2, 1), months=T)
+    assert a.shape == (50, T, 9)
+    np.testing.assert_array_equal(a, path_offsets(off, 50, numpy_generator(1, 2, 2, 1), months=T))
     u = a[:, :, J["unemployment_rate"]]
     first = (np.abs(u) > 0).argmax(axis=1)
     assert first.min() >= 1 and first.max() <= MAX_ONSET_MONTHS + 1 and len(np.unique(first)) > 3
     assert np.std(u.max(1)) > 0.005  # depths differ
 
 
-def test_short_horizons_and_late_onsets() -> None:
-    from creditsim.macro.anchors import path_offsets
+def test_each_path_runs_the_offset_at_its_own_pace() -> None:
+    """Path month t carries severity x offset((t - onset) / duration), read off the table by linear
+    interpolation (np.interp here, an independent implementation), from the stream's severities, onsets and
+    durations in that order; the durations span DURATION_RANGE, so paths peak at different months."""
+    from creditsim.macro.anchors import DURATION_RANGE, offset_months, path_offsets, severity_draws
     from creditsim.rng import numpy_generator
 
-    out = path_offsets(scenario_offsets(4)[2], 40, numpy_generator(0, 2, 2, 1))
+    off = scenario_offsets(offset_months(T))[2]
+    n = 200
+    got = path_offsets(off, n, numpy_generator(4, 2, 2, 1), months=T)
+    rng = numpy_generator(4, 2, 2, 1)
+    severity, onset = severity_draws(n, rng), rng.integers(0, 13, n)
+    duration = np.exp(rng.uniform(np.log(DURATION_RANGE[0]), np.log(DURATION_RANGE[1]), n))
+    assert duration.min() < 0.7 and duration.max() > 1.6
+    grid = np.arange(off.shape[0], dtype=float)
+    for i in range(n):
+        at = (np.arange(T) - onset[i]) / duration[i]
+        for j in range(9):
+            want = np.where(at >= 0, severity[i] * np.interp(np.maximum(at, 0.0), grid, off[:, j]), 0.0)
+            np.testing.assert_allclose(got[i, :, j], want, atol=1e-15, rtol=1e-12)
+    peak = got[:, :, J["unemployment_rate"]].argmax(1)
+    assert np.ptp(peak[onset == 0]) >= 10  # the same onset, peaks a season or more apart
+
+
+def test_short_horizons_and_late_onsets() -> None:
+    from creditsim.errors import ConfigError
+    from creditsim.macro.anchors import offset_months, path_offsets
+    from creditsim.rng import numpy_generator
+
+    out = path_offsets(scenario_offsets(offset_months(4))[2], 40, numpy_generator(0, 2, 2, 1), months=4)
     assert out.shape == (40, 4, 9) and np.isfinite(out).all()
+    with pytest.raises(ConfigError, match="need 7"):  # a table the fastest pace would read past
+        path_offsets(scenario_offsets(4)[2], 40, numpy_generator(0, 2, 2, 1))
     short = cs.macro_paths("vae", "severely_adverse", n_paths=8, months=3, seed=1)
     assert short.shape == (8, 3, 9)
 
@@ -186,6 +219,22 @@ def test_spreads_near_their_lows_move_by_less_than_in_stress(paths) -> None:
     edge = history_band().lo[j]
     # composed additively, 26 % of 1,000 baseline paths (seed 11) reached the edge; in proportion 3 %
     assert float((paths["baseline"][:, :, j] <= edge + 1e-4).any(axis=1).mean()) < 0.1
+
+
+def test_compose_widens_each_variables_deviation_by_its_width() -> None:
+    from creditsim.errors import ConfigError
+    from creditsim.macro.anchors import SCENARIO_DEVIATION_WIDTH, compose, deviation_width
+
+    rng = np.random.default_rng(0)
+    central, paths, centre = rng.normal(0.03, 0.01, (4, 5, 9)), rng.normal(0.02, 0.01, (4, 5, 9)), np.full((5, 9), 0.02)
+    none = np.zeros(9, dtype=bool)
+    width = deviation_width()
+    assert width[J["gdp_growth"]] == SCENARIO_DEVIATION_WIDTH["gdp_growth"] > 1 and width[J["policy_rate"]] == 1
+    np.testing.assert_allclose(compose(central, paths, centre, none, width), central + width * (paths - centre))
+    np.testing.assert_array_equal(compose(central, paths, centre, none, np.ones(9)), compose(central, paths, centre, none))
+    for bad in (np.ones(8), np.r_[np.ones(8), 0.0], np.r_[np.ones(8), np.nan]):
+        with pytest.raises(ConfigError, match="width must be 9 positive"):
+            compose(central, paths, centre, none, bad)
 
 
 @pytest.mark.parametrize("mask", [("credit_spread_hy",), [True, False], np.zeros(9)])
