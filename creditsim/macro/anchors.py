@@ -265,6 +265,8 @@ def path_offsets(offset: np.ndarray, n: int, rng: np.random.Generator, scenario:
     onset = rng.integers(0, MAX_ONSET_MONTHS + 1, n)
     duration = np.exp(rng.uniform(np.log(DURATION_RANGE[0]), np.log(DURATION_RANGE[1]), n))
     out = np.zeros((n, months, offset.shape[1]))
+    if not offset.any():  # the baseline: nothing to place (its draws are made all the same)
+        return out
     for k in np.unique(onset[onset < months]):  # a shock starting after the horizon leaves zeros
         rows = np.flatnonzero(onset == k)
         at = np.arange(months - k, dtype=np.float64)[None, :] / duration[rows, None]  # (r, months - k) table months
