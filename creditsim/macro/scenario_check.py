@@ -15,9 +15,9 @@ Decisions:
   policy rate and the unemployment rise. ``P_min`` over every statistic that is worse for a stress is
   printed beside it: stagflation's HY widening (0.73 on the shipped model) is not one of its statistics.
 - **Diversity** (:func:`~creditsim.macro.evaluate.scenario_diversity`): the issue's bar is 0.6 per
-  variable, met in all 36 cells since each path draws its recession's duration and the scenario paths
-  widen three variables' deviations (:mod:`creditsim.macro.anchors`; smallest 0.61-0.66, 1,000 paths from
-  2025-09, seeds 11 / 5 / 3); the totals (plain and with each variable capped at history's spread) are
+  variable, met in all 36 cells since each path draws its recession's onset and duration and the scenario
+  paths widen three variables' deviations (:mod:`creditsim.macro.anchors`; smallest 0.60-0.66 over seeds
+  0-39, 1,000 paths from 2025-09); the totals (plain and with each variable capped at history's spread) are
   printed beside it. No common innovation width met both bars before that
   (``bench/bench_macro_scenarios.py --frontier``).
 """
