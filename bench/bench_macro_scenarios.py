@@ -8,7 +8,7 @@ gaps to baseline at months 12-24, and P(stress statistic > baseline statistic); 
 2026 (proposed) supervisory paths for reference.
 
 The issue's distributional bars are printed in the readings below (VAE, 1,000 paths from 2025-09,
-seeds 11 / 5 / 3, re-measured 2026-12-06 with each path's duration factor, the recessions' onsets to 18
+seeds 11 / 5 / 3, re-measured 2026-12-06 with each path's duration factor, the adverse onsets to 18
 months, the scenario deviation width and the stagflation narrative's activity size, :mod:`creditsim.macro.anchors`; the readings before those are
 in git history, f092666).
 
