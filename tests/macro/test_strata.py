@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import multivariate_normal
 
-from creditsim.macro.strata import LabelStrata, allocate
+from creditsim.macro.strata import DEFENSIVE_SHARE, LabelStrata, allocate
 from creditsim.macro.vae import ConditionRangeWarning
 
 from .test_vae import _linear_gaussian_model
@@ -129,7 +129,7 @@ def test_blocks_on_hand_worked_weights():
 def test_allocation_sums_and_never_starves_a_label(post: list[float], n: int):
     sizes = allocate(torch.tensor(post, dtype=torch.float64), n)
     assert int(sizes.sum()) == n and bool((sizes >= 1).all())
-    share = 0.9 * (np.asarray(post) / sum(post)) + 0.1 / len(post)
+    share = (1 - DEFENSIVE_SHARE) * (np.asarray(post) / sum(post)) + DEFENSIVE_SHARE / len(post)
     assert np.abs(sizes.numpy() - share * (n - len(post)) - 1).max() <= 1.0 + 1e-9
 
 
