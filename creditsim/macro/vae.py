@@ -806,7 +806,10 @@ class MacroVAE(nn.Module):
         of the real pass by the label posterior, and the returned paths are drawn across the blocks in
         proportion to it (:mod:`creditsim.macro.strata`, which also says what the ESS means there;
         :attr:`last_label_posterior`). The same three anchors, 300 paths: severely adverse 97-98 % of the
-        posterior, ESS 39-40 % (seeds 0-2); 400 paths without rejuvenation, 297 / 316 / 333 distinct histories
+        posterior, ESS 39-40 % (seeds 0-2; re-measured 2026-12 on today's model by a reviewer, seeds 0-39: below
+        0.30 at three -- seed 5 0.294, seed 23, and seed 26 0.024, where the pilot pass missed the adverse label,
+        which then took a quarter of the posterior from its small defensive block; with 600 paths such seeds
+        came back to 0.32-0.33 in the reviewer's run); 400 paths without rejuvenation, 297 / 316 / 333 distinct histories
         at months 1 / 6 / 11 (five seeds). Drawn with the latent from the label's prior, as before, the ESS was
         7-8 % at month 1 (the label's posterior concentration) with 180 / 322 / 336 histories. With a start bank
         (``start="auto"`` on the shipped model, ``"history"``) labels are still drawn from the prior: each

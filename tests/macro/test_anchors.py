@@ -87,7 +87,7 @@ def test_scenarios_keep_the_spread_of_history(paths_1000) -> None:
     0.6 of the spread of history's 39-month windows of the same type, in every variable
     (:func:`creditsim.macro.evaluate.scenario_diversity`, COVID windows out as in training). 0.60-0.66 at
     the narrowest over seeds 0-39 (0.65 at this one; stagflation GDP growth, severely adverse IG, baseline
-    house prices and default rate) since the adverse onsets, the duration factor, the deviation width and the stagflation
+    house prices and default rate, adverse GDP growth) since the adverse onsets, the duration factor, the deviation width and the stagflation
     narrative's size (2026-12); 0.41-0.45 before, 6-7 of 36 short (``bench/bench_macro_scenarios.py``)."""
     from creditsim.datasets import load_macro_history, load_recession_indicator
     from creditsim.macro.evaluate import scenario_diversity
