@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["DEFENSIVE_SHARE", "LabelStrata", "allocate", "ess_count", "systematic"]
+__all__ = ["DEFENSIVE_SHARE", "REALLOCATE_SHARE", "LabelStrata", "allocate", "ess_count", "systematic"]
 
 #: share of the allocated pass's particles spread evenly over the labels whatever the pilot says. 0.05 was
 #: tried (2026-12) for the issue-12 case (three tail anchors, ``scenario=None``, 300 paths from 2025-09):
@@ -66,6 +66,9 @@ __all__ = ["DEFENSIVE_SHARE", "LabelStrata", "allocate", "ess_count", "systemati
 #: defensive share alone), so the ESS fell below 0.30 at 2 seeds instead of 3 (seeds 5 at 0.294, 23, and
 #: 26 at 0.024 with 0.1). This share is the guard against such a miss; kept at 0.1
 DEFENSIVE_SHARE = 0.1
+#: a label whose pooled posterior exceeds this and twice its block's share of the particles after the
+#: allocated pass gets one more pass (:meth:`LabelStrata.misallocated`)
+REALLOCATE_SHARE = 0.05
 
 
 def allocate(posterior: torch.Tensor, n_particles: int, defensive: float = DEFENSIVE_SHARE) -> torch.Tensor:
@@ -142,6 +145,20 @@ class LabelStrata:
         :func:`allocate` on this pass's posterior, this pass's evidence carried along."""
         n = int(self.sizes.sum())
         return LabelStrata(self.labels, self.prior, allocate(self.posterior(log_w), n),
+                           self.log_evidence(log_w))
+
+    def misallocated(self, log_w: torch.Tensor) -> bool:
+        """Whether this pass's blocks missed the posterior (final weights ``log_w`` (P,)): some label holds
+        more than :data:`REALLOCATE_SHARE` of the pooled posterior and more than twice its share of the
+        particles -- the pilot underrated it, and its small block now carries a large weight each."""
+        post = self.posterior(log_w).cpu()
+        share = self.sizes.double().cpu() / self.n_particles
+        return bool(((post > REALLOCATE_SHARE) & (post > 2.0 * share)).any())
+
+    def reallocated(self, log_w: torch.Tensor) -> LabelStrata:
+        """One more pass after a :meth:`misallocated` one: blocks by :func:`allocate` on the pooled
+        posterior, the pooled evidence carried along (averaged with the new pass's, as a pilot's is)."""
+        return LabelStrata(self.labels, self.prior, allocate(self.posterior(log_w), self.n_particles),
                            self.log_evidence(log_w))
 
     @property

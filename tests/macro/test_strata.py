@@ -173,3 +173,25 @@ def test_degeneracy_warning_under_absurd_conditions():
     low = [str(w.message) for w in caught if "effective sample size" in str(w.message)]
     assert len(low) == 1 and "of the 2040 particles" in low[0], low
     assert model.last_ess < 0.01 and model.last_label_posterior.sum() == pytest.approx(1.0)
+
+
+def test_a_block_the_pilot_underrated_gets_one_more_pass():
+    """After the allocated pass, a label holding more than REALLOCATE_SHARE of the pooled posterior and more
+    than twice its share of the particles is misallocated; the extra pass sizes the blocks by the pooled
+    posterior and carries the pooled evidence. A posterior that matches the blocks is left alone."""
+    from creditsim.macro.strata import REALLOCATE_SHARE
+
+    labels, prior = torch.tensor([0, 2]), torch.tensor([0.5, 0.5], dtype=torch.float64)
+    under = LabelStrata(labels, prior, torch.tensor([90, 10]))
+    log_w = torch.cat([torch.zeros(90), torch.full((10,), np.log(3.0))]).double()  # evidence 1 : 3
+    post = under.posterior(log_w)
+    np.testing.assert_allclose(post.numpy(), [0.25, 0.75])
+    assert under.misallocated(log_w)
+    again = under.reallocated(log_w)
+    assert again.sizes.tolist() == allocate(post, 100).tolist() and again.sizes[1] > again.sizes[0]
+    np.testing.assert_allclose(again.earlier.numpy(), under.log_evidence(log_w).numpy())
+    fair = LabelStrata(labels, prior, torch.tensor([25, 75]))
+    assert not fair.misallocated(torch.cat([torch.zeros(25), torch.full((75,), np.log(3.0))]).double())
+    tiny = LabelStrata(labels, prior, torch.tensor([99, 1]))  # twice its share, but under the floor
+    odds = REALLOCATE_SHARE / 2 / (1 - REALLOCATE_SHARE / 2)
+    assert not tiny.misallocated(torch.cat([torch.zeros(99), torch.full((1,), np.log(odds))]).double())

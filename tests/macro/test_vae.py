@@ -492,13 +492,15 @@ def test_guided_weights_are_flat_when_the_twist_is_the_model():
     assert model.last_ess > 0.999
 
 
-@pytest.mark.parametrize("scenario", ["severely_adverse", None])
-def test_three_joint_tail_anchors_keep_the_sample_alive(shipped, scenario):
+@pytest.mark.parametrize("scenario,seed", [("severely_adverse", 2), (None, 2), (None, 26)])
+def test_three_joint_tail_anchors_keep_the_sample_alive(shipped, scenario, seed):
     """Issue 12: unemployment 9 % at month 18, HY spread 900 bp at month 12 and house prices -15 % y/y at month
     18 from the 2025-09 state. Before the guide: ESS 0.01 % of the particles at month 18 and 4 distinct
     histories to month 12 in 500 paths. Now every resampling step keeps >= 30 % and the histories differ.
     With the label left to the anchors (None) the ESS was 7-8 % at month 1 until each label got its own
-    block of particles (creditsim.macro.strata): the anchors pick severely adverse by its evidence."""
+    block of particles (creditsim.macro.strata): the anchors pick severely adverse by its evidence. At seed 26
+    the pilot pass missed the adverse label (a quarter of the posterior from its defensive block): ESS 0.024
+    until a misallocated pass got one more, blocks sized by the pooled posterior (0.31 since)."""
     from creditsim.datasets import macro_state
 
     state = macro_state("2025-09")
@@ -508,7 +510,7 @@ def test_three_joint_tail_anchors_keep_the_sample_alive(shipped, scenario):
     conditions["house_price_growth"].append({"month": 18, "value": -0.15})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConditionRangeWarning)
-        paths = shipped.generate_conditional(conditions, seq_length=24, n_samples=300, seed=2,
+        paths = shipped.generate_conditional(conditions, seq_length=24, n_samples=300, seed=seed,
                                              scenario=scenario, start="model").numpy()
     assert shipped.last_ess >= 0.3
     if scenario is None:
