@@ -141,8 +141,9 @@ class LabelStrata:
         return cls(labels, prior, torch.full((labels.shape[0],), size, dtype=torch.int64))
 
     def allocated(self, log_w: torch.Tensor) -> LabelStrata:
-        """The second pass after this pilot (final weights ``log_w``): as many particles, blocks sized by
-        :func:`allocate` on this pass's posterior, this pass's evidence carried along."""
+        """The next pass after this one (final weights ``log_w``): as many particles, blocks sized by
+        :func:`allocate` on this pass's posterior (pooled with any earlier pass's), its evidence carried
+        along -- after the pilot, and once more after a :meth:`misallocated` allocated pass."""
         n = int(self.sizes.sum())
         return LabelStrata(self.labels, self.prior, allocate(self.posterior(log_w), n),
                            self.log_evidence(log_w))
@@ -154,12 +155,6 @@ class LabelStrata:
         post = self.posterior(log_w).cpu()
         share = self.sizes.double().cpu() / self.n_particles
         return bool(((post > REALLOCATE_SHARE) & (post > 2.0 * share)).any())
-
-    def reallocated(self, log_w: torch.Tensor) -> LabelStrata:
-        """One more pass after a :meth:`misallocated` one: blocks by :func:`allocate` on the pooled
-        posterior, the pooled evidence carried along (averaged with the new pass's, as a pilot's is)."""
-        return LabelStrata(self.labels, self.prior, allocate(self.posterior(log_w), self.n_particles),
-                           self.log_evidence(log_w))
 
     @property
     def n_particles(self) -> int:

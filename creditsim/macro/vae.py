@@ -811,7 +811,8 @@ class MacroVAE(nn.Module):
         which then took a quarter of the posterior from its small defensive block. Such a pass now gets one more,
         its blocks sized by the pooled posterior (:meth:`~creditsim.macro.strata.LabelStrata.misallocated`):
         seed 26 0.024 -> 0.32, and over seeds 0-39 0.27-0.32, below 0.30 at seeds 5 (0.294) and 23 (0.274),
-        where no label was missed and the severely adverse block's own ESS sets the figure); 400 paths without rejuvenation, 297 / 316 / 333 distinct histories
+        where no label was missed and the severely adverse block's own ESS sets the figure); 400 paths
+        without rejuvenation, 297 / 316 / 333 distinct histories
         at months 1 / 6 / 11 (five seeds). Drawn with the latent from the label's prior, as before, the ESS was
         7-8 % at month 1 (the label's posterior concentration) with 180 / 322 / 336 histories. With a start bank
         (``start="auto"`` on the shipped model, ``"history"``) labels are still drawn from the prior: each
@@ -884,7 +885,7 @@ class MacroVAE(nn.Module):
             cloud, guide = self._cloud(s, start_target, endpoint, pull, seq_length, by_month, g)
             cloud, log_w, ess = self._filter(cloud, by_month, guide, k, floor_std, g, strata)
             if strata is not None and strata.misallocated(log_w):  # the pilot missed a label: one more pass
-                strata = strata.reallocated(log_w)
+                strata = strata.allocated(log_w)
                 cloud, guide = self._cloud(strata.particle_labels, None, endpoint, pull, seq_length, by_month, g)
                 cloud, log_w, ess = self._filter(cloud, by_month, guide, k, floor_std, g, strata)
             keep = self._final_selection(log_w, ess, bool(by_month), n_samples, k, g, seq_length - 1, strata)

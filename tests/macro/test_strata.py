@@ -187,7 +187,7 @@ def test_a_block_the_pilot_underrated_gets_one_more_pass():
     post = under.posterior(log_w)
     np.testing.assert_allclose(post.numpy(), [0.25, 0.75])
     assert under.misallocated(log_w)
-    again = under.reallocated(log_w)
+    again = under.allocated(log_w)
     assert again.sizes.tolist() == allocate(post, 100).tolist() and again.sizes[1] > again.sizes[0]
     np.testing.assert_allclose(again.earlier.numpy(), under.log_evidence(log_w).numpy())
     fair = LabelStrata(labels, prior, torch.tensor([25, 75]))
