@@ -24,7 +24,8 @@ towards the anchors from the start. The importance weight of a move is
 all be equal; with the LSTM's (penalised, small) nonlinear drift and heteroscedastic scales they are
 nearly so. The weights are exact for *any* choice of ``psi``, so the method stays an exact sampler of
 the model's conditional distribution up to Monte Carlo error; the approximation only affects efficiency.
-Particles are resampled at anchored months and whenever the effective sample size falls below half.
+Particles are resampled at anchored months and whenever the effective sample size falls below
+:data:`~creditsim.macro.vae.RESAMPLE_ESS` (0.7) of them.
 
 The linear twist is not exact for the LSTM decoder: shocks two or more months ahead get
 :data:`FAR_INFLATION` times the modelled variance (a flatter twist for the less certain far future), and

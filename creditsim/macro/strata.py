@@ -208,8 +208,9 @@ class LabelStrata:
         return self._posterior_of(self.log_evidence(log_w))
 
     def pass_posteriors(self, log_w: torch.Tensor) -> torch.Tensor:
-        """(2, S) float64 the posterior from the pilot's evidence alone and from this pass's alone (needs
-        a pilot): two independent estimates, so their gap shows the Monte Carlo error of :meth:`posterior`."""
+        """(2, S) float64 the posterior from the earlier passes' evidence (the pilot's, pooled with the first
+        allocated pass's after a :meth:`misallocated` one) and from this pass's alone (needs an earlier pass):
+        two independent estimates, so their gap shows the Monte Carlo error of :meth:`posterior`."""
         if self.earlier is None:
             raise ValueError("pass_posteriors needs the strata of an allocated pass (a pilot's evidence)")
         return torch.stack([self._posterior_of(self.earlier), self._posterior_of(self._own_log_evidence(log_w))])

@@ -306,6 +306,19 @@ def _read_scalers(folder: Path, config: MacroVAEConfig) -> tuple[dict[str, Any],
 
 #: a resampling whose effective sample size falls below this fraction of the particles is reported
 DEGENERACY_ESS = 0.01
+#: guided months between anchors resample when the effective sample size falls below this fraction of the
+#: particles (each label block on its own). 0.5, the textbook rule, waits until the weights have half
+#: degenerated, so the recorded ESS of such a resampling is anything below 0.5, and the month before an
+#: anchor (where the twist sharpens from the far anchor's inflated variance to the next month's own) pushed
+#: it to 0.27-0.33. Measured 2026-12 on the shipped model, three joint tail anchors from 2025-09 (9 %
+#: unemployment at month 18, HY 900 bp at month 12, house prices -15 % y/y at month 18), 300 paths:
+#: smallest ESS of the label-free filter 0.27-0.33 at 0.5 and 0.49-0.57 at 0.7 (seeds 0-39 and 100-119);
+#: labelled severely adverse 0.32-0.36 -> 0.58-0.60. What the user keeps did not get worse: the effective
+#: number of independent paths (within-run variance over the variance of the run means across seeds 100-119,
+#: 62 month-variable statistics; ``bench/bench_conditioning.py``) went from a median 0.82 (10th percentile
+#: 0.59) of the 300 paths to 0.88 (0.69); resampling every guided month (1.0) lost it (0.81, 10th pct 0.47).
+#: The supervisory tables' anchored-month ESS (0.04-0.06) is set at the anchors and did not move
+RESAMPLE_ESS = 0.7
 
 
 def _warn_degeneracy(ess: dict[int, float], n_particles: int, moved: bool = False) -> None:
@@ -403,8 +416,10 @@ class MacroVAE(nn.Module):
         #: a minority label's evidence is heavy-tailed (an occasional seed gives it far more mass), and
         #: far-tail conditions can put it all on a different label per seed
         self.last_label_posterior: np.ndarray | None = None
-        #: (2, n_scenarios) float64, with :attr:`last_label_posterior`: the posterior from the pilot pass's
-        #: evidence alone and from the allocated pass's alone. Two independent estimates, so a gap between
+        #: (2, n_scenarios) float64, with :attr:`last_label_posterior`: the posterior from the earlier passes'
+        #: evidence (the pilot's; the pilot's pooled with the first allocated pass's when a missed label got
+        #: one more pass, :meth:`~creditsim.macro.strata.LabelStrata.misallocated`) and from the last pass's
+        #: alone. Independent estimates given the last pass's block sizes, so a gap between
         #: the rows is the estimate's Monte Carlo noise (half the gap is a rough standard error of their
         #: average); a large gap says: more particles, or another seed, before the label mix is read
         self.last_label_passes: np.ndarray | None = None
@@ -795,7 +810,7 @@ class MacroVAE(nn.Module):
         probability under the decoder's linear VAR(1) backbone, and the weights correct exactly for the tilt, so
         paths head for a tail anchor from the start instead of a few lucky particles carrying all the weight at
         the anchor month. Particles are resampled at conditioned months and whenever the effective sample size
-        falls below half; :attr:`last_ess` keeps the smallest ESS fraction seen. Measured on the shipped model
+        falls below :data:`RESAMPLE_ESS` (0.7); :attr:`last_ess` keeps the smallest ESS fraction seen. Measured on the shipped model
         from 2025-09, three joint tail anchors (unemployment 9 % at month 18, HY spread 900 bp at month 12,
         house prices -15 % y/y at month 18), 500 paths: smallest ESS 0.01 % of the particles and 4 distinct
         histories to month 12 without guidance; guided, with severely adverse dynamics and 8,000 particles,
@@ -806,12 +821,14 @@ class MacroVAE(nn.Module):
         of the real pass by the label posterior, and the returned paths are drawn across the blocks in
         proportion to it (:mod:`creditsim.macro.strata`, which also says what the ESS means there;
         :attr:`last_label_posterior`). The same three anchors, 300 paths: severely adverse 97-98 % of the
-        posterior, ESS 39-40 % (seeds 0-2; re-measured 2026-12 on today's model by a reviewer, seeds 0-39: below
-        0.30 at three -- seed 5 0.294, seed 23, and seed 26 0.024, where the pilot pass missed the adverse label,
-        which then took a quarter of the posterior from its small defensive block. Such a pass now gets one more,
-        its blocks sized by the pooled posterior (:meth:`~creditsim.macro.strata.LabelStrata.misallocated`):
-        seed 26 0.024 -> 0.32, and over seeds 0-39 0.27-0.32, below 0.30 at seeds 5 (0.294) and 23 (0.274),
-        where no label was missed and the severely adverse block's own ESS sets the figure); 400 paths
+        posterior, smallest ESS 0.52-0.57 over seeds 0-39 and 0.49-0.57 over seeds 100-119 (given the label
+        0.58-0.60). The history of that figure: 39-40 % at seeds 0-2 on an older model; re-measured 2026-12 on
+        today's, below 0.30 at seeds 5 (0.294), 23 (0.274) and 26 (0.024, where the pilot pass missed the
+        adverse label, which then took a quarter of the posterior from its small defensive block -- such a
+        pass now gets one more, its blocks sized by the pooled posterior,
+        :meth:`~creditsim.macro.strata.LabelStrata.misallocated`); at 5 and 23 the month before the month-18
+        anchors dragged a block's weights to 0.27-0.29 before the 0.5 resampling rule acted, which
+        :data:`RESAMPLE_ESS` = 0.7 now pre-empts; 400 paths
         without rejuvenation, 297 / 316 / 333 distinct histories
         at months 1 / 6 / 11 (five seeds). Drawn with the latent from the label's prior, as before, the ESS was
         7-8 % at month 1 (the label's posterior concentration) with 180 / 322 / 336 histories. With a start bank
@@ -915,7 +932,8 @@ class MacroVAE(nn.Module):
                 strata: LabelStrata | None = None) -> tuple[_Particles, torch.Tensor, dict[int, float]]:
         """The particle filter over all months: ``(particles at the end, log-weights since the last
         resampling (P,) float64, {month: ESS fraction of its resampling})``; k particles per group. With
-        ``strata`` each label's block is resampled on its own (also when its own ESS falls below half) and
+        ``strata`` each label's block is resampled on its own (also when its own ESS falls below
+        :data:`RESAMPLE_ESS`) and
         the ESS is recorded there instead (:meth:`LabelStrata.ess_fractions`)."""
         P, T, D = cloud.path.shape
         s_emb = self.scenario_emb(cloud.s)
@@ -937,8 +955,8 @@ class MacroVAE(nn.Module):
                 log_w = log_w + step_w - log_psi
             log_psi = torch.zeros_like(log_w) if twist is None else twist
             if idx is None and strata is not None:  # zeroes the resampled blocks' log_w in place
-                idx = strata.resample(t, log_w, g, every=bool(user), threshold=0.5 if twist is not None else None)
-            elif idx is None and (user or (twist is not None and self._ess(log_w) < 0.5 * P)):
+                idx = strata.resample(t, log_w, g, every=bool(user), threshold=RESAMPLE_ESS if twist is not None else None)
+            elif idx is None and (user or (twist is not None and self._ess(log_w) < RESAMPLE_ESS * P)):
                 ess[t] = self._ess(log_w) / P
                 idx, log_w = self._resample(log_w, g), log_w.zero_()
             cloud.noise[:, t] = eps
