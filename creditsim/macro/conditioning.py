@@ -42,6 +42,8 @@ class ConditioningReport:
             they differ from it by sampling error -- and by more where ``label_noise`` is large.
         acceptance: mean acceptance rate of the Metropolis sweeps (None when none ran).
         moved: share of paths the sweeps moved at least once (0 when none ran).
+        tempering_steps: temperature steps of the latent tempering before the first guided month
+            (:mod:`creditsim.macro.tempering`; 0 when one step kept enough particles or it did not apply).
     """
 
     batch: str
@@ -53,6 +55,7 @@ class ConditioningReport:
     label_shares: dict[str, float] | None = None
     acceptance: float | None = None
     moved: float = 0.0
+    tempering_steps: int = 0
 
     @property
     def label_noise(self) -> float | None:
@@ -81,17 +84,19 @@ def read_conditioning(model, batch: str, n_paths: int) -> ConditioningReport:
         label_shares=None if posterior is None else by_label(carried[: len(posterior)]),
         acceptance=float(np.mean(sweeps.acceptance)) if sweeps.acceptance else None,
         moved=float(sweeps.moved),
+        tempering_steps=0 if model.last_tempering is None else int(model.last_tempering[0]),
     )
 
 
 def conditioning_frame(reports: Sequence[ConditioningReport]) -> pd.DataFrame:
     """One row per batch: ``batch``, ``paths``, ``particles``, ``ess``, ``acceptance``, ``moved``,
-    ``label_noise`` and, where the anchors picked the label, ``P(<scenario>)`` (the posterior) and
+    ``tempering_steps``, ``label_noise`` and, where the anchors picked the label, ``P(<scenario>)`` (the posterior) and
     ``share(<scenario>)`` (the returned paths' labels) per scenario."""
     rows = []
-    columns = ["batch", "paths", "particles", "ess", "acceptance", "moved", "label_noise"]
+    columns = ["batch", "paths", "particles", "ess", "acceptance", "moved", "tempering_steps", "label_noise"]
     for r in reports:
-        row = dict(zip(columns, (r.batch, r.n_paths, r.n_particles, r.ess, r.acceptance, r.moved, r.label_noise)))
+        row = dict(zip(columns, (r.batch, r.n_paths, r.n_particles, r.ess, r.acceptance, r.moved, r.tempering_steps,
+                                 r.label_noise)))
         row.update({f"P({k})": v for k, v in (r.label_posterior or {}).items()})
         row.update({f"share({k})": v for k, v in (r.label_shares or {}).items()})
         rows.append(row)
@@ -99,13 +104,14 @@ def conditioning_frame(reports: Sequence[ConditioningReport]) -> pd.DataFrame:
 
 
 def conditioning_record(reports: Sequence[ConditioningReport]) -> dict[str, dict]:
-    """JSON-ready ``{batch: {paths, particles, ess, acceptance, moved[, label_posterior, label_noise,
+    """JSON-ready ``{batch: {paths, particles, ess, acceptance, moved, tempering_steps[, label_posterior, label_noise,
     label_shares]}}``
     (floats rounded to 4 decimals): what a run's settings keep (``settings["macro_conditioning"]``)."""
     out: dict[str, dict] = {}
     for r in reports:
         entry = {"paths": r.n_paths, "particles": r.n_particles, "ess": round(r.ess, 4),
-                 "acceptance": None if r.acceptance is None else round(r.acceptance, 4), "moved": round(r.moved, 4)}
+                 "acceptance": None if r.acceptance is None else round(r.acceptance, 4), "moved": round(r.moved, 4),
+                 "tempering_steps": r.tempering_steps}
         if r.label_posterior is not None:
             entry["label_posterior"] = {k: round(v, 4) for k, v in r.label_posterior.items()}
             entry["label_noise"] = round(float(r.label_noise), 4)

@@ -161,6 +161,11 @@ class LabelStrata:
         return self._bounds[-1]
 
     @property
+    def bounds(self) -> list[int]:
+        """Block boundaries ``[0, ..., P]``: block ``s`` holds particles ``bounds[s]:bounds[s + 1]``."""
+        return list(self._bounds)
+
+    @property
     def particle_labels(self) -> torch.Tensor:
         """(P,) the label of every particle, blocks in order."""
         return self.labels.repeat_interleave(self.sizes)

@@ -1004,7 +1004,7 @@ class MacroVAE(nn.Module):
                              floor_std)[1]
             return w0, w1
 
-        bounds = [0, P] if strata is None else strata._bounds
+        bounds = [0, P] if strata is None else strata.bounds
         res = temper_latents(cloud.z, log_parts, bounds, g)
         if res is None:
             return None

@@ -180,8 +180,11 @@ def test_fed_batches_report_per_table_and_unconditioned_sources_report_nothing()
     assert [r.n_paths for r in mp.conditioning] == [20, 20]
     assert all(r.label_posterior is None and r.label_noise is None for r in mp.conditioning)
     assert [r.batch for r in mp.scenario("severely_adverse").conditioning] == ["severely_adverse"]
-    # each table has its own filter diagnostics (the two differ: 0.02 and 0.06 with the shipped model)
+    # each table has its own filter diagnostics (the two differ: 0.04 and 0.30 with the shipped model; before
+    # the tempered latents, creditsim.macro.tempering, 0.02 and 0.06, the supervisory start's first guided month)
     assert all(0 < r.ess <= 1 and 0 < r.acceptance < 1 and r.moved > 0.5 for r in mp.conditioning)
+    assert all(r.tempering_steps >= 2 for r in mp.conditioning)
+    assert list(mp.conditioning_table()["tempering_steps"]) == [r.tempering_steps for r in mp.conditioning]
     assert mp.conditioning[0].ess != mp.conditioning[1].ess
     plain = cs.macro_paths("var", n_paths=5, months=6)
     assert plain.conditioning == () and list(plain.conditioning_table().columns)[:4] == ["batch", "paths", "particles", "ess"]
