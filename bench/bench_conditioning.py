@@ -48,7 +48,7 @@ Other triples (``--anchors``, ``--months 30``, seeds 0-19, label free, RESAMPLE_
   anchored month's own weights collapse). A reviewer's IG 400 bp at month 9, 10-year yield 1 % at month
   15, default rate 7 % at month 18: 0.07-0.12 (seeds 0-4).
 
-About 3 s per seed.
+About 3 s per seed, 4-6 s where the latents are tempered (:mod:`creditsim.macro.tempering`).
 
     .venv/bin/python bench/bench_conditioning.py [--seeds 100 120] [--paths 300] [--label none|severely_adverse]
         [--resample-ess 0.7]

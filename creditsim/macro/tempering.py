@@ -46,7 +46,8 @@ TEMPER_ESS = 0.7
 TEMPER_MOVES = 3
 #: pCN step size rho: ``z' = sqrt(1 - rho^2) z + rho xi``
 TEMPER_STEP = 0.4
-#: at most this many temperature steps (bisection gives at least a 1e-4 step, so this is a guard)
+#: at most this many temperature steps; a run that hits it stops short of ``beta = 1`` and says so in
+#: :attr:`Tempered.beta` (the caller pays ``beta * lik`` only)
 _MAX_STEPS = 200
 
 
@@ -54,7 +55,9 @@ _MAX_STEPS = 200
 class Tempered:
     """Result of :func:`temper_latents`: ancestor indices ``idx`` (P,) into the input particles, the moved
     latents ``z`` (P, Z), their month-0 and month-1 log weights ``base``, ``lik`` (P,) float64, the number
-    of temperature steps, the pCN acceptance rate and each block's added log evidence (S,) float64."""
+    of temperature steps, the pCN acceptance rate, each block's added log evidence (S,) float64, the
+    temperature reached ``beta`` (1.0 unless :data:`_MAX_STEPS` stopped it) and the smallest ESS fraction
+    of a block at any step (``min_ess``)."""
 
     idx: torch.Tensor
     z: torch.Tensor
@@ -63,17 +66,26 @@ class Tempered:
     steps: int
     acceptance: float
     log_evidence: torch.Tensor
+    beta: float = 1.0
+    min_ess: float = 1.0
 
 
 def _block_ess(log_w: torch.Tensor, bounds: list[int]) -> float:
-    """Smallest ESS fraction over the blocks ``bounds`` of log-weights (P,)."""
-    return min(ess_count(log_w[a:b]) / (b - a) for a, b in zip(bounds[:-1], bounds[1:]))
+    """Smallest ESS fraction over the blocks ``bounds`` of log-weights (P,); a block the conditions rule
+    out entirely (every weight zero) does not count: no temperature can help it."""
+    out = [ess_count(log_w[a:b]) / (b - a) for a, b in zip(bounds[:-1], bounds[1:])
+           if not bool(torch.isneginf(log_w[a:b]).all())]
+    return min(out, default=1.0)
+
+
+def _clean(lik: torch.Tensor) -> torch.Tensor:
+    """NaN and -inf alike as a zero weight (``nan_to_num`` alone maps -inf to the most negative float)."""
+    return torch.nan_to_num(lik, nan=-torch.inf, neginf=-torch.inf)
 
 
 def _next_step(lik: torch.Tensor, bounds: list[int], room: float, target: float) -> float:
     """Largest temperature step <= ``room`` whose incremental weights ``step * lik`` keep ``target`` ESS
     in every block (bisection, 30 halvings)."""
-    lik = torch.nan_to_num(lik, nan=-torch.inf)
     if _block_ess(room * lik, bounds) >= target:
         return room
     lo, hi = 0.0, room
@@ -99,14 +111,17 @@ def temper_latents(z: torch.Tensor, log_parts: Callable[[torch.Tensor, torch.Ten
     P = z.shape[0]
     idx = torch.arange(P, device=z.device)
     base, lik = log_parts(z, idx)
-    if _block_ess(torch.nan_to_num(lik, nan=-torch.inf), bounds) >= target:
+    lik = _clean(lik)
+    if _block_ess(lik, bounds) >= target:
         return None
     beta, steps, accepted, tried = 0.0, 0, 0, 0
     evidence = torch.zeros(len(bounds) - 1, dtype=torch.float64, device=z.device)
     keep = math.sqrt(1.0 - step * step)
+    min_ess = 1.0
     while beta < 1.0 and steps < _MAX_STEPS:
         delta = _next_step(lik, bounds, 1.0 - beta, target)
-        inc = delta * torch.nan_to_num(lik, nan=-torch.inf)
+        inc = delta * lik
+        min_ess = min(min_ess, _block_ess(inc, bounds))
         pick = torch.arange(P, device=z.device)
         for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
             evidence[k] += torch.logsumexp(inc[a:b], 0) - math.log(b - a)
@@ -117,10 +132,11 @@ def temper_latents(z: torch.Tensor, log_parts: Callable[[torch.Tensor, torch.Ten
         for _ in range(moves):
             prop = keep * z + step * torch.randn(z.shape, generator=g, device=z.device, dtype=z.dtype)
             base_p, lik_p = log_parts(prop, idx)
+            lik_p = _clean(lik_p)
             log_ratio = (base_p + beta * lik_p) - (base + beta * lik)
             u = torch.rand(P, generator=g, device=z.device, dtype=torch.float64)
             ok = torch.log(u) < torch.nan_to_num(log_ratio, nan=-torch.inf)
             z = torch.where(ok[:, None], prop, z)
             base, lik = torch.where(ok, base_p, base), torch.where(ok, lik_p, lik)
             accepted, tried = accepted + int(ok.sum()), tried + P
-    return Tempered(idx, z, base, lik, steps, accepted / max(tried, 1), evidence)
+    return Tempered(idx, z, base, lik, steps, accepted / max(tried, 1), evidence, beta, min_ess)

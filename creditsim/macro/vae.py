@@ -429,8 +429,10 @@ class MacroVAE(nn.Module):
         #: particles the last :meth:`generate_conditional` call ran (``n_particles`` rounded down to a multiple
         #: of ``n_samples``; with label blocks, their total)
         self.last_n_particles: int = 0
-        #: (temperature steps, pCN acceptance) of the last conditioned filter pass's latent tempering before
-        #: month 1 (:mod:`creditsim.macro.tempering`), or None when it was not needed
+        #: (temperature steps, pCN acceptance, smallest step ESS fraction) of the last conditioned filter pass's
+        #: latent tempering before month 1 (:mod:`creditsim.macro.tempering`; it runs when month 0 is fully
+        #: anchored and ``start="model"`` or no start bank, as in ``macro_paths`` and ``simulate``), or None
+        #: when one step kept enough particles. The step ESS enters :attr:`last_ess`
         self.last_tempering: tuple[int, float] | None = None
 
     # ------------------------------------------------------------------ scalers
@@ -839,7 +841,12 @@ class MacroVAE(nn.Module):
         month weighs each particle's latent by how well it explains every coming anchor; far-tail anchors
         made that step the bottleneck (unemployment 10 % at month 12, y/y GDP -5 % at month 9, house prices
         -20 % at month 24: ESS 0.03-0.08 at month 1, seeds 0-19), so the latents are first tempered towards
-        it with Metropolis moves (:mod:`creditsim.macro.tempering`, :attr:`last_tempering`): 0.32-0.50); 400 paths
+        it with Metropolis moves (:mod:`creditsim.macro.tempering`, :attr:`last_tempering`; needs
+        ``start="model"`` or no start bank): 0.32-0.50 (the issue's triple, where it runs 5-6 steps too:
+        0.55-0.58 at seeds 0-9). The tempered evidence also moved the far-tail triple's label posterior:
+        severely adverse 0.69-0.99 -> 0.52-0.80
+        at 300 paths; a reviewer's 24,000-particle runs gave 0.66-0.70 tempered and 0.94 / 0.78 untempered at
+        24,000 / 96,000 particles, so the untempered evidence had been overconfident. 400 paths
         without rejuvenation, 297 / 316 / 333 distinct histories
         at months 1 / 6 / 11 (five seeds). Drawn with the latent from the label's prior, as before, the ESS was
         7-8 % at month 1 (the label's posterior concentration) with 180 / 322 / 336 histories. With a start bank
@@ -1011,13 +1018,13 @@ class MacroVAE(nn.Module):
         res = temper_latents(cloud.z, log_parts, bounds, g)
         if res is None:
             return None
-        self.last_tempering = (res.steps, res.acceptance)
+        self.last_tempering = (res.steps, res.acceptance, res.min_ess)
         if strata is not None:
             strata.log_z += res.log_evidence
         cloud = replace(cloud.select(res.idx), z=res.z, log_w_path=res.base.clone())
         s_emb = s_emb[res.idx]
         state = month0(res.z, res.idx)[2]
-        return cloud, s_emb, state, res.lik
+        return cloud, s_emb, state, res.beta * res.lik  # short of beta = 1 only after _MAX_STEPS
 
     def _rejuvenate(self, chosen: _Particles, n_moves: int, by_month: dict[int, dict[int, tuple[float, float]]],
                     guide: LinearGuide | None, floor_std: torch.Tensor, g: torch.Generator,
@@ -1131,6 +1138,8 @@ class MacroVAE(nn.Module):
             ess[last_month] = min(ess.get(last_month, 1.0), self._ess(log_w) / P)
             pick = self._resample(log_w, g)
         self.last_ess = min(ess.values()) if ess else 1.0
+        if self.last_tempering is not None:  # the tempering steps' resamplings count too
+            self.last_ess = min(self.last_ess, self.last_tempering[2])
         if conditioned:
             return pick[torch.randperm(P, generator=g, device=log_w.device)[:n_samples]]
         return torch.arange(n_samples, device=log_w.device) * k  # one particle per group keeps the drawn starts

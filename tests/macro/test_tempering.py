@@ -74,4 +74,43 @@ def test_far_tail_triple_keeps_the_sample_alive() -> None:
     for var, items in cond.items():
         for item in items:
             assert np.abs(paths[:, item["month"], MACRO_VARS.index(var)] - item["value"]).max() < 1e-6
-    assert TEMPER_ESS > 0.3
+    assert 0 < model.last_tempering[2] and model.last_ess <= model.last_tempering[2]
+
+
+def test_a_month0_weight_and_a_likelihood_combine_as_in_closed_form() -> None:
+    """Particles from the month-0 posterior (prior N(0, 1) times N(1; z, 0.5^2)), tempered towards a second
+    observation N(2.5; z, 0.2^2): the three-Gaussian posterior, so the month-0 weight must stay in the
+    Metropolis ratio and follow the resampled particles."""
+    a, sa, y, sy, P = 1.0, 0.5, 2.5, 0.2, 4000
+    g = torch.Generator().manual_seed(5)
+    prec0 = 1 + 1 / sa ** 2
+    z = torch.zeros(P, 1)
+    z[:, 0] = (a / sa ** 2) / prec0 + torch.randn(P, generator=g) / math.sqrt(prec0)
+
+    def log_parts(z: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = z[:, 0].double()
+        return -0.5 * ((a - x) / sa) ** 2, -0.5 * ((y - x) / sy) ** 2
+
+    res = temper_latents(z, log_parts, [0, P], g)
+    assert res is not None and res.beta == 1.0 and res.min_ess >= TEMPER_ESS - 1e-9
+    prec = prec0 + 1 / sy ** 2
+    mean = (a / sa ** 2 + y / sy ** 2) / prec
+    assert float(res.z[:, 0].mean()) == pytest.approx(mean, abs=0.02)
+    assert float(res.z[:, 0].std()) == pytest.approx(1 / math.sqrt(prec), rel=0.12)
+    np.testing.assert_array_equal(res.base.numpy(), log_parts(res.z, res.idx)[0].numpy())
+
+
+def test_a_block_the_conditions_rule_out_does_not_stall_the_others() -> None:
+    """One block's likelihood is NaN everywhere: the other block still reaches beta = 1 and its posterior."""
+    y, sd, P = 2.5, 0.1, 2000
+    g = torch.Generator().manual_seed(9)
+    parts = _gaussian_parts(y, sd)
+
+    def log_parts(z: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        base, lik = parts(z, idx)
+        return base, torch.where(idx < P // 2, torch.full_like(lik, float("nan")), lik)
+
+    res = temper_latents(torch.randn(P, 2, generator=g), log_parts, [0, P // 2, P], g)
+    assert res is not None and res.beta == 1.0 and res.steps < 30
+    assert float(res.z[P // 2:, 0].mean()) == pytest.approx(y / (1 + sd ** 2), abs=0.02)
+    assert torch.isneginf(res.log_evidence[0]) or res.log_evidence[0] < -1e300
