@@ -433,7 +433,7 @@ class MacroVAE(nn.Module):
         #: latent tempering before month 1 (:mod:`creditsim.macro.tempering`; it runs when month 0 is fully
         #: anchored and ``start="model"`` or no start bank, as in ``macro_paths`` and ``simulate``), or None
         #: when one step kept enough particles. The step ESS enters :attr:`last_ess`
-        self.last_tempering: tuple[int, float] | None = None
+        self.last_tempering: tuple[int, float, float] | None = None
 
     # ------------------------------------------------------------------ scalers
     @property
