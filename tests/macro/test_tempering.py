@@ -1,5 +1,7 @@
-"""The tempered latent selection (creditsim.macro.tempering): a conjugate Gaussian case checked against its
-closed form, nothing drawn when one step suffices, and the far-tail triple it was built for."""
+"""Where conditioned draws lost their particles all at once, and what stops it: the tempered latent selection
+(creditsim.macro.tempering: conjugate Gaussian cases checked against their closed form, nothing drawn when
+one step suffices, the far-tail triple it was built for) and the twist that sees a sparse narrative whole
+(creditsim.macro.guidance.SPARSE_MONTHS: the credit triple whose last anchor entered the window late)."""
 
 from __future__ import annotations
 
@@ -114,3 +116,36 @@ def test_a_block_the_conditions_rule_out_does_not_stall_the_others() -> None:
     assert res is not None and res.beta == 1.0 and res.steps < 30
     assert float(res.z[P // 2:, 0].mean()) == pytest.approx(y / (1 + sd ** 2), abs=0.02)
     assert torch.isneginf(res.log_evidence[0]) or res.log_evidence[0] < -1e300
+
+
+def test_a_sparse_narrative_is_seen_whole_and_a_dense_table_two_months_ahead() -> None:
+    """guidance.SPARSE_MONTHS: three anchored months after the start are all in the twist from month 0 (an
+    anchor entering the window late collapsed the weights); five keep LOOKAHEAD."""
+    from creditsim.macro.guidance import LOOKAHEAD, SPARSE_MONTHS, LinearGuide
+
+    D = 3
+    eye = torch.eye(D, dtype=torch.float64)
+    sparse = LinearGuide(eye, torch.zeros(1, D, dtype=torch.float64), eye, {0: {0: 0.0, 1: 0.0, 2: 0.0}, 6: {0: 1.0},
+                                                                           9: {1: 1.0}, 15: {2: 1.0}})
+    assert SPARSE_MONTHS == 3 and sparse.ahead(0) == [6, 9, 15] and sparse.ahead(6) == [9, 15]
+    dense = LinearGuide(eye, torch.zeros(1, D, dtype=torch.float64), eye, {m: {0: 1.0} for m in (0, 3, 6, 9, 12, 15)})
+    assert dense.ahead(0) == [3, 6] and len(dense.ahead(0)) == LOOKAHEAD
+
+
+def test_credit_triple_whose_last_anchor_used_to_enter_late() -> None:
+    """IG 350 bp at month 6, HY 1,000 bp at month 9, default rate 8 % at month 15 from 2025-09: ESS 0.02-0.05
+    at month 6, where the month-15 anchor came into the two-month window; seen whole, 0.47."""
+    from creditsim.datasets import macro_state
+    from creditsim.macro.vae import ConditionRangeWarning, MacroVAE
+    from creditsim.states import MACRO_VARS
+
+    model = MacroVAE.from_pretrained()
+    state = macro_state("2025-09")
+    cond = {v: [{"month": 0, "value": float(state[v])}] for v in MACRO_VARS}
+    cond["credit_spread_ig"].append({"month": 6, "value": 0.035})
+    cond["credit_spread_hy"].append({"month": 9, "value": 0.10})
+    cond["default_rate"].append({"month": 15, "value": 0.08})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConditionRangeWarning)
+        model.generate_conditional(cond, seq_length=18, n_samples=200, seed=2, start="model")
+    assert model.last_ess >= 0.3
