@@ -10,9 +10,9 @@ gave a smallest ESS of 0.03-0.08 of the particles, at month 1, and only 0.13 of 
 independent paths (``bench/bench_conditioning.py``). Tempered: 0.32-0.50 and 0.34. Also at month 1:
 inflation 7 % at month 12, policy rate 7 % at month 18, unemployment 6.5 % at month 24 (0.17-0.31 ->
 0.46-0.54); the README's two-anchor narrative (0.13-0.26 -> 0.40-0.49); the 2026 supervisory severely
-adverse table (0.06 -> 0.27-0.30). The same collapse later in the path, where an anchor first comes into
-the twist's window, is avoided for sparse narratives by showing the twist every anchor from the start
-(:data:`creditsim.macro.guidance.SPARSE_MONTHS`), so this stage absorbs it too.
+adverse table (0.06 -> 0.27-0.30). A like collapse later in the path, where an anchor first comes into
+the twist's window, is moved to this stage for sparse narratives, whose twist sees every anchor from the
+start (:data:`creditsim.macro.guidance.SPARSE_MONTHS`, which says where that costs).
 
 Method: an SMC sampler on the latent alone (Del Moral, Doucet & Jasra 2006, J. R. Stat. Soc. B 68(3);
 adaptive temperatures as in Jasra et al. 2011, Scand. J. Stat. 38(1)). The target moves from the
