@@ -69,6 +69,7 @@ import numpy as np
 
 import creditsim.macro.vae as vae_module
 from creditsim.datasets import macro_state
+from creditsim.macro.narrative import parse_narrative
 from creditsim.macro.vae import ConditionRangeWarning, MacroVAE
 from creditsim.states import MACRO_VARS, SCENARIOS
 
@@ -80,14 +81,16 @@ STAT_MONTHS = (3, 6, 9, 12, 15, 21, 23)
 ISSUE_ANCHORS = "unemployment_rate:18:0.09,credit_spread_hy:12:0.09,house_price_growth:18:-0.15"
 
 
-def tail_conditions(anchors: str = ISSUE_ANCHORS, start: str = "2025-09") -> dict:
-    """``anchors`` (``"variable:month:value,..."``) on top of the real state of ``start`` at month 0."""
-    state = macro_state(start)
-    cond = {v: [{"month": 0, "value": float(state[v])}] for v in MACRO_VARS}
+def tail_conditions(anchors: str = ISSUE_ANCHORS, months: int = 24, start: str = "2025-09") -> dict:
+    """``anchors`` (``"variable:month:value,..."``) on top of the real state of ``start`` at month 0, as the
+    library's narratives build them (:meth:`creditsim.macro.narrative.Narrative.conditions`: names, months
+    and values checked)."""
+    spec: dict[str, list[dict[str, float]]] = {}
     for item in anchors.split(","):
         var, month, value = item.strip().split(":")
-        cond[var].append({"month": int(month), "value": float(value)})
-    return cond
+        spec.setdefault(var, []).append({"month": int(month), "value": float(value)})
+    state = macro_state(start)
+    return parse_narrative(spec, "--anchors").conditions(np.array([float(state[v]) for v in MACRO_VARS]), months)
 
 
 def effective_paths(runs: np.ndarray) -> np.ndarray:
@@ -113,7 +116,7 @@ def main() -> None:
     if args.resample_ess is not None:
         vae_module.RESAMPLE_ESS = args.resample_ess  # read by the filter at call time
     label = None if args.label == "none" else args.label
-    model, cond = MacroVAE.from_pretrained(), tail_conditions(args.anchors)
+    model, cond = MacroVAE.from_pretrained(), tail_conditions(args.anchors, args.months)
     months = [m for m in STAT_MONTHS if m < args.months]
     severe = SCENARIOS.index("severely_adverse")
     runs, ess = [], []
