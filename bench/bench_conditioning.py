@@ -54,7 +54,15 @@ Other triples (``--anchors``, ``--months 30``, seeds 0-19, label free, RESAMPLE_
   0.20-0.22 at month 2, effective paths 0.60 (0.28) -- short of the bar; 0.25-0.27 with the two-month
   window (seeds 0-2).
 
-About 3 s per seed, 4-6 s where the latents are tempered (:mod:`creditsim.macro.tempering`).
+With month 1's innovations tempered with the latent (:data:`creditsim.macro.tempering.TEMPER_MONTHS` = 2;
+seeds 0-19 unless said): the reviewer's triple just above 0.36-0.41, effective paths 0.85 (0.62); the issue's
+triple 0.54-0.57 and 1.01 (0.60) at seeds 100-119; unemployment / GDP / house prices 0.41-0.53 and 0.41
+(0.22); the IG 350 bp credit triple 0.32-0.61 and 0.81 (0.53); the stagflation triple 0.58-0.64 and 0.83
+(0.48) at seeds 0-9. The IG 400 bp / 10-year 1 % / default 7 % triple reads 0.43-0.55 at seeds 0-4 and 0.19
+at seed 5: the 10-year anchor's own month (15) -- a collapse at an anchored month mid-path, which this
+stage does not reach.
+
+About 3 s per seed, 5-7 s where the latents are tempered (:mod:`creditsim.macro.tempering`).
 
     .venv/bin/python bench/bench_conditioning.py [--seeds 100 120] [--paths 300] [--label none|severely_adverse]
         [--resample-ess 0.7]

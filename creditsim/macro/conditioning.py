@@ -42,7 +42,7 @@ class ConditioningReport:
             they differ from it by sampling error -- and by more where ``label_noise`` is large.
         acceptance: mean acceptance rate of the Metropolis sweeps (None when none ran).
         moved: share of paths the sweeps moved at least once (0 when none ran).
-        tempering_steps: temperature steps of the latent tempering before the first guided month
+        tempering_steps: temperature steps of the tempering of the latent and the first innovations
             (:mod:`creditsim.macro.tempering`; 0 when one step kept enough particles or it did not apply).
     """
 

@@ -49,7 +49,8 @@ default rate 8 % at month 15 from 2025-09: ESS 0.02-0.05 at month 6, where the m
 view; whole from the start, 0.47, its low point now month 2). It cures that late-entry collapse only, at a
 price elsewhere: a twist that sees every anchor steers harder in the first months, and a reviewer's house
 prices -12 % at month 5, 10-year yield 1.5 % at month 11, unemployment 8.5 % at month 20 fell from
-0.25-0.27 to 0.20-0.22 at month 2 (below 0.30 both ways). The count runs over the whole path, not per
+0.25-0.27 to 0.20-0.22 at month 2 (below 0.30 both ways; 0.36-0.41 once month 1's innovations are
+tempered with the latent, :data:`creditsim.macro.tempering.TEMPER_MONTHS`). The count runs over the whole path, not per
 stretch between fully anchored months, and four anchored months fall back to the two-month window.
 
 All matrices here are in standardised units; shapes: P particles, D variables, F anchored entries.
@@ -71,7 +72,8 @@ LOOKAHEAD = 2
 #: IG 350 bp m6 / HY 1,000 bp m9 / default 8 % m15 0.04-0.05 -> 0.47, IG 400 bp m9 / 10y 1 % m15 / default
 #: 7 % m18 0.07-0.12 -> 0.41, unemployment 10 % m12 / GDP -5 % m9 / HPI -20 % m24 0.38-0.44 -> 0.41-0.47;
 #: but inflation 7 % m12 / policy 7 % m18 / unemployment 6.5 % m24 0.46-0.54 -> 0.42-0.48 (seeds 0-19) and
-#: HPI -12 % m5 / 10y 1.5 % m11 / unemployment 8.5 % m20 0.25-0.27 -> 0.20-0.22 (module docstring).
+#: HPI -12 % m5 / 10y 1.5 % m11 / unemployment 8.5 % m20 0.25-0.27 -> 0.20-0.22 (module docstring); with
+#: month 1's innovations tempered too (:data:`creditsim.macro.tempering.TEMPER_MONTHS`) 0.36-0.41.
 #: Dense supervisory tables keep :data:`LOOKAHEAD`: seen three anchored months ahead their ESS fell
 #: (fed:2026 baseline 0.056 -> 0.025, severely adverse 0.27 -> 0.20, fed:2025 severely adverse
 #: 0.19 -> 0.10) and they took 40 % longer

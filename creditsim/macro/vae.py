@@ -84,7 +84,7 @@ from creditsim.macro.backbone import GenerationBackbone
 from creditsim.macro.guidance import LinearGuide, log_twist, twisted_step
 from creditsim.macro.rejuvenation import REJUVENATION_MOVES, Chains, RejuvenationReport, pcn_sweeps
 from creditsim.macro.strata import LabelStrata, ess_count, systematic
-from creditsim.macro.tempering import temper_latents
+from creditsim.macro.tempering import TEMPER_MONTHS, temper_latents
 from creditsim.rng import torch_seed
 from creditsim.userwarn import warn
 
@@ -430,7 +430,7 @@ class MacroVAE(nn.Module):
         #: of ``n_samples``; with label blocks, their total)
         self.last_n_particles: int = 0
         #: (temperature steps, pCN acceptance, smallest step ESS fraction) of the last conditioned filter pass's
-        #: latent tempering before month 1 (:mod:`creditsim.macro.tempering`; it runs when month 0 is fully
+        #: tempering of the latent and month 1's innovations (:mod:`creditsim.macro.tempering`; it runs when month 0 is fully
         #: anchored and ``start="model"`` or no start bank, as in ``macro_paths`` and ``simulate``), or None
         #: when one step kept enough particles. The step ESS enters :attr:`last_ess`
         self.last_tempering: tuple[int, float, float] | None = None
@@ -843,7 +843,10 @@ class MacroVAE(nn.Module):
         -20 % at month 24: ESS 0.03-0.08 at month 1, seeds 0-19), so the latents are first tempered towards
         it with Metropolis moves (:mod:`creditsim.macro.tempering`, :attr:`last_tempering`; needs
         ``start="model"`` or no start bank): 0.32-0.50 (the issue's triple, where it runs 5-6 steps too:
-        0.55-0.58 at seeds 0-9). The tempered evidence also moved the far-tail triple's label posterior:
+        0.55-0.58 at seeds 0-9). The latent alone left the collapse one month on (month 2: a reviewer's house
+        price / 10-year / unemployment triple 0.20-0.22), so the month-1 innovations are tempered with it, to
+        the month-2 target (:data:`~creditsim.macro.tempering.TEMPER_MONTHS`): 0.36-0.41 there, the issue's
+        triple 0.54-0.57 (seeds 100-119). The tempered evidence also moved the far-tail triple's label posterior:
         severely adverse 0.69-0.99 -> 0.52-0.80
         at 300 paths; a reviewer's 24,000-particle runs gave 0.66-0.70 tempered and 0.94 / 0.78 untempered at
         24,000 / 96,000 particles, so the untempered evidence had been overconfident. 400 paths
@@ -960,14 +963,15 @@ class MacroVAE(nn.Module):
         log_w = torch.zeros(P, dtype=torch.float64, device=cloud.path.device)  # since the last resampling
         log_psi = torch.zeros_like(log_w)  # the twist at the previous month
         ess: dict[int, float] = {}
-        paid = None  # month 1's weight, already paid by the tempered latents (creditsim.macro.tempering)
+        paid = None  # (beta, months): the tempered months' weights, already paid (creditsim.macro.tempering)
+        fixed: dict[int, torch.Tensor] = {}  # month -> innovations the tempering chose
         self.last_tempering = None
         for t in range(T):
             if t == 1 and guide is not None and cloud.start_target is None and len(by_month.get(0, {})) == D:
                 tempered = self._temper(cloud, s_emb, by_month, guide, floor_std, g, strata)
                 if tempered is not None:
-                    cloud, s_emb, state, paid = tempered
-            eps = torch.randn(P, D, generator=g, device=cloud.path.device)
+                    cloud, s_emb, state, paid, fixed = tempered
+            eps = fixed[t] if t in fixed else torch.randn(P, D, generator=g, device=cloud.path.device)
             user = by_month.get(t, {})
             x_t, step_w, twist, state = self._month(t, state, x_prev, cloud.z, cloud.s, s_emb, cloud.backbone, eps,
                                                     user, guide, cloud.start_target if t == 0 else None, floor_std)
@@ -976,7 +980,9 @@ class MacroVAE(nn.Module):
             if t == 0 and cloud.start_target is not None:  # a historical start: pick the latent within the group
                 idx, log_w = self._resample_groups(step_w, k, g), log_w.zero_()
             else:
-                log_w = log_w + step_w - log_psi - (paid if t == 1 and paid is not None else 0.0)
+                log_w = log_w + step_w - log_psi
+                if paid is not None and 1 <= t <= paid[1]:  # month 1's twist at month 0 is common to the block
+                    log_w = log_w - paid[0] * (step_w - (log_psi if t > 1 else 0.0))
             log_psi = torch.zeros_like(log_w) if twist is None else twist
             if idx is None and strata is not None:  # zeroes the resampled blocks' log_w in place
                 idx = strata.resample(t, log_w, g, every=bool(user), threshold=RESAMPLE_ESS if twist is not None else None)
@@ -987,18 +993,23 @@ class MacroVAE(nn.Module):
             if idx is not None:
                 cloud, x_t, s_emb, log_psi = cloud.select(idx), x_t[idx], s_emb[idx], log_psi[idx]
                 state = (state[0][:, idx], state[1][:, idx])
+                fixed = {m: e[idx] for m, e in fixed.items()}
             cloud.path[:, t] = x_t
             x_prev = x_t[:, None, :]
         return cloud, log_w, ess
 
     def _temper(self, cloud: _Particles, s_emb: torch.Tensor, by_month: dict[int, dict[int, tuple[float, float]]],
                 guide: LinearGuide, floor_std: torch.Tensor, g: torch.Generator, strata: LabelStrata | None):
-        """Before month 1 of a draw whose month 0 is fully anchored: the latents tempered towards the month-1
-        target (:mod:`creditsim.macro.tempering`). Returns ``(cloud, s_emb, LSTM state after month 0, month-1
-        log weight already paid (P,))``, or None when one step keeps enough particles (nothing drawn).
-        Records :attr:`last_tempering`; a label block's evidence gains its tempering steps'."""
-        P, _, D = cloud.path.shape
+        """Before month 1 of a draw whose month 0 is fully anchored: the latents and the innovations of months
+        1 .. H-1 tempered towards the month-H target (:mod:`creditsim.macro.tempering`, H =
+        :data:`~creditsim.macro.tempering.TEMPER_MONTHS`). Returns ``(cloud, s_emb, LSTM state after month 0,
+        (beta, H): the share of months 1..H's weights already paid, {month: innovations (P, D)} for months
+        1..H-1)``, or None when one step keeps enough particles (nothing drawn). Records
+        :attr:`last_tempering`; a label block's evidence gains its tempering steps'."""
+        P, T, D = cloud.path.shape
+        H = max(1, min(TEMPER_MONTHS, T - 1))
         zero = torch.zeros(P, D, device=cloud.path.device)
+        Z = cloud.z.shape[1]
 
         def month0(z: torch.Tensor, idx: torch.Tensor):
             s, emb = cloud.s[idx], s_emb[idx]
@@ -1008,23 +1019,32 @@ class MacroVAE(nn.Module):
                                            None, floor_std)
             return x0, w0, state, (s, emb, backbone)
 
-        def log_parts(z: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            x0, w0, state, (s, emb, backbone) = month0(z, idx)
-            w1 = self._month(1, state, x0[:, None], z, s, emb, backbone, zero, by_month.get(1, {}), guide, None,
-                             floor_std)[1]
-            return w0, w1
+        def log_parts(v: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            z = v[:, :Z]
+            x, w0, state, (s, emb, backbone) = month0(z, idx)
+            lik, log_psi = torch.zeros_like(w0), None
+            for t in range(1, H + 1):  # month H's normaliser does not depend on its innovations
+                eps = v[:, Z + (t - 1) * D:Z + t * D] if t < H else zero
+                x, w, twist, state = self._month(t, state, x[:, None], z, s, emb, backbone, eps, by_month.get(t, {}),
+                                                 guide, None, floor_std)
+                lik = lik + w - (log_psi if log_psi is not None and t > 1 else 0.0)
+                log_psi = torch.zeros_like(w) if twist is None else twist
+            return w0, lik
 
         bounds = [0, P] if strata is None else strata.bounds
-        res = temper_latents(cloud.z, log_parts, bounds, g)
+        start = torch.cat([cloud.z, torch.randn(P, (H - 1) * D, generator=g, device=cloud.z.device)], 1)
+        res = temper_latents(start, log_parts, bounds, g)
         if res is None:
             return None
         self.last_tempering = (res.steps, res.acceptance, res.min_ess)
         if strata is not None:
             strata.log_z += res.log_evidence
-        cloud = replace(cloud.select(res.idx), z=res.z, log_w_path=res.base.clone())
+        z = res.z[:, :Z].contiguous()
+        fixed = {t: res.z[:, Z + (t - 1) * D:Z + t * D].contiguous() for t in range(1, H)}
+        cloud = replace(cloud.select(res.idx), z=z, log_w_path=res.base.clone())
         s_emb = s_emb[res.idx]
-        state = month0(res.z, res.idx)[2]
-        return cloud, s_emb, state, res.beta * res.lik  # short of beta = 1 only after _MAX_STEPS
+        state = month0(z, res.idx)[2]
+        return cloud, s_emb, state, (res.beta, H), fixed  # beta short of 1 only after _MAX_STEPS
 
     def _rejuvenate(self, chosen: _Particles, n_moves: int, by_month: dict[int, dict[int, tuple[float, float]]],
                     guide: LinearGuide | None, floor_std: torch.Tensor, g: torch.Generator,
