@@ -42,8 +42,9 @@ class ConditioningReport:
             they differ from it by sampling error -- and by more where ``label_noise`` is large.
         acceptance: mean acceptance rate of the Metropolis sweeps (None when none ran).
         moved: share of paths the sweeps moved at least once (0 when none ran).
-        tempering_steps: temperature steps of the tempering of the latent and the first innovations
-            (:mod:`creditsim.macro.tempering`; 0 when one step kept enough particles or it did not apply).
+        tempering_steps: temperature steps of the tempering of the latent and the first innovations, and
+            of the innovations before anchored months (:mod:`creditsim.macro.tempering`; 0 when one step
+            kept enough particles every time or it did not apply).
     """
 
     batch: str
@@ -84,7 +85,8 @@ def read_conditioning(model, batch: str, n_paths: int) -> ConditioningReport:
         label_shares=None if posterior is None else by_label(carried[: len(posterior)]),
         acceptance=float(np.mean(sweeps.acceptance)) if sweeps.acceptance else None,
         moved=float(sweeps.moved),
-        tempering_steps=0 if model.last_tempering is None else int(model.last_tempering[0]),
+        tempering_steps=(0 if model.last_tempering is None else int(model.last_tempering[0]))
+        + sum(int(w[1]) for w in model.last_windows),
     )
 
 

@@ -84,7 +84,7 @@ from creditsim.macro.backbone import GenerationBackbone
 from creditsim.macro.guidance import LinearGuide, log_twist, twisted_step
 from creditsim.macro.rejuvenation import REJUVENATION_MOVES, Chains, RejuvenationReport, pcn_sweeps
 from creditsim.macro.strata import LabelStrata, ess_count, systematic
-from creditsim.macro.tempering import TEMPER_MONTHS, temper_latents
+from creditsim.macro.tempering import TEMPER_MONTHS, WINDOW_TRIGGER, temper_latents
 from creditsim.rng import torch_seed
 from creditsim.userwarn import warn
 
@@ -434,6 +434,10 @@ class MacroVAE(nn.Module):
         #: anchored and ``start="model"`` or no start bank, as in ``macro_paths`` and ``simulate``), or None
         #: when one step kept enough particles. The step ESS enters :attr:`last_ess`
         self.last_tempering: tuple[int, float, float] | None = None
+        #: ``(month t, temperature steps, pCN acceptance, smallest step ESS fraction)`` of each tempering of
+        #: month t's innovations before an anchored month t + 1 in the last conditioned filter pass
+        #: (:mod:`creditsim.macro.tempering`); their step ESS enters :attr:`last_ess`
+        self.last_windows: list[tuple[int, int, float, float]] = []
 
     # ------------------------------------------------------------------ scalers
     @property
@@ -846,7 +850,11 @@ class MacroVAE(nn.Module):
         0.55-0.58 at seeds 0-9). The latent alone left the collapse one month on (month 2: a reviewer's house
         price / 10-year / unemployment triple 0.20-0.22), so the month-1 innovations are tempered with it, to
         the month-2 target (:data:`~creditsim.macro.tempering.TEMPER_MONTHS`): 0.36-0.41 there, the issue's
-        triple 0.54-0.57 (seeds 100-119). The tempered evidence also moved the far-tail triple's label posterior:
+        triple 0.54-0.57 (seeds 100-119). An anchored month later in the path can collapse the same way (IG
+        400 bp m9 / 10-year 1 % m15 / default 7 % m18: 0.19 at month 15, seed 5), so before an anchored
+        month whose one-step ESS would fall below :data:`~creditsim.macro.tempering.WINDOW_TRIGGER` the
+        previous month's innovations are tempered towards it (:attr:`last_windows`): 0.56 there; the 2026
+        supervisory tables 0.12-0.40 -> 0.50-0.57. The tempered evidence also moved the far-tail triple's label posterior:
         severely adverse 0.69-0.99 -> 0.52-0.80
         at 300 paths; a reviewer's 24,000-particle runs gave 0.66-0.70 tempered and 0.94 / 0.78 untempered at
         24,000 / 96,000 particles, so the untempered evidence had been overconfident. 400 paths
@@ -963,15 +971,24 @@ class MacroVAE(nn.Module):
         log_w = torch.zeros(P, dtype=torch.float64, device=cloud.path.device)  # since the last resampling
         log_psi = torch.zeros_like(log_w)  # the twist at the previous month
         ess: dict[int, float] = {}
-        paid = None  # (beta, months): the tempered months' weights, already paid (creditsim.macro.tempering)
+        # month -> (beta, whether its twist divisor psi_{t-1} is in it): the share of a tempered month's weight
+        # already paid (creditsim.macro.tempering)
+        paid: dict[int, tuple[float, bool]] = {}
         fixed: dict[int, torch.Tensor] = {}  # month -> innovations the tempering chose
-        self.last_tempering = None
+        self.last_tempering, self.last_windows = None, []
         for t in range(T):
+            eps = fixed.pop(t) if t in fixed else torch.randn(P, D, generator=g, device=cloud.path.device)
             if t == 1 and guide is not None and cloud.start_target is None and len(by_month.get(0, {})) == D:
-                tempered = self._temper(cloud, s_emb, by_month, guide, floor_std, g, strata)
+                tempered = self._temper(cloud, s_emb, by_month, guide, floor_std, g, strata, eps)
                 if tempered is not None:
                     cloud, s_emb, state, paid, fixed = tempered
-            eps = fixed[t] if t in fixed else torch.randn(P, D, generator=g, device=cloud.path.device)
+                    eps = fixed.pop(1, eps)
+            elif guide is not None and 1 <= t < T - 1 and t + 1 in by_month and t + 1 not in paid:
+                tempered = self._temper_window(t, cloud, s_emb, state, x_prev, log_psi, log_w, eps, by_month, guide,
+                                               floor_std, g, strata, t in paid)
+                if tempered is not None:
+                    cloud, s_emb, state, x_prev, log_psi, eps, more = tempered
+                    paid, log_w = {**paid, **more}, torch.zeros_like(log_w)
             user = by_month.get(t, {})
             x_t, step_w, twist, state = self._month(t, state, x_prev, cloud.z, cloud.s, s_emb, cloud.backbone, eps,
                                                     user, guide, cloud.start_target if t == 0 else None, floor_std)
@@ -981,8 +998,9 @@ class MacroVAE(nn.Module):
                 idx, log_w = self._resample_groups(step_w, k, g), log_w.zero_()
             else:
                 log_w = log_w + step_w - log_psi
-                if paid is not None and 1 <= t <= paid[1]:  # month 1's twist at month 0 is common to the block
-                    log_w = log_w - paid[0] * (step_w - (log_psi if t > 1 else 0.0))
+                if t in paid:  # month 1's divisor psi_0 is common to a block: not tempered
+                    beta, with_psi = paid.pop(t)
+                    log_w = log_w - beta * (step_w - (log_psi if with_psi else 0.0))
             log_psi = torch.zeros_like(log_w) if twist is None else twist
             if idx is None and strata is not None:  # zeroes the resampled blocks' log_w in place
                 idx = strata.resample(t, log_w, g, every=bool(user), threshold=RESAMPLE_ESS if twist is not None else None)
@@ -999,12 +1017,13 @@ class MacroVAE(nn.Module):
         return cloud, log_w, ess
 
     def _temper(self, cloud: _Particles, s_emb: torch.Tensor, by_month: dict[int, dict[int, tuple[float, float]]],
-                guide: LinearGuide, floor_std: torch.Tensor, g: torch.Generator, strata: LabelStrata | None):
+                guide: LinearGuide, floor_std: torch.Tensor, g: torch.Generator, strata: LabelStrata | None,
+                eps: torch.Tensor):
         """Before month 1 of a draw whose month 0 is fully anchored: the latents and the innovations of months
         1 .. H-1 tempered towards the month-H target (:mod:`creditsim.macro.tempering`, H =
         :data:`~creditsim.macro.tempering.TEMPER_MONTHS`). Returns ``(cloud, s_emb, LSTM state after month 0,
-        (beta, H): the share of months 1..H's weights already paid, {month: innovations (P, D)} for months
-        1..H-1)``, or None when one step keeps enough particles (nothing drawn). Records
+        {month: (beta, psi in it)}: the share of months 1..H's weights already paid, {month: innovations (P,
+        D)} for months 1..H-1)``, or None when one step keeps enough particles (nothing drawn). Records
         :attr:`last_tempering`; a label block's evidence gains its tempering steps'."""
         P, T, D = cloud.path.shape
         H = max(1, min(TEMPER_MONTHS, T - 1))
@@ -1032,7 +1051,10 @@ class MacroVAE(nn.Module):
             return w0, lik
 
         bounds = [0, P] if strata is None else strata.bounds
-        start = torch.cat([cloud.z, torch.randn(P, (H - 1) * D, generator=g, device=cloud.z.device)], 1)
+        # month 1's innovations as the filter drew them (eps (P, D)), so nothing else is drawn when one step
+        # suffices; months 2 .. H-1's drawn here
+        more = torch.randn(P, max(H - 2, 0) * D, generator=g, device=cloud.z.device)
+        start = torch.cat([cloud.z, eps if H > 1 else eps[:, :0], more], 1)
         res = temper_latents(start, log_parts, bounds, g)
         if res is None:
             return None
@@ -1044,7 +1066,44 @@ class MacroVAE(nn.Module):
         cloud = replace(cloud.select(res.idx), z=z, log_w_path=res.base.clone())
         s_emb = s_emb[res.idx]
         state = month0(z, res.idx)[2]
-        return cloud, s_emb, state, (res.beta, H), fixed  # beta short of 1 only after _MAX_STEPS
+        paid = {t: (res.beta, t > 1) for t in range(1, H + 1)}  # beta short of 1 only after _MAX_STEPS
+        return cloud, s_emb, state, paid, fixed
+
+    def _temper_window(self, t: int, cloud: _Particles, s_emb: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor],
+                       x_prev: torch.Tensor, log_psi: torch.Tensor, log_w: torch.Tensor, eps: torch.Tensor,
+                       by_month: dict[int, dict[int, tuple[float, float]]], guide: LinearGuide,
+                       floor_std: torch.Tensor, g: torch.Generator, strata: LabelStrata | None,
+                       month_paid: bool):
+        """Before month ``t + 1``, anchored: month t's innovations (``eps`` (P, D), as drawn) tempered towards
+        month t+1's target when one step would keep less than :data:`~creditsim.macro.tempering.WINDOW_TRIGGER`
+        of a block (:mod:`creditsim.macro.tempering`, the anchored months); the weights ``log_w`` (P,) since
+        the last resampling are paid at its first step. Month t's own weight does not depend on its
+        innovations; it is in the target unless ``month_paid`` (an earlier stage paid it). Returns ``(cloud,
+        s_emb, state, x_prev, log_psi, innovations (P, D), {month: (beta, True)} paid)`` resampled, or None
+        (nothing drawn). Appends ``(t, steps, acceptance, smallest step ESS)`` to :attr:`last_windows`; label
+        blocks gain its evidence."""
+        zero = torch.zeros_like(eps)
+
+        def log_parts(v: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            z, s, emb = cloud.z[idx], cloud.s[idx], s_emb[idx]
+            backbone = None if cloud.backbone is None else cloud.backbone.select(idx)
+            x, w, twist, st = self._month(t, (state[0][:, idx], state[1][:, idx]), x_prev[idx], z, s, emb, backbone,
+                                          v, by_month.get(t, {}), guide, None, floor_std)
+            w_next = self._month(t + 1, st, x[:, None], z, s, emb, backbone, zero, by_month[t + 1], guide, None,
+                                 floor_std)[1]
+            own = torch.zeros_like(w) if month_paid else w - log_psi[idx]
+            return torch.zeros_like(w), own + w_next - (0.0 if twist is None else twist)
+
+        bounds = [0, eps.shape[0]] if strata is None else strata.bounds
+        res = temper_latents(eps, log_parts, bounds, g, log_w0=log_w, trigger=WINDOW_TRIGGER)
+        if res is None:
+            return None
+        self.last_windows.append((t, res.steps, res.acceptance, res.min_ess))
+        if strata is not None:
+            strata.log_z += res.log_evidence
+        i = res.idx
+        paid = {m: (res.beta, True) for m in ([t + 1] if month_paid else [t, t + 1])}
+        return cloud.select(i), s_emb[i], (state[0][:, i], state[1][:, i]), x_prev[i], log_psi[i], res.z, paid
 
     def _rejuvenate(self, chosen: _Particles, n_moves: int, by_month: dict[int, dict[int, tuple[float, float]]],
                     guide: LinearGuide | None, floor_std: torch.Tensor, g: torch.Generator,
@@ -1160,6 +1219,7 @@ class MacroVAE(nn.Module):
         self.last_ess = min(ess.values()) if ess else 1.0
         if self.last_tempering is not None:  # the tempering steps' resamplings count too
             self.last_ess = min(self.last_ess, self.last_tempering[2])
+        self.last_ess = min([self.last_ess] + [w[3] for w in self.last_windows])
         if conditioned:
             return pick[torch.randperm(P, generator=g, device=log_w.device)[:n_samples]]
         return torch.arange(n_samples, device=log_w.device) * k  # one particle per group keeps the drawn starts

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from scipy.stats import multivariate_normal
 
 from creditsim.macro.tempering import TEMPER_ESS, temper_latents
 
@@ -102,6 +103,35 @@ def test_a_month0_weight_and_a_likelihood_combine_as_in_closed_form() -> None:
     np.testing.assert_array_equal(res.base.numpy(), log_parts(res.z, res.idx)[0].numpy())
 
 
+def test_weights_carried_in_are_paid_at_the_first_step_with_their_evidence() -> None:
+    """A filter's particles: a fixed history h ~ N(0, 1) carrying the weight log N(1; h, 0.5^2) since its last
+    resampling (``log_w0``), and this month's innovation z ~ N(0, 1), the moved part, tempered towards the
+    next anchor N(2.5; h + z, 0.2^2). The joint posterior of (h, z) and the evidence p(1, 2.5) are Gaussian
+    closed forms. Nothing is drawn when one step keeps ``trigger``."""
+    a, sa, y, sy, P = 1.0, 0.5, 2.5, 0.2, 8000
+    g = torch.Generator().manual_seed(11)
+    h = torch.randn(P, generator=g, dtype=torch.float64)
+    carried = -0.5 * ((a - h) / sa) ** 2 - math.log(sa * math.sqrt(2 * math.pi))
+
+    def log_parts(z: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = h[idx] + z[:, 0].double()
+        return torch.zeros_like(x), -0.5 * ((y - x) / sy) ** 2 - math.log(sy * math.sqrt(2 * math.pi))
+
+    z0 = torch.randn(P, 1, generator=g)
+    res = temper_latents(z0, log_parts, [0, P], g, log_w0=carried)
+    assert res is not None and res.beta == 1.0 and res.min_ess >= 0.3
+    H = np.array([[1.0, 0.0], [1.0, 1.0]])  # (a, y) = H (h, z) + noise
+    S = H @ H.T + np.diag([sa ** 2, sy ** 2])
+    gain = H.T @ np.linalg.inv(S)
+    mean, cov = gain @ np.array([a, y]), np.eye(2) - gain @ H
+    sample = np.stack([h[res.idx].numpy(), res.z[:, 0].double().numpy()], 1)
+    np.testing.assert_allclose(sample.mean(0), mean, atol=0.02)
+    np.testing.assert_allclose(np.cov(sample.T), cov, rtol=0.15, atol=0.005)
+    log_ev = float(multivariate_normal(np.zeros(2), S).logpdf([a, y]))
+    assert float(res.log_evidence[0]) == pytest.approx(log_ev, abs=0.05)
+    assert temper_latents(z0, log_parts, [0, P], g, log_w0=carried, trigger=0.0) is None
+
+
 def test_a_block_the_conditions_rule_out_does_not_stall_the_others() -> None:
     """One block's likelihood is NaN everywhere: the other block still reaches beta = 1 and its posterior."""
     y, sd, P = 2.5, 0.1, 2000
@@ -153,9 +183,11 @@ def test_credit_triple_whose_last_anchor_used_to_enter_late() -> None:
 
 def test_tempered_innovations_keep_the_exact_gaussian_bridge(monkeypatch) -> None:
     """On an exactly linear-Gaussian decoder, with a look-ahead guide that misreads the dynamics (A x 0.7, so
-    the first months' weights vary and the tempering runs), the paths at the tempered months 1..H and after
-    them have the closed-form bridge moments: the chosen month-1 innovations are replayed and months 1..H's
-    weights paid once. (Paying month 1's alone -- months 2..H counted twice -- moved month 1's mean 7 se.)"""
+    the weights vary and the tempering runs: ESS 0.04 -> 0.46), the paths at the tempered months have the
+    closed-form bridge moments: the first stage (months 1..H), a window before anchored month 3 that follows
+    it (month 2's weight already paid) and one before month 6. The chosen innovations are replayed and each
+    tempered month's weight paid once. (Paying month 1's alone -- months 2..H counted twice -- moved month
+    1's mean 7 se; a window over month 2 counting it again, 43 se.)"""
     from creditsim.macro.guidance import LinearGuide
     from creditsim.macro.tempering import TEMPER_MONTHS
     from creditsim.macro.vae import MacroVAE
@@ -179,7 +211,8 @@ def test_tempered_innovations_keep_the_exact_gaussian_bridge(monkeypatch) -> Non
     paths = model.generate_conditional(conditions, seq_length=8, n_samples=4000, seed=0, start="model",
                                        n_particles=16000, n_moves=0).double().numpy()
     assert TEMPER_MONTHS == 2 and model.last_tempering is not None and model.last_tempering[0] >= 2
-    for month in (1, 2, 4):
+    assert [w[0] for w in model.last_windows] == [2, 5] and model.last_ess > 0.3
+    for month in (1, 2, 4, 5):
         mu, cov = _bridge_moments(A, c, Q, x0, month, anchors)
         sample = paths[:, month]
         se = np.sqrt(np.diag(cov) / len(sample))
