@@ -187,7 +187,8 @@ def grid(n: int, seed: int, paths: int, q: float) -> None:
         ess.append(model.last_ess)
         print(f"ess {model.last_ess:.3f}  {time.perf_counter() - t0:5.1f} s  {anchors}", flush=True)
     ess_arr = np.array(ess)
-    print(f"\n{n} random tail triples (q {q}, grid seed {seed}): smallest ESS >= 0.30 in {np.mean(ess_arr >= 0.3):.0%}; "
+    print(f"\n{n} random tail triples (q {q}, grid seed {seed}): "
+          f"smallest ESS >= 0.30 in {np.mean(ess_arr >= 0.3):.0%}; "
           f"min {ess_arr.min():.3f}, 10th pct {np.quantile(ess_arr, 0.1):.3f}, median {np.median(ess_arr):.3f}")
 
 

@@ -64,7 +64,8 @@ import torch
 
 from creditsim.macro.strata import ess_count, systematic
 
-__all__ = ["TEMPER_ESS", "TEMPER_MONTHS", "TEMPER_MOVES", "TEMPER_STEP", "WINDOW_TRIGGER", "Tempered", "temper_latents"]
+__all__ = ["TEMPER_ESS", "TEMPER_MONTHS", "TEMPER_MOVES", "TEMPER_STEP", "WINDOW_TRIGGER", "Tempered",
+           "temper_latents"]
 
 #: effective sample size (fraction of a block) each temperature step keeps
 TEMPER_ESS = 0.7
@@ -148,8 +149,8 @@ def temper_latents(z: torch.Tensor, log_parts: Callable[[torch.Tensor, torch.Ten
     labels and backbones). bounds: block boundaries ``[0, ..., P]`` (one block: ``[0, P]``); particles are
     resampled within their block. log_w0: (P,) float64 weights the particles carry in (a filter's since its
     last resampling; None: equally weighted), paid in full at the first step; they must not depend on ``z``
-    (the Metropolis moves leave them out). Returns None when one step
-    keeps ``trigger`` (default ``target``) in every block (nothing drawn from ``g``)."""
+    (the Metropolis moves leave them out). Returns None when one step keeps ``trigger`` (default
+    ``target``) in every block (nothing drawn from ``g``)."""
     P = z.shape[0]
     idx = torch.arange(P, device=z.device)
     base, lik = log_parts(z, idx)

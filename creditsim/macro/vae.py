@@ -430,9 +430,9 @@ class MacroVAE(nn.Module):
         #: of ``n_samples``; with label blocks, their total)
         self.last_n_particles: int = 0
         #: (temperature steps, pCN acceptance, smallest step ESS fraction) of the last conditioned filter pass's
-        #: tempering of the latent and month 1's innovations (:mod:`creditsim.macro.tempering`; it runs when month 0 is fully
-        #: anchored and ``start="model"`` or no start bank, as in ``macro_paths`` and ``simulate``), or None
-        #: when one step kept enough particles. The step ESS enters :attr:`last_ess`
+        #: tempering of the latent and month 1's innovations (:mod:`creditsim.macro.tempering`; it runs when
+        #: month 0 is fully anchored and ``start="model"`` or no start bank, as in ``macro_paths`` and
+        #: ``simulate``), or None when one step kept enough particles. The step ESS enters :attr:`last_ess`
         self.last_tempering: tuple[int, float, float] | None = None
         #: ``(month t, temperature steps, pCN acceptance, smallest step ESS fraction)`` of each tempering of
         #: month t's innovations before an anchored month t + 1 in the last conditioned filter pass
@@ -854,8 +854,8 @@ class MacroVAE(nn.Module):
         400 bp m9 / 10-year 1 % m15 / default 7 % m18: 0.19 at month 15, seed 5), so before an anchored
         month whose one-step ESS would fall below :data:`~creditsim.macro.tempering.WINDOW_TRIGGER` the
         previous month's innovations are tempered towards it (:attr:`last_windows`): 0.56 there; the 2026
-        supervisory tables 0.12-0.40 -> 0.50-0.57. The tempered evidence also moved the far-tail triple's label posterior:
-        severely adverse 0.69-0.99 -> 0.52-0.80
+        supervisory tables 0.12-0.40 -> 0.50-0.57. The tempered evidence also moved the far-tail triple's
+        label posterior: severely adverse 0.69-0.99 -> 0.52-0.80
         at 300 paths; a reviewer's 24,000-particle runs gave 0.66-0.70 tempered and 0.94 / 0.78 untempered at
         24,000 / 96,000 particles, so the untempered evidence had been overconfident. 400 paths
         without rejuvenation, 297 / 316 / 333 distinct histories
