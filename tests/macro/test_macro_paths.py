@@ -180,9 +180,10 @@ def test_fed_batches_report_per_table_and_unconditioned_sources_report_nothing()
     assert [r.n_paths for r in mp.conditioning] == [20, 20]
     assert all(r.label_posterior is None and r.label_noise is None for r in mp.conditioning)
     assert [r.batch for r in mp.scenario("severely_adverse").conditioning] == ["severely_adverse"]
-    # each table has its own filter diagnostics (the two differ: 0.04 and 0.30 with the shipped model; before
-    # the tempered latents, creditsim.macro.tempering, 0.02 and 0.06, the supervisory start's first guided month)
-    assert all(0 < r.ess <= 1 and 0 < r.acceptance < 1 and r.moved > 0.5 for r in mp.conditioning)
+    # each table has its own filter diagnostics (the two differ: 0.55 and 0.60 with the shipped model; before
+    # the tempered latents, creditsim.macro.tempering, 0.02 and 0.06, the supervisory start's first guided
+    # month; with the latent alone 0.04 and 0.30, before the windows ahead of its anchored months)
+    assert all(0.3 <= r.ess <= 1 and 0 < r.acceptance < 1 and r.moved > 0.5 for r in mp.conditioning)
     assert all(r.tempering_steps >= 2 for r in mp.conditioning)
     assert list(mp.conditioning_table()["tempering_steps"]) == [r.tempering_steps for r in mp.conditioning]
     assert mp.conditioning[0].ess != mp.conditioning[1].ess
