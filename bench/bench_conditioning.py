@@ -102,12 +102,13 @@ About 3 s per seed, 5-8 s where the tempering runs (:mod:`creditsim.macro.temper
 from __future__ import annotations
 
 import argparse
+import time
 import warnings
 
 import numpy as np
 
 import creditsim.macro.vae as vae_module
-from creditsim.datasets import macro_state
+from creditsim.datasets import load_macro_history, macro_state
 from creditsim.macro.narrative import parse_narrative
 from creditsim.macro.vae import ConditionRangeWarning, MacroVAE
 from creditsim.states import MACRO_VARS, SCENARIOS
@@ -152,9 +153,7 @@ def tail_triples(n: int, seed: int, q: float = 0.95, start: str = "2025-09") -> 
     """``n`` random three-anchor narratives (``--anchors`` strings): three distinct variables, each at a month
     drawn from 3-24, valued at the ``start`` state plus the historical ``q`` change over that many months
     on its stress side (:data:`STRESS_SIDE`; the ``q`` / ``1 - q`` quantile of ``m``-month changes since 1980),
-    floored at 0 for rates, spreads and defaults."""
-    from creditsim.datasets import load_macro_history
-
+    floored at 0 for every variable but GDP, inflation and house prices."""
     history, state = load_macro_history(), macro_state(start)
     rng = np.random.default_rng(seed)
     out = []
@@ -173,8 +172,6 @@ def tail_triples(n: int, seed: int, q: float = 0.95, start: str = "2025-09") -> 
 
 def grid(n: int, seed: int, paths: int, q: float) -> None:
     """The ESS bar over ``n`` random tail triples (:func:`tail_triples`), one draw each (seed 0)."""
-    import time
-
     model = MacroVAE.from_pretrained()
     ess = []
     for anchors in tail_triples(n, seed, q):
