@@ -324,6 +324,12 @@ DEGENERACY_ESS = 0.01
 RESAMPLE_ESS = 0.7
 
 
+#: with no anchor after month 0, roll only the returned paths on from month 1 (:meth:`MacroVAE._keep_early`);
+#: False rolls every particle to the end, as before -- the same paths (bit for bit from 16 paths up; below
+#: that the LSTM's small-batch kernels round differently, ~1e-7), kept as the reference the tests compare to
+KEEP_EARLY = True
+
+
 def _warn_degeneracy(ess: dict[int, float], n_particles: int, moved: bool = False) -> None:
     """One :class:`ConditionRangeWarning` for a conditioned draw whose resamplings fell below
     :data:`DEGENERACY_ESS` (``ess``: month -> smallest ESS fraction there), naming the months and the
@@ -929,12 +935,15 @@ class MacroVAE(nn.Module):
                     start_target = start_target.repeat_interleave(k, dim=0)  # (P, D)
                 s = s.repeat_interleave(k)
             cloud, guide = self._cloud(s, start_target, endpoint, pull, seq_length, by_month, g)
-            cloud, log_w, ess = self._filter(cloud, by_month, guide, k, floor_std, g, strata)
+            no_anchor_ahead = not any(m > 0 for m in by_month)
+            early = n_samples if KEEP_EARLY and k > 1 and no_anchor_ahead else None
+            cloud, log_w, ess = self._filter(cloud, by_month, guide, k, floor_std, g, strata, early)
             if strata is not None and strata.misallocated(log_w):  # the pilot missed a label: one more pass
                 strata = strata.allocated(log_w)
                 cloud, guide = self._cloud(strata.particle_labels, None, endpoint, pull, seq_length, by_month, g)
                 cloud, log_w, ess = self._filter(cloud, by_month, guide, k, floor_std, g, strata)
-            keep = self._final_selection(log_w, ess, bool(by_month), n_samples, k, g, seq_length - 1, strata)
+            keep = self._final_selection(log_w, ess, bool(by_month), n_samples, k, g, seq_length - 1, strata,
+                                         selected=early is not None)
             chosen = cloud.select(keep)
             self.last_ancestors = chosen.eve.cpu().numpy().astype(np.int64)
             if n_moves is None:  # anchors after month 0 resample the particles again and again
@@ -957,13 +966,14 @@ class MacroVAE(nn.Module):
 
     def _filter(self, cloud: _Particles, by_month: dict[int, dict[int, tuple[float, float]]],
                 guide: LinearGuide | None, k: int, floor_std: torch.Tensor,
-                g: torch.Generator,
-                strata: LabelStrata | None = None) -> tuple[_Particles, torch.Tensor, dict[int, float]]:
+                g: torch.Generator, strata: LabelStrata | None = None,
+                early: int | None = None) -> tuple[_Particles, torch.Tensor, dict[int, float]]:
         """The particle filter over all months: ``(particles at the end, log-weights since the last
         resampling (P,) float64, {month: ESS fraction of its resampling})``; k particles per group. With
         ``strata`` each label's block is resampled on its own (also when its own ESS falls below
         :data:`RESAMPLE_ESS`) and
-        the ESS is recorded there instead (:meth:`LabelStrata.ess_fractions`)."""
+        the ESS is recorded there instead (:meth:`LabelStrata.ess_fractions`). ``early``: with no anchor after
+        month 0, the number of paths to keep after it (:meth:`_keep_early`)."""
         P, T, D = cloud.path.shape
         s_emb = self.scenario_emb(cloud.s)
         state = self.decoder.initial_state(cloud.z, s_emb)
@@ -1014,7 +1024,31 @@ class MacroVAE(nn.Module):
                 fixed = {m: e[idx] for m, e in fixed.items()}
             cloud.path[:, t] = x_t
             x_prev = x_t[:, None, :]
+            if t == 0 and early is not None:  # every later weight is 1: roll on only the paths returned
+                cloud, state, x_prev, s_emb, log_w, log_psi, fixed = self._keep_early(
+                    early, bool(by_month), k, cloud, state, x_prev, s_emb, log_w, log_psi, T, g)
         return cloud, log_w, ess
+
+    @staticmethod
+    def _keep_early(n: int, conditioned: bool, k: int, cloud: _Particles, state: tuple[torch.Tensor, torch.Tensor],
+                    x_prev: torch.Tensor, s_emb: torch.Tensor, log_w: torch.Tensor, log_psi: torch.Tensor, T: int,
+                    g: torch.Generator):
+        """After month 0 of a draw with no anchor ahead (no twist, so every later weight is 1): the n particles
+        :meth:`_final_selection` would return, chosen now, so months 1..T-1 roll n paths instead of P
+        (``simulate``'s VAE paths: 4 latent candidates per path; ``generate`` from the start bank: 16).
+        Months 1..T-1's innovations are drawn for all P particles first, then the selection's permutation
+        (``conditioned``; else one particle per group of k), as the full roll draws them: the stream and every
+        returned path are unchanged. Returns the selected ``(cloud, state, x_prev, s_emb, log_w, log_psi,
+        {month: innovations (n, D)})``."""
+        P, D = x_prev.shape[0], x_prev.shape[2]
+        rest = [torch.randn(P, D, generator=g, device=x_prev.device) for _ in range(1, T)]
+        if conditioned:
+            keep = torch.randperm(P, generator=g, device=x_prev.device)[:n]
+        else:
+            keep = torch.arange(n, device=x_prev.device) * k
+        fixed = {t: e[keep] for t, e in enumerate(rest, start=1)}
+        return (cloud.select(keep), (state[0][:, keep], state[1][:, keep]), x_prev[keep], s_emb[keep], log_w[keep],
+                log_psi[keep], fixed)
 
     def _temper(self, cloud: _Particles, s_emb: torch.Tensor, by_month: dict[int, dict[int, tuple[float, float]]],
                 guide: LinearGuide, floor_std: torch.Tensor, g: torch.Generator, strata: LabelStrata | None,
@@ -1197,11 +1231,13 @@ class MacroVAE(nn.Module):
         return mean + scale * (eps @ L.T), zero  # (P, D): diag(sigma) L eps
 
     def _final_selection(self, log_w: torch.Tensor, ess: dict[int, float], conditioned: bool, n_samples: int,
-                         k: int, g: torch.Generator, last_month: int, strata: LabelStrata | None = None) -> torch.Tensor:
+                         k: int, g: torch.Generator, last_month: int, strata: LabelStrata | None = None,
+                         selected: bool = False) -> torch.Tensor:
         """Indices (n_samples,) of the returned particles: a resampling by the weights left after the last
         move, then a random subset (equally weighted particles); records :attr:`last_ess`. With ``strata``
         the resampling weighs every label's block by its evidence (labels in posterior proportion) and
-        records :attr:`last_label_posterior`."""
+        records :attr:`last_label_posterior`. ``selected``: the filter already kept the returned particles
+        (:meth:`_keep_early`), in order."""
         P = log_w.shape[0]
         pick = torch.arange(P, device=log_w.device)
         self.last_label_posterior = self.last_label_passes = None
@@ -1220,6 +1256,8 @@ class MacroVAE(nn.Module):
         if self.last_tempering is not None:  # the tempering steps' resamplings count too
             self.last_ess = min(self.last_ess, self.last_tempering[2])
         self.last_ess = min([self.last_ess] + [w[3] for w in self.last_windows])
+        if selected:
+            return pick
         if conditioned:
             return pick[torch.randperm(P, generator=g, device=log_w.device)[:n_samples]]
         return torch.arange(n_samples, device=log_w.device) * k  # one particle per group keeps the drawn starts

@@ -625,3 +625,40 @@ def test_a_non_positive_log_condition_is_refused_before_any_range_warning():
         with pytest.raises(ConfigError, match=r"credit_spread_hy.*start \(month 0\) must be > 0"):
             tiny_log_model().generate_conditional({"credit_spread_hy": {"month": 0, "value": -0.01}}, seq_length=24,
                                                   n_samples=5)
+
+
+def test_draws_with_no_anchor_ahead_roll_only_the_returned_paths(shipped, monkeypatch):
+    """With nothing anchored after month 0 every later weight is 1, so only the paths returned are rolled on
+    from month 1 (MacroVAE._keep_early): 1 latent candidate per path instead of 16 (the start bank) or 4
+    (simulate's start state; 1,000 x 60 months: 1.15 -> 0.33 s and 0.23 -> 0.12 s). The innovations and the
+    selection come from the stream as before, so the paths, their ancestors and the Metropolis moves after
+    them are the same bits as the full roll's."""
+    import creditsim.macro.vae as vae_module
+    from creditsim.datasets import macro_state
+    from creditsim.states import MACRO_VARS
+
+    state = macro_state("2025-09")
+    month0 = {v: {"month": 0, "value": float(state[v])} for v in MACRO_VARS}
+    rows: list[int] = []
+    month = vae_module.MacroVAE._month
+
+    def counted(self, t, state, x_prev, *args):
+        if t > 0:
+            rows.append(x_prev.shape[0])
+        return month(self, t, state, x_prev, *args)
+    monkeypatch.setattr(vae_module.MacroVAE, "_month", counted)
+
+    def draws():
+        bank = shipped.generate(2, seq_length=12, n_samples=40, seed=3).numpy()
+        start = shipped.generate_conditional(month0, seq_length=12, n_samples=40, scenario=1, seed=5, start="model",
+                                             n_particles=160, n_moves=2).numpy()
+        return bank, start, shipped.last_ancestors.copy()
+
+    fast = draws()
+    assert set(rows[:22]) == {40}  # months 1-11 of both draws' filters: 40 rows, not 640 / 160
+    monkeypatch.setattr(vae_module, "KEEP_EARLY", False)
+    rows.clear()
+    full = draws()
+    assert rows[0] == 640 and rows[11] == 160
+    for a, b in zip(fast, full):
+        np.testing.assert_array_equal(a, b)
