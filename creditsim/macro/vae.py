@@ -1040,13 +1040,14 @@ class MacroVAE(nn.Module):
         (``conditioned``; else one particle per group of k), as the full roll draws them: the stream and every
         returned path are unchanged. Returns the selected ``(cloud, state, x_prev, s_emb, log_w, log_psi,
         {month: innovations (n, D)})``."""
-        P, D = x_prev.shape[0], x_prev.shape[2]
-        rest = [torch.randn(P, D, generator=g, device=x_prev.device) for _ in range(1, T)]
-        if conditioned:
-            keep = torch.randperm(P, generator=g, device=x_prev.device)[:n]
-        else:
-            keep = torch.arange(n, device=x_prev.device) * k
-        fixed = {t: e[keep] for t, e in enumerate(rest, start=1)}
+        P, D, dev = x_prev.shape[0], x_prev.shape[2], x_prev.device
+        if conditioned:  # the permutation follows the draws: all of them are held ((T-1) P D floats)
+            rest = [torch.randn(P, D, generator=g, device=dev) for _ in range(1, T)]
+            keep = torch.randperm(P, generator=g, device=dev)[:n]
+            fixed = {t: e[keep] for t, e in enumerate(rest, start=1)}
+        else:  # one particle per group, known before the draws: each month's rows kept as drawn
+            keep = torch.arange(n, device=dev) * k
+            fixed = {t: torch.randn(P, D, generator=g, device=dev)[keep] for t in range(1, T)}
         return (cloud.select(keep), (state[0][:, keep], state[1][:, keep]), x_prev[keep], s_emb[keep], log_w[keep],
                 log_psi[keep], fixed)
 
