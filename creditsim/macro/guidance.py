@@ -50,8 +50,9 @@ view; whole from the start, 0.47, its low point now month 2). It cures that late
 price elsewhere: a twist that sees every anchor steers harder in the first months, and a reviewer's house
 prices -12 % at month 5, 10-year yield 1.5 % at month 11, unemployment 8.5 % at month 20 fell from
 0.25-0.27 to 0.20-0.22 at month 2 (below 0.30 both ways; 0.36-0.41 once month 1's innovations are
-tempered with the latent, :data:`creditsim.macro.tempering.TEMPER_MONTHS`). The count runs over the whole path, not per
-stretch between fully anchored months, and four anchored months fall back to the two-month window.
+tempered with the latent, :data:`creditsim.macro.tempering.TEMPER_MONTHS`). The count runs over the whole
+path, not per stretch between fully anchored months, and four anchored months fall back to the two-month
+window.
 
 All matrices here are in standardised units; shapes: P particles, D variables, F anchored entries.
 """

@@ -903,6 +903,7 @@ class MacroVAE(nn.Module):
         if start == "history" and not has_bank:
             raise ConfigError("start='history' needs a trained model with a start bank; use start='model'")
         use_bank = start == "history" or (start == "auto" and has_bank)
+        ahead = any(m > 0 for m in by_month)  # an anchor after month 0: guided, tempered, moved
         g = self._generator(seed)
         if by_month:
             P = int(n_particles or max(16 * n_samples, 2048))
@@ -914,7 +915,7 @@ class MacroVAE(nn.Module):
         P = k * n_samples
         strata = None  # the conditions pick the dynamics label: blocks of particles per label
         labels = (self.scenario_freq > 0).nonzero().squeeze(1)
-        if scenario is None and not use_bank and any(m > 0 for m in by_month) and labels.shape[0] > 1:
+        if scenario is None and not use_bank and ahead and labels.shape[0] > 1:
             strata = LabelStrata.equal(labels, self.scenario_freq[labels], P)
             P = strata.n_particles
         self.last_n_particles = P
@@ -935,8 +936,7 @@ class MacroVAE(nn.Module):
                     start_target = start_target.repeat_interleave(k, dim=0)  # (P, D)
                 s = s.repeat_interleave(k)
             cloud, guide = self._cloud(s, start_target, endpoint, pull, seq_length, by_month, g)
-            no_anchor_ahead = not any(m > 0 for m in by_month)
-            early = n_samples if KEEP_EARLY and k > 1 and no_anchor_ahead else None
+            early = n_samples if KEEP_EARLY and k > 1 and not ahead else None
             cloud, log_w, ess = self._filter(cloud, by_month, guide, k, floor_std, g, strata, early)
             if strata is not None and strata.misallocated(log_w):  # the pilot missed a label: one more pass
                 strata = strata.allocated(log_w)
@@ -947,7 +947,7 @@ class MacroVAE(nn.Module):
             chosen = cloud.select(keep)
             self.last_ancestors = chosen.eve.cpu().numpy().astype(np.int64)
             if n_moves is None:  # anchors after month 0 resample the particles again and again
-                n_moves = REJUVENATION_MOVES if any(m > 0 for m in by_month) else 0
+                n_moves = REJUVENATION_MOVES if ahead else 0
             relabel = None
             if scenario is None and not use_bank:  # the conditions pick the dynamics: let the moves re-pick them
                 def relabel(n: int, gen: torch.Generator) -> torch.Tensor:
@@ -1076,14 +1076,9 @@ class MacroVAE(nn.Module):
         def log_parts(v: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             z = v[:, :Z]
             x, w0, state, (s, emb, backbone) = month0(z, idx)
-            lik, log_psi = torch.zeros_like(w0), None
-            for t in range(1, H + 1):  # month H's normaliser does not depend on its innovations
-                eps = v[:, Z + (t - 1) * D:Z + t * D] if t < H else zero
-                x, w, twist, state = self._month(t, state, x[:, None], z, s, emb, backbone, eps, by_month.get(t, {}),
-                                                 guide, None, floor_std)
-                lik = lik + w - (log_psi if log_psi is not None and t > 1 else 0.0)
-                log_psi = torch.zeros_like(w) if twist is None else twist
-            return w0, lik
+            shocks = [v[:, Z + (t - 1) * D:Z + t * D] for t in range(1, H)]
+            return w0, self._months_weight(1, H, state, x, 0.0, z, s, emb, backbone, shocks, by_month, guide,
+                                           floor_std)
 
         bounds = [0, P] if strata is None else strata.bounds
         # month 1's innovations as the filter drew them (eps (P, D)), so nothing else is drawn when one step
@@ -1117,17 +1112,12 @@ class MacroVAE(nn.Module):
         s_emb, state, x_prev, log_psi, innovations (P, D), {month: (beta, True)} paid)`` resampled, or None
         (nothing drawn). Appends ``(t, steps, acceptance, smallest step ESS)`` to :attr:`last_windows`; label
         blocks gain its evidence."""
-        zero = torch.zeros_like(eps)
-
         def log_parts(v: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            z, s, emb = cloud.z[idx], cloud.s[idx], s_emb[idx]
             backbone = None if cloud.backbone is None else cloud.backbone.select(idx)
-            x, w, twist, st = self._month(t, (state[0][:, idx], state[1][:, idx]), x_prev[idx], z, s, emb, backbone,
-                                          v, by_month.get(t, {}), guide, None, floor_std)
-            w_next = self._month(t + 1, st, x[:, None], z, s, emb, backbone, zero, by_month[t + 1], guide, None,
-                                 floor_std)[1]
-            own = torch.zeros_like(w) if month_paid else w - log_psi[idx]
-            return torch.zeros_like(w), own + w_next - (0.0 if twist is None else twist)
+            lik = self._months_weight(t, 2, (state[0][:, idx], state[1][:, idx]), x_prev[idx][:, 0], log_psi[idx],
+                                      cloud.z[idx], cloud.s[idx], s_emb[idx], backbone, [v], by_month, guide,
+                                      floor_std, first_paid=month_paid)
+            return torch.zeros_like(lik), lik
 
         bounds = [0, eps.shape[0]] if strata is None else strata.bounds
         res = temper_latents(eps, log_parts, bounds, g, log_w0=log_w, trigger=WINDOW_TRIGGER)
@@ -1139,6 +1129,28 @@ class MacroVAE(nn.Module):
         i = res.idx
         paid = {m: (res.beta, True) for m in ([t + 1] if month_paid else [t, t + 1])}
         return cloud.select(i), s_emb[i], (state[0][:, i], state[1][:, i]), x_prev[i], log_psi[i], res.z, paid
+
+    def _months_weight(self, t0: int, months: int, state: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor,
+                       log_psi: torch.Tensor | float, z: torch.Tensor, s: torch.Tensor, s_emb: torch.Tensor,
+                       backbone: GenerationBackbone | None, shocks: list[torch.Tensor],
+                       by_month: dict[int, dict[int, tuple[float, float]]], guide: LinearGuide,
+                       floor_std: torch.Tensor, first_paid: bool = False) -> torch.Tensor:
+        """The filter's log weight (B,) float64 of months t0 .. t0 + months - 1 for B paths, from their LSTM
+        state and month t0 - 1's draw x (B, D): the sum of ``log Z_t - log psi_{t-1}`` (log_psi: the twist at
+        t0 - 1 (B,), or 0.0), month t's innovations ``shocks[t - t0]`` (B, D) -- the last month's normaliser
+        needs none. first_paid: month t0's term left out (an earlier stage paid it; it does not depend on
+        the shocks). The tempering stages' target (:mod:`creditsim.macro.tempering`)."""
+        lik = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+        zero = torch.zeros_like(x)
+        for i in range(months):
+            t = t0 + i
+            x, w, twist, state = self._month(t, state, x[:, None], z, s, s_emb, backbone,
+                                             shocks[i] if i < len(shocks) else zero, by_month.get(t, {}), guide,
+                                             None, floor_std)
+            if not (first_paid and i == 0):
+                lik = lik + w - log_psi
+            log_psi = 0.0 if twist is None else twist
+        return lik
 
     def _rejuvenate(self, chosen: _Particles, n_moves: int, by_month: dict[int, dict[int, tuple[float, float]]],
                     guide: LinearGuide | None, floor_std: torch.Tensor, g: torch.Generator,
@@ -1253,10 +1265,10 @@ class MacroVAE(nn.Module):
         elif conditioned and self._ess(log_w) < P * (1 - 1e-9):
             ess[last_month] = min(ess.get(last_month, 1.0), self._ess(log_w) / P)
             pick = self._resample(log_w, g)
-        self.last_ess = min(ess.values()) if ess else 1.0
-        if self.last_tempering is not None:  # the tempering steps' resamplings count too
-            self.last_ess = min(self.last_ess, self.last_tempering[2])
-        self.last_ess = min([self.last_ess] + [w[3] for w in self.last_windows])
+        # the tempering stages' resamplings count too
+        stages = [w[3] for w in self.last_windows]
+        stages += [] if self.last_tempering is None else [self.last_tempering[2]]
+        self.last_ess = min([*ess.values(), *stages], default=1.0)
         if selected:
             return pick
         if conditioned:
