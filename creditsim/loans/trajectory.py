@@ -96,7 +96,7 @@ from creditsim.checkpoints import (check_weight_shapes, config_from_meta, load_m
 from creditsim.errors import CheckpointError, ConfigError, DataError, format_labels
 from creditsim.features import LOAN_FEATURES
 from creditsim.nn.config import JSONConfig
-from creditsim.nn.layers import Block
+from creditsim.nn.layers import Block, KVBuffer
 from creditsim.loans.pool import LOAN_FLOWS, check_recovery_lag, pool_cashflows
 from creditsim.loans.schedule import amortization_codes, amortization_schedule
 from creditsim.states import ALLOWED_TRANSITIONS, MACRO_VARS, N_STATES, POOL_CF_TYPES, LoanState
@@ -366,8 +366,14 @@ class DiffusionHead(nn.Module):
         return self._eps(y, self.step_emb.weight[k], cond_h)
 
     def _eps(self, y: torch.Tensor, step: torch.Tensor, cond_h: torch.Tensor) -> torch.Tensor:
-        z = F.silu(cond_h + self.x_in(y) + step)
-        return self.out(F.silu(self.hidden(z)))
+        """``(N, 2)`` predicted noise of ``y`` ``(N, 2)``, step embedding ``step`` ``(h,)`` or ``(N, h)``,
+        conditioning ``cond_h`` ``(N, h)``. Without autograd the sums and SiLUs run in place on fresh
+        ``(N, h)`` tensors (the same values: ``x_in(y) + cond_h`` is ``cond_h + x_in(y)`` exactly)."""
+        z = self.x_in(y)
+        if torch.is_grad_enabled() or cond_h.shape != z.shape:
+            return self.out(F.silu(self.hidden(F.silu(cond_h + z + step))))
+        z = F.silu(z.add_(cond_h).add_(step), inplace=True)
+        return self.out(F.silu(self.hidden(z), inplace=True))
 
 
 # ------------------------------------------------------------------------------ generation helpers
@@ -946,8 +952,13 @@ class LoanTrajectoryModel(nn.Module):
         shift = (sigma * frail.reshape(N, 1, 1) - 0.5 * sigma**2) * adverse.float()  # (N, 7, 7)
         paths = _PathInputs(rep(feats), rep(cohort), rep(macro), rep(rem), shift, torch.arange(N, device=dev))
         ledger = _PathLedger(rep(sbal), rep(cum_int), rep(n_idx), rep(init), T)
-        pasts: list = [None] * len(self.blocks)  # key/value cache of each transformer block
+        # key/value cache of each transformer block: (N, T, nh, hs) keys and values, written month by month
+        pasts = [b.attn.kv_buffer(N, T, device=dev, dtype=self.wpe.weight.dtype) for b in self.blocks]
         for t in range(T):
+            if t:  # an absorbed path's next states are certain and need no values: attend for live paths only
+                live = ledger.state <= LoanState.DPD90
+                for past in pasts:
+                    past.retain(live)
             h, new, noise = self._sample_states(t, paths, ledger.state, pasts, draws, n_samples)
             moves = ledger.moves(t, new)
             # values only where they are used: payment ratio of performing months, LGD at default
@@ -955,21 +966,24 @@ class LoanTrajectoryModel(nn.Module):
             ledger.settle(t, new, moves, values)
         return ledger.result(n_samples, L)
 
-    def _sample_states(self, t: int, paths: _PathInputs, state: torch.Tensor, pasts: list, draws: _BlockDraws,
-                       n_samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _sample_states(self, t: int, paths: _PathInputs, state: torch.Tensor, pasts: list[KVBuffer],
+                       draws: _BlockDraws, n_samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One transformer step for month ``t`` and the month's draws.
 
-        ``state`` ``(N,)`` long: the state at the end of month ``t - 1``. ``pasts`` (the blocks'
-        key/value caches) is updated in place. Draws, in the fixed per-stream order: the state
-        uniforms, then the diffusion noise (drawn every month, used or not, so the streams never
-        depend on the sampled paths). Returns ``(h (N, d), new state (N,) long, noise (K + 1, N, 2))``.
+        ``state`` ``(N,)`` long: the state at the end of month ``t - 1``. ``pasts``: the blocks'
+        key/value buffers (:class:`~creditsim.nn.layers.KVBuffer` of ``N`` rows and ``T`` months,
+        months ``0 .. t - 1`` filled, holding at least the paths live at month ``t``); month ``t`` is
+        written in place. Draws, in the fixed per-stream order: the state uniforms, then the diffusion
+        noise (drawn every month, used or not, so the streams never depend on the sampled paths).
+        Returns ``(h (N, d), new state (N,) long, noise (K + 1, N, 2))``; ``h`` of a path absorbed
+        before month ``t`` is finite but meaningless (its attention was skipped), and unused.
         """
         N = state.shape[0]
         K = self.config.diffusion_steps
         x, log_rows = self._embed(paths.feats, paths.cohort[:, t:t + 1], paths.macro[:, t:t + 1], state.view(N, 1),
                                   paths.rem, t)
-        for i, block in enumerate(self.blocks):
-            x, pasts[i] = block(x, pasts[i])
+        for block, past in zip(self.blocks, pasts):
+            x, _ = block(x, past)
         h = self.ln_f(x)[:, 0]  # (N, d)
         logits = self._logits(h, log_rows[:, 0], state, paths.rem, torch.full_like(state, t))
         logits = logits + paths.shift[paths.rows, state]  # frailty on adverse moves; -inf stays -inf
@@ -983,9 +997,10 @@ class LoanTrajectoryModel(nn.Module):
         """``(N, 2)`` float64 values (:data:`VALUE_NAMES`): sampled by the diffusion head on the rows
         ``need`` (bool ``(N,)``), 1 elsewhere."""
         values = torch.ones(need.shape[0], N_VALUES, dtype=torch.float64, device=h.device)
-        if bool(need.any()):
-            vp = self._value_params(h[need], new[need])
-            values[need] = self._sample_values(vp, noise[:, need]).double()
+        rows = torch.nonzero(need).view(-1)  # the mask's rows once, for the four selections
+        if rows.numel():
+            vp = self._value_params(h.index_select(0, rows), new.index_select(0, rows))
+            values.index_copy_(0, rows, self._sample_values(vp, noise.index_select(1, rows)).double())
         return values
 
     # -- pool cashflows ---------------------------------------------------------------------------

@@ -2,6 +2,13 @@
 
 A pre-norm GPT block over months (nanoGPT's layout). Parameter names (``ln_1``, ``attn.c_attn``,
 ``attn.c_proj``, ``ln_2``, ``mlp.c_fc``, ``mlp.c_proj``) are part of the shipped checkpoints' format.
+
+Autoregressive decoding keeps each layer's keys and values of the months seen so far, either as a
+``(keys, values)`` tuple that grows by concatenation every step (:data:`KVCache`: a copy of the whole
+past per step), or in a :class:`KVBuffer` allocated once for the whole sequence and written in place
+(what :meth:`creditsim.loans.trajectory.LoanTrajectoryModel.generate` uses). Both give the same
+attention bit for bit on the CPU (tests/nn): the attention kernel reads the buffer's filled prefix
+through its strides, and each (row, head) is computed on its own, whatever the other rows held.
 """
 
 from __future__ import annotations
@@ -10,16 +17,103 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["CausalSelfAttention", "MLP", "Block"]
+__all__ = ["CausalSelfAttention", "MLP", "Block", "KVBuffer"]
 
 KVCache = tuple[torch.Tensor, torch.Tensor]
+
+
+class KVBuffer:
+    """Preallocated key/value cache of one attention layer for ``max_len`` steps of ``batch`` sequences.
+
+    ``keys`` and ``values`` are stored ``(R, max_len, nh, hs)`` for the ``R`` batch rows held (all
+    ``batch`` at first; step-major within a row: the filled steps of a row's heads lie together in
+    memory, which the CPU attention kernel reads faster than a ``(R, nh, max_len, hs)`` buffer's gaps
+    between heads); steps ``0 .. length - 1`` are filled. :meth:`append` writes a step in place and
+    returns the filled prefix as ``(R, nh, length, hs)`` views. :meth:`retain` lets a caller drop rows
+    whose outputs it no longer needs (finished sequences): attention then runs on the held rows only
+    and the dropped rows get a zero attention output.
+    """
+
+    #: compact the buffer once the dropped rows are at least this fraction of the rows held
+    COMPACT_FRACTION = 1 / 16
+
+    def __init__(self, batch: int, n_heads: int, max_len: int, head_size: int, *,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32):
+        shape = (batch, max_len, n_heads, head_size)
+        self.keys = torch.empty(shape, device=device, dtype=dtype)
+        self.values = torch.empty(shape, device=device, dtype=dtype)
+        self.length = 0
+        self.batch = batch
+        self.rows: torch.Tensor | None = None  # (R,) long ascending batch rows held; None = all, in order
+        self._wanted: torch.Tensor | None = None  # (batch,) bool rows still wanted (None = all)
+
+    @property
+    def max_len(self) -> int:
+        """Steps the buffer holds."""
+        return self.keys.shape[1]
+
+    def retain(self, keep: torch.Tensor) -> None:
+        """Only the batch rows where ``keep`` ``(batch,)`` bool is set need outputs from the next step on.
+
+        Rows dropped once cannot be kept again. The buffer is compacted to the kept rows (a copy of
+        their filled steps) once the rows dropped since the last compaction reach
+        :attr:`COMPACT_FRACTION` of the rows held; until then the dropped rows are still attended
+        (their outputs are valid, merely unneeded). The kept rows' outputs do not change.
+        """
+        if keep.shape != (self.batch,) or keep.dtype != torch.bool:
+            raise ValueError(f"KVBuffer.retain: expected a ({self.batch},) bool mask, "
+                             f"got {keep.dtype} {tuple(keep.shape)}")
+        if self._wanted is not None:
+            if bool((keep & ~self._wanted).any()):
+                raise ValueError("KVBuffer.retain: a row dropped earlier cannot be kept again")
+        self._wanted = keep.clone()
+        held = self.rows if self.rows is not None else torch.arange(self.batch, device=keep.device)
+        pos = torch.nonzero(keep[held]).view(-1)  # positions of the kept rows among those held
+        n_held = held.shape[0]
+        if n_held - pos.shape[0] < max(1.0, self.COMPACT_FRACTION * n_held):
+            return
+        filled = self.length
+        for name in ("keys", "values"):
+            old = getattr(self, name)
+            new = torch.empty((pos.shape[0], *old.shape[1:]), device=old.device, dtype=old.dtype)
+            new[:, :filled] = old[pos, :filled]
+            setattr(self, name, new)
+        self.rows = held[pos]
+
+    def held(self, x: torch.Tensor) -> torch.Tensor:
+        """The held rows ``(R, ...)`` of a ``(batch, ...)`` tensor (``x`` itself while all are held)."""
+        return x if self.rows is None else x.index_select(0, self.rows)
+
+    def scatter(self, y: torch.Tensor) -> torch.Tensor:
+        """``(R, ...)`` outputs of the held rows -> ``(batch, ...)``, zero on the rows not held."""
+        if self.rows is None:
+            return y
+        out = y.new_zeros((self.batch, *y.shape[1:]))
+        return out.index_copy_(0, self.rows, y)
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> KVCache:
+        """Write the held rows of ``k``, ``v`` ``(batch, nh, T, hs)`` at steps ``length .. length + T - 1``;
+        return the filled keys and values of the held rows as ``(R, nh, length, hs)`` views."""
+        lo, T = self.length, k.shape[2]
+        nh, hs = self.keys.shape[2:]
+        if k.shape != (self.batch, nh, T, hs) or v.shape != k.shape:
+            raise ValueError(f"KVBuffer: a step of shape {tuple(k.shape)} / {tuple(v.shape)} does not fit a buffer "
+                             f"of {self.batch} rows x {nh} heads x {hs}")
+        if lo + T > self.max_len:
+            raise ValueError(f"KVBuffer: {lo} + {T} steps exceed the {self.max_len} allocated")
+        self.keys[:, lo:lo + T] = self.held(k).transpose(1, 2)
+        self.values[:, lo:lo + T] = self.held(v).transpose(1, 2)
+        self.length = lo + T
+        return self.keys[:, :self.length].transpose(1, 2), self.values[:, :self.length].transpose(1, 2)
 
 
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention over months; month t attends to months <= t only.
 
-    With ``past`` (keys, values of earlier months, each ``(B, nh, T_past, hs)``) it runs one
-    autoregressive step: the new queries see every cached month, so no mask is needed.
+    With ``past`` it runs autoregressive steps. ``past`` is either the keys and values of earlier
+    months, each ``(B, nh, T_past, hs)`` (returned concatenated with the new ones; one step at a time:
+    the new queries see every month, no mask), or a :class:`KVBuffer` (written in place and returned
+    as is; any number of new steps, each seeing the cached months and the new ones up to itself).
     """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float):
@@ -30,19 +124,41 @@ class CausalSelfAttention(nn.Module):
         self.dropout = dropout
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, past: KVCache | None = None) -> tuple[torch.Tensor, KVCache]:
+    def kv_buffer(self, batch: int, max_len: int, *, device: torch.device | str | None = None,
+                  dtype: torch.dtype = torch.float32) -> KVBuffer:
+        """An empty :class:`KVBuffer` for ``batch`` sequences of up to ``max_len`` steps of this layer."""
+        d_model = self.c_proj.in_features
+        return KVBuffer(batch, self.n_heads, max_len, d_model // self.n_heads, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor, past: KVCache | KVBuffer | None = None
+                ) -> tuple[torch.Tensor, KVCache | KVBuffer]:
+        """``x`` ``(B, T, C)`` -> ``((B, T, C), cache)``: the new tuple of keys and values ``(B, nh, T_past + T,
+        hs)``, or ``past`` itself when it is a :class:`KVBuffer` (then holding these steps too)."""
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(C, dim=2)
         q = q.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)  # (B, nh, T, hs)
-        if past is not None:
-            k = torch.cat([past[0], k], dim=2)
-            v = torch.cat([past[1], v], dim=2)
+        present: KVCache | KVBuffer
+        causal, mask = past is None, None
+        if isinstance(past, KVBuffer):
+            t0 = past.length
+            k, v = past.append(k, v)  # (R, nh, t0 + T, hs) views of the buffer's held rows
+            q = past.held(q)  # (R, nh, T, hs)
+            present, causal = past, t0 == 0  # an empty buffer: the training path's causal attention
+            if t0 and T > 1:  # several new steps after cached ones: step i sees months <= t0 + i
+                mask = torch.ones(T, t0 + T, dtype=torch.bool, device=x.device).tril(diagonal=t0)
+        else:
+            if past is not None:
+                k = torch.cat([past[0], k], dim=2)
+                v = torch.cat([past[1], v], dim=2)
+            present = (k, v)
         drop = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=past is None)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop, is_causal=causal)
+        if isinstance(past, KVBuffer):
+            y = past.scatter(y)  # (B, nh, T, hs), zero on rows the buffer no longer holds
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
-        return self.resid_dropout(self.c_proj(y)), (k, v)
+        return self.resid_dropout(self.c_proj(y)), present
 
 
 class MLP(nn.Module):
@@ -68,7 +184,9 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(d_model)
         self.mlp = MLP(d_model, dropout)
 
-    def forward(self, x: torch.Tensor, past: KVCache | None = None) -> tuple[torch.Tensor, KVCache]:
+    def forward(self, x: torch.Tensor, past: KVCache | KVBuffer | None = None
+                ) -> tuple[torch.Tensor, KVCache | KVBuffer]:
+        """``x`` ``(B, T, C)`` -> ``((B, T, C), cache)``; ``past`` and the cache as in :class:`CausalSelfAttention`."""
         a, present = self.attn(self.ln_1(x), past)
         x = x + a
         return x + self.mlp(self.ln_2(x)), present
