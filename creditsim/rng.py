@@ -20,9 +20,10 @@ key                               numbers
                                   anchors alone pick the paths
 ``(MACRO, 5)``                    ``forecast`` paths: the VAE's forecast distribution (a pull per path)
 ``(LOANS, scenario_id)``          loan-level model draws of a scenario (trajectory engine)
-``(scenario_id, block)``          Markov engine: LGD Beta variates, then one float32 uniform per loan
-                                  and month, for the :data:`~creditsim.transitions.sampler.RNG_LOAN_BLOCK`
-                                  loans of ``block``
+``(scenario_id, block)``          Markov engine: one float32 uniform per loan and month, for the
+                                  :data:`~creditsim.transitions.sampler.RNG_LOAN_BLOCK` loans of ``block``
+``(LGD,)``                        Markov engine: the key of the counter-based realised-LGD streams,
+                                  one per (scenario id, loan) (:mod:`creditsim.loans.lgd_draws`)
 ``(block,)``                      trajectory model: the torch stream of loan block ``block``
 ``()``                            a component's own root stream (generators, training, the VAE)
 ================================  ==============================================================
@@ -45,6 +46,7 @@ __all__ = [
     "LABELS",
     "MACRO",
     "LOANS",
+    "LGD",
     "check_seed",
     "stream",
     "int_seed",
@@ -59,6 +61,9 @@ __all__ = [
 LABELS = 1
 MACRO = 2
 LOANS = 3
+#: the realised-LGD key's one word: "LGD" in ASCII, far above any loan block index, so the 1-word key
+#: ``(LGD,)`` cannot meet the trajectory model's ``(block,)`` keys (nor the small purpose prefixes)
+LGD = 0x4C4744
 
 
 def check_seed(seed: object, name: str = "seed") -> int:

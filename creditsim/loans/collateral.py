@@ -12,9 +12,9 @@ where ``HPI_s(t) = prod_{m=1..t} (1 + g_s(m)) ** (1/12)`` is the house-price ind
 annual growth, in logs). Decisions:
 
 - *The path's trough*, not the level in the month of default: the engine draws one LGD per loan and
-  scenario before the month loop, and workouts of real-estate defaults take a year or more (the
-  book's recovery lag), so sales cluster near the trough of a housing bust. Conservative for defaults
-  late in a recovery.
+  scenario (:mod:`creditsim.loans.lgd_draws`) and scales it by one factor per path, and workouts of
+  real-estate defaults take a year or more (the book's recovery lag), so sales cluster near the trough
+  of a housing bust. Conservative for defaults late in a recovery.
 - *Proportional to the collateral value*, no free parameter: with LGD 0.275 (the spec's real-estate
   mid-point) the Fed 2025 severely adverse house-price fall (-33 % peak to trough) gives an LGD of
   about 0.51 -- the order of the loss severities on US mortgage defaults in 2009-2011, when house prices

@@ -28,9 +28,11 @@ Absorbed loans pay nothing (except recoveries of an earlier default).
 Exact pool sums (reproducibility by construction)
 -------------------------------------------------
 The same seed gives the same numbers for any scenario chunk size, loan chunk size, thread count, BLAS
-kernel (MKL's AVX2 / AVX-512 / compatible code paths) and device. The random streams are keyed by
-(seed, scenario id, fixed 1,024-loan block), so every loan draws the same numbers however it is chunked;
-and every reduction that reaches an output is exact, so its order cannot matter:
+kernel (MKL's AVX2 / AVX-512 / compatible code paths) and device. The state uniforms' streams are keyed
+by (seed, scenario id, fixed 1,024-loan block) and a realised LGD's by (seed, scenario id, loan position),
+drawn on the host where the loan defaults (:mod:`creditsim.loans.lgd_draws`), so every loan draws the same
+numbers however it is chunked; and every reduction that reaches an output is exact, so its order cannot
+matter:
 
 - Tabulated flows are whole cents held in float64 (:mod:`creditsim.cents`); the realised loss
   is rounded to the cent per loan (``round(LGD x default_par)``) before it is summed.
@@ -106,8 +108,8 @@ from creditsim.cents import check_exact_range, from_cents, to_cents
 from creditsim.devices import torch_device
 from creditsim.errors import ConfigError, DataError, format_labels
 from creditsim.loans.book import LoanBook
-from creditsim.loans.collateral import stressed_lgd
 from creditsim.loans.floating import FloatingClasses
+from creditsim.loans.lgd_draws import LgdDraws
 from creditsim.loans.pool import LOAN_FLOWS, book_recoveries, pool_cashflows, stack_pool
 from creditsim.loans.schedule import amortization_schedule
 from creditsim.states import ALLOWED_TRANSITIONS, N_LIVE_STATES, N_STATES
@@ -544,8 +546,10 @@ class _BlockRun:
     """The month loop of one (scenario chunk x loan block), advanced one month per :meth:`step`.
 
     States come from the random ``streams`` and the thresholds, or from given ``paths``
-    ``(s, L_b, T)`` (rows of absorbed loans map to themselves whatever the path says). What it
-    produces, filled month by month:
+    ``(s, L_b, T)`` (rows of absorbed loans map to themselves whatever the path says); realised LGDs from
+    ``lgd``: the block's :class:`~creditsim.loans.lgd_draws.LgdDraws` (the fused kernel draws them for the
+    defaults only, the torch steps for every pair) or a given ``(s, L_b)`` array. What it produces, filled
+    month by month (the fused kernel books the losses after the last month):
 
     - ``sums``: ``(s, T, G, F + 1)`` float64 whole-cent block sums (F = 5 tabulated flows, 6 with the
       floating base of ``inv_coupon``, + loss; G = 1 without groups);
@@ -568,7 +572,7 @@ class _BlockRun:
         thresholds: _Thresholds | None,
         streams: BlockStreams | None,
         paths: torch.Tensor | None,
-        lgd: np.ndarray,
+        lgd: LgdDraws | np.ndarray,
         n_months: int,
         dev: torch.device,
         groups: np.ndarray | None,
@@ -595,7 +599,6 @@ class _BlockRun:
             n_cols = (thresholds.n_rows_per_scenario // N_STATES) * _LIVE_MOVES
             self.moves = torch.zeros(s, n_months, n_cols + 1, dtype=torch.float32, device=dev)
             self._move_base = torch.from_numpy(thresholds.loan_segment[index] * _LIVE_MOVES).to(dev)
-        self._lgd = torch.from_numpy(np.ascontiguousarray(lgd)).to(dev)  # (s, L_b)
         self._member = _group_membership(groups, index, n_groups, dev)
         g = self._g = self._member.shape[0]
         if not self._fast:
@@ -611,8 +614,12 @@ class _BlockRun:
             }
         if self._fast:
             self._loan_group = torch.zeros(lb, dtype=torch.int64, device=dev) if groups is None else torch.from_numpy(groups[index]).to(dev)
-        self._fused = (fused_months(streams, cb, ci, self._m, inv, self._loan_group, g, nf, kernel_threads,
+        self._fused = (fused_months(streams, lgd, cb, ci, self._m, inv, self._loan_group, g, nf, kernel_threads,
                                     shared_rows=not thresholds.varies) if self._fast else None)
+        self._lgd: torch.Tensor | None = None  # (s, L_b) realised LGD, for the torch steps: every pair drawn
+        if self._fused is None:
+            values = lgd.all() if isinstance(lgd, LgdDraws) else np.ascontiguousarray(lgd)
+            self._lgd = torch.from_numpy(values).to(dev)
         # the 49-row month tables (2.4 kB per loan) only for the torch step: the fused kernel reads a window
         self._tables = MonthTables(cb, ci, self._m, inv) if self._fused is None else None
 
@@ -626,7 +633,9 @@ class _BlockRun:
         """Advance month ``t`` (months must be stepped in order 0, 1, ...)."""
         if self._fused is not None:
             thr, stay_current = self._thresholds.rows(t)
-            self._fused.step(t, self._x, self._c, self._row_base, thr, stay_current, self._lgd, self.sums[:, t])
+            self._fused.step(t, self._x, self._c, self._row_base, thr, stay_current, self.sums[:, t])
+            if t == self._n_months - 1:  # the defaults' losses, their LGDs drawn now (lgd_draws)
+                self._fused.finish(self.sums)
             return
         flow_table, next_table, next_c = self._tables.month(t)
         if self._fast:
@@ -707,9 +716,9 @@ def _fused_module() -> object | None:
     return fused
 
 
-def fused_months(streams: BlockStreams, cb: torch.Tensor, ci: torch.Tensor, m: torch.Tensor, inv_coupon: torch.Tensor | None,
-                 loan_group: torch.Tensor, n_groups: int, n_flows: int, threads: int = 1,
-                 shared_rows: bool = False) -> object | None:
+def fused_months(streams: BlockStreams, lgd: LgdDraws | np.ndarray, cb: torch.Tensor, ci: torch.Tensor, m: torch.Tensor,
+                 inv_coupon: torch.Tensor | None, loan_group: torch.Tensor, n_groups: int, n_flows: int,
+                 threads: int = 1, shared_rows: bool = False) -> object | None:
     """The fused month kernel for a pool-only block run on ``cb``'s device, or None to keep the torch step.
 
     CPU: :class:`creditsim.loans.fused.FusedMonths` on ``threads`` numba threads (the engine passes the
@@ -722,7 +731,7 @@ def fused_months(streams: BlockStreams, cb: torch.Tensor, ci: torch.Tensor, m: t
     per machine: the code is cached) on first use. Either continues the streams itself; the Python
     generators of ``streams`` are not used again.
     """
-    if not FUSED_KERNEL or cb.device.type not in ("cpu", "cuda"):
+    if not FUSED_KERNEL or cb.device.type not in ("cpu", "cuda") or not isinstance(lgd, LgdDraws):
         return None
     fused = _fused_module()
     if fused is None:
@@ -737,9 +746,9 @@ def fused_months(streams: BlockStreams, cb: torch.Tensor, ci: torch.Tensor, m: t
     host = [a.cpu().numpy() for a in (cb, ci, m, loan_group)]
     inv = None if inv_coupon is None else inv_coupon.cpu().numpy()
     if cb.device.type == "cpu":
-        return fused.FusedMonths(streams, host[0], host[1], host[2], inv, host[3], n_groups, threads, shared_rows)
+        return fused.FusedMonths(streams, lgd, host[0], host[1], host[2], inv, host[3], n_groups, threads, shared_rows)
     if fused_cuda.available() and n_groups <= fused_cuda.MAX_GROUPS and n_flows <= fused_cuda.MAX_FLOWS:
-        return fused_cuda.FusedMonthsCuda(streams, host[0], host[1], host[2], inv, host[3], n_groups, cb.device)
+        return fused_cuda.FusedMonthsCuda(streams, lgd, host[0], host[1], host[2], inv, host[3], n_groups, cb.device)
     return None
 
 
@@ -845,8 +854,7 @@ def simulate_pool_chunk(
     blocks = _loan_blocks(book, ids, seed_i, chunk)
     threads = torch.get_num_threads()  # the caller's: the fused kernel's scenario threads
     runs = _run_blocks(lambda index, streams: _BlockRun(
-        book, index, thresholds, streams, None,
-        streams.lgd if recovery_scale is None else stressed_lgd(streams.lgd, recovery_scale[:, index]),
+        book, index, thresholds, streams, None, _lgd_draws(book, ids, seed_i, index, recovery_scale),
         months, dev, groups, n_groups, False, inv_coupon, threads), blocks, months)
     total = sum(run.sums for run in runs)
     cashflows, pending = _scatter_pool(total, book.recovery_lag, groups is not None, coupon_change)
@@ -875,10 +883,16 @@ def _loan_blocks(book: LoanBook, ids: np.ndarray, seed: int, chunk: int) -> list
         stop = min(book.n_loans, (first_block + blocks_per_chunk) * RNG_LOAN_BLOCK)
         index = np.arange(start, stop)
         n_blocks = -(-(stop - start) // RNG_LOAN_BLOCK)
-        streams = BlockStreams(seed, ids, range(first_block, first_block + n_blocks), stop - start,
-                               book.lgd[index], book.lgd_concentration)
-        blocks.append((index, streams))
+        blocks.append((index, BlockStreams(seed, ids, range(first_block, first_block + n_blocks), stop - start)))
     return blocks
+
+
+def _lgd_draws(book: LoanBook, ids: np.ndarray, seed: int, index: np.ndarray,
+               recovery_scale: np.ndarray | None = None) -> LgdDraws:
+    """The realised-LGD streams of the scenarios ``ids`` x the consecutive loans ``index`` of the book, with
+    the collateral factors ``recovery_scale`` ``(s, L)`` (cut to ``index``) when given."""
+    scale = None if recovery_scale is None else recovery_scale[:, index]
+    return LgdDraws(seed, ids, int(index[0]) if len(index) else 0, book.lgd[index], book.lgd_concentration, scale)
 
 
 @dataclass(frozen=True)
@@ -923,7 +937,8 @@ def simulate_move_counts(book: LoanBook, matrices: object, scenario_ids: object,
     base = floating_base(book) if floating else None
     inv_coupon = None if base is None else base[0]
     runs = _run_blocks(lambda index, streams: _BlockRun(
-        book, index, thresholds, streams, None, streams.lgd, months, dev, groups, n_groups, False, inv_coupon,
+        book, index, thresholds, streams, None, _lgd_draws(book, ids, seed_i, index), months, dev, groups, n_groups,
+        False, inv_coupon,
         count_moves=True), _loan_blocks(book, ids, seed_i, chunk), months)
     flows = sum(run.sums for run in runs)  # whole cents: exact in any order
     moves = sum(run.moves for run in runs)[..., :-1]  # counts below 2**24: exact in float32
@@ -1092,10 +1107,11 @@ def simulate_loan_level(
     thresholds = _Thresholds(_as_tensor(matrices), book, len(ids), months, dev, max_risk_bins)
     index = np.arange(book.n_loans)
     n_blocks = -(-book.n_loans // RNG_LOAN_BLOCK)
-    streams = BlockStreams(seed_i, ids, range(n_blocks), book.n_loans, book.lgd, book.lgd_concentration)
+    streams = BlockStreams(seed_i, ids, range(n_blocks), book.n_loans)
+    lgd = _lgd_draws(book, ids, seed_i, index).all()
     with serial_torch():
-        keep = _BlockRun(book, index, thresholds, streams, None, streams.lgd, months, dev, None, 1, True).run_all()
-    return _loan_level(book, keep, streams.lgd)
+        keep = _BlockRun(book, index, thresholds, streams, None, lgd, months, dev, None, 1, True).run_all()
+    return _loan_level(book, keep, lgd)
 
 
 def loan_cashflows(book: LoanBook, states: object, lgd: object | None = None, *, device: str | torch.device = "cpu") -> LoanCashflows:

@@ -21,7 +21,8 @@ arrears at the cut-off and per-scenario matrices):
   two to the same numbers, so a change to the rules must be made in both;
 - every sum is of whole cents held in float64, so it is exact and its order cannot matter
   (engine module docstring, "Exact pool sums"); the loss is ``rint(LGD x default_par)`` per loan
-  (``rint`` rounds half to even, as ``torch.round``).
+  (``rint`` rounds half to even, as ``torch.round``), its LGD drawn in the kernel when the loan
+  defaults (:mod:`creditsim.loans.lgd_draws`): only the defaults' LGDs are ever drawn.
 
 Scenarios run in parallel (``numba.prange``) on as many threads as the caller's torch thread count:
 each scenario's sums are written by one thread only, so the count changes nothing but the time. With
@@ -36,6 +37,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from creditsim.loans.lgd_draws import LgdDraws, stressed_draw
 from creditsim.transitions.sampler import RNG_LOAN_BLOCK, BlockStreams
 
 __all__ = ["FusedMonths", "add_event", "add_quiet", "draw_uniform", "loan_stay", "month_body", "month_thresholds",
@@ -67,11 +69,11 @@ def month_window(cb, ci, m, t, inv_coupon, loan_group, window, current):  # prag
     can read: the paid-through index before the month, ``tau - 1 - c`` or ``tau - c``, after it, and
     ``tau`` itself). ``current`` ``(G * F, L_b)``: each loan's CURRENT -> CURRENT flows (interest,
     principal, 0, 0, balance, floating bases, as :class:`MonthTables` tabulates them) in its group's
-    rows ``g * F .. g * F + F - 1``, zeros in the other groups' rows.
+    rows ``g * F .. g * F + F - 1``; only those rows are written, so the caller zeroes ``current`` once
+    (the other groups' rows, and rows 2-3, stay 0: a loan's group never changes).
     """
     nj = inv_coupon.shape[1]
     nf = 5 + nj
-    current[:] = 0.0
     for loan in range(cb.shape[0]):
         tau = min(m[loan], t)
         for k in range(5):
@@ -105,15 +107,17 @@ def add_quiet(acc, quiet, current, first, n):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
-def add_event(acc, g, nf, window, loan, t, ml, c, y, inv_coupon, lgd, i):  # pragma: no cover - compiled
+def add_event(acc, g, nf, window, loan, t, ml, c, y, inv_coupon):  # pragma: no cover - compiled
     """Add the flows of one sampled move ``c -> y`` in month ``t`` of live ``loan`` (maturity month
-    ``ml``) in scenario ``i`` to ``acc[g, :nf]`` and its loss to ``acc[g, nf]``; return ``(next chain
-    state, next cash state)`` (rules: :class:`MonthTables`). Also compiled for the GPU (:mod:`creditsim.loans.fused_cuda`), so it calls
-    nothing but builtins: ``round`` is half-to-even on both targets (``llrint`` on CUDA), as
-    ``torch.round``; the values are whole cents far below 2**63."""
+    ``ml``) to ``acc[g, :nf]``; return ``(next chain state, next cash state, default par)`` (rules:
+    :class:`MonthTables`; the par is 0 unless the move is a default, whose loss the caller books with
+    the loan's LGD). Also compiled for the GPU (:mod:`creditsim.loans.fused_cuda`), so it calls nothing
+    but builtins: ``round`` is half-to-even on both targets (``llrint`` on CUDA), as ``torch.round``; the
+    values are whole cents far below 2**63."""
     kp = min(ml, t - 1) - min(ml, t) + 4 - c  # window index of the paid-through payment before the month
     matured = t >= ml
     interest = 0.0
+    par = 0.0
     if y < 4:
         kn = max(kp, 4 - y)
         interest = window[loan, 1, kn] - window[loan, 1, kp]
@@ -123,7 +127,6 @@ def add_event(acc, g, nf, window, loan, t, ml, c, y, inv_coupon, lgd, i):  # pra
     elif y == 4:
         par = window[loan, 0, kp]
         acc[g, 3] += par
-        acc[g, nf] += float(round(par * lgd[i, loan]))  # the LGD is read for defaults only
         nxt = 4
     else:
         interest = window[loan, 1, 4] - window[loan, 1, kp]
@@ -134,8 +137,8 @@ def add_event(acc, g, nf, window, loan, t, ml, c, y, inv_coupon, lgd, i):  # pra
     for jj in range(inv_coupon.shape[1]):
         acc[g, 5 + jj] += float(round(interest * inv_coupon[loan, jj]))
     if nxt < 4:
-        return nxt, min(c + (1 if t <= ml else 0), y)  # an instalment falls due up to maturity
-    return nxt, nxt
+        return nxt, min(c + (1 if t <= ml else 0), y), par  # an instalment falls due up to maturity
+    return nxt, nxt, par
 
 
 @njit(cache=True)
@@ -185,8 +188,8 @@ def month_thresholds(m, t, seg_cohort, absorbed, thr, stay):  # pragma: no cover
 
 
 @njit(cache=True, inline="always")
-def month_body(t, x, c, row_base, thresholds, stay_current, shared_stay, window, current, m, inv_coupon, lgd,
-               loan_group, words, buffered, widths, block, out):  # pragma: no cover - compiled
+def month_body(t, x, c, row_base, thresholds, stay_current, shared_stay, window, current, m, inv_coupon, lgd_key,
+               sids, first_loan, lgd_mean, kappa, lgd_scale, loan_group, words, buffered, widths, block, out):  # pragma: no cover - compiled
     """One month ``t`` of an ``(s, L_b)`` scenario x loan block, pool sums only.
 
     Args:
@@ -198,7 +201,10 @@ def month_body(t, x, c, row_base, thresholds, stay_current, shared_stay, window,
         window, current: the month's :func:`month_window` (``current`` ``(G * F, L_b)``); m ``(L_b,)``
             int64 maturity months;
             inv_coupon ``(L_b, J)`` float64 (``J = 0`` without floating bases).
-        lgd: ``(s, L_b)`` float64 realised LGD; loan_group ``(L_b,)`` int64.
+        lgd_key, sids, first_loan, lgd_mean, kappa, lgd_scale: a default's realised LGD, drawn when it
+            happens (:func:`creditsim.loans.lgd_draws.stressed_draw`: the run's ``(2,)`` uint64 key, ``(s,)``
+            global scenario ids, the block's first book position, ``(L_b,)`` LGD assumptions, the
+            concentration, ``(s, L_b)`` collateral factors or ``(0, 0)``); loan_group ``(L_b,)`` int64.
         words, buffered: ``(s, n_blocks, 4)`` / ``(s, n_blocks, 2)`` uint64 SFC64 states, advanced in
             place; widths ``(n_blocks,)`` loans per block; block = loans per full block (1,024).
         out: ``(s, G, F + 1)`` float64, set to the whole-cent sums (F = 5 + J flows, then the loss).
@@ -255,28 +261,35 @@ def month_body(t, x, c, row_base, thresholds, stay_current, shared_stay, window,
                 for q in range(n_thr):
                     if u[k] >= thresholds[q, row]:
                         y += 1
-                x[i, loan], c[i, loan] = add_event(acc, loan_group[loan], nf, window, loan, t, m[loan], c[i, loan],
-                                                   y, inv_coupon, lgd, i)
+                g = loan_group[loan]
+                x[i, loan], c[i, loan], par = add_event(acc, g, nf, window, loan, t, m[loan], c[i, loan], y,
+                                                        inv_coupon)
+                if par > 0.0:  # a default: its LGD is drawn now, from the (scenario, loan) stream
+                    lgd = stressed_draw(lgd_key[0], lgd_key[1], sids[i], first_loan + loan, lgd_mean[loan], kappa,
+                                        lgd_scale, i, loan)
+                    acc[g, nf] += float(round(par * lgd))
             add_quiet(acc, quiet, current, first, n)
         out[i] = acc
 
 
 @njit(cache=True, parallel=True)
-def pool_month(t, x, c, row_base, thresholds, stay_current, shared_stay, window, current, m, inv_coupon, lgd,
-               loan_group, words, buffered, widths, block, out):  # pragma: no cover - compiled
+def pool_month(t, x, c, row_base, thresholds, stay_current, shared_stay, window, current, m, inv_coupon, lgd_key,
+               sids, first_loan, lgd_mean, kappa, lgd_scale, loan_group, words, buffered, widths, block,
+               out):  # pragma: no cover - compiled
     """:func:`month_body` with its scenarios split over numba's threads (``prange``)."""
-    month_body(t, x, c, row_base, thresholds, stay_current, shared_stay, window, current, m, inv_coupon, lgd,
-               loan_group, words, buffered, widths, block, out)
+    month_body(t, x, c, row_base, thresholds, stay_current, shared_stay, window, current, m, inv_coupon, lgd_key,
+               sids, first_loan, lgd_mean, kappa, lgd_scale, loan_group, words, buffered, widths, block, out)
 
 
 @njit(cache=True)
 def pool_month_serial(t, x, c, row_base, thresholds, stay_current, shared_stay, window, current, m, inv_coupon,
-                      lgd, loan_group, words, buffered, widths, block, out):  # pragma: no cover - compiled
+                      lgd_key, sids, first_loan, lgd_mean, kappa, lgd_scale, loan_group, words, buffered, widths,
+                      block, out):  # pragma: no cover - compiled
     """:func:`month_body` on the calling thread alone (``prange`` is ``range`` here): no OpenMP pool is
     started, so a process that runs it can still ``fork`` (GNU OpenMP kills forked children of a process
     that used it) and side-by-side processes do not oversubscribe the cores."""
-    month_body(t, x, c, row_base, thresholds, stay_current, shared_stay, window, current, m, inv_coupon, lgd,
-               loan_group, words, buffered, widths, block, out)
+    month_body(t, x, c, row_base, thresholds, stay_current, shared_stay, window, current, m, inv_coupon, lgd_key,
+               sids, first_loan, lgd_mean, kappa, lgd_scale, loan_group, words, buffered, widths, block, out)
 
 
 @njit(cache=True)
@@ -299,25 +312,27 @@ class FusedMonths:
     Holds what does not change from month to month: the streams' SFC64 states (taken over from
     ``streams``, whose Python generators are not used again), the loans' contractual history ``cb`` /
     ``ci`` ``(L_b, T + 4)`` whole cents, maturity months ``m`` ``(L_b,)``, the floating bases'
-    ``inv_coupon`` ``(L_b, J)`` (None: J = 0), ``loan_group`` ``(L_b,)`` of ``n_groups`` groups, and the
-    month window's buffers; ``threads``: numba threads the scenarios are split over (capped at numba's
-    pool; the numbers do not depend on it); ``shared_rows``: every scenario reads the same threshold
-    rows (matrices that do not vary by scenario), so each month's stay thresholds are looked up once
-    for all of them (:func:`loan_stay`).
+    ``inv_coupon`` ``(L_b, J)`` (None: J = 0), ``loan_group`` ``(L_b,)`` of ``n_groups`` groups, the
+    realised-LGD streams ``lgd`` (:class:`~creditsim.loans.lgd_draws.LgdDraws`: a default's LGD is drawn
+    in the kernel when it happens), and the month window's buffers;
+    ``threads``: numba threads the scenarios are split over (capped at numba's pool; the numbers do not
+    depend on it); ``shared_rows``: every scenario reads the same threshold rows (matrices that do not
+    vary by scenario), so each month's stay thresholds are looked up once for all of them (:func:`loan_stay`).
     """
 
-    def __init__(self, streams: BlockStreams, cb: np.ndarray, ci: np.ndarray, m: np.ndarray,
+    def __init__(self, streams: BlockStreams, lgd: LgdDraws, cb: np.ndarray, ci: np.ndarray, m: np.ndarray,
                  inv_coupon: np.ndarray | None, loan_group: np.ndarray, n_groups: int, threads: int = 1,
                  shared_rows: bool = False):
         self._threads = max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
         self._words, self._buffered = streams.sfc64_states()
         self._widths = streams.widths
+        self._lgd = lgd
         self._cb, self._ci, self._m = cb, ci, np.ascontiguousarray(m, dtype=np.int64)
         lb = cb.shape[0]
         self._inv = np.zeros((lb, 0)) if inv_coupon is None else np.ascontiguousarray(inv_coupon, dtype=np.float64)
         self._group = np.ascontiguousarray(loan_group, dtype=np.int64)
         self._window = np.empty((lb, 2, 5))
-        self._current = np.empty((n_groups * (5 + self._inv.shape[1]), lb))  # G * F rows
+        self._current = np.zeros((n_groups * (5 + self._inv.shape[1]), lb))  # G * F rows, zeroed once
         self._stay = np.empty((1 if shared_rows else 0, lb), dtype=np.float32)
 
     def month_window(self, t: int) -> tuple[np.ndarray, np.ndarray]:
@@ -327,7 +342,7 @@ class FusedMonths:
         return self._window, self._current
 
     def step(self, t: int, x: torch.Tensor, c: torch.Tensor, row_base: torch.Tensor, thresholds: torch.Tensor,
-             stay_current: torch.Tensor, lgd: torch.Tensor, out: torch.Tensor) -> None:
+             stay_current: torch.Tensor, out: torch.Tensor) -> None:
         """Advance month ``t``: states ``x`` / ``c`` in place, ``out`` ``(s, G, F + 1)`` set to the sums
         (CPU tensors, shared with numpy without a copy; arguments as :func:`pool_month`)."""
         window, current = self.month_window(t)
@@ -335,8 +350,8 @@ class FusedMonths:
         if self._stay.shape[0] and rows.shape[0]:  # an empty chunk has no rows to read
             loan_stay(t, self._m, rows[0], stay_current, self._stay[0])
         args = (t, x.numpy(), c.numpy(), rows, thresholds.numpy(), stay_current, self._stay, window, current,
-                self._m, self._inv, lgd.numpy(), self._group, self._words, self._buffered, self._widths,
-                RNG_LOAN_BLOCK, out.numpy())
+                self._m, self._inv, *self._lgd.kernel_args(), self._group, self._words, self._buffered,
+                self._widths, RNG_LOAN_BLOCK, out.numpy())
         if self._threads == 1:
             pool_month_serial(*args)
             return
@@ -346,3 +361,7 @@ class FusedMonths:
             pool_month(*args)
         finally:
             numba.set_num_threads(before)
+
+    def finish(self, sums: torch.Tensor) -> None:
+        """Nothing left to book on the CPU: each default's loss went into its month's sums when it happened
+        (the GPU kernel books them here, :class:`creditsim.loans.fused_cuda.FusedMonthsCuda`)."""

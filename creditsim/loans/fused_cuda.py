@@ -5,8 +5,11 @@ with numpy on the host and copied it over, so the host, not the GPU, set the pac
 loan-month-scenarios/s on an H200, one CPU core busy). Here each thread continues its block's SFC64
 stream on the device (:meth:`BlockStreams.sfc64_states`), walks the block's loans in order and keeps
 its sums in registers / local memory; the per-block partial sums are added on the device afterwards.
-Only the LGD Beta draws (numpy, once per chunk) and each month's compact contractual window
-(:func:`creditsim.loans.fused.month_window`, ``O(L_b)``) stay on the host.
+Each month's compact contractual window (:func:`creditsim.loans.fused.month_window`, ``O(L_b)``) is
+built on the host; a default's par and month are recorded on the device and its loss is booked on the
+host after the month loop, where its LGD is drawn (:mod:`creditsim.loans.lgd_draws`: CUDA's ``log`` /
+``exp`` may round differently from the host's, a whole cent's difference at worst, so the draw stays
+on the host and the numbers stay the CPU kernel's).
 
 Same numbers as the CPU kernel and the torch step, bit for bit: the generator and the move logic
 are the CPU kernel's own functions (:func:`~creditsim.loans.fused.draw_uniform`,
@@ -28,6 +31,7 @@ import torch
 from numba import cuda, float64
 
 from creditsim.loans.fused import FusedMonths, add_event, draw_uniform
+from creditsim.loans.lgd_draws import LgdDraws
 from creditsim.transitions.sampler import RNG_LOAN_BLOCK, BlockStreams
 
 __all__ = ["MAX_FLOWS", "MAX_GROUPS", "FusedMonthsCuda", "available", "pool_month_cuda"]
@@ -69,10 +73,11 @@ def available() -> bool:
 
 
 @cuda.jit
-def pool_month_cuda(t, x, c, row_base, thresholds, stay_current, window, current, m, inv_coupon, lgd,
-                    loan_group, words, buffered, widths, block, out):  # pragma: no cover - compiled
+def pool_month_cuda(t, x, c, row_base, thresholds, stay_current, window, current, m, inv_coupon, default_par,
+                    default_month, loan_group, words, buffered, widths, block, out):  # pragma: no cover - compiled
     """:func:`creditsim.loans.fused.pool_month` with one thread per (scenario i, block j); ``out`` is
-    ``(s, n_blocks, G, F + 1)``: the block's partial sums (the caller adds the blocks)."""
+    ``(s, n_blocks, G, F + 1)``: the block's partial sums (the caller adds the blocks) but the losses, whose
+    defaults are recorded in ``default_par`` / ``default_month`` ``(s, L_b)`` instead."""
     tid = cuda.grid(1)
     nb = widths.shape[0]
     if tid >= x.shape[0] * nb:
@@ -105,7 +110,10 @@ def pool_month_cuda(t, x, c, row_base, thresholds, stay_current, window, current
         for q in range(n_thr):
             if u >= thresholds[q, row]:
                 y += 1
-        x[i, loan], c[i, loan] = _event(acc, g, nf, window, loan, t, m[loan], c[i, loan], y, inv_coupon, lgd, i)
+        x[i, loan], c[i, loan], par = _event(acc, g, nf, window, loan, t, m[loan], c[i, loan], y, inv_coupon)
+        if par > 0.0:  # its loss is booked on the host (FusedMonthsCuda.finish)
+            default_par[i, loan] = par
+            default_month[i, loan] = t
     words[i, j, 0], words[i, j, 1], words[i, j, 2], words[i, j, 3] = a, b, cc, w
     buffered[i, j, 0], buffered[i, j, 1] = has, half
     for g in range(n_groups):
@@ -120,19 +128,22 @@ class FusedMonthsCuda(FusedMonths):
     copied each month); the streams' states and the per-loan constants move to ``device`` once.
     """
 
-    def __init__(self, streams: BlockStreams, cb: np.ndarray, ci: np.ndarray, m: np.ndarray,
+    def __init__(self, streams: BlockStreams, lgd: LgdDraws, cb: np.ndarray, ci: np.ndarray, m: np.ndarray,
                  inv_coupon: np.ndarray | None, loan_group: np.ndarray, n_groups: int, device: torch.device):
-        super().__init__(streams, cb, ci, m, inv_coupon, loan_group, n_groups)
+        super().__init__(streams, lgd, cb, ci, m, inv_coupon, loan_group, n_groups)
         self._dev = device
         self._n_blocks = len(self._widths)
         self._words, self._buffered = cuda.to_device(self._words), cuda.to_device(self._buffered)
         self._widths_dev = cuda.to_device(self._widths)
         self._m_dev, self._inv_dev = cuda.to_device(self._m), cuda.to_device(self._inv)
         self._group_dev = cuda.to_device(self._group)
+        # each default's par and month, written on the device; the losses are booked on the host (finish)
+        self._default_dev = (torch.zeros(lgd.shape, dtype=torch.float64, device=device),
+                             torch.zeros(lgd.shape, dtype=torch.int32, device=device))
 
     def step(self, t: int, x: torch.Tensor, c: torch.Tensor, row_base: torch.Tensor, thresholds: torch.Tensor,
-             stay_current: torch.Tensor, lgd: torch.Tensor, out: torch.Tensor) -> None:
-        """Advance month ``t`` on the device: ``x`` / ``c`` in place, ``out`` ``(s, G, F + 1)`` set."""
+             stay_current: torch.Tensor, out: torch.Tensor) -> None:
+        """Advance month ``t`` on the device: ``x`` / ``c`` in place, ``out`` ``(s, G, F + 1)`` set but the loss."""
         s, g, f1 = out.shape
         window, current = (cuda.to_device(a) for a in self.month_window(t))
         partial = torch.empty((s, self._n_blocks, g, f1), dtype=torch.float64, device=self._dev)
@@ -140,12 +151,21 @@ class FusedMonthsCuda(FusedMonths):
         grid = -(-n_threads // THREADS_PER_BLOCK)
         if partial.is_cuda:  # torch may have queued the inputs on a non-default stream: finish them first
             torch.cuda.current_stream(partial.device).synchronize()
-        arrays = [_kernel_arg(a) for a in (x, c, row_base, thresholds, stay_current, lgd, partial)]
+        arrays = [_kernel_arg(a) for a in (x, c, row_base, thresholds, stay_current, *self._default_dev, partial)]
         pool_month_cuda[grid, THREADS_PER_BLOCK](t, *arrays[:5], window, current, self._m_dev, self._inv_dev,
-                                                 arrays[5], self._group_dev, self._words, self._buffered,
-                                                 self._widths_dev, RNG_LOAN_BLOCK, arrays[6])
+                                                 arrays[5], arrays[6], self._group_dev, self._words, self._buffered,
+                                                 self._widths_dev, RNG_LOAN_BLOCK, arrays[7])
         cuda.synchronize()  # numba's stream before torch's: the sum below reads the kernel's output
         out.copy_(partial.sum(dim=1))  # whole cents: exact in any order
+
+    def finish(self, sums: torch.Tensor) -> None:
+        """Book every recorded default's loss ``rint(par x LGD)`` into ``sums[..., -1]`` (``(s, T, G, F + 1)``
+        whole cents): the defaults' par and month are copied to the host, where their LGDs are drawn
+        (:meth:`LgdDraws.book_losses`, the CPU kernel's own draws). Call once, after the last month."""
+        loss = np.zeros(sums.shape[:-1])
+        par, month = (a.cpu().numpy() for a in self._default_dev)
+        self._lgd.book_losses(par, month, self._group, loss)
+        sums[..., -1] += torch.from_numpy(loss).to(sums.device)
 
 
 def _kernel_arg(tensor: torch.Tensor) -> object:

@@ -10,8 +10,8 @@ Random streams
 --------------
 Every uniform comes from ``numpy.random.Generator(SFC64(SeedSequence(seed, spawn_key=(scenario_id,
 block))))`` where ``scenario_id`` is the GLOBAL scenario index and ``block`` the index of a fixed block
-of :data:`RNG_LOAN_BLOCK` consecutive loans of the book. Each stream first draws the block's LGD Beta
-variates, then one float32 uniform per loan of the block each month (month-major), so a loan's numbers
+of :data:`RNG_LOAN_BLOCK` consecutive loans of the book. Each stream draws one float32 uniform per loan
+of the block each month (month-major), so a loan's numbers
 depend only on (seed, scenario id, loan position, month; and the book size for loans of the book's
 last, partial block) -- never on how scenarios or loans are chunked, nor on the device (uniforms are
 drawn on the CPU and moved to the device). SFC64 is used because it is
@@ -19,9 +19,6 @@ about four times faster than PCG64 for float32 draws; quality is ample for Monte
 """
 
 from __future__ import annotations
-
-import threading
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -225,50 +222,30 @@ def block_stream(seed: int, scenario_id: int, block: int) -> np.random.Generator
 class BlockStreams:
     """The random streams of a scenario chunk x a contiguous range of whole RNG loan blocks.
 
-    On construction each (scenario, block) stream draws its block's LGD Beta variates; then
-    :meth:`next_month` fills one month of float32 uniforms for every stream. Numbers are generated
-    month by month (the streams stay alive), which gives the same numbers as one ``(T, block)`` draw
-    but needs memory for one month only.
+    :meth:`next_month` fills one month of float32 uniforms for every (scenario, block) stream. Numbers
+    are generated month by month (the streams stay alive), which gives the same numbers as one
+    ``(T, block)`` draw but needs memory for one month only. (The realised LGDs have streams of their
+    own, drawn only where a loan defaults: :mod:`creditsim.loans.lgd_draws`.)
 
     Args:
         scenario_ids: ``(s,)`` global scenario ids.
         blocks: consecutive RNG block indices; their loans start at ``blocks[0] * RNG_LOAN_BLOCK``
             and the first ``n_loans`` of them are used.
-        lgd_mean: ``(n_loans,)`` LGD assumption per loan, decimals in [0, 1].
-        lgd_concentration: Beta concentration ``kappa``: LGD ~ Beta(mu kappa, (1 - mu) kappa), mean
-            ``mu``, variance ``mu (1 - mu) / (kappa + 1)``; ``inf`` means LGD = mu exactly.
-
-    Attributes:
-        lgd: ``(s, n_loans)`` float64 realised LGD of each loan in each scenario.
     """
 
-    def __init__(self, seed: int, scenario_ids: np.ndarray, blocks: range, n_loans: int,
-                 lgd_mean: np.ndarray, lgd_concentration: float):
+    def __init__(self, seed: int, scenario_ids: np.ndarray, blocks: range, n_loans: int):
         s, nb = len(scenario_ids), len(blocks)
         self.n_loans = n_loans
+        self._s = s
         # loans per stream: full blocks, except the book's last block which holds the remainder
         self._widths = [min(RNG_LOAN_BLOCK, n_loans - j * RNG_LOAN_BLOCK) for j in range(nb)]
-        mu = np.asarray(lgd_mean, dtype=np.float64)
-        # LGD of 0 or 1, or an infinite concentration, is deterministic; Beta(1, 1) placeholders keep the
-        # stream layout identical (one Beta draw per loan) so mixing cases never shifts the uniforms.
-        finite = bool(np.isfinite(lgd_concentration))
-        kappa = float(lgd_concentration) if finite else 1.0
-        degenerate = (mu <= 0.0) | (mu >= 1.0) | (not finite)
-        a = np.where(degenerate, 1.0, mu * kappa)
-        b = np.where(degenerate, 1.0, (1.0 - mu) * kappa)
-        # every stream's starting state at once (block_stream's, bit for bit), then the Beta draws on one
-        # generator moved from state to state: building a generator per stream cost more than its draws
+        # every stream's starting state at once (block_stream's, bit for bit): building a generator per
+        # stream costs more than a month of its draws
         keys = np.stack(np.broadcast_arrays(np.asarray(scenario_ids, dtype=np.int64)[:, None],
                                             np.asarray(blocks, dtype=np.int64)[None, :]), axis=-1)
         self._words = sfc64_seed_states(seed, keys.reshape(-1, 2))  # (s * nb, 4), stream k = i * nb + j
         self._buffered = np.zeros((s * nb, 2), dtype=np.uint64)
         self._streams: list[np.random.Generator] | None = None  # built from the states on first next_month
-        lgd = np.empty((s, n_loans))
-        for k in range(s * nb):
-            i, j = divmod(k, nb)
-            sl = slice(j * RNG_LOAN_BLOCK, j * RNG_LOAN_BLOCK + self._widths[j])
-            lgd[i, sl] = _draw_from_state(self._words, self._buffered, k, lambda rng: rng.beta(a[sl], b[sl]))
-        self.lgd = np.where(degenerate[None, :], mu[None, :], lgd)
         self._buffer = np.empty((s, n_loans), dtype=np.float32)
         self._nb = nb
 
@@ -291,8 +268,7 @@ class BlockStreams:
         if self._streams is not None:  # next_month has moved the generators on: read their states
             for k, rng in enumerate(self._streams):
                 words[k], buffered[k] = _sfc64_state(rng.bit_generator)
-        s = self.lgd.shape[0]
-        return words.reshape(s, self._nb, 4), buffered.reshape(s, self._nb, 2)
+        return words.reshape(self._s, self._nb, 4), buffered.reshape(self._s, self._nb, 2)
 
     def next_month(self) -> np.ndarray:
         """``(s, n_loans)`` float32 uniforms in [0, 1) of the next month (a reused buffer)."""
@@ -322,24 +298,6 @@ def _generator_at(words: np.ndarray, buffered: np.ndarray) -> np.random.Generato
     bit_generator = np.random.SFC64(0)
     _set_sfc64_state(bit_generator, words, buffered)
     return np.random.Generator(bit_generator)
-
-
-#: the one generator the LGD draws of every stream run on, moved to each stream's state in turn (one per
-#: thread: chunks may run on threads of a dask worker)
-_SCRATCH = threading.local()
-
-
-def _draw_from_state(words: np.ndarray, buffered: np.ndarray, k: int,
-                     draw: Callable[[np.random.Generator], np.ndarray]) -> np.ndarray:
-    """``draw(generator)`` on a generator in stream ``k``'s state (``words[k]`` ``(4,)``,
-    ``buffered[k]`` ``(2,)`` uint64), whose state after the draw is written back to row ``k``."""
-    rng = getattr(_SCRATCH, "rng", None)
-    if rng is None:
-        rng = _SCRATCH.rng = np.random.Generator(np.random.SFC64(0))
-    _set_sfc64_state(rng.bit_generator, words[k], buffered[k])
-    out = draw(rng)
-    words[k], buffered[k] = _sfc64_state(rng.bit_generator)
-    return out
 
 
 def check_states(states: np.ndarray, name: str) -> np.ndarray:

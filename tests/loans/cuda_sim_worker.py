@@ -25,9 +25,9 @@ def main() -> None:
     kw = dict(seed=5, n_months=months, group_by="asset_class", index_shift=shift, index_level=np.full(s, 0.03))
     ref = engine.simulate_pool_chunk(book, mats, np.array([3, 40]), **kw)
 
-    def on_simulated_gpu(streams, cb, ci, m, inv, group, n_groups, n_flows, threads=1, shared_rows=False):
+    def on_simulated_gpu(streams, lgd, cb, ci, m, inv, group, n_groups, n_flows, threads=1, shared_rows=False):
         host = [a.numpy() for a in (cb, ci, m, group)]
-        return fused_cuda.FusedMonthsCuda(streams, host[0], host[1], host[2], None if inv is None else inv.numpy(),
+        return fused_cuda.FusedMonthsCuda(streams, lgd, host[0], host[1], host[2], None if inv is None else inv.numpy(),
                                           host[3], n_groups, cb.device)
 
     engine.fused_months = on_simulated_gpu

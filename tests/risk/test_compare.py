@@ -17,7 +17,7 @@ from creditsim.risk.results import SimulationResults
 
 def _run(**kw) -> SimulationResults:
     tape = pd.read_parquet(example_path("loans_example.parquet")).iloc[:300]
-    base = dict(n_simulations=60, macro="synthetic", seed=2, horizon=24, progress=False)
+    base = dict(n_simulations=300, macro="synthetic", seed=2, horizon=24, progress=False)
     return cs.simulate(tape, example_path("example_clo.yaml"), **{**base, **kw})
 
 

@@ -111,15 +111,12 @@ def test_validate_matrices_names_forbidden_positions() -> None:
 
 def test_block_streams_month_by_month_equal_one_draw_and_ignore_chunking() -> None:
     n_loans = RNG_LOAN_BLOCK + 10
-    lgd = np.full(n_loans, 0.4)
-    streams = BlockStreams(5, np.array([3, 8]), range(2), n_loans, lgd, 4.0)
+    streams = BlockStreams(5, np.array([3, 8]), range(2), n_loans)
     months = np.stack([streams.next_month().copy() for _ in range(3)])  # (3, s, L)
-    rng = block_stream(5, 8, 1)
-    rng.beta(np.full(10, 1.6), np.full(10, 2.4))
+    rng = block_stream(5, 8, 1)  # the uniforms are the stream's first numbers (the LGDs have streams of their own)
     np.testing.assert_array_equal(rng.random((3, 10), dtype=np.float32), months[:, 1, RNG_LOAN_BLOCK:])
-    alone = BlockStreams(5, np.array([8]), range(1, 2), 10, lgd[:10], 4.0)
+    alone = BlockStreams(5, np.array([8]), range(1, 2), 10)
     np.testing.assert_array_equal(alone.next_month()[0], months[0, 1, RNG_LOAN_BLOCK:])
-    np.testing.assert_array_equal(alone.lgd[0], streams.lgd[1, RNG_LOAN_BLOCK:])
     assert not np.array_equal(months[0, 0], months[0, 1])
 
 
@@ -129,26 +126,23 @@ def test_risk_bins_needs_a_positive_integer_bin_count(bins: object) -> None:
         risk_bins(np.array([0.1, 0.2, 0.3]), bins)
 
 
-@pytest.mark.parametrize("kappa", [5.0, 0.7, np.inf])
-def test_block_streams_are_numpys_streams(kappa: float) -> None:
-    """The LGD draws and the states handed to the fused kernel equal one numpy generator per stream."""
+@pytest.mark.parametrize("months_before", [0, 1])
+def test_block_streams_are_numpys_streams(months_before: int) -> None:
+    """The states handed to the fused kernel equal one numpy generator per stream (fresh, or a month on)."""
     n_loans = 2 * RNG_LOAN_BLOCK + 37
-    rng = np.random.default_rng(4)
-    mu = np.where(rng.random(n_loans) < 0.1, rng.choice([0.0, 1.0], n_loans), rng.uniform(0.05, 0.95, n_loans))
     ids, blocks = np.array([0, 5, 17]), range(1, 3)
     first = RNG_LOAN_BLOCK
-    streams = BlockStreams(9, ids, blocks, n_loans - first, mu[first:], kappa)
+    streams = BlockStreams(9, ids, blocks, n_loans - first)
+    for _ in range(months_before):
+        streams.next_month()
     words, buffered = streams.sfc64_states()
-    degenerate = (mu <= 0) | (mu >= 1) | (not np.isfinite(kappa))
-    k = kappa if np.isfinite(kappa) else 1.0
-    a, b = np.where(degenerate, 1.0, mu * k), np.where(degenerate, 1.0, (1 - mu) * k)
     refs = {}
     for i, sid in enumerate(ids):
         for j, blk in enumerate(blocks):
             ref = refs[i, j] = block_stream(9, int(sid), blk)
-            sl = slice(blk * RNG_LOAN_BLOCK, min(n_loans, (blk + 1) * RNG_LOAN_BLOCK))
-            lgd = np.where(degenerate[sl], mu[sl], ref.beta(a[sl], b[sl]))
-            np.testing.assert_array_equal(streams.lgd[i, sl.start - first : sl.stop - first], lgd)
+            width = min(n_loans, (blk + 1) * RNG_LOAN_BLOCK) - blk * RNG_LOAN_BLOCK
+            for _ in range(months_before):
+                ref.random(width, dtype=np.float32)
             st_ = ref.bit_generator.state
             np.testing.assert_array_equal(words[i, j], st_["state"]["state"])
             np.testing.assert_array_equal(buffered[i, j], [st_["has_uint32"], st_["uinteger"]])
