@@ -230,6 +230,20 @@ def contractual_history(book: LoanBook, index: np.ndarray, n_months: int, dev: t
     return (torch.from_numpy(cb).to(dev), torch.from_numpy(ci).to(dev), torch.from_numpy(m).to(dev))
 
 
+def _cached_history(book: LoanBook, index: np.ndarray, n_months: int, dev: torch.device,
+                    history: dict | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`contractual_history` of the loans ``index`` (consecutive book positions), looked up in and
+    added to ``history`` (a caller's dict kept across the chunks of one book; None: built every time).
+    The tensors are only read from here on (tables, windows), so one copy serves every chunk."""
+    key = (int(index[0]) if len(index) else 0, len(index), n_months, str(dev))
+    cached = None if history is None else history.get(key)
+    if cached is None:
+        cached = contractual_history(book, index, n_months, dev)
+        if history is not None:
+            history[key] = cached
+    return cached
+
+
 class MonthTables:
     """Flows and next states of month ``t`` for every (loan, c, y) of a loan block.
 
@@ -581,13 +595,14 @@ class _BlockRun:
         inv_coupon: np.ndarray | None = None,
         kernel_threads: int = 1,
         count_moves: bool = False,
+        history: dict | None = None,
     ):
         lb = len(index)
         s = lgd.shape[0]
         self._lb, self._s = lb, s
         self._thresholds, self._streams, self._paths, self._dev = thresholds, streams, paths, dev
         self._n_months = n_months
-        cb, ci, self._m = contractual_history(book, index, n_months, dev)
+        cb, ci, self._m = _cached_history(book, index, n_months, dev, history)
         inv = None if inv_coupon is None else torch.from_numpy(np.ascontiguousarray(inv_coupon[index])).to(dev)
         nf = self._nf = _N_FLOWS + (0 if inv is None else inv.shape[-1])
         # chain state x and cash state c (see MonthTables); int32 keeps the per-element traffic low
@@ -799,6 +814,7 @@ def simulate_pool_chunk(
     recovery_scale: np.ndarray | None = None,
     index_shift: np.ndarray | None = None,
     index_level: np.ndarray | None = None,
+    history: dict | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Pool cashflows of a slice of scenarios, sampled from transition matrices.
 
@@ -833,6 +849,10 @@ def simulate_pool_chunk(
             principal and every random number are unchanged.
         index_level: ``(s,)`` index at the cut-off (annual decimal), needed when the book has index
             floors or caps.
+        history: a dict the caller keeps across the chunks of one book, horizon and loan chunk: each loan
+            block's contractual history (:func:`contractual_history`, ``(L_b, T + 4)`` whole cents twice)
+            is built by the first chunk and reused by the others (a tenth of a second per chunk on 10k
+            loans x 60 months; about 16 bytes per loan-month held). None: built per chunk.
 
     Returns:
         ``(s, T, K)`` float64 pool cashflows in :data:`POOL_CF_TYPES` order (``(s, T, G, K)`` when
@@ -855,7 +875,7 @@ def simulate_pool_chunk(
     threads = torch.get_num_threads()  # the caller's: the fused kernel's scenario threads
     runs = _run_blocks(lambda index, streams: _BlockRun(
         book, index, thresholds, streams, None, _lgd_draws(book, ids, seed_i, index, recovery_scale),
-        months, dev, groups, n_groups, False, inv_coupon, threads), blocks, months)
+        months, dev, groups, n_groups, False, inv_coupon, threads, history=history), blocks, months)
     total = sum(run.sums for run in runs)
     cashflows, pending = _scatter_pool(total, book.recovery_lag, groups is not None, coupon_change)
     return (cashflows, pending) if return_pending else cashflows

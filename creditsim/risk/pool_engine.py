@@ -165,6 +165,9 @@ class PoolEngine:
     loan_spread: np.ndarray | None = field(default=None, repr=False)
     #: per-month sums over the loans' contractual schedules (:meth:`_schedule_totals`), computed once
     _schedule: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    #: each loan block's contractual history, computed by the first chunk and reused by the others
+    #: (:func:`creditsim.loans.engine.simulate_pool_chunk`'s ``history``)
+    _history: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_tape(cls, loans: LoanTape | pd.DataFrame, *, seed: int, horizon: int, cutoff: Any = None,
@@ -280,7 +283,7 @@ class PoolEngine:
         if self.trajectory_model is not None:
             return self._trajectory_pool(mats, macro, scenario_ids)
         return simulate_pool_chunk(self.book, mats, scenario_ids, self.seed, self.horizon,
-                                   loan_chunk=self.loan_chunk, device=self.device,
+                                   loan_chunk=self.loan_chunk, device=self.device, history=self._history,
                                    recovery_scale=self.recovery_scale(macro), index_shift=self.index_shift(macro),
                                    index_level=self.index_level(macro))
 

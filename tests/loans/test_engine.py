@@ -237,6 +237,20 @@ def test_results_do_not_depend_on_loan_chunk_or_scenario_slice() -> None:
     np.testing.assert_array_equal(full[1:2], single)
 
 
+def test_a_history_kept_across_chunks_gives_the_same_numbers() -> None:
+    """simulate_pool_chunk's ``history``: the contractual history is built by the first chunk, reused by the
+    next, and keyed by loan block and horizon (a different horizon or loan chunk builds its own)."""
+    book = _book(2600, 9)
+    history: dict = {}
+    for ids in (np.array([5, 17]), np.array([900, 901, 2])):
+        kept = simulate_pool_chunk(book, STRESSED, ids, seed=3, n_months=6, loan_chunk=1024, history=history)
+        np.testing.assert_array_equal(kept, simulate_pool_chunk(book, STRESSED, ids, seed=3, n_months=6, loan_chunk=1024))
+    assert len(history) == 3  # three loan blocks, built once
+    longer = simulate_pool_chunk(book, STRESSED, np.array([5]), seed=3, n_months=9, loan_chunk=2048, history=history)
+    np.testing.assert_array_equal(longer, simulate_pool_chunk(book, STRESSED, np.array([5]), seed=3, n_months=9))
+    assert len(history) == 5
+
+
 def test_grouped_pool_sums_to_total_and_initial_balance_by_group() -> None:
     book = _book(50, 2, asset_class=np.random.default_rng(2).integers(0, 4, 50))
     ids = np.arange(4)
