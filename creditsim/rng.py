@@ -25,6 +25,8 @@ key                               numbers
 ``(LGD,)``                        Markov engine: the key of the counter-based realised-LGD streams,
                                   one per (scenario id, loan) (:mod:`creditsim.loans.lgd_draws`)
 ``(block,)``                      trajectory model: the torch stream of loan block ``block``
+``(scenario_id,)``                trajectory engine's pool run: the seed of scenario ``scenario_id``'s
+                                  ``generate`` call (:meth:`LoanTrajectoryModel.pool_cashflows`)
 ``()``                            a component's own root stream (generators, training, the VAE)
 ================================  ==============================================================
 
@@ -62,7 +64,9 @@ LABELS = 1
 MACRO = 2
 LOANS = 3
 #: the realised-LGD key's one word: "LGD" in ASCII, far above any loan block index, so the 1-word key
-#: ``(LGD,)`` cannot meet the trajectory model's ``(block,)`` keys (nor the small purpose prefixes)
+#: ``(LGD,)`` cannot meet the trajectory model's ``(block,)`` keys (nor the small purpose prefixes). It
+#: equals the key of the trajectory engine's scenario 4,998,980 (``(scenario_id,)`` below), a run that
+#: never draws the Markov engine's LGDs
 LGD = 0x4C4744
 
 

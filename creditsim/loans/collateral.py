@@ -73,7 +73,9 @@ def recovery_scale(macro: np.ndarray, asset_class: np.ndarray) -> np.ndarray | N
 
 def stressed_lgd(lgd: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
     """``1 - (1 - lgd) * scale`` (``(S, L)`` realised LGDs), or ``lgd`` itself where ``scale`` is None;
-    loans with a factor of exactly 1 keep their LGD bit for bit."""
+    loans with a factor of exactly 1 keep their LGD bit for bit. The reference formula: the engine
+    applies it draw by draw (:func:`creditsim.loans.lgd_draws.stressed_draw`), and a test holds the two to
+    the same bits."""
     if scale is None:
         return lgd
     # the same three operations, the last two in place (the simulation stresses every chunk)

@@ -11,11 +11,13 @@ where the default happens and depends on nothing else:
 - the pair's stream: ``h = mix(mix(k0 + sid G) ^ (k1 + loan G))`` with ``sid`` the global scenario id,
   ``loan`` the loan's position in the book, ``G = 0x9E3779B97F4A7C15`` and ``mix`` SplitMix64's finaliser;
   its ``n``-th 64-bit output is ``mix(h + (n + 1) G)`` (SplitMix64 started at ``h``), and its uniforms
-  ``((x >> 11) + 1/2) 2**-53``, in (0, 1), never 0 or 1;
+  ``((x >> 11) + 1/2) 2**-53``, in (0, 1] (never 0, whose log the draw takes; 1.0 only when the sum rounds
+  up, with probability 2**-53, and harmless: ``log 1 = 0``, and the polar step rejects it);
 - the draw: two gamma variates by Marsaglia & Tsang (2000, ACM TOMS 26(3)) with normals by Marsaglia's
   polar method, shapes below 1 boosted (``G(a) = G(a + 1) U**(1/a)``), combined in logs as
   ``X / (X + Y) = 1 / (1 + exp(log Y - log X))``, so tiny shapes give 0 or 1, never NaN;
-- an LGD assumption of 0 or 1, or ``kappa = inf``, is the assumption itself (no draw).
+- an LGD assumption of 0 or 1, ``kappa = inf``, or a shape ``mu kappa`` / ``(1 - mu) kappa`` at or below
+  1e-300 (:data:`_MIN_SHAPE`) is the assumption itself (no draw).
 
 The pair's numbers therefore depend only on (seed, scenario id, loan position): not on chunking, threads,
 device, or on which other loans default. Every consumer calls the same compiled :func:`stressed_draw` on
@@ -48,6 +50,10 @@ _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _S11, _S27, _S30, _S31 = (np.uint64(k) for k in (11, 27, 30, 31))
 _ONE = np.uint64(1)
 _TWO_M53 = 1.0 / 9007199254740992.0
+#: Beta shapes at or below this are not drawn (the draw is the assumption): below ~1e-308 the boost
+#: ``log(U) / shape`` of both gammas can reach -inf and their ratio NaN (review of 959d167); 1e-300 keeps
+#: every log finite. Such shapes mean a concentration or LGD assumption below ~1e-300: nonsense inputs.
+_MIN_SHAPE = 1e-300
 
 
 def lgd_key(seed: int) -> np.ndarray:
@@ -65,7 +71,7 @@ def _mix(z):  # pragma: no cover - compiled
 
 @njit(cache=True, inline="always")
 def _uniform(h, n):  # pragma: no cover - compiled
-    """The stream ``h``'s ``n``-th uniform in (0, 1) and ``n + 1``."""
+    """The stream ``h``'s ``n``-th uniform in (0, 1] and ``n + 1``."""
     n += _ONE
     return (np.float64(_mix(h + n * _GOLDEN) >> _S11) + 0.5) * _TWO_M53, n
 
@@ -107,9 +113,10 @@ def _log_gamma_variate(h, n, shape):  # pragma: no cover - compiled
 @njit(cache=True)
 def draw_lgd(k0, k1, sid, loan, mu, kappa):  # pragma: no cover - compiled
     """The realised LGD of loan ``loan`` (its position in the book) in global scenario ``sid``:
-    ``Beta(mu kappa, (1 - mu) kappa)``, or ``mu`` itself when ``mu`` is 0 or 1 or ``kappa`` is infinite."""
-    if mu <= 0.0 or mu >= 1.0 or not math.isfinite(kappa):
-        return mu
+    ``Beta(mu kappa, (1 - mu) kappa)``, or ``mu`` itself when ``mu`` is 0 or 1, ``kappa`` is infinite, or
+    a shape is below :data:`_MIN_SHAPE`."""
+    if not (mu * kappa > _MIN_SHAPE and (1.0 - mu) * kappa > _MIN_SHAPE) or not math.isfinite(kappa):
+        return mu  # mu of 0 or 1, an infinite concentration, or shapes too small to draw (module docstring)
     h = _mix(_mix(k0 + np.uint64(sid) * _GOLDEN) ^ (k1 + np.uint64(loan) * _GOLDEN))
     n = np.uint64(0)
     log_x, n = _log_gamma_variate(h, n, mu * kappa)

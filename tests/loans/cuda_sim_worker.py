@@ -30,9 +30,16 @@ def main() -> None:
         return fused_cuda.FusedMonthsCuda(streams, lgd, host[0], host[1], host[2], None if inv is None else inv.numpy(),
                                           host[3], n_groups, cb.device)
 
+    # large scenario ids (the reverse stress's calibration draws start at 1e9) and a collateral factor on the
+    # recovered share, which the GPU path applies on the host when it books the defaults' losses
+    ids = np.array([1_000_000_000, 2_000_000_017])
+    scale = np.where(np.random.default_rng(2).random((s, book.n_loans)) < 0.5, 1.0, 0.6)
+    ref_big = engine.simulate_pool_chunk(book, mats, ids, recovery_scale=scale, **kw)
     engine.fused_months = on_simulated_gpu
     got = engine.simulate_pool_chunk(book, mats, np.array([3, 40]), **kw)
-    print("equal" if np.array_equal(got, ref) else f"differ: max gap {np.abs(got - ref).max()}")
+    got_big = engine.simulate_pool_chunk(book, mats, ids, recovery_scale=scale, **kw)
+    gap = max(np.abs(got - ref).max(), np.abs(got_big - ref_big).max())
+    print("equal" if np.array_equal(got, ref) and np.array_equal(got_big, ref_big) else f"differ: max gap {gap}")
 
 
 if __name__ == "__main__":

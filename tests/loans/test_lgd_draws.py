@@ -49,6 +49,18 @@ def test_degenerate_assumptions_are_the_assumption_itself() -> None:
     assert np.unique(got[:, 2]).size == 4
 
 
+def test_absurdly_small_shapes_give_the_assumption_not_nan() -> None:
+    """Review of 959d167: kappa 1e-310 made both gammas' logs -inf and the draw NaN (a loss of -1e18 cents on
+    the fused path); an LGD assumption of 5e-324 made a shape exactly 0 (ZeroDivisionError in the kernel)."""
+    mu = np.array([0.45, 5e-324, 0.3])
+    got = _all(2, np.arange(3), 0, mu, 1e-310)
+    np.testing.assert_array_equal(got, np.broadcast_to(mu, (3, 3)))
+    small = _all(2, np.arange(3), 0, np.array([0.45, 5e-324, 0.3]), 0.4)
+    assert np.isfinite(small).all() and small[0, 1] == 5e-324
+    tiny = _all(2, np.arange(200), 0, np.full(5, 0.5), 1e-290)  # tiny but drawn: each draw 0 or 1
+    assert set(np.unique(tiny)) <= {0.0, 1.0} and 0 < tiny.mean() < 1
+
+
 def test_a_pairs_draw_depends_on_seed_scenario_and_loan_position_only() -> None:
     rng = np.random.default_rng(0)
     mu = rng.uniform(0.1, 0.9, 3000)
