@@ -70,6 +70,17 @@ def run_cli():
 
 
 @pytest.fixture
+def one_thread():
+    """torch on one thread for the test (small step-by-step ops; the thread count restored after)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture
 def one_line_error(capsys):
     """``one_line_error() -> str``: the captured stderr, asserted to be one line and no traceback."""
     def read() -> str:

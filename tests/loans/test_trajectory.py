@@ -26,12 +26,7 @@ TINY = TrajectoryConfig(d_model=16, n_heads=2, n_layers=1, diffusion_steps=5, di
                         idio_scale=0.3, max_months=48)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _features(n: int, remaining_months: int = 40, balance: float = 10_000.0, rate: float = 0.06,

@@ -17,12 +17,7 @@ from creditsim.nn.layers import CausalSelfAttention, KVBuffer
 from creditsim.states import ALLOWED_TRANSITIONS, N_STATES
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 class _ConcatCache(KVBuffer):

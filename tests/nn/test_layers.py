@@ -11,12 +11,7 @@ from creditsim.nn.layers import Block, KVBuffer
 D_MODEL, N_HEADS = 16, 4
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _blocks(n_layers: int = 2, seed: int = 0) -> list[Block]:
