@@ -563,7 +563,7 @@ class _BlockRun:
     ``(s, L_b, T)`` (rows of absorbed loans map to themselves whatever the path says); realised LGDs from
     ``lgd``: the block's :class:`~creditsim.loans.lgd_draws.LgdDraws` (the fused kernel draws them for the
     defaults only, the torch steps for every pair) or a given ``(s, L_b)`` array. What it produces, filled
-    month by month (the fused kernel books the losses after the last month):
+    month by month (the GPU kernel books its defaults' losses after the last month):
 
     - ``sums``: ``(s, T, G, F + 1)`` float64 whole-cent block sums (F = 5 tabulated flows, 6 with the
       floating base of ``inv_coupon``, + loss; G = 1 without groups);

@@ -189,7 +189,8 @@ def month_thresholds(m, t, seg_cohort, absorbed, thr, stay):  # pragma: no cover
 
 @njit(cache=True, inline="always")
 def month_body(t, x, c, row_base, thresholds, stay_current, shared_stay, window, current, m, inv_coupon, lgd_key,
-               sids, first_loan, lgd_mean, kappa, lgd_scale, loan_group, words, buffered, widths, block, out):  # pragma: no cover - compiled
+               sids, first_loan, lgd_mean, kappa, lgd_scale, loan_group, words, buffered, widths, block,
+               out):  # pragma: no cover - compiled
     """One month ``t`` of an ``(s, L_b)`` scenario x loan block, pool sums only.
 
     Args:

@@ -8,8 +8,8 @@ its sums in registers / local memory; the per-block partial sums are added on th
 Each month's compact contractual window (:func:`creditsim.loans.fused.month_window`, ``O(L_b)``) is
 built on the host; a default's par and month are recorded on the device and its loss is booked on the
 host after the month loop, where its LGD is drawn (:mod:`creditsim.loans.lgd_draws`: CUDA's ``log`` /
-``exp`` may round differently from the host's, a whole cent's difference at worst, so the draw stays
-on the host and the numbers stay the CPU kernel's).
+``exp`` may round differently from the host's, which could move a loss by a cent or flip a rejection
+step of the draw, so the draw stays on the host and the numbers stay the CPU kernel's).
 
 Same numbers as the CPU kernel and the torch step, bit for bit: the generator and the move logic
 are the CPU kernel's own functions (:func:`~creditsim.loans.fused.draw_uniform`,

@@ -60,7 +60,8 @@ def test_tighter_targets_attach_higher(setup) -> None:
     # structure's can leave a class no room (it did, under other draws); the targets are loosened instead:
     # the senior target kept, the two classes that lose materially given twice their current loss (the senior
     # attachment moves too: the OC tests read the classes below)
-    tight = size_tranches(_tape(), _deal(), dict(zip("ABC", mc[:3].tolist())), paths=paths, reps=32, horizon=T, polish=0)
+    tight = size_tranches(_tape(), _deal(), dict(zip("ABC", mc[:3].tolist())), paths=paths, reps=32, horizon=T,
+                          polish=0)
     loose = size_tranches(_tape(), _deal(), dict(zip("ABC", (mc[:3] * np.array([1.0, 2.0, 2.0])).tolist())),
                           paths=paths, reps=32, horizon=T, polish=0)
     attach_tight, attach_loose = tight.table["attachment"].to_numpy()[:3], loose.table["attachment"].to_numpy()[:3]
