@@ -175,7 +175,7 @@ class LgdDraws:
 
     def __init__(self, seed: int, scenario_ids: np.ndarray, first_loan: int, lgd_mean: np.ndarray,
                  lgd_concentration: float, scale: np.ndarray | None = None):
-        self._k0, self._k1 = (np.uint64(k) for k in lgd_key(seed))
+        self._key = lgd_key(seed)  # (2,) uint64 (k0, k1)
         self._sids = np.ascontiguousarray(scenario_ids, dtype=np.int64)
         self._first = int(first_loan)
         self._mu = np.ascontiguousarray(lgd_mean, dtype=np.float64)
@@ -190,17 +190,16 @@ class LgdDraws:
     def all(self) -> np.ndarray:
         """``(s, L_b)`` float64 realised LGD of every (scenario, loan), collateral factor applied."""
         out = np.empty(self.shape)
-        realised_lgd(self._k0, self._k1, self._sids, self._first, self._mu, self._kappa, self._scale, out)
+        realised_lgd(self._key[0], self._key[1], self._sids, self._first, self._mu, self._kappa, self._scale, out)
         return out
 
     def kernel_args(self) -> tuple:
         """``(key (2,) uint64, sids (s,), first_loan, mu (L_b,), kappa, scale)``: what a kernel that draws a
         default's LGD itself passes to :func:`stressed_draw`."""
-        return (np.array([self._k0, self._k1], dtype=np.uint64), self._sids, self._first, self._mu, self._kappa,
-                self._scale)
+        return self._key, self._sids, self._first, self._mu, self._kappa, self._scale
 
     def book_losses(self, default_par: np.ndarray, default_month: np.ndarray, loan_group: np.ndarray,
                     loss: np.ndarray) -> None:
         """Add the defaults' whole-cent losses to ``loss`` ``(s, T, G)`` (:func:`book_default_losses`)."""
-        book_default_losses(default_par, default_month, loan_group, self._k0, self._k1, self._sids, self._first,
-                            self._mu, self._kappa, self._scale, loss)
+        book_default_losses(default_par, default_month, loan_group, self._key[0], self._key[1], self._sids,
+                            self._first, self._mu, self._kappa, self._scale, loss)
