@@ -304,14 +304,18 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
                           "keywords, e.g. simulate(loans, deal, n_simulations=1000)")
     prepared = prepare_run(loans_df, as_deal(deal), config)
     t0 = time.perf_counter()
-    labels = draw_scenario_labels(config.weights, config.n_simulations, config.seed)
-    draw = _macro_draw(config, labels, prepared.start_vec)
-    carried_mix = None
-    if draw.labels is not None:  # a narrative's (or a paths table's) paths carry their own scenario labels
-        carried_mix = _carried_mix(config, draw.labels)
-        labels = draw.labels
-    _warn_floating_coupons(prepared, config.macro, draw.values)
-    chunks = _run_all_chunks(prepared, config, draw.values)
+    runner = make_backend(config.backend, config.client)  # a private dask cluster starts while the paths are drawn
+    try:
+        labels = draw_scenario_labels(config.weights, config.n_simulations, config.seed)
+        draw = _macro_draw(config, labels, prepared.start_vec)
+        carried_mix = None
+        if draw.labels is not None:  # a narrative's (or a paths table's) paths carry their own scenario labels
+            carried_mix = _carried_mix(config, draw.labels)
+            labels = draw.labels
+        _warn_floating_coupons(prepared, config.macro, draw.values)
+        chunks = _run_all_chunks(prepared, config, draw.values, runner)
+    finally:
+        runner.close()
     # paths that share an ancestor make the standard errors cluster-robust (creditsim.risk.measures)
     clusters = draw.clusters if np.unique(draw.clusters).size < draw.clusters.size else None
     results = _assemble(chunks, prepared.deal, labels, draw.values, prepared.engine.initial_balance,
@@ -415,18 +419,16 @@ def prepare_run(loans_df: pd.DataFrame, deal: WaterfallConfig, config: RunConfig
     return PreparedRun(pool_engine, deal, factor, cutoff, start_vec, start_label)
 
 
-def _run_all_chunks(prepared: PreparedRun, config: RunConfig, macro_paths: np.ndarray) -> list[dict[str, Any]]:
-    """Split the scenarios into chunks of ``chunk_size`` and run them on the configured backend."""
+def _run_all_chunks(prepared: PreparedRun, config: RunConfig, macro_paths: np.ndarray,
+                    runner: Any) -> list[dict[str, Any]]:
+    """Split the scenarios into chunks of ``chunk_size`` and run them on ``runner`` (the configured backend;
+    the caller closes it)."""
     n, chunk = config.n_simulations, config.chunk_size
     ctx = ChunkContext(engine=prepared.engine, config=prepared.deal, mode=config.mode, device=config.device,
                        keep_cashflows=config.keep_cashflows, start_month=_start_month(prepared.cutoff))
     tasks = [ChunkTask(s, min(s + chunk, n), macro_paths[s:min(s + chunk, n)]) for s in range(0, n, chunk)]
     sizes = [t.stop - t.start for t in tasks]
-    runner = make_backend(config.backend, config.client)
-    try:
-        return _run_with_progress(runner, ctx, tasks, sizes, n, config.progress)
-    finally:
-        runner.close()
+    return _run_with_progress(runner, ctx, tasks, sizes, n, config.progress)
 
 
 def _settings(config: RunConfig, prepared: PreparedRun, seconds: float) -> dict[str, Any]:

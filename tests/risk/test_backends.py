@@ -1,0 +1,80 @@
+"""The execution backends: task order, progress, argument checks, and the private dask cluster's start,
+worker environment and shut-down."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from creditsim.errors import ConfigError
+from creditsim.risk.backends import DaskBackend, LocalBackend, make_backend, run_chunks
+
+
+def _square(context: int, task: int) -> int:
+    return context * task * task
+
+
+def _worker_threads() -> tuple[str | None, int]:
+    import numba
+
+    return os.environ.get("NUMBA_NUM_THREADS"), numba.get_num_threads()
+
+
+def test_local_backend_keeps_task_order_and_reports_progress():
+    done: list[int] = []
+    out = run_chunks(LocalBackend(), _square, 2, [3, 1, 2], [30, 10, 20], on_done=done.append)
+    assert out == [18, 2, 8] and done == [30, 10, 20]
+    with pytest.raises(ConfigError, match="3 tasks but 2 sizes"):
+        run_chunks(LocalBackend(), _square, 2, [3, 1, 2], [30, 10])
+    with pytest.raises(ConfigError, match="client is only used with backend='dask'"):
+        make_backend("local", client=object())
+    with pytest.raises(ConfigError, match="backend must be one of"):
+        make_backend("spark")
+
+
+def test_private_cluster_workers_run_one_numba_thread_and_results_come_back_in_order():
+    """The private LocalCluster's workers each get one numba thread (numba's default of one per core let
+    the fused kernel run two threads in every single-threaded worker); chunks come back in task order."""
+    backend = DaskBackend()
+    try:
+        done: list[int] = []
+        assert backend.map(_square, 3, list(range(6)), [1] * 6, on_done=done.append) == [3 * i * i for i in range(6)]
+        assert done == [1] * 6
+        env = backend.client.run(_worker_threads)
+        assert len(env) == 2 and all(v == ("1", 1) for v in env.values()), env
+    finally:
+        backend.close()
+    closing = [t for t in threading.enumerate() if t.name == "creditsim-dask-close"]
+    for t in closing:  # close returns at once; the shut-down finishes on its thread
+        t.join(timeout=60)
+    assert backend.client.status == "closed"
+    backend.close()  # a second close does nothing
+
+
+def test_a_cluster_that_fails_to_start_raises_in_map(monkeypatch):
+    import dask.distributed
+
+    def refuse(*args, **kwargs):
+        raise OSError("no ports left")
+
+    monkeypatch.setattr(dask.distributed, "LocalCluster", refuse)
+    backend = DaskBackend()
+    with pytest.raises(OSError, match="no ports left"):
+        backend.map(_square, 1, [1], [1])
+    backend.close()
+
+
+def test_a_client_that_is_passed_in_stays_open():
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        backend = make_backend("dask", client=client)
+        assert backend.map(_square, 1, [2, 3], [1, 1]) == [4, 9]
+        backend.close()
+        assert client.status == "running"
+        assert client.submit(_square, 1, 4).result() == 16
+    with pytest.raises(ConfigError, match="client must be a dask.distributed.Client"):
+        DaskBackend(client=object())
