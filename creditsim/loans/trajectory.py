@@ -97,6 +97,7 @@ from creditsim.errors import CheckpointError, ConfigError, DataError, format_lab
 from creditsim.features import LOAN_FEATURES
 from creditsim.nn.config import JSONConfig
 from creditsim.nn.layers import Block, KVBuffer
+from creditsim.loans.diffusion_sampling import SamplingPlan, ddim_sample, plan_for
 from creditsim.loans.pool import LOAN_FLOWS, check_recovery_lag, pool_cashflows
 from creditsim.loans.schedule import amortization_codes, amortization_schedule
 from creditsim.states import ALLOWED_TRANSITIONS, MACRO_VARS, N_STATES, POOL_CF_TYPES, LoanState
@@ -173,6 +174,11 @@ class TrajectoryConfig(JSONConfig):
     # data...); 0 = none, the spec's model. A model with them scores and trains on real panels
     # (forward's ``step_features``); generation would need their future values and refuses.
     n_step_features: int = 0
+    # generation: 0 samples the values with the full ancestral chain of diffusion_steps; 2..diffusion_steps
+    # uses DDIM on that many steps with noise scale sampling_eta (creditsim.loans.diffusion_sampling; an
+    # approximation to be checked with its sampler_check before use)
+    sampling_steps: int = 0
+    sampling_eta: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("n_loan_features", "n_states", "d_model", "n_heads", "n_layers", "diffusion_steps",
@@ -194,6 +200,13 @@ class TrajectoryConfig(JSONConfig):
         if isinstance(self.n_step_features, bool) or not isinstance(self.n_step_features, (int, np.integer)) \
                 or not 0 <= self.n_step_features <= 1024:
             raise ConfigError(f"TrajectoryConfig.n_step_features must be an integer in 0..1024, got {self.n_step_features!r}")
+        if isinstance(self.sampling_steps, bool) or not isinstance(self.sampling_steps, (int, np.integer)) \
+                or not (self.sampling_steps == 0 or 2 <= self.sampling_steps <= self.diffusion_steps):
+            raise ConfigError(f"TrajectoryConfig.sampling_steps must be 0 (the full chain) or an integer in "
+                              f"2..{self.diffusion_steps} (diffusion_steps), got {self.sampling_steps!r}")
+        if isinstance(self.sampling_eta, bool) or not (isinstance(self.sampling_eta, (int, float))
+                                                        and 0 <= self.sampling_eta <= 1):
+            raise ConfigError(f"TrajectoryConfig.sampling_eta must be a number in [0, 1], got {self.sampling_eta!r}")
         for name in ("idio_scale", "value_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
@@ -528,6 +541,8 @@ class LoanTrajectoryModel(nn.Module):
     of ``idio_scale``.
     """
 
+    value_names: tuple[str, ...] = VALUE_NAMES  # the diffusion head's values, in order
+
     def __init__(self, config: TrajectoryConfig):
         super().__init__()
         if not isinstance(config, TrajectoryConfig):
@@ -771,11 +786,16 @@ class LoanTrajectoryModel(nn.Module):
         return per_value[present].mean()
 
     # -- generation ------------------------------------------------------------------------------
-    def _sample_values(self, value_params: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Ancestral DDPM sampling. ``value_params`` ``(N, d)``, ``noise`` ``(K + 1, N, 2)`` standard
-        normal (the first slice is ``y_K``). Returns ``(N, 2)`` values in [0, 1]."""
+    def _sample_values(self, value_params: torch.Tensor, noise: torch.Tensor,
+                       plan: SamplingPlan | None = None) -> torch.Tensor:
+        """Ancestral DDPM sampling (``plan`` None or its ``steps`` None), else DDIM on ``plan``'s steps
+        (:func:`creditsim.loans.diffusion_sampling.ddim_sample`). ``value_params`` ``(N, d)``, ``noise``
+        ``(plan.n_noise(K), N, 2)`` standard normal (``K + 1`` for the full chain; the first slice is
+        ``y_K``). Returns ``(N, 2)`` values in [0, 1]."""
         K = self.config.diffusion_steps
         cond_h = self.diffusion.cond_features(value_params)
+        if plan is not None and plan.steps is not None:
+            return ddim_sample(lambda y, k: self.diffusion.forward_step(y, k, cond_h), self.alphas_cumprod, plan, noise)
         y = noise[0]
         sd_noise, sd_signal, c0, ck, sd_post = self._posterior()
         for k in range(K - 1, -1, -1):
@@ -823,6 +843,7 @@ class LoanTrajectoryModel(nn.Module):
         idio_scale: float | None = None,
         initial_states: object | None = None,
         chunk_size: int = 4096,
+        sampling_steps: int | None = None,
     ) -> dict[str, torch.Tensor]:
         """Sample loan paths autoregressively (key/value cache, one month per step).
 
@@ -844,6 +865,10 @@ class LoanTrajectoryModel(nn.Module):
             idio_scale: frailty sd; default ``config.idio_scale``.
             initial_states: ``(B,)`` live states at the cut-off (default CURRENT).
             chunk_size: loans per chunk (rounded up to a multiple of RNG_LOAN_BLOCK); bounds memory.
+            sampling_steps: steps of the value sampler: 0 the full ancestral chain, 2..diffusion_steps DDIM
+                with ``config.sampling_eta`` (:mod:`creditsim.loans.diffusion_sampling`); default
+                ``config.sampling_steps``. It sets how many normals each stream draws per month, so
+                every draw after the first month changes with it.
 
         Returns:
             dict of ``(n_samples, B, T)`` tensors on the model's device: ``states`` int8 (end of
@@ -861,6 +886,8 @@ class LoanTrajectoryModel(nn.Module):
         if self.step_proj is not None:
             raise ConfigError(f"generate: this model conditions on {self.config.n_step_features} per-month covariates "
                               "(n_step_features) whose future values a scenario does not give; score it with forward")
+        steps = self.config.sampling_steps if sampling_steps is None else sampling_steps
+        plan = plan_for(self.config.diffusion_steps, steps, self.config.sampling_eta)
         sigma = self.config.idio_scale if idio_scale is None else idio_scale
         if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma >= 0):
             raise ConfigError(f"idio_scale must be a finite number >= 0, got {sigma!r}")
@@ -888,7 +915,7 @@ class LoanTrajectoryModel(nn.Module):
                 hi = min(B, lo + step)
                 out = self._generate_chunk(feats[lo:hi], cohort[lo:hi], macro[lo:hi], init[lo:hi],
                                            {k: v[lo:hi] for k, v in terms.items()}, int(n_samples), float(sigma),
-                                           int(seed), lo // RNG_LOAN_BLOCK, adverse)
+                                           int(seed), lo // RNG_LOAN_BLOCK, adverse, plan)
                 for k, v in out.items():
                     parts[k].append(v)
         finally:
@@ -933,11 +960,12 @@ class LoanTrajectoryModel(nn.Module):
                                 f"{format_labels(bad)}; compute loan_features as of the cut-off")
         return terms
 
-    def _generate_chunk(self, feats, cohort, macro, init, terms, n_samples, sigma, seed, first_block, adverse):
+    def _generate_chunk(self, feats, cohort, macro, init, terms, n_samples, sigma, seed, first_block, adverse, plan):
         """Paths of one chunk of ``L`` loans (whole RNG blocks starting at block ``first_block``).
 
         ``feats`` ``(L, 24)``, ``cohort`` ``(L, T, 7, 7)``, ``macro`` ``(L, T, 9)`` standardised,
-        ``init`` ``(L,)``, ``terms`` of :meth:`_check_terms` cut to the chunk, ``adverse`` ``(7, 7)`` bool.
+        ``init`` ``(L,)``, ``terms`` of :meth:`_check_terms` cut to the chunk, ``adverse`` ``(7, 7)`` bool,
+        ``plan`` the value sampler's :class:`~creditsim.loans.diffusion_sampling.SamplingPlan`.
         Returns :meth:`generate`'s dict for the chunk, ``(n_samples, L, T)`` tensors and ``lgd``
         ``(n_samples, L)``, without ``opening_balance``.
         """
@@ -959,15 +987,17 @@ class LoanTrajectoryModel(nn.Module):
                 live = ledger.state <= LoanState.DPD90
                 for past in pasts:
                     past.retain(live)
-            h, new, noise = self._sample_states(t, paths, ledger.state, pasts, draws, n_samples)
+            h, new, noise = self._sample_states(t, paths, ledger.state, pasts, draws, n_samples,
+                                                plan.n_noise(self.config.diffusion_steps))
             moves = ledger.moves(t, new)
             # values only where they are used: payment ratio of performing months, LGD at default
-            values = self._month_values(h, new, moves.performing | moves.defaulted, noise)
+            values = self._month_values(h, new, moves.performing | moves.defaulted, noise, plan)
             ledger.settle(t, new, moves, values)
         return ledger.result(n_samples, L)
 
     def _sample_states(self, t: int, paths: _PathInputs, state: torch.Tensor, pasts: list[KVBuffer],
-                       draws: _BlockDraws, n_samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                       draws: _BlockDraws, n_samples: int,
+                       n_noise: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One transformer step for month ``t`` and the month's draws.
 
         ``state`` ``(N,)`` long: the state at the end of month ``t - 1``. ``pasts``: the blocks'
@@ -975,11 +1005,11 @@ class LoanTrajectoryModel(nn.Module):
         months ``0 .. t - 1`` filled, holding at least the paths live at month ``t``); month ``t`` is
         written in place. Draws, in the fixed per-stream order: the state uniforms, then the diffusion
         noise (drawn every month, used or not, so the streams never depend on the sampled paths).
-        Returns ``(h (N, d), new state (N,) long, noise (K + 1, N, 2))``; ``h`` of a path absorbed
+        ``n_noise`` normal ``(2,)`` draws per path (the value sampler's plan: ``K + 1`` for the full chain).
+        Returns ``(h (N, d), new state (N,) long, noise (n_noise, N, 2))``; ``h`` of a path absorbed
         before month ``t`` is finite but meaningless (its attention was skipped), and unused.
         """
         N = state.shape[0]
-        K = self.config.diffusion_steps
         x, log_rows = self._embed(paths.feats, paths.cohort[:, t:t + 1], paths.macro[:, t:t + 1], state.view(N, 1),
                                   paths.rem, t)
         for block, past in zip(self.blocks, pasts):
@@ -990,17 +1020,18 @@ class LoanTrajectoryModel(nn.Module):
         probs = torch.softmax(logits.double(), dim=-1)
         thr = cumulative_thresholds(probs.unsqueeze(1))[:, 0]  # (N, 6)
         unif = draws.draw((n_samples, RNG_LOAN_BLOCK), 1, False).reshape(N, 1)
-        noise = draws.draw((K + 1, n_samples, RNG_LOAN_BLOCK, N_VALUES), 2, True).reshape(K + 1, N, N_VALUES)
+        noise = draws.draw((n_noise, n_samples, RNG_LOAN_BLOCK, N_VALUES), 2, True).reshape(n_noise, N, N_VALUES)
         return h, (unif >= thr).sum(-1), noise
 
-    def _month_values(self, h: torch.Tensor, new: torch.Tensor, need: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def _month_values(self, h: torch.Tensor, new: torch.Tensor, need: torch.Tensor, noise: torch.Tensor,
+                      plan: SamplingPlan | None = None) -> torch.Tensor:
         """``(N, 2)`` float64 values (:data:`VALUE_NAMES`): sampled by the diffusion head on the rows
         ``need`` (bool ``(N,)``), 1 elsewhere."""
         values = torch.ones(need.shape[0], N_VALUES, dtype=torch.float64, device=h.device)
         rows = torch.nonzero(need).view(-1)  # the mask's rows once, for the four selections
         if rows.numel():
             vp = self._value_params(h.index_select(0, rows), new.index_select(0, rows))
-            values.index_copy_(0, rows, self._sample_values(vp, noise.index_select(1, rows)).double())
+            values.index_copy_(0, rows, self._sample_values(vp, noise.index_select(1, rows), plan).double())
         return values
 
     # -- pool cashflows ---------------------------------------------------------------------------

@@ -185,7 +185,7 @@ def test_balances_nonnegative_nonincreasing_and_reconciled_with_partial_payments
 
 def _full_values(model: LoanTrajectoryModel) -> None:
     """Make the value head return payment ratio 1 and LGD 0.4 (to check the schedule arithmetic)."""
-    def sample(value_params, noise):
+    def sample(value_params, noise, plan=None):
         out = torch.empty(value_params.shape[0], 2)
         out[:, 0], out[:, 1] = 1.0, 0.4
         return out
