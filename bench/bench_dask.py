@@ -5,15 +5,21 @@
 Three runs of the same job, bit for bit the same losses: local on one thread (the same work as one
 dask worker), local on the caller's default threads (the fused kernel splits scenarios over both
 cores; the matrices, streams and waterfall stay on one), and dask with two single-threaded worker
-processes, cluster start-up included. The defaults make the one-thread local run 75-85 s
-on this 2-core machine: a shorter run mostly measures the cluster's start-up (~3 s).
+processes, cluster start-up included. Issue 17's bar is the speed-up over the one-thread run "on a
+two-minute run", so the default (80,000 scenarios) makes the one-thread local run about two minutes
+on this 2-core machine; 40,000 (about one minute) was the default until the engine got 1.6x faster.
+The fixed part of the dask run (the cluster's start, ~2 s, the workers' first imports and kernel
+loads, ~1.5 s, the shut-down) weighs half as much in a run twice as long.
 
-Measured 2026-12-05 (2 cores, nothing else running; 40,000 scenarios x 2,000 loans x 60 months), two
-runs: local 1 thread 84.9 / 74.3 s, local 2 threads 52.8 / 53.9 s, dask 49.1 / 48.9 s, i.e. 1.73x /
-1.52x over the one-thread run and 1.08x / 1.10x over the two-thread one (which already spends both
-cores in the kernel); all bit-identical. Of the dask run, ~2 s are the cluster's start and ~3 s the
-workers' first imports; warm, 10,000 scenarios take 10.9 s on two workers against 9.8 s for 5,000
-on one, and the scheduler (in this process) uses ~1.2 s of CPU beside the two workers on two cores.
+What bounds it on 2 cores: two plain one-thread processes side by side take 1.06-1.12x the time of
+one alone (shared caches, clocks), so the ceiling is ~1.8x before the fixed costs.
+
+Measured 2026-12-06 (2 cores, nothing else running), before / after giving each worker one numba
+thread (numba's default of one per core made the fused kernel run two threads in every worker):
+80,000 scenarios: local 1 thread 119.0 s, dask 81.7 s (1.46x) before; 122.7 s and 65.5 s (1.87x)
+after. 40,000 scenarios: 60.8 s and 39.8 s (1.53x) before; 52.1 s and 32.2 s (1.62x) after. All
+bit-identical. The machine's own speed drifts by ~15 % between runs minutes apart (the one-thread
+run read 52-61 s for the same 40,000), so single pairs are rough.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from creditsim.examples import example_path
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sims", type=int, default=40000)
+    ap.add_argument("--sims", type=int, default=80000)
     ap.add_argument("--loans", type=int, default=2000)
     ap.add_argument("--horizon", type=int, default=60)
     a = ap.parse_args()
