@@ -19,8 +19,8 @@ The bars are issue 17's: Markov engine >= 0.3 of the uniform floor per core; sim
 months x 10,000 scenarios <= 45 s CPU and <= 1 GiB (measured on 1,000 scenarios; the cost is linear
 in scenarios, the memory adds only the O(S T) outputs, which are added to the figure); 10k x 360 x
 1,000 <= 1 GiB; 1k-loan books <= 30 ns CPU per loan-month; trajectory engine >= 0.4 of the sgemm
-floor; dask (``--dask``, about five minutes: a two-minute one-thread run, as the bar says) >= 1.7x the one-thread local wall on a 2-worker
-LocalCluster, bit-identical. The table goes to the terminal and to ``OUT/throughput.md`` and
+floor; dask (``--dask``, about five minutes: a two-minute one-thread run, as the bar says) >= 1.7x the
+one-thread local wall on a 2-worker LocalCluster, bit-identical. The table goes to the terminal and to ``OUT/throughput.md`` and
 ``OUT/throughput.csv`` (written to a temporary name and renamed). ``--quick`` shrinks every workload
 about tenfold (for a smoke test; the figures are then noisier and the memory rows not comparable).
 """
