@@ -8,8 +8,10 @@ cores; the matrices, streams and waterfall stay on one), and dask with two singl
 processes, cluster start-up included. Issue 17's bar is the speed-up over the one-thread run "on a
 two-minute run", so the default (80,000 scenarios) makes the one-thread local run about two minutes
 on this 2-core machine; 40,000 (about one minute) was the default until the engine got 1.6x faster.
-The fixed part of the dask run (the cluster's start, ~2 s, the workers' first imports and kernel
-loads, ~1.5 s, the shut-down) weighs half as much in a run twice as long.
+The fixed part of the dask run (the cluster's start, ~2 s, of which the macro paths' draw now runs
+beside it; the workers' first imports and kernel loads, ~1.5 s) weighs half as much in a run twice as
+long. The cluster's shut-down (~0.6 s) runs on a thread after ``simulate`` returns, so it is not in
+the measured dask wall.
 
 What bounds it on 2 cores: two plain one-thread processes side by side take 1.06-1.12x the time of
 one alone (shared caches, clocks), so the ceiling is ~1.8x before the fixed costs.

@@ -20,9 +20,10 @@ months x 10,000 scenarios <= 45 s CPU and <= 1 GiB (measured on 1,000 scenarios;
 in scenarios, the memory adds only the O(S T) outputs, which are added to the figure); 10k x 360 x
 1,000 <= 1 GiB; 1k-loan books <= 30 ns CPU per loan-month; trajectory engine >= 0.4 of the sgemm
 floor; dask (``--dask``, about five minutes: a two-minute one-thread run, as the bar says) >= 1.7x the
-one-thread local wall on a 2-worker LocalCluster, bit-identical. The table goes to the terminal and to ``OUT/throughput.md`` and
-``OUT/throughput.csv`` (written to a temporary name and renamed). ``--quick`` shrinks every workload
-about tenfold (for a smoke test; the figures are then noisier and the memory rows not comparable).
+one-thread local wall on a 2-worker LocalCluster, bit-identical. The table goes to the terminal and to
+``OUT/throughput.md`` and ``OUT/throughput.csv`` (written to a temporary name and renamed). ``--quick``
+shrinks every workload about tenfold (for a smoke test; the figures are then noisier and the memory rows
+not comparable).
 """
 
 from __future__ import annotations
@@ -243,7 +244,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="out/bench")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--dask", action="store_true", help="also the ~4-minute dask comparison")
+    ap.add_argument("--dask", action="store_true",
+                    help="also the ~5-minute dask comparison (a two-minute one-thread run)")
     ap.add_argument("--only", nargs="*", choices=sorted(MEASURES), help="these workloads only (floors always)")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # the child process: one measure, JSON on stdout
     args = ap.parse_args()

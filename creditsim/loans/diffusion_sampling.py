@@ -3,7 +3,8 @@
 The head (:class:`creditsim.loans.trajectory.DiffusionHead`) is trained as a DDPM with ``K`` noise
 steps (``TrajectoryConfig.diffusion_steps``); the ancestral sampler runs all ``K`` of them, once per
 loan-month that needs a value. DDIM (Song, Meng & Ermon 2021, "Denoising Diffusion Implicit Models",
-ICLR, eq. 12) reuses the same noise predictor on a sub-sequence ``tau_1 > ... > tau_S`` of the steps:
+ICLR, eq. 12, with sigma of eq. 16) reuses the same noise predictor on a sub-sequence
+``tau_1 > ... > tau_S`` of the steps:
 
     y0_hat    = clip((y - sqrt(1 - a_t) eps) / sqrt(a_t), -1, 1)             a_t = alphas_cumprod[tau_i]
     eps_hat   = (y - sqrt(a_t) y0_hat) / sqrt(1 - a_t)                          (the noise the clip implies)
@@ -29,12 +30,17 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numbers
+
 import numpy as np
 import torch
 
 from creditsim.errors import ConfigError
 
-__all__ = ["SamplingPlan", "ddim_steps", "ddim_sample", "sampler_check"]
+__all__ = ["SamplingPlan", "ddim_steps", "ddim_sample", "plan_for", "sampler_check"]
+
+#: value rows (loan-months x draws) sampled at once by :func:`sampler_check`
+_ROWS_PER_BATCH = 1 << 18
 
 
 class SamplingPlan(NamedTuple):
@@ -45,7 +51,8 @@ class SamplingPlan(NamedTuple):
     eta: float
 
     def n_noise(self, k: int) -> int:
-        """Standard-normal ``(2,)`` draws per value: ``k + 1`` for the full chain of ``k`` steps, one
+        """Standard-normal ``(2,)`` draws per value: ``k + 1`` for the full chain of ``k`` steps (it reads
+        ``k`` of them; the last slice has always been drawn and is kept so its streams do not change), one
         per DDIM step with ``eta > 0`` (the start and every move but the last), 1 with ``eta = 0``."""
         if self.steps is None:
             return k + 1
@@ -55,14 +62,18 @@ class SamplingPlan(NamedTuple):
 def ddim_steps(k: int, s: int) -> tuple[int, ...]:
     """``s`` step indices of a ``k``-step schedule, evenly spaced from ``k - 1`` down to 0 (``2 <= s <= k``)."""
     if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 2 <= s <= k:
-        raise ConfigError(f"sampling_steps must be an integer in 2..{k} (the diffusion_steps), got {s!r}")
+        raise ConfigError(f"sampling_steps must be 0 (the full chain) or an integer in 2..{k} (diffusion_steps), "
+                          f"got {s!r}")
     # i (k - 1) / (s - 1) with integer rounding: distinct for s <= k, ends at k - 1 and 0
     return tuple(sorted({int(np.rint(i * (k - 1) / (s - 1))) for i in range(s)}, reverse=True))
 
 
 def plan_for(k: int, sampling_steps: int, eta: float) -> SamplingPlan:
-    """The plan of ``TrajectoryConfig.sampling_steps`` (0 = the full chain) and ``sampling_eta``."""
-    if sampling_steps == 0:
+    """The plan of ``TrajectoryConfig.sampling_steps`` (0 = the full chain) and ``sampling_eta`` (a number
+    in [0, 1]), both checked."""
+    if isinstance(eta, bool) or not (isinstance(eta, numbers.Real) and 0 <= eta <= 1):
+        raise ConfigError(f"sampling_eta must be a number in [0, 1], got {eta!r}")
+    if isinstance(sampling_steps, (int, np.integer)) and not isinstance(sampling_steps, bool) and sampling_steps == 0:
         return SamplingPlan(None, 1.0)
     return SamplingPlan(ddim_steps(k, sampling_steps), float(eta))
 
@@ -78,6 +89,9 @@ def ddim_sample(eps_fn: Any, alphas_cumprod: torch.Tensor, plan: SamplingPlan, n
     """
     ab = alphas_cumprod
     steps = plan.steps
+    if noise.ndim != 3 or noise.shape[0] != plan.n_noise(ab.shape[0]) or noise.shape[2] != 2:
+        raise ConfigError(f"ddim_sample: noise must be ({plan.n_noise(ab.shape[0])}, N, 2) for this plan, "
+                          f"got {tuple(noise.shape)}")
     y = noise[0]
     for i, t in enumerate(steps):
         a = ab[t]
@@ -106,7 +120,7 @@ def sampler_check(model: Any, value_params: torch.Tensor, value_index: torch.Ten
         value_index: ``(M,)`` long: which value each loan-month uses (0 payment ratio, 1 LGD).
         sampling_steps, eta: the DDIM setting under test.
         n_draws: draws per loan-month from each sampler.
-        seed: seed of the three samplers' noise (full chain twice, DDIM once).
+        seed: seed of the three samplers' noise (full chain twice, DDIM once), drawn on the CPU.
 
     Returns:
         ``{"w1_<value>", "gap_<value>", "floor_w1_<value>", "floor_gap_<value>"}`` per value name: the mean
@@ -116,21 +130,31 @@ def sampler_check(model: Any, value_params: torch.Tensor, value_index: torch.Ten
     """
     from scipy.stats import wasserstein_distance
 
-    value_index = torch.as_tensor(value_index, dtype=torch.long)
+    value_index = torch.as_tensor(value_index, dtype=torch.long).cpu()
     if value_params.ndim != 2 or value_index.shape != value_params.shape[:1]:
         raise ConfigError(f"value_params must be (M, d) and value_index (M,), got {tuple(value_params.shape)} "
                           f"and {tuple(value_index.shape)}")
     k = model.config.diffusion_steps
     m = value_params.shape[0]
-    vp = value_params.repeat(n_draws, 1)
-    gen = torch.Generator().manual_seed(seed)
-    full = SamplingPlan(None, 1.0)
-    fast = plan_for(k, sampling_steps, eta)
-    with torch.no_grad():
-        draws = [model._sample_values(vp, torch.randn(p.n_noise(k), vp.shape[0], 2, generator=gen), p)
-                 .view(n_draws, m, 2) for p in (full, full, fast)]
-    pick = lambda x: x.gather(2, value_index.view(1, m, 1).expand(n_draws, m, 1))[..., 0].numpy()  # noqa: E731
-    ref, again, got = (pick(x) for x in draws)
+    plans = (SamplingPlan(None, 1.0), SamplingPlan(None, 1.0), plan_for(k, sampling_steps, eta))
+    gens = [torch.Generator().manual_seed(seed + i) for i in range(3)]  # CPU streams: any device, same draws
+    per_block = max(1, _ROWS_PER_BATCH // n_draws)  # loan-months per batch: memory stays bounded
+    draws = [np.empty((n_draws, m)) for _ in plans]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for lo in range(0, m, per_block):
+                vp = value_params[lo:lo + per_block]
+                which = value_index[lo:lo + per_block].view(1, -1, 1).expand(n_draws, -1, 1).to(vp.device)
+                rows = vp.repeat(n_draws, 1)
+                for out, plan, gen in zip(draws, plans, gens):
+                    noise = torch.randn(plan.n_noise(k), rows.shape[0], 2, generator=gen).to(vp.device)
+                    values = model._sample_values(rows, noise, plan).view(n_draws, -1, 2)
+                    out[:, lo:lo + per_block] = values.gather(2, which)[..., 0].double().cpu().numpy()
+    finally:
+        model.train(was_training)
+    ref, again, got = draws
     out: dict[str, float] = {}
     for v, name in enumerate(model.value_names):
         rows = np.flatnonzero(value_index.numpy() == v)

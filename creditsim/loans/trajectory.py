@@ -80,6 +80,7 @@ frailty of credit models). It plays no role in training; 0 switches it off.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -204,7 +205,7 @@ class TrajectoryConfig(JSONConfig):
                 or not (self.sampling_steps == 0 or 2 <= self.sampling_steps <= self.diffusion_steps):
             raise ConfigError(f"TrajectoryConfig.sampling_steps must be 0 (the full chain) or an integer in "
                               f"2..{self.diffusion_steps} (diffusion_steps), got {self.sampling_steps!r}")
-        if isinstance(self.sampling_eta, bool) or not (isinstance(self.sampling_eta, (int, float))
+        if isinstance(self.sampling_eta, bool) or not (isinstance(self.sampling_eta, numbers.Real)
                                                         and 0 <= self.sampling_eta <= 1):
             raise ConfigError(f"TrajectoryConfig.sampling_eta must be a number in [0, 1], got {self.sampling_eta!r}")
         for name in ("idio_scale", "value_weight"):
@@ -844,6 +845,7 @@ class LoanTrajectoryModel(nn.Module):
         initial_states: object | None = None,
         chunk_size: int = 4096,
         sampling_steps: int | None = None,
+        sampling_eta: float | None = None,
     ) -> dict[str, torch.Tensor]:
         """Sample loan paths autoregressively (key/value cache, one month per step).
 
@@ -866,9 +868,10 @@ class LoanTrajectoryModel(nn.Module):
             initial_states: ``(B,)`` live states at the cut-off (default CURRENT).
             chunk_size: loans per chunk (rounded up to a multiple of RNG_LOAN_BLOCK); bounds memory.
             sampling_steps: steps of the value sampler: 0 the full ancestral chain, 2..diffusion_steps DDIM
-                with ``config.sampling_eta`` (:mod:`creditsim.loans.diffusion_sampling`); default
-                ``config.sampling_steps``. It sets how many normals each stream draws per month, so
-                every draw after the first month changes with it.
+                (:mod:`creditsim.loans.diffusion_sampling`); default ``config.sampling_steps``.
+            sampling_eta: DDIM noise scale in [0, 1]; default ``config.sampling_eta``. The two set how many
+                normals each stream draws per month, so every draw after the first month changes with
+                them (compare samplers on their values with ``sampler_check``, not path by path).
 
         Returns:
             dict of ``(n_samples, B, T)`` tensors on the model's device: ``states`` int8 (end of
@@ -886,8 +889,9 @@ class LoanTrajectoryModel(nn.Module):
         if self.step_proj is not None:
             raise ConfigError(f"generate: this model conditions on {self.config.n_step_features} per-month covariates "
                               "(n_step_features) whose future values a scenario does not give; score it with forward")
-        steps = self.config.sampling_steps if sampling_steps is None else sampling_steps
-        plan = plan_for(self.config.diffusion_steps, steps, self.config.sampling_eta)
+        plan = plan_for(self.config.diffusion_steps,
+                        self.config.sampling_steps if sampling_steps is None else sampling_steps,
+                        self.config.sampling_eta if sampling_eta is None else sampling_eta)
         sigma = self.config.idio_scale if idio_scale is None else idio_scale
         if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma >= 0):
             raise ConfigError(f"idio_scale must be a finite number >= 0, got {sigma!r}")

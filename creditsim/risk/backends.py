@@ -20,6 +20,7 @@ Workers need creditsim installed (``pip install creditsim[distributed]``).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -71,6 +72,7 @@ class DaskBackend:
         except ImportError:  # pragma: no cover - dask is a declared extra
             raise ConfigError("backend='dask' needs dask.distributed: pip install 'creditsim[distributed]'") from None
         self._owned = client is None
+        self._closed = False
         self._cluster: Any = None
         self._failure: BaseException | None = None
         self._starting: threading.Thread | None = None
@@ -78,8 +80,11 @@ class DaskBackend:
             # The private cluster starts on a thread: spawning the worker processes and their imports take
             # ~2 s, which the caller spends drawing the macro paths meanwhile (map waits for it).
             self.client = None
+            # not a daemon: an interpreter that exits mid-start waits for it rather than killing the spawn.
+            # Starting from a thread while the caller works is safe with dask's default "spawn" start method
+            # (distributed.worker.multiprocessing-method); "fork" would copy the caller's threads' state.
             self._starting = threading.Thread(target=self._start_cluster, args=(n_workers, processes),
-                                              name="creditsim-dask-start", daemon=True)
+                                              name="creditsim-dask-start", daemon=False)
             self._starting.start()
         else:
             if not isinstance(client, Client):
@@ -92,27 +97,38 @@ class DaskBackend:
         import dask
         from dask.distributed import Client, LocalCluster
 
+        # The nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536 by default, which makes glibc hand
+        # memory back to the OS after every large free: our chunks allocate and free tens of MB per month,
+        # and the trimming cost ~1.75x CPU per worker. Keep the rest of the default environment (one
+        # BLAS/OpenMP thread per worker). The nanny writes these into this process's os.environ before it
+        # spawns (distributed 2026.8) and leaves them there: they are put back afterwards.
+        spawn_env = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
+                     if k != "MALLOC_TRIM_THRESHOLD_"}
+        # One numba thread per worker, set inside the worker only (nanny.environ): numba's default (one per
+        # core) let the fused kernel run two threads per single-threaded worker (numba's OpenMP layer shares
+        # libgomp with torch, so the count the engine reads could say 2), four threads on two cores, and a
+        # chunk took 1.6x the CPU time of a plain one-thread process (2,000 scenarios: 5.0 s against 3.2 s).
+        worker_env = {**dask.config.get("distributed.nanny.environ", {}), "NUMBA_NUM_THREADS": "1"}
+        before = {k: os.environ.get(k) for k in (*spawn_env, "MALLOC_TRIM_THRESHOLD_")}
         try:
-            # The nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536 by default, which makes glibc hand
-            # memory back to the OS after every large free: our chunks allocate and free tens of MB per
-            # month, and the trimming cost ~1.75x CPU per worker. Keep the rest of the default environment
-            # (one BLAS/OpenMP thread per worker).
-            environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
-                       if k != "MALLOC_TRIM_THRESHOLD_"}
-            # One numba thread per worker, as for OpenMP and BLAS: numba's default (one per core) let the
-            # fused kernel run two threads per single-threaded worker (numba's OpenMP layer shares libgomp
-            # with torch, so the count the engine reads could say 2), four threads on two cores, and a
-            # chunk took 1.6x the CPU time of a plain one-thread process (2,000 scenarios: 5.0 s against 3.2 s).
-            environ["NUMBA_NUM_THREADS"] = "1"
-            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env,
+                                  "distributed.nanny.environ": worker_env}):
                 self._cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes,
                                              dashboard_address=None)
             self.client = Client(self._cluster)
         except BaseException as exc:  # re-raised by _ready on the caller's thread
             self._failure = exc
+        finally:
+            for k, v in before.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
     def _ready(self) -> Any:
         """The client, once the private cluster (if any) has started."""
+        if self._closed:
+            raise ConfigError("this dask backend is closed; make a new one (creditsim.risk.backends.make_backend)")
         if self._starting is not None:
             self._starting.join()
             self._starting = None
@@ -126,7 +142,7 @@ class DaskBackend:
 
         client = self._ready()
         ctx = client.scatter(context, broadcast=True)
-        futures = [client.submit(fn, ctx, task, pure=False) for task in tasks]
+        futures = [client.submit(_one_thread_chunk, fn, ctx, task, pure=False) for task in tasks]
         index = {f.key: i for i, f in enumerate(futures)}
         results: list[Any] = [None] * len(futures)
         try:
@@ -143,20 +159,33 @@ class DaskBackend:
     def close(self) -> None:
         """Shut the private cluster down on a thread (~0.6 s that the caller's results need not wait
         for); it is not a daemon, so the interpreter waits for it before exiting. A client passed in is
-        left open."""
-        if not self._owned:
+        left open. Closing twice does nothing; :meth:`map` after closing is refused."""
+        if self._closed:
             return
-        self._owned = False
-        threading.Thread(target=self._shut_down, name="creditsim-dask-close", daemon=False).start()
+        self._closed = True
+        if self._owned:
+            threading.Thread(target=self._shut_down, name="creditsim-dask-close", daemon=False).start()
 
     def _shut_down(self) -> None:
         starting = self._starting
         if starting is not None:  # a start that failed left its error with the caller (map); close what exists
             starting.join()
-        if self.client is not None:
-            self.client.close()
-        if self._cluster is not None:
-            self._cluster.close()
+        try:
+            if self.client is not None:
+                self.client.close()
+        finally:
+            if self._cluster is not None:
+                self._cluster.close()
+
+
+def _one_thread_chunk(fn: ChunkFn, context: Any, task: Any) -> Any:
+    """A chunk on a dask worker, with one torch (and so one fused-kernel) thread: a worker's parallelism
+    is its processes and task threads, and on a cluster passed in (whose workers creditsim did not start)
+    the thread count the engine reads can otherwise exceed the worker's share of the cores."""
+    from creditsim.threads import serial_torch
+
+    with serial_torch():
+        return fn(context, task)
 
 
 def make_backend(backend: str, client: Any | None = None) -> LocalBackend | DaskBackend:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from creditsim.errors import ConfigError
-from creditsim.loans.diffusion_sampling import SamplingPlan, ddim_sample, ddim_steps, plan_for, sampler_check
+from creditsim.loans.diffusion_sampling import SamplingPlan, ddim_steps, plan_for, sampler_check
 from creditsim.loans.trajectory import LoanTrajectoryModel, TrajectoryConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -45,18 +45,43 @@ def test_ddim_on_every_step_with_eta_one_is_the_ancestral_chain():
     assert (short - ancestral).abs().max() > 1e-2
 
 
-def test_deterministic_ddim_uses_only_the_starting_noise():
+def _reference_ddim(model: LoanTrajectoryModel, vp: torch.Tensor, steps: tuple[int, ...], eta: float,
+                    noise: torch.Tensor) -> np.ndarray:
+    """Song et al. (2021) eq. 12 with sigma of eq. 16, written out in float64 numpy from the cosine
+    schedule's alphas (only the noise predictor is the model's)."""
+    ab = model.alphas_cumprod.double().numpy()
+    cond = model.diffusion.cond_features(vp)
+    y = noise[0].double().numpy()
+    for i, t in enumerate(steps):
+        with torch.no_grad():
+            eps = model.diffusion.forward_step(torch.from_numpy(y).float(), t, cond).double().numpy()
+        y0 = np.clip((y - np.sqrt(1 - ab[t]) * eps) / np.sqrt(ab[t]), -1, 1)
+        if i == len(steps) - 1:
+            return (y0 + 1) / 2
+        prev = ab[steps[i + 1]]
+        sigma = eta * np.sqrt((1 - prev) / (1 - ab[t])) * np.sqrt(1 - ab[t] / prev)
+        direction = (y - np.sqrt(ab[t]) * y0) / np.sqrt(1 - ab[t])
+        y = np.sqrt(prev) * y0 + np.sqrt(1 - prev - sigma**2) * direction
+        if eta > 0:
+            y = y + sigma * noise[i + 1].double().numpy()
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize("s,eta", [(2, 0.0), (5, 1.0), (7, 0.5), (13, 0.0), (20, 0.3)])
+def test_strided_ddim_matches_a_float64_reference(s, eta):
     model = _model(4)
     k = model.config.diffusion_steps
-    vp = torch.randn(32, 16, generator=torch.Generator().manual_seed(5))
-    plan = plan_for(k, 6, 0.0)
-    assert plan.n_noise(k) == 1
-    start = torch.randn(1, 32, 2, generator=torch.Generator().manual_seed(6))
+    vp = torch.randn(48, 16, generator=torch.Generator().manual_seed(5)) * 2.0
+    plan = plan_for(k, s, eta)
+    noise = torch.randn(plan.n_noise(k), 48, 2, generator=torch.Generator().manual_seed(6))
+    assert noise.shape[0] == (s if eta > 0 else 1)  # only the draws the sampler reads
     with torch.no_grad():
-        a = model._sample_values(vp, start, plan)
-        b = ddim_sample(lambda y, t: model.diffusion.forward_step(y, t, model.diffusion.cond_features(vp)),
-                        model.alphas_cumprod, plan, start.clone())
-    assert torch.equal(a, b) and ((a >= 0) & (a <= 1)).all()
+        got = model._sample_values(vp, noise, plan).double().numpy()
+    want = _reference_ddim(model, vp, plan.steps, eta, noise)
+    np.testing.assert_allclose(got, want, atol=2e-5)
+    assert (got >= 0).all() and (got <= 1).all()
+    with pytest.raises(ConfigError, match=r"noise must be \(%d, N, 2\)" % noise.shape[0]):
+        model._sample_values(vp, torch.cat([noise, noise[:1]]), plan)
 
 
 @pytest.mark.parametrize("k,s", [(50, 2), (50, 10), (50, 25), (50, 50), (7, 3), (1000, 37)])
@@ -68,10 +93,11 @@ def test_ddim_steps_are_distinct_descending_and_keep_both_ends(k, s):
     assert gaps.max() - gaps.min() <= 1  # evenly spaced up to rounding
 
 
-@pytest.mark.parametrize("s", [0, 1, 51, True, 2.5, "10"])
-def test_ddim_steps_refuse_what_is_not_a_step_count(s):
-    with pytest.raises(ConfigError, match="sampling_steps must be an integer in 2..50"):
-        ddim_steps(50, s)
+@pytest.mark.parametrize("s", [1, 51, True, False, 2.5, 0.0, "10"])
+def test_plans_refuse_what_is_not_a_step_count(s):
+    with pytest.raises(ConfigError, match=r"sampling_steps must be 0 \(the full chain\) or an integer in 2..50"):
+        plan_for(50, s, 1.0)
+    assert plan_for(50, 0, 0.3) == SamplingPlan(None, 1.0) and plan_for(50, np.int64(0), 1.0).steps is None
 
 
 def test_config_checks_the_sampler_fields():
@@ -81,6 +107,9 @@ def test_config_checks_the_sampler_fields():
         replace(SMALL, sampling_steps=1)
     with pytest.raises(ConfigError, match="sampling_eta must be a number in"):
         replace(SMALL, sampling_steps=5, sampling_eta=1.5)
+    with pytest.raises(ConfigError, match="sampling_eta must be a number in"):
+        plan_for(20, 5, True)
+    assert replace(SMALL, sampling_eta=np.float32(0.5)).sampling_eta == 0.5
     cfg = replace(SMALL, sampling_steps=5, sampling_eta=0.0)
     assert TrajectoryConfig.from_dict(cfg.to_dict()) == cfg
 
@@ -111,16 +140,20 @@ def test_generate_with_fewer_steps_is_seeded_chunk_free_and_reads_the_config():
     full = model.generate(feats, cohort, None, n_samples=2, seed=11)
     assert torch.equal(a["states"], b["states"])
     torch.testing.assert_close(a["payments"], b["payments"], rtol=1e-5, atol=1e-6)
-    # the month's first draws (states) are the same streams; the values differ with the sampler
+    # the month's first draws (states) are the same streams
     assert torch.equal(a["states"][..., 0], full["states"][..., 0])
-    assert not torch.equal(a["payments"], full["payments"])
     configured = _model(2, sampling_steps=5)
     c = configured.generate(feats, cohort, None, n_samples=2, seed=11)
     assert torch.equal(c["payments"], a["payments"])
     assert torch.equal(configured.generate(feats, cohort, None, n_samples=2, seed=11, sampling_steps=0)["payments"],
                        full["payments"])
-    with pytest.raises(ConfigError, match="sampling_steps must be an integer in 2..20"):
+    eta0 = model.generate(feats, cohort, None, n_samples=2, seed=11, sampling_steps=5, sampling_eta=0.0)
+    assert torch.equal(_model(2, sampling_steps=5, sampling_eta=0.0).generate(feats, cohort, None, n_samples=2,
+                                                                              seed=11)["payments"], eta0["payments"])
+    with pytest.raises(ConfigError, match=r"sampling_steps must be 0 \(the full chain\) or an integer in 2..20"):
         model.generate(feats, cohort, None, seed=1, sampling_steps=30)
+    with pytest.raises(ConfigError, match="sampling_eta must be a number in"):
+        model.generate(feats, cohort, None, seed=1, sampling_steps=5, sampling_eta=-0.1)
 
 
 def _shipped_conditioning(n_pay: int, seed: int = 0) -> tuple[LoanTrajectoryModel, torch.Tensor, torch.Tensor]:

@@ -22,6 +22,16 @@ def _worker_threads() -> tuple[str | None, int]:
     return os.environ.get("NUMBA_NUM_THREADS"), numba.get_num_threads()
 
 
+def _torch_threads(context: object, task: object) -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+_THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                "MALLOC_TRIM_THRESHOLD_")
+
+
 def test_local_backend_keeps_task_order_and_reports_progress():
     done: list[int] = []
     out = run_chunks(LocalBackend(), _square, 2, [3, 1, 2], [30, 10, 20], on_done=done.append)
@@ -37,6 +47,7 @@ def test_local_backend_keeps_task_order_and_reports_progress():
 def test_private_cluster_workers_run_one_numba_thread_and_results_come_back_in_order():
     """The private LocalCluster's workers each get one numba thread (numba's default of one per core let
     the fused kernel run two threads in every single-threaded worker); chunks come back in task order."""
+    env_before = {k: os.environ.get(k) for k in _THREAD_VARS}
     backend = DaskBackend()
     try:
         done: list[int] = []
@@ -50,7 +61,13 @@ def test_private_cluster_workers_run_one_numba_thread_and_results_come_back_in_o
     for t in closing:  # close returns at once; the shut-down finishes on its thread
         t.join(timeout=60)
     assert backend.client.status == "closed"
-    backend.close()  # a second close does nothing
+    # the workers' settings stay in the workers: this process keeps its own (numba would refuse to change
+    # its thread count here once its threads run)
+    assert {k: os.environ.get(k) for k in _THREAD_VARS} == env_before
+    backend.close()  # a second close starts no second shut-down
+    assert not [t for t in threading.enumerate() if t.name == "creditsim-dask-close"]
+    with pytest.raises(ConfigError, match="this dask backend is closed"):
+        backend.map(_square, 1, [1], [1])
 
 
 def test_a_cluster_that_fails_to_start_raises_in_map(monkeypatch):
@@ -73,8 +90,44 @@ def test_a_client_that_is_passed_in_stays_open():
             Client(cluster) as client:
         backend = make_backend("dask", client=client)
         assert backend.map(_square, 1, [2, 3], [1, 1]) == [4, 9]
+        # chunks run with one torch (fused-kernel) thread on workers creditsim did not start
+        assert backend.map(_torch_threads, None, [0, 1], [1, 1]) == [1, 1]
         backend.close()
         assert client.status == "running"
         assert client.submit(_square, 1, 4).result() == 16
     with pytest.raises(ConfigError, match="client must be a dask.distributed.Client"):
         DaskBackend(client=object())
+
+
+def test_simulate_closes_the_backend_when_the_macro_draw_fails(monkeypatch):
+    """The backend starts before the macro paths are drawn (a private cluster starts meanwhile); a draw
+    that fails still closes it."""
+    import creditsim.risk.simulate as sim
+    from creditsim.deal.config import WaterfallConfig
+    from creditsim.errors import DataError
+    from creditsim.transitions.synthetic import LoanTapeGenerator
+
+    tape, _ = LoanTapeGenerator(50, 1, random_seed=3).generate()
+    deal = WaterfallConfig(name="T", tranches=[{"name": "A", "balance": 90, "coupon": 0.05},
+                                               {"name": "Equity", "balance": 10, "equity": True}])
+
+    made: list[LocalBackend] = []
+
+    class Recording(LocalBackend):
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    def make(backend, client=None):
+        made.append(Recording())
+        return made[-1]
+
+    def broken(*args, **kwargs):
+        raise DataError("macro paths: column gdp_growth is missing")
+
+    monkeypatch.setattr(sim, "make_backend", make)
+    monkeypatch.setattr(sim, "_macro_draw", broken)
+    with pytest.raises(DataError, match="gdp_growth is missing"):
+        sim.simulate(tape, deal, n_simulations=4, horizon=6, progress=False)
+    assert len(made) == 1 and made[0].closed
