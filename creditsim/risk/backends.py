@@ -62,11 +62,14 @@ class DaskBackend:
             (:meth:`map` waits for it; a failure to start is raised there) and shut down by :meth:`close`.
         n_workers: workers of the private LocalCluster.
         processes: worker processes (True) or threads (False) for the private LocalCluster.
+        warm_up: a picklable no-argument function each worker of the private cluster runs once it has
+            started (before :meth:`map` runs a chunk), e.g. importing the chunk function's module.
     """
 
     name = "dask"
 
-    def __init__(self, client: Any | None = None, n_workers: int = 2, processes: bool = True):
+    def __init__(self, client: Any | None = None, n_workers: int = 2, processes: bool = True,
+                 warm_up: Callable[[], Any] | None = None):
         try:
             from dask.distributed import Client
         except ImportError:  # pragma: no cover - dask is a declared extra
@@ -83,7 +86,7 @@ class DaskBackend:
             # not a daemon: an interpreter that exits mid-start waits for it rather than killing the spawn.
             # Starting from a thread while the caller works is safe with dask's default "spawn" start method
             # (distributed.worker.multiprocessing-method); "fork" would copy the caller's threads' state.
-            self._starting = threading.Thread(target=self._start_cluster, args=(n_workers, processes),
+            self._starting = threading.Thread(target=self._start_cluster, args=(n_workers, processes, warm_up),
                                               name="creditsim-dask-start", daemon=False)
             self._starting.start()
         else:
@@ -91,7 +94,7 @@ class DaskBackend:
                 raise ConfigError(f"client must be a dask.distributed.Client, got {type(client).__name__}")
             self.client = client
 
-    def _start_cluster(self, n_workers: int, processes: bool) -> None:
+    def _start_cluster(self, n_workers: int, processes: bool, warm_up: Callable[[], Any] | None) -> None:
         """Start the private LocalCluster and its client (on :attr:`_starting`); a failure is kept for
         :meth:`_ready` to raise on the caller's thread."""
         import dask
@@ -116,6 +119,8 @@ class DaskBackend:
                 self._cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes,
                                              dashboard_address=None)
             self.client = Client(self._cluster)
+            if warm_up is not None:  # e.g. the chunk code's imports (~1 s a worker) while the caller draws paths
+                self.client.run(warm_up)
         except BaseException as exc:  # re-raised by _ready on the caller's thread
             self._failure = exc
         finally:
@@ -188,14 +193,16 @@ def _one_thread_chunk(fn: ChunkFn, context: Any, task: Any) -> Any:
         return fn(context, task)
 
 
-def make_backend(backend: str, client: Any | None = None) -> LocalBackend | DaskBackend:
-    """Backend by name: ``"local"`` or ``"dask"`` (``client`` only for dask)."""
+def make_backend(backend: str, client: Any | None = None,
+                 warm_up: Callable[[], Any] | None = None) -> LocalBackend | DaskBackend:
+    """Backend by name: ``"local"`` or ``"dask"`` (``client`` and ``warm_up`` only for dask: see
+    :class:`DaskBackend`)."""
     if backend == "local":
         if client is not None:
             raise ConfigError("client is only used with backend='dask'")
         return LocalBackend()
     if backend == "dask":
-        return DaskBackend(client=client)
+        return DaskBackend(client=client, warm_up=warm_up)
     raise ConfigError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
 
 

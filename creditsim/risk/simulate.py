@@ -43,6 +43,8 @@ import time
 import warnings
 from collections.abc import Mapping
 from contextlib import nullcontext
+from functools import partial
+from importlib import import_module
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -304,7 +306,8 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
                           "keywords, e.g. simulate(loans, deal, n_simulations=1000)")
     prepared = prepare_run(loans_df, as_deal(deal), config)
     t0 = time.perf_counter()
-    runner = make_backend(config.backend, config.client)  # a private dask cluster starts while the paths are drawn
+    # a private dask cluster starts (and its workers import this module) while the paths are drawn
+    runner = make_backend(config.backend, config.client, warm_up=partial(import_module, __name__))
     try:
         labels = draw_scenario_labels(config.weights, config.n_simulations, config.seed)
         draw = _macro_draw(config, labels, prepared.start_vec)

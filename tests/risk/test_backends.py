@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import threading
+from functools import partial
+from importlib import import_module
 
 import pytest
 
@@ -20,6 +22,12 @@ def _worker_threads() -> tuple[str | None, int]:
     import numba
 
     return os.environ.get("NUMBA_NUM_THREADS"), numba.get_num_threads()
+
+
+def _has_simulate() -> bool:
+    import sys
+
+    return "creditsim.risk.simulate" in sys.modules
 
 
 def _torch_threads(context: object, task: object) -> int:
@@ -48,13 +56,15 @@ def test_private_cluster_workers_run_one_numba_thread_and_results_come_back_in_o
     """The private LocalCluster's workers each get one numba thread (numba's default of one per core let
     the fused kernel run two threads in every single-threaded worker); chunks come back in task order."""
     env_before = {k: os.environ.get(k) for k in _THREAD_VARS}
-    backend = DaskBackend()
+    backend = DaskBackend(warm_up=partial(import_module, "creditsim.risk.simulate"))
     try:
         done: list[int] = []
         assert backend.map(_square, 3, list(range(6)), [1] * 6, on_done=done.append) == [3 * i * i for i in range(6)]
         assert done == [1] * 6
         env = backend.client.run(_worker_threads)
         assert len(env) == 2 and all(v == ("1", 1) for v in env.values()), env
+        # the warm-up ran on every worker before the first chunk
+        assert all(backend.client.run(_has_simulate).values())
     finally:
         backend.close()
     closing = [t for t in threading.enumerate() if t.name == "creditsim-dask-close"]
@@ -119,7 +129,7 @@ def test_simulate_closes_the_backend_when_the_macro_draw_fails(monkeypatch):
         def close(self) -> None:
             self.closed = True
 
-    def make(backend, client=None):
+    def make(backend, client=None, warm_up=None):
         made.append(Recording())
         return made[-1]
 
