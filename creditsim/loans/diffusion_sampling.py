@@ -28,9 +28,8 @@ shipped model keeps the full chain.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
 import numbers
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -89,6 +88,8 @@ def ddim_sample(eps_fn: Any, alphas_cumprod: torch.Tensor, plan: SamplingPlan, n
     """
     ab = alphas_cumprod
     steps = plan.steps
+    if steps is None:
+        raise ConfigError("ddim_sample needs a DDIM plan (steps not None); the full chain is the model's own sampler")
     if noise.ndim != 3 or noise.shape[0] != plan.n_noise(ab.shape[0]) or noise.shape[2] != 2:
         raise ConfigError(f"ddim_sample: noise must be ({plan.n_noise(ab.shape[0])}, N, 2) for this plan, "
                           f"got {tuple(noise.shape)}")
@@ -130,6 +131,8 @@ def sampler_check(model: Any, value_params: torch.Tensor, value_index: torch.Ten
     """
     from scipy.stats import wasserstein_distance
 
+    if isinstance(n_draws, bool) or not isinstance(n_draws, (int, np.integer)) or n_draws < 2:
+        raise ConfigError(f"n_draws must be an integer >= 2, got {n_draws!r}")
     value_index = torch.as_tensor(value_index, dtype=torch.long).cpu()
     if value_params.ndim != 2 or value_index.shape != value_params.shape[:1]:
         raise ConfigError(f"value_params must be (M, d) and value_index (M,), got {tuple(value_params.shape)} "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -103,16 +104,20 @@ class DaskBackend:
         # The nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536 by default, which makes glibc hand
         # memory back to the OS after every large free: our chunks allocate and free tens of MB per month,
         # and the trimming cost ~1.75x CPU per worker. Keep the rest of the default environment (one
-        # BLAS/OpenMP thread per worker). The nanny writes these into this process's os.environ before it
-        # spawns (distributed 2026.8) and leaves them there: they are put back afterwards.
+        # BLAS/OpenMP thread per worker). The nanny writes these (and its PYTHONHASHSEED) into this process's
+        # os.environ before it spawns (distributed 2026.8) and leaves them there: they are put back after the
+        # start (_undo_spawn_environ). A worker the nanny restarts later writes them again.
         spawn_env = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
                      if k != "MALLOC_TRIM_THRESHOLD_"}
         # One numba thread per worker, set inside the worker only (nanny.environ): numba's default (one per
         # core) let the fused kernel run two threads per single-threaded worker (numba's OpenMP layer shares
         # libgomp with torch, so the count the engine reads could say 2), four threads on two cores, and a
         # chunk took 1.6x the CPU time of a plain one-thread process (2,000 scenarios: 5.0 s against 3.2 s).
+        # It takes effect where the worker imports numba after the nanny applied it (a __main__ that imports
+        # numba at the top is re-imported first); the guarantee is _one_thread_chunk's one torch thread,
+        # which is the fused kernel's thread count.
         worker_env = {**dask.config.get("distributed.nanny.environ", {}), "NUMBA_NUM_THREADS": "1"}
-        before = {k: os.environ.get(k) for k in (*spawn_env, "MALLOC_TRIM_THRESHOLD_")}
+        before = {k: os.environ.get(k) for k in (*spawn_env, "PYTHONHASHSEED")}
         try:
             with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env,
                                   "distributed.nanny.environ": worker_env}):
@@ -124,11 +129,22 @@ class DaskBackend:
         except BaseException as exc:  # re-raised by _ready on the caller's thread
             self._failure = exc
         finally:
-            for k, v in before.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+            self._undo_spawn_environ(before, spawn_env)
+
+    def _undo_spawn_environ(self, before: dict[str, str | None], spawn_env: dict[str, Any]) -> None:
+        """Put back the variables the nannies wrote into this process, and only those still holding the
+        nanny's value: a variable the caller set meanwhile keeps the caller's value."""
+        written = {k: str(v) for k, v in spawn_env.items()}
+        for nanny in getattr(self._cluster, "workers", {}).values():
+            written.update({k: str(v) for k, v in (getattr(nanny, "pre_spawn_env", None) or {}).items()})
+        for k, old in before.items():
+            now = os.environ.get(k)
+            if k not in written or now != written[k] or now == old:
+                continue
+            if old is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = old
 
     def _ready(self) -> Any:
         """The client, once the private cluster (if any) has started."""
@@ -147,7 +163,8 @@ class DaskBackend:
 
         client = self._ready()
         ctx = client.scatter(context, broadcast=True)
-        futures = [client.submit(_one_thread_chunk, fn, ctx, task, pure=False) for task in tasks]
+        name = getattr(fn, "__name__", "chunk")  # the tasks keep the chunk function's name (dashboards, logs)
+        futures = [client.submit(_one_thread_chunk, fn, ctx, task, key=f"{name}-{uuid.uuid4().hex}") for task in tasks]
         index = {f.key: i for i, f in enumerate(futures)}
         results: list[Any] = [None] * len(futures)
         try:

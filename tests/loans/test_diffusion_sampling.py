@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from creditsim.errors import ConfigError
-from creditsim.loans.diffusion_sampling import SamplingPlan, ddim_steps, plan_for, sampler_check
+from creditsim.loans.diffusion_sampling import SamplingPlan, ddim_sample, ddim_steps, plan_for, sampler_check
 from creditsim.loans.trajectory import LoanTrajectoryModel, TrajectoryConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -195,3 +195,7 @@ def test_sampler_check_measures_ddim_against_the_full_chain_on_the_shipped_model
     assert bad["w1_lgd"] > 2 * good["w1_lgd"] or bad["w1_payment_ratio"] > 2 * good["w1_payment_ratio"]
     with pytest.raises(ConfigError, match="value_params must be"):
         sampler_check(model, vp, which[:-1], sampling_steps=10)
+    with pytest.raises(ConfigError, match="n_draws must be an integer >= 2"):
+        sampler_check(model, vp, which, sampling_steps=10, n_draws=0)
+    with pytest.raises(ConfigError, match="needs a DDIM plan"):
+        ddim_sample(lambda y, t: y, model.alphas_cumprod, SamplingPlan(None, 1.0), torch.zeros(51, 3, 2))

@@ -37,7 +37,7 @@ def _torch_threads(context: object, task: object) -> int:
 
 
 _THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                "MALLOC_TRIM_THRESHOLD_")
+                "MALLOC_TRIM_THRESHOLD_", "PYTHONHASHSEED")
 
 
 def test_local_backend_keeps_task_order_and_reports_progress():
@@ -62,6 +62,8 @@ def test_private_cluster_workers_run_one_numba_thread_and_results_come_back_in_o
         assert backend.map(_square, 3, list(range(6)), [1] * 6, on_done=done.append) == [3 * i * i for i in range(6)]
         assert done == [1] * 6
         env = backend.client.run(_worker_threads)
+        # numba reads the variable where it is imported after the nanny set it (the test's __main__ does not
+        # import numba); the chunk's one torch thread is the guarantee (test_a_client_that_is_passed_in...)
         assert len(env) == 2 and all(v == ("1", 1) for v in env.values()), env
         # the warm-up ran on every worker before the first chunk
         assert all(backend.client.run(_has_simulate).values())
