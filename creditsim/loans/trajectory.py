@@ -46,6 +46,8 @@ What the model is
   tiny denoiser is cheap next to the transformer. The training loss on a loan-month counts only the
   value that is defined there (masks), and is the usual simplified DDPM loss (MSE on the noise),
   averaged per value so the rare LGD observations weigh as much as the many payment months.
+  Generation runs the full ancestral chain by default; ``config.sampling_steps`` switches to DDIM on
+  fewer steps (:mod:`creditsim.loans.diffusion_sampling`, opt-in: check it with ``sampler_check``).
   On the synthetic panels both are degenerate (borrowers pay in full; LGD is the loan's
   ``lgd_assumption``), so there the head learns loan-level point masses (LGD from the features); it
   is built for panels where they are dispersed.

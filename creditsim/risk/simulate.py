@@ -43,9 +43,9 @@ import time
 import warnings
 from collections.abc import Mapping
 from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from functools import partial
 from importlib import import_module
-from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
