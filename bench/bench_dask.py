@@ -18,11 +18,11 @@ one alone (shared caches, clocks), so the ceiling is ~1.8x before the fixed cost
 
 Measured 2026-12-06 (2 cores, nothing else running), before / after giving each worker one numba
 thread (numba's default of one per core made the fused kernel run two threads in every worker):
-80,000 scenarios: local 1 thread 119.0 s, dask 81.7 s (1.46x) before; after, three runs: 122.7 /
-65.5 s (1.87x), 106.5 / 68.4 s (1.56x), 119.4 / 63.6 s (1.88x). 40,000 scenarios: 60.8 / 39.8 s
-(1.53x) before, 52.1 / 32.2 s (1.62x) after. All bit-identical. The machine's own speed drifts by
-~15 % between runs minutes apart (the one-thread run read 106-123 s for the same 80,000; the dask
-run 64-68 s), so single pairs are rough.
+80,000 scenarios: local 1 thread 119.0 s, dask 81.7 s (1.46x) before; after, four runs: 122.7 /
+65.5 s (1.87x), 106.5 / 68.4 s (1.56x), 119.4 / 63.6 s (1.88x), 102.7 / 64.2 s (1.60x). 40,000
+scenarios: 60.8 / 39.8 s (1.53x) before, 52.1 / 32.2 s (1.62x) after. All bit-identical. The dask
+wall is steady (64-68 s); the one-thread run is not (103-123 s for the same 80,000: one busy core
+may clock higher than two), so the ratio swings with it and single pairs are rough.
 """
 
 from __future__ import annotations
