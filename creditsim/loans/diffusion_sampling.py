@@ -150,10 +150,10 @@ def sampler_check(model: Any, value_params: torch.Tensor, value_index: torch.Ten
             for lo in range(0, m, per_block):
                 vp = value_params[lo:lo + per_block]
                 which = value_index[lo:lo + per_block].view(1, -1, 1).expand(n_draws, -1, 1).to(vp.device)
-                rows = vp.repeat(n_draws, 1)
+                repeated = vp.repeat(n_draws, 1)  # draw-major: row d * len(vp) + j is loan-month j's draw d
                 for out, plan, gen in zip(draws, plans, gens):
-                    noise = torch.randn(plan.n_noise(k), rows.shape[0], 2, generator=gen).to(vp.device)
-                    values = model._sample_values(rows, noise, plan).view(n_draws, -1, 2)
+                    noise = torch.randn(plan.n_noise(k), repeated.shape[0], 2, generator=gen).to(vp.device)
+                    values = model._sample_values(repeated, noise, plan).view(n_draws, -1, 2)
                     out[:, lo:lo + per_block] = values.gather(2, which)[..., 0].double().cpu().numpy()
     finally:
         model.train(was_training)

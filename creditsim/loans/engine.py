@@ -958,8 +958,7 @@ def simulate_move_counts(book: LoanBook, matrices: object, scenario_ids: object,
     inv_coupon = None if base is None else base[0]
     runs = _run_blocks(lambda index, streams: _BlockRun(
         book, index, thresholds, streams, None, _lgd_draws(book, ids, seed_i, index), months, dev, groups, n_groups,
-        False, inv_coupon,
-        count_moves=True), _loan_blocks(book, ids, seed_i, chunk), months)
+        False, inv_coupon, count_moves=True), _loan_blocks(book, ids, seed_i, chunk), months)
     flows = sum(run.sums for run in runs)  # whole cents: exact in any order
     moves = sum(run.moves for run in runs)[..., :-1]  # counts below 2**24: exact in float32
     n_seg = moves.shape[-1] // _LIVE_MOVES

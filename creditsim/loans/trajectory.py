@@ -82,7 +82,6 @@ frailty of credit models). It plays no role in training; 0 switches it off.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -203,13 +202,10 @@ class TrajectoryConfig(JSONConfig):
         if isinstance(self.n_step_features, bool) or not isinstance(self.n_step_features, (int, np.integer)) \
                 or not 0 <= self.n_step_features <= 1024:
             raise ConfigError(f"TrajectoryConfig.n_step_features must be an integer in 0..1024, got {self.n_step_features!r}")
-        if isinstance(self.sampling_steps, bool) or not isinstance(self.sampling_steps, (int, np.integer)) \
-                or not (self.sampling_steps == 0 or 2 <= self.sampling_steps <= self.diffusion_steps):
-            raise ConfigError(f"TrajectoryConfig.sampling_steps must be 0 (the full chain) or an integer in "
-                              f"2..{self.diffusion_steps} (diffusion_steps), got {self.sampling_steps!r}")
-        if isinstance(self.sampling_eta, bool) or not (isinstance(self.sampling_eta, numbers.Real)
-                                                        and 0 <= self.sampling_eta <= 1):
-            raise ConfigError(f"TrajectoryConfig.sampling_eta must be a number in [0, 1], got {self.sampling_eta!r}")
+        try:  # the sampler's own checks (generate's keywords go through the same function)
+            plan_for(self.diffusion_steps, self.sampling_steps, self.sampling_eta)
+        except ConfigError as exc:
+            raise ConfigError(f"TrajectoryConfig.{exc}") from None
         for name in ("idio_scale", "value_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
