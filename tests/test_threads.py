@@ -51,3 +51,37 @@ def test_generation_entry_points_run_on_one_thread(monkeypatch) -> None:
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_map_scenarios_keeps_scenario_order_grad_mode_and_the_callers_count() -> None:
+    """Results in scenario order although the later scenarios finish first; both threads used on CPU,
+    one thread (this one) on CUDA or with a count of 1; the caller's grad mode inside; errors surface."""
+    import threading
+    import time
+
+    from creditsim.threads import map_scenarios
+
+    def fn(i: int) -> tuple[int, str, bool, int]:
+        time.sleep(0.02 * (4 - i))  # scenario 0 finishes last
+        return i, threading.current_thread().name, torch.is_grad_enabled(), torch.get_num_threads()
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with torch.no_grad():
+            rows = map_scenarios(fn, 5)
+        assert [r[0] for r in rows] == [0, 1, 2, 3, 4]
+        assert len({r[1] for r in rows}) == 2 and threading.current_thread().name not in {r[1] for r in rows}
+        assert not any(r[2] for r in rows)  # no_grad reached the workers (torch's mode is per thread)
+        assert torch.get_num_threads() == 2
+        me = threading.current_thread().name
+        assert {r[1] for r in map_scenarios(fn, 3, device="cuda")} == {me}  # no thread pool for a GPU
+        assert all(r[2] for r in map_scenarios(fn, 2))
+        with pytest.raises(ValueError, match="scenario 3"):
+            map_scenarios(lambda i: (_ for _ in ()).throw(ValueError(f"scenario {i}")) if i == 3 else i, 5)
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        assert {r[1] for r in map_scenarios(fn, 3)} == {me} and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+

@@ -103,7 +103,7 @@ from creditsim.loans.diffusion_sampling import SamplingPlan, ddim_sample, plan_f
 from creditsim.loans.pool import LOAN_FLOWS, check_recovery_lag, pool_cashflows
 from creditsim.loans.schedule import amortization_codes, amortization_schedule
 from creditsim.states import ALLOWED_TRANSITIONS, MACRO_VARS, N_STATES, POOL_CF_TYPES, LoanState
-from creditsim.threads import serial_torch
+from creditsim.threads import map_scenarios, serial_torch
 from creditsim.transitions.sampler import ADVERSE_MOVES, cumulative_thresholds
 from creditsim.rng import torch_seed
 
@@ -1054,6 +1054,9 @@ class LoanTrajectoryModel(nn.Module):
     ) -> dict[str, np.ndarray]:
         """Pool cashflows ``(S, T, K)`` of ``S`` scenarios, one generated path per loan and scenario.
 
+        On CPU the scenarios run side by side on the caller's torch thread count of Python threads
+        (:func:`creditsim.threads.map_scenarios`), bit-identical to one thread.
+
         Args:
             loan_features: ``(L, 24)`` features as of the cut-off.
             cohort_transitions: ``(S, C, T, 7, 7)`` cohort matrices with ``cohort_index`` ``(L,)``
@@ -1095,17 +1098,21 @@ class LoanTrajectoryModel(nn.Module):
             m = macro_paths if isinstance(macro_paths, torch.Tensor) else torch.as_tensor(np.asarray(macro_paths, np.float32))
             if m.ndim != 3 or m.shape[0] != S:
                 raise DataError(f"macro_paths: expected ({S}, T, 9), got {tuple(m.shape)}")
-        cash = np.zeros((S, T, len(POOL_CF_TYPES)))
-        pending = np.zeros(S)
-        initial = 0.0
-        for s in range(S):
+
+        def scenario(s: int) -> tuple[np.ndarray, float, float]:
             ps = p[s][cidx] if cohort_index is not None else p[s]
             g = self.generate(feats, ps, None if macro_paths is None else m[s], 1, loan_terms=loan_terms,
                               seed=torch_seed(seed, int(ids[s])), idio_scale=idio_scale, chunk_size=chunk_size)
             pool = pool_cashflows(trajectory_flows(g), lag)
-            cash[s], pending[s] = pool.cashflows[0], pool.pending_recovery[0]
-            initial = float(g["opening_balance"].sum())
-        return {"cashflows": cash, "pending_recovery": pending, "initial_balance": initial}
+            return pool.cashflows[0], float(pool.pending_recovery[0]), float(g["opening_balance"].sum())
+
+        # side by side on the caller's torch thread count, bit-identical to one thread (map_scenarios)
+        rows = map_scenarios(scenario, S, self.device)
+        cash = np.zeros((S, T, len(POOL_CF_TYPES)))
+        for s, (cash_s, _, _) in enumerate(rows):
+            cash[s] = cash_s
+        return {"cashflows": cash, "pending_recovery": np.array([r[1] for r in rows], dtype=np.float64),
+                "initial_balance": rows[-1][2] if rows else 0.0}
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike, extra: Mapping[str, Any] | None = None) -> Path:

@@ -59,6 +59,7 @@ from creditsim.states import ASSET_CLASSES, MACRO_VARS, POOL_CF_TYPES, LoanState
 from creditsim.rng import LOANS, torch_seed
 from creditsim.loans.pool import pool_cashflows
 from creditsim.loans.trajectory import trajectory_flows
+from creditsim.threads import map_scenarios
 
 __all__ = ["PoolEngine", "rating_default_hazard", "rated_cohort_matrices"]
 
@@ -459,7 +460,7 @@ class PoolEngine:
 
 
     def _trajectory_pool(self, mats: np.ndarray, macro: np.ndarray, scenario_ids: np.ndarray) -> np.ndarray:
-        """Pool cashflows from loan paths of the LoanTrajectoryModel, one scenario at a time.
+        """Pool cashflows ``(S, T, 7)`` from loan paths of the LoanTrajectoryModel, one scenario per call.
 
         The scenario's cohort matrices (systematic risk) and macro path condition the model; its
         random streams are seeded by (seed, global scenario id), so chunking does not matter. The model
@@ -467,26 +468,34 @@ class PoolEngine:
         arrives ``book.recovery_lag`` months later (dropped when that is after the horizon, as in the
         Markov engine's pool totals). The rate and collateral channels of the Markov engine apply to
         the model's loan flows too (:meth:`_with_channels`).
-        """
 
-        book, t_len = self.book, self.horizon
+        On CPU the scenarios run side by side on the caller's torch thread count of Python threads
+        (:func:`creditsim.threads.map_scenarios`), bit-identical to one thread.
+        """
         dev = self.trajectory_model.device
         feats = torch.tensor(np.array(self.loan_features, dtype=np.float32), device=dev)
+        rows = map_scenarios(lambda i: self._trajectory_scenario(feats, mats[i], macro[i:i + 1], int(scenario_ids[i])),
+                             len(scenario_ids), dev)
+        out = np.zeros((len(scenario_ids), self.horizon, 7))
+        for i, row in enumerate(rows):
+            out[i] = row
+        return out
+
+    def _trajectory_scenario(self, feats: torch.Tensor, mats: np.ndarray, macro: np.ndarray, sid: int) -> np.ndarray:
+        """``(T, 7)`` pool cashflows of global scenario ``sid`` (:meth:`_trajectory_pool`): ``mats`` its
+        cohort matrices ``(G, T, 7, 7)``, ``macro`` its path ``(1, T, n_macro)``."""
+        book, model = self.book, self.trajectory_model
+        dev = model.device
         terms = {"balance": book.balance, "interest_rate": book.monthly_rate * 12.0,
                  "remaining_term": book.remaining_term, "amortization": book.amortization,
                  "io_months": book.io_months}
-        out = np.zeros((len(scenario_ids), t_len, 7))
-        lag = int(book.recovery_lag)
-        for i, sid in enumerate(scenario_ids):
-            coh = torch.as_tensor(mats[i][book.cohort], dtype=torch.float32, device=dev)  # (L, T, 7, 7)
-            sub_seed = torch_seed(self.seed, LOANS, int(sid))
-            g = self.trajectory_model.generate(feats, coh, torch.as_tensor(macro[i], dtype=torch.float32, device=dev),
-                                               1, loan_terms=terms, seed=sub_seed,
-                                               initial_states=np.asarray(book.initial_state, dtype=np.int64))
-            flows = self._with_channels(trajectory_flows(g), macro[i:i + 1])
-            # whole-cent sums are exact, so the pool does not depend on the loan count's tiling or threads
-            out[i] = pool_cashflows(flows, lag).cashflows[0]
-        return out
+        coh = torch.as_tensor(mats[book.cohort], dtype=torch.float32, device=dev)  # (L, T, 7, 7)
+        g = model.generate(feats, coh, torch.as_tensor(macro[0], dtype=torch.float32, device=dev), 1,
+                           loan_terms=terms, seed=torch_seed(self.seed, LOANS, sid),
+                           initial_states=np.asarray(book.initial_state, dtype=np.int64))
+        flows = self._with_channels(trajectory_flows(g), macro)
+        # whole-cent sums are exact, so the pool does not depend on the loan count's tiling or threads
+        return pool_cashflows(flows, int(book.recovery_lag)).cashflows[0]
 
     def _with_channels(self, flows: dict[str, Any], macro: np.ndarray) -> dict[str, Any]:
         """Loan flows ``(1, L, T)`` of one scenario with the Markov engine's channels applied per loan,

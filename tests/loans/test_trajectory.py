@@ -428,6 +428,28 @@ def test_pool_cashflows_conserve_principal_and_split_defaults_into_loss_and_reco
     np.testing.assert_allclose(alone["cashflows"][0], cf[1], rtol=1e-6)
 
 
+
+def test_pool_cashflows_on_two_threads_are_one_thread_bit_for_bit():
+    """The scenarios run side by side on the caller's torch thread count (creditsim.threads.map_scenarios)."""
+    model = _model(4)
+    S, C, T = 3, 2, 12
+    feats = torch.cat([_features(10, 8), _features(10, 30, amort="linear")])
+    cohorts = torch.from_numpy(np.broadcast_to(BASE_P, (S, C, T, 7, 7)).copy()).float()
+    cidx = np.repeat([0, 1], 10)
+    runs = {}
+    before = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            runs[n] = model.pool_cashflows(feats, cohorts, None, cohort_index=cidx, seed=3, recovery_lag=2)
+            assert torch.get_num_threads() == n
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(runs[1]["cashflows"], runs[2]["cashflows"])
+    np.testing.assert_array_equal(runs[1]["pending_recovery"], runs[2]["pending_recovery"])
+    assert runs[1]["initial_balance"] == runs[2]["initial_balance"] > 0
+    assert len({float(c.sum()) for c in runs[2]["cashflows"]}) == S  # the scenarios' rows differ
+
 def test_state_path_metrics_on_hand_computed_paths():
     from creditsim.loans.evaluate import state_path_metrics
 

@@ -341,6 +341,51 @@ def test_trajectory_engine_runs_and_is_chunk_invariant(small_tape, small_deal):
     np.testing.assert_allclose(outflow + pool[:, -1, k["balance"]], a.initial_balance, rtol=1e-9)
 
 
+
+def test_trajectory_engine_on_two_threads_is_one_thread_bit_for_bit(small_tape, small_deal, monkeypatch):
+    """The chunk's scenarios run on the caller's torch thread count of Python threads: the same bits as
+    one thread, every scenario in its own row (a mix-up of rows or streams would differ: the scenarios
+    differ), both threads used, and the caller's count back afterwards."""
+    import threading
+
+    import torch
+
+    import creditsim.risk.pool_engine as pool_engine
+    from creditsim.loans.trajectory import LoanTrajectoryModel, TrajectoryConfig
+
+    torch.manual_seed(0)
+    model = LoanTrajectoryModel(TrajectoryConfig(d_model=32, n_heads=2, n_layers=1, diffusion_steps=4))
+    tape = small_tape.iloc[:60]
+    seen: set[str] = set()
+    one_scenario = pool_engine.PoolEngine._trajectory_scenario
+    meet = threading.Barrier(2, timeout=30)  # the first two scenarios must be in flight together
+
+    worker_calls: list[int] = []
+
+    def spy(self, *args):
+        seen.add(threading.current_thread().name)
+        if threading.current_thread() is not threading.main_thread():
+            worker_calls.append(1)
+            if len(worker_calls) <= 2:
+                meet.wait()  # raises BrokenBarrierError after 30 s if the scenarios ran one at a time
+        return one_scenario(self, *args)
+
+    monkeypatch.setattr(pool_engine.PoolEngine, "_trajectory_scenario", spy)
+    before = torch.get_num_threads()
+    try:
+        runs = {}
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            seen.clear()
+            runs[n] = _run(tape, small_deal, engine="trajectory", trajectory_model=model, n_simulations=5, chunk_size=5)
+            assert torch.get_num_threads() == n
+            assert len(seen) == n and (n == 1) == (seen == {threading.current_thread().name})
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(runs[1].cashflows["pool"], runs[2].cashflows["pool"])
+    np.testing.assert_array_equal(runs[1].portfolio_losses, runs[2].portfolio_losses)
+    assert len(np.unique(runs[2].cashflows["pool"].sum(axis=(1, 2)))) == 5  # the scenarios' rows differ
+
 # ---------------------------------------------------------------- macro start state (VAE paths)
 def test_vae_paths_start_from_the_current_macro_state_and_order_the_scenarios(small_tape, small_deal):
     """A risk run starts every path from today's macro state; stress must then mean *more*
