@@ -80,6 +80,7 @@ class DaskBackend:
         self._cluster: Any = None
         self._failure: BaseException | None = None
         self._starting: threading.Thread | None = None
+        self._spawn_undo: tuple[dict[str, str | None], dict[str, Any]] | None = None  # (_undo_spawn_environ's)
         if client is None:
             # The private cluster starts on a thread: spawning the worker processes and their imports take
             # ~2 s, which the caller spends drawing the macro paths meanwhile (map waits for it).
@@ -106,7 +107,8 @@ class DaskBackend:
         # and the trimming cost ~1.75x CPU per worker. Keep the rest of the default environment (one
         # BLAS/OpenMP thread per worker). The nanny writes these (and its PYTHONHASHSEED) into this process's
         # os.environ before it spawns (distributed 2026.8) and leaves them there: they are put back after the
-        # start (_undo_spawn_environ). A worker the nanny restarts later writes them again.
+        # start (_undo_spawn_environ), and again after each map and at close, since a worker the nanny
+        # restarts (client.restart, a worker that died) writes them again.
         spawn_env = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
                      if k != "MALLOC_TRIM_THRESHOLD_"}
         # One numba thread per worker, set inside the worker only (nanny.environ): numba's default (one per
@@ -118,6 +120,7 @@ class DaskBackend:
         # which is the fused kernel's thread count.
         worker_env = {**dask.config.get("distributed.nanny.environ", {}), "NUMBA_NUM_THREADS": "1"}
         before = {k: os.environ.get(k) for k in (*spawn_env, "PYTHONHASHSEED")}
+        self._spawn_undo = (before, spawn_env)
         try:
             with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env,
                                   "distributed.nanny.environ": worker_env}):
@@ -129,11 +132,14 @@ class DaskBackend:
         except BaseException as exc:  # re-raised by _ready on the caller's thread
             self._failure = exc
         finally:
-            self._undo_spawn_environ(before, spawn_env)
+            self._undo_spawn_environ()
 
-    def _undo_spawn_environ(self, before: dict[str, str | None], spawn_env: dict[str, Any]) -> None:
+    def _undo_spawn_environ(self) -> None:
         """Put back the variables the nannies wrote into this process, and only those still holding the
         nanny's value: a variable the caller set meanwhile keeps the caller's value."""
+        if self._spawn_undo is None:
+            return
+        before, spawn_env = self._spawn_undo
         written = {k: str(v) for k, v in spawn_env.items()}
         for nanny in getattr(self._cluster, "workers", {}).values():
             written.update({k: str(v) for k, v in (getattr(nanny, "pre_spawn_env", None) or {}).items()})
@@ -176,6 +182,8 @@ class DaskBackend:
         except BaseException:
             client.cancel(futures)
             raise
+        finally:
+            self._undo_spawn_environ()  # a worker restarted meanwhile wrote the nanny's variables again
         return results
 
     def close(self) -> None:
@@ -185,6 +193,8 @@ class DaskBackend:
         if self._closed:
             return
         self._closed = True
+        if self._starting is None:  # (a start still running puts them back itself when it ends)
+            self._undo_spawn_environ()
         if self._owned:
             threading.Thread(target=self._shut_down, name="creditsim-dask-close", daemon=False).start()
 

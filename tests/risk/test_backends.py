@@ -82,6 +82,38 @@ def test_private_cluster_workers_run_one_numba_thread_and_results_come_back_in_o
         backend.map(_square, 1, [1], [1])
 
 
+
+def test_a_restarted_worker_does_not_leave_the_nannys_variables_in_this_process():
+    """A nanny that restarts its worker writes its pre-spawn variables (one BLAS/OpenMP thread, its
+    PYTHONHASHSEED) into this process's os.environ again: the next map puts them back, and so does close;
+    a variable the caller set meanwhile keeps the caller's value."""
+    env_before = {k: os.environ.get(k) for k in _THREAD_VARS}
+    backend = DaskBackend()
+    try:
+        assert backend.map(_square, 2, [1, 2], [1, 1]) == [2, 8]
+        assert {k: os.environ.get(k) for k in _THREAD_VARS} == env_before
+        backend.client.restart()
+        leaked = {k for k in _THREAD_VARS if os.environ.get(k) != env_before[k]}
+        assert leaked, "distributed no longer writes the nanny's variables here: this guard may go"
+        assert backend.map(_square, 2, [3], [1]) == [18]
+        assert {k: os.environ.get(k) for k in _THREAD_VARS} == env_before
+        backend.client.restart()
+        mine = sorted(leaked)[0]
+        os.environ[mine] = "caller's"
+        backend.close()
+        assert os.environ[mine] == "caller's"
+        assert {k: os.environ.get(k) for k in _THREAD_VARS if k != mine} == \
+            {k: v for k, v in env_before.items() if k != mine}
+    finally:
+        backend.close()
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    for t in [t for t in threading.enumerate() if t.name == "creditsim-dask-close"]:
+        t.join(timeout=60)
+
 def test_a_cluster_that_fails_to_start_raises_in_map(monkeypatch):
     import dask.distributed
 
