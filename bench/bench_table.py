@@ -19,13 +19,13 @@ The bars are issue 17's: Markov engine >= 0.3 of the uniform floor per core; sim
 months x 10,000 scenarios <= 45 s CPU and <= 1 GiB (measured on 1,000 scenarios; the cost is linear
 in scenarios, the memory adds only the O(S T) outputs, which are added to the figure); 10k x 360 x
 1,000 <= 1 GiB; 1k-loan books <= 30 ns CPU per loan-month; trajectory engine >= 0.4 of the sgemm
-floor; the trajectory engine's scenarios on two threads against one (wall; its bar is the issue's
-"both cores used by default, bit-identical to one core"); dask (``--dask``, about five minutes: a
-two-minute one-thread run, as the bar says) >= 1.7x the one-thread local wall on a 2-worker
-LocalCluster, bit-identical. The table goes to the terminal and to
-``OUT/throughput.md`` and ``OUT/throughput.csv`` (written to a temporary name and renamed). ``--quick``
-shrinks every workload about tenfold (for a smoke test; the figures are then noisier and the memory rows
-not comparable).
+floor; the trajectory engine's scenarios on two threads against one: bit-identical (the issue's "both
+cores used by default, bit-identical to one core") and >= 1.3x the one-thread wall (our bar: worth
+the threads); dask (``--dask``, about five minutes: a two-minute one-thread run, as the bar says) >=
+1.7x the one-thread local wall on a 2-worker LocalCluster, bit-identical. The table goes to the
+terminal and to ``OUT/throughput.md`` and ``OUT/throughput.csv`` (written to a temporary name and
+renamed). ``--quick`` shrinks every workload about tenfold (for a smoke test; the figures are then
+noisier and the memory rows not comparable).
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def trajectory_threads(quick: bool) -> dict:
     from creditsim.risk.simulate import simulate
     from creditsim.transitions.synthetic import LoanTapeGenerator
 
-    n_loans, sims = (500, 4) if quick else (2000, 8)
+    n_loans, sims = (1000, 4) if quick else (2000, 8)  # threads from THREAD_MIN_LOANS = 1,000 loans
     loans, _ = LoanTapeGenerator(n_loans, 1, random_seed=7).generate()
     deal = load_deal(example_path("example_clo.yaml"))
     kw = dict(macro="synthetic", engine="trajectory", seed=7, progress=False, horizon=60,
@@ -195,7 +195,7 @@ def trajectory_threads(quick: bool) -> dict:
         t0 = time.perf_counter()
         pools[threads] = simulate(loans, deal, n_simulations=sims, chunk_size=sims, **kw).cashflows["pool"]
         walls[threads] = time.perf_counter() - t0
-    return {"value": walls[1] / walls[2], "unit": "x one-thread wall", "walls": walls,
+    return {"value": walls[1] / walls[2], "unit": "x one-thread wall", "walls": walls, "size": [n_loans, sims],
             "bit_identical": bool(np.array_equal(pools[1], pools[2]))}
 
 
@@ -273,8 +273,9 @@ def table(results: dict) -> list[dict]:
                              + ("" if full is None else f"; {r['value'] / full:.2f}x the full chain's rate")})
     if "trajectory_threads" in results:
         r = results["trajectory_threads"]
-        rows.append({"workload": "trajectory engine 2k x 60 x 8, 2 threads vs 1", "measured": r["value"],
-                     "unit": "x", "bar": "bit-identical", "met": r["bit_identical"],
+        n_loans, sims = r["size"]
+        rows.append({"workload": f"trajectory engine {n_loans:,} x 60 x {sims}, 2 threads vs 1", "measured": r["value"],
+                     "unit": "x", "bar": ">= 1.3x, bit-identical", "met": r["value"] >= 1.3 and r["bit_identical"],
                      "note": f"wall {r['walls']['1']:.1f} s -> {r['walls']['2']:.1f} s"})
     if "dask_speedup" in results:
         r = results["dask_speedup"]

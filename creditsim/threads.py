@@ -43,27 +43,37 @@ class serial_torch(ContextDecorator):  # noqa: N801 - used like a function: ``wi
         torch.set_num_threads(self._n)
 
 
-def map_scenarios(fn: Callable[[int], R], n: int, device: torch.device | str = "cpu") -> list[R]:
-    """``[fn(0), ..., fn(n - 1)]``, on CPU computed on ``min(n, torch.get_num_threads())`` Python threads.
+def map_scenarios(fn: Callable[[int], R], n: int, device: torch.device | str = "cpu",
+                  max_threads: int | None = None) -> list[R]:
+    """``[fn(0), ..., fn(n - 1)]``, on CPU computed on ``min(n, torch.get_num_threads(), max_threads)``
+    Python threads.
 
     For loops of whole scenarios whose every scenario is a step-by-step loop of small torch operations
     under :class:`serial_torch` (the trajectory model's ``generate``): intra-op threads only slow such a
     loop down, but torch releases the GIL inside each operation, so scenarios on separate threads
-    overlap (the trajectory engine on 2 cores: 1.5-1.6x the one-thread wall at ~13 % more CPU
-    seconds). The count is the caller's torch thread count (``torch.set_num_threads`` /
-    ``OMP_NUM_THREADS``), the one the fused Markov kernel reads; 1 runs the loop on this thread. ``fn``
-    must keep each scenario's numbers its own (its own generators, buffers and result), so the results
-    are bit-identical to one thread; they come back in scenario order. On CUDA the scenarios run one
-    after the other (one stream would serialise them anyway). The caller's thread count is restored
-    once every thread is done; the workers run in the caller's autograd mode.
+    overlap. Each operation still holds the GIL while it is dispatched (a few microseconds), so the
+    gain needs operations much longer than that -- large enough batches -- and few threads: the caller
+    passes ``max_threads`` (see :func:`creditsim.loans.trajectory.scenario_threads`). The count is
+    otherwise the caller's torch thread count (``torch.set_num_threads`` / ``OMP_NUM_THREADS``), the one
+    the fused Markov kernel reads; 1 runs the loop on this thread. ``fn`` must keep each scenario's
+    numbers its own (its own generators, buffers and result) and must not change shared module state
+    (e.g. ``train()`` / ``eval()``: set that once around the call), so the results are bit-identical to
+    one thread; they come back in scenario order, and the first error is raised once the running
+    scenarios end (the queued ones are cancelled). The workers take the caller's thread-local torch
+    modes: autograd, inference mode and CPU autocast. On CUDA the scenarios run one after the other
+    (one stream would serialise them anyway). The caller's thread count is restored once every
+    thread is done.
     """
-    threads = min(n, torch.get_num_threads()) if torch.device(device).type == "cpu" else 1
-    if threads <= 1:
+    threads = min(n, torch.get_num_threads(), n if max_threads is None else max_threads)
+    if threads <= 1 or torch.device(device).type != "cpu":
         return [fn(i) for i in range(n)]
-    grad = torch.is_grad_enabled()  # thread-local in torch: the workers take the caller's
+    # torch keeps these per thread: a worker would otherwise run without the caller's settings
+    grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+    autocast = torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
 
     def one(i: int) -> R:
-        with torch.set_grad_enabled(grad):
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad), \
+                torch.autocast("cpu", dtype=autocast[1], enabled=autocast[0]):
             return fn(i)
 
     with serial_torch(), ThreadPoolExecutor(threads, thread_name_prefix="creditsim-scenario") as pool:

@@ -73,6 +73,12 @@ def test_map_scenarios_keeps_scenario_order_grad_mode_and_the_callers_count() ->
         assert [r[0] for r in rows] == [0, 1, 2, 3, 4]
         assert len({r[1] for r in rows}) == 2 and threading.current_thread().name not in {r[1] for r in rows}
         assert not any(r[2] for r in rows)  # no_grad reached the workers (torch's mode is per thread)
+        assert all(r[3] == 1 for r in rows)  # each scenario's torch operations on one thread
+        assert len({r[1] for r in map_scenarios(fn, 5, max_threads=1)}) == 1
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # per-thread modes reach the workers
+            assert map_scenarios(lambda i: (torch.ones(2, 2) @ torch.ones(2, 2)).dtype, 2) == [torch.bfloat16] * 2
+        with torch.inference_mode():
+            assert map_scenarios(lambda i: torch.is_inference_mode_enabled(), 2) == [True, True]
         assert torch.get_num_threads() == 2
         me = threading.current_thread().name
         assert {r[1] for r in map_scenarios(fn, 3, device="cuda")} == {me}  # no thread pool for a GPU

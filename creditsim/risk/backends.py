@@ -136,12 +136,15 @@ class DaskBackend:
 
     def _undo_spawn_environ(self) -> None:
         """Put back the variables the nannies wrote into this process, and only those still holding the
-        nanny's value: a variable the caller set meanwhile keeps the caller's value."""
+        nanny's value: a variable the caller set meanwhile keeps the caller's value (unless it is the
+        nanny's value too). Best effort: a nanny restarting its worker while this runs may write them
+        again afterwards (the next map or close puts them back) or find them put back before its
+        worker starts (that worker then keeps the one-thread guarantee of _one_thread_chunk only)."""
         if self._spawn_undo is None:
             return
         before, spawn_env = self._spawn_undo
         written = {k: str(v) for k, v in spawn_env.items()}
-        for nanny in getattr(self._cluster, "workers", {}).values():
+        for nanny in list(getattr(self._cluster, "workers", {}).values()):  # the event loop may change it
             written.update({k: str(v) for k, v in (getattr(nanny, "pre_spawn_env", None) or {}).items()})
         for k, old in before.items():
             now = os.environ.get(k)

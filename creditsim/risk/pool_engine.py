@@ -58,7 +58,7 @@ from creditsim.transitions.markov import MarkovTransitionModel
 from creditsim.states import ASSET_CLASSES, MACRO_VARS, POOL_CF_TYPES, LoanState
 from creditsim.rng import LOANS, torch_seed
 from creditsim.loans.pool import pool_cashflows
-from creditsim.loans.trajectory import trajectory_flows
+from creditsim.loans.trajectory import scenario_threads, trajectory_flows
 from creditsim.threads import map_scenarios
 
 __all__ = ["PoolEngine", "rating_default_hazard", "rated_cohort_matrices"]
@@ -460,7 +460,8 @@ class PoolEngine:
 
 
     def _trajectory_pool(self, mats: np.ndarray, macro: np.ndarray, scenario_ids: np.ndarray) -> np.ndarray:
-        """Pool cashflows ``(S, T, 7)`` from loan paths of the LoanTrajectoryModel, one scenario per call.
+        """Pool cashflows ``(S, T, 7)`` from loan paths of the LoanTrajectoryModel, one ``generate`` call
+        per scenario.
 
         The scenario's cohort matrices (systematic risk) and macro path condition the model; its
         random streams are seeded by (seed, global scenario id), so chunking does not matter. The model
@@ -469,13 +470,17 @@ class PoolEngine:
         Markov engine's pool totals). The rate and collateral channels of the Markov engine apply to
         the model's loan flows too (:meth:`_with_channels`).
 
-        On CPU the scenarios run side by side on the caller's torch thread count of Python threads
-        (:func:`creditsim.threads.map_scenarios`), bit-identical to one thread.
+        On CPU, books of at least :data:`~creditsim.loans.trajectory.THREAD_MIN_LOANS` loans run their
+        scenarios side by side on up to the caller's torch thread count of Python threads
+        (:func:`creditsim.threads.map_scenarios`, :func:`~creditsim.loans.trajectory.scenario_threads`),
+        bit-identical to one thread.
         """
-        dev = self.trajectory_model.device
+        model = self.trajectory_model
+        dev = model.device
         feats = torch.tensor(np.array(self.loan_features, dtype=np.float32), device=dev)
-        rows = map_scenarios(lambda i: self._trajectory_scenario(feats, mats[i], macro[i:i + 1], int(scenario_ids[i])),
-                             len(scenario_ids), dev)
+        with model.evaluating():  # once for all threads (simulate attached it in eval mode already)
+            rows = map_scenarios(lambda i: self._trajectory_scenario(feats, mats[i], macro[i:i + 1], int(scenario_ids[i])),
+                                 len(scenario_ids), dev, max_threads=scenario_threads(self.book.n_loans))
         out = np.zeros((len(scenario_ids), self.horizon, 7))
         for i, row in enumerate(rows):
             out[i] = row

@@ -429,10 +429,52 @@ def test_pool_cashflows_conserve_principal_and_split_defaults_into_loss_and_reco
 
 
 
-def test_pool_cashflows_on_two_threads_are_one_thread_bit_for_bit():
-    """The scenarios run side by side on the caller's torch thread count (creditsim.threads.map_scenarios)."""
-    model = _model(4)
-    S, C, T = 3, 2, 12
+def test_pool_cashflows_on_two_threads_are_one_thread_bit_for_bit(monkeypatch):
+    """The scenarios run side by side on the caller's torch thread count (creditsim.threads.map_scenarios):
+    the same bits as one thread, also for a model left in training mode with dropout (eval mode is set
+    once around the threads, so no thread's generate flips the flags another reads), and the model's
+    mode is back afterwards. Books under THREAD_MIN_LOANS run on one thread (forced here to two)."""
+    import threading
+
+    import creditsim.loans.trajectory as trajectory
+
+    assert trajectory.scenario_threads(trajectory.THREAD_MIN_LOANS - 1) == 1
+    assert trajectory.scenario_threads(trajectory.THREAD_MIN_LOANS) == trajectory.THREAD_MAX > 1
+    monkeypatch.setattr(trajectory, "scenario_threads", lambda n_loans: 2)
+    torch.manual_seed(0)
+    model = LoanTrajectoryModel(TrajectoryConfig(d_model=16, n_heads=2, n_layers=1, diffusion_steps=4, dropout=0.1))
+    model.train()
+    # the first two scenarios overlap in a fixed order: the second enters generate once the first is
+    # inside it, and runs its months only after the first one's generate has returned (and put back
+    # any mode it changed), so a race on the shared flags would show every time
+    first_inside, second_inside, first_done, order = threading.Event(), threading.Event(), threading.Event(), []
+    generate, chunk = LoanTrajectoryModel.generate, LoanTrajectoryModel._generate_chunk
+    lock = threading.Lock()
+
+    def spy_generate(self, *args, **kwargs):
+        with lock:
+            rank = len(order) if threading.current_thread() is not threading.main_thread() else 2
+            order.append(threading.get_ident()) if rank < 2 else None
+        if rank == 1:
+            assert first_inside.wait(30), "the first scenario never started its months"
+        out = generate(self, *args, **kwargs)
+        if rank == 0:
+            first_done.set()
+        return out
+
+    def spy_chunk(self, *args):
+        me = threading.get_ident()
+        if order[:1] == [me] and not first_done.is_set():
+            first_inside.set()
+            assert second_inside.wait(30), "the second scenario never started: the scenarios ran one at a time"
+        elif order[1:2] == [me] and not second_inside.is_set():
+            second_inside.set()
+            assert first_done.wait(30)
+        return chunk(self, *args)
+
+    monkeypatch.setattr(LoanTrajectoryModel, "generate", spy_generate)
+    monkeypatch.setattr(LoanTrajectoryModel, "_generate_chunk", spy_chunk)
+    S, C, T = 2, 2, 12  # two scenarios: nothing else runs while the second one does
     feats = torch.cat([_features(10, 8), _features(10, 30, amort="linear")])
     cohorts = torch.from_numpy(np.broadcast_to(BASE_P, (S, C, T, 7, 7)).copy()).float()
     cidx = np.repeat([0, 1], 10)
@@ -442,13 +484,15 @@ def test_pool_cashflows_on_two_threads_are_one_thread_bit_for_bit():
         for n in (1, 2):
             torch.set_num_threads(n)
             runs[n] = model.pool_cashflows(feats, cohorts, None, cohort_index=cidx, seed=3, recovery_lag=2)
-            assert torch.get_num_threads() == n
+            assert torch.get_num_threads() == n and model.training and all(m.training for m in model.modules())
     finally:
         torch.set_num_threads(before)
+    assert len(order) == 2
     np.testing.assert_array_equal(runs[1]["cashflows"], runs[2]["cashflows"])
     np.testing.assert_array_equal(runs[1]["pending_recovery"], runs[2]["pending_recovery"])
     assert runs[1]["initial_balance"] == runs[2]["initial_balance"] > 0
     assert len({float(c.sum()) for c in runs[2]["cashflows"]}) == S  # the scenarios' rows differ
+
 
 def test_state_path_metrics_on_hand_computed_paths():
     from creditsim.loans.evaluate import state_path_metrics

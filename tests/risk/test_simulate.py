@@ -343,8 +343,8 @@ def test_trajectory_engine_runs_and_is_chunk_invariant(small_tape, small_deal):
 
 
 def test_trajectory_engine_on_two_threads_is_one_thread_bit_for_bit(small_tape, small_deal, monkeypatch):
-    """The chunk's scenarios run on the caller's torch thread count of Python threads: the same bits as
-    one thread, every scenario in its own row (a mix-up of rows or streams would differ: the scenarios
+    """The chunk's scenarios run on the caller's torch thread count of Python threads (books from
+    THREAD_MIN_LOANS loans; forced here): the same bits as one thread, every scenario in its own row (a mix-up of rows or streams would differ: the scenarios
     differ), both threads used, and the caller's count back afterwards."""
     import threading
 
@@ -371,6 +371,7 @@ def test_trajectory_engine_on_two_threads_is_one_thread_bit_for_bit(small_tape, 
         return one_scenario(self, *args)
 
     monkeypatch.setattr(pool_engine.PoolEngine, "_trajectory_scenario", spy)
+    monkeypatch.setattr(pool_engine, "scenario_threads", lambda n_loans: 4)  # a small book, threaded anyway
     before = torch.get_num_threads()
     try:
         runs = {}
