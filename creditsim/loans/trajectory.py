@@ -135,8 +135,9 @@ RNG_LOAN_BLOCK = 256
 #: (2 cores, 60 months, 8 scenarios, two threads against one: 300 loans 0.82x, 600 1.03x, 800 1.19x,
 #: 1,000 1.28x, 1,500 1.50x, 2,000 1.57x, 6,000 1.70x)
 THREAD_MIN_LOANS = 1000
-#: at most this many scenarios in flight: past ~4 threads the GIL-held dispatch is the bottleneck, and
-#: each scenario in flight holds its own working memory (~0.5 GiB at 6,000 loans x 120 months)
+#: at most this many scenarios in flight: each operation holds the GIL for a few of its ~10-30 us, so
+#: beyond a handful of threads they would queue on it (an estimate: measured on 2 cores only), and each
+#: scenario in flight holds its own working memory (~0.5 GiB at 6,000 loans x 120 months)
 THREAD_MAX = 4
 
 
@@ -1080,8 +1081,9 @@ class LoanTrajectoryModel(nn.Module):
     ) -> dict[str, np.ndarray]:
         """Pool cashflows ``(S, T, K)`` of ``S`` scenarios, one generated path per loan and scenario.
 
-        On CPU the scenarios run side by side on the caller's torch thread count of Python threads
-        (:func:`creditsim.threads.map_scenarios`), bit-identical to one thread.
+        On CPU, books of at least :data:`THREAD_MIN_LOANS` loans run their scenarios side by side on up
+        to the caller's torch thread count of Python threads (:func:`creditsim.threads.map_scenarios`,
+        :func:`scenario_threads`), bit-identical to one thread.
 
         Args:
             loan_features: ``(L, 24)`` features as of the cut-off.
