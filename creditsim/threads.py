@@ -58,8 +58,9 @@ def map_scenarios(fn: Callable[[int], R], n: int, device: torch.device | str = "
     the fused Markov kernel reads; 1 runs the loop on this thread. ``fn`` must keep each scenario's
     numbers its own (its own generators, buffers and result) and must not change shared module state
     (e.g. ``train()`` / ``eval()``: set that once around the call), so the results are bit-identical to
-    one thread; they come back in scenario order, and the first error is raised once the running
-    scenarios end (the queued ones are cancelled). The workers take the caller's thread-local torch
+    one thread; they come back in scenario order. An error is raised when its scenario's turn in
+    that order comes (the first failing scenario in order; scenarios not yet started are then
+    cancelled, the running ones end first). The workers take the caller's thread-local torch
     modes: autograd, inference mode and CPU autocast. On CUDA the scenarios run one after the other
     (one stream would serialise them anyway). The caller's thread count is restored once every
     thread is done.

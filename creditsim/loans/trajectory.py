@@ -804,17 +804,20 @@ class LoanTrajectoryModel(nn.Module):
     # -- generation ------------------------------------------------------------------------------
     @contextmanager
     def evaluating(self) -> Iterator["LoanTrajectoryModel"]:
-        """Eval mode (no dropout) inside the block, the caller's mode back after. Already in eval mode it
+        """Eval mode (no dropout) for every submodule inside the block; each module's own mode back after
+        (a submodule the caller froze in eval mode stays so). With every module already in eval mode it
         changes nothing, so generation running on several threads inside one such block (e.g.
         :meth:`pool_cashflows`) never flips the flags another thread reads."""
-        if not self.training:
+        modes = {m: m.training for m in self.modules()}
+        if not any(modes.values()):
             yield self
             return
         self.eval()
         try:
             yield self
         finally:
-            self.train(True)
+            for m, training in modes.items():
+                m.training = training
 
     def _sample_values(self, value_params: torch.Tensor, noise: torch.Tensor,
                        plan: SamplingPlan | None = None) -> torch.Tensor:

@@ -478,7 +478,7 @@ class PoolEngine:
         model = self.trajectory_model
         dev = model.device
         feats = torch.tensor(np.array(self.loan_features, dtype=np.float32), device=dev)
-        with model.evaluating():  # once for all threads (simulate attached it in eval mode already)
+        with model.evaluating():  # once for all threads; the caller's modes come back after
             rows = map_scenarios(lambda i: self._trajectory_scenario(feats, mats[i], macro[i:i + 1], int(scenario_ids[i])),
                                  len(scenario_ids), dev, max_threads=scenario_threads(self.book.n_loans))
         out = np.zeros((len(scenario_ids), self.horizon, 7))

@@ -150,7 +150,8 @@ def _attach_trajectory_model(engine: PoolEngine, model: Any, tape: LoanTape, cut
         model = LoanTrajectoryModel.from_pretrained(device=device)
     if not isinstance(model, LoanTrajectoryModel):
         raise ConfigError(f"trajectory_model must be a LoanTrajectoryModel, got {type(model).__name__}")
-    engine.trajectory_model = model.eval()
+    # the caller's model keeps its mode: the engine generates inside LoanTrajectoryModel.evaluating()
+    engine.trajectory_model = model
     engine.loan_features = loan_features(tape, as_of=cutoff).to_numpy(np.float32)
 
 

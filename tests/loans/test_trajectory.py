@@ -494,6 +494,42 @@ def test_pool_cashflows_on_two_threads_are_one_thread_bit_for_bit(monkeypatch):
     assert len({float(c.sum()) for c in runs[2]["cashflows"]}) == S  # the scenarios' rows differ
 
 
+def test_generation_runs_every_module_in_eval_mode_and_gives_each_its_own_mode_back(monkeypatch):
+    """A model in eval mode with a block left in training (or in training with a block frozen in eval)
+    generates without dropout -- the same numbers as a model wholly in eval mode -- and every module
+    keeps its own mode afterwards. A book under THREAD_MIN_LOANS runs on this thread only."""
+    import threading
+
+    torch.manual_seed(0)
+    model = LoanTrajectoryModel(TrajectoryConfig(d_model=16, n_heads=2, n_layers=1, diffusion_steps=4, dropout=0.5))
+    feats, coh = _features(12, 8), _cohort(12, 6)
+    model.eval()
+    ref = model.generate(feats, coh, None, 1, seed=4)
+    threads_seen: set[str] = set()
+    chunk = LoanTrajectoryModel._generate_chunk
+
+    def spy(self, *args):
+        assert not any(m.training for m in self.modules())
+        threads_seen.add(threading.current_thread().name)
+        return chunk(self, *args)
+
+    monkeypatch.setattr(LoanTrajectoryModel, "_generate_chunk", spy)
+    for top, block in ((False, True), (True, False)):
+        model.train(top)
+        model.blocks.train(block)
+        modes = {name: m.training for name, m in model.named_modules()}
+        out = model.generate(feats, coh, None, 1, seed=4)
+        assert torch.equal(out["states"], ref["states"]) and torch.equal(out["payments"], ref["payments"])
+        assert {name: m.training for name, m in model.named_modules()} == modes
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        cohorts = torch.from_numpy(np.broadcast_to(BASE_P, (3, 1, 6, 7, 7)).copy()).float()
+        model.pool_cashflows(feats, cohorts, None, cohort_index=np.zeros(12, dtype=int), seed=1)
+    finally:
+        torch.set_num_threads(before)
+    assert threads_seen == {threading.main_thread().name}  # 12 loans: no threads
+
 def test_state_path_metrics_on_hand_computed_paths():
     from creditsim.loans.evaluate import state_path_metrics
 

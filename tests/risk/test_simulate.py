@@ -371,9 +371,12 @@ def test_trajectory_engine_on_two_threads_is_one_thread_bit_for_bit(small_tape, 
         return one_scenario(self, *args)
 
     monkeypatch.setattr(pool_engine.PoolEngine, "_trajectory_scenario", spy)
-    monkeypatch.setattr(pool_engine, "scenario_threads", lambda n_loans: 4)  # a small book, threaded anyway
     before = torch.get_num_threads()
     try:
+        torch.set_num_threads(2)
+        _run(tape, small_deal, engine="trajectory", trajectory_model=model, n_simulations=3, chunk_size=3)
+        assert seen == {threading.current_thread().name}  # 60 loans, under THREAD_MIN_LOANS: one thread
+        monkeypatch.setattr(pool_engine, "scenario_threads", lambda n_loans: 4)  # a small book, threaded anyway
         runs = {}
         for n in (1, 2):
             torch.set_num_threads(n)
@@ -386,6 +389,8 @@ def test_trajectory_engine_on_two_threads_is_one_thread_bit_for_bit(small_tape, 
     np.testing.assert_array_equal(runs[1].cashflows["pool"], runs[2].cashflows["pool"])
     np.testing.assert_array_equal(runs[1].portfolio_losses, runs[2].portfolio_losses)
     assert len(np.unique(runs[2].cashflows["pool"].sum(axis=(1, 2)))) == 5  # the scenarios' rows differ
+    assert model.training  # the caller's model keeps its mode (generation ran in eval mode regardless)
+
 
 # ---------------------------------------------------------------- macro start state (VAE paths)
 def test_vae_paths_start_from_the_current_macro_state_and_order_the_scenarios(small_tape, small_deal):
