@@ -454,7 +454,8 @@ def test_pool_cashflows_on_two_threads_are_one_thread_bit_for_bit(monkeypatch):
     def spy_generate(self, *args, **kwargs):
         with lock:
             rank = len(order) if threading.current_thread() is not threading.main_thread() else 2
-            order.append(threading.get_ident()) if rank < 2 else None
+            if rank < 2:
+                order.append(threading.get_ident())
         if rank == 1:
             assert first_inside.wait(30), "the first scenario never started its months"
         out = generate(self, *args, **kwargs)

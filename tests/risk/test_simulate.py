@@ -344,8 +344,9 @@ def test_trajectory_engine_runs_and_is_chunk_invariant(small_tape, small_deal):
 
 def test_trajectory_engine_on_two_threads_is_one_thread_bit_for_bit(small_tape, small_deal, monkeypatch):
     """The chunk's scenarios run on the caller's torch thread count of Python threads (books from
-    THREAD_MIN_LOANS loans; forced here): the same bits as one thread, every scenario in its own row (a mix-up of rows or streams would differ: the scenarios
-    differ), both threads used, and the caller's count back afterwards."""
+    THREAD_MIN_LOANS loans; a 60-loan book stays on one thread, then is forced onto threads): the same
+    bits as one thread, every scenario in its own row (a mix-up of rows or streams would differ: the
+    scenarios differ), both threads used, and the caller's count and the model's mode back afterwards."""
     import threading
 
     import torch
@@ -359,7 +360,6 @@ def test_trajectory_engine_on_two_threads_is_one_thread_bit_for_bit(small_tape, 
     seen: set[str] = set()
     one_scenario = pool_engine.PoolEngine._trajectory_scenario
     meet = threading.Barrier(2, timeout=30)  # the first two scenarios must be in flight together
-
     worker_calls: list[int] = []
 
     def spy(self, *args):
