@@ -143,20 +143,15 @@ def sampler_check(model: Any, value_params: torch.Tensor, value_index: torch.Ten
     gens = [torch.Generator().manual_seed(seed + i) for i in range(3)]  # CPU streams: any device, same draws
     per_block = max(1, _ROWS_PER_BATCH // n_draws)  # loan-months per batch: memory stays bounded
     draws = [np.empty((n_draws, m)) for _ in plans]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for lo in range(0, m, per_block):
-                vp = value_params[lo:lo + per_block]
-                which = value_index[lo:lo + per_block].view(1, -1, 1).expand(n_draws, -1, 1).to(vp.device)
-                repeated = vp.repeat(n_draws, 1)  # draw-major: row d * len(vp) + j is loan-month j's draw d
-                for out, plan, gen in zip(draws, plans, gens):
-                    noise = torch.randn(plan.n_noise(k), repeated.shape[0], 2, generator=gen).to(vp.device)
-                    values = model._sample_values(repeated, noise, plan).view(n_draws, -1, 2)
-                    out[:, lo:lo + per_block] = values.gather(2, which)[..., 0].double().cpu().numpy()
-    finally:
-        model.train(was_training)
+    with model.evaluating(), torch.no_grad():  # every module in eval mode, each one's own mode back after
+        for lo in range(0, m, per_block):
+            vp = value_params[lo:lo + per_block]
+            which = value_index[lo:lo + per_block].view(1, -1, 1).expand(n_draws, -1, 1).to(vp.device)
+            repeated = vp.repeat(n_draws, 1)  # draw-major: row d * len(vp) + j is loan-month j's draw d
+            for out, plan, gen in zip(draws, plans, gens):
+                noise = torch.randn(plan.n_noise(k), repeated.shape[0], 2, generator=gen).to(vp.device)
+                values = model._sample_values(repeated, noise, plan).view(n_draws, -1, 2)
+                out[:, lo:lo + per_block] = values.gather(2, which)[..., 0].double().cpu().numpy()
     ref, again, got = draws
     out: dict[str, float] = {}
     for v, name in enumerate(model.value_names):

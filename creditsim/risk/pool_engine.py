@@ -475,29 +475,32 @@ class PoolEngine:
         (:func:`creditsim.threads.map_scenarios`, :func:`~creditsim.loans.trajectory.scenario_threads`),
         bit-identical to one thread.
         """
-        model = self.trajectory_model
+        book, model = self.book, self.trajectory_model
         dev = model.device
         feats = torch.tensor(np.array(self.loan_features, dtype=np.float32), device=dev)
+        terms = {"balance": book.balance, "interest_rate": book.monthly_rate * 12.0,
+                 "remaining_term": book.remaining_term, "amortization": book.amortization,
+                 "io_months": book.io_months}
+        init = np.asarray(book.initial_state, dtype=np.int64)
         with model.evaluating():  # once for all threads; the caller's modes come back after
-            rows = map_scenarios(lambda i: self._trajectory_scenario(feats, mats[i], macro[i:i + 1], int(scenario_ids[i])),
-                                 len(scenario_ids), dev, max_threads=scenario_threads(self.book.n_loans))
+            rows = map_scenarios(lambda i: self._trajectory_scenario(feats, terms, init, mats[i], macro[i:i + 1],
+                                                                     int(scenario_ids[i])),
+                                 len(scenario_ids), dev, max_threads=scenario_threads(book.n_loans))
         out = np.zeros((len(scenario_ids), self.horizon, 7))
         for i, row in enumerate(rows):
             out[i] = row
         return out
 
-    def _trajectory_scenario(self, feats: torch.Tensor, mats: np.ndarray, macro: np.ndarray, sid: int) -> np.ndarray:
-        """``(T, 7)`` pool cashflows of global scenario ``sid`` (:meth:`_trajectory_pool`): ``mats`` its
-        cohort matrices ``(G, T, 7, 7)``, ``macro`` its path ``(1, T, n_macro)``."""
+    def _trajectory_scenario(self, feats: torch.Tensor, terms: dict[str, np.ndarray], init: np.ndarray,
+                             mats: np.ndarray, macro: np.ndarray, sid: int) -> np.ndarray:
+        """``(T, 7)`` pool cashflows of global scenario ``sid`` (:meth:`_trajectory_pool`, which builds the
+        loans' ``feats``, contract ``terms`` and initial states ``init`` once for all scenarios): ``mats``
+        its cohort matrices ``(G, T, 7, 7)``, ``macro`` its path ``(1, T, n_macro)``."""
         book, model = self.book, self.trajectory_model
         dev = model.device
-        terms = {"balance": book.balance, "interest_rate": book.monthly_rate * 12.0,
-                 "remaining_term": book.remaining_term, "amortization": book.amortization,
-                 "io_months": book.io_months}
         coh = torch.as_tensor(mats[book.cohort], dtype=torch.float32, device=dev)  # (L, T, 7, 7)
         g = model.generate(feats, coh, torch.as_tensor(macro[0], dtype=torch.float32, device=dev), 1,
-                           loan_terms=terms, seed=torch_seed(self.seed, LOANS, sid),
-                           initial_states=np.asarray(book.initial_state, dtype=np.int64))
+                           loan_terms=terms, seed=torch_seed(self.seed, LOANS, sid), initial_states=init)
         flows = self._with_channels(trajectory_flows(g), macro)
         # whole-cent sums are exact, so the pool does not depend on the loan count's tiling or threads
         return pool_cashflows(flows, int(book.recovery_lag)).cashflows[0]
