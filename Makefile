@@ -16,7 +16,8 @@ $(VENV)/bin/python:
 	$(PIP) install -q --upgrade pip
 
 # torch first and pinned: a wider range would pull a multi-GB CUDA build.
-$(STAMP): pyproject.toml | $(VENV)/bin/python
+# the .cpp too: the editable install builds the fused value sampler in place, and only a reinstall rebuilds it
+$(STAMP): pyproject.toml creditsim/loans/_diffusion_chain.cpp | $(VENV)/bin/python
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[dev,distributed]"
 	touch $(STAMP)

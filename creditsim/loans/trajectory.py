@@ -100,6 +100,7 @@ from creditsim.errors import CheckpointError, ConfigError, DataError, format_lab
 from creditsim.features import LOAN_FEATURES
 from creditsim.nn.config import JSONConfig
 from creditsim.nn.layers import Block, KVBuffer
+from creditsim.loans import diffusion_kernel
 from creditsim.loans.diffusion_sampling import SamplingPlan, ddim_sample, plan_for
 from creditsim.loans.pool import LOAN_FLOWS, check_recovery_lag, pool_cashflows
 from creditsim.loans.schedule import amortization_codes, amortization_schedule
@@ -558,6 +559,9 @@ class LoanTrajectoryModel(nn.Module):
     """
 
     value_names: tuple[str, ...] = VALUE_NAMES  # the diffusion head's values, in order
+    # the full value chain in the compiled kernel where it is built (creditsim.loans.diffusion_kernel);
+    # False samples in torch (the same values to float32 rounding). Not part of the checkpoint.
+    fused_sampler: bool = True
 
     def __init__(self, config: TrajectoryConfig):
         super().__init__()
@@ -826,6 +830,8 @@ class LoanTrajectoryModel(nn.Module):
         ``(plan.n_noise(K), N, 2)`` standard normal (``K + 1`` for the full chain; the first slice is
         ``y_K``). Returns ``(N, 2)`` values in [0, 1]."""
         K = self.config.diffusion_steps
+        if (plan is None or plan.steps is None) and self._fused_chain(value_params, noise):
+            return diffusion_kernel.ancestral_chain(self.diffusion, self._posterior_table(), value_params, noise)
         cond_h = self.diffusion.cond_features(value_params)
         if plan is not None and plan.steps is not None:
             return ddim_sample(lambda y, k: self.diffusion.forward_step(y, k, cond_h), self.alphas_cumprod, plan, noise)
@@ -840,6 +846,19 @@ class LoanTrajectoryModel(nn.Module):
             # posterior q(y_{k-1} | y_k, y_0) of the forward process
             y = c0[k] * y0 + ck[k] * y + sd_post[k] * noise[K - k]
         return (y + 1.0) / 2.0
+
+    def _fused_chain(self, value_params: torch.Tensor, noise: torch.Tensor) -> bool:
+        """Whether the full chain runs in the compiled kernel (:mod:`creditsim.loans.diffusion_kernel`):
+        built, wanted (``fused_sampler``), float32 on the CPU and outside autograd."""
+        return (self.fused_sampler and diffusion_kernel.available() and not torch.is_grad_enabled()
+                and value_params.device.type == "cpu" and noise.device.type == "cpu"
+                and value_params.dtype == noise.dtype == torch.float32
+                and self.diffusion.hidden.weight.dtype == torch.float32)
+
+    def _posterior_table(self) -> torch.Tensor:
+        """:meth:`_posterior` as one ``(5, K)`` float32 tensor (the same values), for the compiled chain."""
+        self._posterior()
+        return self._posterior_cache[2]
 
     def _posterior(self) -> tuple[tuple[torch.Tensor, ...], ...]:
         """Per step ``k`` (0-d float32 tensors): ``sqrt(1 - ab_k)``, ``sqrt(ab_k)`` and the posterior's
@@ -857,7 +876,8 @@ class LoanTrajectoryModel(nn.Module):
             c0 = prev.sqrt() * beta / one_minus
             ck = (1 - beta).sqrt() * (1 - prev) / one_minus
             var = beta * (1 - prev) / one_minus
-            cached = (key, tuple(x.unbind() for x in (one_minus.sqrt(), ab.sqrt(), c0, ck, var.sqrt())))
+            table = torch.stack([one_minus.sqrt(), ab.sqrt(), c0, ck, var.sqrt()])
+            cached = (key, tuple(x.unbind() for x in table), table)
             self._posterior_cache = cached
         return cached[1]
 

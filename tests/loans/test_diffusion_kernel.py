@@ -1,0 +1,186 @@
+"""The compiled ancestral value sampler (creditsim.loans.diffusion_kernel): the eager chain's values, a
+float64 reference, row invariance (bit for bit), threads, errors and generate end to end."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from creditsim.loans import diffusion_kernel
+from creditsim.loans.trajectory import LoanTrajectoryModel, TrajectoryConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+# h = 18: not a multiple of the kernel's four-unit blocks, so the remainder loop runs too
+SMALL = TrajectoryConfig(d_model=16, n_heads=2, n_layers=1, diffusion_steps=20, diffusion_hidden=18, dropout=0.0,
+                         idio_scale=0.3, max_months=48)
+
+
+def _model(seed: int = 0, **kw) -> LoanTrajectoryModel:
+    torch.manual_seed(seed)
+    return LoanTrajectoryModel(replace(SMALL, **kw)).eval()
+
+
+def _inputs(model: LoanTrajectoryModel, n: int, seed: int = 1, scale: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    vp = torch.randn(n, model.config.d_model, generator=g) * scale
+    noise = torch.randn(model.config.diffusion_steps + 1, n, 2, generator=g)
+    return vp, noise
+
+
+def _both(model: LoanTrajectoryModel, vp: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.no_grad():
+        fused = model._sample_values(vp, noise)
+        model.fused_sampler = False
+        try:
+            eager = model._sample_values(vp, noise)
+        finally:
+            model.fused_sampler = True
+    return fused, eager
+
+
+def test_the_test_install_built_the_kernel():
+    """`make install` builds it (pyproject's ext-modules); a silent fall-back to torch would hide a broken build."""
+    assert diffusion_kernel.available()
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 200])
+def test_fused_chain_gives_the_eager_chains_values(n):
+    model = _model(3)
+    vp, noise = _inputs(model, n)
+    fused, eager = _both(model, vp, noise)
+    assert fused.dtype == torch.float32 and fused.shape == (n, 2)
+    assert not torch.equal(fused, torch.full_like(fused, 0.5))
+    torch.testing.assert_close(fused, eager, rtol=0, atol=2e-6)
+
+
+def test_shipped_model_fused_chain_matches_eager_and_clips():
+    model = LoanTrajectoryModel.from_pretrained()
+    vp, noise = _inputs(model, 300, seed=4, scale=1.0)
+    fused, eager = _both(model, vp, noise)
+    torch.testing.assert_close(fused, eager, rtol=0, atol=2e-6)
+    assert ((fused >= 0) & (fused <= 1)).all()
+
+
+def _reference(model: LoanTrajectoryModel, vp: torch.Tensor, noise: torch.Tensor) -> np.ndarray:
+    """The DDPM ancestral chain written out in float64 numpy from the head's weights and the cosine
+    schedule (Ho et al. 2020, eqs. 6-7, with the clipped y0 estimate)."""
+    d = model.diffusion
+    w = {k: v.detach().double().numpy() for k, v in d.state_dict().items()}
+    ab = model.alphas_cumprod.double().numpy()
+    beta = model.betas.double().numpy()
+    silu = lambda x: x / (1 + np.exp(-x))  # noqa: E731
+    cond = vp.double().numpy() @ w["cond.weight"].T + w["cond.bias"]
+    y = noise[0].double().numpy()
+    K = model.config.diffusion_steps
+    for k in range(K - 1, -1, -1):
+        z = silu(y @ w["x_in.weight"].T + w["x_in.bias"] + cond + w["step_emb.weight"][k])
+        eps = silu(z @ w["hidden.weight"].T + w["hidden.bias"]) @ w["out.weight"].T + w["out.bias"]
+        y0 = np.clip((y - np.sqrt(1 - ab[k]) * eps) / np.sqrt(ab[k]), -1, 1)
+        if k == 0:
+            return (y0 + 1) / 2
+        prev = ab[k - 1]
+        mean = np.sqrt(prev) * beta[k] / (1 - ab[k]) * y0 + np.sqrt(1 - beta[k]) * (1 - prev) / (1 - ab[k]) * y
+        y = mean + np.sqrt(beta[k] * (1 - prev) / (1 - ab[k])) * noise[K - k].double().numpy()
+    raise AssertionError("unreachable")
+
+
+def test_fused_chain_matches_a_float64_reference():
+    model = _model(5)
+    vp, noise = _inputs(model, 64, seed=6)
+    with torch.no_grad():
+        got = model._sample_values(vp, noise).double().numpy()
+    np.testing.assert_allclose(got, _reference(model, vp, noise), rtol=0, atol=2e-5)
+
+
+def test_a_rows_value_is_the_same_bits_in_any_batch_or_tile_position():
+    """The tile's rows are vector lanes and the conditioning layer runs in the kernel too: no sum mixes
+    rows, so a row does not depend on its neighbours, its position in the tile or the batch size (torch's
+    product for the conditioning gave another last bit for a batch of one row)."""
+    model = LoanTrajectoryModel.from_pretrained()
+    vp, noise = _inputs(model, 53, seed=7, scale=1.0)
+    with torch.no_grad():
+        whole = model._sample_values(vp, noise)
+        for lo, hi in [(0, 1), (5, 29), (16, 53), (52, 53), (3, 4)]:
+            part = model._sample_values(vp[lo:hi], noise[:, lo:hi].contiguous())
+            assert torch.equal(part, whole[lo:hi]), (lo, hi)
+        perm = torch.randperm(53, generator=torch.Generator().manual_seed(8))
+        shuffled = model._sample_values(vp[perm], noise[:, perm].contiguous())
+    assert torch.equal(shuffled, whole[perm])
+
+
+def test_two_threads_give_the_serial_bits():
+    """The kernel releases the GIL (the trajectory engine runs scenarios on threads): running two chains at
+    once must change nothing."""
+    model = LoanTrajectoryModel.from_pretrained()
+    cases = [_inputs(model, 700, seed=s, scale=1.0) for s in (9, 10)]
+    with torch.no_grad():
+        serial = [model._sample_values(vp, nz) for vp, nz in cases]
+        got: dict[int, torch.Tensor] = {}
+        start = threading.Barrier(2)
+
+        def run(i: int) -> None:
+            start.wait()
+            with torch.no_grad():
+                got[i] = model._sample_values(*cases[i])
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for i in range(2):
+        assert torch.equal(got[i], serial[i])
+
+
+def test_autograd_and_ddim_stay_in_torch_and_shapes_are_checked():
+    model = _model(2)
+    vp, noise = _inputs(model, 8)
+    with torch.no_grad():
+        assert model._fused_chain(vp, noise)
+    assert not model._fused_chain(vp, noise)  # grad mode on: the kernel has no backward
+    assert not model._fused_chain(vp.double(), noise)
+    with pytest.raises(ValueError, match=r"noise \(21, N, 2\)"):
+        diffusion_kernel.ancestral_chain(model.diffusion, model._posterior_table(), vp, noise[:-1])
+    with pytest.raises(ValueError, match=r"value_params \(N, 16\)"):
+        diffusion_kernel.ancestral_chain(model.diffusion, model._posterior_table(), vp[:, :5], noise)
+
+
+def test_posterior_table_holds_the_per_step_coefficients():
+    model = _model(1)
+    table = model._posterior_table()
+    ab, beta = model.alphas_cumprod, model.betas
+    assert table.shape == (5, model.config.diffusion_steps) and table.dtype == torch.float32
+    torch.testing.assert_close(table[0], (1 - ab).sqrt(), rtol=0, atol=0)
+    torch.testing.assert_close(table[1], ab.sqrt(), rtol=0, atol=0)
+    for row, scalars in zip(table, model._posterior()):
+        assert torch.equal(row, torch.stack(scalars))
+    del beta
+
+
+def test_generate_with_the_fused_chain_matches_the_eager_one():
+    """End to end on the shipped model: the states (drawn from the transformer) are the same paths, the
+    amounts agree to float32 rounding of the sampled values."""
+    from creditsim.transitions.synthetic import LoanTapeGenerator
+    from creditsim.features import loan_features
+    from creditsim.transitions.markov import MarkovTransitionModel
+
+    model = LoanTrajectoryModel.from_pretrained()
+    loans, _ = LoanTapeGenerator(120, 1, random_seed=3).generate()
+    feats = torch.from_numpy(np.array(loan_features(loans), dtype=np.float32))
+    mats = torch.as_tensor(MarkovTransitionModel.default().transition_matrix_, dtype=torch.float32)
+    cohort = mats[0].expand(len(loans), 24, 7, 7).contiguous()
+    fused = model.generate(feats, cohort, None, n_samples=2, seed=5)
+    model.fused_sampler = False
+    try:
+        eager = model.generate(feats, cohort, None, n_samples=2, seed=5)
+    finally:
+        model.fused_sampler = True
+    assert torch.equal(fused["states"], eager["states"])
+    assert float(fused["payments"].sum()) > 0
+    for k in ("payments", "balances", "losses", "prepayment"):
+        torch.testing.assert_close(fused[k], eager[k], rtol=1e-5, atol=1e-3)
