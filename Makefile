@@ -16,8 +16,9 @@ $(VENV)/bin/python:
 	$(PIP) install -q --upgrade pip
 
 # torch first and pinned: a wider range would pull a multi-GB CUDA build.
-# the .cpp too: the editable install builds the fused value sampler in place, and only a reinstall rebuilds it
-$(STAMP): pyproject.toml creditsim/loans/_diffusion_chain.cpp | $(VENV)/bin/python
+# the C++ kernels too: the editable install builds them in place, and only a reinstall rebuilds them
+KERNELS := creditsim/_kernel_math.h creditsim/loans/_diffusion_chain.cpp creditsim/nn/_attention_step.cpp
+$(STAMP): pyproject.toml $(KERNELS) | $(VENV)/bin/python
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[dev,distributed]"
 	touch $(STAMP)

@@ -141,3 +141,51 @@ def synthetic_book():
         return loans, panel, folder
 
     return make
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return set()
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    return set(line.split(":", 1)[-1].split())
+
+
+@pytest.fixture
+def kernel_levels(tmp_path):
+    """``build(source)`` -> ``[(march, module), ...]``: the package's C++ kernel at ``source`` (a path under
+    creditsim/) built alone for each x86-64 level this CPU runs -- baseline (libm's fmaf), v3 (AVX2 + FMA),
+    v4 (AVX-512) -- with the package's flags and no load-time pick among clones (CS_NO_CLONES), each loaded
+    as its own module. Skips off Linux x86-64, without g++, or where the CPU runs one level only."""
+    import importlib.util
+    import platform
+    import shutil
+    import subprocess
+    import sys
+    import sysconfig
+
+    if not sys.platform.startswith("linux") or platform.machine() != "x86_64" or shutil.which("g++") is None:
+        pytest.skip("needs g++ on Linux x86-64")
+    flags = _cpu_flags()
+    levels = ["x86-64"] + (["x86-64-v3"] if {"avx2", "fma"} <= flags else []) + \
+        (["x86-64-v4"] if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags else [])
+    if len(levels) < 2:
+        pytest.skip("this CPU runs one instruction-set level only")
+
+    def build(source: Path) -> list[tuple[str, object]]:
+        name = source.stem  # the module name PyInit_<name> expects
+        out = []
+        for march in levels:
+            so = tmp_path / march / f"{name}{sysconfig.get_config_var('EXT_SUFFIX')}"
+            so.parent.mkdir(exist_ok=True)
+            subprocess.run(["g++", "-O3", "-fno-wrapv", "-ffp-contract=off", "-fno-math-errno", f"-march={march}",
+                            "-DCS_NO_CLONES", "-shared", "-fPIC", f"-I{sysconfig.get_paths()['include']}", str(source),
+                            "-o", str(so)], check=True, capture_output=True)
+            spec = importlib.util.spec_from_file_location(name, so)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            out.append((march, module))
+        return out
+
+    return build

@@ -20,40 +20,14 @@
 #include <cstring>
 #include <vector>
 
+#include "../_kernel_math.h"
+
 namespace {
 
 constexpr int TILE = 16;  // rows per tile: one AVX-512 register of float32 per hidden unit
 
-// CS_NO_CLONES: one build for the -march given (the tests build each level that way and compare bits).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(CS_NO_CLONES)
-#define CS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CS_CLONES
-#endif
-#define CS_INLINE static inline __attribute__((always_inline))
-
-// exp(x) in float32 to ~1 ulp: x = n ln2 + r (Cody-Waite, two-part ln2), exp(r) by a degree-7 polynomial
-// (Horner with fmaf), 2^n put into the exponent bits. Saturates below -87.3 (-> ~1e-38, which SiLU turns
-// into the exact limit) and above 88.3.
-CS_INLINE float exp_f32(float x) {
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.3f ? 88.3f : x;
-    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-    float r = std::fmaf(n, -0.693359375f, x);
-    r = std::fmaf(n, 2.12194440e-4f, r);
-    float p = 1.9875691500e-4f;
-    p = std::fmaf(p, r, 1.3981999507e-3f);
-    p = std::fmaf(p, r, 8.3334519073e-3f);
-    p = std::fmaf(p, r, 4.1665795894e-2f);
-    p = std::fmaf(p, r, 1.6666665459e-1f);
-    p = std::fmaf(p, r, 5.0000001201e-1f);
-    p = std::fmaf(p, r * r, r);
-    p = p + 1.0f;
-    const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-    float scale;
-    std::memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
+using creditsim_kernels::as_ptr;
+using creditsim_kernels::exp_f32;
 
 CS_INLINE float silu(float v) { return v / (1.0f + exp_f32(-v)); }
 
@@ -183,10 +157,6 @@ CS_CLONES void run_chain(const Head& m, int64_t n_rows, const float* params, con
     }
 }
 
-template <typename T>
-T* as_ptr(unsigned long long address) {
-    return reinterpret_cast<T*>(static_cast<uintptr_t>(address));
-}
 
 // ancestral(n_rows, d, h, k, params, noise, w_cond, b_cond, w_in, b_in, emb, w_h, b_h, w_out, b_out, coef,
 // out): the addresses of contiguous float32 CPU buffers (coef: (5, k) sd_noise, sd_signal, c0, ck,

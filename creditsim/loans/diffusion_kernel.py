@@ -28,7 +28,7 @@ Decision: the extension is optional. Where the install found no C++ compiler (or
 compiler rejected the flags) :func:`available` is False and the model samples in torch: the same
 values to float32 rounding, more slowly. The CUDA path, the DDIM sampler
 (:mod:`creditsim.loans.diffusion_sampling`) and anything under autograd stay in torch; so does a model
-whose ``fused_sampler`` attribute is False (the tests compare the two paths with it).
+whose ``fused_kernels`` attribute is False (the tests compare the two paths with it).
 """
 
 from __future__ import annotations

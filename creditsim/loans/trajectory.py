@@ -559,9 +559,10 @@ class LoanTrajectoryModel(nn.Module):
     """
 
     value_names: tuple[str, ...] = VALUE_NAMES  # the diffusion head's values, in order
-    # the full value chain in the compiled kernel where it is built (creditsim.loans.diffusion_kernel);
-    # False samples in torch (the same values to float32 rounding). Not part of the checkpoint.
-    fused_sampler: bool = True
+    # generate's value chain and attention steps in the compiled kernels where they are built
+    # (creditsim.loans.diffusion_kernel, creditsim.nn.attention_kernel); False runs both in torch (the same
+    # paths and values to float32 rounding). Not part of the checkpoint.
+    fused_kernels: bool = True
 
     def __init__(self, config: TrajectoryConfig):
         super().__init__()
@@ -849,8 +850,8 @@ class LoanTrajectoryModel(nn.Module):
 
     def _fused_chain(self, value_params: torch.Tensor, noise: torch.Tensor) -> bool:
         """Whether the full chain runs in the compiled kernel (:mod:`creditsim.loans.diffusion_kernel`):
-        built, wanted (``fused_sampler``), float32 on the CPU and outside autograd."""
-        return (self.fused_sampler and diffusion_kernel.available() and not torch.is_grad_enabled()
+        built, wanted (``fused_kernels``), float32 on the CPU and outside autograd."""
+        return (self.fused_kernels and diffusion_kernel.available() and not torch.is_grad_enabled()
                 and value_params.device.type == "cpu" and noise.device.type == "cpu"
                 and value_params.dtype == noise.dtype == torch.float32
                 and self.diffusion.hidden.weight.dtype == torch.float32)
@@ -1033,7 +1034,8 @@ class LoanTrajectoryModel(nn.Module):
         paths = _PathInputs(rep(feats), rep(cohort), rep(macro), rep(rem), shift, torch.arange(N, device=dev))
         ledger = _PathLedger(rep(sbal), rep(cum_int), rep(n_idx), rep(init), T)
         # key/value cache of each transformer block: (N, T, nh, hs) keys and values, written month by month
-        pasts = [b.attn.kv_buffer(N, T, device=dev, dtype=self.wpe.weight.dtype) for b in self.blocks]
+        pasts = [b.attn.kv_buffer(N, T, device=dev, dtype=self.wpe.weight.dtype, fused=self.fused_kernels)
+                 for b in self.blocks]
         for t in range(T):
             if t:  # an absorbed path's next states are certain and need no values: attend for live paths only
                 live = ledger.state <= LoanState.DPD90

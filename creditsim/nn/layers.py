@@ -8,7 +8,9 @@ Autoregressive decoding keeps each layer's keys and values of the months seen so
 past per step), or in a :class:`KVBuffer` allocated once for the whole sequence and written in place
 (what :meth:`creditsim.loans.trajectory.LoanTrajectoryModel.generate` uses). Both give the same
 attention bit for bit on the CPU (tests/nn): the attention kernel reads the buffer's filled prefix
-through its strides, and each (row, head) is computed on its own, whatever the other rows held.
+through its strides, and each (row, head) is computed on its own, whatever the other rows held. A
+buffer made ``fused`` runs single steps in the compiled kernel of :mod:`creditsim.nn.attention_kernel`
+instead (the same attention to float32 rounding).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from creditsim.nn import attention_kernel
 
 __all__ = ["CausalSelfAttention", "MLP", "Block", "KVBuffer"]
 
@@ -32,20 +36,29 @@ class KVBuffer:
     returns the filled prefix as ``(R, nh, length, hs)`` views. :meth:`retain` lets a caller drop rows
     whose outputs it no longer needs (finished sequences): attention then runs on the held rows only
     and the dropped rows get a zero attention output.
+
+    ``fused=True`` (float32 on the CPU, where :mod:`creditsim.nn.attention_kernel` is built; otherwise the
+    flag is dropped) makes single steps run in that compiled kernel (:meth:`step`), and only there: every
+    row stays where it lies, ``retain`` only records the live rows (:attr:`live`) and the kernel skips
+    the others, so nothing is ever compacted and :attr:`rows` stays None. :meth:`append` refuses such a
+    buffer (its dropped rows would be attended and not zeroed).
     """
 
     #: compact the buffer once the dropped rows are at least this fraction of the rows held
     COMPACT_FRACTION = 1 / 16
 
     def __init__(self, batch: int, n_heads: int, max_len: int, head_size: int, *,
-                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32):
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32, fused: bool = False):
         shape = (batch, max_len, n_heads, head_size)
+        self.fused = bool(fused) and attention_kernel.available() and torch.device(device or "cpu").type == "cpu" \
+            and dtype == torch.float32
         self.keys = torch.empty(shape, device=device, dtype=dtype)
         self.values = torch.empty(shape, device=device, dtype=dtype)
         self.length = 0
         self.batch = batch
         self.rows: torch.Tensor | None = None  # (R,) long ascending batch rows held; None = all, in order
         self._wanted: torch.Tensor | None = None  # (batch,) bool rows still wanted (None = all)
+        self.live: torch.Tensor | None = None  # fused: (n,) long ascending rows still wanted (None = all)
 
     @property
     def max_len(self) -> int:
@@ -67,6 +80,9 @@ class KVBuffer:
             if bool((keep & ~self._wanted).any()):
                 raise ValueError("KVBuffer.retain: a row dropped earlier cannot be kept again")
         self._wanted = keep.clone()
+        if self.fused:
+            self.live = torch.nonzero(keep).view(-1)
+            return
         held = self.rows if self.rows is not None else torch.arange(self.batch, device=keep.device)
         pos = torch.nonzero(keep[held]).view(-1)  # positions of the kept rows among those held
         n_held = held.shape[0]
@@ -94,6 +110,9 @@ class KVBuffer:
     def append(self, k: torch.Tensor, v: torch.Tensor) -> KVCache:
         """Write the held rows of ``k``, ``v`` ``(batch, nh, T, hs)`` at steps ``length .. length + T - 1``;
         return the filled keys and values of the held rows as ``(R, nh, length, hs)`` views."""
+        if self.fused:
+            raise ValueError("KVBuffer: a fused buffer takes single steps outside autograd and dropout (step), "
+                             "not append")
         lo, T = self.length, k.shape[2]
         nh, hs = self.keys.shape[2:]
         if k.shape != (self.batch, nh, T, hs) or v.shape != k.shape:
@@ -105,6 +124,19 @@ class KVBuffer:
         self.values[:, lo:lo + T] = self.held(v).transpose(1, 2)
         self.length = lo + T
         return self.keys[:, :self.length].transpose(1, 2), self.values[:, :self.length].transpose(1, 2)
+
+
+    def step(self, qkv: torch.Tensor) -> torch.Tensor:
+        """One step in the compiled kernel (a ``fused`` buffer): ``qkv`` ``(batch, 3C)`` the step's queries,
+        keys and values -> ``(batch, C)`` attention output, 0 on the rows not wanted; the step's keys and
+        values are written at month :attr:`length`, which advances by one."""
+        if not self.fused:
+            raise ValueError("KVBuffer.step: this buffer was not made fused (see the class docstring)")
+        if self.length >= self.max_len:
+            raise ValueError(f"KVBuffer: {self.length} + 1 steps exceed the {self.max_len} allocated")
+        y = attention_kernel.attention_step(qkv, self.keys, self.values, self.length, self.live)
+        self.length += 1
+        return y
 
 
 class CausalSelfAttention(nn.Module):
@@ -125,16 +157,22 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(dropout)
 
     def kv_buffer(self, batch: int, max_len: int, *, device: torch.device | str | None = None,
-                  dtype: torch.dtype = torch.float32) -> KVBuffer:
-        """An empty :class:`KVBuffer` for ``batch`` sequences of up to ``max_len`` steps of this layer."""
+                  dtype: torch.dtype = torch.float32, fused: bool = False) -> KVBuffer:
+        """An empty :class:`KVBuffer` for ``batch`` sequences of up to ``max_len`` steps of this layer
+        (``fused``: single steps in the compiled kernel where it applies, see :class:`KVBuffer`)."""
         d_model = self.c_proj.in_features
-        return KVBuffer(batch, self.n_heads, max_len, d_model // self.n_heads, device=device, dtype=dtype)
+        return KVBuffer(batch, self.n_heads, max_len, d_model // self.n_heads, device=device, dtype=dtype,
+                        fused=fused)
 
     def forward(self, x: torch.Tensor, past: KVCache | KVBuffer | None = None
                 ) -> tuple[torch.Tensor, KVCache | KVBuffer]:
         """``x`` ``(B, T, C)`` -> ``((B, T, C), cache)``: the new tuple of keys and values ``(B, nh, T_past + T,
         hs)``, or ``past`` itself when it is a :class:`KVBuffer` (then holding these steps too)."""
         B, T, C = x.size()
+        if (isinstance(past, KVBuffer) and past.fused and T == 1 and not torch.is_grad_enabled()
+                and not (self.training and self.dropout > 0)):  # the kernel has neither backward nor dropout
+            y = past.step(self.c_attn(x).view(B, 3 * C))
+            return self.resid_dropout(self.c_proj(y.view(B, 1, C))), past
         q, k, v = self.c_attn(x).split(C, dim=2)
         q = q.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)  # (B, nh, T, hs)

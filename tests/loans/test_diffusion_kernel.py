@@ -3,8 +3,6 @@ float64 reference, row invariance (bit for bit), threads, errors and generate en
 
 from __future__ import annotations
 
-import shutil
-import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -38,11 +36,11 @@ def _inputs(model: LoanTrajectoryModel, n: int, seed: int = 1, scale: float = 2.
 def _both(model: LoanTrajectoryModel, vp: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.no_grad():
         fused = model._sample_values(vp, noise)
-        model.fused_sampler = False
+        model.fused_kernels = False
         try:
             eager = model._sample_values(vp, noise)
         finally:
-            model.fused_sampler = True
+            model.fused_kernels = True
     return fused, eager
 
 
@@ -178,62 +176,27 @@ def test_generate_with_the_fused_chain_matches_the_eager_one():
     mats = torch.as_tensor(MarkovTransitionModel.default().transition_matrix_, dtype=torch.float32)
     cohort = mats[0].expand(len(loans), 24, 7, 7).contiguous()
     fused = model.generate(feats, cohort, None, n_samples=2, seed=5)
-    model.fused_sampler = False
+    model.fused_kernels = False
     try:
         eager = model.generate(feats, cohort, None, n_samples=2, seed=5)
     finally:
-        model.fused_sampler = True
+        model.fused_kernels = True
     assert torch.equal(fused["states"], eager["states"])
     assert float(fused["payments"].sum()) > 0
     for k in ("payments", "balances", "losses", "prepayment"):
         torch.testing.assert_close(fused[k], eager[k], rtol=1e-5, atol=1e-3)
 
 
-def _cpu_flags() -> set[str]:
-    try:
-        text = open("/proc/cpuinfo", encoding="ascii", errors="replace").read()
-    except OSError:
-        return set()
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    return set(line.split(":", 1)[-1].split())
 
-
-def _build(src, march: str, out_dir) -> object:
-    """The extension built for one instruction-set level alone (no load-time pick among clones)."""
-    import importlib.util
-    import subprocess
-    import sysconfig
-
-    so = out_dir / f"chain_{march.replace('-', '_')}{sysconfig.get_config_var('EXT_SUFFIX')}"
-    subprocess.run(["g++", "-O3", "-fno-wrapv", "-ffp-contract=off", "-fno-math-errno", f"-march={march}",
-                    "-DCS_NO_CLONES", "-shared", "-fPIC", f"-I{sysconfig.get_paths()['include']}", str(src), "-o",
-                    str(so)], check=True, capture_output=True)
-    spec = importlib.util.spec_from_file_location("_diffusion_chain", so)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("g++") is None, reason="needs g++ on Linux")
-def test_every_instruction_set_level_gives_the_same_bits(tmp_path, monkeypatch):
+def test_every_instruction_set_level_gives_the_same_bits(kernel_levels, monkeypatch):
     """The module docstring's claim: baseline x86-64 (libm's fmaf), AVX2 + FMA and AVX-512 builds agree bit
     for bit, since every multiply-add is an explicit fmaf and nothing is contracted or reassociated."""
-    import platform
-
-    if platform.machine() != "x86_64":
-        pytest.skip("x86-64 levels")
-    flags = _cpu_flags()
-    levels = ["x86-64"] + (["x86-64-v3"] if {"avx2", "fma"} <= flags else []) + \
-        (["x86-64-v4"] if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags else [])
-    if len(levels) < 2:
-        pytest.skip("this CPU runs one level only")
-    src = Path(diffusion_kernel.__file__).with_name("_diffusion_chain.cpp")
     model = LoanTrajectoryModel.from_pretrained()
     vp, noise = _inputs(model, 37, seed=11, scale=1.0)
     outs = []
-    for march in levels:
-        monkeypatch.setattr(diffusion_kernel, "_diffusion_chain", _build(src, march, tmp_path))
+    for march, module in kernel_levels(Path(diffusion_kernel.__file__).with_name("_diffusion_chain.cpp")):
+        monkeypatch.setattr(diffusion_kernel, "_diffusion_chain", module)
         with torch.no_grad():
-            outs.append(model._sample_values(vp, noise))
-    for march, out in zip(levels[1:], outs[1:]):
-        assert torch.equal(out, outs[0]), march
+            outs.append((march, model._sample_values(vp, noise)))
+    for march, out in outs[1:]:
+        assert torch.equal(out, outs[0][1]), march

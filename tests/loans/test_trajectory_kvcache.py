@@ -24,7 +24,7 @@ class _ConcatCache(KVBuffer):
     """The former cache: ``torch.cat`` of the past and the new step, every row attended, no buffer."""
 
     def __init__(self, batch: int):  # no preallocation, on purpose
-        self.batch, self.rows, self.length = batch, None, 0
+        self.batch, self.rows, self.length, self.fused = batch, None, 0, False
         self.past: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def retain(self, keep: torch.Tensor) -> None:
@@ -74,6 +74,7 @@ def _generate(model: LoanTrajectoryModel, monkeypatch, concat: bool, **kw) -> tu
 def test_generate_with_the_preallocated_cache_is_the_concatenating_cache_bit_for_bit(monkeypatch, fraction):
     monkeypatch.setattr(KVBuffer, "COMPACT_FRACTION", fraction)
     model = LoanTrajectoryModel.from_pretrained()
+    model.fused_kernels = False  # torch's buffers (the compiled step: tests/nn/test_attention_kernel.py)
     B, T = 600, 30
     inputs = _book(B, T, 1)
     init = np.random.default_rng(2).integers(0, 4, B)
@@ -93,15 +94,22 @@ def test_generate_with_the_preallocated_cache_is_the_concatenating_cache_bit_for
 
 
 def test_generate_attends_only_for_live_paths(monkeypatch):
-    """After the last month, each compacted buffer holds (at least) the paths live in that month."""
+    """After the last month, each compacted buffer holds (at least) the paths live in that month; each
+    fused buffer (the compiled step) keeps every row and attends for exactly those paths."""
     model = LoanTrajectoryModel.from_pretrained()
     B, T = 300, 24
+    model.fused_kernels = False
     out, bufs = _generate(model, monkeypatch, False, inputs=_book(B, T, 3), seed=1)
     live = (out["states"][0, :, T - 2] <= 3).nonzero().view(-1)  # live entering the last month
     for b in bufs:
         held = b.rows if b.rows is not None else torch.arange(B)
         assert set(live.tolist()) <= set(held.tolist())
         assert len(held) <= len(live) / (1 - KVBuffer.COMPACT_FRACTION) + 1
+    model.fused_kernels = True
+    fused_out, fused_bufs = _generate(model, monkeypatch, False, inputs=_book(B, T, 3), seed=1)
+    assert torch.equal(fused_out["states"], out["states"])
+    for b in fused_bufs:
+        assert b.fused and b.rows is None and b.keys.shape[0] == B and torch.equal(b.live, live)
 
 
 def test_buffered_steps_match_the_teacher_forced_pass():

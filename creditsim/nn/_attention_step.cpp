@@ -1,0 +1,136 @@
+// One autoregressive step of causal self-attention over a key/value buffer, fused (CPU). Python side and
+// the maths: creditsim/nn/attention_kernel.py.
+//
+// For each live row b: write the step's key and value (from the c_attn output) at month t of the row's
+// buffers, then attend with the step's query over months 0..t of that row, head by head. One pass
+// replaces split / transpose / append / scaled-dot-product attention / scatter / transpose, and rows
+// that are no longer live are skipped where they lie, so the buffer never has to be compacted.
+//
+// Reproducibility: a row's output reads that row's data only, every sum runs in a fixed order (head
+// dimensions ascending; months ascending, the softmax denominator in 16 fixed partial sums) as plain adds
+// or explicit fmaf, and the file is built with
+// -ffp-contract=off: the result does not depend on the batch, the live set, the thread or the
+// instruction set the library picks at load.
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "../_kernel_math.h"
+
+namespace {
+
+using creditsim_kernels::as_ptr;
+using creditsim_kernels::exp_f32;
+
+struct Step {
+    int64_t max_len;
+    int nh, hs, t;
+    float scale;
+};
+
+constexpr int LANES = 16;  // partial sums of the softmax denominator: a fixed tree, the same for every row
+
+// Row b: qkv row (3C), its key and value buffers (max_len, C) each (month-major: the months a step reads
+// are one contiguous run), out row (C). s: (nh, max_len rounded up to LANES) scratch, prod: (C) scratch.
+CS_INLINE void attend_row(const Step& st, const float* qkv, float* keys, float* values, float* out, float* s,
+                          float* prod) {
+    const int C = st.nh * st.hs, L = st.t + 1, hs = st.hs;
+    const int64_t stride = (st.max_len + LANES - 1) / LANES * LANES;
+    std::memcpy(keys + static_cast<int64_t>(st.t) * C, qkv + C, sizeof(float) * C);
+    std::memcpy(values + static_cast<int64_t>(st.t) * C, qkv + 2 * C, sizeof(float) * C);
+    // scores: the month's C products in one vector pass, then each head's hs of them summed in order
+    for (int l = 0; l < L; ++l) {
+        const float* k = keys + static_cast<int64_t>(l) * C;
+        for (int f = 0; f < C; ++f) prod[f] = qkv[f] * k[f];
+        for (int h = 0; h < st.nh; ++h) {
+            float dot = prod[h * hs];
+            for (int d = 1; d < hs; ++d) dot += prod[h * hs + d];
+            s[h * stride + l] = dot * st.scale;
+        }
+    }
+    for (int f = 0; f < C; ++f) out[f] = 0.0f;
+    for (int h = 0; h < st.nh; ++h) {
+        float* sh = s + h * stride;
+        // softmax over the months in blocks of LANES (the tail padded with -inf scores and 0 weights): lane
+        // i keeps the max and the partial sum of months i, i + LANES, ...; then a fixed order over the lanes
+        const int Lp = (L + LANES - 1) / LANES * LANES;
+        for (int l = L; l < Lp; ++l) sh[l] = -INFINITY;
+        float pm[LANES];
+        for (int i = 0; i < LANES; ++i) pm[i] = -INFINITY;
+        for (int l0 = 0; l0 < Lp; l0 += LANES)
+            for (int i = 0; i < LANES; ++i) pm[i] = sh[l0 + i] > pm[i] ? sh[l0 + i] : pm[i];
+        float top = pm[0];
+        for (int i = 1; i < LANES; ++i) top = pm[i] > top ? pm[i] : top;
+        float part[LANES] = {};
+        for (int l0 = 0; l0 < Lp; l0 += LANES)
+            for (int i = 0; i < LANES; ++i) {
+                const float e = l0 + i < L ? exp_f32(sh[l0 + i] - top) : 0.0f;
+                sh[l0 + i] = e;
+                part[i] += e;
+            }
+        float den = 0.0f;
+        for (int i = 0; i < LANES; ++i) den += part[i];
+        // the head's output: weights times values, months ascending, then / den
+        float* y = out + h * hs;
+        for (int l = 0; l < L; ++l) {
+            const float* v = values + static_cast<int64_t>(l) * C + h * hs;
+            const float wl = sh[l];
+            for (int d = 0; d < hs; ++d) y[d] = std::fmaf(wl, v[d], y[d]);
+        }
+        for (int d = 0; d < hs; ++d) y[d] = y[d] / den;
+    }
+}
+
+CS_CLONES void run_step(const Step& st, int64_t n_live, const int64_t* live, const float* qkv, float* keys,
+                        float* values, float* out) {
+    const int C = st.nh * st.hs;
+    const int64_t padded = (st.max_len + LANES - 1) / LANES * LANES;  // a row of s: months padded to LANES
+    std::vector<float> scratch(static_cast<size_t>(padded * st.nh + C));
+    float *s = scratch.data(), *prod = s + padded * st.nh;
+    for (int64_t i = 0; i < n_live; ++i) {
+        const int64_t b = live ? live[i] : i;
+        attend_row(st, qkv + b * 3 * C, keys + b * st.max_len * C, values + b * st.max_len * C, out + b * C, s, prod);
+    }
+}
+
+// step(n_live, live, nh, hs, t, max_len, scale, qkv, keys, values, out): addresses of contiguous CPU
+// buffers, live int64 (n_live,) row indices (0: rows 0 .. n_live - 1), qkv float32 (B, 3C), keys and
+// values (B, max_len, C), out (B, C), written on the live rows only. The caller checks shapes and bounds
+// and keeps the buffers alive; the GIL is released while the step runs.
+PyObject* step(PyObject*, PyObject* args) {
+    long long n_live, max_len;
+    int nh, hs, t;
+    float scale;
+    unsigned long long p[5];
+    if (!PyArg_ParseTuple(args, "LKiiiLfKKKK", &n_live, &p[0], &nh, &hs, &t, &max_len, &scale, &p[1], &p[2], &p[3],
+                          &p[4]))
+        return nullptr;
+    if (n_live < 0 || nh < 1 || hs < 1 || t < 0 || t >= max_len) {
+        PyErr_SetString(PyExc_ValueError, "step: n_live >= 0, nh, hs >= 1 and 0 <= t < max_len expected");
+        return nullptr;
+    }
+    const Step st{max_len, nh, hs, t, scale};
+    const int64_t* live = p[0] ? as_ptr<const int64_t>(p[0]) : nullptr;
+    Py_BEGIN_ALLOW_THREADS
+    run_step(st, n_live, live, as_ptr<const float>(p[1]), as_ptr<float>(p[2]), as_ptr<float>(p[3]),
+             as_ptr<float>(p[4]));
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+PyMethodDef methods[] = {
+    {"step", step, METH_VARARGS, "Fused autoregressive attention step over a key/value buffer."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyModuleDef module = {PyModuleDef_HEAD_INIT, "_attention_step", nullptr, -1, methods, nullptr, nullptr, nullptr,
+                      nullptr};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit__attention_step() { return PyModule_Create(&module); }

@@ -1,0 +1,77 @@
+"""One autoregressive attention step over a :class:`~creditsim.nn.layers.KVBuffer` as a fused C++ pass (CPU).
+
+The trajectory model decodes a month at a time: each block's attention takes the step's ``(B, 3C)`` query,
+key and value rows, writes the key and value into the row's buffer at month ``t`` and attends over
+months ``0 .. t``. In torch that is a split, three views, two buffer writes, ``scaled_dot_product_attention``
+on a single query (which runs at a few GFLOP/s: its kernel is built for long queries), a scatter back to
+the batch and a transpose; and dropping finished rows means compacting the buffers (a copy of every
+held row's filled months). The extension ``creditsim.nn._attention_step`` (``_attention_step.cpp``) does
+the step in one pass per live row and skips finished rows where they lie, so nothing is compacted.
+
+Per row and head ``h`` (``hs`` dimensions, ``scale = 1 / sqrt(hs)``, months ``l = 0 .. t``):
+``s_l = scale * sum_d q_d k_ld``, ``w_l = exp(s_l - max s)``, ``y_d = (sum_l w_l v_ld) / sum_l w_l`` --
+softmax attention, as ``scaled_dot_product_attention``; the two agree to float32 rounding. Every sum runs
+in a fixed order (months ascending, head dimensions ascending, explicit ``fmaf``), a row reads its own
+data only, and the file is built with ``-ffp-contract=off``: the output of a row is the same bits whatever
+the batch, the live set, the thread or the instruction set.
+
+Decision: optional, as :mod:`creditsim.loans.diffusion_kernel` (the same build, the same fall-back to torch).
+Only a buffer made with ``fused=True`` (the trajectory model's ``generate``) on the CPU in float32 takes
+this path, one step at a time and outside autograd; everything else, CUDA included, stays in torch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+try:  # built by `pip install` (pyproject's ext-modules); optional, see the module docstring
+    from creditsim.nn import _attention_step
+except ImportError:  # pragma: no cover - exercised only where the install had no compiler
+    _attention_step = None
+
+__all__ = ["available", "attention_step"]
+
+
+def available() -> bool:
+    """True where the compiled step was built and imports."""
+    return _attention_step is not None
+
+
+def attention_step(qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, t: int,
+                   live: torch.Tensor | None) -> torch.Tensor:
+    """Write month ``t``'s keys and values and attend, for the ``live`` rows.
+
+    Args:
+        qkv: ``(B, 3C)`` float32, the step's queries, keys and values (``c_attn``'s output, heads
+            ``C = nh * hs`` wide, ``nh`` taken from ``keys``).
+        keys, values: ``(B, max_len, nh, hs)`` float32 contiguous buffers; months ``0 .. t - 1`` filled,
+            month ``t`` is written here.
+        t: the month, ``0 <= t < max_len``.
+        live: ``(n,)`` int64 ascending row indices to compute, or None for every row.
+
+    Returns:
+        ``(B, C)`` float32: the attention output of the live rows, 0 on the others.
+    """
+    if _attention_step is None:
+        raise RuntimeError("creditsim.nn._attention_step is not built; reinstall with a C++ compiler")
+    B, max_len, nh, hs = keys.shape
+    C = nh * hs
+    for name, x in (("qkv", qkv), ("keys", keys), ("values", values)):
+        if x.device.type != "cpu" or x.dtype != torch.float32 or not x.is_contiguous():
+            raise ValueError(f"attention_step: {name} must be a contiguous float32 CPU tensor")
+    if qkv.shape != (B, 3 * C) or values.shape != keys.shape or not 0 <= t < max_len:
+        raise ValueError(f"attention_step: qkv ({B}, {3 * C}), values {tuple(keys.shape)} and 0 <= t < {max_len} "
+                         f"expected, got {tuple(qkv.shape)}, {tuple(values.shape)}, t={t}")
+    out = torch.zeros(B, C, dtype=torch.float32)
+    if live is None:
+        n, address = B, 0
+    else:
+        live = live.to(dtype=torch.int64).contiguous()
+        if live.numel() and not (0 <= int(live[0]) and int(live[-1]) < B):  # ascending: the ends bound it
+            raise ValueError(f"attention_step: live rows must lie in [0, {B})")
+        n, address = live.numel(), live.data_ptr()
+    _attention_step.step(n, address, nh, hs, t, max_len, 1.0 / math.sqrt(hs), qkv.data_ptr(), keys.data_ptr(),
+                         values.data_ptr(), out.data_ptr())
+    return out

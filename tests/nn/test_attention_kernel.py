@@ -1,0 +1,145 @@
+"""The compiled autoregressive attention step (creditsim.nn.attention_kernel) and the fused KVBuffer: against
+torch's scaled_dot_product_attention, the buffer writes, live rows, row invariance, instruction-set levels,
+errors, and a decoded sequence against the torch buffer path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from creditsim.nn import attention_kernel
+from creditsim.nn.attention_kernel import attention_step
+from creditsim.nn.layers import Block, KVBuffer
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+NH, HS, M = 4, 8, 24
+C = NH * HS
+
+
+def _case(B: int, t: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    keys = torch.randn(B, M, NH, HS, generator=g)
+    values = torch.randn(B, M, NH, HS, generator=g)
+    keys[:, t + 1:] = float("nan")  # months after t must never be read
+    values[:, t + 1:] = float("nan")
+    qkv = torch.randn(B, 3 * C, generator=g) * 2.0
+    return qkv, keys, values
+
+
+def _sdpa(qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, t: int) -> torch.Tensor:
+    B = qkv.shape[0]
+    q = qkv[:, :C].view(B, NH, 1, HS)
+    k = keys[:, :t + 1].transpose(1, 2)
+    v = values[:, :t + 1].transpose(1, 2)
+    return F.scaled_dot_product_attention(q, k, v).view(B, C)
+
+
+def test_the_test_install_built_the_kernel():
+    assert attention_kernel.available()
+
+
+@pytest.mark.parametrize("t", [0, 1, 5, 15, 16, 17, M - 1])
+def test_step_writes_the_month_and_is_softmax_attention(t):
+    B = 21
+    qkv, keys, values = _case(B, t, seed=t)
+    out = attention_step(qkv, keys, values, t, None)
+    assert torch.equal(keys[:, t].reshape(B, C), qkv[:, C:2 * C])
+    assert torch.equal(values[:, t].reshape(B, C), qkv[:, 2 * C:])
+    torch.testing.assert_close(out, _sdpa(qkv, keys, values, t), rtol=0, atol=3e-6)
+
+
+def test_only_the_live_rows_are_computed_and_written():
+    B, t = 30, 9
+    qkv, keys, values = _case(B, t, seed=3)
+    before_k, before_v = keys.clone(), values.clone()
+    live = torch.tensor([0, 4, 5, 17, 29])
+    out = attention_step(qkv, keys, values, t, live)
+    dead = torch.ones(B, dtype=torch.bool)
+    dead[live] = False
+    assert (out[dead] == 0).all()
+    assert torch.equal(keys[dead].nan_to_num(), before_k[dead].nan_to_num())  # month t of a dead row untouched
+    assert torch.equal(values[dead].nan_to_num(), before_v[dead].nan_to_num())
+    torch.testing.assert_close(out[live], _sdpa(qkv, keys, values, t)[live], rtol=0, atol=3e-6)
+
+
+def test_a_rows_output_is_the_same_bits_alone_or_in_any_batch():
+    B, t = 40, 13
+    qkv, keys, values = _case(B, t, seed=5)
+    whole = attention_step(qkv, keys.clone(), values.clone(), t, None)
+    for rows in ([7], [0, 39], list(range(3, 40, 4))):
+        idx = torch.tensor(rows)
+        alone = attention_step(qkv[idx].contiguous(), keys[idx].contiguous(), values[idx].contiguous(), t, None)
+        assert torch.equal(alone, whole[idx]), rows
+        as_live = attention_step(qkv, keys.clone(), values.clone(), t, idx)
+        assert torch.equal(as_live[idx], whole[idx]), rows
+
+
+def test_every_instruction_set_level_gives_the_same_bits(kernel_levels, monkeypatch):
+    B, t = 19, 11
+    qkv, keys, values = _case(B, t, seed=7)
+    outs = []
+    for march, module in kernel_levels(Path(attention_kernel.__file__).with_name("_attention_step.cpp")):
+        monkeypatch.setattr(attention_kernel, "_attention_step", module)
+        outs.append((march, attention_step(qkv, keys.clone(), values.clone(), t, None)))
+    for march, out in outs[1:]:
+        assert torch.equal(out, outs[0][1]), march
+
+
+def test_bad_arguments_are_refused():
+    qkv, keys, values = _case(4, 2)
+    with pytest.raises(ValueError, match="0 <= t < 24"):
+        attention_step(qkv, keys, values, M, None)
+    with pytest.raises(ValueError, match=r"qkv \(4, 96\)"):
+        attention_step(qkv[:, :10].contiguous(), keys, values, 2, None)
+    with pytest.raises(ValueError, match="contiguous float32 CPU"):
+        attention_step(qkv.double(), keys, values, 2, None)
+    with pytest.raises(ValueError, match=r"live rows must lie in \[0, 4\)"):
+        attention_step(qkv, keys, values, 2, torch.tensor([1, 4]))
+
+
+def test_fused_buffer_keeps_every_row_records_the_live_ones_and_refuses_append():
+    buf = KVBuffer(6, NH, 5, HS, fused=True)
+    assert buf.fused
+    keep = torch.tensor([True, False, True, True, False, True])
+    buf.retain(keep)
+    assert buf.rows is None and buf.keys.shape[0] == 6 and buf.live.tolist() == [0, 2, 3, 5]
+    with pytest.raises(ValueError, match="cannot be kept again"):
+        buf.retain(torch.ones(6, dtype=torch.bool))
+    with pytest.raises(ValueError, match="not append"):
+        buf.append(torch.zeros(6, NH, 1, HS), torch.zeros(6, NH, 1, HS))
+    for _ in range(5):
+        buf.step(torch.randn(6, 3 * C))
+    with pytest.raises(ValueError, match="5 \\+ 1 steps exceed the 5"):
+        buf.step(torch.randn(6, 3 * C))
+    assert not KVBuffer(6, NH, 5, HS, fused=True, dtype=torch.float64).fused  # float64 stays in torch
+    with pytest.raises(ValueError, match="not made fused"):
+        KVBuffer(6, NH, 5, HS).step(torch.randn(6, 3 * C))
+
+
+def test_decoding_through_fused_buffers_matches_the_torch_buffers():
+    """Two blocks decoding month by month, with rows dropped on the way: the fused buffers give the torch
+    buffers' outputs on the rows still wanted, to float32 rounding, and zero attention on the others."""
+    torch.manual_seed(0)
+    blocks = [Block(C, NH, 0.0).eval() for _ in range(2)]
+    B, T = 33, 12
+    x = torch.randn(B, T, C)
+    plain = [b.attn.kv_buffer(B, T) for b in blocks]
+    fused = [b.attn.kv_buffer(B, T, fused=True) for b in blocks]
+    assert all(f.fused for f in fused) and not any(p.fused for p in plain)
+    wanted = torch.ones(B, dtype=torch.bool)
+    with torch.no_grad():
+        for t in range(T):
+            if t in (4, 8):
+                wanted &= torch.rand(B, generator=torch.Generator().manual_seed(t)) > 0.3
+                for buf in plain + fused:
+                    buf.retain(wanted.clone())
+            a = b_ = x[:, t:t + 1]
+            for block, p, f in zip(blocks, plain, fused):
+                a, _ = block(a, p)
+                b_, _ = block(b_, f)
+            torch.testing.assert_close(b_[wanted], a[wanted], rtol=1e-5, atol=1e-5)
+    assert 0 < int(wanted.sum()) < B
