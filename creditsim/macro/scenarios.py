@@ -334,7 +334,7 @@ class MacroDraw:
 
 
 def build_macro_draw(macro: Any, labels: np.ndarray, horizon: int, seed: int, device: str = "cpu",
-                     start: np.ndarray | None = None) -> MacroDraw:
+                     start: np.ndarray | None = None, first_month: str | None = None) -> MacroDraw:
     """Macro paths for the given labels with their ancestry (:class:`MacroDraw`).
 
     macro:
@@ -356,6 +356,10 @@ def build_macro_draw(macro: Any, labels: np.ndarray, horizon: int, seed: int, de
         (see :func:`resolve_macro_start`); None lets the VAE draw scenario-typical historical starts,
         fed paths start from the table's first quarter and narratives from the latest real month.
         Paths given as data (frame, array) and the rule-based generator keep their own start.
+    first_month: ``"YYYY-MM"``, the calendar month of simulated month 0 (the month after the cut-off). A
+        frame (or file) of dated paths is read from that month on; one that ends before it (a history,
+        not a scenario) is refused, and one that starts after it is used from its first row, with a
+        warning. None: a frame's first rows are month 0.
     """
     n = labels.size
     clusters = np.arange(n, dtype=np.int64)  # independent paths unless a conditioned draw says otherwise
@@ -385,7 +389,7 @@ def build_macro_draw(macro: Any, labels: np.ndarray, horizon: int, seed: int, de
         values, carried = path_frame(macro, horizon, labels.size)
         return MacroDraw(values, clusters, carried)
     if isinstance(macro, pd.DataFrame):
-        return MacroDraw(_frame_paths(macro, labels, horizon), clusters)
+        return MacroDraw(_frame_paths(macro, labels, horizon, first_month), clusters)
     if hasattr(macro, "generate") and hasattr(macro, "config"):  # a MacroVAE instance
         return MacroDraw(_vae_paths(labels, horizon, seed, device, model=macro, start=start, clusters=clusters),
                          clusters)
@@ -821,7 +825,7 @@ def path_frame(frame: pd.DataFrame, horizon: int, n: int | None = None) -> tuple
     return np.ascontiguousarray(values[:, :horizon]), labels
 
 
-def _frame_paths(frame: pd.DataFrame, labels: np.ndarray, horizon: int) -> np.ndarray:
+def _frame_paths(frame: pd.DataFrame, labels: np.ndarray, horizon: int, first_month: str | None = None) -> np.ndarray:
     out = np.empty((labels.size, horizon, len(MACRO_VARS)))
     if "scenario" in frame.columns:
         groups = {scenario_index(k): g.drop(columns="scenario") for k, g in frame.groupby("scenario", sort=False)}
@@ -829,14 +833,32 @@ def _frame_paths(frame: pd.DataFrame, labels: np.ndarray, horizon: int) -> np.nd
             if int(s) not in groups:
                 raise ConfigError(f"macro frame has no rows for scenario {SCENARIOS[int(s)]!r}, which the mix uses")
             clean = validate_macro(groups[int(s)])
-            out[labels == s] = _need(clean, horizon)
+            out[labels == s] = _need(clean, horizon, first_month)
         return out
     clean = validate_macro(frame)
-    out[:] = _need(clean, horizon)
+    out[:] = _need(clean, horizon, first_month)
     return out
 
 
-def _need(frame: pd.DataFrame, horizon: int) -> np.ndarray:
+def _need(frame: pd.DataFrame, horizon: int, first_month: str | None = None) -> np.ndarray:
+    """``(horizon, 9)`` of a validated monthly frame, from ``first_month`` on when it is given (see
+    :func:`build_macro_draw`). Decision: a frame that reaches back before the simulation is read from its
+    first simulated month, not from its first row -- a history file from 1980 would otherwise replay
+    1980-84 as the next five years without a word."""
+    if first_month is not None and len(frame):
+        first, last, month0 = frame.index[0], frame.index[-1], pd.Period(first_month, freq="M")
+        if pd.Period(last, freq="M") < month0:
+            raise DataError(f"macro frame: its months run {first:%Y-%m} to {last:%Y-%m}, all before the first "
+                            f"simulated month {month0} (the month after the cut-off): that is history, not a "
+                            f"scenario path; pass paths dated from {month0} on (e.g. `creditsim data paths`), or a "
+                            "source such as 'vae' or 'fed:2026'")
+        gap = (pd.Period(first, freq="M") - month0).n
+        if gap < 0:
+            frame = frame.iloc[-gap:]
+        elif gap > 0:
+            warn(f"macro frame starts {first:%Y-%m}, {gap} month(s) after the first simulated month {month0}; its "
+                 "rows are used from month 0 on as given")
     if len(frame) < horizon:
-        raise DataError(f"macro frame: {len(frame)} months, the simulation horizon needs {horizon}")
+        where = "" if first_month is None else f" from {first_month} on"
+        raise DataError(f"macro frame: {len(frame)} months{where}, the simulation horizon needs {horizon}")
     return frame[list(MACRO_VARS)].to_numpy(np.float64)[:horizon]

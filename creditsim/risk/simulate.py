@@ -311,7 +311,7 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
     runner = make_backend(config.backend, config.client, warm_up=partial(import_module, __name__))
     try:
         labels = draw_scenario_labels(config.weights, config.n_simulations, config.seed)
-        draw = _macro_draw(config, labels, prepared.start_vec)
+        draw = _macro_draw(config, labels, prepared.start_vec, _start_month(prepared.cutoff))
         carried_mix = None
         if draw.labels is not None:  # a narrative's (or a paths table's) paths carry their own scenario labels
             carried_mix = _carried_mix(config, draw.labels)
@@ -452,7 +452,8 @@ def _settings(config: RunConfig, prepared: PreparedRun, seconds: float) -> dict[
         "backend": config.backend,
         "device": config.device,
         "horizon_months": config.horizon,
-        "cutoff": None if prepared.cutoff is None else str(prepared.cutoff),
+        # one spelling for a given "2025-01" and a tape's Timestamp, so comparing two runs sees the same month
+        "cutoff": None if prepared.cutoff is None else pd.Timestamp(prepared.cutoff).strftime("%Y-%m-%d"),
         "n_loans": prepared.engine.n_loans,
         "pool_balance": prepared.engine.initial_balance,
         "deal_scale_factor": prepared.scale_factor,
@@ -465,11 +466,13 @@ def _settings(config: RunConfig, prepared: PreparedRun, seconds: float) -> dict[
     }
 
 
-def _macro_draw(config: RunConfig, labels: np.ndarray, start: np.ndarray | None) -> Any:
+def _macro_draw(config: RunConfig, labels: np.ndarray, start: np.ndarray | None, first_month: str | None) -> Any:
     """The run's macro paths, with a spinner when ``config.progress``: anchored sources (supervisory tables,
-    narratives) take seconds per thousand paths (the filter and its rejuvenation moves), before any bar."""
+    narratives) take seconds per thousand paths (the filter and its rejuvenation moves), before any bar.
+    ``first_month``: ``"YYYY-MM"`` of simulated month 0 (a dated frame of paths is read from there)."""
     with Console().status(f"[bold]generating {labels.size:,} macro paths") if config.progress else nullcontext():
-        return build_macro_draw(config.macro, labels, config.horizon, config.seed, config.device, start=start)
+        return build_macro_draw(config.macro, labels, config.horizon, config.seed, config.device, start=start,
+                                first_month=first_month)
 
 
 def _run_with_progress(runner: Any, ctx: ChunkContext, tasks: list, sizes: list, n: int, progress: bool) -> list:
