@@ -50,6 +50,7 @@ from rich.table import Table
 
 from creditsim.cli.tables import print_whole
 from creditsim.errors import ConfigError, DataError, format_labels
+from creditsim.userwarn import warn
 
 __all__ = ["register", "ecl_cmd", "EclRun", "parse_as_of", "parse_weights", "scenario_paths",
            "tape_ecl_inputs", "run_ecl", "write_ecl_outputs", "LOANS_FILE"]
@@ -177,6 +178,9 @@ def tape_ecl_inputs(tape: pd.DataFrame, scenarios: str | list[str], as_of: Any, 
     book = LoanBook.from_tape(clean, cutoff=as_of, drop_matured=True)
     if book.n_loans == 0:
         raise DataError(f"loan tape: no loan is outstanding at --as-of {as_of:%Y-%m-%d}")
+    if book.n_loans < len(clean):  # a matured loan carries no ECL; say so rather than shrink the book silently
+        warn(f"{len(clean) - book.n_loans} of {len(clean)} loans matured on or before --as-of {as_of:%Y-%m-%d} "
+             "and are left out")
     rows = clean.set_index(clean["loan_id"].astype(str)).loc[book.loan_id.astype(str)]
     n = book.n_loans
     grade = np.full(n, -1, dtype=np.int64)

@@ -141,7 +141,8 @@ def _live_rows(df: pd.DataFrame, labels: np.ndarray, remaining: np.ndarray, drop
         col = "remaining_term_months" if "remaining_term_months" in df.columns else "term_months"
         raise DataError(
             f"loan tape: column '{col}' rows {_rows(done, labels)} have no remaining term at the cut-off "
-            f"(expected >= 1 month left; pass drop_matured=True to drop them)"
+            f"(expected >= 1 month left; set the cut-off before their maturity or leave them out of the tape; "
+            f"LoanBook.from_tape(..., drop_matured=True) drops them)"
         )
     if done.all():
         raise DataError("loan tape: every loan has matured by the cut-off")

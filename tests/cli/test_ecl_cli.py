@@ -241,3 +241,15 @@ def test_previous_settings_give_the_model_change_line(tmp_path) -> None:
                                m.loc["closing", cols], rtol=0, atol=1e-6)
     with pytest.raises(Exception, match="--previous-settings needs --previous"):
         run_ecl(tape, "fed:2026:baseline", "2025-12-31", previous_settings=old)
+
+
+def test_matured_loans_are_left_out_with_a_warning_naming_the_count() -> None:
+    """A loan that matured by --as-of carries no ECL; the run says how many it left out (helper-95's review:
+    137 of 200 loans came back without a word)."""
+    from creditsim.cli.ecl import tape_ecl_inputs
+
+    tape = pd.read_parquet(TAPE)
+    with pytest.warns(UserWarning, match=r"^\d+ of 2000 loans matured on or before --as-of 2025-12-31") as caught:
+        run = tape_ecl_inputs(tape, SCEN, "2025-12-31", "0.7,0.3")
+    left_out = int(str(caught[0].message).split()[0])
+    assert left_out > 0 and left_out + len(run.loans.balance) == len(tape)
