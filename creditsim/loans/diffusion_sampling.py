@@ -24,6 +24,11 @@ mean LGD gap 0.0002) ten steps with ``eta = 1`` gave W1 0.0009 (payment ratio) /
 gap of 0.0005 and a mean payment-ratio gap of -0.0008; 25 steps were *worse* on LGD (mean gap -0.013),
 so more steps are not automatically closer and each setting has to be checked. That is why the
 shipped model keeps the full chain.
+
+Speed: on the CPU the full chain runs in the compiled kernel of :mod:`creditsim.loans.diffusion_kernel`
+and DDIM in torch, so there ten DDIM steps no longer pay (trajectory engine 0.93x the fused full chain's
+rate on a 2-core AMD EPYC, 2026-12-07; 1.46-1.58x when both ran in torch). DDIM still saves the steps
+on CUDA, where both run in torch.
 """
 
 from __future__ import annotations
