@@ -38,7 +38,9 @@ a published 0.00 % (AAA, year 1) from dominating; a binomial likelihood would ne
 sizes, which the tables do not give. With ``monotone=True`` (default) the grades are fitted from the
 worst up and each curve is penalised where it exceeds the next-worse grade's fitted curve over
 ``check_years`` years: a better grade never gets a higher PD (the published AAA row is above AA's from
-year 3, an artefact of few AAA issuers). Nelder-Mead from fixed starts: deterministic.
+year 3, an artefact of few AAA issuers). Nelder-Mead from fixed starts plus the best point of a
+fixed grid: deterministic, and the same basin on every machine (the objective has several; from the
+fixed starts alone, which one AA's fit reached moved with 1e-13 changes of ``Q``).
 
 Seasoned exposures. The published curves are averages over static pools of *all* issuers rated g at
 the pool's formation, whatever their age, so ``PD_g(t)`` is the PD of an exposure rated g today; the
@@ -76,6 +78,8 @@ __all__ = ["MarkovMixtureTermStructure", "MixtureFit", "type_monthly_matrices", 
 #: fast type, log fast speed, logit of slow / fast speed): a slow-majority pool, a near mover-stayer,
 #: a fast-majority pool, a very fast minority, a near-homogeneous pool
 _STARTS = np.array([[0.0, 0.0, 0.0], [-2.0, 1.0, -3.0], [2.0, 0.5, -1.0], [-4.0, 2.5, -1.0], [-1.0, -1.0, 0.0]])
+#: weight of the ordering penalty (relative excess over the next-worse grade's curve) in the refit
+_PENALTY = 1e3
 
 
 def _grade_labels(k: int) -> tuple[str, ...]:
@@ -260,11 +264,33 @@ class MarkovMixtureTermStructure:
                                                 options={"maxiter": 3000, "xatol": 1e-7, "fatol": 1e-12})
                         for x0 in starts), key=lambda r: r.fun)
 
-        best = minimise(fit_loss, _STARTS)
+        def grid_start(penalty: float) -> np.ndarray:
+            """``x`` (3,): the best point of fit_loss + penalty * excess on a fixed grid (speed x ratio x
+            weight, 41 x 33 x 121). The objective has several basins, and from the fixed starts alone
+            Nelder-Mead missed the best one for AA (loss 1.13, the near-homogeneous chain, instead of
+            0.073); whether the penalised refit escaped depended on the last bits of LAPACK's
+            eigenvectors, i.e. on the CPU. The grid puts one start in the best basin on every machine."""
+            z0, z2 = np.linspace(-12.0, 12.0, 121), np.linspace(-8.0, 8.0, 33)
+            z1 = np.log(np.geomspace(max(self.min_speed, 1e-3 * self.max_speed), self.max_speed, 41))
+            fast = np.exp(z1)  # (F,) as _unpack maps them
+            slow = self.min_speed + (fast[:, None] - self.min_speed) / (1.0 + np.exp(-z2))  # (F, R)
+            c_fast = curves(fast, horizon)[:, :, None]  # (horizon, F, 1)
+            c_slow = curves(slow.ravel(), horizon).reshape(horizon, *slow.shape)  # (horizon, F, R)
+            w = (1.0 / (1.0 + np.exp(-z0)))[:, None, None, None]
+            mix = (1.0 - w) * c_slow + w * c_fast  # (W, horizon, F, R)
+            loss = np.sum(((mix[:, :years] - target[:, None, None]) / denom[:, None, None]) ** 2, axis=1)
+            if penalty and cap is not None:
+                top = cap[:horizon, None, None]
+                loss = loss + penalty * np.sum(np.maximum(mix - top, 0.0) / np.maximum(top, self.floor), axis=1)
+            a, b, r = np.unravel_index(np.argmin(loss), loss.shape)  # first minimum: a fixed tie-break
+            return np.array([z0[a], z1[b], z2[r]])
+
+        best = minimise(fit_loss, np.vstack([grid_start(0.0), _STARTS]))
         if excess(best.x) > 0.0:
             # refit with an exact (linear) penalty on the ordering, started from the unconstrained
             # optimum too: the penalty's kink traps Nelder-Mead far from it otherwise
-            best = minimise(lambda x: fit_loss(x) + 1e3 * excess(x), np.vstack([best.x, _STARTS]))
+            best = minimise(lambda x: fit_loss(x) + _PENALTY * excess(x),
+                            np.vstack([best.x, grid_start(_PENALTY), _STARTS]))
         w, slow, fast = _unpack(best.x, self.max_speed, self.min_speed)
         return np.array([1.0 - w, w]), np.array([slow, fast]), fit_loss(best.x)
 
