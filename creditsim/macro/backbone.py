@@ -40,7 +40,18 @@ from dataclasses import dataclass, replace
 
 import torch
 
-__all__ = ["GenerationBackbone"]
+from creditsim.fixed_order import column_sum
+
+__all__ = ["GenerationBackbone", "row_product"]
+
+
+def row_product(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``x @ weight.T`` (..., I) for x (..., K) and weight (I, K), each output summed over k in index
+    order (:func:`creditsim.fixed_order.column_sum`), so that a path's value does not depend on the
+    paths batched with it. A BLAS product's order does: for these K = D = 9 products MKL's AVX-512
+    kernels change it with the number of rows (a path rolled among 640 candidates and the same path
+    rolled among 40 differed by 1 float32 ulp in 15 % of its values). Elementwise products and adds."""
+    return column_sum(x[..., None, :] * weight, axis=-1)
 
 
 @dataclass(frozen=True)
@@ -60,11 +71,11 @@ class GenerationBackbone:
         """(P, D) the rewritten backbone change from x_prev (P, D), scenario (P,) int."""
         f, r = self.pull, self.rest
         level = f * x_prev + (1.0 - f) * r
-        return f * ((level - r) @ self.weight.T + self.scenario_drift[scenario] - self.scenario_drift[0])
+        return f * (row_product(level - r, self.weight) + self.scenario_drift[scenario] - self.scenario_drift[0])
 
     def trained_change(self, x_prev: torch.Tensor, scenario: torch.Tensor) -> torch.Tensor:
         """(P, D) the backbone change as trained, ``W x + b + c_s``."""
-        return x_prev @ self.weight.T + self.bias + self.scenario_drift[scenario]
+        return row_product(x_prev, self.weight) + self.bias + self.scenario_drift[scenario]
 
     def correction(self, x_prev: torch.Tensor, scenario: torch.Tensor) -> torch.Tensor:
         """(P, D) what to add to the decoder's one-step mean: rewritten minus trained change."""

@@ -80,7 +80,7 @@ from creditsim.errors import CheckpointError, ConfigError
 from creditsim.nn.config import JSONConfig
 from creditsim.states import MACRO_VARS, SCENARIOS, scenario_index
 from creditsim.threads import serial_torch
-from creditsim.macro.backbone import GenerationBackbone
+from creditsim.macro.backbone import GenerationBackbone, row_product
 from creditsim.macro.guidance import LinearGuide, log_twist, twisted_step
 from creditsim.macro.rejuvenation import REJUVENATION_MOVES, Chains, RejuvenationReport, pcn_sweeps
 from creditsim.macro.strata import LabelStrata, ess_count, systematic
@@ -274,7 +274,9 @@ class Decoder(nn.Module):
         x_prev: (B, T, D) standardised; scenario: (B,) int indices."""
         if self.linear_ar is None:
             return 0.0
-        return self.linear_ar(x_prev) + self.scenario_drift[scenario][:, None, :]
+        # a fixed-order product, not nn.Linear's addmm: the same bits for a path whatever its batch
+        return (row_product(x_prev, self.linear_ar.weight) + self.linear_ar.bias
+                + self.scenario_drift[scenario][:, None, :])
 
     def emit(self, out: torch.Tensor, x_prev: torch.Tensor, scenario: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """LSTM output (B, T, H) -> mean (B, T, D) and innovation sd (B, T, D), standardised units.
@@ -1186,7 +1188,7 @@ class MacroVAE(nn.Module):
             mean = mean + backbone.correction(x_prev[:, 0], s)
         msg = None
         if guide is not None:  # the particle's own drift beyond the backbone enters its twist (guidance.DRIFT_DECAY)
-            own = mean.double() - (x_prev[:, 0].double() @ guide.A.T + guide.drift[s]) if t > 0 else None
+            own = mean.double() - (row_product(x_prev[:, 0].double(), guide.A) + guide.drift[s]) if t > 0 else None
             msg = guide.message(t, scale.double() ** 2, own)
         x_t, step_w = self._move(t, mean, scale, eps, user, msg, start_target, s)
         # the twist is part of the proposal's density, which is over the draw before the floor: evaluated
@@ -1241,7 +1243,7 @@ class MacroVAE(nn.Module):
             x_t, step_w = self._conditional_step(mean, scale, L, J, target, eps)
             return x_t, step_w.double()
         zero = torch.zeros(mean.shape[0], dtype=torch.float64, device=mean.device)
-        return mean + scale * (eps @ L.T), zero  # (P, D): diag(sigma) L eps
+        return mean + scale * row_product(eps, L), zero  # (P, D): diag(sigma) L eps, fixed-order sums
 
     def _final_selection(self, log_w: torch.Tensor, ess: dict[int, float], conditioned: bool, n_samples: int,
                          k: int, g: torch.Generator, last_month: int, strata: LabelStrata | None = None,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from creditsim.errors import ConfigError
-from creditsim.macro.backbone import GenerationBackbone
+from creditsim.macro.backbone import GenerationBackbone, row_product
 from creditsim.macro.vae import MacroVAE
 
 
@@ -118,3 +118,18 @@ def test_uniform_pull_is_seeded_widens_the_paths_and_keeps_anchors(vae: MacroVAE
 def test_bad_pull_is_refused(vae: MacroVAE, start: dict, pull, match) -> None:
     with pytest.raises(ConfigError, match=match):
         vae.generate_conditional(start, seq_length=3, n_samples=5, pull=pull)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_row_product_gives_a_row_the_same_bits_in_any_batch(vae: MacroVAE, dtype):
+    """The month step's D x D products: a path rolled among 640 candidates and among 40 is the same path
+    (a BLAS ``x @ W.T`` with K = 9 changed its order with the row count on AVX-512 MKL)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(640, 9, generator=g, dtype=dtype)
+    rows = torch.randperm(640, generator=g)[:40]
+    for w in (vae.decoder.linear_ar.weight, vae.decoder.unit_tril()):
+        w = w.detach().to(dtype)
+        full = row_product(x, w)
+        assert torch.equal(full[rows], row_product(x[rows], w))
+        assert torch.equal(full[rows[:1]], row_product(x[rows[:1]], w))
+        torch.testing.assert_close(full, x @ w.T)  # the same product, to rounding
