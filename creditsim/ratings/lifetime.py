@@ -43,6 +43,8 @@ __all__ = [
     "monthly_scenario_matrices",
     "scenario_annual_matrices",
     "monthly_pd_curves",
+    "Z_LIMIT",
+    "bounded_z",
 ]
 
 
@@ -354,8 +356,8 @@ class ZMacroLink:
             e = np.asarray(z_shocks, dtype=np.float64)
             if e.shape != mu.shape:
                 raise DataError(f"z_shocks must have shape {mu.shape} (S, Y), got {e.shape}")
-            return conditional_raw(p, b, mu + np.sqrt(self.resid_var_) * e, r)
-        return conditional_raw(p, b, mu, r, self.resid_var_ if include_residual else 0.0)
+            return conditional_raw(p, b, bounded_z(mu + np.sqrt(self.resid_var_) * e), r)
+        return conditional_raw(p, b, bounded_z(mu), r, self.resid_var_ if include_residual else 0.0)
 
     @classmethod
     def from_bundled(
@@ -496,6 +498,22 @@ def scenario_annual_matrices(
                                   z_shocks=z_shocks)
 
 
+#: bound on a year's credit-cycle index Z (standard-normal units) when it becomes a rating matrix
+Z_LIMIT = 8.0
+
+
+def bounded_z(z: np.ndarray) -> np.ndarray:
+    """``z`` (z > 0 is a good year) clipped to [-Z_LIMIT, Z_LIMIT].
+
+    Decision: Z is a standardised cycle index, so an 8-sd year lies far beyond any year of the rating
+    history, yet a linear link can map an extreme macro path (reverse stress searching for a 10 % loss on
+    a BB note went there) to z of -50 or -100, where the annual matrix has no real logarithm and the
+    monthly root failed with a linear-algebra error. Beyond the bound the chain stays at the 8-sd year's
+    matrix (roots exist up to |z| ~ 30), and the derivative of the differentiable path
+    (:mod:`creditsim.risk.expected`) is 0 there, so a search stops pushing."""
+    return np.clip(z, -Z_LIMIT, Z_LIMIT)
+
+
 def monthly_matrices_from_z(z_mean: np.ndarray, link: ZMacroLink, *, include_residual: bool = True,
                             method: str = "diagonal") -> np.ndarray:
     """Monthly rating matrices ``(..., 8, 8)`` of years whose Z forecast mean is ``z_mean`` ``(...)`` (z > 0 is a
@@ -507,7 +525,7 @@ def monthly_matrices_from_z(z_mean: np.ndarray, link: ZMacroLink, *, include_res
     is what lets a differentiable caller take the derivative along that one number
     (:mod:`creditsim.risk.expected`)."""
     p, r = link._ttc_rho(None, None)
-    z = np.asarray(z_mean, dtype=np.float64)
+    z = bounded_z(np.asarray(z_mean, dtype=np.float64))
     annual = conditional_raw(p, thresholds_raw(p), z, r, link.resid_var_ if include_residual else 0.0)
     return monthly_matrix(annual, method=method)
 
