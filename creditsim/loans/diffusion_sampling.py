@@ -26,9 +26,8 @@ so more steps are not automatically closer and each setting has to be checked. T
 shipped model keeps the full chain.
 
 Speed: on the CPU the full chain runs in the compiled kernel of :mod:`creditsim.loans.diffusion_kernel`
-and DDIM in torch, so there ten DDIM steps no longer pay (trajectory engine 0.93x the fused full chain's
-rate on a 2-core AMD EPYC, 2026-12-07; 1.46-1.58x when both ran in torch). DDIM still saves the steps
-on CUDA, where both run in torch.
+and DDIM in torch, so ten DDIM steps gain less than they did: the trajectory engine ran at 1.41x the
+fused full chain's rate (2-core AMD EPYC, 2026-12-07), against 1.46-1.58x when both ran in torch.
 """
 
 from __future__ import annotations
