@@ -125,18 +125,15 @@ def test_only_the_top_floor_imports_the_cli() -> None:
 
 
 def _compiled_extensions() -> set[str]:
-    """Dotted names of the package's C++ extensions (pyproject's ext-modules), e.g. ``creditsim.loans._x``."""
-    import tomllib
-
-    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))
-    return {ext["name"] for ext in project["tool"]["setuptools"].get("ext-modules", [])}
+    """Dotted names of the package's C++ extensions (setup.py builds each ``_name.cpp`` as ``..._name``)."""
+    return {".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts) for p in PACKAGE.rglob("_*.cpp")}
 
 
 def test_no_private_name_is_imported_from_another_file() -> None:
     """The one exception: a compiled extension (private by convention, ``_name``) imported by the Python
     module beside it that wraps it (the wrapper checks what the C++ code trusts)."""
     extensions = _compiled_extensions()
-    assert extensions, "pyproject's ext-modules: the kernels' names were not found"
+    assert extensions, "no creditsim/**/_*.cpp: the kernels' names were not found"
     bad = []
     for p, imports in GRAPH.items():
         for module, names in imports.items():

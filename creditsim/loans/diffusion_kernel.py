@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-try:  # built by `pip install` (pyproject's ext-modules); optional, see the module docstring
+try:  # built by `pip install` (setup.py); optional, see the module docstring
     from creditsim.loans import _diffusion_chain
 except ImportError:  # pragma: no cover - exercised only where the install had no compiler
     _diffusion_chain = None

@@ -26,7 +26,7 @@ import math
 
 import torch
 
-try:  # built by `pip install` (pyproject's ext-modules); optional, see the module docstring
+try:  # built by `pip install` (setup.py); optional, see the module docstring
     from creditsim.nn import _attention_step
 except ImportError:  # pragma: no cover - exercised only where the install had no compiler
     _attention_step = None

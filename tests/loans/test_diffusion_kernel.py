@@ -45,7 +45,7 @@ def _both(model: LoanTrajectoryModel, vp: torch.Tensor, noise: torch.Tensor) -> 
 
 
 def test_the_test_install_built_the_kernel():
-    """`make install` builds it (pyproject's ext-modules); a silent fall-back to torch would hide a broken build."""
+    """`make install` builds it (setup.py); a silent fall-back to torch would hide a broken build."""
     assert diffusion_kernel.available()
 
 
@@ -163,18 +163,23 @@ def test_posterior_table_holds_the_per_step_coefficients():
     del beta
 
 
+def _book_inputs(n_loans: int, n_months: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features of a synthetic tape and the default Markov chain's matrix for every loan and month."""
+    from creditsim.features import loan_features
+    from creditsim.transitions.markov import MarkovTransitionModel
+    from creditsim.transitions.synthetic import LoanTapeGenerator
+
+    loans, _ = LoanTapeGenerator(n_loans, 1, random_seed=3).generate()
+    feats = torch.from_numpy(np.array(loan_features(loans), dtype=np.float32))
+    mats = torch.as_tensor(MarkovTransitionModel.default().transition_matrix_, dtype=torch.float32)
+    return feats, mats[0].expand(n_loans, n_months, 7, 7).contiguous()
+
+
 def test_generate_with_the_fused_chain_matches_the_eager_one():
     """End to end on the shipped model: the states (drawn from the transformer) are the same paths, the
     amounts agree to float32 rounding of the sampled values."""
-    from creditsim.transitions.synthetic import LoanTapeGenerator
-    from creditsim.features import loan_features
-    from creditsim.transitions.markov import MarkovTransitionModel
-
     model = LoanTrajectoryModel.from_pretrained()
-    loans, _ = LoanTapeGenerator(120, 1, random_seed=3).generate()
-    feats = torch.from_numpy(np.array(loan_features(loans), dtype=np.float32))
-    mats = torch.as_tensor(MarkovTransitionModel.default().transition_matrix_, dtype=torch.float32)
-    cohort = mats[0].expand(len(loans), 24, 7, 7).contiguous()
+    feats, cohort = _book_inputs(120, 24)
     fused = model.generate(feats, cohort, None, n_samples=2, seed=5)
     model.fused_kernels = False
     try:
@@ -200,3 +205,28 @@ def test_every_instruction_set_level_gives_the_same_bits(kernel_levels, monkeypa
             outs.append((march, model._sample_values(vp, noise)))
     for march, out in outs[1:]:
         assert torch.equal(out, outs[0][1]), march
+
+
+def test_without_the_compiled_kernels_generate_runs_in_torch(monkeypatch):
+    """An install where no compiler built the extensions (setup.py marks them optional): both wrappers say
+    so, a fused buffer falls back to torch's, and generate gives the eager paths and values."""
+    from creditsim.nn import attention_kernel
+    from creditsim.nn.layers import KVBuffer
+
+    model = LoanTrajectoryModel.from_pretrained()
+    feats, cohort = _book_inputs(40, 6)
+    model.fused_kernels = False
+    try:
+        eager = model.generate(feats, cohort, None, seed=3)
+    finally:
+        model.fused_kernels = True
+    monkeypatch.setattr(diffusion_kernel, "_diffusion_chain", None)
+    monkeypatch.setattr(attention_kernel, "_attention_step", None)
+    assert not diffusion_kernel.available() and not attention_kernel.available()
+    assert not KVBuffer(4, 2, 3, 8, fused=True).fused
+    with pytest.raises(RuntimeError, match="not built"):
+        diffusion_kernel.ancestral_chain(model.diffusion, model._posterior_table(), torch.zeros(1, 32),
+                                         torch.zeros(51, 1, 2))
+    fallback = model.generate(feats, cohort, None, seed=3)
+    for k in eager:
+        assert torch.equal(fallback[k].nan_to_num(-7.0), eager[k].nan_to_num(-7.0)), k
