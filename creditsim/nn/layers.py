@@ -125,7 +125,6 @@ class KVBuffer:
         self.length = lo + T
         return self.keys[:, :self.length].transpose(1, 2), self.values[:, :self.length].transpose(1, 2)
 
-
     def step(self, qkv: torch.Tensor) -> torch.Tensor:
         """One step in the compiled kernel (a ``fused`` buffer): ``qkv`` ``(batch, 3C)`` the step's queries,
         keys and values -> ``(batch, C)`` attention output, 0 on the rows not wanted; the step's keys and
