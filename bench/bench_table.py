@@ -160,10 +160,12 @@ def trajectory(quick: bool, sampling_steps: int = 0) -> dict:
     counter = FlopCounterMode(display=False)
     # the same work in torch, so torch counts it: the compiled value chain (creditsim.loans.diffusion_kernel)
     # runs the same matrix products, out of the counter's sight
-    model.fused_kernels = False
-    with counter:  # matrix products and attention: what the floor's sgemm rate bounds
-        _simulate(n_loans, 1, 60, engine="trajectory", chunk=1, trajectory_model=model)
-    model.fused_kernels = True
+    was, model.fused_kernels = model.fused_kernels, False
+    try:
+        with counter:  # matrix products and attention: what the floor's sgemm rate bounds
+            _simulate(n_loans, 1, 60, engine="trajectory", chunk=1, trajectory_model=model)
+    finally:
+        model.fused_kernels = was
     # _simulate's warm-up runs 2 scenarios before the timed one: 3 scenarios were counted
     flops = counter.get_total_flops() / (3 * n_loans * 60)
     return {"value": r["loan_months"] / r["cpu_s"], "unit": "loan-months/CPU-s", "flops_per_loan_month": flops}

@@ -74,6 +74,9 @@ def ancestral_chain(head: Any, posterior: torch.Tensor, value_params: torch.Tens
     """
     if _diffusion_chain is None:
         raise RuntimeError("creditsim.loans._diffusion_chain is not built; reinstall with a C++ compiler")
+    if torch.is_grad_enabled() and (value_params.requires_grad or noise.requires_grad):
+        raise ValueError("ancestral_chain has no backward: call it under torch.no_grad() (the model's torch chain "
+                         "is differentiable)")
     h, d = head.cond.weight.shape
     k = head.step_emb.weight.shape[0]
     n = value_params.shape[0]

@@ -75,6 +75,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+import logging
 from typing import Any
 
 import numpy as np
@@ -110,6 +111,8 @@ from creditsim.schema import validate_macro
 from creditsim.states import MACRO_VARS, SCENARIOS, scenario_index
 from creditsim.userwarn import warn
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "DEFAULT_SCENARIO_MIX",
     "MACRO_SOURCES",
@@ -120,6 +123,7 @@ __all__ = [
     "draw_scenario_labels",
     "build_macro_paths",
     "build_macro_draw",
+    "first_simulated_month",
     "MacroDraw",
     "path_frame",
     "is_path_table",
@@ -331,6 +335,13 @@ class MacroDraw:
     clusters: np.ndarray
     labels: np.ndarray | None = None
     conditioning: tuple[ConditioningReport, ...] = ()
+
+
+def first_simulated_month(cutoff: Any) -> str | None:
+    """The month after the cut-off (``"YYYY-MM"``), month 0 of a simulation; None without a cut-off."""
+    if cutoff is None:
+        return None
+    return str(pd.Period(pd.Timestamp(cutoff), freq="M") + 1)
 
 
 def build_macro_draw(macro: Any, labels: np.ndarray, horizon: int, seed: int, device: str = "cpu",
@@ -850,10 +861,11 @@ def _need(frame: pd.DataFrame, horizon: int, first_month: str | None = None) -> 
         if pd.Period(last, freq="M") < month0:
             raise DataError(f"macro frame: its months run {first:%Y-%m} to {last:%Y-%m}, all before the first "
                             f"simulated month {month0} (the month after the cut-off): that is history, not a "
-                            f"scenario path; pass paths dated from {month0} on (e.g. `creditsim data paths`), or a "
-                            "source such as 'vae' or 'fed:2026'")
+                            f"scenario path; pass a frame dated from {month0} on, a table of paths (a 'path' "
+                            "column, as `creditsim data paths --out` writes), or a source such as 'vae' or 'fed:2026'")
         gap = (pd.Period(first, freq="M") - month0).n
         if gap < 0:
+            log.info("macro frame: its %d months before %s are history; the paths start at %s", -gap, month0, month0)
             frame = frame.iloc[-gap:]
         elif gap > 0:
             warn(f"macro frame starts {first:%Y-%m}, {gap} month(s) after the first simulated month {month0}; its "

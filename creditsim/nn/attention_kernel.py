@@ -67,10 +67,13 @@ def attention_step(qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, 
     out = torch.zeros(B, C, dtype=torch.float32)
     if live is None:
         n, address = B, 0
-    else:
-        live = live.to(dtype=torch.int64).contiguous()
-        if live.numel() and not (0 <= int(live[0]) and int(live[-1]) < B):  # ascending: the ends bound it
-            raise ValueError(f"attention_step: live rows must lie in [0, {B})")
+    else:  # the C++ writes at every index it is given: checked whole, not trusted
+        if live.ndim != 1 or live.dtype.is_floating_point or live.dtype == torch.bool or live.is_complex():
+            raise ValueError(f"attention_step: live must be a 1-D tensor of integer row indices, got {live.dtype} "
+                             f"{tuple(live.shape)}")
+        live = live.to(device="cpu", dtype=torch.int64).contiguous()
+        if live.numel() and (int(live.min()) < 0 or int(live.max()) >= B or bool((live[1:] <= live[:-1]).any())):
+            raise ValueError(f"attention_step: live rows must be strictly ascending and lie in [0, {B})")
         n, address = live.numel(), live.data_ptr()
     _attention_step.step(n, address, nh, hs, t, max_len, 1.0 / math.sqrt(hs), qkv.data_ptr(), keys.data_ptr(),
                          values.data_ptr(), out.data_ptr())

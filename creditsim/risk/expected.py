@@ -413,12 +413,14 @@ class ExpectedLossPath:
         """``(n, T, 9)`` macro paths of a run's macro source and scenario mix (``run``: ``macro``,
         ``scenario_mix``, ``horizon`` as :class:`creditsim.RunConfig` fields; defaults the pretrained
         MacroVAE and the 60/25/10/5 mix) from this path's start state."""
-        from creditsim.macro.scenarios import build_macro_draw, draw_scenario_labels
+        from creditsim.macro.scenarios import build_macro_draw, draw_scenario_labels, first_simulated_month
         from creditsim.risk.config import RunConfig
 
         config = RunConfig(**{k: v for k, v in (run or {}).items() if k in ("macro", "scenario_mix", "horizon")})
         labels = draw_scenario_labels(config.weights, n, seed)
-        return build_macro_draw(config.macro, labels, self.horizon, seed, start=self.start).values
+        # a dated frame is read from the month after the cut-off, as simulate reads it
+        return build_macro_draw(config.macro, labels, self.horizon, seed, start=self.start,
+                                first_month=first_simulated_month(self.cutoff)).values
 
     # ------------------------------------------------------------------ the hard Monte Carlo check
     def monte_carlo_pool(self, paths: np.ndarray, reps: int, chunk: int = 250) -> np.ndarray:

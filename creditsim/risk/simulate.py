@@ -75,6 +75,7 @@ from creditsim.macro.plausibility import beyond_history, history_band
 from creditsim.macro.scenarios import (
     GENERATED_SOURCES,
     build_macro_draw,
+    first_simulated_month,
     draw_scenario_labels,
     is_narrative_source,
     parse_scenario_mix,
@@ -204,13 +205,6 @@ class ChunkTask:
     macro: np.ndarray  # (stop - start, T, 9)
 
 
-def _start_month(cutoff: Any) -> str | None:
-    """The month after the cut-off ("YYYY-MM"), month 0 of the simulation; None without a cut-off."""
-    if cutoff is None:
-        return None
-    return str(pd.Period(pd.Timestamp(cutoff), freq="M") + 1)
-
-
 def run_chunk(ctx: ChunkContext, task: ChunkTask) -> dict[str, Any]:
     """Simulate global scenarios ``task.start .. task.stop - 1`` (``s = stop - start`` of them).
 
@@ -311,7 +305,7 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
     runner = make_backend(config.backend, config.client, warm_up=partial(import_module, __name__))
     try:
         labels = draw_scenario_labels(config.weights, config.n_simulations, config.seed)
-        draw = _macro_draw(config, labels, prepared.start_vec, _start_month(prepared.cutoff))
+        draw = _macro_draw(config, labels, prepared.start_vec, first_simulated_month(prepared.cutoff))
         carried_mix = None
         if draw.labels is not None:  # a narrative's (or a paths table's) paths carry their own scenario labels
             carried_mix = _carried_mix(config, draw.labels)
@@ -429,7 +423,7 @@ def _run_all_chunks(prepared: PreparedRun, config: RunConfig, macro_paths: np.nd
     the caller closes it)."""
     n, chunk = config.n_simulations, config.chunk_size
     ctx = ChunkContext(engine=prepared.engine, config=prepared.deal, mode=config.mode, device=config.device,
-                       keep_cashflows=config.keep_cashflows, start_month=_start_month(prepared.cutoff))
+                       keep_cashflows=config.keep_cashflows, start_month=first_simulated_month(prepared.cutoff))
     tasks = [ChunkTask(s, min(s + chunk, n), macro_paths[s:min(s + chunk, n)]) for s in range(0, n, chunk)]
     sizes = [t.stop - t.start for t in tasks]
     return _run_with_progress(runner, ctx, tasks, sizes, n, config.progress)

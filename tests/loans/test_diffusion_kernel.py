@@ -56,7 +56,8 @@ def test_fused_chain_gives_the_eager_chains_values(n):
     fused, eager = _both(model, vp, noise)
     assert fused.dtype == torch.float32 and fused.shape == (n, 2)
     assert not torch.equal(fused, torch.full_like(fused, 0.5))
-    torch.testing.assert_close(fused, eager, rtol=0, atol=2e-6)
+    # float32 rounding of an untrained head; helper-97 measured gaps up to 3.5e-6 on heads 1-7 wide
+    torch.testing.assert_close(fused, eager, rtol=0, atol=5e-6)
 
 
 def test_shipped_model_fused_chain_matches_eager_and_clips():
@@ -149,6 +150,8 @@ def test_autograd_and_ddim_stay_in_torch_and_shapes_are_checked():
         diffusion_kernel.ancestral_chain(model.diffusion, model._posterior_table(), vp, noise[:-1])
     with pytest.raises(ValueError, match=r"value_params \(N, 16\)"):
         diffusion_kernel.ancestral_chain(model.diffusion, model._posterior_table(), vp[:, :5], noise)
+    with pytest.raises(ValueError, match="no backward"):  # would detach silently
+        diffusion_kernel.ancestral_chain(model.diffusion, model._posterior_table(), vp.requires_grad_(), noise)
 
 
 def test_posterior_table_holds_the_per_step_coefficients():

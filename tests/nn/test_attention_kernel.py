@@ -97,8 +97,15 @@ def test_bad_arguments_are_refused():
         attention_step(qkv[:, :10].contiguous(), keys, values, 2, None)
     with pytest.raises(ValueError, match="contiguous float32 CPU"):
         attention_step(qkv.double(), keys, values, 2, None)
-    with pytest.raises(ValueError, match=r"live rows must lie in \[0, 4\)"):
-        attention_step(qkv, keys, values, 2, torch.tensor([1, 4]))
+    # the C++ writes at every index: each bad index set is refused before it gets there (helper-97: an
+    # unsorted set with a huge index in the middle crashed the process)
+    for live in ([1, 4], [0, 10_000_000, 3], [0, -5_000_000, 3], [2, 1], [1, 1], [-1]):
+        with pytest.raises(ValueError, match=r"strictly ascending and lie in \[0, 4\)"):
+            attention_step(qkv, keys, values, 2, torch.tensor(live))
+    for live in (torch.tensor([True, False, True, True]), torch.tensor([0.0, 1.0]), torch.tensor([[0, 1]])):
+        with pytest.raises(ValueError, match="1-D tensor of integer row indices"):
+            attention_step(qkv, keys, values, 2, live)
+    assert attention_step(qkv, keys, values, 2, torch.tensor([], dtype=torch.int64)).abs().sum() == 0
 
 
 def test_fused_buffer_keeps_every_row_records_the_live_ones_and_refuses_append():

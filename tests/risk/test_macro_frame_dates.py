@@ -77,3 +77,23 @@ def test_simulate_refuses_a_history_file_and_spells_the_cut_off_one_way(tmp_path
     assert r.settings["cutoff"] == "2025-01-01"
     r = simulate(loans, deal, macro="synthetic", cutoff=pd.Timestamp("2025-01-01"), **kw)
     assert r.settings["cutoff"] == "2025-01-01"
+
+
+def test_the_expected_loss_path_reads_a_dated_file_as_simulate_does(tmp_path):
+    """size_tranches and note_ecl draw their paths through ExpectedLossPath.scenario_paths: a history file
+    is refused there too (helper-97: it was replayed from 1980 while simulate refused it)."""
+    from creditsim.deal.config import load_deal
+    from creditsim.examples import example_path
+    from creditsim.io import read_loan_tape
+    from creditsim.risk.expected import ExpectedLossPath
+
+    loans = read_loan_tape(example_path("loans_example.parquet"))
+    elp = ExpectedLossPath.from_tape(loans, load_deal(example_path("example_clo.yaml")), seed=0)
+    history = _frame("1990-01-01", 400)  # ends 2023-04, before the tape's cut-off
+    path = tmp_path / "history.csv"
+    history.rename_axis("reporting_month").to_csv(path)
+    with pytest.raises(DataError, match="history, not a scenario path"):
+        elp.scenario_paths(4, 0, {"macro": str(path)})
+    later = _frame(f"{elp.cutoff:%Y-%m}-01", 80)  # starts at the cut-off's month: cut to the month after it
+    got = elp.scenario_paths(2, 0, {"macro": later, "horizon": elp.horizon})
+    assert got[0, 0, 0] == pytest.approx(0.001)
