@@ -44,9 +44,11 @@ __getattr__, __dir__, _public = attach(__name__, {
     # 2 transition matrices
     "MarkovTransitionModel": "creditsim.transitions.markov",
     "TransitionTransformer": "creditsim.transitions.transformer",
+    "TransitionConfig": "creditsim.transitions.transformer",
     # 3 loans
     "LoanTapeGenerator": "creditsim.transitions.synthetic",
     "LoanTrajectoryModel": "creditsim.loans.trajectory",
+    "TrajectoryConfig": "creditsim.loans.trajectory",
     "pool_cashflows": "creditsim.loans.pool",
     # 4 the deal
     "WaterfallConfig": "creditsim.deal.config",

@@ -27,6 +27,7 @@ def test_the_spec_classes_are_at_the_top() -> None:
     import creditsim as cs
 
     for name in ("MacroVAE", "TransitionTransformer", "LoanTrajectoryModel", "MarkovTransitionModel",
+                 "MacroVAEConfig", "TransitionConfig", "TrajectoryConfig",  # the spec's configs, beside their models
                  "PortfolioAggregator", "WaterfallConfig", "SimulationResults", "RunConfig", "simulate",
                  "NotFittedError", "ZFactorModel", "PDTermStructure", "ZMacroLink", "cohort_matrix",
                  "expand_to_8x8", "pool_cashflows"):
