@@ -99,6 +99,7 @@ from creditsim.checkpoints import (check_weight_shapes, config_from_meta, load_m
 from creditsim.errors import CheckpointError, ConfigError, DataError, format_labels
 from creditsim.features import LOAN_FEATURES
 from creditsim.nn.config import JSONConfig
+from creditsim.nn import attention_kernel
 from creditsim.nn.layers import Block, KVBuffer
 from creditsim.loans import diffusion_kernel
 from creditsim.loans.diffusion_sampling import SamplingPlan, ddim_sample, plan_for
@@ -132,20 +133,25 @@ COHORT_PROB_FLOOR = 1e-8
 #: loans per random stream of ``generate`` (fixed: results do not depend on the chunk size)
 RNG_LOAN_BLOCK = 256
 #: scenarios side by side on threads (:func:`scenario_threads`) only from this many loans: each small
-#: torch operation holds the GIL while it is dispatched, and on smaller books that share dominates
-#: (2 cores, 60 months, 8 scenarios, two threads against one: 300 loans 0.82x, 600 1.03x, 800 1.19x,
-#: 1,000 1.28x, 1,500 1.50x, 2,000 1.57x, 6,000 1.70x)
-THREAD_MIN_LOANS = 1000
+#: torch operation holds the GIL while it is dispatched, and on smaller books that share dominates.
+#: Two threads against one (2 cores, 60 months, 8 scenarios), with the compiled value chain and attention
+#: step, which release the GIL (2026-12-07): 50 loans 0.97x, 100 1.03x, 200 1.15x, 300 1.31x, 600 1.35x,
+#: 1,000 1.84x. In torch alone (no compiler built them, or ``fused_kernels`` off) it took 1,000 loans to
+#: reach 1.28x (300 loans 0.82x, 600 1.03x): :data:`THREAD_MIN_LOANS_TORCH`
+THREAD_MIN_LOANS = 200
+THREAD_MIN_LOANS_TORCH = 1000
 #: at most this many scenarios in flight: each operation holds the GIL for a few of its ~10-30 us, so
 #: beyond a handful of threads they would queue on it (an estimate: measured on 2 cores only), and each
 #: scenario in flight holds its own working memory (~0.5 GiB at 6,000 loans x 120 months)
 THREAD_MAX = 4
 
 
-def scenario_threads(n_loans: int) -> int:
+def scenario_threads(n_loans: int, fused: bool = True) -> int:
     """Most threads :func:`creditsim.threads.map_scenarios` should run scenarios of ``n_loans`` loans on:
-    1 below :data:`THREAD_MIN_LOANS`, else :data:`THREAD_MAX` (the caller's torch count caps it too)."""
-    return 1 if n_loans < THREAD_MIN_LOANS else THREAD_MAX
+    1 below :data:`THREAD_MIN_LOANS` (:data:`THREAD_MIN_LOANS_TORCH` where generation runs in torch alone:
+    ``fused`` False or the kernels not built), else :data:`THREAD_MAX` (the caller's torch count caps it)."""
+    compiled = fused and diffusion_kernel.available() and attention_kernel.available()
+    return 1 if n_loans < (THREAD_MIN_LOANS if compiled else THREAD_MIN_LOANS_TORCH) else THREAD_MAX
 
 _LIVE = (LoanState.CURRENT, LoanState.DPD30, LoanState.DPD60, LoanState.DPD90)
 
@@ -1162,7 +1168,7 @@ class LoanTrajectoryModel(nn.Module):
         # side by side on the caller's torch thread count, bit-identical to one thread (map_scenarios);
         # eval mode set once here: a thread's generate then leaves the shared flags alone
         with self.evaluating():
-            rows = map_scenarios(scenario, S, self.device, max_threads=scenario_threads(L))
+            rows = map_scenarios(scenario, S, self.device, max_threads=scenario_threads(L, self.fused_kernels))
         cash = np.zeros((S, T, len(POOL_CF_TYPES)))
         for s, (cash_s, _, _) in enumerate(rows):
             cash[s] = cash_s

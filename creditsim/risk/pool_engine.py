@@ -485,7 +485,7 @@ class PoolEngine:
         with model.evaluating():  # once for all threads; the caller's modes come back after
             rows = map_scenarios(lambda i: self._trajectory_scenario(feats, terms, init, mats[i], macro[i:i + 1],
                                                                      int(scenario_ids[i])),
-                                 len(scenario_ids), dev, max_threads=scenario_threads(book.n_loans))
+                                 len(scenario_ids), dev, max_threads=scenario_threads(book.n_loans, model.fused_kernels))
         out = np.zeros((len(scenario_ids), self.horizon, 7))
         for i, row in enumerate(rows):
             out[i] = row

@@ -440,7 +440,11 @@ def test_pool_cashflows_on_two_threads_are_one_thread_bit_for_bit(monkeypatch):
 
     assert trajectory.scenario_threads(trajectory.THREAD_MIN_LOANS - 1) == 1
     assert trajectory.scenario_threads(trajectory.THREAD_MIN_LOANS) == trajectory.THREAD_MAX > 1
-    monkeypatch.setattr(trajectory, "scenario_threads", lambda n_loans: 2)
+    # generation in torch alone holds the GIL longer: threads only from the larger book size
+    assert trajectory.THREAD_MIN_LOANS < trajectory.THREAD_MIN_LOANS_TORCH
+    assert trajectory.scenario_threads(trajectory.THREAD_MIN_LOANS, fused=False) == 1
+    assert trajectory.scenario_threads(trajectory.THREAD_MIN_LOANS_TORCH, fused=False) == trajectory.THREAD_MAX
+    monkeypatch.setattr(trajectory, "scenario_threads", lambda n_loans, fused=True: 2)
     torch.manual_seed(0)
     model = LoanTrajectoryModel(TrajectoryConfig(d_model=16, n_heads=2, n_layers=1, diffusion_steps=4, dropout=0.1))
     model.train()

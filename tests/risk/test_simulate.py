@@ -376,7 +376,7 @@ def test_trajectory_engine_on_two_threads_is_one_thread_bit_for_bit(small_tape, 
         torch.set_num_threads(2)
         _run(tape, small_deal, engine="trajectory", trajectory_model=model, n_simulations=3, chunk_size=3)
         assert seen == {threading.current_thread().name}  # 60 loans, under THREAD_MIN_LOANS: one thread
-        monkeypatch.setattr(pool_engine, "scenario_threads", lambda n_loans: 4)  # a small book, threaded anyway
+        monkeypatch.setattr(pool_engine, "scenario_threads", lambda n_loans, fused=True: 4)  # a small book, threaded anyway
         runs = {}
         for n in (1, 2):
             torch.set_num_threads(n)
