@@ -136,12 +136,13 @@ def print_results(results: Any, out: Console | None = None) -> None:
     t2.add_column("tranche", no_wrap=True, overflow="ellipsis", max_width=12)  # a long name gives way
     for c in ("bal", "att", "PD", el, "LGD", "CVaR99", "WAL", "IRR med", "IRR avg"):
         t2.add_column(c, justify="right", no_wrap=True)
+    tail = results.tail_estimable(0.99)  # as the portfolio table: no CVaR 99 % from under 100 scenarios
     for name, r in s.iterrows():
         pool = name == "portfolio"
         t2.add_row(
             "pool" if pool else str(name), _money(r["balance"]),
             "" if pool else _pct(r["attachment"], 1), "" if pool else _pct(r["pd"], 1), _pct(r["expected_loss"]),
-            "" if pool else _pct(r["lgd"], 1), _pct(r["cvar_99"], 1),
+            "" if pool else _pct(r["lgd"], 1), _pct(r["cvar_99"], 1) if tail else "–",
             "" if r["wal_years"] != r["wal_years"] else f"{r['wal_years']:.2f}",
             "" if pool else _pct(r["irr_median"], 1), "" if pool else _pct(r["irr_mean"], 1),
         )

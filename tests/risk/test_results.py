@@ -480,6 +480,25 @@ def test_cli_tables_fit_80_columns_and_blank_what_does_not_apply():
     assert "0.000" not in se_line and "–" in se_line
 
 
+def test_tranche_cvar_is_blank_where_the_portfolio_tail_is_not_estimable():
+    """Under 100 scenarios the portfolio table shows no CVaR 99 % (the "estimate" would be the sample maximum);
+    the tranche table follows the same rule (helper-95's review: it printed 100.0 from 20 scenarios)."""
+    from rich.console import Console
+
+    from creditsim.cli.run import print_results
+
+    for n, blank in ((20, True), (200, False)):
+        con = Console(width=80, record=True)
+        print_results(_make_results(n=n), con)
+        text = con.export_text()
+        lines = text.splitlines()
+        top = next(i for i, line in enumerate(lines) if line.startswith("tranche") and "CVaR99" in line)
+        rows = [line.split() for line in lines[top + 2:top + 6]]  # the header's rule, then pool, A, B, Equity
+        assert [row[0] for row in rows] == ["pool", "A", "B", "Equity"]
+        cvar = [row[3] if row[0] == "pool" else row[6] for row in rows]  # the CVaR99 column
+        assert (all(c == "–" for c in cvar) if blank else all(c != "–" for c in cvar)), (n, rows)
+
+
 def test_escape_excel_text_leaves_numbers_and_plain_text():
     assert escape_excel_text("-1") == "'-1"
     assert escape_excel_text(-1.0) == -1.0
