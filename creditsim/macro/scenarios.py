@@ -528,7 +528,12 @@ def parse_macro_source(source: str) -> tuple[str, int, str | None]:
                               f"bundled: {years}")
         year = int(parts[1])
     if len(parts) == 3:
-        name = SCENARIOS[scenario_index(parts[2])]
+        try:
+            name = SCENARIOS[scenario_index(parts[2])]
+        except ConfigError:  # name the Fed's tables, not the four scenario labels (two of which it lacks)
+            published = sorted({n for y, n, _ in available_fed_scenarios() if y == year})
+            raise ConfigError(f"macro {source!r}: unknown scenario {parts[2]!r}; the Fed's {year} tables bundled "
+                              f"here are {published}") from None
     return kind, year, name
 
 

@@ -220,3 +220,14 @@ def test_plain_fed_without_a_mix_draws_its_two_tables_equally() -> None:
     assert len(np.unique(mp.scenarios)) == 2
     with pytest.raises(ConfigError, match="only baseline and severely_adverse"):  # a mix naming adverse is still refused
         cs.macro_paths("fed:2026", scenario="adverse", n_paths=4, months=6)
+
+
+def test_an_unknown_fed_scenario_names_the_tables_the_fed_publishes():
+    """helper-95's review: 'fed:2026:foo' listed the four scenario labels as valid, then 'fed:2026:adverse'
+    was refused; the error now names the Fed's own tables."""
+    from creditsim.macro.scenarios import parse_macro_source
+
+    with pytest.raises(ConfigError, match=r"unknown scenario 'foo'; the Fed's 2026 tables bundled here are "
+                                          r"\['baseline', 'severely_adverse'\]"):
+        parse_macro_source("fed:2026:foo")
+    assert parse_macro_source("fed:2026:Severely Adverse") == ("fed", 2026, "severely_adverse")
