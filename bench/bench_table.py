@@ -189,7 +189,7 @@ def trajectory_threads(quick: bool) -> dict:
     from creditsim.risk.simulate import simulate
     from creditsim.transitions.synthetic import LoanTapeGenerator
 
-    n_loans, sims = (1500, 4) if quick else (2000, 8)  # --quick shrinks it less: threads pay from ~1,500 loans
+    n_loans, sims = (1500, 4) if quick else (2000, 8)  # --quick shrinks it less: the gain grows with the book
     loans, _ = LoanTapeGenerator(n_loans, 1, random_seed=7).generate()
     deal = load_deal(example_path("example_clo.yaml"))
     kw = dict(macro="synthetic", engine="trajectory", seed=7, progress=False, horizon=60,

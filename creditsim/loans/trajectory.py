@@ -864,8 +864,7 @@ class LoanTrajectoryModel(nn.Module):
 
     def _posterior_table(self) -> torch.Tensor:
         """:meth:`_posterior` as one ``(5, K)`` float32 tensor (the same values), for the compiled chain."""
-        self._posterior()
-        return self._posterior_cache[2]
+        return self._posterior_cached()[1]
 
     def _posterior(self) -> tuple[tuple[torch.Tensor, ...], ...]:
         """Per step ``k`` (0-d float32 tensors): ``sqrt(1 - ab_k)``, ``sqrt(ab_k)`` and the posterior's
@@ -874,6 +873,10 @@ class LoanTrajectoryModel(nn.Module):
         ``alphas_cumprod``. Computed once per schedule buffer (a month's sampling would otherwise spend
         ~10 scalar tensor ops per step on them); elementwise float32 arithmetic in the order the
         sampler used to write it, so the same bits."""
+        return self._posterior_cached()[0]
+
+    def _posterior_cached(self) -> tuple[tuple[tuple[torch.Tensor, ...], ...], torch.Tensor]:
+        """(:meth:`_posterior`'s rows, :meth:`_posterior_table`), computed once per schedule buffer."""
         ab, beta = self.alphas_cumprod, self.betas
         key = (ab.device, ab.data_ptr(), beta.data_ptr(), ab._version, beta._version)  # in-place edits too
         cached = getattr(self, "_posterior_cache", None)
@@ -884,7 +887,7 @@ class LoanTrajectoryModel(nn.Module):
             ck = (1 - beta).sqrt() * (1 - prev) / one_minus
             var = beta * (1 - prev) / one_minus
             table = torch.stack([one_minus.sqrt(), ab.sqrt(), c0, ck, var.sqrt()])
-            cached = (key, tuple(x.unbind() for x in table), table)
+            cached = (key, (tuple(x.unbind() for x in table), table))
             self._posterior_cache = cached
         return cached[1]
 
@@ -1112,9 +1115,10 @@ class LoanTrajectoryModel(nn.Module):
     ) -> dict[str, np.ndarray]:
         """Pool cashflows ``(S, T, K)`` of ``S`` scenarios, one generated path per loan and scenario.
 
-        On CPU, books of at least :data:`THREAD_MIN_LOANS` loans run their scenarios side by side on up
-        to the caller's torch thread count of Python threads (:func:`creditsim.threads.map_scenarios`,
-        :func:`scenario_threads`), bit-identical to one thread.
+        On CPU, books of at least :data:`THREAD_MIN_LOANS` loans (:data:`THREAD_MIN_LOANS_TORCH` in torch
+        alone: :func:`scenario_threads`) run their scenarios side by side on up to the caller's torch
+        thread count of Python threads (:func:`creditsim.threads.map_scenarios`), bit-identical to one
+        thread.
 
         Args:
             loan_features: ``(L, 24)`` features as of the cut-off.

@@ -470,8 +470,8 @@ class PoolEngine:
         Markov engine's pool totals). The rate and collateral channels of the Markov engine apply to
         the model's loan flows too (:meth:`_with_channels`).
 
-        On CPU, books of at least :data:`~creditsim.loans.trajectory.THREAD_MIN_LOANS` loans run their
-        scenarios side by side on up to the caller's torch thread count of Python threads
+        On CPU, books of at least :data:`~creditsim.loans.trajectory.THREAD_MIN_LOANS` loans
+        (``THREAD_MIN_LOANS_TORCH`` in torch alone) run their scenarios side by side on up to the caller's torch thread count of Python threads
         (:func:`creditsim.threads.map_scenarios`, :func:`~creditsim.loans.trajectory.scenario_threads`),
         bit-identical to one thread.
         """
