@@ -7,8 +7,11 @@ eager each step is nine passes over ``(N, h)`` tensors -- three matrix products,
 the posterior update -- and at ``h = 64`` the passes around the products take most of the time: the
 chain ran at 45-55 GFLOP/s against a 98 GFLOP/s one-thread sgemm floor (2-core AMD EPYC, 2026-12-07).
 The extension ``creditsim.loans._diffusion_chain`` (``_diffusion_chain.cpp``, built by the package's
-install) keeps a tile of 16 rows' activations in registers and L1 for all ``K`` steps and runs at
-81-83 GFLOP/s on the same machine, 1.5-1.8x the eager chain.
+install) keeps a tile of 32 rows' activations in registers and L1 for all ``K`` steps and runs at
+81-83 GFLOP/s on the same machine, 1.5-1.8x the eager chain. On a 2-core Xeon with two AVX-512 FMA ports
+(176 GFLOP/s sgemm floor, 2026-12-07) the compiler's vectorisation of the hidden product kept too few
+accumulators (65 GFLOP/s for the chain); an explicit AVX-512 register block for that product, chosen at
+run time, gives 81-87 GFLOP/s with the same bits.
 
 The maths is the eager sampler's, step for step (``creditsim.loans.trajectory`` writes it out):
 ``cond_h = cond(value_params)`` once, then per step ``z = silu(x_in(y) + cond_h + step_emb[k])``, ``eps = out(silu(hidden(z)))``,
