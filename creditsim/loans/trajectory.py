@@ -263,30 +263,48 @@ def _check_features(loan_features: object, device: torch.device) -> torch.Tensor
     return x
 
 
-def _check_cohort(cohort: object, batch: int, device: torch.device, atol: float = 1e-3) -> torch.Tensor:
+def _check_cohort(cohort: object, batch: int | None, device: torch.device, atol: float = 1e-3) -> torch.Tensor:
+    """``(batch, T, 7, 7)`` stochastic matrices with allowed moves only; ``batch`` None: any number of
+    cohorts (generate's ``cohort_index`` form), at least one."""
     p = _as_tensor(cohort, "cohort_transitions", device)
-    if p.ndim != 4 or p.shape[0] != batch or p.shape[2:] != (N_STATES, N_STATES):
-        raise DataError(f"cohort_transitions: expected shape ({batch}, T, {N_STATES}, {N_STATES}) "
-                        f"(one matrix per loan and month), got {tuple(p.shape)}")
+    if p.ndim != 4 or (p.shape[0] != batch if batch is not None else p.shape[0] < 1) \
+            or p.shape[2:] != (N_STATES, N_STATES):
+        want = (f"({batch}, T, {N_STATES}, {N_STATES}) (one matrix per loan and month)" if batch is not None
+                else f"(G, T, {N_STATES}, {N_STATES}) (one matrix per cohort and month, G >= 1)")
+        raise DataError(f"cohort_transitions: expected shape {want}, got {tuple(p.shape)}")
     if p.shape[1] < 1:
         raise DataError("cohort_transitions: expected at least one month, got T = 0")
+    what = "loan" if batch is not None else "cohort"
     neg = p < 0
     if bool(neg.any()):
         b, t, i, j = torch.nonzero(neg)[0].tolist()
-        raise DataError(f"cohort_transitions: negative probability at (loan {b}, month {t}, {i} -> {j}); "
+        raise DataError(f"cohort_transitions: negative probability at ({what} {b}, month {t}, {i} -> {j}); "
                         "expected stochastic rows")
     forbidden = torch.from_numpy(~ALLOWED_TRANSITIONS).to(device)
     leak = (p > 0) & forbidden
     if bool(leak.any()):
         b, t, i, j = torch.nonzero(leak)[0].tolist()
         raise DataError(f"cohort_transitions: forbidden move {LoanState(i).name} -> {LoanState(j).name} has probability "
-                        f"{float(p[b, t, i, j]):.3g} at (loan {b}, month {t}); expected exactly 0")
+                        f"{float(p[b, t, i, j]):.3g} at ({what} {b}, month {t}); expected exactly 0")
     off = (p.sum(-1) - 1.0).abs() > atol
     if bool(off.any()):
         b, t, i = torch.nonzero(off)[0].tolist()
-        raise DataError(f"cohort_transitions: row {LoanState(i).name} of (loan {b}, month {t}) sums to "
+        raise DataError(f"cohort_transitions: row {LoanState(i).name} of ({what} {b}, month {t}) sums to "
                         f"{float(p[b, t, i].sum()):.6f}; expected 1 (tolerance {atol})")
     return p
+
+
+def _check_cohort_index(cohort_index: object, batch: int, n_cohorts: int, device: torch.device) -> torch.Tensor:
+    """``(batch,)`` long row of each loan's cohort in ``0 .. n_cohorts - 1``."""
+    idx = np.asarray(cohort_index.detach().cpu() if isinstance(cohort_index, torch.Tensor) else cohort_index)
+    if idx.shape != (batch,) or not np.issubdtype(idx.dtype, np.integer):
+        raise DataError(f"cohort_index: expected ({batch},) integers (each loan's row of cohort_transitions), "
+                        f"got shape {idx.shape} of {idx.dtype}")
+    bad = np.flatnonzero((idx < 0) | (idx >= n_cohorts))
+    if len(bad):
+        raise DataError(f"cohort_index: rows {format_labels(bad)} are outside 0..{n_cohorts - 1} "
+                        f"(cohort_transitions holds {n_cohorts} cohorts)")
+    return torch.as_tensor(idx.astype(np.int64), device=device)
 
 
 def _check_macro(macro_path: object, batch: int, n_months: int, device: torch.device) -> torch.Tensor:
@@ -304,6 +322,11 @@ def _check_macro(macro_path: object, batch: int, n_months: int, device: torch.de
     centre = torch.tensor(_MACRO_CENTRE, device=device)
     scale = torch.tensor(_MACRO_SCALE, device=device)
     return (m[:, :n_months] - centre) / scale
+
+
+def _log_rows(rows: torch.Tensor) -> torch.Tensor:
+    """The model's input from cohort rows ``(..., 7)``: log probabilities, floored at COHORT_PROB_FLOOR."""
+    return torch.log(rows.clamp(min=COHORT_PROB_FLOOR))
 
 
 def loan_terms_from_features(loan_features: object) -> dict[str, np.ndarray]:
@@ -455,7 +478,8 @@ class _PathInputs(NamedTuple):
     """Per-path inputs of the month step, ``N = n_samples x L`` rows (sample-major)."""
 
     feats: torch.Tensor  # (N, 24)
-    cohort: torch.Tensor  # (N, T, 7, 7)
+    cohort: torch.Tensor  # (G, T, 7, 7), shared by the paths
+    cohort_row: torch.Tensor  # (N,) each path's row of cohort
     macro: torch.Tensor  # (N, T, 9) standardised
     rem: torch.Tensor  # (N,) payments left at the cut-off
     shift: torch.Tensor  # (N, 7, 7) frailty log-odds shift of the adverse moves
@@ -638,7 +662,12 @@ class LoanTrajectoryModel(nn.Module):
         (``step``: the checked ``(B, T, n_step_features)`` covariates of a model that has them)."""
         B, T = prev.shape
         rows = torch.gather(cohort, 2, prev.view(B, T, 1, 1).expand(B, T, 1, N_STATES)).squeeze(2)
-        log_rows = torch.log(rows.clamp(min=COHORT_PROB_FLOOR))
+        return self._tokens(feats, _log_rows(rows), macro, prev, rem, t0, step)
+
+    def _tokens(self, feats: torch.Tensor, log_rows: torch.Tensor, macro: torch.Tensor, prev: torch.Tensor,
+                rem: torch.Tensor, t0: int, step: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_embed` from the log cohort rows ``(B, T, 7)`` of the previous states."""
+        B, T = prev.shape
         pos = torch.arange(t0, t0 + T, device=feats.device)
         x = (self.state_emb(prev) + self.feat_proj(feats).unsqueeze(1) + self.row_proj(log_rows / 10.0)
              + self.macro_proj(macro) + self.term_proj(self._term_inputs(rem, T, t0)) + self.wpe(pos))
@@ -658,14 +687,28 @@ class LoanTrajectoryModel(nn.Module):
                         initial_states: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """The model inputs on its device, checked: features ``(B, 24)``, cohort matrices ``(B, T, 7, 7)``,
         macro path ``(B, T, 9)`` or None, initial states ``(B,)``; T at most ``config.max_months``."""
+        feats, cohort, _, macro, init = self._checked_cohort_inputs(loan_features, cohort_transitions, None, macro_path,
+                                                                    initial_states)
+        return feats, cohort, macro, init
+
+    def _checked_cohort_inputs(self, loan_features: object, cohort_transitions: object, cohort_index: object,
+                               macro_path: object, initial_states: object) -> tuple[torch.Tensor, ...]:
+        """:meth:`_checked_inputs` with :meth:`generate`'s ``cohort_index``: ``(feats, cohort, index, macro,
+        init)``, the cohort matrices ``(G, T, 7, 7)`` and ``index`` ``(B,)`` long each loan's row of them
+        (``arange(B)`` for per-loan matrices, ``G = B``)."""
         dev = self.device
         feats = _check_features(loan_features, dev)
         B = feats.shape[0]
-        cohort = _check_cohort(cohort_transitions, B, dev)
+        if cohort_index is None:
+            cohort = _check_cohort(cohort_transitions, B, dev)
+            index = torch.arange(B, device=dev)
+        else:
+            cohort = _check_cohort(cohort_transitions, None, dev)
+            index = _check_cohort_index(cohort_index, B, cohort.shape[0], dev)
         T = cohort.shape[1]
         if T > self.config.max_months:
             raise ConfigError(f"sequence of {T} months exceeds TrajectoryConfig.max_months={self.config.max_months}")
-        return feats, cohort, _check_macro(macro_path, B, T, dev), self._initial_states(initial_states, B)
+        return feats, cohort, index, _check_macro(macro_path, B, T, dev), self._initial_states(initial_states, B)
 
     def forward(
         self,
@@ -906,6 +949,7 @@ class LoanTrajectoryModel(nn.Module):
         idio_scale: float | None = None,
         initial_states: object | None = None,
         chunk_size: int = 4096,
+        cohort_index: object | None = None,
         sampling_steps: int | None = None,
         sampling_eta: float | None = None,
     ) -> dict[str, torch.Tensor]:
@@ -913,7 +957,8 @@ class LoanTrajectoryModel(nn.Module):
 
         Args:
             loan_features: ``(B, 24)`` standardised features as of the cut-off.
-            cohort_transitions: ``(B, T, 7, 7)`` cohort matrices (the scenario's systematic risk).
+            cohort_transitions: ``(B, T, 7, 7)`` cohort matrices (the scenario's systematic risk), one per
+                loan; or ``(G, T, 7, 7)``, one per cohort, with ``cohort_index``.
             macro_path: ``(T, 9)`` or ``(B, T, 9)`` decimals, MACRO_VARS order (None = the anchors).
             n_samples: independent paths per loan (idiosyncratic draws only; the scenario is fixed by
                 the cohort matrices and the macro path).
@@ -929,6 +974,9 @@ class LoanTrajectoryModel(nn.Module):
             idio_scale: frailty sd; default ``config.idio_scale``.
             initial_states: ``(B,)`` live states at the cut-off (default CURRENT).
             chunk_size: loans per chunk (rounded up to a multiple of RNG_LOAN_BLOCK); bounds memory.
+            cohort_index: ``(B,)`` integers, loan ``b``'s row of a ``(G, T, 7, 7)`` ``cohort_transitions``:
+                the matrices are checked once per cohort and read per loan as each month needs them, not
+                copied per loan (the engine's form; the same paths as the expanded ``(B, T, 7, 7)``).
             sampling_steps: steps of the value sampler: 0 the full ancestral chain, 2..diffusion_steps DDIM
                 (:mod:`creditsim.loans.diffusion_sampling`); default ``config.sampling_steps``.
             sampling_eta: DDIM noise scale in [0, 1]; default ``config.sampling_eta``. The two set how many
@@ -965,8 +1013,9 @@ class LoanTrajectoryModel(nn.Module):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
         dev = self.device
-        feats, cohort, macro, init = self._checked_inputs(loan_features, cohort_transitions, macro_path, initial_states)
-        B, T = cohort.shape[:2]
+        feats, cohort, index, macro, init = self._checked_cohort_inputs(loan_features, cohort_transitions, cohort_index,
+                                                                        macro_path, initial_states)
+        B, T = index.shape[0], cohort.shape[1]
         terms = self._check_terms(loan_terms, feats, B)
         adverse = torch.from_numpy(ADVERSE_MOVES.copy()).to(dev)
 
@@ -977,7 +1026,7 @@ class LoanTrajectoryModel(nn.Module):
         with self.evaluating():
             for lo in range(0, B, step):
                 hi = min(B, lo + step)
-                out = self._generate_chunk(feats[lo:hi], cohort[lo:hi], macro[lo:hi], init[lo:hi],
+                out = self._generate_chunk(feats[lo:hi], (cohort, index[lo:hi]), macro[lo:hi], init[lo:hi],
                                            {k: v[lo:hi] for k, v in terms.items()}, int(n_samples), float(sigma),
                                            int(seed), lo // RNG_LOAN_BLOCK, adverse, plan)
                 for k, v in out.items():
@@ -1025,14 +1074,16 @@ class LoanTrajectoryModel(nn.Module):
     def _generate_chunk(self, feats, cohort, macro, init, terms, n_samples, sigma, seed, first_block, adverse, plan):
         """Paths of one chunk of ``L`` loans (whole RNG blocks starting at block ``first_block``).
 
-        ``feats`` ``(L, 24)``, ``cohort`` ``(L, T, 7, 7)``, ``macro`` ``(L, T, 9)`` standardised,
+        ``feats`` ``(L, 24)``, ``cohort`` the pair (matrices ``(G, T, 7, 7)``, ``(L,)`` each loan's row of
+        them), ``macro`` ``(L, T, 9)`` standardised,
         ``init`` ``(L,)``, ``terms`` of :meth:`_check_terms` cut to the chunk, ``adverse`` ``(7, 7)`` bool,
         ``plan`` the value sampler's :class:`~creditsim.loans.diffusion_sampling.SamplingPlan`.
         Returns :meth:`generate`'s dict for the chunk, ``(n_samples, L, T)`` tensors and ``lgd``
         ``(n_samples, L)``, without ``opening_balance``.
         """
         dev = feats.device
-        L, T = cohort.shape[:2]
+        matrices, index = cohort
+        L, T = index.shape[0], matrices.shape[1]
         N = n_samples * L
         draws = _BlockDraws(seed, first_block, L, dev)
         frail = draws.draw((n_samples, RNG_LOAN_BLOCK), 1, True)  # first draw of every stream
@@ -1040,7 +1091,7 @@ class LoanTrajectoryModel(nn.Module):
         sbal, cum_int, n_idx = _contract_tables(terms, T, dev)
         rep = lambda x: x.repeat(n_samples, *([1] * (x.ndim - 1)))  # noqa: E731 -- sample-major (N = s*L + i)
         shift = (sigma * frail.reshape(N, 1, 1) - 0.5 * sigma**2) * adverse.float()  # (N, 7, 7)
-        paths = _PathInputs(rep(feats), rep(cohort), rep(macro), rep(rem), shift, torch.arange(N, device=dev))
+        paths = _PathInputs(rep(feats), matrices, rep(index), rep(macro), rep(rem), shift, torch.arange(N, device=dev))
         ledger = _PathLedger(rep(sbal), rep(cum_int), rep(n_idx), rep(init), T)
         # key/value cache of each transformer block: (N, T, nh, hs) keys and values, written month by month
         pasts = [b.attn.kv_buffer(N, T, device=dev, dtype=self.wpe.weight.dtype, fused=self.fused_kernels)
@@ -1073,8 +1124,8 @@ class LoanTrajectoryModel(nn.Module):
         before month ``t`` is finite but meaningless (its attention was skipped), and unused.
         """
         N = state.shape[0]
-        x, log_rows = self._embed(paths.feats, paths.cohort[:, t:t + 1], paths.macro[:, t:t + 1], state.view(N, 1),
-                                  paths.rem, t)
+        log_rows = _log_rows(paths.cohort[paths.cohort_row, t, state]).view(N, 1, N_STATES)
+        x, _ = self._tokens(paths.feats, log_rows, paths.macro[:, t:t + 1], state.view(N, 1), paths.rem, t)
         for block, past in zip(self.blocks, pasts):
             x, _ = block(x, past)
         h = self.ln_f(x)[:, 0]  # (N, d)
@@ -1163,9 +1214,9 @@ class LoanTrajectoryModel(nn.Module):
                 raise DataError(f"macro_paths: expected ({S}, T, 9), got {tuple(m.shape)}")
 
         def scenario(s: int) -> tuple[np.ndarray, float, float]:
-            ps = p[s][cidx] if cohort_index is not None else p[s]
-            g = self.generate(feats, ps, None if macro_paths is None else m[s], 1, loan_terms=loan_terms,
-                              seed=torch_seed(seed, int(ids[s])), idio_scale=idio_scale, chunk_size=chunk_size)
+            g = self.generate(feats, p[s], None if macro_paths is None else m[s], 1, loan_terms=loan_terms,
+                              seed=torch_seed(seed, int(ids[s])), idio_scale=idio_scale, chunk_size=chunk_size,
+                              cohort_index=None if cohort_index is None else cidx)
             pool = pool_cashflows(trajectory_flows(g), lag)
             return pool.cashflows[0], float(pool.pending_recovery[0]), float(g["opening_balance"].sum())
 

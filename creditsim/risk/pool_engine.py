@@ -498,9 +498,10 @@ class PoolEngine:
         its cohort matrices ``(G, T, 7, 7)``, ``macro`` its path ``(1, T, n_macro)``."""
         book, model = self.book, self.trajectory_model
         dev = model.device
-        coh = torch.as_tensor(mats[book.cohort], dtype=torch.float32, device=dev)  # (L, T, 7, 7)
+        coh = torch.as_tensor(mats, dtype=torch.float32, device=dev)  # (G, T, 7, 7): read per loan, not copied
         g = model.generate(feats, coh, torch.as_tensor(macro[0], dtype=torch.float32, device=dev), 1,
-                           loan_terms=terms, seed=torch_seed(self.seed, LOANS, sid), initial_states=init)
+                           loan_terms=terms, seed=torch_seed(self.seed, LOANS, sid), initial_states=init,
+                           cohort_index=book.cohort)
         flows = self._with_channels(trajectory_flows(g), macro)
         # whole-cent sums are exact, so the pool does not depend on the loan count's tiling or threads
         return pool_cashflows(flows, int(book.recovery_lag)).cashflows[0]

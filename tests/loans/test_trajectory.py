@@ -276,6 +276,53 @@ def test_generate_is_reproducible_with_a_seed_and_independent_of_chunk_size():
     assert torch.equal(g1["balances"], g2["balances"])
 
 
+def _cohort_table(G: int, T: int) -> np.ndarray:
+    """``(G, T, 7, 7)``: BASE_P with each cohort's and month's CURRENT row tilted towards default."""
+    out = np.broadcast_to(BASE_P, (G, T, N_STATES, N_STATES)).copy()
+    for g in range(G):
+        for t in range(T):
+            shift = 0.02 * g + 0.003 * t
+            out[g, t, S.CURRENT, S.CURRENT] -= shift
+            out[g, t, S.CURRENT, S.DEFAULT] += shift
+    return out
+
+
+def test_cohort_index_gives_the_expanded_matrices_paths_bit_for_bit():
+    """generate with (G, T, 7, 7) matrices and each loan's cohort row = generate with the matrices copied
+    per loan (the engine's form); the rows really are read per loan (cohort 0 for all differs)."""
+    model = _model(3)
+    B, T, G = 300, 10, 3
+    feats = _features(B, 30)
+    table = _cohort_table(G, T)
+    index = np.random.default_rng(5).integers(0, G, B)
+    expanded = torch.from_numpy(table[index]).float()
+    a = model.generate(feats, expanded, None, n_samples=2, seed=21, chunk_size=256)
+    b = model.generate(feats, torch.from_numpy(table).float(), None, n_samples=2, seed=21, chunk_size=256,
+                       cohort_index=index)
+    for k in a:
+        assert torch.equal(a[k].nan_to_num(-1.0), b[k].nan_to_num(-1.0)), k
+    c = model.generate(feats, torch.from_numpy(table).float(), None, n_samples=2, seed=21, chunk_size=256,
+                       cohort_index=np.zeros(B, dtype=np.int64))
+    assert not torch.equal(a["states"], c["states"])
+
+
+def test_cohort_index_is_checked():
+    model = _model(3)
+    feats, table = _features(4, 30), torch.from_numpy(_cohort_table(2, 5)).float()
+    with pytest.raises(DataError, match=r"cohort_index: rows \[3\] are outside 0..1"):
+        model.generate(feats, table, None, cohort_index=[0, 1, 1, 2])
+    with pytest.raises(DataError, match=r"cohort_index: expected \(4,\) integers"):
+        model.generate(feats, table, None, cohort_index=[0.0, 1.0, 1.0, 0.0])
+    with pytest.raises(DataError, match=r"cohort_index: expected \(4,\) integers"):
+        model.generate(feats, table, None, cohort_index=[0, 1])
+    bad = table.clone()
+    bad[1, 2, S.CURRENT, S.CURRENT] += 0.5
+    with pytest.raises(DataError, match=r"row CURRENT of \(cohort 1, month 2\) sums to"):
+        model.generate(feats, bad, None, cohort_index=[0, 1, 1, 0])
+    with pytest.raises(DataError, match=r"\(G, T, 7, 7\)"):
+        model.generate(feats, table[0], None, cohort_index=[0, 0, 0, 0])
+
+
 # ------------------------------------------------------------------------------------------ training
 def test_empirical_cohort_matrices_match_transition_counts():
     from creditsim.transitions.cohorts import cohort_keys, transition_counts
