@@ -17,6 +17,16 @@
 #endif
 #define CS_INLINE static inline __attribute__((always_inline))
 
+// CS_AVX512_BLOCK: a kernel may hold a hot loop's registers explicitly with AVX-512 intrinsics in a
+// function of its own (target attribute), beside the generic loop it must equal bit for bit (lane by lane
+// the same fmaf sequence); avx512_block() says whether that function runs.
+#if defined(__GNUC__) && defined(__x86_64__)
+#define CS_AVX512_BLOCK 1
+#include <immintrin.h>
+#else
+#define CS_AVX512_BLOCK 0
+#endif
+
 namespace creditsim_kernels {
 
 // exp(x) in float32 to ~1 ulp: x = n ln2 + r (Cody-Waite, two-part ln2), exp(r) by a degree-7 polynomial
@@ -41,6 +51,23 @@ CS_INLINE float exp_f32(float x) {
     float scale;
     std::memcpy(&scale, &bits, sizeof scale);
     return p * scale;
+}
+
+// Whether the AVX-512 blocks run: in the library's build, where the CPU has AVX-512F (checked at run time,
+// beside the clones' own pick); in a single-level build (CS_NO_CLONES: the tests' per-level builds), where
+// that level has it, so the baseline and v3 builds run the generic loops the bits are compared against.
+inline bool avx512_block() {
+#if !CS_AVX512_BLOCK
+    return false;
+#elif defined(CS_NO_CLONES)
+#ifdef __AVX512F__
+    return true;
+#else
+    return false;
+#endif
+#else
+    return __builtin_cpu_supports("avx512f");
+#endif
 }
 
 template <typename T>

@@ -22,16 +22,6 @@
 
 #include "../_kernel_math.h"
 
-// the hidden product's explicit AVX-512 register block (hidden_avx512), where GCC-style target attributes exist
-#if defined(__GNUC__) && defined(__x86_64__)
-#define CS_AVX512_BLOCK 1
-#else
-#define CS_AVX512_BLOCK 0
-#endif
-#if CS_AVX512_BLOCK
-#include <immintrin.h>
-#endif
-
 namespace {
 
 constexpr int TILE = 32;  // rows per tile: two AVX-512 registers of float32 per hidden unit
@@ -222,23 +212,6 @@ CS_CLONES void run_chain(const Head& m, int64_t n_rows, const float* params, con
 // ancestral(n_rows, d, h, k, params, noise, w_cond, b_cond, w_in, b_in, emb, w_h, b_h, w_out, b_out, coef,
 // out): the addresses of contiguous float32 CPU buffers (coef: (5, k) sd_noise, sd_signal, c0, ck,
 // sd_post). The caller checks shapes and keeps the buffers alive; the GIL is released while the chain runs.
-// Whether hidden_avx512 runs: in the library's build, where the CPU has AVX-512F (checked at run time,
-// beside the clones' own pick); in a single-level build (CS_NO_CLONES, the tests' per-level builds), where
-// that level has it, so the baseline and v3 builds run the generic loop the bits are compared against.
-bool avx512_block() {
-#if !CS_AVX512_BLOCK
-    return false;
-#elif defined(CS_NO_CLONES)
-#ifdef __AVX512F__
-    return true;
-#else
-    return false;
-#endif
-#else
-    return __builtin_cpu_supports("avx512f");
-#endif
-}
-
 PyObject* ancestral(PyObject*, PyObject* args) {
     long long n_rows;
     int d, h, k;
@@ -254,7 +227,7 @@ PyObject* ancestral(PyObject*, PyObject* args) {
     const float* coef = f(11);
     const Head m{h, k, d, f(2), f(3), f(4), f(5), f(6), f(7), f(8), f(9), f(10),
                  coef, coef + k, coef + 2 * k, coef + 3 * k, coef + 4 * k,
-                 avx512_block()};
+                 creditsim_kernels::avx512_block()};
     Py_BEGIN_ALLOW_THREADS
     run_chain(m, n_rows, f(0), f(1), as_ptr<float>(p[12]));
     Py_END_ALLOW_THREADS

@@ -15,6 +15,14 @@ in a fixed order (months ascending, head dimensions ascending, explicit ``fmaf``
 data only, and the file is built with ``-ffp-contract=off``: the output of a row is the same bits whatever
 the batch, the live set, the thread or the instruction set.
 
+Speed (2-core Xeon with AVX-512, 2026-12-07; one thread, 2,000 rows, months 0..59 in turn): 45 ns per
+row-month as first written, 26 ns now, against about 13 ns to merely read a row-month's 256 bytes of keys
+and values at the 19-20 GB/s one core streams here. Two changes, both bit for bit: the shipped 4 x 8 head
+layout is compiled for its size (the head sums unroll), and the weighted sum of the values runs in an
+AVX-512 block where the CPU has it (hs = 8, an even number of heads: two heads' weights per register,
+the accumulators in registers -- the generic loop accumulates in the output row, which may alias the
+values, so every month's multiply-add went through memory).
+
 Decision: optional, as :mod:`creditsim.loans.diffusion_kernel` (the same build, the same fall-back to torch).
 Only a buffer made with ``fused=True`` (the trajectory model's ``generate``) on the CPU in float32 takes
 this path, one step at a time and outside autograd; everything else, CUDA included, stays in torch.
