@@ -179,7 +179,8 @@ def macro_paths(source: Any = "vae", scenario: Mapping[str, float] | str | None 
 
     Args:
         source: ``"vae"`` (pretrained MacroVAE) or a MacroVAE, ``"var"`` (VAR(1) on the bundled history),
-            ``"bootstrap"`` (block bootstrap of historical monthly changes), ``"synthetic"`` (rule-based
+            ``"bootstrap"`` (block bootstrap of historical monthly changes; both give each path's deviation
+            around the scenario's anchored central path, as the VAE does), ``"synthetic"`` (rule-based
             generator), ``"forecast"`` (the VAE's forecast distribution from ``start``, no scenario imposed,
             a pull towards long-run levels drawn per path: the setting scored out of time by
             ``creditsim eval macro --oot --pull uniform``), ``"fed"`` / ``"fed:YEAR"`` / ``"fed:YEAR:SCENARIO"`` (e.g.

@@ -465,21 +465,30 @@ def _vae_paths(labels: np.ndarray, horizon: int, seed: int, device: str, model: 
             clusters[idx] = _cluster_ids(key, model.last_ancestors)
         return paths.detach().cpu().double().numpy()[:, :, perm]
 
-    # the VAE's central path from this start, from a reference sample of its own stream (key 4 = after
-    # the four scenario types), so a path's deviation does not depend on how many paths its group has
-    centre = np.median(baseline_dynamics(ANCHOR_REFERENCE_PATHS, len(SCENARIOS)), axis=0)
-    offsets = scenario_offsets(offset_months(horizon))  # a path's duration factor may read past the horizon
-    base = start[None, :] + consensus_path(horizon)  # (T, 9)
     # a spread's fall is taken in proportion where the VAE models its log (anchors.compose)
     proportional = np.array([v in model.config.log_variables and v in PROPORTIONAL_VARIABLES for v in MACRO_VARS])
+    return _anchored_scenarios(labels, horizon, seed, start, baseline_dynamics, proportional)
+
+
+def _anchored_scenarios(labels: np.ndarray, horizon: int, seed: int, start: np.ndarray, dynamics: Any,
+                        proportional: np.ndarray) -> np.ndarray:
+    """``(S, horizon, 9)`` scenario paths from ``start``: each label's central path (start, consensus and the
+    scenario's shock drawn per path, :mod:`creditsim.macro.anchors`) plus the deviation of a path of
+    ``dynamics(n, key, idx) -> (n, horizon, 9)`` (a generator's own paths from ``start``, stream ``key``;
+    ``idx`` the output rows they become) from those paths' median, composed by :func:`compose` with
+    ``proportional`` (9,) bool; kept in history's range with a soft edge from month 1, then floored."""
+    out = np.empty((labels.size, horizon, len(MACRO_VARS)))
+    # the generator's central path from this start, from a reference sample of its own stream (key 4 = after
+    # the four scenario types), so a path's deviation does not depend on how many paths its group has
+    centre = np.median(dynamics(ANCHOR_REFERENCE_PATHS, len(SCENARIOS)), axis=0)
+    offsets = scenario_offsets(offset_months(horizon))  # a path's duration factor may read past the horizon
+    base = start[None, :] + consensus_path(horizon)  # (T, 9)
     for s in np.unique(labels):
         idx = np.flatnonzero(labels == s)
         # a depth, an onset and a duration per path: stress scenarios differ in how deep, when and how long
         shock = path_offsets(offsets[int(s)], idx.size, numpy_generator(seed, MACRO, int(s), 1),
                              scenario=SCENARIOS[int(s)], months=horizon)
-        # kept in history's range with a soft edge (creditsim.macro.plausibility) from month 1, then floored
-        paths = compose(base[None] + shock, baseline_dynamics(idx.size, int(s), idx), centre, proportional,
-                        deviation_width())
+        paths = compose(base[None] + shock, dynamics(idx.size, int(s), idx), centre, proportional, deviation_width())
         out[idx] = floor(bound_from_month_1(paths, history_band()))
     return out
 
@@ -728,18 +737,36 @@ def fitted_baseline(kind: str, seq_length: int = 60) -> VARGenerator | BlockBoot
 
 
 def _baseline_paths(kind: str, labels: np.ndarray, horizon: int, seed: int, start: np.ndarray | None) -> np.ndarray:
-    """Paths of the VAR(1) / block-bootstrap baseline per label from ``start`` (or historical starts).
+    """Paths of the VAR(1) / block-bootstrap baseline per label.
 
-    The VAR has one set of dynamics for every scenario (its label only picks historical starts when no
-    start is given); the bootstrap draws the monthly changes of historical windows of the label's type."""
+    From a ``start`` (a simulation's cut-off state) the scenarios are anchored exactly as the VAE's are
+    (:func:`_anchored_scenarios`, :mod:`creditsim.macro.anchors`): the label sets the central path (the
+    supervisory baseline's changes plus the scenario's shock, depth, onset and duration drawn per path)
+    and the baseline model gives each path's deviation around it, from its own unlabelled paths from that
+    start. Decision (review of 2026-12-07): the labels used to pick only the *historical starting windows*
+    of that type, which a given start overrides, so the VAR's four "scenarios" from today were one
+    distribution (median peak unemployment 6.0-6.3 % in each, 200 paths from 2025-06) and the bootstrap's
+    "stagflation" had the lowest inflation of the four (its windows start with high inflation and fall).
+    Anchoring gives every generator the same scenario meanings, so a run on ``var`` or ``bootstrap`` differs
+    from one on the VAE only in the dispersion model -- the comparison these baselines exist for. Spreads
+    fall in proportion below the centre (:func:`compose`): the baselines model levels, and an additive fall
+    from a low central spread would cross zero. Without a start (``macro_start="scenario"``) each label
+    draws historical windows of its type, as before."""
     gen = fitted_baseline(kind)
     perm = [gen.variables_.index(v) for v in MACRO_VARS]
-    start_fit = None if start is None else np.asarray(start, dtype=np.float64)[[MACRO_VARS.index(v) for v in gen.variables_]]
+    if start is not None:
+        start_fit = np.asarray(start, dtype=np.float64)[[MACRO_VARS.index(v) for v in gen.variables_]]
+
+        def dynamics(n: int, key: int, idx: np.ndarray | None = None) -> np.ndarray:
+            paths = gen.generate(None, seq_length=horizon, n_samples=n, seed=int_seed(seed, MACRO, key), start=start_fit)
+            return paths.numpy()[:, :, perm]
+
+        proportional = np.array([v in PROPORTIONAL_VARIABLES for v in MACRO_VARS])
+        return _anchored_scenarios(labels, horizon, seed, np.asarray(start, dtype=np.float64), dynamics, proportional)
     out = np.empty((labels.size, horizon, len(MACRO_VARS)))
     for s in np.unique(labels):
         idx = np.flatnonzero(labels == s)
-        paths = gen.generate(int(s), seq_length=horizon, n_samples=idx.size, seed=int_seed(seed, MACRO, int(s)),
-                             start=start_fit)
+        paths = gen.generate(int(s), seq_length=horizon, n_samples=idx.size, seed=int_seed(seed, MACRO, int(s)))
         out[idx] = paths.numpy()[:, :, perm]
     return out
 

@@ -257,7 +257,8 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
             - ``scenario_mix``: weights of the scenario types (mapping, ``"a=0.5,b=0.5"`` string or one
               name); default 0.6 baseline / 0.25 adverse / 0.1 severely adverse / 0.05 stagflation.
             - ``macro``: ``"vae"`` (pretrained MacroVAE), ``"var"`` / ``"bootstrap"`` (baselines on the
-              bundled history), ``"synthetic"`` (MacroScenarioGenerator), ``"fed"`` / ``"fed:YEAR"`` /
+              bundled history; from a start their scenarios are anchored as the VAE's, the baseline
+              model giving each path's deviation), ``"synthetic"`` (MacroScenarioGenerator), ``"fed"`` / ``"fed:YEAR"`` /
               ``"fed:YEAR:SCENARIO"`` (VAE paths through the supervisory tables), a narrative
               ``{variable: [{month, value}], scenario?}`` or its ``.yaml`` file, a macro DataFrame, an
               array or a MacroVAE (see :func:`creditsim.macro.scenarios.build_macro_draw`). Anchored

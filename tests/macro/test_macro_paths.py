@@ -10,7 +10,7 @@ import creditsim as cs
 from creditsim.datasets import load_fed_scenarios, macro_state
 from creditsim.errors import ConfigError
 from creditsim.examples import example_path
-from creditsim.macro.scenarios import fed_table_path
+from creditsim.macro.scenarios import build_macro_paths, fed_table_path
 from creditsim.states import MACRO_VARS
 
 
@@ -33,6 +33,26 @@ def test_baselines_start_from_the_latest_real_month(source: str) -> None:
     assert np.isfinite(mp.values).all()
     again = cs.macro_paths(source, "severely_adverse", n_paths=30, months=24, seed=2)
     np.testing.assert_array_equal(mp.values, again.values)
+
+
+@pytest.mark.parametrize("source", ["var", "bootstrap"])
+def test_baseline_scenarios_from_a_start_mean_what_their_names_say(source: str) -> None:
+    """From a given start the VAR's and the bootstrap's labels carry the anchored scenario meanings (as the
+    VAE's): severely adverse peaks higher in unemployment than adverse, adverse than baseline, and
+    stagflation runs the highest inflation at month 24. Before, the VAR's four labels were one
+    distribution from a given start, and the bootstrap's stagflation had the lowest inflation. The
+    paths still come from the generator: the VAR's and the bootstrap's differ, label for label."""
+    labels = np.repeat(np.arange(4), 120)
+    start = macro_state("2025-06")[list(MACRO_VARS)].to_numpy(float)
+    paths = build_macro_paths(source, labels, 36, seed=5, start=start)
+    np.testing.assert_array_equal(paths[:, 0], np.broadcast_to(start, (480, 9)))
+    u, infl = MACRO_VARS.index("unemployment_rate"), MACRO_VARS.index("inflation_rate")
+    peak = [np.median(paths[labels == s, :, u].max(axis=1)) for s in range(4)]
+    assert peak[2] > peak[1] + 0.01 > peak[0] + 0.02, peak
+    at24 = [np.median(paths[labels == s, 24, infl]) for s in range(4)]
+    assert at24[3] > max(at24[:3]) + 0.02, at24
+    other = build_macro_paths("bootstrap" if source == "var" else "var", labels, 36, seed=5, start=start)
+    assert not np.allclose(paths[:, 1:], other[:, 1:])
 
 
 def test_a_named_month_is_that_month_real_state() -> None:
