@@ -554,7 +554,7 @@ def _run_writers(results: Any, excel: bool, html_report: bool, pdf: bool) -> lis
 def report_cmd(
     run_dir: Path = typer.Argument(..., help="run directory written by 'creditsim simulate'"),
     output: Path = typer.Option(None, "-o", "--output", help="HTML file to write (default report.html, none "
-                                "when only --pdf is given)"),
+                                "when only --pdf and/or --excel is given)"),
     pdf: Path = typer.Option(None, "--pdf", help="write the one-page PDF summary here (e.g. summary.pdf)"),
     excel: Path = typer.Option(None, "--excel", help="also write the Excel workbook here"),
     title: str = typer.Option(None, "--title", help="report title (default: the deal name)"),
@@ -563,8 +563,8 @@ def report_cmd(
                                              "of loading the bundle written beside it"),
 ) -> None:
     """Write the HTML report (-o), the one-page PDF summary (--pdf) and the Excel workbook (--excel) of a
-    saved run. With neither -o nor --pdf the report goes to report.html; with only --pdf no HTML is
-    written. The page loads the plotly.js bundle written once beside it (plotly-<version>.min.js), so a
+    saved run. With none of -o, --pdf and --excel the report goes to report.html; with only --pdf and/or
+    --excel no HTML is written (asking for a workbook wrote an unasked report.html into the working folder). The page loads the plotly.js bundle written once beside it (plotly-<version>.min.js), so a
     folder of reports shares one copy; --self-contained inlines it instead."""
     from creditsim.risk.report import write_report
     from creditsim.risk.results import SimulationResults
@@ -573,7 +573,7 @@ def report_cmd(
 
     if not run_dir.is_dir():
         raise DataError(f"run directory not found: {run_dir}")
-    if output is None and pdf is None:
+    if output is None and pdf is None and excel is None:
         output = Path("report.html")
     # targets first: an unwritable -o / --pdf / --excel must fail before the run is loaded and rendered
     for target, option in ((output, "--output"), (pdf, "--pdf"), (excel, "--excel")):

@@ -42,6 +42,16 @@ def test_report_command_writes_html_and_excel(tmp_path, capsys, run_cli):
     assert bundles[0].name not in one and len(one) > 1_000_000
 
 
+def test_report_with_only_excel_writes_the_workbook_and_no_html(tmp_path, monkeypatch, run_cli):
+    run = _saved_run(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(["report", str(run), "--excel", "book.xlsx"]) == 0
+    assert (tmp_path / "book.xlsx").stat().st_size > 0
+    assert not (tmp_path / "report.html").exists()  # the default page only when no output is named
+    assert run_cli(["report", str(run)]) == 0
+    assert (tmp_path / "report.html").exists()
+
+
 def test_report_on_missing_or_bad_run_dir_is_one_line(tmp_path, capsys, run_cli, one_line_error):
     assert run_cli(["report", str(tmp_path / "nope"), "-o", str(tmp_path / "r.html")]) == 2
     assert "run directory not found" in one_line_error()
