@@ -815,6 +815,7 @@ def simulate_pool_chunk(
     index_shift: np.ndarray | None = None,
     index_level: np.ndarray | None = None,
     history: dict | None = None,
+    validated: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Pool cashflows of a slice of scenarios, sampled from transition matrices.
 
@@ -824,8 +825,8 @@ def simulate_pool_chunk(
             transition matrices for THIS slice (``s = len(scenario_ids)``; ``T_m >= n_months`` or 1).
             A 3-D input is always ``(C, 7, 7)`` with ``C = len(book.cohort_labels)`` (else ConfigError;
             a month-varying set shared by all scenarios is ``(1, T_m, 7, 7)``).
-            Validated: stochastic rows, forbidden moves exactly 0. Loan risk shifts are applied per
-            risk bin (:func:`creditsim.transitions.sampler.risk_bins`).
+            Validated: stochastic rows, forbidden moves exactly 0 (unless ``validated``). Loan risk shifts
+            are applied per risk bin (:func:`creditsim.transitions.sampler.risk_bins`).
         scenario_ids: ``(s,)`` GLOBAL scenario ids; each scenario's random stream depends only on
             (seed, scenario id, fixed loan block), so results do not depend on chunking.
         seed: root seed (int >= 0).
@@ -853,6 +854,10 @@ def simulate_pool_chunk(
             block's contractual history (:func:`contractual_history`, ``(L_b, T + 4)`` whole cents twice)
             is built by the first chunk and reused by the others (a tenth of a second per chunk on 10k
             loans x 60 months; about 16 bytes per loan-month held). None: built per chunk.
+        validated: the caller vouches for the checks (a float64 array that passed
+            :func:`~creditsim.transitions.sampler.validate_matrices`, or is stochastic by construction):
+            :class:`~creditsim.risk.pool_engine.PoolEngine`, which checks its transition model's output and
+            derives the rated and refinancing cohorts from it, so the whole chunk is not checked again.
 
     Returns:
         ``(s, T, K)`` float64 pool cashflows in :data:`POOL_CF_TYPES` order (``(s, T, G, K)`` when
@@ -861,7 +866,11 @@ def simulate_pool_chunk(
     ids, seed_i, months = _check_chunk_args(book, scenario_ids, seed, n_months)
     chunk = check_positive_int(loan_chunk, "loan_chunk")
     dev = torch_device(device)
-    mats = _as_tensor(matrices)
+    if validated:
+        arr = np.asarray(matrices, dtype=np.float64)
+        mats = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+    else:
+        mats = _as_tensor(matrices)
     thresholds = _Thresholds(mats, book, len(ids), months, dev, max_risk_bins)
     groups, labels = (None, ()) if group_by is None else book.group_codes(group_by)
     n_groups = len(labels) if groups is not None else 1

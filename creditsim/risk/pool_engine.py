@@ -55,6 +55,7 @@ from creditsim.ratings.lifetime import ZMacroLink, monthly_scenario_matrices
 from creditsim.ratings.term_structure import scenario_default_hazard
 from creditsim.schema import RATINGS, LoanTape, as_loan_tape
 from creditsim.transitions.markov import MarkovTransitionModel
+from creditsim.transitions.sampler import validate_matrices
 from creditsim.states import ASSET_CLASSES, MACRO_VARS, POOL_CF_TYPES, LoanState
 from creditsim.rng import LOANS, torch_seed
 from creditsim.loans.pool import pool_cashflows
@@ -236,7 +237,9 @@ class PoolEngine:
 
     def cohort_matrices(self, macro: np.ndarray) -> np.ndarray:
         """``(s, C, T, 7, 7)`` matrices for a chunk's macro paths ``(s, T, 9)``."""
-        mats = np.asarray(self.transition_model.scenario_matrices(macro), dtype=np.float64)
+        # the model's own output is checked here, once: the rated and refinancing cohorts built from it below
+        # are stochastic by construction, so the engine does not check the whole chunk again (validated=True)
+        mats = validate_matrices(self.transition_model.scenario_matrices(macro), "transition model output")
         s, t_len = macro.shape[0], self.horizon
         if mats.ndim == 4:  # one cohort for every asset class
             mats = np.broadcast_to(mats[:, None], (s, _N_AC, *mats.shape[1:]))
@@ -253,10 +256,14 @@ class PoolEngine:
                 hazard = scenario_default_hazard(self.rating_term_structure, macro[:, :t_len], self.rating_link)
             else:
                 hazard = rating_default_hazard(monthly_scenario_matrices(macro, self.rating_link))  # (s, 7, T)
+            if not np.isfinite(hazard).all():  # the one input of the rated rows not checked above (small)
+                raise DataError("the rating chain's default hazards are not finite on these macro paths")
             rated_cohort_matrices(hazard, out[:, _CORPORATE], out=out[:, _N_AC:_N_AC + n_rated])
         if self.refinancing is not None:  # the fixed-rate real-estate cohort, last
             ten_year = np.asarray(macro, dtype=np.float64)[:, :t_len, MACRO_VARS.index("yield_10y")]
             factor = self.refinancing.multiplier(self.refinancing_coupon, ten_year)
+            if not (np.isfinite(factor) & (factor >= 0)).all():
+                raise DataError("the refinancing curve's prepayment multipliers are not finite and >= 0 on these paths")
             out[:, -1] = apply_prepayment_multiplier(out[:, _REAL_ESTATE], factor)
         return out
 
@@ -286,7 +293,7 @@ class PoolEngine:
         return simulate_pool_chunk(self.book, mats, scenario_ids, self.seed, self.horizon,
                                    loan_chunk=self.loan_chunk, device=self.device, history=self._history,
                                    recovery_scale=self.recovery_scale(macro), index_shift=self.index_shift(macro),
-                                   index_level=self.index_level(macro))
+                                   index_level=self.index_level(macro), validated=True)
 
     def market_inputs(self, deal: Any, macro: np.ndarray | torch.Tensor, pool_cf: np.ndarray | torch.Tensor,
                       ccc_share: torch.Tensor | None = None) -> dict[str, Any]:

@@ -253,6 +253,22 @@ def test_rated_cohort_rows_are_stochastic_and_allowed():
     assert np.allclose(m[:, 0, :, 0, 4], 0.01) and np.all(m[:, :, :, 0, 1] == 0)
 
 
+class LeakyMarkov(StressMarkov):
+    """StressMarkov with CURRENT -> DPD60, a move ALLOWED_TRANSITIONS forbids, in month 3."""
+
+    def scenario_matrices(self, macro: np.ndarray) -> np.ndarray:
+        P = super().scenario_matrices(macro)
+        P[:, 3, 0, 2], P[:, 3, 0, 0] = 0.01, P[:, 3, 0, 0] - 0.01
+        return P
+
+
+def test_a_transition_models_bad_output_is_named_before_any_sampling(small_tape, small_deal):
+    """The engine checks the transition model's output once (PoolEngine.cohort_matrices) and trusts the
+    cohorts it derives from it (validated=True): a model's forbidden move is still refused, named."""
+    with pytest.raises(DataError, match=r"transition model output: forbidden moves .*\[\(0, 3, 0, 2\)"):
+        _run(small_tape, small_deal, transition_model=LeakyMarkov(), n_simulations=4, chunk_size=4)
+
+
 def test_portfolio_aggregator_monte_carlo_simulate_delegates(small_tape, small_deal):
     from creditsim.risk.aggregator import PortfolioAggregator
 
