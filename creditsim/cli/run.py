@@ -564,7 +564,8 @@ def report_cmd(
 ) -> None:
     """Write the HTML report (-o), the one-page PDF summary (--pdf) and the Excel workbook (--excel) of a
     saved run. With none of -o, --pdf and --excel the report goes to report.html; with only --pdf and/or
-    --excel no HTML is written (asking for a workbook wrote an unasked report.html into the working folder). The page loads the plotly.js bundle written once beside it (plotly-<version>.min.js), so a
+    --excel no HTML is written (asking for a workbook wrote an unasked report.html into the working
+    folder). The page loads the plotly.js bundle written once beside it (plotly-<version>.min.js), so a
     folder of reports shares one copy; --self-contained inlines it instead."""
     from creditsim.risk.report import write_report
     from creditsim.risk.results import SimulationResults
@@ -592,3 +593,4 @@ def report_cmd(
         console.print(f"summary written to [bold]{pdf}[/]")
     if excel is not None:
         results.to_excel(excel)
+        console.print(f"workbook written to [bold]{excel}[/]")

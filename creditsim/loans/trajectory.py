@@ -1199,9 +1199,7 @@ class LoanTrajectoryModel(nn.Module):
         feats = _check_features(loan_features, self.device)
         L = feats.shape[0]
         if cohort_index is not None:
-            cidx = torch.as_tensor(np.asarray(cohort_index), dtype=torch.long)
-            if cidx.shape != (L,) or bool(((cidx < 0) | (cidx >= p.shape[1])).any()):
-                raise DataError(f"cohort_index: expected ({L},) integers in 0..{p.shape[1] - 1}")
+            cidx = _check_cohort_index(cohort_index, L, p.shape[1], self.device)  # integers only: no silent casts
         elif p.shape[1] != L:
             raise DataError(f"cohort_transitions: per-loan matrices need {L} loans on axis 1, got {p.shape[1]}")
         ids = np.arange(S) if scenario_ids is None else np.asarray(scenario_ids, dtype=np.int64)

@@ -739,7 +739,7 @@ def fitted_baseline(kind: str, seq_length: int = 60) -> VARGenerator | BlockBoot
 def _baseline_paths(kind: str, labels: np.ndarray, horizon: int, seed: int, start: np.ndarray | None) -> np.ndarray:
     """Paths of the VAR(1) / block-bootstrap baseline per label.
 
-    From a ``start`` (a simulation's cut-off state) the scenarios are anchored exactly as the VAE's are
+    From a ``start`` (a simulation's cut-off state) the scenarios are anchored as the VAE's are
     (:func:`_anchored_scenarios`, :mod:`creditsim.macro.anchors`): the label sets the central path (the
     supervisory baseline's changes plus the scenario's shock, depth, onset and duration drawn per path)
     and the baseline model gives each path's deviation around it, from its own unlabelled paths from that
@@ -748,10 +748,12 @@ def _baseline_paths(kind: str, labels: np.ndarray, horizon: int, seed: int, star
     distribution (median peak unemployment 6.0-6.3 % in each, 200 paths from 2025-06) and the bootstrap's
     "stagflation" had the lowest inflation of the four (its windows start with high inflation and fall).
     Anchoring gives every generator the same scenario meanings, so a run on ``var`` or ``bootstrap`` differs
-    from one on the VAE only in the dispersion model -- the comparison these baselines exist for. Spreads
-    fall in proportion below the centre (:func:`compose`): the baselines model levels, and an additive fall
-    from a low central spread would cross zero. Without a start (``macro_start="scenario"``) each label
-    draws historical windows of its type, as before."""
+    from one on the VAE only in the dispersion model -- the comparison these baselines exist for. One
+    difference in the composing: below the centre, every variable of :data:`PROPORTIONAL_VARIABLES` (the
+    two spreads and the default rate) falls in proportion (:func:`compose`), where the VAE does so only for
+    the variables it models in logs (the spreads, in the shipped model): the baselines model levels, and an
+    additive fall from a low central spread or default rate would cross zero. Without a start
+    (``macro_start="scenario"``) each label draws historical windows of its type, as before."""
     gen = fitted_baseline(kind)
     perm = [gen.variables_.index(v) for v in MACRO_VARS]
     if start is not None:

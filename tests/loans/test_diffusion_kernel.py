@@ -199,15 +199,17 @@ def test_generate_with_the_fused_chain_matches_the_eager_one():
 def test_every_instruction_set_level_gives_the_same_bits(kernel_levels, monkeypatch):
     """The module docstring's claim: baseline x86-64 (libm's fmaf), AVX2 + FMA and AVX-512 builds agree bit
     for bit, since every multiply-add is an explicit fmaf and nothing is contracted or reassociated."""
-    model = LoanTrajectoryModel.from_pretrained()
-    vp, noise = _inputs(model, 37, seed=11, scale=1.0)
-    outs = []
+    shipped, small = LoanTrajectoryModel.from_pretrained(), _model(4)  # h = 64; h = 18: AVX-512 block + generic tail
+    cases = [(m, *_inputs(m, 37, seed=11, scale=1.0)) for m in (shipped, small)]
+    outs: list[list] = [[], []]
     for march, module in kernel_levels(Path(diffusion_kernel.__file__).with_name("_diffusion_chain.cpp")):
         monkeypatch.setattr(diffusion_kernel, "_diffusion_chain", module)
         with torch.no_grad():
-            outs.append((march, model._sample_values(vp, noise)))
-    for march, out in outs[1:]:
-        assert torch.equal(out, outs[0][1]), march
+            for runs, (m, vp, noise) in zip(outs, cases):
+                runs.append((march, m._sample_values(vp, noise)))
+    for runs in outs:
+        for march, out in runs[1:]:
+            assert torch.equal(out, runs[0][1]), march
 
 
 def test_without_the_compiled_kernels_generate_runs_in_torch(monkeypatch):

@@ -321,6 +321,8 @@ def test_cohort_index_is_checked():
         model.generate(feats, bad, None, cohort_index=[0, 1, 1, 0])
     with pytest.raises(DataError, match=r"\(G, T, 7, 7\)"):
         model.generate(feats, table[0], None, cohort_index=[0, 0, 0, 0])
+    with pytest.raises(DataError, match=r"cohort_index: expected \(4,\) integers"):  # not cast to 0 / 1
+        model.pool_cashflows(feats, table[None], None, cohort_index=np.full(4, 0.7))
 
 
 # ------------------------------------------------------------------------------------------ training
