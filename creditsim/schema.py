@@ -123,11 +123,29 @@ REQUIRED_PANEL_COLUMNS: tuple[str, ...] = tuple(c.name for c in PANEL_COLUMNS if
 STATE_PANEL_COLUMNS: tuple[str, ...] = ("loan_id", "reporting_month", "loan_state")
 
 
-def _raise(what: str, column: str, labels: Sequence[object], expected: str) -> None:
+def _raise(what: str, column: str, labels: Sequence[object], expected: str, frame: pd.DataFrame | None = None) -> None:
+    """DataError naming the column, up to 10 row labels and what was expected; with ``frame`` (the table the
+    labels index) also those rows' ``loan_id``, which is what a user searches the tape for (row labels
+    alone are positions after a reset index, or whatever index the file had)."""
     raise DataError(
-        f"{what}: column '{column}' has {len(labels)} invalid row(s) {format_labels(labels)}; "
-        f"expected {expected}"
+        f"{what}: column '{column}' has {len(labels)} invalid row(s) {format_labels(labels)}"
+        f"{_loan_ids(frame, labels)}; expected {expected}"
     )
+
+
+def _loan_ids(frame: pd.DataFrame | None, labels: Sequence[object], limit: int = 10) -> str:
+    """``" (loan_id 'A1', 'B7')"`` for the first ``limit`` labels of ``frame``, or ``""`` when the frame has no
+    loan_id column, its index is not unique (a label would name several rows) or the ids are missing."""
+    if frame is None or "loan_id" not in frame.columns or not frame.index.is_unique:
+        return ""
+    try:
+        ids = frame["loan_id"].reindex(list(labels)[:limit])
+    except (TypeError, ValueError):
+        return ""
+    shown = [str(v) for v in ids if not pd.isna(v)]
+    if not shown:
+        return ""
+    return f" (loan_id {format_labels(shown, limit)[1:-1]})"
 
 
 #: ISO date, optionally with a time part, or an ISO month ``YYYY-MM`` (its first day: unambiguous, and how
@@ -138,7 +156,8 @@ _ISO_DATE = r"\d{4}-\d{2}(?:-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?)?"
 TERM_TOLERANCE_MONTHS = 1.0
 
 
-def parse_dates(s: pd.Series, column: str, what: str, date_format: str | None = None) -> pd.Series:
+def parse_dates(s: pd.Series, column: str, what: str, date_format: str | None = None,
+                frame: pd.DataFrame | None = None) -> pd.Series:
     """Parse one date column to ``datetime64[ns]`` (NaN/None stay NaT; the caller checks required).
 
     Accepted without ``date_format``: datetime dtypes, ``datetime.date``/``Timestamp`` objects, ISO
@@ -186,11 +205,11 @@ def parse_dates(s: pd.Series, column: str, what: str, date_format: str | None = 
         bad = rest.index[~ok.to_numpy()]
         if len(bad):
             examples = ", ".join(repr(v) for v in rest[~ok.to_numpy()].head(3).tolist())
-            _raise(what, column, list(bad), f"{hint}; got {examples}")
+            _raise(what, column, list(bad), f"{hint}; got {examples}", frame)
         out[rest.index] = parsed.astype("datetime64[ns]")
     nat = out.index[present.to_numpy() & out.isna().to_numpy()]
     if len(nat):
-        _raise(what, column, list(nat), hint)
+        _raise(what, column, list(nat), hint, frame)
     return out
 
 
@@ -211,6 +230,15 @@ def id_strings(s: pd.Series) -> pd.Series:
     return s.astype(object).where(~present, s[present].map(_id_text))
 
 
+def _check_unique_labels(frame: pd.DataFrame, what: str) -> None:
+    """Row labels name the rows in every message, so duplicates would be ambiguous (and pandas' own
+    alignment fails on them deep inside the checks): refused, with the usual cause and its mend."""
+    if not frame.index.is_unique:
+        dup = list(dict.fromkeys(frame.index[frame.index.duplicated()]))
+        raise DataError(f"{what}: {len(dup)} duplicate row label(s) in the index, e.g. {format_labels(dup)}; expected "
+                        "unique labels (frames joined with pd.concat: pass ignore_index=True, or reset_index(drop=True))")
+
+
 def _check_columns(df: pd.DataFrame, required: Sequence[str], what: str) -> None:
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"{what}: expected a pandas DataFrame, got {type(df).__name__}")
@@ -226,31 +254,31 @@ def _coerce(df: pd.DataFrame, spec: ColumnSpec, what: str, date_format: str | No
     if spec.required:
         bad = df.index[s.isna()]
         if len(bad):
-            _raise(what, col, list(bad), "no missing values (NaN/None) in a required field")
+            _raise(what, col, list(bad), "no missing values (NaN/None) in a required field", df)
     present = s.notna()
     if spec.kind == "date":
-        df[col] = parse_dates(s, col, what, date_format)
+        df[col] = parse_dates(s, col, what, date_format, frame=df)
     elif spec.kind in ("float", "int"):
         num = pd.to_numeric(s, errors="coerce")
         bad = df.index[present & (num.isna() | ~np.isfinite(num.fillna(0.0)))]
         if len(bad):
-            _raise(what, col, list(bad), "a finite number")
+            _raise(what, col, list(bad), "a finite number", df)
         if spec.kind == "int":
             frac = present & (num.fillna(0) != np.round(num.fillna(0)))
             bad = df.index[frac]
             if len(bad):
-                _raise(what, col, list(bad), "an integer")
+                _raise(what, col, list(bad), "an integer", df)
         if spec.low is not None:
             strict = spec.name in ("original_balance",)
             low_bad = (num <= spec.low) if strict else (num < spec.low)
             bad = df.index[present & low_bad]
             if len(bad):
                 op = ">" if strict else ">="
-                _raise(what, col, list(bad), f"values {op} {spec.low:g}")
+                _raise(what, col, list(bad), f"values {op} {spec.low:g}", df)
         if spec.high is not None:
             bad = df.index[present & (num > spec.high)]
             if len(bad):
-                _raise(what, col, list(bad), f"values <= {spec.high:g}")
+                _raise(what, col, list(bad), f"values <= {spec.high:g}", df)
         if spec.kind == "int" and not s.isna().any():
             df[col] = num.astype(np.int64)
         else:
@@ -263,7 +291,7 @@ def _coerce(df: pd.DataFrame, spec: ColumnSpec, what: str, date_format: str | No
             norm = norm.where(~present, norm.astype(str).map(rating_grade))
         bad = df.index[present & ~norm.isin(spec.choices or ())]
         if len(bad):
-            _raise(what, col, list(bad), f"one of {list(spec.choices or ())}")
+            _raise(what, col, list(bad), f"one of {list(spec.choices or ())}", df)
         df[col] = norm
     else:  # str
         df[col] = s.where(~present, s.map(_id_text))
@@ -295,6 +323,7 @@ def validate_loan_tape(loans: pd.DataFrame, date_format: str | None = None, cuto
     """
     what = "loan tape"
     _check_columns(loans, REQUIRED_LOAN_COLUMNS, what)
+    _check_unique_labels(loans, what)
     df = loans.copy()
     if len(df) == 0:
         raise DataError(f"{what}: no rows")
@@ -303,10 +332,10 @@ def validate_loan_tape(loans: pd.DataFrame, date_format: str | None = None, cuto
             _coerce(df, spec, what, date_format)
     dup = df.index[df["loan_id"].duplicated(keep=False)]
     if len(dup):
-        _raise(what, "loan_id", list(dup), "unique loan identifiers (duplicates found)")
+        _raise(what, "loan_id", list(dup), "unique loan identifiers (duplicates found)", df)
     bad = df.index[df["maturity_date"] <= df["origination_date"]]
     if len(bad):
-        _raise(what, "maturity_date", list(bad), "a maturity date after origination_date")
+        _raise(what, "maturity_date", list(bad), "a maturity date after origination_date", df)
     orig, mat = df["origination_date"], df["maturity_date"]
     # calendar months between the dates, with the day difference as a fraction of a month
     span = ((mat.dt.year - orig.dt.year) * 12 + (mat.dt.month - orig.dt.month)
@@ -314,7 +343,8 @@ def validate_loan_tape(loans: pd.DataFrame, date_format: str | None = None, cuto
     bad = df.index[(span - df["term_months"]).abs() > TERM_TOLERANCE_MONTHS]
     if len(bad):
         _raise(what, "term_months", list(bad),
-               f"term_months within {TERM_TOLERANCE_MONTHS:g} month of the months from origination_date to maturity_date")
+               f"term_months within {TERM_TOLERANCE_MONTHS:g} month of the months from origination_date to maturity_date",
+               df)
     if cutoff is not None:
         try:
             cut = pd.Timestamp(cutoff)
@@ -322,22 +352,22 @@ def validate_loan_tape(loans: pd.DataFrame, date_format: str | None = None, cuto
             raise DataError(f"{what}: cutoff must be a date like 2025-01-31, got {cutoff!r}") from None
         bad = df.index[orig > cut]
         if len(bad):
-            _raise(what, "origination_date", list(bad), f"origination on or before the cut-off {cut:%Y-%m-%d}")
+            _raise(what, "origination_date", list(bad), f"origination on or before the cut-off {cut:%Y-%m-%d}", df)
     if "index_floor_bps" in df.columns and "index_cap_bps" in df.columns:
         floating = df["rate_type"].astype(str).str.lower() == "floating"
         inverted = floating & (df["index_cap_bps"] < df["index_floor_bps"])
         bad = df.index[inverted.fillna(False)]
         if len(bad):
-            _raise(what, "index_cap_bps", list(bad), "an index cap at or above the row's index_floor_bps")
+            _raise(what, "index_cap_bps", list(bad), "an index cap at or above the row's index_floor_bps", df)
     if "current_balance" in df.columns:
         over = df["current_balance"] > df["original_balance"] * (1 + 1e-9)
         bad = df.index[over.fillna(False)]
         if len(bad):
-            _raise(what, "current_balance", list(bad), "current_balance <= original_balance")
+            _raise(what, "current_balance", list(bad), "current_balance <= original_balance", df)
     vint = df["vintage"].astype(str)
     bad = df.index[~vint.str.fullmatch(r"\d{4}-\d{2}")]
     if len(bad):
-        _raise(what, "vintage", list(bad), "a 'YYYY-MM' string")
+        _raise(what, "vintage", list(bad), "a 'YYYY-MM' string", df)
     return df
 
 
@@ -386,7 +416,8 @@ class LoanTape:
             raise DataError(f"loan tape: cutoff must be a date like 2025-01-31, got {cutoff!r}") from None
         bad = self.frame.index[self.frame["origination_date"] > cut]
         if len(bad):
-            _raise("loan tape", "origination_date", list(bad), f"origination on or before the cut-off {cut:%Y-%m-%d}")
+            _raise("loan tape", "origination_date", list(bad), f"origination on or before the cut-off {cut:%Y-%m-%d}",
+                   self.frame)
 
 
 def as_loan_tape(loans: LoanTape | pd.DataFrame) -> LoanTape:
@@ -411,17 +442,14 @@ def validate_panel(panel: pd.DataFrame, check_transitions: bool = True, date_for
     """
     what = "panel"
     _check_columns(panel, REQUIRED_PANEL_COLUMNS if required is None else tuple(required), what)
-    if not panel.index.is_unique:  # row labels name the rows in every message; duplicates would be ambiguous
-        dup = list(dict.fromkeys(panel.index[panel.index.duplicated()]))
-        raise DataError(f"panel: {len(dup)} duplicate row label(s) in the index, e.g. {format_labels(dup)}; expected "
-                        "unique labels (frames joined with pd.concat: pass ignore_index=True, or reset_index(drop=True))")
+    _check_unique_labels(panel, what)
     df = panel.copy()
     for spec in PANEL_COLUMNS:
         if spec.name in df.columns:
             _coerce(df, spec, what, date_format)
     dup = df.index[df.duplicated(["loan_id", "reporting_month"], keep=False)]
     if len(dup):
-        _raise(what, "reporting_month", list(dup), "one row per (loan_id, reporting_month)")
+        _raise(what, "reporting_month", list(dup), "one row per (loan_id, reporting_month)", df)
     df = df.sort_values(["loan_id", "reporting_month"], kind="stable")
     df["loan_state"] = df["loan_state"].astype(np.int8)
     if check_transitions and len(df) > 1:
@@ -438,7 +466,7 @@ def validate_panel(panel: pd.DataFrame, check_transitions: bool = True, date_for
             labels = list(df.index[bad_pos])
             pairs = ", ".join(f"{st[p - 1]}->{st[p]}" + (f" in {gap[p - 1]} months" if gap[p - 1] > 1 else "")
                               for p in bad_pos[:5])
-            _raise(what, "loan_state", labels, f"allowed month-to-month moves (found {pairs})")
+            _raise(what, "loan_state", labels, f"allowed month-to-month moves (found {pairs})", df)
     return df
 
 

@@ -96,8 +96,20 @@ def test_notched_ratings_fold_into_their_grade_and_others_are_named():
     bucket; a Moody's rating is not guessed at but refused, naming the column and row."""
     df = _tape().assign(rating=["BB+", " bb- ", "CCC+", "C"])
     assert list(validate_loan_tape(df)["rating"]) == ["BB", "BB", "CCC", "CCC"]
-    with pytest.raises(DataError, match=r"column 'rating' has 1 invalid row\(s\) \[2\]; expected one of \['AAA'"):
+    with pytest.raises(DataError, match=r"column 'rating' has 1 invalid row\(s\) \[2\] \(loan_id 'L2'\); expected one of \['AAA'"):
         validate_loan_tape(df.assign(rating=["A-", "AA+", "Baa1", None]))
+
+
+def test_errors_name_the_loan_ids_of_the_bad_rows():
+    """Row labels are whatever index the file had; the loan_id is what a user looks up in the tape, so the
+    message gives both -- and leaves the ids out where a label would name several rows."""
+    df = _tape().assign(interest_rate=[0.05, 5.0, 0.04, 7.0]).set_index(pd.Index([10, 11, 12, 13]))
+    with pytest.raises(DataError, match=r"invalid row\(s\) \[11, 13\] \(loan_id 'L1', 'L3'\); expected values <= 1"):
+        validate_loan_tape(df)
+    # a label that names two rows is refused before anything else (it used to fail inside pandas)
+    twice = df.set_index(pd.Index([10, 11, 11, 13]))
+    with pytest.raises(DataError, match=r"loan tape: 1 duplicate row label\(s\) in the index, e.g. \[11\]"):
+        validate_loan_tape(twice)
 
 
 def test_many_bad_rows_are_truncated_to_ten_labels():
