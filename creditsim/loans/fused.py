@@ -118,29 +118,25 @@ def add_event(acc, g, nf, window, loan, t, ml, c, y, inv_coupon):  # pragma: no 
     values are whole cents far below 2**63."""
     kp = min(ml, t - 1) - min(ml, t) + 4 - c  # window index of the paid-through payment before the month
     matured = t >= ml
-    interest = 0.0
-    par = 0.0
-    if y < 4:
-        kn = max(kp, 4 - y)
-        interest = window[loan, 1, kn] - window[loan, 1, kp]
-        acc[g, 1] += window[loan, 0, kp] - window[loan, 0, kn]
-        acc[g, 4] += window[loan, 0, kn]
-        nxt = y if y > 0 else (6 if matured else 0)
-    elif y == 4:
-        par = window[loan, 0, kp]
-        acc[g, 3] += par
-        nxt = 4
-    else:
-        interest = window[loan, 1, 4] - window[loan, 1, kp]
-        acc[g, 1] += window[loan, 0, kp] - window[loan, 0, 4]
-        acc[g, 2] += window[loan, 0, 4]
-        nxt = 6 if matured else 5
+    paying, default, payoff = y < 4, y == 4, y > 4
+    # one sequence for every move, the cases chosen by selects, not branches: the move is random, and a
+    # mispredicted branch per event cost more than the event's own arithmetic. A default reads kn = kp
+    # (no interest, no principal), a payoff kn = 4 (the rest of the schedule); the flows a move does not
+    # have are added as +0.0, which leaves the whole-cent sums' bits as they were
+    kn = max(kp, 4 - y) if paying else (kp if default else 4)
+    interest = window[loan, 1, kn] - window[loan, 1, kp]
+    acc[g, 1] += window[loan, 0, kp] - window[loan, 0, kn]
+    acc[g, 4] += window[loan, 0, kn] if paying else 0.0
+    acc[g, 2] += window[loan, 0, 4] if payoff else 0.0
+    par = window[loan, 0, kp] if default else 0.0
+    acc[g, 3] += par
     acc[g, 0] += interest
     for jj in range(inv_coupon.shape[1]):
         acc[g, 5 + jj] += float(round(interest * inv_coupon[loan, jj]))
-    if nxt < 4:
-        return nxt, min(c + (1 if t <= ml else 0), y), par  # an instalment falls due up to maturity
-    return nxt, nxt, par
+    end = 6 if matured else (5 if payoff else 0)  # CURRENT in the maturity month is MATURED
+    nxt = y if (paying and y > 0) or default else end
+    cash = min(c + (1 if t <= ml else 0), y)  # an instalment falls due up to maturity
+    return nxt, cash if nxt < 4 else nxt, par
 
 
 @njit(cache=True)
