@@ -260,7 +260,9 @@ def _parse_weights(weights: str | None, scenario: list[str], z: str | None) -> l
 def lifetime(
     scenario: list[str] = typer.Option(["baseline"], "--scenario", help="Fed scenario (baseline, severely_adverse); repeat for several."),
     weights: str = typer.Option(None, "--weights", help="Comma-separated scenario weights (sum 1) for the weighted term structure."),
-    fed_year: int = typer.Option(2025, "--fed-year", help="Fed stress-test year of the scenarios (2024, 2025, 2026)."),
+    fed_year: int = typer.Option(2025, "--fed-year", help="Fed stress-test year of the scenarios (2024, 2025, 2026); "
+                                 "2025 as in simulate's fed source (ecl defaults to 2026: it reads a table "
+                                 "from the month after --as-of, and the 2026 tables start in 2026-01)."),
     z: str = typer.Option(None, "--z", help="Explicit annual Z path, e.g. '-1.5,-0.5,0.3' (replaces --scenario)."),
     years: int = typer.Option(10, "--years", help="Projection horizon in years (1..200)."),
     plot: Path = typer.Option(None, "--plot", help="Write a PNG of the cumulative PD term structures."),
