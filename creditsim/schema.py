@@ -170,11 +170,14 @@ def parse_dates(s: pd.Series, column: str, what: str, date_format: str | None = 
     Raises:
         DataError: naming the column, up to 10 offending row labels and the expected format.
     """
-    present = s.notna()
     if isinstance(s.dtype, pd.DatetimeTZDtype):
         return s.dt.tz_localize(None).astype("datetime64[ns]")
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
         return s.astype("datetime64[ns]")
+    # positions inside, the caller's labels in messages and on the result: a label may repeat (a tape joined
+    # with pd.concat), and label-based assignment fails on repeated labels
+    labels, s = s.index, s.reset_index(drop=True)
+    present = s.notna()
     hint = (f"dates in the format {date_format!r}" if date_format
             else "ISO dates YYYY-MM-DD or months YYYY-MM (pass date_format=, e.g. '%d/%m/%Y' or '%Y%m%d', for other layouts)")
     values = s[present]
@@ -205,12 +208,12 @@ def parse_dates(s: pd.Series, column: str, what: str, date_format: str | None = 
         bad = rest.index[~ok.to_numpy()]
         if len(bad):
             examples = ", ".join(repr(v) for v in rest[~ok.to_numpy()].head(3).tolist())
-            _raise(what, column, list(bad), f"{hint}; got {examples}", frame)
+            _raise(what, column, list(labels[bad]), f"{hint}; got {examples}", frame)
         out[rest.index] = parsed.astype("datetime64[ns]")
     nat = out.index[present.to_numpy() & out.isna().to_numpy()]
     if len(nat):
-        _raise(what, column, list(nat), hint, frame)
-    return out
+        _raise(what, column, list(labels[nat]), hint, frame)
+    return out.set_axis(labels)
 
 
 def _id_text(v: object) -> str:
@@ -228,15 +231,6 @@ def id_strings(s: pd.Series) -> pd.Series:
     whole numbers as integer text (``7`` and ``7.0`` -> ``"7"``); missing values stay missing."""
     present = s.notna()
     return s.astype(object).where(~present, s[present].map(_id_text))
-
-
-def _check_unique_labels(frame: pd.DataFrame, what: str) -> None:
-    """Row labels name the rows in every message, so duplicates would be ambiguous (and pandas' own
-    alignment fails on them deep inside the checks): refused, with the usual cause and its mend."""
-    if not frame.index.is_unique:
-        dup = list(dict.fromkeys(frame.index[frame.index.duplicated()]))
-        raise DataError(f"{what}: {len(dup)} duplicate row label(s) in the index, e.g. {format_labels(dup)}; expected "
-                        "unique labels (frames joined with pd.concat: pass ignore_index=True, or reset_index(drop=True))")
 
 
 def _check_columns(df: pd.DataFrame, required: Sequence[str], what: str) -> None:
@@ -323,7 +317,6 @@ def validate_loan_tape(loans: pd.DataFrame, date_format: str | None = None, cuto
     """
     what = "loan tape"
     _check_columns(loans, REQUIRED_LOAN_COLUMNS, what)
-    _check_unique_labels(loans, what)
     df = loans.copy()
     if len(df) == 0:
         raise DataError(f"{what}: no rows")
@@ -442,7 +435,10 @@ def validate_panel(panel: pd.DataFrame, check_transitions: bool = True, date_for
     """
     what = "panel"
     _check_columns(panel, REQUIRED_PANEL_COLUMNS if required is None else tuple(required), what)
-    _check_unique_labels(panel, what)
+    if not panel.index.is_unique:  # row labels name the rows in every message; duplicates would be ambiguous
+        dup = list(dict.fromkeys(panel.index[panel.index.duplicated()]))
+        raise DataError(f"panel: {len(dup)} duplicate row label(s) in the index, e.g. {format_labels(dup)}; expected "
+                        "unique labels (frames joined with pd.concat: pass ignore_index=True, or reset_index(drop=True))")
     df = panel.copy()
     for spec in PANEL_COLUMNS:
         if spec.name in df.columns:
