@@ -239,6 +239,9 @@ def _check_columns(df: pd.DataFrame, required: Sequence[str], what: str) -> None
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise DataError(f"{what}: missing required column(s) {missing}")
+    repeated = list(dict.fromkeys(df.columns[df.columns.duplicated()]))
+    if repeated:  # df[name] would be a frame: every check of that column would misread it
+        raise DataError(f"{what}: column(s) {format_labels(repeated)} appear more than once; expected one column each")
 
 
 def _coerce(df: pd.DataFrame, spec: ColumnSpec, what: str, date_format: str | None = None) -> None:

@@ -118,6 +118,13 @@ def test_errors_name_the_loan_ids_of_the_bad_rows():
         validate_loan_tape(text_dates.assign(maturity_date=["2027-01-15"] * 3 + ["15/01/2027"]))
 
 
+def test_a_repeated_column_is_named():
+    df = _tape()
+    twice = pd.concat([df, df[["loan_id"]]], axis=1)
+    with pytest.raises(DataError, match=r"loan tape: column\(s\) \['loan_id'\] appear more than once"):
+        validate_loan_tape(twice)
+
+
 def test_many_bad_rows_are_truncated_to_ten_labels():
     df = _tape(15)
     df["interest_rate"] = 2.0

@@ -82,6 +82,6 @@ def apply_prepayment_multiplier(matrices: np.ndarray, factor: np.ndarray) -> np.
     p = out[..., cur, pre]
     stay = out[..., cur, cur]
     new = np.minimum(p * np.asarray(factor, dtype=np.float64), p + stay)
-    out[..., cur, cur] = stay - (new - p)
+    out[..., cur, cur] = np.maximum(stay - (new - p), 0.0)  # at the cap the difference can round to -6e-17
     out[..., cur, pre] = new
     return out
