@@ -317,8 +317,10 @@ class MonthTables:
         return flows.view(lb * N_STATES * N_STATES, self.n_flows), nxt.view(-1), nxt_c.view(-1)
 
 
-def _as_tensor(matrices: object, name: str = "matrices") -> torch.Tensor:
-    arr = validate_matrices(matrices, name)
+def _as_tensor(matrices: object, name: str = "matrices", validated: bool = False) -> torch.Tensor:
+    """Float64 matrices as a CPU tensor sharing numpy's memory, checked by :func:`validate_matrices` unless
+    the caller vouches for them (``validated``: simulate_pool_chunk's argument)."""
+    arr = np.asarray(matrices, dtype=np.float64) if validated else validate_matrices(matrices, name)
     return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
 
 
@@ -866,11 +868,7 @@ def simulate_pool_chunk(
     ids, seed_i, months = _check_chunk_args(book, scenario_ids, seed, n_months)
     chunk = check_positive_int(loan_chunk, "loan_chunk")
     dev = torch_device(device)
-    if validated:
-        arr = np.asarray(matrices, dtype=np.float64)
-        mats = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
-    else:
-        mats = _as_tensor(matrices)
+    mats = _as_tensor(matrices, validated=validated)
     thresholds = _Thresholds(mats, book, len(ids), months, dev, max_risk_bins)
     groups, labels = (None, ()) if group_by is None else book.group_codes(group_by)
     n_groups = len(labels) if groups is not None else 1

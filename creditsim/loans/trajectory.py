@@ -684,18 +684,11 @@ class LoanTrajectoryModel(nn.Module):
 
     # -- training / scoring ----------------------------------------------------------------------
     def _checked_inputs(self, loan_features: object, cohort_transitions: object, macro_path: object,
-                        initial_states: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """The model inputs on its device, checked: features ``(B, 24)``, cohort matrices ``(B, T, 7, 7)``,
-        macro path ``(B, T, 9)`` or None, initial states ``(B,)``; T at most ``config.max_months``."""
-        feats, cohort, _, macro, init = self._checked_cohort_inputs(loan_features, cohort_transitions, None, macro_path,
-                                                                    initial_states)
-        return feats, cohort, macro, init
-
-    def _checked_cohort_inputs(self, loan_features: object, cohort_transitions: object, cohort_index: object,
-                               macro_path: object, initial_states: object) -> tuple[torch.Tensor, ...]:
-        """:meth:`_checked_inputs` with :meth:`generate`'s ``cohort_index``: ``(feats, cohort, index, macro,
-        init)``, the cohort matrices ``(G, T, 7, 7)`` and ``index`` ``(B,)`` long each loan's row of them
-        (``arange(B)`` for per-loan matrices, ``G = B``)."""
+                        initial_states: object, cohort_index: object = None) -> tuple[torch.Tensor, ...]:
+        """The model inputs on its device, checked: ``(feats (B, 24), cohort, index (B,) long, macro (B, T, 9),
+        init (B,))``; the cohort matrices are ``(B, T, 7, 7)`` with ``index = arange(B)``, or with
+        :meth:`generate`'s ``cohort_index`` ``(G, T, 7, 7)`` and each loan's row of them; T at most
+        ``config.max_months``."""
         dev = self.device
         feats = _check_features(loan_features, dev)
         B = feats.shape[0]
@@ -746,7 +739,7 @@ class LoanTrajectoryModel(nn.Module):
             ``value_loss`` (DDPM noise MSE; 0 without target_values).
         """
         dev = self.device
-        feats, cohort, macro, init = self._checked_inputs(loan_features, cohort_transitions, macro_path, initial_states)
+        feats, cohort, _, macro, init = self._checked_inputs(loan_features, cohort_transitions, macro_path, initial_states)
         B, T = cohort.shape[:2]
         rem = remaining_term(feats)
         if target_states is not None:
@@ -1013,8 +1006,8 @@ class LoanTrajectoryModel(nn.Module):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
         dev = self.device
-        feats, cohort, index, macro, init = self._checked_cohort_inputs(loan_features, cohort_transitions, cohort_index,
-                                                                        macro_path, initial_states)
+        feats, cohort, index, macro, init = self._checked_inputs(loan_features, cohort_transitions, macro_path,
+                                                                 initial_states, cohort_index)
         B, T = index.shape[0], cohort.shape[1]
         terms = self._check_terms(loan_terms, feats, B)
         adverse = torch.from_numpy(ADVERSE_MOVES.copy()).to(dev)

@@ -91,7 +91,6 @@ CS_INLINE void attend_row(const Step& st, const float* qkv, float* keys, float* 
             s[h * stride + l] = dot * st.scale;
         }
     }
-    for (int f = 0; f < C; ++f) out[f] = 0.0f;
     for (int h = 0; h < nh; ++h) {
         float* sh = s + h * stride;
         // softmax over the months in blocks of LANES (the tail padded with -inf scores and 0 weights): lane
@@ -123,6 +122,7 @@ CS_INLINE void attend_row(const Step& st, const float* qkv, float* keys, float* 
         return;
     }
 #endif
+    for (int f = 0; f < C; ++f) out[f] = 0.0f;  // the generic loop accumulates in the output row
     for (int h = 0; h < nh; ++h) {
         const float* sh = s + h * stride;
         float* y = out + h * hs;
