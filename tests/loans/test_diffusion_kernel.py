@@ -16,7 +16,7 @@ from creditsim.loans.trajectory import LoanTrajectoryModel, TrajectoryConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
-# h = 18: not a multiple of the kernel's four-unit blocks, so the remainder loop runs too
+# h = 18: not a multiple of the kernel's four-unit (generic) or eight-unit (AVX-512) blocks, so the remainders run too
 SMALL = TrajectoryConfig(d_model=16, n_heads=2, n_layers=1, diffusion_steps=20, diffusion_hidden=18, dropout=0.0,
                          idio_scale=0.3, max_months=48)
 
