@@ -119,7 +119,9 @@ __all__ = [
     "PRETRAINED_DIR",
     "loan_terms_from_features",
     "trajectory_flows",
+    "scenario_groups",
     "scenario_threads",
+    "GROUP_PATHS",
 ]
 
 #: folder of the checkpoint shipped inside the package
@@ -144,6 +146,32 @@ THREAD_MIN_LOANS_TORCH = 1000
 #: beyond a handful of threads they would queue on it (an estimate: measured on 2 cores only), and each
 #: scenario in flight holds its own working memory (~0.5 GiB at 6,000 loans x 120 months)
 THREAD_MAX = 4
+
+
+#: paths one batched month step of :meth:`LoanTrajectoryModel.generate_scenarios` holds at most, per device
+#: type: on the CPU the 4,096 a one-scenario chunk held before scenarios were batched (~160 MB a thread at
+#: 60 months); a GPU wants far larger batches to fill it (~2.6 GB at 60 months)
+GROUP_PATHS = {"cpu": 4096, "cuda": 65536}
+
+
+def scenario_groups(n_scenarios: int, n_loans: int, device: torch.device | str = "cpu",
+                    fused: bool = True) -> list[tuple[range, int]]:
+    """How to generate ``n_scenarios`` scenarios of ``n_loans`` loans: ``(scenarios, chunk_size)`` per call
+    of :meth:`LoanTrajectoryModel.generate_scenarios`, in scenario order.
+
+    A group holds as many scenarios as fill :data:`GROUP_PATHS` paths with whole books (at least one;
+    books of more loans are chunked), and no more than an even share of the threads
+    :func:`creditsim.threads.map_scenarios` would run the groups on (:func:`scenario_threads`), so every
+    thread gets work. Results do not depend on the grouping (each path's arithmetic is its own row's).
+    """
+    dev = torch.device(device)
+    paths = GROUP_PATHS.get(dev.type, GROUP_PATHS["cpu"])
+    book = max(1, -(-n_loans // RNG_LOAN_BLOCK)) * RNG_LOAN_BLOCK  # the loans of a chunk: whole RNG blocks
+    threads = 1 if dev.type != "cpu" else max(1, min(n_scenarios, torch.get_num_threads(),
+                                                     scenario_threads(n_loans, fused)))
+    size = max(1, min(paths // book, -(-n_scenarios // threads)))
+    chunk = max(RNG_LOAN_BLOCK, paths // size)
+    return [(range(lo, min(lo + size, n_scenarios)), chunk) for lo in range(0, n_scenarios, size)]
 
 
 def scenario_threads(n_loans: int, fused: bool = True) -> int:
@@ -438,20 +466,25 @@ class DiffusionHead(nn.Module):
 # ------------------------------------------------------------------------------ generation helpers
 class _BlockDraws:
     """The random streams of a chunk of ``L`` loans: one CPU generator per block of
-    :data:`RNG_LOAN_BLOCK` loans, keyed by (seed, global block index), so chunking never changes a
-    loan's draws as long as every stream is consumed in the same order."""
+    :data:`RNG_LOAN_BLOCK` loans and seed, keyed by (seed, global block index), so chunking never changes a
+    loan's draws as long as every stream is consumed in the same order. Several seeds (scenarios
+    generated together, :meth:`LoanTrajectoryModel.generate_scenarios`) each keep their own streams."""
 
-    def __init__(self, seed: int, first_block: int, n_loans: int, device: torch.device):
+    def __init__(self, seeds: tuple[int, ...], first_block: int, n_loans: int, device: torch.device):
         n_blocks = -(-n_loans // RNG_LOAN_BLOCK)
-        self._streams = [torch.Generator().manual_seed(torch_seed(seed, first_block + b)) for b in range(n_blocks)]
+        self._streams = [[torch.Generator().manual_seed(torch_seed(seed, first_block + b)) for b in range(n_blocks)]
+                         for seed in seeds]
         self._n_loans = n_loans
         self._device = device
 
     def draw(self, shape: tuple[int, ...], loan_axis: int, normal: bool) -> torch.Tensor:
-        """One draw of ``shape`` per block stream, concatenated along ``loan_axis`` and cut to L."""
+        """One draw of ``shape`` per block stream, concatenated along ``loan_axis`` and cut to L; the seeds'
+        draws in turn along the axis before it (the paths' sample axis: seed-major)."""
         fn = torch.randn if normal else torch.rand
-        parts = [fn(*shape, generator=g) for g in self._streams]
-        return torch.cat(parts, dim=loan_axis).narrow(loan_axis, 0, self._n_loans).to(self._device)
+        per_seed = [torch.cat([fn(*shape, generator=g) for g in streams], dim=loan_axis).narrow(loan_axis, 0, self._n_loans)
+                    for streams in self._streams]
+        out = per_seed[0] if len(per_seed) == 1 else torch.cat(per_seed, dim=loan_axis - 1)
+        return out.to(self._device)
 
 
 def _contract_tables(terms: Mapping[str, np.ndarray], n_months: int,
@@ -987,6 +1020,91 @@ class LoanTrajectoryModel(nn.Module):
         """
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
             raise ConfigError(f"n_samples must be a positive integer, got {n_samples!r}")
+        plan, sigma = self._generation_settings(chunk_size, idio_scale, sampling_steps, sampling_eta)
+        if seed is not None and generator is not None:
+            raise ConfigError("pass either seed or generator, not both")
+        if generator is not None:
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        seed = 0 if seed is None else seed
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+        feats, cohort, index, macro, init = self._checked_inputs(loan_features, cohort_transitions, macro_path,
+                                                                 initial_states, cohort_index)
+        terms = self._check_terms(loan_terms, feats, index.shape[0])
+        return self._generate(feats, (cohort.unsqueeze(0), index), macro.unsqueeze(0), init, terms, int(n_samples),
+                              sigma, (int(seed),), plan, int(chunk_size))
+
+    @torch.no_grad()
+    @serial_torch()
+    def generate_scenarios(
+        self,
+        loan_features: torch.Tensor,
+        cohort_transitions: torch.Tensor,
+        macro_paths: torch.Tensor | None,
+        seeds: object,
+        *,
+        loan_terms: Mapping[str, object] | None = None,
+        idio_scale: float | None = None,
+        initial_states: object | None = None,
+        chunk_size: int = 1024,
+        cohort_index: object | None = None,
+        sampling_steps: int | None = None,
+        sampling_eta: float | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """One path per loan under each of ``S`` scenarios, generated together (one batched month loop).
+
+        Scenario ``s`` gives what :meth:`generate` gives for ``(loan_features, cohort_transitions[s],
+        macro_paths[s], 1, seed=seeds[s])`` and the same keywords: the same draws (each seed keeps its own
+        streams), and on the CPU the same bits (tests/loans/test_trajectory_scenarios.py), since every
+        path's arithmetic is its own row's. Batching the scenarios is what a step-by-step loop of small
+        operations needs: the per-operation cost is paid once per month for all of them, and a GPU gets
+        batches large enough to fill it.
+
+        Args:
+            loan_features: ``(B, 24)`` as in :meth:`generate`.
+            cohort_transitions: ``(S, G, T, 7, 7)`` with ``cohort_index`` ``(B,)``, or ``(S, B, T, 7, 7)``.
+            macro_paths: ``(S, T, 9)`` decimals (None = the anchors).
+            seeds: ``S`` non-negative integers, one per scenario.
+            chunk_size: loans per chunk (rounded up to a multiple of RNG_LOAN_BLOCK): a chunk holds
+                ``S x chunk_size`` paths, which bounds memory (~40 kB a path at 60 months).
+            loan_terms, idio_scale, initial_states, cohort_index, sampling_steps, sampling_eta: as in
+                :meth:`generate`.
+
+        Returns:
+            :meth:`generate`'s dict with the scenario axis in place of the sample axis: ``(S, B, T)``
+            tensors, ``lgd`` ``(S, B)``, ``opening_balance`` ``(B,)``.
+        """
+        plan, sigma = self._generation_settings(chunk_size, idio_scale, sampling_steps, sampling_eta)
+        p = _as_tensor(cohort_transitions, "cohort_transitions", self.device)
+        if p.ndim != 5:
+            raise DataError(f"cohort_transitions: expected (S, G, T, 7, 7) with cohort_index or (S, B, T, 7, 7), "
+                            f"got {tuple(p.shape)}")
+        S = p.shape[0]
+        seed_list = seeds.tolist() if isinstance(seeds, (torch.Tensor, np.ndarray)) else seeds
+        if (not isinstance(seed_list, (list, tuple)) or len(seed_list) != S
+                or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 0 for x in seed_list)):
+            raise ConfigError(f"seeds: expected {S} non-negative integers (one per scenario), got {seeds!r}")
+        if macro_paths is not None:
+            m = _as_tensor(macro_paths, "macro_paths", self.device)
+            if m.ndim != 3 or m.shape[0] != S:
+                raise DataError(f"macro_paths: expected ({S}, T, 9) (one path per scenario), got {tuple(m.shape)}")
+        scen = []
+        for s in range(S):  # each scenario's inputs checked as generate checks them, its index named on failure
+            try:
+                scen.append(self._checked_inputs(loan_features, p[s], None if macro_paths is None else m[s],
+                                                 initial_states, cohort_index))
+            except DataError as exc:
+                raise DataError(f"scenario {s}: {exc}") from None
+        feats, _, index, _, init = scen[0]
+        terms = self._check_terms(loan_terms, feats, index.shape[0])
+        cohort = torch.stack([c[1] for c in scen])  # (S, G, T, 7, 7)
+        macro = torch.stack([c[3] for c in scen])  # (S, B, T, 9)
+        return self._generate(feats, (cohort, index), macro, init, terms, 1, sigma,
+                              tuple(int(x) for x in seed_list), plan, int(chunk_size))
+
+    def _generation_settings(self, chunk_size: object, idio_scale: float | None, sampling_steps: int | None,
+                             sampling_eta: float | None) -> tuple[SamplingPlan, float]:
+        """The checked settings of a generation: ``(value sampler plan, frailty sd)``."""
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
             raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         if self.step_proj is not None:
@@ -998,34 +1116,31 @@ class LoanTrajectoryModel(nn.Module):
         sigma = self.config.idio_scale if idio_scale is None else idio_scale
         if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma >= 0):
             raise ConfigError(f"idio_scale must be a finite number >= 0, got {sigma!r}")
-        if seed is not None and generator is not None:
-            raise ConfigError("pass either seed or generator, not both")
-        if generator is not None:
-            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-        seed = 0 if seed is None else seed
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-        dev = self.device
-        feats, cohort, index, macro, init = self._checked_inputs(loan_features, cohort_transitions, macro_path,
-                                                                 initial_states, cohort_index)
-        B, T = index.shape[0], cohort.shape[1]
-        terms = self._check_terms(loan_terms, feats, B)
-        adverse = torch.from_numpy(ADVERSE_MOVES.copy()).to(dev)
+        return plan, float(sigma)
 
+    def _generate(self, feats: torch.Tensor, cohort: tuple[torch.Tensor, torch.Tensor], macro: torch.Tensor,
+                  init: torch.Tensor, terms: dict[str, np.ndarray], n_samples: int, sigma: float,
+                  seeds: tuple[int, ...], plan: SamplingPlan, chunk_size: int) -> dict[str, torch.Tensor]:
+        """The chunk loop of :meth:`generate` and :meth:`generate_scenarios` on checked inputs: ``cohort``
+        (matrices ``(S, G, T, 7, 7)``, index ``(B,)``), ``macro`` ``(S, B, T, 9)`` standardised, one seed
+        per scenario. Returns ``(S * n_samples, B, T)`` tensors, ``lgd`` ``(S * n_samples, B)`` and
+        ``opening_balance`` ``(B,)``."""
+        matrices, index = cohort
+        B = index.shape[0]
+        adverse = torch.from_numpy(ADVERSE_MOVES.copy()).to(feats.device)
         keys = ("states", "payments", "balances", "losses", "interest", "scheduled_principal", "prepayment", "default_par")
         parts: dict[str, list[torch.Tensor]] = {k: [] for k in (*keys, "lgd")}
-        blocks_per_chunk = max(1, -(-int(chunk_size) // RNG_LOAN_BLOCK))
-        step = blocks_per_chunk * RNG_LOAN_BLOCK
+        step = max(1, -(-chunk_size // RNG_LOAN_BLOCK)) * RNG_LOAN_BLOCK
         with self.evaluating():
             for lo in range(0, B, step):
                 hi = min(B, lo + step)
-                out = self._generate_chunk(feats[lo:hi], (cohort, index[lo:hi]), macro[lo:hi], init[lo:hi],
-                                           {k: v[lo:hi] for k, v in terms.items()}, int(n_samples), float(sigma),
-                                           int(seed), lo // RNG_LOAN_BLOCK, adverse, plan)
+                out = self._generate_chunk(feats[lo:hi], (matrices, index[lo:hi]), macro[:, lo:hi], init[lo:hi],
+                                           {k: v[lo:hi] for k, v in terms.items()}, n_samples, sigma,
+                                           seeds, lo // RNG_LOAN_BLOCK, adverse, plan)
                 for k, v in out.items():
                     parts[k].append(v)
         result = {k: torch.cat(v, dim=1) for k, v in parts.items()}
-        result["opening_balance"] = torch.as_tensor(terms["balance"], dtype=torch.float64, device=dev)
+        result["opening_balance"] = torch.as_tensor(terms["balance"], dtype=torch.float64, device=feats.device)
         return result
 
     def _check_terms(self, loan_terms: Mapping[str, object] | None, feats: torch.Tensor, B: int) -> dict[str, np.ndarray]:
@@ -1064,27 +1179,37 @@ class LoanTrajectoryModel(nn.Module):
                                 f"{format_labels(bad)}; compute loan_features as of the cut-off")
         return terms
 
-    def _generate_chunk(self, feats, cohort, macro, init, terms, n_samples, sigma, seed, first_block, adverse, plan):
-        """Paths of one chunk of ``L`` loans (whole RNG blocks starting at block ``first_block``).
+    def _generate_chunk(self, feats, cohort, macro, init, terms, n_samples, sigma, seeds, first_block, adverse, plan):
+        """Paths of one chunk of ``L`` loans (whole RNG blocks starting at block ``first_block``) under
+        ``S = len(seeds)`` scenarios.
 
-        ``feats`` ``(L, 24)``, ``cohort`` the pair (matrices ``(G, T, 7, 7)``, ``(L,)`` each loan's row of
-        them), ``macro`` ``(L, T, 9)`` standardised,
+        ``feats`` ``(L, 24)``, ``cohort`` the pair (matrices ``(S, G, T, 7, 7)``, ``(L,)`` each loan's row
+        of them), ``macro`` ``(S, L, T, 9)`` standardised (scenario ``s`` under seed ``seeds[s]``),
         ``init`` ``(L,)``, ``terms`` of :meth:`_check_terms` cut to the chunk, ``adverse`` ``(7, 7)`` bool,
         ``plan`` the value sampler's :class:`~creditsim.loans.diffusion_sampling.SamplingPlan`.
-        Returns :meth:`generate`'s dict for the chunk, ``(n_samples, L, T)`` tensors and ``lgd``
-        ``(n_samples, L)``, without ``opening_balance``.
+        The ``N = S x n_samples x L`` paths are scenario-major, then sample, then loan; each path's
+        arithmetic is its own row's, so a scenario's paths do not depend on the others generated with it.
+        Returns :meth:`generate`'s dict for the chunk, ``(S * n_samples, L, T)`` tensors and ``lgd``
+        ``(S * n_samples, L)``, without ``opening_balance``.
         """
         dev = feats.device
         matrices, index = cohort
-        L, T = index.shape[0], matrices.shape[1]
-        N = n_samples * L
-        draws = _BlockDraws(seed, first_block, L, dev)
+        S, G, T = matrices.shape[:3]
+        L = index.shape[0]
+        P = S * n_samples  # paths per loan
+        N = P * L
+        draws = _BlockDraws(seeds, first_block, L, dev)
         frail = draws.draw((n_samples, RNG_LOAN_BLOCK), 1, True)  # first draw of every stream
         rem = torch.as_tensor(terms["remaining_term"], device=dev)
         sbal, cum_int, n_idx = _contract_tables(terms, T, dev)
-        rep = lambda x: x.repeat(n_samples, *([1] * (x.ndim - 1)))  # noqa: E731 -- sample-major (N = s*L + i)
+        rep = lambda x: x.repeat(P, *([1] * (x.ndim - 1)))  # noqa: E731 -- path-major (N = p*L + i)
         shift = (sigma * frail.reshape(N, 1, 1) - 0.5 * sigma**2) * adverse.float()  # (N, 7, 7)
-        paths = _PathInputs(rep(feats), matrices, rep(index), rep(macro), rep(rem), shift, torch.arange(N, device=dev))
+        # each path's row of the scenarios' matrices, stacked scenario-major: s * G + the loan's cohort
+        first_row = torch.arange(S, device=dev).repeat_interleave(n_samples) * G
+        rows = (first_row.view(P, 1) + index.view(1, L)).reshape(N)
+        paths = _PathInputs(rep(feats), matrices.reshape(S * G, T, N_STATES, N_STATES), rows,
+                            macro.repeat_interleave(n_samples, dim=0).reshape(N, T, macro.shape[-1]), rep(rem), shift,
+                            torch.arange(N, device=dev))
         ledger = _PathLedger(rep(sbal), rep(cum_int), rep(n_idx), rep(init), T)
         # key/value cache of each transformer block: (N, T, nh, hs) keys and values, written month by month
         pasts = [b.attn.kv_buffer(N, T, device=dev, dtype=self.wpe.weight.dtype, fused=self.fused_kernels)
@@ -1100,7 +1225,7 @@ class LoanTrajectoryModel(nn.Module):
             # values only where they are used: payment ratio of performing months, LGD at default
             values = self._month_values(h, new, moves.performing | moves.defaulted, noise, plan)
             ledger.settle(t, new, moves, values)
-        return ledger.result(n_samples, L)
+        return ledger.result(P, L)
 
     def _sample_states(self, t: int, paths: _PathInputs, state: torch.Tensor, pasts: list[KVBuffer],
                        draws: _BlockDraws, n_samples: int,
@@ -1112,7 +1237,8 @@ class LoanTrajectoryModel(nn.Module):
         months ``0 .. t - 1`` filled, holding at least the paths live at month ``t``); month ``t`` is
         written in place. Draws, in the fixed per-stream order: the state uniforms, then the diffusion
         noise (drawn every month, used or not, so the streams never depend on the sampled paths).
-        ``n_noise`` normal ``(2,)`` draws per path (the value sampler's plan: ``K + 1`` for the full chain).
+        ``n_noise`` normal ``(2,)`` draws per path (the value sampler's plan: ``K + 1`` for the full chain);
+        ``n_samples`` the paths per loan and seed of ``draws``.
         Returns ``(h (N, d), new state (N,) long, noise (n_noise, N, 2))``; ``h`` of a path absorbed
         before month ``t`` is finite but meaningless (its attention was skipped), and unused.
         """
@@ -1159,10 +1285,10 @@ class LoanTrajectoryModel(nn.Module):
     ) -> dict[str, np.ndarray]:
         """Pool cashflows ``(S, T, K)`` of ``S`` scenarios, one generated path per loan and scenario.
 
-        On CPU, books of at least :data:`THREAD_MIN_LOANS` loans (:data:`THREAD_MIN_LOANS_TORCH` in torch
-        alone: :func:`scenario_threads`) run their scenarios side by side on up to the caller's torch
-        thread count of Python threads (:func:`creditsim.threads.map_scenarios`), bit-identical to one
-        thread.
+        The scenarios are generated in groups (:func:`scenario_groups`, :meth:`generate_scenarios`). On
+        CPU, books of at least :data:`THREAD_MIN_LOANS` loans (:data:`THREAD_MIN_LOANS_TORCH` in torch
+        alone: :func:`scenario_threads`) run the groups side by side on up to the caller's torch thread
+        count of Python threads (:func:`creditsim.threads.map_scenarios`), bit-identical to one thread.
 
         Args:
             loan_features: ``(L, 24)`` features as of the cut-off.
@@ -1204,22 +1330,28 @@ class LoanTrajectoryModel(nn.Module):
             if m.ndim != 3 or m.shape[0] != S:
                 raise DataError(f"macro_paths: expected ({S}, T, 9), got {tuple(m.shape)}")
 
-        def scenario(s: int) -> tuple[np.ndarray, float, float]:
-            g = self.generate(feats, p[s], None if macro_paths is None else m[s], 1, loan_terms=loan_terms,
-                              seed=torch_seed(seed, int(ids[s])), idio_scale=idio_scale, chunk_size=chunk_size,
-                              cohort_index=None if cohort_index is None else cidx)
-            pool = pool_cashflows(trajectory_flows(g), lag)
-            return pool.cashflows[0], float(pool.pending_recovery[0]), float(g["opening_balance"].sum())
+        groups = scenario_groups(S, L, self.device, self.fused_kernels)
 
-        # side by side on the caller's torch thread count, bit-identical to one thread (map_scenarios);
+        def group(i: int) -> tuple[np.ndarray, np.ndarray, float]:
+            scen, chunk = groups[i]
+            sel = list(scen)
+            g = self.generate_scenarios(feats, p[sel], None if macro_paths is None else m[sel],
+                                        [torch_seed(seed, int(ids[s])) for s in sel], loan_terms=loan_terms,
+                                        idio_scale=idio_scale, chunk_size=min(chunk_size, chunk),
+                                        cohort_index=None if cohort_index is None else cidx)
+            pool = pool_cashflows(trajectory_flows(g), lag)
+            return pool.cashflows, pool.pending_recovery, float(g["opening_balance"].sum())
+
+        # groups side by side on the caller's torch thread count, bit-identical to one thread (map_scenarios);
         # eval mode set once here: a thread's generate then leaves the shared flags alone
         with self.evaluating():
-            rows = map_scenarios(scenario, S, self.device, max_threads=scenario_threads(L, self.fused_kernels))
+            rows = map_scenarios(group, len(groups), self.device, max_threads=scenario_threads(L, self.fused_kernels))
         cash = np.zeros((S, T, len(POOL_CF_TYPES)))
-        for s, (cash_s, _, _) in enumerate(rows):
-            cash[s] = cash_s
-        return {"cashflows": cash, "pending_recovery": np.array([r[1] for r in rows], dtype=np.float64),
-                "initial_balance": rows[-1][2] if rows else 0.0}
+        pending = np.zeros(S)
+        for (scen, _), (cash_g, pending_g, _) in zip(groups, rows):
+            cash[scen.start:scen.stop] = cash_g
+            pending[scen.start:scen.stop] = pending_g
+        return {"cashflows": cash, "pending_recovery": pending, "initial_balance": rows[-1][2] if rows else 0.0}
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike, extra: Mapping[str, Any] | None = None) -> Path:

@@ -59,7 +59,7 @@ from creditsim.transitions.sampler import validate_matrices
 from creditsim.states import ASSET_CLASSES, MACRO_VARS, POOL_CF_TYPES, LoanState
 from creditsim.rng import LOANS, torch_seed
 from creditsim.loans.pool import pool_cashflows
-from creditsim.loans.trajectory import scenario_threads, trajectory_flows
+from creditsim.loans.trajectory import scenario_groups, scenario_threads, trajectory_flows
 from creditsim.threads import map_scenarios
 
 __all__ = ["PoolEngine", "rating_default_hazard", "rated_cohort_matrices"]
@@ -467,20 +467,21 @@ class PoolEngine:
 
 
     def _trajectory_pool(self, mats: np.ndarray, macro: np.ndarray, scenario_ids: np.ndarray) -> np.ndarray:
-        """Pool cashflows ``(S, T, 7)`` from loan paths of the LoanTrajectoryModel, one ``generate`` call
-        per scenario.
+        """Pool cashflows ``(S, T, 7)`` from loan paths of the LoanTrajectoryModel, its scenarios generated in
+        groups (:func:`~creditsim.loans.trajectory.scenario_groups`, one
+        :meth:`~creditsim.loans.trajectory.LoanTrajectoryModel.generate_scenarios` call per group).
 
         The scenario's cohort matrices (systematic risk) and macro path condition the model; its
-        random streams are seeded by (seed, global scenario id), so chunking does not matter. The model
-        books ``loss = lgd x default_par`` in the default month; the recovery ``default_par - loss``
-        arrives ``book.recovery_lag`` months later (dropped when that is after the horizon, as in the
-        Markov engine's pool totals). The rate and collateral channels of the Markov engine apply to
-        the model's loan flows too (:meth:`_with_channels`).
+        random streams are seeded by (seed, global scenario id), so neither chunking nor grouping
+        matters. The model books ``loss = lgd x default_par`` in the default month; the recovery
+        ``default_par - loss`` arrives ``book.recovery_lag`` months later (dropped when that is after the
+        horizon, as in the Markov engine's pool totals). The rate and collateral channels of the Markov
+        engine apply to the model's loan flows too (:meth:`_with_channels`).
 
         On CPU, books of at least :data:`~creditsim.loans.trajectory.THREAD_MIN_LOANS` loans
-        (``THREAD_MIN_LOANS_TORCH`` in torch alone) run their scenarios side by side on up to the caller's torch thread count of Python threads
-        (:func:`creditsim.threads.map_scenarios`, :func:`~creditsim.loans.trajectory.scenario_threads`),
-        bit-identical to one thread.
+        (``THREAD_MIN_LOANS_TORCH`` in torch alone) run their groups side by side on up to the caller's
+        torch thread count of Python threads (:func:`creditsim.threads.map_scenarios`,
+        :func:`~creditsim.loans.trajectory.scenario_threads`), bit-identical to one thread.
         """
         book, model = self.book, self.trajectory_model
         dev = model.device
@@ -489,29 +490,34 @@ class PoolEngine:
                  "remaining_term": book.remaining_term, "amortization": book.amortization,
                  "io_months": book.io_months}
         init = np.asarray(book.initial_state, dtype=np.int64)
+        groups = scenario_groups(len(scenario_ids), book.n_loans, dev, model.fused_kernels)
         with model.evaluating():  # once for all threads; the caller's modes come back after
-            rows = map_scenarios(lambda i: self._trajectory_scenario(feats, terms, init, mats[i], macro[i:i + 1],
-                                                                     int(scenario_ids[i])),
-                                 len(scenario_ids), dev, max_threads=scenario_threads(book.n_loans, model.fused_kernels))
+            rows = map_scenarios(lambda i: self._trajectory_group(feats, terms, init, mats[groups[i][0]],
+                                                                  macro[groups[i][0]], scenario_ids[groups[i][0]],
+                                                                  groups[i][1]),
+                                 len(groups), dev, max_threads=scenario_threads(book.n_loans, model.fused_kernels))
         out = np.zeros((len(scenario_ids), self.horizon, 7))
-        for i, row in enumerate(rows):
-            out[i] = row
+        for (scen, _), cash in zip(groups, rows):
+            out[scen.start:scen.stop] = cash
         return out
 
-    def _trajectory_scenario(self, feats: torch.Tensor, terms: dict[str, np.ndarray], init: np.ndarray,
-                             mats: np.ndarray, macro: np.ndarray, sid: int) -> np.ndarray:
-        """``(T, 7)`` pool cashflows of global scenario ``sid`` (:meth:`_trajectory_pool`, which builds the
-        loans' ``feats``, contract ``terms`` and initial states ``init`` once for all scenarios): ``mats``
-        its cohort matrices ``(G, T, 7, 7)``, ``macro`` its path ``(1, T, n_macro)``."""
+    def _trajectory_group(self, feats: torch.Tensor, terms: dict[str, np.ndarray], init: np.ndarray,
+                          mats: np.ndarray, macro: np.ndarray, sids: np.ndarray, chunk: int) -> np.ndarray:
+        """``(s, T, 7)`` pool cashflows of the global scenarios ``sids`` (:meth:`_trajectory_pool`, which builds
+        the loans' ``feats``, contract ``terms`` and initial states ``init`` once for all scenarios): ``mats``
+        their cohort matrices ``(s, G, T, 7, 7)``, ``macro`` their paths ``(s, T, n_macro)``, ``chunk`` the
+        loans per chunk of the group's :meth:`generate_scenarios` call."""
         book, model = self.book, self.trajectory_model
         dev = model.device
-        coh = torch.as_tensor(mats, dtype=torch.float32, device=dev)  # (G, T, 7, 7): read per loan, not copied
-        g = model.generate(feats, coh, torch.as_tensor(macro[0], dtype=torch.float32, device=dev), 1,
-                           loan_terms=terms, seed=torch_seed(self.seed, LOANS, sid), initial_states=init,
-                           cohort_index=book.cohort)
-        flows = self._with_channels(trajectory_flows(g), macro)
-        # whole-cent sums are exact, so the pool does not depend on the loan count's tiling or threads
-        return pool_cashflows(flows, int(book.recovery_lag)).cashflows[0]
+        coh = torch.as_tensor(mats, dtype=torch.float32, device=dev)  # (s, G, T, 7, 7): read per loan, not copied
+        g = model.generate_scenarios(feats, coh, torch.as_tensor(macro, dtype=torch.float32, device=dev),
+                                     [torch_seed(self.seed, LOANS, int(sid)) for sid in sids], loan_terms=terms,
+                                     initial_states=init, cohort_index=book.cohort, chunk_size=chunk)
+        flows = trajectory_flows(g)
+        # whole-cent sums are exact, so the pool does not depend on the loan count's tiling, grouping or threads
+        return np.concatenate([pool_cashflows(self._with_channels({k: v[i:i + 1] for k, v in flows.items()},
+                                                                  macro[i:i + 1]), int(book.recovery_lag)).cashflows
+                               for i in range(len(sids))])
 
     def _with_channels(self, flows: dict[str, Any], macro: np.ndarray) -> dict[str, Any]:
         """Loan flows ``(1, L, T)`` of one scenario with the Markov engine's channels applied per loan,

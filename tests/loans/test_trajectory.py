@@ -479,8 +479,8 @@ def test_pool_cashflows_conserve_principal_and_split_defaults_into_loss_and_reco
 
 
 def test_pool_cashflows_on_two_threads_are_one_thread_bit_for_bit(monkeypatch):
-    """The scenarios run side by side on the caller's torch thread count (creditsim.threads.map_scenarios):
-    the same bits as one thread, also for a model left in training mode with dropout (eval mode is set
+    """The scenarios' groups (one scenario each here, on two threads) run side by side on the caller's torch
+    thread count (creditsim.threads.map_scenarios): the same bits as one thread (one group of both), also for a model left in training mode with dropout (eval mode is set
     once around the threads, so no thread's generate flips the flags another reads), and the model's
     mode is back afterwards. Books under THREAD_MIN_LOANS run on one thread (forced here to two)."""
     import threading
@@ -501,7 +501,7 @@ def test_pool_cashflows_on_two_threads_are_one_thread_bit_for_bit(monkeypatch):
     # inside it, and runs its months only after the first one's generate has returned (and put back
     # any mode it changed), so a race on the shared flags would show every time
     first_inside, second_inside, first_done, order = threading.Event(), threading.Event(), threading.Event(), []
-    generate, chunk = LoanTrajectoryModel.generate, LoanTrajectoryModel._generate_chunk
+    generate, chunk = LoanTrajectoryModel.generate_scenarios, LoanTrajectoryModel._generate_chunk
     lock = threading.Lock()
 
     def spy_generate(self, *args, **kwargs):
@@ -526,7 +526,7 @@ def test_pool_cashflows_on_two_threads_are_one_thread_bit_for_bit(monkeypatch):
             assert first_done.wait(30)
         return chunk(self, *args)
 
-    monkeypatch.setattr(LoanTrajectoryModel, "generate", spy_generate)
+    monkeypatch.setattr(LoanTrajectoryModel, "generate_scenarios", spy_generate)
     monkeypatch.setattr(LoanTrajectoryModel, "_generate_chunk", spy_chunk)
     S, C, T = 2, 2, 12  # two scenarios: nothing else runs while the second one does
     feats = torch.cat([_features(10, 8), _features(10, 30, amort="linear")])

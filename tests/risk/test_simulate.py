@@ -359,14 +359,15 @@ def test_trajectory_engine_runs_and_is_chunk_invariant(small_tape, small_deal):
 
 
 def test_trajectory_engine_on_two_threads_is_one_thread_bit_for_bit(small_tape, small_deal, monkeypatch):
-    """The chunk's scenarios run on the caller's torch thread count of Python threads (books from
-    THREAD_MIN_LOANS loans; a 60-loan book stays on one thread, then is forced onto threads): the same
-    bits as one thread, every scenario in its own row (a mix-up of rows or streams would differ: the
+    """The chunk's scenarios, in groups (scenario_groups), run on the caller's torch thread count of Python
+    threads (books from THREAD_MIN_LOANS loans; a 60-loan book stays on one thread, then is forced onto
+    threads): the same bits as one thread, every scenario in its own row (a mix-up of rows or streams would differ: the
     scenarios differ), both threads used, and the caller's count and the model's mode back afterwards."""
     import threading
 
     import torch
 
+    import creditsim.loans.trajectory as trajectory
     import creditsim.risk.pool_engine as pool_engine
     from creditsim.loans.trajectory import LoanTrajectoryModel, TrajectoryConfig
 
@@ -374,8 +375,8 @@ def test_trajectory_engine_on_two_threads_is_one_thread_bit_for_bit(small_tape, 
     model = LoanTrajectoryModel(TrajectoryConfig(d_model=32, n_heads=2, n_layers=1, diffusion_steps=4))
     tape = small_tape.iloc[:60]
     seen: set[str] = set()
-    one_scenario = pool_engine.PoolEngine._trajectory_scenario
-    meet = threading.Barrier(2, timeout=30)  # the first two scenarios must be in flight together
+    one_group = pool_engine.PoolEngine._trajectory_group
+    meet = threading.Barrier(2, timeout=30)  # the first two groups must be in flight together
     worker_calls: list[int] = []
 
     def spy(self, *args):
@@ -383,16 +384,17 @@ def test_trajectory_engine_on_two_threads_is_one_thread_bit_for_bit(small_tape, 
         if threading.current_thread() is not threading.main_thread():
             worker_calls.append(1)
             if len(worker_calls) <= 2:
-                meet.wait()  # raises BrokenBarrierError after 30 s if the scenarios ran one at a time
-        return one_scenario(self, *args)
+                meet.wait()  # raises BrokenBarrierError after 30 s if the groups ran one at a time
+        return one_group(self, *args)
 
-    monkeypatch.setattr(pool_engine.PoolEngine, "_trajectory_scenario", spy)
+    monkeypatch.setattr(pool_engine.PoolEngine, "_trajectory_group", spy)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
         _run(tape, small_deal, engine="trajectory", trajectory_model=model, n_simulations=3, chunk_size=3)
         assert seen == {threading.current_thread().name}  # 60 loans, under THREAD_MIN_LOANS: one thread
-        monkeypatch.setattr(pool_engine, "scenario_threads", lambda n_loans, fused=True: 4)  # a small book, threaded anyway
+        for module in (pool_engine, trajectory):  # a small book, threaded (and grouped per thread) anyway
+            monkeypatch.setattr(module, "scenario_threads", lambda n_loans, fused=True: 4)
         runs = {}
         for n in (1, 2):
             torch.set_num_threads(n)
