@@ -107,10 +107,12 @@ def validate_matrices(matrices: object, name: str = "matrices", atol: float = 1e
             return arr
     if not np.isfinite(arr).all():
         pos = np.argwhere(~np.isfinite(arr))
-        raise DataError(f"{name}: non-finite entries at {format_labels([tuple(p) for p in pos])}")
+        raise DataError(f"{name}: non-finite entries at (index..., from, to) "
+                        f"{format_labels([tuple(int(v) for v in p) for p in pos])}")
     if (arr < 0).any():
         pos = np.argwhere(arr < 0)
-        raise DataError(f"{name}: negative probabilities at {format_labels([tuple(p) for p in pos])}")
+        raise DataError(f"{name}: negative probabilities at (index..., from, to) "
+                        f"{format_labels([tuple(int(v) for v in p) for p in pos])}")
     forbidden = arr * ~ALLOWED_TRANSITIONS
     if (forbidden != 0).any():
         pos = np.argwhere(forbidden != 0)

@@ -102,6 +102,15 @@ def test_validate_matrices_rejects_bad_matrices(matrix: np.ndarray, match: str) 
         validate_matrices(matrix)
 
 
+@pytest.mark.parametrize("value, what", [(np.nan, "non-finite entries"), (-0.25, "negative probabilities")])
+def test_validate_matrices_names_bad_entries_as_plain_positions(value: float, what: str) -> None:
+    """The position reads ``(1, 2, 0)``, not numpy's ``(np.int64(1), ...)`` reprs."""
+    p = np.stack([base_case_matrix("corporate")] * 2)
+    p[1, 2, 0] = value
+    with pytest.raises(DataError, match=rf"{what} at \(index\.\.\., from, to\) \[\(1, 2, 0\)\]$"):
+        validate_matrices(p)
+
+
 def test_validate_matrices_names_forbidden_positions() -> None:
     p = base_case_matrix("corporate")
     p[4, 4], p[4, 0] = 0.9, 0.1  # leaving DEFAULT
