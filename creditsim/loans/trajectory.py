@@ -535,7 +535,7 @@ class _PathLedger:
 
     Holds each path's state, paid count ``P``, principal shortfall ``S`` and balance (module doc,
     "Cashflows") over the contractual tables of :func:`_contract_tables` (repeated per sample), and
-    fills the ``(N, T)`` outputs as the months are settled in order.
+    fills the outputs (``(T, N)`` month-major, ``(N, T)`` once done) as the months are settled in order.
     """
 
     FLOWS = ("payments", "balances", "losses", "interest", "scheduled_principal", "prepayment", "default_par")
@@ -549,8 +549,9 @@ class _PathLedger:
         self._paid = torch.zeros(N, dtype=torch.long, device=dev)  # P: scheduled payments settled
         self._short = torch.zeros(N, dtype=torch.float64, device=dev)  # unpaid principal carried in the balance
         self._balance = sbal[:, 0].clone()
-        self._out = {k: torch.zeros(N, n_months, dtype=torch.float64, device=dev) for k in self.FLOWS}
-        self._states = torch.empty(N, n_months, dtype=torch.int8, device=dev)
+        # month-major (T, N): a month's values are written together (an (N, T) column is N scattered writes)
+        self._out = {k: torch.zeros(n_months, N, dtype=torch.float64, device=dev) for k in self.FLOWS}
+        self._states = torch.empty(n_months, N, dtype=torch.int8, device=dev)
         self._lgd = torch.full((N,), float("nan"), dtype=torch.float64, device=dev)
 
     def moves(self, t: int, new: torch.Tensor) -> _Moves:
@@ -592,14 +593,14 @@ class _PathLedger:
         new_balance = torch.where(mv.stays, sbal[ar, mv.new_paid] + short_new, torch.where(mv.live, 0.0, self._balance))
         # absorbed loans carry balance 0 already; a loan absorbed before the cut-off is not supported
         out = self._out
-        out["interest"][:, t] = intr
-        out["scheduled_principal"][:, t] = prin
-        out["prepayment"][:, t] = prepay
-        out["payments"][:, t] = intr + prin + prepay
-        out["default_par"][:, t] = par
-        out["losses"][:, t] = loss
-        out["balances"][:, t] = new_balance
-        self._states[:, t] = new.to(torch.int8)
+        out["interest"][t] = intr
+        out["scheduled_principal"][t] = prin
+        out["prepayment"][t] = prepay
+        torch.add(intr + prin, prepay, out=out["payments"][t])
+        out["default_par"][t] = par
+        out["losses"][t] = loss
+        out["balances"][t] = new_balance
+        self._states[t] = new
         self.state = new
         self._paid = mv.new_paid
         self._short = torch.where(mv.stays, short_new, torch.zeros_like(short))
@@ -607,8 +608,8 @@ class _PathLedger:
 
     def result(self, n_samples: int, n_loans: int) -> dict[str, torch.Tensor]:
         """The outputs as ``(n_samples, L, T)`` (``lgd`` ``(n_samples, L)``)."""
-        res = {k: v.view(n_samples, n_loans, -1) for k, v in self._out.items()}
-        res["states"] = self._states.view(n_samples, n_loans, -1)
+        res = {k: v.t().contiguous().view(n_samples, n_loans, -1) for k, v in self._out.items()}
+        res["states"] = self._states.t().contiguous().view(n_samples, n_loans, -1)
         res["lgd"] = self._lgd.view(n_samples, n_loans)
         return res
 
