@@ -17,7 +17,8 @@ $(VENV)/bin/python:
 
 # torch first and pinned: a wider range would pull a multi-GB CUDA build.
 # the C++ kernels too: the editable install builds them in place, and only a reinstall rebuilds them
-KERNELS := setup.py creditsim/_kernel_math.h creditsim/loans/_diffusion_chain.cpp creditsim/nn/_attention_step.cpp
+KERNELS := setup.py creditsim/_kernel_math.h creditsim/loans/_diffusion_chain.cpp creditsim/nn/_attention_step.cpp \
+           creditsim/nn/_mlp_step.cpp
 $(STAMP): pyproject.toml $(KERNELS) | $(VENV)/bin/python
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[dev,distributed]"

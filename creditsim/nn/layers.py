@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from creditsim.nn import attention_kernel
+from creditsim.nn import attention_kernel, mlp_kernel
 
 __all__ = ["CausalSelfAttention", "MLP", "Block", "KVBuffer"]
 
@@ -223,7 +223,16 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, past: KVCache | KVBuffer | None = None
                 ) -> tuple[torch.Tensor, KVCache | KVBuffer]:
-        """``x`` ``(B, T, C)`` -> ``((B, T, C), cache)``; ``past`` and the cache as in :class:`CausalSelfAttention`."""
+        """``x`` ``(B, T, C)`` -> ``((B, T, C), cache)``; ``past`` and the cache as in :class:`CausalSelfAttention`.
+
+        A single decoding step on a fused :class:`KVBuffer` runs the feed-forward half in the compiled
+        kernel of :mod:`creditsim.nn.mlp_kernel` (the same values to float32 rounding), for the buffer's
+        live rows only: a row no longer wanted keeps its input there (finite, and unused, as its attention)."""
         a, present = self.attn(self.ln_1(x), past)
         x = x + a
+        B, T, C = x.shape
+        if (isinstance(past, KVBuffer) and past.fused and T == 1 and mlp_kernel.available()
+                and not torch.is_grad_enabled() and not (self.training and self.mlp.dropout.p > 0)):
+            return mlp_kernel.mlp_step(x.view(B, C), self.ln_2, self.mlp.c_fc, self.mlp.c_proj, past.live).view(B, 1, C), \
+                present
         return x + self.mlp(self.ln_2(x)), present

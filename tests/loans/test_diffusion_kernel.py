@@ -215,7 +215,7 @@ def test_every_instruction_set_level_gives_the_same_bits(kernel_levels, monkeypa
 def test_without_the_compiled_kernels_generate_runs_in_torch(monkeypatch):
     """An install where no compiler built the extensions (setup.py marks them optional): both wrappers say
     so, a fused buffer falls back to torch's, and generate gives the eager paths and values."""
-    from creditsim.nn import attention_kernel
+    from creditsim.nn import attention_kernel, mlp_kernel
     from creditsim.nn.layers import KVBuffer
 
     model = LoanTrajectoryModel.from_pretrained()
@@ -227,7 +227,8 @@ def test_without_the_compiled_kernels_generate_runs_in_torch(monkeypatch):
         model.fused_kernels = True
     monkeypatch.setattr(diffusion_kernel, "_diffusion_chain", None)
     monkeypatch.setattr(attention_kernel, "_attention_step", None)
-    assert not diffusion_kernel.available() and not attention_kernel.available()
+    monkeypatch.setattr(mlp_kernel, "_mlp_step", None)
+    assert not diffusion_kernel.available() and not attention_kernel.available() and not mlp_kernel.available()
     assert not KVBuffer(4, 2, 3, 8, fused=True).fused
     with pytest.raises(RuntimeError, match="not built"):
         diffusion_kernel.ancestral_chain(model.diffusion, model._posterior_table(), torch.zeros(1, 32),

@@ -1,0 +1,183 @@
+// The feed-forward half of a transformer block for one decoding step, fused into one pass per row (CPU):
+// out = x + c_proj(gelu(c_fc(ln_2(x)))). Python side and the maths: creditsim/nn/mlp_kernel.py.
+//
+// Reproducibility: a row reads its own data only; every sum runs in a fixed order (the layer norm's over
+// 16 fixed lanes combined by a fixed tree, the products input by input with explicit fmaf), and the file
+// is built with -ffp-contract=off, so a row's output is the same bits whatever the batch, the live set,
+// the thread or the instruction set (x86-64 baseline, v3, v4 clones).
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "../_kernel_math.h"
+
+namespace {
+
+using creditsim_kernels::as_ptr;
+using creditsim_kernels::exp_f32;
+
+constexpr int MAX_D = 256;     // model width the row buffers hold (the wrapper checks)
+constexpr int MAX_H = 1024;    // hidden width
+constexpr int LANES = 16;      // the layer norm's partial sums
+constexpr int PROJ_ROWS = 4;   // rows c_proj runs together: 4 x (d / 16) accumulators cover the FMA latency
+
+struct Mlp {
+    int d, h;                              // model width, hidden width
+    float eps;                             // layer norm epsilon
+    const float *ln_w, *ln_b;              // (d) (d)
+    const float *w_fc, *b_fc;              // (d, h) input-major (c_fc.weight transposed), (h)
+    const float *w_proj, *b_proj;          // (h, d) input-major (c_proj.weight transposed), (d)
+};
+
+// erfc(z) for z >= 0 to a relative error below 1.2e-7: t = 1 / (1 + z / 2), erfc = t exp(-z^2 + P(t)) with
+// the degree-9 Chebyshev fit of Press et al., Numerical Recipes (2nd ed., section 6.2, erfcc).
+CS_INLINE float erfc_nonneg(float z) {
+    const float t = 1.0f / std::fmaf(0.5f, z, 1.0f);
+    float p = 0.17087277f;
+    p = std::fmaf(p, t, -0.82215223f);
+    p = std::fmaf(p, t, 1.48851587f);
+    p = std::fmaf(p, t, -1.13520398f);
+    p = std::fmaf(p, t, 0.27886807f);
+    p = std::fmaf(p, t, -0.18628806f);
+    p = std::fmaf(p, t, 0.09678418f);
+    p = std::fmaf(p, t, 0.37409196f);
+    p = std::fmaf(p, t, 1.00002368f);
+    p = std::fmaf(p, t, -1.26551223f);
+    return t * exp_f32(std::fmaf(-z, z, p));
+}
+
+// GELU, the exact (erf) form: x (1 + erf(x / sqrt 2)) / 2, with 1 + erf(-z) = erfc(z) and 1 + erf(z) = 2 - erfc(z)
+// (no cancellation on either side).
+CS_INLINE float gelu(float x) {
+    const float c = erfc_nonneg(std::fabs(x) * 0.70710678118654752f);
+    return 0.5f * x * (x >= 0.0f ? 2.0f - c : c);
+}
+
+// Sum of v[0 .. n - 1] in a fixed order: v[i] into lane i % 16 in index order, then the lanes by a fixed tree.
+CS_INLINE float lane_sum(const float* v, int n) {
+    float s[LANES] = {};
+    int i0 = 0;
+    for (; i0 + LANES <= n; i0 += LANES)
+        for (int k = 0; k < LANES; ++k) s[k] += v[i0 + k];
+    for (int k = 0; i0 + k < n; ++k) s[k] += v[i0 + k];
+    for (int w = LANES / 2; w >= 1; w /= 2)
+        for (int k = 0; k < w; ++k) s[k] += s[k + w];
+    return s[0];
+}
+
+// a (d) = ln_2(x) of one row.
+template <int D>
+CS_INLINE void layer_norm(const Mlp& m, const float* x, float* a) {
+    const int d = D ? D : m.d;
+    const float mean = lane_sum(x, d) / static_cast<float>(d);
+    float c[MAX_D];
+    for (int i = 0; i < d; ++i) c[i] = x[i] - mean;
+    float sq[MAX_D];
+    for (int i = 0; i < d; ++i) sq[i] = c[i] * c[i];
+    const float rstd = 1.0f / std::sqrt(lane_sum(sq, d) / static_cast<float>(d) + m.eps);
+    for (int i = 0; i < d; ++i) a[i] = std::fmaf(c[i] * rstd, m.ln_w[i], m.ln_b[i]);
+}
+
+// g (h) = gelu(c_fc(a)) of one row: each unit's bias, then the inputs ascending.
+template <int D, int H>
+CS_INLINE void hidden(const Mlp& m, const float* a, float* g) {
+    const int d = D ? D : m.d, h = H ? H : m.h;
+    for (int j = 0; j < h; ++j) g[j] = m.b_fc[j];
+    for (int i = 0; i < d; ++i) {
+        const float ai = a[i];
+        const float* w = m.w_fc + static_cast<int64_t>(i) * h;
+        for (int j = 0; j < h; ++j) g[j] = std::fmaf(ai, w[j], g[j]);
+    }
+    for (int j = 0; j < h; ++j) g[j] = gelu(g[j]);
+}
+
+// out = x + c_proj(g) for R rows together (their own sums, side by side).
+template <int D, int H, int R>
+CS_INLINE void project(const Mlp& m, float* const* g, const float* const* x, float* const* out) {
+    const int d = D ? D : m.d, h = H ? H : m.h;
+    float o[R][MAX_D];
+    for (int r = 0; r < R; ++r)
+        for (int j = 0; j < d; ++j) o[r][j] = m.b_proj[j];
+    for (int i = 0; i < h; ++i) {
+        const float* w = m.w_proj + static_cast<int64_t>(i) * d;
+        for (int r = 0; r < R; ++r) {
+            const float gi = g[r][i];
+            for (int j = 0; j < d; ++j) o[r][j] = std::fmaf(gi, w[j], o[r][j]);
+        }
+    }
+    for (int r = 0; r < R; ++r)
+        for (int j = 0; j < d; ++j) out[r][j] = x[r][j] + o[r][j];
+}
+
+template <int D, int H>
+CS_INLINE void run_rows(const Mlp& m, int64_t n, const int64_t* live, const float* x, float* out) {
+    const int d = D ? D : m.d;
+    float g[PROJ_ROWS][MAX_H];
+    float a[MAX_D];
+    int64_t k = 0;
+    for (; k < n; k += PROJ_ROWS) {
+        const int rows = n - k < PROJ_ROWS ? static_cast<int>(n - k) : PROJ_ROWS;
+        const float* xr[PROJ_ROWS];
+        float* outr[PROJ_ROWS];
+        float* gr[PROJ_ROWS];
+        for (int r = 0; r < rows; ++r) {
+            const int64_t row = live ? live[k + r] : k + r;
+            xr[r] = x + row * d;
+            outr[r] = out + row * d;
+            gr[r] = g[r];
+            layer_norm<D>(m, xr[r], a);
+            hidden<D, H>(m, a, g[r]);
+        }
+        if (rows == PROJ_ROWS) {
+            project<D, H, PROJ_ROWS>(m, gr, xr, outr);
+        } else {
+            for (int r = 0; r < rows; ++r) project<D, H, 1>(m, gr + r, xr + r, outr + r);
+        }
+    }
+}
+
+CS_CLONES void run(const Mlp& m, int64_t n, const int64_t* live, const float* x, float* out) {
+    if (m.d == 32 && m.h == 128) {
+        run_rows<32, 128>(m, n, live, x, out);  // the shipped model's sizes, unrolled
+    } else {
+        run_rows<0, 0>(m, n, live, x, out);
+    }
+}
+
+// step(n, live, d, h, eps, x, ln_w, ln_b, w_fc, b_fc, w_proj, b_proj, out): the addresses of contiguous float32
+// CPU buffers (live: n int64 row indices, or 0 for rows 0 .. n - 1). The caller checks shapes and keeps the
+// buffers alive; the GIL is released while the rows run.
+PyObject* step(PyObject*, PyObject* args) {
+    long long n;
+    unsigned long long live;
+    int d, h;
+    float eps;
+    unsigned long long p[8];
+    if (!PyArg_ParseTuple(args, "LKiifKKKKKKKK", &n, &live, &d, &h, &eps, &p[0], &p[1], &p[2], &p[3], &p[4], &p[5],
+                          &p[6], &p[7]))
+        return nullptr;
+    if (n < 0 || d < 1 || d > MAX_D || h < 1 || h > MAX_H) {
+        PyErr_SetString(PyExc_ValueError, "mlp step: n >= 0, 1 <= d <= 256 and 1 <= h <= 1024 expected");
+        return nullptr;
+    }
+    auto f = [&p](int i) { return as_ptr<const float>(p[i]); };
+    const Mlp m{d, h, eps, f(1), f(2), f(3), f(4), f(5), f(6)};
+    Py_BEGIN_ALLOW_THREADS
+    run(m, n, live ? as_ptr<const int64_t>(live) : nullptr, f(0), as_ptr<float>(p[7]));
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+PyMethodDef methods[] = {
+    {"step", step, METH_VARARGS, "Fused feed-forward half of a transformer block, one decoding step."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyModuleDef module = {PyModuleDef_HEAD_INIT, "_mlp_step", nullptr, -1, methods, nullptr, nullptr, nullptr, nullptr};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit__mlp_step() { return PyModule_Create(&module); }

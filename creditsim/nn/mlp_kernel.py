@@ -1,0 +1,91 @@
+"""The feed-forward half of a transformer block for one decoding step as a fused C++ pass (CPU).
+
+Per decoding step the trajectory model's :class:`~creditsim.nn.layers.Block` computes
+``x + c_proj(gelu(c_fc(ln_2(x))))`` for every path. In torch that is five passes over ``(B, 4 d)`` and
+``(B, d)`` tensors (the layer norm, two products, each starting with a copy of its broadcast bias, the
+GELU, the residual add), and at the model's width (d = 32) the passes, not the products, take the time.
+The extension ``creditsim.nn._mlp_step`` (``_mlp_step.cpp``) does the half in one pass per row, the row's
+activations in registers and L1.
+
+The maths, per row: the layer norm ``(x - mean) / sqrt(var + eps) * w + b`` (biased variance, as
+``nn.LayerNorm``); the exact GELU ``x (1 + erf(x / sqrt 2)) / 2`` (``F.gelu``'s default), with ``erfc`` from
+the Chebyshev fit of Numerical Recipes (relative error below 1.2e-7); the products bias first, then the
+inputs ascending, each an explicit ``fmaf``. It agrees with torch to float32 rounding (tests/nn); every
+sum runs in a fixed order within the row and the file is built with ``-ffp-contract=off``, so a row's
+output is the same bits whatever the batch, the live set, the thread or the instruction set.
+
+Decision: optional, as :mod:`creditsim.nn.attention_kernel` (the same build, the same fall-back to torch);
+only single decoding steps outside autograd and dropout on the CPU in float32 take this path
+(:class:`~creditsim.nn.layers.Block` with a fused :class:`~creditsim.nn.layers.KVBuffer`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+try:  # built by `pip install` (setup.py); optional, see the module docstring
+    from creditsim.nn import _mlp_step
+except ImportError:  # pragma: no cover - exercised only where the install had no compiler
+    _mlp_step = None
+
+__all__ = ["available", "mlp_step"]
+
+
+def available() -> bool:
+    """True where the compiled step was built and imports."""
+    return _mlp_step is not None
+
+
+def mlp_step(x: torch.Tensor, ln: nn.LayerNorm, c_fc: nn.Linear, c_proj: nn.Linear,
+             live: torch.Tensor | None) -> torch.Tensor:
+    """``x + c_proj(gelu(c_fc(ln(x))))`` for the ``live`` rows of ``x`` ``(B, d)``; ``x`` itself elsewhere.
+
+    Args:
+        x: ``(B, d)`` float32 CPU rows (d at most 256, the hidden width at most 1,024).
+        ln, c_fc, c_proj: the block's ``ln_2`` and ``mlp.c_fc`` / ``mlp.c_proj`` (float32, with biases).
+        live: ``(n,)`` int64 ascending row indices to compute, or None for every row.
+
+    Returns:
+        ``(B, d)`` float32, a new tensor.
+    """
+    if _mlp_step is None:
+        raise RuntimeError("creditsim.nn._mlp_step is not built; reinstall with a C++ compiler")
+    B, d = x.shape
+    h = c_fc.out_features
+    params = (ln.weight, ln.bias, c_fc.weight, c_fc.bias, c_proj.weight, c_proj.bias)
+    if any(p is None or p.device.type != "cpu" or p.dtype != torch.float32 for p in params) \
+            or x.device.type != "cpu" or x.dtype != torch.float32:
+        raise ValueError("mlp_step: float32 CPU rows and parameters (with biases) expected")
+    if (ln.weight.shape != (d,) or c_fc.weight.shape != (h, d) or c_proj.weight.shape != (d, h)
+            or not 1 <= d <= 256 or not 1 <= h <= 1024):
+        raise ValueError(f"mlp_step: rows of width {d} do not fit ln {tuple(ln.weight.shape)}, c_fc "
+                         f"{tuple(c_fc.weight.shape)}, c_proj {tuple(c_proj.weight.shape)} (d <= 256, 4 d <= 1024)")
+    x = x.contiguous()
+    out = x.clone()
+    if live is None:
+        n, address = B, 0
+    else:  # the C++ reads and writes at every index it is given: checked whole, not trusted
+        if live.ndim != 1 or live.dtype.is_floating_point or live.dtype == torch.bool or live.is_complex():
+            raise ValueError(f"mlp_step: live must be a 1-D tensor of integer row indices, got {live.dtype} "
+                             f"{tuple(live.shape)}")
+        live = live.to(device="cpu", dtype=torch.int64).contiguous()
+        if live.numel() and (int(live.min()) < 0 or int(live.max()) >= B or bool((live[1:] <= live[:-1]).any())):
+            raise ValueError(f"mlp_step: live rows must be strictly ascending and lie in [0, {B})")
+        n, address = live.numel(), live.data_ptr()
+    keep = (ln.weight.detach().contiguous(), ln.bias.detach().contiguous(), _input_major(c_fc),
+            c_fc.bias.detach().contiguous(), _input_major(c_proj), c_proj.bias.detach().contiguous())
+    _mlp_step.step(n, address, d, h, float(ln.eps), x.data_ptr(), *(t.data_ptr() for t in keep), out.data_ptr())
+    return out
+
+
+def _input_major(linear: nn.Linear) -> torch.Tensor:
+    """``linear.weight`` transposed to ``(in, out)`` contiguous (a row's product reads it in order), kept on the
+    module until the weight changes (every decoding step would otherwise copy it)."""
+    w = linear.weight
+    key = (w.data_ptr(), w._version, tuple(w.shape))
+    cached = getattr(linear, "_creditsim_input_major", None)
+    if cached is None or cached[0] != key:
+        cached = (key, w.detach().t().contiguous())
+        linear._creditsim_input_major = cached
+    return cached[1]

@@ -1,0 +1,132 @@
+"""The compiled feed-forward half of a block (creditsim.nn.mlp_kernel) against torch's, row by row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from creditsim.nn import mlp_kernel
+from creditsim.nn.layers import Block
+from creditsim.nn.mlp_kernel import mlp_step
+
+pytestmark = [pytest.mark.usefixtures("one_thread"),
+              pytest.mark.skipif(not mlp_kernel.available(), reason="the C++ kernel was not built")]
+
+#: (d, hidden): the shipped 32 x 128 (compiled for its size) and the generic loop, with widths that are not
+#: multiples of the 16 layer-norm lanes
+SIZES = [(32, 128), (16, 64), (24, 96), (5, 7)]
+
+
+def _block(d: int, h: int, seed: int) -> Block:
+    torch.manual_seed(seed)
+    b = Block(d, 1, 0.0)
+    if h != 4 * d:  # the generic widths: any hidden size
+        b.mlp.c_fc = torch.nn.Linear(d, h)
+        b.mlp.c_proj = torch.nn.Linear(h, d)
+    with torch.no_grad():  # a layer norm away from its identity start
+        b.ln_2.weight.uniform_(0.5, 1.5)
+        b.ln_2.bias.uniform_(-0.3, 0.3)
+    return b.eval()
+
+
+def _torch(b: Block, x: torch.Tensor) -> torch.Tensor:
+    return x + b.mlp(b.ln_2(x))
+
+
+@pytest.mark.parametrize("d,h", SIZES)
+def test_agrees_with_torch_to_float32_rounding(d, h):
+    """Rows spread over the GELU's range (tails included, where 1 + erf nearly cancels) and one constant row
+    (zero variance: the layer norm leaves the bias)."""
+    b = _block(d, h, seed=d)
+    x = torch.randn(37, d) * torch.logspace(-2, 1.3, 37).unsqueeze(1)
+    x[5] = 0.75
+    with torch.no_grad():
+        torch.testing.assert_close(mlp_step(x, b.ln_2, b.mlp.c_fc, b.mlp.c_proj, None), _torch(b, x),
+                                   rtol=2e-5, atol=2e-5)
+
+
+def test_gelu_tails_follow_the_exact_form():
+    """The hidden units see +-6: GELU(-6) ~ -6e-9 (erfc's relative precision), GELU(6) ~ 6."""
+    b = _block(16, 64, seed=3)
+    with torch.no_grad():
+        b.mlp.c_fc.weight.zero_()
+        b.mlp.c_fc.bias.copy_(torch.linspace(-6.0, 6.0, 64))
+        x = torch.randn(3, 16)
+        torch.testing.assert_close(mlp_step(x, b.ln_2, b.mlp.c_fc, b.mlp.c_proj, None), _torch(b, x),
+                                   rtol=1e-6, atol=1e-6)
+
+
+def test_a_row_is_the_same_bits_whatever_the_batch_and_the_live_set():
+    b = _block(32, 128, seed=1)
+    x = torch.randn(50, 32)
+    with torch.no_grad():
+        whole = mlp_step(x, b.ln_2, b.mlp.c_fc, b.mlp.c_proj, None)
+        live = torch.tensor([0, 3, 4, 17, 49])
+        part = mlp_step(x, b.ln_2, b.mlp.c_fc, b.mlp.c_proj, live)
+        alone = mlp_step(x[17:18], b.ln_2, b.mlp.c_fc, b.mlp.c_proj, None)
+    assert torch.equal(part[live], whole[live])
+    rest = torch.ones(50, dtype=torch.bool)
+    rest[live] = False
+    assert torch.equal(part[rest], x[rest])  # rows not wanted keep their input
+    assert torch.equal(alone[0], whole[17])
+
+
+def test_every_instruction_set_level_gives_the_same_bits(kernel_levels, monkeypatch):
+    cases = [(_block(d, h, seed=d), torch.randn(23, d)) for d, h in SIZES]
+    outs: list[list] = [[] for _ in cases]
+    for march, module in kernel_levels(Path(mlp_kernel.__file__).with_name("_mlp_step.cpp")):
+        monkeypatch.setattr(mlp_kernel, "_mlp_step", module)
+        with torch.no_grad():
+            for runs, (b, x) in zip(outs, cases):
+                runs.append((march, mlp_step(x, b.ln_2, b.mlp.c_fc, b.mlp.c_proj, None)))
+    for runs in outs:
+        for march, out in runs[1:]:
+            assert torch.equal(out, runs[0][1]), march
+
+
+def test_the_block_takes_it_for_single_steps_on_a_fused_buffer_only():
+    """Block.forward with a fused KVBuffer (a decoding step) runs the kernel: torch's numbers to float32
+    rounding on the live rows; with autograd on, or several steps, it stays in torch."""
+    from creditsim.nn.attention_kernel import available as attention_built
+    from creditsim.nn.layers import KVBuffer
+
+    if not attention_built():
+        pytest.skip("the attention kernel was not built")
+    b = _block(32, 128, seed=2)
+    x = torch.randn(6, 1, 32)
+    calls = []
+    real = mlp_kernel.mlp_step
+
+    def spy(*args):
+        calls.append(1)
+        return real(*args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(mlp_kernel, "mlp_step", spy)
+        buf = b.attn.kv_buffer(6, 4, fused=True)
+        buf.retain(torch.tensor([True, False, True, True, True, True]))
+        with torch.no_grad():
+            fused, _ = b(x, buf)
+            eager, _ = b(x, KVBuffer(6, 1, 4, 32))
+        assert calls == [1]
+        live = torch.tensor([0, 2, 3, 4, 5])
+        torch.testing.assert_close(fused[live], eager[live], rtol=2e-5, atol=2e-5)
+        b(x, b.attn.kv_buffer(6, 4, fused=False))  # autograd on, torch buffer: no kernel
+        assert calls == [1]
+
+
+def test_bad_arguments_are_refused():
+    b = _block(16, 64, seed=0)
+    x = torch.randn(4, 16)
+    with pytest.raises(ValueError, match="float32 CPU"):
+        mlp_step(x.double(), b.ln_2, b.mlp.c_fc, b.mlp.c_proj, None)
+    with pytest.raises(ValueError, match="rows of width 8 do not fit"):
+        mlp_step(x[:, :8], b.ln_2, b.mlp.c_fc, b.mlp.c_proj, None)
+    for live in ([1, 4], [0, 10_000_000, 3], [2, 1], [1, 1], [-1]):
+        with pytest.raises(ValueError, match=r"strictly ascending and lie in \[0, 4\)"):
+            mlp_step(x, b.ln_2, b.mlp.c_fc, b.mlp.c_proj, torch.tensor(live))
+    with pytest.raises(ValueError, match="1-D tensor of integer row indices"):
+        mlp_step(x, b.ln_2, b.mlp.c_fc, b.mlp.c_proj, torch.tensor([True, False, True, True]))
+    assert torch.equal(mlp_step(x, b.ln_2, b.mlp.c_fc, b.mlp.c_proj, torch.tensor([], dtype=torch.int64)), x)
