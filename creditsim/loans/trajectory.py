@@ -544,7 +544,7 @@ class _PathLedger:
         N = init.shape[0]
         dev = init.device
         self._sbal, self._cum, self._n_idx = sbal, cum_int, n_idx
-        self._ar = torch.arange(N, device=dev)
+        self._cum_end = cum_int.gather(1, n_idx.view(-1, 1)).view(-1)  # CI(n): interest of the whole schedule
         self.state = init  # (N,) long, state at the end of the previous month
         self._paid = torch.zeros(N, dtype=torch.long, device=dev)  # P: scheduled payments settled
         self._short = torch.zeros(N, dtype=torch.float64, device=dev)  # unpaid principal carried in the balance
@@ -567,10 +567,11 @@ class _PathLedger:
 
     def settle(self, t: int, new: torch.Tensor, mv: _Moves, values: torch.Tensor) -> None:
         """Book month ``t``'s cash for the moves ``mv`` into ``new`` with ``values`` ``(N, 2)``, advance."""
-        sbal, cum, ar, paid, short = self._sbal, self._cum, self._ar, self._paid, self._short
-        b_prev = sbal[ar, paid]
-        sched_prin = sbal[ar, paid] - sbal[ar, mv.new_paid]
-        sched_int = cum[ar, mv.new_paid] - cum[ar, paid]
+        sbal, cum, paid, short = self._sbal, self._cum, self._paid, self._short
+        at = lambda table, j: table.gather(1, j.view(-1, 1)).view(-1)  # noqa: E731 -- each path's column j
+        b_prev, b_new, c_paid = at(sbal, paid), at(sbal, mv.new_paid), at(cum, paid)
+        sched_prin = b_prev - b_new
+        sched_int = at(cum, mv.new_paid) - c_paid
         ratio = torch.where(mv.performing, values[:, 0], torch.ones_like(short))
         prin = ratio * sched_prin
         intr = ratio * sched_int
@@ -579,9 +580,9 @@ class _PathLedger:
         prepaid = mv.live & (new == LoanState.PREPAID)
         matured = mv.live & (new == LoanState.MATURED)
         pre_paid_to = torch.maximum(paid, mv.due)
-        pre_int = cum[ar, pre_paid_to] - cum[ar, paid]
-        pre_prin = b_prev - sbal[ar, pre_paid_to]
-        mat_int = cum[ar, self._n_idx] - cum[ar, paid]
+        pre_int = at(cum, pre_paid_to) - c_paid
+        pre_prin = b_prev - at(sbal, pre_paid_to)
+        mat_int = self._cum_end - c_paid
         exposure = b_prev + short
         intr = torch.where(prepaid, pre_int, torch.where(matured, mat_int, torch.where(mv.stays, intr, 0.0)))
         prin = torch.where(prepaid, pre_prin, torch.where(matured, exposure, torch.where(mv.stays, prin, 0.0)))
@@ -590,7 +591,7 @@ class _PathLedger:
         lgd = values[:, 1]
         loss = torch.where(mv.defaulted, lgd * par, torch.zeros_like(short))
         self._lgd = torch.where(mv.defaulted, lgd, self._lgd)
-        new_balance = torch.where(mv.stays, sbal[ar, mv.new_paid] + short_new, torch.where(mv.live, 0.0, self._balance))
+        new_balance = torch.where(mv.stays, b_new + short_new, torch.where(mv.live, 0.0, self._balance))
         # absorbed loans carry balance 0 already; a loan absorbed before the cut-off is not supported
         out = self._out
         out["interest"][t] = intr
