@@ -141,9 +141,20 @@ CS_CLONES void run_step(const Step& st, int64_t n_live, const int64_t* live, con
     const int64_t padded = (st.max_len + LANES - 1) / LANES * LANES;  // a row of s: months padded to LANES
     std::vector<float> scratch(static_cast<size_t>(padded * st.nh + C + st.nh));
     float *s = scratch.data(), *prod = s + padded * st.nh, *dens = prod + C;
+    const int64_t bytes = (st.t + 1) * C * static_cast<int64_t>(sizeof(float));  // a row's filled months
     for (int64_t i = 0; i < n_live; ++i) {
         const int64_t b = live ? live[i] : i;
         float *keys_b = keys + b * st.max_len * C, *values_b = values + b * st.max_len * C;
+        if (i + 1 < n_live) {  // the next live row's months, fetched while this row computes (the buffers are
+            // far larger than the caches, and a row's run is too short for the hardware prefetcher to ramp up)
+            const int64_t nb = live ? live[i + 1] : i + 1;
+            const char *nk = reinterpret_cast<const char*>(keys + nb * st.max_len * C),
+                       *nv = reinterpret_cast<const char*>(values + nb * st.max_len * C);
+            for (int64_t off = 0; off < bytes; off += 64) {
+                __builtin_prefetch(nk + off);
+                __builtin_prefetch(nv + off);
+            }
+        }
         if (st.nh == 4 && st.hs == 8)  // the shipped trajectory model's heads
             attend_row<4, 8>(st, qkv + b * 3 * C, keys_b, values_b, out + b * C, s, prod, dens);
         else

@@ -23,6 +23,12 @@ AVX-512 block where the CPU has it (hs = 8, an even number of heads: two heads' 
 the accumulators in registers -- the generic loop accumulates in the output row, which may alias the
 values, so every month's multiply-add went through memory).
 
+Inside the trajectory engine the buffers (2 x 61 MB per layer for 4,000 paths x 60 months) are far larger
+than the caches, and a row's filled months are a run too short for the hardware prefetcher: the next live
+row's months are prefetched while a row computes. With the caches flushed between steps (as in the
+engine), 30 % of 4,000 rows live, months 20..56: 55-67 ns per row-month before, 41-50 ns after; bits
+unchanged (a prefetch reads nothing into the arithmetic).
+
 Decision: optional, as :mod:`creditsim.loans.diffusion_kernel` (the same build, the same fall-back to torch).
 Only a buffer made with ``fused=True`` (the trajectory model's ``generate``) on the CPU in float32 takes
 this path, one step at a time and outside autograd; everything else, CUDA included, stays in torch.
