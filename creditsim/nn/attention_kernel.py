@@ -45,7 +45,7 @@ try:  # built by `pip install` (setup.py); optional, see the module docstring
 except ImportError:  # pragma: no cover - exercised only where the install had no compiler
     _attention_step = None
 
-__all__ = ["available", "attention_step"]
+__all__ = ["available", "attention_step", "checked_rows"]
 
 
 def available() -> bool:
@@ -79,16 +79,24 @@ def attention_step(qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, 
         raise ValueError(f"attention_step: qkv ({B}, {3 * C}), values {tuple(keys.shape)} and 0 <= t < {max_len} "
                          f"expected, got {tuple(qkv.shape)}, {tuple(values.shape)}, t={t}")
     out = torch.zeros(B, C, dtype=torch.float32)
-    if live is None:
-        n, address = B, 0
-    else:  # the C++ writes at every index it is given: checked whole, not trusted
-        if live.ndim != 1 or live.dtype.is_floating_point or live.dtype == torch.bool or live.is_complex():
-            raise ValueError(f"attention_step: live must be a 1-D tensor of integer row indices, got {live.dtype} "
-                             f"{tuple(live.shape)}")
-        live = live.to(device="cpu", dtype=torch.int64).contiguous()
-        if live.numel() and (int(live.min()) < 0 or int(live.max()) >= B or bool((live[1:] <= live[:-1]).any())):
-            raise ValueError(f"attention_step: live rows must be strictly ascending and lie in [0, {B})")
-        n, address = live.numel(), live.data_ptr()
-    _attention_step.step(n, address, nh, hs, t, max_len, 1.0 / math.sqrt(hs), qkv.data_ptr(), keys.data_ptr(),
-                         values.data_ptr(), out.data_ptr())
+    live = checked_rows(live, B, "attention_step")
+    _attention_step.step(B if live is None else live.numel(), 0 if live is None else live.data_ptr(), nh, hs, t,
+                         max_len, 1.0 / math.sqrt(hs), qkv.data_ptr(), keys.data_ptr(), values.data_ptr(),
+                         out.data_ptr())
     return out
+
+
+def checked_rows(live: torch.Tensor | None, batch: int, who: str) -> torch.Tensor | None:
+    """``live`` as the compiled steps take it: a contiguous int64 CPU tensor of strictly ascending row indices in
+    ``[0, batch)`` (None stays None: every row). The C++ reads and writes at every index it is given, so the
+    set is checked whole, not trusted; ValueError naming ``who`` otherwise. Keep the result alive until the
+    step returns (its address is what the C++ reads)."""
+    if live is None:
+        return None
+    if live.ndim != 1 or live.dtype.is_floating_point or live.dtype == torch.bool or live.is_complex():
+        raise ValueError(f"{who}: live must be a 1-D tensor of integer row indices, got {live.dtype} "
+                         f"{tuple(live.shape)}")
+    live = live.to(device="cpu", dtype=torch.int64).contiguous()
+    if live.numel() and (int(live.min()) < 0 or int(live.max()) >= batch or bool((live[1:] <= live[:-1]).any())):
+        raise ValueError(f"{who}: live rows must be strictly ascending and lie in [0, {batch})")
+    return live

@@ -24,6 +24,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from creditsim.nn.attention_kernel import checked_rows
+
 try:  # built by `pip install` (setup.py); optional, see the module docstring
     from creditsim.nn import _mlp_step
 except ImportError:  # pragma: no cover - exercised only where the install had no compiler
@@ -63,19 +65,11 @@ def mlp_step(x: torch.Tensor, ln: nn.LayerNorm, c_fc: nn.Linear, c_proj: nn.Line
                          f"{tuple(c_fc.weight.shape)}, c_proj {tuple(c_proj.weight.shape)} (d <= 256, 4 d <= 1024)")
     x = x.contiguous()
     out = x.clone()
-    if live is None:
-        n, address = B, 0
-    else:  # the C++ reads and writes at every index it is given: checked whole, not trusted
-        if live.ndim != 1 or live.dtype.is_floating_point or live.dtype == torch.bool or live.is_complex():
-            raise ValueError(f"mlp_step: live must be a 1-D tensor of integer row indices, got {live.dtype} "
-                             f"{tuple(live.shape)}")
-        live = live.to(device="cpu", dtype=torch.int64).contiguous()
-        if live.numel() and (int(live.min()) < 0 or int(live.max()) >= B or bool((live[1:] <= live[:-1]).any())):
-            raise ValueError(f"mlp_step: live rows must be strictly ascending and lie in [0, {B})")
-        n, address = live.numel(), live.data_ptr()
+    live = checked_rows(live, B, "mlp_step")
     keep = (ln.weight.detach().contiguous(), ln.bias.detach().contiguous(), _input_major(c_fc),
             c_fc.bias.detach().contiguous(), _input_major(c_proj), c_proj.bias.detach().contiguous())
-    _mlp_step.step(n, address, d, h, float(ln.eps), x.data_ptr(), *(t.data_ptr() for t in keep), out.data_ptr())
+    _mlp_step.step(B if live is None else live.numel(), 0 if live is None else live.data_ptr(), d, h, float(ln.eps),
+                   x.data_ptr(), *(t.data_ptr() for t in keep), out.data_ptr())
     return out
 
 
