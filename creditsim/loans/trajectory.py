@@ -83,6 +83,7 @@ from __future__ import annotations
 
 import math
 import os
+import reprlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -350,6 +351,26 @@ def _check_macro(macro_path: object, batch: int, n_months: int, device: torch.de
     centre = torch.tensor(_MACRO_CENTRE, device=device)
     scale = torch.tensor(_MACRO_SCALE, device=device)
     return (m[:, :n_months] - centre) / scale
+
+
+def _check_scenario_macro(macro_paths: object, n_scenarios: int, n_months: int, device: torch.device) -> torch.Tensor:
+    """``None`` -> zeros (the anchors); ``(S, T', 9)`` with ``T' >= T`` -> ``(S, 1, T, 9)`` standardised (one path
+    per scenario, shared by its loans: expanded per chunk, never per loan here)."""
+    if macro_paths is None:
+        return torch.zeros(n_scenarios, 1, n_months, len(MACRO_VARS), device=device)
+    if hasattr(macro_paths, "to_numpy") and not isinstance(macro_paths, torch.Tensor):
+        macro_paths = macro_paths.to_numpy(np.float64)
+    m = macro_paths if isinstance(macro_paths, torch.Tensor) else torch.as_tensor(np.asarray(macro_paths, np.float64))
+    m = m.to(device=device, dtype=torch.float32)
+    if m.ndim != 3 or m.shape[0] != n_scenarios or m.shape[2] != len(MACRO_VARS) or m.shape[1] < n_months:
+        raise DataError(f"macro_paths: expected ({n_scenarios}, T, {len(MACRO_VARS)}) (one path per scenario, "
+                        f"MACRO_VARS order) with T >= {n_months} months, got {tuple(m.shape)}")
+    bad = torch.nonzero(~torch.isfinite(m))[:, 0].unique().tolist()
+    if bad:
+        raise DataError(f"macro_paths: NaN or infinite values in scenarios {format_labels(bad)}; expected finite numbers")
+    centre = torch.tensor(_MACRO_CENTRE, device=device)
+    scale = torch.tensor(_MACRO_SCALE, device=device)
+    return ((m[:, :n_months] - centre) / scale).unsqueeze(1)
 
 
 def _log_rows(rows: torch.Tensor) -> torch.Tensor:
@@ -949,9 +970,11 @@ class LoanTrajectoryModel(nn.Module):
     def _posterior_cached(self) -> tuple[tuple[tuple[torch.Tensor, ...], ...], torch.Tensor]:
         """(:meth:`_posterior`'s rows, :meth:`_posterior_table`), computed once per schedule buffer."""
         ab, beta = self.alphas_cumprod, self.betas
-        key = (ab.device, ab.data_ptr(), beta.data_ptr(), ab._version, beta._version)  # in-place edits too
+        # in-place edits too; buffers made under torch.inference_mode have no version: recomputed every call
+        fresh = ab.is_inference() or beta.is_inference()
+        key = None if fresh else (ab.device, ab.data_ptr(), beta.data_ptr(), ab._version, beta._version)
         cached = getattr(self, "_posterior_cache", None)
-        if cached is None or cached[0] != key:
+        if fresh or cached is None or cached[0] != key:
             one_minus = 1 - ab
             prev = torch.cat([ab[:1], ab[:-1]])  # ab_{k-1}; entry 0 is a placeholder
             c0 = prev.sqrt() * beta / one_minus
@@ -1077,32 +1100,41 @@ class LoanTrajectoryModel(nn.Module):
             tensors, ``lgd`` ``(S, B)``, ``opening_balance`` ``(B,)``.
         """
         plan, sigma = self._generation_settings(chunk_size, idio_scale, sampling_steps, sampling_eta)
-        p = _as_tensor(cohort_transitions, "cohort_transitions", self.device)
-        if p.ndim != 5:
+        feats, cohort, index, macro, init, seed_list = self._scenario_inputs(loan_features, cohort_transitions,
+                                                                             macro_paths, seeds, initial_states,
+                                                                             cohort_index)
+        terms = self._check_terms(loan_terms, feats, index.shape[0])
+        return self._generate(feats, (cohort, index), macro, init, terms, 1, sigma, seed_list, plan, int(chunk_size))
+
+    def _scenario_inputs(self, loan_features: object, cohort_transitions: object, macro_paths: object, seeds: object,
+                         initial_states: object, cohort_index: object) -> tuple[Any, ...]:
+        """:meth:`generate_scenarios`' inputs checked: ``(feats (B, 24), cohort (S, G, T, 7, 7), index (B,),
+        macro (S, 1, T, 9) standardised, init (B,), seeds (S,) ints)``; a bad scenario is named."""
+        dev = self.device
+        p = _as_tensor(cohort_transitions, "cohort_transitions", dev)
+        if p.ndim != 5 or p.shape[0] < 1:
             raise DataError(f"cohort_transitions: expected (S, G, T, 7, 7) with cohort_index or (S, B, T, 7, 7), "
-                            f"got {tuple(p.shape)}")
+                            f"S >= 1 scenarios, got {tuple(p.shape)}")
         S = p.shape[0]
         seed_list = seeds.tolist() if isinstance(seeds, (torch.Tensor, np.ndarray)) else seeds
-        if (not isinstance(seed_list, (list, tuple)) or len(seed_list) != S
+        if isinstance(seed_list, (list, tuple)):  # 0-d integer tensors as Python ints
+            seed_list = [int(x) if isinstance(x, torch.Tensor) and x.ndim == 0 and not x.is_floating_point()
+                         and x.dtype != torch.bool else x for x in seed_list]
+        if (not isinstance(seed_list, list) or len(seed_list) != S
                 or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 0 for x in seed_list)):
-            raise ConfigError(f"seeds: expected {S} non-negative integers (one per scenario), got {seeds!r}")
-        if macro_paths is not None:
-            m = _as_tensor(macro_paths, "macro_paths", self.device)
-            if m.ndim != 3 or m.shape[0] != S:
-                raise DataError(f"macro_paths: expected ({S}, T, 9) (one path per scenario), got {tuple(m.shape)}")
+            raise ConfigError(f"seeds: expected {S} non-negative integers (one per scenario), got "
+                              f"{reprlib.repr(seeds)}")
         scen = []
-        for s in range(S):  # each scenario's inputs checked as generate checks them, its index named on failure
+        for s in range(S):  # generate's checks, each scenario's matrices on their own, the scenario named on failure
             try:
-                scen.append(self._checked_inputs(loan_features, p[s], None if macro_paths is None else m[s],
-                                                 initial_states, cohort_index))
+                scen.append(self._checked_inputs(loan_features, p[s], None, initial_states, cohort_index) if s == 0
+                            else _check_cohort(p[s], None if cohort_index is not None else scen[0][0].shape[0], dev))
             except DataError as exc:
                 raise DataError(f"scenario {s}: {exc}") from None
-        feats, _, index, _, init = scen[0]
-        terms = self._check_terms(loan_terms, feats, index.shape[0])
-        cohort = torch.stack([c[1] for c in scen])  # (S, G, T, 7, 7)
-        macro = torch.stack([c[3] for c in scen])  # (S, B, T, 9)
-        return self._generate(feats, (cohort, index), macro, init, terms, 1, sigma,
-                              tuple(int(x) for x in seed_list), plan, int(chunk_size))
+        feats, cohort0, index, _, init = scen[0]
+        cohort = torch.stack([cohort0, *scen[1:]])
+        return feats, cohort, index, _check_scenario_macro(macro_paths, S, cohort.shape[2], dev), init, \
+            tuple(int(x) for x in seed_list)
 
     def _generation_settings(self, chunk_size: object, idio_scale: float | None, sampling_steps: int | None,
                              sampling_eta: float | None) -> tuple[SamplingPlan, float]:
@@ -1124,7 +1156,8 @@ class LoanTrajectoryModel(nn.Module):
                   init: torch.Tensor, terms: dict[str, np.ndarray], n_samples: int, sigma: float,
                   seeds: tuple[int, ...], plan: SamplingPlan, chunk_size: int) -> dict[str, torch.Tensor]:
         """The chunk loop of :meth:`generate` and :meth:`generate_scenarios` on checked inputs: ``cohort``
-        (matrices ``(S, G, T, 7, 7)``, index ``(B,)``), ``macro`` ``(S, B, T, 9)`` standardised, one seed
+        (matrices ``(S, G, T, 7, 7)``, index ``(B,)``), ``macro`` ``(S, B, T, 9)`` standardised (or
+        ``(S, 1, T, 9)``: one path per scenario for all its loans), one seed
         per scenario. Returns ``(S * n_samples, B, T)`` tensors, ``lgd`` ``(S * n_samples, B)`` and
         ``opening_balance`` ``(B,)``."""
         matrices, index = cohort
@@ -1136,7 +1169,8 @@ class LoanTrajectoryModel(nn.Module):
         with self.evaluating():
             for lo in range(0, B, step):
                 hi = min(B, lo + step)
-                out = self._generate_chunk(feats[lo:hi], (matrices, index[lo:hi]), macro[:, lo:hi], init[lo:hi],
+                out = self._generate_chunk(feats[lo:hi], (matrices, index[lo:hi]),
+                                           macro if macro.shape[1] == 1 else macro[:, lo:hi], init[lo:hi],
                                            {k: v[lo:hi] for k, v in terms.items()}, n_samples, sigma,
                                            seeds, lo // RNG_LOAN_BLOCK, adverse, plan)
                 for k, v in out.items():
@@ -1186,7 +1220,8 @@ class LoanTrajectoryModel(nn.Module):
         ``S = len(seeds)`` scenarios.
 
         ``feats`` ``(L, 24)``, ``cohort`` the pair (matrices ``(S, G, T, 7, 7)``, ``(L,)`` each loan's row
-        of them), ``macro`` ``(S, L, T, 9)`` standardised (scenario ``s`` under seed ``seeds[s]``),
+        of them), ``macro`` ``(S, L, T, 9)`` or ``(S, 1, T, 9)`` standardised (scenario ``s`` under seed
+        ``seeds[s]``),
         ``init`` ``(L,)``, ``terms`` of :meth:`_check_terms` cut to the chunk, ``adverse`` ``(7, 7)`` bool,
         ``plan`` the value sampler's :class:`~creditsim.loans.diffusion_sampling.SamplingPlan`.
         The ``N = S x n_samples x L`` paths are scenario-major, then sample, then loan; each path's
@@ -1210,7 +1245,8 @@ class LoanTrajectoryModel(nn.Module):
         first_row = torch.arange(S, device=dev).repeat_interleave(n_samples) * G
         rows = (first_row.view(P, 1) + index.view(1, L)).reshape(N)
         paths = _PathInputs(rep(feats), matrices.reshape(S * G, T, N_STATES, N_STATES), rows,
-                            macro.repeat_interleave(n_samples, dim=0).reshape(N, T, macro.shape[-1]), rep(rem), shift,
+                            macro.expand(S, L, T, macro.shape[-1]).repeat_interleave(n_samples, dim=0).reshape(N, T, -1),
+                            rep(rem), shift,
                             torch.arange(N, device=dev))
         ledger = _PathLedger(rep(sbal), rep(cum_int), rep(n_idx), rep(init), T)
         # key/value cache of each transformer block: (N, T, nh, hs) keys and values, written month by month

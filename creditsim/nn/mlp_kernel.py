@@ -21,6 +21,8 @@ only single decoding steps outside autograd and dropout on the CPU in float32 ta
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn as nn
 
@@ -31,7 +33,7 @@ try:  # built by `pip install` (setup.py); optional, see the module docstring
 except ImportError:  # pragma: no cover - exercised only where the install had no compiler
     _mlp_step = None
 
-__all__ = ["available", "mlp_step"]
+__all__ = ["available", "fits", "mlp_step"]
 
 
 def available() -> bool:
@@ -54,15 +56,13 @@ def mlp_step(x: torch.Tensor, ln: nn.LayerNorm, c_fc: nn.Linear, c_proj: nn.Line
     if _mlp_step is None:
         raise RuntimeError("creditsim.nn._mlp_step is not built; reinstall with a C++ compiler")
     B, d = x.shape
-    h = c_fc.out_features
-    params = (ln.weight, ln.bias, c_fc.weight, c_fc.bias, c_proj.weight, c_proj.bias)
-    if any(p is None or p.device.type != "cpu" or p.dtype != torch.float32 for p in params) \
-            or x.device.type != "cpu" or x.dtype != torch.float32:
-        raise ValueError("mlp_step: float32 CPU rows and parameters (with biases) expected")
-    if (ln.weight.shape != (d,) or c_fc.weight.shape != (h, d) or c_proj.weight.shape != (d, h)
-            or not 1 <= d <= 256 or not 1 <= h <= 1024):
+    if x.device.type != "cpu" or x.dtype != torch.float32 or not fits(ln, c_fc, c_proj):
+        raise ValueError("mlp_step: float32 CPU rows and parameters (with biases) expected, model width <= 256 and "
+                         "hidden width <= 1024")
+    if ln.weight.shape != (d,):
         raise ValueError(f"mlp_step: rows of width {d} do not fit ln {tuple(ln.weight.shape)}, c_fc "
-                         f"{tuple(c_fc.weight.shape)}, c_proj {tuple(c_proj.weight.shape)} (d <= 256, 4 d <= 1024)")
+                         f"{tuple(c_fc.weight.shape)}, c_proj {tuple(c_proj.weight.shape)}")
+    h = c_fc.out_features
     x = x.contiguous()
     out = x.clone()
     live = checked_rows(live, B, "mlp_step")
@@ -73,13 +73,32 @@ def mlp_step(x: torch.Tensor, ln: nn.LayerNorm, c_fc: nn.Linear, c_proj: nn.Line
     return out
 
 
+def fits(ln: nn.LayerNorm, c_fc: nn.Linear, c_proj: nn.Linear) -> bool:
+    """Whether the kernel takes this feed-forward half: float32 CPU parameters with biases (an affine layer
+    norm), ``d -> h -> d`` shapes, ``d <= 256`` and ``h <= 1024`` (the kernel's row buffers)."""
+    params = (ln.weight, ln.bias, c_fc.weight, c_fc.bias, c_proj.weight, c_proj.bias)
+    if any(p is None or p.device.type != "cpu" or p.dtype != torch.float32 for p in params):
+        return False
+    d, h = c_fc.in_features, c_fc.out_features
+    return (1 <= d <= 256 and 1 <= h <= 1024 and ln.weight.shape == (d,) and ln.bias.shape == (d,)
+            and c_proj.weight.shape == (d, h))
+
+
+#: each Linear's weight transposed, with the weight it came from (holding that storage, so a new weight
+#: cannot take its address unseen) and its version; weakly keyed: nothing is added to the module itself
+_INPUT_MAJOR: weakref.WeakKeyDictionary[nn.Linear, tuple[torch.Tensor, int, torch.Tensor]] = weakref.WeakKeyDictionary()
+
+
 def _input_major(linear: nn.Linear) -> torch.Tensor:
-    """``linear.weight`` transposed to ``(in, out)`` contiguous (a row's product reads it in order), kept on the
-    module until the weight changes (every decoding step would otherwise copy it)."""
-    w = linear.weight
-    key = (w.data_ptr(), w._version, tuple(w.shape))
-    cached = getattr(linear, "_creditsim_input_major", None)
-    if cached is None or cached[0] != key:
-        cached = (key, w.detach().t().contiguous())
-        linear._creditsim_input_major = cached
-    return cached[1]
+    """``linear.weight`` transposed to ``(in, out)`` contiguous (a row's product reads it in order), kept until
+    the weight changes -- in place (its version) or swapped (``.data =``: another storage) -- since every
+    decoding step would otherwise copy it. Weights made under ``torch.inference_mode`` have no version: those
+    are transposed on every call."""
+    w = linear.weight.detach()
+    if w.is_inference():
+        return w.t().contiguous()
+    cached = _INPUT_MAJOR.get(linear)
+    if cached is None or cached[0].data_ptr() != w.data_ptr() or cached[1] != w._version or cached[0].shape != w.shape:
+        cached = (w, w._version, w.t().contiguous())
+        _INPUT_MAJOR[linear] = cached
+    return cached[2]

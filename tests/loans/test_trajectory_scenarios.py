@@ -86,8 +86,21 @@ def test_bad_inputs_are_named():
         model.generate_scenarios(feats, cohort, macro, [1, -2], cohort_index=index)
     with pytest.raises(DataError, match=r"macro_paths: expected \(2, T, 9\)"):
         model.generate_scenarios(feats, cohort, macro[:1], [1, 2], cohort_index=index)
+    both = model.generate_scenarios(feats, cohort, macro, [torch.tensor(1), np.int64(2)], cohort_index=index)
+    assert both["states"].shape == (2, 20, 5)  # 0-d integer tensors and numpy integers as seeds
     with pytest.raises(DataError, match=r"expected \(S, G, T, 7, 7\)"):
         model.generate_scenarios(feats, cohort[0], macro, [1, 2], cohort_index=index)
+    with pytest.raises(ConfigError, match=r"got \[0, 1, 2, 3, 4, 5, \.\.\.\]"):  # a long list is not echoed whole
+        model.generate_scenarios(feats, cohort, macro, list(range(10_000)), cohort_index=index)
+    with pytest.raises(DataError, match=r"S >= 1 scenarios, got \(0, 2"):
+        model.generate_scenarios(feats, cohort[:0], macro[:0], [], cohort_index=index)
+    for short in (macro[:, :3], macro[:, :, :8]):
+        with pytest.raises(DataError, match=r"macro_paths: expected \(2, T, 9\) \(one path per scenario"):
+            model.generate_scenarios(feats, cohort, short, [1, 2], cohort_index=index)
+    nan = macro.clone()
+    nan[1, 2, 3] = float("nan")
+    with pytest.raises(DataError, match=r"NaN or infinite values in scenarios \[1\]"):
+        model.generate_scenarios(feats, cohort, nan, [1, 2], cohort_index=index)
     bad = cohort.clone()
     bad[1, 0, 2, 0, 0] = -0.1
     with pytest.raises(DataError, match=r"scenario 1: cohort_transitions: negative probability at \(cohort 0, month 2"):

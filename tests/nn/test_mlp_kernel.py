@@ -58,6 +58,58 @@ def test_gelu_tails_follow_the_exact_form():
                                    rtol=1e-6, atol=1e-6)
 
 
+def test_far_negative_hidden_units_give_exactly_zero_as_torch():
+    """Below x = -12.7 the GELU is -0 (torch's float32 value), not a denormal: scaled by 1e30 in c_proj, a
+    denormal would show as ~1e-8."""
+    b = _block(16, 64, seed=4)
+    with torch.no_grad():
+        b.mlp.c_fc.weight.zero_()
+        b.mlp.c_fc.bias.fill_(-20.0)
+        b.mlp.c_proj.weight.fill_(1e30)
+        b.mlp.c_proj.bias.zero_()
+        x = torch.randn(3, 16)
+        assert torch.equal(mlp_step(x, b.ln_2, b.mlp.c_fc, b.mlp.c_proj, None), x)
+        assert torch.equal(_torch(b, x), x)
+
+
+def test_a_weight_swapped_through_data_is_read_again():
+    """The transposed weights are cached; a weight replaced through ``.data`` (whose new storage may land at
+    the old address, with a fresh version counter) must not be served from the cache (helper-100: off by
+    up to 7.4 in 172 of 200 tries)."""
+    b = _block(32, 128, seed=5)
+    x = torch.randn(4, 32)
+    with torch.no_grad():
+        for _ in range(20):
+            mlp_step(x, b.ln_2, b.mlp.c_fc, b.mlp.c_proj, None)
+            old = b.mlp.c_fc.weight.data
+            b.mlp.c_fc.weight.data = torch.empty(128, 32)
+            del old
+            b.mlp.c_fc.weight.data = torch.empty(128, 32).normal_()
+            torch.testing.assert_close(mlp_step(x, b.ln_2, b.mlp.c_fc, b.mlp.c_proj, None), _torch(b, x),
+                                       rtol=1e-4, atol=1e-4)  # N(0, 1) weights: larger sums
+            b.mlp.c_proj.weight.mul_(1.5)  # in place: the version moves
+            torch.testing.assert_close(mlp_step(x, b.ln_2, b.mlp.c_fc, b.mlp.c_proj, None), _torch(b, x),
+                                       rtol=1e-4, atol=1e-4)  # N(0, 1) weights: larger sums
+
+
+def test_models_the_kernel_does_not_fit_generate_in_torch():
+    """A width over the kernel's 256 (TrajectoryConfig allows 512) and a model made under inference mode
+    (no version counters) both generate."""
+    from creditsim.loans.trajectory import LoanTrajectoryModel, TrajectoryConfig
+
+    torch.manual_seed(0)
+    wide = LoanTrajectoryModel(TrajectoryConfig(d_model=320, n_heads=8, n_layers=1, diffusion_steps=4)).eval()
+    block = wide.blocks[0]
+    assert not mlp_kernel.fits(block.ln_2, block.mlp.c_fc, block.mlp.c_proj)
+    cohort = torch.eye(7).expand(6, 3, 7, 7).contiguous()
+    cohort[:, :, 0] = torch.tensor([0.9, 0.05, 0.0, 0.0, 0.02, 0.03, 0.0])
+    feats = torch.zeros(6, 24)
+    assert wide.generate(feats, cohort, None, seed=1)["states"].shape == (1, 6, 3)
+    with torch.inference_mode():
+        model = LoanTrajectoryModel(TrajectoryConfig(d_model=32, n_heads=4, n_layers=1, diffusion_steps=4)).eval()
+        assert model.generate(feats, cohort, None, seed=1)["states"].shape == (1, 6, 3)
+
+
 def test_a_row_is_the_same_bits_whatever_the_batch_and_the_live_set():
     b = _block(32, 128, seed=1)
     x = torch.randn(50, 32)
