@@ -4,8 +4,9 @@ The trajectory model's value sampler (creditsim/loans/_diffusion_chain.cpp, wrap
 creditsim.loans.diffusion_kernel), its attention decoding step (creditsim/nn/_attention_step.cpp, wrapped
 by creditsim.nn.attention_kernel) and the feed-forward half of its blocks' decoding step
 (creditsim/nn/_mlp_step.cpp, wrapped by creditsim.nn.mlp_kernel); those modules say why they are compiled
-and how their numbers stay reproducible. Decision: a setup.py, not pyproject's ``[tool.setuptools] ext-modules``, which setuptools
-still marks experimental and "likely to change" -- a build that a future setuptools could break.
+and how their numbers stay reproducible. Decision: a setup.py, not pyproject's ``[tool.setuptools]
+ext-modules``, which setuptools still marks experimental and "likely to change" -- a build that a future
+setuptools could break.
 
 - ``optional=True``: where no C++ compiler builds them the install goes on and all run in torch, the
   same values to float32 rounding.

@@ -367,7 +367,8 @@ def _check_scenario_macro(macro_paths: object, n_scenarios: int, n_months: int, 
                         f"MACRO_VARS order) with T >= {n_months} months, got {tuple(m.shape)}")
     bad = torch.nonzero(~torch.isfinite(m))[:, 0].unique().tolist()
     if bad:
-        raise DataError(f"macro_paths: NaN or infinite values in scenarios {format_labels(bad)}; expected finite numbers")
+        raise DataError(f"macro_paths: NaN or infinite values in scenarios {format_labels(bad)}; "
+                        "expected finite numbers")
     centre = torch.tensor(_MACRO_CENTRE, device=device)
     scale = torch.tensor(_MACRO_SCALE, device=device)
     return ((m[:, :n_months] - centre) / scale).unsqueeze(1)
@@ -502,8 +503,8 @@ class _BlockDraws:
         """One draw of ``shape`` per block stream, concatenated along ``loan_axis`` and cut to L; the seeds'
         draws in turn along the axis before it (the paths' sample axis: seed-major)."""
         fn = torch.randn if normal else torch.rand
-        per_seed = [torch.cat([fn(*shape, generator=g) for g in streams], dim=loan_axis).narrow(loan_axis, 0, self._n_loans)
-                    for streams in self._streams]
+        per_seed = [torch.cat([fn(*shape, generator=g) for g in streams], dim=loan_axis)
+                    .narrow(loan_axis, 0, self._n_loans) for streams in self._streams]
         out = per_seed[0] if len(per_seed) == 1 else torch.cat(per_seed, dim=loan_axis - 1)
         return out.to(self._device)
 
@@ -1124,15 +1125,18 @@ class LoanTrajectoryModel(nn.Module):
                 or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 0 for x in seed_list)):
             raise ConfigError(f"seeds: expected {S} non-negative integers (one per scenario), got "
                               f"{reprlib.repr(seeds)}")
-        scen = []
-        for s in range(S):  # generate's checks, each scenario's matrices on their own, the scenario named on failure
+        cohorts: list[torch.Tensor] = []
+        for s in range(S):  # generate's checks (the book's with scenario 0), the scenario named on failure
             try:
-                scen.append(self._checked_inputs(loan_features, p[s], None, initial_states, cohort_index) if s == 0
-                            else _check_cohort(p[s], None if cohort_index is not None else scen[0][0].shape[0], dev))
+                if s == 0:
+                    feats, first, index, _, init = self._checked_inputs(loan_features, p[0], None, initial_states,
+                                                                        cohort_index)
+                    cohorts.append(first)
+                else:
+                    cohorts.append(_check_cohort(p[s], None if cohort_index is not None else feats.shape[0], dev))
             except DataError as exc:
                 raise DataError(f"scenario {s}: {exc}") from None
-        feats, cohort0, index, _, init = scen[0]
-        cohort = torch.stack([cohort0, *scen[1:]])
+        cohort = torch.stack(cohorts)
         return feats, cohort, index, _check_scenario_macro(macro_paths, S, cohort.shape[2], dev), init, \
             tuple(int(x) for x in seed_list)
 
@@ -1157,9 +1161,8 @@ class LoanTrajectoryModel(nn.Module):
                   seeds: tuple[int, ...], plan: SamplingPlan, chunk_size: int) -> dict[str, torch.Tensor]:
         """The chunk loop of :meth:`generate` and :meth:`generate_scenarios` on checked inputs: ``cohort``
         (matrices ``(S, G, T, 7, 7)``, index ``(B,)``), ``macro`` ``(S, B, T, 9)`` standardised (or
-        ``(S, 1, T, 9)``: one path per scenario for all its loans), one seed
-        per scenario. Returns ``(S * n_samples, B, T)`` tensors, ``lgd`` ``(S * n_samples, B)`` and
-        ``opening_balance`` ``(B,)``."""
+        ``(S, 1, T, 9)``: one path per scenario for all its loans), one seed per scenario. Returns
+        ``(S * n_samples, B, T)`` tensors, ``lgd`` ``(S * n_samples, B)`` and ``opening_balance`` ``(B,)``."""
         matrices, index = cohort
         B = index.shape[0]
         adverse = torch.from_numpy(ADVERSE_MOVES.copy()).to(feats.device)
@@ -1244,8 +1247,8 @@ class LoanTrajectoryModel(nn.Module):
         # each path's row of the scenarios' matrices, stacked scenario-major: s * G + the loan's cohort
         first_row = torch.arange(S, device=dev).repeat_interleave(n_samples) * G
         rows = (first_row.view(P, 1) + index.view(1, L)).reshape(N)
-        paths = _PathInputs(rep(feats), matrices.reshape(S * G, T, N_STATES, N_STATES), rows,
-                            macro.expand(S, L, T, macro.shape[-1]).repeat_interleave(n_samples, dim=0).reshape(N, T, -1),
+        per_path_macro = macro.expand(S, L, T, macro.shape[-1]).repeat_interleave(n_samples, dim=0).reshape(N, T, -1)
+        paths = _PathInputs(rep(feats), matrices.reshape(S * G, T, N_STATES, N_STATES), rows, per_path_macro,
                             rep(rem), shift,
                             torch.arange(N, device=dev))
         ledger = _PathLedger(rep(sbal), rep(cum_int), rep(n_idx), rep(init), T)

@@ -234,6 +234,6 @@ class Block(nn.Module):
         if (isinstance(past, KVBuffer) and past.fused and T == 1 and mlp_kernel.available()
                 and not torch.is_grad_enabled() and not (self.training and self.mlp.dropout.p > 0)
                 and mlp_kernel.fits(self.ln_2, self.mlp.c_fc, self.mlp.c_proj)):  # else torch (e.g. d_model > 256)
-            return mlp_kernel.mlp_step(x.view(B, C), self.ln_2, self.mlp.c_fc, self.mlp.c_proj, past.live).view(B, 1, C), \
-                present
+            y = mlp_kernel.mlp_step(x.view(B, C), self.ln_2, self.mlp.c_fc, self.mlp.c_proj, past.live)
+            return y.view(B, 1, C), present
         return x + self.mlp(self.ln_2(x)), present

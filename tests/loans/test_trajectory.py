@@ -480,9 +480,10 @@ def test_pool_cashflows_conserve_principal_and_split_defaults_into_loss_and_reco
 
 def test_pool_cashflows_on_two_threads_are_one_thread_bit_for_bit(monkeypatch):
     """The scenarios' groups (one scenario each here, on two threads) run side by side on the caller's torch
-    thread count (creditsim.threads.map_scenarios): the same bits as one thread (one group of both), also for a model left in training mode with dropout (eval mode is set
-    once around the threads, so no thread's generate flips the flags another reads), and the model's
-    mode is back afterwards. Books under THREAD_MIN_LOANS run on one thread (forced here to two)."""
+    thread count (creditsim.threads.map_scenarios): the same bits as one thread (one group of both), also
+    for a model left in training mode with dropout (eval mode is set once around the threads, so no
+    thread's generate flips the flags another reads), and the model's mode is back afterwards. Books under
+    THREAD_MIN_LOANS run on one thread (forced here to two)."""
     import threading
 
     import creditsim.loans.trajectory as trajectory

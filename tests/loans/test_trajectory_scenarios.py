@@ -19,7 +19,8 @@ from creditsim.states import ALLOWED_TRANSITIONS, N_STATES
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
-def _scenarios(S: int, G: int, B: int, T: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _scenarios(S: int, G: int, B: int, T: int,
+               seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Features with remaining terms of 1..3 T months, ``(S, G, T, 7, 7)`` random cohort matrices that differ
     by scenario (sizeable default and prepayment rates), each loan's cohort, ``(S, T, 9)`` macro paths."""
     from creditsim.features import LOAN_FEATURES
