@@ -138,6 +138,13 @@ class KVBuffer:
         return y
 
 
+def _fused_step(past: object, n_steps: int, dropping: bool) -> bool:
+    """Whether a layer's call is a decoding step for the compiled kernels: one step on a fused
+    :class:`KVBuffer`, outside autograd and without dropout (the kernels have neither backward nor dropout)."""
+    return (isinstance(past, KVBuffer) and past.fused and n_steps == 1 and not torch.is_grad_enabled()
+            and not dropping)
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention over months; month t attends to months <= t only.
 
@@ -168,8 +175,7 @@ class CausalSelfAttention(nn.Module):
         """``x`` ``(B, T, C)`` -> ``((B, T, C), cache)``: the new tuple of keys and values ``(B, nh, T_past + T,
         hs)``, or ``past`` itself when it is a :class:`KVBuffer` (then holding these steps too)."""
         B, T, C = x.size()
-        if (isinstance(past, KVBuffer) and past.fused and T == 1 and not torch.is_grad_enabled()
-                and not (self.training and self.dropout > 0)):  # the kernel has neither backward nor dropout
+        if _fused_step(past, T, self.training and self.dropout > 0):
             y = past.step(self.c_attn(x).view(B, 3 * C))
             return self.resid_dropout(self.c_proj(y.view(B, 1, C))), past
         q, k, v = self.c_attn(x).split(C, dim=2)
@@ -231,8 +237,7 @@ class Block(nn.Module):
         a, present = self.attn(self.ln_1(x), past)
         x = x + a
         B, T, C = x.shape
-        if (isinstance(past, KVBuffer) and past.fused and T == 1 and mlp_kernel.available()
-                and not torch.is_grad_enabled() and not (self.training and self.mlp.dropout.p > 0)
+        if (_fused_step(past, T, self.training and self.mlp.dropout.p > 0) and mlp_kernel.available()
                 and mlp_kernel.fits(self.ln_2, self.mlp.c_fc, self.mlp.c_proj)):  # else torch (e.g. d_model > 256)
             y = mlp_kernel.mlp_step(x.view(B, C), self.ln_2, self.mlp.c_fc, self.mlp.c_proj, past.live)
             return y.view(B, 1, C), present

@@ -86,7 +86,8 @@ def fits(ln: nn.LayerNorm, c_fc: nn.Linear, c_proj: nn.Linear) -> bool:
 
 #: each Linear's weight transposed, with the weight it came from (holding that storage, so a new weight
 #: cannot take its address unseen) and its version; weakly keyed: nothing is added to the module itself
-_INPUT_MAJOR: weakref.WeakKeyDictionary[nn.Linear, tuple[torch.Tensor, int, torch.Tensor]] = weakref.WeakKeyDictionary()
+_INPUT_MAJOR: weakref.WeakKeyDictionary[nn.Linear, tuple[torch.Tensor, int, torch.Tensor]] = \
+    weakref.WeakKeyDictionary()
 
 
 def _input_major(linear: nn.Linear) -> torch.Tensor:
