@@ -154,6 +154,7 @@ class MacroScenarioGenerator:
     """
 
     _N_NOISE = 11  # x, z, activity, unemployment, inflation, policy, 10y, ig, hy, house, default
+    _BLOCK_PATHS = 2048  # paths computed together (see generate_scenario)
 
     def __init__(
         self,
@@ -188,8 +189,16 @@ class MacroScenarioGenerator:
         if isinstance(n_paths, bool) or not isinstance(n_paths, (int, np.integer)) or n_paths < 1:
             raise ConfigError(f"n_paths must be an integer >= 1, got {n_paths!r}")
         rng = numpy_generator(check_seed(seed))
-        noise = rng.standard_normal((int(n_paths), self.n_months, self._N_NOISE))
-        return self._paths(SCENARIO_PROFILES[idx], noise)
+        out = np.empty((int(n_paths), self.n_months, len(MACRO_VARS)))
+        # Block by block: a block's series stay in cache (the whole-array version spent most of its time
+        # streaming (T, P) temporaries through memory), and the noise of consecutive blocks is the one
+        # path-major stream of a single draw (numpy's normals are drawn element by element, nothing is
+        # buffered between calls), so the paths are the same bits whatever the block size.
+        for p0 in range(0, out.shape[0], self._BLOCK_PATHS):
+            p1 = min(p0 + self._BLOCK_PATHS, out.shape[0])
+            out[p0:p1] = self._paths(SCENARIO_PROFILES[idx], rng.standard_normal((p1 - p0, self.n_months,
+                                                                                  self._N_NOISE)))
+        return out
 
     def scenario_frame(self, scenario: int | str, seed: int = 0, path: int = 0) -> pd.DataFrame:
         """One path of :meth:`generate_scenario` as a DataFrame (index ``reporting_month``, 9 columns)."""

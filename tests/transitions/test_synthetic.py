@@ -13,7 +13,8 @@ from creditsim.rng import numpy_generator
 from creditsim.transitions.markov import DEFAULT_MACRO_MEAN, MarkovTransitionModel, base_case_matrix
 from creditsim.transitions.synthetic import (ASSET_CLASS_PARAMS, LoanTapeGenerator, MacroSensitivity, OverlaySensitivity,
                                              _Schedule, jitter_macro_path)
-from creditsim.macro.synthetic import MacroAnchors, MacroScenarioGenerator, activity_level_drawdown
+from creditsim.macro.synthetic import (SCENARIO_PROFILES, MacroAnchors, MacroScenarioGenerator,
+                                      activity_level_drawdown)
 from creditsim.errors import ConfigError, DataError
 from creditsim.schema import RATINGS, REQUIRED_LOAN_COLUMNS, validate_loan_tape, validate_panel
 from creditsim.states import ALLOWED_TRANSITIONS, ASSET_CLASSES, MACRO_VARS, LoanState
@@ -68,6 +69,19 @@ def test_macro_paths_have_shape_order_and_are_reproducible():
     assert list(frame.columns) == list(MACRO_VARS)
     assert frame.index[0] == pd.Timestamp("2026-03-01") and len(frame) == 48
     np.testing.assert_array_equal(frame.to_numpy(), a[2])
+
+
+@pytest.mark.parametrize("block", [1, 7, 2048])
+def test_macro_paths_drawn_block_by_block_are_one_draw_of_the_whole_noise(monkeypatch, block):
+    """generate_scenario computes its paths a block at a time (cache-sized); the noise of the blocks is
+    one path-major draw of the scenario's generator, so the paths are the bits of the whole-array model
+    whatever the block size (a block that re-seeded, or drew month-major, would differ)."""
+    gen = MacroScenarioGenerator(30)
+    whole_noise = numpy_generator(11).standard_normal((50, 30, MacroScenarioGenerator._N_NOISE))
+    expected = gen._paths(SCENARIO_PROFILES[3], whole_noise)
+    monkeypatch.setattr(MacroScenarioGenerator, "_BLOCK_PATHS", block)
+    got = gen.generate_scenario("stagflation", n_paths=50, seed=11)
+    assert got.view(np.int64).tolist() == expected.view(np.int64).tolist()
 
 
 def test_severe_worse_than_adverse_worse_than_baseline_on_unemployment_peak_and_gdp_trough(scenario_means):
