@@ -2,6 +2,9 @@
 
 A backend maps one picklable, module-level function over a list of chunk tasks and returns the chunk
 results *in task order*, calling ``on_done(n_scenarios)`` as each chunk finishes (for the progress bar).
+With ``collect``, each result is handed to ``collect(task_index, result)`` as it arrives (in the caller's
+process) and the list holds what ``collect`` returned instead: the caller can copy a chunk into its
+whole-run arrays while the other chunks still run, and let the chunk go.
 The function receives ``(context, task)``; ``context`` (loan book, models, waterfall) is the same for
 every chunk, so the dask backend scatters it to the workers once instead of pickling it per task.
 
@@ -34,6 +37,7 @@ BACKENDS: tuple[str, ...] = ("local", "dask")
 
 ChunkFn = Callable[[Any, Any], Any]
 ProgressFn = Callable[[int], None]
+CollectFn = Callable[[int, Any], Any]
 
 
 class LocalBackend:
@@ -42,10 +46,11 @@ class LocalBackend:
     name = "local"
 
     def map(self, fn: ChunkFn, context: Any, tasks: Sequence[Any], sizes: Sequence[int],
-            on_done: ProgressFn | None = None) -> list[Any]:
+            on_done: ProgressFn | None = None, collect: CollectFn | None = None) -> list[Any]:
         out = []
-        for task, size in zip(tasks, sizes):
-            out.append(fn(context, task))
+        for i, (task, size) in enumerate(zip(tasks, sizes)):
+            result = fn(context, task)
+            out.append(result if collect is None else collect(i, result))
             if on_done is not None:
                 on_done(size)
         return out
@@ -167,11 +172,13 @@ class DaskBackend:
         return self.client
 
     def map(self, fn: ChunkFn, context: Any, tasks: Sequence[Any], sizes: Sequence[int],
-            on_done: ProgressFn | None = None) -> list[Any]:
+            on_done: ProgressFn | None = None, collect: CollectFn | None = None) -> list[Any]:
         from dask.distributed import as_completed
 
         client = self._ready()
-        ctx = client.scatter(context, broadcast=True)
+        # hash=False: a key of its own per map; a content key is shared by two maps of an equal context, and the
+        # first map's release of it could cancel the second's chunks ("lost dependencies")
+        ctx = client.scatter(context, broadcast=True, hash=False)
         name = getattr(fn, "__name__", "chunk")  # the tasks keep the chunk function's name (dashboards, logs)
         futures = [client.submit(_one_thread_chunk, fn, ctx, task, key=f"{name}-{uuid.uuid4().hex}") for task in tasks]
         index = {f.key: i for i, f in enumerate(futures)}
@@ -179,11 +186,13 @@ class DaskBackend:
         try:
             for fut in as_completed(futures):
                 i = index[fut.key]
-                results[i] = fut.result()  # re-raises the worker's exception (CreditSimError included)
+                result = fut.result()  # re-raises the worker's exception (CreditSimError included)
+                fut.release()  # the worker may free its copy now (a run's results would otherwise stay twice)
+                results[i] = result if collect is None else collect(i, result)
                 if on_done is not None:
                     on_done(sizes[i])
         except BaseException:
-            client.cancel(futures)
+            client.cancel([f for f in futures if not f.done()])
             raise
         finally:
             self._undo_spawn_environ()  # a worker restarted meanwhile wrote the nanny's variables again
@@ -237,8 +246,9 @@ def make_backend(backend: str, client: Any | None = None,
 
 
 def run_chunks(backend: LocalBackend | DaskBackend, fn: ChunkFn, context: Any, tasks: Sequence[Any],
-               sizes: Sequence[int], on_done: ProgressFn | None = None) -> list[Any]:
+               sizes: Sequence[int], on_done: ProgressFn | None = None,
+               collect: CollectFn | None = None) -> list[Any]:
     """``backend.map`` with the argument checks in one place."""
     if len(tasks) != len(sizes):
         raise ConfigError(f"{len(tasks)} tasks but {len(sizes)} sizes")
-    return backend.map(fn, context, tasks, sizes, on_done)
+    return backend.map(fn, context, tasks, sizes, on_done, collect)

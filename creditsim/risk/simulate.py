@@ -82,10 +82,11 @@ from creditsim.macro.scenarios import (
     resolve_macro_start,
 )
 from creditsim.macro.vae import MacroVAE
-from creditsim.risk.backends import make_backend, run_chunks
+from creditsim.risk.backends import CollectFn, make_backend, run_chunks
+from creditsim.risk.chunk_results import ChunkResults
 from creditsim.risk.config import RunConfig
 from creditsim.risk.pool_engine import PoolEngine
-from creditsim.risk.results import SimulationResults, TrancheResult
+from creditsim.risk.results import SimulationResults
 from creditsim.schema import LoanTape, as_loan_tape
 from creditsim.states import MACRO_VARS, POOL_CF_TYPES, SCENARIOS
 from creditsim.transitions.transformer import TransitionTransformer
@@ -312,13 +313,12 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
             carried_mix = _carried_mix(config, draw.labels)
             labels = draw.labels
         _warn_floating_coupons(prepared, config.macro, draw.values)
-        chunks = _run_all_chunks(prepared, config, draw.values, runner)
+        gathered = _run_all_chunks(prepared, config, draw.values, runner)
     finally:
         runner.close()
     # paths that share an ancestor make the standard errors cluster-robust (creditsim.risk.measures)
     clusters = draw.clusters if np.unique(draw.clusters).size < draw.clusters.size else None
-    results = _assemble(chunks, prepared.deal, labels, draw.values, prepared.engine.initial_balance,
-                        config.keep_cashflows, clusters)
+    results = gathered.results(labels, draw.values, prepared.engine.initial_balance, clusters)
     results.settings = _settings(config, prepared, time.perf_counter() - t0)
     if carried_mix is not None:  # what the run used, not the mix it was not asked to use
         results.settings["scenario_mix"] = carried_mix
@@ -418,16 +418,21 @@ def prepare_run(loans_df: pd.DataFrame, deal: WaterfallConfig, config: RunConfig
     return PreparedRun(pool_engine, deal, factor, cutoff, start_vec, start_label)
 
 
-def _run_all_chunks(prepared: PreparedRun, config: RunConfig, macro_paths: np.ndarray,
-                    runner: Any) -> list[dict[str, Any]]:
-    """Split the scenarios into chunks of ``chunk_size`` and run them on ``runner`` (the configured backend;
-    the caller closes it)."""
+def _run_all_chunks(prepared: PreparedRun, config: RunConfig, macro_paths: np.ndarray, runner: Any) -> ChunkResults:
+    """Split the scenarios into chunks of ``chunk_size``, run them on ``runner`` (the configured backend;
+    the caller closes it) and gather each into the run's arrays as it arrives."""
     n, chunk = config.n_simulations, config.chunk_size
     ctx = ChunkContext(engine=prepared.engine, config=prepared.deal, mode=config.mode, device=config.device,
                        keep_cashflows=config.keep_cashflows, start_month=first_simulated_month(prepared.cutoff))
     tasks = [ChunkTask(s, min(s + chunk, n), macro_paths[s:min(s + chunk, n)]) for s in range(0, n, chunk)]
     sizes = [t.stop - t.start for t in tasks]
-    return _run_with_progress(runner, ctx, tasks, sizes, n, config.progress)
+    gathered = ChunkResults(n, [tr.name for tr in prepared.deal.tranches])
+
+    def collect(i: int, result: dict[str, Any]) -> None:
+        gathered.add(tasks[i].start, tasks[i].stop, result)
+
+    _run_with_progress(runner, ctx, tasks, sizes, n, config.progress, collect)
+    return gathered
 
 
 def _settings(config: RunConfig, prepared: PreparedRun, seconds: float) -> dict[str, Any]:
@@ -470,40 +475,16 @@ def _macro_draw(config: RunConfig, labels: np.ndarray, start: np.ndarray | None,
                                 first_month=first_month)
 
 
-def _run_with_progress(runner: Any, ctx: ChunkContext, tasks: list, sizes: list, n: int, progress: bool) -> list:
+def _run_with_progress(runner: Any, ctx: ChunkContext, tasks: list, sizes: list, n: int, progress: bool,
+                       collect: CollectFn) -> list:
     if not progress:
-        return run_chunks(runner, run_chunk, ctx, tasks, sizes)
+        return run_chunks(runner, run_chunk, ctx, tasks, sizes, collect=collect)
     columns = (TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("scenarios"),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=False) as bar:
         task_id = bar.add_task("simulate", total=n)
-        return run_chunks(runner, run_chunk, ctx, tasks, sizes, on_done=lambda k: bar.advance(task_id, k))
-
-
-def _assemble(chunks: list[dict[str, Any]], config: Any, labels: np.ndarray, macro_paths: np.ndarray,
-              p0: float, keep_cashflows: bool, clusters: np.ndarray | None = None) -> SimulationResults:
-    losses = np.concatenate([c["portfolio_losses"] for c in chunks])
-    tranches = []
-    for tr in config.tranches:
-        parts = [c["tranches"][tr.name] for c in chunks]
-        first = parts[0]
-        pv = None if first["pv_losses"] is None else np.concatenate([p["pv_losses"] for p in parts])
-        tranches.append(TrancheResult(
-            name=tr.name, balance=first["balance"],
-            losses=np.concatenate([p["losses"] for p in parts]),
-            irr=np.concatenate([p["irr"] for p in parts]),
-            wal=np.concatenate([p["wal"] for p in parts]),
-            coupon=first["coupon"], attachment=first["attachment"], detachment=first["detachment"],
-            equity=first["equity"], pv_losses=pv,
-        ))
-    cashflows = {}
-    if keep_cashflows:
-        for key in ("pool", "tranche_interest", "tranche_principal", "tranche_balance", "oc_ratio", "ic_ratio",
-                    "reinvestment_criteria"):
-            if key in chunks[0]:
-                cashflows[key] = np.concatenate([c[key] for c in chunks], axis=0)
-    return SimulationResults(portfolio_losses=losses, tranche_results=tranches, cashflows=cashflows,
-                             scenarios=labels, macro_paths=macro_paths, initial_balance=p0, clusters=clusters)
+        return run_chunks(runner, run_chunk, ctx, tasks, sizes, on_done=lambda k: bar.advance(task_id, k),
+                          collect=collect)
 
 
 def _with_tranche_balances(config: Any, balances: Any) -> Any:

@@ -44,6 +44,9 @@ def test_local_backend_keeps_task_order_and_reports_progress():
     done: list[int] = []
     out = run_chunks(LocalBackend(), _square, 2, [3, 1, 2], [30, 10, 20], on_done=done.append)
     assert out == [18, 2, 8] and done == [30, 10, 20]
+    seen: list[tuple[int, int]] = []
+    out = run_chunks(LocalBackend(), _square, 2, [3, 1, 2], [30, 10, 20], collect=lambda i, r: seen.append((i, r)))
+    assert out == [None] * 3 and seen == [(0, 18), (1, 2), (2, 8)]
     with pytest.raises(ConfigError, match="3 tasks but 2 sizes"):
         run_chunks(LocalBackend(), _square, 2, [3, 1, 2], [30, 10])
     with pytest.raises(ConfigError, match="client is only used with backend='dask'"):
@@ -134,6 +137,10 @@ def test_a_client_that_is_passed_in_stays_open():
             Client(cluster) as client:
         backend = make_backend("dask", client=client)
         assert backend.map(_square, 1, [2, 3], [1, 1]) == [4, 9]
+        # collect sees each result with its task index as it arrives; the list holds what collect returned
+        seen: dict[int, int] = {}
+        assert backend.map(_square, 1, [2, 3, 4], [1] * 3, collect=lambda i, r: seen.setdefault(i, r) + 1) == [5, 10, 17]
+        assert seen == {0: 4, 1: 9, 2: 16}
         # chunks run with one torch (fused-kernel) thread on workers creditsim did not start
         assert backend.map(_torch_threads, None, [0, 1], [1, 1]) == [1, 1]
         backend.close()
