@@ -5,10 +5,11 @@ run many small tensor operations. With several OpenMP threads each tiny operatio
 threads, which spin; on a busy 2-core machine a spinning sibling takes the core the working thread
 needs, and the loop ran up to 10-16x slower (measured in the engine: a (128, 1024) x (1024, 5)
 product takes ~50 us on one thread and ~10 ms with two threads under load). Parallelism comes from
-running scenario chunks in separate processes (the dask backend), not from threads inside a loop --
-except the engine's fused numba kernel, one parallel region per month over whole scenarios, which
-runs on the caller's count (:mod:`creditsim.loans.fused`), and :func:`map_scenarios`, which runs whole
-scenarios of such a loop side by side on Python threads.
+running whole scenario chunks side by side -- in separate processes (the dask backend) or on Python
+threads of one process, one torch thread each (the local backend, :class:`creditsim.risk.backends.LocalBackend`)
+-- not from threads inside a loop, except the engine's fused numba kernel, one parallel region per
+month over whole scenarios, which runs on the caller's count (:mod:`creditsim.loans.fused`), and
+:func:`map_scenarios`, which runs whole scenarios of such a loop side by side on Python threads.
 
 :func:`serial_torch` sets ``torch.set_num_threads(1)`` for the enclosed block and restores the caller's
 count afterwards (it is process-wide while the block runs). It is a context manager and a decorator.

@@ -27,7 +27,9 @@ arrears at the cut-off and per-scenario matrices):
 Scenarios run in parallel (``numba.prange``) on as many threads as the caller's torch thread count:
 each scenario's sums are written by one thread only, so the count changes nothing but the time. With
 one thread the serial build runs (:func:`pool_month_serial`): no OpenMP pool, so the process can still
-fork and processes side by side do not oversubscribe the cores.
+fork and processes side by side do not oversubscribe the cores. The serial kernels release the GIL
+(``nogil``), so chunks run side by side on Python threads (:class:`creditsim.risk.backends.LocalBackend`)
+overlap in them.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def draw_uniform(a, b, cc, w, has, half):  # pragma: no cover - compiled
             tmp >> _U32, np.float32((tmp & _LOW32) >> _U8) * _TWO_M24)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def month_window(cb, ci, m, t, inv_coupon, loan_group, window, current):  # pragma: no cover - compiled
     """Each loan's contractual balance and cumulative interest around month ``t``, compact.
 
@@ -89,7 +91,7 @@ def month_window(cb, ci, m, t, inv_coupon, loan_group, window, current):  # prag
             current[r + 5 + jj, loan] = np.rint(interest * inv_coupon[loan, jj])
 
 
-@njit(cache=True, fastmath={"reassoc"})
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
 def add_quiet(acc, quiet, current, first, n):  # pragma: no cover - compiled
     """``acc[g, f] += sum_k quiet[k] * current[g * F + f, first + k]`` for ``k < n``.
 
@@ -139,7 +141,7 @@ def add_event(acc, g, nf, window, loan, t, ml, c, y, inv_coupon):  # pragma: no 
     return nxt, cash if nxt < 4 else nxt, par
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def loan_stay(t, m, row_base, stay_current, out):  # pragma: no cover - compiled
     """``out[l]`` = the threshold below which loan ``l``'s uniform keeps it CURRENT in month ``t``:
     ``stay_current`` at its state-0 row ``row_base[l]``, or -1 (never) in its maturity month."""
@@ -147,7 +149,7 @@ def loan_stay(t, m, row_base, stay_current, out):  # pragma: no cover - compiled
         out[loan] = stay_current[row_base[loan]] if m[loan] != t else np.float32(-1.0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def month_thresholds(m, t, seg_cohort, absorbed, thr, stay):  # pragma: no cover - compiled
     """Month ``t``'s sampling thresholds, as :class:`creditsim.loans.engine._Thresholds` lays them out.
 
@@ -280,7 +282,7 @@ def pool_month(t, x, c, row_base, thresholds, stay_current, shared_stay, window,
                sids, first_loan, lgd_mean, kappa, lgd_scale, loan_group, words, buffered, widths, block, out)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pool_month_serial(t, x, c, row_base, thresholds, stay_current, shared_stay, window, current, m, inv_coupon,
                       lgd_key, sids, first_loan, lgd_mean, kappa, lgd_scale, loan_group, words, buffered, widths,
                       block, out):  # pragma: no cover - compiled
@@ -291,7 +293,7 @@ def pool_month_serial(t, x, c, row_base, thresholds, stay_current, shared_stay, 
                sids, first_loan, lgd_mean, kappa, lgd_scale, loan_group, words, buffered, widths, block, out)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sfc64_uniforms(words, buffered, n):  # pragma: no cover - compiled
     """``n`` float32 uniforms of one SFC64 stream (``words (4,)``, ``buffered (2,)`` advanced in place),
     drawn exactly as :func:`pool_month` draws them: the check that it matches numpy's generator."""

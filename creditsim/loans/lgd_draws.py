@@ -110,7 +110,7 @@ def _log_gamma_variate(h, n, shape):  # pragma: no cover - compiled
             return math.log(d * v) + boost, n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def draw_lgd(k0, k1, sid, loan, mu, kappa):  # pragma: no cover - compiled
     """The realised LGD of loan ``loan`` (its position in the book) in global scenario ``sid``:
     ``Beta(mu kappa, (1 - mu) kappa)``, or ``mu`` itself when ``mu`` is 0 or 1, ``kappa`` is infinite, or
@@ -124,7 +124,7 @@ def draw_lgd(k0, k1, sid, loan, mu, kappa):  # pragma: no cover - compiled
     return 1.0 / (1.0 + math.exp(log_y - log_x))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def stressed_draw(k0, k1, sid, loan, mu, kappa, scale, i, k):  # pragma: no cover - compiled
     """:func:`draw_lgd` with the collateral factor ``scale[i, k]`` on the recovered share applied as
     :func:`creditsim.loans.collateral.stressed_lgd` applies it (a factor of 1 keeps the draw bit for bit);
@@ -135,7 +135,7 @@ def stressed_draw(k0, k1, sid, loan, mu, kappa, scale, i, k):  # pragma: no cove
     return 1.0 - (1.0 - lgd) * scale[i, k]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def realised_lgd(k0, k1, sids, first_loan, mu, kappa, scale, out):  # pragma: no cover - compiled
     """``out`` ``(s, L_b)`` = every loan's realised LGD in every scenario (torch steps, loan-level output).
 
@@ -146,7 +146,7 @@ def realised_lgd(k0, k1, sids, first_loan, mu, kappa, scale, out):  # pragma: no
             out[i, k] = stressed_draw(k0, k1, sids[i], first_loan + k, mu[k], kappa, scale, i, k)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def book_default_losses(default_par, default_month, loan_group, k0, k1, sids, first_loan, mu, kappa, scale,
                         loss):  # pragma: no cover - compiled
     """Add each default's loss ``rint(par x LGD)`` (whole cents, half to even) to ``loss[i, t, g]``.

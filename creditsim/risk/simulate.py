@@ -304,7 +304,8 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
     prepared = prepare_run(loans_df, as_deal(deal), config)
     t0 = time.perf_counter()
     # a private dask cluster starts (and its workers import this module) while the paths are drawn
-    runner = make_backend(config.backend, config.client, warm_up=partial(import_module, __name__))
+    runner = make_backend(config.backend, config.client, warm_up=partial(import_module, __name__),
+                          threads=_local_chunk_threads(config))
     try:
         labels = draw_scenario_labels(config.weights, config.n_simulations, config.seed)
         draw = _macro_draw(config, labels, prepared.start_vec, first_simulated_month(prepared.cutoff))
@@ -330,6 +331,15 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
     log.info("%d scenarios x %d months in %.1f s; expected pool loss %.4f", config.n_simulations, config.horizon,
              time.perf_counter() - t0, results.expected_loss)
     return results
+
+
+def _local_chunk_threads(config: RunConfig) -> int:
+    """Chunks a local run keeps in flight on threads: the caller's torch thread count on the CPU (the count
+    the engines would otherwise use inside each chunk; :class:`~creditsim.risk.backends.LocalBackend`), one
+    on CUDA (one device runs one chunk at a time); 1 for dask, whose workers are the parallelism."""
+    if config.backend != "local" or torch.device(config.device).type != "cpu":
+        return 1
+    return torch.get_num_threads()
 
 
 def _carried_mix(config: RunConfig, labels: np.ndarray) -> dict[str, float]:

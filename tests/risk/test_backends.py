@@ -55,6 +55,49 @@ def test_local_backend_keeps_task_order_and_reports_progress():
         make_backend("spark")
 
 
+def _slow_square(context: float, task: int) -> tuple[int, int, str]:
+    """``(task ** 2, torch threads, thread name)``; later tasks finish first (they sleep less)."""
+    import time
+
+    import torch
+
+    time.sleep(context * (5 - task))
+    if task == 7:
+        raise ValueError("chunk 7 failed")
+    return task * task, torch.get_num_threads(), threading.current_thread().name
+
+
+def test_local_backend_runs_chunks_side_by_side_on_one_torch_thread_each():
+    """threads > 1: chunks on Python threads, each with one torch thread; results in task order whatever
+    order they finish in; collect and on_done on the calling thread; the caller's count comes back."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen: list[tuple[int, str]] = []
+        done: list[int] = []
+        out = LocalBackend(threads=2).map(_slow_square, 0.02, [0, 1, 2, 3], [5, 6, 7, 8], on_done=done.append,
+                                          collect=lambda i, r: seen.append((i, threading.current_thread().name)) or r)
+        assert [r[0] for r in out] == [0, 1, 4, 9]
+        assert {r[1] for r in out} == {1}, "a chunk on a thread ran with more than one torch thread"
+        assert {r[2] for r in out} <= {"creditsim-chunk_0", "creditsim-chunk_1"} and len({r[2] for r in out}) == 2
+        assert sorted(i for i, _ in seen) == [0, 1, 2, 3] and {name for _, name in seen} == {"MainThread"}
+        assert sorted(done) == [5, 6, 7, 8]
+        assert torch.get_num_threads() == 2
+        # one chunk, or threads=1: on the calling thread with the caller's torch count
+        assert LocalBackend(threads=2).map(_slow_square, 0.0, [3], [1]) == [(9, 2, "MainThread")]
+        with pytest.raises(ValueError, match="chunk 7 failed"):
+            LocalBackend(threads=2).map(_slow_square, 0.0, [1, 7, 2], [1, 1, 1])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ConfigError, match="threads must be an integer >= 1"):
+            LocalBackend(threads=bad)
+    assert LocalBackend(threads=64).threads == 8
+
+
 def test_private_cluster_workers_run_one_numba_thread_and_results_come_back_in_order():
     """The private LocalCluster's workers each get one numba thread (numba's default of one per core let
     the fused kernel run two threads in every single-threaded worker); chunks come back in task order."""
@@ -170,8 +213,8 @@ def test_simulate_closes_the_backend_when_the_macro_draw_fails(monkeypatch):
         def close(self) -> None:
             self.closed = True
 
-    def make(backend, client=None, warm_up=None):
-        made.append(Recording())
+    def make(backend, client=None, warm_up=None, threads=1):
+        made.append(Recording(threads))
         return made[-1]
 
     def broken(*args, **kwargs):
