@@ -41,8 +41,8 @@ import platform
 import sys
 import time
 import warnings
-from collections.abc import Mapping
-from contextlib import nullcontext
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
 from importlib import import_module
@@ -314,7 +314,8 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
             carried_mix = _carried_mix(config, draw.labels)
             labels = draw.labels
         _warn_floating_coupons(prepared, config.macro, draw.values)
-        gathered = _run_all_chunks(prepared, config, draw.values, runner)
+        with models_in_eval(prepared.engine):
+            gathered = _run_all_chunks(prepared, config, draw.values, runner)
     finally:
         runner.close()
     # paths that share an ancestor make the standard errors cluster-robust (creditsim.risk.measures)
@@ -331,6 +332,31 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
     log.info("%d scenarios x %d months in %.1f s; expected pool loss %.4f", config.n_simulations, config.horizon,
              time.perf_counter() - t0, results.expected_loss)
     return results
+
+
+@contextmanager
+def models_in_eval(engine: Any) -> Iterator[None]:
+    """Every torch model the engine holds (as an attribute, or as an attribute of one: a
+    :class:`~creditsim.transitions.transformer.TapeTransitionModel`'s transformer) in eval mode while its
+    chunks run, each module's own mode back after.
+
+    The models put themselves in eval mode inside each generating call and restore their mode when it
+    ends; with chunks on threads of one process (:class:`~creditsim.risk.backends.LocalBackend`), a model
+    left in training mode would be flipped back to training -- dropout on -- under another thread still
+    generating with it. Already in eval mode, those calls change nothing. (The dask backend pickles the
+    models inside this block, in eval mode; a generating call would have switched to it anyway.)"""
+    modules: dict[torch.nn.Module, bool] = {}
+    for value in vars(engine).values():
+        for owner in (value, *(vars(value).values() if hasattr(value, "__dict__") else ())):
+            if isinstance(owner, torch.nn.Module):
+                modules.update((m, m.training) for m in owner.modules())
+    for m in modules:
+        m.training = False
+    try:
+        yield
+    finally:
+        for m, training in modules.items():
+            m.training = training
 
 
 def _local_chunk_threads(config: RunConfig) -> int:

@@ -325,6 +325,40 @@ def test_transformer_engine_runs_and_is_chunk_invariant(small_tape, small_deal):
     assert a.settings["engine"] == "transformer" and "TapeTransitionModel" in a.settings["transition_model"]
 
 
+def test_a_model_in_training_mode_runs_in_eval_mode_on_chunk_threads(small_tape, small_deal):
+    """Local chunks on two threads give the one-thread numbers with a transformer left in training mode
+    (dropout 0.3): every module is in eval mode while the chunks run (models_in_eval; otherwise one
+    thread's call would restore training mode under another's), and in training mode again after."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from creditsim.risk.simulate import models_in_eval
+    from creditsim.transitions.transformer import TapeTransitionModel, TransitionConfig, TransitionTransformer
+
+    torch.manual_seed(0)
+    model = TransitionTransformer(TransitionConfig(d_model=32, n_heads=2, n_layers=1, dropout=0.3))
+    assert model.training
+    before = torch.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            runs.append(_run(small_tape, small_deal, engine="transformer", transition_model=model, n_simulations=8,
+                             chunk_size=2))
+    finally:
+        torch.set_num_threads(before)
+    _assert_same(*runs)
+    assert all(m.training for m in model.modules())
+    # the engine's models: an attribute, or an attribute of one (the tape adapter's transformer)
+    other = TransitionTransformer(TransitionConfig(d_model=32, n_heads=2, n_layers=1))
+    engine = SimpleNamespace(transition_model=TapeTransitionModel(model, small_tape), trajectory_model=other,
+                             book=object())
+    with models_in_eval(engine):
+        assert not any(m.training for m in (*model.modules(), *other.modules()))
+    assert all(m.training for m in (*model.modules(), *other.modules()))
+
+
 def test_rated_corporates_default_by_their_rating(small_tape, small_deal):
     corp = small_tape[small_tape["asset_class"] == "corporate"].copy()
     assert len(corp) > 50
