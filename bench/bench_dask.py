@@ -3,9 +3,9 @@
     .venv/bin/python bench/bench_dask.py [--sims 40000] [--loans 2000] [--horizon 60]
 
 Three runs of the same job, bit for bit the same losses: local on one thread (the same work as one
-dask worker), local on the caller's default threads (the fused kernel splits scenarios over both
-cores; the matrices, streams and waterfall stay on one), and dask with two single-threaded worker
-processes, cluster start-up included. Issue 17's bar is the speed-up over the one-thread run "on a
+dask worker), local on the caller's default threads (whole chunks side by side on Python threads, one
+torch thread each: :class:`creditsim.risk.backends.LocalBackend`), and dask with two single-threaded
+worker processes, cluster start-up included. Issue 17's bar is the speed-up over the one-thread run "on a
 two-minute run", so the default (80,000 scenarios) makes the one-thread local run about two minutes
 on this 2-core machine; 40,000 (about one minute) was the default until the engine got 1.6x faster.
 The fixed part of the dask run (the cluster's start, ~2 s, of which the macro paths' draw now runs
@@ -23,6 +23,12 @@ thread (numba's default of one per core made the fused kernel run two threads in
 scenarios: 60.8 / 39.8 s (1.53x) before, 52.1 / 32.2 s (1.62x) after. All bit-identical. The dask
 wall is steady (64-68 s); the one-thread run is not (103-123 s for the same 80,000: one busy core
 may clock higher than two), so the ratio swings with it and single pairs are rough.
+
+Measured 2026-12-07, after the synthetic macro draw was computed in cache-sized blocks (~1.8 s instead
+of ~3.3 s, now hidden behind the cluster's start) and the chunks were copied into the run's arrays as
+they arrive (the ~1.6 s concatenation after the last chunk gone), three runs: 101.9 / 57.5 s (1.77x),
+104.6 / 60.4 s (1.73x), 101.6 / 59.3 s (1.71x). Local on two threads, chunks side by side: 57.6 s
+(1.76x); when only the fused kernel ran on both cores, 80.3-85.3 s (1.23-1.27x). All bit-identical.
 """
 
 from __future__ import annotations
