@@ -289,6 +289,8 @@ def _check_features(loan_features: object, device: torch.device) -> torch.Tensor
     if x.ndim != 2 or x.shape[1] != 24:
         raise DataError(f"loan_features: expected shape (batch, 24) (creditsim.features.loan_features), "
                         f"got {tuple(x.shape)}")
+    if x.shape[0] < 1:
+        raise DataError("loan_features: expected at least one loan, got 0 rows")
     return x
 
 

@@ -105,19 +105,20 @@ def validate_matrices(matrices: object, name: str = "matrices", atol: float = 1e
         if (bool(torch.isfinite(sums).all()) and float((sums - 1.0).abs().max()) <= atol and float(flat.amin()) >= 0
                 and not bool((flat @ torch.from_numpy(_FORBIDDEN_WEIGHTS.copy())).any())):
             return arr
+    axes = "(from, to)" if arr.ndim == 2 else "(index..., from, to)"  # how the positions below read
     if not np.isfinite(arr).all():
         pos = np.argwhere(~np.isfinite(arr))
-        raise DataError(f"{name}: non-finite entries at (index..., from, to) "
+        raise DataError(f"{name}: non-finite entries at {axes} "
                         f"{format_labels([tuple(int(v) for v in p) for p in pos])}")
     if (arr < 0).any():
         pos = np.argwhere(arr < 0)
-        raise DataError(f"{name}: negative probabilities at (index..., from, to) "
+        raise DataError(f"{name}: negative probabilities at {axes} "
                         f"{format_labels([tuple(int(v) for v in p) for p in pos])}")
     forbidden = arr * ~ALLOWED_TRANSITIONS
     if (forbidden != 0).any():
         pos = np.argwhere(forbidden != 0)
         raise DataError(
-            f"{name}: forbidden moves must have probability exactly 0, found non-zero at (index..., from, to) "
+            f"{name}: forbidden moves must have probability exactly 0, found non-zero at {axes} "
             f"{format_labels([tuple(int(v) for v in p) for p in pos])}"
         )
     sums = arr.sum(-1)

@@ -435,6 +435,8 @@ def test_bad_inputs_raise_clear_errors():
     nan[2, 5] = float("nan")
     with pytest.raises(DataError, match="loan_features: NaN"):
         model.generate(nan, cohort, None)
+    with pytest.raises(DataError, match="loan_features: expected at least one loan, got 0 rows"):
+        model.generate(feats[:0], cohort[:1], None, cohort_index=torch.zeros(0, dtype=torch.long))
     with pytest.raises(DataError, match=r"target_states: expected shape \(3, 4\)"):
         model(feats, cohort, torch.zeros(3, 5, dtype=torch.long))
     with pytest.raises(DataError, match="loan 0 month 0 moves CURRENT -> DPD90"):

@@ -109,6 +109,9 @@ def test_validate_matrices_names_bad_entries_as_plain_positions(value: float, wh
     p[1, 2, 0] = value
     with pytest.raises(DataError, match=rf"{what} at \(index\.\.\., from, to\) \[\(1, 2, 0\)\]$"):
         validate_matrices(p)
+    # one 7 x 7 matrix: its positions are (from, to)
+    with pytest.raises(DataError, match=rf"{what} at \(from, to\) \[\(2, 0\)\]$"):
+        validate_matrices(p[1])
 
 
 def test_validate_matrices_names_forbidden_positions() -> None:
