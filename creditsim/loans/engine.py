@@ -98,6 +98,7 @@ use one thread each), which also keeps a process free to fork.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -230,17 +231,25 @@ def contractual_history(book: LoanBook, index: np.ndarray, n_months: int, dev: t
     return (torch.from_numpy(cb).to(dev), torch.from_numpy(ci).to(dev), torch.from_numpy(m).to(dev))
 
 
+_HISTORY_LOCK = threading.Lock()
+
+
 def _cached_history(book: LoanBook, index: np.ndarray, n_months: int, dev: torch.device,
                     history: dict | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`contractual_history` of the loans ``index`` (consecutive book positions), looked up in and
     added to ``history`` (a caller's dict kept across the chunks of one book; None: built every time).
     The tensors are only read from here on (tables, windows), so one copy serves every chunk."""
+    if history is None:
+        return contractual_history(book, index, n_months, dev)
     key = (int(index[0]) if len(index) else 0, len(index), n_months, str(dev))
-    cached = None if history is None else history.get(key)
-    if cached is None:
-        cached = contractual_history(book, index, n_months, dev)
-        if history is not None:
-            history[key] = cached
+    # chunks on threads of one process share ``history`` (creditsim.risk.backends.LocalBackend): the first
+    # to miss builds the block while the others wait and reuse it (two builds at once doubled the build's
+    # time and its transient memory, ~0.1 GB a block at 10k loans x 360 months). A module lock, not one in
+    # ``history``: the dict travels to dask workers with the engine, and a lock cannot be pickled.
+    with _HISTORY_LOCK:
+        cached = history.get(key)
+        if cached is None:
+            cached = history[key] = contractual_history(book, index, n_months, dev)
     return cached
 
 

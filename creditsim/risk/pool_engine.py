@@ -170,6 +170,10 @@ class PoolEngine:
     #: each loan block's contractual history, computed by the first chunk and reused by the others
     #: (:func:`creditsim.loans.engine.simulate_pool_chunk`'s ``history``)
     _history: dict = field(default_factory=dict, repr=False)
+    #: chunks that run at once in this process (:class:`creditsim.risk.backends.LocalBackend`'s threads):
+    #: each builds its cohort matrices within :data:`MATRIX_BYTES` / ``chunks_in_flight``, so the run's
+    #: matrices take no more memory on several threads than on one
+    chunks_in_flight: int = 1
 
     @classmethod
     def from_tape(cls, loans: LoanTape | pd.DataFrame, *, seed: int, horizon: int, cutoff: Any = None,
@@ -277,11 +281,13 @@ class PoolEngine:
 
         The chunk's cohort matrices take ``s x C x T x 49 x 8`` bytes: 0.85 GB for 500 scenarios, 12
         cohorts and 360 months, and building them takes as much again. Scenarios run in equal blocks
-        whose matrices stay under :data:`MATRIX_BYTES`, so memory does not grow with chunk x months.
+        whose matrices stay under :data:`MATRIX_BYTES` (shared by the :attr:`chunks_in_flight`), so memory
+        does not grow with chunk x months, nor with the chunks a local run keeps in flight.
         Every scenario's draws are keyed by its global id and its pool sums are exact, so the blocks
         give the chunk's numbers bit for bit (tests/risk/test_pool_engine_blocks.py)."""
         s = len(scenario_ids)
-        cap = max(1, MATRIX_BYTES // (self.n_cohorts() * self.horizon * 49 * 8))  # scenarios per block
+        budget = MATRIX_BYTES // max(1, self.chunks_in_flight)
+        cap = max(1, budget // (self.n_cohorts() * self.horizon * 49 * 8))  # scenarios per block
         if s > cap:
             n_blocks = -(-s // cap)
             block = -(-s // n_blocks)  # equal blocks: 500 scenarios in two go as 250 + 250, not 464 + 36

@@ -458,6 +458,8 @@ def _run_all_chunks(prepared: PreparedRun, config: RunConfig, macro_paths: np.nd
     """Split the scenarios into chunks of ``chunk_size``, run them on ``runner`` (the configured backend;
     the caller closes it) and gather each into the run's arrays as it arrives."""
     n, chunk = config.n_simulations, config.chunk_size
+    # chunks side by side on threads share the engine: each keeps its matrices within its share of the budget
+    prepared.engine.chunks_in_flight = min(getattr(runner, "threads", 1), -(-n // chunk))
     ctx = ChunkContext(engine=prepared.engine, config=prepared.deal, mode=config.mode, device=config.device,
                        keep_cashflows=config.keep_cashflows, start_month=first_simulated_month(prepared.cutoff))
     tasks = [ChunkTask(s, min(s + chunk, n), macro_paths[s:min(s + chunk, n)]) for s in range(0, n, chunk)]

@@ -252,6 +252,41 @@ def test_a_history_kept_across_chunks_gives_the_same_numbers() -> None:
     assert len(history) == 5
 
 
+def test_chunks_on_threads_build_each_history_block_once(monkeypatch) -> None:
+    """Two chunks on threads that miss the same history block at once: one builds it, the other waits and
+    reuses it (a second build doubled the time and transient memory), and both get the same numbers."""
+    import threading
+    import time
+
+    import creditsim.loans.engine as engine_mod
+
+    book = _book(300, 9)
+    history: dict = {}
+    builds = []
+    real = engine_mod.contractual_history
+
+    def slow(*args, **kwargs):
+        builds.append(threading.current_thread().name)
+        time.sleep(0.2)  # both threads ask while the first build runs
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_mod, "contractual_history", slow)
+    out: dict = {}
+
+    def run(name: str, ids: np.ndarray) -> None:
+        out[name] = simulate_pool_chunk(book, STRESSED, ids, seed=3, n_months=6, history=history)
+
+    threads = [threading.Thread(target=run, args=(f"t{k}", np.array([k, k + 10]))) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(builds) == 1 and len(history) == 1
+    for k in range(2):
+        np.testing.assert_array_equal(out[f"t{k}"], simulate_pool_chunk(book, STRESSED, np.array([k, k + 10]),
+                                                                         seed=3, n_months=6))
+
+
 def test_grouped_pool_sums_to_total_and_initial_balance_by_group() -> None:
     book = _book(50, 2, asset_class=np.random.default_rng(2).integers(0, 4, 50))
     ids = np.arange(4)

@@ -67,6 +67,35 @@ def test_blocks_are_equal_and_bounded(engine, monkeypatch):
     assert out.shape == (500, engine.horizon, 7)
     assert sizes == [63] * 7 + [59]  # 8 blocks of at most 64, as equal as can be
     assert max(sizes) * per_scenario <= pool_engine.MATRIX_BYTES
+    # two chunks in flight on threads share the budget: blocks of at most 32 each
+    sizes.clear()
+    monkeypatch.setattr(engine, "chunks_in_flight", 2)
+    engine.pool_cashflows(_paths(1)[[0] * 500], np.arange(500))
+    assert max(sizes) <= 32 and sum(sizes) == 500 and len(sizes) == 16
+
+
+def test_simulate_on_chunk_threads_tells_the_engine_how_many_chunks_share_the_budget(monkeypatch):
+    """simulate sets PoolEngine.chunks_in_flight to the local backend's threads (never more than the
+    run's chunks), and 1 on one thread or on dask."""
+    import torch
+
+    import creditsim.risk.simulate as sim
+    from creditsim.deal.config import load_deal
+
+    seen = []
+    real = sim.run_chunks
+    monkeypatch.setattr(sim, "run_chunks", lambda runner, fn, ctx, *a, **k: seen.append(ctx.engine.chunks_in_flight)
+                        or real(runner, fn, ctx, *a, **k))
+    tape = pd.read_parquet(example_path("loans_example.parquet")).head(60)
+    deal = load_deal(example_path("example_clo.yaml"))
+    before = torch.get_num_threads()
+    try:
+        for threads, n in ((2, 4), (2, 2), (1, 4)):
+            torch.set_num_threads(threads)
+            sim.simulate(tape, deal, n_simulations=n, chunk_size=2, horizon=6, macro="synthetic", progress=False)
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [2, 1, 1]
 
 
 def test_n_cohorts_is_the_matrices_cohort_axis(engine):
