@@ -31,6 +31,13 @@ _TRANCHE_SCALARS: tuple[str, ...] = ("balance", "coupon", "attachment", "detachm
 class ChunkResults:
     """Whole-run result arrays filled chunk by chunk.
 
+    The arrays (S = ``n_scenarios``; each allocated with the shape and dtype of the first chunk's, which
+    every later chunk must match): ``portfolio_losses`` ``(S,)`` fraction of the initial pool balance; per
+    tranche ``losses`` ``(S,)`` fraction of the note balance, ``irr`` ``(S,)`` annual decimal, ``wal``
+    ``(S,)`` years, ``pv_losses`` ``(S,)`` or absent; with ``keep_cashflows`` the :data:`CASHFLOW_KEYS` a
+    chunk has: ``pool`` ``(S, T, 7)`` and the tranche flows ``(S, T, n_tranches)`` in currency units, the
+    coverage ratios ``(S, T, n_debt)``, the reinvestment criteria ``(S, T, 4)``.
+
     Args:
         n_scenarios: scenarios of the run (the arrays' first axis).
         tranche_names: the deal's tranche names, in deal order.
@@ -41,13 +48,16 @@ class ChunkResults:
         self.tranche_names = list(tranche_names)
         self._arrays: dict[str, np.ndarray] = {}  # "portfolio_losses", cashflow keys, "<tranche>/<field>"
         self._scalars: dict[str, dict[str, Any]] = {}
-        self._filled = 0
+        self._filled = np.zeros(self.n, dtype=bool)
 
     def add(self, start: int, stop: int, chunk: dict[str, Any]) -> None:
         """Copy one chunk's result (:func:`~creditsim.risk.simulate.run_chunk`'s dict) into rows
-        ``start .. stop - 1``."""
+        ``start .. stop - 1``; rows already filled, or arrays of another shape or dtype, are refused."""
         if not 0 <= start < stop <= self.n:
             raise ConfigError(f"chunk rows {start}..{stop - 1} lie outside the run's {self.n} scenarios")
+        if self._filled[start:stop].any():
+            raise ConfigError(f"chunk rows {start}..{stop - 1}: row {start + int(self._filled[start:stop].argmax())} "
+                              "has already arrived")
         self._put("portfolio_losses", start, stop, chunk["portfolio_losses"])
         for name in self.tranche_names:
             part = chunk["tranches"][name]
@@ -59,7 +69,7 @@ class ChunkResults:
         for key in CASHFLOW_KEYS:
             if key in chunk:
                 self._put(key, start, stop, chunk[key])
-        self._filled += stop - start
+        self._filled[start:stop] = True
 
     def _put(self, key: str, start: int, stop: int, values: np.ndarray) -> None:
         values = np.asarray(values)
@@ -68,13 +78,16 @@ class ChunkResults:
         out = self._arrays.get(key)
         if out is None:
             out = self._arrays[key] = np.empty((self.n, *values.shape[1:]), dtype=values.dtype)
+        elif values.shape[1:] != out.shape[1:] or values.dtype != out.dtype:
+            raise ConfigError(f"chunk {key} is {values.dtype} {values.shape}, expected {out.dtype} "
+                              f"{(stop - start, *out.shape[1:])} like the chunks before it")
         out[start:stop] = values
 
     def results(self, labels: np.ndarray, macro_paths: np.ndarray, p0: float,
                 clusters: np.ndarray | None = None) -> SimulationResults:
         """The run's :class:`~creditsim.risk.results.SimulationResults` once every row has arrived."""
-        if self._filled != self.n:
-            raise ConfigError(f"{self._filled} of {self.n} scenarios arrived; the run is incomplete")
+        if not self._filled.all():
+            raise ConfigError(f"{int(self._filled.sum())} of {self.n} scenarios arrived; the run is incomplete")
         arrays = self._arrays
         tranches = [TrancheResult(name=name, losses=arrays[f"{name}/losses"], irr=arrays[f"{name}/irr"],
                                   wal=arrays[f"{name}/wal"], pv_losses=arrays.get(f"{name}/pv_losses"),

@@ -154,6 +154,11 @@ class RunConfig:
         engine: ``"markov"``, ``"transformer"`` or ``"trajectory"``.
         seed: master seed of every random draw (int >= 0).
         chunk_size: scenarios per chunk.
+        chunk_threads: chunks a local CPU run keeps in flight on threads, one torch thread each. None:
+            the caller's torch thread count where the engine's models are creditsim's own (Markov,
+            TransitionTransformer, LoanTrajectoryModel), else 1 (a model it does not know may keep state
+            between calls); 1: one chunk at a time, the threads working inside it. Each chunk in flight
+            holds its own working set (loan tables, ~0.1-0.2 GB at 10k loans x 60 months).
         backend: ``"local"`` or ``"dask"``; client: an existing dask Client (code only).
         progress: show a progress bar.
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
@@ -175,6 +180,7 @@ class RunConfig:
     engine: str = "markov"
     seed: int = 0
     chunk_size: int = 500
+    chunk_threads: int | None = None
     backend: str = "local"
     client: Any = field(default=None, repr=False)
     progress: bool = True
@@ -193,6 +199,8 @@ class RunConfig:
         checked = {
             "n_simulations": check_positive_int(self.n_simulations, "n_simulations"),
             "chunk_size": check_positive_int(self.chunk_size, "chunk_size"),
+            "chunk_threads": None if self.chunk_threads is None else check_positive_int(self.chunk_threads,
+                                                                                        "chunk_threads"),
             "horizon": check_positive_int(self.horizon, "horizon"),
             "seed": check_positive_int(self.seed, "seed", minimum=0),
         }

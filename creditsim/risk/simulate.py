@@ -89,7 +89,8 @@ from creditsim.risk.pool_engine import PoolEngine
 from creditsim.risk.results import SimulationResults
 from creditsim.schema import LoanTape, as_loan_tape
 from creditsim.states import MACRO_VARS, POOL_CF_TYPES, SCENARIOS
-from creditsim.transitions.transformer import TransitionTransformer
+from creditsim.transitions.markov import MarkovTransitionModel
+from creditsim.transitions.transformer import TapeTransitionModel, TransitionTransformer
 from creditsim.userwarn import warn
 
 __all__ = ["simulate", "monte_carlo_simulate", "versions"]
@@ -271,7 +272,9 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
               from the LoanTrajectoryModel conditioned on the cohort matrices, pretrained unless
               ``trajectory_model`` is given).
             - ``seed``: master seed of every random draw.
-            - ``chunk_size``: scenarios per chunk (memory ~ chunk_size x loans x months bytes).
+            - ``chunk_size``: scenarios per chunk (memory ~ chunk_size x loans x months bytes, per chunk
+              in flight); ``chunk_threads``: chunks a local CPU run keeps in flight on threads (None: the
+              torch thread count for creditsim's own models, else 1; see :class:`RunConfig`).
             - ``backend``: ``"local"`` or ``"dask"`` (``client``: an existing dask Client; default a
               2-worker LocalCluster).
             - ``progress``: show a rich progress bar. ``device``: "cpu" or "cuda".
@@ -305,7 +308,7 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
     t0 = time.perf_counter()
     # a private dask cluster starts (and its workers import this module) while the paths are drawn
     runner = make_backend(config.backend, config.client, warm_up=partial(import_module, __name__),
-                          threads=_local_chunk_threads(config))
+                          threads=_local_chunk_threads(config, prepared.engine))
     try:
         labels = draw_scenario_labels(config.weights, config.n_simulations, config.seed)
         draw = _macro_draw(config, labels, prepared.start_vec, first_simulated_month(prepared.cutoff))
@@ -336,9 +339,10 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
 
 @contextmanager
 def models_in_eval(engine: Any) -> Iterator[None]:
-    """Every torch model the engine holds (as an attribute, or as an attribute of one: a
-    :class:`~creditsim.transitions.transformer.TapeTransitionModel`'s transformer) in eval mode while its
-    chunks run, each module's own mode back after.
+    """The engine's torch models in eval mode while its chunks run, each module's own mode back after:
+    those it holds as attributes (the trajectory model) or as attributes of one (a
+    :class:`~creditsim.transitions.transformer.TapeTransitionModel`'s transformer), which covers every
+    model of creditsim's own; a user's model object runs one chunk at a time (:func:`_local_chunk_threads`).
 
     The models put themselves in eval mode inside each generating call and restore their mode when it
     ends; with chunks on threads of one process (:class:`~creditsim.risk.backends.LocalBackend`), a model
@@ -359,11 +363,18 @@ def models_in_eval(engine: Any) -> Iterator[None]:
             m.training = training
 
 
-def _local_chunk_threads(config: RunConfig) -> int:
-    """Chunks a local run keeps in flight on threads: the caller's torch thread count on the CPU (the count
-    the engines would otherwise use inside each chunk; :class:`~creditsim.risk.backends.LocalBackend`), one
-    on CUDA (one device runs one chunk at a time); 1 for dask, whose workers are the parallelism."""
+def _local_chunk_threads(config: RunConfig, engine: PoolEngine) -> int:
+    """Chunks a local run keeps in flight on threads (:class:`~creditsim.risk.backends.LocalBackend`):
+    ``config.chunk_threads``, or by default the caller's torch thread count (the count the engines would
+    otherwise use inside each chunk) where the engine's transition model is one of creditsim's own. A
+    model it does not know (any object with ``scenario_matrices``) may keep state between calls or draw
+    from a global generator, which was safe one chunk at a time: it keeps running so. One on CUDA (one
+    device runs one chunk at a time) and for dask, whose workers are the parallelism."""
     if config.backend != "local" or torch.device(config.device).type != "cpu":
+        return 1
+    if config.chunk_threads is not None:
+        return config.chunk_threads
+    if not isinstance(engine.transition_model, (MarkovTransitionModel, TapeTransitionModel)):
         return 1
     return torch.get_num_threads()
 
@@ -487,6 +498,7 @@ def _settings(config: RunConfig, prepared: PreparedRun, seconds: float) -> dict[
         "rating_pd": config.rating_pd,
         "seed": config.seed,
         "chunk_size": config.chunk_size,
+        "chunk_threads": config.chunk_threads,
         "backend": config.backend,
         "device": config.device,
         "horizon_months": config.horizon,
@@ -514,15 +526,15 @@ def _macro_draw(config: RunConfig, labels: np.ndarray, start: np.ndarray | None,
 
 
 def _run_with_progress(runner: Any, ctx: ChunkContext, tasks: list, sizes: list, n: int, progress: bool,
-                       collect: CollectFn) -> list:
+                       collect: CollectFn) -> None:
     if not progress:
-        return run_chunks(runner, run_chunk, ctx, tasks, sizes, collect=collect)
+        run_chunks(runner, run_chunk, ctx, tasks, sizes, collect=collect)
+        return
     columns = (TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("scenarios"),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=False) as bar:
         task_id = bar.add_task("simulate", total=n)
-        return run_chunks(runner, run_chunk, ctx, tasks, sizes, on_done=lambda k: bar.advance(task_id, k),
-                          collect=collect)
+        run_chunks(runner, run_chunk, ctx, tasks, sizes, on_done=lambda k: bar.advance(task_id, k), collect=collect)
 
 
 def _with_tranche_balances(config: Any, balances: Any) -> Any:

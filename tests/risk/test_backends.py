@@ -67,6 +67,24 @@ def _slow_square(context: float, task: int) -> tuple[int, int, str]:
     return task * task, torch.get_num_threads(), threading.current_thread().name
 
 
+def _fail_late_first(context: object, task: int) -> int:
+    """Tasks 0 and 1 fail; task 0 fails last."""
+    import time
+
+    time.sleep(0.3 if task == 0 else 0.0)
+    if task < 2:
+        raise ValueError(f"chunk {task} failed")
+    return task
+
+
+def test_on_threads_the_error_raised_is_the_first_failing_chunk_in_task_order():
+    """Chunk 1 fails first, chunk 0 later: the error is chunk 0's, as one thread would raise it."""
+    with pytest.raises(ValueError, match="chunk 0 failed"):
+        LocalBackend(threads=2).map(_fail_late_first, None, [0, 1, 2, 3], [1] * 4)
+    with pytest.raises(ValueError, match="chunk 0 failed"):
+        LocalBackend(threads=1).map(_fail_late_first, None, [0, 1, 2, 3], [1] * 4)
+
+
 def test_local_backend_runs_chunks_side_by_side_on_one_torch_thread_each():
     """threads > 1: chunks on Python threads, each with one torch thread; results in task order whatever
     order they finish in; collect and on_done on the calling thread; the caller's count comes back."""
@@ -182,7 +200,8 @@ def test_a_client_that_is_passed_in_stays_open():
         assert backend.map(_square, 1, [2, 3], [1, 1]) == [4, 9]
         # collect sees each result with its task index as it arrives; the list holds what collect returned
         seen: dict[int, int] = {}
-        assert backend.map(_square, 1, [2, 3, 4], [1] * 3, collect=lambda i, r: seen.setdefault(i, r) + 1) == [5, 10, 17]
+        collect = lambda i, r: seen.setdefault(i, r) + 1  # noqa: E731
+        assert backend.map(_square, 1, [2, 3, 4], [1] * 3, collect=collect) == [5, 10, 17]
         assert seen == {0: 4, 1: 9, 2: 16}
         # chunks run with one torch (fused-kernel) thread on workers creditsim did not start
         assert backend.map(_torch_threads, None, [0, 1], [1, 1]) == [1, 1]

@@ -14,9 +14,12 @@ _ROWS = [(0, 4), (4, 9), (9, 10)]
 def _chunk(start: int, stop: int, with_criteria: bool) -> dict:
     rng = np.random.default_rng(start)
     s = stop - start
-    tranche = lambda scale, pv: {"losses": rng.random(s) * scale, "irr": rng.normal(size=s), "wal": rng.random(s) * 5,  # noqa: E731
-                                  "pv_losses": rng.random(s) if pv else None, "balance": 80.0 * scale,
-                                  "coupon": 0.05, "attachment": 0.2, "detachment": 1.0, "equity": False}
+
+    def tranche(scale: float, pv: bool) -> dict:
+        return {"losses": rng.random(s) * scale, "irr": rng.normal(size=s), "wal": rng.random(s) * 5,
+                "pv_losses": rng.random(s) if pv else None, "balance": 80.0 * scale, "coupon": 0.05,
+                "attachment": 0.2, "detachment": 1.0, "equity": False}
+
     out = {"portfolio_losses": rng.random(s), "tranches": {"A": tranche(1.0, True), "E": tranche(0.5, False)},
            "pool": rng.random((s, 6, 7)), "oc_ratio": rng.random((s, 6, 1)).astype(np.float32)}
     if with_criteria:
@@ -56,3 +59,18 @@ def test_an_incomplete_run_or_a_misplaced_chunk_is_refused():
         gathered.add(8, 12, _chunk(8, 12, with_criteria=False))
     with pytest.raises(ConfigError, match=r"portfolio_losses has shape \(5,\), expected 3 scenarios first"):
         gathered.add(4, 7, _chunk(4, 9, with_criteria=False))
+
+
+def test_a_chunk_that_arrives_twice_or_does_not_fit_is_refused():
+    gathered = ChunkResults(10, ["A", "E"])
+    gathered.add(0, 4, _chunk(0, 4, with_criteria=False))
+    with pytest.raises(ConfigError, match=r"chunk rows 2..5: row 2 has already arrived"):
+        gathered.add(2, 6, _chunk(2, 6, with_criteria=False))
+    short = _chunk(4, 9, with_criteria=False)
+    short["pool"] = short["pool"][:, :5]
+    with pytest.raises(ConfigError, match=r"chunk pool is float64 \(5, 5, 7\), expected float64 \(5, 6, 7\)"):
+        gathered.add(4, 9, short)
+    other = _chunk(4, 9, with_criteria=False)
+    other["oc_ratio"] = other["oc_ratio"].astype(np.float64)
+    with pytest.raises(ConfigError, match="chunk oc_ratio is float64 .* expected float32"):
+        gathered.add(4, 9, other)

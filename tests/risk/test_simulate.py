@@ -359,6 +359,33 @@ def test_a_model_in_training_mode_runs_in_eval_mode_on_chunk_threads(small_tape,
     assert all(m.training for m in (*model.modules(), *other.modules()))
 
 
+def test_a_model_creditsim_does_not_know_runs_one_chunk_at_a_time_unless_chunk_threads_says(small_tape, small_deal,
+                                                                                           monkeypatch):
+    """A user's transition model (any object with scenario_matrices) may keep state between calls: by
+    default its chunks run one at a time; chunk_threads sets the count; the numbers do not change."""
+    import torch
+
+    import creditsim.risk.simulate as sim
+
+    threads_seen = []
+    real = sim.make_backend
+    monkeypatch.setattr(sim, "make_backend", lambda *a, **k: threads_seen.append(k["threads"]) or real(*a, **k))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        runs = [_run(small_tape, small_deal, n_simulations=8, chunk_size=2, **kw)
+                for kw in ({}, {"chunk_threads": 2}, {"chunk_threads": 1})]
+        _run(small_tape, small_deal, n_simulations=8, chunk_size=2, transition_model=None)  # creditsim's Markov
+    finally:
+        torch.set_num_threads(before)
+    assert threads_seen == [1, 2, 1, 2]
+    _assert_same(runs[0], runs[1])
+    _assert_same(runs[0], runs[2])
+    assert runs[1].settings["chunk_threads"] == 2
+    with pytest.raises(ConfigError, match="chunk_threads"):
+        _run(small_tape, small_deal, chunk_threads=0)
+
+
 def test_rated_corporates_default_by_their_rating(small_tape, small_deal):
     corp = small_tape[small_tape["asset_class"] == "corporate"].copy()
     assert len(corp) > 50
