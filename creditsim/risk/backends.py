@@ -42,9 +42,10 @@ ProgressFn = Callable[[int], None]
 CollectFn = Callable[[int, Any], Any]
 
 
-#: most chunks a local run keeps in flight on threads: each holds a chunk's working set (~0.35 GiB for
-#: 500 scenarios of a 10,000-loan book), and each chunk's month loop takes the GIL between its kernels
-#: (measured on 2 cores only); a dask cluster is the way past it
+#: most chunks a local run keeps in flight on threads: each holds a chunk's working set besides the cohort
+#: matrices, whose budget the chunks share (~0.1 GiB more per thread for a 10,000-loan book at 60 months),
+#: and each chunk's month loop takes the GIL between its kernels (measured on 2 cores only); a dask
+#: cluster is the way past it
 LOCAL_CHUNK_THREADS_MAX = 8
 
 
