@@ -26,9 +26,10 @@ may clock higher than two), so the ratio swings with it and single pairs are rou
 
 Measured 2026-12-07, after the synthetic macro draw was computed in cache-sized blocks (~1.8 s instead
 of ~3.3 s, now hidden behind the cluster's start) and the chunks were copied into the run's arrays as
-they arrive (the ~1.6 s concatenation after the last chunk gone), three runs: 101.9 / 57.5 s (1.77x),
-104.6 / 60.4 s (1.73x), 101.6 / 59.3 s (1.71x). Local on two threads, chunks side by side: 57.6 s
-(1.76x); when only the fused kernel ran on both cores, 80.3-85.3 s (1.23-1.27x). All bit-identical.
+they arrive (the ~1.6 s concatenation after the last chunk gone), four runs: 101.9 / 57.5 s (1.77x),
+104.6 / 60.4 s (1.73x), 101.6 / 59.3 s (1.71x), 105.1 / 61.1 s (1.72x). Local on two threads, chunks
+side by side: 57.6 and 61.5 s (1.76x, 1.71x); when only the fused kernel ran on both cores, 80.3-85.3 s
+(1.23-1.27x). All bit-identical.
 """
 
 from __future__ import annotations

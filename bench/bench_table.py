@@ -205,6 +205,31 @@ def trajectory_threads(quick: bool) -> dict:
             "bit_identical": bool(np.array_equal(pools[1], pools[2]))}
 
 
+def simulate_threads(quick: bool) -> dict:
+    """simulate (Markov engine, example CLO) on 2,000 loans x 60 months x 4,000 scenarios in 8 chunks, on
+    2 threads against 1: the local backend runs whole chunks side by side, one torch thread each."""
+    import torch
+
+    from creditsim.deal.config import load_deal
+    from creditsim.examples import example_path
+    from creditsim.risk.simulate import simulate
+    from creditsim.transitions.synthetic import LoanTapeGenerator
+
+    n_loans, sims = (1000, 2000) if quick else (2000, 4000)
+    loans, _ = LoanTapeGenerator(n_loans, 1, random_seed=7).generate()
+    deal = load_deal(example_path("example_clo.yaml"))
+    kw = dict(macro="synthetic", seed=7, progress=False, horizon=60, chunk_size=sims // 8)
+    simulate(loans, deal, n_simulations=4, **{**kw, "chunk_size": 2})  # imports, kernel cache
+    walls, losses = {}, {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        t0 = time.perf_counter()
+        losses[threads] = simulate(loans, deal, n_simulations=sims, **kw).portfolio_losses
+        walls[threads] = time.perf_counter() - t0
+    return {"value": walls[1] / walls[2], "unit": "x one-thread wall", "walls": walls, "size": [n_loans, sims],
+            "bit_identical": bool(np.array_equal(losses[1], losses[2]))}
+
+
 def dask_speedup(quick: bool) -> dict:
     """bench_dask.py's three runs; the dask wall over the one-thread local wall."""
     args = [sys.executable, str(_HERE / "bench_dask.py")] + (["--sims", "4000"] if quick else [])
@@ -221,12 +246,13 @@ def dask_speedup(quick: bool) -> dict:
 
 
 MEASURES = {f.__name__: f for f in (floor_uniform, floor_sgemm, markov_engine, simulate_10k, simulate_360, simulate_1k,
-                                    trajectory, trajectory_ddim, trajectory_threads, dask_speedup)}
+                                    trajectory, trajectory_ddim, trajectory_threads, simulate_threads,
+                                    dask_speedup)}
 
 
 def _run_one(name: str, quick: bool) -> dict:
     """Run one measure in a fresh process (its own peak memory, its own imports); its JSON back."""
-    two = ("dask_speedup", "trajectory_threads")  # these set their own thread counts
+    two = ("dask_speedup", "trajectory_threads", "simulate_threads")  # these set their own thread counts
     env = {**os.environ, "OMP_NUM_THREADS": "1"} if name not in two else dict(os.environ)
     cmd = [sys.executable, __file__, "--one", name] + (["--quick"] if quick else [])
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -283,6 +309,12 @@ def table(results: dict) -> list[dict]:
         rows.append({"workload": f"trajectory engine {n_loans:,} x 60 x {sims}, 2 threads vs 1", "measured": r["value"],
                      "unit": "x", "bar": ">= 1.3x, bit-identical", "met": r["value"] >= 1.3 and r["bit_identical"],
                      "note": f"wall {r['walls']['1']:.1f} s -> {r['walls']['2']:.1f} s"})
+    if "simulate_threads" in results:
+        r = results["simulate_threads"]
+        n_loans, sims = r["size"]
+        rows.append({"workload": f"simulate {n_loans:,} x 60 x {sims:,} (8 chunks), 2 threads vs 1",
+                     "measured": r["value"], "unit": "x", "bar": "bit-identical", "met": r["bit_identical"],
+                     "note": f"wall {r['walls']['1']:.1f} s -> {r['walls']['2']:.1f} s; chunks side by side"})
     if "dask_speedup" in results:
         r = results["dask_speedup"]
         rows.append({"workload": "dask 2 workers vs local 1 thread", "measured": r["value"], "unit": "x",
