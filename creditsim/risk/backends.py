@@ -95,27 +95,45 @@ class LocalBackend:
         with serial_torch(), concurrent.futures.ThreadPoolExecutor(min(self.threads, len(tasks)),
                                                                    thread_name_prefix="creditsim-chunk") as pool:
             index = {pool.submit(fn, context, task): i for i, task in enumerate(tasks)}
+            handed: set[int] = set()  # chunks given to collect / on_done
+
+            def hand(i: int, fut: concurrent.futures.Future) -> None:
+                out[i] = fut.result() if collect is None else collect(i, fut.result())
+                handed.add(i)
+                if on_done is not None:
+                    on_done(sizes[i])
+
+            chunk_failed = False
             try:
                 for fut in concurrent.futures.as_completed(index):
-                    i = index[fut]
-                    result = fut.result()  # a chunk's error is raised here, on the calling thread
-                    out[i] = result if collect is None else collect(i, result)
-                    if on_done is not None:
-                        on_done(sizes[i])
-            except BaseException as exc:
-                for fut in index:  # chunks not yet started are dropped; running ones end first
-                    fut.cancel()
-                concurrent.futures.wait(index)
-                # the pool starts chunks in task order, so every chunk before the first failing one has run
-                failed = [i for fut, i in index.items() if not fut.cancelled() and fut.exception() is not None]
-                first = list(index)[min(failed)].exception() if failed else exc
-                if first is exc:
-                    raise
-                raise first from None
+                    if fut.exception() is not None:  # (done: no wait) raised below, on the calling thread
+                        chunk_failed = True
+                        break
+                    hand(index[fut], fut)
+            except BaseException:  # collect's, on_done's or the caller's (Ctrl-C): raised as it is
+                _drop_the_rest(index)
+                raise
+            if chunk_failed:
+                _drop_the_rest(index)
+                # the pool starts chunks in task order, so every chunk before the first failing one has run;
+                # those not yet handed over go to collect first, as on one thread (its error would come first)
+                futures = list(index)
+                first = min(i for i, fut in enumerate(futures) if not fut.cancelled() and fut.exception() is not None)
+                for i in range(first):
+                    if i not in handed:
+                        hand(i, futures[i])
+                raise futures[first].exception()
         return out
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def _drop_the_rest(futures: dict[concurrent.futures.Future, int]) -> None:
+    """Drop the chunks not yet started and wait for the running ones to end."""
+    for fut in futures:
+        fut.cancel()
+    concurrent.futures.wait(futures)
 
 
 class DaskBackend:

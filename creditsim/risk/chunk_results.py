@@ -49,6 +49,7 @@ class ChunkResults:
         self._arrays: dict[str, np.ndarray] = {}  # "portfolio_losses", cashflow keys, "<tranche>/<field>"
         self._scalars: dict[str, dict[str, Any]] = {}
         self._filled = np.zeros(self.n, dtype=bool)
+        self._keys: frozenset[str] | None = None  # the arrays every chunk brings: the first chunk's
 
     def add(self, start: int, stop: int, chunk: dict[str, Any]) -> None:
         """Copy one chunk's result (:func:`~creditsim.risk.simulate.run_chunk`'s dict) into rows
@@ -58,17 +59,21 @@ class ChunkResults:
         if self._filled[start:stop].any():
             raise ConfigError(f"chunk rows {start}..{stop - 1}: row {start + int(self._filled[start:stop].argmax())} "
                               "has already arrived")
-        self._put("portfolio_losses", start, stop, chunk["portfolio_losses"])
+        arrays = {"portfolio_losses": chunk["portfolio_losses"]}
         for name in self.tranche_names:
             part = chunk["tranches"][name]
-            if name not in self._scalars:
-                self._scalars[name] = {k: part[k] for k in _TRANCHE_SCALARS}
-            for field in _TRANCHE_ARRAYS:
-                if part.get(field) is not None:
-                    self._put(f"{name}/{field}", start, stop, part[field])
-        for key in CASHFLOW_KEYS:
-            if key in chunk:
-                self._put(key, start, stop, chunk[key])
+            arrays.update((f"{name}/{f}", part[f]) for f in _TRANCHE_ARRAYS if part.get(f) is not None)
+        arrays.update((key, chunk[key]) for key in CASHFLOW_KEYS if key in chunk)
+        keys = frozenset(arrays)
+        if self._keys is None:
+            self._keys = keys
+            self._scalars = {name: {k: chunk["tranches"][name][k] for k in _TRANCHE_SCALARS}
+                             for name in self.tranche_names}
+        elif keys != self._keys:  # a missing array would leave its rows unwritten
+            raise ConfigError(f"chunk rows {start}..{stop - 1} bring arrays {sorted(keys)}, the chunks before "
+                              f"them {sorted(self._keys)}")
+        for key, values in arrays.items():
+            self._put(key, start, stop, values)
         self._filled[start:stop] = True
 
     def _put(self, key: str, start: int, stop: int, values: np.ndarray) -> None:

@@ -37,7 +37,8 @@ __all__ = ["RunComparison", "compare_runs", "COMPARED_METRICS"]
 #: per-row metrics shown for both runs and their change
 COMPARED_METRICS: tuple[str, ...] = ("expected_loss", "var_99", "cvar_99", "pd", "lgd", "wal_years", "irr_mean")
 #: settings never worth a line of their own (they always differ, or are summarised by another line)
-_SKIPPED_SETTINGS = ("versions", "wall_seconds", "simulation_seconds", "created", "run_seconds", "chunk_size")
+_SKIPPED_SETTINGS = ("versions", "wall_seconds", "simulation_seconds", "created", "run_seconds", "chunk_size",
+                     "chunk_threads")
 #: differing leaves of one nested setting (the deal) listed at most
 _MAX_LEAVES = 25
 

@@ -374,7 +374,7 @@ def _local_chunk_threads(config: RunConfig, engine: PoolEngine) -> int:
         return 1
     if config.chunk_threads is not None:
         return config.chunk_threads
-    if not isinstance(engine.transition_model, (MarkovTransitionModel, TapeTransitionModel)):
+    if type(engine.transition_model) not in (MarkovTransitionModel, TapeTransitionModel):  # (a subclass may not be)
         return 1
     return torch.get_num_threads()
 
@@ -498,7 +498,7 @@ def _settings(config: RunConfig, prepared: PreparedRun, seconds: float) -> dict[
         "rating_pd": config.rating_pd,
         "seed": config.seed,
         "chunk_size": config.chunk_size,
-        "chunk_threads": config.chunk_threads,
+        "chunk_threads": prepared.engine.chunks_in_flight,  # the chunks that ran at once (1: one after another)
         "backend": config.backend,
         "device": config.device,
         "horizon_months": config.horizon,

@@ -83,6 +83,13 @@ def test_on_threads_the_error_raised_is_the_first_failing_chunk_in_task_order():
         LocalBackend(threads=2).map(_fail_late_first, None, [0, 1, 2, 3], [1] * 4)
     with pytest.raises(ValueError, match="chunk 0 failed"):
         LocalBackend(threads=1).map(_fail_late_first, None, [0, 1, 2, 3], [1] * 4)
+    # collect's error on a chunk before the first failing one comes first, as on one thread
+    def refuse(i: int, result: object) -> None:
+        raise RuntimeError(f"collect refused task {i}")
+
+    for threads in (1, 2):
+        with pytest.raises(RuntimeError, match="collect refused task 0"):
+            LocalBackend(threads=threads).map(_fail_late_first, None, [2, 1, 0], [1] * 3, collect=refuse)
 
 
 def test_local_backend_runs_chunks_side_by_side_on_one_torch_thread_each():

@@ -74,3 +74,8 @@ def test_a_chunk_that_arrives_twice_or_does_not_fit_is_refused():
     other["oc_ratio"] = other["oc_ratio"].astype(np.float64)
     with pytest.raises(ConfigError, match="chunk oc_ratio is float64 .* expected float32"):
         gathered.add(4, 9, other)
+    # a chunk without an array the others have would leave its rows unwritten
+    bare = _chunk(4, 9, with_criteria=False)
+    del bare["pool"]
+    with pytest.raises(ConfigError, match=r"chunk rows 4..8 bring arrays .* the chunks before them"):
+        gathered.add(4, 9, bare)
