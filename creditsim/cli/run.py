@@ -432,6 +432,8 @@ def simulate_cmd(
                                   "mixture (fitted to S&P multi-year default rates) (default markov)"),
     seed: int = typer.Option(None, "--seed", help="master seed of every random draw (default 0)"),
     chunk_size: int = typer.Option(None, "--chunk-size", help="scenarios per chunk (default 500)"),
+    chunk_threads: int = typer.Option(None, "--chunk-threads", help="chunks run side by side on threads, local CPU "
+                                      "(default: torch's thread count for creditsim's own models, else 1)"),
     horizon: int = typer.Option(None, "--horizon", help="simulation horizon, months (default 60)"),
     backend: str = typer.Option(None, "--backend", help="local | dask (default local)"),
     device: str = typer.Option(None, "--device", help="cpu | cuda (default cpu)"),
@@ -470,8 +472,8 @@ def simulate_cmd(
     check_sim_resources(n_sims, horizon, chunk_size, seed)
     settings = read_run_file(config)  # read once: the run's settings and the engine the file writes down
     run_cfg = run_config(config, {"n_simulations": n_sims, "scenario_mix": mix, "macro": macro, "engine": engine,
-                                  "seed": seed, "chunk_size": chunk_size, "horizon": horizon,
-                                  "backend": backend, "device": device, "cutoff": cutoff,
+                                  "seed": seed, "chunk_size": chunk_size, "chunk_threads": chunk_threads,
+                                  "horizon": horizon, "backend": backend, "device": device, "cutoff": cutoff,
                                   "scale_deal": False if no_rescale else None, "rating_pd": rating_pd}, settings)
     run_cfg = _with_models(run_cfg, engine, settings, trajectory_model, transition_model)
     loans = read_tape(tape)
@@ -490,10 +492,8 @@ def simulate_cmd(
         **_model_folders(transition_model, trajectory_model, macro_folder(macro, settings)),
     })
     run_info = {"settings": results.settings, "versions": versions()}
-    extra = {
-        "run.json": json.dumps(run_info, indent=2, default=str),
-        "deal.yaml": yaml.safe_dump(deal_cfg.to_dict(), sort_keys=False),
-    }
+    extra = {"run.json": json.dumps(run_info, indent=2, default=str),
+             "deal.yaml": yaml.safe_dump(deal_cfg.to_dict(), sort_keys=False)}
     results.to_parquet(out, extra_files=extra, extra_writers=_run_writers(results, excel, html_report, pdf))
     print_run_terms(results.settings, cutoff_given=run_cfg.cutoff is not None)
     print_results(results)

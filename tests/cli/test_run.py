@@ -93,6 +93,14 @@ def test_simulate_saves_a_complete_run(inputs, tmp_path, capsys, run_cli):
     assert run_cli(_sim_args(tape, deal, out2)) == 0
     np.testing.assert_array_equal(SimulationResults.load(out2).portfolio_losses, back.portfolio_losses)
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["r1", "r2"]
+    # two chunks side by side on threads: the same numbers, and the run records it
+    out3 = tmp_path / "threads"
+    assert run_cli(_sim_args(tape, deal, out3, "--chunk-threads", "2")) == 0
+    threaded = SimulationResults.load(out3)
+    np.testing.assert_array_equal(threaded.portfolio_losses, back.portfolio_losses)
+    assert threaded.settings["chunk_threads"] == 2
+    assert run_cli(_sim_args(tape, deal, tmp_path / "bad", "--chunk-threads", "0")) == 2
+    assert "chunk_threads must be an integer >= 1" in capsys.readouterr().err
 
 
 def test_simulate_announces_cutoff_and_rescaling_and_obeys_the_switches(inputs, tmp_path, capsys, run_cli):
