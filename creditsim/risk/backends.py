@@ -57,7 +57,7 @@ class LocalBackend:
     scenario groups use inside the chunk). With ``threads`` > 1 and several chunks, up to ``threads``
     chunks run side by side on Python threads, each with one torch thread, as the workers of a dask
     cluster run them: the chunks' kernels, torch and numpy release the GIL, so whole chunks overlap, and
-    nothing is split finer than a chunk (2 cores, 2,000 loans: 1.74-1.78x the one-thread wall, against
+    nothing is split finer than a chunk (2 cores, 2,000 loans: 1.7-1.9x the one-thread wall, against
     1.23-1.27x from the kernel's own threads). Every draw is keyed by scenario, so the results are the
     same bits either way; ``collect`` and ``on_done`` run on the calling thread, as chunks finish. A
     failing chunk stops the run: chunks not yet started are dropped, running ones end, and the error
