@@ -102,6 +102,7 @@ from creditsim.features import LOAN_FEATURES
 from creditsim.nn.config import JSONConfig
 from creditsim.nn import attention_kernel
 from creditsim.nn.layers import Block, KVBuffer
+from creditsim.nn.modes import eval_modes
 from creditsim.loans import diffusion_kernel
 from creditsim.loans.diffusion_sampling import SamplingPlan, ddim_sample, plan_for
 from creditsim.loans.pool import LOAN_FLOWS, check_recovery_lag, pool_cashflows
@@ -911,19 +912,11 @@ class LoanTrajectoryModel(nn.Module):
     @contextmanager
     def evaluating(self) -> Iterator["LoanTrajectoryModel"]:
         """Eval mode (no dropout) for every submodule inside the block; each module's own mode back after
-        (a submodule the caller froze in eval mode stays so). With every module already in eval mode it
-        changes nothing, so generation running on several threads inside one such block (e.g.
-        :meth:`pool_cashflows`) never flips the flags another thread reads."""
-        modes = {m: m.training for m in self.modules()}
-        if not any(modes.values()):
+        (:func:`creditsim.nn.modes.eval_modes`). With every module already in eval mode it changes nothing,
+        so generation running on several threads inside one such block (e.g. :meth:`pool_cashflows`) never
+        flips the flags another thread reads."""
+        with eval_modes([self]):
             yield self
-            return
-        self.eval()
-        try:
-            yield self
-        finally:
-            for m, training in modes.items():
-                m.training = training
 
     def _sample_values(self, value_params: torch.Tensor, noise: torch.Tensor,
                        plan: SamplingPlan | None = None) -> torch.Tensor:

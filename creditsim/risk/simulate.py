@@ -82,6 +82,7 @@ from creditsim.macro.scenarios import (
     resolve_macro_start,
 )
 from creditsim.macro.vae import MacroVAE
+from creditsim.nn.modes import eval_modes
 from creditsim.risk.backends import CollectFn, make_backend, run_chunks
 from creditsim.risk.chunk_results import ChunkResults
 from creditsim.risk.config import RunConfig
@@ -349,18 +350,11 @@ def models_in_eval(engine: Any) -> Iterator[None]:
     left in training mode would be flipped back to training -- dropout on -- under another thread still
     generating with it. Already in eval mode, those calls change nothing. (The dask backend pickles the
     models inside this block, in eval mode; a generating call would have switched to it anyway.)"""
-    modules: dict[torch.nn.Module, bool] = {}
-    for value in vars(engine).values():
-        for owner in (value, *(vars(value).values() if hasattr(value, "__dict__") else ())):
-            if isinstance(owner, torch.nn.Module):
-                modules.update((m, m.training) for m in owner.modules())
-    for m in modules:
-        m.training = False
-    try:
+    models = [owner for value in vars(engine).values()
+              for owner in (value, *(vars(value).values() if hasattr(value, "__dict__") else ()))
+              if isinstance(owner, torch.nn.Module)]
+    with eval_modes(models):
         yield
-    finally:
-        for m, training in modules.items():
-            m.training = training
 
 
 def _local_chunk_threads(config: RunConfig, engine: PoolEngine) -> int:
