@@ -106,8 +106,9 @@ CS_INLINE void hidden_generic(const Head& m, const float* z, float* act, int j0)
 __attribute__((target("avx512f"))) static inline __m512 exp_x16(__m512 x) {
     x = _mm512_max_ps(_mm512_set1_ps(-87.3f), x);  // (max/min keep a NaN x, as exp_f32's comparisons do)
     x = _mm512_min_ps(_mm512_set1_ps(88.3f), x);
-    const __m512 shift = _mm512_set1_ps(12582912.0f);
-    const __m512 n = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), shift), shift);
+    // n = round-half-even(x log2 e): exp_f32's (t + 1.5 2^23) - 1.5 2^23 in one instruction, the same value
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693359375f), x);
     r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
     __m512 p = _mm512_set1_ps(1.9875691500e-4f);
@@ -118,8 +119,9 @@ __attribute__((target("avx512f"))) static inline __m512 exp_x16(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
     p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
     p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
-    const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+    // p 2^n in one instruction: n lies in [-126, 127] after the clamps, so 2^n is a normal float and p 2^n is
+    // exp_f32's p * scale rounded the same way
+    return _mm512_scalef_ps(p, n);
 }
 
 __attribute__((target("avx512f"))) static inline __m512 silu_x16(__m512 v) {
