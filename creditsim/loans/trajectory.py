@@ -105,6 +105,7 @@ from creditsim.nn.layers import Block, KVBuffer
 from creditsim.nn.modes import eval_modes
 from creditsim.loans import diffusion_kernel
 from creditsim.loans.diffusion_sampling import SamplingPlan, ddim_sample, plan_for
+from creditsim.loans.month_states import next_states
 from creditsim.loans.pool import LOAN_FLOWS, check_recovery_lag, pool_cashflows
 from creditsim.loans.schedule import amortization_codes, amortization_schedule
 from creditsim.states import ALLOWED_TRANSITIONS, MACRO_VARS, N_STATES, POOL_CF_TYPES, LoanState
@@ -1284,13 +1285,15 @@ class LoanTrajectoryModel(nn.Module):
         for block, past in zip(self.blocks, pasts):
             x, _ = block(x, past)
         h = self.ln_f(x)[:, 0]  # (N, d)
+        unif = draws.draw((n_samples, RNG_LOAN_BLOCK), 1, False).reshape(N)
+        noise = draws.draw((n_noise, n_samples, RNG_LOAN_BLOCK, N_VALUES), 2, True).reshape(n_noise, N, N_VALUES)
+        if self.fused_kernels and h.device.type == "cpu":  # the same draw in one numba pass per path
+            return h, next_states(self.correction(h), log_rows[:, 0], state, paths.rem, t, paths.shift, unif), noise
         logits = self._logits(h, log_rows[:, 0], state, paths.rem, torch.full_like(state, t))
         logits = logits + paths.shift[paths.rows, state]  # frailty on adverse moves; -inf stays -inf
         probs = torch.softmax(logits.double(), dim=-1)
         thr = cumulative_thresholds(probs.unsqueeze(1))[:, 0]  # (N, 6)
-        unif = draws.draw((n_samples, RNG_LOAN_BLOCK), 1, False).reshape(N, 1)
-        noise = draws.draw((n_noise, n_samples, RNG_LOAN_BLOCK, N_VALUES), 2, True).reshape(n_noise, N, N_VALUES)
-        return h, (unif >= thr).sum(-1), noise
+        return h, (unif.view(N, 1) >= thr).sum(-1), noise
 
     def _month_values(self, h: torch.Tensor, new: torch.Tensor, need: torch.Tensor, noise: torch.Tensor,
                       plan: SamplingPlan | None = None) -> torch.Tensor:
