@@ -135,8 +135,8 @@ CS_INLINE void attend_row(const Step& st, const float* qkv, float* keys, float* 
     }
 }
 
-CS_CLONES void run_step(const Step& st, int64_t n_live, const int64_t* live, const float* qkv, float* keys,
-                        float* values, float* out) {
+CS_CLONES void run_step(const Step& st, int64_t n_live, const int64_t* live, bool compact, const float* qkv,
+                        float* keys, float* values, float* out) {
     const int C = st.nh * st.hs;
     const int64_t padded = (st.max_len + LANES - 1) / LANES * LANES;  // a row of s: months padded to LANES
     std::vector<float> scratch(static_cast<size_t>(padded * st.nh + C + st.nh));
@@ -155,24 +155,26 @@ CS_CLONES void run_step(const Step& st, int64_t n_live, const int64_t* live, con
                 __builtin_prefetch(nv + off);
             }
         }
+        const int64_t r = compact ? i : b;  // the row's qkv and output: its place among the live rows, or its own
         if (st.nh == 4 && st.hs == 8)  // the shipped trajectory model's heads
-            attend_row<4, 8>(st, qkv + b * 3 * C, keys_b, values_b, out + b * C, s, prod, dens);
+            attend_row<4, 8>(st, qkv + r * 3 * C, keys_b, values_b, out + r * C, s, prod, dens);
         else
-            attend_row<0, 0>(st, qkv + b * 3 * C, keys_b, values_b, out + b * C, s, prod, dens);
+            attend_row<0, 0>(st, qkv + r * 3 * C, keys_b, values_b, out + r * C, s, prod, dens);
     }
 }
 
-// step(n_live, live, nh, hs, t, max_len, scale, qkv, keys, values, out): addresses of contiguous CPU
-// buffers, live int64 (n_live,) row indices (0: rows 0 .. n_live - 1), qkv float32 (B, 3C), keys and
-// values (B, max_len, C), out (B, C), written on the live rows only. The caller checks shapes and bounds
-// and keeps the buffers alive; the GIL is released while the step runs.
+// step(n_live, live, compact, nh, hs, t, max_len, scale, qkv, keys, values, out): addresses of contiguous CPU
+// buffers, live int64 (n_live,) row indices (0: rows 0 .. n_live - 1), keys and values (B, max_len, C);
+// qkv float32 (B, 3C) and out (B, C), written on the live rows only, or with compact != 0 (n_live, 3C) and
+// (n_live, C), row i for buffer row live[i]. The caller checks shapes and bounds and keeps the buffers
+// alive; the GIL is released while the step runs.
 PyObject* step(PyObject*, PyObject* args) {
     long long n_live, max_len;
-    int nh, hs, t;
+    int compact, nh, hs, t;
     float scale;
     unsigned long long p[5];
-    if (!PyArg_ParseTuple(args, "LKiiiLfKKKK", &n_live, &p[0], &nh, &hs, &t, &max_len, &scale, &p[1], &p[2], &p[3],
-                          &p[4]))
+    if (!PyArg_ParseTuple(args, "LKpiiiLfKKKK", &n_live, &p[0], &compact, &nh, &hs, &t, &max_len, &scale, &p[1], &p[2],
+                          &p[3], &p[4]))
         return nullptr;
     if (n_live < 0 || nh < 1 || hs < 1 || t < 0 || t >= max_len) {
         PyErr_SetString(PyExc_ValueError, "step: n_live >= 0, nh, hs >= 1 and 0 <= t < max_len expected");
@@ -181,7 +183,7 @@ PyObject* step(PyObject*, PyObject* args) {
     const Step st{max_len, nh, hs, t, scale, creditsim_kernels::avx512_block() && hs == 8 && nh % 2 == 0};
     const int64_t* live = p[0] ? as_ptr<const int64_t>(p[0]) : nullptr;
     Py_BEGIN_ALLOW_THREADS
-    run_step(st, n_live, live, as_ptr<const float>(p[1]), as_ptr<float>(p[2]), as_ptr<float>(p[3]),
+    run_step(st, n_live, live, compact != 0, as_ptr<const float>(p[1]), as_ptr<float>(p[2]), as_ptr<float>(p[3]),
              as_ptr<float>(p[4]));
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;

@@ -54,19 +54,21 @@ def available() -> bool:
 
 
 def attention_step(qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, t: int,
-                   live: torch.Tensor | None) -> torch.Tensor:
+                   live: torch.Tensor | None, compact: bool = False) -> torch.Tensor:
     """Write month ``t``'s keys and values and attend, for the ``live`` rows.
 
     Args:
         qkv: ``(B, 3C)`` float32, the step's queries, keys and values (``c_attn``'s output, heads
-            ``C = nh * hs`` wide, ``nh`` taken from ``keys``).
+            ``C = nh * hs`` wide, ``nh`` taken from ``keys``); with ``compact`` ``(n, 3C)``, row ``i`` for
+            buffer row ``live[i]`` (a caller that ran the step's layers on the live rows only).
         keys, values: ``(B, max_len, nh, hs)`` float32 contiguous buffers; months ``0 .. t - 1`` filled,
             month ``t`` is written here.
         t: the month, ``0 <= t < max_len``.
         live: ``(n,)`` int64 ascending row indices to compute, or None for every row.
 
     Returns:
-        ``(B, C)`` float32: the attention output of the live rows, 0 on the others.
+        ``(B, C)`` float32: the attention output of the live rows, 0 on the others; with ``compact``
+        ``(n, C)``, the live rows' outputs in their order.
     """
     if _attention_step is None:
         raise RuntimeError("creditsim.nn._attention_step is not built; reinstall with a C++ compiler")
@@ -75,13 +77,14 @@ def attention_step(qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, 
     for name, x in (("qkv", qkv), ("keys", keys), ("values", values)):
         if x.device.type != "cpu" or x.dtype != torch.float32 or not x.is_contiguous():
             raise ValueError(f"attention_step: {name} must be a contiguous float32 CPU tensor")
-    if qkv.shape != (B, 3 * C) or values.shape != keys.shape or not 0 <= t < max_len:
-        raise ValueError(f"attention_step: qkv ({B}, {3 * C}), values {tuple(keys.shape)} and 0 <= t < {max_len} "
-                         f"expected, got {tuple(qkv.shape)}, {tuple(values.shape)}, t={t}")
-    out = torch.zeros(B, C, dtype=torch.float32)
     live = checked_rows(live, B, "attention_step")
-    _attention_step.step(B if live is None else live.numel(), 0 if live is None else live.data_ptr(), nh, hs, t,
-                         max_len, 1.0 / math.sqrt(hs), qkv.data_ptr(), keys.data_ptr(), values.data_ptr(),
+    rows = B if live is None or not compact else live.numel()  # the rows qkv and the output hold
+    if qkv.shape != (rows, 3 * C) or values.shape != keys.shape or not 0 <= t < max_len:
+        raise ValueError(f"attention_step: qkv ({rows}, {3 * C}), values {tuple(keys.shape)} and 0 <= t < {max_len} "
+                         f"expected, got {tuple(qkv.shape)}, {tuple(values.shape)}, t={t}")
+    out = torch.zeros(rows, C, dtype=torch.float32)
+    _attention_step.step(B if live is None else live.numel(), 0 if live is None else live.data_ptr(), bool(compact),
+                         nh, hs, t, max_len, 1.0 / math.sqrt(hs), qkv.data_ptr(), keys.data_ptr(), values.data_ptr(),
                          out.data_ptr())
     return out
 

@@ -127,15 +127,28 @@ class KVBuffer:
 
     def step(self, qkv: torch.Tensor) -> torch.Tensor:
         """One step in the compiled kernel (a ``fused`` buffer): ``qkv`` ``(batch, 3C)`` the step's queries,
-        keys and values -> ``(batch, C)`` attention output, 0 on the rows not wanted; the step's keys and
-        values are written at month :attr:`length`, which advances by one."""
+        keys and values -> ``(batch, C)`` attention output, 0 on the rows not wanted; or ``qkv`` of the wanted
+        rows only (:meth:`compact_step` says which; ``(n, 3C)``, in the order of :attr:`live`) -> their
+        ``(n, C)`` outputs. The step's keys and values are written at month :attr:`length`, which advances by one."""
         if not self.fused:
             raise ValueError("KVBuffer.step: this buffer was not made fused (see the class docstring)")
         if self.length >= self.max_len:
             raise ValueError(f"KVBuffer: {self.length} + 1 steps exceed the {self.max_len} allocated")
-        y = attention_kernel.attention_step(qkv, self.keys, self.values, self.length, self.live)
+        y = attention_kernel.attention_step(qkv, self.keys, self.values, self.length, self.live,
+                                            compact=self.compact_step(qkv.shape[0]))
         self.length += 1
         return y
+
+
+    def compact_step(self, n_rows: int) -> bool:
+        """Whether a fused step of ``n_rows`` rows holds the wanted rows only (a caller that ran the layers
+        before the attention on :attr:`live` alone), not every batch row."""
+        if n_rows == self.batch:
+            return False
+        if self.live is None or n_rows != self.live.numel():
+            raise ValueError(f"KVBuffer: a step of {n_rows} rows is neither the batch ({self.batch}) nor its "
+                             f"{self.batch if self.live is None else self.live.numel()} wanted rows")
+        return True
 
 
 def _fused_step(past: object, n_steps: int, dropping: bool) -> bool:
@@ -239,6 +252,7 @@ class Block(nn.Module):
         B, T, C = x.shape
         if (_fused_step(past, T, self.training and self.mlp.dropout.p > 0) and mlp_kernel.available()
                 and mlp_kernel.fits(self.ln_2, self.mlp.c_fc, self.mlp.c_proj)):  # else torch (e.g. d_model > 256)
-            y = mlp_kernel.mlp_step(x.view(B, C), self.ln_2, self.mlp.c_fc, self.mlp.c_proj, past.live)
+            live = None if past.compact_step(B) else past.live  # compact rows: every one of them is wanted
+            y = mlp_kernel.mlp_step(x.view(B, C), self.ln_2, self.mlp.c_fc, self.mlp.c_proj, live)
             return y.view(B, 1, C), present
         return x + self.mlp(self.ln_2(x)), present

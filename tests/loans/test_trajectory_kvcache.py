@@ -112,6 +112,34 @@ def test_generate_attends_only_for_live_paths(monkeypatch):
         assert b.fused and b.rows is None and b.keys.shape[0] == B and torch.equal(b.live, live)
 
 
+def test_fused_months_run_the_live_paths_alone_and_give_the_eager_paths(monkeypatch):
+    """With the compiled kernels a month's layers run on the live paths only (compact steps of fewer rows than
+    the batch, never fewer than _LIVE_STEP_MIN_ROWS), and the paths are the eager (every row) run's."""
+    from creditsim.loans import trajectory
+    from creditsim.nn import attention_kernel
+
+    model = LoanTrajectoryModel.from_pretrained()
+    B, T = 300, 24
+    inputs = _book(B, T, 3)
+    model.fused_kernels = False
+    eager = model.generate(*inputs[:2], None, seed=1)
+    seen: list[tuple[int, bool]] = []
+    step = attention_kernel.attention_step
+
+    def spy(qkv, keys, values, t, live, compact=False):
+        seen.append((qkv.shape[0], compact))
+        return step(qkv, keys, values, t, live, compact)
+
+    monkeypatch.setattr(attention_kernel, "attention_step", spy)
+    model.fused_kernels = True
+    fused = model.generate(*inputs[:2], None, seed=1)
+    assert torch.equal(fused["states"], eager["states"])
+    torch.testing.assert_close(fused["balances"], eager["balances"], rtol=1e-5, atol=1e-3)
+    compact = [n for n, c in seen if c]
+    assert compact and max(compact) < B and min(compact) >= trajectory._LIVE_STEP_MIN_ROWS
+    assert all(n == B for n, c in seen if not c)
+
+
 def test_buffered_steps_match_the_teacher_forced_pass():
     """The model's blocks decoding month by month through KVBuffers give the full causal pass's hidden
     states (to float rounding): a buffer written at a wrong month or attended over a wrong prefix fails."""

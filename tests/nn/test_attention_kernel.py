@@ -85,6 +85,55 @@ def test_a_rows_output_is_the_same_bits_alone_or_in_any_batch():
         assert torch.equal(as_live[idx], whole[idx]), rows
 
 
+def test_compact_rows_give_the_live_rows_bits_and_write_the_same_buffers():
+    """A caller that ran the layers on the live rows alone hands their qkv in live order (compact): the
+    outputs are the full-batch step's live rows bit for bit, and the buffers get the same month t."""
+    B, t = 30, 9
+    qkv, keys, values = _case(B, t, seed=3)
+    live = torch.tensor([0, 4, 5, 17, 29])
+    k_full, v_full, k_comp, v_comp = keys.clone(), values.clone(), keys.clone(), values.clone()
+    full = attention_step(qkv, k_full, v_full, t, live)
+    compact = attention_step(qkv[live].contiguous(), k_comp, v_comp, t, live, compact=True)
+    assert compact.shape == (5, NH * HS)
+    assert torch.equal(compact, full[live])
+    assert torch.equal(k_comp.nan_to_num(), k_full.nan_to_num()) and torch.equal(v_comp.nan_to_num(), v_full.nan_to_num())
+    with pytest.raises(ValueError, match=r"qkv \(5, 96\)"):
+        attention_step(qkv, keys, values, t, live, compact=True)
+
+
+def test_a_fused_buffer_takes_the_whole_batch_or_its_wanted_rows():
+    buf = KVBuffer(6, NH, 5, HS, fused=True)
+    buf.retain(torch.tensor([True, False, True, True, False, True]))
+    assert not buf.compact_step(6) and buf.compact_step(4)
+    with pytest.raises(ValueError, match="neither the batch"):
+        buf.step(torch.zeros(3, 3 * NH * HS))
+
+
+def test_a_block_step_on_the_live_rows_alone_is_the_full_steps_bits():
+    """What the trajectory engine relies on: a decoding step of a whole block (layer norms, torch's linears,
+    both compiled kernels) run on the live rows alone gives those rows the full batch's numbers, bit for bit,
+    and the next step still sees the same keys and values."""
+    from creditsim.nn.layers import Block
+
+    torch.manual_seed(0)
+    block = Block(NH * HS, NH, 0.0).eval()
+    B = 37
+    g = torch.Generator().manual_seed(1)
+    xs = [torch.randn(B, 1, NH * HS, generator=g) for _ in range(3)]
+    live = torch.ones(B, dtype=torch.bool)
+    live[[0, 3, 4, 20, 36]] = False
+    rows = torch.nonzero(live).view(-1)
+    full, comp = (KVBuffer(B, NH, 4, HS, fused=True) for _ in range(2))
+    with torch.no_grad():
+        for t, x in enumerate(xs):
+            if t:
+                full.retain(live)
+                comp.retain(live)
+            y_full, _ = block(x, full)
+            y_comp, _ = block(x if t == 0 else x[rows], comp)
+            assert torch.equal(y_comp, y_full if t == 0 else y_full[rows]), t
+
+
 def test_every_instruction_set_level_gives_the_same_bits(kernel_levels, monkeypatch):
     """Baseline, v3 and v4 builds (v4 with the AVX-512 weighted-sum block) agree bit for bit, per layout."""
     B, t = 19, 11
