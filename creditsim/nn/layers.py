@@ -139,7 +139,6 @@ class KVBuffer:
         self.length += 1
         return y
 
-
     def compact_step(self, n_rows: int) -> bool:
         """Whether a fused step of ``n_rows`` rows holds the wanted rows only (a caller that ran the layers
         before the attention on :attr:`live` alone), not every batch row."""
