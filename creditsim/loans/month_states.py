@@ -105,8 +105,14 @@ def next_states(corr: torch.Tensor, log_rows: torch.Tensor, prev: torch.Tensor, 
     Returns:
         ``(N,)`` int64 next states.
     """
+    if prev.ndim != 1 or prev.dtype.is_floating_point or prev.dtype == torch.bool or rem.dtype.is_floating_point:
+        raise ValueError(f"next_states: prev and rem must be 1-D integer tensors, got {prev.dtype} "
+                         f"{tuple(prev.shape)} and {rem.dtype}")
     n = prev.shape[0]
-    arrays = [x.detach().cpu().contiguous().numpy() for x in (corr, log_rows, prev, rem, shift, unif)]
+    # one dtype per argument, so numba compiles the kernel once (a new dtype would cost ~0.4 s)
+    arrays = [x.detach().to(device="cpu", dtype=dt).contiguous().numpy()
+              for x, dt in ((corr, torch.float32), (log_rows, torch.float32), (prev, torch.int64), (rem, torch.int64),
+                            (shift, torch.float32), (unif, torch.float32))]
     corr_a, rows_a, prev_a, rem_a, shift_a, unif_a = arrays
     if (corr_a.shape != (n, N_STATES) or rows_a.shape != (n, N_STATES) or rem_a.shape != (n,)
             or shift_a.shape != (n, N_STATES, N_STATES) or unif_a.shape != (n,)):

@@ -533,8 +533,8 @@ def _contract_tables(terms: Mapping[str, np.ndarray], n_months: int,
     return sbal, cum_int, n_idx
 
 
-#: the fewest live paths a month runs on alone (LoanTrajectoryModel._sample_states says why)
-_LIVE_STEP_MIN_ROWS = 16
+#: a month's live paths run in batches of a multiple of this many rows, padded (LoanTrajectoryModel._sample_states)
+_LIVE_STEP_ROWS = 48
 
 
 class _PathInputs(NamedTuple):
@@ -1253,7 +1253,8 @@ class LoanTrajectoryModel(nn.Module):
                             torch.arange(N, device=dev))
         ledger = _PathLedger(rep(sbal), rep(cum_int), rep(n_idx), rep(init), T)
         # key/value cache of each transformer block: (N, T, nh, hs) keys and values, written month by month
-        pasts = [b.attn.kv_buffer(N, T, device=dev, dtype=self.wpe.weight.dtype, fused=self.fused_kernels)
+        pasts = [b.attn.kv_buffer(N, T, device=dev, dtype=self.wpe.weight.dtype, fused=self.fused_kernels,
+                                  compact=self.fused_kernels)
                  for b in self.blocks]
         for t in range(T):
             if t:  # an absorbed path's next states are certain and need no values: attend for live paths only
@@ -1281,53 +1282,62 @@ class LoanTrajectoryModel(nn.Module):
         ``n_noise`` normal ``(2,)`` draws per path (the value sampler's plan: ``K + 1`` for the full chain);
         ``n_samples`` the paths per loan and seed of ``draws``.
 
-        With the compiled kernels (fused buffers on the CPU) the month runs on the live paths alone, from
-        the token to the draw (:meth:`_live_step`): an absorbed path's next state is its state, and from
-        month 1 on the absorbed are most paths (62 % of the path-months on the bench's shipped model), so
-        the month costs 10 % less on that bench. Fewer than :data:`_LIVE_STEP_MIN_ROWS` live paths run with
-        the whole batch instead: torch's CPU linear takes another kernel (a matrix-vector product) for one
-        row, and for up to 5 rows at some widths, whose sums round differently (measured: an ulp), so a
-        path's numbers would depend on how many others are still live. The eager path runs every row, as
-        the reference the tests hold the compiled one to.
+        With the compiled kernels (compact fused buffers, on the CPU) the month runs on the live paths
+        alone, from the token to the draw (:meth:`_live_step`): an absorbed path's next state is its state,
+        and from month 1 on the absorbed are most paths (62 % of the path-months on the bench's shipped
+        model), so the month costs 10 % less on that bench. The live paths run as a batch padded (with
+        copies of the last one) to a multiple of :data:`_LIVE_STEP_ROWS` rows, so that a path's numbers do
+        not depend on how many others are live: torch's CPU linear gives a row the same bits in any batch
+        only for some batch sizes (measured with MKL: on its AVX-512 kernels 16 rows or more; on its AVX2
+        kernels, which it runs on CPUs without AVX-512, a multiple of 6, since the rows of a last partial
+        panel of 1-3 rows are summed another way). 48 satisfies both; month 0's full batch is padded too.
+        The eager path runs every row unpadded, as the reference the tests hold the compiled one to.
 
         Returns ``(h (N, d), new state (N,) long, noise (n_noise, N, 2))``; ``h`` of a path absorbed
         before month ``t`` is meaningless (0, or finite with its attention skipped), and unused.
         """
         N = state.shape[0]
-        fused = self.fused_kernels and state.device.type == "cpu"
-        live = pasts[0].live if fused and pasts and pasts[0].fused else None  # None: every row (month 0)
-        if live is not None and live.numel() < _LIVE_STEP_MIN_ROWS:
-            live = None
+        unif_noise = lambda: (draws.draw((n_samples, RNG_LOAN_BLOCK), 1, False).reshape(N),  # noqa: E731
+                              draws.draw((n_noise, n_samples, RNG_LOAN_BLOCK, N_VALUES), 2, True)
+                              .reshape(n_noise, N, N_VALUES))
+        if not (self.fused_kernels and state.device.type == "cpu"):
+            h, log_rows = self._live_step(t, paths, state, None, pasts)
+            unif, noise = unif_noise()
+            logits = self._logits(h, log_rows, state, paths.rem, torch.full_like(state, t))
+            logits = logits + paths.shift[paths.rows, state]  # frailty on adverse moves; -inf stays -inf
+            probs = torch.softmax(logits.double(), dim=-1)
+            thr = cumulative_thresholds(probs.unsqueeze(1))[:, 0]  # (N, 6)
+            return h, (unif.view(N, 1) >= thr).sum(-1), noise
+        compact = bool(pasts) and pasts[0].compact
+        live = pasts[0].live if compact else None
         rows = torch.arange(N, device=state.device) if live is None else live
-        h_rows, log_rows = self._live_step(t, paths, state, rows, pasts)
-        unif = draws.draw((n_samples, RNG_LOAN_BLOCK), 1, False).reshape(N)
-        noise = draws.draw((n_noise, n_samples, RNG_LOAN_BLOCK, N_VALUES), 2, True).reshape(n_noise, N, N_VALUES)
-        if fused:  # the same draw in one numba pass per path
-            prev = state.index_select(0, rows)
-            new_rows = next_states(self.correction(h_rows), log_rows, prev, paths.rem.index_select(0, rows), t,
-                                   paths.shift.index_select(0, rows), unif.index_select(0, rows))
-            if live is None:
-                return h_rows, new_rows, noise
-            h = h_rows.new_zeros(N, h_rows.shape[1]).index_copy_(0, live, h_rows)
-            return h, state.clone().index_copy_(0, live, new_rows), noise
-        logits = self._logits(h_rows, log_rows, state, paths.rem, torch.full_like(state, t))
-        logits = logits + paths.shift[paths.rows, state]  # frailty on adverse moves; -inf stays -inf
-        probs = torch.softmax(logits.double(), dim=-1)
-        thr = cumulative_thresholds(probs.unsqueeze(1))[:, 0]  # (N, 6)
-        return h_rows, (unif.view(N, 1) >= thr).sum(-1), noise
+        n = rows.numel()
+        if compact:  # the wanted rows first, padded with copies of the last
+            m = -(-n // _LIVE_STEP_ROWS) * _LIVE_STEP_ROWS
+            h_rows, log_rows = self._live_step(t, paths, state, torch.cat([rows, rows[-1:].expand(m - n)]), pasts)
+            h_rows, log_rows = h_rows[:n], log_rows[:n]
+        else:  # the kernels are not built: every row, in torch
+            h_rows, log_rows = self._live_step(t, paths, state, None, pasts)
+        unif, noise = unif_noise()
+        # the same draw as the eager path's, in one numba pass per path
+        new_rows = next_states(self.correction(h_rows), log_rows, state.index_select(0, rows),
+                               paths.rem.index_select(0, rows), t, paths.shift.index_select(0, rows),
+                               unif.index_select(0, rows))
+        if n == N:
+            return h_rows, new_rows, noise
+        h = h_rows.new_zeros(N, h_rows.shape[1]).index_copy_(0, live, h_rows)
+        return h, state.clone().index_copy_(0, live, new_rows), noise
 
-    def _live_step(self, t: int, paths: _PathInputs, state: torch.Tensor, rows: torch.Tensor,
+    def _live_step(self, t: int, paths: _PathInputs, state: torch.Tensor, rows: torch.Tensor | None,
                    pasts: list[KVBuffer]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The transformer's month ``t`` on the paths ``rows`` ``(n,)`` (ascending; all ``N``, or a fused
-        buffer's wanted rows, whose keys and values it then writes): ``(h (n, d), log cohort rows (n, 7))``.
-        Each row's numbers are its own (row by row products and kernels), whichever rows run with it."""
-        n = rows.shape[0]
-        every = n == state.shape[0]
-        pick = (lambda x: x) if every else (lambda x: x.index_select(0, rows))  # noqa: E731
+        """The transformer's month ``t`` on the paths ``rows`` ``(m,)`` (None: all ``N`` in order; else a
+        compact buffer's wanted rows in order, then any padding): ``(h (m, d), log cohort rows (m, 7))``."""
+        m = state.shape[0] if rows is None else rows.shape[0]
+        pick = (lambda x: x) if rows is None else (lambda x: x.index_select(0, rows))  # noqa: E731
         prev = pick(state)
-        log_rows = _log_rows(paths.cohort[pick(paths.cohort_row), t, prev]).view(n, 1, N_STATES)
-        macro = paths.macro[:, t:t + 1] if every else paths.macro[rows, t:t + 1]
-        x, _ = self._tokens(pick(paths.feats), log_rows, macro, prev.view(n, 1), pick(paths.rem), t)
+        log_rows = _log_rows(paths.cohort[pick(paths.cohort_row), t, prev]).view(m, 1, N_STATES)
+        macro = paths.macro[:, t:t + 1] if rows is None else paths.macro[rows, t:t + 1]
+        x, _ = self._tokens(pick(paths.feats), log_rows, macro, prev.view(m, 1), pick(paths.rem), t)
         for block, past in zip(self.blocks, pasts):
             x, _ = block(x, past)
         return self.ln_f(x)[:, 0], log_rows[:, 0]

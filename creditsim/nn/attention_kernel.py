@@ -59,8 +59,9 @@ def attention_step(qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, 
 
     Args:
         qkv: ``(B, 3C)`` float32, the step's queries, keys and values (``c_attn``'s output, heads
-            ``C = nh * hs`` wide, ``nh`` taken from ``keys``); with ``compact`` ``(n, 3C)``, row ``i`` for
-            buffer row ``live[i]`` (a caller that ran the step's layers on the live rows only).
+            ``C = nh * hs`` wide, ``nh`` taken from ``keys``); with ``compact`` ``(m, 3C)``, row ``i`` for
+            buffer row ``live[i]`` (row ``i`` itself where ``live`` is None), rows after the ``n`` live ones
+            padding, ignored (a caller that ran the step's layers on the live rows only).
         keys, values: ``(B, max_len, nh, hs)`` float32 contiguous buffers; months ``0 .. t - 1`` filled,
             month ``t`` is written here.
         t: the month, ``0 <= t < max_len``.
@@ -68,7 +69,7 @@ def attention_step(qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, 
 
     Returns:
         ``(B, C)`` float32: the attention output of the live rows, 0 on the others; with ``compact``
-        ``(n, C)``, the live rows' outputs in their order.
+        ``(m, C)``, the live rows' outputs in their order, then 0 on the padding.
     """
     if _attention_step is None:
         raise RuntimeError("creditsim.nn._attention_step is not built; reinstall with a C++ compiler")
@@ -78,10 +79,12 @@ def attention_step(qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, 
         if x.device.type != "cpu" or x.dtype != torch.float32 or not x.is_contiguous():
             raise ValueError(f"attention_step: {name} must be a contiguous float32 CPU tensor")
     live = checked_rows(live, B, "attention_step")
-    rows = B if live is None or not compact else live.numel()  # the rows qkv and the output hold
+    n_live = B if live is None else live.numel()
+    rows = qkv.shape[0] if compact and qkv.ndim == 2 and qkv.shape[0] >= n_live else B  # the rows qkv, out hold
     if qkv.shape != (rows, 3 * C) or values.shape != keys.shape or not 0 <= t < max_len:
-        raise ValueError(f"attention_step: qkv ({rows}, {3 * C}), values {tuple(keys.shape)} and 0 <= t < {max_len} "
-                         f"expected, got {tuple(qkv.shape)}, {tuple(values.shape)}, t={t}")
+        need = f"at least {n_live}" if compact else B
+        raise ValueError(f"attention_step: qkv ({need}, {3 * C}) rows, values {tuple(keys.shape)} and "
+                         f"0 <= t < {max_len} expected, got {tuple(qkv.shape)}, {tuple(values.shape)}, t={t}")
     out = torch.zeros(rows, C, dtype=torch.float32)
     _attention_step.step(B if live is None else live.numel(), 0 if live is None else live.data_ptr(), bool(compact),
                          nh, hs, t, max_len, 1.0 / math.sqrt(hs), qkv.data_ptr(), keys.data_ptr(), values.data_ptr(),

@@ -41,17 +41,22 @@ class KVBuffer:
     flag is dropped) makes single steps run in that compiled kernel (:meth:`step`), and only there: every
     row stays where it lies, ``retain`` only records the live rows (:attr:`live`) and the kernel skips
     the others, so nothing is ever compacted and :attr:`rows` stays None. :meth:`append` refuses such a
-    buffer (its dropped rows would be attended and not zeroed).
+    buffer (its dropped rows would be attended and not zeroed). A fused buffer made ``compact`` takes each
+    step's rows wanted-first instead of batch rows: row ``i`` of the step is the ``i``-th wanted row (all
+    ``batch`` rows until :meth:`retain` drops some), and rows after the wanted ones are padding, ignored
+    (a caller that runs the layers on the wanted rows only, in batches padded to a size of its choosing).
     """
 
     #: compact the buffer once the dropped rows are at least this fraction of the rows held
     COMPACT_FRACTION = 1 / 16
 
     def __init__(self, batch: int, n_heads: int, max_len: int, head_size: int, *,
-                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32, fused: bool = False):
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32, fused: bool = False,
+                 compact: bool = False):
         shape = (batch, max_len, n_heads, head_size)
         self.fused = bool(fused) and attention_kernel.available() and torch.device(device or "cpu").type == "cpu" \
             and dtype == torch.float32
+        self.compact = bool(compact) and self.fused
         self.keys = torch.empty(shape, device=device, dtype=dtype)
         self.values = torch.empty(shape, device=device, dtype=dtype)
         self.length = 0
@@ -127,27 +132,24 @@ class KVBuffer:
 
     def step(self, qkv: torch.Tensor) -> torch.Tensor:
         """One step in the compiled kernel (a ``fused`` buffer): ``qkv`` ``(batch, 3C)`` the step's queries,
-        keys and values -> ``(batch, C)`` attention output, 0 on the rows not wanted; or ``qkv`` of the wanted
-        rows only (:meth:`compact_step` says which; ``(n, 3C)``, in the order of :attr:`live`) -> their
-        ``(n, C)`` outputs. The step's keys and values are written at month :attr:`length`, which advances by one."""
+        keys and values -> ``(batch, C)`` attention output, 0 on the rows not wanted; for a ``compact``
+        buffer ``qkv`` ``(m, 3C)`` holds the wanted rows first (:attr:`n_wanted` of them, in order; ``m`` at
+        least that) -> ``(m, C)``, 0 on the padding. The step's keys and values are written at month
+        :attr:`length`, which advances by one."""
         if not self.fused:
             raise ValueError("KVBuffer.step: this buffer was not made fused (see the class docstring)")
         if self.length >= self.max_len:
             raise ValueError(f"KVBuffer: {self.length} + 1 steps exceed the {self.max_len} allocated")
-        y = attention_kernel.attention_step(qkv, self.keys, self.values, self.length, self.live,
-                                            compact=self.compact_step(qkv.shape[0]))
+        y = attention_kernel.attention_step(qkv, self.keys, self.values, self.length, self.live, compact=self.compact)
         self.length += 1
         return y
 
-    def compact_step(self, n_rows: int) -> bool:
-        """Whether a fused step of ``n_rows`` rows holds the wanted rows only (a caller that ran the layers
-        before the attention on :attr:`live` alone), not every batch row."""
-        if n_rows == self.batch:
-            return False
-        if self.live is None or n_rows != self.live.numel():
-            raise ValueError(f"KVBuffer: a step of {n_rows} rows is neither the batch ({self.batch}) nor its "
-                             f"{self.batch if self.live is None else self.live.numel()} wanted rows")
-        return True
+    @property
+    def n_wanted(self) -> int:
+        """The rows still wanted: all ``batch`` until :meth:`retain` drops some."""
+        if self._wanted is None:
+            return self.batch
+        return int(self.live.numel()) if self.live is not None else int(self._wanted.sum())
 
 
 def _fused_step(past: object, n_steps: int, dropping: bool) -> bool:
@@ -175,12 +177,13 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(dropout)
 
     def kv_buffer(self, batch: int, max_len: int, *, device: torch.device | str | None = None,
-                  dtype: torch.dtype = torch.float32, fused: bool = False) -> KVBuffer:
+                  dtype: torch.dtype = torch.float32, fused: bool = False, compact: bool = False) -> KVBuffer:
         """An empty :class:`KVBuffer` for ``batch`` sequences of up to ``max_len`` steps of this layer
-        (``fused``: single steps in the compiled kernel where it applies, see :class:`KVBuffer`)."""
+        (``fused``: single steps in the compiled kernel where it applies; ``compact``: steps of the wanted
+        rows first; see :class:`KVBuffer`)."""
         d_model = self.c_proj.in_features
         return KVBuffer(batch, self.n_heads, max_len, d_model // self.n_heads, device=device, dtype=dtype,
-                        fused=fused)
+                        fused=fused, compact=compact)
 
     def forward(self, x: torch.Tensor, past: KVCache | KVBuffer | None = None
                 ) -> tuple[torch.Tensor, KVCache | KVBuffer]:
@@ -251,7 +254,7 @@ class Block(nn.Module):
         B, T, C = x.shape
         if (_fused_step(past, T, self.training and self.mlp.dropout.p > 0) and mlp_kernel.available()
                 and mlp_kernel.fits(self.ln_2, self.mlp.c_fc, self.mlp.c_proj)):  # else torch (e.g. d_model > 256)
-            live = None if past.compact_step(B) else past.live  # compact rows: every one of them is wanted
+            live = None if past.compact else past.live  # a compact step's rows are all computed (padding too)
             y = mlp_kernel.mlp_step(x.view(B, C), self.ln_2, self.mlp.c_fc, self.mlp.c_proj, live)
             return y.view(B, 1, C), present
         return x + self.mlp(self.ln_2(x)), present

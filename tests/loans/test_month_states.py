@@ -87,5 +87,9 @@ def test_bad_shapes_are_refused():
         next_states(corr[:, :6], log_rows, prev, rem, 0, shift, unif)
     with pytest.raises(ValueError, match="next_states"):
         next_states(corr, log_rows, prev, rem, 0, shift[:, 0], unif)
+    with pytest.raises(ValueError, match="1-D integer"):
+        next_states(corr, log_rows, prev.float(), rem, 0, shift, unif)
+    with pytest.raises(ValueError, match="1-D integer"):
+        next_states(corr, log_rows, prev.view(2, 5), rem, 0, shift, unif)
     assert np.array_equal(next_states(corr, log_rows, prev, rem, 0, shift, unif).numpy() <= N_STATES - 1,
                           np.ones(10, dtype=bool))

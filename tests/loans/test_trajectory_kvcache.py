@@ -113,8 +113,9 @@ def test_generate_attends_only_for_live_paths(monkeypatch):
 
 
 def test_fused_months_run_the_live_paths_alone_and_give_the_eager_paths(monkeypatch):
-    """With the compiled kernels a month's layers run on the live paths only (compact steps of fewer rows than
-    the batch, never fewer than _LIVE_STEP_MIN_ROWS), and the paths are the eager (every row) run's."""
+    """With the compiled kernels a month's layers run on the live paths only (compact steps, padded to a
+    multiple of _LIVE_STEP_ROWS rows, fewer than the batch once paths are absorbed), and the paths are the
+    eager (every row) run's."""
     from creditsim.loans import trajectory
     from creditsim.nn import attention_kernel
 
@@ -135,9 +136,8 @@ def test_fused_months_run_the_live_paths_alone_and_give_the_eager_paths(monkeypa
     fused = model.generate(*inputs[:2], None, seed=1)
     assert torch.equal(fused["states"], eager["states"])
     torch.testing.assert_close(fused["balances"], eager["balances"], rtol=1e-5, atol=1e-3)
-    compact = [n for n, c in seen if c]
-    assert compact and max(compact) < B and min(compact) >= trajectory._LIVE_STEP_MIN_ROWS
-    assert all(n == B for n, c in seen if not c)
+    assert seen and all(c and n % trajectory._LIVE_STEP_ROWS == 0 for n, c in seen)
+    assert seen[0][0] >= B and min(n for n, _ in seen) < B
 
 
 def test_buffered_steps_match_the_teacher_forced_pass():

@@ -141,3 +141,21 @@ def test_pool_cashflows_do_not_depend_on_the_grouping(monkeypatch):
     assert np.array_equal(grouped["cashflows"], alone["cashflows"])
     assert np.array_equal(grouped["pending_recovery"], alone["pending_recovery"])
     assert grouped["cashflows"][..., 0].sum() > 0
+
+
+def test_scenarios_stay_bit_for_bit_on_mkl_avx2_kernels():
+    """The claims above on a CPU without AVX-512, where MKL runs its AVX2 kernels: there a torch linear rounds
+    the rows of a last partial 6-row panel another way, so a batch of live paths of the wrong size would change
+    a path's numbers (helper-103 found the scenario tests failing that way). Run in a subprocess, since MKL
+    reads MKL_ENABLE_INSTRUCTIONS once; without MKL (another BLAS) the variable changes nothing."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, MKL_ENABLE_INSTRUCTIONS="AVX2")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "--import-mode=importlib", "-p", "no:cacheprovider",
+           "-p", "no:warnings", "-p", "no:xdist",
+           f"{__file__}::test_each_scenario_is_generate_of_that_scenario_alone",
+           f"{__file__}::test_pool_cashflows_do_not_depend_on_the_grouping"]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]

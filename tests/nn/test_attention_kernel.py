@@ -97,15 +97,24 @@ def test_compact_rows_give_the_live_rows_bits_and_write_the_same_buffers():
     assert compact.shape == (5, NH * HS)
     assert torch.equal(compact, full[live])
     assert torch.equal(k_comp.nan_to_num(), k_full.nan_to_num()) and torch.equal(v_comp.nan_to_num(), v_full.nan_to_num())
-    with pytest.raises(ValueError, match=r"qkv \(5, 96\)"):
-        attention_step(qkv, keys, values, t, live, compact=True)
+    # padding rows after the live ones are ignored and get a zero output
+    padded = torch.cat([qkv[live], torch.randn(3, qkv.shape[1])]).contiguous()
+    out = attention_step(padded, keys.clone(), values.clone(), t, live, compact=True)
+    assert torch.equal(out[:5], full[live]) and (out[5:] == 0).all()
+    with pytest.raises(ValueError, match=r"qkv \(at least 5, 96\)"):
+        attention_step(qkv[:3].contiguous(), keys, values, t, live, compact=True)
 
 
-def test_a_fused_buffer_takes_the_whole_batch_or_its_wanted_rows():
-    buf = KVBuffer(6, NH, 5, HS, fused=True)
+def test_a_compact_buffer_takes_its_wanted_rows_first():
+    buf = KVBuffer(6, NH, 5, HS, fused=True, compact=True)
+    assert buf.compact and buf.n_wanted == 6
+    assert not KVBuffer(6, NH, 5, HS, compact=True).compact  # only a fused buffer steps compact
+    g = torch.Generator().manual_seed(0)
+    q0 = torch.randn(6, 3 * NH * HS, generator=g)
+    assert buf.step(torch.cat([q0, q0[:2]])).shape == (8, NH * HS)  # month 0: all six, then padding
     buf.retain(torch.tensor([True, False, True, True, False, True]))
-    assert not buf.compact_step(6) and buf.compact_step(4)
-    with pytest.raises(ValueError, match="neither the batch"):
+    assert buf.n_wanted == 4
+    with pytest.raises(ValueError, match="at least 4"):
         buf.step(torch.zeros(3, 3 * NH * HS))
 
 
@@ -117,21 +126,22 @@ def test_a_block_step_on_the_live_rows_alone_is_the_full_steps_bits():
 
     torch.manual_seed(0)
     block = Block(NH * HS, NH, 0.0).eval()
-    B = 37
+    B = 48  # a whole number of MKL's row panels on both its AVX-512 and AVX2 kernels (trajectory._LIVE_STEP_ROWS)
     g = torch.Generator().manual_seed(1)
     xs = [torch.randn(B, 1, NH * HS, generator=g) for _ in range(3)]
     live = torch.ones(B, dtype=torch.bool)
-    live[[0, 3, 4, 20, 36]] = False
+    live[[0, 3, 4, 20, 36, 47]] = False
     rows = torch.nonzero(live).view(-1)
-    full, comp = (KVBuffer(B, NH, 4, HS, fused=True) for _ in range(2))
+    full, comp = KVBuffer(B, NH, 4, HS, fused=True), KVBuffer(B, NH, 4, HS, fused=True, compact=True)
     with torch.no_grad():
         for t, x in enumerate(xs):
             if t:
                 full.retain(live)
                 comp.retain(live)
             y_full, _ = block(x, full)
-            y_comp, _ = block(x if t == 0 else x[rows], comp)
-            assert torch.equal(y_comp, y_full if t == 0 else y_full[rows]), t
+            want = x if t == 0 else x[rows]
+            y_comp, _ = block(torch.cat([want, want[-1:].expand(48 - len(want), 1, NH * HS)]), comp)  # padded to 48
+            assert torch.equal(y_comp[:len(want)], y_full if t == 0 else y_full[rows]), t
 
 
 def test_every_instruction_set_level_gives_the_same_bits(kernel_levels, monkeypatch):
