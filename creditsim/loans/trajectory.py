@@ -534,7 +534,7 @@ def _contract_tables(terms: Mapping[str, np.ndarray], n_months: int,
 
 
 #: a month's live paths run in batches of a multiple of this many rows, padded (LoanTrajectoryModel._sample_states)
-_LIVE_STEP_ROWS = 48
+_LIVE_STEP_ROWS = 96
 
 
 class _PathInputs(NamedTuple):
@@ -1286,12 +1286,17 @@ class LoanTrajectoryModel(nn.Module):
         alone, from the token to the draw (:meth:`_live_step`): an absorbed path's next state is its state,
         and from month 1 on the absorbed are most paths (62 % of the path-months on the bench's shipped
         model), so the month costs 10 % less on that bench. The live paths run as a batch padded (with
-        copies of the last one) to a multiple of :data:`_LIVE_STEP_ROWS` rows, so that a path's numbers do
-        not depend on how many others are live: torch's CPU linear gives a row the same bits in any batch
-        only for some batch sizes (measured with MKL: on its AVX-512 kernels 16 rows or more; on its AVX2
-        kernels, which it runs on CPUs without AVX-512, a multiple of 6, since the rows of a last partial
-        panel of 1-3 rows are summed another way). 48 satisfies both; month 0's full batch is padded too.
-        The eager path runs every row unpadded, as the reference the tests hold the compiled one to.
+        copies of the last one) to a multiple of :data:`_LIVE_STEP_ROWS` rows, month 0's full batch too, and
+        every torch linear of the month (the head's correction included) sees that padded batch: torch's
+        CPU linear gives a row the same bits in any batch only for some batch sizes. Measured with MKL
+        (helper-103, helper-104), an empirical property of its kernels, not a documented one: on its
+        AVX-512 kernels, 16 rows or more; on its AVX2 kernels, which it runs on CPUs without AVX-512,
+        rows of a last partial 6-row panel of 1-3 rows are summed another way, and at 128 outputs and
+        more every batch of 6-54 rows and every M = 6 (mod 12) differs from a large one. 96 = 8 x 12
+        avoids all of these; the tests run the scenario invariances on the AVX2 kernels, a 128-wide model
+        included. The eager path runs every row unpadded, as the reference the tests hold the compiled one
+        to (on the AVX2 kernels it is not chunk-invariant to the last bit; nor is the opt-in DDIM sampler,
+        whose torch layers run on the month's valued rows).
 
         Returns ``(h (N, d), new state (N,) long, noise (n_noise, N, 2))``; ``h`` of a path absorbed
         before month ``t`` is meaningless (0, or finite with its attention skipped), and unused.
@@ -1315,14 +1320,15 @@ class LoanTrajectoryModel(nn.Module):
         if compact:  # the wanted rows first, padded with copies of the last
             m = -(-n // _LIVE_STEP_ROWS) * _LIVE_STEP_ROWS
             h_rows, log_rows = self._live_step(t, paths, state, torch.cat([rows, rows[-1:].expand(m - n)]), pasts)
+            corr = self.correction(h_rows)[:n]  # on the padded batch, as every linear of the month
             h_rows, log_rows = h_rows[:n], log_rows[:n]
         else:  # the kernels are not built: every row, in torch
             h_rows, log_rows = self._live_step(t, paths, state, None, pasts)
+            corr = self.correction(h_rows)
         unif, noise = unif_noise()
         # the same draw as the eager path's, in one numba pass per path
-        new_rows = next_states(self.correction(h_rows), log_rows, state.index_select(0, rows),
-                               paths.rem.index_select(0, rows), t, paths.shift.index_select(0, rows),
-                               unif.index_select(0, rows))
+        new_rows = next_states(corr, log_rows, state.index_select(0, rows), paths.rem.index_select(0, rows), t,
+                               paths.shift.index_select(0, rows), unif.index_select(0, rows))
         if n == N:
             return h_rows, new_rows, noise
         h = h_rows.new_zeros(N, h_rows.shape[1]).index_copy_(0, live, h_rows)

@@ -165,9 +165,9 @@ CS_CLONES void run_step(const Step& st, int64_t n_live, const int64_t* live, boo
 
 // step(n_live, live, compact, nh, hs, t, max_len, scale, qkv, keys, values, out): addresses of contiguous CPU
 // buffers, live int64 (n_live,) row indices (0: rows 0 .. n_live - 1), keys and values (B, max_len, C);
-// qkv float32 (B, 3C) and out (B, C), written on the live rows only, or with compact != 0 (n_live, 3C) and
-// (n_live, C), row i for buffer row live[i]. The caller checks shapes and bounds and keeps the buffers
-// alive; the GIL is released while the step runs.
+// qkv float32 (B, 3C) and out (B, C), written on the live rows only, or with compact != 0 at least n_live
+// rows each, row i < n_live for buffer row live[i] (the rest padding, never read or written). The caller
+// checks shapes and bounds and keeps the buffers alive; the GIL is released while the step runs.
 PyObject* step(PyObject*, PyObject* args) {
     long long n_live, max_len;
     int compact, nh, hs, t;

@@ -143,6 +143,27 @@ def test_pool_cashflows_do_not_depend_on_the_grouping(monkeypatch):
     assert grouped["cashflows"][..., 0].sum() > 0
 
 
+def test_a_wide_models_paths_do_not_depend_on_the_book_around_them():
+    """A 128-wide model, whose torch linears are the ones MKL's AVX2 kernels round by batch size (at 48 rows
+    too: helper-104): a loan's paths are the same bits in a book of 49 or 97 loans as in the whole book, and
+    in chunks of 256 loans (run on the AVX2 kernels by the test below)."""
+    torch.manual_seed(0)
+    model = LoanTrajectoryModel(TrajectoryConfig(d_model=128, n_heads=4, n_layers=1, diffusion_steps=6,
+                                                 diffusion_hidden=18, idio_scale=0.3)).eval()
+    with torch.no_grad():
+        model.correction.weight.normal_(0, 0.3)  # an untrained head would draw the cohort rows whatever the logits
+    feats, cohort, index, macro = _scenarios(1, 3, 400, 12, seed=11)
+    whole = model.generate(feats, cohort[0], macro[0], 1, seed=3, cohort_index=index)
+    for L in (49, 97):
+        part = model.generate(feats[:L], cohort[0], macro[0], 1, seed=3, cohort_index=index[:L])
+        for k, v in part.items():
+            if k != "opening_balance":
+                assert torch.equal(v.nan_to_num(-7.0), whole[k][:, :L].nan_to_num(-7.0)), (L, k)
+    chunked = model.generate(feats, cohort[0], macro[0], 1, seed=3, cohort_index=index, chunk_size=256)
+    for k, v in chunked.items():
+        assert torch.equal(v.nan_to_num(-7.0), whole[k].nan_to_num(-7.0)), k
+
+
 def test_scenarios_stay_bit_for_bit_on_mkl_avx2_kernels():
     """The claims above on a CPU without AVX-512, where MKL runs its AVX2 kernels: there a torch linear rounds
     the rows of a last partial 6-row panel another way, so a batch of live paths of the wrong size would change
@@ -156,6 +177,7 @@ def test_scenarios_stay_bit_for_bit_on_mkl_avx2_kernels():
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "--import-mode=importlib", "-p", "no:cacheprovider",
            "-p", "no:warnings", "-p", "no:xdist",
            f"{__file__}::test_each_scenario_is_generate_of_that_scenario_alone",
-           f"{__file__}::test_pool_cashflows_do_not_depend_on_the_grouping"]
+           f"{__file__}::test_pool_cashflows_do_not_depend_on_the_grouping",
+           f"{__file__}::test_a_wide_models_paths_do_not_depend_on_the_book_around_them"]
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]

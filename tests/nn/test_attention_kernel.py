@@ -126,7 +126,7 @@ def test_a_block_step_on_the_live_rows_alone_is_the_full_steps_bits():
 
     torch.manual_seed(0)
     block = Block(NH * HS, NH, 0.0).eval()
-    B = 48  # a whole number of MKL's row panels on both its AVX-512 and AVX2 kernels (trajectory._LIVE_STEP_ROWS)
+    B = 96  # trajectory._LIVE_STEP_ROWS: a batch size MKL's AVX-512 and AVX2 kernels round row by row alike
     g = torch.Generator().manual_seed(1)
     xs = [torch.randn(B, 1, NH * HS, generator=g) for _ in range(3)]
     live = torch.ones(B, dtype=torch.bool)
@@ -140,7 +140,7 @@ def test_a_block_step_on_the_live_rows_alone_is_the_full_steps_bits():
                 comp.retain(live)
             y_full, _ = block(x, full)
             want = x if t == 0 else x[rows]
-            y_comp, _ = block(torch.cat([want, want[-1:].expand(48 - len(want), 1, NH * HS)]), comp)  # padded to 48
+            y_comp, _ = block(torch.cat([want, want[-1:].expand(B - len(want), 1, NH * HS)]), comp)  # padded to 96
             assert torch.equal(y_comp[:len(want)], y_full if t == 0 else y_full[rows]), t
 
 
