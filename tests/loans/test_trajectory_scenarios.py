@@ -143,15 +143,20 @@ def test_pool_cashflows_do_not_depend_on_the_grouping(monkeypatch):
     assert grouped["cashflows"][..., 0].sum() > 0
 
 
-def test_a_wide_models_paths_do_not_depend_on_the_book_around_them():
-    """A 128-wide model, whose torch linears are the ones MKL's AVX2 kernels round by batch size (at 48 rows
-    too: helper-104): a loan's paths are the same bits in a book of 49 or 97 loans as in the whole book, and
-    in chunks of 256 loans (run on the AVX2 kernels by the test below)."""
+def _wide_model() -> LoanTrajectoryModel:
+    """A 128-wide model: its torch linears are the ones MKL's AVX2 kernels round by batch size (helper-104)."""
     torch.manual_seed(0)
     model = LoanTrajectoryModel(TrajectoryConfig(d_model=128, n_heads=4, n_layers=1, diffusion_steps=6,
                                                  diffusion_hidden=18, idio_scale=0.3)).eval()
     with torch.no_grad():
         model.correction.weight.normal_(0, 0.3)  # an untrained head would draw the cohort rows whatever the logits
+    return model
+
+
+def test_a_wide_models_paths_do_not_depend_on_the_book_around_them():
+    """A loan's paths are the same bits in a book of 49 or 97 loans as in the whole book, and in chunks of 256
+    loans (run on MKL's AVX2 kernels too, by the subprocess test below; it fails there with 48-row padding)."""
+    model = _wide_model()
     feats, cohort, index, macro = _scenarios(1, 3, 400, 12, seed=11)
     whole = model.generate(feats, cohort[0], macro[0], 1, seed=3, cohort_index=index)
     for L in (49, 97):
@@ -162,6 +167,49 @@ def test_a_wide_models_paths_do_not_depend_on_the_book_around_them():
     chunked = model.generate(feats, cohort[0], macro[0], 1, seed=3, cohort_index=index, chunk_size=256)
     for k, v in chunked.items():
         assert torch.equal(v.nan_to_num(-7.0), whole[k].nan_to_num(-7.0)), k
+
+
+def test_a_paths_head_logits_do_not_depend_on_the_book_around_them(monkeypatch):
+    """The logits that set each month's draw (the head's correction, handed to next_states) are the same bits
+    for a loan in a book of 49 loans, in the whole book and in chunks of 256. A one-ulp change rarely flips a
+    state, so the paths alone would not show it (helper-105: the correction run on the cut live rows passed
+    the test above but not this one)."""
+    from creditsim.loans import trajectory
+
+    model = _wide_model()
+    feats, cohort, index, macro = _scenarios(1, 3, 400, 12, seed=11)
+    where: dict[str, object] = {}
+    seen: dict[tuple[int, int], torch.Tensor] = {}
+    chunk, sample, draw = (LoanTrajectoryModel._generate_chunk, LoanTrajectoryModel._sample_states,
+                           trajectory.next_states)
+
+    def spy_chunk(self, feats, cohort, macro, init, terms, n_samples, sigma, seeds, first_block, *rest):
+        where["first"] = first_block * RNG_LOAN_BLOCK  # n_samples = 1, one seed: path i is the chunk's loan i
+        return chunk(self, feats, cohort, macro, init, terms, n_samples, sigma, seeds, first_block, *rest)
+
+    def spy_sample(self, t, paths, state, pasts, *rest):
+        live = pasts[0].live if pasts and pasts[0].live is not None else torch.arange(state.shape[0])
+        where["t"], where["rows"] = t, live
+        return sample(self, t, paths, state, pasts, *rest)
+
+    def spy_draw(corr, *rest):
+        for loan, row in zip((where["rows"] + where["first"]).tolist(), corr):
+            seen[(loan, where["t"])] = row.clone()
+        return draw(corr, *rest)
+
+    monkeypatch.setattr(LoanTrajectoryModel, "_generate_chunk", spy_chunk)
+    monkeypatch.setattr(LoanTrajectoryModel, "_sample_states", spy_sample)
+    monkeypatch.setattr(trajectory, "next_states", spy_draw)
+    runs = []
+    for L, chunk_size in ((400, 4096), (49, 4096), (400, 256)):
+        seen = {}
+        model.generate(feats[:L], cohort[0], macro[0], 1, seed=3, cohort_index=index[:L], chunk_size=chunk_size)
+        runs.append(seen)
+    whole = runs[0]
+    assert len(whole) > 400 * 3  # live loan-months were seen beyond month 0
+    for run in runs[1:]:
+        assert run.keys() <= whole.keys()
+        assert all(torch.equal(v, whole[k]) for k, v in run.items())
 
 
 def test_scenarios_stay_bit_for_bit_on_mkl_avx2_kernels():
@@ -178,6 +226,7 @@ def test_scenarios_stay_bit_for_bit_on_mkl_avx2_kernels():
            "-p", "no:warnings", "-p", "no:xdist",
            f"{__file__}::test_each_scenario_is_generate_of_that_scenario_alone",
            f"{__file__}::test_pool_cashflows_do_not_depend_on_the_grouping",
-           f"{__file__}::test_a_wide_models_paths_do_not_depend_on_the_book_around_them"]
+           f"{__file__}::test_a_wide_models_paths_do_not_depend_on_the_book_around_them",
+           f"{__file__}::test_a_paths_head_logits_do_not_depend_on_the_book_around_them"]
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
