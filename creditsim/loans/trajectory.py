@@ -1295,8 +1295,8 @@ class LoanTrajectoryModel(nn.Module):
         more every batch of 6-54 rows and every M = 6 (mod 12) differs from a large one. 96 = 8 x 12
         avoids all of these; the tests run the scenario invariances on the AVX2 kernels, a 128-wide model
         included. The eager path runs every row unpadded, as the reference the tests hold the compiled one
-        to (on the AVX2 kernels it is not chunk-invariant to the last bit; nor is the opt-in DDIM sampler,
-        whose torch layers run on the month's valued rows).
+        to (on the AVX2 kernels it is not chunk-invariant to the last bit). The values sampled in torch
+        are padded the same way (:meth:`_month_values`).
 
         Returns ``(h (N, d), new state (N,) long, noise (n_noise, N, 2))``; ``h`` of a path absorbed
         before month ``t`` is meaningless (0, or finite with its attention skipped), and unused.
@@ -1351,12 +1351,22 @@ class LoanTrajectoryModel(nn.Module):
     def _month_values(self, h: torch.Tensor, new: torch.Tensor, need: torch.Tensor, noise: torch.Tensor,
                       plan: SamplingPlan | None = None) -> torch.Tensor:
         """``(N, 2)`` float64 values (:data:`VALUE_NAMES`): sampled by the diffusion head on the rows
-        ``need`` (bool ``(N,)``), 1 elsewhere."""
+        ``need`` (bool ``(N,)``), 1 elsewhere. Where the head runs in torch on the CPU (the DDIM sampler, or
+        no compiled chain) the rows run padded to a multiple of :data:`_LIVE_STEP_ROWS` with copies of the
+        last, for the reason :meth:`_sample_states` gives: a row's values then do not depend on how many
+        others need values this month (the compiled chain is row by row already)."""
         values = torch.ones(need.shape[0], N_VALUES, dtype=torch.float64, device=h.device)
         rows = torch.nonzero(need).view(-1)  # the mask's rows once, for the four selections
-        if rows.numel():
+        n = rows.numel()
+        if n:
+            in_torch = (plan is not None and plan.steps is not None) or not (
+                self.fused_kernels and diffusion_kernel.available())
+            if in_torch and h.device.type == "cpu":
+                m = -(-n // _LIVE_STEP_ROWS) * _LIVE_STEP_ROWS
+                rows = torch.cat([rows, rows[-1:].expand(m - n)])
             vp = self._value_params(h.index_select(0, rows), new.index_select(0, rows))
-            values.index_copy_(0, rows, self._sample_values(vp, noise.index_select(1, rows), plan).double())
+            sampled = self._sample_values(vp, noise.index_select(1, rows), plan)[:n]
+            values.index_copy_(0, rows[:n], sampled.double())
         return values
 
     # -- pool cashflows ---------------------------------------------------------------------------

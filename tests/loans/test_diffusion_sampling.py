@@ -139,7 +139,9 @@ def test_generate_with_fewer_steps_is_seeded_chunk_free_and_reads_the_config():
     b = model.generate(feats, cohort, None, n_samples=2, seed=11, sampling_steps=5, chunk_size=256)
     full = model.generate(feats, cohort, None, n_samples=2, seed=11)
     assert torch.equal(a["states"], b["states"])
-    torch.testing.assert_close(a["payments"], b["payments"], rtol=1e-5, atol=1e-6)
+    # the DDIM head runs in torch on padded batches (LoanTrajectoryModel._month_values): the same bits by chunk
+    for k in ("payments", "balances", "losses"):
+        assert torch.equal(a[k], b[k]), k
     # the month's first draws (states) are the same streams
     assert torch.equal(a["states"][..., 0], full["states"][..., 0])
     configured = _model(2, sampling_steps=5)
