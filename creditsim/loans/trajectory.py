@@ -1359,8 +1359,7 @@ class LoanTrajectoryModel(nn.Module):
         rows = torch.nonzero(need).view(-1)  # the mask's rows once, for the four selections
         n = rows.numel()
         if n:
-            in_torch = (plan is not None and plan.steps is not None) or not (
-                self.fused_kernels and diffusion_kernel.available())
+            in_torch = (plan is not None and plan.steps is not None) or not self._fused_chain(h, noise)
             if in_torch and h.device.type == "cpu":
                 m = -(-n // _LIVE_STEP_ROWS) * _LIVE_STEP_ROWS
                 rows = torch.cat([rows, rows[-1:].expand(m - n)])
