@@ -537,6 +537,13 @@ def _contract_tables(terms: Mapping[str, np.ndarray], n_months: int,
 _LIVE_STEP_ROWS = 96
 
 
+def _padded_rows(rows: torch.Tensor) -> torch.Tensor:
+    """``rows`` ``(n,)`` followed by copies of its last entry up to a multiple of :data:`_LIVE_STEP_ROWS`
+    (empty stays empty)."""
+    n = rows.numel()
+    return torch.cat([rows, rows[-1:].expand(-(-n // _LIVE_STEP_ROWS) * _LIVE_STEP_ROWS - n)])
+
+
 class _PathInputs(NamedTuple):
     """Per-path inputs of the month step, ``N = n_samples x L`` rows (sample-major)."""
 
@@ -1302,12 +1309,10 @@ class LoanTrajectoryModel(nn.Module):
         before month ``t`` is meaningless (0, or finite with its attention skipped), and unused.
         """
         N = state.shape[0]
-        unif_noise = lambda: (draws.draw((n_samples, RNG_LOAN_BLOCK), 1, False).reshape(N),  # noqa: E731
-                              draws.draw((n_noise, n_samples, RNG_LOAN_BLOCK, N_VALUES), 2, True)
-                              .reshape(n_noise, N, N_VALUES))
+        unif = draws.draw((n_samples, RNG_LOAN_BLOCK), 1, False).reshape(N)
+        noise = draws.draw((n_noise, n_samples, RNG_LOAN_BLOCK, N_VALUES), 2, True).reshape(n_noise, N, N_VALUES)
         if not (self.fused_kernels and state.device.type == "cpu"):
             h, log_rows = self._live_step(t, paths, state, None, pasts)
-            unif, noise = unif_noise()
             logits = self._logits(h, log_rows, state, paths.rem, torch.full_like(state, t))
             logits = logits + paths.shift[paths.rows, state]  # frailty on adverse moves; -inf stays -inf
             probs = torch.softmax(logits.double(), dim=-1)
@@ -1315,21 +1320,20 @@ class LoanTrajectoryModel(nn.Module):
             return h, (unif.view(N, 1) >= thr).sum(-1), noise
         compact = bool(pasts) and pasts[0].compact
         live = pasts[0].live if compact else None
-        rows = torch.arange(N, device=state.device) if live is None else live
-        n = rows.numel()
         if compact:  # the wanted rows first, padded with copies of the last
-            m = -(-n // _LIVE_STEP_ROWS) * _LIVE_STEP_ROWS
-            h_rows, log_rows = self._live_step(t, paths, state, torch.cat([rows, rows[-1:].expand(m - n)]), pasts)
+            n = N if live is None else live.numel()
+            h_rows, log_rows = self._live_step(t, paths, state,
+                                               _padded_rows(torch.arange(N, device=state.device) if live is None
+                                                            else live), pasts)
             corr = self.correction(h_rows)[:n]  # on the padded batch, as every linear of the month
             h_rows, log_rows = h_rows[:n], log_rows[:n]
         else:  # the kernels are not built: every row, in torch
             h_rows, log_rows = self._live_step(t, paths, state, None, pasts)
             corr = self.correction(h_rows)
-        unif, noise = unif_noise()
+        pick = (lambda x: x) if live is None else (lambda x: x.index_select(0, live))  # noqa: E731
         # the same draw as the eager path's, in one numba pass per path
-        new_rows = next_states(corr, log_rows, state.index_select(0, rows), paths.rem.index_select(0, rows), t,
-                               paths.shift.index_select(0, rows), unif.index_select(0, rows))
-        if n == N:
+        new_rows = next_states(corr, log_rows, pick(state), pick(paths.rem), t, pick(paths.shift), pick(unif))
+        if live is None:
             return h_rows, new_rows, noise
         h = h_rows.new_zeros(N, h_rows.shape[1]).index_copy_(0, live, h_rows)
         return h, state.clone().index_copy_(0, live, new_rows), noise
@@ -1361,8 +1365,7 @@ class LoanTrajectoryModel(nn.Module):
         if n:
             in_torch = (plan is not None and plan.steps is not None) or not self._fused_chain(h, noise)
             if in_torch and h.device.type == "cpu":
-                m = -(-n // _LIVE_STEP_ROWS) * _LIVE_STEP_ROWS
-                rows = torch.cat([rows, rows[-1:].expand(m - n)])
+                rows = _padded_rows(rows)
             vp = self._value_params(h.index_select(0, rows), new.index_select(0, rows))
             sampled = self._sample_values(vp, noise.index_select(1, rows), plan)[:n]
             values.index_copy_(0, rows[:n], sampled.double())

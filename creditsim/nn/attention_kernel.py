@@ -86,7 +86,7 @@ def attention_step(qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, 
         raise ValueError(f"attention_step: qkv ({need}, {3 * C}) rows, values {tuple(keys.shape)} and "
                          f"0 <= t < {max_len} expected, got {tuple(qkv.shape)}, {tuple(values.shape)}, t={t}")
     out = torch.zeros(rows, C, dtype=torch.float32)
-    _attention_step.step(B if live is None else live.numel(), 0 if live is None else live.data_ptr(), bool(compact),
+    _attention_step.step(n_live, 0 if live is None else live.data_ptr(), bool(compact),
                          nh, hs, t, max_len, 1.0 / math.sqrt(hs), qkv.data_ptr(), keys.data_ptr(), values.data_ptr(),
                          out.data_ptr())
     return out

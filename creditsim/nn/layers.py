@@ -133,8 +133,8 @@ class KVBuffer:
     def step(self, qkv: torch.Tensor) -> torch.Tensor:
         """One step in the compiled kernel (a ``fused`` buffer): ``qkv`` ``(batch, 3C)`` the step's queries,
         keys and values -> ``(batch, C)`` attention output, 0 on the rows not wanted; for a ``compact``
-        buffer ``qkv`` ``(m, 3C)`` holds the wanted rows first (:attr:`n_wanted` of them, in order; ``m`` at
-        least that) -> ``(m, C)``, 0 on the padding. The step's keys and values are written at month
+        buffer ``qkv`` ``(m, 3C)`` holds the wanted rows first (those of :attr:`live`, or all ``batch``, in
+        order; ``m`` at least that many) -> ``(m, C)``, 0 on the padding. The step's keys and values are written at month
         :attr:`length`, which advances by one."""
         if not self.fused:
             raise ValueError("KVBuffer.step: this buffer was not made fused (see the class docstring)")
@@ -143,13 +143,6 @@ class KVBuffer:
         y = attention_kernel.attention_step(qkv, self.keys, self.values, self.length, self.live, compact=self.compact)
         self.length += 1
         return y
-
-    @property
-    def n_wanted(self) -> int:
-        """The rows still wanted: all ``batch`` until :meth:`retain` drops some."""
-        if self._wanted is None:
-            return self.batch
-        return int(self.live.numel()) if self.live is not None else int(self._wanted.sum())
 
 
 def _fused_step(past: object, n_steps: int, dropping: bool) -> bool:

@@ -107,13 +107,13 @@ def test_compact_rows_give_the_live_rows_bits_and_write_the_same_buffers():
 
 def test_a_compact_buffer_takes_its_wanted_rows_first():
     buf = KVBuffer(6, NH, 5, HS, fused=True, compact=True)
-    assert buf.compact and buf.n_wanted == 6
+    assert buf.compact and buf.live is None  # every row wanted
     assert not KVBuffer(6, NH, 5, HS, compact=True).compact  # only a fused buffer steps compact
     g = torch.Generator().manual_seed(0)
     q0 = torch.randn(6, 3 * NH * HS, generator=g)
     assert buf.step(torch.cat([q0, q0[:2]])).shape == (8, NH * HS)  # month 0: all six, then padding
     buf.retain(torch.tensor([True, False, True, True, False, True]))
-    assert buf.n_wanted == 4
+    assert buf.live.numel() == 4
     with pytest.raises(ValueError, match="at least 4"):
         buf.step(torch.zeros(3, 3 * NH * HS))
 
