@@ -27,6 +27,8 @@ key                               numbers
 ``(block,)``                      trajectory model: the torch stream of loan block ``block``
 ``(scenario_id,)``                trajectory engine's pool run: the seed of scenario ``scenario_id``'s
                                   ``generate`` call (:meth:`LoanTrajectoryModel.pool_cashflows`)
+``(VALUE_NOISE,)``                trajectory model: the key of the counter-based value-noise streams,
+                                  one per (loan, sample, month) (:mod:`creditsim.loans.value_noise`)
 ``()``                            a component's own root stream (generators, training, the VAE)
 ================================  ==============================================================
 
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from numba import njit
 
 from creditsim.errors import ConfigError
 
@@ -49,9 +52,11 @@ __all__ = [
     "MACRO",
     "LOANS",
     "LGD",
+    "VALUE_NOISE",
     "check_seed",
     "stream",
     "int_seed",
+    "mix64",
     "torch_seed",
     "numpy_generator",
     "sfc64_generator",
@@ -68,6 +73,22 @@ LOANS = 3
 #: equals the key of the trajectory engine's scenario 4,998,980 (``(scenario_id,)`` below), a run that
 #: never draws the Markov engine's LGDs
 LGD = 0x4C4744
+#: the value-noise key's one word ("VNOI" in ASCII): far above any loan block index, as LGD; under a
+#: ``generate`` seed, which no scenario id shares a stream with
+VALUE_NOISE = 0x564E4F49
+
+_MIX_M1, _MIX_M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_S27, _S30, _S31 = np.uint64(27), np.uint64(30), np.uint64(31)
+
+
+@njit(cache=True, inline="always")
+def mix64(z):  # pragma: no cover - compiled
+    """SplitMix64's finaliser (Steele, Lea & Flood 2014): a bijection of uint64 that scatters every input bit
+    over the output; the hash of the counter-based streams (:mod:`creditsim.loans.lgd_draws`,
+    :mod:`creditsim.loans.value_noise`)."""
+    z = (z ^ (z >> _S30)) * _MIX_M1
+    z = (z ^ (z >> _S27)) * _MIX_M2
+    return z ^ (z >> _S31)
 
 
 def check_seed(seed: object, name: str = "seed") -> int:

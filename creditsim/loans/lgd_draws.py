@@ -41,13 +41,12 @@ import math
 import numpy as np
 from numba import njit
 
-from creditsim.rng import LGD, stream
+from creditsim.rng import LGD, mix64 as _mix, stream
 
 __all__ = ["LgdDraws", "book_default_losses", "draw_lgd", "lgd_key", "realised_lgd", "stressed_draw"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-_S11, _S27, _S30, _S31 = (np.uint64(k) for k in (11, 27, 30, 31))
+_S11 = np.uint64(11)
 _ONE = np.uint64(1)
 _TWO_M53 = 1.0 / 9007199254740992.0
 #: Beta shapes at or below this are not drawn (the draw is the assumption): below ~1e-308 the boost
@@ -59,14 +58,6 @@ _MIN_SHAPE = 1e-300
 def lgd_key(seed: int) -> np.ndarray:
     """``(2,)`` uint64 ``(k0, k1)``: the run's key of every LGD stream (module docstring)."""
     return stream(seed, LGD).generate_state(2, np.uint64)
-
-
-@njit(cache=True, inline="always")
-def _mix(z):  # pragma: no cover - compiled
-    """SplitMix64's finaliser: a bijection of uint64 that scatters every input bit over the output."""
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
 
 
 @njit(cache=True, inline="always")

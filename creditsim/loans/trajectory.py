@@ -81,10 +81,11 @@ frailty of credit models). It plays no role in training; 0 switches it off.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import reprlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,7 @@ from creditsim.nn.modes import eval_modes
 from creditsim.loans import diffusion_kernel
 from creditsim.loans.diffusion_sampling import SamplingPlan, ddim_sample, plan_for
 from creditsim.loans.month_states import next_states
+from creditsim.loans.value_noise import path_normals, value_noise_keys
 from creditsim.loans.pool import LOAN_FLOWS, check_recovery_lag, pool_cashflows
 from creditsim.loans.schedule import amortization_codes, amortization_schedule
 from creditsim.states import ALLOWED_TRANSITIONS, MACRO_VARS, N_STATES, POOL_CF_TYPES, LoanState
@@ -493,15 +495,28 @@ class DiffusionHead(nn.Module):
 class _BlockDraws:
     """The random streams of a chunk of ``L`` loans: one CPU generator per block of
     :data:`RNG_LOAN_BLOCK` loans and seed, keyed by (seed, global block index), so chunking never changes a
-    loan's draws as long as every stream is consumed in the same order. Several seeds (scenarios
-    generated together, :meth:`LoanTrajectoryModel.generate_scenarios`) each keep their own streams."""
+    loan's draws as long as every stream is consumed in the same order (the frailty, then the month's
+    uniforms); and the counter-based value noise of each path-month (:mod:`creditsim.loans.value_noise`),
+    drawn only for the paths that need values. Several seeds (scenarios generated together,
+    :meth:`LoanTrajectoryModel.generate_scenarios`) each keep their own streams."""
 
     def __init__(self, seeds: tuple[int, ...], first_block: int, n_loans: int, device: torch.device):
         n_blocks = -(-n_loans // RNG_LOAN_BLOCK)
         self._streams = [[torch.Generator().manual_seed(torch_seed(seed, first_block + b)) for b in range(n_blocks)]
                          for seed in seeds]
+        self._noise_keys = value_noise_keys(seeds)
+        self._first_loan = first_block * RNG_LOAN_BLOCK
         self._n_loans = n_loans
         self._device = device
+
+    def normals(self, rows: torch.Tensor, n_samples: int, month: int, n_noise: int) -> torch.Tensor:
+        """``(n_noise, n, 2)`` float32 value noise of the paths ``rows`` ``(n,)`` (the chunk's path-major
+        rows, ``seed-major, sample, loan``) in month ``month``, on the device."""
+        r = rows.cpu().numpy()
+        path, loan = np.divmod(r, self._n_loans)
+        seed_index, sample = np.divmod(path, n_samples)
+        return path_normals(self._noise_keys, seed_index, loan + self._first_loan, sample, month,
+                            n_noise).to(self._device)
 
     def draw(self, shape: tuple[int, ...], loan_axis: int, normal: bool) -> torch.Tensor:
         """One draw of ``shape`` per block stream, concatenated along ``loan_axis`` and cut to L; the seeds'
@@ -1024,10 +1039,12 @@ class LoanTrajectoryModel(nn.Module):
             loan_terms: optional exact terms, ``{"balance", "interest_rate" (annual decimal),
                 "remaining_term" (months), "amortization" (codes or names), "io_months" (optional)}``
                 each ``(B,)``; default :func:`loan_terms_from_features`.
-            seed: integer seed; every draw of loan ``i`` comes from the stream of its block of
-                :data:`RNG_LOAN_BLOCK` loans, drawn on the CPU, so the draws do not depend on
-                ``chunk_size`` or the device (the network's float32 arithmetic can round differently
-                with another batch size or device: states agree, amounts to float precision). Default 0.
+            seed: integer seed; the frailty and state uniforms of loan ``i`` come from the stream of its
+                block of :data:`RNG_LOAN_BLOCK` loans, its value noise from counter-based streams of its
+                own path-months (:mod:`creditsim.loans.value_noise`), all drawn on the CPU, so the draws do
+                not depend on ``chunk_size``, the device or the rest of the book (the network's float32
+                arithmetic can round differently on another device: states agree, amounts to float
+                precision). Default 0.
             generator: alternative to ``seed``: a CPU ``torch.Generator`` whose first draw seeds the
                 streams (advances it).
             idio_scale: frailty sd; default ``config.idio_scale``.
@@ -1038,9 +1055,9 @@ class LoanTrajectoryModel(nn.Module):
                 copied per loan (the engine's form; the same paths as the expanded ``(B, T, 7, 7)``).
             sampling_steps: steps of the value sampler: 0 the full ancestral chain, 2..diffusion_steps DDIM
                 (:mod:`creditsim.loans.diffusion_sampling`); default ``config.sampling_steps``.
-            sampling_eta: DDIM noise scale in [0, 1]; default ``config.sampling_eta``. The two set how many
-                normals each stream draws per month, so every draw after the first month changes with
-                them (compare samplers on their values with ``sampler_check``, not path by path).
+            sampling_eta: DDIM noise scale in [0, 1]; default ``config.sampling_eta``. The states do not
+                depend on the two (the value noise has streams of its own): the samplers give the same
+                state paths and differ in the values alone (``sampler_check`` compares those).
 
         Returns:
             dict of ``(n_samples, B, T)`` tensors on the model's device: ``states`` int8 (end of
@@ -1268,26 +1285,26 @@ class LoanTrajectoryModel(nn.Module):
                 live = ledger.state <= LoanState.DPD90
                 for past in pasts:
                     past.retain(live)
-            h, new, noise = self._sample_states(t, paths, ledger.state, pasts, draws, n_samples,
-                                                plan.n_noise(self.config.diffusion_steps))
+            h, new = self._sample_states(t, paths, ledger.state, pasts, draws, n_samples)
             moves = ledger.moves(t, new)
-            # values only where they are used: payment ratio of performing months, LGD at default
+            # values only where they are used: payment ratio of performing months, LGD at default; their
+            # noise drawn for those paths alone
+            noise = functools.partial(draws.normals, n_samples=n_samples, month=t,
+                                      n_noise=plan.n_noise(self.config.diffusion_steps))
             values = self._month_values(h, new, moves.performing | moves.defaulted, noise, plan)
             ledger.settle(t, new, moves, values)
         return ledger.result(P, L)
 
     def _sample_states(self, t: int, paths: _PathInputs, state: torch.Tensor, pasts: list[KVBuffer],
-                       draws: _BlockDraws, n_samples: int,
-                       n_noise: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One transformer step for month ``t`` and the month's draws.
+                       draws: _BlockDraws, n_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One transformer step for month ``t`` and the month's state draw.
 
         ``state`` ``(N,)`` long: the state at the end of month ``t - 1``. ``pasts``: the blocks'
         key/value buffers (:class:`~creditsim.nn.layers.KVBuffer` of ``N`` rows and ``T`` months,
         months ``0 .. t - 1`` filled, holding at least the paths live at month ``t``); month ``t`` is
-        written in place. Draws, in the fixed per-stream order: the state uniforms, then the diffusion
-        noise (drawn every month, used or not, so the streams never depend on the sampled paths).
-        ``n_noise`` normal ``(2,)`` draws per path (the value sampler's plan: ``K + 1`` for the full chain);
-        ``n_samples`` the paths per loan and seed of ``draws``.
+        written in place. Draws the month's state uniform of every path from its block stream (used or
+        not, so the streams never depend on the sampled paths); ``n_samples`` the paths per loan and seed of
+        ``draws``.
 
         With the compiled kernels (compact fused buffers, on the CPU) the month runs on the live paths
         alone, from the token to the draw (:meth:`_live_step`): an absorbed path's next state is its state,
@@ -1305,19 +1322,18 @@ class LoanTrajectoryModel(nn.Module):
         to (on the AVX2 kernels it is not chunk-invariant to the last bit). The values sampled in torch
         are padded the same way (:meth:`_month_values`).
 
-        Returns ``(h (N, d), new state (N,) long, noise (n_noise, N, 2))``; ``h`` of a path absorbed
-        before month ``t`` is meaningless (0, or finite with its attention skipped), and unused.
+        Returns ``(h (N, d), new state (N,) long)``; ``h`` of a path absorbed before month ``t`` is
+        meaningless (0, or finite with its attention skipped), and unused.
         """
         N = state.shape[0]
         unif = draws.draw((n_samples, RNG_LOAN_BLOCK), 1, False).reshape(N)
-        noise = draws.draw((n_noise, n_samples, RNG_LOAN_BLOCK, N_VALUES), 2, True).reshape(n_noise, N, N_VALUES)
         if not (self.fused_kernels and state.device.type == "cpu"):
             h, log_rows = self._live_step(t, paths, state, None, pasts)
             logits = self._logits(h, log_rows, state, paths.rem, torch.full_like(state, t))
             logits = logits + paths.shift[paths.rows, state]  # frailty on adverse moves; -inf stays -inf
             probs = torch.softmax(logits.double(), dim=-1)
             thr = cumulative_thresholds(probs.unsqueeze(1))[:, 0]  # (N, 6)
-            return h, (unif.view(N, 1) >= thr).sum(-1), noise
+            return h, (unif.view(N, 1) >= thr).sum(-1)
         compact = bool(pasts) and pasts[0].compact
         live = pasts[0].live if compact else None
         if compact:  # the wanted rows first, padded with copies of the last
@@ -1334,9 +1350,9 @@ class LoanTrajectoryModel(nn.Module):
         # the same draw as the eager path's, in one numba pass per path
         new_rows = next_states(corr, log_rows, pick(state), pick(paths.rem), t, pick(paths.shift), pick(unif))
         if live is None:
-            return h_rows, new_rows, noise
+            return h_rows, new_rows
         h = h_rows.new_zeros(N, h_rows.shape[1]).index_copy_(0, live, h_rows)
-        return h, state.clone().index_copy_(0, live, new_rows), noise
+        return h, state.clone().index_copy_(0, live, new_rows)
 
     def _live_step(self, t: int, paths: _PathInputs, state: torch.Tensor, rows: torch.Tensor | None,
                    pasts: list[KVBuffer]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -1352,22 +1368,26 @@ class LoanTrajectoryModel(nn.Module):
             x, _ = block(x, past)
         return self.ln_f(x)[:, 0], log_rows[:, 0]
 
-    def _month_values(self, h: torch.Tensor, new: torch.Tensor, need: torch.Tensor, noise: torch.Tensor,
-                      plan: SamplingPlan | None = None) -> torch.Tensor:
+    def _month_values(self, h: torch.Tensor, new: torch.Tensor, need: torch.Tensor,
+                      noise: Callable[[torch.Tensor], torch.Tensor], plan: SamplingPlan | None = None) -> torch.Tensor:
         """``(N, 2)`` float64 values (:data:`VALUE_NAMES`): sampled by the diffusion head on the rows
-        ``need`` (bool ``(N,)``), 1 elsewhere. Where the head runs in torch on the CPU (the DDIM sampler, or
-        no compiled chain) the rows run padded to a multiple of :data:`_LIVE_STEP_ROWS` with copies of the
-        last, for the reason :meth:`_sample_states` gives: a row's values then do not depend on how many
-        others need values this month (the compiled chain is row by row already)."""
+        ``need`` (bool ``(N,)``), 1 elsewhere; ``noise(rows)`` the ``(n_noise, n, 2)`` normals of the rows
+        ``rows`` (``(n,)``, :meth:`_BlockDraws.normals`), drawn for these rows alone. Where the head runs in
+        torch on the CPU (the DDIM sampler, or no compiled chain) the rows run padded to a multiple of
+        :data:`_LIVE_STEP_ROWS` with copies of the last, for the reason :meth:`_sample_states` gives: a
+        row's values then do not depend on how many others need values this month (the compiled chain is
+        row by row already)."""
         values = torch.ones(need.shape[0], N_VALUES, dtype=torch.float64, device=h.device)
-        rows = torch.nonzero(need).view(-1)  # the mask's rows once, for the four selections
+        rows = torch.nonzero(need).view(-1)  # the mask's rows once, for the selections
         n = rows.numel()
         if n:
-            in_torch = (plan is not None and plan.steps is not None) or not self._fused_chain(h, noise)
+            eps = noise(rows)
+            in_torch = (plan is not None and plan.steps is not None) or not self._fused_chain(h, eps)
             if in_torch and h.device.type == "cpu":
                 rows = _padded_rows(rows)
+                eps = eps.index_select(1, _padded_rows(torch.arange(n, device=eps.device)))
             vp = self._value_params(h.index_select(0, rows), new.index_select(0, rows))
-            sampled = self._sample_values(vp, noise.index_select(1, rows), plan)[:n]
+            sampled = self._sample_values(vp, eps, plan)[:n]
             values.index_copy_(0, rows[:n], sampled.double())
         return values
 

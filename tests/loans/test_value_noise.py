@@ -1,0 +1,97 @@
+"""The trajectory model's value noise (creditsim.loans.value_noise): standard normal pairs from counter-based
+streams of (seed, loan, sample, month), the same for a path whichever other paths are drawn with it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from creditsim.loans.value_noise import path_normals, value_noise_keys
+from creditsim.rng import VALUE_NOISE, stream
+
+_G = 0x9E3779B97F4A7C15
+_MASK = (1 << 64) - 1
+
+
+def _mix(z: int) -> int:
+    """SplitMix64's finaliser in Python integers: the documented hash, written independently of the kernel."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
+
+
+def _documented_pair(seed: int, loan: int, sample: int, month: int, k: int) -> tuple[float, float]:
+    """Normal pair ``k`` of a path-month by the module docstring's formula, with libm's log, cos and sin."""
+    k0, k1 = (int(x) for x in stream(seed, VALUE_NOISE).generate_state(2, np.uint64))
+    h = _mix(_mix((k0 + loan * _G) & _MASK) ^ ((k1 + ((month << 32) + sample) * _G) & _MASK))
+    x = _mix((h + (k + 1) * _G) & _MASK)
+    u1 = ((x >> 41) + 0.5) * 2.0**-23
+    angle = 2 * math.pi * ((x & 0xFFFFFFFF) >> 8) * 2.0**-24
+    r = math.sqrt(-2 * math.log(u1))
+    return r * math.cos(angle), r * math.sin(angle)
+
+
+def _draw(seed_rows, loan, sample, month, n_noise, seeds=(5, 9)):
+    return path_normals(value_noise_keys(seeds), np.asarray(seed_rows), np.asarray(loan), np.asarray(sample), month,
+                        n_noise).numpy()
+
+
+def test_normals_follow_the_documented_formula():
+    """Every pair of a few path-months equals the docstring's formula evaluated in float64 with libm, to
+    float32 rounding (the kernel's own polynomials err by a few float32 ulps)."""
+    loans, samples, months = [0, 1, 255, 256, 10**6, 2**31 + 3], [0, 3, 1, 0, 2, 7], [0, 59, 1, 360, 7, 2]
+    for month in set(months):
+        rows = [i for i, m in enumerate(months) if m == month]
+        got = _draw([0] * len(rows), [loans[i] for i in rows], [samples[i] for i in rows], month, 6)
+        for j, i in enumerate(rows):
+            for k in range(6):
+                want = _documented_pair(5, loans[i], samples[i], month, k)
+                assert got[k, j] == pytest.approx(want, abs=2e-6, rel=2e-6), (loans[i], month, k)
+
+
+def test_normals_are_standard_normal_and_independent():
+    n, n_noise = 4000, 25
+    rng = np.random.default_rng(0)
+    loan = rng.permutation(10**5)[:n]
+    z = _draw(np.zeros(n, int), loan, np.zeros(n, int), 3, n_noise)  # (n_noise, n, 2)
+    flat = z.astype(np.float64).ravel()
+    assert stats.kstest(flat, "norm").pvalue > 1e-3
+    assert abs(flat.mean()) < 4 / math.sqrt(flat.size)
+    assert flat.var() == pytest.approx(1.0, abs=4 * math.sqrt(2 / flat.size))
+    assert np.mean(np.abs(flat) > 3) == pytest.approx(2 * stats.norm.sf(3), abs=4 * math.sqrt(0.0027 / flat.size))
+    assert np.abs(flat).max() < 5.8  # the Box-Muller radius of the smallest uniform, 2**-24
+    bound = 4 / math.sqrt(n * (n_noise - 1))
+    assert abs(np.corrcoef(z[..., 0].ravel(), z[..., 1].ravel())[0, 1]) < bound  # the pair's two values
+    assert abs(np.corrcoef(z[:-1, :, 0].ravel(), z[1:, :, 0].ravel())[0, 1]) < bound  # successive steps
+    # neighbouring loans, the next month, the next sample, another seed: no shared numbers, no correlation
+    for other in (_draw(np.zeros(n, int), loan + 1, np.zeros(n, int), 3, n_noise),
+                  _draw(np.zeros(n, int), loan, np.zeros(n, int), 4, n_noise),
+                  _draw(np.zeros(n, int), loan, np.ones(n, int), 3, n_noise),
+                  _draw(np.ones(n, int), loan, np.zeros(n, int), 3, n_noise)):
+        assert abs(np.corrcoef(z.ravel(), other.ravel())[0, 1]) < 4 / math.sqrt(z.size)
+        assert (z == other).mean() < 1e-3
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 8, 9, 17, 31, 64])
+def test_a_paths_normals_do_not_depend_on_the_batch(n):
+    """The same path-month gives the same bits alone, in any batch length (the vector loop's remainder
+    lanes included) and at any position."""
+    rng = np.random.default_rng(n)
+    loan, sample, seed_row = rng.integers(0, 10**6, n), rng.integers(0, 4, n), rng.integers(0, 2, n)
+    batch = _draw(seed_row, loan, sample, 11, 7)
+    order = rng.permutation(n)
+    assert np.array_equal(_draw(seed_row[order], loan[order], sample[order], 11, 7), batch[:, order])
+    for i in range(n):
+        assert np.array_equal(_draw(seed_row[i:i + 1], loan[i:i + 1], sample[i:i + 1], 11, 7)[:, 0], batch[:, i])
+    # fewer steps are the first steps
+    assert np.array_equal(_draw(seed_row, loan, sample, 11, 3), batch[:3])
+
+
+def test_keys_are_per_seed():
+    keys = value_noise_keys((5, 9, 5))
+    assert keys.shape == (3, 2) and keys.dtype == np.uint64
+    assert np.array_equal(keys[0], keys[2]) and not np.array_equal(keys[0], keys[1])
+    assert value_noise_keys(()).shape == (0, 2)
