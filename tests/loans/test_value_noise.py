@@ -95,3 +95,21 @@ def test_keys_are_per_seed():
     assert keys.shape == (3, 2) and keys.dtype == np.uint64
     assert np.array_equal(keys[0], keys[2]) and not np.array_equal(keys[0], keys[1])
     assert value_noise_keys(()).shape == (0, 2)
+
+
+def test_normals_are_the_same_bits_on_a_cpu_without_vector_extensions(tmp_path):
+    """numba compiled for a generic x86-64 (SSE2 lanes, no AVX) gives the host's bits: no FMA contraction and
+    no vector-width-dependent rounding in the kernel (the module's promise)."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, sys; from creditsim.loans.value_noise import path_normals, value_noise_keys; "
+            "r = np.random.default_rng(1); n = 37; "
+            "z = path_normals(value_noise_keys((5, 9)), r.integers(0, 2, n), r.integers(0, 10**6, n), "
+            "r.integers(0, 3, n), 4, 9).numpy(); np.save(sys.argv[1], z)")
+    env = {**__import__("os").environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "generic.npy")], check=True, env=env, timeout=300)
+    rng = np.random.default_rng(1)
+    n = 37
+    host = _draw(rng.integers(0, 2, n), rng.integers(0, 10**6, n), rng.integers(0, 3, n), 4, 9)
+    assert np.array_equal(np.load(tmp_path / "generic.npy"), host)
