@@ -106,6 +106,7 @@ from creditsim.nn.layers import Block, KVBuffer
 from creditsim.nn.modes import eval_modes
 from creditsim.loans import diffusion_kernel
 from creditsim.loans.diffusion_sampling import SamplingPlan, ddim_sample, plan_for
+from creditsim.loans.month_ledger import FLOWS, month_moves, settle_month
 from creditsim.loans.month_states import next_states
 from creditsim.loans.value_noise import path_normals, value_noise_keys
 from creditsim.loans.pool import LOAN_FLOWS, check_recovery_lag, pool_cashflows
@@ -588,26 +589,39 @@ class _PathLedger:
     Holds each path's state, paid count ``P``, principal shortfall ``S`` and balance (module doc,
     "Cashflows") over the contractual tables of :func:`_contract_tables` (repeated per sample), and
     fills the outputs (``(T, N)`` month-major, ``(N, T)`` once done) as the months are settled in order.
+    With ``fused`` (CPU tensors only) a month's moves and cash are booked by the numba passes of
+    :mod:`creditsim.loans.month_ledger`, the same bits as the torch code here, which runs otherwise.
     """
 
-    FLOWS = ("payments", "balances", "losses", "interest", "scheduled_principal", "prepayment", "default_par")
+    FLOWS = FLOWS
 
-    def __init__(self, sbal: torch.Tensor, cum_int: torch.Tensor, n_idx: torch.Tensor, init: torch.Tensor, n_months: int):
+    def __init__(self, sbal: torch.Tensor, cum_int: torch.Tensor, n_idx: torch.Tensor, init: torch.Tensor, n_months: int,
+                 fused: bool = False):
         N = init.shape[0]
         dev = init.device
-        self._sbal, self._cum, self._n_idx = sbal, cum_int, n_idx
+        self._fused = fused and dev.type == "cpu"
+        self._sbal, self._cum, self._n_idx = sbal.contiguous(), cum_int.contiguous(), n_idx.long().contiguous()
         self._cum_end = cum_int.gather(1, n_idx.view(-1, 1)).view(-1)  # CI(n): interest of the whole schedule
         self.state = init  # (N,) long, state at the end of the previous month
         self._paid = torch.zeros(N, dtype=torch.long, device=dev)  # P: scheduled payments settled
         self._short = torch.zeros(N, dtype=torch.float64, device=dev)  # unpaid principal carried in the balance
         self._balance = sbal[:, 0].clone()
         # month-major (T, N): a month's values are written together (an (N, T) column is N scattered writes)
-        self._out = {k: torch.zeros(n_months, N, dtype=torch.float64, device=dev) for k in self.FLOWS}
+        self._flows = torch.zeros(len(FLOWS), n_months, N, dtype=torch.float64, device=dev)
+        self._out = dict(zip(FLOWS, self._flows.unbind(0)))
         self._states = torch.empty(n_months, N, dtype=torch.int8, device=dev)
         self._lgd = torch.full((N,), float("nan"), dtype=torch.float64, device=dev)
 
     def moves(self, t: int, new: torch.Tensor) -> _Moves:
         """The masks and paid counts of moving from :attr:`state` to ``new`` in month ``t``."""
+        if self._fused:
+            N = new.shape[0]
+            live, stays, performing, defaulted = (torch.empty(N, dtype=torch.bool) for _ in range(4))
+            due, new_paid = torch.empty(N, dtype=torch.long), torch.empty(N, dtype=torch.long)
+            month_moves(t, self.state.long().numpy(), new.long().numpy(), self._paid.numpy(), self._n_idx.numpy(),
+                        live.numpy(), due.numpy(), stays.numpy(), new_paid.numpy(), performing.numpy(),
+                        defaulted.numpy())
+            return _Moves(live, due, stays, new_paid, performing, defaulted)
         state, paid = self.state, self._paid
         live = state <= LoanState.DPD90
         due = torch.clamp(torch.full_like(paid, t + 1), max=self._n_idx)  # D_t (payments due so far)
@@ -619,6 +633,14 @@ class _PathLedger:
 
     def settle(self, t: int, new: torch.Tensor, mv: _Moves, values: torch.Tensor) -> None:
         """Book month ``t``'s cash for the moves ``mv`` into ``new`` with ``values`` ``(N, 2)``, advance."""
+        if self._fused:
+            new = new.long()
+            settle_month(t, new.numpy(), *(x.numpy() for x in mv), values.double().contiguous().numpy(),
+                         self._sbal.numpy(), self._cum.numpy(), self._cum_end.numpy(), self._paid.numpy(),
+                         self._short.numpy(), self._balance.numpy(), self._lgd.numpy(), self._flows.numpy(),
+                         self._states.numpy())
+            self.state = new
+            return
         sbal, cum, paid, short = self._sbal, self._cum, self._paid, self._short
         at = lambda table, j: table.gather(1, j.view(-1, 1)).view(-1)  # noqa: E731 -- each path's column j
         b_prev, b_new, c_paid = at(sbal, paid), at(sbal, mv.new_paid), at(cum, paid)
@@ -1275,7 +1297,7 @@ class LoanTrajectoryModel(nn.Module):
         paths = _PathInputs(rep(feats), matrices.reshape(S * G, T, N_STATES, N_STATES), rows, per_path_macro,
                             rep(rem), shift,
                             torch.arange(N, device=dev))
-        ledger = _PathLedger(rep(sbal), rep(cum_int), rep(n_idx), rep(init), T)
+        ledger = _PathLedger(rep(sbal), rep(cum_int), rep(n_idx), rep(init), T, fused=True)
         # key/value cache of each transformer block: (N, T, nh, hs) keys and values, written month by month
         pasts = [b.attn.kv_buffer(N, T, device=dev, dtype=self.wpe.weight.dtype, fused=self.fused_kernels,
                                   compact=self.fused_kernels)
