@@ -1383,8 +1383,11 @@ class LoanTrajectoryModel(nn.Module):
         m = state.shape[0] if rows is None else rows.shape[0]
         pick = (lambda x: x) if rows is None else (lambda x: x.index_select(0, rows))  # noqa: E731
         prev = pick(state)
-        log_rows = _log_rows(paths.cohort[pick(paths.cohort_row), t, prev]).view(m, 1, N_STATES)
-        macro = paths.macro[:, t:t + 1] if rows is None else paths.macro[rows, t:t + 1]
+        # the cohort rows by one flat index_select (advanced indexing by three tensors took ~0.1 ms a call)
+        n_months = paths.cohort.shape[1]
+        flat = (pick(paths.cohort_row) * n_months + t) * N_STATES + prev
+        log_rows = _log_rows(paths.cohort.reshape(-1, N_STATES).index_select(0, flat)).view(m, 1, N_STATES)
+        macro = paths.macro[:, t:t + 1] if rows is None else paths.macro[:, t].index_select(0, rows).unsqueeze(1)
         x, _ = self._tokens(pick(paths.feats), log_rows, macro, prev.view(m, 1), pick(paths.rem), t)
         for block, past in zip(self.blocks, pasts):
             x, _ = block(x, past)
