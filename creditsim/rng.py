@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from numba import njit
 
 from creditsim.errors import ConfigError
 
@@ -56,7 +55,6 @@ __all__ = [
     "check_seed",
     "stream",
     "int_seed",
-    "mix64",
     "torch_seed",
     "numpy_generator",
     "sfc64_generator",
@@ -76,19 +74,6 @@ LGD = 0x4C4744
 #: the value-noise key's one word ("VNOI" in ASCII): far above any loan block index, as LGD; under a
 #: ``generate`` seed, which no scenario id shares a stream with
 VALUE_NOISE = 0x564E4F49
-
-_MIX_M1, _MIX_M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-_S27, _S30, _S31 = np.uint64(27), np.uint64(30), np.uint64(31)
-
-
-@njit(cache=True, inline="always")
-def mix64(z):  # pragma: no cover - compiled
-    """SplitMix64's finaliser (Steele, Lea & Flood 2014): a bijection of uint64 that scatters every input bit
-    over the output; the hash of the counter-based streams (:mod:`creditsim.loans.lgd_draws`,
-    :mod:`creditsim.loans.value_noise`)."""
-    z = (z ^ (z >> _S30)) * _MIX_M1
-    z = (z ^ (z >> _S27)) * _MIX_M2
-    return z ^ (z >> _S31)
 
 
 def check_seed(seed: object, name: str = "seed") -> int:

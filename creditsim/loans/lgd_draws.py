@@ -41,11 +41,11 @@ import math
 import numpy as np
 from numba import njit
 
-from creditsim.rng import LGD, mix64 as _mix, stream
+from creditsim.loans.splitmix import GOLDEN as _GOLDEN, mix64 as _mix
+from creditsim.rng import LGD, stream
 
 __all__ = ["LgdDraws", "book_default_losses", "draw_lgd", "lgd_key", "realised_lgd", "stressed_draw"]
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _S11 = np.uint64(11)
 _ONE = np.uint64(1)
 _TWO_M53 = 1.0 / 9007199254740992.0

@@ -14,7 +14,7 @@ nothing else (not on the chunk, the threads, the device, or the book around the 
   the scenario's generation seed (:data:`creditsim.rng.VALUE_NOISE`);
 - the path-month's stream: ``h = mix(mix(k0 + loan G) ^ (k1 + (month 2**32 + sample) G))`` with ``loan``
   the loan's position in the book, ``sample`` the path's index among the loan's samples of the scenario,
-  ``G = 0x9E3779B97F4A7C15`` and ``mix`` SplitMix64's finaliser (:func:`creditsim.rng.mix64`, as the
+  ``G = 0x9E3779B97F4A7C15`` and ``mix`` SplitMix64's finaliser (:func:`creditsim.loans.splitmix.mix64`, as the
   Markov engine's LGD streams, :mod:`creditsim.loans.lgd_draws`);
 - normal pair ``k`` (``k = 0 .. n_noise - 1``): ``x = mix(h + (k + 1) G)``; its top 23 bits ``a`` a
   uniform ``u1 = (a + 1/2) 2**-23`` in (0, 1), bits 8..31 ``b`` an angle ``2 pi b 2**-24``; Box-Muller
@@ -37,11 +37,11 @@ import numpy as np
 import torch
 from numba import njit
 
-from creditsim.rng import VALUE_NOISE, mix64, stream
+from creditsim.loans.splitmix import GOLDEN as _G, mix64
+from creditsim.rng import VALUE_NOISE, stream
 
 __all__ = ["path_normals", "value_noise_keys"]
 
-_G = np.uint64(0x9E3779B97F4A7C15)
 _S8, _S9, _S32 = np.uint64(8), np.uint64(9), np.uint64(32)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _F = np.float32
@@ -66,9 +66,9 @@ def value_noise_keys(seeds: tuple[int, ...]) -> np.ndarray:
 def _log_unit(a):  # pragma: no cover - compiled
     """float32 ``log(u1)`` of ``u1 = (a + 1/2) 2**-23`` for a uint64 ``a < 2**23``: ``u1 = v 2**-24`` with the
     odd integer ``v = 2a + 1`` (exact in float32), scaled by powers of two (exact) to ``m`` in [1, 2),
-    ``v = m 2**e``, by a branch-free search for its top bit; ``m`` folded into [sqrt(1/2), sqrt(2)) and
-    ``log m = 2 atanh(s)``, ``s = (m - 1) / (m + 1)``, |s| <= 0.172, by its series to ``s**9`` (the next
-    term below 1e-9)."""
+    ``u1 = m 2**e`` (``e`` starts at -24), by a branch-free search for the top bit of ``v``; ``m`` folded
+    into [sqrt(1/2), sqrt(2)) and ``log m = 2 atanh(s)``, ``s = (m - 1) / (m + 1)``, |s| <= 0.172, by its
+    series to ``s**9`` (the next term below 1e-9)."""
     m = _F(a + a + np.uint64(1))
     e = _F(-24.0)
     for i in range(5):  # over tuples of constants: unrolled by numba, so the row loop vectorises
@@ -150,11 +150,26 @@ def path_normals(keys: np.ndarray, seed_index: np.ndarray, loan: np.ndarray, sam
 
     Returns:
         ``(n_noise, n, 2)`` float32 CPU tensor of standard normals.
+
+    Raises:
+        ValueError: arrays of other lengths or dimensions, or counters out of range (negative, a sample
+            index of 2**32 or more, a ``seed_index`` past ``keys``).
     """
-    seed_index = np.asarray(seed_index, dtype=np.int64)
-    k = np.ascontiguousarray(keys, dtype=np.uint64)[seed_index]
-    tag = (np.uint64(month) << np.uint64(32)) + np.asarray(sample, dtype=np.uint64)
-    out = np.empty((int(n_noise), seed_index.shape[0], 2), dtype=np.float32)
+    keys = np.ascontiguousarray(keys, dtype=np.uint64)
+    seed_index, loan, sample = (np.asarray(x) for x in (seed_index, loan, sample))
+    n = seed_index.shape[0] if seed_index.ndim == 1 else -1
+    # the kernel trusts its lengths and counters: a mismatch would read and write past the arrays
+    if keys.ndim != 2 or keys.shape[1] != 2:
+        raise ValueError(f"path_normals: keys must be (n_seeds, 2), got {keys.shape}")
+    for name, x, top in (("seed_index", seed_index, keys.shape[0]), ("loan", loan, 2**64), ("sample", sample, 2**32)):
+        if x.ndim != 1 or x.shape[0] != n or (x.size and (x.dtype.kind not in "iu" or x.min() < 0 or x.max() >= top)):
+            raise ValueError(f"path_normals: {name} must be a ({n},) integer array in [0, {top}), got "
+                             f"{x.dtype} {x.shape}")
+    if not (0 <= int(month) < 2**32 and 0 <= int(n_noise)):
+        raise ValueError(f"path_normals: month in [0, 2**32) and n_noise >= 0 expected, got {month}, {n_noise}")
+    k = keys[seed_index.astype(np.int64)]
+    tag = (np.uint64(month) << np.uint64(32)) + sample.astype(np.uint64)
+    out = np.empty((int(n_noise), n, 2), dtype=np.float32)
     _path_normals(np.ascontiguousarray(k[:, 0]), np.ascontiguousarray(k[:, 1]),
-                  np.ascontiguousarray(loan, dtype=np.uint64), np.ascontiguousarray(tag, dtype=np.uint64), out)
+                  np.ascontiguousarray(loan, dtype=np.uint64), np.ascontiguousarray(tag), out)
     return torch.from_numpy(out)

@@ -100,6 +100,7 @@ def test_keys_are_per_seed():
 def test_normals_are_the_same_bits_on_a_cpu_without_vector_extensions(tmp_path):
     """numba compiled for a generic x86-64 (SSE2 lanes, no AVX) gives the host's bits: no FMA contraction and
     no vector-width-dependent rounding in the kernel (the module's promise)."""
+    import os
     import subprocess
     import sys
 
@@ -107,9 +108,26 @@ def test_normals_are_the_same_bits_on_a_cpu_without_vector_extensions(tmp_path):
             "r = np.random.default_rng(1); n = 37; "
             "z = path_normals(value_noise_keys((5, 9)), r.integers(0, 2, n), r.integers(0, 10**6, n), "
             "r.integers(0, 3, n), 4, 9).numpy(); np.save(sys.argv[1], z)")
-    env = {**__import__("os").environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    env = {**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "generic.npy")], check=True, env=env, timeout=300)
     rng = np.random.default_rng(1)
     n = 37
     host = _draw(rng.integers(0, 2, n), rng.integers(0, 10**6, n), rng.integers(0, 3, n), 4, 9)
     assert np.array_equal(np.load(tmp_path / "generic.npy"), host)
+
+
+def test_mismatched_or_out_of_range_counters_are_refused():
+    keys = value_noise_keys((1,))
+    with pytest.raises(ValueError, match="loan must be a \\(2,\\) integer array"):
+        path_normals(keys, np.zeros(2, int), np.arange(8000), np.zeros(8000, int), 5, 2)
+    with pytest.raises(ValueError, match="sample must be a \\(2,\\) integer array"):
+        path_normals(keys, np.zeros(2, int), np.arange(2), 0, 5, 2)
+    with pytest.raises(ValueError, match="sample must be"):
+        path_normals(keys, np.zeros(2, int), np.arange(2), np.array([0, 2**32]), 5, 2)
+    with pytest.raises(ValueError, match="seed_index must be"):
+        path_normals(keys, np.array([0, 1]), np.arange(2), np.zeros(2, int), 5, 2)
+    with pytest.raises(ValueError, match="loan must be"):
+        path_normals(keys, np.zeros(2, int), np.array([3, -1]), np.zeros(2, int), 5, 2)
+    with pytest.raises(ValueError, match="month in"):
+        path_normals(keys, np.zeros(2, int), np.arange(2), np.zeros(2, int), -1, 2)
+    assert path_normals(keys, np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), 0, 3).shape == (3, 0, 2)
