@@ -1294,8 +1294,9 @@ class LoanTrajectoryModel(nn.Module):
         first_row = torch.arange(S, device=dev).repeat_interleave(n_samples) * G
         rows = (first_row.view(P, 1) + index.view(1, L)).reshape(N)
         per_path_macro = macro.expand(S, L, T, macro.shape[-1]).repeat_interleave(n_samples, dim=0).reshape(N, T, -1)
-        paths = _PathInputs(rep(feats), matrices.reshape(S * G, T, N_STATES, N_STATES), rows, per_path_macro,
-                            rep(rem), shift,
+        # contiguous: _live_step reads the month's rows through a flat view of it
+        flat_matrices = matrices.reshape(S * G, T, N_STATES, N_STATES).contiguous()
+        paths = _PathInputs(rep(feats), flat_matrices, rows, per_path_macro, rep(rem), shift,
                             torch.arange(N, device=dev))
         ledger = _PathLedger(rep(sbal), rep(cum_int), rep(n_idx), rep(init), T, fused=True)
         # key/value cache of each transformer block: (N, T, nh, hs) keys and values, written month by month
