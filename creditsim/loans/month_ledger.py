@@ -9,8 +9,10 @@ trajectory bench) and the result for them known: nothing moves. Here :func:`mont
 
 The arithmetic is the torch ledger's, operation for operation in float64 (a ``torch.where`` is an
 ``if``; ``1.0 * x`` is ``x`` exactly), so the outputs are the same bits (the tests compare the two on
-random ledgers); numba contracts nothing into FMAs without ``fastmath``. The torch ledger stays the
-reference and runs on other devices.
+random ledgers, infinities and NaNs among them); numba contracts nothing into FMAs without ``fastmath``.
+One exception: where both operands of a sum are NaN the two may keep the sign of a different one (IEEE
+leaves it open), so a NaN output can differ in its sign bit. The torch ledger stays the reference and
+runs on other devices and with ``fused_kernels`` off.
 """
 
 from __future__ import annotations
@@ -34,9 +36,12 @@ def month_moves(t, state, new, paid, n_idx, live, due, stays, new_paid, performi
     """Month ``t``'s moves of ``N`` paths from ``state`` to ``new`` (``(N,)`` int64) with ``paid`` payments
     settled and ``n_idx`` payments in the schedule: fills the ``(N,)`` outputs ``live``, ``stays``,
     ``performing``, ``defaulted`` (bool), ``due`` (payments due by the end of the month) and ``new_paid``
-    (int64), as ``_PathLedger.moves``."""
+    (int64), as ``_PathLedger.moves``. A state code outside 0..6 raises ValueError (the cash pass would read
+    past the schedules)."""
     for i in range(state.shape[0]):
         s, n = state[i], new[i]
+        if n < 0 or n > _MAT or s < 0 or s > _MAT:
+            raise ValueError("month_moves: a state code outside 0..6")
         d = t + 1 if t + 1 < n_idx[i] else n_idx[i]
         due[i] = d
         lv = s <= _DPD90
@@ -66,7 +71,7 @@ def settle_month(t, new, live, due, stays, new_paid, performing, defaulted, valu
     for i in range(new.shape[0]):
         n = new[i]
         states[t, i] = n
-        if not live[i]:  # absorbed before the month: no cash, the balance stays (0), nothing owed
+        if not live[i]:  # absorbed before the month: no cash, the balance carries over, nothing owed
             flows[0, t, i] = 0.0
             flows[1, t, i] = balance[i]
             for k in range(2, 7):

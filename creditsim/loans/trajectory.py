@@ -699,8 +699,9 @@ class LoanTrajectoryModel(nn.Module):
 
     value_names: tuple[str, ...] = VALUE_NAMES  # the diffusion head's values, in order
     # generate's value chain and attention steps in the compiled kernels where they are built
-    # (creditsim.loans.diffusion_kernel, creditsim.nn.attention_kernel); False runs both in torch (the same
-    # paths and values to float32 rounding). Not part of the checkpoint.
+    # (creditsim.loans.diffusion_kernel, creditsim.nn.attention_kernel), its state draw and ledger in numba
+    # (month_states, month_ledger); False runs all in torch (the same paths and values to float32 rounding;
+    # the ledger's the same bits). Not part of the checkpoint.
     fused_kernels: bool = True
 
     def __init__(self, config: TrajectoryConfig):
@@ -1294,11 +1295,10 @@ class LoanTrajectoryModel(nn.Module):
         first_row = torch.arange(S, device=dev).repeat_interleave(n_samples) * G
         rows = (first_row.view(P, 1) + index.view(1, L)).reshape(N)
         per_path_macro = macro.expand(S, L, T, macro.shape[-1]).repeat_interleave(n_samples, dim=0).reshape(N, T, -1)
-        # contiguous: _live_step reads the month's rows through a flat view of it
-        flat_matrices = matrices.reshape(S * G, T, N_STATES, N_STATES).contiguous()
-        paths = _PathInputs(rep(feats), flat_matrices, rows, per_path_macro, rep(rem), shift,
+        paths = _PathInputs(rep(feats), matrices.reshape(S * G, T, N_STATES, N_STATES), rows, per_path_macro,
+                            rep(rem), shift,
                             torch.arange(N, device=dev))
-        ledger = _PathLedger(rep(sbal), rep(cum_int), rep(n_idx), rep(init), T, fused=True)
+        ledger = _PathLedger(rep(sbal), rep(cum_int), rep(n_idx), rep(init), T, fused=self.fused_kernels)
         # key/value cache of each transformer block: (N, T, nh, hs) keys and values, written month by month
         pasts = [b.attn.kv_buffer(N, T, device=dev, dtype=self.wpe.weight.dtype, fused=self.fused_kernels,
                                   compact=self.fused_kernels)
@@ -1384,10 +1384,13 @@ class LoanTrajectoryModel(nn.Module):
         m = state.shape[0] if rows is None else rows.shape[0]
         pick = (lambda x: x) if rows is None else (lambda x: x.index_select(0, rows))  # noqa: E731
         prev = pick(state)
-        # the cohort rows by one flat index_select (advanced indexing by three tensors took ~0.1 ms a call)
-        n_months = paths.cohort.shape[1]
-        flat = (pick(paths.cohort_row) * n_months + t) * N_STATES + prev
-        log_rows = _log_rows(paths.cohort.reshape(-1, N_STATES).index_select(0, flat)).view(m, 1, N_STATES)
+        cohort = paths.cohort
+        if cohort.is_contiguous():  # one flat index_select (advanced indexing by three tensors: ~0.1 ms a call)
+            flat = (pick(paths.cohort_row) * cohort.shape[1] + t) * N_STATES + prev
+            rows_t = cohort.view(-1, N_STATES).index_select(0, flat)
+        else:  # e.g. one matrix expanded over the book: a flat view would copy it all every month
+            rows_t = cohort[pick(paths.cohort_row), t, prev]
+        log_rows = _log_rows(rows_t).view(m, 1, N_STATES)
         macro = paths.macro[:, t:t + 1] if rows is None else paths.macro[:, t].index_select(0, rows).unsqueeze(1)
         x, _ = self._tokens(pick(paths.feats), log_rows, macro, prev.view(m, 1), pick(paths.rem), t)
         for block, past in zip(self.blocks, pasts):

@@ -157,16 +157,21 @@ def path_normals(keys: np.ndarray, seed_index: np.ndarray, loan: np.ndarray, sam
     """
     keys = np.ascontiguousarray(keys, dtype=np.uint64)
     seed_index, loan, sample = (np.asarray(x) for x in (seed_index, loan, sample))
-    n = seed_index.shape[0] if seed_index.ndim == 1 else -1
     # the kernel trusts its lengths and counters: a mismatch would read and write past the arrays
     if keys.ndim != 2 or keys.shape[1] != 2:
         raise ValueError(f"path_normals: keys must be (n_seeds, 2), got {keys.shape}")
+    if seed_index.ndim != 1:
+        raise ValueError(f"path_normals: seed_index must be a 1-D integer array, got shape {seed_index.shape}")
+    n = seed_index.shape[0]
     for name, x, top in (("seed_index", seed_index, keys.shape[0]), ("loan", loan, 2**64), ("sample", sample, 2**32)):
-        if x.ndim != 1 or x.shape[0] != n or (x.size and (x.dtype.kind not in "iu" or x.min() < 0 or x.max() >= top)):
-            raise ValueError(f"path_normals: {name} must be a ({n},) integer array in [0, {top}), got "
-                             f"{x.dtype} {x.shape}")
-    if not (0 <= int(month) < 2**32 and 0 <= int(n_noise)):
-        raise ValueError(f"path_normals: month in [0, 2**32) and n_noise >= 0 expected, got {month}, {n_noise}")
+        if x.ndim != 1 or x.shape[0] != n or (x.size and x.dtype.kind not in "iu"):
+            raise ValueError(f"path_normals: {name} must be a ({n},) integer array, got {x.dtype} {x.shape}")
+        if x.size and (x.min() < 0 or x.max() >= top):
+            bad = x.min() if x.min() < 0 else x.max()
+            raise ValueError(f"path_normals: {name} must lie in [0, {top}), got {bad}")
+    for name, v, top in (("month", month, 2**32), ("n_noise", n_noise, 2**31)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < top:
+            raise ValueError(f"path_normals: {name} must be an integer in [0, {top}), got {v!r}")
     k = keys[seed_index.astype(np.int64)]
     tag = (np.uint64(month) << np.uint64(32)) + sample.astype(np.uint64)
     out = np.empty((int(n_noise), n, 2), dtype=np.float32)

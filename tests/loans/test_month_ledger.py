@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,14 +27,19 @@ def _ledger_inputs(seed: int, n: int, cols: int):
 @given(seed=st.integers(0, 2**31), n=st.integers(1, 70), months=st.integers(1, 14))
 def test_the_numba_ledger_books_the_torch_ledgers_bits(seed, n, months):
     """Random schedules, states (absorbed and revived ones too: the kernel must follow the torch code even
-    where a model would never go), payment ratios and LGDs, NaN among them: every output the same bits."""
+    where a model would never go, int32 state codes), payment ratios and LGDs (negative, above 1, -0.0,
+    infinities and NaN among them): every output the same bits, a NaN's sign bit apart (module docstring)."""
     rng, sbal, cum, n_idx, init = _ledger_inputs(seed, n, 12)
     ledgers = [_PathLedger(sbal, cum, n_idx, init, months, fused=f) for f in (False, True)]
     assert not ledgers[0]._fused and ledgers[1]._fused
     for t in range(months):
         new = torch.from_numpy(rng.choice(N_STATES, n, p=[0.55, 0.1, 0.05, 0.05, 0.1, 0.1, 0.05]))
-        values = torch.from_numpy(rng.uniform(0, 1.2, (n, 2)))
-        values[torch.from_numpy(rng.random((n, 2)) < 0.03)] = float("nan")
+        if t % 2:
+            new = new.int()
+        values = torch.from_numpy(rng.uniform(-0.3, 1.5, (n, 2)))
+        odd = torch.from_numpy(rng.choice(5, (n, 2), p=[0.9, 0.025, 0.025, 0.025, 0.025]))
+        for code, x in zip((1, 2, 3, 4), (float("nan"), float("inf"), float("-inf"), -0.0)):
+            values[odd == code] = x
         moves = [led.moves(t, new) for led in ledgers]
         for a, b in zip(*moves):
             assert torch.equal(a, b)
@@ -65,3 +71,12 @@ def test_generate_books_the_same_paths_with_either_ledger(monkeypatch):
     assert (fused["states"] == 4).any() and (fused["states"] == 5).any()
     for k, v in fused.items():
         assert torch.equal(v.nan_to_num(-7.0), eager[k].nan_to_num(-7.0)), k
+
+
+def test_a_state_code_outside_the_seven_is_refused():
+    _, sbal, cum, n_idx, init = _ledger_inputs(0, 3, 4)
+    ledger = _PathLedger(sbal, cum, n_idx, torch.zeros(3, dtype=torch.long), 2, fused=True)
+    with pytest.raises(ValueError, match="state code outside 0..6"):
+        ledger.moves(0, torch.tensor([0, -1, 0]))
+    with pytest.raises(ValueError, match="state code outside 0..6"):
+        ledger.moves(0, torch.tensor([0, 7, 0]))

@@ -118,16 +118,22 @@ def test_normals_are_the_same_bits_on_a_cpu_without_vector_extensions(tmp_path):
 
 def test_mismatched_or_out_of_range_counters_are_refused():
     keys = value_noise_keys((1,))
-    with pytest.raises(ValueError, match="loan must be a \\(2,\\) integer array"):
+    with pytest.raises(ValueError, match=r"loan must be a \(2,\) integer array"):
         path_normals(keys, np.zeros(2, int), np.arange(8000), np.zeros(8000, int), 5, 2)
-    with pytest.raises(ValueError, match="sample must be a \\(2,\\) integer array"):
+    with pytest.raises(ValueError, match=r"sample must be a \(2,\) integer array"):
         path_normals(keys, np.zeros(2, int), np.arange(2), 0, 5, 2)
-    with pytest.raises(ValueError, match="sample must be"):
+    with pytest.raises(ValueError, match=r"sample must lie in \[0, 4294967296\), got 4294967296"):
         path_normals(keys, np.zeros(2, int), np.arange(2), np.array([0, 2**32]), 5, 2)
-    with pytest.raises(ValueError, match="seed_index must be"):
+    with pytest.raises(ValueError, match=r"seed_index must lie in \[0, 1\), got 1"):
         path_normals(keys, np.array([0, 1]), np.arange(2), np.zeros(2, int), 5, 2)
-    with pytest.raises(ValueError, match="loan must be"):
+    with pytest.raises(ValueError, match="seed_index must be a 1-D integer array"):
+        path_normals(keys, np.int64(0), np.arange(1), np.zeros(1, int), 5, 2)
+    with pytest.raises(ValueError, match="loan must lie in .*, got -1"):
         path_normals(keys, np.zeros(2, int), np.array([3, -1]), np.zeros(2, int), 5, 2)
-    with pytest.raises(ValueError, match="month in"):
+    with pytest.raises(ValueError, match="month must be an integer"):
         path_normals(keys, np.zeros(2, int), np.arange(2), np.zeros(2, int), -1, 2)
+    with pytest.raises(ValueError, match="month must be an integer"):
+        path_normals(keys, np.zeros(2, int), np.arange(2), np.zeros(2, int), 2.7, 2)
+    with pytest.raises(ValueError, match="n_noise must be an integer"):
+        path_normals(keys, np.zeros(2, int), np.arange(2), np.zeros(2, int), 2, 3.0)
     assert path_normals(keys, np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), 0, 3).shape == (3, 0, 2)
