@@ -553,6 +553,11 @@ def _contract_tables(terms: Mapping[str, np.ndarray], n_months: int,
 _LIVE_STEP_ROWS = 96
 
 
+def _select_rows(x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    """The rows ``rows`` ``(m,)`` of ``x`` (``x`` itself for None: every row, in order)."""
+    return x if rows is None else x.index_select(0, rows)
+
+
 def _padded_rows(rows: torch.Tensor) -> torch.Tensor:
     """``rows`` ``(n,)`` followed by copies of its last entry up to a multiple of :data:`_LIVE_STEP_ROWS`
     (empty stays empty)."""
@@ -1369,7 +1374,7 @@ class LoanTrajectoryModel(nn.Module):
         else:  # the kernels are not built: every row, in torch
             h_rows, log_rows = self._live_step(t, paths, state, None, pasts)
             corr = self.correction(h_rows)
-        pick = (lambda x: x) if live is None else (lambda x: x.index_select(0, live))  # noqa: E731
+        pick = functools.partial(_select_rows, rows=live)
         # the same draw as the eager path's, in one numba pass per path
         new_rows = next_states(corr, log_rows, pick(state), pick(paths.rem), t, pick(paths.shift), pick(unif))
         if live is None:
@@ -1382,7 +1387,7 @@ class LoanTrajectoryModel(nn.Module):
         """The transformer's month ``t`` on the paths ``rows`` ``(m,)`` (None: all ``N`` in order; else a
         compact buffer's wanted rows in order, then any padding): ``(h (m, d), log cohort rows (m, 7))``."""
         m = state.shape[0] if rows is None else rows.shape[0]
-        pick = (lambda x: x) if rows is None else (lambda x: x.index_select(0, rows))  # noqa: E731
+        pick = functools.partial(_select_rows, rows=rows)
         prev = pick(state)
         cohort = paths.cohort
         if cohort.is_contiguous():  # one flat index_select (advanced indexing by three tensors: ~0.1 ms a call)

@@ -641,14 +641,7 @@ def test_an_expanded_cohort_gives_the_paths_of_its_copy():
     """One matrix expanded over the book (stride 0, read by advanced indexing) and its contiguous copy (read by
     a flat index_select) are the same gathers: the same bits."""
     model = LoanTrajectoryModel.from_pretrained()
-    p = torch.zeros(12, 7, 7)
-    p[:, 0] = torch.tensor([0.9, 0.05, 0, 0, 0.02, 0.025, 0.005])
-    p[:, 1] = torch.tensor([0.5, 0.2, 0.25, 0, 0.05, 0, 0])
-    p[:, 2] = torch.tensor([0.2, 0.1, 0.2, 0.4, 0.1, 0, 0])
-    p[:, 3] = torch.tensor([0.1, 0, 0, 0.4, 0.5, 0, 0])
-    for s in (4, 5, 6):
-        p[:, s, s] = 1.0
-    expanded = p.expand(300, 12, 7, 7)
+    expanded = torch.from_numpy(BASE_P).float().expand(300, 12, 7, 7)
     assert not expanded.is_contiguous()
     a = model.generate(_features(300, 30), expanded, None, n_samples=2, seed=4)
     b = model.generate(_features(300, 30), expanded.contiguous(), None, n_samples=2, seed=4)
