@@ -99,6 +99,47 @@ def test_fused_chain_matches_a_float64_reference():
     np.testing.assert_allclose(got, _reference(model, vp, noise), rtol=0, atol=2e-5)
 
 
+def _kernel_silu(module, v: np.ndarray) -> np.ndarray:
+    """The chain's own SiLU (``_diffusion_chain.silu``) on a float32 array."""
+    x = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+    y = torch.empty_like(x)
+    module.silu(x.numel(), x.data_ptr(), y.data_ptr())
+    return y.numpy()
+
+
+def _silu_inputs() -> np.ndarray:
+    """Dense over the working range, normal draws, the rounding ties of y = -v log2(e) near integers and
+    halves, the subnormal and overflowing ranges of 2^y, and the edges of float32."""
+    g = np.random.default_rng(12)
+    k = np.arange(-130, 131, dtype=np.float64) / 2  # y = k: n's rounding ties and the exact integers
+    ties = (-k / np.log2(np.e)).astype(np.float32)
+    ties = np.concatenate([ties, np.nextafter(ties, np.float32(np.inf)), np.nextafter(ties, np.float32(-np.inf))])
+    return np.concatenate([np.linspace(-110, 110, 400_001, dtype=np.float32), g.standard_normal(200_000).astype(
+        np.float32) * 4, ties, np.float32([0, -0.0, 1e-30, -1e-30, 1e-45, -1e-45, 3e38, -3e38, 1e20, -1e20])])
+
+
+def test_the_chains_silu_is_within_its_stated_error_of_the_exact_one():
+    """_diffusion_chain.cpp's SiLU is its own (2^y by a degree-5 polynomial and a scaling, not libm): held
+    to the accuracy its comment states against float64, with the right limits at the ends of float32. A
+    wrong polynomial coefficient, a missed clamp or a double rounding in the scaling fails here."""
+    v = _silu_inputs()
+    got = _kernel_silu(diffusion_kernel._diffusion_chain, v).astype(np.float64)
+    vd = v.astype(np.float64)
+    with np.errstate(over="ignore"):
+        exact = vd / (1 + np.exp(-vd))
+    for bound, rel_max in ((5, 4e-7), (20, 1.2e-6), (87, 4.5e-6)):
+        inside = (np.abs(vd) <= bound) & (np.abs(exact) >= 1.2e-38)  # a subnormal result has no relative accuracy
+        rel = np.abs(got[inside] - exact[inside]) / np.abs(exact[inside])
+        assert rel.max() <= rel_max, (bound, rel.max(), vd[inside][rel.argmax()])
+    inside = np.abs(vd) <= 20
+    assert np.abs(got[inside] - exact[inside]).max() <= 1.3e-6
+    far = vd < -87  # the exact SiLU is below 1.6e-36 in size there
+    assert (np.abs(got[far]) <= 1e-35).all() and (got[far] <= 0).all()
+    big = vd > 87  # 2^y vanishes beside 1: silu(v) = v
+    assert np.array_equal(got[big], vd[big])
+    assert np.isnan(_kernel_silu(diffusion_kernel._diffusion_chain, np.float32([np.nan]))).all()
+
+
 def test_a_rows_value_is_the_same_bits_in_any_batch_or_tile_position():
     """The tile's rows are vector lanes and the conditioning layer runs in the kernel too: no sum mixes
     rows, so a row does not depend on its neighbours, its position in the tile or the batch size (torch's
@@ -202,14 +243,18 @@ def test_every_instruction_set_level_gives_the_same_bits(kernel_levels, monkeypa
     shipped, small = LoanTrajectoryModel.from_pretrained(), _model(4)  # h = 64; h = 18: AVX-512 block + generic tail
     cases = [(m, *_inputs(m, 37, seed=11, scale=1.0)) for m in (shipped, small)]
     outs: list[list] = [[], []]
+    silus, v = [], _silu_inputs()  # the SiLU alone, over its edge cases (scalef against two scalings)
     for march, module in kernel_levels(Path(diffusion_kernel.__file__).with_name("_diffusion_chain.cpp")):
         monkeypatch.setattr(diffusion_kernel, "_diffusion_chain", module)
         with torch.no_grad():
             for runs, (m, vp, noise) in zip(outs, cases):
                 runs.append((march, m._sample_values(vp, noise)))
+        silus.append((march, _kernel_silu(module, v).view(np.uint32)))
     for runs in outs:
         for march, out in runs[1:]:
             assert torch.equal(out, runs[0][1]), march
+    for march, bits in silus[1:]:
+        assert np.array_equal(bits, silus[0][1]), march
 
 
 def test_without_the_compiled_kernels_generate_runs_in_torch(monkeypatch):
