@@ -8,6 +8,7 @@ which turns them into one-line messages and exit status 2) can catch one class.
 - :class:`ConfigError`: a configuration, deal file, option or argument is invalid.
 - :class:`CheckpointError`: a model checkpoint is missing, incomplete or does not match its config.
 - :class:`NotFittedError`: a model was used before ``fit``.
+- :class:`NumericalError`: a model produced NaN or infinite numbers where probabilities were due.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "ConfigError",
     "CheckpointError",
     "NotFittedError",
+    "NumericalError",
     "format_labels",
 ]
 
@@ -51,6 +53,12 @@ class CheckpointError(CreditSimError):
 
 class NotFittedError(CreditSimError, RuntimeError):
     """A model attribute or method needs ``fit`` to have been called first."""
+
+
+class NumericalError(CreditSimError, ArithmeticError):
+    """A model produced NaN or infinite numbers where probabilities were due: its inputs are checked finite
+    on the way in, so the cause is a corrupt or diverged checkpoint, or inputs far outside the range the
+    model was fitted on (overflow inside the network)."""
 
 
 def format_labels(labels: Iterable[object], limit: int = 10) -> str:

@@ -26,9 +26,10 @@ import numpy as np
 import torch
 from numba import njit
 
+from creditsim.errors import NumericalError
 from creditsim.states import ALLOWED_TRANSITIONS, N_STATES, LoanState
 
-__all__ = ["next_states"]
+__all__ = ["next_states", "non_finite_draw"]
 
 _CUR, _DPD90, _PRE, _MAT = int(LoanState.CURRENT), int(LoanState.DPD90), int(LoanState.PREPAID), int(LoanState.MATURED)
 _ALLOWED = np.ascontiguousarray(ALLOWED_TRANSITIONS)
@@ -73,6 +74,9 @@ def _next_states(corr, log_rows, prev, rem, t, shift, allowed, unif, out):  # pr
         for j in range(n_states):
             prob[j] = np.exp(np.float64(logit[j]) - top)
             total += prob[j]
+        if not (total > 0.0 and total < np.inf):  # a NaN or infinite logit, or no finite one: flagged, not drawn
+            out[i] = -1
+            continue
         last = 0
         for j in range(n_states):
             prob[j] = prob[j] / total
@@ -104,6 +108,9 @@ def next_states(corr: torch.Tensor, log_rows: torch.Tensor, prev: torch.Tensor, 
 
     Returns:
         ``(N,)`` int64 next states.
+
+    Raises:
+        NumericalError: a path's probabilities are NaN or infinite (NaN in ``corr``, or no finite logit).
     """
     if prev.ndim != 1 or prev.dtype.is_floating_point or prev.dtype == torch.bool or rem.dtype.is_floating_point:
         raise ValueError(f"next_states: prev and rem must be 1-D integer tensors, got {prev.dtype} "
@@ -120,4 +127,18 @@ def next_states(corr: torch.Tensor, log_rows: torch.Tensor, prev: torch.Tensor, 
                          f"got {corr_a.shape}, {rows_a.shape}, {rem_a.shape}, {unif_a.shape}, {shift_a.shape}")
     out = np.empty(n, dtype=np.int64)
     _next_states(corr_a, rows_a, prev_a, rem_a, int(t), shift_a, _ALLOWED, unif_a, out)
+    bad = np.flatnonzero(out < 0)
+    if bad.size:
+        raise non_finite_draw(t, bad.size, n, prev_a[bad])
     return torch.from_numpy(out).to(prev.device)
+
+
+def non_finite_draw(t: int, n_bad: int, n: int, states: np.ndarray) -> NumericalError:
+    """The error for a month whose transition probabilities are NaN or infinite on ``n_bad`` of ``n`` paths
+    (``states`` their states before the draw): raised, never drawn as CURRENT, which is where a NaN
+    probability's comparisons would otherwise land every such path."""
+    names = sorted({LoanState(int(s)).name for s in states})
+    return NumericalError(f"trajectory model, month {t}: the next-state probabilities of {n_bad} of {n} paths "
+                          f"(from {', '.join(names)}) are NaN or infinite; the model's inputs were finite, so "
+                          "check the checkpoint (NaN weights?) and that loan features and macro paths lie in "
+                          "the range it was fitted on")

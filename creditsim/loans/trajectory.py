@@ -107,7 +107,7 @@ from creditsim.nn.modes import eval_modes
 from creditsim.loans import diffusion_kernel
 from creditsim.loans.diffusion_sampling import SamplingPlan, ddim_sample, plan_for
 from creditsim.loans.month_ledger import FLOWS, month_moves, settle_month
-from creditsim.loans.month_states import next_states
+from creditsim.loans.month_states import next_states, non_finite_draw
 from creditsim.loans.value_noise import path_normals, value_noise_keys
 from creditsim.loans.pool import LOAN_FLOWS, check_recovery_lag, pool_cashflows
 from creditsim.loans.schedule import amortization_codes, amortization_schedule
@@ -1360,6 +1360,10 @@ class LoanTrajectoryModel(nn.Module):
             logits = self._logits(h, log_rows, state, paths.rem, torch.full_like(state, t))
             logits = logits + paths.shift[paths.rows, state]  # frailty on adverse moves; -inf stays -inf
             probs = torch.softmax(logits.double(), dim=-1)
+            # what next_states flags: a NaN / +inf logit, or none finite, on a path not yet absorbed
+            bad = torch.isnan(probs).any(-1) & (state <= int(LoanState.DPD90))
+            if bool(bad.any()):
+                raise non_finite_draw(t, int(bad.sum()), N, state[bad].cpu().numpy())
             thr = cumulative_thresholds(probs.unsqueeze(1))[:, 0]  # (N, 6)
             return h, (unif.view(N, 1) >= thr).sum(-1)
         compact = bool(pasts) and pasts[0].compact

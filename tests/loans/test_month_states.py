@@ -93,3 +93,48 @@ def test_bad_shapes_are_refused():
         next_states(corr, log_rows, prev.view(2, 5), rem, 0, shift, unif)
     assert np.array_equal(next_states(corr, log_rows, prev, rem, 0, shift, unif).numpy() <= N_STATES - 1,
                           np.ones(10, dtype=bool))
+
+
+def test_non_finite_probabilities_are_refused_not_drawn_as_current():
+    """A NaN correction (or a row with no finite logit) on a live path is a NumericalError naming the month,
+    the count and the states; before, its comparisons with the uniform all failed and the path went to
+    CURRENT. An absorbed path is not computed, so a NaN on it changes nothing."""
+    from creditsim.errors import NumericalError
+
+    corr, log_rows, prev, rem, shift, unif = _case(10, seed=2)
+    prev[:] = S.CURRENT
+    prev[7] = S.PREPAID
+    bad = corr.clone()
+    bad[7] = float("nan")  # absorbed: skipped
+    assert torch.equal(next_states(bad, log_rows, prev, rem, 4, shift, unif),
+                       next_states(corr, log_rows, prev, rem, 4, shift, unif))
+    bad[3, 1] = float("nan")  # DPD30: allowed from CURRENT (a NaN on a masked move is masked away)
+    with pytest.raises(NumericalError, match=r"month 4: .* 1 of 10 paths \(from CURRENT\)"):
+        next_states(bad, log_rows, prev, rem, 4, shift, unif)
+    inf = corr.clone()
+    inf[5, 0] = float("inf")
+    with pytest.raises(NumericalError, match="1 of 10"):
+        next_states(inf, log_rows, prev, rem, 4, shift, unif)
+    none = log_rows.clone()
+    none[1] = float("-inf")  # no finite logit left
+    with pytest.raises(NumericalError, match="1 of 10"):
+        next_states(corr, none, prev, rem, 4, shift, unif)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_generate_refuses_a_checkpoint_that_gives_nan(fused):
+    """End to end, on the compiled and the eager path alike: a model whose correction head holds NaN."""
+    from creditsim.errors import NumericalError
+
+    model = LoanTrajectoryModel(TrajectoryConfig(d_model=8, n_heads=2, n_layers=1, diffusion_steps=4,
+                                                 diffusion_hidden=8, max_months=12)).eval()
+    with torch.no_grad():
+        model.correction.bias[0] = float("nan")  # CURRENT: a move every live state may make
+    model.fused_kernels = fused
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(6, model.config.n_loan_features, generator=g)
+    cohort = torch.softmax(torch.randn(6, 12, N_STATES, N_STATES, generator=g), -1) * \
+        torch.from_numpy(ALLOWED_TRANSITIONS.astype(np.float32))
+    cohort = cohort / cohort.sum(-1, keepdim=True)
+    with pytest.raises(NumericalError, match="month 0"):
+        model.generate(feats, cohort, None, seed=1)
