@@ -98,7 +98,7 @@ import torch.nn.functional as F
 
 from creditsim.checkpoints import (check_weight_shapes, config_from_meta, load_model_weights, read_model_meta,
                                    save_model_checkpoint)
-from creditsim.errors import CheckpointError, ConfigError, DataError, format_labels
+from creditsim.errors import CheckpointError, ConfigError, DataError, NumericalError, format_labels
 from creditsim.features import LOAN_FEATURES
 from creditsim.nn.config import JSONConfig
 from creditsim.nn import attention_kernel
@@ -1426,6 +1426,12 @@ class LoanTrajectoryModel(nn.Module):
                 eps = eps.index_select(1, _padded_rows(torch.arange(n, device=eps.device)))
             vp = self._value_params(h.index_select(0, rows), new.index_select(0, rows))
             sampled = self._sample_values(vp, eps, plan)[:n]
+            if bool(torch.isnan(sampled).any()):  # (the chain clips to [0, 1]; only a NaN gets through)
+                k = int(torch.isnan(sampled).any(-1).sum())
+                raise NumericalError(f"trajectory model: the diffusion head's values of {k} of {n} paths are NaN; "
+                                     "the model's inputs were finite, so check the checkpoint "
+                                     "(NaN weights?) and that loan features and macro paths lie in the range it was "
+                                     "fitted on")
             values.index_copy_(0, rows[:n], sampled.double())
         return values
 
