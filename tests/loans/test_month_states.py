@@ -122,39 +122,25 @@ def test_non_finite_probabilities_are_refused_not_drawn_as_current():
 
 
 @pytest.mark.parametrize("fused", [True, False])
-def test_generate_refuses_a_checkpoint_that_gives_nan(fused):
-    """End to end, on the compiled and the eager path alike: a model whose correction head holds NaN."""
+@pytest.mark.parametrize("poison, message", [
+    ("correction.bias", "month 0"),  # the next-state head: CURRENT (index 0), a move every live state may make
+    ("diffusion.out.bias", r"diffusion head's values of (\d+) of \1 paths are NaN"),  # the value sampler
+])
+def test_generate_refuses_a_checkpoint_that_gives_nan(fused, poison, message):
+    """End to end, on the compiled and the eager path alike: a model with one NaN weight in its next-state
+    correction or in its value sampler's output layer raises, instead of drawing CURRENT or writing NaN
+    into the ledger's cash."""
     from creditsim.errors import NumericalError
 
     model = LoanTrajectoryModel(TrajectoryConfig(d_model=8, n_heads=2, n_layers=1, diffusion_steps=4,
                                                  diffusion_hidden=8, max_months=12)).eval()
     with torch.no_grad():
-        model.correction.bias[0] = float("nan")  # CURRENT: a move every live state may make
+        model.get_parameter(poison)[0] = float("nan")
     model.fused_kernels = fused
     g = torch.Generator().manual_seed(0)
     feats = torch.randn(6, model.config.n_loan_features, generator=g)
     cohort = torch.softmax(torch.randn(6, 12, N_STATES, N_STATES, generator=g), -1) * \
         torch.from_numpy(ALLOWED_TRANSITIONS.astype(np.float32))
     cohort = cohort / cohort.sum(-1, keepdim=True)
-    with pytest.raises(NumericalError, match="month 0"):
-        model.generate(feats, cohort, None, seed=1)
-
-
-@pytest.mark.parametrize("fused", [True, False])
-def test_generate_refuses_nan_values_from_the_diffusion_head(fused):
-    """The value sampler's NaN (here a NaN weight in its output layer) is refused too, not written into the
-    ledger's cash, on the compiled chain and in torch."""
-    from creditsim.errors import NumericalError
-
-    model = LoanTrajectoryModel(TrajectoryConfig(d_model=8, n_heads=2, n_layers=1, diffusion_steps=4,
-                                                 diffusion_hidden=8, max_months=12)).eval()
-    with torch.no_grad():
-        model.diffusion.out.bias[0] = float("nan")
-    model.fused_kernels = fused
-    g = torch.Generator().manual_seed(0)
-    feats = torch.randn(6, model.config.n_loan_features, generator=g)
-    cohort = torch.softmax(torch.randn(6, 12, N_STATES, N_STATES, generator=g), -1) * \
-        torch.from_numpy(ALLOWED_TRANSITIONS.astype(np.float32))
-    cohort = cohort / cohort.sum(-1, keepdim=True)
-    with pytest.raises(NumericalError, match=r"diffusion head's values of (\d+) of \1 paths are NaN"):
+    with pytest.raises(NumericalError, match=message):
         model.generate(feats, cohort, None, seed=1)
