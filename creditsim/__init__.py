@@ -20,6 +20,7 @@ __getattr__, __dir__, _public = attach(__name__, {
     "ConfigError": "creditsim.errors",
     "CheckpointError": "creditsim.errors",
     "NotFittedError": "creditsim.errors",
+    "NumericalError": "creditsim.errors",
     "LoanState": "creditsim.states",
     "MACRO_VARS": "creditsim.states",
     "SCENARIOS": "creditsim.states",

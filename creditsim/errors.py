@@ -8,7 +8,7 @@ which turns them into one-line messages and exit status 2) can catch one class.
 - :class:`ConfigError`: a configuration, deal file, option or argument is invalid.
 - :class:`CheckpointError`: a model checkpoint is missing, incomplete or does not match its config.
 - :class:`NotFittedError`: a model was used before ``fit``.
-- :class:`NumericalError`: a model produced NaN or infinite numbers where probabilities were due.
+- :class:`NumericalError`: a model produced NaN or infinite probabilities or values.
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ class NotFittedError(CreditSimError, RuntimeError):
 
 
 class NumericalError(CreditSimError, ArithmeticError):
-    """A model produced NaN or infinite numbers where probabilities were due: its inputs are checked finite
-    on the way in, so the cause is a corrupt or diverged checkpoint, or inputs far outside the range the
-    model was fitted on (overflow inside the network)."""
+    """A model produced NaN or infinite transition probabilities, or NaN sampled values: its inputs are checked
+    finite on the way in, so the cause is a corrupt or diverged checkpoint, or inputs far outside the range
+    the model was fitted on (overflow inside the network)."""
 
 
 def format_labels(labels: Iterable[object], limit: int = 10) -> str:

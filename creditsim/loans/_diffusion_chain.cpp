@@ -35,7 +35,7 @@ using creditsim_kernels::as_ptr;
 // silu_x16 below). Twelve vector operations and a division, against eighteen with exp_f32: the two SiLUs were
 // about a third of the chain's time, the 64 x 64 product most of the rest. Accuracy: y carries the
 // product's rounding (half an ulp of y: ~7e-7 relative in 2^y at |v| = 20); measured against the exact SiLU,
-// 3.6e-7 relative for |v| <= 5, 1.1e-6 for |v| <= 20, 4e-6 up to 87 (below -87 the result is ~1e-37 or 0),
+// 3.7e-7 relative for |v| <= 5, 1.1e-6 for |v| <= 20, 4e-6 up to 87 (below -87 the result is ~1e-37 or 0),
 // and within 1.3e-6 absolute where |v| <= 20 -- as torch's own float32 silu; the tests hold it to that.
 constexpr float LOG2E = 1.44269504088896341f;
 constexpr float P2[6] = {1.0000001192092896f, 0.6931469440460205f, 0.24022120237350464f, 0.05550713092088699f,

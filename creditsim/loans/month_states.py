@@ -129,16 +129,16 @@ def next_states(corr: torch.Tensor, log_rows: torch.Tensor, prev: torch.Tensor, 
     _next_states(corr_a, rows_a, prev_a, rem_a, int(t), shift_a, _ALLOWED, unif_a, out)
     bad = np.flatnonzero(out < 0)
     if bad.size:
-        raise non_finite_draw(t, bad.size, n, prev_a[bad])
+        raise non_finite_draw(t, bad.size, int((prev_a <= _DPD90).sum()), prev_a[bad])
     return torch.from_numpy(out).to(prev.device)
 
 
-def non_finite_draw(t: int, n_bad: int, n: int, states: np.ndarray) -> NumericalError:
-    """The error for a month whose transition probabilities are NaN or infinite on ``n_bad`` of ``n`` paths
-    (``states`` their states before the draw): raised, never drawn as CURRENT, which is where a NaN
-    probability's comparisons would otherwise land every such path."""
+def non_finite_draw(t: int, n_bad: int, n_live: int, states: np.ndarray) -> NumericalError:
+    """The error for a month whose transition probabilities are NaN or infinite on ``n_bad`` of the ``n_live``
+    paths not yet absorbed (``states`` their states before the draw): raised, never drawn as CURRENT, which is
+    where a NaN probability's comparisons would otherwise land every such path."""
     names = sorted({LoanState(int(s)).name for s in states})
-    return NumericalError(f"trajectory model, month {t}: the next-state probabilities of {n_bad} of {n} paths "
+    return NumericalError(f"trajectory model, month {t}: the next-state probabilities of {n_bad} of {n_live} live paths "
                           f"(from {', '.join(names)}) are NaN or infinite; the model's inputs were finite, so "
                           "check the checkpoint (NaN weights?) and that loan features and macro paths lie in "
                           "the range it was fitted on")

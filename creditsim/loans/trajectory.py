@@ -76,7 +76,8 @@ draws a frailty ``z ~ N(0, 1)`` and the log-odds of its adverse moves (roll one 
 default; :data:`creditsim.transitions.sampler.ADVERSE_MOVES`) are shifted by ``idio_scale z -
 idio_scale^2 / 2`` for the whole path: mean-one lognormal odds, so average hazards are kept to first
 order while loan paths become more dispersed (unobserved heterogeneity beyond the features, the usual
-frailty of credit models). It plays no role in training; 0 switches it off.
+frailty of credit models). It plays no role in training; 0 switches it off, and it is at most
+:data:`IDIO_SCALE_MAX`.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ __all__ = [
     "LoanTrajectoryModel",
     "VALUE_NAMES",
     "COHORT_PROB_FLOOR",
+    "IDIO_SCALE_MAX",
     "PRETRAINED_DIR",
     "loan_terms_from_features",
     "trajectory_flows",
@@ -188,6 +190,15 @@ def scenario_threads(n_loans: int, fused: bool = True) -> int:
     return 1 if n_loans < (THREAD_MIN_LOANS if compiled else THREAD_MIN_LOANS_TORCH) else THREAD_MAX
 
 _LIVE = (LoanState.CURRENT, LoanState.DPD30, LoanState.DPD60, LoanState.DPD90)
+
+#: the largest ``idio_scale`` taken: at 10 an adverse move's odds are scaled by exp(10 z - 50), e^-50 at
+#: the median path, so larger values mean nothing more; far larger ones overflowed the shift
+IDIO_SCALE_MAX = 10.0
+
+
+def _idio_scale_message(name: str, value: object) -> str:
+    return (f"{name} must be a finite number in [0, {IDIO_SCALE_MAX:g}] (the standard deviation of a path's "
+            f"log-odds frailty on adverse moves), got {value!r}")
 
 # fixed standardisation of the macro inputs: centre = long-run anchors of the synthetic macro model,
 # scale = rough 1981-2019 standard deviations of the US series (decimals, MACRO_VARS order)
@@ -268,6 +279,8 @@ class TrajectoryConfig(JSONConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f"TrajectoryConfig.{name} must be a finite number >= 0, got {value!r}")
+        if self.idio_scale > IDIO_SCALE_MAX:
+            raise ConfigError(_idio_scale_message("TrajectoryConfig.idio_scale", self.idio_scale))
         if isinstance(self.dropout, bool) or not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
             raise ConfigError(f"TrajectoryConfig.dropout must be in [0, 1), got {self.dropout!r}")
 
@@ -1075,7 +1088,7 @@ class LoanTrajectoryModel(nn.Module):
                 precision). Default 0.
             generator: alternative to ``seed``: a CPU ``torch.Generator`` whose first draw seeds the
                 streams (advances it).
-            idio_scale: frailty sd; default ``config.idio_scale``.
+            idio_scale: frailty sd in [0, :data:`IDIO_SCALE_MAX`]; default ``config.idio_scale``.
             initial_states: ``(B,)`` live states at the cut-off (default CURRENT).
             chunk_size: loans per chunk (rounded up to a multiple of RNG_LOAN_BLOCK); bounds memory.
             cohort_index: ``(B,)`` integers, loan ``b``'s row of a ``(G, T, 7, 7)`` ``cohort_transitions``:
@@ -1095,6 +1108,14 @@ class LoanTrajectoryModel(nn.Module):
             ``interest``, ``scheduled_principal``, ``prepayment``, ``default_par``; plus ``lgd``
             ``(n_samples, B)`` float64 (NaN where the loan did not default) and ``opening_balance``
             ``(B,)``.
+
+        Raises:
+            DataError: inputs of the wrong shape, NaN or infinite, or matrices that are not transition
+                matrices (rows summing to 1, no forbidden move).
+            ConfigError: bad options (``n_samples``, ``idio_scale``, sampler settings, a horizon beyond
+                ``max_months``).
+            NumericalError: the model itself gave NaN or infinite next-state probabilities or NaN values
+                on finite inputs (a corrupt checkpoint, or inputs far outside its training range).
         """
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
             raise ConfigError(f"n_samples must be a positive integer, got {n_samples!r}")
@@ -1204,8 +1225,9 @@ class LoanTrajectoryModel(nn.Module):
                         self.config.sampling_steps if sampling_steps is None else sampling_steps,
                         self.config.sampling_eta if sampling_eta is None else sampling_eta)
         sigma = self.config.idio_scale if idio_scale is None else idio_scale
-        if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma >= 0):
-            raise ConfigError(f"idio_scale must be a finite number >= 0, got {sigma!r}")
+        if isinstance(sigma, bool) or not (isinstance(sigma, (int, float)) and math.isfinite(sigma)
+                                           and 0 <= sigma <= IDIO_SCALE_MAX):
+            raise ConfigError(_idio_scale_message("idio_scale", sigma))
         return plan, float(sigma)
 
     def _generate(self, feats: torch.Tensor, cohort: tuple[torch.Tensor, torch.Tensor], macro: torch.Tensor,
@@ -1295,7 +1317,8 @@ class LoanTrajectoryModel(nn.Module):
         rem = torch.as_tensor(terms["remaining_term"], device=dev)
         sbal, cum_int, n_idx = _contract_tables(terms, T, dev)
         rep = lambda x: x.repeat(P, *([1] * (x.ndim - 1)))  # noqa: E731 -- path-major (N = p*L + i)
-        shift = (sigma * frail.reshape(N, 1, 1) - 0.5 * sigma**2) * adverse.float()  # (N, 7, 7)
+        # (N, 7, 7); where, not a product with the mask: an overflowing shift times 0 would be NaN
+        shift = torch.where(adverse, sigma * frail.reshape(N, 1, 1) - 0.5 * sigma**2, 0.0)
         # each path's row of the scenarios' matrices, stacked scenario-major: s * G + the loan's cohort
         first_row = torch.arange(S, device=dev).repeat_interleave(n_samples) * G
         rows = (first_row.view(P, 1) + index.view(1, L)).reshape(N)
@@ -1319,7 +1342,7 @@ class LoanTrajectoryModel(nn.Module):
             # noise drawn for those paths alone
             noise = functools.partial(draws.normals, n_samples=n_samples, month=t,
                                       n_noise=plan.n_noise(self.config.diffusion_steps))
-            values = self._month_values(h, new, moves.performing | moves.defaulted, noise, plan)
+            values = self._month_values(t, h, new, moves.performing | moves.defaulted, noise, plan)
             ledger.settle(t, new, moves, values)
         return ledger.result(P, L)
 
@@ -1361,9 +1384,10 @@ class LoanTrajectoryModel(nn.Module):
             logits = logits + paths.shift[paths.rows, state]  # frailty on adverse moves; -inf stays -inf
             probs = torch.softmax(logits.double(), dim=-1)
             # what next_states flags: a NaN / +inf logit, or none finite, on a path not yet absorbed
-            bad = torch.isnan(probs).any(-1) & (state <= int(LoanState.DPD90))
+            live = state <= int(LoanState.DPD90)
+            bad = torch.isnan(probs).any(-1) & live
             if bool(bad.any()):
-                raise non_finite_draw(t, int(bad.sum()), N, state[bad].cpu().numpy())
+                raise non_finite_draw(t, int(bad.sum()), int(live.sum()), state[bad].cpu().numpy())
             thr = cumulative_thresholds(probs.unsqueeze(1))[:, 0]  # (N, 6)
             return h, (unif.view(N, 1) >= thr).sum(-1)
         compact = bool(pasts) and pasts[0].compact
@@ -1406,9 +1430,9 @@ class LoanTrajectoryModel(nn.Module):
             x, _ = block(x, past)
         return self.ln_f(x)[:, 0], log_rows[:, 0]
 
-    def _month_values(self, h: torch.Tensor, new: torch.Tensor, need: torch.Tensor,
+    def _month_values(self, t: int, h: torch.Tensor, new: torch.Tensor, need: torch.Tensor,
                       noise: Callable[[torch.Tensor], torch.Tensor], plan: SamplingPlan | None = None) -> torch.Tensor:
-        """``(N, 2)`` float64 values (:data:`VALUE_NAMES`): sampled by the diffusion head on the rows
+        """``(N, 2)`` float64 values (:data:`VALUE_NAMES`) of month ``t``: sampled by the diffusion head on the rows
         ``need`` (bool ``(N,)``), 1 elsewhere; ``noise(rows)`` the ``(n_noise, n, 2)`` normals of the rows
         ``rows`` (``(n,)``, :meth:`_BlockDraws.normals`), drawn for these rows alone. Where the head runs in
         torch on the CPU (the DDIM sampler, or no compiled chain) the rows run padded to a multiple of
@@ -1428,7 +1452,8 @@ class LoanTrajectoryModel(nn.Module):
             sampled = self._sample_values(vp, eps, plan)[:n]
             if bool(torch.isnan(sampled).any()):  # (the chain clips to [0, 1]; only a NaN gets through)
                 k = int(torch.isnan(sampled).any(-1).sum())
-                raise NumericalError(f"trajectory model: the diffusion head's values of {k} of {n} paths are NaN; "
+                raise NumericalError(f"trajectory model, month {t}: the diffusion head's values of {k} of {n} paths "
+                                     "are NaN; "
                                      "the model's inputs were finite, so check the checkpoint "
                                      "(NaN weights?) and that loan features and macro paths lie in the range it was "
                                      "fitted on")

@@ -166,10 +166,10 @@ def _shipped_conditioning(n_pay: int, seed: int = 0) -> tuple[LoanTrajectoryMode
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
     month_values = model._month_values
 
-    def spy(h, new, need, noise, plan=None):
+    def spy(t, h, new, need, noise, plan=None):
         rows = torch.nonzero(need).view(-1)
         seen.append((model._value_params(h[rows], new[rows]), new[rows]))
-        return month_values(h, new, need, noise, plan)
+        return month_values(t, h, new, need, noise, plan)
 
     model._month_values = spy
     feats = _features(600, 40)

@@ -453,6 +453,13 @@ def test_bad_inputs_raise_clear_errors():
         TrajectoryConfig(d_model=30, n_heads=4)
     with pytest.raises(ConfigError, match="n_states must be 7"):
         TrajectoryConfig(n_states=8)
+    for sigma in (10.5, 1e20, -0.1, float("nan"), True):  # 1e20 once gave NaN shifts (inf * 0) and NaN draws
+        with pytest.raises(ConfigError, match=r"idio_scale must be a finite number in \[0, 10\]"):
+            model.generate(feats, cohort, None, idio_scale=sigma)
+    with pytest.raises(ConfigError, match=r"TrajectoryConfig.idio_scale must be a finite number in \[0, 10\]"):
+        TrajectoryConfig(idio_scale=11.0)
+    extreme = model.generate(feats, cohort, None, idio_scale=10.0, seed=2)  # the ceiling itself runs
+    assert all(bool(torch.isfinite(v).all()) for k, v in extreme.items() if k not in ("states", "lgd"))  # lgd: NaN = no default
 
 
 def test_pool_cashflows_conserve_principal_and_split_defaults_into_loss_and_recovery():
