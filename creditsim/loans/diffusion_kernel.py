@@ -13,8 +13,8 @@ install) keeps a tile of 32 rows' activations in registers and L1 for all ``K`` 
 accumulators (65 GFLOP/s for the chain); an explicit AVX-512 register block for that product, chosen at
 run time, gives 81-87 GFLOP/s with the same bits. The chain's own SiLU (2^y by a degree-5 polynomial and
 an exact scaling: twelve vector operations and a division where ``exp`` took eighteen) and the first
-layer's SiLU pass in an AVX-512 block as well: 93-97 -> 108-116 GFLOP/s (8,000 rows, same Xeon), and 6-12 %
-less CPU for the whole trajectory bench (six interleaved pairs, 2026-12-07).
+layer's SiLU pass in an AVX-512 block as well: 93-97 -> 108-116 GFLOP/s (8,000 rows, same Xeon), and 2-12 %
+less CPU for the whole trajectory bench (median 7 %, six interleaved pairs, 2026-12-07).
 
 The maths is the eager sampler's, step for step (``creditsim.loans.trajectory`` writes it out):
 ``cond_h = cond(value_params)`` once, then per step ``z = silu(x_in(y) + cond_h + step_emb[k])``, ``eps = out(silu(hidden(z)))``,
