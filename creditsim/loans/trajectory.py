@@ -1432,8 +1432,8 @@ class LoanTrajectoryModel(nn.Module):
 
     def _month_values(self, t: int, h: torch.Tensor, new: torch.Tensor, need: torch.Tensor,
                       noise: Callable[[torch.Tensor], torch.Tensor], plan: SamplingPlan | None = None) -> torch.Tensor:
-        """``(N, 2)`` float64 values (:data:`VALUE_NAMES`) of month ``t``: sampled by the diffusion head on the rows
-        ``need`` (bool ``(N,)``), 1 elsewhere; ``noise(rows)`` the ``(n_noise, n, 2)`` normals of the rows
+        """``(N, 2)`` float64 values (:data:`VALUE_NAMES`) of month ``t``: sampled by the diffusion head on the
+        rows ``need`` (bool ``(N,)``), 1 elsewhere; ``noise(rows)`` the ``(n_noise, n, 2)`` normals of the rows
         ``rows`` (``(n,)``, :meth:`_BlockDraws.normals`), drawn for these rows alone. Where the head runs in
         torch on the CPU (the DDIM sampler, or no compiled chain) the rows run padded to a multiple of
         :data:`_LIVE_STEP_ROWS` with copies of the last, for the reason :meth:`_sample_states` gives: a
@@ -1453,10 +1453,8 @@ class LoanTrajectoryModel(nn.Module):
             if bool(torch.isnan(sampled).any()):  # (the chain clips to [0, 1]; only a NaN gets through)
                 k = int(torch.isnan(sampled).any(-1).sum())
                 raise NumericalError(f"trajectory model, month {t}: the diffusion head's values of {k} of {n} paths "
-                                     "are NaN; "
-                                     "the model's inputs were finite, so check the checkpoint "
-                                     "(NaN weights?) and that loan features and macro paths lie in the range it was "
-                                     "fitted on")
+                                     "are NaN; the model's inputs were finite, so check the checkpoint (NaN weights?) "
+                                     "and that loan features and macro paths lie in the range it was fitted on")
             values.index_copy_(0, rows[:n], sampled.double())
         return values
 
