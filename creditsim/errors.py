@@ -60,6 +60,10 @@ class NumericalError(CreditSimError, ArithmeticError):
     finite on the way in, so the cause is a corrupt or diverged checkpoint, or inputs far outside the range
     the model was fitted on (overflow inside the network)."""
 
+    #: the end of every such message: what to check
+    CAUSE = ("the model's inputs were finite, so check the checkpoint (NaN weights?) and that loan features and "
+             "macro paths lie in the range it was fitted on")
+
 
 def format_labels(labels: Iterable[object], limit: int = 10) -> str:
     """Render up to ``limit`` offending row labels, e.g. ``"[3, 17, 42] (and 5 more)"``."""

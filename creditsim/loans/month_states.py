@@ -139,6 +139,4 @@ def non_finite_draw(t: int, n_bad: int, n_live: int, states: np.ndarray) -> Nume
     where a NaN probability's comparisons would otherwise land every such path."""
     names = sorted({LoanState(int(s)).name for s in states})
     return NumericalError(f"trajectory model, month {t}: the next-state probabilities of {n_bad} of {n_live} live "
-                          f"paths (from {', '.join(names)}) are NaN or infinite; the model's inputs were finite, so "
-                          "check the checkpoint (NaN weights?) and that loan features and macro paths lie in "
-                          "the range it was fitted on")
+                          f"paths (from {', '.join(names)}) are NaN or infinite; {NumericalError.CAUSE}")

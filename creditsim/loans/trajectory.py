@@ -1384,10 +1384,10 @@ class LoanTrajectoryModel(nn.Module):
             logits = logits + paths.shift[paths.rows, state]  # frailty on adverse moves; -inf stays -inf
             probs = torch.softmax(logits.double(), dim=-1)
             # what next_states flags: a NaN / +inf logit, or none finite, on a path not yet absorbed
-            live = state <= int(LoanState.DPD90)
-            bad = torch.isnan(probs).any(-1) & live
+            unabsorbed = state <= int(LoanState.DPD90)
+            bad = torch.isnan(probs).any(-1) & unabsorbed
             if bool(bad.any()):
-                raise non_finite_draw(t, int(bad.sum()), int(live.sum()), state[bad].cpu().numpy())
+                raise non_finite_draw(t, int(bad.sum()), int(unabsorbed.sum()), state[bad].cpu().numpy())
             thr = cumulative_thresholds(probs.unsqueeze(1))[:, 0]  # (N, 6)
             return h, (unif.view(N, 1) >= thr).sum(-1)
         compact = bool(pasts) and pasts[0].compact
@@ -1453,8 +1453,7 @@ class LoanTrajectoryModel(nn.Module):
             if bool(torch.isnan(sampled).any()):  # (the chain clips to [0, 1]; only a NaN gets through)
                 k = int(torch.isnan(sampled).any(-1).sum())
                 raise NumericalError(f"trajectory model, month {t}: the diffusion head's values of {k} of {n} paths "
-                                     "are NaN; the model's inputs were finite, so check the checkpoint (NaN weights?) "
-                                     "and that loan features and macro paths lie in the range it was fitted on")
+                                     f"are NaN; {NumericalError.CAUSE}")
             values.index_copy_(0, rows[:n], sampled.double())
         return values
 

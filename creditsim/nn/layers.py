@@ -134,8 +134,8 @@ class KVBuffer:
         """One step in the compiled kernel (a ``fused`` buffer): ``qkv`` ``(batch, 3C)`` the step's queries,
         keys and values -> ``(batch, C)`` attention output, 0 on the rows not wanted; for a ``compact``
         buffer ``qkv`` ``(m, 3C)`` holds the wanted rows first (those of :attr:`live`, or all ``batch``, in
-        order; ``m`` at least that many) -> ``(m, C)``, 0 on the padding. The step's keys and values are written at month
-        :attr:`length`, which advances by one."""
+        order; ``m`` at least that many) -> ``(m, C)``, 0 on the padding. The step's keys and values are
+        written at month :attr:`length`, which advances by one."""
         if not self.fused:
             raise ValueError("KVBuffer.step: this buffer was not made fused (see the class docstring)")
         if self.length >= self.max_len:
