@@ -10,7 +10,8 @@
 // dimensions ascending; months ascending, the softmax denominator in 16 fixed partial sums) as plain adds
 // or explicit fmaf, and the file is built with
 // -ffp-contract=off: the result does not depend on the batch, the live set, the thread or the
-// instruction set the library picks at load (av_avx512_hs8 runs the generic loop's fmaf sequence lane by lane).
+// instruction set the library picks at load (av_avx512_hs8 runs the generic loop's fmaf sequence lane by lane;
+// attend_group_hs8 runs attend_row's sequence in each lane, one row a lane).
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -42,6 +43,9 @@ constexpr int LANES = 16;  // partial sums of the softmax denominator: a fixed t
 // overlap). Every lane runs the generic loop's fmaf sequence from 0, so the bits are the generic loop's.
 // In the generic loop the accumulator is the output row, which the compiler must assume may alias the
 // values, so each month's multiply-add went through memory (about 3x slower on a 2-core Xeon).
+// The weight of head h, month l is s[h * stride + l * LSTRIDE] (LSTRIDE 1: a row's own scores; GROUP: one
+// lane of a group's, attend_group_hs8).
+template <int LSTRIDE>
 __attribute__((target("avx512f"))) static void av_avx512_hs8(int L, int nh, int64_t stride, int C, const float* s,
                                                          const float* values, float* y) {
     int p = 0;
@@ -50,9 +54,10 @@ __attribute__((target("avx512f"))) static void av_avx512_hs8(int L, int nh, int6
         __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
         for (int l = 0; l < L; ++l) {
             const float* v = values + static_cast<int64_t>(l) * C + 16 * p;
-            a = _mm512_fmadd_ps(_mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0[l]), _mm512_set1_ps(s1[l])),
+            const int64_t w = static_cast<int64_t>(l) * LSTRIDE;
+            a = _mm512_fmadd_ps(_mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0[w]), _mm512_set1_ps(s1[w])),
                                 _mm512_loadu_ps(v), a);
-            b = _mm512_fmadd_ps(_mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s2[l]), _mm512_set1_ps(s3[l])),
+            b = _mm512_fmadd_ps(_mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s2[w]), _mm512_set1_ps(s3[w])),
                                 _mm512_loadu_ps(v + 16), b);
         }
         _mm512_storeu_ps(y + 16 * p, a);
@@ -61,10 +66,128 @@ __attribute__((target("avx512f"))) static void av_avx512_hs8(int L, int nh, int6
     for (; p < nh / 2; ++p) {
         const float *s0 = s + 2 * p * stride, *s1 = s0 + stride;
         __m512 a = _mm512_setzero_ps();
-        for (int l = 0; l < L; ++l)
-            a = _mm512_fmadd_ps(_mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0[l]), _mm512_set1_ps(s1[l])),
+        for (int l = 0; l < L; ++l) {
+            const int64_t w = static_cast<int64_t>(l) * LSTRIDE;
+            a = _mm512_fmadd_ps(_mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0[w]), _mm512_set1_ps(s1[w])),
                                 _mm512_loadu_ps(values + static_cast<int64_t>(l) * C + 16 * p), a);
+        }
         _mm512_storeu_ps(y + 16 * p, a);
+    }
+}
+
+constexpr int GROUP = 16;  // rows of one step attended together, one per vector lane (attend_group_hs8)
+
+// exp_f32 on 16 lanes: the same IEEE operations in the same order (max / min keep the scalar selects'
+// results, NaN included), so each lane is exp_f32's bits.
+__attribute__((target("avx512f"))) static inline __m512 exp_f32_x16(__m512 x) {
+    x = _mm512_max_ps(_mm512_set1_ps(-87.3f), x);  // x < -87.3 ? -87.3 : x
+    x = _mm512_min_ps(_mm512_set1_ps(88.3f), x);   // x > 88.3 ? 88.3 : x
+    const __m512 big = _mm512_set1_ps(12582912.0f);
+    const __m512 n = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), big), big);
+    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693359375f), x);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
+    p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
+    const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+}
+
+// r[i] lane j -> r[j] lane i (a 16 x 16 transpose: 64 shuffles, moves only)
+__attribute__((target("avx512f"))) static inline void transpose16(__m512 r[GROUP]) {
+    __m512 t[GROUP];
+    for (int i = 0; i < GROUP; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < GROUP; i += 4) {  // r[i + c] lane k: rows i .. i + 3 at column 4k + c
+        const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]), c = _mm512_castps_pd(t[i + 2]),
+                      d = _mm512_castps_pd(t[i + 3]);
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int c = 0; c < 4; ++c) {  // columns c, c + 4, c + 8, c + 12 from rows 0-7 and 8-15
+        const __m512 lo8 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88), lo4 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xdd),
+                     hi8 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88),
+                     hi4 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xdd);
+        t[c] = _mm512_shuffle_f32x4(lo8, hi8, 0x88);
+        t[c + 8] = _mm512_shuffle_f32x4(lo8, hi8, 0xdd);
+        t[c + 4] = _mm512_shuffle_f32x4(lo4, hi4, 0x88);
+        t[c + 12] = _mm512_shuffle_f32x4(lo4, hi4, 0xdd);
+    }
+    for (int i = 0; i < GROUP; ++i) r[i] = t[i];
+}
+
+// GROUP live rows of one step (every row has the same L = t + 1 months), rows as vector lanes, for heads of
+// hs = 8 (nh even). attend_row's per-row work, with each lane running the per-row sequence of operations:
+// a month's products q_f k_f row by row, transposed so that feature f of the group's rows is one register,
+// each head's sum over its 8 features in ascending order, times scale; the softmax's 16 month-partial maxima
+// and sums and their fixed-order reductions across the rows at once (a padded month's -inf score and 0
+// weight change neither, so they are not computed); then the weighted values row by row. The bits are
+// attend_row's; the per-row fixed work (the four heads' softmax reductions) and the scalar head sums of the
+// scores are what this saves (measured in the note of _attention_step's Python module).
+// q[i], k[i], v[i], y[i]: row i's query (C), key and value buffers (max_len, C) and output (C).
+// S: (nh, L, GROUP) scratch (scores, then weights); den: (nh, GROUP) scratch.
+__attribute__((target("avx512f"))) static void attend_group_hs8(const Step& st, const float* const* q,
+                                                            float* const* k, float* const* v, float* const* y,
+                                                            float* S, float* den) {
+    const int nh = st.nh, C = nh * 8, L = st.t + 1;
+    const __m512 scale = _mm512_set1_ps(st.scale);
+    for (int i = 0; i < GROUP; ++i) {
+        std::memcpy(k[i] + static_cast<int64_t>(st.t) * C, q[i] + C, sizeof(float) * C);
+        std::memcpy(v[i] + static_cast<int64_t>(st.t) * C, q[i] + 2 * C, sizeof(float) * C);
+    }
+    for (int l = 0; l < L; ++l)
+        for (int p = 0; p < nh / 2; ++p) {  // heads 2p, 2p + 1: features 16p .. 16p + 15
+            __m512 r[GROUP];
+            for (int i = 0; i < GROUP; ++i)
+                r[i] = _mm512_mul_ps(_mm512_loadu_ps(q[i] + 16 * p),
+                                     _mm512_loadu_ps(k[i] + static_cast<int64_t>(l) * C + 16 * p));
+            transpose16(r);
+            __m512 a = r[0], b = r[8];
+            for (int d = 1; d < 8; ++d) {
+                a = _mm512_add_ps(a, r[d]);
+                b = _mm512_add_ps(b, r[8 + d]);
+            }
+            _mm512_storeu_ps(S + (static_cast<int64_t>(2 * p) * L + l) * GROUP, _mm512_mul_ps(a, scale));
+            _mm512_storeu_ps(S + (static_cast<int64_t>(2 * p + 1) * L + l) * GROUP, _mm512_mul_ps(b, scale));
+        }
+    for (int h = 0; h < nh; ++h) {
+        float* sh = S + static_cast<int64_t>(h) * L * GROUP;
+        __m512 pm[LANES];
+        for (int i = 0; i < LANES; ++i) pm[i] = _mm512_set1_ps(-INFINITY);
+        for (int l = 0; l < L; ++l) {  // pm[i] = s > pm[i] ? s : pm[i]
+            const __m512 s = _mm512_loadu_ps(sh + static_cast<int64_t>(l) * GROUP);
+            pm[l % LANES] = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(s, pm[l % LANES], _CMP_GT_OQ), pm[l % LANES], s);
+        }
+        __m512 top = pm[0];
+        for (int i = 1; i < LANES; ++i) top = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(pm[i], top, _CMP_GT_OQ), top, pm[i]);
+        __m512 part[LANES];
+        for (int i = 0; i < LANES; ++i) part[i] = _mm512_setzero_ps();
+        for (int l = 0; l < L; ++l) {
+            float* at = sh + static_cast<int64_t>(l) * GROUP;
+            const __m512 e = exp_f32_x16(_mm512_sub_ps(_mm512_loadu_ps(at), top));
+            _mm512_storeu_ps(at, e);
+            part[l % LANES] = _mm512_add_ps(part[l % LANES], e);
+        }
+        __m512 sum = _mm512_setzero_ps();
+        for (int i = 0; i < LANES; ++i) sum = _mm512_add_ps(sum, part[i]);
+        _mm512_storeu_ps(den + h * GROUP, sum);
+    }
+    for (int i = 0; i < GROUP; ++i) {
+        av_avx512_hs8<GROUP>(L, nh, static_cast<int64_t>(L) * GROUP, C, S + i, v[i], y[i]);
+        for (int p = 0; p < nh / 2; ++p) {
+            const __m512 d = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(den[2 * p * GROUP + i]),
+                                                  _mm512_set1_ps(den[(2 * p + 1) * GROUP + i]));
+            _mm512_storeu_ps(y[i] + 16 * p, _mm512_div_ps(_mm512_loadu_ps(y[i] + 16 * p), d));
+        }
     }
 }
 #endif
@@ -117,7 +240,7 @@ CS_INLINE void attend_row(const Step& st, const float* qkv, float* keys, float* 
     // each head's output: weights times values, months ascending, then / den
 #if CS_AVX512_BLOCK
     if (st.avx512) {
-        av_avx512_hs8(L, nh, stride, C, s, values, out);
+        av_avx512_hs8<1>(L, nh, stride, C, s, values, out);
         for (int f = 0; f < C; ++f) out[f] = out[f] / dens[f / hs];
         return;
     }
@@ -142,7 +265,35 @@ CS_CLONES void run_step(const Step& st, int64_t n_live, const int64_t* live, boo
     std::vector<float> scratch(static_cast<size_t>(padded * st.nh + C + st.nh));
     float *s = scratch.data(), *prod = s + padded * st.nh, *dens = prod + C;
     const int64_t bytes = (st.t + 1) * C * static_cast<int64_t>(sizeof(float));  // a row's filled months
-    for (int64_t i = 0; i < n_live; ++i) {
+    int64_t i = 0;
+#if CS_AVX512_BLOCK
+    if (st.avx512 && n_live >= GROUP) {  // whole groups of live rows together; the rest row by row below
+        std::vector<float> group_scratch(static_cast<size_t>(st.nh) * (st.t + 1) * GROUP + st.nh * GROUP);
+        float *S = group_scratch.data(), *den = S + static_cast<int64_t>(st.nh) * (st.t + 1) * GROUP;
+        const float* q[GROUP];
+        float *k[GROUP], *v[GROUP], *y[GROUP];
+        for (; i + GROUP <= n_live; i += GROUP) {
+            for (int j = 0; j < GROUP; ++j) {
+                const int64_t b = live ? live[i + j] : i + j, r = compact ? i + j : b;
+                k[j] = keys + b * st.max_len * C;
+                v[j] = values + b * st.max_len * C;
+                q[j] = qkv + r * 3 * C;
+                y[j] = out + r * C;
+            }
+            for (int64_t j = i + GROUP; j < i + 2 * GROUP && j < n_live; ++j) {  // the next group's months
+                const int64_t nb = live ? live[j] : j;
+                const char *nk = reinterpret_cast<const char*>(keys + nb * st.max_len * C),
+                           *nv = reinterpret_cast<const char*>(values + nb * st.max_len * C);
+                for (int64_t off = 0; off < bytes; off += 64) {
+                    __builtin_prefetch(nk + off);
+                    __builtin_prefetch(nv + off);
+                }
+            }
+            attend_group_hs8(st, q, k, v, y, S, den);
+        }
+    }
+#endif
+    for (; i < n_live; ++i) {
         const int64_t b = live ? live[i] : i;
         float *keys_b = keys + b * st.max_len * C, *values_b = values + b * st.max_len * C;
         if (i + 1 < n_live) {  // the next live row's months, fetched while this row computes (the buffers are

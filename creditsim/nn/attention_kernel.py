@@ -29,6 +29,16 @@ row's months are prefetched while a row computes. With the caches flushed betwee
 engine), 30 % of 4,000 rows live, months 20..56: 55-67 ns per row-month before, 41-50 ns after; bits
 unchanged (a prefetch reads nothing into the arithmetic).
 
+Where the AVX-512 block runs (hs = 8, an even number of heads), the live rows go 16 at a time as the lanes
+of a vector (every row of a step has the same month count): a month's query-key products of the 16 rows
+are transposed in registers, so each head's sum over its features and the whole softmax -- the 16 partial
+maxima and sums and their reductions, which row by row were the step's fixed cost of ~250 ns a row --
+run across the rows, each lane the per-row sequence of operations: the same bits (the tests compare the
+levels; 600 random steps and the bench's engine run matched the row-by-row build). The next group's months
+are prefetched. Measured in the
+bench's engine (2,000 loans x 60 months x 4 scenarios, one thread, same-process A/B over four alternations):
+the attention's time 0.53 s before, 0.38 s with the groups.
+
 Decision: optional, as :mod:`creditsim.loans.diffusion_kernel` (the same build, the same fall-back to torch).
 Only a buffer made with ``fused=True`` (the trajectory model's ``generate``) on the CPU in float32 takes
 this path, one step at a time and outside autograd; everything else, CUDA included, stays in torch.

@@ -145,17 +145,33 @@ def test_a_block_step_on_the_live_rows_alone_is_the_full_steps_bits():
 
 
 def test_every_instruction_set_level_gives_the_same_bits(kernel_levels, monkeypatch):
-    """Baseline, v3 and v4 builds (v4 with the AVX-512 weighted-sum block) agree bit for bit, per layout."""
-    B, t = 19, 11
-    cases = {layout: _case(B, t, seed=7, nh=layout[0], hs=layout[1]) for layout in LAYOUTS}
-    outs: dict[tuple[int, int], list] = {layout: [] for layout in LAYOUTS}
+    """Baseline, v3 and v4 builds agree bit for bit, per layout: v4 runs whole groups of 16 live rows as vector
+    lanes (hs = 8, nh even) and the weighted sums in its AVX-512 block, the others every row alone. Cases: one
+    group and a remainder, several groups of a sparse live set (plain and compact), the first and the last
+    month, and scores large enough to drive most softmax weights to the exp's floor."""
+    cases = {}
+    for layout in LAYOUTS:
+        nh, hs = layout
+        g = torch.Generator().manual_seed(11)
+        live = torch.nonzero(torch.rand(70, generator=g) < 0.6).view(-1)  # > 2 groups, not a multiple of 16
+        for B, t, rows, compact, q_scale in ((19, 11, None, False, 1.0), (70, 0, live, False, 1.0),
+                                             (70, M - 1, live, True, 1.0), (37, 16, None, False, 40.0)):
+            qkv, keys, values = _case(B, t, seed=7 + t, nh=nh, hs=hs)
+            qkv[:, :nh * hs] *= q_scale
+            if compact:
+                qkv = torch.cat([qkv[rows], qkv[:5]])  # the wanted rows first, then padding
+            cases[layout, B, t] = (qkv, keys, values, rows, compact)
+    outs: dict[tuple, list] = {key: [] for key in cases}
     for march, module in kernel_levels(Path(attention_kernel.__file__).with_name("_attention_step.cpp")):
         monkeypatch.setattr(attention_kernel, "_attention_step", module)
-        for layout, (qkv, keys, values) in cases.items():
-            outs[layout].append((march, attention_step(qkv, keys.clone(), values.clone(), t, None)))
-    for layout, runs in outs.items():
-        for march, out in runs[1:]:
-            assert torch.equal(out, runs[0][1]), (layout, march)
+        for key, (qkv, keys, values, rows, compact) in cases.items():
+            k, v = keys.clone(), values.clone()
+            outs[key].append((march, attention_step(qkv, k, v, key[2], rows, compact=compact), k, v))
+    for key, runs in outs.items():
+        for march, out, k, v in runs[1:]:
+            assert torch.equal(out, runs[0][1]), (key, march)
+            for buf, ref in ((k, runs[0][2]), (v, runs[0][3])):  # bit patterns: the NaN months after t too
+                assert torch.equal(buf.view(torch.int32), ref.view(torch.int32)), (key, march)
 
 
 def test_bad_arguments_are_refused():
