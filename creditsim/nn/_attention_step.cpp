@@ -6,12 +6,12 @@
 // replaces split / transpose / append / scaled-dot-product attention / scatter / transpose, and rows
 // that are no longer live are skipped where they lie, so the buffer never has to be compacted.
 //
-// Reproducibility: a row's output reads that row's data only, every sum runs in a fixed order (head
-// dimensions ascending; months ascending, the softmax denominator in 16 fixed partial sums) as plain adds
-// or explicit fmaf, and the file is built with
-// -ffp-contract=off: the result does not depend on the batch, the live set, the thread or the
-// instruction set the library picks at load (av_avx512_hs8 runs the generic loop's fmaf sequence lane by lane;
-// attend_group_hs8 runs attend_row's sequence in each lane, one row a lane).
+// Reproducibility: a row's output reads that row's data only, every sum runs in a fixed order (a head's
+// dimensions by head_sum's tree; months ascending, the softmax denominator in 16 fixed partial sums) as plain
+// adds or explicit fmaf, and the file is built with -ffp-contract=off: the result does not depend on the
+// batch, the live set, the thread or the instruction set the library picks at load (av_avx512_hs8 runs the
+// generic loop's fmaf sequence lane by lane; attend_group_hs8 runs attend_row's sequence in each lane, one
+// row a lane).
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -75,6 +75,9 @@ __attribute__((target("avx512f"))) static void av_avx512_hs8(int L, int nh, int6
     }
 }
 
+#ifndef PF_HINT
+#define PF_HINT _MM_HINT_T0
+#endif
 constexpr int GROUP = 16;  // rows of one step attended together, one per vector lane (attend_group_hs8)
 
 // exp_f32 on 16 lanes: the same IEEE operations in the same order (max / min keep the scalar selects'
@@ -98,67 +101,55 @@ __attribute__((target("avx512f"))) static inline __m512 exp_f32_x16(__m512 x) {
     return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
 }
 
-// r[i] lane j -> r[j] lane i (a 16 x 16 transpose: 64 shuffles, moves only)
-__attribute__((target("avx512f"))) static inline void transpose16(__m512 r[GROUP]) {
-    __m512 t[GROUP];
-    for (int i = 0; i < GROUP; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < GROUP; i += 4) {  // r[i + c] lane k: rows i .. i + 3 at column 4k + c
-        const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]), c = _mm512_castps_pd(t[i + 2]),
-                      d = _mm512_castps_pd(t[i + 3]);
-        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-    for (int c = 0; c < 4; ++c) {  // columns c, c + 4, c + 8, c + 12 from rows 0-7 and 8-15
-        const __m512 lo8 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88), lo4 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xdd),
-                     hi8 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88),
-                     hi4 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xdd);
-        t[c] = _mm512_shuffle_f32x4(lo8, hi8, 0x88);
-        t[c + 8] = _mm512_shuffle_f32x4(lo8, hi8, 0xdd);
-        t[c + 4] = _mm512_shuffle_f32x4(lo4, hi4, 0x88);
-        t[c + 12] = _mm512_shuffle_f32x4(lo4, hi4, 0xdd);
-    }
-    for (int i = 0; i < GROUP; ++i) r[i] = t[i];
+// Adjacent lanes summed, a's pairs in lanes 0-7 and b's in lanes 8-15 (even, odd: the lane indices 0, 2, .. 30
+// and 1, 3, .. 31 of the pair a, b).
+__attribute__((target("avx512f"))) static inline __m512 pair_sums(__m512 a, __m512 b, __m512i even, __m512i odd) {
+    return _mm512_add_ps(_mm512_permutex2var_ps(a, even, b), _mm512_permutex2var_ps(a, odd, b));
 }
 
 // GROUP live rows of one step (every row has the same L = t + 1 months), rows as vector lanes, for heads of
-// hs = 8 (nh even). attend_row's per-row work, with each lane running the per-row sequence of operations:
-// a month's products q_f k_f row by row, transposed so that feature f of the group's rows is one register,
-// each head's sum over its 8 features in ascending order, times scale; the softmax's 16 month-partial maxima
-// and sums and their fixed-order reductions across the rows at once (a padded month's -inf score and 0
-// weight change neither, so they are not computed); then the weighted values row by row. The bits are
-// attend_row's; the per-row fixed work (the four heads' softmax reductions) and the scalar head sums of the
-// scores are what this saves (measured in the note of _attention_step's Python module).
+// hs = 8 (nh even). attend_row's per-row work, each lane running the per-row sequence of operations: a month's
+// products q_f k_f row by row, each head's sum over its 8 features by head_sum's pairwise tree (three levels
+// of permutes and adds over the 16 rows' vectors, ending with each head's sums in row order in one register),
+// times scale; the softmax's 16 month-partial maxima and sums and their fixed-order reductions across the
+// rows at once (a padded month's -inf score and 0 weight change neither, so they are not computed); then the
+// weighted values row by row. The bits are attend_row's; the per-row fixed work (the four heads' softmax
+// reductions) and the scalar head sums are what this saves (measured in _attention_step's Python module).
 // q[i], k[i], v[i], y[i]: row i's query (C), key and value buffers (max_len, C) and output (C).
 // S: (nh, L, GROUP) scratch (scores, then weights); den: (nh, GROUP) scratch.
 __attribute__((target("avx512f"))) static void attend_group_hs8(const Step& st, const float* const* q,
                                                             float* const* k, float* const* v, float* const* y,
-                                                            float* S, float* den) {
+                                                            float* S, float* den, const float* const* next_k,
+                                                            const float* const* next_v, int n_next) {
     const int nh = st.nh, C = nh * 8, L = st.t + 1;
     const __m512 scale = _mm512_set1_ps(st.scale);
     for (int i = 0; i < GROUP; ++i) {
         std::memcpy(k[i] + static_cast<int64_t>(st.t) * C, q[i] + C, sizeof(float) * C);
         std::memcpy(v[i] + static_cast<int64_t>(st.t) * C, q[i] + 2 * C, sizeof(float) * C);
     }
-    for (int l = 0; l < L; ++l)
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30),
+                  odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int l = 0; l < L; ++l) {
+        for (int j = 0; j < n_next; ++j)  // the next group's month l, fetched while this group computes
+            for (int off = 0; off < C; off += 16) {
+                _mm_prefetch(reinterpret_cast<const char*>(next_k[j] + static_cast<int64_t>(l) * C + off), PF_HINT);
+                _mm_prefetch(reinterpret_cast<const char*>(next_v[j] + static_cast<int64_t>(l) * C + off), PF_HINT);
+            }
         for (int p = 0; p < nh / 2; ++p) {  // heads 2p, 2p + 1: features 16p .. 16p + 15
             __m512 r[GROUP];
             for (int i = 0; i < GROUP; ++i)
                 r[i] = _mm512_mul_ps(_mm512_loadu_ps(q[i] + 16 * p),
                                      _mm512_loadu_ps(k[i] + static_cast<int64_t>(l) * C + 16 * p));
-            transpose16(r);
-            __m512 a = r[0], b = r[8];
-            for (int d = 1; d < 8; ++d) {
-                a = _mm512_add_ps(a, r[d]);
-                b = _mm512_add_ps(b, r[8 + d]);
-            }
+            // head_sum's tree, three levels of pairs: rows 2i, 2i + 1 -> 4 sums per head each; rows 4i .. 4i + 3
+            // -> 2; rows 8i .. 8i + 7 -> 1 (lane 2 row + head); then each head's 16 rows gathered in row order
+            for (int i = 0; i < 8; ++i) r[i] = pair_sums(r[2 * i], r[2 * i + 1], even, odd);
+            for (int i = 0; i < 4; ++i) r[i] = pair_sums(r[2 * i], r[2 * i + 1], even, odd);
+            for (int i = 0; i < 2; ++i) r[i] = pair_sums(r[2 * i], r[2 * i + 1], even, odd);
+            const __m512 a = _mm512_permutex2var_ps(r[0], even, r[1]), b = _mm512_permutex2var_ps(r[0], odd, r[1]);
             _mm512_storeu_ps(S + (static_cast<int64_t>(2 * p) * L + l) * GROUP, _mm512_mul_ps(a, scale));
             _mm512_storeu_ps(S + (static_cast<int64_t>(2 * p + 1) * L + l) * GROUP, _mm512_mul_ps(b, scale));
         }
+    }
     for (int h = 0; h < nh; ++h) {
         float* sh = S + static_cast<int64_t>(h) * L * GROUP;
         __m512 pm[LANES];
@@ -168,7 +159,8 @@ __attribute__((target("avx512f"))) static void attend_group_hs8(const Step& st, 
             pm[l % LANES] = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(s, pm[l % LANES], _CMP_GT_OQ), pm[l % LANES], s);
         }
         __m512 top = pm[0];
-        for (int i = 1; i < LANES; ++i) top = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(pm[i], top, _CMP_GT_OQ), top, pm[i]);
+        for (int i = 1; i < LANES; ++i)
+            top = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(pm[i], top, _CMP_GT_OQ), top, pm[i]);
         __m512 part[LANES];
         for (int i = 0; i < LANES; ++i) part[i] = _mm512_setzero_ps();
         for (int l = 0; l < L; ++l) {
@@ -192,6 +184,16 @@ __attribute__((target("avx512f"))) static void attend_group_hs8(const Step& st, 
 }
 #endif
 
+// A head's dot product from its hs products: for hs = 8 the pairwise tree ((p0 + p1) + (p2 + p3)) + ((p4 + p5) +
+// (p6 + p7)) -- the order attend_group_hs8 computes for 16 rows at once with permutes instead of a transpose --
+// else in ascending order.
+CS_INLINE float head_sum(const float* p, int hs) {
+    if (hs == 8) return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+    float dot = p[0];
+    for (int d = 1; d < hs; ++d) dot += p[d];
+    return dot;
+}
+
 // Row b: qkv row (3C), its key and value buffers (max_len, C) each (month-major: the months a step reads
 // are one contiguous run), out row (C). s: (nh, max_len rounded up to LANES) scratch, prod: (C) scratch,
 // dens: (nh) scratch. NH, HS: the head layout when known at compile time (0: read from st) -- the same
@@ -208,11 +210,7 @@ CS_INLINE void attend_row(const Step& st, const float* qkv, float* keys, float* 
     for (int l = 0; l < L; ++l) {
         const float* k = keys + static_cast<int64_t>(l) * C;
         for (int f = 0; f < C; ++f) prod[f] = qkv[f] * k[f];
-        for (int h = 0; h < nh; ++h) {
-            float dot = prod[h * hs];
-            for (int d = 1; d < hs; ++d) dot += prod[h * hs + d];
-            s[h * stride + l] = dot * st.scale;
-        }
+        for (int h = 0; h < nh; ++h) s[h * stride + l] = head_sum(prod + h * hs, hs) * st.scale;
     }
     for (int h = 0; h < nh; ++h) {
         float* sh = s + h * stride;
@@ -272,6 +270,7 @@ CS_CLONES void run_step(const Step& st, int64_t n_live, const int64_t* live, boo
         float *S = group_scratch.data(), *den = S + static_cast<int64_t>(st.nh) * (st.t + 1) * GROUP;
         const float* q[GROUP];
         float *k[GROUP], *v[GROUP], *y[GROUP];
+        const float *next_k[GROUP], *next_v[GROUP];
         for (; i + GROUP <= n_live; i += GROUP) {
             for (int j = 0; j < GROUP; ++j) {
                 const int64_t b = live ? live[i + j] : i + j, r = compact ? i + j : b;
@@ -280,16 +279,13 @@ CS_CLONES void run_step(const Step& st, int64_t n_live, const int64_t* live, boo
                 q[j] = qkv + r * 3 * C;
                 y[j] = out + r * C;
             }
-            for (int64_t j = i + GROUP; j < i + 2 * GROUP && j < n_live; ++j) {  // the next group's months
+            int n_next = 0;  // the next group's rows (or the rows after it), prefetched month by month
+            for (int64_t j = i + GROUP; j < i + 2 * GROUP && j < n_live; ++j, ++n_next) {
                 const int64_t nb = live ? live[j] : j;
-                const char *nk = reinterpret_cast<const char*>(keys + nb * st.max_len * C),
-                           *nv = reinterpret_cast<const char*>(values + nb * st.max_len * C);
-                for (int64_t off = 0; off < bytes; off += 64) {
-                    __builtin_prefetch(nk + off);
-                    __builtin_prefetch(nv + off);
-                }
+                next_k[n_next] = keys + nb * st.max_len * C;
+                next_v[n_next] = values + nb * st.max_len * C;
             }
-            attend_group_hs8(st, q, k, v, y, S, den);
+            attend_group_hs8(st, q, k, v, y, S, den, next_k, next_v, n_next);
         }
     }
 #endif

@@ -11,12 +11,12 @@ the step in one pass per live row and skips finished rows where they lie, so not
 Per row and head ``h`` (``hs`` dimensions, ``scale = 1 / sqrt(hs)``, months ``l = 0 .. t``):
 ``s_l = scale * sum_d q_d k_ld``, ``w_l = exp(s_l - max s)``, ``y_d = (sum_l w_l v_ld) / sum_l w_l`` --
 softmax attention, as ``scaled_dot_product_attention``; the two agree to float32 rounding. Every sum runs
-in a fixed order (months ascending, head dimensions ascending, explicit ``fmaf``), a row reads its own
-data only, and the file is built with ``-ffp-contract=off``: the output of a row is the same bits whatever
-the batch, the live set, the thread or the instruction set.
+in a fixed order (months ascending, a head's dimensions by the tree below, explicit ``fmaf``), a row reads
+its own data only, and the file is built with ``-ffp-contract=off``: the output of a row is the same bits
+whatever the batch, the live set, the thread or the instruction set.
 
 Speed (2-core Xeon with AVX-512, 2026-12-07; one thread, 2,000 rows, months 0..59 in turn): 45 ns per
-row-month as first written, 26 ns now, against about 13 ns to merely read a row-month's 256 bytes of keys
+row-month as first written, 26 ns after these two, against about 13 ns to merely read a row-month's 256 bytes of keys
 and values at the 19-20 GB/s one core streams here. Two changes, both bit for bit: the shipped 4 x 8 head
 layout is compiled for its size (the head sums unroll), and the weighted sum of the values runs in an
 AVX-512 block where the CPU has it (hs = 8, an even number of heads: two heads' weights per register,
@@ -31,13 +31,16 @@ unchanged (a prefetch reads nothing into the arithmetic).
 
 Where the AVX-512 block runs (hs = 8, an even number of heads), the live rows go 16 at a time as the lanes
 of a vector (every row of a step has the same month count): a month's query-key products of the 16 rows
-are transposed in registers, so each head's sum over its features and the whole softmax -- the 16 partial
-maxima and sums and their reductions, which row by row were the step's fixed cost of ~250 ns a row --
-run across the rows, each lane the per-row sequence of operations: the same bits (the tests compare the
-levels; 600 random steps and the bench's engine run matched the row-by-row build). The next group's months
-are prefetched. Measured in the
-bench's engine (2,000 loans x 60 months x 4 scenarios, one thread, same-process A/B over four alternations):
-the attention's time 0.53 s before, 0.38 s with the groups.
+are summed per head by a pairwise tree of permutes and adds that ends with each head's 16 scores in one
+register, and the whole softmax -- the 16 partial maxima and sums and their reductions, which row by row
+were the step's fixed cost of ~250 ns a row -- runs across the rows, each lane the per-row sequence of
+operations. A head's dot product is that tree, ``((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7))``, on
+every path (for hs = 8; other sizes sum in order), so the levels agree bit for bit (tests/nn). While a group
+computes month ``l`` it prefetches month ``l`` of the next group's rows. Measured, one thread: 16 ns per
+row-month with the caches warm before, 7.0 now; 8,000 rows streamed from memory 27 -> 15 ns; in the bench's
+engine (2,000 loans x 60 months x 4 scenarios, same-process A/B over four alternations) the attention's
+time 0.42-0.53 s before, 0.30 s now (a transpose in registers instead of the tree: 0.31 s; the next group
+prefetched all at once instead of month by month: 0.32 s).
 
 Decision: optional, as :mod:`creditsim.loans.diffusion_kernel` (the same build, the same fall-back to torch).
 Only a buffer made with ``fused=True`` (the trajectory model's ``generate``) on the CPU in float32 takes
