@@ -37,6 +37,58 @@ def test_valid_tape_is_cleaned():
     assert out["term_months"].dtype == np.int64
 
 
+def _variants() -> list[tuple[str, pd.DataFrame]]:
+    """Tapes whose columns take validation's vectorised path, or just miss it, in each text dtype."""
+    base = _tape(6)
+    base["rate_type"] = [" Fixed", "floating", "FIXED ", "fixed", "Floating", "fixed"]
+    base["rating"] = ["BBB+", "bb", " A-", "BBB", "ccc", "B"]
+    base["internal_score"] = [0.1, np.nan, 0.3, 0.4, 0.5, 0.6]  # optional, with a gap: the row-by-row path
+    base["term_months"] = [60.0] * 6  # whole floats for an int field
+    out = [("as built", base)]
+    for dtype in ("str", object, "string", "category"):
+        t = base.copy()
+        for col in ("loan_id", "rate_type", "payment_frequency", "asset_class", "rating", "originator_id"):
+            t[col] = t[col].astype(dtype)
+        out.append((str(dtype), t))
+    tab = base.copy()
+    tab["rate_type"] = ["fixed\t", "fixed", "floating", "fixed", "fixed", "fixed"]  # not printable: row by row
+    out.append(("tab", tab))
+    ids = base.copy()
+    ids["loan_id"] = [7, 8.0, "009", 10, 11, 12]  # mixed identifiers: row by row
+    out.append(("mixed ids", ids))
+    return out
+
+
+@pytest.mark.parametrize("name, tape", _variants(), ids=[n for n, _ in _variants()])
+def test_the_vectorised_path_stores_what_the_row_by_row_checks_store(name, tape, monkeypatch):
+    """schema._coerce_clean (numbers already clean, text normalised once per distinct value) must store the
+    very columns, dtypes included, that the row-by-row checks store; a categorical dtype is validated too."""
+    from creditsim import schema
+
+    taken = {}
+    clean = schema._coerce_clean
+    monkeypatch.setattr(schema, "_coerce_clean", lambda df, spec: taken.setdefault(spec.name, clean(df, spec)))
+    fast = validate_loan_tape(tape.copy())
+    assert taken["rate_type"] == (name not in ("category", "tab"))
+    assert taken["loan_id"] == (name not in ("category", "mixed ids"))
+    assert taken["original_balance"] and not taken["internal_score"]
+    monkeypatch.setattr(schema, "_coerce_clean", lambda df, spec: False)
+    slow = validate_loan_tape(tape.copy())
+    pd.testing.assert_frame_equal(fast, slow)
+    assert list(fast["rate_type"].unique()) == ["fixed", "floating"] and fast["rating"].iloc[0] == "BBB"
+
+
+def test_the_vectorised_path_leaves_bad_values_to_the_named_errors():
+    tape = _tape()
+    tape["asset_class"] = ["corporate", "Corporate ", "spaceship", "corporate"]
+    with pytest.raises(DataError, match=r"asset_class.*row.*2.*one of"):
+        validate_loan_tape(tape)
+    tape = _tape()
+    tape["interest_rate"] = [0.06, np.inf, 0.06, 0.06]
+    with pytest.raises(DataError, match=r"interest_rate.*1.*finite"):
+        validate_loan_tape(tape)
+
+
 def test_missing_column_is_named():
     with pytest.raises(DataError, match=r"missing required column\(s\) \['interest_rate'\]"):
         validate_loan_tape(_tape().drop(columns="interest_rate"))
