@@ -337,8 +337,10 @@ def _coerce_clean(df: pd.DataFrame, spec: ColumnSpec) -> bool:
             return False
         df[col] = a.astype(np.int64) if spec.kind == "int" else a
         return True
-    if spec.kind not in ("category", "str") or len(s) == 0 or pd.api.types.infer_dtype(s, skipna=False) != "string":
-        return False  # (infer_dtype "string": every value a str, none missing)
+    # every value a str, none missing (infer_dtype says "string" for a pandas string column with gaps too)
+    if (spec.kind not in ("category", "str") or len(s) == 0 or pd.api.types.infer_dtype(s, skipna=False) != "string"
+            or bool(s.isna().any())):
+        return False
     if spec.kind == "str":
         return True  # a str identifier is stored as given (_id_text)
     codes, uniques = pd.factorize(s)

@@ -56,6 +56,12 @@ def _variants() -> list[tuple[str, pd.DataFrame]]:
     ids = base.copy()
     ids["loan_id"] = [7, 8.0, "009", 10, 11, 12]  # mixed identifiers: row by row
     out.append(("mixed ids", ids))
+    gaps = base.copy()
+    for col in ("rate_type", "loan_id", "rating"):  # a str column with a missing value: row by row
+        gaps[col] = gaps[col].astype("str")
+    gaps.loc[3, ["rating", "industry_sector"]] = np.nan
+    gaps["industry_sector"] = gaps["industry_sector"].astype("str")
+    out.append(("str gaps", gaps))
     return out
 
 
@@ -70,6 +76,7 @@ def test_the_vectorised_path_stores_what_the_row_by_row_checks_store(name, tape,
     monkeypatch.setattr(schema, "_coerce_clean", lambda df, spec: taken.setdefault(spec.name, clean(df, spec)))
     fast = validate_loan_tape(tape.copy())
     assert taken["rate_type"] == (name not in ("category", "tab"))
+    assert taken["rating"] == (name not in ("category", "str gaps"))
     assert taken["loan_id"] == (name not in ("category", "mixed ids"))
     assert taken["original_balance"] and not taken["internal_score"]
     monkeypatch.setattr(schema, "_coerce_clean", lambda df, spec: False)
