@@ -1,5 +1,6 @@
-// Shared by the package's C++ kernels (creditsim/loans/_diffusion_chain.cpp, creditsim/nn/_attention_step.cpp):
-// the load-time pick among instruction-set builds and a float32 exp made of plain IEEE operations.
+// Shared by the package's C++ kernels (creditsim/loans/_diffusion_chain.cpp, creditsim/nn/_attention_step.cpp,
+// creditsim/nn/_mlp_step.cpp): the load-time pick among instruction-set builds, a float32 exp made of plain IEEE
+// operations and a fixed-order layer norm.
 //
 // Every multiply-add in the kernels is an explicit fmaf and they are built with -ffp-contract=off, so the
 // x86-64-v4 (AVX-512), x86-64-v3 (AVX2 + FMA) and baseline builds (libm's fmaf) give the same bits.
@@ -51,6 +52,35 @@ CS_INLINE float exp_f32(float x) {
     float scale;
     std::memcpy(&scale, &bits, sizeof scale);
     return p * scale;
+}
+
+// Sum of v[0 .. n - 1] in a fixed order: v[i] into lane i % 16 in index order, then the lanes by a fixed tree.
+CS_INLINE float lane_sum(const float* v, int n) {
+    constexpr int LANES = 16;
+    float s[LANES] = {};
+    int i0 = 0;
+    for (; i0 + LANES <= n; i0 += LANES)
+        for (int k = 0; k < LANES; ++k) s[k] += v[i0 + k];
+    for (int k = 0; i0 + k < n; ++k) s[k] += v[i0 + k];
+    for (int w = LANES / 2; w >= 1; w /= 2)
+        for (int k = 0; k < w; ++k) s[k] += s[k + w];
+    return s[0];
+}
+
+constexpr int LN_MAX_D = 256;  // widest row layer_norm_row takes (the wrappers check)
+
+// a (d) = LayerNorm(x) of one row, nn.LayerNorm's maths (biased variance, eps inside the root), the sums by
+// lane_sum. D: the width when known at compile time (0: d).
+template <int D>
+CS_INLINE void layer_norm_row(int d_, const float* x, const float* w, const float* b, float eps, float* a) {
+    const int d = D ? D : d_;
+    const float mean = lane_sum(x, d) / static_cast<float>(d);
+    float c[LN_MAX_D];
+    for (int i = 0; i < d; ++i) c[i] = x[i] - mean;
+    float sq[LN_MAX_D];
+    for (int i = 0; i < d; ++i) sq[i] = c[i] * c[i];
+    const float rstd = 1.0f / std::sqrt(lane_sum(sq, d) / static_cast<float>(d) + eps);
+    for (int i = 0; i < d; ++i) a[i] = std::fmaf(c[i] * rstd, w[i], b[i]);
 }
 
 // Whether the AVX-512 blocks run: in the library's build, where the CPU has AVX-512F (checked at run time,

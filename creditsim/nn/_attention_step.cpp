@@ -36,6 +36,7 @@ struct Step {
 };
 
 constexpr int LANES = 16;  // partial sums of the softmax denominator: a fixed tree, the same for every row
+constexpr int GROUP = 16;  // rows of one step attended together, one per vector lane (attend_group_hs8)
 
 #if CS_AVX512_BLOCK
 // y (C) = sum over months l ascending of w_hl v_l, for heads of hs = 8 (nh even): two heads' weights per
@@ -78,7 +79,6 @@ __attribute__((target("avx512f"))) static void av_avx512_hs8(int L, int nh, int6
 #ifndef PF_HINT
 #define PF_HINT _MM_HINT_T0
 #endif
-constexpr int GROUP = 16;  // rows of one step attended together, one per vector lane (attend_group_hs8)
 
 // exp_f32 on 16 lanes: the same IEEE operations in the same order (max / min keep the scalar selects'
 // results, NaN included), so each lane is exp_f32's bits.
@@ -256,12 +256,133 @@ CS_INLINE void attend_row(const Step& st, const float* qkv, float* keys, float* 
     }
 }
 
+// The block's attention half around the step (block_step): out = x + c_proj(attention(c_attn(ln_1(x)))) of a
+// row, the products each output's bias then the inputs ascending (explicit fmaf), as the feed-forward kernel.
+struct Half {
+    float eps;
+    const float *ln_w, *ln_b;  // (C) (C)
+    const float *w_qkv, *b_qkv;  // (C, 3C) input-major (c_attn.weight transposed), (3C)
+    const float *w_o, *b_o;      // (C, C) input-major (c_proj.weight transposed), (C)
+};
+
+// qkv (3C) = c_attn(ln_1(x)) of one row; a: (C) scratch. CW: C when known at compile time (0: C).
+template <int CW>
+CS_INLINE void qkv_row(const Half& hf, int C_, const float* x, float* a, float* qkv) {
+    const int C = CW ? CW : C_;
+    creditsim_kernels::layer_norm_row<CW>(C, x, hf.ln_w, hf.ln_b, hf.eps, a);
+    for (int j = 0; j < 3 * C; ++j) qkv[j] = hf.b_qkv[j];
+    for (int i = 0; i < C; ++i) {
+        const float ai = a[i];
+        const float* w = hf.w_qkv + static_cast<int64_t>(i) * 3 * C;
+        for (int j = 0; j < 3 * C; ++j) qkv[j] = std::fmaf(ai, w[j], qkv[j]);
+    }
+}
+
+constexpr int OUT_ROWS = 4;  // rows whose c_proj runs together: 4 x (C / 16) accumulators cover the FMA latency
+
+// out[r] (C) = x[r] + c_proj(y[r]) for R rows side by side (each row its own sums).
+template <int CW, int R>
+CS_INLINE void out_rows(const Half& hf, int C_, const float* const* x, const float* const* y, float* const* out) {
+    const int C = CW ? CW : C_;
+    float o[R][creditsim_kernels::LN_MAX_D];
+    for (int r = 0; r < R; ++r)
+        for (int j = 0; j < C; ++j) o[r][j] = hf.b_o[j];
+    for (int i = 0; i < C; ++i) {
+        const float* w = hf.w_o + static_cast<int64_t>(i) * C;
+        for (int r = 0; r < R; ++r) {
+            const float yi = y[r][i];
+            for (int j = 0; j < C; ++j) o[r][j] = std::fmaf(yi, w[j], o[r][j]);
+        }
+    }
+    for (int r = 0; r < R; ++r)
+        for (int j = 0; j < C; ++j) out[r][j] = x[r][j] + o[r][j];
+}
+
+#if CS_AVX512_BLOCK
+// qkv_row's and out_rows' products for C = 32 with the accumulators in registers, two rows' qkv (12 registers)
+// and four rows' out (8) at a time, so each weight load serves several rows. Each lane runs the generic loops'
+// fmaf sequence (bias, then the inputs ascending), so the bits are theirs.
+__attribute__((target("avx512f"))) static void qkv2_avx512_c32(const Half& hf, const float* a0, const float* a1,
+                                                            float* q0, float* q1) {
+    __m512 r0[6], r1[6];
+    for (int b = 0; b < 6; ++b) r0[b] = r1[b] = _mm512_loadu_ps(hf.b_qkv + 16 * b);
+    for (int i = 0; i < 32; ++i) {
+        const __m512 x0 = _mm512_set1_ps(a0[i]), x1 = _mm512_set1_ps(a1[i]);
+        const float* w = hf.w_qkv + i * 96;
+        for (int b = 0; b < 6; ++b) {
+            const __m512 wb = _mm512_loadu_ps(w + 16 * b);
+            r0[b] = _mm512_fmadd_ps(x0, wb, r0[b]);
+            r1[b] = _mm512_fmadd_ps(x1, wb, r1[b]);
+        }
+    }
+    for (int b = 0; b < 6; ++b) {
+        _mm512_storeu_ps(q0 + 16 * b, r0[b]);
+        _mm512_storeu_ps(q1 + 16 * b, r1[b]);
+    }
+}
+
+__attribute__((target("avx512f"))) static void out4_avx512_c32(const Half& hf, const float* const* x,
+                                                            const float* const* y, float* const* out) {
+    __m512 lo[OUT_ROWS], hi[OUT_ROWS];
+    for (int r = 0; r < OUT_ROWS; ++r) {
+        lo[r] = _mm512_loadu_ps(hf.b_o);
+        hi[r] = _mm512_loadu_ps(hf.b_o + 16);
+    }
+    for (int i = 0; i < 32; ++i) {
+        const __m512 w0 = _mm512_loadu_ps(hf.w_o + i * 32), w1 = _mm512_loadu_ps(hf.w_o + i * 32 + 16);
+        for (int r = 0; r < OUT_ROWS; ++r) {
+            const __m512 yi = _mm512_set1_ps(y[r][i]);
+            lo[r] = _mm512_fmadd_ps(yi, w0, lo[r]);
+            hi[r] = _mm512_fmadd_ps(yi, w1, hi[r]);
+        }
+    }
+    for (int r = 0; r < OUT_ROWS; ++r) {
+        _mm512_storeu_ps(out[r], _mm512_add_ps(_mm512_loadu_ps(x[r]), lo[r]));
+        _mm512_storeu_ps(out[r] + 16, _mm512_add_ps(_mm512_loadu_ps(x[r] + 16), hi[r]));
+    }
+}
+#endif
+
+// The rows of a group: qkv of each from its x row, or the x rows' out after the attention (R rows at a time).
+// (avx: the registers blocks above run, for C = 32 only; a: (2C) scratch)
+template <int CW>
+CS_INLINE void group_qkv(const Half& hf, int C, int n, const float* const* x, float* a, float* qkv, bool avx) {
+    int j = 0;
+#if CS_AVX512_BLOCK
+    if (CW == 32 && avx)
+        for (; j + 2 <= n; j += 2) {
+            creditsim_kernels::layer_norm_row<32>(32, x[j], hf.ln_w, hf.ln_b, hf.eps, a);
+            creditsim_kernels::layer_norm_row<32>(32, x[j + 1], hf.ln_w, hf.ln_b, hf.eps, a + 32);
+            qkv2_avx512_c32(hf, a, a + 32, qkv + j * 96, qkv + (j + 1) * 96);
+        }
+#endif
+    for (; j < n; ++j) qkv_row<CW>(hf, C, x[j], a, qkv + static_cast<int64_t>(j) * 3 * C);
+}
+
+template <int CW>
+CS_INLINE void group_out(const Half& hf, int C, int n, const float* const* x, const float* const* y,
+                         float* const* out, bool avx) {
+    int j = 0;
+#if CS_AVX512_BLOCK
+    if (CW == 32 && avx)
+        for (; j + OUT_ROWS <= n; j += OUT_ROWS) out4_avx512_c32(hf, x + j, y + j, out + j);
+#endif
+    for (; j + OUT_ROWS <= n; j += OUT_ROWS) out_rows<CW, OUT_ROWS>(hf, C, x + j, y + j, out + j);
+    for (; j < n; ++j) out_rows<CW, 1>(hf, C, x + j, y + j, out + j);
+}
+
+// With half (block_step): qkv holds the block's input rows x (C wide) instead, and out gets x + c_proj(attention).
 CS_CLONES void run_step(const Step& st, int64_t n_live, const int64_t* live, bool compact, const float* qkv,
-                        float* keys, float* values, float* out) {
+                        float* keys, float* values, float* out, const Half* half) {
     const int C = st.nh * st.hs;
     const int64_t padded = (st.max_len + LANES - 1) / LANES * LANES;  // a row of s: months padded to LANES
-    std::vector<float> scratch(static_cast<size_t>(padded * st.nh + C + st.nh));
-    float *s = scratch.data(), *prod = s + padded * st.nh, *dens = prod + C;
+    // s, prod, dens; with half also two rows' normalised inputs (2C), a group's qkv (GROUP x 3C) and attention
+    // (GROUP x C)
+    std::vector<float> scratch(static_cast<size_t>(padded * st.nh + C + st.nh + (half ? 2 * C + 4 * GROUP * C : 0)));
+    float *s = scratch.data(), *prod = s + padded * st.nh, *dens = prod + C, *a = dens + st.nh, *hq = a + 2 * C,
+          *hy = hq + 3 * GROUP * C;
+    const int in_w = half ? C : 3 * C;  // the width of a row of qkv (x with half)
+    const bool c32 = C == 32;  // the shipped model's width: the half's products unrolled
     const int64_t bytes = (st.t + 1) * C * static_cast<int64_t>(sizeof(float));  // a row's filled months
     int64_t i = 0;
 #if CS_AVX512_BLOCK
@@ -272,12 +393,22 @@ CS_CLONES void run_step(const Step& st, int64_t n_live, const int64_t* live, boo
         float *k[GROUP], *v[GROUP], *y[GROUP];
         const float *next_k[GROUP], *next_v[GROUP];
         for (; i + GROUP <= n_live; i += GROUP) {
+            const float* xr[GROUP];
+            float* outr[GROUP];
             for (int j = 0; j < GROUP; ++j) {
                 const int64_t b = live ? live[i + j] : i + j, r = compact ? i + j : b;
                 k[j] = keys + b * st.max_len * C;
                 v[j] = values + b * st.max_len * C;
-                q[j] = qkv + r * 3 * C;
-                y[j] = out + r * C;
+                q[j] = half ? hq + j * 3 * C : qkv + r * 3 * C;
+                y[j] = half ? hy + j * C : out + r * C;
+                xr[j] = qkv + r * in_w;
+                outr[j] = out + r * C;
+            }
+            if (half) {
+                if (c32)
+                    group_qkv<32>(*half, C, GROUP, xr, a, hq, st.avx512);
+                else
+                    group_qkv<0>(*half, C, GROUP, xr, a, hq, st.avx512);
             }
             int n_next = 0;  // the next group's rows (or the rows after it), prefetched month by month
             for (int64_t j = i + GROUP; j < i + 2 * GROUP && j < n_live; ++j, ++n_next) {
@@ -286,6 +417,12 @@ CS_CLONES void run_step(const Step& st, int64_t n_live, const int64_t* live, boo
                 next_v[n_next] = values + nb * st.max_len * C;
             }
             attend_group_hs8(st, q, k, v, y, S, den, next_k, next_v, n_next);
+            if (half) {
+                if (c32)
+                    group_out<32>(*half, C, GROUP, xr, y, outr, st.avx512);
+                else
+                    group_out<0>(*half, C, GROUP, xr, y, outr, st.avx512);
+            }
         }
     }
 #endif
@@ -303,10 +440,27 @@ CS_CLONES void run_step(const Step& st, int64_t n_live, const int64_t* live, boo
             }
         }
         const int64_t r = compact ? i : b;  // the row's qkv and output: its place among the live rows, or its own
+        const float* xr = qkv + r * in_w;
+        float* outr = out + r * C;
+        if (half) {
+            if (c32)
+                group_qkv<32>(*half, C, 1, &xr, a, hq, st.avx512);
+            else
+                group_qkv<0>(*half, C, 1, &xr, a, hq, st.avx512);
+        }
+        const float* q = half ? hq : xr;
+        float* y = half ? hy : outr;
         if (st.nh == 4 && st.hs == 8)  // the shipped trajectory model's heads
-            attend_row<4, 8>(st, qkv + r * 3 * C, keys_b, values_b, out + r * C, s, prod, dens);
+            attend_row<4, 8>(st, q, keys_b, values_b, y, s, prod, dens);
         else
-            attend_row<0, 0>(st, qkv + r * 3 * C, keys_b, values_b, out + r * C, s, prod, dens);
+            attend_row<0, 0>(st, q, keys_b, values_b, y, s, prod, dens);
+        if (half) {
+            const float* yc = y;
+            if (c32)
+                group_out<32>(*half, C, 1, &xr, &yc, &outr, st.avx512);
+            else
+                group_out<0>(*half, C, 1, &xr, &yc, &outr, st.avx512);
+        }
     }
 }
 
@@ -331,13 +485,43 @@ PyObject* step(PyObject*, PyObject* args) {
     const int64_t* live = p[0] ? as_ptr<const int64_t>(p[0]) : nullptr;
     Py_BEGIN_ALLOW_THREADS
     run_step(st, n_live, live, compact != 0, as_ptr<const float>(p[1]), as_ptr<float>(p[2]), as_ptr<float>(p[3]),
-             as_ptr<float>(p[4]));
+             as_ptr<float>(p[4]), nullptr);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+
+// block_step(n_live, live, compact, nh, hs, t, max_len, scale, eps, x, ln_w, ln_b, w_qkv, b_qkv, w_o, b_o, keys,
+// values, out): step's rows and layout as step's, with the block's input rows x (B or at least n_live rows of C)
+// in place of qkv: out = x + c_proj(attention(c_attn(ln_1(x)))) on the live rows (w_qkv, w_o input-major).
+// The caller fills out's other rows and checks shapes, bounds and the width (C <= 256).
+PyObject* block_step(PyObject*, PyObject* args) {
+    long long n_live, max_len;
+    int compact, nh, hs, t;
+    float scale, eps;
+    unsigned long long lv, p[10];
+    if (!PyArg_ParseTuple(args, "LKpiiiLffKKKKKKKKKK", &n_live, &lv, &compact, &nh, &hs, &t, &max_len, &scale, &eps,
+                          &p[0], &p[1], &p[2], &p[3], &p[4], &p[5], &p[6], &p[7], &p[8], &p[9]))
+        return nullptr;
+    if (n_live < 0 || nh < 1 || hs < 1 || t < 0 || t >= max_len || nh * hs > creditsim_kernels::LN_MAX_D) {
+        PyErr_SetString(PyExc_ValueError,
+                        "block_step: n_live >= 0, nh, hs >= 1, nh * hs <= 256 and 0 <= t < max_len expected");
+        return nullptr;
+    }
+    const Step st{max_len, nh, hs, t, scale, creditsim_kernels::avx512_block() && hs == 8 && nh % 2 == 0};
+    auto f = [&p](int i) { return as_ptr<const float>(p[i]); };
+    const Half half{eps, f(1), f(2), f(3), f(4), f(5), f(6)};
+    const int64_t* live = lv ? as_ptr<const int64_t>(lv) : nullptr;
+    Py_BEGIN_ALLOW_THREADS
+    run_step(st, n_live, live, compact != 0, f(0), as_ptr<float>(p[7]), as_ptr<float>(p[8]), as_ptr<float>(p[9]),
+             &half);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
 
 PyMethodDef methods[] = {
     {"step", step, METH_VARARGS, "Fused autoregressive attention step over a key/value buffer."},
+    {"block_step", block_step, METH_VARARGS, "A transformer block's attention half around the fused step."},
     {nullptr, nullptr, 0, nullptr},
 };
 

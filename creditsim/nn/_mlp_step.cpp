@@ -19,9 +19,8 @@ namespace {
 using creditsim_kernels::as_ptr;
 using creditsim_kernels::exp_f32;
 
-constexpr int MAX_D = 256;     // model width the row buffers hold (the wrapper checks)
+constexpr int MAX_D = creditsim_kernels::LN_MAX_D;  // model width the row buffers hold (the wrapper checks)
 constexpr int MAX_H = 1024;    // hidden width
-constexpr int LANES = 16;      // the layer norm's partial sums
 constexpr int PROJ_ROWS = 4;   // rows c_proj runs together: 4 x (d / 16) accumulators cover the FMA latency
 
 struct Mlp {
@@ -56,31 +55,6 @@ CS_INLINE float gelu(float x) {
     const float z = std::fabs(x) * 0.70710678118654752f;
     const float c = z > 9.0f ? 0.0f : erfc_nonneg(z);
     return 0.5f * x * (x >= 0.0f ? 2.0f - c : c);
-}
-
-// Sum of v[0 .. n - 1] in a fixed order: v[i] into lane i % 16 in index order, then the lanes by a fixed tree.
-CS_INLINE float lane_sum(const float* v, int n) {
-    float s[LANES] = {};
-    int i0 = 0;
-    for (; i0 + LANES <= n; i0 += LANES)
-        for (int k = 0; k < LANES; ++k) s[k] += v[i0 + k];
-    for (int k = 0; i0 + k < n; ++k) s[k] += v[i0 + k];
-    for (int w = LANES / 2; w >= 1; w /= 2)
-        for (int k = 0; k < w; ++k) s[k] += s[k + w];
-    return s[0];
-}
-
-// a (d) = ln_2(x) of one row.
-template <int D>
-CS_INLINE void layer_norm(const Mlp& m, const float* x, float* a) {
-    const int d = D ? D : m.d;
-    const float mean = lane_sum(x, d) / static_cast<float>(d);
-    float c[MAX_D];
-    for (int i = 0; i < d; ++i) c[i] = x[i] - mean;
-    float sq[MAX_D];
-    for (int i = 0; i < d; ++i) sq[i] = c[i] * c[i];
-    const float rstd = 1.0f / std::sqrt(lane_sum(sq, d) / static_cast<float>(d) + m.eps);
-    for (int i = 0; i < d; ++i) a[i] = std::fmaf(c[i] * rstd, m.ln_w[i], m.ln_b[i]);
 }
 
 // g (h) = gelu(c_fc(a)) of one row: each unit's bias, then the inputs ascending.
@@ -130,7 +104,7 @@ CS_INLINE void run_rows(const Mlp& m, int64_t n, const int64_t* live, const floa
             xr[r] = x + row * d;
             outr[r] = out + row * d;
             gr[r] = g[r];
-            layer_norm<D>(m, xr[r], a);
+            creditsim_kernels::layer_norm_row<D>(m.d, xr[r], m.ln_w, m.ln_b, m.eps, a);
             hidden<D, H>(m, a, g[r]);
         }
         if (rows == PROJ_ROWS) {

@@ -38,9 +38,9 @@ class KVBuffer:
     and the dropped rows get a zero attention output.
 
     ``fused=True`` (float32 on the CPU, where :mod:`creditsim.nn.attention_kernel` is built; otherwise the
-    flag is dropped) makes single steps run in that compiled kernel (:meth:`step`), and only there: every
-    row stays where it lies, ``retain`` only records the live rows (:attr:`live`) and the kernel skips
-    the others, so nothing is ever compacted and :attr:`rows` stays None. :meth:`append` refuses such a
+    flag is dropped) makes single steps run in that compiled kernel (:meth:`step`, :meth:`block_step`), and
+    only there: every row stays where it lies, ``retain`` only records the live rows (:attr:`live`) and the
+    kernel skips the others, so nothing is ever compacted and :attr:`rows` stays None. :meth:`append` refuses such a
     buffer (its dropped rows would be attended and not zeroed). A fused buffer made ``compact`` takes each
     step's rows wanted-first instead of batch rows: row ``i`` of the step is the ``i``-th wanted row (all
     ``batch`` rows until :meth:`retain` drops some), and rows after the wanted ones are padding, ignored
@@ -144,6 +144,20 @@ class KVBuffer:
         self.length += 1
         return y
 
+    def block_step(self, x: torch.Tensor, ln: nn.LayerNorm, c_attn: nn.Linear, c_proj: nn.Linear) -> torch.Tensor:
+        """A block's attention half for one step in the compiled kernel (:func:`attention_kernel.block_attention_step`):
+        ``x`` ``(batch, C)`` (``(m, C)`` wanted rows first for a ``compact`` buffer) -> ``x + c_proj(attention(
+        c_attn(ln(x))))`` on the wanted rows, ``x`` on the others; the keys and values written at :attr:`length`,
+        which advances by one."""
+        if not self.fused:
+            raise ValueError("KVBuffer.block_step: this buffer was not made fused (see the class docstring)")
+        if self.length >= self.max_len:
+            raise ValueError(f"KVBuffer: {self.length} + 1 steps exceed the {self.max_len} allocated")
+        y = attention_kernel.block_attention_step(x, ln, c_attn, c_proj, self.keys, self.values, self.length,
+                                                  self.live, compact=self.compact)
+        self.length += 1
+        return y
+
 
 def _fused_step(past: object, n_steps: int, dropping: bool) -> bool:
     """Whether a layer's call is a decoding step for the compiled kernels: one step on a fused
@@ -239,12 +253,19 @@ class Block(nn.Module):
                 ) -> tuple[torch.Tensor, KVCache | KVBuffer]:
         """``x`` ``(B, T, C)`` -> ``((B, T, C), cache)``; ``past`` and the cache as in :class:`CausalSelfAttention`.
 
-        A single decoding step on a fused :class:`KVBuffer` runs the feed-forward half in the compiled
-        kernel of :mod:`creditsim.nn.mlp_kernel` (the same values to float32 rounding), for the buffer's
-        live rows only: a row no longer wanted keeps its input there (finite, and unused, as its attention)."""
-        a, present = self.attn(self.ln_1(x), past)
-        x = x + a
+        A single decoding step on a fused :class:`KVBuffer` runs both halves in the compiled kernels -- the
+        attention half (layer norm, ``c_attn``, the step, ``c_proj``, residual) in
+        :func:`~creditsim.nn.attention_kernel.block_attention_step`, the feed-forward half in
+        :mod:`creditsim.nn.mlp_kernel` (the same values as torch to float32 rounding) -- for the buffer's live
+        rows only: a row no longer wanted keeps its input there (finite, and unused)."""
         B, T, C = x.shape
+        if (_fused_step(past, T, self.training and self.attn.dropout > 0)
+                and attention_kernel.block_fits(self.ln_1, self.attn.c_attn, self.attn.c_proj)):
+            x = past.block_step(x.reshape(B, C), self.ln_1, self.attn.c_attn, self.attn.c_proj).view(B, 1, C)
+            present = past
+        else:
+            a, present = self.attn(self.ln_1(x), past)
+            x = x + a
         if (_fused_step(past, T, self.training and self.mlp.dropout.p > 0) and mlp_kernel.available()
                 and mlp_kernel.fits(self.ln_2, self.mlp.c_fc, self.mlp.c_proj)):  # else torch (e.g. d_model > 256)
             live = None if past.compact else past.live  # a compact step's rows are all computed (padding too)

@@ -21,12 +21,10 @@ only single decoding steps outside autograd and dropout on the CPU in float32 ta
 
 from __future__ import annotations
 
-import weakref
-
 import torch
 import torch.nn as nn
 
-from creditsim.nn.attention_kernel import checked_rows
+from creditsim.nn.attention_kernel import checked_rows, input_major
 
 try:  # built by `pip install` (setup.py); optional, see the module docstring
     from creditsim.nn import _mlp_step
@@ -66,8 +64,8 @@ def mlp_step(x: torch.Tensor, ln: nn.LayerNorm, c_fc: nn.Linear, c_proj: nn.Line
     x = x.contiguous()
     out = x.clone()
     live = checked_rows(live, B, "mlp_step")
-    keep = (ln.weight.detach().contiguous(), ln.bias.detach().contiguous(), _input_major(c_fc),
-            c_fc.bias.detach().contiguous(), _input_major(c_proj), c_proj.bias.detach().contiguous())
+    keep = (ln.weight.detach().contiguous(), ln.bias.detach().contiguous(), input_major(c_fc),
+            c_fc.bias.detach().contiguous(), input_major(c_proj), c_proj.bias.detach().contiguous())
     _mlp_step.step(B if live is None else live.numel(), 0 if live is None else live.data_ptr(), d, h, float(ln.eps),
                    x.data_ptr(), *(t.data_ptr() for t in keep), out.data_ptr())
     return out
@@ -82,24 +80,3 @@ def fits(ln: nn.LayerNorm, c_fc: nn.Linear, c_proj: nn.Linear) -> bool:
     d, h = c_fc.in_features, c_fc.out_features
     return (1 <= d <= 256 and 1 <= h <= 1024 and ln.weight.shape == (d,) and ln.bias.shape == (d,)
             and c_proj.weight.shape == (d, h))
-
-
-#: each Linear's weight transposed, with the weight it came from (holding that storage, so a new weight
-#: cannot take its address unseen) and its version; weakly keyed: nothing is added to the module itself
-_INPUT_MAJOR: weakref.WeakKeyDictionary[nn.Linear, tuple[torch.Tensor, int, torch.Tensor]] = \
-    weakref.WeakKeyDictionary()
-
-
-def _input_major(linear: nn.Linear) -> torch.Tensor:
-    """``linear.weight`` transposed to ``(in, out)`` contiguous (a row's product reads it in order), kept until
-    the weight changes -- in place (its version) or swapped (``.data =``: another storage) -- since every
-    decoding step would otherwise copy it. Weights made under ``torch.inference_mode`` have no version: those
-    are transposed on every call."""
-    w = linear.weight.detach()
-    if w.is_inference():
-        return w.t().contiguous()
-    cached = _INPUT_MAJOR.get(linear)
-    if cached is None or cached[0].data_ptr() != w.data_ptr() or cached[1] != w._version or cached[0].shape != w.shape:
-        cached = (w, w._version, w.t().contiguous())
-        _INPUT_MAJOR[linear] = cached
-    return cached[2]

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from creditsim.nn import attention_kernel
-from creditsim.nn.attention_kernel import attention_step
+from creditsim.nn.attention_kernel import attention_step, block_attention_step
 from creditsim.nn.layers import Block, KVBuffer
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -161,17 +161,71 @@ def test_every_instruction_set_level_gives_the_same_bits(kernel_levels, monkeypa
             if compact:
                 qkv = torch.cat([qkv[rows], qkv[:5]])  # the wanted rows first, then padding
             cases[layout, B, t] = (qkv, keys, values, rows, compact)
+    halves = {layout: _half(*layout, seed=3) for layout in LAYOUTS}
     outs: dict[tuple, list] = {key: [] for key in cases}
     for march, module in kernel_levels(Path(attention_kernel.__file__).with_name("_attention_step.cpp")):
         monkeypatch.setattr(attention_kernel, "_attention_step", module)
         for key, (qkv, keys, values, rows, compact) in cases.items():
             k, v = keys.clone(), values.clone()
             outs[key].append((march, attention_step(qkv, k, v, key[2], rows, compact=compact), k, v))
-    for key, runs in outs.items():
-        for march, out, k, v in runs[1:]:
-            assert torch.equal(out, runs[0][1]), (key, march)
-            for buf, ref in ((k, runs[0][2]), (v, runs[0][3])):  # bit patterns: the NaN months after t too
-                assert torch.equal(buf.view(torch.int32), ref.view(torch.int32)), (key, march)
+            x = qkv[:, :key[0][0] * key[0][1]] * 0.7  # the block half, from rows of the step's width
+            k, v = keys.clone(), values.clone()
+            outs[key].append((march, block_attention_step(x, *halves[key[0]], k, v, key[2], rows, compact=compact),
+                              k, v))
+    for key, runs in outs.items():  # per level: the step, then the block half
+        for i, (march, out, k, v) in enumerate(runs[2:]):
+            ref = runs[i % 2]
+            assert torch.equal(out, ref[1]), (key, march, i % 2)
+            for buf, want in ((k, ref[2]), (v, ref[3])):  # bit patterns: the NaN months after t too
+                assert torch.equal(buf.view(torch.int32), want.view(torch.int32)), (key, march)
+
+
+def _half(nh: int, hs: int, seed: int) -> tuple[torch.nn.LayerNorm, torch.nn.Linear, torch.nn.Linear]:
+    """A block's ln_1, c_attn and c_proj of width nh * hs with random (non-default) parameters."""
+    torch.manual_seed(seed)
+    C = nh * hs
+    ln, c_attn, c_proj = torch.nn.LayerNorm(C), torch.nn.Linear(C, 3 * C), torch.nn.Linear(C, C)
+    with torch.no_grad():
+        ln.weight.uniform_(0.5, 1.5)
+        ln.bias.normal_(0.0, 0.2)
+    return ln, c_attn, c_proj
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("t", [0, 16, M - 1])
+def test_the_block_half_is_the_torch_half(t, layout):
+    """block_attention_step = x + c_proj(attention(c_attn(ln_1(x)))) as torch computes it, on 37 rows (two
+    groups of 16 and a remainder where groups apply), with the month's keys and values written; rows not
+    wanted keep x."""
+    B, (nh, hs) = 37, layout
+    C = nh * hs
+    ln, c_attn, c_proj = _half(nh, hs, seed=t)
+    _, keys, values = _case(B, t, seed=t + 1, nh=nh, hs=hs)
+    x = torch.randn(B, C) * 2.0
+    live = torch.tensor([i for i in range(B) if i % 7 != 3])
+    with torch.no_grad():
+        qkv = c_attn(ln(x))
+        k_ref, v_ref = keys.clone(), values.clone()
+        want = x + c_proj(attention_step(qkv, k_ref, v_ref, t, live))
+        out = block_attention_step(x, ln, c_attn, c_proj, keys, values, t, live)
+    torch.testing.assert_close(out[live], want[live], rtol=0, atol=2e-5)
+    dropped = torch.tensor([i for i in range(B) if i % 7 == 3])
+    assert torch.equal(out[dropped], x[dropped])
+    torch.testing.assert_close(keys[live, t].reshape(-1, C), qkv[live, C:2 * C], rtol=0, atol=2e-6)
+    torch.testing.assert_close(values[live, t].reshape(-1, C), qkv[live, 2 * C:], rtol=0, atol=2e-6)
+
+
+def test_the_block_half_refuses_what_it_does_not_fit():
+    ln, c_attn, c_proj = _half(NH, HS, seed=0)
+    _, keys, values = _case(4, 2)
+    x = torch.randn(4, C)
+    with pytest.raises(ValueError, match="c_attn 32 -> 96"):
+        block_attention_step(x, ln, torch.nn.Linear(C, 3 * C, bias=False), c_proj, keys, values, 2, None)
+    with pytest.raises(ValueError, match=r"x \(4, 32\) rows"):
+        block_attention_step(x[:, :16], ln, c_attn, c_proj, keys, values, 2, None)
+    with pytest.raises(ValueError, match="strictly ascending"):
+        block_attention_step(x, ln, c_attn, c_proj, keys, values, 2, torch.tensor([3, 1]))
+    assert not attention_kernel.block_fits(ln, c_attn.double(), c_proj)
 
 
 def test_bad_arguments_are_refused():
