@@ -27,6 +27,7 @@ namespace {
 
 using creditsim_kernels::as_ptr;
 using creditsim_kernels::exp_f32;
+using creditsim_kernels::exp_f32_x16;
 
 struct Step {
     int64_t max_len;
@@ -79,27 +80,6 @@ __attribute__((target("avx512f"))) static void av_avx512_hs8(int L, int nh, int6
 #ifndef PF_HINT
 #define PF_HINT _MM_HINT_T0
 #endif
-
-// exp_f32 on 16 lanes: the same IEEE operations in the same order (max / min keep the scalar selects'
-// results, NaN included), so each lane is exp_f32's bits.
-__attribute__((target("avx512f"))) static inline __m512 exp_f32_x16(__m512 x) {
-    x = _mm512_max_ps(_mm512_set1_ps(-87.3f), x);  // x < -87.3 ? -87.3 : x
-    x = _mm512_min_ps(_mm512_set1_ps(88.3f), x);   // x > 88.3 ? 88.3 : x
-    const __m512 big = _mm512_set1_ps(12582912.0f);
-    const __m512 n = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), big), big);
-    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693359375f), x);
-    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
-    p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
-    const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
-}
 
 // Adjacent lanes summed, a's pairs in lanes 0-7 and b's in lanes 8-15 (even, odd: the lane indices 0, 2, .. 30
 // and 1, 3, .. 31 of the pair a, b).

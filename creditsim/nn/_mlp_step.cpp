@@ -29,6 +29,7 @@ struct Mlp {
     const float *ln_w, *ln_b;              // (d) (d)
     const float *w_fc, *b_fc;              // (d, h) input-major (c_fc.weight transposed), (h)
     const float *w_proj, *b_proj;          // (h, d) input-major (c_proj.weight transposed), (d)
+    bool avx512;                           // hidden_avx512 runs here (AVX-512F, h a multiple of 128)
 };
 
 // erfc(z) for z >= 0 to a relative error below 1.2e-7: t = 1 / (1 + z / 2), erfc = t exp(-z^2 + P(t)) with
@@ -57,10 +58,63 @@ CS_INLINE float gelu(float x) {
     return 0.5f * x * (x >= 0.0f ? 2.0f - c : c);
 }
 
+#if CS_AVX512_BLOCK
+// gelu on 16 lanes: erfc_nonneg's and gelu's operations lane by lane (the selects as blends; a NaN takes the
+// same branch as in the scalar comparisons), so each lane is gelu's bits.
+__attribute__((target("avx512f"))) static inline __m512 gelu_x16(__m512 x) {
+    const __m512 z = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678118654752f));
+    const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(_mm512_set1_ps(0.5f), z, _mm512_set1_ps(1.0f)));
+    __m512 p = _mm512_set1_ps(0.17087277f);
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.82215223f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.48851587f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.13520398f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.27886807f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.18628806f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.09678418f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.37409196f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.00002368f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.26551223f));
+    // fmaf(-z, z, p), -z by the sign bit (as the scalar negation: -0 for z = 0)
+    const __m512 neg_z = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(z), _mm512_set1_epi32(INT32_MIN)));
+    const __m512 e = creditsim_kernels::exp_f32_x16(_mm512_fmadd_ps(neg_z, z, p));
+    __m512 c = _mm512_mul_ps(t, e);
+    c = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(z, _mm512_set1_ps(9.0f), _CMP_GT_OQ), c, _mm512_setzero_ps());
+    const __m512 side = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ), c,
+                                             _mm512_sub_ps(_mm512_set1_ps(2.0f), c));
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), side);
+}
+
+__attribute__((target("avx512f"))) static void gelu16(const float* x, float* y) {
+    _mm512_storeu_ps(y, gelu_x16(_mm512_loadu_ps(x)));
+}
+
+// g (h) = gelu(c_fc(a)) of one row for h a multiple of 128: 8 registers of 16 units at a time, the GELU applied
+// to the registers before they are stored (its division and exp beside the next units' multiply-adds). Each
+// lane runs hidden's fmaf sequence (bias, then the inputs ascending), then gelu's operations: hidden's bits.
+__attribute__((target("avx512f"))) static void hidden_avx512(const Mlp& m, const float* a, float* g) {
+    for (int j0 = 0; j0 < m.h; j0 += 128) {
+        __m512 acc[8];
+        for (int b = 0; b < 8; ++b) acc[b] = _mm512_loadu_ps(m.b_fc + j0 + 16 * b);
+        for (int i = 0; i < m.d; ++i) {
+            const __m512 ai = _mm512_set1_ps(a[i]);
+            const float* w = m.w_fc + static_cast<int64_t>(i) * m.h + j0;
+            for (int b = 0; b < 8; ++b) acc[b] = _mm512_fmadd_ps(ai, _mm512_loadu_ps(w + 16 * b), acc[b]);
+        }
+        for (int b = 0; b < 8; ++b) _mm512_storeu_ps(g + j0 + 16 * b, gelu_x16(acc[b]));
+    }
+}
+#endif
+
 // g (h) = gelu(c_fc(a)) of one row: each unit's bias, then the inputs ascending.
 template <int D, int H>
 CS_INLINE void hidden(const Mlp& m, const float* a, float* g) {
     const int d = D ? D : m.d, h = H ? H : m.h;
+#if CS_AVX512_BLOCK
+    if (m.avx512) {
+        hidden_avx512(m, a, g);
+        return;
+    }
+#endif
     for (int j = 0; j < h; ++j) g[j] = m.b_fc[j];
     for (int i = 0; i < d; ++i) {
         const float ai = a[i];
@@ -140,15 +194,42 @@ PyObject* step(PyObject*, PyObject* args) {
         return nullptr;
     }
     auto f = [&p](int i) { return as_ptr<const float>(p[i]); };
-    const Mlp m{d, h, eps, f(1), f(2), f(3), f(4), f(5), f(6)};
+    const Mlp m{d, h, eps, f(1), f(2), f(3), f(4), f(5), f(6), creditsim_kernels::avx512_block() && h % 128 == 0};
     Py_BEGIN_ALLOW_THREADS
     run(m, n, live ? as_ptr<const int64_t>(live) : nullptr, f(0), as_ptr<float>(p[7]));
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
 
+// y (n) = gelu(x (n)) as the kernel computes its hidden units: 16 at a time in the AVX-512 form where it runs
+// (the rest one by one), float32 contiguous addresses (the tests' entry point: the products that follow in
+// step can hide a GELU's last bits).
+CS_CLONES void run_gelu(int64_t n, const float* x, float* y) {
+    int64_t i = 0;
+#if CS_AVX512_BLOCK
+    if (creditsim_kernels::avx512_block())
+        for (; i + 16 <= n; i += 16) gelu16(x + i, y + i);
+#endif
+    for (; i < n; ++i) y[i] = gelu(x[i]);
+}
+
+PyObject* gelu_entry(PyObject*, PyObject* args) {
+    long long n;
+    unsigned long long x, y;
+    if (!PyArg_ParseTuple(args, "LKK", &n, &x, &y)) return nullptr;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "gelu: n >= 0 expected");
+        return nullptr;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    run_gelu(n, as_ptr<const float>(x), as_ptr<float>(y));
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 PyMethodDef methods[] = {
     {"step", step, METH_VARARGS, "Fused feed-forward half of a transformer block, one decoding step."},
+    {"gelu", gelu_entry, METH_VARARGS, "The kernel's GELU on a float32 buffer (tests)."},
     {nullptr, nullptr, 0, nullptr},
 };
 

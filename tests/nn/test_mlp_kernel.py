@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -48,11 +49,12 @@ def test_agrees_with_torch_to_float32_rounding(d, h):
 
 
 def test_gelu_tails_follow_the_exact_form():
-    """The hidden units see +-6: GELU(-6) ~ -6e-9 (erfc's relative precision), GELU(6) ~ 6."""
-    b = _block(16, 64, seed=3)
+    """The hidden units see +-6: GELU(-6) ~ -6e-9 (erfc's relative precision), GELU(6) ~ 6 (128 units: the
+    AVX-512 block's GELU where it runs)."""
+    b = _block(16, 128, seed=3)
     with torch.no_grad():
         b.mlp.c_fc.weight.zero_()
-        b.mlp.c_fc.bias.copy_(torch.linspace(-6.0, 6.0, 64))
+        b.mlp.c_fc.bias.copy_(torch.linspace(-6.0, 6.0, 128))
         x = torch.randn(3, 16)
         torch.testing.assert_close(mlp_step(x, b.ln_2, b.mlp.c_fc, b.mlp.c_proj, None), _torch(b, x),
                                    rtol=1e-6, atol=1e-6)
@@ -61,7 +63,7 @@ def test_gelu_tails_follow_the_exact_form():
 def test_far_negative_hidden_units_give_exactly_zero_as_torch():
     """Below x = -12.7 the GELU is -0 (torch's float32 value), not a denormal: scaled by 1e30 in c_proj, a
     denormal would show as ~1e-8."""
-    b = _block(16, 64, seed=4)
+    b = _block(16, 128, seed=4)
     with torch.no_grad():
         b.mlp.c_fc.weight.zero_()
         b.mlp.c_fc.bias.fill_(-20.0)
@@ -126,7 +128,17 @@ def test_a_row_is_the_same_bits_whatever_the_batch_and_the_live_set():
 
 
 def test_every_instruction_set_level_gives_the_same_bits(kernel_levels, monkeypatch):
+    """Each size, and one whose hidden units are set to the GELU's edge values (its erfc cut at z = 9, the
+    -0 region, both zeros, the sign switch, a NaN), at every level: the AVX-512 block's GELU is the scalar one."""
     cases = [(_block(d, h, seed=d), torch.randn(23, d)) for d, h in SIZES]
+    units = torch.cat([torch.tensor([0.0, -0.0, 12.7279, -12.7279, 12.728, -12.728, -13.0, 40.0, -1e-30, 1e-30,
+                                     1e30, -20.0]), torch.linspace(-14.0, 14.0, 116)])
+    for hidden in (units, units.where(torch.arange(128) != 5, float("nan"))):  # a NaN unit makes its rows NaN
+        edge = _block(16, 128, seed=9)
+        with torch.no_grad():
+            edge.mlp.c_fc.weight.zero_()
+            edge.mlp.c_fc.bias.copy_(hidden)
+        cases.append((edge, torch.randn(5, 16)))
     outs: list[list] = [[] for _ in cases]
     for march, module in kernel_levels(Path(mlp_kernel.__file__).with_name("_mlp_step.cpp")):
         monkeypatch.setattr(mlp_kernel, "_mlp_step", module)
@@ -135,7 +147,31 @@ def test_every_instruction_set_level_gives_the_same_bits(kernel_levels, monkeypa
                 runs.append((march, mlp_step(x, b.ln_2, b.mlp.c_fc, b.mlp.c_proj, None)))
     for runs in outs:
         for march, out in runs[1:]:
-            assert torch.equal(out, runs[0][1]), march
+            assert torch.equal(out.view(torch.int32), runs[0][1].view(torch.int32)), march  # NaN rows too
+
+
+def test_every_level_computes_the_gelu_alike(kernel_levels):
+    """The kernel's GELU itself (its ``gelu`` entry: the AVX-512 form where it runs), which the products after it
+    can hide: edge values -- erfc's cut at z = 9 (|x| = 12.7279...) and the ulps around it, both zeros, the sign
+    switch, subnormals, the float32 extremes, infinities, NaN -- and a dense sweep, bit for bit per level,
+    and within 1e-6 of torch's float32 GELU (absolute, or relative for the large)."""
+    cut = np.float32(9.0) / np.float32(0.70710678118654752)
+    near = np.nextafter(np.repeat(cut, 41), np.float32(np.inf), dtype=np.float32)
+    near = np.concatenate([cut + np.arange(-20, 21, dtype=np.float32) * np.spacing(cut), near])
+    x = np.concatenate([near, -near, np.array([0.0, -0.0, 1e-45, -1e-45, 1e-38, -1e-38, 3.4e38, -3.4e38, np.inf,
+                                               -np.inf, np.nan], dtype=np.float32),
+                        np.linspace(-30.0, 30.0, 60_001, dtype=np.float32)])
+    xt = torch.from_numpy(x.copy())
+    outs = []
+    for march, module in kernel_levels(Path(mlp_kernel.__file__).with_name("_mlp_step.cpp")):
+        y = torch.empty_like(xt)
+        module.gelu(xt.numel(), xt.data_ptr(), y.data_ptr())
+        outs.append((march, y))
+    for march, y in outs[1:]:
+        assert torch.equal(y.view(torch.int32), outs[0][1].view(torch.int32)), march
+    finite = torch.isfinite(xt) & (xt.abs() < 1e30)
+    want = torch.nn.functional.gelu(xt[finite])
+    assert torch.all((outs[0][1][finite] - want).abs() <= 1e-6 * torch.clamp(want.abs(), min=1.0))
 
 
 def test_the_block_takes_it_for_single_steps_on_a_fused_buffer_only():
