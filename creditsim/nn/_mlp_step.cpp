@@ -63,7 +63,8 @@ CS_INLINE float gelu(float x) {
 // same branch as in the scalar comparisons), so each lane is gelu's bits.
 __attribute__((target("avx512f"))) static inline __m512 gelu_x16(__m512 x) {
     const __m512 z = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678118654752f));
-    const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(_mm512_set1_ps(0.5f), z, _mm512_set1_ps(1.0f)));
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_set1_ps(0.5f), z, one));
     __m512 p = _mm512_set1_ps(0.17087277f);
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.82215223f));
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.48851587f));
