@@ -105,6 +105,7 @@ from creditsim.nn.config import JSONConfig
 from creditsim.nn import attention_kernel
 from creditsim.nn.layers import Block, KVBuffer
 from creditsim.nn.modes import eval_modes
+from creditsim.nn.workspace import kv_storage, kv_workspace
 from creditsim.loans import diffusion_kernel
 from creditsim.loans.diffusion_sampling import SamplingPlan, ddim_sample, plan_for
 from creditsim.loans.month_ledger import FLOWS, month_moves, settle_month
@@ -1243,7 +1244,7 @@ class LoanTrajectoryModel(nn.Module):
         keys = ("states", "payments", "balances", "losses", "interest", "scheduled_principal", "prepayment", "default_par")
         parts: dict[str, list[torch.Tensor]] = {k: [] for k in (*keys, "lgd")}
         step = max(1, -(-chunk_size // RNG_LOAN_BLOCK)) * RNG_LOAN_BLOCK
-        with self.evaluating():
+        with self.evaluating(), kv_workspace():  # the chunks reuse one set of key/value buffers
             for lo in range(0, B, step):
                 hi = min(B, lo + step)
                 out = self._generate_chunk(feats[lo:hi], (matrices, index[lo:hi]),
@@ -1328,9 +1329,12 @@ class LoanTrajectoryModel(nn.Module):
                             torch.arange(N, device=dev))
         ledger = _PathLedger(rep(sbal), rep(cum_int), rep(n_idx), rep(init), T, fused=self.fused_kernels)
         # key/value cache of each transformer block: (N, T, nh, hs) keys and values, written month by month
-        pasts = [b.attn.kv_buffer(N, T, device=dev, dtype=self.wpe.weight.dtype, fused=self.fused_kernels,
-                                  compact=self.fused_kernels)
-                 for b in self.blocks]
+        dtype = self.wpe.weight.dtype
+        reuse = (self.fused_kernels and dev.type == "cpu" and dtype == torch.float32 and attention_kernel.available())
+        pasts = [b.attn.kv_buffer(N, T, device=dev, dtype=dtype, fused=self.fused_kernels, compact=self.fused_kernels,
+                                  storage=kv_storage(i, (N, T, b.attn.n_heads, self.config.d_model // b.attn.n_heads))
+                                  if reuse else None)
+                 for i, b in enumerate(self.blocks)]
         for t in range(T):
             if t:  # an absorbed path's next states are certain and need no values: attend for live paths only
                 live = ledger.state <= LoanState.DPD90

@@ -52,13 +52,21 @@ class KVBuffer:
 
     def __init__(self, batch: int, n_heads: int, max_len: int, head_size: int, *,
                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float32, fused: bool = False,
-                 compact: bool = False):
+                 compact: bool = False, storage: tuple[torch.Tensor, torch.Tensor] | None = None):
         shape = (batch, max_len, n_heads, head_size)
         self.fused = bool(fused) and attention_kernel.available() and torch.device(device or "cpu").type == "cpu" \
             and dtype == torch.float32
         self.compact = bool(compact) and self.fused
-        self.keys = torch.empty(shape, device=device, dtype=dtype)
-        self.values = torch.empty(shape, device=device, dtype=dtype)
+        if storage is not None:  # a caller's buffers, reused as they are: nothing before a step's write is read
+            keys, values = storage
+            if (not self.fused or keys.shape != shape or values.shape != shape or keys.dtype != dtype
+                    or values.dtype != dtype or not keys.is_contiguous() or not values.is_contiguous()):
+                raise ValueError(f"KVBuffer: storage for a fused buffer of contiguous {dtype} {shape} keys and "
+                                 f"values expected")
+            self.keys, self.values = keys, values
+        else:
+            self.keys = torch.empty(shape, device=device, dtype=dtype)
+            self.values = torch.empty(shape, device=device, dtype=dtype)
         self.length = 0
         self.batch = batch
         self.rows: torch.Tensor | None = None  # (R,) long ascending batch rows held; None = all, in order
@@ -184,13 +192,14 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(dropout)
 
     def kv_buffer(self, batch: int, max_len: int, *, device: torch.device | str | None = None,
-                  dtype: torch.dtype = torch.float32, fused: bool = False, compact: bool = False) -> KVBuffer:
+                  dtype: torch.dtype = torch.float32, fused: bool = False, compact: bool = False,
+                  storage: tuple[torch.Tensor, torch.Tensor] | None = None) -> KVBuffer:
         """An empty :class:`KVBuffer` for ``batch`` sequences of up to ``max_len`` steps of this layer
         (``fused``: single steps in the compiled kernel where it applies; ``compact``: steps of the wanted
-        rows first; see :class:`KVBuffer`)."""
+        rows first; ``storage``: a fused buffer's keys and values to reuse; see :class:`KVBuffer`)."""
         d_model = self.c_proj.in_features
         return KVBuffer(batch, self.n_heads, max_len, d_model // self.n_heads, device=device, dtype=dtype,
-                        fused=fused, compact=compact)
+                        fused=fused, compact=compact, storage=storage)
 
     def forward(self, x: torch.Tensor, past: KVCache | KVBuffer | None = None
                 ) -> tuple[torch.Tensor, KVCache | KVBuffer]:

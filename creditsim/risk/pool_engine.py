@@ -59,6 +59,7 @@ from creditsim.transitions.sampler import validate_matrices
 from creditsim.states import ASSET_CLASSES, MACRO_VARS, POOL_CF_TYPES, LoanState
 from creditsim.rng import LOANS, torch_seed
 from creditsim.loans.pool import pool_cashflows
+from creditsim.nn.workspace import kv_workspace
 from creditsim.loans.trajectory import scenario_groups, scenario_threads, trajectory_flows
 from creditsim.threads import map_scenarios
 
@@ -497,7 +498,9 @@ class PoolEngine:
                  "io_months": book.io_months}
         init = np.asarray(book.initial_state, dtype=np.int64)
         groups = scenario_groups(len(scenario_ids), book.n_loans, dev, model.fused_kernels)
-        with model.evaluating():  # once for all threads; the caller's modes come back after
+        # once for all threads; the caller's modes come back after. The workspace: groups run on this thread
+        # reuse one set of key/value buffers (creditsim.nn.workspace; a worker thread's run its own per group)
+        with model.evaluating(), kv_workspace():
             rows = map_scenarios(lambda i: self._trajectory_group(feats, terms, init, mats[groups[i][0]],
                                                                   macro[groups[i][0]], scenario_ids[groups[i][0]],
                                                                   groups[i][1]),
