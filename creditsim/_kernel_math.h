@@ -106,6 +106,27 @@ CS_INLINE void layer_norm_row(int d_, const float* x, const float* w, const floa
     for (int i = 0; i < d; ++i) a[i] = std::fmaf(c[i] * rstd, w[i], b[i]);
 }
 
+// out[r] (n_out) = x[r] + (b + sum_i in[r][i] w[i]) for R rows side by side: each output's bias, then the
+// inputs ascending (explicit fmaf), each row its own sums (several rows share each load of w). w: (n_in, n_out)
+// input-major, n_out <= LN_MAX_D. NI, NO: the sizes when known at compile time (0: n_in, n_out).
+template <int NI, int NO, int R>
+CS_INLINE void residual_rows(int n_in_, int n_out_, const float* w, const float* b, const float* const* in,
+                             const float* const* x, float* const* out) {
+    const int n_in = NI ? NI : n_in_, n_out = NO ? NO : n_out_;
+    float o[R][LN_MAX_D];
+    for (int r = 0; r < R; ++r)
+        for (int j = 0; j < n_out; ++j) o[r][j] = b[j];
+    for (int i = 0; i < n_in; ++i) {
+        const float* wi = w + static_cast<int64_t>(i) * n_out;
+        for (int r = 0; r < R; ++r) {
+            const float v = in[r][i];
+            for (int j = 0; j < n_out; ++j) o[r][j] = std::fmaf(v, wi[j], o[r][j]);
+        }
+    }
+    for (int r = 0; r < R; ++r)
+        for (int j = 0; j < n_out; ++j) out[r][j] = x[r][j] + o[r][j];
+}
+
 // Whether the AVX-512 blocks run: in the library's build, where the CPU has AVX-512F (checked at run time,
 // beside the clones' own pick); in a single-level build (CS_NO_CLONES: the tests' per-level builds), where
 // that level has it, so the baseline and v3 builds run the generic loops the bits are compared against.
@@ -129,3 +150,19 @@ T* as_ptr(unsigned long long address) {
 }
 
 }  // namespace creditsim_kernels
+
+#ifdef Py_PYTHON_H
+namespace creditsim_kernels {
+// The (n, x address, y address) arguments of a kernel's elementwise test entry point (float32 buffers of n
+// elements): false, with a Python error set, for bad ones.
+inline bool elementwise_args(PyObject* args, const char* name, long long* n, unsigned long long* x,
+                             unsigned long long* y) {
+    if (!PyArg_ParseTuple(args, "LKK", n, x, y)) return false;
+    if (*n < 0) {
+        PyErr_Format(PyExc_ValueError, "%s: n >= 0 expected", name);
+        return false;
+    }
+    return true;
+}
+}  // namespace creditsim_kernels
+#endif

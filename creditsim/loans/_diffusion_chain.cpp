@@ -341,11 +341,7 @@ CS_CLONES void run_silu(int64_t n, const float* x, float* y, bool avx512) {
 PyObject* silu_values(PyObject*, PyObject* args) {
     long long n;
     unsigned long long x, y;
-    if (!PyArg_ParseTuple(args, "LKK", &n, &x, &y)) return nullptr;
-    if (n < 0) {
-        PyErr_SetString(PyExc_ValueError, "silu: n >= 0 expected");
-        return nullptr;
-    }
+    if (!creditsim_kernels::elementwise_args(args, "silu", &n, &x, &y)) return nullptr;
     run_silu(n, as_ptr<const float>(x), as_ptr<float>(y), creditsim_kernels::avx512_block());
     Py_RETURN_NONE;
 }

@@ -26,6 +26,7 @@
 namespace {
 
 using creditsim_kernels::as_ptr;
+using creditsim_kernels::residual_rows;
 using creditsim_kernels::exp_f32;
 using creditsim_kernels::exp_f32_x16;
 
@@ -260,24 +261,6 @@ CS_INLINE void qkv_row(const Half& hf, int C_, const float* x, float* a, float* 
 
 constexpr int OUT_ROWS = 4;  // rows whose c_proj runs together: 4 x (C / 16) accumulators cover the FMA latency
 
-// out[r] (C) = x[r] + c_proj(y[r]) for R rows side by side (each row its own sums).
-template <int CW, int R>
-CS_INLINE void out_rows(const Half& hf, int C_, const float* const* x, const float* const* y, float* const* out) {
-    const int C = CW ? CW : C_;
-    float o[R][creditsim_kernels::LN_MAX_D];
-    for (int r = 0; r < R; ++r)
-        for (int j = 0; j < C; ++j) o[r][j] = hf.b_o[j];
-    for (int i = 0; i < C; ++i) {
-        const float* w = hf.w_o + static_cast<int64_t>(i) * C;
-        for (int r = 0; r < R; ++r) {
-            const float yi = y[r][i];
-            for (int j = 0; j < C; ++j) o[r][j] = std::fmaf(yi, w[j], o[r][j]);
-        }
-    }
-    for (int r = 0; r < R; ++r)
-        for (int j = 0; j < C; ++j) out[r][j] = x[r][j] + o[r][j];
-}
-
 #if CS_AVX512_BLOCK
 // qkv_row's and out_rows' products for C = 32 with the accumulators in registers, two rows' qkv (12 registers)
 // and four rows' out (8) at a time, so each weight load serves several rows. Each lane runs the generic loops'
@@ -347,8 +330,9 @@ CS_INLINE void group_out(const Half& hf, int C, int n, const float* const* x, co
     if (CW == 32 && avx)
         for (; j + OUT_ROWS <= n; j += OUT_ROWS) out4_avx512_c32(hf, x + j, y + j, out + j);
 #endif
-    for (; j + OUT_ROWS <= n; j += OUT_ROWS) out_rows<CW, OUT_ROWS>(hf, C, x + j, y + j, out + j);
-    for (; j < n; ++j) out_rows<CW, 1>(hf, C, x + j, y + j, out + j);
+    for (; j + OUT_ROWS <= n; j += OUT_ROWS)
+        residual_rows<CW, CW, OUT_ROWS>(C, C, hf.w_o, hf.b_o, y + j, x + j, out + j);
+    for (; j < n; ++j) residual_rows<CW, CW, 1>(C, C, hf.w_o, hf.b_o, y + j, x + j, out + j);
 }
 
 // With half (block_step): qkv holds the block's input rows x (C wide) instead, and out gets x + c_proj(attention).

@@ -17,6 +17,7 @@
 namespace {
 
 using creditsim_kernels::as_ptr;
+using creditsim_kernels::residual_rows;
 using creditsim_kernels::exp_f32;
 
 constexpr int MAX_D = creditsim_kernels::LN_MAX_D;  // model width the row buffers hold (the wrapper checks)
@@ -125,24 +126,6 @@ CS_INLINE void hidden(const Mlp& m, const float* a, float* g) {
     for (int j = 0; j < h; ++j) g[j] = gelu(g[j]);
 }
 
-// out = x + c_proj(g) for R rows together (their own sums, side by side).
-template <int D, int H, int R>
-CS_INLINE void project(const Mlp& m, float* const* g, const float* const* x, float* const* out) {
-    const int d = D ? D : m.d, h = H ? H : m.h;
-    float o[R][MAX_D];
-    for (int r = 0; r < R; ++r)
-        for (int j = 0; j < d; ++j) o[r][j] = m.b_proj[j];
-    for (int i = 0; i < h; ++i) {
-        const float* w = m.w_proj + static_cast<int64_t>(i) * d;
-        for (int r = 0; r < R; ++r) {
-            const float gi = g[r][i];
-            for (int j = 0; j < d; ++j) o[r][j] = std::fmaf(gi, w[j], o[r][j]);
-        }
-    }
-    for (int r = 0; r < R; ++r)
-        for (int j = 0; j < d; ++j) out[r][j] = x[r][j] + o[r][j];
-}
-
 template <int D, int H>
 CS_INLINE void run_rows(const Mlp& m, int64_t n, const int64_t* live, const float* x, float* out) {
     const int d = D ? D : m.d;
@@ -163,9 +146,10 @@ CS_INLINE void run_rows(const Mlp& m, int64_t n, const int64_t* live, const floa
             hidden<D, H>(m, a, g[r]);
         }
         if (rows == PROJ_ROWS) {
-            project<D, H, PROJ_ROWS>(m, gr, xr, outr);
+            residual_rows<H, D, PROJ_ROWS>(m.h, m.d, m.w_proj, m.b_proj, gr, xr, outr);
         } else {
-            for (int r = 0; r < rows; ++r) project<D, H, 1>(m, gr + r, xr + r, outr + r);
+            for (int r = 0; r < rows; ++r)
+                residual_rows<H, D, 1>(m.h, m.d, m.w_proj, m.b_proj, gr + r, xr + r, outr + r);
         }
     }
 }
@@ -217,11 +201,7 @@ CS_CLONES void run_gelu(int64_t n, const float* x, float* y) {
 PyObject* gelu_entry(PyObject*, PyObject* args) {
     long long n;
     unsigned long long x, y;
-    if (!PyArg_ParseTuple(args, "LKK", &n, &x, &y)) return nullptr;
-    if (n < 0) {
-        PyErr_SetString(PyExc_ValueError, "gelu: n >= 0 expected");
-        return nullptr;
-    }
+    if (!creditsim_kernels::elementwise_args(args, "gelu", &n, &x, &y)) return nullptr;
     Py_BEGIN_ALLOW_THREADS
     run_gelu(n, as_ptr<const float>(x), as_ptr<float>(y));
     Py_END_ALLOW_THREADS
