@@ -267,6 +267,10 @@ def _coerce(df: pd.DataFrame, spec: ColumnSpec, what: str, date_format: str | No
             bad = df.index[frac]
             if len(bad):
                 _raise(what, col, list(bad), "an integer", df)
+            if num.dtype.kind == "f":  # a float beyond int64 would be cast to garbage (1e300 -> INT64_MIN)
+                bad = df.index[present & (num.abs() >= 2.0**63)]
+                if len(bad):
+                    _raise(what, col, list(bad), "an integer within int64 (|value| < 2**63)", df)
         if spec.low is not None:
             low_bad = (num <= spec.low) if _strict_low(spec) else (num < spec.low)
             bad = df.index[present & low_bad]
@@ -328,8 +332,12 @@ def _coerce_clean(df: pd.DataFrame, spec: ColumnSpec) -> bool:
     if spec.kind in ("float", "int"):
         if s.dtype.kind not in "fi":  # bools, unsigned, text, objects: the full path
             return False
-        a = s.to_numpy(dtype=np.float64)
-        if not np.isfinite(a).all() or (spec.kind == "int" and not (a == np.round(a)).all()):
+        # an int column is checked and stored as its int64 values (through float64, 2**53 + 1 would round)
+        a = s.to_numpy(dtype=np.int64 if spec.kind == "int" and s.dtype.kind == "i" else np.float64)
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            return False
+        # a float int column: whole numbers that float64 holds exactly, or the full path (which names the rest)
+        if spec.kind == "int" and a.dtype.kind == "f" and not ((a == np.round(a)) & (np.abs(a) < 2.0**53)).all():
             return False
         if spec.low is not None and bool(((a <= spec.low) if _strict_low(spec) else (a < spec.low)).any()):
             return False
@@ -341,8 +349,8 @@ def _coerce_clean(df: pd.DataFrame, spec: ColumnSpec) -> bool:
     if (spec.kind not in ("category", "str") or len(s) == 0 or pd.api.types.infer_dtype(s, skipna=False) != "string"
             or bool(s.isna().any())):
         return False
-    if spec.kind == "str":
-        return True  # a str identifier is stored as given (_id_text)
+    if spec.kind == "str":  # a str identifier is stored as given (_id_text): in a pandas string column, as is
+        return isinstance(s.dtype, pd.StringDtype)  # (an object column's np.str_ would come back as str: full path)
     codes, uniques = pd.factorize(s)
     # printable ASCII: Python's strip and lower are then exactly pandas' (which are pyarrow's on a "str" column)
     if not all(u.isascii() and u.isprintable() for u in uniques):

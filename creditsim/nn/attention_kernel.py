@@ -13,7 +13,10 @@ Per row and head ``h`` (``hs`` dimensions, ``scale = 1 / sqrt(hs)``, months ``l 
 softmax attention, as ``scaled_dot_product_attention``; the two agree to float32 rounding. Every sum runs
 in a fixed order (months ascending, a head's dimensions by the tree below, explicit ``fmaf``), a row reads
 its own data only, and the file is built with ``-ffp-contract=off``: the output of a row is the same bits
-whatever the batch, the live set, the thread or the instruction set.
+whatever the batch, the live set, the thread or the instruction set. (Not a NaN's sign or payload: where two
+NaNs meet in an add, x86 keeps the first operand's, and a compiler may order a commutative add either way;
+helper-109 saw a row holding both +NaN and inf give -NaN on one level and +NaN on another. Such a row is
+invalid input whatever its bits; the trajectory model stops on NaN values, creditsim.errors.NumericalError.)
 
 Speed (2-core Xeon with AVX-512, 2026-12-07; one thread, 2,000 rows, months 0..59 in turn): 45 ns per
 row-month as first written, 26 ns after these two, against about 13 ns to merely read a row-month's 256 bytes of keys
@@ -96,6 +99,7 @@ def attention_step(qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, 
     """
     if _attention_step is None:
         raise RuntimeError("creditsim.nn._attention_step is not built; reinstall with a C++ compiler")
+    _check_buffers(keys, values, "attention_step")
     B, max_len, nh, hs = keys.shape
     C = nh * hs
     for name, x in (("qkv", qkv), ("keys", keys), ("values", values)):
@@ -139,6 +143,7 @@ def block_attention_step(x: torch.Tensor, ln: nn.LayerNorm, c_attn: nn.Linear, c
     """
     if _attention_step is None:
         raise RuntimeError("creditsim.nn._attention_step is not built; reinstall with a C++ compiler")
+    _check_buffers(keys, values, "block_attention_step")
     B, max_len, nh, hs = keys.shape
     C = nh * hs
     if not block_fits(ln, c_attn, c_proj) or c_attn.in_features != C:
@@ -173,6 +178,19 @@ def block_fits(ln: nn.LayerNorm, c_attn: nn.Linear, c_proj: nn.Linear) -> bool:
     C = c_attn.in_features
     return (1 <= C <= 256 and c_attn.weight.shape == (3 * C, C) and c_proj.weight.shape == (C, C)
             and ln.weight.shape == (C,) and ln.bias.shape == (C,))
+
+
+def _check_buffers(keys: object, values: object, who: str) -> None:
+    """Keys and values: two 4-D ``(B, max_len, nh, hs)`` tensors of one shape that share no memory (the step
+    writes both: values over keys would corrupt the cache silently); ValueError naming ``who`` otherwise."""
+    if not (isinstance(keys, torch.Tensor) and isinstance(values, torch.Tensor) and keys.ndim == 4
+            and values.shape == keys.shape):
+        raise ValueError(f"{who}: keys and values must be (B, max_len, nh, hs) tensors of one shape, got "
+                         f"{getattr(keys, 'shape', type(keys).__name__)} and "
+                         f"{getattr(values, 'shape', type(values).__name__)}")
+    k0, v0, size = keys.data_ptr(), values.data_ptr(), keys.numel() * keys.element_size()
+    if keys.numel() and k0 < v0 + size and v0 < k0 + size:
+        raise ValueError(f"{who}: keys and values share memory; two separate buffers expected")
 
 
 def checked_rows(live: torch.Tensor | None, batch: int, who: str) -> torch.Tensor | None:

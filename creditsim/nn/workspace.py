@@ -25,7 +25,7 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["kv_storage", "kv_workspace"]
+__all__ = ["held_bytes", "kv_storage", "kv_workspace"]
 
 _LOCAL = threading.local()  # depth: open workspaces of this thread; store: slot -> (keys, values)
 

@@ -226,6 +226,18 @@ def test_the_block_half_refuses_what_it_does_not_fit():
     with pytest.raises(ValueError, match="strictly ascending"):
         block_attention_step(x, ln, c_attn, c_proj, keys, values, 2, torch.tensor([3, 1]))
     assert not attention_kernel.block_fits(ln, c_attn.double(), c_proj)
+    # one tensor as both keys and values (the step's value writes would overwrite the keys), or not 4-D
+    with pytest.raises(ValueError, match="share memory"):
+        block_attention_step(x, ln, c_attn, c_proj, keys, keys, 2, None)
+    with pytest.raises(ValueError, match="share memory"):
+        attention_step(torch.randn(4, 3 * C), keys, keys.view(keys.shape), 2, None)
+    with pytest.raises(ValueError, match=r"\(B, max_len, nh, hs\) tensors of one shape"):
+        attention_step(torch.randn(4, 3 * C), keys[0], values[0], 2, None)
+    with pytest.raises(ValueError, match="two separate contiguous"):
+        KVBuffer(4, NH, M, HS, fused=True, storage=(keys, keys))
+    with pytest.raises(ValueError, match="two separate contiguous"):
+        KVBuffer(4, NH, M, HS, fused=True, storage=(None, None))
+    assert KVBuffer(4, NH, M, HS, fused=True, storage=(keys, values)).keys is keys
 
 
 def test_bad_arguments_are_refused():
