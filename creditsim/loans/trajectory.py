@@ -625,8 +625,9 @@ class _PathLedger:
         self._paid = torch.zeros(N, dtype=torch.long, device=dev)  # P: scheduled payments settled
         self._short = torch.zeros(N, dtype=torch.float64, device=dev)  # unpaid principal carried in the balance
         self._balance = sbal[:, 0].clone()
-        # month-major (T, N): a month's values are written together (an (N, T) column is N scattered writes)
-        self._flows = torch.zeros(len(FLOWS), n_months, N, dtype=torch.float64, device=dev)
+        # month-major (T, N): a month's values are written together (an (N, T) column is N scattered writes);
+        # not zeroed: settle writes every path's flows every month (an absorbed path's as 0)
+        self._flows = torch.empty(len(FLOWS), n_months, N, dtype=torch.float64, device=dev)
         self._out = dict(zip(FLOWS, self._flows.unbind(0)))
         self._states = torch.empty(n_months, N, dtype=torch.int8, device=dev)
         self._lgd = torch.full((N,), float("nan"), dtype=torch.float64, device=dev)
