@@ -71,7 +71,8 @@ try:  # built by `pip install` (setup.py); optional, see the module docstring
 except ImportError:  # pragma: no cover - exercised only where the install had no compiler
     _attention_step = None
 
-__all__ = ["available", "attention_step", "block_attention_step", "block_fits", "checked_rows", "input_major"]
+__all__ = ["available", "attention_step", "block_attention_step", "block_fits", "checked_rows", "input_major",
+           "overlaps"]
 
 
 def available() -> bool:
@@ -188,9 +189,14 @@ def _check_buffers(keys: object, values: object, who: str) -> None:
         raise ValueError(f"{who}: keys and values must be (B, max_len, nh, hs) tensors of one shape, got "
                          f"{getattr(keys, 'shape', type(keys).__name__)} and "
                          f"{getattr(values, 'shape', type(values).__name__)}")
-    k0, v0, size = keys.data_ptr(), values.data_ptr(), keys.numel() * keys.element_size()
-    if keys.numel() and k0 < v0 + size and v0 < k0 + size:
+    if keys.numel() and overlaps(keys, values):
         raise ValueError(f"{who}: keys and values share memory; two separate buffers expected")
+
+
+def overlaps(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two contiguous tensors' memory overlaps (a step writing one would change the other)."""
+    a0, b0 = a.data_ptr(), b.data_ptr()
+    return a0 < b0 + b.numel() * b.element_size() and b0 < a0 + a.numel() * a.element_size()
 
 
 def checked_rows(live: torch.Tensor | None, batch: int, who: str) -> torch.Tensor | None:

@@ -61,7 +61,8 @@ class KVBuffer:
             keys, values = storage if isinstance(storage, tuple) and len(storage) == 2 else (None, None)
             if (not self.fused or not isinstance(keys, torch.Tensor) or not isinstance(values, torch.Tensor)
                     or keys.shape != shape or values.shape != shape or keys.dtype != dtype or values.dtype != dtype
-                    or not keys.is_contiguous() or not values.is_contiguous() or _overlap(keys, values)):
+                    or not keys.is_contiguous() or not values.is_contiguous()
+                    or attention_kernel.overlaps(keys, values)):
                 raise ValueError(f"KVBuffer: storage for a fused buffer: two separate contiguous {dtype} tensors "
                                  f"of {shape} (keys, values) expected")
             self.keys, self.values = keys, values
@@ -166,12 +167,6 @@ class KVBuffer:
                                                   self.live, compact=self.compact)
         self.length += 1
         return y
-
-
-def _overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Whether two contiguous tensors share memory (keys written over values, or the reverse)."""
-    a0, b0 = a.data_ptr(), b.data_ptr()
-    return a0 < b0 + b.numel() * b.element_size() and b0 < a0 + a.numel() * a.element_size()
 
 
 def _fused_step(past: object, n_steps: int, dropping: bool) -> bool:
