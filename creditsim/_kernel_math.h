@@ -106,6 +106,19 @@ CS_INLINE void layer_norm_row(int d_, const float* x, const float* w, const floa
     for (int i = 0; i < d; ++i) a[i] = std::fmaf(c[i] * rstd, w[i], b[i]);
 }
 
+// out (n_out) = b + sum_i in[i] w[i] of one row: each output's bias, then the inputs ascending (explicit fmaf).
+// w: (n_in, n_out) input-major. NI, NO: the sizes when known at compile time (0: n_in, n_out).
+template <int NI, int NO>
+CS_INLINE void affine_row(int n_in_, int n_out_, const float* w, const float* b, const float* in, float* out) {
+    const int n_in = NI ? NI : n_in_, n_out = NO ? NO : n_out_;
+    for (int j = 0; j < n_out; ++j) out[j] = b[j];
+    for (int i = 0; i < n_in; ++i) {
+        const float v = in[i];
+        const float* wi = w + static_cast<int64_t>(i) * n_out;
+        for (int j = 0; j < n_out; ++j) out[j] = std::fmaf(v, wi[j], out[j]);
+    }
+}
+
 // out[r] (n_out) = x[r] + (b + sum_i in[r][i] w[i]) for R rows side by side: each output's bias, then the
 // inputs ascending (explicit fmaf), each row its own sums (several rows share each load of w). w: (n_in, n_out)
 // input-major, n_out <= LN_MAX_D. NI, NO: the sizes when known at compile time (0: n_in, n_out).

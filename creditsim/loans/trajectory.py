@@ -103,7 +103,7 @@ from creditsim.errors import CheckpointError, ConfigError, DataError, NumericalE
 from creditsim.features import LOAN_FEATURES
 from creditsim.nn.config import JSONConfig
 from creditsim.nn import attention_kernel
-from creditsim.nn.layers import Block, KVBuffer
+from creditsim.nn.layers import Block, KVBuffer, fusable
 from creditsim.nn.modes import eval_modes
 from creditsim.nn.workspace import kv_storage, kv_workspace
 from creditsim.loans import diffusion_kernel
@@ -1331,7 +1331,7 @@ class LoanTrajectoryModel(nn.Module):
         ledger = _PathLedger(rep(sbal), rep(cum_int), rep(n_idx), rep(init), T, fused=self.fused_kernels)
         # key/value cache of each transformer block: (N, T, nh, hs) keys and values, written month by month
         dtype = self.wpe.weight.dtype
-        reuse = (self.fused_kernels and dev.type == "cpu" and dtype == torch.float32 and attention_kernel.available())
+        reuse = self.fused_kernels and fusable(dev, dtype)  # a fused buffer: its storage from the workspace
         pasts = [b.attn.kv_buffer(N, T, device=dev, dtype=dtype, fused=self.fused_kernels, compact=self.fused_kernels,
                                   storage=kv_storage(i, (N, T, b.attn.n_heads, self.config.d_model // b.attn.n_heads))
                                   if reuse else None)

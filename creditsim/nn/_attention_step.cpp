@@ -78,10 +78,6 @@ __attribute__((target("avx512f"))) static void av_avx512_hs8(int L, int nh, int6
     }
 }
 
-#ifndef PF_HINT
-#define PF_HINT _MM_HINT_T0
-#endif
-
 // Adjacent lanes summed, a's pairs in lanes 0-7 and b's in lanes 8-15 (even, odd: the lane indices 0, 2, .. 30
 // and 1, 3, .. 31 of the pair a, b).
 __attribute__((target("avx512f"))) static inline __m512 pair_sums(__m512 a, __m512 b, __m512i even, __m512i odd) {
@@ -113,8 +109,8 @@ __attribute__((target("avx512f"))) static void attend_group_hs8(const Step& st, 
     for (int l = 0; l < L; ++l) {
         for (int j = 0; j < n_next; ++j)  // the next group's month l, fetched while this group computes
             for (int off = 0; off < C; off += 16) {
-                _mm_prefetch(reinterpret_cast<const char*>(next_k[j] + static_cast<int64_t>(l) * C + off), PF_HINT);
-                _mm_prefetch(reinterpret_cast<const char*>(next_v[j] + static_cast<int64_t>(l) * C + off), PF_HINT);
+                _mm_prefetch(reinterpret_cast<const char*>(next_k[j] + static_cast<int64_t>(l) * C + off), _MM_HINT_T0);
+                _mm_prefetch(reinterpret_cast<const char*>(next_v[j] + static_cast<int64_t>(l) * C + off), _MM_HINT_T0);
             }
         for (int p = 0; p < nh / 2; ++p) {  // heads 2p, 2p + 1: features 16p .. 16p + 15
             __m512 r[GROUP];
@@ -251,12 +247,7 @@ template <int CW>
 CS_INLINE void qkv_row(const Half& hf, int C_, const float* x, float* a, float* qkv) {
     const int C = CW ? CW : C_;
     creditsim_kernels::layer_norm_row<CW>(C, x, hf.ln_w, hf.ln_b, hf.eps, a);
-    for (int j = 0; j < 3 * C; ++j) qkv[j] = hf.b_qkv[j];
-    for (int i = 0; i < C; ++i) {
-        const float ai = a[i];
-        const float* w = hf.w_qkv + static_cast<int64_t>(i) * 3 * C;
-        for (int j = 0; j < 3 * C; ++j) qkv[j] = std::fmaf(ai, w[j], qkv[j]);
-    }
+    creditsim_kernels::affine_row<CW, 3 * CW>(C, 3 * C, hf.w_qkv, hf.b_qkv, a, qkv);
 }
 
 constexpr int OUT_ROWS = 4;  // rows whose c_proj runs together: 4 x (C / 16) accumulators cover the FMA latency
@@ -309,7 +300,7 @@ __attribute__((target("avx512f"))) static void out4_avx512_c32(const Half& hf, c
 // The rows of a group: qkv of each from its x row, or the x rows' out after the attention (R rows at a time).
 // (avx: the registers blocks above run, for C = 32 only; a: (2C) scratch)
 template <int CW>
-CS_INLINE void group_qkv(const Half& hf, int C, int n, const float* const* x, float* a, float* qkv, bool avx) {
+CS_INLINE void rows_qkv(const Half& hf, int C, int n, const float* const* x, float* a, float* qkv, bool avx) {
     int j = 0;
 #if CS_AVX512_BLOCK
     if (CW == 32 && avx)
@@ -323,8 +314,8 @@ CS_INLINE void group_qkv(const Half& hf, int C, int n, const float* const* x, fl
 }
 
 template <int CW>
-CS_INLINE void group_out(const Half& hf, int C, int n, const float* const* x, const float* const* y,
-                         float* const* out, bool avx) {
+CS_INLINE void rows_out(const Half& hf, int C, int n, const float* const* x, const float* const* y,
+                        float* const* out, bool avx) {
     int j = 0;
 #if CS_AVX512_BLOCK
     if (CW == 32 && avx)
@@ -333,6 +324,22 @@ CS_INLINE void group_out(const Half& hf, int C, int n, const float* const* x, co
     for (; j + OUT_ROWS <= n; j += OUT_ROWS)
         residual_rows<CW, CW, OUT_ROWS>(C, C, hf.w_o, hf.b_o, y + j, x + j, out + j);
     for (; j < n; ++j) residual_rows<CW, CW, 1>(C, C, hf.w_o, hf.b_o, y + j, x + j, out + j);
+}
+
+// rows_qkv / rows_out with the shipped model's width C = 32 compiled for its size (the products unrolled).
+CS_INLINE void group_qkv(const Half& hf, int C, int n, const float* const* x, float* a, float* qkv, bool avx) {
+    if (C == 32)
+        rows_qkv<32>(hf, C, n, x, a, qkv, avx);
+    else
+        rows_qkv<0>(hf, C, n, x, a, qkv, avx);
+}
+
+CS_INLINE void group_out(const Half& hf, int C, int n, const float* const* x, const float* const* y,
+                         float* const* out, bool avx) {
+    if (C == 32)
+        rows_out<32>(hf, C, n, x, y, out, avx);
+    else
+        rows_out<0>(hf, C, n, x, y, out, avx);
 }
 
 // With half (block_step): qkv holds the block's input rows x (C wide) instead, and out gets x + c_proj(attention).
@@ -346,7 +353,6 @@ CS_CLONES void run_step(const Step& st, int64_t n_live, const int64_t* live, boo
     float *s = scratch.data(), *prod = s + padded * st.nh, *dens = prod + C, *a = dens + st.nh, *hq = a + 2 * C,
           *hy = hq + 3 * GROUP * C;
     const int in_w = half ? C : 3 * C;  // the width of a row of qkv (x with half)
-    const bool c32 = C == 32;  // the shipped model's width: the half's products unrolled
     const int64_t bytes = (st.t + 1) * C * static_cast<int64_t>(sizeof(float));  // a row's filled months
     int64_t i = 0;
 #if CS_AVX512_BLOCK
@@ -368,12 +374,7 @@ CS_CLONES void run_step(const Step& st, int64_t n_live, const int64_t* live, boo
                 xr[j] = qkv + r * in_w;
                 outr[j] = out + r * C;
             }
-            if (half) {
-                if (c32)
-                    group_qkv<32>(*half, C, GROUP, xr, a, hq, st.avx512);
-                else
-                    group_qkv<0>(*half, C, GROUP, xr, a, hq, st.avx512);
-            }
+            if (half) group_qkv(*half, C, GROUP, xr, a, hq, st.avx512);
             int n_next = 0;  // the next group's rows (or the rows after it), prefetched month by month
             for (int64_t j = i + GROUP; j < i + 2 * GROUP && j < n_live; ++j, ++n_next) {
                 const int64_t nb = live ? live[j] : j;
@@ -381,12 +382,7 @@ CS_CLONES void run_step(const Step& st, int64_t n_live, const int64_t* live, boo
                 next_v[n_next] = values + nb * st.max_len * C;
             }
             attend_group_hs8(st, q, k, v, y, S, den, next_k, next_v, n_next);
-            if (half) {
-                if (c32)
-                    group_out<32>(*half, C, GROUP, xr, y, outr, st.avx512);
-                else
-                    group_out<0>(*half, C, GROUP, xr, y, outr, st.avx512);
-            }
+            if (half) group_out(*half, C, GROUP, xr, y, outr, st.avx512);
         }
     }
 #endif
@@ -406,12 +402,7 @@ CS_CLONES void run_step(const Step& st, int64_t n_live, const int64_t* live, boo
         const int64_t r = compact ? i : b;  // the row's qkv and output: its place among the live rows, or its own
         const float* xr = qkv + r * in_w;
         float* outr = out + r * C;
-        if (half) {
-            if (c32)
-                group_qkv<32>(*half, C, 1, &xr, a, hq, st.avx512);
-            else
-                group_qkv<0>(*half, C, 1, &xr, a, hq, st.avx512);
-        }
+        if (half) group_qkv(*half, C, 1, &xr, a, hq, st.avx512);
         const float* q = half ? hq : xr;
         float* y = half ? hy : outr;
         if (st.nh == 4 && st.hs == 8)  // the shipped trajectory model's heads
@@ -420,10 +411,7 @@ CS_CLONES void run_step(const Step& st, int64_t n_live, const int64_t* live, boo
             attend_row<0, 0>(st, q, keys_b, values_b, y, s, prod, dens);
         if (half) {
             const float* yc = y;
-            if (c32)
-                group_out<32>(*half, C, 1, &xr, &yc, &outr, st.avx512);
-            else
-                group_out<0>(*half, C, 1, &xr, &yc, &outr, st.avx512);
+            group_out(*half, C, 1, &xr, &yc, &outr, st.avx512);
         }
     }
 }

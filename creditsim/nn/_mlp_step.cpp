@@ -117,12 +117,7 @@ CS_INLINE void hidden(const Mlp& m, const float* a, float* g) {
         return;
     }
 #endif
-    for (int j = 0; j < h; ++j) g[j] = m.b_fc[j];
-    for (int i = 0; i < d; ++i) {
-        const float ai = a[i];
-        const float* w = m.w_fc + static_cast<int64_t>(i) * h;
-        for (int j = 0; j < h; ++j) g[j] = std::fmaf(ai, w[j], g[j]);
-    }
+    creditsim_kernels::affine_row<D, H>(d, h, m.w_fc, m.b_fc, a, g);
     for (int j = 0; j < h; ++j) g[j] = gelu(g[j]);
 }
 

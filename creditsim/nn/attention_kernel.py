@@ -72,7 +72,7 @@ except ImportError:  # pragma: no cover - exercised only where the install had n
     _attention_step = None
 
 __all__ = ["available", "attention_step", "block_attention_step", "block_fits", "checked_rows", "input_major",
-           "overlaps"]
+           "kernel_params", "overlaps"]
 
 
 def available() -> bool:
@@ -101,18 +101,12 @@ def attention_step(qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, 
     if _attention_step is None:
         raise RuntimeError("creditsim.nn._attention_step is not built; reinstall with a C++ compiler")
     _check_buffers(keys, values, "attention_step")
-    B, max_len, nh, hs = keys.shape
+    _, max_len, nh, hs = keys.shape
     C = nh * hs
     for name, x in (("qkv", qkv), ("keys", keys), ("values", values)):
         if x.device.type != "cpu" or x.dtype != torch.float32 or not x.is_contiguous():
             raise ValueError(f"attention_step: {name} must be a contiguous float32 CPU tensor")
-    live = checked_rows(live, B, "attention_step")
-    n_live = B if live is None else live.numel()
-    rows = qkv.shape[0] if compact and qkv.ndim == 2 and qkv.shape[0] >= n_live else B  # the rows qkv, out hold
-    if qkv.shape != (rows, 3 * C) or values.shape != keys.shape or not 0 <= t < max_len:
-        need = f"at least {n_live}" if compact else B
-        raise ValueError(f"attention_step: qkv ({need}, {3 * C}) rows, values {tuple(keys.shape)} and "
-                         f"0 <= t < {max_len} expected, got {tuple(qkv.shape)}, {tuple(values.shape)}, t={t}")
+    live, n_live, rows = _step_rows(qkv, "qkv", 3 * C, keys, values, t, live, compact, "attention_step")
     out = torch.zeros(rows, C, dtype=torch.float32)
     _attention_step.step(n_live, 0 if live is None else live.data_ptr(), bool(compact),
                          nh, hs, t, max_len, 1.0 / math.sqrt(hs), qkv.data_ptr(), keys.data_ptr(), values.data_ptr(),
@@ -145,7 +139,7 @@ def block_attention_step(x: torch.Tensor, ln: nn.LayerNorm, c_attn: nn.Linear, c
     if _attention_step is None:
         raise RuntimeError("creditsim.nn._attention_step is not built; reinstall with a C++ compiler")
     _check_buffers(keys, values, "block_attention_step")
-    B, max_len, nh, hs = keys.shape
+    _, max_len, nh, hs = keys.shape
     C = nh * hs
     if not block_fits(ln, c_attn, c_proj) or c_attn.in_features != C:
         raise ValueError(f"block_attention_step: float32 CPU ln ({C},), c_attn {C} -> {3 * C} and c_proj {C} -> {C} "
@@ -153,21 +147,38 @@ def block_attention_step(x: torch.Tensor, ln: nn.LayerNorm, c_attn: nn.Linear, c
     for name, v in (("x", x), ("keys", keys), ("values", values)):
         if v.device.type != "cpu" or v.dtype != torch.float32 or (name != "x" and not v.is_contiguous()):
             raise ValueError(f"block_attention_step: {name} must be a float32 CPU tensor (buffers contiguous)")
-    live = checked_rows(live, B, "block_attention_step")
-    n_live = B if live is None else live.numel()
-    rows = x.shape[0] if compact and x.ndim == 2 and x.shape[0] >= n_live else B
-    if x.shape != (rows, C) or values.shape != keys.shape or not 0 <= t < max_len:
-        need = f"at least {n_live}" if compact else B
-        raise ValueError(f"block_attention_step: x ({need}, {C}) rows, values {tuple(keys.shape)} and "
-                         f"0 <= t < {max_len} expected, got {tuple(x.shape)}, {tuple(values.shape)}, t={t}")
+    live, n_live, _ = _step_rows(x, "x", C, keys, values, t, live, compact, "block_attention_step")
     x = x.contiguous()
     out = x.clone()
-    keep = (ln.weight.detach().contiguous(), ln.bias.detach().contiguous(), input_major(c_attn),
-            c_attn.bias.detach().contiguous(), input_major(c_proj), c_proj.bias.detach().contiguous())
+    keep = kernel_params(ln, c_attn, c_proj)
     _attention_step.block_step(n_live, 0 if live is None else live.data_ptr(), bool(compact), nh, hs, t, max_len,
                                1.0 / math.sqrt(hs), float(ln.eps), x.data_ptr(), *(p.data_ptr() for p in keep),
                                keys.data_ptr(), values.data_ptr(), out.data_ptr())
     return out
+
+
+def _step_rows(inp: torch.Tensor, name: str, width: int, keys: torch.Tensor, values: torch.Tensor, t: int,
+               live: torch.Tensor | None, compact: bool, who: str) -> tuple[torch.Tensor | None, int, int]:
+    """A step's checked ``live`` rows (:func:`checked_rows`), their count and the rows ``inp`` and the output
+    hold: the buffers' batch, or with ``compact`` ``inp``'s own rows (at least the live ones); ValueError
+    naming ``who`` for an ``inp`` that is not ``(rows, width)`` or a month outside the buffers."""
+    B, max_len = keys.shape[:2]
+    live = checked_rows(live, B, who)
+    n_live = B if live is None else live.numel()
+    rows = inp.shape[0] if compact and inp.ndim == 2 and inp.shape[0] >= n_live else B
+    if inp.shape != (rows, width) or not 0 <= t < max_len:
+        need = f"at least {n_live}" if compact else B
+        raise ValueError(f"{who}: {name} ({need}, {width}) rows, values {tuple(keys.shape)} and "
+                         f"0 <= t < {max_len} expected, got {tuple(inp.shape)}, {tuple(values.shape)}, t={t}")
+    return live, n_live, rows
+
+
+def kernel_params(ln: nn.LayerNorm, first: nn.Linear, second: nn.Linear) -> tuple[torch.Tensor, ...]:
+    """The parameters of a layer norm and two linears as a block's compiled half reads them: ``ln`` weight
+    and bias, each linear's weight input-major (:func:`input_major`) and bias, contiguous. Keep the tuple
+    alive until the kernel returns (its addresses are what the C++ reads)."""
+    return (ln.weight.detach().contiguous(), ln.bias.detach().contiguous(), input_major(first),
+            first.bias.detach().contiguous(), input_major(second), second.bias.detach().contiguous())
 
 
 def block_fits(ln: nn.LayerNorm, c_attn: nn.Linear, c_proj: nn.Linear) -> bool:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from creditsim.nn import attention_kernel, mlp_kernel
 
-__all__ = ["CausalSelfAttention", "MLP", "Block", "KVBuffer"]
+__all__ = ["CausalSelfAttention", "MLP", "Block", "KVBuffer", "fusable"]
 
 KVCache = tuple[torch.Tensor, torch.Tensor]
 
@@ -54,8 +54,7 @@ class KVBuffer:
                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float32, fused: bool = False,
                  compact: bool = False, storage: tuple[torch.Tensor, torch.Tensor] | None = None):
         shape = (batch, max_len, n_heads, head_size)
-        self.fused = bool(fused) and attention_kernel.available() and torch.device(device or "cpu").type == "cpu" \
-            and dtype == torch.float32
+        self.fused = bool(fused) and fusable(device, dtype)
         self.compact = bool(compact) and self.fused
         if storage is not None:  # a caller's buffers, reused as they are: nothing before a step's write is read
             keys, values = storage if isinstance(storage, tuple) and len(storage) == 2 else (None, None)
@@ -167,6 +166,12 @@ class KVBuffer:
                                                   self.live, compact=self.compact)
         self.length += 1
         return y
+
+
+def fusable(device: torch.device | str | None, dtype: torch.dtype) -> bool:
+    """Whether a :class:`KVBuffer` on ``device`` of ``dtype`` made ``fused=True`` is fused: float32 on the CPU,
+    where :mod:`creditsim.nn.attention_kernel` is built."""
+    return attention_kernel.available() and torch.device(device or "cpu").type == "cpu" and dtype == torch.float32
 
 
 def _fused_step(past: object, n_steps: int, dropping: bool) -> bool:

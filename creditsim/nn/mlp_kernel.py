@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from creditsim.nn.attention_kernel import checked_rows, input_major
+from creditsim.nn.attention_kernel import checked_rows, kernel_params
 
 try:  # built by `pip install` (setup.py); optional, see the module docstring
     from creditsim.nn import _mlp_step
@@ -69,8 +69,7 @@ def mlp_step(x: torch.Tensor, ln: nn.LayerNorm, c_fc: nn.Linear, c_proj: nn.Line
     x = x.contiguous()
     out = x.clone()
     live = checked_rows(live, B, "mlp_step")
-    keep = (ln.weight.detach().contiguous(), ln.bias.detach().contiguous(), input_major(c_fc),
-            c_fc.bias.detach().contiguous(), input_major(c_proj), c_proj.bias.detach().contiguous())
+    keep = kernel_params(ln, c_fc, c_proj)
     _mlp_step.step(B if live is None else live.numel(), 0 if live is None else live.data_ptr(), d, h, float(ln.eps),
                    x.data_ptr(), *(t.data_ptr() for t in keep), out.data_ptr())
     return out
