@@ -71,8 +71,8 @@ try:  # built by `pip install` (setup.py); optional, see the module docstring
 except ImportError:  # pragma: no cover - exercised only where the install had no compiler
     _attention_step = None
 
-__all__ = ["available", "attention_step", "block_attention_step", "block_fits", "checked_rows", "input_major",
-           "kernel_params", "overlaps"]
+__all__ = ["available", "attention_step", "block_attention_step", "BlockHalfStep", "block_fits", "checked_rows",
+           "input_major", "kernel_params", "overlaps"]
 
 
 def available() -> bool:
@@ -136,25 +136,55 @@ def block_attention_step(x: torch.Tensor, ln: nn.LayerNorm, c_attn: nn.Linear, c
     Returns:
         ``(B, C)`` (``(m, C)`` with ``compact``) float32, a new tensor.
     """
-    if _attention_step is None:
-        raise RuntimeError("creditsim.nn._attention_step is not built; reinstall with a C++ compiler")
-    _check_buffers(keys, values, "block_attention_step")
-    _, max_len, nh, hs = keys.shape
-    C = nh * hs
-    if not block_fits(ln, c_attn, c_proj) or c_attn.in_features != C:
-        raise ValueError(f"block_attention_step: float32 CPU ln ({C},), c_attn {C} -> {3 * C} and c_proj {C} -> {C} "
-                         f"with biases expected for buffers of {nh} x {hs} heads")
-    for name, v in (("x", x), ("keys", keys), ("values", values)):
-        if v.device.type != "cpu" or v.dtype != torch.float32 or (name != "x" and not v.is_contiguous()):
-            raise ValueError(f"block_attention_step: {name} must be a float32 CPU tensor (buffers contiguous)")
-    live, n_live, _ = _step_rows(x, "x", C, keys, values, t, live, compact, "block_attention_step")
-    x = x.contiguous()
-    out = x.clone()
-    keep = kernel_params(ln, c_attn, c_proj)
-    _attention_step.block_step(n_live, 0 if live is None else live.data_ptr(), bool(compact), nh, hs, t, max_len,
-                               1.0 / math.sqrt(hs), float(ln.eps), x.data_ptr(), *(p.data_ptr() for p in keep),
-                               keys.data_ptr(), values.data_ptr(), out.data_ptr())
-    return out
+    return BlockHalfStep(ln, c_attn, c_proj, keys, values)(x, t, live, compact)
+
+
+class BlockHalfStep:
+    """:func:`block_attention_step` for one layer and one pair of key/value buffers, the parameters, their fit and
+    the buffers checked and gathered once: a decoding loop calls it every month and layer, and those per-call
+    checks and gathers (a dozen tensor attribute reads, six ``contiguous`` and the weights' transposes looked up)
+    cost more Python than the step's own arguments. Hold it only while the parameters and buffers are unchanged
+    (one generation); :class:`~creditsim.nn.layers.FusedBlockStep` does."""
+
+    def __init__(self, ln: nn.LayerNorm, c_attn: nn.Linear, c_proj: nn.Linear, keys: torch.Tensor,
+                 values: torch.Tensor):
+        if _attention_step is None:
+            raise RuntimeError("creditsim.nn._attention_step is not built; reinstall with a C++ compiler")
+        _check_buffers(keys, values, "block_attention_step")
+        _, self.max_len, self.nh, self.hs = keys.shape
+        C = self.nh * self.hs
+        if not block_fits(ln, c_attn, c_proj) or c_attn.in_features != C:
+            raise ValueError(f"block_attention_step: float32 CPU ln ({C},), c_attn {C} -> {3 * C} and c_proj {C} -> "
+                             f"{C} with biases expected for buffers of {self.nh} x {self.hs} heads")
+        for name, v in (("keys", keys), ("values", values)):
+            if v.device.type != "cpu" or v.dtype != torch.float32 or not v.is_contiguous():
+                raise ValueError(f"block_attention_step: {name} must be a float32 CPU tensor (buffers contiguous)")
+        self.keys, self.values, self.width = keys, values, C
+        self._params = kernel_params(ln, c_attn, c_proj)  # kept: the C++ reads them by address
+        self._args = (1.0 / math.sqrt(self.hs), float(ln.eps))
+        self._ptrs = (*(p.data_ptr() for p in self._params), keys.data_ptr(), values.data_ptr())
+
+    def __call__(self, x: torch.Tensor, t: int, live: torch.Tensor | None, compact: bool = False,
+                 live_checked: bool = False) -> torch.Tensor:
+        """The step of ``x`` at month ``t`` for the ``live`` rows (:func:`block_attention_step`'s arguments);
+        ``live_checked``: ``live`` is already what :func:`checked_rows` returns for the buffers' batch (the
+        caller checked it this step), so it is not checked again."""
+        if x.device.type != "cpu" or x.dtype != torch.float32:
+            raise ValueError("block_attention_step: x must be a float32 CPU tensor (buffers contiguous)")
+        if live_checked:
+            n_live = self.keys.shape[0] if live is None else live.numel()
+            rows = x.shape[0] if compact and x.ndim == 2 and x.shape[0] >= n_live else self.keys.shape[0]
+            if x.shape != (rows, self.width) or not 0 <= t < self.max_len:
+                live, n_live, _ = _step_rows(x, "x", self.width, self.keys, self.values, t, live, compact,
+                                             "block_attention_step")  # raises, naming what is wrong
+        else:
+            live, n_live, _ = _step_rows(x, "x", self.width, self.keys, self.values, t, live, compact,
+                                         "block_attention_step")
+        x = x.contiguous()
+        out = x.clone()
+        _attention_step.block_step(n_live, 0 if live is None else live.data_ptr(), bool(compact), self.nh, self.hs,
+                                   t, self.max_len, *self._args, x.data_ptr(), *self._ptrs, out.data_ptr())
+        return out
 
 
 def _step_rows(inp: torch.Tensor, name: str, width: int, keys: torch.Tensor, values: torch.Tensor, t: int,

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from creditsim.nn import attention_kernel, mlp_kernel
 
-__all__ = ["CausalSelfAttention", "MLP", "Block", "KVBuffer", "fusable"]
+__all__ = ["CausalSelfAttention", "MLP", "Block", "KVBuffer", "FusedBlockStep", "fusable"]
 
 KVCache = tuple[torch.Tensor, torch.Tensor]
 
@@ -95,7 +95,8 @@ class KVBuffer:
                 raise ValueError("KVBuffer.retain: a row dropped earlier cannot be kept again")
         self._wanted = keep.clone()
         if self.fused:
-            self.live = torch.nonzero(keep).view(-1)
+            self.live = torch.nonzero(keep).view(-1)  # int64, contiguous, strictly ascending in [0, batch)
+            self._made_live = (self.live, self.live._version)
             return
         held = self.rows if self.rows is not None else torch.arange(self.batch, device=keep.device)
         pos = torch.nonzero(keep[held]).view(-1)  # positions of the kept rows among those held
@@ -109,6 +110,15 @@ class KVBuffer:
             new[:, :filled] = old[pos, :filled]
             setattr(self, name, new)
         self.rows = held[pos]
+
+    def checked_live(self) -> torch.Tensor | None:
+        """:attr:`live` as :func:`~creditsim.nn.attention_kernel.checked_rows` returns it: the tensor :meth:`retain`
+        made is that already (``nonzero`` of the mask) and is not checked again while it is unchanged; any other
+        (an attribute set from outside, or the tensor edited in place) is checked."""
+        made = getattr(self, "_made_live", None)
+        if made is not None and self.live is made[0] and self.live._version == made[1]:
+            return self.live
+        return attention_kernel.checked_rows(self.live, self.batch, "KVBuffer")
 
     def held(self, x: torch.Tensor) -> torch.Tensor:
         """The held rows ``(R, ...)`` of a ``(batch, ...)`` tensor (``x`` itself while all are held)."""
@@ -166,6 +176,45 @@ class KVBuffer:
                                                   self.live, compact=self.compact)
         self.length += 1
         return y
+
+
+class FusedBlockStep:
+    """A :class:`Block`'s decoding step on a fused :class:`KVBuffer` for a whole generation: both halves in the
+    compiled kernels, as :meth:`Block.forward` runs them, with the parameters, their fit and the buffers checked
+    and gathered once (:class:`~creditsim.nn.attention_kernel.BlockHalfStep`,
+    :class:`~creditsim.nn.mlp_kernel.MLPStep`) and the step's live rows checked once for both halves. The same
+    bits as :meth:`Block.forward`; hold it only while the block's parameters and the buffer's storage are
+    unchanged (one generation's chunk). :meth:`make` gives None where :meth:`Block.forward` would not run both
+    halves compiled (then call the block)."""
+
+    def __init__(self, block: "Block", past: KVBuffer):
+        self.past = past
+        self._attn = attention_kernel.BlockHalfStep(block.ln_1, block.attn.c_attn, block.attn.c_proj, past.keys,
+                                                    past.values)
+        self._mlp = mlp_kernel.MLPStep(block.ln_2, block.mlp.c_fc, block.mlp.c_proj)
+
+    @classmethod
+    def make(cls, block: "Block", past: object) -> "FusedBlockStep | None":
+        dropping = block.training and (block.attn.dropout > 0 or block.mlp.dropout.p > 0)
+        if not (_fused_step(past, 1, dropping) and mlp_kernel.available()
+                and attention_kernel.block_fits(block.ln_1, block.attn.c_attn, block.attn.c_proj)
+                and mlp_kernel.fits(block.ln_2, block.mlp.c_fc, block.mlp.c_proj)):
+            return None
+        return cls(block, past)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, C)`` (``(m, C)`` wanted rows first for a ``compact`` buffer, as :meth:`KVBuffer.block_step`)
+        -> the block's output rows; the buffer's month advances by one."""
+        if torch.is_grad_enabled():
+            raise ValueError("FusedBlockStep: the compiled step has no backward; call it under torch.no_grad()")
+        past = self.past
+        if past.length >= past.max_len:
+            raise ValueError(f"KVBuffer: {past.length} + 1 steps exceed the {past.max_len} allocated")
+        live = past.checked_live()
+        y = self._attn(x, past.length, live, past.compact, live_checked=True)
+        past.length += 1
+        # a compact step's rows are all computed (padding too), as Block.forward
+        return self._mlp(y, None if past.compact else live, live_checked=True)
 
 
 def fusable(device: torch.device | str | None, dtype: torch.dtype) -> bool:

@@ -36,7 +36,7 @@ try:  # built by `pip install` (setup.py); optional, see the module docstring
 except ImportError:  # pragma: no cover - exercised only where the install had no compiler
     _mlp_step = None
 
-__all__ = ["available", "fits", "mlp_step"]
+__all__ = ["available", "fits", "mlp_step", "MLPStep"]
 
 
 def available() -> bool:
@@ -56,23 +56,42 @@ def mlp_step(x: torch.Tensor, ln: nn.LayerNorm, c_fc: nn.Linear, c_proj: nn.Line
     Returns:
         ``(B, d)`` float32, a new tensor.
     """
-    if _mlp_step is None:
-        raise RuntimeError("creditsim.nn._mlp_step is not built; reinstall with a C++ compiler")
-    B, d = x.shape
-    if x.device.type != "cpu" or x.dtype != torch.float32 or not fits(ln, c_fc, c_proj):
-        raise ValueError("mlp_step: float32 CPU rows and parameters (with biases) expected, model width <= 256 and "
-                         "hidden width <= 1024")
-    if ln.weight.shape != (d,):
-        raise ValueError(f"mlp_step: rows of width {d} do not fit ln {tuple(ln.weight.shape)}, c_fc "
-                         f"{tuple(c_fc.weight.shape)}, c_proj {tuple(c_proj.weight.shape)}")
-    h = c_fc.out_features
-    x = x.contiguous()
-    out = x.clone()
-    live = checked_rows(live, B, "mlp_step")
-    keep = kernel_params(ln, c_fc, c_proj)
-    _mlp_step.step(B if live is None else live.numel(), 0 if live is None else live.data_ptr(), d, h, float(ln.eps),
-                   x.data_ptr(), *(t.data_ptr() for t in keep), out.data_ptr())
-    return out
+    return MLPStep(ln, c_fc, c_proj)(x, live)
+
+
+class MLPStep:
+    """:func:`mlp_step` for one layer with the parameters and their fit checked and gathered once (a decoding
+    loop calls it every month and layer: see :class:`~creditsim.nn.attention_kernel.BlockHalfStep`). Hold it only
+    while the parameters are unchanged."""
+
+    def __init__(self, ln: nn.LayerNorm, c_fc: nn.Linear, c_proj: nn.Linear):
+        if _mlp_step is None:
+            raise RuntimeError("creditsim.nn._mlp_step is not built; reinstall with a C++ compiler")
+        if not fits(ln, c_fc, c_proj):
+            raise ValueError("mlp_step: float32 CPU rows and parameters (with biases) expected, model width <= 256 "
+                             "and hidden width <= 1024")
+        self._shapes = (tuple(ln.weight.shape), tuple(c_fc.weight.shape), tuple(c_proj.weight.shape))
+        self.d, self.h, self._eps = c_fc.in_features, c_fc.out_features, float(ln.eps)
+        self._params = kernel_params(ln, c_fc, c_proj)  # kept: the C++ reads them by address
+        self._ptrs = tuple(p.data_ptr() for p in self._params)
+
+    def __call__(self, x: torch.Tensor, live: torch.Tensor | None, live_checked: bool = False) -> torch.Tensor:
+        """The step of ``x`` ``(B, d)`` for the ``live`` rows (:func:`mlp_step`'s arguments); ``live_checked``:
+        ``live`` is already what :func:`checked_rows` returns for ``B`` rows, so it is not checked again."""
+        if x.device.type != "cpu" or x.dtype != torch.float32 or x.ndim != 2:
+            raise ValueError("mlp_step: float32 CPU rows and parameters (with biases) expected, model width <= 256 "
+                             "and hidden width <= 1024")
+        B, d = x.shape
+        if d != self.d:
+            raise ValueError(f"mlp_step: rows of width {d} do not fit ln {self._shapes[0]}, c_fc "
+                             f"{self._shapes[1]}, c_proj {self._shapes[2]}")
+        x = x.contiguous()
+        out = x.clone()
+        if not live_checked:
+            live = checked_rows(live, B, "mlp_step")
+        _mlp_step.step(B if live is None else live.numel(), 0 if live is None else live.data_ptr(), d, self.h,
+                       self._eps, x.data_ptr(), *self._ptrs, out.data_ptr())
+        return out
 
 
 def fits(ln: nn.LayerNorm, c_fc: nn.Linear, c_proj: nn.Linear) -> bool:

@@ -301,3 +301,46 @@ def test_decoding_through_fused_buffers_matches_the_torch_buffers():
                 b_, _ = block(b_, f)
             torch.testing.assert_close(b_[wanted], a[wanted], rtol=1e-5, atol=1e-5)
     assert 0 < int(wanted.sum()) < B
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_a_prepared_block_step_is_the_blocks_bits_and_checks_a_foreign_live_set(compact):
+    """FusedBlockStep (the block's parameters and buffers checked once a generation, the live rows once a step)
+    gives Block.forward's bits month by month as rows are dropped, in both buffer modes, and writes the same
+    buffers; a live set not made by retain (set from outside, or edited in place) is checked again and a bad
+    one refused; a torch buffer gets no prepared step."""
+    from creditsim.nn.layers import FusedBlockStep
+
+    torch.manual_seed(0)
+    block = Block(C, NH, 0.0).eval()
+    B, T = 40, 6
+    g = torch.Generator().manual_seed(2)
+    xs = torch.randn(T, B, C, generator=g)
+    bufs = [KVBuffer(B, NH, T, HS, fused=True, compact=compact,  # zeroed: the rows never written compare too
+                     storage=(torch.zeros(B, T, NH, HS), torch.zeros(B, T, NH, HS))) for _ in range(2)]
+    assert FusedBlockStep.make(block, bufs[1]) is None  # under autograd: Block.forward's torch path
+    wanted = torch.ones(B, dtype=torch.bool)
+    with torch.no_grad():
+        step = FusedBlockStep.make(block, bufs[1])
+        assert step is not None and FusedBlockStep.make(block, KVBuffer(B, NH, T, HS)) is None
+        for t in range(T):
+            if t in (2, 4):
+                wanted &= torch.rand(B, generator=g) > 0.3
+                for buf in bufs:
+                    buf.retain(wanted.clone())
+            rows = torch.nonzero(wanted).view(-1)
+            x = xs[t][rows] if compact else xs[t]
+            want, _ = block(x.unsqueeze(1), bufs[0])
+            got = step(x)
+            assert torch.equal(got, want[:, 0]), t
+        assert torch.equal(bufs[0].keys, bufs[1].keys) and torch.equal(bufs[0].values, bufs[1].values)
+        bufs[1].length = 3
+        bufs[1].live = torch.tensor([5, 2])  # not ascending: checked, refused before the C++ reads it
+        with pytest.raises(ValueError, match="strictly ascending"):
+            step(xs[3][:2] if compact else xs[3])
+        bufs[1].retain(wanted.clone())
+        bufs[1].live[0] = B + 7  # retain's tensor edited in place: checked again
+        with pytest.raises(ValueError, match="lie in"):
+            step(xs[3][:len(rows)] if compact else xs[3])
+    with pytest.raises(ValueError, match="no backward"):
+        step(xs[0])
