@@ -162,3 +162,39 @@ def test_buffered_steps_match_the_teacher_forced_pass():
             for block, buf in zip(model.blocks, bufs):
                 x, _ = block(x, buf)
             torch.testing.assert_close(model.ln_f(x)[:, 0], full[:, t], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("per_loan_macro", [False, True])
+def test_live_tokens_from_tables_are_the_per_month_tokens(per_loan_macro):
+    """The compiled step's tokens (LoanTrajectoryModel._live_tokens: feat_proj, macro_proj and term_proj read
+    from per-chunk tables) are :meth:`_tokens` of the same rows, bit for bit, at every month -- months to
+    maturity on both sides of the clamp at -12 and 120 included, and a macro path per scenario (the macro
+    table) or per loan (macro_proj per month). A table off by one row, or its terms added in another order,
+    fails it."""
+    from creditsim.loans import trajectory
+
+    torch.manual_seed(0)
+    model = LoanTrajectoryModel(TrajectoryConfig(d_model=32, n_heads=4, n_layers=1, diffusion_steps=4,
+                                                 diffusion_hidden=8, max_months=24)).eval()
+    g = torch.Generator().manual_seed(5)
+    N, T, S = 300, 24, 3
+    feats = torch.randn(N, model.config.n_loan_features, generator=g)
+    rem = torch.randint(-20, 160, (N,), generator=g)
+    rem[:4] = torch.tensor([1, 13, 121, 133])  # left = rem - 1 - t hits 0, -12 and 120 at some month
+    R = N if per_loan_macro else S
+    macro = torch.randn(R, T, model.config.n_macro_vars, generator=g)
+    macro_row = torch.arange(N) if per_loan_macro else torch.randint(0, S, (N,), generator=g)
+    paths = trajectory._PathInputs(feats, torch.empty(0), torch.zeros(N, dtype=torch.long), macro, macro_row, rem,
+                                   torch.empty(0), torch.arange(N), torch.zeros(N, 32), {})
+    with torch.no_grad():
+        for t in range(T):
+            rows = trajectory._padded_rows(torch.randperm(N, generator=g)[:150 + t].sort().values)
+            m = rows.numel()
+            prev = torch.randint(0, N_STATES, (m,), generator=g)
+            log_rows = torch.log(torch.rand(m, 1, N_STATES, generator=g) + 1e-3)
+            got = model._live_tokens(t, paths, rows, prev, log_rows)
+            want, _ = model._tokens(feats[rows], log_rows, macro[macro_row[rows], t].unsqueeze(1), prev.view(m, 1),
+                                    rem[rows], t)
+            assert got.shape == (m, 1, 32)
+            assert torch.equal(got, want), t
+    assert ("macro" in paths.tables) is not per_loan_macro
