@@ -523,6 +523,7 @@ class _BlockDraws:
         self._first_loan = first_block * RNG_LOAN_BLOCK
         self._n_loans = n_loans
         self._device = device
+        self._uniforms: torch.Tensor | None = None
 
     def normals(self, rows: torch.Tensor, n_samples: int, month: int, n_noise: int) -> torch.Tensor:
         """``(n_noise, n, 2)`` float32 value noise of the paths ``rows`` ``(n,)`` (the chunk's path-major
@@ -532,6 +533,16 @@ class _BlockDraws:
         seed_index, sample = np.divmod(path, n_samples)
         return path_normals(self._noise_keys, seed_index, loan + self._first_loan, sample, month,
                             n_noise).to(self._device)
+
+    def month_uniforms(self, month: int, n_samples: int, n_months: int) -> torch.Tensor:
+        """``(N,)`` the state uniforms of month ``month`` of ``n_months``: every stream's next ``(n_samples,
+        RNG_LOAN_BLOCK)`` draw in month order. All months are drawn on the first call, one ``rand`` per stream
+        (a CPU generator's uniforms come one after another, so ``(n_months, ...)`` at once are the draws of the
+        months in turn, bit for bit): a call per stream and month cost more than its draws. Call it after the other draws
+        (the frailty) and for no other draw after."""
+        if self._uniforms is None:
+            self._uniforms = self.draw((n_months, n_samples, RNG_LOAN_BLOCK), 2, False).reshape(n_months, -1)
+        return self._uniforms[month]
 
     def draw(self, shape: tuple[int, ...], loan_axis: int, normal: bool) -> torch.Tensor:
         """One draw of ``shape`` per block stream, concatenated along ``loan_axis`` and cut to L; the seeds'
@@ -1397,7 +1408,7 @@ class LoanTrajectoryModel(nn.Module):
         meaningless (0, or finite with its attention skipped), and unused.
         """
         N = state.shape[0]
-        unif = draws.draw((n_samples, RNG_LOAN_BLOCK), 1, False).reshape(N)
+        unif = draws.month_uniforms(t, n_samples, paths.cohort.shape[1])
         if not (self.fused_kernels and state.device.type == "cpu"):
             h, log_rows = self._live_step(t, paths, state, None, pasts)
             logits = self._logits(h, log_rows, state, paths.rem, torch.full_like(state, t))

@@ -96,7 +96,8 @@ class KVBuffer:
         self._wanted = keep.clone()
         if self.fused:
             self.live = torch.nonzero(keep).view(-1)  # int64, contiguous, strictly ascending in [0, batch)
-            self._made_live = (self.live, self.live._version)
+            # an inference tensor keeps no version (torch.inference_mode): never trusted, checked every step
+            self._made_live = None if self.live.is_inference() else (self.live, self.live._version)
             return
         held = self.rows if self.rows is not None else torch.arange(self.batch, device=keep.device)
         pos = torch.nonzero(keep[held]).view(-1)  # positions of the kept rows among those held
@@ -114,8 +115,9 @@ class KVBuffer:
     def checked_live(self) -> torch.Tensor | None:
         """:attr:`live` as :func:`~creditsim.nn.attention_kernel.checked_rows` returns it: the tensor :meth:`retain`
         made is that already (``nonzero`` of the mask) and is not checked again while it is unchanged; any other
-        (an attribute set from outside, or the tensor edited in place) is checked."""
-        made = getattr(self, "_made_live", None)
+        (an attribute set from outside, the tensor edited in place, or made under ``torch.inference_mode``, which
+        keeps no version to tell) is checked."""
+        made = getattr(self, "_made_live", None)  # (tensor, its version) as retain made it
         if made is not None and self.live is made[0] and self.live._version == made[1]:
             return self.live
         return attention_kernel.checked_rows(self.live, self.batch, "KVBuffer")
@@ -214,7 +216,7 @@ class FusedBlockStep:
         y = self._attn(x, past.length, live, past.compact, live_checked=True)
         past.length += 1
         # a compact step's rows are all computed (padding too), as Block.forward
-        return self._mlp(y, None if past.compact else live, live_checked=True)
+        return self._mlp(y, None if past.compact else live, live_checked=True, in_place=True)  # y is the step's own
 
 
 def fusable(device: torch.device | str | None, dtype: torch.dtype) -> bool:

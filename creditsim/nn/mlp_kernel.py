@@ -75,9 +75,12 @@ class MLPStep:
         self._params = kernel_params(ln, c_fc, c_proj)  # kept: the C++ reads them by address
         self._ptrs = tuple(p.data_ptr() for p in self._params)
 
-    def __call__(self, x: torch.Tensor, live: torch.Tensor | None, live_checked: bool = False) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, live: torch.Tensor | None, live_checked: bool = False,
+                 in_place: bool = False) -> torch.Tensor:
         """The step of ``x`` ``(B, d)`` for the ``live`` rows (:func:`mlp_step`'s arguments); ``live_checked``:
-        ``live`` is already what :func:`checked_rows` returns for ``B`` rows, so it is not checked again."""
+        ``live`` is already what :func:`checked_rows` returns for ``B`` rows, so it is not checked again;
+        ``in_place``: the output is written over ``x`` (contiguous) and returned -- the kernel reads each row
+        before it writes that row's output, and only its own row, so the values are a new tensor's."""
         if x.device.type != "cpu" or x.dtype != torch.float32 or x.ndim != 2:
             raise ValueError("mlp_step: float32 CPU rows and parameters (with biases) expected, model width <= 256 "
                              "and hidden width <= 1024")
@@ -85,8 +88,10 @@ class MLPStep:
         if d != self.d:
             raise ValueError(f"mlp_step: rows of width {d} do not fit ln {self._shapes[0]}, c_fc "
                              f"{self._shapes[1]}, c_proj {self._shapes[2]}")
+        if in_place and not x.is_contiguous():
+            raise ValueError("mlp_step: in place needs contiguous rows")
         x = x.contiguous()
-        out = x.clone()
+        out = x if in_place else x.clone()
         if not live_checked:
             live = checked_rows(live, B, "mlp_step")
         _mlp_step.step(B if live is None else live.numel(), 0 if live is None else live.data_ptr(), d, self.h,
