@@ -1275,7 +1275,7 @@ class LoanTrajectoryModel(nn.Module):
                                            seeds, lo // RNG_LOAN_BLOCK, adverse, plan)
                 for k, v in out.items():
                     parts[k].append(v)
-        result = {k: torch.cat(v, dim=1) for k, v in parts.items()}
+        result = {k: v[0] if len(v) == 1 else torch.cat(v, dim=1) for k, v in parts.items()}  # one chunk: no copy
         result["opening_balance"] = torch.as_tensor(terms["balance"], dtype=torch.float64, device=feats.device)
         return result
 
@@ -1470,7 +1470,7 @@ class LoanTrajectoryModel(nn.Module):
         else:  # Block.forward's compiled halves, their parameters and buffers checked once
             x2 = x.view(m, x.shape[-1])
             for step in steps:
-                x2 = step(x2)
+                x2 = step(x2, in_place=True)  # the month's own tokens, then the previous block's output
             x = x2.view(m, 1, x2.shape[-1])
         return self.ln_f(x)[:, 0], log_rows[:, 0]
 

@@ -165,10 +165,12 @@ class BlockHalfStep:
         self._ptrs = (*(p.data_ptr() for p in self._params), keys.data_ptr(), values.data_ptr())
 
     def __call__(self, x: torch.Tensor, t: int, live: torch.Tensor | None, compact: bool = False,
-                 live_checked: bool = False) -> torch.Tensor:
+                 live_checked: bool = False, in_place: bool = False) -> torch.Tensor:
         """The step of ``x`` at month ``t`` for the ``live`` rows (:func:`block_attention_step`'s arguments);
         ``live_checked``: ``live`` is already what :func:`checked_rows` returns for the buffers' batch (the
-        caller checked it this step), so it is not checked again."""
+        caller checked it this step), so it is not checked again; ``in_place``: the output is written over
+        ``x`` (contiguous) and returned -- a group of rows is read whole before its outputs are written, each
+        output element right after its own residual input, so the values are a new tensor's."""
         if x.device.type != "cpu" or x.dtype != torch.float32:
             raise ValueError("block_attention_step: x must be a float32 CPU tensor (buffers contiguous)")
         if live_checked:
@@ -180,8 +182,10 @@ class BlockHalfStep:
         else:
             live, n_live, _ = _step_rows(x, "x", self.width, self.keys, self.values, t, live, compact,
                                          "block_attention_step")
+        if in_place and not x.is_contiguous():
+            raise ValueError("block_attention_step: in place needs contiguous rows")
         x = x.contiguous()
-        out = x.clone()
+        out = x if in_place else x.clone()
         _attention_step.block_step(n_live, 0 if live is None else live.data_ptr(), bool(compact), self.nh, self.hs,
                                    t, self.max_len, *self._args, x.data_ptr(), *self._ptrs, out.data_ptr())
         return out

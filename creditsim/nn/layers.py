@@ -204,16 +204,17 @@ class FusedBlockStep:
             return None
         return cls(block, past)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, in_place: bool = False) -> torch.Tensor:
         """``x`` ``(B, C)`` (``(m, C)`` wanted rows first for a ``compact`` buffer, as :meth:`KVBuffer.block_step`)
-        -> the block's output rows; the buffer's month advances by one."""
+        -> the block's output rows; the buffer's month advances by one. ``in_place``: written over ``x``
+        (contiguous; a caller's own intermediate) instead of a new tensor."""
         if torch.is_grad_enabled():
             raise ValueError("FusedBlockStep: the compiled step has no backward; call it under torch.no_grad()")
         past = self.past
         if past.length >= past.max_len:
             raise ValueError(f"KVBuffer: {past.length} + 1 steps exceed the {past.max_len} allocated")
         live = past.checked_live()
-        y = self._attn(x, past.length, live, past.compact, live_checked=True)
+        y = self._attn(x, past.length, live, past.compact, live_checked=True, in_place=in_place)
         past.length += 1
         # a compact step's rows are all computed (padding too), as Block.forward
         return self._mlp(y, None if past.compact else live, live_checked=True, in_place=True)  # y is the step's own

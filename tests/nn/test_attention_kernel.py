@@ -317,11 +317,11 @@ def test_a_prepared_block_step_is_the_blocks_bits_and_checks_a_foreign_live_set(
     g = torch.Generator().manual_seed(2)
     xs = torch.randn(T, B, C, generator=g)
     bufs = [KVBuffer(B, NH, T, HS, fused=True, compact=compact,  # zeroed: the rows never written compare too
-                     storage=(torch.zeros(B, T, NH, HS), torch.zeros(B, T, NH, HS))) for _ in range(2)]
+                     storage=(torch.zeros(B, T, NH, HS), torch.zeros(B, T, NH, HS))) for _ in range(3)]
     assert FusedBlockStep.make(block, bufs[1]) is None  # under autograd: Block.forward's torch path
     wanted = torch.ones(B, dtype=torch.bool)
     with torch.no_grad():
-        step = FusedBlockStep.make(block, bufs[1])
+        step, over = FusedBlockStep.make(block, bufs[1]), FusedBlockStep.make(block, bufs[2])
         assert step is not None and FusedBlockStep.make(block, KVBuffer(B, NH, T, HS)) is None
         for t in range(T):
             if t in (2, 4):
@@ -333,7 +333,10 @@ def test_a_prepared_block_step_is_the_blocks_bits_and_checks_a_foreign_live_set(
             want, _ = block(x.unsqueeze(1), bufs[0])
             got = step(x)
             assert torch.equal(got, want[:, 0]), t
-        assert torch.equal(bufs[0].keys, bufs[1].keys) and torch.equal(bufs[0].values, bufs[1].values)
+            mine = x.clone()
+            assert over(mine, in_place=True) is mine and torch.equal(mine, got), t  # written over its input
+        for buf in bufs[1:]:
+            assert torch.equal(bufs[0].keys, buf.keys) and torch.equal(bufs[0].values, buf.values)
         bufs[1].length = 3
         bufs[1].live = torch.tensor([5, 2])  # not ascending: checked, refused before the C++ reads it
         with pytest.raises(ValueError, match="strictly ascending"):
