@@ -127,9 +127,9 @@ def test_fused_months_run_the_live_paths_alone_and_give_the_eager_paths(monkeypa
     seen: list[tuple[int, bool]] = []
     step = attention_kernel.BlockHalfStep.__call__  # a block's attention half, the step inside it
 
-    def spy(self, x, t, live, compact=False, live_checked=False):
+    def spy(self, x, t, live, compact=False, **kw):
         seen.append((x.shape[0], compact))
-        return step(self, x, t, live, compact, live_checked)
+        return step(self, x, t, live, compact, **kw)
 
     monkeypatch.setattr(attention_kernel.BlockHalfStep, "__call__", spy)
     model.fused_kernels = True
