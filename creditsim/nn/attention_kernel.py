@@ -173,15 +173,8 @@ class BlockHalfStep:
         output element right after its own residual input, so the values are a new tensor's."""
         if x.device.type != "cpu" or x.dtype != torch.float32:
             raise ValueError("block_attention_step: x must be a float32 CPU tensor (buffers contiguous)")
-        if live_checked:
-            n_live = self.keys.shape[0] if live is None else live.numel()
-            rows = x.shape[0] if compact and x.ndim == 2 and x.shape[0] >= n_live else self.keys.shape[0]
-            if x.shape != (rows, self.width) or not 0 <= t < self.max_len:
-                live, n_live, _ = _step_rows(x, "x", self.width, self.keys, self.values, t, live, compact,
-                                             "block_attention_step")  # raises, naming what is wrong
-        else:
-            live, n_live, _ = _step_rows(x, "x", self.width, self.keys, self.values, t, live, compact,
-                                         "block_attention_step")
+        live, n_live, _ = _step_rows(x, "x", self.width, self.keys, self.values, t, live, compact,
+                                     "block_attention_step", live_checked)
         if in_place and not x.is_contiguous():
             raise ValueError("block_attention_step: in place needs contiguous rows")
         x = x.contiguous()
@@ -192,12 +185,15 @@ class BlockHalfStep:
 
 
 def _step_rows(inp: torch.Tensor, name: str, width: int, keys: torch.Tensor, values: torch.Tensor, t: int,
-               live: torch.Tensor | None, compact: bool, who: str) -> tuple[torch.Tensor | None, int, int]:
-    """A step's checked ``live`` rows (:func:`checked_rows`), their count and the rows ``inp`` and the output
-    hold: the buffers' batch, or with ``compact`` ``inp``'s own rows (at least the live ones); ValueError
-    naming ``who`` for an ``inp`` that is not ``(rows, width)`` or a month outside the buffers."""
+               live: torch.Tensor | None, compact: bool, who: str,
+               live_checked: bool = False) -> tuple[torch.Tensor | None, int, int]:
+    """A step's checked ``live`` rows (:func:`checked_rows`; ``live_checked``: the caller's, checked already), their
+    count and the rows ``inp`` and the output hold: the buffers' batch, or with ``compact`` ``inp``'s own rows (at
+    least the live ones); ValueError naming ``who`` for an ``inp`` that is not ``(rows, width)`` or a month outside
+    the buffers."""
     B, max_len = keys.shape[:2]
-    live = checked_rows(live, B, who)
+    if not live_checked:
+        live = checked_rows(live, B, who)
     n_live = B if live is None else live.numel()
     rows = inp.shape[0] if compact and inp.ndim == 2 and inp.shape[0] >= n_live else B
     if inp.shape != (rows, width) or not 0 <= t < max_len:

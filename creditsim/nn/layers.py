@@ -73,6 +73,7 @@ class KVBuffer:
         self.rows: torch.Tensor | None = None  # (R,) long ascending batch rows held; None = all, in order
         self._wanted: torch.Tensor | None = None  # (batch,) bool rows still wanted (None = all)
         self.live: torch.Tensor | None = None  # fused: (n,) long ascending rows still wanted (None = all)
+        self._made_live: tuple[torch.Tensor, int] | None = None  # live as retain made it, and its version
 
     @property
     def max_len(self) -> int:
@@ -117,7 +118,7 @@ class KVBuffer:
         made is that already (``nonzero`` of the mask) and is not checked again while it is unchanged; any other
         (an attribute set from outside, the tensor edited in place, or made under ``torch.inference_mode``, which
         keeps no version to tell) is checked."""
-        made = getattr(self, "_made_live", None)  # (tensor, its version) as retain made it
+        made = self._made_live
         if made is not None and self.live is made[0] and self.live._version == made[1]:
             return self.live
         return attention_kernel.checked_rows(self.live, self.batch, "KVBuffer")
