@@ -524,6 +524,7 @@ class _BlockDraws:
         self._n_loans = n_loans
         self._device = device
         self._uniforms: torch.Tensor | None = None
+        self._uniform_shape = (0, 0)
 
     def normals(self, rows: torch.Tensor, n_samples: int, month: int, n_noise: int) -> torch.Tensor:
         """``(n_noise, n, 2)`` float32 value noise of the paths ``rows`` ``(n,)`` (the chunk's path-major
@@ -542,6 +543,10 @@ class _BlockDraws:
         (the frailty) and for no other draw after."""
         if self._uniforms is None:
             self._uniforms = self.draw((n_months, n_samples, RNG_LOAN_BLOCK), 2, False).reshape(n_months, -1)
+            self._uniform_shape = (n_samples, n_months)
+        if (n_samples, n_months) != self._uniform_shape or not 0 <= month < n_months:
+            raise ValueError(f"_BlockDraws.month_uniforms: month {month} of {n_months} with {n_samples} samples asked, "
+                             f"drawn for {self._uniform_shape[0]} samples and {self._uniform_shape[1]} months")
         return self._uniforms[month]
 
     def draw(self, shape: tuple[int, ...], loan_axis: int, normal: bool) -> torch.Tensor:
@@ -573,6 +578,9 @@ def _contract_tables(terms: Mapping[str, np.ndarray], n_months: int,
     n_idx = torch.as_tensor(np.minimum(n_pay, n_cols), device=device)
     return sbal, cum_int, n_idx
 
+
+#: the months to maturity the model sees, clamped to this range (LoanTrajectoryModel._term_inputs)
+_TERM_LO, _TERM_HI = -12, 120
 
 #: a month's live paths run in batches of a multiple of this many rows, padded (LoanTrajectoryModel._sample_states)
 _LIVE_STEP_ROWS = 96
@@ -608,8 +616,7 @@ class _PathInputs(NamedTuple):
     rem: torch.Tensor  # (N,) payments left at the cut-off
     shift: torch.Tensor  # (N, 7, 7) frailty log-odds shift of the adverse moves
     rows: torch.Tensor  # (N,) arange, to gather each path's shift row
-    hidden: torch.Tensor  # (N, d) the month's hidden states of the compiled step's live paths, rewritten in place
-    tables: dict[str, Any]  # the chunk's token tables and block steps (LoanTrajectoryModel._live_tokens, _live_step)
+    tables: dict[str, Any]  # the compiled step's per-chunk tables, block steps and hidden buffer, made on first use
 
 
 class _Moves(NamedTuple):
@@ -784,7 +791,8 @@ class LoanTrajectoryModel(nn.Module):
         """``(B, T, 3)`` months to maturity / 120, maturity month flag, past-maturity flag."""
         t = torch.arange(t0, t0 + n_months, device=rem.device)
         left = (rem - 1).unsqueeze(1) - t.unsqueeze(0)  # months until the maturity month m = n - 1
-        return torch.stack([left.clamp(-12, 120).float() / 120.0, (left == 0).float(), (left <= 0).float()], dim=-1)
+        return torch.stack([left.clamp(_TERM_LO, _TERM_HI).float() / 120.0, (left == 0).float(), (left <= 0).float()],
+                           dim=-1)
 
     def _apply_rules(self, logits: torch.Tensor, prev: torch.Tensor, rem: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Maturity relabelling and the allowed-move mask, on logits ``(..., 7)``.
@@ -1352,8 +1360,7 @@ class LoanTrajectoryModel(nn.Module):
                      + (index.new_zeros(1, L) if per_loan == 1 else torch.arange(L, device=dev).view(1, L))).reshape(N)
         paths = _PathInputs(rep(feats), matrices.reshape(S * G, T, N_STATES, N_STATES), rows,
                             macro.reshape(S * per_loan, T, macro.shape[-1]), macro_row, rep(rem), shift,
-                            torch.arange(N, device=dev),
-                            feats.new_zeros(N, self.config.d_model, dtype=self.wpe.weight.dtype), {})
+                            torch.arange(N, device=dev), {})
         ledger = _PathLedger(rep(sbal), rep(cum_int), rep(n_idx), rep(init), T, fused=self.fused_kernels)
         # key/value cache of each transformer block: (N, T, nh, hs) keys and values, written month by month
         dtype = self.wpe.weight.dtype
@@ -1405,7 +1412,8 @@ class LoanTrajectoryModel(nn.Module):
         are padded the same way (:meth:`_month_values`).
 
         Returns ``(h (N, d), new state (N,) long)``; ``h`` of a path absorbed before month ``t`` is
-        meaningless (0, or finite with its attention skipped), and unused.
+        meaningless (0, finite with its attention skipped, or an earlier month's), and unused. With the compiled
+        kernels ``h`` is the chunk's one hidden buffer, rewritten next month: read it before the next call.
         """
         N = state.shape[0]
         unif = draws.month_uniforms(t, n_samples, paths.cohort.shape[1])
@@ -1438,7 +1446,9 @@ class LoanTrajectoryModel(nn.Module):
         new_rows = next_states(corr, log_rows, pick(state), pick(paths.rem), t, pick(paths.shift), pick(unif))
         if live is None:
             return h_rows, new_rows
-        h = paths.hidden.index_copy_(0, live, h_rows)  # (not a fresh zeroed (N, d) a month)
+        if "hidden" not in paths.tables:  # one (N, d) buffer for the chunk, not a fresh zeroed one a month
+            paths.tables["hidden"] = h_rows.new_zeros(N, h_rows.shape[1])
+        h = paths.tables["hidden"].index_copy_(0, live, h_rows)
         return h, state.clone().index_copy_(0, live, new_rows)
 
     def _live_step(self, t: int, paths: _PathInputs, state: torch.Tensor, rows: torch.Tensor | None,
@@ -1485,13 +1495,14 @@ class LoanTrajectoryModel(nn.Module):
         (:meth:`_sample_states` says why), so the paths are the per-month computation's bits; three linears and the
         term inputs' dozen small operations fewer a month (torch profiler, the trajectory bench's 4,000-path
         months: 0.52 -> 0.26 ms of token-building a month)."""
+        # no step_proj term: generate refuses a model with per-month covariates (_generation_settings)
         tab = paths.tables
         if "feat" not in tab:
             T = paths.macro.shape[1]
             tab["feat"] = _padded_linear(self.feat_proj, paths.feats)
-            # every clamped months-to-maturity (rem - 1) - t, -12 .. 120: as rem = -11 .. 121 at t = 0
-            tab["term"] = _padded_linear(self.term_proj, self._term_inputs(torch.arange(-11, 122, device=rows.device),
-                                                                           1)[:, 0])
+            # every clamped months-to-maturity (rem - 1) - t: as rem = _TERM_LO + 1 .. _TERM_HI + 1 at t = 0
+            rem_all = torch.arange(_TERM_LO + 1, _TERM_HI + 2, device=rows.device)
+            tab["term"] = _padded_linear(self.term_proj, self._term_inputs(rem_all, 1)[:, 0])
             if paths.macro.shape[0] * T <= paths.feats.shape[0]:
                 tab["macro"] = _padded_linear(self.macro_proj, paths.macro.reshape(-1, paths.macro.shape[-1]))
         T = paths.macro.shape[1]
@@ -1500,7 +1511,7 @@ class LoanTrajectoryModel(nn.Module):
             macro = tab["macro"].index_select(0, mrow * T + t)
         else:
             macro = self.macro_proj(paths.macro[:, t].index_select(0, mrow))
-        left = (paths.rem.index_select(0, rows) - 1 - t).clamp_(-12, 120).add_(12)
+        left = (paths.rem.index_select(0, rows) - 1 - t).clamp_(_TERM_LO, _TERM_HI).sub_(_TERM_LO)  # table row
         x = self.state_emb.weight.index_select(0, prev)
         x += tab["feat"].index_select(0, rows)
         x += self.row_proj(log_rows.view(-1, N_STATES) / 10.0)

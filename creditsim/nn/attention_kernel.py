@@ -71,8 +71,8 @@ try:  # built by `pip install` (setup.py); optional, see the module docstring
 except ImportError:  # pragma: no cover - exercised only where the install had no compiler
     _attention_step = None
 
-__all__ = ["available", "attention_step", "block_attention_step", "BlockHalfStep", "block_fits", "checked_rows",
-           "input_major", "kernel_params", "overlaps"]
+__all__ = ["available", "attention_step", "block_attention_step", "block_fits", "checked_rows", "input_major",
+           "kernel_params", "overlaps", "param_stamp"]
 
 
 def available() -> bool:
@@ -136,51 +136,81 @@ def block_attention_step(x: torch.Tensor, ln: nn.LayerNorm, c_attn: nn.Linear, c
     Returns:
         ``(B, C)`` (``(m, C)`` with ``compact``) float32, a new tensor.
     """
-    return BlockHalfStep(ln, c_attn, c_proj, keys, values)(x, t, live, compact)
+    return _BlockHalf(ln, c_attn, c_proj, keys, values)(x, t, live, compact)
 
 
-class BlockHalfStep:
-    """:func:`block_attention_step` for one layer and one pair of key/value buffers, the parameters, their fit and
-    the buffers checked and gathered once: a decoding loop calls it every month and layer, and those per-call
-    checks and gathers (a dozen tensor attribute reads, six ``contiguous`` and the weights' transposes looked up)
-    cost more Python than the step's own arguments. Hold it only while the parameters and buffers are unchanged
-    (one generation); :class:`~creditsim.nn.layers.FusedBlockStep` does."""
+def param_stamp(params: tuple[torch.Tensor, ...]) -> tuple[tuple[int, int], ...] | None:
+    """Each parameter's (address, version): what changes when one is swapped or edited in place through torch
+    (as :func:`input_major`'s cache keys on). None where one is an inference tensor, which keeps no version."""
+    if any(p.is_inference() for p in params):
+        return None
+    return tuple((p.data_ptr(), p._version) for p in params)
+
+
+class _BlockHalf:
+    """:func:`block_attention_step` for one layer and one pair of key/value buffers, for a decoding loop that
+    calls it every month (:class:`~creditsim.nn.layers.FusedBlockStep`): the fit, the buffer checks and the
+    kernel's parameter tuple are redone only when a parameter's address or version (:func:`param_stamp`) or a
+    buffer's address or shape has changed since the last call -- a few attribute reads a call instead of the
+    dozen checks and six ``contiguous`` of :func:`kernel_params`."""
 
     def __init__(self, ln: nn.LayerNorm, c_attn: nn.Linear, c_proj: nn.Linear, keys: torch.Tensor,
                  values: torch.Tensor):
         if _attention_step is None:
             raise RuntimeError("creditsim.nn._attention_step is not built; reinstall with a C++ compiler")
+        self._layers = (ln, c_attn, c_proj)
+        self._stamp: tuple[tuple[int, int], ...] | None = None
+        self._bind(keys, values)
+        self._gather()
+
+    def _raw(self) -> tuple[torch.Tensor, ...]:
+        ln, c_attn, c_proj = self._layers
+        return ln.weight, ln.bias, c_attn.weight, c_attn.bias, c_proj.weight, c_proj.bias
+
+    def _bind(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         _check_buffers(keys, values, "block_attention_step")
-        _, self.max_len, self.nh, self.hs = keys.shape
-        C = self.nh * self.hs
-        if not block_fits(ln, c_attn, c_proj) or c_attn.in_features != C:
-            raise ValueError(f"block_attention_step: float32 CPU ln ({C},), c_attn {C} -> {3 * C} and c_proj {C} -> "
-                             f"{C} with biases expected for buffers of {self.nh} x {self.hs} heads")
         for name, v in (("keys", keys), ("values", values)):
             if v.device.type != "cpu" or v.dtype != torch.float32 or not v.is_contiguous():
                 raise ValueError(f"block_attention_step: {name} must be a float32 CPU tensor (buffers contiguous)")
-        self.keys, self.values, self.width = keys, values, C
+        _, self.max_len, self.nh, self.hs = keys.shape
+        self.keys, self.values, self.width = keys, values, self.nh * self.hs
+        self._buffers = (keys.data_ptr(), values.data_ptr(), keys.shape, values.shape)
+
+    def _gather(self) -> None:
+        ln, c_attn, c_proj = self._layers
+        C = self.width
+        if not block_fits(ln, c_attn, c_proj) or c_attn.in_features != C:
+            raise ValueError(f"block_attention_step: float32 CPU ln ({C},), c_attn {C} -> {3 * C} and c_proj {C} -> "
+                             f"{C} with biases expected for buffers of {self.nh} x {self.hs} heads")
         self._params = kernel_params(ln, c_attn, c_proj)  # kept: the C++ reads them by address
         self._args = (1.0 / math.sqrt(self.hs), float(ln.eps))
-        self._ptrs = (*(p.data_ptr() for p in self._params), keys.data_ptr(), values.data_ptr())
+        self._stamp = param_stamp(self._raw())
 
     def __call__(self, x: torch.Tensor, t: int, live: torch.Tensor | None, compact: bool = False,
                  live_checked: bool = False, in_place: bool = False) -> torch.Tensor:
         """The step of ``x`` at month ``t`` for the ``live`` rows (:func:`block_attention_step`'s arguments);
-        ``live_checked``: ``live`` is already what :func:`checked_rows` returns for the buffers' batch (the
-        caller checked it this step), so it is not checked again; ``in_place``: the output is written over
-        ``x`` (contiguous) and returned -- a group of rows is read whole before its outputs are written, each
-        output element right after its own residual input, so the values are a new tensor's."""
+        ``live_checked``: ``live`` is what :func:`checked_rows` returned for the buffers' batch this step (the
+        caller's own check), not checked again; ``in_place``: the output is written over ``x`` (contiguous, not
+        the buffers) and returned -- a group of rows is read whole before its outputs are written, each output
+        element right after its own residual input, so the values are a new tensor's."""
+        keys, values = self.keys, self.values
+        if (keys.data_ptr(), values.data_ptr(), keys.shape, values.shape) != self._buffers:
+            self._bind(keys, values)  # resized or set_ to other storage: checked again
+            self._gather()
+        stamp = param_stamp(self._raw())
+        if stamp is None or stamp != self._stamp:
+            self._gather()
         if x.device.type != "cpu" or x.dtype != torch.float32:
             raise ValueError("block_attention_step: x must be a float32 CPU tensor (buffers contiguous)")
-        live, n_live, _ = _step_rows(x, "x", self.width, self.keys, self.values, t, live, compact,
-                                     "block_attention_step", live_checked)
-        if in_place and not x.is_contiguous():
-            raise ValueError("block_attention_step: in place needs contiguous rows")
+        live, n_live, _ = _step_rows(x, "x", self.width, keys, values, t, live, compact, "block_attention_step",
+                                     live_checked)
+        if in_place and (not x.is_contiguous() or overlaps(x, keys) or overlaps(x, values)):
+            raise ValueError("block_attention_step: in place needs contiguous rows apart from the buffers")
         x = x.contiguous()
         out = x if in_place else x.clone()
         _attention_step.block_step(n_live, 0 if live is None else live.data_ptr(), bool(compact), self.nh, self.hs,
-                                   t, self.max_len, *self._args, x.data_ptr(), *self._ptrs, out.data_ptr())
+                                   t, self.max_len, *self._args, x.data_ptr(), *(p.data_ptr() for p in self._params),
+                                   keys.data_ptr(), values.data_ptr(), out.data_ptr())
         return out
 
 

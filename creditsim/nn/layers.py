@@ -73,7 +73,6 @@ class KVBuffer:
         self.rows: torch.Tensor | None = None  # (R,) long ascending batch rows held; None = all, in order
         self._wanted: torch.Tensor | None = None  # (batch,) bool rows still wanted (None = all)
         self.live: torch.Tensor | None = None  # fused: (n,) long ascending rows still wanted (None = all)
-        self._made_live: tuple[torch.Tensor, int] | None = None  # live as retain made it, and its version
 
     @property
     def max_len(self) -> int:
@@ -96,9 +95,7 @@ class KVBuffer:
                 raise ValueError("KVBuffer.retain: a row dropped earlier cannot be kept again")
         self._wanted = keep.clone()
         if self.fused:
-            self.live = torch.nonzero(keep).view(-1)  # int64, contiguous, strictly ascending in [0, batch)
-            # an inference tensor keeps no version (torch.inference_mode): never trusted, checked every step
-            self._made_live = None if self.live.is_inference() else (self.live, self.live._version)
+            self.live = torch.nonzero(keep).view(-1)
             return
         held = self.rows if self.rows is not None else torch.arange(self.batch, device=keep.device)
         pos = torch.nonzero(keep[held]).view(-1)  # positions of the kept rows among those held
@@ -112,16 +109,6 @@ class KVBuffer:
             new[:, :filled] = old[pos, :filled]
             setattr(self, name, new)
         self.rows = held[pos]
-
-    def checked_live(self) -> torch.Tensor | None:
-        """:attr:`live` as :func:`~creditsim.nn.attention_kernel.checked_rows` returns it: the tensor :meth:`retain`
-        made is that already (``nonzero`` of the mask) and is not checked again while it is unchanged; any other
-        (an attribute set from outside, the tensor edited in place, or made under ``torch.inference_mode``, which
-        keeps no version to tell) is checked."""
-        made = self._made_live
-        if made is not None and self.live is made[0] and self.live._version == made[1]:
-            return self.live
-        return attention_kernel.checked_rows(self.live, self.batch, "KVBuffer")
 
     def held(self, x: torch.Tensor) -> torch.Tensor:
         """The held rows ``(R, ...)`` of a ``(batch, ...)`` tensor (``x`` itself while all are held)."""
@@ -182,19 +169,20 @@ class KVBuffer:
 
 
 class FusedBlockStep:
-    """A :class:`Block`'s decoding step on a fused :class:`KVBuffer` for a whole generation: both halves in the
-    compiled kernels, as :meth:`Block.forward` runs them, with the parameters, their fit and the buffers checked
-    and gathered once (:class:`~creditsim.nn.attention_kernel.BlockHalfStep`,
-    :class:`~creditsim.nn.mlp_kernel.MLPStep`) and the step's live rows checked once for both halves. The same
-    bits as :meth:`Block.forward`; hold it only while the block's parameters and the buffer's storage are
-    unchanged (one generation's chunk). :meth:`make` gives None where :meth:`Block.forward` would not run both
-    halves compiled (then call the block)."""
+    """A :class:`Block`'s decoding step on a fused :class:`KVBuffer`, for a decoding loop: both halves in the compiled
+    kernels, as :meth:`Block.forward` runs them, the same bits, at less Python a step -- the fits, the buffer checks
+    and the kernels' parameter tuples are redone only when a parameter or a buffer has changed
+    (:func:`~creditsim.nn.attention_kernel.param_stamp`; a buffer swapped on the :class:`KVBuffer` is picked up),
+    and the step's live rows are checked once for both halves. :meth:`make` gives None where :meth:`Block.forward`
+    would not run both halves compiled (a torch buffer, a layer the kernels do not fit, dropout in training, or
+    autograd on): then call the block."""
 
     def __init__(self, block: "Block", past: KVBuffer):
         self.past = past
-        self._attn = attention_kernel.BlockHalfStep(block.ln_1, block.attn.c_attn, block.attn.c_proj, past.keys,
-                                                    past.values)
-        self._mlp = mlp_kernel.MLPStep(block.ln_2, block.mlp.c_fc, block.mlp.c_proj)
+        self._block = block
+        self._attn = attention_kernel._BlockHalf(block.ln_1, block.attn.c_attn, block.attn.c_proj, past.keys,
+                                                 past.values)
+        self._mlp = mlp_kernel._MLPHalf(block.ln_2, block.mlp.c_fc, block.mlp.c_proj)
 
     @classmethod
     def make(cls, block: "Block", past: object) -> "FusedBlockStep | None":
@@ -208,17 +196,21 @@ class FusedBlockStep:
     def __call__(self, x: torch.Tensor, in_place: bool = False) -> torch.Tensor:
         """``x`` ``(B, C)`` (``(m, C)`` wanted rows first for a ``compact`` buffer, as :meth:`KVBuffer.block_step`)
         -> the block's output rows; the buffer's month advances by one. ``in_place``: written over ``x``
-        (contiguous; a caller's own intermediate) instead of a new tensor."""
+        (contiguous, apart from the buffers; a caller's own intermediate) instead of a new tensor."""
         if torch.is_grad_enabled():
             raise ValueError("FusedBlockStep: the compiled step has no backward; call it under torch.no_grad()")
         past = self.past
         if past.length >= past.max_len:
             raise ValueError(f"KVBuffer: {past.length} + 1 steps exceed the {past.max_len} allocated")
-        live = past.checked_live()
+        if past.keys is not self._attn.keys or past.values is not self._attn.values:  # the buffer's storage swapped
+            block = self._block
+            self._attn = attention_kernel._BlockHalf(block.ln_1, block.attn.c_attn, block.attn.c_proj, past.keys,
+                                                     past.values)
+        live = attention_kernel.checked_rows(past.live, past.batch, "FusedBlockStep")  # once for both halves
         y = self._attn(x, past.length, live, past.compact, live_checked=True, in_place=in_place)
         past.length += 1
-        # a compact step's rows are all computed (padding too), as Block.forward
-        return self._mlp(y, None if past.compact else live, live_checked=True, in_place=True)  # y is the step's own
+        # a compact step's rows are all computed (padding too), as Block.forward; y is the step's own
+        return self._mlp(y, None if past.compact else live, live_checked=True, in_place=True)
 
 
 def fusable(device: torch.device | str | None, dtype: torch.dtype) -> bool:

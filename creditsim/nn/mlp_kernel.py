@@ -29,14 +29,14 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from creditsim.nn.attention_kernel import checked_rows, kernel_params
+from creditsim.nn.attention_kernel import checked_rows, kernel_params, param_stamp
 
 try:  # built by `pip install` (setup.py); optional, see the module docstring
     from creditsim.nn import _mlp_step
 except ImportError:  # pragma: no cover - exercised only where the install had no compiler
     _mlp_step = None
 
-__all__ = ["available", "fits", "mlp_step", "MLPStep"]
+__all__ = ["available", "fits", "mlp_step"]
 
 
 def available() -> bool:
@@ -56,31 +56,45 @@ def mlp_step(x: torch.Tensor, ln: nn.LayerNorm, c_fc: nn.Linear, c_proj: nn.Line
     Returns:
         ``(B, d)`` float32, a new tensor.
     """
-    return MLPStep(ln, c_fc, c_proj)(x, live)
+    return _MLPHalf(ln, c_fc, c_proj)(x, live)
 
 
-class MLPStep:
-    """:func:`mlp_step` for one layer with the parameters and their fit checked and gathered once (a decoding
-    loop calls it every month and layer: see :class:`~creditsim.nn.attention_kernel.BlockHalfStep`). Hold it only
-    while the parameters are unchanged."""
+class _MLPHalf:
+    """:func:`mlp_step` for one layer, for a decoding loop that calls it every month
+    (:class:`~creditsim.nn.layers.FusedBlockStep`): the fit and the kernel's parameter tuple are redone only when a
+    parameter's address or version has changed since the last call (:func:`~creditsim.nn.attention_kernel.
+    param_stamp`)."""
 
     def __init__(self, ln: nn.LayerNorm, c_fc: nn.Linear, c_proj: nn.Linear):
         if _mlp_step is None:
             raise RuntimeError("creditsim.nn._mlp_step is not built; reinstall with a C++ compiler")
+        self._layers = (ln, c_fc, c_proj)
+        self._gather()
+
+    def _raw(self) -> tuple[torch.Tensor, ...]:
+        ln, c_fc, c_proj = self._layers
+        return ln.weight, ln.bias, c_fc.weight, c_fc.bias, c_proj.weight, c_proj.bias
+
+    def _gather(self) -> None:
+        ln, c_fc, c_proj = self._layers
         if not fits(ln, c_fc, c_proj):
             raise ValueError("mlp_step: float32 CPU rows and parameters (with biases) expected, model width <= 256 "
                              "and hidden width <= 1024")
         self._shapes = (tuple(ln.weight.shape), tuple(c_fc.weight.shape), tuple(c_proj.weight.shape))
         self.d, self.h, self._eps = c_fc.in_features, c_fc.out_features, float(ln.eps)
         self._params = kernel_params(ln, c_fc, c_proj)  # kept: the C++ reads them by address
-        self._ptrs = tuple(p.data_ptr() for p in self._params)
+        self._stamp = param_stamp(self._raw())
 
     def __call__(self, x: torch.Tensor, live: torch.Tensor | None, live_checked: bool = False,
                  in_place: bool = False) -> torch.Tensor:
         """The step of ``x`` ``(B, d)`` for the ``live`` rows (:func:`mlp_step`'s arguments); ``live_checked``:
-        ``live`` is already what :func:`checked_rows` returns for ``B`` rows, so it is not checked again;
-        ``in_place``: the output is written over ``x`` (contiguous) and returned -- the kernel reads each row
-        before it writes that row's output, and only its own row, so the values are a new tensor's."""
+        ``live`` is what :func:`checked_rows` returned for ``B`` rows this step (the caller's own check), not
+        checked again; ``in_place``: the output is written over ``x`` (contiguous) and returned -- the kernel
+        reads each row before it writes that row's output, and only its own row, so the values are a new
+        tensor's."""
+        stamp = param_stamp(self._raw())
+        if stamp is None or stamp != self._stamp:
+            self._gather()
         if x.device.type != "cpu" or x.dtype != torch.float32 or x.ndim != 2:
             raise ValueError("mlp_step: float32 CPU rows and parameters (with biases) expected, model width <= 256 "
                              "and hidden width <= 1024")
@@ -95,7 +109,7 @@ class MLPStep:
         if not live_checked:
             live = checked_rows(live, B, "mlp_step")
         _mlp_step.step(B if live is None else live.numel(), 0 if live is None else live.data_ptr(), d, self.h,
-                       self._eps, x.data_ptr(), *self._ptrs, out.data_ptr())
+                       self._eps, x.data_ptr(), *(p.data_ptr() for p in self._params), out.data_ptr())
         return out
 
 

@@ -125,13 +125,13 @@ def test_fused_months_run_the_live_paths_alone_and_give_the_eager_paths(monkeypa
     model.fused_kernels = False
     eager = model.generate(*inputs[:2], None, seed=1)
     seen: list[tuple[int, bool]] = []
-    step = attention_kernel.BlockHalfStep.__call__  # a block's attention half, the step inside it
+    step = attention_kernel._BlockHalf.__call__  # a block's attention half, the step inside it
 
     def spy(self, x, t, live, compact=False, **kw):
         seen.append((x.shape[0], compact))
         return step(self, x, t, live, compact, **kw)
 
-    monkeypatch.setattr(attention_kernel.BlockHalfStep, "__call__", spy)
+    monkeypatch.setattr(attention_kernel._BlockHalf, "__call__", spy)
     model.fused_kernels = True
     fused = model.generate(*inputs[:2], None, seed=1)
     assert torch.equal(fused["states"], eager["states"])
@@ -185,7 +185,7 @@ def test_live_tokens_from_tables_are_the_per_month_tokens(per_loan_macro):
     macro = torch.randn(R, T, model.config.n_macro_vars, generator=g)
     macro_row = torch.arange(N) if per_loan_macro else torch.randint(0, S, (N,), generator=g)
     paths = trajectory._PathInputs(feats, torch.empty(0), torch.zeros(N, dtype=torch.long), macro, macro_row, rem,
-                                   torch.empty(0), torch.arange(N), torch.zeros(N, 32), {})
+                                   torch.empty(0), torch.arange(N), {})
     with torch.no_grad():
         for t in range(T):
             rows = trajectory._padded_rows(torch.randperm(N, generator=g)[:150 + t].sort().values)

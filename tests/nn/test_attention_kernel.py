@@ -304,16 +304,17 @@ def test_decoding_through_fused_buffers_matches_the_torch_buffers():
 
 
 @pytest.mark.parametrize("compact", [False, True])
-def test_a_prepared_block_step_is_the_blocks_bits_and_checks_a_foreign_live_set(compact):
-    """FusedBlockStep (the block's parameters and buffers checked once a generation, the live rows once a step)
-    gives Block.forward's bits month by month as rows are dropped, in both buffer modes, and writes the same
-    buffers; a live set not made by retain (set from outside, or edited in place) is checked again and a bad
-    one refused; a torch buffer gets no prepared step."""
+def test_a_prepared_block_step_is_the_blocks_bits_and_follows_changes(compact):
+    """FusedBlockStep (the fits, buffer checks and parameter tuples redone only on a change) gives Block.forward's
+    bits month by month as rows are dropped, in both buffer modes and in place, and writes the same buffers; a
+    parameter edited in place, a buffer swapped on the KVBuffer and a bad live set (set from outside, or edited
+    through numpy, which torch's version counter does not see) are followed or refused, never read stale; in place
+    over the buffers themselves is refused; no step under autograd."""
     from creditsim.nn.layers import FusedBlockStep
 
     torch.manual_seed(0)
     block = Block(C, NH, 0.0).eval()
-    B, T = 40, 6
+    B, T = 40, 8
     g = torch.Generator().manual_seed(2)
     xs = torch.randn(T, B, C, generator=g)
     bufs = [KVBuffer(B, NH, T, HS, fused=True, compact=compact,  # zeroed: the rows never written compare too
@@ -328,6 +329,10 @@ def test_a_prepared_block_step_is_the_blocks_bits_and_checks_a_foreign_live_set(
                 wanted &= torch.rand(B, generator=g) > 0.3
                 for buf in bufs:
                     buf.retain(wanted.clone())
+            if t == 5:  # a parameter edited in place, and one buffer's storage swapped for a copy
+                block.attn.c_attn.weight.mul_(1.25)
+                block.mlp.c_fc.weight.add_(0.01)
+                bufs[1].keys, bufs[1].values = bufs[1].keys.clone(), bufs[1].values.clone()
             rows = torch.nonzero(wanted).view(-1)
             x = xs[t][rows] if compact else xs[t]
             want, _ = block(x.unsqueeze(1), bufs[0])
@@ -337,13 +342,18 @@ def test_a_prepared_block_step_is_the_blocks_bits_and_checks_a_foreign_live_set(
             assert over(mine, in_place=True) is mine and torch.equal(mine, got), t  # written over its input
         for buf in bufs[1:]:
             assert torch.equal(bufs[0].keys, buf.keys) and torch.equal(bufs[0].values, buf.values)
-        bufs[1].length = 3
+        n = len(rows) if compact else B
+        bufs[1].length = bufs[2].length = 3
         bufs[1].live = torch.tensor([5, 2])  # not ascending: checked, refused before the C++ reads it
         with pytest.raises(ValueError, match="strictly ascending"):
             step(xs[3][:2] if compact else xs[3])
-        bufs[1].retain(wanted.clone())
-        bufs[1].live[0] = B + 7  # retain's tensor edited in place: checked again
+        bufs[2].live.numpy()[0] = B + 7  # retain's tensor edited where torch keeps no version: still checked
         with pytest.raises(ValueError, match="lie in"):
-            step(xs[3][:len(rows)] if compact else xs[3])
+            over(xs[3][:n])
+        bufs[0].retain(wanted.clone())
+        bufs[0].length = 3
+        inside = FusedBlockStep.make(block, bufs[0])
+        with pytest.raises(ValueError, match="apart from the buffers"):
+            inside(bufs[0].keys.view(-1, C)[:n], in_place=True)
     with pytest.raises(ValueError, match="no backward"):
         step(xs[0])
