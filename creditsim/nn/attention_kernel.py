@@ -174,7 +174,7 @@ class _BlockHalf:
                 raise ValueError(f"block_attention_step: {name} must be a float32 CPU tensor (buffers contiguous)")
         _, self.max_len, self.nh, self.hs = keys.shape
         self.keys, self.values, self.width = keys, values, self.nh * self.hs
-        self._buffers = (keys.data_ptr(), values.data_ptr(), keys.shape, values.shape)
+        self._buffers = (keys.data_ptr(), values.data_ptr(), keys.shape, values.shape, keys.stride(), values.stride())
 
     def _gather(self) -> None:
         ln, c_attn, c_proj = self._layers
@@ -194,8 +194,9 @@ class _BlockHalf:
         the buffers) and returned -- a group of rows is read whole before its outputs are written, each output
         element right after its own residual input, so the values are a new tensor's."""
         keys, values = self.keys, self.values
-        if (keys.data_ptr(), values.data_ptr(), keys.shape, values.shape) != self._buffers:
-            self._bind(keys, values)  # resized or set_ to other storage: checked again
+        if (keys.data_ptr(), values.data_ptr(), keys.shape, values.shape, keys.stride(),
+                values.stride()) != self._buffers:
+            self._bind(keys, values)  # resized, or set_ to other storage or strides: checked again
             self._gather()
         stamp = param_stamp(self._raw())
         if stamp is None or stamp != self._stamp:
@@ -249,6 +250,7 @@ def block_fits(ln: nn.LayerNorm, c_attn: nn.Linear, c_proj: nn.Linear) -> bool:
         return False
     C = c_attn.in_features
     return (1 <= C <= 256 and c_attn.weight.shape == (3 * C, C) and c_proj.weight.shape == (C, C)
+            and c_attn.bias.shape == (3 * C,) and c_proj.bias.shape == (C,)  # (torch would broadcast a (1,) bias)
             and ln.weight.shape == (C,) and ln.bias.shape == (C,))
 
 

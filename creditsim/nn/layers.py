@@ -206,7 +206,10 @@ class FusedBlockStep:
             block = self._block
             self._attn = attention_kernel._BlockHalf(block.ln_1, block.attn.c_attn, block.attn.c_proj, past.keys,
                                                      past.values)
-        live = attention_kernel.checked_rows(past.live, past.batch, "FusedBlockStep")  # once for both halves
+        # once for both halves: a copy (a live set lying in x or the buffers would change under the kernel's
+        # writes), checked against the rows the kernels index (the buffers', which a swap may have changed)
+        live = None if past.live is None else past.live.to(device="cpu", dtype=torch.int64, copy=True)
+        live = attention_kernel.checked_rows(live, past.keys.shape[0], "FusedBlockStep")
         y = self._attn(x, past.length, live, past.compact, live_checked=True, in_place=in_place)
         past.length += 1
         # a compact step's rows are all computed (padding too), as Block.forward; y is the step's own

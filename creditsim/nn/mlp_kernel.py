@@ -121,4 +121,5 @@ def fits(ln: nn.LayerNorm, c_fc: nn.Linear, c_proj: nn.Linear) -> bool:
         return False
     d, h = c_fc.in_features, c_fc.out_features
     return (1 <= d <= 256 and 1 <= h <= 1024 and ln.weight.shape == (d,) and ln.bias.shape == (d,)
-            and c_proj.weight.shape == (d, h))
+            and c_fc.weight.shape == (h, d) and c_fc.bias.shape == (h,) and c_proj.weight.shape == (d, h)
+            and c_proj.bias.shape == (d,))  # (torch would broadcast a (1,) bias)

@@ -357,3 +357,38 @@ def test_a_prepared_block_step_is_the_blocks_bits_and_follows_changes(compact):
             inside(bufs[0].keys.view(-1, C)[:n], in_place=True)
     with pytest.raises(ValueError, match="no backward"):
         step(xs[0])
+
+
+def test_a_prepared_block_step_refuses_what_would_take_it_out_of_bounds():
+    """helper-111's cases: buffers swapped for fewer rows than the live set names are refused (the live rows are
+    checked against the rows the kernels index); a live set lying inside x is copied before an in-place step
+    writes x (the step's bits are Block.forward's); a (1,) bias, which torch broadcasts, is not taken by the
+    kernels (Block.forward runs it in torch) instead of read past its end."""
+    from creditsim.nn.layers import FusedBlockStep
+
+    torch.manual_seed(0)
+    block = Block(C, NH, 0.0).eval()
+    B, T = 12, 4
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        buf = KVBuffer(B, NH, T, HS, fused=True)
+        step = FusedBlockStep.make(block, buf)
+        buf.retain(torch.arange(B) != 3)
+        buf.keys, buf.values = torch.zeros(6, T, NH, HS), torch.zeros(6, T, NH, HS)
+        with pytest.raises(ValueError, match="lie in"):
+            step(torch.randn(6, C, generator=g))
+        # a live set stored inside x: the in-place step must not read the rows it has overwritten
+        ref, mine = (KVBuffer(B, NH, T, HS, fused=True, storage=(torch.zeros(B, T, NH, HS), torch.zeros(B, T, NH, HS)))
+                     for _ in range(2))
+        x = torch.randn(B, C, generator=g)
+        rows = torch.tensor([0, 2, 5, 7, 9])
+        x.view(torch.int64)[9, :len(rows)] = rows  # a live row's bits hold the live indices: written by the step
+        for b in (ref, mine):
+            b.retain(torch.isin(torch.arange(B), rows))
+        mine.live = x.view(torch.int64)[9, :len(rows)]
+        want, _ = block(x.clone().unsqueeze(1), ref)
+        assert torch.equal(FusedBlockStep.make(block, mine)(x, in_place=True), want[:, 0])
+        wide = Block(C, NH, 0.0).eval()
+        wide.attn.c_proj.bias = torch.nn.Parameter(torch.zeros(1))
+        wide.mlp.c_proj.bias = torch.nn.Parameter(torch.zeros(1))
+        assert FusedBlockStep.make(wide, KVBuffer(B, NH, T, HS, fused=True)) is None
