@@ -208,7 +208,7 @@ class FusedBlockStep:
                                                      past.values)
         # once for both halves: a copy (a live set lying in x or the buffers would change under the kernel's
         # writes), checked against the rows the kernels index (the buffers', which a swap may have changed)
-        live = None if past.live is None else past.live.to(device="cpu", dtype=torch.int64, copy=True)
+        live = None if past.live is None else past.live.clone()  # (checked_rows refuses a non-integer one)
         live = attention_kernel.checked_rows(live, past.keys.shape[0], "FusedBlockStep")
         y = self._attn(x, past.length, live, past.compact, live_checked=True, in_place=in_place)
         past.length += 1

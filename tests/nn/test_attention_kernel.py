@@ -377,6 +377,10 @@ def test_a_prepared_block_step_refuses_what_would_take_it_out_of_bounds():
         buf.keys, buf.values = torch.zeros(6, T, NH, HS), torch.zeros(6, T, NH, HS)
         with pytest.raises(ValueError, match="lie in"):
             step(torch.randn(6, C, generator=g))
+        other = KVBuffer(B, NH, T, HS, fused=True)
+        other.live = torch.tensor([0.5, 2.7])  # copied for the step, but not converted: refused, not truncated
+        with pytest.raises(ValueError, match="integer row indices"):
+            FusedBlockStep.make(block, other)(torch.randn(B, C, generator=g))
         # a live set stored inside x: the in-place step must not read the rows it has overwritten
         ref, mine = (KVBuffer(B, NH, T, HS, fused=True, storage=(torch.zeros(B, T, NH, HS), torch.zeros(B, T, NH, HS)))
                      for _ in range(2))
