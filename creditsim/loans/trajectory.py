@@ -1497,15 +1497,14 @@ class LoanTrajectoryModel(nn.Module):
         months: 0.52 -> 0.26 ms of token-building a month)."""
         # no step_proj term: generate refuses a model with per-month covariates (_generation_settings)
         tab = paths.tables
+        T = paths.macro.shape[1]
         if "feat" not in tab:
-            T = paths.macro.shape[1]
             tab["feat"] = _padded_linear(self.feat_proj, paths.feats)
             # every clamped months-to-maturity (rem - 1) - t: as rem = _TERM_LO + 1 .. _TERM_HI + 1 at t = 0
             rem_all = torch.arange(_TERM_LO + 1, _TERM_HI + 2, device=rows.device)
             tab["term"] = _padded_linear(self.term_proj, self._term_inputs(rem_all, 1)[:, 0])
             if paths.macro.shape[0] * T <= paths.feats.shape[0]:
                 tab["macro"] = _padded_linear(self.macro_proj, paths.macro.reshape(-1, paths.macro.shape[-1]))
-        T = paths.macro.shape[1]
         mrow = paths.macro_row.index_select(0, rows)
         if "macro" in tab:
             macro = tab["macro"].index_select(0, mrow * T + t)

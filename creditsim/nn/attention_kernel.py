@@ -60,6 +60,7 @@ this path, one step at a time and outside autograd; everything else, CUDA includ
 
 from __future__ import annotations
 
+import abc
 import math
 import weakref
 
@@ -72,7 +73,7 @@ except ImportError:  # pragma: no cover - exercised only where the install had n
     _attention_step = None
 
 __all__ = ["available", "attention_step", "block_attention_step", "block_fits", "checked_rows", "input_major",
-           "kernel_params", "overlaps", "param_stamp"]
+           "half_params", "kernel_params", "overlaps", "param_stamp"]
 
 
 def available() -> bool:
@@ -141,31 +142,54 @@ def block_attention_step(x: torch.Tensor, ln: nn.LayerNorm, c_attn: nn.Linear, c
 
 def param_stamp(params: tuple[torch.Tensor, ...]) -> tuple[tuple[int, int], ...] | None:
     """Each parameter's (address, version): what changes when one is swapped or edited in place through torch
-    (as :func:`input_major`'s cache keys on). None where one is an inference tensor, which keeps no version."""
-    if any(p.is_inference() for p in params):
+    (as :func:`input_major`'s cache keys on). None where one is an inference tensor, which keeps no version, or
+    missing (a linear without bias: the fit check refuses it)."""
+    if any(p is None or p.is_inference() for p in params):
         return None
     return tuple((p.data_ptr(), p._version) for p in params)
 
 
-class _BlockHalf:
-    """:func:`block_attention_step` for one layer and one pair of key/value buffers, for a decoding loop that
-    calls it every month (:class:`~creditsim.nn.layers.FusedBlockStep`): the fit, the buffer checks and the
-    kernel's parameter tuple are redone only when a parameter's address or version (:func:`param_stamp`) or a
-    buffer's address or shape has changed since the last call -- a few attribute reads a call instead of the
-    dozen checks and six ``contiguous`` of :func:`kernel_params`."""
+def half_params(ln: nn.LayerNorm, first: nn.Linear, second: nn.Linear) -> tuple[torch.Tensor | None, ...]:
+    """A block half's parameters as its module holds them: ``ln`` weight and bias, each linear's weight and bias
+    (what :func:`block_fits`, ``mlp_kernel.fits`` and :func:`param_stamp` read; :func:`kernel_params` is their
+    kernel layout)."""
+    return ln.weight, ln.bias, first.weight, first.bias, second.weight, second.bias
+
+
+class _PreparedHalf(abc.ABC):
+    """A block half prepared for a decoding loop that calls it every month: a subclass's :meth:`_gather` (its fit
+    checked, its kernel parameter tuple built) runs again only when a parameter's address or version has changed
+    since the last call (:func:`param_stamp`) -- a few attribute reads a call instead of the dozen checks and six
+    ``contiguous`` of :func:`kernel_params`."""
+
+    def __init__(self, ln: nn.LayerNorm, first: nn.Linear, second: nn.Linear):
+        self._layers = (ln, first, second)
+        self._stamp: tuple[tuple[int, int], ...] | None = None
+
+    @abc.abstractmethod
+    def _gather(self) -> None:
+        """Check the half's fit and build the parameter tuple its kernel reads."""
+
+    def _refresh(self) -> None:
+        """Gather again where a parameter changed (or one keeps no version: every call)."""
+        stamp = param_stamp(half_params(*self._layers))
+        if stamp is None or stamp != self._stamp:
+            self._gather()
+            self._stamp = stamp
+
+
+class _BlockHalf(_PreparedHalf):
+    """:func:`block_attention_step` for one layer and one pair of key/value buffers, for a decoding loop
+    (:class:`~creditsim.nn.layers.FusedBlockStep`): prepared as :class:`_PreparedHalf`, and the buffers checked
+    again only when one's address, shape or strides have changed."""
 
     def __init__(self, ln: nn.LayerNorm, c_attn: nn.Linear, c_proj: nn.Linear, keys: torch.Tensor,
                  values: torch.Tensor):
         if _attention_step is None:
             raise RuntimeError("creditsim.nn._attention_step is not built; reinstall with a C++ compiler")
-        self._layers = (ln, c_attn, c_proj)
-        self._stamp: tuple[tuple[int, int], ...] | None = None
+        super().__init__(ln, c_attn, c_proj)
         self._bind(keys, values)
-        self._gather()
-
-    def _raw(self) -> tuple[torch.Tensor, ...]:
-        ln, c_attn, c_proj = self._layers
-        return ln.weight, ln.bias, c_attn.weight, c_attn.bias, c_proj.weight, c_proj.bias
+        self._refresh()
 
     def _bind(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         _check_buffers(keys, values, "block_attention_step")
@@ -175,6 +199,7 @@ class _BlockHalf:
         _, self.max_len, self.nh, self.hs = keys.shape
         self.keys, self.values, self.width = keys, values, self.nh * self.hs
         self._buffers = (keys.data_ptr(), values.data_ptr(), keys.shape, values.shape, keys.stride(), values.stride())
+        self._stamp = None  # the fit depends on the heads' width: checked again
 
     def _gather(self) -> None:
         ln, c_attn, c_proj = self._layers
@@ -184,7 +209,6 @@ class _BlockHalf:
                              f"{C} with biases expected for buffers of {self.nh} x {self.hs} heads")
         self._params = kernel_params(ln, c_attn, c_proj)  # kept: the C++ reads them by address
         self._args = (1.0 / math.sqrt(self.hs), float(ln.eps))
-        self._stamp = param_stamp(self._raw())
 
     def __call__(self, x: torch.Tensor, t: int, live: torch.Tensor | None, compact: bool = False,
                  live_checked: bool = False, in_place: bool = False) -> torch.Tensor:
@@ -197,10 +221,7 @@ class _BlockHalf:
         if (keys.data_ptr(), values.data_ptr(), keys.shape, values.shape, keys.stride(),
                 values.stride()) != self._buffers:
             self._bind(keys, values)  # resized, or set_ to other storage or strides: checked again
-            self._gather()
-        stamp = param_stamp(self._raw())
-        if stamp is None or stamp != self._stamp:
-            self._gather()
+        self._refresh()
         if x.device.type != "cpu" or x.dtype != torch.float32:
             raise ValueError("block_attention_step: x must be a float32 CPU tensor (buffers contiguous)")
         live, n_live, _ = _step_rows(x, "x", self.width, keys, values, t, live, compact, "block_attention_step",
@@ -245,7 +266,7 @@ def kernel_params(ln: nn.LayerNorm, first: nn.Linear, second: nn.Linear) -> tupl
 def block_fits(ln: nn.LayerNorm, c_attn: nn.Linear, c_proj: nn.Linear) -> bool:
     """Whether :func:`block_attention_step` takes this attention half: float32 CPU parameters with biases (an
     affine layer norm), ``C -> 3C`` and ``C -> C`` products, ``C <= 256`` (the kernel's row buffers)."""
-    params = (ln.weight, ln.bias, c_attn.weight, c_attn.bias, c_proj.weight, c_proj.bias)
+    params = half_params(ln, c_attn, c_proj)
     if any(p is None or p.device.type != "cpu" or p.dtype != torch.float32 for p in params):
         return False
     C = c_attn.in_features

@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from creditsim.nn.attention_kernel import checked_rows, kernel_params, param_stamp
+from creditsim.nn.attention_kernel import _PreparedHalf, checked_rows, half_params, kernel_params
 
 try:  # built by `pip install` (setup.py); optional, see the module docstring
     from creditsim.nn import _mlp_step
@@ -59,21 +59,16 @@ def mlp_step(x: torch.Tensor, ln: nn.LayerNorm, c_fc: nn.Linear, c_proj: nn.Line
     return _MLPHalf(ln, c_fc, c_proj)(x, live)
 
 
-class _MLPHalf:
+class _MLPHalf(_PreparedHalf):
     """:func:`mlp_step` for one layer, for a decoding loop that calls it every month
-    (:class:`~creditsim.nn.layers.FusedBlockStep`): the fit and the kernel's parameter tuple are redone only when a
-    parameter's address or version has changed since the last call (:func:`~creditsim.nn.attention_kernel.
-    param_stamp`)."""
+    (:class:`~creditsim.nn.layers.FusedBlockStep`), prepared as :class:`~creditsim.nn.attention_kernel.
+    _PreparedHalf`."""
 
     def __init__(self, ln: nn.LayerNorm, c_fc: nn.Linear, c_proj: nn.Linear):
         if _mlp_step is None:
             raise RuntimeError("creditsim.nn._mlp_step is not built; reinstall with a C++ compiler")
-        self._layers = (ln, c_fc, c_proj)
-        self._gather()
-
-    def _raw(self) -> tuple[torch.Tensor, ...]:
-        ln, c_fc, c_proj = self._layers
-        return ln.weight, ln.bias, c_fc.weight, c_fc.bias, c_proj.weight, c_proj.bias
+        super().__init__(ln, c_fc, c_proj)
+        self._refresh()
 
     def _gather(self) -> None:
         ln, c_fc, c_proj = self._layers
@@ -83,7 +78,6 @@ class _MLPHalf:
         self._shapes = (tuple(ln.weight.shape), tuple(c_fc.weight.shape), tuple(c_proj.weight.shape))
         self.d, self.h, self._eps = c_fc.in_features, c_fc.out_features, float(ln.eps)
         self._params = kernel_params(ln, c_fc, c_proj)  # kept: the C++ reads them by address
-        self._stamp = param_stamp(self._raw())
 
     def __call__(self, x: torch.Tensor, live: torch.Tensor | None, live_checked: bool = False,
                  in_place: bool = False) -> torch.Tensor:
@@ -92,9 +86,7 @@ class _MLPHalf:
         checked again; ``in_place``: the output is written over ``x`` (contiguous) and returned -- the kernel
         reads each row before it writes that row's output, and only its own row, so the values are a new
         tensor's."""
-        stamp = param_stamp(self._raw())
-        if stamp is None or stamp != self._stamp:
-            self._gather()
+        self._refresh()
         if x.device.type != "cpu" or x.dtype != torch.float32 or x.ndim != 2:
             raise ValueError("mlp_step: float32 CPU rows and parameters (with biases) expected, model width <= 256 "
                              "and hidden width <= 1024")
@@ -116,7 +108,7 @@ class _MLPHalf:
 def fits(ln: nn.LayerNorm, c_fc: nn.Linear, c_proj: nn.Linear) -> bool:
     """Whether the kernel takes this feed-forward half: float32 CPU parameters with biases (an affine layer
     norm), ``d -> h -> d`` shapes, ``d <= 256`` and ``h <= 1024`` (the kernel's row buffers)."""
-    params = (ln.weight, ln.bias, c_fc.weight, c_fc.bias, c_proj.weight, c_proj.bias)
+    params = half_params(ln, c_fc, c_proj)
     if any(p is None or p.device.type != "cpu" or p.dtype != torch.float32 for p in params):
         return False
     d, h = c_fc.in_features, c_fc.out_features
