@@ -72,8 +72,8 @@ try:  # built by `pip install` (setup.py); optional, see the module docstring
 except ImportError:  # pragma: no cover - exercised only where the install had no compiler
     _attention_step = None
 
-__all__ = ["available", "attention_step", "block_attention_step", "block_fits", "checked_rows", "input_major",
-           "half_params", "kernel_params", "overlaps", "param_stamp"]
+__all__ = ["available", "attention_step", "block_attention_step", "BlockHalf", "block_fits", "checked_rows",
+           "input_major", "half_params", "kernel_params", "overlaps", "param_stamp", "PreparedHalf"]
 
 
 def available() -> bool:
@@ -137,7 +137,7 @@ def block_attention_step(x: torch.Tensor, ln: nn.LayerNorm, c_attn: nn.Linear, c
     Returns:
         ``(B, C)`` (``(m, C)`` with ``compact``) float32, a new tensor.
     """
-    return _BlockHalf(ln, c_attn, c_proj, keys, values)(x, t, live, compact)
+    return BlockHalf(ln, c_attn, c_proj, keys, values)(x, t, live, compact)
 
 
 def param_stamp(params: tuple[torch.Tensor, ...]) -> tuple[tuple[int, int], ...] | None:
@@ -156,7 +156,7 @@ def half_params(ln: nn.LayerNorm, first: nn.Linear, second: nn.Linear) -> tuple[
     return ln.weight, ln.bias, first.weight, first.bias, second.weight, second.bias
 
 
-class _PreparedHalf(abc.ABC):
+class PreparedHalf(abc.ABC):
     """A block half prepared for a decoding loop that calls it every month: a subclass's :meth:`_gather` (its fit
     checked, its kernel parameter tuple built) runs again only when a parameter's address or version has changed
     since the last call (:func:`param_stamp`) -- a few attribute reads a call instead of the dozen checks and six
@@ -178,9 +178,9 @@ class _PreparedHalf(abc.ABC):
             self._stamp = stamp
 
 
-class _BlockHalf(_PreparedHalf):
+class BlockHalf(PreparedHalf):
     """:func:`block_attention_step` for one layer and one pair of key/value buffers, for a decoding loop
-    (:class:`~creditsim.nn.layers.FusedBlockStep`): prepared as :class:`_PreparedHalf`, and the buffers checked
+    (:class:`~creditsim.nn.layers.FusedBlockStep`): prepared as :class:`PreparedHalf`, and the buffers checked
     again only when one's address, shape or strides have changed."""
 
     def __init__(self, ln: nn.LayerNorm, c_attn: nn.Linear, c_proj: nn.Linear, keys: torch.Tensor,
@@ -211,10 +211,9 @@ class _BlockHalf(_PreparedHalf):
         self._args = (1.0 / math.sqrt(self.hs), float(ln.eps))
 
     def __call__(self, x: torch.Tensor, t: int, live: torch.Tensor | None, compact: bool = False,
-                 live_checked: bool = False, in_place: bool = False) -> torch.Tensor:
-        """The step of ``x`` at month ``t`` for the ``live`` rows (:func:`block_attention_step`'s arguments);
-        ``live_checked``: ``live`` is what :func:`checked_rows` returned for the buffers' batch this step (the
-        caller's own check), not checked again; ``in_place``: the output is written over ``x`` (contiguous, not
+                 in_place: bool = False) -> torch.Tensor:
+        """The step of ``x`` at month ``t`` for the ``live`` rows (:func:`block_attention_step`'s arguments, the
+        live rows checked against the buffers' rows every call); ``in_place``: the output is written over ``x`` (contiguous, not
         the buffers) and returned -- a group of rows is read whole before its outputs are written, each output
         element right after its own residual input, so the values are a new tensor's."""
         keys, values = self.keys, self.values
@@ -224,8 +223,7 @@ class _BlockHalf(_PreparedHalf):
         self._refresh()
         if x.device.type != "cpu" or x.dtype != torch.float32:
             raise ValueError("block_attention_step: x must be a float32 CPU tensor (buffers contiguous)")
-        live, n_live, _ = _step_rows(x, "x", self.width, keys, values, t, live, compact, "block_attention_step",
-                                     live_checked)
+        live, n_live, _ = _step_rows(x, "x", self.width, keys, values, t, live, compact, "block_attention_step")
         if in_place and (not x.is_contiguous() or overlaps(x, keys) or overlaps(x, values)):
             raise ValueError("block_attention_step: in place needs contiguous rows apart from the buffers")
         x = x.contiguous()
@@ -237,15 +235,12 @@ class _BlockHalf(_PreparedHalf):
 
 
 def _step_rows(inp: torch.Tensor, name: str, width: int, keys: torch.Tensor, values: torch.Tensor, t: int,
-               live: torch.Tensor | None, compact: bool, who: str,
-               live_checked: bool = False) -> tuple[torch.Tensor | None, int, int]:
-    """A step's checked ``live`` rows (:func:`checked_rows`; ``live_checked``: the caller's, checked already), their
-    count and the rows ``inp`` and the output hold: the buffers' batch, or with ``compact`` ``inp``'s own rows (at
-    least the live ones); ValueError naming ``who`` for an ``inp`` that is not ``(rows, width)`` or a month outside
-    the buffers."""
+               live: torch.Tensor | None, compact: bool, who: str) -> tuple[torch.Tensor | None, int, int]:
+    """A step's checked ``live`` rows (:func:`checked_rows`), their count and the rows ``inp`` and the output
+    hold: the buffers' batch, or with ``compact`` ``inp``'s own rows (at least the live ones); ValueError
+    naming ``who`` for an ``inp`` that is not ``(rows, width)`` or a month outside the buffers."""
     B, max_len = keys.shape[:2]
-    if not live_checked:
-        live = checked_rows(live, B, who)
+    live = checked_rows(live, B, who)
     n_live = B if live is None else live.numel()
     rows = inp.shape[0] if compact and inp.ndim == 2 and inp.shape[0] >= n_live else B
     if inp.shape != (rows, width) or not 0 <= t < max_len:

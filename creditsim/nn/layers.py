@@ -172,17 +172,17 @@ class FusedBlockStep:
     """A :class:`Block`'s decoding step on a fused :class:`KVBuffer`, for a decoding loop: both halves in the compiled
     kernels, as :meth:`Block.forward` runs them, the same bits, at less Python a step -- the fits, the buffer checks
     and the kernels' parameter tuples are redone only when a parameter or a buffer has changed
-    (:func:`~creditsim.nn.attention_kernel.param_stamp`; a buffer swapped on the :class:`KVBuffer` is picked up),
-    and the step's live rows are checked once for both halves. :meth:`make` gives None where :meth:`Block.forward`
+    (:func:`~creditsim.nn.attention_kernel.param_stamp`; a buffer swapped on the :class:`KVBuffer` is picked up);
+    the step's live rows are copied once and checked by each half. :meth:`make` gives None where :meth:`Block.forward`
     would not run both halves compiled (a torch buffer, a layer the kernels do not fit, dropout in training, or
     autograd on): then call the block."""
 
     def __init__(self, block: "Block", past: KVBuffer):
         self.past = past
         self._block = block
-        self._attn = attention_kernel._BlockHalf(block.ln_1, block.attn.c_attn, block.attn.c_proj, past.keys,
-                                                 past.values)
-        self._mlp = mlp_kernel._MLPHalf(block.ln_2, block.mlp.c_fc, block.mlp.c_proj)
+        self._attn = attention_kernel.BlockHalf(block.ln_1, block.attn.c_attn, block.attn.c_proj, past.keys,
+                                                past.values)
+        self._mlp = mlp_kernel.MLPHalf(block.ln_2, block.mlp.c_fc, block.mlp.c_proj)
 
     @classmethod
     def make(cls, block: "Block", past: object) -> "FusedBlockStep | None":
@@ -204,16 +204,15 @@ class FusedBlockStep:
             raise ValueError(f"KVBuffer: {past.length} + 1 steps exceed the {past.max_len} allocated")
         if past.keys is not self._attn.keys or past.values is not self._attn.values:  # the buffer's storage swapped
             block = self._block
-            self._attn = attention_kernel._BlockHalf(block.ln_1, block.attn.c_attn, block.attn.c_proj, past.keys,
-                                                     past.values)
-        # once for both halves: a copy (a live set lying in x or the buffers would change under the kernel's
-        # writes), checked against the rows the kernels index (the buffers', which a swap may have changed)
-        live = None if past.live is None else past.live.clone()  # (checked_rows refuses a non-integer one)
-        live = attention_kernel.checked_rows(live, past.keys.shape[0], "FusedBlockStep")
-        y = self._attn(x, past.length, live, past.compact, live_checked=True, in_place=in_place)
+            self._attn = attention_kernel.BlockHalf(block.ln_1, block.attn.c_attn, block.attn.c_proj, past.keys,
+                                                    past.values)
+        # a copy for both halves (a live set lying in x or the buffers would change under the kernels' writes),
+        # each half checking it against the rows it indexes; clone, not a conversion: a non-integer one is refused
+        live = None if past.live is None else past.live.clone()
+        y = self._attn(x, past.length, live, past.compact, in_place=in_place)
         past.length += 1
         # a compact step's rows are all computed (padding too), as Block.forward; y is the step's own
-        return self._mlp(y, None if past.compact else live, live_checked=True, in_place=True)
+        return self._mlp(y, None if past.compact else live, in_place=True)
 
 
 def fusable(device: torch.device | str | None, dtype: torch.dtype) -> bool:

@@ -29,14 +29,14 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from creditsim.nn.attention_kernel import _PreparedHalf, checked_rows, half_params, kernel_params
+from creditsim.nn.attention_kernel import PreparedHalf, checked_rows, half_params, kernel_params
 
 try:  # built by `pip install` (setup.py); optional, see the module docstring
     from creditsim.nn import _mlp_step
 except ImportError:  # pragma: no cover - exercised only where the install had no compiler
     _mlp_step = None
 
-__all__ = ["available", "fits", "mlp_step"]
+__all__ = ["available", "fits", "mlp_step", "MLPHalf"]
 
 
 def available() -> bool:
@@ -56,13 +56,13 @@ def mlp_step(x: torch.Tensor, ln: nn.LayerNorm, c_fc: nn.Linear, c_proj: nn.Line
     Returns:
         ``(B, d)`` float32, a new tensor.
     """
-    return _MLPHalf(ln, c_fc, c_proj)(x, live)
+    return MLPHalf(ln, c_fc, c_proj)(x, live)
 
 
-class _MLPHalf(_PreparedHalf):
+class MLPHalf(PreparedHalf):
     """:func:`mlp_step` for one layer, for a decoding loop that calls it every month
     (:class:`~creditsim.nn.layers.FusedBlockStep`), prepared as :class:`~creditsim.nn.attention_kernel.
-    _PreparedHalf`."""
+    PreparedHalf`."""
 
     def __init__(self, ln: nn.LayerNorm, c_fc: nn.Linear, c_proj: nn.Linear):
         if _mlp_step is None:
@@ -79,13 +79,10 @@ class _MLPHalf(_PreparedHalf):
         self.d, self.h, self._eps = c_fc.in_features, c_fc.out_features, float(ln.eps)
         self._params = kernel_params(ln, c_fc, c_proj)  # kept: the C++ reads them by address
 
-    def __call__(self, x: torch.Tensor, live: torch.Tensor | None, live_checked: bool = False,
-                 in_place: bool = False) -> torch.Tensor:
-        """The step of ``x`` ``(B, d)`` for the ``live`` rows (:func:`mlp_step`'s arguments); ``live_checked``:
-        ``live`` is what :func:`checked_rows` returned for ``B`` rows this step (the caller's own check), not
-        checked again; ``in_place``: the output is written over ``x`` (contiguous) and returned -- the kernel
-        reads each row before it writes that row's output, and only its own row, so the values are a new
-        tensor's."""
+    def __call__(self, x: torch.Tensor, live: torch.Tensor | None, in_place: bool = False) -> torch.Tensor:
+        """The step of ``x`` ``(B, d)`` for the ``live`` rows (:func:`mlp_step`'s arguments, the live rows checked
+        every call); ``in_place``: the output is written over ``x`` (contiguous) and returned -- the kernel reads
+        each row before it writes that row's output, and only its own row, so the values are a new tensor's."""
         self._refresh()
         if x.device.type != "cpu" or x.dtype != torch.float32 or x.ndim != 2:
             raise ValueError("mlp_step: float32 CPU rows and parameters (with biases) expected, model width <= 256 "
@@ -98,8 +95,7 @@ class _MLPHalf(_PreparedHalf):
             raise ValueError("mlp_step: in place needs contiguous rows")
         x = x.contiguous()
         out = x if in_place else x.clone()
-        if not live_checked:
-            live = checked_rows(live, B, "mlp_step")
+        live = checked_rows(live, B, "mlp_step")
         _mlp_step.step(B if live is None else live.numel(), 0 if live is None else live.data_ptr(), d, self.h,
                        self._eps, x.data_ptr(), *(p.data_ptr() for p in self._params), out.data_ptr())
         return out

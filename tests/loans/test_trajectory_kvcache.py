@@ -125,13 +125,13 @@ def test_fused_months_run_the_live_paths_alone_and_give_the_eager_paths(monkeypa
     model.fused_kernels = False
     eager = model.generate(*inputs[:2], None, seed=1)
     seen: list[tuple[int, bool]] = []
-    step = attention_kernel._BlockHalf.__call__  # a block's attention half, the step inside it
+    step = attention_kernel.BlockHalf.__call__  # a block's attention half, the step inside it
 
     def spy(self, x, t, live, compact=False, **kw):
         seen.append((x.shape[0], compact))
         return step(self, x, t, live, compact, **kw)
 
-    monkeypatch.setattr(attention_kernel._BlockHalf, "__call__", spy)
+    monkeypatch.setattr(attention_kernel.BlockHalf, "__call__", spy)
     model.fused_kernels = True
     fused = model.generate(*inputs[:2], None, seed=1)
     assert torch.equal(fused["states"], eager["states"])
