@@ -14,9 +14,9 @@ machine, in this run:
   trajectory engine's figure is its FLOPs per loan-month, counted by
   :class:`torch.utils.flop_counter.FlopCounterMode` on three scenarios, times its loan-months per
   CPU-second, divided by this; there the floor is measured again in the engine's own process around
-  each of its three runs, and the ratio is the median of the three runs' own: on this shared host the
-  sgemm rate moves by 20-30 % within minutes while the engine's rate moves far less, so a floor read
-  minutes earlier in another process made the ratio mostly a reading of the floor's noise).
+  each of its three runs, and the ratio is the median run's: on this shared host the sgemm rate moves
+  by 10-30 % within an hour, and a floor read minutes earlier in another process, from its first
+  products, read 10-15 % low). Every sgemm reading is the best of three after 0.3 s of warm-up.
 
 The bars are issue 17's: Markov engine >= 0.3 of the uniform floor per core; simulate 10k loans x 60
 months x 10,000 scenarios <= 45 s CPU and <= 1 GiB (measured on 1,000 scenarios; the cost is linear
@@ -98,7 +98,7 @@ def _simulate(n_loans: int, n_sims: int, horizon: int, engine: str = "markov", c
     floor (:func:`_sgemm_gflops` of that size) measured in this process before the first run and after
     each (``floor_samples``), a run's floor the mean of the two beside it (``floors``), so that a run is
     compared with the machine as it was around that run, not minutes earlier in another process (this
-    host is shared: its sgemm rate moves by 20-30 % within minutes)."""
+    host is shared: its sgemm rate moves by 10-30 % within an hour)."""
     import torch
 
     torch.set_num_threads(1)
@@ -173,10 +173,10 @@ def simulate_1k(quick: bool) -> dict:
 
 def trajectory(quick: bool, sampling_steps: int = 0) -> dict:
     """The trajectory engine (pretrained LoanTrajectoryModel) in simulate on 2,000 loans x 60 months x 4
-    scenarios (``--quick``: 500 x 2): the engine's loan-months per CPU-second (its own CPU time inside simulate, as the Markov
-    engine's row; ``simulate_rates`` the whole simulate's) over three runs, each with the sgemm floor
-    measured around it in this process (``paired``), and the FLOPs per loan-month (all of them the
-    engine's: none run outside it). ``sampling_steps``: the value sampler (0 = the
+    scenarios (``--quick``: 500 x 2): the engine's loan-months per CPU-second (its own CPU time inside
+    simulate, as the Markov engine's row; ``simulate_rates`` the whole simulate's) over three runs, each
+    with the sgemm floor measured around it in this process (``paired``), and the FLOPs per loan-month
+    (all of them the engine's: none run outside it). ``sampling_steps``: the value sampler (0 = the
     shipped full chain; see trajectory_ddim).
 
     ``flops_per_loan_month`` is the issue's measure of the model's work: torch's
@@ -354,6 +354,14 @@ def _run_one(name: str, quick: bool) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _paired(r: dict) -> tuple[list[float], int]:
+    """A trajectory measure's runs' ratios, each run's rate at its FLOPs against the sgemm floor measured around
+    it, and the index of the median run (three runs: the middle one)."""
+    need = r["flops_per_loan_month"]
+    ratios = [rate * need / (g * 1e9) for rate, g in zip(r["rates"], r["paired"])]
+    return ratios, int(np.argsort(ratios)[len(ratios) // 2])
+
+
 def table(results: dict) -> list[dict]:
     """Rows ``{workload, measured, unit, floor, ratio, bar, met}`` from the measures' results."""
     u, f = results["floor_uniform"]["value"], results["floor_sgemm"]["value"]
@@ -382,10 +390,9 @@ def table(results: dict) -> list[dict]:
     if "trajectory" in results:
         r = results["trajectory"]
         need = r["flops_per_loan_month"]
-        # each run against the floor measured around it, in its process; the median of the three runs' ratios,
-        # and that run's own rate and floor in the measured and floor columns (so that they divide to the ratio)
-        ratios = [rate * need / (g * 1e9) for rate, g in zip(r["rates"], r["paired"])]
-        mid = int(np.argsort(ratios)[len(ratios) // 2])
+        # the median run's ratio, and that run's own rate and floor in the measured and floor columns (so that
+        # they divide to the ratio)
+        ratios, mid = _paired(r)
         ratio = ratios[mid]
         done = r["executed_flops_per_loan_month"]
         n_loans, sims = r.get("size", (2000, 4))
@@ -403,8 +410,7 @@ def table(results: dict) -> list[dict]:
         r = results["trajectory_ddim"]
         need = r["flops_per_loan_month"]
         full = results.get("trajectory", {}).get("value")
-        ratios = [rate * need / (g * 1e9) for rate, g in zip(r["rates"], r["paired"])]
-        mid = int(np.argsort(ratios)[len(ratios) // 2])
+        ratios, mid = _paired(r)
         rows.append({"workload": "trajectory engine, 10-step DDIM values (opt-in)", "measured": r["rates"][mid],
                      "unit": "loan-months / CPU-s", "floor": r["paired"][mid] * 1e9 / need, "ratio": ratios[mid],
                      "note": f"{need / 1e3:.0f} kFLOP / loan-month"
