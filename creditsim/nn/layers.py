@@ -186,10 +186,7 @@ class FusedBlockStep:
 
     @classmethod
     def make(cls, block: "Block", past: object) -> "FusedBlockStep | None":
-        dropping = block.training and (block.attn.dropout > 0 or block.mlp.dropout.p > 0)
-        if not (_fused_step(past, 1, dropping) and mlp_kernel.available()
-                and attention_kernel.block_fits(block.ln_1, block.attn.c_attn, block.attn.c_proj)
-                and mlp_kernel.fits(block.ln_2, block.mlp.c_fc, block.mlp.c_proj)):
+        if not all(block.compiled_halves(past, 1)):
             return None
         return cls(block, past)
 
@@ -312,6 +309,15 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(d_model)
         self.mlp = MLP(d_model, dropout)
 
+    def compiled_halves(self, past: object, n_steps: int) -> tuple[bool, bool]:
+        """Whether :meth:`forward` of ``n_steps`` steps with ``past`` runs its attention half, and its feed-forward
+        half, in the compiled kernels (:class:`FusedBlockStep` runs where both do)."""
+        attn = (_fused_step(past, n_steps, self.training and self.attn.dropout > 0)
+                and attention_kernel.block_fits(self.ln_1, self.attn.c_attn, self.attn.c_proj))
+        mlp = (_fused_step(past, n_steps, self.training and self.mlp.dropout.p > 0) and mlp_kernel.available()
+               and mlp_kernel.fits(self.ln_2, self.mlp.c_fc, self.mlp.c_proj))
+        return attn, mlp
+
     def forward(self, x: torch.Tensor, past: KVCache | KVBuffer | None = None
                 ) -> tuple[torch.Tensor, KVCache | KVBuffer]:
         """``x`` ``(B, T, C)`` -> ``((B, T, C), cache)``; ``past`` and the cache as in :class:`CausalSelfAttention`.
@@ -322,15 +328,14 @@ class Block(nn.Module):
         :mod:`creditsim.nn.mlp_kernel` (the same values as torch to float32 rounding) -- for the buffer's live
         rows only: a row no longer wanted keeps its input there (finite, and unused)."""
         B, T, C = x.shape
-        if (_fused_step(past, T, self.training and self.attn.dropout > 0)
-                and attention_kernel.block_fits(self.ln_1, self.attn.c_attn, self.attn.c_proj)):
+        attn_compiled, mlp_compiled = self.compiled_halves(past, T)
+        if attn_compiled:
             x = past.block_step(x.reshape(B, C), self.ln_1, self.attn.c_attn, self.attn.c_proj).view(B, 1, C)
             present = past
         else:
             a, present = self.attn(self.ln_1(x), past)
             x = x + a
-        if (_fused_step(past, T, self.training and self.mlp.dropout.p > 0) and mlp_kernel.available()
-                and mlp_kernel.fits(self.ln_2, self.mlp.c_fc, self.mlp.c_proj)):  # else torch (e.g. d_model > 256)
+        if mlp_compiled:  # else torch (e.g. d_model > 256)
             live = None if past.compact else past.live  # a compact step's rows are all computed (padding too)
             y = mlp_kernel.mlp_step(x.view(B, C), self.ln_2, self.mlp.c_fc, self.mlp.c_proj, live)
             return y.view(B, 1, C), present
