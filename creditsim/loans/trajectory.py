@@ -1065,18 +1065,20 @@ class LoanTrajectoryModel(nn.Module):
     def _posterior_cached(self) -> tuple[tuple[tuple[torch.Tensor, ...], ...], torch.Tensor]:
         """(:meth:`_posterior`'s rows, :meth:`_posterior_table`), computed once per schedule buffer."""
         ab, beta = self.alphas_cumprod, self.betas
-        # in-place edits too; buffers made under torch.inference_mode have no version: recomputed every call
+        # in-place edits too; buffers made under torch.inference_mode have no version: recomputed every call; an
+        # edit torch counts no version for (through .data or numpy) is caught by the bits kept beside the key
         fresh = ab.is_inference() or beta.is_inference()
         key = None if fresh else (ab.device, ab.data_ptr(), beta.data_ptr(), ab._version, beta._version)
         cached = getattr(self, "_posterior_cache", None)
-        if fresh or cached is None or cached[0] != key:
+        if (fresh or cached is None or cached[0] != key or not attention_kernel.same_bits(cached[2], ab)
+                or not attention_kernel.same_bits(cached[3], beta)):
             one_minus = 1 - ab
             prev = torch.cat([ab[:1], ab[:-1]])  # ab_{k-1}; entry 0 is a placeholder
             c0 = prev.sqrt() * beta / one_minus
             ck = (1 - beta).sqrt() * (1 - prev) / one_minus
             var = beta * (1 - prev) / one_minus
             table = torch.stack([one_minus.sqrt(), ab.sqrt(), c0, ck, var.sqrt()])
-            cached = (key, (tuple(x.unbind() for x in table), table))
+            cached = (key, (tuple(x.unbind() for x in table), table), ab.clone(), beta.clone())
             self._posterior_cache = cached
         return cached[1]
 

@@ -64,6 +64,7 @@ import abc
 import math
 import weakref
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -73,7 +74,8 @@ except ImportError:  # pragma: no cover - exercised only where the install had n
     _attention_step = None
 
 __all__ = ["available", "attention_step", "block_attention_step", "BlockHalf", "block_fits", "checked_rows",
-           "input_major", "half_params", "kernel_params", "overlaps", "param_stamp", "PreparedHalf"]
+           "input_major", "half_params", "kernel_params", "overlaps", "param_stamp", "PreparedHalf", "rows_apart",
+           "same_bits"]
 
 
 def available() -> bool:
@@ -108,6 +110,7 @@ def attention_step(qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, 
         if x.device.type != "cpu" or x.dtype != torch.float32 or not x.is_contiguous():
             raise ValueError(f"attention_step: {name} must be a contiguous float32 CPU tensor")
     live, n_live, rows = _step_rows(qkv, "qkv", 3 * C, keys, values, t, live, compact, "attention_step")
+    live = rows_apart(live, keys, values)
     out = torch.zeros(rows, C, dtype=torch.float32)
     _attention_step.step(n_live, 0 if live is None else live.data_ptr(), bool(compact),
                          nh, hs, t, max_len, 1.0 / math.sqrt(hs), qkv.data_ptr(), keys.data_ptr(), values.data_ptr(),
@@ -142,8 +145,9 @@ def block_attention_step(x: torch.Tensor, ln: nn.LayerNorm, c_attn: nn.Linear, c
 
 def param_stamp(params: tuple[torch.Tensor, ...]) -> tuple[tuple[int, int], ...] | None:
     """Each parameter's (address, version): what changes when one is swapped or edited in place through torch
-    (as :func:`input_major`'s cache keys on). None where one is an inference tensor, which keeps no version, or
-    missing (a linear without bias: the fit check refuses it)."""
+    (as :func:`input_major`'s cache keys on; an edit torch does not count is :func:`same_bits`' to see). None where
+    one is an inference tensor, which keeps no version, or missing (a linear without bias: the fit check refuses
+    it)."""
     if any(p is None or p.is_inference() for p in params):
         return None
     return tuple((p.data_ptr(), p._version) for p in params)
@@ -156,15 +160,33 @@ def half_params(ln: nn.LayerNorm, first: nn.Linear, second: nn.Linear) -> tuple[
     return ln.weight, ln.bias, first.weight, first.bias, second.weight, second.bias
 
 
+#: the float dtypes' same-width integer dtypes, for comparing bits (same_bits, PreparedHalf)
+_BITS = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+_BITS_NP = {2: np.int16, 4: np.int32, 8: np.int64}
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether ``a`` and ``b`` (any strides) have one dtype and shape and hold the same bits: a NaN equals
+    itself and 0.0 differs from -0.0, where ``torch.equal`` says the opposite."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.dtype.is_floating_point and a.element_size() in _BITS:  # a view of another dtype of one width: any strides
+        a, b = a.view(_BITS[a.element_size()]), b.view(_BITS[b.element_size()])
+    return torch.equal(a, b)
+
+
 class PreparedHalf(abc.ABC):
     """A block half prepared for a decoding loop that calls it every month: a subclass's :meth:`_gather` (its fit
     checked, its kernel parameter tuple built) runs again only when a parameter's address or version has changed
-    since the last call (:func:`param_stamp`) -- a few attribute reads a call instead of the dozen checks and six
-    ``contiguous`` of :func:`kernel_params`."""
+    since the last call (:func:`param_stamp`), or a parameter the kernel reads from a copy no longer holds the
+    copy's bits (:meth:`_copies_stale`) -- a few attribute reads and two comparisons a call instead of the dozen
+    checks and six ``contiguous`` of :func:`kernel_params`. A subclass's :meth:`_gather` sets ``_params`` to
+    :func:`kernel_params` of its layers."""
 
     def __init__(self, ln: nn.LayerNorm, first: nn.Linear, second: nn.Linear):
         self._layers = (ln, first, second)
         self._stamp: tuple[tuple[int, int], ...] | None = None
+        self._watch: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
 
     @abc.abstractmethod
     def _gather(self) -> None:
@@ -173,9 +195,30 @@ class PreparedHalf(abc.ABC):
     def _refresh(self) -> None:
         """Gather again where a parameter changed (or one keeps no version: every call)."""
         stamp = param_stamp(half_params(*self._layers))
-        if stamp is None or stamp != self._stamp:
+        if stamp is None or stamp != self._stamp or self._copies_stale():
             self._gather()
             self._stamp = stamp
+            self._watch = self._watched()
+
+    def _watched(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        """(the bits when gathered, a view of the parameter's bits) of each parameter the kernel reads from a
+        copy: each linear's weight (transposed, :func:`input_major`) and any parameter that was not contiguous.
+        A parameter the kernel reads in place (the tuple holds the tensor itself) is current by construction."""
+        watch = []
+        for p, kept, transposed in zip(half_params(*self._layers), self._params, _TRANSPOSED):
+            p = p.detach()
+            if transposed or kept.data_ptr() != p.data_ptr():
+                bits = p.numpy().view(_BITS_NP[p.element_size()])
+                watch.append((bits.copy(), bits))
+        return tuple(watch)
+
+    def _copies_stale(self) -> bool:
+        """Whether a parameter the kernel reads from a copy (:meth:`_watched`) has changed since the copy was made.
+        An edit through ``.data`` (``weight.data.normal_()``, a common initialisation idiom), numpy or dlpack moves
+        no version counter, so the stamp misses it, and the kernels would go on reading the old weights: the
+        parameters are compared with their bits when gathered, through numpy views bound then (the stamp sees
+        a parameter swapped for another storage first). Two ~1-5 k-element comparisons, ~4 us a call."""
+        return any(not np.array_equal(then, now) for then, now in self._watch)
 
 
 class BlockHalf(PreparedHalf):
@@ -220,6 +263,8 @@ class BlockHalf(PreparedHalf):
         if (keys.data_ptr(), values.data_ptr(), keys.shape, values.shape, keys.stride(),
                 values.stride()) != self._buffers:
             self._bind(keys, values)  # resized, or set_ to other storage or strides: checked again
+        else:  # the same tensors, whose storage may have been shrunk under them (untyped_storage().resize_)
+            _check_storage(keys, values, "block_attention_step")
         self._refresh()
         if x.device.type != "cpu" or x.dtype != torch.float32:
             raise ValueError("block_attention_step: x must be a float32 CPU tensor (buffers contiguous)")
@@ -228,6 +273,7 @@ class BlockHalf(PreparedHalf):
             raise ValueError("block_attention_step: in place needs contiguous rows apart from the buffers")
         x = x.contiguous()
         out = x if in_place else x.clone()
+        live = rows_apart(live, keys, values, out)
         _attention_step.block_step(n_live, 0 if live is None else live.data_ptr(), bool(compact), self.nh, self.hs,
                                    t, self.max_len, *self._args, x.data_ptr(), *(p.data_ptr() for p in self._params),
                                    keys.data_ptr(), values.data_ptr(), out.data_ptr())
@@ -248,6 +294,18 @@ def _step_rows(inp: torch.Tensor, name: str, width: int, keys: torch.Tensor, val
         raise ValueError(f"{who}: {name} ({need}, {width}) rows, values {tuple(keys.shape)} and "
                          f"0 <= t < {max_len} expected, got {tuple(inp.shape)}, {tuple(values.shape)}, t={t}")
     return live, n_live, rows
+
+
+def rows_apart(live: torch.Tensor | None, *written: torch.Tensor) -> torch.Tensor | None:
+    """The checked ``live`` rows, copied where they lie in memory the step writes (a buffer, or an in-place
+    output): the kernel would read indices it has just overwritten."""
+    if live is not None and any(overlaps(live, w) for w in written):
+        return live.clone()
+    return live
+
+
+#: which entries of kernel_params are a weight transposed (the others: a parameter as it is, made contiguous)
+_TRANSPOSED = (False, False, True, False, True, False)
 
 
 def kernel_params(ln: nn.LayerNorm, first: nn.Linear, second: nn.Linear) -> tuple[torch.Tensor, ...]:
@@ -280,6 +338,17 @@ def _check_buffers(keys: object, values: object, who: str) -> None:
                          f"{getattr(values, 'shape', type(values).__name__)}")
     if keys.numel() and overlaps(keys, values):
         raise ValueError(f"{who}: keys and values share memory; two separate buffers expected")
+    _check_storage(keys, values, who)
+
+
+def _check_storage(keys: torch.Tensor, values: torch.Tensor, who: str) -> None:
+    """ValueError naming ``who`` where a buffer's storage no longer holds all of its elements: a storage shrunk
+    under its tensor (``untyped_storage().resize_``) leaves the shape as it was, and the C++, which writes every
+    month's keys and values by address, would write past the allocation."""
+    for name, v in (("keys", keys), ("values", values)):
+        if v.untyped_storage().nbytes() < (v.storage_offset() + v.numel()) * v.element_size():
+            raise ValueError(f"{who}: the {name} buffer's storage holds {v.untyped_storage().nbytes()} bytes, fewer "
+                             f"than its shape {tuple(v.shape)} needs (resized under it)")
 
 
 def overlaps(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -312,14 +381,16 @@ _INPUT_MAJOR: weakref.WeakKeyDictionary[nn.Linear, tuple[torch.Tensor, int, torc
 
 def input_major(linear: nn.Linear) -> torch.Tensor:
     """``linear.weight`` transposed to ``(in, out)`` contiguous (a row's product reads it in order), kept until
-    the weight changes -- in place (its version) or swapped (``.data =``: another storage) -- since every
-    decoding step would otherwise copy it. Weights made under ``torch.inference_mode`` have no version: those
-    are transposed on every call."""
+    the weight changes -- in place (its version), swapped (``.data =``: another storage) or edited where torch
+    counts no version (through ``.data``, numpy or dlpack: the copy is compared with the weight bit for bit) --
+    since every decoding step would otherwise copy it. Weights made under ``torch.inference_mode`` have no
+    version: those are transposed on every call."""
     w = linear.weight.detach()
     if w.is_inference():
         return w.t().contiguous()
     cached = _INPUT_MAJOR.get(linear)
-    if cached is None or cached[0].data_ptr() != w.data_ptr() or cached[1] != w._version or cached[0].shape != w.shape:
+    if (cached is None or cached[0].data_ptr() != w.data_ptr() or cached[1] != w._version
+            or cached[0].shape != w.shape or not same_bits(cached[2], w.t())):
         cached = (w, w._version, w.t().contiguous())
         _INPUT_MAJOR[linear] = cached
     return cached[2]

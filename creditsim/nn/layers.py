@@ -149,7 +149,8 @@ class KVBuffer:
             raise ValueError("KVBuffer.step: this buffer was not made fused (see the class docstring)")
         if self.length >= self.max_len:
             raise ValueError(f"KVBuffer: {self.length} + 1 steps exceed the {self.max_len} allocated")
-        y = attention_kernel.attention_step(qkv, self.keys, self.values, self.length, self.live, compact=self.compact)
+        y = attention_kernel.attention_step(qkv, self.keys, self.values, self.length, self._live_copy(),
+                                            compact=self.compact)
         self.length += 1
         return y
 
@@ -163,17 +164,25 @@ class KVBuffer:
         if self.length >= self.max_len:
             raise ValueError(f"KVBuffer: {self.length} + 1 steps exceed the {self.max_len} allocated")
         y = attention_kernel.block_attention_step(x, ln, c_attn, c_proj, self.keys, self.values, self.length,
-                                                  self.live, compact=self.compact)
+                                                  self._live_copy(), compact=self.compact)
         self.length += 1
         return y
+
+    def _live_copy(self) -> torch.Tensor | None:
+        """:attr:`live` as a step reads it: a copy, since a live set set from outside may lie in the buffers the
+        step writes (its indices would change under the kernel); clone, not a conversion: a non-integer one is
+        refused by the step's check rather than truncated."""
+        return None if self.live is None else self.live.clone()
 
 
 class FusedBlockStep:
     """A :class:`Block`'s decoding step on a fused :class:`KVBuffer`, for a decoding loop: both halves in the compiled
     kernels, as :meth:`Block.forward` runs them, the same bits, at less Python a step -- the fits, the buffer checks
     and the kernels' parameter tuples are redone only when a parameter or a buffer has changed
-    (:func:`~creditsim.nn.attention_kernel.param_stamp`; a buffer swapped on the :class:`KVBuffer` is picked up);
-    the step's live rows are copied once and checked by each half. :meth:`make` gives None where :meth:`Block.forward`
+    (:func:`~creditsim.nn.attention_kernel.param_stamp`, and the copied weights' bits for an edit torch counts no
+    version for: :class:`~creditsim.nn.attention_kernel.PreparedHalf`; a buffer swapped on the :class:`KVBuffer` is
+    picked up, one whose storage was shrunk under it refused); the step's live rows are copied once and checked by
+    each half. :meth:`make` gives None where :meth:`Block.forward`
     would not run both halves compiled (a torch buffer, a layer the kernels do not fit, dropout in training, or
     autograd on): then call the block."""
 
@@ -204,8 +213,8 @@ class FusedBlockStep:
             self._attn = attention_kernel.BlockHalf(block.ln_1, block.attn.c_attn, block.attn.c_proj, past.keys,
                                                     past.values)
         # a copy for both halves (a live set lying in x or the buffers would change under the kernels' writes),
-        # each half checking it against the rows it indexes; clone, not a conversion: a non-integer one is refused
-        live = None if past.live is None else past.live.clone()
+        # each half checking it against the rows it indexes
+        live = past._live_copy()
         y = self._attn(x, past.length, live, past.compact, in_place=in_place)
         past.length += 1
         # a compact step's rows are all computed (padding too), as Block.forward; y is the step's own
@@ -329,6 +338,9 @@ class Block(nn.Module):
         rows only: a row no longer wanted keeps its input there (finite, and unused)."""
         B, T, C = x.shape
         attn_compiled, mlp_compiled = self.compiled_halves(past, T)
+        # a compact step's rows are all computed (padding too); else the live set as it is before the step,
+        # copied (FusedBlockStep likewise): one lying in the buffers would change under the attention half's writes
+        live = None if not mlp_compiled or past.compact else past._live_copy()
         if attn_compiled:
             x = past.block_step(x.reshape(B, C), self.ln_1, self.attn.c_attn, self.attn.c_proj).view(B, 1, C)
             present = past
@@ -336,7 +348,6 @@ class Block(nn.Module):
             a, present = self.attn(self.ln_1(x), past)
             x = x + a
         if mlp_compiled:  # else torch (e.g. d_model > 256)
-            live = None if past.compact else past.live  # a compact step's rows are all computed (padding too)
             y = mlp_kernel.mlp_step(x.view(B, C), self.ln_2, self.mlp.c_fc, self.mlp.c_proj, live)
             return y.view(B, 1, C), present
         return x + self.mlp(self.ln_2(x)), present

@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from creditsim.nn.attention_kernel import PreparedHalf, checked_rows, half_params, kernel_params
+from creditsim.nn.attention_kernel import PreparedHalf, checked_rows, half_params, kernel_params, rows_apart
 
 try:  # built by `pip install` (setup.py); optional, see the module docstring
     from creditsim.nn import _mlp_step
@@ -95,7 +95,7 @@ class MLPHalf(PreparedHalf):
             raise ValueError("mlp_step: in place needs contiguous rows")
         x = x.contiguous()
         out = x if in_place else x.clone()
-        live = checked_rows(live, B, "mlp_step")
+        live = rows_apart(checked_rows(live, B, "mlp_step"), out)  # a live set lying in x, written in place: copied
         _mlp_step.step(B if live is None else live.numel(), 0 if live is None else live.data_ptr(), d, self.h,
                        self._eps, x.data_ptr(), *(p.data_ptr() for p in self._params), out.data_ptr())
         return out

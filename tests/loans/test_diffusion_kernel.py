@@ -207,6 +207,25 @@ def test_posterior_table_holds_the_per_step_coefficients():
     del beta
 
 
+@pytest.mark.parametrize("edit", ["inplace", "data", "numpy"])
+def test_posterior_table_follows_an_edited_schedule(edit):
+    """The table is cached per schedule buffer; an edit torch counts (in place), or does not (through ``.data`` or
+    numpy: no version moves), is read again, never served stale."""
+    model = _model(1)
+    before = model._posterior_table().clone()
+    ab = model.alphas_cumprod
+    with torch.no_grad():
+        if edit == "inplace":
+            ab.mul_(0.99)
+        elif edit == "data":
+            ab.data.mul_(0.99)
+        else:
+            ab.numpy()[:] *= 0.99
+    after = model._posterior_table()
+    assert not torch.equal(after, before)
+    torch.testing.assert_close(after[1], ab.sqrt(), rtol=0, atol=0)
+
+
 def _book_inputs(n_loans: int, n_months: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Features of a synthetic tape and the default Markov chain's matrix for every loan and month."""
     from creditsim.features import loan_features

@@ -198,3 +198,22 @@ def test_live_tokens_from_tables_are_the_per_month_tokens(per_loan_macro):
             assert got.shape == (m, 1, 32)
             assert torch.equal(got, want), t
     assert ("macro" in paths.tables) is not per_loan_macro
+
+
+def test_generate_reads_weights_edited_through_data_again():
+    """The compiled steps read each linear's weight from a transposed copy; after ``weight.data.mul_`` (no version
+    moves) a second generate must use the new weights: the same paths as the eager run of the edited model, not
+    the first run's (before the fix: the first run's, silently)."""
+    model = LoanTrajectoryModel.from_pretrained()
+    inputs = _book(200, 18, 3)
+    first = model.generate(*inputs[:2], None, seed=1)
+    with torch.no_grad():
+        for block in model.blocks:
+            block.attn.c_attn.weight.data.mul_(0.3)
+            block.mlp.c_fc.weight.data.mul_(0.3)
+    fused = model.generate(*inputs[:2], None, seed=1)
+    model.fused_kernels = False
+    eager = model.generate(*inputs[:2], None, seed=1)
+    assert not torch.equal(fused["states"], first["states"])
+    assert torch.equal(fused["states"], eager["states"])
+    torch.testing.assert_close(fused["balances"], eager["balances"], rtol=1e-5, atol=1e-3)

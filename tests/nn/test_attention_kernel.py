@@ -396,3 +396,105 @@ def test_a_prepared_block_step_refuses_what_would_take_it_out_of_bounds():
         wide.attn.c_proj.bias = torch.nn.Parameter(torch.zeros(1))
         wide.mlp.c_proj.bias = torch.nn.Parameter(torch.zeros(1))
         assert FusedBlockStep.make(wide, KVBuffer(B, NH, T, HS, fused=True)) is None
+
+
+@pytest.mark.parametrize("edit", ["data", "numpy"])
+def test_weights_edited_where_torch_counts_no_version_are_read_again(edit):
+    """``weight.data.mul_`` (the ``.data`` idiom of weight initialisation) and an edit through numpy move no version
+    counter: the compiled halves, which read each linear's weight from a transposed copy, must still read the new
+    weights -- a prepared step (FusedBlockStep), Block.forward and mlp_step alike give the bits of a fresh copy of
+    the edited block (before the fix: the old weights, silently). Each edit also changes the output, so the test
+    cannot pass by reading nothing new."""
+    import copy
+
+    from creditsim.nn import mlp_kernel
+    from creditsim.nn.layers import FusedBlockStep
+
+    torch.manual_seed(3)
+    block = Block(C, NH, 0.0).eval()
+    B, T = 16, 6
+    g = torch.Generator().manual_seed(5)
+    xs = torch.randn(T, B, C, generator=g)
+
+    def fresh_buffer() -> KVBuffer:
+        return KVBuffer(B, NH, T, HS, fused=True, storage=(torch.zeros(B, T, NH, HS), torch.zeros(B, T, NH, HS)))
+
+    with torch.no_grad():
+        mine, forward = fresh_buffer(), fresh_buffer()
+        step = FusedBlockStep.make(block, mine)
+        for t in range(T):
+            if t == 3:
+                before = block(xs[t].unsqueeze(1), fresh_buffer())[0][:, 0]
+                for w in (block.attn.c_attn.weight, block.attn.c_proj.weight, block.mlp.c_fc.weight,
+                          block.mlp.c_proj.weight):
+                    if edit == "data":
+                        w.data.mul_(0.5)
+                    else:
+                        w.detach().numpy()[:] *= 0.5
+                after = block(xs[t].unsqueeze(1), fresh_buffer())[0][:, 0]
+                assert not torch.equal(after, before)  # the edit changes the block's output
+            ref = copy.deepcopy(block)  # its own modules: nothing cached for them
+            want_buf = copy.deepcopy(mine)
+            want, _ = ref(xs[t].unsqueeze(1), want_buf)
+            got = step(xs[t])
+            assert torch.equal(got, want[:, 0]), t
+            got_forward, _ = block(xs[t].unsqueeze(1), forward)
+            assert torch.equal(got_forward[:, 0], want[:, 0]), t
+            fresh_mlp = mlp_kernel.mlp_step(xs[t], ref.ln_2, ref.mlp.c_fc, ref.mlp.c_proj, None)
+            assert torch.equal(mlp_kernel.mlp_step(xs[t], block.ln_2, block.mlp.c_fc, block.mlp.c_proj, None),
+                               fresh_mlp), t
+
+
+def test_a_buffer_shrunk_under_its_tensor_is_refused():
+    """A key/value buffer whose storage is resized under it (the tensor keeps its shape) would be written past its
+    allocation by the C++: refused, by the prepared step, Block.forward and attention_step, naming the buffer."""
+    from creditsim.nn.layers import FusedBlockStep
+
+    torch.manual_seed(0)
+    block = Block(C, NH, 0.0).eval()
+    B, T = 32, 4
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        buf = KVBuffer(B, NH, T, HS, fused=True)
+        step = FusedBlockStep.make(block, buf)
+        step(torch.randn(B, C, generator=g))  # prepared and bound: later calls check the same tensors again
+        buf.keys.untyped_storage().resize_(16)
+        with pytest.raises(ValueError, match="keys buffer's storage holds 16 bytes"):
+            step(torch.randn(B, C, generator=g))
+        other = KVBuffer(B, NH, T, HS, fused=True)
+        other.values.untyped_storage().resize_(64)
+        with pytest.raises(ValueError, match="values buffer's storage holds 64 bytes"):
+            block(torch.randn(B, 1, C, generator=g), other)
+        qkv, keys, values = _case(B, 2)
+        values.untyped_storage().resize_(values.numel() * 4 - 4)  # one element short
+        with pytest.raises(ValueError, match="values buffer's storage"):
+            attention_step(qkv, keys, values, 2, None)
+
+
+def test_a_live_set_lying_in_the_buffers_is_read_before_the_step_writes():
+    """Block.forward and attention_step with a live set stored inside the keys buffer, at a live row's month-t
+    slot (which the step writes): the step reads a copy, so the outputs, and the feed-forward half's rows, are
+    those of the same live set held apart (before the fix: the indices overwritten mid-step, then refused or
+    worse)."""
+    torch.manual_seed(0)
+    block = Block(C, NH, 0.0).eval()
+    B, T = 12, 4
+    rows = torch.tensor([0, 2, 5, 7, 9])
+    with torch.no_grad():
+        ref, mine = (KVBuffer(B, NH, T, HS, fused=True, storage=(torch.zeros(B, T, NH, HS), torch.zeros(B, T, NH, HS)))
+                     for _ in range(2))
+        for b in (ref, mine):
+            b.retain(torch.isin(torch.arange(B), rows))
+        slot = mine.keys.view(torch.int64).view(B, -1)[9, :len(rows)]  # row 9, month 0: written by the step
+        slot.copy_(rows)
+        mine.live = slot
+        x = torch.randn(B, 1, C)
+        want, _ = block(x.clone(), ref)
+        got, _ = block(x.clone(), mine)
+        assert torch.equal(got, want)
+        assert not torch.equal(slot, rows)  # the step did write over the set it was given
+        qkv, keys, values = _case(B, 1)
+        inside = keys.view(torch.int64).view(B, -1)[9, 16:16 + len(rows)]  # row 9, month 1
+        inside.copy_(rows)
+        want = attention_step(qkv, keys.clone(), values.clone(), 1, rows.clone())
+        assert torch.equal(attention_step(qkv, keys, values, 1, inside), want)

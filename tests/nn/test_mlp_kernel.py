@@ -218,3 +218,19 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="1-D tensor of integer row indices"):
         mlp_step(x, b.ln_2, b.mlp.c_fc, b.mlp.c_proj, torch.tensor([True, False, True, True]))
     assert torch.equal(mlp_step(x, b.ln_2, b.mlp.c_fc, b.mlp.c_proj, torch.tensor([], dtype=torch.int64)), x)
+
+
+def test_an_in_place_step_copies_a_live_set_lying_in_its_rows():
+    """MLPHalf in place over rows that hold the live set's own indices (a live row's bits): the kernel writes that
+    row while it still has rows to read the indices of, so it reads a copy; the output is the same live set's held
+    apart."""
+    b = _block(32, 128, seed=2)
+    x = torch.randn(12, 32)
+    rows = torch.tensor([0, 2, 5, 7, 9])
+    x.view(torch.int64)[0, :len(rows)] = rows  # row 0 is live and comes first: written before rows 2..9 are read
+    with torch.no_grad():
+        want = mlp_kernel.MLPHalf(b.ln_2, b.mlp.c_fc, b.mlp.c_proj)(x.clone(), rows.clone())
+        mine = x.clone()
+        inside = mine.view(torch.int64)[0, :len(rows)]
+        got = mlp_kernel.MLPHalf(b.ln_2, b.mlp.c_fc, b.mlp.c_proj)(mine, inside, in_place=True)
+    assert got is mine and torch.equal(got, want)
