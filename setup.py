@@ -1,7 +1,7 @@
 """The build of the package's three optional C++ kernels; everything else about the package is in pyproject.toml.
 
-The trajectory model's value sampler (creditsim/loans/_diffusion_chain.cpp, wrapped by
-creditsim.loans.diffusion_kernel), its attention decoding step (creditsim/nn/_attention_step.cpp, wrapped
+The trajectory model's value sampler and its noise (creditsim/loans/_diffusion_chain.cpp, wrapped by
+creditsim.loans.diffusion_kernel and creditsim.loans.value_noise), its attention decoding step (creditsim/nn/_attention_step.cpp, wrapped
 by creditsim.nn.attention_kernel) and the feed-forward half of its blocks' decoding step
 (creditsim/nn/_mlp_step.cpp, wrapped by creditsim.nn.mlp_kernel); those modules say why they are compiled
 and how their numbers stay reproducible. Decision: a setup.py, not pyproject's ``[tool.setuptools]

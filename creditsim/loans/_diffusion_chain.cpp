@@ -1,5 +1,6 @@
 // The trajectory model's value sampler, the ancestral DDPM chain of DiffusionHead, fused into one pass per
-// tile of rows (CPU). Python side and the maths: creditsim/loans/diffusion_kernel.py.
+// tile of rows (CPU). Python side and the maths: creditsim/loans/diffusion_kernel.py. And the chain's input, the
+// value noise's normal pairs (creditsim/loans/value_noise.py; at the end of this file).
 //
 // Why C++: the head is a 64-wide MLP run 50 times per sampled loan-month. In torch eager every step is
 // nine separate passes over (N, 64) tensors (three matrix products, two SiLUs, adds, the posterior
@@ -346,7 +347,122 @@ PyObject* silu_values(PyObject*, PyObject* args) {
     Py_RETURN_NONE;
 }
 
+// ---- value noise: creditsim.loans.value_noise's normals, the numba kernel's operations one for one ----------------
+//
+// Every float operation below is that module's (float32 adds, multiplies, divisions and square roots, no
+// multiply-add: this file is built with -ffp-contract=off, as numba contracts none without fastmath), and the
+// integer conversions are exact (below 2^24), so the bits are the numba kernel's on every instruction set. Here
+// the loops over a block of rows vectorise at every level (AVX-512 has a 64-bit multiply; the numba loop ran
+// ~3 ns a normal).
+
+constexpr uint64_t GOLDEN = 0x9E3779B97F4A7C15ull;
+constexpr int NOISE_ROWS = 256;  // rows per block: their hashes and two component rows stay in L1
+
+CS_INLINE uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+// log(u1) of u1 = (a + 1/2) 2^-23, 0 <= a < 2^23 (value_noise._log_unit)
+CS_INLINE float log_unit(int32_t a) {
+    constexpr float POW[5] = {65536.0f, 256.0f, 16.0f, 4.0f, 2.0f};
+    constexpr float INV_POW[5] = {1.0f / 65536.0f, 1.0f / 256.0f, 1.0f / 16.0f, 0.25f, 0.5f};
+    constexpr float STEP[5] = {16.0f, 8.0f, 4.0f, 2.0f, 1.0f};
+    float m = static_cast<float>(a + a + 1);  // exact: below 2^24
+    float e = -24.0f;
+    for (int i = 0; i < 5; ++i) {
+        const bool big = m >= POW[i];
+        m = big ? m * INV_POW[i] : m;
+        e = big ? e + STEP[i] : e;
+    }
+    const bool big = m > 1.4142135623730951f;
+    m = big ? m * 0.5f : m;
+    e = big ? e + 1.0f : e;
+    const float s = (m - 1.0f) / (m + 1.0f);
+    const float s2 = s * s;
+    float p = 1.0f / 7.0f + s2 * (1.0f / 9.0f);
+    p = 1.0f / 5.0f + s2 * p;
+    p = 1.0f / 3.0f + s2 * p;
+    return e * 0.6931471805599453f + (s + s) * (1.0f + s2 * p);
+}
+
+// (cos, sin) of the angle 2 pi b 2^-24, 0 <= b < 2^24 (value_noise._cos_sin_turn)
+CS_INLINE void cos_sin_turn(int32_t b, float* cos_out, float* sin_out) {
+    const int32_t q = (b + (1 << 21)) >> 22;
+    const float x = (static_cast<float>(b) - static_cast<float>(q) * 4194304.0f) *
+                    static_cast<float>(2.0 * 3.14159265358979323846 / 16777216.0);
+    const float x2 = x * x;
+    float c = -1.0f / 720.0f + x2 * (1.0f / 40320.0f);
+    c = 1.0f / 24.0f + x2 * c;
+    c = -0.5f + x2 * c;
+    c = 1.0f + x2 * c;
+    float s = -1.0f / 5040.0f + x2 * (1.0f / 362880.0f);
+    s = 1.0f / 120.0f + x2 * s;
+    s = -1.0f / 6.0f + x2 * s;
+    s = x + x * (x2 * s);
+    const int32_t k = q & 3;
+    const bool odd = (k & 1) != 0;
+    float ct = odd ? s : c, st = odd ? c : s;
+    ct = (k == 1 || k == 2) ? -ct : ct;
+    st = k >= 2 ? -st : st;
+    *cos_out = ct;
+    *sin_out = st;
+}
+
+// out (n_noise, n, 2) float32: the normal pairs of n path-months with keys k0, k1 and counters loan, tag
+CS_CLONES void run_normals(int64_t n, int64_t n_noise, const uint64_t* k0, const uint64_t* k1, const uint64_t* loan,
+                           const uint64_t* tag, float* out) {
+    uint64_t h[NOISE_ROWS];
+    int32_t ua[NOISE_ROWS], ub[NOISE_ROWS];
+    float z0[NOISE_ROWS], z1[NOISE_ROWS];
+    for (int64_t i0 = 0; i0 < n; i0 += NOISE_ROWS) {
+        const int m = static_cast<int>(n - i0 < NOISE_ROWS ? n - i0 : NOISE_ROWS);
+        for (int i = 0; i < m; ++i)
+            h[i] = mix64(mix64(k0[i0 + i] + loan[i0 + i] * GOLDEN) ^ (k1[i0 + i] + tag[i0 + i] * GOLDEN));
+        for (int64_t k = 0; k < n_noise; ++k) {
+            const uint64_t step = static_cast<uint64_t>(k + 1) * GOLDEN;
+            // the hashes in 64-bit lanes, then the float work on their 23- and 24-bit fields in 32-bit lanes
+            for (int i = 0; i < m; ++i) {
+                const uint64_t x = mix64(h[i] + step);
+                ua[i] = static_cast<int32_t>(x >> 41);
+                ub[i] = static_cast<int32_t>((x & 0xFFFFFFFFull) >> 8);
+            }
+            for (int i = 0; i < m; ++i) {
+                const float r = std::sqrt(-2.0f * log_unit(ua[i]));
+                float c, s;
+                cos_sin_turn(ub[i], &c, &s);
+                z0[i] = r * c;
+                z1[i] = r * s;
+            }
+            float* o = out + (k * n + i0) * 2;
+            for (int i = 0; i < m; ++i) {
+                o[2 * i] = z0[i];
+                o[2 * i + 1] = z1[i];
+            }
+        }
+    }
+}
+
+// normals(n, n_noise, k0, k1, loan, tag, out): run_normals on uint64 (n,) counter arrays and a float32
+// (n_noise, n, 2) output, by address (the caller checks them); the GIL is released while it runs.
+PyObject* normals(PyObject*, PyObject* args) {
+    long long n, n_noise;
+    unsigned long long p[5];
+    if (!PyArg_ParseTuple(args, "LLKKKKK", &n, &n_noise, &p[0], &p[1], &p[2], &p[3], &p[4])) return nullptr;
+    if (n < 0 || n_noise < 0) {
+        PyErr_SetString(PyExc_ValueError, "normals: n >= 0 and n_noise >= 0 expected");
+        return nullptr;
+    }
+    auto u = [&p](int i) { return as_ptr<const uint64_t>(p[i]); };
+    Py_BEGIN_ALLOW_THREADS
+    run_normals(n, n_noise, u(0), u(1), u(2), u(3), as_ptr<float>(p[4]));
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 PyMethodDef methods[] = {
+    {"normals", normals, METH_VARARGS, "The value noise's normal pairs (creditsim.loans.value_noise)."},
     {"ancestral", ancestral, METH_VARARGS, "Fused ancestral DDPM chain of the trajectory value head."},
     {"silu", silu_values, METH_VARARGS, "The chain's SiLU, elementwise."},
     {nullptr, nullptr, 0, nullptr},

@@ -22,7 +22,10 @@ nothing else (not on the chunk, the threads, the device, or the book around the 
   are not drawn).
 
 One pair per 64-bit output, no rejection, so every path-month costs the same and the loop vectorises
-(~3 ns a normal on the 2-core Xeon; torch's mt19937 ``randn`` took 2.4 ns, for 2.8 times as many).
+(~3 ns a normal on the 2-core Xeon in numba; torch's mt19937 ``randn`` took 2.4 ns, for 2.8 times as many). The
+package's C++ kernel (``creditsim.loans._diffusion_chain``, where the install built it) runs the same operations
+in blocks of rows that vectorise at every instruction-set level, ~1.2 ns a normal, the same bits (the tests
+compare the two and each level); the numba kernel runs where it is not built.
 ``log``, ``cos`` and ``sin`` are this module's own float32 polynomials (``log`` by the ``atanh`` series
 on the mantissa, ``cos`` / ``sin`` Taylor to degree 8 / 9 on a quarter turn; errors of a few float32
 ulps): libm or a vector math library could round a lane of a vector loop differently from its scalar
@@ -39,6 +42,11 @@ from numba import njit
 
 from creditsim.loans.splitmix import GOLDEN as _G, mix64
 from creditsim.rng import VALUE_NOISE, stream
+
+try:  # built by `pip install` (setup.py); optional: the numba kernel gives the same bits
+    from creditsim.loans import _diffusion_chain
+except ImportError:  # pragma: no cover - exercised only where the install had no compiler
+    _diffusion_chain = None
 
 __all__ = ["path_normals", "value_noise_keys"]
 
@@ -137,7 +145,7 @@ def _path_normals(k0, k1, loan, tag, out):  # pragma: no cover - compiled
 
 
 def path_normals(keys: np.ndarray, seed_index: np.ndarray, loan: np.ndarray, sample: np.ndarray, month: int,
-                 n_noise: int) -> torch.Tensor:
+                 n_noise: int, compiled: bool = True) -> torch.Tensor:
     """The value noise of ``n`` path-months of month ``month`` (module docstring).
 
     Args:
@@ -147,6 +155,7 @@ def path_normals(keys: np.ndarray, seed_index: np.ndarray, loan: np.ndarray, sam
         sample: ``(n,)`` each path's sample index within its loan and scenario.
         month: the month, >= 0.
         n_noise: normal pairs per path-month.
+        compiled: in the C++ kernel where it is built (the same bits as the numba kernel, which runs otherwise).
 
     Returns:
         ``(n_noise, n, 2)`` float32 CPU tensor of standard normals.
@@ -175,6 +184,12 @@ def path_normals(keys: np.ndarray, seed_index: np.ndarray, loan: np.ndarray, sam
     k = keys[seed_index.astype(np.int64)]
     tag = (np.uint64(month) << np.uint64(32)) + sample.astype(np.uint64)
     out = np.empty((int(n_noise), n, 2), dtype=np.float32)
-    _path_normals(np.ascontiguousarray(k[:, 0]), np.ascontiguousarray(k[:, 1]),
-                  np.ascontiguousarray(loan, dtype=np.uint64), np.ascontiguousarray(tag), out)
+    # named locals: each array stays alive while the C++ reads it by address
+    k0, k1, loan64 = np.ascontiguousarray(k[:, 0]), np.ascontiguousarray(k[:, 1]), np.ascontiguousarray(loan, np.uint64)
+    tag = np.ascontiguousarray(tag)
+    if compiled and _diffusion_chain is not None:
+        _diffusion_chain.normals(n, int(n_noise), k0.ctypes.data, k1.ctypes.data, loan64.ctypes.data, tag.ctypes.data,
+                                 out.ctypes.data)
+    else:
+        _path_normals(k0, k1, loan64, tag, out)
     return torch.from_numpy(out)
