@@ -110,6 +110,7 @@ from creditsim.loans import diffusion_kernel
 from creditsim.loans.diffusion_sampling import SamplingPlan, ddim_sample, plan_for
 from creditsim.loans.month_ledger import FLOWS, month_moves, settle_month
 from creditsim.loans.month_states import next_states, non_finite_draw
+from creditsim.loans.month_tokens import month_tokens
 from creditsim.loans.value_noise import path_normals, value_noise_keys
 from creditsim.loans.pool import LOAN_FLOWS, check_recovery_lag, pool_cashflows
 from creditsim.loans.schedule import amortization_codes, amortization_schedule
@@ -1458,20 +1459,11 @@ class LoanTrajectoryModel(nn.Module):
         """The transformer's month ``t`` on the paths ``rows`` ``(m,)`` (None: all ``N`` in order; else a
         compact buffer's wanted rows in order, then any padding): ``(h (m, d), log cohort rows (m, 7))``."""
         m = state.shape[0] if rows is None else rows.shape[0]
-        pick = functools.partial(_select_rows, rows=rows)
-        prev = pick(state)
-        cohort = paths.cohort
-        if cohort.is_contiguous():  # one flat index_select (advanced indexing by three tensors: ~0.1 ms a call)
-            flat = (pick(paths.cohort_row) * cohort.shape[1] + t) * N_STATES + prev
-            rows_t = cohort.view(-1, N_STATES).index_select(0, flat)
-        else:  # e.g. one matrix expanded over the book: a flat view would copy it all every month
-            rows_t = cohort[pick(paths.cohort_row), t, prev]
-        log_rows = _log_rows(rows_t).view(m, 1, N_STATES)
-        if rows is None:  # every path in order (the eager path, or no compiled buffers)
-            macro = paths.macro[:, t].index_select(0, paths.macro_row).unsqueeze(1)  # (m, 1, 9)
-            x, _ = self._tokens(paths.feats, log_rows, macro, prev.view(m, 1), paths.rem, t)
+        fused = None if rows is None else self._fused_tokens(t, paths, rows, state)
+        if fused is not None:
+            x, log_rows = fused[0].unsqueeze(1), fused[1].unsqueeze(1)
         else:
-            x = self._live_tokens(t, paths, rows, prev, log_rows)
+            x, log_rows = self._torch_tokens(t, paths, state, rows)
         if "steps" not in paths.tables:  # each block's compiled step, prepared once for the chunk's buffers
             steps = [FusedBlockStep.make(block, past) for block, past in zip(self.blocks, pasts)]
             paths.tables["steps"] = steps if pasts and all(steps) else None
@@ -1486,6 +1478,27 @@ class LoanTrajectoryModel(nn.Module):
             x = x2.view(m, 1, x2.shape[-1])
         return self.ln_f(x)[:, 0], log_rows[:, 0]
 
+    def _torch_tokens(self, t: int, paths: _PathInputs, state: torch.Tensor,
+                      rows: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Month ``t``'s tokens ``(m, 1, d)`` and log cohort rows ``(m, 1, 7)`` of the paths ``rows`` (None: all ``N``
+        in order) in torch (:meth:`_live_step`)."""
+        m = state.shape[0] if rows is None else rows.shape[0]
+        pick = functools.partial(_select_rows, rows=rows)
+        prev = pick(state)
+        cohort = paths.cohort
+        if cohort.is_contiguous():  # one flat index_select (advanced indexing by three tensors: ~0.1 ms a call)
+            flat = (pick(paths.cohort_row) * cohort.shape[1] + t) * N_STATES + prev
+            rows_t = cohort.view(-1, N_STATES).index_select(0, flat)
+        else:  # e.g. one matrix expanded over the book: a flat view would copy it all every month
+            rows_t = cohort[pick(paths.cohort_row), t, prev]
+        log_rows = _log_rows(rows_t).view(m, 1, N_STATES)
+        if rows is None:  # every path in order (the eager path, or no compiled buffers)
+            macro = paths.macro[:, t].index_select(0, paths.macro_row).unsqueeze(1)  # (m, 1, 9)
+            x, _ = self._tokens(paths.feats, log_rows, macro, prev.view(m, 1), paths.rem, t)
+        else:
+            x = self._live_tokens(t, paths, rows, prev, log_rows)
+        return x, log_rows
+
     def _live_tokens(self, t: int, paths: _PathInputs, rows: torch.Tensor, prev: torch.Tensor,
                      log_rows: torch.Tensor) -> torch.Tensor:
         """:meth:`_tokens` of month ``t`` for the padded live batch ``rows`` ``(m,)`` (:meth:`_live_step`), ``(m, 1,
@@ -1498,15 +1511,8 @@ class LoanTrajectoryModel(nn.Module):
         term inputs' dozen small operations fewer a month (torch profiler, the trajectory bench's 4,000-path
         months: 0.52 -> 0.26 ms of token-building a month)."""
         # no step_proj term: generate refuses a model with per-month covariates (_generation_settings)
-        tab = paths.tables
+        tab = self._token_tables(paths)
         T = paths.macro.shape[1]
-        if "feat" not in tab:
-            tab["feat"] = _padded_linear(self.feat_proj, paths.feats)
-            # every clamped months-to-maturity (rem - 1) - t: as rem = _TERM_LO + 1 .. _TERM_HI + 1 at t = 0
-            rem_all = torch.arange(_TERM_LO + 1, _TERM_HI + 2, device=rows.device)
-            tab["term"] = _padded_linear(self.term_proj, self._term_inputs(rem_all, 1)[:, 0])
-            if paths.macro.shape[0] * T <= paths.feats.shape[0]:
-                tab["macro"] = _padded_linear(self.macro_proj, paths.macro.reshape(-1, paths.macro.shape[-1]))
         mrow = paths.macro_row.index_select(0, rows)
         if "macro" in tab:
             macro = tab["macro"].index_select(0, mrow * T + t)
@@ -1520,6 +1526,51 @@ class LoanTrajectoryModel(nn.Module):
         x += tab["term"].index_select(0, left)
         x += self.wpe.weight[t]
         return x.unsqueeze(1)
+
+    def _token_tables(self, paths: _PathInputs) -> dict[str, Any]:
+        """The chunk's token tables (:meth:`_live_tokens`), made on first use: ``feat`` and ``term``; ``macro``
+        where there are no more macro rows by month than paths; and where the cohort matrices are contiguous
+        with no more rows than paths over the states, ``log`` (every cohort row's :func:`_log_rows`) and ``row``
+        (their ``row_proj``), which :func:`~creditsim.loans.month_tokens.month_tokens` reads. Each one is made
+        on a batch padded to a multiple of :data:`_LIVE_STEP_ROWS` rows, as the month's batches are, so a row
+        has the bits the month's computation gave it: the linears for the reason :meth:`_sample_states` gives,
+        the logarithm because torch's elementwise kernels run a batch's last partial vector through the scalar
+        function (7 x 96 values fill whole vectors at every width)."""
+        tab = paths.tables
+        if "feat" in tab:
+            return tab
+        T = paths.macro.shape[1]
+        tab["feat"] = _padded_linear(self.feat_proj, paths.feats)
+        # every clamped months-to-maturity (rem - 1) - t: as rem = _TERM_LO + 1 .. _TERM_HI + 1 at t = 0
+        rem_all = torch.arange(_TERM_LO + 1, _TERM_HI + 2, device=paths.feats.device)
+        tab["term"] = _padded_linear(self.term_proj, self._term_inputs(rem_all, 1)[:, 0])
+        if paths.macro.shape[0] * T <= paths.feats.shape[0]:
+            tab["macro"] = _padded_linear(self.macro_proj, paths.macro.reshape(-1, paths.macro.shape[-1]))
+        cohort = paths.cohort
+        if cohort.is_contiguous() and cohort.shape[0] * N_STATES <= paths.feats.shape[0]:
+            flat = cohort.view(-1, N_STATES)
+            n = flat.shape[0]
+            logs = _log_rows(flat.index_select(0, _padded_rows(torch.arange(n, device=flat.device))))
+            tab["log"] = logs[:n]
+            tab["row"] = self.row_proj(logs / 10.0)[:n]  # (the padded batch: _padded_linear's bits)
+        return tab
+
+    def _fused_tokens(self, t: int, paths: _PathInputs, rows: torch.Tensor,
+                      state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """:meth:`_live_tokens` and the log cohort rows of the padded live batch ``rows`` in one numba pass per path
+        (:mod:`creditsim.loans.month_tokens`, the same bits), ``(x (m, d), log rows (m, 7))``; None where the
+        chunk's tables for it are not made (:meth:`_token_tables`)."""
+        tab = self._token_tables(paths)
+        if "row" not in tab:
+            return None
+        if "macro" in tab:
+            macro, by_row = tab["macro"], False
+        else:  # many macro paths (one per loan): the batch's own rows, as _live_tokens computes them
+            mrow = paths.macro_row.index_select(0, rows)
+            macro, by_row = self.macro_proj(paths.macro[:, t].index_select(0, mrow)), True
+        return month_tokens(rows, state, paths.cohort_row, paths.macro.shape[1], t, paths.macro_row, paths.rem,
+                            (_TERM_LO, _TERM_HI), self.state_emb.weight, tab["feat"], tab["row"], tab["log"], macro,
+                            tab["term"], self.wpe.weight[t], macro_by_row=by_row)
 
     def _month_values(self, t: int, h: torch.Tensor, new: torch.Tensor, need: torch.Tensor,
                       noise: Callable[[torch.Tensor], torch.Tensor], plan: SamplingPlan | None = None) -> torch.Tensor:
