@@ -359,6 +359,17 @@ def test_a_prepared_block_step_is_the_blocks_bits_and_follows_changes(compact):
         step(xs[0])
 
 
+def _prepared_step(B: int, T: int, seed: int):
+    """A block (seed 0), a fused buffer of ``B`` rows and ``T`` months, its FusedBlockStep (call under no_grad) and
+    a generator for the inputs."""
+    from creditsim.nn.layers import FusedBlockStep
+
+    torch.manual_seed(0)
+    block = Block(C, NH, 0.0).eval()
+    buf = KVBuffer(B, NH, T, HS, fused=True)
+    return block, buf, FusedBlockStep.make(block, buf), torch.Generator().manual_seed(seed)
+
+
 def test_a_prepared_block_step_refuses_what_would_take_it_out_of_bounds():
     """helper-111's cases: buffers swapped for fewer rows than the live set names are refused (the live rows are
     checked against the rows the kernels index); a live set lying inside x is copied before an in-place step
@@ -366,13 +377,9 @@ def test_a_prepared_block_step_refuses_what_would_take_it_out_of_bounds():
     kernels (Block.forward runs it in torch) instead of read past its end."""
     from creditsim.nn.layers import FusedBlockStep
 
-    torch.manual_seed(0)
-    block = Block(C, NH, 0.0).eval()
     B, T = 12, 4
-    g = torch.Generator().manual_seed(4)
     with torch.no_grad():
-        buf = KVBuffer(B, NH, T, HS, fused=True)
-        step = FusedBlockStep.make(block, buf)
+        block, buf, step, g = _prepared_step(B, T, seed=4)
         buf.retain(torch.arange(B) != 3)
         buf.keys, buf.values = torch.zeros(6, T, NH, HS), torch.zeros(6, T, NH, HS)
         with pytest.raises(ValueError, match="lie in"):
@@ -448,15 +455,9 @@ def test_weights_edited_where_torch_counts_no_version_are_read_again(edit):
 def test_a_buffer_shrunk_under_its_tensor_is_refused():
     """A key/value buffer whose storage is resized under it (the tensor keeps its shape) would be written past its
     allocation by the C++: refused, by the prepared step, Block.forward and attention_step, naming the buffer."""
-    from creditsim.nn.layers import FusedBlockStep
-
-    torch.manual_seed(0)
-    block = Block(C, NH, 0.0).eval()
     B, T = 32, 4
-    g = torch.Generator().manual_seed(1)
     with torch.no_grad():
-        buf = KVBuffer(B, NH, T, HS, fused=True)
-        step = FusedBlockStep.make(block, buf)
+        block, buf, step, g = _prepared_step(B, T, seed=1)
         step(torch.randn(B, C, generator=g))  # prepared and bound: later calls check the same tensors again
         buf.keys.untyped_storage().resize_(16)
         with pytest.raises(ValueError, match="keys buffer's storage holds 16 bytes"):
