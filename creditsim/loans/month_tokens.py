@@ -28,16 +28,18 @@ def _month_tokens(rows, state, cohort_row, n_months, t, macro_row, by_row, rem, 
     outside its table (nothing read there)."""
     n_states = log_tab.shape[1]
     d = x.shape[1]
+    n_cohorts = log_tab.shape[0] // (n_months * n_states)
+    n_macro = macro_tab.shape[0] if by_row else macro_tab.shape[0] // n_months
     for i in range(rows.shape[0]):
         r = rows[i]
         if r < 0 or r >= state.shape[0]:
             return i
-        prev = state[r]
-        flat = (cohort_row[r] * n_months + t) * n_states + prev
-        mac = i if by_row else macro_row[r] * n_months + t
-        if prev < 0 or prev >= n_states or cohort_row[r] < 0 or flat >= log_tab.shape[0] or mac < 0 \
-                or mac >= macro_tab.shape[0]:
+        # each index checked against its table's rows before any product (a huge one would wrap around)
+        prev, c, q = state[r], cohort_row[r], i if by_row else macro_row[r]
+        if prev < 0 or prev >= n_states or c < 0 or c >= n_cohorts or q < 0 or q >= n_macro:
             return i
+        flat = (c * n_months + t) * n_states + prev
+        mac = q if by_row else q * n_months + t
         left = rem[r] - 1 - t
         left = term_lo if left < term_lo else (term_hi if left > term_hi else left)
         left -= term_lo
@@ -81,14 +83,20 @@ def month_tokens(rows: torch.Tensor, state: torch.Tensor, cohort_row: torch.Tens
     lo, hi = term_range
     n = state.shape[0]
     S, d = log_tab.shape[1], emb.shape[1]
-    if (not 0 <= t < n_months or row_tab.shape != (log_tab.shape[0], d) or term_tab.shape != (hi - lo + 1, d)
-            or feat.shape != (n, d) or pos.shape != (d,) or macro_tab.shape[1] != d or emb.shape[0] != S
+    ints, tables = (rows, state, cohort_row, macro_row, rem), (emb, feat, row_tab, log_tab, macro_tab, term_tab, pos)
+    if any(a.dtype.is_floating_point or a.dtype.is_complex or a.dtype == torch.bool for a in ints) \
+            or any(a.dtype != torch.float32 for a in tables):
+        raise ValueError("month_tokens: integer rows, states, cohort rows, macro rows and terms, and float32 tables "
+                         "expected")
+    if (n_months < 1 or not 0 <= t < n_months or log_tab.shape[0] % (n_months * S)
+            or row_tab.shape != (log_tab.shape[0], d) or term_tab.shape != (hi - lo + 1, d) or feat.shape != (n, d) or pos.shape != (d,)
+            or macro_tab.shape[1] != d or emb.shape[0] != S or (not macro_by_row and macro_tab.shape[0] % n_months)
             or not cohort_row.shape == macro_row.shape == rem.shape == (n,) or rows.ndim != 1):
         raise ValueError("month_tokens: tables that do not fit one another, the paths or the month")
     x = torch.empty(rows.shape[0], d, dtype=torch.float32)
     log_rows = torch.empty(rows.shape[0], S, dtype=torch.float32)
-    ints = [a.to(torch.int64).contiguous().numpy() for a in (rows, state, cohort_row, macro_row, rem)]
-    tables = [a.detach().contiguous().numpy() for a in (emb, feat, row_tab, log_tab, macro_tab, term_tab, pos)]
+    ints = [a.to(torch.int64).contiguous().numpy() for a in ints]
+    tables = [a.detach().contiguous().numpy() for a in tables]
     bad = _month_tokens(*ints[:3], np.int64(n_months), np.int64(t), ints[3], bool(macro_by_row), ints[4], np.int64(lo),
                         np.int64(hi), *tables, x.numpy(), log_rows.numpy())
     if bad >= 0:

@@ -143,14 +143,14 @@ def block_attention_step(x: torch.Tensor, ln: nn.LayerNorm, c_attn: nn.Linear, c
     return BlockHalf(ln, c_attn, c_proj, keys, values)(x, t, live, compact)
 
 
-def param_stamp(params: tuple[torch.Tensor, ...]) -> tuple[tuple[int, int], ...] | None:
-    """Each parameter's (address, version): what changes when one is swapped or edited in place through torch
-    (as :func:`input_major`'s cache keys on; an edit torch does not count is :func:`same_bits`' to see). None where
-    one is an inference tensor, which keeps no version, or missing (a linear without bias: the fit check refuses
-    it)."""
+def param_stamp(params: tuple[torch.Tensor, ...]) -> tuple[tuple[object, ...], ...] | None:
+    """Each parameter's address, version, shape and strides: what changes when one is swapped, re-strided over
+    the same storage (``w.data = w.data.t()``: same address, version and shape) or edited in place through torch
+    (an edit torch does not count is :meth:`PreparedHalf._copies_stale`'s to see). None where one is an inference
+    tensor, which keeps no version, or missing (a linear without bias: the fit check refuses it)."""
     if any(p is None or p.is_inference() for p in params):
         return None
-    return tuple((p.data_ptr(), p._version) for p in params)
+    return tuple((p.data_ptr(), p._version, tuple(p.shape), p.stride()) for p in params)
 
 
 def half_params(ln: nn.LayerNorm, first: nn.Linear, second: nn.Linear) -> tuple[torch.Tensor | None, ...]:
@@ -185,7 +185,7 @@ class PreparedHalf(abc.ABC):
 
     def __init__(self, ln: nn.LayerNorm, first: nn.Linear, second: nn.Linear):
         self._layers = (ln, first, second)
-        self._stamp: tuple[tuple[int, int], ...] | None = None
+        self._stamp: tuple[tuple[object, ...], ...] | None = None
         self._watch: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
 
     @abc.abstractmethod
@@ -195,7 +195,7 @@ class PreparedHalf(abc.ABC):
     def _refresh(self) -> None:
         """Gather again where a parameter changed (or one keeps no version: every call)."""
         stamp = param_stamp(half_params(*self._layers))
-        if stamp is None or stamp != self._stamp or self._copies_stale():
+        if stamp is None or stamp != self._stamp or self._copies_stale():  # the stamp first: the views keep its layout
             self._gather()
             self._stamp = stamp
             self._watch = self._watched()
@@ -216,8 +216,10 @@ class PreparedHalf(abc.ABC):
         """Whether a parameter the kernel reads from a copy (:meth:`_watched`) has changed since the copy was made.
         An edit through ``.data`` (``weight.data.normal_()``, a common initialisation idiom), numpy or dlpack moves
         no version counter, so the stamp misses it, and the kernels would go on reading the old weights: the
-        parameters are compared with their bits when gathered, through numpy views bound then (the stamp sees
-        a parameter swapped for another storage first). Two ~1-5 k-element comparisons, ~4 us a call."""
+        parameters' current bits, through numpy views of their memory bound when gathered, are compared with
+        their bits then. The views keep the layout of that time; a parameter swapped for other memory or
+        re-strided over the same memory changes the stamp, which is checked first. Two ~1-5 k-element
+        comparisons, ~4-7 us a call (d = 32)."""
         return any(not np.array_equal(then, now) for then, now in self._watch)
 
 
@@ -262,9 +264,9 @@ class BlockHalf(PreparedHalf):
         keys, values = self.keys, self.values
         if (keys.data_ptr(), values.data_ptr(), keys.shape, values.shape, keys.stride(),
                 values.stride()) != self._buffers:
-            self._bind(keys, values)  # resized, or set_ to other storage or strides: checked again
-        else:  # the same tensors, whose storage may have been shrunk under them (untyped_storage().resize_)
-            _check_storage(keys, values, "block_attention_step")
+            # resized, or set_ to other storage or strides: checked again; a storage resized under its tensor
+            # (untyped_storage().resize_) is reallocated, so its address moves and it is checked here too
+            self._bind(keys, values)
         self._refresh()
         if x.device.type != "cpu" or x.dtype != torch.float32:
             raise ValueError("block_attention_step: x must be a float32 CPU tensor (buffers contiguous)")
@@ -344,7 +346,9 @@ def _check_buffers(keys: object, values: object, who: str) -> None:
 def _check_storage(keys: torch.Tensor, values: torch.Tensor, who: str) -> None:
     """ValueError naming ``who`` where a buffer's storage no longer holds all of its elements: a storage shrunk
     under its tensor (``untyped_storage().resize_``) leaves the shape as it was, and the C++, which writes every
-    month's keys and values by address, would write past the allocation."""
+    month's keys and values by address, would write past the allocation. The key/value buffers only: they live
+    across calls; a step's other inputs are the caller's for the call (torch's own operations read a shrunk one
+    out of bounds as well)."""
     for name, v in (("keys", keys), ("values", values)):
         if v.untyped_storage().nbytes() < (v.storage_offset() + v.numel()) * v.element_size():
             raise ValueError(f"{who}: the {name} buffer's storage holds {v.untyped_storage().nbytes()} bytes, fewer "

@@ -68,6 +68,7 @@ def test_generate_builds_the_torch_paths_tokens_bit_for_bit(monkeypatch, G, scen
     model.fused_kernels = False
     eager = run()
     assert torch.equal(out["states"], eager["states"])
+    torch.testing.assert_close(out["balances"], eager["balances"], rtol=1e-5, atol=1e-3)
 
 
 def _tables(n: int = 5, T: int = 4, d: int = 3, R: int = 2, Q: int = 2):
@@ -102,12 +103,45 @@ def test_tokens_are_the_documented_sums():
     ("state", torch.tensor([0, 1, 7, 6, 2]), r"row 2 of the batch \(path 2\)"),
     ("cohort_row", torch.tensor([2, 1, 1, 0, 1]), r"row 1 of the batch \(path 0\)"),
     ("macro_row", torch.tensor([1, 0, -1, 1, 0]), r"row 2 of the batch \(path 2\)"),
+    # huge indices: checked before any product, which would wrap around (helper-113: a crash, or row 0 read)
+    ("cohort_row", torch.tensor([3788170657994377216, 1, 1, 0, 1]), r"row 1 of the batch \(path 0\)"),
+    ("cohort_row", torch.tensor([2**62, 1, 1, 0, 1]), r"row 1 of the batch \(path 0\)"),
+    ("macro_row", torch.tensor([1, 0, 2**62, 1, 0]), r"row 2 of the batch \(path 2\)"),
 ])
 def test_an_index_past_its_table_is_refused_by_name(field, value, match):
     a = _tables()
     a[field] = value
     with pytest.raises(ValueError, match=match):
         month_tokens(**a)
+
+
+@pytest.mark.parametrize("field,value", [("rows", torch.tensor([1.9, 0.0])), ("state", torch.ones(5, dtype=torch.bool)),
+                                         ("emb", torch.zeros(N_STATES, 3, dtype=torch.float64))])
+def test_inputs_of_other_dtypes_are_refused(field, value):
+    """Float rows would be truncated (1.9 -> 1) and a float64 table read as float32: refused, not converted."""
+    a = _tables()
+    a[field] = value
+    with pytest.raises(ValueError, match="integer rows.*float32 tables"):
+        month_tokens(**a)
+
+
+def test_a_cohort_per_loan_makes_no_tables(monkeypatch):
+    """One cohort per loan, eight samples: the (cohort, month, state) tables would hold 7 rows per path and month
+    for the chunk's life, more than the live months compute (helper-113: 1.4x the time, +0.5 GB at 4,096 loans):
+    the chunk builds the tokens in torch, the same paths."""
+    model = LoanTrajectoryModel.from_pretrained()
+    feats, cohort, macro, _ = _inputs(60, 12, 60)
+    made = []
+    tables = LoanTrajectoryModel._token_tables
+
+    def spy(self, paths):
+        tab = tables(self, paths)
+        made.append("row" in tab)
+        return tab
+
+    monkeypatch.setattr(LoanTrajectoryModel, "_token_tables", spy)
+    model.generate(feats, cohort, macro, n_samples=8, seed=2, cohort_index=np.arange(60))
+    assert made and not any(made)  # (7 x 60 rows against 480 paths: the gate before this made them)
 
 
 def test_tables_that_do_not_fit_are_refused():

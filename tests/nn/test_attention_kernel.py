@@ -405,13 +405,14 @@ def test_a_prepared_block_step_refuses_what_would_take_it_out_of_bounds():
         assert FusedBlockStep.make(wide, KVBuffer(B, NH, T, HS, fused=True)) is None
 
 
-@pytest.mark.parametrize("edit", ["data", "numpy"])
+@pytest.mark.parametrize("edit", ["data", "numpy", "restride"])
 def test_weights_edited_where_torch_counts_no_version_are_read_again(edit):
     """``weight.data.mul_`` (the ``.data`` idiom of weight initialisation) and an edit through numpy move no version
     counter: the compiled halves, which read each linear's weight from a transposed copy, must still read the new
     weights -- a prepared step (FusedBlockStep), Block.forward and mlp_step alike give the bits of a fresh copy of
     the edited block (before the fix: the old weights, silently). Each edit also changes the output, so the test
-    cannot pass by reading nothing new."""
+    cannot pass by reading nothing new. ``restride``: a square weight re-strided over the same storage (``w.data =
+    w.data.t()``: the same address, version and shape; helper-113's case)."""
     import copy
 
     from creditsim.nn import mlp_kernel
@@ -432,8 +433,11 @@ def test_weights_edited_where_torch_counts_no_version_are_read_again(edit):
         for t in range(T):
             if t == 3:
                 before = block(xs[t].unsqueeze(1), fresh_buffer())[0][:, 0]
-                for w in (block.attn.c_attn.weight, block.attn.c_proj.weight, block.mlp.c_fc.weight,
-                          block.mlp.c_proj.weight):
+                if edit == "restride":  # alone: any other change to the half would make it gather again anyway
+                    w = block.attn.c_proj.weight
+                    w.data = w.data.t()
+                for w in (() if edit == "restride" else (block.attn.c_attn.weight, block.attn.c_proj.weight,
+                                                          block.mlp.c_fc.weight, block.mlp.c_proj.weight)):
                     if edit == "data":
                         w.data.mul_(0.5)
                     else:
