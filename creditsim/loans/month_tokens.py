@@ -89,8 +89,9 @@ def month_tokens(rows: torch.Tensor, state: torch.Tensor, cohort_row: torch.Tens
         raise ValueError("month_tokens: integer rows, states, cohort rows, macro rows and terms, and float32 tables "
                          "expected")
     if (n_months < 1 or not 0 <= t < n_months or log_tab.shape[0] % (n_months * S)
-            or row_tab.shape != (log_tab.shape[0], d) or term_tab.shape != (hi - lo + 1, d) or feat.shape != (n, d) or pos.shape != (d,)
-            or macro_tab.shape[1] != d or emb.shape[0] != S or (not macro_by_row and macro_tab.shape[0] % n_months)
+            or row_tab.shape != (log_tab.shape[0], d) or term_tab.shape != (hi - lo + 1, d) or feat.shape != (n, d)
+            or pos.shape != (d,) or macro_tab.shape[1] != d or emb.shape[0] != S
+            or (not macro_by_row and macro_tab.shape[0] % n_months)
             or not cohort_row.shape == macro_row.shape == rem.shape == (n,) or rows.ndim != 1):
         raise ValueError("month_tokens: tables that do not fit one another, the paths or the month")
     x = torch.empty(rows.shape[0], d, dtype=torch.float32)
