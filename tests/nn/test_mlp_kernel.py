@@ -75,9 +75,9 @@ def test_far_negative_hidden_units_give_exactly_zero_as_torch():
 
 
 def test_a_weight_swapped_through_data_is_read_again():
-    """The transposed weights are cached; a weight replaced through ``.data`` (whose new storage may land at
-    the old address, with a fresh version counter) must not be served from the cache (helper-100: off by
-    up to 7.4 in 172 of 200 tries)."""
+    """A weight replaced through ``.data`` (whose new storage may land at the old address, with a fresh version
+    counter) must not be read from an earlier transposed copy (helper-100, when input_major cached: off by up to
+    7.4 in 172 of 200 tries)."""
     b = _block(32, 128, seed=5)
     x = torch.randn(4, 32)
     with torch.no_grad():
