@@ -149,8 +149,7 @@ class KVBuffer:
             raise ValueError("KVBuffer.step: this buffer was not made fused (see the class docstring)")
         if self.length >= self.max_len:
             raise ValueError(f"KVBuffer: {self.length} + 1 steps exceed the {self.max_len} allocated")
-        y = attention_kernel.attention_step(qkv, self.keys, self.values, self.length, self._live_copy(),
-                                            compact=self.compact)
+        y = attention_kernel.attention_step(qkv, self.keys, self.values, self.length, self.live, compact=self.compact)
         self.length += 1
         return y
 
@@ -164,14 +163,15 @@ class KVBuffer:
         if self.length >= self.max_len:
             raise ValueError(f"KVBuffer: {self.length} + 1 steps exceed the {self.max_len} allocated")
         y = attention_kernel.block_attention_step(x, ln, c_attn, c_proj, self.keys, self.values, self.length,
-                                                  self._live_copy(), compact=self.compact)
+                                                  self.live, compact=self.compact)
         self.length += 1
         return y
 
     def _live_copy(self) -> torch.Tensor | None:
-        """:attr:`live` as a step reads it: a copy, since a live set set from outside may lie in the buffers the
-        step writes (its indices would change under the kernel); clone, not a conversion: a non-integer one is
-        refused by the step's check rather than truncated."""
+        """:attr:`live` as it is before a block's step, for both halves: a live set set from outside may lie in the
+        buffers (or the rows) the attention half writes, and the feed-forward half reads it after (a single
+        kernel call copies such a set itself: ``attention_kernel.rows_apart``); clone, not a conversion: a
+        non-integer one is refused by the step's check rather than truncated."""
         return None if self.live is None else self.live.clone()
 
 

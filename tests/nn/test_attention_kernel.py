@@ -436,12 +436,13 @@ def test_weights_edited_where_torch_counts_no_version_are_read_again(edit):
                 if edit == "restride":  # alone: any other change to the half would make it gather again anyway
                     w = block.attn.c_proj.weight
                     w.data = w.data.t()
-                for w in (() if edit == "restride" else (block.attn.c_attn.weight, block.attn.c_proj.weight,
-                                                          block.mlp.c_fc.weight, block.mlp.c_proj.weight)):
-                    if edit == "data":
-                        w.data.mul_(0.5)
-                    else:
-                        w.detach().numpy()[:] *= 0.5
+                else:
+                    for w in (block.attn.c_attn.weight, block.attn.c_proj.weight, block.mlp.c_fc.weight,
+                              block.mlp.c_proj.weight):
+                        if edit == "data":
+                            w.data.mul_(0.5)
+                        else:
+                            w.detach().numpy()[:] *= 0.5
                 after = block(xs[t].unsqueeze(1), fresh_buffer())[0][:, 0]
                 assert not torch.equal(after, before)  # the edit changes the block's output
             ref = copy.deepcopy(block)  # its own modules: nothing cached for them
