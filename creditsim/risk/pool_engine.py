@@ -33,6 +33,7 @@ corporate cohort's, used only by loans that enter the cut-off delinquent.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,8 +70,11 @@ _N_AC = len(ASSET_CLASSES)
 _CORPORATE = ASSET_CLASSES.index("corporate")
 _REAL_ESTATE = ASSET_CLASSES.index("real_estate")
 #: most bytes of ``(s, C, T, 7, 7)`` float64 cohort matrices one pass of :meth:`PoolEngine.pool_cashflows`
-#: builds: a scenario chunk whose matrices would be larger runs in scenario blocks that fit
-MATRIX_BYTES = 128 * 2**20
+#: builds: a scenario chunk whose matrices would be larger runs in scenario blocks that fit. 72 MiB keeps a
+#: 500-scenario chunk of 12 cohorts at 60 months in two blocks (as 128 MiB did) while a 360-month one runs in
+#: twelve: its peak resident memory (10,000 loans, 1,000 scenarios) fell from 1.02-1.06 GiB to 0.96 (AMD EPYC
+#: host, 2026-12-07), at ~2 % more CPU there
+MATRIX_BYTES = 72 * 2**20
 
 
 def rating_default_hazard(monthly: np.ndarray) -> np.ndarray:
@@ -175,6 +179,33 @@ class PoolEngine:
     #: each builds its cohort matrices within :data:`MATRIX_BYTES` / ``chunks_in_flight``, so the run's
     #: matrices take no more memory on several threads than on one
     chunks_in_flight: int = 1
+    #: each thread's cohort-matrix array (thread id -> ``(s, C, T, 7, 7)`` float64), rewritten by every
+    #: scenario block that thread runs (:meth:`_matrix_buffer`); not pickled (a dask worker's copy of the
+    #: engine starts empty and keeps its own for the run)
+    _matrix_buffers: dict = field(default_factory=dict, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_matrix_buffers"] = {}
+        return state
+
+    def _matrix_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
+        """This thread's C-contiguous float64 array of ``shape`` for the cohort matrices of one scenario block:
+        the first ``shape[0]`` rows of the array the thread's earlier blocks used when it is large enough.
+
+        The engine lives as long as the run (a dask worker holds its scattered copy for the run), so the
+        run's blocks, on any thread or worker, write the same memory rather than fresh pages: on this kind of
+        VM a fresh page can cost far more than the kernel's fault (a 41 MB first write measured 8-13 ms most
+        times and 92 ms once, the host backing the guest's page anew); the Markov simulate bench's four
+        blocks spent 0.55-0.92 s building matrices that take 0.38 s in reused memory (AMD EPYC host,
+        2026-12-07). At most :data:`MATRIX_BYTES` / :attr:`chunks_in_flight` per thread, freed with the
+        engine. Each block writes every element it reads (:meth:`cohort_matrices`)."""
+        key = threading.get_ident()
+        held = self._matrix_buffers.get(key)
+        if held is None or held.shape[1:] != tuple(shape[1:]) or held.shape[0] < shape[0]:
+            self._matrix_buffers.pop(key, None)  # the old array goes before the new one is allocated
+            held = self._matrix_buffers[key] = np.empty(shape)
+        return held[:shape[0]]
 
     @classmethod
     def from_tape(cls, loans: LoanTape | pd.DataFrame, *, seed: int, horizon: int, cutoff: Any = None,
@@ -240,22 +271,26 @@ class PoolEngine:
             "Z-conditional rating matrices"
         return f"{name}; {rated} rated loans via {chain}" if rated else name
 
-    def cohort_matrices(self, macro: np.ndarray) -> np.ndarray:
-        """``(s, C, T, 7, 7)`` matrices for a chunk's macro paths ``(s, T, 9)``."""
-        # the model's own output is checked here, once: the rated and refinancing cohorts built from it below
-        # are stochastic by construction, so the engine does not check the whole chunk again (validated=True)
-        mats = validate_matrices(self.transition_model.scenario_matrices(macro), "transition model output")
+    def cohort_matrices(self, macro: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``(s, C, T, 7, 7)`` float64 matrices for a chunk's macro paths ``(s, T, 9)``, written into ``out``
+        (C-contiguous, that shape) when given, else into a new array."""
         s, t_len = macro.shape[0], self.horizon
-        if mats.ndim == 4:  # one cohort for every asset class
-            mats = np.broadcast_to(mats[:, None], (s, _N_AC, *mats.shape[1:]))
-        if mats.ndim != 5 or mats.shape[0] != s or mats.shape[1] != _N_AC or mats.shape[2] < t_len:
-            raise DataError(f"transition model returned matrices of shape {mats.shape}, expected "
-                            f"({s}, {_N_AC}, >= {t_len}, 7, 7)")
-        mats = mats[:, :, :t_len]
+        shape = (s, self.n_cohorts(), t_len, 7, 7)
+        if out is None:
+            out = np.empty(shape)
+        elif out.shape != shape or out.dtype != np.float64 or not out.flags.c_contiguous:
+            raise ConfigError(f"cohort_matrices: out must be a C-contiguous float64 array of shape {shape}, "
+                              f"got {out.dtype} {out.shape}")
+        if not self._markov_in_place(macro):
+            self._model_cohorts(macro, out)
+        else:  # stochastic by construction (MarkovTransitionModel.scenario_matrices), written where it goes
+            base = validate_matrices(self.transition_model.transition_matrix_, "Markov transition matrix")
+            if base.ndim == 3:
+                self.transition_model.scenario_matrices(macro, out=out[:, :_N_AC])
+            else:  # one cohort for every asset class
+                self.transition_model.scenario_matrices(macro, out=out[:, 0])
+                out[:, 1:_N_AC] = out[:, :1]
         n_rated = len(RATINGS) if self._rated else 0
-        # one output array, each cohort block written in place (concatenating ~100 MB chunks cost two copies)
-        out = np.empty((s, self.n_cohorts(), t_len, 7, 7))
-        out[:, :_N_AC] = mats
         if self._rated:
             if self.rating_term_structure is not None:
                 hazard = scenario_default_hazard(self.rating_term_structure, macro[:, :t_len], self.rating_link)
@@ -271,6 +306,28 @@ class PoolEngine:
                 raise DataError("the refinancing curve's prepayment multipliers are not finite and >= 0 on these paths")
             out[:, -1] = apply_prepayment_multiplier(out[:, _REAL_ESTATE], factor)
         return out
+
+    def _markov_in_place(self, macro: np.ndarray) -> bool:
+        """Whether the transition model is the package's Markov chain with one cohort per asset class (or one
+        for all), on paths of exactly the horizon: then it writes its matrices into the cohort array."""
+        model = self.transition_model
+        p = getattr(model, "transition_matrix_", None)
+        return (type(model) is MarkovTransitionModel and isinstance(p, np.ndarray)
+                and (p.ndim == 2 or (p.ndim == 3 and p.shape[0] == _N_AC)) and np.ndim(macro) == 3
+                and macro.shape[1] == self.horizon)
+
+    def _model_cohorts(self, macro: np.ndarray, out: np.ndarray) -> None:
+        """Any other transition model: its ``scenario_matrices`` checked here, once (the rated and
+        refinancing cohorts built from them are stochastic by construction, so the engine does not check
+        the whole chunk again: ``validated=True``), then copied into ``out[:, :4]``."""
+        s, t_len = macro.shape[0], self.horizon
+        mats = validate_matrices(self.transition_model.scenario_matrices(macro), "transition model output")
+        if mats.ndim == 4:  # one cohort for every asset class
+            mats = np.broadcast_to(mats[:, None], (s, _N_AC, *mats.shape[1:]))
+        if mats.ndim != 5 or mats.shape[0] != s or mats.shape[1] != _N_AC or mats.shape[2] < t_len:
+            raise DataError(f"transition model returned matrices of shape {mats.shape}, expected "
+                            f"({s}, {_N_AC}, >= {t_len}, 7, 7)")
+        out[:, :_N_AC] = mats[:, :, :t_len]
 
     def n_cohorts(self) -> int:
         """Cohorts of :meth:`cohort_matrices`: the asset classes, the rated grades if any, and the
@@ -294,7 +351,7 @@ class PoolEngine:
             block = -(-s // n_blocks)  # equal blocks: 500 scenarios in two go as 250 + 250, not 464 + 36
             return np.concatenate([self.pool_cashflows(macro[a:a + block], scenario_ids[a:a + block])
                                    for a in range(0, s, block)])
-        mats = self.cohort_matrices(macro)
+        mats = self.cohort_matrices(macro, self._matrix_buffer((s, self.n_cohorts(), self.horizon, 7, 7)))
         if self.trajectory_model is not None:
             return self._trajectory_pool(mats, macro, scenario_ids)
         return simulate_pool_chunk(self.book, mats, scenario_ids, self.seed, self.horizon,

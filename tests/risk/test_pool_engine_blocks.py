@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 import creditsim.risk.pool_engine as pool_engine
+from creditsim.errors import ConfigError
 from creditsim.examples import example_path
 from creditsim.macro.scenarios import fed_table_path
 from creditsim.risk.pool_engine import PoolEngine
@@ -37,9 +38,9 @@ def test_scenario_blocks_give_the_chunks_numbers_bit_for_bit(engine, monkeypatch
     blocks = []
     real = PoolEngine.cohort_matrices
 
-    def counted(self, macro):
+    def counted(self, macro, out=None):
         blocks.append(len(macro))
-        return real(self, macro)
+        return real(self, macro, out)
 
     monkeypatch.setattr(PoolEngine, "cohort_matrices", counted)
     per_scenario = engine.n_cohorts() * engine.horizon * 49 * 8
@@ -55,10 +56,63 @@ def test_scenario_blocks_give_the_chunks_numbers_bit_for_bit(engine, monkeypatch
     np.testing.assert_array_equal(single, whole)
 
 
+def test_blocks_reuse_the_threads_array_and_give_fresh_arrays_bits(engine, monkeypatch):
+    """Every block a thread runs writes the cohort matrices into the same array, which an earlier call (other
+    paths, more scenarios) left full of its own numbers: each block reads only what it wrote. Another
+    thread has its own array; a pickled engine (a dask worker's copy) carries none."""
+    import pickle
+    import threading
+
+    ids = np.array([5, 900, 3, 41, 2**40, 7, 12], dtype=np.int64)
+    paths = _paths(len(ids))
+    fresh = PoolEngine.from_tape(pd.read_parquet(example_path("loans_example.parquet")).sample(400, random_state=3),
+                                 seed=11, horizon=18, cutoff="2025-01")
+    whole = fresh.pool_cashflows(paths, ids)
+    per_scenario = engine.n_cohorts() * engine.horizon * 49 * 8
+    seen = []
+    real = PoolEngine.cohort_matrices
+
+    def recorded(self, macro, out=None):
+        seen.append(out.__array_interface__["data"][0])
+        return real(self, macro, out)
+
+    other = _paths(12)
+    other[:, :, MACRO_VARS.index("unemployment_rate")] += 0.05  # a harsher run fills the array first
+    engine.pool_cashflows(other, np.arange(12))
+    monkeypatch.setattr(PoolEngine, "cohort_matrices", recorded)
+    monkeypatch.setattr(pool_engine, "MATRIX_BYTES", 3 * per_scenario)
+    split = engine.pool_cashflows(paths, ids)
+    assert len(seen) == 3 and len(set(seen)) == 1  # one array for the three blocks
+    np.testing.assert_array_equal(split, whole)
+    mine = engine._matrix_buffers[threading.get_ident()]
+    assert seen[0] == mine.__array_interface__["data"][0] and mine.shape[0] >= 3
+    done = {}
+    worker = threading.Thread(target=lambda: done.update(cf=engine.pool_cashflows(paths, ids)))
+    worker.start()
+    worker.join()
+    np.testing.assert_array_equal(done["cf"], whole)
+    assert seen[-1] != seen[0] and len(engine._matrix_buffers) == 2  # the other thread's own array
+    copy = pickle.loads(pickle.dumps(engine))
+    assert copy._matrix_buffers == {} and len(engine._matrix_buffers) == 2
+
+
+def test_markov_writes_its_cohorts_in_place_with_the_checked_paths_bits(engine, monkeypatch):
+    """The Markov chain writes its matrices into the cohort array (unchecked: stochastic by construction);
+    the path of any other model (its output checked, then copied) gives the same bits."""
+    paths = _paths(5)
+    assert engine._markov_in_place(paths)
+    direct = engine.cohort_matrices(paths)
+    monkeypatch.setattr(PoolEngine, "_markov_in_place", lambda self, macro: False)
+    copied = engine.cohort_matrices(paths)
+    assert np.array_equal(direct.view(np.int64), copied.view(np.int64))
+    with pytest.raises(ConfigError, match="C-contiguous float64"):
+        engine.cohort_matrices(paths, np.empty((5, engine.n_cohorts(), engine.horizon, 7, 7), dtype=np.float32))
+
+
 def test_blocks_are_equal_and_bounded(engine, monkeypatch):
     per_scenario = engine.n_cohorts() * engine.horizon * 49 * 8
     sizes = []
-    monkeypatch.setattr(PoolEngine, "cohort_matrices", lambda self, macro: sizes.append(len(macro)) or
+    monkeypatch.setattr(PoolEngine, "cohort_matrices", lambda self, macro, out=None: sizes.append(len(macro)) or
                         np.broadcast_to(np.eye(7), (len(macro), self.n_cohorts(), self.horizon, 7, 7)))
     monkeypatch.setattr(pool_engine, "simulate_pool_chunk",
                         lambda book, mats, ids, *a, **k: np.zeros((len(ids), engine.horizon, 7)))

@@ -399,3 +399,59 @@ def test_segment_sensitivities_tilt_each_segment_by_its_own_link() -> None:
         bad.scenario_matrices(macro)
     with pytest.raises(ConfigError, match="unknown move class"):
         MarkovTransitionModel(segment_sensitivities={"corporate": {"onset": {"gdp_growth": 1.0}}})
+
+
+def _plain_softmax(model: MarkovTransitionModel, macro: np.ndarray) -> np.ndarray:
+    """The overlay as fresh-array arithmetic (log-odds, max, exp, sum, the untilted rows, the unit rows):
+    what the in-place version must equal bit for bit."""
+    p = model.transition_matrix_
+    base = p if p.ndim == 3 else p[None]
+    z = (macro - model.macro_mean_) / model.macro_std_
+    if model.z_clip is not None:
+        z = np.clip(z, -model.z_clip, model.z_clip)
+    delta = model._segment_tilts(z, p.ndim == 3)
+    live = base[:, :4]
+    logp = np.where(live > 0, np.log(np.where(live > 0, live, 1.0)), -np.inf)
+    logits = logp[None, :, None] + delta
+    logits = logits - logits.max(-1, keepdims=True)
+    w = np.exp(logits)
+    rows = np.where((delta == 0).all(-1)[..., None], live[None, :, None], w / w.sum(-1, keepdims=True))
+    unit = np.broadcast_to(base[None, :, None, 4:], rows.shape[:3] + (3, 7))
+    out = np.concatenate([rows, unit], axis=-2)
+    return out if p.ndim == 3 else out[:, 0]
+
+
+def test_scenario_matrices_in_place_give_the_plain_softmaxs_bits_into_any_strides() -> None:
+    """Shared and per-segment tilts and an unsegmented chain, calm months beside stressed ones: the result
+    (fresh, or written into a strided slice of a larger array) is the plain arithmetic's, bit for bit,
+    and nothing outside the slice is touched; a wrong ``out`` and overflowing shocks are named."""
+    classes = ("corporate", "consumer")
+    mats = np.stack([base_case_matrix(c) for c in classes])
+    strong = {"delinquency": {"unemployment_rate": 0.8}, "default": {"unemployment_rate": 0.5}}
+    models = [MarkovTransitionModel.from_matrix(mats, segments=classes),
+              MarkovTransitionModel.from_matrix(mats, segments=classes, segment_sensitivities={"consumer": strong}),
+              MarkovTransitionModel.from_matrix(PLANTED)]
+    rng = np.random.default_rng(4)
+    for model in models:
+        macro = model.macro_mean_ + model.macro_std_ * rng.normal(0, 1.5, (6, 9, 9))
+        macro[:, :3] = model.macro_mean_  # untilted months: the baseline rows
+        ref = _plain_softmax(model, macro)
+        got = model.scenario_matrices(macro)
+        assert got.shape == ref.shape and np.array_equal(got.view(np.int64), ref.view(np.int64))
+        big = np.full((6, 5) + ref.shape[1 if ref.ndim == 4 else 2:], -1.0)
+        dest = big[:, 1:1 + ref.shape[1]] if ref.ndim == 5 else big[:, 2]
+        assert model.scenario_matrices(macro, out=dest) is dest
+        assert np.array_equal(dest.view(np.int64), ref.view(np.int64))
+        untouched = np.ones(5, bool)
+        if ref.ndim == 5:
+            untouched[1:1 + ref.shape[1]] = False
+        else:
+            untouched[2] = False
+        assert (big[:, untouched] == -1.0).all()
+        with pytest.raises(ConfigError, match="out: expected a float64 array of shape"):
+            model.scenario_matrices(macro, out=np.empty(ref.shape, dtype=np.float32))
+    wild = MarkovTransitionModel.from_matrix(PLANTED, z_clip=None)
+    macro = np.broadcast_to(wild.macro_mean_, (1, 2, 9)).copy()
+    macro[0, 1, MACRO_VARS.index("unemployment_rate")] = 1.5e308  # finite; its shock is not
+    with pytest.raises(DataError, match="overflow"):
+        wild.scenario_matrices(macro)
