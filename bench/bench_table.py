@@ -150,13 +150,19 @@ def markov_engine(quick: bool) -> dict:
 
 
 def simulate_10k(quick: bool) -> dict:
-    """simulate 10k x 60 on 1,000 scenarios, CPU seconds extrapolated to 10,000 (linear in scenarios)."""
-    sims = 100 if quick else 1000
+    """simulate 10k x 60 on 10,000 scenarios: CPU seconds and peak memory of the run itself (quick: 100
+    scenarios, the CPU extrapolated linearly and the kept outputs of 10,000 added to the peak).
+
+    Until 2026-12-07 the full table ran 1,000 scenarios and multiplied by ten, which also multiplied the
+    run's fixed costs (the tape's checks, the first block's fresh pages, the macro draw's set-up) by ten:
+    ~1 s of the 45 s bar. The bar is on the 10,000-scenario run, so that run is what is measured (~45 s)."""
+    sims = 100 if quick else 10_000
     r = _simulate(10_000, sims, 60)
-    # the kept O(S T) outputs of 10,000 scenarios: pool flows 7, tranche arrays 3 x 6 classes, macro 9
-    outputs_gib = 10_000 * 60 * (7 + 3 * 6 + 9) * 8 / _GIB
+    # quick: the kept O(S T) outputs of 10,000 scenarios (pool flows 7, tranche arrays 3 x 6 classes, macro 9)
+    outputs_gib = (10_000 - sims) * 60 * (7 + 3 * 6 + 9) * 8 / _GIB
     return {"value": r["cpu_s"] * 10_000 / sims, "unit": "CPU s (10,000 scenarios)",
-            "rss_gib": r["rss_gib"] + outputs_gib, "ns_per_loan_month": r["cpu_s"] / r["loan_months"] * 1e9}
+            "rss_gib": r["rss_gib"] + outputs_gib, "ns_per_loan_month": r["cpu_s"] / r["loan_months"] * 1e9,
+            "measured_scenarios": sims}
 
 
 def simulate_360(quick: bool) -> dict:
@@ -375,10 +381,13 @@ def table(results: dict) -> list[dict]:
                      "floor": u, "ratio": v / u, "bar": ">= 0.3 of floor", "met": v / u >= 0.3})
     if "simulate_10k" in results:
         r = results["simulate_10k"]
-        rows.append({"workload": "simulate 10k x 60 x 10,000 (from 1,000), CPU", "measured": r["value"],
+        n_run = r.get("measured_scenarios", 1000)
+        size = "" if n_run == 10_000 else f" (from {n_run:,})"
+        rows.append({"workload": f"simulate 10k x 60 x 10,000{size}, CPU", "measured": r["value"],
                      "unit": "CPU s", "bar": "<= 45 s", "met": r["value"] <= 45.0, "note": f"{r['ns_per_loan_month']:.1f} ns / loan-month"})
         rows.append({"workload": "simulate 10k x 60 x 10,000, memory", "measured": r["rss_gib"], "unit": "GiB",
-                     "bar": "<= 1 GiB", "met": r["rss_gib"] <= 1.0, "note": "peak RSS of 1,000 + the outputs of 10,000"})
+                     "bar": "<= 1 GiB", "met": r["rss_gib"] <= 1.0,
+                     "note": "peak RSS" if n_run == 10_000 else f"peak RSS of {n_run:,} + the outputs of 10,000"})
     if "simulate_360" in results:
         r = results["simulate_360"]
         rows.append({"workload": "simulate 10k x 360 x 1,000, memory", "measured": r["value"], "unit": "GiB",

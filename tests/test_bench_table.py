@@ -58,3 +58,16 @@ def test_bar_met_and_no_executed_estimate_without_the_kernels(bench_table):
     assert row["ratio"] == pytest.approx(64 / 150)
     assert row["met"]
     assert "executed" not in row["note"]
+
+
+def test_simulate_10k_row_says_whether_it_ran_10000_scenarios_or_extrapolated(bench_table):
+    base = {"floor_uniform": {"value": 6e8}, "floor_sgemm": {"value": 100.0}}
+    full = {"value": 44.0, "rss_gib": 0.97, "ns_per_loan_month": 7.3, "measured_scenarios": 10_000}
+    rows = bench_table.table({**base, "simulate_10k": full})
+    cpu, mem = _row(rows, "simulate 10k x 60 x 10,000"), _row(rows, "simulate 10k x 60 x 10,000, memory")
+    assert cpu["workload"] == "simulate 10k x 60 x 10,000, CPU" and cpu["met"]
+    assert mem["note"] == "peak RSS" and mem["met"]
+    quick = {**full, "value": 46.0, "measured_scenarios": 100}
+    rows = bench_table.table({**base, "simulate_10k": quick})
+    assert _row(rows, "simulate 10k x 60 x 10,000 (from 100)")["met"] is False
+    assert _row(rows, "simulate 10k x 60 x 10,000, memory")["note"] == "peak RSS of 100 + the outputs of 10,000"
