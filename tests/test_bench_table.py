@@ -70,4 +70,4 @@ def test_simulate_10k_row_says_whether_it_ran_10000_scenarios_or_extrapolated(be
     quick = {**full, "value": 46.0, "measured_scenarios": 100}
     rows = bench_table.table({**base, "simulate_10k": quick})
     assert _row(rows, "simulate 10k x 60 x 10,000 (from 100)")["met"] is False
-    assert _row(rows, "simulate 10k x 60 x 10,000, memory")["note"] == "peak RSS of 100 + the outputs of 10,000"
+    assert _row(rows, "simulate 10k x 60 x 10,000, memory")["note"] == "peak RSS of 100 + the outputs of the other 9,900"

@@ -179,33 +179,46 @@ class PoolEngine:
     #: each builds its cohort matrices within :data:`MATRIX_BYTES` / ``chunks_in_flight``, so the run's
     #: matrices take no more memory on several threads than on one
     chunks_in_flight: int = 1
-    #: each thread's cohort-matrix array (thread id -> ``(s, C, T, 7, 7)`` float64), rewritten by every
-    #: scenario block that thread runs (:meth:`_matrix_buffer`); not pickled (a dask worker's copy of the
-    #: engine starts empty and keeps its own for the run)
-    _matrix_buffers: dict = field(default_factory=dict, repr=False)
+    #: while True (``simulate``, for the duration of its chunks: :func:`creditsim.risk.simulate._run_all_chunks`),
+    #: each thread keeps one cohort-matrix array that every scenario block it runs rewrites
+    #: (:meth:`_matrix_buffer`); otherwise (engines that outlive a run, e.g. an expected-loss path's) each
+    #: block allocates its own, freed when the block is done
+    keep_matrix_memory: bool = False
+    #: each thread's kept cohort-matrix array (thread id -> ``(s, C, T, 7, 7)`` float64); not pickled (a dask
+    #: worker's copy of the engine starts empty and keeps its own while the run holds it), not shared by
+    #: ``dataclasses.replace``, emptied by :meth:`release_matrix_memory`
+    _matrix_buffers: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_matrix_buffers"] = {}
         return state
 
-    def _matrix_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
-        """This thread's C-contiguous float64 array of ``shape`` for the cohort matrices of one scenario block:
-        the first ``shape[0]`` rows of the array the thread's earlier blocks used when it is large enough.
+    def _matrix_buffer(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """With :attr:`keep_matrix_memory`, this thread's C-contiguous float64 array of ``shape`` for the cohort
+        matrices of one scenario block: the first ``shape[0]`` rows of the array the thread's earlier blocks
+        used when it is large enough; else None (the block allocates its own).
 
-        The engine lives as long as the run (a dask worker holds its scattered copy for the run), so the
-        run's blocks, on any thread or worker, write the same memory rather than fresh pages: on this kind of
-        VM a fresh page can cost far more than the kernel's fault (a 41 MB first write measured 8-13 ms most
-        times and 92 ms once, the host backing the guest's page anew); the Markov simulate bench's four
-        blocks spent 0.55-0.92 s building matrices that take 0.38 s in reused memory (AMD EPYC host,
-        2026-12-07). At most :data:`MATRIX_BYTES` / :attr:`chunks_in_flight` per thread, freed with the
-        engine. Each block writes every element it reads (:meth:`cohort_matrices`)."""
+        The run's blocks, on any thread or worker, then write the same memory rather than fresh pages: on
+        this kind of VM a fresh page can cost far more than the kernel's fault (a 41 MB first write measured
+        8-13 ms most times and 92 ms once, the host backing the guest's page anew); the Markov simulate
+        bench's four blocks spent 0.55-0.92 s building matrices that take 0.38 s in reused memory (AMD EPYC
+        host, 2026-12-07). At most :data:`MATRIX_BYTES` / :attr:`chunks_in_flight` per thread, until
+        :meth:`release_matrix_memory`. Each block writes every element it reads (:meth:`cohort_matrices`)."""
+        if not self.keep_matrix_memory:
+            return None
         key = threading.get_ident()
         held = self._matrix_buffers.get(key)
         if held is None or held.shape[1:] != tuple(shape[1:]) or held.shape[0] < shape[0]:
-            self._matrix_buffers.pop(key, None)  # the old array goes before the new one is allocated
+            held = None  # the old array goes before the new one is allocated
+            self._matrix_buffers.pop(key, None)
             held = self._matrix_buffers[key] = np.empty(shape)
         return held[:shape[0]]
+
+    def release_matrix_memory(self) -> None:
+        """Stop keeping cohort-matrix arrays and free those kept (the end of a run)."""
+        self.keep_matrix_memory = False
+        self._matrix_buffers.clear()
 
     @classmethod
     def from_tape(cls, loans: LoanTape | pd.DataFrame, *, seed: int, horizon: int, cutoff: Any = None,
@@ -278,9 +291,13 @@ class PoolEngine:
         shape = (s, self.n_cohorts(), t_len, 7, 7)
         if out is None:
             out = np.empty(shape)
-        elif out.shape != shape or out.dtype != np.float64 or not out.flags.c_contiguous:
-            raise ConfigError(f"cohort_matrices: out must be a C-contiguous float64 array of shape {shape}, "
-                              f"got {out.dtype} {out.shape}")
+        elif (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.float64
+              or not out.flags.c_contiguous or not out.flags.writeable):
+            got = (f"{out.dtype} {out.shape}, {'C-contiguous' if out.flags.c_contiguous else 'not C-contiguous'}"
+                   f"{'' if out.flags.writeable else ', read-only'}" if isinstance(out, np.ndarray)
+                   else type(out).__name__)
+            raise ConfigError(f"cohort_matrices: out must be a writeable C-contiguous float64 array of shape "
+                              f"{shape}, got {got}")
         if not self._markov_in_place(macro):
             self._model_cohorts(macro, out)
         else:  # stochastic by construction (MarkovTransitionModel.scenario_matrices), written where it goes

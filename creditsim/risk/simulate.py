@@ -474,7 +474,13 @@ def _run_all_chunks(prepared: PreparedRun, config: RunConfig, macro_paths: np.nd
     def collect(i: int, result: dict[str, Any]) -> None:
         gathered.add(tasks[i].start, tasks[i].stop, result)
 
-    _run_with_progress(runner, ctx, tasks, sizes, n, config.progress, collect)
+    # the run's scenario blocks rewrite one cohort-matrix array per thread (PoolEngine._matrix_buffer),
+    # freed when the chunks are done
+    prepared.engine.keep_matrix_memory = True
+    try:
+        _run_with_progress(runner, ctx, tasks, sizes, n, config.progress, collect)
+    finally:
+        prepared.engine.release_matrix_memory()
     return gathered
 
 

@@ -504,17 +504,14 @@ class MarkovTransitionModel:
         if self.z_clip is not None:
             z = np.clip(z, -self.z_clip, self.z_clip)
         delta = self._segment_tilts(z, p.ndim == 3)  # (S, C or 1, T, 4, 7): the live rows
-        if not np.isfinite(delta).all():  # shocks beyond float64 (z unclipped): no row could be built
-            raise DataError("macro_paths: the standardised shocks overflow the model's log-odds tilts "
-                            "(macro values far outside the fit's range; set z_clip)")
         base = p if p.ndim == 3 else p[None]  # (C, 7, 7)
         shape = (macro.shape[0], base.shape[0], macro.shape[1], N_STATES, N_STATES)
         if out is None:
             res = np.empty(shape)
         else:
             want = shape if p.ndim == 3 else (shape[0],) + shape[2:]
-            if not isinstance(out, np.ndarray) or out.shape != want or out.dtype != np.float64:
-                raise ConfigError(f"out: expected a float64 array of shape {want}, got "
+            if not isinstance(out, np.ndarray) or out.shape != want or out.dtype != np.float64 or not out.flags.writeable:
+                raise ConfigError(f"out: expected a writeable float64 array of shape {want}, got "
                                   f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
             res = out if p.ndim == 3 else out[:, None]
         live = base[:, :_N_LIVE]
@@ -529,7 +526,13 @@ class MarkovTransitionModel:
         np.add(logp[None, :, None], delta, out=w)  # the log-odds
         w -= w.max(-1, keepdims=True)
         np.exp(w, out=w)
-        w /= w.sum(-1, keepdims=True)
+        total = w.sum(-1, keepdims=True)
+        # a tilt of -inf gives its move probability 0, as it should; a NaN or +inf one (z unclipped, macro
+        # values beyond float64's reach) leaves a row with no finite softmax, which nothing downstream checks
+        if not (np.isfinite(total).all() and (total > 0).all()):
+            raise DataError("macro_paths: the standardised shocks give some rows no finite log-odds (macro values "
+                            "far outside the fit's range; set z_clip)")
+        w /= total
         np.copyto(w, live[None, :, None], where=unshifted)
         res[..., :_N_LIVE, :] = w
         # no move class touches an absorbing row, so those rows are the baseline's unit rows

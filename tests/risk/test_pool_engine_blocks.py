@@ -57,17 +57,19 @@ def test_scenario_blocks_give_the_chunks_numbers_bit_for_bit(engine, monkeypatch
 
 
 def test_blocks_reuse_the_threads_array_and_give_fresh_arrays_bits(engine, monkeypatch):
-    """Every block a thread runs writes the cohort matrices into the same array, which an earlier call (other
-    paths, more scenarios) left full of its own numbers: each block reads only what it wrote. Another
-    thread has its own array; a pickled engine (a dask worker's copy) carries none."""
+    """While the engine keeps matrix memory (a simulate run), every block a thread runs writes the cohort
+    matrices into the same array, which an earlier call (other paths, more scenarios) left full of its own
+    numbers: each block reads only what it wrote. Another thread has its own array; a pickled engine (a dask
+    worker's copy) and a replaced one carry none; the release frees them, and an engine not keeping memory
+    (one that outlives a run) holds nothing after a call."""
+    import dataclasses
     import pickle
     import threading
 
     ids = np.array([5, 900, 3, 41, 2**40, 7, 12], dtype=np.int64)
     paths = _paths(len(ids))
-    fresh = PoolEngine.from_tape(pd.read_parquet(example_path("loans_example.parquet")).sample(400, random_state=3),
-                                 seed=11, horizon=18, cutoff="2025-01")
-    whole = fresh.pool_cashflows(paths, ids)
+    whole = engine.pool_cashflows(paths, ids)  # not keeping memory: fresh arrays
+    assert engine._matrix_buffers == {}
     per_scenario = engine.n_cohorts() * engine.horizon * 49 * 8
     seen = []
     real = PoolEngine.cohort_matrices
@@ -78,22 +80,62 @@ def test_blocks_reuse_the_threads_array_and_give_fresh_arrays_bits(engine, monke
 
     other = _paths(12)
     other[:, :, MACRO_VARS.index("unemployment_rate")] += 0.05  # a harsher run fills the array first
-    engine.pool_cashflows(other, np.arange(12))
-    monkeypatch.setattr(PoolEngine, "cohort_matrices", recorded)
-    monkeypatch.setattr(pool_engine, "MATRIX_BYTES", 3 * per_scenario)
-    split = engine.pool_cashflows(paths, ids)
-    assert len(seen) == 3 and len(set(seen)) == 1  # one array for the three blocks
-    np.testing.assert_array_equal(split, whole)
-    mine = engine._matrix_buffers[threading.get_ident()]
-    assert seen[0] == mine.__array_interface__["data"][0] and mine.shape[0] >= 3
-    done = {}
-    worker = threading.Thread(target=lambda: done.update(cf=engine.pool_cashflows(paths, ids)))
-    worker.start()
-    worker.join()
-    np.testing.assert_array_equal(done["cf"], whole)
-    assert seen[-1] != seen[0] and len(engine._matrix_buffers) == 2  # the other thread's own array
-    copy = pickle.loads(pickle.dumps(engine))
-    assert copy._matrix_buffers == {} and len(engine._matrix_buffers) == 2
+    monkeypatch.setattr(engine, "keep_matrix_memory", True)
+    try:
+        engine.pool_cashflows(other, np.arange(12))
+        monkeypatch.setattr(PoolEngine, "cohort_matrices", recorded)
+        monkeypatch.setattr(pool_engine, "MATRIX_BYTES", 3 * per_scenario)
+        split = engine.pool_cashflows(paths, ids)
+        assert len(seen) == 3 and len(set(seen)) == 1  # one array for the three blocks
+        np.testing.assert_array_equal(split, whole)
+        mine = engine._matrix_buffers[threading.get_ident()]
+        assert seen[0] == mine.__array_interface__["data"][0] and mine.shape[0] >= 3
+        done = {}
+        worker = threading.Thread(target=lambda: done.update(cf=engine.pool_cashflows(paths, ids)))
+        worker.start()
+        worker.join()
+        np.testing.assert_array_equal(done["cf"], whole)
+        assert seen[-1] != seen[0] and len(engine._matrix_buffers) == 2  # the other thread's own array
+        copy = pickle.loads(pickle.dumps(engine))
+        assert copy._matrix_buffers == {} and copy.keep_matrix_memory and len(engine._matrix_buffers) == 2
+        assert dataclasses.replace(engine, seed=12)._matrix_buffers == {}
+    finally:
+        engine.release_matrix_memory()
+    assert engine._matrix_buffers == {} and not engine.keep_matrix_memory
+
+
+def test_simulate_keeps_matrix_memory_for_its_chunks_only(monkeypatch):
+    """simulate's chunks run with the engine keeping its arrays, freed when the chunks are done, also when
+    one fails."""
+    import importlib
+
+    import creditsim as cs
+
+    sim = importlib.import_module("creditsim.risk.simulate")
+
+    tape = pd.read_parquet(example_path("loans_example.parquet")).head(60)
+    deal = cs.load_deal(example_path("example_clo.yaml"))
+    engines, during = [], []
+    real = PoolEngine.pool_cashflows
+
+    def watched(self, macro, ids):
+        engines.append(self)
+        during.append((self.keep_matrix_memory, len(self._matrix_buffers)))
+        return real(self, macro, ids)
+
+    monkeypatch.setattr(PoolEngine, "pool_cashflows", watched)
+    cs.simulate(tape, deal, n_simulations=6, chunk_size=2, horizon=12, macro="synthetic", seed=1, progress=False)
+    assert [k for k, _ in during] == [True] * 3 and during[-1][1] == 1  # the first chunk's array, kept
+    assert not engines[-1].keep_matrix_memory and engines[-1]._matrix_buffers == {}
+
+    def failing(ctx, task):
+        ctx.engine.pool_cashflows(task.macro, np.arange(task.start, task.stop))
+        raise RuntimeError("chunk failed")
+
+    monkeypatch.setattr(sim, "run_chunk", failing)
+    with pytest.raises(RuntimeError, match="chunk failed"):
+        cs.simulate(tape, deal, n_simulations=4, chunk_size=2, horizon=12, macro="synthetic", seed=1, progress=False)
+    assert engines[-1]._matrix_buffers == {} and not engines[-1].keep_matrix_memory
 
 
 def test_markov_writes_its_cohorts_in_place_with_the_checked_paths_bits(engine, monkeypatch):
@@ -105,8 +147,13 @@ def test_markov_writes_its_cohorts_in_place_with_the_checked_paths_bits(engine, 
     monkeypatch.setattr(PoolEngine, "_markov_in_place", lambda self, macro: False)
     copied = engine.cohort_matrices(paths)
     assert np.array_equal(direct.view(np.int64), copied.view(np.int64))
-    with pytest.raises(ConfigError, match="C-contiguous float64"):
-        engine.cohort_matrices(paths, np.empty((5, engine.n_cohorts(), engine.horizon, 7, 7), dtype=np.float32))
+    shape = (5, engine.n_cohorts(), engine.horizon, 7, 7)
+    with pytest.raises(ConfigError, match="C-contiguous float64 array of shape .* got float32"):
+        engine.cohort_matrices(paths, np.empty(shape, dtype=np.float32))
+    with pytest.raises(ConfigError, match="got float64 .*, not C-contiguous"):
+        engine.cohort_matrices(paths, np.empty(shape, order="F"))
+    with pytest.raises(ConfigError, match="got list"):
+        engine.cohort_matrices(paths, [])
 
 
 def test_blocks_are_equal_and_bounded(engine, monkeypatch):

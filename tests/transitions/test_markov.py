@@ -448,10 +448,21 @@ def test_scenario_matrices_in_place_give_the_plain_softmaxs_bits_into_any_stride
         else:
             untouched[2] = False
         assert (big[:, untouched] == -1.0).all()
-        with pytest.raises(ConfigError, match="out: expected a float64 array of shape"):
+        with pytest.raises(ConfigError, match="out: expected a writeable float64 array of shape"):
             model.scenario_matrices(macro, out=np.empty(ref.shape, dtype=np.float32))
-    wild = MarkovTransitionModel.from_matrix(PLANTED, z_clip=None)
+        frozen = np.empty(ref.shape)
+        frozen.flags.writeable = False
+        with pytest.raises(ConfigError, match="writeable"):
+            model.scenario_matrices(macro, out=frozen)
+    # unclipped shocks beyond float64: a tilt of -inf is a move of probability 0 (as the plain softmax has
+    # it); +inf leaves the row no finite softmax, which is named rather than passed on as NaN
+    wild = MarkovTransitionModel.from_matrix(base_case_matrix("corporate"), z_clip=None,
+                                             sensitivities={"default": {"unemployment_rate": 1.0}})
     macro = np.broadcast_to(wild.macro_mean_, (1, 2, 9)).copy()
-    macro[0, 1, MACRO_VARS.index("unemployment_rate")] = 1.5e308  # finite; its shock is not
-    with pytest.raises(DataError, match="overflow"):
+    macro[0, 1, MACRO_VARS.index("unemployment_rate")] = -1.5e308  # finite; its shock is -inf
+    got = wild.scenario_matrices(macro)
+    assert np.array_equal(got.view(np.int64), _plain_softmax(wild, macro).view(np.int64))
+    assert got[0, 1, 0, LoanState.DEFAULT] == 0.0 and got[0, 1, 0].sum() == pytest.approx(1.0)
+    macro[0, 1, MACRO_VARS.index("unemployment_rate")] = 1.5e308
+    with pytest.raises(DataError, match="no finite log-odds"):
         wild.scenario_matrices(macro)
