@@ -30,6 +30,14 @@ they arrive (the ~1.6 s concatenation after the last chunk gone), four runs: 101
 104.6 / 60.4 s (1.73x), 101.6 / 59.3 s (1.71x), 105.1 / 61.1 s (1.72x). Local on two threads, chunks
 side by side: 57.6 and 61.5 s (1.76x, 1.71x); when only the fused kernel ran on both cores, 80.3-85.3 s
 (1.23-1.27x). All bit-identical.
+
+Measured 2026-12-07 on the other host behind these sessions (AMD EPYC Zen 4, 2 cores), three runs: 99.7 /
+62.4 s (1.60x), 96.0 / 73.3 s (1.31x), 88.7 / 61.6 s (1.44x), with local on two threads at 63.2, 59.9 and
+56.3 s (1.58x, 1.60x, 1.58x). There the two cores themselves fall short of 1.7x: over pairs of 12,000-scenario
+runs the two threads' CPU time per chunk was 0-18 % above one thread's alone. A timeline of a 12,000-scenario
+run: the cluster was ready 3.0 s after the call and the first chunk came back at 4.05 s (1.66 s locally), then
+both took 7.9-8.1 s for the other 23 chunks; so the dask wall is the two-thread local wall plus ~2.4 s of
+start. All bit-identical.
 """
 
 from __future__ import annotations
