@@ -253,6 +253,50 @@ def test_rated_cohort_rows_are_stochastic_and_allowed():
     assert np.allclose(m[:, 0, :, 0, 4], 0.01) and np.all(m[:, :, :, 0, 1] == 0)
 
 
+def _rated_rows_numpy(hazard, corporate):
+    """The rated rows as plain numpy arithmetic (the pre-kernel implementation): the compiled pass must give
+    its bits."""
+    base = np.empty(hazard.shape + (7, 7))
+    base[...] = corporate[:, None]
+    p, m = base[..., 0, 5], base[..., 0, 6]
+    h = np.minimum(hazard, np.maximum(1.0 - p - m, 0.0))
+    row = np.zeros(base.shape[:-2] + (7,))
+    row[..., 4], row[..., 5], row[..., 6] = h, p, m
+    row[..., 0] = np.maximum(1.0 - h - p - m, 0.0)
+    row /= row.sum(axis=-1, keepdims=True)
+    base[..., 0, :] = row
+    return base
+
+
+def test_rated_cohort_matrices_give_the_numpy_arithmetics_bits_into_strided_memory():
+    """Random corporate rows (prepayment plus maturity up to, at and beyond 1), hazards below, at and above
+    the room left, zero and tiny ones: bit for bit the plain numpy computation, also written into a strided
+    slice of a larger array, leaving the rest of it untouched."""
+    from creditsim.risk.pool_engine import rated_cohort_matrices
+
+    rng = np.random.default_rng(7)
+    s, t_len = 40, 30
+    corp = np.zeros((s, t_len, 7, 7))
+    corp[..., 4:, :] = np.eye(7)[4:]
+    live = rng.dirichlet(np.ones(7), size=(s, t_len, 4))
+    live[..., 1:4] *= rng.random((s, t_len, 4, 1)) < 0.7  # some rows without delinquent moves
+    live /= live.sum(-1, keepdims=True)
+    corp[..., :4, :] = live
+    corp[:5, :, 0] = [0.0, 0.0, 0.0, 0.0, 0.0, 0.6, 0.4]  # no room left: p + m = 1
+    hz = rng.random((s, 7, t_len)) ** 3
+    hz[:, 0] = 0.0
+    hz[:, 1] = 1e-300
+    hz[5:10, 2] = np.maximum(1.0 - corp[5:10, :, 0, 5] - corp[5:10, :, 0, 6], 0.0)  # exactly the room left
+    ref = _rated_rows_numpy(hz, corp)
+    got = rated_cohort_matrices(hz, corp)
+    assert np.array_equal(got.view(np.int64), ref.view(np.int64))
+    big = np.full((s, 12, t_len, 7, 7), -3.0)
+    big[:, 2] = corp
+    rated_cohort_matrices(hz, big[:, 2], out=big[:, 4:11])
+    assert np.array_equal(big[:, 4:11].view(np.int64), ref.view(np.int64))
+    assert (big[:, [0, 1, 3, 11]] == -3.0).all() and np.array_equal(big[:, 2], corp)
+
+
 class LeakyMarkov(StressMarkov):
     """StressMarkov with CURRENT -> DPD60, a move ALLOWED_TRANSITIONS forbids, in month 3."""
 
