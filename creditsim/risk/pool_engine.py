@@ -118,10 +118,23 @@ def rated_cohort_matrices(hazard: np.ndarray, corporate: np.ndarray, out: np.nda
         ``h = min(hazard, max(1 - p - m, 0))`` and the row divided by its sum (exact stochasticity after the
         clip; a no-op otherwise).
     """
+    hazard = np.asarray(hazard, dtype=np.float64)
+    corporate = np.asarray(corporate, dtype=np.float64)
+    # the compiled pass reads and writes by these shapes without bounds checks: they must agree
+    if hazard.ndim != 3 or corporate.shape != (hazard.shape[0], hazard.shape[2], 7, 7):
+        raise DataError(f"rated_cohort_matrices: hazard must be (S, G, T) and corporate (S, T, 7, 7) of the same S "
+                        f"and T, got {hazard.shape} and {corporate.shape}")
     s, g, t_len = hazard.shape
-    base = np.empty((s, g, t_len, 7, 7)) if out is None else out
-    _rated_rows(np.asarray(hazard, dtype=np.float64), np.asarray(corporate, dtype=np.float64), base)
-    return base
+    if out is None:
+        out = np.empty((s, g, t_len, 7, 7))
+    elif (not isinstance(out, np.ndarray) or out.shape != (s, g, t_len, 7, 7) or out.dtype != np.float64
+          or not out.flags.writeable):
+        got = (f"{out.dtype} {out.shape}{'' if out.flags.writeable else ', read-only'}" if isinstance(out, np.ndarray)
+               else type(out).__name__)
+        raise ConfigError(f"rated_cohort_matrices: out must be a writeable float64 array of shape "
+                          f"{(s, g, t_len, 7, 7)}, got {got}")
+    _rated_rows(hazard, corporate, out)
+    return out
 
 
 @njit(cache=True, nogil=True)
@@ -131,8 +144,9 @@ def _rated_rows(hazard, corporate, out):  # pragma: no cover - compiled
     corporate matrices into every grade, ~30 ms a 250-scenario block at 60 months (a tenth of ``simulate``
     on a 2,000-loan book); the same operations in the same order give the same bits: ``(1 - p) - m`` and
     ``((1 - h) - p) - m`` as numpy evaluates them, ``min`` / ``max`` as ``np.minimum`` / ``np.maximum`` pick
-    (the first argument on a tie), and the row's sum left to right from 0, as numpy sums a row of seven
-    (tests/risk hold the two to the same bits)."""
+    (a NaN from either side; on a tie, -0.0 against 0.0 included, the second argument), and the row's sum
+    left to right from 0, as numpy sums a row of seven (tests/risk hold the two to the same bits). The
+    caller checks the shapes (:func:`rated_cohort_matrices`): nothing here is bounds-checked."""
     for i in range(hazard.shape[0]):
         for g in range(hazard.shape[1]):
             for t in range(hazard.shape[2]):
@@ -142,11 +156,11 @@ def _rated_rows(hazard, corporate, out):  # pragma: no cover - compiled
                 p = corporate[i, t, 0, 5]
                 m = corporate[i, t, 0, 6]
                 cap = 1.0 - p - m
-                cap = cap if cap >= 0.0 else 0.0
+                cap = cap if (cap > 0.0 or cap != cap) else 0.0  # np.maximum(cap, 0.0)
                 h = hazard[i, g, t]
-                h = h if h <= cap else cap
+                h = h if (h < cap or h != h) else cap  # np.minimum(h, cap)
                 cur = 1.0 - h - p - m
-                cur = cur if cur >= 0.0 else 0.0
+                cur = cur if (cur > 0.0 or cur != cur) else 0.0
                 total = 0.0
                 total += cur
                 total += 0.0
@@ -344,7 +358,7 @@ class PoolEngine:
             if self.rating_term_structure is not None:
                 hazard = scenario_default_hazard(self.rating_term_structure, macro[:, :t_len], self.rating_link)
             else:
-                hazard = rating_default_hazard(monthly_scenario_matrices(macro, self.rating_link))  # (s, 7, T)
+                hazard = rating_default_hazard(monthly_scenario_matrices(macro[:, :t_len], self.rating_link))  # (s, 7, T)
             if not np.isfinite(hazard).all():  # the one input of the rated rows not checked above (small)
                 raise DataError("the rating chain's default hazards are not finite on these macro paths")
             rated_cohort_matrices(hazard, out[:, _CORPORATE], out=out[:, _N_AC:_N_AC + n_rated])

@@ -287,6 +287,8 @@ def test_rated_cohort_matrices_give_the_numpy_arithmetics_bits_into_strided_memo
     hz[:, 0] = 0.0
     hz[:, 1] = 1e-300
     hz[5:10, 2] = np.maximum(1.0 - corp[5:10, :, 0, 5] - corp[5:10, :, 0, 6], 0.0)  # exactly the room left
+    hz[:5, 3] = -0.0  # against no room left (0.0): numpy's minimum keeps the second on a tie
+    hz[10:12, 4, :3] = np.nan  # a NaN hazard gives numpy's NaN row (the engine refuses them before)
     ref = _rated_rows_numpy(hz, corp)
     got = rated_cohort_matrices(hz, corp)
     assert np.array_equal(got.view(np.int64), ref.view(np.int64))
@@ -295,6 +297,29 @@ def test_rated_cohort_matrices_give_the_numpy_arithmetics_bits_into_strided_memo
     rated_cohort_matrices(hz, big[:, 2], out=big[:, 4:11])
     assert np.array_equal(big[:, 4:11].view(np.int64), ref.view(np.int64))
     assert (big[:, [0, 1, 3, 11]] == -3.0).all() and np.array_equal(big[:, 2], corp)
+    # shapes that disagree are refused before the compiled pass (which checks no bounds) reads or writes
+    with pytest.raises(DataError, match=r"hazard must be \(S, G, T\) and corporate"):
+        rated_cohort_matrices(hz, corp[:, :10])
+    with pytest.raises(ConfigError, match=r"out must be a writeable float64 array of shape"):
+        rated_cohort_matrices(hz[:, :, :2], corp[:, :2], out=big[:, 4:11, :1])
+    frozen = np.empty_like(ref)
+    frozen.flags.writeable = False
+    with pytest.raises(ConfigError, match="read-only"):
+        rated_cohort_matrices(hz, corp, out=frozen)
+
+
+def test_paths_longer_than_the_horizon_give_the_horizons_rated_cohorts():
+    """A rated book's engine on macro paths longer than its horizon (an expected-loss path's caller may pass
+    them): the rating chain reads the horizon's months, as the Markov cohorts do, rather than overrunning."""
+    from creditsim.examples import example_path
+    from creditsim.risk.pool_engine import PoolEngine
+
+    eng = PoolEngine.from_tape(pd.read_parquet(example_path("loans_example.parquet")), seed=1, horizon=12)
+    rng = np.random.default_rng(3)
+    m = eng.transition_model
+    macro = m.macro_mean_ + rng.normal(size=(3, 30, 9)) * m.macro_std_ * 0.5
+    np.testing.assert_array_equal(eng.cohort_matrices(macro), eng.cohort_matrices(macro[:, :12].copy()))
+    np.testing.assert_array_equal(eng.pool_cashflows(macro, np.arange(3)), eng.pool_cashflows(macro[:, :12].copy(), np.arange(3)))
 
 
 class LeakyMarkov(StressMarkov):
