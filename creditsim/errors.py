@@ -17,7 +17,10 @@ import numbers
 
 from collections.abc import Iterable
 
+import numpy as np
+
 __all__ = [
+    "check_out_array",
     "check_positive_int",
     "CreditSimError",
     "DataError",
@@ -79,3 +82,19 @@ def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_out_array(out: object, shape: tuple[int, ...], name: str, contiguous: bool = False) -> None:
+    """Refuse an ``out`` argument that is not a writeable float64 numpy array of ``shape`` (C-contiguous too with
+    ``contiguous``): a ConfigError naming ``name``, the shape expected and what was given. The passes that fill
+    such arrays in place (some compiled, without bounds checks) rely on it."""
+    if (isinstance(out, np.ndarray) and out.shape == tuple(shape) and out.dtype == np.float64 and out.flags.writeable
+            and (out.flags.c_contiguous or not contiguous)):
+        return
+    if isinstance(out, np.ndarray):
+        got = (f"{out.dtype} {out.shape}, {'C-contiguous' if out.flags.c_contiguous else 'not C-contiguous'}"
+               f"{'' if out.flags.writeable else ', read-only'}")
+    else:
+        got = type(out).__name__
+    layout = " C-contiguous" if contiguous else ""
+    raise ConfigError(f"{name}: out must be a writeable{layout} float64 array of shape {tuple(shape)}, got {got}")

@@ -45,7 +45,7 @@ from numba import njit
 
 from creditsim.deal.inputs import remaining_wal
 from creditsim.deal.market import RATING_FACTORS, deal_market_paths
-from creditsim.errors import ConfigError, DataError
+from creditsim.errors import ConfigError, DataError, check_out_array
 from creditsim.loans.book import LoanBook
 from creditsim.loans.collateral import recovery_scale
 from creditsim.cents import from_cents, to_cents
@@ -127,12 +127,8 @@ def rated_cohort_matrices(hazard: np.ndarray, corporate: np.ndarray, out: np.nda
     s, g, t_len = hazard.shape
     if out is None:
         out = np.empty((s, g, t_len, 7, 7))
-    elif (not isinstance(out, np.ndarray) or out.shape != (s, g, t_len, 7, 7) or out.dtype != np.float64
-          or not out.flags.writeable):
-        got = (f"{out.dtype} {out.shape}{'' if out.flags.writeable else ', read-only'}" if isinstance(out, np.ndarray)
-               else type(out).__name__)
-        raise ConfigError(f"rated_cohort_matrices: out must be a writeable float64 array of shape "
-                          f"{(s, g, t_len, 7, 7)}, got {got}")
+    else:
+        check_out_array(out, (s, g, t_len, 7, 7), "rated_cohort_matrices")
     _rated_rows(hazard, corporate, out)
     return out
 
@@ -337,13 +333,8 @@ class PoolEngine:
         shape = (s, self.n_cohorts(), t_len, 7, 7)
         if out is None:
             out = np.empty(shape)
-        elif (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.float64
-              or not out.flags.c_contiguous or not out.flags.writeable):
-            got = (f"{out.dtype} {out.shape}, {'C-contiguous' if out.flags.c_contiguous else 'not C-contiguous'}"
-                   f"{'' if out.flags.writeable else ', read-only'}" if isinstance(out, np.ndarray)
-                   else type(out).__name__)
-            raise ConfigError(f"cohort_matrices: out must be a writeable C-contiguous float64 array of shape "
-                              f"{shape}, got {got}")
+        else:
+            check_out_array(out, shape, "cohort_matrices", contiguous=True)
         if not self._markov_in_place(macro):
             self._model_cohorts(macro, out)
         else:  # stochastic by construction (MarkovTransitionModel.scenario_matrices), written where it goes

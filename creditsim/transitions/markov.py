@@ -66,7 +66,7 @@ from creditsim.transitions.overlay_file import calibrated_sensitivities
 from creditsim.transitions.period_moves import PeriodMoves, check_monthly_rows, dated_shares, loan_grid, split_moves
 from creditsim.transitions.sampler import check_positive_int, check_states, cumulative_thresholds, validate_matrices
 from creditsim.checkpoints import MARKOV_MODEL_FILE
-from creditsim.errors import CheckpointError, ConfigError, DataError, NotFittedError, format_labels
+from creditsim.errors import CheckpointError, ConfigError, DataError, NotFittedError, check_out_array, format_labels
 from creditsim.fileio import atomic_write
 from creditsim.macro.sensitivity import (CHANGE_MONTHS, OVERLAY_VARS, SHOCK_MEAN, SHOCK_SD, UNEMPLOYMENT_CHANGE, Z_CLIP,
                                         scaled_sensitivity, with_derived)
@@ -509,10 +509,7 @@ class MarkovTransitionModel:
         if out is None:
             res = np.empty(shape)
         else:
-            want = shape if p.ndim == 3 else (shape[0],) + shape[2:]
-            if not isinstance(out, np.ndarray) or out.shape != want or out.dtype != np.float64 or not out.flags.writeable:
-                raise ConfigError(f"out: expected a writeable float64 array of shape {want}, got "
-                                  f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
+            check_out_array(out, shape if p.ndim == 3 else (shape[0],) + shape[2:], "scenario_matrices")
             res = out if p.ndim == 3 else out[:, None]
         live = base[:, :_N_LIVE]
         logp = np.log(np.where(live > 0, live, 1.0))

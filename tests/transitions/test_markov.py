@@ -448,7 +448,8 @@ def test_scenario_matrices_in_place_give_the_plain_softmaxs_bits_into_any_stride
         else:
             untouched[2] = False
         assert (big[:, untouched] == -1.0).all()
-        with pytest.raises(ConfigError, match="out: expected a writeable float64 array of shape"):
+        want = r"scenario_matrices: out must be a writeable float64 array of shape \(6, "
+        with pytest.raises(ConfigError, match=want):
             model.scenario_matrices(macro, out=np.empty(ref.shape, dtype=np.float32))
         frozen = np.empty(ref.shape)
         frozen.flags.writeable = False
