@@ -307,9 +307,10 @@ def simulate(loans_df: pd.DataFrame, deal: Any, config: RunConfig | None = None,
                           "keywords, e.g. simulate(loans, deal, n_simulations=1000)")
     prepared = prepare_run(loans_df, as_deal(deal), config)
     t0 = time.perf_counter()
-    # a private dask cluster starts (and its workers import this module) while the paths are drawn
+    # a private dask cluster starts while the paths are drawn (its fork server imports this module once for
+    # the workers, and this process runs the first chunks until the workers are up)
     runner = make_backend(config.backend, config.client, warm_up=partial(import_module, __name__),
-                          threads=_local_chunk_threads(config, prepared.engine))
+                          threads=_local_chunk_threads(config, prepared.engine), preload=(__name__,))
     try:
         labels = draw_scenario_labels(config.weights, config.n_simulations, config.seed)
         draw = _macro_draw(config, labels, prepared.start_vec, first_simulated_month(prepared.cutoff))

@@ -36,6 +36,16 @@ def _torch_threads(context: object, task: object) -> int:
     return torch.get_num_threads()
 
 
+def _where(context: object, task: int) -> tuple[int, int, int]:
+    import torch
+
+    return task, os.getpid(), torch.get_num_threads()
+
+
+def _report_env(queue: object, name: str) -> None:
+    queue.put(os.environ.get(name))  # type: ignore[attr-defined]
+
+
 _THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                 "MALLOC_TRIM_THRESHOLD_", "PYTHONHASHSEED")
 
@@ -123,9 +133,10 @@ def test_local_backend_runs_chunks_side_by_side_on_one_torch_thread_each():
     assert LocalBackend(threads=64).threads == 8
 
 
-def test_private_cluster_workers_run_one_numba_thread_and_results_come_back_in_order():
-    """The private LocalCluster's workers each get one numba thread (numba's default of one per core let
-    the fused kernel run two threads in every single-threaded worker); chunks come back in task order."""
+def test_private_cluster_workers_run_chunks_on_one_thread_and_results_come_back_in_order():
+    """The private LocalCluster's workers run each chunk with one torch thread, the fused kernel's thread
+    count (numba's default of one per core let it run two threads in every single-threaded worker), and
+    get the nanny's NUMBA_NUM_THREADS=1; chunks come back in task order."""
     env_before = {k: os.environ.get(k) for k in _THREAD_VARS}
     backend = DaskBackend(warm_up=partial(import_module, "creditsim.risk.simulate"))
     try:
@@ -133,9 +144,12 @@ def test_private_cluster_workers_run_one_numba_thread_and_results_come_back_in_o
         assert backend.map(_square, 3, list(range(6)), [1] * 6, on_done=done.append) == [3 * i * i for i in range(6)]
         assert done == [1] * 6
         env = backend.client.run(_worker_threads)
-        # numba reads the variable where it is imported after the nanny set it (the test's __main__ does not
-        # import numba); the chunk's one torch thread is the guarantee (test_a_client_that_is_passed_in...)
-        assert len(env) == 2 and all(v == ("1", 1) for v in env.values()), env
+        # numba takes the variable where it is imported after the nanny set it; a worker forked from a fork
+        # server that preloaded numba (another test's backend may have started it) keeps the server's count:
+        # the chunk's one torch thread is the guarantee, there and on clusters passed in
+        assert len(env) == 2 and all(v[0] == "1" for v in env.values()), env
+        on_workers = backend.map(_where, None, [0, 1, 2], [1] * 3)
+        assert all(pid != os.getpid() and threads == 1 for _, pid, threads in on_workers), on_workers
         # the warm-up ran on every worker before the first chunk
         assert all(backend.client.run(_has_simulate).values())
     finally:
@@ -184,6 +198,47 @@ def test_a_restarted_worker_does_not_leave_the_nannys_variables_in_this_process(
                 os.environ[k] = v
     for t in [t for t in threading.enumerate() if t.name == "creditsim-dask-close"]:
         t.join(timeout=60)
+
+def test_the_caller_runs_the_first_chunks_while_the_private_cluster_starts():
+    """map runs chunks in this process (one torch thread, task order) until the private cluster is up and
+    gives the cluster the rest; the workers are forked from one fork server (they share a parent that is
+    not this process), and a map on a running cluster runs nothing here."""
+    import multiprocessing
+
+    import torch
+
+    import dask
+    import distributed  # noqa: F401  (its defaults in dask's config first: the set below must not replace them)
+
+    before = torch.get_num_threads()
+    marker = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), "CREDITSIM_NANNY_MARKER": "nanny"}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": marker}):  # read by the start, on its thread
+        backend = DaskBackend(preload=("creditsim.risk.simulate",))
+        first = backend.map(_where, None, list(range(4)), [1] * 4)
+    try:
+        assert [r[0] for r in first] == [0, 1, 2, 3]
+        assert first[0][1] == os.getpid() and first[0][2] == 1, first  # the cluster was still starting
+        assert torch.get_num_threads() == before
+        second = backend.map(_where, None, list(range(4)), [1] * 4)
+        assert [r[0] for r in second] == [0, 1, 2, 3]
+        assert all(pid != os.getpid() and threads == 1 for _, pid, threads in second), second
+        parents = set(backend.client.run(os.getppid).values())
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            assert len(parents) == 1 and os.getpid() not in parents, parents
+            # the fork server has this process's environment, not the nanny's pre-spawn variables (one BLAS
+            # thread, ...): other users of it (a forkserver Pool) do not inherit them
+            ctx = multiprocessing.get_context("forkserver")
+            queue = ctx.SimpleQueue()
+            child = ctx.Process(target=_report_env, args=(queue, "CREDITSIM_NANNY_MARKER"))
+            child.start()
+            child.join(timeout=60)
+            assert queue.get() is None
+        assert "CREDITSIM_NANNY_MARKER" not in os.environ
+    finally:
+        backend.close()
+    for t in [t for t in threading.enumerate() if t.name == "creditsim-dask-close"]:
+        t.join(timeout=60)
+
 
 def test_a_cluster_that_fails_to_start_raises_in_map(monkeypatch):
     import dask.distributed
@@ -239,7 +294,7 @@ def test_simulate_closes_the_backend_when_the_macro_draw_fails(monkeypatch):
         def close(self) -> None:
             self.closed = True
 
-    def make(backend, client=None, warm_up=None, threads=1):
+    def make(backend, client=None, warm_up=None, threads=1, preload=()):
         made.append(Recording(threads))
         return made[-1]
 
