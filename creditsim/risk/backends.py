@@ -26,6 +26,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -163,8 +164,8 @@ class DaskBackend:
       and the like), so those do not reach other users of the fork server; nor do they reach the
       workers' torch and numba, imported before the nanny sets them: a chunk's one thread is
       :func:`_one_thread_chunk`'s one torch thread, which is also the fused kernel's thread count. A
-      fork server already running (started by the caller) is used as it is, preloads and all. Where the
-      platform has no fork server (Windows), the workers are spawned as dask does by default.
+      fork server already running (started by the caller) is used as it is, preloads and all. Off Linux
+      the workers are spawned, as dask does by default (:data:`_FORK_SERVER`).
     - **The caller works meanwhile.** :meth:`map` runs the first chunks in this process, in task order,
       one torch thread, until the cluster is up (the fork server's imports leave a core free), and gives
       the cluster the rest. Which process ran a chunk changes nothing: its draws are keyed by scenario.
@@ -208,7 +209,7 @@ class DaskBackend:
         from dask.distributed import Client, LocalCluster
 
         method = dask.config.get("distributed.worker.multiprocessing-method")
-        if processes and "forkserver" in multiprocessing.get_all_start_methods():
+        if processes and _FORK_SERVER:
             method = "forkserver"
 
         # The nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536 by default, which makes glibc hand
@@ -348,6 +349,11 @@ class DaskBackend:
         finally:
             if self._cluster is not None:
                 self._cluster.close()
+
+
+#: the workers fork from a fork server on Linux only, where CPython 3.14 makes it the default start method;
+#: macOS keeps spawning (forking a process that loaded the system's frameworks is not safe there)
+_FORK_SERVER = sys.platform.startswith("linux") and "forkserver" in multiprocessing.get_all_start_methods()
 
 
 def _start_fork_server(preload: tuple[str, ...]) -> None:

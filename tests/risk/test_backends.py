@@ -11,7 +11,7 @@ from importlib import import_module
 import pytest
 
 from creditsim.errors import ConfigError
-from creditsim.risk.backends import DaskBackend, LocalBackend, make_backend, run_chunks
+from creditsim.risk.backends import _FORK_SERVER, DaskBackend, LocalBackend, make_backend, run_chunks
 
 
 def _square(context: int, task: int) -> int:
@@ -223,7 +223,7 @@ def test_the_caller_runs_the_first_chunks_while_the_private_cluster_starts():
         assert [r[0] for r in second] == [0, 1, 2, 3]
         assert all(pid != os.getpid() and threads == 1 for _, pid, threads in second), second
         parents = set(backend.client.run(os.getppid).values())
-        if "forkserver" in multiprocessing.get_all_start_methods():
+        if _FORK_SERVER:
             assert len(parents) == 1 and os.getpid() not in parents, parents
             # the fork server has this process's environment, not the nanny's pre-spawn variables (one BLAS
             # thread, ...): other users of it (a forkserver Pool) do not inherit them
