@@ -38,6 +38,17 @@ runs the two threads' CPU time per chunk was 0-18 % above one thread's alone. A 
 run: the cluster was ready 3.0 s after the call and the first chunk came back at 4.05 s (1.66 s locally), then
 both took 7.9-8.1 s for the other 23 chunks; so the dask wall is the two-thread local wall plus ~2.4 s of
 start. All bit-identical.
+
+Measured 2026-12-08 on the AMD host, after the workers fork from a fork server that imports creditsim once
+(instead of two spawned workers importing it side by side, ~2.5 s of CPU each) and the caller runs the first
+chunks while the workers start: 94.6 / 51.7 s (1.83x) and 84.8 / 50.1 s (1.69x), local on two threads 62.3 and
+56.4 s; on eccc60e, the same session, 91.7 / 56.3 s (1.63x) with local on two threads at 54.0 s. Timelines of
+12,000 scenarios: before, the cluster was ready 2.9-3.1 s after the call and the first chunk came back at
+3.8-4.1 s, the caller idle from the end of its macro draw (0.6-0.9 s); now the caller has run ~4 chunks by the
+time the workers are up (3.1-3.9 s). A second dask run in the same process finds the fork server up: its
+workers are ready ~0.5 s after the call, and 6,000 scenarios took 5.1-6.1 s against 8.4-9.2 s spawning anew.
+Worker processes also beat chunks on two Python threads (50-52 s against 56-62 s): the threads contend for
+the GIL between their kernels. All bit-identical.
 """
 
 from __future__ import annotations
