@@ -156,19 +156,26 @@ class DaskBackend:
     Starting the private cluster costs ~3 s on two cores, mostly the workers' imports (torch, numba and
     creditsim: ~2.5 s of CPU each when they were spawned). Two things keep that from the run's wall:
 
-    - **One import, kept.** The workers fork from the fork server, which imports ``preload`` once with
-      this process's environment and stays up while this process lives (~0.3 GiB, shared copy-on-write
-      with its children). A second private cluster in the same process has its workers at once: on two
-      cores, 6,000 scenarios of 2,000 loans took 5.2-6.1 s the second time against 8.4-9.2 s spawning.
-      It is started before the nanny writes its pre-spawn variables into this process (one BLAS thread
-      and the like), so those do not reach other users of the fork server; nor do they reach the
-      workers' torch and numba, imported before the nanny sets them: a chunk's one thread is
-      :func:`_one_thread_chunk`'s one torch thread, which is also the fused kernel's thread count. A
-      fork server already running (started by the caller) is used as it is, preloads and all. Off Linux
-      the workers are spawned, as dask does by default (:data:`_FORK_SERVER`).
-    - **The caller works meanwhile.** :meth:`map` runs the first chunks in this process, in task order,
-      one torch thread, until the cluster is up (the fork server's imports leave a core free), and gives
-      the cluster the rest. Which process ran a chunk changes nothing: its draws are keyed by scenario.
+    - **One import, kept.** On Linux, where dask's start method is left at its default ("spawn"), the
+      workers fork from ``multiprocessing``'s fork server, which imports ``preload`` once and stays up
+      while this process lives (~0.4 GiB resident, shared copy-on-write with its children). A second
+      private cluster in the same process has its workers at once: on two cores, 6,000 scenarios of
+      2,000 loans took 5.2-6.1 s the second time against 8.4-9.2 s spawning. The server is started
+      with this process's own environment, before the nanny writes its pre-spawn variables here, so
+      other users of it (a forkserver ``Pool``) do not get them; the workers get those variables, and
+      this process's variables as they are when each cluster starts, right after the fork. What the
+      server had imported before they are set keeps its own count: a chunk's one thread is
+      :func:`_one_thread_chunk`'s one torch thread (also the fused kernel's), and BLAS is held to one
+      thread in each worker (:func:`_worker_start`). The server keeps the code it imported: after
+      editing creditsim's source in a long session, restart the process. A fork server already running
+      (started by the caller) is used as it is, preloads and all; a worker the nanny restarts
+      (``client.restart``, a worker that died) is spawned. Off Linux, or with a start method of your
+      own, the workers are started as dask starts them (:data:`_FORK_SERVER`).
+    - **The caller works meanwhile.** The fork server's imports take one core; :meth:`map` runs chunks
+      on the other, in this process, in task order, with one torch thread, while the cluster starts,
+      and the moment it is up every chunk not yet begun goes to it (the chunk in hand here finishes
+      beside the workers). Which process ran a chunk changes nothing: its draws are keyed by scenario.
+      :meth:`map` still returns only once the start has ended (and raises its error, if any).
     """
 
     name = "dask"
@@ -176,9 +183,11 @@ class DaskBackend:
     def __init__(self, client: Any | None = None, n_workers: int = 2, processes: bool = True,
                  warm_up: Callable[[], Any] | None = None, preload: Sequence[str] = ()):
         try:
+            import threadpoolctl  # noqa: F401  (the private cluster's workers: _worker_start)
             from dask.distributed import Client
         except ImportError:  # pragma: no cover - dask is a declared extra
-            raise ConfigError("backend='dask' needs dask.distributed: pip install 'creditsim[distributed]'") from None
+            raise ConfigError("backend='dask' needs dask.distributed and threadpoolctl: "
+                              "pip install 'creditsim[distributed]'") from None
         self._owned = client is None
         self._closed = False
         self._cluster: Any = None
@@ -186,12 +195,13 @@ class DaskBackend:
         self._starting: threading.Thread | None = None
         self._spawn_undo: tuple[dict[str, str | None], dict[str, Any]] | None = None  # (_undo_spawn_environ's)
         if client is None:
-            # The private cluster starts on a thread: spawning the worker processes and their imports take
-            # ~2 s, which the caller spends drawing the macro paths meanwhile (map waits for it).
+            # The private cluster starts on a thread: the workers' imports take ~3 s, which the caller spends
+            # drawing the macro paths and running the first chunks meanwhile (map).
             self.client = None
             # not a daemon: an interpreter that exits mid-start waits for it rather than killing the spawn.
-            # Starting from a thread while the caller works is safe with dask's default "spawn" start method
-            # (distributed.worker.multiprocessing-method); "fork" would copy the caller's threads' state.
+            # Starting from a thread while the caller works is safe with "spawn" and with the fork server
+            # (a process of its own, started by exec, whose children copy its single thread); "fork" would
+            # copy the caller's threads' state.
             self._starting = threading.Thread(target=self._start_cluster,
                                               args=(n_workers, processes, warm_up, tuple(preload)),
                                               name="creditsim-dask-start", daemon=False)
@@ -209,7 +219,8 @@ class DaskBackend:
         from dask.distributed import Client, LocalCluster
 
         method = dask.config.get("distributed.worker.multiprocessing-method")
-        if processes and _FORK_SERVER:
+        fork_server = processes and _FORK_SERVER and method == "spawn"  # dask's default; a choice of yours stays
+        if fork_server:
             method = "forkserver"
 
         # The nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536 by default, which makes glibc hand
@@ -225,14 +236,23 @@ class DaskBackend:
         # core) let the fused kernel run two threads per single-threaded worker (numba's OpenMP layer shares
         # libgomp with torch, so the count the engine reads could say 2), four threads on two cores, and a
         # chunk took 1.6x the CPU time of a plain one-thread process (2,000 scenarios: 5.0 s against 3.2 s).
-        # It takes effect where the worker imports numba after the nanny applied it (a __main__ that imports
-        # numba at the top is re-imported first); the guarantee is _one_thread_chunk's one torch thread,
-        # which is the fused kernel's thread count.
+        # It takes effect where the worker imports numba after the nanny applied it: not in a worker forked
+        # from a fork server that preloaded creditsim, nor where a __main__ that imports numba at the top is
+        # re-imported first. The guarantee is _one_thread_chunk's one torch thread, which is the fused
+        # kernel's thread count.
         worker_env = {**dask.config.get("distributed.nanny.environ", {}), "NUMBA_NUM_THREADS": "1"}
+        if fork_server:
+            # A forked worker has its server's environment, this process's as it was when the server started
+            # (perhaps a run ago), and never sees pre-spawn variables. So this process's variables as they are
+            # now, then the pre-spawn ones, go into the worker's environment right after the fork (before it
+            # unpickles any chunk code), and the nanny writes nothing into this process but its PYTHONHASHSEED.
+            now = {k: v for k, v in os.environ.items() if k not in spawn_env and k != "PYTHONHASHSEED"}
+            worker_env = {**now, **spawn_env, **worker_env}
+            spawn_env = {}
         before = {k: os.environ.get(k) for k in (*spawn_env, "PYTHONHASHSEED")}
         self._spawn_undo = (before, spawn_env)
         try:
-            if method == "forkserver":
+            if fork_server:
                 _start_fork_server(preload)
             with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env,
                                   "distributed.nanny.environ": worker_env,
@@ -240,7 +260,9 @@ class DaskBackend:
                 self._cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes,
                                              dashboard_address=None)
             self.client = Client(self._cluster)
-            if warm_up is not None:  # e.g. the chunk code's imports (none left where the fork server has them)
+            if processes:  # one BLAS thread (a forked worker loaded BLAS before the nanny could say so), warm-up
+                self.client.run(_worker_start, warm_up)
+            elif warm_up is not None:
                 self.client.run(warm_up)
         except BaseException as exc:  # re-raised by _ready on the caller's thread
             self._failure = exc
@@ -283,16 +305,17 @@ class DaskBackend:
             on_done: ProgressFn | None = None, collect: CollectFn | None = None) -> list[Any]:
         from dask.distributed import as_completed
 
+        if self._closed:
+            raise ConfigError("this dask backend is closed; make a new one (creditsim.risk.backends.make_backend)")
         results: list[Any] = [None] * len(tasks)
-        first = self._run_while_starting(fn, context, tasks, sizes, on_done, collect, results)
-        client = self._ready()
-        # hash=False: a key of its own per map; a content key is shared by two maps of an equal context, and the
-        # first map's release of it could cancel the second's chunks ("lost dependencies")
-        ctx = client.scatter(context, broadcast=True, hash=False)
-        name = getattr(fn, "__name__", "chunk")  # the tasks keep the chunk function's name (dashboards, logs)
-        futures = [client.submit(_one_thread_chunk, fn, ctx, tasks[i], key=f"{name}-{uuid.uuid4().hex}")
-                   for i in range(first, len(tasks))]
-        index = {f.key: first + k for k, f in enumerate(futures)}
+        if self._starting is not None:
+            # the chunks run here fill the context's caches while the cluster's copy is made on other threads:
+            # the cluster gets the context as it is now, pickled on this thread before any chunk runs
+            hand = _Handover(self, fn, _Snapshot(context), tasks)
+            self._run_while_starting(hand, fn, context, tasks, sizes, on_done, collect, results)
+            futures, index = hand.futures, hand.index
+        else:
+            futures, index = self._submit(self._ready(), fn, context, tasks, 0)
         try:
             for fut in as_completed(futures):
                 i = index[fut.key]
@@ -302,30 +325,52 @@ class DaskBackend:
                 if on_done is not None:
                     on_done(sizes[i])
         except BaseException:
-            client.cancel(futures)  # all of them: a finished or failed future's data would stay on the cluster
+            self.client.cancel(futures)  # all of them: a finished or failed future's data would stay on the cluster
             raise
         finally:
             self._undo_spawn_environ()  # a worker restarted meanwhile wrote the nanny's variables again
         return results
 
-    def _run_while_starting(self, fn: ChunkFn, context: Any, tasks: Sequence[Any], sizes: Sequence[int],
-                            on_done: ProgressFn | None, collect: CollectFn | None, results: list[Any]) -> int:
-        """While the private cluster starts, run the first chunks here, in task order, with one torch thread
-        (as a worker runs them); return how many ran. A chunk that fails raises here, as on a worker."""
-        starting = self._starting
-        if starting is None or self._closed:
-            return 0
+    def _submit(self, client: Any, fn: ChunkFn, context: Any, tasks: Sequence[Any],
+                first: int) -> tuple[list[Any], dict[str, int]]:
+        """Submit ``tasks[first:]`` to the cluster: their futures and each one's task index."""
+        if first >= len(tasks):
+            return [], {}
+        # hash=False: a key of its own per map; a content key is shared by two maps of an equal context, and the
+        # first map's release of it could cancel the second's chunks ("lost dependencies")
+        ctx = client.scatter(context, broadcast=True, hash=False)
+        name = getattr(fn, "__name__", "chunk")  # the tasks keep the chunk function's name (dashboards, logs)
+        futures = [client.submit(_one_thread_chunk, fn, ctx, tasks[i], key=f"{name}-{uuid.uuid4().hex}")
+                   for i in range(first, len(tasks))]
+        return futures, {f.key: first + k for k, f in enumerate(futures)}
+
+    def _run_while_starting(self, hand: "_Handover", fn: ChunkFn, context: Any, tasks: Sequence[Any],
+                            sizes: Sequence[int], on_done: ProgressFn | None, collect: CollectFn | None,
+                            results: list[Any]) -> None:
+        """While the private cluster starts, run chunks here, in task order, with one torch thread (as a
+        worker runs them); ``hand`` gives the cluster the chunks not yet begun the moment it is up. Returns
+        once the start has ended and the rest is submitted (the start's error raised here, as before);
+        a chunk that fails here is raised after the start has ended (the nanny's variables put back) and
+        anything submitted is cancelled."""
         from creditsim.threads import serial_torch
 
-        done = 0
-        with serial_torch():
-            while done < len(tasks) and starting.is_alive():
-                result = fn(context, tasks[done])
-                results[done] = result if collect is None else collect(done, result)
-                if on_done is not None:
-                    on_done(sizes[done])
-                done += 1
-        return done
+        try:
+            with serial_torch():
+                while (i := hand.claim()) is not None:
+                    result = fn(context, tasks[i])
+                    results[i] = result if collect is None else collect(i, result)
+                    if on_done is not None:
+                        on_done(sizes[i])
+        except BaseException:
+            hand.drop()
+            hand.finished.wait()
+            if hand.futures:
+                self.client.cancel(hand.futures)
+            raise
+        hand.finished.wait()
+        self._ready()  # the start's own error, if it failed
+        if hand.error is not None:
+            raise hand.error
 
     def close(self) -> None:
         """Shut the private cluster down on a thread (~0.6 s that the caller's results need not wait
@@ -356,14 +401,97 @@ class DaskBackend:
 _FORK_SERVER = sys.platform.startswith("linux") and "forkserver" in multiprocessing.get_all_start_methods()
 
 
+class _Snapshot:
+    """A chunk context pickled when made (with dask's own pickling: pickle, cloudpickle where pickle cannot),
+    unpickled once where the cluster stores it (``value``); :func:`_one_thread_chunk` hands ``value`` on."""
+
+    def __init__(self, context: Any):
+        from distributed.protocol import pickle as dask_pickle
+
+        self._blob = dask_pickle.dumps(context)
+        self.value = context
+
+    def __getstate__(self) -> bytes:
+        return self._blob
+
+    def __setstate__(self, blob: bytes) -> None:
+        from distributed.protocol import pickle as dask_pickle
+
+        self._blob = blob
+        self.value = dask_pickle.loads(blob)
+
+
+class _Handover:
+    """The chunks of one :meth:`DaskBackend.map` shared between the calling thread, which runs them in task
+    order while the private cluster starts (:meth:`claim`), and a thread that waits for the start and then
+    submits every chunk not yet claimed at once, so the workers need not wait for the caller's chunk in
+    hand. ``futures`` / ``index`` are the submitted ones (set before ``finished``); ``error`` a failure to
+    submit."""
+
+    def __init__(self, backend: DaskBackend, fn: ChunkFn, context: Any, tasks: Sequence[Any]):
+        self._lock = threading.Lock()
+        self._next = 0
+        self._n = len(tasks)
+        self._handed = False
+        self._dropped = False
+        self.futures: list[Any] = []
+        self.index: dict[str, int] = {}
+        self.error: BaseException | None = None
+        self.finished = threading.Event()
+        starting = backend._starting
+        assert starting is not None
+
+        def hand_over() -> None:
+            starting.join()
+            try:
+                with self._lock:
+                    self._handed, first = True, self._next
+                    submit = not self._dropped
+                if submit and backend._failure is None and not backend._closed:
+                    self.futures, self.index = backend._submit(backend.client, fn, context, tasks, first)
+            except BaseException as exc:  # raised on the calling thread
+                self.error = exc
+            finally:
+                self.finished.set()
+
+        threading.Thread(target=hand_over, name="creditsim-dask-handover", daemon=True).start()
+
+    def claim(self) -> int | None:
+        """The next chunk for the calling thread, or None once the cluster took the rest (or none is left)."""
+        with self._lock:
+            if self._handed or self._next >= self._n:
+                return None
+            self._next += 1
+            return self._next - 1
+
+    def drop(self) -> None:
+        """The map failed here: claim nothing more, and submit nothing (unless already submitted)."""
+        with self._lock:
+            self._n = self._next
+            self._dropped = True
+
+
 def _start_fork_server(preload: tuple[str, ...]) -> None:
     """Start this process's ``multiprocessing`` fork server, importing ``distributed`` and ``preload``,
     unless one is running (then it is used as it is). Called before the nanny writes its pre-spawn
     variables into ``os.environ``, so the server has this process's own environment."""
     from multiprocessing import forkserver
 
-    multiprocessing.get_context("forkserver").set_forkserver_preload(["distributed", *preload])
+    # Ctrl-C ignored while the server imports (a server killed mid-import broke the next start): _fork_server_begin
+    multiprocessing.get_context("forkserver").set_forkserver_preload(
+        ["creditsim.risk._fork_server_begin", "distributed", *preload, "creditsim.risk._fork_server_end"])
     forkserver.ensure_running()
+
+
+def _worker_start(warm_up: Callable[[], Any] | None) -> None:
+    """First thing a private cluster's worker process runs: one BLAS thread (a worker forked from the fork
+    server loaded OpenBLAS there, before the nanny's OPENBLAS_NUM_THREADS=1, and would run one per core
+    beside the other worker), then ``warm_up``."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+    if warm_up is not None:
+        warm_up()
 
 
 def _one_thread_chunk(fn: ChunkFn, context: Any, task: Any) -> Any:
@@ -372,6 +500,8 @@ def _one_thread_chunk(fn: ChunkFn, context: Any, task: Any) -> Any:
     the thread count the engine reads can otherwise exceed the worker's share of the cores."""
     from creditsim.threads import serial_torch
 
+    if isinstance(context, _Snapshot):
+        context = context.value
     with serial_torch():
         return fn(context, task)
 

@@ -42,10 +42,6 @@ def _where(context: object, task: int) -> tuple[int, int, int]:
     return task, os.getpid(), torch.get_num_threads()
 
 
-def _report_env(queue: object, name: str) -> None:
-    queue.put(os.environ.get(name))  # type: ignore[attr-defined]
-
-
 _THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                 "MALLOC_TRIM_THRESHOLD_", "PYTHONHASHSEED")
 
@@ -203,19 +199,12 @@ def test_the_caller_runs_the_first_chunks_while_the_private_cluster_starts():
     """map runs chunks in this process (one torch thread, task order) until the private cluster is up and
     gives the cluster the rest; the workers are forked from one fork server (they share a parent that is
     not this process), and a map on a running cluster runs nothing here."""
-    import multiprocessing
-
     import torch
 
-    import dask
-    import distributed  # noqa: F401  (its defaults in dask's config first: the set below must not replace them)
-
     before = torch.get_num_threads()
-    marker = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), "CREDITSIM_NANNY_MARKER": "nanny"}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": marker}):  # read by the start, on its thread
-        backend = DaskBackend(preload=("creditsim.risk.simulate",))
-        first = backend.map(_where, None, list(range(4)), [1] * 4)
+    backend = DaskBackend(preload=("creditsim.risk.simulate",))
     try:
+        first = backend.map(_where, None, list(range(4)), [1] * 4)
         assert [r[0] for r in first] == [0, 1, 2, 3]
         assert first[0][1] == os.getpid() and first[0][2] == 1, first  # the cluster was still starting
         assert torch.get_num_threads() == before
@@ -225,19 +214,132 @@ def test_the_caller_runs_the_first_chunks_while_the_private_cluster_starts():
         parents = set(backend.client.run(os.getppid).values())
         if _FORK_SERVER:
             assert len(parents) == 1 and os.getpid() not in parents, parents
-            # the fork server has this process's environment, not the nanny's pre-spawn variables (one BLAS
-            # thread, ...): other users of it (a forkserver Pool) do not inherit them
-            ctx = multiprocessing.get_context("forkserver")
-            queue = ctx.SimpleQueue()
-            child = ctx.Process(target=_report_env, args=(queue, "CREDITSIM_NANNY_MARKER"))
-            child.start()
-            child.join(timeout=60)
-            assert queue.get() is None
-        assert "CREDITSIM_NANNY_MARKER" not in os.environ
     finally:
         backend.close()
     for t in [t for t in threading.enumerate() if t.name == "creditsim-dask-close"]:
         t.join(timeout=60)
+
+
+def _timed(context: object, task: int) -> tuple[int, int, float, float]:
+    import time
+
+    t0 = time.time()
+    time.sleep(context)  # type: ignore[arg-type]
+    return task, os.getpid(), t0, time.time()
+
+
+def test_the_cluster_takes_the_rest_while_the_caller_finishes_its_chunk():
+    """Once the private cluster is up, the chunks not yet begun go to it at once: the workers do not wait
+    for the chunk the caller has in hand."""
+    backend = DaskBackend(warm_up=partial(import_module, "creditsim.threads"))  # torch: not at the first chunk
+    try:
+        out = backend.map(_timed, 0.8, list(range(8)), [1] * 8)
+    finally:
+        backend.close()
+    assert [r[0] for r in out] == list(range(8))
+    here = [r for r in out if r[1] == os.getpid()]
+    there = [r for r in out if r[1] != os.getpid()]
+    assert here and there, out
+    assert min(r[2] for r in there) < max(r[3] for r in here), out  # a worker began before the caller's last ended
+    for t in [t for t in threading.enumerate() if t.name == "creditsim-dask-close"]:
+        t.join(timeout=60)
+
+
+def _remember(context: dict, task: int) -> tuple[int, list[int]]:
+    import time
+
+    context["seen"].append(task)  # a cache the chunk fills, as the engine's contractual history
+    time.sleep(0.5)
+    return os.getpid(), list(context["seen"])
+
+
+def test_the_cluster_gets_the_context_as_it_was_before_the_callers_chunks():
+    """The caller's chunks fill the context's caches while the cluster's copy is made: the copy is taken
+    before they run (pickled on the calling thread), so the workers never see a half-filled one."""
+    context: dict = {"seen": []}
+    backend = DaskBackend(warm_up=partial(import_module, "creditsim.threads"))
+    try:
+        out = backend.map(_remember, context, list(range(8)), [1] * 8)
+    finally:
+        backend.close()
+    here = {seen[-1] for pid, seen in out if pid == os.getpid()}
+    assert here and len(here) < 8, out
+    assert sorted(context["seen"]) == sorted(here)
+    for pid, seen in out:
+        if pid != os.getpid():
+            assert not here & set(seen), (here, seen)  # the workers' copy holds none of the caller's tasks
+    for t in [t for t in threading.enumerate() if t.name == "creditsim-dask-close"]:
+        t.join(timeout=60)
+
+
+def _fail_here(context: int, task: int) -> int:
+    if os.getpid() == context:
+        raise ValueError(f"chunk {task} failed in the caller")
+    return task
+
+
+def test_a_chunk_that_fails_in_the_caller_is_raised_after_the_start_ends():
+    """A chunk the caller runs during the start raises as it would on a worker, once the start has ended:
+    the nanny's variables are out of this process again, and nothing is left on the cluster."""
+    env_before = {k: os.environ.get(k) for k in _THREAD_VARS}
+    backend = DaskBackend()
+    try:
+        with pytest.raises(ValueError, match="chunk 0 failed in the caller"):
+            backend.map(_fail_here, os.getpid(), list(range(6)), [1] * 6)
+        assert {k: os.environ.get(k) for k in _THREAD_VARS} == env_before
+        assert backend.client.status == "running"
+        assert backend.map(_square, 2, [1, 2], [1, 1]) == [2, 8]  # the cluster is still usable
+    finally:
+        backend.close()
+    for t in [t for t in threading.enumerate() if t.name == "creditsim-dask-close"]:
+        t.join(timeout=60)
+
+
+_FORK_SERVER_ENV_SCRIPT = """
+import multiprocessing, os, sys
+import dask, distributed
+from creditsim.risk.backends import DaskBackend
+
+def report(queue):
+    import signal
+    queue.put((os.environ.get("CREDITSIM_NANNY_MARKER"), signal.getsignal(signal.SIGINT) is signal.default_int_handler))
+
+def where(context, task):
+    return os.environ.get("CREDITSIM_CALLER_VAR")
+
+if __name__ == "__main__":
+    marker = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), "CREDITSIM_NANNY_MARKER": "nanny"}
+    out = []
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": marker}):
+        for value in ("first", "second"):  # the second cluster forks from the server the first one started
+            os.environ["CREDITSIM_CALLER_VAR"] = value
+            backend = DaskBackend(preload=("creditsim.risk.simulate",))
+            backend.map(where, None, [0], [1])
+            out.append(sorted(set(backend.client.run(lambda: os.environ.get("CREDITSIM_CALLER_VAR")).values())))
+            backend.close()
+    ctx = multiprocessing.get_context("forkserver")
+    queue = ctx.SimpleQueue()
+    child = ctx.Process(target=report, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    print(out, queue.get(), "CREDITSIM_NANNY_MARKER" in os.environ)
+"""
+
+
+@pytest.mark.skipif(not _FORK_SERVER, reason="the workers fork from a fork server on Linux only")
+def test_the_fork_server_has_this_processs_environment_and_the_workers_its_current_one(tmp_path):
+    """In a fresh process (this one's fork server may be up already): the server does not carry the nanny's
+    pre-spawn variables to other users of it, its children take Ctrl-C with Python's handler, and each
+    cluster's workers get this process's variables as they are when it starts, not as they were when the
+    server started."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "fork_server_env.py"
+    script.write_text(_FORK_SERVER_ENV_SCRIPT)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "[['first'], ['second']] (None, True) False", out.stdout
 
 
 def test_a_cluster_that_fails_to_start_raises_in_map(monkeypatch):

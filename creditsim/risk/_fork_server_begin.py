@@ -1,0 +1,13 @@
+"""Imported first by the fork server the dask backend starts (:func:`creditsim.risk.backends._start_fork_server`).
+
+A Ctrl-C in a terminal reaches the whole process group, the fork server included; CPython's server ignores
+SIGINT only once its preloads are imported (torch, numba and creditsim: ~3 s). One that dies mid-import is
+still taken for alive by ``forkserver.ensure_running`` while it exits, so a run retried at once after the
+Ctrl-C failed to start its workers (``EOFError`` in ``popen_forkserver``). The server ignores SIGINT from
+the start instead; :mod:`creditsim.risk._fork_server_end`, imported last, gives Python's handler back, so
+the processes forked from the server take Ctrl-C as spawned ones would.
+"""
+
+import signal
+
+signal.signal(signal.SIGINT, signal.SIG_IGN)
