@@ -163,10 +163,11 @@ class DaskBackend:
       2,000 loans took 5.2-6.1 s the second time against 8.4-9.2 s spawning. The server is started
       with this process's own environment, before the nanny writes its pre-spawn variables here, so
       other users of it (a forkserver ``Pool``) do not get them; the workers get those variables, and
-      this process's variables as they are when each cluster starts, right after the fork. What the
+      this process's variables as they are when each cluster starts, right after the fork (added or
+      overwritten: one deleted here since the server started stays in the workers). What the
       server had imported before they are set keeps its own count: a chunk's one thread is
       :func:`_one_thread_chunk`'s one torch thread (also the fused kernel's), and BLAS is held to one
-      thread in each worker (:func:`_worker_start`). The server keeps the code it imported: after
+      thread in each worker it starts (:func:`_worker_start`). The server keeps the code it imported: after
       editing creditsim's source in a long session, restart the process. A fork server already running
       (started by the caller) is used as it is, preloads and all; a worker the nanny restarts
       (``client.restart``, a worker that died) is spawned. Off Linux, or with a start method of your
@@ -183,12 +184,15 @@ class DaskBackend:
     def __init__(self, client: Any | None = None, n_workers: int = 2, processes: bool = True,
                  warm_up: Callable[[], Any] | None = None, preload: Sequence[str] = ()):
         try:
-            import threadpoolctl  # noqa: F401  (the private cluster's workers: _worker_start)
             from dask.distributed import Client
+
+            if client is None:
+                import threadpoolctl  # noqa: F401  (the private cluster's workers: _worker_start)
         except ImportError:  # pragma: no cover - dask is a declared extra
-            raise ConfigError("backend='dask' needs dask.distributed and threadpoolctl: "
+            raise ConfigError("backend='dask' needs dask.distributed (and threadpoolctl for a private cluster): "
                               "pip install 'creditsim[distributed]'") from None
         self._owned = client is None
+        self._processes = processes and client is None
         self._closed = False
         self._cluster: Any = None
         self._failure: BaseException | None = None
@@ -310,8 +314,9 @@ class DaskBackend:
         results: list[Any] = [None] * len(tasks)
         if self._starting is not None:
             # the chunks run here fill the context's caches while the cluster's copy is made on other threads:
-            # the cluster gets the context as it is now, pickled on this thread before any chunk runs
-            hand = _Handover(self, fn, _Snapshot(context), tasks)
+            # worker processes get the context as it is now, pickled on this thread before any chunk runs
+            # (thread workers share the live object, as LocalBackend's threads do)
+            hand = _Handover(self, fn, _Snapshot(context) if self._processes else context, tasks)
             self._run_while_starting(hand, fn, context, tasks, sizes, on_done, collect, results)
             futures, index = hand.futures, hand.index
         else:
@@ -364,6 +369,7 @@ class DaskBackend:
         except BaseException:
             hand.drop()
             hand.finished.wait()
+            self._starting = None  # (ended: the hand-over thread joined it) a next map runs nothing here
             if hand.futures:
                 self.client.cancel(hand.futures)
             raise
@@ -477,9 +483,9 @@ def _start_fork_server(preload: tuple[str, ...]) -> None:
     variables into ``os.environ``, so the server has this process's own environment."""
     from multiprocessing import forkserver
 
-    # Ctrl-C ignored while the server imports (a server killed mid-import broke the next start): _fork_server_begin
+    # Ctrl-C ignored while the server imports (a server killed mid-import broke the next start): fork_server_begin
     multiprocessing.get_context("forkserver").set_forkserver_preload(
-        ["creditsim.risk._fork_server_begin", "distributed", *preload, "creditsim.risk._fork_server_end"])
+        ["creditsim.risk.fork_server_begin", "distributed", *preload, "creditsim.risk.fork_server_end"])
     forkserver.ensure_running()
 
 
