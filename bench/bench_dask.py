@@ -48,7 +48,10 @@ chunks while the workers start: 94.6 / 51.7 s (1.83x) and 84.8 / 50.1 s (1.69x),
 time the workers are up (3.1-3.9 s). A second dask run in the same process finds the fork server up: its
 workers are ready ~0.5 s after the call, and 6,000 scenarios took 5.1-6.1 s against 8.4-9.2 s spawning anew.
 Worker processes also beat chunks on two Python threads (50-52 s against 56-62 s): the threads contend for
-the GIL between their kernels. All bit-identical.
+the GIL between their kernels. All bit-identical. After the review mends (a hand-over thread submits the
+chunks not yet begun the moment the cluster is up; the context pickled before the caller's chunks run): 90.5 /
+49.3 s (1.84x), local on two threads 55.5 s; one run in a noisy period read 93.5 / 66.4 s (1.41x), with local on
+two threads as slow (66.5 s).
 """
 
 from __future__ import annotations
