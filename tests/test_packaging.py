@@ -20,9 +20,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "creditsim"
-#: imported only on optional paths: dask (``pip install creditsim[distributed]``) and the harness's
-#: logit / gradient-boosting baselines (``pip install creditsim[eval]``, a one-line error without it)
-OPTIONAL = {"distributed": {"dask", "distributed"}, "eval": {"sklearn"}}
+#: imported only on optional paths: dask and the private cluster's threadpoolctl (``pip install
+#: creditsim[distributed]``) and the harness's logit / gradient-boosting baselines (``pip install
+#: creditsim[eval]``, a one-line error without it)
+OPTIONAL = {"distributed": {"dask", "distributed", "threadpoolctl"}, "eval": {"sklearn"}}
 
 
 def _third_party_imports() -> dict[str, set[str]]:
