@@ -471,9 +471,8 @@ class _Handover:
             return self._next - 1
 
     def drop(self) -> None:
-        """The map failed here: claim nothing more, and submit nothing (unless already submitted)."""
+        """The map failed here (its claiming loop has ended): submit nothing, unless already submitted."""
         with self._lock:
-            self._n = self._next
             self._dropped = True
 
 
